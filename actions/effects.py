@@ -1,0 +1,63 @@
+"""Row changes a transition makes inside its own transaction."""
+
+from __future__ import annotations
+
+from congvan.states import dispatch as d
+from congvan.states.errors import InvalidInput
+from congvan.storage.documents import EDITABLE
+from congvan.storage.ids import new_id
+
+from .context import TransitionContext
+
+
+def apply_edit(ctx: TransitionContext) -> None:
+    """Write the changed fields and recipients of a draft; the audit records what changed."""
+    fields = {k: v for k, v in ctx.data.get("fields", {}).items() if k in EDITABLE}
+    before = ctx.uow.documents.get(ctx.document.id) or {}
+    changed = {k: v for k, v in fields.items() if before.get(k) != v}
+    ctx.uow.documents.set_fields(ctx.document.id, changed)
+    recipients = ctx.data.get("recipients")
+    if recipients is not None:
+        ctx.uow.documents.set_recipients(ctx.document.id, recipients)
+        ctx.audit["recipients"] = [r["organ_id"] for r in recipients]
+    if not changed and recipients is None:
+        raise InvalidInput("The edit changes nothing.")
+    ctx.audit["changed"] = sorted(changed)
+
+
+def create_dispatches(ctx: TransitionContext) -> None:
+    """One pending dispatch per recipient."""
+    recipients = ctx.uow.documents.recipients(ctx.document.id)
+    if not recipients:
+        raise InvalidInput("The document has no recipients to send to.")
+    rows = [
+        {
+            "id": new_id(),
+            "document_id": ctx.document.id,
+            "organ_id": r["organ_id"],
+            "state": d.PENDING,
+            "attempts": 0,
+            "last_error": "",
+            "updated_at": ctx.now,
+        }
+        for r in recipients
+    ]
+    ctx.uow.dispatches.create(rows)
+    ctx.audit["dispatches"] = {r["organ_id"]: r["id"] for r in rows}
+
+
+def reset_failed_dispatches(ctx: TransitionContext) -> None:
+    """Failed and refused dispatches start again from pending, with fresh attempts."""
+    again = []
+    for row in ctx.uow.dispatches.for_document(ctx.document.id):
+        if row["state"] in d.GIVEN_UP:
+            ctx.uow.dispatches.set_state(row["id"], state=d.PENDING, at=ctx.now, attempts=0)
+            again.append(row["organ_id"])
+    ctx.audit["resent_to"] = again
+
+
+EFFECTS = {
+    "apply_edit": apply_edit,
+    "create_dispatches": create_dispatches,
+    "reset_failed_dispatches": reset_failed_dispatches,
+}

@@ -1,0 +1,37 @@
+"""Guards that read the database: each answers (holds, reason)."""
+
+from __future__ import annotations
+
+from congvan.states.machine import derive_document_state
+
+from .context import TransitionContext
+
+
+def _derived(ctx: TransitionContext) -> str:
+    return derive_document_state(ctx.uow.dispatches.states(ctx.document.id))
+
+
+def all_delivered(ctx: TransitionContext) -> tuple[bool, str]:
+    return _derived(ctx) == "delivered", "not every recipient has the document yet"
+
+
+def all_acknowledged(ctx: TransitionContext) -> tuple[bool, str]:
+    return _derived(ctx) == "acknowledged", "not every recipient acknowledged it yet"
+
+
+def any_failed(ctx: TransitionContext) -> tuple[bool, str]:
+    return _derived(ctx) == "failed", "no recipient has failed for good"
+
+
+def attempts_left(ctx: TransitionContext) -> tuple[bool, str]:
+    dispatch = ctx.data.get("dispatch") or {}
+    limit = int(ctx.data.get("max_attempts", 0))
+    return int(dispatch.get("attempts", 0)) < limit, "no attempts left"
+
+
+GUARDS = {
+    "all_delivered": all_delivered,
+    "all_acknowledged": all_acknowledged,
+    "any_failed": any_failed,
+    "attempts_left": attempts_left,
+}

@@ -1,0 +1,42 @@
+"""The dispatch machine: one per recipient, pending → sending → delivered → acknowledged."""
+
+from __future__ import annotations
+
+from .spec import MachineSpec, edge
+
+PENDING = "pending"
+SENDING = "sending"
+DELIVERED = "delivered"
+ACKNOWLEDGED = "acknowledged"
+REJECTED = "rejected"
+FAILED = "failed"
+
+DISPATCH = MachineSpec(
+    name="dispatch",
+    states=(PENDING, SENDING, DELIVERED, ACKNOWLEDGED, REJECTED, FAILED),
+    initial=PENDING,
+    finals=(ACKNOWLEDGED,),
+    transitions=(
+        edge("start", PENDING, SENDING),
+        # An attempt failed and attempts remain: wait (a database timer) and try again.
+        edge("retry", SENDING, PENDING, conditions=("attempts_left",)),
+        edge("fail", SENDING, FAILED),
+        # Status codes from the recipient (QCVN 102): 01 arrived, 03 registered, 02 refused.
+        edge("deliver", SENDING, DELIVERED),
+        edge("acknowledge", (SENDING, DELIVERED), ACKNOWLEDGED),
+        edge("refuse", (SENDING, DELIVERED), REJECTED),
+        edge("resend", (FAILED, REJECTED), PENDING),
+    ),
+    descriptions={
+        PENDING: "waiting for its next attempt",
+        SENDING: "an attempt is under way; outcome not yet known",
+        DELIVERED: "in the recipient's system (status 01)",
+        ACKNOWLEDGED: "registered by the recipient (status 03)",
+        REJECTED: "refused by the recipient (status 02)",
+        FAILED: "no attempts left",
+    },
+)
+
+# Dispatch states that count as "failed for good" for the document.
+GIVEN_UP = frozenset({FAILED, REJECTED})
+ARRIVED = frozenset({DELIVERED, ACKNOWLEDGED})

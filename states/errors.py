@@ -1,0 +1,172 @@
+"""The error tree every layer raises and the API renders as ``{"code", "message", "details"}``.
+
+    CongvanError
+     ├── InvalidInput (422)              invalid_input
+     │    ├── FieldTooLong (422)          field_too_long
+     │    ├── TooManyAttachments (422)    too_many_attachments
+     │    └── IdempotencyKeyReused (422)  idempotency_key_reused
+     ├── PayloadTooLarge (413)           payload_too_large
+     │    └── AttachmentTooLarge (413)    attachment_too_large
+     ├── Unauthenticated (401)           unauthenticated
+     ├── Forbidden (403)                 forbidden
+     ├── NotFound (404)                  not_found
+     ├── Conflict (409)                  conflict
+     │    ├── TransitionNotAllowed (409)  invalid_transition
+     │    ├── GuardFailed (409)           guard_failed
+     │    ├── VersionConflict (409)       version_conflict
+     │    └── AlreadyExists (409)         already_exists
+     ├── ActionUnavailable (501)         action_unavailable
+     └── DatabaseNotReady (503)          database_not_migrated
+
+Codes are part of the public contract: they never change once released.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+
+class CongvanError(Exception):
+    """Something went wrong in congvan."""
+
+    code: ClassVar[str] = "error"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.message = message or (self.__doc__ or self.code).strip()
+        self.details: dict[str, Any] = details
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class InvalidInput(CongvanError):
+    """The input is not valid."""
+
+    code = "invalid_input"
+    http_status = 422
+
+
+class FieldTooLong(InvalidInput):
+    """A text field is longer than allowed."""
+
+    code = "field_too_long"
+
+
+class TooManyAttachments(InvalidInput):
+    """The document has more attachments than allowed."""
+
+    code = "too_many_attachments"
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """This Idempotency-Key was already used for a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class PayloadTooLarge(CongvanError):
+    """The request body is larger than allowed."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class AttachmentTooLarge(PayloadTooLarge):
+    """An attachment is larger than allowed."""
+
+    code = "attachment_too_large"
+
+
+class Unauthenticated(CongvanError):
+    """A valid API token is required."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class Forbidden(CongvanError):
+    """Your role does not allow this."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class NotFound(CongvanError):
+    """No such resource."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(CongvanError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class TransitionNotAllowed(Conflict):
+    """This event is not allowed in the current state."""
+
+    code = "invalid_transition"
+
+    def __init__(self, event: str, state: str, allowed: Sequence[str]) -> None:
+        super().__init__(
+            f"Event {event!r} is not allowed in state {state!r}.",
+            event=event,
+            state=state,
+            allowed=sorted(allowed),
+        )
+
+
+class GuardFailed(Conflict):
+    """The event is known here, but its conditions are not met."""
+
+    code = "guard_failed"
+
+    def __init__(
+        self, event: str, state: str, failed: Sequence[str], reasons: Mapping[str, str]
+    ) -> None:
+        super().__init__(
+            f"Event {event!r} in state {state!r} needs: {', '.join(failed)}.",
+            event=event,
+            state=state,
+            failed=list(failed),
+            reasons=dict(reasons),
+        )
+
+
+class VersionConflict(Conflict):
+    """Somebody changed the document first; reload it and try again."""
+
+    code = "version_conflict"
+
+    def __init__(self, expected: int, current: int) -> None:
+        super().__init__(
+            f"Expected version {expected} but the document is at version {current}.",
+            expected_version=expected,
+            current_version=current,
+        )
+
+
+class AlreadyExists(Conflict):
+    """A resource with this identity already exists."""
+
+    code = "already_exists"
+
+
+class ActionUnavailable(CongvanError):
+    """This transition needs a capability this installation does not provide yet."""
+
+    code = "action_unavailable"
+    http_status = 501
+
+
+class DatabaseNotReady(CongvanError):
+    """The database schema is missing or old: run `congvan migrate`."""
+
+    code = "database_not_migrated"
+    http_status = 503

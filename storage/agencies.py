@@ -1,0 +1,110 @@
+"""SQL for agencies, their users, and API tokens (kept only as SHA-256 hashes)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from .tables import Agency, ApiToken, User
+
+_agencies = Agency.__table__  # type: ignore[attr-defined]
+_users = User.__table__  # type: ignore[attr-defined]
+_tokens = ApiToken.__table__  # type: ignore[attr-defined]
+
+
+def hash_token(token: str) -> str:
+    # Tokens carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user of one agency with some roles."""
+
+    user_id: str
+    username: str
+    agency_id: str
+    roles: frozenset[str]
+    full_name: str = ""
+    position: str = ""
+
+    @property
+    def actor(self) -> str:
+        return f"{self.username}@{self.agency_id}"
+
+
+class AgencyRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add_agency(self, row: dict[str, Any]) -> None:
+        self.conn.execute(insert(_agencies), [row])
+
+    def agency(self, agency_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(select(_agencies).where(_agencies.c.id == agency_id)).first()
+        return dict(row._mapping) if row else None
+
+    def agencies(self) -> list[dict[str, Any]]:
+        return [
+            dict(r._mapping) for r in self.conn.execute(select(_agencies).order_by(_agencies.c.id))
+        ]
+
+    def add_user(self, row: dict[str, Any]) -> None:
+        self.conn.execute(insert(_users), [row])
+
+    def user(self, agency_id: str, username: str) -> dict[str, Any] | None:
+        c = _users.c
+        row = self.conn.execute(
+            select(_users).where(c.agency_id == agency_id, c.username == username)
+        ).first()
+        return dict(row._mapping) if row else None
+
+    def add_token(self, row: dict[str, Any]) -> None:
+        self.conn.execute(insert(_tokens), [row])
+
+    def principal_for_token(self, token: str, now: datetime) -> Principal | None:
+        t, u = _tokens.c, _users.c
+        row = self.conn.execute(
+            select(
+                u.id,
+                u.username,
+                u.agency_id,
+                u.roles,
+                u.full_name,
+                u.position,
+                t.expires_at,
+                t.revoked_at,
+            )
+            .join(_users, u.id == t.user_id)
+            .where(t.token_hash == hash_token(token))
+        ).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        if row.expires_at is not None:
+            expires = (
+                row.expires_at
+                if row.expires_at.tzinfo
+                else row.expires_at.replace(tzinfo=now.tzinfo)
+            )
+            if expires <= now:
+                return None
+        return Principal(
+            user_id=row.id,
+            username=row.username,
+            agency_id=row.agency_id,
+            roles=frozenset(r for r in row.roles.split(",") if r),
+            full_name=row.full_name,
+            position=row.position,
+        )
+
+    def revoke_token(self, prefix: str, at: datetime) -> int:
+        result = self.conn.execute(
+            update(_tokens)
+            .where(_tokens.c.prefix == prefix, _tokens.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        return int(result.rowcount)

@@ -1,0 +1,216 @@
+"""The append-only, per-document hash chain of audit entries, and its verification."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from .clock import as_utc
+from .tables import AuditEntry, Document
+
+GENESIS = "0" * 64
+_audit = AuditEntry.__table__  # type: ignore[attr-defined]
+_documents = Document.__table__  # type: ignore[attr-defined]
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def timestamp(at: datetime) -> str:
+    return as_utc(at).isoformat(timespec="microseconds")
+
+
+def entry_hash(
+    *,
+    prev_hash: str,
+    document_id: str,
+    version: int,
+    actor: str,
+    event: str,
+    from_state: str,
+    to_state: str,
+    at: datetime,
+    payload_digest: str,
+) -> str:
+    """The hash of one entry: it covers the previous hash, so entries cannot move."""
+    material = canonical_json(
+        [
+            prev_hash,
+            document_id,
+            version,
+            actor,
+            event,
+            from_state,
+            to_state,
+            timestamp(at),
+            payload_digest,
+        ]
+    )
+    return digest(material)
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An audit entry about to be appended, with its computed hash."""
+
+    document_id: str
+    version: int
+    actor: str
+    event: str
+    from_state: str
+    to_state: str
+    at: datetime
+    payload: str
+    payload_digest: str
+    prev_hash: str
+    hash: str
+
+
+def make_entry(
+    *,
+    prev_hash: str,
+    document_id: str,
+    version: int,
+    actor: str,
+    event: str,
+    from_state: str,
+    to_state: str,
+    at: datetime,
+    payload: Mapping[str, Any],
+) -> NewEntry:
+    text = canonical_json(payload)
+    pdigest = digest(text)
+    return NewEntry(
+        document_id=document_id,
+        version=version,
+        actor=actor,
+        event=event,
+        from_state=from_state,
+        to_state=to_state,
+        at=at,
+        payload=text,
+        payload_digest=pdigest,
+        prev_hash=prev_hash,
+        hash=entry_hash(
+            prev_hash=prev_hash,
+            document_id=document_id,
+            version=version,
+            actor=actor,
+            event=event,
+            from_state=from_state,
+            to_state=to_state,
+            at=at,
+            payload_digest=pdigest,
+        ),
+    )
+
+
+class AuditRepository:
+    """Appends entries and reads chains; it has no update or delete."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def append(self, entries: list[NewEntry]) -> None:
+        if entries:
+            self.conn.execute(insert(_audit), [e.__dict__ for e in entries])
+
+    def history(self, document_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(_audit).where(_audit.c.document_id == document_id).order_by(_audit.c.version)
+        ).mappings()
+        return [
+            {
+                "version": r["version"],
+                "event": r["event"],
+                "actor": r["actor"],
+                "from_state": r["from_state"],
+                "to_state": r["to_state"],
+                "at": timestamp(r["at"]),
+                "payload": json.loads(r["payload"]),
+                "hash": r["hash"],
+            }
+            for r in rows
+        ]
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    """The first point at which a document's chain stops verifying."""
+
+    document_id: str
+    version: int | None
+    entry_id: int | None
+    problem: str  # altered | removed | reordered | truncated | missing
+    detail: str
+
+
+def verify_document(conn: Connection, document_id: str, head: str) -> ChainProblem | None:
+    """Check one document's chain against its stored head; ``None`` when it verifies."""
+    rows = list(
+        conn.execute(
+            select(_audit).where(_audit.c.document_id == document_id).order_by(_audit.c.version)
+        ).mappings()
+    )
+    if not rows:
+        return ChainProblem(document_id, None, None, "missing", "the document has no audit entries")
+    hashes = {r["hash"] for r in rows}
+    prev = GENESIS
+    for expected_version, row in enumerate(rows, start=1):
+        where = (document_id, row["version"], row["id"])
+        if digest(row["payload"]) != row["payload_digest"]:
+            return ChainProblem(*where, "altered", "payload does not match its digest")
+        recomputed = entry_hash(
+            prev_hash=row["prev_hash"],
+            document_id=row["document_id"],
+            version=row["version"],
+            actor=row["actor"],
+            event=row["event"],
+            from_state=row["from_state"],
+            to_state=row["to_state"],
+            at=row["at"],
+            payload_digest=row["payload_digest"],
+        )
+        if recomputed != row["hash"]:
+            return ChainProblem(*where, "altered", "entry does not match its hash")
+        if row["prev_hash"] != prev:
+            if row["prev_hash"] in hashes:
+                return ChainProblem(*where, "reordered", "entry follows a different entry")
+            return ChainProblem(*where, "removed", "the entry before this one is missing")
+        if row["version"] != expected_version:
+            return ChainProblem(*where, "reordered", f"expected version {expected_version}")
+        prev = row["hash"]
+    if prev != head:
+        if head in hashes:
+            return ChainProblem(document_id, None, None, "truncated", "entries after the head")
+        return ChainProblem(document_id, None, None, "truncated", "latest entries are missing")
+    return None
+
+
+def verify_chains(
+    conn: Connection, document_id: str | None = None, batch: int = 500
+) -> Iterator[tuple[str, ChainProblem | None]]:
+    """Verify every document's chain (or one), yielding ``(document_id, problem)``."""
+    query = select(_documents.c.id, _documents.c.audit_head).order_by(_documents.c.id)
+    if document_id is not None:
+        query = query.where(_documents.c.id == document_id)
+    last = ""
+    while True:
+        page = conn.execute(query.where(_documents.c.id > last).limit(batch)).all()
+        if not page:
+            return
+        for doc_id, head in page:
+            yield doc_id, verify_document(conn, doc_id, head)
+        last = page[-1][0]

@@ -1,0 +1,208 @@
+"""SQL for documents, their recipients, attachments and file content."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from .tables import Attachment, Blob, Document, Recipient
+
+_documents = Document.__table__  # type: ignore[attr-defined]
+_recipients = Recipient.__table__  # type: ignore[attr-defined]
+_attachments = Attachment.__table__  # type: ignore[attr-defined]
+_blobs = Blob.__table__  # type: ignore[attr-defined]
+
+# Columns a client may set on a draft.
+EDITABLE = (
+    "number",
+    "symbol",
+    "doc_type",
+    "subject",
+    "place",
+    "issued_on",
+    "content",
+    "signer_name",
+    "signer_position",
+    "signer_competence",
+    "urgency",
+    "secrecy",
+    "due_date",
+)
+
+
+@dataclass(frozen=True)
+class DocumentHead:
+    """What a transition needs of a document: who owns it, where it is, its version."""
+
+    id: str
+    agency_id: str
+    state: str
+    version: int
+    audit_head: str
+    urgency: int
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    padded = cursor + "=" * (-len(cursor) % 4)
+    return base64.urlsafe_b64decode(padded.encode()).decode()
+
+
+class DocumentRepository:
+    """Documents, recipients and attachments; file bytes live in ``blobs`` once."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def head(self, document_id: str, *, for_update: bool = False) -> DocumentHead | None:
+        c = _documents.c
+        query = select(c.id, c.agency_id, c.state, c.version, c.audit_head, c.urgency).where(
+            c.id == document_id
+        )
+        if for_update:
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        return DocumentHead(*row) if row else None
+
+    def current_version(self, document_id: str) -> int | None:
+        c = _documents.c
+        return self.conn.execute(select(c.version).where(c.id == document_id)).scalar()
+
+    def advance(
+        self,
+        document_id: str,
+        *,
+        expected_version: int,
+        state: str,
+        new_version: int,
+        audit_head: str,
+        at: datetime,
+    ) -> bool:
+        """Move the document on, only if nobody moved it since ``expected_version``."""
+        c = _documents.c
+        result = self.conn.execute(
+            update(_documents)
+            .where(c.id == document_id, c.version == expected_version)
+            .values(state=state, version=new_version, audit_head=audit_head, updated_at=at)
+        )
+        return result.rowcount == 1
+
+    def set_fields(self, document_id: str, fields: Mapping[str, Any]) -> None:
+        unknown = set(fields) - set(EDITABLE)
+        if unknown:
+            raise ValueError(f"not editable: {sorted(unknown)}")
+        if fields:
+            self.conn.execute(
+                update(_documents).where(_documents.c.id == document_id).values(**fields)
+            )
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        self.conn.execute(insert(_documents), [dict(row)])
+
+    def get(self, document_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(select(_documents).where(_documents.c.id == document_id)).first()
+        return dict(row._mapping) if row else None
+
+    def list(
+        self,
+        agency_id: str,
+        *,
+        states: Sequence[str] = (),
+        urgency: int | None = None,
+        doc_type: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page:
+        """Newest first, ``limit`` at a time; the cursor is the last id seen."""
+        c = _documents.c
+        query = select(_documents).where(c.agency_id == agency_id)
+        if states:
+            query = query.where(c.state.in_(list(states)))
+        if urgency is not None:
+            query = query.where(c.urgency == urgency)
+        if doc_type:
+            query = query.where(c.doc_type == doc_type)
+        if created_after:
+            query = query.where(c.created_at >= created_after)
+        if created_before:
+            query = query.where(c.created_at < created_before)
+        if cursor:
+            query = query.where(c.id < decode_cursor(cursor))
+        rows = self.conn.execute(query.order_by(c.id.desc()).limit(limit + 1)).all()
+        items = [dict(r._mapping) for r in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items, encode_cursor(items[-1]["id"]) if more and items else None)
+
+    # recipients -------------------------------------------------------------------------
+
+    def set_recipients(self, document_id: str, recipients: Sequence[Mapping[str, str]]) -> None:
+        self.conn.execute(delete(_recipients).where(_recipients.c.document_id == document_id))
+        if recipients:
+            self.conn.execute(
+                insert(_recipients),
+                [
+                    {
+                        "document_id": document_id,
+                        "organ_id": r["organ_id"],
+                        "name": r.get("name", ""),
+                        "position": i,
+                    }
+                    for i, r in enumerate(recipients)
+                ],
+            )
+
+    def recipients(self, document_id: str) -> list[dict[str, Any]]:
+        c = _recipients.c
+        rows = self.conn.execute(
+            select(c.organ_id, c.name).where(c.document_id == document_id).order_by(c.position)
+        )
+        return [dict(r._mapping) for r in rows]
+
+    # attachments ------------------------------------------------------------------------
+
+    def put_blob(self, sha256: str, data: bytes) -> None:
+        """Store bytes under their digest unless they are there already."""
+        exists = self.conn.execute(select(_blobs.c.sha256).where(_blobs.c.sha256 == sha256))
+        if exists.first() is None:
+            self.conn.execute(insert(_blobs), [{"sha256": sha256, "size": len(data), "data": data}])
+
+    def blob(self, sha256: str) -> bytes | None:
+        return self.conn.execute(select(_blobs.c.data).where(_blobs.c.sha256 == sha256)).scalar()
+
+    def add_attachments(self, document_id: str, files: Sequence[Mapping[str, Any]]) -> None:
+        if files:
+            self.conn.execute(
+                insert(_attachments),
+                [{"document_id": document_id, "position": i, **f} for i, f in enumerate(files)],
+            )
+
+    def attachments(self, document_id: str) -> list[dict[str, Any]]:
+        c = _attachments.c
+        rows = self.conn.execute(
+            select(c.id, c.sha256, c.filename, c.media_type, c.size, c.role)
+            .where(c.document_id == document_id)
+            .order_by(c.position)
+        )
+        return [dict(r._mapping) for r in rows]
+
+    def count(self, agency_id: str | None = None) -> int:
+        query = select(func.count()).select_from(_documents)
+        if agency_id:
+            query = query.where(_documents.c.agency_id == agency_id)
+        return int(self.conn.execute(query).scalar_one())

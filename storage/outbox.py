@@ -1,0 +1,121 @@
+"""SQL for the outbox: jobs written with a transition, relayed after it commits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from .tables import OutboxJob
+
+_outbox = OutboxJob.__table__  # type: ignore[attr-defined]
+
+PENDING = "pending"
+ENQUEUED = "enqueued"
+DONE = "done"
+FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    action: str
+    document_id: str | None
+    queue: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+
+
+def _job(row: Any) -> Job:
+    return Job(
+        id=row.id,
+        action=row.action,
+        document_id=row.document_id,
+        queue=row.queue,
+        payload=json.loads(row.payload),
+        status=row.status,
+        attempts=row.attempts,
+    )
+
+
+class OutboxRepository:
+    def __init__(self, conn: Connection, *, skip_locked: bool) -> None:
+        self.conn = conn
+        self.skip_locked = skip_locked
+
+    def add(self, jobs: Sequence[dict[str, Any]]) -> None:
+        if jobs:
+            self.conn.execute(
+                insert(_outbox),
+                [{**j, "payload": json.dumps(j.get("payload", {}), sort_keys=True)} for j in jobs],
+            )
+
+    def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
+        query = select(_outbox).where(_outbox.c.id == job_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        return _job(row) if row else None
+
+    def claim_pending(self, limit: int) -> list[Job]:
+        """Pending jobs, oldest first; on PostgreSQL rows another relay holds are skipped."""
+        query = (
+            select(_outbox)
+            .where(_outbox.c.status == PENDING)
+            .order_by(_outbox.c.created_at)
+            .limit(limit)
+        )
+        if self.skip_locked:
+            query = query.with_for_update(skip_locked=True)
+        return [_job(r) for r in self.conn.execute(query)]
+
+    def mark(self, job_ids: Sequence[str], status: str, at: datetime) -> None:
+        column = {ENQUEUED: "enqueued_at", DONE: "done_at"}.get(status)
+        values: dict[str, Any] = {"status": status}
+        if column:
+            values[column] = at
+        self.conn.execute(update(_outbox).where(_outbox.c.id.in_(list(job_ids))).values(values))
+
+    def finish(self, job_id: str, at: datetime) -> bool:
+        """Mark done unless it already is; ``False`` means somebody else finished it."""
+        result = self.conn.execute(
+            update(_outbox)
+            .where(_outbox.c.id == job_id, _outbox.c.status != DONE)
+            .values(status=DONE, done_at=at)
+        )
+        return result.rowcount == 1
+
+    def record_failure(self, job_id: str, error: str) -> int:
+        """Count a failed attempt; returns the attempts so far."""
+        self.conn.execute(
+            update(_outbox)
+            .where(_outbox.c.id == job_id)
+            .values(attempts=_outbox.c.attempts + 1, last_error=error[:4000])
+        )
+        return int(
+            self.conn.execute(select(_outbox.c.attempts).where(_outbox.c.id == job_id)).scalar_one()
+        )
+
+    def requeue(self, job_id: str) -> None:
+        self.conn.execute(
+            update(_outbox)
+            .where(_outbox.c.id == job_id, _outbox.c.status != DONE)
+            .values(status=PENDING)
+        )
+
+    def for_document(self, document_id: str) -> list[Job]:
+        rows = self.conn.execute(
+            select(_outbox)
+            .where(_outbox.c.document_id == document_id)
+            .order_by(_outbox.c.created_at)
+        )
+        return [_job(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        rows = self.conn.execute(select(_outbox.c.status, func.count()).group_by(_outbox.c.status))
+        return {status: int(n) for status, n in rows}

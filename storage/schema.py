@@ -1,0 +1,52 @@
+"""Alembic migrations, applied by ``congvan migrate``; the app refuses an old schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from congvan.states.errors import DatabaseNotReady
+from sqlalchemy import Engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def head_revision(engine: Engine) -> str:
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine, revision: str = "head") -> str | None:
+    """Apply migrations up to ``revision``; returns the revision now in force."""
+    command.upgrade(alembic_config(engine), revision)
+    return current_revision(engine)
+
+
+def ensure_migrated(engine: Engine) -> None:
+    """Raise :class:`DatabaseNotReady` unless the schema is at the latest revision."""
+    current = current_revision(engine)
+    head = head_revision(engine)
+    if current != head:
+        url = engine.url.render_as_string(hide_password=True)
+        raise DatabaseNotReady(
+            f"The database {url} is at revision {current or 'none'}, not {head}: "
+            "run `congvan migrate` first.",
+            current=current,
+            head=head,
+        )

@@ -1,0 +1,206 @@
+"""The SQLModel tables: the single source of truth for every document and job."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _ts(**kwargs: object) -> Column[datetime]:
+    return Column(DateTime(timezone=True), **kwargs)  # type: ignore[arg-type]
+
+
+class Agency(SQLModel, table=True):
+    """A state agency, named by its electronic identifier (mã định danh)."""
+
+    __tablename__ = "agencies"
+
+    id: str = Field(primary_key=True, max_length=35)
+    name: str = Field(max_length=300)
+    abbreviation: str = Field(max_length=30)
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class User(SQLModel, table=True):
+    """A person or back-office system acting for one agency."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("agency_id", "username"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    agency_id: str = Field(foreign_key="agencies.id", index=True, max_length=35)
+    username: str = Field(max_length=100)
+    full_name: str = Field(default="", max_length=200)
+    position: str = Field(default="", max_length=200)
+    roles: str = Field(max_length=200)  # comma-separated, from states.policy.ROLES
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: str = Field(primary_key=True, max_length=36)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=36)
+    token_hash: str = Field(unique=True, max_length=64)
+    prefix: str = Field(max_length=16)
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+    expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class Document(SQLModel, table=True):
+    """An outgoing official document and where it stands in its lifecycle."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        Index("ix_documents_agency_state", "agency_id", "state"),
+        Index("ix_documents_agency_id_order", "agency_id", "id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    agency_id: str = Field(foreign_key="agencies.id", max_length=35)
+    number: int | None = Field(default=None)
+    symbol: str = Field(default="", max_length=50)
+    doc_type: str = Field(max_length=50)
+    subject: str = Field(max_length=1000)
+    place: str = Field(default="", max_length=100)
+    issued_on: str | None = Field(default=None, max_length=10)  # ISO date
+    content: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    signer_name: str = Field(default="", max_length=200)
+    signer_position: str = Field(default="", max_length=200)
+    signer_competence: str = Field(default="", max_length=200)
+    urgency: int = Field(default=0)
+    secrecy: str = Field(default="", max_length=20)
+    due_date: str | None = Field(default=None, max_length=10)
+    state: str = Field(max_length=20)
+    version: int = Field(default=1)
+    audit_head: str = Field(max_length=64)
+    created_by: str = Field(max_length=36)
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class Recipient(SQLModel, table=True):
+    """An agency the document is addressed to (Nơi nhận)."""
+
+    __tablename__ = "recipients"
+    __table_args__ = (UniqueConstraint("document_id", "organ_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    document_id: str = Field(foreign_key="documents.id", index=True, max_length=36)
+    organ_id: str = Field(max_length=35)
+    name: str = Field(default="", max_length=300)
+    position: int = Field(default=0)
+
+
+class Blob(SQLModel, table=True):
+    """File content, addressed by its SHA-256 and stored once."""
+
+    __tablename__ = "blobs"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Attachment(SQLModel, table=True):
+    """A file of a document: the main file or an appendix."""
+
+    __tablename__ = "attachments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    document_id: str = Field(foreign_key="documents.id", index=True, max_length=36)
+    sha256: str = Field(foreign_key="blobs.sha256", max_length=64)
+    filename: str = Field(max_length=255)
+    media_type: str = Field(max_length=100)
+    size: int
+    role: str = Field(max_length=20)  # main | appendix
+    position: int = Field(default=0)
+
+
+class Dispatch(SQLModel, table=True):
+    """The sending of one document to one recipient."""
+
+    __tablename__ = "dispatches"
+    __table_args__ = (UniqueConstraint("document_id", "organ_id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    document_id: str = Field(foreign_key="documents.id", index=True, max_length=36)
+    organ_id: str = Field(max_length=35)
+    state: str = Field(max_length=20)
+    attempts: int = Field(default=0)
+    last_error: str = Field(default="", max_length=1000)
+    updated_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class AuditEntry(SQLModel, table=True):
+    """One link of a document's hash chain; never updated, never deleted."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (UniqueConstraint("document_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    document_id: str = Field(max_length=36)
+    version: int
+    actor: str = Field(max_length=200)
+    event: str = Field(max_length=50)
+    from_state: str = Field(default="", max_length=20)
+    to_state: str = Field(max_length=20)
+    at: datetime = Field(sa_column=_ts(nullable=False))
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    payload_digest: str = Field(max_length=64)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class OutboxJob(SQLModel, table=True):
+    """A job written in a transition's transaction, relayed to the broker after commit."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_created", "status", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    action: str = Field(max_length=100)
+    document_id: str | None = Field(default=None, index=True, max_length=36)
+    queue: str = Field(default="default", max_length=50)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(max_length=20)  # pending | enqueued | done | failed
+    attempts: int = Field(default=0)
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+    enqueued_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    done_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class Timer(SQLModel, table=True):
+    """Something to do at ``due_at``; deleted when it fires or is cancelled."""
+
+    __tablename__ = "timers"
+    __table_args__ = (Index("ix_timers_due", "due_at"), Index("ix_timers_ref", "kind", "ref_id"))
+
+    id: str = Field(primary_key=True, max_length=36)
+    kind: str = Field(max_length=50)
+    ref_id: str = Field(max_length=36)
+    document_id: str | None = Field(default=None, max_length=36)
+    due_at: datetime = Field(sa_column=_ts(nullable=False))
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+
+
+class IdempotentRequest(SQLModel, table=True):
+    """The first answer given to a request carrying an Idempotency-Key."""
+
+    __tablename__ = "idempotent_requests"
+
+    agency_id: str = Field(primary_key=True, max_length=35)
+    key: str = Field(primary_key=True, max_length=200)
+    fingerprint: str = Field(max_length=64)
+    status_code: int
+    response: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+metadata = SQLModel.metadata

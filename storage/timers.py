@@ -1,0 +1,77 @@
+"""SQL for database timers: rows with a due time, taken in batches when due."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select
+
+from .clock import as_utc
+from .tables import Timer
+
+_timers = Timer.__table__  # type: ignore[attr-defined]
+
+JOB_DEADLINE = "job_deadline"
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    id: str
+    kind: str
+    ref_id: str
+    document_id: str | None
+    due_at: datetime
+    payload: dict[str, Any]
+
+
+class TimerRepository:
+    def __init__(self, conn: Connection, *, skip_locked: bool) -> None:
+        self.conn = conn
+        self.skip_locked = skip_locked
+
+    def add(self, timers: Sequence[dict[str, Any]]) -> None:
+        if timers:
+            self.conn.execute(
+                insert(_timers),
+                [
+                    {**t, "payload": json.dumps(t.get("payload", {}), sort_keys=True)}
+                    for t in timers
+                ],
+            )
+
+    def take_due(self, now: datetime, limit: int) -> list[DueTimer]:
+        """Up to ``limit`` timers due by ``now``; the index on due_at keeps this O(due)."""
+        query = (
+            select(_timers).where(_timers.c.due_at <= now).order_by(_timers.c.due_at).limit(limit)
+        )
+        if self.skip_locked:
+            query = query.with_for_update(skip_locked=True)
+        return [
+            DueTimer(r.id, r.kind, r.ref_id, r.document_id, as_utc(r.due_at), json.loads(r.payload))
+            for r in self.conn.execute(query)
+        ]
+
+    def remove(self, timer_ids: Sequence[str]) -> None:
+        if timer_ids:
+            self.conn.execute(delete(_timers).where(_timers.c.id.in_(list(timer_ids))))
+
+    def cancel(self, kind: str, ref_id: str) -> None:
+        self.conn.execute(delete(_timers).where(_timers.c.kind == kind, _timers.c.ref_id == ref_id))
+
+    def for_document(self, document_id: str) -> list[DueTimer]:
+        rows = self.conn.execute(
+            select(_timers).where(_timers.c.document_id == document_id).order_by(_timers.c.due_at)
+        )
+        return [
+            DueTimer(r.id, r.kind, r.ref_id, r.document_id, as_utc(r.due_at), json.loads(r.payload))
+            for r in rows
+        ]
+
+    def next_due(self) -> datetime | None:
+        value = self.conn.execute(select(_timers.c.due_at).order_by(_timers.c.due_at).limit(1))
+        first = value.scalar()
+        return as_utc(first) if first else None

@@ -1,0 +1,79 @@
+"""One database transaction over every repository: leave without commit() and it rolls back."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy import Connection, Engine, RootTransaction
+
+from .agencies import AgencyRepository
+from .audit import AuditRepository
+from .dispatches import DispatchRepository
+from .documents import DocumentRepository
+from .idempotency import IdempotencyRepository
+from .outbox import OutboxRepository
+from .timers import TimerRepository
+
+
+class UnitOfWork:
+    """``with uow:`` opens one transaction; ``uow.commit()`` ends it for good."""
+
+    documents: DocumentRepository
+    dispatches: DispatchRepository
+    audit: AuditRepository
+    outbox: OutboxRepository
+    timers: TimerRepository
+    idempotency: IdempotencyRepository
+    agencies: AgencyRepository
+
+    def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
+        self.engine = engine
+        self.readonly = readonly
+        self.is_postgres = engine.dialect.name == "postgresql"
+        self._conn: Connection | None = None
+        self._tx: RootTransaction | None = None
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("the unit of work is not open")
+        return self._conn
+
+    def __enter__(self) -> UnitOfWork:
+        conn = self.engine.connect()
+        if self.readonly:
+            conn = conn.execution_options(congvan_readonly=True)
+        self._conn = conn
+        self._tx = conn.begin()
+        skip = self.is_postgres
+        self.documents = DocumentRepository(conn)
+        self.dispatches = DispatchRepository(conn)
+        self.audit = AuditRepository(conn)
+        self.outbox = OutboxRepository(conn, skip_locked=skip)
+        self.timers = TimerRepository(conn, skip_locked=skip)
+        self.idempotency = IdempotencyRepository(conn)
+        self.agencies = AgencyRepository(conn)
+        return self
+
+    def commit(self) -> None:
+        if self._tx is None:
+            raise RuntimeError("the unit of work is not open")
+        self._tx.commit()
+
+    def rollback(self) -> None:
+        if self._tx is not None and self._tx.is_active:
+            self._tx.rollback()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.rollback()
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+            self._tx = None

@@ -1,0 +1,174 @@
+"""The one place that wires real adapters: database, broker, engine, relay, scheduler."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import dramatiq
+from congvan.actions.context import Effect, Guard, JobAction
+from congvan.actions.effects import EFFECTS
+from congvan.actions.guards import GUARDS
+from congvan.actions.jobs import QUEUES, JobRunner, install_actor
+from congvan.storage.clock import Clock, utcnow
+from congvan.storage.database import make_engine
+from congvan.storage.schema import ensure_migrated
+from congvan.storage.unit_of_work import UnitOfWork
+from dramatiq.brokers.stub import StubBroker
+from sqlalchemy import Engine as SqlEngine
+
+from .engine import Engine
+from .relay import Relay
+from .scheduler import Scheduler
+from .settings import Settings
+
+log = logging.getLogger("congvan")
+
+# The jobs this installation can run, by action name.
+JOBS: dict[str, JobAction] = {}
+
+
+def make_broker(url: str) -> dramatiq.Broker:
+    """``memory://`` → an in-process broker; ``redis://…`` → Redis. Nothing else changes."""
+    if url.startswith("memory://"):
+        broker: dramatiq.Broker = StubBroker()
+    elif url.startswith(("redis://", "rediss://", "unix://")):
+        from dramatiq.brokers.redis import RedisBroker
+
+        broker = RedisBroker(url=url)
+    else:
+        raise ValueError(f"unsupported broker URL scheme: {url.split(':', 1)[0]!r}")
+    for queue in QUEUES:
+        broker.declare_queue(queue)
+    return broker
+
+
+@dataclass
+class Runtime:
+    """Everything a process of congvan runs with, built by :func:`bootstrap`."""
+
+    settings: Settings
+    db: SqlEngine
+    clock: Clock
+    engine: Engine
+    broker: dramatiq.Broker
+    relay: Relay
+    scheduler: Scheduler
+    runner: JobRunner
+    worker: dramatiq.Worker | None = None
+    _started: list[str] = field(default_factory=list)
+
+    def uow(self, readonly: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.db, readonly=readonly)
+
+    @property
+    def embedded(self) -> bool:
+        return isinstance(self.broker, StubBroker)
+
+    def start(self, *, workers: bool = True, relay: bool = True, scheduler: bool = True) -> None:
+        """Start background threads: dramatiq workers, the relay and the scheduler."""
+        if workers and self.worker is None:
+            self.worker = dramatiq.Worker(
+                self.broker, worker_threads=self.settings.worker_threads, worker_timeout=100
+            )
+            self.worker.start()
+            self._started.append("workers")
+        if relay:
+            self.relay.start()
+            self._started.append("relay")
+        if scheduler:
+            self.scheduler.start()
+            self._started.append("scheduler")
+
+    def join(self, timeout_ms: int = 30_000) -> None:
+        """Wait for the outbox to drain and the in-process queues to empty (tests, demo)."""
+        self.relay.drain()
+        if isinstance(self.broker, StubBroker):
+            for queue in QUEUES:
+                self.broker.join(queue, timeout=timeout_ms)
+            if self.worker is not None:
+                self.worker.join()
+
+    def stop(self) -> None:
+        if "scheduler" in self._started:
+            self.scheduler.stop()
+        if "relay" in self._started:
+            self.relay.stop()
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        self._started.clear()
+        self.broker.close()
+        self.db.dispose()
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    clock: Clock = utcnow,
+    guards: Mapping[str, Guard] | None = None,
+    effects: Mapping[str, Effect] | None = None,
+    jobs: Mapping[str, JobAction] | None = None,
+    check_schema: bool = True,
+    db: SqlEngine | None = None,
+) -> Runtime:
+    """Wire congvan from settings. Tests pass fakes for guards, effects and jobs."""
+    settings = settings or Settings()
+    db = db or make_engine(
+        settings.db_url, synchronous=settings.sqlite_synchronous, pool_size=settings.db_pool_size
+    )
+    if check_schema:
+        ensure_migrated(db)
+    open_uow: Callable[..., UnitOfWork] = partial(UnitOfWork, db)
+    broker = make_broker(settings.broker_url.get_secret_value())
+    job_actions = {**JOBS, **(jobs or {})}
+    runner = JobRunner(open_uow, job_actions, clock, max_attempts=settings.job_max_attempts)
+    install_actor(broker, runner)
+    relay = Relay(
+        open_uow,
+        broker,
+        clock,
+        batch=settings.relay_batch,
+        poll_seconds=settings.relay_poll_seconds,
+    )
+    scheduler = Scheduler(
+        open_uow,
+        clock,
+        job_deadline_seconds=settings.job_deadline_seconds,
+        job_max_attempts=settings.job_max_attempts,
+        batch=settings.scheduler_batch,
+        poll_seconds=settings.scheduler_poll_seconds,
+        on_requeue=relay.kick,
+    )
+    engine = Engine(
+        open_uow,
+        guards={**GUARDS, **(guards or {})},
+        effects={**EFFECTS, **(effects or {})},
+        jobs=list(job_actions),
+        clock=clock,
+        job_deadline_seconds=settings.job_deadline_seconds,
+        dispatch_max_attempts=settings.dispatch_max_attempts,
+        on_commit=relay.kick,
+    )
+    return Runtime(
+        settings=settings,
+        db=db,
+        clock=clock,
+        engine=engine,
+        broker=broker,
+        relay=relay,
+        scheduler=scheduler,
+        runner=runner,
+    )
+
+
+def describe(runtime: Runtime) -> dict[str, Any]:
+    """A safe summary of the configuration (no secrets)."""
+    return {
+        "database": runtime.db.url.render_as_string(hide_password=True),
+        "broker": type(runtime.broker).__name__,
+        "worker_threads": runtime.settings.worker_threads,
+    }

@@ -1,0 +1,127 @@
+"""Agencies, their users and API tokens: the directory an operator manages."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
+from congvan.states.policy import ROLES
+from congvan.storage.agencies import hash_token
+from congvan.storage.ids import new_id
+from congvan.storage.unit_of_work import UnitOfWork
+
+# Both forms of mã định danh occur (QCVN 102 and Decision 20/2020): store it opaque,
+# but only as up to 35 characters of A–Z, 0–9 and dots, in dot-separated groups.
+ORGAN_ID = re.compile(r"^[A-Z0-9]+(\.[A-Z0-9]+)*$")
+TOKEN_PREFIX = "cvt_"
+
+
+def validate_organ_id(value: str, field: str = "organ_id") -> str:
+    if not value or len(value) > 35 or not ORGAN_ID.match(value):
+        raise InvalidInput(
+            f"{field} must be an agency identifier: up to 35 characters of A-Z, 0-9 "
+            "in dot-separated groups, e.g. 000.00.00.H57.",
+            field=field,
+            value=value[:40],
+        )
+    return value
+
+
+def validate_roles(roles: Iterable[str]) -> list[str]:
+    roles = sorted(set(roles))
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise InvalidInput(
+            f"roles must be among {', '.join(ROLES)}", field="roles", unknown=unknown
+        )
+    return roles
+
+
+def add_agency(
+    uow: UnitOfWork, agency_id: str, name: str, abbreviation: str, now: datetime
+) -> None:
+    validate_organ_id(agency_id, "agency_id")
+    if not name.strip() or not abbreviation.strip():
+        raise InvalidInput("An agency needs a name and an abbreviation.")
+    if uow.agencies.agency(agency_id) is not None:
+        raise AlreadyExists(f"Agency {agency_id} already exists.", agency_id=agency_id)
+    uow.agencies.add_agency(
+        {
+            "id": agency_id,
+            "name": name.strip(),
+            "abbreviation": abbreviation.strip(),
+            "created_at": now,
+        }
+    )
+
+
+def ensure_user(
+    uow: UnitOfWork,
+    agency_id: str,
+    username: str,
+    roles: Iterable[str],
+    now: datetime,
+    *,
+    full_name: str = "",
+    position: str = "",
+) -> str:
+    """The user's id, creating the user when missing (roles are merged in)."""
+    if uow.agencies.agency(agency_id) is None:
+        raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
+    roles = validate_roles(roles)
+    user = uow.agencies.user(agency_id, username)
+    if user is not None:
+        merged = sorted(set(user["roles"].split(",")) | set(roles))
+        if merged != sorted(user["roles"].split(",")):
+            from congvan.storage.tables import User
+            from sqlalchemy import update
+
+            table = User.__table__  # type: ignore[attr-defined]
+            uow.conn.execute(
+                update(table).where(table.c.id == user["id"]).values(roles=",".join(merged))
+            )
+        return str(user["id"])
+    user_id = new_id()
+    uow.agencies.add_user(
+        {
+            "id": user_id,
+            "agency_id": agency_id,
+            "username": username,
+            "full_name": full_name,
+            "position": position,
+            "roles": ",".join(roles),
+            "created_at": now,
+        }
+    )
+    return user_id
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token as shown once at creation; only its hash is kept."""
+
+    token: str
+    prefix: str
+    user_id: str
+
+
+def create_token(
+    uow: UnitOfWork, user_id: str, now: datetime, expires_in_days: int | None = None
+) -> IssuedToken:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    prefix = token[: len(TOKEN_PREFIX) + 8]
+    uow.agencies.add_token(
+        {
+            "id": new_id(),
+            "user_id": user_id,
+            "token_hash": hash_token(token),
+            "prefix": prefix,
+            "created_at": now,
+            "expires_at": now + timedelta(days=expires_in_days) if expires_in_days else None,
+        }
+    )
+    return IssuedToken(token=token, prefix=prefix, user_id=user_id)

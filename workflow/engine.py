@@ -1,0 +1,522 @@
+"""The engine: fire an event = load, check, transition and persist in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from congvan.actions.context import SYSTEM, Actor, Effect, Guard, TransitionContext
+from congvan.states import DISPATCH, DOCUMENT
+from congvan.states.errors import (
+    ActionUnavailable,
+    AlreadyExists,
+    Forbidden,
+    IdempotencyKeyReused,
+    NotFound,
+    VersionConflict,
+)
+from congvan.states.machine import (
+    DERIVED_EVENT,
+    DISPATCHED,
+    allowed_events,
+    derive_document_state,
+    resolve,
+)
+from congvan.states.policy import CREATE_ROLES, EVENT_ROLES
+from congvan.states.spec import MachineSpec, Transition
+from congvan.storage.audit import GENESIS, NewEntry, make_entry
+from congvan.storage.clock import Clock
+from congvan.storage.documents import DocumentHead
+from congvan.storage.ids import new_id
+from congvan.storage.timers import JOB_DEADLINE
+from congvan.storage.unit_of_work import UnitOfWork
+from sqlalchemy.exc import IntegrityError
+
+log = logging.getLogger("congvan.engine")
+
+# Points at which a test may inject a failure; each one must leave no trace.
+STEPS = ("loaded", "resolved", "effects", "audited", "advanced", "outboxed", "remembered")
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An Idempotency-Key and the fingerprint of the request that carried it."""
+
+    key: str
+    fingerprint: str
+
+    @staticmethod
+    def of(key: str, *parts: Any) -> Idempotency:
+        material = json.dumps(parts, sort_keys=True, default=str).encode()
+        return Idempotency(key=key, fingerprint=hashlib.sha256(material).hexdigest())
+
+
+@dataclass(frozen=True)
+class FireResult:
+    """What a fired event did."""
+
+    document_id: str
+    event: str
+    from_state: str
+    to_state: str
+    version: int
+    jobs: list[str] = field(default_factory=list)
+    derived: list[str] = field(default_factory=list)
+    replayed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Pending:
+    """What one transaction will write, gathered step by step."""
+
+    head: DocumentHead
+    state: str
+    version: int
+    audit_head: str
+    entries: list[NewEntry] = field(default_factory=list)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    derived: list[str] = field(default_factory=list)
+
+
+class Engine:
+    """Fires events on documents and dispatches; nothing else changes their state."""
+
+    def __init__(
+        self,
+        open_uow: Callable[..., UnitOfWork],
+        *,
+        guards: Mapping[str, Guard],
+        effects: Mapping[str, Effect],
+        jobs: Sequence[str],
+        clock: Clock,
+        job_deadline_seconds: int,
+        dispatch_max_attempts: int = 8,
+        on_commit: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        self.open_uow = open_uow
+        self.guards = dict(guards)
+        self.effects = dict(effects)
+        self.jobs = frozenset(jobs)
+        self.clock = clock
+        self.job_deadline = timedelta(seconds=job_deadline_seconds)
+        self.dispatch_max_attempts = dispatch_max_attempts
+        self.on_commit = on_commit
+        self.fault: Callable[[str], None] = lambda step: None
+
+    # -- documents -------------------------------------------------------------------------
+
+    def create_document(
+        self,
+        actor: Actor,
+        fields: Mapping[str, Any],
+        recipients: Sequence[Mapping[str, str]],
+        files: Sequence[Mapping[str, Any]],
+        *,
+        idempotency: Idempotency | None = None,
+    ) -> dict[str, Any]:
+        """Create a draft with its recipients and files (``data`` bytes, stored once)."""
+        if not actor.is_system and not (actor.roles & CREATE_ROLES):
+            raise Forbidden("Only a clerk creates documents.", needs=sorted(CREATE_ROLES))
+        agency_id = actor.agency_id
+        if agency_id is None:
+            raise Forbidden("A document belongs to an agency; the system has none.")
+        with self.open_uow() as uow:
+            if idempotency and (replay := self._replay(uow, agency_id, idempotency)):
+                return replay
+            now = self.clock()
+            document_id = new_id()
+            entry = make_entry(
+                prev_hash=GENESIS,
+                document_id=document_id,
+                version=1,
+                actor=actor.name,
+                event="create",
+                from_state="",
+                to_state=DOCUMENT.initial,
+                at=now,
+                payload={
+                    "fields": dict(fields),
+                    "recipients": [r["organ_id"] for r in recipients],
+                    "files": [{k: f[k] for k in ("sha256", "filename", "role")} for f in files],
+                },
+            )
+            uow.documents.add(
+                {
+                    **fields,
+                    "id": document_id,
+                    "agency_id": agency_id,
+                    "state": DOCUMENT.initial,
+                    "version": 1,
+                    "audit_head": entry.hash,
+                    "created_by": actor.name,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            uow.documents.set_recipients(document_id, recipients)
+            for f in files:
+                uow.documents.put_blob(f["sha256"], f["data"])
+            uow.documents.add_attachments(
+                document_id, [{k: v for k, v in f.items() if k != "data"} for f in files]
+            )
+            uow.audit.append([entry])
+            result = {"id": document_id, "state": DOCUMENT.initial, "version": 1}
+            if idempotency:
+                uow.idempotency.remember(
+                    agency_id, idempotency.key, idempotency.fingerprint, 201, result, now
+                )
+            self._commit(uow, agency_id, idempotency)
+        log.info(
+            "document created",
+            extra={"action": "document.create", "document_id": document_id, "agency": agency_id},
+        )
+        return result
+
+    def fire(
+        self,
+        document_id: str,
+        event: str,
+        actor: Actor,
+        *,
+        expected_version: int | None = None,
+        data: Mapping[str, Any] | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> FireResult:
+        """Fire ``event`` on a document in one transaction, or raise and change nothing."""
+        data = dict(data or {})
+        attempts = 5 if actor.is_system and expected_version is None else 1
+        for attempt in range(attempts):
+            try:
+                return self._fire_once(
+                    document_id, event, actor, expected_version, data, idempotency
+                )
+            except VersionConflict:
+                if attempt == attempts - 1:
+                    raise
+            except IntegrityError:
+                # Two requests with one Idempotency-Key raced and the other one won:
+                # answer as it did.
+                if idempotency is None or actor.agency_id is None:
+                    raise
+                with self.open_uow(readonly=True) as uow:
+                    replay = self._replay(uow, actor.agency_id, idempotency)
+                if replay is None:
+                    raise
+                return FireResult(**{**replay, "replayed": True})
+        raise AssertionError("unreachable")
+
+    def _fire_once(
+        self,
+        document_id: str,
+        event: str,
+        actor: Actor,
+        expected_version: int | None,
+        data: dict[str, Any],
+        idempotency: Idempotency | None,
+    ) -> FireResult:
+        with self.open_uow() as uow:
+            if idempotency and actor.agency_id:
+                replay = self._replay(uow, actor.agency_id, idempotency)
+                if replay:
+                    return FireResult(**{**replay, "replayed": True})
+            head = self._load(uow, document_id, actor)
+            self._authorize(actor, event)
+            if expected_version is not None and expected_version != head.version:
+                raise VersionConflict(expected_version, head.version)
+            self.fault("loaded")
+            pending = _Pending(
+                head=head, state=head.state, version=head.version, audit_head=head.audit_head
+            )
+            now = self.clock()
+            step = self._step(uow, DOCUMENT, pending, head.state, event, actor, data, now)
+            pending.state = step.dest
+            self._follow_derived(uow, pending, now)
+            result = self._persist(uow, pending, event, step_from=head.state, now=now)
+            if idempotency and actor.agency_id:
+                uow.idempotency.remember(
+                    actor.agency_id,
+                    idempotency.key,
+                    idempotency.fingerprint,
+                    200,
+                    result.as_dict(),
+                    now,
+                )
+                self.fault("remembered")
+            self._commit(uow, actor.agency_id, idempotency)
+        self._after_commit(result.jobs)
+        log.info(
+            "transition",
+            extra={
+                "action": "document.transition",
+                "document_id": document_id,
+                "event": event,
+                "to_state": result.to_state,
+            },
+        )
+        return result
+
+    # -- dispatches ------------------------------------------------------------------------
+
+    def fire_dispatch(
+        self,
+        dispatch_id: str,
+        event: str,
+        *,
+        actor: Actor = SYSTEM,
+        data: Mapping[str, Any] | None = None,
+    ) -> FireResult:
+        """Fire ``event`` on one dispatch; the document follows in the same transaction."""
+        for attempt in range(5):
+            try:
+                return self._fire_dispatch_once(dispatch_id, event, actor, dict(data or {}))
+            except VersionConflict:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _fire_dispatch_once(
+        self, dispatch_id: str, event: str, actor: Actor, data: dict[str, Any]
+    ) -> FireResult:
+        with self.open_uow() as uow:
+            dispatch = uow.dispatches.get(dispatch_id)
+            if dispatch is None:
+                raise NotFound("No such dispatch.", dispatch_id=dispatch_id)
+            head = self._load(uow, dispatch["document_id"], actor)
+            if not actor.is_system:
+                raise Forbidden("Dispatch events are fired by the system.")
+            self.fault("loaded")
+            now = self.clock()
+            pending = _Pending(
+                head=head, state=head.state, version=head.version, audit_head=head.audit_head
+            )
+            data = {**data, "dispatch": dispatch, "max_attempts": self.dispatch_max_attempts}
+            step = self._step(
+                uow,
+                DISPATCH,
+                pending,
+                dispatch["state"],
+                event,
+                actor,
+                data,
+                now,
+                audit_event=f"dispatch.{event}",
+                audit_extra={"dispatch_id": dispatch_id, "organ_id": dispatch["organ_id"]},
+            )
+            attempts = dispatch["attempts"] + (1 if event == "start" else 0)
+            uow.dispatches.set_state(
+                dispatch_id,
+                state=step.dest,
+                at=now,
+                attempts=attempts,
+                last_error=data.get("error"),
+            )
+            self._follow_derived(uow, pending, now)
+            result = self._persist(
+                uow,
+                pending,
+                f"dispatch.{event}",
+                step_from=dispatch["state"],
+                now=now,
+                to_state=step.dest,
+            )
+            self._commit(uow, None, None)
+        self._after_commit(result.jobs)
+        return result
+
+    # -- the steps of a transition ---------------------------------------------------------
+
+    def _load(self, uow: UnitOfWork, document_id: str, actor: Actor) -> DocumentHead:
+        head = uow.documents.head(document_id)
+        # Another agency's document answers exactly like a missing one.
+        if head is None or (not actor.is_system and head.agency_id != actor.agency_id):
+            raise NotFound("No such document.", document_id=document_id)
+        return head
+
+    def _authorize(self, actor: Actor, event: str) -> None:
+        if actor.is_system:
+            return
+        roles = EVENT_ROLES.get(event)
+        if roles is None:
+            raise Forbidden(f"Event {event!r} is fired by the system only.", event=event)
+        if not actor.roles & roles:
+            raise Forbidden(
+                f"Event {event!r} needs the role {' or '.join(sorted(roles))}.",
+                event=event,
+                needs=sorted(roles),
+            )
+
+    def _step(
+        self,
+        uow: UnitOfWork,
+        spec: MachineSpec,
+        pending: _Pending,
+        state: str,
+        event: str,
+        actor: Actor,
+        data: Mapping[str, Any],
+        now: Any,
+        *,
+        audit_event: str | None = None,
+        audit_extra: Mapping[str, Any] | None = None,
+    ) -> Any:
+        ctx = TransitionContext(
+            uow=uow, document=pending.head, event=event, actor=actor, data=data, now=now
+        )
+        edges = spec.edges(event, state)
+        self._require_capabilities(event, edges)
+
+        def guard(name: str) -> tuple[bool, str]:
+            return self.guards[name](ctx)
+
+        step = resolve(spec, state, event, guard)
+        self.fault("resolved")
+        for name in step.edge.effects:
+            self.effects[name](ctx)
+        self.fault("effects")
+        pending.version += 1
+        payload = {**(audit_extra or {}), **ctx.audit}
+        if "reason" in data:
+            payload["reason"] = data["reason"]
+        entry = make_entry(
+            prev_hash=pending.audit_head,
+            document_id=pending.head.id,
+            version=pending.version,
+            actor=actor.name,
+            event=audit_event or event,
+            from_state=state,
+            to_state=step.dest,
+            at=now,
+            payload=payload,
+        )
+        pending.entries.append(entry)
+        pending.audit_head = entry.hash
+        queue = "urgent" if pending.head.urgency > 0 else "default"
+        for action in (*step.edge.actions, *[j["action"] for j in ctx.extra_jobs]):
+            pending.jobs.append(
+                {
+                    "id": new_id(),
+                    "action": action,
+                    "document_id": pending.head.id,
+                    "queue": queue,
+                    "status": "pending",
+                    "attempts": 0,
+                    "created_at": now,
+                    "payload": {"event": event, "version": pending.version},
+                }
+            )
+        return step
+
+    def _require_capabilities(self, event: str, edges: Sequence[Transition]) -> None:
+        missing = sorted(
+            {c for t in edges for c in t.conditions if c not in self.guards}
+            | {e for t in edges for e in t.effects if e not in self.effects}
+            | {a for t in edges for a in t.actions if a not in self.jobs}
+        )
+        if missing:
+            raise ActionUnavailable(
+                f"Event {event!r} needs {', '.join(missing)}, which this installation "
+                "does not provide yet.",
+                event=event,
+                missing=missing,
+            )
+
+    def _follow_derived(self, uow: UnitOfWork, pending: _Pending, now: Any) -> None:
+        """Move a sent document to the state its dispatches imply, as derived events."""
+        if pending.state not in DISPATCHED:
+            return
+        target = derive_document_state(uow.dispatches.states(pending.head.id))
+        if target == pending.state:
+            return
+        event = DERIVED_EVENT.get(target)
+        if event is None or event not in allowed_events(
+            DOCUMENT, pending.state, include_derived=True
+        ):
+            return
+        step = self._step(uow, DOCUMENT, pending, pending.state, event, SYSTEM, {}, now)
+        pending.state = step.dest
+        pending.derived.append(event)
+
+    def _persist(
+        self,
+        uow: UnitOfWork,
+        pending: _Pending,
+        event: str,
+        *,
+        step_from: str,
+        now: Any,
+        to_state: str | None = None,
+    ) -> FireResult:
+        uow.audit.append(pending.entries)
+        self.fault("audited")
+        moved = uow.documents.advance(
+            pending.head.id,
+            expected_version=pending.head.version,
+            state=pending.state,
+            new_version=pending.version,
+            audit_head=pending.audit_head,
+            at=now,
+        )
+        if not moved:
+            current = uow.documents.current_version(pending.head.id) or pending.head.version
+            raise VersionConflict(pending.head.version, current)
+        self.fault("advanced")
+        uow.outbox.add(pending.jobs)
+        uow.timers.add(
+            [
+                {
+                    "id": new_id(),
+                    "kind": JOB_DEADLINE,
+                    "ref_id": j["id"],
+                    "document_id": pending.head.id,
+                    "due_at": now + self.job_deadline,
+                }
+                for j in pending.jobs
+            ]
+        )
+        self.fault("outboxed")
+        return FireResult(
+            document_id=pending.head.id,
+            event=event,
+            from_state=step_from,
+            to_state=to_state or pending.state,
+            version=pending.version,
+            jobs=[j["id"] for j in pending.jobs],
+            derived=pending.derived,
+        )
+
+    def _replay(
+        self, uow: UnitOfWork, agency_id: str, idempotency: Idempotency
+    ) -> dict[str, Any] | None:
+        found = uow.idempotency.find(agency_id, idempotency.key)
+        if found is None:
+            return None
+        fingerprint, _status, response = found
+        if fingerprint != idempotency.fingerprint:
+            raise IdempotencyKeyReused(key=idempotency.key)
+        return response
+
+    def _commit(
+        self, uow: UnitOfWork, agency_id: str | None, idempotency: Idempotency | None
+    ) -> None:
+        if idempotency is not None:
+            uow.commit()  # an IntegrityError here is a raced key; the caller replays
+            return
+        try:
+            uow.commit()
+        except IntegrityError as exc:
+            raise AlreadyExists("This would duplicate an existing record.") from exc
+
+    def _after_commit(self, job_ids: list[str]) -> None:
+        if job_ids and self.on_commit is not None:
+            try:
+                self.on_commit(job_ids)
+            except Exception:
+                log.exception("relay notification failed", extra={"action": "relay.kick_failed"})

@@ -1,0 +1,91 @@
+"""The outbox relay: the only code that talks to the broker, and only after commit."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import dramatiq
+from congvan.actions.jobs import ACTOR_NAME
+from congvan.storage.clock import Clock
+from congvan.storage.outbox import ENQUEUED
+from congvan.storage.unit_of_work import UnitOfWork
+
+log = logging.getLogger("congvan.relay")
+
+
+class Relay:
+    """Moves pending outbox jobs to the broker in batches.
+
+    A job whose message is lost is not lost: its deadline timer re-drives it. A job sent
+    twice runs once, because the runner is keyed by the job id.
+    """
+
+    def __init__(
+        self,
+        open_uow: Callable[[], UnitOfWork],
+        broker: dramatiq.Broker,
+        clock: Clock,
+        *,
+        batch: int = 200,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self.open_uow = open_uow
+        self.broker = broker
+        self.clock = clock
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def relay_once(self) -> int:
+        """Send one batch of pending jobs; returns how many were sent."""
+        with self.open_uow() as uow:
+            jobs = uow.outbox.claim_pending(self.batch)
+            for job in jobs:
+                self.broker.enqueue(
+                    dramatiq.Message(
+                        queue_name=job.queue,
+                        actor_name=ACTOR_NAME,
+                        args=(job.id,),
+                        kwargs={},
+                        options={},
+                    )
+                )
+            if jobs:
+                uow.outbox.mark([j.id for j in jobs], ENQUEUED, self.clock())
+            uow.commit()
+        return len(jobs)
+
+    def drain(self) -> int:
+        """Relay until nothing is pending."""
+        total = 0
+        while sent := self.relay_once():
+            total += sent
+        return total
+
+    def kick(self, _job_ids: list[str] | None = None) -> None:
+        """Ask the background loop to relay now (called after a commit)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="congvan-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+            try:
+                self.drain()
+            except Exception:
+                log.exception("relay pass failed", extra={"action": "relay.failed"})

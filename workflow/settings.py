@@ -1,0 +1,57 @@
+"""Every setting in one place, read once from ``CONGVAN_*`` variables; defaults run embedded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "congvan"
+
+
+class Settings(BaseSettings):
+    """congvan's configuration. With no variables set: SQLite + in-process workers."""
+
+    model_config = SettingsConfigDict(env_prefix="CONGVAN_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: SecretStr | None = None
+    # memory:// runs the broker inside the process; redis://host:port/db uses Redis.
+    broker_url: SecretStr = SecretStr("memory://")
+    # FULL: a committed transition survives power loss, which a legal record needs.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+
+    worker_threads: int = Field(default=4, ge=1, le=64)
+    relay_batch: int = Field(default=200, ge=1, le=10_000)
+    relay_poll_seconds: float = Field(default=0.5, gt=0)
+    scheduler_poll_seconds: float = Field(default=1.0, gt=0)
+    scheduler_batch: int = Field(default=200, ge=1, le=10_000)
+    job_deadline_seconds: int = Field(default=300, ge=1)
+    job_max_attempts: int = Field(default=8, ge=1)
+    dispatch_max_attempts: int = Field(default=8, ge=1)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    # Input limits; each has its own error code when passed.
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    max_attachments: int = Field(default=20, ge=1)
+    max_recipients: int = Field(default=500, ge=1)
+    max_text_length: int = Field(default=500, ge=10)
+    max_subject_length: int = Field(default=2000, ge=10)
+    max_content_length: int = Field(default=200_000, ge=10)
+    max_page_size: int = Field(default=200, ge=1)
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'congvan.db'}"
