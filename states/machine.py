@@ -33,6 +33,9 @@ def check_graph(spec: MachineSpec) -> None:
     known = set(spec.states)
     if spec.initial not in known:
         raise InvalidMachine(f"{spec.name}: initial state {spec.initial!r} is not declared")
+    for s in spec.finals:
+        if s not in known:
+            raise InvalidMachine(f"{spec.name}: final state {s!r} is not declared")
     for t in spec.transitions:
         for s in (*t.source, t.dest):
             if s not in known:

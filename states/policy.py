@@ -20,6 +20,9 @@ EVENT_ROLES: dict[str, frozenset[str]] = {
     "resend": frozenset({SUPERVISOR}),
 }
 
+# Events that must say why.
+REASON_REQUIRED = frozenset({"reject", "resend"})
+
 # Roles that may create drafts and read their agency's documents.
 CREATE_ROLES = frozenset({CLERK})
 READ_ROLES = frozenset({CLERK, REVIEWER, SIGNER, SUPERVISOR})

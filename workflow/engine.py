@@ -17,6 +17,7 @@ from congvan.states.errors import (
     AlreadyExists,
     Forbidden,
     IdempotencyKeyReused,
+    InvalidInput,
     NotFound,
     VersionConflict,
 )
@@ -27,7 +28,7 @@ from congvan.states.machine import (
     derive_document_state,
     resolve,
 )
-from congvan.states.policy import CREATE_ROLES, EVENT_ROLES
+from congvan.states.policy import CREATE_ROLES, EVENT_ROLES, REASON_REQUIRED
 from congvan.states.spec import MachineSpec, Transition
 from congvan.storage.audit import GENESIS, NewEntry, make_entry
 from congvan.storage.clock import Clock
@@ -228,7 +229,7 @@ class Engine:
                 if replay:
                     return FireResult(**{**replay, "replayed": True})
             head = self._load(uow, document_id, actor)
-            self._authorize(actor, event)
+            self._authorize(actor, event, data)
             if expected_version is not None and expected_version != head.version:
                 raise VersionConflict(expected_version, head.version)
             self.fault("loaded")
@@ -340,9 +341,11 @@ class Engine:
             raise NotFound("No such document.", document_id=document_id)
         return head
 
-    def _authorize(self, actor: Actor, event: str) -> None:
-        if actor.is_system:
-            return
+    def _authorize(self, actor: Actor, event: str, data: Mapping[str, Any]) -> None:
+        if event in REASON_REQUIRED and not str(data.get("reason") or "").strip():
+            raise InvalidInput(f"Event {event!r} needs a reason.", event=event, field="reason")
+        if actor.is_system or event not in DOCUMENT.events:
+            return  # an unknown event is refused as a transition, with the allowed ones
         roles = EVENT_ROLES.get(event)
         if roles is None:
             raise Forbidden(f"Event {event!r} is fired by the system only.", event=event)

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     max_attachments: int = Field(default=20, ge=1)
     max_recipients: int = Field(default=500, ge=1)
     max_text_length: int = Field(default=500, ge=10)
-    max_subject_length: int = Field(default=2000, ge=10)
+    max_subject_length: int = Field(default=1000, ge=10)
     max_content_length: int = Field(default=200_000, ge=10)
     max_page_size: int = Field(default=200, ge=1)
 

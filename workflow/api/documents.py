@@ -1,0 +1,247 @@
+"""Routes for documents: create with files, read, list, history, and fire events."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from congvan.states import DOCUMENT
+from congvan.states.errors import (
+    AttachmentTooLarge,
+    FieldTooLong,
+    InvalidInput,
+    NotFound,
+    TooManyAttachments,
+)
+from congvan.states.policy import READ_ROLES
+from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
+from pydantic import ValidationError
+
+from ..engine import Idempotency
+from .auth import PrincipalDep, RuntimeDep, actor_of, require
+from .schemas import DocumentIn, EventIn, check_limits
+from .views import document_view, load_visible, summary
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Repeat a request safely: the same key returns the first answer.",
+    ),
+]
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """``If-Match: "3"`` (or W/"3", or 3) → 3; absent or ``*`` → take the current version."""
+    if value is None or value.strip() == "*":
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise InvalidInput('If-Match must carry the document version, e.g. "3".', field="If-Match")
+    return int(text)
+
+
+async def _read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[str, Any]:
+    data = await upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise AttachmentTooLarge(
+            f"{upload.filename or 'An attachment'} is larger than {max_bytes} bytes.",
+            filename=upload.filename,
+            max_bytes=max_bytes,
+        )
+    filename = (upload.filename or "").strip() or f"{role}.bin"
+    if len(filename) > 255:
+        raise FieldTooLong(
+            "An attachment's file name is too long.",
+            field="filename",
+            max_length=255,
+            length=len(filename),
+        )
+    return {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "filename": filename,
+        "media_type": (upload.content_type or "application/octet-stream")[:100],
+        "size": len(data),
+        "role": role,
+        "data": data,
+    }
+
+
+@router.post("", status_code=201, summary="Create a draft with its metadata and files")
+async def create_document(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    response: Response,
+    metadata: Annotated[str, Form(description="DocumentIn as JSON")],
+    main: Annotated[UploadFile | None, File(description="The main file (PDF)")] = None,
+    appendix: Annotated[list[UploadFile] | None, File(description="Appendices")] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    settings = runtime.settings
+    try:
+        body = DocumentIn.model_validate(json.loads(metadata))
+    except json.JSONDecodeError as exc:
+        raise InvalidInput("metadata must be a JSON object.", field="metadata") from exc
+    except ValidationError as exc:
+        raise InvalidInput(
+            "The document metadata is not valid.",
+            errors=[
+                {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
+                for e in exc.errors()
+            ],
+        ) from exc
+    check_limits(settings, body, body.recipients)
+    uploads = ([("main", main)] if main is not None else []) + [
+        ("appendix", f) for f in appendix or []
+    ]
+    if len(uploads) > settings.max_attachments:
+        raise TooManyAttachments(
+            f"At most {settings.max_attachments} attachments.",
+            max_items=settings.max_attachments,
+            count=len(uploads),
+        )
+    files = [await _read_upload(f, role, settings.max_attachment_bytes) for role, f in uploads]
+    fields = body.as_row()
+    fields.pop("recipients", None)
+    recipients = [r.model_dump() for r in body.recipients]
+    idem = (
+        Idempotency.of(idempotency_key, "create", fields, recipients, [f["sha256"] for f in files])
+        if idempotency_key
+        else None
+    )
+    created = runtime.engine.create_document(
+        actor_of(principal), fields, recipients, files, idempotency=idem
+    )
+    with runtime.uow(readonly=True) as uow:
+        view = document_view(uow, load_visible(uow, created["id"], principal.agency_id))
+    response.headers["Location"] = f"/v1/documents/{created['id']}"
+    response.headers["ETag"] = f'"{view["version"]}"'
+    return view
+
+
+@router.get("", summary="List the caller's agency's documents, newest first")
+def list_documents(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    state: Annotated[list[str] | None, Query(description="Filter by state (repeatable)")] = None,
+    urgency: Annotated[int | None, Query(ge=0, le=4)] = None,
+    doc_type: Annotated[str | None, Query(max_length=50)] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1)] = 50,
+) -> dict[str, Any]:
+    require(principal, READ_ROLES, "Reading documents")
+    if limit > runtime.settings.max_page_size:
+        raise InvalidInput(
+            f"limit is at most {runtime.settings.max_page_size}.",
+            field="limit",
+            max=runtime.settings.max_page_size,
+        )
+    unknown = [s for s in state or [] if s not in DOCUMENT.states]
+    if unknown:
+        raise InvalidInput(
+            f"Unknown state(s): {', '.join(unknown)}.", field="state", allowed=list(DOCUMENT.states)
+        )
+    try:
+        with runtime.uow(readonly=True) as uow:
+            page = uow.documents.list(
+                principal.agency_id,
+                states=state or [],
+                urgency=urgency,
+                doc_type=doc_type,
+                created_after=created_after,
+                created_before=created_before,
+                cursor=cursor,
+                limit=limit,
+            )
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("The cursor is not valid.", field="cursor") from exc
+    return {"items": [summary(r) for r in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/{document_id}", summary="A document: state, version, allowed events, and more")
+def get_document(
+    document_id: str, runtime: RuntimeDep, principal: PrincipalDep, response: Response
+) -> dict[str, Any]:
+    require(principal, READ_ROLES, "Reading documents")
+    with runtime.uow(readonly=True) as uow:
+        view = document_view(uow, load_visible(uow, document_id, principal.agency_id))
+    response.headers["ETag"] = f'"{view["version"]}"'
+    return view
+
+
+@router.get("/{document_id}/history", summary="The audit trail, oldest first")
+def get_history(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    require(principal, READ_ROLES, "Reading documents")
+    with runtime.uow(readonly=True) as uow:
+        load_visible(uow, document_id, principal.agency_id)
+        return {"document_id": document_id, "entries": uow.audit.history(document_id)}
+
+
+@router.get("/{document_id}/attachments/{sha256}", summary="Download an attachment")
+def get_attachment(
+    document_id: str, sha256: str, runtime: RuntimeDep, principal: PrincipalDep
+) -> Response:
+    require(principal, READ_ROLES, "Reading documents")
+    with runtime.uow(readonly=True) as uow:
+        load_visible(uow, document_id, principal.agency_id)
+        match = [a for a in uow.documents.attachments(document_id) if a["sha256"] == sha256]
+        if not match:
+            raise NotFound("No such attachment.", sha256=sha256)
+        data = uow.documents.blob(sha256) or b""
+    safe_name = match[0]["filename"].encode("ascii", "replace").decode().replace('"', "")
+    return Response(
+        data,
+        media_type=match[0]["media_type"],
+        headers={
+            "Content-Disposition": f'attachment; filename="{safe_name}"',
+            "Digest": f"sha-256={sha256}",
+        },
+    )
+
+
+@router.post(
+    "/{document_id}/events/{event}",
+    summary="Fire an event; 409 with the allowed events when it is not allowed",
+)
+def fire_event(
+    document_id: str,
+    event: str,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    response: Response,
+    body: EventIn | None = None,
+    if_match: Annotated[str | None, Header(alias="If-Match", max_length=50)] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    body = body or EventIn()
+    check_limits(runtime.settings, body.fields, body.recipients, body.reason)
+    expected = parse_if_match(if_match)
+    data: dict[str, Any] = {}
+    if body.reason is not None:
+        data["reason"] = body.reason
+    if body.fields is not None:
+        data["fields"] = body.fields.as_row()
+    if body.recipients is not None:
+        data["recipients"] = [r.model_dump() for r in body.recipients]
+    idem = (
+        Idempotency.of(idempotency_key, "event", document_id, event, expected, data)
+        if idempotency_key
+        else None
+    )
+    result = runtime.engine.fire(
+        document_id,
+        event,
+        actor_of(principal),
+        expected_version=expected,
+        data=data,
+        idempotency=idem,
+    )
+    response.headers["ETag"] = f'"{result.version}"'
+    return result.as_dict()

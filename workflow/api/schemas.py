@@ -1,0 +1,136 @@
+"""Bodies the API accepts, validated at the edge."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from congvan.states.errors import FieldTooLong, InvalidInput
+from congvan.states.policy import SECRECY, URGENCY
+from congvan.storage.tables import Document
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..directory import validate_organ_id
+from ..settings import Settings
+
+_DOCUMENT_COLUMNS = dict(Document.__table__.c)  # type: ignore[attr-defined]
+
+
+class RecipientIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    organ_id: str = Field(description="Electronic identifier of the recipient agency")
+    name: str = Field(default="", description="Its name as written in Nơi nhận")
+
+    @field_validator("organ_id")
+    @classmethod
+    def _organ_id(cls, value: str) -> str:
+        try:
+            return validate_organ_id(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.message) from exc
+
+
+class DocumentFields(BaseModel):
+    """Metadata of an outgoing document (QCVN 102 MessageHeader, Decree 30 format)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    number: int | None = Field(default=None, ge=1, le=999_999, description="Số")
+    symbol: str | None = Field(default=None, description="Ký hiệu, e.g. UBND-TĐKT")
+    doc_type: str | None = Field(default=None, description="Tên loại, e.g. CV (công văn)")
+    subject: str | None = Field(default=None, description="Trích yếu")
+    place: str | None = Field(default=None, description="Địa danh")
+    issued_on: date | None = Field(default=None, description="Ngày ban hành")
+    content: str | None = None
+    signer_name: str | None = None
+    signer_position: str | None = None
+    signer_competence: str | None = Field(default=None, description="e.g. KT. CHỦ TỊCH")
+    urgency: int | None = Field(default=None, description="0 thường … 4 hỏa tốc hẹn giờ")
+    secrecy: str | None = Field(default=None, description="'' or mat, toi_mat, tuyet_mat")
+    due_date: date | None = None
+
+    @field_validator("urgency")
+    @classmethod
+    def _urgency(cls, value: int | None) -> int | None:
+        if value is not None and value not in URGENCY:
+            raise ValueError(f"urgency must be one of {sorted(URGENCY)}")
+        return value
+
+    @field_validator("secrecy")
+    @classmethod
+    def _secrecy(cls, value: str | None) -> str | None:
+        if value is not None and value not in SECRECY:
+            raise ValueError(f"secrecy must be one of {sorted(SECRECY)}")
+        return value
+
+    def as_row(self) -> dict[str, Any]:
+        """Only the fields that were given, with dates as ISO text."""
+        row = self.model_dump(exclude_unset=True)
+        for key in ("issued_on", "due_date"):
+            if row.get(key) is not None:
+                row[key] = row[key].isoformat()
+        return row
+
+
+class DocumentIn(DocumentFields):
+    """A new draft: its metadata and recipients. Files come as multipart parts."""
+
+    doc_type: str = Field(description="Tên loại, e.g. CV (công văn)")
+    subject: str = Field(description="Trích yếu")
+    recipients: list[RecipientIn] = Field(default_factory=list)
+
+
+class EventIn(BaseModel):
+    """The body of an event; every part is optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, description="Why (required to reject)")
+    fields: DocumentFields | None = Field(default=None, description="For edit")
+    recipients: list[RecipientIn] | None = Field(default=None, description="For edit")
+
+
+def check_limits(
+    settings: Settings,
+    fields: DocumentFields | None,
+    recipients: list[RecipientIn] | None,
+    reason: str | None = None,
+) -> None:
+    """Enforce the configurable limits; each breach names the field and the limit."""
+    limits = {"subject": settings.max_subject_length, "content": settings.max_content_length}
+    values: dict[str, Any] = fields.as_row() if fields else {}
+    if reason is not None:
+        values["reason"] = reason
+    for key, value in values.items():
+        if not isinstance(value, str):
+            continue
+        limit = limits.get(key, settings.max_text_length)
+        column = getattr(_DOCUMENT_COLUMNS.get(key), "type", None)
+        if getattr(column, "length", None):
+            limit = min(limit, column.length)  # type: ignore[union-attr]
+        if len(value) > limit:
+            raise FieldTooLong(
+                f"{key} is {len(value)} characters long; at most {limit}.",
+                field=key,
+                max_length=limit,
+                length=len(value),
+            )
+    for r in recipients or []:
+        if len(r.name) > settings.max_text_length:
+            raise FieldTooLong(
+                "A recipient name is too long.",
+                field="recipients.name",
+                max_length=settings.max_text_length,
+                length=len(r.name),
+            )
+    if recipients is not None and len(recipients) > settings.max_recipients:
+        raise InvalidInput(
+            f"At most {settings.max_recipients} recipients.",
+            field="recipients",
+            max_items=settings.max_recipients,
+        )
+    if recipients is not None:
+        ids = [r.organ_id for r in recipients]
+        if len(set(ids)) != len(ids):
+            raise InvalidInput("A recipient is listed twice.", field="recipients")

@@ -1,0 +1,79 @@
+"""Routes for the running system: health, metrics, the agency directory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from congvan.states.errors import DatabaseNotReady
+from congvan.states.policy import OPERATOR, SUPERVISOR
+from congvan.storage.schema import ensure_migrated
+from congvan.storage.tables import Document
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select, text
+
+from ..directory import add_agency
+from .auth import PrincipalDep, RuntimeDep, require
+
+router = APIRouter(prefix="/v1", tags=["system"])
+
+
+@router.get("/health", summary="Liveness and database readiness (no token needed)")
+def health(runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.db.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    try:
+        ensure_migrated(runtime.db)
+        schema = "current"
+    except DatabaseNotReady:
+        schema = "outdated"
+    return {
+        "status": "ok",
+        "database": "ok",
+        "schema": schema,
+        "broker": "embedded" if runtime.embedded else "redis",
+    }
+
+
+@router.get("/metrics", summary="Work waiting and documents by state")
+def metrics(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    require(principal, frozenset({OPERATOR, SUPERVISOR}), "Metrics")
+    table = Document.__table__  # type: ignore[attr-defined]
+    query = select(table.c.state, func.count()).group_by(table.c.state)
+    if OPERATOR not in principal.roles:  # a supervisor sees their own agency
+        query = query.where(table.c.agency_id == principal.agency_id)
+    with runtime.uow(readonly=True) as uow:
+        by_state = {state: int(n) for state, n in uow.conn.execute(query)}
+        jobs = uow.outbox.counts()
+        next_due = uow.timers.next_due()
+    return {
+        "documents_by_state": by_state,
+        "jobs_by_status": jobs,
+        "next_timer_due": next_due.isoformat() if next_due else None,
+    }
+
+
+class AgencyIn(BaseModel):
+    id: str = Field(description="Electronic identifier, e.g. 000.00.00.H57", max_length=35)
+    name: str = Field(max_length=300)
+    abbreviation: str = Field(max_length=30, description="e.g. UBND")
+
+
+@router.get("/agencies", summary="The directory of agencies")
+def list_agencies(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    with runtime.uow(readonly=True) as uow:
+        items = uow.agencies.agencies()
+    return {
+        "items": [
+            {"id": a["id"], "name": a["name"], "abbreviation": a["abbreviation"]} for a in items
+        ]
+    }
+
+
+@router.post("/agencies", status_code=201, summary="Add an agency (operator)")
+def create_agency(body: AgencyIn, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    require(principal, frozenset({OPERATOR}), "Adding agencies")
+    with runtime.uow() as uow:
+        add_agency(uow, body.id, body.name, body.abbreviation, runtime.clock())
+        uow.commit()
+    return {"id": body.id, "name": body.name, "abbreviation": body.abbreviation}

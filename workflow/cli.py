@@ -1,0 +1,273 @@
+"""The ``congvan`` command: serve, worker, scheduler, demo, migrate, tokens, audit, graph."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from congvan.states import MACHINES
+from congvan.states.errors import CongvanError, InvalidInput
+from congvan.states.graph import to_dot, to_mermaid
+
+from .settings import Settings
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "database_url", None):
+        overrides["database_url"] = args.database_url
+    return Settings(**overrides)
+
+
+def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
+    from .bootstrap import bootstrap
+
+    return bootstrap(settings)
+
+
+def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    from congvan.storage.database import make_engine
+    from congvan.storage.schema import migrate
+
+    engine = make_engine(settings.db_url, synchronous=settings.sqlite_synchronous)
+    revision = migrate(engine)
+    print(f"database {engine.url.render_as_string(hide_password=True)} is at revision {revision}")
+    engine.dispose()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from .api import create_app
+
+    runtime = _runtime(settings)
+    app = create_app(runtime, background=not args.no_workers)
+    uvicorn.run(
+        app, host=args.host or settings.host, port=args.port or settings.port, log_level="info"
+    )
+    return 0
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
+    runtime = _runtime(settings)
+    if runtime.embedded:
+        raise InvalidInput(
+            "With the embedded broker (memory://) the workers run inside "
+            "`congvan serve`; set CONGVAN_BROKER_URL=redis://… for separate "
+            "worker processes."
+        )
+    runtime.start(workers=True, relay=False, scheduler=False)
+    print(f"worker running {settings.worker_threads} threads; Ctrl-C stops it")
+    _wait_for_signal()
+    runtime.stop()
+    return 0
+
+
+def cmd_scheduler(_args: argparse.Namespace, settings: Settings) -> int:
+    runtime = _runtime(settings)
+    if runtime.embedded:
+        raise InvalidInput(
+            "With the embedded broker the scheduler runs inside "
+            "`congvan serve`; set CONGVAN_BROKER_URL=redis://… to run it apart."
+        )
+    runtime.start(workers=False, relay=True, scheduler=True)
+    print("scheduler and outbox relay running; Ctrl-C stops them")
+    _wait_for_signal()
+    runtime.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, _settings: Settings) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.data_dir) if args.data_dir else None)
+
+
+def cmd_agencies(args: argparse.Namespace, settings: Settings) -> int:
+    from .directory import add_agency
+
+    runtime = _runtime(settings)
+    try:
+        with runtime.uow() as uow:
+            if args.action == "add":
+                add_agency(uow, args.id, args.name, args.abbreviation, runtime.clock())
+                uow.commit()
+                print(f"added agency {args.id}")
+            else:
+                for a in uow.agencies.agencies():
+                    print(f"{a['id']:<20} {a['abbreviation']:<10} {a['name']}")
+    finally:
+        runtime.stop()
+    return 0
+
+
+def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
+    from .directory import create_token, ensure_user
+
+    runtime = _runtime(settings)
+    try:
+        with runtime.uow() as uow:
+            now = runtime.clock()
+            if args.action == "revoke":
+                count = uow.agencies.revoke_token(args.prefix, now)
+                uow.commit()
+                print(f"revoked {count} token(s)")
+                return 0 if count else 1
+            username = args.user or "-".join(args.role)
+            user_id = ensure_user(
+                uow,
+                args.agency,
+                username,
+                args.role,
+                now,
+                full_name=args.full_name,
+                position=args.position,
+            )
+            issued = create_token(uow, user_id, now, args.expires_days)
+            uow.commit()
+    finally:
+        runtime.stop()
+    print(f"token for {username}@{args.agency} ({', '.join(args.role)}); shown only once:")
+    print(issued.token)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from congvan.storage.audit import verify_chains
+
+    runtime = _runtime(settings)
+    checked = broken = 0
+    try:
+        with runtime.uow(readonly=True) as uow:
+            for doc_id, problem in verify_chains(uow.conn, args.document):
+                checked += 1
+                if problem is not None:
+                    broken += 1
+                    where = f"version {problem.version}" if problem.version else "its head"
+                    print(
+                        f"BROKEN {doc_id}: {problem.problem} at {where} "
+                        f"(entry {problem.entry_id}): {problem.detail}"
+                    )
+    finally:
+        runtime.stop()
+    if args.document and checked == 0:
+        print(f"no document {args.document}")
+        return 2
+    print(f"{checked} chain(s) checked, {broken} broken")
+    return 1 if broken else 0
+
+
+def cmd_graph(args: argparse.Namespace, _settings: Settings) -> int:
+    render = to_dot if args.format == "dot" else to_mermaid
+    names = list(MACHINES) if args.machine == "all" else [args.machine]
+    for name in names:
+        if args.format == "mermaid":
+            print(f"%% {name}")
+        print(render(MACHINES[name]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="congvan",
+        description="Workflow engine for official electronic documents between state agencies.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        help="where the embedded database lives "
+        "(default: $CONGVAN_DATA_DIR or ~/.local/share/congvan)",
+    )
+    parser.add_argument("--database-url", help="overrides CONGVAN_DATABASE_URL")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the HTTP API (with workers on the embedded default)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--no-workers", action="store_true", help="API only")
+    p.set_defaults(func=cmd_serve)
+
+    sub.add_parser("worker", help="run dramatiq worker threads (Redis broker)").set_defaults(
+        func=cmd_worker
+    )
+    sub.add_parser("scheduler", help="run the timer scheduler and outbox relay").set_defaults(
+        func=cmd_scheduler
+    )
+    sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
+        func=cmd_migrate
+    )
+
+    p = sub.add_parser("demo", help="drive the sample letter 1227/UBND-TĐKT through the engine")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("agencies", help="manage the directory of agencies")
+    asub = p.add_subparsers(dest="action", required=True)
+    a = asub.add_parser("add", help="add an agency")
+    a.add_argument("id", help="electronic identifier, e.g. 000.00.00.H57")
+    a.add_argument("--name", required=True)
+    a.add_argument("--abbreviation", required=True, help="e.g. UBND")
+    asub.add_parser("list", help="list agencies")
+    p.set_defaults(func=cmd_agencies)
+
+    p = sub.add_parser("tokens", help="create or revoke API tokens")
+    tsub = p.add_subparsers(dest="action", required=True)
+    t = tsub.add_parser("create", help="create a token (printed once; only its hash is kept)")
+    t.add_argument("--agency", required=True)
+    t.add_argument(
+        "--role",
+        required=True,
+        action="append",
+        help="clerk, reviewer, signer, supervisor or operator (repeatable)",
+    )
+    t.add_argument("--user", help="user name (default: the roles joined)")
+    t.add_argument("--full-name", default="")
+    t.add_argument("--position", default="")
+    t.add_argument("--expires-days", type=int)
+    r = tsub.add_parser("revoke", help="revoke tokens by their printed prefix")
+    r.add_argument("prefix")
+    p.set_defaults(func=cmd_tokens)
+
+    p = sub.add_parser("audit", help="verify the audit chains")
+    asub = p.add_subparsers(dest="action", required=True)
+    v = asub.add_parser("verify", help="check every chain, or one document's")
+    v.add_argument("document", nargs="?")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("graph", help="print the state machines (Mermaid or Graphviz dot)")
+    p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    p.add_argument("--machine", choices=(*MACHINES, "all"), default="all")
+    p.set_defaults(func=cmd_graph)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        code: int = args.func(args, settings)
+        return code
+    except CongvanError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        if exc.details:
+            print(json.dumps(exc.details, ensure_ascii=False), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
