@@ -117,7 +117,7 @@ class DocumentRepository:
         row = self.conn.execute(select(_documents).where(_documents.c.id == document_id)).first()
         return dict(row._mapping) if row else None
 
-    def list(
+    def page(
         self,
         agency_id: str,
         *,

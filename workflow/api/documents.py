@@ -150,7 +150,7 @@ def list_documents(
         )
     try:
         with runtime.uow(readonly=True) as uow:
-            page = uow.documents.list(
+            page = uow.documents.page(
                 principal.agency_id,
                 states=state or [],
                 urgency=urgency,

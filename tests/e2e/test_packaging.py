@@ -1,0 +1,51 @@
+"""The distribution installs into a fresh environment and claims no generic import names."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str | Path, cwd: Path) -> str:
+    done = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_installs_into_a_fresh_virtual_environment(tmp_path: Path) -> None:
+    # Given a new virtual environment (dependencies come from this interpreter's site)
+    env = tmp_path / "venv"
+    venv.create(env, with_pip=True, system_site_packages=True)
+    python = env / "bin" / "python"
+
+    # When the project is installed into it (a regular, non-editable install)
+    run(python, "-m", "pip", "install", "-q", "--no-deps", ROOT, cwd=tmp_path)
+
+    # Then its console script runs from anywhere
+    assert "demo" in run(env / "bin" / "congvan", "--help", cwd=tmp_path)
+    # and the layers live under congvan., inside that environment
+    where = run(python, "-c", "import congvan.workflow as w; print(w.__file__)", cwd=tmp_path)
+    assert str(env) in where
+    # and no generic top-level names are claimed
+    probe = ("import importlib.util as u; "
+             "print([n for n in ('states', 'storage', 'actions', 'workflow') if u.find_spec(n)])")
+    assert run(python, "-c", probe, cwd=tmp_path).strip() == "[]"
+
+
+def test_graph_command_prints_both_machines_from_their_data(tmp_path: Path) -> None:
+    out = run(sys.executable, "-m", "congvan.workflow.cli", "graph", cwd=tmp_path)
+    assert "stateDiagram-v2" in out
+    assert "signed --> sent: send" in out
+    assert "sending --> delivered: deliver" in out
+    dot = run(sys.executable, "-m", "congvan.workflow.cli", "graph", "--format", "dot",
+              "--machine", "document", cwd=tmp_path)
+    assert dot.startswith('digraph "document"')
+    assert '"failed" -> "sent" [label="resend' in dot
