@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from congvan.states import dispatch as d
 from congvan.states.errors import InvalidInput
+from congvan.states.machine import resolve
 from congvan.storage.documents import EDITABLE
 from congvan.storage.ids import new_id
 
@@ -23,6 +24,11 @@ def apply_edit(ctx: TransitionContext) -> None:
     if not changed and recipients is None:
         raise InvalidInput("The edit changes nothing.")
     ctx.audit["changed"] = sorted(changed)
+    ctx.audit["revision"] = ctx.uow.documents.bump_revision(ctx.document.id)
+
+
+def _no_guards(name: str) -> tuple[bool, str]:
+    raise AssertionError(f"dispatch resend is unguarded, yet asked for {name!r}")
 
 
 def create_dispatches(ctx: TransitionContext) -> None:
@@ -51,7 +57,9 @@ def reset_failed_dispatches(ctx: TransitionContext) -> None:
     again = []
     for row in ctx.uow.dispatches.for_document(ctx.document.id):
         if row["state"] in d.GIVEN_UP:
-            ctx.uow.dispatches.set_state(row["id"], state=d.PENDING, at=ctx.now, attempts=0)
+            # The dispatch machine still decides: resend is an edge it declares.
+            step = resolve(d.DISPATCH, row["state"], "resend", _no_guards)
+            ctx.uow.dispatches.set_state(row["id"], state=step.dest, at=ctx.now, attempts=0)
             again.append(row["organ_id"])
     ctx.audit["resent_to"] = again
 

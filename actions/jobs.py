@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
+
 from congvan.states.policy import job_backoff_seconds
 from congvan.storage.clock import Clock
 from congvan.storage.ids import new_id
@@ -21,6 +22,10 @@ log = logging.getLogger("congvan.jobs")
 
 ACTOR_NAME = "congvan_run_job"
 QUEUES = ("urgent", "default")
+
+
+class RetryLater(Exception):
+    """The job wrote what it could and must run again after a backoff."""
 
 
 class JobRunner:
@@ -57,40 +62,52 @@ class JobRunner:
                 if action is None:
                     raise LookupError(f"no action named {job.action!r} is installed")
                 now = self.clock()
-                action(JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow))
+                try:
+                    action(JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow))
+                except RetryLater as exc:
+                    # Keep what the action wrote, count the attempt, wait, run again.
+                    self._schedule_retry(uow, job_id, str(exc), now)
+                    uow.commit()
+                    return "failed"
                 if not uow.outbox.finish(job_id, now):
                     return "skipped"
                 uow.timers.cancel(JOB_DEADLINE, job_id)
                 uow.commit()
                 log.info("job done", extra={"action": "job.done", "job_id": job_id})
                 return "done"
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
             self.record_failure(job_id, f"{type(exc).__name__}: {exc}")
             return "failed"
 
     def record_failure(self, job_id: str, error: str) -> None:
         with self.open_uow() as uow:
-            attempts = uow.outbox.record_failure(job_id, error)
-            uow.timers.cancel(JOB_DEADLINE, job_id)
-            job = uow.outbox.get(job_id)
-            if job is None:
-                return
-            now = self.clock()
-            if attempts >= self.max_attempts:
-                uow.outbox.mark([job_id], FAILED, now)
-            else:
-                uow.timers.add(
-                    [
-                        {
-                            "id": new_id(),
-                            "kind": JOB_DEADLINE,
-                            "ref_id": job_id,
-                            "document_id": job.document_id,
-                            "due_at": now + timedelta(seconds=job_backoff_seconds(attempts)),
-                        }
-                    ]
-                )
+            self._schedule_retry(uow, job_id, error, self.clock())
             uow.commit()
+
+    def _schedule_retry(self, uow: UnitOfWork, job_id: str, error: str, now: datetime) -> None:
+        """Count a failed attempt; wait on a database timer, or give up for good."""
+        attempts = uow.outbox.record_failure(job_id, error)
+        uow.timers.cancel(JOB_DEADLINE, job_id)
+        job = uow.outbox.get(job_id)
+        if job is None:
+            return
+        if attempts >= self.max_attempts:
+            uow.outbox.mark([job_id], FAILED, now)
+        else:
+            uow.timers.add(
+                [
+                    {
+                        "id": new_id(),
+                        "kind": JOB_DEADLINE,
+                        "ref_id": job_id,
+                        "document_id": job.document_id,
+                        "due_at": now + timedelta(seconds=job_backoff_seconds(attempts)),
+                        # The failure is counted already: the scheduler must not count
+                        # the end of the wait as a missed deadline.
+                        "payload": {"reason": "backoff"},
+                    }
+                ]
+            )
         log.warning(
             "job failed", extra={"action": "job.failed", "job_id": job_id, "attempts": attempts}
         )

@@ -37,6 +37,10 @@ DISPATCH = MachineSpec(
     },
 )
 
+# Dispatch events fired only as part of a document transition (the document's resend),
+# never on their own: a dispatch resent alone would leave its document failed.
+DOCUMENT_DRIVEN = frozenset({"resend"})
+
 # Dispatch states that count as "failed for good" for the document.
 GIVEN_UP = frozenset({FAILED, REJECTED})
 ARRIVED = frozenset({DELIVERED, ACKNOWLEDGED})

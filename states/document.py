@@ -21,9 +21,14 @@ DOCUMENT = MachineSpec(
         # A clerk changes metadata or recipients of a draft; results of earlier checks
         # stop counting because they name the version they checked.
         edge("edit", DRAFT, DRAFT, effects=("apply_edit",)),
-        edge("submit", DRAFT, DRAFT, actions=("run_review_checks",)),
+        # Submitting runs the review checks as a job and puts the draft in the review queue.
+        edge(
+            "submit", DRAFT, DRAFT, effects=("record_submission",), actions=("run_review_checks",)
+        ),
+        # A reviewer accepts a failed warning check, with a reason.
+        edge("waive", DRAFT, DRAFT, effects=("waive_check",)),
         edge("approve", DRAFT, REVIEWED, conditions=("checks_cleared",)),
-        edge("reject", (DRAFT, REVIEWED), DRAFT),
+        edge("reject", (DRAFT, REVIEWED), DRAFT, effects=("withdraw_submission",)),
         edge(
             "sign",
             REVIEWED,

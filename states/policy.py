@@ -13,6 +13,7 @@ ROLES = (CLERK, REVIEWER, SIGNER, SUPERVISOR, OPERATOR)
 EVENT_ROLES: dict[str, frozenset[str]] = {
     "edit": frozenset({CLERK}),
     "submit": frozenset({CLERK}),
+    "waive": frozenset({REVIEWER}),
     "approve": frozenset({REVIEWER}),
     "reject": frozenset({REVIEWER, SIGNER}),
     "sign": frozenset({SIGNER}),
@@ -21,7 +22,7 @@ EVENT_ROLES: dict[str, frozenset[str]] = {
 }
 
 # Events that must say why.
-REASON_REQUIRED = frozenset({"reject", "resend"})
+REASON_REQUIRED = frozenset({"reject", "resend", "waive"})
 
 # Roles that may create drafts and read their agency's documents.
 CREATE_ROLES = frozenset({CLERK})

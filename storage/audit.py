@@ -12,11 +12,13 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from .clock import as_utc
+from .prepared import Prepared
 from .tables import AuditEntry, Document
 
 GENESIS = "0" * 64
 _audit = AuditEntry.__table__  # type: ignore[attr-defined]
 _documents = Document.__table__  # type: ignore[attr-defined]
+_INSERT = Prepared(insert(_audit))  # built once, run through Prepared (see prepared.py)
 
 
 def canonical_json(value: Any) -> str:
@@ -125,7 +127,7 @@ class AuditRepository:
 
     def append(self, entries: list[NewEntry]) -> None:
         if entries:
-            self.conn.execute(insert(_audit), [e.__dict__ for e in entries])
+            _INSERT.execute(self.conn, [e.__dict__ for e in entries])
 
     def history(self, document_id: str) -> list[dict[str, Any]]:
         rows = self.conn.execute(
@@ -172,6 +174,10 @@ def verify_document(conn: Connection, document_id: str, head: str) -> ChainProbl
         where = (document_id, row["version"], row["id"])
         if digest(row["payload"]) != row["payload_digest"]:
             return ChainProblem(*where, "altered", "payload does not match its digest")
+        # Before the hash: an entry moved to another version no longer matches its hash
+        # (the hash covers the version), but it still names the entry it really followed.
+        if row["prev_hash"] != prev and row["prev_hash"] in hashes:
+            return ChainProblem(*where, "reordered", "entry follows a different entry")
         recomputed = entry_hash(
             prev_hash=row["prev_hash"],
             document_id=row["document_id"],
@@ -186,8 +192,6 @@ def verify_document(conn: Connection, document_id: str, head: str) -> ChainProbl
         if recomputed != row["hash"]:
             return ChainProblem(*where, "altered", "entry does not match its hash")
         if row["prev_hash"] != prev:
-            if row["prev_hash"] in hashes:
-                return ChainProblem(*where, "reordered", "entry follows a different entry")
             return ChainProblem(*where, "removed", "the entry before this one is missing")
         if row["version"] != expected_version:
             return ChainProblem(*where, "reordered", f"expected version {expected_version}")

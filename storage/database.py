@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from .prepared import run_driver_sql
+
 
 def normalise_url(url: str) -> str:
     """Use psycopg 3 for ``postgresql://`` URLs."""
@@ -62,4 +64,5 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
     def _on_begin(conn: Any) -> None:
         # Readers need no write lock: WAL lets them run beside the writer.
         readonly = conn.get_execution_options().get("congvan_readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        # As conn.exec_driver_sql(...), minus ~25 µs of execution context per transaction.
+        run_driver_sql(conn, "BEGIN" if readonly else "BEGIN IMMEDIATE")

@@ -8,14 +8,36 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
+from .prepared import Prepared
 from .tables import Attachment, Blob, Document, Recipient
 
 _documents = Document.__table__  # type: ignore[attr-defined]
 _recipients = Recipient.__table__  # type: ignore[attr-defined]
 _attachments = Attachment.__table__  # type: ignore[attr-defined]
 _blobs = Blob.__table__  # type: ignore[attr-defined]
+
+# The statements every transition runs, built once (building a statement costs more
+# Python than SQLite takes to run it) and run through Prepared (see prepared.py).
+_c = _documents.c
+_head = select(_c.id, _c.agency_id, _c.state, _c.version, _c.audit_head, _c.urgency).where(
+    _c.id == bindparam("document_id")
+)
+_HEAD = Prepared(_head)
+_HEAD_FOR_UPDATE = Prepared(_head.with_for_update())
+_CURRENT_VERSION = select(_c.version).where(_c.id == bindparam("document_id"))
+_ADVANCE = Prepared(
+    update(_documents)
+    .where(_c.id == bindparam("document_id"), _c.version == bindparam("expected_version"))
+    .values(
+        state=bindparam("new_state"),
+        version=bindparam("new_version"),
+        audit_head=bindparam("new_audit_head"),
+        updated_at=bindparam("at"),
+    )
+)
+_INSERT = insert(_documents)
 
 # Columns a client may set on a draft.
 EDITABLE = (
@@ -32,6 +54,7 @@ EDITABLE = (
     "urgency",
     "secrecy",
     "due_date",
+    "signer_user",
 )
 
 
@@ -69,18 +92,12 @@ class DocumentRepository:
         self.conn = conn
 
     def head(self, document_id: str, *, for_update: bool = False) -> DocumentHead | None:
-        c = _documents.c
-        query = select(c.id, c.agency_id, c.state, c.version, c.audit_head, c.urgency).where(
-            c.id == document_id
-        )
-        if for_update:
-            query = query.with_for_update()
-        row = self.conn.execute(query).first()
+        query = _HEAD_FOR_UPDATE if for_update else _HEAD
+        row = query.first(self.conn, {"document_id": document_id})
         return DocumentHead(*row) if row else None
 
     def current_version(self, document_id: str) -> int | None:
-        c = _documents.c
-        return self.conn.execute(select(c.version).where(c.id == document_id)).scalar()
+        return self.conn.execute(_CURRENT_VERSION, {"document_id": document_id}).scalar()
 
     def advance(
         self,
@@ -93,13 +110,18 @@ class DocumentRepository:
         at: datetime,
     ) -> bool:
         """Move the document on, only if nobody moved it since ``expected_version``."""
-        c = _documents.c
-        result = self.conn.execute(
-            update(_documents)
-            .where(c.id == document_id, c.version == expected_version)
-            .values(state=state, version=new_version, audit_head=audit_head, updated_at=at)
+        moved = _ADVANCE.rowcount(
+            self.conn,
+            {
+                "document_id": document_id,
+                "expected_version": expected_version,
+                "new_state": state,
+                "new_version": new_version,
+                "new_audit_head": audit_head,
+                "at": at,
+            },
         )
-        return result.rowcount == 1
+        return moved == 1
 
     def set_fields(self, document_id: str, fields: Mapping[str, Any]) -> None:
         unknown = set(fields) - set(EDITABLE)
@@ -110,8 +132,26 @@ class DocumentRepository:
                 update(_documents).where(_documents.c.id == document_id).values(**fields)
             )
 
+    def bump_revision(self, document_id: str) -> int:
+        """The content changed: results of checks on earlier revisions stop counting."""
+        c = _documents.c
+        self.conn.execute(
+            update(_documents).where(c.id == document_id).values(revision=c.revision + 1)
+        )
+        return int(self.conn.execute(select(c.revision).where(c.id == document_id)).scalar_one())
+
+    def mark_submitted(self, document_id: str, *, withdraw: bool = False) -> int | None:
+        """Record the current revision as submitted for review (or withdraw it)."""
+        c = _documents.c
+        self.conn.execute(
+            update(_documents)
+            .where(c.id == document_id)
+            .values(submitted_revision=None if withdraw else c.revision)
+        )
+        return self.conn.execute(select(c.submitted_revision).where(c.id == document_id)).scalar()
+
     def add(self, row: Mapping[str, Any]) -> None:
-        self.conn.execute(insert(_documents), [dict(row)])
+        self.conn.execute(_INSERT, [dict(row)])
 
     def get(self, document_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(select(_documents).where(_documents.c.id == document_id)).first()

@@ -10,9 +10,11 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from .prepared import Prepared
 from .tables import OutboxJob
 
 _outbox = OutboxJob.__table__  # type: ignore[attr-defined]
+_INSERT = Prepared(insert(_outbox))  # built once, run through Prepared (see prepared.py)
 
 PENDING = "pending"
 ENQUEUED = "enqueued"
@@ -50,8 +52,8 @@ class OutboxRepository:
 
     def add(self, jobs: Sequence[dict[str, Any]]) -> None:
         if jobs:
-            self.conn.execute(
-                insert(_outbox),
+            _INSERT.execute(
+                self.conn,
                 [{**j, "payload": json.dumps(j.get("payload", {}), sort_keys=True)} for j in jobs],
             )
 
@@ -105,6 +107,14 @@ class OutboxRepository:
         self.conn.execute(
             update(_outbox)
             .where(_outbox.c.id == job_id, _outbox.c.status != DONE)
+            .values(status=PENDING)
+        )
+
+    def requeue_many(self, job_ids: Sequence[str]) -> None:
+        """Back to pending: the broker did not take them."""
+        self.conn.execute(
+            update(_outbox)
+            .where(_outbox.c.id.in_(list(job_ids)), _outbox.c.status == ENQUEUED)
             .values(status=PENDING)
         )
 

@@ -8,8 +8,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from congvan.states.errors import DatabaseNotReady
 from sqlalchemy import Engine
+
+from congvan.states.errors import DatabaseNotReady
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -76,10 +76,15 @@ class Document(SQLModel, table=True):
     urgency: int = Field(default=0)
     secrecy: str = Field(default="", max_length=20)
     due_date: str | None = Field(default=None, max_length=10)
+    signer_user: str = Field(default="", max_length=100)  # username of the signer
     state: str = Field(max_length=20)
     version: int = Field(default=1)
+    # Bumped by edits only: check results name the revision they checked.
+    revision: int = Field(default=1)
+    # The revision sent for review; cleared when a reviewer returns the document.
+    submitted_revision: int | None = Field(default=None)
     audit_head: str = Field(max_length=64)
-    created_by: str = Field(max_length=36)
+    created_by: str = Field(max_length=200)
     created_at: datetime = Field(sa_column=_ts(nullable=False))
     updated_at: datetime = Field(sa_column=_ts(nullable=False))
 
@@ -201,6 +206,45 @@ class IdempotentRequest(SQLModel, table=True):
     status_code: int
     response: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class CheckResult(SQLModel, table=True):
+    """The outcome of one review check on one revision of a document."""
+
+    __tablename__ = "check_results"
+    __table_args__ = (UniqueConstraint("document_id", "revision", "code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    document_id: str = Field(foreign_key="documents.id", index=True, max_length=36)
+    revision: int
+    code: str = Field(max_length=60)
+    severity: str = Field(max_length=10)  # blocking | warning
+    status: str = Field(max_length=10)  # passed | failed | error
+    message_vi: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    message_en: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    details: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    checked_at: datetime = Field(sa_column=_ts(nullable=False))
+    waived_by: str = Field(default="", max_length=200)
+    waived_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    waive_reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class SigningAuthority(SQLModel, table=True):
+    """A signer's authority to sign for an agency, for some document types, for a time."""
+
+    __tablename__ = "signing_authorities"
+    __table_args__ = (Index("ix_authorities_agency_signer", "agency_id", "signer"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    agency_id: str = Field(foreign_key="agencies.id", max_length=35)
+    signer: str = Field(max_length=100)  # username in that agency
+    doc_types: str = Field(default="*", max_length=500)  # comma-separated, or *
+    competence: str = Field(default="", max_length=200)  # e.g. KT. CHỦ TỊCH
+    valid_from: str = Field(max_length=10)  # ISO dates, inclusive
+    valid_until: str | None = Field(default=None, max_length=10)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 metadata = SQLModel.metadata

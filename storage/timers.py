@@ -11,9 +11,11 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select
 
 from .clock import as_utc
+from .prepared import Prepared
 from .tables import Timer
 
 _timers = Timer.__table__  # type: ignore[attr-defined]
+_INSERT = Prepared(insert(_timers))  # built once, run through Prepared (see prepared.py)
 
 JOB_DEADLINE = "job_deadline"
 
@@ -35,8 +37,8 @@ class TimerRepository:
 
     def add(self, timers: Sequence[dict[str, Any]]) -> None:
         if timers:
-            self.conn.execute(
-                insert(_timers),
+            _INSERT.execute(
+                self.conn,
                 [
                     {**t, "payload": json.dumps(t.get("payload", {}), sort_keys=True)}
                     for t in timers

@@ -8,8 +8,11 @@ from sqlalchemy import Connection, Engine, RootTransaction
 
 from .agencies import AgencyRepository
 from .audit import AuditRepository
+from .authorities import AuthorityRepository
+from .checks import CheckRepository
 from .dispatches import DispatchRepository
 from .documents import DocumentRepository
+from .duplicates import DuplicateRepository
 from .idempotency import IdempotencyRepository
 from .outbox import OutboxRepository
 from .timers import TimerRepository
@@ -25,6 +28,9 @@ class UnitOfWork:
     timers: TimerRepository
     idempotency: IdempotencyRepository
     agencies: AgencyRepository
+    checks: CheckRepository
+    authorities: AuthorityRepository
+    duplicates: DuplicateRepository
 
     def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
         self.engine = engine
@@ -53,6 +59,9 @@ class UnitOfWork:
         self.timers = TimerRepository(conn, skip_locked=skip)
         self.idempotency = IdempotencyRepository(conn)
         self.agencies = AgencyRepository(conn)
+        self.checks = CheckRepository(conn)
+        self.authorities = AuthorityRepository(conn)
+        self.duplicates = DuplicateRepository(conn)
         return self
 
     def commit(self) -> None:

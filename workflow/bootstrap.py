@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from sqlalchemy import Engine as SqlEngine
+
+from congvan.actions.checks import CHECKS, Check
 from congvan.actions.context import Effect, Guard, JobAction
 from congvan.actions.effects import EFFECTS
 from congvan.actions.guards import GUARDS
 from congvan.actions.jobs import QUEUES, JobRunner, install_actor
+from congvan.actions.review import Review
 from congvan.storage.clock import Clock, utcnow
 from congvan.storage.database import make_engine
 from congvan.storage.schema import ensure_migrated
 from congvan.storage.unit_of_work import UnitOfWork
-from dramatiq.brokers.stub import StubBroker
-from sqlalchemy import Engine as SqlEngine
 
 from .engine import Engine
 from .relay import Relay
@@ -58,6 +61,7 @@ class Runtime:
     relay: Relay
     scheduler: Scheduler
     runner: JobRunner
+    review: Review
     worker: dramatiq.Worker | None = None
     _started: list[str] = field(default_factory=list)
 
@@ -112,6 +116,7 @@ def bootstrap(
     guards: Mapping[str, Guard] | None = None,
     effects: Mapping[str, Effect] | None = None,
     jobs: Mapping[str, JobAction] | None = None,
+    checks: Sequence[Check] | None = None,
     check_schema: bool = True,
     db: SqlEngine | None = None,
 ) -> Runtime:
@@ -124,7 +129,12 @@ def bootstrap(
         ensure_migrated(db)
     open_uow: Callable[..., UnitOfWork] = partial(UnitOfWork, db)
     broker = make_broker(settings.broker_url.get_secret_value())
-    job_actions = {**JOBS, **(jobs or {})}
+    review = Review(
+        CHECKS if checks is None else checks,
+        max_attachment_bytes=settings.max_attachment_bytes,
+        max_subject_length=settings.max_subject_length,
+    )
+    job_actions = {"run_review_checks": review.run_review_checks, **JOBS, **(jobs or {})}
     runner = JobRunner(open_uow, job_actions, clock, max_attempts=settings.job_max_attempts)
     install_actor(broker, runner)
     relay = Relay(
@@ -145,8 +155,14 @@ def bootstrap(
     )
     engine = Engine(
         open_uow,
-        guards={**GUARDS, **(guards or {})},
-        effects={**EFFECTS, **(effects or {})},
+        guards={**GUARDS, "checks_cleared": review.checks_cleared, **(guards or {})},
+        effects={
+            **EFFECTS,
+            "record_submission": review.record_submission,
+            "withdraw_submission": review.withdraw_submission,
+            "waive_check": review.waive_check,
+            **(effects or {}),
+        },
         jobs=list(job_actions),
         clock=clock,
         job_deadline_seconds=settings.job_deadline_seconds,
@@ -162,6 +178,7 @@ def bootstrap(
         relay=relay,
         scheduler=scheduler,
         runner=runner,
+        review=review,
     )
 
 

@@ -118,6 +118,49 @@ def cmd_agencies(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_authorities(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import date
+
+    from .directory import add_authority
+
+    runtime = _runtime(settings)
+    try:
+        with runtime.uow() as uow:
+            if args.action == "add":
+                try:
+                    valid_from = date.fromisoformat(args.valid_from)
+                    valid_until = date.fromisoformat(args.valid_until) if args.valid_until else None
+                except ValueError as exc:
+                    raise InvalidInput(f"Dates are YYYY-MM-DD: {exc}") from exc
+                row = add_authority(
+                    uow,
+                    args.agency,
+                    args.signer,
+                    args.doc_types.split(","),
+                    args.competence,
+                    valid_from,
+                    valid_until,
+                    by="cli",
+                    now=runtime.clock(),
+                )
+                uow.commit()
+                print(
+                    f"authority {row['id']}: {args.signer} signs {row['doc_types']} for "
+                    f"{args.agency} from {row['valid_from']} until {row['valid_until'] or '—'}"
+                )
+            else:
+                for a in uow.authorities.for_agency(args.agency):
+                    state = "revoked" if a["revoked_at"] else "active"
+                    print(
+                        f"{a['id']}  {a['signer']:<20} {a['doc_types']:<12} "
+                        f"{a['competence']:<20} {a['valid_from']} → {a['valid_until'] or '—'} "
+                        f"{state}"
+                    )
+    finally:
+        runtime.stop()
+    return 0
+
+
 def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     from .directory import create_token, ensure_user
 
@@ -224,6 +267,19 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--abbreviation", required=True, help="e.g. UBND")
     asub.add_parser("list", help="list agencies")
     p.set_defaults(func=cmd_agencies)
+
+    p = sub.add_parser("authorities", help="manage signing authorities")
+    asub = p.add_subparsers(dest="action", required=True)
+    a = asub.add_parser("add", help="grant a signer authority to sign for an agency")
+    a.add_argument("--agency", required=True)
+    a.add_argument("--signer", required=True, help="user name of a user with the signer role")
+    a.add_argument("--doc-types", default="*", help="comma-separated types, or * (default)")
+    a.add_argument("--competence", default="", help="e.g. 'KT. CHỦ TỊCH'")
+    a.add_argument("--from", dest="valid_from", required=True, help="YYYY-MM-DD")
+    a.add_argument("--until", dest="valid_until", help="YYYY-MM-DD (inclusive)")
+    a = asub.add_parser("list", help="list an agency's authorities")
+    a.add_argument("--agency", required=True)
+    p.set_defaults(func=cmd_authorities)
 
     p = sub.add_parser("tokens", help="create or revoke API tokens")
     tsub = p.add_subparsers(dest="action", required=True)

@@ -1,14 +1,16 @@
-"""``congvan demo``: two agencies, their users, and letter 1227/UBND-TĐKT driven over HTTP."""
+"""``congvan demo``: letter 1227/UBND-TĐKT and its siblings driven through review over HTTP."""
 
 from __future__ import annotations
 
 import json
 import tempfile
-from importlib import resources
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
+
 from congvan.storage.audit import verify_chains
 from congvan.storage.database import make_engine
 from congvan.storage.schema import migrate
@@ -16,30 +18,40 @@ from congvan.storage.schema import migrate
 from .api import create_app
 from .bootstrap import bootstrap
 from .directory import add_agency, create_token, ensure_user
+from .letters import sample_pdf
 from .serving import serve_in_thread
 from .settings import Settings
 
 PROVINCE = ("000.00.00.H57", "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND")
 DEPARTMENT = ("000.00.11.H57", "Sở Nội vụ tỉnh Thừa Thiên Huế", "SNV")
+CITY = ("000.00.31.H57", "Ủy ban nhân dân thành phố Huế", "UBND")
+SIGNER = ("pct", "Nguyễn Văn Phương", "Phó Chủ tịch")
 
-# The sample letter, with the metadata a clerk enters for it (Decree 30 format fields).
-LETTER_1227 = {
-    "number": 1227,
-    "symbol": "UBND-TĐKT",
-    "doc_type": "CV",
-    "subject": "V/v tăng cường gửi, nhận văn bản điện tử giữa các cơ quan hành chính nhà nước "
-    "nhằm phòng, chống dịch COVID-19",
-    "place": "Thừa Thiên Huế",
-    "issued_on": "2021-02-06",
-    "signer_name": "Nguyễn Văn Phương",
-    "signer_position": "PHÓ CHỦ TỊCH",
-    "signer_competence": "KT. CHỦ TỊCH",
-    "urgency": 0,
-    "recipients": [
-        {"organ_id": DEPARTMENT[0], "name": DEPARTMENT[1]},
-        {"organ_id": "000.00.31.H57", "name": "UBND thành phố Huế"},
-    ],
-}
+
+def letter_1227(today: str) -> dict[str, Any]:
+    """The sample letter's metadata as a clerk enters it (Decree 30 format fields).
+
+    The demo re-issues it today: a letter dated years ago would (rightly) draw the
+    timeliness warning.
+    """
+    return {
+        "number": 1227,
+        "symbol": "UBND-TĐKT",
+        "doc_type": "CV",
+        "subject": "V/v tăng cường gửi, nhận văn bản điện tử giữa các cơ quan hành chính "
+        "nhà nước nhằm phòng, chống dịch COVID-19",
+        "place": "Thừa Thiên Huế",
+        "issued_on": today,
+        "signer_name": SIGNER[1],
+        "signer_position": "PHÓ CHỦ TỊCH",
+        "signer_competence": "KT. CHỦ TỊCH",
+        "signer_user": SIGNER[0],
+        "urgency": 0,
+        "recipients": [
+            {"organ_id": DEPARTMENT[0], "name": DEPARTMENT[1]},
+            {"organ_id": CITY[0], "name": CITY[1]},
+        ],
+    }
 
 
 class DemoFailed(Exception):
@@ -67,12 +79,55 @@ class Demo:
         self.step_no += 1
         print(f"\n{self.step_no}. {text}")
 
+    def create(self, meta: dict[str, Any], pdf: bytes, key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": key} if key else {}
+        doc: dict[str, Any] = self.call(
+            "văn thư",
+            "POST",
+            "/v1/documents",
+            expect=201,
+            headers=headers,
+            data={"metadata": json.dumps(meta, ensure_ascii=False)},
+            files={"main": (f"{meta['number']}.pdf", pdf, "application/pdf")},
+        )
+        return doc
+
+    def fire(
+        self, who: str, doc_id: str, event: str, *, expect: int = 200, **body: Any
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self.call(
+            who, "POST", f"/v1/documents/{doc_id}/events/{event}", expect=expect, json=body or None
+        )
+        return result
+
+    def checks(self, doc_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait (polling, with a deadline) for the review job to record every check."""
+        deadline = time.monotonic() + timeout
+        while True:
+            view: dict[str, Any] = self.call(
+                "chuyên viên", "GET", f"/v1/documents/{doc_id}/checks", expect=200
+            )
+            if not view["pending"]:
+                return view
+            if time.monotonic() > deadline:
+                raise DemoFailed(f"checks still pending after {timeout}s: {view['pending']}")
+            time.sleep(0.05)
+
+    def show_checks(self, view: dict[str, Any]) -> None:
+        failed = [r for r in view["results"] if not r["cleared"]]
+        print(
+            f"   {len(view['results'])} checks on revision {view['revision']}: "
+            f"{len(view['results']) - len(failed)} cleared, {len(failed)} not"
+        )
+        for r in failed:
+            print(f"   ✗ {r['code']} ({r['severity']}): {r['message']['vi']}")
+
 
 def _setup(runtime: Any) -> dict[str, str]:
     tokens = {}
     now = runtime.clock()
     with runtime.uow() as uow:
-        for agency_id, name, abbreviation in (PROVINCE, DEPARTMENT):
+        for agency_id, name, abbreviation in (PROVINCE, DEPARTMENT, CITY):
             add_agency(uow, agency_id, name, abbreviation, now)
         people = {
             "văn thư": (PROVINCE[0], "vanthu", ["clerk"], "Trần Thị Lan", "Văn thư"),
@@ -83,7 +138,14 @@ def _setup(runtime: Any) -> dict[str, str]:
                 "Lê Văn Hùng",
                 "Chuyên viên Ban Thi đua - Khen thưởng",
             ),
-            "lãnh đạo": (PROVINCE[0], "pct", ["signer"], "Nguyễn Văn Phương", "Phó Chủ tịch"),
+            "lãnh đạo": (PROVINCE[0], SIGNER[0], ["signer"], SIGNER[1], SIGNER[2]),
+            "chánh văn phòng": (
+                PROVINCE[0],
+                "chanhvp",
+                ["supervisor"],
+                "Hồ Thị Mai",
+                "Chánh Văn phòng",
+            ),
             "văn thư Sở": (DEPARTMENT[0], "vanthu", ["clerk"], "Phạm Thị Hoa", "Văn thư"),
         }
         for who, (agency, username, roles, full_name, position) in people.items():
@@ -95,50 +157,30 @@ def _setup(runtime: Any) -> dict[str, str]:
     return tokens
 
 
-def _drive(demo: Demo, letter: bytes) -> str:
-    demo.step("Văn thư creates the draft of letter 1227/UBND-TĐKT with its file")
-    meta = {**LETTER_1227, "subject": LETTER_1227["subject"].replace("COVID-19", "COVID")}
-    doc = demo.call(
-        "văn thư",
+def _clean_letter(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:
+    demo.step("The chánh văn phòng grants the Phó Chủ tịch authority to sign (KT. CHỦ TỊCH)")
+    grant = demo.call(
+        "chánh văn phòng",
         "POST",
-        "/v1/documents",
+        "/v1/authorities",
         expect=201,
-        data={"metadata": json.dumps(meta, ensure_ascii=False)},
-        files={"main": ("1227-UBND-TDKT.md", letter, "text/markdown")},
-        headers={"Idempotency-Key": "demo-create-1227"},
+        json={"signer": SIGNER[0], "competence": "KT. CHỦ TỊCH", "valid_from": "2021-01-01"},
     )
+    print(f"   {grant['signer']} signs {grant['doc_types']} from {grant['valid_from']}")
+
+    demo.step("Văn thư creates letter 1227/UBND-TĐKT with its PDF (safe to retry: Idempotency-Key)")
+    doc = demo.create(meta, pdf, key="demo-1227")
+    again = demo.create(meta, pdf, key="demo-1227")
+    if again["id"] != doc["id"]:
+        raise DemoFailed("an idempotent retry created a second document")
     doc_id = doc["id"]
     print(
-        f"   {doc['notation']} is {doc['state']} at version {doc['version']}; "
-        f"attachment sha256 {doc['attachments'][0]['sha256'][:16]}…"
+        f"   {doc['notation']} is {doc['state']} v{doc['version']}; the retry answered "
+        "with the same document"
     )
 
-    demo.step("The same request again with the same Idempotency-Key creates nothing new")
-    again = demo.call(
-        "văn thư",
-        "POST",
-        "/v1/documents",
-        expect=201,
-        data={"metadata": json.dumps(meta, ensure_ascii=False)},
-        files={"main": ("1227-UBND-TDKT.md", letter, "text/markdown")},
-        headers={"Idempotency-Key": "demo-create-1227"},
-    )
-    if again["id"] != doc_id:
-        raise DemoFailed("an idempotent retry created a second document")
-    print(f"   answered with the same document {doc_id}")
-
-    demo.step("Văn thư corrects the subject (trích yếu), naming the version it read")
-    result = demo.call(
-        "văn thư",
-        "POST",
-        f"/v1/documents/{doc_id}/events/edit",
-        expect=200,
-        headers={"If-Match": '"1"'},
-        json={"fields": {"subject": LETTER_1227["subject"]}},
-    )
-    print(f"   edit: {result['from_state']} → {result['to_state']}, version {result['version']}")
-
-    demo.step("A second edit based on the old version loses the race")
+    demo.step("A stale If-Match loses: two clerks cannot both win")
+    demo.fire("văn thư", doc_id, "edit", fields={"urgency": 1})  # khẩn; moves to v2
     conflict = demo.call(
         "văn thư",
         "POST",
@@ -149,63 +191,110 @@ def _drive(demo: Demo, letter: bytes) -> str:
     )
     print(f"   409 {conflict['code']}: {conflict['message']}")
 
-    demo.step("Chuyên viên returns it with a reason")
-    result = demo.call(
-        "chuyên viên",
-        "POST",
-        f"/v1/documents/{doc_id}/events/reject",
-        expect=200,
-        json={"reason": "Bổ sung nơi nhận: Văn phòng UBND tỉnh"},
-    )
-    print(f"   reject: {result['from_state']} → {result['to_state']}, version {result['version']}")
+    demo.step("Văn thư submits it; the review checks run as background jobs")
+    result = demo.fire("văn thư", doc_id, "submit")
+    print(f"   submit → {len(result['jobs'])} job queued")
+    view = demo.checks(doc_id)
+    demo.show_checks(view)
+    if not view["cleared"]:
+        raise DemoFailed("the clean letter did not pass its checks")
 
-    demo.step("Văn thư adds the missing recipient")
-    result = demo.call(
-        "văn thư",
-        "POST",
-        f"/v1/documents/{doc_id}/events/edit",
-        expect=200,
-        json={
-            "recipients": [
-                *LETTER_1227["recipients"],
-                {"organ_id": "000.00.01.H57", "name": "Văn phòng UBND tỉnh"},
-            ]
-        },
-    )
-    print(f"   edit: version {result['version']}")
-
-    demo.step("Events that are not allowed now are refused with the allowed ones")
-    refused = demo.call("văn thư", "POST", f"/v1/documents/{doc_id}/events/send", expect=409)
-    print(f"   409 {refused['code']}: allowed now {refused['details']['allowed']}")
-
-    demo.step("Roles are enforced: văn thư may not approve")
-    refused = demo.call("văn thư", "POST", f"/v1/documents/{doc_id}/events/approve", expect=403)
-    print(f"   403 {refused['code']}: {refused['message']}")
-
-    demo.step("Agencies are isolated: the Sở's văn thư cannot see the province's draft")
+    demo.step("Roles and agencies are enforced")
+    refused = demo.fire("văn thư", doc_id, "approve", expect=403)
+    print(f"   văn thư approving → 403 {refused['code']}")
     hidden = demo.call("văn thư Sở", "GET", f"/v1/documents/{doc_id}", expect=404)
-    print(f"   404 {hidden['code']}")
+    print(f"   the Sở reading the province's draft → 404 {hidden['code']}")
 
-    demo.step("Submitting for review needs the review checks, which are not installed yet")
-    missing = demo.call("văn thư", "POST", f"/v1/documents/{doc_id}/events/submit", expect=501)
-    print(f"   501 {missing['code']}: {missing['message']}")
-    return str(doc_id)
+    demo.step("Chuyên viên approves it: every check passed on the current revision")
+    result = demo.fire("chuyên viên", doc_id, "approve")
+    print(f"   approve: {result['from_state']} → {result['to_state']}, v{result['version']}")
+
+    demo.step("Signing is refused until signatures are installed — never a silent no-op")
+    missing = demo.fire("lãnh đạo", doc_id, "sign", expect=501)
+    print(f"   501 {missing['code']}: needs {', '.join(missing['details']['missing'])}")
+    return doc_id
+
+
+def _format_error(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:
+    demo.step(
+        "A second letter with format errors: a space in the symbol, a deputy signing "
+        "without 'KT.', a subject without 'V/v'"
+    )
+    bad = {
+        **meta,
+        "number": 1228,
+        "symbol": "UBND TĐKT",
+        "signer_competence": "",
+        "subject": "Đôn đốc gửi, nhận văn bản điện tử",
+    }
+    doc_id = str(demo.create(bad, sample_pdf("1228"))["id"])
+    demo.fire("văn thư", doc_id, "submit")
+    demo.show_checks(demo.checks(doc_id))
+    refused = demo.fire("chuyên viên", doc_id, "approve", expect=409)
+    print(f"   approve → 409 {refused['code']}: {refused['details']['reasons']['checks_cleared']}")
+
+    demo.step("Văn thư fixes the symbol and the signer block, then submits again")
+    demo.fire(
+        "văn thư",
+        doc_id,
+        "edit",
+        fields={"symbol": "UBND-TĐKT", "signer_competence": "KT. CHỦ TỊCH"},
+    )
+    demo.fire("văn thư", doc_id, "submit")
+    demo.show_checks(demo.checks(doc_id))
+
+    demo.step("Chuyên viên accepts the remaining warning with a reason, then approves")
+    demo.fire("chuyên viên", doc_id, "waive", code="format.subject_prefix",
+              reason="Trích yếu giữ nguyên theo chỉ đạo của lãnh đạo")
+    blocked = demo.fire("chuyên viên", doc_id, "waive", code="format.recipients",
+                        reason="thử", expect=422)
+    print(f"   a blocking check cannot be waived → 422 {blocked['code']}")
+    result = demo.fire("chuyên viên", doc_id, "approve")
+    print(f"   approve: {result['from_state']} → {result['to_state']}")
+    return doc_id
+
+
+def _duplicate(demo: Demo, meta: dict[str, Any], first_id: str) -> str:
+    demo.step("A third draft reuses number 1227/UBND-TĐKT this year: a duplicate")
+    dup = {**meta, "subject": "V/v tăng cường gửi, nhận văn bản điện tử (bản sao)"}
+    doc_id = str(demo.create(dup, sample_pdf("bản sao"))["id"])
+    demo.fire("văn thư", doc_id, "submit")
+    view = demo.checks(doc_id)
+    demo.show_checks(view)
+    caught = {r["code"]: r for r in view["results"]}["duplicates.number"]
+    if caught["status"] != "failed" or caught["details"]["earlier_document"] != first_id:
+        raise DemoFailed("the duplicate number was not caught")
+
+    demo.step("Chuyên viên returns the duplicate with a reason")
+    result = demo.fire(
+        "chuyên viên", doc_id, "reject", reason="Trùng số 1227/UBND-TĐKT đã ban hành"
+    )
+    print(f"   reject: {result['from_state']} → {result['to_state']}")
+    queue = demo.call("chuyên viên", "GET", "/v1/review-queue", expect=200)
+    print(f"   review queue now holds {len(queue['items'])} document(s)")
+    return doc_id
 
 
 def _print_timeline(demo: Demo, doc_id: str) -> None:
     doc = demo.call("văn thư", "GET", f"/v1/documents/{doc_id}", expect=200)
     history = demo.call("văn thư", "GET", f"/v1/documents/{doc_id}/history", expect=200)
-    print(f"\nTimeline of {doc['notation']} ({doc['state']}, version {doc['version']}):")
+    print(
+        f"\nTimeline of {doc['notation']} — {doc['subject'][:60]}… "
+        f"({doc['state']}, v{doc['version']}):"
+    )
     for e in history["entries"]:
         payload = e["payload"]
-        detail = payload.get("reason") or ", ".join(
-            payload.get("changed", []) + (["recipients"] if "recipients" in payload else []))
-        print(
-            f"   v{e['version']:<3} {e['at'][:19]}  {e['event']:<8} {e['from_state'] or '—':>8}"
-            f" → {e['to_state']:<8} {e['actor']:<28} {detail}"
+        detail = (
+            payload.get("reason")
+            or payload.get("code")
+            or ", ".join(
+                payload.get("changed", []) + (["recipients"] if "recipients" in payload else [])
+            )
         )
-    print(f"   allowed now: {', '.join(doc['allowed_events'])}")
-    print(f"   recipients: {', '.join(r['organ_id'] for r in doc['recipients'])}")
+        print(
+            f"   v{e['version']:<3} {e['at'][11:19]}  {e['event']:<8} "
+            f"{e['from_state'] or '—':>8} → {e['to_state']:<8} {e['actor']:<26} {detail}"
+        )
 
 
 def run_demo(data_dir: Path | None = None) -> int:
@@ -214,16 +303,13 @@ def run_demo(data_dir: Path | None = None) -> int:
     if data_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="congvan-demo-")
         data_dir = Path(tmp.name)
-    settings = Settings(data_dir=data_dir)
+    settings = Settings(data_dir=data_dir, relay_poll_seconds=0.05)
     print(f"congvan demo — embedded database in {data_dir}")
     engine = make_engine(settings.db_url)
     migrate(engine)
     runtime = bootstrap(settings, db=engine)
-    letter = (
-        resources.files("congvan.workflow")
-        .joinpath("samples/cong-van-1227-UBND-TDKT.md")
-        .read_bytes()
-    )
+    today = datetime.now(timezone(timedelta(hours=7))).date().isoformat()
+    meta = letter_1227(today)
     try:
         tokens = _setup(runtime)
         app = create_app(runtime, background=True)
@@ -231,10 +317,13 @@ def run_demo(data_dir: Path | None = None) -> int:
             serve_in_thread(app) as base_url,
             httpx.Client(base_url=base_url, timeout=30) as client,
         ):
-            print(f"API listening on {base_url}")
+            print(f"API listening on {base_url}; worker threads, relay and scheduler running")
             demo = Demo(client, tokens)
-            doc_id = _drive(demo, letter)
-            _print_timeline(demo, doc_id)
+            first = _clean_letter(demo, meta, sample_pdf())
+            second = _format_error(demo, meta, sample_pdf())
+            third = _duplicate(demo, meta, first)
+            for doc_id in (first, second, third):
+                _print_timeline(demo, doc_id)
         with runtime.uow(readonly=True) as uow:
             results = list(verify_chains(uow.conn))
         broken = [(d, p) for d, p in results if p is not None]

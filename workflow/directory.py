@@ -6,7 +6,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
 from congvan.states.policy import ROLES
@@ -77,8 +77,9 @@ def ensure_user(
     if user is not None:
         merged = sorted(set(user["roles"].split(",")) | set(roles))
         if merged != sorted(user["roles"].split(",")):
-            from congvan.storage.tables import User
             from sqlalchemy import update
+
+            from congvan.storage.tables import User
 
             table = User.__table__  # type: ignore[attr-defined]
             uow.conn.execute(
@@ -125,3 +126,40 @@ def create_token(
         }
     )
     return IssuedToken(token=token, prefix=prefix, user_id=user_id)
+
+
+def add_authority(
+    uow: UnitOfWork,
+    agency_id: str,
+    signer: str,
+    doc_types: Iterable[str],
+    competence: str,
+    valid_from: date,
+    valid_until: date | None,
+    *,
+    by: str,
+    now: datetime,
+) -> dict[str, object]:
+    """Grant ``signer`` (a user with the signer role) authority to sign for the agency."""
+    user = uow.agencies.user(agency_id, signer)
+    if user is None or "signer" not in user["roles"].split(","):
+        raise InvalidInput(
+            f"'{signer}' is not a user with the signer role in {agency_id}.", field="signer"
+        )
+    types = sorted({t.strip() for t in doc_types if t.strip()}) or ["*"]
+    if valid_until is not None and valid_until < valid_from:
+        raise InvalidInput("valid_until is before valid_from.", field="valid_until")
+    row = {
+        "id": new_id(),
+        "agency_id": agency_id,
+        "signer": signer,
+        "doc_types": ",".join(types),
+        "competence": competence.strip(),
+        "valid_from": valid_from.isoformat(),
+        "valid_until": valid_until.isoformat() if valid_until else None,
+        "created_by": by,
+        "created_at": now,
+        "revoked_at": None,
+    }
+    uow.authorities.add(row)
+    return row

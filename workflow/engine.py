@@ -10,8 +10,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from congvan.actions.context import SYSTEM, Actor, Effect, Guard, TransitionContext
 from congvan.states import DISPATCH, DOCUMENT
+from congvan.states.dispatch import DOCUMENT_DRIVEN
 from congvan.states.errors import (
     ActionUnavailable,
     AlreadyExists,
@@ -19,6 +22,7 @@ from congvan.states.errors import (
     IdempotencyKeyReused,
     InvalidInput,
     NotFound,
+    TransitionNotAllowed,
     VersionConflict,
 )
 from congvan.states.machine import (
@@ -36,7 +40,6 @@ from congvan.storage.documents import DocumentHead
 from congvan.storage.ids import new_id
 from congvan.storage.timers import JOB_DEADLINE
 from congvan.storage.unit_of_work import UnitOfWork
-from sqlalchemy.exc import IntegrityError
 
 log = logging.getLogger("congvan.engine")
 
@@ -224,12 +227,15 @@ class Engine:
         idempotency: Idempotency | None,
     ) -> FireResult:
         with self.open_uow() as uow:
+            head = self._load(uow, document_id, actor)
+            # Before any replay: a stored answer is only for a caller allowed to ask.
+            self._authorize(actor, event, data)
+            # Asked only now that the document is locked: a twin request that raced this
+            # one has committed its answer by the time we get the lock.
             if idempotency and actor.agency_id:
                 replay = self._replay(uow, actor.agency_id, idempotency)
                 if replay:
                     return FireResult(**{**replay, "replayed": True})
-            head = self._load(uow, document_id, actor)
-            self._authorize(actor, event, data)
             if expected_version is not None and expected_version != head.version:
                 raise VersionConflict(expected_version, head.version)
             self.fault("loaded")
@@ -291,8 +297,19 @@ class Engine:
             if dispatch is None:
                 raise NotFound("No such dispatch.", dispatch_id=dispatch_id)
             head = self._load(uow, dispatch["document_id"], actor)
+            dispatch = uow.dispatches.get(dispatch_id) or dispatch  # as of the lock just taken
             if not actor.is_system:
                 raise Forbidden("Dispatch events are fired by the system.")
+            if event in DOCUMENT_DRIVEN:
+                raise TransitionNotAllowed(
+                    event,
+                    dispatch["state"],
+                    [
+                        e
+                        for e in allowed_events(DISPATCH, dispatch["state"])
+                        if e not in DOCUMENT_DRIVEN
+                    ],
+                )
             self.fault("loaded")
             now = self.clock()
             pending = _Pending(
@@ -335,7 +352,10 @@ class Engine:
     # -- the steps of a transition ---------------------------------------------------------
 
     def _load(self, uow: UnitOfWork, document_id: str, actor: Actor) -> DocumentHead:
-        head = uow.documents.head(document_id)
+        # Lock the row (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers) so
+        # that a racing transition waits here and then sees the version the winner wrote,
+        # instead of colliding later on the audit entry's unique (document, version).
+        head = uow.documents.head(document_id, for_update=True)
         # Another agency's document answers exactly like a missing one.
         if head is None or (not actor.is_system and head.agency_id != actor.agency_id):
             raise NotFound("No such document.", document_id=document_id)

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 
 import dramatiq
+
 from congvan.actions.jobs import ACTOR_NAME
 from congvan.storage.clock import Clock
 from congvan.storage.outbox import ENQUEUED
@@ -41,10 +42,21 @@ class Relay:
         self._thread: threading.Thread | None = None
 
     def relay_once(self) -> int:
-        """Send one batch of pending jobs; returns how many were sent."""
+        """Send one batch of pending jobs; returns how many were sent.
+
+        The batch is marked enqueued and committed first, so no transaction stays open
+        while the broker is slow. A crash after that commit and before the send loses
+        nothing: the job's deadline timer re-drives it.
+        """
         with self.open_uow() as uow:
             jobs = uow.outbox.claim_pending(self.batch)
-            for job in jobs:
+            if not jobs:
+                return 0
+            uow.outbox.mark([j.id for j in jobs], ENQUEUED, self.clock())
+            uow.commit()
+        unsent = []
+        for job in jobs:
+            try:
                 self.broker.enqueue(
                     dramatiq.Message(
                         queue_name=job.queue,
@@ -54,15 +66,21 @@ class Relay:
                         options={},
                     )
                 )
-            if jobs:
-                uow.outbox.mark([j.id for j in jobs], ENQUEUED, self.clock())
-            uow.commit()
-        return len(jobs)
+            except Exception:  # noqa: BLE001 - the broker is down: the jobs wait in the table
+                unsent.append(job.id)
+        if unsent:
+            log.warning(
+                "broker refused jobs", extra={"action": "relay.unsent", "count": len(unsent)}
+            )
+            with self.open_uow() as uow:
+                uow.outbox.requeue_many(unsent)
+                uow.commit()
+        return len(jobs) - len(unsent)
 
     def drain(self) -> int:
         """Relay until nothing is pending."""
         total = 0
-        while sent := self.relay_once():
+        while (sent := self.relay_once()) > 0:
             total += sent
         return total
 

@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
-from congvan.states.policy import job_backoff_seconds
 from congvan.storage.clock import Clock
 from congvan.storage.ids import new_id
 from congvan.storage.outbox import DONE, FAILED
@@ -97,9 +96,7 @@ class Scheduler:
                     "kind": JOB_DEADLINE,
                     "ref_id": job.id,
                     "document_id": job.document_id,
-                    "due_at": now
-                    + self.job_deadline
-                    + timedelta(seconds=job_backoff_seconds(attempts)),
+                    "due_at": now + self.job_deadline,
                 }
             ]
         )

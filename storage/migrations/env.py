@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from congvan.storage.tables import metadata
 
 config = context.config

@@ -11,7 +11,9 @@ from pathlib import Path
 def congvan(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "congvan.workflow.cli", "--data-dir", str(data_dir), *args],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -19,7 +21,8 @@ def test_demo_drives_the_sample_letter_and_exits_zero(tmp_path: Path) -> None:
     done = congvan("demo", data_dir=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1227/UBND-TĐKT" in done.stdout
-    assert "1 chain(s) checked, 0 broken" in done.stdout
+    assert "3 chain(s) checked, 0 broken" in done.stdout
+    assert "duplicates.number" in done.stdout
     assert "every step behaved as expected" in done.stdout
 
 
@@ -33,14 +36,24 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
 def test_operator_setup_and_audit_verify_catches_tampering(tmp_path: Path) -> None:
     # Given a migrated database with an agency, a clerk token and a document
     assert congvan("migrate", data_dir=tmp_path).returncode == 0
-    added = congvan("agencies", "add", "000.00.00.H57", "--name", "UBND tỉnh Thừa Thiên Huế",
-                    "--abbreviation", "UBND", data_dir=tmp_path)
+    added = congvan(
+        "agencies",
+        "add",
+        "000.00.00.H57",
+        "--name",
+        "UBND tỉnh Thừa Thiên Huế",
+        "--abbreviation",
+        "UBND",
+        data_dir=tmp_path,
+    )
     assert added.returncode == 0, added.stderr
-    bad = congvan("agencies", "add", "h57 lower", "--name", "x", "--abbreviation", "x",
-                  data_dir=tmp_path)
+    bad = congvan(
+        "agencies", "add", "h57 lower", "--name", "x", "--abbreviation", "x", data_dir=tmp_path
+    )
     assert bad.returncode == 2 and "invalid_input" in bad.stderr
-    token = congvan("tokens", "create", "--agency", "000.00.00.H57", "--role", "clerk",
-                    data_dir=tmp_path)
+    token = congvan(
+        "tokens", "create", "--agency", "000.00.00.H57", "--role", "clerk", data_dir=tmp_path
+    )
     assert token.returncode == 0, token.stderr
     assert token.stdout.strip().splitlines()[-1].startswith("cvt_")
     from congvan.actions.context import Actor
@@ -50,7 +63,8 @@ def test_operator_setup_and_audit_verify_catches_tampering(tmp_path: Path) -> No
     runtime = bootstrap(Settings(data_dir=tmp_path))
     clerk = Actor("vanthu@000.00.00.H57", "000.00.00.H57", frozenset({"clerk"}))
     created = runtime.engine.create_document(
-        clerk, {"doc_type": "CV", "subject": "V/v thử"}, [{"organ_id": "000.00.11.H57"}], [])
+        clerk, {"doc_type": "CV", "subject": "V/v thử"}, [{"organ_id": "000.00.11.H57"}], []
+    )
     runtime.engine.fire(created["id"], "edit", clerk, data={"fields": {"subject": "V/v sửa"}})
     runtime.stop()
     assert congvan("audit", "verify", data_dir=tmp_path).returncode == 0

@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str | Path, cwd: Path) -> str:
-    done = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -35,8 +36,10 @@ def test_installs_into_a_fresh_virtual_environment(tmp_path: Path) -> None:
     where = run(python, "-c", "import congvan.workflow as w; print(w.__file__)", cwd=tmp_path)
     assert str(env) in where
     # and no generic top-level names are claimed
-    probe = ("import importlib.util as u; "
-             "print([n for n in ('states', 'storage', 'actions', 'workflow') if u.find_spec(n)])")
+    probe = (
+        "import importlib.util as u; "
+        "print([n for n in ('states', 'storage', 'actions', 'workflow') if u.find_spec(n)])"
+    )
     assert run(python, "-c", probe, cwd=tmp_path).strip() == "[]"
 
 
@@ -45,7 +48,16 @@ def test_graph_command_prints_both_machines_from_their_data(tmp_path: Path) -> N
     assert "stateDiagram-v2" in out
     assert "signed --> sent: send" in out
     assert "sending --> delivered: deliver" in out
-    dot = run(sys.executable, "-m", "congvan.workflow.cli", "graph", "--format", "dot",
-              "--machine", "document", cwd=tmp_path)
+    dot = run(
+        sys.executable,
+        "-m",
+        "congvan.workflow.cli",
+        "graph",
+        "--format",
+        "dot",
+        "--machine",
+        "document",
+        cwd=tmp_path,
+    )
     assert dot.startswith('digraph "document"')
     assert '"failed" -> "sent" [label="resend' in dot

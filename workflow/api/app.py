@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ..bootstrap import Runtime
-from . import documents, system
+from . import authorities, documents, review, system
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 
@@ -37,4 +37,6 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(documents.router)
+    app.include_router(review.router)
+    app.include_router(authorities.router)
     return app

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
 from congvan.actions.context import Actor
 from congvan.states.errors import Forbidden, Unauthenticated
 from congvan.storage.agencies import Principal
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..bootstrap import Runtime
 

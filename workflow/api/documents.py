@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
+import uuid
 from datetime import datetime
 from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
+from pydantic import ValidationError
 
 from congvan.states import DOCUMENT
 from congvan.states.errors import (
@@ -16,13 +21,12 @@ from congvan.states.errors import (
     TooManyAttachments,
 )
 from congvan.states.policy import READ_ROLES
-from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
-from pydantic import ValidationError
+from congvan.storage.documents import decode_cursor, encode_cursor
 
 from ..engine import Idempotency
 from .auth import PrincipalDep, RuntimeDep, actor_of, require
 from .schemas import DocumentIn, EventIn, check_limits
-from .views import document_view, load_visible, summary
+from .views import check_document_id, document_view, load_visible, summary
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -41,9 +45,15 @@ def parse_if_match(value: str | None) -> int | None:
     if value is None or value.strip() == "*":
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    # isdigit() alone also takes "²" and other digits int() refuses.
+    if not (text.isascii() and text.isdigit()):
         raise InvalidInput('If-Match must carry the document version, e.g. "3".', field="If-Match")
     return int(text)
+
+
+def _printable(text: str) -> str:
+    """``text`` without control characters (NUL, CR, LF...), which no name needs."""
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cc")
 
 
 async def _read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[str, Any]:
@@ -54,7 +64,7 @@ async def _read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[st
             filename=upload.filename,
             max_bytes=max_bytes,
         )
-    filename = (upload.filename or "").strip() or f"{role}.bin"
+    filename = _printable(upload.filename or "").strip() or f"{role}.bin"
     if len(filename) > 255:
         raise FieldTooLong(
             "An attachment's file name is too long.",
@@ -65,7 +75,8 @@ async def _read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[st
     return {
         "sha256": hashlib.sha256(data).hexdigest(),
         "filename": filename,
-        "media_type": (upload.content_type or "application/octet-stream")[:100],
+        "media_type": _printable(upload.content_type or "").strip()[:100]
+        or "application/octet-stream",
         "size": len(data),
         "role": role,
         "data": data,
@@ -84,9 +95,12 @@ async def create_document(
 ) -> dict[str, Any]:
     settings = runtime.settings
     try:
-        body = DocumentIn.model_validate(json.loads(metadata))
-    except json.JSONDecodeError as exc:
+        # ValueError covers bad JSON and integers longer than Python converts.
+        raw = json.loads(metadata)
+    except (ValueError, RecursionError) as exc:
         raise InvalidInput("metadata must be a JSON object.", field="metadata") from exc
+    try:
+        body = DocumentIn.model_validate(raw)
     except ValidationError as exc:
         raise InvalidInput(
             "The document metadata is not valid.",
@@ -124,6 +138,17 @@ async def create_document(
     return view
 
 
+def _check_cursor(cursor: str) -> None:
+    """A cursor is exactly what ``next_cursor`` gave: an encoded document id."""
+    try:
+        last_id = decode_cursor(cursor)
+        valid = str(uuid.UUID(last_id)) == last_id and encode_cursor(last_id) == cursor
+    except ValueError:  # bad base64 or bytes that are not UTF-8
+        valid = False
+    if not valid:
+        raise InvalidInput("The cursor is not valid.", field="cursor")
+
+
 @router.get("", summary="List the caller's agency's documents, newest first")
 def list_documents(
     runtime: RuntimeDep,
@@ -143,6 +168,10 @@ def list_documents(
             field="limit",
             max=runtime.settings.max_page_size,
         )
+    if doc_type is not None and not doc_type.isprintable():
+        raise InvalidInput("doc_type is not valid.", field="doc_type")
+    if cursor is not None:
+        _check_cursor(cursor)
     unknown = [s for s in state or [] if s not in DOCUMENT.states]
     if unknown:
         raise InvalidInput(
@@ -220,12 +249,15 @@ def fire_event(
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=50)] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
+    check_document_id(document_id)
     body = body or EventIn()
     check_limits(runtime.settings, body.fields, body.recipients, body.reason)
     expected = parse_if_match(if_match)
     data: dict[str, Any] = {}
     if body.reason is not None:
         data["reason"] = body.reason
+    if body.code is not None:
+        data["code"] = body.code
     if body.fields is not None:
         data["fields"] = body.fields.as_row()
     if body.recipients is not None:

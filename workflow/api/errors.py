@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from congvan.states.errors import CongvanError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from congvan.states.errors import CongvanError
 
 log = logging.getLogger("congvan.api")
 
@@ -54,7 +55,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return JSONResponse(
-            error_body(code, str(exc.detail)),
+            error_body(code, str(exc.detail), getattr(exc, "details", None)),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )

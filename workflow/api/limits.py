@@ -16,6 +16,7 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, max_bytes: int) -> None:
         super().__init__(413, f"The request body is larger than allowed ({max_bytes} bytes).")
+        self.details = {"max_bytes": max_bytes}  # as the middleware's own answer has
 
 
 class BodyLimitMiddleware:

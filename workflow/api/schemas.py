@@ -5,18 +5,38 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from congvan.states.errors import FieldTooLong, InvalidInput
 from congvan.states.policy import SECRECY, URGENCY
-from congvan.storage.tables import Document
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from congvan.storage.tables import Document, Recipient
 
 from ..directory import validate_organ_id
 from ..settings import Settings
 
 _DOCUMENT_COLUMNS = dict(Document.__table__.c)  # type: ignore[attr-defined]
+_RECIPIENT_NAME_LENGTH: int = Recipient.__table__.c.name.type.length  # type: ignore[attr-defined]
 
 
-class RecipientIn(BaseModel):
+class TextModel(BaseModel):
+    """A body whose strings are all text the databases can store."""
+
+    @field_validator("*")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        # PostgreSQL refuses NUL in text, and a lone surrogate (valid in JSON as
+        # "\ud800") cannot be encoded to UTF-8 by any driver.
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise ValueError("must not contain NUL characters")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError("must be valid Unicode text (no lone surrogates)") from exc
+        return value
+
+
+class RecipientIn(TextModel):
     model_config = ConfigDict(extra="forbid")
 
     organ_id: str = Field(description="Electronic identifier of the recipient agency")
@@ -31,7 +51,7 @@ class RecipientIn(BaseModel):
             raise ValueError(exc.message) from exc
 
 
-class DocumentFields(BaseModel):
+class DocumentFields(TextModel):
     """Metadata of an outgoing document (QCVN 102 MessageHeader, Decree 30 format)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -46,6 +66,9 @@ class DocumentFields(BaseModel):
     signer_name: str | None = None
     signer_position: str | None = None
     signer_competence: str | None = Field(default=None, description="e.g. KT. CHỦ TỊCH")
+    signer_user: str | None = Field(
+        default=None, description="User name of the signer in the issuing agency"
+    )
     urgency: int | None = Field(default=None, description="0 thường … 4 hỏa tốc hẹn giờ")
     secrecy: str | None = Field(default=None, description="'' or mat, toi_mat, tuyet_mat")
     due_date: date | None = None
@@ -81,12 +104,15 @@ class DocumentIn(DocumentFields):
     recipients: list[RecipientIn] = Field(default_factory=list)
 
 
-class EventIn(BaseModel):
+class EventIn(TextModel):
     """The body of an event; every part is optional."""
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, description="Why (required to reject)")
+    reason: str | None = Field(default=None, description="Why (required to reject and waive)")
+    code: str | None = Field(
+        default=None, max_length=60, description="For waive: the warning check accepted"
+    )
     fields: DocumentFields | None = Field(default=None, description="For edit")
     recipients: list[RecipientIn] | None = Field(default=None, description="For edit")
 
@@ -116,12 +142,14 @@ def check_limits(
                 max_length=limit,
                 length=len(value),
             )
+    # Like the document's columns, the recipient's name column caps the setting.
+    name_limit = min(settings.max_text_length, _RECIPIENT_NAME_LENGTH)
     for r in recipients or []:
-        if len(r.name) > settings.max_text_length:
+        if len(r.name) > name_limit:
             raise FieldTooLong(
                 "A recipient name is too long.",
                 field="recipients.name",
-                max_length=settings.max_text_length,
+                max_length=name_limit,
                 length=len(r.name),
             )
     if recipients is not None and len(recipients) > settings.max_recipients:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import APIRouter
+from pydantic import Field
+from sqlalchemy import func, select, text
+
 from congvan.states.errors import DatabaseNotReady
 from congvan.states.policy import OPERATOR, SUPERVISOR
 from congvan.storage.schema import ensure_migrated
 from congvan.storage.tables import Document
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
-from sqlalchemy import func, select, text
 
 from ..directory import add_agency
 from .auth import PrincipalDep, RuntimeDep, require
+from .schemas import TextModel
 
 router = APIRouter(prefix="/v1", tags=["system"])
 
@@ -53,7 +55,7 @@ def metrics(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     }
 
 
-class AgencyIn(BaseModel):
+class AgencyIn(TextModel):
     id: str = Field(description="Electronic identifier, e.g. 000.00.00.H57", max_length=35)
     name: str = Field(max_length=300)
     abbreviation: str = Field(max_length=30, description="e.g. UBND")

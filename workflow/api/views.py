@@ -33,8 +33,18 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def check_document_id(document_id: str) -> None:
+    """An id no document can have is "not found" without asking the database.
+
+    PostgreSQL refuses text holding NUL, so such an id would otherwise fail the query.
+    """
+    if "\x00" in document_id:
+        raise NotFound("No such document.", document_id=document_id)
+
+
 def load_visible(uow: UnitOfWork, document_id: str, agency_id: str) -> dict[str, Any]:
     """The document if the caller's agency owns it; another agency's is "not found"."""
+    check_document_id(document_id)
     row = uow.documents.get(document_id)
     if row is None or row["agency_id"] != agency_id:
         raise NotFound("No such document.", document_id=document_id)
@@ -84,5 +94,8 @@ def document_view(uow: UnitOfWork, row: dict[str, Any]) -> dict[str, Any]:
         "waiting_for": [
             {"kind": t.kind, "ref_id": t.ref_id, "until": timestamp(t.due_at)} for t in timers
         ],
+        "revision": row["revision"],
+        "submitted_revision": row["submitted_revision"],
+        "signer_user": row["signer_user"],
         "audit_head": row["audit_head"],
     }

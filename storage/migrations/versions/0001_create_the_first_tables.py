@@ -106,16 +106,14 @@ def upgrade() -> None:
         sa.Column("content", sa.Text(), nullable=False),
         sa.Column("signer_name", sa.String(length=200), nullable=False),
         sa.Column("signer_position", sa.String(length=200), nullable=False),
-        sa.Column(
-            "signer_competence", sa.String(length=200), nullable=False
-        ),
+        sa.Column("signer_competence", sa.String(length=200), nullable=False),
         sa.Column("urgency", sa.Integer(), nullable=False),
         sa.Column("secrecy", sa.String(length=20), nullable=False),
         sa.Column("due_date", sa.String(length=10), nullable=True),
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("audit_head", sa.String(length=64), nullable=False),
-        sa.Column("created_by", sa.String(length=36), nullable=False),
+        sa.Column("created_by", sa.String(length=200), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

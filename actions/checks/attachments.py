@@ -1,0 +1,196 @@
+"""Attachment checks: one main PDF, types detected from the bytes, sizes, real PDFs."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+import zlib
+
+import puremagic
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError
+
+from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
+
+PDF = "application/pdf"
+# What may travel as an appendix besides PDF.
+APPENDIX_TYPES = frozenset(
+    {
+        PDF,
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.oasis.opendocument.text",
+        "application/vnd.oasis.opendocument.spreadsheet",
+        "application/msword",
+        "application/vnd.ms-excel",
+        "image/png",
+        "image/jpeg",
+        "application/zip",
+    }
+)
+
+
+ZIP = "application/zip"
+# puremagic names every ZIP a Word document; Office Open XML packages differ by their parts.
+OOXML_PARTS = {
+    "word/": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "xl/": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+ODF = "application/vnd.oasis.opendocument."
+# What a damaged or hostile archive raises while its parts are listed and read.
+BROKEN_ZIP = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
+              RuntimeError, zlib.error)
+
+
+def _zip_type(data: bytes) -> str:
+    """Word, Excel or OpenDocument package, or any other ZIP, from the archive's parts."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+            if names[:1] == ["mimetype"]:  # OpenDocument names its type in the first part
+                with archive.open("mimetype") as part:
+                    declared = part.read(100).decode("ascii", "replace").strip()
+                return declared if declared.startswith(ODF) else ZIP
+    except BROKEN_ZIP:
+        return ZIP
+    if "[Content_Types].xml" in names:
+        for prefix, media_type in OOXML_PARTS.items():
+            if any(name.startswith(prefix) for name in names):
+                return media_type
+    return ZIP
+
+
+def detect(data: bytes) -> str:
+    """The media type the bytes themselves show, whatever the client said."""
+    if not data:
+        return "application/x-empty"
+    if data.startswith(b"PK\x03\x04"):
+        return _zip_type(data)
+    try:
+        return str(puremagic.from_string(data, mime=True)) or "application/octet-stream"
+    except puremagic.PureError:
+        return "application/octet-stream"
+
+
+@check("attachments.main_file", BLOCKING, "Có đúng một tệp chính", "Exactly one main file")
+def main_file(inp: CheckInput) -> Finding:
+    count = len(inp.main_files)
+    if count != 1:
+        return fail(
+            f"Cần đúng một tệp chính, có {count}.",
+            f"Exactly one main file is needed; there are {count}.",
+            count=count,
+        )
+    return ok(filename=inp.main_files[0]["filename"])
+
+
+@check(
+    "attachments.media_type",
+    BLOCKING,
+    "Định dạng tệp được phép (tệp chính là PDF)",
+    "File types are allowed (the main file is a PDF)",
+)
+def media_type(inp: CheckInput) -> Finding:
+    wrong = []
+    for a in inp.attachments:
+        detected = inp.detected_type(a["sha256"], detect)
+        allowed = {PDF} if a["role"] == "main" else APPENDIX_TYPES
+        if detected not in allowed:
+            wrong.append({"filename": a["filename"], "role": a["role"], "detected": detected})
+    if wrong:
+        names = ", ".join(f"{w['filename']} ({w['detected']})" for w in wrong)
+        return fail(
+            f"Định dạng không được phép: {names}.", f"Types not allowed: {names}.", files=wrong
+        )
+    return ok()
+
+
+@check(
+    "attachments.declared_type",
+    WARNING,
+    "Định dạng khai báo khớp nội dung tệp",
+    "Declared types match the bytes",
+)
+def declared_type(inp: CheckInput) -> Finding:
+    mismatched = []
+    for a in inp.attachments:
+        detected = inp.detected_type(a["sha256"], detect)
+        if a["media_type"] != detected:
+            mismatched.append(
+                {"filename": a["filename"], "declared": a["media_type"], "detected": detected}
+            )
+    if mismatched:
+        return fail(
+            "Định dạng khai báo khác nội dung tệp.",
+            "Declared media types differ from the bytes.",
+            files=mismatched,
+        )
+    return ok()
+
+
+@check(
+    "attachments.digest",
+    BLOCKING,
+    "Nội dung tệp khớp mã băm SHA-256 đã ghi",
+    "File contents match their recorded SHA-256",
+)
+def digest(inp: CheckInput) -> Finding:
+    bad = [
+        a["filename"]
+        for a in inp.attachments
+        if hashlib.sha256(inp.content(a["sha256"])).hexdigest() != a["sha256"]
+    ]
+    if bad:
+        return fail(
+            f"Tệp bị thay đổi hoặc thiếu: {', '.join(bad)}.",
+            f"Files altered or missing: {', '.join(bad)}.",
+            files=bad,
+        )
+    return ok(digests={a["filename"]: a["sha256"] for a in inp.attachments})
+
+
+@check("attachments.size", BLOCKING, "Kích thước tệp hợp lệ", "File sizes are within limits")
+def size(inp: CheckInput) -> Finding:
+    bad = [
+        {"filename": a["filename"], "size": a["size"]}
+        for a in inp.attachments
+        if a["size"] <= 0 or a["size"] > inp.max_attachment_bytes
+    ]
+    if bad:
+        return fail(
+            "Có tệp rỗng hoặc quá lớn.",
+            "A file is empty or too large.",
+            files=bad,
+            max_bytes=inp.max_attachment_bytes,
+        )
+    return ok(total=sum(a["size"] for a in inp.attachments))
+
+
+@check(
+    "attachments.pdf",
+    BLOCKING,
+    "Tệp PDF đọc được và không bị mã hóa",
+    "PDF files open and are not encrypted",
+)
+def pdf_files(inp: CheckInput) -> Finding:
+    bad = []
+    pages = {}
+    for a in inp.attachments:
+        data = inp.content(a["sha256"])
+        if inp.detected_type(a["sha256"], detect) != PDF:
+            continue
+        try:
+            reader = PdfReader(io.BytesIO(data), strict=False)
+            if reader.is_encrypted:
+                bad.append({"filename": a["filename"], "problem": "encrypted"})
+                continue
+            pages[a["filename"]] = len(reader.pages)
+            if not reader.pages:
+                bad.append({"filename": a["filename"], "problem": "no pages"})
+        except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+            bad.append({"filename": a["filename"], "problem": f"unreadable: {exc}"[:200]})
+    if bad:
+        names = ", ".join(f"{b['filename']} ({b['problem']})" for b in bad)
+        return fail(f"Tệp PDF không hợp lệ: {names}.", f"Invalid PDF files: {names}.", files=bad)
+    return ok(pages=pages)

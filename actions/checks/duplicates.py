@@ -1,0 +1,59 @@
+"""Duplicate checks: never the same number twice a year, never the same file twice."""
+
+from __future__ import annotations
+
+from .registry import BLOCKING, CheckInput, Finding, check, fail, ok
+
+
+@check(
+    "duplicates.number",
+    BLOCKING,
+    "Số, ký hiệu chưa dùng trong năm",
+    "Number and symbol are not used already this year",
+)
+def same_number(inp: CheckInput) -> Finding:
+    doc = inp.document
+    if not doc.get("number") or not doc.get("issued_on"):
+        return fail(
+            "Chưa có số hoặc ngày để đối chiếu trùng.",
+            "No number or date to compare against.",
+            field="number",
+        )
+    earlier = inp.uow.duplicates.same_number(
+        doc["agency_id"],
+        doc["number"],
+        doc.get("symbol") or "",
+        doc["issued_on"][:4],
+        exclude=doc["id"],
+    )
+    if earlier:
+        return fail(
+            f"Trùng số, ký hiệu với văn bản {earlier['id']} ({earlier['state']}).",
+            f"Same number and symbol as document {earlier['id']} ({earlier['state']}).",
+            earlier_document=earlier["id"],
+            earlier_state=earlier["state"],
+        )
+    return ok()
+
+
+@check(
+    "duplicates.main_file",
+    BLOCKING,
+    "Tệp chính chưa gửi cho cùng nơi nhận",
+    "The main file was not sent to the same recipient before",
+)
+def same_file(inp: CheckInput) -> Finding:
+    if not inp.main_files:
+        return fail("Không có tệp chính để đối chiếu.", "No main file to compare.")
+    organ_ids = [r["organ_id"] for r in inp.recipients]
+    earlier = inp.uow.duplicates.sent_with_file(
+        inp.main_files[0]["sha256"], organ_ids, exclude=inp.document["id"]
+    )
+    if earlier:
+        return fail(
+            f"Tệp chính đã gửi tới {earlier['organ_id']} trong văn bản {earlier['id']}.",
+            f"The main file was already sent to {earlier['organ_id']} in document {earlier['id']}.",
+            earlier_document=earlier["id"],
+            organ_id=earlier["organ_id"],
+        )
+    return ok()

@@ -1,0 +1,256 @@
+"""Format (thể thức) checks: number and symbol, place and date, type, subject, signer."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from congvan.states.policy import SECRECY, URGENCY
+
+from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
+from .rules import (
+    COMPETENCE_PREFIXES,
+    DEPUTY,
+    DOC_TYPES,
+    OFFICIAL_LETTER,
+    competence_parts,
+    is_upper_group,
+)
+
+
+@check(
+    "format.number_symbol",
+    BLOCKING,
+    "Số và ký hiệu đúng thể thức",
+    "Number and symbol are well formed",
+)
+def number_symbol(inp: CheckInput) -> Finding:
+    doc = inp.document
+    number, symbol, doc_type = doc.get("number"), doc.get("symbol") or "", doc["doc_type"]
+    if not number or number < 1:
+        return fail("Thiếu số văn bản.", "The document number is missing.", field="number")
+    if not symbol:
+        return fail("Thiếu ký hiệu văn bản.", "The symbol is missing.", field="symbol")
+    if " " in symbol or "/" in symbol:
+        return fail(
+            "Ký hiệu không được có dấu cách hay dấu '/'.",
+            "The symbol may contain neither spaces nor '/'.",
+            field="symbol",
+            value=symbol,
+        )
+    groups = symbol.split("-")
+    agency_abbr = inp.agency.get("abbreviation", "")
+    if doc_type == OFFICIAL_LETTER:
+        expected = f"{agency_abbr}-<đơn vị soạn thảo>"
+        shape_ok = len(groups) >= 2 and groups[0] == agency_abbr
+        rest = groups[1:]
+    else:
+        expected = f"{doc_type}-{agency_abbr}"
+        shape_ok = len(groups) >= 2 and groups[0] == doc_type and groups[1] == agency_abbr
+        rest = groups[2:]
+    if not shape_ok or not all(is_upper_group(g) for g in rest):
+        return fail(
+            f"Ký hiệu '{symbol}' không đúng dạng {expected} (chữ in hoa, nối bằng '-').",
+            f"Symbol '{symbol}' does not have the form {expected} (upper case, joined by '-').",
+            field="symbol",
+            value=symbol,
+            expected=expected,
+        )
+    return ok(notation=f"{number:02d}/{symbol}")
+
+
+@check(
+    "format.place_date",
+    BLOCKING,
+    "Có địa danh và ngày ban hành hợp lệ",
+    "Place and date are present and valid",
+)
+def place_date(inp: CheckInput) -> Finding:
+    doc = inp.document
+    if not (doc.get("place") or "").strip():
+        return fail("Thiếu địa danh.", "The place is missing.", field="place")
+    if not doc.get("issued_on"):
+        return fail("Thiếu ngày ban hành.", "The date is missing.", field="issued_on")
+    issued = date.fromisoformat(doc["issued_on"])
+    if issued > inp.today:
+        return fail(
+            f"Ngày ban hành {issued:%d/%m/%Y} ở tương lai.",
+            f"The date {issued.isoformat()} is in the future.",
+            field="issued_on",
+            value=doc["issued_on"],
+            today=inp.today.isoformat(),
+        )
+    return ok()
+
+
+@check("format.doc_type", BLOCKING, "Tên loại văn bản hợp lệ", "The document type is known")
+def doc_type(inp: CheckInput) -> Finding:
+    value = inp.document["doc_type"]
+    if value not in DOC_TYPES:
+        return fail(
+            f"Tên loại '{value}' không có trong danh mục.",
+            f"Document type '{value}' is not in the list.",
+            field="doc_type",
+            value=value,
+            allowed=sorted(DOC_TYPES),
+        )
+    return ok(name=DOC_TYPES[value])
+
+
+@check(
+    "format.subject",
+    BLOCKING,
+    "Có trích yếu, độ dài hợp lệ",
+    "The subject is present and not too long",
+)
+def subject(inp: CheckInput) -> Finding:
+    text = (inp.document.get("subject") or "").strip()
+    if not text:
+        return fail("Thiếu trích yếu.", "The subject is missing.", field="subject")
+    if len(text) > inp.max_subject_length:
+        return fail(
+            "Trích yếu quá dài.",
+            "The subject is too long.",
+            field="subject",
+            length=len(text),
+            max_length=inp.max_subject_length,
+        )
+    return ok()
+
+
+@check(
+    "format.subject_prefix",
+    WARNING,
+    "Trích yếu công văn bắt đầu bằng 'V/v'",
+    "An official letter's subject starts with 'V/v'",
+)
+def subject_prefix(inp: CheckInput) -> Finding:
+    doc = inp.document
+    if doc["doc_type"] == OFFICIAL_LETTER and not (doc.get("subject") or "").startswith("V/v"):
+        return fail(
+            "Trích yếu công văn nên bắt đầu bằng 'V/v'.",
+            "An official letter's subject should start with 'V/v'.",
+            field="subject",
+        )
+    return ok()
+
+
+@check(
+    "format.signer_block",
+    BLOCKING,
+    "Quyền hạn, chức vụ và họ tên người ký nhất quán",
+    "The signer block is consistent",
+)
+def signer_block(inp: CheckInput) -> Finding:
+    doc = inp.document
+    name = (doc.get("signer_name") or "").strip()
+    position = (doc.get("signer_position") or "").strip()
+    competence = (doc.get("signer_competence") or "").strip()
+    if not name or not position:
+        return fail(
+            "Thiếu họ tên hoặc chức vụ người ký.",
+            "The signer's name or position is missing.",
+            field="signer_name" if not name else "signer_position",
+        )
+    if competence:
+        parts = competence_parts(competence)
+        if parts is None:
+            return fail(
+                f"Quyền hạn ký '{competence}' phải là {', '.join(COMPETENCE_PREFIXES)} "
+                "và chức danh in hoa.",
+                f"Signing authority '{competence}' must be one of "
+                f"{', '.join(COMPETENCE_PREFIXES)} followed by a title in upper case.",
+                field="signer_competence",
+                value=competence,
+            )
+        prefix, _title = parts
+        if prefix == "KT." and not position.upper().startswith(DEPUTY):
+            return fail(
+                "Ký thay (KT.) phải do cấp phó ký.",
+                "Only a deputy signs 'KT.' (for the head).",
+                field="signer_position",
+                value=position,
+            )
+    elif position.upper().startswith(DEPUTY):
+        return fail(
+            "Cấp phó ký phải ghi 'KT.' trước chức danh của người đứng đầu.",
+            "A deputy signs with 'KT.' before the head's title.",
+            field="signer_competence",
+        )
+    username = (doc.get("signer_user") or "").strip()
+    if username:
+        user = inp.uow.agencies.user(doc["agency_id"], username)
+        if user is None or "signer" not in user["roles"].split(","):
+            return fail(
+                f"'{username}' không phải người ký của cơ quan.",
+                f"'{username}' is not a signer of the agency.",
+                field="signer_user",
+            )
+        if user["full_name"] and user["full_name"] != name:
+            return fail(
+                "Họ tên người ký khác với tài khoản người ký.",
+                "The signer's name differs from the signer's account.",
+                field="signer_name",
+                account=user["full_name"],
+                document=name,
+            )
+    return ok()
+
+
+@check("format.recipients", BLOCKING, "Có nơi nhận", "Recipients (Nơi nhận) are present")
+def recipients(inp: CheckInput) -> Finding:
+    if not inp.recipients:
+        return fail("Thiếu nơi nhận.", "No recipients.", field="recipients")
+    return ok(count=len(inp.recipients))
+
+
+@check("format.urgency", BLOCKING, "Độ khẩn hợp lệ", "The urgency is a known value")
+def urgency(inp: CheckInput) -> Finding:
+    value = inp.document.get("urgency", 0)
+    if value not in URGENCY:
+        return fail(
+            f"Độ khẩn '{value}' không hợp lệ.",
+            f"Urgency '{value}' is unknown.",
+            field="urgency",
+            allowed=sorted(URGENCY),
+        )
+    return ok(label=URGENCY[value])
+
+
+@check(
+    "format.secrecy",
+    BLOCKING,
+    "Không mang dấu độ mật",
+    "Carries no secrecy mark (never sent electronically)",
+)
+def secrecy(inp: CheckInput) -> Finding:
+    value = inp.document.get("secrecy") or ""
+    if value:
+        label = SECRECY.get(value, value)
+        return fail(
+            f"Văn bản '{label}' không được gửi qua mạng (Luật Bảo vệ bí mật nhà nước, "
+            "Quyết định 28/2018/QĐ-TTg).",
+            f"A document marked '{label}' must never be sent electronically (state secrets "
+            "law; Decision 28/2018/QĐ-TTg excludes it).",
+            field="secrecy",
+            value=value,
+        )
+    return ok()
+
+
+@check(
+    "format.timeliness",
+    WARNING,
+    "Phát hành trong ngày ký hoặc sáng hôm sau",
+    "Issued on the signing day or the next morning",
+)
+def timeliness(inp: CheckInput) -> Finding:
+    issued = inp.document.get("issued_on")
+    if issued and (inp.today - date.fromisoformat(issued)).days > 1:
+        return fail(
+            "Ngày ban hành đã qua hơn một ngày.",
+            "The document date is more than a day old.",
+            field="issued_on",
+            value=issued,
+            today=inp.today.isoformat(),
+        )
+    return ok()

@@ -1,0 +1,91 @@
+"""Metadata checks: every field the exchange needs, and agency identifiers."""
+
+from __future__ import annotations
+
+import re
+
+from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
+
+# What an edXML MessageHeader needs filled in (QCVN 102).
+REQUIRED = (
+    "number",
+    "symbol",
+    "doc_type",
+    "subject",
+    "place",
+    "issued_on",
+    "signer_name",
+    "signer_position",
+    "signer_user",
+)
+ORGAN_ID = re.compile(r"^[A-Z0-9]+(\.[A-Z0-9]+)*$")
+
+
+def _valid_organ_id(value: str) -> bool:
+    return 0 < len(value) <= 35 and bool(ORGAN_ID.match(value))
+
+
+@check(
+    "metadata.required",
+    BLOCKING,
+    "Đủ thông tin bắt buộc để liên thông",
+    "Every field the exchange needs is filled in",
+)
+def required(inp: CheckInput) -> Finding:
+    missing = [f for f in REQUIRED if not inp.document.get(f)]
+    if not inp.recipients:
+        missing.append("recipients")
+    if not inp.main_files:
+        missing.append("main file")
+    if missing:
+        return fail(
+            f"Thiếu: {', '.join(missing)}.", f"Missing: {', '.join(missing)}.", missing=missing
+        )
+    return ok()
+
+
+@check(
+    "metadata.agencies",
+    BLOCKING,
+    "Mã định danh cơ quan hợp lệ và có trong danh bạ",
+    "Agency identifiers are valid and in the directory",
+)
+def agencies(inp: CheckInput) -> Finding:
+    bad_format, unknown = [], []
+    for organ_id in [inp.document["agency_id"], *[r["organ_id"] for r in inp.recipients]]:
+        if not _valid_organ_id(organ_id):
+            bad_format.append(organ_id)
+        elif inp.uow.agencies.agency(organ_id) is None:
+            unknown.append(organ_id)
+    if bad_format:
+        return fail(
+            f"Mã định danh sai dạng: {', '.join(bad_format)}.",
+            f"Malformed agency identifiers: {', '.join(bad_format)}.",
+            malformed=bad_format,
+        )
+    if unknown:
+        return fail(
+            f"Cơ quan chưa có trong danh bạ: {', '.join(unknown)}.",
+            f"Agencies not in the directory: {', '.join(unknown)}.",
+            unknown=unknown,
+        )
+    if inp.document["agency_id"] in {r["organ_id"] for r in inp.recipients}:
+        return fail(
+            "Cơ quan ban hành không gửi cho chính mình.",
+            "The issuing agency is listed as a recipient.",
+            organ_id=inp.document["agency_id"],
+        )
+    return ok()
+
+
+@check(
+    "metadata.due_date",
+    WARNING,
+    "Hạn xử lý không ở quá khứ",
+    "The due date (if any) is not in the past",
+)
+def due_date(inp: CheckInput) -> Finding:
+    due = inp.document.get("due_date")
+    if due and due < inp.today.isoformat():
+        return fail("Hạn xử lý đã qua.", "The due date has passed.", field="due_date", value=due)
+    return ok()

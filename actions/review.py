@@ -1,0 +1,153 @@
+"""Review before sending: submit runs the checks as a job; approve needs them cleared."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta, timezone
+from typing import Any
+
+from congvan.states.errors import InvalidInput, NotFound
+from congvan.storage.checks import ERROR, FAILED, PASSED, StoredResult
+
+from .checks import CHECKS, Check, CheckInput
+from .context import JobContext, TransitionContext
+from .jobs import RetryLater
+
+# Dates on documents are Vietnamese dates.
+VIETNAM = timezone(timedelta(hours=7))
+
+
+class Review:
+    """The review checks, and the guard, effects and job built on them."""
+
+    def __init__(
+        self,
+        checks: Sequence[Check] = CHECKS,
+        *,
+        max_attachment_bytes: int,
+        max_subject_length: int,
+    ) -> None:
+        self.checks = list(checks)
+        self.max_attachment_bytes = max_attachment_bytes
+        self.max_subject_length = max_subject_length
+
+    # -- the job -----------------------------------------------------------------------------
+
+    def run_review_checks(self, ctx: JobContext) -> None:
+        """Run every check on the document's current revision and record each result.
+
+        A check that crashes is recorded as ``error`` with its reason, and the job is
+        retried by the job mechanism: never a silent pass.
+        """
+        document_id = ctx.job.document_id
+        doc = ctx.uow.documents.get(document_id) if document_id else None
+        if doc is None or doc["submitted_revision"] != doc["revision"]:
+            return  # edited or returned since it was submitted: nobody waits for these
+        inp = CheckInput(
+            uow=ctx.uow,
+            document=doc,
+            today=ctx.now.astimezone(VIETNAM).date(),
+            max_attachment_bytes=self.max_attachment_bytes,
+            max_subject_length=self.max_subject_length,
+        )
+        results, crashed = [], []
+        for check in self.checks:
+            try:
+                finding = check.run(inp)
+                status = PASSED if finding.passed else FAILED
+                vi = finding.vi or check.title_vi
+                en = finding.en or check.title_en
+                details = finding.details
+            except Exception as exc:  # noqa: BLE001 - recorded as an error result and retried
+                status, details = ERROR, {"error": type(exc).__name__}
+                vi = f"Lỗi khi kiểm tra: {exc}"[:500]
+                en = f"The check crashed: {exc}"[:500]
+                crashed.append(check.code)
+            results.append(
+                {
+                    "code": check.code,
+                    "severity": check.severity,
+                    "status": status,
+                    "message_vi": vi,
+                    "message_en": en,
+                    "details": details,
+                    "checked_at": ctx.now,
+                }
+            )
+        ctx.uow.checks.record(doc["id"], doc["revision"], results)
+        if crashed:
+            raise RetryLater(f"checks crashed: {', '.join(crashed)}")
+
+    # -- the guard ---------------------------------------------------------------------------
+
+    def checks_cleared(self, ctx: TransitionContext) -> tuple[bool, str]:
+        doc = ctx.uow.documents.get(ctx.document.id) or {}
+        if doc.get("submitted_revision") != doc.get("revision"):
+            return False, "the current revision was not submitted for review"
+        results = {r.code: r for r in ctx.uow.checks.for_revision(doc["id"], doc["revision"])}
+        pending = [c.code for c in self.checks if c.code not in results]
+        if pending:
+            return False, f"checks not finished: {', '.join(pending)}"
+        blocking = [c for c, r in results.items() if not r.cleared]
+        if blocking:
+            return False, f"checks not cleared: {', '.join(sorted(blocking))}"
+        return True, ""
+
+    # -- effects -----------------------------------------------------------------------------
+
+    def record_submission(self, ctx: TransitionContext) -> None:
+        """Mark the current revision as sent for review."""
+        revision = ctx.uow.documents.mark_submitted(ctx.document.id)
+        ctx.audit["revision"] = revision
+
+    def withdraw_submission(self, ctx: TransitionContext) -> None:
+        """A returned document leaves the review queue until it is submitted again."""
+        ctx.uow.documents.mark_submitted(ctx.document.id, withdraw=True)
+
+    def waive_check(self, ctx: TransitionContext) -> None:
+        """A reviewer accepts a failed warning check of the current revision, with a reason."""
+        code = str(ctx.data.get("code") or "")
+        if not code:
+            raise InvalidInput("Name the check to accept in `code`.", field="code")
+        doc = ctx.uow.documents.get(ctx.document.id) or {}
+        if doc.get("submitted_revision") != doc.get("revision"):
+            raise InvalidInput(
+                "The document is not in review: submit it first.", field="code", code=code
+            )
+        results = {r.code: r for r in ctx.uow.checks.for_revision(doc["id"], doc["revision"])}
+        result = results.get(code)
+        if result is None:
+            raise NotFound(
+                f"No result of check {code!r} for the current revision.",
+                code=code,
+                revision=doc.get("revision"),
+            )
+        if result.severity != "warning" or result.status != FAILED:
+            raise InvalidInput(
+                "Only a failed warning check can be approved; a blocking one is fixed by "
+                "editing the document.",
+                code=code,
+                severity=result.severity,
+                status=result.status,
+            )
+        ctx.uow.checks.waive(
+            doc["id"],
+            doc["revision"],
+            code,
+            by=ctx.actor.name,
+            reason=str(ctx.data["reason"]),
+            at=ctx.now,
+        )
+        ctx.audit.update({"code": code, "revision": doc["revision"]})
+
+
+def results_view(results: Sequence[StoredResult], checks: Sequence[Check]) -> dict[str, Any]:
+    """Results of one revision, with the checks still pending named."""
+    done = {r.code for r in results}
+    return {
+        "results": [r.as_dict() for r in results],
+        "pending": [c.code for c in checks if c.code not in done],
+        "cleared": bool(results)
+        and all(r.cleared for r in results)
+        and all(c.code in done for c in checks),
+    }

@@ -1,0 +1,48 @@
+"""SQL for signing authorities: who may sign what for which agency, and when."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from .tables import SigningAuthority
+
+_authorities = SigningAuthority.__table__  # type: ignore[attr-defined]
+
+
+class AuthorityRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.conn.execute(insert(_authorities), [row])
+
+    def revoke(self, authority_id: str, agency_id: str, at: datetime) -> bool:
+        c = _authorities.c
+        result = self.conn.execute(
+            update(_authorities)
+            .where(c.id == authority_id, c.agency_id == agency_id, c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        return result.rowcount == 1
+
+    def for_agency(self, agency_id: str, signer: str | None = None) -> list[dict[str, Any]]:
+        c = _authorities.c
+        query = select(_authorities).where(c.agency_id == agency_id)
+        if signer is not None:
+            query = query.where(c.signer == signer)
+        return [dict(r._mapping) for r in self.conn.execute(query.order_by(c.signer, c.valid_from))]
+
+    def holding(self, agency_id: str, signer: str, doc_type: str, on: str) -> dict[str, Any] | None:
+        """The authority that lets ``signer`` sign ``doc_type`` for the agency on date ``on``."""
+        for row in self.for_agency(agency_id, signer):
+            if row["revoked_at"] is not None:
+                continue
+            if row["valid_from"] > on or (row["valid_until"] and row["valid_until"] < on):
+                continue
+            types = {t.strip() for t in row["doc_types"].split(",")}
+            if "*" in types or doc_type in types:
+                return row
+        return None

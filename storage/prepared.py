@@ -1,0 +1,192 @@
+"""The few statements every transition runs, compiled once and run on the driver's cursor.
+
+``Connection.execute`` costs about 35 µs of Python per statement (execution context,
+parameter processing, result setup, event dispatch) -- more than SQLite takes to run a
+single-row INSERT, and a transition runs five statements. A :class:`Prepared` statement
+is compiled by SQLAlchemy itself, once per dialect and set of parameter names, with the
+same options ``Connection.execute`` uses, so the SQL text, the bind processors (SQLite's
+datetime-as-text, for one) and the column defaults applied are SQLAlchemy's own; only
+the per-execution bookkeeping is skipped. Driver errors go through SQLAlchemy's own
+handler, so callers see the same ``sqlalchemy.exc`` classes and a lost connection is
+invalidated as usual.
+
+Whenever that bookkeeping could matter, the statement goes through ``Connection.execute``
+instead, unchanged: outside a transaction (autobegin), with echo/INFO logging on, with any
+statement or cursor event listened for, with a schema translate map, for several rows at
+once, or when the statement needs something this path does not reproduce (Python-side
+callable defaults, result processing, expanding or literal-execute parameters).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.expression import Executable
+
+_BindProcessor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    positional: bool
+    names: tuple[str, ...]  # bind names, in order when positional
+    processors: tuple[tuple[str, _BindProcessor], ...]
+    defaults: tuple[tuple[str, Any], ...]  # column defaults and literals SQLAlchemy would add
+
+
+def unobserved(conn: Connection) -> bool:
+    """Nobody would miss a statement run past SQLAlchemy: no echo, no execute events."""
+    dispatch = conn.dispatch
+    return not (
+        dispatch.before_cursor_execute
+        or dispatch.after_cursor_execute
+        or dispatch.before_execute
+        or dispatch.after_execute
+        or conn.engine.logger.isEnabledFor(logging.INFO)  # echo logs every statement
+    )
+
+
+def run_driver_sql(conn: Connection, statement: str) -> None:
+    """``conn.exec_driver_sql(statement)`` without the execution context, when unobserved.
+
+    Errors are handled by SQLAlchemy exactly as ``exec_driver_sql`` would handle them.
+    """
+    if not unobserved(conn):
+        conn.exec_driver_sql(statement)
+        return
+    fairy = conn.connection
+    cursor: Any = None
+    try:
+        cursor = fairy.cursor()
+        cursor.execute(statement)
+        cursor.close()
+    except BaseException as exc:  # noqa: BLE001 -- handed on, as exec_driver_sql does
+        conn._handle_dbapi_exception(exc, statement, (), cursor, None)
+
+
+class Prepared:
+    """A Core statement executed with plain driver calls inside the current transaction."""
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._plans: weakref.WeakKeyDictionary[Dialect, dict[tuple[str, ...], _Plan | None]]
+        self._plans = weakref.WeakKeyDictionary()  # per engine dialect; gone with the engine
+        self._lock = threading.Lock()
+
+    # -- planning ------------------------------------------------------------------------
+
+    def _plan(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
+        by_keys = self._plans.get(dialect)
+        if by_keys is not None and keys in by_keys:
+            return by_keys[keys]
+        with self._lock:
+            by_keys = self._plans.setdefault(dialect, {})
+            if keys not in by_keys:
+                by_keys[keys] = self._compile(dialect, keys)
+            return by_keys[keys]
+
+    def _compile(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan | None:
+        """Compile as ``Connection.execute`` would for one row; ``None``: not supported."""
+        statement: Any = self.statement
+        compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            return None
+        if compiled.escaped_bind_names:
+            return None
+        for column in getattr(statement, "selected_columns", ()):
+            if column.type.dialect_impl(dialect).result_processor(dialect, None) is not None:
+                return None  # rows would need converting; SQLAlchemy does that
+        defaults: dict[str, Any] = {}
+        for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
+            default = column.default if compiled.isinsert else column.onupdate
+            bind = compiled.binds.get(column.key)
+            if default is None or not default.is_scalar or bind is None:
+                return None  # a callable or SQL default: leave it to SQLAlchemy
+            defaults[compiled.bind_names[bind]] = default.arg
+        for bind, name in compiled.bind_names.items():
+            if name in keys or name in defaults:
+                continue
+            if bind.required or bind.callable is not None:
+                return None  # a value is missing (let SQLAlchemy say which) or computed
+            defaults[name] = bind.value  # a literal the statement carries: x = 'done'
+        names = tuple(compiled.bind_names.values())
+        processors = []
+        for bind, name in compiled.bind_names.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                processors.append((name, processor))
+        return _Plan(
+            sql=compiled.string,
+            positional=bool(compiled.positional),
+            names=tuple(compiled.positiontup) if compiled.positional else names,
+            processors=tuple(processors),
+            defaults=tuple(defaults.items()),
+        )
+
+    # -- execution -----------------------------------------------------------------------
+
+    def _fast(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> _Plan | None:
+        if len(rows) != 1 or not conn.in_transaction() or not unobserved(conn):
+            return None
+        if conn.get_execution_options().get("schema_translate_map"):
+            return None
+        return self._plan(conn.dialect, tuple(sorted(rows[0])))
+
+    def _run(self, conn: Connection, plan: _Plan, row: Mapping[str, Any]) -> Any:
+        fairy = conn.connection  # raises as Connection.execute would on a dead transaction
+        cursor: Any = None
+        params: Any = None
+        try:
+            values = dict(row)
+            for name, value in plan.defaults:
+                values[name] = value
+            for name, processor in plan.processors:
+                values[name] = processor(values[name])
+            if plan.positional:
+                params = tuple([values[n] for n in plan.names])
+            else:
+                params = {n: values[n] for n in plan.names}
+            cursor = fairy.cursor()
+            cursor.execute(plan.sql, params)
+        except BaseException as exc:  # noqa: BLE001 -- handed on, as Connection.execute does
+            # SQLAlchemy's own handling: the same exception classes, and a connection
+            # found dead is invalidated. It always raises.
+            conn._handle_dbapi_exception(exc, plan.sql, params, cursor, None)
+        return cursor
+
+    def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Execute with ``rows`` (one dict per row), ignoring any result."""
+        plan = self._fast(conn, rows)
+        if plan is None:
+            conn.execute(self.statement, list(rows))
+            return
+        self._run(conn, plan, rows[0]).close()
+
+    def rowcount(self, conn: Connection, params: Mapping[str, Any]) -> int:
+        """Execute a DML statement once; how many rows it matched."""
+        plan = self._fast(conn, (params,))
+        if plan is None:
+            return int(conn.execute(self.statement, params).rowcount)
+        cursor = self._run(conn, plan, params)
+        count = int(cursor.rowcount)
+        cursor.close()
+        return count
+
+    def first(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """Execute a SELECT once; its first row as a tuple, or ``None``."""
+        plan = self._fast(conn, (params,))
+        if plan is None:
+            row = conn.execute(self.statement, params).first()
+            return tuple(row) if row is not None else None
+        cursor = self._run(conn, plan, params)
+        found = cursor.fetchone()
+        cursor.close()
+        return tuple(found) if found is not None else None

@@ -1,0 +1,305 @@
+"""Who may call what: tokens, roles per event and endpoint, and isolation between agencies."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from congvan.states import DOCUMENT
+from congvan.states.policy import CREATE_ROLES, EVENT_ROLES, READ_ROLES, ROLES
+from tests.api.conftest import MAIN_PDF, A, Api, B, assert_error, sha256
+
+# -- authentication ----------------------------------------------------------------------
+
+
+def _protected(doc_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every route that needs a token, with a request body good enough to pass parsing."""
+    letter = '{"doc_type": "CV", "subject": "V/v"}'
+    return [
+        ("GET", "/v1/documents", {}),
+        ("POST", "/v1/documents", {"data": {"metadata": letter}}),
+        ("GET", f"/v1/documents/{doc_id}", {}),
+        ("GET", f"/v1/documents/{doc_id}/history", {}),
+        ("GET", f"/v1/documents/{doc_id}/attachments/{sha256(MAIN_PDF)}", {}),
+        ("POST", f"/v1/documents/{doc_id}/events/edit", {"json": {"fields": {"place": "Huế"}}}),
+        ("GET", "/v1/metrics", {}),
+        ("GET", "/v1/agencies", {}),
+        (
+            "POST",
+            "/v1/agencies",
+            {"json": {"id": "000.00.99.H57", "name": "X", "abbreviation": "X"}},
+        ),
+    ]
+
+
+BAD_AUTHORIZATION = {
+    "no header": None,
+    "empty header": "",
+    "scheme only": "Bearer",
+    "scheme and blanks": "Bearer    ",
+    "basic scheme": "Basic dmFudGh1OnNlY3JldA==",
+    "token without scheme": "cvt_0123456789abcdef",
+    "unknown token": "Bearer cvt_" + "A" * 43,
+    "token too long": "Bearer cvt_" + "A" * 300,
+    "two tokens": "Bearer cvt_a cvt_b",
+}
+
+
+@pytest.mark.parametrize("authorization", BAD_AUTHORIZATION.values(), ids=BAD_AUTHORIZATION)
+def test_every_protected_route_answers_401_without_a_valid_token(
+    api: Api, authorization: str | None
+) -> None:
+    # Given a document, so that the document routes have something to find
+    doc_id = api.draft()["id"]
+    headers = {} if authorization is None else {"Authorization": authorization}
+    for method, path, kwargs in _protected(doc_id):
+        # When the route is called without a valid token
+        response = api.client.request(method, path, headers=headers, **kwargs)
+        # Then it is refused as unauthenticated, with the challenge header
+        assert_error(response, 401, "unauthenticated")
+        assert response.headers["WWW-Authenticate"] == "Bearer", (method, path)
+    # And nothing was changed by the refused calls
+    assert api.version(doc_id) == 1
+    assert len(api.get("/v1/documents").json()["items"]) == 1
+
+
+def test_a_revoked_token_is_refused_and_the_others_keep_working(api: Api) -> None:
+    issued = api.new_token("clerk")
+    fresh = {"Authorization": f"Bearer {issued.token}"}
+    assert api.client.get("/v1/documents", headers=fresh).status_code == 200
+
+    with api.runtime.uow() as uow:
+        assert uow.agencies.revoke_token(issued.prefix, api.clock()) == 1
+        uow.commit()
+
+    response = api.client.get("/v1/documents", headers=fresh)
+    assert_error(response, 401, "unauthenticated")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert api.get("/v1/documents").status_code == 200  # the clerk's first token
+
+
+def test_an_expired_token_is_refused_from_its_expiry_on(api: Api) -> None:
+    issued = api.new_token("reviewer", expires_in_days=1)
+    headers = {"Authorization": f"Bearer {issued.token}"}
+
+    api.clock.advance(days=1, seconds=-1)
+    assert api.client.get("/v1/documents", headers=headers).status_code == 200
+
+    api.clock.advance(seconds=1)
+    response = api.client.get("/v1/documents", headers=headers)
+    assert_error(response, 401, "unauthenticated")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    # A token without expiry is unaffected by the passing of time
+    assert api.get("/v1/documents", role="reviewer").status_code == 200
+
+
+def test_the_scheme_is_case_insensitive_and_tokens_never_echo(api: Api) -> None:
+    token = api.tokens[A]["clerk"]
+    assert api.client.get("/v1/documents", headers={"Authorization": f"bearer {token}"}).is_success
+
+    wrong = token[:-4] + "AAAA"
+    response = api.client.get("/v1/documents", headers={"Authorization": f"Bearer {wrong}"})
+    assert_error(response, 401, "unauthenticated")
+    assert wrong not in response.text and token[4:12] not in response.text
+
+
+def test_health_and_openapi_need_no_token(api: Api) -> None:
+    assert api.client.get("/v1/health").status_code == 200
+    assert api.client.get("/openapi.json").status_code == 200
+
+
+# -- roles per event ---------------------------------------------------------------------
+
+# What a role that may fire the event gets on a fresh draft, with a reason in the body:
+# the role check passed, and the next check (or the transition) answered.
+ALLOWED_IN_DRAFT = {
+    "edit": (422, "invalid_input"),  # the edit changes nothing
+    "submit": (200, None),  # queues the review checks
+    "waive": (422, "invalid_input"),  # no check named in `code`
+    "approve": (409, "guard_failed"),  # checks_cleared: the draft was not submitted
+    "reject": (200, None),
+    "sign": (409, "invalid_transition"),  # not from draft
+    "send": (409, "invalid_transition"),
+    "resend": (409, "invalid_transition"),
+}
+
+ROLE_CASES = [
+    pytest.param(event, role, role in allowed, id=f"{event}-{role}")
+    for event, allowed in EVENT_ROLES.items()
+    for role in ROLES
+]
+
+
+def test_the_role_table_covers_every_event_a_person_may_fire() -> None:
+    derived = {t.trigger for t in DOCUMENT.transitions if t.derived}
+    assert set(EVENT_ROLES) == set(DOCUMENT.events) - derived == set(ALLOWED_IN_DRAFT)
+
+
+@pytest.mark.parametrize(("event", "role", "allowed"), ROLE_CASES)
+def test_an_event_is_fired_only_by_its_roles(
+    api: Api, event: str, role: str, allowed: bool
+) -> None:
+    # Given a draft of the caller's own agency
+    doc_id = api.draft()["id"]
+    # When someone of `role` fires `event` (with a reason, so that reject is complete)
+    response = api.fire(doc_id, event, role=role, body={"reason": "Sai thể thức"}, if_match='"1"')
+    # Then a role outside the event's roles is forbidden, naming the roles it needs
+    if not allowed:
+        details = assert_error(response, 403, "forbidden")
+        assert details["needs"] == sorted(EVENT_ROLES[event])
+        assert details["event"] == event
+        assert api.version(doc_id) == 1
+        return
+    # And an allowed role gets past the role check to the transition's own answer
+    status, code = ALLOWED_IN_DRAFT[event]
+    assert response.status_code != 403
+    if code is None:
+        assert response.status_code == status, response.text
+        assert response.json()["version"] == 2
+    else:
+        assert_error(response, status, code)
+        assert api.version(doc_id) == 1
+
+
+@pytest.mark.parametrize("event", ["delivered", "acknowledged", "failed"])
+@pytest.mark.parametrize("role", ROLES)
+def test_derived_events_are_fired_by_the_system_only(api: Api, event: str, role: str) -> None:
+    doc_id = api.draft()["id"]
+    response = api.fire(doc_id, event, role=role)
+    details = assert_error(response, 403, "forbidden")
+    assert details == {"event": event}
+    assert api.version(doc_id) == 1
+
+
+def test_a_replayed_idempotency_key_does_not_lift_the_role_check(api: Api) -> None:
+    # Given a clerk's edit remembered under a key
+    doc_id = api.draft()["id"]
+    body = {"fields": {"place": "Huế"}}
+    first = api.fire(doc_id, "edit", body=body, if_match='"1"', key="edit-1")
+    assert first.status_code == 200, first.text
+    # When people of other roles send the very same request with the same key
+    for role in set(ROLES) - EVENT_ROLES["edit"]:
+        response = api.fire(doc_id, "edit", role=role, body=body, if_match='"1"', key="edit-1")
+        # Then they are refused, not handed the clerk's answer
+        assert_error(response, 403, "forbidden")
+    # And the clerk still gets the replay
+    again = api.fire(doc_id, "edit", body=body, if_match='"1"', key="edit-1")
+    assert again.json() == {**first.json(), "replayed": True}
+
+
+# -- roles per endpoint ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_only_a_clerk_creates_documents(api: Api, role: str) -> None:
+    response = api.create(role=role)
+    if role in CREATE_ROLES:
+        assert response.status_code == 201, response.text
+        return
+    details = assert_error(response, 403, "forbidden")
+    assert details["needs"] == sorted(CREATE_ROLES)
+    assert api.get("/v1/documents").json()["items"] == []
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_reading_documents_needs_a_reading_role(api: Api, role: str) -> None:
+    doc = api.draft()
+    paths = [
+        "/v1/documents",
+        f"/v1/documents/{doc['id']}",
+        f"/v1/documents/{doc['id']}/history",
+        f"/v1/documents/{doc['id']}/attachments/{sha256(MAIN_PDF)}",
+    ]
+    for path in paths:
+        response = api.get(path, role=role)
+        if role in READ_ROLES:
+            assert response.status_code == 200, (path, response.text)
+        else:
+            details = assert_error(response, 403, "forbidden")
+            assert details["needs"] == sorted(READ_ROLES)
+
+
+# -- isolation between agencies ----------------------------------------------------------
+
+
+def _read_paths(doc_id: str, digest: str) -> list[str]:
+    return [
+        f"/v1/documents/{doc_id}",
+        f"/v1/documents/{doc_id}/history",
+        f"/v1/documents/{doc_id}/attachments/{digest}",
+    ]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_another_agencys_document_reads_exactly_like_a_missing_one(api: Api, role: str) -> None:
+    # Given a document of agency A, and an id nobody has
+    theirs = api.draft(agency=A)["id"]
+    missing = str(uuid.uuid4())
+    digest = sha256(MAIN_PDF)
+    for foreign, absent in zip(
+        _read_paths(theirs, digest), _read_paths(missing, digest), strict=True
+    ):
+        # When a person of agency B asks for A's document
+        response = api.get(foreign, role=role, agency=B)
+        # Then the answer is the one for a document that does not exist
+        expected = api.get(absent, role=role, agency=B)
+        if role in READ_ROLES:
+            assert_error(response, 404, "not_found")
+        else:  # the operator reads no documents at all, anywhere
+            assert_error(response, 403, "forbidden")
+        assert response.status_code == expected.status_code
+        assert response.json()["message"] == expected.json()["message"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_another_agencys_document_takes_no_events(api: Api, role: str) -> None:
+    theirs = api.draft(agency=A)["id"]
+    for event in [*EVENT_ROLES, "bogus"]:
+        response = api.fire(
+            theirs, event, role=role, agency=B, body={"reason": "x"}, if_match='"1"', key=event
+        )
+        details = assert_error(response, 404, "not_found")
+        assert details == {"document_id": theirs}
+    # An edit without a body or If-Match is just as unknown
+    assert_error(api.fire(theirs, "edit", role=role, agency=B), 404, "not_found")
+    # A's document did not move
+    assert api.version(theirs) == 1
+    history = api.get(f"/v1/documents/{theirs}/history").json()["entries"]
+    assert [e["event"] for e in history] == ["create"]
+
+
+def test_a_shared_file_is_downloaded_only_through_ones_own_document(api: Api) -> None:
+    # Given the same bytes attached by both agencies (blobs are stored once, by digest)
+    ours = api.draft(agency=A)
+    theirs = api.draft(agency=B)
+    digest = sha256(MAIN_PDF)
+    assert ours["attachments"][0]["sha256"] == theirs["attachments"][0]["sha256"] == digest
+    # Then each agency downloads it through its own document only
+    own = api.get(f"/v1/documents/{theirs['id']}/attachments/{digest}", agency=B)
+    assert own.status_code == 200 and own.content == MAIN_PDF
+    foreign = api.get(f"/v1/documents/{ours['id']}/attachments/{digest}", agency=B)
+    assert_error(foreign, 404, "not_found")
+    # And a file only A has is not reachable through B's document either
+    only_a = api.draft(agency=A, metadata=None, files=[("main", ("a.pdf", b"A only", "a/b"))])
+    a_digest = only_a["attachments"][0]["sha256"]
+    response = api.get(f"/v1/documents/{theirs['id']}/attachments/{a_digest}", agency=B)
+    assert_error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("role", sorted(READ_ROLES))
+def test_a_listing_shows_only_the_callers_agency(api: Api, role: str) -> None:
+    a_ids = {api.draft(agency=A)["id"] for _ in range(3)}
+    b_ids = {api.draft(agency=B)["id"] for _ in range(2)}
+
+    def listed(agency: str, **params: Any) -> set[str]:
+        response = api.get("/v1/documents", role=role, agency=agency, params=params)
+        assert response.status_code == 200, response.text
+        return {item["id"] for item in response.json()["items"]}
+
+    assert listed(A) == a_ids
+    assert listed(B) == b_ids
+    assert listed(B, state="draft", doc_type="CV", urgency=0) == b_ids
+    for item in api.get("/v1/documents", role=role, agency=B).json()["items"]:
+        assert item["agency_id"] == B

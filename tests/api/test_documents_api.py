@@ -1,0 +1,553 @@
+"""Documents over HTTP: create with files, read, list and page, and fire events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from congvan.actions.context import TransitionContext
+from tests.api.conftest import LETTER, MAIN_PDF, A, Api, B, MakeApi, assert_error, sha256
+
+APPENDIX_1 = "Phụ lục I: Danh sách cơ quan".encode()
+APPENDIX_2 = bytes(range(256)) * 4
+
+
+# -- create ------------------------------------------------------------------------------
+
+
+def test_create_records_the_metadata_and_files_and_answers_201(api: Api) -> None:
+    # When a clerk posts the letter with its main file and two appendices
+    files = [
+        ("main", ("1227-UBND-TDKT.pdf", MAIN_PDF, "application/pdf")),
+        ("appendix", ("phu-luc-1.txt", APPENDIX_1, "text/plain; charset=utf-8")),
+        ("appendix", ("phu-luc-2.bin", APPENDIX_2, "application/octet-stream")),
+    ]
+    response = api.create(files=files)
+
+    # Then it is created, with where to find it and its version as ETag
+    assert response.status_code == 201, response.text
+    doc = response.json()
+    assert response.headers["Location"] == f"/v1/documents/{doc['id']}"
+    assert response.headers["ETag"] == '"1"'
+    assert (doc["state"], doc["version"], doc["agency_id"]) == ("draft", 1, A)
+    assert doc["notation"] == "1227/UBND-TĐKT"
+    assert doc["subject"] == LETTER["subject"]
+    assert doc["signer"] == {
+        "name": "Nguyễn Văn Phương",
+        "position": "PHÓ CHỦ TỊCH",
+        "competence": "KT. CHỦ TỊCH",
+    }
+    assert doc["recipients"] == LETTER["recipients"]
+    assert doc["allowed_events"] == ["approve", "edit", "reject", "submit", "waive"]
+    assert doc["created_by"] == f"clerk@{A}"
+
+    # And each file is recorded with its digest, size, media type and role
+    recorded = [
+        {k: a[k] for k in ("sha256", "filename", "media_type", "size", "role")}
+        for a in doc["attachments"]
+    ]
+    assert recorded == [
+        {
+            "sha256": sha256(data),
+            "filename": name,
+            "media_type": media_type,
+            "size": len(data),
+            "role": role,
+        }
+        for role, (name, data, media_type) in files
+    ]
+
+    # And each downloads byte for byte, with its media type and digest
+    for role, (name, data, media_type) in files:
+        got = api.get(f"/v1/documents/{doc['id']}/attachments/{sha256(data)}")
+        assert got.status_code == 200, (role, got.text)
+        assert got.content == data
+        assert got.headers["content-type"] == media_type
+        assert got.headers["Digest"] == f"sha-256={sha256(data)}"
+        assert name in got.headers["Content-Disposition"]
+
+    # And the document reads back as it was answered, with the same ETag
+    again = api.get(response.headers["Location"])
+    assert again.status_code == 200
+    assert again.json() == doc
+    assert again.headers["ETag"] == '"1"'
+
+
+def test_create_without_files_and_with_an_empty_file(api: Api) -> None:
+    bare = api.create(files=[])
+    assert bare.status_code == 201, bare.text
+    assert bare.json()["attachments"] == []
+
+    empty = api.create(files=[("main", ("trong.pdf", b"", "application/pdf"))])
+    assert empty.status_code == 201, empty.text
+    (attachment,) = empty.json()["attachments"]
+    assert (attachment["size"], attachment["sha256"]) == (0, sha256(b""))
+    got = api.get(f"/v1/documents/{empty.json()['id']}/attachments/{sha256(b'')}")
+    assert (got.status_code, got.content) == (200, b"")
+
+
+def test_an_unknown_attachment_is_not_found(api: Api) -> None:
+    doc_id = api.draft()["id"]
+    for digest in [sha256(b"other"), "not-a-digest", "0" * 64]:
+        response = api.get(f"/v1/documents/{doc_id}/attachments/{digest}")
+        assert_error(response, 404, "not_found")
+
+
+def test_an_unknown_document_is_not_found_on_every_route(api: Api) -> None:
+    missing = "01900000-0000-7000-8000-000000000000"
+    for path in [
+        f"/v1/documents/{missing}",
+        f"/v1/documents/{missing}/history",
+        f"/v1/documents/{missing}/attachments/{sha256(MAIN_PDF)}",
+    ]:
+        details = assert_error(api.get(path), 404, "not_found")
+        assert details == {"document_id": missing}
+    response = api.fire(missing, "edit", body={"fields": {"place": "Huế"}})
+    assert_error(response, 404, "not_found")
+
+
+def test_create_with_an_idempotency_key_creates_once(api: Api) -> None:
+    first = api.create(headers={"Idempotency-Key": "create-1227"})
+    again = api.create(headers={"Idempotency-Key": "create-1227"})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json()["id"] == first.json()["id"]
+    assert len(api.get("/v1/documents").json()["items"]) == 1
+
+    # The same key with other metadata, or another file, is a different request
+    other = api.create(headers={"Idempotency-Key": "create-1227"}, subject="V/v khác")
+    details = assert_error(other, 422, "idempotency_key_reused")
+    assert details == {"key": "create-1227"}
+    other_file = api.create(
+        headers={"Idempotency-Key": "create-1227"},
+        files=[("main", ("1227.pdf", b"%PDF other", "application/pdf"))],
+    )
+    assert_error(other_file, 422, "idempotency_key_reused")
+    assert len(api.get("/v1/documents").json()["items"]) == 1
+
+
+def test_idempotency_keys_of_creation_belong_to_one_agency(api: Api) -> None:
+    ours = api.create(agency=A, headers={"Idempotency-Key": "k"})
+    theirs = api.create(agency=B, headers={"Idempotency-Key": "k"})
+    assert (ours.status_code, theirs.status_code) == (201, 201)
+    assert ours.json()["id"] != theirs.json()["id"]
+    assert theirs.json()["agency_id"] == B
+
+
+# -- read and history --------------------------------------------------------------------
+
+
+def test_history_lists_every_transition_oldest_first(api: Api) -> None:
+    doc_id = api.draft()["id"]
+    edited = api.fire(doc_id, "edit", body={"fields": {"place": "Huế"}}, if_match='"1"')
+    assert edited.status_code == 200, edited.text
+    rejected = api.fire(doc_id, "reject", role="reviewer", body={"reason": "Sai thể thức"})
+    assert rejected.status_code == 200, rejected.text
+
+    history = api.get(f"/v1/documents/{doc_id}/history")
+    assert history.status_code == 200
+    body = history.json()
+    assert body["document_id"] == doc_id
+    steps = [
+        (e["version"], e["event"], e["from_state"], e["to_state"], e["actor"])
+        for e in body["entries"]
+    ]
+    assert steps == [
+        (1, "create", "", "draft", f"clerk@{A}"),
+        (2, "edit", "draft", "draft", f"clerk@{A}"),
+        (3, "reject", "draft", "draft", f"reviewer@{A}"),
+    ]
+    doc = api.get(f"/v1/documents/{doc_id}").json()
+    assert (doc["version"], doc["place"]) == (3, "Huế")
+
+
+# -- list --------------------------------------------------------------------------------
+
+
+def test_the_listing_filters_by_state_urgency_and_type(api: Api) -> None:
+    cv = api.draft(urgency=0)["id"]
+    urgent_cv = api.draft(urgency=3)["id"]
+    qd = api.draft(doc_type="QĐ", urgency=3)["id"]
+
+    def listed(**params: Any) -> list[str]:
+        response = api.get("/v1/documents", params=params)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    assert listed() == [qd, urgent_cv, cv]
+    assert listed(urgency=3) == [qd, urgent_cv]
+    assert listed(doc_type="CV") == [urgent_cv, cv]
+    assert listed(doc_type="QĐ") == [qd]
+    assert listed(doc_type="CV", urgency=3) == [urgent_cv]
+    assert listed(state="draft") == [qd, urgent_cv, cv]
+    assert listed(state=["sent", "failed"]) == []
+    assert listed(state=["draft", "sent"], urgency=0) == [cv]
+    assert listed(doc_type="TB") == []
+    created = api.clock().isoformat()
+    assert listed(created_after=created) == [qd, urgent_cv, cv]
+    assert listed(created_before=created) == []
+
+    item = api.get("/v1/documents", params={"doc_type": "QĐ"}).json()["items"][0]
+    assert set(item) == {
+        "id",
+        "agency_id",
+        "notation",
+        "doc_type",
+        "subject",
+        "urgency",
+        "state",
+        "version",
+        "created_at",
+        "updated_at",
+    }
+
+
+def test_cursor_pagination_walks_every_document_once_newest_first(api: Api) -> None:
+    # Given eleven documents, created one after the other
+    created = [api.draft(number=n)["id"] for n in range(1, 12)]
+    # When the listing is read four at a time, following next_cursor
+    pages: list[list[str]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 4, **({"cursor": cursor} if cursor else {})}
+        response = api.get("/v1/documents", params=params)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages.append([item["id"] for item in body["items"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+        assert len(pages) < 10, "the cursor never ends"
+    # Then the pages are full but the last, with no duplicate and no gap, newest first
+    assert [len(p) for p in pages] == [4, 4, 3]
+    walked = [doc_id for page in pages for doc_id in page]
+    assert walked == created[::-1]
+
+    # And a filter holds across pages
+    first = api.get("/v1/documents", params={"limit": 2, "state": "draft"}).json()
+    rest = api.get(
+        "/v1/documents", params={"limit": 20, "state": "draft", "cursor": first["next_cursor"]}
+    ).json()
+    assert [i["id"] for i in first["items"] + rest["items"]] == created[::-1]
+    assert rest["next_cursor"] is None
+
+
+def test_a_page_that_ends_exactly_has_no_next_cursor(api: Api) -> None:
+    for _ in range(3):
+        api.draft()
+    body = api.get("/v1/documents", params={"limit": 3}).json()
+    assert (len(body["items"]), body["next_cursor"]) == (3, None)
+    empty = api.get("/v1/documents", agency=B).json()
+    assert empty == {"items": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not a cursor!",
+        "a",
+        "abcd",
+        "YWJj",  # base64 of "abc": decodes, but is no document id
+        "%%%",
+        "é",
+        "MDE5MDAwMDAtMDAwMC03MDAwLTgwMDAtMDAwMDAwMDAwMDAw==",  # padded: not as given out
+        "x" * 201,
+    ],
+)
+def test_an_invalid_cursor_is_refused(api: Api, cursor: str) -> None:
+    api.draft()
+    response = api.get("/v1/documents", params={"cursor": cursor})
+    details = assert_error(response, 422, "invalid_input")
+    assert "cursor" in json.dumps(details)
+
+
+def test_a_cursor_from_another_agency_shows_nothing_of_theirs(api: Api) -> None:
+    for _ in range(3):
+        api.draft(agency=A)
+    theirs = api.get("/v1/documents", params={"limit": 1}).json()["next_cursor"]
+    mine = api.draft(agency=B)["id"]
+    response = api.get("/v1/documents", agency=B, params={"cursor": theirs})
+    assert response.status_code == 200
+    assert [i["agency_id"] for i in response.json()["items"]] in ([], [B])
+    assert mine not in {i["id"] for i in api.get("/v1/documents").json()["items"]}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"state": "bogus"}, "state"),
+        ({"state": ["draft", "archived"]}, "state"),
+        ({"urgency": 5}, "urgency"),
+        ({"urgency": -1}, "urgency"),
+        ({"urgency": "high"}, "urgency"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 201}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "9" * 30}, "limit"),
+        ({"doc_type": "x" * 51}, "doc_type"),
+        ({"created_after": "yesterday"}, "created_after"),
+        ({"created_before": "2026-13-01"}, "created_before"),
+    ],
+)
+def test_bad_listing_parameters_are_refused(api: Api, params: dict[str, Any], field: str) -> None:
+    response = api.get("/v1/documents", params=params)
+    details = assert_error(response, 422, "invalid_input")
+    assert field in json.dumps(details)
+
+
+def test_an_unknown_state_filter_names_the_known_states(api: Api) -> None:
+    details = assert_error(
+        api.get("/v1/documents", params={"state": "bogus"}), 422, "invalid_input"
+    )
+    assert details["field"] == "state"
+    assert "draft" in details["allowed"] and "acknowledged" in details["allowed"]
+
+
+# -- events: If-Match --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("if_match", ['"1"', 'W/"1"', "1", " 1 ", "*", None])
+def test_if_match_takes_the_version_in_every_usual_form(api: Api, if_match: str | None) -> None:
+    doc_id = api.draft()["id"]
+    response = api.fire(doc_id, "edit", body={"fields": {"place": "Huế"}}, if_match=if_match)
+    assert response.status_code == 200, response.text
+    assert response.json()["version"] == 2
+    assert response.headers["ETag"] == '"2"'
+
+
+@pytest.mark.parametrize(
+    "if_match", ["abc", '"x"', '""', "", "W/", '"1", "2"', "-1", "1.0", '"0x1"', "x" * 51]
+)
+def test_a_malformed_if_match_is_invalid_input(api: Api, if_match: str) -> None:
+    doc_id = api.draft()["id"]
+    response = api.fire(doc_id, "edit", body={"fields": {"place": "Huế"}}, if_match=if_match)
+    details = assert_error(response, 422, "invalid_input")
+    assert "If-Match" in json.dumps(details)
+    assert api.version(doc_id) == 1
+
+
+def test_a_stale_if_match_is_a_version_conflict_naming_the_current_version(api: Api) -> None:
+    doc_id = api.draft()["id"]
+    assert api.fire(doc_id, "edit", body={"fields": {"place": "Huế"}}, if_match='"1"').is_success
+
+    response = api.fire(doc_id, "edit", body={"fields": {"place": "Hà Nội"}}, if_match='"1"')
+    details = assert_error(response, 409, "version_conflict")
+    assert details == {"expected_version": 1, "current_version": 2}
+    ahead = api.fire(doc_id, "edit", body={"fields": {"place": "Hà Nội"}}, if_match='"7"')
+    assert assert_error(ahead, 409, "version_conflict")["current_version"] == 2
+    doc = api.get(f"/v1/documents/{doc_id}").json()
+    assert (doc["version"], doc["place"]) == (2, "Huế")
+
+
+# -- events: what is allowed -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "role"),
+    [("bogus", "clerk"), ("sign", "signer"), ("send", "clerk"), ("resend", "supervisor")],
+)
+def test_an_event_not_allowed_now_is_an_invalid_transition_with_the_allowed_ones(
+    api: Api, event: str, role: str
+) -> None:
+    doc_id = api.draft()["id"]
+    response = api.fire(doc_id, event, role=role, body={"reason": "thử"})
+    details = assert_error(response, 409, "invalid_transition")
+    assert details == {
+        "event": event,
+        "state": "draft",
+        "allowed": ["approve", "edit", "reject", "submit", "waive"],
+    }
+    assert api.version(doc_id) == 1
+
+
+@pytest.mark.parametrize("body", [None, {}, {"reason": ""}, {"reason": "   "}, {"reason": None}])
+@pytest.mark.parametrize("role", ["reviewer", "signer"])
+def test_reject_needs_a_reason(api: Api, body: Any, role: str) -> None:
+    doc_id = api.draft()["id"]
+    response = api.fire(doc_id, "reject", role=role, body=body)
+    details = assert_error(response, 422, "invalid_input")
+    assert details == {"event": "reject", "field": "reason"}
+    assert api.version(doc_id) == 1
+
+
+def test_reject_with_a_reason_records_it(api: Api) -> None:
+    doc_id = api.draft()["id"]
+    response = api.fire(doc_id, "reject", role="signer", body={"reason": "Sai thể thức"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "document_id": doc_id,
+        "event": "reject",
+        "from_state": "draft",
+        "to_state": "draft",
+        "version": 2,
+        "jobs": [],
+        "derived": [],
+        "replayed": False,
+    }
+    entries = api.get(f"/v1/documents/{doc_id}/history").json()["entries"]
+    assert "Sai thể thức" in json.dumps(entries[-1], ensure_ascii=False)
+
+
+def _holds(_ctx: TransitionContext) -> tuple[bool, str]:
+    return True, ""
+
+
+def _does_nothing(_ctx: TransitionContext) -> None:
+    return None
+
+
+# Each case: the event, who fires it, the fakes that bring a draft to the state the
+# event leaves (fired in order with their roles), and what the installation lacks.
+UNAVAILABLE = {
+    "sign": (
+        "signer",
+        {"guards": {"checks_cleared": _holds}},
+        [("approve", "reviewer")],
+        ["attach_signature", "signer_has_authority"],
+    ),
+    "send": (
+        "clerk",
+        {
+            "guards": {"checks_cleared": _holds, "signer_has_authority": _holds},
+            "effects": {"attach_signature": _does_nothing},
+        },
+        [("approve", "reviewer"), ("sign", "signer")],
+        ["deliver_dispatches", "not_duplicate", "signature_valid"],
+    ),
+}
+
+
+@pytest.mark.parametrize("event", UNAVAILABLE)
+def test_an_event_whose_capability_is_missing_is_action_unavailable(
+    make_api: MakeApi, event: str
+) -> None:
+    # Given a document brought (with fakes for the steps before) to where `event` leaves
+    role, fakes, steps, missing = UNAVAILABLE[event]
+    api = make_api(**fakes)
+    doc_id = api.draft()["id"]
+    for step, by in steps:
+        done = api.fire(doc_id, step, role=by)
+        assert done.status_code == 200, done.text
+    version = api.version(doc_id)
+    state = api.get(f"/v1/documents/{doc_id}").json()["state"]
+    assert event in api.get(f"/v1/documents/{doc_id}").json()["allowed_events"]
+    # When its role fires it
+    response = api.fire(doc_id, event, role=role, if_match=f'"{version}"')
+    # Then it is refused as not provided, naming what is missing, and nothing changed
+    details = assert_error(response, 501, "action_unavailable")
+    assert details == {"event": event, "missing": missing}
+    after = api.get(f"/v1/documents/{doc_id}").json()
+    assert (after["state"], after["version"]) == (state, version)
+    assert len(api.get(f"/v1/documents/{doc_id}/history").json()["entries"]) == version
+
+
+def test_edit_changes_fields_and_recipients(api: Api) -> None:
+    doc_id = api.draft()["id"]
+    recipients = [{"organ_id": "000.00.41.H57", "name": "UBND thị xã Hương Thủy"}]
+    response = api.fire(
+        doc_id,
+        "edit",
+        body={"fields": {"subject": "V/v mới", "urgency": 1}, "recipients": recipients},
+        if_match='"1"',
+    )
+    assert response.status_code == 200, response.text
+    doc = api.get(f"/v1/documents/{doc_id}").json()
+    assert (doc["subject"], doc["urgency"], doc["urgency_label"]) == ("V/v mới", 1, "khẩn")
+    assert doc["recipients"] == recipients
+
+    nothing = api.fire(doc_id, "edit", body={"fields": {"subject": "V/v mới"}})
+    assert_error(nothing, 422, "invalid_input")
+    assert api.version(doc_id) == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"fields": {"colour": "red"}},
+        {"comment": "x"},
+        {"fields": {"urgency": 9}},
+        {"fields": {"secrecy": "secret"}},
+        {"fields": {"issued_on": "2021-02-30"}},
+        {"fields": "subject"},
+        {"recipients": [{"organ_id": "bad id"}]},
+        {"recipients": [{"organ_id": B, "fax": "1"}]},
+        [],
+        "edit",
+    ],
+)
+def test_a_malformed_event_body_is_invalid_input(api: Api, body: Any) -> None:
+    doc_id = api.draft()["id"]
+    response = api.fire(doc_id, "edit", body=body, if_match='"1"')
+    assert_error(response, 422, "invalid_input")
+    assert api.version(doc_id) == 1
+
+
+# -- events: Idempotency-Key -------------------------------------------------------------
+
+
+def test_a_repeated_idempotency_key_replays_the_first_answer(api: Api) -> None:
+    doc_id = api.draft()["id"]
+    body = {"fields": {"place": "Huế"}}
+    first = api.fire(doc_id, "edit", body=body, if_match='"1"', key="edit-place")
+    assert first.status_code == 200, first.text
+    assert first.json()["replayed"] is False
+
+    again = api.fire(doc_id, "edit", body=body, if_match='"1"', key="edit-place")
+    assert again.status_code == 200, again.text
+    assert again.json() == {**first.json(), "replayed": True}
+    assert again.headers["ETag"] == '"2"'
+    assert api.version(doc_id) == 2
+    assert len(api.get(f"/v1/documents/{doc_id}/history").json()["entries"]) == 2
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"body": {"fields": {"place": "Hà Nội"}}},
+        {"if_match": '"2"'},
+        {"if_match": None},
+        {"event": "reject", "role": "reviewer", "body": {"reason": "x"}},
+    ],
+    ids=["other body", "other version", "no If-Match", "other event"],
+)
+def test_a_reused_idempotency_key_with_another_request_is_refused(
+    api: Api, change: dict[str, Any]
+) -> None:
+    doc_id = api.draft()["id"]
+    done = api.fire(doc_id, "edit", body={"fields": {"place": "Huế"}}, if_match='"1"', key="k")
+    assert done.status_code == 200, done.text
+    request: dict[str, Any] = {
+        "event": "edit",
+        "body": {"fields": {"place": "Huế"}},
+        "if_match": '"1"',
+        **change,
+    }
+    event = request.pop("event")
+    response = api.fire(doc_id, event, key="k", **request)
+    details = assert_error(response, 422, "idempotency_key_reused")
+    assert details == {"key": "k"}
+    assert api.version(doc_id) == 2
+
+
+def test_idempotency_keys_of_events_belong_to_one_agency(api: Api) -> None:
+    ours = api.draft(agency=A)["id"]
+    theirs = api.draft(agency=B)["id"]
+    first = api.fire(ours, "edit", body={"fields": {"place": "Huế"}}, key="shared")
+    assert first.status_code == 200, first.text
+    # The same key in agency B, for another request, is B's own first use
+    other = api.fire(theirs, "edit", agency=B, body={"fields": {"place": "Đà Nẵng"}}, key="shared")
+    assert other.status_code == 200, other.text
+    assert other.json()["replayed"] is False
+    assert other.json()["document_id"] == theirs
+    # And A's key is still A's
+    reused = api.fire(ours, "edit", body={"fields": {"place": "Đà Nẵng"}}, key="shared")
+    assert_error(reused, 422, "idempotency_key_reused")
+
+
+def test_an_idempotency_key_longer_than_200_characters_is_refused(api: Api) -> None:
+    doc_id = api.draft()["id"]
+    response = api.fire(doc_id, "edit", body={"fields": {"place": "Huế"}}, key="k" * 201)
+    details = assert_error(response, 422, "invalid_input")
+    assert "Idempotency-Key" in json.dumps(details)
+    assert api.version(doc_id) == 1

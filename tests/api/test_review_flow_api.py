@@ -1,0 +1,351 @@
+"""Review over HTTP: submit runs the checks as a job, approve needs them cleared, waive.
+
+A clean letter passes every check: agency A's abbreviation heads its symbol, the date is
+today (in Vietnam), the signer is a user of A with the signer role, the same full name and
+a signing authority, the one recipient is in the directory and the main file is a real PDF.
+Nothing runs in the background: each test runs the queued jobs itself.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from congvan.storage.ids import new_id
+from congvan.workflow import directory
+from congvan.workflow.letters import sample_pdf
+from tests.api.conftest import LETTER, A, Api, B, assert_error
+
+VIETNAM = timezone(timedelta(hours=7))
+SIGNER_USER = "nvphuong"
+SIGNER_NAME = "Nguyễn Văn Phương"
+PDF = sample_pdf()
+
+
+def today(api: Api) -> date:
+    """The date in Vietnam by the app's clock: what the checks call today."""
+    return api.clock().astimezone(VIETNAM).date()
+
+
+def add_signer(api: Api) -> None:
+    """The letter's signer: a user of A with the signer role and authority to sign."""
+    with api.runtime.uow() as uow:
+        directory.ensure_user(
+            uow,
+            A,
+            SIGNER_USER,
+            ["signer"],
+            api.clock(),
+            full_name=SIGNER_NAME,
+            position="PHÓ CHỦ TỊCH",
+        )
+        uow.authorities.add(
+            {
+                "id": new_id(),
+                "agency_id": A,
+                "signer": SIGNER_USER,
+                "doc_types": "*",
+                "competence": "KT. CHỦ TỊCH",
+                "valid_from": "2020-01-01",
+                "valid_until": None,
+                "created_by": "test",
+                "created_at": api.clock(),
+            }
+        )
+        uow.commit()
+
+
+def clean_letter(api: Api, **overrides: Any) -> str:
+    """A draft of letter 1227/UBND-TĐKT that passes every check; returns its id."""
+    add_signer(api)
+    metadata = {
+        **LETTER,
+        "issued_on": today(api).isoformat(),
+        "signer_name": SIGNER_NAME,
+        "signer_user": SIGNER_USER,
+        "recipients": [{"organ_id": B, "name": "Sở Nội vụ tỉnh Thừa Thiên Huế"}],
+        **overrides,
+    }
+    files = [("main", ("1227-UBND-TDKT.pdf", PDF, "application/pdf"))]
+    return str(api.draft(metadata=metadata, files=files)["id"])
+
+
+def submit(api: Api, doc_id: str) -> list[str]:
+    """A clerk submits the draft; returns the jobs the answer names."""
+    response = api.fire(doc_id, "submit")
+    assert response.status_code == 200, response.text
+    return list(response.json()["jobs"])
+
+
+def run_jobs(api: Api, job_ids: list[str]) -> None:
+    """Relay the queued jobs to the broker, then run each one here, to completion."""
+    api.runtime.relay.drain()
+    for job_id in job_ids:
+        assert api.runtime.runner.run(job_id) == "done", job_id
+
+
+def submit_and_check(api: Api, doc_id: str) -> dict[str, Any]:
+    """Submit, run the checks and return their results by code."""
+    run_jobs(api, submit(api, doc_id))
+    return results(api, doc_id)
+
+
+def results(api: Api, doc_id: str) -> dict[str, Any]:
+    response = api.get(f"/v1/documents/{doc_id}/checks", role="reviewer")
+    assert response.status_code == 200, response.text
+    return {r["code"]: r for r in response.json()["results"]}
+
+
+def failed(checks: dict[str, Any]) -> set[str]:
+    return {code for code, r in checks.items() if r["status"] != "passed"}
+
+
+def history(api: Api, doc_id: str) -> list[dict[str, Any]]:
+    response = api.get(f"/v1/documents/{doc_id}/history", role="reviewer")
+    assert response.status_code == 200, response.text
+    return list(response.json()["entries"])
+
+
+def approve(api: Api, doc_id: str) -> Any:
+    return api.fire(doc_id, "approve", role="reviewer")
+
+
+def refused_approval(api: Api, doc_id: str) -> str:
+    """Approve is refused by checks_cleared; returns the guard's reason."""
+    version = api.version(doc_id)
+    details = assert_error(approve(api, doc_id), 409, "guard_failed")
+    assert details["failed"] == ["checks_cleared"]
+    assert api.version(doc_id) == version
+    assert api.get(f"/v1/documents/{doc_id}").json()["state"] == "draft"
+    return str(details["reasons"]["checks_cleared"])
+
+
+# -- submit ------------------------------------------------------------------------------
+
+
+def test_a_clerk_submits_and_the_answer_names_one_review_job(api: Api) -> None:
+    doc_id = clean_letter(api)
+
+    response = api.fire(doc_id, "submit", if_match='"1"')
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["from_state"], body["to_state"], body["version"]) == ("draft", "draft", 2)
+    assert len(body["jobs"]) == 1
+    doc = api.get(f"/v1/documents/{doc_id}").json()
+    assert [(j["id"], j["action"]) for j in doc["jobs"]] == [(body["jobs"][0], "run_review_checks")]
+    assert (doc["revision"], doc["submitted_revision"]) == (1, 1)
+    entry = history(api, doc_id)[-1]
+    assert (entry["event"], entry["actor"], entry["payload"]) == (
+        "submit",
+        f"clerk@{A}",
+        {"revision": 1},
+    )
+    # And until the job has run, the checks are pending and approve waits for them
+    assert refused_approval(api, doc_id).startswith("checks not finished")
+
+
+@pytest.mark.parametrize("role", ["reviewer", "signer", "supervisor", "operator"])
+def test_only_a_clerk_submits(api: Api, role: str) -> None:
+    doc_id = clean_letter(api)
+    details = assert_error(api.fire(doc_id, "submit", role=role), 403, "forbidden")
+    assert details["needs"] == ["clerk"]
+    assert api.version(doc_id) == 1
+
+
+# -- approve -----------------------------------------------------------------------------
+
+
+def test_a_clean_letter_passes_every_check_and_is_approved(api_any_db: Api) -> None:
+    api = api_any_db
+    doc_id = clean_letter(api)
+    assert refused_approval(api, doc_id) == "the current revision was not submitted for review"
+
+    checks = submit_and_check(api, doc_id)
+
+    assert failed(checks) == set(), json.dumps(checks, ensure_ascii=False, indent=1)
+    assert {r["revision"] for r in checks.values()} == {1}
+    view = api.get(f"/v1/documents/{doc_id}/checks", role="reviewer").json()
+    assert (view["pending"], view["cleared"]) == ([], True)
+    response = approve(api, doc_id)
+    assert response.status_code == 200, response.text
+    assert (response.json()["from_state"], response.json()["to_state"]) == ("draft", "reviewed")
+    entry = history(api, doc_id)[-1]
+    assert (entry["event"], entry["actor"]) == ("approve", f"reviewer@{A}")
+    # And signing is the step this installation cannot take yet
+    unavailable = api.fire(doc_id, "sign", role="signer")
+    details = assert_error(unavailable, 501, "action_unavailable")
+    assert details == {"event": "sign", "missing": ["attach_signature", "signer_has_authority"]}
+    assert api.get(f"/v1/documents/{doc_id}").json()["state"] == "reviewed"
+
+
+def test_approve_is_refused_while_a_blocking_check_fails_until_an_edit_fixes_it(
+    api: Api,
+) -> None:
+    # Given a letter with a recipient missing from the directory
+    unknown = {"organ_id": "000.00.31.H57", "name": "UBND thành phố Huế"}
+    doc_id = clean_letter(api, recipients=[{"organ_id": B, "name": "Sở Nội vụ"}, unknown])
+    checks = submit_and_check(api, doc_id)
+    assert failed(checks) == {"metadata.agencies"}
+    assert checks["metadata.agencies"]["details"]["unknown"] == [unknown["organ_id"]]
+
+    # Then approve is refused, naming the check
+    assert refused_approval(api, doc_id) == "checks not cleared: metadata.agencies"
+
+    # And a blocking check cannot be waived
+    response = api.fire(
+        doc_id, "waive", role="reviewer", body={"code": "metadata.agencies", "reason": "Gửi tay"}
+    )
+    details = assert_error(response, 422, "invalid_input")
+    assert (details["code"], details["severity"]) == ("metadata.agencies", "blocking")
+    assert results(api, doc_id)["metadata.agencies"]["waived_by"] is None
+
+    # When the clerk fixes the recipients and submits the new revision
+    fixed = api.fire(doc_id, "edit", body={"recipients": [{"organ_id": B, "name": "Sở Nội vụ"}]})
+    assert fixed.status_code == 200, fixed.text
+    assert refused_approval(api, doc_id) == "the current revision was not submitted for review"
+    assert failed(submit_and_check(api, doc_id)) == set()
+
+    # Then it is approved
+    response = approve(api, doc_id)
+    assert response.status_code == 200, response.text
+    assert response.json()["to_state"] == "reviewed"
+
+
+# -- waive -------------------------------------------------------------------------------
+
+
+def test_a_reviewer_waives_a_failed_warning_with_a_reason_and_then_approves(
+    api_any_db: Api,
+) -> None:
+    # Given a letter dated three days ago: only the timeliness warning fails
+    api = api_any_db
+    doc_id = clean_letter(api, issued_on=(today(api) - timedelta(days=3)).isoformat())
+    checks = submit_and_check(api, doc_id)
+    assert failed(checks) == {"format.timeliness"}
+    assert checks["format.timeliness"]["severity"] == "warning"
+    assert refused_approval(api, doc_id) == "checks not cleared: format.timeliness"
+
+    # When a reviewer accepts it, saying why
+    reason = "Văn bản ký ngày thứ Sáu, phát hành sau kỳ nghỉ"
+    version = api.version(doc_id)
+    response = api.fire(
+        doc_id,
+        "waive",
+        role="reviewer",
+        body={"code": "format.timeliness", "reason": reason},
+        if_match=f'"{version}"',
+    )
+
+    # Then the waiver is recorded in the trail with the reviewer's identity
+    assert response.status_code == 200, response.text
+    assert (response.json()["to_state"], response.json()["version"]) == ("draft", version + 1)
+    assert response.json()["jobs"] == []
+    entry = history(api, doc_id)[-1]
+    assert (entry["event"], entry["actor"], entry["from_state"], entry["to_state"]) == (
+        "waive",
+        f"reviewer@{A}",
+        "draft",
+        "draft",
+    )
+    assert entry["payload"] == {"code": "format.timeliness", "revision": 1, "reason": reason}
+    # And on the check's result
+    waived = results(api, doc_id)["format.timeliness"]
+    assert (waived["status"], waived["cleared"]) == ("failed", True)
+    assert (waived["waived_by"], waived["waive_reason"]) == (f"reviewer@{A}", reason)
+    assert waived["waived_at"] is not None
+
+    # And with every check cleared, approve succeeds
+    approved = approve(api, doc_id)
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["to_state"] == "reviewed"
+
+
+@pytest.mark.parametrize("role", ["clerk", "signer", "supervisor", "operator"])
+def test_only_a_reviewer_waives(api: Api, role: str) -> None:
+    doc_id = clean_letter(api, subject="Tăng cường gửi, nhận văn bản điện tử")
+    assert failed(submit_and_check(api, doc_id)) == {"format.subject_prefix"}
+    version = api.version(doc_id)
+
+    response = api.fire(
+        doc_id, "waive", role=role, body={"code": "format.subject_prefix", "reason": "Đúng mẫu"}
+    )
+
+    details = assert_error(response, 403, "forbidden")
+    assert (details["event"], details["needs"]) == ("waive", ["reviewer"])
+    assert api.version(doc_id) == version
+    assert results(api, doc_id)["format.subject_prefix"]["waived_by"] is None
+    assert refused_approval(api, doc_id) == "checks not cleared: format.subject_prefix"
+
+
+@pytest.mark.parametrize(
+    "body", [{"code": "format.subject_prefix"}, {"code": "format.subject_prefix", "reason": "  "}]
+)
+def test_a_waiver_needs_a_reason(api: Api, body: dict[str, Any]) -> None:
+    doc_id = clean_letter(api, subject="Tăng cường gửi, nhận văn bản điện tử")
+    submit_and_check(api, doc_id)
+    version = api.version(doc_id)
+
+    details = assert_error(
+        api.fire(doc_id, "waive", role="reviewer", body=body), 422, "invalid_input"
+    )
+
+    assert details == {"event": "waive", "field": "reason"}
+    assert api.version(doc_id) == version
+    assert results(api, doc_id)["format.subject_prefix"]["waived_by"] is None
+
+
+def test_a_passed_check_or_an_unknown_one_is_not_waived(api: Api) -> None:
+    doc_id = clean_letter(api)
+    assert failed(submit_and_check(api, doc_id)) == set()
+    version = api.version(doc_id)
+
+    passed = api.fire(
+        doc_id, "waive", role="reviewer", body={"code": "format.timeliness", "reason": "x"}
+    )
+    details = assert_error(passed, 422, "invalid_input")
+    assert (details["code"], details["status"]) == ("format.timeliness", "passed")
+    unknown = api.fire(
+        doc_id, "waive", role="reviewer", body={"code": "format.nope", "reason": "x"}
+    )
+    assert_error(unknown, 404, "not_found")
+    assert api.version(doc_id) == version
+
+
+# -- leaving review ----------------------------------------------------------------------
+
+
+def test_an_edit_after_submission_takes_the_document_out_of_review(api: Api) -> None:
+    # Given a submitted letter whose checks all passed
+    doc_id = clean_letter(api)
+    assert failed(submit_and_check(api, doc_id)) == set()
+    queue = api.get("/v1/review-queue", role="reviewer").json()["items"]
+    assert [item["id"] for item in queue] == [doc_id]
+
+    # When the clerk edits it
+    edited = api.fire(doc_id, "edit", body={"fields": {"place": "Huế"}})
+    assert edited.status_code == 200, edited.text
+
+    # Then it is no longer under review: the results were for the revision before
+    assert refused_approval(api, doc_id) == "the current revision was not submitted for review"
+    doc = api.get(f"/v1/documents/{doc_id}").json()
+    assert (doc["revision"], doc["submitted_revision"]) == (2, 1)
+    assert results(api, doc_id) == {}
+    assert api.get("/v1/review-queue", role="reviewer").json()["items"] == []
+
+
+def test_a_rejected_document_leaves_review_until_submitted_again(api: Api) -> None:
+    doc_id = clean_letter(api)
+    assert failed(submit_and_check(api, doc_id)) == set()
+
+    rejected = api.fire(doc_id, "reject", role="reviewer", body={"reason": "Cần xin ý kiến"})
+    assert rejected.status_code == 200, rejected.text
+
+    assert refused_approval(api, doc_id) == "the current revision was not submitted for review"
+    assert api.get(f"/v1/documents/{doc_id}").json()["submitted_revision"] is None
+    # Submitting the same revision again puts it back, and the checks run again
+    assert failed(submit_and_check(api, doc_id)) == set()
+    assert approve(api, doc_id).status_code == 200

@@ -1,0 +1,157 @@
+"""The running system over HTTP: health, metrics, the agency directory, OpenAPI, errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from congvan.states.policy import ROLES
+from tests.api.conftest import A, Api, B, assert_error
+
+# -- health and OpenAPI ------------------------------------------------------------------
+
+
+def test_health_answers_without_a_token(api: Api) -> None:
+    response = api.client.get("/v1/health")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "schema": "current",
+        "broker": "embedded",
+    }
+
+
+def test_the_openapi_document_lists_every_v1_route(api: Api) -> None:
+    response = api.client.get("/openapi.json")
+    assert response.status_code == 200
+    spec = response.json()
+    assert spec["info"]["title"] == "congvan"
+    assert {path: sorted(ops) for path, ops in spec["paths"].items()} == {
+        "/v1/health": ["get"],
+        "/v1/metrics": ["get"],
+        "/v1/agencies": ["get", "post"],
+        "/v1/documents": ["get", "post"],
+        "/v1/documents/{document_id}": ["get"],
+        "/v1/documents/{document_id}/history": ["get"],
+        "/v1/documents/{document_id}/attachments/{sha256}": ["get"],
+        "/v1/documents/{document_id}/events/{event}": ["post"],
+        "/v1/documents/{document_id}/checks": ["get"],
+        "/v1/review-queue": ["get"],
+        "/v1/authorities": ["get", "post"],
+        "/v1/authorities/{authority_id}": ["delete"],
+    }
+    event = spec["paths"]["/v1/documents/{document_id}/events/{event}"]["post"]
+    headers = {p["name"] for p in event["parameters"] if p["in"] == "header"}
+    assert headers == {"If-Match", "Idempotency-Key"}
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
+    assert api.client.get("/docs").status_code == 200
+
+
+# -- metrics -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_metrics_are_for_operators_and_supervisors(api: Api, role: str) -> None:
+    response = api.get("/v1/metrics", role=role)
+    if role in ("operator", "supervisor"):
+        assert response.status_code == 200, response.text
+        assert set(response.json()) == {"documents_by_state", "jobs_by_status", "next_timer_due"}
+    else:
+        details = assert_error(response, 403, "forbidden")
+        assert details == {"needs": ["operator", "supervisor"]}
+
+
+def test_a_supervisor_counts_only_their_agency_and_an_operator_counts_all(api: Api) -> None:
+    # Given three drafts in A and one in B
+    for _ in range(3):
+        api.draft(agency=A)
+    api.draft(agency=B)
+
+    def by_state(role: str, agency: str) -> dict[str, int]:
+        response = api.get("/v1/metrics", role=role, agency=agency)
+        assert response.status_code == 200, response.text
+        return dict(response.json()["documents_by_state"])
+
+    assert by_state("supervisor", A) == {"draft": 3}
+    assert by_state("supervisor", B) == {"draft": 1}
+    assert by_state("operator", A) == by_state("operator", B) == {"draft": 4}
+
+
+def test_metrics_of_an_empty_installation(api: Api) -> None:
+    body = api.get("/v1/metrics", role="operator").json()
+    assert body == {
+        "documents_by_state": {},
+        "jobs_by_status": body["jobs_by_status"],
+        "next_timer_due": None,
+    }
+    assert all(n == 0 for n in body["jobs_by_status"].values())
+
+
+# -- the agency directory ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_everyone_with_a_token_reads_the_directory(api: Api, role: str) -> None:
+    response = api.get("/v1/agencies", role=role, agency=B)
+    assert response.status_code == 200, response.text
+    assert {a["id"]: a["abbreviation"] for a in response.json()["items"]} == {A: "UBND", B: "SNV"}
+
+
+NEW_AGENCY = {"id": "000.00.31.H57", "name": "UBND thành phố Huế", "abbreviation": "UBND"}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_only_an_operator_adds_agencies(api: Api, role: str) -> None:
+    response = api.client.post("/v1/agencies", headers=api.auth(role), json=NEW_AGENCY)
+    if role == "operator":
+        assert response.status_code == 201, response.text
+        assert response.json() == NEW_AGENCY
+        listed = {a["id"] for a in api.get("/v1/agencies").json()["items"]}
+        assert listed == {A, B, NEW_AGENCY["id"]}
+        return
+    details = assert_error(response, 403, "forbidden")
+    assert details == {"needs": ["operator"]}
+    assert len(api.get("/v1/agencies").json()["items"]) == 2
+
+
+def test_an_agency_is_added_once(api: Api) -> None:
+    headers = api.auth("operator")
+    assert api.client.post("/v1/agencies", headers=headers, json=NEW_AGENCY).status_code == 201
+    again = api.client.post("/v1/agencies", headers=headers, json=NEW_AGENCY)
+    assert assert_error(again, 409, "already_exists") == {"agency_id": NEW_AGENCY["id"]}
+    existing = api.client.post("/v1/agencies", headers=headers, json={**NEW_AGENCY, "id": A})
+    assert_error(existing, 409, "already_exists")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**NEW_AGENCY, "id": "ubnd-hue"},
+        {**NEW_AGENCY, "id": ""},
+        {**NEW_AGENCY, "id": "0" * 36},
+        {**NEW_AGENCY, "name": "   "},
+        {**NEW_AGENCY, "abbreviation": ""},
+        {**NEW_AGENCY, "name": "n" * 301},
+        {**NEW_AGENCY, "abbreviation": "a" * 31},
+        {**NEW_AGENCY, "name": "Huế\x00"},
+        {"id": NEW_AGENCY["id"], "name": "UBND"},
+        {},
+        [],
+    ],
+)
+def test_a_malformed_agency_is_invalid_input(api: Api, body: object) -> None:
+    response = api.client.post("/v1/agencies", headers=api.auth("operator"), json=body)
+    assert_error(response, 422, "invalid_input")
+    assert len(api.get("/v1/agencies").json()["items"]) == 2
+
+
+# -- errors outside the routes -----------------------------------------------------------
+
+
+def test_an_unknown_route_and_a_wrong_method_answer_in_the_error_shape(api: Api) -> None:
+    assert_error(api.get("/v1/nothing-here"), 404, "not_found")
+    assert_error(api.get("/v2/documents"), 404, "not_found")
+    wrong = api.client.delete("/v1/documents", headers=api.auth())
+    assert_error(wrong, 405, "method_not_allowed")
+    put = api.client.put(f"/v1/documents/{api.draft()['id']}", headers=api.auth(), json={})
+    assert_error(put, 405, "method_not_allowed")

@@ -1,0 +1,359 @@
+"""Outbox, relay, scheduler and job runner with the in-process broker, on real databases."""
+
+# Asserts read `expected == actual` (STYLE.md), which ruff calls a Yoda condition.
+# ruff: noqa: SIM300
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import dramatiq
+import pytest
+from congvan.actions.context import JobContext
+from congvan.actions.jobs import ACTOR_NAME
+from congvan.states.policy import job_backoff_seconds
+from congvan.storage.clock import FrozenClock
+from congvan.storage.outbox import DONE, ENQUEUED, FAILED, PENDING, Job
+from congvan.storage.tables import IdempotentRequest
+from congvan.storage.timers import JOB_DEADLINE, DueTimer
+from congvan.workflow.bootstrap import Runtime
+from sqlalchemy import func, select
+
+from tests.factories import actor
+from tests.servers import wait_until
+
+CLERK = actor("clerk")
+DEADLINE = 300  # Settings.job_deadline_seconds by default
+MARKS = "JOBS"  # the fake job marks its one effect as a row under this pseudo-agency
+
+
+class RecordingJob:
+    """A fake review-check job: it writes one row per job id and counts its runs."""
+
+    def __init__(self, fail_with: str | None = None) -> None:
+        self.fail_with = fail_with
+        self.runs: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, ctx: JobContext) -> None:
+        with self._lock:
+            self.runs.append(ctx.job.id)
+        # The effect: a row written in the transaction that marks the job done.
+        ctx.uow.idempotency.remember(
+            MARKS, ctx.job.id, "-", 200, {"action": ctx.job.action}, ctx.now
+        )
+        if self.fail_with:
+            raise RuntimeError(self.fail_with)
+
+
+def effects(runtime: Runtime) -> int:
+    """How many times a fake job's effect was committed."""
+    table = IdempotentRequest.__table__  # type: ignore[attr-defined]
+    with runtime.uow(readonly=True) as uow:
+        query = select(func.count()).select_from(table).where(table.c.agency_id == MARKS)
+        return int(uow.conn.execute(query).scalar_one())
+
+
+def job(runtime: Runtime, job_id: str) -> Job:
+    with runtime.uow(readonly=True) as uow:
+        found = uow.outbox.get(job_id)
+    assert found is not None, job_id
+    return found
+
+
+def timers(runtime: Runtime, document_id: str) -> list[DueTimer]:
+    with runtime.uow(readonly=True) as uow:
+        return uow.timers.for_document(document_id)
+
+
+def submit(runtime: Runtime, make_document: Callable[..., str], **fields: Any) -> tuple[str, str]:
+    """A draft submitted for review checks; returns (document id, job id)."""
+    doc = make_document(runtime, **fields)
+    result = runtime.engine.fire(doc, "submit", CLERK)
+    assert 1 == len(result.jobs)
+    return doc, result.jobs[0]
+
+
+@pytest.fixture
+def recorder() -> RecordingJob:
+    return RecordingJob()
+
+
+@pytest.fixture
+def checking(make_runtime: Callable[..., Runtime], recorder: RecordingJob) -> Runtime:
+    """An installation whose review-check job is the recording fake."""
+    return make_runtime(jobs={"run_review_checks": recorder})
+
+
+# -- the outbox ------------------------------------------------------------------------
+
+
+def test_a_transition_with_an_action_writes_a_job_and_its_deadline(
+    checking: Runtime, make_document: Callable[..., str], clock: FrozenClock
+):
+    # When a clerk submits a draft
+    doc, job_id = submit(checking, make_document)
+
+    # Then one pending job and one deadline timer were committed with the transition
+    written = job(checking, job_id)
+    assert ("run_review_checks", PENDING, 0, "default") == (
+        written.action,
+        written.status,
+        written.attempts,
+        written.queue,
+    )
+    assert {"event": "submit", "version": 2} == written.payload
+    deadline = timers(checking, doc)
+    assert [(JOB_DEADLINE, job_id)] == [(t.kind, t.ref_id) for t in deadline]
+    assert clock() + timedelta(seconds=DEADLINE) == deadline[0].due_at
+
+
+def test_an_urgent_documents_jobs_go_to_the_urgent_queue(
+    checking: Runtime, make_document: Callable[..., str]
+):
+    _doc, job_id = submit(checking, make_document, urgency=3)  # hỏa tốc
+
+    assert "urgent" == job(checking, job_id).queue
+
+
+# -- relay and worker ------------------------------------------------------------------
+
+
+def test_the_relay_and_a_worker_run_the_job_once(
+    checking: Runtime, make_document: Callable[..., str], recorder: RecordingJob
+):
+    # Given a submitted draft and a running worker
+    doc, job_id = submit(checking, make_document)
+    checking.start(relay=False, scheduler=False)
+
+    # When the relay sends the outbox and the queues drain
+    assert 1 == checking.relay.drain()
+    checking.join(timeout_ms=10_000)
+
+    # Then the job ran once, is done, and its deadline is gone
+    assert [job_id] == recorder.runs
+    assert DONE == job(checking, job_id).status
+    assert [] == timers(checking, doc)
+    assert 1 == effects(checking)
+    assert 0 == checking.relay.drain()
+
+
+def test_background_relay_runs_jobs_soon_after_commit(
+    checking: Runtime, make_document: Callable[..., str], recorder: RecordingJob
+):
+    # Given workers and the relay loop running in the background
+    checking.start(scheduler=False)
+
+    # When a clerk submits a draft
+    _doc, job_id = submit(checking, make_document)
+
+    # Then the commit kicks the relay and the job is done without anyone draining
+    wait_until(lambda: job(checking, job_id).status == DONE, timeout=10, what="the job")
+    assert [job_id] == recorder.runs
+
+
+def test_running_a_job_twice_has_the_effect_of_once(
+    checking: Runtime, make_document: Callable[..., str], recorder: RecordingJob
+):
+    _doc, job_id = submit(checking, make_document)
+
+    first = checking.runner.run(job_id)
+    second = checking.runner.run(job_id)
+
+    assert ("done", "skipped") == (first, second)
+    assert [job_id] == recorder.runs
+    assert 1 == effects(checking)
+
+
+def test_a_message_delivered_twice_runs_the_job_once(
+    checking: Runtime, make_document: Callable[..., str], recorder: RecordingJob
+):
+    # Given a job relayed once and its message redelivered by the broker
+    _doc, job_id = submit(checking, make_document)
+    checking.relay.drain()
+    checking.broker.enqueue(
+        dramatiq.Message(
+            queue_name="default", actor_name=ACTOR_NAME, args=(job_id,), kwargs={}, options={}
+        )
+    )
+
+    # When a worker takes both messages
+    checking.start(relay=False, scheduler=False)
+    checking.join(timeout_ms=10_000)
+
+    # Then the job's effect happened once
+    assert [job_id] == recorder.runs
+    assert 1 == effects(checking)
+
+
+# -- recovery from lost messages -------------------------------------------------------
+
+
+def test_a_job_never_relayed_is_redriven_after_its_deadline(
+    checking: Runtime,
+    make_document: Callable[..., str],
+    recorder: RecordingJob,
+    clock: FrozenClock,
+):
+    # Given a transition that committed, and a process that died before relaying
+    doc, job_id = submit(checking, make_document)
+    assert 0 == checking.scheduler.run_due()  # nothing is due before the deadline
+
+    # When the deadline passes and the scheduler runs
+    clock.advance(seconds=DEADLINE + 1)
+    assert 1 == checking.scheduler.run_due()
+
+    # Then the job is pending again with a fresh deadline, and the attempt is counted
+    redriven = job(checking, job_id)
+    assert (PENDING, 1) == (redriven.status, redriven.attempts)
+    assert [(JOB_DEADLINE, job_id)] == [(t.kind, t.ref_id) for t in timers(checking, doc)]
+    assert clock() < timers(checking, doc)[0].due_at
+
+    # And the relay sends it, and a worker runs it
+    checking.start(relay=False, scheduler=False)
+    assert 1 == checking.relay.drain()
+    checking.join(timeout_ms=10_000)
+    assert [job_id] == recorder.runs
+    assert DONE == job(checking, job_id).status
+    assert [] == timers(checking, doc)
+
+
+def test_a_message_the_broker_lost_is_redriven_after_its_deadline(
+    checking: Runtime,
+    make_document: Callable[..., str],
+    recorder: RecordingJob,
+    clock: FrozenClock,
+):
+    # Given a job relayed to a broker that then lost the message (Redis restarted)
+    doc, job_id = submit(checking, make_document)
+    assert 1 == checking.relay.drain()
+    assert ENQUEUED == job(checking, job_id).status
+    checking.broker.flush_all()
+
+    # When the deadline passes
+    clock.advance(seconds=DEADLINE + 1)
+    assert 1 == checking.scheduler.run_due()
+
+    # Then it is sent again and runs
+    assert PENDING == job(checking, job_id).status
+    checking.start(relay=False, scheduler=False)
+    assert 1 == checking.relay.drain()
+    checking.join(timeout_ms=10_000)
+    assert [job_id] == recorder.runs
+    assert 1 == effects(checking)
+    assert DONE == job(checking, job_id).status
+    assert [] == timers(checking, doc)
+
+
+def test_a_done_job_is_not_redriven(
+    checking: Runtime, make_document: Callable[..., str], clock: FrozenClock
+):
+    _doc, job_id = submit(checking, make_document)
+    checking.runner.run(job_id)
+
+    clock.advance(seconds=DEADLINE * 10)
+
+    assert 0 == checking.scheduler.run_due()
+    assert (DONE, 0) == (job(checking, job_id).status, job(checking, job_id).attempts)
+
+
+def test_a_job_that_never_confirms_gives_up_after_max_attempts(
+    make_runtime: Callable[..., Runtime],
+    make_document: Callable[..., str],
+    recorder: RecordingJob,
+    clock: FrozenClock,
+):
+    # Given three attempts per job, and messages that never reach a worker
+    runtime = make_runtime(jobs={"run_review_checks": recorder}, job_max_attempts=3)
+    doc, job_id = submit(runtime, make_document)
+
+    # When every deadline passes unconfirmed
+    for attempt in range(1, 4):
+        due = timers(runtime, doc)[0].due_at
+        clock.now = due
+        assert 1 == runtime.scheduler.run_due()
+        assert attempt == job(runtime, job_id).attempts
+
+    # Then the job is failed for good, and nothing is left to fire
+    assert FAILED == job(runtime, job_id).status
+    assert [] == timers(runtime, doc)
+    assert [] == recorder.runs
+    assert "skipped" == runtime.runner.run(job_id)
+
+
+# -- failing jobs ----------------------------------------------------------------------
+
+
+def test_a_failing_job_backs_off_and_gives_up_after_max_attempts(
+    make_runtime: Callable[..., Runtime],
+    make_document: Callable[..., str],
+    clock: FrozenClock,
+):
+    # Given a job that always fails, with three attempts allowed
+    failing = RecordingJob(fail_with="cổng trục liên thông không trả lời")
+    runtime = make_runtime(jobs={"run_review_checks": failing}, job_max_attempts=3)
+    doc, job_id = submit(runtime, make_document)
+
+    for attempt in (1, 2):
+        # When it runs and fails
+        assert "failed" == runtime.runner.run(job_id)
+
+        # Then the attempt and its error are recorded, its effect rolled back, and a
+        # backoff timer replaces the deadline
+        failed = job(runtime, job_id)
+        assert attempt == failed.attempts
+        assert "RuntimeError: cổng trục liên thông không trả lời" == _last_error(runtime, job_id)
+        assert 0 == effects(runtime)
+        backoff = timers(runtime, doc)
+        assert [(JOB_DEADLINE, job_id)] == [(t.kind, t.ref_id) for t in backoff]
+        assert clock() + timedelta(seconds=job_backoff_seconds(attempt)) == backoff[0].due_at
+
+        # And when the backoff ends, the scheduler requeues it without counting a new failure
+        clock.now = backoff[0].due_at
+        assert 1 == runtime.scheduler.run_due()
+        requeued = job(runtime, job_id)
+        assert (PENDING, attempt) == (requeued.status, requeued.attempts)
+        assert 1 == runtime.relay.drain()
+
+    # When the third attempt fails too, the job is failed for good
+    assert "failed" == runtime.runner.run(job_id)
+    final = job(runtime, job_id)
+    assert (FAILED, 3) == (final.status, final.attempts)
+    assert [] == timers(runtime, doc)
+    assert [job_id] * 3 == failing.runs
+
+    # And nothing brings it back
+    clock.advance(hours=24)
+    assert 0 == runtime.scheduler.run_due()
+    assert "skipped" == runtime.runner.run(job_id)
+    assert [job_id] * 3 == failing.runs
+
+
+def _last_error(runtime: Runtime, job_id: str) -> str:
+    from congvan.storage.tables import OutboxJob
+
+    table = OutboxJob.__table__  # type: ignore[attr-defined]
+    with runtime.uow(readonly=True) as uow:
+        query = select(table.c.last_error).where(table.c.id == job_id)
+        return str(uow.conn.execute(query).scalar_one())
+
+
+def test_a_job_runs_through_a_redis_broker(
+    make_runtime: Callable[..., Runtime],
+    make_document: Callable[..., str],
+    recorder: RecordingJob,
+    redis_url: str,
+):
+    # Given the distributed setup: the same code with Redis as the broker
+    runtime = make_runtime(jobs={"run_review_checks": recorder}, broker_url=redis_url)
+    runtime.start(scheduler=False)
+
+    # When a clerk submits a draft
+    _doc, job_id = submit(runtime, make_document)
+
+    # Then the relay sends it through Redis and a worker runs it
+    wait_until(lambda: job(runtime, job_id).status == DONE, timeout=10, what="the job")
+    assert [job_id] == recorder.runs

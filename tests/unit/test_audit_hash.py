@@ -1,0 +1,187 @@
+"""Audit entry hashing: deterministic, sensitive to every field, and timezone-proof."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from congvan.storage.audit import GENESIS, canonical_json, digest, entry_hash, make_entry, timestamp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+AT = datetime(2026, 1, 5, 8, 30, 15, 123456, tzinfo=UTC)
+ICT = timezone(timedelta(hours=7))  # Vietnam's clock
+
+FIELDS: dict[str, Any] = {
+    "prev_hash": GENESIS,
+    "document_id": "doc-1",
+    "version": 2,
+    "actor": "clerk@so-noi-vu",
+    "event": "submit",
+    "from_state": "draft",
+    "to_state": "draft",
+    "at": AT,
+    "payload_digest": digest("{}"),
+}
+
+CHANGED: dict[str, Any] = {
+    "prev_hash": "f" * 64,
+    "document_id": "doc-2",
+    "version": 3,
+    "actor": "reviewer@so-noi-vu",
+    "event": "approve",
+    "from_state": "reviewed",
+    "to_state": "reviewed",
+    "at": AT + timedelta(microseconds=1),
+    "payload_digest": digest('{"a":1}'),
+}
+
+PAYLOAD = {"reason": "Sai thể thức văn bản", "changed": ["subject"], "n": 1}
+
+
+def entry(**overrides: Any) -> Any:
+    fields = {k: v for k, v in FIELDS.items() if k != "payload_digest"}
+    return make_entry(**{**fields, "payload": PAYLOAD, **overrides})
+
+
+# -- canonical JSON ------------------------------------------------------------------------
+
+
+def test_canonical_json_sorts_keys_drops_spaces_and_keeps_unicode() -> None:
+    assert canonical_json({"b": 1, "a": [1, 2], "c": "Huế"}) == '{"a":[1,2],"b":1,"c":"Huế"}'
+
+
+def test_canonical_json_ignores_insertion_order() -> None:
+    assert canonical_json({"x": {"q": 1, "p": 2}, "a": 0}) == canonical_json(
+        {"a": 0, "x": {"p": 2, "q": 1}}
+    )
+
+
+def test_canonical_json_writes_what_json_cannot_as_text() -> None:
+    assert canonical_json({"at": AT}) == json.dumps({"at": str(AT)}, separators=(",", ":"))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=100, derandomize=True, database=None, deadline=None)
+@given(json_values)
+def test_canonical_json_round_trips_and_is_stable(value: Any) -> None:
+    text = canonical_json(value)
+
+    assert json.loads(text) == value
+    assert canonical_json(json.loads(text)) == text
+
+
+# -- entry hashes --------------------------------------------------------------------------
+
+
+def test_entry_hash_is_deterministic_hex_sha256() -> None:
+    first = entry_hash(**FIELDS)
+
+    assert first == entry_hash(**FIELDS)
+    assert len(first) == 64
+    assert int(first, 16) >= 0
+    assert first != GENESIS
+
+
+@pytest.mark.parametrize("field", sorted(FIELDS))
+def test_changing_any_field_changes_the_hash(field: str) -> None:
+    assert entry_hash(**{**FIELDS, field: CHANGED[field]}) != entry_hash(**FIELDS)
+
+
+def test_fields_cannot_be_shifted_into_each_other() -> None:
+    # The material is a JSON list, so moving text across a field boundary changes it.
+    shifted = {**FIELDS, "actor": "clerk@so-noi-vusubmit", "event": ""}
+
+    assert entry_hash(**shifted) != entry_hash(**FIELDS)
+
+
+def test_version_number_and_its_text_hash_differently() -> None:
+    assert entry_hash(**{**FIELDS, "version": "2"}) != entry_hash(**FIELDS)
+
+
+# -- timestamps ----------------------------------------------------------------------------
+
+
+def test_timestamps_are_normalised_to_utc_with_microseconds() -> None:
+    assert timestamp(AT) == "2026-01-05T08:30:15.123456+00:00"
+    assert timestamp(AT.astimezone(ICT)) == timestamp(AT)
+    assert timestamp(datetime(2026, 1, 5, 8, 0)) == "2026-01-05T08:00:00.000000+00:00"
+
+
+def test_the_same_instant_in_any_zone_hashes_the_same() -> None:
+    assert entry_hash(**{**FIELDS, "at": AT.astimezone(ICT)}) == entry_hash(**FIELDS)
+
+
+def test_a_naive_timestamp_is_read_as_utc() -> None:
+    naive = AT.replace(tzinfo=None)
+
+    assert entry_hash(**{**FIELDS, "at": naive}) == entry_hash(**FIELDS)
+    # The same wall-clock time in Vietnam is a different instant.
+    assert entry_hash(**{**FIELDS, "at": naive.replace(tzinfo=ICT)}) != entry_hash(**FIELDS)
+
+
+# -- make_entry ----------------------------------------------------------------------------
+
+
+def test_make_entry_is_deterministic() -> None:
+    assert entry() == entry()
+
+
+def test_make_entry_stores_the_canonical_payload_and_its_digest() -> None:
+    made = entry()
+
+    assert made.payload == canonical_json(PAYLOAD)
+    assert json.loads(made.payload) == PAYLOAD
+    assert made.payload_digest == digest(made.payload)
+    assert made.prev_hash == GENESIS
+
+
+def test_make_entry_hash_covers_the_payload_digest() -> None:
+    made = entry()
+    fields = {k: getattr(made, k) for k in FIELDS}
+
+    assert made.hash == entry_hash(**fields)
+
+
+def test_the_payload_digest_covers_the_payload() -> None:
+    base = entry()
+    changed = entry(payload={**PAYLOAD, "reason": "Sai thể thức văn bản."})
+
+    assert changed.payload_digest != base.payload_digest
+    assert changed.hash != base.hash
+
+
+def test_payload_key_order_does_not_matter() -> None:
+    reordered = dict(reversed(list(PAYLOAD.items())))
+
+    assert entry(payload=reordered).hash == entry().hash
+
+
+@pytest.mark.parametrize("field", sorted(k for k in FIELDS if k != "payload_digest"))
+def test_make_entry_hash_changes_with_every_field(field: str) -> None:
+    assert entry(**{field: CHANGED[field]}).hash != entry().hash
+
+
+def test_entries_chain_by_previous_hash() -> None:
+    first = entry(version=1, event="create", from_state="", prev_hash=GENESIS)
+    second = entry(version=2, prev_hash=first.hash)
+    third = entry(version=3, prev_hash=second.hash, event="approve", to_state="reviewed")
+    chain = [first, second, third]
+
+    prev = GENESIS
+    for e in chain:
+        fields = {k: getattr(e, k) for k in FIELDS}
+        assert e.prev_hash == prev
+        assert e.hash == entry_hash(**fields)
+        prev = e.hash
+    # Re-linking the third entry straight after the first is detectable.
+    relinked = {**{k: getattr(third, k) for k in FIELDS}, "prev_hash": first.hash}
+    assert entry_hash(**relinked) != third.hash

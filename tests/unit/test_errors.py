@@ -1,0 +1,153 @@
+"""The error tree: stable codes, HTTP statuses, and the shape the API renders."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from http import HTTPStatus
+
+import pytest
+from congvan.states import errors
+from congvan.states.errors import (
+    CongvanError,
+    GuardFailed,
+    NotFound,
+    TransitionNotAllowed,
+    VersionConflict,
+)
+
+# Codes are a public contract: changing one must break this table on purpose.
+FROZEN = {
+    "CongvanError": ("error", 500),
+    "InvalidInput": ("invalid_input", 422),
+    "FieldTooLong": ("field_too_long", 422),
+    "TooManyAttachments": ("too_many_attachments", 422),
+    "IdempotencyKeyReused": ("idempotency_key_reused", 422),
+    "PayloadTooLarge": ("payload_too_large", 413),
+    "AttachmentTooLarge": ("attachment_too_large", 413),
+    "Unauthenticated": ("unauthenticated", 401),
+    "Forbidden": ("forbidden", 403),
+    "NotFound": ("not_found", 404),
+    "Conflict": ("conflict", 409),
+    "TransitionNotAllowed": ("invalid_transition", 409),
+    "GuardFailed": ("guard_failed", 409),
+    "VersionConflict": ("version_conflict", 409),
+    "AlreadyExists": ("already_exists", 409),
+    "ActionUnavailable": ("action_unavailable", 501),
+    "DatabaseNotReady": ("database_not_migrated", 503),
+}
+
+# Errors whose constructor takes arguments of its own, with an example of them.
+SPECIAL_ARGS: dict[str, tuple[object, ...]] = {
+    "TransitionNotAllowed": ("sign", "draft", ["submit", "approve"]),
+    "GuardFailed": ("send", "signed", ["not_duplicate"], {"not_duplicate": "sent before"}),
+    "VersionConflict": (3, 4),
+}
+
+
+def error_classes() -> dict[str, type[CongvanError]]:
+    """Every error class declared in the errors module (the tree lives there)."""
+    return {
+        name: cls
+        for name, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, CongvanError) and cls.__module__ == errors.__name__
+    }
+
+
+def make(cls: type[CongvanError]) -> CongvanError:
+    return cls(*SPECIAL_ARGS.get(cls.__name__, ()))  # type: ignore[arg-type]
+
+
+def test_the_frozen_table_lists_every_error_class() -> None:
+    assert set(error_classes()) == set(FROZEN)
+
+
+def test_codes_and_statuses_match_the_frozen_table() -> None:
+    actual = {name: (cls.code, cls.http_status) for name, cls in error_classes().items()}
+
+    assert actual == FROZEN
+
+
+def test_codes_are_unique() -> None:
+    codes = [cls.code for cls in error_classes().values()]
+
+    assert len(codes) == len(set(codes))
+
+
+@pytest.mark.parametrize("name", sorted(FROZEN))
+def test_each_error_has_a_real_http_error_status_and_a_docstring(name: str) -> None:
+    cls = error_classes()[name]
+
+    assert 400 <= HTTPStatus(cls.http_status) < 600
+    assert re.fullmatch(r"[a-z][a-z_]*", cls.code)
+    assert cls.__doc__ and cls.__doc__.strip()
+
+
+def test_a_subclass_keeps_its_parents_status() -> None:
+    for name, cls in error_classes().items():
+        parent = cls.__mro__[1]
+        if parent is not CongvanError and issubclass(parent, CongvanError):
+            assert cls.http_status == parent.http_status, name
+
+
+def test_the_drawing_in_the_module_docstring_matches_the_classes() -> None:
+    drawn = {
+        name: (code, int(status))
+        for name, status, code in re.findall(r"(\w+) \((\d{3})\)\s+(\w+)", errors.__doc__ or "")
+    }
+
+    assert drawn == {name: row for name, row in FROZEN.items() if name != "CongvanError"}
+
+
+@pytest.mark.parametrize("name", sorted(FROZEN))
+def test_to_dict_has_the_shape_the_api_renders(name: str) -> None:
+    error = make(error_classes()[name])
+
+    rendered = error.to_dict()
+
+    assert list(rendered) == ["code", "message", "details"]
+    assert rendered["code"] == FROZEN[name][0]
+    assert isinstance(rendered["message"], str) and rendered["message"]
+    assert isinstance(rendered["details"], dict)
+    assert str(error) == rendered["message"]
+    assert json.loads(json.dumps(rendered)) == rendered
+
+
+def test_the_default_message_is_the_docstring() -> None:
+    error = NotFound(document_id="d-1")
+
+    assert error.to_dict() == {
+        "code": "not_found",
+        "message": "No such resource.",
+        "details": {"document_id": "d-1"},
+    }
+
+
+def test_a_given_message_replaces_the_docstring() -> None:
+    assert NotFound("No such document.").message == "No such document."
+
+
+def test_transition_not_allowed_carries_the_allowed_events_sorted() -> None:
+    error = TransitionNotAllowed("sign", "draft", ["submit", "approve"])
+
+    assert error.details == {"event": "sign", "state": "draft", "allowed": ["approve", "submit"]}
+    assert "'sign'" in error.message and "'draft'" in error.message
+
+
+def test_guard_failed_carries_the_failed_guards_and_reasons() -> None:
+    error = GuardFailed("send", "signed", ["signature_valid"], {"signature_valid": "bad"})
+
+    assert error.details == {
+        "event": "send",
+        "state": "signed",
+        "failed": ["signature_valid"],
+        "reasons": {"signature_valid": "bad"},
+    }
+    assert "signature_valid" in error.message
+
+
+def test_version_conflict_carries_both_versions() -> None:
+    error = VersionConflict(3, 4)
+
+    assert error.details == {"expected_version": 3, "current_version": 4}

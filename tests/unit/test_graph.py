@@ -1,0 +1,139 @@
+"""Mermaid and Graphviz drawings carry exactly the declared edges, so they cannot drift."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections import Counter
+
+import pytest
+from congvan.states import MACHINES
+from congvan.states.graph import to_dot, to_mermaid
+from congvan.states.spec import MachineSpec, Transition, edge
+
+QUOTED = MachineSpec(
+    name="quoted",
+    states=("a", "b"),
+    initial="a",
+    finals=("b",),
+    transitions=(edge("go", "a", "b", conditions=("ok",), effects=("mark",), actions=("tell",)),),
+    descriptions={"a": 'the "first" state'},
+)
+
+SPECS = [*MACHINES.values(), QUOTED]
+
+MERMAID_EDGE = re.compile(r"^    (\w+) --> (\w+): (\w+)(.*)$")
+DOT_EDGE = re.compile(r'^    "(\w+)" -> "(\w+)" \[label="(\w+)([^"]*)"(, style=dashed)?\];$')
+DOT_NODE = re.compile(r'^    "(\w+)" \[tooltip="([^"]*)"(, peripheries=2)?\];$')
+
+
+def spec_id(spec: MachineSpec) -> str:
+    return spec.name
+
+
+def declared_edges(spec: MachineSpec) -> Counter[tuple[str, str, str]]:
+    return Counter((src, t.dest, t.trigger) for t in spec.transitions for src in t.source)
+
+
+def by_trigger(spec: MachineSpec) -> dict[str, Transition]:
+    return {t.trigger: t for t in spec.transitions}
+
+
+def assert_label_tells_the_edge(t: Transition, rest: str) -> None:
+    for name in (*t.conditions, *t.effects, *t.actions):
+        assert name in rest, (t.trigger, name, rest)
+    if t.conditions:
+        assert "[" + ", ".join(t.conditions) + "]" in rest
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_mermaid_draws_every_declared_edge_and_no_other(spec: MachineSpec) -> None:
+    text = to_mermaid(spec)
+    lines = text.splitlines()
+    edges = by_trigger(spec)
+
+    drawn: Counter[tuple[str, str, str]] = Counter()
+    for line in lines:
+        if match := MERMAID_EDGE.match(line):
+            src, dest, trigger, rest = match.groups()
+            drawn[(src, dest, trigger)] += 1
+            assert_label_tells_the_edge(edges[trigger], rest)
+
+    assert drawn == declared_edges(spec)
+    assert lines[0] == "stateDiagram-v2"
+    assert f"    [*] --> {spec.initial}" in lines
+    assert {line for line in lines if line.endswith("--> [*]")} == {
+        f"    {final} --> [*]" for final in spec.finals
+    }
+    assert text.endswith("\n")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_dot_draws_every_declared_edge_and_dashes_the_derived_ones(spec: MachineSpec) -> None:
+    lines = to_dot(spec).splitlines()
+    edges = by_trigger(spec)
+
+    drawn: Counter[tuple[str, str, str]] = Counter()
+    for line in lines:
+        if match := DOT_EDGE.match(line):
+            src, dest, trigger, rest, dashed = match.groups()
+            drawn[(src, dest, trigger)] += 1
+            assert_label_tells_the_edge(edges[trigger], rest)
+            assert bool(dashed) == edges[trigger].derived, line
+
+    assert drawn == declared_edges(spec)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_dot_declares_every_state_and_marks_start_and_finals(spec: MachineSpec) -> None:
+    lines = to_dot(spec).splitlines()
+
+    nodes = {}
+    for line in lines:
+        if match := DOT_NODE.match(line):
+            state, tooltip, double = match.groups()
+            nodes[state] = (tooltip, bool(double))
+
+    assert set(nodes) == set(spec.states)
+    for state, (tooltip, double) in nodes.items():
+        assert double == (state in spec.finals)
+        assert tooltip == spec.descriptions.get(state, "").replace('"', "'")
+    assert f'    __start -> "{spec.initial}";' in lines
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_dot_is_syntactically_plausible(spec: MachineSpec) -> None:
+    text = to_dot(spec)
+    lines = text.splitlines()
+
+    assert lines[0] == f'digraph "{spec.name}" {{'
+    assert lines[-1] == "}"
+    assert text.count("{") == text.count("}") == 1
+    assert text.count("[") == text.count("]")
+    # Quotes pair up on every line, so no label or tooltip leaks into the next.
+    for line in lines:
+        assert line.count('"') % 2 == 0, line
+    for line in lines[1:-1]:
+        assert line.startswith("    ")
+        assert line.endswith(";"), line
+        if "->" in line:
+            assert DOT_EDGE.match(line) or line == f'    __start -> "{spec.initial}";', line
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_graphviz_accepts_the_dot(spec: MachineSpec) -> None:
+    # The project never needs Graphviz; this test checks its text with the real parser.
+    assert shutil.which("dot"), "install graphviz to run this test (.ci/run does)"
+    subprocess.run(
+        ["dot", "-Tsvg", "-o", "/dev/null"], input=to_dot(spec), text=True, check=True, timeout=30
+    )
+
+
+def test_a_derived_edge_is_drawn_dashed_and_a_plain_one_is_not() -> None:
+    dot = to_dot(MACHINES["document"])
+
+    assert '"sent" -> "delivered" [label="delivered [all_delivered]", style=dashed];' in dot
+    assert '"failed" -> "sent" [label="resend / reset_failed_dispatches, deliver_dispatches"];' in (
+        dot
+    )

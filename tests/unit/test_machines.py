@@ -1,0 +1,440 @@
+"""The declared machines: their graphs, the events each state allows, and how events resolve."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Mapping
+
+import pytest
+from congvan.states import DISPATCH, DOCUMENT, MACHINES
+from congvan.states import dispatch as d
+from congvan.states import document as doc
+from congvan.states.errors import GuardFailed, TransitionNotAllowed
+from congvan.states.machine import (
+    DERIVED_EVENT,
+    DISPATCHED,
+    InvalidMachine,
+    allowed_events,
+    build,
+    check_graph,
+    derive_document_state,
+    guard_names,
+    resolve,
+)
+from congvan.states.policy import EVENT_ROLES, ROLES, job_backoff_seconds
+from congvan.states.spec import MachineSpec, Transition, edge
+from transitions import Machine, MachineError
+
+# Two edges for one trigger from one source: the first whose guards hold wins.
+FORKED = MachineSpec(
+    name="forked",
+    states=("a", "b", "c", "done"),
+    initial="a",
+    finals=("done",),
+    transitions=(
+        edge("go", "a", "b", conditions=("fast", "cheap")),
+        edge("go", "a", "c", conditions=("cheap",)),
+        edge("go", ("b", "c"), "done"),
+        edge("back", ("b", "c"), "a", conditions=("allowed",)),
+    ),
+)
+
+SPECS = [*MACHINES.values(), FORKED]
+
+
+def spec_id(spec: MachineSpec) -> str:
+    return spec.name
+
+
+def always(holds: bool) -> Callable[[str], tuple[bool, str]]:
+    return lambda name: (holds, f"{name} said {holds}")
+
+
+def answers(table: Mapping[str, bool]) -> Callable[[str], tuple[bool, str]]:
+    return lambda name: (table[name], f"{name} does not hold")
+
+
+def never_called(name: str) -> tuple[bool, str]:
+    raise AssertionError(f"guard {name!r} should not have been asked")
+
+
+# -- the graphs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", MACHINES.values(), ids=spec_id)
+def test_each_machine_builds_and_passes_the_graph_check(spec: MachineSpec) -> None:
+    check_graph(spec)
+
+    machine = build(spec)
+
+    assert machine.initial == spec.initial
+    assert sorted(machine.states) == sorted(spec.states)
+    assert sorted(machine.events) == sorted(spec.events)
+
+
+@pytest.mark.parametrize("spec", MACHINES.values(), ids=spec_id)
+def test_final_states_have_no_way_out(spec: MachineSpec) -> None:
+    for final in spec.finals:
+        assert allowed_events(spec, final, include_derived=True) == []
+
+
+def small(
+    *transitions: Transition,
+    states: tuple[str, ...] = ("a", "b", "c"),
+    initial: str = "a",
+    finals: tuple[str, ...] = ("c",),
+) -> MachineSpec:
+    return MachineSpec(
+        name="small", states=states, initial=initial, finals=finals, transitions=transitions
+    )
+
+
+def test_a_small_well_formed_graph_passes() -> None:
+    spec = small(edge("go", "a", "b"), edge("go", "b", "c"), edge("undo", "b", "a"))
+
+    check_graph(spec)
+    assert allowed_events(spec, "b") == ["go", "undo"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "complaint"),
+    [
+        pytest.param(
+            small(edge("go", "a", "b"), edge("go", "b", "nowhere"), edge("end", "b", "c")),
+            "unknown state 'nowhere'",
+            id="unknown-dest",
+        ),
+        pytest.param(
+            small(edge("go", "a", "b"), edge("go", "elsewhere", "c"), edge("end", "b", "c")),
+            "unknown state 'elsewhere'",
+            id="unknown-source",
+        ),
+        pytest.param(
+            small(edge("go", "a", "b"), edge("go", "b", "c"), initial="zero"),
+            "initial state 'zero' is not declared",
+            id="unknown-initial",
+        ),
+        pytest.param(
+            small(edge("go", "a", "b"), edge("go", "b", "c"), finals=("c", "omega")),
+            "final state 'omega' is not declared",
+            id="unknown-final",
+        ),
+        pytest.param(
+            small(edge("go", "a", "c"), edge("go", "b", "c")),
+            "unreachable states ['b']",
+            id="unreachable",
+        ),
+        pytest.param(
+            small(edge("go", "a", "b"), edge("go", "a", "c"), edge("stay", "b", "b")),
+            "'b' is a trap state",
+            id="trap-self-loop",
+        ),
+        pytest.param(
+            small(edge("go", "a", "b"), edge("go", "a", "c")),
+            "'b' is a trap state",
+            id="trap-dead-end",
+        ),
+        pytest.param(
+            small(
+                edge("go", "a", "b"),
+                edge("go", "b", "c"),
+                edge("go", "c", "b"),
+                edge("end", "a", "d"),
+                states=("a", "b", "c", "d"),
+                finals=("d",),
+            ),
+            "no path from 'b' to a final state",
+            id="no-path-to-final",
+        ),
+        pytest.param(
+            small(edge("go", "a", "b"), edge("go", "b", "a"), states=("a", "b"), finals=()),
+            "no path from 'a' to a final state",
+            id="no-finals",
+        ),
+    ],
+)
+def test_check_graph_rejects_a_bad_graph(spec: MachineSpec, complaint: str) -> None:
+    with pytest.raises(InvalidMachine, match=re.escape(complaint)):
+        check_graph(spec)
+    # build() checks too, so a bad graph never becomes a machine.
+    with pytest.raises(InvalidMachine):
+        build(spec)
+
+
+# -- the events each state allows ----------------------------------------------------------
+
+DOCUMENT_EVENTS = {
+    doc.DRAFT: (["approve", "edit", "reject", "submit", "waive"], []),
+    doc.REVIEWED: (["reject", "sign"], []),
+    doc.SIGNED: (["send"], []),
+    doc.SENT: ([], ["acknowledged", "delivered", "failed"]),
+    doc.DELIVERED: ([], ["acknowledged", "failed"]),
+    doc.FAILED: (["resend"], []),
+    doc.ACKNOWLEDGED: ([], []),
+}
+
+DISPATCH_EVENTS = {
+    d.PENDING: ["start"],
+    d.SENDING: ["acknowledge", "deliver", "fail", "refuse", "retry"],
+    d.DELIVERED: ["acknowledge", "refuse"],
+    d.ACKNOWLEDGED: [],
+    d.REJECTED: ["resend"],
+    d.FAILED: ["resend"],
+}
+
+
+def test_the_tables_cover_every_state() -> None:
+    assert set(DOCUMENT_EVENTS) == set(DOCUMENT.states)
+    assert set(DISPATCH_EVENTS) == set(DISPATCH.states)
+
+
+@pytest.mark.parametrize(("state", "events"), DOCUMENT_EVENTS.items())
+def test_document_allowed_events(state: str, events: tuple[list[str], list[str]]) -> None:
+    by_people, derived = events
+
+    assert allowed_events(DOCUMENT, state) == by_people
+    assert allowed_events(DOCUMENT, state, include_derived=True) == sorted(by_people + derived)
+
+
+@pytest.mark.parametrize(("state", "events"), DISPATCH_EVENTS.items())
+def test_dispatch_allowed_events(state: str, events: list[str]) -> None:
+    assert allowed_events(DISPATCH, state) == events
+    assert allowed_events(DISPATCH, state, include_derived=True) == events
+
+
+def test_allowed_events_of_an_unknown_state_is_empty() -> None:
+    assert allowed_events(DOCUMENT, "archived", include_derived=True) == []
+
+
+# -- resolving an event --------------------------------------------------------------------
+
+
+def test_resolve_refuses_an_event_not_declared_from_the_state() -> None:
+    with pytest.raises(TransitionNotAllowed) as caught:
+        resolve(DOCUMENT, doc.DRAFT, "sign", never_called)
+
+    error = caught.value
+    assert error.http_status == 409
+    assert error.code == "invalid_transition"
+    assert error.details == {
+        "event": "sign",
+        "state": doc.DRAFT,
+        "allowed": ["approve", "edit", "reject", "submit", "waive"],
+    }
+
+
+@pytest.mark.parametrize("event", ["bogus", "delivered", "acknowledged"])
+def test_resolve_refuses_unknown_events_and_derived_ones_out_of_place(event: str) -> None:
+    with pytest.raises(TransitionNotAllowed) as caught:
+        resolve(DOCUMENT, doc.SIGNED, event, never_called)
+
+    # Derived events are never offered to people as allowed.
+    assert caught.value.details["allowed"] == ["send"]
+
+
+def test_resolve_refuses_any_event_in_a_final_state() -> None:
+    for event in DOCUMENT.events:
+        with pytest.raises(TransitionNotAllowed) as caught:
+            resolve(DOCUMENT, doc.ACKNOWLEDGED, event, never_called)
+        assert caught.value.details["allowed"] == []
+
+
+def test_resolve_names_every_failed_guard_with_its_reason() -> None:
+    with pytest.raises(GuardFailed) as caught:
+        resolve(DOCUMENT, doc.SIGNED, "send", always(False))
+
+    error = caught.value
+    assert error.code == "guard_failed"
+    assert error.details == {
+        "event": "send",
+        "state": doc.SIGNED,
+        "failed": ["signature_valid", "not_duplicate"],
+        "reasons": {
+            "signature_valid": "signature_valid said False",
+            "not_duplicate": "not_duplicate said False",
+        },
+    }
+
+
+def test_resolve_names_only_the_guards_that_failed() -> None:
+    guard = answers({"signature_valid": True, "not_duplicate": False})
+
+    with pytest.raises(GuardFailed) as caught:
+        resolve(DOCUMENT, doc.SIGNED, "send", guard)
+
+    assert caught.value.details["failed"] == ["not_duplicate"]
+    assert caught.value.details["reasons"] == {"not_duplicate": "not_duplicate does not hold"}
+
+
+def test_resolve_returns_the_destination_when_the_guards_hold() -> None:
+    step = resolve(DOCUMENT, doc.SIGNED, "send", always(True))
+
+    assert (step.event, step.source, step.dest) == ("send", doc.SIGNED, doc.SENT)
+    assert step.edge.effects == ("create_dispatches",)
+    assert step.edge.actions == ("deliver_dispatches",)
+
+
+def test_resolve_asks_no_guard_for_an_unguarded_edge() -> None:
+    step = resolve(DOCUMENT, doc.REVIEWED, "reject", never_called)
+
+    assert step.dest == doc.DRAFT
+
+
+@pytest.mark.parametrize(
+    ("fast", "cheap", "dest"),
+    [(True, True, "b"), (False, True, "c"), (True, False, None), (False, False, None)],
+)
+def test_resolve_takes_the_first_edge_whose_guards_hold(
+    fast: bool, cheap: bool, dest: str | None
+) -> None:
+    guard = answers({"fast": fast, "cheap": cheap})
+
+    if dest is None:
+        with pytest.raises(GuardFailed) as caught:
+            resolve(FORKED, "a", "go", guard)
+        # A guard shared by both edges is named once.
+        assert caught.value.details["failed"] == (["cheap"] if fast else ["fast", "cheap"])
+    else:
+        assert resolve(FORKED, "a", "go", guard).dest == dest
+
+
+# -- resolve agrees with the transitions library -------------------------------------------
+
+
+class _Model:
+    """A model whose guard methods answer from a truth table set per trial."""
+
+    def __init__(self, guards: set[str]) -> None:
+        self.truth: dict[str, bool] = {}
+        for name in guards:
+            setattr(self, name, self._asker(name))
+
+    def _asker(self, name: str) -> Callable[[], bool]:
+        return lambda: self.truth[name]
+
+
+def _library_outcome(
+    machine: Machine, model: _Model, state: str, event: str
+) -> tuple[str, str | None]:
+    machine.set_state(state, model)
+    try:
+        moved = model.trigger(event)  # type: ignore[attr-defined]
+    except MachineError:
+        return ("not_allowed", None)
+    if not moved:
+        assert model.state == state  # type: ignore[attr-defined]
+        return ("guard_failed", None)
+    return ("moved", model.state)  # type: ignore[attr-defined]
+
+
+def _our_outcome(
+    spec: MachineSpec, state: str, event: str, truth: Mapping[str, bool]
+) -> tuple[str, str | None]:
+    try:
+        step = resolve(spec, state, event, answers(truth))
+    except TransitionNotAllowed:
+        return ("not_allowed", None)
+    except GuardFailed as exc:
+        # Exactly the guards that said no on the event's edges are named.
+        asked = {c for t in spec.edges(event, state) for c in t.conditions}
+        assert set(exc.details["failed"]) == {g for g in asked if not truth[g]}
+        return ("guard_failed", None)
+    return ("moved", step.dest)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_resolve_agrees_with_the_transitions_library(spec: MachineSpec) -> None:
+    guards = sorted(guard_names(spec))
+    model = _Model(set(guards))
+    machine = Machine(
+        model=model,
+        states=list(spec.states),
+        transitions=[t.as_transitions_dict() for t in spec.transitions],
+        initial=spec.initial,
+        auto_transitions=False,
+        ignore_invalid_triggers=False,
+    )
+    compared = 0
+    for values in itertools.product([False, True], repeat=len(guards)):
+        model.truth = dict(zip(guards, values, strict=True))
+        for state in spec.states:
+            for event in spec.events:
+                expected = _library_outcome(machine, model, state, event)
+                assert _our_outcome(spec, state, event, model.truth) == expected, (
+                    state,
+                    event,
+                    model.truth,
+                )
+                compared += 1
+    assert compared == 2 ** len(guards) * len(spec.states) * len(spec.events)
+
+
+# -- deriving a document's state from its dispatches ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dispatches", "expected"),
+    [
+        ([], doc.SENT),
+        ([d.PENDING], doc.SENT),
+        ([d.SENDING, d.DELIVERED], doc.SENT),
+        ([d.ACKNOWLEDGED, d.PENDING], doc.SENT),
+        ([d.DELIVERED], doc.DELIVERED),
+        ([d.DELIVERED, d.ACKNOWLEDGED], doc.DELIVERED),
+        ([d.ACKNOWLEDGED], doc.ACKNOWLEDGED),
+        ([d.ACKNOWLEDGED, d.ACKNOWLEDGED, d.ACKNOWLEDGED], doc.ACKNOWLEDGED),
+        ([d.FAILED], doc.FAILED),
+        ([d.REJECTED], doc.FAILED),
+        ([d.ACKNOWLEDGED, d.ACKNOWLEDGED, d.REJECTED], doc.FAILED),
+        ([d.PENDING, d.SENDING, d.FAILED], doc.FAILED),
+        ([d.DELIVERED, d.FAILED, d.ACKNOWLEDGED], doc.FAILED),
+    ],
+)
+def test_derive_document_state(dispatches: list[str], expected: str) -> None:
+    assert derive_document_state(dispatches) == expected
+    # Any iterable will do, once.
+    assert derive_document_state(iter(dispatches)) == expected
+    assert derive_document_state(reversed(dispatches)) == expected
+
+
+def test_every_derived_state_has_a_derived_event_into_it() -> None:
+    derived = {t.trigger: t for t in DOCUMENT.transitions if t.derived}
+
+    assert set(DERIVED_EVENT.values()) == set(derived)
+    for target, event in DERIVED_EVENT.items():
+        assert derived[event].dest == target
+        assert target in DISPATCHED
+    for t in derived.values():
+        assert set(t.source) <= DISPATCHED
+
+
+# -- who may fire what ---------------------------------------------------------------------
+
+
+def test_every_event_fired_by_people_has_roles() -> None:
+    for t in DOCUMENT.transitions:
+        if t.derived:
+            continue
+        roles = EVENT_ROLES.get(t.trigger)
+        assert roles, f"nobody may fire {t.trigger!r}"
+        assert roles <= set(ROLES)
+
+
+def test_derived_events_have_no_roles() -> None:
+    derived = {t.trigger for t in DOCUMENT.transitions if t.derived}
+
+    assert derived
+    assert not derived & set(EVENT_ROLES)
+
+
+def test_event_roles_name_only_declared_events() -> None:
+    assert set(EVENT_ROLES) <= set(DOCUMENT.events)
+
+
+def test_job_backoff_grows_and_is_capped() -> None:
+    delays = [job_backoff_seconds(n) for n in range(0, 20)]
+
+    assert delays[0] == delays[1] == 30
+    assert delays == sorted(delays)
+    assert max(delays) == 3600

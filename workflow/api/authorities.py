@@ -1,0 +1,89 @@
+"""Routes for signing authorities: who may sign what for the agency, and when."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import ConfigDict, Field, model_validator
+
+from congvan.states.errors import NotFound
+from congvan.states.policy import OPERATOR, SUPERVISOR
+
+from ..directory import add_authority
+from .auth import PrincipalDep, RuntimeDep, require
+from .schemas import TextModel
+
+router = APIRouter(prefix="/v1/authorities", tags=["authorities"])
+MANAGERS = frozenset({SUPERVISOR, OPERATOR})
+
+
+class AuthorityIn(TextModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signer: str = Field(max_length=100, description="User name of the signer in the agency")
+    doc_types: list[str] = Field(
+        default_factory=lambda: ["*"], max_length=50, description="Document types, or ['*'] for all"
+    )
+    competence: str = Field(default="", max_length=200, description="e.g. KT. CHỦ TỊCH")
+    valid_from: date
+    valid_until: date | None = None
+
+    @model_validator(mode="after")
+    def _dates(self) -> AuthorityIn:
+        if self.valid_until is not None and self.valid_until < self.valid_from:
+            raise ValueError("valid_until is before valid_from")
+        return self
+
+
+def _view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "signer": row["signer"],
+        "doc_types": row["doc_types"].split(","),
+        "competence": row["competence"],
+        "valid_from": row["valid_from"],
+        "valid_until": row["valid_until"],
+        "revoked": row["revoked_at"] is not None,
+    }
+
+
+@router.get("", summary="The agency's signing authorities")
+def list_authorities(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    require(principal, MANAGERS | frozenset({"reviewer", "signer", "clerk"}), "Authorities")
+    with runtime.uow(readonly=True) as uow:
+        return {"items": [_view(r) for r in uow.authorities.for_agency(principal.agency_id)]}
+
+
+@router.post("", status_code=201, summary="Grant a signing authority (supervisor, operator)")
+def create_authority(
+    body: AuthorityIn, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    require(principal, MANAGERS, "Granting signing authority")
+    with runtime.uow() as uow:
+        row = add_authority(
+            uow,
+            principal.agency_id,
+            body.signer,
+            body.doc_types,
+            body.competence,
+            body.valid_from,
+            body.valid_until,
+            by=principal.actor,
+            now=runtime.clock(),
+        )
+        uow.commit()
+    return _view(row)
+
+
+@router.delete("/{authority_id}", summary="Revoke a signing authority")
+def revoke_authority(
+    authority_id: str, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    require(principal, MANAGERS, "Revoking signing authority")
+    with runtime.uow() as uow:
+        if not uow.authorities.revoke(authority_id[:36], principal.agency_id, runtime.clock()):
+            raise NotFound("No such active authority.", authority_id=authority_id[:36])
+        uow.commit()
+    return {"id": authority_id, "revoked": True}
