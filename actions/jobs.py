@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import dramatiq
+import structlog
 
 from congvan.states.policy import job_backoff_seconds
 from congvan.storage.clock import Clock
@@ -53,6 +54,10 @@ class JobRunner:
 
     def run(self, job_id: str) -> str:
         """Run the job; returns ``done``, ``skipped`` (nothing to do) or ``failed``."""
+        with structlog.contextvars.bound_contextvars(job_id=job_id):
+            return self._run(job_id)
+
+    def _run(self, job_id: str) -> str:
         try:
             with self.open_uow() as uow:
                 job = uow.outbox.get(job_id, for_update=True)

@@ -45,15 +45,26 @@ def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _configure_logs(settings: Settings) -> None:
+    from .logs import configure_logging
+
+    configure_logging(settings.log_level, json=settings.log_json)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from .api import create_app
 
+    _configure_logs(settings)
     runtime = _runtime(settings)
     app = create_app(runtime, background=not args.no_workers)
     uvicorn.run(
-        app, host=args.host or settings.host, port=args.port or settings.port, log_level="info"
+        app,
+        log_config=None,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level="info",
     )
     return 0
 
@@ -66,6 +77,7 @@ def _wait_for_signal() -> None:
 
 
 def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
+    _configure_logs(settings)
     runtime = _runtime(settings)
     if runtime.embedded:
         raise InvalidInput(
@@ -81,6 +93,7 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_scheduler(_args: argparse.Namespace, settings: Settings) -> int:
+    _configure_logs(settings)
     runtime = _runtime(settings)
     if runtime.embedded:
         raise InvalidInput(

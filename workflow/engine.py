@@ -264,7 +264,10 @@ class Engine:
             extra={
                 "action": "document.transition",
                 "document_id": document_id,
+                "agency": head.agency_id,
+                "actor": actor.name,
                 "event": event,
+                "version": result.version,
                 "to_state": result.to_state,
             },
         )

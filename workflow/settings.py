@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=8, ge=1)
     dispatch_max_attempts: int = Field(default=8, ge=1)
 
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+import structlog
+from fastapi import FastAPI, Request, Response
+
+from congvan.storage.ids import new_id
 
 from ..bootstrap import Runtime
 from . import authorities, documents, review, system
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
 def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
@@ -35,6 +42,18 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
     app.state.runtime = runtime
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)
     install_error_handlers(app)
+
+    @app.middleware("http")
+    async def bind_request_id(request: Request, call_next: Any) -> Response:
+        """Each request's log lines carry its id; a caller may pass its own."""
+        structlog.contextvars.clear_contextvars()
+        given = request.headers.get("x-request-id", "")
+        request_id = given if _REQUEST_ID.match(given) else new_id()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        response: Response = await call_next(request)
+        response.headers["X-Request-ID"] = request_id
+        return response
+
     app.include_router(system.router)
     app.include_router(documents.router)
     app.include_router(review.router)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -37,6 +38,7 @@ def get_principal(
         principal = uow.agencies.principal_for_token(token, runtime.clock())
     if principal is None:
         raise Unauthenticated("The API token is not valid, has expired or was revoked.")
+    structlog.contextvars.bind_contextvars(agency=principal.agency_id, user=principal.username)
     return principal
 
 

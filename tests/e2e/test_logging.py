@@ -1,0 +1,81 @@
+"""Log lines carry their context and never a secret."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from fastapi.testclient import TestClient
+
+from congvan.storage.database import make_engine
+from congvan.storage.schema import migrate
+from congvan.workflow.api import create_app
+from congvan.workflow.bootstrap import bootstrap
+from congvan.workflow.directory import add_agency, create_token, ensure_user
+from congvan.workflow.logs import configure_logging
+from congvan.workflow.settings import Settings
+
+AGENCY = "000.00.00.H57"
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    configure_logging("INFO", json=True, stream=stream)
+    yield stream
+    logging.getLogger().handlers[:] = []
+    structlog.reset_defaults()
+
+
+def test_requests_log_json_with_context_and_no_token(
+    json_logs: io.StringIO, tmp_path: Path
+) -> None:
+    # Given a running API and a clerk's token
+    settings = Settings(data_dir=tmp_path, sqlite_synchronous="NORMAL")
+    migrate(make_engine(settings.db_url))
+    runtime = bootstrap(settings)
+    with runtime.uow() as uow:
+        add_agency(uow, AGENCY, "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND", runtime.clock())
+        user = ensure_user(uow, AGENCY, "vanthu", ["clerk"], runtime.clock())
+        token = create_token(uow, user, runtime.clock()).token
+        uow.commit()
+    client = TestClient(create_app(runtime))
+    headers = {"Authorization": f"Bearer {token}", "X-Request-ID": "req-42"}
+
+    # When the clerk creates and edits a document, and a secret is logged by mistake
+    created = client.post(
+        "/v1/documents",
+        headers=headers,
+        data={"metadata": json.dumps({"doc_type": "CV", "subject": "V/v thử"})},
+    )
+    doc_id = created.json()["id"]
+    edited = client.post(
+        f"/v1/documents/{doc_id}/events/edit",
+        headers=headers,
+        json={"fields": {"subject": "V/v sửa"}},
+    )
+    logging.getLogger("congvan.test").warning(
+        "oops", extra={"action": "test.leak", "api_token": token}
+    )
+    runtime.stop()
+
+    # Then every line is JSON with a stable action, the request's context is bound,
+    # and the token appears nowhere
+    assert (201, 200) == (created.status_code, edited.status_code)
+    assert edited.headers["X-Request-ID"] == "req-42"
+    err = json_logs.getvalue()
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]
+    transitions = [x for x in lines if x.get("action") == "document.transition"]
+    assert transitions, err
+    assert {"req-42"} == {x["request_id"] for x in transitions}
+    assert {AGENCY} == {x["agency"] for x in transitions}
+    assert doc_id == transitions[0]["document_id"]
+    leak = next(x for x in lines if x.get("action") == "test.leak")
+    assert leak["api_token"] == "[redacted]"
+    assert token not in err
+    assert token[4:20] not in err
