@@ -37,8 +37,8 @@ class TransitionContext:
     now: datetime
     # Effects add what the audit entry should record about them.
     audit: dict[str, Any] = field(default_factory=dict)
-    # Effects may ask for more jobs beyond the ones the transition names.
-    extra_jobs: list[dict[str, Any]] = field(default_factory=list)
+    # Effects add what the transition's jobs need to know (e.g. the revision to check).
+    job_payload: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

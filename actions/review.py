@@ -43,6 +43,8 @@ class Review:
         doc = ctx.uow.documents.get(document_id) if document_id else None
         if doc is None or doc["submitted_revision"] != doc["revision"]:
             return  # edited or returned since it was submitted: nobody waits for these
+        if ctx.job.payload.get("revision", doc["revision"]) != doc["revision"]:
+            return  # a later submission has its own job
         inp = CheckInput(
             uow=ctx.uow,
             document=doc,
@@ -96,9 +98,15 @@ class Review:
     # -- effects -----------------------------------------------------------------------------
 
     def record_submission(self, ctx: TransitionContext) -> None:
-        """Mark the current revision as sent for review."""
+        """Open a new revision and send it for review.
+
+        Every submission is checked afresh: results of an earlier round never count for a
+        new one, even when nothing changed in between (an authority may have been revoked).
+        """
+        ctx.uow.documents.bump_revision(ctx.document.id)
         revision = ctx.uow.documents.mark_submitted(ctx.document.id)
         ctx.audit["revision"] = revision
+        ctx.job_payload["revision"] = revision
 
     def withdraw_submission(self, ctx: TransitionContext) -> None:
         """A returned document leaves the review queue until it is submitted again."""

@@ -89,6 +89,7 @@ import pstats
 import pwd
 import resource
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -792,6 +793,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def out(text: str) -> None:
         print(text, flush=True)
+
+    # Killed, still remove the temporary files and stop a throwaway PostgreSQL server.
+    signal.signal(signal.SIGTERM, lambda _signo, _frame: sys.exit(143))
 
     started = time.perf_counter()
     out(

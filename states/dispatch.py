@@ -25,7 +25,9 @@ DISPATCH = MachineSpec(
         edge("deliver", SENDING, DELIVERED),
         edge("acknowledge", (SENDING, DELIVERED), ACKNOWLEDGED),
         edge("refuse", (SENDING, DELIVERED), REJECTED),
-        edge("resend", (FAILED, REJECTED), PENDING),
+        # Only as part of the document's resend (derived: never fired on its own), since a
+        # dispatch resent alone would leave its document failed.
+        edge("resend", (FAILED, REJECTED), PENDING, derived=True),
     ),
     descriptions={
         PENDING: "waiting for its next attempt",
@@ -37,9 +39,8 @@ DISPATCH = MachineSpec(
     },
 )
 
-# Dispatch events fired only as part of a document transition (the document's resend),
-# never on their own: a dispatch resent alone would leave its document failed.
-DOCUMENT_DRIVEN = frozenset({"resend"})
+# Dispatch events fired only as part of a document transition, never on their own.
+DOCUMENT_DRIVEN = frozenset(t.trigger for t in DISPATCH.transitions if t.derived)
 
 # Dispatch states that count as "failed for good" for the document.
 GIVEN_UP = frozenset({FAILED, REJECTED})

@@ -37,6 +37,12 @@ class AuthorityRepository:
 
     def holding(self, agency_id: str, signer: str, doc_type: str, on: str) -> dict[str, Any] | None:
         """The authority that lets ``signer`` sign ``doc_type`` for the agency on date ``on``."""
+        held = self.holdings(agency_id, signer, doc_type, on)
+        return held[0] if held else None
+
+    def holdings(self, agency_id: str, signer: str, doc_type: str, on: str) -> list[dict[str, Any]]:
+        """Every authority that lets ``signer`` sign ``doc_type`` for the agency on ``on``."""
+        held = []
         for row in self.for_agency(agency_id, signer):
             if row["revoked_at"] is not None:
                 continue
@@ -44,5 +50,5 @@ class AuthorityRepository:
                 continue
             types = {t.strip() for t in row["doc_types"].split(",")}
             if "*" in types or doc_type in types:
-                return row
-        return None
+                held.append(row)
+        return held

@@ -133,7 +133,7 @@ class DocumentRepository:
             )
 
     def bump_revision(self, document_id: str) -> int:
-        """The content changed: results of checks on earlier revisions stop counting."""
+        """Results of checks on earlier revisions stop counting."""
         c = _documents.c
         self.conn.execute(
             update(_documents).where(c.id == document_id).values(revision=c.revision + 1)

@@ -79,7 +79,8 @@ class Document(SQLModel, table=True):
     signer_user: str = Field(default="", max_length=100)  # username of the signer
     state: str = Field(max_length=20)
     version: int = Field(default=1)
-    # Bumped by edits only: check results name the revision they checked.
+    # Bumped by every edit and every submission: check results name the revision they
+    # checked, so neither an edit nor a new review round can reuse older results.
     revision: int = Field(default=1)
     # The revision sent for review; cleared when a reviewer returns the document.
     submitted_revision: int | None = Field(default=None)

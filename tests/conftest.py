@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
 from congvan.actions.context import Actor, Effect, Guard, JobAction
 from congvan.storage.clock import FrozenClock
 from congvan.storage.database import make_engine
 from congvan.storage.schema import migrate
 from congvan.workflow.bootstrap import Runtime, bootstrap
 from congvan.workflow.settings import Settings
-from sqlalchemy import Connection, create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
-
 from tests.factories import actor, add_agency, create_document
 from tests.servers import start_postgres, start_redis
 

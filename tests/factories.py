@@ -6,12 +6,13 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import select
+
 from congvan.actions.context import Actor, Effect, Guard, JobAction, JobContext, TransitionContext
 from congvan.storage.audit import verify_chains
 from congvan.storage.tables import metadata
 from congvan.workflow import directory
 from congvan.workflow.bootstrap import Runtime
-from sqlalchemy import select
 
 # The sample letter every test document is modelled on: 1227/UBND-TĐKT of Thừa Thiên Huế.
 AGENCY_ID = "000.00.00.H57"

@@ -244,10 +244,16 @@ def _format_error(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:
     demo.show_checks(demo.checks(doc_id))
 
     demo.step("Chuyên viên accepts the remaining warning with a reason, then approves")
-    demo.fire("chuyên viên", doc_id, "waive", code="format.subject_prefix",
-              reason="Trích yếu giữ nguyên theo chỉ đạo của lãnh đạo")
-    blocked = demo.fire("chuyên viên", doc_id, "waive", code="format.recipients",
-                        reason="thử", expect=422)
+    demo.fire(
+        "chuyên viên",
+        doc_id,
+        "waive",
+        code="format.subject_prefix",
+        reason="Trích yếu giữ nguyên theo chỉ đạo của lãnh đạo",
+    )
+    blocked = demo.fire(
+        "chuyên viên", doc_id, "waive", code="format.recipients", reason="thử", expect=422
+    )
     print(f"   a blocking check cannot be waived → 422 {blocked['code']}")
     result = demo.fire("chuyên viên", doc_id, "approve")
     print(f"   approve: {result['from_state']} → {result['to_state']}")

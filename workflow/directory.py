@@ -12,12 +12,16 @@ from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
 from congvan.states.policy import ROLES
 from congvan.storage.agencies import hash_token
 from congvan.storage.ids import new_id
+from congvan.storage.tables import SigningAuthority
 from congvan.storage.unit_of_work import UnitOfWork
 
 # Both forms of mã định danh occur (QCVN 102 and Decision 20/2020): store it opaque,
 # but only as up to 35 characters of A–Z, 0–9 and dots, in dot-separated groups.
 ORGAN_ID = re.compile(r"^[A-Z0-9]+(\.[A-Z0-9]+)*$")
 TOKEN_PREFIX = "cvt_"
+# The column holding an authority's document types, comma-separated.
+_DOC_TYPES = SigningAuthority.__table__.c.doc_types  # type: ignore[attr-defined]
+DOC_TYPES_LENGTH: int = _DOC_TYPES.type.length
 
 
 def validate_organ_id(value: str, field: str = "organ_id") -> str:
@@ -128,6 +132,15 @@ def create_token(
     return IssuedToken(token=token, prefix=prefix, user_id=user_id)
 
 
+def _storable(text: str) -> bool:
+    """Text both databases store: PostgreSQL refuses NUL, UTF-8 has no lone surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def add_authority(
     uow: UnitOfWork,
     agency_id: str,
@@ -147,13 +160,19 @@ def add_authority(
             f"'{signer}' is not a user with the signer role in {agency_id}.", field="signer"
         )
     types = sorted({t.strip() for t in doc_types if t.strip()}) or ["*"]
+    joined = ",".join(types)
+    if len(joined) > DOC_TYPES_LENGTH or not _storable(joined):
+        raise InvalidInput(
+            f"doc_types must be type codes of {DOC_TYPES_LENGTH} characters in all at most.",
+            field="doc_types",
+        )
     if valid_until is not None and valid_until < valid_from:
         raise InvalidInput("valid_until is before valid_from.", field="valid_until")
     row = {
         "id": new_id(),
         "agency_id": agency_id,
         "signer": signer,
-        "doc_types": ",".join(types),
+        "doc_types": joined,
         "competence": competence.strip(),
         "valid_from": valid_from.isoformat(),
         "valid_until": valid_until.isoformat() if valid_until else None,

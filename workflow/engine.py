@@ -305,13 +305,7 @@ class Engine:
                 raise Forbidden("Dispatch events are fired by the system.")
             if event in DOCUMENT_DRIVEN:
                 raise TransitionNotAllowed(
-                    event,
-                    dispatch["state"],
-                    [
-                        e
-                        for e in allowed_events(DISPATCH, dispatch["state"])
-                        if e not in DOCUMENT_DRIVEN
-                    ],
+                    event, dispatch["state"], allowed_events(DISPATCH, dispatch["state"])
                 )
             self.fault("loaded")
             now = self.clock()
@@ -425,7 +419,7 @@ class Engine:
         pending.entries.append(entry)
         pending.audit_head = entry.hash
         queue = "urgent" if pending.head.urgency > 0 else "default"
-        for action in (*step.edge.actions, *[j["action"] for j in ctx.extra_jobs]):
+        for action in step.edge.actions:
             pending.jobs.append(
                 {
                     "id": new_id(),
@@ -435,7 +429,7 @@ class Engine:
                     "status": "pending",
                     "attempts": 0,
                     "created_at": now,
-                    "payload": {"event": event, "version": pending.version},
+                    "payload": {**ctx.job_payload, "event": event, "version": pending.version},
                 }
             )
         return step

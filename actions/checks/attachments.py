@@ -30,7 +30,6 @@ APPENDIX_TYPES = frozenset(
     }
 )
 
-
 ZIP = "application/zip"
 # puremagic names every ZIP a Word document; Office Open XML packages differ by their parts.
 OOXML_PARTS = {
@@ -39,8 +38,15 @@ OOXML_PARTS = {
 }
 ODF = "application/vnd.oasis.opendocument."
 # What a damaged or hostile archive raises while its parts are listed and read.
-BROKEN_ZIP = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
-              RuntimeError, zlib.error)
+BROKEN_ZIP = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    OSError,
+    EOFError,
+    ValueError,
+    RuntimeError,
+    zlib.error,
+)
 
 
 def _zip_type(data: bytes) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .registry import BLOCKING, CheckInput, Finding, check, fail, ok
+from .rules import nfc
 
 
 @check(
@@ -17,8 +18,8 @@ def signer_authority(inp: CheckInput) -> Finding:
     if not signer:
         return fail("Chưa chỉ định người ký.", "No signer is named.", field="signer_user")
     on = doc.get("issued_on") or inp.today.isoformat()
-    held = inp.uow.authorities.holding(doc["agency_id"], signer, doc["doc_type"], on)
-    if held is None:
+    authorities = inp.uow.authorities.holdings(doc["agency_id"], signer, doc["doc_type"], on)
+    if not authorities:
         return fail(
             f"'{signer}' không có thẩm quyền ký {doc['doc_type']} của cơ quan vào ngày {on}.",
             f"'{signer}' holds no authority to sign {doc['doc_type']} for the agency on {on}.",
@@ -26,8 +27,14 @@ def signer_authority(inp: CheckInput) -> Finding:
             doc_type=doc["doc_type"],
             on=on,
         )
-    competence = (doc.get("signer_competence") or "").strip()
-    if held["competence"] and competence != held["competence"]:
+    competence = nfc(doc.get("signer_competence") or "").strip()
+    # A signer may hold several authorities at once (KT. for letters, TM. for decisions):
+    # any one that names this competence, or none, will do.
+    held = next(
+        (a for a in authorities if not a["competence"] or nfc(a["competence"]) == competence),
+        authorities[0],
+    )
+    if held["competence"] and competence != nfc(held["competence"]):
         return fail(
             f"Thẩm quyền ký là '{held['competence']}', văn bản ghi '{competence}'.",
             f"The authority is '{held['competence']}' but the document says '{competence}'.",

@@ -6,6 +6,7 @@ from datetime import date
 
 from congvan.states.policy import SECRECY, URGENCY
 
+from ..calendar import next_working_day
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 from .rules import (
     COMPETENCE_PREFIXES,
@@ -14,6 +15,7 @@ from .rules import (
     OFFICIAL_LETTER,
     competence_parts,
     is_upper_group,
+    nfc,
 )
 
 
@@ -70,7 +72,14 @@ def place_date(inp: CheckInput) -> Finding:
         return fail("Thiếu địa danh.", "The place is missing.", field="place")
     if not doc.get("issued_on"):
         return fail("Thiếu ngày ban hành.", "The date is missing.", field="issued_on")
-    issued = date.fromisoformat(doc["issued_on"])
+    issued = _parse_date(doc["issued_on"])
+    if issued is None:
+        return fail(
+            "Ngày ban hành sai định dạng (YYYY-MM-DD).",
+            "The date is not a valid YYYY-MM-DD date.",
+            field="issued_on",
+            value=str(doc["issued_on"])[:40],
+        )
     if issued > inp.today:
         return fail(
             f"Ngày ban hành {issued:%d/%m/%Y} ở tương lai.",
@@ -142,9 +151,9 @@ def subject_prefix(inp: CheckInput) -> Finding:
 )
 def signer_block(inp: CheckInput) -> Finding:
     doc = inp.document
-    name = (doc.get("signer_name") or "").strip()
-    position = (doc.get("signer_position") or "").strip()
-    competence = (doc.get("signer_competence") or "").strip()
+    name = nfc(doc.get("signer_name") or "").strip()
+    position = nfc(doc.get("signer_position") or "").strip()
+    competence = nfc(doc.get("signer_competence") or "").strip()
     if not name or not position:
         return fail(
             "Thiếu họ tên hoặc chức vụ người ký.",
@@ -185,7 +194,7 @@ def signer_block(inp: CheckInput) -> Finding:
                 f"'{username}' is not a signer of the agency.",
                 field="signer_user",
             )
-        if user["full_name"] and user["full_name"] != name:
+        if user["full_name"] and nfc(user["full_name"]) != name:
             return fail(
                 "Họ tên người ký khác với tài khoản người ký.",
                 "The signer's name differs from the signer's account.",
@@ -240,17 +249,42 @@ def secrecy(inp: CheckInput) -> Finding:
 @check(
     "format.timeliness",
     WARNING,
-    "Phát hành trong ngày ký hoặc sáng hôm sau",
-    "Issued on the signing day or the next morning",
+    "Phát hành trong ngày ký, chậm nhất ngày làm việc tiếp theo",
+    "Issued on the signing day, at the latest the next working day",
 )
 def timeliness(inp: CheckInput) -> Finding:
-    issued = inp.document.get("issued_on")
-    if issued and (inp.today - date.fromisoformat(issued)).days > 1:
+    """Decision 28/2018, Art. 6: send on the signing day, at the latest the morning of the
+    next working day (weekends and public holidays such as Tết are not working days)."""
+    value = inp.document.get("issued_on")
+    if not value:
         return fail(
-            "Ngày ban hành đã qua hơn một ngày.",
-            "The document date is more than a day old.",
+            "Không có ngày ban hành để đối chiếu thời hạn.",
+            "There is no date to judge timeliness by.",
             field="issued_on",
-            value=issued,
+        )
+    issued = _parse_date(value)
+    if issued is None:
+        return fail(
+            "Ngày ban hành sai định dạng.",
+            "The date is not valid.",
+            field="issued_on",
+            value=str(value)[:40],
+        )
+    latest = next_working_day(issued)
+    if inp.today > latest:
+        return fail(
+            f"Đã quá hạn phát hành: chậm nhất {latest:%d/%m/%Y}.",
+            f"Past the time to issue it: {latest.isoformat()} at the latest.",
+            field="issued_on",
+            value=value,
+            latest=latest.isoformat(),
             today=inp.today.isoformat(),
         )
-    return ok()
+    return ok(latest=latest.isoformat())
+
+
+def _parse_date(value: object) -> date | None:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        return None

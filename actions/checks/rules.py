@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 # Document types and the abbreviation each puts in its symbol (Appendix III). A công văn
 # (CV) puts none: its symbol is agency + drafting unit, e.g. UBND-TĐKT.
 DOC_TYPES: dict[str, str] = {
@@ -44,6 +46,11 @@ COMPETENCE_PREFIXES = {
     "TUQ.": "thừa ủy quyền",
 }
 DEPUTY = "PHÓ "
+
+
+def nfc(text: str) -> str:
+    """Text in composed form: keyboards type Vietnamese composed (NFC) or decomposed (NFD)."""
+    return unicodedata.normalize("NFC", text)
 
 
 def symbol_groups(symbol: str) -> list[str]:

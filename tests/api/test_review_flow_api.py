@@ -137,12 +137,13 @@ def test_a_clerk_submits_and_the_answer_names_one_review_job(api: Api) -> None:
     assert len(body["jobs"]) == 1
     doc = api.get(f"/v1/documents/{doc_id}").json()
     assert [(j["id"], j["action"]) for j in doc["jobs"]] == [(body["jobs"][0], "run_review_checks")]
-    assert (doc["revision"], doc["submitted_revision"]) == (1, 1)
+    # The draft was created as revision 1; submitting opened revision 2 and sent it
+    assert (doc["revision"], doc["submitted_revision"]) == (2, 2)
     entry = history(api, doc_id)[-1]
     assert (entry["event"], entry["actor"], entry["payload"]) == (
         "submit",
         f"clerk@{A}",
-        {"revision": 1},
+        {"revision": 2},
     )
     # And until the job has run, the checks are pending and approve waits for them
     assert refused_approval(api, doc_id).startswith("checks not finished")
@@ -167,8 +168,9 @@ def test_a_clean_letter_passes_every_check_and_is_approved(api_any_db: Api) -> N
     checks = submit_and_check(api, doc_id)
 
     assert failed(checks) == set(), json.dumps(checks, ensure_ascii=False, indent=1)
-    assert {r["revision"] for r in checks.values()} == {1}
+    assert {r["revision"] for r in checks.values()} == {2}
     view = api.get(f"/v1/documents/{doc_id}/checks", role="reviewer").json()
+    assert (view["revision"], view["submitted_revision"]) == (2, 2)
     assert (view["pending"], view["cleared"]) == ([], True)
     response = approve(api, doc_id)
     assert response.status_code == 200, response.text
@@ -221,12 +223,15 @@ def test_approve_is_refused_while_a_blocking_check_fails_until_an_edit_fixes_it(
 def test_a_reviewer_waives_a_failed_warning_with_a_reason_and_then_approves(
     api_any_db: Api,
 ) -> None:
-    # Given a letter dated three days ago: only the timeliness warning fails
+    # Given a letter dated a week ago, past the next working day after it: only the
+    # timeliness warning fails (three days would not do: signed on a Friday, a letter
+    # may still go out on Monday)
     api = api_any_db
-    doc_id = clean_letter(api, issued_on=(today(api) - timedelta(days=3)).isoformat())
+    doc_id = clean_letter(api, issued_on=(today(api) - timedelta(days=7)).isoformat())
     checks = submit_and_check(api, doc_id)
     assert failed(checks) == {"format.timeliness"}
     assert checks["format.timeliness"]["severity"] == "warning"
+    assert checks["format.timeliness"]["details"]["latest"] < today(api).isoformat()
     assert refused_approval(api, doc_id) == "checks not cleared: format.timeliness"
 
     # When a reviewer accepts it, saying why
@@ -251,7 +256,7 @@ def test_a_reviewer_waives_a_failed_warning_with_a_reason_and_then_approves(
         "draft",
         "draft",
     )
-    assert entry["payload"] == {"code": "format.timeliness", "revision": 1, "reason": reason}
+    assert entry["payload"] == {"code": "format.timeliness", "revision": 2, "reason": reason}
     # And on the check's result
     waived = results(api, doc_id)["format.timeliness"]
     assert (waived["status"], waived["cleared"]) == ("failed", True)
@@ -330,9 +335,10 @@ def test_an_edit_after_submission_takes_the_document_out_of_review(api: Api) -> 
     assert edited.status_code == 200, edited.text
 
     # Then it is no longer under review: the results were for the revision before
+    # (created as 1, submitted as 2, edited into 3)
     assert refused_approval(api, doc_id) == "the current revision was not submitted for review"
     doc = api.get(f"/v1/documents/{doc_id}").json()
-    assert (doc["revision"], doc["submitted_revision"]) == (2, 1)
+    assert (doc["revision"], doc["submitted_revision"]) == (3, 2)
     assert results(api, doc_id) == {}
     assert api.get("/v1/review-queue", role="reviewer").json()["items"] == []
 
@@ -345,7 +351,20 @@ def test_a_rejected_document_leaves_review_until_submitted_again(api: Api) -> No
     assert rejected.status_code == 200, rejected.text
 
     assert refused_approval(api, doc_id) == "the current revision was not submitted for review"
-    assert api.get(f"/v1/documents/{doc_id}").json()["submitted_revision"] is None
-    # Submitting the same revision again puts it back, and the checks run again
-    assert failed(submit_and_check(api, doc_id)) == set()
+    doc = api.get(f"/v1/documents/{doc_id}").json()
+    assert (doc["revision"], doc["submitted_revision"]) == (2, None)
+
+    # Submitting again opens revision 3 and puts it back with every check pending:
+    # revision 2's results do not count for it, although nothing changed in between
+    jobs = submit(api, doc_id)
+    doc = api.get(f"/v1/documents/{doc_id}").json()
+    assert (doc["revision"], doc["submitted_revision"]) == (3, 3)
+    assert results(api, doc_id) == {}
+    assert refused_approval(api, doc_id).startswith("checks not finished")
+
+    # And once the checks ran again, the results are revision 3's and approve succeeds
+    run_jobs(api, jobs)
+    checks = results(api, doc_id)
+    assert failed(checks) == set()
+    assert {r["revision"] for r in checks.values()} == {3}
     assert approve(api, doc_id).status_code == 200

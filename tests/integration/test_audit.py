@@ -1,18 +1,17 @@
 """Tampering with the audit trail in SQL is caught, and the first bad entry is named."""
 
 # Asserts read `expected == actual` (STYLE.md), which ruff calls a Yoda condition.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import ColumnElement, Connection, delete, update
+
 from congvan.storage.audit import ChainProblem, verify_chains
 from congvan.storage.tables import AuditEntry
 from congvan.workflow.bootstrap import Runtime
-from sqlalchemy import ColumnElement, Connection, delete, update
-
 from tests.factories import actor
 
 CLERK = actor("clerk")

@@ -1,7 +1,6 @@
 """The engine against real databases: transitions, refusals, races, crashes, dispatches."""
 
 # Asserts read `expected == actual` (STYLE.md), which ruff calls a Yoda condition.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from congvan.actions.context import SYSTEM
 from congvan.states.errors import (
     ActionUnavailable,
@@ -25,7 +25,6 @@ from congvan.states.errors import (
 )
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.engine import STEPS, FireResult, Idempotency
-
 from tests.factories import (
     OTHER_AGENCY_ID,
     SAMPLE_FIELDS,

@@ -1,7 +1,6 @@
 """Outbox, relay, scheduler and job runner with the in-process broker, on real databases."""
 
 # Asserts read `expected == actual` (STYLE.md), which ruff calls a Yoda condition.
-# ruff: noqa: SIM300
 
 from __future__ import annotations
 
@@ -12,6 +11,8 @@ from typing import Any
 
 import dramatiq
 import pytest
+from sqlalchemy import func, select
+
 from congvan.actions.context import JobContext
 from congvan.actions.jobs import ACTOR_NAME
 from congvan.states.policy import job_backoff_seconds
@@ -20,9 +21,7 @@ from congvan.storage.outbox import DONE, ENQUEUED, FAILED, PENDING, Job
 from congvan.storage.tables import IdempotentRequest
 from congvan.storage.timers import JOB_DEADLINE, DueTimer
 from congvan.workflow.bootstrap import Runtime
-from sqlalchemy import func, select
-
-from tests.factories import actor
+from tests.factories import actor, create_document
 from tests.servers import wait_until
 
 CLERK = actor("clerk")
@@ -105,7 +104,7 @@ def test_a_transition_with_an_action_writes_a_job_and_its_deadline(
         written.attempts,
         written.queue,
     )
-    assert {"event": "submit", "version": 2} == written.payload
+    assert {"event": "submit", "version": 2, "revision": 2} == written.payload
     deadline = timers(checking, doc)
     assert [(JOB_DEADLINE, job_id)] == [(t.kind, t.ref_id) for t in deadline]
     assert clock() + timedelta(seconds=DEADLINE) == deadline[0].due_at
@@ -357,3 +356,22 @@ def test_a_job_runs_through_a_redis_broker(
     # Then the relay sends it through Redis and a worker runs it
     wait_until(lambda: job(runtime, job_id).status == DONE, timeout=10, what="the job")
     assert [job_id] == recorder.runs
+
+
+def test_a_review_job_of_an_earlier_submission_records_nothing(runtime: Runtime) -> None:
+    # Given a draft submitted (job 1), returned, and submitted again (job 2)
+    doc_id = create_document(runtime)
+    first = runtime.engine.fire(doc_id, "submit", actor("clerk")).jobs[0]
+    runtime.engine.fire(doc_id, "reject", actor("reviewer"), data={"reason": "Sửa lại"})
+    second = runtime.engine.fire(doc_id, "submit", actor("clerk")).jobs[0]
+
+    # When only the first job runs
+    assert "done" == runtime.runner.run(first)
+
+    # Then the new revision still waits for its own checks
+    with runtime.uow() as uow:
+        revision = uow.documents.get(doc_id)["revision"]
+        assert [] == uow.checks.for_revision(doc_id, revision)
+    assert "done" == runtime.runner.run(second)
+    with runtime.uow() as uow:
+        assert uow.checks.for_revision(doc_id, revision)

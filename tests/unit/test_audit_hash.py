@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from congvan.storage.audit import GENESIS, canonical_json, digest, entry_hash, make_entry, timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from congvan.storage.audit import GENESIS, canonical_json, digest, entry_hash, make_entry, timestamp
 
 AT = datetime(2026, 1, 5, 8, 30, 15, 123456, tzinfo=UTC)
 ICT = timezone(timedelta(hours=7))  # Vietnam's clock

@@ -8,6 +8,7 @@ import re
 from http import HTTPStatus
 
 import pytest
+
 from congvan.states import errors
 from congvan.states.errors import (
     CongvanError,

@@ -8,6 +8,7 @@ import subprocess
 from collections import Counter
 
 import pytest
+
 from congvan.states import MACHINES
 from congvan.states.graph import to_dot, to_mermaid
 from congvan.states.spec import MachineSpec, Transition, edge

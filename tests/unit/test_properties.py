@@ -12,6 +12,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
 from congvan.states import DISPATCH, DOCUMENT
 from congvan.states import dispatch as d
 from congvan.states import document as doc
@@ -28,9 +32,6 @@ from congvan.states.machine import (
 from congvan.states.spec import MachineSpec
 from congvan.storage.audit import GENESIS, NewEntry, digest, entry_hash, make_entry
 from congvan.storage.clock import as_utc
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 # Guards that read the dispatches (as actions/guards.py does) and the state each asks for.
 DISPATCH_GUARDS = {

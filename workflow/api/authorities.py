@@ -82,8 +82,13 @@ def revoke_authority(
     authority_id: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     require(principal, MANAGERS, "Revoking signing authority")
+    # An id no authority can have is not found: never cut it down to one that exists,
+    # nor send PostgreSQL a NUL it refuses.
+    known = len(authority_id) <= 36 and "\x00" not in authority_id
     with runtime.uow() as uow:
-        if not uow.authorities.revoke(authority_id[:36], principal.agency_id, runtime.clock()):
+        if not known or not uow.authorities.revoke(
+            authority_id, principal.agency_id, runtime.clock()
+        ):
             raise NotFound("No such active authority.", authority_id=authority_id[:36])
         uow.commit()
     return {"id": authority_id, "revoked": True}

@@ -1,0 +1,1126 @@
+"""Every review check on letter 1227/UBND-TĐKT and on real-world malformed variants of it.
+
+Each variant is a real document, written through the engine into a migrated database with
+its agencies, signers and signing authorities in the directory; a check then runs on the
+stored row exactly as the review job builds its input. The table runs on SQLite; the
+duplicate checks and the review job, which lean on SQL, run on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import shutil
+import unicodedata
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pypdf import PdfReader, PdfWriter
+from sqlalchemy import select
+
+from congvan.actions.checks import CHECKS, Check, CheckInput, Finding
+from congvan.actions.checks.rules import DOC_TYPES
+from congvan.states.errors import GuardFailed, InvalidInput
+from congvan.states.policy import URGENCY, job_backoff_seconds
+from congvan.storage.checks import ERROR, FAILED, PASSED, StoredResult
+from congvan.storage.clock import FrozenClock
+from congvan.storage.ids import new_id
+from congvan.storage.tables import OutboxJob
+from congvan.storage.timers import JOB_DEADLINE
+from congvan.workflow import directory
+from congvan.workflow.bootstrap import Runtime, bootstrap
+from congvan.workflow.letters import sample_pdf
+from congvan.workflow.settings import Settings
+from tests.factories import AGENCY_ID, AGENCY_NAME, SAMPLE_FIELDS, SAMPLE_RECIPIENTS, actor
+
+CLERK = actor("clerk")
+REVIEWER = actor("reviewer")
+CHECK_CODES = {c.code: c for c in CHECKS}
+_outbox = OutboxJob.__table__  # type: ignore[attr-defined]
+
+# Letter 1227/UBND-TĐKT is dated Saturday 6 February 2021 and checked that day.
+TODAY = date(2021, 2, 6)
+ISSUED = TODAY.isoformat()
+# 09:00 in Vietnam (UTC+7): the review job's "today" is the Vietnamese date.
+CHECKED_AT = datetime(2021, 2, 6, 2, 0, tzinfo=UTC)
+MAX_BYTES = 25 * 1024 * 1024
+MAX_SUBJECT = 1000
+
+# The directory the letter is written against.
+OFFICE_ID = SAMPLE_RECIPIENTS[0]["organ_id"]  # Văn phòng UBND tỉnh
+DEPARTMENT_ID = SAMPLE_RECIPIENTS[1]["organ_id"]  # Sở Thông tin và Truyền thông
+GOVERNMENT_OFFICE_ID = "000.00.00.G22"  # Văn phòng Chính phủ, in the directory too
+OTHER_PROVINCE_ID = "000.00.00.H53"  # UBND tỉnh Tây Ninh: its own number series
+AGENCIES = [
+    (AGENCY_ID, AGENCY_NAME, "UBND"),
+    (OFFICE_ID, "Văn phòng UBND tỉnh Thừa Thiên Huế", "VP"),
+    (DEPARTMENT_ID, "Sở Thông tin và Truyền thông tỉnh Thừa Thiên Huế", "STTTT"),
+    (GOVERNMENT_OFFICE_ID, "Văn phòng Chính phủ", "VPCP"),
+    (OTHER_PROVINCE_ID, "UBND tỉnh Tây Ninh", "UBND"),
+]
+SIGNER = "nvphuong"  # the deputy chairman who signed letter 1227
+SIGNER_NAME = SAMPLE_FIELDS["signer_name"]
+CHAIRMAN = "chutich"
+CHAIRMAN_NAME = "Hoàng Văn Toàn"
+CLERK_USER = "vanthu"  # a clerk account, not a signer
+USERS = [
+    (SIGNER, ["signer"], SIGNER_NAME, "PHÓ CHỦ TỊCH"),
+    (CHAIRMAN, ["signer"], CHAIRMAN_NAME, "CHỦ TỊCH"),
+    (CLERK_USER, ["clerk"], "Lê Thị Thu", "Văn thư"),
+]
+FIELDS: dict[str, Any] = {**SAMPLE_FIELDS, "signer_user": SIGNER}
+SUBJECT = FIELDS["subject"]
+
+
+# -- files -------------------------------------------------------------------------------
+
+
+@functools.cache
+def letter_pdf(variant: str = "") -> bytes:
+    """Letter 1227 rendered to a real two-page PDF (``variant`` makes distinct bytes)."""
+    return sample_pdf(variant)
+
+
+@functools.cache
+def encrypted_pdf() -> bytes:
+    """Letter 1227 protected by a password, as an office suite exports it."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(letter_pdf())))
+    writer.encrypt(user_password="1227", owner_password="UBND")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@functools.cache
+def scanned_png() -> bytes:
+    """The first bytes of a scan saved as PNG instead of PDF."""
+    return b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00\x00\x04\xd8\x00\x00\x06\xdb" + bytes(64)
+
+
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+ODT = "application/vnd.oasis.opendocument.text"
+
+
+def archive(*parts: tuple[str, str]) -> bytes:
+    """A ZIP archive of these parts, in this order."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zipped:
+        for name, text in parts:
+            zipped.writestr(name, text)
+    return out.getvalue()
+
+
+def office_file(*parts: tuple[str, str]) -> bytes:
+    """A minimal Office Open XML package: a ZIP with a content-types part."""
+    return archive(("[Content_Types].xml", "<Types/>"), ("_rels/.rels", "<Relationships/>"), *parts)
+
+
+@functools.cache
+def word_document() -> bytes:
+    return office_file(("word/document.xml", "<w:document/>"))
+
+
+def spreadsheet() -> dict[str, Any]:
+    """An Excel appendix, declared as what it is."""
+    data = office_file(("xl/workbook.xml", "<workbook/>"))
+    return appendix(data, "danh-sach.xlsx", media_type=XLSX)
+
+
+def nfd(text: str) -> str:
+    """Vietnamese as some keyboards type it: letters and accents as separate code points."""
+    return unicodedata.normalize("NFD", text)
+
+
+MAIN_NAME = "1227-UBND-TDKT.pdf"
+APPENDIX_NAME = "phu-luc-danh-sach.pdf"
+
+
+def attachment(
+    data: bytes,
+    *,
+    filename: str = MAIN_NAME,
+    media_type: str = "application/pdf",
+    role: str = "main",
+    **overrides: Any,
+) -> dict[str, Any]:
+    """A file as ``Engine.create_document`` takes it: digest and size from the bytes."""
+    return {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "filename": filename,
+        "media_type": media_type,
+        "size": len(data),
+        "role": role,
+        "data": data,
+        **overrides,
+    }
+
+
+def main_pdf(variant: str = "") -> dict[str, Any]:
+    return attachment(letter_pdf(variant))
+
+
+def appendix(data: bytes, filename: str = APPENDIX_NAME, **kwargs: Any) -> dict[str, Any]:
+    return attachment(data, filename=filename, role="appendix", **kwargs)
+
+
+# -- the variants ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A signing authority held by a user of the issuing agency."""
+
+    signer: str = SIGNER
+    doc_types: tuple[str, ...] = ("CV", "QĐ")
+    competence: str = "KT. CHỦ TỊCH"
+    valid_from: date = date(2020, 1, 1)
+    valid_until: date | None = None
+    revoked: bool = False
+
+
+GRANTS = (Grant(), Grant(signer=CHAIRMAN, doc_types=("*",), competence=""))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Letter 1227 with some things changed, and what one check must say about it."""
+
+    code: str
+    passed: bool
+    details: Mapping[str, Any] = field(default_factory=dict)  # expected, a subset
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    recipients: Sequence[Mapping[str, str]] = tuple(SAMPLE_RECIPIENTS)
+    files: Callable[[], list[dict[str, Any]]] = lambda: [main_pdf()]
+    grants: tuple[Grant, ...] = GRANTS
+    today: date = TODAY
+    max_attachment_bytes: int = MAX_BYTES
+    max_subject_length: int = MAX_SUBJECT
+
+
+def passes(id: str, code: str, marks: Any = (), **kwargs: Any) -> Any:
+    return pytest.param(Variant(code, True, **kwargs), id=f"{code}:{id}", marks=marks)
+
+
+def fails(id: str, code: str, marks: Any = (), **kwargs: Any) -> Any:
+    return pytest.param(Variant(code, False, **kwargs), id=f"{code}:{id}", marks=marks)
+
+
+class StartsWith(str):
+    """Equal to any text starting with this one (for messages quoting a library)."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and other.startswith(str(self))
+
+    def __hash__(self) -> int:
+        return str.__hash__(self)
+
+
+def only_files(*files: dict[str, Any]) -> Callable[[], list[dict[str, Any]]]:
+    return lambda: list(files)
+
+
+NUMBER_SYMBOL = "format.number_symbol"
+CV_FORM = "UBND-<đơn vị soạn thảo>"
+PLACE_DATE = "format.place_date"
+SIGNER_BLOCK = "format.signer_block"
+AUTHORITY = "authority.signer"
+ON_THE_DAY = {"signer": SIGNER, "doc_type": "CV", "on": ISSUED}
+
+# One row per variant: how the letter differs from the sample, and what the check says.
+# fmt: off
+VARIANTS = [
+    # -- số, ký hiệu
+    passes("leading zero below ten", NUMBER_SYMBOL, fields={"number": 5},
+           details={"notation": "05/UBND-TĐKT"}),
+    passes("decision QĐ-UBND", NUMBER_SYMBOL, fields={"doc_type": "QĐ", "symbol": "QĐ-UBND"},
+           details={"notation": "1227/QĐ-UBND"}),
+    passes("programme CTr-UBND", NUMBER_SYMBOL,
+           fields={"doc_type": "CTr", "symbol": "CTr-UBND"}),
+    passes("drafting unit with a digit", NUMBER_SYMBOL, fields={"symbol": "UBND-KT2"}),
+    fails("number missing", NUMBER_SYMBOL, fields={"number": None}, details={"field": "number"}),
+    fails("number zero", NUMBER_SYMBOL, fields={"number": 0}, details={"field": "number"}),
+    fails("symbol missing", NUMBER_SYMBOL, fields={"symbol": ""}, details={"field": "symbol"}),
+    fails("space around the dash", NUMBER_SYMBOL, fields={"symbol": "UBND - TĐKT"},
+          details={"field": "symbol", "value": "UBND - TĐKT"}),
+    fails("space inside a group", NUMBER_SYMBOL, fields={"symbol": "UBND-TĐ KT"},
+          details={"field": "symbol", "value": "UBND-TĐ KT"}),
+    fails("lower case unit", NUMBER_SYMBOL, fields={"symbol": "UBND-tđkt"},
+          details={"field": "symbol", "value": "UBND-tđkt", "expected": CV_FORM}),
+    fails("lower case agency", NUMBER_SYMBOL, fields={"symbol": "Ubnd-TĐKT"},
+          details={"field": "symbol", "expected": CV_FORM}),
+    fails("whole notation typed in", NUMBER_SYMBOL, fields={"symbol": "1227/UBND-TĐKT"},
+          details={"field": "symbol", "value": "1227/UBND-TĐKT"}),
+    fails("slash between groups", NUMBER_SYMBOL, fields={"symbol": "UBND/TĐKT"},
+          details={"field": "symbol", "value": "UBND/TĐKT"}),
+    fails("wrong agency abbreviation", NUMBER_SYMBOL, fields={"symbol": "UBT-TĐKT"},
+          details={"field": "symbol", "value": "UBT-TĐKT", "expected": CV_FORM}),
+    fails("another agency's abbreviation", NUMBER_SYMBOL, fields={"symbol": "VPCP-TĐKT"},
+          details={"expected": CV_FORM}),
+    fails("letter without drafting unit", NUMBER_SYMBOL, fields={"symbol": "UBND"},
+          details={"field": "symbol", "value": "UBND", "expected": CV_FORM}),
+    fails("trailing dash", NUMBER_SYMBOL, fields={"symbol": "UBND-TĐKT-"},
+          details={"value": "UBND-TĐKT-"}),
+    fails("double dash", NUMBER_SYMBOL, fields={"symbol": "UBND--TĐKT"},
+          details={"value": "UBND--TĐKT"}),
+    fails("en dash from a word processor", NUMBER_SYMBOL, fields={"symbol": "UBND–TĐKT"},
+          details={"value": "UBND–TĐKT"}),
+    fails("decision with a letter's symbol", NUMBER_SYMBOL,
+          fields={"doc_type": "QĐ", "symbol": "UBND-TĐKT"},
+          details={"field": "symbol", "expected": "QĐ-UBND"}),
+    fails("decision written QD without Đ", NUMBER_SYMBOL,
+          fields={"doc_type": "QĐ", "symbol": "QD-UBND"}, details={"expected": "QĐ-UBND"}),
+    fails("decision without agency", NUMBER_SYMBOL, fields={"doc_type": "QĐ", "symbol": "QĐ"},
+          details={"expected": "QĐ-UBND"}),
+    fails("decision with agency first", NUMBER_SYMBOL,
+          fields={"doc_type": "QĐ", "symbol": "UBND-QĐ"}, details={"expected": "QĐ-UBND"}),
+    # -- địa danh, thời gian
+    passes("issued the day it is checked", PLACE_DATE),
+    passes("issued earlier", PLACE_DATE, fields={"issued_on": "2021-01-20"}),
+    fails("place missing", PLACE_DATE, fields={"place": ""}, details={"field": "place"}),
+    fails("place blank", PLACE_DATE, fields={"place": "   "}, details={"field": "place"}),
+    fails("date missing", PLACE_DATE, fields={"issued_on": None}, details={"field": "issued_on"}),
+    fails("dated tomorrow", PLACE_DATE, fields={"issued_on": "2021-02-07"},
+          details={"field": "issued_on", "value": "2021-02-07", "today": ISSUED}),
+    fails("dated next year", PLACE_DATE, fields={"issued_on": "2022-02-06"},
+          details={"field": "issued_on", "value": "2022-02-06"}),
+    # -- tên loại
+    passes("decision", "format.doc_type", fields={"doc_type": "QĐ"},
+           details={"name": "Quyết định"}),
+    passes("official letter", "format.doc_type", details={"name": "Công văn"}),
+    fails("type spelled out", "format.doc_type", fields={"doc_type": "Công văn"},
+          details={"field": "doc_type", "value": "Công văn", "allowed": sorted(DOC_TYPES)}),
+    fails("type in lower case", "format.doc_type", fields={"doc_type": "cv"},
+          details={"field": "doc_type", "value": "cv"}),
+    fails("type unknown", "format.doc_type", fields={"doc_type": "XYZ"},
+          details={"value": "XYZ"}),
+    # -- trích yếu
+    passes("subject exactly at the limit", "format.subject", max_subject_length=len(SUBJECT)),
+    fails("subject empty", "format.subject", fields={"subject": ""},
+          details={"field": "subject"}),
+    fails("subject blank", "format.subject", fields={"subject": " \t "},
+          details={"field": "subject"}),
+    fails("subject too long", "format.subject", max_subject_length=len(SUBJECT) - 1,
+          details={"field": "subject", "length": len(SUBJECT), "max_length": len(SUBJECT) - 1}),
+    passes("decision needs no V/v", "format.subject_prefix",
+           fields={"doc_type": "QĐ", "subject": "Về việc khen thưởng"}),
+    fails("letter subject without V/v", "format.subject_prefix",
+          fields={"subject": SUBJECT.removeprefix("V/v ")}, details={"field": "subject"}),
+    fails("letter subject with v/v", "format.subject_prefix",
+          fields={"subject": "v/v " + SUBJECT.removeprefix("V/v ")},
+          details={"field": "subject"}),
+    # -- người ký
+    passes("chairman signs in his own name", SIGNER_BLOCK,
+           fields={"signer_competence": "", "signer_position": "CHỦ TỊCH",
+                   "signer_name": CHAIRMAN_NAME, "signer_user": CHAIRMAN}),
+    passes("signed by order without an account", SIGNER_BLOCK,
+           fields={"signer_competence": "TL. CHỦ TỊCH", "signer_position": "CHÁNH VĂN PHÒNG",
+                   "signer_name": "Trần Văn Bình", "signer_user": ""}),
+    passes("deputy position in mixed case", SIGNER_BLOCK,
+           fields={"signer_position": "Phó Chủ tịch"}),
+    passes("typed in decomposed Unicode", SIGNER_BLOCK,
+           fields={"signer_name": nfd(SIGNER_NAME), "signer_position": nfd("PHÓ CHỦ TỊCH"),
+                   "signer_competence": nfd("KT. CHỦ TỊCH")}),
+    fails("name missing", SIGNER_BLOCK, fields={"signer_name": ""},
+          details={"field": "signer_name"}),
+    fails("position missing", SIGNER_BLOCK, fields={"signer_position": " "},
+          details={"field": "signer_position"}),
+    fails("KT. by the head himself", SIGNER_BLOCK,
+          fields={"signer_position": "CHỦ TỊCH", "signer_name": CHAIRMAN_NAME,
+                  "signer_user": CHAIRMAN},
+          details={"field": "signer_position", "value": "CHỦ TỊCH"}),
+    fails("KT. by an office head", SIGNER_BLOCK,
+          fields={"signer_position": "CHÁNH VĂN PHÒNG", "signer_user": ""},
+          details={"field": "signer_position", "value": "CHÁNH VĂN PHÒNG"}),
+    fails("deputy signs without KT.", SIGNER_BLOCK, fields={"signer_competence": ""},
+          details={"field": "signer_competence"}),
+    fails("KT without the dot", SIGNER_BLOCK, fields={"signer_competence": "KT CHỦ TỊCH"},
+          details={"field": "signer_competence", "value": "KT CHỦ TỊCH"}),
+    fails("competence in lower case", SIGNER_BLOCK,
+          fields={"signer_competence": "kt. chủ tịch"},
+          details={"field": "signer_competence", "value": "kt. chủ tịch"}),
+    fails("title in lower case", SIGNER_BLOCK, fields={"signer_competence": "KT. Chủ tịch"},
+          details={"field": "signer_competence", "value": "KT. Chủ tịch"}),
+    fails("no space after KT.", SIGNER_BLOCK, fields={"signer_competence": "KT.CHỦ TỊCH"},
+          details={"field": "signer_competence"}),
+    fails("unknown prefix", SIGNER_BLOCK, fields={"signer_competence": "Q. CHỦ TỊCH"},
+          details={"field": "signer_competence", "value": "Q. CHỦ TỊCH"}),
+    fails("prefix without a title", SIGNER_BLOCK, fields={"signer_competence": "KT."},
+          details={"field": "signer_competence"}),
+    fails("account is a clerk", SIGNER_BLOCK, fields={"signer_user": CLERK_USER},
+          details={"field": "signer_user"}),
+    fails("account unknown", SIGNER_BLOCK, fields={"signer_user": "nvphuong2"},
+          details={"field": "signer_user"}),
+    fails("name without diacritics", SIGNER_BLOCK, fields={"signer_name": "Nguyen Van Phuong"},
+          details={"field": "signer_name", "account": SIGNER_NAME,
+                   "document": "Nguyen Van Phuong"}),
+    fails("another person's name", SIGNER_BLOCK, fields={"signer_name": CHAIRMAN_NAME},
+          details={"field": "signer_name", "account": SIGNER_NAME, "document": CHAIRMAN_NAME}),
+    # -- nơi nhận
+    passes("two recipients", "format.recipients", details={"count": 2}),
+    fails("no recipients", "format.recipients", recipients=(),
+          details={"field": "recipients"}),
+    # -- độ khẩn
+    passes("hỏa tốc", "format.urgency", fields={"urgency": 3}, details={"label": "hỏa tốc"}),
+    passes("thường", "format.urgency", details={"label": "thường"}),
+    fails("urgency unknown", "format.urgency", fields={"urgency": 9},
+          details={"field": "urgency", "allowed": sorted(URGENCY)}),
+    fails("urgency negative", "format.urgency", fields={"urgency": -1},
+          details={"field": "urgency"}),
+    # -- độ mật
+    fails("Mật", "format.secrecy", fields={"secrecy": "mat"},
+          details={"field": "secrecy", "value": "mat"}),
+    fails("Tối mật", "format.secrecy", fields={"secrecy": "toi_mat"},
+          details={"field": "secrecy", "value": "toi_mat"}),
+    fails("Tuyệt mật", "format.secrecy", fields={"secrecy": "tuyet_mat"},
+          details={"field": "secrecy", "value": "tuyet_mat"}),
+    fails("mark outside the list", "format.secrecy", fields={"secrecy": "MẬT"},
+          details={"field": "secrecy", "value": "MẬT"}),
+    # -- phát hành đúng hạn (warning): the signing day or the next working day
+    passes("sent the next day", "format.timeliness", fields={"issued_on": "2021-02-05"}),
+    passes("signed on Friday, sent on Monday", "format.timeliness",
+           fields={"issued_on": "2021-02-05"}, today=date(2021, 2, 8)),
+    passes("signed on Saturday, sent on Monday", "format.timeliness", today=date(2021, 2, 8)),
+    passes("signed before Tết, sent after the holiday", "format.timeliness",
+           fields={"issued_on": "2021-02-09"}, today=date(2021, 2, 17)),
+    fails("signed before Tết, sent a day after the holiday", "format.timeliness",
+          fields={"issued_on": "2021-02-09"}, today=date(2021, 2, 18),
+          details={"value": "2021-02-09", "latest": "2021-02-17"}),
+    fails("a date that is not a date", "format.timeliness", fields={"issued_on": "06/02/2021"},
+          details={"field": "issued_on"}),
+    fails("a date that is not a date", "format.place_date", fields={"issued_on": "06/02/2021"},
+          details={"field": "issued_on"}),
+    fails("sent three days late", "format.timeliness", fields={"issued_on": "2021-02-03"},
+          details={"field": "issued_on", "value": "2021-02-03", "today": ISSUED}),
+    fails("signed on Friday, sent on Tuesday", "format.timeliness",
+          fields={"issued_on": "2021-02-05"}, today=date(2021, 2, 9),
+          details={"value": "2021-02-05", "today": "2021-02-09"}),
+    # -- thông tin bắt buộc
+    fails("number and signer account missing", "metadata.required",
+          fields={"number": None, "signer_user": ""},
+          details={"missing": ["number", "signer_user"]}),
+    fails("subject and place missing", "metadata.required",
+          fields={"subject": "", "place": ""}, details={"missing": ["subject", "place"]}),
+    fails("symbol, date and signer missing", "metadata.required",
+          fields={"symbol": "", "issued_on": None, "signer_name": "", "signer_position": ""},
+          details={"missing": ["symbol", "issued_on", "signer_name", "signer_position"]}),
+    fails("no recipients", "metadata.required", recipients=(),
+          details={"missing": ["recipients"]}),
+    fails("no main file", "metadata.required",
+          files=lambda: [appendix(letter_pdf("phụ lục"))], details={"missing": ["main file"]}),
+    # -- mã định danh
+    passes("recipient at the Government Office", "metadata.agencies",
+           recipients=({"organ_id": GOVERNMENT_OFFICE_ID, "name": "Văn phòng Chính phủ"},)),
+    fails("recipient id in lower case", "metadata.agencies",
+          recipients=({"organ_id": "000.00.01.h57", "name": "Văn phòng UBND tỉnh"},),
+          details={"malformed": ["000.00.01.h57"]}),
+    fails("recipient id with an empty group", "metadata.agencies",
+          recipients=(SAMPLE_RECIPIENTS[0], {"organ_id": "000..H57", "name": "?"}),
+          details={"malformed": ["000..H57"]}),
+    fails("recipient id with a space", "metadata.agencies",
+          recipients=({"organ_id": "000.00.02 .H57", "name": "Sở TT&TT"},),
+          details={"malformed": ["000.00.02 .H57"]}),
+    fails("recipient id too long", "metadata.agencies",
+          recipients=({"organ_id": "0" * 36, "name": "?"},), details={"malformed": ["0" * 36]}),
+    fails("recipient not in the directory", "metadata.agencies",
+          recipients=(SAMPLE_RECIPIENTS[0], {"organ_id": "000.00.09.H57", "name": "Sở Y tế"}),
+          details={"unknown": ["000.00.09.H57"]}),
+    fails("issuing agency among the recipients", "metadata.agencies",
+          recipients=(*SAMPLE_RECIPIENTS, {"organ_id": AGENCY_ID, "name": "Lưu: VT"}),
+          details={"organ_id": AGENCY_ID}),
+    # -- hạn xử lý (warning)
+    passes("due in two weeks", "metadata.due_date", fields={"due_date": "2021-02-20"}),
+    passes("due today", "metadata.due_date", fields={"due_date": ISSUED}),
+    fails("due date passed", "metadata.due_date", fields={"due_date": "2021-02-01"},
+          details={"field": "due_date", "value": "2021-02-01"}),
+    # -- thẩm quyền ký
+    passes("chairman with authority for every type", AUTHORITY,
+           fields={"signer_user": CHAIRMAN, "signer_competence": ""}),
+    passes("authority starting that day", AUTHORITY, grants=(Grant(valid_from=TODAY),)),
+    passes("authority ending that day", AUTHORITY, grants=(Grant(valid_until=TODAY),)),
+    passes("authority naming no competence", AUTHORITY, grants=(Grant(competence=""),)),
+    passes("an expired and a current authority", AUTHORITY,
+           grants=(Grant(valid_until=date(2020, 12, 31)), Grant(valid_from=date(2021, 1, 1)))),
+    passes("a second authority to sign for the committee", AUTHORITY,
+           fields={"doc_type": "QĐ", "symbol": "QĐ-UBND",
+                   "signer_competence": "TM. ỦY BAN NHÂN DÂN"},
+           grants=(Grant(), Grant(doc_types=("QĐ",), competence="TM. ỦY BAN NHÂN DÂN",
+                                  valid_from=date(2021, 1, 1)))),
+    passes("competence typed in decomposed Unicode", AUTHORITY,
+           fields={"signer_competence": nfd("KT. CHỦ TỊCH")}),
+    fails("no signer named", AUTHORITY, fields={"signer_user": ""},
+          details={"field": "signer_user"}),
+    fails("signer holds no authority", AUTHORITY, grants=(), details=ON_THE_DAY),
+    fails("authority for decisions only", AUTHORITY, grants=(Grant(doc_types=("QĐ",)),),
+          details=ON_THE_DAY),
+    fails("authority held by someone else", AUTHORITY, grants=(Grant(signer=CHAIRMAN),),
+          details=ON_THE_DAY),
+    fails("authority expired", AUTHORITY, grants=(Grant(valid_until=date(2021, 2, 5)),),
+          details=ON_THE_DAY),
+    fails("authority not yet valid", AUTHORITY, grants=(Grant(valid_from=date(2021, 2, 7)),),
+          details=ON_THE_DAY),
+    fails("authority revoked", AUTHORITY, grants=(Grant(revoked=True),), details=ON_THE_DAY),
+    fails("undated letter checked after the authority ended", AUTHORITY,
+          fields={"issued_on": None}, grants=(Grant(valid_until=date(2021, 1, 31)),),
+          details={**ON_THE_DAY, "on": ISSUED}),
+    fails("competence differs from the authority", AUTHORITY,
+          fields={"signer_competence": "TM. ỦY BAN NHÂN DÂN"},
+          details={"field": "signer_competence", "expected": "KT. CHỦ TỊCH",
+                   "value": "TM. ỦY BAN NHÂN DÂN"}),
+    fails("competence left out", AUTHORITY, fields={"signer_competence": ""},
+          details={"field": "signer_competence", "expected": "KT. CHỦ TỊCH", "value": ""}),
+    # -- tệp chính
+    passes("one main file and an appendix", "attachments.main_file",
+           files=lambda: [main_pdf(), appendix(letter_pdf("phụ lục"))],
+           details={"filename": MAIN_NAME}),
+    fails("no file", "attachments.main_file", files=only_files(), details={"count": 0}),
+    fails("appendix only", "attachments.main_file",
+          files=lambda: [appendix(letter_pdf("phụ lục"))], details={"count": 0}),
+    fails("two main files", "attachments.main_file",
+          files=lambda: [main_pdf(), attachment(letter_pdf("bản 2"), filename="1227-ban-2.pdf")],
+          details={"count": 2}),
+    # -- định dạng
+    passes("PDF, PNG and spreadsheet appendices", "attachments.media_type",
+           files=lambda: [main_pdf(), appendix(letter_pdf("phụ lục")),
+                          appendix(scanned_png(), "so-do.png", media_type="image/png"),
+                          spreadsheet()]),
+    fails("main file is a PNG scan", "attachments.media_type",
+          files=lambda: [attachment(scanned_png(), filename="1227.png", media_type="image/png")],
+          details={"files": [{"filename": "1227.png", "role": "main", "detected": "image/png"}]}),
+    fails("main file is PNG bytes named .pdf", "attachments.media_type",
+          files=lambda: [attachment(scanned_png())],
+          details={"files": [{"filename": MAIN_NAME, "role": "main", "detected": "image/png"}]}),
+    fails("main file is plain text", "attachments.media_type",
+          files=lambda: [attachment("Số: 1227/UBND-TĐKT\nV/v tăng cường…".encode())],
+          details={"files": [{"filename": MAIN_NAME, "role": "main",
+                              "detected": "application/octet-stream"}]}),
+    fails("main file is a Word document", "attachments.media_type",
+          files=lambda: [attachment(word_document(), filename="1227.docx", media_type=DOCX)],
+          details={"files": [{"filename": "1227.docx", "role": "main", "detected": DOCX}]}),
+    fails("ZIP that calls itself a PDF", "attachments.media_type",
+          files=lambda: [attachment(archive(("mimetype", "application/pdf")))],
+          details={"files": [{"filename": MAIN_NAME, "role": "main",
+                              "detected": "application/zip"}]}),
+    fails("appendix is a Windows program", "attachments.media_type",
+          files=lambda: [main_pdf(), appendix(b"MZ\x90\x00\x03" + bytes(200), "phu-luc.exe",
+                                              media_type="application/octet-stream")],
+          details={"files": [{"filename": "phu-luc.exe", "role": "appendix",
+                              "detected": StartsWith("application/")}]}),
+    # -- định dạng khai báo (warning)
+    passes("spreadsheet appendix declared as such", "attachments.declared_type",
+           files=lambda: [main_pdf(), spreadsheet()]),
+    fails("PDF declared as octet-stream", "attachments.declared_type",
+          files=lambda: [main_pdf() | {"media_type": "application/octet-stream"}],
+          details={"files": [{"filename": MAIN_NAME, "declared": "application/octet-stream",
+                              "detected": "application/pdf"}]}),
+    fails("PNG declared as PDF", "attachments.declared_type",
+          files=lambda: [main_pdf(), appendix(scanned_png(), "so-do.pdf")],
+          details={"files": [{"filename": "so-do.pdf", "declared": "application/pdf",
+                              "detected": "image/png"}]}),
+    passes("OpenDocument text declared as such", "attachments.declared_type",
+           files=lambda: [main_pdf(), appendix(archive(("mimetype", ODT), ("content.xml", "")),
+                                               "bao-cao.odt", media_type=ODT)]),
+    passes("zipped scans declared as ZIP", "attachments.declared_type",
+           files=lambda: [main_pdf(), appendix(archive(("trang-1.png", "")), "ban-chup.zip",
+                                               media_type="application/zip")]),
+    fails("damaged spreadsheet", "attachments.declared_type",
+          files=lambda: [main_pdf(), appendix(b"PK\x03\x04" + bytes(40), "bang.xlsx",
+                                              media_type=XLSX)],
+          details={"files": [{"filename": "bang.xlsx", "declared": XLSX,
+                              "detected": "application/zip"}]}),
+    fails("Word document declared as a spreadsheet", "attachments.declared_type",
+          files=lambda: [main_pdf(), appendix(word_document(), "bang.xlsx", media_type=XLSX)],
+          details={"files": [{"filename": "bang.xlsx", "declared": XLSX, "detected": DOCX}]}),
+    # -- mã băm
+    fails("recorded digest of other bytes", "attachments.digest",
+          files=lambda: [main_pdf() | {"sha256": hashlib.sha256(b"other").hexdigest()}],
+          details={"files": [MAIN_NAME]}),
+    # -- kích thước
+    passes("at the size limit", "attachments.size", max_attachment_bytes=len(letter_pdf()),
+           details={"total": len(letter_pdf())}),
+    fails("empty appendix", "attachments.size",
+          files=lambda: [main_pdf(), appendix(b"", "phu-luc-trong.pdf")],
+          details={"files": [{"filename": "phu-luc-trong.pdf", "size": 0}],
+                   "max_bytes": MAX_BYTES}),
+    fails("main file over the limit", "attachments.size",
+          max_attachment_bytes=len(letter_pdf()) - 1,
+          details={"files": [{"filename": MAIN_NAME, "size": len(letter_pdf())}],
+                   "max_bytes": len(letter_pdf()) - 1}),
+    # -- PDF đọc được
+    passes("two pages", "attachments.pdf", details={"pages": {MAIN_NAME: 2}}),
+    fails("encrypted with a password", "attachments.pdf",
+          files=lambda: [attachment(encrypted_pdf())],
+          details={"files": [{"filename": MAIN_NAME, "problem": "encrypted"}]}),
+    fails("truncated in transfer", "attachments.pdf",
+          files=lambda: [attachment(letter_pdf()[: len(letter_pdf()) // 2])],
+          details={"files": [{"filename": MAIN_NAME, "problem": StartsWith("unreadable: ")}]}),
+    fails("only a PDF header", "attachments.pdf",
+          files=lambda: [attachment(b"%PDF-1.4 1227/UBND-TDKT")],
+          details={"files": [{"filename": MAIN_NAME, "problem": StartsWith("unreadable: ")}]}),
+    fails("corrupt appendix", "attachments.pdf",
+          files=lambda: [main_pdf(), appendix(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog")],
+          details={"files": [{"filename": APPENDIX_NAME,
+                              "problem": StartsWith("unreadable: ")}]}),
+]
+# fmt: on
+
+
+# -- the database and the runtime --------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """The morning letter 1227 was signed (overrides the shared clock)."""
+    return FrozenClock(CHECKED_AT)
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A fresh migrated SQLite database (the table runs on SQLite only)."""
+    path = tmp_path / "checks.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+Boot = Callable[..., Runtime]
+
+
+@pytest.fixture
+def boot(tmp_path: Path, clock: FrozenClock) -> Iterator[Boot]:
+    """congvan on a database, with the sample letter's directory; stopped after the test."""
+    started: list[Runtime] = []
+
+    def make(url: str, *, checks: Sequence[Check] | None = None) -> Runtime:
+        runtime = bootstrap(
+            Settings(data_dir=tmp_path, database_url=url), clock=clock, checks=checks
+        )
+        started.append(runtime)
+        fill_directory(runtime)
+        return runtime
+
+    yield make
+    for runtime in reversed(started):
+        runtime.stop()
+
+
+@pytest.fixture
+def letters(boot: Boot, sqlite_url: str) -> Runtime:
+    return boot(sqlite_url)
+
+
+@pytest.fixture
+def runtime(boot: Boot, db_url: str) -> Runtime:
+    """On SQLite and on PostgreSQL."""
+    return boot(db_url)
+
+
+def fill_directory(runtime: Runtime) -> None:
+    now = runtime.clock()
+    with runtime.uow() as uow:
+        for organ_id, name, abbreviation in AGENCIES:
+            directory.add_agency(uow, organ_id, name, abbreviation, now)
+        for username, roles, full_name, position in USERS:
+            directory.ensure_user(
+                uow, AGENCY_ID, username, roles, now, full_name=full_name, position=position
+            )
+        uow.commit()
+
+
+def grant(runtime: Runtime, grants: Sequence[Grant]) -> None:
+    now = runtime.clock()
+    with runtime.uow() as uow:
+        for g in grants:
+            row = directory.add_authority(
+                uow,
+                AGENCY_ID,
+                g.signer,
+                g.doc_types,
+                g.competence,
+                g.valid_from,
+                g.valid_until,
+                by="operator@" + AGENCY_ID,
+                now=now,
+            )
+            if g.revoked:
+                assert uow.authorities.revoke(str(row["id"]), AGENCY_ID, now)
+        uow.commit()
+
+
+def write(
+    runtime: Runtime,
+    fields: Mapping[str, Any] | None = None,
+    recipients: Sequence[Mapping[str, str]] = SAMPLE_RECIPIENTS,
+    files: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    by: str = AGENCY_ID,
+) -> str:
+    """Letter 1227 with ``fields`` changed, created by a clerk through the engine."""
+    created = runtime.engine.create_document(
+        actor("clerk", agency=by),
+        {**FIELDS, **(fields or {})},
+        list(recipients),
+        [main_pdf()] if files is None else list(files),
+    )
+    return str(created["id"])
+
+
+def run(
+    runtime: Runtime,
+    code: str,
+    document_id: str,
+    *,
+    today: date = TODAY,
+    max_attachment_bytes: int = MAX_BYTES,
+    max_subject_length: int = MAX_SUBJECT,
+) -> Finding:
+    """Run one check on the stored document, as the review job would."""
+    with runtime.uow(readonly=True) as uow:
+        row = uow.documents.get(document_id)
+        assert row is not None
+        inp = CheckInput(
+            uow=uow,
+            document=row,
+            today=today,
+            max_attachment_bytes=max_attachment_bytes,
+            max_subject_length=max_subject_length,
+        )
+        return CHECK_CODES[code].run(inp)
+
+
+def assert_explained(finding: Finding) -> None:
+    """A failure says what is wrong, in Vietnamese and in English."""
+    assert finding.vi.strip(), finding
+    assert finding.en.strip(), finding
+    assert finding.vi != finding.en
+
+
+def subset(details: Mapping[str, Any], keys: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: details.get(k, "<absent>") for k in keys}
+
+
+# -- the table ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", sorted(CHECK_CODES))
+def test_the_sample_letter_passes(letters: Runtime, code: str) -> None:
+    # Given letter 1227/UBND-TĐKT as signed, with its PDF and its signer's authority
+    grant(letters, GRANTS)
+    document_id = write(letters)
+
+    # When the check runs on the day of signing
+    finding = run(letters, code, document_id)
+
+    # Then it passes
+    assert (True, "", "") == (finding.passed, finding.vi, finding.en), finding.details
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_variant_of_the_letter(letters: Runtime, variant: Variant) -> None:
+    # Given the letter written with one thing changed
+    grant(letters, variant.grants)
+    document_id = write(letters, variant.fields, variant.recipients, variant.files())
+
+    # When the check runs
+    finding = run(
+        letters,
+        variant.code,
+        document_id,
+        today=variant.today,
+        max_attachment_bytes=variant.max_attachment_bytes,
+        max_subject_length=variant.max_subject_length,
+    )
+
+    # Then it gives the verdict, the details a client needs, and, on failure, the reason
+    assert variant.passed == finding.passed, finding
+    assert dict(variant.details) == subset(finding.details, variant.details)
+    if not finding.passed:
+        assert_explained(finding)
+
+
+def test_every_check_has_a_failing_variant() -> None:
+    failing = {p.values[0].code for p in VARIANTS if not p.values[0].passed}
+    duplicates = {"duplicates.number", "duplicates.main_file"}  # tested below, on SQL
+
+    assert set() == set(CHECK_CODES) - failing - duplicates
+
+
+# -- duplicates --------------------------------------------------------------------------
+
+
+def sent(runtime: Runtime, document_id: str, *organ_ids: str) -> None:
+    """Record that ``document_id`` went out: dispatch rows exist only once it is sent."""
+    with runtime.uow() as uow:
+        uow.dispatches.create(
+            [
+                {
+                    "id": new_id(),
+                    "document_id": document_id,
+                    "organ_id": organ_id,
+                    "state": "pending",
+                    "attempts": 0,
+                    "last_error": "",
+                    "updated_at": runtime.clock(),
+                }
+                for organ_id in organ_ids
+            ]
+        )
+        uow.commit()
+
+
+def test_the_same_number_and_symbol_twice_in_a_year_is_refused(runtime: Runtime) -> None:
+    # Given letter 1227/UBND-TĐKT of 6 February 2021, submitted for review
+    earlier = write(runtime)
+    submit(runtime, earlier)
+
+    # When another letter 1227/UBND-TĐKT of that year is checked
+    later = write(runtime, {"issued_on": "2021-11-30"}, files=[main_pdf("bản sửa")])
+    finding = run(runtime, "duplicates.number", later)
+
+    # Then it names the earlier letter; the later draft takes nothing from the earlier one
+    assert (False, earlier, "draft") == (
+        finding.passed,
+        finding.details["earlier_document"],
+        finding.details["earlier_state"],
+    )
+    assert_explained(finding)
+    assert ok_finding() == run(runtime, "duplicates.number", earlier)
+
+
+def test_a_number_issued_already_is_refused_even_to_an_earlier_draft(runtime: Runtime) -> None:
+    # Given a draft 1227/UBND-TĐKT, and a later letter with that number approved first
+    draft = write(runtime)
+    grant(runtime, GRANTS)
+    approved = write(runtime, files=[main_pdf("bản duyệt")])
+    runtime.runner.run(submit(runtime, approved))
+    runtime.engine.fire(approved, "approve", REVIEWER)
+
+    # When the draft is checked
+    finding = run(runtime, "duplicates.number", draft)
+
+    # Then the approved letter holds the number
+    assert (False, approved, "reviewed") == (
+        finding.passed,
+        finding.details["earlier_document"],
+        finding.details["earlier_state"],
+    )
+
+
+def test_an_abandoned_draft_holds_no_number(runtime: Runtime) -> None:
+    # Given a draft 1227/UBND-TĐKT never submitted, and one submitted then returned
+    write(runtime)
+    returned = write(runtime, files=[main_pdf("bị trả lại")])
+    submit(runtime, returned)
+    runtime.engine.fire(returned, "reject", REVIEWER, data={"reason": "Sai nơi nhận"})
+
+    # When a new letter with that number is checked
+    again = write(runtime, files=[main_pdf("bản mới")])
+
+    # Then neither draft blocks it
+    assert ok_finding() == run(runtime, "duplicates.number", again)
+
+
+@pytest.mark.parametrize(
+    ("fields", "by"),
+    [
+        pytest.param({"issued_on": "2020-02-06"}, AGENCY_ID, id="same number the year before"),
+        pytest.param({"issued_on": "2022-01-03"}, AGENCY_ID, id="same number the year after"),
+        pytest.param({"number": 1228}, AGENCY_ID, id="the next number"),
+        pytest.param({"symbol": "UBND-KT"}, AGENCY_ID, id="another drafting unit's letter"),
+        pytest.param({}, OTHER_PROVINCE_ID, id="another province's 1227/UBND-TĐKT"),
+    ],
+)
+def test_a_number_used_elsewhere_passes(runtime: Runtime, fields: dict[str, Any], by: str) -> None:
+    # Given letter 1227/UBND-TĐKT of 2021, in review
+    submit(runtime, write(runtime))
+
+    # When a letter differing in year, number, symbol or agency is checked
+    other = write(runtime, fields, files=[main_pdf("khác")], by=by)
+
+    # Then it is no duplicate
+    assert ok_finding() == run(runtime, "duplicates.number", other)
+
+
+def ok_finding() -> Finding:
+    return Finding(True)
+
+
+def test_a_letter_without_number_cannot_be_compared(letters: Runtime) -> None:
+    document_id = write(letters, {"number": None})
+
+    finding = run(letters, "duplicates.number", document_id)
+
+    assert (False, "number") == (finding.passed, finding.details.get("field"))
+    assert_explained(finding)
+
+
+def test_the_same_main_file_sent_to_the_same_recipient_is_refused(runtime: Runtime) -> None:
+    # Given letter 1227 already sent to the provincial office
+    earlier = write(runtime, recipients=[SAMPLE_RECIPIENTS[0]])
+    sent(runtime, earlier, OFFICE_ID)
+
+    # When a new document carries the same PDF to the office and the department
+    again = write(runtime, {"number": 1240}, SAMPLE_RECIPIENTS)
+    finding = run(runtime, "duplicates.main_file", again)
+
+    # Then the earlier document and the recipient are named
+    assert (False, earlier, OFFICE_ID) == (
+        finding.passed,
+        finding.details["earlier_document"],
+        finding.details["organ_id"],
+    )
+    assert_explained(finding)
+
+
+@pytest.mark.parametrize(
+    ("earlier_to", "dispatched", "again_to", "again_file"),
+    [
+        pytest.param(OFFICE_ID, True, GOVERNMENT_OFFICE_ID, "", id="sent to another recipient"),
+        pytest.param(OFFICE_ID, False, OFFICE_ID, "", id="earlier one never sent"),
+        pytest.param(OFFICE_ID, True, OFFICE_ID, "bản sửa", id="a corrected PDF"),
+    ],
+)
+def test_the_same_file_elsewhere_or_unsent_passes(
+    runtime: Runtime, earlier_to: str, dispatched: bool, again_to: str, again_file: str
+) -> None:
+    earlier = write(runtime, recipients=[{"organ_id": earlier_to, "name": ""}])
+    if dispatched:
+        sent(runtime, earlier, earlier_to)
+
+    again = write(
+        runtime,
+        {"number": 1240},
+        [{"organ_id": again_to, "name": ""}],
+        [main_pdf(again_file)],
+    )
+
+    assert ok_finding() == run(runtime, "duplicates.main_file", again)
+
+
+def test_the_same_file_as_an_appendix_of_a_sent_letter_passes(letters: Runtime) -> None:
+    # The earlier letter carried this PDF only as an appendix: it is not the same letter.
+    earlier = write(letters, files=[main_pdf("công văn khác"), appendix(letter_pdf())])
+    sent(letters, earlier, OFFICE_ID)
+
+    again = write(letters, {"number": 1240})
+
+    assert ok_finding() == run(letters, "duplicates.main_file", again)
+
+
+def test_a_letter_without_main_file_cannot_be_compared(letters: Runtime) -> None:
+    document_id = write(letters, files=[])
+
+    finding = run(letters, "duplicates.main_file", document_id)
+
+    assert False is finding.passed
+    assert_explained(finding)
+
+
+# -- the review job ----------------------------------------------------------------------
+
+
+def submit(runtime: Runtime, document_id: str) -> str:
+    """Submit for review; returns the id of the review-check job."""
+    result = runtime.engine.fire(document_id, "submit", CLERK)
+    assert 1 == len(result.jobs)
+    return result.jobs[0]
+
+
+def revision(runtime: Runtime, document_id: str) -> int:
+    with runtime.uow(readonly=True) as uow:
+        row = uow.documents.get(document_id)
+    assert row is not None
+    return int(row["revision"])
+
+
+def results(
+    runtime: Runtime, document_id: str, of_revision: int | None = None
+) -> dict[str, StoredResult]:
+    """Results recorded for one revision: the current one unless told."""
+    if of_revision is None:
+        of_revision = revision(runtime, document_id)
+    with runtime.uow(readonly=True) as uow:
+        return {r.code: r for r in uow.checks.for_revision(document_id, of_revision)}
+
+
+def test_the_review_job_records_one_result_per_check(runtime: Runtime) -> None:
+    # Given letter 1227 with its signer's authority, submitted for review
+    grant(runtime, GRANTS)
+    document_id = write(runtime)
+    job_id = submit(runtime, document_id)
+
+    # When the relay hands the job over and it runs
+    assert 1 == runtime.relay.drain()
+    assert "done" == runtime.runner.run(job_id)
+
+    # Then every check has one passing result for the submitted revision, and the reviewer
+    # may approve
+    recorded = results(runtime, document_id)
+    assert sorted(CHECK_CODES) == sorted(recorded)
+    assert {PASSED} == {r.status for r in recorded.values()}
+    assert {c.code: c.severity for c in CHECKS} == {c: r.severity for c, r in recorded.items()}
+    assert {CHECKED_AT} == {r.checked_at for r in recorded.values()}
+    assert "reviewed" == runtime.engine.fire(document_id, "approve", REVIEWER).to_state
+
+
+def test_failed_checks_are_recorded_with_their_reasons_and_block_approval(
+    runtime: Runtime,
+) -> None:
+    # Given a letter marked Mật whose signer holds no authority
+    document_id = write(runtime, {"secrecy": "mat"})
+    job_id = submit(runtime, document_id)
+
+    # When the checks run
+    assert "done" == runtime.runner.run(job_id)
+
+    # Then the failures are recorded in both languages and approval is refused
+    recorded = results(runtime, document_id)
+    failed = sorted(c for c, r in recorded.items() if r.status == FAILED)
+    assert ["authority.signer", "format.secrecy"] == failed
+    secrecy = recorded["format.secrecy"]
+    assert {"field": "secrecy", "value": "mat"} == secrecy.details
+    assert "Mật" in secrecy.message_vi and "electronically" in secrecy.message_en
+    with pytest.raises(GuardFailed) as refused:
+        runtime.engine.fire(document_id, "approve", REVIEWER)
+    assert "authority.signer, format.secrecy" in refused.value.details["reasons"]["checks_cleared"]
+
+
+def test_a_failed_warning_is_waived_but_a_blocking_failure_is_not(runtime: Runtime) -> None:
+    # Given a letter whose subject lacks "V/v" (a warning) and whose signer has no authority
+    document_id = write(runtime, {"subject": SUBJECT.removeprefix("V/v ")})
+    runtime.runner.run(submit(runtime, document_id))
+
+    # When a reviewer tries to waive the blocking failure, it is refused
+    with pytest.raises(InvalidInput):
+        runtime.engine.fire(
+            document_id, "waive", REVIEWER, data={"code": "authority.signer", "reason": "ok"}
+        )
+
+    # And once the authority is granted and the checks run again, the warning can be waived
+    grant(runtime, GRANTS)
+    runtime.runner.run(submit(runtime, document_id))
+    with pytest.raises(GuardFailed):
+        runtime.engine.fire(document_id, "approve", REVIEWER)
+    runtime.engine.fire(
+        document_id,
+        "waive",
+        REVIEWER,
+        data={"code": "format.subject_prefix", "reason": "Trích yếu theo mẫu của Bộ"},
+    )
+
+    # Then the waiver is recorded and approval goes through
+    waived = results(runtime, document_id)["format.subject_prefix"]
+    assert (FAILED, REVIEWER.name, "Trích yếu theo mẫu của Bộ", True) == (
+        waived.status,
+        waived.waived_by,
+        waived.waive_reason,
+        waived.cleared,
+    )
+    assert "reviewed" == runtime.engine.fire(document_id, "approve", REVIEWER).to_state
+
+
+class Exploding:
+    """A check that crashes until it is mended."""
+
+    def __init__(self) -> None:
+        self.broken = True
+
+    def __call__(self, inp: CheckInput) -> Finding:
+        if self.broken:
+            raise RuntimeError("directory service unreachable")
+        return Finding(True)
+
+
+def test_a_crashing_check_records_an_error_and_the_job_is_retried(
+    boot: Boot, db_url: str, clock: FrozenClock
+) -> None:
+    # Given an installation with a check that crashes, among the real ones
+    exploding = Exploding()
+    crashing = Check("test.explodes", "blocking", "Luôn lỗi", "Always crashes", exploding)
+    runtime = boot(db_url, checks=[crashing, *CHECKS])
+    grant(runtime, GRANTS)
+    document_id = write(runtime)
+    job_id = submit(runtime, document_id)
+
+    # When the job runs
+    assert "failed" == runtime.runner.run(job_id)
+
+    # Then the crash is an error result with its reason, never a silent pass...
+    recorded = results(runtime, document_id)
+    error = recorded.pop("test.explodes")
+    assert (ERROR, {"error": "RuntimeError"}) == (error.status, error.details)
+    assert "directory service unreachable" in error.message_en
+    assert "directory service unreachable" in error.message_vi
+    assert False is error.cleared
+    # ...the other checks' results are kept...
+    assert {PASSED} == {r.status for r in recorded.values()}
+    assert sorted(CHECK_CODES) == sorted(recorded)
+    # ...the attempt is counted and the job waits on a backoff timer...
+    with runtime.uow(readonly=True) as uow:
+        job = uow.outbox.get(job_id)
+        last_error = uow.conn.execute(select(_outbox.c.last_error).where(_outbox.c.id == job_id))
+        reason = last_error.scalar_one()
+        timers = uow.timers.for_document(document_id)
+    assert job is not None
+    assert (1, "checks crashed: test.explodes") == (job.attempts, reason)
+    backoff = timedelta(seconds=job_backoff_seconds(1))
+    assert [(JOB_DEADLINE, job_id, clock() + backoff, {"reason": "backoff"})] == [
+        (t.kind, t.ref_id, t.due_at, t.payload) for t in timers
+    ]
+    # ...and approval waits
+    with pytest.raises(GuardFailed):
+        runtime.engine.fire(document_id, "approve", REVIEWER)
+
+    # When the check is mended and the retry runs after the backoff
+    exploding.broken = False
+    clock.advance(seconds=backoff.total_seconds())
+    assert "done" == runtime.runner.run(job_id)
+
+    # Then the error is replaced by a pass and the document can be approved
+    assert PASSED == results(runtime, document_id)["test.explodes"].status
+    assert "reviewed" == runtime.engine.fire(document_id, "approve", REVIEWER).to_state
+
+
+def test_an_edit_makes_earlier_results_stop_counting(runtime: Runtime) -> None:
+    # Given letter 1227 whose checks all passed on the submitted revision
+    grant(runtime, GRANTS)
+    document_id = write(runtime)
+    runtime.runner.run(submit(runtime, document_id))
+    checked = revision(runtime, document_id)
+    assert {PASSED} == {r.status for r in results(runtime, document_id, checked).values()}
+
+    # When the clerk corrects the subject
+    runtime.engine.fire(
+        document_id,
+        "edit",
+        CLERK,
+        data={"fields": {"subject": SUBJECT + " (sửa đổi)"}},
+    )
+
+    # Then the revision went up and the passes of the checked one no longer clear it
+    edited = revision(runtime, document_id)
+    assert edited > checked
+    assert {} == results(runtime, document_id, edited)
+    with pytest.raises(GuardFailed) as not_submitted:
+        runtime.engine.fire(document_id, "approve", REVIEWER)
+    assert "not submitted" in not_submitted.value.details["reasons"]["checks_cleared"]
+
+    # And after submitting again, approval waits for the checks of the new revision
+    job_id = submit(runtime, document_id)
+    resubmitted = revision(runtime, document_id)
+    with pytest.raises(GuardFailed) as pending:
+        runtime.engine.fire(document_id, "approve", REVIEWER)
+    assert "checks not finished" in pending.value.details["reasons"]["checks_cleared"]
+    assert {} == results(runtime, document_id, resubmitted)
+
+    runtime.runner.run(job_id)
+    assert sorted(CHECK_CODES) == sorted(results(runtime, document_id, resubmitted))
+    assert sorted(CHECK_CODES) == sorted(results(runtime, document_id, checked))
+    assert "reviewed" == runtime.engine.fire(document_id, "approve", REVIEWER).to_state

@@ -1,0 +1,282 @@
+"""Properties of the Decree 30 symbol and signing rules, on generated symbols and titles.
+
+A well-formed symbol is upper-case groups joined by '-': the agency abbreviation and the
+drafting unit for a công văn (UBND-TĐKT), the type and the agency otherwise (QĐ-UBND).
+The number/symbol check reads only the document and the agency, so a plain stand-in for
+its input is enough here; no database is involved.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from congvan.actions.checks import formatting
+from congvan.actions.checks.registry import Finding
+from congvan.actions.checks.rules import (
+    COMPETENCE_PREFIXES,
+    DOC_TYPES,
+    OFFICIAL_LETTER,
+    competence_parts,
+    is_upper_group,
+)
+
+# Upper-case letters as Vietnamese abbreviations use them, with a few accented ones
+# (TƯ, SỞ) and the letters borrowed in names (F, J, W, Z).
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZĂÂĐÊÔƠƯÁÀẢÃẠỘỨỞ"
+DIGITS = "0123456789"
+NOT_IN_A_GROUP = " /-.,_\t"
+
+
+@dataclass
+class Letter:
+    """What ``format.number_symbol`` reads of a ``CheckInput``."""
+
+    document: dict[str, Any]
+    agency: dict[str, Any] = field(default_factory=dict)
+
+
+def number_symbol(doc_type: str, agency: str, number: int, symbol: str) -> Finding:
+    letter = Letter(
+        {"doc_type": doc_type, "number": number, "symbol": symbol}, {"abbreviation": agency}
+    )
+    return formatting.number_symbol(letter)  # type: ignore[arg-type]
+
+
+# -- strategies --------------------------------------------------------------------------
+
+abbreviations = st.text(alphabet=LETTERS, min_size=1, max_size=8)
+groups = st.text(alphabet=LETTERS + DIGITS, min_size=1, max_size=8)
+numbers = st.integers(min_value=1, max_value=999_999)
+other_types = st.sampled_from(sorted(set(DOC_TYPES) - {OFFICIAL_LETTER}))
+
+
+@st.composite
+def well_formed(draw: st.DrawFn) -> tuple[str, str, str]:
+    """(doc_type, agency abbreviation, symbol) as Decree 30 wants them."""
+    agency = draw(abbreviations)
+    doc_type = draw(st.one_of(st.just(OFFICIAL_LETTER), other_types))
+    if doc_type == OFFICIAL_LETTER:
+        head = [agency]
+        rest = draw(st.lists(groups, min_size=1, max_size=3))  # the drafting unit(s)
+    else:
+        head = [doc_type, agency]
+        rest = draw(st.lists(groups, max_size=2))
+    return doc_type, agency, "-".join([*head, *rest])
+
+
+def positions(symbol: str, which: str = "any") -> st.SearchStrategy[int]:
+    if which == "upper":
+        return st.sampled_from([i for i, ch in enumerate(symbol) if ch.isupper()])
+    if which == "dash":
+        return st.sampled_from([i for i, ch in enumerate(symbol) if ch == "-"])
+    return st.integers(min_value=0, max_value=len(symbol))
+
+
+def assert_refused(finding: Finding, symbol: str) -> None:
+    assert (False, "symbol") == (finding.passed, finding.details.get("field")), finding
+    assert symbol == finding.details.get("value")
+    assert finding.vi and finding.en
+
+
+# -- the number/symbol check --------------------------------------------------------------
+
+
+@given(well_formed(), numbers)
+@example((OFFICIAL_LETTER, "UBND", "UBND-TĐKT"), 1227)
+@example(("QĐ", "UBND", "QĐ-UBND"), 5)
+@example(("CTr", "UBND", "CTr-UBND"), 12)
+def test_a_well_formed_symbol_passes(case: tuple[str, str, str], number: int) -> None:
+    doc_type, agency, symbol = case
+
+    finding = number_symbol(doc_type, agency, number, symbol)
+
+    assert Finding(True, details={"notation": f"{number:02d}/{symbol}"}) == finding
+
+
+@given(well_formed(), numbers, st.data(), st.sampled_from([" ", "/", "\u00a0"]))
+def test_a_space_or_slash_anywhere_fails(
+    case: tuple[str, str, str], number: int, data: st.DataObject, inserted: str
+) -> None:
+    doc_type, agency, symbol = case
+    at = data.draw(positions(symbol))
+    broken = symbol[:at] + inserted + symbol[at:]
+
+    assert_refused(number_symbol(doc_type, agency, number, broken), broken)
+
+
+@given(well_formed(), numbers, st.data())
+def test_a_lower_case_letter_fails(
+    case: tuple[str, str, str], number: int, data: st.DataObject
+) -> None:
+    doc_type, agency, symbol = case
+    at = data.draw(positions(symbol, "upper"))
+    broken = symbol[:at] + symbol[at].lower() + symbol[at + 1 :]
+
+    assert_refused(number_symbol(doc_type, agency, number, broken), broken)
+
+
+@given(well_formed(), numbers, st.data())
+def test_an_empty_group_fails(case: tuple[str, str, str], number: int, data: st.DataObject) -> None:
+    doc_type, agency, symbol = case
+    where = data.draw(st.sampled_from(["start", "end", "twice"]))
+    if where == "start":
+        broken = "-" + symbol
+    elif where == "end":
+        broken = symbol + "-"
+    else:
+        at = data.draw(positions(symbol, "dash"))
+        broken = symbol[:at] + "-" + symbol[at:]
+
+    assert_refused(number_symbol(doc_type, agency, number, broken), broken)
+
+
+@given(well_formed(), numbers, abbreviations)
+def test_another_agencys_abbreviation_fails(
+    case: tuple[str, str, str], number: int, other: str
+) -> None:
+    doc_type, agency, symbol = case
+    if other == agency:
+        other += "X"
+
+    finding = number_symbol(doc_type, other, number, symbol)
+
+    assert_refused(finding, symbol)
+
+
+@given(abbreviations, numbers, other_types)
+def test_a_letters_symbol_on_another_type_fails(agency: str, number: int, doc_type: str) -> None:
+    symbol = f"{agency}-TĐKT"
+
+    finding = number_symbol(doc_type, agency, number, symbol)
+
+    assert_refused(finding, symbol)
+    assert f"{doc_type}-{agency}" == finding.details["expected"]
+
+
+@given(well_formed(), st.sampled_from([None, 0, -1]))
+def test_a_missing_number_fails(case: tuple[str, str, str], number: int | None) -> None:
+    doc_type, agency, symbol = case
+
+    finding = number_symbol(doc_type, agency, number, symbol)  # type: ignore[arg-type]
+
+    assert (False, "number") == (finding.passed, finding.details.get("field"))
+
+
+# -- is_upper_group ----------------------------------------------------------------------
+
+
+@given(groups)
+def test_upper_case_letters_and_digits_make_a_group(group: str) -> None:
+    assert is_upper_group(group)
+
+
+@given(groups, st.data())
+def test_a_group_with_a_lower_case_letter_is_refused(group: str, data: st.DataObject) -> None:
+    uppers = [i for i, ch in enumerate(group) if ch.isupper()]
+    at = data.draw(st.sampled_from(uppers)) if uppers else None
+    broken = group + "a" if at is None else group[:at] + group[at].lower() + group[at + 1 :]
+
+    assert not is_upper_group(broken)
+
+
+@given(groups, st.sampled_from(NOT_IN_A_GROUP), st.data())
+def test_a_group_with_a_separator_is_refused(group: str, sep: str, data: st.DataObject) -> None:
+    at = data.draw(st.integers(min_value=0, max_value=len(group)))
+
+    assert not is_upper_group(group[:at] + sep + group[at:])
+
+
+def test_an_empty_group_is_refused() -> None:
+    assert not is_upper_group("")
+
+
+@given(st.text())
+def test_whatever_passes_as_a_group_is_already_upper_case(text: str) -> None:
+    if is_upper_group(text):
+        assert text == text.upper()
+        assert text.strip() == text and "-" not in text and "/" not in text
+
+
+# -- competence_parts --------------------------------------------------------------------
+
+words = st.text(alphabet=LETTERS, min_size=1, max_size=10)
+titles = st.lists(words, min_size=1, max_size=4).map(" ".join)
+prefixes = st.sampled_from(sorted(COMPETENCE_PREFIXES))
+
+
+@given(prefixes, titles)
+@example("KT.", "CHỦ TỊCH")
+@example("TM.", "ỦY BAN NHÂN DÂN")
+@example("TL.", "BỘ TRƯỞNG")
+def test_a_prefix_and_an_upper_case_title_are_split(prefix: str, title: str) -> None:
+    assert (prefix, title) == competence_parts(f"{prefix} {title}")
+
+
+@given(prefixes, titles)
+def test_decomposed_unicode_is_split_as_well(prefix: str, title: str) -> None:
+    decomposed = unicodedata.normalize("NFD", f"{prefix} {title}")
+
+    parts = competence_parts(decomposed)
+
+    assert parts is not None
+    assert (prefix, title) == (parts[0], unicodedata.normalize("NFC", parts[1]))
+
+
+@given(prefixes, titles, st.sampled_from(["lower", "no dot", "no space", "no title"]))
+@example("KT.", "CHỦ TỊCH", "no dot")  # KT CHỦ TỊCH
+@example("KT.", "CHỦ TỊCH", "lower")  # kt. chủ tịch
+def test_a_malformed_competence_is_refused(prefix: str, title: str, how: str) -> None:
+    malformed = {
+        "lower": f"{prefix} {title}".lower(),
+        "no dot": f"{prefix.rstrip('.')} {title}",
+        "no space": f"{prefix}{title}",
+        "no title": f"{prefix} ",
+    }[how]
+
+    assert competence_parts(malformed) is None
+
+
+@given(st.text())
+def test_whatever_is_split_is_a_known_prefix_and_an_upper_case_title(text: str) -> None:
+    parts = competence_parts(text)
+    if parts is not None:
+        prefix, title = parts
+        assert prefix in COMPETENCE_PREFIXES
+        assert text.startswith(prefix + " ")
+        assert title and title == title.strip() == title.upper()
+
+
+# -- the deputy rule, through the signer block ---------------------------------------------
+
+
+def signer_block(position: str, competence: str) -> Finding:
+    doc = {
+        "signer_name": "Nguyễn Văn Phương",
+        "signer_position": position,
+        "signer_competence": competence,
+        "signer_user": "",  # no account: the check then needs no database
+    }
+    return formatting.signer_block(Letter(doc))  # type: ignore[arg-type]
+
+
+@given(titles, st.sampled_from([str, str.lower, str.title]), st.booleans())
+def test_a_deputy_signs_for_the_head_with_kt(title: str, case: Any, decomposed: bool) -> None:
+    position = case(f"PHÓ {title}")
+    competence = f"KT. {title}"
+    if decomposed:
+        position, competence = (unicodedata.normalize("NFD", t) for t in (position, competence))
+
+    assert signer_block(position, competence).passed
+    assert "signer_competence" == signer_block(position, "").details.get("field")
+
+
+@given(titles)
+def test_kt_by_someone_who_is_no_deputy_fails(title: str) -> None:
+    finding = signer_block(title, f"KT. {title}")
+
+    assert (False, "signer_position") == (finding.passed, finding.details.get("field"))
