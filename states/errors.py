@@ -15,6 +15,14 @@
      │    ├── GuardFailed (409)           guard_failed
      │    ├── VersionConflict (409)       version_conflict
      │    └── AlreadyExists (409)         already_exists
+     ├── SignatureError (422)            signature_invalid
+     │    ├── ManifestMismatch (422)      manifest_mismatch
+     │    ├── CertificateExpired (422)    certificate_expired
+     │    ├── CertificateNotYetValid (422) certificate_not_yet_valid
+     │    ├── CertificateRevoked (422)    certificate_revoked
+     │    ├── ChainUntrusted (422)        chain_untrusted
+     │    ├── KeyUsageInvalid (422)       key_usage_invalid
+     │    └── SignerMismatch (422)        signer_mismatch
      ├── ActionUnavailable (501)         action_unavailable
      └── DatabaseNotReady (503)          database_not_migrated
 
@@ -156,6 +164,55 @@ class AlreadyExists(Conflict):
     """A resource with this identity already exists."""
 
     code = "already_exists"
+
+
+class SignatureError(CongvanError):
+    """The digital signature does not verify."""
+
+    code = "signature_invalid"
+    http_status = 422
+
+
+class ManifestMismatch(SignatureError):
+    """The signed manifest no longer matches the document and its attachments."""
+
+    code = "manifest_mismatch"
+
+
+class CertificateExpired(SignatureError):
+    """The signer's certificate had expired at signing time."""
+
+    code = "certificate_expired"
+
+
+class CertificateNotYetValid(SignatureError):
+    """The signer's certificate was not yet valid at signing time."""
+
+    code = "certificate_not_yet_valid"
+
+
+class CertificateRevoked(SignatureError):
+    """The signer's certificate is revoked."""
+
+    code = "certificate_revoked"
+
+
+class ChainUntrusted(SignatureError):
+    """The certificate does not chain to a trusted root."""
+
+    code = "chain_untrusted"
+
+
+class KeyUsageInvalid(SignatureError):
+    """The certificate may not be used for signing documents."""
+
+    code = "key_usage_invalid"
+
+
+class SignerMismatch(SignatureError):
+    """The certificate does not belong to the document's signer."""
+
+    code = "signer_mismatch"
 
 
 class ActionUnavailable(CongvanError):
