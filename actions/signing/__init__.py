@@ -1,0 +1,1 @@
+"""Digital signatures: manifests, CMS signing and verification, test PKI."""

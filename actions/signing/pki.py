@@ -1,0 +1,470 @@
+"""Certificates, keys and CRLs for signing official documents, as pure functions over bytes.
+
+A certification authority issues two kinds of signing certificate (Decree 68/2024/NĐ-CP):
+
+- the **agency** (organisational) certificate: ``CN = O = agency name``, ``OU = agency id``;
+- the **signer** (personal) certificate: ``CN = full name``, ``title = position``,
+  ``O = agency name``, ``OU = agency id``, ``UID = user id`` (e.g. ``CCCD:027090001234``).
+
+The agency id (mã định danh, e.g. ``000.00.00.H57``) is always the OU, so a verifier reads it
+from either kind of certificate the same way. Both kinds carry the key usages
+digitalSignature and nonRepudiation (critical) and a CRL distribution point, because
+pyhanko-certvalidator consults revocation data only for certificates that declare one.
+
+Keys are RSA-2048 by default or ECDSA P-256, signed with SHA-256, and only ever leave this
+module as encrypted PKCS#8 PEM. Errors never quote a passphrase or a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, NamedTuple
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+from cryptography.x509.oid import NameOID
+
+from congvan.states.errors import InvalidInput
+
+KeyType = Literal["rsa", "ec"]
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+Passphrase = bytes | str
+
+COUNTRY = "VN"
+RSA_KEY_SIZE = 2048
+
+# Subject fields that describe() reports, by the name it reports them under.
+_SUBJECT_FIELDS = {
+    "common_name": NameOID.COMMON_NAME,
+    "title": NameOID.TITLE,
+    "organization": NameOID.ORGANIZATION_NAME,
+    "agency_id": NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "user_id": NameOID.USER_ID,
+}
+
+# RFC 5280 names in pyHanko's spelling (KeyUsageConstraints), not cryptography's:
+# cryptography calls nonRepudiation "content_commitment".
+_KEY_USAGE_NAMES = {
+    "digital_signature": "digital_signature",
+    "content_commitment": "non_repudiation",
+    "key_encipherment": "key_encipherment",
+    "data_encipherment": "data_encipherment",
+    "key_agreement": "key_agreement",
+    "key_cert_sign": "key_cert_sign",
+    "crl_sign": "crl_sign",
+}
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A certificate (PEM) and its private key (encrypted PKCS#8 PEM)."""
+
+    cert_pem: bytes
+    key_pem: bytes
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.cert_pem)
+
+
+class Revocation(NamedTuple):
+    """One entry of a CRL; ``reason=None`` leaves the reason code out."""
+
+    serial: int
+    revoked_at: datetime
+    reason: x509.ReasonFlags | None = None
+
+
+class Pkcs12Bundle(NamedTuple):
+    """What a PKCS#12 file holds: the key, its certificate and the rest of the chain."""
+
+    key: PrivateKey
+    cert: x509.Certificate
+    chain: list[x509.Certificate]
+
+
+def make_key_usage(**usages: bool) -> x509.KeyUsage:
+    """A KeyUsage with the named bits set (cryptography's names) and all others clear."""
+    bits = dict.fromkeys(
+        (*_KEY_USAGE_NAMES, "encipher_only", "decipher_only"),
+        False,
+    )
+    unknown = set(usages) - set(bits)
+    if unknown:
+        raise InvalidInput(f"Unknown key usage: {', '.join(sorted(unknown))}.")
+    bits.update(usages)
+    return x509.KeyUsage(**bits)
+
+
+SIGNING_KEY_USAGE = make_key_usage(digital_signature=True, content_commitment=True)
+CA_KEY_USAGE = make_key_usage(key_cert_sign=True, crl_sign=True)
+
+
+# -- issuing ----------------------------------------------------------------------------
+
+
+def create_ca(
+    common_name: str,
+    organization: str,
+    *,
+    passphrase: Passphrase,
+    valid_from: datetime,
+    valid_days: int,
+    key_type: KeyType = "rsa",
+    path_length: int = 0,
+) -> Issued:
+    """Create a self-signed root CA that issues end-entity certificates directly."""
+    key = _new_key(key_type)
+    subject = _name((NameOID.ORGANIZATION_NAME, organization), (NameOID.COMMON_NAME, common_name))
+    builder = (
+        _builder(subject, subject, key.public_key(), valid_from, valid_days)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(CA_KEY_USAGE, critical=True)
+    )
+    cert = builder.sign(key, hashes.SHA256())
+    return Issued(_pem(cert), encrypt_key(key, passphrase))
+
+
+def issue_agency_certificate(
+    ca: Issued,
+    ca_passphrase: Passphrase,
+    *,
+    agency_id: str,
+    agency_name: str,
+    passphrase: Passphrase,
+    valid_from: datetime,
+    valid_days: int,
+    crl_url: str,
+    key_type: KeyType = "rsa",
+    key_usage: x509.KeyUsage = SIGNING_KEY_USAGE,
+) -> Issued:
+    """Issue an agency's organisational signing certificate."""
+    subject = _name(
+        (NameOID.ORGANIZATION_NAME, agency_name),
+        (NameOID.ORGANIZATIONAL_UNIT_NAME, agency_id),
+        (NameOID.COMMON_NAME, agency_name),
+    )
+    return _issue(
+        ca, ca_passphrase, subject, passphrase, valid_from, valid_days, crl_url, key_type, key_usage
+    )
+
+
+def issue_signer_certificate(
+    ca: Issued,
+    ca_passphrase: Passphrase,
+    *,
+    full_name: str,
+    position: str,
+    agency_id: str,
+    agency_name: str,
+    user_id: str,
+    passphrase: Passphrase,
+    valid_from: datetime,
+    valid_days: int,
+    crl_url: str,
+    key_type: KeyType = "rsa",
+    key_usage: x509.KeyUsage = SIGNING_KEY_USAGE,
+) -> Issued:
+    """Issue a person's signing certificate for their position in an agency."""
+    subject = _name(
+        (NameOID.ORGANIZATION_NAME, agency_name),
+        (NameOID.ORGANIZATIONAL_UNIT_NAME, agency_id),
+        (NameOID.TITLE, position),
+        (NameOID.USER_ID, user_id),
+        (NameOID.COMMON_NAME, full_name),
+    )
+    return _issue(
+        ca, ca_passphrase, subject, passphrase, valid_from, valid_days, crl_url, key_type, key_usage
+    )
+
+
+def make_crl(
+    ca: Issued,
+    ca_passphrase: Passphrase,
+    revoked: Sequence[tuple[int, datetime, x509.ReasonFlags | None]],
+    *,
+    this_update: datetime,
+    next_update: datetime,
+    number: int,
+) -> bytes:
+    """Sign a CRL (DER) listing the revoked serials with their dates and reasons."""
+    ca_cert, ca_key = _ca_material(ca, ca_passphrase)
+    this_update, next_update = _utc(this_update), _utc(next_update)
+    if next_update <= this_update:
+        raise InvalidInput("A CRL's next update must come after its this update.")
+    if number < 0:
+        raise InvalidInput("A CRL number must not be negative.")
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(this_update)
+        .next_update(next_update)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(_authority_key_id(ca_cert), critical=False)
+    )
+    for entry in revoked:
+        serial, revoked_at, reason = Revocation(*entry)
+        revoked_builder = (
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(_utc(revoked_at))
+        )
+        if reason is not None:
+            revoked_builder = revoked_builder.add_extension(x509.CRLReason(reason), critical=False)
+        builder = builder.add_revoked_certificate(revoked_builder.build())
+    crl = builder.sign(ca_key, hashes.SHA256())
+    return crl.public_bytes(serialization.Encoding.DER)
+
+
+# -- keys -------------------------------------------------------------------------------
+
+
+def encrypt_key(key: PrivateKey, passphrase: Passphrase) -> bytes:
+    """Serialise a private key as passphrase-encrypted PKCS#8 PEM."""
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(_secret(passphrase)),
+    )
+
+
+def load_private_key(key_pem: bytes, passphrase: Passphrase) -> PrivateKey:
+    """Decrypt an encrypted PEM private key (RSA or EC)."""
+    secret = _secret(passphrase)
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=secret)
+    except TypeError as exc:  # cryptography's way of saying "this key is not encrypted"
+        raise InvalidInput(
+            "The private key is not encrypted; keys are stored only as encrypted PKCS#8."
+        ) from exc
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise InvalidInput(
+            "The private key could not be decrypted: the passphrase is wrong or the key is damaged."
+        ) from exc
+    return _signing_key(key)
+
+
+# -- import and inspection ---------------------------------------------------------------
+
+
+def import_certificates(data: bytes, password: Passphrase | None = None) -> list[x509.Certificate]:
+    """Read certificates from PEM (one or many), DER, PKCS#7 (PEM or DER) or PKCS#12 bytes.
+
+    The order in the input is kept. A PKCS#12 file yields its certificate, then its chain.
+    """
+    if b"-----BEGIN PKCS7-----" in data:
+        return _try_parse(pkcs7.load_pem_pkcs7_certificates, data)
+    if b"-----BEGIN" in data:
+        return _try_parse(x509.load_pem_x509_certificates, data)
+    for parse in (
+        lambda d: [x509.load_der_x509_certificate(d)],
+        pkcs7.load_der_pkcs7_certificates,
+    ):
+        try:
+            return parse(data)
+        except ValueError:
+            pass
+    try:
+        p12 = pkcs12.load_pkcs12(data, None if password is None else _secret(password))
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(
+            "No certificate found: expected PEM, DER, PKCS#7 or PKCS#12 (with its password)."
+        ) from exc
+    certs = [p12.cert.certificate] if p12.cert else []
+    certs += [c.certificate for c in p12.additional_certs]
+    if not certs:
+        raise InvalidInput("The PKCS#12 file holds no certificate.")
+    return certs
+
+
+def import_pkcs12(data: bytes, password: Passphrase) -> Pkcs12Bundle:
+    """Read a private key, its certificate and the chain from a PKCS#12 file."""
+    try:
+        p12 = pkcs12.load_pkcs12(data, _secret(password))
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(
+            "The PKCS#12 file could not be read: the password is wrong or the file is damaged."
+        ) from exc
+    if p12.key is None or p12.cert is None:
+        raise InvalidInput("The PKCS#12 file must hold a private key and its certificate.")
+    key = _signing_key(p12.key)
+    cert = p12.cert.certificate
+    if not _same_public_key(key, cert):
+        raise InvalidInput("The PKCS#12 private key does not match its certificate.")
+    return Pkcs12Bundle(key, cert, [c.certificate for c in p12.additional_certs])
+
+
+def describe(cert: x509.Certificate) -> dict[str, Any]:
+    """Summarise a certificate for display and signer checks."""
+    info: dict[str, Any] = {
+        field: _attribute(cert.subject, oid) for field, oid in _SUBJECT_FIELDS.items()
+    }
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        usages = [name for attr, name in _KEY_USAGE_NAMES.items() if getattr(usage, attr)]
+    except x509.ExtensionNotFound:
+        usages = []
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    info.update(
+        serial=format(cert.serial_number, "x"),
+        not_before=cert.not_valid_before_utc.isoformat(),
+        not_after=cert.not_valid_after_utc.isoformat(),
+        key_usage=usages,
+        is_ca=is_ca,
+        issuer_common_name=_attribute(cert.issuer, NameOID.COMMON_NAME),
+        sha256_fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
+    )
+    return info
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _issue(
+    ca: Issued,
+    ca_passphrase: Passphrase,
+    subject: x509.Name,
+    passphrase: Passphrase,
+    valid_from: datetime,
+    valid_days: int,
+    crl_url: str,
+    key_type: KeyType,
+    usage: x509.KeyUsage,
+) -> Issued:
+    if "://" not in crl_url:
+        raise InvalidInput("The CRL URL must be an absolute URI, e.g. http://ca.example/ca.crl.")
+    ca_cert, ca_key = _ca_material(ca, ca_passphrase)
+    key = _new_key(key_type)
+    distribution_point = x509.DistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(crl_url)],
+        relative_name=None,
+        reasons=None,
+        crl_issuer=None,
+    )
+    builder = (
+        _builder(subject, ca_cert.subject, key.public_key(), valid_from, valid_days)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(_authority_key_id(ca_cert), critical=False)
+        .add_extension(x509.CRLDistributionPoints([distribution_point]), critical=False)
+    )
+    cert = builder.sign(ca_key, hashes.SHA256())
+    return Issued(_pem(cert), encrypt_key(key, passphrase))
+
+
+def _ca_material(ca: Issued, passphrase: Passphrase) -> tuple[x509.Certificate, PrivateKey]:
+    """The CA's certificate and decrypted key, after checking they belong together."""
+    cert = ca.certificate
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise InvalidInput("The issuing certificate is not a CA certificate.")
+    key = load_private_key(ca.key_pem, passphrase)
+    if not _same_public_key(key, cert):
+        raise InvalidInput("The CA private key does not match the CA certificate.")
+    return cert, key
+
+
+def _same_public_key(key: PrivateKey, cert: x509.Certificate) -> bool:
+    def spki(public_key: Any) -> bytes:
+        return bytes(
+            public_key.public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+
+    return spki(key.public_key()) == spki(cert.public_key())
+
+
+def _builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+    valid_from: datetime,
+    valid_days: int,
+) -> x509.CertificateBuilder:
+    if valid_days <= 0:
+        raise InvalidInput("A certificate must be valid for at least one day.")
+    not_before = _utc(valid_from)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_before + timedelta(days=valid_days))
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+
+
+def _authority_key_id(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+
+def _name(*attributes: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
+    names = [x509.NameAttribute(oid, value) for oid, value in attributes]
+    for attribute in names:
+        if not str(attribute.value).strip():
+            raise InvalidInput(
+                f"The certificate field {attribute.rfc4514_attribute_name} must not be empty."
+            )
+    return x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, COUNTRY), *names])
+
+
+def _attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
+    values = name.get_attributes_for_oid(oid)
+    return str(values[0].value) if values else None
+
+
+def _new_key(key_type: KeyType) -> PrivateKey:
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_SIZE)
+    if key_type == "ec":
+        return ec.generate_private_key(ec.SECP256R1())
+    raise InvalidInput(f"Unknown key type {key_type!r}; use 'rsa' or 'ec'.")
+
+
+def _signing_key(key: object) -> PrivateKey:
+    if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        return key
+    raise InvalidInput("Only RSA and ECDSA private keys can sign documents.")
+
+
+def _secret(passphrase: Passphrase) -> bytes:
+    secret = passphrase.encode() if isinstance(passphrase, str) else passphrase
+    if not secret:
+        raise InvalidInput("A passphrase must not be empty.")
+    return secret
+
+
+def _utc(moment: datetime) -> datetime:
+    # A naive datetime would silently be read as UTC; in Vietnam that is 7 hours off.
+    if moment.tzinfo is None:
+        raise InvalidInput("Datetimes must carry a time zone.")
+    return moment.astimezone(UTC)
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _try_parse(
+    parse: Callable[[bytes], list[x509.Certificate]], data: bytes
+) -> list[x509.Certificate]:
+    try:
+        certs = parse(data)
+    except ValueError as exc:
+        raise InvalidInput("The PEM data holds no readable certificate.") from exc
+    if not certs:
+        raise InvalidInput("The PEM data holds no certificate.")
+    return certs
