@@ -17,7 +17,7 @@ work of a job-writing transition, in one transaction::
 The runtime comes from ``bootstrap()`` with the engine's own settings (SQLite: a file in a
 temporary directory, WAL, ``synchronous=FULL``) and ``jobs={"run_review_checks": lambda
 ctx: None}``. Unless ``--effects`` is given, every effect the ``submit`` edge names (today
-``record_submission``, which marks the revision submitted with an UPDATE and a SELECT) is
+``record_submission``: four statements opening a new revision and marking it submitted) is
 a no-op too, so that the engine does the ceiling's work and no more; with ``--effects``
 the figure includes what those effects cost. No worker, relay or scheduler thread is
 started; the relay kick after each commit only sets an Event nobody waits on. Transitions
@@ -43,6 +43,8 @@ separate runs would. Each side's wall time and process CPU time (user + system, 
 includes the fsync system calls) are summed over its chunks. The ratio is
 engine rate / raw rate; the median of the per-chunk ratios is printed beside it, and a
 warning when the raw rate varied more than twofold between chunks (a busy machine).
+Each section ends by checking what the engine wrote: one outbox row and one timer per
+transition, and every engine draft's audit chain verifies.
 
 *Memory*: peak RSS (``VmHWM`` in ``/proc/self/status``, else ``ru_maxrss``) and current
 RSS after 10,000 and after 100,000 engine transitions (2,000 and 5,000 with ``--quick``).

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import NoResultFound
 
 from .prepared import Prepared
 from .tables import Attachment, Blob, Document, Recipient
@@ -38,6 +39,13 @@ _ADVANCE = Prepared(
     )
 )
 _INSERT = insert(_documents)
+# What submit's record_submission effect runs (see actions/review.py).
+_by_id = _c.id == bindparam("document_id")
+_BUMP_REVISION = Prepared(update(_documents).where(_by_id).values(revision=_c.revision + 1))
+_REVISION = Prepared(select(_c.revision).where(_by_id))
+_MARK_SUBMITTED = Prepared(update(_documents).where(_by_id).values(submitted_revision=_c.revision))
+_WITHDRAW_SUBMISSION = Prepared(update(_documents).where(_by_id).values(submitted_revision=None))
+_SUBMITTED_REVISION = Prepared(select(_c.submitted_revision).where(_by_id))
 
 # Columns a client may set on a draft.
 EDITABLE = (
@@ -134,21 +142,19 @@ class DocumentRepository:
 
     def bump_revision(self, document_id: str) -> int:
         """Results of checks on earlier revisions stop counting."""
-        c = _documents.c
-        self.conn.execute(
-            update(_documents).where(c.id == document_id).values(revision=c.revision + 1)
-        )
-        return int(self.conn.execute(select(c.revision).where(c.id == document_id)).scalar_one())
+        params = {"document_id": document_id}
+        _BUMP_REVISION.rowcount(self.conn, params)
+        row = _REVISION.first(self.conn, params)
+        if row is None:  # as Result.scalar_one() says it
+            raise NoResultFound("No row was found when one was required")
+        return int(row[0])
 
     def mark_submitted(self, document_id: str, *, withdraw: bool = False) -> int | None:
         """Record the current revision as submitted for review (or withdraw it)."""
-        c = _documents.c
-        self.conn.execute(
-            update(_documents)
-            .where(c.id == document_id)
-            .values(submitted_revision=None if withdraw else c.revision)
-        )
-        return self.conn.execute(select(c.submitted_revision).where(c.id == document_id)).scalar()
+        params = {"document_id": document_id}
+        (_WITHDRAW_SUBMISSION if withdraw else _MARK_SUBMITTED).rowcount(self.conn, params)
+        row = _SUBMITTED_REVISION.first(self.conn, params)
+        return row[0] if row is not None else None
 
     def add(self, row: Mapping[str, Any]) -> None:
         self.conn.execute(_INSERT, [dict(row)])
