@@ -248,4 +248,59 @@ class SigningAuthority(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
+class Certificate(SQLModel, table=True):
+    """An X.509 certificate: a trusted root, an agency's, or a signer's (with its key)."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (Index("ix_certificates_owner", "agency_id", "username", "kind"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    kind: str = Field(max_length=10)  # root | agency | signer
+    agency_id: str | None = Field(default=None, max_length=35)
+    username: str | None = Field(default=None, max_length=100)
+    fingerprint: str = Field(unique=True, max_length=64)  # SHA-256 of the DER
+    serial: str = Field(max_length=64)  # hex
+    subject: str = Field(sa_column=Column(Text, nullable=False))  # JSON description
+    cert_pem: str = Field(sa_column=Column(Text, nullable=False))
+    # Encrypted PKCS#8; empty when the key lives elsewhere (a USB token).
+    key_pem: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    not_before: datetime = Field(sa_column=_ts(nullable=False))
+    not_after: datetime = Field(sa_column=_ts(nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    revocation_reason: str = Field(default="", max_length=40)
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class RevocationList(SQLModel, table=True):
+    """A CRL published by one of our certification authorities, newest number wins."""
+
+    __tablename__ = "revocation_lists"
+    __table_args__ = (UniqueConstraint("issuer_fingerprint", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    issuer_fingerprint: str = Field(max_length=64)
+    number: int
+    der: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    this_update: datetime = Field(sa_column=_ts(nullable=False))
+    next_update: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class Signature(SQLModel, table=True):
+    """A detached CMS signature over one revision's manifest."""
+
+    __tablename__ = "signatures"
+
+    id: str = Field(primary_key=True, max_length=36)
+    document_id: str = Field(foreign_key="documents.id", index=True, max_length=36)
+    revision: int
+    manifest: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    manifest_sha256: str = Field(max_length=64)
+    cms: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    mode: str = Field(max_length=10)  # server | upload
+    signer: str = Field(max_length=200)
+    certificate_fingerprint: str = Field(max_length=64)
+    signing_time: datetime = Field(sa_column=_ts(nullable=False))
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
 metadata = SQLModel.metadata

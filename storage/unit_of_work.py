@@ -15,6 +15,7 @@ from .documents import DocumentRepository
 from .duplicates import DuplicateRepository
 from .idempotency import IdempotencyRepository
 from .outbox import OutboxRepository
+from .signatures import SignatureRepository
 from .timers import TimerRepository
 
 
@@ -31,6 +32,7 @@ class UnitOfWork:
     checks: CheckRepository
     authorities: AuthorityRepository
     duplicates: DuplicateRepository
+    signatures: SignatureRepository
 
     def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
         self.engine = engine
@@ -62,6 +64,7 @@ class UnitOfWork:
         self.checks = CheckRepository(conn)
         self.authorities = AuthorityRepository(conn)
         self.duplicates = DuplicateRepository(conn)
+        self.signatures = SignatureRepository(conn)
         return self
 
     def commit(self) -> None:

@@ -174,6 +174,83 @@ def cmd_authorities(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path as _Path
+
+    from congvan.actions.signing import keystore
+
+    runtime = _runtime(settings)
+    try:
+        with runtime.uow() as uow:
+            now = runtime.clock()
+            if args.action == "list":
+                for row in uow.signatures.certificates(args.agency):
+                    subject = json.loads(row["subject"])
+                    state = "revoked" if row["revoked_at"] else "valid"
+                    print(
+                        f"{row['fingerprint'][:16]}  {row['kind']:<7} "
+                        f"{subject.get('common_name', ''):<32} "
+                        f"{row['not_after']:%Y-%m-%d}  {state}"
+                        f"{'  (key stored)' if row['key_pem'] else ''}"
+                    )
+                return 0
+            if args.action == "init-ca":
+                row = keystore.init_ca(
+                    uow, args.name, args.organization, passphrase=settings.passphrase(), now=now
+                )
+            elif args.action == "issue-signer":
+                row = keystore.issue_signer(
+                    uow,
+                    args.agency,
+                    args.user,
+                    passphrase=settings.passphrase(),
+                    crl_url=settings.crl_url,
+                    now=now,
+                    valid_days=args.days,
+                )
+            elif args.action == "issue-agency":
+                row = keystore.issue_agency(
+                    uow,
+                    args.agency,
+                    passphrase=settings.passphrase(),
+                    crl_url=settings.crl_url,
+                    now=now,
+                )
+            elif args.action == "import":
+                rows = keystore.import_certificate(
+                    uow,
+                    _Path(args.file).read_bytes(),
+                    kind=args.kind,
+                    now=now,
+                    agency_id=args.agency,
+                    username=args.user,
+                    password=args.password,
+                )
+                row = rows[0]
+            elif args.action == "revoke":
+                keystore.revoke(
+                    uow,
+                    args.fingerprint,
+                    reason=args.reason,
+                    passphrase=settings.passphrase(),
+                    now=now,
+                )
+                uow.commit()
+                print(f"revoked {args.fingerprint}; a new CRL is published")
+                return 0
+            else:  # crl
+                der = keystore.publish_crl(uow, passphrase=settings.passphrase(), now=now)
+                uow.commit()
+                _Path(args.out).write_bytes(der)
+                print(f"CRL written to {args.out}")
+                return 0
+            uow.commit()
+            print(f"{row['kind']} certificate {row['fingerprint']}")
+    finally:
+        runtime.stop()
+    return 0
+
+
 def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
     from .directory import create_token, ensure_user
 
@@ -293,6 +370,32 @@ def build_parser() -> argparse.ArgumentParser:
     a = asub.add_parser("list", help="list an agency's authorities")
     a.add_argument("--agency", required=True)
     p.set_defaults(func=cmd_authorities)
+
+    p = sub.add_parser("keys", help="certification authority, certificates, CRLs")
+    ksub = p.add_subparsers(dest="action", required=True)
+    k = ksub.add_parser("init-ca", help="create this installation's certification authority")
+    k.add_argument("--name", required=True)
+    k.add_argument("--organization", required=True)
+    k = ksub.add_parser("issue-signer", help="issue a signer's personal certificate")
+    k.add_argument("--agency", required=True)
+    k.add_argument("--user", required=True)
+    k.add_argument("--days", type=int, default=730)
+    k = ksub.add_parser("issue-agency", help="issue an agency's organisational certificate")
+    k.add_argument("--agency", required=True)
+    k = ksub.add_parser("import", help="import certificates (PEM, DER, PKCS#7, PKCS#12)")
+    k.add_argument("file")
+    k.add_argument("--kind", choices=("root", "agency", "signer"), required=True)
+    k.add_argument("--agency")
+    k.add_argument("--user")
+    k.add_argument("--password", help="for a PKCS#12 file")
+    k = ksub.add_parser("revoke", help="revoke a certificate and publish a new CRL")
+    k.add_argument("fingerprint")
+    k.add_argument("--reason", default="unspecified")
+    k = ksub.add_parser("crl", help="publish a fresh CRL and write it (DER)")
+    k.add_argument("--out", required=True)
+    k = ksub.add_parser("list", help="list certificates")
+    k.add_argument("--agency")
+    p.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("tokens", help="create or revoke API tokens")
     tsub = p.add_subparsers(dest="action", required=True)

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=8, ge=1)
     dispatch_max_attempts: int = Field(default=8, ge=1)
 
+    # Encrypts the private keys congvan keeps (PKCS#8); never stored, never logged.
+    key_passphrase: SecretStr | None = None
+    # Where peers reach this instance: certificates name its CRL under it.
+    public_url: str = "http://127.0.0.1:8000"
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
 
@@ -52,6 +57,21 @@ class Settings(BaseSettings):
     max_subject_length: int = Field(default=1000, ge=10)
     max_content_length: int = Field(default=200_000, ge=10)
     max_page_size: int = Field(default=200, ge=1)
+
+    @property
+    def crl_url(self) -> str:
+        return f"{self.public_url.rstrip('/')}/v1/pki/crl"
+
+    def passphrase(self) -> str:
+        """The key passphrase, or a clear error naming the variable to set."""
+        if self.key_passphrase is None or not self.key_passphrase.get_secret_value():
+            from congvan.states.errors import InvalidInput
+
+            raise InvalidInput(
+                "Set CONGVAN_KEY_PASSPHRASE: it encrypts the stored keys.",
+                field="CONGVAN_KEY_PASSPHRASE",
+            )
+        return self.key_passphrase.get_secret_value()
 
     @property
     def db_url(self) -> str:

@@ -1,0 +1,543 @@
+"""Detached CMS signatures over a manifest: sign on the server, verify ours and uploaded ones.
+
+A signature is a DER ``ContentInfo`` holding a ``SignedData`` without its content (the
+manifest travels beside it), one ``SignerInfo``, the signer's certificate and chain, and
+the signed attributes content type, message digest, signing time, CMS algorithm
+protection and signing-certificate-v2 (ESS). ``openssl cms -verify -binary`` accepts it.
+
+Verification checks, in this order, and raises the first failure:
+
+    signature invalid        SignatureError        (also: not a detached CMS at all)
+    manifest changed         ManifestMismatch
+    certificate path         CertificateRevoked, CertificateExpired,
+                             CertificateNotYetValid, ChainUntrusted, KeyUsageInvalid
+    signing time             CertificateExpired / CertificateNotYetValid when the claimed
+                             signing time lies outside the certificate's validity
+    signer identity          SignerMismatch
+
+The path is validated at the moment ``at`` with the CRLs given and never the network.
+The signing time in the CMS is what the signer claims, not a timestamp: callers choose
+``at`` (the moment of acceptance, or a trusted time) and store it with the verdict.
+
+pyHanko 0.38 is async only; ``sign_manifest`` and ``verify_manifest_signature`` run it on a
+private event loop, and code already inside a loop awaits the ``async_`` variants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+
+from asn1crypto import algos, core, keys, tsp
+from asn1crypto import cms as asn1_cms
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from pyhanko.sign.ades.report import AdESIndeterminate
+from pyhanko.sign.attributes import CMSAttributeProvider, SigningTimeProvider
+from pyhanko.sign.general import as_signing_certificate_v2
+from pyhanko.sign.signers import SimpleSigner
+from pyhanko.sign.signers.pdf_cms import CMSSignedAttributes, format_signed_attributes
+from pyhanko.sign.validation import async_validate_detached_cms
+from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.validation.settings import KeyUsageConstraints
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator import errors as cv_errors
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from congvan.states.errors import (
+    CertificateExpired,
+    CertificateNotYetValid,
+    CertificateRevoked,
+    ChainUntrusted,
+    KeyUsageInvalid,
+    ManifestMismatch,
+    SignatureError,
+    SignerMismatch,
+)
+
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+DIGEST = "sha256"
+REQUIRED_ATTRIBUTES = frozenset({"content_type", "message_digest", "signing_time"})
+SIGNER_KEY_USAGE = KeyUsageConstraints(
+    key_usage=frozenset({"digital_signature", "non_repudiation"}), match_all_key_usages=True
+)
+_KEY_USAGE_MESSAGE = "The certificate's key usage must include digitalSignature and nonRepudiation."
+# A signer's clock may run a little ahead of ours.
+CLOCK_SKEW = timedelta(minutes=5)
+# What ``expected_signer`` may name: the keys of ``Verdict.signer``.
+SIGNER_FIELDS = (
+    "common_name",
+    "title",
+    "organization",
+    "organizational_unit",
+    "user_id",
+    "serial_number",
+    "issuer",
+    "sha256",
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What was checked about a signature that verified, and who made it."""
+
+    intact: bool  # the message digest matches the manifest
+    valid: bool  # the signature verifies with the certificate's key
+    trusted: bool  # the certificate chains to a trust root
+    not_revoked: bool  # no CRL given revokes a certificate of the chain at ``checked_at``
+    key_usage_ok: bool  # digitalSignature and nonRepudiation
+    valid_at_signing_time: bool  # the claimed signing time lies inside the validity
+    signer_matches: bool | None  # None when no expected signer was given
+    signing_time: datetime  # as the signer claims it
+    checked_at: datetime
+    signer: Mapping[str, str]  # SIGNER_FIELDS plus not_before / not_after
+
+
+# -- signing ---------------------------------------------------------------------------
+
+
+class _Fixed(CMSAttributeProvider):
+    """An attribute whose value is the same in every signature of one signer."""
+
+    def __init__(self, attribute_type: str, value: Any) -> None:
+        self.attribute_type = attribute_type
+        self.value = value
+
+    async def build_attr_value(self, dry_run: bool = False) -> Any:
+        return self.value
+
+
+def _frozen(value: Any) -> Any:
+    # asn1crypto re-encodes a value built in code on every dump(), recursively, and pyHanko
+    # dumps the signed attributes several times; a parsed copy keeps its encoding.
+    return type(value).load(value.dump())
+
+
+class _ManifestSigner(SimpleSigner):
+    """A SimpleSigner that keeps the parsed key and the signed attributes that never change.
+
+    The stock signer re-parses (and for RSA re-checks) the private key and rebuilds the
+    signing-certificate-v2 value for every signature: about 30 ms of a 35 ms signature.
+    """
+
+    def __init__(
+        self, key: SigningKey, cert: x509.Certificate, chain: Sequence[x509.Certificate]
+    ) -> None:
+        if key.public_key() != cert.public_key():
+            raise ValueError("the private key does not belong to the certificate")
+        if isinstance(key, rsa.RSAPrivateKey):
+            mechanism = "sha256_rsa"
+        elif isinstance(key, ec.EllipticCurvePrivateKey):
+            mechanism = "sha256_ecdsa"
+        else:
+            raise TypeError(f"unsupported signing key {type(key).__name__}")
+        signing_cert = _asn1_cert(cert)
+        mechanism_value = _frozen(algos.SignedDigestAlgorithm({"algorithm": mechanism}))
+        super().__init__(
+            signing_cert=signing_cert,
+            signing_key=keys.PrivateKeyInfo.load(
+                key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+            ),
+            cert_registry=SimpleCertificateStore.from_certs([_asn1_cert(c) for c in chain]),
+            signature_mechanism=mechanism_value,
+        )
+        self.key = key
+        self._constant_attributes = (
+            _Fixed(
+                "signing_certificate_v2",
+                tsp.SigningCertificateV2.load(as_signing_certificate_v2(signing_cert).dump()),
+            ),
+            _Fixed(
+                "cms_algorithm_protection",
+                _frozen(
+                    asn1_cms.CMSAlgorithmProtection(
+                        {
+                            "digest_algorithm": algos.DigestAlgorithm({"algorithm": DIGEST}),
+                            "signature_algorithm": mechanism_value,
+                        }
+                    )
+                ),
+            ),
+        )
+
+    def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
+        if digest_algorithm != DIGEST:
+            return super().sign_raw(data, digest_algorithm)
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    async def signed_attrs(  # type: ignore[no-untyped-def]
+        self,
+        data_digest: bytes,
+        digest_algorithm: str,
+        attr_settings=None,
+        content_type="data",
+        use_pades=False,
+        timestamper=None,
+        dry_run=False,
+        is_pdf_sig=True,
+    ) -> asn1_cms.CMSAttributes:
+        # The same attributes pyHanko's generic CMS spec yields, from values built once.
+        plain = (
+            digest_algorithm == DIGEST
+            and not (use_pades or is_pdf_sig or timestamper)
+            and attr_settings is not None
+            and attr_settings.signing_time is not None
+            and attr_settings.cades_signed_attrs is None
+        )
+        if not plain:
+            return await super().signed_attrs(
+                data_digest,
+                digest_algorithm,
+                attr_settings=attr_settings,
+                content_type=content_type,
+                use_pades=use_pades,
+                timestamper=timestamper,
+                dry_run=dry_run,
+                is_pdf_sig=is_pdf_sig,
+            )
+        providers = [*self._constant_attributes, SigningTimeProvider(attr_settings.signing_time)]
+        attrs = await format_signed_attributes(
+            data_digest, providers, content_type=content_type, dry_run=dry_run
+        )
+        return _frozen(attrs)
+
+
+_signers: dict[tuple[bytes, ...], _ManifestSigner] = {}
+_signers_lock = threading.Lock()
+_MAX_SIGNERS = 64
+
+
+def _signer_for(
+    key: SigningKey, cert: x509.Certificate, chain: Sequence[x509.Certificate]
+) -> _ManifestSigner:
+    """The cached signer of this certificate and chain, built on first use."""
+    cache_key = tuple(c.fingerprint(hashes.SHA256()) for c in (cert, *chain))
+    signer = _signers.get(cache_key)
+    if signer is not None and (signer.key is key or signer.key.public_key() == key.public_key()):
+        return signer
+    signer = _ManifestSigner(key, cert, chain)
+    with _signers_lock:
+        if len(_signers) >= _MAX_SIGNERS:
+            _signers.pop(next(iter(_signers)))
+        _signers[cache_key] = signer
+    return signer
+
+
+async def async_sign_manifest(
+    manifest: bytes,
+    *,
+    key: SigningKey,
+    cert: x509.Certificate,
+    chain: Sequence[x509.Certificate],
+    signing_time: datetime,
+) -> bytes:
+    """Sign ``manifest`` with ``key``; return a detached CMS SignedData (DER ContentInfo).
+
+    ``chain`` is embedded as given (issuing CAs, the root too if wanted);
+    ``signing_time`` must be timezone-aware.
+    """
+    _require_aware(signing_time, "signing_time")
+    signer = _signer_for(key, cert, chain)
+    content_info = await signer.async_sign_general_data(
+        manifest,
+        DIGEST,
+        detached=True,
+        signed_attr_settings=CMSSignedAttributes(signing_time=signing_time),
+    )
+    return bytes(content_info.dump())
+
+
+def sign_manifest(
+    manifest: bytes,
+    *,
+    key: SigningKey,
+    cert: x509.Certificate,
+    chain: Sequence[x509.Certificate],
+    signing_time: datetime,
+) -> bytes:
+    """Sign ``manifest``; see ``async_sign_manifest``. Not callable inside an event loop."""
+    return _run(
+        async_sign_manifest(manifest, key=key, cert=cert, chain=chain, signing_time=signing_time)
+    )
+
+
+# -- verification ----------------------------------------------------------------------
+
+
+async def async_verify_manifest_signature(
+    manifest: bytes,
+    cms_der: bytes,
+    *,
+    trust_roots: Sequence[x509.Certificate],
+    crls: Iterable[x509.CertificateRevocationList | bytes],
+    at: datetime,
+    expected_signer: Mapping[str, str] | None = None,
+) -> Verdict:
+    """Check that ``cms_der`` signs ``manifest`` by a trusted, unrevoked signer at ``at``.
+
+    ``crls`` must hold a current CRL of every CA on the path (the CAs' certificates name
+    their distribution points; nothing is fetched). ``expected_signer`` maps some of
+    ``SIGNER_FIELDS`` to the wanted values, compared after NFC, case folding and collapsing
+    spaces. Raises the ``SignatureError`` subclass of the first check that fails.
+    """
+    _require_aware(at, "at")
+    unknown = set(expected_signer or ()) - set(SIGNER_FIELDS)
+    if unknown:
+        raise ValueError(f"expected_signer names unknown fields: {sorted(unknown)}")
+    signed_data, signing_time = _detached_signed_data(cms_der)
+    roots = [_asn1_cert(c) for c in trust_roots]
+    crl_der = [c if isinstance(c, bytes) else c.public_bytes(Encoding.DER) for c in crls]
+    try:
+        status = await async_validate_detached_cms(
+            manifest,
+            signed_data,
+            signer_validation_context=_context(roots, crl_der, at),
+            key_usage_settings=SIGNER_KEY_USAGE,
+        )
+    except SignatureValidationError as exc:  # e.g. signing-certificate-v2 names another cert
+        raise SignatureError(f"The signature is malformed: {exc.failure_message}") from exc
+    except (ValueError, TypeError) as exc:  # asn1crypto parses lazily
+        raise SignatureError(f"The signature is malformed: {exc}") from exc
+
+    cert = status.signing_cert
+    signer = _describe(cert)
+    who = {"signer": signer["common_name"], "serial_number": signer["serial_number"]}
+    if not status.valid:
+        raise SignatureError("The signature does not verify with the signer's key.", **who)
+    if not status.intact:
+        raise ManifestMismatch(**who)
+    if not (status.trusted and status.trust_problem_indic is None):
+        raise await _path_error(status, signed_data, roots, crl_der, at, who)
+    try:
+        # Again, because pyHanko 0.38 drops match_all_key_usages from the constraints it is
+        # given (StandardCMSSignatureStatus.default_usage_constraints): it would accept a
+        # certificate with digitalSignature alone.
+        SIGNER_KEY_USAGE.validate(cert)
+    except cv_errors.InvalidCertificateError as exc:
+        raise KeyUsageInvalid(_KEY_USAGE_MESSAGE, reason=str(exc), **who) from exc
+
+    if signing_time > at + CLOCK_SKEW:
+        raise SignatureError(
+            "The signing time lies after the moment of verification.",
+            signing_time=signing_time.isoformat(),
+            checked_at=at.isoformat(),
+            **who,
+        )
+    if signing_time < cert.not_valid_before:
+        raise CertificateNotYetValid(
+            "The certificate was not yet valid at the claimed signing time.",
+            signing_time=signing_time.isoformat(),
+            not_before=signer["not_before"],
+            **who,
+        )
+    if signing_time > cert.not_valid_after:
+        raise CertificateExpired(
+            signing_time=signing_time.isoformat(), not_after=signer["not_after"], **who
+        )
+
+    if expected_signer:
+        differ = {
+            name: {"expected": want, "certificate": signer[name]}
+            for name, want in expected_signer.items()
+            if _comparable(signer[name]) != _comparable(want)
+        }
+        if differ:
+            raise SignerMismatch(
+                f"The certificate differs from the expected signer in {', '.join(differ)}.",
+                differences=differ,
+                **who,
+            )
+
+    return Verdict(
+        intact=True,
+        valid=True,
+        trusted=True,
+        not_revoked=True,
+        key_usage_ok=True,
+        valid_at_signing_time=True,
+        signer_matches=True if expected_signer else None,
+        signing_time=signing_time,
+        checked_at=at,
+        signer=MappingProxyType(signer),
+    )
+
+
+def verify_manifest_signature(
+    manifest: bytes,
+    cms_der: bytes,
+    *,
+    trust_roots: Sequence[x509.Certificate],
+    crls: Iterable[x509.CertificateRevocationList | bytes],
+    at: datetime,
+    expected_signer: Mapping[str, str] | None = None,
+) -> Verdict:
+    """Verify a detached signature; see ``async_verify_manifest_signature``."""
+    return _run(
+        async_verify_manifest_signature(
+            manifest,
+            cms_der,
+            trust_roots=trust_roots,
+            crls=crls,
+            at=at,
+            expected_signer=expected_signer,
+        )
+    )
+
+
+def _detached_signed_data(cms_der: bytes) -> tuple[asn1_cms.SignedData, datetime]:
+    """The SignedData and claimed signing time, or SignatureError if it is not one we take."""
+    try:
+        content_info = asn1_cms.ContentInfo.load(cms_der)
+        if content_info["content_type"].native != "signed_data":
+            raise ValueError("it is not a CMS SignedData")
+        signed_data = content_info["content"]
+        if signed_data["encap_content_info"]["content"].native is not None:
+            raise ValueError("it carries its content; a detached signature is expected")
+        signer_infos = signed_data["signer_infos"]
+        if len(signer_infos) != 1:
+            raise ValueError(f"it has {len(signer_infos)} signers instead of one")
+        attrs = signer_infos[0]["signed_attrs"]
+        present = set() if isinstance(attrs, core.Void) else {a["type"].native for a in attrs}
+        missing = REQUIRED_ATTRIBUTES - present
+        if missing:
+            raise ValueError(f"it lacks the signed attributes {', '.join(sorted(missing))}")
+        signing_time = next(a for a in attrs if a["type"].native == "signing_time")
+        return signed_data, signing_time["values"][0].native
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SignatureError(f"The signature is not a detached CMS signature: {exc}") from exc
+
+
+def _context(
+    roots: list[asn1_x509.Certificate], crls: list[bytes], at: datetime
+) -> ValidationContext:
+    # One context per validation: it caches paths and revocation results.
+    return ValidationContext(
+        trust_roots=roots,  # asn1crypto objects: bytes crash despite the docstring
+        crls=crls,
+        allow_fetching=False,
+        revocation_mode="hard-fail",
+        moment=at,
+        # A CRL issued after ``at`` still speaks about ``at`` (archive re-checks).
+        retroactive_revinfo=True,
+    )
+
+
+async def _path_error(
+    status: Any,
+    signed_data: asn1_cms.SignedData,
+    roots: list[asn1_x509.Certificate],
+    crls: list[bytes],
+    at: datetime,
+    who: dict[str, str],
+) -> SignatureError:
+    """The error for a certificate path pyHanko did not accept."""
+    indic = status.trust_problem_indic
+    if status.revoked or indic in (
+        AdESIndeterminate.REVOKED_NO_POE,
+        AdESIndeterminate.REVOKED_CA_NO_POE,
+    ):
+        details = status.revocation_details
+        if details is not None:
+            return CertificateRevoked(
+                revoked_at=details.revocation_date.isoformat(),
+                reason=str(details.revocation_reason.native),
+                ca_revoked=details.ca_revoked,
+                **who,
+            )
+        return CertificateRevoked(**who)
+    if indic is AdESIndeterminate.OUT_OF_BOUNDS_NO_POE:
+        return CertificateExpired(**who)
+    if indic is AdESIndeterminate.NO_CERTIFICATE_CHAIN_FOUND:
+        return ChainUntrusted(**who)
+    if indic is AdESIndeterminate.CHAIN_CONSTRAINTS_FAILURE:
+        return KeyUsageInvalid(_KEY_USAGE_MESSAGE, **who)
+    # pyHanko folds not-yet-valid, missing or stale CRLs and CA problems into one code and
+    # only logs the cause: validate the path again to learn which it was.
+    others = [c.chosen for c in signed_data["certificates"] if c.name == "certificate"]
+    validator = CertificateValidator(
+        status.signing_cert, others, validation_context=_context(roots, crls, at)
+    )
+    try:
+        await validator.async_validate_path()
+    except cv_errors.NotYetValidError as exc:
+        return CertificateNotYetValid(reason=exc.failure_msg, **who)
+    except cv_errors.ExpiredError as exc:
+        return CertificateExpired(reason=exc.failure_msg, **who)
+    except cv_errors.RevokedError as exc:
+        return CertificateRevoked(reason=exc.failure_msg, **who)
+    except cv_errors.InsufficientRevinfoError as exc:  # no CRL, or a stale one
+        return SignatureError(
+            "The revocation status of the certificate is unknown.", reason=exc.failure_msg, **who
+        )
+    except cv_errors.PathBuildingError as exc:
+        return ChainUntrusted(reason=str(exc), **who)
+    except cv_errors.ValidationError as exc:
+        return SignatureError("The certificate path is not valid.", reason=str(exc), **who)
+    return SignatureError("The certificate path is not valid.", indication=str(indic), **who)
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _describe(cert: asn1_x509.Certificate) -> dict[str, str]:
+    subject = cert.subject.native
+
+    def text(name: str) -> str:
+        value = subject.get(name, "")
+        return ", ".join(value) if isinstance(value, list) else str(value)
+
+    return {
+        "common_name": text("common_name"),
+        "title": text("title"),
+        "organization": text("organization_name"),
+        "organizational_unit": text("organizational_unit_name"),
+        "user_id": text("user_id"),
+        "serial_number": format(cert.serial_number, "x"),
+        "issuer": cert.issuer.human_friendly,
+        "sha256": cert.sha256.hex(),
+        "not_before": cert.not_valid_before.isoformat(),
+        "not_after": cert.not_valid_after.isoformat(),
+    }
+
+
+def _comparable(value: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", value).casefold().split())
+
+
+def _asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
+
+
+def _require_aware(moment: datetime, name: str) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware")
+
+
+_loops = threading.local()
+
+
+def _run(coroutine: Any) -> Any:
+    """Run a coroutine to completion on this thread's own event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        coroutine.close()
+        raise RuntimeError("inside an event loop, await the async_ variant instead")
+    # asyncio.run() would build and tear down a loop for every call: 25% of a signature.
+    loop = getattr(_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _loops.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(coroutine)

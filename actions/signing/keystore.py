@@ -1,0 +1,231 @@
+"""The key store: our CA, agencies' and signers' certificates, CRLs, kept in the database.
+
+Private keys are stored only as encrypted PKCS#8 (the passphrase comes from configuration,
+never from the database) and never leave this module in clear.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
+from congvan.storage.clock import as_utc
+from congvan.storage.ids import new_id
+from congvan.storage.unit_of_work import UnitOfWork
+
+from . import pki
+
+CRL_DAYS = 7
+REASONS = {r.name: r for r in x509.ReasonFlags}
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+@dataclass(frozen=True)
+class TrustMaterial:
+    """What a verifier needs: trusted roots and the newest CRL of each issuer."""
+
+    roots: list[x509.Certificate]
+    crls: list[bytes]
+
+
+def _store(
+    uow: UnitOfWork,
+    kind: str,
+    issued: pki.Issued | x509.Certificate,
+    now: datetime,
+    *,
+    agency_id: str | None = None,
+    username: str | None = None,
+) -> dict[str, Any]:
+    cert = issued.certificate if isinstance(issued, pki.Issued) else issued
+    key_pem = issued.key_pem.decode() if isinstance(issued, pki.Issued) else ""
+    fp = fingerprint(cert)
+    if uow.signatures.certificate(fp) is not None:
+        raise AlreadyExists("This certificate is stored already.", fingerprint=fp)
+    row = {
+        "id": new_id(),
+        "kind": kind,
+        "agency_id": agency_id,
+        "username": username,
+        "fingerprint": fp,
+        "serial": format(cert.serial_number, "x"),
+        "subject": json.dumps(pki.describe(cert), ensure_ascii=False),
+        "cert_pem": cert.public_bytes(serialization.Encoding.PEM).decode(),
+        "key_pem": key_pem,
+        "not_before": cert.not_valid_before_utc,
+        "not_after": cert.not_valid_after_utc,
+        "created_at": now,
+    }
+    uow.signatures.add_certificate(row)
+    return row
+
+
+def _ca(uow: UnitOfWork) -> tuple[dict[str, Any], pki.Issued]:
+    roots = [r for r in uow.signatures.roots() if r["key_pem"]]
+    if not roots:
+        raise NotFound("No certification authority here: run `congvan keys init-ca` first.")
+    row = roots[-1]
+    return row, pki.Issued(cert_pem=row["cert_pem"].encode(), key_pem=row["key_pem"].encode())
+
+
+def init_ca(
+    uow: UnitOfWork,
+    name: str,
+    organization: str,
+    *,
+    passphrase: str,
+    now: datetime,
+    valid_days: int = 3650,
+) -> dict[str, Any]:
+    """Create our certification authority and publish its first (empty) CRL."""
+    if any(r["key_pem"] for r in uow.signatures.roots()):
+        raise AlreadyExists("A certification authority exists already.")
+    ca = pki.create_ca(
+        name, organization, passphrase=passphrase, valid_from=now, valid_days=valid_days
+    )
+    row = _store(uow, "root", ca, now)
+    publish_crl(uow, passphrase=passphrase, now=now)
+    return row
+
+
+def issue_signer(
+    uow: UnitOfWork,
+    agency_id: str,
+    username: str,
+    *,
+    passphrase: str,
+    crl_url: str,
+    now: datetime,
+    valid_days: int = 730,
+    valid_from: datetime | None = None,
+) -> dict[str, Any]:
+    """A personal signing certificate for a user with the signer role."""
+    user = uow.agencies.user(agency_id, username)
+    agency = uow.agencies.agency(agency_id)
+    if user is None or agency is None or "signer" not in user["roles"].split(","):
+        raise InvalidInput(f"'{username}' is not a signer of {agency_id}.", field="username")
+    if not user["full_name"] or not user["position"]:
+        raise InvalidInput("The signer needs a full name and a position.", field="username")
+    _row, ca = _ca(uow)
+    issued = pki.issue_signer_certificate(
+        ca,
+        passphrase,
+        full_name=user["full_name"],
+        position=user["position"],
+        agency_id=agency_id,
+        agency_name=agency["name"],
+        user_id=f"{username}@{agency_id}",
+        passphrase=passphrase,
+        valid_from=valid_from or now,
+        valid_days=valid_days,
+        crl_url=crl_url,
+    )
+    return _store(uow, "signer", issued, now, agency_id=agency_id, username=username)
+
+
+def issue_agency(
+    uow: UnitOfWork,
+    agency_id: str,
+    *,
+    passphrase: str,
+    crl_url: str,
+    now: datetime,
+    valid_days: int = 1095,
+) -> dict[str, Any]:
+    """The agency's organisational certificate."""
+    agency = uow.agencies.agency(agency_id)
+    if agency is None:
+        raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
+    _row, ca = _ca(uow)
+    issued = pki.issue_agency_certificate(
+        ca,
+        passphrase,
+        agency_id=agency_id,
+        agency_name=agency["name"],
+        passphrase=passphrase,
+        valid_from=now,
+        valid_days=valid_days,
+        crl_url=crl_url,
+    )
+    return _store(uow, "agency", issued, now, agency_id=agency_id)
+
+
+def import_certificate(
+    uow: UnitOfWork,
+    data: bytes,
+    *,
+    kind: str,
+    now: datetime,
+    agency_id: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+) -> list[dict[str, Any]]:
+    """Store certificates made elsewhere (PEM, DER, PKCS#7 or PKCS#12); a root is trusted."""
+    if kind not in ("root", "agency", "signer"):
+        raise InvalidInput("kind is root, agency or signer.", field="kind")
+    certs = pki.import_certificates(data, password)
+    return [_store(uow, kind, c, now, agency_id=agency_id, username=username) for c in certs]
+
+
+def revoke(uow: UnitOfWork, fp: str, *, reason: str, passphrase: str, now: datetime) -> bytes:
+    """Revoke one of our certificates and publish a CRL that lists it."""
+    if reason not in REASONS:
+        raise InvalidInput(f"reason is one of {', '.join(sorted(REASONS))}.", field="reason")
+    matches = [
+        r["fingerprint"]
+        for r in uow.signatures.certificates()
+        if len(fp) >= 8 and r["fingerprint"].startswith(fp.lower())
+    ]
+    if len(matches) > 1:
+        raise InvalidInput(
+            "That fingerprint prefix names several certificates.", field="fingerprint"
+        )
+    if not matches or not uow.signatures.revoke(matches[0], now, reason):
+        raise NotFound("No such unrevoked certificate.", fingerprint=fp)
+    return publish_crl(uow, passphrase=passphrase, now=now)
+
+
+def publish_crl(uow: UnitOfWork, *, passphrase: str, now: datetime) -> bytes:
+    """Sign and store a new CRL of our CA listing every revoked certificate it issued."""
+    row, ca = _ca(uow)
+    ca_cert = ca.certificate
+    revoked = []
+    for r in uow.signatures.revoked():
+        cert = x509.load_pem_x509_certificate(r["cert_pem"].encode())
+        if cert.issuer == ca_cert.subject and r["kind"] != "root":
+            revoked.append(
+                (cert.serial_number, as_utc(r["revoked_at"]), REASONS.get(r["revocation_reason"]))
+            )
+    number = uow.signatures.next_crl_number(row["fingerprint"])
+    der = pki.make_crl(
+        ca,
+        passphrase,
+        revoked,
+        this_update=now,
+        next_update=now + timedelta(days=CRL_DAYS),
+        number=number,
+    )
+    uow.signatures.add_crl(
+        {
+            "issuer_fingerprint": row["fingerprint"],
+            "number": number,
+            "der": der,
+            "this_update": now,
+            "next_update": now + timedelta(days=CRL_DAYS),
+        }
+    )
+    return der
+
+
+def trust_material(uow: UnitOfWork) -> TrustMaterial:
+    roots = [x509.load_pem_x509_certificate(r["cert_pem"].encode()) for r in uow.signatures.roots()]
+    return TrustMaterial(roots=roots, crls=uow.signatures.latest_crls())

@@ -1,0 +1,108 @@
+"""The signed manifest: what a signature over a document and its attachments covers.
+
+A signature never covers the files themselves but this manifest, which names every file by
+its SHA-256. The manifest is JSON canonicalised per RFC 8785 (JCS): keys sorted by their
+UTF-16 code units, no insignificant whitespace, strings as UTF-8 with only the escapes JSON
+requires, so the same document always gives the same bytes on any machine and in any
+language with a JCS implementation. Format ``congvan-manifest/1`` has these members:
+
+``document_id``, ``revision``, ``agency_id``
+    Which document, which revision of it, and the issuing agency's organ id.
+``number``, ``symbol``, ``doc_type``, ``subject``, ``place``, ``issued_on``,
+``signer_name``, ``signer_position``, ``signer_competence``, ``urgency``, ``due_date``
+    The metadata as stored; a missing field is ``null``, dates are ISO ``YYYY-MM-DD``.
+``recipients``
+    The organ ids of the recipients (nơi nhận), in their order.
+``attachments``
+    ``{"role", "filename", "media_type", "size", "sha256"}`` per file, in their order;
+    ``sha256`` is lowercase hex of the file's bytes.
+``format``
+    Always ``"congvan-manifest/1"``.
+
+Text is signed as stored: JCS does not normalise Unicode, so store Vietnamese text in NFC.
+Example (one line in reality, wrapped here)::
+
+    {"agency_id":"000.00.00.H57","attachments":[{"filename":"1227-UBND-TĐKT.pdf",
+    "media_type":"application/pdf","role":"main","sha256":"9f86d0…0f00a08","size":48213}],
+    "doc_type":"CV","document_id":"doc-1","due_date":null,"format":"congvan-manifest/1",
+    "issued_on":"2021-02-06","number":1227,"place":"Thừa Thiên Huế",
+    "recipients":["000.00.01.H57","000.00.02.H57"],"revision":3,
+    "signer_competence":"KT. CHỦ TỊCH","signer_name":"Nguyễn Văn Phương",
+    "signer_position":"PHÓ CHỦ TỊCH","subject":"V/v tăng cường gửi, nhận văn bản điện tử",
+    "symbol":"UBND-TĐKT","urgency":0}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+import rfc8785
+
+FORMAT = "congvan-manifest/1"
+METADATA_FIELDS = (
+    "number",
+    "symbol",
+    "doc_type",
+    "subject",
+    "place",
+    "issued_on",
+    "signer_name",
+    "signer_position",
+    "signer_competence",
+    "urgency",
+    "due_date",
+)
+ATTACHMENT_FIELDS = ("role", "filename", "media_type", "size", "sha256")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def build_manifest(document: Mapping[str, Any], attachments: Sequence[Mapping[str, Any]]) -> bytes:
+    """Return the canonical manifest bytes of a document revision and its files.
+
+    ``document`` is a documents row (``id`` or ``document_id``, ``revision``, ``agency_id``,
+    the metadata fields) plus ``recipients``: organ ids, or mappings with an ``organ_id``
+    as ``DocumentRepository.recipients`` returns them. Raises ``ValueError`` when an
+    identifying field or an attachment field is missing or malformed.
+    """
+    document_id = document.get("document_id", document.get("id"))
+    for name, value in (
+        ("document_id", document_id),
+        ("revision", document.get("revision")),
+        ("agency_id", document.get("agency_id")),
+    ):
+        if value is None or value == "":
+            raise ValueError(f"the manifest needs the document's {name}")
+    manifest: dict[str, Any] = {
+        "document_id": document_id,
+        "revision": document["revision"],
+        "agency_id": document["agency_id"],
+        **{name: _plain(document.get(name)) for name in METADATA_FIELDS},
+        "recipients": [_organ_id(r) for r in document.get("recipients", ())],
+        "attachments": [_attachment(i, a) for i, a in enumerate(attachments)],
+        "format": FORMAT,
+    }
+    return rfc8785.dumps(manifest)
+
+
+def _plain(value: Any) -> Any:
+    # Dates may come as date objects from Python callers and as ISO strings from storage.
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _organ_id(recipient: str | Mapping[str, Any]) -> str:
+    return recipient if isinstance(recipient, str) else str(recipient["organ_id"])
+
+
+def _attachment(index: int, attachment: Mapping[str, Any]) -> dict[str, Any]:
+    missing = [name for name in ATTACHMENT_FIELDS if attachment.get(name) is None]
+    if missing:
+        raise ValueError(f"attachment {index} lacks {', '.join(missing)}")
+    if not _SHA256_HEX.fullmatch(str(attachment["sha256"])):
+        raise ValueError(f"attachment {index}: sha256 must be 64 lowercase hex digits")
+    size = attachment["size"]
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ValueError(f"attachment {index}: size must be a non-negative integer")
+    return {name: attachment[name] for name in ATTACHMENT_FIELDS}

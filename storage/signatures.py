@@ -1,0 +1,115 @@
+"""SQL for signing material: certificates (with encrypted keys), CRLs and signatures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from .tables import Certificate, RevocationList, Signature
+
+_certs = Certificate.__table__  # type: ignore[attr-defined]
+_crls = RevocationList.__table__  # type: ignore[attr-defined]
+_signatures = Signature.__table__  # type: ignore[attr-defined]
+
+
+class SignatureRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # certificates ---------------------------------------------------------------------------
+
+    def add_certificate(self, row: dict[str, Any]) -> None:
+        self.conn.execute(insert(_certs), [row])
+
+    def certificate(self, fingerprint: str) -> dict[str, Any] | None:
+        row = self.conn.execute(select(_certs).where(_certs.c.fingerprint == fingerprint)).first()
+        return dict(row._mapping) if row else None
+
+    def certificates(self, agency_id: str | None = None) -> list[dict[str, Any]]:
+        query = select(_certs).order_by(_certs.c.created_at)
+        if agency_id is not None:
+            query = query.where(_certs.c.agency_id == agency_id)
+        return [dict(r._mapping) for r in self.conn.execute(query)]
+
+    def roots(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute(select(_certs).where(_certs.c.kind == "root"))
+        return [dict(r._mapping) for r in rows]
+
+    def signing_certificate(
+        self, agency_id: str, username: str, at: datetime
+    ) -> dict[str, Any] | None:
+        """The newest unrevoked certificate with a stored key for this signer, valid ``at``."""
+        c = _certs.c
+        row = self.conn.execute(
+            select(_certs)
+            .where(
+                c.agency_id == agency_id,
+                c.username == username,
+                c.kind == "signer",
+                c.key_pem != "",
+                c.revoked_at.is_(None),
+                c.not_before <= at,
+                c.not_after > at,
+            )
+            .order_by(c.not_before.desc())
+            .limit(1)
+        ).first()
+        return dict(row._mapping) if row else None
+
+    def revoke(self, fingerprint: str, at: datetime, reason: str) -> bool:
+        c = _certs.c
+        result = self.conn.execute(
+            update(_certs)
+            .where(c.fingerprint == fingerprint, c.revoked_at.is_(None))
+            .values(revoked_at=at, revocation_reason=reason)
+        )
+        return result.rowcount == 1
+
+    def revoked(self) -> list[dict[str, Any]]:
+        """Certificates revoked so far; the CRL of their issuer lists them all."""
+        rows = self.conn.execute(select(_certs).where(_certs.c.revoked_at.is_not(None)))
+        return [dict(r._mapping) for r in rows]
+
+    # revocation lists -----------------------------------------------------------------------
+
+    def add_crl(self, row: dict[str, Any]) -> None:
+        self.conn.execute(insert(_crls), [row])
+
+    def next_crl_number(self, issuer_fingerprint: str) -> int:
+        value = self.conn.execute(
+            select(func.max(_crls.c.number)).where(_crls.c.issuer_fingerprint == issuer_fingerprint)
+        ).scalar()
+        return int(value or 0) + 1
+
+    def latest_crls(self) -> list[bytes]:
+        """The newest CRL of every issuer."""
+        newest = (
+            select(_crls.c.issuer_fingerprint, func.max(_crls.c.number).label("number"))
+            .group_by(_crls.c.issuer_fingerprint)
+            .subquery()
+        )
+        rows = self.conn.execute(
+            select(_crls.c.der).join(
+                newest,
+                (newest.c.issuer_fingerprint == _crls.c.issuer_fingerprint)
+                & (newest.c.number == _crls.c.number),
+            )
+        )
+        return [bytes(r[0]) for r in rows]
+
+    # signatures -----------------------------------------------------------------------------
+
+    def add_signature(self, row: dict[str, Any]) -> None:
+        self.conn.execute(insert(_signatures), [row])
+
+    def latest_signature(self, document_id: str) -> dict[str, Any] | None:
+        s = _signatures.c
+        row = self.conn.execute(
+            select(_signatures)
+            .where(s.document_id == document_id)
+            .order_by(s.created_at.desc(), s.id.desc())
+            .limit(1)
+        ).first()
+        return dict(row._mapping) if row else None

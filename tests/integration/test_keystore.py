@@ -1,0 +1,152 @@
+"""The key store: our CA, certificates and CRLs in the database, checked by openssl."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from congvan.actions.signing import keystore, pki
+from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
+from congvan.workflow import directory
+from congvan.workflow.bootstrap import Runtime
+
+AGENCY = "000.00.00.H57"
+PASS = "correct horse battery staple"
+CRL_URL = "http://127.0.0.1:8000/v1/pki/crl"
+
+
+def setup_signer(runtime: Runtime) -> None:
+    with runtime.uow() as uow:
+        now = runtime.clock()
+        directory.add_agency(uow, AGENCY, "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND", now)
+        directory.ensure_user(
+            uow,
+            AGENCY,
+            "pct",
+            ["signer"],
+            now,
+            full_name="Nguyễn Văn Phương",
+            position="Phó Chủ tịch",
+        )
+        directory.ensure_user(
+            uow, AGENCY, "vanthu", ["clerk"], now, full_name="Trần Thị Lan", position="Văn thư"
+        )
+        keystore.init_ca(
+            uow, "congvan test CA", "UBND tỉnh Thừa Thiên Huế", passphrase=PASS, now=now
+        )
+        uow.commit()
+
+
+def pem(row: dict[str, str]) -> bytes:
+    return row["cert_pem"].encode()
+
+
+def test_a_signer_certificate_is_issued_revoked_and_listed_in_the_crl(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    # Given our CA and a signer certificate
+    setup_signer(runtime)
+    with runtime.uow() as uow:
+        signer = keystore.issue_signer(
+            uow, AGENCY, "pct", passphrase=PASS, crl_url=CRL_URL, now=runtime.clock()
+        )
+        uow.commit()
+    cert = x509.load_pem_x509_certificate(pem(signer))
+    assert "Nguyễn Văn Phương" == pki.describe(cert)["common_name"]
+    assert signer["key_pem"].startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+
+    # When it is revoked (by a fingerprint prefix)
+    with runtime.uow() as uow:
+        der = keystore.revoke(
+            uow,
+            signer["fingerprint"][:12],
+            reason="key_compromise",
+            passphrase=PASS,
+            now=runtime.clock(),
+        )
+        uow.commit()
+        trust = keystore.trust_material(uow)
+
+    # Then the newest CRL lists it, and openssl refuses the certificate with that CRL
+    crl = x509.load_der_x509_crl(der)
+    assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+    assert [der] == trust.crls
+    root = trust.roots[0].public_bytes(serialization.Encoding.PEM)
+    (tmp_path / "root.pem").write_bytes(root)
+    (tmp_path / "crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "signer.pem").write_bytes(pem(signer))
+    done = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-crl_check",
+            "-CRLfile",
+            "crl.pem",
+            "-attime",
+            str(int(runtime.clock().timestamp()) + 60),
+            "signer.pem",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "revoked" in done.stdout + done.stderr
+
+
+def test_only_signers_with_a_name_and_position_get_certificates(runtime: Runtime) -> None:
+    setup_signer(runtime)
+    with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
+        keystore.issue_signer(
+            uow, AGENCY, "vanthu", passphrase=PASS, crl_url=CRL_URL, now=runtime.clock()
+        )
+    assert "username" == caught.value.details["field"]
+
+
+def test_a_wrong_passphrase_is_refused_without_echoing_it(runtime: Runtime) -> None:
+    setup_signer(runtime)
+    with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
+        keystore.issue_signer(
+            uow,
+            AGENCY,
+            "pct",
+            passphrase="not the passphrase",
+            crl_url=CRL_URL,
+            now=runtime.clock(),
+        )
+    assert "not the passphrase" not in str(caught.value.to_dict())
+
+
+def test_one_ca_only_and_nothing_without_one(runtime: Runtime) -> None:
+    with runtime.uow() as uow, pytest.raises(NotFound):
+        keystore.publish_crl(uow, passphrase=PASS, now=runtime.clock())
+    setup_signer(runtime)
+    with runtime.uow() as uow, pytest.raises(AlreadyExists):
+        keystore.init_ca(uow, "second", "x", passphrase=PASS, now=runtime.clock())
+
+
+def test_a_root_made_elsewhere_is_imported_and_trusted(runtime: Runtime) -> None:
+    outside = pki.create_ca(
+        "Root CA of elsewhere",
+        "Ban Cơ yếu Chính phủ",
+        passphrase="x" * 12,
+        valid_from=runtime.clock(),
+        valid_days=365,
+    )
+    with runtime.uow() as uow:
+        rows = keystore.import_certificate(uow, outside.cert_pem, kind="root", now=runtime.clock())
+        uow.commit()
+        trusted = keystore.trust_material(uow).roots
+    assert "" == rows[0]["key_pem"]
+    assert [outside.certificate] == trusted
+    with runtime.uow() as uow, pytest.raises(AlreadyExists):
+        keystore.import_certificate(uow, outside.cert_pem, kind="root", now=runtime.clock())
+    with runtime.uow() as uow, pytest.raises(InvalidInput):
+        keystore.import_certificate(uow, b"not a certificate", kind="root", now=runtime.clock())
