@@ -45,6 +45,26 @@ class DuplicateRepository:
         ).first()
         return dict(row._mapping) if row else None
 
+    def sent_with_number(
+        self, agency_id: str, number: int, symbol: str, year: str, *, exclude: str
+    ) -> dict[str, Any] | None:
+        """A document of the agency already sent with this number and symbol in ``year``."""
+        d = _documents.c
+        row = self.conn.execute(
+            select(d.id, d.state)
+            .where(
+                d.agency_id == agency_id,
+                d.number == number,
+                d.symbol == symbol,
+                func.substr(d.issued_on, 1, 4) == year,
+                d.id != exclude,
+                d.state.in_(["sent", "delivered", "acknowledged", "failed"]),
+            )
+            .order_by(d.id)
+            .limit(1)
+        ).first()
+        return dict(row._mapping) if row else None
+
     def sent_with_file(
         self, sha256: str, organ_ids: Sequence[str], *, exclude: str
     ) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from congvan.actions.effects import EFFECTS
 from congvan.actions.guards import GUARDS
 from congvan.actions.jobs import QUEUES, JobRunner, install_actor
 from congvan.actions.review import Review
+from congvan.actions.signing.signing import Signing
 from congvan.storage.clock import Clock, utcnow
 from congvan.storage.database import make_engine
 from congvan.storage.schema import ensure_migrated
@@ -134,6 +135,7 @@ def bootstrap(
         max_attachment_bytes=settings.max_attachment_bytes,
         max_subject_length=settings.max_subject_length,
     )
+    signing = Signing(settings.passphrase)
     job_actions = {"run_review_checks": review.run_review_checks, **JOBS, **(jobs or {})}
     runner = JobRunner(open_uow, job_actions, clock, max_attempts=settings.job_max_attempts)
     install_actor(broker, runner)
@@ -155,12 +157,20 @@ def bootstrap(
     )
     engine = Engine(
         open_uow,
-        guards={**GUARDS, "checks_cleared": review.checks_cleared, **(guards or {})},
+        guards={
+            **GUARDS,
+            "checks_cleared": review.checks_cleared,
+            "signer_has_authority": signing.signer_has_authority,
+            "signature_valid": signing.signature_valid,
+            "not_duplicate": signing.not_duplicate,
+            **(guards or {}),
+        },
         effects={
             **EFFECTS,
             "record_submission": review.record_submission,
             "withdraw_submission": review.withdraw_submission,
             "waive_check": review.waive_check,
+            "attach_signature": signing.attach_signature,
             **(effects or {}),
         },
         jobs=list(job_actions),

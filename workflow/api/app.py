@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request, Response
 from congvan.storage.ids import new_id
 
 from ..bootstrap import Runtime
-from . import authorities, documents, review, system
+from . import authorities, documents, review, signatures, system
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 
@@ -58,4 +58,5 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
     app.include_router(documents.router)
     app.include_router(review.router)
     app.include_router(authorities.router)
+    app.include_router(signatures.router)
     return app

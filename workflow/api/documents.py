@@ -258,6 +258,8 @@ def fire_event(
         data["reason"] = body.reason
     if body.code is not None:
         data["code"] = body.code
+    if body.cms is not None:
+        data["cms"] = body.cms
     if body.fields is not None:
         data["fields"] = body.fields.as_row()
     if body.recipients is not None:

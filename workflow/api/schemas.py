@@ -113,6 +113,11 @@ class EventIn(TextModel):
     code: str | None = Field(
         default=None, max_length=60, description="For waive: the warning check accepted"
     )
+    cms: str | None = Field(
+        default=None,
+        max_length=360_000,
+        description="For sign: a detached CMS over the manifest, base64 (signer's own tool)",
+    )
     fields: DocumentFields | None = Field(default=None, description="For edit")
     recipients: list[RecipientIn] | None = Field(default=None, description="For edit")
 

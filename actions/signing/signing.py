@@ -1,0 +1,191 @@
+"""Signing as transitions: who may sign, the signature attached by ``sign``, checked by ``send``.
+
+Two modes. The server signs with the signer's stored key (encrypted PKCS#8, unlocked with
+the configured passphrase). Or the signer's own tool (a USB token in practice) signs the
+manifest from ``GET /v1/documents/{id}/manifest`` and the CMS comes in the event's body
+as base64; it is verified before it is accepted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Callable
+from datetime import timedelta, timezone
+from typing import Any
+
+from cryptography import x509
+
+from congvan.states.errors import InvalidInput, SignatureError
+from congvan.storage.clock import as_utc
+from congvan.storage.ids import new_id
+from congvan.storage.unit_of_work import UnitOfWork
+
+from ..context import TransitionContext
+from . import keystore, pki
+from .cms import Verdict, sign_manifest, verify_manifest_signature
+from .manifest import build_manifest
+
+VIETNAM = timezone(timedelta(hours=7))
+MAX_CMS_BYTES = 256 * 1024
+
+
+def manifest_of(uow: UnitOfWork, document_id: str) -> bytes:
+    """The manifest of the document as it stands now."""
+    doc = uow.documents.get(document_id)
+    if doc is None:
+        raise InvalidInput("No such document.", document_id=document_id)
+    recipients = [r["organ_id"] for r in uow.documents.recipients(document_id)]
+    return build_manifest({**doc, "recipients": recipients}, uow.documents.attachments(document_id))
+
+
+def expected_signer(uow: UnitOfWork, doc: dict[str, Any]) -> dict[str, str]:
+    """Who the certificate must name: the document's signer, position and agency."""
+    agency = uow.agencies.agency(doc["agency_id"]) or {}
+    return {
+        "common_name": doc["signer_name"],
+        "title": doc["signer_position"],
+        "organization": agency.get("name", ""),
+        "organizational_unit": doc["agency_id"],
+    }
+
+
+def verify_stored(
+    uow: UnitOfWork, signature: dict[str, Any], manifest: bytes, doc: dict[str, Any]
+) -> Verdict:
+    """Verify a stored signature against ``manifest`` as of when it was accepted."""
+    trust = keystore.trust_material(uow)
+    return verify_manifest_signature(
+        manifest,
+        bytes(signature["cms"]),
+        trust_roots=trust.roots,
+        crls=trust.crls,
+        at=as_utc(signature["created_at"]),
+        expected_signer=expected_signer(uow, doc),
+    )
+
+
+class Signing:
+    """The guards and effect the document machine names for ``sign`` and ``send``."""
+
+    def __init__(self, passphrase: Callable[[], str]) -> None:
+        self.passphrase = passphrase
+
+    def signer_has_authority(self, ctx: TransitionContext) -> tuple[bool, str]:
+        doc = ctx.uow.documents.get(ctx.document.id) or {}
+        username = doc.get("signer_user") or ""
+        if not username:
+            return False, "the document names no signer"
+        if ctx.actor.name != f"{username}@{doc['agency_id']}":
+            return False, f"only {username} signs this document"
+        on = doc.get("issued_on") or ctx.now.astimezone(VIETNAM).date().isoformat()
+        if not ctx.uow.authorities.holdings(doc["agency_id"], username, doc["doc_type"], on):
+            return False, f"{username} holds no authority to sign {doc['doc_type']} on {on}"
+        return True, ""
+
+    def attach_signature(self, ctx: TransitionContext) -> None:
+        """Sign (or accept an uploaded signature of) the manifest, verified before storing."""
+        uow, doc_id = ctx.uow, ctx.document.id
+        doc = uow.documents.get(doc_id) or {}
+        manifest = manifest_of(uow, doc_id)
+        uploaded = ctx.data.get("cms")
+        if uploaded:
+            cms, mode = _decode(str(uploaded)), "upload"
+        else:
+            cms, mode = self._sign_on_server(uow, doc, manifest, ctx), "server"
+        trust = keystore.trust_material(uow)
+        verdict = verify_manifest_signature(
+            manifest,
+            cms,
+            trust_roots=trust.roots,
+            crls=trust.crls,
+            at=ctx.now,
+            expected_signer=expected_signer(uow, doc),
+        )
+        fingerprint = verdict.signer.get("sha256", "")
+        uow.signatures.add_signature(
+            {
+                "id": new_id(),
+                "document_id": doc_id,
+                "revision": doc["revision"],
+                "manifest": manifest,
+                "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
+                "cms": cms,
+                "mode": mode,
+                "signer": ctx.actor.name,
+                "certificate_fingerprint": fingerprint,
+                "signing_time": verdict.signing_time,
+                "created_at": ctx.now,
+            }
+        )
+        ctx.audit.update(
+            {
+                "mode": mode,
+                "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
+                "certificate": fingerprint,
+                "signer": verdict.signer.get("common_name", ""),
+            }
+        )
+
+    def _sign_on_server(
+        self, uow: UnitOfWork, doc: dict[str, Any], manifest: bytes, ctx: TransitionContext
+    ) -> bytes:
+        row = uow.signatures.signing_certificate(doc["agency_id"], doc["signer_user"], ctx.now)
+        if row is None:
+            raise SignerMismatch(
+                "No valid certificate with a stored key for this signer: issue one "
+                "(`congvan keys issue-signer`) or upload a signature made with the signer's "
+                "own token.",
+                signer=doc["signer_user"],
+            )
+        key = pki.load_private_key(row["key_pem"].encode(), self.passphrase())
+        cert = x509.load_pem_x509_certificate(row["cert_pem"].encode())
+        chain = [r for r in keystore.trust_material(uow).roots if r.subject == cert.issuer]
+        return sign_manifest(manifest, key=key, cert=cert, chain=chain, signing_time=ctx.now)
+
+    def signature_valid(self, ctx: TransitionContext) -> tuple[bool, str]:
+        """Verify again before sending: same manifest, same trust, same signer."""
+        uow, doc_id = ctx.uow, ctx.document.id
+        doc = uow.documents.get(doc_id) or {}
+        signature = uow.signatures.latest_signature(doc_id)
+        if signature is None or signature["revision"] != doc["revision"]:
+            return False, "the current revision is not signed"
+        verify_stored(uow, signature, manifest_of(uow, doc_id), doc)  # raises on failure
+        return True, ""
+
+    def not_duplicate(self, ctx: TransitionContext) -> tuple[bool, str]:
+        """Never send the same number twice a year, nor the same file to the same agency."""
+        uow, doc_id = ctx.uow, ctx.document.id
+        doc = uow.documents.get(doc_id) or {}
+        if doc.get("number") and doc.get("issued_on"):
+            earlier = uow.duplicates.sent_with_number(
+                doc["agency_id"],
+                doc["number"],
+                doc.get("symbol") or "",
+                doc["issued_on"][:4],
+                exclude=doc_id,
+            )
+            if earlier:
+                return False, f"document {earlier['id']} was sent with this number"
+        mains = [a for a in uow.documents.attachments(doc_id) if a["role"] == "main"]
+        recipients = [r["organ_id"] for r in uow.documents.recipients(doc_id)]
+        if mains:
+            earlier = uow.duplicates.sent_with_file(mains[0]["sha256"], recipients, exclude=doc_id)
+            if earlier:
+                return False, (
+                    f"document {earlier['id']} already sent this file to {earlier['organ_id']}"
+                )
+        return True, ""
+
+
+def _decode(text: str) -> bytes:
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureError("The uploaded signature is not valid base64.") from exc
+    if not data or len(data) > MAX_CMS_BYTES:
+        raise SignatureError(
+            "The uploaded signature is empty or too large.", max_bytes=MAX_CMS_BYTES
+        )
+    return data

@@ -1,0 +1,81 @@
+"""Routes for signatures: the manifest to sign, the signature and its verdict, our PKI."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from fastapi import APIRouter, Response
+
+from congvan.actions.signing import keystore
+from congvan.actions.signing.signing import manifest_of, verify_stored
+from congvan.states.errors import CongvanError, NotFound
+from congvan.states.policy import READ_ROLES
+
+from .auth import PrincipalDep, RuntimeDep, require
+from .views import load_visible
+
+router = APIRouter(prefix="/v1", tags=["signatures"])
+
+
+@router.get(
+    "/documents/{document_id}/manifest",
+    summary="The canonical manifest of the current revision (what a signer signs)",
+)
+def get_manifest(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
+    require(principal, READ_ROLES, "Reading documents")
+    with runtime.uow(readonly=True) as uow:
+        load_visible(uow, document_id, principal.agency_id)
+        manifest = manifest_of(uow, document_id)
+    return Response(manifest, media_type="application/json")
+
+
+@router.get(
+    "/documents/{document_id}/signature",
+    summary="The latest signature and a fresh verification verdict",
+)
+def get_signature(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    require(principal, READ_ROLES, "Reading documents")
+    with runtime.uow(readonly=True) as uow:
+        doc = load_visible(uow, document_id, principal.agency_id)
+        signature = uow.signatures.latest_signature(document_id)
+        if signature is None:
+            raise NotFound("The document is not signed.", document_id=document_id)
+        try:
+            verdict: dict[str, Any] = {
+                "ok": True,
+                **dataclasses.asdict(
+                    verify_stored(uow, signature, manifest_of(uow, document_id), doc)
+                ),
+            }
+        except CongvanError as exc:
+            verdict = {"ok": False, **exc.to_dict()}
+    return {
+        "document_id": document_id,
+        "revision": signature["revision"],
+        "mode": signature["mode"],
+        "signer": signature["signer"],
+        "manifest_sha256": signature["manifest_sha256"],
+        "certificate": signature["certificate_fingerprint"],
+        "signing_time": signature["signing_time"].isoformat(),
+        "current_revision": doc["revision"],
+        "verdict": verdict,
+    }
+
+
+@router.get("/pki/crl", summary="Our newest certificate revocation list (DER, no token)")
+def get_crl(runtime: RuntimeDep) -> Response:
+    with runtime.uow(readonly=True) as uow:
+        crls = uow.signatures.latest_crls()
+    if not crls:
+        raise NotFound("No certification authority here.")
+    return Response(crls[0], media_type="application/pkix-crl")
+
+
+@router.get("/pki/roots", summary="Trusted root certificates (PEM, no token)")
+def get_roots(runtime: RuntimeDep) -> Response:
+    with runtime.uow(readonly=True) as uow:
+        roots = keystore.trust_material(uow).roots
+    pem = b"".join(r.public_bytes(serialization.Encoding.PEM) for r in roots)
+    return Response(pem, media_type="application/x-pem-file")
