@@ -133,10 +133,11 @@ class Signing:
     ) -> bytes:
         row = uow.signatures.signing_certificate(doc["agency_id"], doc["signer_user"], ctx.now)
         if row is None:
-            raise SignerMismatch(
+            raise InvalidInput(
                 "No valid certificate with a stored key for this signer: issue one "
                 "(`congvan keys issue-signer`) or upload a signature made with the signer's "
                 "own token.",
+                field="cms",
                 signer=doc["signer_user"],
             )
         key = pki.load_private_key(row["key_pem"].encode(), self.passphrase())
