@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -10,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography import x509
+from pydantic import SecretStr
 
+from congvan.actions.signing import keystore, pki
+from congvan.actions.signing.cms import sign_manifest
 from congvan.storage.audit import verify_chains
 from congvan.storage.database import make_engine
 from congvan.storage.schema import migrate
@@ -123,12 +129,13 @@ class Demo:
             print(f"   ✗ {r['code']} ({r['severity']}): {r['message']['vi']}")
 
 
-def _setup(runtime: Any) -> dict[str, str]:
+def _setup(runtime: Any, passphrase: str) -> dict[str, str]:
     tokens = {}
     now = runtime.clock()
     with runtime.uow() as uow:
         for agency_id, name, abbreviation in (PROVINCE, DEPARTMENT, CITY):
             add_agency(uow, agency_id, name, abbreviation, now)
+        keystore.init_ca(uow, "congvan demo CA", PROVINCE[1], passphrase=passphrase, now=now)
         people = {
             "văn thư": (PROVINCE[0], "vanthu", ["clerk"], "Trần Thị Lan", "Văn thư"),
             "chuyên viên": (
@@ -153,7 +160,16 @@ def _setup(runtime: Any) -> dict[str, str]:
                 uow, agency, username, roles, now, full_name=full_name, position=position
             )
             tokens[who] = create_token(uow, user_id, now).token
+        keystore.issue_signer(
+            uow,
+            PROVINCE[0],
+            SIGNER[0],
+            passphrase=passphrase,
+            crl_url=runtime.settings.crl_url,
+            now=now,
+        )
         uow.commit()
+    print("A test certification authority and the Phó Chủ tịch's certificate are ready")
     return tokens
 
 
@@ -209,10 +225,94 @@ def _clean_letter(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:
     result = demo.fire("chuyên viên", doc_id, "approve")
     print(f"   approve: {result['from_state']} → {result['to_state']}, v{result['version']}")
 
-    demo.step("Signing is refused until signatures are installed — never a silent no-op")
-    missing = demo.fire("lãnh đạo", doc_id, "sign", expect=501)
+    demo.step("The Phó Chủ tịch signs: a detached CMS over the manifest, with his key")
+    result = demo.fire("lãnh đạo", doc_id, "sign")
+    print(f"   sign: {result['from_state']} → {result['to_state']}, v{result['version']}")
+    signature = demo.call("văn thư", "GET", f"/v1/documents/{doc_id}/signature", expect=200)
+    verdict = signature["verdict"]
+    if not verdict["ok"]:
+        raise DemoFailed(f"the signature does not verify: {verdict}")
+    print(
+        f"   signed by {verdict['signer']['common_name']} ({verdict['signer']['title']}), "
+        f"manifest sha256 {signature['manifest_sha256'][:16]}…"
+    )
+    points = (
+        "intact",
+        "valid",
+        "trusted",
+        "not_revoked",
+        "key_usage_ok",
+        "valid_at_signing_time",
+        "signer_matches",
+    )
+    print("   verified: " + ", ".join(f"{p} ✓" for p in points if verdict[p]))
+
+    demo.step("Sending needs delivery, which is not installed yet — never a silent no-op")
+    missing = demo.fire("văn thư", doc_id, "send", expect=501)
     print(f"   501 {missing['code']}: needs {', '.join(missing['details']['missing'])}")
     return doc_id
+
+
+def _refused_signatures(demo: Demo, runtime: Any, doc_id: str, passphrase: str) -> None:
+    """The signer's own token signs with an expired, then a revoked certificate."""
+    manifest = demo.client.get(
+        f"/v1/documents/{doc_id}/manifest",
+        headers={"Authorization": f"Bearer {demo.tokens['lãnh đạo']}"},
+    ).content
+    now = runtime.clock()
+    with runtime.uow() as uow:
+        expired = keystore.issue_signer(
+            uow,
+            PROVINCE[0],
+            SIGNER[0],
+            passphrase=passphrase,
+            crl_url=runtime.settings.crl_url,
+            now=now,
+            valid_from=now - timedelta(days=400),
+            valid_days=365,
+        )
+        current = uow.signatures.signing_certificate(PROVINCE[0], SIGNER[0], now)
+        uow.commit()
+    assert current is not None
+
+    def token_signs(row: dict[str, Any]) -> str:
+        cert = x509.load_pem_x509_certificate(row["cert_pem"].encode())
+        key = pki.load_private_key(row["key_pem"].encode(), passphrase)
+        with runtime.uow(readonly=True) as uow:
+            roots = keystore.trust_material(uow).roots
+        cms = sign_manifest(manifest, key=key, cert=cert, chain=roots, signing_time=runtime.clock())
+        return base64.b64encode(cms).decode()
+
+    demo.step("A signature made with an expired certificate is refused")
+    refused = demo.fire("lãnh đạo", doc_id, "sign", expect=422, cms=token_signs(expired))
+    print(f"   422 {refused['code']}: {refused['message']}")
+
+    demo.step("The signer's certificate is revoked (key compromise): its signature is refused")
+    with runtime.uow() as uow:
+        keystore.revoke(
+            uow,
+            current["fingerprint"],
+            reason="key_compromise",
+            passphrase=passphrase,
+            now=runtime.clock(),
+        )
+        uow.commit()
+    refused = demo.fire("lãnh đạo", doc_id, "sign", expect=422, cms=token_signs(current))
+    print(f"   422 {refused['code']}: {refused['message']}")
+
+    demo.step("A new certificate is issued; the signer's token signs and it is accepted")
+    with runtime.uow() as uow:
+        fresh = keystore.issue_signer(
+            uow,
+            PROVINCE[0],
+            SIGNER[0],
+            passphrase=passphrase,
+            crl_url=runtime.settings.crl_url,
+            now=runtime.clock(),
+        )
+        uow.commit()
+    result = demo.fire("lãnh đạo", doc_id, "sign", cms=token_signs(fresh))
+    print(f"   sign (uploaded CMS): {result['from_state']} → {result['to_state']}")
 
 
 def _format_error(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:
@@ -309,7 +409,10 @@ def run_demo(data_dir: Path | None = None) -> int:
     if data_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="congvan-demo-")
         data_dir = Path(tmp.name)
-    settings = Settings(data_dir=data_dir, relay_poll_seconds=0.05)
+    passphrase = secrets.token_urlsafe(24)  # this run's keys; never printed
+    settings = Settings(
+        data_dir=data_dir, relay_poll_seconds=0.05, key_passphrase=SecretStr(passphrase)
+    )
     print(f"congvan demo — embedded database in {data_dir}")
     engine = make_engine(settings.db_url)
     migrate(engine)
@@ -317,7 +420,7 @@ def run_demo(data_dir: Path | None = None) -> int:
     today = datetime.now(timezone(timedelta(hours=7))).date().isoformat()
     meta = letter_1227(today)
     try:
-        tokens = _setup(runtime)
+        tokens = _setup(runtime, passphrase)
         app = create_app(runtime, background=True)
         with (
             serve_in_thread(app) as base_url,
@@ -327,6 +430,7 @@ def run_demo(data_dir: Path | None = None) -> int:
             demo = Demo(client, tokens)
             first = _clean_letter(demo, meta, sample_pdf())
             second = _format_error(demo, meta, sample_pdf())
+            _refused_signatures(demo, runtime, second, passphrase)
             third = _duplicate(demo, meta, first)
             for doc_id in (first, second, third):
                 _print_timeline(demo, doc_id)

@@ -26,6 +26,7 @@ private event loop, and code already inside a loop awaits the ``async_`` variant
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -74,6 +75,11 @@ _KEY_USAGE_MESSAGE = "The certificate's key usage must include digitalSignature 
 # A signer's clock may run a little ahead of ours.
 CLOCK_SKEW = timedelta(minutes=5)
 # What ``expected_signer`` may name: the keys of ``Verdict.signer``.
+# Our verdicts report every failed point with its own error code; pyHanko's own warnings
+# repeat each one with a traceback, so only its errors are let through.
+logging.getLogger("pyhanko").setLevel(logging.ERROR)
+logging.getLogger("pyhanko_certvalidator").setLevel(logging.ERROR)
+
 SIGNER_FIELDS = (
     "common_name",
     "title",

@@ -23,6 +23,10 @@ def test_demo_drives_the_sample_letter_and_exits_zero(tmp_path: Path) -> None:
     assert "1227/UBND-TĐKT" in done.stdout
     assert "3 chain(s) checked, 0 broken" in done.stdout
     assert "duplicates.number" in done.stdout
+    assert "signer_matches ✓" in done.stdout
+    assert "422 certificate_expired" in done.stdout
+    assert "422 certificate_revoked" in done.stdout
+    assert "501 action_unavailable: needs deliver_dispatches" in done.stdout
     assert "every step behaved as expected" in done.stdout
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Response
 
 from congvan.actions.signing import keystore
+from congvan.actions.signing.cms import Verdict
 from congvan.actions.signing.signing import manifest_of, verify_stored
 from congvan.states.errors import CongvanError, NotFound
 from congvan.states.policy import READ_ROLES
@@ -17,6 +20,19 @@ from .auth import PrincipalDep, RuntimeDep, require
 from .views import load_visible
 
 router = APIRouter(prefix="/v1", tags=["signatures"])
+
+
+def verdict_view(verdict: Verdict) -> dict[str, Any]:
+    """Each point checked, plain JSON."""
+    view: dict[str, Any] = {"ok": True}
+    for field in dataclasses.fields(verdict):
+        value = getattr(verdict, field.name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        view[field.name] = value
+    return view
 
 
 @router.get(
@@ -43,14 +59,11 @@ def get_signature(document_id: str, runtime: RuntimeDep, principal: PrincipalDep
         if signature is None:
             raise NotFound("The document is not signed.", document_id=document_id)
         try:
-            verdict: dict[str, Any] = {
-                "ok": True,
-                **dataclasses.asdict(
-                    verify_stored(uow, signature, manifest_of(uow, document_id), doc)
-                ),
-            }
+            verdict = verdict_view(
+                verify_stored(uow, signature, manifest_of(uow, document_id), doc)
+            )
         except CongvanError as exc:
-            verdict = {"ok": False, **exc.to_dict()}
+            verdict = {"ok": False, **exc.to_dict()}  # a verdict, not an error of the call
     return {
         "document_id": document_id,
         "revision": signature["revision"],
