@@ -1,0 +1,454 @@
+"""PAdES signatures inside the PDF of a document: sign with a visible stamp, verify.
+
+A signature is a PAdES baseline B-B signature (``/SubFilter /ETSI.CAdES.detached``) added
+as an incremental update, so earlier revisions and earlier signatures stay intact. Its
+widget on page 1 shows a stamp with the signer's name, position, agency and signing time
+(Decree 30/2020/NĐ-CP: the signer's signature goes near the bottom right; an agency's
+e-copy signature would go top right and is not made here).
+
+The CMS inside is made by the same cached signer as ``cms.sign_manifest``, so keys and
+chains are passed the same way. PAdES forbids the signingTime attribute: the claimed
+signing time is the signature dictionary's ``/M`` and the time printed in the stamp.
+
+Verification checks every signature in the file, in this order, and raises the first
+failure, with the same errors as ``cms.verify_manifest_signature``:
+
+    not a signed PDF         SignatureError
+    signature invalid        SignatureError
+    signed bytes changed     ManifestMismatch
+    certificate path         CertificateRevoked, CertificateExpired,
+                             CertificateNotYetValid, ChainUntrusted, KeyUsageInvalid
+    changed after signing    ManifestMismatch (the last signature must cover the whole
+                             file; an earlier one may only be followed by form filling
+                             and further signatures, as pyHanko's diff analysis judges)
+    signing time (/M)        SignatureError when after ``at``; CertificateExpired /
+                             CertificateNotYetValid when outside the certificate's validity
+
+The stamp font is DejaVu Sans (see ``fonts/LICENSE``) rescaled to 1000 units per em,
+because pyHanko 0.38 writes glyph widths in font units as if every font had 1000 (DejaVu
+has 2048 and was drawn twice as wide), and cut down to Latin and Vietnamese without
+OpenType layout tables, because pyHanko subsets the font again for every signature
+(0.4 s with the full font). Stamp text is NFC-normalised so every letter is one
+precomposed glyph. The file was made once with fontTools::
+
+    font = TTFont("workflow/samples/fonts/DejaVuSans.ttf")
+    scale_upem(font, 1000)
+    options = subset.Options()
+    options.layout_features = []
+    options.drop_tables += ["GSUB", "GPOS", "GDEF", "kern", "MATH"]
+    options.name_IDs = options.name_languages = ["*"]
+    options.notdef_outline, options.hinting = True, False
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(unicodes=[*range(0x20, 0x7F), *range(0xA0, 0x250),
+        *range(0x300, 0x370), *range(0x1E00, 0x1F00), *range(0x2000, 0x2070), 0x20AB])
+    subsetter.subset(font)
+    font.save("actions/signing/fonts/DejaVuSans-vi-upem1000.ttf")
+"""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import cache
+from importlib import resources
+from types import MappingProxyType
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from pyhanko.pdf_utils import layout
+from pyhanko.pdf_utils.font.api import FontEngineFactory
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.text import TextBoxStyle
+from pyhanko.sign import fields, signers
+from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
+from pyhanko.sign.validation import async_validate_pdf_signature
+from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.validation.status import SignatureCoverageLevel
+from pyhanko.stamp import TextStampStyle
+from pyhanko_certvalidator import errors as cv_errors
+
+from congvan.states.errors import (
+    CertificateExpired,
+    CertificateNotYetValid,
+    InvalidInput,
+    KeyUsageInvalid,
+    ManifestMismatch,
+    SignatureError,
+)
+
+from .cms import (
+    _KEY_USAGE_MESSAGE,
+    CLOCK_SKEW,
+    DIGEST,
+    SIGNER_KEY_USAGE,
+    SigningKey,
+    _asn1_cert,
+    _context,
+    _describe,
+    _path_error,
+    _require_aware,
+    _run,
+    _signer_for,
+)
+
+VIETNAM = timezone(timedelta(hours=7), "+07:00")
+STAMP_FONT = "fonts/DejaVuSans-vi-upem1000.ttf"
+# The same size in the font engine and the text box, or lines 2+ drift right (pyHanko #733).
+STAMP_FONT_SIZE = 8
+STAMP_LEADING = 10
+# The stamp's size in points, and its distance from the page's right and bottom edges:
+# inside the bottom margin (2 cm) of a letter, right-aligned with its text (1.5 cm).
+STAMP_WIDTH, STAMP_HEIGHT = 250.0, 50.0
+STAMP_RIGHT, STAMP_BOTTOM = 42.5, 4.0
+STAMP_TEXT = "Ký bởi: {name}\nChức vụ: {position}\nCơ quan: {agency}\nThời gian ký: {time}"
+# What may follow an earlier signature: form filling and more signatures, nothing else.
+_ALLOWED_AFTER_SIGNING = (
+    ModificationLevel.NONE,
+    ModificationLevel.LTA_UPDATES,
+    ModificationLevel.FORM_FILLING,
+)
+
+Box = tuple[float, float, float, float]
+# Bytes of a CMS besides its certificates: about 1.1 KiB with RSA-2048 and 1.4 KiB with
+# RSA-4096; 4 KiB leaves room for long issuer names. Unused room is zero-filled.
+_CMS_OVERHEAD = 4096
+
+
+@dataclass(frozen=True)
+class PdfVerdict:
+    """What was checked about the last signature of a PDF whose signatures all verified."""
+
+    intact: bool  # the signed byte ranges hash to the signed digest
+    valid: bool  # the signature verifies with the certificate's key
+    trusted: bool  # the certificate chains to a trust root, unrevoked at ``checked_at``
+    covers_entire_file: bool  # nothing was appended after the last signature
+    coverage: str  # pyHanko's SignatureCoverageLevel name, e.g. ENTIRE_FILE
+    field_name: str
+    subfilter: str  # /ETSI.CAdES.detached for PAdES
+    signing_time: datetime | None  # /M, as the signer claims it
+    checked_at: datetime
+    signer: Mapping[str, str]  # cms.SIGNER_FIELDS plus not_before / not_after
+    signature_count: int  # signatures in the file, all verified
+
+
+# -- signing ---------------------------------------------------------------------------
+
+
+@cache
+def _stamp_font_bytes() -> bytes:
+    return resources.files("congvan.actions.signing").joinpath(STAMP_FONT).read_bytes()
+
+
+@dataclass(frozen=True)
+class _StampFont(FontEngineFactory):
+    """GlyphAccumulatorFactory over the packaged font's bytes (no file handle left open)."""
+
+    font_size: int = STAMP_FONT_SIZE
+
+    def create_font_engine(self, writer: Any, obj_stream: Any = None) -> GlyphAccumulator:
+        if obj_stream is None and writer.stream_xrefs:
+            obj_stream = writer.prepare_object_stream()
+        return GlyphAccumulator(
+            writer=writer,
+            font_handle=io.BytesIO(_stamp_font_bytes()),
+            font_size=self.font_size,
+            obj_stream=obj_stream,
+        )
+
+
+_STAMP_STYLE = TextStampStyle(
+    stamp_text="%(text)s",
+    text_box_style=TextBoxStyle(
+        font=_StampFont(STAMP_FONT_SIZE),
+        font_size=STAMP_FONT_SIZE,
+        leading=STAMP_LEADING,
+        box_layout_rule=layout.SimpleBoxLayoutRule(
+            x_align=layout.AxisAlignment.ALIGN_MIN,
+            y_align=layout.AxisAlignment.ALIGN_MID,
+            margins=layout.Margins(left=4, right=4, top=4, bottom=4),
+        ),
+    ),
+    border_width=1,
+    background=None,  # the default is pyHanko's logo
+)
+
+
+def stamp_text(*, signer_name: str, position: str, agency_name: str, signing_time: datetime) -> str:
+    """The stamp's four lines, NFC-normalised, with the time in ISO 8601 at +07:00."""
+    _require_aware(signing_time, "signing_time")
+    text = STAMP_TEXT.format(
+        name=" ".join(signer_name.split()),
+        position=" ".join(position.split()),
+        agency=" ".join(agency_name.split()),
+        time=signing_time.astimezone(VIETNAM).isoformat(timespec="seconds"),
+    )
+    return unicodedata.normalize("NFC", text)
+
+
+def default_box(pdf: bytes) -> Box:
+    """Where the signer's stamp goes on page 1: the bottom right corner, inside the margin."""
+    return _stamp_box(PdfFileReader(io.BytesIO(pdf), strict=False))
+
+
+async def async_sign_pdf(
+    pdf: bytes,
+    *,
+    key: SigningKey,
+    cert: x509.Certificate,
+    chain: Sequence[x509.Certificate],
+    signer_name: str,
+    position: str,
+    agency_name: str,
+    signing_time: datetime,
+    box: Box | None = None,
+    field_name: str | None = None,
+) -> bytes:
+    """Add a PAdES signature with a visible stamp on page 1; return the signed PDF.
+
+    ``chain`` is embedded as given; ``signing_time`` (timezone-aware) becomes ``/M`` and is
+    printed in the stamp at +07:00. ``box`` (x0, y0, x1, y1 in points) defaults to
+    ``default_box``; ``field_name`` to ``Signature<n>``, the next free number.
+    """
+    _require_aware(signing_time, "signing_time")
+    signer = _signer_for(key, cert, chain)
+    text = stamp_text(
+        signer_name=signer_name,
+        position=position,
+        agency_name=agency_name,
+        signing_time=signing_time,
+    )
+    try:
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+        taken = {name for name, _value, _ref in fields.enumerate_sig_fields(writer.prev)}
+        box = box or _stamp_box(writer.prev)
+    except (PdfError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput(f"The file is not a PDF that can be signed: {exc}") from exc
+    if field_name is None:
+        field_name = next(
+            f"Signature{n}" for n in range(1, len(taken) + 2) if f"Signature{n}" not in taken
+        )
+    name = unicodedata.normalize("NFC", " ".join(signer_name.split()))
+    meta = signers.PdfSignatureMetadata(
+        field_name=field_name,
+        md_algorithm=DIGEST,
+        subfilter=fields.SigSeedSubFilter.PADES,  # ETSI.CAdES.detached
+        name=name,
+    )
+    pdf_signer = signers.PdfSigner(
+        meta,
+        signer=signer,
+        stamp_style=_STAMP_STYLE,
+        # pyHanko types the box as ints; it writes floats as they are.
+        new_field_spec=fields.SigFieldSpec(sig_field_name=field_name, on_page=0, box=box),  # type: ignore[arg-type]
+    )
+    # PdfSigner.async_sign_pdf, but with our signing time instead of the local clock's.
+    session = pdf_signer.init_signing_session(writer)
+    session.system_time = signing_time.astimezone(VIETNAM)
+    validation_info = await session.perform_presign_validation(writer)
+    # Room for the CMS, in hex digits: its certificates plus ample space for the rest.
+    # pyHanko would otherwise make a whole dummy signature to estimate it (a third of the
+    # signing time).
+    embedded = sum(len(c.public_bytes(Encoding.DER)) for c in (cert, *chain))
+    bytes_reserved = 2 * (_CMS_OVERHEAD + embedded)
+    tbs = session.prepare_tbs_document(
+        validation_info=validation_info,
+        bytes_reserved=bytes_reserved,
+        appearance_text_params={"text": text},
+    )
+    output = io.BytesIO()
+    digest, res_output = tbs.digest_tbs_document(output=output)
+    post_signing = await tbs.perform_signature(
+        document_digest=digest.document_digest,
+        pdf_cms_signed_attrs=PdfCMSSignedAttributes(signing_time=session.system_time),
+    )
+    await post_signing.post_signature_processing(res_output)
+    return output.getvalue()
+
+
+def sign_pdf(
+    pdf: bytes,
+    *,
+    key: SigningKey,
+    cert: x509.Certificate,
+    chain: Sequence[x509.Certificate],
+    signer_name: str,
+    position: str,
+    agency_name: str,
+    signing_time: datetime,
+    box: Box | None = None,
+    field_name: str | None = None,
+) -> bytes:
+    """Sign a PDF; see ``async_sign_pdf``. Not callable inside an event loop."""
+    return _run(  # type: ignore[no-any-return]
+        async_sign_pdf(
+            pdf,
+            key=key,
+            cert=cert,
+            chain=chain,
+            signer_name=signer_name,
+            position=position,
+            agency_name=agency_name,
+            signing_time=signing_time,
+            box=box,
+            field_name=field_name,
+        )
+    )
+
+
+# -- verification ----------------------------------------------------------------------
+
+
+async def async_verify_pdf(
+    pdf: bytes,
+    *,
+    trust_roots: Sequence[x509.Certificate],
+    crls: Iterable[x509.CertificateRevocationList | bytes],
+    at: datetime,
+) -> PdfVerdict:
+    """Check every signature of ``pdf`` at ``at``; describe the last one.
+
+    ``crls`` must hold a current CRL of every CA on each path; nothing is fetched.
+    Raises the ``SignatureError`` subclass of the first check that fails.
+    """
+    _require_aware(at, "at")
+    roots = [_asn1_cert(c) for c in trust_roots]
+    crl_der = [c if isinstance(c, bytes) else c.public_bytes(Encoding.DER) for c in crls]
+    try:
+        signatures = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
+    except (PdfError, ValueError, KeyError, TypeError) as exc:
+        raise SignatureError(f"The file is not a readable PDF: {exc}") from exc
+    if not signatures:
+        raise SignatureError("The PDF carries no signature.")
+
+    verdict: PdfVerdict | None = None
+    for index, embedded in enumerate(signatures):
+        last = index == len(signatures) - 1
+        try:
+            status = await async_validate_pdf_signature(
+                embedded,
+                signer_validation_context=_context(roots, crl_der, at),
+                key_usage_settings=SIGNER_KEY_USAGE,
+            )
+        except SignatureValidationError as exc:
+            raise SignatureError(
+                f"The signature is malformed: {exc.failure_message}", field=embedded.field_name
+            ) from exc
+        except (PdfError, ValueError, TypeError, KeyError) as exc:
+            raise SignatureError(
+                f"The signature is malformed: {exc}", field=embedded.field_name
+            ) from exc
+
+        cert = status.signing_cert
+        signer = _describe(cert)
+        who = {
+            "signer": signer["common_name"],
+            "serial_number": signer["serial_number"],
+            "field": embedded.field_name,
+        }
+        if not status.valid:
+            raise SignatureError("The signature does not verify with the signer's key.", **who)
+        if not status.intact:
+            raise ManifestMismatch("The signed bytes of the PDF were changed.", **who)
+        if not (status.trusted and status.trust_problem_indic is None):
+            raise await _path_error(status, embedded.signed_data, roots, crl_der, at, who)
+        try:
+            # pyHanko 0.38 drops match_all_key_usages; see cms.verify_manifest_signature.
+            SIGNER_KEY_USAGE.validate(cert)
+        except cv_errors.InvalidCertificateError as exc:
+            raise KeyUsageInvalid(_KEY_USAGE_MESSAGE, reason=str(exc), **who) from exc
+
+        coverage = status.coverage
+        if last and coverage is not SignatureCoverageLevel.ENTIRE_FILE:
+            raise ManifestMismatch(
+                "The PDF was changed after its last signature.",
+                coverage=coverage.name if coverage else None,
+                **who,
+            )
+        if not last and (
+            not status.docmdp_ok or status.modification_level not in _ALLOWED_AFTER_SIGNING
+        ):
+            level = status.modification_level
+            raise ManifestMismatch(
+                "The PDF was changed after this signature beyond adding signatures.",
+                modification_level=level.name if level else None,
+                **who,
+            )
+
+        signing_time = embedded.self_reported_timestamp
+        if signing_time is not None:
+            if signing_time > at + CLOCK_SKEW:
+                raise SignatureError(
+                    "The signing time lies after the moment of verification.",
+                    signing_time=signing_time.isoformat(),
+                    checked_at=at.isoformat(),
+                    **who,
+                )
+            if signing_time < cert.not_valid_before:
+                raise CertificateNotYetValid(
+                    "The certificate was not yet valid at the claimed signing time.",
+                    signing_time=signing_time.isoformat(),
+                    not_before=signer["not_before"],
+                    **who,
+                )
+            if signing_time > cert.not_valid_after:
+                raise CertificateExpired(
+                    signing_time=signing_time.isoformat(), not_after=signer["not_after"], **who
+                )
+
+        verdict = PdfVerdict(
+            intact=True,
+            valid=True,
+            trusted=True,
+            covers_entire_file=coverage is SignatureCoverageLevel.ENTIRE_FILE,
+            coverage=coverage.name if coverage else "NONE",
+            field_name=embedded.field_name,
+            subfilter=str(embedded.sig_object.get("/SubFilter", "")),
+            signing_time=signing_time,
+            checked_at=at,
+            signer=MappingProxyType(signer),
+            signature_count=len(signatures),
+        )
+    assert verdict is not None
+    return verdict
+
+
+def verify_pdf(
+    pdf: bytes,
+    *,
+    trust_roots: Sequence[x509.Certificate],
+    crls: Iterable[x509.CertificateRevocationList | bytes],
+    at: datetime,
+) -> PdfVerdict:
+    """Verify a signed PDF; see ``async_verify_pdf``. Not callable inside an event loop."""
+    return _run(  # type: ignore[no-any-return]
+        async_verify_pdf(pdf, trust_roots=trust_roots, crls=crls, at=at)
+    )
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _stamp_box(reader: PdfFileReader) -> Box:
+    _x0, y0, x1, _y1 = _page_box(reader)
+    right = x1 - STAMP_RIGHT
+    return (right - STAMP_WIDTH, y0 + STAMP_BOTTOM, right, y0 + STAMP_BOTTOM + STAMP_HEIGHT)
+
+
+def _page_box(reader: PdfFileReader) -> Box:
+    """Page 1's CropBox, or MediaBox, inherited from its parents if need be."""
+    node = reader.find_page_for_modification(0)[0].get_object()  # type: ignore[no-untyped-call]
+    while node is not None:
+        for name in ("/CropBox", "/MediaBox"):
+            if name in node:
+                x0, y0, x1, y1 = (float(v) for v in node[name])
+                return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+        node = node.get_object()["/Parent"].get_object() if "/Parent" in node else None
+    raise ValueError("page 1 has no MediaBox")
