@@ -333,24 +333,7 @@ async def async_verify_manifest_signature(
     except cv_errors.InvalidCertificateError as exc:
         raise KeyUsageInvalid(_KEY_USAGE_MESSAGE, reason=str(exc), **who) from exc
 
-    if signing_time > at + CLOCK_SKEW:
-        raise SignatureError(
-            "The signing time lies after the moment of verification.",
-            signing_time=signing_time.isoformat(),
-            checked_at=at.isoformat(),
-            **who,
-        )
-    if signing_time < cert.not_valid_before:
-        raise CertificateNotYetValid(
-            "The certificate was not yet valid at the claimed signing time.",
-            signing_time=signing_time.isoformat(),
-            not_before=signer["not_before"],
-            **who,
-        )
-    if signing_time > cert.not_valid_after:
-        raise CertificateExpired(
-            signing_time=signing_time.isoformat(), not_after=signer["not_after"], **who
-        )
+    check_signing_time(signing_time, at, cert, signer, who)
 
     if expected_signer:
         differ = {
@@ -547,3 +530,31 @@ def _run(coroutine: Any) -> Any:
     if loop is None or loop.is_closed():
         loop = _loops.loop = asyncio.new_event_loop()
     return loop.run_until_complete(coroutine)
+
+
+def check_signing_time(
+    signing_time: datetime,
+    at: datetime,
+    cert: Any,
+    signer: Mapping[str, Any],
+    who: Mapping[str, Any],
+) -> None:
+    """The claimed signing time is not after ``at`` and lies inside the validity."""
+    if signing_time > at + CLOCK_SKEW:
+        raise SignatureError(
+            "The signing time lies after the moment of verification.",
+            signing_time=signing_time.isoformat(),
+            checked_at=at.isoformat(),
+            **who,
+        )
+    if signing_time < cert.not_valid_before:
+        raise CertificateNotYetValid(
+            "The certificate was not yet valid at the claimed signing time.",
+            signing_time=signing_time.isoformat(),
+            not_before=signer["not_before"],
+            **who,
+        )
+    if signing_time > cert.not_valid_after:
+        raise CertificateExpired(
+            signing_time=signing_time.isoformat(), not_after=signer["not_after"], **who
+        )

@@ -76,8 +76,6 @@ from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import errors as cv_errors
 
 from congvan.states.errors import (
-    CertificateExpired,
-    CertificateNotYetValid,
     InvalidInput,
     KeyUsageInvalid,
     ManifestMismatch,
@@ -86,7 +84,6 @@ from congvan.states.errors import (
 
 from .cms import (
     _KEY_USAGE_MESSAGE,
-    CLOCK_SKEW,
     DIGEST,
     SIGNER_KEY_USAGE,
     SigningKey,
@@ -97,6 +94,7 @@ from .cms import (
     _require_aware,
     _run,
     _signer_for,
+    check_signing_time,
 )
 
 VIETNAM = timezone(timedelta(hours=7), "+07:00")
@@ -384,24 +382,7 @@ async def async_verify_pdf(
 
         signing_time = embedded.self_reported_timestamp
         if signing_time is not None:
-            if signing_time > at + CLOCK_SKEW:
-                raise SignatureError(
-                    "The signing time lies after the moment of verification.",
-                    signing_time=signing_time.isoformat(),
-                    checked_at=at.isoformat(),
-                    **who,
-                )
-            if signing_time < cert.not_valid_before:
-                raise CertificateNotYetValid(
-                    "The certificate was not yet valid at the claimed signing time.",
-                    signing_time=signing_time.isoformat(),
-                    not_before=signer["not_before"],
-                    **who,
-                )
-            if signing_time > cert.not_valid_after:
-                raise CertificateExpired(
-                    signing_time=signing_time.isoformat(), not_after=signer["not_after"], **who
-                )
+            check_signing_time(signing_time, at, cert, signer, who)
 
         verdict = PdfVerdict(
             intact=True,
