@@ -150,7 +150,7 @@ def make_runtime(db_url: str, tmp_path: Path, clock: FrozenClock) -> Iterator[Ma
 
 @pytest.fixture
 def runtime(make_runtime: MakeRuntime) -> Runtime:
-    """congvan as installed: review checks, but no signing or delivery yet."""
+    """congvan as installed: review checks and signing, but no delivery yet."""
     return make_runtime()
 
 

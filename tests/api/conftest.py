@@ -294,10 +294,10 @@ def _admin(server_url: str) -> Any:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def api_any_db(request: pytest.FixtureRequest, make_api: MakeApi) -> Iterator[Api]:
-    """The app on SQLite and on PostgreSQL (which refuses some text SQLite takes)."""
+def make_api_any_db(request: pytest.FixtureRequest, make_api: MakeApi) -> Iterator[MakeApi]:
+    """``make_api`` on SQLite and on PostgreSQL; call it once per test (one database)."""
     if request.param == "sqlite":
-        yield make_api()
+        yield make_api
         return
     # The session's server and migrated template come from tests/conftest.py.
     server = request.getfixturevalue("postgres_server")
@@ -306,8 +306,20 @@ def api_any_db(request: pytest.FixtureRequest, make_api: MakeApi) -> Iterator[Ap
     with _admin(server) as conn:
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    api = make_api(database_url=url)
-    yield api
-    api.runtime.db.dispose()  # make_api stops the runtime only after this teardown
+    built: list[Api] = []
+
+    def make(**settings: Any) -> Api:
+        built.append(make_api(database_url=url, **settings))
+        return built[-1]
+
+    yield make
+    for api in built:
+        api.runtime.db.dispose()  # make_api stops the runtime only after this teardown
     with _admin(server) as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def api_any_db(make_api_any_db: MakeApi) -> Api:
+    """The app on SQLite and on PostgreSQL (which refuses some text SQLite takes)."""
+    return make_api_any_db()

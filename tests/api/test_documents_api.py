@@ -400,12 +400,6 @@ def _does_nothing(_ctx: TransitionContext) -> None:
 # Each case: the event, who fires it, the fakes that bring a draft to the state the
 # event leaves (fired in order with their roles), and what the installation lacks.
 UNAVAILABLE = {
-    "sign": (
-        "signer",
-        {"guards": {"checks_cleared": _holds}},
-        [("approve", "reviewer")],
-        ["attach_signature", "signer_has_authority"],
-    ),
     "send": (
         "clerk",
         {
@@ -413,7 +407,7 @@ UNAVAILABLE = {
             "effects": {"attach_signature": _does_nothing},
         },
         [("approve", "reviewer"), ("sign", "signer")],
-        ["deliver_dispatches", "not_duplicate", "signature_valid"],
+        ["deliver_dispatches"],
     ),
 }
 
@@ -440,6 +434,33 @@ def test_an_event_whose_capability_is_missing_is_action_unavailable(
     after = api.get(f"/v1/documents/{doc_id}").json()
     assert (after["state"], after["version"]) == (state, version)
     assert len(api.get(f"/v1/documents/{doc_id}/history").json()["entries"]) == version
+
+
+@pytest.mark.parametrize(
+    ("named", "reason"),
+    [
+        ({}, "the document names no signer"),
+        ({"signer_user": "nvphuong"}, "only nvphuong signs this document"),
+    ],
+    ids=["none-named", "another-named"],
+)
+def test_only_the_signer_the_document_names_signs_it(
+    make_api: MakeApi, named: dict[str, str], reason: str
+) -> None:
+    # Given a reviewed document (a fake stands in for the review checks)
+    api = make_api(guards={"checks_cleared": _holds})
+    doc_id = api.draft(**named)["id"]
+    assert api.fire(doc_id, "approve", role="reviewer").status_code == 200
+    version = api.version(doc_id)
+    # When a signer of the agency who is not the one it names signs it
+    response = api.fire(doc_id, "sign", role="signer", if_match=f'"{version}"')
+    # Then the guard refuses, saying why, and nothing changed
+    details = assert_error(response, 409, "guard_failed")
+    assert (details["event"], details["state"]) == ("sign", "reviewed")
+    assert details["failed"] == ["signer_has_authority"]
+    assert details["reasons"] == {"signer_has_authority": reason}
+    after = api.get(f"/v1/documents/{doc_id}").json()
+    assert (after["state"], after["version"]) == ("reviewed", version)
 
 
 def test_edit_changes_fields_and_recipients(api: Api) -> None:

@@ -583,3 +583,24 @@ def test_a_long_username_still_creates_documents(api_any_db: Api) -> None:
     )
     assert response.status_code == 201, response.text
     assert response.json()["created_by"] == f"nguyen.thi.thu.trang.vanthu@{A}"
+
+
+@pytest.mark.parametrize(
+    ("field", "cleared"),
+    [("symbol", ""), ("place", ""), ("signer_name", ""), ("signer_user", ""), ("urgency", 0)],
+)
+def test_null_clears_an_optional_field_instead_of_failing(
+    api: Api, field: str, cleared: object
+) -> None:
+    response = api.create(**{field: None})
+    assert response.status_code == 201, response.text
+    view = response.json()
+    value = view["signer"]["name"] if field == "signer_name" else view[field]
+    assert cleared == value
+
+
+@pytest.mark.parametrize("field", ["doc_type", "subject"])
+def test_null_for_a_required_field_is_invalid_input(api: Api, field: str) -> None:
+    doc_id = api.draft()["id"]
+    response = api.fire(doc_id, "edit", body={"fields": {field: None}})
+    assert field == assert_error(response, 422, "invalid_input")["field"]

@@ -31,9 +31,14 @@ def today(api: Api) -> date:
 
 
 def add_signer(api: Api) -> None:
-    """The letter's signer: a user of A with the signer role and authority to sign."""
+    """The letter's signer: a user of A with the signer role and authority to sign.
+
+    Once per app; ``api.auth(SIGNER_USER)`` then carries the signer's own token.
+    """
+    if SIGNER_USER in api.tokens[A]:
+        return
     with api.runtime.uow() as uow:
-        directory.ensure_user(
+        user_id = directory.ensure_user(
             uow,
             A,
             SIGNER_USER,
@@ -55,7 +60,10 @@ def add_signer(api: Api) -> None:
                 "created_at": api.clock(),
             }
         )
+        token = directory.create_token(uow, user_id, api.clock()).token
         uow.commit()
+    api.users[A][SIGNER_USER] = user_id
+    api.tokens[A][SIGNER_USER] = token
 
 
 def clean_letter(api: Api, **overrides: Any) -> str:
@@ -177,11 +185,15 @@ def test_a_clean_letter_passes_every_check_and_is_approved(api_any_db: Api) -> N
     assert (response.json()["from_state"], response.json()["to_state"]) == ("draft", "reviewed")
     entry = history(api, doc_id)[-1]
     assert (entry["event"], entry["actor"]) == ("approve", f"reviewer@{A}")
-    # And signing is the step this installation cannot take yet
-    unavailable = api.fire(doc_id, "sign", role="signer")
-    details = assert_error(unavailable, 501, "action_unavailable")
-    assert details == {"event": "sign", "missing": ["attach_signature", "signer_has_authority"]}
-    assert api.get(f"/v1/documents/{doc_id}").json()["state"] == "reviewed"
+    # And the named signer, with no certificate here, is told to upload a signature
+    version = api.version(doc_id)
+    refused = api.fire(doc_id, "sign", role=SIGNER_USER)
+    details = assert_error(refused, 422, "invalid_input")
+    assert (details["field"], details["signer"]) == ("cms", SIGNER_USER)
+    after = api.get(f"/v1/documents/{doc_id}").json()
+    assert (after["state"], after["version"]) == ("reviewed", version)
+    assert history(api, doc_id)[-1]["event"] == "approve"
+    assert_error(api.get(f"/v1/documents/{doc_id}/signature"), 404, "not_found")
 
 
 def test_approve_is_refused_while_a_blocking_check_fails_until_an_edit_fixes_it(

@@ -31,6 +31,7 @@ from tests.factories import (
     actor,
     chain_problems,
     document_row,
+    does_nothing,
     dump_tables,
     history,
     holds,
@@ -149,25 +150,26 @@ def test_an_unknown_event_is_not_allowed(runtime: Runtime, make_document: Callab
 def test_an_event_needing_a_missing_capability_is_unavailable(
     make_runtime: Callable[..., Runtime], make_document: Callable[..., str]
 ):
-    # Given an installation with no signing yet (the default today), and a reviewed
-    # document (a fake stands in for the review checks)
-    runtime = make_runtime(guards={"checks_cleared": holds})
+    # Given an installation with no delivery yet (the default today), and a signed
+    # document (fakes stand in for the review checks and the signature)
+    runtime = make_runtime(
+        guards={"checks_cleared": holds, "signer_has_authority": holds},
+        effects={"attach_signature": does_nothing},
+    )
     doc = make_document(runtime)
     runtime.engine.fire(doc, "approve", REVIEWER)
+    runtime.engine.fire(doc, "sign", SIGNER)
     before = dump_tables(runtime)
 
-    # When a signer signs it
+    # When a clerk sends it
     with pytest.raises(ActionUnavailable) as unavailable:
-        runtime.engine.fire(doc, "sign", SIGNER)
+        runtime.engine.fire(doc, "send", CLERK)
 
     # Then it is refused, naming what is missing, and nothing changed
     assert 501 == unavailable.value.http_status
-    assert {
-        "event": "sign",
-        "missing": ["attach_signature", "signer_has_authority"],
-    } == unavailable.value.details
+    assert {"event": "send", "missing": ["deliver_dispatches"]} == unavailable.value.details
     assert before == dump_tables(runtime)
-    assert "reviewed" == document_row(runtime, doc)["state"]
+    assert "signed" == document_row(runtime, doc)["state"]
 
 
 def test_another_agencys_document_answers_as_missing(

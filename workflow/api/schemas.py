@@ -36,6 +36,11 @@ class TextModel(BaseModel):
         return value
 
 
+# Fields that may be null; of the others, these may not be cleared at all.
+_NULLABLE = frozenset({"number", "issued_on", "due_date"})
+_REQUIRED = frozenset({"doc_type", "subject"})
+
+
 class RecipientIn(TextModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -88,11 +93,17 @@ class DocumentFields(TextModel):
         return value
 
     def as_row(self) -> dict[str, Any]:
-        """Only the fields that were given, with dates as ISO text."""
+        """Only the fields that were given, with dates as ISO text; ``null`` clears a field."""
         row = self.model_dump(exclude_unset=True)
         for key in ("issued_on", "due_date"):
             if row.get(key) is not None:
                 row[key] = row[key].isoformat()
+        for key, value in row.items():
+            if value is not None or key in _NULLABLE:
+                continue
+            if key in _REQUIRED:
+                raise InvalidInput(f"{key} cannot be empty.", field=key)
+            row[key] = 0 if key == "urgency" else ""
         return row
 
 

@@ -1,0 +1,658 @@
+"""Signing over HTTP: the named signer signs on the server or uploads a CMS; both verify.
+
+Every letter here is letter 1227/UBND-TĐKT made clean, submitted, checked and approved
+through the API (helpers of ``test_review_flow_api``); the PKI is made with the key store
+as ``congvan keys init-ca`` and ``congvan keys issue-signer`` would.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import shutil
+import subprocess
+from collections.abc import Callable
+from datetime import timedelta
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import rfc8785
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import text
+
+from congvan.actions.context import Actor, TransitionContext
+from congvan.actions.signing import keystore, pki
+from congvan.actions.signing.cms import sign_manifest
+from congvan.actions.signing.signing import Signing
+from congvan.states.errors import ManifestMismatch
+from congvan.workflow import directory
+from tests.api.conftest import A, Api, B, MakeApi, assert_error
+from tests.api.test_review_flow_api import (
+    SIGNER_NAME,
+    SIGNER_USER,
+    add_signer,
+    approve,
+    clean_letter,
+    failed,
+    history,
+    submit_and_check,
+)
+
+PASS = "correct horse battery staple 1227"
+OTHER_SIGNER, OTHER_NAME = "ltbinh", "Lê Thị Bình"
+OPENSSL = shutil.which("openssl")
+needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="the openssl CLI is not installed")
+VERDICT_POINTS = (
+    "intact",
+    "valid",
+    "trusted",
+    "not_revoked",
+    "key_usage_ok",
+    "valid_at_signing_time",
+    "signer_matches",
+)
+SECRETS = (b"PRIVATE KEY", PASS.encode())
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def signing_api(make: MakeApi, **settings: Any) -> Api:
+    """The app (with the key passphrase unless told otherwise), its signer and our CA."""
+    api = make(**{"key_passphrase": PASS, **settings})
+    add_signer(api)
+    with api.runtime.uow() as uow:
+        keystore.init_ca(
+            uow, "congvan test CA", "UBND tỉnh Thừa Thiên Huế", passphrase=PASS, now=api.clock()
+        )
+        uow.commit()
+    return api
+
+
+def issue(api: Api, username: str = SIGNER_USER, **validity: Any) -> dict[str, Any]:
+    """A signer certificate with its stored key, as ``congvan keys issue-signer`` makes it."""
+    with api.runtime.uow() as uow:
+        row = keystore.issue_signer(
+            uow,
+            A,
+            username,
+            passphrase=PASS,
+            crl_url=api.runtime.settings.crl_url,
+            now=api.clock(),
+            **validity,
+        )
+        uow.commit()
+    return row
+
+
+def add_other_signer(api: Api) -> None:
+    """A second signer of A with a token, who is not the one the letters name."""
+    with api.runtime.uow() as uow:
+        user_id = directory.ensure_user(
+            uow, A, OTHER_SIGNER, ["signer"], api.clock(), full_name=OTHER_NAME, position="CHỦ TỊCH"
+        )
+        api.tokens[A][OTHER_SIGNER] = directory.create_token(uow, user_id, api.clock()).token
+        uow.commit()
+
+
+_numbers = count(1300)
+
+
+def reviewed_letter(api: Api) -> str:
+    """A clean letter (its own number), submitted, checked and approved; returns its id."""
+    doc_id = clean_letter(api, number=next(_numbers))
+    checks = submit_and_check(api, doc_id)
+    assert failed(checks) == set(), json.dumps(checks, ensure_ascii=False, indent=1)
+    approved = approve(api, doc_id)
+    assert approved.status_code == 200, approved.text
+    return doc_id
+
+
+def sign(api: Api, doc_id: str, cms: bytes | str | None = None, **kwargs: Any) -> httpx.Response:
+    """The named signer fires sign: on the server, or with ``cms`` (DER, or text as sent)."""
+    body = None
+    if cms is not None:
+        body = {"cms": cms if isinstance(cms, str) else base64.b64encode(cms).decode()}
+    return api.fire(doc_id, "sign", role=SIGNER_USER, body=body, **kwargs)
+
+
+def manifest_of(api: Api, doc_id: str) -> bytes:
+    response = api.get(f"/v1/documents/{doc_id}/manifest")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    return response.content
+
+
+def roots(api: Api) -> list[x509.Certificate]:
+    response = api.client.get("/v1/pki/roots")
+    assert response.status_code == 200, response.text
+    return x509.load_pem_x509_certificates(response.content)
+
+
+def key_and_cert(row: dict[str, Any]) -> tuple[pki.PrivateKey, x509.Certificate]:
+    """What the signer's own token holds: the key and certificate of a stored row."""
+    key = pki.load_private_key(row["key_pem"].encode(), PASS)
+    return key, x509.load_pem_x509_certificate(row["cert_pem"].encode())
+
+
+def own_tool(api: Api, doc_id: str, row: dict[str, Any], manifest: bytes | None = None) -> bytes:
+    """A detached CMS over the document's manifest (or ``manifest``) made off the server."""
+    key, cert = key_and_cert(row)
+    return sign_manifest(
+        manifest_of(api, doc_id) if manifest is None else manifest,
+        key=key,
+        cert=cert,
+        chain=roots(api),
+        signing_time=api.clock(),
+    )
+
+
+def signature_rows(api: Api, doc_id: str) -> list[dict[str, Any]]:
+    with api.runtime.db.connect() as conn:
+        rows = conn.execute(
+            text("SELECT * FROM signatures WHERE document_id = :id"), {"id": doc_id}
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def state_and_version(api: Api, doc_id: str) -> tuple[str, int]:
+    doc = api.get(f"/v1/documents/{doc_id}").json()
+    return doc["state"], doc["version"]
+
+
+def record_bodies(api: Api) -> list[bytes]:
+    """Every response body the test's client receives from now on."""
+    bodies: list[bytes] = []
+
+    def keep(response: httpx.Response) -> None:
+        bodies.append(response.read())
+
+    api.client.event_hooks = {"request": [], "response": [keep]}
+    return bodies
+
+
+def assert_no_secrets(bodies: list[bytes], records: list[logging.LogRecord]) -> None:
+    assert bodies
+    for body in bodies:
+        for secret in SECRETS:
+            assert secret not in body, body[:200]
+    for record in records:
+        line = f"{record.getMessage()} {record.__dict__!r}"
+        for secret in SECRETS:
+            assert secret.decode() not in line, line[:200]
+
+
+def assert_every_point_holds(signature: dict[str, Any], fingerprint: str) -> None:
+    verdict = signature["verdict"]
+    assert verdict["ok"] is True, verdict
+    assert {point: verdict[point] for point in VERDICT_POINTS} == dict.fromkeys(
+        VERDICT_POINTS, True
+    )
+    assert verdict["signer"]["common_name"] == SIGNER_NAME
+    assert verdict["signer"]["organizational_unit"] == A
+    assert verdict["signer"]["user_id"] == f"{SIGNER_USER}@{A}"
+    assert verdict["signer"]["sha256"] == fingerprint == signature["certificate"]
+
+
+# -- signing on the server ---------------------------------------------------------------
+
+
+def test_the_named_signer_signs_on_the_server_and_the_signature_verifies(
+    make_api_any_db: MakeApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given our CA, a certificate for the letter's signer and an approved letter
+    api = signing_api(make_api_any_db)
+    certificate = issue(api)
+    doc_id = reviewed_letter(api)
+    version = api.version(doc_id)
+    bodies = record_bodies(api)
+
+    # When the signer the letter names signs it, with no signature of their own
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="pyhanko")
+    caplog.set_level(logging.DEBUG, logger="pyhanko_certvalidator")
+    response = sign(api, doc_id, if_match=f'"{version}"')
+
+    # Then the server signed it with the stored key, and it is signed
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["from_state"], body["to_state"], body["version"]) == (
+        "reviewed",
+        "signed",
+        version + 1,
+    )
+    assert state_and_version(api, doc_id) == ("signed", version + 1)
+    assert any(r.getMessage() == "transition" for r in caplog.records)
+
+    # And the signature names its mode, signer and certificate, and verifies on every point
+    signature = api.get(f"/v1/documents/{doc_id}/signature").json()
+    assert signature["mode"] == "server"
+    assert signature["signer"] == f"{SIGNER_USER}@{A}"
+    assert signature["revision"] == signature["current_revision"]
+    assert_every_point_holds(signature, certificate["fingerprint"])
+
+    # And the manifest served is canonical JSON of this revision, the bytes that were signed
+    manifest = manifest_of(api, doc_id)
+    assert hashlib.sha256(manifest).hexdigest() == signature["manifest_sha256"]
+    assert rfc8785.dumps(json.loads(manifest)) == manifest
+    described = json.loads(manifest)
+    assert (described["document_id"], described["revision"], described["format"]) == (
+        doc_id,
+        signature["revision"],
+        "congvan-manifest/1",
+    )
+    assert described["signer_name"] == SIGNER_NAME
+    (stored,) = signature_rows(api, doc_id)
+    assert bytes(stored["manifest"]) == manifest
+
+    # And the trail records the signature
+    entry = history(api, doc_id)[-1]
+    assert (entry["event"], entry["actor"], entry["to_state"]) == (
+        "sign",
+        f"{SIGNER_USER}@{A}",
+        "signed",
+    )
+    assert entry["payload"] == {
+        "mode": "server",
+        "manifest_sha256": signature["manifest_sha256"],
+        "certificate": certificate["fingerprint"],
+        "signer": SIGNER_NAME,
+    }
+
+    # And sending is the step this installation cannot take yet
+    details = assert_error(api.fire(doc_id, "send"), 501, "action_unavailable")
+    assert details == {"event": "send", "missing": ["deliver_dispatches"]}
+    assert state_and_version(api, doc_id) == ("signed", version + 1)
+
+    # And no key and no passphrase showed in any answer or log line
+    api.get(f"/v1/documents/{doc_id}/history")
+    api.client.get("/v1/pki/roots")
+    assert_no_secrets(bodies, caplog.records)
+
+
+@needs_openssl
+def test_openssl_verifies_the_stored_signature_over_the_served_manifest(
+    make_api_any_db: MakeApi, tmp_path: Path
+) -> None:
+    # Given a letter signed on the server
+    api = signing_api(make_api_any_db)
+    issue(api)
+    doc_id = reviewed_letter(api)
+    assert sign(api, doc_id).status_code == 200
+
+    # When the manifest, the stored CMS and our CA are exported
+    manifest = manifest_of(api, doc_id)
+    (tmp_path / "manifest.json").write_bytes(manifest)
+    (tmp_path / "sig.p7s").write_bytes(bytes(signature_rows(api, doc_id)[0]["cms"]))
+    (tmp_path / "ca.pem").write_bytes(api.client.get("/v1/pki/roots").content)
+
+    # Then openssl verifies them, and refuses the manifest with one byte changed
+    verified = openssl_verify(tmp_path)
+    assert verified.returncode == 0, verified.stderr
+    changed = bytearray(manifest)
+    changed[len(changed) // 2] ^= 0x01
+    (tmp_path / "manifest.json").write_bytes(bytes(changed))
+    refused = openssl_verify(tmp_path)
+    assert refused.returncode != 0
+    assert b"verification failure" in refused.stderr.lower() + refused.stdout.lower()
+
+
+def openssl_verify(folder: Path) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [
+            str(OPENSSL),
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            "sig.p7s",
+            "-content",
+            "manifest.json",
+            "-CAfile",
+            "ca.pem",
+            "-out",
+            "/dev/null",
+        ],
+        cwd=folder,
+        capture_output=True,
+        check=False,
+    )
+
+
+def test_without_a_certificate_the_signer_is_asked_for_a_signature(make_api: MakeApi) -> None:
+    api = signing_api(make_api)
+    doc_id = reviewed_letter(api)
+    before = state_and_version(api, doc_id)
+
+    details = assert_error(sign(api, doc_id), 422, "invalid_input")
+
+    assert (details["field"], details["signer"]) == ("cms", SIGNER_USER)
+    assert before[0] == "reviewed"
+    assert state_and_version(api, doc_id) == before
+    assert signature_rows(api, doc_id) == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"key_passphrase": None}, "Set CONGVAN_KEY_PASSPHRASE"),
+        ({"key_passphrase": "not the passphrase"}, "could not be decrypted"),
+    ],
+    ids=["no-passphrase", "wrong-passphrase"],
+)
+def test_without_the_right_passphrase_the_server_does_not_sign(
+    make_api: MakeApi, settings: dict[str, Any], message: str
+) -> None:
+    # Given a stored key, and an app configured without its passphrase
+    api = signing_api(make_api, **settings)
+    issue(api)
+    doc_id = reviewed_letter(api)
+    before = state_and_version(api, doc_id)
+
+    # When the signer signs on the server, it is refused without echoing a passphrase
+    response = sign(api, doc_id)
+
+    assert_error(response, 422, "invalid_input")
+    assert message in response.json()["message"]
+    for secret in (PASS, "not the passphrase"):
+        assert secret not in response.text
+    assert b"PRIVATE KEY" not in response.content
+    assert state_and_version(api, doc_id) == before
+    assert signature_rows(api, doc_id) == []
+
+
+# -- signing with the signer's own tool --------------------------------------------------
+
+
+@pytest.fixture
+def signed_api(make_api: MakeApi) -> tuple[Api, dict[str, Any]]:
+    """The app with our CA and a certificate for the letters' signer (returned)."""
+    api = signing_api(make_api)
+    return api, issue(api)
+
+
+def test_a_signature_made_with_the_signers_own_tool_is_uploaded(
+    signed_api: tuple[Api, dict[str, Any]],
+) -> None:
+    # Given an approved letter, and a CMS the signer's own tool made over its manifest
+    api, certificate = signed_api
+    doc_id = reviewed_letter(api)
+    upload = own_tool(api, doc_id, certificate)
+
+    # When the signer uploads it
+    response = sign(api, doc_id, upload)
+
+    # Then it is accepted as it came, and verifies on every point
+    assert response.status_code == 200, response.text
+    assert response.json()["to_state"] == "signed"
+    signature = api.get(f"/v1/documents/{doc_id}/signature").json()
+    assert signature["mode"] == "upload"
+    assert_every_point_holds(signature, certificate["fingerprint"])
+    (stored,) = signature_rows(api, doc_id)
+    assert bytes(stored["cms"]) == upload
+    assert stored["manifest_sha256"] == hashlib.sha256(manifest_of(api, doc_id)).hexdigest()
+    assert history(api, doc_id)[-1]["payload"]["mode"] == "upload"
+
+
+def _garbage_base64(api: Api, doc_id: str, row: dict[str, Any]) -> str:
+    return "not base64 at all!"
+
+
+def _garbage_der(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
+    return b"0\x82 certainly not a CMS"
+
+
+def _other_manifest(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
+    changed = manifest_of(api, doc_id).replace(b'"place":"', b'"place":"TP. ')
+    return own_tool(api, doc_id, row, manifest=changed)
+
+
+def _untrusted_ca(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
+    # The same person and agency, certified by a CA this installation does not trust
+    now = api.clock()
+    ca = pki.create_ca(
+        "Outsider CA", "Không tin cậy", passphrase=PASS, valid_from=now, valid_days=365
+    )
+    issued = pki.issue_signer_certificate(
+        ca,
+        PASS,
+        full_name=SIGNER_NAME,
+        position="PHÓ CHỦ TỊCH",
+        agency_id=A,
+        agency_name="Ủy ban nhân dân tỉnh Thừa Thiên Huế",
+        user_id=f"{SIGNER_USER}@{A}",
+        passphrase=PASS,
+        valid_from=now,
+        valid_days=365,
+        crl_url="http://outsider.example/ca.crl",
+    )
+    return sign_manifest(
+        manifest_of(api, doc_id),
+        key=pki.load_private_key(issued.key_pem, PASS),
+        cert=issued.certificate,
+        chain=[ca.certificate],
+        signing_time=now,
+    )
+
+
+def _revoked(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
+    with api.runtime.uow() as uow:
+        keystore.revoke(
+            uow, row["fingerprint"], reason="key_compromise", passphrase=PASS, now=api.clock()
+        )
+        uow.commit()
+    # Later than the revocation: a CRL entry counts only for moments after its date
+    # (pyhanko-certvalidator compares strictly), and this clock stands still.
+    api.clock.advance(minutes=1)
+    return own_tool(api, doc_id, row)
+
+
+def _expired(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
+    # A certificate of the same signer that ran out yesterday
+    old = issue(api, valid_from=api.clock() - timedelta(days=31), valid_days=30)
+    return own_tool(api, doc_id, old)
+
+
+def _another_signers_certificate(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
+    add_other_signer(api)
+    return own_tool(api, doc_id, issue(api, OTHER_SIGNER))
+
+
+REFUSED_UPLOADS: dict[str, tuple[Callable[[Api, str, dict[str, Any]], bytes | str], str]] = {
+    "garbage-base64": (_garbage_base64, "signature_invalid"),
+    "garbage-der": (_garbage_der, "signature_invalid"),
+    "other-manifest": (_other_manifest, "manifest_mismatch"),
+    "untrusted-ca": (_untrusted_ca, "chain_untrusted"),
+    "revoked": (_revoked, "certificate_revoked"),
+    "expired": (_expired, "certificate_expired"),
+    "another-signer": (_another_signers_certificate, "signer_mismatch"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_UPLOADS)
+def test_an_upload_that_does_not_verify_is_refused_and_nothing_is_stored(
+    signed_api: tuple[Api, dict[str, Any]], case: str
+) -> None:
+    # Given an approved letter and an upload that does not verify
+    api, certificate = signed_api
+    doc_id = reviewed_letter(api)
+    before = state_and_version(api, doc_id)
+    make_upload, code = REFUSED_UPLOADS[case]
+    upload = make_upload(api, doc_id, certificate)
+
+    # When the named signer uploads it
+    response = sign(api, doc_id, upload)
+
+    # Then it is refused by its own code, and the letter is as it was, unsigned
+    assert_error(response, 422, code)
+    assert b"PRIVATE KEY" not in response.content
+    assert state_and_version(api, doc_id) == before
+    assert signature_rows(api, doc_id) == []
+    assert history(api, doc_id)[-1]["event"] == "approve"
+    assert_error(api.get(f"/v1/documents/{doc_id}/signature"), 404, "not_found")
+
+
+# -- who signs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["signer", OTHER_SIGNER])
+def test_another_signer_of_the_agency_cannot_sign_even_with_a_valid_signature(
+    signed_api: tuple[Api, dict[str, Any]], who: str
+) -> None:
+    # Given an approved letter naming its signer, and another signer of the same agency
+    # (the seeded one, or one with a certificate of their own)
+    api, certificate = signed_api
+    add_other_signer(api)
+    issue(api, OTHER_SIGNER)
+    doc_id = reviewed_letter(api)
+    before = state_and_version(api, doc_id)
+
+    # When that other signer signs, on the server or with the named signer's good CMS
+    for body in (None, {"cms": base64.b64encode(own_tool(api, doc_id, certificate)).decode()}):
+        response = api.fire(doc_id, "sign", role=who, body=body)
+
+        # Then the guard refuses, naming whom the letter waits for
+        details = assert_error(response, 409, "guard_failed")
+        assert details["failed"] == ["signer_has_authority"]
+        assert details["reasons"] == {
+            "signer_has_authority": f"only {SIGNER_USER} signs this document"
+        }
+    assert state_and_version(api, doc_id) == before
+    assert signature_rows(api, doc_id) == []
+
+
+def test_only_the_signer_role_fires_sign(signed_api: tuple[Api, dict[str, Any]]) -> None:
+    api, _certificate = signed_api
+    doc_id = reviewed_letter(api)
+    details = assert_error(api.fire(doc_id, "sign", role="clerk"), 403, "forbidden")
+    assert details["needs"] == ["signer"]
+
+
+# -- after signing -----------------------------------------------------------------------
+
+
+def test_a_signed_letter_changed_behind_the_engine_no_longer_verifies(
+    signed_api: tuple[Api, dict[str, Any]],
+) -> None:
+    # Given a letter signed on the server, whose signature holds for sending
+    api, _certificate = signed_api
+    doc_id = reviewed_letter(api)
+    assert sign(api, doc_id).status_code == 200
+    assert signature_valid(api, doc_id) == (True, "")
+    signed_manifest = manifest_of(api, doc_id)
+
+    # When its subject is changed in the database, past the engine
+    with api.runtime.db.begin() as conn:
+        conn.execute(
+            text("UPDATE documents SET subject = :subject WHERE id = :id"),
+            {"subject": "V/v nội dung đã bị sửa", "id": doc_id},
+        )
+
+    # Then the manifest differs, and the signature's verdict says so
+    assert manifest_of(api, doc_id) != signed_manifest
+    signature = api.get(f"/v1/documents/{doc_id}/signature")
+    assert signature.status_code == 200, signature.text
+    verdict = signature.json()["verdict"]
+    assert set(verdict) == {"ok", "code", "message", "details"}
+    assert (verdict["ok"], verdict["code"]) == (False, "manifest_mismatch")
+    assert verdict["details"]["signer"] == SIGNER_NAME
+
+    # And send's guard would refuse it
+    with pytest.raises(ManifestMismatch):
+        signature_valid(api, doc_id)
+    # But send answers first that delivery is missing: capabilities come before guards
+    details = assert_error(api.fire(doc_id, "send"), 501, "action_unavailable")
+    assert details == {"event": "send", "missing": ["deliver_dispatches"]}
+    assert api.get(f"/v1/documents/{doc_id}").json()["state"] == "signed"
+
+
+def signature_valid(api: Api, doc_id: str) -> tuple[bool, str]:
+    """Send's guard, run on its own as the engine would run it for a clerk."""
+    with api.runtime.uow(readonly=True) as uow:
+        head = uow.documents.head(doc_id)
+        assert head is not None
+        ctx = TransitionContext(
+            uow=uow,
+            document=head,
+            event="send",
+            actor=Actor(name=f"clerk@{A}", agency_id=A, roles=frozenset({"clerk"})),
+            data={},
+            now=api.clock(),
+        )
+        return Signing(api.runtime.settings.passphrase).signature_valid(ctx)
+
+
+def test_the_manifest_and_signature_are_read_only_by_the_owning_agency(
+    signed_api: tuple[Api, dict[str, Any]],
+) -> None:
+    api, _certificate = signed_api
+    doc_id = reviewed_letter(api)
+
+    # Before signing there is a manifest but no signature
+    assert manifest_of(api, doc_id)
+    assert_error(api.get(f"/v1/documents/{doc_id}/signature"), 404, "not_found")
+    assert sign(api, doc_id).status_code == 200
+
+    # Another agency finds neither, and nobody reads them without a token
+    for path in ("manifest", "signature"):
+        url = f"/v1/documents/{doc_id}/{path}"
+        assert_error(api.get(url, agency=B), 404, "not_found")
+        assert_error(api.client.get(url), 401, "unauthenticated")
+        assert api.get(url, role="reviewer").status_code == 200
+
+
+# -- our PKI -----------------------------------------------------------------------------
+
+
+def test_the_crl_and_the_roots_are_published_without_a_token(make_api: MakeApi) -> None:
+    # Before a CA exists there is no CRL and no root
+    api = make_api(key_passphrase=PASS)
+    assert_error(api.client.get("/v1/pki/crl"), 404, "not_found")
+    assert api.client.get("/v1/pki/roots").content == b""
+
+    # Once it exists, its root is published as PEM, and its CRL as DER, signed by it
+    api = signing_api(make_api)
+    certificate = issue(api)
+    root_answer = api.client.get("/v1/pki/roots")
+    assert root_answer.status_code == 200
+    assert root_answer.headers["content-type"] == "application/x-pem-file"
+    (root,) = x509.load_pem_x509_certificates(root_answer.content)
+    assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    crl = published_crl(api)
+    assert crl.issuer == root.subject
+    assert crl.is_signature_valid(root.public_key())
+    assert list(crl) == []
+
+    # And after a revocation, the newest CRL lists the certificate
+    with api.runtime.uow() as uow:
+        keystore.revoke(
+            uow, certificate["fingerprint"], reason="superseded", passphrase=PASS, now=api.clock()
+        )
+        uow.commit()
+    newer = published_crl(api)
+    serial = int(certificate["serial"], 16)
+    assert newer.get_revoked_certificate_by_serial_number(serial) is not None
+    number = x509.CRLNumber
+    assert (
+        newer.extensions.get_extension_for_class(number).value.crl_number
+        > crl.extensions.get_extension_for_class(number).value.crl_number
+    )
+    for answer in (root_answer, api.client.get("/v1/pki/crl")):
+        assert b"PRIVATE KEY" not in answer.content
+        assert PASS.encode() not in answer.content
+    assert root.public_bytes(serialization.Encoding.PEM) == root_answer.content
+
+
+def published_crl(api: Api) -> x509.CertificateRevocationList:
+    response = api.client.get("/v1/pki/crl")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/pkix-crl"
+    return x509.load_der_x509_crl(response.content)
