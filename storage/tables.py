@@ -300,6 +300,8 @@ class Signature(SQLModel, table=True):
     signer: str = Field(max_length=200)
     certificate_fingerprint: str = Field(max_length=64)
     signing_time: datetime = Field(sa_column=_ts(nullable=False))
+    # The main PDF with a visible PAdES signature (a blob), when the server signed it.
+    signed_pdf_sha256: str = Field(default="", max_length=64)
     created_at: datetime = Field(sa_column=_ts(nullable=False))
 
 

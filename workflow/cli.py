@@ -1,4 +1,5 @@
-"""The ``congvan`` command: serve, worker, scheduler, demo, migrate, tokens, audit, graph."""
+"""The ``congvan`` command: serve, worker, scheduler, demo, migrate, tokens, audit, verify,
+graph."""
 
 from __future__ import annotations
 
@@ -8,13 +9,20 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from congvan.states import MACHINES
 from congvan.states.errors import CongvanError, InvalidInput
 from congvan.states.graph import to_dot, to_mermaid
 
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from congvan.actions.signing.keystore import TrustMaterial
+
+    from .bootstrap import Runtime
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -307,6 +315,336 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if broken else 0
 
 
+# -- verify ------------------------------------------------------------------------------
+
+# The points a verdict reports: name, label, what it means.
+_POINTS = {
+    "intact": ("intact", "the signed content is unchanged (the manifest, or the PDF's bytes)"),
+    "valid": ("valid", "the signature verifies with the certificate's key"),
+    "trusted": ("trusted", "the certificate path leads to a trusted root"),
+    "not_revoked": ("not revoked", "no CRL revokes a certificate of the path"),
+    "key_usage_ok": ("key usage", "digitalSignature and nonRepudiation"),
+    "covers_entire_file": ("unchanged after", "nothing but signatures added after signing"),
+    "valid_at_signing_time": ("valid at signing time", "the claimed time is inside the validity"),
+    "signer_matches": ("signer matches", "name, position and agency of the document's signer"),
+}
+# The order the verifiers check them in; each stops at the first failure.
+_CMS_CHECKS = (
+    "valid",
+    "intact",
+    "trusted",
+    "not_revoked",
+    "key_usage_ok",
+    "valid_at_signing_time",
+    "signer_matches",
+)
+_PDF_CHECKS = (
+    "valid",
+    "intact",
+    "trusted",
+    "not_revoked",
+    "key_usage_ok",
+    "covers_entire_file",
+    "valid_at_signing_time",
+)
+
+
+def _failed_point(exc: CongvanError) -> str:
+    """Which point of the verdict a verification error stands for."""
+    from congvan.states import errors
+
+    if isinstance(exc, errors.ManifestMismatch):
+        return "covers_entire_file" if "after" in exc.message else "intact"
+    by_class = (
+        (errors.CertificateRevoked, "not_revoked"),
+        (errors.ChainUntrusted, "trusted"),
+        (errors.KeyUsageInvalid, "key_usage_ok"),
+        (errors.SignerMismatch, "signer_matches"),
+    )
+    for cls, point in by_class:
+        if isinstance(exc, cls):
+            return point
+    if isinstance(exc, errors.CertificateExpired | errors.CertificateNotYetValid):
+        # At the claimed signing time, or else at the moment of checking (the path).
+        return "valid_at_signing_time" if "signing_time" in exc.details else "trusted"
+    if "checked_at" in exc.details:  # signed "after" the moment of checking
+        return "valid_at_signing_time"
+    if "revocation" in exc.message:  # no CRL, or a stale one
+        return "not_revoked"
+    if "path" in exc.message:
+        return "trusted"
+    return "valid"  # malformed, or the signature does not verify
+
+
+def _print_points(checks: Sequence[str], marks: dict[str, str], notes: dict[str, str]) -> None:
+    for point in sorted(checks, key=list(_POINTS).index):
+        label, meaning = _POINTS[point]
+        print(f"  {marks[point]} {label:<22} {notes.get(point, meaning)}")
+
+
+def _verdict_marks(verdict: Any, checks: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+    # A point the verdict does not report separately held, or it would have raised.
+    marks = {p: "✓" if getattr(verdict, p, True) else "✗" for p in checks}
+    notes = {}
+    if "signer_matches" in checks and verdict.signer_matches is None:
+        marks["signer_matches"] = "–"
+        notes["signer_matches"] = "not checked: no expected signer for a file"
+    if verdict.signing_time is None:
+        marks["valid_at_signing_time"] = "–"
+        notes["valid_at_signing_time"] = "not checked: the signature claims no signing time"
+    return marks, notes
+
+
+def _error_marks(exc: CongvanError, checks: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
+    failed = _failed_point(exc)
+    position = checks.index(failed) if failed in checks else 0
+    marks = {p: "✓" if i < position else "–" for i, p in enumerate(checks)}
+    marks[failed] = "✗"
+    notes = {p: "not checked" for i, p in enumerate(checks) if i > position}
+    notes[failed] = exc.message
+    return marks, notes
+
+
+def _signed_by(cms_der: bytes) -> tuple[dict[str, Any] | None, datetime | None]:
+    """Who the CMS's signer certificate names, and the claimed signing time.
+
+    Read for display only (also when verification fails); nothing here is trusted.
+    """
+    from asn1crypto import cms as asn1_cms
+    from cryptography import x509
+
+    from congvan.actions.signing import pki
+
+    try:
+        signed_data = asn1_cms.ContentInfo.load(cms_der)["content"]
+        signer_info = signed_data["signer_infos"][0]
+        kind, sid = signer_info["sid"].name, signer_info["sid"].chosen
+        signing_time = None
+        for attr in signer_info["signed_attrs"]:
+            if attr["type"].native == "signing_time":
+                signing_time = attr["values"][0].native
+        for choice in signed_data["certificates"]:
+            cert = choice.chosen
+            if choice.name == "certificate" and (
+                (
+                    kind == "issuer_and_serial_number"
+                    and cert.serial_number == sid["serial_number"].native
+                )
+                or (kind == "subject_key_identifier" and cert.key_identifier == sid.native)
+            ):
+                info = pki.describe(x509.load_der_x509_certificate(cert.dump()))
+                return {
+                    "name": info["common_name"],
+                    "position": info["title"],
+                    "agency": info["organization"],
+                    "agency_id": info["agency_id"],
+                    "sha256": info["sha256_fingerprint"],
+                    "serial": info["serial"],
+                    "issuer": info["issuer_common_name"],
+                    "validity": f"{info['not_before']} → {info['not_after']}",
+                }, signing_time
+        return None, signing_time
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None, None
+
+
+def _print_signer(cms_der: bytes, verdict: Any) -> None:
+    from congvan.actions.signing.signing import VIETNAM
+
+    signer, claimed = _signed_by(cms_der)
+    if verdict is not None:
+        claimed = verdict.signing_time
+        if signer is None:  # a PDF: the verdict names the signer
+            named = verdict.signer
+            signer = {
+                "name": named.get("common_name"),
+                "position": named.get("title"),
+                "agency": named.get("organization"),
+                "agency_id": named.get("organizational_unit"),
+                "sha256": named.get("sha256"),
+                "serial": named.get("serial_number"),
+                "issuer": named.get("issuer"),
+                "validity": f"{named.get('not_before')} → {named.get('not_after')}",
+            }
+    if signer is None:
+        print("signer        (no readable signer certificate in the signature)")
+    else:
+        agency = signer["agency"] or "—"
+        if signer["agency_id"]:
+            agency = f"{agency} ({signer['agency_id']})"
+        print(f"signer        {signer['name'] or '—'}")
+        print(f"position      {signer['position'] or '—'}")
+        print(f"agency        {agency}")
+        print(f"certificate   sha256 {signer['sha256']}")
+        print(
+            f"              serial {signer['serial']}, issued by {signer['issuer'] or '—'}, "
+            f"valid {signer['validity']}"
+        )
+    if claimed is not None:
+        print(f"signing time  {claimed.astimezone(VIETNAM).isoformat()} (as the signer claims)")
+    if verdict is not None and hasattr(verdict, "signature_count"):
+        print(
+            f"signatures    {verdict.signature_count} in the file; the last, in field "
+            f"{verdict.field_name}, covers {verdict.coverage}"
+        )
+
+
+def _report(
+    verify: Callable[[], Any],
+    cms_der: bytes,
+    header: Sequence[str],
+    footer: Sequence[str],
+    checks: Sequence[str] = _CMS_CHECKS,
+) -> int:
+    """Run a verification, print each point and who signed; 0 when it verifies, else 1."""
+    from congvan.states.errors import SignatureError
+
+    for text in header:
+        print(text)
+    verdict = None
+    try:
+        verdict = verify()
+    except SignatureError as exc:
+        print(f"NOT VERIFIED  error [{exc.code}]: {exc.message}")
+        details = {k: v for k, v in exc.details.items() if k not in ("signer", "serial_number")}
+        if details:
+            print(f"              {json.dumps(details, ensure_ascii=False, default=str)}")
+        _print_points(checks, *_error_marks(exc, checks))
+        _print_signer(cms_der, None)
+    else:
+        print("VERIFIED")
+        _print_points(checks, *_verdict_marks(verdict, checks))
+        _print_signer(cms_der, verdict)
+    for text in footer:
+        print(text)
+    return 1 if verdict is None else 0
+
+
+def _read_cms(data: bytes) -> bytes:
+    """A CMS signature file as DER: DER as is, PEM (CMS or PKCS7 armour) decoded."""
+    import base64
+    import binascii
+
+    if b"-----BEGIN" not in data:
+        return data
+    lines = data.decode("ascii", "replace").splitlines()
+    body = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("-----")]
+    try:
+        return base64.b64decode("".join(body), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput("The PEM signature file is not valid base64.") from exc
+
+
+def _verify_document(document_id: str, runtime: Runtime) -> int:
+    import hashlib
+
+    from congvan.actions.signing.signing import VIETNAM, manifest_of, verify_stored
+    from congvan.storage.clock import as_utc
+
+    with runtime.uow(readonly=True) as uow:
+        doc = uow.documents.get(document_id)
+        if doc is None:
+            print(f"no document {document_id}")
+            return 2
+        signature = uow.signatures.latest_signature(document_id)
+        if signature is None:
+            print(f"document {document_id} is not signed ({doc['state']})")
+            return 2
+        manifest = manifest_of(uow, document_id)
+        cms_der = bytes(signature["cms"])
+        notation = "/".join(str(p) for p in (doc.get("number"), doc.get("symbol")) if p)
+        current = hashlib.sha256(manifest).hexdigest()
+        accepted = as_utc(signature["created_at"]).astimezone(VIETNAM).isoformat()
+        header = [
+            f"document      {document_id} {notation} ({doc['state']}, revision {doc['revision']})",
+            f"signature     revision {signature['revision']}, {signature['mode']} mode, "
+            f"accepted {accepted}; checked as of then",
+        ]
+        footer = [f"manifest      sha256 {signature['manifest_sha256']} (signed)"]
+        if current != signature["manifest_sha256"]:
+            footer.append(f"              sha256 {current} (the document now)")
+        return _report(
+            lambda: verify_stored(uow, signature, manifest, doc), cms_der, header, footer
+        )
+
+
+def _verify_file(path: Path, content: str | None, runtime: Runtime) -> int:
+    import hashlib
+
+    from congvan.actions.signing import keystore
+    from congvan.actions.signing.cms import verify_manifest_signature
+    from congvan.actions.signing.signing import VIETNAM
+
+    data = path.read_bytes()
+    now = runtime.clock()
+    with runtime.uow(readonly=True) as uow:
+        trust = keystore.trust_material(uow)
+    checked = (
+        f"checked at    {now.astimezone(VIETNAM).isoformat()} with {len(trust.roots)} "
+        f"trusted root(s) and {len(trust.crls)} CRL(s)"
+    )
+    if data.startswith(b"%PDF"):
+        return _verify_pdf(path, data, trust, now, checked)
+    if content is None:
+        raise InvalidInput(
+            "A detached CMS signature needs the signed manifest: --content MANIFEST.",
+            field="content",
+        )
+    manifest_path = Path(content)
+    if not manifest_path.is_file():
+        print(f"no such file {content}")
+        return 2
+    manifest = manifest_path.read_bytes()
+    cms_der = _read_cms(data)
+    return _report(
+        lambda: verify_manifest_signature(
+            manifest, cms_der, trust_roots=trust.roots, crls=trust.crls, at=now
+        ),
+        cms_der,
+        [f"signature     {path} (detached CMS, {len(cms_der)} bytes)", checked],
+        [f"manifest      sha256 {hashlib.sha256(manifest).hexdigest()} ({manifest_path})"],
+    )
+
+
+def _verify_pdf(path: Path, data: bytes, trust: TrustMaterial, now: datetime, checked: str) -> int:
+    from congvan.actions.signing.pades import verify_pdf
+
+    return _report(
+        lambda: verify_pdf(data, trust_roots=trust.roots, crls=trust.crls, at=now),
+        _last_pdf_cms(data),
+        [f"signature     {path} (PDF, {len(data)} bytes; every signature is checked)", checked],
+        [],
+        _PDF_CHECKS,
+    )
+
+
+def _last_pdf_cms(data: bytes) -> bytes:
+    """The CMS of the PDF's last signature, to name its signer; empty if unreadable."""
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        signatures = PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures
+        return bytes(signatures[-1].pkcs7_content) if signatures else b""
+    except Exception:  # noqa: BLE001 - display only; verify_pdf reports what is wrong
+        return b""
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    target = Path(args.target)
+    runtime = _runtime(settings)  # verifying needs no key passphrase
+    try:
+        if args.content is not None or target.is_file():
+            if not target.is_file():
+                print(f"no such file {args.target}")
+                return 2
+            return _verify_file(target, args.content, runtime)
+        return _verify_document(args.target, runtime)
+    finally:
+        runtime.stop()
+
+
 def cmd_graph(args: argparse.Namespace, _settings: Settings) -> int:
     render = to_dot if args.format == "dot" else to_mermaid
     names = list(MACHINES) if args.machine == "all" else [args.machine]
@@ -420,6 +758,20 @@ def build_parser() -> argparse.ArgumentParser:
     v = asub.add_parser("verify", help="check every chain, or one document's")
     v.add_argument("document", nargs="?")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser(
+        "verify",
+        help="verify a document's latest signature, or a signature file (CMS or PDF)",
+        description="Exit 0 when the signature verifies, 1 when it does not, 2 when there "
+        "is nothing to verify (no such document, unsigned, no such file).",
+    )
+    p.add_argument("target", metavar="FILE|DOCUMENT", help="a document id, or a signature file")
+    p.add_argument(
+        "--content",
+        metavar="MANIFEST",
+        help="the signed manifest, for a detached CMS signature file (DER or PEM)",
+    )
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("graph", help="print the state machines (Mermaid or Graphviz dot)")
     p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")

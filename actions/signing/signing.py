@@ -26,6 +26,7 @@ from ..context import TransitionContext
 from . import keystore, pki
 from .cms import Verdict, sign_manifest, verify_manifest_signature
 from .manifest import build_manifest
+from .pades import sign_pdf, verify_pdf
 
 VIETNAM = timezone(timedelta(hours=7))
 MAX_CMS_BYTES = 256 * 1024
@@ -71,6 +72,7 @@ class Signing:
 
     def __init__(self, passphrase: Callable[[], str]) -> None:
         self.passphrase = passphrase
+        self._keys: dict[str, Any] = {}  # unlocked keys by certificate fingerprint
 
     def signer_has_authority(self, ctx: TransitionContext) -> tuple[bool, str]:
         doc = ctx.uow.documents.get(ctx.document.id) or {}
@@ -90,10 +92,13 @@ class Signing:
         doc = uow.documents.get(doc_id) or {}
         manifest = manifest_of(uow, doc_id)
         uploaded = ctx.data.get("cms")
+        signed_pdf = ""
         if uploaded:
             cms, mode = _decode(str(uploaded)), "upload"
         else:
-            cms, mode = self._sign_on_server(uow, doc, manifest, ctx), "server"
+            material = self._server_material(uow, doc, ctx)
+            cms, mode = sign_manifest(manifest, signing_time=ctx.now, **material), "server"
+            signed_pdf = self._stamp_main_pdf(uow, doc, material, ctx)
         trust = keystore.trust_material(uow)
         verdict = verify_manifest_signature(
             manifest,
@@ -116,6 +121,7 @@ class Signing:
                 "signer": ctx.actor.name,
                 "certificate_fingerprint": fingerprint,
                 "signing_time": verdict.signing_time,
+                "signed_pdf_sha256": signed_pdf,
                 "created_at": ctx.now,
             }
         )
@@ -128,9 +134,10 @@ class Signing:
             }
         )
 
-    def _sign_on_server(
-        self, uow: UnitOfWork, doc: dict[str, Any], manifest: bytes, ctx: TransitionContext
-    ) -> bytes:
+    def _server_material(
+        self, uow: UnitOfWork, doc: dict[str, Any], ctx: TransitionContext
+    ) -> dict[str, Any]:
+        """The signer's key (unlocked), certificate and chain."""
         row = uow.signatures.signing_certificate(doc["agency_id"], doc["signer_user"], ctx.now)
         if row is None:
             raise InvalidInput(
@@ -140,10 +147,40 @@ class Signing:
                 field="cms",
                 signer=doc["signer_user"],
             )
-        key = pki.load_private_key(row["key_pem"].encode(), self.passphrase())
+        key = self._keys.get(row["fingerprint"])
+        if key is None:
+            # Unlocking checks the RSA key (about 60 ms): once per process per certificate.
+            key = pki.load_private_key(row["key_pem"].encode(), self.passphrase())
+            self._keys[row["fingerprint"]] = key
         cert = x509.load_pem_x509_certificate(row["cert_pem"].encode())
         chain = [r for r in keystore.trust_material(uow).roots if r.subject == cert.issuer]
-        return sign_manifest(manifest, key=key, cert=cert, chain=chain, signing_time=ctx.now)
+        return {"key": key, "cert": cert, "chain": chain}
+
+    def _stamp_main_pdf(
+        self, uow: UnitOfWork, doc: dict[str, Any], material: dict[str, Any], ctx: TransitionContext
+    ) -> str:
+        """Sign the main PDF itself with a visible stamp (PAdES); its digest, or ''."""
+        mains = [
+            a
+            for a in uow.documents.attachments(doc["id"])
+            if a["role"] == "main" and a["media_type"] == "application/pdf"
+        ]
+        data = uow.documents.blob(mains[0]["sha256"]) if mains else None
+        if not data:
+            return ""
+        agency = uow.agencies.agency(doc["agency_id"]) or {}
+        signed = sign_pdf(
+            data,
+            signer_name=doc["signer_name"],
+            position=doc["signer_position"],
+            agency_name=agency.get("name", ""),
+            signing_time=ctx.now,
+            **material,
+        )
+        digest = hashlib.sha256(signed).hexdigest()
+        uow.documents.put_blob(digest, signed)
+        ctx.audit["signed_pdf_sha256"] = digest
+        return digest
 
     def signature_valid(self, ctx: TransitionContext) -> tuple[bool, str]:
         """Verify again before sending: same manifest, same trust, same signer."""
@@ -153,6 +190,14 @@ class Signing:
         if signature is None or signature["revision"] != doc["revision"]:
             return False, "the current revision is not signed"
         verify_stored(uow, signature, manifest_of(uow, doc_id), doc)  # raises on failure
+        if signature["signed_pdf_sha256"]:
+            trust = keystore.trust_material(uow)
+            verify_pdf(
+                uow.documents.blob(signature["signed_pdf_sha256"]) or b"",
+                trust_roots=trust.roots,
+                crls=trust.crls,
+                at=as_utc(signature["created_at"]),
+            )
         return True, ""
 
     def not_duplicate(self, ctx: TransitionContext) -> tuple[bool, str]:

@@ -29,6 +29,7 @@ from sqlalchemy import text
 from congvan.actions.context import Actor, TransitionContext
 from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.cms import sign_manifest
+from congvan.actions.signing.pades import verify_pdf
 from congvan.actions.signing.signing import Signing
 from congvan.states.errors import ManifestMismatch
 from congvan.workflow import directory
@@ -263,7 +264,23 @@ def test_the_named_signer_signs_on_the_server_and_the_signature_verifies(
         "manifest_sha256": signature["manifest_sha256"],
         "certificate": certificate["fingerprint"],
         "signer": SIGNER_NAME,
+        "signed_pdf_sha256": signature["signed_pdf_sha256"],
     }
+
+    # And the main PDF was signed too (PAdES, visible stamp), and it verifies
+    signed_pdf = api.client.get(f"/v1/documents/{doc_id}/signed-pdf", headers=api.auth())
+    assert 200 == signed_pdf.status_code
+    assert hashlib.sha256(signed_pdf.content).hexdigest() == signature["signed_pdf_sha256"]
+    with api.runtime.uow() as uow:
+        trust = keystore.trust_material(uow)
+    pdf_verdict = verify_pdf(
+        signed_pdf.content,
+        trust_roots=trust.roots,
+        crls=trust.crls,
+        at=api.runtime.clock() + timedelta(minutes=1),
+    )
+    assert (True, True, True) == (pdf_verdict.intact, pdf_verdict.valid, pdf_verdict.trusted)
+    assert SIGNER_NAME == pdf_verdict.signer["common_name"]
 
     # And sending is the step this installation cannot take yet
     details = assert_error(api.fire(doc_id, "send"), 501, "action_unavailable")

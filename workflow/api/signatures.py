@@ -71,10 +71,31 @@ def get_signature(document_id: str, runtime: RuntimeDep, principal: PrincipalDep
         "signer": signature["signer"],
         "manifest_sha256": signature["manifest_sha256"],
         "certificate": signature["certificate_fingerprint"],
+        "signed_pdf_sha256": signature["signed_pdf_sha256"] or None,
         "signing_time": signature["signing_time"].isoformat(),
         "current_revision": doc["revision"],
         "verdict": verdict,
     }
+
+
+@router.get(
+    "/documents/{document_id}/signed-pdf",
+    summary="The main PDF carrying its visible PAdES signature",
+)
+def get_signed_pdf(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
+    require(principal, READ_ROLES, "Reading documents")
+    with runtime.uow(readonly=True) as uow:
+        load_visible(uow, document_id, principal.agency_id)
+        signature = uow.signatures.latest_signature(document_id)
+        digest = signature["signed_pdf_sha256"] if signature else ""
+        data = uow.documents.blob(digest) if digest else None
+    if not data:
+        raise NotFound("No signed PDF for this document.", document_id=document_id)
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{document_id}.pdf"'},
+    )
 
 
 @router.get("/pki/crl", summary="Our newest certificate revocation list (DER, no token)")

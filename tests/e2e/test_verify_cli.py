@@ -1,0 +1,341 @@
+"""``congvan verify``: a document's signature, or a signature file, checked from the shell.
+
+The database is prepared in-process (a CA, a signer certificate, a document signed on the
+server through the real ``sign`` transition); the command runs as a subprocess, without
+the key passphrase: verifying never needs it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from congvan.actions.context import Actor, TransitionContext
+from congvan.actions.signing import keystore, pades, pki
+from congvan.actions.signing.cms import sign_manifest
+from congvan.states import errors
+from congvan.storage.database import make_engine
+from congvan.storage.schema import migrate
+from congvan.workflow import cli, directory
+from congvan.workflow.bootstrap import bootstrap
+from congvan.workflow.letters import sample_pdf
+from congvan.workflow.settings import Settings
+
+AGENCY = "000.00.00.H57"
+AGENCY_NAME = "Ủy ban nhân dân tỉnh Thừa Thiên Huế"
+SIGNER_NAME, SIGNER_POSITION = "Nguyễn Văn Phương", "Phó Chủ tịch"
+PASS = "correct horse battery staple"
+POINTS = (
+    "intact",
+    "valid",
+    "trusted",
+    "not revoked",
+    "key usage",
+    "valid at signing time",
+    "signer matches",
+)
+
+
+def congvan(
+    *args: str, data_dir: Path, passphrase: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONGVAN_")}
+    if passphrase is not None:
+        env["CONGVAN_KEY_PASSPHRASE"] = passphrase
+    return subprocess.run(
+        [sys.executable, "-m", "congvan.workflow.cli", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def cleared(_ctx: TransitionContext) -> tuple[bool, str]:
+    return True, ""
+
+
+@dataclass(frozen=True)
+class Installation:
+    data_dir: Path
+    signed: str  # a document moved to signed on the server
+    draft: str  # a document never signed
+    fingerprint: str  # of the signer's certificate
+    manifest_sha256: str
+
+
+@pytest.fixture
+def installation(tmp_path: Path) -> Installation:
+    settings = Settings(data_dir=tmp_path, key_passphrase=PASS)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    engine.dispose()
+    runtime = bootstrap(settings, guards={"checks_cleared": cleared})
+    try:
+        now = runtime.clock()
+        with runtime.uow() as uow:
+            directory.add_agency(uow, AGENCY, AGENCY_NAME, "UBND", now)
+            directory.ensure_user(
+                uow,
+                AGENCY,
+                "pct",
+                ["signer"],
+                now,
+                full_name=SIGNER_NAME,
+                position=SIGNER_POSITION,
+            )
+            keystore.init_ca(uow, "congvan test CA", AGENCY_NAME, passphrase=PASS, now=now)
+            cert = keystore.issue_signer(
+                uow, AGENCY, "pct", passphrase=PASS, crl_url=settings.crl_url, now=now
+            )
+            directory.add_authority(
+                uow, AGENCY, "pct", ["*"], "KT. CHỦ TỊCH", date(2020, 1, 1), None, by="t", now=now
+            )
+            uow.commit()
+        clerk = Actor(f"vanthu@{AGENCY}", AGENCY, frozenset({"clerk"}))
+        reviewer = Actor(f"chuyenvien@{AGENCY}", AGENCY, frozenset({"reviewer"}))
+        signer = Actor(f"pct@{AGENCY}", AGENCY, frozenset({"signer"}))
+        fields = {
+            "number": 1227,
+            "symbol": "UBND-TĐKT",
+            "doc_type": "CV",
+            "subject": "V/v tăng cường gửi, nhận văn bản điện tử",
+            "place": "Thừa Thiên Huế",
+            "signer_name": SIGNER_NAME,
+            "signer_position": "PHÓ CHỦ TỊCH",
+            "signer_competence": "KT. CHỦ TỊCH",
+            "signer_user": "pct",
+        }
+        recipients = [{"organ_id": "000.00.11.H57", "name": "Sở Nội vụ"}]
+        signed = runtime.engine.create_document(clerk, fields, recipients, [])["id"]
+        runtime.engine.fire(signed, "approve", reviewer)
+        result = runtime.engine.fire(signed, "sign", signer)
+        assert result.to_state == "signed"
+        draft = runtime.engine.create_document(clerk, fields, recipients, [])["id"]
+        with runtime.uow(readonly=True) as uow:
+            stored = uow.signatures.latest_signature(signed)
+        assert stored is not None
+    finally:
+        runtime.stop()
+    return Installation(
+        tmp_path, signed, draft, cert["fingerprint"], str(stored["manifest_sha256"])
+    )
+
+
+def stored_signer(data_dir: Path) -> tuple[Any, x509.Certificate, list[x509.Certificate]]:
+    """The signer's unlocked key, certificate and the roots, read in-process."""
+    runtime = bootstrap(Settings(data_dir=data_dir, key_passphrase=PASS))
+    try:
+        with runtime.uow(readonly=True) as uow:
+            row = uow.signatures.signing_certificate(AGENCY, "pct", runtime.clock())
+            roots = keystore.trust_material(uow).roots
+    finally:
+        runtime.stop()
+    assert row is not None
+    key = pki.load_private_key(row["key_pem"].encode(), PASS)
+    return key, x509.load_pem_x509_certificate(row["cert_pem"].encode()), roots
+
+
+def revoke_signer(data_dir: Path, fingerprint: str) -> None:
+    runtime = bootstrap(Settings(data_dir=data_dir, key_passphrase=PASS))
+    try:
+        with runtime.uow() as uow:
+            keystore.revoke(
+                uow, fingerprint, reason="key_compromise", passphrase=PASS, now=runtime.clock()
+            )
+            uow.commit()
+    finally:
+        runtime.stop()
+
+
+def assert_no_secret(done: subprocess.CompletedProcess[str]) -> None:
+    output = done.stdout + done.stderr
+    assert PASS not in output
+    assert "PRIVATE KEY" not in output
+
+
+def test_a_signed_document_verifies_point_by_point_without_the_passphrase(
+    installation: Installation,
+) -> None:
+    done = congvan("verify", installation.signed, data_dir=installation.data_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "VERIFIED" in done.stdout and "NOT VERIFIED" not in done.stdout
+    for point in POINTS:
+        assert f"✓ {point} " in done.stdout, point
+    assert f"signer        {SIGNER_NAME}" in done.stdout
+    assert f"position      {SIGNER_POSITION}" in done.stdout
+    assert f"{AGENCY_NAME} ({AGENCY})" in done.stdout
+    assert f"sha256 {installation.fingerprint}" in done.stdout
+    assert f"sha256 {installation.manifest_sha256} (signed)" in done.stdout
+    assert "signing time  " in done.stdout
+    assert_no_secret(done)
+
+    # Having the passphrase in the environment changes nothing and leaks nothing
+    again = congvan("verify", installation.signed, data_dir=installation.data_dir, passphrase=PASS)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert_no_secret(again)
+
+
+def test_a_document_changed_in_sql_fails_with_manifest_mismatch(
+    installation: Installation,
+) -> None:
+    with sqlite3.connect(installation.data_dir / "congvan.db") as db:
+        db.execute(
+            "UPDATE documents SET subject = 'V/v nội dung đã bị sửa' WHERE id = ?",
+            (installation.signed,),
+        )
+    done = congvan("verify", installation.signed, data_dir=installation.data_dir)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "NOT VERIFIED  error [manifest_mismatch]" in done.stdout
+    assert "✓ valid " in done.stdout
+    assert "✗ intact " in done.stdout
+    assert "– trusted " in done.stdout  # not checked past the first failure
+    assert f"sha256 {installation.manifest_sha256} (signed)" in done.stdout
+    assert "(the document now)" in done.stdout
+    assert f"signer        {SIGNER_NAME}" in done.stdout
+    assert_no_secret(done)
+
+
+def test_an_unknown_or_unsigned_document_exits_2(installation: Installation) -> None:
+    unknown = congvan("verify", "no-such-document", data_dir=installation.data_dir)
+    assert unknown.returncode == 2, unknown.stdout + unknown.stderr
+    assert "no document no-such-document" in unknown.stdout
+    unsigned = congvan("verify", installation.draft, data_dir=installation.data_dir)
+    assert unsigned.returncode == 2, unsigned.stdout + unsigned.stderr
+    assert "is not signed" in unsigned.stdout
+
+
+def test_a_detached_cms_file_verifies_against_its_manifest_only(
+    installation: Installation, tmp_path: Path
+) -> None:
+    # Given a detached CMS (DER, and the same as PEM) made with the signer's key
+    manifest = '{"format":"congvan-manifest/1","subject":"V/v thử ký tách rời"}'.encode()
+    key, cert, roots = stored_signer(installation.data_dir)
+    cms = sign_manifest(manifest, key=key, cert=cert, chain=roots, signing_time=datetime.now(UTC))
+    (tmp_path / "manifest.json").write_bytes(manifest)
+    (tmp_path / "changed.json").write_bytes(manifest.replace("thử".encode(), "sửa".encode()))
+    (tmp_path / "sig.p7s").write_bytes(cms)
+    body = base64.encodebytes(cms).decode()
+    (tmp_path / "sig.pem").write_text(f"-----BEGIN CMS-----\n{body}-----END CMS-----\n")
+
+    # Then each verifies against the manifest, with the installation's roots and CRLs
+    for name in ("sig.p7s", "sig.pem"):
+        done = congvan(
+            "verify",
+            str(tmp_path / name),
+            "--content",
+            str(tmp_path / "manifest.json"),
+            data_dir=installation.data_dir,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "VERIFIED" in done.stdout
+        for point in POINTS[:-1]:
+            assert f"✓ {point} " in done.stdout, point
+        assert "– signer matches" in done.stdout
+        assert f"sha256 {hashlib.sha256(manifest).hexdigest()}" in done.stdout
+        assert f"sha256 {installation.fingerprint}" in done.stdout
+        assert_no_secret(done)
+
+    # And not against a modified manifest
+    done = congvan(
+        "verify",
+        str(tmp_path / "sig.p7s"),
+        "--content",
+        str(tmp_path / "changed.json"),
+        data_dir=installation.data_dir,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "error [manifest_mismatch]" in done.stdout
+    assert "✗ intact " in done.stdout
+
+    # And a CMS file without its manifest is a usage error, not a verdict
+    done = congvan("verify", str(tmp_path / "sig.p7s"), data_dir=installation.data_dir)
+    assert done.returncode == 2
+    assert "--content" in done.stderr
+
+    # And once the certificate is revoked, the same file no longer verifies today
+    revoke_signer(installation.data_dir, installation.fingerprint)
+    done = congvan(
+        "verify",
+        str(tmp_path / "sig.p7s"),
+        "--content",
+        str(tmp_path / "manifest.json"),
+        data_dir=installation.data_dir,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "error [certificate_revoked]" in done.stdout
+    assert "key_compromise" in done.stdout
+    assert "✓ trusted " in done.stdout and "✗ not revoked " in done.stdout
+
+
+def test_a_signed_pdf_verifies_and_a_changed_one_does_not(
+    installation: Installation, tmp_path: Path
+) -> None:
+    key, cert, roots = stored_signer(installation.data_dir)
+    signed = pades.sign_pdf(
+        sample_pdf("1227"),
+        key=key,
+        cert=cert,
+        chain=roots,
+        signer_name=SIGNER_NAME,
+        position=SIGNER_POSITION,
+        agency_name=AGENCY_NAME,
+        signing_time=datetime.now(UTC),
+    )
+    (tmp_path / "signed.pdf").write_bytes(signed)
+    (tmp_path / "appended.pdf").write_bytes(signed + b"\n% appended after signing\n")
+
+    done = congvan("verify", str(tmp_path / "signed.pdf"), data_dir=installation.data_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for point in ("intact", "valid", "trusted", "not revoked", "key usage", "unchanged after"):
+        assert f"✓ {point} " in done.stdout, point
+    assert f"signer        {SIGNER_NAME}" in done.stdout
+    assert f"sha256 {installation.fingerprint}" in done.stdout
+    assert "signatures    1 in the file" in done.stdout
+    assert_no_secret(done)
+
+    done = congvan("verify", str(tmp_path / "appended.pdf"), data_dir=installation.data_dir)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "error [manifest_mismatch]" in done.stdout
+    assert "✗ unchanged after " in done.stdout
+    assert f"signer        {SIGNER_NAME}" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("error", "point"),
+    [
+        (errors.SignatureError("The signature is malformed: x"), "valid"),
+        (errors.ManifestMismatch(), "intact"),
+        (
+            errors.ManifestMismatch("The PDF was changed after its last signature."),
+            "covers_entire_file",
+        ),
+        (errors.ChainUntrusted(), "trusted"),
+        (errors.CertificateExpired(), "trusted"),  # at the moment of checking
+        (
+            errors.CertificateExpired(signing_time="2020-01-01T00:00:00+00:00"),
+            "valid_at_signing_time",
+        ),
+        (
+            errors.SignatureError("The revocation status of the certificate is unknown."),
+            "not_revoked",
+        ),
+        (errors.CertificateRevoked(), "not_revoked"),
+        (errors.KeyUsageInvalid(), "key_usage_ok"),
+        (errors.SignatureError("late", signing_time="x", checked_at="y"), "valid_at_signing_time"),
+        (errors.SignerMismatch(), "signer_matches"),
+    ],
+)
+def test_each_error_marks_the_point_it_failed(error: errors.SignatureError, point: str) -> None:
+    assert point == cli._failed_point(error)
