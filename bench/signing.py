@@ -263,7 +263,7 @@ def main() -> None:
     print(line("sign", sign_project, sign_raw))
     print(line("verify", verify_project, verify_ceiling))
     print(
-        f"info    sign with the key unlocked each time (as attach_signature does) {unlock:,.1f}/s"
+        f"info    sign with the key unlocked each time (no per-process key cache) {unlock:,.1f}/s"
     )
     print(f"info    verify math only (RSA PKCS#1 v1.5 over the manifest) {math_only:,.0f}/s")
     for text in pades_rates(p, seconds):
