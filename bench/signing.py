@@ -22,8 +22,8 @@ What is measured
 The ratios project / ceiling are printed with the aim (>= 0.5). Informational lines, no
 ratio: signing with the key unlocked every time (encrypted PKCS#8; ``attach_signature``
 caches unlocked keys per process, so only its first signature pays this), the verify math
-alone (an RSA PKCS#1 v1.5 signature over the manifest bytes, no CMS), and PAdES sign (visible stamp) / verify of the sample letter when
-``congvan.actions.signing.pades`` provides ``sign_pdf`` and ``verify_pdf``.
+alone (an RSA PKCS#1 v1.5 signature over the manifest bytes, no CMS), and PAdES sign
+(visible stamp) / verify of the sample letter.
 
 Rates are operations per wall-clock second; on a shared machine expect ±30% between runs.
 
