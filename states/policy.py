@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 CLERK = "clerk"  # văn thư
 REVIEWER = "reviewer"  # chuyên viên
 SIGNER = "signer"  # lãnh đạo
@@ -27,6 +29,16 @@ REASON_REQUIRED = frozenset({"reject", "resend", "waive"})
 # Roles that may create drafts and read their agency's documents.
 CREATE_ROLES = frozenset({CLERK})
 READ_ROLES = frozenset({CLERK, REVIEWER, SIGNER, SUPERVISOR})
+
+# Agency identifiers (mã định danh): QCVN 102 puts level 1 on the right, Decision 20/2020
+# on the left; both are up to 35 characters of A–Z, 0–9 in dot-separated groups.
+_ORGAN_ID = re.compile(r"^[A-Z0-9]+(\.[A-Z0-9]+)*$")
+
+
+def is_organ_id(value: str) -> bool:
+    """Whether ``value`` is a well-formed agency identifier, e.g. ``000.00.00.H57``."""
+    return 0 < len(value) <= 35 and bool(_ORGAN_ID.match(value))
+
 
 # Urgency (độ khẩn) as QCVN 102 codes it.
 URGENCY = {0: "thường", 1: "khẩn", 2: "thượng khẩn", 3: "hỏa tốc", 4: "hỏa tốc hẹn giờ"}

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
-from congvan.states.policy import ROLES
+from congvan.states.policy import ROLES, is_organ_id
 from congvan.storage.agencies import hash_token
 from congvan.storage.ids import new_id
 from congvan.storage.tables import SigningAuthority
 from congvan.storage.unit_of_work import UnitOfWork
 
-# Both forms of mã định danh occur (QCVN 102 and Decision 20/2020): store it opaque,
-# but only as up to 35 characters of A–Z, 0–9 and dots, in dot-separated groups.
-ORGAN_ID = re.compile(r"^[A-Z0-9]+(\.[A-Z0-9]+)*$")
 TOKEN_PREFIX = "cvt_"
 # The column holding an authority's document types, comma-separated.
 _DOC_TYPES = SigningAuthority.__table__.c.doc_types  # type: ignore[attr-defined]
@@ -25,7 +21,7 @@ DOC_TYPES_LENGTH: int = _DOC_TYPES.type.length
 
 
 def validate_organ_id(value: str, field: str = "organ_id") -> str:
-    if not value or len(value) > 35 or not ORGAN_ID.match(value):
+    if not is_organ_id(value or ""):
         raise InvalidInput(
             f"{field} must be an agency identifier: up to 35 characters of A-Z, 0-9 "
             "in dot-separated groups, e.g. 000.00.00.H57.",

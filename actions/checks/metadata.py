@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+from congvan.states.policy import is_organ_id
 
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 
@@ -18,11 +18,6 @@ REQUIRED = (
     "signer_position",
     "signer_user",
 )
-ORGAN_ID = re.compile(r"^[A-Z0-9]+(\.[A-Z0-9]+)*$")
-
-
-def _valid_organ_id(value: str) -> bool:
-    return 0 < len(value) <= 35 and bool(ORGAN_ID.match(value))
 
 
 @check(
@@ -53,7 +48,7 @@ def required(inp: CheckInput) -> Finding:
 def agencies(inp: CheckInput) -> Finding:
     bad_format, unknown = [], []
     for organ_id in [inp.document["agency_id"], *[r["organ_id"] for r in inp.recipients]]:
-        if not _valid_organ_id(organ_id):
+        if not is_organ_id(organ_id):
             bad_format.append(organ_id)
         elif inp.uow.agencies.agency(organ_id) is None:
             unknown.append(organ_id)
