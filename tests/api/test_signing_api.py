@@ -556,8 +556,20 @@ def test_only_the_signer_role_fires_sign(signed_api: tuple[Api, dict[str, Any]])
 # -- after signing -----------------------------------------------------------------------
 
 
+TAMPERING = {
+    "metadata changed": "UPDATE documents SET subject = 'V/v nội dung đã bị sửa' WHERE id = :id",
+    # The main file swapped for other bytes (here the PDF that carries the signature stamp).
+    "attachment swapped": (
+        "UPDATE attachments SET sha256 = "
+        "(SELECT signed_pdf_sha256 FROM signatures WHERE document_id = :id) "
+        "WHERE document_id = :id AND role = 'main'"
+    ),
+}
+
+
+@pytest.mark.parametrize("tampering", sorted(TAMPERING))
 def test_a_signed_letter_changed_behind_the_engine_no_longer_verifies(
-    signed_api: tuple[Api, dict[str, Any]],
+    signed_api: tuple[Api, dict[str, Any]], tampering: str
 ) -> None:
     # Given a letter signed on the server, whose signature holds for sending
     api, _certificate = signed_api
@@ -566,12 +578,10 @@ def test_a_signed_letter_changed_behind_the_engine_no_longer_verifies(
     assert signature_valid(api, doc_id) == (True, "")
     signed_manifest = manifest_of(api, doc_id)
 
-    # When its subject is changed in the database, past the engine
+    # When its metadata or main file is changed in the database, past the engine
     with api.runtime.db.begin() as conn:
-        conn.execute(
-            text("UPDATE documents SET subject = :subject WHERE id = :id"),
-            {"subject": "V/v nội dung đã bị sửa", "id": doc_id},
-        )
+        changed = conn.execute(text(TAMPERING[tampering]), {"id": doc_id})
+        assert 1 == changed.rowcount
 
     # Then the manifest differs, and the signature's verdict says so
     assert manifest_of(api, doc_id) != signed_manifest
