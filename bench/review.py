@@ -74,22 +74,49 @@ def engine_rate(data: bytes, documents: int, workdir: Path) -> tuple[float, int]
         add_agency(uow, AGENCY, "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND", now)
         add_agency(uow, PEER, "Sở Nội vụ tỉnh Thừa Thiên Huế", "SNV", now)
         ensure_user(uow, AGENCY, "pct", ["signer"], now, full_name="Nguyễn Văn Phương")
-        add_authority(uow, AGENCY, "pct", ["*"], "KT. CHỦ TỊCH", today.replace(year=2020),
-                      None, by="bench", now=now)
+        add_authority(
+            uow,
+            AGENCY,
+            "pct",
+            ["*"],
+            "KT. CHỦ TỊCH",
+            today.replace(year=2020),
+            None,
+            by="bench",
+            now=now,
+        )
         uow.commit()
     clerk = Actor("vanthu@" + AGENCY, AGENCY, frozenset({"clerk"}))
     sha = hashlib.sha256(data).hexdigest()
     jobs = []
     for n in range(documents):
-        fields = {"number": n + 1, "symbol": "UBND-TĐKT", "doc_type": "CV",
-                  "subject": "V/v tăng cường gửi, nhận văn bản điện tử", "place": "Huế",
-                  "issued_on": today.isoformat(), "signer_name": "Nguyễn Văn Phương",
-                  "signer_position": "PHÓ CHỦ TỊCH", "signer_competence": "KT. CHỦ TỊCH",
-                  "signer_user": "pct"}
+        fields = {
+            "number": n + 1,
+            "symbol": "UBND-TĐKT",
+            "doc_type": "CV",
+            "subject": "V/v tăng cường gửi, nhận văn bản điện tử",
+            "place": "Huế",
+            "issued_on": today.isoformat(),
+            "signer_name": "Nguyễn Văn Phương",
+            "signer_position": "PHÓ CHỦ TỊCH",
+            "signer_competence": "KT. CHỦ TỊCH",
+            "signer_user": "pct",
+        }
         doc = runtime.engine.create_document(
-            clerk, fields, [{"organ_id": PEER, "name": "Sở Nội vụ"}],
-            [{"sha256": sha, "filename": "cv.pdf", "media_type": "application/pdf",
-              "size": len(data), "role": "main", "data": data}])
+            clerk,
+            fields,
+            [{"organ_id": PEER, "name": "Sở Nội vụ"}],
+            [
+                {
+                    "sha256": sha,
+                    "filename": "cv.pdf",
+                    "media_type": "application/pdf",
+                    "size": len(data),
+                    "role": "main",
+                    "data": data,
+                }
+            ],
+        )
         jobs.extend(runtime.engine.fire(doc["id"], "submit", clerk).jobs)
     start = time.perf_counter()
     outcomes = [runtime.runner.run(job) for job in jobs]
@@ -108,8 +135,10 @@ def main() -> None:
     args = parser.parse_args()
     documents = 20 if args.quick else args.documents
     data = one_mib_pdf()
-    print(f"main file: {len(data) / 1024 / 1024:.2f} MiB, "
-          f"{len(PdfReader(io.BytesIO(data)).pages)} pages")
+    print(
+        f"main file: {len(data) / 1024 / 1024:.2f} MiB, "
+        f"{len(PdfReader(io.BytesIO(data)).pages)} pages"
+    )
     raw = ceiling(data, documents)
     with tempfile.TemporaryDirectory(prefix="congvan-bench-") as tmp:
         rate, checks = engine_rate(data, documents, Path(tmp))

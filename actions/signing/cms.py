@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from asn1crypto import algos, core, keys, tsp
 from asn1crypto import cms as asn1_cms
@@ -54,6 +54,13 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from congvan.actions.signing.hotpath import (
+    ChainCache,
+    SignatureTemplate,
+    cache_key,
+    quick_verify,
+    trusted_signer,
+)
 from congvan.states.errors import (
     CertificateExpired,
     CertificateNotYetValid,
@@ -67,6 +74,7 @@ from congvan.states.errors import (
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 DIGEST = "sha256"
+_SIGNED_DATA = "1.2.840.113549.1.7.2"
 REQUIRED_ATTRIBUTES = frozenset({"content_type", "message_digest", "signing_time"})
 SIGNER_KEY_USAGE = KeyUsageConstraints(
     key_usage=frozenset({"digital_signature", "non_repudiation"}), match_all_key_usages=True
@@ -157,6 +165,8 @@ class _ManifestSigner(SimpleSigner):
             signature_mechanism=mechanism_value,
         )
         self.key = key
+        # Made from this signer's first signature, which pyHanko builds (``hotpath``).
+        self.template: SignatureTemplate | None = None
         self._constant_attributes = (
             _Fixed(
                 "signing_certificate_v2",
@@ -178,9 +188,26 @@ class _ManifestSigner(SimpleSigner):
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
         if digest_algorithm != DIGEST:
             return super().sign_raw(data, digest_algorithm)
+        return self.sign_digest_input(data)
+
+    def sign_digest_input(self, data: bytes) -> bytes:
+        """The signature value over ``data`` (the DER of the signed attributes)."""
         if isinstance(self.key, rsa.RSAPrivateKey):
             return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
         return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    async def reference_sign(self, manifest: bytes, signing_time: datetime) -> bytes:
+        """Sign through pyHanko; the first such signature becomes the template."""
+        content_info = await self.async_sign_general_data(
+            manifest,
+            DIGEST,
+            detached=True,
+            signed_attr_settings=CMSSignedAttributes(signing_time=signing_time),
+        )
+        der = bytes(content_info.dump())
+        if self.template is None:
+            self.template = SignatureTemplate(der)
+        return der
 
     async def signed_attrs(  # type: ignore[no-untyped-def]
         self,
@@ -255,13 +282,9 @@ async def async_sign_manifest(
     """
     _require_aware(signing_time, "signing_time")
     signer = _signer_for(key, cert, chain)
-    content_info = await signer.async_sign_general_data(
-        manifest,
-        DIGEST,
-        detached=True,
-        signed_attr_settings=CMSSignedAttributes(signing_time=signing_time),
-    )
-    return bytes(content_info.dump())
+    if signer.template is not None:
+        return signer.template.sign(manifest, signing_time, signer.sign_digest_input)
+    return await signer.reference_sign(manifest, signing_time)
 
 
 def sign_manifest(
@@ -273,9 +296,12 @@ def sign_manifest(
     signing_time: datetime,
 ) -> bytes:
     """Sign ``manifest``; see ``async_sign_manifest``. Not callable inside an event loop."""
-    return _run(
-        async_sign_manifest(manifest, key=key, cert=cert, chain=chain, signing_time=signing_time)
-    )
+    _outside_a_loop()
+    _require_aware(signing_time, "signing_time")
+    signer = _signer_for(key, cert, chain)
+    if signer.template is not None:  # no event loop needed
+        return signer.template.sign(manifest, signing_time, signer.sign_digest_input)
+    return bytes(_run(signer.reference_sign(manifest, signing_time)))
 
 
 # -- verification ----------------------------------------------------------------------
@@ -297,13 +323,38 @@ async def async_verify_manifest_signature(
     ``SIGNER_FIELDS`` to the wanted values, compared after NFC, case folding and collapsing
     spaces. Raises the ``SignatureError`` subclass of the first check that fails.
     """
+    crl_der = _check_arguments(crls, at, expected_signer)
+    verdict = _quick_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer)
+    if verdict is not None:
+        return verdict
+    return await _full_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer)
+
+
+def _check_arguments(
+    crls: Iterable[x509.CertificateRevocationList | bytes],
+    at: datetime,
+    expected_signer: Mapping[str, str] | None,
+) -> list[bytes]:
+    """Refuse a naive ``at`` or unknown signer fields; return the CRLs as DER."""
     _require_aware(at, "at")
     unknown = set(expected_signer or ()) - set(SIGNER_FIELDS)
     if unknown:
         raise ValueError(f"expected_signer names unknown fields: {sorted(unknown)}")
+    return [c if isinstance(c, bytes) else c.public_bytes(Encoding.DER) for c in crls]
+
+
+async def _full_verdict(
+    manifest: bytes,
+    cms_der: bytes,
+    trust_roots: Sequence[x509.Certificate],
+    crl_der: list[bytes],
+    at: datetime,
+    expected_signer: Mapping[str, str] | None,
+) -> Verdict:
+    """Verify through pyHanko, every point, and remember the signer when it passes."""
     signed_data, signing_time = _detached_signed_data(cms_der)
+    key = cache_key(signed_data["certificates"].dump(), trust_roots, crl_der)
     roots = [_asn1_cert(c) for c in trust_roots]
-    crl_der = [c if isinstance(c, bytes) else c.public_bytes(Encoding.DER) for c in crls]
     try:
         status = await async_validate_detached_cms(
             manifest,
@@ -334,20 +385,65 @@ async def async_verify_manifest_signature(
         raise KeyUsageInvalid(_KEY_USAGE_MESSAGE, reason=str(exc), **who) from exc
 
     check_signing_time(signing_time, at, cert, signer, who)
+    _check_expected_signer(signer, expected_signer, who)
+    _remember(key, signed_data, status, crl_der, signer)
+    return _verdict(signing_time, at, signer, expected_signer)
 
-    if expected_signer:
-        differ = {
-            name: {"expected": want, "certificate": signer[name]}
-            for name, want in expected_signer.items()
-            if _comparable(signer[name]) != _comparable(want)
-        }
-        if differ:
-            raise SignerMismatch(
-                f"The certificate differs from the expected signer in {', '.join(differ)}.",
-                differences=differ,
-                **who,
-            )
 
+def _quick_verdict(
+    manifest: bytes,
+    cms_der: bytes,
+    trust_roots: Sequence[x509.Certificate],
+    crl_der: list[bytes],
+    at: datetime,
+    expected_signer: Mapping[str, str] | None,
+) -> Verdict | None:
+    """The verdict on a signer seen before (``hotpath``), or None to verify in full."""
+    try:
+        content_info = asn1_cms.ContentInfo.load(cms_der)
+        if content_info["content_type"].dotted != _SIGNED_DATA:
+            return None
+        signed_data = content_info["content"]
+        if len(signed_data["signer_infos"]) != 1:
+            return None
+        certificates = signed_data["certificates"].dump()
+        known = _trusted_signers.get(cache_key(certificates, trust_roots, crl_der))
+        quick = known and quick_verify(manifest, signed_data, known, at)
+    except (ValueError, TypeError, KeyError):  # malformed: the full path says how
+        return None
+    if not quick:
+        return None
+    signer = dict(quick.trusted.signer)
+    who = {"signer": signer["common_name"], "serial_number": signer["serial_number"]}
+    check_signing_time(quick.signing_time, at, quick.trusted, signer, who)
+    _check_expected_signer(signer, expected_signer, who)
+    return _verdict(quick.signing_time, at, signer, expected_signer)
+
+
+def _check_expected_signer(
+    signer: Mapping[str, str], expected_signer: Mapping[str, str] | None, who: dict[str, str]
+) -> None:
+    if not expected_signer:
+        return
+    differ = {
+        name: {"expected": want, "certificate": signer[name]}
+        for name, want in expected_signer.items()
+        if _comparable(signer[name]) != _comparable(want)
+    }
+    if differ:
+        raise SignerMismatch(
+            f"The certificate differs from the expected signer in {', '.join(differ)}.",
+            differences=differ,
+            **who,
+        )
+
+
+def _verdict(
+    signing_time: datetime,
+    at: datetime,
+    signer: dict[str, str],
+    expected_signer: Mapping[str, str] | None,
+) -> Verdict:
     return Verdict(
         intact=True,
         valid=True,
@@ -362,6 +458,38 @@ async def async_verify_manifest_signature(
     )
 
 
+# Signers whose signatures pyHanko verified in full, by certificates, roots and CRLs.
+_trusted_signers = ChainCache()
+
+
+def _remember(
+    key: tuple[bytes, ...],
+    signed_data: asn1_cms.SignedData,
+    status: Any,
+    crl_der: list[bytes],
+    signer: dict[str, str],
+) -> None:
+    """Record a signature pyHanko accepted so the next one of this signer is quick."""
+    path = status.validation_path
+    if path is None:
+        return
+    as_cryptography = [
+        x509.load_der_x509_certificate(c.dump()) for c in path.iter_certs(include_root=True)
+    ]
+    leaf = x509.load_der_x509_certificate(status.signing_cert.dump())
+    if leaf not in as_cryptography:
+        return
+    record = trusted_signer(
+        signed_data,
+        leaf,
+        as_cryptography,
+        [x509.load_der_x509_crl(c) for c in crl_der],
+        MappingProxyType(dict(signer)),
+    )
+    if record is not None:
+        _trusted_signers.put(key, record)
+
+
 def verify_manifest_signature(
     manifest: bytes,
     cms_der: bytes,
@@ -372,15 +500,14 @@ def verify_manifest_signature(
     expected_signer: Mapping[str, str] | None = None,
 ) -> Verdict:
     """Verify a detached signature; see ``async_verify_manifest_signature``."""
-    return _run(
-        async_verify_manifest_signature(
-            manifest,
-            cms_der,
-            trust_roots=trust_roots,
-            crls=crls,
-            at=at,
-            expected_signer=expected_signer,
-        )
+    _outside_a_loop()
+    crl_der = _check_arguments(crls, at, expected_signer)
+    verdict = _quick_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer)
+    if verdict is not None:  # no event loop needed
+        return verdict
+    return cast(
+        Verdict,
+        _run(_full_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer)),
     )
 
 
@@ -516,15 +643,22 @@ def _require_aware(moment: datetime, name: str) -> None:
 _loops = threading.local()
 
 
-def _run(coroutine: Any) -> Any:
-    """Run a coroutine to completion on this thread's own event loop."""
+def _outside_a_loop() -> None:
+    """Refuse a synchronous call from inside an event loop (even when it would not block)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        pass
-    else:
+        return
+    raise RuntimeError("inside an event loop, await the async_ variant instead")
+
+
+def _run(coroutine: Any) -> Any:
+    """Run a coroutine to completion on this thread's own event loop."""
+    try:
+        _outside_a_loop()
+    except RuntimeError:
         coroutine.close()
-        raise RuntimeError("inside an event loop, await the async_ variant instead")
+        raise
     # asyncio.run() would build and tear down a loop for every call: 25% of a signature.
     loop = getattr(_loops, "loop", None)
     if loop is None or loop.is_closed():

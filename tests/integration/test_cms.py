@@ -189,6 +189,10 @@ class Pki:
 
 @pytest.fixture(scope="module")
 def pki() -> Pki:
+    return make_pki()
+
+
+def make_pki() -> Pki:
     root = make_root("Congvan Test Root CA")
     rogue_root = make_root("Rogue Root CA")
     revoked = issue(root)

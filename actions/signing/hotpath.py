@@ -1,0 +1,357 @@
+"""The fast paths of ``cms``: what repeats between signatures of one signer is done once.
+
+pyHanko builds and checks a CMS through asn1crypto object trees in pure Python, about 3 ms a
+signature and as much again to verify one, ten times the signature math itself. Almost all
+of it is the same for every document one signer signs (the certificates, the algorithm
+identifiers, three of the five signed attributes) and for every signature verified against
+the same trust roots and CRLs (the certificate path). This module keeps that part:
+
+``SignatureTemplate``
+    Made from one CMS that pyHanko signed for this signer (the reference). Later signatures
+    reuse the reference's DER pieces and encode only what changes: the message digest and
+    signing time attributes, the signature value and the lengths around them. The output
+    is byte for byte what pyHanko would produce (tests compare the two).
+
+``ChainCache``
+    After pyHanko fully verified a signature (integrity, algorithms, signing-certificate,
+    certificate path with revocation, key usage), ``TrustedSigner`` records what that
+    verdict rested on: the exact bytes of the certificates, signer identifier, algorithm
+    identifiers and constant attributes, the signer's public key, and the span of moments
+    in which the path stays valid. ``quick_verify`` accepts a later signature only when it
+    carries those same bytes and its own digest, signing time and signature check out;
+    it never rejects anything: on any difference or doubt it answers ``None`` and the
+    caller runs pyHanko's full validation, whose answer (and error code) is authoritative.
+
+Why the span is sound: with no CRL listing a certificate of the path, pyHanko's path verdict
+depends on the moment only through each certificate's validity and each CRL's next update
+(a CRL issued later still speaks about an earlier moment: ``retroactive_revinfo``). A path
+with any certificate listed in a given CRL, revoked or on hold, is never cached. A new CRL
+has new bytes, so it is a new key and the path is validated again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from asn1crypto import cms as asn1_cms
+from asn1crypto import core
+from asn1crypto.parser import emit, parse
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+# DER tags, as (class, method, tag) for ``emit``.
+_SEQUENCE = (0, 1, 16)
+_SET = (0, 1, 17)
+_OCTET_STRING = (0, 0, 4)
+_EXPLICIT_0 = (2, 1, 0)  # ContentInfo.content
+_IMPLICIT_0 = (2, 1, 0)  # SignerInfo.signedAttrs
+
+_SIGNED_DATA_OID = asn1_cms.ContentType("signed_data").dump()
+_MESSAGE_DIGEST_OID = asn1_cms.CMSAttributeType("message_digest").dump()
+_SIGNING_TIME_OID = asn1_cms.CMSAttributeType("signing_time").dump()
+# The attributes that differ between signatures; every other one must repeat exactly.
+_PER_SIGNATURE = frozenset({"1.2.840.113549.1.9.4", "1.2.840.113549.1.9.5"})
+_HASHES: Mapping[str, Callable[[], hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+_MECHANISMS = {
+    # signature algorithm → (hash, whether RSA PKCS#1 v1.5; else ECDSA)
+    "sha256_rsa": ("sha256", True),
+    "sha384_rsa": ("sha384", True),
+    "sha512_rsa": ("sha512", True),
+    "sha256_ecdsa": ("sha256", False),
+    "sha384_ecdsa": ("sha384", False),
+    "sha512_ecdsa": ("sha512", False),
+}
+
+
+def _tlv(kind: tuple[int, int, int], contents: bytes) -> bytes:
+    return bytes(emit(*kind, contents))
+
+
+def _attribute(type_oid: bytes, value: bytes) -> bytes:
+    return _tlv(_SEQUENCE, type_oid + _tlv(_SET, value))
+
+
+def signing_time_value(moment: datetime) -> bytes:
+    """The DER of a CMS signing time as pyHanko writes it (UTCTime, whole seconds)."""
+    return bytes(asn1_cms.Time({"utc_time": core.UTCTime(moment)}).dump())
+
+
+class SignatureTemplate:
+    """One signer's detached CMS with the per-signature parts left open."""
+
+    def __init__(self, reference: bytes) -> None:
+        content_info = asn1_cms.ContentInfo.load(reference)
+        if content_info["content_type"].native != "signed_data":
+            raise ValueError("the reference is not a CMS SignedData")
+        signed_data = content_info["content"]
+        (signer_info,) = signed_data["signer_infos"]
+        if not isinstance(signer_info["unsigned_attrs"], core.Void):
+            raise ValueError("the reference has unsigned attributes")
+        self.digest = signer_info["digest_algorithm"]["algorithm"].native
+        self._hash = _HASHES[self.digest]
+        self._signed_data_head = b"".join(
+            signed_data[field].dump()
+            for field in ("version", "digest_algorithms", "encap_content_info", "certificates")
+        )
+        self._signer_info_head = b"".join(
+            signer_info[field].dump() for field in ("version", "sid", "digest_algorithm")
+        )
+        self._signature_algorithm = signer_info["signature_algorithm"].dump()
+        self._constant_attributes = [
+            attribute.dump()
+            for attribute in signer_info["signed_attrs"]
+            if attribute["type"].dotted not in _PER_SIGNATURE
+        ]
+
+    def signed_attributes(self, content: bytes, signing_time: datetime) -> bytes:
+        """The signed attributes' contents: their DER encodings in DER (sorted) order."""
+        digester = hashes.Hash(self._hash())
+        digester.update(content)
+        digest = _tlv(_OCTET_STRING, digester.finalize())
+        attributes = [
+            *self._constant_attributes,
+            _attribute(_MESSAGE_DIGEST_OID, digest),
+            _attribute(_SIGNING_TIME_OID, signing_time_value(signing_time)),
+        ]
+        return b"".join(sorted(attributes))
+
+    def sign(
+        self, content: bytes, signing_time: datetime, sign_raw: Callable[[bytes], bytes]
+    ) -> bytes:
+        """A detached CMS over ``content``; ``sign_raw`` signs the DER of the attributes."""
+        attributes = self.signed_attributes(content, signing_time)
+        signature = sign_raw(_tlv(_SET, attributes))
+        signer_info = _tlv(
+            _SEQUENCE,
+            self._signer_info_head
+            + _tlv(_IMPLICIT_0, attributes)
+            + self._signature_algorithm
+            + _tlv(_OCTET_STRING, signature),
+        )
+        signed_data = _tlv(_SEQUENCE, self._signed_data_head + _tlv(_SET, signer_info))
+        return _tlv(_SEQUENCE, _SIGNED_DATA_OID + _tlv(_EXPLICIT_0, signed_data))
+
+
+# -- verification ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrustedSigner:
+    """What a full verification established, and the exact bytes it was established for."""
+
+    certificates: bytes  # SignedData.certificates, DER
+    sid: bytes
+    digest_algorithm: bytes
+    signature_algorithm: bytes
+    constant_attributes: frozenset[bytes]  # whole Attribute DERs (content type, ESS, ...)
+    hash_name: str
+    pkcs1: bool  # RSA PKCS#1 v1.5; else ECDSA
+    public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+    not_valid_before: datetime  # the signer's certificate (as ``check_signing_time`` reads)
+    not_valid_after: datetime
+    valid_from: datetime  # the span of moments in which the path verdict holds
+    valid_until: datetime
+    signer: Mapping[str, str]
+
+
+def trusted_signer(
+    signed_data: asn1_cms.SignedData,
+    leaf: x509.Certificate,
+    path_certificates: Sequence[x509.Certificate],
+    crls: Sequence[x509.CertificateRevocationList],
+    signer: Mapping[str, str],
+) -> TrustedSigner | None:
+    """The record of a signature pyHanko accepted, or None when it must not be reused.
+
+    ``leaf`` is the signer's certificate; ``path_certificates`` the validated path, trust
+    anchor and leaf included.
+    """
+    public_key = leaf.public_key()
+    signer_info = signed_data["signer_infos"][0]
+    mechanism = signer_info["signature_algorithm"]["algorithm"].native
+    known = _MECHANISMS.get(mechanism)
+    digest = signer_info["digest_algorithm"]["algorithm"].native
+    if known is None or known[0] != digest or digest not in _HASHES:
+        return None
+    if known[1] != isinstance(public_key, rsa.RSAPublicKey):
+        return None
+    if not isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        return None
+    for cert in path_certificates:
+        for crl in crls:
+            if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
+                return None  # listed: the verdict depends on the moment
+    types: dict[str, int] = {}
+    constant: set[bytes] = set()
+    for attribute in signer_info["signed_attrs"]:
+        oid = attribute["type"].dotted
+        types[oid] = types.get(oid, 0) + 1
+        if len(attribute["values"]) != 1:
+            return None
+        if oid not in _PER_SIGNATURE:
+            constant.add(attribute.dump())
+    if any(count != 1 for count in types.values()) or not types.keys() >= _PER_SIGNATURE:
+        return None
+    return TrustedSigner(
+        certificates=signed_data["certificates"].dump(),
+        sid=signer_info["sid"].dump(),
+        digest_algorithm=signer_info["digest_algorithm"].dump(),
+        signature_algorithm=signer_info["signature_algorithm"].dump(),
+        constant_attributes=frozenset(constant),
+        hash_name=digest,
+        pkcs1=known[1],
+        public_key=public_key,
+        not_valid_before=leaf.not_valid_before_utc,
+        not_valid_after=leaf.not_valid_after_utc,
+        valid_from=max(c.not_valid_before_utc for c in path_certificates),
+        valid_until=min(
+            [c.not_valid_after_utc for c in path_certificates]
+            + [crl.next_update_utc for crl in crls if crl.next_update_utc is not None]
+        ),
+        signer=signer,
+    )
+
+
+def cache_key(
+    certificates: bytes, roots: Iterable[x509.Certificate], crls: Iterable[bytes]
+) -> tuple[bytes, ...]:
+    """What a path verdict depends on besides the moment: certificates, roots, CRLs."""
+    return (
+        hashlib.sha256(certificates).digest(),
+        b"roots",
+        *sorted(root.fingerprint(hashes.SHA256()) for root in roots),
+        b"crls",
+        *sorted(hashlib.sha256(crl).digest() for crl in crls),
+    )
+
+
+class ChainCache:
+    """A bounded, thread-safe map from ``cache_key`` to the ``TrustedSigner`` found there."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[bytes, ...], TrustedSigner] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[bytes, ...]) -> TrustedSigner | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[bytes, ...], value: TrustedSigner) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass(frozen=True)
+class Quick:
+    """A signature ``quick_verify`` accepted."""
+
+    signing_time: datetime
+    trusted: TrustedSigner
+
+
+def quick_verify(
+    content: bytes,
+    signed_data: asn1_cms.SignedData,
+    trusted: TrustedSigner,
+    at: datetime,
+) -> Quick | None:
+    """Accept ``signed_data`` over ``content`` by what ``trusted`` recorded, or say None.
+
+    ``signed_data`` must already be known to be a detached SignedData with one signer (as
+    ``cms`` checks before it looks up ``trusted`` by its certificates).
+    """
+    if not trusted.valid_from <= at <= trusted.valid_until:
+        return None
+    signer_info = signed_data["signer_infos"][0]
+    if (
+        signer_info["sid"].dump() != trusted.sid
+        or signer_info["digest_algorithm"].dump() != trusted.digest_algorithm
+        or signer_info["signature_algorithm"].dump() != trusted.signature_algorithm
+        or not isinstance(signer_info["unsigned_attrs"], core.Void)
+        or signed_data["encap_content_info"].dump() != _DETACHED_DATA
+    ):
+        return None
+    attributes = signer_info["signed_attrs"]
+    if isinstance(attributes, core.Void):
+        return None
+    digester = hashes.Hash(_HASHES[trusted.hash_name]())
+    digester.update(content)
+    expected_digest = _attribute(_MESSAGE_DIGEST_OID, _tlv(_OCTET_STRING, digester.finalize()))
+    constants: set[bytes] = set()
+    digest_seen = False
+    signing_time = None
+    # Each attribute's DER must be one of the constant ones recorded, the digest of this
+    # content, or a signing time; each exactly once, all constant ones present.
+    for encoded in _elements(attributes.contents):
+        if encoded in trusted.constant_attributes and encoded not in constants:
+            constants.add(encoded)
+        elif encoded == expected_digest and not digest_seen:
+            digest_seen = True
+        elif signing_time is None and encoded.startswith(_SIGNING_TIME_PREFIX, 2):
+            attribute = asn1_cms.CMSAttribute.load(encoded)
+            if len(attribute["values"]) != 1:
+                return None
+            signing_time = attribute["values"][0].native
+            if not isinstance(signing_time, datetime):
+                return None
+        else:
+            return None
+    if (
+        not digest_seen
+        or signing_time is None
+        or len(constants) != len(trusted.constant_attributes)
+    ):
+        return None
+    signed = b"\x31" + attributes.dump()[1:]  # [0] IMPLICIT on the wire, SET OF when signed
+    algorithm = _HASHES[trusted.hash_name]()
+    try:
+        if trusted.pkcs1:
+            assert isinstance(trusted.public_key, rsa.RSAPublicKey)
+            trusted.public_key.verify(
+                signer_info["signature"].native, signed, padding.PKCS1v15(), algorithm
+            )
+        else:
+            assert isinstance(trusted.public_key, ec.EllipticCurvePublicKey)
+            trusted.public_key.verify(signer_info["signature"].native, signed, ec.ECDSA(algorithm))
+    except InvalidSignature:
+        return None
+    return Quick(signing_time=signing_time, trusted=trusted)
+
+
+_DETACHED_DATA = asn1_cms.EncapsulatedContentInfo({"content_type": "data"}).dump()
+_SIGNING_TIME_PREFIX = _SIGNING_TIME_OID + b"\x31"
+
+
+def _elements(contents: bytes) -> Iterator[bytes]:
+    """The DER of each element of a SET OF (or SEQUENCE OF), from its contents."""
+    position = 0
+    while position < len(contents):
+        _, _, _, header, body, trailer = parse(contents[position:])
+        size = len(header) + len(body) + len(trailer)
+        yield contents[position : position + size]
+        position += size
