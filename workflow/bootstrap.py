@@ -135,7 +135,7 @@ def bootstrap(
         max_attachment_bytes=settings.max_attachment_bytes,
         max_subject_length=settings.max_subject_length,
     )
-    signing = Signing(settings.passphrase)
+    signing = Signing(settings.passphrase, max_pdf_bytes=settings.max_attachment_bytes)
     job_actions = {"run_review_checks": review.run_review_checks, **JOBS, **(jobs or {})}
     runner = JobRunner(open_uow, job_actions, clock, max_attempts=settings.job_max_attempts)
     install_actor(broker, runner)

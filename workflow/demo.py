@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.cms import sign_manifest
+from congvan.actions.signing.pades import sign_pdf
 from congvan.storage.audit import verify_chains
 from congvan.storage.database import make_engine
 from congvan.storage.schema import migrate
@@ -321,8 +322,37 @@ def _refused_signatures(demo: Demo, runtime: Any, doc_id: str, passphrase: str) 
             now=runtime.clock(),
         )
         uow.commit()
-    result = demo.fire("lãnh đạo", doc_id, "sign", cms=token_signs(fresh))
-    print(f"   sign (uploaded CMS): {result['from_state']} → {result['to_state']}")
+    # The token signs the main PDF too (PAdES, visible stamp), with the same certificate.
+    view = demo.call("lãnh đạo", "GET", f"/v1/documents/{doc_id}", expect=200)
+    (main,) = [a for a in view["attachments"] if a["role"] == "main"]
+    original = demo.client.get(
+        f"/v1/documents/{doc_id}/attachments/{main['sha256']}",
+        headers={"Authorization": f"Bearer {demo.tokens['lãnh đạo']}"},
+    ).content
+    with runtime.uow(readonly=True) as uow:
+        roots = keystore.trust_material(uow).roots
+        agency = (uow.agencies.agency(PROVINCE[0]) or {}).get("name", "")
+    stamped = sign_pdf(
+        original,
+        key=pki.load_private_key(fresh["key_pem"].encode(), passphrase),
+        cert=x509.load_pem_x509_certificate(fresh["cert_pem"].encode()),
+        chain=roots,
+        signer_name=SIGNER[1],
+        position=SIGNER[2],
+        agency_name=agency,
+        signing_time=runtime.clock(),
+    )
+    result = demo.fire(
+        "lãnh đạo",
+        doc_id,
+        "sign",
+        cms=token_signs(fresh),
+        signed_pdf=base64.b64encode(stamped).decode(),
+    )
+    print(
+        f"   sign (uploaded CMS and PAdES-signed PDF): {result['from_state']} → "
+        f"{result['to_state']}"
+    )
 
 
 def _format_error(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:

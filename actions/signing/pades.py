@@ -337,11 +337,12 @@ async def async_verify_pdf(
             )
         except SignatureValidationError as exc:
             raise SignatureError(
-                f"The signature is malformed: {exc.failure_message}", field=embedded.field_name
+                f"The signature is malformed: {exc.failure_message}",
+                signature_field=embedded.field_name,
             ) from exc
         except (PdfError, ValueError, TypeError, KeyError) as exc:
             raise SignatureError(
-                f"The signature is malformed: {exc}", field=embedded.field_name
+                f"The signature is malformed: {exc}", signature_field=embedded.field_name
             ) from exc
 
         cert = status.signing_cert
@@ -349,7 +350,7 @@ async def async_verify_pdf(
         who = {
             "signer": signer["common_name"],
             "serial_number": signer["serial_number"],
-            "field": embedded.field_name,
+            "signature_field": embedded.field_name,
         }
         if not status.valid:
             raise SignatureError("The signature does not verify with the signer's key.", **who)

@@ -1,9 +1,12 @@
 """Signing as transitions: who may sign, the signature attached by ``sign``, checked by ``send``.
 
 Two modes. The server signs with the signer's stored key (encrypted PKCS#8, unlocked with
-the configured passphrase). Or the signer's own tool (a USB token in practice) signs the
-manifest from ``GET /v1/documents/{id}/manifest`` and the CMS comes in the event's body
-as base64; it is verified before it is accepted.
+the configured passphrase): the manifest (detached CMS) and the main PDF (PAdES, visible
+stamp). Or the signer's own tool (a USB token in practice) signs the manifest from
+``GET /v1/documents/{id}/manifest`` and the CMS comes in the event's body as base64
+(``cms``), with the main PDF it signed with the same certificate (``signed_pdf``, base64,
+optional): that PDF must be the document's main file with signatures appended
+(incremental update), and both are verified before they are accepted.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta, timezone
 from typing import Any
 
 from cryptography import x509
 
-from congvan.states.errors import InvalidInput, SignatureError
+from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError, SignerMismatch
 from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
 from congvan.storage.unit_of_work import UnitOfWork
@@ -70,8 +74,12 @@ def verify_stored(
 class Signing:
     """The guards and effect the document machine names for ``sign`` and ``send``."""
 
-    def __init__(self, passphrase: Callable[[], str]) -> None:
+    def __init__(
+        self, passphrase: Callable[[], str], max_pdf_bytes: int = 25 * 1024 * 1024
+    ) -> None:
         self.passphrase = passphrase
+        # An uploaded signed PDF: the main file's limit plus room for signatures.
+        self.max_pdf_bytes = max_pdf_bytes + 1024 * 1024
         self._keys: dict[str, Any] = {}  # unlocked keys by certificate fingerprint
 
     def signer_has_authority(self, ctx: TransitionContext) -> tuple[bool, str]:
@@ -93,22 +101,37 @@ class Signing:
         manifest = manifest_of(uow, doc_id)
         uploaded = ctx.data.get("cms")
         signed_pdf = ""
-        if uploaded:
-            cms, mode = _decode(str(uploaded)), "upload"
+        if ctx.data.get("signed_pdf") is not None and uploaded is None:
+            raise InvalidInput(
+                "A signed PDF is uploaded together with the signer's CMS (cms).", field="cms"
+            )
+        if uploaded is not None:
+            cms, mode = _decode(str(uploaded), "cms", MAX_CMS_BYTES), "upload"
         else:
             material = self._server_material(uow, doc, ctx)
             cms, mode = sign_manifest(manifest, signing_time=ctx.now, **material), "server"
             signed_pdf = self._stamp_main_pdf(uow, doc, material, ctx)
         trust = keystore.trust_material(uow)
-        verdict = verify_manifest_signature(
-            manifest,
-            cms,
-            trust_roots=trust.roots,
-            crls=trust.crls,
-            at=ctx.now,
-            expected_signer=expected_signer(uow, doc),
-        )
+        with _naming_the_field("cms" if mode == "upload" else None):
+            verdict = verify_manifest_signature(
+                manifest,
+                cms,
+                trust_roots=trust.roots,
+                crls=trust.crls,
+                at=ctx.now,
+                expected_signer=expected_signer(uow, doc),
+            )
         fingerprint = verdict.signer.get("sha256", "")
+        if mode == "upload" and ctx.data.get("signed_pdf") is not None:
+            pdf = self._accept_signed_pdf(uow, doc, str(ctx.data["signed_pdf"]), ctx)
+            if pdf["signer"].get("sha256") != fingerprint:
+                raise SignerMismatch(
+                    "The PDF is signed with another certificate than the manifest.",
+                    field="signed_pdf",
+                    manifest_certificate=fingerprint,
+                    pdf_certificate=pdf["signer"].get("sha256", ""),
+                )
+            signed_pdf = pdf["sha256"]
         uow.signatures.add_signature(
             {
                 "id": new_id(),
@@ -160,12 +183,8 @@ class Signing:
         self, uow: UnitOfWork, doc: dict[str, Any], material: dict[str, Any], ctx: TransitionContext
     ) -> str:
         """Sign the main PDF itself with a visible stamp (PAdES); its digest, or ''."""
-        mains = [
-            a
-            for a in uow.documents.attachments(doc["id"])
-            if a["role"] == "main" and a["media_type"] == "application/pdf"
-        ]
-        data = uow.documents.blob(mains[0]["sha256"]) if mains else None
+        main = _main_pdf(uow, doc["id"])
+        data = uow.documents.blob(main["sha256"]) if main else None
         if not data:
             return ""
         agency = uow.agencies.agency(doc["agency_id"]) or {}
@@ -181,6 +200,31 @@ class Signing:
         uow.documents.put_blob(digest, signed)
         ctx.audit["signed_pdf_sha256"] = digest
         return digest
+
+    def _accept_signed_pdf(
+        self, uow: UnitOfWork, doc: dict[str, Any], encoded: str, ctx: TransitionContext
+    ) -> dict[str, Any]:
+        """Check an uploaded signed PDF against the main file and verify it; store it."""
+        signed = _decode(encoded, "signed_pdf", self.max_pdf_bytes)
+        main = _main_pdf(uow, doc["id"])
+        if main is None:
+            raise InvalidInput(
+                "The document has no main PDF to carry a signature.", field="signed_pdf"
+            )
+        original = uow.documents.blob(main["sha256"]) or b""
+        if len(signed) <= len(original) or not signed.startswith(original):
+            raise ManifestMismatch(
+                "The signed PDF is not the document's main file with signatures appended.",
+                field="signed_pdf",
+                main_sha256=main["sha256"],
+            )
+        trust = keystore.trust_material(uow)
+        with _naming_the_field("signed_pdf"):
+            verdict = verify_pdf(signed, trust_roots=trust.roots, crls=trust.crls, at=ctx.now)
+        digest = hashlib.sha256(signed).hexdigest()
+        uow.documents.put_blob(digest, signed)
+        ctx.audit["signed_pdf_sha256"] = digest
+        return {"sha256": digest, "signer": verdict.signer}
 
     def signature_valid(self, ctx: TransitionContext) -> tuple[bool, str]:
         """Verify again before sending: same manifest, same trust, same signer."""
@@ -225,13 +269,32 @@ class Signing:
         return True, ""
 
 
-def _decode(text: str) -> bytes:
+@contextmanager
+def _naming_the_field(field: str | None) -> Iterator[None]:
+    """Name the uploaded body field a verification failure is about."""
+    try:
+        yield
+    except SignatureError as exc:
+        if field is not None:
+            exc.details.setdefault("field", field)
+        raise
+
+
+def _main_pdf(uow: UnitOfWork, document_id: str) -> dict[str, Any] | None:
+    """The document's main attachment when it is a PDF."""
+    for attachment in uow.documents.attachments(document_id):
+        if attachment["role"] == "main" and attachment["media_type"] == "application/pdf":
+            return attachment
+    return None
+
+
+def _decode(text: str, field: str, max_bytes: int) -> bytes:
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise SignatureError("The uploaded signature is not valid base64.") from exc
-    if not data or len(data) > MAX_CMS_BYTES:
+        raise SignatureError(f"The uploaded {field} is not valid base64.", field=field) from exc
+    if not data or len(data) > max_bytes:
         raise SignatureError(
-            "The uploaded signature is empty or too large.", max_bytes=MAX_CMS_BYTES
+            f"The uploaded {field} is empty or too large.", field=field, max_bytes=max_bytes
         )
     return data

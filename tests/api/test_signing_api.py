@@ -423,6 +423,11 @@ def _garbage_base64(api: Api, doc_id: str, row: dict[str, Any]) -> str:
     return "not base64 at all!"
 
 
+def _empty(api: Api, doc_id: str, row: dict[str, Any]) -> str:
+    # Sent but empty: refused, never taken for "sign on the server"
+    return ""
+
+
 def _garbage_der(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
     return b"0\x82 certainly not a CMS"
 
@@ -485,6 +490,7 @@ def _another_signers_certificate(api: Api, doc_id: str, row: dict[str, Any]) -> 
 
 REFUSED_UPLOADS: dict[str, tuple[Callable[[Api, str, dict[str, Any]], bytes | str], str]] = {
     "garbage-base64": (_garbage_base64, "signature_invalid"),
+    "empty": (_empty, "signature_invalid"),
     "garbage-der": (_garbage_der, "signature_invalid"),
     "other-manifest": (_other_manifest, "manifest_mismatch"),
     "untrusted-ca": (_untrusted_ca, "chain_untrusted"),

@@ -260,6 +260,8 @@ def fire_event(
         data["code"] = body.code
     if body.cms is not None:
         data["cms"] = body.cms
+    if body.signed_pdf is not None:
+        data["signed_pdf"] = body.signed_pdf
     if body.fields is not None:
         data["fields"] = body.fields.as_row()
     if body.recipients is not None:

@@ -129,6 +129,11 @@ class EventIn(TextModel):
         max_length=360_000,
         description="For sign: a detached CMS over the manifest, base64 (signer's own tool)",
     )
+    signed_pdf: str | None = Field(
+        default=None,
+        description="For sign, with cms: the main PDF signed (PAdES) by the same certificate, "
+        "base64; the main file with signatures appended. Bounded by the request size limit.",
+    )
     fields: DocumentFields | None = Field(default=None, description="For edit")
     recipients: list[RecipientIn] | None = Field(default=None, description="For edit")
 
