@@ -59,6 +59,7 @@ from congvan.actions.signing.hotpath import (
     SignatureTemplate,
     cache_key,
     quick_verify,
+    split,
     trusted_signer,
 )
 from congvan.states.errors import (
@@ -74,7 +75,6 @@ from congvan.states.errors import (
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 DIGEST = "sha256"
-_SIGNED_DATA = "1.2.840.113549.1.7.2"
 REQUIRED_ATTRIBUTES = frozenset({"content_type", "message_digest", "signing_time"})
 SIGNER_KEY_USAGE = KeyUsageConstraints(
     key_usage=frozenset({"digital_signature", "non_repudiation"}), match_all_key_usages=True
@@ -399,18 +399,11 @@ def _quick_verdict(
     expected_signer: Mapping[str, str] | None,
 ) -> Verdict | None:
     """The verdict on a signer seen before (``hotpath``), or None to verify in full."""
-    try:
-        content_info = asn1_cms.ContentInfo.load(cms_der)
-        if content_info["content_type"].dotted != _SIGNED_DATA:
-            return None
-        signed_data = content_info["content"]
-        if len(signed_data["signer_infos"]) != 1:
-            return None
-        certificates = signed_data["certificates"].dump()
-        known = _trusted_signers.get(cache_key(certificates, trust_roots, crl_der))
-        quick = known and quick_verify(manifest, signed_data, known, at)
-    except (ValueError, TypeError, KeyError):  # malformed: the full path says how
+    pieces = split(cms_der)
+    if pieces is None:
         return None
+    known = _trusted_signers.get(cache_key(pieces.certificates, trust_roots, crl_der))
+    quick = known and quick_verify(manifest, pieces, known, at)
     if not quick:
         return None
     signer = dict(quick.trusted.signer)

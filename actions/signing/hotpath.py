@@ -17,10 +17,12 @@ the same trust roots and CRLs (the certificate path). This module keeps that par
     certificate path with revocation, key usage), ``TrustedSigner`` records what that
     verdict rested on: the exact bytes of the certificates, signer identifier, algorithm
     identifiers and constant attributes, the signer's public key, and the span of moments
-    in which the path stays valid. ``quick_verify`` accepts a later signature only when it
-    carries those same bytes and its own digest, signing time and signature check out;
-    it never rejects anything: on any difference or doubt it answers ``None`` and the
-    caller runs pyHanko's full validation, whose answer (and error code) is authoritative.
+    in which the path stays valid. ``split`` cuts a later CMS into its DER pieces (only
+    the one common shape: one signer, certificates, signed and no unsigned attributes),
+    and ``quick_verify`` accepts it only when it carries those same bytes and its own
+    digest, signing time and signature check out. Neither ever rejects anything: on any
+    difference or doubt they answer ``None`` and the caller runs pyHanko's full
+    validation, whose answer (and error code) is authoritative.
 
 Why the span is sound: with no CRL listing a certificate of the path, pyHanko's path verdict
 depends on the moment only through each certificate's validity and each CRL's next update
@@ -52,6 +54,9 @@ _SET = (0, 1, 17)
 _OCTET_STRING = (0, 0, 4)
 _EXPLICIT_0 = (2, 1, 0)  # ContentInfo.content
 _IMPLICIT_0 = (2, 1, 0)  # SignerInfo.signedAttrs
+
+_SEQUENCE_BYTE, _SET_BYTE, _OCTET_STRING_BYTE = 0x30, 0x31, 0x04
+_EXPLICIT_0_BYTE = _IMPLICIT_0_BYTE = 0xA0
 
 _SIGNED_DATA_OID = asn1_cms.ContentType("signed_data").dump()
 _MESSAGE_DIGEST_OID = asn1_cms.CMSAttributeType("message_digest").dump()
@@ -150,9 +155,9 @@ class SignatureTemplate:
 class TrustedSigner:
     """What a full verification established, and the exact bytes it was established for."""
 
+    signed_data_head: bytes  # SignedData version and digestAlgorithms, DER
     certificates: bytes  # SignedData.certificates, DER
-    sid: bytes
-    digest_algorithm: bytes
+    signer_info_head: bytes  # SignerInfo version, sid and digestAlgorithm, DER
     signature_algorithm: bytes
     constant_attributes: frozenset[bytes]  # whole Attribute DERs (content type, ESS, ...)
     hash_name: str
@@ -204,9 +209,11 @@ def trusted_signer(
     if any(count != 1 for count in types.values()) or not types.keys() >= _PER_SIGNATURE:
         return None
     return TrustedSigner(
+        signed_data_head=signed_data["version"].dump() + signed_data["digest_algorithms"].dump(),
         certificates=signed_data["certificates"].dump(),
-        sid=signer_info["sid"].dump(),
-        digest_algorithm=signer_info["digest_algorithm"].dump(),
+        signer_info_head=b"".join(
+            signer_info[field].dump() for field in ("version", "sid", "digest_algorithm")
+        ),
         signature_algorithm=signer_info["signature_algorithm"].dump(),
         constant_attributes=frozenset(constant),
         hash_name=digest,
@@ -274,30 +281,68 @@ class Quick:
     trusted: TrustedSigner
 
 
-def quick_verify(
-    content: bytes,
-    signed_data: asn1_cms.SignedData,
-    trusted: TrustedSigner,
-    at: datetime,
-) -> Quick | None:
-    """Accept ``signed_data`` over ``content`` by what ``trusted`` recorded, or say None.
+@dataclass(frozen=True)
+class Pieces:
+    """The DER pieces of a detached SignedData with one signer, as ``split`` finds them."""
 
-    ``signed_data`` must already be known to be a detached SignedData with one signer (as
-    ``cms`` checks before it looks up ``trusted`` by its certificates).
+    signed_data_head: bytes  # version and digestAlgorithms
+    encap_content_info: bytes
+    certificates: bytes
+    signer_info_head: bytes  # version, sid and digestAlgorithm
+    signed_attributes: bytes  # the [0] IMPLICIT element, header included
+    signature_algorithm: bytes
+    signature: bytes  # the OCTET STRING element
+
+
+def split(cms_der: bytes) -> Pieces | None:
+    """Cut a CMS ContentInfo into the pieces ``quick_verify`` compares, or None.
+
+    Only the one shape our own signatures and common tools have: SignedData with version,
+    digestAlgorithms, encapContentInfo, certificates, no CRLs, one SignerInfo with signed
+    and no unsigned attributes. The pieces are the exact bytes as they came.
+    """
+    try:
+        outer = _contents(cms_der, _SEQUENCE_BYTE, whole=True)
+        oid, content = _elements_list(outer, 2)
+        if oid != _SIGNED_DATA_OID:
+            return None
+        signed_data = _contents(_contents(content, _EXPLICIT_0_BYTE), _SEQUENCE_BYTE)
+        version, digests, encap, certificates, signer_infos = _elements_list(signed_data, 5)
+        if certificates[0] != _IMPLICIT_0_BYTE:
+            return None
+        (signer_info,) = _elements_list(_contents(signer_infos, _SET_BYTE), 1)
+        parts = _elements_list(_contents(signer_info, _SEQUENCE_BYTE), 6)
+    except ValueError:
+        return None
+    if parts[3][0] != _IMPLICIT_0_BYTE or parts[5][0] != _OCTET_STRING_BYTE:
+        return None
+    return Pieces(
+        signed_data_head=version + digests,
+        encap_content_info=encap,
+        certificates=certificates,
+        signer_info_head=parts[0] + parts[1] + parts[2],
+        signed_attributes=parts[3],
+        signature_algorithm=parts[4],
+        signature=parts[5],
+    )
+
+
+def quick_verify(
+    content: bytes, pieces: Pieces, trusted: TrustedSigner, at: datetime
+) -> Quick | None:
+    """Accept the signature in ``pieces`` over ``content`` by what ``trusted`` recorded.
+
+    None when anything differs from what pyHanko accepted or does not check out.
     """
     if not trusted.valid_from <= at <= trusted.valid_until:
         return None
-    signer_info = signed_data["signer_infos"][0]
     if (
-        signer_info["sid"].dump() != trusted.sid
-        or signer_info["digest_algorithm"].dump() != trusted.digest_algorithm
-        or signer_info["signature_algorithm"].dump() != trusted.signature_algorithm
-        or not isinstance(signer_info["unsigned_attrs"], core.Void)
-        or signed_data["encap_content_info"].dump() != _DETACHED_DATA
+        pieces.certificates != trusted.certificates
+        or pieces.signer_info_head != trusted.signer_info_head
+        or pieces.signature_algorithm != trusted.signature_algorithm
+        or pieces.signed_data_head != trusted.signed_data_head
+        or pieces.encap_content_info != _DETACHED_DATA
     ):
-        return None
-    attributes = signer_info["signed_attrs"]
-    if isinstance(attributes, core.Void):
         return None
     digester = hashes.Hash(_HASHES[trusted.hash_name]())
     digester.update(content)
@@ -307,37 +352,40 @@ def quick_verify(
     signing_time = None
     # Each attribute's DER must be one of the constant ones recorded, the digest of this
     # content, or a signing time; each exactly once, all constant ones present.
-    for encoded in _elements(attributes.contents):
-        if encoded in trusted.constant_attributes and encoded not in constants:
-            constants.add(encoded)
-        elif encoded == expected_digest and not digest_seen:
-            digest_seen = True
-        elif signing_time is None and encoded.startswith(_SIGNING_TIME_PREFIX, 2):
-            attribute = asn1_cms.CMSAttribute.load(encoded)
-            if len(attribute["values"]) != 1:
+    try:
+        attributes = _contents(pieces.signed_attributes, _IMPLICIT_0_BYTE)
+        for encoded in _elements(attributes):
+            if encoded in trusted.constant_attributes and encoded not in constants:
+                constants.add(encoded)
+            elif encoded == expected_digest and not digest_seen:
+                digest_seen = True
+            elif signing_time is None and encoded.startswith(_SIGNING_TIME_PREFIX, 2):
+                attribute = asn1_cms.CMSAttribute.load(encoded, strict=True)
+                if len(attribute["values"]) != 1:
+                    return None
+                signing_time = attribute["values"][0].native
+                if not isinstance(signing_time, datetime):
+                    return None
+            else:
                 return None
-            signing_time = attribute["values"][0].native
-            if not isinstance(signing_time, datetime):
-                return None
-        else:
-            return None
+        signature = _contents(pieces.signature, _OCTET_STRING_BYTE)
+    except ValueError:
+        return None
     if (
         not digest_seen
         or signing_time is None
         or len(constants) != len(trusted.constant_attributes)
     ):
         return None
-    signed = b"\x31" + attributes.dump()[1:]  # [0] IMPLICIT on the wire, SET OF when signed
+    signed = _tlv(_SET, attributes)  # [0] IMPLICIT on the wire, SET OF when signed
     algorithm = _HASHES[trusted.hash_name]()
     try:
         if trusted.pkcs1:
             assert isinstance(trusted.public_key, rsa.RSAPublicKey)
-            trusted.public_key.verify(
-                signer_info["signature"].native, signed, padding.PKCS1v15(), algorithm
-            )
+            trusted.public_key.verify(signature, signed, padding.PKCS1v15(), algorithm)
         else:
             assert isinstance(trusted.public_key, ec.EllipticCurvePublicKey)
-            trusted.public_key.verify(signer_info["signature"].native, signed, ec.ECDSA(algorithm))
+            trusted.public_key.verify(signature, signed, ec.ECDSA(algorithm))
     except InvalidSignature:
         return None
     return Quick(signing_time=signing_time, trusted=trusted)
@@ -355,3 +403,20 @@ def _elements(contents: bytes) -> Iterator[bytes]:
         size = len(header) + len(body) + len(trailer)
         yield contents[position : position + size]
         position += size
+
+
+def _elements_list(contents: bytes, count: int) -> list[bytes]:
+    found = list(_elements(contents))
+    if len(found) != count:
+        raise ValueError(f"{len(found)} elements instead of {count}")
+    return found
+
+
+def _contents(encoded: bytes, first_byte: int, whole: bool = False) -> bytes:
+    """The contents of one DER element whose identifier octet is ``first_byte``."""
+    if not encoded or encoded[0] != first_byte:
+        raise ValueError("unexpected tag")
+    _, _, _, header, body, trailer = parse(encoded, strict=whole)
+    if trailer or len(header) + len(body) != len(encoded):
+        raise ValueError("not one definite-length element")
+    return bytes(body)

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from congvan.actions.signing import cms
+from congvan.actions.signing import cms, hotpath
 from congvan.actions.signing.hotpath import ChainCache, SignatureTemplate
 from congvan.states.errors import (
     CertificateExpired,
@@ -278,7 +278,13 @@ def test_quick_never_accepts_what_the_full_verification_refuses(pki: Pki, data: 
     mutated = bytearray(good)
     for _ in range(data.draw(st.integers(1, 3))):
         at = data.draw(st.integers(0, len(mutated) - 1))
-        mutated[at] = data.draw(st.integers(0, 255))
+        how = data.draw(st.sampled_from(["replace", "insert", "delete"]))
+        if how == "replace":
+            mutated[at] = data.draw(st.integers(0, 255))
+        elif how == "insert":
+            mutated[at:at] = data.draw(st.binary(min_size=1, max_size=4))
+        else:
+            del mutated[at : at + data.draw(st.integers(1, 4))]
     crl = [pki.crl.public_bytes(cms.Encoding.DER)]
 
     # When the quick path accepts it
@@ -325,3 +331,40 @@ def test_expired_issued_certificates_still_name_their_error(pki: Pki) -> None:
     with pytest.raises(CertificateExpired):
         verify(MANIFEST, cms_der, pki, at=LATER)
     assert 0 == len(cms._trusted_signers)
+
+
+def with_unsigned_attribute(cms_der: bytes) -> bytes:
+    parsed = asn1_cms.ContentInfo.load(cms_der)
+    signer_info = parsed["content"]["signer_infos"][0]
+    signer_info["unsigned_attrs"] = asn1_cms.CMSAttributes(
+        [{"type": "counter_signature", "values": []}]
+    )
+    return bytes(parsed.dump(force=True))
+
+
+def test_shapes_the_quick_path_does_not_know_go_the_full_way(pki: Pki) -> None:
+    # Given the signer remembered, and its signature with an unsigned attribute added
+    # (outside what the signature covers, so still a valid signature to pyHanko)
+    prime(pki)
+    cms_der = with_unsigned_attribute(sign(pki.signer, pki))
+    crl = [pki.crl.public_bytes(cms.Encoding.DER)]
+
+    # Then the quick path declines it, and the full verification decides
+    assert hotpath.split(cms_der) is None
+    assert cms._quick_verdict(MANIFEST, cms_der, [pki.root.cert], crl, LATER, None) is None
+    assert verify(MANIFEST, cms_der, pki, at=LATER).trusted
+
+
+def test_split_finds_the_pieces_of_our_own_signatures(pki: Pki) -> None:
+    cms_der = sign(pki.signer, pki)
+    pieces = hotpath.split(cms_der)
+    signed_data = asn1_cms.ContentInfo.load(cms_der)["content"]
+    signer_info = signed_data["signer_infos"][0]
+
+    assert pieces is not None
+    assert signed_data["certificates"].dump() == pieces.certificates
+    assert signer_info["signed_attrs"].dump() == pieces.signed_attributes
+    assert signer_info["signature_algorithm"].dump() == pieces.signature_algorithm
+    assert signer_info["signature"].dump() == pieces.signature
+    assert hotpath.split(cms_der + b"\x00") is None  # trailing bytes
+    assert hotpath.split(cms_der[:-1]) is None  # truncated
