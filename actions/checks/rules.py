@@ -57,9 +57,19 @@ def symbol_groups(symbol: str) -> list[str]:
     return symbol.split("-")
 
 
+# The capitals of the Vietnamese alphabet (with F, J, W, Z), precomposed (NFC). Any other
+# script's capitals are refused: a Cyrillic "Т" in "TĐKT" would look the same and make a
+# different symbol, slipping past the duplicate checks.
+VIETNAMESE_CAPITALS = frozenset(
+    "AÀÁẢÃẠĂẰẮẲẴẶÂẦẤẨẪẬBCDĐEÈÉẺẼẸÊỀẾỂỄỆFGHIÌÍỈĨỊJKLMNOÒÓỎÕỌÔỒỐỔỖỘƠỜỚỞỠỢ"
+    "PQRSTUÙÚỦŨỤƯỪỨỬỮỰVWXYỲÝỶỸỴZ"
+)
+_DIGITS = frozenset("0123456789")
+
+
 def is_upper_group(group: str) -> bool:
-    """A group of upper-case letters and digits, e.g. UBND, TĐKT, H57."""
-    return bool(group) and all(ch.isdigit() or (ch.isalpha() and ch.isupper()) for ch in group)
+    """A group of Vietnamese capitals and ASCII digits, e.g. UBND, TĐKT, H57."""
+    return bool(group) and all(ch in VIETNAMESE_CAPITALS or ch in _DIGITS for ch in group)
 
 
 def competence_parts(competence: str) -> tuple[str, str] | None:

@@ -280,3 +280,32 @@ def test_kt_by_someone_who_is_no_deputy_fails(title: str) -> None:
     finding = signer_block(title, f"KT. {title}")
 
     assert (False, "signer_position") == (finding.passed, finding.details.get("field"))
+
+
+# Capitals of other scripts that look like Latin ones: Cyrillic А В Е К М Н О Р С Т Х,
+# Greek Α Β Ε Κ Μ Ν Ο Ρ Τ Χ, and the Latin-1 look-alikes outside Vietnamese (Ð, Ø).
+LOOK_ALIKES = "АВЕКМНОРСТХΑΒΕΚΜΝΟΡΤΧÐØ"
+
+
+@given(st.text(LETTERS + DIGITS, min_size=0, max_size=6), st.sampled_from(LOOK_ALIKES))
+def test_a_look_alike_capital_of_another_script_is_refused(head: str, alike: str) -> None:
+    # "TĐKТ" with a Cyrillic Т looks like TĐKT and would be another symbol to the
+    # duplicate checks
+    assert alike.isupper()
+    assert not is_upper_group(head + alike)
+
+
+@given(st.text(LETTERS, min_size=1, max_size=6))
+def test_a_decomposed_accent_is_refused(group: str) -> None:
+    decomposed = unicodedata.normalize("NFD", group + "Ộ")
+    assert not is_upper_group(decomposed)
+    assert is_upper_group(unicodedata.normalize("NFC", decomposed))
+
+
+def test_every_vietnamese_capital_and_no_lower_case_letter_makes_a_group() -> None:
+    lower = (
+        "aàáảãạăằắẳẵặâầấẩẫậbcdđeèéẻẽẹêềếểễệfghiìíỉĩịjklmnoòóỏõọôồốổỗộơờớởỡợ"
+        "pqrstuùúủũụưừứửữựvwxyỳýỷỹỵz"
+    )
+    assert all(is_upper_group(ch.upper()) for ch in lower)
+    assert not any(is_upper_group(ch) for ch in lower)

@@ -64,7 +64,8 @@ async def _read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[st
             filename=upload.filename,
             max_bytes=max_bytes,
         )
-    filename = _printable(upload.filename or "").strip() or f"{role}.bin"
+    name = unicodedata.normalize("NFC", _printable(upload.filename or ""))
+    filename = name.strip() or f"{role}.bin"
     if len(filename) > 255:
         raise FieldTooLong(
             "An attachment's file name is too long.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date
 from typing import Any
 
@@ -19,21 +20,32 @@ _RECIPIENT_NAME_LENGTH: int = Recipient.__table__.c.name.type.length  # type: ig
 
 
 class TextModel(BaseModel):
-    """A body whose strings are all text the databases can store."""
+    """A body whose strings are all text the databases can store, in NFC."""
 
     @field_validator("*")
     @classmethod
     def _storable_text(cls, value: Any) -> Any:
-        # PostgreSQL refuses NUL in text, and a lone surrogate (valid in JSON as
-        # "\ud800") cannot be encoded to UTF-8 by any driver.
         if isinstance(value, str):
-            if "\x00" in value:
-                raise ValueError("must not contain NUL characters")
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise ValueError("must be valid Unicode text (no lone surrogates)") from exc
+            return _storable(value)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return [_storable(v) for v in value]
         return value
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL refuses NUL in text, and a lone surrogate (valid in JSON as "\ud800")
+    # cannot be encoded to UTF-8 by any driver.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from exc
+    # Vietnamese arrives precomposed or decomposed (macOS, some input methods); stored
+    # one way, "TĐKT" typed either way is one symbol to the duplicate checks.
+    return unicodedata.normalize("NFC", value)
 
 
 # Fields that may be null; of the others, these may not be cleared at all.

@@ -1,0 +1,54 @@
+"""Vietnamese text typed decomposed or precomposed is one text; look-alike capitals are not.
+
+Input methods and macOS send Vietnamese decomposed (NFD: "ệ" as e + ̣ + ̂); Windows and
+most back-office systems precomposed (NFC). The API stores NFC, so the same symbol, name or
+subject typed either way is the same to the duplicate checks and the signed manifest. A
+capital of another script that looks Latin (Cyrillic "Т") is refused by the symbol check.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from tests.api.conftest import Api
+from tests.api.test_review_flow_api import clean_letter, failed, submit_and_check
+
+NFD_SUBJECT = unicodedata.normalize("NFD", "V/v tăng cường gửi, nhận văn bản điện tử")
+NFD_PLACE = unicodedata.normalize("NFD", "Thừa Thiên Huế")
+
+
+def test_decomposed_text_is_stored_precomposed(api: Api) -> None:
+    # Given metadata, a recipient name and a file name typed decomposed
+    assert NFD_SUBJECT != unicodedata.normalize("NFC", NFD_SUBJECT)
+    recipient = {"organ_id": "000.00.11.H57", "name": unicodedata.normalize("NFD", "Sở Nội vụ")}
+    name = unicodedata.normalize("NFD", "Công văn số 1227.pdf")
+    files = [("main", (name, b"%PDF-1.4 stand-in", "application/pdf"))]
+
+    # When the draft is created
+    view = api.draft(subject=NFD_SUBJECT, place=NFD_PLACE, recipients=[recipient], files=files)
+
+    # Then every text comes back precomposed, equal to the same text typed precomposed
+    assert view["subject"] == "V/v tăng cường gửi, nhận văn bản điện tử"
+    assert view["place"] == "Thừa Thiên Huế"
+    assert [r["name"] for r in view["recipients"]] == ["Sở Nội vụ"]
+    assert [a["filename"] for a in view["attachments"]] == ["Công văn số 1227.pdf"]
+
+
+def test_an_edit_typed_decomposed_is_stored_precomposed(api: Api) -> None:
+    doc = api.draft()
+    response = api.fire(doc["id"], "edit", body={"fields": {"subject": NFD_SUBJECT}})
+    assert response.status_code == 200, response.text
+    assert api.get(f"/v1/documents/{doc['id']}").json()["subject"] == unicodedata.normalize(
+        "NFC", NFD_SUBJECT
+    )
+
+
+def test_a_symbol_with_a_cyrillic_look_alike_fails_the_symbol_check(api: Api) -> None:
+    # Given a clean letter whose drafting unit is written with a Cyrillic Т (U+0422)
+    doc_id = clean_letter(api, symbol="UBND-TĐK\u0422")
+
+    # When it is submitted and checked
+    checks = submit_and_check(api, doc_id)
+
+    # Then the symbol check fails (blocking), and only it
+    assert failed(checks) == {"format.number_symbol"}
