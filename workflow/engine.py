@@ -132,9 +132,31 @@ class Engine:
         agency_id = actor.agency_id
         if agency_id is None:
             raise Forbidden("A document belongs to an agency; the system has none.")
+        try:
+            return self._create_once(actor, agency_id, fields, recipients, files, idempotency)
+        except IntegrityError:
+            # Two requests with one Idempotency-Key raced and the other one won: answer
+            # as it did.
+            if idempotency is None:
+                raise
+            with self.open_uow(readonly=True) as uow:
+                replay = self._replay(uow, agency_id, idempotency)
+            if replay is None:
+                raise
+            return {**replay, "replayed": True}
+
+    def _create_once(
+        self,
+        actor: Actor,
+        agency_id: str,
+        fields: Mapping[str, Any],
+        recipients: Sequence[Mapping[str, str]],
+        files: Sequence[Mapping[str, Any]],
+        idempotency: Idempotency | None,
+    ) -> dict[str, Any]:
         with self.open_uow() as uow:
             if idempotency and (replay := self._replay(uow, agency_id, idempotency)):
-                return replay
+                return {**replay, "replayed": True}
             now = self.clock()
             document_id = new_id()
             entry = make_entry(

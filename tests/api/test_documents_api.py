@@ -113,6 +113,8 @@ def test_create_with_an_idempotency_key_creates_once(api: Api) -> None:
     again = api.create(headers={"Idempotency-Key": "create-1227"})
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.json()["id"] == first.json()["id"]
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.headers["Idempotent-Replayed"] == "true"
     assert len(api.get("/v1/documents").json()["items"]) == 1
 
     # The same key with other metadata, or another file, is a different request
@@ -124,6 +126,33 @@ def test_create_with_an_idempotency_key_creates_once(api: Api) -> None:
         files=[("main", ("1227.pdf", b"%PDF other", "application/pdf"))],
     )
     assert_error(other_file, 422, "idempotency_key_reused")
+    assert len(api.get("/v1/documents").json()["items"]) == 1
+
+
+def test_a_create_that_lost_a_race_for_its_key_answers_as_the_winner(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a create whose twin (same key, same request) committed while it was running:
+    # it did not see the twin's answer when it looked, so its own commit hits the key
+    engine = api.runtime.engine
+    winner = api.create(headers={"Idempotency-Key": "raced"})
+    looked = []
+    replay = engine._replay
+
+    def not_yet(uow: Any, agency_id: str, idempotency: Any) -> Any:
+        looked.append(idempotency.key)
+        return None if len(looked) == 1 else replay(uow, agency_id, idempotency)
+
+    monkeypatch.setattr(engine, "_replay", not_yet)
+
+    # When it commits
+    loser = api.create(headers={"Idempotency-Key": "raced"})
+
+    # Then it answers as the winner did, marked as a replay, and one document exists
+    assert loser.status_code == 201, loser.text
+    assert loser.json()["id"] == winner.json()["id"]
+    assert loser.headers["Idempotent-Replayed"] == "true"
+    assert looked == ["raced", "raced"]
     assert len(api.get("/v1/documents").json()["items"]) == 1
 
 
@@ -518,6 +547,8 @@ def test_a_repeated_idempotency_key_replays_the_first_answer(api: Api) -> None:
     assert again.status_code == 200, again.text
     assert again.json() == {**first.json(), "replayed": True}
     assert again.headers["ETag"] == '"2"'
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.headers["Idempotent-Replayed"] == "true"
     assert api.version(doc_id) == 2
     assert len(api.get(f"/v1/documents/{doc_id}/history").json()["entries"]) == 2
 

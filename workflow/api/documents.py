@@ -136,7 +136,13 @@ async def create_document(
         view = document_view(uow, load_visible(uow, created["id"], principal.agency_id))
     response.headers["Location"] = f"/v1/documents/{created['id']}"
     response.headers["ETag"] = f'"{view["version"]}"'
+    if created.get("replayed"):
+        response.headers[REPLAYED] = "true"
     return view
+
+
+# Set on an answer repeated for an Idempotency-Key already used with the same request.
+REPLAYED = "Idempotent-Replayed"
 
 
 def _check_cursor(cursor: str) -> None:
@@ -281,4 +287,6 @@ def fire_event(
         idempotency=idem,
     )
     response.headers["ETag"] = f'"{result.version}"'
+    if result.replayed:
+        response.headers[REPLAYED] = "true"
     return result.as_dict()
