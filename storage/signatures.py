@@ -41,17 +41,26 @@ class SignatureRepository:
         self, agency_id: str, username: str, at: datetime
     ) -> dict[str, Any] | None:
         """The newest unrevoked certificate with a stored key for this signer, valid ``at``."""
+        return self._usable("signer", agency_id, at, _certs.c.username == username)
+
+    def agency_certificate(self, agency_id: str, at: datetime) -> dict[str, Any] | None:
+        """The agency's newest unrevoked organisational certificate with a stored key."""
+        return self._usable("agency", agency_id, at)
+
+    def _usable(
+        self, kind: str, agency_id: str, at: datetime, *conditions: Any
+    ) -> dict[str, Any] | None:
         c = _certs.c
         row = self.conn.execute(
             select(_certs)
             .where(
                 c.agency_id == agency_id,
-                c.username == username,
-                c.kind == "signer",
+                c.kind == kind,
                 c.key_pem != "",
                 c.revoked_at.is_(None),
                 c.not_before <= at,
                 c.not_after > at,
+                *conditions,
             )
             .order_by(c.not_before.desc())
             .limit(1)

@@ -59,6 +59,7 @@ class Document(SQLModel, table=True):
     __table_args__ = (
         Index("ix_documents_agency_state", "agency_id", "state"),
         Index("ix_documents_agency_id_order", "agency_id", "id"),
+        Index("ix_documents_agency_updated", "agency_id", "updated_at"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -303,6 +304,27 @@ class Signature(SQLModel, table=True):
     # The main PDF with a visible PAdES signature (a blob), when the server signed it.
     signed_pdf_sha256: str = Field(default="", max_length=64)
     created_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class AuditAnchor(SQLModel, table=True):
+    """The heads of an agency's audit chains at one moment, signed with its organisational key.
+
+    Anchors form their own chain per agency (``seq`` and ``previous``); see
+    ``actions/anchoring.py``.
+    """
+
+    __tablename__ = "audit_anchors"
+    __table_args__ = (UniqueConstraint("agency_id", "seq"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    agency_id: str = Field(foreign_key="agencies.id", max_length=35)
+    seq: int
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # canonical JSON
+    body_sha256: str = Field(max_length=64)
+    cms: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    certificate_fingerprint: str = Field(max_length=64)
+    heads: int  # how many document heads the body lists
 
 
 metadata = SQLModel.metadata

@@ -18,6 +18,7 @@ _timers = Timer.__table__  # type: ignore[attr-defined]
 _INSERT = Prepared(insert(_timers))  # built once, run through Prepared (see prepared.py)
 
 JOB_DEADLINE = "job_deadline"
+AUDIT_ANCHOR = "audit_anchor"
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,12 @@ class DueTimer:
     document_id: str | None
     due_at: datetime
     payload: dict[str, Any]
+
+
+def _due(row: Any) -> DueTimer:
+    return DueTimer(
+        row.id, row.kind, row.ref_id, row.document_id, as_utc(row.due_at), json.loads(row.payload)
+    )
 
 
 class TimerRepository:
@@ -52,10 +59,7 @@ class TimerRepository:
         )
         if self.skip_locked:
             query = query.with_for_update(skip_locked=True)
-        return [
-            DueTimer(r.id, r.kind, r.ref_id, r.document_id, as_utc(r.due_at), json.loads(r.payload))
-            for r in self.conn.execute(query)
-        ]
+        return [_due(r) for r in self.conn.execute(query)]
 
     def remove(self, timer_ids: Sequence[str]) -> None:
         if timer_ids:
@@ -64,14 +68,17 @@ class TimerRepository:
     def cancel(self, kind: str, ref_id: str) -> None:
         self.conn.execute(delete(_timers).where(_timers.c.kind == kind, _timers.c.ref_id == ref_id))
 
+    def of_kind(self, kind: str) -> list[DueTimer]:
+        rows = self.conn.execute(
+            select(_timers).where(_timers.c.kind == kind).order_by(_timers.c.due_at)
+        )
+        return [_due(r) for r in rows]
+
     def for_document(self, document_id: str) -> list[DueTimer]:
         rows = self.conn.execute(
             select(_timers).where(_timers.c.document_id == document_id).order_by(_timers.c.due_at)
         )
-        return [
-            DueTimer(r.id, r.kind, r.ref_id, r.document_id, as_utc(r.due_at), json.loads(r.payload))
-            for r in rows
-        ]
+        return [_due(r) for r in rows]
 
     def next_due(self) -> datetime | None:
         value = self.conn.execute(select(_timers.c.due_at).order_by(_timers.c.due_at).limit(1))

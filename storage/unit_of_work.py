@@ -7,6 +7,7 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine, RootTransaction
 
 from .agencies import AgencyRepository
+from .anchors import AnchorRepository
 from .audit import AuditRepository
 from .authorities import AuthorityRepository
 from .checks import CheckRepository
@@ -65,6 +66,7 @@ class UnitOfWork:
         self.authorities = AuthorityRepository(conn)
         self.duplicates = DuplicateRepository(conn)
         self.signatures = SignatureRepository(conn)
+        self.anchors = AnchorRepository(conn)
         return self
 
     def commit(self) -> None:

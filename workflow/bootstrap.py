@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -12,6 +13,8 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import Engine as SqlEngine
 
+from congvan.actions.anchoring import JOB as ANCHOR_JOB
+from congvan.actions.anchoring import Anchoring
 from congvan.actions.checks import CHECKS, Check
 from congvan.actions.context import Effect, Guard, JobAction
 from congvan.actions.effects import EFFECTS
@@ -22,6 +25,7 @@ from congvan.actions.signing.signing import Signing
 from congvan.storage.clock import Clock, utcnow
 from congvan.storage.database import make_engine
 from congvan.storage.schema import ensure_migrated
+from congvan.storage.timers import AUDIT_ANCHOR
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .engine import Engine
@@ -63,6 +67,7 @@ class Runtime:
     scheduler: Scheduler
     runner: JobRunner
     review: Review
+    anchoring: Anchoring
     worker: dramatiq.Worker | None = None
     _started: list[str] = field(default_factory=list)
 
@@ -85,6 +90,9 @@ class Runtime:
             self.relay.start()
             self._started.append("relay")
         if scheduler:
+            with self.uow() as uow:
+                self.anchoring.ensure_timer(uow, self.clock())
+                uow.commit()
             self.scheduler.start()
             self._started.append("scheduler")
 
@@ -136,7 +144,14 @@ def bootstrap(
         max_subject_length=settings.max_subject_length,
     )
     signing = Signing(settings.passphrase, max_pdf_bytes=settings.max_attachment_bytes)
-    job_actions = {"run_review_checks": review.run_review_checks, **JOBS, **(jobs or {})}
+    every = settings.audit_anchor_minutes
+    anchoring = Anchoring(settings.passphrase, timedelta(minutes=every) if every else None)
+    job_actions = {
+        "run_review_checks": review.run_review_checks,
+        ANCHOR_JOB: anchoring.run_job,
+        **JOBS,
+        **(jobs or {}),
+    }
     runner = JobRunner(open_uow, job_actions, clock, max_attempts=settings.job_max_attempts)
     install_actor(broker, runner)
     relay = Relay(
@@ -154,6 +169,7 @@ def bootstrap(
         batch=settings.scheduler_batch,
         poll_seconds=settings.scheduler_poll_seconds,
         on_requeue=relay.kick,
+        handlers={AUDIT_ANCHOR: anchoring.on_timer},
     )
     engine = Engine(
         open_uow,
@@ -189,6 +205,7 @@ def bootstrap(
         scheduler=scheduler,
         runner=runner,
         review=review,
+        anchoring=anchoring,
     )
 
 

@@ -291,28 +291,74 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
-    from congvan.storage.audit import verify_chains
-
     runtime = _runtime(settings)
-    checked = broken = 0
     try:
-        with runtime.uow(readonly=True) as uow:
-            for doc_id, problem in verify_chains(uow.conn, args.document):
-                checked += 1
-                if problem is not None:
-                    broken += 1
-                    where = f"version {problem.version}" if problem.version else "its head"
-                    print(
-                        f"BROKEN {doc_id}: {problem.problem} at {where} "
-                        f"(entry {problem.entry_id}): {problem.detail}"
-                    )
+        if args.action == "anchor":
+            return _audit_anchor(runtime, args.agency)
+        return _audit_verify(runtime, args.document)
     finally:
         runtime.stop()
-    if args.document and checked == 0:
-        print(f"no document {args.document}")
+
+
+def _audit_anchor(runtime: Any, agency: str | None) -> int:
+    now = runtime.clock()
+    with runtime.uow() as uow:
+        if agency is None:
+            made = runtime.anchoring.anchor_all(uow, now)
+        else:
+            row = uow.signatures.agency_certificate(agency, now)
+            if row is None:
+                print(
+                    f"agency {agency} has no organisational certificate with a stored key "
+                    "(congvan keys issue-agency)"
+                )
+                return 2
+            made = {agency: runtime.anchoring.anchor_agency(uow, agency, row, now)}
+        uow.commit()
+    if not made:
+        print("no agency has an organisational certificate with a stored key")
         return 2
+    for agency_id, heads in sorted(made.items()):
+        print(f"{agency_id}: {heads} head(s) anchored" if heads else f"{agency_id}: no change")
+    return 0
+
+
+def _audit_verify(runtime: Any, document: str | None) -> int:
+    from congvan.actions.anchoring import verify_anchors
+    from congvan.storage.audit import verify_chains
+
+    checked = broken = 0
+    with runtime.uow(readonly=True) as uow:
+        for doc_id, problem in verify_chains(uow.conn, document):
+            checked += 1
+            if problem is not None:
+                broken += 1
+                where = f"version {problem.version}" if problem.version else "its head"
+                print(
+                    f"BROKEN {doc_id}: {problem.problem} at {where} "
+                    f"(entry {problem.entry_id}): {problem.detail}"
+                )
+        if document and checked == 0:
+            print(f"no document {document}")
+            return 2
+        anchors = bad_anchors = 0
+        for agency_id in uow.anchors.agencies_with_anchors():
+            for seq, anchor_problem in verify_anchors(uow, agency_id):
+                anchors += 1
+                if anchor_problem is not None:
+                    bad_anchors += 1
+                    where = ""
+                    if anchor_problem.document_id:
+                        where = (
+                            f" for {anchor_problem.document_id} version {anchor_problem.version}"
+                        )
+                    print(
+                        f"BROKEN anchor {seq} of {agency_id}: {anchor_problem.problem}"
+                        f"{where}: {anchor_problem.detail}"
+                    )
     print(f"{checked} chain(s) checked, {broken} broken")
-    return 1 if broken else 0
+    print(f"{anchors} anchor(s) checked, {bad_anchors} broken")
+    return 1 if broken or bad_anchors else 0
 
 
 # -- verify ------------------------------------------------------------------------------
@@ -753,10 +799,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("prefix")
     p.set_defaults(func=cmd_tokens)
 
-    p = sub.add_parser("audit", help="verify the audit chains")
+    p = sub.add_parser("audit", help="verify the audit chains and their signed anchors")
     asub = p.add_subparsers(dest="action", required=True)
-    v = asub.add_parser("verify", help="check every chain, or one document's")
+    v = asub.add_parser(
+        "verify",
+        help="check every chain (or one document's) and every anchor",
+        description="Exit 0 when everything verifies, 1 when something is broken, 2 when "
+        "there is no such document.",
+    )
     v.add_argument("document", nargs="?")
+    n = asub.add_parser(
+        "anchor",
+        help="sign the heads changed since the last anchor, with each agency's key",
+        description="Needs CONGVAN_KEY_PASSPHRASE and an organisational certificate per "
+        "agency (congvan keys issue-agency). The scheduler does this every "
+        "CONGVAN_AUDIT_ANCHOR_MINUTES.",
+    )
+    n.add_argument("--agency", help="only this agency")
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser(

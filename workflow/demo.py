@@ -15,6 +15,7 @@ import httpx
 from cryptography import x509
 from pydantic import SecretStr
 
+from congvan.actions.anchoring import verify_anchors
 from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.pades import sign_pdf
@@ -169,8 +170,14 @@ def _setup(runtime: Any, passphrase: str) -> dict[str, str]:
             crl_url=runtime.settings.crl_url,
             now=now,
         )
+        keystore.issue_agency(
+            uow, PROVINCE[0], passphrase=passphrase, crl_url=runtime.settings.crl_url, now=now
+        )
         uow.commit()
-    print("A test certification authority and the Phó Chủ tịch's certificate are ready")
+    print(
+        "A test certification authority, the Phó Chủ tịch's certificate and the province's "
+        "organisational certificate are ready"
+    )
     return tokens
 
 
@@ -474,13 +481,25 @@ def run_demo(data_dir: Path | None = None) -> int:
             third = _duplicate(demo, meta, first)
             for doc_id in (first, second, third):
                 _print_timeline(demo, doc_id)
+        with runtime.uow() as uow:
+            anchored = runtime.anchoring.anchor_all(uow, runtime.clock())
+            uow.commit()
+        print(
+            f"\nAudit anchor: the province signed the heads of {anchored.get(PROVINCE[0], 0)} "
+            "audit chain(s) with its organisational key (congvan audit anchor)"
+        )
         with runtime.uow(readonly=True) as uow:
             results = list(verify_chains(uow.conn))
+            anchors = list(verify_anchors(uow, PROVINCE[0]))
         broken = [(d, p) for d, p in results if p is not None]
-        print(f"\nAudit verification: {len(results)} chain(s) checked, {len(broken)} broken")
+        bad = [(seq, p) for seq, p in anchors if p is not None]
+        print(f"Audit verification: {len(results)} chain(s) checked, {len(broken)} broken")
+        print(f"                    {len(anchors)} anchor(s) checked, {len(bad)} broken")
         for doc, problem in broken:
             print(f"   BROKEN {doc}: {problem}")
-        if broken:
+        for seq, anchor_problem in bad:
+            print(f"   BROKEN anchor {seq}: {anchor_problem}")
+        if broken or bad or not anchored.get(PROVINCE[0]):
             return 1
         print("\nDemo finished: every step behaved as expected.")
         return 0

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
 
     # Encrypts the private keys congvan keeps (PKCS#8); never stored, never logged.
     key_passphrase: SecretStr | None = None
+    # How often each agency with an organisational key signs its audit chain heads
+    # (actions/anchoring.py); 0 turns the timer off (``congvan audit anchor`` still works).
+    audit_anchor_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
     # Where peers reach this instance: certificates name its CRL under it.
     public_url: str = "http://127.0.0.1:8000"
 

@@ -61,8 +61,7 @@ def symbol_groups(symbol: str) -> list[str]:
 # script's capitals are refused: a Cyrillic "Т" in "TĐKT" would look the same and make a
 # different symbol, slipping past the duplicate checks.
 VIETNAMESE_CAPITALS = frozenset(
-    "AÀÁẢÃẠĂẰẮẲẴẶÂẦẤẨẪẬBCDĐEÈÉẺẼẸÊỀẾỂỄỆFGHIÌÍỈĨỊJKLMNOÒÓỎÕỌÔỒỐỔỖỘƠỜỚỞỠỢ"
-    "PQRSTUÙÚỦŨỤƯỪỨỬỮỰVWXYỲÝỶỸỴZ"
+    "AÀÁẢÃẠĂẰẮẲẴẶÂẦẤẨẪẬBCDĐEÈÉẺẼẸÊỀẾỂỄỆFGHIÌÍỈĨỊJKLMNOÒÓỎÕỌÔỒỐỔỖỘƠỜỚỞỠỢPQRSTUÙÚỦŨỤƯỪỨỬỮỰVWXYỲÝỶỸỴZ"
 )
 _DIGITS = frozenset("0123456789")
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 
-def congvan(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+def congvan(
+    *args: str, data_dir: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "congvan.workflow.cli", "--data-dir", str(data_dir), *args],
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -22,6 +26,7 @@ def test_demo_drives_the_sample_letter_and_exits_zero(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1227/UBND-TĐKT" in done.stdout
     assert "3 chain(s) checked, 0 broken" in done.stdout
+    assert "1 anchor(s) checked, 0 broken" in done.stdout
     assert "duplicates.number" in done.stdout
     assert "signer_matches ✓" in done.stdout
     assert "422 certificate_expired" in done.stdout
@@ -81,3 +86,45 @@ def test_operator_setup_and_audit_verify_catches_tampering(tmp_path: Path) -> No
     done = congvan("audit", "verify", created["id"], data_dir=tmp_path)
     assert done.returncode == 1
     assert "altered at version 2" in done.stdout
+
+
+def test_audit_anchor_signs_heads_and_verify_catches_a_rewritten_anchor(tmp_path: Path) -> None:
+    # Given an agency with an organisational certificate and one document
+    env = {"CONGVAN_KEY_PASSPHRASE": "e2e anchor passphrase"}
+    assert congvan("migrate", data_dir=tmp_path).returncode == 0
+    for args in (
+        ("agencies", "add", "000.00.00.H57", "--name", "UBND tỉnh", "--abbreviation", "UBND"),
+        ("keys", "init-ca", "--name", "e2e CA", "--organization", "UBND tỉnh"),
+        ("keys", "issue-agency", "--agency", "000.00.00.H57"),
+    ):
+        done = congvan(*args, data_dir=tmp_path, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+    from congvan.actions.context import Actor
+    from congvan.workflow.bootstrap import bootstrap
+    from congvan.workflow.settings import Settings
+
+    runtime = bootstrap(Settings(data_dir=tmp_path))
+    clerk = Actor("vanthu@000.00.00.H57", "000.00.00.H57", frozenset({"clerk"}))
+    runtime.engine.create_document(
+        clerk, {"doc_type": "CV", "subject": "V/v thử"}, [{"organ_id": "000.00.11.H57"}], []
+    )
+    runtime.stop()
+
+    # When the heads are anchored, twice
+    first = congvan("audit", "anchor", data_dir=tmp_path, env=env)
+    again = congvan("audit", "anchor", data_dir=tmp_path, env=env)
+
+    # Then the first signs one head, the second finds no change, and all verifies
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "000.00.00.H57: 1 head(s) anchored" in first.stdout
+    assert "000.00.00.H57: no change" in again.stdout
+    verified = congvan("audit", "verify", data_dir=tmp_path)
+    assert verified.returncode == 0, verified.stdout
+    assert "1 anchor(s) checked, 0 broken" in verified.stdout
+
+    # And an anchor changed in SQL is named, with a non-zero exit
+    with sqlite3.connect(tmp_path / "congvan.db") as db:
+        db.execute("UPDATE audit_anchors SET body = CAST(REPLACE(body, 'seq', 'Seq') AS BLOB)")
+    broken = congvan("audit", "verify", data_dir=tmp_path)
+    assert broken.returncode == 1
+    assert "BROKEN anchor 1 of 000.00.00.H57: signature" in broken.stdout

@@ -1,6 +1,6 @@
 """Tampering with the audit trail in SQL is caught, and the first bad entry is named."""
 
-# Asserts read `expected == actual` (STYLE.md), which ruff calls a Yoda condition.
+# Asserts read `expected == actual`, which ruff calls a Yoda condition.
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Outbox, relay, scheduler and job runner with the in-process broker, on real databases."""
 
-# Asserts read `expected == actual` (STYLE.md), which ruff calls a Yoda condition.
+# Asserts read `expected == actual`, which ruff calls a Yoda condition.
 
 from __future__ import annotations
 

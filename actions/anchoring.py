@@ -1,0 +1,244 @@
+"""Audit anchors: an agency's audit chain heads, signed with its organisational key.
+
+Each document's audit trail is a hash chain, so an edited, removed or reordered entry no
+longer verifies. But the hashes are unkeyed: someone able to write SQL could rewrite a
+whole chain, recompute every hash and the document's head, and the chain would verify
+again. An anchor closes that for everything before it. Periodically (a database timer, and
+``congvan audit anchor``) each agency with an organisational certificate and stored key
+signs the heads of its documents changed since its last anchor:
+
+    {"format": "congvan-audit-anchor/1", "agency_id": …, "seq": n, "at": …,
+     "previous": SHA-256 of anchor n-1's body (64 zeros for the first),
+     "heads": [[document_id, version, entry hash], …]}
+
+as RFC 8785 canonical JSON under a detached CMS, like a manifest. ``verify_anchors`` checks
+each anchor's signature (as of when it was made), the anchors' own chain (no anchor
+removed or inserted, none changed), and that every head it lists is still the stored hash
+of that document's entry at that version. With ``verify_document`` recomputing every hash
+from the entries' contents, a rewritten chain is caught at the first anchored version.
+What happened after an agency's latest anchor is protected by the hash chain alone, and an
+anchor deleted from the end is noticed only by someone who kept its hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import rfc8785
+from cryptography import x509
+
+from congvan.states.errors import SignatureError
+from congvan.storage.audit import GENESIS
+from congvan.storage.clock import as_utc
+from congvan.storage.ids import new_id
+from congvan.storage.outbox import PENDING
+from congvan.storage.timers import AUDIT_ANCHOR, JOB_DEADLINE, DueTimer
+from congvan.storage.unit_of_work import UnitOfWork
+
+from .context import JobContext
+from .signing import keystore, pki
+from .signing.cms import sign_manifest, verify_manifest_signature
+
+log = logging.getLogger("congvan.anchoring")
+
+FORMAT = "congvan-audit-anchor/1"
+JOB = "anchor_audit"
+# A transition's updated_at is its start; it may commit a moment later. Heads changed this
+# long before the previous anchor are looked at again (listing one twice is harmless).
+OVERLAP = timedelta(minutes=10)
+# Heads in one anchor: its body stays under about 600 KB.
+MAX_HEADS = 5000
+
+
+@dataclass(frozen=True)
+class AnchorProblem:
+    """Why an anchor, or a head it lists, does not hold."""
+
+    agency_id: str
+    seq: int
+    problem: str  # signature | sequence | previous | body | head
+    detail: str
+    document_id: str | None = None
+    version: int | None = None
+
+
+class Anchoring:
+    """Makes anchors with each agency's organisational key; a job and a timer drive it."""
+
+    def __init__(self, passphrase: Callable[[], str], every: timedelta | None) -> None:
+        self.passphrase = passphrase
+        self.every = every  # None: no timer; ``congvan audit anchor`` only
+
+    def anchor_all(self, uow: UnitOfWork, now: datetime) -> dict[str, int]:
+        """Anchor every agency that has a key; returns heads anchored per agency."""
+        made: dict[str, int] = {}
+        for agency in uow.agencies.agencies():
+            row = uow.signatures.agency_certificate(agency["id"], now)
+            if row is None:
+                continue
+            made[agency["id"]] = self.anchor_agency(uow, agency["id"], row, now)
+        return made
+
+    def anchor_agency(
+        self, uow: UnitOfWork, agency_id: str, certificate: dict[str, Any], now: datetime
+    ) -> int:
+        """Sign the agency's heads changed since its last anchor; how many were signed.
+
+        At most ``MAX_HEADS`` heads go in one anchor; more make several, one after another.
+        """
+        previous = uow.anchors.latest(agency_id)
+        since = None
+        already: set[tuple[str, int, str]] = set()
+        if previous is not None:
+            since = as_utc(previous["created_at"]) - OVERLAP
+            already = {tuple(h) for h in json.loads(previous["body"])["heads"]}  # type: ignore[misc]
+        heads = [h for h in uow.anchors.heads_changed_since(agency_id, since) if h not in already]
+        if not heads:
+            return 0
+        cert = x509.load_pem_x509_certificate(certificate["cert_pem"].encode())
+        key = pki.load_private_key(certificate["key_pem"].encode(), self.passphrase())
+        chain = [r for r in keystore.trust_material(uow).roots if r.subject == cert.issuer]
+        for start in range(0, len(heads), MAX_HEADS):
+            part = heads[start : start + MAX_HEADS]
+            seq = 1 if previous is None else previous["seq"] + 1
+            body = rfc8785.dumps(
+                {
+                    "format": FORMAT,
+                    "agency_id": agency_id,
+                    "seq": seq,
+                    "at": as_utc(now).isoformat(),
+                    "previous": GENESIS if previous is None else previous["body_sha256"],
+                    "heads": [list(h) for h in part],
+                }
+            )
+            previous = {
+                "id": new_id(),
+                "agency_id": agency_id,
+                "seq": seq,
+                "created_at": now,
+                "body": body,
+                "body_sha256": hashlib.sha256(body).hexdigest(),
+                "cms": sign_manifest(body, key=key, cert=cert, chain=chain, signing_time=now),
+                "certificate_fingerprint": certificate["fingerprint"],
+                "heads": len(part),
+            }
+            uow.anchors.add(previous)
+            log.info(
+                "audit anchored",
+                extra={"action": "audit.anchor", "agency": agency_id, "seq": seq},
+            )
+        return len(heads)
+
+    # -- driven by the database --------------------------------------------------------
+
+    def run_job(self, ctx: JobContext) -> None:
+        """The ``anchor_audit`` job: anchor every agency, in the job's transaction."""
+        self.anchor_all(ctx.uow, ctx.now)
+
+    def on_timer(self, uow: UnitOfWork, timer: DueTimer, now: datetime) -> None:
+        """The anchor timer fired: queue the job and set the next timer (exactly one)."""
+        job_id = new_id()
+        uow.outbox.add(
+            [
+                {
+                    "id": job_id,
+                    "action": JOB,
+                    "document_id": None,
+                    "queue": "default",
+                    "status": PENDING,
+                    "attempts": 0,
+                    "created_at": now,
+                    "payload": {},
+                }
+            ]
+        )
+        uow.timers.cancel(AUDIT_ANCHOR, AUDIT_ANCHOR)
+        uow.timers.add(
+            [
+                {
+                    "id": new_id(),
+                    "kind": JOB_DEADLINE,
+                    "ref_id": job_id,
+                    "document_id": None,
+                    "due_at": now + timedelta(minutes=10),
+                }
+            ]
+        )
+        if self.every is not None:
+            self.ensure_timer(uow, now)
+
+    def ensure_timer(self, uow: UnitOfWork, now: datetime) -> None:
+        """Set the anchor timer unless one is set."""
+        if self.every is None or uow.timers.of_kind(AUDIT_ANCHOR):
+            return
+        uow.timers.add(
+            [
+                {
+                    "id": new_id(),
+                    "kind": AUDIT_ANCHOR,
+                    "ref_id": AUDIT_ANCHOR,
+                    "document_id": None,
+                    "due_at": now + self.every,
+                }
+            ]
+        )
+
+
+def verify_anchors(uow: UnitOfWork, agency_id: str) -> Iterator[tuple[int, AnchorProblem | None]]:
+    """Check each anchor of the agency, oldest first: ``(seq, problem or None)``."""
+    trust = keystore.trust_material(uow)
+    previous, expected_seq = GENESIS, 1
+    for anchor in uow.anchors.of_agency(agency_id):
+        seq = anchor["seq"]
+        problem = _check_anchor(uow, anchor, agency_id, previous, expected_seq, trust)
+        yield seq, problem
+        previous = hashlib.sha256(bytes(anchor["body"])).hexdigest()
+        expected_seq = seq + 1
+
+
+def _check_anchor(
+    uow: UnitOfWork,
+    anchor: dict[str, Any],
+    agency_id: str,
+    previous: str,
+    expected_seq: int,
+    trust: keystore.TrustMaterial,
+) -> AnchorProblem | None:
+    seq = anchor["seq"]
+    body = bytes(anchor["body"])
+
+    def problem(kind: str, detail: str, **where: Any) -> AnchorProblem:
+        return AnchorProblem(agency_id, seq, kind, detail, **where)
+
+    if seq != expected_seq:
+        return problem("sequence", f"anchor {expected_seq} is missing before {seq}")
+    try:
+        verify_manifest_signature(
+            body,
+            bytes(anchor["cms"]),
+            trust_roots=trust.roots,
+            crls=trust.crls,
+            at=as_utc(anchor["created_at"]),
+            expected_signer={"organizational_unit": agency_id},
+        )
+    except SignatureError as exc:
+        return problem("signature", f"{exc.code}: {exc.message}")
+    content = json.loads(body)
+    if content.get("format") != FORMAT or content.get("agency_id") != agency_id:
+        return problem("body", "the signed body is not an anchor of this agency")
+    if content.get("seq") != seq:
+        return problem("body", f"the signed body says anchor {content.get('seq')}")
+    if content.get("previous") != previous:
+        return problem("previous", "the anchor before this one was changed or replaced")
+    for document_id, version, head in content["heads"]:
+        stored = uow.anchors.entry_hash(document_id, version)
+        if stored != head:
+            detail = "the entry is gone" if stored is None else "the entry was rewritten"
+            return problem("head", detail, document_id=document_id, version=version)
+    return None

@@ -1,0 +1,73 @@
+"""SQL for audit anchors: signed lists of audit chain heads, one chain of anchors per agency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from .tables import AuditAnchor, AuditEntry, Document
+
+_anchors = AuditAnchor.__table__  # type: ignore[attr-defined]
+_documents = Document.__table__  # type: ignore[attr-defined]
+_audit = AuditEntry.__table__  # type: ignore[attr-defined]
+
+
+class AnchorRepository:
+    """Appends anchors and reads them back; like the audit trail, it has no update."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.conn.execute(insert(_anchors).values(**row))
+
+    def latest(self, agency_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            select(_anchors)
+            .where(_anchors.c.agency_id == agency_id)
+            .order_by(_anchors.c.seq.desc())
+            .limit(1)
+        ).first()
+        return dict(row._mapping) if row else None
+
+    def of_agency(self, agency_id: str, batch: int = 200) -> Iterator[dict[str, Any]]:
+        """Every anchor of the agency, oldest first, read in batches."""
+        last = -1
+        while True:
+            rows = self.conn.execute(
+                select(_anchors)
+                .where(_anchors.c.agency_id == agency_id, _anchors.c.seq > last)
+                .order_by(_anchors.c.seq)
+                .limit(batch)
+            ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield dict(row._mapping)
+            last = rows[-1].seq
+
+    def agencies_with_anchors(self) -> list[str]:
+        rows = self.conn.execute(select(_anchors.c.agency_id).distinct())
+        return sorted(r[0] for r in rows)
+
+    def heads_changed_since(
+        self, agency_id: str, since: datetime | None
+    ) -> list[tuple[str, int, str]]:
+        """(document, version, audit head) of the agency's documents changed since ``since``."""
+        d = _documents.c
+        query = select(d.id, d.version, d.audit_head).where(d.agency_id == agency_id)
+        if since is not None:
+            query = query.where(d.updated_at >= since)
+        return [(r.id, r.version, r.audit_head) for r in self.conn.execute(query.order_by(d.id))]
+
+    def entry_hash(self, document_id: str, version: int) -> str | None:
+        """The stored hash of one audit entry, or None when there is no such entry."""
+        row = self.conn.execute(
+            select(_audit.c.hash).where(
+                _audit.c.document_id == document_id, _audit.c.version == version
+            )
+        ).first()
+        return str(row[0]) if row else None

@@ -1,0 +1,276 @@
+"""Audit anchors: signed heads catch a chain rewritten consistently, which hashes alone miss.
+
+The attacker here can write SQL but does not hold the key passphrase: they rewrite an
+entry, recompute every hash after it and the document's head, so the hash chain verifies
+again. The agency's signed anchor still names the old hash, and ``verify_anchors`` says so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from congvan.actions.anchoring import AUDIT_ANCHOR, JOB, verify_anchors
+from congvan.actions.signing import keystore
+from congvan.storage.audit import entry_hash, verify_chains
+from congvan.storage.clock import FrozenClock
+from congvan.storage.tables import AuditEntry
+from congvan.workflow.bootstrap import Runtime
+from tests.conftest import MakeRuntime
+from tests.factories import AGENCY_ID, actor, add_agency, create_document
+
+PASS = "anchor test passphrase"
+OTHER = "000.00.01.H57"
+
+
+@pytest.fixture
+def keyed(make_runtime: MakeRuntime) -> Iterator[Runtime]:
+    """congvan with a CA and an organisational certificate for the sample agency."""
+    runtime = make_runtime(key_passphrase=PASS)
+    add_agency(runtime)
+    with runtime.uow() as uow:
+        keystore.init_ca(uow, "Anchor CA", "UBND tỉnh", passphrase=PASS, now=runtime.clock())
+        keystore.issue_agency(
+            uow, AGENCY_ID, passphrase=PASS, crl_url="http://x/crl", now=runtime.clock()
+        )
+        uow.commit()
+    yield runtime
+
+
+def anchor(runtime: Runtime) -> dict[str, int]:
+    with runtime.uow() as uow:
+        made = runtime.anchoring.anchor_all(uow, runtime.clock())
+        uow.commit()
+    return made
+
+
+def problems(runtime: Runtime, agency: str = AGENCY_ID) -> list[Any]:
+    with runtime.uow(readonly=True) as uow:
+        return [p for _seq, p in verify_anchors(uow, agency) if p is not None]
+
+
+def edit(runtime: Runtime, doc_id: str, place: str) -> None:
+    runtime.engine.fire(doc_id, "edit", actor("clerk"), data={"fields": {"place": place}})
+
+
+def rewrite_chain(runtime: Runtime, doc_id: str, version: int, actor_name: str) -> None:
+    """Change one entry's actor and recompute every hash after it, and the head: as an
+    attacker with SQL access but no key would."""
+    with runtime.uow() as uow:
+        conn = uow.conn
+        entries = AuditEntry.__table__  # type: ignore[attr-defined]
+        rows = (
+            conn.execute(
+                select(entries).where(entries.c.document_id == doc_id).order_by(entries.c.version)
+            )
+            .mappings()
+            .all()
+        )
+        prev = rows[0]["prev_hash"]
+        for row in rows:
+            who = actor_name if row["version"] == version else row["actor"]
+            new_hash = entry_hash(
+                prev_hash=prev,
+                document_id=doc_id,
+                version=row["version"],
+                actor=who,
+                event=row["event"],
+                from_state=row["from_state"],
+                to_state=row["to_state"],
+                at=row["at"],
+                payload_digest=row["payload_digest"],
+            )
+            conn.execute(
+                text(
+                    "UPDATE audit_entries SET actor = :a, prev_hash = :p, hash = :h WHERE id = :i"
+                ),
+                {"a": who, "p": prev, "h": new_hash, "i": row["id"]},
+            )
+            prev = new_hash
+        conn.execute(
+            text("UPDATE documents SET audit_head = :h WHERE id = :d"), {"h": prev, "d": doc_id}
+        )
+        uow.commit()
+
+
+def test_an_anchor_signs_the_heads_and_verifies(keyed: Runtime) -> None:
+    # Given two documents with some history
+    first = create_document(keyed)
+    second = create_document(keyed)
+    edit(keyed, first, "Huế")
+
+    # When the agency anchors
+    assert anchor(keyed) == {AGENCY_ID: 2}
+
+    # Then one anchor lists both heads, signed, and everything verifies
+    with keyed.uow(readonly=True) as uow:
+        (row,) = list(uow.anchors.of_agency(AGENCY_ID))
+        heads = {(d, v): h for d, v, h in json.loads(row["body"])["heads"]}
+        assert heads == {
+            (first, 2): uow.anchors.entry_hash(first, 2),
+            (second, 1): uow.anchors.entry_hash(second, 1),
+        }
+    assert problems(keyed) == []
+
+
+def test_only_changed_heads_are_anchored_again(keyed: Runtime, clock: FrozenClock) -> None:
+    first = create_document(keyed)
+    second = create_document(keyed)
+    assert anchor(keyed) == {AGENCY_ID: 2}
+
+    # Nothing changed: no new anchor
+    clock.advance(hours=1)
+    assert anchor(keyed) == {AGENCY_ID: 0}
+
+    # One document changed: the next anchor lists it alone
+    edit(keyed, second, "Huế")
+    clock.advance(hours=1)
+    assert anchor(keyed) == {AGENCY_ID: 1}
+    with keyed.uow(readonly=True) as uow:
+        last = uow.anchors.latest(AGENCY_ID)
+        assert last is not None and last["seq"] == 2
+        assert [h[0] for h in json.loads(last["body"])["heads"]] == [second]
+    assert first != second
+    assert problems(keyed) == []
+
+
+def test_a_chain_rewritten_with_fresh_hashes_passes_the_chain_check_but_not_the_anchor(
+    keyed: Runtime,
+) -> None:
+    # Given a document whose head was anchored
+    doc_id = create_document(keyed)
+    edit(keyed, doc_id, "Huế")
+    anchor(keyed)
+
+    # When someone with SQL access rewrites who made the first entry, hashes and all
+    rewrite_chain(keyed, doc_id, 1, "someone-else@000.00.00.H57")
+
+    # Then the hash chain alone verifies again...
+    with keyed.uow(readonly=True) as uow:
+        assert dict(verify_chains(uow.conn, doc_id)) == {doc_id: None}
+    # ...but the anchor names the document and version whose entry was rewritten
+    (found,) = problems(keyed)
+    assert (found.problem, found.document_id, found.version) == ("head", doc_id, 2)
+    assert found.detail == "the entry was rewritten"
+
+
+def test_a_changed_anchor_body_fails_its_signature(keyed: Runtime) -> None:
+    create_document(keyed)
+    anchor(keyed)
+    with keyed.uow() as uow:
+        body = uow.conn.execute(text("SELECT body FROM audit_anchors")).scalar_one()
+        forged = bytes(body).replace(b'"seq":1', b'"seq":1 ')
+        uow.conn.execute(text("UPDATE audit_anchors SET body = :b"), {"b": forged})
+        uow.commit()
+
+    (found,) = problems(keyed)
+    assert found.problem == "signature"
+    assert found.detail.startswith("manifest_mismatch")
+
+
+def test_a_removed_anchor_breaks_the_anchor_chain(keyed: Runtime, clock: FrozenClock) -> None:
+    doc_id = create_document(keyed)
+    for place in ("Huế", "Đà Nẵng", "Hà Nội"):
+        anchor(keyed)
+        edit(keyed, doc_id, place)
+        clock.advance(hours=1)
+    anchor(keyed)
+    with keyed.uow() as uow:
+        uow.conn.execute(text("DELETE FROM audit_anchors WHERE seq = 2"))
+        uow.commit()
+
+    (found,) = problems(keyed)
+    assert (found.seq, found.problem) == (3, "sequence")
+
+
+def test_an_anchor_replaced_by_another_signed_one_breaks_the_link(
+    keyed: Runtime, clock: FrozenClock
+) -> None:
+    # Given two anchors; the first is deleted and a new first one made over other heads
+    # (as someone holding the key but rewriting history would): the second no longer
+    # follows it
+    doc_id = create_document(keyed)
+    anchor(keyed)
+    edit(keyed, doc_id, "Huế")
+    clock.advance(hours=1)
+    anchor(keyed)
+    with keyed.uow() as uow:
+        uow.conn.execute(text("DELETE FROM audit_anchors WHERE seq = 1"))
+        uow.commit()
+    with keyed.uow() as uow:
+        second = uow.anchors.latest(AGENCY_ID)
+        assert second is not None
+        uow.conn.execute(text("DELETE FROM audit_anchors WHERE seq = 2"))
+        row = uow.signatures.agency_certificate(AGENCY_ID, keyed.clock())
+        keyed.anchoring.anchor_agency(uow, AGENCY_ID, row, keyed.clock())  # a new seq 1
+        uow.anchors.add({**second, "id": "replayed-second"})
+        uow.commit()
+
+    assert [(p.seq, p.problem) for p in problems(keyed)] == [(2, "previous")]
+
+
+def test_agencies_without_a_key_are_skipped_and_their_anchors_isolated(keyed: Runtime) -> None:
+    other = actor("clerk", agency=OTHER)
+    add_agency(keyed, OTHER, "Sở Nội vụ", "SNV")
+    create_document(keyed, by=other)
+    create_document(keyed)
+
+    assert anchor(keyed) == {AGENCY_ID: 1}
+    assert problems(keyed, OTHER) == []
+
+
+def test_the_timer_queues_the_job_and_sets_exactly_one_next_timer(
+    keyed: Runtime, clock: FrozenClock
+) -> None:
+    # Given the anchor timer set (as the scheduler's start does), twice
+    create_document(keyed)
+    with keyed.uow() as uow:
+        keyed.anchoring.ensure_timer(uow, clock())
+        keyed.anchoring.ensure_timer(uow, clock())
+        uow.commit()
+    with keyed.uow(readonly=True) as uow:
+        assert len(uow.timers.of_kind(AUDIT_ANCHOR)) == 1
+
+    # When it falls due and the scheduler fires it, and the job runs
+    clock.advance(minutes=61)
+    keyed.scheduler.run_due()
+    with keyed.uow(readonly=True) as uow:
+        (timer,) = uow.timers.of_kind(AUDIT_ANCHOR)
+        jobs = uow.conn.execute(text("SELECT id FROM outbox WHERE action = :a"), {"a": JOB}).all()
+    assert timer.due_at == clock() + keyed.anchoring.every
+    (job_id,) = [j[0] for j in jobs]
+    assert keyed.runner.run(job_id) == "done"
+
+    # Then the agency's heads are anchored
+    with keyed.uow(readonly=True) as uow:
+        assert uow.anchors.latest(AGENCY_ID) is not None
+    assert problems(keyed) == []
+
+
+def test_without_the_passphrase_anchoring_refuses_naming_the_setting(
+    make_runtime: MakeRuntime, keyed: Runtime
+) -> None:
+    # A runtime configured without the passphrase cannot unlock the agency key
+    bare = make_runtime()
+    create_document(bare)
+    with bare.uow() as uow, pytest.raises(Exception, match="CONGVAN_KEY_PASSPHRASE"):
+        bare.anchoring.anchor_all(uow, bare.clock())
+
+
+def test_many_heads_make_several_anchors_in_a_row(
+    keyed: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("congvan.actions.anchoring.MAX_HEADS", 2)
+    for _ in range(5):
+        create_document(keyed)
+
+    assert anchor(keyed) == {AGENCY_ID: 5}
+
+    with keyed.uow(readonly=True) as uow:
+        sizes = [a["heads"] for a in uow.anchors.of_agency(AGENCY_ID)]
+    assert [2, 2, 1] == sizes
+    assert problems(keyed) == []
