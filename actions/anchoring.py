@@ -71,9 +71,15 @@ class AnchorProblem:
 class Anchoring:
     """Makes anchors with each agency's organisational key; a job and a timer drive it."""
 
-    def __init__(self, passphrase: Callable[[], str], every: timedelta | None) -> None:
+    def __init__(
+        self,
+        passphrase: Callable[[], str],
+        every: timedelta | None,
+        job_deadline: timedelta = timedelta(minutes=5),
+    ) -> None:
         self.passphrase = passphrase
         self.every = every  # None: no timer; ``congvan audit anchor`` only
+        self.job_deadline = job_deadline  # re-driven by the scheduler when not done by then
 
     def anchor_all(self, uow: UnitOfWork, now: datetime) -> dict[str, int]:
         """Anchor every agency that has a key; returns heads anchored per agency."""
@@ -166,7 +172,7 @@ class Anchoring:
                     "kind": JOB_DEADLINE,
                     "ref_id": job_id,
                     "document_id": None,
-                    "due_at": now + timedelta(minutes=10),
+                    "due_at": now + self.job_deadline,
                 }
             ]
         )

@@ -145,7 +145,11 @@ def bootstrap(
     )
     signing = Signing(settings.passphrase, max_pdf_bytes=settings.max_attachment_bytes)
     every = settings.audit_anchor_minutes
-    anchoring = Anchoring(settings.passphrase, timedelta(minutes=every) if every else None)
+    anchoring = Anchoring(
+        settings.passphrase,
+        timedelta(minutes=every) if every else None,
+        job_deadline=timedelta(seconds=settings.job_deadline_seconds),
+    )
     job_actions = {
         "run_review_checks": review.run_review_checks,
         ANCHOR_JOB: anchoring.run_job,

@@ -243,6 +243,9 @@ def test_the_timer_queues_the_job_and_sets_exactly_one_next_timer(
         jobs = uow.conn.execute(text("SELECT id FROM outbox WHERE action = :a"), {"a": JOB}).all()
     assert timer.due_at == clock() + keyed.anchoring.every
     (job_id,) = [j[0] for j in jobs]
+    with keyed.uow(readonly=True) as uow:
+        deadlines = [t for t in uow.timers.of_kind("job_deadline") if t.ref_id == job_id]
+    assert [clock() + keyed.anchoring.job_deadline] == [t.due_at for t in deadlines]
     assert keyed.runner.run(job_id) == "done"
 
     # Then the agency's heads are anchored
