@@ -295,9 +295,14 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.action == "anchor":
             return _audit_anchor(runtime, args.agency)
-        return _audit_verify(runtime, args.document)
+        return _audit_verify(runtime, args.document, args.progress)
     finally:
         runtime.stop()
+
+
+def _no_bar(progress: bool | None) -> bool | None:
+    """tqdm's ``disable``: None shows a bar only when stderr is a terminal."""
+    return None if progress is None else not progress
 
 
 def _audit_anchor(runtime: Any, agency: str | None) -> int:
@@ -323,21 +328,29 @@ def _audit_anchor(runtime: Any, agency: str | None) -> int:
     return 0
 
 
-def _audit_verify(runtime: Any, document: str | None) -> int:
+def _audit_verify(runtime: Any, document: str | None, progress: bool | None) -> int:
+    from tqdm import tqdm
+
     from congvan.actions.anchoring import verify_anchors
     from congvan.storage.audit import verify_chains
 
     checked = broken = 0
     with runtime.uow(readonly=True) as uow:
+        total = 1 if document else uow.documents.count()
+        # On a terminal (or with --progress) a bar on stderr; never in the printed report.
+        bar = tqdm(total=total, unit="chain", disable=_no_bar(progress), file=sys.stderr)
         for doc_id, problem in verify_chains(uow.conn, document):
             checked += 1
+            bar.update()
             if problem is not None:
                 broken += 1
                 where = f"version {problem.version}" if problem.version else "its head"
-                print(
+                bar.write(
                     f"BROKEN {doc_id}: {problem.problem} at {where} "
-                    f"(entry {problem.entry_id}): {problem.detail}"
+                    f"(entry {problem.entry_id}): {problem.detail}",
+                    file=sys.stdout,
                 )
+        bar.close()
         if document and checked == 0:
             print(f"no document {document}")
             return 2
@@ -808,6 +821,12 @@ def build_parser() -> argparse.ArgumentParser:
         "there is no such document.",
     )
     v.add_argument("document", nargs="?")
+    v.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar on stderr (default: when stderr is a terminal)",
+    )
     n = asub.add_parser(
         "anchor",
         help="sign the heads changed since the last anchor, with each agency's key",

@@ -76,7 +76,13 @@ def test_operator_setup_and_audit_verify_catches_tampering(tmp_path: Path) -> No
     )
     runtime.engine.fire(created["id"], "edit", clerk, data={"fields": {"subject": "V/v sửa"}})
     runtime.stop()
-    assert congvan("audit", "verify", data_dir=tmp_path).returncode == 0
+    verified = congvan("audit", "verify", data_dir=tmp_path)
+    assert verified.returncode == 0
+    assert "chain" not in verified.stderr  # no bar unless on a terminal or asked for
+    shown = congvan("audit", "verify", "--progress", data_dir=tmp_path)
+    assert shown.returncode == 0
+    assert "1/1" in shown.stderr and "chain" in shown.stderr
+    assert shown.stdout == verified.stdout
 
     # When somebody rewrites history in SQL
     with sqlite3.connect(tmp_path / "congvan.db") as db:
