@@ -103,7 +103,7 @@ class Anchoring:
         already: set[tuple[str, int, str]] = set()
         if previous is not None:
             since = as_utc(previous["created_at"]) - OVERLAP
-            already = {tuple(h) for h in json.loads(previous["body"])["heads"]}  # type: ignore[misc]
+            already = {tuple(h) for h in json.loads(previous["body"])["heads"]}
         heads = [h for h in uow.anchors.heads_changed_since(agency_id, since) if h not in already]
         if not heads:
             return 0

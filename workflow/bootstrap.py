@@ -46,7 +46,7 @@ def make_broker(url: str) -> dramatiq.Broker:
     elif url.startswith(("redis://", "rediss://", "unix://")):
         from dramatiq.brokers.redis import RedisBroker
 
-        broker = RedisBroker(url=url)
+        broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
     else:
         raise ValueError(f"unsupported broker URL scheme: {url.split(':', 1)[0]!r}")
     for queue in QUEUES:

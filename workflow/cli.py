@@ -28,7 +28,7 @@ Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir)
     if getattr(args, "database_url", None):

@@ -254,21 +254,21 @@ def _clean_letter(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:
         "signer_matches",
     )
     print("   verified: " + ", ".join(f"{p} ✓" for p in points if verdict[p]))
-    pdf = demo.client.get(
+    signed_pdf = demo.client.get(
         f"/v1/documents/{doc_id}/signed-pdf",
         headers={"Authorization": f"Bearer {demo.tokens['văn thư']}"},
     )
-    if pdf.status_code != 200 or not pdf.content.startswith(b"%PDF"):
+    if signed_pdf.status_code != 200 or not signed_pdf.content.startswith(b"%PDF"):
         raise DemoFailed("the signed PDF is missing")
     print(
-        f"   the main PDF now carries a visible PAdES stamp ({len(pdf.content):,} bytes, "
-        "GET …/signed-pdf)"
+        f"   the main PDF now carries a visible PAdES stamp ({len(signed_pdf.content):,} "
+        "bytes, GET …/signed-pdf)"
     )
 
     demo.step("Sending needs delivery, which is not installed yet — never a silent no-op")
     missing = demo.fire("văn thư", doc_id, "send", expect=501)
     print(f"   501 {missing['code']}: needs {', '.join(missing['details']['missing'])}")
-    return doc_id
+    return str(doc_id)
 
 
 def _refused_signatures(demo: Demo, runtime: Any, doc_id: str, passphrase: str) -> None:

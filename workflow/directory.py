@@ -164,7 +164,7 @@ def add_authority(
         )
     if valid_until is not None and valid_until < valid_from:
         raise InvalidInput("valid_until is before valid_from.", field="valid_until")
-    row = {
+    row: dict[str, object] = {
         "id": new_id(),
         "agency_id": agency_id,
         "signer": signer,

@@ -161,7 +161,9 @@ class _ManifestSigner(SimpleSigner):
             signing_key=keys.PrivateKeyInfo.load(
                 key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
             ),
-            cert_registry=SimpleCertificateStore.from_certs([_asn1_cert(c) for c in chain]),
+            cert_registry=SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
+                [_asn1_cert(c) for c in chain]
+            ),
             signature_mechanism=mechanism_value,
         )
         self.key = key
@@ -202,7 +204,10 @@ class _ManifestSigner(SimpleSigner):
             manifest,
             DIGEST,
             detached=True,
-            signed_attr_settings=CMSSignedAttributes(signing_time=signing_time),
+            # The generic (non-PDF) settings; pyHanko annotates the PDF subclass only.
+            signed_attr_settings=CMSSignedAttributes(  # type: ignore[arg-type]
+                signing_time=signing_time
+            ),
         )
         der = bytes(content_info.dump())
         if self.template is None:
