@@ -638,9 +638,6 @@ def _require_aware(moment: datetime, name: str) -> None:
         raise ValueError(f"{name} must be timezone-aware")
 
 
-_loops = threading.local()
-
-
 def _outside_a_loop() -> None:
     """Refuse a synchronous call from inside an event loop (even when it would not block)."""
     try:
@@ -651,17 +648,22 @@ def _outside_a_loop() -> None:
 
 
 def _run(coroutine: Any) -> Any:
-    """Run a coroutine to completion on this thread's own event loop."""
+    """Run a coroutine to completion on an event loop of its own, closed after.
+
+    Only the slow paths come here (a signer's first signature, full verification, PAdES):
+    the fast ones need no loop. A loop kept per thread would leak with every thread that
+    ends (its selector's sockets), for a saving of well under 1% of such a call.
+    """
     try:
         _outside_a_loop()
     except RuntimeError:
         coroutine.close()
         raise
-    # asyncio.run() would build and tear down a loop for every call: 25% of a signature.
-    loop = getattr(_loops, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _loops.loop = asyncio.new_event_loop()
-    return loop.run_until_complete(coroutine)
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
 
 
 def check_signing_time(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -368,3 +369,29 @@ def test_split_finds_the_pieces_of_our_own_signatures(pki: Pki) -> None:
     assert signer_info["signature"].dump() == pieces.signature
     assert hotpath.split(cms_der + b"\x00") is None  # trailing bytes
     assert hotpath.split(cms_der[:-1]) is None  # truncated
+
+
+def test_threads_signing_and_verifying_at_once_agree(pki: Pki) -> None:
+    # Given a signer nobody has used yet in this process, and eight threads
+    fresh = issue(pki.root)
+    crl = [pki.crl.public_bytes(cms.Encoding.DER)]
+
+    def work(n: int) -> tuple[bytes, bool]:
+        manifest = MANIFEST.replace(b'"revision":2', f'"revision":{n % 3}'.encode())
+        cms_der = sign(fresh, pki, manifest=manifest)
+        verdict = cms.verify_manifest_signature(
+            manifest, cms_der, trust_roots=[pki.root.cert], crls=crl, at=LATER
+        )
+        return cms_der, verdict.trusted
+
+    # When they all sign and verify at once (templates and remembered signers racing)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(work, range(48)))
+
+    # Then every signature verifies, and equal manifests got equal bytes (RSA)
+    assert all(trusted for _der, trusted in results)
+    by_revision: dict[int, set[bytes]] = {}
+    for n, (der, _trusted) in enumerate(results):
+        by_revision.setdefault(n % 3, set()).add(der)
+    assert [1, 1, 1] == [len(v) for v in by_revision.values()]
+    assert 1 <= len(cms._trusted_signers) <= 2
