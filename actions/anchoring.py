@@ -196,13 +196,19 @@ class Anchoring:
         )
 
 
-def verify_anchors(uow: UnitOfWork, agency_id: str) -> Iterator[tuple[int, AnchorProblem | None]]:
-    """Check each anchor of the agency, oldest first: ``(seq, problem or None)``."""
+def verify_anchors(
+    uow: UnitOfWork, agency_id: str, document_id: str | None = None
+) -> Iterator[tuple[int, AnchorProblem | None]]:
+    """Check each anchor of the agency, oldest first: ``(seq, problem or None)``.
+
+    With ``document_id``, every anchor's signature and link are still checked, but of the
+    heads only that document's.
+    """
     trust = keystore.trust_material(uow)
     previous, expected_seq = GENESIS, 1
     for anchor in uow.anchors.of_agency(agency_id):
         seq = anchor["seq"]
-        problem = _check_anchor(uow, anchor, agency_id, previous, expected_seq, trust)
+        problem = _check_anchor(uow, anchor, agency_id, previous, expected_seq, trust, document_id)
         yield seq, problem
         previous = hashlib.sha256(bytes(anchor["body"])).hexdigest()
         expected_seq = seq + 1
@@ -215,6 +221,7 @@ def _check_anchor(
     previous: str,
     expected_seq: int,
     trust: keystore.TrustMaterial,
+    document_id: str | None,
 ) -> AnchorProblem | None:
     seq = anchor["seq"]
     body = bytes(anchor["body"])
@@ -242,9 +249,11 @@ def _check_anchor(
         return problem("body", f"the signed body says anchor {content.get('seq')}")
     if content.get("previous") != previous:
         return problem("previous", "the anchor before this one was changed or replaced")
-    for document_id, version, head in content["heads"]:
-        stored = uow.anchors.entry_hash(document_id, version)
+    for listed, version, head in content["heads"]:
+        if document_id is not None and listed != document_id:
+            continue
+        stored = uow.anchors.entry_hash(listed, version)
         if stored != head:
             detail = "the entry is gone" if stored is None else "the entry was rewritten"
-            return problem("head", detail, document_id=document_id, version=version)
+            return problem("head", detail, document_id=listed, version=version)
     return None

@@ -355,8 +355,12 @@ def _audit_verify(runtime: Any, document: str | None, progress: bool | None) -> 
             print(f"no document {document}")
             return 2
         anchors = bad_anchors = 0
-        for agency_id in uow.anchors.agencies_with_anchors():
-            for seq, anchor_problem in verify_anchors(uow, agency_id):
+        agencies = uow.anchors.agencies_with_anchors()
+        if document:  # its agency's anchors, and of their heads only the document's
+            doc = uow.documents.get(document)
+            agencies = [a for a in agencies if doc and a == doc["agency_id"]]
+        for agency_id in agencies:
+            for seq, anchor_problem in verify_anchors(uow, agency_id, document):
                 anchors += 1
                 if anchor_problem is not None:
                     bad_anchors += 1

@@ -277,3 +277,18 @@ def test_many_heads_make_several_anchors_in_a_row(
         sizes = [a["heads"] for a in uow.anchors.of_agency(AGENCY_ID)]
     assert [2, 2, 1] == sizes
     assert problems(keyed) == []
+
+
+def test_checking_one_document_looks_only_at_its_heads(keyed: Runtime) -> None:
+    # Given two anchored documents, one of them rewritten with fresh hashes
+    rewritten = create_document(keyed)
+    untouched = create_document(keyed)
+    anchor(keyed)
+    rewrite_chain(keyed, rewritten, 1, "someone-else@000.00.00.H57")
+
+    # Then checking the untouched one finds nothing; the rewritten one is named
+    with keyed.uow(readonly=True) as uow:
+        alone = [p for _s, p in verify_anchors(uow, AGENCY_ID, untouched) if p]
+        named = [p for _s, p in verify_anchors(uow, AGENCY_ID, rewritten) if p]
+    assert [] == alone
+    assert [(rewritten, 1)] == [(p.document_id, p.version) for p in named]
