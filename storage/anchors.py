@@ -33,6 +33,12 @@ class AnchorRepository:
         ).first()
         return dict(row._mapping) if row else None
 
+    def get(self, agency_id: str, seq: int) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            select(_anchors).where(_anchors.c.agency_id == agency_id, _anchors.c.seq == seq)
+        ).first()
+        return dict(row._mapping) if row else None
+
     def of_agency(self, agency_id: str, batch: int = 200) -> Iterator[dict[str, Any]]:
         """Every anchor of the agency, oldest first, read in batches."""
         last = -1

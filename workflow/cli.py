@@ -295,7 +295,8 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.action == "anchor":
             return _audit_anchor(runtime, args.agency)
-        return _audit_verify(runtime, args.document, args.progress)
+        known = [_parse_known(item) for item in args.known or []]  # before any work
+        return _audit_verify(runtime, args.document, args.progress, known)
     finally:
         runtime.stop()
 
@@ -323,12 +324,41 @@ def _audit_anchor(runtime: Any, agency: str | None) -> int:
     if not made:
         print("no agency has an organisational certificate with a stored key")
         return 2
-    for agency_id, heads in sorted(made.items()):
-        print(f"{agency_id}: {heads} head(s) anchored" if heads else f"{agency_id}: no change")
+    with runtime.uow(readonly=True) as uow:
+        for agency_id, heads in sorted(made.items()):
+            print(f"{agency_id}: {heads} head(s) anchored" if heads else f"{agency_id}: no change")
+            latest = uow.anchors.latest(agency_id)
+            if latest is not None:
+                # Kept outside this database, it lets `audit verify --known` notice the
+                # newest anchors deleted, which nothing inside the database can.
+                print(f"   latest anchor: {agency_id}:{latest['seq']}:{latest['body_sha256']}")
     return 0
 
 
-def _audit_verify(runtime: Any, document: str | None, progress: bool | None) -> int:
+def _check_known(uow: Any, known: list[tuple[str, int, str]]) -> list[str]:
+    """Problems with anchors recorded elsewhere, as report lines."""
+    import hashlib
+
+    lines = []
+    for agency_id, seq, digest in known:
+        anchor = uow.anchors.get(agency_id, seq)
+        if anchor is None:
+            lines.append(f"BROKEN known anchor {seq} of {agency_id}: it is gone")
+        elif hashlib.sha256(bytes(anchor["body"])).hexdigest() != digest:
+            lines.append(f"BROKEN known anchor {seq} of {agency_id}: it is not the one recorded")
+    return lines
+
+
+def _parse_known(item: str) -> tuple[str, int, str]:
+    parts = item.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or len(parts[2]) != 64:
+        raise SystemExit(f"--known takes AGENCY:SEQ:SHA256 as `audit anchor` prints it: {item!r}")
+    return parts[0], int(parts[1]), parts[2].lower()
+
+
+def _audit_verify(
+    runtime: Any, document: str | None, progress: bool | None, known: list[tuple[str, int, str]]
+) -> int:
     from tqdm import tqdm
 
     from congvan.actions.anchoring import verify_anchors
@@ -373,9 +403,14 @@ def _audit_verify(runtime: Any, document: str | None, progress: bool | None) -> 
                         f"BROKEN anchor {seq} of {agency_id}: {anchor_problem.problem}"
                         f"{where}: {anchor_problem.detail}"
                     )
+        missing = _check_known(uow, known)
+    for line in missing:
+        print(line)
     print(f"{checked} chain(s) checked, {broken} broken")
     print(f"{anchors} anchor(s) checked, {bad_anchors} broken")
-    return 1 if broken or bad_anchors else 0
+    if known:
+        print(f"{len(known)} known anchor(s) checked, {len(missing)} broken")
+    return 1 if broken or bad_anchors or missing else 0
 
 
 # -- verify ------------------------------------------------------------------------------
@@ -830,6 +865,13 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="a progress bar on stderr (default: when stderr is a terminal)",
+    )
+    v.add_argument(
+        "--known",
+        action="append",
+        metavar="AGENCY:SEQ:SHA256",
+        help="an anchor recorded elsewhere (as `audit anchor` prints it); it must still be "
+        "here, unchanged",
     )
     n = asub.add_parser(
         "anchor",

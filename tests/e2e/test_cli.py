@@ -124,13 +124,31 @@ def test_audit_anchor_signs_heads_and_verify_catches_a_rewritten_anchor(tmp_path
     assert first.returncode == 0, first.stdout + first.stderr
     assert "000.00.00.H57: 1 head(s) anchored" in first.stdout
     assert "000.00.00.H57: no change" in again.stdout
-    verified = congvan("audit", "verify", data_dir=tmp_path)
+    (receipt,) = [
+        line.split("latest anchor: ")[1]
+        for line in first.stdout.splitlines()
+        if "latest anchor: " in line
+    ]
+    assert receipt.startswith("000.00.00.H57:1:")
+    verified = congvan("audit", "verify", "--known", receipt, data_dir=tmp_path)
     assert verified.returncode == 0, verified.stdout
     assert "1 anchor(s) checked, 0 broken" in verified.stdout
+    assert "1 known anchor(s) checked, 0 broken" in verified.stdout
 
     # And an anchor changed in SQL is named, with a non-zero exit
     with sqlite3.connect(tmp_path / "congvan.db") as db:
         db.execute("UPDATE audit_anchors SET body = CAST(REPLACE(body, 'seq', 'Seq') AS BLOB)")
-    broken = congvan("audit", "verify", data_dir=tmp_path)
+    broken = congvan("audit", "verify", "--known", receipt, data_dir=tmp_path)
     assert broken.returncode == 1
     assert "BROKEN anchor 1 of 000.00.00.H57: signature" in broken.stdout
+    assert "BROKEN known anchor 1 of 000.00.00.H57: it is not the one recorded" in broken.stdout
+
+    # And deleted (the newest anchors, which nothing inside the database can notice)
+    with sqlite3.connect(tmp_path / "congvan.db") as db:
+        db.execute("DELETE FROM audit_anchors")
+    gone = congvan("audit", "verify", "--known", receipt, data_dir=tmp_path)
+    assert gone.returncode == 1
+    assert "BROKEN known anchor 1 of 000.00.00.H57: it is gone" in gone.stdout
+    assert "0 anchor(s) checked, 0 broken" in gone.stdout
+    bad = congvan("audit", "verify", "--known", "nonsense", data_dir=tmp_path)
+    assert bad.returncode != 0 and "AGENCY:SEQ:SHA256" in bad.stderr
