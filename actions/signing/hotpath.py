@@ -193,6 +193,8 @@ def trusted_signer(
         return None
     if not isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
         return None
+    if any(crl.next_update_utc is None for crl in crls):
+        return None  # how long such a CRL counts is the validator's policy, not its data
     for cert in path_certificates:
         for crl in crls:
             if crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None:
@@ -224,7 +226,7 @@ def trusted_signer(
         valid_from=max(c.not_valid_before_utc for c in path_certificates),
         valid_until=min(
             [c.not_valid_after_utc for c in path_certificates]
-            + [crl.next_update_utc for crl in crls if crl.next_update_utc is not None]
+            + [crl.next_update_utc for crl in crls if crl.next_update_utc]
         ),
         signer=signer,
     )

@@ -395,3 +395,27 @@ def test_threads_signing_and_verifying_at_once_agree(pki: Pki) -> None:
         by_revision.setdefault(n % 3, set()).add(der)
     assert [1, 1, 1] == [len(v) for v in by_revision.values()]
     assert 1 <= len(cms._trusted_signers) <= 2
+
+
+class _CrlWithoutNextUpdate:
+    next_update_utc = None
+
+    def get_revoked_certificate_by_serial_number(self, serial: int) -> None:
+        return None
+
+
+def test_a_crl_without_a_next_update_is_never_relied_on(pki: Pki) -> None:
+    signed_data = asn1_cms.ContentInfo.load(sign(pki.signer, pki))["content"]
+    path = [pki.root.cert, pki.signer.cert]
+
+    kept = hotpath.trusted_signer(signed_data, pki.signer.cert, path, [pki.crl], {})
+    dropped = hotpath.trusted_signer(
+        signed_data,
+        pki.signer.cert,
+        path,
+        [pki.crl, _CrlWithoutNextUpdate()],  # type: ignore[list-item]
+        {},
+    )
+
+    assert kept is not None and kept.valid_until == pki.crl.next_update_utc
+    assert dropped is None
