@@ -77,12 +77,14 @@ class Document(SQLModel, table=True):
     urgency: int = Field(default=0)
     secrecy: str = Field(default="", max_length=20)
     due_date: str | None = Field(default=None, max_length=10)
-    signer_user: str = Field(default="", max_length=100)  # username of the signer
+    signer_user: str = Field(  # username of the signer
+        default="", max_length=100, sa_column_kwargs={"server_default": ""}
+    )
     state: str = Field(max_length=20)
     version: int = Field(default=1)
     # Bumped by every edit and every submission: check results name the revision they
     # checked, so neither an edit nor a new review round can reuse older results.
-    revision: int = Field(default=1)
+    revision: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     # The revision sent for review; cleared when a reviewer returns the document.
     submitted_revision: int | None = Field(default=None)
     audit_head: str = Field(max_length=64)
@@ -302,7 +304,9 @@ class Signature(SQLModel, table=True):
     certificate_fingerprint: str = Field(max_length=64)
     signing_time: datetime = Field(sa_column=_ts(nullable=False))
     # The main PDF with a visible PAdES signature (a blob), when the server signed it.
-    signed_pdf_sha256: str = Field(default="", max_length=64)
+    signed_pdf_sha256: str = Field(
+        default="", max_length=64, sa_column_kwargs={"server_default": ""}
+    )
     created_at: datetime = Field(sa_column=_ts(nullable=False))
 
 
