@@ -33,6 +33,7 @@ from tests.api.test_signing_api import (
     issue,
     key_and_cert,
     manifest_of,
+    outsider_certificate,
     own_tool,
     reviewed_letter,
     roots,
@@ -122,30 +123,6 @@ def blob_stored(api: Api, sha256: str) -> bool:
     with api.runtime.db.connect() as conn:
         found = conn.execute(text("SELECT 1 FROM blobs WHERE sha256 = :sha"), {"sha": sha256})
         return found.first() is not None
-
-
-def outsider_certificate(
-    api: Api,
-) -> tuple[pki.PrivateKey, x509.Certificate, x509.Certificate]:
-    """The same person and agency, certified by a CA this installation does not trust."""
-    now = api.clock()
-    ca = pki.create_ca(
-        "Outsider CA", "Không tin cậy", passphrase=PASS, valid_from=now, valid_days=365
-    )
-    issued = pki.issue_signer_certificate(
-        ca,
-        PASS,
-        full_name=SIGNER_NAME,
-        position=POSITION,
-        agency_id=A,
-        agency_name=AGENCY_NAME,
-        user_id=f"{SIGNER_USER}@{A}",
-        passphrase=PASS,
-        valid_from=now,
-        valid_days=365,
-        crl_url="http://outsider.example/ca.crl",
-    )
-    return pki.load_private_key(issued.key_pem, PASS), issued.certificate, ca.certificate
 
 
 # -- the happy path ----------------------------------------------------------------------

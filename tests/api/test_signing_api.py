@@ -437,8 +437,11 @@ def _other_manifest(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
     return own_tool(api, doc_id, row, manifest=changed)
 
 
-def _untrusted_ca(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
-    # The same person and agency, certified by a CA this installation does not trust
+def outsider_certificate(
+    api: Api,
+) -> tuple[pki.PrivateKey, x509.Certificate, x509.Certificate]:
+    """The same person and agency, certified by a CA this installation does not trust:
+    the key, the certificate and the CA's certificate."""
     now = api.clock()
     ca = pki.create_ca(
         "Outsider CA", "Không tin cậy", passphrase=PASS, valid_from=now, valid_days=365
@@ -456,12 +459,13 @@ def _untrusted_ca(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
         valid_days=365,
         crl_url="http://outsider.example/ca.crl",
     )
+    return pki.load_private_key(issued.key_pem, PASS), issued.certificate, ca.certificate
+
+
+def _untrusted_ca(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
+    key, cert, ca = outsider_certificate(api)
     return sign_manifest(
-        manifest_of(api, doc_id),
-        key=pki.load_private_key(issued.key_pem, PASS),
-        cert=issued.certificate,
-        chain=[ca.certificate],
-        signing_time=now,
+        manifest_of(api, doc_id), key=key, cert=cert, chain=[ca], signing_time=api.clock()
     )
 
 
