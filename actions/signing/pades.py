@@ -88,6 +88,7 @@ from .cms import (
     SIGNER_KEY_USAGE,
     SigningKey,
     _asn1_cert,
+    _check_arguments,
     _context,
     _describe,
     _path_error,
@@ -316,9 +317,8 @@ async def async_verify_pdf(
     ``crls`` must hold a current CRL of every CA on each path; nothing is fetched.
     Raises the ``SignatureError`` subclass of the first check that fails.
     """
-    _require_aware(at, "at")
+    crl_der = _check_arguments(crls, at, None)
     roots = [_asn1_cert(c) for c in trust_roots]
-    crl_der = [c if isinstance(c, bytes) else c.public_bytes(Encoding.DER) for c in crls]
     try:
         signatures = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
     except (PdfError, ValueError, KeyError, TypeError) as exc:

@@ -57,10 +57,14 @@ def expected_signer(uow: UnitOfWork, doc: dict[str, Any]) -> dict[str, str]:
 
 
 def verify_stored(
-    uow: UnitOfWork, signature: dict[str, Any], manifest: bytes, doc: dict[str, Any]
+    uow: UnitOfWork,
+    signature: dict[str, Any],
+    manifest: bytes,
+    doc: dict[str, Any],
+    trust: keystore.TrustMaterial | None = None,
 ) -> Verdict:
     """Verify a stored signature against ``manifest`` as of when it was accepted."""
-    trust = keystore.trust_material(uow)
+    trust = trust or keystore.trust_material(uow)
     return verify_manifest_signature(
         manifest,
         bytes(signature["cms"]),
@@ -99,6 +103,7 @@ class Signing:
         uow, doc_id = ctx.uow, ctx.document.id
         doc = uow.documents.get(doc_id) or {}
         manifest = manifest_of(uow, doc_id)
+        trust = keystore.trust_material(uow)
         uploaded = ctx.data.get("cms")
         signed_pdf = ""
         if ctx.data.get("signed_pdf") is not None and uploaded is None:
@@ -108,10 +113,9 @@ class Signing:
         if uploaded is not None:
             cms, mode = _decode(str(uploaded), "cms", MAX_CMS_BYTES), "upload"
         else:
-            material = self._server_material(uow, doc, ctx)
+            material = self._server_material(uow, doc, trust, ctx)
             cms, mode = sign_manifest(manifest, signing_time=ctx.now, **material), "server"
             signed_pdf = self._stamp_main_pdf(uow, doc, material, ctx)
-        trust = keystore.trust_material(uow)
         with _naming_the_field("cms" if mode == "upload" else None):
             verdict = verify_manifest_signature(
                 manifest,
@@ -123,7 +127,7 @@ class Signing:
             )
         fingerprint = verdict.signer.get("sha256", "")
         if mode == "upload" and ctx.data.get("signed_pdf") is not None:
-            pdf = self._accept_signed_pdf(uow, doc, str(ctx.data["signed_pdf"]), ctx)
+            pdf = self._accept_signed_pdf(uow, doc, str(ctx.data["signed_pdf"]), trust, ctx)
             if pdf["signer"].get("sha256") != fingerprint:
                 raise SignerMismatch(
                     "The PDF is signed with another certificate than the manifest.",
@@ -158,7 +162,11 @@ class Signing:
         )
 
     def _server_material(
-        self, uow: UnitOfWork, doc: dict[str, Any], ctx: TransitionContext
+        self,
+        uow: UnitOfWork,
+        doc: dict[str, Any],
+        trust: keystore.TrustMaterial,
+        ctx: TransitionContext,
     ) -> dict[str, Any]:
         """The signer's key (unlocked), certificate and chain."""
         row = uow.signatures.signing_certificate(doc["agency_id"], doc["signer_user"], ctx.now)
@@ -176,7 +184,7 @@ class Signing:
             key = pki.load_private_key(row["key_pem"].encode(), self.passphrase())
             self._keys[row["fingerprint"]] = key
         cert = x509.load_pem_x509_certificate(row["cert_pem"].encode())
-        chain = [r for r in keystore.trust_material(uow).roots if r.subject == cert.issuer]
+        chain = [r for r in trust.roots if r.subject == cert.issuer]
         return {"key": key, "cert": cert, "chain": chain}
 
     def _stamp_main_pdf(
@@ -202,7 +210,12 @@ class Signing:
         return digest
 
     def _accept_signed_pdf(
-        self, uow: UnitOfWork, doc: dict[str, Any], encoded: str, ctx: TransitionContext
+        self,
+        uow: UnitOfWork,
+        doc: dict[str, Any],
+        encoded: str,
+        trust: keystore.TrustMaterial,
+        ctx: TransitionContext,
     ) -> dict[str, Any]:
         """Check an uploaded signed PDF against the main file and verify it; store it."""
         signed = _decode(encoded, "signed_pdf", self.max_pdf_bytes)
@@ -218,7 +231,6 @@ class Signing:
                 field="signed_pdf",
                 main_sha256=main["sha256"],
             )
-        trust = keystore.trust_material(uow)
         with _naming_the_field("signed_pdf"):
             verdict = verify_pdf(signed, trust_roots=trust.roots, crls=trust.crls, at=ctx.now)
         digest = hashlib.sha256(signed).hexdigest()
@@ -233,9 +245,9 @@ class Signing:
         signature = uow.signatures.latest_signature(doc_id)
         if signature is None or signature["revision"] != doc["revision"]:
             return False, "the current revision is not signed"
-        verify_stored(uow, signature, manifest_of(uow, doc_id), doc)  # raises on failure
+        trust = keystore.trust_material(uow)
+        verify_stored(uow, signature, manifest_of(uow, doc_id), doc, trust)  # raises on failure
         if signature["signed_pdf_sha256"]:
-            trust = keystore.trust_material(uow)
             verify_pdf(
                 uow.documents.blob(signature["signed_pdf_sha256"]) or b"",
                 trust_roots=trust.roots,
