@@ -216,11 +216,15 @@ def test_an_anchor_replaced_by_another_signed_one_breaks_the_link(
 def test_agencies_without_a_key_are_skipped_and_their_anchors_isolated(keyed: Runtime) -> None:
     other = actor("clerk", agency=OTHER)
     add_agency(keyed, OTHER, "Sở Nội vụ", "SNV")
-    create_document(keyed, by=other)
-    create_document(keyed)
+    theirs = create_document(keyed, by=other)
+    ours = create_document(keyed)
 
     assert anchor(keyed) == {AGENCY_ID: 1}
-    assert problems(keyed, OTHER) == []
+    with keyed.uow(readonly=True) as uow:
+        assert [] == list(uow.anchors.of_agency(OTHER))
+        (only,) = list(uow.anchors.of_agency(AGENCY_ID))
+    assert [ours] == [h[0] for h in json.loads(only["body"])["heads"]]
+    assert theirs != ours
 
 
 def test_the_timer_queues_the_job_and_sets_exactly_one_next_timer(
