@@ -249,10 +249,14 @@ def _check_anchor(
         return problem("body", f"the signed body says anchor {content.get('seq')}")
     if content.get("previous") != previous:
         return problem("previous", "the anchor before this one was changed or replaced")
-    for listed, version, head in content["heads"]:
-        if document_id is not None and listed != document_id:
-            continue
-        stored = uow.anchors.entry_hash(listed, version)
+    heads = [
+        (listed, version, head)
+        for listed, version, head in content["heads"]
+        if document_id is None or listed == document_id
+    ]
+    stored_hashes = uow.anchors.entry_hashes([(d, v) for d, v, _h in heads])
+    for listed, version, head in heads:
+        stored = stored_hashes.get((listed, version))
         if stored != head:
             detail = "the entry is gone" if stored is None else "the entry was rewritten"
             return problem("head", detail, document_id=listed, version=version)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, tuple_
 
 from .tables import AuditAnchor, AuditEntry, Document
 
@@ -71,9 +71,20 @@ class AnchorRepository:
 
     def entry_hash(self, document_id: str, version: int) -> str | None:
         """The stored hash of one audit entry, or None when there is no such entry."""
-        row = self.conn.execute(
-            select(_audit.c.hash).where(
-                _audit.c.document_id == document_id, _audit.c.version == version
+        return self.entry_hashes([(document_id, version)]).get((document_id, version))
+
+    def entry_hashes(
+        self, entries: Sequence[tuple[str, int]], batch: int = 500
+    ) -> dict[tuple[str, int], str]:
+        """The stored hashes of these (document, version) entries; missing ones are absent."""
+        a = _audit.c
+        found: dict[tuple[str, int], str] = {}
+        for start in range(0, len(entries), batch):
+            wanted = [tuple_(d, v) for d, v in entries[start : start + batch]]
+            rows = self.conn.execute(
+                select(a.document_id, a.version, a.hash).where(
+                    tuple_(a.document_id, a.version).in_(wanted)
+                )
             )
-        ).first()
-        return str(row[0]) if row else None
+            found.update({(r.document_id, r.version): str(r.hash) for r in rows})
+        return found

@@ -296,3 +296,23 @@ def test_checking_one_document_looks_only_at_its_heads(keyed: Runtime) -> None:
         named = [p for _s, p in verify_anchors(uow, AGENCY_ID, rewritten) if p]
     assert [] == alone
     assert [(rewritten, 1)] == [(p.document_id, p.version) for p in named]
+
+
+def test_an_anchored_entry_deleted_is_named_and_hashes_are_read_in_batches(
+    keyed: Runtime,
+) -> None:
+    docs = [create_document(keyed) for _ in range(5)]
+    anchor(keyed)
+    with keyed.uow(readonly=True) as uow:
+        wanted = [(d, 1) for d in docs] + [("no-such-document", 1)]
+        assert {(d, 1) for d in docs} == set(uow.anchors.entry_hashes(wanted, batch=2))
+    with keyed.uow() as uow:
+        uow.conn.execute(text("DELETE FROM audit_entries WHERE document_id = :d"), {"d": docs[3]})
+        uow.commit()
+
+    (found,) = problems(keyed)
+    assert (found.problem, found.document_id, found.detail) == (
+        "head",
+        docs[3],
+        "the entry is gone",
+    )
