@@ -16,12 +16,19 @@
      │    ├── VersionConflict (409)       version_conflict
      │    └── AlreadyExists (409)         already_exists
      ├── SignatureError (422)            signature_invalid
+     │    ├── SignatureMalformed (422)    signature_malformed
+     │    ├── WeakAlgorithm (422)         weak_algorithm
      │    ├── ManifestMismatch (422)      manifest_mismatch
+     │    │    └── PdfModified (422)      pdf_modified
      │    ├── CertificateExpired (422)    certificate_expired
      │    ├── CertificateNotYetValid (422) certificate_not_yet_valid
      │    ├── CertificateRevoked (422)    certificate_revoked
+     │    ├── RevocationUnknown (422)     revocation_unknown
      │    ├── ChainUntrusted (422)        chain_untrusted
      │    ├── KeyUsageInvalid (422)       key_usage_invalid
+     │    │    └── CertificateProfileInvalid (422) certificate_profile_invalid
+     │    ├── SigningTimeInvalid (422)    signing_time_invalid
+     │    ├── TimestampInvalid (422)      timestamp_invalid
      │    └── SignerMismatch (422)        signer_mismatch
      ├── ActionUnavailable (501)         action_unavailable
      └── DatabaseNotReady (503)          database_not_migrated
@@ -173,10 +180,28 @@ class SignatureError(CongvanError):
     http_status = 422
 
 
+class SignatureMalformed(SignatureError):
+    """The signature is not strict, standard DER CMS as this system accepts it."""
+
+    code = "signature_malformed"
+
+
+class WeakAlgorithm(SignatureError):
+    """The signature uses an algorithm that is not accepted (only SHA-256/384/512)."""
+
+    code = "weak_algorithm"
+
+
 class ManifestMismatch(SignatureError):
     """The signed manifest no longer matches the document and its attachments."""
 
     code = "manifest_mismatch"
+
+
+class PdfModified(ManifestMismatch):
+    """The signed PDF changes what the reviewed PDF shows; only a signature may be added."""
+
+    code = "pdf_modified"
 
 
 class CertificateExpired(SignatureError):
@@ -197,6 +222,12 @@ class CertificateRevoked(SignatureError):
     code = "certificate_revoked"
 
 
+class RevocationUnknown(SignatureError):
+    """The revocation status of a certificate cannot be determined (no current CRL)."""
+
+    code = "revocation_unknown"
+
+
 class ChainUntrusted(SignatureError):
     """The certificate does not chain to a trusted root."""
 
@@ -207,6 +238,24 @@ class KeyUsageInvalid(SignatureError):
     """The certificate may not be used for signing documents."""
 
     code = "key_usage_invalid"
+
+
+class CertificateProfileInvalid(KeyUsageInvalid):
+    """The certificate's profile does not allow this use (signer versus agency)."""
+
+    code = "certificate_profile_invalid"
+
+
+class SigningTimeInvalid(SignatureError):
+    """The signing time lies in the future or outside the certificate's validity."""
+
+    code = "signing_time_invalid"
+
+
+class TimestampInvalid(SignatureError):
+    """The signature's timestamp token does not verify."""
+
+    code = "timestamp_invalid"
 
 
 class SignerMismatch(SignatureError):
