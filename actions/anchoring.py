@@ -44,6 +44,7 @@ from congvan.storage.unit_of_work import UnitOfWork
 from .context import JobContext
 from .signing import keystore, pki
 from .signing.cms import sign_manifest, verify_manifest_signature
+from .signing.truststore import TrustStore
 
 log = logging.getLogger("congvan.anchoring")
 
@@ -74,10 +75,12 @@ class Anchoring:
     def __init__(
         self,
         passphrase: Callable[[], str],
+        trust: TrustStore,
         every: timedelta | None,
         job_deadline: timedelta = timedelta(minutes=5),
     ) -> None:
         self.passphrase = passphrase
+        self.trust = trust
         self.every = every  # None: no timer; ``congvan audit anchor`` only
         self.job_deadline = job_deadline  # re-driven by the scheduler when not done by then
 
@@ -109,7 +112,7 @@ class Anchoring:
             return 0
         cert = x509.load_pem_x509_certificate(certificate["cert_pem"].encode())
         key = pki.load_private_key(certificate["key_pem"].encode(), self.passphrase())
-        chain = [r for r in keystore.trust_material(uow).roots if r.subject == cert.issuer]
+        chain = [r for r in self.trust.roots() if r.subject == cert.issuer]
         for start in range(0, len(heads), MAX_HEADS):
             part = heads[start : start + MAX_HEADS]
             seq = 1 if previous is None else previous["seq"] + 1
@@ -197,14 +200,15 @@ class Anchoring:
 
 
 def verify_anchors(
-    uow: UnitOfWork, agency_id: str, document_id: str | None = None
+    uow: UnitOfWork, store: TrustStore, agency_id: str, document_id: str | None = None
 ) -> Iterator[tuple[int, AnchorProblem | None]]:
     """Check each anchor of the agency, oldest first: ``(seq, problem or None)``.
 
-    With ``document_id``, every anchor's signature and link are still checked, but of the
-    heads only that document's.
+    Signatures are checked against the pinned roots of ``store`` and must be made with
+    the agency's organisational certificate. With ``document_id``, every anchor's
+    signature and link are still checked, but of the heads only that document's.
     """
-    trust = keystore.trust_material(uow)
+    trust = keystore.trust_material(uow, store)
     previous, expected_seq = GENESIS, 1
     for anchor in uow.anchors.of_agency(agency_id):
         seq = anchor["seq"]
@@ -239,6 +243,7 @@ def _check_anchor(
             crls=trust.crls,
             at=as_utc(anchor["created_at"]),
             expected_signer={"organizational_unit": agency_id},
+            profile="agency",
         )
     except SignatureError as exc:
         return problem("signature", f"{exc.code}: {exc.message}")

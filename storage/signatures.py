@@ -94,19 +94,25 @@ class SignatureRepository:
 
     def latest_crls(self) -> list[bytes]:
         """The newest CRL of every issuer."""
+        return [bytes(r["der"]) for r in self.latest_crl_rows()]
+
+    def latest_crl_rows(self) -> list[dict[str, Any]]:
+        """The newest CRL row of every issuer, in issuer order."""
         newest = (
             select(_crls.c.issuer_fingerprint, func.max(_crls.c.number).label("number"))
             .group_by(_crls.c.issuer_fingerprint)
             .subquery()
         )
         rows = self.conn.execute(
-            select(_crls.c.der).join(
+            select(_crls)
+            .join(
                 newest,
                 (newest.c.issuer_fingerprint == _crls.c.issuer_fingerprint)
                 & (newest.c.number == _crls.c.number),
             )
+            .order_by(_crls.c.issuer_fingerprint)
         )
-        return [bytes(r[0]) for r in rows]
+        return [dict(r._mapping) for r in rows]
 
     # signatures -----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ _INSERT = Prepared(insert(_timers))  # built once, run through Prepared (see pre
 
 JOB_DEADLINE = "job_deadline"
 AUDIT_ANCHOR = "audit_anchor"
+CRL_CHECK = "crl_check"
 
 
 @dataclass(frozen=True)

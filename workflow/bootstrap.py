@@ -21,11 +21,13 @@ from congvan.actions.effects import EFFECTS
 from congvan.actions.guards import GUARDS
 from congvan.actions.jobs import QUEUES, JobRunner, install_actor
 from congvan.actions.review import Review
+from congvan.actions.signing.revocation_lists import RevocationLists
 from congvan.actions.signing.signing import Signing
+from congvan.actions.signing.truststore import TrustStore
 from congvan.storage.clock import Clock, utcnow
 from congvan.storage.database import make_engine
 from congvan.storage.schema import ensure_migrated
-from congvan.storage.timers import AUDIT_ANCHOR
+from congvan.storage.timers import AUDIT_ANCHOR, CRL_CHECK
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .engine import Engine
@@ -68,6 +70,8 @@ class Runtime:
     runner: JobRunner
     review: Review
     anchoring: Anchoring
+    trust: TrustStore
+    revocation_lists: RevocationLists
     worker: dramatiq.Worker | None = None
     _started: list[str] = field(default_factory=list)
 
@@ -92,6 +96,7 @@ class Runtime:
         if scheduler:
             with self.uow() as uow:
                 self.anchoring.ensure_timer(uow, self.clock())
+                self.revocation_lists.ensure_timer(uow, self.clock())
                 uow.commit()
             self.scheduler.start()
             self._started.append("scheduler")
@@ -143,12 +148,21 @@ def bootstrap(
         max_attachment_bytes=settings.max_attachment_bytes,
         max_subject_length=settings.max_subject_length,
     )
-    signing = Signing(settings.passphrase, max_pdf_bytes=settings.max_attachment_bytes)
+    trust = TrustStore(settings.trust_path)
+    signing = Signing(settings.passphrase, trust, max_pdf_bytes=settings.max_attachment_bytes)
     every = settings.audit_anchor_minutes
     anchoring = Anchoring(
         settings.passphrase,
+        trust,
         timedelta(minutes=every) if every else None,
         job_deadline=timedelta(seconds=settings.job_deadline_seconds),
+    )
+    revocation_lists = RevocationLists(
+        settings.passphrase,
+        days=settings.crl_days,
+        refresh_before=timedelta(hours=min(settings.crl_refresh_hours, settings.crl_days * 12)),
+        warn_before=timedelta(hours=settings.crl_warn_hours),
+        check_every=timedelta(minutes=settings.crl_check_minutes),
     )
     job_actions = {
         "run_review_checks": review.run_review_checks,
@@ -173,7 +187,7 @@ def bootstrap(
         batch=settings.scheduler_batch,
         poll_seconds=settings.scheduler_poll_seconds,
         on_requeue=relay.kick,
-        handlers={AUDIT_ANCHOR: anchoring.on_timer},
+        handlers={AUDIT_ANCHOR: anchoring.on_timer, CRL_CHECK: revocation_lists.on_timer},
     )
     engine = Engine(
         open_uow,
@@ -210,6 +224,8 @@ def bootstrap(
         runner=runner,
         review=review,
         anchoring=anchoring,
+        trust=trust,
+        revocation_lists=revocation_lists,
     )
 
 

@@ -192,9 +192,12 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
         with runtime.uow() as uow:
             now = runtime.clock()
             if args.action == "list":
+                pinned = runtime.trust.fingerprints()
                 for row in uow.signatures.certificates(args.agency):
                     subject = json.loads(row["subject"])
                     state = "revoked" if row["revoked_at"] else "valid"
+                    if row["kind"] == "root":
+                        state += ", pinned" if row["fingerprint"] in pinned else ", NOT pinned"
                     print(
                         f"{row['fingerprint'][:16]}  {row['kind']:<7} "
                         f"{subject.get('common_name', ''):<32} "
@@ -204,8 +207,14 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                 return 0
             if args.action == "init-ca":
                 row = keystore.init_ca(
-                    uow, args.name, args.organization, passphrase=settings.passphrase(), now=now
+                    uow,
+                    args.name,
+                    args.organization,
+                    passphrase=settings.passphrase(),
+                    now=now,
+                    store=runtime.trust,
                 )
+                print(f"root pinned in {runtime.trust.directory}")
             elif args.action == "issue-signer":
                 row = keystore.issue_signer(
                     uow,
@@ -235,6 +244,40 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                     password=args.password,
                 )
                 row = rows[0]
+                if args.kind == "root":
+                    print(
+                        "stored, NOT trusted: pin a root with `congvan keys trust FILE` "
+                        f"(it writes to {runtime.trust.directory})"
+                    )
+            elif args.action == "trust":
+                certs = keystore.trust(
+                    uow,
+                    runtime.trust,
+                    _Path(args.file).read_bytes(),
+                    now=now,
+                    password=args.password,
+                )
+                uow.commit()
+                for cert in certs:
+                    print(
+                        f"trusted root {keystore.fingerprint(cert)} "
+                        f"pinned in {runtime.trust.directory}"
+                    )
+                return 0
+            elif args.action == "untrust":
+                if not runtime.trust.unpin(args.fingerprint):
+                    print(f"no root {args.fingerprint} is pinned in {runtime.trust.directory}")
+                    return 2
+                print(f"root {args.fingerprint} is no longer trusted")
+                return 0
+            elif args.action == "import-crl":
+                info = keystore.import_crl(uow, runtime.trust, _Path(args.file).read_bytes())
+                uow.commit()
+                print(
+                    f"CRL {info['number']} of {info['issuer']} imported "
+                    f"({info['revoked']} revoked; next update {info['next_update']})"
+                )
+                return 0
             elif args.action == "revoke":
                 keystore.revoke(
                     uow,
@@ -242,12 +285,15 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                     reason=args.reason,
                     passphrase=settings.passphrase(),
                     now=now,
+                    crl_days=settings.crl_days,
                 )
                 uow.commit()
                 print(f"revoked {args.fingerprint}; a new CRL is published")
                 return 0
             else:  # crl
-                der = keystore.publish_crl(uow, passphrase=settings.passphrase(), now=now)
+                der = keystore.publish_crl(
+                    uow, passphrase=settings.passphrase(), now=now, days=settings.crl_days
+                )
                 uow.commit()
                 _Path(args.out).write_bytes(der)
                 print(f"CRL written to {args.out}")
@@ -362,10 +408,12 @@ def _audit_verify(
     from tqdm import tqdm
 
     from congvan.actions.anchoring import verify_anchors
+    from congvan.actions.signing import keystore
     from congvan.storage.audit import verify_chains
 
     checked = broken = 0
     with runtime.uow(readonly=True) as uow:
+        _print_trust_notes(keystore.trust_material(uow, runtime.trust), runtime)
         total = 1 if document else uow.documents.count()
         # On a terminal (or with --progress) a bar on stderr; never in the printed report.
         bar = tqdm(total=total, unit="chain", disable=_no_bar(progress), file=sys.stderr)
@@ -390,7 +438,7 @@ def _audit_verify(
             doc = uow.documents.get(document)
             agencies = [a for a in agencies if doc and a == doc["agency_id"]]
         for agency_id in agencies:
-            for seq, anchor_problem in verify_anchors(uow, agency_id, document):
+            for seq, anchor_problem in verify_anchors(uow, runtime.trust, agency_id, document):
                 anchors += 1
                 if anchor_problem is not None:
                     bad_anchors += 1
@@ -421,8 +469,8 @@ _POINTS = {
     "valid": ("valid", "the signature verifies with the certificate's key"),
     "trusted": ("trusted", "the certificate path leads to a trusted root"),
     "not_revoked": ("not revoked", "no CRL revokes a certificate of the path"),
-    "key_usage_ok": ("key usage", "digitalSignature and nonRepudiation"),
-    "covers_entire_file": ("unchanged after", "nothing but signatures added after signing"),
+    "key_usage_ok": ("key usage", "digitalSignature, nonRepudiation, the right profile"),
+    "covers_entire_file": ("only signatures added", "nothing but signatures added to the PDF"),
     "valid_at_signing_time": ("valid at signing time", "the claimed time is inside the validity"),
     "signer_matches": ("signer matches", "name, position and agency of the document's signer"),
 }
@@ -448,30 +496,35 @@ _PDF_CHECKS = (
 
 
 def _failed_point(exc: CongvanError) -> str:
-    """Which point of the verdict a verification error stands for."""
+    """Which point of the verdict a verification error stands for: by its class only."""
     from congvan.states import errors
 
-    if isinstance(exc, errors.ManifestMismatch):
-        return "covers_entire_file" if "after" in exc.message else "intact"
-    by_class = (
+    by_class: tuple[tuple[type[CongvanError], str], ...] = (
+        (errors.PdfModified, "covers_entire_file"),
+        (errors.ManifestMismatch, "intact"),
         (errors.CertificateRevoked, "not_revoked"),
+        (errors.RevocationUnknown, "not_revoked"),
         (errors.ChainUntrusted, "trusted"),
-        (errors.KeyUsageInvalid, "key_usage_ok"),
+        (errors.CertificateExpired, "trusted"),  # at the moment of checking
+        (errors.CertificateNotYetValid, "trusted"),
+        (errors.KeyUsageInvalid, "key_usage_ok"),  # and the certificate's profile
         (errors.SignerMismatch, "signer_matches"),
+        (errors.SigningTimeInvalid, "valid_at_signing_time"),
+        (errors.TimestampInvalid, "valid_at_signing_time"),
     )
     for cls, point in by_class:
         if isinstance(exc, cls):
             return point
-    if isinstance(exc, errors.CertificateExpired | errors.CertificateNotYetValid):
-        # At the claimed signing time, or else at the moment of checking (the path).
-        return "valid_at_signing_time" if "signing_time" in exc.details else "trusted"
-    if "checked_at" in exc.details:  # signed "after" the moment of checking
-        return "valid_at_signing_time"
-    if "revocation" in exc.message:  # no CRL, or a stale one
-        return "not_revoked"
-    if "path" in exc.message:
-        return "trusted"
-    return "valid"  # malformed, or the signature does not verify
+    return "valid"  # malformed, a weak algorithm, or the signature does not verify
+
+
+def _print_trust_notes(trust: TrustMaterial, runtime: Runtime) -> None:
+    """Say which roots the database holds that the trust store does not pin."""
+    for fp in trust.ignored:
+        print(
+            f"note          root {fp[:16]}… is in the database but not pinned in "
+            f"{runtime.trust.directory}: it is NOT trusted (`congvan keys trust FILE` pins one)"
+        )
 
 
 def _print_points(checks: Sequence[str], marks: dict[str, str], notes: dict[str, str]) -> None:
@@ -610,7 +663,15 @@ def _report(
         _print_points(checks, *_error_marks(exc, checks))
         _print_signer(cms_der, None)
     else:
-        print("VERIFIED")
+        later = getattr(verdict, "later_revocation", None)
+        if later:
+            print(
+                f"VERIFIED, BUT a certificate of the path ({later['subject']}, serial "
+                f"{later['serial_number']}) was revoked after this moment: on "
+                f"{later['revoked_at']}, reason {later['reason'] or 'not given'}"
+            )
+        else:
+            print("VERIFIED")
         _print_points(checks, *_verdict_marks(verdict, checks))
         _print_signer(cms_der, verdict)
     for text in footer:
@@ -636,10 +697,12 @@ def _read_cms(data: bytes) -> bytes:
 def _verify_document(document_id: str, runtime: Runtime) -> int:
     import hashlib
 
+    from congvan.actions.signing import keystore
     from congvan.actions.signing.signing import VIETNAM, manifest_of, verify_stored
     from congvan.storage.clock import as_utc
 
     with runtime.uow(readonly=True) as uow:
+        trust = keystore.trust_material(uow, runtime.trust)
         doc = uow.documents.get(document_id)
         if doc is None:
             print(f"no document {document_id}")
@@ -661,8 +724,9 @@ def _verify_document(document_id: str, runtime: Runtime) -> int:
         footer = [f"manifest      sha256 {signature['manifest_sha256']} (signed)"]
         if current != signature["manifest_sha256"]:
             footer.append(f"              sha256 {current} (the document now)")
+        _print_trust_notes(trust, runtime)
         return _report(
-            lambda: verify_stored(uow, signature, manifest, doc), cms_der, header, footer
+            lambda: verify_stored(uow, signature, manifest, doc, trust), cms_der, header, footer
         )
 
 
@@ -676,7 +740,8 @@ def _verify_file(path: Path, content: str | None, runtime: Runtime) -> int:
     data = path.read_bytes()
     now = runtime.clock()
     with runtime.uow(readonly=True) as uow:
-        trust = keystore.trust_material(uow)
+        trust = keystore.trust_material(uow, runtime.trust)
+    _print_trust_notes(trust, runtime)
     checked = (
         f"checked at    {now.astimezone(VIETNAM).isoformat()} with {len(trust.roots)} "
         f"trusted root(s) and {len(trust.crls)} CRL(s)"
@@ -824,7 +889,16 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--agency")
     k.add_argument("--user")
     k.add_argument("--password", help="for a PKCS#12 file")
-    k = ksub.add_parser("revoke", help="revoke a certificate and publish a new CRL")
+    k = ksub.add_parser(
+        "trust", help="pin root certificates (PEM, DER, PKCS#7) as trusted, in the trust store"
+    )
+    k.add_argument("file")
+    k.add_argument("--password", help="for a PKCS#12 file")
+    k = ksub.add_parser("untrust", help="remove a root from the trust store")
+    k.add_argument("fingerprint", help="the root's full SHA-256 fingerprint (hex)")
+    k = ksub.add_parser("import-crl", help="import another CA's CRL (DER or PEM)")
+    k.add_argument("file")
+    k = ksub.add_parser("revoke", help="revoke a certificate of our CA and publish a new CRL")
     k.add_argument("fingerprint")
     k.add_argument("--reason", default="unspecified")
     k = ksub.add_parser("crl", help="publish a fresh CRL and write it (DER)")

@@ -137,7 +137,14 @@ def _setup(runtime: Any, passphrase: str) -> dict[str, str]:
     with runtime.uow() as uow:
         for agency_id, name, abbreviation in (PROVINCE, DEPARTMENT, CITY):
             add_agency(uow, agency_id, name, abbreviation, now)
-        keystore.init_ca(uow, "congvan demo CA", PROVINCE[1], passphrase=passphrase, now=now)
+        keystore.init_ca(
+            uow,
+            "congvan demo CA",
+            PROVINCE[1],
+            passphrase=passphrase,
+            now=now,
+            store=runtime.trust,
+        )
         people = {
             "văn thư": (PROVINCE[0], "vanthu", ["clerk"], "Trần Thị Lan", "Văn thư"),
             "chuyên viên": (
@@ -296,8 +303,7 @@ def _refused_signatures(demo: Demo, runtime: Any, doc_id: str, passphrase: str) 
     def token_signs(row: dict[str, Any]) -> str:
         cert = x509.load_pem_x509_certificate(row["cert_pem"].encode())
         key = pki.load_private_key(row["key_pem"].encode(), passphrase)
-        with runtime.uow(readonly=True) as uow:
-            roots = keystore.trust_material(uow).roots
+        roots = runtime.trust.roots()
         cms = sign_manifest(manifest, key=key, cert=cert, chain=roots, signing_time=runtime.clock())
         return base64.b64encode(cms).decode()
 
@@ -337,7 +343,7 @@ def _refused_signatures(demo: Demo, runtime: Any, doc_id: str, passphrase: str) 
         headers={"Authorization": f"Bearer {demo.tokens['lãnh đạo']}"},
     ).content
     with runtime.uow(readonly=True) as uow:
-        roots = keystore.trust_material(uow).roots
+        roots = runtime.trust.roots()
         agency = (uow.agencies.agency(PROVINCE[0]) or {}).get("name", "")
     stamped = sign_pdf(
         original,
@@ -490,7 +496,7 @@ def run_demo(data_dir: Path | None = None) -> int:
         )
         with runtime.uow(readonly=True) as uow:
             results = list(verify_chains(uow.conn))
-            anchors = list(verify_anchors(uow, PROVINCE[0]))
+            anchors = list(verify_anchors(uow, runtime.trust, PROVINCE[0]))
         broken = [(d, p) for d, p in results if p is not None]
         bad = [(seq, p) for seq, p in anchors if p is not None]
         print(f"Audit verification: {len(results)} chain(s) checked, {len(broken)} broken")

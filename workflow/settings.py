@@ -37,11 +37,22 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=8, ge=1)
     dispatch_max_attempts: int = Field(default=8, ge=1)
 
+    # The directory of trusted root certificates (PEM files named by their SHA-256), which
+    # every verification trusts and nothing else; by default ``trust/`` in data_dir. It
+    # lives outside the database so that SQL access cannot add a root.
+    trust_dir: Path | None = None
     # Encrypts the private keys congvan keeps (PKCS#8); never stored, never logged.
     key_passphrase: SecretStr | None = None
     # How often each agency with an organisational key signs its audit chain heads
     # (actions/anchoring.py); 0 turns the timer off (``congvan audit anchor`` still works).
     audit_anchor_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    # Our CRL: valid this many days, republished by a database timer when less than
+    # crl_refresh_hours are left; any CRL in use with less than crl_warn_hours left is
+    # warned of. The timer runs every crl_check_minutes.
+    crl_days: int = Field(default=7, ge=1, le=366)
+    crl_refresh_hours: int = Field(default=72, ge=1)
+    crl_warn_hours: int = Field(default=48, ge=1)
+    crl_check_minutes: int = Field(default=60, ge=1, le=24 * 60)
     # Where peers reach this instance: certificates name its CRL under it.
     public_url: str = "http://127.0.0.1:8000"
 
@@ -60,6 +71,10 @@ class Settings(BaseSettings):
     max_subject_length: int = Field(default=1000, ge=10)
     max_content_length: int = Field(default=200_000, ge=10)
     max_page_size: int = Field(default=200, ge=1)
+
+    @property
+    def trust_path(self) -> Path:
+        return self.trust_dir or self.data_dir / "trust"
 
     @property
     def crl_url(self) -> str:

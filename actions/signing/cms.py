@@ -65,13 +65,19 @@ from congvan.actions.signing.hotpath import (
 from congvan.states.errors import (
     CertificateExpired,
     CertificateNotYetValid,
+    CertificateProfileInvalid,
     CertificateRevoked,
     ChainUntrusted,
     KeyUsageInvalid,
     ManifestMismatch,
+    RevocationUnknown,
     SignatureError,
     SignerMismatch,
+    SigningTimeInvalid,
+    WeakAlgorithm,
 )
+
+from . import profiles, revocation
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 DIGEST = "sha256"
@@ -113,7 +119,10 @@ class Verdict:
     signer_matches: bool | None  # None when no expected signer was given
     signing_time: datetime  # as the signer claims it
     checked_at: datetime
-    signer: Mapping[str, str]  # SIGNER_FIELDS plus not_before / not_after
+    signer: Mapping[str, str]  # SIGNER_FIELDS plus not_before / not_after / profile
+    # A certificate of the path revoked after ``checked_at``: the signature was made
+    # before, and stands, but whoever relies on it should know (e.g. a key compromise).
+    later_revocation: Mapping[str, str | None] | None = None
 
 
 # -- signing ---------------------------------------------------------------------------
@@ -320,19 +329,24 @@ async def async_verify_manifest_signature(
     crls: Iterable[x509.CertificateRevocationList | bytes],
     at: datetime,
     expected_signer: Mapping[str, str] | None = None,
+    profile: profiles.Profile = "signer",
 ) -> Verdict:
     """Check that ``cms_der`` signs ``manifest`` by a trusted, unrevoked signer at ``at``.
 
-    ``crls`` must hold a current CRL of every CA on the path (the CAs' certificates name
-    their distribution points; nothing is fetched). ``expected_signer`` maps some of
-    ``SIGNER_FIELDS`` to the wanted values, compared after NFC, case folding and collapsing
-    spaces. Raises the ``SignatureError`` subclass of the first check that fails.
+    ``trust_roots`` are the pinned roots (``truststore``), never rows of the database.
+    ``crls`` must hold a current CRL of every CA on the path (nothing is fetched).
+    ``expected_signer`` maps some of ``SIGNER_FIELDS`` to the wanted values, compared after
+    NFC, case folding and collapsing spaces. ``profile`` is the kind of certificate this
+    use accepts (``profiles``). Raises the ``SignatureError`` subclass of the first check
+    that fails.
     """
     crl_der = _check_arguments(crls, at, expected_signer)
-    verdict = _quick_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer)
+    verdict = _quick_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile)
     if verdict is not None:
         return verdict
-    return await _full_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer)
+    return await _full_verdict(
+        manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile
+    )
 
 
 def _check_arguments(
@@ -355,6 +369,7 @@ async def _full_verdict(
     crl_der: list[bytes],
     at: datetime,
     expected_signer: Mapping[str, str] | None,
+    profile: profiles.Profile = "signer",
 ) -> Verdict:
     """Verify through pyHanko, every point, and remember the signer when it passes."""
     signed_data, signing_time = _detached_signed_data(cms_der)
@@ -381,6 +396,27 @@ async def _full_verdict(
         raise ManifestMismatch(**who)
     if not (status.trusted and status.trust_problem_indic is None):
         raise await _path_error(status, signed_data, roots, crl_der, at, who)
+    later = check_path(status, crl_der, at, signer, profile, who)
+    check_signing_time(signing_time, at, cert, signer, who)
+    _check_expected_signer(signer, expected_signer, who)
+    if later is None:
+        _remember(key, signed_data, status, crl_der, signer)
+    return _verdict(signing_time, at, signer, expected_signer, later)
+
+
+def check_path(
+    status: Any,
+    crl_der: list[bytes],
+    at: datetime,
+    signer: dict[str, str],
+    profile: profiles.Profile,
+    who: dict[str, str],
+) -> revocation.LaterRevocation | None:
+    """What pyHanko's path check leaves to us: key usage, profile, CRLs without a pointer.
+
+    Sets ``signer["profile"]``; returns a revocation after ``at``, if any.
+    """
+    cert = status.signing_cert
     try:
         # Again, because pyHanko 0.38 drops match_all_key_usages from the constraints it is
         # given (StandardCMSSignatureStatus.default_usage_constraints): it would accept a
@@ -388,11 +424,35 @@ async def _full_verdict(
         SIGNER_KEY_USAGE.validate(cert)
     except cv_errors.InvalidCertificateError as exc:
         raise KeyUsageInvalid(_KEY_USAGE_MESSAGE, reason=str(exc), **who) from exc
+    leaf = x509.load_der_x509_certificate(cert.dump())
+    signer["profile"] = profiles.profile_of(leaf) or ""
+    check_profile(signer, profile, who)
+    path = [leaf]
+    if status.validation_path is not None:
+        path += [
+            c
+            for c in (
+                x509.load_der_x509_certificate(c.dump())
+                for c in status.validation_path.iter_certs(include_root=True)
+            )
+            if c != leaf
+        ]
+    crls = [x509.load_der_x509_crl(c) for c in crl_der]
+    return revocation.check_path(path, crls, at, who)
 
-    check_signing_time(signing_time, at, cert, signer, who)
-    _check_expected_signer(signer, expected_signer, who)
-    _remember(key, signed_data, status, crl_der, signer)
-    return _verdict(signing_time, at, signer, expected_signer)
+
+def check_profile(
+    signer: Mapping[str, str], profile: profiles.Profile, who: Mapping[str, str]
+) -> None:
+    """The certificate has the profile this use accepts."""
+    if signer.get("profile") != profile:
+        raise CertificateProfileInvalid(
+            f"This use needs {profiles.describe(profile)}; the signature was made with "
+            f"{profiles.describe(signer.get('profile'))}.",
+            expected_profile=profile,
+            certificate_profile=signer.get("profile") or None,
+            **who,
+        )
 
 
 def _quick_verdict(
@@ -402,6 +462,7 @@ def _quick_verdict(
     crl_der: list[bytes],
     at: datetime,
     expected_signer: Mapping[str, str] | None,
+    profile: profiles.Profile = "signer",
 ) -> Verdict | None:
     """The verdict on a signer seen before (``hotpath``), or None to verify in full."""
     pieces = split(cms_der)
@@ -413,6 +474,7 @@ def _quick_verdict(
         return None
     signer = dict(quick.trusted.signer)
     who = {"signer": signer["common_name"], "serial_number": signer["serial_number"]}
+    check_profile(signer, profile, who)
     check_signing_time(quick.signing_time, at, quick.trusted, signer, who)
     _check_expected_signer(signer, expected_signer, who)
     return _verdict(quick.signing_time, at, signer, expected_signer)
@@ -441,6 +503,7 @@ def _verdict(
     at: datetime,
     signer: dict[str, str],
     expected_signer: Mapping[str, str] | None,
+    later: revocation.LaterRevocation | None = None,
 ) -> Verdict:
     return Verdict(
         intact=True,
@@ -453,6 +516,7 @@ def _verdict(
         signing_time=signing_time,
         checked_at=at,
         signer=MappingProxyType(signer),
+        later_revocation=MappingProxyType(later.as_dict()) if later else None,
     )
 
 
@@ -496,16 +560,17 @@ def verify_manifest_signature(
     crls: Iterable[x509.CertificateRevocationList | bytes],
     at: datetime,
     expected_signer: Mapping[str, str] | None = None,
+    profile: profiles.Profile = "signer",
 ) -> Verdict:
     """Verify a detached signature; see ``async_verify_manifest_signature``."""
     _outside_a_loop()
     crl_der = _check_arguments(crls, at, expected_signer)
-    verdict = _quick_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer)
+    verdict = _quick_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile)
     if verdict is not None:  # no event loop needed
         return verdict
     return cast(
         Verdict,
-        _run(_full_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer)),
+        _run(_full_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile)),
     )
 
 
@@ -570,14 +635,8 @@ async def _path_error(
                 **who,
             )
         return CertificateRevoked(**who)
-    if indic is AdESIndeterminate.OUT_OF_BOUNDS_NO_POE:
-        return CertificateExpired(**who)
-    if indic is AdESIndeterminate.NO_CERTIFICATE_CHAIN_FOUND:
-        return ChainUntrusted(**who)
-    if indic is AdESIndeterminate.CHAIN_CONSTRAINTS_FAILURE:
-        return KeyUsageInvalid(_KEY_USAGE_MESSAGE, **who)
-    # pyHanko folds not-yet-valid, missing or stale CRLs and CA problems into one code and
-    # only logs the cause: validate the path again to learn which it was.
+    # pyHanko folds untrusted, not-yet-valid, weak, missing or stale CRLs and CA problems
+    # into a few indications and only logs the cause: validate the path again to learn it.
     others = [c.chosen for c in signed_data["certificates"] if c.name == "certificate"]
     validator = CertificateValidator(
         status.signing_cert, others, validation_context=_context(roots, crls, at)
@@ -591,13 +650,27 @@ async def _path_error(
     except cv_errors.RevokedError as exc:
         return CertificateRevoked(reason=exc.failure_msg, **who)
     except cv_errors.InsufficientRevinfoError as exc:  # no CRL, or a stale one
-        return SignatureError(
-            "The revocation status of the certificate is unknown.", reason=exc.failure_msg, **who
+        return RevocationUnknown(reason=exc.failure_msg, **who)
+    except cv_errors.DisallowedAlgorithmError as exc:
+        return WeakAlgorithm(
+            "A certificate on the path is signed with an algorithm that is not accepted.",
+            reason=exc.failure_msg,
+            **who,
         )
     except cv_errors.PathBuildingError as exc:
         return ChainUntrusted(reason=str(exc), **who)
+    except cv_errors.PathValidationError as exc:  # e.g. a root's name with another key
+        return ChainUntrusted(reason=exc.failure_msg, **who)
+    except cv_errors.InvalidCertificateError as exc:
+        return KeyUsageInvalid(_KEY_USAGE_MESSAGE, reason=str(exc), **who)
     except cv_errors.ValidationError as exc:
-        return SignatureError("The certificate path is not valid.", reason=str(exc), **who)
+        return ChainUntrusted("The certificate path is not valid.", reason=str(exc), **who)
+    if indic is AdESIndeterminate.OUT_OF_BOUNDS_NO_POE:
+        return CertificateExpired(**who)
+    if indic is AdESIndeterminate.NO_CERTIFICATE_CHAIN_FOUND:
+        return ChainUntrusted(**who)
+    if indic is AdESIndeterminate.CHAIN_CONSTRAINTS_FAILURE:
+        return KeyUsageInvalid(_KEY_USAGE_MESSAGE, **who)
     return SignatureError("The certificate path is not valid.", indication=str(indic), **who)
 
 
@@ -675,20 +748,23 @@ def check_signing_time(
 ) -> None:
     """The claimed signing time is not after ``at`` and lies inside the validity."""
     if signing_time > at + CLOCK_SKEW:
-        raise SignatureError(
+        raise SigningTimeInvalid(
             "The signing time lies after the moment of verification.",
             signing_time=signing_time.isoformat(),
             checked_at=at.isoformat(),
             **who,
         )
     if signing_time < cert.not_valid_before:
-        raise CertificateNotYetValid(
+        raise SigningTimeInvalid(
             "The certificate was not yet valid at the claimed signing time.",
             signing_time=signing_time.isoformat(),
             not_before=signer["not_before"],
             **who,
         )
     if signing_time > cert.not_valid_after:
-        raise CertificateExpired(
-            signing_time=signing_time.isoformat(), not_after=signer["not_after"], **who
+        raise SigningTimeInvalid(
+            "The certificate had expired at the claimed signing time.",
+            signing_time=signing_time.isoformat(),
+            not_after=signer["not_after"],
+            **who,
         )

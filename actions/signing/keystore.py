@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 
 from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
@@ -19,7 +20,8 @@ from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
 from congvan.storage.unit_of_work import UnitOfWork
 
-from . import pki
+from . import pki, revocation
+from .truststore import TrustStore
 
 CRL_DAYS = 7
 REASONS = {r.name: r for r in x509.ReasonFlags}
@@ -31,10 +33,15 @@ def fingerprint(cert: x509.Certificate) -> str:
 
 @dataclass(frozen=True)
 class TrustMaterial:
-    """What a verifier needs: trusted roots and the newest CRL of each issuer."""
+    """What a verifier needs: the pinned roots and the newest CRL of each issuer.
+
+    ``ignored`` lists roots the database holds that the trust store does not pin: they
+    are not trusted, and a verifier says so.
+    """
 
     roots: list[x509.Certificate]
     crls: list[bytes]
+    ignored: tuple[str, ...] = ()
 
 
 def _store(
@@ -84,9 +91,10 @@ def init_ca(
     *,
     passphrase: str,
     now: datetime,
+    store: TrustStore,
     valid_days: int = 3650,
 ) -> dict[str, Any]:
-    """Create our certification authority and publish its first (empty) CRL."""
+    """Create our certification authority, pin its root and publish its first CRL."""
     if any(r["key_pem"] for r in uow.signatures.roots()):
         raise AlreadyExists("A certification authority exists already.")
     ca = pki.create_ca(
@@ -94,6 +102,9 @@ def init_ca(
     )
     row = _store(uow, "root", ca, now)
     publish_crl(uow, passphrase=passphrase, now=now)
+    # Pinned before the commit: a root in the store whose row rolled back trusts nothing
+    # that was not already signed by its key, which only this process has seen.
+    store.pin(ca.certificate)
     return row
 
 
@@ -169,39 +180,138 @@ def import_certificate(
     username: str | None = None,
     password: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Store certificates made elsewhere (PEM, DER, PKCS#7 or PKCS#12); a root is trusted."""
+    """Store certificates made elsewhere (PEM, DER, PKCS#7 or PKCS#12).
+
+    A root stored here is not trusted until it is pinned (``trust``).
+    """
     if kind not in ("root", "agency", "signer"):
         raise InvalidInput("kind is root, agency or signer.", field="kind")
     certs = pki.import_certificates(data, password)
     return [_store(uow, kind, c, now, agency_id=agency_id, username=username) for c in certs]
 
 
-def revoke(uow: UnitOfWork, fp: str, *, reason: str, passphrase: str, now: datetime) -> bytes:
-    """Revoke one of our certificates and publish a CRL that lists it."""
+def revoke(
+    uow: UnitOfWork,
+    fp: str,
+    *,
+    reason: str,
+    passphrase: str,
+    now: datetime,
+    crl_days: int = CRL_DAYS,
+) -> bytes:
+    """Revoke a certificate our CA issued and publish a CRL that lists it.
+
+    A certificate another CA issued is refused: only its issuer can revoke it, and a
+    revocation recorded here would be listed by no CRL, so verification would go on
+    accepting it. Import that CA's CRL instead (``import_crl``).
+    """
     if reason not in REASONS:
         raise InvalidInput(f"reason is one of {', '.join(sorted(REASONS))}.", field="reason")
-    matches = [
-        r["fingerprint"]
+    rows = [
+        r
         for r in uow.signatures.certificates()
         if len(fp) >= 8 and r["fingerprint"].startswith(fp.lower())
     ]
-    if len(matches) > 1:
+    if len(rows) > 1:
         raise InvalidInput(
             "That fingerprint prefix names several certificates.", field="fingerprint"
         )
-    if not matches or not uow.signatures.revoke(matches[0], now, reason):
+    if not rows:
+        raise NotFound("No such certificate.", fingerprint=fp)
+    cert = x509.load_pem_x509_certificate(rows[0]["cert_pem"].encode())
+    _ca_row, ca = _ca(uow)
+    if rows[0]["kind"] == "root":
+        raise InvalidInput(
+            "A root is not revoked by a CRL: to stop trusting it, remove it from the trust "
+            "store (`congvan keys untrust FINGERPRINT`).",
+            field="fingerprint",
+        )
+    if not _issued_by(cert, ca.certificate):
+        raise InvalidInput(
+            f"This certificate was issued by {cert.issuer.rfc4514_string()}, not by this "
+            "installation's CA; only its issuer can revoke it. Import that CA's CRL with "
+            "`congvan keys import-crl FILE`.",
+            field="fingerprint",
+            issuer=cert.issuer.rfc4514_string(),
+        )
+    if not uow.signatures.revoke(rows[0]["fingerprint"], now, reason):
         raise NotFound("No such unrevoked certificate.", fingerprint=fp)
-    return publish_crl(uow, passphrase=passphrase, now=now)
+    return publish_crl(uow, passphrase=passphrase, now=now, days=crl_days)
 
 
-def publish_crl(uow: UnitOfWork, *, passphrase: str, now: datetime) -> bytes:
+def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes) -> dict[str, Any]:
+    """Keep another CA's CRL (DER or PEM) for verification; its signature is checked first.
+
+    Its issuer must be a pinned root or a CA certificate we hold; a CRL older than the one
+    held for that issuer is refused.
+    """
+    try:
+        crl = (
+            x509.load_pem_x509_crl(data) if b"-----BEGIN" in data else x509.load_der_x509_crl(data)
+        )
+    except ValueError as exc:
+        raise InvalidInput("The file is not a CRL (DER or PEM).", field="file") from exc
+    candidates = list(store.roots()) + [
+        x509.load_pem_x509_certificate(r["cert_pem"].encode())
+        for r in uow.signatures.certificates()
+        if json.loads(r["subject"]).get("is_ca")
+    ]
+    issuer = next(
+        (c for c in candidates if c.subject == crl.issuer and revocation.newest_crl(c, [crl])),
+        None,
+    )
+    if issuer is None:
+        raise InvalidInput(
+            "The CRL is not signed by a pinned root or a CA certificate held here: "
+            f"{crl.issuer.rfc4514_string()}.",
+            field="file",
+        )
+    if crl.next_update_utc is None:
+        raise InvalidInput("A CRL without a next update is not accepted.", field="file")
+    try:
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    except x509.ExtensionNotFound:
+        number = uow.signatures.next_crl_number(fingerprint(issuer))
+    held = uow.signatures.next_crl_number(fingerprint(issuer)) - 1
+    if number <= held:
+        raise AlreadyExists(
+            f"CRL {held} of this issuer is held already; this one is number {number}.",
+            field="file",
+        )
+    der = crl.public_bytes(serialization.Encoding.DER)
+    uow.signatures.add_crl(
+        {
+            "issuer_fingerprint": fingerprint(issuer),
+            "number": number,
+            "der": der,
+            "this_update": crl.last_update_utc,
+            "next_update": crl.next_update_utc,
+        }
+    )
+    return {
+        "issuer": crl.issuer.rfc4514_string(),
+        "number": number,
+        "revoked": len(list(crl)),
+        "next_update": crl.next_update_utc.isoformat(),
+    }
+
+
+def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def publish_crl(uow: UnitOfWork, *, passphrase: str, now: datetime, days: int = CRL_DAYS) -> bytes:
     """Sign and store a new CRL of our CA listing every revoked certificate it issued."""
     row, ca = _ca(uow)
     ca_cert = ca.certificate
     revoked = []
     for r in uow.signatures.revoked():
         cert = x509.load_pem_x509_certificate(r["cert_pem"].encode())
-        if cert.issuer == ca_cert.subject and r["kind"] != "root":
+        if r["kind"] != "root" and _issued_by(cert, ca_cert):
             revoked.append(
                 (cert.serial_number, as_utc(r["revoked_at"]), REASONS.get(r["revocation_reason"]))
             )
@@ -211,7 +321,7 @@ def publish_crl(uow: UnitOfWork, *, passphrase: str, now: datetime) -> bytes:
         passphrase,
         revoked,
         this_update=now,
-        next_update=now + timedelta(days=CRL_DAYS),
+        next_update=now + timedelta(days=days),
         number=number,
     )
     uow.signatures.add_crl(
@@ -220,12 +330,34 @@ def publish_crl(uow: UnitOfWork, *, passphrase: str, now: datetime) -> bytes:
             "number": number,
             "der": der,
             "this_update": now,
-            "next_update": now + timedelta(days=CRL_DAYS),
+            "next_update": now + timedelta(days=days),
         }
     )
     return der
 
 
-def trust_material(uow: UnitOfWork) -> TrustMaterial:
-    roots = [x509.load_pem_x509_certificate(r["cert_pem"].encode()) for r in uow.signatures.roots()]
-    return TrustMaterial(roots=roots, crls=uow.signatures.latest_crls())
+def trust(
+    uow: UnitOfWork, store: TrustStore, data: bytes, *, now: datetime, password: str | None = None
+) -> list[x509.Certificate]:
+    """Pin the CA certificates in ``data`` as trusted roots, and keep them in the database."""
+    certs = pki.import_certificates(data, password)
+    for cert in certs:
+        store.pin(cert)  # refuses anything but a CA certificate, before anything is kept
+    for cert in certs:
+        if uow.signatures.certificate(fingerprint(cert)) is None:
+            _store(uow, "root", cert, now)
+    return certs
+
+
+def trust_material(uow: UnitOfWork, store: TrustStore) -> TrustMaterial:
+    """The pinned roots (never the database's) and the newest CRL of every issuer.
+
+    A CRL is only as good as its signature, which the verifier checks against the pinned
+    root (or the CA on the path) that issued it; a CRL nobody trusted signed counts for
+    nothing.
+    """
+    pinned = store.fingerprints()
+    ignored = tuple(
+        r["fingerprint"] for r in uow.signatures.roots() if r["fingerprint"] not in pinned
+    )
+    return TrustMaterial(roots=store.roots(), crls=uow.signatures.latest_crls(), ignored=ignored)

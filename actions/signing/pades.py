@@ -73,17 +73,15 @@ from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko.stamp import TextStampStyle
-from pyhanko_certvalidator import errors as cv_errors
 
 from congvan.states.errors import (
     InvalidInput,
-    KeyUsageInvalid,
     ManifestMismatch,
+    PdfModified,
     SignatureError,
 )
 
 from .cms import (
-    _KEY_USAGE_MESSAGE,
     DIGEST,
     SIGNER_KEY_USAGE,
     SigningKey,
@@ -95,6 +93,7 @@ from .cms import (
     _require_aware,
     _run,
     _signer_for,
+    check_path,
     check_signing_time,
 )
 
@@ -136,6 +135,8 @@ class PdfVerdict:
     checked_at: datetime
     signer: Mapping[str, str]  # cms.SIGNER_FIELDS plus not_before / not_after
     signature_count: int  # signatures in the file, all verified
+    # A certificate of the last signature's path revoked after ``checked_at``.
+    later_revocation: Mapping[str, str | None] | None = None
 
 
 # -- signing ---------------------------------------------------------------------------
@@ -358,15 +359,11 @@ async def async_verify_pdf(
             raise ManifestMismatch("The signed bytes of the PDF were changed.", **who)
         if not (status.trusted and status.trust_problem_indic is None):
             raise await _path_error(status, embedded.signed_data, roots, crl_der, at, who)
-        try:
-            # pyHanko 0.38 drops match_all_key_usages; see cms.verify_manifest_signature.
-            SIGNER_KEY_USAGE.validate(cert)
-        except cv_errors.InvalidCertificateError as exc:
-            raise KeyUsageInvalid(_KEY_USAGE_MESSAGE, reason=str(exc), **who) from exc
+        later = check_path(status, crl_der, at, signer, "signer", who)
 
         coverage = status.coverage
         if last and coverage is not SignatureCoverageLevel.ENTIRE_FILE:
-            raise ManifestMismatch(
+            raise PdfModified(
                 "The PDF was changed after its last signature.",
                 coverage=coverage.name if coverage else None,
                 **who,
@@ -375,7 +372,7 @@ async def async_verify_pdf(
             not status.docmdp_ok or status.modification_level not in _ALLOWED_AFTER_SIGNING
         ):
             level = status.modification_level
-            raise ManifestMismatch(
+            raise PdfModified(
                 "The PDF was changed after this signature beyond adding signatures.",
                 modification_level=level.name if level else None,
                 **who,
@@ -397,6 +394,7 @@ async def async_verify_pdf(
             checked_at=at,
             signer=MappingProxyType(signer),
             signature_count=len(signatures),
+            later_revocation=MappingProxyType(later.as_dict()) if later else None,
         )
     assert verdict is not None
     return verdict

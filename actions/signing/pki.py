@@ -31,6 +31,8 @@ from cryptography.x509.oid import NameOID
 
 from congvan.states.errors import InvalidInput
 
+from . import profiles
+
 KeyType = Literal["rsa", "ec"]
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 Passphrase = bytes | str
@@ -142,15 +144,26 @@ def issue_agency_certificate(
     crl_url: str,
     key_type: KeyType = "rsa",
     key_usage: x509.KeyUsage = SIGNING_KEY_USAGE,
+    profile: profiles.Profile | None = "agency",
 ) -> Issued:
-    """Issue an agency's organisational signing certificate."""
+    """Issue an agency's organisational signing certificate (``profile=None``: no profile
+    extensions, as some other CAs make them)."""
     subject = _name(
         (NameOID.ORGANIZATION_NAME, agency_name),
         (NameOID.ORGANIZATIONAL_UNIT_NAME, agency_id),
         (NameOID.COMMON_NAME, agency_name),
     )
     return _issue(
-        ca, ca_passphrase, subject, passphrase, valid_from, valid_days, crl_url, key_type, key_usage
+        ca,
+        ca_passphrase,
+        subject,
+        passphrase,
+        valid_from,
+        valid_days,
+        crl_url,
+        key_type,
+        key_usage,
+        profile,
     )
 
 
@@ -169,6 +182,7 @@ def issue_signer_certificate(
     crl_url: str,
     key_type: KeyType = "rsa",
     key_usage: x509.KeyUsage = SIGNING_KEY_USAGE,
+    profile: profiles.Profile | None = "signer",
 ) -> Issued:
     """Issue a person's signing certificate for their position in an agency."""
     subject = _name(
@@ -179,7 +193,16 @@ def issue_signer_certificate(
         (NameOID.COMMON_NAME, full_name),
     )
     return _issue(
-        ca, ca_passphrase, subject, passphrase, valid_from, valid_days, crl_url, key_type, key_usage
+        ca,
+        ca_passphrase,
+        subject,
+        passphrase,
+        valid_from,
+        valid_days,
+        crl_url,
+        key_type,
+        key_usage,
+        profile,
     )
 
 
@@ -317,6 +340,7 @@ def describe(cert: x509.Certificate) -> dict[str, Any]:
         not_after=cert.not_valid_after_utc.isoformat(),
         key_usage=usages,
         is_ca=is_ca,
+        profile=profiles.profile_of(cert),
         issuer_common_name=_attribute(cert.issuer, NameOID.COMMON_NAME),
         sha256_fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
     )
@@ -336,6 +360,7 @@ def _issue(
     crl_url: str,
     key_type: KeyType,
     usage: x509.KeyUsage,
+    profile: profiles.Profile | None,
 ) -> Issued:
     if "://" not in crl_url:
         raise InvalidInput("The CRL URL must be an absolute URI, e.g. http://ca.example/ca.crl.")
@@ -354,6 +379,8 @@ def _issue(
         .add_extension(_authority_key_id(ca_cert), critical=False)
         .add_extension(x509.CRLDistributionPoints([distribution_point]), critical=False)
     )
+    for extension in profiles.extensions(profile) if profile else ():
+        builder = builder.add_extension(extension, critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
     return Issued(_pem(cert), encrypt_key(key, passphrase))
 

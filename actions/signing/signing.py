@@ -31,6 +31,7 @@ from . import keystore, pki
 from .cms import Verdict, sign_manifest, verify_manifest_signature
 from .manifest import build_manifest
 from .pades import sign_pdf, verify_pdf
+from .truststore import TrustStore
 
 VIETNAM = timezone(timedelta(hours=7))
 MAX_CMS_BYTES = 256 * 1024
@@ -61,10 +62,9 @@ def verify_stored(
     signature: dict[str, Any],
     manifest: bytes,
     doc: dict[str, Any],
-    trust: keystore.TrustMaterial | None = None,
+    trust: keystore.TrustMaterial,
 ) -> Verdict:
     """Verify a stored signature against ``manifest`` as of when it was accepted."""
-    trust = trust or keystore.trust_material(uow)
     return verify_manifest_signature(
         manifest,
         bytes(signature["cms"]),
@@ -79,9 +79,13 @@ class Signing:
     """The guards and effect the document machine names for ``sign`` and ``send``."""
 
     def __init__(
-        self, passphrase: Callable[[], str], max_pdf_bytes: int = 25 * 1024 * 1024
+        self,
+        passphrase: Callable[[], str],
+        trust: TrustStore,
+        max_pdf_bytes: int = 25 * 1024 * 1024,
     ) -> None:
         self.passphrase = passphrase
+        self.trust = trust
         # An uploaded signed PDF: the main file's limit plus room for signatures.
         self.max_pdf_bytes = max_pdf_bytes + 1024 * 1024
         self._keys: dict[str, Any] = {}  # unlocked keys by certificate fingerprint
@@ -103,7 +107,7 @@ class Signing:
         uow, doc_id = ctx.uow, ctx.document.id
         doc = uow.documents.get(doc_id) or {}
         manifest = manifest_of(uow, doc_id)
-        trust = keystore.trust_material(uow)
+        trust = keystore.trust_material(uow, self.trust)
         uploaded = ctx.data.get("cms")
         signed_pdf = ""
         if ctx.data.get("signed_pdf") is not None and uploaded is None:
@@ -245,7 +249,7 @@ class Signing:
         signature = uow.signatures.latest_signature(doc_id)
         if signature is None or signature["revision"] != doc["revision"]:
             return False, "the current revision is not signed"
-        trust = keystore.trust_material(uow)
+        trust = keystore.trust_material(uow, self.trust)
         verify_stored(uow, signature, manifest_of(uow, doc_id), doc, trust)  # raises on failure
         if signature["signed_pdf_sha256"]:
             verify_pdf(

@@ -174,7 +174,7 @@ def test_a_pdf_signed_by_the_token_is_uploaded_with_the_cms_and_served(
     assert served.content == signed
     assert served.content.startswith(original)
     with api.runtime.uow() as uow:
-        trust = keystore.trust_material(uow)
+        trust = keystore.trust_material(uow, api.runtime.trust)
     pdf_verdict = verify_pdf(
         served.content,
         trust_roots=trust.roots,
@@ -351,10 +351,10 @@ REFUSED_PDFS: dict[str, tuple[Callable[[Api, str, dict[str, Any]], Body], str, d
         "manifest_mismatch",
         {"field": "signed_pdf"},
     ),
-    "changed-after-signing": (_changed_after_signing, "manifest_mismatch", PDF_SIGNER),
+    "changed-after-signing": (_changed_after_signing, "pdf_modified", PDF_SIGNER),
     "appended-after-signing": (
         _appended_after_signing,
-        "manifest_mismatch",
+        "pdf_modified",
         {**PDF_SIGNER, "coverage": "ENTIRE_REVISION"},
     ),
     "untrusted-ca": (_untrusted_ca, "chain_untrusted", PDF_SIGNER),

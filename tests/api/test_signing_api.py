@@ -70,7 +70,12 @@ def signing_api(make: MakeApi, **settings: Any) -> Api:
     add_signer(api)
     with api.runtime.uow() as uow:
         keystore.init_ca(
-            uow, "congvan test CA", "UBND tỉnh Thừa Thiên Huế", passphrase=PASS, now=api.clock()
+            uow,
+            "congvan test CA",
+            "UBND tỉnh Thừa Thiên Huế",
+            passphrase=PASS,
+            now=api.clock(),
+            store=api.runtime.trust,
         )
         uow.commit()
     return api
@@ -272,7 +277,7 @@ def test_the_named_signer_signs_on_the_server_and_the_signature_verifies(
     assert 200 == signed_pdf.status_code
     assert hashlib.sha256(signed_pdf.content).hexdigest() == signature["signed_pdf_sha256"]
     with api.runtime.uow() as uow:
-        trust = keystore.trust_material(uow)
+        trust = keystore.trust_material(uow, api.runtime.trust)
     pdf_verdict = verify_pdf(
         signed_pdf.content,
         trust_roots=trust.roots,
@@ -624,7 +629,7 @@ def signature_valid(api: Api, doc_id: str) -> tuple[bool, str]:
             data={},
             now=api.clock(),
         )
-        return Signing(api.runtime.settings.passphrase).signature_valid(ctx)
+        return Signing(api.runtime.settings.passphrase, api.runtime.trust).signature_valid(ctx)
 
 
 def test_the_manifest_and_signature_are_read_only_by_the_owning_agency(

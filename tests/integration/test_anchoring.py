@@ -33,7 +33,9 @@ def keyed(make_runtime: MakeRuntime) -> Iterator[Runtime]:
     runtime = make_runtime(key_passphrase=PASS)
     add_agency(runtime)
     with runtime.uow() as uow:
-        keystore.init_ca(uow, "Anchor CA", "UBND tỉnh", passphrase=PASS, now=runtime.clock())
+        keystore.init_ca(
+            uow, "Anchor CA", "UBND tỉnh", passphrase=PASS, now=runtime.clock(), store=runtime.trust
+        )
         keystore.issue_agency(
             uow, AGENCY_ID, passphrase=PASS, crl_url="http://x/crl", now=runtime.clock()
         )
@@ -50,7 +52,7 @@ def anchor(runtime: Runtime) -> dict[str, int]:
 
 def problems(runtime: Runtime, agency: str = AGENCY_ID) -> list[Any]:
     with runtime.uow(readonly=True) as uow:
-        return [p for _seq, p in verify_anchors(uow, agency) if p is not None]
+        return [p for _seq, p in verify_anchors(uow, runtime.trust, agency) if p is not None]
 
 
 def edit(runtime: Runtime, doc_id: str, place: str) -> None:
@@ -292,8 +294,8 @@ def test_checking_one_document_looks_only_at_its_heads(keyed: Runtime) -> None:
 
     # Then checking the untouched one finds nothing; the rewritten one is named
     with keyed.uow(readonly=True) as uow:
-        alone = [p for _s, p in verify_anchors(uow, AGENCY_ID, untouched) if p]
-        named = [p for _s, p in verify_anchors(uow, AGENCY_ID, rewritten) if p]
+        alone = [p for _s, p in verify_anchors(uow, keyed.trust, AGENCY_ID, untouched) if p]
+        named = [p for _s, p in verify_anchors(uow, keyed.trust, AGENCY_ID, rewritten) if p]
     assert [] == alone
     assert [(rewritten, 1)] == [(p.document_id, p.version) for p in named]
 

@@ -39,6 +39,7 @@ from congvan.states.errors import (
     ManifestMismatch,
     SignatureError,
     SignerMismatch,
+    SigningTimeInvalid,
 )
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -404,7 +405,7 @@ def test_a_certificate_not_yet_valid_is_named(pki: Pki) -> None:
 def test_a_signing_time_before_the_certificate_was_valid_is_named(pki: Pki) -> None:
     cms_der = sign(pki.signer, pki, at=NOW - 60 * DAY)
 
-    with pytest.raises(CertificateNotYetValid, match="claimed signing time"):
+    with pytest.raises(SigningTimeInvalid, match="claimed signing time"):
         verify(MANIFEST, cms_der, pki)
 
 

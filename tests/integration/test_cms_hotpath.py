@@ -26,12 +26,13 @@ from congvan.actions.signing import cms, hotpath
 from congvan.actions.signing.hotpath import ChainCache, SignatureTemplate
 from congvan.states.errors import (
     CertificateExpired,
-    CertificateNotYetValid,
     CertificateRevoked,
     ChainUntrusted,
     ManifestMismatch,
+    RevocationUnknown,
     SignatureError,
     SignerMismatch,
+    SigningTimeInvalid,
 )
 from tests.integration.test_cms import (
     DAY,
@@ -231,11 +232,11 @@ CASES: list[tuple[Callable[[Pki], Any], type[SignatureError]]] = [
     (case_signature_flipped, SignatureError),
     (case_stranger_key, SignatureError),
     (case_after_the_certificate_expired, CertificateExpired),
-    (case_after_the_crl_went_stale, SignatureError),
+    (case_after_the_crl_went_stale, RevocationUnknown),
     (case_revoked_by_a_newer_crl, CertificateRevoked),
     (case_another_signer_expected, SignerMismatch),
-    (case_signing_time_in_the_future, SignatureError),
-    (case_signed_before_the_certificate, CertificateNotYetValid),
+    (case_signing_time_in_the_future, SigningTimeInvalid),
+    (case_signed_before_the_certificate, SigningTimeInvalid),
     (case_other_trust_roots, ChainUntrusted),
 ]
 

@@ -36,7 +36,12 @@ def setup_signer(runtime: Runtime) -> None:
             uow, AGENCY, "vanthu", ["clerk"], now, full_name="Trần Thị Lan", position="Văn thư"
         )
         keystore.init_ca(
-            uow, "congvan test CA", "UBND tỉnh Thừa Thiên Huế", passphrase=PASS, now=now
+            uow,
+            "congvan test CA",
+            "UBND tỉnh Thừa Thiên Huế",
+            passphrase=PASS,
+            now=now,
+            store=runtime.trust,
         )
         uow.commit()
 
@@ -69,7 +74,7 @@ def test_a_signer_certificate_is_issued_revoked_and_listed_in_the_crl(
             now=runtime.clock(),
         )
         uow.commit()
-        trust = keystore.trust_material(uow)
+        trust = keystore.trust_material(uow, runtime.trust)
 
     # Then the newest CRL lists it, and openssl refuses the certificate with that CRL
     crl = x509.load_der_x509_crl(der)
@@ -129,10 +134,12 @@ def test_one_ca_only_and_nothing_without_one(runtime: Runtime) -> None:
         keystore.publish_crl(uow, passphrase=PASS, now=runtime.clock())
     setup_signer(runtime)
     with runtime.uow() as uow, pytest.raises(AlreadyExists):
-        keystore.init_ca(uow, "second", "x", passphrase=PASS, now=runtime.clock())
+        keystore.init_ca(
+            uow, "second", "x", passphrase=PASS, now=runtime.clock(), store=runtime.trust
+        )
 
 
-def test_a_root_made_elsewhere_is_imported_and_trusted(runtime: Runtime) -> None:
+def test_a_root_made_elsewhere_is_trusted_only_once_pinned(runtime: Runtime) -> None:
     outside = pki.create_ca(
         "Root CA of elsewhere",
         "Ban Cơ yếu Chính phủ",
@@ -140,12 +147,23 @@ def test_a_root_made_elsewhere_is_imported_and_trusted(runtime: Runtime) -> None
         valid_from=runtime.clock(),
         valid_days=365,
     )
+    fp = keystore.fingerprint(outside.certificate)
+    # Imported into the database: kept, and ignored by every verifier
     with runtime.uow() as uow:
         rows = keystore.import_certificate(uow, outside.cert_pem, kind="root", now=runtime.clock())
         uow.commit()
-        trusted = keystore.trust_material(uow).roots
+        trust = keystore.trust_material(uow, runtime.trust)
     assert "" == rows[0]["key_pem"]
-    assert [outside.certificate] == trusted
+    assert [] == trust.roots
+    assert (fp,) == trust.ignored
+    # Pinned in the trust store: trusted
+    with runtime.uow() as uow:
+        keystore.trust(uow, runtime.trust, outside.cert_pem, now=runtime.clock())
+        uow.commit()
+        trust = keystore.trust_material(uow, runtime.trust)
+    assert [outside.certificate] == trust.roots
+    assert () == trust.ignored
+    assert (runtime.trust.directory / f"{fp}.pem").is_file()
     with runtime.uow() as uow, pytest.raises(AlreadyExists):
         keystore.import_certificate(uow, outside.cert_pem, kind="root", now=runtime.clock())
     with runtime.uow() as uow, pytest.raises(InvalidInput):

@@ -496,6 +496,7 @@ def test_describe_summarises_subject_validity_usage_and_fingerprint(
         "not_after": "2026-01-01T00:00:00+00:00",
         "key_usage": ["digital_signature", "non_repudiation"],
         "is_ca": False,
+        "profile": "signer",
         "issuer_common_name": "Congvan Test Root CA",
         "sha256_fingerprint": cert.fingerprint(hashes.SHA256()).hex(),
     }

@@ -59,8 +59,9 @@ def get_signature(document_id: str, runtime: RuntimeDep, principal: PrincipalDep
         if signature is None:
             raise NotFound("The document is not signed.", document_id=document_id)
         try:
+            trust = keystore.trust_material(uow, runtime.trust)
             verdict = verdict_view(
-                verify_stored(uow, signature, manifest_of(uow, document_id), doc)
+                verify_stored(uow, signature, manifest_of(uow, document_id), doc, trust)
             )
         except CongvanError as exc:
             verdict = {"ok": False, **exc.to_dict()}  # a verdict, not an error of the call
@@ -109,7 +110,6 @@ def get_crl(runtime: RuntimeDep) -> Response:
 
 @router.get("/pki/roots", summary="Trusted root certificates (PEM, no token)")
 def get_roots(runtime: RuntimeDep) -> Response:
-    with runtime.uow(readonly=True) as uow:
-        roots = keystore.trust_material(uow).roots
+    roots = runtime.trust.roots()
     pem = b"".join(r.public_bytes(serialization.Encoding.PEM) for r in roots)
     return Response(pem, media_type="application/x-pem-file")

@@ -1,0 +1,131 @@
+"""The trust store: the root certificates every verification trusts, pinned outside the database.
+
+A directory the operator controls (``CONGVAN_TRUST_DIR``, by default ``trust/`` beside the
+embedded database) holds one PEM file per trusted root, named by its SHA-256 fingerprint.
+``congvan keys init-ca`` pins our own root there and ``congvan keys trust FILE`` pins a
+root made elsewhere. Someone who can write SQL can add a row to the ``certificates`` table,
+but not a file here: a root that is only in the database is ignored, and the commands that
+verify say so (DESIGN.md principle 9).
+
+The store reads the directory again only when it changed (its listing and files' mtimes),
+so asking it for the roots on every verification costs a ``stat`` per file.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from congvan.states.errors import InvalidInput
+
+SUFFIX = ".pem"
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """The SHA-256 fingerprint of a certificate's DER, in lower-case hex."""
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A pinned root and the file that pins it."""
+
+    fingerprint: str
+    certificate: x509.Certificate
+    path: Path
+
+
+class TrustStore:
+    """The pinned roots in one directory; safe to share between threads."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self._lock = threading.Lock()
+        self._seen: tuple[tuple[str, int, int], ...] | None = None
+        self._pinned: tuple[Pinned, ...] = ()
+
+    def pinned(self) -> tuple[Pinned, ...]:
+        """Every pinned root, in fingerprint order; an absent directory pins nothing."""
+        with self._lock:
+            listing = self._listing()
+            if listing != self._seen:
+                self._pinned = tuple(self._read(name) for name, _m, _s in listing)
+                self._seen = listing
+            return self._pinned
+
+    def roots(self) -> list[x509.Certificate]:
+        """The trusted roots, for a verifier."""
+        return [p.certificate for p in self.pinned()]
+
+    def fingerprints(self) -> frozenset[str]:
+        return frozenset(p.fingerprint for p in self.pinned())
+
+    def is_pinned(self, cert: x509.Certificate) -> bool:
+        return fingerprint(cert) in self.fingerprints()
+
+    def pin(self, cert: x509.Certificate) -> Path:
+        """Trust a root: write it to the directory (idempotent); the file's path."""
+        _require_root(cert)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+        path = self.directory / f"{fingerprint(cert)}{SUFFIX}"
+        if not path.exists():
+            temporary = path.with_suffix(".tmp")
+            temporary.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            os.replace(temporary, path)  # whole or not at all
+        with self._lock:
+            self._seen = None
+        return path
+
+    def unpin(self, fp: str) -> bool:
+        """Stop trusting the root with this fingerprint; whether one was pinned."""
+        path = self.directory / f"{fp.lower()}{SUFFIX}"
+        if not path.is_file():
+            return False
+        path.unlink()
+        with self._lock:
+            self._seen = None
+        return True
+
+    def _listing(self) -> tuple[tuple[str, int, int], ...]:
+        try:
+            entries = sorted(
+                e for e in os.scandir(self.directory) if e.name.endswith(SUFFIX) and e.is_file()
+            )
+        except FileNotFoundError:
+            return ()
+        return tuple((e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in entries)
+
+    def _read(self, name: str) -> Pinned:
+        path = self.directory / name
+        try:
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+        except ValueError as exc:
+            raise InvalidInput(
+                f"The trust store file {path} is not a PEM certificate.", path=str(path)
+            ) from exc
+        fp = fingerprint(cert)
+        if name != f"{fp}{SUFFIX}":
+            # A file renamed or edited by hand: trust it only under its true name.
+            raise InvalidInput(
+                f"The trust store file {path} holds the certificate {fp}; name it {fp}{SUFFIX}.",
+                path=str(path),
+            )
+        return Pinned(fp, cert, path)
+
+
+def _require_root(cert: x509.Certificate) -> None:
+    """Only CA certificates can be trust anchors."""
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise InvalidInput(
+            "Only a CA certificate can be pinned as a trusted root.",
+            fingerprint=fingerprint(cert),
+        )
