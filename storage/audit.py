@@ -125,6 +125,18 @@ class AuditRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
+    def entries(self, document_id: str, event: str) -> list[dict[str, Any]]:
+        """A document's entries of one event, oldest first: version, at, payload."""
+        rows = self.conn.execute(
+            select(_audit.c.version, _audit.c.at, _audit.c.payload)
+            .where(_audit.c.document_id == document_id, _audit.c.event == event)
+            .order_by(_audit.c.version)
+        ).mappings()
+        return [
+            {"version": r["version"], "at": as_utc(r["at"]), "payload": json.loads(r["payload"])}
+            for r in rows
+        ]
+
     def append(self, entries: list[NewEntry]) -> None:
         if entries:
             _INSERT.execute(self.conn, [e.__dict__ for e in entries])

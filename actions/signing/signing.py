@@ -14,15 +14,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cryptography import x509
 
 from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError, SignerMismatch
-from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -64,15 +64,61 @@ def verify_stored(
     doc: dict[str, Any],
     trust: keystore.TrustMaterial,
 ) -> Verdict:
-    """Verify a stored signature against ``manifest`` as of when it was accepted."""
+    """Verify a stored signature against ``manifest`` as of when it was accepted.
+
+    The moment of acceptance, and which CMS was accepted, are read from the audit entry
+    of the ``sign`` transition (hash-chained and anchored), not from the signature's row,
+    which SQL can change unnoticed. Every attachment's bytes are hashed again.
+    """
+    cms = bytes(signature["cms"])
+    accepted = accepted_at(uow, signature, cms)
+    check_stored_bytes(uow, manifest)
     return verify_manifest_signature(
         manifest,
-        bytes(signature["cms"]),
+        cms,
         trust_roots=trust.roots,
         crls=trust.crls,
-        at=as_utc(signature["created_at"]),
+        at=accepted,
         expected_signer=expected_signer(uow, doc),
     )
+
+
+def accepted_at(uow: UnitOfWork, signature: dict[str, Any], cms: bytes) -> datetime:
+    """When the audit trail says this signature was accepted; refuses one it does not know."""
+    cms_sha256 = hashlib.sha256(cms).hexdigest()
+    for entry in reversed(uow.audit.entries(signature["document_id"], "sign")):
+        payload = entry["payload"]
+        if payload.get("signature_id", signature["id"]) != signature["id"]:
+            continue
+        if payload.get("manifest_sha256") != signature["manifest_sha256"]:
+            continue
+        if payload.get("cms_sha256", cms_sha256) != cms_sha256:
+            raise SignatureError(
+                "The stored signature is not the one the audit trail recorded when it was "
+                "accepted.",
+                audit_version=entry["version"],
+            )
+        return entry["at"]  # type: ignore[no-any-return]
+    raise SignatureError(
+        "The audit trail records no acceptance of this signature.",
+        document_id=signature["document_id"],
+    )
+
+
+def check_stored_bytes(uow: UnitOfWork, manifest: bytes) -> None:
+    """Every file the manifest lists is still stored with the bytes it was signed with."""
+    try:
+        listed = json.loads(manifest).get("attachments", [])
+    except (ValueError, AttributeError):
+        return  # not a manifest of ours: the signature check says what it is
+    for attachment in listed:
+        data = uow.documents.blob(attachment.get("sha256", ""))
+        if data is None or hashlib.sha256(data).hexdigest() != attachment.get("sha256"):
+            raise ManifestMismatch(
+                "The stored bytes of an attachment no longer match the digest the manifest signs.",
+                attachment=attachment.get("filename"),
+                sha256=attachment.get("sha256"),
+            )
 
 
 class Signing:
@@ -140,9 +186,10 @@ class Signing:
                     pdf_certificate=pdf["signer"].get("sha256", ""),
                 )
             signed_pdf = pdf["sha256"]
+        signature_id = new_id()
         uow.signatures.add_signature(
             {
-                "id": new_id(),
+                "id": signature_id,
                 "document_id": doc_id,
                 "revision": doc["revision"],
                 "manifest": manifest,
@@ -158,6 +205,9 @@ class Signing:
         )
         ctx.audit.update(
             {
+                # What a later verification trusts: the audit entry's time and this hash
+                "signature_id": signature_id,
+                "cms_sha256": hashlib.sha256(cms).hexdigest(),
                 "mode": mode,
                 "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
                 "certificate": fingerprint,
@@ -250,14 +300,15 @@ class Signing:
         if signature is None or signature["revision"] != doc["revision"]:
             return False, "the current revision is not signed"
         trust = keystore.trust_material(uow, self.trust)
-        verify_stored(uow, signature, manifest_of(uow, doc_id), doc, trust)  # raises on failure
+        verdict = verify_stored(uow, signature, manifest_of(uow, doc_id), doc, trust)
         if signature["signed_pdf_sha256"]:
-            verify_pdf(
-                uow.documents.blob(signature["signed_pdf_sha256"]) or b"",
-                trust_roots=trust.roots,
-                crls=trust.crls,
-                at=as_utc(signature["created_at"]),
-            )
+            pdf = uow.documents.blob(signature["signed_pdf_sha256"]) or b""
+            if hashlib.sha256(pdf).hexdigest() != signature["signed_pdf_sha256"]:
+                raise ManifestMismatch(
+                    "The stored bytes of the signed PDF no longer match their digest.",
+                    sha256=signature["signed_pdf_sha256"],
+                )
+            verify_pdf(pdf, trust_roots=trust.roots, crls=trust.crls, at=verdict.checked_at)
         return True, ""
 
     def not_duplicate(self, ctx: TransitionContext) -> tuple[bool, str]:

@@ -198,6 +198,8 @@ def test_a_pdf_signed_by_the_token_is_uploaded_with_the_cms_and_served(
         f"{SIGNER_USER}@{A}",
         "signed",
     )
+    assert entry["payload"].pop("cms_sha256") == hashlib.sha256(cms).hexdigest()
+    assert entry["payload"].pop("signature_id")
     assert entry["payload"] == {
         "mode": "upload",
         "manifest_sha256": signature["manifest_sha256"],
@@ -351,7 +353,7 @@ REFUSED_PDFS: dict[str, tuple[Callable[[Api, str, dict[str, Any]], Body], str, d
         "manifest_mismatch",
         {"field": "signed_pdf"},
     ),
-    "changed-after-signing": (_changed_after_signing, "pdf_modified", PDF_SIGNER),
+    "changed-after-signing": (_changed_after_signing, "manifest_mismatch", PDF_SIGNER),
     "appended-after-signing": (
         _appended_after_signing,
         "pdf_modified",

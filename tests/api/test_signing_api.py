@@ -265,6 +265,8 @@ def test_the_named_signer_signs_on_the_server_and_the_signature_verifies(
         "signed",
     )
     assert entry["payload"] == {
+        "signature_id": stored["id"],
+        "cms_sha256": hashlib.sha256(bytes(stored["cms"])).hexdigest(),
         "mode": "server",
         "manifest_sha256": signature["manifest_sha256"],
         "certificate": certificate["fingerprint"],

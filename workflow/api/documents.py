@@ -17,6 +17,7 @@ from congvan.states.errors import (
     AttachmentTooLarge,
     FieldTooLong,
     InvalidInput,
+    ManifestMismatch,
     NotFound,
     TooManyAttachments,
 )
@@ -231,6 +232,12 @@ def get_attachment(
         if not match:
             raise NotFound("No such attachment.", sha256=sha256)
         data = uow.documents.blob(sha256) or b""
+    if hashlib.sha256(data).hexdigest() != sha256:
+        # Never serve changed bytes under the digest they were stored with.
+        raise ManifestMismatch(
+            "The stored bytes of this attachment no longer match their SHA-256; it is not served.",
+            sha256=sha256,
+        )
     safe_name = match[0]["filename"].encode("ascii", "replace").decode().replace('"', "")
     return Response(
         data,

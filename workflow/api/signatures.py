@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs7
 from fastapi import APIRouter, Response
 
 from congvan.actions.signing import keystore
@@ -79,6 +81,49 @@ def get_signature(document_id: str, runtime: RuntimeDep, principal: PrincipalDep
     }
 
 
+def _latest_signature(runtime: Any, principal: Any, document_id: str) -> dict[str, Any]:
+    require(principal, READ_ROLES, "Reading documents")
+    with runtime.uow(readonly=True) as uow:
+        load_visible(uow, document_id, principal.agency_id)
+        signature = uow.signatures.latest_signature(document_id)
+    if signature is None:
+        raise NotFound("The document is not signed.", document_id=document_id)
+    return signature
+
+
+@router.get(
+    "/documents/{document_id}/signature/manifest",
+    summary="The exact manifest bytes the latest signature signs (RFC 8785 JSON)",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
+def get_signed_manifest(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
+    signature = _latest_signature(runtime, principal, document_id)
+    return Response(
+        bytes(signature["manifest"]),
+        media_type="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="{document_id}.manifest.json"',
+            "Digest": f"sha-256={signature['manifest_sha256']}",
+        },
+    )
+
+
+@router.get(
+    "/documents/{document_id}/signature/cms",
+    summary="The latest signature itself: a detached CMS SignedData (DER)",
+    response_class=Response,
+    responses={200: {"content": {"application/pkcs7-signature": {}}}},
+)
+def get_signature_cms(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
+    signature = _latest_signature(runtime, principal, document_id)
+    return Response(
+        bytes(signature["cms"]),
+        media_type="application/pkcs7-signature",
+        headers={"Content-Disposition": f'attachment; filename="{document_id}.p7s"'},
+    )
+
+
 @router.get(
     "/documents/{document_id}/signed-pdf",
     summary="The main PDF carrying its visible PAdES signature",
@@ -99,17 +144,53 @@ def get_signed_pdf(document_id: str, runtime: RuntimeDep, principal: PrincipalDe
     )
 
 
-@router.get("/pki/crl", summary="Our newest certificate revocation list (DER, no token)")
-def get_crl(runtime: RuntimeDep) -> Response:
+Format = Literal["der", "pem"]
+
+
+@router.get(
+    "/pki/crl",
+    summary="Our CA's newest certificate revocation list (DER, or PEM with ?format=pem; no token)",
+    response_class=Response,
+    responses={200: {"content": {"application/pkix-crl": {}, "application/x-pem-file": {}}}},
+)
+def get_crl(runtime: RuntimeDep, format: Format = "der") -> Response:
     with runtime.uow(readonly=True) as uow:
-        crls = uow.signatures.latest_crls()
-    if not crls:
+        ours = [r["fingerprint"] for r in uow.signatures.roots() if r["key_pem"]]
+        rows = [r for r in uow.signatures.latest_crl_rows() if r["issuer_fingerprint"] in ours]
+    if not rows:
         raise NotFound("No certification authority here.")
-    return Response(crls[0], media_type="application/pkix-crl")
+    der = bytes(rows[-1]["der"])
+    if format == "pem":
+        crl = x509.load_der_x509_crl(der)
+        return Response(
+            crl.public_bytes(serialization.Encoding.PEM), media_type="application/x-pem-file"
+        )
+    return Response(der, media_type="application/pkix-crl")
 
 
-@router.get("/pki/roots", summary="Trusted root certificates (PEM, no token)")
-def get_roots(runtime: RuntimeDep) -> Response:
+@router.get(
+    "/pki/roots",
+    summary="The trusted (pinned) root certificates: PEM, or DER with ?format=der (no token)",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {
+                "application/x-pem-file": {},
+                "application/pkix-cert": {},
+                "application/pkcs7-mime": {},
+            }
+        }
+    },
+)
+def get_roots(runtime: RuntimeDep, format: Format = "pem") -> Response:
     roots = runtime.trust.roots()
+    if format == "der":
+        if len(roots) == 1:  # one certificate, as RFC 2585 serves it
+            return Response(
+                roots[0].public_bytes(serialization.Encoding.DER),
+                media_type="application/pkix-cert",
+            )
+        bundle = pkcs7.serialize_certificates(roots, serialization.Encoding.DER)
+        return Response(bundle, media_type="application/pkcs7-mime; smime-type=certs-only")
     pem = b"".join(r.public_bytes(serialization.Encoding.PEM) for r in roots)
     return Response(pem, media_type="application/x-pem-file")
