@@ -6,7 +6,8 @@ stamp). Or the signer's own tool (a USB token in practice) signs the manifest fr
 ``GET /v1/documents/{id}/manifest`` and the CMS comes in the event's body as base64
 (``cms``), with the main PDF it signed with the same certificate (``signed_pdf``, base64,
 optional): that PDF must be the document's main file with signatures appended
-(incremental update), and both are verified before they are accepted.
+(incremental update) that adds one signature and nothing else (``pdfchanges``), and both
+are verified before they are accepted.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from . import keystore, pki
 from .cms import Verdict, sign_manifest, verify_manifest_signature
 from .manifest import build_manifest
 from .pades import sign_pdf, verify_pdf
+from .pdfchanges import check_only_a_signature_added
 from .truststore import TrustStore
 
 VIETNAM = timezone(timedelta(hours=7))
@@ -287,6 +289,9 @@ class Signing:
             )
         with _naming_the_field("signed_pdf"):
             verdict = verify_pdf(signed, trust_roots=trust.roots, crls=trust.crls, at=ctx.now)
+            # After verifying, so a bad signature is named as such: the updates before
+            # it may add that one signature and what it needs, nothing that is shown.
+            check_only_a_signature_added(original, signed)
         digest = hashlib.sha256(signed).hexdigest()
         uow.documents.put_blob(digest, signed)
         ctx.audit["signed_pdf_sha256"] = digest

@@ -1,0 +1,224 @@
+"""Incremental updates to a PDF, as a signer's tool could make them before or after signing.
+
+Each function takes the PDF's bytes and returns them with one more revision appended;
+none rewrites earlier bytes. ``token_sign`` stands in for a signer's own tool: pyHanko
+directly, not congvan's ``pades.sign_pdf``, with a widget on any page and a plain stamp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+)
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.generic import pdf_name, pdf_string
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import fields, signers
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
+from pyhanko.stamp import TextStampStyle
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from congvan.actions.signing import pki
+
+Box = tuple[float, float, float, float]
+
+
+def _update(pdf: bytes, edit: Callable[[IncrementalPdfFileWriter], None]) -> bytes:
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    edit(writer)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _stream(
+    writer: IncrementalPdfFileWriter, data: bytes, **entries: object
+) -> generic.IndirectObject:
+    stream = generic.StreamObject(
+        {pdf_name(f"/{k}"): v for k, v in entries.items()},  # type: ignore[misc]
+        stream_data=data,
+    )
+    return writer.add_object(stream)
+
+
+def paint_over(pdf: bytes, page: int = 0) -> bytes:
+    """A white box over the page's upper half, with other words written on it."""
+    content = (
+        b"q 1 1 1 rg 0 421 595 421 re f Q BT /Helv 14 Tf 72 760 Td (Noi dung da bi thay doi) Tj ET"
+    )
+    font = generic.DictionaryObject(
+        {
+            pdf_name("/Type"): pdf_name("/Font"),
+            pdf_name("/Subtype"): pdf_name("/Type1"),
+            pdf_name("/BaseFont"): pdf_name("/Helvetica"),
+        }
+    )
+    resources = generic.DictionaryObject(
+        {pdf_name("/Font"): generic.DictionaryObject({pdf_name("/Helv"): font})}
+    )
+
+    def edit(writer: IncrementalPdfFileWriter) -> None:
+        writer.add_stream_to_page(page, _stream(writer, content), resources=resources)  # type: ignore[no-untyped-call]
+
+    return _update(pdf, edit)
+
+
+def add_annotation(pdf: bytes, subtype: str = "/Square", page: int = 0) -> bytes:
+    """An annotation that draws on the page: a filled square, or free text."""
+
+    def edit(writer: IncrementalPdfFileWriter) -> None:
+        page_ref = writer.find_page_for_modification(page)[0]  # type: ignore[no-untyped-call]
+        rect = generic.ArrayObject(generic.FloatObject(v) for v in (72, 600, 520, 780))
+        appearance = _stream(
+            writer,
+            b"q 1 1 1 rg 0 0 448 180 re f 0 g BT /Helv 14 Tf 10 90 Td (Da duyet) Tj ET Q",
+            Type=pdf_name("/XObject"),
+            Subtype=pdf_name("/Form"),
+            BBox=generic.ArrayObject(generic.FloatObject(v) for v in (0, 0, 448, 180)),
+        )
+        annotation = generic.DictionaryObject(
+            {
+                pdf_name("/Type"): pdf_name("/Annot"),
+                pdf_name("/Subtype"): pdf_name(subtype),
+                pdf_name("/Rect"): rect,
+                pdf_name("/P"): page_ref,
+                pdf_name("/F"): generic.NumberObject(4),
+                pdf_name("/Contents"): pdf_string("Đã duyệt"),
+                pdf_name("/IC"): generic.ArrayObject([generic.FloatObject(1)] * 3),
+                pdf_name("/DA"): pdf_string("/Helv 14 Tf 0 g"),
+                pdf_name("/AP"): generic.DictionaryObject({pdf_name("/N"): appearance}),
+            }
+        )
+        writer.register_annotation(page_ref, writer.add_object(annotation))  # type: ignore[no-untyped-call]
+
+    return _update(pdf, edit)
+
+
+def _text_appearance(writer: IncrementalPdfFileWriter, value: str) -> generic.IndirectObject:
+    return _stream(
+        writer,
+        b"/Tx BMC BT /Helv 12 Tf 2 6 Td (" + value.encode("latin-1") + b") Tj ET EMC",
+        Type=pdf_name("/XObject"),
+        Subtype=pdf_name("/Form"),
+        BBox=generic.ArrayObject(generic.FloatObject(v) for v in (0, 0, 200, 20)),
+    )
+
+
+def with_text_field(pdf: bytes, name: str, value: str) -> bytes:
+    """A form (the file had none) with one filled text field shown on page 1."""
+
+    def edit(writer: IncrementalPdfFileWriter) -> None:
+        page_ref = writer.find_page_for_modification(0)[0]  # type: ignore[no-untyped-call]
+        field = generic.DictionaryObject(
+            {
+                pdf_name("/FT"): pdf_name("/Tx"),
+                pdf_name("/T"): pdf_string(name),
+                pdf_name("/V"): pdf_string(value),
+                pdf_name("/DA"): pdf_string("/Helv 12 Tf 0 g"),
+                pdf_name("/Type"): pdf_name("/Annot"),
+                pdf_name("/Subtype"): pdf_name("/Widget"),
+                pdf_name("/F"): generic.NumberObject(4),
+                pdf_name("/Rect"): generic.ArrayObject(
+                    generic.FloatObject(v) for v in (72, 700, 272, 720)
+                ),
+                pdf_name("/P"): page_ref,
+                pdf_name("/AP"): generic.DictionaryObject(
+                    {pdf_name("/N"): _text_appearance(writer, value)}
+                ),
+            }
+        )
+        field_ref = writer.add_object(field)
+        writer.register_annotation(page_ref, field_ref)  # type: ignore[no-untyped-call]
+        acroform = generic.DictionaryObject({pdf_name("/Fields"): generic.ArrayObject([field_ref])})
+        writer.root[pdf_name("/AcroForm")] = writer.add_object(acroform)
+        writer.update_root()
+
+    return _update(pdf, edit)
+
+
+def change_text_field(pdf: bytes, name: str, value: str) -> bytes:
+    """The named text field's value and appearance, changed."""
+
+    def edit(writer: IncrementalPdfFileWriter) -> None:
+        for ref in writer.root["/AcroForm"]["/Fields"]:
+            field = ref.get_object()
+            if field["/T"] == name:
+                field[pdf_name("/V")] = pdf_string(value)
+                field[pdf_name("/AP")] = generic.DictionaryObject(
+                    {pdf_name("/N"): _text_appearance(writer, value)}
+                )
+                writer.update_container(field)  # type: ignore[no-untyped-call]
+                return
+        raise KeyError(name)
+
+    return _update(pdf, edit)
+
+
+def add_signature_field(
+    pdf: bytes, name: str, box: Box = (300.0, 120.0, 550.0, 170.0), page: int = 0
+) -> bytes:
+    """An empty signature field with a widget on ``page``: a place prepared for a signature."""
+
+    def edit(writer: IncrementalPdfFileWriter) -> None:
+        spec = fields.SigFieldSpec(sig_field_name=name, on_page=page, box=box)  # type: ignore[arg-type]
+        fields.append_signature_field(writer, spec)
+
+    return _update(pdf, edit)
+
+
+def token_sign(
+    pdf: bytes,
+    *,
+    key: pki.PrivateKey,
+    cert: x509.Certificate,
+    chain: Sequence[x509.Certificate],
+    signing_time: datetime,
+    page: int = 0,
+    box: Box = (300.0, 60.0, 550.0, 110.0),
+    field_name: str = "TokenSignature",
+) -> bytes:
+    """``pdf`` signed (PAdES B-B) with a visible widget at ``box`` on ``page``."""
+    der = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    signing_cert = asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
+    signer = signers.SimpleSigner(
+        signing_cert=signing_cert,
+        signing_key=asn1_keys.PrivateKeyInfo.load(der),
+        cert_registry=SimpleCertificateStore.from_certs(
+            [asn1_x509.Certificate.load(c.public_bytes(Encoding.DER)) for c in chain]
+        ),
+    )
+    pdf_signer = signers.PdfSigner(
+        signers.PdfSignatureMetadata(
+            field_name=field_name, md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES
+        ),
+        signer=signer,
+        stamp_style=TextStampStyle(stamp_text="Ky boi: %(signer)s", background=None),
+        new_field_spec=fields.SigFieldSpec(sig_field_name=field_name, on_page=page, box=box),  # type: ignore[arg-type]
+    )
+
+    async def sign() -> bytes:
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+        session = pdf_signer.init_signing_session(writer)
+        session.system_time = signing_time
+        info = await session.perform_presign_validation(writer)
+        tbs = session.prepare_tbs_document(validation_info=info, bytes_reserved=16384)
+        output = io.BytesIO()
+        digest, res_output = tbs.digest_tbs_document(output=output)
+        done = await tbs.perform_signature(
+            document_digest=digest.document_digest,
+            pdf_cms_signed_attrs=PdfCMSSignedAttributes(signing_time=signing_time),
+        )
+        await done.post_signature_processing(res_output)
+        return output.getvalue()
+
+    return asyncio.run(sign())
