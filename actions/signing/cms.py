@@ -662,6 +662,10 @@ async def _path_error(
     except cv_errors.PathValidationError as exc:  # e.g. a root's name with another key
         return ChainUntrusted(reason=exc.failure_msg, **who)
     except cv_errors.InvalidCertificateError as exc:
+        if status.signing_cert.self_signed != "no":  # self-signed and not a pinned root
+            return ChainUntrusted(
+                "The certificate is self-signed and not a trusted root.", reason=str(exc), **who
+            )
         return KeyUsageInvalid(_KEY_USAGE_MESSAGE, reason=str(exc), **who)
     except cv_errors.ValidationError as exc:
         return ChainUntrusted("The certificate path is not valid.", reason=str(exc), **who)

@@ -257,7 +257,12 @@ def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes) -> dict[str, Any
         if json.loads(r["subject"]).get("is_ca")
     ]
     issuer = next(
-        (c for c in candidates if c.subject == crl.issuer and revocation.newest_crl(c, [crl])),
+        (
+            c
+            for c in candidates
+            # (a CRL listing nobody has len() 0: compare with None, never by truth)
+            if c.subject == crl.issuer and revocation.newest_crl(c, [crl]) is not None
+        ),
         None,
     )
     if issuer is None:

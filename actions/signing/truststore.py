@@ -94,7 +94,8 @@ class TrustStore:
     def _listing(self) -> tuple[tuple[str, int, int], ...]:
         try:
             entries = sorted(
-                e for e in os.scandir(self.directory) if e.name.endswith(SUFFIX) and e.is_file()
+                (e for e in os.scandir(self.directory) if e.name.endswith(SUFFIX) and e.is_file()),
+                key=lambda e: e.name,
             )
         except FileNotFoundError:
             return ()
