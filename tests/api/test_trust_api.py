@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from sqlalchemy import text
 
 from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.cms import sign_manifest
@@ -496,3 +497,94 @@ def test_outsiders_get_the_exact_signed_bytes_and_check_them_with_openssl(
     if OPENSSL is not None:
         done = openssl_cms_verify(api, tmp_path, manifest.content, cms.content)
         assert done.returncode == 0, done.stderr
+
+
+# -- what SQL can change behind the engine -------------------------------------------------
+
+
+def signed_letter(make_api: MakeApi) -> tuple[Api, str]:
+    api = signing_api(make_api)
+    issue(api)
+    doc_id = reviewed_letter(api)
+    assert 200 == sign(api, doc_id, None).status_code
+    return api, doc_id
+
+
+def sql(api: Api, statement: str, **params: Any) -> None:
+    with api.runtime.db.begin() as conn:
+        assert conn.execute(text(statement), params).rowcount >= 1
+
+
+def test_a_byte_changed_in_a_stored_attachment_fails_verification_and_is_not_served(
+    make_api: MakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a signed letter whose main file's bytes are then changed in the database,
+    # keeping the digest it is stored and listed under
+    api, doc_id = signed_letter(make_api)
+    assert api.get(f"/v1/documents/{doc_id}/signature").json()["verdict"]["ok"] is True
+    (main,) = [
+        a for a in api.get(f"/v1/documents/{doc_id}").json()["attachments"] if a["role"] == "main"
+    ]
+    with api.runtime.db.connect() as conn:
+        data = bytearray(
+            conn.execute(
+                text("SELECT data FROM blobs WHERE sha256 = :d"), {"d": main["sha256"]}
+            ).scalar_one()
+        )
+    data[len(data) // 2] ^= 0x01
+    sql(api, "UPDATE blobs SET data = :data WHERE sha256 = :d", data=bytes(data), d=main["sha256"])
+
+    # Then the signature's verdict names the attachment
+    verdict = api.get(f"/v1/documents/{doc_id}/signature").json()["verdict"]
+    assert (verdict["ok"], verdict["code"]) == (False, "manifest_mismatch")
+    assert verdict["details"]["sha256"] == main["sha256"]
+
+    # And the attachment is not served under its old digest
+    assert_error(
+        api.get(f"/v1/documents/{doc_id}/attachments/{main['sha256']}"), 422, "manifest_mismatch"
+    )
+
+    # And `congvan verify` says NOT VERIFIED
+    settings = api.runtime.settings
+    code = cli.main(
+        ["--data-dir", str(settings.data_dir), "--database-url", settings.db_url, "verify", doc_id]
+    )
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "NOT VERIFIED  error [manifest_mismatch]" in out
+
+
+def test_the_acceptance_time_and_signature_come_from_the_audit_trail_not_the_row(
+    make_api: MakeApi,
+) -> None:
+    # Given a signed letter, and the signer's certificate revoked an hour later
+    api, doc_id = signed_letter(make_api)
+    api.clock.advance(hours=1)
+    (row,) = [r for r in signature_rows(api, doc_id)]
+    with api.runtime.uow() as uow:
+        fingerprint = row["certificate_fingerprint"]
+        keystore.revoke(uow, fingerprint, reason="key_compromise", passphrase=PASS, now=api.clock())
+        uow.commit()
+    assert api.get(f"/v1/documents/{doc_id}/signature").json()["verdict"]["ok"] is True
+
+    # When someone moves the row's acceptance time to after the revocation, or back
+    # before the certificate existed, the verdict does not move with it
+    for moved in (api.clock() + timedelta(days=1), api.clock() - timedelta(days=400)):
+        sql(api, "UPDATE signatures SET created_at = :at WHERE id = :id", at=moved, id=row["id"])
+        verdict = api.get(f"/v1/documents/{doc_id}/signature").json()["verdict"]
+        assert verdict["ok"] is True, verdict
+        assert verdict["later_revocation"]["reason"] == "key_compromise"
+
+    # And a CMS swapped in the row (another valid signature of the same manifest) is refused
+    key, cert = _genuine_key_and_cert(api)
+    other = sign_manifest(
+        bytes(row["manifest"]),
+        key=key,
+        cert=cert,
+        chain=[our_ca(api)[0]],
+        signing_time=api.clock() - timedelta(minutes=90),
+    )
+    sql(api, "UPDATE signatures SET cms = :cms WHERE id = :id", cms=other, id=row["id"])
+    verdict = api.get(f"/v1/documents/{doc_id}/signature").json()["verdict"]
+    assert (verdict["ok"], verdict["code"]) == (False, "signature_invalid")
+    assert "audit trail" in verdict["message"]
