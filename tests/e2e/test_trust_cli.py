@@ -1,0 +1,151 @@
+"""The trust store and CRLs as an operator runs them: keys init-ca / trust / untrust /
+import / import-crl / revoke / list, through the real command."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from congvan.actions.signing import pki
+from tests.e2e.test_cli import congvan
+
+PASS = {"CONGVAN_KEY_PASSPHRASE": "trust store passphrase 1227"}
+
+
+def outside_ca(tmp_path: Path) -> tuple[pki.Issued, Path]:
+    ca = pki.create_ca(
+        "Root CA of elsewhere",
+        "Ban Cơ yếu Chính phủ",
+        passphrase="outside passphrase",
+        valid_from=datetime.now(UTC) - timedelta(days=1),
+        valid_days=365,
+    )
+    path = tmp_path / "outside.pem"
+    path.write_bytes(ca.cert_pem)
+    return ca, path
+
+
+def test_roots_are_trusted_only_when_pinned_in_the_trust_store(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert congvan("migrate", data_dir=data).returncode == 0
+
+    # init-ca pins our root in the trust store
+    done = congvan(
+        "keys", "init-ca", "--name", "CA", "--organization", "UBND", data_dir=data, env=PASS
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"root pinned in {data / 'trust'}" in done.stdout
+    (pinned,) = (data / "trust").glob("*.pem")
+
+    # A root imported into the database only is stored, and said not to be trusted
+    ca, path = outside_ca(tmp_path)
+    done = congvan("keys", "import", str(path), "--kind", "root", data_dir=data, env=PASS)
+    assert done.returncode == 0, done.stderr
+    assert "NOT trusted" in done.stdout
+    listed = congvan("keys", "list", data_dir=data).stdout
+    assert "NOT pinned" in listed
+    assert listed.count(", pinned") == 1
+
+    # keys trust pins it; keys untrust removes it again
+    done = congvan("keys", "trust", str(path), data_dir=data)
+    assert done.returncode == 0, done.stderr
+    fingerprint = ca.certificate.fingerprint(hashes.SHA256()).hex()
+    assert (data / "trust" / f"{fingerprint}.pem").is_file()
+    assert "NOT pinned" not in congvan("keys", "list", data_dir=data).stdout
+    assert congvan("keys", "untrust", fingerprint, data_dir=data).returncode == 0
+    assert not (data / "trust" / f"{fingerprint}.pem").exists()
+    assert pinned.is_file()
+
+    # A leaf certificate can never be pinned as a root
+    leaf = pki.issue_signer_certificate(
+        ca,
+        "outside passphrase",
+        full_name="Nguyễn Văn A",
+        position="Chuyên viên",
+        agency_id="000.00.00.H57",
+        agency_name="UBND",
+        user_id="a",
+        passphrase="x" * 12,
+        valid_from=datetime.now(UTC),
+        valid_days=30,
+        crl_url="http://elsewhere/crl",
+    )
+    (tmp_path / "leaf.pem").write_bytes(leaf.cert_pem)
+    done = congvan("keys", "trust", str(tmp_path / "leaf.pem"), data_dir=data)
+    assert done.returncode == 2
+    assert "Only a CA certificate" in done.stderr
+
+    # audit verify says which database roots are not pinned
+    done = congvan("audit", "verify", data_dir=data)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "is in the database but not pinned" in done.stdout
+
+
+def test_another_cas_crl_is_imported_and_its_certificates_cannot_be_revoked_here(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    assert congvan("migrate", data_dir=data).returncode == 0
+    assert (
+        congvan(
+            "keys", "init-ca", "--name", "CA", "--organization", "U", data_dir=data, env=PASS
+        ).returncode
+        == 0
+    )
+    ca, path = outside_ca(tmp_path)
+    assert congvan("keys", "trust", str(path), data_dir=data).returncode == 0
+
+    # A signer certificate of that CA, imported
+    now = datetime.now(UTC)
+    leaf = pki.issue_signer_certificate(
+        ca,
+        "outside passphrase",
+        full_name="Nguyễn Văn A",
+        position="Chuyên viên",
+        agency_id="000.00.00.H57",
+        agency_name="UBND",
+        user_id="a",
+        passphrase="x" * 12,
+        valid_from=now,
+        valid_days=30,
+        crl_url="http://elsewhere/crl",
+    )
+    (tmp_path / "leaf.pem").write_bytes(leaf.cert_pem)
+    assert (
+        congvan(
+            "keys", "import", str(tmp_path / "leaf.pem"), "--kind", "signer", data_dir=data
+        ).returncode
+        == 0
+    )
+
+    # Revoking it here is refused: only its issuer can
+    fingerprint = leaf.certificate.fingerprint(hashes.SHA256()).hex()
+    done = congvan("keys", "revoke", fingerprint, data_dir=data, env=PASS)
+    assert done.returncode == 2
+    assert "only its issuer can revoke it" in done.stderr
+    assert "import-crl" in done.stderr
+
+    # Its issuer's CRL comes in instead (PEM), and an older one is refused
+    def crl(number: int) -> Path:
+        der = pki.make_crl(
+            ca,
+            "outside passphrase",
+            [(leaf.certificate.serial_number, now, x509.ReasonFlags.key_compromise)],
+            this_update=now,
+            next_update=now + timedelta(days=7),
+            number=number,
+        )
+        out = tmp_path / f"crl{number}.pem"
+        out.write_bytes(x509.load_der_x509_crl(der).public_bytes(serialization.Encoding.PEM))
+        return out
+
+    done = congvan("keys", "import-crl", str(crl(5)), data_dir=data)
+    assert done.returncode == 0, done.stderr
+    assert "CRL 5 of" in done.stdout
+    assert "1 revoked" in done.stdout
+    done = congvan("keys", "import-crl", str(crl(4)), data_dir=data)
+    assert done.returncode == 2
+    assert "already_exists" in done.stderr
