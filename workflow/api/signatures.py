@@ -17,7 +17,9 @@ from congvan.actions.signing.cms import Verdict
 from congvan.actions.signing.signing import manifest_of, verify_stored
 from congvan.states.errors import CongvanError, NotFound
 from congvan.states.policy import READ_ROLES
+from congvan.storage.agencies import Principal
 
+from ..bootstrap import Runtime
 from .auth import PrincipalDep, RuntimeDep, require
 from .views import load_visible
 
@@ -81,7 +83,7 @@ def get_signature(document_id: str, runtime: RuntimeDep, principal: PrincipalDep
     }
 
 
-def _latest_signature(runtime: Any, principal: Any, document_id: str) -> dict[str, Any]:
+def _latest_signature(runtime: Runtime, principal: Principal, document_id: str) -> dict[str, Any]:
     require(principal, READ_ROLES, "Reading documents")
     with runtime.uow(readonly=True) as uow:
         load_visible(uow, document_id, principal.agency_id)
