@@ -97,6 +97,7 @@ from .cms import (
     _signer_for,
     check_signing_time,
 )
+from .strict import check_strict_embedded_cms
 
 VIETNAM = timezone(timedelta(hours=7), "+07:00")
 STAMP_FONT = "fonts/DejaVuSans-vi-upem1000.ttf"
@@ -329,6 +330,7 @@ async def async_verify_pdf(
     verdict: PdfVerdict | None = None
     for index, embedded in enumerate(signatures):
         last = index == len(signatures) - 1
+        check_strict_embedded_cms(embedded.pkcs7_content)
         try:
             status = await async_validate_pdf_signature(
                 embedded,
