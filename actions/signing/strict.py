@@ -322,6 +322,11 @@ def _check_certificates(signed_data: asn1_cms.SignedData) -> None:
             raise SignatureMalformed(
                 f"An embedded certificate is not strict DER X.509: {exc}", certificate=index
             ) from exc
+        if certificate.serial_number <= 0:  # cryptography only warns (RFC 5280 4.1.2.2)
+            raise SignatureMalformed(
+                "An embedded certificate has a serial number that is not positive.",
+                certificate=index,
+            )
         if not _names_are_strings(encoded):
             raise SignatureMalformed(
                 "An embedded certificate names its issuer or subject with a value that is "

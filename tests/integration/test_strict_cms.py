@@ -445,3 +445,34 @@ def test_damage_is_refused_as_a_signature_error_and_never_accepted_against_opens
 
     # Then what is accepted, openssl accepts too
     assert openssl.accepts(damaged), mutation
+
+
+def with_signer_digest(der: bytes, oid: str) -> bytes:
+    content_info = asn1_cms.ContentInfo.load(der)
+    signer_info = content_info["content"]["signer_infos"][0]
+    signer_info["digest_algorithm"] = algos.DigestAlgorithm({"algorithm": oid})
+    return bytes(content_info.dump())
+
+
+def with_subject_as_set(der: bytes) -> bytes:
+    """``der`` with its first certificate's subject Name tagged SET instead of SEQUENCE."""
+    root = tree(der)
+    at(root, *CERTIFICATES, 0, 0, 5).identifier = 0x31
+    return root.encode()
+
+
+# Damage that once escaped pyHanko as AttributeError or ValueError (an HTTP 500).
+ONCE_CRASHED = {
+    "unknown digest OID": (
+        lambda der: with_signer_digest(der, "2.16.840.1.101.3.4.2.9"),
+        WeakAlgorithm,
+    ),
+    "name tagged SET": (with_subject_as_set, SignatureMalformed),
+}
+
+
+@pytest.mark.parametrize("case", ONCE_CRASHED)
+def test_damage_that_once_crashed_is_a_signature_error(pki: Pki, good: bytes, case: str) -> None:
+    damage, error = ONCE_CRASHED[case]
+
+    assert error is type(refusal(damage(good), pki, known=False))
