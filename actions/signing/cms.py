@@ -62,6 +62,7 @@ from congvan.actions.signing.hotpath import (
     split,
     trusted_signer,
 )
+from congvan.actions.signing.strict import check_strict_cms, is_canonical
 from congvan.states.errors import (
     CertificateExpired,
     CertificateNotYetValid,
@@ -372,6 +373,7 @@ async def _full_verdict(
     profile: profiles.Profile = "signer",
 ) -> Verdict:
     """Verify through pyHanko, every point, and remember the signer when it passes."""
+    check_strict_cms(cms_der)
     signed_data, signing_time = _detached_signed_data(cms_der)
     key = cache_key(signed_data["certificates"].dump(), trust_roots, crl_der)
     roots = [_asn1_cert(c) for c in trust_roots]
@@ -470,7 +472,7 @@ def _quick_verdict(
         return None
     known = _trusted_signers.get(cache_key(pieces.certificates, trust_roots, crl_der))
     quick = known and quick_verify(manifest, pieces, known, at)
-    if not quick:
+    if not quick or not is_canonical(cms_der, pieces):
         return None
     signer = dict(quick.trusted.signer)
     who = {"signer": signer["common_name"], "serial_number": signer["serial_number"]}

@@ -96,6 +96,7 @@ from .cms import (
     check_path,
     check_signing_time,
 )
+from .strict import check_strict_embedded_cms
 
 VIETNAM = timezone(timedelta(hours=7), "+07:00")
 STAMP_FONT = "fonts/DejaVuSans-vi-upem1000.ttf"
@@ -330,6 +331,7 @@ async def async_verify_pdf(
     verdict: PdfVerdict | None = None
     for index, embedded in enumerate(signatures):
         last = index == len(signatures) - 1
+        check_strict_embedded_cms(embedded.pkcs7_content)
         try:
             status = await async_validate_pdf_signature(
                 embedded,

@@ -502,7 +502,7 @@ def _another_signers_certificate(api: Api, doc_id: str, row: dict[str, Any]) -> 
 REFUSED_UPLOADS: dict[str, tuple[Callable[[Api, str, dict[str, Any]], bytes | str], str]] = {
     "garbage-base64": (_garbage_base64, "signature_invalid"),
     "empty": (_empty, "signature_invalid"),
-    "garbage-der": (_garbage_der, "signature_invalid"),
+    "garbage-der": (_garbage_der, "signature_malformed"),
     "other-manifest": (_other_manifest, "manifest_mismatch"),
     "untrusted-ca": (_untrusted_ca, "chain_untrusted"),
     "revoked": (_revoked, "certificate_revoked"),

@@ -38,6 +38,7 @@ from congvan.states.errors import (
     KeyUsageInvalid,
     ManifestMismatch,
     SignatureError,
+    SignatureMalformed,
     SignerMismatch,
     SigningTimeInvalid,
 )
@@ -388,7 +389,7 @@ def test_garbage_is_refused_with_a_clear_message(pki: Pki, upload: bytes) -> Non
     with pytest.raises(SignatureError) as caught:
         verify(MANIFEST, upload, pki)
 
-    assert SignatureError is type(caught.value)
+    assert SignatureMalformed is type(caught.value)
     assert "not a detached CMS signature" in caught.value.message
 
 

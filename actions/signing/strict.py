@@ -1,0 +1,516 @@
+"""The strictness rules every CMS signature meets before anything else looks at it.
+
+An uploaded or embedded CMS is accepted only as distinguished encoding and standard
+algorithms, the form ``openssl cms -verify`` and every other verifier read the same way:
+
+    DER                   every element, the embedded certificates and CRLs included, has
+                          a definite, minimal length, primitive strings, minimal integers
+                          and sorted sets; the whole re-encodes to the same bytes
+    certificates          each parses strictly as X.509 (extensions included)
+    one signer            SignedData with exactly one SignerInfo
+    digest                SHA-256, SHA-384 or SHA-512, listed in digestAlgorithms, which
+                          lists nothing else
+    signature algorithm   RSA PKCS#1 v1.5, RSA-PSS or ECDSA, hashing with that digest
+    algorithm protection  when present, names the SignerInfo's digest and signature
+                          algorithms
+
+A rule about bytes fails with ``SignatureMalformed``; an algorithm outside the accepted
+ones with ``WeakAlgorithm``. ``check_strict_cms`` takes a few milliseconds, so the quick
+path of a known signer (``hotpath``) asks ``is_canonical`` instead: all but the signing
+time, digest and signature of such a CMS are byte for byte those of one that passed here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from asn1crypto import cms as asn1_cms
+from asn1crypto import core
+from cryptography import x509
+
+from congvan.actions.signing.hotpath import Pieces
+from congvan.states.errors import SignatureMalformed, WeakAlgorithm
+
+# OIDs, dotted: asn1crypto gives several names to some of them.
+DIGESTS = {
+    "2.16.840.1.101.3.4.2.1": "sha256",
+    "2.16.840.1.101.3.4.2.2": "sha384",
+    "2.16.840.1.101.3.4.2.3": "sha512",
+}
+_RSA = "1.2.840.113549.1.1.1"  # rsaEncryption: PKCS#1 v1.5 with the SignerInfo's digest
+_RSA_PSS = "1.2.840.113549.1.1.10"
+_MGF1 = "1.2.840.113549.1.1.8"
+# Signature algorithm → the hash it signs with (None: the SignerInfo's digest), and
+# whether it takes NULL parameters (RSA) or none at all (ECDSA, RFC 5758).
+SIGNATURE_ALGORITHMS: dict[str, tuple[str | None, bool]] = {
+    _RSA: (None, True),
+    "1.2.840.113549.1.1.11": ("sha256", True),
+    "1.2.840.113549.1.1.12": ("sha384", True),
+    "1.2.840.113549.1.1.13": ("sha512", True),
+    "1.2.840.10045.4.3.2": ("sha256", False),
+    "1.2.840.10045.4.3.3": ("sha384", False),
+    "1.2.840.10045.4.3.4": ("sha512", False),
+}
+_MAX_DEPTH = 32  # a CMS with certificates nests about 12 deep
+
+_CONSTRUCTED_ONLY = frozenset({16, 17})  # SEQUENCE, SET
+_BOOLEAN, _INTEGER, _BIT_STRING, _NULL, _OID, _ENUMERATED = 1, 2, 3, 5, 6, 10
+_UTC_TIME, _GENERALIZED_TIME, _SET = 23, 24, 17
+# UTF8String, NumericString, PrintableString, TeletexString, IA5String, UniversalString,
+# BMPString: what X.520 names hold.
+_DIRECTORY_STRINGS = frozenset({0x0C, 0x12, 0x13, 0x14, 0x16, 0x1C, 0x1E})
+_UTC_TIME_FORMAT = re.compile(rb"[0-9]{12}Z")
+_GENERALIZED_TIME_FORMAT = re.compile(rb"[0-9]{14}(\.[0-9]*[1-9])?Z")
+# A signing time attribute as DER has it for 1950-2049: SEQUENCE { OID, SET { UTCTime } }.
+_SIGNING_TIME_ATTRIBUTE = re.compile(
+    rb"\x30\x1c\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x09\x05\x31\x0f\x17\x0d[0-9]{12}Z",
+)
+
+
+def check_strict_cms(cms_der: bytes) -> None:
+    """Refuse a CMS ContentInfo that is not strict DER with accepted algorithms."""
+    check_der(cms_der)
+    try:
+        content_info = asn1_cms.ContentInfo.load(cms_der, strict=True)
+        if content_info["content_type"].dotted != "1.2.840.113549.1.7.2":
+            raise SignatureMalformed(
+                "The signature is not a detached CMS signature: it is not a SignedData."
+            )
+        signed_data = content_info["content"]
+        _check_implicit_sets(signed_data)
+        _check_certificates(signed_data)
+        _check_algorithms(signed_data)
+    except (SignatureMalformed, WeakAlgorithm):
+        raise
+    # asn1crypto parses lazily and reports damage as whatever the value it met raises.
+    except Exception as exc:  # any failure to read it means it is malformed
+        raise SignatureMalformed(
+            f"The signature is not a detached CMS signature: {exc}".split("\n")[0]
+        ) from exc
+
+
+def check_strict_embedded_cms(contents: bytes) -> None:
+    """``check_strict_cms`` for a PDF signature's /Contents: one CMS, then zero padding."""
+    size = _element_size(contents)
+    if contents[size:].strip(b"\0"):
+        raise SignatureMalformed("The signature's /Contents holds more than one CMS.")
+    check_strict_cms(contents[:size])
+
+
+def is_canonical(cms_der: bytes, pieces: Pieces) -> bool:
+    """Whether ``cms_der``, cut into ``pieces``, is DER around its pieces.
+
+    For the quick path: its other pieces are byte for byte those of a CMS that passed
+    ``check_strict_cms`` (``quick_verify`` compared them), so only the headers around them,
+    the order of the signed attributes and the encoding of the signing time remain.
+    """
+    attributes = _contents_of(pieces.signed_attributes)
+    signature = _contents_of(pieces.signature)
+    if attributes is None or signature is None:
+        return False
+    elements = []
+    position, end = 0, len(attributes)
+    try:
+        while position < end:
+            _class, _constructed, _tag, _start, next_position = _header(attributes, position, end)
+            elements.append(attributes[position:next_position])
+            position = next_position
+    except SignatureMalformed:
+        return False
+    if elements != sorted(elements):
+        return False
+    # ``quick_verify`` took the one element with this OID at offset 2 for the signing time.
+    for element in elements:
+        if element[2:13] == _SIGNING_TIME_OID and not _SIGNING_TIME_ATTRIBUTE.fullmatch(element):
+            return False
+    # What ``cms_der`` must be, with minimal headers around the pieces as they came.
+    signer_info_size = (
+        len(pieces.signer_info_head)
+        + _header_size(len(attributes))
+        + len(pieces.signature_algorithm)
+        + _header_size(len(signature))
+    )
+    signer_infos_size = _header_size(signer_info_size)
+    signed_data_size = (
+        len(pieces.signed_data_head)
+        + len(pieces.encap_content_info)
+        + len(pieces.certificates)
+        + _header_size(signer_infos_size)
+    )
+    content_size = _header_size(signed_data_size)
+    expected = b"".join(
+        (
+            _encoded_header(_SEQUENCE, len(_SIGNED_DATA_OID) + _header_size(content_size)),
+            _SIGNED_DATA_OID,
+            _encoded_header(_CONTEXT_0, _header_size(signed_data_size)),
+            _encoded_header(_SEQUENCE, signed_data_size),
+            pieces.signed_data_head,
+            pieces.encap_content_info,
+            pieces.certificates,
+            _encoded_header(_SET_OF, signer_infos_size),
+            _encoded_header(_SEQUENCE, signer_info_size),
+            pieces.signer_info_head,
+            _encoded_header(_CONTEXT_0, len(attributes)),
+            attributes,
+            pieces.signature_algorithm,
+            _encoded_header(_OCTET_STRING, len(signature)),
+            signature,
+        )
+    )
+    return cms_der == expected
+
+
+# -- DER, element by element -------------------------------------------------------------
+
+
+def check_der(encoded: bytes) -> None:
+    """Refuse anything but exactly one DER element (all nested elements DER too)."""
+    if _element_size(encoded) != len(encoded):
+        raise SignatureMalformed(
+            "The signature is not a detached CMS signature: bytes follow its end."
+        )
+    _check_element(encoded, 0, len(encoded), 0)
+
+
+def _malformed(reason: str) -> SignatureMalformed:
+    return SignatureMalformed(f"The signature is not a detached CMS signature: {reason} (not DER).")
+
+
+def _header(data: bytes, start: int, end: int) -> tuple[int, bool, int, int, int]:
+    """Class, constructed, tag number, contents start and end of the element at ``start``."""
+    if end - start < 2:
+        raise _malformed(f"it ends inside an element header at byte {start}")
+    first = data[start]
+    position = start + 1
+    tag = first & 0x1F
+    if tag == 0x1F:  # high tag number form: base 128, minimal, at least 31
+        tag = 0
+        while True:
+            if position >= end:
+                raise _malformed(f"it ends inside a tag at byte {start}")
+            byte = data[position]
+            if tag == 0 and byte == 0x80:
+                raise _malformed(f"a tag at byte {start} is not minimal")
+            tag = (tag << 7) | (byte & 0x7F)
+            position += 1
+            if not byte & 0x80:
+                break
+        if tag < 31:
+            raise _malformed(f"a tag at byte {start} is not minimal")
+    if position >= end:
+        raise _malformed(f"it ends inside a length at byte {start}")
+    length = data[position]
+    position += 1
+    if length == 0x80:
+        raise _malformed(f"an element at byte {start} has an indefinite length")
+    if length > 0x80:
+        count = length & 0x7F
+        if count > 4 or position + count > end:
+            raise _malformed(f"the length of the element at byte {start} is out of range")
+        raw = data[position : position + count]
+        position += count
+        length = int.from_bytes(raw, "big")
+        if raw[0] == 0 or length < 0x80:
+            raise _malformed(f"the length of the element at byte {start} is not minimal")
+    if position + length > end:
+        raise _malformed(f"the element at byte {start} runs past its end")
+    return first >> 6, bool(first & 0x20), tag, position, position + length
+
+
+def _element_size(data: bytes) -> int:
+    _class, _constructed, _tag, _start, end = _header(data, 0, len(data))
+    return end
+
+
+def _check_element(data: bytes, start: int, end: int, depth: int) -> None:
+    if depth > _MAX_DEPTH:
+        raise _malformed("its elements nest too deep")
+    class_, constructed, tag, first, last = _header(data, start, end)
+    if last != end:
+        raise _malformed(f"the element at byte {start} is followed by stray bytes")
+    if class_ == 0:
+        if tag == 0:
+            raise _malformed(f"an end-of-contents marker at byte {start}")
+        if constructed != (tag in _CONSTRUCTED_ONLY):
+            raise _malformed(f"the element at byte {start} has the wrong form")
+        if not constructed:
+            _check_primitive(tag, data[first:last], start)
+            return
+    elif not constructed:
+        return  # an implicitly tagged primitive: its type says what it holds
+    children = []
+    position = first
+    while position < last:
+        _c, _k, _t, _s, child_end = _header(data, position, last)
+        _check_element(data, position, child_end, depth + 1)
+        children.append(data[position:child_end])
+        position = child_end
+    # DER sorts a SET OF by encoding; a SET's components then fall in tag order too.
+    if class_ == 0 and tag == _SET and children != sorted(children):
+        raise _malformed(f"the set at byte {start} is not sorted")
+
+
+def _check_primitive(tag: int, value: bytes, start: int) -> None:
+    if tag == _BOOLEAN and value not in (b"\x00", b"\xff"):
+        raise _malformed(f"the boolean at byte {start} is not 00 or FF")
+    if tag in (_INTEGER, _ENUMERATED) and (
+        not value
+        or (len(value) > 1 and value[0] == 0x00 and value[1] < 0x80)
+        or (len(value) > 1 and value[0] == 0xFF and value[1] >= 0x80)
+    ):
+        raise _malformed(f"the integer at byte {start} is not minimal")
+    if tag == _BIT_STRING and (
+        not value
+        or value[0] > 7
+        or (len(value) == 1 and value[0] != 0)
+        or (len(value) > 1 and value[-1] & ((1 << value[0]) - 1))
+    ):
+        raise _malformed(f"the bit string at byte {start} is not DER")
+    if tag == _NULL and value:
+        raise _malformed(f"the null at byte {start} has contents")
+    if tag == _OID and (
+        not value or value[-1] & 0x80 or any(value[i] == 0x80 for i in _arc_starts(value))
+    ):
+        raise _malformed(f"the object identifier at byte {start} is not minimal")
+    if tag == _UTC_TIME and not _UTC_TIME_FORMAT.fullmatch(value):
+        raise _malformed(f"the time at byte {start} is not YYMMDDHHMMSSZ")
+    if tag == _GENERALIZED_TIME and not _GENERALIZED_TIME_FORMAT.fullmatch(value):
+        raise _malformed(f"the time at byte {start} is not YYYYMMDDHHMMSS[.f]Z")
+
+
+def _arc_starts(value: bytes) -> Iterator[int]:
+    yield 0
+    for index in range(1, len(value)):
+        if not value[index - 1] & 0x80:
+            yield index
+
+
+# -- what the parsed SignedData holds ----------------------------------------------------
+
+
+def _check_implicit_sets(signed_data: asn1_cms.SignedData) -> None:
+    """The SET OFs whose tags say nothing of it (IMPLICIT ones) are sorted too."""
+    sets = [signed_data["certificates"], signed_data["crls"]]
+    for signer_info in signed_data["signer_infos"]:
+        sets += [signer_info["signed_attrs"], signer_info["unsigned_attrs"]]
+    for found in sets:
+        if isinstance(found, core.Void):
+            continue
+        encodings = list(_elements(found.contents))
+        if encodings != sorted(encodings):
+            raise SignatureMalformed(
+                "The signature is not a detached CMS signature: a set is not sorted (not DER)."
+            )
+
+
+def _check_certificates(signed_data: asn1_cms.SignedData) -> None:
+    """Each embedded certificate and CRL parses strictly with ``cryptography``."""
+    certificates = signed_data["certificates"]
+    for index, choice in enumerate([] if isinstance(certificates, core.Void) else certificates):
+        if choice.name != "certificate":
+            raise SignatureMalformed(
+                f"The signature embeds a {choice.name}; only X.509 certificates are accepted.",
+                certificate=index,
+            )
+        encoded = choice.chosen.dump()
+        try:
+            certificate = x509.load_der_x509_certificate(encoded)
+            # cryptography reads names and extensions when asked: ask, so it checks them.
+            certificate.extensions, certificate.subject, certificate.issuer  # noqa: B018
+        except ValueError as exc:
+            raise SignatureMalformed(
+                f"An embedded certificate is not strict DER X.509: {exc}", certificate=index
+            ) from exc
+        if certificate.serial_number <= 0:  # cryptography only warns (RFC 5280 4.1.2.2)
+            raise SignatureMalformed(
+                "An embedded certificate has a serial number that is not positive.",
+                certificate=index,
+            )
+        if not _names_are_strings(encoded):
+            raise SignatureMalformed(
+                "An embedded certificate names its issuer or subject with a value that is "
+                "not a directory string.",
+                certificate=index,
+            )
+    crls = signed_data["crls"]
+    for index, choice in enumerate([] if isinstance(crls, core.Void) else crls):
+        if choice.name != "crl":
+            raise SignatureMalformed(f"The signature embeds a {choice.name}.", crl=index)
+        try:
+            x509.load_der_x509_crl(choice.chosen.dump()).extensions  # noqa: B018
+        except ValueError as exc:
+            raise SignatureMalformed(
+                f"An embedded CRL is not strict DER X.509: {exc}", crl=index
+            ) from exc
+
+
+def _names_are_strings(certificate: bytes) -> bool:
+    """Whether every value in the certificate's issuer and subject is a directory string.
+
+    cryptography takes any tag there; openssl and RFC 5280 only strings.
+    """
+    (tbs, *_rest) = _children(certificate, 0, len(certificate))
+    fields = _children(certificate, tbs[1], tbs[2])
+    first = 1 if fields[0][0] == _CONTEXT_0 else 0  # [0] version
+    for _identifier, start, end in (fields[first + 2], fields[first + 4]):
+        for _set, set_start, set_end in _children(certificate, start, end):
+            for _sequence, pair_start, pair_end in _children(certificate, set_start, set_end):
+                value = _children(certificate, pair_start, pair_end)[1]
+                if value[0] not in _DIRECTORY_STRINGS:
+                    return False
+    return True
+
+
+def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    """Identifier octet, start and end of each element inside the element at ``start``."""
+    _class, _constructed, _tag, position, last = _header(data, start, end)
+    found = []
+    while position < last:
+        _c, _k, _t, _s, child_end = _header(data, position, last)
+        found.append((data[position], position, child_end))
+        position = child_end
+    return found
+
+
+def _check_algorithms(signed_data: asn1_cms.SignedData) -> None:
+    signer_infos = signed_data["signer_infos"]
+    if len(signer_infos) != 1:
+        raise SignatureMalformed(
+            f"The signature has {len(signer_infos)} signers instead of one.",
+            signers=len(signer_infos),
+        )
+    signer_info = signer_infos[0]
+    listed = []
+    for algorithm in signed_data["digest_algorithms"]:
+        listed.append(_digest(algorithm))
+    digest = _digest(signer_info["digest_algorithm"])
+    if digest not in listed:
+        raise SignatureMalformed(
+            "The signer's digest algorithm is not listed in digestAlgorithms.",
+            digest_algorithm=digest,
+            digest_algorithms=listed,
+        )
+    signature_algorithm = signer_info["signature_algorithm"]
+    _check_signature_algorithm(signature_algorithm, digest)
+    attributes = signer_info["signed_attrs"]
+    protections = [
+        attribute
+        for attribute in ([] if isinstance(attributes, core.Void) else attributes)
+        if attribute["type"].dotted == "1.2.840.113549.1.9.52"
+    ]
+    if not protections:
+        return
+    if len(protections) != 1 or len(protections[0]["values"]) != 1:
+        raise SignatureMalformed("The CMS algorithm protection attribute is given twice.")
+    protection = protections[0]["values"][0]
+    if (
+        protection["digest_algorithm"].dump() != signer_info["digest_algorithm"].dump()
+        and _digest(protection["digest_algorithm"]) != digest
+    ) or not _same_signature_algorithm(protection["signature_algorithm"], signature_algorithm):
+        raise SignatureMalformed(
+            "The CMS algorithm protection attribute names other algorithms than the signer's."
+        )
+
+
+def _digest(algorithm: core.Sequence) -> str:
+    """The name of an accepted digest algorithm identifier."""
+    oid = algorithm["algorithm"].dotted
+    name = DIGESTS.get(oid)
+    if name is None:
+        raise WeakAlgorithm(
+            f"The digest algorithm {algorithm['algorithm'].native} is not accepted; "
+            "use SHA-256, SHA-384 or SHA-512.",
+            algorithm=oid,
+        )
+    if not isinstance(algorithm["parameters"], core.Void | core.Null):
+        raise SignatureMalformed("A digest algorithm has parameters.", algorithm=name)
+    return name
+
+
+def _check_signature_algorithm(algorithm: core.Sequence, digest: str) -> None:
+    oid = algorithm["algorithm"].dotted
+    parameters = algorithm["parameters"]
+    if oid == _RSA_PSS:
+        _check_pss(parameters, digest)
+        return
+    known = SIGNATURE_ALGORITHMS.get(oid)
+    if known is None:
+        raise WeakAlgorithm(
+            f"The signature algorithm {algorithm['algorithm'].native} is not accepted; "
+            "use RSA (PKCS#1 v1.5 or PSS) or ECDSA with SHA-256, SHA-384 or SHA-512.",
+            algorithm=oid,
+        )
+    hash_name, null_parameters = known
+    allowed = (core.Void, core.Null) if null_parameters else (core.Void,)
+    if not isinstance(parameters, allowed):
+        raise SignatureMalformed("The signature algorithm has parameters it does not take.")
+    if hash_name not in (None, digest):
+        raise SignatureMalformed(
+            "The signature algorithm hashes with another digest than the signer's.",
+            signature_hash=hash_name,
+            digest_algorithm=digest,
+        )
+
+
+def _check_pss(parameters: core.Asn1Value, digest: str) -> None:
+    if isinstance(parameters, core.Void | core.Null):
+        raise SignatureMalformed("The RSA-PSS signature algorithm has no parameters.")
+    hash_name = _digest(parameters["hash_algorithm"])
+    mask = parameters["mask_gen_algorithm"]
+    if mask["algorithm"].dotted != _MGF1:
+        raise WeakAlgorithm("The RSA-PSS mask generation function is not MGF1.")
+    if _digest(mask["parameters"]) != digest or hash_name != digest:
+        raise SignatureMalformed("The RSA-PSS parameters hash with another digest.")
+    if parameters["trailer_field"].native != "trailer_field_bc":
+        raise SignatureMalformed("The RSA-PSS trailer field is not 1.")
+
+
+def _same_signature_algorithm(named: core.Asn1Value, used: core.Sequence) -> bool:
+    """The signature algorithm of an algorithm protection attribute agrees with ``used``."""
+    if isinstance(named, core.Void):
+        return False  # CMS algorithm protection of a signature names its algorithm
+    if named["algorithm"].dotted != used["algorithm"].dotted:
+        return False
+    mine, theirs = named["parameters"], used["parameters"]
+    if isinstance(mine, core.Void | core.Null) and isinstance(theirs, core.Void | core.Null):
+        return True
+    return bool(mine.dump() == theirs.dump())
+
+
+# -- quick path helpers --------------------------------------------------------------------
+
+_SIGNED_DATA_OID = asn1_cms.ContentType("signed_data").dump()
+_SEQUENCE, _SET_OF, _OCTET_STRING, _CONTEXT_0 = 0x30, 0x31, 0x04, 0xA0
+_SIGNING_TIME_OID = asn1_cms.CMSAttributeType("signing_time").dump()
+
+
+def _encoded_header(identifier: int, size: int) -> bytes:
+    """The DER identifier and length octets of an element of ``size`` content bytes."""
+    if size < 0x80:
+        return bytes((identifier, size))
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((identifier, 0x80 | len(length))) + length
+
+
+def _header_size(size: int) -> int:
+    """The size of a DER element whose contents are ``size`` bytes, header included."""
+    return size + (2 if size < 0x80 else 2 + (size.bit_length() + 7) // 8)
+
+
+def _contents_of(element: bytes) -> bytes | None:
+    """The contents of one element given whole, or None when it is not one element."""
+    try:
+        _class, _constructed, _tag, start, end = _header(element, 0, len(element))
+    except SignatureMalformed:
+        return None
+    return element[start:end] if end == len(element) else None
+
+
+def _elements(contents: bytes) -> Iterator[bytes]:
+    """Each element, whole, of the contents of a constructed element."""
+    position = 0
+    while position < len(contents):
+        _class, _constructed, _tag, _start, end = _header(contents, position, len(contents))
+        yield contents[position:end]
+        position = end

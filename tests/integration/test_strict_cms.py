@@ -1,0 +1,478 @@
+"""Only strict DER CMS with accepted algorithms verifies; damage is refused, never a crash.
+
+Each rule is provoked on a signature that is otherwise valid, and compared with
+``openssl cms -verify`` where openssl judges it: openssl reads BER and SHA-1, so it
+accepts some of what is refused here, but nothing accepted here may be refused by it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from asn1crypto import algos
+from asn1crypto import cms as asn1_cms
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    pkcs7,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from congvan.actions.signing.cms import _trusted_signers
+from congvan.actions.signing.strict import check_strict_cms
+from congvan.states.errors import SignatureError, SignatureMalformed, WeakAlgorithm
+from tests.integration.test_cms import MANIFEST, Issued, Pki, make_pki, sign, verify
+
+OPENSSL = shutil.which("openssl") or "openssl"
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    return make_pki()
+
+
+@pytest.fixture(scope="module")
+def good(pki: Pki) -> bytes:
+    return sign(pki.signer, pki)
+
+
+@dataclass(frozen=True)
+class OpenSsl:
+    """``openssl cms -verify`` over MANIFEST with the test root as the only CA."""
+
+    folder: Path
+
+    def accepts(self, cms_der: bytes) -> bool:
+        (self.folder / "sig.p7s").write_bytes(cms_der)
+        done = subprocess.run(
+            [
+                OPENSSL,
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                str(self.folder / "sig.p7s"),
+                "-content",
+                str(self.folder / "manifest.json"),
+                "-CAfile",
+                str(self.folder / "ca.pem"),
+                "-purpose",
+                "any",
+                "-out",
+                "/dev/null",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        return done.returncode == 0
+
+    def sign(self, who: Issued, digest: str) -> bytes:
+        """A detached signature by ``who`` made with ``openssl cms -sign -md digest``."""
+        key = who.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        (self.folder / "signer.key").write_bytes(key)
+        (self.folder / "signer.pem").write_bytes(who.cert.public_bytes(Encoding.PEM))
+        subprocess.run(
+            [
+                OPENSSL,
+                "cms",
+                "-sign",
+                "-binary",
+                "-md",
+                digest,
+                "-in",
+                str(self.folder / "manifest.json"),
+                "-signer",
+                str(self.folder / "signer.pem"),
+                "-inkey",
+                str(self.folder / "signer.key"),
+                "-certfile",
+                str(self.folder / "ca.pem"),
+                "-outform",
+                "DER",
+                "-out",
+                str(self.folder / "signed.p7s"),
+            ],
+            capture_output=True,
+            check=True,
+        )
+        return (self.folder / "signed.p7s").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def openssl(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> OpenSsl:
+    folder = tmp_path_factory.mktemp("openssl")
+    (folder / "manifest.json").write_bytes(MANIFEST)
+    (folder / "ca.pem").write_bytes(pki.root.cert.public_bytes(Encoding.PEM))
+    return OpenSsl(folder)
+
+
+# -- making signatures that break one rule --------------------------------------------------
+
+
+@dataclass
+class Node:
+    """One element of a DER tree: its identifier octet and either children or a value."""
+
+    identifier: int
+    children: list[Node] | None
+    value: bytes = b""
+    length_form: str = "minimal"  # or "long" (one extra zero octet) or "indefinite"
+
+    def encode(self) -> bytes:
+        contents = (
+            self.value if self.children is None else b"".join(c.encode() for c in self.children)
+        )
+        if self.length_form == "indefinite":
+            return bytes((self.identifier, 0x80)) + contents + b"\0\0"
+        size = len(contents)
+        length = size.to_bytes(max(1, (size.bit_length() + 7) // 8), "big")
+        if self.length_form == "long":
+            return bytes((self.identifier, 0x81 + len(length), 0)) + length + contents
+        if size < 0x80:
+            return bytes((self.identifier, size)) + contents
+        return bytes((self.identifier, 0x80 | len(length))) + length + contents
+
+
+def tree(der: bytes) -> Node:
+    """The DER tree of ``der`` (constructed elements split, primitives kept whole)."""
+
+    def parse(data: bytes, position: int) -> tuple[Node, int]:
+        identifier = data[position]
+        size, position = data[position + 1], position + 2
+        if size & 0x80:
+            count = size & 0x7F
+            size = int.from_bytes(data[position : position + count], "big")
+            position += count
+        end = position + size
+        if not identifier & 0x20:
+            return Node(identifier, None, data[position:end]), end
+        children = []
+        while position < end:
+            child, position = parse(data, position)
+            children.append(child)
+        return Node(identifier, children), end
+
+    return parse(der, 0)[0]
+
+
+def at(node: Node, *path: int) -> Node:
+    for index in path:
+        assert node.children is not None
+        node = node.children[index]
+    return node
+
+
+# ContentInfo → [0] → SignedData → its fields; SignerInfo inside the last SET.
+SIGNED_DATA = (1, 0)
+CERTIFICATES = (*SIGNED_DATA, 3)
+SIGNER_INFO = (*SIGNED_DATA, 4, 0)
+
+
+def with_length_form(der: bytes, path: tuple[int, ...], form: str) -> bytes:
+    root = tree(der)
+    at(root, *path).length_form = form
+    return root.encode()
+
+
+def with_digest_algorithms(der: bytes, *names: str) -> bytes:
+    content_info = asn1_cms.ContentInfo.load(der)
+    content_info["content"]["digest_algorithms"] = [
+        algos.DigestAlgorithm({"algorithm": name}) for name in names
+    ]
+    return bytes(content_info.dump())
+
+
+def with_broken_certificate(der: bytes, old: bytes, new: bytes) -> bytes:
+    """``der`` with the first ``old`` in an embedded certificate made ``new``."""
+    root = tree(der)
+    certificates = at(root, *CERTIFICATES).children
+    assert certificates is not None
+    index = next(i for i, c in enumerate(certificates) if old in c.encode())
+    certificates[index] = tree(certificates[index].encode().replace(old, new, 1))
+    return root.encode()
+
+
+def pkcs7_signed(who: Issued, pki: Pki, algorithm: hashes.HashAlgorithm) -> bytes:
+    """A detached signature by OpenSSL's PKCS#7 builder (through ``cryptography``)."""
+    return (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(MANIFEST)
+        .add_signer(who.cert, who.key, algorithm)  # type: ignore[arg-type]
+        .add_certificate(pki.root.cert)
+        .sign(Encoding.DER, [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary])
+    )
+
+
+def unsorted_attributes(who: Issued, good: bytes) -> bytes:
+    """``good`` with its signed attributes out of DER order, signed so by ``who`` (RSA)."""
+    root = tree(good)
+    signer_info = at(root, *SIGNER_INFO)
+    attributes, signature = at(signer_info, 3), at(signer_info, 5)
+    assert attributes.children is not None and isinstance(who.key, rsa.RSAPrivateKey)
+    attributes.children.reverse()
+    signed = Node(0x31, attributes.children).encode()  # [0] IMPLICIT on the wire, SET signed
+    signature.value = who.key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
+    return root.encode()
+
+
+def with_signature_algorithm(der: bytes, name: str) -> bytes:
+    content_info = asn1_cms.ContentInfo.load(der)
+    signer_info = content_info["content"]["signer_infos"][0]
+    signer_info["signature_algorithm"] = algos.SignedDigestAlgorithm({"algorithm": name})
+    return bytes(content_info.dump())
+
+
+def with_two_signers(der: bytes) -> bytes:
+    root = tree(der)
+    signer_infos = at(root, *SIGNED_DATA, 4)
+    assert signer_infos.children is not None
+    signer_infos.children.append(signer_infos.children[0])
+    return root.encode()
+
+
+def refusal(cms_der: bytes, pki: Pki, *, known: bool) -> SignatureError:
+    """The error verifying ``cms_der`` raises, with the signer remembered or not."""
+    if known:
+        verify(MANIFEST, sign(pki.signer, pki), pki)  # the quick path knows this signer now
+    else:
+        _trusted_signers.clear()
+    with pytest.raises(SignatureError) as caught:
+        verify(MANIFEST, cms_der, pki)
+    return caught.value
+
+
+@pytest.fixture(params=["full", "known signer"])
+def known(request: pytest.FixtureRequest) -> Iterator[bool]:
+    yield request.param == "known signer"
+    _trusted_signers.clear()
+
+
+# -- the rules -----------------------------------------------------------------------------
+
+
+def test_our_signatures_and_openssls_are_strict(pki: Pki, good: bytes, openssl: OpenSsl) -> None:
+    check_strict_cms(good)
+    check_strict_cms(sign(pki.ec_signer, pki))
+    check_strict_cms(pkcs7_signed(pki.signer, pki, hashes.SHA256()))
+    verify(MANIFEST, pkcs7_signed(pki.signer, pki, hashes.SHA512()), pki)
+    assert openssl.accepts(good)
+
+
+def test_sha1_is_a_weak_algorithm(pki: Pki, openssl: OpenSsl, known: bool) -> None:
+    # Given the same signer's signature made by openssl with SHA-1 (which it still takes)
+    upload = openssl.sign(pki.signer, "sha1")
+    assert openssl.accepts(upload)
+    verify(MANIFEST, openssl.sign(pki.signer, "sha256"), pki)
+
+    # Then it is refused for its algorithm, not for anything else
+    refused = refusal(upload, pki, known=known)
+    assert WeakAlgorithm is type(refused), refused.message
+    assert "1.3.14.3.2.26" == refused.details["algorithm"]
+
+
+def test_a_weak_algorithm_beside_the_signers_digest_is_refused(pki: Pki, good: bytes) -> None:
+    upload = with_digest_algorithms(good, "sha1", "sha256")
+
+    assert WeakAlgorithm is type(refusal(upload, pki, known=False))
+
+
+@pytest.mark.parametrize("listed", [("sha384",), ("sha512", "sha384"), ()])
+def test_digest_algorithms_must_list_the_signers_digest(
+    pki: Pki, good: bytes, openssl: OpenSsl, known: bool, listed: tuple[str, ...]
+) -> None:
+    # Given a valid signature whose digestAlgorithms lacks SHA-256, the signer's digest
+    upload = with_digest_algorithms(good, *listed)
+
+    # Then it is malformed, and openssl refuses it too
+    refused = refusal(upload, pki, known=known)
+    assert SignatureMalformed is type(refused), refused.message
+    assert not openssl.accepts(upload)
+
+
+LENGTHS = {
+    "indefinite ContentInfo": ((), "indefinite"),
+    "long ContentInfo": ((), "long"),
+    "indefinite SignedData": (SIGNED_DATA, "indefinite"),
+    "long certificates": (CERTIFICATES, "long"),
+    "long SignerInfo": (SIGNER_INFO, "long"),
+    "long signed attributes": ((*SIGNER_INFO, 3), "long"),
+    "long signature value": ((*SIGNER_INFO, 5), "long"),
+    "long digest algorithm": ((*SIGNER_INFO, 2), "long"),
+}
+
+
+@pytest.mark.parametrize("case", LENGTHS)
+def test_ber_lengths_are_malformed(pki: Pki, good: bytes, known: bool, case: str) -> None:
+    # Given a valid signature with one length in a BER form (openssl reads these)
+    path, form = LENGTHS[case]
+    upload = with_length_form(good, path, form)
+    assert upload != good
+
+    # Then it is malformed, also when the quick path knows the signer
+    refused = refusal(upload, pki, known=known)
+    assert SignatureMalformed is type(refused), refused.message
+
+
+CERTIFICATE_DAMAGE = {
+    # The signer certificate's TBSCertificate with a non-minimal length
+    "length": None,
+    # cA TRUE as 01 inside the root's basicConstraints extension (an OCTET STRING's DER)
+    "boolean in an extension": (b"\x30\x03\x01\x01\xff", b"\x30\x03\x01\x01\x01"),
+    # The root's organisation as an OCTET STRING instead of a UTF8String
+    "name value not a string": (b"\x0c\x10Congvan Test PKI", b"\x04\x10Congvan Test PKI"),
+    # ... and as a UTF8String that is not UTF-8
+    "name not utf-8": (b"\x0c\x10Congvan Test PKI", b"\x0c\x10Congvan Test PK\xff"),
+}
+
+
+@pytest.mark.parametrize("case", CERTIFICATE_DAMAGE)
+def test_broken_der_inside_an_embedded_certificate_is_malformed(
+    pki: Pki, good: bytes, openssl: OpenSsl, known: bool, case: str
+) -> None:
+    change = CERTIFICATE_DAMAGE[case]
+    if change is None:
+        upload = with_length_form(good, (*CERTIFICATES, 1, 0), "long")
+    else:
+        upload = with_broken_certificate(good, *change)
+
+    refused = refusal(upload, pki, known=known)
+    assert SignatureMalformed is type(refused), refused.message
+    if case != "boolean in an extension":  # openssl reads BER there
+        assert not openssl.accepts(upload)
+
+
+def test_signed_attributes_out_of_order_are_malformed(
+    pki: Pki, good: bytes, openssl: OpenSsl, known: bool
+) -> None:
+    # Given a signer who signed its attributes unsorted (openssl verifies them as they come)
+    upload = unsorted_attributes(pki.signer, good)
+    assert openssl.accepts(upload)
+
+    refused = refusal(upload, pki, known=known)
+    assert SignatureMalformed is type(refused), refused.message
+
+
+def test_a_signature_algorithm_hashing_another_digest_is_malformed(pki: Pki, good: bytes) -> None:
+    # openssl hashes with the digest algorithm and ignores the one the signature names
+    upload = with_signature_algorithm(good, "sha384_rsa")
+
+    assert SignatureMalformed is type(refusal(upload, pki, known=False))
+
+
+def test_algorithm_protection_must_name_the_signature_algorithm(pki: Pki, good: bytes) -> None:
+    # rsaEncryption with SHA-256 is what openssl writes, but the signed attribute says
+    # sha256WithRSAEncryption
+    upload = with_signature_algorithm(good, "rsassa_pkcs1v15")
+
+    refused = refusal(upload, pki, known=False)
+    assert SignatureMalformed is type(refused)
+    assert "algorithm protection" in refused.message
+
+
+def test_a_weak_signature_algorithm_is_refused(pki: Pki, good: bytes) -> None:
+    upload = with_signature_algorithm(good, "sha1_rsa")
+
+    assert WeakAlgorithm is type(refusal(upload, pki, known=False))
+
+
+def test_two_signers_are_malformed(pki: Pki, good: bytes) -> None:
+    refused = refusal(with_two_signers(good), pki, known=False)
+
+    assert SignatureMalformed is type(refused)
+    assert 2 == refused.details["signers"]
+
+
+# -- damage at any byte ----------------------------------------------------------------------
+
+Mutation = tuple[str, int, int]
+
+
+def mutate(der: bytes, mutation: Mutation) -> bytes:
+    kind, position, byte = mutation
+    position %= len(der)
+    if kind == "flip":
+        return der[:position] + bytes((der[position] ^ (1 << (byte % 8)),)) + der[position + 1 :]
+    if kind == "replace":
+        return der[:position] + bytes((byte,)) + der[position + 1 :]
+    if kind == "insert":
+        return der[:position] + bytes((byte,)) + der[position:]
+    if kind == "delete":
+        return der[:position] + der[position + 1 :]
+    return der[:position]  # truncate
+
+
+MUTATIONS: st.SearchStrategy[Mutation] = st.tuples(
+    st.sampled_from(["flip", "replace", "insert", "delete", "truncate"]),
+    st.integers(min_value=0, max_value=1 << 16),
+    st.integers(min_value=0, max_value=255),
+)
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(mutation=MUTATIONS, quick=st.booleans())
+def test_damage_is_refused_as_a_signature_error_and_never_accepted_against_openssl(
+    pki: Pki, good: bytes, openssl: OpenSsl, mutation: Mutation, quick: bool
+) -> None:
+    # Given a valid signature damaged at one byte, the signer remembered or not
+    damaged = mutate(good, mutation)
+    if quick:
+        verify(MANIFEST, good, pki)
+    else:
+        _trusted_signers.clear()
+
+    # When it is verified: a SignatureError or a verdict, nothing else
+    try:
+        verify(MANIFEST, damaged, pki)
+    except SignatureError:
+        return
+
+    # Then what is accepted, openssl accepts too
+    assert openssl.accepts(damaged), mutation
+
+
+def with_signer_digest(der: bytes, oid: str) -> bytes:
+    content_info = asn1_cms.ContentInfo.load(der)
+    signer_info = content_info["content"]["signer_infos"][0]
+    signer_info["digest_algorithm"] = algos.DigestAlgorithm({"algorithm": oid})
+    return bytes(content_info.dump())
+
+
+def with_subject_as_set(der: bytes) -> bytes:
+    """``der`` with its first certificate's subject Name tagged SET instead of SEQUENCE."""
+    root = tree(der)
+    at(root, *CERTIFICATES, 0, 0, 5).identifier = 0x31
+    return root.encode()
+
+
+# Damage that once escaped pyHanko as AttributeError or ValueError (an HTTP 500).
+ONCE_CRASHED = {
+    "unknown digest OID": (
+        lambda der: with_signer_digest(der, "2.16.840.1.101.3.4.2.9"),
+        WeakAlgorithm,
+    ),
+    "name tagged SET": (with_subject_as_set, SignatureMalformed),
+}
+
+
+@pytest.mark.parametrize("case", ONCE_CRASHED)
+def test_damage_that_once_crashed_is_a_signature_error(pki: Pki, good: bytes, case: str) -> None:
+    damage, error = ONCE_CRASHED[case]
+
+    assert error is type(refusal(damage(good), pki, known=False))
