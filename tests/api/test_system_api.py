@@ -41,6 +41,8 @@ def test_the_openapi_document_lists_every_v1_route(api: Api) -> None:
         "/v1/authorities/{authority_id}": ["delete"],
         "/v1/documents/{document_id}/manifest": ["get"],
         "/v1/documents/{document_id}/signature": ["get"],
+        "/v1/documents/{document_id}/signature/manifest": ["get"],
+        "/v1/documents/{document_id}/signature/cms": ["get"],
         "/v1/documents/{document_id}/signed-pdf": ["get"],
         "/v1/pki/crl": ["get"],
         "/v1/pki/roots": ["get"],
