@@ -44,6 +44,7 @@ from congvan.storage.unit_of_work import UnitOfWork
 from .context import JobContext
 from .signing import keystore, pki
 from .signing.cms import sign_manifest, verify_manifest_signature
+from .timestamping import Timestamping, stored_token
 
 log = logging.getLogger("congvan.anchoring")
 
@@ -76,8 +77,10 @@ class Anchoring:
         passphrase: Callable[[], str],
         every: timedelta | None,
         job_deadline: timedelta = timedelta(minutes=5),
+        timestamping: Timestamping | None = None,
     ) -> None:
         self.passphrase = passphrase
+        self.timestamping = timestamping  # stamps each anchor after commit, when configured
         self.every = every  # None: no timer; ``congvan audit anchor`` only
         self.job_deadline = job_deadline  # re-driven by the scheduler when not done by then
 
@@ -135,6 +138,8 @@ class Anchoring:
                 "heads": len(part),
             }
             uow.anchors.add(previous)
+            if self.timestamping is not None:
+                self.timestamping.request(uow, "anchor", previous["id"], now)
             log.info(
                 "audit anchored",
                 extra={"action": "audit.anchor", "agency": agency_id, "seq": seq},
@@ -239,6 +244,7 @@ def _check_anchor(
             crls=trust.crls,
             at=as_utc(anchor["created_at"]),
             expected_signer={"organizational_unit": agency_id},
+            timestamp_token=stored_token(uow, "anchor", anchor["id"]),
         )
     except SignatureError as exc:
         return problem("signature", f"{exc.code}: {exc.message}")

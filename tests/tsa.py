@@ -123,25 +123,32 @@ class LoopbackTsa:
     """A running TSA: its URL and the requests it answered."""
 
     url: str
-    stamper: ClockedTimeStamper
+    clock: Callable[[], datetime]
+    stamper: ClockedTimeStamper | None = None  # None: answers 503 until given a certificate
     answered: list[bytes] = field(default_factory=list)  # the requests, DER
     # Set to an HTTP status to answer every request with it (and no token).
     fail_with: int | None = None
 
+    def use(self, material: TsaMaterial) -> None:
+        """Sign from now on with this certificate and key."""
+        self.stamper = ClockedTimeStamper(material, self.clock)
+
 
 @contextlib.contextmanager
-def start_tsa(material: TsaMaterial, clock: Callable[[], datetime]) -> Iterator[LoopbackTsa]:
+def start_tsa(material: TsaMaterial | None, clock: Callable[[], datetime]) -> Iterator[LoopbackTsa]:
     """Serve RFC 3161 over HTTP on 127.0.0.1 in a thread until the block ends."""
-    stamper = ClockedTimeStamper(material, clock)
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     port = int(server.server_address[1])
-    tsa = LoopbackTsa(url=f"http://127.0.0.1:{port}/tsa", stamper=stamper)
+    tsa = LoopbackTsa(url=f"http://127.0.0.1:{port}/tsa", clock=clock)
+    if material is not None:
+        tsa.use(material)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if tsa.fail_with is not None:
-                self.send_response(tsa.fail_with)
+            stamper = tsa.stamper
+            if tsa.fail_with is not None or stamper is None:
+                self.send_response(tsa.fail_with or 503)
                 self.end_headers()
                 return
             if self.headers.get("Content-Type") != "application/timestamp-query":

@@ -19,9 +19,11 @@ from congvan.actions.checks import CHECKS, Check
 from congvan.actions.context import Effect, Guard, JobAction
 from congvan.actions.effects import EFFECTS
 from congvan.actions.guards import GUARDS
-from congvan.actions.jobs import QUEUES, JobRunner, install_actor
+from congvan.actions.jobs import QUEUES, AnyJob, JobRunner, install_actor
 from congvan.actions.review import Review
 from congvan.actions.signing.signing import Signing
+from congvan.actions.timestamping import JOB as TIMESTAMP_JOB
+from congvan.actions.timestamping import Timestamping
 from congvan.storage.clock import Clock, utcnow
 from congvan.storage.database import make_engine
 from congvan.storage.schema import ensure_migrated
@@ -68,6 +70,7 @@ class Runtime:
     runner: JobRunner
     review: Review
     anchoring: Anchoring
+    timestamping: Timestamping
     worker: dramatiq.Worker | None = None
     _started: list[str] = field(default_factory=list)
 
@@ -143,16 +146,27 @@ def bootstrap(
         max_attachment_bytes=settings.max_attachment_bytes,
         max_subject_length=settings.max_subject_length,
     )
-    signing = Signing(settings.passphrase, max_pdf_bytes=settings.max_attachment_bytes)
+    timestamping = Timestamping(
+        settings.tsa_url,
+        timeout=settings.tsa_timeout_seconds,
+        job_deadline=timedelta(seconds=settings.job_deadline_seconds),
+    )
+    signing = Signing(
+        settings.passphrase,
+        max_pdf_bytes=settings.max_attachment_bytes,
+        timestamping=timestamping,
+    )
     every = settings.audit_anchor_minutes
     anchoring = Anchoring(
         settings.passphrase,
         timedelta(minutes=every) if every else None,
         job_deadline=timedelta(seconds=settings.job_deadline_seconds),
+        timestamping=timestamping,
     )
-    job_actions = {
+    job_actions: dict[str, AnyJob] = {
         "run_review_checks": review.run_review_checks,
         ANCHOR_JOB: anchoring.run_job,
+        TIMESTAMP_JOB: timestamping,
         **JOBS,
         **(jobs or {}),
     }
@@ -210,6 +224,7 @@ def bootstrap(
         runner=runner,
         review=review,
         anchoring=anchoring,
+        timestamping=timestamping,
     )
 
 
@@ -219,4 +234,5 @@ def describe(runtime: Runtime) -> dict[str, Any]:
         "database": runtime.db.url.render_as_string(hide_password=True),
         "broker": type(runtime.broker).__name__,
         "worker_threads": runtime.settings.worker_threads,
+        "timestamp_authority": runtime.settings.tsa_url or None,
     }

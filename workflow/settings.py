@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     # How often each agency with an organisational key signs its audit chain heads
     # (actions/anchoring.py); 0 turns the timer off (``congvan audit anchor`` still works).
     audit_anchor_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
+    # An RFC 3161 timestamp authority (http(s) URL). When set, every signature the server
+    # makes and every audit anchor is stamped after commit (actions/timestamping.py); a TSA
+    # that does not answer leaves them unstamped, never unsigned.
+    tsa_url: str | None = None
+    tsa_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # Where peers reach this instance: certificates name its CRL under it.
     public_url: str = "http://127.0.0.1:8000"
 

@@ -27,6 +27,7 @@ from congvan.storage.ids import new_id
 from congvan.storage.unit_of_work import UnitOfWork
 
 from ..context import TransitionContext
+from ..timestamping import Timestamping, record_embedded, stored_token
 from . import keystore, pki
 from .cms import Verdict, sign_manifest, verify_manifest_signature
 from .manifest import build_manifest
@@ -63,7 +64,10 @@ def verify_stored(
     doc: dict[str, Any],
     trust: keystore.TrustMaterial | None = None,
 ) -> Verdict:
-    """Verify a stored signature against ``manifest`` as of when it was accepted."""
+    """Verify a stored signature against ``manifest`` as of when it was accepted.
+
+    With the timestamp token the TSA gave after acceptance, the verdict rests on its time.
+    """
     trust = trust or keystore.trust_material(uow)
     return verify_manifest_signature(
         manifest,
@@ -72,6 +76,7 @@ def verify_stored(
         crls=trust.crls,
         at=as_utc(signature["created_at"]),
         expected_signer=expected_signer(uow, doc),
+        timestamp_token=stored_token(uow, "signature", signature["id"]),
     )
 
 
@@ -79,9 +84,13 @@ class Signing:
     """The guards and effect the document machine names for ``sign`` and ``send``."""
 
     def __init__(
-        self, passphrase: Callable[[], str], max_pdf_bytes: int = 25 * 1024 * 1024
+        self,
+        passphrase: Callable[[], str],
+        max_pdf_bytes: int = 25 * 1024 * 1024,
+        timestamping: Timestamping | None = None,
     ) -> None:
         self.passphrase = passphrase
+        self.timestamping = timestamping
         # An uploaded signed PDF: the main file's limit plus room for signatures.
         self.max_pdf_bytes = max_pdf_bytes + 1024 * 1024
         self._keys: dict[str, Any] = {}  # unlocked keys by certificate fingerprint
@@ -136,9 +145,10 @@ class Signing:
                     pdf_certificate=pdf["signer"].get("sha256", ""),
                 )
             signed_pdf = pdf["sha256"]
+        signature_id = new_id()
         uow.signatures.add_signature(
             {
-                "id": new_id(),
+                "id": signature_id,
                 "document_id": doc_id,
                 "revision": doc["revision"],
                 "manifest": manifest,
@@ -160,6 +170,13 @@ class Signing:
                 "signer": verdict.signer.get("common_name", ""),
             }
         )
+        if verdict.timestamp is not None:  # an uploaded CMS that carries a valid token
+            record_embedded(uow, signature_id, cms, verdict, ctx.now)
+            ctx.audit["timestamp"] = verdict.timestamp.isoformat()
+        elif mode == "server" and self.timestamping is not None and self.timestamping.configured:
+            # Asked of the TSA after commit, never inside this transaction.
+            self.timestamping.request(uow, "signature", signature_id, ctx.now, document_id=doc_id)
+            ctx.audit["timestamp"] = "requested"
 
     def _server_material(
         self,
