@@ -45,6 +45,7 @@ from .context import JobContext
 from .signing import keystore, pki
 from .signing.cms import sign_manifest, verify_manifest_signature
 from .signing.truststore import TrustStore
+from .timestamping import Timestamping, stored_token
 
 log = logging.getLogger("congvan.anchoring")
 
@@ -78,9 +79,11 @@ class Anchoring:
         trust: TrustStore,
         every: timedelta | None,
         job_deadline: timedelta = timedelta(minutes=5),
+        timestamping: Timestamping | None = None,
     ) -> None:
         self.passphrase = passphrase
         self.trust = trust
+        self.timestamping = timestamping  # stamps each anchor after commit, when configured
         self.every = every  # None: no timer; ``congvan audit anchor`` only
         self.job_deadline = job_deadline  # re-driven by the scheduler when not done by then
 
@@ -138,6 +141,8 @@ class Anchoring:
                 "heads": len(part),
             }
             uow.anchors.add(previous)
+            if self.timestamping is not None:
+                self.timestamping.request(uow, "anchor", previous["id"], now)
             log.info(
                 "audit anchored",
                 extra={"action": "audit.anchor", "agency": agency_id, "seq": seq},
@@ -244,6 +249,7 @@ def _check_anchor(
             at=as_utc(anchor["created_at"]),
             expected_signer={"organizational_unit": agency_id},
             profile="agency",
+            timestamp_token=stored_token(uow, "anchor", anchor["id"]),
         )
     except SignatureError as exc:
         return problem("signature", f"{exc.code}: {exc.message}")

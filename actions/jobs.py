@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import dramatiq
 import structlog
@@ -13,7 +14,7 @@ import structlog
 from congvan.states.policy import job_backoff_seconds
 from congvan.storage.clock import Clock
 from congvan.storage.ids import new_id
-from congvan.storage.outbox import DONE, FAILED
+from congvan.storage.outbox import DONE, FAILED, Job
 from congvan.storage.timers import JOB_DEADLINE
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -29,20 +30,55 @@ class RetryLater(Exception):
     """The job wrote what it could and must run again after a backoff."""
 
 
+Work = TypeVar("Work")
+
+
+class StagedJob(ABC, Generic[Work]):
+    """A job with a step outside the database: claim, act, record (DESIGN principle 8).
+
+    ``prepare`` runs in a short transaction and returns what ``act`` needs (None: nothing
+    left to do, the job is done). ``act`` runs with no transaction open (HTTP to a peer)
+    and raises to fail the attempt. ``record`` keeps the outcome in another short
+    transaction, the one that marks the job done. A failed attempt is counted as for any
+    job, and ``failed`` writes what it means in that same transaction (``final`` on the
+    last attempt). A message delivered twice may act twice; ``record`` of the second finds
+    the job done and writes nothing.
+    """
+
+    @abstractmethod
+    def prepare(self, ctx: JobContext) -> Work | None:
+        """Read what the outside step needs."""
+
+    @abstractmethod
+    def act(self, work: Work) -> Any:
+        """Do the outside step; its result goes to ``record``."""
+
+    @abstractmethod
+    def record(self, ctx: JobContext, work: Work, outcome: Any) -> None:
+        """Keep the outcome."""
+
+    def failed(self, ctx: JobContext, error: str, *, final: bool) -> None:
+        """An attempt failed with ``error``; ``final``: the job gives up."""
+        return None
+
+
+AnyJob = JobAction | StagedJob[Any]
+
+
 class JobRunner:
     """Runs a job at most once to completion, however often its message arrives.
 
-    The action runs inside the transaction that marks the job done, so an action that
+    A plain action runs inside the transaction that marks the job done, so an action that
     only writes rows takes effect exactly once; one that talks to the outside world must
-    itself be idempotent, keyed by the job id. A failure is counted in the row and the
-    job's database timer is moved to the backoff time: the scheduler re-drives it, never
-    the broker.
+    itself be idempotent, keyed by the job id. A ``StagedJob`` acts between two short
+    transactions instead. A failure is counted in the row and the job's database timer is
+    moved to the backoff time: the scheduler re-drives it, never the broker.
     """
 
     def __init__(
         self,
         open_uow: Callable[[], UnitOfWork],
-        actions: Mapping[str, JobAction],
+        actions: Mapping[str, AnyJob],
         clock: Clock,
         *,
         max_attempts: int,
@@ -58,6 +94,7 @@ class JobRunner:
             return self._run(job_id)
 
     def _run(self, job_id: str) -> str:
+        action: AnyJob | None = None
         try:
             with self.open_uow() as uow:
                 job = uow.outbox.get(job_id, for_update=True)
@@ -67,36 +104,73 @@ class JobRunner:
                 if action is None:
                     raise LookupError(f"no action named {job.action!r} is installed")
                 now = self.clock()
-                try:
-                    action(JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow))
-                except RetryLater as exc:
-                    # Keep what the action wrote, count the attempt, wait, run again.
-                    self._schedule_retry(uow, job_id, str(exc), now)
-                    uow.commit()
-                    return "failed"
-                if not uow.outbox.finish(job_id, now):
-                    return "skipped"
-                uow.timers.cancel(JOB_DEADLINE, job_id)
+                if not isinstance(action, StagedJob):
+                    return self._run_plain(uow, job, action, now)
+                # Claim: read what the outside step needs, and let the transaction go.
+                work = action.prepare(JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow))
+                if work is None:
+                    return self._finish(uow, job_id, now)
                 uow.commit()
-                log.info("job done", extra={"action": "job.done", "job_id": job_id})
-                return "done"
+            return self._act_and_record(job_id, action, work)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
-            self.record_failure(job_id, f"{type(exc).__name__}: {exc}")
+            self.record_failure(job_id, f"{type(exc).__name__}: {exc}", action)
             return "failed"
 
-    def record_failure(self, job_id: str, error: str) -> None:
+    def _run_plain(self, uow: UnitOfWork, job: Job, action: JobAction, now: datetime) -> str:
+        """The action and the job's end in one transaction."""
+        try:
+            action(JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow))
+        except RetryLater as exc:
+            # Keep what the action wrote, count the attempt, wait, run again.
+            self._schedule_retry(uow, job.id, str(exc), now)
+            uow.commit()
+            return "failed"
+        return self._finish(uow, job.id, now)
+
+    def _act_and_record(self, job_id: str, action: StagedJob[Any], work: Any) -> str:
+        """The outside step with no transaction open, then its outcome in a short one."""
+        try:
+            outcome = action.act(work)
+        except Exception as exc:  # noqa: BLE001 - a failed outside step is an attempt
+            self.record_failure(job_id, f"{type(exc).__name__}: {exc}", action)
+            return "failed"
         with self.open_uow() as uow:
-            self._schedule_retry(uow, job_id, error, self.clock())
+            job = uow.outbox.get(job_id, for_update=True)
+            if job is None or job.status in (DONE, FAILED):
+                return "skipped"
+            now = self.clock()
+            action.record(
+                JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow), work, outcome
+            )
+            return self._finish(uow, job_id, now)
+
+    def _finish(self, uow: UnitOfWork, job_id: str, now: datetime) -> str:
+        if not uow.outbox.finish(job_id, now):
+            return "skipped"
+        uow.timers.cancel(JOB_DEADLINE, job_id)
+        uow.commit()
+        log.info("job done", extra={"action": "job.done", "job_id": job_id})
+        return "done"
+
+    def record_failure(self, job_id: str, error: str, action: AnyJob | None = None) -> None:
+        with self.open_uow() as uow:
+            now = self.clock()
+            gave_up = self._schedule_retry(uow, job_id, error, now)
+            job = uow.outbox.get(job_id)
+            if isinstance(action, StagedJob) and job is not None:
+                ctx = JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow)
+                action.failed(ctx, error, final=gave_up)
             uow.commit()
 
-    def _schedule_retry(self, uow: UnitOfWork, job_id: str, error: str, now: datetime) -> None:
-        """Count a failed attempt; wait on a database timer, or give up for good."""
+    def _schedule_retry(self, uow: UnitOfWork, job_id: str, error: str, now: datetime) -> bool:
+        """Count a failed attempt; wait on a database timer, or give up for good (True)."""
         attempts = uow.outbox.record_failure(job_id, error)
         uow.timers.cancel(JOB_DEADLINE, job_id)
         job = uow.outbox.get(job_id)
         if job is None:
-            return
-        if attempts >= self.max_attempts:
+            return False
+        gave_up = attempts >= self.max_attempts
+        if gave_up:
             uow.outbox.mark([job_id], FAILED, now)
         else:
             uow.timers.add(
@@ -116,6 +190,7 @@ class JobRunner:
         log.warning(
             "job failed", extra={"action": "job.failed", "job_id": job_id, "attempts": attempts}
         )
+        return gave_up
 
 
 def install_actor(broker: dramatiq.Broker, runner: JobRunner) -> dramatiq.Actor[Any, Any]:

@@ -33,6 +33,10 @@ class AnchorRepository:
         ).first()
         return dict(row._mapping) if row else None
 
+    def by_id(self, anchor_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(select(_anchors).where(_anchors.c.id == anchor_id)).first()
+        return dict(row._mapping) if row else None
+
     def get(self, agency_id: str, seq: int) -> dict[str, Any] | None:
         row = self.conn.execute(
             select(_anchors).where(_anchors.c.agency_id == agency_id, _anchors.c.seq == seq)

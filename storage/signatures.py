@@ -119,6 +119,10 @@ class SignatureRepository:
     def add_signature(self, row: dict[str, Any]) -> None:
         self.conn.execute(insert(_signatures), [row])
 
+    def signature(self, signature_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(select(_signatures).where(_signatures.c.id == signature_id)).first()
+        return dict(row._mapping) if row else None
+
     def latest_signature(self, document_id: str) -> dict[str, Any] | None:
         s = _signatures.c
         row = self.conn.execute(

@@ -331,4 +331,30 @@ class AuditAnchor(SQLModel, table=True):
     heads: int  # how many document heads the body lists
 
 
+class Timestamp(SQLModel, table=True):
+    """An RFC 3161 timestamp token over a signature's or an anchor's signature value.
+
+    Its own row, not a column of the signature or anchor: those keep the bytes that were
+    accepted (and that the audit trail hashes) and are never updated, while a token
+    arrives later from outside and its request may fail; ``status`` is pending, stamped
+    or unavailable (no row: none was asked for).
+    """
+
+    __tablename__ = "timestamps"
+    __table_args__ = (UniqueConstraint("subject", "subject_id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    subject: str = Field(max_length=10)  # signature | anchor
+    subject_id: str = Field(max_length=36)
+    status: str = Field(max_length=12)  # pending | stamped | unavailable
+    source: str = Field(max_length=10)  # tsa (asked after commit) | embedded (uploaded)
+    token: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    authority: str = Field(default="", max_length=300)
+    gen_time: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    attempts: int = Field(default=0)
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
 metadata = SQLModel.metadata

@@ -18,6 +18,7 @@ from .idempotency import IdempotencyRepository
 from .outbox import OutboxRepository
 from .signatures import SignatureRepository
 from .timers import TimerRepository
+from .timestamps import TimestampRepository
 
 
 class UnitOfWork:
@@ -34,6 +35,7 @@ class UnitOfWork:
     authorities: AuthorityRepository
     duplicates: DuplicateRepository
     signatures: SignatureRepository
+    timestamps: TimestampRepository
 
     def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
         self.engine = engine
@@ -67,6 +69,7 @@ class UnitOfWork:
         self.duplicates = DuplicateRepository(conn)
         self.signatures = SignatureRepository(conn)
         self.anchors = AnchorRepository(conn)
+        self.timestamps = TimestampRepository(conn)
         return self
 
     def commit(self) -> None:

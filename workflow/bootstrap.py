@@ -19,11 +19,13 @@ from congvan.actions.checks import CHECKS, Check
 from congvan.actions.context import Effect, Guard, JobAction
 from congvan.actions.effects import EFFECTS
 from congvan.actions.guards import GUARDS
-from congvan.actions.jobs import QUEUES, JobRunner, install_actor
+from congvan.actions.jobs import QUEUES, AnyJob, JobRunner, install_actor
 from congvan.actions.review import Review
 from congvan.actions.signing.revocation_lists import RevocationLists
 from congvan.actions.signing.signing import Signing
 from congvan.actions.signing.truststore import TrustStore
+from congvan.actions.timestamping import JOB as TIMESTAMP_JOB
+from congvan.actions.timestamping import Timestamping
 from congvan.storage.clock import Clock, utcnow
 from congvan.storage.database import make_engine
 from congvan.storage.schema import ensure_migrated
@@ -72,6 +74,7 @@ class Runtime:
     anchoring: Anchoring
     trust: TrustStore
     revocation_lists: RevocationLists
+    timestamping: Timestamping
     worker: dramatiq.Worker | None = None
     _started: list[str] = field(default_factory=list)
 
@@ -149,13 +152,25 @@ def bootstrap(
         max_subject_length=settings.max_subject_length,
     )
     trust = TrustStore(settings.trust_path)
-    signing = Signing(settings.passphrase, trust, max_pdf_bytes=settings.max_attachment_bytes)
+    timestamping = Timestamping(
+        settings.tsa_url,
+        trust,
+        timeout=settings.tsa_timeout_seconds,
+        job_deadline=timedelta(seconds=settings.job_deadline_seconds),
+    )
+    signing = Signing(
+        settings.passphrase,
+        trust,
+        max_pdf_bytes=settings.max_attachment_bytes,
+        timestamping=timestamping,
+    )
     every = settings.audit_anchor_minutes
     anchoring = Anchoring(
         settings.passphrase,
         trust,
         timedelta(minutes=every) if every else None,
         job_deadline=timedelta(seconds=settings.job_deadline_seconds),
+        timestamping=timestamping,
     )
     revocation_lists = RevocationLists(
         settings.passphrase,
@@ -164,9 +179,10 @@ def bootstrap(
         warn_before=timedelta(hours=settings.crl_warn_hours),
         check_every=timedelta(minutes=settings.crl_check_minutes),
     )
-    job_actions = {
+    job_actions: dict[str, AnyJob] = {
         "run_review_checks": review.run_review_checks,
         ANCHOR_JOB: anchoring.run_job,
+        TIMESTAMP_JOB: timestamping,
         **JOBS,
         **(jobs or {}),
     }
@@ -226,6 +242,7 @@ def bootstrap(
         anchoring=anchoring,
         trust=trust,
         revocation_lists=revocation_lists,
+        timestamping=timestamping,
     )
 
 
@@ -235,4 +252,5 @@ def describe(runtime: Runtime) -> dict[str, Any]:
         "database": runtime.db.url.render_as_string(hide_password=True),
         "broker": type(runtime.broker).__name__,
         "worker_threads": runtime.settings.worker_threads,
+        "timestamp_authority": runtime.settings.tsa_url or None,
     }

@@ -632,7 +632,15 @@ def _print_signer(cms_der: bytes, verdict: Any) -> None:
             f"valid {signer['validity']}"
         )
     if claimed is not None:
-        print(f"signing time  {claimed.astimezone(VIETNAM).isoformat()} (as the signer claims)")
+        print(
+            f"signing time  {claimed.astimezone(VIETNAM).isoformat()} (time claimed by the signer)"
+        )
+    stamped = getattr(verdict, "timestamp", None)
+    if stamped is not None:
+        print(
+            f"timestamp     {stamped.astimezone(VIETNAM).isoformat()} by "
+            f"{verdict.timestamp_authority} (RFC 3161; the checks rest on this time)"
+        )
     if verdict is not None and hasattr(verdict, "signature_count"):
         print(
             f"signatures    {verdict.signature_count} in the file; the last, in field "
@@ -699,6 +707,7 @@ def _verify_document(document_id: str, runtime: Runtime) -> int:
 
     from congvan.actions.signing import keystore
     from congvan.actions.signing.signing import VIETNAM, manifest_of, verify_stored
+    from congvan.actions.timestamping import timestamp_view
     from congvan.storage.clock import as_utc
 
     with runtime.uow(readonly=True) as uow:
@@ -725,6 +734,10 @@ def _verify_document(document_id: str, runtime: Runtime) -> int:
         if current != signature["manifest_sha256"]:
             footer.append(f"              sha256 {current} (the document now)")
         _print_trust_notes(trust, runtime)
+        stamp = timestamp_view(uow, "signature", signature["id"])
+        if stamp["status"] in ("pending", "unavailable"):
+            error = f": {stamp['error']}" if stamp["error"] else ""
+            footer.append(f"timestamp     {stamp['status']}{error}")
         return _report(
             lambda: verify_stored(uow, signature, manifest, doc, trust), cms_der, header, footer
         )

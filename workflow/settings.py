@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     crl_refresh_hours: int = Field(default=72, ge=1)
     crl_warn_hours: int = Field(default=48, ge=1)
     crl_check_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # An RFC 3161 timestamp authority (http(s) URL). When set, every signature the server
+    # makes and every audit anchor is stamped after commit (actions/timestamping.py); a TSA
+    # that does not answer leaves them unstamped, never unsigned.
+    tsa_url: str | None = None
+    tsa_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     # Where peers reach this instance: certificates name its CRL under it.
     public_url: str = "http://127.0.0.1:8000"
 

@@ -19,6 +19,12 @@ The path is validated at the moment ``at`` with the CRLs given and never the net
 The signing time in the CMS is what the signer claims, not a timestamp: callers choose
 ``at`` (the moment of acceptance, or a trusted time) and store it with the verdict.
 
+A signature timestamp token (RFC 3161; embedded as the unsigned attribute
+signatureTimeStampToken, or passed as ``timestamp_token``) is judged first, since the
+other checks depend on it: an invalid one raises ``TimestampInvalid``; a valid one moves
+the moment of the path checks to its genTime, and the claimed signing time must not lie
+after genTime (``SigningTimeInvalid``). The verdict says which time it rests on.
+
 pyHanko 0.38 is async only; ``sign_manifest`` and ``verify_manifest_signature`` run it on a
 private event loop, and code already inside a loop awaits the ``async_`` variants.
 """
@@ -63,6 +69,7 @@ from congvan.actions.signing.hotpath import (
     trusted_signer,
 )
 from congvan.actions.signing.strict import check_strict_cms, is_canonical
+from congvan.actions.signing.timestamps import Stamp, async_verify_token, token_in
 from congvan.states.errors import (
     CertificateExpired,
     CertificateNotYetValid,
@@ -124,6 +131,10 @@ class Verdict:
     # A certificate of the path revoked after ``checked_at``: the signature was made
     # before, and stands, but whoever relies on it should know (e.g. a key compromise).
     later_revocation: Mapping[str, str | None] | None = None
+    # With a valid timestamp token: its genTime and authority, and the path was judged then.
+    timestamp: datetime | None = None
+    timestamp_authority: str | None = None
+    time_source: str = "claimed"  # "timestamp" | "claimed" (by the signer)
 
 
 # -- signing ---------------------------------------------------------------------------
@@ -331,6 +342,7 @@ async def async_verify_manifest_signature(
     at: datetime,
     expected_signer: Mapping[str, str] | None = None,
     profile: profiles.Profile = "signer",
+    timestamp_token: bytes | None = None,
 ) -> Verdict:
     """Check that ``cms_der`` signs ``manifest`` by a trusted, unrevoked signer at ``at``.
 
@@ -338,15 +350,43 @@ async def async_verify_manifest_signature(
     ``crls`` must hold a current CRL of every CA on the path (nothing is fetched).
     ``expected_signer`` maps some of ``SIGNER_FIELDS`` to the wanted values, compared after
     NFC, case folding and collapsing spaces. ``profile`` is the kind of certificate this
-    use accepts (``profiles``). Raises the ``SignatureError`` subclass of the first check
-    that fails.
+    use accepts (``profiles``). ``timestamp_token`` stamps the signature (it wins over one
+    the CMS carries). Raises the ``SignatureError`` subclass of the first check that fails.
     """
     crl_der = _check_arguments(crls, at, expected_signer)
+    if timestamp_token is not None:
+        return await _stamped_verdict(
+            manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile, timestamp_token
+        )
     verdict = _quick_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile)
     if verdict is not None:
         return verdict
     return await _full_verdict(
         manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile
+    )
+
+
+async def _stamped_verdict(
+    manifest: bytes,
+    cms_der: bytes,
+    trust_roots: Sequence[x509.Certificate],
+    crl_der: list[bytes],
+    at: datetime,
+    expected_signer: Mapping[str, str] | None,
+    profile: profiles.Profile,
+    token: bytes,
+) -> Verdict:
+    """Verify with a token given beside the CMS: the token first, then the signature."""
+    signed_data, _signing_time = _detached_signed_data(cms_der)
+    value = bytes(signed_data["signer_infos"][0]["signature"].native)
+    stamp = await async_verify_token(token, value, trust_roots=trust_roots, crls=crl_der)
+    verdict = _quick_verdict(
+        manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile, stamp
+    )
+    if verdict is not None:
+        return verdict
+    return await _full_verdict(
+        manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile, stamp
     )
 
 
@@ -371,17 +411,32 @@ async def _full_verdict(
     at: datetime,
     expected_signer: Mapping[str, str] | None,
     profile: profiles.Profile = "signer",
+    stamp: Stamp | None = None,
 ) -> Verdict:
     """Verify through pyHanko, every point, and remember the signer when it passes."""
     check_strict_cms(cms_der)
     signed_data, signing_time = _detached_signed_data(cms_der)
+    signer_info = signed_data["signer_infos"][0]
+    if stamp is None:
+        try:
+            token = token_in(signer_info)
+        except (ValueError, TypeError) as exc:
+            raise SignatureError(f"The signature is malformed: {exc}") from exc
+        if token is not None:
+            stamp = await async_verify_token(
+                token,
+                bytes(signer_info["signature"].native),
+                trust_roots=trust_roots,
+                crls=crl_der,
+            )
+    moment = at if stamp is None else stamp.gen_time
     key = cache_key(signed_data["certificates"].dump(), trust_roots, crl_der)
     roots = [_asn1_cert(c) for c in trust_roots]
     try:
         status = await async_validate_detached_cms(
             manifest,
             signed_data,
-            signer_validation_context=_context(roots, crl_der, at),
+            signer_validation_context=_context(roots, crl_der, moment),
             key_usage_settings=SIGNER_KEY_USAGE,
         )
     except SignatureValidationError as exc:  # e.g. signing-certificate-v2 names another cert
@@ -397,13 +452,14 @@ async def _full_verdict(
     if not status.intact:
         raise ManifestMismatch(**who)
     if not (status.trusted and status.trust_problem_indic is None):
-        raise await _path_error(status, signed_data, roots, crl_der, at, who)
-    later = check_path(status, crl_der, at, signer, profile, who)
-    check_signing_time(signing_time, at, cert, signer, who)
+        raise await _path_error(status, signed_data, roots, crl_der, moment, who)
+    later = check_path(status, crl_der, moment, signer, profile, who)
+    _check_against_stamp(signing_time, stamp, who)
+    check_signing_time(signing_time, moment, cert, signer, who)
     _check_expected_signer(signer, expected_signer, who)
     if later is None:
         _remember(key, signed_data, status, crl_der, signer)
-    return _verdict(signing_time, at, signer, expected_signer, later)
+    return _verdict(signing_time, at, signer, expected_signer, later, stamp)
 
 
 def check_path(
@@ -465,21 +521,40 @@ def _quick_verdict(
     at: datetime,
     expected_signer: Mapping[str, str] | None,
     profile: profiles.Profile = "signer",
+    stamp: Stamp | None = None,
 ) -> Verdict | None:
-    """The verdict on a signer seen before (``hotpath``), or None to verify in full."""
+    """The verdict on a signer seen before (``hotpath``), or None to verify in full.
+
+    With a verified ``stamp``, the path is judged at its genTime instead of ``at``.
+    """
     pieces = split(cms_der)
     if pieces is None:
         return None
+    moment = at if stamp is None else stamp.gen_time
     known = _trusted_signers.get(cache_key(pieces.certificates, trust_roots, crl_der))
-    quick = known and quick_verify(manifest, pieces, known, at)
+    quick = known and quick_verify(manifest, pieces, known, moment)
     if not quick or not is_canonical(cms_der, pieces):
         return None
     signer = dict(quick.trusted.signer)
     who = {"signer": signer["common_name"], "serial_number": signer["serial_number"]}
     check_profile(signer, profile, who)
-    check_signing_time(quick.signing_time, at, quick.trusted, signer, who)
+    _check_against_stamp(quick.signing_time, stamp, who)
+    check_signing_time(quick.signing_time, moment, quick.trusted, signer, who)
     _check_expected_signer(signer, expected_signer, who)
-    return _verdict(quick.signing_time, at, signer, expected_signer)
+    return _verdict(quick.signing_time, at, signer, expected_signer, None, stamp)
+
+
+def _check_against_stamp(
+    signing_time: datetime, stamp: Stamp | None, who: Mapping[str, str]
+) -> None:
+    """The signer cannot claim to have signed after the TSA saw the signature."""
+    if stamp is not None and signing_time > stamp.gen_time + CLOCK_SKEW:
+        raise SigningTimeInvalid(
+            "The claimed signing time lies after the signature's timestamp.",
+            signing_time=signing_time.isoformat(),
+            timestamp=stamp.gen_time.isoformat(),
+            **who,
+        )
 
 
 def _check_expected_signer(
@@ -506,6 +581,7 @@ def _verdict(
     signer: dict[str, str],
     expected_signer: Mapping[str, str] | None,
     later: revocation.LaterRevocation | None = None,
+    stamp: Stamp | None = None,
 ) -> Verdict:
     return Verdict(
         intact=True,
@@ -519,6 +595,9 @@ def _verdict(
         checked_at=at,
         signer=MappingProxyType(signer),
         later_revocation=MappingProxyType(later.as_dict()) if later else None,
+        timestamp=None if stamp is None else stamp.gen_time,
+        timestamp_authority=None if stamp is None else stamp.authority,
+        time_source="claimed" if stamp is None else "timestamp",
     )
 
 
@@ -563,10 +642,27 @@ def verify_manifest_signature(
     at: datetime,
     expected_signer: Mapping[str, str] | None = None,
     profile: profiles.Profile = "signer",
+    timestamp_token: bytes | None = None,
 ) -> Verdict:
     """Verify a detached signature; see ``async_verify_manifest_signature``."""
     _outside_a_loop()
     crl_der = _check_arguments(crls, at, expected_signer)
+    if timestamp_token is not None:
+        return cast(
+            Verdict,
+            _run(
+                _stamped_verdict(
+                    manifest,
+                    cms_der,
+                    trust_roots,
+                    crl_der,
+                    at,
+                    expected_signer,
+                    profile,
+                    timestamp_token,
+                )
+            ),
+        )
     verdict = _quick_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile)
     if verdict is not None:  # no event loop needed
         return verdict

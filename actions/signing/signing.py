@@ -28,6 +28,7 @@ from congvan.storage.ids import new_id
 from congvan.storage.unit_of_work import UnitOfWork
 
 from ..context import TransitionContext
+from ..timestamping import Timestamping, record_embedded, stored_token
 from . import keystore, pki
 from .cms import Verdict, sign_manifest, verify_manifest_signature
 from .manifest import build_manifest
@@ -70,7 +71,8 @@ def verify_stored(
 
     The moment of acceptance, and which CMS was accepted, are read from the audit entry
     of the ``sign`` transition (hash-chained and anchored), not from the signature's row,
-    which SQL can change unnoticed. Every attachment's bytes are hashed again.
+    which SQL can change unnoticed. Every attachment's bytes are hashed again. With the
+    timestamp token the TSA gave after acceptance, the verdict rests on its time.
     """
     cms = bytes(signature["cms"])
     accepted = accepted_at(uow, signature, cms)
@@ -82,6 +84,7 @@ def verify_stored(
         crls=trust.crls,
         at=accepted,
         expected_signer=expected_signer(uow, doc),
+        timestamp_token=stored_token(uow, "signature", signature["id"]),
     )
 
 
@@ -131,9 +134,11 @@ class Signing:
         passphrase: Callable[[], str],
         trust: TrustStore,
         max_pdf_bytes: int = 25 * 1024 * 1024,
+        timestamping: Timestamping | None = None,
     ) -> None:
         self.passphrase = passphrase
         self.trust = trust
+        self.timestamping = timestamping
         # An uploaded signed PDF: the main file's limit plus room for signatures.
         self.max_pdf_bytes = max_pdf_bytes + 1024 * 1024
         self._keys: dict[str, Any] = {}  # unlocked keys by certificate fingerprint
@@ -216,6 +221,13 @@ class Signing:
                 "signer": verdict.signer.get("common_name", ""),
             }
         )
+        if verdict.timestamp is not None:  # an uploaded CMS that carries a valid token
+            record_embedded(uow, signature_id, cms, verdict, ctx.now)
+            ctx.audit["timestamp"] = verdict.timestamp.isoformat()
+        elif mode == "server" and self.timestamping is not None and self.timestamping.configured:
+            # Asked of the TSA after commit, never inside this transaction.
+            self.timestamping.request(uow, "signature", signature_id, ctx.now, document_id=doc_id)
+            ctx.audit["timestamp"] = "requested"
 
     def _server_material(
         self,

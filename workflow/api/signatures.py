@@ -15,6 +15,7 @@ from fastapi import APIRouter, Response
 from congvan.actions.signing import keystore
 from congvan.actions.signing.cms import Verdict
 from congvan.actions.signing.signing import manifest_of, verify_stored
+from congvan.actions.timestamping import timestamp_view
 from congvan.states.errors import CongvanError, NotFound
 from congvan.states.policy import READ_ROLES
 from congvan.storage.agencies import Principal
@@ -69,6 +70,8 @@ def get_signature(document_id: str, runtime: RuntimeDep, principal: PrincipalDep
             )
         except CongvanError as exc:
             verdict = {"ok": False, **exc.to_dict()}  # a verdict, not an error of the call
+        # pending / stamped / unavailable (with the error) / none: never asked for
+        timestamp = timestamp_view(uow, "signature", signature["id"])
     return {
         "document_id": document_id,
         "revision": signature["revision"],
@@ -79,6 +82,7 @@ def get_signature(document_id: str, runtime: RuntimeDep, principal: PrincipalDep
         "signed_pdf_sha256": signature["signed_pdf_sha256"] or None,
         "signing_time": signature["signing_time"].isoformat(),
         "current_revision": doc["revision"],
+        "timestamp": timestamp,
         "verdict": verdict,
     }
 

@@ -1,0 +1,89 @@
+"""SQL for timestamp tokens: one row per stamped signature or anchor, updated as it goes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from .tables import Timestamp
+
+_timestamps = Timestamp.__table__  # type: ignore[attr-defined]
+
+PENDING = "pending"
+STAMPED = "stamped"
+UNAVAILABLE = "unavailable"
+
+
+class TimestampRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.conn.execute(insert(_timestamps), [{"updated_at": row["created_at"], **row}])
+
+    def get(self, subject: str, subject_id: str) -> dict[str, Any] | None:
+        t = _timestamps.c
+        row = self.conn.execute(
+            select(_timestamps).where(t.subject == subject, t.subject_id == subject_id)
+        ).first()
+        return dict(row._mapping) if row else None
+
+    def of(self, subject: str, subject_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The rows of these subjects, by subject id; those never stamped are absent."""
+        t = _timestamps.c
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(subject_ids), 500):
+            rows = self.conn.execute(
+                select(_timestamps).where(
+                    t.subject == subject, t.subject_id.in_(list(subject_ids[start : start + 500]))
+                )
+            )
+            found.update({r.subject_id: dict(r._mapping) for r in rows})
+        return found
+
+    def stamped(
+        self,
+        subject: str,
+        subject_id: str,
+        token: bytes,
+        authority: str,
+        gen_time: datetime,
+        at: datetime,
+    ) -> bool:
+        """Keep the token of a pending request; ``False`` when it is not pending any more."""
+        return self._update(
+            subject,
+            subject_id,
+            status=STAMPED,
+            token=token,
+            authority=authority,
+            gen_time=gen_time,
+            error="",
+            updated_at=at,
+        )
+
+    def failed(
+        self, subject: str, subject_id: str, error: str, *, final: bool, at: datetime
+    ) -> bool:
+        """Record a failed request; ``final`` gives up (unavailable), else it stays pending."""
+        t = _timestamps.c
+        values: dict[str, Any] = {
+            "error": error[:4000],
+            "attempts": t.attempts + 1,
+            "updated_at": at,
+        }
+        if final:
+            values["status"] = UNAVAILABLE
+        return self._update(subject, subject_id, **values)
+
+    def _update(self, subject: str, subject_id: str, **values: Any) -> bool:
+        t = _timestamps.c
+        result = self.conn.execute(
+            update(_timestamps)
+            .where(t.subject == subject, t.subject_id == subject_id, t.status == PENDING)
+            .values(**values)
+        )
+        return result.rowcount == 1
