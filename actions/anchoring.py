@@ -86,6 +86,7 @@ class Anchoring:
         self.timestamping = timestamping  # stamps each anchor after commit, when configured
         self.every = every  # None: no timer; ``congvan audit anchor`` only
         self.job_deadline = job_deadline  # re-driven by the scheduler when not done by then
+        self._keys: dict[str, pki.PrivateKey] = {}  # unlocked keys by certificate fingerprint
 
     def anchor_all(self, uow: UnitOfWork, now: datetime) -> dict[str, int]:
         """Anchor every agency that has a key; returns heads anchored per agency."""
@@ -114,7 +115,10 @@ class Anchoring:
         if not heads:
             return 0
         cert = x509.load_pem_x509_certificate(certificate["cert_pem"].encode())
-        key = pki.load_private_key(certificate["key_pem"].encode(), self.passphrase())
+        key = self._keys.get(certificate["fingerprint"])
+        if key is None:  # unlocking costs the KDF (about 250 ms): once per process per key
+            key = pki.load_private_key(certificate["key_pem"].encode(), self.passphrase())
+            self._keys[certificate["fingerprint"]] = key
         chain = [r for r in self.trust.roots() if r.subject == cert.issuer]
         for start in range(0, len(heads), MAX_HEADS):
             part = heads[start : start + MAX_HEADS]

@@ -25,9 +25,10 @@ What is measured
 
 The ratios project / ceiling are printed with the aim (>= 0.5). Informational lines, no
 ratio: verification with nothing remembered (pyHanko's full path, every call: what the
-first signature of a signer, or the first after a new CRL, costs), signing with the key
-unlocked every time (encrypted PKCS#8; ``attach_signature``
-caches unlocked keys per process, so only its first signature pays this), the verify math
+first signature of a signer, or the first after a new CRL, costs), unlocking a stored key
+(PBKDF2 at the stored cost, then cryptography's RSA key check) and signing with the key
+unlocked every time (encrypted PKCS#8; ``attach_signature`` and anchoring
+cache unlocked keys per process, so only their first signature pays this), the verify math
 alone (an RSA PKCS#1 v1.5 signature over the manifest bytes, no CMS), and PAdES sign
 (visible stamp) / verify of the sample letter.
 
@@ -58,7 +59,7 @@ from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7  # noqa: E402
 
-from congvan.actions.signing import cms, pki  # noqa: E402
+from congvan.actions.signing import cms, keywrap, pki  # noqa: E402
 from congvan.actions.signing.cms import sign_manifest, verify_manifest_signature  # noqa: E402
 from congvan.actions.signing.manifest import build_manifest  # noqa: E402
 
@@ -265,6 +266,7 @@ def main() -> None:
     verify_ceiling = rate(lambda: verify_raw(raw_cms), seconds)
     verify_cold = rate(cold_verify, seconds)
     unlock = rate(unlock_and_sign, seconds)
+    unlock_only = rate(lambda: pki.load_private_key(p.key_pem, KEY_PASS), seconds)
     math_only = rate(
         lambda: public_key.verify(  # type: ignore[union-attr,call-arg]
             signature, data, padding.PKCS1v15(), hashes.SHA256()
@@ -275,6 +277,10 @@ def main() -> None:
     print(line("sign", sign_project, sign_raw))
     print(line("verify", verify_project, verify_ceiling))
     print(f"info    verify with nothing remembered (full path each call) {verify_cold:,.0f}/s")
+    print(
+        f"info    unlock a stored key ({keywrap.protection(p.key_pem)}) "
+        f"{1000 / unlock_only:,.0f} ms"
+    )
     print(
         f"info    sign with the key unlocked each time (no per-process key cache) {unlock:,.1f}/s"
     )

@@ -76,6 +76,12 @@ class SignatureRepository:
         )
         return result.rowcount == 1
 
+    def set_key_pem(self, fingerprint: str, key_pem: str) -> None:
+        """Replace a stored (encrypted) private key, e.g. re-encrypted at a higher cost."""
+        self.conn.execute(
+            update(_certs).where(_certs.c.fingerprint == fingerprint).values(key_pem=key_pem)
+        )
+
     def revoked(self) -> list[dict[str, Any]]:
         """Certificates revoked so far; the CRL of their issuer lists them all."""
         rows = self.conn.execute(select(_certs).where(_certs.c.revoked_at.is_not(None)))

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from congvan.actions.context import Actor, Effect, Guard, JobAction
+from congvan.actions.signing import keywrap
 from congvan.storage.clock import FrozenClock
 from congvan.storage.database import make_engine
 from congvan.storage.schema import migrate
@@ -27,6 +28,28 @@ from congvan.workflow.bootstrap import Runtime, bootstrap
 from congvan.workflow.settings import Settings
 from tests.factories import actor, add_agency, create_document
 from tests.servers import start_postgres, start_redis
+
+# -- keys ------------------------------------------------------------------------------
+
+# The suite makes hundreds of keys; at 600,000 PBKDF2 rounds each would cost about 0.5 s to
+# make and unlock. Keys made in the test process use this; the CLI runs as a subprocess at the
+# full cost, and a test that asks for ``full_kdf_cost`` gets it too.
+TEST_KDF_ITERATIONS = 1_000
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_key_wrapping() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keywrap, "KDF_ITERATIONS", TEST_KDF_ITERATIONS)
+        yield
+
+
+@pytest.fixture
+def full_kdf_cost(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Keys made during the test cost what they cost in service; returns that cost."""
+    monkeypatch.setattr(keywrap, "KDF_ITERATIONS", keywrap.DEFAULT_KDF_ITERATIONS)
+    return keywrap.DEFAULT_KDF_ITERATIONS
+
 
 # -- databases ---------------------------------------------------------------------------
 

@@ -173,7 +173,7 @@ def bootstrap(
         timestamping=timestamping,
     )
     revocation_lists = RevocationLists(
-        settings.passphrase,
+        settings.ca_passphrase,  # our CRL is signed with the CA key
         days=settings.crl_days,
         refresh_before=timedelta(hours=min(settings.crl_refresh_hours, settings.crl_days * 12)),
         warn_before=timedelta(hours=settings.crl_warn_hours),

@@ -205,12 +205,14 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                         f"{'  (key stored)' if row['key_pem'] else ''}"
                     )
                 return 0
+            if args.action == "rewrap":
+                return _keys_rewrap(uow, args, settings)
             if args.action == "init-ca":
                 row = keystore.init_ca(
                     uow,
                     args.name,
                     args.organization,
-                    passphrase=settings.passphrase(),
+                    passphrase=settings.ca_passphrase(),
                     now=now,
                     store=runtime.trust,
                 )
@@ -221,6 +223,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                     args.agency,
                     args.user,
                     passphrase=settings.passphrase(),
+                    ca_passphrase=settings.ca_passphrase(),
                     crl_url=settings.crl_url,
                     now=now,
                     valid_days=args.days,
@@ -230,6 +233,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                     uow,
                     args.agency,
                     passphrase=settings.passphrase(),
+                    ca_passphrase=settings.ca_passphrase(),
                     crl_url=settings.crl_url,
                     now=now,
                 )
@@ -283,7 +287,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                     uow,
                     args.fingerprint,
                     reason=args.reason,
-                    passphrase=settings.passphrase(),
+                    passphrase=settings.ca_passphrase(),
                     now=now,
                     crl_days=settings.crl_days,
                 )
@@ -292,7 +296,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                 return 0
             else:  # crl
                 der = keystore.publish_crl(
-                    uow, passphrase=settings.passphrase(), now=now, days=settings.crl_days
+                    uow, passphrase=settings.ca_passphrase(), now=now, days=settings.crl_days
                 )
                 uow.commit()
                 _Path(args.out).write_bytes(der)
@@ -303,6 +307,64 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         runtime.stop()
     return 0
+
+
+def _keys_rewrap(uow: Any, args: argparse.Namespace, settings: Settings) -> int:
+    """Re-encrypt the stored keys in one transaction; prints counts, never a secret."""
+    from tqdm import tqdm
+
+    from congvan.actions.signing import keystore, keywrap
+
+    # Read every passphrase before any work: a missing one fails fast, nothing done.
+    new_passphrase = _passphrase_from_env(args.new_passphrase_env, "--new-passphrase-env")
+    new_ca_passphrase = _passphrase_from_env(args.new_ca_passphrase_env, "--new-ca-passphrase-env")
+    kinds = [r["kind"] for r in keystore.stored_keys(uow)]
+    has_ca, has_others = "root" in kinds, any(k != "root" for k in kinds)
+    # Only the passphrases of keys that exist are required (a CA-less install has no CA one).
+    passphrase = settings.passphrase() if has_others else ""
+    ca_passphrase = settings.ca_passphrase() if has_ca else ""
+    bar = tqdm(total=len(kinds), unit="key", disable=_no_bar(args.progress), file=sys.stderr)
+    try:
+        done = keystore.rewrap_keys(
+            uow,
+            passphrase=passphrase,
+            ca_passphrase=ca_passphrase,
+            new_passphrase=new_passphrase,
+            new_ca_passphrase=new_ca_passphrase,
+            force=args.force,
+            progress=bar.update,
+        )
+        uow.commit()
+    finally:
+        bar.close()
+    print(
+        f"{done.ca + done.keys} key(s) re-encrypted ({done.ca} CA, {done.keys} agency or signer)"
+        f" with {keywrap.current()}"
+    )
+    print(f"{done.unchanged} key(s) already at that cost left as they were (--force redoes them)")
+    if new_passphrase is not None and has_others:
+        print(
+            f"agency and signer keys now open with ${args.new_passphrase_env}: set "
+            "CONGVAN_KEY_PASSPHRASE to it and restart the servers and workers"
+        )
+    if new_ca_passphrase is not None and has_ca:
+        print(
+            f"the CA key now opens with ${args.new_ca_passphrase_env}: set "
+            "CONGVAN_CA_KEY_PASSPHRASE to it"
+        )
+    return 0
+
+
+def _passphrase_from_env(name: str | None, option: str) -> str | None:
+    """A new passphrase read from the environment variable an option names (never argv)."""
+    import os
+
+    if name is None:
+        return None
+    value = os.environ.get(name, "")
+    if not value:
+        raise InvalidInput(f"{option} names {name}, which is not set or empty.", field=option)
+    return value
 
 
 def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
@@ -918,6 +980,34 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", required=True)
     k = ksub.add_parser("list", help="list certificates")
     k.add_argument("--agency")
+    k = ksub.add_parser(
+        "rewrap",
+        help="re-encrypt the stored private keys at the current KDF cost",
+        description="Re-encrypts every stored private key (PBES2, PBKDF2-HMAC-SHA256, "
+        "600,000 iterations, AES-256-CBC) in one transaction: if any key does not open "
+        "with its current passphrase (CONGVAN_CA_KEY_PASSPHRASE for the CA key, "
+        "CONGVAN_KEY_PASSPHRASE for the others), nothing changes. New passphrases are "
+        "read from environment variables, never from the command line.",
+    )
+    k.add_argument(
+        "--new-passphrase-env",
+        metavar="VAR",
+        help="re-encrypt the agency and signer keys under the passphrase in $VAR",
+    )
+    k.add_argument(
+        "--new-ca-passphrase-env",
+        metavar="VAR",
+        help="re-encrypt the CA key under the passphrase in $VAR",
+    )
+    k.add_argument(
+        "--force", action="store_true", help="also re-encrypt keys already at the current cost"
+    )
+    k.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar on stderr (default: when stderr is a terminal)",
+    )
     p.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("tokens", help="create or revoke API tokens")

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     trust_dir: Path | None = None
     # Encrypts the private keys congvan keeps (PKCS#8); never stored, never logged.
     key_passphrase: SecretStr | None = None
+    # Encrypts our CA's key; unset, key_passphrase does. Set apart, the servers that sign
+    # need not hold the passphrase that issues certificates.
+    ca_key_passphrase: SecretStr | None = None
     # How often each agency with an organisational key signs its audit chain heads
     # (actions/anchoring.py); 0 turns the timer off (``congvan audit anchor`` still works).
     audit_anchor_minutes: int = Field(default=60, ge=0, le=7 * 24 * 60)
@@ -95,6 +98,20 @@ class Settings(BaseSettings):
                 field="CONGVAN_KEY_PASSPHRASE",
             )
         return self.key_passphrase.get_secret_value()
+
+    def ca_passphrase(self) -> str:
+        """The CA key's passphrase (else the key passphrase), or a clear error."""
+        if self.ca_key_passphrase is not None and self.ca_key_passphrase.get_secret_value():
+            return self.ca_key_passphrase.get_secret_value()
+        if self.key_passphrase is None or not self.key_passphrase.get_secret_value():
+            from congvan.states.errors import InvalidInput
+
+            raise InvalidInput(
+                "Set CONGVAN_CA_KEY_PASSPHRASE (or CONGVAN_KEY_PASSPHRASE): it encrypts the "
+                "CA key.",
+                field="CONGVAN_CA_KEY_PASSPHRASE",
+            )
+        return self.passphrase()
 
     @property
     def db_url(self) -> str:

@@ -1,12 +1,16 @@
 """The key store: our CA, agencies' and signers' certificates, CRLs, kept in the database.
 
 Private keys are stored only as encrypted PKCS#8 (the passphrase comes from configuration,
-never from the database) and never leave this module in clear.
+never from the database) and never leave this module in clear. Our CA's key may have a
+passphrase of its own (``ca_passphrase``); the agencies' and signers' share another.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,11 +24,13 @@ from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
 from congvan.storage.unit_of_work import UnitOfWork
 
-from . import pki, revocation
+from . import keywrap, pki, revocation
 from .truststore import TrustStore
 
 CRL_DAYS = 7
 REASONS = {r.name: r for r in x509.ReasonFlags}
+
+log = logging.getLogger(__name__)
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -84,6 +90,19 @@ def _ca(uow: UnitOfWork) -> tuple[dict[str, Any], pki.Issued]:
     return row, pki.Issued(cert_pem=row["cert_pem"].encode(), key_pem=row["key_pem"].encode())
 
 
+@contextmanager
+def _naming_the_ca_passphrase() -> Iterator[None]:
+    """Name the CA passphrase setting when the CA key does not open."""
+    try:
+        yield
+    except keywrap.KeyUndecryptable as exc:
+        raise keywrap.KeyUndecryptable(
+            "The CA private key could not be decrypted: set CONGVAN_CA_KEY_PASSPHRASE to the "
+            "CA's passphrase (unset, CONGVAN_KEY_PASSPHRASE is tried).",
+            field="CONGVAN_CA_KEY_PASSPHRASE",
+        ) from exc
+
+
 def init_ca(
     uow: UnitOfWork,
     name: str,
@@ -108,6 +127,7 @@ def init_ca(
     return row
 
 
+@_naming_the_ca_passphrase()
 def issue_signer(
     uow: UnitOfWork,
     agency_id: str,
@@ -118,8 +138,12 @@ def issue_signer(
     now: datetime,
     valid_days: int = 730,
     valid_from: datetime | None = None,
+    ca_passphrase: str | None = None,
 ) -> dict[str, Any]:
-    """A personal signing certificate for a user with the signer role."""
+    """A personal signing certificate for a user with the signer role.
+
+    ``passphrase`` encrypts the new key; ``ca_passphrase`` (default: the same) unlocks the CA.
+    """
     user = uow.agencies.user(agency_id, username)
     agency = uow.agencies.agency(agency_id)
     if user is None or agency is None or "signer" not in user["roles"].split(","):
@@ -129,7 +153,7 @@ def issue_signer(
     _row, ca = _ca(uow)
     issued = pki.issue_signer_certificate(
         ca,
-        passphrase,
+        passphrase if ca_passphrase is None else ca_passphrase,
         full_name=user["full_name"],
         position=user["position"],
         agency_id=agency_id,
@@ -143,6 +167,7 @@ def issue_signer(
     return _store(uow, "signer", issued, now, agency_id=agency_id, username=username)
 
 
+@_naming_the_ca_passphrase()
 def issue_agency(
     uow: UnitOfWork,
     agency_id: str,
@@ -151,15 +176,16 @@ def issue_agency(
     crl_url: str,
     now: datetime,
     valid_days: int = 1095,
+    ca_passphrase: str | None = None,
 ) -> dict[str, Any]:
-    """The agency's organisational certificate."""
+    """The agency's organisational certificate (passphrases as for ``issue_signer``)."""
     agency = uow.agencies.agency(agency_id)
     if agency is None:
         raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
     _row, ca = _ca(uow)
     issued = pki.issue_agency_certificate(
         ca,
-        passphrase,
+        passphrase if ca_passphrase is None else ca_passphrase,
         agency_id=agency_id,
         agency_name=agency["name"],
         passphrase=passphrase,
@@ -199,7 +225,8 @@ def revoke(
     now: datetime,
     crl_days: int = CRL_DAYS,
 ) -> bytes:
-    """Revoke a certificate our CA issued and publish a CRL that lists it.
+    """Revoke a certificate our CA issued and publish a CRL that lists it (``passphrase``:
+    the CA's).
 
     A certificate another CA issued is refused: only its issuer can revoke it, and a
     revocation recorded here would be listed by no CRL, so verification would go on
@@ -309,8 +336,12 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
+@_naming_the_ca_passphrase()
 def publish_crl(uow: UnitOfWork, *, passphrase: str, now: datetime, days: int = CRL_DAYS) -> bytes:
-    """Sign and store a new CRL of our CA listing every revoked certificate it issued."""
+    """Sign and store a new CRL of our CA listing every revoked certificate it issued.
+
+    ``passphrase`` is the CA key's.
+    """
     row, ca = _ca(uow)
     ca_cert = ca.certificate
     revoked = []
@@ -366,3 +397,82 @@ def trust_material(uow: UnitOfWork, store: TrustStore) -> TrustMaterial:
         r["fingerprint"] for r in uow.signatures.roots() if r["fingerprint"] not in pinned
     )
     return TrustMaterial(roots=store.roots(), crls=uow.signatures.latest_crls(), ignored=ignored)
+
+
+# -- keys at rest ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rewrapped:
+    """What ``rewrap_keys`` did: CA keys and other keys re-encrypted, keys left as they were."""
+
+    ca: int
+    keys: int
+    unchanged: int
+
+
+def stored_keys(uow: UnitOfWork) -> list[dict[str, Any]]:
+    """The certificates whose private key we keep (encrypted), oldest first."""
+    return [r for r in uow.signatures.certificates() if r["key_pem"]]
+
+
+def rewrap_keys(
+    uow: UnitOfWork,
+    *,
+    passphrase: str,
+    ca_passphrase: str,
+    new_passphrase: str | None = None,
+    new_ca_passphrase: str | None = None,
+    force: bool = False,
+    progress: Callable[[], object] = lambda: None,
+) -> Rewrapped:
+    """Re-encrypt the stored private keys with today's KDF, optionally under new passphrases.
+
+    A key already at today's cost whose passphrase does not change is left as it is unless
+    ``force``. Every key is decrypted and re-encrypted before any is written, and the caller
+    commits once: a passphrase that opens one key but not another changes nothing.
+    """
+    updates: list[tuple[str, str]] = []
+    ca = keys = unchanged = 0
+    for row in stored_keys(uow):
+        is_ca = row["kind"] == "root"
+        old, new = (ca_passphrase, new_ca_passphrase) if is_ca else (passphrase, new_passphrase)
+        if not force and new is None and keywrap.protection(row["key_pem"].encode()).current:
+            unchanged += 1
+            progress()
+            continue
+        updates.append((row["fingerprint"], _rewrapped(row, old, new or old, is_ca)))
+        ca, keys = (ca + 1, keys) if is_ca else (ca, keys + 1)
+        progress()
+    for fingerprint, key_pem in updates:
+        uow.signatures.set_key_pem(fingerprint, key_pem)
+    log.info(
+        "keys rewrapped",
+        extra={"action": "keys.rewrap", "ca": ca, "keys": keys, "unchanged": unchanged},
+    )
+    return Rewrapped(ca=ca, keys=keys, unchanged=unchanged)
+
+
+def _rewrapped(row: dict[str, Any], old: str, new: str, is_ca: bool) -> str:
+    """The row's key re-encrypted under ``new``, checked to open again before it is kept."""
+    setting = "CONGVAN_CA_KEY_PASSPHRASE" if is_ca else "CONGVAN_KEY_PASSPHRASE"
+    try:
+        key = pki.load_private_key(row["key_pem"].encode(), old)
+    except keywrap.KeyUndecryptable as exc:
+        raise keywrap.KeyUndecryptable(
+            f"The {row['kind']} key {row['fingerprint'][:16]} could not be decrypted: check "
+            f"{setting}. No key was re-encrypted.",
+            field=setting,
+            fingerprint=row["fingerprint"][:16],
+        ) from exc
+    key_pem = pki.encrypt_key(key, new)
+    # A key that would not open again is lost for good: read it back before it replaces the old.
+    if _spki(pki.load_private_key(key_pem, new)) != _spki(key):
+        raise InvalidInput("A re-encrypted key did not read back the same; nothing was changed.")
+    return key_pem.decode()
+
+
+def _spki(key: pki.PrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )

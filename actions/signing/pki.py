@@ -12,7 +12,8 @@ digitalSignature and nonRepudiation (critical) and a CRL distribution point, bec
 pyhanko-certvalidator consults revocation data only for certificates that declare one.
 
 Keys are RSA-2048 by default or ECDSA P-256, signed with SHA-256, and only ever leave this
-module as encrypted PKCS#8 PEM. Errors never quote a passphrase or a key.
+module as encrypted PKCS#8 PEM (PBKDF2-HMAC-SHA256 at 600,000 iterations: ``keywrap``).
+Errors never quote a passphrase or a key.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from cryptography.x509.oid import NameOID
 
 from congvan.states.errors import InvalidInput
 
-from . import profiles
+from . import keywrap, profiles
 
 KeyType = Literal["rsa", "ec"]
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -246,16 +247,12 @@ def make_crl(
 
 
 def encrypt_key(key: PrivateKey, passphrase: Passphrase) -> bytes:
-    """Serialise a private key as passphrase-encrypted PKCS#8 PEM."""
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(_secret(passphrase)),
-    )
+    """Serialise a private key as passphrase-encrypted PKCS#8 PEM at today's KDF cost."""
+    return keywrap.wrap(key, _secret(passphrase))
 
 
 def load_private_key(key_pem: bytes, passphrase: Passphrase) -> PrivateKey:
-    """Decrypt an encrypted PEM private key (RSA or EC)."""
+    """Decrypt an encrypted PEM private key (RSA or EC), at whatever KDF cost it was stored."""
     secret = _secret(passphrase)
     try:
         key = serialization.load_pem_private_key(key_pem, password=secret)
@@ -264,9 +261,7 @@ def load_private_key(key_pem: bytes, passphrase: Passphrase) -> PrivateKey:
             "The private key is not encrypted; keys are stored only as encrypted PKCS#8."
         ) from exc
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise InvalidInput(
-            "The private key could not be decrypted: the passphrase is wrong or the key is damaged."
-        ) from exc
+        raise keywrap.KeyUndecryptable() from exc
     return _signing_key(key)
 
 

@@ -248,7 +248,8 @@ class Signing:
             )
         key = self._keys.get(row["fingerprint"])
         if key is None:
-            # Unlocking checks the RSA key (about 60 ms): once per process per certificate.
+            # Unlocking runs the KDF (600,000 PBKDF2 rounds, about 200 ms) and checks the RSA
+            # key (about 60 ms): once per process per certificate.
             key = pki.load_private_key(row["key_pem"].encode(), self.passphrase())
             self._keys[row["fingerprint"]] = key
         cert = x509.load_pem_x509_certificate(row["cert_pem"].encode())

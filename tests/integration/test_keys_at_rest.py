@@ -1,0 +1,238 @@
+"""Stored private keys: their KDF cost, re-encryption (rewrap) and the CA's own passphrase."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import astuple
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from congvan.actions.signing import keystore, keywrap, pki
+from congvan.actions.signing.cms import sign_manifest, verify_manifest_signature
+from congvan.workflow import directory
+from congvan.workflow.bootstrap import Runtime
+from congvan.workflow.settings import Settings
+
+AGENCY = "000.00.00.H57"
+CA_PASS = "ca passphrase kept by the issuer"
+KEY_PASS = "signer passphrase on the servers"
+NEW_CA_PASS = "next ca passphrase"
+NEW_KEY_PASS = "next signer passphrase"
+CRL_URL = "http://127.0.0.1:8000/v1/pki/crl"
+SECRETS = (CA_PASS, KEY_PASS, NEW_CA_PASS, NEW_KEY_PASS, "PRIVATE KEY")
+
+
+def setup_keys(runtime: Runtime) -> dict[str, dict[str, Any]]:
+    """Our CA under its own passphrase, a signer and the agency under the key passphrase."""
+    with runtime.uow() as uow:
+        now = runtime.clock()
+        directory.add_agency(uow, AGENCY, "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND", now)
+        directory.ensure_user(
+            uow,
+            AGENCY,
+            "pct",
+            ["signer"],
+            now,
+            full_name="Nguyễn Văn Phương",
+            position="Phó Chủ tịch",
+        )
+        ca = keystore.init_ca(
+            uow, "congvan test CA", "UBND tỉnh", passphrase=CA_PASS, now=now, store=runtime.trust
+        )
+        signer = keystore.issue_signer(
+            uow,
+            AGENCY,
+            "pct",
+            passphrase=KEY_PASS,
+            ca_passphrase=CA_PASS,
+            crl_url=CRL_URL,
+            now=now,
+        )
+        agency = keystore.issue_agency(
+            uow, AGENCY, passphrase=KEY_PASS, ca_passphrase=CA_PASS, crl_url=CRL_URL, now=now
+        )
+        uow.commit()
+    return {"ca": ca, "signer": signer, "agency": agency}
+
+
+def stored(runtime: Runtime) -> dict[str, str]:
+    """Every stored key PEM by certificate fingerprint."""
+    with runtime.uow(readonly=True) as uow:
+        return {r["fingerprint"]: r["key_pem"] for r in keystore.stored_keys(uow)}
+
+
+def weaken(runtime: Runtime, fingerprint: str, passphrase: str) -> bytes:
+    """Store a key as cryptography's BestAvailableEncryption writes it (2,048 iterations)."""
+    with runtime.uow() as uow:
+        row = uow.signatures.certificate(fingerprint)
+        assert row is not None
+        key = pki.load_private_key(row["key_pem"].encode(), passphrase)
+        old = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase.encode()),
+        )
+        uow.signatures.set_key_pem(fingerprint, old.decode())
+        uow.commit()
+    return old
+
+
+def rewrap(runtime: Runtime, **kwargs: Any) -> keystore.Rewrapped:
+    with runtime.uow() as uow:
+        done = keystore.rewrap_keys(
+            uow, **{"passphrase": KEY_PASS, "ca_passphrase": CA_PASS, **kwargs}
+        )
+        uow.commit()
+    return done
+
+
+def test_keys_in_the_old_format_are_read_and_rewrapped_at_the_full_cost(
+    runtime: Runtime, full_kdf_cost: int
+) -> None:
+    # Given a key store whose agency and CA keys were written by an older congvan
+    keys = setup_keys(runtime)
+    weak_agency = weaken(runtime, keys["agency"]["fingerprint"], KEY_PASS)
+    weaken(runtime, keys["ca"]["fingerprint"], CA_PASS)
+    old = keywrap.protection(weak_agency)
+    assert ("pbkdf2", "sha256", 2048) == (old.kdf, old.hmac, old.iterations)
+    assert not old.meets_guidance and not old.current
+    pki.load_private_key(weak_agency, KEY_PASS)  # still readable
+
+    # When the keys are rewrapped
+    done = rewrap(runtime)
+
+    # Then the two weak ones are re-encrypted at the full cost, the signer's is left alone
+    assert (1, 1, 1) == (done.ca, done.keys, done.unchanged)
+    after = stored(runtime)
+    for fingerprint in (keys["agency"]["fingerprint"], keys["ca"]["fingerprint"]):
+        protection = keywrap.protection(after[fingerprint].encode())
+        assert protection.current and protection.meets_guidance
+        assert full_kdf_cost == protection.iterations
+    assert keys["signer"]["key_pem"] == after[keys["signer"]["fingerprint"]]
+    same = pki.load_private_key(after[keys["agency"]["fingerprint"]].encode(), KEY_PASS)
+    original = pki.load_private_key(weak_agency, KEY_PASS)
+    assert original.private_numbers() == same.private_numbers()  # type: ignore[union-attr]
+
+
+def test_keys_at_the_current_cost_are_rewrapped_only_when_forced(runtime: Runtime) -> None:
+    keys = setup_keys(runtime)
+    assert (0, 0, 3) == astuple(rewrap(runtime))
+    assert all(keys[k]["key_pem"] in stored(runtime).values() for k in keys)
+    assert (1, 2, 0) == astuple(rewrap(runtime, force=True))
+    assert not any(keys[k]["key_pem"] in stored(runtime).values() for k in keys)
+
+
+def test_rewrap_under_new_passphrases_signs_with_the_new_and_not_the_old(
+    runtime: Runtime,
+) -> None:
+    # Given the keys, under the CA passphrase and the key passphrase
+    keys = setup_keys(runtime)
+
+    # When they are rewrapped under new passphrases (all, though already at today's cost)
+    done = rewrap(runtime, new_passphrase=NEW_KEY_PASS, new_ca_passphrase=NEW_CA_PASS)
+
+    # Then each key opens with its new passphrase only
+    assert (1, 2, 0) == (done.ca, done.keys, done.unchanged)
+    after = stored(runtime)
+    signer_pem = after[keys["signer"]["fingerprint"]].encode()
+    with pytest.raises(keywrap.KeyUndecryptable):
+        pki.load_private_key(signer_pem, KEY_PASS)
+    key = pki.load_private_key(signer_pem, NEW_KEY_PASS)
+    with pytest.raises(keywrap.KeyUndecryptable):
+        pki.load_private_key(after[keys["ca"]["fingerprint"]].encode(), CA_PASS)
+
+    # And the signer's key still signs a manifest that verifies
+    with runtime.uow(readonly=True) as uow:
+        trust = keystore.trust_material(uow, runtime.trust)
+    cert = pki.Issued(keys["signer"]["cert_pem"].encode(), signer_pem).certificate
+    now = runtime.clock()
+    cms = sign_manifest(b"{}", key=key, cert=cert, chain=trust.roots, signing_time=now)
+    verify_manifest_signature(b"{}", cms, trust_roots=trust.roots, crls=trust.crls, at=now)
+
+    # And the CA issues and publishes with the new CA passphrase only
+    with runtime.uow() as uow:
+        with pytest.raises(keywrap.KeyUndecryptable, match="CONGVAN_CA_KEY_PASSPHRASE"):
+            keystore.publish_crl(uow, passphrase=CA_PASS, now=now)
+        keystore.publish_crl(uow, passphrase=NEW_CA_PASS, now=now + timedelta(seconds=1))
+
+
+def test_a_wrong_passphrase_for_any_key_changes_nothing(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given the keys, one of which is under another passphrase than the rest
+    keys = setup_keys(runtime)
+    weaken(runtime, keys["agency"]["fingerprint"], KEY_PASS)
+    with runtime.uow() as uow:
+        pem = uow.signatures.certificate(keys["signer"]["fingerprint"])["key_pem"]  # type: ignore[index]
+        other = keywrap.wrap(pki.load_private_key(pem.encode(), KEY_PASS), b"someone else's")
+        uow.signatures.set_key_pem(keys["signer"]["fingerprint"], other.decode())
+        uow.commit()
+    before = stored(runtime)
+
+    # When a rewrap to new passphrases meets it
+    caplog.set_level(logging.DEBUG)
+    with runtime.uow() as uow, pytest.raises(keywrap.KeyUndecryptable) as caught:
+        keystore.rewrap_keys(
+            uow,
+            passphrase=KEY_PASS,
+            ca_passphrase=CA_PASS,
+            new_passphrase=NEW_KEY_PASS,
+            new_ca_passphrase=NEW_CA_PASS,
+        )
+        uow.commit()
+
+    # Then it names the key and the setting, and every key is as it was
+    assert keys["signer"]["fingerprint"][:16] == caught.value.details["fingerprint"]
+    assert "CONGVAN_KEY_PASSPHRASE" in caught.value.message
+    assert before == stored(runtime)
+    shown = str(caught.value.to_dict()) + caplog.text
+    assert not [s for s in SECRETS if s in shown]
+
+
+def test_rewrap_logs_counts_and_no_secret(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    keys = setup_keys(runtime)
+    weaken(runtime, keys["signer"]["fingerprint"], KEY_PASS)
+    caplog.set_level(logging.DEBUG)
+
+    rewrap(runtime, new_passphrase=NEW_KEY_PASS, new_ca_passphrase=NEW_CA_PASS)
+
+    (record,) = [r for r in caplog.records if getattr(r, "action", "") == "keys.rewrap"]
+    assert (1, 2, 0) == (record.ca, record.keys, record.unchanged)  # type: ignore[attr-defined]
+    logged = caplog.text + " ".join(str(vars(r)) for r in caplog.records)
+    assert not [s for s in SECRETS if s in logged]
+    assert not [pem for pem in stored(runtime).values() if pem[40:80] in logged]
+
+
+def test_the_ca_key_has_its_own_passphrase(runtime: Runtime) -> None:
+    # Given our CA under its own passphrase and a signer
+    keys = setup_keys(runtime)
+
+    # When a certificate is issued with the signers' passphrase alone
+    with runtime.uow() as uow, pytest.raises(keywrap.KeyUndecryptable) as caught:
+        keystore.issue_agency(
+            uow, AGENCY, passphrase=KEY_PASS, crl_url=CRL_URL, now=runtime.clock()
+        )
+
+    # Then the refusal names the CA passphrase setting, and quotes no passphrase
+    assert "CONGVAN_CA_KEY_PASSPHRASE" in caught.value.message
+    assert not [s for s in SECRETS if s in str(caught.value.to_dict())]
+
+    # And the keys issued with both open with their own passphrase only
+    pki.load_private_key(keys["agency"]["key_pem"].encode(), KEY_PASS)
+    pki.load_private_key(keys["ca"]["key_pem"].encode(), CA_PASS)
+    with pytest.raises(keywrap.KeyUndecryptable):
+        pki.load_private_key(keys["agency"]["key_pem"].encode(), CA_PASS)
+
+
+def test_the_ca_passphrase_setting_falls_back_to_the_key_passphrase() -> None:
+    both = Settings(key_passphrase=KEY_PASS, ca_key_passphrase=CA_PASS)
+    assert (KEY_PASS, CA_PASS) == (both.passphrase(), both.ca_passphrase())
+    assert KEY_PASS == Settings(key_passphrase=KEY_PASS).ca_passphrase()
+    with pytest.raises(Exception, match="CONGVAN_CA_KEY_PASSPHRASE"):
+        Settings(key_passphrase=None, ca_key_passphrase=None).ca_passphrase()
+    assert CA_PASS not in repr(both)
