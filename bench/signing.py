@@ -23,8 +23,9 @@ What is measured
            signed attributes with the signer's public key (loaded once, before timing).
            No chain, no CRL, no key usage: what no verification can skip.
 
-The ratios project / ceiling are printed with the aim (>= 0.5). Informational lines, no
-ratio: verification with nothing remembered (pyHanko's full path, every call: what the
+The ratios project / ceiling are printed with the aim (>= 0.8); both sides are measured
+in alternating short rounds, medians compared, so drift of a shared machine cancels.
+Informational lines, no ratio: verification with nothing remembered (pyHanko's full path, every call: what the
 first signature of a signer, or the first after a new CRL, costs), unlocking a stored key
 (PBKDF2 at the stored cost, then cryptography's RSA key check) and signing with the key
 unlocked every time (encrypted PKCS#8; ``attach_signature`` and anchoring
@@ -42,6 +43,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -63,7 +65,7 @@ from congvan.actions.signing import cms, keywrap, pki  # noqa: E402
 from congvan.actions.signing.cms import sign_manifest, verify_manifest_signature  # noqa: E402
 from congvan.actions.signing.manifest import build_manifest  # noqa: E402
 
-AIM = 0.5
+AIM = 0.8  # issue 8: the trust checks belong on the full path or are byte comparisons
 AGENCY_ID, AGENCY_NAME = "000.00.00.H57", "Ủy ban nhân dân tỉnh Thừa Thiên Huế"
 SIGNER = ("Nguyễn Văn Phương", "Phó Chủ tịch")
 CA_PASS, KEY_PASS = "bench CA passphrase", "bench signer passphrase"
@@ -143,6 +145,23 @@ def rate(operation: Callable[[], object], seconds: float) -> float:
         now = time.perf_counter()
         if now >= deadline:
             return count / (now - start)
+
+
+def paired_rates(
+    project: Callable[[], object], raw: Callable[[], object], seconds: float, rounds: int = 10
+) -> tuple[float, float]:
+    """Both rates, measured in alternating short rounds; the medians of each.
+
+    A shared or frequency-scaling machine drifts by tens of percent within seconds;
+    measured one after the other, the ratio carries that drift. Alternating rounds put
+    both sides through the same conditions.
+    """
+    share = seconds * 2 / rounds / 2
+    projects, raws = [], []
+    for _ in range(rounds):
+        projects.append(rate(project, share))
+        raws.append(rate(raw, share))
+    return statistics.median(projects), statistics.median(raws)
 
 
 def raw_sign(data: bytes, p: Pki) -> bytes:
@@ -260,10 +279,10 @@ def main() -> None:
     signature = p.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
     public_key = p.cert.public_key()
 
-    sign_project = rate(project_sign, seconds)
-    sign_raw = rate(lambda: raw_sign(data, p), seconds)
-    verify_project = rate(project_verify, seconds)
-    verify_ceiling = rate(lambda: verify_raw(raw_cms), seconds)
+    sign_project, sign_raw = paired_rates(project_sign, lambda: raw_sign(data, p), seconds)
+    verify_project, verify_ceiling = paired_rates(
+        project_verify, lambda: verify_raw(raw_cms), seconds
+    )
     verify_cold = rate(cold_verify, seconds)
     unlock = rate(unlock_and_sign, seconds)
     unlock_only = rate(lambda: pki.load_private_key(p.key_pem, KEY_PASS), seconds)

@@ -34,11 +34,12 @@ has new bytes, so it is a new key and the path is validated again.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from asn1crypto import cms as asn1_cms
 from asn1crypto import core
@@ -239,10 +240,28 @@ def cache_key(
     return (
         hashlib.sha256(certificates).digest(),
         b"roots",
-        *sorted(root.fingerprint(hashes.SHA256()) for root in roots),
+        *sorted(_fingerprint(root) for root in roots),
         b"crls",
         *sorted(hashlib.sha256(crl).digest() for crl in crls),
     )
+
+
+_fingerprints: dict[x509.Certificate, bytes] = {}
+
+
+def _fingerprint(cert: x509.Certificate) -> bytes:
+    """A root's SHA-256, remembered: the same pinned roots come with every verification.
+
+    Keyed by the certificate itself (equal when their DER is), so a changed root is a
+    different key.
+    """
+    fp = _fingerprints.get(cert)
+    if fp is None:
+        fp = cert.fingerprint(hashes.SHA256())
+        if len(_fingerprints) >= 256:
+            _fingerprints.clear()
+        _fingerprints[cert] = fp
+    return fp
 
 
 class ChainCache:
@@ -362,11 +381,10 @@ def quick_verify(
             elif encoded == expected_digest and not digest_seen:
                 digest_seen = True
             elif signing_time is None and encoded.startswith(_SIGNING_TIME_PREFIX, 2):
-                attribute = asn1_cms.CMSAttribute.load(encoded, strict=True)
-                if len(attribute["values"]) != 1:
-                    return None
-                signing_time = attribute["values"][0].native
-                if not isinstance(signing_time, datetime):
+                # Only the one DER form our signatures use (one UTCTime, YYMMDDHHMMSSZ);
+                # anything else goes the full way.
+                signing_time = _utc_time(encoded)
+                if signing_time is None:
                     return None
             else:
                 return None
@@ -394,6 +412,26 @@ def quick_verify(
 
 
 _DETACHED_DATA = asn1_cms.EncapsulatedContentInfo({"content_type": "data"}).dump()
+_SIGNING_TIME_UTC = re.compile(
+    re.escape(b"\x30\x1c" + _SIGNING_TIME_OID + b"\x31\x0f\x17\x0d")
+    + rb"([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})Z"
+)
+
+
+def _utc_time(encoded: bytes) -> datetime | None:
+    """The moment of a signing-time attribute holding one DER UTCTime, or None."""
+    match = _SIGNING_TIME_UTC.fullmatch(encoded)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in match.groups())
+    try:  # RFC 5280: YY of 50 or more is 19YY
+        return datetime(
+            year + (1900 if year >= 50 else 2000), month, day, hour, minute, second, tzinfo=UTC
+        )
+    except ValueError:
+        return None
+
+
 _SIGNING_TIME_PREFIX = _SIGNING_TIME_OID + b"\x31"
 
 
