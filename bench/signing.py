@@ -26,7 +26,8 @@ What is measured
 The ratios project / ceiling are printed with the aim (>= 0.8); both sides are measured
 in alternating short rounds, medians compared, so drift of a shared machine cancels.
 Informational lines, no ratio: verification with nothing remembered (pyHanko's full
-path, every call: what the first signature of a signer, or the first after a new CRL, costs), unlocking a stored key
+path, every call: what the first signature of a signer, or the first after a new CRL,
+costs), unlocking a stored key
 (PBKDF2 at the stored cost, then cryptography's RSA key check) and signing with the key
 unlocked every time (encrypted PKCS#8; ``attach_signature`` and anchoring
 cache unlocked keys per process, so only their first signature pays this), the verify math
