@@ -245,12 +245,20 @@ def _check_anchor(
     if seq != expected_seq:
         return problem("sequence", f"anchor {expected_seq} is missing before {seq}")
     try:
+        # The moment the anchor was made, as its signed body states it (a forged body
+        # fails the signature); the row's created_at is a bare column SQL can move.
+        at = datetime.fromisoformat(json.loads(body)["at"])
+        if at.tzinfo is None:
+            raise ValueError("naive")
+    except (ValueError, KeyError, TypeError):
+        return problem("body", "the signed body names no moment it was made")
+    try:
         verify_manifest_signature(
             body,
             bytes(anchor["cms"]),
             trust_roots=trust.roots,
             crls=trust.crls,
-            at=as_utc(anchor["created_at"]),
+            at=at,
             expected_signer={"organizational_unit": agency_id},
             profile="agency",
             timestamp_token=stored_token(uow, "anchor", anchor["id"]),

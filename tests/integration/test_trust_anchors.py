@@ -159,3 +159,17 @@ def test_unpinning_our_root_makes_every_anchor_untrusted(keyed: Runtime) -> None
     assert problem.detail.startswith("chain_untrusted")
     with keyed.uow(readonly=True) as uow:
         assert keystore.trust_material(uow, keyed.trust).ignored == (root.fingerprint,)
+
+
+def test_an_anchor_is_judged_at_the_moment_its_signed_body_states(keyed: Runtime) -> None:
+    # Given an anchored document
+    create_document(keyed)
+    anchor(keyed)
+
+    # When its row's created_at is moved in SQL, far before the certificates existed
+    with keyed.uow() as uow:
+        uow.conn.execute(text("UPDATE audit_anchors SET created_at = '2001-01-01 00:00:00'"))
+        uow.commit()
+
+    # Then nothing changes: the moment is the one the signed body states
+    assert anchor_problems(keyed) == []
