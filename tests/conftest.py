@@ -28,6 +28,7 @@ from congvan.workflow.bootstrap import Runtime, bootstrap
 from congvan.workflow.settings import Settings
 from tests.factories import actor, add_agency, create_document
 from tests.servers import start_postgres, start_redis
+from tests.tools import require
 
 # -- keys ------------------------------------------------------------------------------
 
@@ -190,3 +191,9 @@ def make_actor() -> Callable[..., Actor]:
 @pytest.fixture
 def make_document() -> Callable[..., str]:
     return create_document
+
+
+@pytest.fixture
+def openssl_installed() -> str:
+    """The openssl program; fails (naming README's setup step) when it is missing."""
+    return require("openssl")

@@ -150,7 +150,10 @@ def start_redis(tmpdir: Path | str) -> Iterator[str]:
     """Run a throwaway Redis server with no persistence; yields ``redis://127.0.0.1:port/0``."""
     binary = shutil.which("redis-server")
     if binary is None:
-        raise RuntimeError("redis-server was not found on PATH (apt-get install redis-server).")
+        raise RuntimeError(
+            "redis-server was not found on PATH: run `bash tests/system-packages.sh` "
+            "(README's test command runs it first)."
+        )
     port = find_free_port()
     workdir = Path(tempfile.mkdtemp(prefix="redis-", dir=tmpdir))
     process = subprocess.Popen(

@@ -47,8 +47,9 @@ from tests.api.test_review_flow_api import (
 
 PASS = "correct horse battery staple 1227"
 OTHER_SIGNER, OTHER_NAME = "ltbinh", "Lê Thị Bình"
-OPENSSL = shutil.which("openssl")
-needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="the openssl CLI is not installed")
+OPENSSL = shutil.which("openssl") or "openssl"
+# A missing openssl fails these tests with the setup command to run, never skips them.
+needs_openssl = pytest.mark.usefixtures("openssl_installed")
 VERDICT_POINTS = (
     "intact",
     "valid",

@@ -30,7 +30,6 @@ from congvan.workflow import cli
 from tests.api.conftest import A, Api, MakeApi, assert_error
 from tests.api.test_review_flow_api import history
 from tests.api.test_signing_api import (
-    OPENSSL,
     PASS,
     issue,
     key_and_cert,
@@ -42,6 +41,7 @@ from tests.api.test_signing_api import (
     signing_api,
     state_and_version,
 )
+from tests.tools import require
 
 # -- certificates as others make them ------------------------------------------------------
 
@@ -248,7 +248,7 @@ def test_an_untrusted_or_unfit_signature_is_refused_by_its_own_code(
     assert history(api, doc_id)[-1]["event"] == "approve"
 
     # And openssl, given the roots and the CRL we serve, refuses it too
-    if OPENSSL is not None and openssl_refuses is not None:
+    if openssl_refuses is not None:
         done = openssl_cms_verify(api, tmp_path, manifest, cms)
         assert (done.returncode != 0) is openssl_refuses, done.stderr
 
@@ -263,10 +263,9 @@ def openssl_cms_verify(
     (folder / "ca.pem").write_bytes(
         api.client.get("/v1/pki/roots").content + api.client.get("/v1/pki/crl?format=pem").content
     )
-    assert OPENSSL is not None
     return subprocess.run(
         [
-            OPENSSL,
+            require("openssl"),
             "cms",
             "-verify",
             "-binary",
@@ -494,9 +493,8 @@ def test_outsiders_get_the_exact_signed_bytes_and_check_them_with_openssl(
     assert x509.load_pem_x509_crl(pem_crl.content) == x509.load_der_x509_crl(der_crl.content)
 
     # And openssl verifies them with the CRL checked, as README shows
-    if OPENSSL is not None:
-        done = openssl_cms_verify(api, tmp_path, manifest.content, cms.content)
-        assert done.returncode == 0, done.stderr
+    done = openssl_cms_verify(api, tmp_path, manifest.content, cms.content)
+    assert done.returncode == 0, done.stderr
 
 
 # -- what SQL can change behind the engine -------------------------------------------------

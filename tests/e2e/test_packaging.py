@@ -22,12 +22,22 @@ def run(*args: str | Path, cwd: Path) -> str:
 
 @pytest.mark.slow
 def test_installs_into_a_fresh_virtual_environment(tmp_path: Path) -> None:
-    # Given a new virtual environment (dependencies come from this interpreter's site)
+    # Given a new virtual environment that sees the dependencies of the running one (a
+    # plain interpreter, a virtual environment or a system site alike) but not its
+    # congvan: the running site directories are put on its path without their .pth files
     env = tmp_path / "venv"
-    venv.create(env, with_pip=True, system_site_packages=True)
+    venv.create(env, with_pip=True)
     python = env / "bin" / "python"
+    site_dir = Path(
+        run(
+            python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=tmp_path
+        ).strip()
+    )
+    running = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    (site_dir / "running_site.pth").write_text("\n".join(running) + "\n")
 
-    # When the project is installed into it (a regular, non-editable install)
+    # When README's setup step runs, and the project is installed (regular, not editable)
+    assert "system packages:" in run("bash", ROOT / "tests" / "system-packages.sh", cwd=tmp_path)
     run(python, "-m", "pip", "install", "-q", "--no-deps", ROOT, cwd=tmp_path)
 
     # Then its console script runs from anywhere

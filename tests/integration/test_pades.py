@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import unicodedata
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from congvan.states.errors import (
     SignatureError,
 )
 from congvan.workflow.letters import sample_pdf
+from tests.tools import require
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 LATER = NOW + timedelta(minutes=1)
@@ -283,10 +283,7 @@ def test_signing_refuses_a_naive_time_and_a_non_pdf(test_pki: Pki, letter: bytes
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name)
-    # Missing tools fail the test: .ci/run installs poppler-utils and libnss3-tools.
-    assert path, f"{name} is not installed (apt-get install poppler-utils libnss3-tools)"
-    return path
+    return require(name)  # a missing tool fails the test, naming the setup command
 
 
 @pytest.fixture(scope="module")

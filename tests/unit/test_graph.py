@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections import Counter
 
@@ -12,6 +11,7 @@ import pytest
 from congvan.states import MACHINES
 from congvan.states.graph import to_dot, to_mermaid
 from congvan.states.spec import MachineSpec, Transition, edge
+from tests.tools import require
 
 QUOTED = MachineSpec(
     name="quoted",
@@ -125,9 +125,12 @@ def test_dot_is_syntactically_plausible(spec: MachineSpec) -> None:
 @pytest.mark.parametrize("spec", SPECS, ids=spec_id)
 def test_graphviz_accepts_the_dot(spec: MachineSpec) -> None:
     # The project never needs Graphviz; this test checks its text with the real parser.
-    assert shutil.which("dot"), "install graphviz to run this test (.ci/run does)"
     subprocess.run(
-        ["dot", "-Tsvg", "-o", "/dev/null"], input=to_dot(spec), text=True, check=True, timeout=30
+        [require("dot"), "-Tsvg", "-o", "/dev/null"],
+        input=to_dot(spec),
+        text=True,
+        check=True,
+        timeout=30,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -509,7 +508,7 @@ def test_describe_summarises_subject_validity_usage_and_fingerprint(
 # -- cross-check with openssl ----------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@pytest.mark.usefixtures("openssl_installed")
 def test_openssl_accepts_a_good_certificate_and_rejects_a_revoked_one(tmp_path: Path) -> None:
     # openssl verify checks validity against the wall clock, so these certificates are
     # valid "now" rather than at T0.

@@ -1,0 +1,33 @@
+"""The system programs the tests run, found on PATH or failing with how to install them.
+
+A missing program is a failure, never a skip: README's test command installs them all
+(``tests/system-packages.sh``), so a missing one means the setup step was not run.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+SETUP = "bash tests/system-packages.sh"
+PACKAGES = {
+    "openssl": "openssl",
+    "pdfsig": "poppler-utils",
+    "certutil": "libnss3-tools",
+    "crlutil": "libnss3-tools",
+    "dot": "graphviz",
+    "redis-server": "redis-server",
+}
+
+
+def require(program: str) -> str:
+    """The program's path; fails the test, naming the setup command, when it is missing."""
+    path = shutil.which(program)
+    if path is None:
+        pytest.fail(
+            f"{program} is not installed (Debian package {PACKAGES.get(program, program)}): "
+            f"run `{SETUP}` (README's test command runs it first)",
+            pytrace=False,
+        )
+    return path
