@@ -474,6 +474,11 @@ def test_outsiders_get_the_exact_signed_bytes_and_check_them_with_openssl(
     assert 200 == sign(api, doc_id, None).status_code
     (stored,) = signature_rows(api, doc_id)
 
+    # Then the signature's times carry their UTC offset
+    described = api.get(f"/v1/documents/{doc_id}/signature").json()
+    for moment in (described["signing_time"], described["verdict"]["checked_at"]):
+        assert datetime.fromisoformat(moment).utcoffset() is not None, moment
+
     # Then the signed manifest and the CMS are served byte for byte, with their types
     manifest = api.get(f"/v1/documents/{doc_id}/signature/manifest")
     cms = api.get(f"/v1/documents/{doc_id}/signature/cms")

@@ -19,6 +19,7 @@ from congvan.actions.timestamping import timestamp_view
 from congvan.states.errors import CongvanError, NotFound
 from congvan.states.policy import READ_ROLES
 from congvan.storage.agencies import Principal
+from congvan.storage.clock import as_utc
 
 from ..bootstrap import Runtime
 from .auth import PrincipalDep, RuntimeDep, require
@@ -80,7 +81,7 @@ def get_signature(document_id: str, runtime: RuntimeDep, principal: PrincipalDep
         "manifest_sha256": signature["manifest_sha256"],
         "certificate": signature["certificate_fingerprint"],
         "signed_pdf_sha256": signature["signed_pdf_sha256"] or None,
-        "signing_time": signature["signing_time"].isoformat(),
+        "signing_time": as_utc(signature["signing_time"]).isoformat(),  # with its offset
         "current_revision": doc["revision"],
         "timestamp": timestamp,
         "verdict": verdict,
