@@ -32,12 +32,12 @@ READ_ROLES = frozenset({CLERK, REVIEWER, SIGNER, SUPERVISOR})
 
 # Agency identifiers (mã định danh): QCVN 102 puts level 1 on the right, Decision 20/2020
 # on the left; both are up to 35 characters of A–Z, 0–9 in dot-separated groups.
-_ORGAN_ID = re.compile(r"^[A-Z0-9]+(\.[A-Z0-9]+)*$")
+_ORGAN_ID = re.compile(r"[A-Z0-9]+(\.[A-Z0-9]+)*")
 
 
 def is_organ_id(value: str) -> bool:
     """Whether ``value`` is a well-formed agency identifier, e.g. ``000.00.00.H57``."""
-    return 0 < len(value) <= 35 and bool(_ORGAN_ID.match(value))
+    return 0 < len(value) <= 35 and bool(_ORGAN_ID.fullmatch(value))  # never `$`: it allows "\n"
 
 
 # Urgency (độ khẩn) as QCVN 102 codes it.

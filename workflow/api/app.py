@@ -17,7 +17,7 @@ from . import authorities, documents, review, signatures, system
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 
 def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
@@ -48,7 +48,7 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
         """Each request's log lines carry its id; a caller may pass its own."""
         structlog.contextvars.clear_contextvars()
         given = request.headers.get("x-request-id", "")
-        request_id = given if _REQUEST_ID.match(given) else new_id()
+        request_id = given if _REQUEST_ID.fullmatch(given) else new_id()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         response: Response = await call_next(request)
         response.headers["X-Request-ID"] = request_id
