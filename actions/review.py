@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta, timezone
 from typing import Any
 
-from congvan.states.errors import InvalidInput, NotFound
+from congvan.states.errors import InvalidInput
 from congvan.storage.checks import ERROR, FAILED, PASSED, StoredResult
 
 from .checks import CHECKS, Check, CheckInput
@@ -125,10 +125,13 @@ class Review:
         results = {r.code: r for r in ctx.uow.checks.for_revision(doc["id"], doc["revision"])}
         result = results.get(code)
         if result is None:
-            raise NotFound(
+            # A wrong code is a mistake in the request body, not a missing document: 422.
+            raise InvalidInput(
                 f"No result of check {code!r} for the current revision.",
+                field="code",
                 code=code,
                 revision=doc.get("revision"),
+                known=sorted(results),
             )
         if result.severity != "warning" or result.status != FAILED:
             raise InvalidInput(

@@ -328,7 +328,10 @@ def test_a_passed_check_or_an_unknown_one_is_not_waived(api: Api) -> None:
     unknown = api.fire(
         doc_id, "waive", role="reviewer", body={"code": "format.nope", "reason": "x"}
     )
-    assert_error(unknown, 404, "not_found")
+    # A wrong check code is a mistake in the body (422), never "document not found"
+    details = assert_error(unknown, 422, "invalid_input")
+    assert (details["field"], details["code"]) == ("code", "format.nope")
+    assert "format.timeliness" in details["known"]
     assert api.version(doc_id) == version
 
 
