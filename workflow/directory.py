@@ -113,6 +113,15 @@ class IssuedToken:
 def create_token(
     uow: UnitOfWork, user_id: str, now: datetime, expires_in_days: int | None = None
 ) -> IssuedToken:
+    """A new token for the user; ``expires_in_days`` None never expires, else at least 1."""
+    if expires_in_days is not None and not 1 <= expires_in_days <= 3650:
+        # 0 used to mean "never" and a negative number made a token born expired.
+        raise InvalidInput(
+            "expires_in_days is a number of days from 1 to 3650; leave it out for a token "
+            "that does not expire.",
+            field="expires_days",
+            value=expires_in_days,
+        )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     prefix = token[: len(TOKEN_PREFIX) + 8]
     uow.agencies.add_token(
@@ -122,7 +131,9 @@ def create_token(
             "token_hash": hash_token(token),
             "prefix": prefix,
             "created_at": now,
-            "expires_at": now + timedelta(days=expires_in_days) if expires_in_days else None,
+            "expires_at": None
+            if expires_in_days is None
+            else now + timedelta(days=expires_in_days),
         }
     )
     return IssuedToken(token=token, prefix=prefix, user_id=user_id)
