@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from .prepared import Prepared
-from .tables import OutboxJob
+from .tables import Document, OutboxJob
 
 _outbox = OutboxJob.__table__  # type: ignore[attr-defined]
+_documents = Document.__table__  # type: ignore[attr-defined]
 _INSERT = Prepared(insert(_outbox))  # built once, run through Prepared (see prepared.py)
 
 PENDING = "pending"
@@ -126,6 +127,11 @@ class OutboxRepository:
         )
         return [_job(r) for r in rows]
 
-    def counts(self) -> dict[str, int]:
-        rows = self.conn.execute(select(_outbox.c.status, func.count()).group_by(_outbox.c.status))
-        return {status: int(n) for status, n in rows}
+    def counts(self, agency_id: str | None = None) -> dict[str, int]:
+        """Jobs by status; with ``agency_id``, only the jobs of that agency's documents."""
+        query = select(_outbox.c.status, func.count()).group_by(_outbox.c.status)
+        if agency_id is not None:
+            query = query.join(_documents, _documents.c.id == _outbox.c.document_id).where(
+                _documents.c.agency_id == agency_id
+            )
+        return {status: int(n) for status, n in self.conn.execute(query)}

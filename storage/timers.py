@@ -12,9 +12,10 @@ from sqlalchemy import Connection, delete, insert, select
 
 from .clock import as_utc
 from .prepared import Prepared
-from .tables import Timer
+from .tables import Document, Timer
 
 _timers = Timer.__table__  # type: ignore[attr-defined]
+_documents = Document.__table__  # type: ignore[attr-defined]
 _INSERT = Prepared(insert(_timers))  # built once, run through Prepared (see prepared.py)
 
 JOB_DEADLINE = "job_deadline"
@@ -81,7 +82,12 @@ class TimerRepository:
         )
         return [_due(r) for r in rows]
 
-    def next_due(self) -> datetime | None:
-        value = self.conn.execute(select(_timers.c.due_at).order_by(_timers.c.due_at).limit(1))
-        first = value.scalar()
+    def next_due(self, agency_id: str | None = None) -> datetime | None:
+        """The earliest due time; with ``agency_id``, of that agency's documents' timers."""
+        query = select(_timers.c.due_at).order_by(_timers.c.due_at).limit(1)
+        if agency_id is not None:
+            query = query.join(_documents, _documents.c.id == _timers.c.document_id).where(
+                _documents.c.agency_id == agency_id
+            )
+        first = self.conn.execute(query).scalar()
         return as_utc(first) if first else None

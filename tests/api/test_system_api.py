@@ -84,6 +84,25 @@ def test_a_supervisor_counts_only_their_agency_and_an_operator_counts_all(api: A
     assert by_state("operator", A) == by_state("operator", B) == {"draft": 4}
 
 
+def test_a_supervisor_sees_only_their_agencys_jobs_and_timers(api: Api) -> None:
+    # Given two letters of A submitted (each queues a review job), and a draft of B
+    for _ in range(2):
+        doc_id = api.draft(agency=A)["id"]
+        assert api.fire(doc_id, "submit").status_code == 200
+    api.draft(agency=B)
+
+    def metrics(role: str, agency: str) -> dict[str, object]:
+        response = api.get("/v1/metrics", role=role, agency=agency)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    # Then B's supervisor sees none of A's work; A's sees its own; the operator all of it
+    of_b = metrics("supervisor", B)
+    assert (of_b["jobs_by_status"], of_b["next_timer_due"]) == ({}, None)
+    assert sum(metrics("supervisor", A)["jobs_by_status"].values()) == 2  # type: ignore[union-attr]
+    assert sum(metrics("operator", B)["jobs_by_status"].values()) >= 2  # type: ignore[union-attr]
+
+
 def test_metrics_of_an_empty_installation(api: Api) -> None:
     body = api.get("/v1/metrics", role="operator").json()
     assert body == {

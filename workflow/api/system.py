@@ -42,12 +42,15 @@ def metrics(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, frozenset({OPERATOR, SUPERVISOR}), "Metrics")
     table = Document.__table__  # type: ignore[attr-defined]
     query = select(table.c.state, func.count()).group_by(table.c.state)
-    if OPERATOR not in principal.roles:  # a supervisor sees their own agency
-        query = query.where(table.c.agency_id == principal.agency_id)
+    # An operator sees the installation; a supervisor their own agency's documents, jobs and
+    # timers only (installation-wide work such as anchors and CRLs is the operator's).
+    agency = None if OPERATOR in principal.roles else principal.agency_id
+    if agency is not None:
+        query = query.where(table.c.agency_id == agency)
     with runtime.uow(readonly=True) as uow:
         by_state = {state: int(n) for state, n in uow.conn.execute(query)}
-        jobs = uow.outbox.counts()
-        next_due = uow.timers.next_due()
+        jobs = uow.outbox.counts(agency)
+        next_due = uow.timers.next_due(agency)
     return {
         "documents_by_state": by_state,
         "jobs_by_status": jobs,
