@@ -157,7 +157,7 @@ def cmd_authorities(args: argparse.Namespace, settings: Settings) -> int:
                     uow,
                     args.agency,
                     args.signer,
-                    args.doc_types.split(","),
+                    [t.strip() for t in args.doc_types.split(",")],  # the CLI's list syntax
                     args.competence,
                     valid_from,
                     valid_until,

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from congvan.actions.checks.rules import DOC_TYPES
 from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
 from congvan.states.policy import ROLES, is_organ_id
 from congvan.storage.agencies import hash_token
@@ -166,7 +167,17 @@ def add_authority(
         raise InvalidInput(
             f"'{signer}' is not a user with the signer role in {agency_id}.", field="signer"
         )
-    types = sorted({t.strip() for t in doc_types if t.strip()}) or ["*"]
+    types = sorted({t.strip() for t in doc_types})
+    # Each item is one type code of Decree 30 Appendix III, or "*" alone for every type. An
+    # empty list used to mean "all" and "CV,QĐ" was split: both are refused, not guessed.
+    unknown = [t for t in types if t != "*" and t not in DOC_TYPES]  # "" and "CV,QĐ" too
+    if not types or unknown or ("*" in types and len(types) > 1):
+        raise InvalidInput(
+            "doc_types lists document type codes (e.g. CV, QĐ), or is ['*'] for every type.",
+            field="doc_types",
+            unknown=unknown,
+            allowed=["*", *sorted(DOC_TYPES)],
+        )
     joined = ",".join(types)
     if len(joined) > DOC_TYPES_LENGTH or not _storable(joined):
         raise InvalidInput(
