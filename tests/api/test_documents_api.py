@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -603,3 +604,28 @@ def test_an_idempotency_key_longer_than_200_characters_is_refused(api: Api) -> N
     details = assert_error(response, 422, "invalid_input")
     assert "Idempotency-Key" in json.dumps(details)
     assert api.version(doc_id) == 1
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("../../etc/thư mời họp.pdf", "thư mời họp.pdf"),
+        ("C:\\Users\\vanthu\\Công văn 1227.pdf", "Công văn 1227.pdf"),
+        ("..", "main.bin"),
+    ],
+)
+def test_a_file_name_is_a_name_and_downloads_in_utf_8(api: Api, sent: str, kept: str) -> None:
+    # Given a letter whose main file is sent with a path, and Vietnamese letters
+    response = api.create(files=[("main", (sent, MAIN_PDF, "application/pdf"))])
+    assert response.status_code == 201, response.text
+    (main,) = response.json()["attachments"]
+
+    # Then only the last part of the path is kept
+    assert main["filename"] == kept
+
+    # And it downloads under that name in UTF-8 (RFC 6266), with an ASCII fallback
+    got = api.get(f"/v1/documents/{response.json()['id']}/attachments/{main['sha256']}")
+    disposition = got.headers["Content-Disposition"]
+    assert f"filename*=UTF-8''{quote(kept, safe='')}" in disposition
+    fallback = disposition.split('filename="', 1)[1].split('"', 1)[0]
+    assert fallback.isascii() and "?" not in fallback and "/" not in fallback

@@ -564,7 +564,9 @@ def test_names_are_stored_without_control_characters(api_any_db: Api) -> None:
     download = api_any_db.get(
         f"/v1/documents/{response.json()['id']}/attachments/{sha256(b'%PDF-1.4 x')}"
     )
-    assert download.headers["Content-Disposition"] == 'attachment; filename="a b.pdf"'
+    assert download.headers["Content-Disposition"] == (
+        'attachment; filename="a b.pdf"; filename*=UTF-8\'\'a%20b.pdf'
+    )
 
 
 def test_a_long_username_still_creates_documents(api_any_db: Api) -> None:

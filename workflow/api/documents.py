@@ -8,6 +8,7 @@ import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from pydantic import ValidationError
@@ -41,6 +42,19 @@ IdempotencyKey = Annotated[
 ]
 
 
+def content_disposition(filename: str) -> str:
+    """``attachment`` with the name in ASCII and, per RFC 6266 / 5987, in UTF-8 (filename*).
+
+    Non-ASCII letters become their base letter in the fallback (thư → thu), not "?".
+    """
+    decomposed = unicodedata.normalize("NFKD", filename.replace("đ", "d").replace("Đ", "D"))
+    fallback = "".join(c for c in decomposed if c.isascii() and c.isprintable() and c not in '"\\')
+    return (
+        f'attachment; filename="{fallback or "attachment"}"; '
+        f"filename*=UTF-8''{quote(filename, safe='')}"
+    )
+
+
 def parse_if_match(value: str | None) -> int | None:
     """``If-Match: "3"`` (or W/"3", or 3) → 3; absent or ``*`` → take the current version."""
     if value is None or value.strip() == "*":
@@ -66,7 +80,10 @@ async def _read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[st
             max_bytes=max_bytes,
         )
     name = unicodedata.normalize("NFC", _printable(upload.filename or ""))
-    filename = name.strip() or f"{role}.bin"
+    # A name, never a path: "../../etc/passwd" or "C:\\x\\thư.pdf" keep only their last part.
+    name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    filename = "" if name in (".", "..") else name
+    filename = filename or f"{role}.bin"
     if len(filename) > 255:
         raise FieldTooLong(
             "An attachment's file name is too long.",
@@ -238,12 +255,11 @@ def get_attachment(
             "The stored bytes of this attachment no longer match their SHA-256; it is not served.",
             sha256=sha256,
         )
-    safe_name = match[0]["filename"].encode("ascii", "replace").decode().replace('"', "")
     return Response(
         data,
         media_type=match[0]["media_type"],
         headers={
-            "Content-Disposition": f'attachment; filename="{safe_name}"',
+            "Content-Disposition": content_disposition(match[0]["filename"]),
             "Digest": f"sha-256={sha256}",
         },
     )
