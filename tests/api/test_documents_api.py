@@ -127,6 +127,14 @@ def test_create_with_an_idempotency_key_creates_once(api: Api) -> None:
         files=[("main", ("1227.pdf", b"%PDF other", "application/pdf"))],
     )
     assert_error(other_file, 422, "idempotency_key_reused")
+    # and so is the same bytes under another name, another type or another part
+    for files in (
+        [("main", ("other-name.pdf", MAIN_PDF, "application/pdf"))],
+        [("main", ("1227-UBND-TDKT.pdf", MAIN_PDF, "application/octet-stream"))],
+        [("appendix", ("1227-UBND-TDKT.pdf", MAIN_PDF, "application/pdf"))],
+    ):
+        changed = api.create(headers={"Idempotency-Key": "create-1227"}, files=files)
+        assert_error(changed, 422, "idempotency_key_reused")
     assert len(api.get("/v1/documents").json()["items"]) == 1
 
 

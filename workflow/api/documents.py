@@ -142,8 +142,10 @@ async def create_document(
     fields = body.as_row()
     fields.pop("recipients", None)
     recipients = [r.model_dump() for r in body.recipients]
+    # The whole request: every part's role, name and type count, not only the bytes.
+    parts = [[f["role"], f["filename"], f["media_type"], f["sha256"]] for f in files]
     idem = (
-        Idempotency.of(idempotency_key, "create", fields, recipients, [f["sha256"] for f in files])
+        Idempotency.of(idempotency_key, "create", fields, recipients, parts)
         if idempotency_key
         else None
     )
