@@ -565,7 +565,7 @@ def test_names_are_stored_without_control_characters(api_any_db: Api) -> None:
         f"/v1/documents/{response.json()['id']}/attachments/{sha256(b'%PDF-1.4 x')}"
     )
     assert download.headers["Content-Disposition"] == (
-        'attachment; filename="a b.pdf"; filename*=UTF-8\'\'a%20b.pdf'
+        "attachment; filename=\"a b.pdf\"; filename*=UTF-8''a%20b.pdf"
     )
 
 
@@ -606,3 +606,26 @@ def test_null_for_a_required_field_is_invalid_input(api: Api, field: str) -> Non
     doc_id = api.draft()["id"]
     response = api.fire(doc_id, "edit", body={"fields": {field: None}})
     assert field == assert_error(response, 422, "invalid_input")["field"]
+
+
+def test_more_files_than_the_form_parser_takes_is_still_too_many_attachments(
+    make_api: MakeApi,
+) -> None:
+    # Starlette's parser stops at 1,000 files and answered 400; it is the same mistake
+    api = make_api()
+    files = [("appendix", (f"{i}.pdf", b"%", "application/pdf")) for i in range(1001)]
+    response = api.create(metadata=SHORT, files=files)
+    details = assert_error(response, 422, "too_many_attachments")
+    assert details["max_items"] == api.runtime.settings.max_attachments
+    assert nothing_created(api)
+
+
+def test_a_metadata_part_over_one_mib_within_every_text_limit_is_taken(make_api: MakeApi) -> None:
+    # Content within its 200,000-letter limit, but JSON-escaped (\uXXXX: 6 bytes a letter)
+    api = make_api()
+    content = "Đ" * 190_000
+    metadata = json.dumps({**SHORT, "content": content}, ensure_ascii=True)
+    assert len(metadata) > 1024 * 1024
+    response = api.create(metadata=metadata)
+    assert response.status_code == 201, response.text
+    assert api.get(f"/v1/documents/{response.json()['id']}").json()["content"] == content

@@ -38,6 +38,10 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
         version="1",
         summary="Official electronic documents between state agencies: review, sign, send, track.",
         lifespan=lifespan,
+        # A form part's own cap is the whole request's: the metadata part of a letter
+        # within every text limit can pass Starlette's 1 MiB once JSON escapes are
+        # counted (\\uXXXX is 6 bytes a letter). The body limit still bounds everything.
+        form_limits={"max_part_size": runtime.settings.max_request_bytes},
     )
     app.state.runtime = runtime
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)

@@ -9,8 +9,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
-from congvan.states.errors import CongvanError
+from congvan.states.errors import (
+    CongvanError,
+    PayloadTooLarge,
+    TooManyAttachments,
+)
 
 log = logging.getLogger("congvan.api")
 
@@ -28,6 +33,21 @@ _HTTP_CODES = {
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"code": code, "message": message, "details": details or {}}
+
+
+def _form_error(request: Request, cause: MultiPartException) -> CongvanError | None:
+    """The multipart parser's refusal in our words: the same mistake, the same code."""
+    settings = request.app.state.runtime.settings
+    message = str(cause.message)
+    if message.startswith("Too many files"):
+        return TooManyAttachments(
+            f"At most {settings.max_attachments} attachments.", max_items=settings.max_attachments
+        )
+    if "exceeded maximum size" in message:
+        return PayloadTooLarge(
+            "A part of the form is larger than allowed.", max_bytes=settings.max_request_bytes
+        )
+    return None  # a malformed body (no boundary...): 400 bad_request, with the parser's words
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -52,7 +72,13 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette raises it while handling the parser's own error (the context, not a cause)
+        parser_error = exc.__cause__ or exc.__context__
+        if isinstance(parser_error, MultiPartException):
+            mapped = _form_error(request, parser_error)
+            if mapped is not None:
+                return await _congvan(request, mapped)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return JSONResponse(
             error_body(code, str(exc.detail), getattr(exc, "details", None)),
