@@ -34,6 +34,7 @@ from congvan.states.machine import (
 )
 from congvan.states.policy import CREATE_ROLES, EVENT_ROLES, REASON_REQUIRED
 from congvan.states.spec import MachineSpec, Transition
+from congvan.states.text import has_visible_text
 from congvan.storage.audit import GENESIS, NewEntry, make_entry
 from congvan.storage.clock import Clock
 from congvan.storage.documents import DocumentHead
@@ -381,7 +382,8 @@ class Engine:
         return head
 
     def _authorize(self, actor: Actor, event: str, data: Mapping[str, Any]) -> None:
-        if event in REASON_REQUIRED and not str(data.get("reason") or "").strip():
+        if event in REASON_REQUIRED and not has_visible_text(str(data.get("reason") or "")):
+            # Blank, or only invisible characters (a zero-width space is not a reason).
             raise InvalidInput(f"Event {event!r} needs a reason.", event=event, field="reason")
         if actor.is_system or event not in DOCUMENT.events:
             return  # an unknown event is refused as a transition, with the allowed ones

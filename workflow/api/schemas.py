@@ -6,10 +6,11 @@ import unicodedata
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from congvan.states.errors import FieldTooLong, InvalidInput
 from congvan.states.policy import SECRECY, URGENCY
+from congvan.states.text import MULTI_LINE_FIELDS, control_characters
 from congvan.storage.tables import Document, Recipient
 
 from ..directory import validate_organ_id
@@ -20,23 +21,31 @@ _RECIPIENT_NAME_LENGTH: int = Recipient.__table__.c.name.type.length  # type: ig
 
 
 class TextModel(BaseModel):
-    """A body whose strings are all text the databases can store, in NFC."""
+    """A body whose strings are all text the databases can store, in NFC, without control
+    characters (line breaks only in the multi-line fields, ``states.text``)."""
 
     @field_validator("*")
     @classmethod
-    def _storable_text(cls, value: Any) -> Any:
+    def _storable_text(cls, value: Any, info: ValidationInfo) -> Any:
+        multi_line = info.field_name in MULTI_LINE_FIELDS
         if isinstance(value, str):
-            return _storable(value)
+            return _storable(value, multi_line)
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return [_storable(v) for v in value]
+            return [_storable(v, multi_line) for v in value]
         return value
 
 
-def _storable(value: str) -> str:
+def _storable(value: str, multi_line: bool = False) -> str:
     # PostgreSQL refuses NUL in text, and a lone surrogate (valid in JSON as "\ud800")
     # cannot be encoded to UTF-8 by any driver.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    found = control_characters(value, multi_line=multi_line)
+    if found:
+        raise ValueError(
+            f"must not contain control characters ({', '.join(found[:5])})"
+            + ("" if multi_line else "; it is one line")
+        )
     if value.isascii():
         return value
     try:

@@ -1,0 +1,28 @@
+"""What counts as text: visible letters, and which fields may span lines. Pure rules."""
+
+from __future__ import annotations
+
+import unicodedata
+
+# Fields whose text may hold line breaks (and tabs); every other text field is one line.
+MULTI_LINE_FIELDS = frozenset({"content", "reason", "comment"})
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
+_LINE_BREAKS = frozenset({"\n", "\r", "\t"})
+
+
+def has_visible_text(value: str) -> bool:
+    """Whether ``value`` shows anything: a zero-width space or a BOM is not a reason."""
+    return any(unicodedata.category(ch) not in _INVISIBLE for ch in value)
+
+
+def control_characters(value: str, *, multi_line: bool) -> list[str]:
+    """The control characters ``value`` must not hold (as U+XXXX), in order of appearance.
+
+    A one-line field takes none (a CR/LF in a symbol or a name breaks every place it is
+    printed or signed); a multi-line field takes line breaks and tabs only.
+    """
+    return [
+        f"U+{ord(ch):04X}"
+        for ch in value
+        if unicodedata.category(ch) == "Cc" and not (multi_line and ch in _LINE_BREAKS)
+    ]
