@@ -26,6 +26,14 @@ EVENT_ROLES: dict[str, frozenset[str]] = {
 # Events that must say why.
 REASON_REQUIRED = frozenset({"reject", "resend", "waive"})
 
+# What a person's event body may carry besides a reason (which any event may give, for
+# the audit trail). Anything else is refused rather than ignored.
+EVENT_INPUTS: dict[str, frozenset[str]] = {
+    "edit": frozenset({"fields", "recipients"}),
+    "waive": frozenset({"code"}),
+    "sign": frozenset({"cms", "signed_pdf"}),
+}
+
 # Roles that may create drafts and read their agency's documents.
 CREATE_ROLES = frozenset({CLERK})
 READ_ROLES = frozenset({CLERK, REVIEWER, SIGNER, SUPERVISOR})

@@ -32,7 +32,7 @@ from congvan.states.machine import (
     derive_document_state,
     resolve,
 )
-from congvan.states.policy import CREATE_ROLES, EVENT_ROLES, REASON_REQUIRED
+from congvan.states.policy import CREATE_ROLES, EVENT_INPUTS, EVENT_ROLES, REASON_REQUIRED
 from congvan.states.spec import MachineSpec, Transition
 from congvan.states.text import has_visible_text
 from congvan.storage.audit import GENESIS, NewEntry, make_entry
@@ -395,6 +395,16 @@ class Engine:
                 f"Event {event!r} needs the role {' or '.join(sorted(roles))}.",
                 event=event,
                 needs=sorted(roles),
+            )
+        takes = EVENT_INPUTS.get(event, frozenset()) | {"reason"}
+        unused = sorted(set(data) - takes)
+        if unused:
+            raise InvalidInput(
+                f"Event {event!r} does not use {', '.join(unused)}; it takes "
+                f"{', '.join(sorted(takes))}.",
+                event=event,
+                field=unused[0],
+                takes=sorted(takes),
             )
 
     def _step(

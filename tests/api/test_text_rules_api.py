@@ -50,3 +50,27 @@ def test_an_invisible_reason_is_no_reason(api: Api, reason: str) -> None:
     details = assert_error(response, 422, "invalid_input")
     assert details["field"] == "reason"
     assert api.get(f"/v1/documents/{doc_id}").json()["version"] == version
+
+
+@pytest.mark.parametrize(
+    ("event", "body", "unused"),
+    [
+        ("submit", {"fields": {"place": "Huế"}}, "fields"),
+        ("submit", {"code": "format.subject_prefix"}, "code"),
+        ("edit", {"cms": "AAAA"}, "cms"),
+        ("approve", {"recipients": []}, "recipients"),
+    ],
+)
+def test_a_part_the_event_does_not_use_is_refused_not_ignored(
+    api: Api, event: str, body: dict[str, object], unused: str
+) -> None:
+    doc_id = api.draft(**LETTER)["id"]
+    role = "reviewer" if event == "approve" else "clerk"
+    version = api.get(f"/v1/documents/{doc_id}").json()["version"]
+
+    response = api.fire(doc_id, event, role=role, body=body)
+
+    details = assert_error(response, 422, "invalid_input")
+    assert (details["event"], details["field"]) == (event, unused)
+    assert "reason" in details["takes"]
+    assert api.get(f"/v1/documents/{doc_id}").json()["version"] == version
