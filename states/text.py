@@ -10,6 +10,21 @@ _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 _LINE_BREAKS = frozenset({"\n", "\r", "\t"})
 
 
+def nfc(value: object) -> object:
+    """``value`` with every string in it, however nested, in Unicode NFC.
+
+    Vietnamese arrives precomposed or decomposed (macOS, some input methods); stored one
+    way, "TĐKT" typed either way is one symbol to the duplicate checks.
+    """
+    if isinstance(value, str):
+        return value if value.isascii() else unicodedata.normalize("NFC", value)
+    if isinstance(value, dict):
+        return {nfc(k): nfc(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(nfc(v) for v in value)
+    return value
+
+
 def has_visible_text(value: str) -> bool:
     """Whether ``value`` shows anything: a zero-width space or a BOM is not a reason."""
     return any(unicodedata.category(ch) not in _INVISIBLE for ch in value)

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.exc import IntegrityError
 
@@ -32,9 +32,15 @@ from congvan.states.machine import (
     derive_document_state,
     resolve,
 )
-from congvan.states.policy import CREATE_ROLES, EVENT_INPUTS, EVENT_ROLES, REASON_REQUIRED
+from congvan.states.policy import (
+    CREATE_ROLES,
+    EVENT_INPUTS,
+    EVENT_ROLES,
+    REASON_REQUIRED,
+    is_organ_id,
+)
 from congvan.states.spec import MachineSpec, Transition
-from congvan.states.text import has_visible_text
+from congvan.states.text import has_visible_text, nfc
 from congvan.storage.audit import GENESIS, NewEntry, make_entry
 from congvan.storage.clock import Clock
 from congvan.storage.documents import DocumentHead
@@ -127,7 +133,13 @@ class Engine:
         *,
         idempotency: Idempotency | None = None,
     ) -> dict[str, Any]:
-        """Create a draft with its recipients and files (``data`` bytes, stored once)."""
+        """Create a draft with its recipients and files (``data`` bytes, stored once).
+
+        Text is put in NFC and recipients' identifiers are checked here, where every
+        caller (API, CLI, jobs, tests) passes, not only in the HTTP layer.
+        """
+        fields = cast(dict[str, Any], nfc(dict(fields)))
+        recipients = _checked_recipients(recipients)
         if not actor.is_system and not (actor.roles & CREATE_ROLES):
             raise Forbidden("Only a clerk creates documents.", needs=sorted(CREATE_ROLES))
         agency_id = actor.agency_id
@@ -218,7 +230,9 @@ class Engine:
         idempotency: Idempotency | None = None,
     ) -> FireResult:
         """Fire ``event`` on a document in one transaction, or raise and change nothing."""
-        data = dict(data or {})
+        data = cast(dict[str, Any], nfc(dict(data or {})))
+        if data.get("recipients") is not None:
+            data["recipients"] = _checked_recipients(data["recipients"])
         attempts = 5 if actor.is_system and expected_version is None else 1
         for attempt in range(attempts):
             try:
@@ -574,3 +588,19 @@ class Engine:
                 self.on_commit(job_ids)
             except Exception:
                 log.exception("relay notification failed", extra={"action": "relay.kick_failed"})
+
+
+def _checked_recipients(recipients: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Recipients in NFC, each with a well-formed agency identifier."""
+    checked = []
+    for recipient in recipients:
+        row = cast(dict[str, Any], nfc(dict(recipient)))
+        organ_id = row.get("organ_id")
+        if not isinstance(organ_id, str) or not is_organ_id(organ_id):
+            raise InvalidInput(
+                "A recipient's agency identifier is not well formed (e.g. 000.00.00.H57).",
+                field="recipients",
+                organ_id=organ_id,
+            )
+        checked.append(row)
+    return checked
