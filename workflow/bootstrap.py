@@ -15,6 +15,7 @@ from sqlalchemy import Engine as SqlEngine
 
 from congvan.actions.anchoring import JOB as ANCHOR_JOB
 from congvan.actions.anchoring import Anchoring
+from congvan.actions.calendar import WorkingCalendar
 from congvan.actions.checks import CHECKS, Check
 from congvan.actions.context import Effect, Guard, JobAction
 from congvan.actions.effects import EFFECTS
@@ -150,6 +151,8 @@ def bootstrap(
         CHECKS if checks is None else checks,
         max_attachment_bytes=settings.max_attachment_bytes,
         max_subject_length=settings.max_subject_length,
+        calendar=WorkingCalendar(settings.extra_days_off, settings.extra_working_days),
+        send_cutoff=settings.send_cutoff,
     )
     trust = TrustStore(settings.trust_path)
     timestamping = Timestamping(

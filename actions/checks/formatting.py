@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from congvan.states.policy import SECRECY, URGENCY
+from congvan.states.timeliness import VIETNAM, is_urgent, send_by_date
 
-from ..calendar import next_working_day
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 from .rules import (
     COMPETENCE_PREFIXES,
@@ -249,13 +249,16 @@ def secrecy(inp: CheckInput) -> Finding:
 @check(
     "format.timeliness",
     WARNING,
-    "Phát hành trong ngày ký, chậm nhất ngày làm việc tiếp theo",
-    "Issued on the signing day, at the latest the next working day",
+    "Phát hành trong ngày ký, chậm nhất sáng ngày làm việc tiếp theo; văn bản khẩn ngay",
+    "Sent on the signing day, at the latest the next working morning; urgent ones at once",
 )
 def timeliness(inp: CheckInput) -> Finding:
     """Decision 28/2018, Art. 6: send on the signing day, at the latest the morning of the
-    next working day (weekends and public holidays such as Tết are not working days)."""
-    value = inp.document.get("issued_on")
+    next working day (weekends, public holidays and swapped days off are not working days;
+    make-up Saturdays are); urgent documents right after signing. At review the signing
+    time is not known yet: the document may be signed until the end of its date."""
+    doc = inp.document
+    value = doc.get("issued_on")
     if not value:
         return fail(
             "Không có ngày ban hành để đối chiếu thời hạn.",
@@ -270,15 +273,20 @@ def timeliness(inp: CheckInput) -> Finding:
             field="issued_on",
             value=str(value)[:40],
         )
-    latest = next_working_day(issued)
-    if inp.today > latest:
+    urgency = doc.get("urgency") or 0
+    latest = send_by_date(issued, urgency, inp.calendar, inp.send_cutoff)
+    now = inp.moment.astimezone(VIETNAM)
+    if now > latest:
+        when = "trong ngày ký" if is_urgent(urgency) else f"{latest:%H:%M %d/%m/%Y}"
         return fail(
-            f"Đã quá hạn phát hành: chậm nhất {latest:%d/%m/%Y}.",
-            f"Past the time to issue it: {latest.isoformat()} at the latest.",
+            f"Đã quá hạn phát hành: chậm nhất {when}.",
+            f"Past the time to send it: {latest.isoformat()} at the latest.",
             field="issued_on",
             value=value,
+            urgency=urgency,
             latest=latest.isoformat(),
-            today=inp.today.isoformat(),
+            today=now.date().isoformat(),
+            now=now.isoformat(),
         )
     return ok(latest=latest.isoformat())
 

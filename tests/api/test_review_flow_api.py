@@ -13,10 +13,12 @@ from datetime import date, timedelta, timezone
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from congvan.storage.ids import new_id
 from congvan.workflow import directory
 from congvan.workflow.letters import sample_pdf
+from congvan.workflow.settings import Settings
 from tests.api.conftest import LETTER, A, Api, B, assert_error
 
 VIETNAM = timezone(timedelta(hours=7))
@@ -380,3 +382,69 @@ def test_a_rejected_document_leaves_review_until_submitted_again(api: Api) -> No
     assert failed(checks) == set()
     assert {r["revision"] for r in checks.values()} == {3}
     assert approve(api, doc_id).status_code == 200
+
+
+# -- time rules: the working calendar and the morning's end --------------------------------
+
+# The app's clock starts on Monday 05/01/2026 at 15:00 in Vietnam; Friday 02/01/2026 is
+# the working day before it (Thursday 01/01 is New Year's Day).
+FRIDAY = "2026-01-02"
+
+
+def timeliness(api: Api, **overrides: Any) -> dict[str, Any]:
+    checks = submit_and_check(api, clean_letter(api, **overrides))
+    return dict(checks["format.timeliness"])
+
+
+def test_a_letter_signed_on_friday_is_late_on_monday_afternoon(api: Api) -> None:
+    # Given a letter dated Friday, reviewed on Monday at 15:00 (Vietnam)
+    # When the checks run
+    result = timeliness(api, issued_on=FRIDAY)
+
+    # Then the morning of the next working day has passed: noon on Monday
+    assert "failed" == result["status"]
+    assert "2026-01-05T12:00:00+07:00" == result["details"]["latest"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "latest"),
+    [
+        ({"send_cutoff": "16:00"}, "2026-01-05T16:00:00+07:00"),
+        ({"extra_days_off": ["2026-01-05"]}, "2026-01-06T12:00:00+07:00"),
+    ],
+    ids=["a later cut-off", "a day off announced after the package"],
+)
+def test_the_operators_time_rules_apply(
+    make_api: Any, settings: dict[str, Any], latest: str
+) -> None:
+    # Given the operator's cut-off or an extra day off
+    api = make_api(**settings)
+
+    # When a letter dated Friday is checked on Monday afternoon
+    result = timeliness(api, issued_on=FRIDAY)
+
+    # Then the deadline moves with them
+    assert ("passed", latest) == (result["status"], result["details"]["latest"])
+
+
+def test_a_make_up_saturday_the_operator_adds_is_the_next_working_day(make_api: Any) -> None:
+    api = make_api(extra_working_days=["2026-01-03"])
+
+    result = timeliness(api, issued_on=FRIDAY)
+
+    assert ("failed", "2026-01-03T12:00:00+07:00") == (
+        result["status"],
+        result["details"]["latest"],
+    )
+
+
+def test_an_urgent_letter_dated_the_last_working_day_is_late(api: Api) -> None:
+    # Given a khẩn letter dated Friday: it was due right after signing, that day
+    result = timeliness(api, issued_on=FRIDAY, urgency=1)
+
+    assert ("failed", 1) == (result["status"], result["details"]["urgency"])
+
+
+def test_a_day_both_off_and_working_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="2026-01-05"):
+        Settings(extra_days_off=["2026-01-05"], extra_working_days=["2026-01-05"])

@@ -16,7 +16,7 @@ import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,12 @@ import pytest
 from pypdf import PdfReader, PdfWriter
 from sqlalchemy import select
 
+from congvan.actions.calendar import VIETNAM_CALENDAR, WorkingCalendar
 from congvan.actions.checks import CHECKS, Check, CheckInput, Finding
 from congvan.actions.checks.rules import DOC_TYPES
 from congvan.states.errors import GuardFailed, InvalidInput
 from congvan.states.policy import URGENCY, job_backoff_seconds
+from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
 from congvan.storage.checks import ERROR, FAILED, PASSED, StoredResult
 from congvan.storage.clock import FrozenClock
 from congvan.storage.ids import new_id
@@ -49,6 +51,7 @@ TODAY = date(2021, 2, 6)
 ISSUED = TODAY.isoformat()
 # 09:00 in Vietnam (UTC+7): the review job's "today" is the Vietnamese date.
 CHECKED_AT = datetime(2021, 2, 6, 2, 0, tzinfo=UTC)
+CHECKED_TIME = time(9, 0)
 MAX_BYTES = 25 * 1024 * 1024
 MAX_SUBJECT = 1000
 
@@ -200,6 +203,9 @@ class Variant:
     files: Callable[[], list[dict[str, Any]]] = lambda: [main_pdf()]
     grants: tuple[Grant, ...] = GRANTS
     today: date = TODAY
+    at: time = CHECKED_TIME
+    calendar: WorkingCalendar = VIETNAM_CALENDAR
+    send_cutoff: time = DEFAULT_CUTOFF
     max_attachment_bytes: int = MAX_BYTES
     max_subject_length: int = MAX_SUBJECT
 
@@ -393,7 +399,7 @@ VARIANTS = [
            fields={"issued_on": "2021-02-09"}, today=date(2021, 2, 17)),
     fails("signed before Tết, sent a day after the holiday", "format.timeliness",
           fields={"issued_on": "2021-02-09"}, today=date(2021, 2, 18),
-          details={"value": "2021-02-09", "latest": "2021-02-17"}),
+          details={"value": "2021-02-09", "latest": "2021-02-17T12:00:00+07:00"}),
     fails("a date that is not a date", "format.timeliness", fields={"issued_on": "06/02/2021"},
           details={"field": "issued_on"}),
     fails("a date that is not a date", "format.place_date", fields={"issued_on": "06/02/2021"},
@@ -403,6 +409,43 @@ VARIANTS = [
     fails("signed on Friday, sent on Tuesday", "format.timeliness",
           fields={"issued_on": "2021-02-05"}, today=date(2021, 2, 9),
           details={"value": "2021-02-05", "today": "2021-02-09"}),
+    # the morning of the next working day ends at noon (Decision 28/2018 Art. 6)
+    passes("signed on Friday, sent on Monday before noon", "format.timeliness",
+           fields={"issued_on": "2021-02-05"}, today=date(2021, 2, 8), at=time(11, 59),
+           details={"latest": "2021-02-08T12:00:00+07:00"}),
+    fails("signed on Friday, sent on Monday afternoon", "format.timeliness",
+          fields={"issued_on": "2021-02-05"}, today=date(2021, 2, 8), at=time(12, 1),
+          details={"latest": "2021-02-08T12:00:00+07:00", "now": "2021-02-08T12:01:00+07:00"}),
+    passes("a later cut-off the operator set", "format.timeliness",
+           fields={"issued_on": "2021-02-05"}, today=date(2021, 2, 8), at=time(12, 1),
+           send_cutoff=time(13, 30), details={"latest": "2021-02-08T13:30:00+07:00"}),
+    # 26/04/2025 is a make-up working Saturday for the day off on 02/05/2025
+    passes("signed on Friday before 30/4, sent on the make-up Saturday", "format.timeliness",
+           fields={"issued_on": "2025-04-25"}, today=date(2025, 4, 26), at=time(11),
+           details={"latest": "2025-04-26T12:00:00+07:00"}),
+    fails("signed on Friday before 30/4, sent on Monday", "format.timeliness",
+          fields={"issued_on": "2025-04-25"}, today=date(2025, 4, 28),
+          details={"latest": "2025-04-26T12:00:00+07:00"}),
+    passes("signed before 30/4, sent after the swapped day off", "format.timeliness",
+           fields={"issued_on": "2025-04-29"}, today=date(2025, 5, 5), at=time(11),
+           details={"latest": "2025-05-05T12:00:00+07:00"}),
+    passes("a day off the operator added", "format.timeliness",
+           fields={"issued_on": "2021-02-05"}, today=date(2021, 2, 9),
+           calendar=WorkingCalendar(extra_days_off=[date(2021, 2, 8)]),
+           details={"latest": "2021-02-09T12:00:00+07:00"}),
+    fails("a make-up Saturday the operator added", "format.timeliness",
+          fields={"issued_on": "2021-02-05"}, today=date(2021, 2, 8),
+          calendar=WorkingCalendar(extra_working_days=[date(2021, 2, 6)]),
+          details={"latest": "2021-02-06T12:00:00+07:00"}),
+    # urgent documents (khẩn and above) are sent right after signing
+    passes("khẩn, sent on its date", "format.timeliness",
+           fields={"issued_on": ISSUED, "urgency": 1}, at=time(23, 59),
+           details={"latest": "2021-02-06T23:59:59.999999+07:00"}),
+    fails("khẩn, sent the next working morning", "format.timeliness",
+          fields={"issued_on": "2021-02-05", "urgency": 1},
+          details={"urgency": 1, "latest": "2021-02-05T23:59:59.999999+07:00"}),
+    fails("hỏa tốc, sent the next day", "format.timeliness",
+          fields={"issued_on": "2021-02-05", "urgency": 3}, details={"urgency": 3}),
     # -- thông tin bắt buộc
     fails("number and signer account missing", "metadata.required",
           fields={"number": None, "signer_user": ""},
@@ -678,6 +721,9 @@ def run(
     document_id: str,
     *,
     today: date = TODAY,
+    at: time = CHECKED_TIME,
+    calendar: WorkingCalendar = VIETNAM_CALENDAR,
+    send_cutoff: time = DEFAULT_CUTOFF,
     max_attachment_bytes: int = MAX_BYTES,
     max_subject_length: int = MAX_SUBJECT,
 ) -> Finding:
@@ -691,6 +737,9 @@ def run(
             today=today,
             max_attachment_bytes=max_attachment_bytes,
             max_subject_length=max_subject_length,
+            now=datetime.combine(today, at, VIETNAM),
+            calendar=calendar,
+            send_cutoff=send_cutoff,
         )
         return CHECK_CODES[code].run(inp)
 
@@ -734,6 +783,9 @@ def test_a_variant_of_the_letter(letters: Runtime, variant: Variant) -> None:
         variant.code,
         document_id,
         today=variant.today,
+        at=variant.at,
+        calendar=variant.calendar,
+        send_cutoff=variant.send_cutoff,
         max_attachment_bytes=variant.max_attachment_bytes,
         max_subject_length=variant.max_subject_length,
     )
