@@ -448,3 +448,26 @@ def test_an_urgent_letter_dated_the_last_working_day_is_late(api: Api) -> None:
 def test_a_day_both_off_and_working_is_refused_at_start() -> None:
     with pytest.raises(ValidationError, match="2026-01-05"):
         Settings(extra_days_off=["2026-01-05"], extra_working_days=["2026-01-05"])
+
+
+# -- the signer block ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("competence", "status"),
+    [
+        ("TM. ỦY BAN NHÂN DÂN", "failed"),
+        ("TM. ỦY BAN NHÂN DÂN\nKT. CHỦ TỊCH", "passed"),
+        ("KT. GIÁM ĐỐC", "failed"),
+    ],
+    ids=["TM. without KT.", "TM. then KT.", "KT. for another head"],
+)
+def test_a_deputy_signs_for_the_head_only(api: Api, competence: str, status: str) -> None:
+    # Given a letter the deputy chairman (PHÓ CHỦ TỊCH) signs with this competence
+    doc_id = clean_letter(api, signer_competence=competence)
+
+    # When the checks run
+    result = submit_and_check(api, doc_id)["format.signer_block"]
+
+    # Then only KT. for his own head passes
+    assert status == result["status"], result
