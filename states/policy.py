@@ -40,6 +40,17 @@ def is_organ_id(value: str) -> bool:
     return 0 < len(value) <= 35 and bool(_ORGAN_ID.fullmatch(value))  # never `$`: it allows "\n"
 
 
+def notation(number: int | None, symbol: str | None) -> str:
+    """Số và ký hiệu as written and shown: ``05/UBND-TĐKT``, ``1227/UBND-TĐKT``.
+
+    Decree 30/2020 Art. 15: numbers below 10 take a leading zero. The signed manifest keeps
+    the number an integer; this is its written form.
+    """
+    if not number:
+        return symbol or ""
+    return f"{number:02d}/{symbol}" if symbol else f"{number:02d}"
+
+
 # Urgency (độ khẩn) as QCVN 102 codes it.
 URGENCY = {0: "thường", 1: "khẩn", 2: "thượng khẩn", 3: "hỏa tốc", 4: "hỏa tốc hẹn giờ"}
 

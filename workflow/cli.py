@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from congvan.states import MACHINES
+from congvan.states import MACHINES, policy
 from congvan.states.errors import CongvanError, InvalidInput
 from congvan.states.graph import to_dot, to_mermaid
 
@@ -784,7 +784,7 @@ def _verify_document(document_id: str, runtime: Runtime) -> int:
             return 2
         manifest = manifest_of(uow, document_id)
         cms_der = bytes(signature["cms"])
-        notation = "/".join(str(p) for p in (doc.get("number"), doc.get("symbol")) if p)
+        notation = policy.notation(doc.get("number"), doc.get("symbol"))
         current = hashlib.sha256(manifest).hexdigest()
         accepted = as_utc(signature["created_at"]).astimezone(VIETNAM).isoformat()
         header = [

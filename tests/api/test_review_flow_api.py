@@ -471,3 +471,21 @@ def test_a_deputy_signs_for_the_head_only(api: Api, competence: str, status: str
 
     # Then only KT. for his own head passes
     assert status == result["status"], result
+
+
+# -- the written number ----------------------------------------------------------------------
+
+
+def test_a_number_below_ten_is_shown_with_a_leading_zero(api: Api) -> None:
+    # Given letter number 5 of the year
+    doc_id = clean_letter(api, number=5)
+
+    # When it is read and checked
+    shown = api.get(f"/v1/documents/{doc_id}").json()["notation"]
+    checked = submit_and_check(api, doc_id)["format.number_symbol"]
+
+    # Then it is written 05/UBND-TĐKT, and the signed metadata keeps the number 5
+    assert ("05/UBND-TĐKT", "05/UBND-TĐKT") == (shown, checked["details"]["notation"])
+    manifest = api.get(f"/v1/documents/{doc_id}/manifest", role="reviewer")
+    assert 200 == manifest.status_code, manifest.text
+    assert 5 == json.loads(manifest.content)["number"]
