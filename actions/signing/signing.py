@@ -24,6 +24,7 @@ from typing import Any
 from cryptography import x509
 
 from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError, SignerMismatch
+from congvan.states.policy import series_symbol
 from congvan.states.timeliness import (
     DEFAULT_CUTOFF,
     WorkingDays,
@@ -375,10 +376,11 @@ class Signing:
         uow, doc_id = ctx.uow, ctx.document.id
         doc = uow.documents.get(doc_id) or {}
         if doc.get("number") and doc.get("issued_on"):
+            agency = uow.agencies.agency(doc["agency_id"]) or {}
             earlier = uow.duplicates.sent_with_number(
                 doc["agency_id"],
                 doc["number"],
-                doc.get("symbol") or "",
+                series_symbol(agency.get("numbering") or "agency", doc.get("symbol") or ""),
                 doc["issued_on"][:4],
                 exclude=doc_id,
             )

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from pypdf import PdfReader, PdfWriter
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from congvan.actions.calendar import VIETNAM_CALENDAR, WorkingCalendar
 from congvan.actions.checks import CHECKS, Check, CheckInput, Finding
@@ -33,7 +33,7 @@ from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
 from congvan.storage.checks import ERROR, FAILED, PASSED, StoredResult
 from congvan.storage.clock import FrozenClock
 from congvan.storage.ids import new_id
-from congvan.storage.tables import OutboxJob
+from congvan.storage.tables import Agency, OutboxJob
 from congvan.storage.timers import JOB_DEADLINE
 from congvan.workflow import directory
 from congvan.workflow.bootstrap import Runtime, bootstrap
@@ -879,7 +879,7 @@ def test_the_same_number_and_symbol_twice_in_a_year_is_refused(runtime: Runtime)
         finding.details["earlier_state"],
     )
     assert_explained(finding)
-    assert ok_finding() == run(runtime, "duplicates.number", earlier)
+    assert number_free() == run(runtime, "duplicates.number", earlier)
 
 
 def test_a_number_issued_already_is_refused_even_to_an_earlier_draft(runtime: Runtime) -> None:
@@ -912,7 +912,7 @@ def test_an_abandoned_draft_holds_no_number(runtime: Runtime) -> None:
     again = write(runtime, files=[main_pdf("bản mới")])
 
     # Then neither draft blocks it
-    assert ok_finding() == run(runtime, "duplicates.number", again)
+    assert number_free() == run(runtime, "duplicates.number", again)
 
 
 @pytest.mark.parametrize(
@@ -921,7 +921,6 @@ def test_an_abandoned_draft_holds_no_number(runtime: Runtime) -> None:
         pytest.param({"issued_on": "2020-02-06"}, AGENCY_ID, id="same number the year before"),
         pytest.param({"issued_on": "2022-01-03"}, AGENCY_ID, id="same number the year after"),
         pytest.param({"number": 1228}, AGENCY_ID, id="the next number"),
-        pytest.param({"symbol": "UBND-KT"}, AGENCY_ID, id="another drafting unit's letter"),
         pytest.param({}, OTHER_PROVINCE_ID, id="another province's 1227/UBND-TĐKT"),
     ],
 )
@@ -933,11 +932,59 @@ def test_a_number_used_elsewhere_passes(runtime: Runtime, fields: dict[str, Any]
     other = write(runtime, fields, files=[main_pdf("khác")], by=by)
 
     # Then it is no duplicate
-    assert ok_finding() == run(runtime, "duplicates.number", other)
+    assert number_free() == run(runtime, "duplicates.number", other)
+
+
+def numbering(runtime: Runtime, agency_id: str, series: str) -> None:
+    with runtime.uow() as uow:
+        uow.conn.execute(
+            update(Agency).where(Agency.id == agency_id).values(numbering=series)  # type: ignore[arg-type]
+        )
+        uow.commit()
+
+
+def test_one_series_takes_a_number_once_whatever_the_symbol(runtime: Runtime) -> None:
+    # Given letter 1227/UBND-TĐKT of 2021 in review, in the agency's one series (the default)
+    earlier = write(runtime)
+    submit(runtime, earlier)
+
+    # When another drafting unit's letter 1227/UBND-KT of that year is checked
+    later = write(runtime, {"symbol": "UBND-KT"}, files=[main_pdf("khác")])
+    finding = run(runtime, "duplicates.number", later)
+
+    # Then number 1227 is taken (Decree 30 Art. 15: one series per agency per year)
+    assert (False, earlier, "1227/UBND-TĐKT", "agency") == (
+        finding.passed,
+        finding.details["earlier_document"],
+        finding.details["earlier_notation"],
+        finding.details["numbering"],
+    )
+    assert_explained(finding)
+
+
+def test_an_agency_numbering_by_symbol_reuses_a_number_with_another(runtime: Runtime) -> None:
+    # Given an agency whose registry keeps a series per symbol, and its letter 1227/UBND-TĐKT
+    numbering(runtime, AGENCY_ID, "symbol")
+    submit(runtime, write(runtime))
+
+    # When 1227/UBND-KT, and then a second 1227/UBND-TĐKT, of that year are checked
+    other = write(runtime, {"symbol": "UBND-KT"}, files=[main_pdf("khác")])
+    same = write(runtime, {"issued_on": "2021-11-30"}, files=[main_pdf("bản sửa")])
+
+    # Then only the same symbol repeats the number
+    assert Finding(True, details={"numbering": "symbol"}) == run(
+        runtime, "duplicates.number", other
+    )
+    assert not run(runtime, "duplicates.number", same).passed
 
 
 def ok_finding() -> Finding:
     return Finding(True)
+
+
+def number_free() -> Finding:
+    """duplicates.number passes, naming the agency's one series."""
+    return Finding(True, details={"numbering": "agency"})
 
 
 def test_a_letter_without_number_cannot_be_compared(letters: Runtime) -> None:
