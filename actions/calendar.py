@@ -1,25 +1,82 @@
-"""Working days in Viet Nam: weekdays that are not public holidays (Tết included)."""
+"""Working days in Viet Nam, as the Government announces them each year.
+
+A working day is a weekday that is not a public holiday (Tết included) or a day off
+swapped from another day, or a Saturday the Government made a make-up working day (e.g.
+26/04/2025 for 02/05/2025, 04/05/2024 for 29/04/2024). The ``holidays`` package knows
+the announcements up to its release; the operator adds later ones (``extra_days_off``,
+``extra_working_days`` in the settings), and they win over the package.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 from functools import lru_cache
 
 import holidays
 
+from congvan.states.timeliness import next_working_day as _next_working_day
+
 
 @lru_cache(maxsize=64)
-def _holidays(year: int) -> frozenset[date]:
-    return frozenset(holidays.country_holidays("VN", years=year))
+def _vietnam(year: int) -> tuple[frozenset[date], frozenset[date]]:
+    """The package's days off and make-up working days of ``year``."""
+    known = holidays.country_holidays("VN", years=year)
+    return frozenset(known), frozenset(d for d in known.weekend_workdays if d.year == year)
+
+
+class WorkingCalendar:
+    """Viet Nam's working days, with the operator's extra days off and make-up days."""
+
+    def __init__(
+        self, extra_days_off: Iterable[date] = (), extra_working_days: Iterable[date] = ()
+    ) -> None:
+        self.extra_days_off = frozenset(extra_days_off)
+        self.extra_working_days = frozenset(extra_working_days)
+        both = self.extra_days_off & self.extra_working_days
+        if both:
+            raise ValueError(
+                f"days both off and working: {', '.join(sorted(d.isoformat() for d in both))}"
+            )
+
+    def is_working_day(self, day: date) -> bool:
+        if day in self.extra_working_days:
+            return True
+        if day in self.extra_days_off:
+            return False
+        days_off, make_up = _vietnam(day.year)
+        if day in make_up:
+            return True
+        return day.weekday() < 5 and day not in days_off
+
+    def next_working_day(self, day: date) -> date:
+        """The first working day after ``day``."""
+        return _next_working_day(self, day)
+
+    def add_working_days(self, day: date, n: int) -> date:
+        """The ``n``-th working day after ``day`` (``n`` ≥ 0; 0 is ``day`` itself)."""
+        if n < 0:
+            raise ValueError("n must not be negative")
+        for _ in range(n):
+            day = self.next_working_day(day)
+        return day
+
+    def working_days_between(self, start: date, end: date) -> int:
+        """How many working days fall after ``start``, up to and including ``end``."""
+        count, day = 0, start
+        while day < end:
+            day += timedelta(days=1)
+            count += self.is_working_day(day)
+        return count
+
+
+VIETNAM_CALENDAR = WorkingCalendar()
 
 
 def is_working_day(day: date) -> bool:
-    return day.weekday() < 5 and day not in _holidays(day.year)
+    return VIETNAM_CALENDAR.is_working_day(day)
 
 
 def next_working_day(day: date) -> date:
-    """The first working day after ``day``."""
-    nxt = day + timedelta(days=1)
-    while not is_working_day(nxt):
-        nxt += timedelta(days=1)
-    return nxt
+    """The first working day after ``day``, by the package's calendar alone."""
+    return VIETNAM_CALENDAR.next_working_day(day)

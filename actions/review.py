@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta, timezone
+from datetime import time
 from typing import Any
 
 from congvan.states.errors import InvalidInput
+from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
 from congvan.storage.checks import ERROR, FAILED, PASSED, StoredResult
 
+from .calendar import VIETNAM_CALENDAR, WorkingCalendar
 from .checks import CHECKS, Check, CheckInput
 from .context import JobContext, TransitionContext
 from .jobs import RetryLater
-
-# Dates on documents are Vietnamese dates.
-VIETNAM = timezone(timedelta(hours=7))
 
 
 class Review:
@@ -26,8 +25,12 @@ class Review:
         *,
         max_attachment_bytes: int,
         max_subject_length: int,
+        calendar: WorkingCalendar = VIETNAM_CALENDAR,
+        send_cutoff: time = DEFAULT_CUTOFF,
     ) -> None:
         self.checks = list(checks)
+        self.calendar = calendar
+        self.send_cutoff = send_cutoff
         self.max_attachment_bytes = max_attachment_bytes
         self.max_subject_length = max_subject_length
 
@@ -51,6 +54,9 @@ class Review:
             today=ctx.now.astimezone(VIETNAM).date(),
             max_attachment_bytes=self.max_attachment_bytes,
             max_subject_length=self.max_subject_length,
+            now=ctx.now,
+            calendar=self.calendar,
+            send_cutoff=self.send_cutoff,
         )
         results, crashed = [], []
         for check in self.checks:

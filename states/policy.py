@@ -48,6 +48,32 @@ def is_organ_id(value: str) -> bool:
     return 0 < len(value) <= 35 and bool(_ORGAN_ID.fullmatch(value))  # never `$`: it allows "\n"
 
 
+def notation(number: int | None, symbol: str | None) -> str:
+    """Số và ký hiệu as written and shown: ``05/UBND-TĐKT``, ``1227/UBND-TĐKT``.
+
+    Decree 30/2020 Art. 15: numbers below 10 take a leading zero. The signed manifest keeps
+    the number an integer; this is its written form.
+    """
+    if not number:
+        return symbol or ""
+    return f"{number:02d}/{symbol}" if symbol else f"{number:02d}"
+
+
+# Number series (Decree 30/2020 Art. 15): by default an agency numbers all its documents in
+# one series per year, so a number is used once whatever the symbol; an agency whose
+# registry keeps a series per symbol (type or drafting unit) is set to "symbol".
+NUMBERING = {
+    "agency": "một hệ thống số cho mọi văn bản / one series for all documents",
+    "symbol": "mỗi ký hiệu một hệ thống số / one series per symbol",
+}
+DEFAULT_NUMBERING = "agency"
+
+
+def series_symbol(numbering: str, symbol: str) -> str | None:
+    """The symbol a number is unique with: ``None`` when unique across all symbols."""
+    return symbol if numbering == "symbol" else None
+
+
 # Urgency (độ khẩn) as QCVN 102 codes it.
 URGENCY = {0: "thường", 1: "khẩn", 2: "thượng khẩn", 3: "hỏa tốc", 4: "hỏa tốc hẹn giờ"}
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import true as sa_true
 
 from .tables import Attachment, Dispatch, Document
 
@@ -19,20 +20,21 @@ class DuplicateRepository:
         self.conn = conn
 
     def same_number(
-        self, agency_id: str, number: int, symbol: str, year: str, *, exclude: str
+        self, agency_id: str, number: int, symbol: str | None, year: str, *, exclude: str
     ) -> dict[str, Any] | None:
-        """Another document of the agency holding this number and symbol in ``year``.
+        """Another document of the agency holding this number (with ``symbol``, unless
+        None: any symbol) in ``year``.
 
         A number is held by a document past review, or by an earlier draft that is in
         review now; an abandoned draft holds nothing.
         """
         d = _documents.c
         row = self.conn.execute(
-            select(d.id, d.state, d.issued_on)
+            select(d.id, d.state, d.issued_on, d.symbol)
             .where(
                 d.agency_id == agency_id,
                 d.number == number,
-                d.symbol == symbol,
+                d.symbol == symbol if symbol is not None else sa_true(),
                 func.substr(d.issued_on, 1, 4) == year,
                 d.id != exclude,
                 or_(
@@ -46,16 +48,17 @@ class DuplicateRepository:
         return dict(row._mapping) if row else None
 
     def sent_with_number(
-        self, agency_id: str, number: int, symbol: str, year: str, *, exclude: str
+        self, agency_id: str, number: int, symbol: str | None, year: str, *, exclude: str
     ) -> dict[str, Any] | None:
-        """A document of the agency already sent with this number and symbol in ``year``."""
+        """A document of the agency already sent with this number (and ``symbol``, unless
+        None) in ``year``."""
         d = _documents.c
         row = self.conn.execute(
             select(d.id, d.state)
             .where(
                 d.agency_id == agency_id,
                 d.number == number,
-                d.symbol == symbol,
+                d.symbol == symbol if symbol is not None else sa_true(),
                 func.substr(d.issued_on, 1, 4) == year,
                 d.id != exclude,
                 d.state.in_(["sent", "delivered", "acknowledged", "failed"]),

@@ -20,6 +20,11 @@ class Agency(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=35)
     name: str = Field(max_length=300)
     abbreviation: str = Field(max_length=30)
+    # states.policy.NUMBERING: one number series for all documents (Decree 30 Art. 15)
+    # or one per symbol.
+    numbering: str = Field(
+        default="agency", max_length=10, sa_column_kwargs={"server_default": "agency"}
+    )
     created_at: datetime = Field(sa_column=_ts(nullable=False))
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import Engine as SqlEngine
 
 from congvan.actions.anchoring import JOB as ANCHOR_JOB
 from congvan.actions.anchoring import Anchoring
+from congvan.actions.calendar import WorkingCalendar
 from congvan.actions.checks import CHECKS, Check
 from congvan.actions.context import Effect, Guard, JobAction
 from congvan.actions.effects import EFFECTS
@@ -146,10 +147,13 @@ def bootstrap(
         ensure_migrated(db)
     open_uow: Callable[..., UnitOfWork] = partial(UnitOfWork, db)
     broker = make_broker(settings.broker_url.get_secret_value())
+    calendar = WorkingCalendar(settings.extra_days_off, settings.extra_working_days)
     review = Review(
         CHECKS if checks is None else checks,
         max_attachment_bytes=settings.max_attachment_bytes,
         max_subject_length=settings.max_subject_length,
+        calendar=calendar,
+        send_cutoff=settings.send_cutoff,
     )
     trust = TrustStore(settings.trust_path)
     timestamping = Timestamping(
@@ -163,6 +167,8 @@ def bootstrap(
         trust,
         max_pdf_bytes=settings.max_attachment_bytes,
         timestamping=timestamping,
+        calendar=calendar,
+        send_cutoff=settings.send_cutoff,
     )
     every = settings.audit_anchor_minutes
     anchoring = Anchoring(

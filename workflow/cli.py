@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from congvan.states import MACHINES
+from congvan.states import MACHINES, policy
 from congvan.states.errors import CongvanError, InvalidInput
 from congvan.states.graph import to_dot, to_mermaid
 
@@ -128,12 +128,19 @@ def cmd_agencies(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with runtime.uow() as uow:
             if args.action == "add":
-                add_agency(uow, args.id, args.name, args.abbreviation, runtime.clock())
+                add_agency(
+                    uow,
+                    args.id,
+                    args.name,
+                    args.abbreviation,
+                    runtime.clock(),
+                    numbering=args.numbering,
+                )
                 uow.commit()
                 print(f"added agency {args.id}")
             else:
                 for a in uow.agencies.agencies():
-                    print(f"{a['id']:<20} {a['abbreviation']:<10} {a['name']}")
+                    print(f"{a['id']:<20} {a['abbreviation']:<10} {a['numbering']:<7} {a['name']}")
     finally:
         runtime.stop()
     return 0
@@ -784,7 +791,7 @@ def _verify_document(document_id: str, runtime: Runtime) -> int:
             return 2
         manifest = manifest_of(uow, document_id)
         cms_der = bytes(signature["cms"])
-        notation = "/".join(str(p) for p in (doc.get("number"), doc.get("symbol")) if p)
+        notation = policy.notation(doc.get("number"), doc.get("symbol"))
         current = hashlib.sha256(manifest).hexdigest()
         accepted = as_utc(signature["created_at"]).astimezone(VIETNAM).isoformat()
         header = [
@@ -931,6 +938,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("id", help="electronic identifier, e.g. 000.00.00.H57")
     a.add_argument("--name", required=True)
     a.add_argument("--abbreviation", required=True, help="e.g. UBND")
+    a.add_argument(
+        "--numbering",
+        choices=sorted(policy.NUMBERING),
+        default=policy.DEFAULT_NUMBERING,
+        help="agency: one number series for all documents (Decree 30 Art. 15, the "
+        "default); symbol: one series per symbol",
+    )
     asub.add_parser("list", help="list agencies")
     p.set_defaults(func=cmd_agencies)
 

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 
 from congvan.actions.checks.rules import DOC_TYPES
 from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
-from congvan.states.policy import ROLES, is_organ_id
+from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, ROLES, is_organ_id
 from congvan.storage.agencies import hash_token
 from congvan.storage.ids import new_id
 from congvan.storage.tables import SigningAuthority
@@ -43,11 +43,22 @@ def validate_roles(roles: Iterable[str]) -> list[str]:
 
 
 def add_agency(
-    uow: UnitOfWork, agency_id: str, name: str, abbreviation: str, now: datetime
+    uow: UnitOfWork,
+    agency_id: str,
+    name: str,
+    abbreviation: str,
+    now: datetime,
+    numbering: str = DEFAULT_NUMBERING,
 ) -> None:
     validate_organ_id(agency_id, "agency_id")
     if not name.strip() or not abbreviation.strip():
         raise InvalidInput("An agency needs a name and an abbreviation.")
+    if numbering not in NUMBERING:
+        raise InvalidInput(
+            f"Numbering must be one of {', '.join(NUMBERING)}.",
+            field="numbering",
+            allowed=sorted(NUMBERING),
+        )
     if uow.agencies.agency(agency_id) is not None:
         raise AlreadyExists(f"Agency {agency_id} already exists.", agency_id=agency_id)
     uow.agencies.add_agency(
@@ -55,6 +66,7 @@ def add_agency(
             "id": agency_id,
             "name": name.strip(),
             "abbreviation": abbreviation.strip(),
+            "numbering": numbering,
             "created_at": now,
         }
     )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from datetime import date, time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -64,6 +65,15 @@ class Settings(BaseSettings):
     # Where peers reach this instance: certificates name its CRL under it.
     public_url: str = "http://127.0.0.1:8000"
 
+    # Working days (actions/calendar.py): the ``holidays`` package knows the Government's
+    # announcements up to its release; days off and make-up working Saturdays announced
+    # later are listed here (JSON lists of YYYY-MM-DD dates) and win over the package.
+    extra_days_off: list[date] = Field(default_factory=list)
+    extra_working_days: list[date] = Field(default_factory=list)
+    # "At the latest the morning of the next working day" (Decision 28/2018 Art. 6): the
+    # morning ends at this Vietnam time.
+    send_cutoff: time = time(12, 0)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
 
@@ -79,6 +89,14 @@ class Settings(BaseSettings):
     max_subject_length: int = Field(default=1000, ge=10)
     max_content_length: int = Field(default=200_000, ge=10)
     max_page_size: int = Field(default=200, ge=1)
+
+    @model_validator(mode="after")
+    def _days_off_or_working(self) -> Settings:
+        both = set(self.extra_days_off) & set(self.extra_working_days)
+        if both:
+            days = ", ".join(sorted(d.isoformat() for d in both))
+            raise ValueError(f"days both in extra_days_off and extra_working_days: {days}")
+        return self
 
     @property
     def trust_path(self) -> Path:

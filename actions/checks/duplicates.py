@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from congvan.states.policy import DEFAULT_NUMBERING, notation, series_symbol
+
 from .registry import BLOCKING, CheckInput, Finding, check, fail, ok
 
 
 @check(
     "duplicates.number",
     BLOCKING,
-    "Số, ký hiệu chưa dùng trong năm",
-    "Number and symbol are not used already this year",
+    "Số chưa dùng trong năm, trong hệ thống số của cơ quan",
+    "The number is not used already this year in the agency's series",
 )
 def same_number(inp: CheckInput) -> Finding:
     doc = inp.document
@@ -19,21 +21,27 @@ def same_number(inp: CheckInput) -> Finding:
             "No number or date to compare against.",
             field="number",
         )
+    numbering = inp.agency.get("numbering") or DEFAULT_NUMBERING
     earlier = inp.uow.duplicates.same_number(
         doc["agency_id"],
         doc["number"],
-        doc.get("symbol") or "",
+        series_symbol(numbering, doc.get("symbol") or ""),
         doc["issued_on"][:4],
         exclude=doc["id"],
     )
     if earlier:
+        written = notation(doc["number"], earlier["symbol"])
         return fail(
-            f"Trùng số, ký hiệu với văn bản {earlier['id']} ({earlier['state']}).",
-            f"Same number and symbol as document {earlier['id']} ({earlier['state']}).",
+            f"Số {doc['number']:02d} đã dùng cho văn bản {earlier['id']} ({written}, "
+            f"{earlier['state']}) trong cùng hệ thống số.",
+            f"Number {doc['number']:02d} is used by document {earlier['id']} ({written}, "
+            f"{earlier['state']}) in the same series.",
             earlier_document=earlier["id"],
             earlier_state=earlier["state"],
+            earlier_notation=written,
+            numbering=numbering,
         )
-    return ok()
+    return ok(numbering=numbering)
 
 
 @check(

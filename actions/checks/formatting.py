@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import date
 
 from congvan.states.policy import SECRECY, URGENCY
+from congvan.states.timeliness import VIETNAM, is_urgent, send_by_date
 
-from ..calendar import next_working_day
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 from .rules import (
+    ACTING,
     COMPETENCE_PREFIXES,
-    DEPUTY,
     DOC_TYPES,
     OFFICIAL_LETTER,
-    competence_parts,
+    competence_chain,
+    is_deputy,
+    is_deputy_of,
     is_upper_group,
     nfc,
 )
@@ -161,25 +163,46 @@ def signer_block(inp: CheckInput) -> Finding:
             field="signer_name" if not name else "signer_position",
         )
     if competence:
-        parts = competence_parts(competence)
-        if parts is None:
+        chain = competence_chain(competence)
+        if chain is None:
             return fail(
                 f"Quyền hạn ký '{competence}' phải là {', '.join(COMPETENCE_PREFIXES)} "
-                "và chức danh in hoa.",
+                "và chức danh in hoa (TM./TL. có thể kèm KT. của cấp phó).",
                 f"Signing authority '{competence}' must be one of "
-                f"{', '.join(COMPETENCE_PREFIXES)} followed by a title in upper case.",
+                f"{', '.join(COMPETENCE_PREFIXES)} followed by a title in upper case "
+                "(TM. or TL. may be followed by a deputy's KT.).",
                 field="signer_competence",
                 value=competence,
             )
-        prefix, _title = parts
-        if prefix == "KT." and not position.upper().startswith(DEPUTY):
+        prefixes = [prefix for prefix, _ in chain]
+        if ACTING in prefixes:
+            if not _granted(inp, competence):
+                return fail(
+                    f"Ký '{competence}' (quyền cấp trưởng) cần thẩm quyền ký giao đúng "
+                    "quyền hạn này.",
+                    f"Signing '{competence}' (acting head) needs a signing authority that "
+                    "grants exactly this competence.",
+                    field="signer_competence",
+                    value=competence,
+                )
+        elif is_deputy(position) and "KT." not in prefixes:
             return fail(
-                "Ký thay (KT.) phải do cấp phó ký.",
-                "Only a deputy signs 'KT.' (for the head).",
+                f"Cấp phó ký phải ghi 'KT.' và chức danh người đứng đầu ('{competence}' "
+                "thiếu KT.).",
+                f"A deputy signs with 'KT.' and the head's title ('{competence}' has none).",
+                field="signer_competence",
+                value=competence,
+            )
+        head = next((title for prefix, title in chain if prefix == "KT."), None)
+        if head is not None and not is_deputy_of(position, head):
+            return fail(
+                f"Ký thay (KT. {head}) phải do cấp phó của {head} ký.",
+                f"Only a deputy of the {head} signs 'KT. {head}'.",
                 field="signer_position",
                 value=position,
+                head=head,
             )
-    elif position.upper().startswith(DEPUTY):
+    elif is_deputy(position):
         return fail(
             "Cấp phó ký phải ghi 'KT.' trước chức danh của người đứng đầu.",
             "A deputy signs with 'KT.' before the head's title.",
@@ -203,6 +226,19 @@ def signer_block(inp: CheckInput) -> Finding:
                 document=name,
             )
     return ok()
+
+
+def _granted(inp: CheckInput, competence: str) -> bool:
+    """Whether the signer holds an authority naming exactly ``competence`` on the date."""
+    doc = inp.document
+    username = (doc.get("signer_user") or "").strip()
+    if not username:
+        return False
+    on = str(doc.get("issued_on") or inp.today.isoformat())
+    held = inp.uow.authorities.holdings(doc["agency_id"], username, doc["doc_type"], on)
+    return any(
+        " ".join(nfc(a["competence"] or "").split()) == " ".join(competence.split()) for a in held
+    )
 
 
 @check("format.recipients", BLOCKING, "Có nơi nhận", "Recipients (Nơi nhận) are present")
@@ -249,13 +285,16 @@ def secrecy(inp: CheckInput) -> Finding:
 @check(
     "format.timeliness",
     WARNING,
-    "Phát hành trong ngày ký, chậm nhất ngày làm việc tiếp theo",
-    "Issued on the signing day, at the latest the next working day",
+    "Phát hành trong ngày ký, chậm nhất sáng ngày làm việc tiếp theo; văn bản khẩn ngay",
+    "Sent on the signing day, at the latest the next working morning; urgent ones at once",
 )
 def timeliness(inp: CheckInput) -> Finding:
     """Decision 28/2018, Art. 6: send on the signing day, at the latest the morning of the
-    next working day (weekends and public holidays such as Tết are not working days)."""
-    value = inp.document.get("issued_on")
+    next working day (weekends, public holidays and swapped days off are not working days;
+    make-up Saturdays are); urgent documents right after signing. At review the signing
+    time is not known yet: the document may be signed until the end of its date."""
+    doc = inp.document
+    value = doc.get("issued_on")
     if not value:
         return fail(
             "Không có ngày ban hành để đối chiếu thời hạn.",
@@ -270,15 +309,20 @@ def timeliness(inp: CheckInput) -> Finding:
             field="issued_on",
             value=str(value)[:40],
         )
-    latest = next_working_day(issued)
-    if inp.today > latest:
+    urgency = doc.get("urgency") or 0
+    latest = send_by_date(issued, urgency, inp.calendar, inp.send_cutoff)
+    now = inp.moment.astimezone(VIETNAM)
+    if now > latest:
+        when = "trong ngày ký" if is_urgent(urgency) else f"{latest:%H:%M %d/%m/%Y}"
         return fail(
-            f"Đã quá hạn phát hành: chậm nhất {latest:%d/%m/%Y}.",
-            f"Past the time to issue it: {latest.isoformat()} at the latest.",
+            f"Đã quá hạn phát hành: chậm nhất {when}.",
+            f"Past the time to send it: {latest.isoformat()} at the latest.",
             field="issued_on",
             value=value,
+            urgency=urgency,
             latest=latest.isoformat(),
-            today=inp.today.isoformat(),
+            today=now.date().isoformat(),
+            now=now.isoformat(),
         )
     return ok(latest=latest.isoformat())
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time
 from functools import cached_property
 from typing import Any
 
+from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
 from congvan.storage.unit_of_work import UnitOfWork
+
+from ..calendar import VIETNAM_CALENDAR, WorkingCalendar
 
 BLOCKING = "blocking"
 WARNING = "warning"
@@ -41,6 +44,15 @@ class CheckInput:
     today: date
     max_attachment_bytes: int
     max_subject_length: int
+    # The moment of the review (None: the start of ``today``, Vietnam time), the working
+    # days and the morning's end the time rules are judged by.
+    now: datetime | None = None
+    calendar: WorkingCalendar = VIETNAM_CALENDAR
+    send_cutoff: time = DEFAULT_CUTOFF
+
+    @property
+    def moment(self) -> datetime:
+        return self.now or datetime.combine(self.today, time(0), VIETNAM)
 
     @cached_property
     def agency(self) -> dict[str, Any]:

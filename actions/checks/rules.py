@@ -46,6 +46,18 @@ COMPETENCE_PREFIXES = {
     "TUQ.": "thừa ủy quyền",
 }
 DEPUTY = "PHÓ "
+# An acting head (quyền) signs Q. and the head's title, only where an authority says so.
+ACTING = "Q."
+# The lines a signer block may stack (Appendix I): a deputy of a collective body's head
+# signs TM. <body> then KT. <head>; a deputy of the unit head signing by order, TL. then
+# KT.; an acting head of a collective body, TM. then Q. Authorisation (TUQ.) is never
+# passed on (Art. 13), so nothing follows it.
+COMPETENCE_CHAINS = frozenset(
+    {(p,) for p in (*COMPETENCE_PREFIXES, ACTING)}
+    | {("TM.", "KT."), ("TL.", "KT."), ("TM.", ACTING)}
+)
+# Heads whose deputy's title is not PHÓ + the head's title.
+DEPUTY_TITLES: dict[str, tuple[str, ...]] = {"BỘ TRƯỞNG": ("THỨ TRƯỞNG",)}
 
 
 def nfc(text: str) -> str:
@@ -79,3 +91,42 @@ def competence_parts(competence: str) -> tuple[str, str] | None:
             if title and title == title.upper():
                 return prefix, title
     return None
+
+
+def competence_chain(competence: str) -> list[tuple[str, str]] | None:
+    """``TM. ỦY BAN NHÂN DÂN KT. CHỦ TỊCH`` (lines or spaces) → the prefixes and titles.
+
+    ``None`` when it is not a chain of ``COMPETENCE_CHAINS``, each prefix followed by a
+    space and an upper-case title.
+    """
+    prefixes = (*COMPETENCE_PREFIXES, ACTING)
+    parts: list[tuple[str, list[str]]] = []
+    for word in competence.split():
+        if word in prefixes:
+            parts.append((word, []))
+        elif not parts:
+            return None
+        else:
+            parts[-1][1].append(word)
+    chain = [(prefix, " ".join(words)) for prefix, words in parts]
+    if tuple(p for p, _ in chain) not in COMPETENCE_CHAINS:
+        return None
+    if not competence.startswith(chain[0][0] + " "):
+        return None
+    if not all(title and title == title.upper() for _, title in chain):
+        return None
+    return chain
+
+
+def is_deputy(position: str) -> bool:
+    upper = position.upper()
+    return upper.startswith(DEPUTY) or any(
+        upper == t or upper.startswith(t + " ") for ts in DEPUTY_TITLES.values() for t in ts
+    )
+
+
+def is_deputy_of(position: str, head: str) -> bool:
+    """Whether ``position`` is a deputy of ``head``: PHÓ CHỦ TỊCH (THƯỜNG TRỰC) of CHỦ TỊCH."""
+    upper = position.upper()
+    titles = (DEPUTY + head, *DEPUTY_TITLES.get(head, ()))
+    return any(upper == t or upper.startswith(t + " ") for t in titles)

@@ -18,15 +18,26 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time
 from typing import Any
 
 from cryptography import x509
 
 from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError, SignerMismatch
+from congvan.states.policy import series_symbol
+from congvan.states.timeliness import (
+    DEFAULT_CUTOFF,
+    WorkingDays,
+    send_by,
+    send_by_date,
+)
+from congvan.states.timeliness import (
+    VIETNAM as VIETNAM,  # re-exported: the CLI shows times in it
+)
 from congvan.storage.ids import new_id
 from congvan.storage.unit_of_work import UnitOfWork
 
+from ..calendar import VIETNAM_CALENDAR
 from ..context import TransitionContext
 from ..timestamping import Timestamping, record_embedded, stored_token
 from . import keystore, pki
@@ -36,7 +47,6 @@ from .pades import sign_pdf, verify_pdf
 from .pdfchanges import check_only_a_signature_added
 from .truststore import TrustStore
 
-VIETNAM = timezone(timedelta(hours=7))
 MAX_CMS_BYTES = 256 * 1024
 
 
@@ -135,8 +145,12 @@ class Signing:
         trust: TrustStore,
         max_pdf_bytes: int = 25 * 1024 * 1024,
         timestamping: Timestamping | None = None,
+        calendar: WorkingDays = VIETNAM_CALENDAR,
+        send_cutoff: time = DEFAULT_CUTOFF,
     ) -> None:
         self.passphrase = passphrase
+        self.calendar = calendar
+        self.send_cutoff = send_cutoff
         self.trust = trust
         self.timestamping = timestamping
         # An uploaded signed PDF: the main file's limit plus room for signatures.
@@ -150,10 +164,37 @@ class Signing:
             return False, "the document names no signer"
         if ctx.actor.name != f"{username}@{doc['agency_id']}":
             return False, f"only {username} signs this document"
-        on = doc.get("issued_on") or ctx.now.astimezone(VIETNAM).date().isoformat()
-        if not ctx.uow.authorities.holdings(doc["agency_id"], username, doc["doc_type"], on):
-            return False, f"{username} holds no authority to sign {doc['doc_type']} on {on}"
+        # Judged on the signing day as well as on the document's date: a back-dated
+        # document cannot use an authority that has lapsed since.
+        signing_day = ctx.now.astimezone(VIETNAM).date().isoformat()
+        for label, on in (
+            ("the document's date", doc.get("issued_on")),
+            ("the signing day", signing_day),
+        ):
+            if on and not ctx.uow.authorities.holdings(
+                doc["agency_id"], username, doc["doc_type"], on
+            ):
+                return False, (
+                    f"{username} holds no authority to sign {doc['doc_type']} on {on} ({label})"
+                )
         return True, ""
+
+    def _timeliness(self, doc: dict[str, Any], signed_at: datetime) -> dict[str, Any]:
+        """When the signed document must go out; ``late`` when its own date is past that.
+
+        Decision 28/2018 Art. 6 runs from the signing: a document dated long before it is
+        signed (reviewed, then left waiting) is flagged in the trail.
+        """
+        urgency = int(doc.get("urgency") or 0)
+        judged = {"send_by": send_by(signed_at, urgency, self.calendar, self.send_cutoff)}
+        try:
+            dated = date.fromisoformat(str(doc.get("issued_on")))
+        except ValueError:
+            return {k: v.isoformat() for k, v in judged.items()}
+        latest = send_by_date(dated, urgency, self.calendar, self.send_cutoff)
+        if signed_at > latest:
+            judged["late"] = latest
+        return {k: v.isoformat() for k, v in judged.items()}
 
     def attach_signature(self, ctx: TransitionContext) -> None:
         """Sign (or accept an uploaded signature of) the manifest, verified before storing."""
@@ -219,6 +260,7 @@ class Signing:
                 "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
                 "certificate": fingerprint,
                 "signer": verdict.signer.get("common_name", ""),
+                **self._timeliness(doc, ctx.now),
             }
         )
         if verdict.timestamp is not None:  # an uploaded CMS that carries a valid token
@@ -334,10 +376,11 @@ class Signing:
         uow, doc_id = ctx.uow, ctx.document.id
         doc = uow.documents.get(doc_id) or {}
         if doc.get("number") and doc.get("issued_on"):
+            agency = uow.agencies.agency(doc["agency_id"]) or {}
             earlier = uow.duplicates.sent_with_number(
                 doc["agency_id"],
                 doc["number"],
-                doc.get("symbol") or "",
+                series_symbol(agency.get("numbering") or "agency", doc.get("symbol") or ""),
                 doc["issued_on"][:4],
                 exclude=doc_id,
             )

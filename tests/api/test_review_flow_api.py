@@ -13,10 +13,12 @@ from datetime import date, timedelta, timezone
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from congvan.storage.ids import new_id
 from congvan.workflow import directory
 from congvan.workflow.letters import sample_pdf
+from congvan.workflow.settings import Settings
 from tests.api.conftest import LETTER, A, Api, B, assert_error
 
 VIETNAM = timezone(timedelta(hours=7))
@@ -383,3 +385,110 @@ def test_a_rejected_document_leaves_review_until_submitted_again(api: Api) -> No
     assert failed(checks) == set()
     assert {r["revision"] for r in checks.values()} == {3}
     assert approve(api, doc_id).status_code == 200
+
+
+# -- time rules: the working calendar and the morning's end --------------------------------
+
+# The app's clock starts on Monday 05/01/2026 at 15:00 in Vietnam; Friday 02/01/2026 is
+# the working day before it (Thursday 01/01 is New Year's Day).
+FRIDAY = "2026-01-02"
+
+
+def timeliness(api: Api, **overrides: Any) -> dict[str, Any]:
+    checks = submit_and_check(api, clean_letter(api, **overrides))
+    return dict(checks["format.timeliness"])
+
+
+def test_a_letter_signed_on_friday_is_late_on_monday_afternoon(api: Api) -> None:
+    # Given a letter dated Friday, reviewed on Monday at 15:00 (Vietnam)
+    # When the checks run
+    result = timeliness(api, issued_on=FRIDAY)
+
+    # Then the morning of the next working day has passed: noon on Monday
+    assert "failed" == result["status"]
+    assert "2026-01-05T12:00:00+07:00" == result["details"]["latest"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "latest"),
+    [
+        ({"send_cutoff": "16:00"}, "2026-01-05T16:00:00+07:00"),
+        ({"extra_days_off": ["2026-01-05"]}, "2026-01-06T12:00:00+07:00"),
+    ],
+    ids=["a later cut-off", "a day off announced after the package"],
+)
+def test_the_operators_time_rules_apply(
+    make_api: Any, settings: dict[str, Any], latest: str
+) -> None:
+    # Given the operator's cut-off or an extra day off
+    api = make_api(**settings)
+
+    # When a letter dated Friday is checked on Monday afternoon
+    result = timeliness(api, issued_on=FRIDAY)
+
+    # Then the deadline moves with them
+    assert ("passed", latest) == (result["status"], result["details"]["latest"])
+
+
+def test_a_make_up_saturday_the_operator_adds_is_the_next_working_day(make_api: Any) -> None:
+    api = make_api(extra_working_days=["2026-01-03"])
+
+    result = timeliness(api, issued_on=FRIDAY)
+
+    assert ("failed", "2026-01-03T12:00:00+07:00") == (
+        result["status"],
+        result["details"]["latest"],
+    )
+
+
+def test_an_urgent_letter_dated_the_last_working_day_is_late(api: Api) -> None:
+    # Given a khẩn letter dated Friday: it was due right after signing, that day
+    result = timeliness(api, issued_on=FRIDAY, urgency=1)
+
+    assert ("failed", 1) == (result["status"], result["details"]["urgency"])
+
+
+def test_a_day_both_off_and_working_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="2026-01-05"):
+        Settings(extra_days_off=["2026-01-05"], extra_working_days=["2026-01-05"])
+
+
+# -- the signer block ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("competence", "status"),
+    [
+        ("TM. ỦY BAN NHÂN DÂN", "failed"),
+        ("TM. ỦY BAN NHÂN DÂN\nKT. CHỦ TỊCH", "passed"),
+        ("KT. GIÁM ĐỐC", "failed"),
+    ],
+    ids=["TM. without KT.", "TM. then KT.", "KT. for another head"],
+)
+def test_a_deputy_signs_for_the_head_only(api: Api, competence: str, status: str) -> None:
+    # Given a letter the deputy chairman (PHÓ CHỦ TỊCH) signs with this competence
+    doc_id = clean_letter(api, signer_competence=competence)
+
+    # When the checks run
+    result = submit_and_check(api, doc_id)["format.signer_block"]
+
+    # Then only KT. for his own head passes
+    assert status == result["status"], result
+
+
+# -- the written number ----------------------------------------------------------------------
+
+
+def test_a_number_below_ten_is_shown_with_a_leading_zero(api: Api) -> None:
+    # Given letter number 5 of the year
+    doc_id = clean_letter(api, number=5)
+
+    # When it is read and checked
+    shown = api.get(f"/v1/documents/{doc_id}").json()["notation"]
+    checked = submit_and_check(api, doc_id)["format.number_symbol"]
+
+    # Then it is written 05/UBND-TĐKT, and the signed metadata keeps the number 5
+    assert ("05/UBND-TĐKT", "05/UBND-TĐKT") == (shown, checked["details"]["notation"])
+    manifest = api.get(f"/v1/documents/{doc_id}/manifest", role="reviewer")
+    assert 200 == manifest.status_code, manifest.text
+    assert 5 == json.loads(manifest.content)["number"]

@@ -264,7 +264,7 @@ def test_the_queue_is_oldest_first_by_submission(api: Api) -> None:
 
     # Then the one waiting longest comes first
     assert ids(api) == [second, third, first]
-    assert [i["notation"] for i in queue(api)] == ["2/UBND-TĐKT", "3/UBND-TĐKT", "1/UBND-TĐKT"]
+    assert [i["notation"] for i in queue(api)] == ["02/UBND-TĐKT", "03/UBND-TĐKT", "01/UBND-TĐKT"]
 
 
 def test_limit_bounds_the_queue(api: Api) -> None:

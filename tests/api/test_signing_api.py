@@ -32,6 +32,7 @@ from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.pades import verify_pdf
 from congvan.actions.signing.signing import Signing
 from congvan.states.errors import ManifestMismatch
+from congvan.storage.ids import new_id
 from congvan.workflow import directory
 from tests.api.conftest import A, Api, B, MakeApi, assert_error
 from tests.api.test_review_flow_api import (
@@ -273,6 +274,8 @@ def test_the_named_signer_signs_on_the_server_and_the_signature_verifies(
         "certificate": certificate["fingerprint"],
         "signer": SIGNER_NAME,
         "signed_pdf_sha256": signature["signed_pdf_sha256"],
+        # signed on Monday 05/01/2026 at 15:00 (Vietnam): sent by the next morning's noon
+        "send_by": "2026-01-06T12:00:00+07:00",
     }
 
     # And the main PDF was signed too (PAdES, visible stamp), and it verifies
@@ -562,6 +565,66 @@ def test_another_signer_of_the_agency_cannot_sign_even_with_a_valid_signature(
         }
     assert state_and_version(api, doc_id) == before
     assert signature_rows(api, doc_id) == []
+
+
+def test_an_authority_that_lapsed_before_the_signing_day_is_refused(make_api: MakeApi) -> None:
+    # Given a letter dated Monday, approved that day, whose signer's authority (KT.) ran
+    # until that Monday only
+    api = signing_api(make_api)
+    issue(api)
+    doc_id = reviewed_letter(api)
+    with api.runtime.uow() as uow:
+        for held in uow.authorities.for_agency(A, SIGNER_USER):
+            uow.authorities.revoke(held["id"], A, api.clock())
+        uow.authorities.add(
+            {
+                "id": new_id(),
+                "agency_id": A,
+                "signer": SIGNER_USER,
+                "doc_types": "*",
+                "competence": "KT. CHỦ TỊCH",
+                "valid_from": "2020-01-01",
+                "valid_until": "2026-01-05",
+                "created_by": "test",
+                "created_at": api.clock(),
+            }
+        )
+        uow.commit()
+    before = state_and_version(api, doc_id)
+
+    # When the signer signs it on Tuesday, the letter still dated Monday
+    api.clock.advance(days=1)
+    response = sign(api, doc_id)
+
+    # Then the date on the letter does not lend the lapsed authority: refused, unsigned
+    details = assert_error(response, 409, "guard_failed")
+    assert details["reasons"] == {
+        "signer_has_authority": f"{SIGNER_USER} holds no authority to sign CV on 2026-01-06 "
+        "(the signing day)"
+    }
+    assert state_and_version(api, doc_id) == before
+
+
+def test_a_letter_signed_after_its_own_deadline_is_flagged_in_the_trail(
+    make_api: MakeApi,
+) -> None:
+    # Given a letter dated and approved on Monday 05/01/2026
+    api = signing_api(make_api)
+    issue(api)
+    doc_id = reviewed_letter(api)
+
+    # When it is signed only on Wednesday afternoon
+    api.clock.advance(days=2)
+    response = sign(api, doc_id)
+
+    # Then it is signed, and the trail says it was due out by Tuesday noon, and when the
+    # signed document must now go: Thursday noon
+    assert response.status_code == 200, response.text
+    payload = history(api, doc_id)[-1]["payload"]
+    assert ("2026-01-06T12:00:00+07:00", "2026-01-08T12:00:00+07:00") == (
+        payload["late"],
+        payload["send_by"],
+    )
 
 
 def test_only_the_signer_role_fires_sign(signed_api: tuple[Api, dict[str, Any]]) -> None:

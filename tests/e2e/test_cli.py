@@ -152,3 +152,25 @@ def test_audit_anchor_signs_heads_and_verify_catches_a_rewritten_anchor(tmp_path
     assert "0 anchor(s) checked, 0 broken" in gone.stdout
     bad = congvan("audit", "verify", "--known", "nonsense", data_dir=tmp_path)
     assert bad.returncode != 0 and "AGENCY:SEQ:SHA256" in bad.stderr
+
+
+def test_an_agency_is_added_with_its_numbering_series(tmp_path: Path) -> None:
+    # Given a migrated database
+    assert congvan("migrate", data_dir=tmp_path).returncode == 0
+
+    # When one agency keeps the default series and another numbers per symbol
+    for args in (
+        ("000.00.00.H57", "--name", "UBND tỉnh", "--abbreviation", "UBND"),
+        ("000.00.11.H57", "--name", "Sở", "--abbreviation", "SNV", "--numbering", "symbol"),
+    ):
+        done = congvan("agencies", "add", *args, data_dir=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+    wrong = congvan(
+        "agencies", "add", "000.00.12.H57", "--name", "x", "--abbreviation", "X",
+        "--numbering", "year", data_dir=tmp_path,
+    )  # fmt: skip
+
+    # Then the list shows each series, and an unknown one is refused
+    listed = congvan("agencies", "list", data_dir=tmp_path).stdout.splitlines()
+    assert [line.split()[2] for line in listed] == ["agency", "symbol"]
+    assert wrong.returncode != 0

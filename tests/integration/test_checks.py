@@ -16,22 +16,24 @@ import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pypdf import PdfReader, PdfWriter
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from congvan.actions.calendar import VIETNAM_CALENDAR, WorkingCalendar
 from congvan.actions.checks import CHECKS, Check, CheckInput, Finding
 from congvan.actions.checks.rules import DOC_TYPES
 from congvan.states.errors import GuardFailed, InvalidInput
 from congvan.states.policy import URGENCY, job_backoff_seconds
+from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
 from congvan.storage.checks import ERROR, FAILED, PASSED, StoredResult
 from congvan.storage.clock import FrozenClock
 from congvan.storage.ids import new_id
-from congvan.storage.tables import OutboxJob
+from congvan.storage.tables import Agency, OutboxJob
 from congvan.storage.timers import JOB_DEADLINE
 from congvan.workflow import directory
 from congvan.workflow.bootstrap import Runtime, bootstrap
@@ -49,6 +51,7 @@ TODAY = date(2021, 2, 6)
 ISSUED = TODAY.isoformat()
 # 09:00 in Vietnam (UTC+7): the review job's "today" is the Vietnamese date.
 CHECKED_AT = datetime(2021, 2, 6, 2, 0, tzinfo=UTC)
+CHECKED_TIME = time(9, 0)
 MAX_BYTES = 25 * 1024 * 1024
 MAX_SUBJECT = 1000
 
@@ -200,6 +203,9 @@ class Variant:
     files: Callable[[], list[dict[str, Any]]] = lambda: [main_pdf()]
     grants: tuple[Grant, ...] = GRANTS
     today: date = TODAY
+    at: time = CHECKED_TIME
+    calendar: WorkingCalendar = VIETNAM_CALENDAR
+    send_cutoff: time = DEFAULT_CUTOFF
     max_attachment_bytes: int = MAX_BYTES
     max_subject_length: int = MAX_SUBJECT
 
@@ -351,8 +357,44 @@ VARIANTS = [
           details={"field": "signer_competence", "value": "KT. Chủ tịch"}),
     fails("no space after KT.", SIGNER_BLOCK, fields={"signer_competence": "KT.CHỦ TỊCH"},
           details={"field": "signer_competence"}),
-    fails("unknown prefix", SIGNER_BLOCK, fields={"signer_competence": "Q. CHỦ TỊCH"},
+    fails("unknown prefix", SIGNER_BLOCK, fields={"signer_competence": "TT. CHỦ TỊCH"},
+          details={"field": "signer_competence", "value": "TT. CHỦ TỊCH"}),
+    fails("acting head without an authority naming Q.", SIGNER_BLOCK,
+          fields={"signer_competence": "Q. CHỦ TỊCH"},
           details={"field": "signer_competence", "value": "Q. CHỦ TỊCH"}),
+    passes("acting head with an authority granting exactly Q. CHỦ TỊCH", SIGNER_BLOCK,
+           fields={"signer_competence": "Q. CHỦ TỊCH"},
+           grants=(Grant(competence="Q. CHỦ TỊCH"),)),
+    fails("acting head whose authority grants another competence", SIGNER_BLOCK,
+          fields={"signer_competence": "Q. GIÁM ĐỐC"},
+          grants=(Grant(competence="Q. CHỦ TỊCH"),),
+          details={"field": "signer_competence", "value": "Q. GIÁM ĐỐC"}),
+    # a deputy of a collective body's head: TM. <body>, then KT. <head>
+    passes("deputy signs TM. then KT.", SIGNER_BLOCK,
+           fields={"signer_competence": "TM. ỦY BAN NHÂN DÂN\nKT. CHỦ TỊCH"}),
+    fails("deputy signs TM. without KT.", SIGNER_BLOCK,
+          fields={"signer_competence": "TM. ỦY BAN NHÂN DÂN"},
+          details={"field": "signer_competence", "value": "TM. ỦY BAN NHÂN DÂN"}),
+    fails("deputy signs TL. without KT.", SIGNER_BLOCK,
+          fields={"signer_competence": "TL. CHỦ TỊCH", "signer_position": "PHÓ CHÁNH VĂN PHÒNG",
+                  "signer_user": ""},
+          details={"field": "signer_competence"}),
+    passes("deputy office head signs TL. then KT.", SIGNER_BLOCK,
+           fields={"signer_competence": "TL. CHỦ TỊCH\nKT. CHÁNH VĂN PHÒNG",
+                   "signer_position": "PHÓ CHÁNH VĂN PHÒNG", "signer_user": ""}),
+    fails("KT. for another head", SIGNER_BLOCK, fields={"signer_competence": "KT. GIÁM ĐỐC"},
+          details={"field": "signer_position", "value": "PHÓ CHỦ TỊCH", "head": "GIÁM ĐỐC"}),
+    fails("TM. then KT. for another head", SIGNER_BLOCK,
+          fields={"signer_competence": "TM. ỦY BAN NHÂN DÂN KT. GIÁM ĐỐC"},
+          details={"field": "signer_position", "head": "GIÁM ĐỐC"}),
+    passes("the permanent deputy signs KT.", SIGNER_BLOCK,
+           fields={"signer_position": "PHÓ CHỦ TỊCH THƯỜNG TRỰC"}),
+    passes("a deputy minister signs KT. BỘ TRƯỞNG", SIGNER_BLOCK,
+           fields={"signer_competence": "KT. BỘ TRƯỞNG", "signer_position": "THỨ TRƯỞNG",
+                   "signer_user": ""}),
+    fails("authorisation passed on (TUQ. then KT.)", SIGNER_BLOCK,
+          fields={"signer_competence": "TUQ. CHỦ TỊCH KT. CHÁNH VĂN PHÒNG"},
+          details={"field": "signer_competence"}),
     fails("prefix without a title", SIGNER_BLOCK, fields={"signer_competence": "KT."},
           details={"field": "signer_competence"}),
     fails("account is a clerk", SIGNER_BLOCK, fields={"signer_user": CLERK_USER},
@@ -393,7 +435,7 @@ VARIANTS = [
            fields={"issued_on": "2021-02-09"}, today=date(2021, 2, 17)),
     fails("signed before Tết, sent a day after the holiday", "format.timeliness",
           fields={"issued_on": "2021-02-09"}, today=date(2021, 2, 18),
-          details={"value": "2021-02-09", "latest": "2021-02-17"}),
+          details={"value": "2021-02-09", "latest": "2021-02-17T12:00:00+07:00"}),
     fails("a date that is not a date", "format.timeliness", fields={"issued_on": "06/02/2021"},
           details={"field": "issued_on"}),
     fails("a date that is not a date", "format.place_date", fields={"issued_on": "06/02/2021"},
@@ -403,6 +445,43 @@ VARIANTS = [
     fails("signed on Friday, sent on Tuesday", "format.timeliness",
           fields={"issued_on": "2021-02-05"}, today=date(2021, 2, 9),
           details={"value": "2021-02-05", "today": "2021-02-09"}),
+    # the morning of the next working day ends at noon (Decision 28/2018 Art. 6)
+    passes("signed on Friday, sent on Monday before noon", "format.timeliness",
+           fields={"issued_on": "2021-02-05"}, today=date(2021, 2, 8), at=time(11, 59),
+           details={"latest": "2021-02-08T12:00:00+07:00"}),
+    fails("signed on Friday, sent on Monday afternoon", "format.timeliness",
+          fields={"issued_on": "2021-02-05"}, today=date(2021, 2, 8), at=time(12, 1),
+          details={"latest": "2021-02-08T12:00:00+07:00", "now": "2021-02-08T12:01:00+07:00"}),
+    passes("a later cut-off the operator set", "format.timeliness",
+           fields={"issued_on": "2021-02-05"}, today=date(2021, 2, 8), at=time(12, 1),
+           send_cutoff=time(13, 30), details={"latest": "2021-02-08T13:30:00+07:00"}),
+    # 26/04/2025 is a make-up working Saturday for the day off on 02/05/2025
+    passes("signed on Friday before 30/4, sent on the make-up Saturday", "format.timeliness",
+           fields={"issued_on": "2025-04-25"}, today=date(2025, 4, 26), at=time(11),
+           details={"latest": "2025-04-26T12:00:00+07:00"}),
+    fails("signed on Friday before 30/4, sent on Monday", "format.timeliness",
+          fields={"issued_on": "2025-04-25"}, today=date(2025, 4, 28),
+          details={"latest": "2025-04-26T12:00:00+07:00"}),
+    passes("signed before 30/4, sent after the swapped day off", "format.timeliness",
+           fields={"issued_on": "2025-04-29"}, today=date(2025, 5, 5), at=time(11),
+           details={"latest": "2025-05-05T12:00:00+07:00"}),
+    passes("a day off the operator added", "format.timeliness",
+           fields={"issued_on": "2021-02-05"}, today=date(2021, 2, 9),
+           calendar=WorkingCalendar(extra_days_off=[date(2021, 2, 8)]),
+           details={"latest": "2021-02-09T12:00:00+07:00"}),
+    fails("a make-up Saturday the operator added", "format.timeliness",
+          fields={"issued_on": "2021-02-05"}, today=date(2021, 2, 8),
+          calendar=WorkingCalendar(extra_working_days=[date(2021, 2, 6)]),
+          details={"latest": "2021-02-06T12:00:00+07:00"}),
+    # urgent documents (khẩn and above) are sent right after signing
+    passes("khẩn, sent on its date", "format.timeliness",
+           fields={"issued_on": ISSUED, "urgency": 1}, at=time(23, 59),
+           details={"latest": "2021-02-06T23:59:59.999999+07:00"}),
+    fails("khẩn, sent the next working morning", "format.timeliness",
+          fields={"issued_on": "2021-02-05", "urgency": 1},
+          details={"urgency": 1, "latest": "2021-02-05T23:59:59.999999+07:00"}),
+    fails("hỏa tốc, sent the next day", "format.timeliness",
+          fields={"issued_on": "2021-02-05", "urgency": 3}, details={"urgency": 3}),
     # -- thông tin bắt buộc
     fails("number and signer account missing", "metadata.required",
           fields={"number": None, "signer_user": ""},
@@ -678,6 +757,9 @@ def run(
     document_id: str,
     *,
     today: date = TODAY,
+    at: time = CHECKED_TIME,
+    calendar: WorkingCalendar = VIETNAM_CALENDAR,
+    send_cutoff: time = DEFAULT_CUTOFF,
     max_attachment_bytes: int = MAX_BYTES,
     max_subject_length: int = MAX_SUBJECT,
 ) -> Finding:
@@ -691,6 +773,9 @@ def run(
             today=today,
             max_attachment_bytes=max_attachment_bytes,
             max_subject_length=max_subject_length,
+            now=datetime.combine(today, at, VIETNAM),
+            calendar=calendar,
+            send_cutoff=send_cutoff,
         )
         return CHECK_CODES[code].run(inp)
 
@@ -734,6 +819,9 @@ def test_a_variant_of_the_letter(letters: Runtime, variant: Variant) -> None:
         variant.code,
         document_id,
         today=variant.today,
+        at=variant.at,
+        calendar=variant.calendar,
+        send_cutoff=variant.send_cutoff,
         max_attachment_bytes=variant.max_attachment_bytes,
         max_subject_length=variant.max_subject_length,
     )
@@ -791,7 +879,7 @@ def test_the_same_number_and_symbol_twice_in_a_year_is_refused(runtime: Runtime)
         finding.details["earlier_state"],
     )
     assert_explained(finding)
-    assert ok_finding() == run(runtime, "duplicates.number", earlier)
+    assert number_free() == run(runtime, "duplicates.number", earlier)
 
 
 def test_a_number_issued_already_is_refused_even_to_an_earlier_draft(runtime: Runtime) -> None:
@@ -824,7 +912,7 @@ def test_an_abandoned_draft_holds_no_number(runtime: Runtime) -> None:
     again = write(runtime, files=[main_pdf("bản mới")])
 
     # Then neither draft blocks it
-    assert ok_finding() == run(runtime, "duplicates.number", again)
+    assert number_free() == run(runtime, "duplicates.number", again)
 
 
 @pytest.mark.parametrize(
@@ -833,7 +921,6 @@ def test_an_abandoned_draft_holds_no_number(runtime: Runtime) -> None:
         pytest.param({"issued_on": "2020-02-06"}, AGENCY_ID, id="same number the year before"),
         pytest.param({"issued_on": "2022-01-03"}, AGENCY_ID, id="same number the year after"),
         pytest.param({"number": 1228}, AGENCY_ID, id="the next number"),
-        pytest.param({"symbol": "UBND-KT"}, AGENCY_ID, id="another drafting unit's letter"),
         pytest.param({}, OTHER_PROVINCE_ID, id="another province's 1227/UBND-TĐKT"),
     ],
 )
@@ -845,11 +932,59 @@ def test_a_number_used_elsewhere_passes(runtime: Runtime, fields: dict[str, Any]
     other = write(runtime, fields, files=[main_pdf("khác")], by=by)
 
     # Then it is no duplicate
-    assert ok_finding() == run(runtime, "duplicates.number", other)
+    assert number_free() == run(runtime, "duplicates.number", other)
+
+
+def numbering(runtime: Runtime, agency_id: str, series: str) -> None:
+    with runtime.uow() as uow:
+        uow.conn.execute(
+            update(Agency).where(Agency.id == agency_id).values(numbering=series)  # type: ignore[arg-type]
+        )
+        uow.commit()
+
+
+def test_one_series_takes_a_number_once_whatever_the_symbol(runtime: Runtime) -> None:
+    # Given letter 1227/UBND-TĐKT of 2021 in review, in the agency's one series (the default)
+    earlier = write(runtime)
+    submit(runtime, earlier)
+
+    # When another drafting unit's letter 1227/UBND-KT of that year is checked
+    later = write(runtime, {"symbol": "UBND-KT"}, files=[main_pdf("khác")])
+    finding = run(runtime, "duplicates.number", later)
+
+    # Then number 1227 is taken (Decree 30 Art. 15: one series per agency per year)
+    assert (False, earlier, "1227/UBND-TĐKT", "agency") == (
+        finding.passed,
+        finding.details["earlier_document"],
+        finding.details["earlier_notation"],
+        finding.details["numbering"],
+    )
+    assert_explained(finding)
+
+
+def test_an_agency_numbering_by_symbol_reuses_a_number_with_another(runtime: Runtime) -> None:
+    # Given an agency whose registry keeps a series per symbol, and its letter 1227/UBND-TĐKT
+    numbering(runtime, AGENCY_ID, "symbol")
+    submit(runtime, write(runtime))
+
+    # When 1227/UBND-KT, and then a second 1227/UBND-TĐKT, of that year are checked
+    other = write(runtime, {"symbol": "UBND-KT"}, files=[main_pdf("khác")])
+    same = write(runtime, {"issued_on": "2021-11-30"}, files=[main_pdf("bản sửa")])
+
+    # Then only the same symbol repeats the number
+    assert Finding(True, details={"numbering": "symbol"}) == run(
+        runtime, "duplicates.number", other
+    )
+    assert not run(runtime, "duplicates.number", same).passed
 
 
 def ok_finding() -> Finding:
     return Finding(True)
+
+
+def number_free() -> Finding:
+    """duplicates.number passes, naming the agency's one series."""
+    return Finding(True, details={"numbering": "agency"})
 
 
 def test_a_letter_without_number_cannot_be_compared(letters: Runtime) -> None:

@@ -12,15 +12,18 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from congvan.actions.checks import formatting
 from congvan.actions.checks.registry import Finding
 from congvan.actions.checks.rules import (
+    COMPETENCE_CHAINS,
     COMPETENCE_PREFIXES,
     DOC_TYPES,
     OFFICIAL_LETTER,
+    competence_chain,
     competence_parts,
     is_upper_group,
 )
@@ -249,6 +252,41 @@ def test_whatever_is_split_is_a_known_prefix_and_an_upper_case_title(text: str) 
         assert prefix in COMPETENCE_PREFIXES
         assert text.startswith(prefix + " ")
         assert title and title == title.strip() == title.upper()
+
+
+# -- competence_chain ---------------------------------------------------------------------
+
+
+@given(st.sampled_from(sorted(COMPETENCE_CHAINS)), st.lists(titles, min_size=2, max_size=2))
+def test_every_allowed_chain_splits_into_its_titles(
+    chain: tuple[str, ...], names: list[str]
+) -> None:
+    text = "\n".join(f"{prefix} {title}" for prefix, title in zip(chain, names, strict=False))
+
+    assert list(zip(chain, names, strict=False)) == competence_chain(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "KT. CHỦ TỊCH TM. ỦY BAN NHÂN DÂN",
+        "TUQ. CHỦ TỊCH KT. CHÁNH VĂN PHÒNG",
+        "KT. CHỦ TỊCH KT. PHÓ CHỦ TỊCH",
+        "TM. ỦY BAN NHÂN DÂN KT.",
+        "ỦY BAN KT. CHỦ TỊCH",
+        "TM.ỦY BAN NHÂN DÂN",
+    ],
+)
+def test_a_chain_the_decree_does_not_describe_is_refused(text: str) -> None:
+    assert competence_chain(text) is None
+
+
+@given(st.text())
+def test_whatever_chains_is_an_allowed_chain_of_upper_case_titles(text: str) -> None:
+    chain = competence_chain(text)
+    if chain is not None:
+        assert tuple(p for p, _ in chain) in COMPETENCE_CHAINS
+        assert all(t and t == t.upper() for _, t in chain)
 
 
 # -- the deputy rule, through the signer block ---------------------------------------------

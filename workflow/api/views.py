@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from congvan.states import DOCUMENT, allowed_events
+from congvan.states import DOCUMENT, allowed_events, policy
 from congvan.states.errors import NotFound
 from congvan.states.policy import SECRECY, URGENCY
 from congvan.storage.audit import timestamp
@@ -13,9 +13,7 @@ from congvan.storage.unit_of_work import UnitOfWork
 
 def notation(row: dict[str, Any]) -> str:
     """Số và ký hiệu as written on the document, e.g. ``1227/UBND-TĐKT``."""
-    if row.get("number"):
-        return f"{row['number']}/{row['symbol']}" if row.get("symbol") else str(row["number"])
-    return row.get("symbol") or ""
+    return policy.notation(row.get("number"), row.get("symbol"))
 
 
 def summary(row: dict[str, Any]) -> dict[str, Any]:
