@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request, Response
+from fastapi_offline import FastAPIOffline
 
 from congvan.storage.ids import new_id
 
@@ -33,7 +34,8 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
             if background:
                 runtime.stop()
 
-    app = FastAPI(
+    # Swagger UI's files come from the fastapi-offline package: /docs needs no internet.
+    app = FastAPIOffline(
         title="congvan",
         version="1",
         summary="Official electronic documents between state agencies: review, sign, send, track.",
