@@ -71,7 +71,7 @@ def list_authorities(
     status_code=201,
     summary="Grant a signing authority (supervisor, operator)",
     response_model=AuthorityOut,
-    responses=errors(404, 409),
+    responses=errors(400, 404, 409),
 )
 def create_authority(
     body: AuthorityIn, runtime: RuntimeDep, principal: PrincipalDep

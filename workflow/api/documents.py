@@ -318,7 +318,7 @@ def get_attachment(
     "/{document_id}/events/{event}",
     summary="Fire an event; 409 with the allowed events when it is not allowed",
     response_model=EventResult,
-    responses=errors(404, 409, 501),
+    responses=errors(400, 404, 409, 501),
 )
 def fire_event(
     document_id: str,

@@ -196,14 +196,16 @@ def get_crl(runtime: RuntimeDep, format: Format = "der") -> Response:
             "application/x-pem-file",
             "application/pkix-cert",
             "application/pkcs7-mime",
-            description="One certificate (DER), several (PKCS #7), or PEM",
+            description="One certificate (DER), several (PKCS #7), or PEM (empty when none)",
         ),
-        **errors(*COMMON),
+        **errors(*COMMON, 404),
     },
 )
 def get_roots(runtime: RuntimeDep, format: Format = "pem") -> Response:
     roots = runtime.trust.roots()
     if format == "der":
+        if not roots:  # no DER form says "none": PKCS #7 needs a certificate
+            raise NotFound("No trusted root certificates here.")
         if len(roots) == 1:  # one certificate, as RFC 2585 serves it
             return Response(
                 roots[0].public_bytes(serialization.Encoding.DER),

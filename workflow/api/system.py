@@ -95,7 +95,7 @@ def list_agencies(
     status_code=201,
     summary="Add an agency (operator)",
     response_model=AgencyOut,
-    responses=errors(*AUTHENTICATED, 409),
+    responses=errors(*AUTHENTICATED, 400, 409),
 )
 def create_agency(body: AgencyIn, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, frozenset({OPERATOR}), "Adding agencies")
