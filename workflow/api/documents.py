@@ -44,26 +44,17 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=errors(
 # The metadata part is JSON text; the OpenAPI document says which JSON.
 _CREATE_BODY = {
     "requestBody": {
-        "required": True,
         "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["metadata"],
-                    "properties": {
-                        "metadata": {"$ref": "#/components/schemas/DocumentIn"},
-                        "main": {"type": "string", "format": "binary", "description": "PDF"},
-                        "appendix": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                        },
-                    },
-                },
-                "encoding": {"metadata": {"contentType": "application/json"}},
-            }
-        },
+            "multipart/form-data": {"encoding": {"metadata": {"contentType": "application/json"}}}
+        }
     }
 }
+
+
+def _document_in(schema: dict[str, Any]) -> None:
+    schema.clear()
+    schema["x-schema"] = "DocumentIn"  # the app's OpenAPI hook turns it into a $ref
+
 
 IdempotencyKey = Annotated[
     str | None,
@@ -131,7 +122,7 @@ async def create_document(
     runtime: RuntimeDep,
     principal: PrincipalDep,
     response: Response,
-    metadata: Annotated[str, Form(description="DocumentIn as JSON")],
+    metadata: Annotated[str, Form(json_schema_extra=_document_in)],
     main: Annotated[UploadFile | None, File(description="The main file (PDF)")] = None,
     appendix: Annotated[list[UploadFile] | None, File(description="Appendices")] = None,
     idempotency_key: IdempotencyKey = None,
