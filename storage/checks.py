@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
 from .clock import as_utc
 from .tables import CheckResult, Document
@@ -142,13 +142,19 @@ class CheckRepository:
         )
         return result.rowcount == 1
 
-    def queue(self, agency_id: str, limit: int) -> list[dict[str, Any]]:
-        """Drafts of an agency submitted at their current revision, oldest first."""
+    def queue(
+        self, agency_id: str, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Drafts of an agency submitted at their current revision, oldest first.
+
+        ``after`` is the (updated_at, id) of the last one seen on the page before.
+        """
         d = _documents.c
-        rows = self.conn.execute(
-            select(_documents)
-            .where(d.agency_id == agency_id, d.state == "draft", d.submitted_revision == d.revision)
-            .order_by(d.updated_at, d.id)
-            .limit(limit)
+        query = select(_documents).where(
+            d.agency_id == agency_id, d.state == "draft", d.submitted_revision == d.revision
         )
+        if after is not None:
+            at, last_id = after
+            query = query.where(or_(d.updated_at > at, and_(d.updated_at == at, d.id > last_id)))
+        rows = self.conn.execute(query.order_by(d.updated_at, d.id).limit(limit))
         return [dict(r._mapping) for r in rows]

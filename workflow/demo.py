@@ -441,7 +441,7 @@ def _print_timeline(demo: Demo, doc_id: str) -> None:
         f"\nTimeline of {doc['notation']} — {doc['subject'][:60]}… "
         f"({doc['state']}, v{doc['version']}):"
     )
-    for e in history["entries"]:
+    for e in history["items"]:
         payload = e["payload"]
         detail = (
             payload.get("reason")

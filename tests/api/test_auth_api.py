@@ -266,7 +266,7 @@ def test_another_agencys_document_takes_no_events(api: Api, role: str) -> None:
     assert_error(api.fire(theirs, "edit", role=role, agency=B), 404, "not_found")
     # A's document did not move
     assert api.version(theirs) == 1
-    history = api.get(f"/v1/documents/{theirs}/history").json()["entries"]
+    history = api.get(f"/v1/documents/{theirs}/history").json()["items"]
     assert [e["event"] for e in history] == ["create"]
 
 

@@ -54,7 +54,7 @@ def granted(api: Api, **body: Any) -> dict[str, Any]:
 def listed(api: Api, role: str = "supervisor", agency: str = A) -> list[dict[str, Any]]:
     response = api.get("/v1/authorities", role=role, agency=agency)
     assert response.status_code == 200, response.text
-    assert set(response.json()) == {"items"}
+    assert set(response.json()) == {"items", "next_cursor"}
     return list(response.json()["items"])
 
 

@@ -189,7 +189,7 @@ def test_history_lists_every_transition_oldest_first(api: Api) -> None:
     assert body["document_id"] == doc_id
     steps = [
         (e["version"], e["event"], e["from_state"], e["to_state"], e["actor"])
-        for e in body["entries"]
+        for e in body["items"]
     ]
     assert steps == [
         (1, "create", "", "draft", f"clerk@{A}"),
@@ -423,7 +423,7 @@ def test_reject_with_a_reason_records_it(api: Api) -> None:
         "derived": [],
         "replayed": False,
     }
-    entries = api.get(f"/v1/documents/{doc_id}/history").json()["entries"]
+    entries = api.get(f"/v1/documents/{doc_id}/history").json()["items"]
     assert "Sai thể thức" in json.dumps(entries[-1], ensure_ascii=False)
 
 
@@ -471,7 +471,7 @@ def test_an_event_whose_capability_is_missing_is_action_unavailable(
     assert details == {"event": event, "missing": missing}
     after = api.get(f"/v1/documents/{doc_id}").json()
     assert (after["state"], after["version"]) == (state, version)
-    assert len(api.get(f"/v1/documents/{doc_id}/history").json()["entries"]) == version
+    assert len(api.get(f"/v1/documents/{doc_id}/history").json()["items"]) == version
 
 
 @pytest.mark.parametrize(
@@ -559,7 +559,7 @@ def test_a_repeated_idempotency_key_replays_the_first_answer(api: Api) -> None:
     assert "Idempotent-Replayed" not in first.headers
     assert again.headers["Idempotent-Replayed"] == "true"
     assert api.version(doc_id) == 2
-    assert len(api.get(f"/v1/documents/{doc_id}/history").json()["entries"]) == 2
+    assert len(api.get(f"/v1/documents/{doc_id}/history").json()["items"]) == 2
 
 
 @pytest.mark.parametrize(

@@ -116,7 +116,7 @@ def failed(checks: dict[str, Any]) -> set[str]:
 def history(api: Api, doc_id: str) -> list[dict[str, Any]]:
     response = api.get(f"/v1/documents/{doc_id}/history", role="reviewer")
     assert response.status_code == 200, response.text
-    return list(response.json()["entries"])
+    return list(response.json()["items"])
 
 
 def approve(api: Api, doc_id: str) -> Any:

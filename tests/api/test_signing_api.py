@@ -725,6 +725,7 @@ def test_the_crl_and_the_roots_are_published_without_a_token(make_api: MakeApi) 
     api = make_api(key_passphrase=PASS)
     assert_error(api.client.get("/v1/pki/crl"), 404, "not_found")
     assert api.client.get("/v1/pki/roots").content == b""
+    assert_error(api.client.get("/v1/pki/roots?format=der"), 404, "not_found")
 
     # Once it exists, its root is published as PEM, and its CRL as DER, signed by it
     api = signing_api(make_api)

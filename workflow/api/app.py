@@ -9,6 +9,8 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request, Response
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel
 
 from congvan.storage.ids import new_id
 
@@ -16,6 +18,7 @@ from ..bootstrap import Runtime
 from . import authorities, documents, review, signatures, system
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
+from .schemas import DocumentIn
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
@@ -33,7 +36,8 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
             if background:
                 runtime.stop()
 
-    app = FastAPI(
+    # Swagger UI's files come from the fastapi-offline package: /docs needs no internet.
+    app = FastAPIOffline(
         title="congvan",
         version="1",
         summary="Official electronic documents between state agencies: review, sign, send, track.",
@@ -63,4 +67,27 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
     app.include_router(review.router)
     app.include_router(authorities.router)
     app.include_router(signatures.router)
+    _publish_schemas(app, DocumentIn)
     return app
+
+
+def _publish_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Put ``models`` in the OpenAPI components: bodies a route reads by hand refer to them."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate()
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(schema.pop("$defs", {}))
+                schemas[model.__name__] = schema
+            for schema in schemas.values():  # a part marked {"x-schema": name} → its $ref
+                for name, part in schema.get("properties", {}).items():
+                    if "x-schema" in part:
+                        ref = f"#/components/schemas/{part['x-schema']}"
+                        schema["properties"][name] = {"$ref": ref}
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -13,9 +13,11 @@ from congvan.states.policy import OPERATOR, SUPERVISOR
 
 from ..directory import add_authority
 from .auth import PrincipalDep, RuntimeDep, require
+from .outputs import AUTHENTICATED, AuthorityOut, AuthorityPage, Revoked, errors
+from .paging import PagingDep, page, paging
 from .schemas import TextModel
 
-router = APIRouter(prefix="/v1/authorities", tags=["authorities"])
+router = APIRouter(prefix="/v1/authorities", tags=["authorities"], responses=errors(*AUTHENTICATED))
 MANAGERS = frozenset({SUPERVISOR, OPERATOR})
 
 
@@ -49,14 +51,28 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("", summary="The agency's signing authorities")
-def list_authorities(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+def _key(view: dict[str, Any]) -> tuple[str, str, str]:
+    return (view["signer"], str(view["valid_from"]), view["id"])
+
+
+@router.get("", summary="The agency's signing authorities, by signer", response_model=AuthorityPage)
+def list_authorities(
+    runtime: RuntimeDep, principal: PrincipalDep, params: PagingDep
+) -> dict[str, Any]:
     require(principal, MANAGERS | frozenset({"reviewer", "signer", "clerk"}), "Authorities")
+    at = paging(params, (str, str, str))
     with runtime.uow(readonly=True) as uow:
-        return {"items": [_view(r) for r in uow.authorities.for_agency(principal.agency_id)]}
+        views = [_view(r) for r in uow.authorities.for_agency(principal.agency_id)]
+    return page(sorted(views, key=_key), _key, at)
 
 
-@router.post("", status_code=201, summary="Grant a signing authority (supervisor, operator)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Grant a signing authority (supervisor, operator)",
+    response_model=AuthorityOut,
+    responses=errors(400, 404, 409),
+)
 def create_authority(
     body: AuthorityIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -77,7 +93,12 @@ def create_authority(
     return _view(row)
 
 
-@router.delete("/{authority_id}", summary="Revoke a signing authority")
+@router.delete(
+    "/{authority_id}",
+    summary="Revoke a signing authority",
+    response_model=Revoked,
+    responses=errors(404),
+)
 def revoke_authority(
     authority_id: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:

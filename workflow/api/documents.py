@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Path, Query, Response, UploadFile
 from pydantic import ValidationError
 
 from congvan.states import DOCUMENT
@@ -27,10 +27,35 @@ from congvan.storage.documents import decode_cursor, encode_cursor
 
 from ..engine import Idempotency
 from .auth import PrincipalDep, RuntimeDep, actor_of, require
+from .outputs import (
+    AUTHENTICATED,
+    DocumentOut,
+    DocumentPage,
+    EventResult,
+    HistoryPage,
+    binary,
+    errors,
+)
+from .paging import PagingDep, page, paging
 from .schemas import DocumentIn, EventIn, check_limits
 from .views import check_document_id, document_view, load_visible, summary
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"])
+router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=errors(*AUTHENTICATED))
+
+# The metadata part is JSON text; the OpenAPI document says which JSON.
+_CREATE_BODY = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {"encoding": {"metadata": {"contentType": "application/json"}}}
+        }
+    }
+}
+
+
+def _document_in(schema: dict[str, Any]) -> None:
+    schema.clear()
+    schema["x-schema"] = "DocumentIn"  # the app's OpenAPI hook turns it into a $ref
+
 
 IdempotencyKey = Annotated[
     str | None,
@@ -102,12 +127,19 @@ async def _read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[st
     }
 
 
-@router.post("", status_code=201, summary="Create a draft with its metadata and files")
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a draft with its metadata and files",
+    response_model=DocumentOut,
+    responses=errors(400, 409),
+    openapi_extra=_CREATE_BODY,
+)
 async def create_document(
     runtime: RuntimeDep,
     principal: PrincipalDep,
     response: Response,
-    metadata: Annotated[str, Form(description="DocumentIn as JSON")],
+    metadata: Annotated[str, Form(json_schema_extra=_document_in)],
     main: Annotated[UploadFile | None, File(description="The main file (PDF)")] = None,
     appendix: Annotated[list[UploadFile] | None, File(description="Appendices")] = None,
     idempotency_key: IdempotencyKey = None,
@@ -176,7 +208,9 @@ def _check_cursor(cursor: str) -> None:
         raise InvalidInput("The cursor is not valid.", field="cursor")
 
 
-@router.get("", summary="List the caller's agency's documents, newest first")
+@router.get(
+    "", summary="List the caller's agency's documents, newest first", response_model=DocumentPage
+)
 def list_documents(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -221,7 +255,12 @@ def list_documents(
     return {"items": [summary(r) for r in page.items], "next_cursor": page.next_cursor}
 
 
-@router.get("/{document_id}", summary="A document: state, version, allowed events, and more")
+@router.get(
+    "/{document_id}",
+    summary="A document: state, version, allowed events, and more",
+    response_model=DocumentOut,
+    responses=errors(404),
+)
 def get_document(
     document_id: str, runtime: RuntimeDep, principal: PrincipalDep, response: Response
 ) -> dict[str, Any]:
@@ -232,15 +271,32 @@ def get_document(
     return view
 
 
-@router.get("/{document_id}/history", summary="The audit trail, oldest first")
-def get_history(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+@router.get(
+    "/{document_id}/history",
+    summary="The audit trail, oldest first",
+    response_model=HistoryPage,
+    responses=errors(404),
+)
+def get_history(
+    document_id: str, runtime: RuntimeDep, principal: PrincipalDep, params: PagingDep
+) -> dict[str, Any]:
     require(principal, READ_ROLES, "Reading documents")
+    at = paging(params, (int,))
     with runtime.uow(readonly=True) as uow:
         load_visible(uow, document_id, principal.agency_id)
-        return {"document_id": document_id, "entries": uow.audit.history(document_id)}
+        entries = uow.audit.history(document_id)
+    return {"document_id": document_id, **page(entries, lambda e: (e["version"],), at)}
 
 
-@router.get("/{document_id}/attachments/{sha256}", summary="Download an attachment")
+@router.get(
+    "/{document_id}/attachments/{sha256}",
+    summary="Download an attachment (its own media type)",
+    response_class=Response,
+    responses={
+        **binary("application/octet-stream", description="The attachment's bytes"),
+        **errors(404),
+    },
+)
 def get_attachment(
     document_id: str, sha256: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> Response:
@@ -270,10 +326,12 @@ def get_attachment(
 @router.post(
     "/{document_id}/events/{event}",
     summary="Fire an event; 409 with the allowed events when it is not allowed",
+    response_model=EventResult,
+    responses=errors(400, 404, 409, 501),
 )
 def fire_event(
     document_id: str,
-    event: str,
+    event: Annotated[str, Path(json_schema_extra={"enum": list(DOCUMENT.events)})],
     runtime: RuntimeDep,
     principal: PrincipalDep,
     response: Response,

@@ -2,30 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from congvan.actions.review import results_view
+from congvan.states.errors import InvalidInput
 from congvan.states.policy import READ_ROLES, REVIEWER
+from congvan.storage.audit import timestamp
 
 from .auth import PrincipalDep, RuntimeDep, require
+from .outputs import AUTHENTICATED, ChecksOut, QueuePage, errors
+from .paging import PagingDep, encode_key, paging
 from .views import load_visible, summary
 
-router = APIRouter(prefix="/v1", tags=["review"])
+router = APIRouter(prefix="/v1", tags=["review"], responses=errors(*AUTHENTICATED))
 
 
-@router.get("/review-queue", summary="Drafts of the caller's agency waiting for a reviewer")
-def review_queue(
-    runtime: RuntimeDep,
-    principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
+@router.get(
+    "/review-queue",
+    summary="Drafts of the caller's agency waiting for a reviewer, oldest first",
+    response_model=QueuePage,
+)
+def review_queue(runtime: RuntimeDep, principal: PrincipalDep, params: PagingDep) -> dict[str, Any]:
     require(principal, frozenset({REVIEWER}), "The review queue")
+    at = paging(params, (str, str))
+    after = None
+    if at.after is not None:
+        updated_at, last_id = at.after
+        try:
+            after = (datetime.fromisoformat(str(updated_at)), str(last_id))
+        except ValueError as exc:
+            raise InvalidInput("The cursor is not valid.", field="cursor") from exc
     checks = runtime.review.checks
     items = []
     with runtime.uow(readonly=True) as uow:
-        for row in uow.checks.queue(principal.agency_id, limit):
+        rows = uow.checks.queue(principal.agency_id, at.limit + 1, after)
+        for row in rows[: at.limit]:
             view = results_view(uow.checks.for_revision(row["id"], row["revision"]), checks)
             counts: dict[str, int] = {}
             for r in view["results"]:
@@ -42,12 +56,16 @@ def review_queue(
                     },
                 }
             )
-    return {"items": items}
+    last = rows[at.limit - 1] if len(rows) > at.limit else None
+    cursor = encode_key((timestamp(last["updated_at"]), last["id"])) if last else None
+    return {"items": items, "next_cursor": cursor}
 
 
 @router.get(
     "/documents/{document_id}/checks",
     summary="Results of the review checks on the current revision",
+    response_model=ChecksOut,
+    responses=errors(404),
 )
 def document_checks(
     document_id: str, runtime: RuntimeDep, principal: PrincipalDep

@@ -23,9 +23,11 @@ from congvan.storage.clock import as_utc
 
 from ..bootstrap import Runtime
 from .auth import PrincipalDep, RuntimeDep, require
+from .outputs import AUTHENTICATED, COMMON, SignatureOut, binary, errors
 from .views import load_visible
 
 router = APIRouter(prefix="/v1", tags=["signatures"])
+_READ = errors(*AUTHENTICATED, 404)
 
 
 def verdict_view(verdict: Verdict) -> dict[str, Any]:
@@ -44,6 +46,8 @@ def verdict_view(verdict: Verdict) -> dict[str, Any]:
 @router.get(
     "/documents/{document_id}/manifest",
     summary="The canonical manifest of the current revision (what a signer signs)",
+    response_class=Response,
+    responses={**binary("application/json", description="RFC 8785 JSON"), **_READ},
 )
 def get_manifest(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     require(principal, READ_ROLES, "Reading documents")
@@ -56,6 +60,9 @@ def get_manifest(document_id: str, runtime: RuntimeDep, principal: PrincipalDep)
 @router.get(
     "/documents/{document_id}/signature",
     summary="The latest signature and a fresh verification verdict",
+    response_model=SignatureOut,
+    response_model_exclude_unset=True,  # a timestamp never asked for is {"status": "none"}
+    responses=_READ,
 )
 def get_signature(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, READ_ROLES, "Reading documents")
@@ -102,7 +109,7 @@ def _latest_signature(runtime: Runtime, principal: Principal, document_id: str) 
     "/documents/{document_id}/signature/manifest",
     summary="The exact manifest bytes the latest signature signs (RFC 8785 JSON)",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}}},
+    responses={**binary("application/json", description="RFC 8785 JSON"), **_READ},
 )
 def get_signed_manifest(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     signature = _latest_signature(runtime, principal, document_id)
@@ -120,7 +127,7 @@ def get_signed_manifest(document_id: str, runtime: RuntimeDep, principal: Princi
     "/documents/{document_id}/signature/cms",
     summary="The latest signature itself: a detached CMS SignedData (DER)",
     response_class=Response,
-    responses={200: {"content": {"application/pkcs7-signature": {}}}},
+    responses={**binary("application/pkcs7-signature", description="DER"), **_READ},
 )
 def get_signature_cms(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     signature = _latest_signature(runtime, principal, document_id)
@@ -134,6 +141,8 @@ def get_signature_cms(document_id: str, runtime: RuntimeDep, principal: Principa
 @router.get(
     "/documents/{document_id}/signed-pdf",
     summary="The main PDF carrying its visible PAdES signature",
+    response_class=Response,
+    responses={**binary("application/pdf", description="The signed PDF"), **_READ},
 )
 def get_signed_pdf(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     require(principal, READ_ROLES, "Reading documents")
@@ -158,7 +167,10 @@ Format = Literal["der", "pem"]
     "/pki/crl",
     summary="Our CA's newest certificate revocation list (DER, or PEM with ?format=pem; no token)",
     response_class=Response,
-    responses={200: {"content": {"application/pkix-crl": {}, "application/x-pem-file": {}}}},
+    responses={
+        **binary("application/pkix-crl", "application/x-pem-file", description="The CRL"),
+        **errors(*COMMON, 404),
+    },
 )
 def get_crl(runtime: RuntimeDep, format: Format = "der") -> Response:
     with runtime.uow(readonly=True) as uow:
@@ -180,18 +192,20 @@ def get_crl(runtime: RuntimeDep, format: Format = "der") -> Response:
     summary="The trusted (pinned) root certificates: PEM, or DER with ?format=der (no token)",
     response_class=Response,
     responses={
-        200: {
-            "content": {
-                "application/x-pem-file": {},
-                "application/pkix-cert": {},
-                "application/pkcs7-mime": {},
-            }
-        }
+        **binary(
+            "application/x-pem-file",
+            "application/pkix-cert",
+            "application/pkcs7-mime",
+            description="One certificate (DER), several (PKCS #7), or PEM (empty when none)",
+        ),
+        **errors(*COMMON, 404),
     },
 )
 def get_roots(runtime: RuntimeDep, format: Format = "pem") -> Response:
     roots = runtime.trust.roots()
     if format == "der":
+        if not roots:  # no DER form says "none": PKCS #7 needs a certificate
+            raise NotFound("No trusted root certificates here.")
         if len(roots) == 1:  # one certificate, as RFC 2585 serves it
             return Response(
                 roots[0].public_bytes(serialization.Encoding.DER),

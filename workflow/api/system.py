@@ -10,17 +10,25 @@ from sqlalchemy import func, select, text
 
 from congvan.states.errors import DatabaseNotReady
 from congvan.states.policy import OPERATOR, SUPERVISOR
+from congvan.storage.clock import as_utc
 from congvan.storage.schema import ensure_migrated
 from congvan.storage.tables import Document
 
 from ..directory import add_agency
 from .auth import PrincipalDep, RuntimeDep, require
+from .outputs import AUTHENTICATED, COMMON, AgencyOut, AgencyPage, Health, Metrics, errors
+from .paging import PagingDep, page, paging
 from .schemas import TextModel
 
 router = APIRouter(prefix="/v1", tags=["system"])
 
 
-@router.get("/health", summary="Liveness and database readiness (no token needed)")
+@router.get(
+    "/health",
+    summary="Liveness and database readiness (no token needed)",
+    response_model=Health,
+    responses=errors(*COMMON),
+)
 def health(runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.connect() as conn:
         conn.execute(text("SELECT 1"))
@@ -37,7 +45,12 @@ def health(runtime: RuntimeDep) -> dict[str, Any]:
     }
 
 
-@router.get("/metrics", summary="Work waiting and documents by state")
+@router.get(
+    "/metrics",
+    summary="Work waiting and documents by state",
+    response_model=Metrics,
+    responses=errors(*AUTHENTICATED),
+)
 def metrics(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, frozenset({OPERATOR, SUPERVISOR}), "Metrics")
     table = Document.__table__  # type: ignore[attr-defined]
@@ -54,7 +67,7 @@ def metrics(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     return {
         "documents_by_state": by_state,
         "jobs_by_status": jobs,
-        "next_timer_due": next_due.isoformat() if next_due else None,
+        "next_timer_due": as_utc(next_due).isoformat() if next_due else None,
     }
 
 
@@ -64,18 +77,29 @@ class AgencyIn(TextModel):
     abbreviation: str = Field(max_length=30, description="e.g. UBND")
 
 
-@router.get("/agencies", summary="The directory of agencies")
-def list_agencies(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+@router.get(
+    "/agencies",
+    summary="The directory of agencies, by identifier",
+    response_model=AgencyPage,
+    responses=errors(*AUTHENTICATED),
+)
+def list_agencies(
+    runtime: RuntimeDep, principal: PrincipalDep, params: PagingDep
+) -> dict[str, Any]:
+    at = paging(params, (str,))
     with runtime.uow(readonly=True) as uow:
-        items = uow.agencies.agencies()
-    return {
-        "items": [
-            {"id": a["id"], "name": a["name"], "abbreviation": a["abbreviation"]} for a in items
-        ]
-    }
+        rows = uow.agencies.agencies()
+    views = [{"id": a["id"], "name": a["name"], "abbreviation": a["abbreviation"]} for a in rows]
+    return page(views, lambda a: (a["id"],), at)
 
 
-@router.post("/agencies", status_code=201, summary="Add an agency (operator)")
+@router.post(
+    "/agencies",
+    status_code=201,
+    summary="Add an agency (operator)",
+    response_model=AgencyOut,
+    responses=errors(*AUTHENTICATED, 400, 409),
+)
 def create_agency(body: AgencyIn, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, frozenset({OPERATOR}), "Adding agencies")
     with runtime.uow() as uow:

@@ -1,0 +1,202 @@
+"""The OpenAPI document against the server: schemathesis sends what the schema allows.
+
+Every answer must be one the schema declares (status, media type, body), and none a 5xx.
+The requests carry a real token of a user holding every role, so they reach the routes'
+logic rather than stopping at authentication.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import (  # the checks this contract is about
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from congvan.states import DOCUMENT
+from congvan.states.policy import ROLES
+from congvan.workflow import directory
+from tests.api.conftest import A, Api, MakeApi, assert_error
+
+
+@pytest.fixture
+def contract_api(make_api: MakeApi) -> Api:
+    """The app, with one document in it and a token for a user holding every role."""
+    api = make_api()
+    api.draft()
+    with api.runtime.uow() as uow:
+        user = directory.ensure_user(uow, A, "contract", list(ROLES), api.clock())
+        api.tokens[A]["all"] = directory.create_token(uow, user, api.clock()).token
+        uow.commit()
+    return api
+
+
+@pytest.fixture
+def contract_schema(contract_api: Api) -> Any:
+    return schemathesis.openapi.from_asgi("/openapi.json", contract_api.client.app)
+
+
+schema = schemathesis.pytest.from_fixture("contract_schema")
+
+
+@schema.parametrize()
+@settings(
+    max_examples=8,
+    derandomize=True,
+    deadline=None,  # no wall-clock limits: a slow machine is not a broken contract
+    suppress_health_check=list(HealthCheck),
+)
+def test_every_answer_matches_the_schema(case: Any, contract_api: Api) -> None:
+    case.call_and_validate(
+        headers=contract_api.auth("all"),
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+        ],
+    )
+
+
+# -- what the OpenAPI document says --------------------------------------------------------
+
+
+def test_every_error_status_is_declared_with_the_error_body(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()
+    error_ref = "#/components/schemas/ErrorBody"
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for status, answer in operation["responses"].items():
+                if status.startswith("2"):
+                    continue
+                schema = answer["content"]["application/json"]["schema"]
+                assert error_ref == schema["$ref"], (method, path, status)
+            assert {"413", "422"} <= set(operation["responses"]), (method, path)
+    fire = spec["paths"]["/v1/documents/{document_id}/events/{event}"]["post"]
+    assert {"400", "401", "403", "404", "409", "413", "422", "501"} == {
+        s for s in fire["responses"] if not s.startswith("2")
+    }
+    event = next(p for p in fire["parameters"] if p["name"] == "event")
+    assert list(DOCUMENT.events) == event["schema"]["enum"]
+
+
+def test_the_create_body_types_its_metadata_part(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/documents"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    schemas = spec["components"]["schemas"]
+    form = schemas[body["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert {"$ref": "#/components/schemas/DocumentIn"} == form["properties"]["metadata"]
+    assert {"contentType": "application/json"} == body["encoding"]["metadata"]
+    assert {"doc_type", "subject"} <= set(schemas["DocumentIn"]["required"])
+    recipients = schemas["DocumentIn"]["properties"]["recipients"]["items"]
+    assert {"$ref": "#/components/schemas/RecipientIn"} == recipients
+    assert "organ_id" in schemas["RecipientIn"]["properties"]
+
+
+@pytest.mark.parametrize(
+    ("path", "media_types"),
+    [
+        ("/v1/pki/crl", {"application/pkix-crl", "application/x-pem-file"}),
+        (
+            "/v1/pki/roots",
+            {"application/x-pem-file", "application/pkix-cert", "application/pkcs7-mime"},
+        ),
+        ("/v1/documents/{document_id}/signed-pdf", {"application/pdf"}),
+        ("/v1/documents/{document_id}/signature/cms", {"application/pkcs7-signature"}),
+        ("/v1/documents/{document_id}/signature/manifest", {"application/json"}),
+        ("/v1/documents/{document_id}/attachments/{sha256}", {"application/octet-stream"}),
+    ],
+)
+def test_binary_answers_name_their_media_types(api: Api, path: str, media_types: set[str]) -> None:
+    ok = api.client.get("/openapi.json").json()["paths"][path]["get"]["responses"]["200"]
+    assert media_types == set(ok["content"])
+    for content in ok["content"].values():
+        assert {"type": "string", "format": "binary"} == content["schema"]
+
+
+def test_the_docs_page_needs_no_internet(api: Api) -> None:
+    page = api.client.get("/docs").text
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page)
+    assert assets and all(a.startswith("/") for a in assets), assets
+    for asset in assets:
+        assert 200 == api.client.get(asset).status_code, asset
+
+
+# -- timestamps ----------------------------------------------------------------------------
+
+_MOMENT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+_OFFSET = re.compile(r"(Z|[+-]\d\d:\d\d)$")
+
+
+def _moments(value: Any) -> list[str]:
+    """Every date-and-time string anywhere in a JSON value."""
+    if isinstance(value, dict):
+        return [m for v in value.values() for m in _moments(v)]
+    if isinstance(value, list):
+        return [m for v in value for m in _moments(v)]
+    return [value] if isinstance(value, str) and _MOMENT.match(value) else []
+
+
+def test_every_timestamp_the_api_answers_carries_its_offset(api: Api) -> None:
+    # Given a document submitted for review, so it has history, timers and a queue entry
+    doc = api.draft()
+    assert 200 == api.fire(doc["id"], "submit").status_code
+    reads = [
+        ("clerk", "/v1/documents"),
+        ("clerk", f"/v1/documents/{doc['id']}"),
+        ("clerk", f"/v1/documents/{doc['id']}/history"),
+        ("reviewer", "/v1/review-queue"),
+        ("operator", "/v1/metrics"),
+    ]
+    # When each is read, then every moment in it says which offset it is in
+    seen = []
+    for role, path in reads:
+        response = api.get(path, role=role)
+        assert 200 == response.status_code, response.text
+        seen += [(path, m) for m in _moments(response.json())]
+    assert {p for p, _ in seen} >= {r[1] for r in reads[:4]}  # the walk found moments
+    assert [] == [(p, m) for p, m in seen if not _OFFSET.search(m)]
+
+
+# -- paging --------------------------------------------------------------------------------
+
+
+def _walk(api: Api, path: str, role: str, key: str) -> list[Any]:
+    """Every item of a list, one item per page, following next_cursor."""
+    seen: list[Any] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        body = api.get(path, role=role, params=params).json()
+        assert len(body["items"]) <= 1, body
+        seen += [i[key] for i in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return seen
+
+
+def test_every_list_pages_the_same_way(api: Api) -> None:
+    doc = api.draft()["id"]
+    api.fire(doc, "submit")
+    everything = {
+        "/v1/agencies": ("operator", "id"),
+        f"/v1/documents/{doc}/history": ("clerk", "version"),
+        "/v1/review-queue": ("reviewer", "id"),
+        "/v1/documents": ("clerk", "id"),
+        "/v1/authorities": ("supervisor", "id"),
+    }
+    for path, (role, key) in everything.items():
+        whole = api.get(path, role=role).json()
+        assert {"items", "next_cursor"} <= set(whole), path
+        assert [i[key] for i in whole["items"]] == _walk(api, path, role, key), path
+        over = api.get(path, role=role, params={"limit": 201})
+        assert {"field": "limit", "max": 200} == assert_error(over, 422, "invalid_input")
+        bad = api.get(path, role=role, params={"cursor": "not-a-cursor"})
+        assert {"field": "cursor"} == assert_error(bad, 422, "invalid_input"), path

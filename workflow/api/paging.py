@@ -1,0 +1,85 @@
+"""One way to page through every list: ``?cursor=&limit=`` in, ``items`` and ``next_cursor`` out.
+
+A cursor is the sort key of the last item seen, as base64url JSON; the next page starts
+after it, so rows added or removed meanwhile never shift a page.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Query
+
+from congvan.states.errors import InvalidInput
+
+from .auth import RuntimeDep
+
+T = TypeVar("T")
+Key = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Paging:
+    """Where a page starts (after ``after``, or at the top) and how long it is."""
+
+    after: Key | None
+    limit: int
+
+
+def encode_key(key: Key) -> str:
+    text = json.dumps(list(key), ensure_ascii=False, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_key(cursor: str, types: Sequence[type]) -> Key:
+    """The key a cursor holds; :class:`InvalidInput` unless ``next_cursor`` made it."""
+    try:
+        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode())
+        key = json.loads(raw.decode())
+    except (ValueError, RecursionError):  # bad base64, bytes that are not UTF-8, bad JSON
+        key = None
+    valid = (
+        isinstance(key, list)
+        and len(key) == len(types)
+        and all(type(v) is t for v, t in zip(key, types, strict=True))
+    )
+    if not valid or encode_key(tuple(key)) != cursor:
+        raise InvalidInput("The cursor is not valid.", field="cursor")
+    return tuple(key)
+
+
+def check_limit(limit: int, max_page_size: int) -> None:
+    if limit > max_page_size:
+        raise InvalidInput(f"limit is at most {max_page_size}.", field="limit", max=max_page_size)
+
+
+def _paging(
+    runtime: RuntimeDep,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the page before")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, description="At most the server's max_page_size")] = 50,
+) -> tuple[str | None, int]:
+    check_limit(limit, runtime.settings.max_page_size)
+    return cursor, limit
+
+
+PagingDep = Annotated[tuple[str | None, int], Depends(_paging)]
+
+
+def paging(params: tuple[str | None, int], types: Sequence[type]) -> Paging:
+    cursor, limit = params
+    return Paging(decode_key(cursor, types) if cursor is not None else None, limit)
+
+
+def page(rows: Sequence[T], key: Callable[[T], Key], at: Paging) -> dict[str, Any]:
+    """``rows`` (sorted by ``key``) from after the cursor, one page of them."""
+    after = at.after
+    rest = [r for r in rows if after is None or key(r) > after]
+    items = rest[: at.limit]
+    more = len(rest) > at.limit
+    return {"items": items, "next_cursor": encode_key(key(items[-1])) if more else None}
