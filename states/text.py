@@ -5,7 +5,8 @@ from __future__ import annotations
 import unicodedata
 
 # Fields whose text may hold line breaks (and tabs); every other text field is one line.
-MULTI_LINE_FIELDS = frozenset({"content", "reason", "comment"})
+# A stacked signer block ("TM. ỦY BAN NHÂN DÂN" over "KT. CHỦ TỊCH") is lines too.
+MULTI_LINE_FIELDS = frozenset({"content", "reason", "comment", "signer_competence"})
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 _LINE_BREAKS = frozenset({"\n", "\r", "\t"})
 
