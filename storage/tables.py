@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -194,7 +194,11 @@ class Timer(SQLModel, table=True):
     """Something to do at ``due_at``; deleted when it fires or is cancelled."""
 
     __tablename__ = "timers"
-    __table_args__ = (Index("ix_timers_due", "due_at"), Index("ix_timers_ref", "kind", "ref_id"))
+    # Due timers are taken by (parked_at IS NULL, due_at): parked ones never slow a tick.
+    __table_args__ = (
+        Index("ix_timers_due", "parked_at", "due_at"),
+        Index("ix_timers_ref", "kind", "ref_id"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     kind: str = Field(max_length=50)
@@ -202,6 +206,11 @@ class Timer(SQLModel, table=True):
     document_id: str | None = Field(default=None, max_length=36)
     due_at: datetime = Field(sa_column=_ts(nullable=False))
     payload: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    # Failed firings: counted, the last error kept, and parked (never taken again until an
+    # operator retries it) after the scheduler's limit.
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    parked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class IdempotentRequest(SQLModel, table=True):

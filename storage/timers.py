@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, Select, delete, func, insert, select, update
 
 from .clock import as_utc
 from .prepared import Prepared
@@ -31,11 +31,34 @@ class DueTimer:
     document_id: str | None
     due_at: datetime
     payload: dict[str, Any]
+    attempts: int = 0
+    last_error: str | None = None
+    parked_at: datetime | None = None
 
 
 def _due(row: Any) -> DueTimer:
     return DueTimer(
-        row.id, row.kind, row.ref_id, row.document_id, as_utc(row.due_at), json.loads(row.payload)
+        row.id,
+        row.kind,
+        row.ref_id,
+        row.document_id,
+        as_utc(row.due_at),
+        json.loads(row.payload),
+        row.attempts,
+        row.last_error,
+        as_utc(row.parked_at) if row.parked_at is not None else None,
+    )
+
+
+_WAITING = _timers.c.parked_at.is_(None)
+
+
+def _of_agency(query: Select[Any], agency_id: str | None) -> Select[Any]:
+    """Narrow ``query`` to timers of ``agency_id``'s documents (None: all timers)."""
+    if agency_id is None:
+        return query
+    return query.join(_documents, _documents.c.id == _timers.c.document_id).where(
+        _documents.c.agency_id == agency_id
     )
 
 
@@ -57,7 +80,10 @@ class TimerRepository:
     def take_due(self, now: datetime, limit: int) -> list[DueTimer]:
         """Up to ``limit`` timers due by ``now``; the index on due_at keeps this O(due)."""
         query = (
-            select(_timers).where(_timers.c.due_at <= now).order_by(_timers.c.due_at).limit(limit)
+            select(_timers)
+            .where(_WAITING, _timers.c.due_at <= now)
+            .order_by(_timers.c.due_at)
+            .limit(limit)
         )
         if self.skip_locked:
             query = query.with_for_update(skip_locked=True)
@@ -66,6 +92,37 @@ class TimerRepository:
     def remove(self, timer_ids: Sequence[str]) -> None:
         if timer_ids:
             self.conn.execute(delete(_timers).where(_timers.c.id.in_(list(timer_ids))))
+
+    def retry_later(self, timer_id: str, attempts: int, error: str, due_at: datetime) -> None:
+        """A firing failed: count it, keep the error, and take the timer again at ``due_at``."""
+        self._failed(timer_id, attempts=attempts, last_error=error, due_at=due_at)
+
+    def park(self, timer_id: str, attempts: int, error: str, at: datetime) -> None:
+        """A timer failed too often: keep it, visibly, and never take it until retried."""
+        self._failed(timer_id, attempts=attempts, last_error=error, parked_at=at)
+
+    def _failed(self, timer_id: str, **values: Any) -> None:
+        self.conn.execute(update(_timers).where(_timers.c.id == timer_id).values(**values))
+
+    def unpark(self, timer_id: str, due_at: datetime) -> bool:
+        """Take a parked timer again at ``due_at`` with its count reset; False if not parked."""
+        done = self.conn.execute(
+            update(_timers)
+            .where(_timers.c.id == timer_id, _timers.c.parked_at.is_not(None))
+            .values(attempts=0, parked_at=None, due_at=due_at)
+        )
+        return done.rowcount == 1
+
+    def parked(self, agency_id: str | None = None) -> list[DueTimer]:
+        """Parked timers, oldest first; with ``agency_id``, that agency's documents' only."""
+        query = select(_timers).where(_timers.c.parked_at.is_not(None))
+        query = _of_agency(query, agency_id)
+        return [_due(r) for r in self.conn.execute(query.order_by(_timers.c.parked_at))]
+
+    def count_parked(self, agency_id: str | None = None) -> int:
+        query = select(func.count()).select_from(_timers).where(_timers.c.parked_at.is_not(None))
+        query = _of_agency(query, agency_id)
+        return int(self.conn.execute(query).scalar_one())
 
     def cancel(self, kind: str, ref_id: str) -> None:
         self.conn.execute(delete(_timers).where(_timers.c.kind == kind, _timers.c.ref_id == ref_id))
@@ -84,10 +141,7 @@ class TimerRepository:
 
     def next_due(self, agency_id: str | None = None) -> datetime | None:
         """The earliest due time; with ``agency_id``, of that agency's documents' timers."""
-        query = select(_timers.c.due_at).order_by(_timers.c.due_at).limit(1)
-        if agency_id is not None:
-            query = query.join(_documents, _documents.c.id == _timers.c.document_id).where(
-                _documents.c.agency_id == agency_id
-            )
+        query = select(_timers.c.due_at).where(_WAITING).order_by(_timers.c.due_at).limit(1)
+        query = _of_agency(query, agency_id)
         first = self.conn.execute(query).scalar()
         return as_utc(first) if first else None

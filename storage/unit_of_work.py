@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine, RootTransaction
@@ -71,6 +73,12 @@ class UnitOfWork:
         self.anchors = AnchorRepository(conn)
         self.timestamps = TimestampRepository(conn)
         return self
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Leave by an exception and only what was done inside is undone; the rest stays."""
+        with self.conn.begin_nested():
+            yield
 
     def commit(self) -> None:
         if self._tx is None:

@@ -890,6 +890,30 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         runtime.stop()
 
 
+def cmd_timers(args: argparse.Namespace, settings: Settings) -> int:
+    """List parked timers (failed too often), or take one again now."""
+    runtime = _runtime(settings)
+    try:
+        with runtime.uow() as uow:
+            if args.action == "retry":
+                if not uow.timers.unpark(args.timer, runtime.clock()):
+                    print(f"no parked timer {args.timer}", file=sys.stderr)
+                    return 2
+                uow.commit()
+                print(f"timer {args.timer} will be taken again now")
+                return 0
+            parked = uow.timers.parked()
+        for t in parked:
+            at = t.parked_at.isoformat() if t.parked_at else ""
+            print(f"{t.id}  {t.kind:<14} {t.ref_id:<36} {at}  {t.attempts} attempts")
+            print(f"    {t.last_error}")
+        if not parked:
+            print("no parked timers")
+        return 0
+    finally:
+        runtime.stop()
+
+
 def cmd_graph(args: argparse.Namespace, _settings: Settings) -> int:
     render = to_dot if args.format == "dot" else to_mermaid
     names = list(MACHINES) if args.machine == "all" else [args.machine]
@@ -1087,6 +1111,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the signed manifest, for a detached CMS signature file (DER or PEM)",
     )
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser(
+        "timers",
+        help="timers that failed too often (parked), and taking one again",
+        description="A timer whose handler fails is retried with a doubling wait and parked "
+        "after CONGVAN_TIMER_MAX_ATTEMPTS failures; parked timers wait for an operator.",
+    )
+    tsub = p.add_subparsers(dest="action", required=True)
+    tsub.add_parser("parked", help="list parked timers with their last error")
+    t = tsub.add_parser("retry", help="take a parked timer again now, its count reset")
+    t.add_argument("timer", help="the timer's id, as `timers parked` prints it")
+    p.set_defaults(func=cmd_timers)
 
     p = sub.add_parser("graph", help="print the state machines (Mermaid or Graphviz dot)")
     p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")

@@ -15,11 +15,19 @@ from congvan.storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger("congvan.scheduler")
 
+# How much of a failed handler's error a timer row keeps.
+_ERROR_CHARS = 1000
+
 TimerHandler = Callable[[UnitOfWork, DueTimer, datetime], None]
 
 
 class Scheduler:
-    """Takes due timers (skipping rows another scheduler holds) and runs their handler."""
+    """Takes due timers (skipping rows another scheduler holds) and runs their handler.
+
+    Several schedulers may run at once: on PostgreSQL each takes rows the others have not
+    locked (``FOR UPDATE SKIP LOCKED``); on SQLite a tick is one writer (``BEGIN
+    IMMEDIATE``) and the next sees the timers the last one fired already gone.
+    """
 
     def __init__(
         self,
@@ -28,6 +36,9 @@ class Scheduler:
         *,
         job_deadline_seconds: int,
         job_max_attempts: int,
+        max_attempts: int = 8,
+        retry_seconds: float = 30.0,
+        retry_cap_seconds: float = 3600.0,
         batch: int = 200,
         poll_seconds: float = 1.0,
         on_requeue: Callable[[], None] | None = None,
@@ -37,6 +48,9 @@ class Scheduler:
         self.clock = clock
         self.job_deadline = timedelta(seconds=job_deadline_seconds)
         self.job_max_attempts = job_max_attempts
+        self.max_attempts = max_attempts
+        self.retry = timedelta(seconds=retry_seconds)
+        self.retry_cap = timedelta(seconds=retry_cap_seconds)
         self.batch = batch
         self.poll_seconds = poll_seconds
         self.on_requeue = on_requeue
@@ -46,26 +60,58 @@ class Scheduler:
         self._thread: threading.Thread | None = None
 
     def tick(self) -> int:
-        """Fire one batch of due timers in one transaction; returns how many fired."""
+        """Take one batch of due timers and fire each in its own savepoint.
+
+        A handler that raises undoes only its own timer's work: the failure is counted on
+        the timer's row, which is taken again after a backoff, or parked after
+        ``max_attempts``; the timers behind it fire all the same. Returns how many were taken.
+        """
         requeued = False
         with self.open_uow() as uow:
             now = self.clock()
             due = uow.timers.take_due(now, self.batch)
             for timer in due:
-                handler = self.handlers.get(timer.kind)
-                if handler is None:
-                    log.error(
-                        "no handler for timer",
-                        extra={"action": "timer.unknown", "kind": timer.kind},
-                    )
-                    continue
-                handler(uow, timer, now)
-                requeued = requeued or timer.kind == JOB_DEADLINE
-            uow.timers.remove([t.id for t in due])
+                if self._fire(uow, timer, now):
+                    requeued = requeued or timer.kind == JOB_DEADLINE
             uow.commit()
         if requeued and self.on_requeue is not None:
             self.on_requeue()
         return len(due)
+
+    def _fire(self, uow: UnitOfWork, timer: DueTimer, now: datetime) -> bool:
+        """Run one timer's handler; True if it fired, False if it failed (and was counted)."""
+        try:
+            with uow.savepoint():
+                handler = self.handlers.get(timer.kind)
+                if handler is None:
+                    raise LookupError(f"no handler for timers of kind {timer.kind!r}")
+                handler(uow, timer, now)
+                uow.timers.remove([timer.id])
+        except Exception as exc:  # noqa: BLE001 - any handler failure is counted, not raised
+            self._failed(uow, timer, now, exc)
+            return False
+        return True
+
+    def _failed(self, uow: UnitOfWork, timer: DueTimer, now: datetime, exc: Exception) -> None:
+        attempts = timer.attempts + 1
+        error = f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
+        context = {"timer_id": timer.id, "kind": timer.kind, "attempts": attempts}
+        if attempts >= self.max_attempts:
+            uow.timers.park(timer.id, attempts, error, now)
+            log.error("timer parked", extra={"action": "timer.parked", "error": error, **context})
+            return
+        retry_at = now + self.backoff(attempts)
+        uow.timers.retry_later(timer.id, attempts, error, retry_at)
+        log.warning(
+            "timer failed",
+            exc_info=exc,
+            extra={"action": "timer.failed", "retry_at": retry_at.isoformat(), **context},
+        )
+
+    def backoff(self, attempts: int) -> timedelta:
+        """The wait after the ``attempts``-th failure: doubling from ``retry``, at most ``cap``."""
+        wait: timedelta = self.retry * 2 ** min(attempts - 1, 32)  # no overflow at 100
+        return min(wait, self.retry_cap)
 
     def run_due(self) -> int:
         """Fire everything due now."""

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = Field(default=0.5, gt=0)
     scheduler_poll_seconds: float = Field(default=1.0, gt=0)
     scheduler_batch: int = Field(default=200, ge=1, le=10_000)
+    # A timer whose handler fails is taken again after timer_retry_seconds, doubling up to
+    # timer_retry_cap_seconds, and parked (kept, listed by `congvan timers parked`) after
+    # timer_max_attempts failures.
+    timer_max_attempts: int = Field(default=8, ge=1)
+    timer_retry_seconds: float = Field(default=30.0, gt=0)
+    timer_retry_cap_seconds: float = Field(default=3600.0, gt=0)
     job_deadline_seconds: int = Field(default=300, ge=1)
     job_max_attempts: int = Field(default=8, ge=1)
     dispatch_max_attempts: int = Field(default=8, ge=1)

@@ -90,7 +90,7 @@ class RevocationLists:
     def on_timer(self, uow: UnitOfWork, timer: DueTimer, now: datetime) -> None:
         """The check timer fired: check, and set the next one (exactly one)."""
         try:
-            with uow.conn.begin_nested():  # a savepoint: a failure undoes only this check
+            with uow.savepoint():  # a savepoint: a failure undoes only this check
                 self.check(uow, now)
         except Exception:
             log.exception("CRL check failed", extra={"action": "crl.check_failed"})
