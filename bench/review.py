@@ -23,7 +23,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 # Run as a script, bench/ comes first on sys.path, and bench/transitions.py would shadow
@@ -34,6 +34,7 @@ sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _HERE]
 from pypdf import PdfReader  # noqa: E402
 
 from congvan.actions.context import Actor  # noqa: E402
+from congvan.states.timeliness import VIETNAM  # noqa: E402
 from congvan.storage.database import make_engine  # noqa: E402
 from congvan.storage.schema import migrate  # noqa: E402
 from congvan.workflow.bootstrap import bootstrap  # noqa: E402
@@ -69,7 +70,7 @@ def engine_rate(data: bytes, documents: int, workdir: Path) -> tuple[float, int]
     migrate(make_engine(settings.db_url))
     runtime = bootstrap(settings)
     now = runtime.clock()
-    today = datetime.now(timezone(timedelta(hours=7))).date()
+    today = datetime.now(VIETNAM).date()
     with runtime.uow() as uow:
         add_agency(uow, AGENCY, "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND", now)
         add_agency(uow, PEER, "Sở Nội vụ tỉnh Thừa Thiên Huế", "SNV", now)

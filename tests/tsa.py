@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.sign.timestamps import DummyTimeStamper
 
-from tests.servers import wait_until
+from tests.servers import find_free_port, wait_until
 
 READY_TIMEOUT = 10.0
 
@@ -180,10 +180,7 @@ def start_tsa(material: TsaMaterial | None, clock: Callable[[], datetime]) -> It
 
 def closed_port_url() -> str:
     """A TSA URL on 127.0.0.1 where nothing listens."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    return f"http://127.0.0.1:{port}/tsa"
+    return f"http://127.0.0.1:{find_free_port()}/tsa"
 
 
 def _accepts(port: int) -> bool:

@@ -7,7 +7,7 @@ import json
 import secrets
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from congvan.actions.anchoring import verify_anchors
 from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.pades import sign_pdf
+from congvan.states.timeliness import VIETNAM
 from congvan.storage.audit import verify_chains
 from congvan.storage.database import make_engine
 from congvan.storage.schema import migrate
@@ -470,7 +471,7 @@ def run_demo(data_dir: Path | None = None) -> int:
     engine = make_engine(settings.db_url)
     migrate(engine)
     runtime = bootstrap(settings, db=engine)
-    today = datetime.now(timezone(timedelta(hours=7))).date().isoformat()
+    today = datetime.now(VIETNAM).date().isoformat()
     meta = letter_1227(today)
     try:
         tokens = _setup(runtime, passphrase)

@@ -51,7 +51,7 @@ import io
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
@@ -80,6 +80,7 @@ from congvan.states.errors import (
     PdfModified,
     SignatureError,
 )
+from congvan.states.timeliness import VIETNAM
 
 from .cms import (
     DIGEST,
@@ -98,7 +99,6 @@ from .cms import (
 )
 from .strict import check_strict_embedded_cms
 
-VIETNAM = timezone(timedelta(hours=7), "+07:00")
 STAMP_FONT = "fonts/DejaVuSans-vi-upem1000.ttf"
 # The same size in the font engine and the text box, or lines 2+ drift right (pyHanko #733).
 STAMP_FONT_SIZE = 8
