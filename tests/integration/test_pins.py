@@ -62,7 +62,7 @@ def test_a_transition_runs_every_prepared_statement_on_the_fast_path(runtime: Ru
     planned = {
         name: plans
         for name, statement in _statements().items()
-        if (plans := statement._plans.get(dialect))  # noqa: SLF001 - what is pinned
+        if (plans := statement._plans.get(dialect))
     }
     assert {"audit._INSERT", "outbox._INSERT", "documents._ADVANCE"} <= set(planned)
     fell_back = {name for name, plans in planned.items() if None in plans.values()}
@@ -72,10 +72,10 @@ def test_a_transition_runs_every_prepared_statement_on_the_fast_path(runtime: Ru
 def test_a_driver_error_on_the_fast_path_is_sqlalchemys_own_exception(runtime: Runtime) -> None:
     # Given a timer row, inserted again with the same primary key through the fast path
     row = {"id": "t-1", "kind": "k", "ref_id": "r", "due_at": runtime.clock(), "payload": "{}"}
-    statement = timers._INSERT  # noqa: SLF001 - what is pinned
+    statement = timers._INSERT
     with runtime.uow() as uow:
         statement.execute(uow.conn, [row])
         # Then the driver's error reaches us as SQLAlchemy's IntegrityError, as from execute()
         with pytest.raises(IntegrityError):
             statement.execute(uow.conn, [row])
-    assert None not in statement._plans[runtime.db.dialect].values()  # noqa: SLF001
+    assert None not in statement._plans[runtime.db.dialect].values()
