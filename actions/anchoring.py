@@ -37,11 +37,11 @@ from congvan.states.errors import SignatureError
 from congvan.storage.audit import GENESIS
 from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
-from congvan.storage.outbox import PENDING
-from congvan.storage.timers import AUDIT_ANCHOR, JOB_DEADLINE, DueTimer
+from congvan.storage.timers import AUDIT_ANCHOR, DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import JobContext
+from .jobs import enqueue, new_job
 from .signing import keystore, pki
 from .signing.cms import sign_manifest, verify_manifest_signature
 from .signing.truststore import TrustStore
@@ -161,33 +161,8 @@ class Anchoring:
 
     def on_timer(self, uow: UnitOfWork, timer: DueTimer, now: datetime) -> None:
         """The anchor timer fired: queue the job and set the next timer (exactly one)."""
-        job_id = new_id()
-        uow.outbox.add(
-            [
-                {
-                    "id": job_id,
-                    "action": JOB,
-                    "document_id": None,
-                    "queue": "default",
-                    "status": PENDING,
-                    "attempts": 0,
-                    "created_at": now,
-                    "payload": {},
-                }
-            ]
-        )
+        enqueue(uow, [new_job(JOB, now)], now + self.job_deadline)
         uow.timers.cancel(AUDIT_ANCHOR, AUDIT_ANCHOR)
-        uow.timers.add(
-            [
-                {
-                    "id": new_id(),
-                    "kind": JOB_DEADLINE,
-                    "ref_id": job_id,
-                    "document_id": None,
-                    "due_at": now + self.job_deadline,
-                }
-            ]
-        )
         if self.every is not None:
             self.ensure_timer(uow, now)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -14,8 +14,8 @@ import structlog
 from congvan.states.policy import job_backoff_seconds
 from congvan.storage.clock import Clock
 from congvan.storage.ids import new_id
-from congvan.storage.outbox import DONE, FAILED, Job
-from congvan.storage.timers import JOB_DEADLINE
+from congvan.storage.outbox import DONE, FAILED, PENDING, Job
+from congvan.storage.timers import JOB_DEADLINE, DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import JobAction, JobContext
@@ -24,6 +24,52 @@ log = logging.getLogger("congvan.jobs")
 
 ACTOR_NAME = "congvan_run_job"
 QUEUES = ("urgent", "default")
+
+
+def new_job(
+    action: str,
+    now: datetime,
+    *,
+    document_id: str | None = None,
+    queue: str = "default",
+    payload: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The outbox row of a job to run ``action``: pending, never tried."""
+    return {
+        "id": new_id(),
+        "action": action,
+        "document_id": document_id,
+        "queue": queue,
+        "status": PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "payload": payload or {},
+    }
+
+
+def deadline_timer(
+    job_id: str, document_id: str | None, due_at: datetime, *, backoff: bool = False
+) -> dict[str, Any]:
+    """The database timer that re-drives a job not confirmed done by ``due_at``.
+
+    ``backoff``: the wait after a failure already counted; its end is not a missed deadline.
+    """
+    timer: dict[str, Any] = {
+        "id": new_id(),
+        "kind": JOB_DEADLINE,
+        "ref_id": job_id,
+        "document_id": document_id,
+        "due_at": due_at,
+    }
+    if backoff:
+        timer["payload"] = {"reason": "backoff"}
+    return timer
+
+
+def enqueue(uow: UnitOfWork, jobs: Sequence[dict[str, Any]], due_at: datetime) -> None:
+    """Write ``jobs`` to the outbox, each with its deadline timer, in ``uow``'s transaction."""
+    uow.outbox.add(list(jobs))
+    uow.timers.add([deadline_timer(j["id"], j["document_id"], due_at) for j in jobs])
 
 
 class RetryLater(Exception):
@@ -82,11 +128,13 @@ class JobRunner:
         clock: Clock,
         *,
         max_attempts: int,
+        deadline_seconds: int = 300,
     ) -> None:
         self.open_uow = open_uow
         self.actions = actions
         self.clock = clock
         self.max_attempts = max_attempts
+        self.deadline = timedelta(seconds=deadline_seconds)
 
     def run(self, job_id: str) -> str:
         """Run the job; returns ``done``, ``skipped`` (nothing to do) or ``failed``."""
@@ -154,41 +202,54 @@ class JobRunner:
 
     def record_failure(self, job_id: str, error: str, action: AnyJob | None = None) -> None:
         with self.open_uow() as uow:
-            now = self.clock()
-            gave_up = self._schedule_retry(uow, job_id, error, now)
-            job = uow.outbox.get(job_id)
-            if isinstance(action, StagedJob) and job is not None:
-                ctx = JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow)
-                action.failed(ctx, error, final=gave_up)
+            job = uow.outbox.get(job_id, for_update=True)
+            if job is not None:
+                self._count_failure(uow, job, error, self.clock(), action)
             uow.commit()
 
+    def on_deadline(self, uow: UnitOfWork, timer: DueTimer, now: datetime) -> None:
+        """A scheduler timer: the job was not confirmed done in time, or its backoff ended.
+
+        A missed deadline counts as a failed attempt (and may give up); the end of a
+        backoff does not. Either way a job still to do is queued again with a new deadline.
+        """
+        job = uow.outbox.get(timer.ref_id, for_update=True)
+        if job is None or job.status in (DONE, FAILED):
+            return
+        if timer.payload.get("reason") != "backoff":
+            error = "deadline passed with no confirmation"
+            if self._count_failure(uow, job, error, now, self.actions.get(job.action)):
+                return
+        uow.outbox.requeue(job.id)
+        uow.timers.cancel(JOB_DEADLINE, job.id)
+        uow.timers.add([deadline_timer(job.id, job.document_id, now + self.deadline)])
+
     def _schedule_retry(self, uow: UnitOfWork, job_id: str, error: str, now: datetime) -> bool:
-        """Count a failed attempt; wait on a database timer, or give up for good (True)."""
-        attempts = uow.outbox.record_failure(job_id, error)
-        uow.timers.cancel(JOB_DEADLINE, job_id)
-        job = uow.outbox.get(job_id)
-        if job is None:
-            return False
+        job = uow.outbox.get(job_id, for_update=True)
+        return job is not None and self._count_failure(uow, job, error, now)
+
+    def _count_failure(
+        self, uow: UnitOfWork, job: Job, error: str, now: datetime, action: AnyJob | None = None
+    ) -> bool:
+        """Count a failed attempt: wait on a backoff timer, or give up for good (True).
+
+        The one place where a job's failure is counted; a staged job's ``failed`` hook
+        writes what the failure means in the same transaction.
+        """
+        attempts = uow.outbox.record_failure(job.id, error)
+        uow.timers.cancel(JOB_DEADLINE, job.id)
         gave_up = attempts >= self.max_attempts
         if gave_up:
-            uow.outbox.mark([job_id], FAILED, now)
+            uow.outbox.mark([job.id], FAILED, now)
         else:
-            uow.timers.add(
-                [
-                    {
-                        "id": new_id(),
-                        "kind": JOB_DEADLINE,
-                        "ref_id": job_id,
-                        "document_id": job.document_id,
-                        "due_at": now + timedelta(seconds=job_backoff_seconds(attempts)),
-                        # The failure is counted already: the scheduler must not count
-                        # the end of the wait as a missed deadline.
-                        "payload": {"reason": "backoff"},
-                    }
-                ]
-            )
+            wait = timedelta(seconds=job_backoff_seconds(attempts))
+            uow.timers.add([deadline_timer(job.id, job.document_id, now + wait, backoff=True)])
+        if isinstance(action, StagedJob):
+            ctx = JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow)
+            action.failed(ctx, error, final=gave_up)
+        extra = {"action": "job.gave_up" if gave_up else "job.failed", "job_id": job.id}
         log.warning(
-            "job failed", extra={"action": "job.failed", "job_id": job_id, "attempts": attempts}
+            "job gave up" if gave_up else "job failed", extra={**extra, "attempts": attempts}
         )
         return gave_up
 

@@ -22,14 +22,12 @@ from cryptography import x509
 
 from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
-from congvan.storage.outbox import PENDING
-from congvan.storage.timers import JOB_DEADLINE
 from congvan.storage.timestamps import PENDING as STAMP_PENDING
 from congvan.storage.timestamps import STAMPED
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import JobContext
-from .jobs import StagedJob
+from .jobs import StagedJob, enqueue, new_job
 from .signing import keystore
 from .signing.cms import Verdict
 from .signing.timestamps import (
@@ -104,32 +102,10 @@ class Timestamping(StagedJob[StampWork]):
                 "created_at": now,
             }
         )
-        job_id = new_id()
-        uow.outbox.add(
-            [
-                {
-                    "id": job_id,
-                    "action": JOB,
-                    "document_id": document_id,
-                    "queue": "default",
-                    "status": PENDING,
-                    "attempts": 0,
-                    "created_at": now,
-                    "payload": {"subject": subject, "id": subject_id},
-                }
-            ]
+        job = new_job(
+            JOB, now, document_id=document_id, payload={"subject": subject, "id": subject_id}
         )
-        uow.timers.add(
-            [
-                {
-                    "id": new_id(),
-                    "kind": JOB_DEADLINE,
-                    "ref_id": job_id,
-                    "document_id": document_id,
-                    "due_at": now + self.job_deadline,
-                }
-            ]
-        )
+        enqueue(uow, [job], now + self.job_deadline)
 
     # -- the job -----------------------------------------------------------------------
 

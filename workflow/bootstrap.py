@@ -30,7 +30,7 @@ from congvan.actions.timestamping import Timestamping
 from congvan.storage.clock import Clock, utcnow
 from congvan.storage.database import make_engine
 from congvan.storage.schema import ensure_migrated
-from congvan.storage.timers import AUDIT_ANCHOR, CRL_CHECK
+from congvan.storage.timers import AUDIT_ANCHOR, CRL_CHECK, JOB_DEADLINE
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .engine import Engine
@@ -192,7 +192,13 @@ def bootstrap(
         **JOBS,
         **(jobs or {}),
     }
-    runner = JobRunner(open_uow, job_actions, clock, max_attempts=settings.job_max_attempts)
+    runner = JobRunner(
+        open_uow,
+        job_actions,
+        clock,
+        max_attempts=settings.job_max_attempts,
+        deadline_seconds=settings.job_deadline_seconds,
+    )
     install_actor(broker, runner)
     relay = Relay(
         open_uow,
@@ -204,15 +210,17 @@ def bootstrap(
     scheduler = Scheduler(
         open_uow,
         clock,
-        job_deadline_seconds=settings.job_deadline_seconds,
-        job_max_attempts=settings.job_max_attempts,
         max_attempts=settings.timer_max_attempts,
         retry_seconds=settings.timer_retry_seconds,
         retry_cap_seconds=settings.timer_retry_cap_seconds,
         batch=settings.scheduler_batch,
         poll_seconds=settings.scheduler_poll_seconds,
         on_requeue=relay.kick,
-        handlers={AUDIT_ANCHOR: anchoring.on_timer, CRL_CHECK: revocation_lists.on_timer},
+        handlers={
+            JOB_DEADLINE: runner.on_deadline,
+            AUDIT_ANCHOR: anchoring.on_timer,
+            CRL_CHECK: revocation_lists.on_timer,
+        },
     )
     engine = Engine(
         open_uow,

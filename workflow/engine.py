@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy.exc import IntegrityError
 
 from congvan.actions.context import SYSTEM, Actor, Effect, Guard, TransitionContext
+from congvan.actions.jobs import enqueue, new_job
 from congvan.states import DISPATCH, DOCUMENT
 from congvan.states.dispatch import DOCUMENT_DRIVEN
 from congvan.states.errors import (
@@ -45,7 +46,6 @@ from congvan.storage.audit import GENESIS, NewEntry, make_entry
 from congvan.storage.clock import Clock
 from congvan.storage.documents import DocumentHead
 from congvan.storage.ids import new_id
-from congvan.storage.timers import JOB_DEADLINE
 from congvan.storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger("congvan.engine")
@@ -469,16 +469,13 @@ class Engine:
         queue = "urgent" if pending.head.urgency > 0 else "default"
         for action in step.edge.actions:
             pending.jobs.append(
-                {
-                    "id": new_id(),
-                    "action": action,
-                    "document_id": pending.head.id,
-                    "queue": queue,
-                    "status": "pending",
-                    "attempts": 0,
-                    "created_at": now,
-                    "payload": {**ctx.job_payload, "event": event, "version": pending.version},
-                }
+                new_job(
+                    action,
+                    now,
+                    document_id=pending.head.id,
+                    queue=queue,
+                    payload={**ctx.job_payload, "event": event, "version": pending.version},
+                )
             )
         return step
 
@@ -536,19 +533,7 @@ class Engine:
             current = uow.documents.current_version(pending.head.id) or pending.head.version
             raise VersionConflict(pending.head.version, current)
         self.fault("advanced")
-        uow.outbox.add(pending.jobs)
-        uow.timers.add(
-            [
-                {
-                    "id": new_id(),
-                    "kind": JOB_DEADLINE,
-                    "ref_id": j["id"],
-                    "document_id": pending.head.id,
-                    "due_at": now + self.job_deadline,
-                }
-                for j in pending.jobs
-            ]
-        )
+        enqueue(uow, pending.jobs, now + self.job_deadline)
         self.fault("outboxed")
         return FireResult(
             document_id=pending.head.id,

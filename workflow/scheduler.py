@@ -8,8 +8,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from congvan.storage.clock import Clock
-from congvan.storage.ids import new_id
-from congvan.storage.outbox import DONE, FAILED
 from congvan.storage.timers import JOB_DEADLINE, DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -34,8 +32,6 @@ class Scheduler:
         open_uow: Callable[[], UnitOfWork],
         clock: Clock,
         *,
-        job_deadline_seconds: int,
-        job_max_attempts: int,
         max_attempts: int = 8,
         retry_seconds: float = 30.0,
         retry_cap_seconds: float = 3600.0,
@@ -46,16 +42,13 @@ class Scheduler:
     ) -> None:
         self.open_uow = open_uow
         self.clock = clock
-        self.job_deadline = timedelta(seconds=job_deadline_seconds)
-        self.job_max_attempts = job_max_attempts
         self.max_attempts = max_attempts
         self.retry = timedelta(seconds=retry_seconds)
         self.retry_cap = timedelta(seconds=retry_cap_seconds)
         self.batch = batch
         self.poll_seconds = poll_seconds
         self.on_requeue = on_requeue
-        self.handlers: dict[str, TimerHandler] = {JOB_DEADLINE: self.redrive_job}
-        self.handlers.update(handlers or {})
+        self.handlers: dict[str, TimerHandler] = dict(handlers or {})
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -121,31 +114,6 @@ class Scheduler:
             if fired < self.batch:
                 break
         return total
-
-    def redrive_job(self, uow: UnitOfWork, timer: DueTimer, now: datetime) -> None:
-        """A job was not confirmed done in time, or its backoff wait ended: run it again."""
-        job = uow.outbox.get(timer.ref_id, for_update=True)
-        if job is None or job.status in (DONE, FAILED):
-            return
-        attempts = job.attempts
-        if timer.payload.get("reason") != "backoff":
-            attempts = uow.outbox.record_failure(job.id, "deadline passed with no confirmation")
-        if attempts >= self.job_max_attempts:
-            uow.outbox.mark([job.id], FAILED, now)
-            log.warning("job gave up", extra={"action": "job.gave_up", "job_id": job.id})
-            return
-        uow.outbox.requeue(job.id)
-        uow.timers.add(
-            [
-                {
-                    "id": new_id(),
-                    "kind": JOB_DEADLINE,
-                    "ref_id": job.id,
-                    "document_id": job.document_id,
-                    "due_at": now + self.job_deadline,
-                }
-            ]
-        )
 
     def start(self) -> None:
         self._stop.clear()

@@ -71,8 +71,6 @@ def scheduler_of(runtime: Runtime, recorder: Recorder, *, batch: int = 200) -> S
     scheduler = Scheduler(
         runtime.uow,
         runtime.clock,
-        job_deadline_seconds=300,
-        job_max_attempts=3,
         max_attempts=3,
         retry_seconds=30,
         retry_cap_seconds=50,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from congvan.actions.context import JobContext
-from congvan.actions.jobs import StagedJob
-from congvan.storage.ids import new_id
-from congvan.storage.outbox import DONE, FAILED, PENDING
+from congvan.actions.jobs import StagedJob, enqueue, new_job
+from congvan.storage.clock import FrozenClock
+from congvan.storage.outbox import DONE, FAILED
 from congvan.workflow.bootstrap import Runtime
 from tests.conftest import MakeRuntime
 
@@ -42,24 +43,14 @@ class Probe(StagedJob[str]):
 
 
 def queue(runtime: Runtime, what: str) -> str:
-    job_id = new_id()
+    job = new_job("probe", runtime.clock(), payload={"what": what})
     with runtime.uow() as uow:
-        uow.outbox.add(
-            [
-                {
-                    "id": job_id,
-                    "action": "probe",
-                    "document_id": None,
-                    "queue": "default",
-                    "status": PENDING,
-                    "attempts": 0,
-                    "created_at": runtime.clock(),
-                    "payload": {"what": what},
-                }
-            ]
-        )
+        enqueue(uow, [job], runtime.clock() + timedelta(seconds=DEADLINE))
         uow.commit()
-    return job_id
+    return str(job["id"])
+
+
+DEADLINE = 300
 
 
 def status(runtime: Runtime, job_id: str) -> tuple[str, int]:
@@ -114,3 +105,27 @@ def test_nothing_to_do_ends_the_job_without_acting(make_runtime: MakeRuntime) ->
 
     assert "done" == runtime.runner.run(job_id)
     assert [("prepare", "")] == probe.seen
+
+
+def test_a_job_that_misses_every_deadline_gives_up_and_its_failed_hook_runs(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    # Given a staged job queued that no worker ever runs (the broker lost its message)
+    probe = Probe()
+    runtime = make_runtime(jobs={"probe": probe}, job_max_attempts=2)  # type: ignore[dict-item]
+    job_id = queue(runtime, "stamp")
+
+    # When its deadline passes twice with no confirmation
+    for _ in range(2):
+        clock.advance(seconds=DEADLINE + 1)
+        runtime.scheduler.run_due()
+
+    # Then it failed for good, and its own hook said so (a timestamp row would not be
+    # left pending for ever)
+    assert status(runtime, job_id) == (FAILED, 2)
+    assert probe.seen == [
+        ("failed", ("deadline passed with no confirmation", False)),
+        ("failed", ("deadline passed with no confirmation", True)),
+    ]
+    with runtime.uow(readonly=True) as uow:
+        assert [t for t in uow.timers.of_kind("job_deadline") if t.ref_id == job_id] == []
