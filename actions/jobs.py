@@ -14,7 +14,7 @@ import structlog
 from congvan.states.policy import job_backoff_seconds
 from congvan.storage.clock import Clock
 from congvan.storage.ids import new_id
-from congvan.storage.outbox import DONE, FAILED, PENDING, Job
+from congvan.storage.outbox import DONE, FAILED, PENDING, RUNNING, Job
 from congvan.storage.timers import JOB_DEADLINE, DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -87,9 +87,13 @@ class StagedJob(ABC, Generic[Work]):
     and raises to fail the attempt. ``record`` keeps the outcome in another short
     transaction, the one that marks the job done. A failed attempt is counted as for any
     job, and ``failed`` writes what it means in that same transaction (``final`` on the
-    last attempt). A message delivered twice may act twice; ``record`` of the second finds
-    the job done and writes nothing.
+    last attempt). A message delivered twice while the job is running is skipped; one
+    delivered after the lease ended may act again, and ``record`` of the stale one finds the
+    job no longer its own and writes nothing.
     """
+
+    # How long a worker may hold the job (its lease); None: the runner's default deadline.
+    time_limit: timedelta | None = None
 
     @abstractmethod
     def prepare(self, ctx: JobContext) -> Work | None:
@@ -114,11 +118,13 @@ AnyJob = JobAction | StagedJob[Any]
 class JobRunner:
     """Runs a job at most once to completion, however often its message arrives.
 
-    A plain action runs inside the transaction that marks the job done, so an action that
-    only writes rows takes effect exactly once; one that talks to the outside world must
-    itself be idempotent, keyed by the job id. A ``StagedJob`` acts between two short
-    transactions instead. A failure is counted in the row and the job's database timer is
-    moved to the backoff time: the scheduler re-drives it, never the broker.
+    Every job takes three steps: claim (a short transaction marks it running, leased to
+    this worker until its time limit, with its deadline timer moved to the lease's end),
+    act (a ``StagedJob``'s outside step, with no transaction open), record (a short
+    transaction keeps the outcome and marks the job done, if the lease is still ours). A
+    plain action writes rows only and runs in the record step, so it takes effect exactly
+    once. A failure is counted in the row and the job's database timer is moved to the
+    backoff time: the scheduler re-drives it, never the broker.
     """
 
     def __init__(
@@ -144,52 +150,70 @@ class JobRunner:
     def _run(self, job_id: str) -> str:
         action: AnyJob | None = None
         try:
-            with self.open_uow() as uow:
-                job = uow.outbox.get(job_id, for_update=True)
-                if job is None or job.status in (DONE, FAILED):
-                    return "skipped"
-                action = self.actions.get(job.action)
-                if action is None:
-                    raise LookupError(f"no action named {job.action!r} is installed")
-                now = self.clock()
-                if not isinstance(action, StagedJob):
-                    return self._run_plain(uow, job, action, now)
-                # Claim: read what the outside step needs, and let the transaction go.
-                work = action.prepare(JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow))
-                if work is None:
-                    return self._finish(uow, job_id, now)
-                uow.commit()
-            return self._act_and_record(job_id, action, work)
+            claimed = self._claim(job_id)
+            if isinstance(claimed, str):
+                return claimed
+            lease, action, work = claimed
+            outcome = None
+            if isinstance(action, StagedJob):
+                try:
+                    outcome = action.act(work)  # no transaction open: see _claim
+                except Exception as exc:  # noqa: BLE001 - a failed outside step is an attempt
+                    self.record_failure(job_id, f"{type(exc).__name__}: {exc}", action)
+                    return "failed"
+            return self._record(job_id, lease, action, work, outcome)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
             self.record_failure(job_id, f"{type(exc).__name__}: {exc}", action)
             return "failed"
 
-    def _run_plain(self, uow: UnitOfWork, job: Job, action: JobAction, now: datetime) -> str:
-        """The action and the job's end in one transaction."""
-        try:
-            action(JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow))
-        except RetryLater as exc:
-            # Keep what the action wrote, count the attempt, wait, run again.
-            self._schedule_retry(uow, job.id, str(exc), now)
-            uow.commit()
-            return "failed"
-        return self._finish(uow, job.id, now)
+    def _claim(self, job_id: str) -> str | tuple[datetime, AnyJob, Any]:
+        """Step 1, a short transaction: take the job, running, leased to this worker.
 
-    def _act_and_record(self, job_id: str, action: StagedJob[Any], work: Any) -> str:
-        """The outside step with no transaction open, then its outcome in a short one."""
-        try:
-            outcome = action.act(work)
-        except Exception as exc:  # noqa: BLE001 - a failed outside step is an attempt
-            self.record_failure(job_id, f"{type(exc).__name__}: {exc}", action)
-            return "failed"
+        The job's deadline timer moves to the lease's end: a worker that dies mid-job is
+        re-driven from the database then. A job another worker holds a live lease on, or
+        that is over, is skipped.
+        """
         with self.open_uow() as uow:
             job = uow.outbox.get(job_id, for_update=True)
-            if job is None or job.status in (DONE, FAILED):
-                return "skipped"
             now = self.clock()
-            action.record(
-                JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow), work, outcome
-            )
+            if job is None or job.status in (DONE, FAILED) or job.leased(now):
+                return "skipped"
+            action = self.actions.get(job.action)
+            if action is None:
+                raise LookupError(f"no action named {job.action!r} is installed")
+            work: Any = None
+            if isinstance(action, StagedJob):
+                work = action.prepare(JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow))
+                if work is None:
+                    return self._finish(uow, job_id, now)
+            lease = now + (getattr(action, "time_limit", None) or self.deadline)
+            uow.outbox.claim(job_id, lease)
+            uow.timers.cancel(JOB_DEADLINE, job_id)
+            uow.timers.add([deadline_timer(job_id, job.document_id, lease)])
+            uow.commit()
+        return lease, action, work
+
+    def _record(self, job_id: str, lease: datetime, action: AnyJob, work: Any, outcome: Any) -> str:
+        """Step 3, a short transaction: keep the outcome and end the job, if still ours.
+
+        A plain action (rows only, no outside I/O) runs here, in this transaction.
+        """
+        with self.open_uow() as uow:
+            job = uow.outbox.get(job_id, for_update=True)
+            if job is None or job.status != RUNNING or job.lease_until != lease:
+                return "skipped"  # ended, or re-driven after our lease: not ours any more
+            now = self.clock()
+            ctx = JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow)
+            if isinstance(action, StagedJob):
+                action.record(ctx, work, outcome)
+                return self._finish(uow, job_id, now)
+            try:
+                action(ctx)
+            except RetryLater as exc:
+                # Keep what the action wrote, count the attempt, wait, run again.
+                self._count_failure(uow, job, str(exc), now)
+                uow.commit()
+                return "failed"
             return self._finish(uow, job_id, now)
 
     def _finish(self, uow: UnitOfWork, job_id: str, now: datetime) -> str:
@@ -217,16 +241,16 @@ class JobRunner:
         if job is None or job.status in (DONE, FAILED):
             return
         if timer.payload.get("reason") != "backoff":
-            error = "deadline passed with no confirmation"
+            error = (
+                "the worker's lease ended with no outcome recorded"
+                if job.status == RUNNING
+                else "deadline passed with no confirmation"
+            )
             if self._count_failure(uow, job, error, now, self.actions.get(job.action)):
                 return
         uow.outbox.requeue(job.id)
         uow.timers.cancel(JOB_DEADLINE, job.id)
         uow.timers.add([deadline_timer(job.id, job.document_id, now + self.deadline)])
-
-    def _schedule_retry(self, uow: UnitOfWork, job_id: str, error: str, now: datetime) -> bool:
-        job = uow.outbox.get(job_id, for_update=True)
-        return job is not None and self._count_failure(uow, job, error, now)
 
     def _count_failure(
         self, uow: UnitOfWork, job: Job, error: str, now: datetime, action: AnyJob | None = None
@@ -242,6 +266,7 @@ class JobRunner:
         if gave_up:
             uow.outbox.mark([job.id], FAILED, now)
         else:
+            uow.outbox.wait(job.id)
             wait = timedelta(seconds=job_backoff_seconds(attempts))
             uow.timers.add([deadline_timer(job.id, job.document_id, now + wait, backoff=True)])
         if isinstance(action, StagedJob):

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from .clock import as_utc
 from .prepared import Prepared
 from .tables import Document, OutboxJob
 
@@ -19,8 +20,11 @@ _INSERT = Prepared(insert(_outbox))  # built once, run through Prepared (see pre
 
 PENDING = "pending"
 ENQUEUED = "enqueued"
+RUNNING = "running"
+WAITING = "waiting"  # an attempt failed; its backoff timer re-drives it
 DONE = "done"
 FAILED = "failed"
+STATUSES = (PENDING, ENQUEUED, RUNNING, WAITING, DONE, FAILED)
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,11 @@ class Job:
     payload: dict[str, Any]
     status: str
     attempts: int
+    lease_until: datetime | None = None
+
+    def leased(self, now: datetime) -> bool:
+        """Claimed by a worker whose lease has not ended."""
+        return self.status == RUNNING and self.lease_until is not None and now < self.lease_until
 
 
 def _job(row: Any) -> Job:
@@ -43,6 +52,7 @@ def _job(row: Any) -> Job:
         payload=json.loads(row.payload),
         status=row.status,
         attempts=row.attempts,
+        lease_until=as_utc(row.lease_until) if row.lease_until is not None else None,
     )
 
 
@@ -84,6 +94,20 @@ class OutboxRepository:
             values[column] = at
         self.conn.execute(update(_outbox).where(_outbox.c.id.in_(list(job_ids))).values(values))
 
+    def claim(self, job_id: str, lease_until: datetime) -> None:
+        """A worker takes the job: running, and its own until ``lease_until``."""
+        self.conn.execute(
+            update(_outbox)
+            .where(_outbox.c.id == job_id)
+            .values(status=RUNNING, lease_until=lease_until)
+        )
+
+    def wait(self, job_id: str) -> None:
+        """An attempt failed: the lease is given up until the backoff timer re-drives it."""
+        self.conn.execute(
+            update(_outbox).where(_outbox.c.id == job_id).values(status=WAITING, lease_until=None)
+        )
+
     def finish(self, job_id: str, at: datetime) -> bool:
         """Mark done unless it already is; ``False`` means somebody else finished it."""
         result = self.conn.execute(
@@ -108,7 +132,7 @@ class OutboxRepository:
         self.conn.execute(
             update(_outbox)
             .where(_outbox.c.id == job_id, _outbox.c.status != DONE)
-            .values(status=PENDING)
+            .values(status=PENDING, lease_until=None)
         )
 
     def requeue_many(self, job_ids: Sequence[str]) -> None:

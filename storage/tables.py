@@ -182,12 +182,15 @@ class OutboxJob(SQLModel, table=True):
     document_id: str | None = Field(default=None, index=True, max_length=36)
     queue: str = Field(default="default", max_length=50)
     payload: str = Field(sa_column=Column(Text, nullable=False))
-    status: str = Field(max_length=20)  # pending | enqueued | done | failed
+    status: str = Field(max_length=20)  # one of storage.outbox.STATUSES
     attempts: int = Field(default=0)
     last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(sa_column=_ts(nullable=False))
     enqueued_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     done_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # While running: the worker that claimed it owns it until then (its deadline timer is
+    # due at the same moment and re-drives it if the worker never records an outcome).
+    lease_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class Timer(SQLModel, table=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -9,9 +11,10 @@ from typing import Any
 from congvan.actions.context import JobContext
 from congvan.actions.jobs import StagedJob, enqueue, new_job
 from congvan.storage.clock import FrozenClock
-from congvan.storage.outbox import DONE, FAILED
+from congvan.storage.outbox import DONE, FAILED, PENDING, RUNNING
 from congvan.workflow.bootstrap import Runtime
 from tests.conftest import MakeRuntime
+from tests.factories import actor
 
 
 @dataclass
@@ -129,3 +132,78 @@ def test_a_job_that_misses_every_deadline_gives_up_and_its_failed_hook_runs(
     ]
     with runtime.uow(readonly=True) as uow:
         assert [t for t in uow.timers.of_kind("job_deadline") if t.ref_id == job_id] == []
+
+
+@dataclass
+class Held(Probe):
+    """A staged job whose outside step waits until the test lets it go."""
+
+    entered: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def act(self, work: str) -> str:
+        self.entered.set()
+        self.release.wait()
+        return super().act(work)
+
+
+def test_other_transitions_commit_while_a_job_acts(
+    make_runtime: MakeRuntime, make_document: Callable[..., str]
+) -> None:
+    # Given a job whose outside step is held open (a barrier), on SQLite or PostgreSQL
+    held = Held()
+    runtime = make_runtime(jobs={"probe": held})  # type: ignore[dict-item]
+    held.runtime = runtime
+    job_id = queue(runtime, "stamp")
+    worker = threading.Thread(target=runtime.runner.run, args=(job_id,))
+    worker.start()
+    held.entered.wait()
+    try:
+        # When other transitions run meanwhile, they commit (nothing holds a write lock)
+        document_id = make_document(runtime)
+        runtime.engine.fire(document_id, "submit", actor("clerk"))
+        with runtime.uow(readonly=True) as uow:
+            assert uow.documents.get(document_id)["state"] == "draft"  # type: ignore[index]
+            assert uow.documents.get(document_id)["submitted_revision"] == 2  # type: ignore[index]
+        # And the job is running, leased, and a second message for it is skipped
+        assert status(runtime, job_id) == (RUNNING, 0)
+        assert runtime.runner.run(job_id) == "skipped"
+    finally:
+        held.release.set()
+        worker.join()
+
+    # Then the job ends done, its outcome recorded once
+    assert status(runtime, job_id) == (DONE, 0)
+    assert held.seen.count(("record", "STAMP")) == 1
+
+
+def test_a_worker_that_dies_mid_job_is_redriven_when_its_lease_ends(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    # Given a job claimed by a worker that then died (its outside step never returned)
+    probe = Probe()
+    runtime = make_runtime(jobs={"probe": probe})  # type: ignore[dict-item]
+    probe.runtime = runtime
+    job_id = queue(runtime, "stamp")
+    claimed = runtime.runner._claim(job_id)
+    assert not isinstance(claimed, str)
+    lease, action, work = claimed
+    assert lease == clock() + timedelta(seconds=DEADLINE)
+    with runtime.uow(readonly=True) as uow:
+        [deadline] = [t for t in uow.timers.of_kind("job_deadline") if t.ref_id == job_id]
+    assert deadline.due_at == lease  # the deadline timer is the lease
+
+    # When the lease ends and the scheduler fires the timer
+    clock.advance(seconds=DEADLINE)
+    assert runtime.scheduler.run_due() == 1
+
+    # Then the attempt is counted and the job is queued again for another worker
+    assert status(runtime, job_id) == (PENDING, 1)
+    with runtime.uow(readonly=True) as uow:
+        job = uow.outbox.get(job_id)
+    assert job is not None
+    assert job.lease_until is None
+    assert runtime.runner.run(job_id) == "done"
+    # And the dead worker's outcome, if it ever came back, is not recorded over it
+    assert runtime.runner._record(job_id, lease, action, work, "LATE") == "skipped"
+    assert ("record", "LATE") not in probe.seen
