@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-import dramatiq
-import structlog
-
-from congvan.states.policy import job_backoff_seconds
+from congvan.states.policy import JOB_BACKOFF, Backoff
 from congvan.storage.clock import Clock
 from congvan.storage.ids import new_id
 from congvan.storage.outbox import DONE, FAILED, PENDING, RUNNING, Job
@@ -22,8 +20,30 @@ from .context import JobAction, JobContext
 
 log = logging.getLogger("congvan.jobs")
 
-ACTOR_NAME = "congvan_run_job"
+# The actor for a job kind with no actor of its own (and for messages queued under the
+# one name all jobs had before each kind got its actor: workflow/actors).
+FALLBACK_ACTOR = "congvan_run_job"
 QUEUES = ("urgent", "default")
+
+
+@dataclass(frozen=True)
+class JobPolicy:
+    """How one kind of job runs: its lease (time limit), its attempts, its backoff.
+
+    ``None`` means "the installation's default" (settings), filled in by
+    :meth:`filled_from`.
+    """
+
+    time_limit: timedelta | None = None
+    max_attempts: int | None = None
+    backoff: Backoff = JOB_BACKOFF
+
+    def filled_from(self, default: JobPolicy) -> JobPolicy:
+        return replace(
+            self,
+            time_limit=self.time_limit or default.time_limit,
+            max_attempts=self.max_attempts or default.max_attempts,
+        )
 
 
 def new_job(
@@ -92,9 +112,6 @@ class StagedJob(ABC, Generic[Work]):
     job no longer its own and writes nothing.
     """
 
-    # How long a worker may hold the job (its lease); None: the runner's default deadline.
-    time_limit: timedelta | None = None
-
     @abstractmethod
     def prepare(self, ctx: JobContext) -> Work | None:
         """Read what the outside step needs."""
@@ -139,15 +156,13 @@ class JobRunner:
         self.open_uow = open_uow
         self.actions = actions
         self.clock = clock
-        self.max_attempts = max_attempts
         self.deadline = timedelta(seconds=deadline_seconds)
+        self.default = JobPolicy(time_limit=self.deadline, max_attempts=max_attempts)
+        # Each kind's own policy (workflow/actors installs them); others get the default.
+        self.policies: dict[str, JobPolicy] = {}
 
     def run(self, job_id: str) -> str:
         """Run the job; returns ``done``, ``skipped`` (nothing to do) or ``failed``."""
-        with structlog.contextvars.bound_contextvars(job_id=job_id):
-            return self._run(job_id)
-
-    def _run(self, job_id: str) -> str:
         action: AnyJob | None = None
         try:
             claimed = self._claim(job_id)
@@ -186,7 +201,7 @@ class JobRunner:
                 work = action.prepare(JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow))
                 if work is None:
                     return self._finish(uow, job_id, now)
-            lease = now + (getattr(action, "time_limit", None) or self.deadline)
+            lease = now + (self.policy(job.action).time_limit or self.deadline)
             uow.outbox.claim(job_id, lease)
             uow.timers.cancel(JOB_DEADLINE, job_id)
             uow.timers.add([deadline_timer(job_id, job.document_id, lease)])
@@ -224,6 +239,9 @@ class JobRunner:
         log.info("job done", extra={"action": "job.done", "job_id": job_id})
         return "done"
 
+    def policy(self, kind: str) -> JobPolicy:
+        return self.policies.get(kind, self.default)
+
     def record_failure(self, job_id: str, error: str, action: AnyJob | None = None) -> None:
         with self.open_uow() as uow:
             job = uow.outbox.get(job_id, for_update=True)
@@ -260,14 +278,15 @@ class JobRunner:
         The one place where a job's failure is counted; a staged job's ``failed`` hook
         writes what the failure means in the same transaction.
         """
+        policy = self.policy(job.action)
         attempts = uow.outbox.record_failure(job.id, error)
         uow.timers.cancel(JOB_DEADLINE, job.id)
-        gave_up = attempts >= self.max_attempts
+        gave_up = attempts >= (policy.max_attempts or 1)
         if gave_up:
             uow.outbox.mark([job.id], FAILED, now)
         else:
             uow.outbox.wait(job.id)
-            wait = timedelta(seconds=job_backoff_seconds(attempts))
+            wait = policy.backoff.after(attempts)
             uow.timers.add([deadline_timer(job.id, job.document_id, now + wait, backoff=True)])
         if isinstance(action, StagedJob):
             ctx = JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow)
@@ -277,22 +296,3 @@ class JobRunner:
             "job gave up" if gave_up else "job failed", extra={**extra, "attempts": attempts}
         )
         return gave_up
-
-
-def install_actor(broker: dramatiq.Broker, runner: JobRunner) -> dramatiq.Actor[Any, Any]:
-    """Register the one actor that runs outbox jobs on ``broker``.
-
-    Broker retries are off: retries and deadlines are database timers.
-    """
-
-    def run_job(job_id: str) -> None:
-        runner.run(job_id)
-
-    return dramatiq.Actor(
-        run_job,
-        broker=broker,
-        actor_name=ACTOR_NAME,
-        queue_name="default",
-        priority=0,
-        options={"max_retries": 0, "time_limit": 10 * 60 * 1000},
-    )

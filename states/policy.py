@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import timedelta
 
 CLERK = "clerk"  # văn thư
 REVIEWER = "reviewer"  # chuyên viên
@@ -86,6 +88,22 @@ JOB_DEADLINE_SECONDS = 300
 JOB_MAX_ATTEMPTS = 8
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """Waits after failures: ``first`` after the first, doubling after each, up to ``cap``."""
+
+    first: timedelta = timedelta(seconds=30)
+    cap: timedelta = timedelta(hours=1)
+
+    def after(self, attempt: int) -> timedelta:
+        """The wait after the ``attempt``-th failure (no overflow however many)."""
+        wait: timedelta = self.first * 2 ** min(max(0, attempt - 1), 32)
+        return min(wait, self.cap)
+
+
+JOB_BACKOFF = Backoff()
+
+
 def job_backoff_seconds(attempt: int) -> int:
     """Delay before re-driving a job for the ``attempt``-th time (capped exponential)."""
-    return int(min(3600, 30 * 2 ** max(0, attempt - 1)))
+    return int(JOB_BACKOFF.after(attempt).total_seconds())

@@ -20,7 +20,7 @@ from congvan.actions.checks import CHECKS, Check
 from congvan.actions.context import Effect, Guard, JobAction
 from congvan.actions.effects import EFFECTS
 from congvan.actions.guards import GUARDS
-from congvan.actions.jobs import QUEUES, AnyJob, JobRunner, install_actor
+from congvan.actions.jobs import QUEUES, AnyJob, JobRunner
 from congvan.actions.review import Review
 from congvan.actions.signing.revocation_lists import RevocationLists
 from congvan.actions.signing.signing import Signing
@@ -33,6 +33,11 @@ from congvan.storage.schema import ensure_migrated
 from congvan.storage.timers import AUDIT_ANCHOR, CRL_CHECK, JOB_DEADLINE
 from congvan.storage.unit_of_work import UnitOfWork
 
+from .actors import anchor as anchor_actor
+from .actors import install as install_actors
+from .actors import review as review_actor
+from .actors import specs_for
+from .actors import timestamp as timestamp_actor
 from .engine import Engine
 from .relay import Relay
 from .scheduler import Scheduler
@@ -42,6 +47,8 @@ log = logging.getLogger("congvan")
 
 # The jobs this installation can run, by action name.
 JOBS: dict[str, JobAction] = {}
+# The job kinds with an actor spec of their own (time limit, retries, concurrency).
+KNOWN_ACTORS = {s.job: s for s in (review_actor.SPEC, anchor_actor.SPEC, timestamp_actor.SPEC)}
 
 
 def make_broker(url: str) -> dramatiq.Broker:
@@ -199,7 +206,12 @@ def bootstrap(
         max_attempts=settings.job_max_attempts,
         deadline_seconds=settings.job_deadline_seconds,
     )
-    install_actor(broker, runner)
+    install_actors(
+        broker,
+        runner,
+        specs_for(job_actions, KNOWN_ACTORS),
+        default=runner.default,
+    )
     relay = Relay(
         open_uow,
         broker,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import dramatiq
 
-from congvan.actions.jobs import ACTOR_NAME
+from congvan.actions.jobs import FALLBACK_ACTOR
 from congvan.storage.clock import Clock
 from congvan.storage.outbox import ENQUEUED
 from congvan.storage.unit_of_work import UnitOfWork
@@ -60,7 +60,7 @@ class Relay:
                 self.broker.enqueue(
                     dramatiq.Message(
                         queue_name=job.queue,
-                        actor_name=ACTOR_NAME,
+                        actor_name=self._actor_for(job.action),
                         args=(job.id,),
                         kwargs={},
                         options={},
@@ -76,6 +76,10 @@ class Relay:
                 uow.outbox.requeue_many(unsent)
                 uow.commit()
         return len(jobs) - len(unsent)
+
+    def _actor_for(self, kind: str) -> str:
+        """The actor named after the job's kind; the fallback one for a kind with none."""
+        return kind if kind in self.broker.actors else FALLBACK_ACTOR
 
     def drain(self) -> int:
         """Relay until nothing is pending."""

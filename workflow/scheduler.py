@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
+from congvan.states.policy import Backoff
 from congvan.storage.clock import Clock
 from congvan.storage.timers import JOB_DEADLINE, DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
@@ -43,8 +44,9 @@ class Scheduler:
         self.open_uow = open_uow
         self.clock = clock
         self.max_attempts = max_attempts
-        self.retry = timedelta(seconds=retry_seconds)
-        self.retry_cap = timedelta(seconds=retry_cap_seconds)
+        self.retries = Backoff(
+            timedelta(seconds=retry_seconds), timedelta(seconds=retry_cap_seconds)
+        )
         self.batch = batch
         self.poll_seconds = poll_seconds
         self.on_requeue = on_requeue
@@ -102,9 +104,8 @@ class Scheduler:
         )
 
     def backoff(self, attempts: int) -> timedelta:
-        """The wait after the ``attempts``-th failure: doubling from ``retry``, at most ``cap``."""
-        wait: timedelta = self.retry * 2 ** min(attempts - 1, 32)  # no overflow at 100
-        return min(wait, self.retry_cap)
+        """The wait after the ``attempts``-th failure of a timer."""
+        return self.retries.after(attempts)
 
     def run_due(self) -> int:
         """Fire everything due now."""

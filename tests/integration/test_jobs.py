@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from congvan.actions.context import JobContext
-from congvan.actions.jobs import ACTOR_NAME
+from congvan.actions.jobs import FALLBACK_ACTOR
 from congvan.states.policy import job_backoff_seconds
 from congvan.storage.clock import FrozenClock
 from congvan.storage.outbox import DONE, ENQUEUED, FAILED, PENDING, Job
@@ -175,7 +175,7 @@ def test_a_message_delivered_twice_runs_the_job_once(
     checking.relay.drain()
     checking.broker.enqueue(
         dramatiq.Message(
-            queue_name="default", actor_name=ACTOR_NAME, args=(job_id,), kwargs={}, options={}
+            queue_name="default", actor_name=FALLBACK_ACTOR, args=(job_id,), kwargs={}, options={}
         )
     )
 
