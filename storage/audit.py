@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import rfc8785
 from sqlalchemy import Connection, insert, select
 
 from .clock import as_utc
@@ -22,8 +23,18 @@ _INSERT = Prepared(insert(_audit))  # built once, run through Prepared (see prep
 
 
 def canonical_json(value: Any) -> str:
-    """Deterministic JSON: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """RFC 8785 (JCS) JSON, the one canonical form of everything congvan hashes or signs.
+
+    Entries hashed before JCS was adopted used ``json.dumps(sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)``; for what an entry's hash covers (text
+    and integers) the two write the same bytes, so old chains verify unchanged
+    (tests/unit/test_audit_hash.py proves it), and a payload's digest is taken over its
+    stored text, whatever wrote it. A value JSON cannot carry is refused, not stringified.
+    """
+    try:
+        return rfc8785.dumps(value).decode("utf-8")
+    except rfc8785.CanonicalizationError as exc:
+        raise TypeError(f"not canonical JSON: {exc}") from exc
 
 
 def digest(text: str) -> str:

@@ -60,12 +60,60 @@ def test_canonical_json_ignores_insertion_order() -> None:
     )
 
 
-def test_canonical_json_writes_what_json_cannot_as_text() -> None:
-    assert canonical_json({"at": AT}) == json.dumps({"at": str(AT)}, separators=(",", ":"))
+def test_canonical_json_refuses_what_json_cannot_carry() -> None:
+    with pytest.raises(TypeError, match="not canonical JSON"):
+        canonical_json({"at": AT})
+    with pytest.raises(TypeError, match="not canonical JSON"):
+        canonical_json({"n": 2**60})  # beyond what every JSON reader keeps exactly
+
+
+def legacy_canonical_json(value: Any) -> str:
+    """How entries were hashed before RFC 8785 was adopted for everything hashed."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# What an entry's hash covers: hashes, ids, names, states, times (text) and a version.
+entry_material = st.lists(
+    st.text() | st.integers(min_value=0, max_value=2**53 - 1), min_size=9, max_size=9
+)
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(entry_material)
+def test_entries_hashed_before_rfc8785_still_verify(material: list[Any]) -> None:
+    # The legacy form and RFC 8785 write text and integers byte for byte alike (control
+    # characters, quotes, any Unicode), so a chain written before the switch verifies.
+    try:
+        legacy = legacy_canonical_json(material).encode("utf-8")
+    except UnicodeEncodeError:
+        return  # a lone surrogate: neither form could store it
+    assert canonical_json(material).encode("utf-8") == legacy
+
+
+def test_a_known_entry_keeps_its_hash() -> None:
+    # Pinned before the switch to RFC 8785: the same fields give the same hash.
+    assert entry_hash(**FIELDS) == digest(
+        legacy_canonical_json(
+            [
+                GENESIS,
+                "doc-1",
+                2,
+                "clerk@so-noi-vu",
+                "submit",
+                "draft",
+                "draft",
+                "2026-01-05T08:30:15.123456+00:00",
+                digest("{}"),
+            ]
+        )
+    )
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12,
 )
