@@ -31,7 +31,6 @@ from congvan.storage.unit_of_work import UnitOfWork
 from .context import JobContext
 from .jobs import StagedJob
 from .signing import keystore
-from .signing.cms import Verdict
 from .signing.timestamps import (
     Stamp,
     embedded_token,
@@ -40,6 +39,7 @@ from .signing.timestamps import (
     verify_token,
 )
 from .signing.truststore import TrustStore
+from .signing.verification import Verdict
 
 log = logging.getLogger("congvan.timestamping")
 

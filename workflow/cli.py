@@ -816,8 +816,8 @@ def _verify_file(path: Path, content: str | None, runtime: Runtime) -> int:
     import hashlib
 
     from congvan.actions.signing import keystore
-    from congvan.actions.signing.cms import verify_manifest_signature
     from congvan.actions.signing.signing import VIETNAM
+    from congvan.actions.signing.verification import verify_manifest_signature
 
     data = path.read_bytes()
     now = runtime.clock()

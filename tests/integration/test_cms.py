@@ -24,12 +24,12 @@ from pyhanko.sign.signers import SimpleSigner
 from pyhanko.sign.signers.pdf_cms import CMSSignedAttributes
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from congvan.actions.signing.cms import (
+from congvan.actions.signing.cms import sign_manifest
+from congvan.actions.signing.manifest import build_manifest
+from congvan.actions.signing.verification import (
     async_verify_manifest_signature,
-    sign_manifest,
     verify_manifest_signature,
 )
-from congvan.actions.signing.manifest import build_manifest
 from congvan.states.errors import (
     CertificateExpired,
     CertificateNotYetValid,

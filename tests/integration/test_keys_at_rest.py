@@ -11,7 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from congvan.actions.signing import keystore, keywrap, pki
-from congvan.actions.signing.cms import sign_manifest, verify_manifest_signature
+from congvan.actions.signing.cms import sign_manifest
+from congvan.actions.signing.verification import verify_manifest_signature
 from congvan.workflow import directory
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.settings import Settings

@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.serialization import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from congvan.actions.signing.cms import _trusted_signers
 from congvan.actions.signing.strict import check_strict_cms
+from congvan.actions.signing.verification import _trusted_signers
 from congvan.states.errors import SignatureError, SignatureMalformed, WeakAlgorithm
 from tests.integration.test_cms import MANIFEST, Issued, Pki, make_pki, sign, verify
 
