@@ -128,19 +128,33 @@ async def async_verify_manifest_signature(
     the CMS carries). Raises the ``SignatureError`` subclass of the first check that fails.
     """
     crl_der = _check_arguments(crls, at, expected_signer)
-    if timestamp_token is not None:
-        return await _stamped_verdict(
-            manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile, timestamp_token
-        )
-    verdict = _quick_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile)
-    if verdict is not None:
+    check = (manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile)
+    if timestamp_token is None and (verdict := _quick_verdict(*check)) is not None:
         return verdict
-    return await _full_verdict(
-        manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile
-    )
+    return await _slow_verdict(*check, timestamp_token)
 
 
-async def _stamped_verdict(
+def verify_manifest_signature(
+    manifest: bytes,
+    cms_der: bytes,
+    *,
+    trust_roots: Sequence[x509.Certificate],
+    crls: Iterable[x509.CertificateRevocationList | bytes],
+    at: datetime,
+    expected_signer: Mapping[str, str] | None = None,
+    profile: profiles.Profile = "signer",
+    timestamp_token: bytes | None = None,
+) -> Verdict:
+    """Verify a detached signature; see ``async_verify_manifest_signature``."""
+    _outside_a_loop()
+    crl_der = _check_arguments(crls, at, expected_signer)
+    check = (manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile)
+    if timestamp_token is None and (verdict := _quick_verdict(*check)) is not None:
+        return verdict  # no event loop needed
+    return cast(Verdict, _run(_slow_verdict(*check, timestamp_token)))
+
+
+async def _slow_verdict(
     manifest: bytes,
     cms_der: bytes,
     trust_roots: Sequence[x509.Certificate],
@@ -148,17 +162,23 @@ async def _stamped_verdict(
     at: datetime,
     expected_signer: Mapping[str, str] | None,
     profile: profiles.Profile,
-    token: bytes,
+    token: bytes | None,
 ) -> Verdict:
-    """Verify with a token given beside the CMS: the token first, then the signature."""
-    signed_data, _signing_time = _detached_signed_data(cms_der)
-    value = bytes(signed_data["signer_infos"][0]["signature"].native)
-    stamp = await async_verify_token(token, value, trust_roots=trust_roots, crls=crl_der)
-    verdict = _quick_verdict(
-        manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile, stamp
-    )
-    if verdict is not None:
-        return verdict
+    """The verdict that needs an event loop: a token given beside the CMS, or a signer not seen.
+
+    A given token is verified first; then a signer seen before is judged quickly at its
+    genTime, and anything else in full.
+    """
+    stamp: Stamp | None = None
+    if token is not None:
+        signed_data, _signing_time = _detached_signed_data(cms_der)
+        value = bytes(signed_data["signer_infos"][0]["signature"].native)
+        stamp = await async_verify_token(token, value, trust_roots=trust_roots, crls=crl_der)
+        verdict = _quick_verdict(
+            manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile, stamp
+        )
+        if verdict is not None:
+            return verdict
     return await _full_verdict(
         manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile, stamp
     )
@@ -354,45 +374,6 @@ def _remember(
     )
     if record is not None:
         _trusted_signers.put(key, record)
-
-
-def verify_manifest_signature(
-    manifest: bytes,
-    cms_der: bytes,
-    *,
-    trust_roots: Sequence[x509.Certificate],
-    crls: Iterable[x509.CertificateRevocationList | bytes],
-    at: datetime,
-    expected_signer: Mapping[str, str] | None = None,
-    profile: profiles.Profile = "signer",
-    timestamp_token: bytes | None = None,
-) -> Verdict:
-    """Verify a detached signature; see ``async_verify_manifest_signature``."""
-    _outside_a_loop()
-    crl_der = _check_arguments(crls, at, expected_signer)
-    if timestamp_token is not None:
-        return cast(
-            Verdict,
-            _run(
-                _stamped_verdict(
-                    manifest,
-                    cms_der,
-                    trust_roots,
-                    crl_der,
-                    at,
-                    expected_signer,
-                    profile,
-                    timestamp_token,
-                )
-            ),
-        )
-    verdict = _quick_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile)
-    if verdict is not None:  # no event loop needed
-        return verdict
-    return cast(
-        Verdict,
-        _run(_full_verdict(manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile)),
-    )
 
 
 def _detached_signed_data(cms_der: bytes) -> tuple[asn1_cms.SignedData, datetime]:
