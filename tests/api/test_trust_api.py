@@ -41,7 +41,7 @@ from tests.api.test_signing_api import (
     signing_api,
     state_and_version,
 )
-from tests.tools import require
+from tests.tools import verify_with_openssl
 
 # -- certificates as others make them ------------------------------------------------------
 
@@ -263,30 +263,7 @@ def openssl_cms_verify(
     (folder / "ca.pem").write_bytes(
         api.client.get("/v1/pki/roots").content + api.client.get("/v1/pki/crl?format=pem").content
     )
-    return subprocess.run(
-        [
-            require("openssl"),
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            "sig.p7s",
-            "-content",
-            "manifest.json",
-            "-CAfile",
-            "ca.pem",
-            "-crl_check",
-            "-attime",
-            str(int(api.clock().timestamp())),
-            "-out",
-            "/dev/null",
-        ],
-        cwd=folder,
-        capture_output=True,
-        check=False,
-    )
+    return verify_with_openssl(folder, "-crl_check", "-attime", str(int(api.clock().timestamp())))
 
 
 @needs_openssl
