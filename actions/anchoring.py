@@ -43,8 +43,9 @@ from congvan.storage.unit_of_work import UnitOfWork
 from .context import JobContext
 from .jobs import enqueue, new_job
 from .signing import keystore, pki
-from .signing.cms import sign_manifest, verify_manifest_signature
+from .signing.cms import sign_manifest
 from .signing.truststore import TrustStore
+from .signing.verification import verify_manifest_signature
 from .timestamping import Timestamping, stored_token
 
 log = logging.getLogger("congvan.anchoring")

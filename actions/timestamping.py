@@ -29,7 +29,6 @@ from congvan.storage.unit_of_work import UnitOfWork
 from .context import JobContext
 from .jobs import StagedJob, enqueue, new_job
 from .signing import keystore
-from .signing.cms import Verdict
 from .signing.timestamps import (
     Stamp,
     embedded_token,
@@ -38,6 +37,7 @@ from .signing.timestamps import (
     verify_token,
 )
 from .signing.truststore import TrustStore
+from .signing.verification import Verdict
 
 log = logging.getLogger("congvan.timestamping")
 

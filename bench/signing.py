@@ -11,7 +11,7 @@ What is measured
            protection and signing-certificate-v2.
            ceiling: ``cryptography``'s ``pkcs7.PKCS7SignatureBuilder().set_data(manifest)
            .add_signer(cert, key, SHA256).sign(DER, [DetachedSignature])`` (OpenSSL).
-  verify   documents per second through ``cms.verify_manifest_signature`` with the trust
+  verify   documents per second through ``verification.verify_manifest_signature`` with the trust
            root, its CRL (hard-fail revocation), key usage and signing-time checks, at now.
            As in service, the signer's certificate path was verified in full by pyHanko the
            first time and is remembered for these certificates, roots and CRLs
@@ -62,9 +62,10 @@ from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7  # noqa: E402
 
-from congvan.actions.signing import cms, keywrap, pki  # noqa: E402
-from congvan.actions.signing.cms import sign_manifest, verify_manifest_signature  # noqa: E402
+from congvan.actions.signing import keywrap, pki, verification  # noqa: E402
+from congvan.actions.signing.cms import sign_manifest  # noqa: E402
 from congvan.actions.signing.manifest import build_manifest  # noqa: E402
+from congvan.actions.signing.verification import verify_manifest_signature  # noqa: E402
 
 AIM = 0.8  # issue 8: the trust checks belong on the full path or are byte comparisons
 AGENCY_ID, AGENCY_NAME = "000.00.00.H57", "Ủy ban nhân dân tỉnh Thừa Thiên Huế"
@@ -274,7 +275,7 @@ def main() -> None:
     project_verify()
 
     def cold_verify() -> None:
-        cms._trusted_signers.clear()
+        verification._trusted_signers.clear()
         project_verify()
 
     signature = p.key.sign(data, padding.PKCS1v15(), hashes.SHA256())

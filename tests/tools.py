@@ -1,4 +1,5 @@
-"""The system programs the tests run, found on PATH or failing with how to install them.
+"""The system programs the tests run, found on PATH or failing with how to install them,
+and the openssl command line the tests judge our signatures with.
 
 A missing program is a failure, never a skip: README's test command installs them all
 (``tests/system-packages.sh``), so a missing one means the setup step was not run.
@@ -7,6 +8,8 @@ A missing program is a failure, never a skip: README's test command installs the
 from __future__ import annotations
 
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -31,3 +34,35 @@ def require(program: str) -> str:
             pytrace=False,
         )
     return path
+
+
+def verify_with_openssl(
+    folder: Path, *options: str, content: str = "manifest.json"
+) -> subprocess.CompletedProcess[bytes]:
+    """``openssl cms -verify`` of ``folder``'s detached ``sig.p7s`` (DER) over ``content``.
+
+    ``folder``'s ``ca.pem`` holds the only trusted CAs (and any CRLs); ``options`` are added
+    to the command line, e.g. ``-crl_check``.
+    """
+    return subprocess.run(
+        [
+            require("openssl"),
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            "sig.p7s",
+            "-content",
+            content,
+            "-CAfile",
+            "ca.pem",
+            *options,
+            "-out",
+            "/dev/null",
+        ],
+        cwd=folder,
+        capture_output=True,
+        check=False,
+    )

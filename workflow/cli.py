@@ -320,19 +320,19 @@ def _keys_rewrap(uow: Any, args: argparse.Namespace, settings: Settings) -> int:
     """Re-encrypt the stored keys in one transaction; prints counts, never a secret."""
     from tqdm import tqdm
 
-    from congvan.actions.signing import keystore, keywrap
+    from congvan.actions.signing import keywrap, rewrap
 
     # Read every passphrase before any work: a missing one fails fast, nothing done.
     new_passphrase = _passphrase_from_env(args.new_passphrase_env, "--new-passphrase-env")
     new_ca_passphrase = _passphrase_from_env(args.new_ca_passphrase_env, "--new-ca-passphrase-env")
-    kinds = [r["kind"] for r in keystore.stored_keys(uow)]
+    kinds = [r["kind"] for r in rewrap.stored_keys(uow)]
     has_ca, has_others = "root" in kinds, any(k != "root" for k in kinds)
     # Only the passphrases of keys that exist are required (a CA-less install has no CA one).
     passphrase = settings.passphrase() if has_others else ""
     ca_passphrase = settings.ca_passphrase() if has_ca else ""
     bar = tqdm(total=len(kinds), unit="key", disable=_no_bar(args.progress), file=sys.stderr)
     try:
-        done = keystore.rewrap_keys(
+        done = rewrap.rewrap_keys(
             uow,
             passphrase=passphrase,
             ca_passphrase=ca_passphrase,
@@ -816,8 +816,8 @@ def _verify_file(path: Path, content: str | None, runtime: Runtime) -> int:
     import hashlib
 
     from congvan.actions.signing import keystore
-    from congvan.actions.signing.cms import verify_manifest_signature
     from congvan.actions.signing.signing import VIETNAM
+    from congvan.actions.signing.verification import verify_manifest_signature
 
     data = path.read_bytes()
     now = runtime.clock()

@@ -1,4 +1,4 @@
-"""The fast paths of ``cms``: what repeats between signatures of one signer is done once.
+"""The fast paths of ``cms`` and ``verification``: what one signer's signatures repeat, done once.
 
 pyHanko builds and checks a CMS through asn1crypto object trees in pure Python, about 3 ms a
 signature and as much again to verify one, ten times the signature math itself. Almost all

@@ -11,7 +11,7 @@ chains are passed the same way. PAdES forbids the signingTime attribute: the cla
 signing time is the signature dictionary's ``/M`` and the time printed in the stamp.
 
 Verification checks every signature in the file, in this order, and raises the first
-failure, with the same errors as ``cms.verify_manifest_signature``:
+failure, with the same errors as ``verification.verify_manifest_signature``:
 
     not a signed PDF         SignatureError
     signature invalid        SignatureError
@@ -82,22 +82,17 @@ from congvan.states.errors import (
 )
 from congvan.states.timeliness import VIETNAM
 
-from .cms import (
-    DIGEST,
+from .certpath import (
     SIGNER_KEY_USAGE,
-    SigningKey,
-    _asn1_cert,
-    _check_arguments,
     _context,
     _describe,
     _path_error,
-    _require_aware,
-    _run,
-    _signer_for,
     check_path,
     check_signing_time,
 )
+from .cms import DIGEST, SigningKey, _asn1_cert, _require_aware, _run, _signer_for
 from .strict import check_strict_embedded_cms
+from .verification import _check_arguments
 
 STAMP_FONT = "fonts/DejaVuSans-vi-upem1000.ttf"
 # The same size in the font engine and the text box, or lines 2+ drift right (pyHanko #733).
@@ -134,7 +129,7 @@ class PdfVerdict:
     subfilter: str  # /ETSI.CAdES.detached for PAdES
     signing_time: datetime | None  # /M, as the signer claims it
     checked_at: datetime
-    signer: Mapping[str, str]  # cms.SIGNER_FIELDS plus not_before / not_after
+    signer: Mapping[str, str]  # verification.SIGNER_FIELDS plus not_before / not_after
     signature_count: int  # signatures in the file, all verified
     # A certificate of the last signature's path revoked after ``checked_at``.
     later_revocation: Mapping[str, str | None] | None = None

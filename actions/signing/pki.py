@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, NotRequired, TypedDict, Unpack
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -133,19 +133,25 @@ def create_ca(
     return Issued(_pem(cert), encrypt_key(key, passphrase))
 
 
+class Terms(TypedDict):
+    """What an end-entity certificate is issued with, besides its subject and profile."""
+
+    passphrase: Passphrase  # encrypts the new key
+    valid_from: datetime
+    valid_days: int
+    crl_url: str  # an absolute URI
+    key_type: NotRequired[KeyType]  # "rsa" when not given
+    key_usage: NotRequired[x509.KeyUsage]  # SIGNING_KEY_USAGE when not given
+
+
 def issue_agency_certificate(
     ca: Issued,
     ca_passphrase: Passphrase,
     *,
     agency_id: str,
     agency_name: str,
-    passphrase: Passphrase,
-    valid_from: datetime,
-    valid_days: int,
-    crl_url: str,
-    key_type: KeyType = "rsa",
-    key_usage: x509.KeyUsage = SIGNING_KEY_USAGE,
     profile: profiles.Profile | None = "agency",
+    **terms: Unpack[Terms],
 ) -> Issued:
     """Issue an agency's organisational signing certificate (``profile=None``: no profile
     extensions, as some other CAs make them)."""
@@ -154,18 +160,7 @@ def issue_agency_certificate(
         (NameOID.ORGANIZATIONAL_UNIT_NAME, agency_id),
         (NameOID.COMMON_NAME, agency_name),
     )
-    return _issue(
-        ca,
-        ca_passphrase,
-        subject,
-        passphrase,
-        valid_from,
-        valid_days,
-        crl_url,
-        key_type,
-        key_usage,
-        profile,
-    )
+    return _issue(ca, ca_passphrase, subject, profile, **terms)
 
 
 def issue_signer_certificate(
@@ -177,13 +172,8 @@ def issue_signer_certificate(
     agency_id: str,
     agency_name: str,
     user_id: str,
-    passphrase: Passphrase,
-    valid_from: datetime,
-    valid_days: int,
-    crl_url: str,
-    key_type: KeyType = "rsa",
-    key_usage: x509.KeyUsage = SIGNING_KEY_USAGE,
     profile: profiles.Profile | None = "signer",
+    **terms: Unpack[Terms],
 ) -> Issued:
     """Issue a person's signing certificate for their position in an agency."""
     subject = _name(
@@ -193,18 +183,7 @@ def issue_signer_certificate(
         (NameOID.USER_ID, user_id),
         (NameOID.COMMON_NAME, full_name),
     )
-    return _issue(
-        ca,
-        ca_passphrase,
-        subject,
-        passphrase,
-        valid_from,
-        valid_days,
-        crl_url,
-        key_type,
-        key_usage,
-        profile,
-    )
+    return _issue(ca, ca_passphrase, subject, profile, **terms)
 
 
 def make_crl(
@@ -349,13 +328,14 @@ def _issue(
     ca: Issued,
     ca_passphrase: Passphrase,
     subject: x509.Name,
+    profile: profiles.Profile | None,
+    *,
     passphrase: Passphrase,
     valid_from: datetime,
     valid_days: int,
     crl_url: str,
-    key_type: KeyType,
-    usage: x509.KeyUsage,
-    profile: profiles.Profile | None,
+    key_type: KeyType = "rsa",
+    key_usage: x509.KeyUsage = SIGNING_KEY_USAGE,
 ) -> Issued:
     if "://" not in crl_url:
         raise InvalidInput("The CRL URL must be an absolute URI, e.g. http://ca.example/ca.crl.")
@@ -370,7 +350,7 @@ def _issue(
     builder = (
         _builder(subject, ca_cert.subject, key.public_key(), valid_from, valid_days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(usage, critical=True)
+        .add_extension(key_usage, critical=True)
         .add_extension(_authority_key_id(ca_cert), critical=False)
         .add_extension(x509.CRLDistributionPoints([distribution_point]), critical=False)
     )

@@ -41,11 +41,12 @@ from ..calendar import VIETNAM_CALENDAR
 from ..context import TransitionContext
 from ..timestamping import Timestamping, record_embedded, stored_token
 from . import keystore, pki
-from .cms import Verdict, sign_manifest, verify_manifest_signature
+from .cms import sign_manifest
 from .manifest import build_manifest
 from .pades import sign_pdf, verify_pdf
 from .pdfchanges import check_only_a_signature_added
 from .truststore import TrustStore
+from .verification import Verdict, verify_manifest_signature
 
 MAX_CMS_BYTES = 256 * 1024
 

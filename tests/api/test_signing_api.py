@@ -11,8 +11,6 @@ import base64
 import hashlib
 import json
 import logging
-import shutil
-import subprocess
 from collections.abc import Callable
 from datetime import timedelta
 from itertools import count
@@ -45,10 +43,10 @@ from tests.api.test_review_flow_api import (
     history,
     submit_and_check,
 )
+from tests.tools import verify_with_openssl
 
 PASS = "correct horse battery staple 1227"
 OTHER_SIGNER, OTHER_NAME = "ltbinh", "Lê Thị Bình"
-OPENSSL = shutil.which("openssl") or "openssl"
 # A missing openssl fails these tests with the setup command to run, never skips them.
 needs_openssl = pytest.mark.usefixtures("openssl_installed")
 VERDICT_POINTS = (
@@ -60,6 +58,7 @@ VERDICT_POINTS = (
     "valid_at_signing_time",
     "signer_matches",
 )
+
 SECRETS = (b"PRIVATE KEY", PASS.encode())
 
 
@@ -321,38 +320,14 @@ def test_openssl_verifies_the_stored_signature_over_the_served_manifest(
     (tmp_path / "ca.pem").write_bytes(api.client.get("/v1/pki/roots").content)
 
     # Then openssl verifies them, and refuses the manifest with one byte changed
-    verified = openssl_verify(tmp_path)
+    verified = verify_with_openssl(tmp_path)
     assert verified.returncode == 0, verified.stderr
     changed = bytearray(manifest)
     changed[len(changed) // 2] ^= 0x01
     (tmp_path / "manifest.json").write_bytes(bytes(changed))
-    refused = openssl_verify(tmp_path)
+    refused = verify_with_openssl(tmp_path)
     assert refused.returncode != 0
     assert b"verification failure" in refused.stderr.lower() + refused.stdout.lower()
-
-
-def openssl_verify(folder: Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [
-            str(OPENSSL),
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            "sig.p7s",
-            "-content",
-            "manifest.json",
-            "-CAfile",
-            "ca.pem",
-            "-out",
-            "/dev/null",
-        ],
-        cwd=folder,
-        capture_output=True,
-        check=False,
-    )
 
 
 def test_without_a_certificate_the_signer_is_asked_for_a_signature(make_api: MakeApi) -> None:

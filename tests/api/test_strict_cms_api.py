@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, settings
 
-from congvan.actions.signing.cms import _trusted_signers
+from congvan.actions.signing.verification import _trusted_signers
 from tests.api.conftest import Api, MakeApi, assert_error
 from tests.api.test_signing_api import (
     history,

@@ -41,7 +41,7 @@ from tests.api.test_signing_api import (
     signing_api,
     state_and_version,
 )
-from tests.tools import require
+from tests.tools import verify_with_openssl
 
 # -- certificates as others make them ------------------------------------------------------
 
@@ -104,13 +104,14 @@ def certificate(
 
 def signer_subject(api: Api) -> x509.Name:
     """The subject of the signer's genuine certificate: the same person, post and agency."""
-    return _genuine(api).subject
+    return x509.load_pem_x509_certificate(_genuine(api)["cert_pem"].encode()).subject
 
 
-def _genuine(api: Api) -> x509.Certificate:
+def _genuine(api: Api) -> dict[str, Any]:
+    """The stored row of the signer's genuine certificate (the newest)."""
     with api.runtime.uow(readonly=True) as uow:
         rows = [r for r in uow.signatures.certificates(A) if r["kind"] == "signer"]
-    return x509.load_pem_x509_certificate(rows[-1]["cert_pem"].encode())
+    return rows[-1]
 
 
 def _outside_ca(api: Api, name: x509.Name | None = None) -> tuple[Any, x509.Certificate]:
@@ -196,16 +197,10 @@ def _revoked_without_a_crl_pointer(api: Api) -> Made:
 
 
 def _crl_expired(api: Api) -> Made:
-    made = Made(*_genuine_key_and_cert(api), chain=[our_ca(api)[0]])
+    made = Made(*key_and_cert(_genuine(api)), chain=[our_ca(api)[0]])
     # Eight days on and nobody republished: our CRL (seven days) has run out
     api.clock.advance(days=8)
     return made
-
-
-def _genuine_key_and_cert(api: Api) -> tuple[Any, x509.Certificate]:
-    with api.runtime.uow(readonly=True) as uow:
-        rows = [r for r in uow.signatures.certificates(A) if r["kind"] == "signer"]
-    return key_and_cert(rows[-1])
 
 
 # Each case: how the upload is made, our code, and whether openssl refuses it too
@@ -263,30 +258,7 @@ def openssl_cms_verify(
     (folder / "ca.pem").write_bytes(
         api.client.get("/v1/pki/roots").content + api.client.get("/v1/pki/crl?format=pem").content
     )
-    return subprocess.run(
-        [
-            require("openssl"),
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            "sig.p7s",
-            "-content",
-            "manifest.json",
-            "-CAfile",
-            "ca.pem",
-            "-crl_check",
-            "-attime",
-            str(int(api.clock().timestamp())),
-            "-out",
-            "/dev/null",
-        ],
-        cwd=folder,
-        capture_output=True,
-        check=False,
-    )
+    return verify_with_openssl(folder, "-crl_check", "-attime", str(int(api.clock().timestamp())))
 
 
 @needs_openssl
@@ -579,7 +551,7 @@ def test_the_acceptance_time_and_signature_come_from_the_audit_trail_not_the_row
         assert verdict["later_revocation"]["reason"] == "key_compromise"
 
     # And a CMS swapped in the row (another valid signature of the same manifest) is refused
-    key, cert = _genuine_key_and_cert(api)
+    key, cert = key_and_cert(_genuine(api))
     other = sign_manifest(
         bytes(row["manifest"]),
         key=key,

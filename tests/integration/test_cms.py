@@ -24,12 +24,12 @@ from pyhanko.sign.signers import SimpleSigner
 from pyhanko.sign.signers.pdf_cms import CMSSignedAttributes
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from congvan.actions.signing.cms import (
+from congvan.actions.signing.cms import sign_manifest
+from congvan.actions.signing.manifest import build_manifest
+from congvan.actions.signing.verification import (
     async_verify_manifest_signature,
-    sign_manifest,
     verify_manifest_signature,
 )
-from congvan.actions.signing.manifest import build_manifest
 from congvan.states.errors import (
     CertificateExpired,
     CertificateNotYetValid,
@@ -42,6 +42,7 @@ from congvan.states.errors import (
     SignerMismatch,
     SigningTimeInvalid,
 )
+from tests.tools import verify_with_openssl
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
@@ -468,29 +469,6 @@ def exported(pki: Pki, tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
 
 
-def openssl_verify(folder: Path, content: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [
-            str(OPENSSL),
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            str(folder / "sig.p7s"),
-            "-content",
-            str(folder / content),
-            "-CAfile",
-            str(folder / "ca.pem"),
-            "-out",
-            "/dev/null",
-        ],
-        capture_output=True,
-        check=False,
-    )
-
-
 @needs_openssl
 def test_a_signature_made_by_openssl_verifies(pki: Pki, exported: Path) -> None:
     # Given a detached CAdES signature made with the openssl CLI, as a user's tool would
@@ -532,8 +510,8 @@ def test_a_signature_made_by_openssl_verifies(pki: Pki, exported: Path) -> None:
 def test_openssl_agrees_with_our_signature(pki: Pki, exported: Path) -> None:
     (exported / "sig.p7s").write_bytes(sign(pki.signer, pki))
 
-    accepted = openssl_verify(exported, "manifest.json")
-    refused = openssl_verify(exported, "tampered.json")
+    accepted = verify_with_openssl(exported)
+    refused = verify_with_openssl(exported, content="tampered.json")
 
     assert 0 == accepted.returncode, accepted.stderr.decode()
     assert 0 != refused.returncode

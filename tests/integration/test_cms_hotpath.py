@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from congvan.actions.signing import cms, hotpath
+from congvan.actions.signing import cms, hotpath, verification
 from congvan.actions.signing.hotpath import ChainCache, SignatureTemplate
 from congvan.states.errors import (
     CertificateExpired,
@@ -60,9 +60,9 @@ def module_pki() -> Pki:
 
 @pytest.fixture(autouse=True)
 def forget_signers() -> Iterator[None]:
-    cms._trusted_signers.clear()
+    verification._trusted_signers.clear()
     yield
-    cms._trusted_signers.clear()
+    verification._trusted_signers.clear()
 
 
 def reference(who: Issued, pki: Pki, manifest: bytes, at: datetime) -> bytes:
@@ -131,13 +131,13 @@ def test_sign_manifest_uses_the_template_after_the_first_signature(pki: Pki) -> 
 def test_a_verified_signer_is_remembered_and_the_next_signature_is_quick(pki: Pki) -> None:
     cms_der = sign(pki.signer, pki)
     crl = [pki.crl.public_bytes(cms.Encoding.DER)]
-    assert cms._quick_verdict(MANIFEST, cms_der, [pki.root.cert], crl, LATER, None) is None
+    assert verification._quick_verdict(MANIFEST, cms_der, [pki.root.cert], crl, LATER, None) is None
 
     full = verify(MANIFEST, cms_der, pki, at=LATER, expected_signer=SIGNER)
-    quick = cms._quick_verdict(MANIFEST, cms_der, [pki.root.cert], crl, LATER, SIGNER)
+    quick = verification._quick_verdict(MANIFEST, cms_der, [pki.root.cert], crl, LATER, SIGNER)
 
     assert quick == full
-    assert 1 == len(cms._trusted_signers)
+    assert 1 == len(verification._trusted_signers)
 
 
 def test_a_certificate_listed_in_a_crl_is_never_remembered(pki: Pki) -> None:
@@ -146,7 +146,7 @@ def test_a_certificate_listed_in_a_crl_is_never_remembered(pki: Pki) -> None:
     cms_der = sign(pki.revoked, pki, at=before)
 
     assert verify(MANIFEST, cms_der, pki, at=before).trusted
-    assert 0 == len(cms._trusted_signers)
+    assert 0 == len(verification._trusted_signers)
     with pytest.raises(CertificateRevoked):
         verify(MANIFEST, cms_der, pki, at=LATER)
 
@@ -155,7 +155,7 @@ def prime(pki: Pki, who: Issued | None = None) -> None:
     """Verify a good signature of ``who`` so that its chain is remembered."""
     who = who or pki.signer
     verify(MANIFEST, sign(who, pki), pki, at=LATER)
-    assert 1 == len(cms._trusted_signers)
+    assert 1 == len(verification._trusted_signers)
 
 
 def flip_signature(cms_der: bytes) -> bytes:
@@ -265,7 +265,7 @@ def test_a_signature_passing_both_ways_gives_the_same_verdict(pki: Pki) -> None:
     warm = verify(MANIFEST, cms_der, pki, at=LATER, expected_signer=SIGNER)
 
     assert cold == warm
-    assert 1 == len(cms._trusted_signers)
+    assert 1 == len(verification._trusted_signers)
 
 
 @settings(
@@ -274,7 +274,7 @@ def test_a_signature_passing_both_ways_gives_the_same_verdict(pki: Pki) -> None:
 @given(data=st.data())
 def test_quick_never_accepts_what_the_full_verification_refuses(pki: Pki, data: Any) -> None:
     # Given the signer remembered and one of its signatures with a few bytes changed
-    cms._trusted_signers.clear()
+    verification._trusted_signers.clear()
     prime(pki)
     good = sign(pki.signer, pki)
     mutated = bytearray(good)
@@ -290,12 +290,12 @@ def test_quick_never_accepts_what_the_full_verification_refuses(pki: Pki, data: 
     crl = [pki.crl.public_bytes(cms.Encoding.DER)]
 
     # When the quick path accepts it
-    quick = cms._quick_verdict(MANIFEST, bytes(mutated), [pki.root.cert], crl, LATER, None)
+    quick = verification._quick_verdict(MANIFEST, bytes(mutated), [pki.root.cert], crl, LATER, None)
 
     # Then pyHanko's full verification accepts it too, with the same verdict
     if quick is not None:
         full = asyncio.run(
-            cms._full_verdict(MANIFEST, bytes(mutated), [pki.root.cert], crl, LATER, None)
+            verification._full_verdict(MANIFEST, bytes(mutated), [pki.root.cert], crl, LATER, None)
         )
         assert quick == full
 
@@ -320,7 +320,7 @@ def test_an_ecdsa_signer_signs_and_verifies_quickly_too(pki: Pki) -> None:
     cms_der = sign(pki.ec_signer, pki, manifest=TAMPERED)
     crl = [pki.crl.public_bytes(cms.Encoding.DER)]
 
-    verdict = cms._quick_verdict(TAMPERED, cms_der, [pki.root.cert], crl, LATER, None)
+    verdict = verification._quick_verdict(TAMPERED, cms_der, [pki.root.cert], crl, LATER, None)
 
     assert verdict is not None and verdict.trusted
     assert isinstance(pki.ec_signer.key, ec.EllipticCurvePrivateKey)
@@ -332,7 +332,7 @@ def test_expired_issued_certificates_still_name_their_error(pki: Pki) -> None:
     cms_der = sign(expired, pki, at=NOW - 40 * DAY)
     with pytest.raises(CertificateExpired):
         verify(MANIFEST, cms_der, pki, at=LATER)
-    assert 0 == len(cms._trusted_signers)
+    assert 0 == len(verification._trusted_signers)
 
 
 def with_unsigned_attribute(cms_der: bytes) -> bytes:
@@ -353,7 +353,7 @@ def test_shapes_the_quick_path_does_not_know_go_the_full_way(pki: Pki) -> None:
 
     # Then the quick path declines it, and the full verification decides
     assert hotpath.split(cms_der) is None
-    assert cms._quick_verdict(MANIFEST, cms_der, [pki.root.cert], crl, LATER, None) is None
+    assert verification._quick_verdict(MANIFEST, cms_der, [pki.root.cert], crl, LATER, None) is None
     assert verify(MANIFEST, cms_der, pki, at=LATER).trusted
 
 
@@ -380,7 +380,7 @@ def test_threads_signing_and_verifying_at_once_agree(pki: Pki) -> None:
     def work(n: int) -> tuple[bytes, bool]:
         manifest = MANIFEST.replace(b'"revision":2', f'"revision":{n % 3}'.encode())
         cms_der = sign(fresh, pki, manifest=manifest)
-        verdict = cms.verify_manifest_signature(
+        verdict = verification.verify_manifest_signature(
             manifest, cms_der, trust_roots=[pki.root.cert], crls=crl, at=LATER
         )
         return cms_der, verdict.trusted
@@ -395,7 +395,7 @@ def test_threads_signing_and_verifying_at_once_agree(pki: Pki) -> None:
     for n, (der, _trusted) in enumerate(results):
         by_revision.setdefault(n % 3, set()).add(der)
     assert [1, 1, 1] == [len(v) for v in by_revision.values()]
-    assert 1 <= len(cms._trusted_signers) <= 2
+    assert 1 <= len(verification._trusted_signers) <= 2
 
 
 class _CrlWithoutNextUpdate:

@@ -11,7 +11,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from congvan.actions.signing import keystore, keywrap, pki
-from congvan.actions.signing.cms import sign_manifest, verify_manifest_signature
+from congvan.actions.signing.cms import sign_manifest
+from congvan.actions.signing.rewrap import Rewrapped, rewrap_keys, stored_keys
+from congvan.actions.signing.verification import verify_manifest_signature
 from congvan.workflow import directory
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.settings import Settings
@@ -61,7 +63,7 @@ def setup_keys(runtime: Runtime) -> dict[str, dict[str, Any]]:
 def stored(runtime: Runtime) -> dict[str, str]:
     """Every stored key PEM by certificate fingerprint."""
     with runtime.uow(readonly=True) as uow:
-        return {r["fingerprint"]: r["key_pem"] for r in keystore.stored_keys(uow)}
+        return {r["fingerprint"]: r["key_pem"] for r in stored_keys(uow)}
 
 
 def weaken(runtime: Runtime, fingerprint: str, passphrase: str) -> bytes:
@@ -80,11 +82,9 @@ def weaken(runtime: Runtime, fingerprint: str, passphrase: str) -> bytes:
     return old
 
 
-def rewrap(runtime: Runtime, **kwargs: Any) -> keystore.Rewrapped:
+def rewrap(runtime: Runtime, **kwargs: Any) -> Rewrapped:
     with runtime.uow() as uow:
-        done = keystore.rewrap_keys(
-            uow, **{"passphrase": KEY_PASS, "ca_passphrase": CA_PASS, **kwargs}
-        )
+        done = rewrap_keys(uow, **{"passphrase": KEY_PASS, "ca_passphrase": CA_PASS, **kwargs})
         uow.commit()
     return done
 
@@ -175,7 +175,7 @@ def test_a_wrong_passphrase_for_any_key_changes_nothing(
     # When a rewrap to new passphrases meets it
     caplog.set_level(logging.DEBUG)
     with runtime.uow() as uow, pytest.raises(keywrap.KeyUndecryptable) as caught:
-        keystore.rewrap_keys(
+        rewrap_keys(
             uow,
             passphrase=KEY_PASS,
             ca_passphrase=CA_PASS,

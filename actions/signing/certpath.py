@@ -1,0 +1,227 @@
+"""The signer's certificate judged at a moment: path, key usage, profile, signing time.
+
+Shared by the detached (``verification``) and the PDF-embedded (``pades``) signatures.
+The path is validated at the moment ``at`` with the CRLs given and never the network;
+pyHanko folds many causes into a few indications, and ``_path_error`` names the cause
+with the error a verdict raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from asn1crypto import cms as asn1_cms
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from pyhanko.sign.ades.report import AdESIndeterminate
+from pyhanko.sign.validation.settings import KeyUsageConstraints
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator import errors as cv_errors
+
+from congvan.states.errors import (
+    CertificateExpired,
+    CertificateNotYetValid,
+    CertificateProfileInvalid,
+    CertificateRevoked,
+    ChainUntrusted,
+    KeyUsageInvalid,
+    RevocationUnknown,
+    SignatureError,
+    SigningTimeInvalid,
+    WeakAlgorithm,
+)
+
+from . import profiles, revocation
+
+SIGNER_KEY_USAGE = KeyUsageConstraints(
+    key_usage=frozenset({"digital_signature", "non_repudiation"}), match_all_key_usages=True
+)
+_KEY_USAGE_MESSAGE = "The certificate's key usage must include digitalSignature and nonRepudiation."
+# A signer's clock may run a little ahead of ours.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def check_path(
+    status: Any,
+    crl_der: list[bytes],
+    at: datetime,
+    signer: dict[str, str],
+    profile: profiles.Profile,
+    who: dict[str, str],
+) -> revocation.LaterRevocation | None:
+    """What pyHanko's path check leaves to us: key usage, profile, CRLs without a pointer.
+
+    Sets ``signer["profile"]``; returns a revocation after ``at``, if any.
+    """
+    cert = status.signing_cert
+    try:
+        # Again, because pyHanko 0.38 drops match_all_key_usages from the constraints it is
+        # given (StandardCMSSignatureStatus.default_usage_constraints): it would accept a
+        # certificate with digitalSignature alone.
+        SIGNER_KEY_USAGE.validate(cert)
+    except cv_errors.InvalidCertificateError as exc:
+        raise KeyUsageInvalid(_KEY_USAGE_MESSAGE, reason=str(exc), **who) from exc
+    leaf = x509.load_der_x509_certificate(cert.dump())
+    signer["profile"] = profiles.profile_of(leaf) or ""
+    check_profile(signer, profile, who)
+    path = [leaf]
+    if status.validation_path is not None:
+        path += [
+            c
+            for c in (
+                x509.load_der_x509_certificate(c.dump())
+                for c in status.validation_path.iter_certs(include_root=True)
+            )
+            if c != leaf
+        ]
+    crls = [x509.load_der_x509_crl(c) for c in crl_der]
+    return revocation.check_path(path, crls, at, who)
+
+
+def check_profile(
+    signer: Mapping[str, str], profile: profiles.Profile, who: Mapping[str, str]
+) -> None:
+    """The certificate has the profile this use accepts."""
+    if signer.get("profile") != profile:
+        raise CertificateProfileInvalid(
+            f"This use needs {profiles.describe(profile)}; the signature was made with "
+            f"{profiles.describe(signer.get('profile'))}.",
+            expected_profile=profile,
+            certificate_profile=signer.get("profile") or None,
+            **who,
+        )
+
+
+def _context(
+    roots: list[asn1_x509.Certificate], crls: list[bytes], at: datetime
+) -> ValidationContext:
+    # One context per validation: it caches paths and revocation results.
+    return ValidationContext(
+        trust_roots=roots,  # asn1crypto objects: bytes crash despite the docstring
+        crls=crls,
+        allow_fetching=False,
+        revocation_mode="hard-fail",
+        moment=at,
+        # A CRL issued after ``at`` still speaks about ``at`` (archive re-checks).
+        retroactive_revinfo=True,
+    )
+
+
+async def _path_error(
+    status: Any,
+    signed_data: asn1_cms.SignedData,
+    roots: list[asn1_x509.Certificate],
+    crls: list[bytes],
+    at: datetime,
+    who: dict[str, str],
+) -> SignatureError:
+    """The error for a certificate path pyHanko did not accept."""
+    indic = status.trust_problem_indic
+    if status.revoked or indic in (
+        AdESIndeterminate.REVOKED_NO_POE,
+        AdESIndeterminate.REVOKED_CA_NO_POE,
+    ):
+        details = status.revocation_details
+        if details is not None:
+            return CertificateRevoked(
+                revoked_at=details.revocation_date.isoformat(),
+                reason=str(details.revocation_reason.native),
+                ca_revoked=details.ca_revoked,
+                **who,
+            )
+        return CertificateRevoked(**who)
+    # pyHanko folds untrusted, not-yet-valid, weak, missing or stale CRLs and CA problems
+    # into a few indications and only logs the cause: validate the path again to learn it.
+    others = [c.chosen for c in signed_data["certificates"] if c.name == "certificate"]
+    validator = CertificateValidator(
+        status.signing_cert, others, validation_context=_context(roots, crls, at)
+    )
+    try:
+        await validator.async_validate_path()
+    except cv_errors.NotYetValidError as exc:
+        return CertificateNotYetValid(reason=exc.failure_msg, **who)
+    except cv_errors.ExpiredError as exc:
+        return CertificateExpired(reason=exc.failure_msg, **who)
+    except cv_errors.RevokedError as exc:
+        return CertificateRevoked(reason=exc.failure_msg, **who)
+    except cv_errors.InsufficientRevinfoError as exc:  # no CRL, or a stale one
+        return RevocationUnknown(reason=exc.failure_msg, **who)
+    except cv_errors.DisallowedAlgorithmError as exc:
+        return WeakAlgorithm(
+            "A certificate on the path is signed with an algorithm that is not accepted.",
+            reason=exc.failure_msg,
+            **who,
+        )
+    except cv_errors.PathBuildingError as exc:
+        return ChainUntrusted(reason=str(exc), **who)
+    except cv_errors.PathValidationError as exc:  # e.g. a root's name with another key
+        return ChainUntrusted(reason=exc.failure_msg, **who)
+    except cv_errors.InvalidCertificateError as exc:
+        if status.signing_cert.self_signed != "no":  # self-signed and not a pinned root
+            return ChainUntrusted(
+                "The certificate is self-signed and not a trusted root.", reason=str(exc), **who
+            )
+        return KeyUsageInvalid(_KEY_USAGE_MESSAGE, reason=str(exc), **who)
+    except cv_errors.ValidationError as exc:
+        return ChainUntrusted("The certificate path is not valid.", reason=str(exc), **who)
+    if indic is AdESIndeterminate.OUT_OF_BOUNDS_NO_POE:
+        return CertificateExpired(**who)
+    if indic is AdESIndeterminate.NO_CERTIFICATE_CHAIN_FOUND:
+        return ChainUntrusted(**who)
+    if indic is AdESIndeterminate.CHAIN_CONSTRAINTS_FAILURE:
+        return KeyUsageInvalid(_KEY_USAGE_MESSAGE, **who)
+    return SignatureError("The certificate path is not valid.", indication=str(indic), **who)
+
+
+def check_signing_time(
+    signing_time: datetime,
+    at: datetime,
+    cert: Any,
+    signer: Mapping[str, Any],
+    who: Mapping[str, Any],
+) -> None:
+    """The claimed signing time is not after ``at`` and lies inside the validity."""
+    if signing_time > at + CLOCK_SKEW:
+        raise SigningTimeInvalid(
+            "The signing time lies after the moment of verification.",
+            signing_time=signing_time.isoformat(),
+            checked_at=at.isoformat(),
+            **who,
+        )
+    if signing_time < cert.not_valid_before:
+        raise SigningTimeInvalid(
+            "The certificate was not yet valid at the claimed signing time.",
+            signing_time=signing_time.isoformat(),
+            not_before=signer["not_before"],
+            **who,
+        )
+    if signing_time > cert.not_valid_after:
+        raise SigningTimeInvalid(
+            "The certificate had expired at the claimed signing time.",
+            signing_time=signing_time.isoformat(),
+            not_after=signer["not_after"],
+            **who,
+        )
+
+
+def _describe(cert: asn1_x509.Certificate) -> dict[str, str]:
+    subject = cert.subject.native
+
+    def text(name: str) -> str:
+        value = subject.get(name, "")
+        return ", ".join(value) if isinstance(value, list) else str(value)
+
+    return {
+        "common_name": text("common_name"),
+        "title": text("title"),
+        "organization": text("organization_name"),
+        "organizational_unit": text("organizational_unit_name"),
+        "user_id": text("user_id"),
+        "serial_number": format(cert.serial_number, "x"),
+        "issuer": cert.issuer.human_friendly,
+        "sha256": cert.sha256.hex(),
+        "not_before": cert.not_valid_before.isoformat(),
+        "not_after": cert.not_valid_after.isoformat(),
+    }
