@@ -2,7 +2,7 @@
 
 Shared by the detached (``verification``) and the PDF-embedded (``pades``) signatures.
 The path is validated at the moment ``at`` with the CRLs given and never the network;
-pyHanko folds many causes into a few indications, and ``_path_error`` names the cause
+pyHanko folds many causes into a few indications, and ``path_error`` names the cause
 with the error a verdict raises.
 """
 
@@ -94,7 +94,7 @@ def check_profile(
         )
 
 
-def _context(
+def validation_context(
     roots: list[asn1_x509.Certificate], crls: list[bytes], at: datetime
 ) -> ValidationContext:
     # One context per validation: it caches paths and revocation results.
@@ -109,7 +109,7 @@ def _context(
     )
 
 
-async def _path_error(
+async def path_error(
     status: Any,
     signed_data: asn1_cms.SignedData,
     roots: list[asn1_x509.Certificate],
@@ -136,7 +136,7 @@ async def _path_error(
     # into a few indications and only logs the cause: validate the path again to learn it.
     others = [c.chosen for c in signed_data["certificates"] if c.name == "certificate"]
     validator = CertificateValidator(
-        status.signing_cert, others, validation_context=_context(roots, crls, at)
+        status.signing_cert, others, validation_context=validation_context(roots, crls, at)
     )
     try:
         await validator.async_validate_path()
@@ -206,7 +206,7 @@ def check_signing_time(
         )
 
 
-def _describe(cert: asn1_x509.Certificate) -> dict[str, str]:
+def describe_certificate(cert: asn1_x509.Certificate) -> dict[str, str]:
     subject = cert.subject.native
 
     def text(name: str) -> str:

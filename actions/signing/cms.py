@@ -7,7 +7,7 @@ protection and signing-certificate-v2 (ESS). ``openssl cms -verify -binary`` acc
 ``verification`` judges such signatures, ours and uploaded ones.
 
 pyHanko 0.38 is async only; ``sign_manifest`` and ``verification.verify_manifest_signature``
-run it on a private event loop (``_run``), and code already inside a loop awaits the
+run it on a private event loop (``run_sync``), and code already inside a loop awaits the
 ``async_`` variants.
 """
 
@@ -81,7 +81,7 @@ class _ManifestSigner(SimpleSigner):
             mechanism = "sha256_ecdsa"
         else:
             raise TypeError(f"unsupported signing key {type(key).__name__}")
-        signing_cert = _asn1_cert(cert)
+        signing_cert = asn1_cert(cert)
         mechanism_value = _frozen(algos.SignedDigestAlgorithm({"algorithm": mechanism}))
         super().__init__(
             signing_cert=signing_cert,
@@ -89,7 +89,7 @@ class _ManifestSigner(SimpleSigner):
                 key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
             ),
             cert_registry=SimpleCertificateStore.from_certs(  # type: ignore[no-untyped-call]
-                [_asn1_cert(c) for c in chain]
+                [asn1_cert(c) for c in chain]
             ),
             signature_mechanism=mechanism_value,
         )
@@ -183,7 +183,7 @@ _signers_lock = threading.Lock()
 _MAX_SIGNERS = 64
 
 
-def _signer_for(
+def signer_for(
     key: SigningKey, cert: x509.Certificate, chain: Sequence[x509.Certificate]
 ) -> _ManifestSigner:
     """The cached signer of this certificate and chain, built on first use."""
@@ -212,8 +212,8 @@ async def async_sign_manifest(
     ``chain`` is embedded as given (issuing CAs, the root too if wanted);
     ``signing_time`` must be timezone-aware.
     """
-    _require_aware(signing_time, "signing_time")
-    signer = _signer_for(key, cert, chain)
+    require_aware(signing_time, "signing_time")
+    signer = signer_for(key, cert, chain)
     if signer.template is not None:
         return signer.template.sign(manifest, signing_time, signer.sign_digest_input)
     return await signer.reference_sign(manifest, signing_time)
@@ -228,27 +228,27 @@ def sign_manifest(
     signing_time: datetime,
 ) -> bytes:
     """Sign ``manifest``; see ``async_sign_manifest``. Not callable inside an event loop."""
-    _outside_a_loop()
-    _require_aware(signing_time, "signing_time")
-    signer = _signer_for(key, cert, chain)
+    outside_a_loop()
+    require_aware(signing_time, "signing_time")
+    signer = signer_for(key, cert, chain)
     if signer.template is not None:  # no event loop needed
         return signer.template.sign(manifest, signing_time, signer.sign_digest_input)
-    return bytes(_run(signer.reference_sign(manifest, signing_time)))
+    return bytes(run_sync(signer.reference_sign(manifest, signing_time)))
 
 
 # -- shared with verification -----------------------------------------------------------
 
 
-def _asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
+def asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
 
 
-def _require_aware(moment: datetime, name: str) -> None:
+def require_aware(moment: datetime, name: str) -> None:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware")
 
 
-def _outside_a_loop() -> None:
+def outside_a_loop() -> None:
     """Refuse a synchronous call from inside an event loop (even when it would not block)."""
     try:
         asyncio.get_running_loop()
@@ -257,7 +257,7 @@ def _outside_a_loop() -> None:
     raise RuntimeError("inside an event loop, await the async_ variant instead")
 
 
-def _run(coroutine: Any) -> Any:
+def run_sync(coroutine: Any) -> Any:
     """Run a coroutine to completion on an event loop of its own, closed after.
 
     Only the slow paths come here (a signer's first signature, full verification, PAdES):
@@ -265,7 +265,7 @@ def _run(coroutine: Any) -> Any:
     ends (its selector's sockets), for a saving of well under 1% of such a call.
     """
     try:
-        _outside_a_loop()
+        outside_a_loop()
     except RuntimeError:
         coroutine.close()
         raise

@@ -84,13 +84,13 @@ from congvan.states.timeliness import VIETNAM
 
 from .certpath import (
     SIGNER_KEY_USAGE,
-    _context,
-    _describe,
-    _path_error,
     check_path,
     check_signing_time,
+    describe_certificate,
+    path_error,
+    validation_context,
 )
-from .cms import DIGEST, SigningKey, _asn1_cert, _require_aware, _run, _signer_for
+from .cms import DIGEST, SigningKey, asn1_cert, require_aware, run_sync, signer_for
 from .strict import check_strict_embedded_cms
 from .verification import _check_arguments
 
@@ -179,7 +179,7 @@ _STAMP_STYLE = TextStampStyle(
 
 def stamp_text(*, signer_name: str, position: str, agency_name: str, signing_time: datetime) -> str:
     """The stamp's four lines, NFC-normalised, with the time in ISO 8601 at +07:00."""
-    _require_aware(signing_time, "signing_time")
+    require_aware(signing_time, "signing_time")
     text = STAMP_TEXT.format(
         name=" ".join(signer_name.split()),
         position=" ".join(position.split()),
@@ -213,8 +213,8 @@ async def async_sign_pdf(
     printed in the stamp at +07:00. ``box`` (x0, y0, x1, y1 in points) defaults to
     ``default_box``; ``field_name`` to ``Signature<n>``, the next free number.
     """
-    _require_aware(signing_time, "signing_time")
-    signer = _signer_for(key, cert, chain)
+    require_aware(signing_time, "signing_time")
+    signer = signer_for(key, cert, chain)
     text = stamp_text(
         signer_name=signer_name,
         position=position,
@@ -283,7 +283,7 @@ def sign_pdf(
     field_name: str | None = None,
 ) -> bytes:
     """Sign a PDF; see ``async_sign_pdf``. Not callable inside an event loop."""
-    return _run(  # type: ignore[no-any-return]
+    return run_sync(  # type: ignore[no-any-return]
         async_sign_pdf(
             pdf,
             key=key,
@@ -315,7 +315,7 @@ async def async_verify_pdf(
     Raises the ``SignatureError`` subclass of the first check that fails.
     """
     crl_der = _check_arguments(crls, at, None)
-    roots = [_asn1_cert(c) for c in trust_roots]
+    roots = [asn1_cert(c) for c in trust_roots]
     try:
         signatures = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
     except (PdfError, ValueError, KeyError, TypeError) as exc:
@@ -330,7 +330,7 @@ async def async_verify_pdf(
         try:
             status = await async_validate_pdf_signature(
                 embedded,
-                signer_validation_context=_context(roots, crl_der, at),
+                signer_validation_context=validation_context(roots, crl_der, at),
                 key_usage_settings=SIGNER_KEY_USAGE,
             )
         except SignatureValidationError as exc:
@@ -344,7 +344,7 @@ async def async_verify_pdf(
             ) from exc
 
         cert = status.signing_cert
-        signer = _describe(cert)
+        signer = describe_certificate(cert)
         who = {
             "signer": signer["common_name"],
             "serial_number": signer["serial_number"],
@@ -355,7 +355,7 @@ async def async_verify_pdf(
         if not status.intact:
             raise ManifestMismatch("The signed bytes of the PDF were changed.", **who)
         if not (status.trusted and status.trust_problem_indic is None):
-            raise await _path_error(status, embedded.signed_data, roots, crl_der, at, who)
+            raise await path_error(status, embedded.signed_data, roots, crl_der, at, who)
         later = check_path(status, crl_der, at, signer, "signer", who)
 
         coverage = status.coverage
@@ -405,7 +405,7 @@ def verify_pdf(
     at: datetime,
 ) -> PdfVerdict:
     """Verify a signed PDF; see ``async_verify_pdf``. Not callable inside an event loop."""
-    return _run(  # type: ignore[no-any-return]
+    return run_sync(  # type: ignore[no-any-return]
         async_verify_pdf(pdf, trust_roots=trust_roots, crls=crls, at=at)
     )
 

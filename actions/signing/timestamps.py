@@ -36,6 +36,8 @@ from pyhanko_certvalidator import ValidationContext
 
 from congvan.states.errors import TimestampInvalid
 
+from .cms import asn1_cert
+
 DIGEST = "sha256"
 QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
@@ -261,7 +263,7 @@ async def async_verify_token(
         raise TimestampInvalid(f"The timestamp token is malformed: {exc}") from exc
     _check_imprint(info, imprint_of(signed_value))
     context = ValidationContext(
-        trust_roots=[_asn1_cert(c) for c in trust_roots],
+        trust_roots=[asn1_cert(c) for c in trust_roots],
         crls=[c if isinstance(c, bytes) else c.public_bytes(Encoding.DER) for c in crls],
         allow_fetching=False,
         revocation_mode="hard-fail",
@@ -358,7 +360,3 @@ def _common_name(cert: asn1_x509.Certificate) -> str:
     subject = cert.subject.native
     name = subject.get("common_name") or cert.subject.human_friendly
     return ", ".join(name) if isinstance(name, list) else str(name)
-
-
-def _asn1_cert(cert: x509.Certificate) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))

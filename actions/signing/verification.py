@@ -61,14 +61,14 @@ from . import profiles, revocation
 from .certpath import (
     CLOCK_SKEW,
     SIGNER_KEY_USAGE,
-    _context,
-    _describe,
-    _path_error,
     check_path,
     check_profile,
     check_signing_time,
+    describe_certificate,
+    path_error,
+    validation_context,
 )
-from .cms import _asn1_cert, _outside_a_loop, _require_aware, _run
+from .cms import asn1_cert, outside_a_loop, require_aware, run_sync
 
 REQUIRED_ATTRIBUTES = frozenset({"content_type", "message_digest", "signing_time"})
 # What ``expected_signer`` may name: the keys of ``Verdict.signer``.
@@ -146,12 +146,12 @@ def verify_manifest_signature(
     timestamp_token: bytes | None = None,
 ) -> Verdict:
     """Verify a detached signature; see ``async_verify_manifest_signature``."""
-    _outside_a_loop()
+    outside_a_loop()
     crl_der = _check_arguments(crls, at, expected_signer)
     check = (manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile)
     if timestamp_token is None and (verdict := _quick_verdict(*check)) is not None:
         return verdict  # no event loop needed
-    return cast(Verdict, _run(_slow_verdict(*check, timestamp_token)))
+    return cast(Verdict, run_sync(_slow_verdict(*check, timestamp_token)))
 
 
 async def _slow_verdict(
@@ -190,7 +190,7 @@ def _check_arguments(
     expected_signer: Mapping[str, str] | None,
 ) -> list[bytes]:
     """Refuse a naive ``at`` or unknown signer fields; return the CRLs as DER."""
-    _require_aware(at, "at")
+    require_aware(at, "at")
     unknown = set(expected_signer or ()) - set(SIGNER_FIELDS)
     if unknown:
         raise ValueError(f"expected_signer names unknown fields: {sorted(unknown)}")
@@ -225,12 +225,12 @@ async def _full_verdict(
             )
     moment = at if stamp is None else stamp.gen_time
     key = cache_key(signed_data["certificates"].dump(), trust_roots, crl_der)
-    roots = [_asn1_cert(c) for c in trust_roots]
+    roots = [asn1_cert(c) for c in trust_roots]
     try:
         status = await async_validate_detached_cms(
             manifest,
             signed_data,
-            signer_validation_context=_context(roots, crl_der, moment),
+            signer_validation_context=validation_context(roots, crl_der, moment),
             key_usage_settings=SIGNER_KEY_USAGE,
         )
     except SignatureValidationError as exc:  # e.g. signing-certificate-v2 names another cert
@@ -239,14 +239,14 @@ async def _full_verdict(
         raise SignatureError(f"The signature is malformed: {exc}") from exc
 
     cert = status.signing_cert
-    signer = _describe(cert)
+    signer = describe_certificate(cert)
     who = {"signer": signer["common_name"], "serial_number": signer["serial_number"]}
     if not status.valid:
         raise SignatureError("The signature does not verify with the signer's key.", **who)
     if not status.intact:
         raise ManifestMismatch(**who)
     if not (status.trusted and status.trust_problem_indic is None):
-        raise await _path_error(status, signed_data, roots, crl_der, moment, who)
+        raise await path_error(status, signed_data, roots, crl_der, moment, who)
     later = check_path(status, crl_der, moment, signer, profile, who)
     _check_against_stamp(signing_time, stamp, who)
     check_signing_time(signing_time, moment, cert, signer, who)

@@ -120,7 +120,7 @@ def test_sign_manifest_uses_the_template_after_the_first_signature(pki: Pki) -> 
     first = sign(pki.signer, pki, at=NOW)
     second = sign(pki.signer, pki, manifest=TAMPERED, at=NOW + DAY)
 
-    assert cms._signer_for(pki.signer.key, pki.signer.cert, [pki.root.cert]).template
+    assert cms.signer_for(pki.signer.key, pki.signer.cert, [pki.root.cert]).template
     assert reference(pki.signer, pki, MANIFEST, NOW) == first
     assert reference(pki.signer, pki, TAMPERED, NOW + DAY) == second
 
