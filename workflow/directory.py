@@ -7,7 +7,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from congvan.actions.checks.rules import DOC_TYPES
+from congvan.actions.checks.rules import (
+    COMPETENCE_PREFIXES,
+    DOC_TYPES,
+    competence_chain,
+    competence_line,
+)
 from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, ROLES, is_organ_id
 from congvan.storage.agencies import hash_token
@@ -198,12 +203,22 @@ def add_authority(
         )
     if valid_until is not None and valid_until < valid_from:
         raise InvalidInput("valid_until is before valid_from.", field="valid_until")
+    competence = competence_line(competence)
+    # Matched against signer blocks (rules.grants_competence), so it is one of their lines
+    # or stacks, never free text that no document could ever match.
+    if competence and competence_chain(competence) is None:
+        raise InvalidInput(
+            f"competence is empty (any) or a signer block: one of {', '.join(COMPETENCE_PREFIXES)}"
+            " or Q. and an upper-case title, e.g. 'KT. CHỦ TỊCH', 'TM. ỦY BAN NHÂN DÂN'.",
+            field="competence",
+            value=competence[:60],
+        )
     row: dict[str, object] = {
         "id": new_id(),
         "agency_id": agency_id,
         "signer": signer,
         "doc_types": joined,
-        "competence": competence.strip(),
+        "competence": competence,
         "valid_from": valid_from.isoformat(),
         "valid_until": valid_until.isoformat() if valid_until else None,
         "created_by": by,

@@ -14,6 +14,7 @@ from .rules import (
     DOC_TYPES,
     OFFICIAL_LETTER,
     competence_chain,
+    grants_competence,
     is_deputy,
     is_deputy_of,
     is_upper_group,
@@ -229,16 +230,16 @@ def signer_block(inp: CheckInput) -> Finding:
 
 
 def _granted(inp: CheckInput, competence: str) -> bool:
-    """Whether the signer holds an authority naming exactly ``competence`` on the date."""
+    """Whether the signer holds an authority naming ``competence`` (or its own line, Q. …)
+    on the date."""
     doc = inp.document
     username = (doc.get("signer_user") or "").strip()
     if not username:
         return False
     on = str(doc.get("issued_on") or inp.today.isoformat())
     held = inp.uow.authorities.holdings(doc["agency_id"], username, doc["doc_type"], on)
-    return any(
-        " ".join(nfc(a["competence"] or "").split()) == " ".join(competence.split()) for a in held
-    )
+    # An authority naming no competence does not make anyone acting head.
+    return any(a["competence"] and grants_competence(a["competence"], competence) for a in held)
 
 
 @check("format.recipients", BLOCKING, "Có nơi nhận", "Recipients (Nơi nhận) are present")

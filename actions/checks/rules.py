@@ -118,6 +118,30 @@ def competence_chain(competence: str) -> list[tuple[str, str]] | None:
     return chain
 
 
+def competence_line(competence: str) -> str:
+    """A signer block's lines as one: NFC, single spaces (``TM. ỦY BAN NHÂN DÂN KT. CHỦ TỊCH``)."""
+    return " ".join(nfc(competence).split())
+
+
+def grants_competence(granted: str, written: str) -> bool:
+    """Whether an authority naming ``granted`` covers a signer block reading ``written``.
+
+    The same lines, or the signer's own line alone: a deputy granted ``KT. CHỦ TỊCH`` signs
+    ``TM. ỦY BAN NHÂN DÂN`` / ``KT. CHỦ TỊCH``, an acting head granted ``Q. CHỦ TỊCH`` signs
+    ``TM. ỦY BAN NHÂN DÂN`` / ``Q. CHỦ TỊCH``. An authority naming no competence covers any.
+    """
+    granted, written = competence_line(granted), competence_line(written)
+    if not granted or granted == written:
+        return True
+    chain = competence_chain(written)
+    # In a stacked block (Appendix I) the upper line is the body's or the head's (TM., TL.)
+    # and the last line the signer's own (KT., Q.): that line is what a person is granted.
+    if chain is None or len(chain) < 2:
+        return False
+    prefix, title = chain[-1]
+    return granted == f"{prefix} {title}"
+
+
 def is_deputy(position: str) -> bool:
     upper = position.upper()
     return upper.startswith(DEPUTY) or any(
