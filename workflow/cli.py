@@ -791,7 +791,7 @@ def _verify_document(document_id: str, runtime: Runtime) -> int:
             return 2
         manifest = manifest_of(uow, document_id)
         cms_der = bytes(signature["cms"])
-        notation = policy.notation(doc.get("number"), doc.get("symbol"))
+        notation = policy.written_notation(doc)
         current = hashlib.sha256(manifest).hexdigest()
         accepted = as_utc(signature["created_at"]).astimezone(VIETNAM).isoformat()
         header = [

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 
 from congvan.actions.checks.rules import (
     COMPETENCE_PREFIXES,
-    DOC_TYPES,
+    KNOWN_DOC_TYPES,
     competence_chain,
     competence_line,
 )
@@ -187,13 +187,13 @@ def add_authority(
     types = sorted({t.strip() for t in doc_types})
     # Each item is one type code of Decree 30 Appendix III, or "*" alone for every type. An
     # empty list used to mean "all" and "CV,QĐ" was split: both are refused, not guessed.
-    unknown = [t for t in types if t != "*" and t not in DOC_TYPES]  # "" and "CV,QĐ" too
+    unknown = [t for t in types if t != "*" and t not in KNOWN_DOC_TYPES]  # "" and "CV,QĐ" too
     if not types or unknown or ("*" in types and len(types) > 1):
         raise InvalidInput(
             "doc_types lists document type codes (e.g. CV, QĐ), or is ['*'] for every type.",
             field="doc_types",
             unknown=unknown,
-            allowed=["*", *sorted(DOC_TYPES)],
+            allowed=["*", *sorted(KNOWN_DOC_TYPES)],
         )
     joined = ",".join(types)
     if len(joined) > DOC_TYPES_LENGTH or not _storable(joined):

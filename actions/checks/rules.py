@@ -38,6 +38,17 @@ DOC_TYPES: dict[str, str] = {
 }
 OFFICIAL_LETTER = "CV"
 
+# Legal normative documents (văn bản quy phạm pháp luật) are the types the Law on their
+# promulgation lists, issued by the bodies it names. Of Decree 30's types a resolution
+# (NQ: of the Government, a People's Council) and a decision (QĐ: of the Prime Minister, a
+# People's Committee) may be one or an administrative document, so the document says which
+# (``legal_normative``); a decree (NĐ) and a circular (TT) are always legal normative. A
+# directive (CT) no longer is (Law 80/2015).
+LEGAL_NORMATIVE_ONLY: dict[str, str] = {"NĐ": "Nghị định", "TT": "Thông tư"}
+LEGAL_NORMATIVE_TYPES = frozenset({"NQ", "QĐ", *LEGAL_NORMATIVE_ONLY})
+# Every type a document or a signing authority may name.
+KNOWN_DOC_TYPES: dict[str, str] = {**DOC_TYPES, **LEGAL_NORMATIVE_ONLY}
+
 # Signing on behalf (Art. 13): ký thay, thay mặt, thừa lệnh, thừa ủy quyền.
 COMPETENCE_PREFIXES = {
     "KT.": "ký thay",

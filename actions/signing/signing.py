@@ -24,7 +24,7 @@ from typing import Any
 from cryptography import x509
 
 from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError, SignerMismatch
-from congvan.states.policy import series_symbol
+from congvan.states.policy import DEFAULT_NUMBERING, number_series
 from congvan.states.timeliness import (
     DEFAULT_CUTOFF,
     WorkingDays,
@@ -380,7 +380,7 @@ class Signing:
             earlier = uow.duplicates.sent_with_number(
                 doc["agency_id"],
                 doc["number"],
-                series_symbol(agency.get("numbering") or "agency", doc.get("symbol") or ""),
+                number_series(agency.get("numbering") or DEFAULT_NUMBERING, doc),
                 doc["issued_on"][:4],
                 exclude=doc_id,
             )

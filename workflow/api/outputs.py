@@ -117,6 +117,7 @@ class Waiting(BaseModel):
 class DocumentOut(DocumentSummary):
     number: int | None
     symbol: str | None
+    legal_normative: bool
     place: str | None
     issued_on: date | None
     content: str | None

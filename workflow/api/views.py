@@ -12,8 +12,8 @@ from congvan.storage.unit_of_work import UnitOfWork
 
 
 def notation(row: dict[str, Any]) -> str:
-    """Số và ký hiệu as written on the document, e.g. ``1227/UBND-TĐKT``."""
-    return policy.notation(row.get("number"), row.get("symbol"))
+    """Số và ký hiệu as written on the document, e.g. ``1227/UBND-TĐKT``, ``05/2024/QĐ-UBND``."""
+    return policy.written_notation(row)
 
 
 def summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +58,7 @@ def document_view(uow: UnitOfWork, row: dict[str, Any]) -> dict[str, Any]:
         **summary(row),
         "number": row["number"],
         "symbol": row["symbol"],
+        "legal_normative": bool(row["legal_normative"]),
         "place": row["place"],
         "issued_on": row["issued_on"],
         "content": row["content"],
