@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, literal_column, or_, select
 
 from congvan.states.policy import Series
 
@@ -77,6 +77,40 @@ class DuplicateRepository:
             .limit(1)
         ).first()
         return dict(row._mapping) if row else None
+
+    def shared_numbers(
+        self, agency_id: str, from_year: str, *, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """Numbers that the agency's administrative documents hold under more than one
+        symbol in one year, ``from_year`` on: what one series for all would repeat.
+
+        Held as ``same_number`` holds them: past review, or in review now.
+        """
+        d = _documents.c
+        year = func.substr(d.issued_on, 1, 4)
+        symbols = func.count(func.distinct(d.symbol))
+        rows = self.conn.execute(
+            select(
+                year.label("held_year"),
+                d.number,
+                symbols.label("symbols"),
+                func.min(d.symbol).label("first_symbol"),
+                func.max(d.symbol).label("last_symbol"),
+            )
+            .where(
+                d.agency_id == agency_id,
+                d.legal_normative.is_(False),
+                d.number.is_not(None),
+                year >= from_year,
+                or_(d.state != "draft", d.submitted_revision == d.revision),
+            )
+            # By the output name: PostgreSQL binds substr's arguments anew in GROUP BY.
+            .group_by(literal_column("held_year"), d.number)
+            .having(symbols > 1)
+            .order_by(literal_column("held_year"), d.number)
+            .limit(limit)
+        ).all()
+        return [dict(r._mapping) for r in rows]
 
     def sent_with_file(
         self, sha256: str, organ_ids: Sequence[str], *, exclude: str

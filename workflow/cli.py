@@ -122,7 +122,7 @@ def cmd_demo(args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def cmd_agencies(args: argparse.Namespace, settings: Settings) -> int:
-    from .directory import add_agency
+    from .directory import add_agency, set_numbering
 
     runtime = _runtime(settings)
     try:
@@ -138,6 +138,10 @@ def cmd_agencies(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 uow.commit()
                 print(f"added agency {args.id}")
+            elif args.action == "set":
+                before = set_numbering(uow, args.id, args.numbering, runtime.clock())
+                uow.commit()
+                print(f"agency {args.id} numbering: {before} → {args.numbering}")
             else:
                 for a in uow.agencies.agencies():
                     print(f"{a['id']:<20} {a['abbreviation']:<10} {a['numbering']:<7} {a['name']}")
@@ -944,6 +948,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=policy.DEFAULT_NUMBERING,
         help="agency: one number series for all documents (Decree 30 Art. 15, the "
         "default); symbol: one series per symbol",
+    )
+    a = asub.add_parser("set", help="change an agency's settings")
+    a.add_argument("id", help="electronic identifier, e.g. 000.00.00.H57")
+    a.add_argument(
+        "--numbering",
+        choices=sorted(policy.NUMBERING),
+        required=True,
+        help="the series administrative documents are numbered in from now on; refused "
+        "while this year's numbers would repeat in it",
     )
     asub.add_parser("list", help="list agencies")
     p.set_defaults(func=cmd_agencies)

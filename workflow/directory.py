@@ -13,8 +13,9 @@ from congvan.actions.checks.rules import (
     competence_chain,
     competence_line,
 )
-from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
+from congvan.states.errors import AlreadyExists, InvalidInput, NotFound, NumberingConflict
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, ROLES, is_organ_id
+from congvan.states.timeliness import VIETNAM
 from congvan.storage.agencies import hash_token
 from congvan.storage.ids import new_id
 from congvan.storage.tables import SigningAuthority
@@ -47,6 +48,57 @@ def validate_roles(roles: Iterable[str]) -> list[str]:
     return roles
 
 
+def validate_numbering(numbering: str) -> str:
+    if numbering not in NUMBERING:
+        raise InvalidInput(
+            f"Numbering must be one of {', '.join(NUMBERING)}.",
+            field="numbering",
+            allowed=sorted(NUMBERING),
+        )
+    return numbering
+
+
+def set_numbering(uow: UnitOfWork, agency_id: str, numbering: str, now: datetime) -> str:
+    """Number the agency's administrative documents in ``numbering`` from now on.
+
+    Decree 30/2020 Art. 15.1: a number with its symbol is unique in the year, and the
+    agency's head decides how administrative documents are numbered. The change applies
+    to the numbers checked from now on, this year's included, so going to one series for
+    all is refused while this year's (or a later year's) documents already hold a number
+    under two symbols: that series would hold it twice. Going to a series per symbol
+    repeats nothing. Legal normative documents keep their series by type either way.
+    Returns the series the agency had.
+    """
+    validate_numbering(numbering)
+    agency = uow.agencies.agency(agency_id)
+    if agency is None:
+        raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
+    before = str(agency["numbering"])
+    if numbering == "agency" and before != "agency":
+        year = str(now.astimezone(VIETNAM).year)
+        shared = uow.duplicates.shared_numbers(agency_id, year)
+        if shared:
+            listed = ", ".join(
+                f"{s['number']:02d} ({s['held_year']}: {s['first_symbol']}, "
+                f"{s['last_symbol']}{', …' if s['symbols'] > 2 else ''})"
+                for s in shared[:5]
+            )
+            raise NumberingConflict(
+                f"One series for all documents would hold these numbers twice: {listed}. "
+                "Change the series from 1 January, when numbering starts again at 01.",
+                agency_id=agency_id,
+                numbering=numbering,
+                from_year=year,
+                numbers=[
+                    {"year": s["held_year"], "number": s["number"], "symbols": s["symbols"]}
+                    for s in shared
+                ],
+            )
+    if numbering != before:
+        uow.agencies.set_numbering(agency_id, numbering)
+    return before
+
+
 def add_agency(
     uow: UnitOfWork,
     agency_id: str,
@@ -58,12 +110,7 @@ def add_agency(
     validate_organ_id(agency_id, "agency_id")
     if not name.strip() or not abbreviation.strip():
         raise InvalidInput("An agency needs a name and an abbreviation.")
-    if numbering not in NUMBERING:
-        raise InvalidInput(
-            f"Numbering must be one of {', '.join(NUMBERING)}.",
-            field="numbering",
-            allowed=sorted(NUMBERING),
-        )
+    validate_numbering(numbering)
     if uow.agencies.agency(agency_id) is not None:
         raise AlreadyExists(f"Agency {agency_id} already exists.", agency_id=agency_id)
     uow.agencies.add_agency(

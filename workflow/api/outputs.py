@@ -196,6 +196,7 @@ class AgencyOut(BaseModel):
     id: str
     name: str
     abbreviation: str
+    numbering: str = Field(description="agency (one series for all) or symbol (per symbol)")
 
 
 class AgencyPage(Page):
