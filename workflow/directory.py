@@ -70,7 +70,8 @@ def set_numbering(uow: UnitOfWork, agency_id: str, numbering: str, now: datetime
     Returns the series the agency had.
     """
     validate_numbering(numbering)
-    agency = uow.agencies.agency(agency_id)
+    # An id no agency can have (PostgreSQL refuses NUL in a query) is simply not there.
+    agency = uow.agencies.agency(agency_id) if is_organ_id(agency_id) else None
     if agency is None:
         raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
     before = str(agency["numbering"])

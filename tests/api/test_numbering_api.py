@@ -135,5 +135,6 @@ def test_an_unknown_series_or_field_is_invalid_input(api: Api, body: dict[str, A
     assert "agency" == series_of(api)
 
 
-def test_an_unknown_agency_is_not_found(api: Api) -> None:
-    assert_error(change(api, "symbol", agency="000.00.99.H57"), 404, "not_found")
+@pytest.mark.parametrize("agency", ["000.00.99.H57", "000.00.00.H57%0A", "H57%00", "h57"])
+def test_an_unknown_agency_is_not_found(api_any_db: Api, agency: str) -> None:
+    assert_error(change(api_any_db, "symbol", agency=agency), 404, "not_found")

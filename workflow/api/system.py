@@ -135,7 +135,7 @@ def create_agency(body: AgencyIn, runtime: RuntimeDep, principal: PrincipalDep) 
     "/agencies/{agency_id}",
     summary="Change an agency's number series (operator)",
     response_model=AgencyOut,
-    responses=errors(*AUTHENTICATED, 404, 409),
+    responses=errors(*AUTHENTICATED, 400, 404, 409),
 )
 def change_agency(
     agency_id: str, body: AgencyChange, runtime: RuntimeDep, principal: PrincipalDep
