@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from congvan.states import MACHINES, policy
-from congvan.states.errors import CongvanError, InvalidInput
+from congvan.states.errors import CongvanError, InvalidInput, NotFound
 from congvan.states.graph import to_dot, to_mermaid
 
 from .settings import Settings
@@ -147,6 +147,26 @@ def cmd_agencies(args: argparse.Namespace, settings: Settings) -> int:
                     print(f"{a['id']:<20} {a['abbreviation']:<10} {a['numbering']:<7} {a['name']}")
     finally:
         runtime.stop()
+    return 0
+
+
+def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
+    from .api.views import document_view
+    from .showing import document_lines
+
+    runtime = _runtime(settings)
+    try:
+        with runtime.uow(readonly=True) as uow:
+            row = uow.documents.get(args.id)
+            if row is None:
+                raise NotFound("No such document.", document_id=args.id)
+            view = document_view(uow, row)
+    finally:
+        runtime.stop()
+    if args.json:
+        print(json.dumps(view, ensure_ascii=False, indent=2, default=str))
+    else:
+        print("\n".join(document_lines(view)))
     return 0
 
 
@@ -960,6 +980,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     asub.add_parser("list", help="list agencies")
     p.set_defaults(func=cmd_agencies)
+
+    p = sub.add_parser("documents", help="read documents")
+    dsub = p.add_subparsers(dest="action", required=True)
+    d = dsub.add_parser("show", help="a document, its signer and its signing's timeliness")
+    d.add_argument("id", help="the document's id")
+    d.add_argument("--json", action="store_true", help="the whole view, as GET returns it")
+    p.set_defaults(func=cmd_documents)
 
     p = sub.add_parser("authorities", help="manage signing authorities")
     asub = p.add_subparsers(dest="action", required=True)
