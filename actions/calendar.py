@@ -10,12 +10,13 @@ the announcements up to its release; the operator adds later ones (``extra_days_
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date
 from functools import lru_cache
 
 import holidays
 
 from congvan.states.timeliness import next_working_day as _next_working_day
+from congvan.states.timeliness import working_days_between as _working_days_between
 
 
 @lru_cache(maxsize=64)
@@ -63,11 +64,7 @@ class WorkingCalendar:
 
     def working_days_between(self, start: date, end: date) -> int:
         """How many working days fall after ``start``, up to and including ``end``."""
-        count, day = 0, start
-        while day < end:
-            day += timedelta(days=1)
-            count += self.is_working_day(day)
-        return count
+        return _working_days_between(self, start, end)
 
 
 VIETNAM_CALENDAR = WorkingCalendar()

@@ -14,7 +14,8 @@
      │    ├── TransitionNotAllowed (409)  invalid_transition
      │    ├── GuardFailed (409)           guard_failed
      │    ├── VersionConflict (409)       version_conflict
-     │    └── AlreadyExists (409)         already_exists
+     │    ├── AlreadyExists (409)         already_exists
+     │    └── NumberingConflict (409)     numbering_conflict
      ├── SignatureError (422)            signature_invalid
      │    ├── SignatureMalformed (422)    signature_malformed
      │    ├── WeakAlgorithm (422)         weak_algorithm
@@ -171,6 +172,12 @@ class AlreadyExists(Conflict):
     """A resource with this identity already exists."""
 
     code = "already_exists"
+
+
+class NumberingConflict(Conflict):
+    """Numbers already held would repeat in the agency's new number series."""
+
+    code = "numbering_conflict"
 
 
 class SignatureError(CongvanError):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 CLERK = "clerk"  # văn thư
 REVIEWER = "reviewer"  # chuyên viên
@@ -50,30 +52,60 @@ def is_organ_id(value: str) -> bool:
     return 0 < len(value) <= 35 and bool(_ORGAN_ID.fullmatch(value))  # never `$`: it allows "\n"
 
 
-def notation(number: int | None, symbol: str | None) -> str:
-    """Số và ký hiệu as written and shown: ``05/UBND-TĐKT``, ``1227/UBND-TĐKT``.
+def notation(number: int | None, symbol: str | None, year: int | None = None) -> str:
+    """Số và ký hiệu as written and shown: ``05/UBND-TĐKT``, ``1227/UBND-TĐKT``, and with
+    ``year`` (a legal normative document's) ``05/2024/QĐ-UBND``.
 
-    Decree 30/2020 Art. 15: numbers below 10 take a leading zero. The signed manifest keeps
-    the number an integer; this is its written form.
+    Decree 30/2020 Appendix I: numbers below 10 take a leading zero. The Law on the
+    promulgation of legal normative documents puts the year of issue between the number
+    and the symbol. The signed manifest keeps the number an integer; this is its written
+    form.
     """
     if not number:
         return symbol or ""
-    return f"{number:02d}/{symbol}" if symbol else f"{number:02d}"
+    head = f"{number:02d}/{year}" if year else f"{number:02d}"
+    return f"{head}/{symbol}" if symbol else head
 
 
-# Number series (Decree 30/2020 Art. 15): by default an agency numbers all its documents in
-# one series per year, so a number is used once whatever the symbol; an agency whose
-# registry keeps a series per symbol (type or drafting unit) is set to "symbol".
+def written_notation(document: Mapping[str, Any]) -> str:
+    """A document's (or documents row's) notation: with its year when legal normative."""
+    year = None
+    if document.get("legal_normative") and document.get("issued_on"):
+        year = int(str(document["issued_on"])[:4])
+    return notation(document.get("number"), document.get("symbol"), year)
+
+
+# Number series (Decree 30/2020 Art. 15.1): numbers run from 01 on 1 January to 31
+# December and a number with its symbol is unique in the year. Legal normative documents
+# (văn bản quy phạm pháp luật, point a) take a series per type; administrative documents
+# (point c) are numbered as the agency's head decides: by default one series for all of
+# them, so a number is used once whatever the symbol; an agency whose registry keeps a
+# series per symbol (type or drafting unit) is set to "symbol".
 NUMBERING = {
     "agency": "một hệ thống số cho mọi văn bản / one series for all documents",
     "symbol": "mỗi ký hiệu một hệ thống số / one series per symbol",
 }
 DEFAULT_NUMBERING = "agency"
+LEGAL_NORMATIVE = "legal_normative"  # the name of the legal normative series, by type
 
 
-def series_symbol(numbering: str, symbol: str) -> str | None:
-    """The symbol a number is unique with: ``None`` when unique across all symbols."""
-    return symbol if numbering == "symbol" else None
+@dataclass(frozen=True)
+class Series:
+    """The documents of one agency and one year among which a number is used once."""
+
+    name: str  # "agency", "symbol" or LEGAL_NORMATIVE
+    legal_normative: bool
+    doc_type: str | None = None  # only documents of this type (legal normative)
+    symbol: str | None = None  # only documents with this symbol (numbering by symbol)
+
+
+def number_series(numbering: str, document: Mapping[str, Any]) -> Series:
+    """The series ``document``'s number belongs to, in an agency numbering by ``numbering``."""
+    if document.get("legal_normative"):
+        return Series(LEGAL_NORMATIVE, True, doc_type=str(document.get("doc_type") or ""))
+    if numbering == "symbol":
+        return Series("symbol", False, symbol=str(document.get("symbol") or ""))
+    return Series("agency", False)
 
 
 # Urgency (độ khẩn) as QCVN 102 codes it.

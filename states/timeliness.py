@@ -1,14 +1,17 @@
 """When a signed document must be sent: Decision 28/2018/QĐ-TTg Art. 6, Decree 30/2020 Art. 18.
 
 "Send on the signing day, at the latest the morning of the next working day"; urgent
-documents (khẩn and above) are sent right after signing. The rule is pure: the calendar
-of working days is passed in, and the moments carry their own time zone.
+documents (khẩn and above) are sent right after signing. Timeliness is judged when it
+happens: at signing, a document whose own date's deadline has passed, or that waited too
+long after review, is flagged. The rules are pure: the calendar of working days is passed
+in, and the moments carry their own time zone.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Protocol
+from typing import Any, Protocol
 
 # Dates and cut-offs on documents are Vietnamese: UTC+7 all year, no daylight saving.
 VIETNAM = timezone(timedelta(hours=7), "ICT")
@@ -32,6 +35,15 @@ def next_working_day(calendar: WorkingDays, day: date) -> date:
     while not calendar.is_working_day(nxt):
         nxt += timedelta(days=1)
     return nxt
+
+
+def working_days_between(calendar: WorkingDays, start: date, end: date) -> int:
+    """How many working days fall after ``start``, up to and including ``end``."""
+    count, day = 0, start
+    while day < end:
+        day += timedelta(days=1)
+        count += calendar.is_working_day(day)
+    return count
 
 
 def is_urgent(urgency: int) -> bool:
@@ -72,3 +84,95 @@ def send_by_date(
     It may be signed as late as the end of its date, so an urgent one is due by then.
     """
     return send_by(end_of_day(day), urgency, calendar, cutoff)
+
+
+# A document reviewed (approved) is signed within this many working days unless the
+# operator says otherwise: the law sets no figure; one day matches the day Decision 28
+# gives from signing to sending.
+DEFAULT_SIGN_WITHIN_WORKING_DAYS = 1
+
+
+@dataclass(frozen=True)
+class SigningTimeliness:
+    """How timely a signing was, judged at that moment."""
+
+    signed_at: datetime
+    send_by: datetime  # when the signed document must go out
+    reviewed_at: datetime | None
+    dated_send_by: datetime | None  # when a document of its date had to go out
+    late_by: timedelta | None  # past ``dated_send_by``: its date is stale
+    late_by_working_days: int | None
+    review_to_signing_working_days: int | None
+    sign_within_working_days: int
+
+    @property
+    def late(self) -> bool:
+        """Signed after its own date's deadline: dated long before it was signed."""
+        return self.late_by is not None
+
+    @property
+    def signed_long_after_review(self) -> bool:
+        days = self.review_to_signing_working_days
+        return days is not None and days > self.sign_within_working_days
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON: moments in ISO 8601 with their offset, ``late_by`` in whole hours."""
+
+        def iso(moment: datetime | None) -> str | None:
+            return moment.isoformat() if moment else None
+
+        return {
+            "signed_at": iso(self.signed_at),
+            "send_by": iso(self.send_by),
+            "reviewed_at": iso(self.reviewed_at),
+            "dated_send_by": iso(self.dated_send_by),
+            "late": self.late,
+            "late_by_hours": int(self.late_by // timedelta(hours=1)) if self.late_by else None,
+            "late_by_working_days": self.late_by_working_days,
+            "review_to_signing_working_days": self.review_to_signing_working_days,
+            "sign_within_working_days": self.sign_within_working_days,
+            "signed_long_after_review": self.signed_long_after_review,
+        }
+
+
+def judge_signing(
+    signed_at: datetime,
+    *,
+    urgency: int,
+    dated: date | None,
+    reviewed_at: datetime | None,
+    calendar: WorkingDays,
+    cutoff: time = DEFAULT_CUTOFF,
+    sign_within_working_days: int = DEFAULT_SIGN_WITHIN_WORKING_DAYS,
+) -> SigningTimeliness:
+    """Judge a signing at ``signed_at`` of a document dated ``dated``, approved at
+    ``reviewed_at``.
+
+    Late: signed after the moment a document of its date had to be sent (its date no
+    longer fits the signing), by so many hours and working days (those after the
+    deadline's day, up to the signing day, Vietnamese days). Long after review: more
+    working days from the review day to the signing day than ``sign_within_working_days``.
+    """
+    for name, moment in (("signed_at", signed_at), ("reviewed_at", reviewed_at)):
+        if moment is not None and moment.tzinfo is None:
+            raise ValueError(f"{name} must carry its time zone")
+    signing_day = signed_at.astimezone(VIETNAM).date()
+    dated_send_by = late_by = late_days = waited = None
+    if dated is not None:
+        dated_send_by = send_by_date(dated, urgency, calendar, cutoff)
+        if signed_at > dated_send_by:
+            late_by = signed_at - dated_send_by
+            late_days = working_days_between(calendar, dated_send_by.date(), signing_day)
+    if reviewed_at is not None:
+        review_day = reviewed_at.astimezone(VIETNAM).date()
+        waited = working_days_between(calendar, review_day, signing_day)
+    return SigningTimeliness(
+        signed_at=signed_at.astimezone(VIETNAM),
+        send_by=send_by(signed_at, urgency, calendar, cutoff).astimezone(VIETNAM),
+        reviewed_at=reviewed_at.astimezone(VIETNAM) if reviewed_at else None,
+        dated_send_by=dated_send_by,
+        late_by=late_by,
+        late_by_working_days=late_days,
+        review_to_signing_working_days=waited,
+        sign_within_working_days=sign_within_working_days,
+    )

@@ -53,6 +53,12 @@ class AgencyRepository:
             dict(r._mapping) for r in self.conn.execute(select(_agencies).order_by(_agencies.c.id))
         ]
 
+    def set_numbering(self, agency_id: str, numbering: str) -> bool:
+        result = self.conn.execute(
+            update(_agencies).where(_agencies.c.id == agency_id).values(numbering=numbering)
+        )
+        return result.rowcount == 1
+
     def add_user(self, row: dict[str, Any]) -> None:
         self.conn.execute(insert(_users), [row])
 

@@ -52,6 +52,7 @@ EDITABLE = (
     "number",
     "symbol",
     "doc_type",
+    "legal_normative",
     "subject",
     "place",
     "issued_on",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
-from sqlalchemy import true as sa_true
+from sqlalchemy import ColumnElement, Connection, and_, func, literal_column, or_, select
+
+from congvan.states.policy import Series
 
 from .tables import Attachment, Dispatch, Document
 
@@ -15,32 +16,42 @@ _attachments = Attachment.__table__  # type: ignore[attr-defined]
 _dispatches = Dispatch.__table__  # type: ignore[attr-defined]
 
 
+def _in_series(series: Series) -> list[ColumnElement[bool]]:
+    """Which of an agency's documents share ``series`` (the year is compared apart)."""
+    d = _documents.c
+    where = [d.legal_normative.is_(series.legal_normative)]
+    if series.doc_type is not None:
+        where.append(d.doc_type == series.doc_type)
+    if series.symbol is not None:
+        where.append(d.symbol == series.symbol)
+    return where
+
+
+def _holds_a_number(exclude: str) -> ColumnElement[bool]:
+    """A document past review, or an earlier draft in review now, holds its number; an
+    abandoned draft holds nothing."""
+    d = _documents.c
+    return or_(d.state != "draft", and_(d.id < exclude, d.submitted_revision == d.revision))
+
+
 class DuplicateRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     def same_number(
-        self, agency_id: str, number: int, symbol: str | None, year: str, *, exclude: str
+        self, agency_id: str, number: int, series: Series, year: str, *, exclude: str
     ) -> dict[str, Any] | None:
-        """Another document of the agency holding this number (with ``symbol``, unless
-        None: any symbol) in ``year``.
-
-        A number is held by a document past review, or by an earlier draft that is in
-        review now; an abandoned draft holds nothing.
-        """
+        """Another document of the agency holding this number in ``series`` in ``year``."""
         d = _documents.c
         row = self.conn.execute(
-            select(d.id, d.state, d.issued_on, d.symbol)
+            select(d.id, d.state, d.number, d.issued_on, d.symbol, d.doc_type, d.legal_normative)
             .where(
                 d.agency_id == agency_id,
                 d.number == number,
-                d.symbol == symbol if symbol is not None else sa_true(),
+                *_in_series(series),
                 func.substr(d.issued_on, 1, 4) == year,
                 d.id != exclude,
-                or_(
-                    d.state != "draft",
-                    and_(d.id < exclude, d.submitted_revision == d.revision),
-                ),
+                _holds_a_number(exclude),
             )
             .order_by(d.id)
             .limit(1)
@@ -48,17 +59,16 @@ class DuplicateRepository:
         return dict(row._mapping) if row else None
 
     def sent_with_number(
-        self, agency_id: str, number: int, symbol: str | None, year: str, *, exclude: str
+        self, agency_id: str, number: int, series: Series, year: str, *, exclude: str
     ) -> dict[str, Any] | None:
-        """A document of the agency already sent with this number (and ``symbol``, unless
-        None) in ``year``."""
+        """A document of the agency already sent with this number in ``series`` in ``year``."""
         d = _documents.c
         row = self.conn.execute(
             select(d.id, d.state)
             .where(
                 d.agency_id == agency_id,
                 d.number == number,
-                d.symbol == symbol if symbol is not None else sa_true(),
+                *_in_series(series),
                 func.substr(d.issued_on, 1, 4) == year,
                 d.id != exclude,
                 d.state.in_(["sent", "delivered", "acknowledged", "failed"]),
@@ -67,6 +77,40 @@ class DuplicateRepository:
             .limit(1)
         ).first()
         return dict(row._mapping) if row else None
+
+    def shared_numbers(
+        self, agency_id: str, from_year: str, *, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """Numbers that the agency's administrative documents hold under more than one
+        symbol in one year, ``from_year`` on: what one series for all would repeat.
+
+        Held as ``same_number`` holds them: past review, or in review now.
+        """
+        d = _documents.c
+        year = func.substr(d.issued_on, 1, 4)
+        symbols = func.count(func.distinct(d.symbol))
+        rows = self.conn.execute(
+            select(
+                year.label("held_year"),
+                d.number,
+                symbols.label("symbols"),
+                func.min(d.symbol).label("first_symbol"),
+                func.max(d.symbol).label("last_symbol"),
+            )
+            .where(
+                d.agency_id == agency_id,
+                d.legal_normative.is_(False),
+                d.number.is_not(None),
+                year >= from_year,
+                or_(d.state != "draft", d.submitted_revision == d.revision),
+            )
+            # By the output name: PostgreSQL binds substr's arguments anew in GROUP BY.
+            .group_by(literal_column("held_year"), d.number)
+            .having(symbols > 1)
+            .order_by(literal_column("held_year"), d.number)
+            .limit(limit)
+        ).all()
+        return [dict(r._mapping) for r in rows]
 
     def sent_with_file(
         self, sha256: str, organ_ids: Sequence[str], *, exclude: str

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -72,6 +81,9 @@ class Document(SQLModel, table=True):
     number: int | None = Field(default=None)
     symbol: str = Field(default="", max_length=50)
     doc_type: str = Field(max_length=50)
+    # A legal normative document (văn bản quy phạm pháp luật): numbered in its type's own
+    # series and written with its year, 05/2024/QĐ-UBND (states.policy.number_series).
+    legal_normative: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     subject: str = Field(max_length=1000)
     place: str = Field(default="", max_length=100)
     issued_on: str | None = Field(default=None, max_length=10)  # ISO date

@@ -176,6 +176,7 @@ def bootstrap(
         timestamping=timestamping,
         calendar=calendar,
         send_cutoff=settings.send_cutoff,
+        sign_within_working_days=settings.sign_within_working_days,
     )
     every = settings.audit_anchor_minutes
     anchoring = Anchoring(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from congvan.states import MACHINES, policy
-from congvan.states.errors import CongvanError, InvalidInput
+from congvan.states.errors import CongvanError, InvalidInput, NotFound
 from congvan.states.graph import to_dot, to_mermaid
 
 from .settings import Settings
@@ -122,7 +122,7 @@ def cmd_demo(args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def cmd_agencies(args: argparse.Namespace, settings: Settings) -> int:
-    from .directory import add_agency
+    from .directory import add_agency, set_numbering
 
     runtime = _runtime(settings)
     try:
@@ -138,11 +138,35 @@ def cmd_agencies(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 uow.commit()
                 print(f"added agency {args.id}")
+            elif args.action == "set":
+                before = set_numbering(uow, args.id, args.numbering, runtime.clock())
+                uow.commit()
+                print(f"agency {args.id} numbering: {before} → {args.numbering}")
             else:
                 for a in uow.agencies.agencies():
                     print(f"{a['id']:<20} {a['abbreviation']:<10} {a['numbering']:<7} {a['name']}")
     finally:
         runtime.stop()
+    return 0
+
+
+def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
+    from .api.views import document_view
+    from .showing import document_lines
+
+    runtime = _runtime(settings)
+    try:
+        with runtime.uow(readonly=True) as uow:
+            row = uow.documents.get(args.id)
+            if row is None:
+                raise NotFound("No such document.", document_id=args.id)
+            view = document_view(uow, row)
+    finally:
+        runtime.stop()
+    if args.json:
+        print(json.dumps(view, ensure_ascii=False, indent=2, default=str))
+    else:
+        print("\n".join(document_lines(view)))
     return 0
 
 
@@ -791,7 +815,7 @@ def _verify_document(document_id: str, runtime: Runtime) -> int:
             return 2
         manifest = manifest_of(uow, document_id)
         cms_der = bytes(signature["cms"])
-        notation = policy.notation(doc.get("number"), doc.get("symbol"))
+        notation = policy.written_notation(doc)
         current = hashlib.sha256(manifest).hexdigest()
         accepted = as_utc(signature["created_at"]).astimezone(VIETNAM).isoformat()
         header = [
@@ -969,8 +993,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="agency: one number series for all documents (Decree 30 Art. 15, the "
         "default); symbol: one series per symbol",
     )
+    a = asub.add_parser("set", help="change an agency's settings")
+    a.add_argument("id", help="electronic identifier, e.g. 000.00.00.H57")
+    a.add_argument(
+        "--numbering",
+        choices=sorted(policy.NUMBERING),
+        required=True,
+        help="the series administrative documents are numbered in from now on; refused "
+        "while this year's numbers would repeat in it",
+    )
     asub.add_parser("list", help="list agencies")
     p.set_defaults(func=cmd_agencies)
+
+    p = sub.add_parser("documents", help="read documents")
+    dsub = p.add_subparsers(dest="action", required=True)
+    d = dsub.add_parser("show", help="a document, its signer and its signing's timeliness")
+    d.add_argument("id", help="the document's id")
+    d.add_argument("--json", action="store_true", help="the whole view, as GET returns it")
+    p.set_defaults(func=cmd_documents)
 
     p = sub.add_parser("authorities", help="manage signing authorities")
     asub = p.add_subparsers(dest="action", required=True)

@@ -7,9 +7,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from congvan.actions.checks.rules import DOC_TYPES
-from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
+from congvan.actions.checks.rules import (
+    COMPETENCE_PREFIXES,
+    KNOWN_DOC_TYPES,
+    competence_chain,
+    competence_line,
+)
+from congvan.states.errors import AlreadyExists, InvalidInput, NotFound, NumberingConflict
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, ROLES, is_organ_id
+from congvan.states.timeliness import VIETNAM
 from congvan.storage.agencies import hash_token
 from congvan.storage.ids import new_id
 from congvan.storage.tables import SigningAuthority
@@ -42,6 +48,58 @@ def validate_roles(roles: Iterable[str]) -> list[str]:
     return roles
 
 
+def validate_numbering(numbering: str) -> str:
+    if numbering not in NUMBERING:
+        raise InvalidInput(
+            f"Numbering must be one of {', '.join(NUMBERING)}.",
+            field="numbering",
+            allowed=sorted(NUMBERING),
+        )
+    return numbering
+
+
+def set_numbering(uow: UnitOfWork, agency_id: str, numbering: str, now: datetime) -> str:
+    """Number the agency's administrative documents in ``numbering`` from now on.
+
+    Decree 30/2020 Art. 15.1: a number with its symbol is unique in the year, and the
+    agency's head decides how administrative documents are numbered. The change applies
+    to the numbers checked from now on, this year's included, so going to one series for
+    all is refused while this year's (or a later year's) documents already hold a number
+    under two symbols: that series would hold it twice. Going to a series per symbol
+    repeats nothing. Legal normative documents keep their series by type either way.
+    Returns the series the agency had.
+    """
+    validate_numbering(numbering)
+    # An id no agency can have (PostgreSQL refuses NUL in a query) is simply not there.
+    agency = uow.agencies.agency(agency_id) if is_organ_id(agency_id) else None
+    if agency is None:
+        raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
+    before = str(agency["numbering"])
+    if numbering == "agency" and before != "agency":
+        year = str(now.astimezone(VIETNAM).year)
+        shared = uow.duplicates.shared_numbers(agency_id, year)
+        if shared:
+            listed = ", ".join(
+                f"{s['number']:02d} ({s['held_year']}: {s['first_symbol']}, "
+                f"{s['last_symbol']}{', …' if s['symbols'] > 2 else ''})"
+                for s in shared[:5]
+            )
+            raise NumberingConflict(
+                f"One series for all documents would hold these numbers twice: {listed}. "
+                "Change the series from 1 January, when numbering starts again at 01.",
+                agency_id=agency_id,
+                numbering=numbering,
+                from_year=year,
+                numbers=[
+                    {"year": s["held_year"], "number": s["number"], "symbols": s["symbols"]}
+                    for s in shared
+                ],
+            )
+    if numbering != before:
+        uow.agencies.set_numbering(agency_id, numbering)
+    return before
+
+
 def add_agency(
     uow: UnitOfWork,
     agency_id: str,
@@ -53,12 +111,7 @@ def add_agency(
     validate_organ_id(agency_id, "agency_id")
     if not name.strip() or not abbreviation.strip():
         raise InvalidInput("An agency needs a name and an abbreviation.")
-    if numbering not in NUMBERING:
-        raise InvalidInput(
-            f"Numbering must be one of {', '.join(NUMBERING)}.",
-            field="numbering",
-            allowed=sorted(NUMBERING),
-        )
+    validate_numbering(numbering)
     if uow.agencies.agency(agency_id) is not None:
         raise AlreadyExists(f"Agency {agency_id} already exists.", agency_id=agency_id)
     uow.agencies.add_agency(
@@ -182,13 +235,13 @@ def add_authority(
     types = sorted({t.strip() for t in doc_types})
     # Each item is one type code of Decree 30 Appendix III, or "*" alone for every type. An
     # empty list used to mean "all" and "CV,QĐ" was split: both are refused, not guessed.
-    unknown = [t for t in types if t != "*" and t not in DOC_TYPES]  # "" and "CV,QĐ" too
+    unknown = [t for t in types if t != "*" and t not in KNOWN_DOC_TYPES]  # "" and "CV,QĐ" too
     if not types or unknown or ("*" in types and len(types) > 1):
         raise InvalidInput(
             "doc_types lists document type codes (e.g. CV, QĐ), or is ['*'] for every type.",
             field="doc_types",
             unknown=unknown,
-            allowed=["*", *sorted(DOC_TYPES)],
+            allowed=["*", *sorted(KNOWN_DOC_TYPES)],
         )
     joined = ",".join(types)
     if len(joined) > DOC_TYPES_LENGTH or not _storable(joined):
@@ -198,12 +251,22 @@ def add_authority(
         )
     if valid_until is not None and valid_until < valid_from:
         raise InvalidInput("valid_until is before valid_from.", field="valid_until")
+    competence = competence_line(competence)
+    # Matched against signer blocks (rules.grants_competence), so it is one of their lines
+    # or stacks, never free text that no document could ever match.
+    if competence and competence_chain(competence) is None:
+        raise InvalidInput(
+            f"competence is empty (any) or a signer block: one of {', '.join(COMPETENCE_PREFIXES)}"
+            " or Q. and an upper-case title, e.g. 'KT. CHỦ TỊCH', 'TM. ỦY BAN NHÂN DÂN'.",
+            field="competence",
+            value=competence[:60],
+        )
     row: dict[str, object] = {
         "id": new_id(),
         "agency_id": agency_id,
         "signer": signer,
         "doc_types": joined,
-        "competence": competence.strip(),
+        "competence": competence,
         "valid_from": valid_from.isoformat(),
         "valid_until": valid_until.isoformat() if valid_until else None,
         "created_by": by,

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     # "At the latest the morning of the next working day" (Decision 28/2018 Art. 6): the
     # morning ends at this Vietnam time.
     send_cutoff: time = time(12, 0)
+    # A document approved is signed within this many working days, or its signing is
+    # flagged (states.timeliness.judge_signing); the law sets no figure.
+    sign_within_working_days: int = Field(default=1, ge=0, le=60)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .registry import BLOCKING, CheckInput, Finding, check, fail, ok
-from .rules import nfc
+from .rules import competence_line, grants_competence
 
 
 @check(
@@ -27,14 +27,14 @@ def signer_authority(inp: CheckInput) -> Finding:
             doc_type=doc["doc_type"],
             on=on,
         )
-    competence = nfc(doc.get("signer_competence") or "").strip()
+    competence = competence_line(doc.get("signer_competence") or "")
     # A signer may hold several authorities at once (KT. for letters, TM. for decisions):
-    # any one that names this competence, or none, will do.
+    # any one that names this competence, or its signer's own line, or none, will do.
     held = next(
-        (a for a in authorities if not a["competence"] or nfc(a["competence"]) == competence),
+        (a for a in authorities if grants_competence(a["competence"] or "", competence)),
         authorities[0],
     )
-    if held["competence"] and competence != nfc(held["competence"]):
+    if not grants_competence(held["competence"] or "", competence):
         return fail(
             f"Thẩm quyền ký là '{held['competence']}', văn bản ghi '{competence}'.",
             f"The authority is '{held['competence']}' but the document says '{competence}'.",

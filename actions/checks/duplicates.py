@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from congvan.states.policy import DEFAULT_NUMBERING, notation, series_symbol
+from congvan.states.policy import DEFAULT_NUMBERING, number_series, written_notation
 
 from .registry import BLOCKING, CheckInput, Finding, check, fail, ok
 
@@ -21,16 +21,13 @@ def same_number(inp: CheckInput) -> Finding:
             "No number or date to compare against.",
             field="number",
         )
-    numbering = inp.agency.get("numbering") or DEFAULT_NUMBERING
+    series = number_series(inp.agency.get("numbering") or DEFAULT_NUMBERING, doc)
     earlier = inp.uow.duplicates.same_number(
-        doc["agency_id"],
-        doc["number"],
-        series_symbol(numbering, doc.get("symbol") or ""),
-        doc["issued_on"][:4],
-        exclude=doc["id"],
+        doc["agency_id"], doc["number"], series, doc["issued_on"][:4], exclude=doc["id"]
     )
+    numbering = series.name
     if earlier:
-        written = notation(doc["number"], earlier["symbol"])
+        written = written_notation(earlier)
         return fail(
             f"Số {doc['number']:02d} đã dùng cho văn bản {earlier['id']} ({written}, "
             f"{earlier['state']}) trong cùng hệ thống số.",

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from datetime import date
 
-from congvan.states.policy import SECRECY, URGENCY
+from congvan.states.policy import SECRECY, URGENCY, written_notation
 from congvan.states.timeliness import VIETNAM, is_urgent, send_by_date
 
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 from .rules import (
     ACTING,
     COMPETENCE_PREFIXES,
-    DOC_TYPES,
+    KNOWN_DOC_TYPES,
+    LEGAL_NORMATIVE_ONLY,
+    LEGAL_NORMATIVE_TYPES,
     OFFICIAL_LETTER,
     competence_chain,
+    grants_competence,
     is_deputy,
     is_deputy_of,
     is_upper_group,
@@ -59,7 +62,7 @@ def number_symbol(inp: CheckInput) -> Finding:
             value=symbol,
             expected=expected,
         )
-    return ok(notation=f"{number:02d}/{symbol}")
+    return ok(notation=written_notation(doc))
 
 
 @check(
@@ -96,15 +99,31 @@ def place_date(inp: CheckInput) -> Finding:
 @check("format.doc_type", BLOCKING, "Tên loại văn bản hợp lệ", "The document type is known")
 def doc_type(inp: CheckInput) -> Finding:
     value = inp.document["doc_type"]
-    if value not in DOC_TYPES:
+    legal_normative = bool(inp.document.get("legal_normative"))
+    if value not in KNOWN_DOC_TYPES:
         return fail(
             f"Tên loại '{value}' không có trong danh mục.",
             f"Document type '{value}' is not in the list.",
             field="doc_type",
             value=value,
-            allowed=sorted(DOC_TYPES),
+            allowed=sorted(KNOWN_DOC_TYPES),
         )
-    return ok(name=DOC_TYPES[value])
+    if legal_normative and value not in LEGAL_NORMATIVE_TYPES:
+        return fail(
+            f"'{KNOWN_DOC_TYPES[value]}' không phải loại văn bản quy phạm pháp luật.",
+            f"A '{KNOWN_DOC_TYPES[value]}' is never a legal normative document.",
+            field="legal_normative",
+            value=value,
+            allowed=sorted(LEGAL_NORMATIVE_TYPES),
+        )
+    if not legal_normative and value in LEGAL_NORMATIVE_ONLY:
+        return fail(
+            f"'{KNOWN_DOC_TYPES[value]}' là văn bản quy phạm pháp luật (legal_normative).",
+            f"A '{KNOWN_DOC_TYPES[value]}' is always a legal normative document (legal_normative).",
+            field="legal_normative",
+            value=value,
+        )
+    return ok(name=KNOWN_DOC_TYPES[value], legal_normative=legal_normative)
 
 
 @check(
@@ -229,16 +248,16 @@ def signer_block(inp: CheckInput) -> Finding:
 
 
 def _granted(inp: CheckInput, competence: str) -> bool:
-    """Whether the signer holds an authority naming exactly ``competence`` on the date."""
+    """Whether the signer holds an authority naming ``competence`` (or its own line, Q. …)
+    on the date."""
     doc = inp.document
     username = (doc.get("signer_user") or "").strip()
     if not username:
         return False
     on = str(doc.get("issued_on") or inp.today.isoformat())
     held = inp.uow.authorities.holdings(doc["agency_id"], username, doc["doc_type"], on)
-    return any(
-        " ".join(nfc(a["competence"] or "").split()) == " ".join(competence.split()) for a in held
-    )
+    # An authority naming no competence does not make anyone acting head.
+    return any(a["competence"] and grants_competence(a["competence"], competence) for a in held)
 
 
 @check("format.recipients", BLOCKING, "Có nơi nhận", "Recipients (Nơi nhận) are present")

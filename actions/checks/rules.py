@@ -38,6 +38,17 @@ DOC_TYPES: dict[str, str] = {
 }
 OFFICIAL_LETTER = "CV"
 
+# Legal normative documents (văn bản quy phạm pháp luật) are the types the Law on their
+# promulgation lists, issued by the bodies it names. Of Decree 30's types a resolution
+# (NQ: of the Government, a People's Council) and a decision (QĐ: of the Prime Minister, a
+# People's Committee) may be one or an administrative document, so the document says which
+# (``legal_normative``); a decree (NĐ) and a circular (TT) are always legal normative. A
+# directive (CT) no longer is (Law 80/2015).
+LEGAL_NORMATIVE_ONLY: dict[str, str] = {"NĐ": "Nghị định", "TT": "Thông tư"}
+LEGAL_NORMATIVE_TYPES = frozenset({"NQ", "QĐ", *LEGAL_NORMATIVE_ONLY})
+# Every type a document or a signing authority may name.
+KNOWN_DOC_TYPES: dict[str, str] = {**DOC_TYPES, **LEGAL_NORMATIVE_ONLY}
+
 # Signing on behalf (Art. 13): ký thay, thay mặt, thừa lệnh, thừa ủy quyền.
 COMPETENCE_PREFIXES = {
     "KT.": "ký thay",
@@ -116,6 +127,30 @@ def competence_chain(competence: str) -> list[tuple[str, str]] | None:
     if not all(title and title == title.upper() for _, title in chain):
         return None
     return chain
+
+
+def competence_line(competence: str) -> str:
+    """A signer block's lines as one: NFC, single spaces (``TM. ỦY BAN NHÂN DÂN KT. CHỦ TỊCH``)."""
+    return " ".join(nfc(competence).split())
+
+
+def grants_competence(granted: str, written: str) -> bool:
+    """Whether an authority naming ``granted`` covers a signer block reading ``written``.
+
+    The same lines, or the signer's own line alone: a deputy granted ``KT. CHỦ TỊCH`` signs
+    ``TM. ỦY BAN NHÂN DÂN`` / ``KT. CHỦ TỊCH``, an acting head granted ``Q. CHỦ TỊCH`` signs
+    ``TM. ỦY BAN NHÂN DÂN`` / ``Q. CHỦ TỊCH``. An authority naming no competence covers any.
+    """
+    granted, written = competence_line(granted), competence_line(written)
+    if not granted or granted == written:
+        return True
+    chain = competence_chain(written)
+    # In a stacked block (Appendix I) the upper line is the body's or the head's (TM., TL.)
+    # and the last line the signer's own (KT., Q.): that line is what a person is granted.
+    if chain is None or len(chain) < 2:
+        return False
+    prefix, title = chain[-1]
+    return granted == f"{prefix} {title}"
 
 
 def is_deputy(position: str) -> bool:

@@ -11,6 +11,10 @@ language with a JCS implementation. Format ``congvan-manifest/1`` has these memb
 ``number``, ``symbol``, ``doc_type``, ``subject``, ``place``, ``issued_on``,
 ``signer_name``, ``signer_position``, ``signer_competence``, ``urgency``, ``due_date``
     The metadata as stored; a missing field is ``null``, dates are ISO ``YYYY-MM-DD``.
+``legal_normative``
+    ``true`` for a legal normative document (numbered in its type's series, written with
+    its year); absent for any other, so documents signed before it existed keep their
+    bytes.
 ``recipients``
     The organ ids of the recipients (nơi nhận), in their order.
 ``attachments``
@@ -84,6 +88,8 @@ def build_manifest(document: Mapping[str, Any], attachments: Sequence[Mapping[st
         "attachments": [_attachment(i, a) for i, a in enumerate(attachments)],
         "format": FORMAT,
     }
+    if document.get("legal_normative"):
+        manifest["legal_normative"] = True
     return rfc8785.dumps(manifest)
 
 

@@ -24,12 +24,12 @@ from typing import Any
 from cryptography import x509
 
 from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError, SignerMismatch
-from congvan.states.policy import series_symbol
+from congvan.states.policy import DEFAULT_NUMBERING, number_series
 from congvan.states.timeliness import (
     DEFAULT_CUTOFF,
+    DEFAULT_SIGN_WITHIN_WORKING_DAYS,
     WorkingDays,
-    send_by,
-    send_by_date,
+    judge_signing,
 )
 from congvan.states.timeliness import (
     VIETNAM as VIETNAM,  # re-exported: the CLI shows times in it
@@ -148,10 +148,12 @@ class Signing:
         timestamping: Timestamping | None = None,
         calendar: WorkingDays = VIETNAM_CALENDAR,
         send_cutoff: time = DEFAULT_CUTOFF,
+        sign_within_working_days: int = DEFAULT_SIGN_WITHIN_WORKING_DAYS,
     ) -> None:
         self.passphrase = passphrase
         self.calendar = calendar
         self.send_cutoff = send_cutoff
+        self.sign_within_working_days = sign_within_working_days
         self.trust = trust
         self.timestamping = timestamping
         # An uploaded signed PDF: the main file's limit plus room for signatures.
@@ -180,22 +182,28 @@ class Signing:
                 )
         return True, ""
 
-    def _timeliness(self, doc: dict[str, Any], signed_at: datetime) -> dict[str, Any]:
-        """When the signed document must go out; ``late`` when its own date is past that.
+    def _timeliness(
+        self, uow: UnitOfWork, doc: dict[str, Any], signed_at: datetime
+    ) -> dict[str, Any]:
+        """The signing judged now (states.timeliness.judge_signing), for the trail.
 
         Decision 28/2018 Art. 6 runs from the signing: a document dated long before it is
-        signed (reviewed, then left waiting) is flagged in the trail.
+        signed, or approved long before, is flagged, and the judgment is kept as made.
         """
-        urgency = int(doc.get("urgency") or 0)
-        judged = {"send_by": send_by(signed_at, urgency, self.calendar, self.send_cutoff)}
         try:
-            dated = date.fromisoformat(str(doc.get("issued_on")))
+            dated: date | None = date.fromisoformat(str(doc.get("issued_on")))
         except ValueError:
-            return {k: v.isoformat() for k, v in judged.items()}
-        latest = send_by_date(dated, urgency, self.calendar, self.send_cutoff)
-        if signed_at > latest:
-            judged["late"] = latest
-        return {k: v.isoformat() for k, v in judged.items()}
+            dated = None
+        approvals = uow.audit.entries(doc["id"], "approve")
+        return judge_signing(
+            signed_at,
+            urgency=int(doc.get("urgency") or 0),
+            dated=dated,
+            reviewed_at=approvals[-1]["at"] if approvals else None,
+            calendar=self.calendar,
+            cutoff=self.send_cutoff,
+            sign_within_working_days=self.sign_within_working_days,
+        ).as_dict()
 
     def attach_signature(self, ctx: TransitionContext) -> None:
         """Sign (or accept an uploaded signature of) the manifest, verified before storing."""
@@ -261,7 +269,7 @@ class Signing:
                 "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
                 "certificate": fingerprint,
                 "signer": verdict.signer.get("common_name", ""),
-                **self._timeliness(doc, ctx.now),
+                "timeliness": self._timeliness(uow, doc, ctx.now),
             }
         )
         if verdict.timestamp is not None:  # an uploaded CMS that carries a valid token
@@ -381,7 +389,7 @@ class Signing:
             earlier = uow.duplicates.sent_with_number(
                 doc["agency_id"],
                 doc["number"],
-                series_symbol(agency.get("numbering") or "agency", doc.get("symbol") or ""),
+                number_series(agency.get("numbering") or DEFAULT_NUMBERING, doc),
                 doc["issued_on"][:4],
                 exclude=doc_id,
             )

@@ -206,8 +206,12 @@ def test_a_pdf_signed_by_the_token_is_uploaded_with_the_cms_and_served(
         "certificate": certificate["fingerprint"],
         "signer": SIGNER_NAME,
         "signed_pdf_sha256": digest,
-        "send_by": "2026-01-06T12:00:00+07:00",
+        "timeliness": entry["payload"]["timeliness"],
     }
+    assert ("2026-01-06T12:00:00+07:00", False) == (
+        entry["payload"]["timeliness"]["send_by"],
+        entry["payload"]["timeliness"]["late"],
+    )
 
     # And send's guard still holds the signature (and the PDF) valid
     assert signature_valid(api, doc_id) == (True, "")

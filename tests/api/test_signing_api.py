@@ -273,8 +273,20 @@ def test_the_named_signer_signs_on_the_server_and_the_signature_verifies(
         "certificate": certificate["fingerprint"],
         "signer": SIGNER_NAME,
         "signed_pdf_sha256": signature["signed_pdf_sha256"],
-        # signed on Monday 05/01/2026 at 15:00 (Vietnam): sent by the next morning's noon
-        "send_by": "2026-01-06T12:00:00+07:00",
+        # approved and signed on Monday 05/01/2026 at 15:00 (Vietnam), the letter's date:
+        # sent by the next morning's noon, on time
+        "timeliness": {
+            "signed_at": "2026-01-05T15:00:00+07:00",
+            "send_by": "2026-01-06T12:00:00+07:00",
+            "reviewed_at": "2026-01-05T15:00:00+07:00",
+            "dated_send_by": "2026-01-06T12:00:00+07:00",
+            "late": False,
+            "late_by_hours": None,
+            "late_by_working_days": None,
+            "review_to_signing_working_days": 0,
+            "sign_within_working_days": 1,
+            "signed_long_after_review": False,
+        },
     }
 
     # And the main PDF was signed too (PAdES, visible stamp), and it verifies
@@ -595,10 +607,11 @@ def test_a_letter_signed_after_its_own_deadline_is_flagged_in_the_trail(
     # Then it is signed, and the trail says it was due out by Tuesday noon, and when the
     # signed document must now go: Thursday noon
     assert response.status_code == 200, response.text
-    payload = history(api, doc_id)[-1]["payload"]
-    assert ("2026-01-06T12:00:00+07:00", "2026-01-08T12:00:00+07:00") == (
-        payload["late"],
-        payload["send_by"],
+    judged = history(api, doc_id)[-1]["payload"]["timeliness"]
+    assert (True, "2026-01-06T12:00:00+07:00", "2026-01-08T12:00:00+07:00") == (
+        judged["late"],
+        judged["dated_send_by"],
+        judged["send_by"],
     )
 
 

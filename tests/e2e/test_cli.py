@@ -174,3 +174,26 @@ def test_an_agency_is_added_with_its_numbering_series(tmp_path: Path) -> None:
     listed = congvan("agencies", "list", data_dir=tmp_path).stdout.splitlines()
     assert [line.split()[2] for line in listed] == ["agency", "symbol"]
     assert wrong.returncode != 0
+
+
+def test_an_agencys_series_is_changed(tmp_path: Path) -> None:
+    # Given an agency numbering all its documents in one series
+    assert congvan("migrate", data_dir=tmp_path).returncode == 0
+    added = congvan(
+        "agencies", "add", "000.00.00.H57", "--name", "UBND tỉnh", "--abbreviation", "UBND",
+        data_dir=tmp_path,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+
+    # When the operator moves it to a series per symbol, and names an unknown agency
+    done = congvan("agencies", "set", "000.00.00.H57", "--numbering", "symbol", data_dir=tmp_path)
+    unknown = congvan(
+        "agencies", "set", "000.00.99.H57", "--numbering", "symbol", data_dir=tmp_path
+    )
+
+    # Then the list shows the new series, and the unknown agency is an error with its code
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "agency → symbol" in done.stdout
+    listed = congvan("agencies", "list", data_dir=tmp_path).stdout.split()
+    assert "symbol" == listed[2]
+    assert (2, "error [not_found]") == (unknown.returncode, unknown.stderr.split(":")[0])

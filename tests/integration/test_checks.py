@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 
 from congvan.actions.calendar import VIETNAM_CALENDAR, WorkingCalendar
 from congvan.actions.checks import CHECKS, Check, CheckInput, Finding
-from congvan.actions.checks.rules import DOC_TYPES
+from congvan.actions.checks.rules import KNOWN_DOC_TYPES
 from congvan.states.errors import GuardFailed, InvalidInput
 from congvan.states.policy import URGENCY, is_organ_id, job_backoff_seconds
 from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
@@ -279,6 +279,9 @@ VARIANTS = [
           details={"value": "UBND--TĐKT"}),
     fails("en dash from a word processor", NUMBER_SYMBOL, fields={"symbol": "UBND–TĐKT"},
           details={"value": "UBND–TĐKT"}),
+    passes("legal normative decision, written with its year", NUMBER_SYMBOL,
+           fields={"doc_type": "QĐ", "symbol": "QĐ-UBND", "legal_normative": True, "number": 5},
+           details={"notation": "05/2021/QĐ-UBND"}),
     fails("decision with a letter's symbol", NUMBER_SYMBOL,
           fields={"doc_type": "QĐ", "symbol": "UBND-TĐKT"},
           details={"field": "symbol", "expected": "QĐ-UBND"}),
@@ -303,11 +306,22 @@ VARIANTS = [
            details={"name": "Quyết định"}),
     passes("official letter", "format.doc_type", details={"name": "Công văn"}),
     fails("type spelled out", "format.doc_type", fields={"doc_type": "Công văn"},
-          details={"field": "doc_type", "value": "Công văn", "allowed": sorted(DOC_TYPES)}),
+          details={"field": "doc_type", "value": "Công văn",
+                   "allowed": sorted(KNOWN_DOC_TYPES)}),
     fails("type in lower case", "format.doc_type", fields={"doc_type": "cv"},
           details={"field": "doc_type", "value": "cv"}),
     fails("type unknown", "format.doc_type", fields={"doc_type": "XYZ"},
           details={"value": "XYZ"}),
+    passes("legal normative decision", "format.doc_type",
+           fields={"doc_type": "QĐ", "symbol": "QĐ-UBND", "legal_normative": True},
+           details={"name": "Quyết định", "legal_normative": True}),
+    passes("decree", "format.doc_type",
+           fields={"doc_type": "NĐ", "symbol": "NĐ-UBND", "legal_normative": True}),
+    fails("legal normative letter", "format.doc_type", fields={"legal_normative": True},
+          details={"field": "legal_normative", "value": "CV"}),
+    fails("decree not marked legal normative", "format.doc_type",
+          fields={"doc_type": "NĐ", "symbol": "NĐ-UBND"},
+          details={"field": "legal_normative", "value": "NĐ"}),
     # -- trích yếu
     passes("subject exactly at the limit", "format.subject", max_subject_length=len(SUBJECT)),
     fails("subject empty", "format.subject", fields={"subject": ""},

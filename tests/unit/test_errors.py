@@ -35,6 +35,7 @@ FROZEN = {
     "GuardFailed": ("guard_failed", 409),
     "VersionConflict": ("version_conflict", 409),
     "AlreadyExists": ("already_exists", 409),
+    "NumberingConflict": ("numbering_conflict", 409),
     "SignatureError": ("signature_invalid", 422),
     "SignatureMalformed": ("signature_malformed", 422),
     "WeakAlgorithm": ("weak_algorithm", 422),

@@ -100,6 +100,7 @@ def test_key_order_of_the_input_does_not_matter() -> None:
         ("signer_competence", "TM. ỦY BAN NHÂN DÂN"),
         ("urgency", 1),
         ("due_date", "2021-03-01"),
+        ("legal_normative", True),
         ("recipients", ["000.00.02.H57", "000.00.01.H57"]),
     ],
 )
@@ -107,6 +108,15 @@ def test_any_document_change_gives_different_bytes(field: str, value: Any) -> No
     original = build_manifest(make_document(), make_attachments())
 
     assert original != build_manifest(make_document(**{field: value}), make_attachments())
+
+
+def test_a_legal_normative_document_says_so_and_any_other_keeps_its_bytes() -> None:
+    # Documents signed before the member existed verify again: it appears only when true.
+    before = build_manifest(make_document(), make_attachments())
+
+    assert before == build_manifest(make_document(legal_normative=False), make_attachments())
+    marked = json.loads(build_manifest(make_document(legal_normative=True), make_attachments()))
+    assert {**json.loads(before), "legal_normative": True} == marked
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from congvan.actions.checks.rules import (
     OFFICIAL_LETTER,
     competence_chain,
     competence_parts,
+    grants_competence,
     is_upper_group,
 )
 
@@ -287,6 +288,34 @@ def test_whatever_chains_is_an_allowed_chain_of_upper_case_titles(text: str) -> 
     if chain is not None:
         assert tuple(p for p, _ in chain) in COMPETENCE_CHAINS
         assert all(t and t == t.upper() for _, t in chain)
+
+
+# -- grants_competence ---------------------------------------------------------------------
+
+upper_chains = st.sampled_from(sorted(c for c in COMPETENCE_CHAINS if len(c) == 2))
+
+
+@given(upper_chains, st.lists(titles, min_size=2, max_size=2), st.sampled_from(["\n", " "]))
+def test_a_stacked_block_is_covered_by_its_own_line_or_the_whole_block(
+    chain: tuple[str, ...], names: list[str], sep: str
+) -> None:
+    lines = [f"{prefix} {title}" for prefix, title in zip(chain, names, strict=True)]
+    written = sep.join(lines)
+
+    assert grants_competence(lines[1], written)  # the signer's own line: KT. or Q.
+    assert grants_competence(" ".join(lines), written)
+    assert grants_competence("", written)
+
+
+@given(upper_chains, st.lists(titles, min_size=2, max_size=2))
+def test_the_upper_line_alone_or_a_block_for_a_lone_line_is_not_covered(
+    chain: tuple[str, ...], names: list[str]
+) -> None:
+    lines = [f"{prefix} {title}" for prefix, title in zip(chain, names, strict=True)]
+
+    # TM. <body> is the body's line, not the signer's; a block is more than its last line.
+    assert not grants_competence(lines[0], "\n".join(lines))
+    assert not grants_competence(" ".join(lines), lines[1])
 
 
 # -- the deputy rule, through the signer block ---------------------------------------------

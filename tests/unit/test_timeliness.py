@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from congvan.states.timeliness import VIETNAM, end_of_day, send_by, send_by_date
+from congvan.states.timeliness import VIETNAM, end_of_day, judge_signing, send_by, send_by_date
 
 
 @dataclass(frozen=True)
@@ -82,3 +82,136 @@ def test_the_deadline_is_the_first_working_morning_after_the_signing_day(
     assert due.date() > signing_day
     between = (signing_day + timedelta(days=k) for k in range(1, (due.date() - signing_day).days))
     assert not any(calendar.is_working_day(d) for d in between)
+
+
+# -- judging a signing -------------------------------------------------------------------
+
+MONDAY = date(2026, 4, 20)
+
+
+def judged(
+    signed_at: datetime,
+    *,
+    dated: date | None = MONDAY,
+    reviewed_at: datetime | None = None,
+    urgency: int = 0,
+    within: int = 1,
+) -> dict[str, object]:
+    return judge_signing(
+        signed_at,
+        urgency=urgency,
+        dated=dated,
+        reviewed_at=reviewed_at,
+        calendar=Weekdays(),
+        sign_within_working_days=within,
+    ).as_dict()
+
+
+def test_a_letter_signed_the_day_it_is_dated_and_approved_is_timely() -> None:
+    result = judged(vn(2026, 4, 20, 15), reviewed_at=vn(2026, 4, 20, 9))
+
+    assert {
+        "signed_at": "2026-04-20T15:00:00+07:00",
+        "send_by": "2026-04-21T12:00:00+07:00",
+        "reviewed_at": "2026-04-20T09:00:00+07:00",
+        "dated_send_by": "2026-04-21T12:00:00+07:00",
+        "late": False,
+        "late_by_hours": None,
+        "late_by_working_days": None,
+        "review_to_signing_working_days": 0,
+        "sign_within_working_days": 1,
+        "signed_long_after_review": False,
+    } == result
+
+
+def test_a_letter_of_monday_approved_then_signed_on_wednesday_is_flagged_twice() -> None:
+    # Dated and approved Monday; its date had it out by Tuesday noon; signed Wednesday 15:00
+    result = judged(vn(2026, 4, 22, 15), reviewed_at=vn(2026, 4, 20, 10))
+
+    assert (True, 27, 1, 2, True) == (
+        result["late"],
+        result["late_by_hours"],
+        result["late_by_working_days"],
+        result["review_to_signing_working_days"],
+        result["signed_long_after_review"],
+    )
+
+
+def test_a_weekend_between_review_and_signing_does_not_count() -> None:
+    # Approved Friday afternoon (dated Friday), signed Monday 10:00: one working day later
+    result = judged(vn(2026, 4, 27, 10), dated=FRIDAY, reviewed_at=vn(2026, 4, 24, 16))
+
+    assert (False, 1, False) == (
+        result["late"],
+        result["review_to_signing_working_days"],
+        result["signed_long_after_review"],
+    )
+
+
+def test_waiting_after_review_is_flagged_apart_from_the_date() -> None:
+    # With no day allowed: approved Monday 09:00, signed Tuesday 10:00, before its date's noon
+    result = judged(vn(2026, 4, 21, 10), reviewed_at=vn(2026, 4, 20, 9), within=0)
+
+    assert (False, 1, True) == (
+        result["late"],
+        result["review_to_signing_working_days"],
+        result["signed_long_after_review"],
+    )
+
+
+def test_an_urgent_letter_signed_the_day_after_its_date_is_late_by_the_hours_since() -> None:
+    result = judged(vn(2026, 4, 21, 9), urgency=1)
+
+    assert (True, 9, 1, "2026-04-21T09:00:00+07:00") == (
+        result["late"],
+        result["late_by_hours"],
+        result["late_by_working_days"],
+        result["send_by"],
+    )
+
+
+def test_without_a_date_or_a_review_only_the_send_by_moment_is_judged() -> None:
+    result = judged(vn(2026, 4, 20, 15), dated=None)
+
+    assert (None, False, None, None) == (
+        result["dated_send_by"],
+        result["late"],
+        result["review_to_signing_working_days"],
+        result["signed_long_after_review"] or None,
+    )
+
+
+def test_a_moment_without_its_time_zone_is_refused() -> None:
+    with pytest.raises(ValueError, match="reviewed_at"):
+        judged(vn(2026, 4, 20, 15), reviewed_at=datetime(2026, 4, 20, 9))
+
+
+@given(
+    st.datetimes(datetime(2024, 1, 1), datetime(2027, 12, 31), timezones=st.just(UTC)),
+    st.timedeltas(timedelta(0), timedelta(days=40)),
+    st.integers(0, 10),
+)
+def test_late_and_long_after_review_follow_their_definitions(
+    reviewed_at: datetime, wait: timedelta, within: int
+) -> None:
+    signed_at = reviewed_at + wait
+    dated = reviewed_at.astimezone(VIETNAM).date()
+
+    result = judge_signing(
+        signed_at,
+        urgency=0,
+        dated=dated,
+        reviewed_at=reviewed_at,
+        calendar=Weekdays(),
+        sign_within_working_days=within,
+    )
+
+    assert result.late == (signed_at > send_by_date(dated, 0, Weekdays()))
+    waited = sum(
+        Weekdays().is_working_day(dated + timedelta(days=i))
+        for i in range(1, (signed_at.astimezone(VIETNAM).date() - dated).days + 1)
+    )
+    assert (waited, waited > within) == (
+        result.review_to_signing_working_days,
+        result.signed_long_after_review,
+    )

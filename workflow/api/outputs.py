@@ -114,9 +114,26 @@ class Waiting(BaseModel):
     until: Moment
 
 
+class SigningTimeliness(BaseModel):
+    """How timely the signing was, judged when it was signed (Decision 28/2018 Art. 6);
+    a signing recorded before the whole judgment was kept has nulls."""
+
+    signed_at: Moment
+    send_by: Moment | None = Field(description="When the signed document must go out")
+    reviewed_at: Moment | None = Field(description="When it was approved")
+    dated_send_by: Moment | None = Field(description="When a document of its date had to go")
+    late: bool = Field(description="Signed after dated_send_by: its date is stale")
+    late_by_hours: int | None
+    late_by_working_days: int | None
+    review_to_signing_working_days: int | None
+    sign_within_working_days: int | None = Field(description="The limit then in force")
+    signed_long_after_review: bool | None
+
+
 class DocumentOut(DocumentSummary):
     number: int | None
     symbol: str | None
+    legal_normative: bool
     place: str | None
     issued_on: date | None
     content: str | None
@@ -132,6 +149,7 @@ class DocumentOut(DocumentSummary):
     dispatches: list[DispatchOut]
     jobs: list[JobOut]
     waiting_for: list[Waiting]
+    timeliness: SigningTimeliness | None = Field(description="null until it is signed")
     revision: int
     submitted_revision: int | None
     signer_user: str | None
@@ -195,6 +213,7 @@ class AgencyOut(BaseModel):
     id: str
     name: str
     abbreviation: str
+    numbering: str = Field(description="agency (one series for all) or symbol (per symbol)")
 
 
 class AgencyPage(Page):

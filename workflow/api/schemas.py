@@ -6,7 +6,7 @@ import unicodedata
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
 from congvan.states.errors import FieldTooLong, InvalidInput
 from congvan.states.policy import SECRECY, URGENCY
@@ -57,9 +57,11 @@ def _storable(value: str, multi_line: bool = False) -> str:
     return unicodedata.normalize("NFC", value)
 
 
-# Fields that may be null; of the others, these may not be cleared at all.
+# Fields that may be null; of the others, these may not be cleared at all, and these are
+# cleared to a value of their own (text fields to "").
 _NULLABLE = frozenset({"number", "issued_on", "due_date"})
 _REQUIRED = frozenset({"doc_type", "subject"})
+_CLEARED_TO: dict[str, Any] = {"urgency": 0, "legal_normative": False}
 
 
 class RecipientIn(TextModel):
@@ -85,6 +87,11 @@ class DocumentFields(TextModel):
     number: int | None = Field(default=None, ge=1, le=999_999, description="Số")
     symbol: str | None = Field(default=None, description="Ký hiệu, e.g. UBND-TĐKT")
     doc_type: str | None = Field(default=None, description="Tên loại, e.g. CV (công văn)")
+    legal_normative: StrictBool | None = Field(
+        default=None,
+        description="Văn bản quy phạm pháp luật (a QĐ or NQ may be either): numbered in its "
+        "type's own series, written with its year, e.g. 05/2024/QĐ-UBND. Default false.",
+    )
     subject: str | None = Field(default=None, description="Trích yếu")
     place: str | None = Field(default=None, description="Địa danh")
     issued_on: date | None = Field(default=None, description="Ngày ban hành")
@@ -124,7 +131,7 @@ class DocumentFields(TextModel):
                 continue
             if key in _REQUIRED:
                 raise InvalidInput(f"{key} cannot be empty.", field=key)
-            row[key] = 0 if key == "urgency" else ""
+            row[key] = _CLEARED_TO.get(key, "")
         return row
 
 

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, get_args
 
 from fastapi import APIRouter
-from pydantic import Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import func, select, text
 
 from congvan.states.errors import DatabaseNotReady
-from congvan.states.policy import OPERATOR, SUPERVISOR
+from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, OPERATOR, SUPERVISOR
 from congvan.storage.clock import as_utc
 from congvan.storage.schema import ensure_migrated
 from congvan.storage.tables import Document
 
-from ..directory import add_agency
+from ..directory import add_agency, set_numbering
 from .auth import PrincipalDep, RuntimeDep, require
 from .outputs import AUTHENTICATED, COMMON, AgencyOut, AgencyPage, Health, Metrics, errors
 from .paging import PagingDep, page, paging
 from .schemas import TextModel
 
 router = APIRouter(prefix="/v1", tags=["system"])
+Numbering = Literal["agency", "symbol"]  # states.policy.NUMBERING, as an enum in OpenAPI
+if set(get_args(Numbering)) != set(NUMBERING) or DEFAULT_NUMBERING != "agency":
+    raise RuntimeError("Numbering must list states.policy.NUMBERING")
 
 
 @router.get(
@@ -71,10 +74,27 @@ def metrics(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     }
 
 
+_NUMBERING = Field(
+    description="agency: one number series for all administrative documents (Decree 30 Art. "
+    "15); symbol: one per symbol. Legal normative documents are numbered by type either way."
+)
+
+
 class AgencyIn(TextModel):
     id: str = Field(description="Electronic identifier, e.g. 000.00.00.H57", max_length=35)
     name: str = Field(max_length=300)
     abbreviation: str = Field(max_length=30, description="e.g. UBND")
+    numbering: Numbering = Field(default="agency", description=_NUMBERING.description)
+
+
+class AgencyChange(TextModel):
+    model_config = ConfigDict(extra="forbid")
+
+    numbering: Numbering = _NUMBERING
+
+
+def _agency_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("id", "name", "abbreviation", "numbering")}
 
 
 @router.get(
@@ -89,8 +109,7 @@ def list_agencies(
     at = paging(params, (str,))
     with runtime.uow(readonly=True) as uow:
         rows = uow.agencies.agencies()
-    views = [{"id": a["id"], "name": a["name"], "abbreviation": a["abbreviation"]} for a in rows]
-    return page(views, lambda a: (a["id"],), at)
+    return page([_agency_view(a) for a in rows], lambda a: (a["id"],), at)
 
 
 @router.post(
@@ -103,6 +122,30 @@ def list_agencies(
 def create_agency(body: AgencyIn, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, frozenset({OPERATOR}), "Adding agencies")
     with runtime.uow() as uow:
-        add_agency(uow, body.id, body.name, body.abbreviation, runtime.clock())
+        add_agency(
+            uow, body.id, body.name, body.abbreviation, runtime.clock(), numbering=body.numbering
+        )
+        row = uow.agencies.agency(body.id)
         uow.commit()
-    return {"id": body.id, "name": body.name, "abbreviation": body.abbreviation}
+    assert row is not None
+    return _agency_view(row)
+
+
+@router.patch(
+    "/agencies/{agency_id}",
+    summary="Change an agency's number series (operator)",
+    response_model=AgencyOut,
+    responses=errors(*AUTHENTICATED, 400, 404, 409),
+)
+def change_agency(
+    agency_id: str, body: AgencyChange, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """From now on; refused (409 numbering_conflict) while this year's numbers would repeat
+    in the new series."""
+    require(principal, frozenset({OPERATOR}), "Changing agencies")
+    with runtime.uow() as uow:
+        set_numbering(uow, agency_id, body.numbering, runtime.clock())
+        row = uow.agencies.agency(agency_id)
+        uow.commit()
+    assert row is not None
+    return _agency_view(row)

@@ -12,8 +12,8 @@ from congvan.storage.unit_of_work import UnitOfWork
 
 
 def notation(row: dict[str, Any]) -> str:
-    """Số và ký hiệu as written on the document, e.g. ``1227/UBND-TĐKT``."""
-    return policy.notation(row.get("number"), row.get("symbol"))
+    """Số và ký hiệu as written on the document, e.g. ``1227/UBND-TĐKT``, ``05/2024/QĐ-UBND``."""
+    return policy.written_notation(row)
 
 
 def summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +58,7 @@ def document_view(uow: UnitOfWork, row: dict[str, Any]) -> dict[str, Any]:
         **summary(row),
         "number": row["number"],
         "symbol": row["symbol"],
+        "legal_normative": bool(row["legal_normative"]),
         "place": row["place"],
         "issued_on": row["issued_on"],
         "content": row["content"],
@@ -92,8 +93,33 @@ def document_view(uow: UnitOfWork, row: dict[str, Any]) -> dict[str, Any]:
         "waiting_for": [
             {"kind": t.kind, "ref_id": t.ref_id, "until": timestamp(t.due_at)} for t in timers
         ],
+        "timeliness": signing_timeliness(uow, doc_id),
         "revision": row["revision"],
         "submitted_revision": row["submitted_revision"],
         "signer_user": row["signer_user"],
         "audit_head": row["audit_head"],
+    }
+
+
+def signing_timeliness(uow: UnitOfWork, document_id: str) -> dict[str, Any] | None:
+    """The timeliness judged when the document was signed, as the trail keeps it."""
+    signings = uow.audit.entries(document_id, "sign")
+    if not signings:
+        return None
+    entry = signings[-1]
+    payload = entry["payload"]
+    if "timeliness" in payload:
+        return dict(payload["timeliness"])
+    # Signed before the whole judgment was kept: the send-by moment and the late flag.
+    return {
+        "signed_at": timestamp(entry["at"]),
+        "send_by": payload.get("send_by"),
+        "reviewed_at": None,
+        "dated_send_by": payload.get("late"),
+        "late": "late" in payload,
+        "late_by_hours": None,
+        "late_by_working_days": None,
+        "review_to_signing_working_days": None,
+        "sign_within_working_days": None,
+        "signed_long_after_review": None,
     }

@@ -1,0 +1,139 @@
+"""The timeliness of a signing, judged when it is signed, shown with the document.
+
+Decision 28/2018 Art. 6 runs from the signing: send on the signing day, at the latest the
+next working morning. A letter whose own date's deadline has passed when it is signed is
+late; one signed more working days after its approval than the operator allows
+(``CONGVAN_SIGN_WITHIN_WORKING_DAYS``, 1 by default) waited too long. GET document and
+``congvan documents show`` show both, with the moments they rest on. The app's clock
+starts on Monday 05/01/2026 at 15:00 in Vietnam.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from congvan.workflow.cli import main
+from congvan.workflow.settings import Settings
+from tests.api.conftest import Api, MakeApi
+from tests.api.test_signing_api import issue, reviewed_letter, sign, signing_api
+
+
+def signed_after(make_api: MakeApi, days: int, **settings: Any) -> tuple[Api, str]:
+    """A letter dated and approved on Monday, signed ``days`` later; returns (api, id)."""
+    api = signing_api(make_api, **settings)
+    issue(api)
+    doc_id = reviewed_letter(api)
+    api.clock.advance(days=days)
+    response = sign(api, doc_id)
+    assert 200 == response.status_code, response.text
+    return api, doc_id
+
+
+def timeliness(api: Api, doc_id: str) -> dict[str, Any]:
+    response = api.get(f"/v1/documents/{doc_id}")
+    assert 200 == response.status_code, response.text
+    return dict(response.json()["timeliness"])
+
+
+def test_a_letter_signed_the_day_it_was_approved_is_timely(make_api: MakeApi) -> None:
+    api, doc_id = signed_after(make_api, 0)
+
+    assert {
+        "signed_at": "2026-01-05T15:00:00+07:00",
+        "send_by": "2026-01-06T12:00:00+07:00",
+        "reviewed_at": "2026-01-05T15:00:00+07:00",
+        "dated_send_by": "2026-01-06T12:00:00+07:00",
+        "late": False,
+        "late_by_hours": None,
+        "late_by_working_days": None,
+        "review_to_signing_working_days": 0,
+        "sign_within_working_days": 1,
+        "signed_long_after_review": False,
+    } == timeliness(api, doc_id)
+
+
+def test_a_letter_approved_on_monday_and_signed_on_wednesday_is_flagged(
+    make_api: MakeApi,
+) -> None:
+    # Given a letter dated and approved Monday, signed Wednesday 15:00
+    api, doc_id = signed_after(make_api, 2)
+
+    # When its document is read
+    judged = timeliness(api, doc_id)
+
+    # Then it was due out Tuesday noon: late by 27 hours, one working day; and it waited
+    # two working days after review, more than the one allowed
+    assert (True, "2026-01-06T12:00:00+07:00", 27, 1, 2, True) == (
+        judged["late"],
+        judged["dated_send_by"],
+        judged["late_by_hours"],
+        judged["late_by_working_days"],
+        judged["review_to_signing_working_days"],
+        judged["signed_long_after_review"],
+    )
+    assert "2026-01-08T12:00:00+07:00" == judged["send_by"]
+
+
+def test_the_operator_allows_more_working_days_between_review_and_signing(
+    make_api: MakeApi,
+) -> None:
+    api, doc_id = signed_after(make_api, 2, sign_within_working_days=3)
+
+    judged = timeliness(api, doc_id)
+
+    # The wait is allowed; the stale date is still flagged (the law, not the operator's)
+    assert (False, 3, True) == (
+        judged["signed_long_after_review"],
+        judged["sign_within_working_days"],
+        judged["late"],
+    )
+
+
+def test_an_unsigned_document_has_no_timeliness_yet(make_api: MakeApi) -> None:
+    api = signing_api(make_api)
+    doc_id = reviewed_letter(api)
+
+    assert None is api.get(f"/v1/documents/{doc_id}").json()["timeliness"]
+
+
+def test_the_allowance_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONGVAN_SIGN_WITHIN_WORKING_DAYS", "4")
+
+    assert 4 == Settings().sign_within_working_days
+    with pytest.raises(ValidationError, match="sign_within_working_days"):
+        Settings(sign_within_working_days=-1)
+
+
+def test_congvan_documents_show_prints_the_judgment_as_made(
+    make_api: MakeApi, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the letter signed two days after its approval, when one day was allowed; the
+    # operator allows five days since
+    api, doc_id = signed_after(make_api, 2)
+    settings = api.runtime.settings
+    url = settings.db_url
+    monkeypatch.setenv("CONGVAN_SIGN_WITHIN_WORKING_DAYS", "5")
+
+    # When an operator shows it, as text and as JSON
+    code = main(["--data-dir", str(settings.data_dir), "--database-url", url, "documents",
+                 "show", doc_id])  # fmt: skip
+    text = capsys.readouterr().out
+    as_json = main(["--data-dir", str(settings.data_dir), "--database-url", url, "documents",
+                    "show", doc_id, "--json"])  # fmt: skip
+    shown = capsys.readouterr().out
+    missing = main(["--data-dir", str(settings.data_dir), "--database-url", url, "documents",
+                    "show", "no-such-document"])  # fmt: skip
+
+    # Then the text names both flags with their moments, judged by the rule of the day it
+    # was signed; the JSON is GET's view
+    assert (0, 0, 2) == (code, as_json, missing)
+    assert "reviewed at   15:00 05/01/2026" in text
+    assert "signed at     15:00 07/01/2026" in text
+    assert "send by       12:00 08/01/2026" in text
+    assert "signed after 12:00 06/01/2026" in text and "by 27 hour(s), 1 working day(s)" in text
+    assert "signed 2 working day(s) after review; at most 1" in text
+    assert '"signed_long_after_review": true' in shown
+    assert "error [not_found]" in capsys.readouterr().err

@@ -1,0 +1,59 @@
+"""A document as ``congvan documents show`` prints it: plain lines from its view."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from congvan.states.timeliness import VIETNAM
+
+
+def _when(moment: str | None) -> str:
+    """An ISO moment in Vietnam time, to the minute, as clerks read it."""
+    if not moment:
+        return "—"
+    return datetime.fromisoformat(moment).astimezone(VIETNAM).strftime("%H:%M %d/%m/%Y")
+
+
+def document_lines(view: Mapping[str, Any]) -> list[str]:
+    """What a clerk or supervisor reads first: the document, its signer, its timeliness."""
+    signer = view["signer"]
+    kind = " (văn bản quy phạm pháp luật)" if view.get("legal_normative") else ""
+    lines = [
+        f"document      {view['id']} {view['notation'] or '—'}{kind}",
+        f"state         {view['state']} (version {view['version']}, revision {view['revision']})",
+        f"type          {view['doc_type']}, dated {view['issued_on'] or '—'}, "
+        f"urgency {view['urgency_label'] or view['urgency']}",
+        f"subject       {view['subject']}",
+        f"signer        {signer['name'] or '—'}, {signer['position'] or '—'}"
+        + (f" ({' '.join((signer['competence'] or '').split())})" if signer["competence"] else ""),
+    ]
+    lines += timeliness_lines(view.get("timeliness"))
+    lines += [f"waiting for   {w['kind']} until {_when(w['until'])}" for w in view["waiting_for"]]
+    return lines
+
+
+def timeliness_lines(judged: Mapping[str, Any] | None) -> list[str]:
+    """The signing's timeliness as judged when it was signed; nothing before signing."""
+    if not judged:
+        return []
+    lines = [
+        f"reviewed at   {_when(judged.get('reviewed_at'))}",
+        f"signed at     {_when(judged['signed_at'])}",
+        f"send by       {_when(judged.get('send_by'))}",
+    ]
+    if judged.get("late"):
+        by = judged.get("late_by_hours")
+        days = judged.get("late_by_working_days")
+        amount = "" if by is None else f" by {by} hour(s), {days} working day(s)"
+        lines.append(
+            f"LATE          signed after {_when(judged.get('dated_send_by'))}, when a "
+            f"document of its date had to be sent{amount}"
+        )
+    if judged.get("signed_long_after_review"):
+        lines.append(
+            f"LATE          signed {judged['review_to_signing_working_days']} working day(s) "
+            f"after review; at most {judged['sign_within_working_days']}"
+        )
+    return lines
