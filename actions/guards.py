@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from congvan.states.document import ACKNOWLEDGED, DELIVERED, FAILED
 from congvan.states.machine import derive_document_state
 
 from .context import TransitionContext
@@ -12,15 +13,15 @@ def _derived(ctx: TransitionContext) -> str:
 
 
 def all_delivered(ctx: TransitionContext) -> tuple[bool, str]:
-    return _derived(ctx) == "delivered", "not every recipient has the document yet"
+    return _derived(ctx) == DELIVERED, "not every recipient has the document yet"
 
 
 def all_acknowledged(ctx: TransitionContext) -> tuple[bool, str]:
-    return _derived(ctx) == "acknowledged", "not every recipient acknowledged it yet"
+    return _derived(ctx) == ACKNOWLEDGED, "not every recipient acknowledged it yet"
 
 
 def any_failed(ctx: TransitionContext) -> tuple[bool, str]:
-    return _derived(ctx) == "failed", "no recipient has failed for good"
+    return _derived(ctx) == FAILED, "no recipient has failed for good"
 
 
 def attempts_left(ctx: TransitionContext) -> tuple[bool, str]:

@@ -73,3 +73,6 @@ DOCUMENT = MachineSpec(
         FAILED: "a recipient failed for good or refused it (lỗi)",
     },
 )
+
+# Issued: the states a document is in once it was sent (its number is spent for good).
+ISSUED = (SENT, DELIVERED, ACKNOWLEDGED, FAILED)

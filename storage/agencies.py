@@ -62,6 +62,11 @@ class AgencyRepository:
     def add_user(self, row: dict[str, Any]) -> None:
         self.conn.execute(insert(_users), [row])
 
+    def set_user_roles(self, user_id: str, roles: list[str]) -> None:
+        self.conn.execute(
+            update(_users).where(_users.c.id == user_id).values(roles=",".join(roles))
+        )
+
     def user(self, agency_id: str, username: str) -> dict[str, Any] | None:
         c = _users.c
         row = self.conn.execute(

@@ -136,6 +136,10 @@ class AuditRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
+    def verify(self, document_id: str | None = None) -> Iterator[tuple[str, ChainProblem | None]]:
+        """Verify every document's chain (or one): ``(document_id, problem or None)``."""
+        return verify_chains(self.conn, document_id)
+
     def entries(self, document_id: str, event: str) -> list[dict[str, Any]]:
         """A document's entries of one event, oldest first: version, at, payload."""
         rows = self.conn.execute(

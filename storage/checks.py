@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
+from congvan.states.document import DRAFT
+
 from .clock import as_utc
 from .tables import CheckResult, Document
 
@@ -151,7 +153,7 @@ class CheckRepository:
         """
         d = _documents.c
         query = select(_documents).where(
-            d.agency_id == agency_id, d.state == "draft", d.submitted_revision == d.revision
+            d.agency_id == agency_id, d.state == DRAFT, d.submitted_revision == d.revision
         )
         if after is not None:
             at, last_id = after

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, func, literal_column, or_, select
 
+from congvan.states.document import DRAFT, ISSUED
 from congvan.states.policy import Series
 
 from .tables import Attachment, Dispatch, Document
@@ -31,7 +32,7 @@ def _holds_a_number(exclude: str) -> ColumnElement[bool]:
     """A document past review, or an earlier draft in review now, holds its number; an
     abandoned draft holds nothing."""
     d = _documents.c
-    return or_(d.state != "draft", and_(d.id < exclude, d.submitted_revision == d.revision))
+    return or_(d.state != DRAFT, and_(d.id < exclude, d.submitted_revision == d.revision))
 
 
 class DuplicateRepository:
@@ -71,7 +72,7 @@ class DuplicateRepository:
                 *_in_series(series),
                 func.substr(d.issued_on, 1, 4) == year,
                 d.id != exclude,
-                d.state.in_(["sent", "delivered", "acknowledged", "failed"]),
+                d.state.in_(ISSUED),
             )
             .order_by(d.id)
             .limit(1)
@@ -102,7 +103,7 @@ class DuplicateRepository:
                 d.legal_normative.is_(False),
                 d.number.is_not(None),
                 year >= from_year,
-                or_(d.state != "draft", d.submitted_revision == d.revision),
+                or_(d.state != DRAFT, d.submitted_revision == d.revision),
             )
             # By the output name: PostgreSQL binds substr's arguments anew in GROUP BY.
             .group_by(literal_column("held_year"), d.number)

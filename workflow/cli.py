@@ -502,7 +502,6 @@ def _audit_verify(
 
     from congvan.actions.anchoring import verify_anchors
     from congvan.actions.signing import keystore
-    from congvan.storage.audit import verify_chains
 
     checked = broken = 0
     with runtime.uow(readonly=True) as uow:
@@ -510,7 +509,7 @@ def _audit_verify(
         total = 1 if document else uow.documents.count()
         # On a terminal (or with --progress) a bar on stderr; never in the printed report.
         bar = tqdm(total=total, unit="chain", disable=_no_bar(progress), file=sys.stderr)
-        for doc_id, problem in verify_chains(uow.conn, document):
+        for doc_id, problem in uow.audit.verify(document):
             checked += 1
             bar.update()
             if problem is not None:

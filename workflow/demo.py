@@ -20,7 +20,6 @@ from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.pades import sign_pdf
 from congvan.states.timeliness import VIETNAM
-from congvan.storage.audit import verify_chains
 from congvan.storage.database import make_engine
 from congvan.storage.schema import migrate
 
@@ -496,7 +495,7 @@ def run_demo(data_dir: Path | None = None) -> int:
             "audit chain(s) with its organisational key (congvan audit anchor)"
         )
         with runtime.uow(readonly=True) as uow:
-            results = list(verify_chains(uow.conn))
+            results = list(uow.audit.verify())
             anchors = list(verify_anchors(uow, runtime.trust, PROVINCE[0]))
         broken = [(d, p) for d, p in results if p is not None]
         bad = [(seq, p) for seq, p in anchors if p is not None]

@@ -143,14 +143,7 @@ def ensure_user(
     if user is not None:
         merged = sorted(set(user["roles"].split(",")) | set(roles))
         if merged != sorted(user["roles"].split(",")):
-            from sqlalchemy import update
-
-            from congvan.storage.tables import User
-
-            table = User.__table__  # type: ignore[attr-defined]
-            uow.conn.execute(
-                update(table).where(table.c.id == user["id"]).values(roles=",".join(merged))
-            )
+            uow.agencies.set_user_roles(str(user["id"]), merged)
         return str(user["id"])
     user_id = new_id()
     uow.agencies.add_user(
