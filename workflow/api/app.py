@@ -16,6 +16,7 @@ from congvan.storage.ids import new_id
 
 from ..bootstrap import Runtime
 from . import authorities, documents, review, signatures, system
+from .encoding import EncodingMiddleware
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 from .schemas import DocumentIn
@@ -48,6 +49,8 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
         form_limits={"max_part_size": runtime.settings.max_request_bytes},
     )
     app.state.runtime = runtime
+    # Added last, the size limit is outermost: it counts bytes before the check reads them.
+    app.add_middleware(EncodingMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)
     install_error_handlers(app)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import unicodedata
 import uuid
 from datetime import datetime
@@ -27,6 +26,7 @@ from congvan.storage.documents import decode_cursor, encode_cursor
 
 from ..engine import Idempotency
 from .auth import PrincipalDep, RuntimeDep, actor_of, require
+from .bodies import JsonRoute, read_json
 from .outputs import (
     AUTHENTICATED,
     DocumentOut,
@@ -40,7 +40,12 @@ from .paging import PagingDep, page, paging
 from .schemas import DocumentIn, EventIn, check_limits
 from .views import check_document_id, document_view, load_visible, summary
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=errors(*AUTHENTICATED))
+router = APIRouter(
+    prefix="/v1/documents",
+    tags=["documents"],
+    responses=errors(*AUTHENTICATED),
+    route_class=JsonRoute,
+)
 
 # The metadata part is JSON text; the OpenAPI document says which JSON.
 _CREATE_BODY = {
@@ -147,7 +152,7 @@ async def create_document(
     settings = runtime.settings
     try:
         # ValueError covers bad JSON and integers longer than Python converts.
-        raw = json.loads(metadata)
+        raw = read_json(metadata, where="metadata")
     except (ValueError, RecursionError) as exc:
         raise InvalidInput("metadata must be a JSON object.", field="metadata") from exc
     try:

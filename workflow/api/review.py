@@ -13,11 +13,14 @@ from congvan.states.policy import READ_ROLES, REVIEWER
 from congvan.storage.audit import timestamp
 
 from .auth import PrincipalDep, RuntimeDep, require
+from .bodies import JsonRoute
 from .outputs import AUTHENTICATED, ChecksOut, QueuePage, errors
 from .paging import PagingDep, encode_key, paging
 from .views import load_visible, summary
 
-router = APIRouter(prefix="/v1", tags=["review"], responses=errors(*AUTHENTICATED))
+router = APIRouter(
+    prefix="/v1", tags=["review"], responses=errors(*AUTHENTICATED), route_class=JsonRoute
+)
 
 
 @router.get(

@@ -16,11 +16,12 @@ from congvan.storage.tables import Document
 
 from ..directory import add_agency
 from .auth import PrincipalDep, RuntimeDep, require
+from .bodies import JsonRoute
 from .outputs import AUTHENTICATED, COMMON, AgencyOut, AgencyPage, Health, Metrics, errors
 from .paging import PagingDep, page, paging
 from .schemas import TextModel
 
-router = APIRouter(prefix="/v1", tags=["system"])
+router = APIRouter(prefix="/v1", tags=["system"], route_class=JsonRoute)
 
 
 @router.get(
