@@ -25,6 +25,7 @@ from congvan.states.policy import READ_ROLES
 from congvan.storage.documents import decode_cursor, encode_cursor
 
 from ..engine import Idempotency
+from ..views import document_view, summary
 from .auth import PrincipalDep, RuntimeDep, actor_of, require
 from .bodies import JsonRoute, read_json
 from .outputs import (
@@ -38,7 +39,7 @@ from .outputs import (
 )
 from .paging import PagingDep, page, paging
 from .schemas import DocumentIn, EventIn, check_limits
-from .views import check_document_id, document_view, load_visible, summary
+from .views import check_document_id, load_visible
 
 router = APIRouter(
     prefix="/v1/documents",
@@ -186,14 +187,13 @@ async def create_document(
         if idempotency_key
         else None
     )
-    created = runtime.engine.create_document(
+    # The document as created, even when replayed after it has changed: the first answer.
+    view = runtime.engine.create_document(
         actor_of(principal), fields, recipients, files, idempotency=idem
     )
-    with runtime.uow(readonly=True) as uow:
-        view = document_view(uow, load_visible(uow, created["id"], principal.agency_id))
-    response.headers["Location"] = f"/v1/documents/{created['id']}"
+    response.headers["Location"] = f"/v1/documents/{view['id']}"
     response.headers["ETag"] = f'"{view["version"]}"'
-    if created.get("replayed"):
+    if view.pop("replayed", False):
         response.headers[REPLAYED] = "true"
     return view
 

@@ -139,7 +139,7 @@ class DocumentOut(DocumentSummary):
 
 
 class EventResult(BaseModel):
-    """What firing an event did."""
+    """What firing an event did; a replay repeats it (the Idempotent-Replayed header says so)."""
 
     document_id: str
     event: str
@@ -148,7 +148,6 @@ class EventResult(BaseModel):
     version: int
     jobs: list[str]
     derived: list[str]
-    replayed: bool
 
 
 class HistoryEntry(BaseModel):
