@@ -15,6 +15,7 @@ from urllib.parse import quote_from_bytes
 import httpx
 import pytest
 
+from congvan.workflow.api.encoding import READ_HEADERS
 from tests.api.conftest import A, Api, assert_error
 from tests.api.test_limits_api import SHORT
 
@@ -250,8 +251,6 @@ def test_a_urlencoded_form_in_utf8_is_read_as_utf8(api: Api) -> None:
 
 def test_every_header_the_api_reads_is_checked(api: Api) -> None:
     # A header a route reads but the encoding check does not would slip through as Latin-1
-    from congvan.workflow.api.encoding import READ_HEADERS
-
     spec = api.client.get("/openapi.json").json()
     declared = {
         p["name"].lower()

@@ -46,11 +46,7 @@ def _is_list(annotation: Any) -> bool:
         return _is_list(get_args(annotation)[0])
     if origin in (Union, types.UnionType):
         return any(_is_list(arg) for arg in get_args(annotation))
-    return (
-        isinstance(origin, type)
-        and issubclass(origin, (Sequence, set, frozenset))
-        and (origin not in (str, bytes))
-    )
+    return isinstance(origin, type) and issubclass(origin, (Sequence, set, frozenset))
 
 
 def _dependants(dependant: Dependant) -> Iterator[Dependant]:
@@ -71,9 +67,12 @@ def _takes(route: APIRoute) -> _Takes:
             *((form, f) for f in dependant.body_params if isinstance(f.field_info, params.Form)),
         ]
         for names, field in fields:
-            names.add(field.alias)
+            name = field.alias
+            if names is headers and getattr(field.field_info, "convert_underscores", False):
+                name = name.replace("_", "-")  # as FastAPI reads the header
+            names.add(name)
             if _is_list(field.field_info.annotation):
-                lists.add(field.alias)
+                lists.add(name)
     return _Takes(frozenset(query), frozenset(headers), frozenset(form), frozenset(lists))
 
 
