@@ -4,7 +4,9 @@
      ├── InvalidInput (422)              invalid_input
      │    ├── FieldTooLong (422)          field_too_long
      │    ├── TooManyAttachments (422)    too_many_attachments
-     │    └── IdempotencyKeyReused (422)  idempotency_key_reused
+     │    ├── IdempotencyKeyReused (422)  idempotency_key_reused
+     │    ├── InvalidEncoding (422)       invalid_encoding
+     │    └── RepeatedField (422)         repeated_field
      ├── PayloadTooLarge (413)           payload_too_large
      │    └── AttachmentTooLarge (413)    attachment_too_large
      ├── Unauthenticated (401)           unauthenticated
@@ -81,6 +83,18 @@ class IdempotencyKeyReused(InvalidInput):
     """This Idempotency-Key was already used for a different request."""
 
     code = "idempotency_key_reused"
+
+
+class InvalidEncoding(InvalidInput):
+    """The request carries text that is not UTF-8 (or, in a header, not ASCII)."""
+
+    code = "invalid_encoding"
+
+
+class RepeatedField(InvalidInput):
+    """A field that is taken once was given more than once."""
+
+    code = "repeated_field"
 
 
 class PayloadTooLarge(CongvanError):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from congvan.states import MACHINES, policy
-from congvan.states.errors import CongvanError, InvalidInput, NotFound
+from congvan.states.errors import CongvanError, InvalidEncoding, InvalidInput, NotFound
 from congvan.states.graph import to_dot, to_mermaid
 
 from .settings import Settings
@@ -151,8 +151,8 @@ def cmd_agencies(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
-    from .api.views import document_view
     from .showing import document_lines
+    from .views import document_view
 
     runtime = _runtime(settings)
     try:
@@ -1170,9 +1170,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Every argument is UTF-8 text, as the API asks of its input.
+
+    Python hands undecodable bytes of the command line on as lone surrogates, which
+    the database would refuse halfway through a command.
+    """
+    for name, value in vars(args).items():
+        for text in value if isinstance(value, list) else [value]:
+            if not isinstance(text, str):
+                continue
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                option = name.replace("_", "-")
+                raise InvalidEncoding(
+                    f"The argument {option} is not UTF-8 text.", field=option, location="argument"
+                ) from exc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_arguments(args)
         settings = _settings(args)
         code: int = args.func(args, settings)
         return code

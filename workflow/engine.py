@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any, cast
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy.exc import IntegrityError
 
 from congvan.actions.context import SYSTEM, Actor, Effect, Guard, TransitionContext
@@ -47,6 +48,8 @@ from congvan.storage.clock import Clock
 from congvan.storage.documents import DocumentHead
 from congvan.storage.ids import new_id
 from congvan.storage.unit_of_work import UnitOfWork
+
+from .views import document_view
 
 log = logging.getLogger("congvan.engine")
 
@@ -136,7 +139,9 @@ class Engine:
         """Create a draft with its recipients and files (``data`` bytes, stored once).
 
         Text is put in NFC and recipients' identifiers are checked here, where every
-        caller (API, CLI, jobs, tests) passes, not only in the HTTP layer.
+        caller (API, CLI, jobs, tests) passes, not only in the HTTP layer. Returns the
+        document's view as of its creation, plain JSON; a replay of an Idempotency-Key
+        returns the first one's, with ``"replayed": True``.
         """
         fields = cast(dict[str, Any], nfc(dict(fields)))
         recipients = _checked_recipients(recipients)
@@ -207,17 +212,21 @@ class Engine:
                 document_id, [{k: v for k, v in f.items() if k != "data"} for f in files]
             )
             uow.audit.append([entry])
-            result = {"id": document_id, "state": DOCUMENT.initial, "version": 1}
+            # The answer as it is now, kept with the key in this transaction: a replay
+            # repeats it even after the document has moved on.
+            answer: dict[str, Any] = to_jsonable_python(
+                document_view(uow, uow.documents.get(document_id) or {})
+            )
             if idempotency:
                 uow.idempotency.remember(
-                    agency_id, idempotency.key, idempotency.fingerprint, 201, result, now
+                    agency_id, idempotency.key, idempotency.fingerprint, 201, answer, now
                 )
             self._commit(uow, agency_id, idempotency)
         log.info(
             "document created",
             extra={"action": "document.create", "document_id": document_id, "agency": agency_id},
         )
-        return result
+        return answer
 
     def fire(
         self,

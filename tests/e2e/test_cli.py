@@ -197,3 +197,37 @@ def test_an_agencys_series_is_changed(tmp_path: Path) -> None:
     listed = congvan("agencies", "list", data_dir=tmp_path).stdout.split()
     assert "symbol" == listed[2]
     assert (2, "error [not_found]") == (unknown.returncode, unknown.stderr.split(":")[0])
+
+
+def test_an_argument_that_is_not_utf8_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    # Given a migrated database
+    assert congvan("migrate", data_dir=tmp_path).returncode == 0
+
+    # When an agency is added with a name typed in Latin-1 ("café")
+    done = subprocess.run(
+        [
+            sys.executable.encode(),
+            b"-m",
+            b"congvan.workflow.cli",
+            b"--data-dir",
+            bytes(tmp_path),
+            b"agencies",
+            b"add",
+            b"000.00.00.H57",
+            b"--name",
+            b"caf\xe9",
+            b"--abbreviation",
+            b"UBND",
+        ],
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "LC_ALL": "C.UTF-8"},
+    )
+
+    # Then the command says which argument, with the API's code, and adds nothing
+    assert done.returncode == 2, done.stderr
+    assert b"error [invalid_encoding]: The argument name is not UTF-8 text." in done.stderr
+    assert b"Traceback" not in done.stderr
+    assert congvan("agencies", "list", data_dir=tmp_path).stdout.strip() == ""

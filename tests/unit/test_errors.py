@@ -25,6 +25,8 @@ FROZEN = {
     "FieldTooLong": ("field_too_long", 422),
     "TooManyAttachments": ("too_many_attachments", 422),
     "IdempotencyKeyReused": ("idempotency_key_reused", 422),
+    "InvalidEncoding": ("invalid_encoding", 422),
+    "RepeatedField": ("repeated_field", 422),
     "PayloadTooLarge": ("payload_too_large", 413),
     "AttachmentTooLarge": ("attachment_too_large", 413),
     "Unauthenticated": ("unauthenticated", 401),

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
@@ -16,8 +16,10 @@ from congvan.storage.ids import new_id
 
 from ..bootstrap import Runtime
 from . import authorities, documents, review, signatures, system
+from .encoding import EncodingMiddleware
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
+from .parameters import check_parameters
 from .schemas import DocumentIn
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
@@ -46,8 +48,11 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
         # within every text limit can pass Starlette's 1 MiB once JSON escapes are
         # counted (\\uXXXX is 6 bytes a letter). The body limit still bounds everything.
         form_limits={"max_part_size": runtime.settings.max_request_bytes},
+        dependencies=[Depends(check_parameters)],
     )
     app.state.runtime = runtime
+    # Added last, the size limit is outermost: it counts bytes before the check reads them.
+    app.add_middleware(EncodingMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)
     install_error_handlers(app)
 

@@ -13,11 +13,17 @@ from congvan.states.policy import OPERATOR, SUPERVISOR
 
 from ..directory import add_authority
 from .auth import PrincipalDep, RuntimeDep, require
+from .bodies import JsonRoute
 from .outputs import AUTHENTICATED, AuthorityOut, AuthorityPage, Revoked, errors
 from .paging import PagingDep, page, paging
 from .schemas import TextModel
 
-router = APIRouter(prefix="/v1/authorities", tags=["authorities"], responses=errors(*AUTHENTICATED))
+router = APIRouter(
+    prefix="/v1/authorities",
+    tags=["authorities"],
+    responses=errors(*AUTHENTICATED),
+    route_class=JsonRoute,
+)
 MANAGERS = frozenset({SUPERVISOR, OPERATOR})
 
 

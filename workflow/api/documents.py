@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import unicodedata
 import uuid
 from datetime import datetime
@@ -26,7 +25,9 @@ from congvan.states.policy import READ_ROLES
 from congvan.storage.documents import decode_cursor, encode_cursor
 
 from ..engine import Idempotency
+from ..views import document_view, summary
 from .auth import PrincipalDep, RuntimeDep, actor_of, require
+from .bodies import JsonRoute, read_json
 from .outputs import (
     AUTHENTICATED,
     DocumentOut,
@@ -38,9 +39,14 @@ from .outputs import (
 )
 from .paging import PagingDep, page, paging
 from .schemas import DocumentIn, EventIn, check_limits
-from .views import check_document_id, document_view, load_visible, summary
+from .views import check_document_id, load_visible
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=errors(*AUTHENTICATED))
+router = APIRouter(
+    prefix="/v1/documents",
+    tags=["documents"],
+    responses=errors(*AUTHENTICATED),
+    route_class=JsonRoute,
+)
 
 # The metadata part is JSON text; the OpenAPI document says which JSON.
 _CREATE_BODY = {
@@ -147,7 +153,7 @@ async def create_document(
     settings = runtime.settings
     try:
         # ValueError covers bad JSON and integers longer than Python converts.
-        raw = json.loads(metadata)
+        raw = read_json(metadata, where="metadata")
     except (ValueError, RecursionError) as exc:
         raise InvalidInput("metadata must be a JSON object.", field="metadata") from exc
     try:
@@ -181,14 +187,13 @@ async def create_document(
         if idempotency_key
         else None
     )
-    created = runtime.engine.create_document(
+    # The document as created, even when replayed after it has changed: the first answer.
+    view = runtime.engine.create_document(
         actor_of(principal), fields, recipients, files, idempotency=idem
     )
-    with runtime.uow(readonly=True) as uow:
-        view = document_view(uow, load_visible(uow, created["id"], principal.agency_id))
-    response.headers["Location"] = f"/v1/documents/{created['id']}"
+    response.headers["Location"] = f"/v1/documents/{view['id']}"
     response.headers["ETag"] = f'"{view["version"]}"'
-    if created.get("replayed"):
+    if view.pop("replayed", False):
         response.headers[REPLAYED] = "true"
     return view
 

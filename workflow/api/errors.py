@@ -73,6 +73,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, CongvanError):
+            # FastAPI answers 400 to any failure while reading the body, the cause
+            # attached; when the cause is ours (text not UTF-8, a key given twice...)
+            # it has its own answer.
+            return await _congvan(request, exc.__cause__)
         # Starlette raises it while handling the parser's own error (the context, not a cause)
         parser_error = exc.__cause__ or exc.__context__
         if isinstance(parser_error, MultiPartException):

@@ -157,7 +157,7 @@ class DocumentOut(DocumentSummary):
 
 
 class EventResult(BaseModel):
-    """What firing an event did."""
+    """What firing an event did; a replay repeats it (the Idempotent-Replayed header says so)."""
 
     document_id: str
     event: str
@@ -166,7 +166,6 @@ class EventResult(BaseModel):
     version: int
     jobs: list[str]
     derived: list[str]
-    replayed: bool
 
 
 class HistoryEntry(BaseModel):

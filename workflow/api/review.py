@@ -12,12 +12,16 @@ from congvan.states.errors import InvalidInput
 from congvan.states.policy import READ_ROLES, REVIEWER
 from congvan.storage.audit import timestamp
 
+from ..views import summary
 from .auth import PrincipalDep, RuntimeDep, require
+from .bodies import JsonRoute
 from .outputs import AUTHENTICATED, ChecksOut, QueuePage, errors
 from .paging import PagingDep, encode_key, paging
-from .views import load_visible, summary
+from .views import load_visible
 
-router = APIRouter(prefix="/v1", tags=["review"], responses=errors(*AUTHENTICATED))
+router = APIRouter(
+    prefix="/v1", tags=["review"], responses=errors(*AUTHENTICATED), route_class=JsonRoute
+)
 
 
 @router.get(

@@ -23,10 +23,11 @@ from congvan.storage.clock import as_utc
 
 from ..bootstrap import Runtime
 from .auth import PrincipalDep, RuntimeDep, require
+from .bodies import JsonRoute
 from .outputs import AUTHENTICATED, COMMON, SignatureOut, binary, errors
 from .views import load_visible
 
-router = APIRouter(prefix="/v1", tags=["signatures"])
+router = APIRouter(prefix="/v1", tags=["signatures"], route_class=JsonRoute)
 _READ = errors(*AUTHENTICATED, 404)
 
 

@@ -16,11 +16,12 @@ from congvan.storage.tables import Document
 
 from ..directory import add_agency, set_numbering
 from .auth import PrincipalDep, RuntimeDep, require
+from .bodies import JsonRoute
 from .outputs import AUTHENTICATED, COMMON, AgencyOut, AgencyPage, Health, Metrics, errors
 from .paging import PagingDep, page, paging
 from .schemas import TextModel
 
-router = APIRouter(prefix="/v1", tags=["system"])
+router = APIRouter(prefix="/v1", tags=["system"], route_class=JsonRoute)
 Numbering = Literal["agency", "symbol"]  # states.policy.NUMBERING, as an enum in OpenAPI
 if set(get_args(Numbering)) != set(NUMBERING) or DEFAULT_NUMBERING != "agency":
     raise RuntimeError("Numbering must list states.policy.NUMBERING")

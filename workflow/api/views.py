@@ -1,34 +1,11 @@
-"""How documents look from the outside: plain dicts built from the repositories."""
+"""Which documents a caller may see through the API."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from congvan.states import DOCUMENT, allowed_events, policy
 from congvan.states.errors import NotFound
-from congvan.states.policy import SECRECY, URGENCY
-from congvan.storage.audit import timestamp
 from congvan.storage.unit_of_work import UnitOfWork
-
-
-def notation(row: dict[str, Any]) -> str:
-    """Số và ký hiệu as written on the document, e.g. ``1227/UBND-TĐKT``, ``05/2024/QĐ-UBND``."""
-    return policy.written_notation(row)
-
-
-def summary(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "agency_id": row["agency_id"],
-        "notation": notation(row),
-        "doc_type": row["doc_type"],
-        "subject": row["subject"],
-        "urgency": row["urgency"],
-        "state": row["state"],
-        "version": row["version"],
-        "created_at": timestamp(row["created_at"]),
-        "updated_at": timestamp(row["updated_at"]),
-    }
 
 
 def check_document_id(document_id: str) -> None:
@@ -47,79 +24,3 @@ def load_visible(uow: UnitOfWork, document_id: str, agency_id: str) -> dict[str,
     if row is None or row["agency_id"] != agency_id:
         raise NotFound("No such document.", document_id=document_id)
     return row
-
-
-def document_view(uow: UnitOfWork, row: dict[str, Any]) -> dict[str, Any]:
-    """Everything about a document, including what it waits for and until when."""
-    doc_id = row["id"]
-    jobs = uow.outbox.for_document(doc_id)
-    timers = uow.timers.for_document(doc_id)
-    return {
-        **summary(row),
-        "number": row["number"],
-        "symbol": row["symbol"],
-        "legal_normative": bool(row["legal_normative"]),
-        "place": row["place"],
-        "issued_on": row["issued_on"],
-        "content": row["content"],
-        "signer": {
-            "name": row["signer_name"],
-            "position": row["signer_position"],
-            "competence": row["signer_competence"],
-        },
-        "urgency_label": URGENCY.get(row["urgency"], ""),
-        "secrecy": row["secrecy"],
-        "secrecy_label": SECRECY.get(row["secrecy"], ""),
-        "due_date": row["due_date"],
-        "created_by": row["created_by"],
-        "allowed_events": allowed_events(DOCUMENT, row["state"]),
-        "recipients": uow.documents.recipients(doc_id),
-        "attachments": uow.documents.attachments(doc_id),
-        "dispatches": [
-            {
-                "id": d["id"],
-                "organ_id": d["organ_id"],
-                "state": d["state"],
-                "attempts": d["attempts"],
-                "last_error": d["last_error"],
-                "updated_at": timestamp(d["updated_at"]),
-            }
-            for d in uow.dispatches.for_document(doc_id)
-        ],
-        "jobs": [
-            {"id": j.id, "action": j.action, "status": j.status, "attempts": j.attempts}
-            for j in jobs
-        ],
-        "waiting_for": [
-            {"kind": t.kind, "ref_id": t.ref_id, "until": timestamp(t.due_at)} for t in timers
-        ],
-        "timeliness": signing_timeliness(uow, doc_id),
-        "revision": row["revision"],
-        "submitted_revision": row["submitted_revision"],
-        "signer_user": row["signer_user"],
-        "audit_head": row["audit_head"],
-    }
-
-
-def signing_timeliness(uow: UnitOfWork, document_id: str) -> dict[str, Any] | None:
-    """The timeliness judged when the document was signed, as the trail keeps it."""
-    signings = uow.audit.entries(document_id, "sign")
-    if not signings:
-        return None
-    entry = signings[-1]
-    payload = entry["payload"]
-    if "timeliness" in payload:
-        return dict(payload["timeliness"])
-    # Signed before the whole judgment was kept: the send-by moment and the late flag.
-    return {
-        "signed_at": timestamp(entry["at"]),
-        "send_by": payload.get("send_by"),
-        "reviewed_at": None,
-        "dated_send_by": payload.get("late"),
-        "late": "late" in payload,
-        "late_by_hours": None,
-        "late_by_working_days": None,
-        "review_to_signing_working_days": None,
-        "sign_within_working_days": None,
-        "signed_long_after_review": None,
-    }

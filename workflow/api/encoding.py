@@ -1,0 +1,250 @@
+"""Text enters only as UTF-8: the path, the query, the headers the API reads, every form part.
+
+Starlette decodes what is not UTF-8 as Latin-1 (form parts, header values) or with
+U+FFFD in place of each bad byte (the path, the query), so a wrong byte would be stored as
+other letters. The bytes are checked here, before anything decodes them, and a request
+carrying such text is answered 422 ``invalid_encoding`` naming where the text was.
+JSON bodies are checked where they are read (:mod:`.bodies`).
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from python_multipart import MultipartParser, QuerystringParser
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import parse_options_header
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from congvan.states.errors import InvalidEncoding
+
+# Headers the API reads as text; HTTP header values are ASCII (RFC 9110 5.5).
+READ_HEADERS = {
+    b"authorization": "Authorization",
+    b"content-type": "Content-Type",
+    b"idempotency-key": "Idempotency-Key",
+    b"if-match": "If-Match",
+}
+_UTF8 = "utf-8"
+
+
+def _text(data: bytes, *, field: str, location: str) -> str:
+    try:
+        return data.decode(_UTF8)
+    except UnicodeDecodeError as exc:
+        raise InvalidEncoding(
+            f"The {location} {field!r} is not UTF-8 text.", field=field, location=location
+        ) from exc
+
+
+def _name(data: bytes) -> str:
+    """A name to show in a message, whatever its bytes."""
+    return unquote_to_bytes(data.replace(b"+", b" ")).decode(_UTF8, "replace")
+
+
+def check_field(name: bytes, value: bytes, location: str) -> None:
+    """A percent-encoded ``name=value`` pair (a query or a urlencoded form) is UTF-8."""
+    field = _name(name)
+    for data in (name, value):
+        _text(unquote_to_bytes(data.replace(b"+", b" ")), field=field, location=location)
+
+
+def check_target(scope: Scope) -> None:
+    """The path, the query string and the headers read."""
+    raw_path = scope.get("raw_path")
+    if raw_path is not None:  # a server that gives only the decoded path already chose
+        path = unquote_to_bytes(raw_path)
+        _text(path, field=path.decode(_UTF8, "replace"), location="path")
+    for pair in scope.get("query_string", b"").split(b"&"):
+        if pair:
+            name, _, value = pair.partition(b"=")
+            check_field(name, value, "query parameter")
+    for name, value in scope.get("headers", ()):
+        header = READ_HEADERS.get(name.lower())
+        if header is not None and not value.isascii():
+            raise InvalidEncoding(
+                f"The header {header} is not ASCII text.", field=header, location="header"
+            )
+        if header == "Content-Type":
+            charset = parse_options_header(value)[1].get(b"charset")
+            if charset is not None and not _is_utf8(charset):
+                raise InvalidEncoding(
+                    "Text is read as UTF-8 only; the request declares another charset.",
+                    field=header,
+                    location="header",
+                    charset=charset.decode("latin-1"),
+                )
+
+
+def _is_utf8(charset: bytes) -> bool:
+    try:
+        return codecs.lookup(charset.decode("latin-1")).name == _UTF8
+    except LookupError:
+        return False
+
+
+class _FormCheck:
+    """Feeds a multipart/form-data body through a parser of its own, part by part."""
+
+    def __init__(self, boundary: bytes) -> None:
+        self.parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_value,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._data,
+                "on_part_end": self._end,
+            },
+        )
+        self._begin()
+
+    def _begin(self) -> None:
+        self.header = [b"", b""]
+        self.disposition = b""
+        self.field = "a part"
+        self.decoder: codecs.IncrementalDecoder | None = None
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header[0] += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self.header[1] += data[start:end]
+
+    def _header_end(self) -> None:
+        name, value = self.header[0].lower(), self.header[1]
+        self.header = [b"", b""]
+        if name == b"content-disposition":
+            # The part's name and file name: UTF-8, as browsers send them.
+            _text(value, field="Content-Disposition", location="form part header")
+            self.disposition = value
+        elif not value.isascii():
+            label = name.decode("latin-1")
+            raise InvalidEncoding(
+                f"A form part's header {label} is not ASCII text.",
+                field=label,
+                location="form part header",
+            )
+
+    def _headers_finished(self) -> None:
+        options = parse_options_header(self.disposition)[1]
+        self.field = options.get(b"name", b"").decode(_UTF8)
+        if b"filename" not in options:  # a text part; a file's bytes are its own
+            self.decoder = codecs.getincrementaldecoder(_UTF8)()
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if self.decoder is not None:
+            self._decode(data[start:end])
+
+    def _end(self) -> None:
+        if self.decoder is not None:
+            self._decode(b"", final=True)
+
+    def _decode(self, data: bytes, *, final: bool = False) -> None:
+        assert self.decoder is not None
+        try:
+            self.decoder.decode(data, final)
+        except UnicodeDecodeError as exc:
+            raise InvalidEncoding(
+                f"The form part {self.field!r} is not UTF-8 text.",
+                field=self.field,
+                location="form part",
+            ) from exc
+
+    def feed(self, data: bytes) -> None:
+        self.parser.write(data)
+
+    def close(self) -> None:
+        self.parser.finalize()
+
+
+class _UrlencodedCheck:
+    """Feeds an application/x-www-form-urlencoded body through a parser of its own."""
+
+    def __init__(self) -> None:
+        self.pair = [b"", b""]
+        self.parser = QuerystringParser(
+            {
+                "on_field_start": self._start,
+                "on_field_name": lambda data, start, end: self._add(0, data[start:end]),
+                "on_field_data": lambda data, start, end: self._add(1, data[start:end]),
+                "on_field_end": self._end,
+            }
+        )
+
+    def _start(self) -> None:
+        self.pair = [b"", b""]
+
+    def _add(self, index: int, data: bytes) -> None:
+        self.pair[index] += data
+
+    def _end(self) -> None:
+        check_field(self.pair[0], self.pair[1], "form field")
+
+    def feed(self, data: bytes) -> None:
+        self.parser.write(data)
+
+    def close(self) -> None:
+        self.parser.finalize()
+
+
+def _body_check(scope: Scope) -> _FormCheck | _UrlencodedCheck | None:
+    content_type = dict(scope.get("headers", ())).get(b"content-type")
+    kind, options = parse_options_header(content_type)
+    if kind == b"multipart/form-data" and options.get(b"boundary"):
+        return _FormCheck(options[b"boundary"])
+    if kind == b"application/x-www-form-urlencoded":
+        return _UrlencodedCheck()
+    return None  # JSON is checked where it is read; other bodies are bytes
+
+
+class EncodingMiddleware:
+    """Answer 422 ``invalid_encoding`` to text that is not UTF-8, wherever it enters."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            check_target(scope)
+        except InvalidEncoding as exc:
+            await JSONResponse(exc.to_dict(), status_code=exc.http_status)(scope, receive, send)
+            return
+        check = _body_check(scope)
+        if check is None:
+            await self.app(scope, receive, send)
+            return
+        await self.app(scope, _checking(receive, check.feed, check.close), send)
+
+
+def _checking(receive: Receive, feed: Callable[[bytes], Any], close: Callable[[], Any]) -> Receive:
+    """``receive`` that checks each chunk before the app sees it.
+
+    The app's form parser lets the error through; FastAPI then reports it as a body it
+    could not parse, with the error as the cause, and the handler answers the cause.
+    A body the checker cannot parse is left to the app's parser to refuse in its words.
+    """
+    broken = False
+
+    async def checked() -> Message:
+        nonlocal broken
+        message = await receive()
+        if message["type"] == "http.request" and not broken:
+            try:
+                feed(message.get("body", b""))
+                if not message.get("more_body", False):
+                    close()
+            except FormParserError:
+                broken = True
+        return message
+
+    return checked

@@ -1,0 +1,119 @@
+"""A request gives only what its route takes, and once what the route takes once.
+
+Starlette keeps the last of two equal query parameters or form parts and the first of two
+equal headers; FastAPI then reads one and drops the other without a word, and ignores a
+query parameter or form part that no route parameter names (``?limt=5``, a part named
+``mian``). Each route's own parameters say what it takes and which are lists; anything
+else is refused here, once for every route:
+
+- a field given more than once where one is taken: 422 ``repeated_field``;
+- a query parameter or form part the route does not take: 422 ``invalid_input``.
+
+Repeated keys in JSON are refused where JSON is read (:mod:`.bodies`).
+"""
+
+from __future__ import annotations
+
+import types
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from fastapi import Request, params
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from congvan.states.errors import InvalidInput, RepeatedField
+
+# Read by the API on every route that needs them, though no route parameter names them.
+_HEADERS_READ_ONCE = ("Authorization", "Content-Type")
+
+
+@dataclass(frozen=True)
+class _Takes:
+    """What one route takes: names by where they come from, and which of them are lists."""
+
+    query: frozenset[str]
+    headers: frozenset[str]
+    form: frozenset[str]
+    lists: frozenset[str]
+
+
+def _is_list(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _is_list(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return any(_is_list(arg) for arg in get_args(annotation))
+    return isinstance(origin, type) and issubclass(origin, (Sequence, set, frozenset))
+
+
+def _dependants(dependant: Dependant) -> Iterator[Dependant]:
+    yield dependant
+    for sub in dependant.dependencies:
+        yield from _dependants(sub)
+
+
+def _takes(route: APIRoute) -> _Takes:
+    query: set[str] = set()
+    headers: set[str] = set(_HEADERS_READ_ONCE)
+    form: set[str] = set()
+    lists: set[str] = set()
+    for dependant in _dependants(route.dependant):
+        fields = [
+            *((query, f) for f in dependant.query_params),
+            *((headers, f) for f in dependant.header_params),
+            *((form, f) for f in dependant.body_params if isinstance(f.field_info, params.Form)),
+        ]
+        for names, field in fields:
+            name = field.alias
+            if names is headers and getattr(field.field_info, "convert_underscores", False):
+                name = name.replace("_", "-")  # as FastAPI reads the header
+            names.add(name)
+            if _is_list(field.field_info.annotation):
+                lists.add(name)
+    return _Takes(frozenset(query), frozenset(headers), frozenset(form), frozenset(lists))
+
+
+def _check(
+    given: Iterable[str], takes: frozenset[str], lists: frozenset[str], location: str
+) -> None:
+    counts = Counter(given)
+    unused = sorted(name for name in counts if name not in takes)
+    if unused:
+        raise InvalidInput(
+            f"This request does not use the {location} {unused[0]!r}; it takes "
+            f"{', '.join(sorted(takes)) or 'none'}.",
+            field=unused[0],
+            location=location,
+            takes=sorted(takes),
+        )
+    for name, count in sorted(counts.items()):
+        if count > 1 and name not in lists:
+            raise RepeatedField(
+                f"The {location} {name!r} is given {count} times; it is taken once.",
+                field=name,
+                location=location,
+                count=count,
+            )
+
+
+async def check_parameters(request: Request) -> None:
+    """Refuse what the route does not take and repeats of what it takes once."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    takes = _takes(route)
+    _check(
+        (k for k, _ in request.query_params.multi_items()),
+        takes.query,
+        takes.lists,
+        "query parameter",
+    )
+    headers = {name.lower().encode("latin-1"): name for name in takes.headers}
+    given = [headers[k] for k, _ in request.headers.raw if k in headers]
+    _check(given, takes.headers, takes.lists, "header")
+    if takes.form:
+        form = await request.form()  # parsed, with the route's limits, before this runs
+        _check((k for k, _ in form.multi_items()), takes.form, takes.lists, "form part")
