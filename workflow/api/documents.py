@@ -284,8 +284,14 @@ def get_history(
     at = paging(params, (int,))
     with runtime.uow(readonly=True) as uow:
         load_visible(uow, document_id, principal.agency_id)
-        entries = uow.audit.history(document_id)
-    return {"document_id": document_id, **page(entries, lambda e: (e["version"],), at)}
+        entries = page(
+            lambda after, n: uow.audit.history(
+                document_id, after=int(after[0]) if after else 0, limit=n
+            ),
+            lambda e: (e["version"],),
+            at,
+        )
+    return {"document_id": document_id, **entries}
 
 
 @router.get(

@@ -14,7 +14,7 @@ from congvan.storage.audit import timestamp
 
 from .auth import PrincipalDep, RuntimeDep, require
 from .outputs import AUTHENTICATED, ChecksOut, QueuePage, errors
-from .paging import PagingDep, encode_key, paging
+from .paging import PagingDep, page, paging
 from .views import load_visible, summary
 
 router = APIRouter(prefix="/v1", tags=["review"], responses=errors(*AUTHENTICATED))
@@ -36,10 +36,14 @@ def review_queue(runtime: RuntimeDep, principal: PrincipalDep, params: PagingDep
         except ValueError as exc:
             raise InvalidInput("The cursor is not valid.", field="cursor") from exc
     checks = runtime.review.checks
-    items = []
     with runtime.uow(readonly=True) as uow:
-        rows = uow.checks.queue(principal.agency_id, at.limit + 1, after)
-        for row in rows[: at.limit]:
+        rows = page(
+            lambda _after, n: uow.checks.queue(principal.agency_id, n, after),
+            lambda row: (timestamp(row["updated_at"]), row["id"]),
+            at,
+        )
+        items = []
+        for row in rows["items"]:
             view = results_view(uow.checks.for_revision(row["id"], row["revision"]), checks)
             counts: dict[str, int] = {}
             for r in view["results"]:
@@ -56,9 +60,7 @@ def review_queue(runtime: RuntimeDep, principal: PrincipalDep, params: PagingDep
                     },
                 }
             )
-    last = rows[at.limit - 1] if len(rows) > at.limit else None
-    cursor = encode_key((timestamp(last["updated_at"]), last["id"])) if last else None
-    return {"items": items, "next_cursor": cursor}
+    return {**rows, "items": items}
 
 
 @router.get(

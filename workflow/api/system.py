@@ -88,9 +88,13 @@ def list_agencies(
 ) -> dict[str, Any]:
     at = paging(params, (str,))
     with runtime.uow(readonly=True) as uow:
-        rows = uow.agencies.agencies()
-    views = [{"id": a["id"], "name": a["name"], "abbreviation": a["abbreviation"]} for a in rows]
-    return page(views, lambda a: (a["id"],), at)
+        rows = page(
+            lambda after, n: uow.agencies.agencies(after=str(after[0]) if after else None, limit=n),
+            lambda a: (a["id"],),
+            at,
+        )
+    views = [{k: a[k] for k in ("id", "name", "abbreviation")} for a in rows["items"]]
+    return {**rows, "items": views}
 
 
 @router.post(
