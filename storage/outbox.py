@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from congvan.states import vocabulary
+
 from .prepared import Prepared
 from .tables import Document, OutboxJob
 
@@ -17,10 +19,10 @@ _outbox = OutboxJob.__table__  # type: ignore[attr-defined]
 _documents = Document.__table__  # type: ignore[attr-defined]
 _INSERT = Prepared(insert(_outbox))  # built once, run through Prepared (see prepared.py)
 
-PENDING = "pending"
-ENQUEUED = "enqueued"
-DONE = "done"
-FAILED = "failed"
+PENDING = vocabulary.JOB_PENDING
+ENQUEUED = vocabulary.JOB_ENQUEUED
+DONE = vocabulary.JOB_DONE
+FAILED = vocabulary.JOB_FAILED
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from schemathesis.checks import (  # the checks this contract is about
     status_code_conformance,
 )
 
-from congvan.states import DOCUMENT
+from congvan.states import DISPATCH, DOCUMENT, vocabulary
 from congvan.states.policy import ROLES
 from congvan.workflow import directory
 from tests.api.conftest import A, Api, MakeApi, assert_error
@@ -98,6 +98,81 @@ def test_the_create_body_types_its_metadata_part(api: Api) -> None:
     recipients = schemas["DocumentIn"]["properties"]["recipients"]["items"]
     assert {"$ref": "#/components/schemas/RecipientIn"} == recipients
     assert "organ_id" in schemas["RecipientIn"]["properties"]
+
+
+def _response_schemas(spec: dict[str, Any]) -> dict[str, Any]:
+    """Every schema a success answer can hold, by component name (reached through $refs)."""
+    components = spec["components"]["schemas"]
+    found: dict[str, Any] = {}
+    todo: list[Any] = [
+        answer.get("content", {})
+        for operations in spec["paths"].values()
+        for operation in operations.values()
+        for status, answer in operation["responses"].items()
+        if status.startswith("2")
+    ]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            name = ref.rsplit("/", 1)[-1]
+            if ref and name not in found:
+                found[name] = components[name]
+                todo.append(components[name])
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return found
+
+
+def _loose(schema: Any, where: str) -> list[str]:
+    """Places in ``schema`` that are any JSON object at all: nothing a client can type."""
+    if isinstance(schema, list):
+        return [p for i, s in enumerate(schema) for p in _loose(s, f"{where}[{i}]")]
+    if not isinstance(schema, dict):
+        return []
+    here = []
+    if schema.get("type") == "object" and "properties" not in schema:
+        values = schema.get("additionalProperties", True)
+        if values in (True, {}) and "propertyNames" not in schema:
+            here.append(where)
+    return here + [p for k, v in schema.items() for p in _loose(v, f"{where}.{k}")]
+
+
+def test_success_answers_type_every_object(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()
+    loose = [p for n, s in _response_schemas(spec).items() for p in _loose(s, n)]
+    # An error's details differ by code, in an answer and in a verdict alike.
+    assert ["NotVerified.properties.details"] == loose
+
+
+def test_states_and_statuses_are_enums_taken_from_states(api: Api) -> None:
+    schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
+    assert list(DOCUMENT.states) == schemas["DocumentState"]["enum"]
+    assert list(DISPATCH.states) == schemas["DispatchState"]["enum"]
+    assert list(vocabulary.JOB_STATUSES) == schemas["JobStatus"]["enum"]
+    assert list(vocabulary.CHECK_STATUSES) == schemas["CheckStatus"]["enum"]
+    assert list(vocabulary.TIMESTAMP_STATUSES) == schemas["TimestampStatus"]["enum"]
+    assert list(vocabulary.TIMER_KINDS) == schemas["TimerKind"]["enum"]
+    ref = "#/components/schemas/"
+    assert {"$ref": ref + "DocumentState"} == schemas["DocumentSummary"]["properties"]["state"]
+    assert {"$ref": ref + "DispatchState"} == schemas["DispatchOut"]["properties"]["state"]
+    assert {"$ref": ref + "JobStatus"} == schemas["JobOut"]["properties"]["status"]
+    assert {"$ref": ref + "CheckStatus"} == schemas["CheckResult"]["properties"]["status"]
+
+
+def test_each_audit_entry_kind_is_told_by_its_event(api: Api) -> None:
+    schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
+    items = schemas["HistoryPage"]["properties"]["items"]["items"]
+    assert "event" == items["discriminator"]["propertyName"]
+    mapping = items["discriminator"]["mapping"]
+    dispatch_events = [f"dispatch.{e}" for e in DISPATCH.events]
+    assert {"create", *DOCUMENT.events, *dispatch_events} == set(mapping)
+    assert mapping["sign"].endswith("/SignEntry") and mapping["approve"].endswith("/PlainEntry")
+    sign = schemas["SignPayload"]
+    assert {"signature_id", "mode", "manifest_sha256", "send_by"} <= set(sign["required"])
+    dispatch = schemas["DispatchEntry"]["properties"]
+    assert {"$ref": "#/components/schemas/DispatchState"} == dispatch["to_state"]
 
 
 @pytest.mark.parametrize(

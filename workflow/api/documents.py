@@ -32,12 +32,12 @@ from .outputs import (
     DocumentOut,
     DocumentPage,
     EventResult,
-    HistoryPage,
     binary,
     errors,
 )
 from .paging import PagingDep, page, paging
 from .schemas import DocumentIn, EventIn, check_limits
+from .trail import HistoryPage
 from .views import check_document_id, document_view, load_visible, summary
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=errors(*AUTHENTICATED))
@@ -275,6 +275,7 @@ def get_document(
     "/{document_id}/history",
     summary="The audit trail, oldest first",
     response_model=HistoryPage,
+    response_model_exclude_unset=True,  # each payload exactly as it was recorded
     responses=errors(404),
 )
 def get_history(

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+
+from .vocabulary import (
+    DispatchState,
+    DocumentEvent,
+    DocumentState,
+    JobStatus,
+    TimerKind,
+)
 
 # A moment as ISO 8601 text that always carries its UTC offset ("+00:00" or "Z").
 Moment = Annotated[
@@ -62,7 +70,7 @@ class DocumentSummary(BaseModel):
     doc_type: str
     subject: str
     urgency: int
-    state: str
+    state: DocumentState
     version: int
     created_at: Moment
     updated_at: Moment
@@ -95,7 +103,7 @@ class AttachmentOut(BaseModel):
 class DispatchOut(BaseModel):
     id: str
     organ_id: str
-    state: str
+    state: DispatchState
     attempts: int
     last_error: str | None
     updated_at: Moment
@@ -104,12 +112,12 @@ class DispatchOut(BaseModel):
 class JobOut(BaseModel):
     id: str
     action: str
-    status: str
+    status: JobStatus
     attempts: int
 
 
 class Waiting(BaseModel):
-    kind: str
+    kind: TimerKind
     ref_id: str | None
     until: Moment
 
@@ -126,7 +134,7 @@ class DocumentOut(DocumentSummary):
     secrecy_label: str
     due_date: date | None
     created_by: str
-    allowed_events: list[str]
+    allowed_events: list[DocumentEvent]
     recipients: list[RecipientOut]
     attachments: list[AttachmentOut]
     dispatches: list[DispatchOut]
@@ -142,53 +150,13 @@ class EventResult(BaseModel):
     """What firing an event did."""
 
     document_id: str
-    event: str
-    from_state: str
-    to_state: str
+    event: DocumentEvent
+    from_state: DocumentState
+    to_state: DocumentState
     version: int
-    jobs: list[str]
-    derived: list[str]
+    jobs: list[str] = Field(description="Ids of the jobs the transition queued")
+    derived: list[DocumentEvent] = Field(description="Events that followed by themselves")
     replayed: bool
-
-
-class HistoryEntry(BaseModel):
-    version: int
-    event: str
-    actor: str
-    from_state: str
-    to_state: str
-    at: Moment
-    payload: dict[str, Any]
-    hash: str
-
-
-class HistoryPage(Page):
-    document_id: str
-    items: list[HistoryEntry]
-
-
-class CheckCounts(BaseModel):
-    counts: dict[str, int]
-    pending: list[str]
-    ready_to_approve: bool
-
-
-class QueueItem(DocumentSummary):
-    revision: int
-    checks: CheckCounts
-
-
-class QueuePage(Page):
-    items: list[QueueItem]
-
-
-class ChecksOut(BaseModel):
-    document_id: str
-    revision: int
-    submitted_revision: int | None
-    results: list[dict[str, Any]]
-    pending: list[str]
-    cleared: bool
 
 
 class AgencyOut(BaseModel):
@@ -221,39 +189,16 @@ class Revoked(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    database: str
-    schema_: str = Field(alias="schema", description="current, or outdated")
-    broker: str
+    status: Literal["ok"]
+    database: Literal["ok"]
+    schema_: Literal["current", "outdated"] = Field(alias="schema")
+    broker: Literal["embedded", "redis"]
 
 
 class Metrics(BaseModel):
-    documents_by_state: dict[str, int]
-    jobs_by_status: dict[str, int]
+    documents_by_state: dict[DocumentState, int]
+    jobs_by_status: dict[JobStatus, int]
     next_timer_due: Moment | None
-
-
-class Timestamp(BaseModel):
-    status: str = Field(description="none, pending, stamped or unavailable")
-    source: str | None = None
-    time: Moment | None = None
-    authority: str | None = None
-    error: str | None = None
-    attempts: int | None = None
-
-
-class SignatureOut(BaseModel):
-    document_id: str
-    revision: int
-    mode: str
-    signer: str
-    manifest_sha256: str
-    certificate: str
-    signed_pdf_sha256: str | None
-    signing_time: Moment
-    current_revision: int
-    timestamp: Timestamp
-    verdict: dict[str, Any] = Field(description="ok, and each point checked (or the error)")
 
 
 def binary(*media_types: str, description: str) -> dict[int | str, dict[str, Any]]:

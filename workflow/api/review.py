@@ -13,7 +13,8 @@ from congvan.states.policy import READ_ROLES, REVIEWER
 from congvan.storage.audit import timestamp
 
 from .auth import PrincipalDep, RuntimeDep, require
-from .outputs import AUTHENTICATED, ChecksOut, QueuePage, errors
+from .findings import ChecksOut, QueuePage
+from .outputs import AUTHENTICATED, errors
 from .paging import PagingDep, page, paging
 from .views import load_visible, summary
 
@@ -67,6 +68,7 @@ def review_queue(runtime: RuntimeDep, principal: PrincipalDep, params: PagingDep
     "/documents/{document_id}/checks",
     summary="Results of the review checks on the current revision",
     response_model=ChecksOut,
+    response_model_exclude_unset=True,  # each result's details as the check wrote them
     responses=errors(404),
 )
 def document_checks(

@@ -23,7 +23,8 @@ from congvan.storage.clock import as_utc
 
 from ..bootstrap import Runtime
 from .auth import PrincipalDep, RuntimeDep, require
-from .outputs import AUTHENTICATED, COMMON, SignatureOut, binary, errors
+from .findings import SignatureOut
+from .outputs import AUTHENTICATED, COMMON, binary, errors
 from .views import load_visible
 
 router = APIRouter(prefix="/v1", tags=["signatures"])
