@@ -18,6 +18,7 @@ from ..bootstrap import Runtime
 from . import authorities, documents, review, signatures, system
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
+from .outputs import header_specs
 from .schemas import DocumentIn
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
@@ -72,7 +73,8 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
 
 
 def _publish_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
-    """Put ``models`` in the OpenAPI components: bodies a route reads by hand refer to them."""
+    """Put ``models`` in the OpenAPI components (bodies a route reads by hand refer to them),
+    and the header every answer carries in every answer."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -88,6 +90,9 @@ def _publish_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
                     if "x-schema" in part:
                         ref = f"#/components/schemas/{part['x-schema']}"
                         schema["properties"][name] = {"$ref": ref}
+            for operation in (o for path in spec["paths"].values() for o in path.values()):
+                for answer in operation["responses"].values():  # the middleware's header
+                    answer.setdefault("headers", {}).update(header_specs("X-Request-ID"))
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

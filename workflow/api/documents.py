@@ -34,6 +34,7 @@ from .outputs import (
     EventResult,
     binary,
     errors,
+    sends,
 )
 from .paging import PagingDep, page, paging
 from .schemas import DocumentIn, EventIn, check_limits
@@ -132,7 +133,7 @@ async def _read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[st
     status_code=201,
     summary="Create a draft with its metadata and files",
     response_model=DocumentOut,
-    responses=errors(400, 409),
+    responses={**errors(400, 409), **sends(201, "Location", "ETag", "Idempotent-Replayed")},
     openapi_extra=_CREATE_BODY,
 )
 async def create_document(
@@ -259,7 +260,7 @@ def list_documents(
     "/{document_id}",
     summary="A document: state, version, allowed events, and more",
     response_model=DocumentOut,
-    responses=errors(404),
+    responses={**errors(404), **sends(200, "ETag")},
 )
 def get_document(
     document_id: str, runtime: RuntimeDep, principal: PrincipalDep, response: Response
@@ -300,7 +301,11 @@ def get_history(
     summary="Download an attachment (its own media type)",
     response_class=Response,
     responses={
-        **binary("application/octet-stream", description="The attachment's bytes"),
+        **binary(
+            "application/octet-stream",
+            description="The attachment's bytes",
+            headers=("Content-Disposition", "Digest"),
+        ),
         **errors(404),
     },
 )
@@ -334,7 +339,7 @@ def get_attachment(
     "/{document_id}/events/{event}",
     summary="Fire an event; 409 with the allowed events when it is not allowed",
     response_model=EventResult,
-    responses=errors(400, 404, 409, 501),
+    responses={**errors(400, 404, 409, 501), **sends(200, "ETag", "Idempotent-Replayed")},
 )
 def fire_event(
     document_id: str,

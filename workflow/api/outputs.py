@@ -42,19 +42,60 @@ _ERROR_TEXT = {
     413: "The body or an attachment is larger than allowed",
     422: "The request is not valid",
     501: "The action this needs is not configured on this server",
-    503: "The database is not ready",
+    503: "The database cannot be reached or is not migrated; try again later",
 }
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for the error statuses a route can answer, all as :class:`ErrorBody`."""
-    return {s: {"model": ErrorBody, "description": _ERROR_TEXT[s]} for s in statuses}
+    answers: dict[int | str, dict[str, Any]] = {
+        s: {"model": ErrorBody, "description": _ERROR_TEXT[s]} for s in statuses
+    }
+    for status, names in _ERROR_HEADERS.items():
+        if status in answers:
+            answers[status]["headers"] = header_specs(*names)
+    return answers
+
+
+def _header(description: str, *, required: bool = True) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": {"type": "string"}}
+
+
+# Every header a route sets itself, as the OpenAPI document declares it.
+HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": _header('The document\'s version, e.g. "3": send it back as If-Match'),
+    "Location": _header("Where the new document is read"),
+    "Idempotent-Replayed": _header(
+        '"true" when this repeats the answer to an earlier request with the same Idempotency-Key',
+        required=False,
+    ),
+    "Content-Disposition": _header(
+        "attachment, with the file name in ASCII and in UTF-8 (RFC 6266 filename*)"
+    ),
+    "Digest": _header("sha-256=<hex> of the body as stored"),
+    "WWW-Authenticate": _header("Bearer"),
+    "Retry-After": _header("Seconds to wait before trying again"),
+    "X-Request-ID": _header("The request's id in the server's logs (the caller's, if valid)"),
+}
+_ERROR_HEADERS = {401: ("WWW-Authenticate",), 503: ("Retry-After",)}
+
+
+def header_specs(*names: str) -> dict[str, dict[str, Any]]:
+    """The ``headers`` of an answer that sends ``names``."""
+    return {n: HEADERS[n] for n in names}
+
+
+def sends(status: int, *names: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` declaring the headers a route's success answer carries."""
+    return {status: {"headers": header_specs(*names)}}
 
 
 # Every route can meet a bad parameter and a body over the request size limit.
 COMMON = (413, 422)
-# ...and every route behind a token also the lack of one, or of a role.
-AUTHENTICATED = (401, 403, *COMMON)
+# ...every route that reads the database, that database down or not migrated...
+STORED = (*COMMON, 503)
+# ...and every route behind a token (which is looked up there) the lack of one, or of a role.
+AUTHENTICATED = (401, 403, *STORED)
 
 
 class Page(BaseModel):
@@ -201,12 +242,15 @@ class Metrics(BaseModel):
     next_timer_due: Moment | None
 
 
-def binary(*media_types: str, description: str) -> dict[int | str, dict[str, Any]]:
+def binary(
+    *media_types: str, description: str, headers: tuple[str, ...] = ()
+) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a 200 whose body is bytes of the given media types."""
     schema = {"type": "string", "format": "binary"}
-    return {
-        200: {
-            "description": description,
-            "content": {m: {"schema": schema} for m in media_types},
-        }
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {m: {"schema": schema} for m in media_types},
     }
+    if headers:
+        answer["headers"] = header_specs(*headers)
+    return {200: answer}

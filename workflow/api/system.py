@@ -16,7 +16,7 @@ from congvan.storage.tables import Document
 
 from ..directory import add_agency
 from .auth import PrincipalDep, RuntimeDep, require
-from .outputs import AUTHENTICATED, COMMON, AgencyOut, AgencyPage, Health, Metrics, errors
+from .outputs import AUTHENTICATED, STORED, AgencyOut, AgencyPage, Health, Metrics, errors
 from .paging import PagingDep, page, paging
 from .schemas import TextModel
 
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/v1", tags=["system"])
     "/health",
     summary="Liveness and database readiness (no token needed)",
     response_model=Health,
-    responses=errors(*COMMON),
+    responses=errors(*STORED),
 )
 def health(runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.connect() as conn:
