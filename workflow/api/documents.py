@@ -302,8 +302,8 @@ def get_history(
     response_class=Response,
     responses={
         **binary(
-            "application/octet-stream",
-            description="The attachment's bytes",
+            "*/*",  # each file has its own: application/pdf, ...
+            description="The attachment's bytes, as the media type it was uploaded with",
             headers=("Content-Disposition", "Digest"),
         ),
         **errors(404),

@@ -120,6 +120,36 @@ class QueuePage(Page):
 # -- signatures ----------------------------------------------------------------------------
 
 
+class ManifestFile(BaseModel):
+    role: str
+    filename: str
+    media_type: str
+    size: int
+    sha256: str
+
+
+class Manifest(BaseModel):
+    """What a signer signs: a revision's metadata, recipients and files, as RFC 8785 JSON."""
+
+    format: Literal["congvan-manifest/1"]
+    document_id: str
+    revision: int
+    agency_id: str
+    number: int | None
+    symbol: str | None
+    doc_type: str | None
+    subject: str | None
+    place: str | None
+    issued_on: str | None = Field(description="ISO date")
+    signer_name: str | None
+    signer_position: str | None
+    signer_competence: str | None
+    urgency: int | None
+    due_date: str | None = Field(description="ISO date")
+    recipients: list[str] = Field(description="The recipients' electronic identifiers")
+    attachments: list[ManifestFile]
+
+
 class Timestamp(BaseModel):
     status: TimestampStatus
     source: str | None = None

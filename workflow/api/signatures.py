@@ -23,8 +23,8 @@ from congvan.storage.clock import as_utc
 
 from ..bootstrap import Runtime
 from .auth import PrincipalDep, RuntimeDep, require
-from .findings import SignatureOut
-from .outputs import AUTHENTICATED, COMMON, STORED, binary, errors
+from .findings import Manifest, SignatureOut
+from .outputs import AUTHENTICATED, COMMON, STORED, binary, errors, header_specs
 from .views import load_visible
 
 router = APIRouter(prefix="/v1", tags=["signatures"])
@@ -48,7 +48,7 @@ def verdict_view(verdict: Verdict) -> dict[str, Any]:
     "/documents/{document_id}/manifest",
     summary="The canonical manifest of the current revision (what a signer signs)",
     response_class=Response,
-    responses={**binary("application/json", description="RFC 8785 JSON"), **_READ},
+    responses={200: {"model": Manifest, "description": "RFC 8785 JSON"}, **_READ},
 )
 def get_manifest(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     require(principal, READ_ROLES, "Reading documents")
@@ -111,11 +111,11 @@ def _latest_signature(runtime: Runtime, principal: Principal, document_id: str) 
     summary="The exact manifest bytes the latest signature signs (RFC 8785 JSON)",
     response_class=Response,
     responses={
-        **binary(
-            "application/json",
-            description="RFC 8785 JSON",
-            headers=("Content-Disposition", "Digest"),
-        ),
+        200: {
+            "model": Manifest,
+            "description": "RFC 8785 JSON, byte for byte as signed",
+            "headers": header_specs("Content-Disposition", "Digest"),
+        },
         **_READ,
     },
 )
