@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from cryptography import x509
 
+from congvan.states.vocabulary import STAMP_NONE
 from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
 from congvan.storage.timestamps import PENDING as STAMP_PENDING
@@ -207,7 +208,7 @@ def timestamp_view(uow: UnitOfWork, subject: str, subject_id: str) -> dict[str, 
     """The timestamp of a signature or anchor as plain JSON (status ``none`` if not asked)."""
     row = uow.timestamps.get(subject, subject_id)
     if row is None:
-        return {"status": "none"}
+        return {"status": STAMP_NONE}
     return {
         "status": row["status"],
         "source": row["source"],

@@ -34,7 +34,8 @@
      │    ├── TimestampInvalid (422)      timestamp_invalid
      │    └── SignerMismatch (422)        signer_mismatch
      ├── ActionUnavailable (501)         action_unavailable
-     └── DatabaseNotReady (503)          database_not_migrated
+     └── DatabaseUnavailable (503)       database_unavailable
+          └── DatabaseNotReady (503)      database_not_migrated
 
 Codes are part of the public contract: they never change once released.
 """
@@ -292,7 +293,14 @@ class ActionUnavailable(CongvanError):
     http_status = 501
 
 
-class DatabaseNotReady(CongvanError):
+class DatabaseUnavailable(CongvanError):
+    """The database cannot be reached just now; nothing was changed. Try again later."""
+
+    code = "database_unavailable"
+    http_status = 503
+
+
+class DatabaseNotReady(DatabaseUnavailable):
     """The database schema is missing or old: run `congvan migrate`."""
 
     code = "database_not_migrated"

@@ -48,10 +48,15 @@ class AgencyRepository:
         row = self.conn.execute(select(_agencies).where(_agencies.c.id == agency_id)).first()
         return dict(row._mapping) if row else None
 
-    def agencies(self) -> list[dict[str, Any]]:
-        return [
-            dict(r._mapping) for r in self.conn.execute(select(_agencies).order_by(_agencies.c.id))
-        ]
+    def agencies(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Agencies by identifier: all of them, or ``limit`` after the id ``after``."""
+        c = _agencies.c
+        query = select(_agencies)
+        if after is not None:
+            query = query.where(c.id > after)
+        return [dict(r._mapping) for r in self.conn.execute(query.order_by(c.id).limit(limit))]
 
     def set_numbering(self, agency_id: str, numbering: str) -> bool:
         result = self.conn.execute(

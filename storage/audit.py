@@ -156,10 +156,18 @@ class AuditRepository:
         if entries:
             _INSERT.execute(self.conn, [e.__dict__ for e in entries])
 
-    def history(self, document_id: str) -> list[dict[str, Any]]:
-        rows = self.conn.execute(
-            select(_audit).where(_audit.c.document_id == document_id).order_by(_audit.c.version)
-        ).mappings()
+    def history(
+        self, document_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """A document's entries oldest first: those after version ``after``, ``limit`` of them."""
+        c = _audit.c
+        query = (
+            select(_audit)
+            .where(c.document_id == document_id, c.version > after)
+            .order_by(c.version)
+            .limit(limit)
+        )
+        rows = self.conn.execute(query).mappings()
         return [
             {
                 "version": r["version"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, select, tuple_, update
 
 from .tables import SigningAuthority
 
@@ -34,6 +34,17 @@ class AuthorityRepository:
         if signer is not None:
             query = query.where(c.signer == signer)
         return [dict(r._mapping) for r in self.conn.execute(query.order_by(c.signer, c.valid_from))]
+
+    def page(
+        self, agency_id: str, *, after: tuple[str, str, str] | None = None, limit: int
+    ) -> list[dict[str, Any]]:
+        """An agency's authorities by (signer, valid_from, id): ``limit`` after ``after``."""
+        c = _authorities.c
+        query = select(_authorities).where(c.agency_id == agency_id)
+        if after is not None:
+            query = query.where(tuple_(c.signer, c.valid_from, c.id) > tuple_(*after))
+        query = query.order_by(c.signer, c.valid_from, c.id).limit(limit)
+        return [dict(r._mapping) for r in self.conn.execute(query)]
 
     def holding(self, agency_id: str, signer: str, doc_type: str, on: str) -> dict[str, Any] | None:
         """The authority that lets ``signer`` sign ``doc_type`` for the agency on date ``on``."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, or_, select, update
 
+from congvan.states import vocabulary
 from congvan.states.document import DRAFT
 
 from .clock import as_utc
@@ -18,11 +19,11 @@ from .tables import CheckResult, Document
 _results = CheckResult.__table__  # type: ignore[attr-defined]
 _documents = Document.__table__  # type: ignore[attr-defined]
 
-PASSED = "passed"
-FAILED = "failed"
-ERROR = "error"
-BLOCKING = "blocking"
-WARNING = "warning"
+PASSED = vocabulary.CHECK_PASSED
+FAILED = vocabulary.CHECK_FAILED
+ERROR = vocabulary.CHECK_ERROR
+BLOCKING = vocabulary.BLOCKING
+WARNING = vocabulary.WARNING
 
 
 @dataclass(frozen=True)

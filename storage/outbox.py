@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from congvan.states import vocabulary
+
 from .clock import as_utc
 from .prepared import Prepared
 from .tables import Document, OutboxJob
@@ -18,13 +20,13 @@ _outbox = OutboxJob.__table__  # type: ignore[attr-defined]
 _documents = Document.__table__  # type: ignore[attr-defined]
 _INSERT = Prepared(insert(_outbox))  # built once, run through Prepared (see prepared.py)
 
-PENDING = "pending"
-ENQUEUED = "enqueued"
-RUNNING = "running"
-WAITING = "waiting"  # an attempt failed; its backoff timer re-drives it
-DONE = "done"
-FAILED = "failed"
-STATUSES = (PENDING, ENQUEUED, RUNNING, WAITING, DONE, FAILED)
+PENDING = vocabulary.JOB_PENDING
+ENQUEUED = vocabulary.JOB_ENQUEUED
+RUNNING = vocabulary.JOB_RUNNING
+WAITING = vocabulary.JOB_WAITING  # an attempt failed; its backoff timer re-drives it
+DONE = vocabulary.JOB_DONE
+FAILED = vocabulary.JOB_FAILED
+STATUSES = vocabulary.JOB_STATUSES
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, delete, func, insert, select, update
 
+from congvan.states import vocabulary
+
 from .clock import as_utc
 from .prepared import Prepared
 from .tables import Document, Timer
@@ -18,9 +20,9 @@ _timers = Timer.__table__  # type: ignore[attr-defined]
 _documents = Document.__table__  # type: ignore[attr-defined]
 _INSERT = Prepared(insert(_timers))  # built once, run through Prepared (see prepared.py)
 
-JOB_DEADLINE = "job_deadline"
-AUDIT_ANCHOR = "audit_anchor"
-CRL_CHECK = "crl_check"
+JOB_DEADLINE = vocabulary.JOB_DEADLINE
+AUDIT_ANCHOR = vocabulary.AUDIT_ANCHOR
+CRL_CHECK = vocabulary.CRL_CHECK
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,15 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from congvan.states import vocabulary
+
 from .tables import Timestamp
 
 _timestamps = Timestamp.__table__  # type: ignore[attr-defined]
 
-PENDING = "pending"
-STAMPED = "stamped"
-UNAVAILABLE = "unavailable"
+PENDING = vocabulary.STAMP_PENDING
+STAMPED = vocabulary.STAMP_STAMPED
+UNAVAILABLE = vocabulary.STAMP_UNAVAILABLE
 
 
 class TimestampRepository:

@@ -8,13 +8,14 @@ from datetime import date, datetime, time
 from functools import cached_property
 from typing import Any
 
+from congvan.states import vocabulary
 from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
 from congvan.storage.unit_of_work import UnitOfWork
 
 from ..calendar import VIETNAM_CALENDAR, WorkingCalendar
 
-BLOCKING = "blocking"
-WARNING = "warning"
+BLOCKING = vocabulary.BLOCKING
+WARNING = vocabulary.WARNING
 
 
 @dataclass(frozen=True)

@@ -1,47 +1,121 @@
 """The OpenAPI document against the server: schemathesis sends what the schema allows.
 
-Every answer must be one the schema declares (status, media type, body), and none a 5xx.
-The requests carry a real token of a user holding every role, so they reach the routes'
-logic rather than stopping at authentication.
+Every answer must be one the schema declares (status, media type, body, headers), and none
+a 5xx. The requests carry a real token of a user holding every role, so they reach the
+routes' logic rather than stopping at authentication, and name documents brought through
+the API to draft, review, reviewed and signed as well as ids made up, so answers about
+documents in later states (signature, verdict, signed PDF) are checked too.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import (  # the checks this contract is about
     content_type_conformance,
     not_a_server_error,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
-from congvan.states import DOCUMENT
+from congvan.states import DISPATCH, DOCUMENT, vocabulary
 from congvan.states.policy import ROLES
 from congvan.workflow import directory
 from tests.api.conftest import A, Api, MakeApi, assert_error
+from tests.api.test_review_flow_api import clean_letter, submit_and_check
+from tests.api.test_signing_api import issue, reviewed_letter, sign, signing_api
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """The app, with documents in each state a reader meets, and what to name them by."""
+
+    api: Api
+    documents: dict[str, str]  # by what was done to it: draft, in_review, reviewed, signed
+    files: dict[str, str]  # the SHA-256 of a file attached to each, by document id
+    authorities: list[str]
 
 
 @pytest.fixture
-def contract_api(make_api: MakeApi) -> Api:
-    """The app, with one document in it and a token for a user holding every role."""
-    api = make_api()
-    api.draft()
+def seeded(make_api: MakeApi) -> Seeded:
+    """Documents brought through the real API to each state, and an all-roles token."""
+    api = signing_api(make_api)
+    issue(api)
+    in_review = clean_letter(api, number=1401)
+    submit_and_check(api, in_review)
+    signed = reviewed_letter(api)
+    assert 200 == sign(api, signed).status_code
+    documents = {
+        "draft": api.draft()["id"],
+        "in_review": in_review,
+        "reviewed": reviewed_letter(api),
+        "signed": signed,
+    }
     with api.runtime.uow() as uow:
         user = directory.ensure_user(uow, A, "contract", list(ROLES), api.clock())
         api.tokens[A]["all"] = directory.create_token(uow, user, api.clock()).token
+        files = {d: uow.documents.attachments(d)[0]["sha256"] for d in documents.values()}
+        authorities = [a["id"] for a in uow.authorities.for_agency(A)]
         uow.commit()
-    return api
+    return Seeded(api, documents, files, authorities)
 
 
 @pytest.fixture
-def contract_schema(contract_api: Api) -> Any:
-    return schemathesis.openapi.from_asgi("/openapi.json", contract_api.client.app)
+def contract_api(seeded: Seeded) -> Api:
+    return seeded.api
 
+
+@pytest.fixture
+def contract_schema(seeded: Seeded) -> Any:
+    schema = schemathesis.openapi.from_asgi("/openapi.json", seeded.api.client.app)
+    known = {
+        "document_id": list(seeded.documents.values()),
+        "sha256": sorted(set(seeded.files.values())),
+        "authority_id": seeded.authorities,
+    }
+
+    @schema.hook
+    def flatmap_path_parameters(_context: Any, path_parameters: dict[str, Any] | None) -> Any:
+        """Each id as generated, or one of the seeded ones (so answers about real ones)."""
+        if path_parameters is None:  # an operation without any
+            return st.none()
+        return st.fixed_dictionaries(
+            {
+                name: st.sampled_from([*known.get(name, []), value])
+                for name, value in path_parameters.items()
+            }
+        )
+
+    return schema
+
+
+@schemathesis.check
+def sends_only_declared_headers(_ctx: Any, response: Any, case: Any) -> bool | None:
+    """Every header the route sets itself is one its answer declares."""
+    answer = case.operation.responses.find_by_status_code(response.status_code)
+    if answer is None:  # an answer the operation does not declare (405 to a probe)
+        return None
+    declared = {name.lower() for name, _ in answer.headers.items()}
+    undeclared = set(response.headers) - {"content-type", "content-length"} - declared
+    assert not undeclared, f"undeclared headers {sorted(undeclared)} on {response.status_code}"
+    return None
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    sends_only_declared_headers,
+]
 
 schema = schemathesis.pytest.from_fixture("contract_schema")
 
@@ -54,15 +128,33 @@ schema = schemathesis.pytest.from_fixture("contract_schema")
     suppress_health_check=list(HealthCheck),
 )
 def test_every_answer_matches_the_schema(case: Any, contract_api: Api) -> None:
-    case.call_and_validate(
-        headers=contract_api.auth("all"),
-        checks=[
-            not_a_server_error,
-            status_code_conformance,
-            content_type_conformance,
-            response_schema_conformance,
-        ],
-    )
+    case.call_and_validate(headers=contract_api.auth("all"), checks=CHECKS)
+
+
+def test_every_read_of_a_document_in_each_state_matches_the_schema(
+    seeded: Seeded, contract_schema: Any
+) -> None:
+    # Given documents in draft, in review, reviewed and signed, and every read of one
+    reads = [
+        path
+        for path, methods in contract_schema.raw_schema["paths"].items()
+        if "get" in methods and "{document_id}" in path
+    ]
+    assert len(reads) >= 9, reads
+    answered: dict[str, set[int]] = {}
+    for state, document_id in seeded.documents.items():
+        for path in reads:
+            parameters = {"document_id": document_id}
+            if "{sha256}" in path:
+                parameters["sha256"] = seeded.files[document_id]
+            case = contract_schema[path]["GET"].Case(path_parameters=parameters)
+            # When it is read, then the answer is one the schema declares, headers and all
+            response = case.call_and_validate(headers=seeded.api.auth("all"), checks=CHECKS)
+            answered.setdefault(state, set()).add(response.status_code)
+    # and the signed one was read in full: signature, verdict, signed PDF, CMS
+    assert {200} == answered["signed"], answered
+    signature = seeded.api.get(f"/v1/documents/{seeded.documents['signed']}/signature")
+    assert True is signature.json()["verdict"]["ok"], signature.text
 
 
 # -- what the OpenAPI document says --------------------------------------------------------
@@ -80,7 +172,7 @@ def test_every_error_status_is_declared_with_the_error_body(api: Api) -> None:
                 assert error_ref == schema["$ref"], (method, path, status)
             assert {"413", "422"} <= set(operation["responses"]), (method, path)
     fire = spec["paths"]["/v1/documents/{document_id}/events/{event}"]["post"]
-    assert {"400", "401", "403", "404", "409", "413", "422", "501"} == {
+    assert {"400", "401", "403", "404", "409", "413", "422", "501", "503"} == {
         s for s in fire["responses"] if not s.startswith("2")
     }
     event = next(p for p in fire["parameters"] if p["name"] == "event")
@@ -100,6 +192,82 @@ def test_the_create_body_types_its_metadata_part(api: Api) -> None:
     assert "organ_id" in schemas["RecipientIn"]["properties"]
 
 
+def _response_schemas(spec: dict[str, Any]) -> dict[str, Any]:
+    """Every schema a success answer can hold, by component name (reached through $refs)."""
+    components = spec["components"]["schemas"]
+    found: dict[str, Any] = {}
+    todo: list[Any] = [
+        answer.get("content", {})
+        for operations in spec["paths"].values()
+        for operation in operations.values()
+        for status, answer in operation["responses"].items()
+        if status.startswith("2")
+    ]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            name = ref.rsplit("/", 1)[-1]
+            if ref and name not in found:
+                found[name] = components[name]
+                todo.append(components[name])
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return found
+
+
+def _loose(schema: Any, where: str) -> list[str]:
+    """Places in ``schema`` that are any JSON object at all: nothing a client can type."""
+    if isinstance(schema, list):
+        return [p for i, s in enumerate(schema) for p in _loose(s, f"{where}[{i}]")]
+    if not isinstance(schema, dict):
+        return []
+    here = []
+    if schema.get("type") == "object" and "properties" not in schema:
+        values = schema.get("additionalProperties", True)
+        if values in (True, {}) and "propertyNames" not in schema:
+            here.append(where)
+    return here + [p for k, v in schema.items() for p in _loose(v, f"{where}.{k}")]
+
+
+def test_success_answers_type_every_object(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()
+    loose = [p for n, s in _response_schemas(spec).items() for p in _loose(s, n)]
+    # An error's details differ by code, in an answer and in a verdict alike.
+    assert ["NotVerified.properties.details"] == loose
+
+
+def test_states_and_statuses_are_enums_taken_from_states(api: Api) -> None:
+    schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
+    assert list(DOCUMENT.states) == schemas["DocumentState"]["enum"]
+    assert list(DISPATCH.states) == schemas["DispatchState"]["enum"]
+    assert list(vocabulary.JOB_STATUSES) == schemas["JobStatus"]["enum"]
+    assert list(vocabulary.CHECK_STATUSES) == schemas["CheckStatus"]["enum"]
+    assert list(vocabulary.TIMESTAMP_STATUSES) == schemas["TimestampStatus"]["enum"]
+    assert list(vocabulary.TIMER_KINDS) == schemas["TimerKind"]["enum"]
+    ref = "#/components/schemas/"
+    assert {"$ref": ref + "DocumentState"} == schemas["DocumentSummary"]["properties"]["state"]
+    assert {"$ref": ref + "DispatchState"} == schemas["DispatchOut"]["properties"]["state"]
+    assert {"$ref": ref + "JobStatus"} == schemas["JobOut"]["properties"]["status"]
+    assert {"$ref": ref + "CheckStatus"} == schemas["CheckResult"]["properties"]["status"]
+
+
+def test_each_audit_entry_kind_is_told_by_its_event(api: Api) -> None:
+    schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
+    items = schemas["HistoryPage"]["properties"]["items"]["items"]
+    assert "event" == items["discriminator"]["propertyName"]
+    mapping = items["discriminator"]["mapping"]
+    dispatch_events = [f"dispatch.{e}" for e in DISPATCH.events]
+    assert {"create", *DOCUMENT.events, *dispatch_events} == set(mapping)
+    assert mapping["sign"].endswith("/SignEntry") and mapping["approve"].endswith("/PlainEntry")
+    sign = schemas["SignPayload"]
+    assert {"signature_id", "mode", "manifest_sha256"} <= set(sign["required"])
+    assert "timeliness" in sign["properties"]
+    dispatch = schemas["DispatchEntry"]["properties"]
+    assert {"$ref": "#/components/schemas/DispatchState"} == dispatch["to_state"]
+
+
 @pytest.mark.parametrize(
     ("path", "media_types"),
     [
@@ -110,8 +278,7 @@ def test_the_create_body_types_its_metadata_part(api: Api) -> None:
         ),
         ("/v1/documents/{document_id}/signed-pdf", {"application/pdf"}),
         ("/v1/documents/{document_id}/signature/cms", {"application/pkcs7-signature"}),
-        ("/v1/documents/{document_id}/signature/manifest", {"application/json"}),
-        ("/v1/documents/{document_id}/attachments/{sha256}", {"application/octet-stream"}),
+        ("/v1/documents/{document_id}/attachments/{sha256}", {"*/*"}),
     ],
 )
 def test_binary_answers_name_their_media_types(api: Api, path: str, media_types: set[str]) -> None:
@@ -119,6 +286,17 @@ def test_binary_answers_name_their_media_types(api: Api, path: str, media_types:
     assert media_types == set(ok["content"])
     for content in ok["content"].values():
         assert {"type": "string", "format": "binary"} == content["schema"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/documents/{document_id}/manifest", "/v1/documents/{document_id}/signature/manifest"],
+)
+def test_a_manifest_is_described_as_the_json_it_is(api: Api, path: str) -> None:
+    ok = api.client.get("/openapi.json").json()["paths"][path]["get"]["responses"]["200"]
+    assert {"application/json": {"schema": {"$ref": "#/components/schemas/Manifest"}}} == (
+        ok["content"]
+    )
 
 
 def test_the_docs_page_needs_no_internet(api: Api) -> None:

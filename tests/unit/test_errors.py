@@ -54,6 +54,7 @@ FROZEN = {
     "KeyUsageInvalid": ("key_usage_invalid", 422),
     "SignerMismatch": ("signer_mismatch", 422),
     "ActionUnavailable": ("action_unavailable", 501),
+    "DatabaseUnavailable": ("database_unavailable", 503),
     "DatabaseNotReady": ("database_not_migrated", 503),
 }
 

@@ -19,6 +19,7 @@ from . import authorities, documents, review, signatures, system
 from .encoding import EncodingMiddleware
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
+from .outputs import header_specs
 from .parameters import check_parameters
 from .schemas import DocumentIn
 
@@ -77,7 +78,8 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
 
 
 def _publish_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
-    """Put ``models`` in the OpenAPI components: bodies a route reads by hand refer to them."""
+    """Put ``models`` in the OpenAPI components (bodies a route reads by hand refer to them),
+    and the header every answer carries in every answer."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -93,6 +95,9 @@ def _publish_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
                     if "x-schema" in part:
                         ref = f"#/components/schemas/{part['x-schema']}"
                         schema["properties"][name] = {"$ref": ref}
+            for operation in (o for path in spec["paths"].values() for o in path.values()):
+                for answer in operation["responses"].values():  # the middleware's header
+                    answer.setdefault("headers", {}).update(header_specs("X-Request-ID"))
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -57,8 +57,8 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _key(view: dict[str, Any]) -> tuple[str, str, str]:
-    return (view["signer"], str(view["valid_from"]), view["id"])
+def _key(row: dict[str, Any]) -> tuple[str, str, str]:
+    return (row["signer"], row["valid_from"], row["id"])
 
 
 @router.get("", summary="The agency's signing authorities, by signer", response_model=AuthorityPage)
@@ -68,8 +68,16 @@ def list_authorities(
     require(principal, MANAGERS | frozenset({"reviewer", "signer", "clerk"}), "Authorities")
     at = paging(params, (str, str, str))
     with runtime.uow(readonly=True) as uow:
-        views = [_view(r) for r in uow.authorities.for_agency(principal.agency_id)]
-    return page(sorted(views, key=_key), _key, at)
+        rows = page(
+            lambda after, n: uow.authorities.page(
+                principal.agency_id,
+                after=(str(after[0]), str(after[1]), str(after[2])) if after else None,
+                limit=n,
+            ),
+            _key,
+            at,
+        )
+    return {**rows, "items": [_view(r) for r in rows["items"]]}
 
 
 @router.post(

@@ -33,12 +33,13 @@ from .outputs import (
     DocumentOut,
     DocumentPage,
     EventResult,
-    HistoryPage,
     binary,
     errors,
+    sends,
 )
 from .paging import PagingDep, page, paging
 from .schemas import DocumentIn, EventIn, check_limits
+from .trail import HistoryPage
 from .views import check_document_id, load_visible
 
 router = APIRouter(
@@ -138,7 +139,7 @@ async def _read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[st
     status_code=201,
     summary="Create a draft with its metadata and files",
     response_model=DocumentOut,
-    responses=errors(400, 409),
+    responses={**errors(400, 409), **sends(201, "Location", "ETag", "Idempotent-Replayed")},
     openapi_extra=_CREATE_BODY,
 )
 async def create_document(
@@ -264,7 +265,7 @@ def list_documents(
     "/{document_id}",
     summary="A document: state, version, allowed events, and more",
     response_model=DocumentOut,
-    responses=errors(404),
+    responses={**errors(404), **sends(200, "ETag")},
 )
 def get_document(
     document_id: str, runtime: RuntimeDep, principal: PrincipalDep, response: Response
@@ -280,6 +281,7 @@ def get_document(
     "/{document_id}/history",
     summary="The audit trail, oldest first",
     response_model=HistoryPage,
+    response_model_exclude_unset=True,  # each payload exactly as it was recorded
     responses=errors(404),
 )
 def get_history(
@@ -289,8 +291,14 @@ def get_history(
     at = paging(params, (int,))
     with runtime.uow(readonly=True) as uow:
         load_visible(uow, document_id, principal.agency_id)
-        entries = uow.audit.history(document_id)
-    return {"document_id": document_id, **page(entries, lambda e: (e["version"],), at)}
+        entries = page(
+            lambda after, n: uow.audit.history(
+                document_id, after=int(after[0]) if after else 0, limit=n
+            ),
+            lambda e: (e["version"],),
+            at,
+        )
+    return {"document_id": document_id, **entries}
 
 
 @router.get(
@@ -298,7 +306,11 @@ def get_history(
     summary="Download an attachment (its own media type)",
     response_class=Response,
     responses={
-        **binary("application/octet-stream", description="The attachment's bytes"),
+        **binary(
+            "*/*",  # each file has its own: application/pdf, ...
+            description="The attachment's bytes, as the media type it was uploaded with",
+            headers=("Content-Disposition", "Digest"),
+        ),
         **errors(404),
     },
 )
@@ -332,7 +344,7 @@ def get_attachment(
     "/{document_id}/events/{event}",
     summary="Fire an event; 409 with the allowed events when it is not allowed",
     response_model=EventResult,
-    responses=errors(400, 404, 409, 501),
+    responses={**errors(400, 404, 409, 501), **sends(200, "ETag", "Idempotent-Replayed")},
 )
 def fire_event(
     document_id: str,

@@ -8,14 +8,19 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from congvan.states.errors import (
     CongvanError,
+    DatabaseNotReady,
+    DatabaseUnavailable,
     PayloadTooLarge,
     TooManyAttachments,
 )
+from congvan.storage.schema import ensure_migrated
 
 log = logging.getLogger("congvan.api")
 
@@ -50,11 +55,46 @@ def _form_error(request: Request, cause: MultiPartException) -> CongvanError | N
     return None  # a malformed body (no boundary...): 400 bad_request, with the parser's words
 
 
+# Seconds a client waits before asking again while the database is unavailable.
+RETRY_AFTER = 10
+
+
+def database_error(request: Request, cause: DBAPIError) -> DatabaseUnavailable | None:
+    """What a failed statement says about the database: unreachable, not migrated, or
+    nothing (``None``: the statement itself was wrong, which is our bug)."""
+    try:
+        ensure_migrated(request.app.state.runtime.db)
+    except DatabaseNotReady as not_ready:  # its message names the database: not for clients
+        return DatabaseNotReady(**not_ready.details)
+    except SQLAlchemyError:
+        return DatabaseUnavailable()
+    if isinstance(cause, OperationalError):  # reachable again, or locked: try again
+        return DatabaseUnavailable()
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CongvanError)
     async def _congvan(_request: Request, exc: CongvanError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        headers = None
+        if exc.http_status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif exc.http_status == 503:
+            headers = {"Retry-After": str(RETRY_AFTER)}
         return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # Every route reads the database (a token, at least): one that is down or not
+        # migrated is 503 with a code, never a 500.
+        mapped = await run_in_threadpool(database_error, request, exc)
+        if mapped is None:
+            return await _unexpected(request, exc)
+        log.warning(
+            "database unavailable",
+            extra={"action": "api.database_unavailable", "code": mapped.code},
+        )
+        return await _congvan(request, mapped)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+
+from .vocabulary import (
+    DispatchState,
+    DocumentEvent,
+    DocumentState,
+    JobStatus,
+    TimerKind,
+)
 
 # A moment as ISO 8601 text that always carries its UTC offset ("+00:00" or "Z").
 Moment = Annotated[
@@ -34,19 +42,60 @@ _ERROR_TEXT = {
     413: "The body or an attachment is larger than allowed",
     422: "The request is not valid",
     501: "The action this needs is not configured on this server",
-    503: "The database is not ready",
+    503: "The database cannot be reached or is not migrated; try again later",
 }
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for the error statuses a route can answer, all as :class:`ErrorBody`."""
-    return {s: {"model": ErrorBody, "description": _ERROR_TEXT[s]} for s in statuses}
+    answers: dict[int | str, dict[str, Any]] = {
+        s: {"model": ErrorBody, "description": _ERROR_TEXT[s]} for s in statuses
+    }
+    for status, names in _ERROR_HEADERS.items():
+        if status in answers:
+            answers[status]["headers"] = header_specs(*names)
+    return answers
+
+
+def _header(description: str, *, required: bool = True) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": {"type": "string"}}
+
+
+# Every header a route sets itself, as the OpenAPI document declares it.
+HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": _header('The document\'s version, e.g. "3": send it back as If-Match'),
+    "Location": _header("Where the new document is read"),
+    "Idempotent-Replayed": _header(
+        '"true" when this repeats the answer to an earlier request with the same Idempotency-Key',
+        required=False,
+    ),
+    "Content-Disposition": _header(
+        "attachment, with the file name in ASCII and in UTF-8 (RFC 6266 filename*)"
+    ),
+    "Digest": _header("sha-256=<hex> of the body as stored"),
+    "WWW-Authenticate": _header("Bearer"),
+    "Retry-After": _header("Seconds to wait before trying again"),
+    "X-Request-ID": _header("The request's id in the server's logs (the caller's, if valid)"),
+}
+_ERROR_HEADERS = {401: ("WWW-Authenticate",), 503: ("Retry-After",)}
+
+
+def header_specs(*names: str) -> dict[str, dict[str, Any]]:
+    """The ``headers`` of an answer that sends ``names``."""
+    return {n: HEADERS[n] for n in names}
+
+
+def sends(status: int, *names: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` declaring the headers a route's success answer carries."""
+    return {status: {"headers": header_specs(*names)}}
 
 
 # Every route can meet a bad parameter and a body over the request size limit.
 COMMON = (413, 422)
-# ...and every route behind a token also the lack of one, or of a role.
-AUTHENTICATED = (401, 403, *COMMON)
+# ...every route that reads the database, that database down or not migrated...
+STORED = (*COMMON, 503)
+# ...and every route behind a token (which is looked up there) the lack of one, or of a role.
+AUTHENTICATED = (401, 403, *STORED)
 
 
 class Page(BaseModel):
@@ -62,7 +111,7 @@ class DocumentSummary(BaseModel):
     doc_type: str
     subject: str
     urgency: int
-    state: str
+    state: DocumentState
     version: int
     created_at: Moment
     updated_at: Moment
@@ -95,7 +144,7 @@ class AttachmentOut(BaseModel):
 class DispatchOut(BaseModel):
     id: str
     organ_id: str
-    state: str
+    state: DispatchState
     attempts: int
     last_error: str | None
     updated_at: Moment
@@ -104,12 +153,12 @@ class DispatchOut(BaseModel):
 class JobOut(BaseModel):
     id: str
     action: str
-    status: str
+    status: JobStatus
     attempts: int
 
 
 class Waiting(BaseModel):
-    kind: str
+    kind: TimerKind
     ref_id: str | None
     until: Moment
 
@@ -143,7 +192,7 @@ class DocumentOut(DocumentSummary):
     secrecy_label: str
     due_date: date | None
     created_by: str
-    allowed_events: list[str]
+    allowed_events: list[DocumentEvent]
     recipients: list[RecipientOut]
     attachments: list[AttachmentOut]
     dispatches: list[DispatchOut]
@@ -160,52 +209,12 @@ class EventResult(BaseModel):
     """What firing an event did; a replay repeats it (the Idempotent-Replayed header says so)."""
 
     document_id: str
-    event: str
-    from_state: str
-    to_state: str
+    event: DocumentEvent
+    from_state: DocumentState
+    to_state: DocumentState
     version: int
-    jobs: list[str]
-    derived: list[str]
-
-
-class HistoryEntry(BaseModel):
-    version: int
-    event: str
-    actor: str
-    from_state: str
-    to_state: str
-    at: Moment
-    payload: dict[str, Any]
-    hash: str
-
-
-class HistoryPage(Page):
-    document_id: str
-    items: list[HistoryEntry]
-
-
-class CheckCounts(BaseModel):
-    counts: dict[str, int]
-    pending: list[str]
-    ready_to_approve: bool
-
-
-class QueueItem(DocumentSummary):
-    revision: int
-    checks: CheckCounts
-
-
-class QueuePage(Page):
-    items: list[QueueItem]
-
-
-class ChecksOut(BaseModel):
-    document_id: str
-    revision: int
-    submitted_revision: int | None
-    results: list[dict[str, Any]]
-    pending: list[str]
-    cleared: bool
+    jobs: list[str] = Field(description="Ids of the jobs the transition queued")
+    derived: list[DocumentEvent] = Field(description="Events that followed by themselves")
 
 
 class AgencyOut(BaseModel):
@@ -239,47 +248,27 @@ class Revoked(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    database: str
-    schema_: str = Field(alias="schema", description="current, or outdated")
-    broker: str
+    status: Literal["ok"]
+    database: Literal["ok"]
+    schema_: Literal["current", "outdated"] = Field(alias="schema")
+    broker: Literal["embedded", "redis"]
 
 
 class Metrics(BaseModel):
-    documents_by_state: dict[str, int]
-    jobs_by_status: dict[str, int]
+    documents_by_state: dict[DocumentState, int]
+    jobs_by_status: dict[JobStatus, int]
     next_timer_due: Moment | None
 
 
-class Timestamp(BaseModel):
-    status: str = Field(description="none, pending, stamped or unavailable")
-    source: str | None = None
-    time: Moment | None = None
-    authority: str | None = None
-    error: str | None = None
-    attempts: int | None = None
-
-
-class SignatureOut(BaseModel):
-    document_id: str
-    revision: int
-    mode: str
-    signer: str
-    manifest_sha256: str
-    certificate: str
-    signed_pdf_sha256: str | None
-    signing_time: Moment
-    current_revision: int
-    timestamp: Timestamp
-    verdict: dict[str, Any] = Field(description="ok, and each point checked (or the error)")
-
-
-def binary(*media_types: str, description: str) -> dict[int | str, dict[str, Any]]:
+def binary(
+    *media_types: str, description: str, headers: tuple[str, ...] = ()
+) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a 200 whose body is bytes of the given media types."""
     schema = {"type": "string", "format": "binary"}
-    return {
-        200: {
-            "description": description,
-            "content": {m: {"schema": schema} for m in media_types},
-        }
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {m: {"schema": schema} for m in media_types},
     }
+    if headers:
+        answer["headers"] = header_specs(*headers)
+    return {200: answer}

@@ -1,7 +1,8 @@
 """One way to page through every list: ``?cursor=&limit=`` in, ``items`` and ``next_cursor`` out.
 
 A cursor is the sort key of the last item seen, as base64url JSON; the next page starts
-after it, so rows added or removed meanwhile never shift a page.
+after it, so rows added or removed meanwhile never shift a page. The database sorts and
+cuts each page (keyset paging): a page costs the same however long the list is.
 """
 
 from __future__ import annotations
@@ -76,10 +77,14 @@ def paging(params: tuple[str | None, int], types: Sequence[type]) -> Paging:
     return Paging(decode_key(cursor, types) if cursor is not None else None, limit)
 
 
-def page(rows: Sequence[T], key: Callable[[T], Key], at: Paging) -> dict[str, Any]:
-    """``rows`` (sorted by ``key``) from after the cursor, one page of them."""
-    after = at.after
-    rest = [r for r in rows if after is None or key(r) > after]
-    items = rest[: at.limit]
-    more = len(rest) > at.limit
+def page(
+    fetch: Callable[[Key | None, int], Sequence[T]], key: Callable[[T], Key], at: Paging
+) -> dict[str, Any]:
+    """One page: ``fetch(after, n)`` reads (in SQL) at most n rows sorted by ``key`` after it.
+
+    One row more than the page is read, to know whether another page follows.
+    """
+    rows = fetch(at.after, at.limit + 1)
+    items = list(rows[: at.limit])
+    more = len(rows) > at.limit
     return {"items": items, "next_cursor": encode_key(key(items[-1])) if more else None}

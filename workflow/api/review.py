@@ -15,8 +15,9 @@ from congvan.storage.audit import timestamp
 from ..views import summary
 from .auth import PrincipalDep, RuntimeDep, require
 from .bodies import JsonRoute
-from .outputs import AUTHENTICATED, ChecksOut, QueuePage, errors
-from .paging import PagingDep, encode_key, paging
+from .findings import ChecksOut, QueuePage
+from .outputs import AUTHENTICATED, errors
+from .paging import PagingDep, page, paging
 from .views import load_visible
 
 router = APIRouter(
@@ -40,10 +41,14 @@ def review_queue(runtime: RuntimeDep, principal: PrincipalDep, params: PagingDep
         except ValueError as exc:
             raise InvalidInput("The cursor is not valid.", field="cursor") from exc
     checks = runtime.review.checks
-    items = []
     with runtime.uow(readonly=True) as uow:
-        rows = uow.checks.queue(principal.agency_id, at.limit + 1, after)
-        for row in rows[: at.limit]:
+        rows = page(
+            lambda _after, n: uow.checks.queue(principal.agency_id, n, after),
+            lambda row: (timestamp(row["updated_at"]), row["id"]),
+            at,
+        )
+        items = []
+        for row in rows["items"]:
             view = results_view(uow.checks.for_revision(row["id"], row["revision"]), checks)
             counts: dict[str, int] = {}
             for r in view["results"]:
@@ -60,15 +65,14 @@ def review_queue(runtime: RuntimeDep, principal: PrincipalDep, params: PagingDep
                     },
                 }
             )
-    last = rows[at.limit - 1] if len(rows) > at.limit else None
-    cursor = encode_key((timestamp(last["updated_at"]), last["id"])) if last else None
-    return {"items": items, "next_cursor": cursor}
+    return {**rows, "items": items}
 
 
 @router.get(
     "/documents/{document_id}/checks",
     summary="Results of the review checks on the current revision",
     response_model=ChecksOut,
+    response_model_exclude_unset=True,  # each result's details as the check wrote them
     responses=errors(404),
 )
 def document_checks(

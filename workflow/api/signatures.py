@@ -24,7 +24,8 @@ from congvan.storage.clock import as_utc
 from ..bootstrap import Runtime
 from .auth import PrincipalDep, RuntimeDep, require
 from .bodies import JsonRoute
-from .outputs import AUTHENTICATED, COMMON, SignatureOut, binary, errors
+from .findings import Manifest, SignatureOut
+from .outputs import AUTHENTICATED, COMMON, STORED, binary, errors, header_specs
 from .views import load_visible
 
 router = APIRouter(prefix="/v1", tags=["signatures"], route_class=JsonRoute)
@@ -48,7 +49,7 @@ def verdict_view(verdict: Verdict) -> dict[str, Any]:
     "/documents/{document_id}/manifest",
     summary="The canonical manifest of the current revision (what a signer signs)",
     response_class=Response,
-    responses={**binary("application/json", description="RFC 8785 JSON"), **_READ},
+    responses={200: {"model": Manifest, "description": "RFC 8785 JSON"}, **_READ},
 )
 def get_manifest(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     require(principal, READ_ROLES, "Reading documents")
@@ -110,7 +111,14 @@ def _latest_signature(runtime: Runtime, principal: Principal, document_id: str) 
     "/documents/{document_id}/signature/manifest",
     summary="The exact manifest bytes the latest signature signs (RFC 8785 JSON)",
     response_class=Response,
-    responses={**binary("application/json", description="RFC 8785 JSON"), **_READ},
+    responses={
+        200: {
+            "model": Manifest,
+            "description": "RFC 8785 JSON, byte for byte as signed",
+            "headers": header_specs("Content-Disposition", "Digest"),
+        },
+        **_READ,
+    },
 )
 def get_signed_manifest(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     signature = _latest_signature(runtime, principal, document_id)
@@ -128,7 +136,12 @@ def get_signed_manifest(document_id: str, runtime: RuntimeDep, principal: Princi
     "/documents/{document_id}/signature/cms",
     summary="The latest signature itself: a detached CMS SignedData (DER)",
     response_class=Response,
-    responses={**binary("application/pkcs7-signature", description="DER"), **_READ},
+    responses={
+        **binary(
+            "application/pkcs7-signature", description="DER", headers=("Content-Disposition",)
+        ),
+        **_READ,
+    },
 )
 def get_signature_cms(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     signature = _latest_signature(runtime, principal, document_id)
@@ -143,7 +156,10 @@ def get_signature_cms(document_id: str, runtime: RuntimeDep, principal: Principa
     "/documents/{document_id}/signed-pdf",
     summary="The main PDF carrying its visible PAdES signature",
     response_class=Response,
-    responses={**binary("application/pdf", description="The signed PDF"), **_READ},
+    responses={
+        **binary("application/pdf", description="The signed PDF", headers=("Content-Disposition",)),
+        **_READ,
+    },
 )
 def get_signed_pdf(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     require(principal, READ_ROLES, "Reading documents")
@@ -170,7 +186,7 @@ Format = Literal["der", "pem"]
     response_class=Response,
     responses={
         **binary("application/pkix-crl", "application/x-pem-file", description="The CRL"),
-        **errors(*COMMON, 404),
+        **errors(*STORED, 404),
     },
 )
 def get_crl(runtime: RuntimeDep, format: Format = "der") -> Response:

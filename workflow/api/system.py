@@ -17,7 +17,7 @@ from congvan.storage.tables import Document
 from ..directory import add_agency, set_numbering
 from .auth import PrincipalDep, RuntimeDep, require
 from .bodies import JsonRoute
-from .outputs import AUTHENTICATED, COMMON, AgencyOut, AgencyPage, Health, Metrics, errors
+from .outputs import AUTHENTICATED, STORED, AgencyOut, AgencyPage, Health, Metrics, errors
 from .paging import PagingDep, page, paging
 from .schemas import TextModel
 
@@ -31,7 +31,7 @@ if set(get_args(Numbering)) != set(NUMBERING) or DEFAULT_NUMBERING != "agency":
     "/health",
     summary="Liveness and database readiness (no token needed)",
     response_model=Health,
-    responses=errors(*COMMON),
+    responses=errors(*STORED),
 )
 def health(runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.db.connect() as conn:
@@ -109,8 +109,13 @@ def list_agencies(
 ) -> dict[str, Any]:
     at = paging(params, (str,))
     with runtime.uow(readonly=True) as uow:
-        rows = uow.agencies.agencies()
-    return page([_agency_view(a) for a in rows], lambda a: (a["id"],), at)
+        rows = page(
+            lambda after, n: uow.agencies.agencies(after=str(after[0]) if after else None, limit=n),
+            lambda a: (a["id"],),
+            at,
+        )
+    views = [_agency_view(a) for a in rows["items"]]
+    return {**rows, "items": views}
 
 
 @router.post(

@@ -1,0 +1,103 @@
+"""A database that is down or not migrated: every route that reads it answers 503 with a code.
+
+The app is built as the server builds it, but without the start-up schema check, as if the
+database went away (or was replaced by an empty one) while the server ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from congvan.workflow.api import create_app
+from congvan.workflow.bootstrap import bootstrap
+from congvan.workflow.settings import Settings
+from tests.api.conftest import Api, assert_error
+from tests.servers import find_free_port
+
+MakeClient = Callable[[str], TestClient]
+
+# A request for every route that reads the database; each carries a (made-up) token.
+READS = [
+    ("get", "/v1/health"),
+    ("get", "/v1/pki/crl"),
+    ("get", "/v1/documents"),
+    ("get", "/v1/documents/some-id"),
+    ("get", "/v1/agencies"),
+    ("get", "/v1/review-queue"),
+    ("post", "/v1/documents/some-id/events/submit"),
+]
+
+
+@pytest.fixture
+def client_for(tmp_path: Path) -> Iterator[MakeClient]:
+    """A test client of the app on ``database_url``, its schema unchecked at start."""
+    opened: list[tuple[Any, TestClient]] = []
+
+    def make(database_url: str) -> TestClient:
+        settings = Settings(data_dir=tmp_path, database_url=database_url)
+        runtime = bootstrap(settings, check_schema=False)
+        client = TestClient(create_app(runtime), raise_server_exceptions=False)
+        opened.append((runtime, client))
+        return client
+
+    yield make
+    for runtime, client in opened:
+        client.close()
+        runtime.stop()
+
+
+def _answers(client: TestClient) -> list[tuple[str, Any]]:
+    headers = {"Authorization": "Bearer not-looked-up-yet"}
+    answers = [(path, client.request(m, path, headers=headers)) for m, path in READS]
+    create = client.post(
+        "/v1/documents",
+        headers=headers,
+        data={"metadata": '{"doc_type": "CV", "subject": "x"}'},
+        files=[("main", ("a.pdf", b"%PDF-1.4", "application/pdf"))],
+    )
+    return [*answers, ("/v1/documents (create)", create)]
+
+
+def test_a_database_that_is_down_is_503_database_unavailable(client_for: MakeClient) -> None:
+    # Given a server whose PostgreSQL does not answer (nothing listens on its port)
+    client = client_for(f"postgresql://congvan:secret@127.0.0.1:{find_free_port()}/congvan")
+    # When each route is asked
+    for path, response in _answers(client):
+        # Then it is 503 database_unavailable, with when to try again, and no secret
+        assert {} == assert_error(response, 503, "database_unavailable"), path
+        assert "10" == response.headers["Retry-After"], path
+        assert "secret" not in response.text and "127.0.0.1" not in response.text
+
+
+def test_a_database_not_migrated_is_503_database_not_migrated(
+    client_for: MakeClient, tmp_path: Path
+) -> None:
+    # Given a server whose SQLite file is empty: never migrated
+    client = client_for(f"sqlite:///{tmp_path / 'empty.db'}")
+    for path, response in _answers(client):
+        if path == "/v1/health":  # alive, and says what is wrong
+            assert "outdated" == response.json()["schema"]
+            continue
+        # Then each route says so, naming the revision wanted but not the database
+        details = assert_error(response, 503, "database_not_migrated")
+        assert None is details["current"] and details["head"], path
+        assert "congvan migrate" in response.json()["message"]
+        assert str(tmp_path) not in response.text, path
+
+
+def test_every_route_that_reads_the_database_declares_503(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()
+    without = [
+        (method, path)
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if "503" not in operation["responses"]
+    ]
+    assert [("get", "/v1/pki/roots")] == without  # the pinned roots are files, not rows
+    answer = spec["paths"]["/v1/documents"]["get"]["responses"]["503"]
+    assert "Retry-After" in answer["headers"]

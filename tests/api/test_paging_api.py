@@ -1,0 +1,100 @@
+"""Long lists over HTTP: every page is cut by the database, in a stable order.
+
+Each list here holds more items than one page, with ties in the leading sort key, so a
+walk by ``next_cursor`` must meet every item once, in the order of the whole list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+
+from tests.api.conftest import A, Api
+from tests.api.test_authorities_api import add_signer_user, granted
+
+
+def _walk(api: Api, path: str, role: str, limit: int) -> list[dict[str, Any]]:
+    """Every item of a list, ``limit`` per page, following next_cursor."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        response = api.get(path, role=role, params=params)
+        assert 200 == response.status_code, response.text
+        body = response.json()
+        assert len(body["items"]) <= limit, body
+        items += body["items"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items
+
+
+def _selects(api: Api, path: str, role: str, table: str) -> list[str]:
+    """The SELECTs from ``table`` that reading one page of ``path`` sends to the database."""
+    seen: list[str] = []
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and f"FROM {table}" in statement:
+            seen.append(" ".join(statement.split()))
+
+    engine = api.runtime.db
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        assert 200 == api.get(path, role=role, params={"limit": 2}).status_code
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    assert seen, f"no SELECT from {table}"
+    return seen
+
+
+def _paged_in_sql(api: Api, path: str, role: str, table: str) -> bool:
+    """Whether every read of ``table`` for a page asks the database for a bounded count."""
+    return all(" LIMIT " in s for s in _selects(api, path, role, table))
+
+
+def test_the_history_pages_through_many_entries(api_any_db: Api) -> None:
+    # Given a draft edited seven times: eight audit entries
+    api = api_any_db
+    doc = api.draft()["id"]
+    for n in range(7):
+        response = api.fire(doc, "edit", body={"fields": {"subject": f"Trích yếu {n}"}})
+        assert 200 == response.status_code, response.text
+    path = f"/v1/documents/{doc}/history"
+    # When it is read three entries a page
+    walked = _walk(api, path, "clerk", 3)
+    # Then every entry comes once, oldest first, as in the whole list
+    assert list(range(1, 9)) == [e["version"] for e in walked]
+    assert api.get(path, params={"limit": 50}).json()["items"] == walked
+    # and the database is asked for a page, not for the whole trail
+    assert _paged_in_sql(api, path, "clerk", "audit_entries")
+
+
+def test_authorities_page_through_ties_of_signer_and_date(api_any_db: Api) -> None:
+    # Given five authorities of one signer, three of them from the same day
+    api = api_any_db
+    add_signer_user(api)
+    days = ["2021-01-01", "2020-01-01", "2021-01-01", "2019-06-30", "2021-01-01"]
+    ids = {granted(api, valid_from=d)["id"] for d in days}
+    # When they are read two a page
+    walked = _walk(api, "/v1/authorities", "supervisor", 2)
+    # Then each comes once, by date and then by id
+    assert ids == {a["id"] for a in walked} and len(walked) == 5
+    keys = [(a["valid_from"], a["id"]) for a in walked]
+    assert sorted(keys) == keys
+    assert _paged_in_sql(api, "/v1/authorities", "supervisor", "signing_authorities")
+
+
+def test_agencies_page_through_the_directory(api_any_db: Api) -> None:
+    # Given five agencies more than the two every test starts with
+    api = api_any_db
+    for n in range(5):
+        body = {"id": f"000.00.{40 + n}.H57", "name": f"Sở {n}", "abbreviation": "SO"}
+        response = api.client.post("/v1/agencies", headers=api.auth("operator"), json=body)
+        assert 201 == response.status_code, response.text
+    # When the directory is read three a page
+    walked = _walk(api, "/v1/agencies", "operator", 3)
+    # Then every agency comes once, by identifier
+    ids = [a["id"] for a in walked]
+    assert 7 == len(ids) and sorted(ids) == ids and A in ids
+    assert _paged_in_sql(api, "/v1/agencies", "operator", "agencies")

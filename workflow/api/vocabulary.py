@@ -1,0 +1,53 @@
+"""The enums the OpenAPI document names, each derived from states/ (never a list kept here).
+
+To mypy each is ``str`` (the values are strings and a route passes plain ``str`` rows); at
+run time it is a ``StrEnum`` built from the machine or vocabulary it names, so pydantic
+checks every value and publishes it as a named enum a client can generate code from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import TYPE_CHECKING, TypeAlias
+
+from congvan.states import DISPATCH, DOCUMENT, vocabulary
+
+
+def enum(name: str, values: Iterable[str], doc: str) -> type[StrEnum]:
+    """A ``StrEnum`` called ``name`` whose members are ``values`` (each its own name)."""
+    made = StrEnum(name, [(v, v) for v in values])  # type: ignore[misc]
+    made.__doc__ = doc
+    return made
+
+
+if TYPE_CHECKING:
+    DocumentState: TypeAlias = str
+    DispatchState: TypeAlias = str
+    DocumentEvent: TypeAlias = str
+    JobStatus: TypeAlias = str
+    CheckStatus: TypeAlias = str
+    CheckTally: TypeAlias = str
+    Severity: TypeAlias = str
+    TimestampStatus: TypeAlias = str
+    TimerKind: TypeAlias = str
+    SigningMode: TypeAlias = str
+    TimeSource: TypeAlias = str
+else:
+    DocumentState = enum("DocumentState", DOCUMENT.states, "A document's state.")
+    DispatchState = enum("DispatchState", DISPATCH.states, "A dispatch's (one recipient's) state.")
+    DocumentEvent = enum("DocumentEvent", DOCUMENT.events, "An event of the document machine.")
+    JobStatus = enum("JobStatus", vocabulary.JOB_STATUSES, "An outbox job's status.")
+    CheckStatus = enum("CheckStatus", vocabulary.CHECK_STATUSES, "A review check's outcome.")
+    CheckTally = enum(
+        "CheckTally",
+        [vocabulary.CHECK_CLEARED, vocabulary.CHECK_FAILED, vocabulary.CHECK_ERROR],
+        "How the review queue counts results: cleared, or failed / error and not cleared.",
+    )
+    Severity = enum("Severity", vocabulary.SEVERITIES, "How much a failed check weighs.")
+    TimestampStatus = enum(
+        "TimestampStatus", vocabulary.TIMESTAMP_STATUSES, "Where a timestamp token stands."
+    )
+    TimerKind = enum("TimerKind", vocabulary.TIMER_KINDS, "What a database timer waits for.")
+    SigningMode = enum("SigningMode", vocabulary.SIGNING_MODES, "How the signature was made.")
+    TimeSource = enum("TimeSource", vocabulary.TIME_SOURCES, "Whose word the signing time is.")
