@@ -47,6 +47,9 @@ log = logging.getLogger("congvan")
 
 # The jobs this installation can run, by action name.
 JOBS: dict[str, JobAction] = {}
+# Capabilities the machines name that this installation knowingly lacks: events needing
+# them answer 501 action_unavailable. Anything else unwired stops the engine at startup.
+NOT_YET_BUILT = frozenset({"deliver_dispatches"})  # delivery between agencies
 # The job kinds with an actor spec of their own (time limit, retries, concurrency).
 KNOWN_ACTORS = {s.job: s for s in (review_actor.SPEC, anchor_actor.SPEC, timestamp_actor.SPEC)}
 
@@ -258,6 +261,7 @@ def bootstrap(
         job_deadline_seconds=settings.job_deadline_seconds,
         dispatch_max_attempts=settings.dispatch_max_attempts,
         on_commit=relay.kick,
+        unavailable=NOT_YET_BUILT,
     )
     return Runtime(
         settings=settings,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any, cast
@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from congvan.actions.context import SYSTEM, Actor, Effect, Guard, TransitionContext
 from congvan.actions.jobs import enqueue, new_job
-from congvan.states import DISPATCH, DOCUMENT
+from congvan.states import DISPATCH, DOCUMENT, MACHINES
 from congvan.states.dispatch import DOCUMENT_DRIVEN
 from congvan.states.errors import (
     ActionUnavailable,
@@ -100,8 +100,43 @@ class _Pending:
     derived: list[str] = field(default_factory=list)
 
 
+class UnwiredCapability(RuntimeError):
+    """A guard, effect or job named by a machine in states/ is not wired, nor declared
+    unavailable: a typo or a forgotten registration, refused when the engine is built."""
+
+
+def check_wiring(
+    machines: Iterable[MachineSpec],
+    *,
+    guards: Iterable[str],
+    effects: Iterable[str],
+    jobs: Iterable[str],
+    unavailable: Iterable[str],
+) -> None:
+    """Raise :class:`UnwiredCapability` naming every capability the machines name that is
+    neither provided nor declared unavailable (which answers 501 ``action_unavailable``)."""
+    provided = {"guard": set(guards), "effect": set(effects), "job": set(jobs)}
+    known_gaps = set(unavailable)
+    missing = []
+    for spec in machines:
+        for t in spec.transitions:
+            for kind, names in (("guard", t.conditions), ("effect", t.effects), ("job", t.actions)):
+                for name in names:
+                    if name not in provided[kind] and name not in known_gaps:
+                        missing.append(f"{kind} {name!r} (machine {spec.name}, event {t.trigger})")
+    if missing:
+        raise UnwiredCapability(
+            "Not wired and not declared unavailable: " + "; ".join(sorted(set(missing)))
+        )
+
+
 class Engine:
-    """Fires events on documents and dispatches; nothing else changes their state."""
+    """Fires events on documents and dispatches; nothing else changes their state.
+
+    Built only when every guard, effect and job the machines of states/ name is wired or
+    named in ``unavailable`` (a capability this installation knowingly lacks: events
+    needing it answer 501); anything else is refused at startup, naming what is missing.
+    """
 
     def __init__(
         self,
@@ -114,7 +149,15 @@ class Engine:
         job_deadline_seconds: int,
         dispatch_max_attempts: int = 8,
         on_commit: Callable[[list[str]], None] | None = None,
+        unavailable: Iterable[str] = (),
     ) -> None:
+        check_wiring(
+            MACHINES.values(),
+            guards=guards,
+            effects=effects,
+            jobs=jobs,
+            unavailable=unavailable,
+        )
         self.open_uow = open_uow
         self.guards = dict(guards)
         self.effects = dict(effects)

@@ -194,6 +194,7 @@ class EngineWalk(RuleBasedStateMachine):
             clock=self.clock,
             job_deadline_seconds=300,
             dispatch_max_attempts=MAX_ATTEMPTS,
+            unavailable=UNINSTALLED,
         )
         add_agency(self.runtime, AGENCY_ID)
         add_agency(self.runtime, OTHER_AGENCY_ID, "UBND tỉnh Quảng Trị", "UBND")
