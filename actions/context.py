@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from congvan.storage.documents import DocumentHead
 from congvan.storage.outbox import Job
@@ -41,6 +41,35 @@ class TransitionContext:
     job_payload: dict[str, Any] = field(default_factory=dict)
 
 
+class Events(Protocol):
+    """What a job may ask of the engine: fire events inside its own open transaction.
+
+    The one interface from actions/ to the engine (which lives above, in workflow/), so a
+    job records its outcome and the events it implies in one commit without importing
+    upward.
+    """
+
+    def fire_within(
+        self,
+        uow: UnitOfWork,
+        document_id: str,
+        event: str,
+        *,
+        actor: Actor = ...,
+        data: Mapping[str, Any] | None = None,
+    ) -> Any: ...
+
+    def fire_dispatch_within(
+        self,
+        uow: UnitOfWork,
+        dispatch_id: str,
+        event: str,
+        *,
+        actor: Actor = ...,
+        data: Mapping[str, Any] | None = None,
+    ) -> Any: ...
+
+
 @dataclass(frozen=True)
 class JobContext:
     """A job being run by a worker, with its own transaction already open."""
@@ -49,6 +78,8 @@ class JobContext:
     uow: UnitOfWork
     now: datetime
     open_uow: Callable[[], UnitOfWork]
+    # The engine, to fire events in ``uow``'s transaction (None where none is wired).
+    events: Events | None = None
 
 
 Guard = Callable[[TransitionContext], tuple[bool, str]]

@@ -16,7 +16,7 @@ from congvan.storage.outbox import DONE, FAILED, PENDING, RUNNING, Job
 from congvan.storage.timers import JOB_DEADLINE, DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
 
-from .context import JobAction, JobContext
+from .context import Events, JobAction, JobContext
 
 log = logging.getLogger("congvan.jobs")
 
@@ -160,6 +160,13 @@ class JobRunner:
         self.default = JobPolicy(time_limit=self.deadline, max_attempts=max_attempts)
         # Each kind's own policy (workflow/actors installs them); others get the default.
         self.policies: dict[str, JobPolicy] = {}
+        # The engine, for jobs that fire events (wired by bootstrap), and who to tell
+        # after a record step committed (the relay, for the jobs those events queued).
+        self.events: Events | None = None
+        self.on_commit: Callable[[], None] | None = None
+
+    def _context(self, job: Job, uow: UnitOfWork, now: datetime) -> JobContext:
+        return JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow, events=self.events)
 
     def run(self, job_id: str) -> str:
         """Run the job; returns ``done``, ``skipped`` (nothing to do) or ``failed``."""
@@ -198,7 +205,7 @@ class JobRunner:
                 raise LookupError(f"no action named {job.action!r} is installed")
             work: Any = None
             if isinstance(action, StagedJob):
-                work = action.prepare(JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow))
+                work = action.prepare(self._context(job, uow, now))
                 if work is None:
                     return self._finish(uow, job_id, now)
             lease = now + (self.policy(job.action).time_limit or self.deadline)
@@ -218,7 +225,7 @@ class JobRunner:
             if job is None or job.status != RUNNING or job.lease_until != lease:
                 return "skipped"  # ended, or re-driven after our lease: not ours any more
             now = self.clock()
-            ctx = JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow)
+            ctx = self._context(job, uow, now)
             if isinstance(action, StagedJob):
                 action.record(ctx, work, outcome)
                 return self._finish(uow, job_id, now)
@@ -237,6 +244,8 @@ class JobRunner:
         uow.timers.cancel(JOB_DEADLINE, job_id)
         uow.commit()
         log.info("job done", extra={"action": "job.done", "job_id": job_id})
+        if self.on_commit is not None:
+            self.on_commit()
         return "done"
 
     def policy(self, kind: str) -> JobPolicy:
@@ -289,7 +298,7 @@ class JobRunner:
             wait = policy.backoff.after(attempts)
             uow.timers.add([deadline_timer(job.id, job.document_id, now + wait, backoff=True)])
         if isinstance(action, StagedJob):
-            ctx = JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow)
+            ctx = self._context(job, uow, now)
             action.failed(ctx, error, final=gave_up)
         extra = {"action": "job.gave_up" if gave_up else "job.failed", "job_id": job.id}
         log.warning(

@@ -263,6 +263,8 @@ def bootstrap(
         on_commit=relay.kick,
         unavailable=NOT_YET_BUILT,
     )
+    runner.events = engine  # jobs fire events through the engine's narrow interface
+    runner.on_commit = relay.kick
     return Runtime(
         settings=settings,
         db=db,

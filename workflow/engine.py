@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from pydantic_core import to_jsonable_python
@@ -328,14 +328,8 @@ class Engine:
             if expected_version is not None and expected_version != head.version:
                 raise VersionConflict(expected_version, head.version)
             self.fault("loaded")
-            pending = _Pending(
-                head=head, state=head.state, version=head.version, audit_head=head.audit_head
-            )
             now = self.clock()
-            step = self._step(uow, DOCUMENT, pending, head.state, event, actor, data, now)
-            pending.state = step.dest
-            self._follow_derived(uow, pending, now)
-            result = self._persist(uow, pending, event, step_from=head.state, now=now)
+            result = self._transition(uow, head, event, actor, data, now)
             if idempotency and actor.agency_id:
                 uow.idempotency.remember(
                     actor.agency_id,
@@ -347,7 +341,7 @@ class Engine:
                 )
                 self.fault("remembered")
             self._commit(uow, actor.agency_id, idempotency)
-        self._after_commit(result.jobs)
+        self.after_commit(result.jobs)
         log.info(
             "transition",
             extra={
@@ -361,6 +355,43 @@ class Engine:
             },
         )
         return result
+
+    def fire_within(
+        self,
+        uow: UnitOfWork,
+        document_id: str,
+        event: str,
+        *,
+        actor: Actor = SYSTEM,
+        data: Mapping[str, Any] | None = None,
+    ) -> FireResult:
+        """Fire ``event`` inside the caller's open transaction, which commits it (or not).
+
+        For a job's record step: its outcome and the events it implies commit together.
+        The caller runs ``after_commit(result.jobs)`` once it has committed.
+        """
+        head = self._load(uow, document_id, actor)
+        checked = cast(dict[str, Any], nfc(dict(data or {})))
+        self._authorize(actor, event, checked)
+        return self._transition(uow, head, event, actor, checked, self.clock())
+
+    def _transition(
+        self,
+        uow: UnitOfWork,
+        head: DocumentHead,
+        event: str,
+        actor: Actor,
+        data: dict[str, Any],
+        now: datetime,
+    ) -> FireResult:
+        """Step the document's machine, follow what its dispatches imply, persist."""
+        pending = _Pending(
+            head=head, state=head.state, version=head.version, audit_head=head.audit_head
+        )
+        step = self._step(uow, DOCUMENT, pending, head.state, event, actor, data, now)
+        pending.state = step.dest
+        self._follow_derived(uow, pending, now)
+        return self._persist(uow, pending, event, step_from=head.state, now=now)
 
     # -- dispatches ------------------------------------------------------------------------
 
@@ -385,55 +416,67 @@ class Engine:
         self, dispatch_id: str, event: str, actor: Actor, data: dict[str, Any]
     ) -> FireResult:
         with self.open_uow() as uow:
-            dispatch = uow.dispatches.get(dispatch_id)
-            if dispatch is None:
-                raise NotFound("No such dispatch.", dispatch_id=dispatch_id)
-            head = self._load(uow, dispatch["document_id"], actor)
-            dispatch = uow.dispatches.get(dispatch_id) or dispatch  # as of the lock just taken
-            if not actor.is_system:
-                raise Forbidden("Dispatch events are fired by the system.")
-            if event in DOCUMENT_DRIVEN:
-                raise TransitionNotAllowed(
-                    event, dispatch["state"], allowed_events(DISPATCH, dispatch["state"])
-                )
-            self.fault("loaded")
-            now = self.clock()
-            pending = _Pending(
-                head=head, state=head.state, version=head.version, audit_head=head.audit_head
-            )
-            data = {**data, "dispatch": dispatch, "max_attempts": self.dispatch_max_attempts}
-            step = self._step(
-                uow,
-                DISPATCH,
-                pending,
-                dispatch["state"],
-                event,
-                actor,
-                data,
-                now,
-                audit_event=f"dispatch.{event}",
-                audit_extra={"dispatch_id": dispatch_id, "organ_id": dispatch["organ_id"]},
-            )
-            attempts = dispatch["attempts"] + (1 if event == "start" else 0)
-            uow.dispatches.set_state(
-                dispatch_id,
-                state=step.dest,
-                at=now,
-                attempts=attempts,
-                last_error=data.get("error"),
-            )
-            self._follow_derived(uow, pending, now)
-            result = self._persist(
-                uow,
-                pending,
-                f"dispatch.{event}",
-                step_from=dispatch["state"],
-                now=now,
-                to_state=step.dest,
-            )
+            result = self.fire_dispatch_within(uow, dispatch_id, event, actor=actor, data=data)
             self._commit(uow, None, None)
-        self._after_commit(result.jobs)
+        self.after_commit(result.jobs)
         return result
+
+    def fire_dispatch_within(
+        self,
+        uow: UnitOfWork,
+        dispatch_id: str,
+        event: str,
+        *,
+        actor: Actor = SYSTEM,
+        data: Mapping[str, Any] | None = None,
+    ) -> FireResult:
+        """Fire ``event`` on one dispatch inside the caller's open transaction."""
+        dispatch = uow.dispatches.get(dispatch_id)
+        if dispatch is None:
+            raise NotFound("No such dispatch.", dispatch_id=dispatch_id)
+        head = self._load(uow, dispatch["document_id"], actor)
+        dispatch = uow.dispatches.get(dispatch_id) or dispatch  # as of the lock just taken
+        if not actor.is_system:
+            raise Forbidden("Dispatch events are fired by the system.")
+        if event in DOCUMENT_DRIVEN:
+            raise TransitionNotAllowed(
+                event, dispatch["state"], allowed_events(DISPATCH, dispatch["state"])
+            )
+        self.fault("loaded")
+        now = self.clock()
+        pending = _Pending(
+            head=head, state=head.state, version=head.version, audit_head=head.audit_head
+        )
+        data = {**(data or {}), "dispatch": dispatch, "max_attempts": self.dispatch_max_attempts}
+        step = self._step(
+            uow,
+            DISPATCH,
+            pending,
+            dispatch["state"],
+            event,
+            actor,
+            data,
+            now,
+            audit_event=f"dispatch.{event}",
+            audit_extra={"dispatch_id": dispatch_id, "organ_id": dispatch["organ_id"]},
+        )
+        attempts = dispatch["attempts"] + (1 if event == "start" else 0)
+        uow.dispatches.set_state(
+            dispatch_id,
+            state=step.dest,
+            at=now,
+            attempts=attempts,
+            last_error=data.get("error"),
+        )
+        self._follow_derived(uow, pending, now)
+        return self._persist(
+            uow,
+            pending,
+            f"dispatch.{event}",
+            step_from=dispatch["state"],
+            now=now,
+            to_state=step.dest,
+        )
 
     # -- the steps of a transition ---------------------------------------------------------
 
@@ -619,7 +662,8 @@ class Engine:
         except IntegrityError as exc:
             raise AlreadyExists("This would duplicate an existing record.") from exc
 
-    def _after_commit(self, job_ids: list[str]) -> None:
+    def after_commit(self, job_ids: list[str]) -> None:
+        """Tell the relay that jobs were committed (it also finds them by polling)."""
         if job_ids and self.on_commit is not None:
             try:
                 self.on_commit(job_ids)

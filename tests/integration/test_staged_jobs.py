@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from congvan.actions.context import JobContext
 from congvan.actions.jobs import StagedJob, enqueue, new_job
 from congvan.storage.clock import FrozenClock
@@ -207,3 +209,53 @@ def test_a_worker_that_dies_mid_job_is_redriven_when_its_lease_ends(
     # And the dead worker's outcome, if it ever came back, is not recorded over it
     assert runtime.runner._record(job_id, lease, action, work, "LATE") == "skipped"
     assert ("record", "LATE") not in probe.seen
+
+
+@dataclass
+class Editor(StagedJob[str]):
+    """Records its outcome by firing an event on the document, in the same transaction."""
+
+    fail_after_firing: bool = False
+
+    def prepare(self, ctx: JobContext) -> str:
+        return str(ctx.job.payload["document_id"])
+
+    def act(self, work: str) -> str:
+        return "Về việc tổ chức Hội nghị (đã sửa)"
+
+    def record(self, ctx: JobContext, work: str, outcome: str) -> None:
+        assert ctx.events is not None
+        ctx.events.fire_within(ctx.uow, work, "edit", data={"fields": {"subject": outcome}})
+        if self.fail_after_firing:
+            raise RuntimeError("the outcome could not be kept")
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["kept", "rolled-back"])
+def test_a_job_fires_the_events_its_outcome_implies_in_its_record_step(
+    make_runtime: MakeRuntime, make_document: Callable[..., str], fails: bool
+) -> None:
+    # Given a draft, and a job that will edit it from its record step
+    editor = Editor(fail_after_firing=fails)
+    runtime = make_runtime(jobs={"editor": editor})  # type: ignore[dict-item]
+    document_id = make_document(runtime)
+    job = new_job("editor", runtime.clock(), payload={"document_id": document_id})
+    with runtime.uow() as uow:
+        enqueue(uow, [job], runtime.clock() + timedelta(seconds=DEADLINE))
+        uow.commit()
+
+    # When it runs
+    outcome = runtime.runner.run(str(job["id"]))
+
+    # Then the event and the job's end commit together, or neither does
+    with runtime.uow(readonly=True) as uow:
+        doc = uow.documents.get(document_id)
+    assert doc is not None
+    if fails:
+        assert outcome == "failed"
+        assert (doc["version"], doc["subject"]) != (2, "Về việc tổ chức Hội nghị (đã sửa)")
+        assert doc["version"] == 1
+        assert status(runtime, str(job["id"]))[1] == 1
+    else:
+        assert outcome == "done"
+        assert (doc["version"], doc["subject"]) == (2, "Về việc tổ chức Hội nghị (đã sửa)")
+        assert status(runtime, str(job["id"])) == (DONE, 0)
