@@ -105,6 +105,13 @@ class DocumentRepository:
         row = query.first(self.conn, {"document_id": document_id})
         return DocumentHead(*row) if row else None
 
+    def count_by_state(self, agency_id: str | None = None) -> dict[str, int]:
+        """Documents by state; with ``agency_id``, that agency's only."""
+        query = select(_c.state, func.count()).group_by(_c.state)
+        if agency_id is not None:
+            query = query.where(_c.agency_id == agency_id)
+        return {state: int(n) for state, n in self.conn.execute(query)}
+
     def current_version(self, document_id: str) -> int | None:
         return self.conn.execute(_CURRENT_VERSION, {"document_id": document_id}).scalar()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from congvan.states.policy import ROLES
+from congvan.storage.ids import new_id
 from tests.api.conftest import A, Api, B, assert_error
 
 # -- health and OpenAPI ------------------------------------------------------------------
@@ -63,7 +64,12 @@ def test_metrics_are_for_operators_and_supervisors(api: Api, role: str) -> None:
     response = api.get("/v1/metrics", role=role)
     if role in ("operator", "supervisor"):
         assert response.status_code == 200, response.text
-        assert set(response.json()) == {"documents_by_state", "jobs_by_status", "next_timer_due"}
+        assert set(response.json()) == {
+            "documents_by_state",
+            "jobs_by_status",
+            "next_timer_due",
+            "timers_parked",
+        }
     else:
         details = assert_error(response, 403, "forbidden")
         assert details == {"needs": ["operator", "supervisor"]}
@@ -110,8 +116,29 @@ def test_metrics_of_an_empty_installation(api: Api) -> None:
         "documents_by_state": {},
         "jobs_by_status": body["jobs_by_status"],
         "next_timer_due": None,
+        "timers_parked": 0,
     }
     assert all(n == 0 for n in body["jobs_by_status"].values())
+
+
+def test_metrics_count_parked_timers_for_whoever_may_see_them(api: Api) -> None:
+    # Given a timer parked for a document of agency A, and one of no document
+    doc_id = api.draft()["id"]
+    with api.runtime.uow() as uow:
+        for ref, document in (("of-a", doc_id), ("of-none", None)):
+            timer_id = new_id()
+            uow.timers.add(
+                [{"id": timer_id, "kind": "k", "ref_id": ref, "document_id": document,
+                  "due_at": api.runtime.clock()}]
+            )  # fmt: skip
+            uow.timers.park(timer_id, 8, "RuntimeError: down", api.runtime.clock())
+        uow.commit()
+
+    # Then the operator counts both, A's supervisor A's one, B's supervisor none
+    def parked(role: str, agency: str) -> int:
+        return int(api.get("/v1/metrics", role=role, agency=agency).json()["timers_parked"])
+
+    assert (parked("operator", A), parked("supervisor", A), parked("supervisor", B)) == (2, 1, 0)
 
 
 # -- the agency directory ----------------------------------------------------------------

@@ -258,6 +258,9 @@ class Metrics(BaseModel):
     documents_by_state: dict[DocumentState, int]
     jobs_by_status: dict[JobStatus, int]
     next_timer_due: Moment | None
+    timers_parked: int = Field(
+        description="Timers that failed too often and wait for an operator (congvan timers)"
+    )
 
 
 def binary(

@@ -6,13 +6,12 @@ from typing import Any, Literal, get_args
 
 from fastapi import APIRouter
 from pydantic import ConfigDict, Field
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from congvan.states.errors import DatabaseNotReady
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, OPERATOR, SUPERVISOR
 from congvan.storage.clock import as_utc
 from congvan.storage.schema import ensure_migrated
-from congvan.storage.tables import Document
 
 from ..directory import add_agency, set_numbering
 from .auth import PrincipalDep, RuntimeDep, require
@@ -57,21 +56,19 @@ def health(runtime: RuntimeDep) -> dict[str, Any]:
 )
 def metrics(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, frozenset({OPERATOR, SUPERVISOR}), "Metrics")
-    table = Document.__table__  # type: ignore[attr-defined]
-    query = select(table.c.state, func.count()).group_by(table.c.state)
     # An operator sees the installation; a supervisor their own agency's documents, jobs and
     # timers only (installation-wide work such as anchors and CRLs is the operator's).
     agency = None if OPERATOR in principal.roles else principal.agency_id
-    if agency is not None:
-        query = query.where(table.c.agency_id == agency)
     with runtime.uow(readonly=True) as uow:
-        by_state = {state: int(n) for state, n in uow.conn.execute(query)}
+        by_state = uow.documents.count_by_state(agency)
         jobs = uow.outbox.counts(agency)
         next_due = uow.timers.next_due(agency)
+        parked = uow.timers.count_parked(agency)
     return {
         "documents_by_state": by_state,
         "jobs_by_status": jobs,
         "next_timer_due": as_utc(next_due).isoformat() if next_due else None,
+        "timers_parked": parked,
     }
 
 
