@@ -39,6 +39,9 @@ class TransitionContext:
     audit: dict[str, Any] = field(default_factory=dict)
     # Effects add what the transition's jobs need to know (e.g. the revision to check).
     job_payload: dict[str, Any] = field(default_factory=dict)
+    # What each effect's preparer computed before the transaction opened, by effect name
+    # (absent when there was none, or when the transition runs inside another's).
+    prepared: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Events(Protocol):
@@ -84,4 +87,23 @@ class JobContext:
 
 Guard = Callable[[TransitionContext], tuple[bool, str]]
 Effect = Callable[[TransitionContext], None]
+# Heavy work an effect needs (CPU: signing a PDF), done before the transition's write
+# transaction opens, in a read-only one, as of the document's version it is handed in
+# ``ctx.document``; the engine runs the transition only if that version is still current.
+Preparer = Callable[[TransitionContext], Any]
+
+
+@dataclass(frozen=True)
+class PreparedEffect:
+    """An effect with its preparer: the engine runs ``prepare`` before the transaction
+    and hands its result to ``effect`` as ``ctx.prepared[name]``. Replacing the effect
+    (a test's fake) replaces its preparer with it."""
+
+    effect: Effect
+    prepare: Preparer
+
+    def __call__(self, ctx: TransitionContext) -> None:
+        self.effect(ctx)
+
+
 JobAction = Callable[[JobContext], None]

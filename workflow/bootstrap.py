@@ -17,7 +17,7 @@ from congvan.actions.anchoring import JOB as ANCHOR_JOB
 from congvan.actions.anchoring import Anchoring
 from congvan.actions.calendar import WorkingCalendar
 from congvan.actions.checks import CHECKS, Check
-from congvan.actions.context import Effect, Guard, JobAction
+from congvan.actions.context import Effect, Guard, JobAction, PreparedEffect
 from congvan.actions.effects import EFFECTS
 from congvan.actions.guards import GUARDS
 from congvan.actions.jobs import QUEUES, AnyJob, JobRunner
@@ -253,7 +253,8 @@ def bootstrap(
             "record_submission": review.record_submission,
             "withdraw_submission": review.withdraw_submission,
             "waive_check": review.waive_check,
-            "attach_signature": signing.attach_signature,
+            # Signing the PDF is a transition's heaviest work: done before its transaction.
+            "attach_signature": PreparedEffect(signing.attach_signature, signing.sign_on_server),
             **(effects or {}),
         },
         jobs=list(job_actions),

@@ -13,13 +13,22 @@ from typing import Any, cast
 from pydantic_core import to_jsonable_python
 from sqlalchemy.exc import IntegrityError
 
-from congvan.actions.context import SYSTEM, Actor, Effect, Guard, TransitionContext
+from congvan.actions.context import (
+    SYSTEM,
+    Actor,
+    Effect,
+    Guard,
+    PreparedEffect,
+    Preparer,
+    TransitionContext,
+)
 from congvan.actions.jobs import enqueue, new_job
 from congvan.states import DISPATCH, DOCUMENT, MACHINES
 from congvan.states.dispatch import DOCUMENT_DRIVEN
 from congvan.states.errors import (
     ActionUnavailable,
     AlreadyExists,
+    CongvanError,
     Forbidden,
     IdempotencyKeyReused,
     InvalidInput,
@@ -100,6 +109,20 @@ class _Pending:
     derived: list[str] = field(default_factory=list)
 
 
+# How many times a transition's preparation is redone when another transition came first.
+_PREPARE_ROUNDS = 3
+
+
+class _Stale(Exception):
+    """What was prepared is for a version of the document that is no longer current."""
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    version: int
+    results: dict[str, Any]
+
+
 class UnwiredCapability(RuntimeError):
     """A guard, effect or job named by a machine in states/ is not wired, nor declared
     unavailable: a typo or a forgotten registration, refused when the engine is built."""
@@ -161,6 +184,9 @@ class Engine:
         self.open_uow = open_uow
         self.guards = dict(guards)
         self.effects = dict(effects)
+        self.preparers: dict[str, Preparer] = {
+            name: e.prepare for name, e in self.effects.items() if isinstance(e, PreparedEffect)
+        }
         self.jobs = frozenset(jobs)
         self.clock = clock
         self.job_deadline = timedelta(seconds=job_deadline_seconds)
@@ -288,9 +314,16 @@ class Engine:
         attempts = 5 if actor.is_system and expected_version is None else 1
         for attempt in range(attempts):
             try:
-                return self._fire_once(
-                    document_id, event, actor, expected_version, data, idempotency
-                )
+                for _ in range(_PREPARE_ROUNDS):
+                    prepared = self._prepare(document_id, event, actor, data)
+                    try:
+                        return self._fire_once(
+                            document_id, event, actor, expected_version, data, idempotency, prepared
+                        )
+                    except _Stale:
+                        continue  # another transition came first: prepare again
+                head = self._current_version(document_id)
+                raise VersionConflict(head, head)
             except VersionConflict:
                 if attempt == attempts - 1:
                     raise
@@ -314,6 +347,7 @@ class Engine:
         expected_version: int | None,
         data: dict[str, Any],
         idempotency: Idempotency | None,
+        prepared: _Prepared | None = None,
     ) -> FireResult:
         with self.open_uow() as uow:
             head = self._load(uow, document_id, actor)
@@ -327,9 +361,12 @@ class Engine:
                     return FireResult(**{**replay, "replayed": True})
             if expected_version is not None and expected_version != head.version:
                 raise VersionConflict(expected_version, head.version)
+            if prepared is not None and prepared.version != head.version:
+                raise _Stale
             self.fault("loaded")
             now = self.clock()
-            result = self._transition(uow, head, event, actor, data, now)
+            work = prepared.results if prepared is not None else {}
+            result = self._transition(uow, head, event, actor, data, now, prepared=work)
             if idempotency and actor.agency_id:
                 uow.idempotency.remember(
                     actor.agency_id,
@@ -383,15 +420,56 @@ class Engine:
         actor: Actor,
         data: dict[str, Any],
         now: datetime,
+        *,
+        prepared: Mapping[str, Any] | None = None,
     ) -> FireResult:
         """Step the document's machine, follow what its dispatches imply, persist."""
         pending = _Pending(
             head=head, state=head.state, version=head.version, audit_head=head.audit_head
         )
-        step = self._step(uow, DOCUMENT, pending, head.state, event, actor, data, now)
+        step = self._step(
+            uow, DOCUMENT, pending, head.state, event, actor, data, now, prepared=prepared
+        )
         pending.state = step.dest
         self._follow_derived(uow, pending, now)
         return self._persist(uow, pending, event, step_from=head.state, now=now)
+
+    def _prepare(
+        self, document_id: str, event: str, actor: Actor, data: dict[str, Any]
+    ) -> _Prepared | None:
+        """Run the preparers of the effects ``event`` will run, before any write lock.
+
+        In a read-only transaction, as of the document's current version: only when the
+        caller may fire the event and its guards hold now (otherwise the transition itself
+        gives the answer, and no heavy work was wasted). None: nothing to prepare.
+        """
+        if not self.preparers or event not in DOCUMENT.events:
+            return None
+        with self.open_uow(readonly=True) as uow:
+            head = uow.documents.head(document_id)
+            if head is None or (not actor.is_system and head.agency_id != actor.agency_id):
+                return None
+            edges = DOCUMENT.edges(event, head.state)
+            names = [e for t in edges for e in t.effects if e in self.preparers]
+            if not names:
+                return None
+            ctx = TransitionContext(
+                uow=uow, document=head, event=event, actor=actor, data=data, now=self.clock()
+            )
+            try:
+                self._authorize(actor, event, data)
+                self._require_capabilities(event, edges)
+                step = resolve(DOCUMENT, head.state, event, lambda name: self.guards[name](ctx))
+            except CongvanError:
+                return None  # the transition answers this, with nothing prepared
+            results = {
+                name: self.preparers[name](ctx) for name in step.edge.effects if name in names
+            }
+        return _Prepared(version=head.version, results=results)
+
+    def _current_version(self, document_id: str) -> int:
+        with self.open_uow(readonly=True) as uow:
+            return uow.documents.current_version(document_id) or 0
 
     # -- dispatches ------------------------------------------------------------------------
 
@@ -529,9 +607,16 @@ class Engine:
         *,
         audit_event: str | None = None,
         audit_extra: Mapping[str, Any] | None = None,
+        prepared: Mapping[str, Any] | None = None,
     ) -> Any:
         ctx = TransitionContext(
-            uow=uow, document=pending.head, event=event, actor=actor, data=data, now=now
+            uow=uow,
+            document=pending.head,
+            event=event,
+            actor=actor,
+            data=data,
+            now=now,
+            prepared=prepared or {},
         )
         edges = spec.edges(event, state)
         self._require_capabilities(event, edges)

@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
@@ -49,6 +50,15 @@ from .truststore import TrustStore
 from .verification import Verdict, verify_manifest_signature
 
 MAX_CMS_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class ServerSignature:
+    """What signing on the server made: the manifest signed, its CMS, the stamped PDF."""
+
+    manifest: bytes
+    cms: bytes
+    signed_pdf: bytes | None
 
 
 def manifest_of(uow: UnitOfWork, document_id: str) -> bytes:
@@ -220,9 +230,14 @@ class Signing:
         if uploaded is not None:
             cms, mode = _decode(str(uploaded), "cms", MAX_CMS_BYTES), "upload"
         else:
-            material = self._server_material(uow, doc, trust, ctx)
-            cms, mode = sign_manifest(manifest, signing_time=ctx.now, **material), "server"
-            signed_pdf = self._stamp_main_pdf(uow, doc, material, ctx)
+            made = ctx.prepared.get("attach_signature")
+            if made is None or made.manifest != manifest:
+                made = self.sign_on_server(ctx)  # not prepared before the transaction
+            cms, mode = made.cms, "server"
+            if made.signed_pdf is not None:
+                signed_pdf = hashlib.sha256(made.signed_pdf).hexdigest()
+                uow.documents.put_blob(signed_pdf, made.signed_pdf)
+                ctx.audit["signed_pdf_sha256"] = signed_pdf
         with _naming_the_field("cms" if mode == "upload" else None):
             verdict = verify_manifest_signature(
                 manifest,
@@ -307,14 +322,24 @@ class Signing:
         chain = [r for r in trust.roots if r.subject == cert.issuer]
         return {"key": key, "cert": cert, "chain": chain}
 
-    def _stamp_main_pdf(
-        self, uow: UnitOfWork, doc: dict[str, Any], material: dict[str, Any], ctx: TransitionContext
-    ) -> str:
-        """Sign the main PDF itself with a visible stamp (PAdES); its digest, or ''."""
-        main = _main_pdf(uow, doc["id"])
+    def sign_on_server(self, ctx: TransitionContext) -> ServerSignature:
+        """Sign the manifest and stamp the main PDF (PAdES) with the signer's stored key.
+
+        The heavy part of signing (the PDF): the engine runs it as ``attach_signature``'s
+        preparer, before the transition's write transaction, in a read-only one; the
+        effect then only verifies and stores what was made. Nothing is written here.
+        """
+        uow, doc_id = ctx.uow, ctx.document.id
+        if ctx.data.get("cms") is not None:
+            return ServerSignature(b"", b"", None)  # an uploaded signature: nothing to make
+        doc = uow.documents.get(doc_id) or {}
+        manifest = manifest_of(uow, doc_id)
+        material = self._server_material(uow, doc, keystore.trust_material(uow, self.trust), ctx)
+        cms = sign_manifest(manifest, signing_time=ctx.now, **material)
+        main = _main_pdf(uow, doc_id)
         data = uow.documents.blob(main["sha256"]) if main else None
         if not data:
-            return ""
+            return ServerSignature(manifest, cms, None)
         agency = uow.agencies.agency(doc["agency_id"]) or {}
         signed = sign_pdf(
             data,
@@ -324,10 +349,7 @@ class Signing:
             signing_time=ctx.now,
             **material,
         )
-        digest = hashlib.sha256(signed).hexdigest()
-        uow.documents.put_blob(digest, signed)
-        ctx.audit["signed_pdf_sha256"] = digest
-        return digest
+        return ServerSignature(manifest, cms, signed)
 
     def _accept_signed_pdf(
         self,

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from itertools import count
@@ -26,6 +27,7 @@ from sqlalchemy import text
 
 from congvan.actions.context import Actor, TransitionContext
 from congvan.actions.signing import keystore, pki
+from congvan.actions.signing import signing as signing_module
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.pades import verify_pdf
 from congvan.actions.signing.signing import Signing
@@ -753,3 +755,78 @@ def published_crl(api: Api) -> x509.CertificateRevocationList:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/pkix-crl"
     return x509.load_der_x509_crl(response.content)
+
+
+def test_the_pdf_is_signed_before_the_transaction_so_others_commit_meanwhile(
+    make_api_any_db: MakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a letter ready to sign, and PAdES signing held open (a barrier)
+    api = signing_api(make_api_any_db)
+    issue(api)
+    doc_id = reviewed_letter(api)
+    other = api.draft()["id"]
+    entered, release = threading.Event(), threading.Event()
+    real_sign_pdf = signing_module.sign_pdf
+
+    def held_sign_pdf(data: bytes, **kwargs: Any) -> bytes:
+        entered.set()
+        release.wait()
+        return real_sign_pdf(data, **kwargs)
+
+    monkeypatch.setattr(signing_module, "sign_pdf", held_sign_pdf)
+    answers: list[httpx.Response] = []
+    signer = threading.Thread(target=lambda: answers.append(sign(api, doc_id)))
+    signer.start()
+    entered.wait()
+    try:
+        # When another transition runs while the PDF is being signed, it commits: no
+        # write lock is held (SQLite) and no row is locked (PostgreSQL) meanwhile
+        edited = api.fire(other, "edit", body={"fields": {"subject": "Về việc khác"}})
+        assert edited.status_code == 200, edited.text
+        assert state_and_version(api, doc_id)[0] == "reviewed"
+    finally:
+        release.set()
+        signer.join()
+
+    # Then the signing ends as ever: signed, with the stamped PDF stored
+    assert answers[0].status_code == 200, answers[0].text
+    assert state_and_version(api, doc_id)[0] == "signed"
+    [row] = signature_rows(api, doc_id)
+    assert row["signed_pdf_sha256"]
+
+
+def test_a_signing_prepared_for_a_version_overtaken_is_prepared_again(
+    make_api: MakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a letter ready to sign, and a change that lands while its PDF is being signed
+    api = signing_api(make_api)
+    issue(api)
+    doc_id = reviewed_letter(api)
+    real_sign_pdf = signing_module.sign_pdf
+    calls: list[int] = []
+
+    def sign_pdf_then_change(data: bytes, **kwargs: Any) -> bytes:
+        calls.append(1)
+        if len(calls) == 1:  # a reviewer's comment lands meanwhile (a new version)
+            with api.runtime.uow() as uow:
+                head = uow.documents.head(doc_id)
+                assert head is not None
+                uow.documents.advance(
+                    doc_id,
+                    expected_version=head.version,
+                    state=head.state,
+                    new_version=head.version + 1,
+                    audit_head=head.audit_head,
+                    at=api.clock(),
+                )
+                uow.commit()
+        return real_sign_pdf(data, **kwargs)
+
+    monkeypatch.setattr(signing_module, "sign_pdf", sign_pdf_then_change)
+
+    # When the signer signs
+    response = sign(api, doc_id)
+
+    # Then what was prepared for the old version is thrown away and made again
+    assert response.status_code == 200, response.text
+    assert len(calls) == 2
