@@ -226,11 +226,11 @@ class JobRunner:
                 return "skipped"  # ended, or re-driven after our lease: not ours any more
             now = self.clock()
             ctx = self._context(job, uow, now)
-            if isinstance(action, StagedJob):
-                action.record(ctx, work, outcome)
-                return self._finish(uow, job_id, now)
             try:
-                action(ctx)
+                if isinstance(action, StagedJob):
+                    action.record(ctx, work, outcome)
+                else:
+                    action(ctx)
             except RetryLater as exc:
                 # Keep what the action wrote, count the attempt, wait, run again.
                 self._count_failure(uow, job, str(exc), now)

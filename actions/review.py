@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
 from typing import Any
 
 from congvan.states.errors import InvalidInput
 from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
 from congvan.storage.checks import ERROR, FAILED, PASSED, StoredResult
+from congvan.storage.unit_of_work import UnitOfWork
 
 from .calendar import VIETNAM_CALENDAR, WorkingCalendar
 from .checks import CHECKS, Check, CheckInput
 from .context import JobContext, TransitionContext
-from .jobs import RetryLater
+from .jobs import RetryLater, StagedJob
 
 
 class Review:
@@ -36,28 +38,17 @@ class Review:
 
     # -- the job -----------------------------------------------------------------------------
 
-    def run_review_checks(self, ctx: JobContext) -> None:
-        """Run every check on the document's current revision and record each result.
+    @property
+    def job(self) -> ReviewJob:
+        """The ``run_review_checks`` job: claim, check with no write lock held, record."""
+        return ReviewJob(self)
+
+    def run_checks(self, inp: CheckInput) -> tuple[list[dict[str, Any]], list[str]]:
+        """Every check on one revision: its results, and the codes of checks that crashed.
 
         A check that crashes is recorded as ``error`` with its reason, and the job is
         retried by the job mechanism: never a silent pass.
         """
-        document_id = ctx.job.document_id
-        doc = ctx.uow.documents.get(document_id) if document_id else None
-        if doc is None or doc["submitted_revision"] != doc["revision"]:
-            return  # edited or returned since it was submitted: nobody waits for these
-        if ctx.job.payload.get("revision", doc["revision"]) != doc["revision"]:
-            return  # a later submission has its own job
-        inp = CheckInput(
-            uow=ctx.uow,
-            document=doc,
-            today=ctx.now.astimezone(VIETNAM).date(),
-            max_attachment_bytes=self.max_attachment_bytes,
-            max_subject_length=self.max_subject_length,
-            now=ctx.now,
-            calendar=self.calendar,
-            send_cutoff=self.send_cutoff,
-        )
         results, crashed = [], []
         for check in self.checks:
             try:
@@ -79,12 +70,22 @@ class Review:
                     "message_vi": vi,
                     "message_en": en,
                     "details": details,
-                    "checked_at": ctx.now,
+                    "checked_at": inp.moment,
                 }
             )
-        ctx.uow.checks.record(doc["id"], doc["revision"], results)
-        if crashed:
-            raise RetryLater(f"checks crashed: {', '.join(crashed)}")
+        return results, crashed
+
+    def input_for(self, uow: UnitOfWork, doc: dict[str, Any], now: datetime) -> CheckInput:
+        return CheckInput(
+            uow=uow,
+            document=doc,
+            today=now.astimezone(VIETNAM).date(),
+            max_attachment_bytes=self.max_attachment_bytes,
+            max_subject_length=self.max_subject_length,
+            now=now,
+            calendar=self.calendar,
+            send_cutoff=self.send_cutoff,
+        )
 
     # -- the guard ---------------------------------------------------------------------------
 
@@ -168,3 +169,61 @@ def results_view(results: Sequence[StoredResult], checks: Sequence[Check]) -> di
         and all(r.cleared for r in results)
         and all(c.code in done for c in checks),
     }
+
+
+@dataclass(frozen=True)
+class CheckWork:
+    document_id: str
+    revision: int
+    open_uow: Callable[..., UnitOfWork]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class ReviewJob(StagedJob[CheckWork]):
+    """Checks run between two short write transactions, reading in a read-only one.
+
+    Parsing PDFs and comparing documents is the job's work; on SQLite a write
+    transaction would hold every other writer back meanwhile, so none is open.
+    """
+
+    review: Review
+
+    def prepare(self, ctx: JobContext) -> CheckWork | None:
+        doc = _still_in_review(ctx.uow, ctx.job.document_id, ctx.job.payload)
+        if doc is None:
+            return None  # edited or returned since: nobody waits for these results
+        return CheckWork(doc["id"], doc["revision"], ctx.open_uow, ctx.now)
+
+    def act(self, work: CheckWork) -> tuple[list[dict[str, Any]], list[str]]:
+        with work.open_uow(readonly=True) as uow:
+            doc = uow.documents.get(work.document_id)
+            if doc is None or doc["revision"] != work.revision:
+                return [], []
+            return self.review.run_checks(self.review.input_for(uow, doc, work.now))
+
+    def record(
+        self,
+        ctx: JobContext,
+        work: CheckWork,
+        outcome: tuple[list[dict[str, Any]], list[str]],
+    ) -> None:
+        results, crashed = outcome
+        doc = _still_in_review(ctx.uow, work.document_id, {"revision": work.revision})
+        if doc is None or not results:
+            return  # the revision moved on while the checks ran: nothing to keep
+        ctx.uow.checks.record(work.document_id, work.revision, results)
+        if crashed:
+            raise RetryLater(f"checks crashed: {', '.join(crashed)}")
+
+
+def _still_in_review(
+    uow: UnitOfWork, document_id: str | None, payload: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The document if its current revision is the one submitted (and asked for)."""
+    doc = uow.documents.get(document_id) if document_id else None
+    if doc is None or doc["submitted_revision"] != doc["revision"]:
+        return None
+    if payload.get("revision", doc["revision"]) != doc["revision"]:
+        return None  # a later submission has its own job
+    return doc

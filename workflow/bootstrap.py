@@ -197,7 +197,7 @@ def bootstrap(
         check_every=timedelta(minutes=settings.crl_check_minutes),
     )
     job_actions: dict[str, AnyJob] = {
-        "run_review_checks": review.run_review_checks,
+        "run_review_checks": review.job,
         ANCHOR_JOB: anchoring.run_job,
         TIMESTAMP_JOB: timestamping,
         **JOBS,

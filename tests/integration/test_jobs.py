@@ -375,3 +375,34 @@ def test_a_review_job_of_an_earlier_submission_records_nothing(runtime: Runtime)
     assert "done" == runtime.runner.run(second)
     with runtime.uow() as uow:
         assert uow.checks.for_revision(doc_id, revision)
+
+
+def test_review_checks_run_with_no_write_lock_held(
+    runtime: Runtime, make_document: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a submitted draft whose checks are held open while they run (a barrier)
+    doc, job_id = submit(runtime, make_document)
+    other = make_document(runtime)
+    entered, release = threading.Event(), threading.Event()
+    run_checks = runtime.review.run_checks
+
+    def held(inp: Any) -> Any:
+        entered.set()
+        release.wait()
+        return run_checks(inp)
+
+    monkeypatch.setattr(runtime.review, "run_checks", held)
+    worker = threading.Thread(target=runtime.runner.run, args=(job_id,))
+    worker.start()
+    entered.wait()
+    try:
+        # When another transition runs meanwhile, it commits
+        runtime.engine.fire(other, "submit", actor("clerk"))
+    finally:
+        release.set()
+        worker.join()
+
+    # Then the checks were recorded for the held document all the same
+    assert job(runtime, job_id).status == DONE
+    with runtime.uow(readonly=True) as uow:
+        assert uow.checks.for_revision(doc, 2)
