@@ -124,7 +124,9 @@ def engine_rate(data: bytes, documents: int, workdir: Path) -> tuple[float, int]
     elapsed = time.perf_counter() - start
     assert outcomes == ["done"] * len(jobs), outcomes
     with runtime.uow() as uow:
-        checks = len(uow.checks.for_revision(doc["id"], 1))
+        checks = len(
+            uow.checks.for_revision(doc["id"], (uow.documents.get(doc["id"]) or {})["revision"])
+        )
     runtime.stop()
     return documents / elapsed, checks
 
