@@ -27,8 +27,9 @@ from congvan.actions.signing.cms import sign_manifest
 from congvan.states import errors
 from congvan.storage.database import make_engine
 from congvan.storage.schema import migrate
-from congvan.workflow import cli, directory
+from congvan.workflow import directory
 from congvan.workflow.bootstrap import bootstrap
+from congvan.workflow.cli.verdict import failed_point
 from congvan.workflow.letters import sample_pdf
 from congvan.workflow.settings import Settings
 
@@ -348,4 +349,4 @@ def test_a_signed_pdf_verifies_and_a_changed_one_does_not(
     ],
 )
 def test_each_error_marks_the_point_it_failed(error: errors.SignatureError, point: str) -> None:
-    assert point == cli._failed_point(error)
+    assert point == failed_point(error)
