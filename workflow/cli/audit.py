@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..settings import Settings
-from .runtime import Subparsers, add_progress_option, progress_bar, runtime_for
+from .runtime import Store, Subparsers, add_progress_option, progress_bar, runtime_for
 from .verdict import print_trust_notes
+
+if TYPE_CHECKING:
+    from ..bootstrap import Runtime
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -42,14 +45,14 @@ def add_parser(sub: Subparsers) -> None:
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "anchor":
-        with runtime_for(settings) as runtime:
+        with runtime_for(settings, wired=True) as runtime:
             return _audit_anchor(runtime, args.agency)
     known = [_parse_known(item) for item in args.known or []]  # before any work
     with runtime_for(settings) as runtime:
         return _audit_verify(runtime, args.document, args.progress, known)
 
 
-def _audit_anchor(runtime: Any, agency: str | None) -> int:
+def _audit_anchor(runtime: Runtime, agency: str | None) -> int:
     now = runtime.clock()
     with runtime.uow() as uow:
         if agency is None:
@@ -100,7 +103,7 @@ def _parse_known(item: str) -> tuple[str, int, str]:
 
 
 def _audit_verify(
-    runtime: Any, document: str | None, progress: bool | None, known: list[tuple[str, int, str]]
+    runtime: Store, document: str | None, progress: bool | None, known: list[tuple[str, int, str]]
 ) -> int:
     from congvan.actions.anchoring import verify_anchors
     from congvan.actions.signing import keystore

@@ -56,7 +56,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from ..api import create_app
 
     _configure_logs(settings)
-    with runtime_for(settings) as runtime:
+    with runtime_for(settings, wired=True) as runtime:
         app = create_app(runtime, background=not args.no_workers)
         uvicorn.run(
             app,
@@ -77,7 +77,7 @@ def _wait_for_signal() -> None:
 
 def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
     _configure_logs(settings)
-    with runtime_for(settings) as runtime:
+    with runtime_for(settings, wired=True) as runtime:
         if runtime.embedded:
             raise InvalidInput(
                 "With the embedded broker (memory://) the workers run inside "
@@ -92,7 +92,7 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_scheduler(_args: argparse.Namespace, settings: Settings) -> int:
     _configure_logs(settings)
-    with runtime_for(settings) as runtime:
+    with runtime_for(settings, wired=True) as runtime:
         if runtime.embedded:
             raise InvalidInput(
                 "With the embedded broker the scheduler runs inside "

@@ -11,13 +11,11 @@ from congvan.states import policy
 from congvan.states.errors import InvalidInput
 
 from ..settings import Settings
-from .runtime import Subparsers, runtime_for
+from .runtime import Store, Subparsers, runtime_for
 from .verdict import PDF_CHECKS, print_trust_notes, report
 
 if TYPE_CHECKING:
     from congvan.actions.signing.keystore import TrustMaterial
-
-    from ..bootstrap import Runtime
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -62,7 +60,7 @@ def _read_cms(data: bytes) -> bytes:
         raise InvalidInput("The PEM signature file is not valid base64.") from exc
 
 
-def _verify_document(document_id: str, runtime: Runtime) -> int:
+def _verify_document(document_id: str, runtime: Store) -> int:
     import hashlib
 
     from congvan.actions.signing import keystore
@@ -103,7 +101,7 @@ def _verify_document(document_id: str, runtime: Runtime) -> int:
         )
 
 
-def _verify_file(path: Path, content: str | None, runtime: Runtime) -> int:
+def _verify_file(path: Path, content: str | None, runtime: Store) -> int:
     import hashlib
 
     from congvan.actions.signing import keystore
