@@ -47,17 +47,15 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def _read_cms(data: bytes) -> bytes:
     """A CMS signature file as DER: DER as is, PEM (CMS or PKCS7 armour) decoded."""
-    import base64
-    import binascii
+    from asn1crypto import pem
 
-    if b"-----BEGIN" not in data:
+    if not pem.detect(data):
         return data
-    lines = data.decode("ascii", "replace").splitlines()
-    body = [ln.strip() for ln in lines if ln.strip() and not ln.startswith("-----")]
     try:
-        return base64.b64decode("".join(body), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput("The PEM signature file is not valid base64.") from exc
+        _kind, _headers, der = pem.unarmor(data)
+    except ValueError as exc:  # no END line, bad base64, or headers that are not ASCII
+        raise InvalidInput("The PEM signature file is not valid PEM.") from exc
+    return bytes(der)
 
 
 def _verify_document(document_id: str, runtime: Store) -> int:
