@@ -76,30 +76,44 @@ def _wait_for_signal() -> None:
 
 
 def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
-    _configure_logs(settings)
-    with runtime_for(settings, wired=True) as runtime:
-        if runtime.embedded:
-            raise InvalidInput(
-                "With the embedded broker (memory://) the workers run inside "
-                "`congvan serve`; set CONGVAN_BROKER_URL=redis://… for separate "
-                "worker processes."
-            )
-        runtime.start(workers=True, relay=False, scheduler=False)
-        print(f"worker running {settings.worker_threads} threads; Ctrl-C stops it")
-        _wait_for_signal()
-    return 0
+    return _run_apart(
+        settings,
+        "With the embedded broker (memory://) the workers run inside "
+        "`congvan serve`; set CONGVAN_BROKER_URL=redis://… for separate "
+        "worker processes.",
+        f"worker running {settings.worker_threads} threads; Ctrl-C stops it",
+        workers=True,
+    )
 
 
 def cmd_scheduler(_args: argparse.Namespace, settings: Settings) -> int:
+    return _run_apart(
+        settings,
+        "With the embedded broker the scheduler runs inside "
+        "`congvan serve`; set CONGVAN_BROKER_URL=redis://… to run it apart.",
+        "scheduler and outbox relay running; Ctrl-C stops them",
+        relay=True,
+        scheduler=True,
+    )
+
+
+def _run_apart(
+    settings: Settings,
+    refusal: str,
+    running: str,
+    *,
+    workers: bool = False,
+    relay: bool = False,
+    scheduler: bool = False,
+) -> int:
+    """Run background threads in their own process until a signal; refused on the
+    embedded broker, whose queues live inside ``congvan serve``."""
     _configure_logs(settings)
     with runtime_for(settings, wired=True) as runtime:
         if runtime.embedded:
-            raise InvalidInput(
-                "With the embedded broker the scheduler runs inside "
-                "`congvan serve`; set CONGVAN_BROKER_URL=redis://… to run it apart."
-            )
-        runtime.start(workers=False, relay=True, scheduler=True)
-        print("scheduler and outbox relay running; Ctrl-C stops them")
+            raise InvalidInput(refusal)
+        runtime.start(workers=workers, relay=relay, scheduler=scheduler)
+        print(running)
         _wait_for_signal()
     return 0
 
