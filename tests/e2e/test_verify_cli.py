@@ -27,8 +27,10 @@ from congvan.actions.signing.cms import sign_manifest
 from congvan.states import errors
 from congvan.storage.database import make_engine
 from congvan.storage.schema import migrate
-from congvan.workflow import cli, directory
+from congvan.workflow import directory
 from congvan.workflow.bootstrap import bootstrap
+from congvan.workflow.cli import main
+from congvan.workflow.cli.verdict import failed_point
 from congvan.workflow.letters import sample_pdf
 from congvan.workflow.settings import Settings
 
@@ -218,6 +220,41 @@ def test_an_unknown_or_unsigned_document_exits_2(installation: Installation) -> 
     assert "is not signed" in unsigned.stdout
 
 
+@pytest.mark.parametrize(
+    "armour",
+    [
+        b"-----BEGIN CMS-----\nnot base64!\n-----END CMS-----\n",
+        b"-----BEGIN PKCS7-----\nMIIB\n",  # no END line
+    ],
+    ids=["bad-base64", "no-end"],
+)
+def test_a_pem_signature_file_that_is_not_pem_is_a_usage_error(
+    armour: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a migrated installation, a manifest and an armoured file that does not decode
+    assert main(["--data-dir", str(tmp_path), "migrate"]) == 0
+    (tmp_path / "manifest.json").write_bytes(b"{}")
+    (tmp_path / "sig.pem").write_bytes(armour)
+
+    # When it is verified against the manifest
+    code = main(
+        [
+            "--data-dir",
+            str(tmp_path),
+            "verify",
+            str(tmp_path / "sig.pem"),
+            "--content",
+            str(tmp_path / "manifest.json"),
+        ]
+    )
+
+    # Then it is refused as bad input, with no verdict
+    assert code == 2
+    out, err = capsys.readouterr()
+    assert "error [invalid_input]" in err
+    assert "VERIFIED" not in out
+
+
 def test_a_detached_cms_file_verifies_against_its_manifest_only(
     installation: Installation, tmp_path: Path
 ) -> None:
@@ -348,4 +385,4 @@ def test_a_signed_pdf_verifies_and_a_changed_one_does_not(
     ],
 )
 def test_each_error_marks_the_point_it_failed(error: errors.SignatureError, point: str) -> None:
-    assert point == cli._failed_point(error)
+    assert point == failed_point(error)

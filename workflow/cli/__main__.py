@@ -1,0 +1,7 @@
+"""``python -m congvan.workflow.cli``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

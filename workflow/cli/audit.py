@@ -1,0 +1,157 @@
+"""The ``audit`` command: verify the audit chains and their anchors, and anchor the heads."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ..settings import Settings
+from .runtime import Store, Subparsers, add_progress_option, progress_bar, runtime_for
+from .verdict import print_trust_notes
+
+if TYPE_CHECKING:
+    from ..bootstrap import Runtime
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser("audit", help="verify the audit chains and their signed anchors")
+    asub = p.add_subparsers(dest="action", required=True)
+    v = asub.add_parser(
+        "verify",
+        help="check every chain (or one document's) and every anchor",
+        description="Exit 0 when everything verifies, 1 when something is broken, 2 when "
+        "there is no such document.",
+    )
+    v.add_argument("document", nargs="?")
+    add_progress_option(v)
+    v.add_argument(
+        "--known",
+        action="append",
+        metavar="AGENCY:SEQ:SHA256",
+        help="an anchor recorded elsewhere (as `audit anchor` prints it); it must still be "
+        "here, unchanged",
+    )
+    n = asub.add_parser(
+        "anchor",
+        help="sign the heads changed since the last anchor, with each agency's key",
+        description="Needs CONGVAN_KEY_PASSPHRASE and an organisational certificate per "
+        "agency (congvan keys issue-agency). The scheduler does this every "
+        "CONGVAN_AUDIT_ANCHOR_MINUTES.",
+    )
+    n.add_argument("--agency", help="only this agency")
+    p.set_defaults(func=cmd_audit)
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "anchor":
+        with runtime_for(settings, wired=True) as runtime:
+            return _audit_anchor(runtime, args.agency)
+    known = [_parse_known(item) for item in args.known or []]  # before any work
+    with runtime_for(settings) as runtime:
+        return _audit_verify(runtime, args.document, args.progress, known)
+
+
+def _audit_anchor(runtime: Runtime, agency: str | None) -> int:
+    now = runtime.clock()
+    with runtime.uow() as uow:
+        if agency is None:
+            made = runtime.anchoring.anchor_all(uow, now)
+        else:
+            row = uow.signatures.agency_certificate(agency, now)
+            if row is None:
+                print(
+                    f"agency {agency} has no organisational certificate with a stored key "
+                    "(congvan keys issue-agency)"
+                )
+                return 2
+            made = {agency: runtime.anchoring.anchor_agency(uow, agency, row, now)}
+        uow.commit()
+    if not made:
+        print("no agency has an organisational certificate with a stored key")
+        return 2
+    with runtime.uow(readonly=True) as uow:
+        for agency_id, heads in sorted(made.items()):
+            print(f"{agency_id}: {heads} head(s) anchored" if heads else f"{agency_id}: no change")
+            latest = uow.anchors.latest(agency_id)
+            if latest is not None:
+                # Kept outside this database, it lets `audit verify --known` notice the
+                # newest anchors deleted, which nothing inside the database can.
+                print(f"   latest anchor: {agency_id}:{latest['seq']}:{latest['body_sha256']}")
+    return 0
+
+
+def _check_known(uow: Any, known: list[tuple[str, int, str]]) -> list[str]:
+    """Problems with anchors recorded elsewhere, as report lines."""
+    import hashlib
+
+    lines = []
+    for agency_id, seq, digest in known:
+        anchor = uow.anchors.get(agency_id, seq)
+        if anchor is None:
+            lines.append(f"BROKEN known anchor {seq} of {agency_id}: it is gone")
+        elif hashlib.sha256(bytes(anchor["body"])).hexdigest() != digest:
+            lines.append(f"BROKEN known anchor {seq} of {agency_id}: it is not the one recorded")
+    return lines
+
+
+def _parse_known(item: str) -> tuple[str, int, str]:
+    parts = item.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or len(parts[2]) != 64:
+        raise SystemExit(f"--known takes AGENCY:SEQ:SHA256 as `audit anchor` prints it: {item!r}")
+    return parts[0], int(parts[1]), parts[2].lower()
+
+
+def _audit_verify(
+    runtime: Store, document: str | None, progress: bool | None, known: list[tuple[str, int, str]]
+) -> int:
+    from congvan.actions.anchoring import verify_anchors
+    from congvan.actions.signing import keystore
+
+    checked = broken = 0
+    with runtime.uow(readonly=True) as uow:
+        print_trust_notes(keystore.trust_material(uow, runtime.trust), runtime.trust)
+        total = 1 if document else uow.documents.count()
+        bar = progress_bar(total, "chain", progress)
+        for doc_id, problem in uow.audit.verify(document):
+            checked += 1
+            bar.update()
+            if problem is not None:
+                broken += 1
+                where = f"version {problem.version}" if problem.version else "its head"
+                bar.write(
+                    f"BROKEN {doc_id}: {problem.problem} at {where} "
+                    f"(entry {problem.entry_id}): {problem.detail}",
+                    file=sys.stdout,
+                )
+        bar.close()
+        if document and checked == 0:
+            print(f"no document {document}")
+            return 2
+        anchors = bad_anchors = 0
+        agencies = uow.anchors.agencies_with_anchors()
+        if document:  # its agency's anchors, and of their heads only the document's
+            doc = uow.documents.get(document)
+            agencies = [a for a in agencies if doc and a == doc["agency_id"]]
+        for agency_id in agencies:
+            for seq, anchor_problem in verify_anchors(uow, runtime.trust, agency_id, document):
+                anchors += 1
+                if anchor_problem is not None:
+                    bad_anchors += 1
+                    where = ""
+                    if anchor_problem.document_id:
+                        where = (
+                            f" for {anchor_problem.document_id} version {anchor_problem.version}"
+                        )
+                    print(
+                        f"BROKEN anchor {seq} of {agency_id}: {anchor_problem.problem}"
+                        f"{where}: {anchor_problem.detail}"
+                    )
+        missing = _check_known(uow, known)
+    for line in missing:
+        print(line)
+    print(f"{checked} chain(s) checked, {broken} broken")
+    print(f"{anchors} anchor(s) checked, {bad_anchors} broken")
+    if known:
+        print(f"{len(known)} known anchor(s) checked, {len(missing)} broken")
+    return 1 if broken or bad_anchors or missing else 0

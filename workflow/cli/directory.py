@@ -1,0 +1,160 @@
+"""The directory commands: agencies, their signing authorities, API tokens."""
+
+from __future__ import annotations
+
+import argparse
+
+from congvan.states import policy
+from congvan.states.errors import InvalidInput
+
+from ..settings import Settings
+from .runtime import Subparsers, runtime_for
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser("agencies", help="manage the directory of agencies")
+    asub = p.add_subparsers(dest="action", required=True)
+    a = asub.add_parser("add", help="add an agency")
+    a.add_argument("id", help="electronic identifier, e.g. 000.00.00.H57")
+    a.add_argument("--name", required=True)
+    a.add_argument("--abbreviation", required=True, help="e.g. UBND")
+    a.add_argument(
+        "--numbering",
+        choices=sorted(policy.NUMBERING),
+        default=policy.DEFAULT_NUMBERING,
+        help="agency: one number series for all documents (Decree 30 Art. 15, the "
+        "default); symbol: one series per symbol",
+    )
+    a = asub.add_parser("set", help="change an agency's settings")
+    a.add_argument("id", help="electronic identifier, e.g. 000.00.00.H57")
+    a.add_argument(
+        "--numbering",
+        choices=sorted(policy.NUMBERING),
+        required=True,
+        help="the series administrative documents are numbered in from now on; refused "
+        "while this year's numbers would repeat in it",
+    )
+    asub.add_parser("list", help="list agencies")
+    p.set_defaults(func=cmd_agencies)
+
+    p = sub.add_parser("authorities", help="manage signing authorities")
+    asub = p.add_subparsers(dest="action", required=True)
+    a = asub.add_parser("add", help="grant a signer authority to sign for an agency")
+    a.add_argument("--agency", required=True)
+    a.add_argument("--signer", required=True, help="user name of a user with the signer role")
+    a.add_argument("--doc-types", default="*", help="comma-separated types, or * (default)")
+    a.add_argument("--competence", default="", help="e.g. 'KT. CHỦ TỊCH'")
+    a.add_argument("--from", dest="valid_from", required=True, help="YYYY-MM-DD")
+    a.add_argument("--until", dest="valid_until", help="YYYY-MM-DD (inclusive)")
+    a = asub.add_parser("list", help="list an agency's authorities")
+    a.add_argument("--agency", required=True)
+    p.set_defaults(func=cmd_authorities)
+
+    p = sub.add_parser("tokens", help="create or revoke API tokens")
+    tsub = p.add_subparsers(dest="action", required=True)
+    t = tsub.add_parser("create", help="create a token (printed once; only its hash is kept)")
+    t.add_argument("--agency", required=True)
+    t.add_argument(
+        "--role",
+        required=True,
+        action="append",
+        help="clerk, reviewer, signer, supervisor or operator (repeatable)",
+    )
+    t.add_argument("--user", help="user name (default: the roles joined)")
+    t.add_argument("--full-name", default="")
+    t.add_argument("--position", default="")
+    t.add_argument("--expires-days", type=int)
+    r = tsub.add_parser("revoke", help="revoke tokens by their printed prefix")
+    r.add_argument("prefix")
+    p.set_defaults(func=cmd_tokens)
+
+
+def cmd_agencies(args: argparse.Namespace, settings: Settings) -> int:
+    from ..directory import add_agency, set_numbering
+
+    with runtime_for(settings) as runtime, runtime.uow() as uow:
+        if args.action == "add":
+            add_agency(
+                uow,
+                args.id,
+                args.name,
+                args.abbreviation,
+                runtime.clock(),
+                numbering=args.numbering,
+            )
+            uow.commit()
+            print(f"added agency {args.id}")
+        elif args.action == "set":
+            before = set_numbering(uow, args.id, args.numbering, runtime.clock())
+            uow.commit()
+            print(f"agency {args.id} numbering: {before} → {args.numbering}")
+        else:
+            for a in uow.agencies.agencies():
+                print(f"{a['id']:<20} {a['abbreviation']:<10} {a['numbering']:<7} {a['name']}")
+    return 0
+
+
+def cmd_authorities(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import date
+
+    from ..directory import add_authority
+
+    with runtime_for(settings) as runtime, runtime.uow() as uow:
+        if args.action == "add":
+            try:
+                valid_from = date.fromisoformat(args.valid_from)
+                valid_until = date.fromisoformat(args.valid_until) if args.valid_until else None
+            except ValueError as exc:
+                raise InvalidInput(f"Dates are YYYY-MM-DD: {exc}") from exc
+            row = add_authority(
+                uow,
+                args.agency,
+                args.signer,
+                [t.strip() for t in args.doc_types.split(",")],  # the CLI's list syntax
+                args.competence,
+                valid_from,
+                valid_until,
+                by="cli",
+                now=runtime.clock(),
+            )
+            uow.commit()
+            print(
+                f"authority {row['id']}: {args.signer} signs {row['doc_types']} for "
+                f"{args.agency} from {row['valid_from']} until {row['valid_until'] or '—'}"
+            )
+        else:
+            for a in uow.authorities.for_agency(args.agency):
+                state = "revoked" if a["revoked_at"] else "active"
+                print(
+                    f"{a['id']}  {a['signer']:<20} {a['doc_types']:<12} "
+                    f"{a['competence']:<20} {a['valid_from']} → {a['valid_until'] or '—'} "
+                    f"{state}"
+                )
+    return 0
+
+
+def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
+    from ..directory import create_token, ensure_user
+
+    with runtime_for(settings) as runtime, runtime.uow() as uow:
+        now = runtime.clock()
+        if args.action == "revoke":
+            count = uow.agencies.revoke_token(args.prefix, now)
+            uow.commit()
+            print(f"revoked {count} token(s)")
+            return 0 if count else 1
+        username = args.user or "-".join(args.role)
+        user_id = ensure_user(
+            uow,
+            args.agency,
+            username,
+            args.role,
+            now,
+            full_name=args.full_name,
+            position=args.position,
+        )
+        issued = create_token(uow, user_id, now, args.expires_days)
+        uow.commit()
+    print(f"token for {username}@{args.agency} ({', '.join(args.role)}); shown only once:")
+    print(issued.token)
+    return 0

@@ -1,0 +1,122 @@
+"""What a command runs with: its settings, the runtime it opens and always stops, a bar."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, TypeVar, overload
+
+from ..settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine as SqlEngine
+    from tqdm import tqdm
+
+    from congvan.actions.signing.truststore import TrustStore
+    from congvan.storage.clock import Clock
+    from congvan.storage.unit_of_work import UnitOfWork
+
+    from ..bootstrap import Runtime
+
+Command = Callable[[argparse.Namespace, Settings], int]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+_R = TypeVar("_R", bound=_Stoppable)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The settings, with the global options' overrides."""
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "database_url", None):
+        overrides["database_url"] = args.database_url
+    return Settings(**overrides)
+
+
+@dataclass(frozen=True)
+class Store:
+    """The database, the clock and the trust store: all a command that reads or writes rows
+    needs. No broker, engine, relay or scheduler is built."""
+
+    db: SqlEngine
+    clock: Clock
+    trust: TrustStore
+
+    def uow(self, readonly: bool = False) -> UnitOfWork:
+        from congvan.storage.unit_of_work import UnitOfWork
+
+        return UnitOfWork(self.db, readonly=readonly)
+
+    def stop(self) -> None:
+        self.db.dispose()
+
+
+def open_store(settings: Settings) -> Store:
+    """Connect to the migrated database of ``settings``, as :func:`bootstrap` does."""
+    from congvan.actions.signing.truststore import TrustStore
+    from congvan.storage.clock import utcnow
+    from congvan.storage.database import make_engine
+    from congvan.storage.schema import ensure_migrated
+
+    db = make_engine(
+        settings.db_url, synchronous=settings.sqlite_synchronous, pool_size=settings.db_pool_size
+    )
+    try:
+        ensure_migrated(db)
+    except BaseException:
+        db.dispose()
+        raise
+    return Store(db, utcnow, TrustStore(settings.trust_path))
+
+
+@overload
+def runtime_for(settings: Settings) -> AbstractContextManager[Store]: ...
+@overload
+def runtime_for(settings: Settings, *, wired: Literal[True]) -> AbstractContextManager[Runtime]: ...
+def runtime_for(settings: Settings, *, wired: bool = False) -> AbstractContextManager[Any]:
+    """What a command runs with, stopped when the block ends.
+
+    By default only the database, the clock and the trust store (:class:`Store`). With
+    ``wired`` the whole :class:`Runtime` of :func:`bootstrap` (broker, engine, actors), of
+    which the command starts what it needs: nothing starts by itself.
+    """
+    if not wired:
+        return _stopping(open_store(settings))
+    from ..bootstrap import bootstrap
+
+    return _stopping(bootstrap(settings))
+
+
+@contextmanager
+def _stopping(runtime: _R) -> Iterator[_R]:
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+
+
+def add_progress_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar on stderr (default: when stderr is a terminal)",
+    )
+
+
+def progress_bar(total: int, unit: str, progress: bool | None) -> tqdm[Any]:
+    """A bar on stderr, never in the printed report; ``None`` shows it on a terminal only."""
+    from tqdm import tqdm
+
+    disable = None if progress is None else not progress
+    return tqdm(total=total, unit=unit, disable=disable, file=sys.stderr)

@@ -1,0 +1,124 @@
+"""The process commands: serve, worker, scheduler; and migrate and demo."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from congvan.states.errors import InvalidInput
+
+from ..settings import Settings
+from .runtime import Subparsers, runtime_for
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser("serve", help="run the HTTP API (with workers on the embedded default)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--no-workers", action="store_true", help="API only")
+    p.set_defaults(func=cmd_serve)
+
+    sub.add_parser("worker", help="run dramatiq worker threads (Redis broker)").set_defaults(
+        func=cmd_worker
+    )
+    sub.add_parser("scheduler", help="run the timer scheduler and outbox relay").set_defaults(
+        func=cmd_scheduler
+    )
+    sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
+        func=cmd_migrate
+    )
+    p = sub.add_parser("demo", help="drive the sample letter 1227/UBND-TĐKT through the engine")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    from congvan.storage.database import make_engine
+    from congvan.storage.schema import migrate
+
+    engine = make_engine(settings.db_url, synchronous=settings.sqlite_synchronous)
+    revision = migrate(engine)
+    print(f"database {engine.url.render_as_string(hide_password=True)} is at revision {revision}")
+    engine.dispose()
+    return 0
+
+
+def _configure_logs(settings: Settings) -> None:
+    from ..logs import configure_logging
+
+    configure_logging(settings.log_level, json=settings.log_json)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from ..api import create_app
+
+    _configure_logs(settings)
+    with runtime_for(settings, wired=True) as runtime:
+        app = create_app(runtime, background=not args.no_workers)
+        uvicorn.run(
+            app,
+            log_config=None,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            log_level="info",
+        )
+    return 0
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
+    return _run_apart(
+        settings,
+        "With the embedded broker (memory://) the workers run inside "
+        "`congvan serve`; set CONGVAN_BROKER_URL=redis://… for separate "
+        "worker processes.",
+        f"worker running {settings.worker_threads} threads; Ctrl-C stops it",
+        workers=True,
+    )
+
+
+def cmd_scheduler(_args: argparse.Namespace, settings: Settings) -> int:
+    return _run_apart(
+        settings,
+        "With the embedded broker the scheduler runs inside "
+        "`congvan serve`; set CONGVAN_BROKER_URL=redis://… to run it apart.",
+        "scheduler and outbox relay running; Ctrl-C stops them",
+        relay=True,
+        scheduler=True,
+    )
+
+
+def _run_apart(
+    settings: Settings,
+    refusal: str,
+    running: str,
+    *,
+    workers: bool = False,
+    relay: bool = False,
+    scheduler: bool = False,
+) -> int:
+    """Run background threads in their own process until a signal; refused on the
+    embedded broker, whose queues live inside ``congvan serve``."""
+    _configure_logs(settings)
+    with runtime_for(settings, wired=True) as runtime:
+        if runtime.embedded:
+            raise InvalidInput(refusal)
+        runtime.start(workers=workers, relay=relay, scheduler=scheduler)
+        print(running)
+        _wait_for_signal()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, _settings: Settings) -> int:
+    from ..demo import run_demo
+
+    return run_demo(Path(args.data_dir) if args.data_dir else None)

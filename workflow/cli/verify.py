@@ -1,0 +1,163 @@
+"""The ``verify`` command: a document's latest signature, or a signature file (CMS or PDF)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from congvan.states import policy
+from congvan.states.errors import InvalidInput
+
+from ..settings import Settings
+from .runtime import Store, Subparsers, runtime_for
+from .verdict import PDF_CHECKS, print_trust_notes, report
+
+if TYPE_CHECKING:
+    from congvan.actions.signing.keystore import TrustMaterial
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="verify a document's latest signature, or a signature file (CMS or PDF)",
+        description="Exit 0 when the signature verifies, 1 when it does not, 2 when there "
+        "is nothing to verify (no such document, unsigned, no such file).",
+    )
+    p.add_argument("target", metavar="FILE|DOCUMENT", help="a document id, or a signature file")
+    p.add_argument(
+        "--content",
+        metavar="MANIFEST",
+        help="the signed manifest, for a detached CMS signature file (DER or PEM)",
+    )
+    p.set_defaults(func=cmd_verify)
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    target = Path(args.target)
+    with runtime_for(settings) as runtime:  # verifying needs no key passphrase
+        if args.content is not None or target.is_file():
+            if not target.is_file():
+                print(f"no such file {args.target}")
+                return 2
+            return _verify_file(target, args.content, runtime)
+        return _verify_document(args.target, runtime)
+
+
+def _read_cms(data: bytes) -> bytes:
+    """A CMS signature file as DER: DER as is, PEM (CMS or PKCS7 armour) decoded."""
+    from asn1crypto import pem
+
+    if not pem.detect(data):
+        return data
+    try:
+        _kind, _headers, der = pem.unarmor(data)
+    except ValueError as exc:  # no END line, bad base64, or headers that are not ASCII
+        raise InvalidInput("The PEM signature file is not valid PEM.") from exc
+    return bytes(der)
+
+
+def _verify_document(document_id: str, runtime: Store) -> int:
+    import hashlib
+
+    from congvan.actions.signing import keystore
+    from congvan.actions.signing.signing import VIETNAM, manifest_of, verify_stored
+    from congvan.actions.timestamping import timestamp_view
+    from congvan.storage.clock import as_utc
+
+    with runtime.uow(readonly=True) as uow:
+        trust = keystore.trust_material(uow, runtime.trust)
+        doc = uow.documents.get(document_id)
+        if doc is None:
+            print(f"no document {document_id}")
+            return 2
+        signature = uow.signatures.latest_signature(document_id)
+        if signature is None:
+            print(f"document {document_id} is not signed ({doc['state']})")
+            return 2
+        manifest = manifest_of(uow, document_id)
+        cms_der = bytes(signature["cms"])
+        notation = policy.written_notation(doc)
+        current = hashlib.sha256(manifest).hexdigest()
+        accepted = as_utc(signature["created_at"]).astimezone(VIETNAM).isoformat()
+        header = [
+            f"document      {document_id} {notation} ({doc['state']}, revision {doc['revision']})",
+            f"signature     revision {signature['revision']}, {signature['mode']} mode, "
+            f"accepted {accepted}; checked as of then",
+        ]
+        footer = [f"manifest      sha256 {signature['manifest_sha256']} (signed)"]
+        if current != signature["manifest_sha256"]:
+            footer.append(f"              sha256 {current} (the document now)")
+        print_trust_notes(trust, runtime.trust)
+        stamp = timestamp_view(uow, "signature", signature["id"])
+        if stamp["status"] in ("pending", "unavailable"):
+            error = f": {stamp['error']}" if stamp["error"] else ""
+            footer.append(f"timestamp     {stamp['status']}{error}")
+        return report(
+            lambda: verify_stored(uow, signature, manifest, doc, trust), cms_der, header, footer
+        )
+
+
+def _verify_file(path: Path, content: str | None, runtime: Store) -> int:
+    import hashlib
+
+    from congvan.actions.signing import keystore
+    from congvan.actions.signing.signing import VIETNAM
+    from congvan.actions.signing.verification import verify_manifest_signature
+
+    data = path.read_bytes()
+    now = runtime.clock()
+    with runtime.uow(readonly=True) as uow:
+        trust = keystore.trust_material(uow, runtime.trust)
+    print_trust_notes(trust, runtime.trust)
+    checked = (
+        f"checked at    {now.astimezone(VIETNAM).isoformat()} with {len(trust.roots)} "
+        f"trusted root(s) and {len(trust.crls)} CRL(s)"
+    )
+    if data.startswith(b"%PDF"):
+        return _verify_pdf(path, data, trust, now, checked)
+    if content is None:
+        raise InvalidInput(
+            "A detached CMS signature needs the signed manifest: --content MANIFEST.",
+            field="content",
+        )
+    manifest_path = Path(content)
+    if not manifest_path.is_file():
+        print(f"no such file {content}")
+        return 2
+    manifest = manifest_path.read_bytes()
+    cms_der = _read_cms(data)
+    return report(
+        lambda: verify_manifest_signature(
+            manifest, cms_der, trust_roots=trust.roots, crls=trust.crls, at=now
+        ),
+        cms_der,
+        [f"signature     {path} (detached CMS, {len(cms_der)} bytes)", checked],
+        [f"manifest      sha256 {hashlib.sha256(manifest).hexdigest()} ({manifest_path})"],
+    )
+
+
+def _verify_pdf(path: Path, data: bytes, trust: TrustMaterial, now: datetime, checked: str) -> int:
+    from congvan.actions.signing.pades import verify_pdf
+
+    return report(
+        lambda: verify_pdf(data, trust_roots=trust.roots, crls=trust.crls, at=now),
+        _last_pdf_cms(data),
+        [f"signature     {path} (PDF, {len(data)} bytes; every signature is checked)", checked],
+        [],
+        PDF_CHECKS,
+    )
+
+
+def _last_pdf_cms(data: bytes) -> bytes:
+    """The CMS of the PDF's last signature, to name its signer; empty if unreadable."""
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        signatures = PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures
+        return bytes(signatures[-1].pkcs7_content) if signatures else b""
+    except Exception:  # noqa: BLE001 - display only; verify_pdf reports what is wrong
+        return b""
