@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
 
@@ -71,3 +72,17 @@ def test_graph_command_prints_both_machines_from_their_data(tmp_path: Path) -> N
     )
     assert dot.startswith('digraph "document"')
     assert '"failed" -> "sent" [label="resend' in dot
+
+
+def test_every_package_of_the_four_layers_is_listed_for_installation() -> None:
+    # A package missing from pyproject's list works in the editable checkout and is
+    # silently absent from a wheel: every folder with an __init__.py must be listed.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(config["tool"]["setuptools"]["packages"])
+    folders = config["tool"]["setuptools"]["package-dir"]
+    found = {
+        ".".join([name, *init.parent.relative_to(ROOT / folder).parts])
+        for name, folder in folders.items()
+        for init in (ROOT / folder).rglob("__init__.py")
+    }
+    assert found - listed == set()
