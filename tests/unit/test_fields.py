@@ -1,0 +1,120 @@
+"""One list of a document's fields: what derives from it, and the table that keeps to it."""
+
+from __future__ import annotations
+
+import pytest
+
+from congvan.states.fields import (
+    DOCUMENT_FIELDS,
+    EDITABLE,
+    FIELDS,
+    REQUIRED_AT_REVIEW,
+    SIGNED,
+    SIGNED_WHEN_TRUE,
+    DocumentField,
+)
+from congvan.states.text import MULTI_LINE_FIELDS
+from congvan.storage.tables import Document
+
+# The documents table's columns that are its lifecycle, not the document's metadata.
+LIFECYCLE = {
+    "id",
+    "agency_id",
+    "state",
+    "version",
+    "revision",
+    "submitted_revision",
+    "audit_head",
+    "created_by",
+    "created_at",
+    "updated_at",
+}
+_COLUMNS = {c.name: c for c in Document.__table__.c}  # type: ignore[attr-defined]
+# The column type of each kind of field (a date is ISO text).
+_PYTHON: dict[str, type] = {"text": str, "integer": int, "boolean": bool, "date": str}
+
+
+def _differences(declared: set[str], listed: set[str], where: str) -> str:
+    missing = sorted(declared - listed)
+    extra = sorted(listed - declared)
+    return f"{where} lacks {missing} and lists undeclared {extra}"
+
+
+# -- what is derived keeps its behaviour ---------------------------------------------------
+
+
+def test_the_derived_lists_are_the_ones_the_rules_name() -> None:
+    assert (
+        "number",
+        "symbol",
+        "doc_type",
+        "legal_normative",
+        "subject",
+        "place",
+        "issued_on",
+        "content",
+        "signer_name",
+        "signer_position",
+        "signer_competence",
+        "urgency",
+        "secrecy",
+        "due_date",
+        "signer_user",
+    ) == EDITABLE
+    # What an edXML MessageHeader needs (QCVN 102), in the order the finding names them.
+    assert (
+        "number",
+        "symbol",
+        "doc_type",
+        "subject",
+        "place",
+        "issued_on",
+        "signer_name",
+        "signer_position",
+        "signer_user",
+    ) == REQUIRED_AT_REVIEW
+    assert {"content", "reason", "comment", "signer_competence"} == MULTI_LINE_FIELDS
+
+
+def test_the_manifest_format_names_the_fields_it_always_named() -> None:
+    # Changing these changes the bytes of every signed manifest (congvan-manifest/1).
+    assert {
+        "number",
+        "symbol",
+        "doc_type",
+        "subject",
+        "place",
+        "issued_on",
+        "signer_name",
+        "signer_position",
+        "signer_competence",
+        "urgency",
+        "due_date",
+    } == set(SIGNED)
+    assert ("legal_normative",) == SIGNED_WHEN_TRUE
+
+
+def test_each_field_is_declared_once() -> None:
+    assert len(DOCUMENT_FIELDS) == len(FIELDS)
+
+
+# -- what is written out keeps to the declaration ------------------------------------------
+
+
+def test_the_documents_table_has_a_column_for_every_field_and_no_other() -> None:
+    listed = set(_COLUMNS) - LIFECYCLE
+
+    assert set(FIELDS) == listed, _differences(set(FIELDS), listed, "the documents table")
+
+
+@pytest.mark.parametrize("field", DOCUMENT_FIELDS, ids=lambda f: f.name)
+def test_each_column_holds_what_its_field_declares(field: DocumentField) -> None:
+    column = _COLUMNS[field.name]
+    default = column.default.arg if column.default is not None else None
+
+    assert field.max_length == getattr(column.type, "length", None), field.name
+    assert field.nullable == column.nullable, field.name
+    assert (None if field.required_at_creation else field.empty) == default, field.name
+    python_type = _PYTHON[field.kind]
+    expected = python_type | None if field.nullable else python_type
+    assert expected == Document.model_fields[field.name].annotation, field.name
