@@ -1,6 +1,8 @@
-"""One list of a document's fields: what derives from it, and the table that keeps to it."""
+"""One list of a document's fields: the table, the API's body keeps to it."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -8,6 +10,7 @@ from congvan.states.fields import (
     DOCUMENT_FIELDS,
     EDITABLE,
     FIELDS,
+    REQUIRED_AT_CREATION,
     REQUIRED_AT_REVIEW,
     SIGNED,
     SIGNED_WHEN_TRUE,
@@ -15,6 +18,7 @@ from congvan.states.fields import (
 )
 from congvan.states.text import MULTI_LINE_FIELDS
 from congvan.storage.tables import Document
+from congvan.workflow.api.schemas import DocumentFields, DocumentIn
 
 # The documents table's columns that are its lifecycle, not the document's metadata.
 LIFECYCLE = {
@@ -30,8 +34,15 @@ LIFECYCLE = {
     "updated_at",
 }
 _COLUMNS = {c.name: c for c in Document.__table__.c}  # type: ignore[attr-defined]
-# The column type of each kind of field (a date is ISO text).
+# The column type of each kind of field (a date is ISO text), and how the API's JSON
+# schema writes it.
 _PYTHON: dict[str, type] = {"text": str, "integer": int, "boolean": bool, "date": str}
+_JSON = {
+    "text": {"type": "string"},
+    "integer": {"type": "integer"},
+    "boolean": {"type": "boolean"},
+    "date": {"type": "string", "format": "date"},
+}
 
 
 def _differences(declared: set[str], listed: set[str], where: str) -> str:
@@ -61,6 +72,7 @@ def test_the_derived_lists_are_the_ones_the_rules_name() -> None:
         "due_date",
         "signer_user",
     ) == EDITABLE
+    assert {"doc_type", "subject"} == REQUIRED_AT_CREATION
     # What an edXML MessageHeader needs (QCVN 102), in the order the finding names them.
     assert (
         "number",
@@ -118,3 +130,25 @@ def test_each_column_holds_what_its_field_declares(field: DocumentField) -> None
     python_type = _PYTHON[field.kind]
     expected = python_type | None if field.nullable else python_type
     assert expected == Document.model_fields[field.name].annotation, field.name
+
+
+def test_the_api_body_has_a_member_for_every_field_and_no_other() -> None:
+    listed = set(DocumentFields.model_fields)
+
+    assert set(FIELDS) == listed, _differences(set(FIELDS), listed, "DocumentFields")
+    assert set(FIELDS) | {"recipients"} == set(DocumentIn.model_fields)
+
+
+@pytest.mark.parametrize("field", DOCUMENT_FIELDS, ids=lambda f: f.name)
+def test_each_api_member_is_typed_and_described_as_declared(field: DocumentField) -> None:
+    schema = DocumentIn.model_json_schema()
+    member = schema["properties"][field.name]
+    types = member.get("anyOf", [member])
+
+    assert field.description == member["description"]
+    assert _JSON[field.kind] in [_bare(t) for t in types], field.name
+    assert field.required_at_creation == (field.name in schema.get("required", []))
+
+
+def _bare(schema: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in schema.items() if k in {"type", "format"}}
