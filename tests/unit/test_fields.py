@@ -1,4 +1,4 @@
-"""One list of a document's fields: the table, the API's body keeps to it."""
+"""One list of a document's fields: the table, the API's bodies and answers keep to it."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ from congvan.states.fields import (
 )
 from congvan.states.text import MULTI_LINE_FIELDS
 from congvan.storage.tables import Document
+from congvan.workflow.api.findings import Manifest
+from congvan.workflow.api.outputs import DocumentOut, Signer
 from congvan.workflow.api.schemas import DocumentFields, DocumentIn
+from congvan.workflow.api.trail import RecordedFields
 
 # The documents table's columns that are its lifecycle, not the document's metadata.
 LIFECYCLE = {
@@ -152,3 +155,25 @@ def test_each_api_member_is_typed_and_described_as_declared(field: DocumentField
 
 def _bare(schema: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in schema.items() if k in {"type", "format"}}
+
+
+def test_every_field_is_in_the_document_view_and_the_recorded_creation() -> None:
+    shown = set(DocumentOut.model_fields) | {f"signer_{n}" for n in Signer.model_fields}
+    recorded = set(RecordedFields.model_fields)
+
+    assert set(FIELDS) <= shown, _differences(set(FIELDS), shown & set(FIELDS), "DocumentOut")
+    assert set(FIELDS) == recorded, _differences(set(FIELDS), recorded, "RecordedFields")
+
+
+def test_the_manifest_answer_names_the_signed_fields() -> None:
+    listed = set(Manifest.model_fields) - {
+        "format",
+        "document_id",
+        "revision",
+        "agency_id",
+        "recipients",
+        "attachments",
+    }
+    signed = {*SIGNED, *SIGNED_WHEN_TRUE}
+
+    assert signed == listed, _differences(signed, listed, "the Manifest answer")
