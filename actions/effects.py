@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from congvan.states import dispatch as d
 from congvan.states.errors import InvalidInput
+from congvan.states.fields import EDITABLE
 from congvan.states.machine import resolve
-from congvan.storage.documents import EDITABLE
 from congvan.storage.ids import new_id
 
 from .context import TransitionContext

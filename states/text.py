@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import unicodedata
 
+from .fields import MULTI_LINE
+
 # Fields whose text may hold line breaks (and tabs); every other text field is one line.
-# A stacked signer block ("TM. ỦY BAN NHÂN DÂN" over "KT. CHỦ TỊCH") is lines too.
-MULTI_LINE_FIELDS = frozenset({"content", "reason", "comment", "signer_competence"})
+# Besides the document's own (states.fields), an event's reason and a reviewer's comment.
+MULTI_LINE_FIELDS = MULTI_LINE | {"reason", "comment"}
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 _LINE_BREAKS = frozenset({"\n", "\r", "\t"})
 

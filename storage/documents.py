@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import NoResultFound
 
+from congvan.states.fields import EDITABLE
+
 from .prepared import Prepared
 from .tables import Attachment, Blob, Document, Recipient
 
@@ -46,25 +48,6 @@ _REVISION = Prepared(select(_c.revision).where(_by_id))
 _MARK_SUBMITTED = Prepared(update(_documents).where(_by_id).values(submitted_revision=_c.revision))
 _WITHDRAW_SUBMISSION = Prepared(update(_documents).where(_by_id).values(submitted_revision=None))
 _SUBMITTED_REVISION = Prepared(select(_c.submitted_revision).where(_by_id))
-
-# Columns a client may set on a draft.
-EDITABLE = (
-    "number",
-    "symbol",
-    "doc_type",
-    "legal_normative",
-    "subject",
-    "place",
-    "issued_on",
-    "content",
-    "signer_name",
-    "signer_position",
-    "signer_competence",
-    "urgency",
-    "secrecy",
-    "due_date",
-    "signer_user",
-)
 
 
 @dataclass(frozen=True)

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
+from congvan.states.fields import REQUIRED_AT_REVIEW
 from congvan.states.policy import is_organ_id
 
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
-
-# What an edXML MessageHeader needs filled in (QCVN 102).
-REQUIRED = (
-    "number",
-    "symbol",
-    "doc_type",
-    "subject",
-    "place",
-    "issued_on",
-    "signer_name",
-    "signer_position",
-    "signer_user",
-)
 
 
 @check(
@@ -27,7 +15,7 @@ REQUIRED = (
     "Every field the exchange needs is filled in",
 )
 def required(inp: CheckInput) -> Finding:
-    missing = [f for f in REQUIRED if not inp.document.get(f)]
+    missing = [f for f in REQUIRED_AT_REVIEW if not inp.document.get(f)]
     if not inp.recipients:
         missing.append("recipients")
     if not inp.main_files:

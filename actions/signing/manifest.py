@@ -45,20 +45,12 @@ from typing import Any
 
 import rfc8785
 
+from congvan.states.fields import SIGNED, SIGNED_WHEN_TRUE
+
 FORMAT = "congvan-manifest/1"
-METADATA_FIELDS = (
-    "number",
-    "symbol",
-    "doc_type",
-    "subject",
-    "place",
-    "issued_on",
-    "signer_name",
-    "signer_position",
-    "signer_competence",
-    "urgency",
-    "due_date",
-)
+# The metadata every manifest names, null when missing (states.fields); the docstring
+# above is the format, and a test holds the two together.
+METADATA_FIELDS = SIGNED
 ATTACHMENT_FIELDS = ("role", "filename", "media_type", "size", "sha256")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -88,8 +80,7 @@ def build_manifest(document: Mapping[str, Any], attachments: Sequence[Mapping[st
         "attachments": [_attachment(i, a) for i, a in enumerate(attachments)],
         "format": FORMAT,
     }
-    if document.get("legal_normative"):
-        manifest["legal_normative"] = True
+    manifest.update({name: True for name in SIGNED_WHEN_TRUE if document.get(name)})
     return rfc8785.dumps(manifest)
 
 

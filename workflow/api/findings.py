@@ -146,6 +146,9 @@ class Manifest(BaseModel):
     signer_competence: str | None
     urgency: int | None
     due_date: str | None = Field(description="ISO date")
+    legal_normative: Literal[True] | None = Field(
+        default=None, description="Present, and true, only for a legal normative document"
+    )
     recipients: list[str] = Field(description="The recipients' electronic identifiers")
     attachments: list[ManifestFile]
 

@@ -9,14 +9,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
 from congvan.states.errors import FieldTooLong, InvalidInput
+from congvan.states.fields import DATES, FIELDS, REQUIRED_AT_CREATION
 from congvan.states.policy import SECRECY, URGENCY
 from congvan.states.text import MULTI_LINE_FIELDS, control_characters
-from congvan.storage.tables import Document, Recipient
+from congvan.storage.tables import Recipient
 
 from ..directory import validate_organ_id
 from ..settings import Settings
 
-_DOCUMENT_COLUMNS = dict(Document.__table__.c)  # type: ignore[attr-defined]
 _RECIPIENT_NAME_LENGTH: int = Recipient.__table__.c.name.type.length  # type: ignore[attr-defined]
 
 
@@ -57,11 +57,9 @@ def _storable(value: str, multi_line: bool = False) -> str:
     return unicodedata.normalize("NFC", value)
 
 
-# Fields that may be null; of the others, these may not be cleared at all, and these are
-# cleared to a value of their own (text fields to "").
-_NULLABLE = frozenset({"number", "issued_on", "due_date"})
-_REQUIRED = frozenset({"doc_type", "subject"})
-_CLEARED_TO: dict[str, Any] = {"urgency": 0, "legal_normative": False}
+def _described(name: str, **limits: Any) -> Any:
+    """An optional field of the body, described as ``states.fields`` describes it."""
+    return Field(default=None, description=FIELDS[name].description, **limits)
 
 
 class RecipientIn(TextModel):
@@ -84,27 +82,22 @@ class DocumentFields(TextModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    number: int | None = Field(default=None, ge=1, le=999_999, description="Số")
-    symbol: str | None = Field(default=None, description="Ký hiệu, e.g. UBND-TĐKT")
-    doc_type: str | None = Field(default=None, description="Tên loại, e.g. CV (công văn)")
-    legal_normative: StrictBool | None = Field(
-        default=None,
-        description="Văn bản quy phạm pháp luật (a QĐ or NQ may be either): numbered in its "
-        "type's own series, written with its year, e.g. 05/2024/QĐ-UBND. Default false.",
-    )
-    subject: str | None = Field(default=None, description="Trích yếu")
-    place: str | None = Field(default=None, description="Địa danh")
-    issued_on: date | None = Field(default=None, description="Ngày ban hành")
-    content: str | None = None
-    signer_name: str | None = None
-    signer_position: str | None = None
-    signer_competence: str | None = Field(default=None, description="e.g. KT. CHỦ TỊCH")
-    signer_user: str | None = Field(
-        default=None, description="User name of the signer in the issuing agency"
-    )
-    urgency: int | None = Field(default=None, description="0 thường … 4 hỏa tốc hẹn giờ")
-    secrecy: str | None = Field(default=None, description="'' or mat, toi_mat, tuyet_mat")
-    due_date: date | None = None
+    # The fields of states.fields, one by one (a test holds the two lists together).
+    number: int | None = _described("number", ge=1, le=999_999)
+    symbol: str | None = _described("symbol")
+    doc_type: str | None = _described("doc_type")
+    legal_normative: StrictBool | None = _described("legal_normative")
+    subject: str | None = _described("subject")
+    place: str | None = _described("place")
+    issued_on: date | None = _described("issued_on")
+    content: str | None = _described("content")
+    signer_name: str | None = _described("signer_name")
+    signer_position: str | None = _described("signer_position")
+    signer_competence: str | None = _described("signer_competence")
+    signer_user: str | None = _described("signer_user")
+    urgency: int | None = _described("urgency")
+    secrecy: str | None = _described("secrecy")
+    due_date: date | None = _described("due_date")
 
     @field_validator("urgency")
     @classmethod
@@ -121,25 +114,26 @@ class DocumentFields(TextModel):
         return value
 
     def as_row(self) -> dict[str, Any]:
-        """Only the fields that were given, with dates as ISO text; ``null`` clears a field."""
+        """Only the fields that were given, with dates as ISO text; ``null`` clears a field
+        to its empty value (``states.fields``), except a field required at creation."""
         row = self.model_dump(exclude_unset=True)
-        for key in ("issued_on", "due_date"):
+        for key in DATES:
             if row.get(key) is not None:
                 row[key] = row[key].isoformat()
         for key, value in row.items():
-            if value is not None or key in _NULLABLE:
+            if value is not None:
                 continue
-            if key in _REQUIRED:
+            if key in REQUIRED_AT_CREATION:
                 raise InvalidInput(f"{key} cannot be empty.", field=key)
-            row[key] = _CLEARED_TO.get(key, "")
+            row[key] = FIELDS[key].empty
         return row
 
 
 class DocumentIn(DocumentFields):
     """A new draft: its metadata and recipients. Files come as multipart parts."""
 
-    doc_type: str = Field(description="Tên loại, e.g. CV (công văn)")
-    subject: str = Field(description="Trích yếu")
+    doc_type: str = Field(description=FIELDS["doc_type"].description)
+    subject: str = Field(description=FIELDS["subject"].description)
     recipients: list[RecipientIn] = Field(default_factory=list)
 
 
@@ -181,9 +175,10 @@ def check_limits(
         if not isinstance(value, str):
             continue
         limit = limits.get(key, settings.max_text_length)
-        column = getattr(_DOCUMENT_COLUMNS.get(key), "type", None)
-        if getattr(column, "length", None):
-            limit = min(limit, column.length)  # type: ignore[union-attr]
+        # The column's length (states.fields) caps the setting.
+        field = FIELDS.get(key)
+        if field is not None and field.max_length is not None:
+            limit = min(limit, field.max_length)
         if len(value) > limit:
             raise FieldTooLong(
                 f"{key} is {len(value)} characters long; at most {limit}.",

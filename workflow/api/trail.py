@@ -53,6 +53,7 @@ class RecordedFields(BaseModel):
     number: int | None = None
     symbol: str | None = None
     doc_type: str | None = None
+    legal_normative: bool | None = None
     subject: str | None = None
     place: str | None = None
     issued_on: date | None = None
