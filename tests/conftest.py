@@ -146,6 +146,7 @@ def boot(
         jobs: Mapping[str, JobAction] | None = None,
         checks: Sequence[Check] | None = None,
         clock: FrozenClock = clock,
+        check_schema: bool = True,
         **settings: Any,
     ) -> Runtime:
         # No fsync per commit: durability across power cuts is not under test.
@@ -157,6 +158,7 @@ def boot(
             effects=effects,
             jobs=jobs,
             checks=checks,
+            check_schema=check_schema,
         )
         started.append(runtime)
         return runtime
