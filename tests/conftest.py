@@ -1,31 +1,30 @@
 """Shared fixtures: real databases (SQLite and PostgreSQL), a bootstrapped runtime, factories.
 
-Every test that asks for ``db_url`` (or ``runtime``) runs twice: on a SQLite file and on a
-fresh PostgreSQL database copied from a migrated template. The PostgreSQL server starts
-once per session, and only when a PostgreSQL test runs; if its binaries are missing, those
-tests fail rather than skip.
+Every database is a copy of a migrated template (``databases``); ``boot`` is the one way to
+build a runtime, with the test's ``clock``. Every test that asks for ``db_url`` (or
+``runtime``, ``make_runtime``) runs twice: on a SQLite file and on a PostgreSQL database.
+The PostgreSQL server starts once per session, and only when a PostgreSQL test runs; if its
+binaries are missing, those tests fail rather than skip. The API tests build on ``boot``
+too (tests/api/conftest.py).
 """
 
 from __future__ import annotations
 
-import shutil
-import uuid
-from collections.abc import Callable, Iterator, Mapping
+import functools
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
+from congvan.actions.checks import Check
 from congvan.actions.context import Actor, Effect, Guard, JobAction
 from congvan.actions.signing import keywrap
 from congvan.storage.clock import FrozenClock
-from congvan.storage.database import make_engine
-from congvan.storage.schema import migrate
 from congvan.workflow.bootstrap import Runtime, bootstrap
 from congvan.workflow.settings import Settings
+from tests.databases import Databases, Templates
 from tests.factories import actor, add_agency, create_document
 from tests.servers import start_postgres, start_redis
 from tests.tools import require
@@ -54,15 +53,7 @@ def full_kdf_cost(monkeypatch: pytest.MonkeyPatch) -> int:
 
 # -- databases ---------------------------------------------------------------------------
 
-
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite file, copied for each test (faster than migrating each time)."""
-    path = tmp_path_factory.mktemp("sqlite-template") / "congvan.db"
-    engine = make_engine(f"sqlite:///{path}")
-    migrate(engine)
-    engine.dispose()  # the last connection checkpoints the WAL into the file
-    return path
+DB_KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(scope="session")
@@ -73,46 +64,31 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_template(postgres_server: str) -> str:
-    """The name of a migrated database that each test's database is copied from."""
-    name = "congvan_template"
-    with _admin(postgres_server) as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(_with_database(postgres_server, name))
-    migrate(engine)
-    engine.dispose()  # CREATE DATABASE ... TEMPLATE needs the template to be idle
-    return name
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
+    """The session's migrated databases that each test's databases are copied from."""
+    return Templates(tmp_path_factory.mktemp("templates"))
 
 
-def _admin(server_url: str) -> Connection:
-    engine = create_engine(
-        make_url(server_url).set(drivername="postgresql+psycopg"),
-        isolation_level="AUTOCOMMIT",
-        poolclass=NullPool,
-    )
-    return engine.connect()
+@pytest.fixture
+def databases(
+    request: pytest.FixtureRequest, templates: Templates, tmp_path: Path
+) -> Iterator[Databases]:
+    """Fresh databases for this test; PostgreSQL's server starts on the first one asked."""
+    made = Databases(templates, tmp_path, lambda: str(request.getfixturevalue("postgres_server")))
+    yield made
+    made.drop_all()
 
 
-def _with_database(server_url: str, database: str) -> str:
-    return make_url(server_url).set(database=database).render_as_string(hide_password=False)
+@pytest.fixture(params=DB_KINDS)
+def db_kind(request: pytest.FixtureRequest) -> str:
+    """Each kind of database in turn: the test runs once on each."""
+    return str(request.param)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture
+def db_url(databases: Databases, db_kind: str) -> str:
     """The URL of a fresh, migrated database of each kind."""
-    if request.param == "sqlite":
-        path = tmp_path / "congvan.db"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        yield f"sqlite:///{path}"
-        return
-    server = request.getfixturevalue("postgres_server")
-    template = request.getfixturevalue("postgres_template")
-    name = f"test_{uuid.uuid4().hex[:16]}"
-    with _admin(server) as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield _with_database(server, name)
-    with _admin(server) as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return databases.new(db_kind).url
 
 
 @pytest.fixture(scope="session")
@@ -137,39 +113,65 @@ def redis_url(redis_server: str) -> str:
 
 @pytest.fixture
 def clock() -> FrozenClock:
+    """The test's time; every runtime of the test reads it."""
     return FrozenClock()
 
 
 # -- runtime -----------------------------------------------------------------------------
 
+Boot = Callable[..., Runtime]
 MakeRuntime = Callable[..., Runtime]
 
 
 @pytest.fixture
-def make_runtime(db_url: str, tmp_path: Path, clock: FrozenClock) -> Iterator[MakeRuntime]:
-    """Bootstrap congvan on the test database with fakes; every runtime is stopped after."""
+def boot(
+    databases: Databases, tmp_path: Path, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Boot]:
+    """Bootstrap congvan on a database URL with fakes; every runtime is stopped after.
+
+    The one place tests build a runtime: ``make_runtime`` binds it to ``db_url``, and the API
+    fixtures to a database seeded with their directory. Runtimes read the test's ``clock``
+    unless given another (the engine walk gives each example its own).
+    """
+    for name in list(os.environ):
+        if name.startswith("CONGVAN_"):  # the tests choose every setting themselves
+            monkeypatch.delenv(name)
     started: list[Runtime] = []
 
     def make(
+        database_url: str,
         *,
         guards: Mapping[str, Guard] | None = None,
         effects: Mapping[str, Effect] | None = None,
         jobs: Mapping[str, JobAction] | None = None,
+        checks: Sequence[Check] | None = None,
+        clock: FrozenClock = clock,
+        check_schema: bool = True,
         **settings: Any,
     ) -> Runtime:
+        # No fsync per commit: durability across power cuts is not under test.
+        settings.setdefault("sqlite_synchronous", "NORMAL")
         runtime = bootstrap(
-            Settings(data_dir=tmp_path, database_url=db_url, **settings),
+            Settings(data_dir=tmp_path, database_url=database_url, **settings),
             clock=clock,
             guards=guards,
             effects=effects,
             jobs=jobs,
+            checks=checks,
+            check_schema=check_schema,
         )
         started.append(runtime)
         return runtime
 
     yield make
     for runtime in reversed(started):
-        runtime.stop()
+        runtime.stop()  # before ``databases`` drops what they were connected to
+
+
+@pytest.fixture
+def make_runtime(boot: Boot, db_url: str) -> MakeRuntime:
+    """congvan on the test's database of each kind; takes ``boot``'s fakes and settings."""
+    return functools.partial(boot, db_url)
 
 
 @pytest.fixture

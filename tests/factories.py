@@ -1,16 +1,19 @@
-"""Factories, fakes and snapshots shared by the integration tests."""
+"""Factories, fakes and snapshots shared by the tests (integration and API)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from congvan.actions.context import Actor, Effect, Guard, JobAction, JobContext, TransitionContext
+from congvan.states.policy import ROLES
 from congvan.storage.audit import verify_chains
 from congvan.storage.tables import metadata
+from congvan.storage.unit_of_work import UnitOfWork
 from congvan.workflow import directory
 from congvan.workflow.bootstrap import Runtime
 
@@ -40,6 +43,23 @@ SAMPLE_RECIPIENTS: list[dict[str, str]] = [
     {"organ_id": "000.00.01.H57", "name": "Văn phòng UBND tỉnh"},
     {"organ_id": "000.00.02.H57", "name": "Sở Thông tin và Truyền thông"},
 ]
+
+# The API tests' directory: the province (AGENCY_ID) and one of its departments.
+A = AGENCY_ID
+B = "000.00.11.H57"  # Sở Nội vụ tỉnh Thừa Thiên Huế
+AGENCIES = {A: ("Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND"), B: ("Sở Nội vụ", "SNV")}
+
+# The same letter as a clerk enters it over HTTP: a shorter subject, no content.
+LETTER: dict[str, Any] = {
+    **{name: value for name, value in SAMPLE_FIELDS.items() if name != "content"},
+    "subject": "V/v tăng cường gửi, nhận văn bản điện tử giữa các cơ quan hành chính nhà nước",
+    "urgency": 0,
+    "recipients": [
+        {"organ_id": B, "name": "Sở Nội vụ tỉnh Thừa Thiên Huế"},
+        {"organ_id": "000.00.31.H57", "name": "UBND thành phố Huế"},
+    ],
+}
+MAIN_PDF = b"%PDF-1.4\n% 1227/UBND-TDKT\n" + bytes(range(256))
 
 
 # -- fakes for capabilities this installation does not provide yet -----------------------
@@ -89,6 +109,22 @@ def add_agency(
             directory.add_agency(uow, agency_id, name, abbreviation, runtime.clock())
             uow.commit()
     return agency_id
+
+
+Directory = tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]
+
+
+def seed_directory(uow: UnitOfWork, now: datetime) -> Directory:
+    """Agencies A and B, one user per role in each, one token per user: (tokens, users)."""
+    tokens: dict[str, dict[str, str]] = {}
+    users: dict[str, dict[str, str]] = {}
+    for agency, (name, abbreviation) in AGENCIES.items():
+        directory.add_agency(uow, agency, name, abbreviation, now)
+        tokens[agency], users[agency] = {}, {}
+        for role in ROLES:
+            users[agency][role] = directory.ensure_user(uow, agency, role, [role], now)
+            tokens[agency][role] = directory.create_token(uow, users[agency][role], now).token
+    return tokens, users
 
 
 def actor(roles: str | Sequence[str], agency: str = AGENCY_ID, name: str | None = None) -> Actor:

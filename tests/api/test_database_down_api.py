@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from congvan.workflow.api import create_app
-from congvan.workflow.bootstrap import bootstrap
-from congvan.workflow.settings import Settings
 from tests.api.conftest import Api, assert_error
+from tests.conftest import Boot
+from tests.databases import Databases
 from tests.servers import find_free_port
 
 MakeClient = Callable[[str], TestClient]
@@ -34,21 +34,18 @@ READS = [
 
 
 @pytest.fixture
-def client_for(tmp_path: Path) -> Iterator[MakeClient]:
+def client_for(boot: Boot) -> Iterator[MakeClient]:
     """A test client of the app on ``database_url``, its schema unchecked at start."""
-    opened: list[tuple[Any, TestClient]] = []
+    opened: list[TestClient] = []
 
     def make(database_url: str) -> TestClient:
-        settings = Settings(data_dir=tmp_path, database_url=database_url)
-        runtime = bootstrap(settings, check_schema=False)
-        client = TestClient(create_app(runtime), raise_server_exceptions=False)
-        opened.append((runtime, client))
-        return client
+        runtime = boot(database_url, check_schema=False)
+        opened.append(TestClient(create_app(runtime), raise_server_exceptions=False))
+        return opened[-1]
 
     yield make
-    for runtime, client in opened:
-        client.close()
-        runtime.stop()
+    for client in opened:
+        client.close()  # before ``boot`` stops the runtimes
 
 
 def _answers(client: TestClient) -> list[tuple[str, Any]]:
@@ -75,10 +72,10 @@ def test_a_database_that_is_down_is_503_database_unavailable(client_for: MakeCli
 
 
 def test_a_database_not_migrated_is_503_database_not_migrated(
-    client_for: MakeClient, tmp_path: Path
+    client_for: MakeClient, databases: Databases, tmp_path: Path
 ) -> None:
     # Given a server whose SQLite file is empty: never migrated
-    client = client_for(f"sqlite:///{tmp_path / 'empty.db'}")
+    client = client_for(databases.empty())
     for path, response in _answers(client):
         if path == "/v1/health":  # alive, and says what is wrong
             assert "outdated" == response.json()["schema"]

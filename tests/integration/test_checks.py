@@ -11,13 +11,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import shutil
 import unicodedata
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,9 +34,10 @@ from congvan.storage.ids import new_id
 from congvan.storage.tables import Agency, OutboxJob
 from congvan.storage.timers import JOB_DEADLINE
 from congvan.workflow import directory
-from congvan.workflow.bootstrap import Runtime, bootstrap
+from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.letters import sample_pdf
-from congvan.workflow.settings import Settings
+from tests.conftest import Boot, MakeRuntime
+from tests.databases import Databases
 from tests.factories import AGENCY_ID, AGENCY_NAME, SAMPLE_FIELDS, SAMPLE_RECIPIENTS, actor
 
 CLERK = actor("clerk")
@@ -676,46 +675,19 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
-    """A fresh migrated SQLite database (the table runs on SQLite only)."""
-    path = tmp_path / "checks.db"
-    shutil.copyfile(sqlite_template, path)
-    return f"sqlite:///{path}"
-
-
-Boot = Callable[..., Runtime]
+def letters(boot: Boot, databases: Databases) -> Runtime:
+    """On SQLite only: the table of letters is about the checks, not the database."""
+    return fill_directory(boot(databases.new().url))
 
 
 @pytest.fixture
-def boot(tmp_path: Path, clock: FrozenClock) -> Iterator[Boot]:
-    """congvan on a database, with the sample letter's directory; stopped after the test."""
-    started: list[Runtime] = []
-
-    def make(url: str, *, checks: Sequence[Check] | None = None) -> Runtime:
-        runtime = bootstrap(
-            Settings(data_dir=tmp_path, database_url=url), clock=clock, checks=checks
-        )
-        started.append(runtime)
-        fill_directory(runtime)
-        return runtime
-
-    yield make
-    for runtime in reversed(started):
-        runtime.stop()
-
-
-@pytest.fixture
-def letters(boot: Boot, sqlite_url: str) -> Runtime:
-    return boot(sqlite_url)
-
-
-@pytest.fixture
-def runtime(boot: Boot, db_url: str) -> Runtime:
+def runtime(make_runtime: MakeRuntime) -> Runtime:
     """On SQLite and on PostgreSQL."""
-    return boot(db_url)
+    return fill_directory(make_runtime())
 
 
-def fill_directory(runtime: Runtime) -> None:
+def fill_directory(runtime: Runtime) -> Runtime:
+    """Add the sample letter's directory to ``runtime``'s database; returns ``runtime``."""
     now = runtime.clock()
     with runtime.uow() as uow:
         for organ_id, name, abbreviation in AGENCIES:
@@ -725,6 +697,7 @@ def fill_directory(runtime: Runtime) -> None:
                 uow, AGENCY_ID, username, roles, now, full_name=full_name, position=position
             )
         uow.commit()
+    return runtime
 
 
 def grant(runtime: Runtime, grants: Sequence[Grant]) -> None:
@@ -1197,12 +1170,12 @@ class Exploding:
 
 
 def test_a_crashing_check_records_an_error_and_the_job_is_retried(
-    boot: Boot, db_url: str, clock: FrozenClock
+    make_runtime: MakeRuntime, clock: FrozenClock
 ) -> None:
     # Given an installation with a check that crashes, among the real ones
     exploding = Exploding()
     crashing = Check("test.explodes", "blocking", "Luôn lỗi", "Always crashes", exploding)
-    runtime = boot(db_url, checks=[crashing, *CHECKS])
+    runtime = fill_directory(make_runtime(checks=[crashing, *CHECKS]))
     grant(runtime, GRANTS)
     document_id = write(runtime)
     job_id = submit(runtime, document_id)

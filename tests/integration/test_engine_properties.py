@@ -18,11 +18,8 @@ A failing walk can take hypothesis a few minutes to shrink: each example has its
 from __future__ import annotations
 
 import itertools
-import shutil
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,9 +33,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import text
 
 from congvan.actions.context import SYSTEM, Actor, Guard, TransitionContext
 from congvan.states import DISPATCH, DOCUMENT
@@ -59,9 +54,10 @@ from congvan.states.policy import CREATE_ROLES, EVENT_ROLES, REASON_REQUIRED, RO
 from congvan.states.spec import MachineSpec
 from congvan.storage.audit import verify_chains
 from congvan.storage.clock import FrozenClock
-from congvan.workflow.bootstrap import Runtime, bootstrap
+from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.engine import Engine, FireResult
-from congvan.workflow.settings import Settings
+from tests.conftest import Boot
+from tests.databases import Databases
 from tests.factories import (
     AGENCY_ID,
     OTHER_AGENCY_ID,
@@ -98,9 +94,6 @@ NO_DISPATCH = "no-such-dispatch"
 
 # Mostly yes, so that walks of 30 steps get past signing and sending.
 MOSTLY = st.sampled_from((True,) * 9 + (False,))
-
-NewDatabase = Callable[[], tuple[str, Callable[[], None]]]
-
 
 # -- what the walk believes ---------------------------------------------------------------
 
@@ -166,23 +159,19 @@ def is_edge(spec: MachineSpec, event: str, source: str, dest: str) -> bool:
 class EngineWalk(RuleBasedStateMachine):
     """The engine on one fresh database, with the model of what it should have done."""
 
-    def __init__(self, new_database: NewDatabase, data_dir: Path) -> None:
+    def __init__(self, boot: Boot, databases: Databases, db_kind: str) -> None:
         super().__init__()
-        url, self._drop_database = new_database()
-        self.clock = FrozenClock()
+        self._databases = databases
+        self._url = databases.new(db_kind).url
+        self.clock = FrozenClock()  # each walk starts at the same time
         self.truth = dict.fromkeys(FAKE_GUARDS, True)
-        self.runtime: Runtime = bootstrap(
-            Settings(
-                data_dir=data_dir,
-                database_url=url,
-                dispatch_max_attempts=MAX_ATTEMPTS,
-                # Durability is not under test here, and an fsync per commit is most of the time.
-                sqlite_synchronous="NORMAL",
-            ),
+        self.runtime: Runtime = boot(
+            self._url,
             clock=self.clock,
             guards={name: self._fake_guard(name) for name in FAKE_GUARDS},
             effects={"attach_signature": does_nothing},
             jobs={"run_review_checks": job_done, "deliver_dispatches": job_done},
+            dispatch_max_attempts=MAX_ATTEMPTS,
         )
         # The same database, served by an installation that cannot sign or deliver yet.
         full = self.runtime.engine
@@ -205,7 +194,7 @@ class EngineWalk(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.runtime.stop()
-        self._drop_database()
+        self._databases.drop(self._url)
 
     def _fake_guard(self, name: str) -> Guard:
         def guard(_ctx: TransitionContext) -> tuple[bool, str]:
@@ -665,52 +654,6 @@ def replay(trail: list[dict[str, Any]]) -> tuple[str, dict[str, str]]:
     return state, dispatches
 
 
-# -- databases, one per example -------------------------------------------------------------
-
-
-@pytest.fixture
-def sqlite_databases(sqlite_template: Path, tmp_path: Path) -> NewDatabase:
-    """Copies of the migrated SQLite template, one per call."""
-    numbers = itertools.count()
-
-    def new() -> tuple[str, Callable[[], None]]:
-        path = tmp_path / f"walk-{next(numbers)}.db"
-        shutil.copyfile(sqlite_template, path)
-
-        def drop() -> None:
-            for suffix in ("", "-wal", "-shm"):
-                path.with_name(path.name + suffix).unlink(missing_ok=True)
-
-        return f"sqlite:///{path}", drop
-
-    return new
-
-
-@pytest.fixture
-def postgres_databases(postgres_server: str, postgres_template: str) -> Iterator[NewDatabase]:
-    """Databases copied from the migrated PostgreSQL template, one per call."""
-    server = make_url(postgres_server)
-    admin = create_engine(
-        server.set(drivername="postgresql+psycopg"),
-        isolation_level="AUTOCOMMIT",
-        poolclass=NullPool,
-    )
-
-    def new() -> tuple[str, Callable[[], None]]:
-        name = f"walk_{uuid.uuid4().hex[:16]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"'))
-
-        def drop() -> None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-        return server.set(database=name).render_as_string(hide_password=False), drop
-
-    yield new
-    admin.dispose()
-
-
 WALK = settings(
     max_examples=25,
     stateful_step_count=30,
@@ -721,15 +664,15 @@ WALK = settings(
 )
 
 
-def test_random_events_on_sqlite(sqlite_databases: NewDatabase, tmp_path: Path) -> None:
-    run_state_machine_as_test(lambda: EngineWalk(sqlite_databases, tmp_path), settings=WALK)
+def test_random_events_on_sqlite(boot: Boot, databases: Databases) -> None:
+    run_state_machine_as_test(lambda: EngineWalk(boot, databases, "sqlite"), settings=WALK)
 
 
 @pytest.mark.postgres
-def test_random_events_on_postgres(postgres_databases: NewDatabase, tmp_path: Path) -> None:
+def test_random_events_on_postgres(boot: Boot, databases: Databases) -> None:
     # Fewer and shorter walks: each example creates and drops a database.
     run_state_machine_as_test(
-        lambda: EngineWalk(postgres_databases, tmp_path),
+        lambda: EngineWalk(boot, databases, "postgres"),
         settings=settings(WALK, max_examples=5, stateful_step_count=20),
     )
 

@@ -8,9 +8,7 @@ the migrated template the other tests copy), so it sees only what the migrations
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from pprint import pformat
 from typing import Any
 
@@ -18,13 +16,12 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine, inspect
 
 from congvan.storage.database import make_engine
 from congvan.storage.schema import alembic_config, current_revision, head_revision, migrate
 from congvan.storage.tables import metadata
+from tests.databases import Databases
 
 
 # Types are compared on both databases and come out clean: on SQLite, Alembic does not
@@ -35,27 +32,10 @@ def compare_options(engine: Engine) -> dict[str, bool]:
     return {"compare_type": True, "compare_server_default": engine.dialect.name != "sqlite"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture
+def empty_db_url(databases: Databases, db_kind: str) -> str:
     """The URL of an empty database of each kind: no table, not even alembic_version."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'congvan.db'}"
-        return
-    server = make_url(request.getfixturevalue("postgres_server"))
-    admin = create_engine(
-        server.set(drivername="postgresql+psycopg"),
-        isolation_level="AUTOCOMMIT",
-        poolclass=NullPool,
-    )
-    name = f"migrations_{uuid.uuid4().hex[:16]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return databases.empty(db_kind)
 
 
 @pytest.fixture

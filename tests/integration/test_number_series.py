@@ -27,7 +27,6 @@ from tests.integration.test_checks import (
 
 # The letter's directory and clock, on SQLite and PostgreSQL, as test_checks builds them.
 clock = test_checks.clock
-boot = test_checks.boot
 runtime = test_checks.runtime
 
 # Decision 05/2021/QĐ-UBND, a legal normative decision of the province.
