@@ -187,6 +187,9 @@ class Engine:
         self.preparers: dict[str, Preparer] = {
             name: e.prepare for name, e in self.effects.items() if isinstance(e, PreparedEffect)
         }
+        self._prepared_events = frozenset(
+            t.trigger for t in DOCUMENT.transitions if set(t.effects) & set(self.preparers)
+        )
         self.jobs = frozenset(jobs)
         self.clock = clock
         self.job_deadline = timedelta(seconds=job_deadline_seconds)
@@ -443,8 +446,8 @@ class Engine:
         caller may fire the event and its guards hold now (otherwise the transition itself
         gives the answer, and no heavy work was wasted). None: nothing to prepare.
         """
-        if not self.preparers or event not in DOCUMENT.events:
-            return None
+        if event not in self._prepared_events:
+            return None  # no edge of this event has an effect to prepare: no extra read
         with self.open_uow(readonly=True) as uow:
             head = uow.documents.head(document_id)
             if head is None or (not actor.is_system and head.agency_id != actor.agency_id):

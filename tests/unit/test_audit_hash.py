@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -234,3 +235,27 @@ def test_entries_chain_by_previous_hash() -> None:
     # Re-linking the third entry straight after the first is detectable.
     relinked = {**{k: getattr(third, k) for k in FIELDS}, "prev_hash": first.hash}
     assert entry_hash(**relinked) != third.hash
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=12,
+    )
+)
+def test_canonical_json_is_rfc8785_whichever_encoder_writes_it(value: Any) -> None:
+    # The C encoder's fast path and the RFC 8785 library must agree byte for byte
+    # (keys beyond the BMP, floats, large integers go the library's way).
+    try:
+        expected = rfc8785.dumps(value).decode("utf-8")
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError):
+        with pytest.raises((TypeError, UnicodeEncodeError)):
+            canonical_json(value).encode("utf-8")
+        return
+    assert canonical_json(value) == expected
