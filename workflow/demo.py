@@ -83,6 +83,13 @@ class Demo:
             )
         return body
 
+    def download(self, who: str, path: str) -> bytes:
+        """The bytes of a binary answer (a PDF, a manifest), which must be 200."""
+        response = self.client.get(path, headers={"Authorization": f"Bearer {self.tokens[who]}"})
+        if response.status_code != 200:
+            raise DemoFailed(f"GET {path} as {who}: expected 200, got {response.status_code}")
+        return response.content
+
     def step(self, text: str) -> None:
         self.step_no += 1
         print(f"\n{self.step_no}. {text}")
@@ -261,14 +268,11 @@ def _clean_letter(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:
         "signer_matches",
     )
     print("   verified: " + ", ".join(f"{p} ✓" for p in points if verdict[p]))
-    signed_pdf = demo.client.get(
-        f"/v1/documents/{doc_id}/signed-pdf",
-        headers={"Authorization": f"Bearer {demo.tokens['văn thư']}"},
-    )
-    if signed_pdf.status_code != 200 or not signed_pdf.content.startswith(b"%PDF"):
+    signed_pdf = demo.download("văn thư", f"/v1/documents/{doc_id}/signed-pdf")
+    if not signed_pdf.startswith(b"%PDF"):
         raise DemoFailed("the signed PDF is missing")
     print(
-        f"   the main PDF now carries a visible PAdES stamp ({len(signed_pdf.content):,} "
+        f"   the main PDF now carries a visible PAdES stamp ({len(signed_pdf):,} "
         "bytes, GET …/signed-pdf)"
     )
 
@@ -280,10 +284,7 @@ def _clean_letter(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:
 
 def _refused_signatures(demo: Demo, runtime: Any, doc_id: str, passphrase: str) -> None:
     """The signer's own token signs with an expired, then a revoked certificate."""
-    manifest = demo.client.get(
-        f"/v1/documents/{doc_id}/manifest",
-        headers={"Authorization": f"Bearer {demo.tokens['lãnh đạo']}"},
-    ).content
+    manifest = demo.download("lãnh đạo", f"/v1/documents/{doc_id}/manifest")
     now = runtime.clock()
     with runtime.uow() as uow:
         expired = keystore.issue_signer(
@@ -338,10 +339,7 @@ def _refused_signatures(demo: Demo, runtime: Any, doc_id: str, passphrase: str) 
     # The token signs the main PDF too (PAdES, visible stamp), with the same certificate.
     view = demo.call("lãnh đạo", "GET", f"/v1/documents/{doc_id}", expect=200)
     (main,) = [a for a in view["attachments"] if a["role"] == "main"]
-    original = demo.client.get(
-        f"/v1/documents/{doc_id}/attachments/{main['sha256']}",
-        headers={"Authorization": f"Bearer {demo.tokens['lãnh đạo']}"},
-    ).content
+    original = demo.download("lãnh đạo", f"/v1/documents/{doc_id}/attachments/{main['sha256']}")
     with runtime.uow(readonly=True) as uow:
         roots = runtime.trust.roots()
         agency = (uow.agencies.agency(PROVINCE[0]) or {}).get("name", "")
