@@ -107,14 +107,13 @@ def _error_marks(exc: CongvanError, checks: Sequence[str]) -> tuple[dict[str, st
 
 
 def _signed_by(cms_der: bytes) -> tuple[dict[str, Any] | None, datetime | None]:
-    """Who the CMS's signer certificate names, and the claimed signing time.
-
-    Read for display only (also when verification fails); nothing here is trusted.
+    """Who the CMS's signer certificate names (in the verdict's shape), and the claimed
+    signing time. Read for display only (also when verification fails); nothing here is
+    trusted.
     """
     from asn1crypto import cms as asn1_cms
-    from cryptography import x509
 
-    from congvan.actions.signing import pki
+    from congvan.actions.signing.certpath import describe_certificate
 
     try:
         signed_data = asn1_cms.ContentInfo.load(cms_der)["content"]
@@ -133,17 +132,7 @@ def _signed_by(cms_der: bytes) -> tuple[dict[str, Any] | None, datetime | None]:
                 )
                 or (kind == "subject_key_identifier" and cert.key_identifier == sid.native)
             ):
-                info = pki.describe(x509.load_der_x509_certificate(cert.dump()))
-                return {
-                    "name": info["common_name"],
-                    "position": info["title"],
-                    "agency": info["organization"],
-                    "agency_id": info["agency_id"],
-                    "sha256": info["sha256_fingerprint"],
-                    "serial": info["serial"],
-                    "issuer": info["issuer_common_name"],
-                    "validity": f"{info['not_before']} → {info['not_after']}",
-                }, signing_time
+                return describe_certificate(cert), signing_time
         return None, signing_time
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         return None, None
@@ -155,31 +144,22 @@ def _print_signer(cms_der: bytes, verdict: Any) -> None:
     signer, claimed = _signed_by(cms_der)
     if verdict is not None:
         claimed = verdict.signing_time
-        if signer is None:  # a PDF: the verdict names the signer
-            named = verdict.signer
-            signer = {
-                "name": named.get("common_name"),
-                "position": named.get("title"),
-                "agency": named.get("organization"),
-                "agency_id": named.get("organizational_unit"),
-                "sha256": named.get("sha256"),
-                "serial": named.get("serial_number"),
-                "issuer": named.get("issuer"),
-                "validity": f"{named.get('not_before')} → {named.get('not_after')}",
-            }
+        if signer is None:  # a PDF: the verdict names the signer, in the same shape
+            signer = dict(verdict.signer)
     if signer is None:
         print("signer        (no readable signer certificate in the signature)")
     else:
-        agency = signer["agency"] or "—"
-        if signer["agency_id"]:
-            agency = f"{agency} ({signer['agency_id']})"
-        print(f"signer        {signer['name'] or '—'}")
-        print(f"position      {signer['position'] or '—'}")
+        agency = signer.get("organization") or "—"
+        if signer.get("organizational_unit"):
+            agency = f"{agency} ({signer['organizational_unit']})"
+        print(f"signer        {signer.get('common_name') or '—'}")
+        print(f"position      {signer.get('title') or '—'}")
         print(f"agency        {agency}")
-        print(f"certificate   sha256 {signer['sha256']}")
+        print(f"certificate   sha256 {signer.get('sha256')}")
         print(
-            f"              serial {signer['serial']}, issued by {signer['issuer'] or '—'}, "
-            f"valid {signer['validity']}"
+            f"              serial {signer.get('serial_number')}, issued by "
+            f"{signer.get('issuer') or '—'}, valid {signer.get('not_before')} → "
+            f"{signer.get('not_after')}"
         )
     if claimed is not None:
         print(
