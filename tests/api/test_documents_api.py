@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from typing import Any
 from urllib.parse import quote
 
+import anyio
+import httpx
 import pytest
 
 from congvan.actions.context import TransitionContext
@@ -619,3 +623,37 @@ def test_a_file_name_is_a_name_and_downloads_in_utf_8(api: Api, sent: str, kept:
     assert f"filename*=UTF-8''{quote(kept, safe='')}" in disposition
     fallback = disposition.split('filename="', 1)[1].split('"', 1)[0]
     assert fallback.isascii() and "?" not in fallback and "/" not in fallback
+
+
+def test_a_create_waiting_on_the_database_does_not_hold_up_other_requests(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a create whose engine call is held (a slow disk, a locked database)
+    entered, release, let_go = threading.Event(), threading.Event(), threading.Event()
+    create = api.runtime.engine.create_document
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(timeout=30)  # a blocked event loop never releases it: then time out
+        let_go.set()
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(api.runtime.engine, "create_document", held)
+    body = {"metadata": json.dumps(LETTER, ensure_ascii=False)}
+    files = {"main": ("1227.pdf", MAIN_PDF, "application/pdf")}
+
+    async def meanwhile() -> tuple[int, int]:
+        transport = httpx.ASGITransport(app=api.client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            creating = asyncio.create_task(
+                client.post("/v1/documents", headers=api.auth(), data=body, files=files)
+            )
+            await anyio.to_thread.run_sync(entered.wait)
+            # When another request comes in while the create waits, it is answered
+            health = await client.get("/v1/health")
+            answered_while_held = not let_go.is_set()
+            release.set()
+            return health.status_code, answered_while_held, (await creating).status_code
+
+    # Then the health check is answered while the create still waits, and both succeed
+    assert anyio.run(meanwhile) == (200, True, 201)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Header, Path, Query, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from congvan.states import DOCUMENT
@@ -103,6 +104,10 @@ def _printable(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch) != "Cc")
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 async def _read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[str, Any]:
     data = await upload.read(max_bytes + 1)
     if len(data) > max_bytes:
@@ -124,7 +129,7 @@ async def _read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[st
             length=len(filename),
         )
     return {
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256": await run_in_threadpool(_sha256, data),
         "filename": filename,
         "media_type": _printable(upload.content_type or "").strip()[:100]
         or "application/octet-stream",
@@ -189,8 +194,15 @@ async def create_document(
         else None
     )
     # The document as created, even when replayed after it has changed: the first answer.
-    view = runtime.engine.create_document(
-        actor_of(principal), fields, recipients, files, idempotency=idem
+    # The engine blocks (SQL, hashing, the commit's fsync): in the thread pool, so that
+    # the event loop keeps serving other requests meanwhile.
+    view = await run_in_threadpool(
+        runtime.engine.create_document,
+        actor_of(principal),
+        fields,
+        recipients,
+        files,
+        idempotency=idem,
     )
     response.headers["Location"] = f"/v1/documents/{view['id']}"
     response.headers["ETag"] = f'"{view["version"]}"'
