@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
 from congvan.states import DOCUMENT
 from congvan.states.policy import CREATE_ROLES, EVENT_ROLES, READ_ROLES, ROLES
+from congvan.storage.clock import FrozenClock
+from congvan.workflow.api.deps import get_clock
 from tests.api.conftest import MAIN_PDF, A, Api, B, assert_error, sha256
 
 # -- authentication ----------------------------------------------------------------------
@@ -93,6 +97,23 @@ def test_an_expired_token_is_refused_from_its_expiry_on(api: Api) -> None:
     assert response.headers["WWW-Authenticate"] == "Bearer"
     # A token without expiry is unaffected by the passing of time
     assert api.get("/v1/documents", role="reviewer").status_code == 200
+
+
+def test_a_clock_given_through_the_apps_dependencies_is_the_one_tokens_expire_by(
+    api: Api,
+) -> None:
+    issued = api.new_token("reviewer", expires_in_days=1)
+    headers = {"Authorization": f"Bearer {issued.token}"}
+    app = api.client.app
+    assert isinstance(app, FastAPI)
+    later = FrozenClock(api.clock() + timedelta(days=1))
+    app.dependency_overrides[get_clock] = lambda: later
+    try:
+        assert_error(api.client.get("/v1/documents", headers=headers), 401, "unauthenticated")
+    finally:
+        del app.dependency_overrides[get_clock]
+    # The runtime's own clock has not moved: the token still works without the override.
+    assert api.client.get("/v1/documents", headers=headers).status_code == 200
 
 
 def test_the_scheme_is_case_insensitive_and_tokens_never_echo(api: Api) -> None:

@@ -5,28 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 import structlog
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from congvan.actions.context import Actor
 from congvan.states.errors import Forbidden, Unauthenticated
 from congvan.storage.agencies import Principal
 
-from ..bootstrap import Runtime
+from .deps import ClockDep, ReadUowDep
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `congvan tokens create`.")
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
 def get_principal(
-    runtime: RuntimeDep,
+    uow: ReadUowDep,
+    clock: ClockDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or not credentials.credentials:
@@ -34,8 +27,8 @@ def get_principal(
     token = credentials.credentials
     if len(token) > 200:
         raise Unauthenticated("The API token is not valid.")
-    with runtime.uow(readonly=True) as uow:
-        principal = uow.agencies.principal_for_token(token, runtime.clock())
+    with uow:
+        principal = uow.agencies.principal_for_token(token, clock())
     if principal is None:
         raise Unauthenticated("The API token is not valid, has expired or was revoked.")
     structlog.contextvars.bind_contextvars(agency=principal.agency_id, user=principal.username)

@@ -12,8 +12,9 @@ from congvan.states.errors import NotFound
 from congvan.states.policy import OPERATOR, SUPERVISOR
 
 from ..directory import add_authority
-from .auth import PrincipalDep, RuntimeDep, require
+from .auth import PrincipalDep, require
 from .bodies import JsonRoute
+from .deps import ClockDep, ReadUowDep, WriteUowDep
 from .outputs import AUTHENTICATED, AuthorityOut, AuthorityPage, Revoked, errors
 from .paging import PagingDep, page, paging
 from .schemas import TextModel
@@ -62,12 +63,10 @@ def _key(row: dict[str, Any]) -> tuple[str, str, str]:
 
 
 @router.get("", summary="The agency's signing authorities, by signer", response_model=AuthorityPage)
-def list_authorities(
-    runtime: RuntimeDep, principal: PrincipalDep, params: PagingDep
-) -> dict[str, Any]:
+def list_authorities(uow: ReadUowDep, principal: PrincipalDep, params: PagingDep) -> dict[str, Any]:
     require(principal, MANAGERS | frozenset({"reviewer", "signer", "clerk"}), "Authorities")
     at = paging(params, (str, str, str))
-    with runtime.uow(readonly=True) as uow:
+    with uow:
         rows = page(
             lambda after, n: uow.authorities.page(
                 principal.agency_id,
@@ -88,10 +87,10 @@ def list_authorities(
     responses=errors(400, 404, 409),
 )
 def create_authority(
-    body: AuthorityIn, runtime: RuntimeDep, principal: PrincipalDep
+    body: AuthorityIn, uow: WriteUowDep, clock: ClockDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     require(principal, MANAGERS, "Granting signing authority")
-    with runtime.uow() as uow:
+    with uow:
         row = add_authority(
             uow,
             principal.agency_id,
@@ -101,7 +100,7 @@ def create_authority(
             body.valid_from,
             body.valid_until,
             by=principal.actor,
-            now=runtime.clock(),
+            now=clock(),
         )
         uow.commit()
     return _view(row)
@@ -114,16 +113,14 @@ def create_authority(
     responses=errors(404),
 )
 def revoke_authority(
-    authority_id: str, runtime: RuntimeDep, principal: PrincipalDep
+    authority_id: str, uow: WriteUowDep, clock: ClockDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     require(principal, MANAGERS, "Revoking signing authority")
     # An id no authority can have is not found: never cut it down to one that exists,
     # nor send PostgreSQL a NUL it refuses.
     known = len(authority_id) <= 36 and "\x00" not in authority_id
-    with runtime.uow() as uow:
-        if not known or not uow.authorities.revoke(
-            authority_id, principal.agency_id, runtime.clock()
-        ):
+    with uow:
+        if not known or not uow.authorities.revoke(authority_id, principal.agency_id, clock()):
             raise NotFound("No such active authority.", authority_id=authority_id[:36])
         uow.commit()
     return {"id": authority_id, "revoked": True}

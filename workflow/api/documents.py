@@ -27,8 +27,9 @@ from congvan.storage.documents import decode_cursor, encode_cursor
 
 from ..engine import Idempotency
 from ..views import document_view, summary
-from .auth import PrincipalDep, RuntimeDep, actor_of, require
+from .auth import PrincipalDep, actor_of, require
 from .bodies import JsonRoute, read_json
+from .deps import EngineDep, ReadUowDep, SettingsDep
 from .outputs import (
     AUTHENTICATED,
     DocumentOut,
@@ -38,7 +39,7 @@ from .outputs import (
     errors,
     sends,
 )
-from .paging import PagingDep, page, paging
+from .paging import PagingDep, check_limit, page, paging
 from .schemas import DocumentIn, EventIn, check_limits
 from .trail import HistoryPage
 from .views import check_document_id, load_visible
@@ -148,7 +149,8 @@ async def _read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[st
     openapi_extra=_CREATE_BODY,
 )
 async def create_document(
-    runtime: RuntimeDep,
+    engine: EngineDep,
+    settings: SettingsDep,
     principal: PrincipalDep,
     response: Response,
     metadata: Annotated[str, Form(json_schema_extra=_document_in)],
@@ -156,7 +158,6 @@ async def create_document(
     appendix: Annotated[list[UploadFile] | None, File(description="Appendices")] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    settings = runtime.settings
     try:
         # ValueError covers bad JSON and integers longer than Python converts.
         raw = read_json(metadata, where="metadata")
@@ -197,7 +198,7 @@ async def create_document(
     # The engine blocks (SQL, hashing, the commit's fsync): in the thread pool, so that
     # the event loop keeps serving other requests meanwhile.
     view = await run_in_threadpool(
-        runtime.engine.create_document,
+        engine.create_document,
         actor_of(principal),
         fields,
         recipients,
@@ -230,7 +231,8 @@ def _check_cursor(cursor: str) -> None:
     "", summary="List the caller's agency's documents, newest first", response_model=DocumentPage
 )
 def list_documents(
-    runtime: RuntimeDep,
+    uow: ReadUowDep,
+    settings: SettingsDep,
     principal: PrincipalDep,
     state: Annotated[list[str] | None, Query(description="Filter by state (repeatable)")] = None,
     urgency: Annotated[int | None, Query(ge=0, le=4)] = None,
@@ -241,12 +243,7 @@ def list_documents(
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> dict[str, Any]:
     require(principal, READ_ROLES, "Reading documents")
-    if limit > runtime.settings.max_page_size:
-        raise InvalidInput(
-            f"limit is at most {runtime.settings.max_page_size}.",
-            field="limit",
-            max=runtime.settings.max_page_size,
-        )
+    check_limit(limit, settings.max_page_size)
     if doc_type is not None and not doc_type.isprintable():
         raise InvalidInput("doc_type is not valid.", field="doc_type")
     if cursor is not None:
@@ -257,7 +254,7 @@ def list_documents(
             f"Unknown state(s): {', '.join(unknown)}.", field="state", allowed=list(DOCUMENT.states)
         )
     try:
-        with runtime.uow(readonly=True) as uow:
+        with uow:
             page = uow.documents.page(
                 principal.agency_id,
                 states=state or [],
@@ -280,10 +277,10 @@ def list_documents(
     responses={**errors(404), **sends(200, "ETag")},
 )
 def get_document(
-    document_id: str, runtime: RuntimeDep, principal: PrincipalDep, response: Response
+    document_id: str, uow: ReadUowDep, principal: PrincipalDep, response: Response
 ) -> dict[str, Any]:
     require(principal, READ_ROLES, "Reading documents")
-    with runtime.uow(readonly=True) as uow:
+    with uow:
         view = document_view(uow, load_visible(uow, document_id, principal.agency_id))
     response.headers["ETag"] = f'"{view["version"]}"'
     return view
@@ -297,11 +294,11 @@ def get_document(
     responses=errors(404),
 )
 def get_history(
-    document_id: str, runtime: RuntimeDep, principal: PrincipalDep, params: PagingDep
+    document_id: str, uow: ReadUowDep, principal: PrincipalDep, params: PagingDep
 ) -> dict[str, Any]:
     require(principal, READ_ROLES, "Reading documents")
     at = paging(params, (int,))
-    with runtime.uow(readonly=True) as uow:
+    with uow:
         load_visible(uow, document_id, principal.agency_id)
         entries = page(
             lambda after, n: uow.audit.history(
@@ -327,10 +324,10 @@ def get_history(
     },
 )
 def get_attachment(
-    document_id: str, sha256: str, runtime: RuntimeDep, principal: PrincipalDep
+    document_id: str, sha256: str, uow: ReadUowDep, principal: PrincipalDep
 ) -> Response:
     require(principal, READ_ROLES, "Reading documents")
-    with runtime.uow(readonly=True) as uow:
+    with uow:
         load_visible(uow, document_id, principal.agency_id)
         match = [a for a in uow.documents.attachments(document_id) if a["sha256"] == sha256]
         if not match:
@@ -361,7 +358,8 @@ def get_attachment(
 def fire_event(
     document_id: str,
     event: Annotated[str, Path(json_schema_extra={"enum": list(DOCUMENT.events)})],
-    runtime: RuntimeDep,
+    engine: EngineDep,
+    settings: SettingsDep,
     principal: PrincipalDep,
     response: Response,
     body: EventIn | None = None,
@@ -370,7 +368,7 @@ def fire_event(
 ) -> dict[str, Any]:
     check_document_id(document_id)
     body = body or EventIn()
-    check_limits(runtime.settings, body.fields, body.recipients, body.reason)
+    check_limits(settings, body.fields, body.recipients, body.reason)
     expected = parse_if_match(if_match)
     data: dict[str, Any] = {}
     if body.reason is not None:
@@ -390,7 +388,7 @@ def fire_event(
         if idempotency_key
         else None
     )
-    result = runtime.engine.fire(
+    result = engine.fire(
         document_id,
         event,
         actor_of(principal),

@@ -17,7 +17,7 @@ from fastapi import Depends, Query
 
 from congvan.states.errors import InvalidInput
 
-from .auth import RuntimeDep
+from .deps import SettingsDep
 
 T = TypeVar("T")
 Key = tuple[str | int, ...]
@@ -59,13 +59,13 @@ def check_limit(limit: int, max_page_size: int) -> None:
 
 
 def _paging(
-    runtime: RuntimeDep,
+    settings: SettingsDep,
     cursor: Annotated[
         str | None, Query(max_length=200, description="next_cursor of the page before")
     ] = None,
     limit: Annotated[int, Query(ge=1, description="At most the server's max_page_size")] = 50,
 ) -> tuple[str | None, int]:
-    check_limit(limit, runtime.settings.max_page_size)
+    check_limit(limit, settings.max_page_size)
     return cursor, limit
 
 

@@ -13,8 +13,9 @@ from congvan.states.policy import READ_ROLES, REVIEWER
 from congvan.storage.audit import timestamp
 
 from ..views import summary
-from .auth import PrincipalDep, RuntimeDep, require
+from .auth import PrincipalDep, require
 from .bodies import JsonRoute
+from .deps import ChecksDep, ReadUowDep
 from .findings import ChecksOut, QueuePage
 from .outputs import AUTHENTICATED, errors
 from .paging import PagingDep, page, paging
@@ -30,7 +31,9 @@ router = APIRouter(
     summary="Drafts of the caller's agency waiting for a reviewer, oldest first",
     response_model=QueuePage,
 )
-def review_queue(runtime: RuntimeDep, principal: PrincipalDep, params: PagingDep) -> dict[str, Any]:
+def review_queue(
+    uow: ReadUowDep, checks: ChecksDep, principal: PrincipalDep, params: PagingDep
+) -> dict[str, Any]:
     require(principal, frozenset({REVIEWER}), "The review queue")
     at = paging(params, (str, str))
     after = None
@@ -40,8 +43,7 @@ def review_queue(runtime: RuntimeDep, principal: PrincipalDep, params: PagingDep
             after = (datetime.fromisoformat(str(updated_at)), str(last_id))
         except ValueError as exc:
             raise InvalidInput("The cursor is not valid.", field="cursor") from exc
-    checks = runtime.review.checks
-    with runtime.uow(readonly=True) as uow:
+    with uow:
         rows = page(
             lambda _after, n: uow.checks.queue(principal.agency_id, n, after),
             lambda row: (timestamp(row["updated_at"]), row["id"]),
@@ -76,14 +78,12 @@ def review_queue(runtime: RuntimeDep, principal: PrincipalDep, params: PagingDep
     responses=errors(404),
 )
 def document_checks(
-    document_id: str, runtime: RuntimeDep, principal: PrincipalDep
+    document_id: str, uow: ReadUowDep, checks: ChecksDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     require(principal, READ_ROLES, "Reading documents")
-    with runtime.uow(readonly=True) as uow:
+    with uow:
         row = load_visible(uow, document_id, principal.agency_id)
-        view = results_view(
-            uow.checks.for_revision(row["id"], row["revision"]), runtime.review.checks
-        )
+        view = results_view(uow.checks.for_revision(row["id"], row["revision"]), checks)
     return {
         "document_id": document_id,
         "revision": row["revision"],

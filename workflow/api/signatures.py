@@ -20,10 +20,11 @@ from congvan.states.errors import CongvanError, NotFound
 from congvan.states.policy import READ_ROLES
 from congvan.storage.agencies import Principal
 from congvan.storage.clock import as_utc
+from congvan.storage.unit_of_work import UnitOfWork
 
-from ..bootstrap import Runtime
-from .auth import PrincipalDep, RuntimeDep, require
+from .auth import PrincipalDep, require
 from .bodies import JsonRoute
+from .deps import ReadUowDep, TrustDep
 from .findings import Manifest, SignatureOut
 from .outputs import AUTHENTICATED, COMMON, STORED, binary, errors, header_specs
 from .views import load_visible
@@ -51,9 +52,9 @@ def verdict_view(verdict: Verdict) -> dict[str, Any]:
     response_class=Response,
     responses={200: {"model": Manifest, "description": "RFC 8785 JSON"}, **_READ},
 )
-def get_manifest(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
+def get_manifest(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -> Response:
     require(principal, READ_ROLES, "Reading documents")
-    with runtime.uow(readonly=True) as uow:
+    with uow:
         load_visible(uow, document_id, principal.agency_id)
         manifest = manifest_of(uow, document_id)
     return Response(manifest, media_type="application/json")
@@ -66,15 +67,17 @@ def get_manifest(document_id: str, runtime: RuntimeDep, principal: PrincipalDep)
     response_model_exclude_unset=True,  # a timestamp never asked for is {"status": "none"}
     responses=_READ,
 )
-def get_signature(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_signature(
+    document_id: str, uow: ReadUowDep, trust_store: TrustDep, principal: PrincipalDep
+) -> dict[str, Any]:
     require(principal, READ_ROLES, "Reading documents")
-    with runtime.uow(readonly=True) as uow:
+    with uow:
         doc = load_visible(uow, document_id, principal.agency_id)
         signature = uow.signatures.latest_signature(document_id)
         if signature is None:
             raise NotFound("The document is not signed.", document_id=document_id)
         try:
-            trust = keystore.trust_material(uow, runtime.trust)
+            trust = keystore.trust_material(uow, trust_store)
             verdict = verdict_view(
                 verify_stored(uow, signature, manifest_of(uow, document_id), doc, trust)
             )
@@ -97,9 +100,9 @@ def get_signature(document_id: str, runtime: RuntimeDep, principal: PrincipalDep
     }
 
 
-def _latest_signature(runtime: Runtime, principal: Principal, document_id: str) -> dict[str, Any]:
+def _latest_signature(uow: UnitOfWork, principal: Principal, document_id: str) -> dict[str, Any]:
     require(principal, READ_ROLES, "Reading documents")
-    with runtime.uow(readonly=True) as uow:
+    with uow:
         load_visible(uow, document_id, principal.agency_id)
         signature = uow.signatures.latest_signature(document_id)
     if signature is None:
@@ -120,8 +123,8 @@ def _latest_signature(runtime: Runtime, principal: Principal, document_id: str) 
         **_READ,
     },
 )
-def get_signed_manifest(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
-    signature = _latest_signature(runtime, principal, document_id)
+def get_signed_manifest(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -> Response:
+    signature = _latest_signature(uow, principal, document_id)
     return Response(
         bytes(signature["manifest"]),
         media_type="application/json",
@@ -143,8 +146,8 @@ def get_signed_manifest(document_id: str, runtime: RuntimeDep, principal: Princi
         **_READ,
     },
 )
-def get_signature_cms(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
-    signature = _latest_signature(runtime, principal, document_id)
+def get_signature_cms(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -> Response:
+    signature = _latest_signature(uow, principal, document_id)
     return Response(
         bytes(signature["cms"]),
         media_type="application/pkcs7-signature",
@@ -161,9 +164,9 @@ def get_signature_cms(document_id: str, runtime: RuntimeDep, principal: Principa
         **_READ,
     },
 )
-def get_signed_pdf(document_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
+def get_signed_pdf(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -> Response:
     require(principal, READ_ROLES, "Reading documents")
-    with runtime.uow(readonly=True) as uow:
+    with uow:
         load_visible(uow, document_id, principal.agency_id)
         signature = uow.signatures.latest_signature(document_id)
         digest = signature["signed_pdf_sha256"] if signature else ""
@@ -189,8 +192,8 @@ Format = Literal["der", "pem"]
         **errors(*STORED, 404),
     },
 )
-def get_crl(runtime: RuntimeDep, format: Format = "der") -> Response:
-    with runtime.uow(readonly=True) as uow:
+def get_crl(uow: ReadUowDep, format: Format = "der") -> Response:
+    with uow:
         ours = [r["fingerprint"] for r in uow.signatures.roots() if r["key_pem"]]
         rows = [r for r in uow.signatures.latest_crl_rows() if r["issuer_fingerprint"] in ours]
     if not rows:
@@ -218,8 +221,8 @@ def get_crl(runtime: RuntimeDep, format: Format = "der") -> Response:
         **errors(*COMMON, 404),
     },
 )
-def get_roots(runtime: RuntimeDep, format: Format = "pem") -> Response:
-    roots = runtime.trust.roots()
+def get_roots(trust_store: TrustDep, format: Format = "pem") -> Response:
+    roots = trust_store.roots()
     if format == "der":
         if not roots:  # no DER form says "none": PKCS #7 needs a certificate
             raise NotFound("No trusted root certificates here.")

@@ -14,8 +14,9 @@ from congvan.storage.clock import as_utc
 from congvan.storage.schema import ensure_migrated
 
 from ..directory import add_agency, set_numbering
-from .auth import PrincipalDep, RuntimeDep, require
+from .auth import PrincipalDep, require
 from .bodies import JsonRoute
+from .deps import ClockDep, ReadUowDep, RuntimeDep, WriteUowDep
 from .outputs import AUTHENTICATED, STORED, AgencyOut, AgencyPage, Health, Metrics, errors
 from .paging import PagingDep, page, paging
 from .schemas import TextModel
@@ -54,12 +55,12 @@ def health(runtime: RuntimeDep) -> dict[str, Any]:
     response_model=Metrics,
     responses=errors(*AUTHENTICATED),
 )
-def metrics(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+def metrics(uow: ReadUowDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, frozenset({OPERATOR, SUPERVISOR}), "Metrics")
     # An operator sees the installation; a supervisor their own agency's documents, jobs and
     # timers only (installation-wide work such as anchors and CRLs is the operator's).
     agency = None if OPERATOR in principal.roles else principal.agency_id
-    with runtime.uow(readonly=True) as uow:
+    with uow:
         by_state = uow.documents.count_by_state(agency)
         jobs = uow.outbox.counts(agency)
         next_due = uow.timers.next_due(agency)
@@ -101,11 +102,9 @@ def _agency_view(row: dict[str, Any]) -> dict[str, Any]:
     response_model=AgencyPage,
     responses=errors(*AUTHENTICATED),
 )
-def list_agencies(
-    runtime: RuntimeDep, principal: PrincipalDep, params: PagingDep
-) -> dict[str, Any]:
+def list_agencies(uow: ReadUowDep, principal: PrincipalDep, params: PagingDep) -> dict[str, Any]:
     at = paging(params, (str,))
-    with runtime.uow(readonly=True) as uow:
+    with uow:
         rows = page(
             lambda after, n: uow.agencies.agencies(after=str(after[0]) if after else None, limit=n),
             lambda a: (a["id"],),
@@ -122,12 +121,12 @@ def list_agencies(
     response_model=AgencyOut,
     responses=errors(*AUTHENTICATED, 400, 409),
 )
-def create_agency(body: AgencyIn, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+def create_agency(
+    body: AgencyIn, uow: WriteUowDep, clock: ClockDep, principal: PrincipalDep
+) -> dict[str, Any]:
     require(principal, frozenset({OPERATOR}), "Adding agencies")
-    with runtime.uow() as uow:
-        add_agency(
-            uow, body.id, body.name, body.abbreviation, runtime.clock(), numbering=body.numbering
-        )
+    with uow:
+        add_agency(uow, body.id, body.name, body.abbreviation, clock(), numbering=body.numbering)
         row = uow.agencies.agency(body.id)
         uow.commit()
     assert row is not None
@@ -141,13 +140,13 @@ def create_agency(body: AgencyIn, runtime: RuntimeDep, principal: PrincipalDep) 
     responses=errors(*AUTHENTICATED, 400, 404, 409),
 )
 def change_agency(
-    agency_id: str, body: AgencyChange, runtime: RuntimeDep, principal: PrincipalDep
+    agency_id: str, body: AgencyChange, uow: WriteUowDep, clock: ClockDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     """From now on; refused (409 numbering_conflict) while this year's numbers would repeat
     in the new series."""
     require(principal, frozenset({OPERATOR}), "Changing agencies")
-    with runtime.uow() as uow:
-        set_numbering(uow, agency_id, body.numbering, runtime.clock())
+    with uow:
+        set_numbering(uow, agency_id, body.numbering, clock())
         row = uow.agencies.agency(agency_id)
         uow.commit()
     assert row is not None
