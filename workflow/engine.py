@@ -59,6 +59,7 @@ from congvan.storage.ids import new_id
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .views import document_view
+from .wiring import check_wiring
 
 log = logging.getLogger("congvan.engine")
 
@@ -121,36 +122,6 @@ class _Stale(Exception):
 class _Prepared:
     version: int
     results: dict[str, Any]
-
-
-class UnwiredCapability(RuntimeError):
-    """A guard, effect or job named by a machine in states/ is not wired, nor declared
-    unavailable: a typo or a forgotten registration, refused when the engine is built."""
-
-
-def check_wiring(
-    machines: Iterable[MachineSpec],
-    *,
-    guards: Iterable[str],
-    effects: Iterable[str],
-    jobs: Iterable[str],
-    unavailable: Iterable[str],
-) -> None:
-    """Raise :class:`UnwiredCapability` naming every capability the machines name that is
-    neither provided nor declared unavailable (which answers 501 ``action_unavailable``)."""
-    provided = {"guard": set(guards), "effect": set(effects), "job": set(jobs)}
-    known_gaps = set(unavailable)
-    missing = []
-    for spec in machines:
-        for t in spec.transitions:
-            for kind, names in (("guard", t.conditions), ("effect", t.effects), ("job", t.actions)):
-                for name in names:
-                    if name not in provided[kind] and name not in known_gaps:
-                        missing.append(f"{kind} {name!r} (machine {spec.name}, event {t.trigger})")
-    if missing:
-        raise UnwiredCapability(
-            "Not wired and not declared unavailable: " + "; ".join(sorted(set(missing)))
-        )
 
 
 class Engine:
@@ -325,8 +296,9 @@ class Engine:
                         )
                     except _Stale:
                         continue  # another transition came first: prepare again
-                head = self._current_version(document_id)
-                raise VersionConflict(head, head)
+                # Overtaken every time: the version last prepared for is not the current one.
+                assert prepared is not None
+                raise VersionConflict(prepared.version, self._current_version(document_id))
             except VersionConflict:
                 if attempt == attempts - 1:
                     raise

@@ -10,7 +10,8 @@ from congvan.states import MACHINES
 from congvan.states.document import DOCUMENT
 from congvan.states.spec import MachineSpec, edge
 from congvan.workflow.bootstrap import NOT_YET_BUILT, Runtime
-from congvan.workflow.engine import Engine, UnwiredCapability, check_wiring
+from congvan.workflow.engine import Engine
+from congvan.workflow.wiring import UnwiredCapability, check_wiring
 
 TYPO = MachineSpec(
     name="letter",
