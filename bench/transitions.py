@@ -242,7 +242,7 @@ PHASES = (
     ("INSERT timer", "congvan.storage.timers", "TimerRepository", "add"),
     ("COMMIT (incl. fsync)", "congvan.storage.unit_of_work", "UnitOfWork", "commit"),
     ("close: rollback-if-open + pool", "congvan.storage.unit_of_work", "UnitOfWork", "__exit__"),
-    ("engine: resolve + audit hash + job", "congvan.workflow.engine", "Engine", "_step"),
+    ("engine: resolve + audit hash + job", "congvan.workflow.engine.stepping", "Stepper", "step"),
 )
 
 

@@ -1,0 +1,234 @@
+"""How each machine of states/ is bound to its rows: a new machine is a spec plus a binding.
+
+A binding says where a machine's subject lives and who may move it: it loads the subject
+and locks the document whose audit chain and version the transition advances, checks the
+caller, adds what guards and effects read, names the audit entry and writes the subject's
+new state. The engine does the rest the same way for every machine (see stepping.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+from congvan.actions.context import Actor
+from congvan.states import DISPATCH, DOCUMENT
+from congvan.states.dispatch import DOCUMENT_DRIVEN
+from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from congvan.states.machine import allowed_events
+from congvan.states.policy import EVENT_INPUTS, EVENT_ROLES, REASON_REQUIRED, is_organ_id
+from congvan.states.spec import MachineSpec
+from congvan.states.text import has_visible_text, nfc
+from congvan.storage.documents import DocumentHead
+from congvan.storage.unit_of_work import UnitOfWork
+
+from .stepping import Pending
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What an event moves (``state``) and the document whose chain records it (``head``)."""
+
+    id: str
+    state: str
+    head: DocumentHead
+    row: Any = None
+
+
+class Binding(Protocol):
+    """A machine bound to its rows; see the module docstring."""
+
+    spec: MachineSpec
+    # True when the subject is the document itself: its state is written with the chain.
+    holds_chain: bool
+
+    def normalize(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The event's data as the machine takes it (checked before any transaction)."""
+        ...
+
+    def load(self, uow: UnitOfWork, subject_id: str, actor: Actor, *, lock: bool) -> Subject:
+        """The subject, its document locked when ``lock``; NotFound when absent or not yours."""
+        ...
+
+    def authorize(
+        self, actor: Actor, event: str, data: Mapping[str, Any], subject: Subject | None
+    ) -> None:
+        """Refuse a caller who may not fire ``event`` (with ``subject`` once it is loaded)."""
+        ...
+
+    def context(self, subject: Subject, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What guards and effects read as the transition's data."""
+        ...
+
+    def audit(self, subject: Subject, event: str) -> tuple[str, dict[str, Any]]:
+        """The audit entry's event name and what it records about the subject."""
+        ...
+
+    def settle(
+        self,
+        uow: UnitOfWork,
+        subject: Subject,
+        pending: Pending,
+        event: str,
+        dest: str,
+        data: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        """Write the subject's new state (for the document: into what persist writes)."""
+        ...
+
+
+def load_document(
+    uow: UnitOfWork, document_id: str, actor: Actor, *, lock: bool = True
+) -> DocumentHead:
+    """A document's head, locked for the transaction when ``lock``.
+
+    Locking the row (PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers) makes
+    a racing transition wait here and then see the version the winner wrote, instead of
+    colliding later on the audit entry's unique (document, version).
+    """
+    head = uow.documents.head(document_id, for_update=lock)
+    # Another agency's document answers exactly like a missing one.
+    if head is None or (not actor.is_system and head.agency_id != actor.agency_id):
+        raise NotFound("No such document.", document_id=document_id)
+    return head
+
+
+def checked_recipients(recipients: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Recipients in NFC, each with a well-formed agency identifier."""
+    checked = []
+    for recipient in recipients:
+        row = cast(dict[str, Any], nfc(dict(recipient)))
+        organ_id = row.get("organ_id")
+        if not isinstance(organ_id, str) or not is_organ_id(organ_id):
+            raise InvalidInput(
+                "A recipient's agency identifier is not well formed (e.g. 000.00.00.H57).",
+                field="recipients",
+                organ_id=organ_id,
+            )
+        checked.append(row)
+    return checked
+
+
+class DocumentBinding:
+    """The document machine: its subject is the document; people fire it, by role."""
+
+    spec = DOCUMENT
+    holds_chain = True
+
+    def normalize(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        checked = cast(dict[str, Any], nfc(dict(data)))
+        if checked.get("recipients") is not None:
+            checked["recipients"] = checked_recipients(checked["recipients"])
+        return checked
+
+    def load(self, uow: UnitOfWork, subject_id: str, actor: Actor, *, lock: bool) -> Subject:
+        head = load_document(uow, subject_id, actor, lock=lock)
+        return Subject(id=head.id, state=head.state, head=head, row=head)
+
+    def authorize(
+        self, actor: Actor, event: str, data: Mapping[str, Any], subject: Subject | None
+    ) -> None:
+        if event in REASON_REQUIRED and not has_visible_text(str(data.get("reason") or "")):
+            # Blank, or only invisible characters (a zero-width space is not a reason).
+            raise InvalidInput(f"Event {event!r} needs a reason.", event=event, field="reason")
+        if actor.is_system or event not in DOCUMENT.events:
+            return  # an unknown event is refused as a transition, with the allowed ones
+        roles = EVENT_ROLES.get(event)
+        if roles is None:
+            raise Forbidden(f"Event {event!r} is fired by the system only.", event=event)
+        if not actor.roles & roles:
+            raise Forbidden(
+                f"Event {event!r} needs the role {' or '.join(sorted(roles))}.",
+                event=event,
+                needs=sorted(roles),
+            )
+        takes = EVENT_INPUTS.get(event, frozenset()) | {"reason"}
+        unused = sorted(set(data) - takes)
+        if unused:
+            raise InvalidInput(
+                f"Event {event!r} does not use {', '.join(unused)}; it takes "
+                f"{', '.join(sorted(takes))}.",
+                event=event,
+                field=unused[0],
+                takes=sorted(takes),
+            )
+
+    def context(self, subject: Subject, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        return data
+
+    def audit(self, subject: Subject, event: str) -> tuple[str, dict[str, Any]]:
+        return event, {}
+
+    def settle(
+        self,
+        uow: UnitOfWork,
+        subject: Subject,
+        pending: Pending,
+        event: str,
+        dest: str,
+        data: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        pending.state = dest
+
+
+class DispatchBinding:
+    """A dispatch (one recipient of a sent document): fired by the system only.
+
+    Its entries go into its document's chain; the document follows it in the same
+    transaction (delivered, acknowledged, failed are derived from the dispatches).
+    """
+
+    spec = DISPATCH
+    holds_chain = False
+
+    def __init__(self, max_attempts: int) -> None:
+        self.max_attempts = max_attempts
+
+    def normalize(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(data)
+
+    def load(self, uow: UnitOfWork, subject_id: str, actor: Actor, *, lock: bool) -> Subject:
+        dispatch = uow.dispatches.get(subject_id)
+        if dispatch is None:
+            raise NotFound("No such dispatch.", dispatch_id=subject_id)
+        head = load_document(uow, dispatch["document_id"], actor, lock=lock)
+        dispatch = uow.dispatches.get(subject_id) or dispatch  # as of the lock just taken
+        return Subject(id=subject_id, state=dispatch["state"], head=head, row=dispatch)
+
+    def authorize(
+        self, actor: Actor, event: str, data: Mapping[str, Any], subject: Subject | None
+    ) -> None:
+        if not actor.is_system:
+            raise Forbidden("Dispatch events are fired by the system.")
+        if event in DOCUMENT_DRIVEN and subject is not None:
+            raise TransitionNotAllowed(
+                event, subject.state, allowed_events(DISPATCH, subject.state)
+            )
+
+    def context(self, subject: Subject, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {**data, "dispatch": subject.row, "max_attempts": self.max_attempts}
+
+    def audit(self, subject: Subject, event: str) -> tuple[str, dict[str, Any]]:
+        return f"dispatch.{event}", {"dispatch_id": subject.id, "organ_id": subject.row["organ_id"]}
+
+    def settle(
+        self,
+        uow: UnitOfWork,
+        subject: Subject,
+        pending: Pending,
+        event: str,
+        dest: str,
+        data: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        uow.dispatches.set_state(
+            subject.id,
+            state=dest,
+            at=now,
+            attempts=subject.row["attempts"] + (1 if event == "start" else 0),
+            last_error=data.get("error"),
+        )

@@ -1,0 +1,397 @@
+"""The engine: fire an event = load, check, transition and persist in one transaction.
+
+One path for every machine (``fire_on``): the machine's binding (bindings.py) loads and
+locks its subject, checks the caller; the steps (stepping.py) resolve, run effects, audit
+and persist. ``fire`` and ``fire_dispatch`` name the two machines people and jobs use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, cast
+
+from sqlalchemy.exc import IntegrityError
+
+from congvan.actions.context import SYSTEM, Actor, Effect, Guard
+from congvan.states import MACHINES
+from congvan.states.errors import Forbidden, VersionConflict
+from congvan.states.policy import CREATE_ROLES
+from congvan.states.text import nfc
+from congvan.storage.clock import Clock
+from congvan.storage.unit_of_work import UnitOfWork
+
+from ..wiring import check_wiring
+from .bindings import Binding, DispatchBinding, DocumentBinding, checked_recipients
+from .creating import create_once
+from .preparation import PREPARE_ROUNDS, Preparation, Prepared, Stale
+from .results import FireResult, Idempotency, commit, replay
+from .stepping import Pending, Stepper
+
+log = logging.getLogger("congvan.engine")
+
+
+class Engine:
+    """Fires events on documents and dispatches; nothing else changes their state.
+
+    Built only when every guard, effect and job the machines of states/ name is wired or
+    named in ``unavailable`` (a capability this installation knowingly lacks: events
+    needing it answer 501); anything else is refused at startup, naming what is missing.
+    ``machines`` binds further machines (name → binding) beside the document's and the
+    dispatch's; every machine of states/ must have one.
+    """
+
+    def __init__(
+        self,
+        open_uow: Callable[..., UnitOfWork],
+        *,
+        guards: Mapping[str, Guard],
+        effects: Mapping[str, Effect],
+        jobs: Sequence[str],
+        clock: Clock,
+        job_deadline_seconds: int,
+        dispatch_max_attempts: int = 8,
+        on_commit: Callable[[list[str]], None] | None = None,
+        unavailable: Iterable[str] = (),
+        machines: Mapping[str, Binding] | None = None,
+    ) -> None:
+        self.bindings: dict[str, Binding] = {
+            "document": DocumentBinding(),
+            "dispatch": DispatchBinding(dispatch_max_attempts),
+            **(machines or {}),
+        }
+        unbound = set(MACHINES) - set(self.bindings)
+        if unbound:
+            raise RuntimeError(f"Machines without a binding: {', '.join(sorted(unbound))}")
+        check_wiring(
+            [b.spec for b in self.bindings.values()],
+            guards=guards,
+            effects=effects,
+            jobs=jobs,
+            unavailable=unavailable,
+        )
+        self.open_uow = open_uow
+        self.clock = clock
+        self.on_commit = on_commit
+        self.fault: Callable[[str], None] = lambda step: None
+        self.stepper = Stepper(
+            guards=dict(guards),
+            effects=dict(effects),
+            jobs=frozenset(jobs),
+            job_deadline=timedelta(seconds=job_deadline_seconds),
+            fault=lambda step: self.fault(step),
+        )
+        self.preparation = Preparation([b.spec for b in self.bindings.values()], effects)
+
+    @property
+    def guards(self) -> Mapping[str, Guard]:
+        """The guards this installation wired, by name."""
+        return self.stepper.guards
+
+    @property
+    def effects(self) -> Mapping[str, Effect]:
+        """The effects this installation wired, by name."""
+        return self.stepper.effects
+
+    @property
+    def jobs(self) -> frozenset[str]:
+        """The job kinds this installation runs."""
+        return self.stepper.jobs
+
+    # -- creating ----------------------------------------------------------------------------
+
+    def create_document(
+        self,
+        actor: Actor,
+        fields: Mapping[str, Any],
+        recipients: Sequence[Mapping[str, str]],
+        files: Sequence[Mapping[str, Any]],
+        *,
+        idempotency: Idempotency | None = None,
+    ) -> dict[str, Any]:
+        """Create a draft with its recipients and files (``data`` bytes, stored once).
+
+        Text is put in NFC and recipients' identifiers are checked here, where every
+        caller (API, CLI, jobs, tests) passes, not only in the HTTP layer. Returns the
+        document's view as of its creation, plain JSON; a replay of an Idempotency-Key
+        returns the first one's, with ``"replayed": True``.
+        """
+        fields = cast(dict[str, Any], nfc(dict(fields)))
+        checked = checked_recipients(recipients)
+        if not actor.is_system and not (actor.roles & CREATE_ROLES):
+            raise Forbidden("Only a clerk creates documents.", needs=sorted(CREATE_ROLES))
+        agency_id = actor.agency_id
+        if agency_id is None:
+            raise Forbidden("A document belongs to an agency; the system has none.")
+        try:
+            return create_once(
+                self.open_uow,
+                self.clock,
+                actor,
+                agency_id,
+                fields,
+                checked,
+                files,
+                idempotency,
+                replay=self._replay,
+            )
+        except IntegrityError:
+            # Two requests with one Idempotency-Key raced and the other one won: answer
+            # as it did.
+            answer = self._raced(agency_id, idempotency)
+            if answer is None:
+                raise
+            return {**answer, "replayed": True}
+
+    # -- firing ------------------------------------------------------------------------------
+
+    def fire(
+        self,
+        document_id: str,
+        event: str,
+        actor: Actor,
+        *,
+        expected_version: int | None = None,
+        data: Mapping[str, Any] | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> FireResult:
+        """Fire ``event`` on a document in one transaction, or raise and change nothing."""
+        return self.fire_on(
+            "document",
+            document_id,
+            event,
+            actor,
+            expected_version=expected_version,
+            data=data,
+            idempotency=idempotency,
+        )
+
+    def fire_dispatch(
+        self,
+        dispatch_id: str,
+        event: str,
+        *,
+        actor: Actor = SYSTEM,
+        data: Mapping[str, Any] | None = None,
+    ) -> FireResult:
+        """Fire ``event`` on one dispatch; the document follows in the same transaction."""
+        return self.fire_on("dispatch", dispatch_id, event, actor, data=data)
+
+    def fire_on(
+        self,
+        machine: str,
+        subject_id: str,
+        event: str,
+        actor: Actor,
+        *,
+        expected_version: int | None = None,
+        data: Mapping[str, Any] | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> FireResult:
+        """Fire ``event`` on a subject of ``machine`` in one transaction, or change nothing.
+
+        The system retries a transition that lost a race (it has no version to expect);
+        a person with a version is told of the conflict. Effects with preparers are
+        prepared first, outside the write transaction, and again when overtaken.
+        """
+        binding = self.bindings[machine]
+        checked = binding.normalize(data or {})
+        attempts = 5 if actor.is_system and expected_version is None else 1
+        for attempt in range(attempts):
+            try:
+                prepared = None
+                for _ in range(PREPARE_ROUNDS):
+                    prepared = self.preparation.prepare(
+                        self.open_uow,
+                        self.clock,
+                        self.stepper,
+                        binding,
+                        subject_id,
+                        event,
+                        actor,
+                        checked,
+                    )
+                    try:
+                        return self._fire_once(
+                            binding, subject_id, event, actor, expected_version, checked,
+                            idempotency, prepared,
+                        )  # fmt: skip
+                    except Stale:
+                        continue  # another transition came first: prepare again
+                # Overtaken every time: the version last prepared for is not the current one.
+                assert prepared is not None
+                raise VersionConflict(prepared.version, self._current_version(binding, subject_id))
+            except VersionConflict:
+                if attempt == attempts - 1:
+                    raise
+            except IntegrityError:
+                answer = self._raced(actor.agency_id, idempotency)
+                if answer is None:
+                    raise
+                return FireResult(**{**answer, "replayed": True})
+        raise AssertionError("unreachable")
+
+    def _fire_once(
+        self,
+        binding: Binding,
+        subject_id: str,
+        event: str,
+        actor: Actor,
+        expected_version: int | None,
+        data: dict[str, Any],
+        idempotency: Idempotency | None,
+        prepared: Prepared | None,
+    ) -> FireResult:
+        with self.open_uow() as uow:
+            subject = binding.load(uow, subject_id, actor, lock=True)
+            # Before any replay: a stored answer is only for a caller allowed to ask.
+            binding.authorize(actor, event, data, subject)
+            # Asked only now that the document is locked: a twin request that raced this
+            # one has committed its answer by the time we get the lock.
+            keyed = idempotency if actor.agency_id else None
+            if keyed and actor.agency_id and (answer := self._replay(uow, actor.agency_id, keyed)):
+                return FireResult(**{**answer, "replayed": True})
+            if expected_version is not None and expected_version != subject.head.version:
+                raise VersionConflict(expected_version, subject.head.version)
+            if prepared is not None and prepared.version != subject.head.version:
+                raise Stale
+            self.fault("loaded")
+            now = self.clock()
+            result = self._transition(
+                uow, binding, subject, event, actor, data, prepared.results if prepared else {}
+            )
+            if keyed and actor.agency_id:
+                uow.idempotency.remember(
+                    actor.agency_id, keyed.key, keyed.fingerprint, 200, result.as_dict(), now
+                )
+                self.fault("remembered")
+            commit(uow, keyed)
+        self.after_commit(result.jobs)
+        log.info(
+            "transition",
+            extra={
+                "action": f"{binding.spec.name}.transition",
+                "document_id": result.document_id,
+                "agency": subject.head.agency_id,
+                "actor": actor.name,
+                "event": event,
+                "version": result.version,
+                "to_state": result.to_state,
+            },
+        )
+        return result
+
+    def fire_within(
+        self,
+        uow: UnitOfWork,
+        document_id: str,
+        event: str,
+        *,
+        actor: Actor = SYSTEM,
+        data: Mapping[str, Any] | None = None,
+    ) -> FireResult:
+        """Fire ``event`` on a document inside the caller's open transaction."""
+        return self.fire_on_within(uow, "document", document_id, event, actor=actor, data=data)
+
+    def fire_dispatch_within(
+        self,
+        uow: UnitOfWork,
+        dispatch_id: str,
+        event: str,
+        *,
+        actor: Actor = SYSTEM,
+        data: Mapping[str, Any] | None = None,
+    ) -> FireResult:
+        """Fire ``event`` on one dispatch inside the caller's open transaction."""
+        return self.fire_on_within(uow, "dispatch", dispatch_id, event, actor=actor, data=data)
+
+    def fire_on_within(
+        self,
+        uow: UnitOfWork,
+        machine: str,
+        subject_id: str,
+        event: str,
+        *,
+        actor: Actor = SYSTEM,
+        data: Mapping[str, Any] | None = None,
+    ) -> FireResult:
+        """Fire ``event`` inside the caller's open transaction, which commits it (or not).
+
+        For a job's record step: its outcome and the events it implies commit together.
+        The caller runs ``after_commit(result.jobs)`` once it has committed.
+        """
+        binding = self.bindings[machine]
+        checked = binding.normalize(data or {})
+        subject = binding.load(uow, subject_id, actor, lock=True)
+        binding.authorize(actor, event, checked, subject)
+        self.fault("loaded")
+        return self._transition(uow, binding, subject, event, actor, checked, {})
+
+    def _transition(
+        self,
+        uow: UnitOfWork,
+        binding: Binding,
+        subject: Any,
+        event: str,
+        actor: Actor,
+        data: Mapping[str, Any],
+        prepared: Mapping[str, Any],
+    ) -> FireResult:
+        """Step the subject's machine, follow what the dispatches imply, persist."""
+        now = self.clock()
+        pending = Pending.of(subject.head)
+        audit_event, audit_extra = binding.audit(subject, event)
+        step = self.stepper.step(
+            uow,
+            binding.spec,
+            pending,
+            subject.state,
+            event,
+            actor,
+            binding.context(subject, data),
+            now,
+            audit_event=audit_event,
+            audit_extra=audit_extra,
+            prepared=prepared,
+        )
+        binding.settle(uow, subject, pending, event, step.dest, data, now)
+        self.stepper.follow_derived(uow, pending, now)
+        return self.stepper.persist(
+            uow,
+            pending,
+            audit_event,
+            from_state=subject.state,
+            to_state=pending.state if binding.holds_chain else step.dest,
+            now=now,
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _current_version(self, binding: Binding, subject_id: str) -> int:
+        with self.open_uow(readonly=True) as uow:
+            subject = binding.load(uow, subject_id, SYSTEM, lock=False)
+            return subject.head.version
+
+    def _raced(
+        self, agency_id: str | None, idempotency: Idempotency | None
+    ) -> dict[str, Any] | None:
+        """The answer of the twin request that won a race on one Idempotency-Key, if any."""
+        if idempotency is None or agency_id is None:
+            return None
+        with self.open_uow(readonly=True) as uow:
+            return self._replay(uow, agency_id, idempotency)
+
+    def _replay(
+        self, uow: UnitOfWork, agency_id: str, idempotency: Idempotency
+    ) -> dict[str, Any] | None:
+        """The answer stored with this key (one seam, so a test can make a twin race)."""
+        return replay(uow, agency_id, idempotency)
+
+    def after_commit(self, job_ids: list[str]) -> None:
+        """Tell the relay that jobs were committed (it also finds them by polling)."""
+        if job_ids and self.on_commit is not None:
+            try:
+                self.on_commit(job_ids)
+            except Exception:
+                log.exception("relay notification failed", extra={"action": "relay.kick_failed"})
