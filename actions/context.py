@@ -52,25 +52,18 @@ class Events(Protocol):
     upward.
     """
 
-    def fire_within(
+    def fire_on_within(
         self,
         uow: UnitOfWork,
-        document_id: str,
+        machine: str,
+        subject_id: str,
         event: str,
         *,
         actor: Actor = ...,
         data: Mapping[str, Any] | None = None,
-    ) -> Any: ...
-
-    def fire_dispatch_within(
-        self,
-        uow: UnitOfWork,
-        dispatch_id: str,
-        event: str,
-        *,
-        actor: Actor = ...,
-        data: Mapping[str, Any] | None = None,
-    ) -> Any: ...
+    ) -> Any:
+        """Fire ``event`` on a subject of ``machine`` (document, dispatch, received)."""
+        ...
 
 
 @dataclass(frozen=True)

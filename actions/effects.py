@@ -6,6 +6,7 @@ from congvan.states import dispatch as d
 from congvan.states.errors import InvalidInput
 from congvan.states.fields import EDITABLE
 from congvan.states.machine import resolve
+from congvan.states.timeliness import VIETNAM
 from congvan.storage.ids import new_id
 
 from .context import TransitionContext
@@ -64,8 +65,22 @@ def reset_failed_dispatches(ctx: TransitionContext) -> None:
     ctx.audit["resent_to"] = again
 
 
+def register_received(ctx: TransitionContext) -> None:
+    """Enter a received document in the agency's incoming register: its number this year."""
+    year = ctx.now.astimezone(VIETNAM).year
+    number = ctx.uow.received.register(ctx.document.id, ctx.document.agency_id, year)
+    ctx.audit["register"] = {"year": year, "number": number}
+
+
+def record_refusal(ctx: TransitionContext) -> None:
+    """Keep why a received document was returned, for its listing and the status message."""
+    ctx.uow.received.set_reason(ctx.document.id, str(ctx.data["reason"]))
+
+
 EFFECTS = {
     "apply_edit": apply_edit,
     "create_dispatches": create_dispatches,
     "reset_failed_dispatches": reset_failed_dispatches,
+    "register_received": register_received,
+    "record_refusal": record_refusal,
 }

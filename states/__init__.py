@@ -1,4 +1,4 @@
-"""Pure definitions: the document and dispatch machines, their policies and errors.
+"""Pure definitions: the machines (document, dispatch, received), their policies and errors.
 
 Nothing here performs I/O, reads a clock, or imports another congvan layer.
 """
@@ -6,14 +6,16 @@ Nothing here performs I/O, reads a clock, or imports another congvan layer.
 from .dispatch import DISPATCH
 from .document import DOCUMENT
 from .machine import allowed_events, derive_document_state, resolve
+from .received import RECEIVED_DOCUMENT
 from .spec import MachineSpec, Transition
 
-MACHINES = {"document": DOCUMENT, "dispatch": DISPATCH}
+MACHINES = {"document": DOCUMENT, "dispatch": DISPATCH, "received": RECEIVED_DOCUMENT}
 
 __all__ = [
     "DISPATCH",
     "DOCUMENT",
     "MACHINES",
+    "RECEIVED_DOCUMENT",
     "MachineSpec",
     "Transition",
     "allowed_events",

@@ -38,6 +38,18 @@ EVENT_INPUTS: dict[str, frozenset[str]] = {
     "sign": frozenset({"cms", "signed_pdf"}),
 }
 
+# Roles that may fire each event of a received document (the receiving side): the clerk
+# registers or returns it (Decree 30 Art. 22), a leader assigns it, the handler reports.
+RECEIVED_EVENT_ROLES: dict[str, frozenset[str]] = {
+    "register": frozenset({CLERK}),
+    "refuse": frozenset({CLERK}),
+    "assign": frozenset({SIGNER, SUPERVISOR}),
+    "process": frozenset({CLERK, REVIEWER, SUPERVISOR}),
+    "complete": frozenset({CLERK, REVIEWER, SUPERVISOR}),
+}
+RECEIVED_REASON_REQUIRED = frozenset({"refuse"})
+RECEIVED_EVENT_INPUTS: dict[str, frozenset[str]] = {}
+
 # Roles that may create drafts and read their agency's documents.
 CREATE_ROLES = frozenset({CLERK})
 READ_ROLES = frozenset({CLERK, REVIEWER, SIGNER, SUPERVISOR})

@@ -8,10 +8,9 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, tuple_
 
-from .tables import AuditAnchor, AuditEntry, Document
+from .tables import AuditAnchor, AuditEntry, chain_heads
 
 _anchors = AuditAnchor.__table__  # type: ignore[attr-defined]
-_documents = Document.__table__  # type: ignore[attr-defined]
 _audit = AuditEntry.__table__  # type: ignore[attr-defined]
 
 
@@ -66,8 +65,11 @@ class AnchorRepository:
     def heads_changed_since(
         self, agency_id: str, since: datetime | None
     ) -> list[tuple[str, int, str]]:
-        """(document, version, audit head) of the agency's documents changed since ``since``."""
-        d = _documents.c
+        """(chain, version, audit head) of the agency's chains changed since ``since``.
+
+        Its outgoing documents' chains and its received documents'.
+        """
+        d = chain_heads().c
         query = select(d.id, d.version, d.audit_head).where(d.agency_id == agency_id)
         if since is not None:
             query = query.where(d.updated_at >= since)

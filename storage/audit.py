@@ -14,11 +14,10 @@ from sqlalchemy import Connection, insert, select
 
 from .clock import as_utc
 from .prepared import Prepared
-from .tables import AuditEntry, Document
+from .tables import AuditEntry, chain_tables
 
 GENESIS = "0" * 64
 _audit = AuditEntry.__table__  # type: ignore[attr-defined]
-_documents = Document.__table__  # type: ignore[attr-defined]
 _INSERT = Prepared(insert(_audit))  # built once, run through Prepared (see prepared.py)
 
 
@@ -266,15 +265,17 @@ def verify_document(conn: Connection, document_id: str, head: str) -> ChainProbl
 def verify_chains(
     conn: Connection, document_id: str | None = None, batch: int = 500
 ) -> Iterator[tuple[str, ChainProblem | None]]:
-    """Verify every document's chain (or one), yielding ``(document_id, problem)``."""
-    query = select(_documents.c.id, _documents.c.audit_head).order_by(_documents.c.id)
-    if document_id is not None:
-        query = query.where(_documents.c.id == document_id)
-    last = ""
-    while True:
-        page = conn.execute(query.where(_documents.c.id > last).limit(batch)).all()
-        if not page:
-            return
-        for doc_id, head in page:
-            yield doc_id, verify_document(conn, doc_id, head)
-        last = page[-1][0]
+    """Verify every chain (or one), yielding ``(document_id, problem)``.
+
+    Outgoing and received documents each have their own chain.
+    """
+    for table in chain_tables():
+        c = table.c
+        query = select(c.id, c.audit_head).order_by(c.id)
+        if document_id is not None:
+            query = query.where(c.id == document_id)
+        last = ""
+        while page := conn.execute(query.where(c.id > last).limit(batch)).all():
+            for doc_id, head in page:
+                yield doc_id, verify_document(conn, doc_id, head)
+            last = page[-1][0]

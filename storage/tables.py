@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -13,6 +14,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    select,
+    union_all,
 )
 from sqlmodel import Field, SQLModel
 
@@ -160,6 +163,49 @@ class Dispatch(SQLModel, table=True):
     state: str = Field(max_length=20)
     attempts: int = Field(default=0)
     last_error: str = Field(default="", max_length=1000)
+    updated_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class ReceivedDocument(SQLModel, table=True):
+    """A document another agency sent to one of ours, with its own state and audit chain.
+
+    Stored once per (receiving agency, sender, message id): the same package delivered
+    again finds this row and is answered with the same receipt.
+    """
+
+    __tablename__ = "received_documents"
+    __table_args__ = (
+        UniqueConstraint("agency_id", "sender_id", "message_id"),
+        UniqueConstraint("agency_id", "register_year", "register_number"),
+        Index("ix_received_agency_state", "agency_id", "state"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    agency_id: str = Field(foreign_key="agencies.id", max_length=35)
+    sender_id: str = Field(max_length=35)
+    message_id: str = Field(max_length=100)
+    state: str = Field(max_length=20)
+    version: int
+    audit_head: str = Field(max_length=64)
+    urgency: int = Field(default=0)
+    # What the sender's signed manifest says (kept whole in ``manifest``).
+    sender_document_id: str = Field(max_length=36)
+    number: int | None = Field(default=None)
+    symbol: str = Field(default="", max_length=50)
+    doc_type: str = Field(default="", max_length=20)
+    subject: str = Field(default="", max_length=1000)
+    issued_on: str = Field(default="", max_length=10)
+    manifest: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    manifest_sha256: str = Field(max_length=64)
+    # The package as it arrived (a blob) and the receipt it was answered with.
+    package_sha256: str = Field(max_length=64)
+    receipt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    receipt_cms: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # The incoming register (sổ văn bản đến): a number per agency per year, once registered.
+    register_year: int | None = Field(default=None)
+    register_number: int | None = Field(default=None)
+    reason: str = Field(default="", max_length=2000)
+    received_at: datetime = Field(sa_column=_ts(nullable=False))
     updated_at: datetime = Field(sa_column=_ts(nullable=False))
 
 
@@ -387,3 +433,17 @@ class Timestamp(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
+
+
+def chain_tables() -> tuple[Any, ...]:
+    """The tables whose rows head an audit chain: outgoing and received documents."""
+    return (Document.__table__, ReceivedDocument.__table__)  # type: ignore[attr-defined]
+
+
+def chain_heads() -> Any:
+    """Every audit chain's head (id, agency_id, version, audit_head, updated_at), as one
+    selectable over :func:`chain_tables`."""
+    columns = ("id", "agency_id", "version", "audit_head", "updated_at")
+    return union_all(*(select(*[t.c[c] for c in columns]) for t in chain_tables())).subquery(
+        "chain_heads"
+    )

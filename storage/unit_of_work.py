@@ -18,6 +18,7 @@ from .documents import DocumentRepository
 from .duplicates import DuplicateRepository
 from .idempotency import IdempotencyRepository
 from .outbox import OutboxRepository
+from .received import ReceivedRepository
 from .signatures import SignatureRepository
 from .timers import TimerRepository
 from .timestamps import TimestampRepository
@@ -28,6 +29,7 @@ class UnitOfWork:
 
     documents: DocumentRepository
     dispatches: DispatchRepository
+    received: ReceivedRepository
     audit: AuditRepository
     outbox: OutboxRepository
     timers: TimerRepository
@@ -61,6 +63,7 @@ class UnitOfWork:
         skip = self.is_postgres
         self.documents = DocumentRepository(conn)
         self.dispatches = DispatchRepository(conn)
+        self.received = ReceivedRepository(conn)
         self.audit = AuditRepository(conn)
         self.outbox = OutboxRepository(conn, skip_locked=skip)
         self.timers = TimerRepository(conn, skip_locked=skip)

@@ -49,7 +49,8 @@ log = logging.getLogger("congvan")
 JOBS: dict[str, JobAction] = {}
 # Capabilities the machines name that this installation knowingly lacks: events needing
 # them answer 501 action_unavailable. Anything else unwired stops the engine at startup.
-NOT_YET_BUILT = frozenset({"deliver_dispatches"})  # delivery between agencies
+# Delivery between agencies, and status messages back to a sender.
+NOT_YET_BUILT = frozenset({"deliver_dispatches", "send_status"})
 # The job kinds with an actor spec of their own (time limit, retries, concurrency).
 KNOWN_ACTORS = {s.job: s for s in (review_actor.SPEC, anchor_actor.SPEC, timestamp_actor.SPEC)}
 

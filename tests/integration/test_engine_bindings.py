@@ -14,7 +14,7 @@ from congvan.states.spec import MachineSpec, edge
 from congvan.storage.unit_of_work import UnitOfWork
 from congvan.workflow.bootstrap import NOT_YET_BUILT, Runtime
 from congvan.workflow.engine import Engine
-from congvan.workflow.engine.bindings import Subject, load_document
+from congvan.workflow.engine.bindings import DocumentChain, Subject, load_document
 from congvan.workflow.engine.stepping import Pending
 from congvan.workflow.wiring import UnwiredCapability
 from tests.factories import actor
@@ -34,7 +34,7 @@ SEAL = MachineSpec(
 )
 
 
-class SealBinding:
+class SealBinding(DocumentChain):
     """Seals kept in a mapping (a repository), their entries in their document's chain."""
 
     spec = SEAL

@@ -225,7 +225,9 @@ class Editor(StagedJob[str]):
 
     def record(self, ctx: JobContext, work: str, outcome: str) -> None:
         assert ctx.events is not None
-        ctx.events.fire_within(ctx.uow, work, "edit", data={"fields": {"subject": outcome}})
+        ctx.events.fire_on_within(
+            ctx.uow, "document", work, "edit", data={"fields": {"subject": outcome}}
+        )
         if self.fail_after_firing:
             raise RuntimeError("the outcome could not be kept")
 

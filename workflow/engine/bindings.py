@@ -18,13 +18,22 @@ from congvan.states import DISPATCH, DOCUMENT
 from congvan.states.dispatch import DOCUMENT_DRIVEN
 from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from congvan.states.machine import allowed_events
-from congvan.states.policy import EVENT_INPUTS, EVENT_ROLES, REASON_REQUIRED, is_organ_id
+from congvan.states.policy import (
+    EVENT_INPUTS,
+    EVENT_ROLES,
+    REASON_REQUIRED,
+    RECEIVED_EVENT_INPUTS,
+    RECEIVED_EVENT_ROLES,
+    RECEIVED_REASON_REQUIRED,
+    is_organ_id,
+)
+from congvan.states.received import RECEIVED_DOCUMENT
 from congvan.states.spec import MachineSpec
 from congvan.states.text import has_visible_text, nfc
 from congvan.storage.documents import DocumentHead
 from congvan.storage.unit_of_work import UnitOfWork
 
-from .stepping import Pending
+from .stepping import Chain, Pending
 
 
 @dataclass(frozen=True)
@@ -37,12 +46,14 @@ class Subject:
     row: Any = None
 
 
-class Binding(Protocol):
+class Binding(Chain, Protocol):
     """A machine bound to its rows; see the module docstring."""
 
     spec: MachineSpec
-    # True when the subject is the document itself: its state is written with the chain.
+    # True when the subject holds its own chain: its state is written with the chain head.
     holds_chain: bool
+    # True when the chain head is a sent document that follows its dispatches' states.
+    follows_dispatches: bool
 
     def normalize(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """The event's data as the machine takes it (checked before any transaction)."""
@@ -112,7 +123,62 @@ def checked_recipients(recipients: Sequence[Mapping[str, Any]]) -> list[dict[str
     return checked
 
 
-class DocumentBinding:
+def authorize_person(
+    spec: MachineSpec,
+    roles: Mapping[str, frozenset[str]],
+    inputs: Mapping[str, frozenset[str]],
+    reason_required: frozenset[str],
+    actor: Actor,
+    event: str,
+    data: Mapping[str, Any],
+) -> None:
+    """Refuse a person without a role for ``event``, or data the event does not take."""
+    if event in reason_required and not has_visible_text(str(data.get("reason") or "")):
+        # Blank, or only invisible characters (a zero-width space is not a reason).
+        raise InvalidInput(f"Event {event!r} needs a reason.", event=event, field="reason")
+    if actor.is_system or event not in spec.events:
+        return  # an unknown event is refused as a transition, with the allowed ones
+    allowed = roles.get(event)
+    if allowed is None:
+        raise Forbidden(f"Event {event!r} is fired by the system only.", event=event)
+    if not actor.roles & allowed:
+        raise Forbidden(
+            f"Event {event!r} needs the role {' or '.join(sorted(allowed))}.",
+            event=event,
+            needs=sorted(allowed),
+        )
+    takes = inputs.get(event, frozenset()) | {"reason"}
+    unused = sorted(set(data) - takes)
+    if unused:
+        raise InvalidInput(
+            f"Event {event!r} does not use {', '.join(unused)}; it takes "
+            f"{', '.join(sorted(takes))}.",
+            event=event,
+            field=unused[0],
+            takes=sorted(takes),
+        )
+
+
+class DocumentChain:
+    """The chain of an outgoing document: its row holds state, version and audit head."""
+
+    follows_dispatches = True
+
+    def advance(self, uow: UnitOfWork, pending: Pending, now: datetime) -> bool:
+        return uow.documents.advance(
+            pending.head.id,
+            expected_version=pending.head.version,
+            state=pending.state,
+            new_version=pending.version,
+            audit_head=pending.audit_head,
+            at=now,
+        )
+
+    def current_version(self, uow: UnitOfWork, chain_id: str) -> int | None:
+        return uow.documents.current_version(chain_id)
+
+
+class DocumentBinding(DocumentChain):
     """The document machine: its subject is the document; people fire it, by role."""
 
     spec = DOCUMENT
@@ -131,30 +197,7 @@ class DocumentBinding:
     def authorize(
         self, actor: Actor, event: str, data: Mapping[str, Any], subject: Subject | None
     ) -> None:
-        if event in REASON_REQUIRED and not has_visible_text(str(data.get("reason") or "")):
-            # Blank, or only invisible characters (a zero-width space is not a reason).
-            raise InvalidInput(f"Event {event!r} needs a reason.", event=event, field="reason")
-        if actor.is_system or event not in DOCUMENT.events:
-            return  # an unknown event is refused as a transition, with the allowed ones
-        roles = EVENT_ROLES.get(event)
-        if roles is None:
-            raise Forbidden(f"Event {event!r} is fired by the system only.", event=event)
-        if not actor.roles & roles:
-            raise Forbidden(
-                f"Event {event!r} needs the role {' or '.join(sorted(roles))}.",
-                event=event,
-                needs=sorted(roles),
-            )
-        takes = EVENT_INPUTS.get(event, frozenset()) | {"reason"}
-        unused = sorted(set(data) - takes)
-        if unused:
-            raise InvalidInput(
-                f"Event {event!r} does not use {', '.join(unused)}; it takes "
-                f"{', '.join(sorted(takes))}.",
-                event=event,
-                field=unused[0],
-                takes=sorted(takes),
-            )
+        authorize_person(DOCUMENT, EVENT_ROLES, EVENT_INPUTS, REASON_REQUIRED, actor, event, data)
 
     def context(self, subject: Subject, data: Mapping[str, Any]) -> Mapping[str, Any]:
         return data
@@ -175,7 +218,7 @@ class DocumentBinding:
         pending.state = dest
 
 
-class DispatchBinding:
+class DispatchBinding(DocumentChain):
     """A dispatch (one recipient of a sent document): fired by the system only.
 
     Its entries go into its document's chain; the document follows it in the same
@@ -232,3 +275,65 @@ class DispatchBinding:
             attempts=subject.row["attempts"] + (1 if event == "start" else 0),
             last_error=data.get("error"),
         )
+
+
+class ReceivedBinding:
+    """A document another agency sent us: its own row, state and chain; our people move it."""
+
+    spec = RECEIVED_DOCUMENT
+    holds_chain = True
+    follows_dispatches = False
+
+    def normalize(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return cast(dict[str, Any], nfc(dict(data)))
+
+    def load(self, uow: UnitOfWork, subject_id: str, actor: Actor, *, lock: bool) -> Subject:
+        head = uow.received.head(subject_id, for_update=lock)
+        # Another agency's received document answers exactly like a missing one.
+        if head is None or (not actor.is_system and head.agency_id != actor.agency_id):
+            raise NotFound("No such received document.", received_id=subject_id)
+        return Subject(id=head.id, state=head.state, head=head, row=head)
+
+    def authorize(
+        self, actor: Actor, event: str, data: Mapping[str, Any], subject: Subject | None
+    ) -> None:
+        authorize_person(
+            RECEIVED_DOCUMENT,
+            RECEIVED_EVENT_ROLES,
+            RECEIVED_EVENT_INPUTS,
+            RECEIVED_REASON_REQUIRED,
+            actor,
+            event,
+            data,
+        )
+
+    def context(self, subject: Subject, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        return data
+
+    def audit(self, subject: Subject, event: str) -> tuple[str, dict[str, Any]]:
+        return event, {}
+
+    def settle(
+        self,
+        uow: UnitOfWork,
+        subject: Subject,
+        pending: Pending,
+        event: str,
+        dest: str,
+        data: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        pending.state = dest
+
+    def advance(self, uow: UnitOfWork, pending: Pending, now: datetime) -> bool:
+        return uow.received.advance(
+            pending.head.id,
+            expected_version=pending.head.version,
+            state=pending.state,
+            new_version=pending.version,
+            audit_head=pending.audit_head,
+            at=now,
+        )
+
+    def current_version(self, uow: UnitOfWork, chain_id: str) -> int | None:
+        return uow.received.current_version(chain_id)

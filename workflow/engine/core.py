@@ -20,11 +20,18 @@ from congvan.states.errors import Forbidden, VersionConflict
 from congvan.states.policy import CREATE_ROLES
 from congvan.states.text import nfc
 from congvan.storage.clock import Clock
+from congvan.storage.received import Received
 from congvan.storage.unit_of_work import UnitOfWork
 
 from ..wiring import check_wiring
-from .bindings import Binding, DispatchBinding, DocumentBinding, checked_recipients
-from .creating import create_once
+from .bindings import (
+    Binding,
+    DispatchBinding,
+    DocumentBinding,
+    ReceivedBinding,
+    checked_recipients,
+)
+from .creating import Arrival, create_once, receive_once
 from .preparation import PREPARE_ROUNDS, Preparation, Prepared, Stale
 from .results import FireResult, Idempotency, commit, replay
 from .stepping import Pending, Stepper
@@ -59,6 +66,7 @@ class Engine:
         self.bindings: dict[str, Binding] = {
             "document": DocumentBinding(),
             "dispatch": DispatchBinding(dispatch_max_attempts),
+            "received": ReceivedBinding(),
             **(machines or {}),
         }
         unbound = set(MACHINES) - set(self.bindings)
@@ -143,6 +151,21 @@ class Engine:
             if answer is None:
                 raise
             return {**answer, "replayed": True}
+
+    def receive(self, arrival: Arrival) -> tuple[Received, bool]:
+        """Store a verified package from another agency once; ``(document, stored now)``.
+
+        The same package delivered again (same sender and message id), even by two
+        deliveries racing, finds the first one's document, whose receipt is the answer.
+        """
+        try:
+            return receive_once(self.open_uow, self.clock, arrival)
+        except IntegrityError:
+            with self.open_uow(readonly=True) as uow:
+                first = uow.received.find(arrival.agency_id, arrival.sender_id, arrival.message_id)
+            if first is None:
+                raise
+            return first, False
 
     # -- firing ------------------------------------------------------------------------------
 
@@ -282,30 +305,6 @@ class Engine:
         )
         return result
 
-    def fire_within(
-        self,
-        uow: UnitOfWork,
-        document_id: str,
-        event: str,
-        *,
-        actor: Actor = SYSTEM,
-        data: Mapping[str, Any] | None = None,
-    ) -> FireResult:
-        """Fire ``event`` on a document inside the caller's open transaction."""
-        return self.fire_on_within(uow, "document", document_id, event, actor=actor, data=data)
-
-    def fire_dispatch_within(
-        self,
-        uow: UnitOfWork,
-        dispatch_id: str,
-        event: str,
-        *,
-        actor: Actor = SYSTEM,
-        data: Mapping[str, Any] | None = None,
-    ) -> FireResult:
-        """Fire ``event`` on one dispatch inside the caller's open transaction."""
-        return self.fire_on_within(uow, "dispatch", dispatch_id, event, actor=actor, data=data)
-
     def fire_on_within(
         self,
         uow: UnitOfWork,
@@ -356,9 +355,11 @@ class Engine:
             prepared=prepared,
         )
         binding.settle(uow, subject, pending, event, step.dest, data, now)
-        self.stepper.follow_derived(uow, pending, now)
+        if binding.follows_dispatches:
+            self.stepper.follow_derived(uow, pending, now)
         return self.stepper.persist(
             uow,
+            binding,
             pending,
             audit_event,
             from_state=subject.state,
@@ -371,7 +372,7 @@ class Engine:
     def _current_version(self, binding: Binding, subject_id: str) -> int:
         with self.open_uow(readonly=True) as uow:
             subject = binding.load(uow, subject_id, SYSTEM, lock=False)
-            return subject.head.version
+            return binding.current_version(uow, subject.head.id) or 0
 
     def _raced(
         self, agency_id: str | None, idempotency: Idempotency | None

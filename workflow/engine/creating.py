@@ -1,18 +1,21 @@
-"""Creating a document: its row, recipients, files and first audit entry in one transaction."""
+"""Creating a chain: a document (row, recipients, files) or a received document, each with
+its first audit entry, in one transaction."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import to_jsonable_python
 
 from congvan.actions.context import Actor
-from congvan.states import DOCUMENT
+from congvan.states import DOCUMENT, RECEIVED_DOCUMENT
 from congvan.storage.audit import GENESIS, make_entry
 from congvan.storage.clock import Clock
 from congvan.storage.ids import new_id
+from congvan.storage.received import Received
 from congvan.storage.unit_of_work import UnitOfWork
 
 from ..views import document_view
@@ -89,3 +92,99 @@ def create_once(
         extra={"action": "document.create", "document_id": document_id, "agency": agency_id},
     )
     return answer
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A verified package from another agency, as the inbox stores it.
+
+    ``id`` and the signed ``receipt`` are made before the transaction opens (signing is
+    no work for a write lock); when the package was already stored, both are discarded
+    and the first arrival's receipt is answered.
+    """
+
+    id: str
+    agency_id: str
+    sender_id: str
+    message_id: str
+    sender_document_id: str
+    manifest: bytes
+    manifest_sha256: str
+    metadata: Mapping[str, Any]
+    package_sha256: str
+    package: bytes
+    receipt: bytes
+    receipt_cms: bytes
+
+
+def receive_once(
+    open_uow: Callable[..., UnitOfWork], clock: Clock, arrival: Arrival
+) -> tuple[Received, bool]:
+    """Store the arrival as a received document with its first audit entry, or find it.
+
+    Returns the stored document and whether this call stored it; a race between two
+    deliveries of one package is settled by the unique (agency, sender, message id).
+    """
+    with open_uow() as uow:
+        first = uow.received.find(arrival.agency_id, arrival.sender_id, arrival.message_id)
+        if first is not None:
+            return first, False
+        now = clock()
+        entry = make_entry(
+            prev_hash=GENESIS,
+            document_id=arrival.id,
+            version=1,
+            actor=f"agency:{arrival.sender_id}",
+            event="receive",
+            from_state="",
+            to_state=RECEIVED_DOCUMENT.initial,
+            at=now,
+            payload={
+                "sender": arrival.sender_id,
+                "message_id": arrival.message_id,
+                "manifest_sha256": arrival.manifest_sha256,
+                "package_sha256": arrival.package_sha256,
+            },
+        )
+        meta = arrival.metadata
+        uow.documents.put_blob(arrival.package_sha256, arrival.package)
+        uow.received.add(
+            {
+                "id": arrival.id,
+                "agency_id": arrival.agency_id,
+                "sender_id": arrival.sender_id,
+                "message_id": arrival.message_id,
+                "state": RECEIVED_DOCUMENT.initial,
+                "version": 1,
+                "audit_head": entry.hash,
+                "urgency": int(meta.get("urgency") or 0),
+                "sender_document_id": arrival.sender_document_id,
+                "number": meta.get("number"),
+                "symbol": str(meta.get("symbol") or ""),
+                "doc_type": str(meta.get("doc_type") or ""),
+                "subject": str(meta.get("subject") or ""),
+                "issued_on": str(meta.get("issued_on") or ""),
+                "manifest": arrival.manifest,
+                "manifest_sha256": arrival.manifest_sha256,
+                "package_sha256": arrival.package_sha256,
+                "receipt": arrival.receipt,
+                "receipt_cms": arrival.receipt_cms,
+                "reason": "",
+                "received_at": now,
+                "updated_at": now,
+            }
+        )
+        uow.audit.append([entry])
+        uow.commit()
+        stored = uow.received.get(arrival.id)
+    assert stored is not None
+    log.info(
+        "document received",
+        extra={
+            "action": "received.create",
+            "document_id": arrival.id,
+            "agency": arrival.agency_id,
+            "sender": arrival.sender_id,
+        },
+    )
+    return stored, True

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from congvan.actions.context import SYSTEM, Actor, Effect, Guard, TransitionContext
 from congvan.actions.jobs import enqueue, new_job
@@ -52,6 +52,18 @@ class Pending:
         return Pending(
             head=head, state=head.state, version=head.version, audit_head=head.audit_head
         )
+
+
+class Chain(Protocol):
+    """Where a machine's audit chain and version live (a document's row, for instance)."""
+
+    def advance(self, uow: UnitOfWork, pending: Pending, now: datetime) -> bool:
+        """Write the chain head's new state, version and audit head; False if overtaken."""
+        ...
+
+    def current_version(self, uow: UnitOfWork, chain_id: str) -> int | None:
+        """The chain head's version now (None when it is gone)."""
+        ...
 
 
 class Stepper:
@@ -171,6 +183,7 @@ class Stepper:
     def persist(
         self,
         uow: UnitOfWork,
+        chain: Chain,
         pending: Pending,
         event: str,
         *,
@@ -178,19 +191,11 @@ class Stepper:
         to_state: str,
         now: datetime,
     ) -> FireResult:
-        """Write the chain's new entries, the document's new version and state, the jobs."""
+        """Write the chain's new entries, its head's new version and state, the jobs."""
         uow.audit.append(pending.entries)
         self.fault("audited")
-        moved = uow.documents.advance(
-            pending.head.id,
-            expected_version=pending.head.version,
-            state=pending.state,
-            new_version=pending.version,
-            audit_head=pending.audit_head,
-            at=now,
-        )
-        if not moved:
-            current = uow.documents.current_version(pending.head.id) or pending.head.version
+        if not chain.advance(uow, pending, now):
+            current = chain.current_version(uow, pending.head.id) or pending.head.version
             raise VersionConflict(pending.head.version, current)
         self.fault("advanced")
         enqueue(uow, pending.jobs, now + self.job_deadline)

@@ -1,0 +1,171 @@
+"""SQL for received documents: what other agencies sent to ours, and the incoming register."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from .documents import DocumentHead, decode_cursor, encode_cursor
+from .tables import Agency, ReceivedDocument
+
+_received = ReceivedDocument.__table__  # type: ignore[attr-defined]
+_agencies = Agency.__table__  # type: ignore[attr-defined]
+_c = _received.c
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A received document's row (without the manifest, receipt and package bytes)."""
+
+    id: str
+    agency_id: str
+    sender_id: str
+    message_id: str
+    state: str
+    version: int
+    audit_head: str
+    urgency: int
+    sender_document_id: str
+    number: int | None
+    symbol: str
+    doc_type: str
+    subject: str
+    issued_on: str
+    manifest_sha256: str
+    package_sha256: str
+    register_year: int | None
+    register_number: int | None
+    reason: str
+    received_at: datetime
+    updated_at: datetime
+
+
+_COLUMNS = [_c[f.name] for f in fields(Received)]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a received document was verified from and answered with, as stored bytes."""
+
+    manifest: bytes
+    receipt: bytes
+    receipt_cms: bytes
+    package_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedPage:
+    items: list[Received]
+    next_cursor: str | None
+
+
+class ReceivedRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        self.conn.execute(insert(_received), [dict(row)])
+
+    def get(self, received_id: str) -> Received | None:
+        row = self.conn.execute(select(*_COLUMNS).where(_c.id == received_id)).first()
+        return Received(*row) if row else None
+
+    def find(self, agency_id: str, sender_id: str, message_id: str) -> Received | None:
+        """The document a package with this message id from this sender already made."""
+        row = self.conn.execute(
+            select(*_COLUMNS).where(
+                _c.agency_id == agency_id, _c.sender_id == sender_id, _c.message_id == message_id
+            )
+        ).first()
+        return Received(*row) if row else None
+
+    def evidence(self, received_id: str) -> Evidence | None:
+        row = self.conn.execute(
+            select(_c.manifest, _c.receipt, _c.receipt_cms, _c.package_sha256).where(
+                _c.id == received_id
+            )
+        ).first()
+        if row is None:
+            return None
+        return Evidence(bytes(row[0]), bytes(row[1]), bytes(row[2]), row[3])
+
+    def head(self, received_id: str, *, for_update: bool = False) -> DocumentHead | None:
+        """What a transition needs: owner, state, version, audit head (the chain's head)."""
+        query = select(_c.id, _c.agency_id, _c.state, _c.version, _c.audit_head, _c.urgency)
+        query = query.where(_c.id == received_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        return DocumentHead(*row) if row else None
+
+    def current_version(self, received_id: str) -> int | None:
+        return self.conn.execute(select(_c.version).where(_c.id == received_id)).scalar()
+
+    def advance(
+        self,
+        received_id: str,
+        *,
+        expected_version: int,
+        state: str,
+        new_version: int,
+        audit_head: str,
+        at: datetime,
+    ) -> bool:
+        """Move it on, only if nobody moved it since ``expected_version``."""
+        result = self.conn.execute(
+            update(_received)
+            .where(_c.id == received_id, _c.version == expected_version)
+            .values(state=state, version=new_version, audit_head=audit_head, updated_at=at)
+        )
+        return result.rowcount == 1
+
+    def register(self, received_id: str, agency_id: str, year: int) -> int:
+        """Give it the next number of the agency's incoming register for ``year``.
+
+        The agency's row is locked first (PostgreSQL; SQLite serialises writers anyway), so
+        two registrations of one agency take turns and never draw the same number.
+        """
+        self.conn.execute(
+            select(_agencies.c.id).where(_agencies.c.id == agency_id).with_for_update()
+        )
+        last = self.conn.execute(
+            select(func.max(_c.register_number)).where(
+                _c.agency_id == agency_id, _c.register_year == year
+            )
+        ).scalar()
+        number = int(last or 0) + 1
+        self.conn.execute(
+            update(_received)
+            .where(_c.id == received_id)
+            .values(register_year=year, register_number=number)
+        )
+        return number
+
+    def set_reason(self, received_id: str, reason: str) -> None:
+        self.conn.execute(update(_received).where(_c.id == received_id).values(reason=reason))
+
+    def page(
+        self,
+        agency_id: str,
+        *,
+        states: Sequence[str] = (),
+        sender_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> ReceivedPage:
+        """Newest first, ``limit`` at a time; the cursor is the last id seen."""
+        query = select(*_COLUMNS).where(_c.agency_id == agency_id)
+        if states:
+            query = query.where(_c.state.in_(list(states)))
+        if sender_id:
+            query = query.where(_c.sender_id == sender_id)
+        if cursor:
+            query = query.where(_c.id < decode_cursor(cursor))
+        rows = self.conn.execute(query.order_by(_c.id.desc()).limit(limit + 1)).all()
+        items = [Received(*r) for r in rows[:limit]]
+        more = len(rows) > limit
+        return ReceivedPage(items, encode_cursor(items[-1].id) if more and items else None)

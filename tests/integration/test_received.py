@@ -1,0 +1,156 @@
+"""Received documents: stored once per package, moved by the receiving agency's people."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from congvan.actions.context import SYSTEM
+from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from congvan.storage.clock import FrozenClock
+from congvan.storage.ids import new_id
+from congvan.workflow.bootstrap import Runtime
+from congvan.workflow.engine.creating import Arrival
+from tests.factories import AGENCY_ID, OTHER_AGENCY_ID, actor, add_agency, job_done
+
+SENDER = "000.00.00.H40"
+CLERK = actor("clerk")
+SUPERVISOR = actor("supervisor")
+OTHER_CLERK = actor("clerk", OTHER_AGENCY_ID)
+
+
+@pytest.fixture
+def receiving(make_runtime: Callable[..., Runtime]) -> Runtime:
+    runtime = make_runtime(jobs={"send_status": job_done})
+    add_agency(runtime, AGENCY_ID)
+    add_agency(runtime, OTHER_AGENCY_ID, "UBND tỉnh Quảng Trị", "UBND")
+    return runtime
+
+
+def arrival(message_id: str = "msg-1", **changes: Any) -> Arrival:
+    package = f"package {message_id}".encode()
+    manifest = b'{"format":"congvan-manifest/1"}'
+    facts: dict[str, Any] = {
+        "id": new_id(),
+        "agency_id": AGENCY_ID,
+        "sender_id": SENDER,
+        "message_id": message_id,
+        "sender_document_id": "doc-1227",
+        "manifest": manifest,
+        "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
+        "metadata": {"number": 1227, "symbol": "UBND-TĐKT", "doc_type": "CV", "urgency": 0},
+        "package_sha256": hashlib.sha256(package).hexdigest(),
+        "package": package,
+        "receipt": b'{"status":"01"}',
+        "receipt_cms": b"cms",
+    }
+    return Arrival(**{**facts, **changes})
+
+
+def test_a_package_is_stored_once_and_its_first_receipt_answers_again(
+    receiving: Runtime,
+) -> None:
+    # Given a package stored on arrival
+    first, stored = receiving.engine.receive(arrival())
+    assert stored and first.state == "received" and first.version == 1
+
+    # When the same package (same sender, same message id) arrives again, with a new receipt
+    again, stored_again = receiving.engine.receive(arrival(receipt=b"another"))
+
+    # Then it finds the first document, whose receipt is the answer
+    assert (again.id, stored_again) == (first.id, False)
+    with receiving.uow(readonly=True) as uow:
+        assert uow.received.evidence(first.id).receipt == b'{"status":"01"}'
+        assert len(uow.received.page(AGENCY_ID).items) == 1
+        assert [(first.id, None)] == list(uow.audit.verify(first.id))
+        assert [1] == [e["version"] for e in uow.audit.entries(first.id, "receive")]
+
+
+def test_two_deliveries_of_one_package_racing_store_it_once(receiving: Runtime) -> None:
+    # Given four deliveries of one package released at once
+    barrier = threading.Barrier(4)
+
+    def deliver(_i: int) -> Any:
+        barrier.wait(timeout=10)
+        return receiving.engine.receive(arrival("raced"))
+
+    with ThreadPoolExecutor(4) as pool:
+        stored = list(pool.map(deliver, range(4)))
+
+    # Then every one answers the same document, stored by exactly one of them
+    assert len({doc.id for doc, _new in stored}) == 1
+    assert sum(new for _doc, new in stored) == 1
+
+
+def test_registering_numbers_the_incoming_register_per_year(receiving: Runtime) -> None:
+    # Given two documents arrived in 2026, and one in the first minutes of 2027 in Vietnam
+    engine, clock = receiving.engine, receiving.clock
+    assert isinstance(clock, FrozenClock)
+    clock.now = datetime(2026, 12, 31, 10, 0, tzinfo=UTC)
+    first = engine.receive(arrival("a"))[0]
+    second = engine.receive(arrival("b"))[0]
+    third = engine.receive(arrival("c"))[0]
+
+    # When a clerk registers them, the last one at 00:30 on 1 January in Vietnam
+    engine.fire_on("received", second.id, "register", CLERK)
+    engine.fire_on("received", first.id, "register", CLERK)
+    clock.now = datetime(2026, 12, 31, 17, 30, tzinfo=UTC)
+    result = engine.fire_on("received", third.id, "register", CLERK)
+
+    # Then each has the next number of its year's register, and a status job is queued
+    with receiving.uow(readonly=True) as uow:
+        numbers = {
+            d.id: (d.register_year, d.register_number) for d in uow.received.page(AGENCY_ID).items
+        }
+    assert numbers == {second.id: (2026, 1), first.id: (2026, 2), third.id: (2027, 1)}
+    assert (result.to_state, len(result.jobs)) == ("registered", 1)
+
+
+def test_a_refusal_needs_a_reason_and_keeps_it(receiving: Runtime) -> None:
+    doc = receiving.engine.receive(arrival())[0]
+    with pytest.raises(InvalidInput, match="reason"):
+        receiving.engine.fire_on("received", doc.id, "refuse", CLERK, data={"reason": " "})
+    receiving.engine.fire_on(
+        "received", doc.id, "refuse", CLERK, data={"reason": "Gửi nhầm cơ quan"}
+    )
+    with receiving.uow(readonly=True) as uow:
+        refused = uow.received.get(doc.id)
+    assert refused is not None and (refused.state, refused.reason) == (
+        "refused",
+        "Gửi nhầm cơ quan",
+    )
+    with pytest.raises(TransitionNotAllowed):
+        receiving.engine.fire_on("received", doc.id, "register", CLERK)
+
+
+def test_handling_goes_by_role_and_only_within_the_receiving_agency(receiving: Runtime) -> None:
+    engine = receiving.engine
+    doc = engine.receive(arrival())[0]
+    with pytest.raises(NotFound):
+        engine.fire_on("received", doc.id, "register", OTHER_CLERK)
+    with pytest.raises(Forbidden):
+        engine.fire_on("received", doc.id, "register", SUPERVISOR)
+    engine.fire_on("received", doc.id, "register", CLERK)
+    with pytest.raises(Forbidden):
+        engine.fire_on("received", doc.id, "assign", CLERK)
+    engine.fire_on("received", doc.id, "assign", SUPERVISOR)
+    engine.fire_on("received", doc.id, "process", CLERK)
+    done = engine.fire_on("received", doc.id, "complete", CLERK)
+    assert (done.to_state, done.version) == ("completed", 5)
+    with receiving.uow(readonly=True) as uow:
+        assert [(doc.id, None)] == list(uow.audit.verify(doc.id))
+        assert len(uow.received.page(OTHER_AGENCY_ID).items) == 0
+
+
+def test_the_system_cannot_be_refused_by_role_but_the_machine_still_decides(
+    receiving: Runtime,
+) -> None:
+    doc = receiving.engine.receive(arrival())[0]
+    with pytest.raises(TransitionNotAllowed):
+        receiving.engine.fire_on("received", doc.id, "complete", SYSTEM)
