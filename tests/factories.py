@@ -12,10 +12,12 @@ from sqlalchemy import select
 from congvan.actions.context import Actor, Effect, Guard, JobAction, JobContext, TransitionContext
 from congvan.states.policy import ROLES
 from congvan.storage.audit import verify_chains
+from congvan.storage.ids import new_id
 from congvan.storage.tables import metadata
 from congvan.storage.unit_of_work import UnitOfWork
 from congvan.workflow import directory
 from congvan.workflow.bootstrap import Runtime
+from congvan.workflow.engine.creating import Arrival
 
 # The sample letter every test document is modelled on: 1227/UBND-TĐKT of Thừa Thiên Huế.
 AGENCY_ID = "000.00.00.H57"
@@ -219,3 +221,27 @@ def dump_tables(runtime: Runtime) -> dict[str, list[tuple[Any, ...]]]:
             ]
             for table in metadata.sorted_tables
         }
+
+
+SENDER_ID = "000.00.00.H40"  # a sending agency on another instance
+
+
+def arrival(message_id: str = "msg-1", agency_id: str = AGENCY_ID, **changes: Any) -> Arrival:
+    """A package from ``SENDER_ID`` as the inbox would store it once verified."""
+    package = f"package {message_id}".encode()
+    manifest = b'{"format":"congvan-manifest/1"}'
+    facts: dict[str, Any] = {
+        "id": new_id(),
+        "agency_id": agency_id,
+        "sender_id": SENDER_ID,
+        "message_id": message_id,
+        "sender_document_id": "doc-1227",
+        "manifest": manifest,
+        "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
+        "metadata": {"number": 1227, "symbol": "UBND-TĐKT", "doc_type": "CV", "urgency": 0},
+        "package_sha256": hashlib.sha256(package).hexdigest(),
+        "package": package,
+        "receipt": b'{"status":"01"}',
+        "receipt_cms": b"cms",
+    }
+    return Arrival(**{**facts, **changes})

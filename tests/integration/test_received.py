@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,12 +13,9 @@ import pytest
 from congvan.actions.context import SYSTEM
 from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from congvan.storage.clock import FrozenClock
-from congvan.storage.ids import new_id
 from congvan.workflow.bootstrap import Runtime
-from congvan.workflow.engine.creating import Arrival
-from tests.factories import AGENCY_ID, OTHER_AGENCY_ID, actor, add_agency, job_done
+from tests.factories import AGENCY_ID, OTHER_AGENCY_ID, actor, add_agency, arrival, job_done
 
-SENDER = "000.00.00.H40"
 CLERK = actor("clerk")
 SUPERVISOR = actor("supervisor")
 OTHER_CLERK = actor("clerk", OTHER_AGENCY_ID)
@@ -31,26 +27,6 @@ def receiving(make_runtime: Callable[..., Runtime]) -> Runtime:
     add_agency(runtime, AGENCY_ID)
     add_agency(runtime, OTHER_AGENCY_ID, "UBND tỉnh Quảng Trị", "UBND")
     return runtime
-
-
-def arrival(message_id: str = "msg-1", **changes: Any) -> Arrival:
-    package = f"package {message_id}".encode()
-    manifest = b'{"format":"congvan-manifest/1"}'
-    facts: dict[str, Any] = {
-        "id": new_id(),
-        "agency_id": AGENCY_ID,
-        "sender_id": SENDER,
-        "message_id": message_id,
-        "sender_document_id": "doc-1227",
-        "manifest": manifest,
-        "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
-        "metadata": {"number": 1227, "symbol": "UBND-TĐKT", "doc_type": "CV", "urgency": 0},
-        "package_sha256": hashlib.sha256(package).hexdigest(),
-        "package": package,
-        "receipt": b'{"status":"01"}',
-        "receipt_cms": b"cms",
-    }
-    return Arrival(**{**facts, **changes})
 
 
 def test_a_package_is_stored_once_and_its_first_receipt_answers_again(

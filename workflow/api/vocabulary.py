@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeAlias
 
-from congvan.states import DISPATCH, DOCUMENT, vocabulary
+from congvan.states import DISPATCH, DOCUMENT, RECEIVED_DOCUMENT, vocabulary
+from congvan.states.received import STATUS_CODE
 
 
 def enum(name: str, values: Iterable[str], doc: str) -> type[StrEnum]:
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     DocumentState: TypeAlias = str
     DispatchState: TypeAlias = str
     DocumentEvent: TypeAlias = str
+    ReceivedState: TypeAlias = str
+    ReceivedEvent: TypeAlias = str
+    StatusCode: TypeAlias = str
     JobStatus: TypeAlias = str
     CheckStatus: TypeAlias = str
     CheckTally: TypeAlias = str
@@ -37,6 +41,16 @@ else:
     DocumentState = enum("DocumentState", DOCUMENT.states, "A document's state.")
     DispatchState = enum("DispatchState", DISPATCH.states, "A dispatch's (one recipient's) state.")
     DocumentEvent = enum("DocumentEvent", DOCUMENT.events, "An event of the document machine.")
+    ReceivedState = enum("ReceivedState", RECEIVED_DOCUMENT.states, "A received document's state.")
+    ReceivedEvent = enum(
+        "ReceivedEvent", RECEIVED_DOCUMENT.events, "An event of the received-document machine."
+    )
+    StatusCode = enum(
+        "StatusCode",
+        sorted(set(STATUS_CODE.values())),
+        "A QCVN 102 status code: 01 arrived, 02 refused, 03 registered, 04 assigned, "
+        "05 processing, 06 completed.",
+    )
     JobStatus = enum("JobStatus", vocabulary.JOB_STATUSES, "An outbox job's status.")
     CheckStatus = enum("CheckStatus", vocabulary.CHECK_STATUSES, "A review check's outcome.")
     CheckTally = enum(

@@ -1,0 +1,203 @@
+"""Routes for received documents: what other agencies sent us, listed and handled by ours."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Response
+from pydantic import BaseModel, Field
+
+from congvan.states import RECEIVED_DOCUMENT, allowed_events
+from congvan.states.errors import InvalidInput, NotFound
+from congvan.states.policy import READ_ROLES
+from congvan.states.received import STATUS_CODE
+from congvan.storage.received import Received
+
+from ..engine import Idempotency
+from .auth import PrincipalDep, actor_of, require
+from .bodies import JsonRoute
+from .deps import EngineDep, ReadUowDep, SettingsDep
+from .documents import REPLAYED, IdempotencyKey, _check_cursor, parse_if_match
+from .outputs import AUTHENTICATED, Page, errors, sends
+from .paging import check_limit
+from .views import check_document_id
+from .vocabulary import ReceivedEvent, ReceivedState, StatusCode
+
+router = APIRouter(
+    prefix="/v1/received",
+    tags=["received"],
+    responses=errors(*AUTHENTICATED),
+    route_class=JsonRoute,
+)
+
+
+class ReceivedOut(BaseModel):
+    """A document another agency sent to the caller's agency."""
+
+    id: str
+    sender_id: str = Field(description="The sending agency's identifier")
+    message_id: str = Field(description="The sender's message id (stable across retries)")
+    sender_document_id: str
+    state: ReceivedState
+    status_code: StatusCode = Field(description="What the sender is told (QCVN 102)")
+    version: int
+    allowed_events: list[ReceivedEvent]
+    number: int | None
+    symbol: str
+    doc_type: str
+    subject: str
+    issued_on: str
+    urgency: int
+    register_year: int | None = Field(description="The incoming register's year, once entered")
+    register_number: int | None = Field(description="Its number in that register (số đến)")
+    reason: str = Field(description="Why it was refused, when it was")
+    manifest_sha256: str
+    package_sha256: str
+    received_at: datetime
+    updated_at: datetime
+
+
+class ReceivedPage(Page):
+    items: list[ReceivedOut]
+
+
+class ReceivedEventIn(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class ReceivedEventResult(BaseModel):
+    """What firing an event on a received document did."""
+
+    id: str = Field(description="The received document")
+    event: ReceivedEvent
+    from_state: ReceivedState
+    to_state: ReceivedState
+    version: int
+    jobs: list[str] = Field(description="Ids of the jobs the transition queued")
+
+
+def received_view(row: Received) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "sender_id": row.sender_id,
+        "message_id": row.message_id,
+        "sender_document_id": row.sender_document_id,
+        "state": row.state,
+        "status_code": STATUS_CODE[row.state],
+        "version": row.version,
+        "allowed_events": allowed_events(RECEIVED_DOCUMENT, row.state),
+        "number": row.number,
+        "symbol": row.symbol,
+        "doc_type": row.doc_type,
+        "subject": row.subject,
+        "issued_on": row.issued_on,
+        "urgency": row.urgency,
+        "register_year": row.register_year,
+        "register_number": row.register_number,
+        "reason": row.reason,
+        "manifest_sha256": row.manifest_sha256,
+        "package_sha256": row.package_sha256,
+        "received_at": row.received_at,
+        "updated_at": row.updated_at,
+    }
+
+
+@router.get(
+    "",
+    summary="List what other agencies sent to the caller's agency, newest first",
+    response_model=ReceivedPage,
+)
+def list_received(
+    uow: ReadUowDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    state: Annotated[list[str] | None, Query(description="Filter by state (repeatable)")] = None,
+    sender: Annotated[str | None, Query(max_length=35, description="The sending agency")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1)] = 50,
+) -> dict[str, Any]:
+    require(principal, READ_ROLES, "Reading received documents")
+    check_limit(limit, settings.max_page_size)
+    if cursor is not None:
+        _check_cursor(cursor)
+    unknown = [s for s in state or [] if s not in RECEIVED_DOCUMENT.states]
+    if unknown:
+        raise InvalidInput(
+            f"Unknown state(s): {', '.join(unknown)}.",
+            field="state",
+            allowed=list(RECEIVED_DOCUMENT.states),
+        )
+    with uow:
+        page = uow.received.page(
+            principal.agency_id, states=state or [], sender_id=sender, cursor=cursor, limit=limit
+        )
+    return {"items": [received_view(r) for r in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get(
+    "/{received_id}",
+    summary="A received document: state, status code, allowed events",
+    response_model=ReceivedOut,
+    responses={**errors(404), **sends(200, "ETag")},
+)
+def get_received(
+    received_id: str, uow: ReadUowDep, principal: PrincipalDep, response: Response
+) -> dict[str, Any]:
+    require(principal, READ_ROLES, "Reading received documents")
+    check_document_id(received_id)
+    with uow:
+        row = uow.received.get(received_id)
+    # Another agency's received document answers exactly like a missing one.
+    if row is None or row.agency_id != principal.agency_id:
+        raise NotFound("No such received document.", received_id=received_id)
+    response.headers["ETag"] = f'"{row.version}"'
+    return received_view(row)
+
+
+@router.post(
+    "/{received_id}/events/{event}",
+    summary="Register, refuse (with a reason), assign, process or complete",
+    response_model=ReceivedEventResult,
+    responses={**errors(400, 404, 409, 501), **sends(200, "ETag", "Idempotent-Replayed")},
+)
+def fire_received_event(
+    received_id: str,
+    event: Annotated[str, Path(json_schema_extra={"enum": list(RECEIVED_DOCUMENT.events)})],
+    engine: EngineDep,
+    principal: PrincipalDep,
+    response: Response,
+    body: ReceivedEventIn | None = None,
+    if_match: Annotated[str | None, Header(alias="If-Match", max_length=50)] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    check_document_id(received_id)
+    expected = parse_if_match(if_match)
+    data = {"reason": body.reason} if body is not None and body.reason is not None else {}
+    idem = (
+        Idempotency.of(idempotency_key, "received", received_id, event, expected, data)
+        if idempotency_key
+        else None
+    )
+    result = engine.fire_on(
+        "received",
+        received_id,
+        event,
+        actor_of(principal),
+        expected_version=expected,
+        data=data,
+        idempotency=idem,
+    )
+    response.headers["ETag"] = f'"{result.version}"'
+    if result.replayed:
+        response.headers[REPLAYED] = "true"
+    return {
+        "id": result.document_id,
+        "event": result.event,
+        "from_state": result.from_state,
+        "to_state": result.to_state,
+        "version": result.version,
+        "jobs": result.jobs,
+    }
