@@ -8,14 +8,17 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs7, pkcs12
 from cryptography.x509.oid import NameOID
 
 from congvan.actions.signing import pki
+from congvan.actions.signing.description import describe
 from congvan.actions.signing.pki import Issued, Revocation
+from congvan.states.certificates import CertificateDescription
 from congvan.states.errors import InvalidInput
 
 CA_PASS = "ca-passphrase-Huế-2025"
@@ -206,7 +209,7 @@ def test_each_certificate_gets_a_fresh_random_serial(ca: Issued, signer: Issued)
 def test_key_usage_can_be_overridden_for_a_wrong_usage_certificate(ca: Issued) -> None:
     wrong = issue_signer(ca, key_usage=pki.make_key_usage(key_encipherment=True))
 
-    assert ["key_encipherment"] == pki.describe(wrong.certificate)["key_usage"]
+    assert ("key_encipherment",) == describe(wrong.certificate).key_usage
 
 
 def test_validity_can_lie_in_the_past_or_the_future(ca: Issued) -> None:
@@ -484,25 +487,26 @@ def test_describe_summarises_subject_validity_usage_and_fingerprint(
 ) -> None:
     cert = signer.certificate
 
-    expected = {
-        "common_name": "Nguyễn Văn An",
-        "title": "Giám đốc",
-        "organization": AGENCY_NAME,
-        "agency_id": AGENCY_ID,
-        "user_id": "CCCD:027090001234",
-        "serial": format(cert.serial_number, "x"),
-        "not_before": "2025-01-01T00:00:00+00:00",
-        "not_after": "2026-01-01T00:00:00+00:00",
-        "key_usage": ["digital_signature", "non_repudiation"],
-        "is_ca": False,
-        "profile": "signer",
-        "issuer_common_name": "Congvan Test Root CA",
-        "sha256_fingerprint": cert.fingerprint(hashes.SHA256()).hex(),
-    }
-    assert expected == pki.describe(cert)
-    assert {"title": None, "user_id": None, "is_ca": True} == {
-        k: pki.describe(ca.certificate)[k] for k in ("title", "user_id", "is_ca")
-    }
+    expected = CertificateDescription(
+        common_name="Nguyễn Văn An",
+        title="Giám đốc",
+        organization=AGENCY_NAME,
+        organizational_unit=AGENCY_ID,
+        user_id="CCCD:027090001234",
+        serial_number=format(cert.serial_number, "x"),
+        issuer="Common Name: Congvan Test Root CA, Organization: Congvan Test PKI, Country: VN",
+        sha256=cert.fingerprint(hashes.SHA256()).hex(),
+        not_before=datetime(2025, 1, 1, tzinfo=UTC),
+        not_after=datetime(2026, 1, 1, tzinfo=UTC),
+        profile="signer",
+        key_usage=("digital_signature", "non_repudiation"),
+        is_ca=False,
+    )
+    assert expected == describe(cert)
+    assert expected == describe(asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER)))
+    root = describe(ca.certificate)
+    assert ("", "", True, None) == (root.title, root.user_id, root.is_ca, root.profile)
+    assert ("key_cert_sign", "crl_sign") == root.key_usage
 
 
 # -- cross-check with openssl ----------------------------------------------------------
