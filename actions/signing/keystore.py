@@ -24,6 +24,7 @@ from congvan.storage.ids import new_id
 from congvan.storage.unit_of_work import UnitOfWork
 
 from . import keywrap, pki, revocation
+from .certfiles import import_certificates
 from .description import describe
 from .truststore import TrustStore
 
@@ -210,7 +211,7 @@ def import_certificate(
     """
     if kind not in ("root", "agency", "signer"):
         raise InvalidInput("kind is root, agency or signer.", field="kind")
-    certs = pki.import_certificates(data, password)
+    certs = import_certificates(data, password)
     return [_store(uow, kind, c, now, agency_id=agency_id, username=username) for c in certs]
 
 
@@ -374,7 +375,7 @@ def trust(
     uow: UnitOfWork, store: TrustStore, data: bytes, *, now: datetime, password: str | None = None
 ) -> list[x509.Certificate]:
     """Pin the CA certificates in ``data`` as trusted roots, and keep them in the database."""
-    certs = pki.import_certificates(data, password)
+    certs = import_certificates(data, password)
     for cert in certs:
         store.pin(cert)  # refuses anything but a CA certificate, before anything is kept
     for cert in certs:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7, pkcs12
 from cryptography.x509.oid import NameOID
 
-from congvan.actions.signing import pki
+from congvan.actions.signing import certfiles, pki
 from congvan.actions.signing.description import describe
 from congvan.actions.signing.pki import Issued, Revocation
 from congvan.states.certificates import CertificateDescription
@@ -400,7 +400,7 @@ def test_crl_next_update_must_follow_this_update(ca: Issued) -> None:
 
 
 def test_import_pem_chain_keeps_the_order(ca: Issued, signer: Issued) -> None:
-    certs = pki.import_certificates(signer.cert_pem + b"\n" + ca.cert_pem)
+    certs = certfiles.import_certificates(signer.cert_pem + b"\n" + ca.cert_pem)
 
     assert [signer.certificate, ca.certificate] == certs
 
@@ -408,15 +408,15 @@ def test_import_pem_chain_keeps_the_order(ca: Issued, signer: Issued) -> None:
 def test_import_single_pem_and_der(signer: Issued) -> None:
     der = signer.certificate.public_bytes(serialization.Encoding.DER)
 
-    assert [signer.certificate] == pki.import_certificates(signer.cert_pem)
-    assert [signer.certificate] == pki.import_certificates(der)
+    assert [signer.certificate] == certfiles.import_certificates(signer.cert_pem)
+    assert [signer.certificate] == certfiles.import_certificates(der)
 
 
 @pytest.mark.parametrize("encoding", [serialization.Encoding.PEM, serialization.Encoding.DER])
 def test_import_pkcs7_bundle(ca: Issued, signer: Issued, encoding: serialization.Encoding) -> None:
     bundle = pkcs7.serialize_certificates([signer.certificate, ca.certificate], encoding)
 
-    certs = pki.import_certificates(bundle)
+    certs = certfiles.import_certificates(bundle)
 
     assert {signer.certificate, ca.certificate} == set(certs)
 
@@ -435,22 +435,24 @@ def make_p12(ca: Issued, signer: Issued, password: bytes) -> bytes:
 def test_import_pkcs12_gives_key_certificate_and_chain(ca: Issued, signer: Issued) -> None:
     data = make_p12(ca, signer, b"p12-password")
 
-    key, cert, chain = pki.import_pkcs12(data, "p12-password")
+    key, cert, chain = certfiles.import_pkcs12(data, "p12-password")
 
     assert signer.certificate == cert
     assert [ca.certificate] == chain
     assert public_der(key) == public_der(cert)
-    assert [signer.certificate, ca.certificate] == pki.import_certificates(data, b"p12-password")
+    assert [signer.certificate, ca.certificate] == certfiles.import_certificates(
+        data, b"p12-password"
+    )
 
 
 def test_import_pkcs12_with_a_wrong_password_is_invalid_input(ca: Issued, signer: Issued) -> None:
     data = make_p12(ca, signer, b"p12-password")
 
     with pytest.raises(InvalidInput, match="password is wrong") as caught:
-        pki.import_pkcs12(data, "guessed-password")
+        certfiles.import_pkcs12(data, "guessed-password")
     assert "guessed-password" not in str(caught.value.to_dict())
     with pytest.raises(InvalidInput):
-        pki.import_certificates(data, "guessed-password")
+        certfiles.import_certificates(data, "guessed-password")
 
 
 def test_import_pkcs12_without_a_key_is_invalid_input(ca: Issued) -> None:
@@ -458,9 +460,9 @@ def test_import_pkcs12_without_a_key_is_invalid_input(ca: Issued) -> None:
         None, None, None, [ca.certificate], serialization.BestAvailableEncryption(b"pw")
     )
 
-    assert [ca.certificate] == pki.import_certificates(data, "pw")
+    assert [ca.certificate] == certfiles.import_certificates(data, "pw")
     with pytest.raises(InvalidInput, match="private key and its certificate"):
-        pki.import_pkcs12(data, "pw")
+        certfiles.import_pkcs12(data, "pw")
 
 
 @pytest.mark.parametrize(
@@ -476,7 +478,7 @@ def test_import_pkcs12_without_a_key_is_invalid_input(ca: Issued) -> None:
 )
 def test_import_garbage_is_invalid_input(data: bytes) -> None:
     with pytest.raises(InvalidInput):
-        pki.import_certificates(data)
+        certfiles.import_certificates(data)
 
 
 # -- describe ---------------------------------------------------------------------------
