@@ -1,11 +1,18 @@
-"""SQL for signing material: certificates (with encrypted keys), CRLs and signatures."""
+"""SQL for signing material: certificates (with encrypted keys), CRLs and signatures.
+
+A certificate row's ``subject`` is its ``CertificateDescription``: stored as JSON, read
+back as the dataclass, also from rows stored in the shape before it.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, update
+
+from congvan.states.certificates import CertificateDescription
 
 from .tables import Certificate, RevocationList, Signature
 
@@ -21,21 +28,24 @@ class SignatureRepository:
     # certificates ---------------------------------------------------------------------------
 
     def add_certificate(self, row: dict[str, Any]) -> None:
-        self.conn.execute(insert(_certs), [row])
+        """Store a certificate; ``row["subject"]`` is its ``CertificateDescription``."""
+        subject: CertificateDescription = row["subject"]
+        stored = {**row, "subject": json.dumps(subject.as_dict(), ensure_ascii=False)}
+        self.conn.execute(insert(_certs), [stored])
 
     def certificate(self, fingerprint: str) -> dict[str, Any] | None:
         row = self.conn.execute(select(_certs).where(_certs.c.fingerprint == fingerprint)).first()
-        return dict(row._mapping) if row else None
+        return _certificate(row) if row else None
 
     def certificates(self, agency_id: str | None = None) -> list[dict[str, Any]]:
         query = select(_certs).order_by(_certs.c.created_at)
         if agency_id is not None:
             query = query.where(_certs.c.agency_id == agency_id)
-        return [dict(r._mapping) for r in self.conn.execute(query)]
+        return [_certificate(r) for r in self.conn.execute(query)]
 
     def roots(self) -> list[dict[str, Any]]:
         rows = self.conn.execute(select(_certs).where(_certs.c.kind == "root"))
-        return [dict(r._mapping) for r in rows]
+        return [_certificate(r) for r in rows]
 
     def signing_certificate(
         self, agency_id: str, username: str, at: datetime
@@ -65,7 +75,7 @@ class SignatureRepository:
             .order_by(c.not_before.desc())
             .limit(1)
         ).first()
-        return dict(row._mapping) if row else None
+        return _certificate(row) if row else None
 
     def revoke(self, fingerprint: str, at: datetime, reason: str) -> bool:
         c = _certs.c
@@ -85,7 +95,7 @@ class SignatureRepository:
     def revoked(self) -> list[dict[str, Any]]:
         """Certificates revoked so far; the CRL of their issuer lists them all."""
         rows = self.conn.execute(select(_certs).where(_certs.c.revoked_at.is_not(None)))
-        return [dict(r._mapping) for r in rows]
+        return [_certificate(r) for r in rows]
 
     # revocation lists -----------------------------------------------------------------------
 
@@ -138,3 +148,10 @@ class SignatureRepository:
             .limit(1)
         ).first()
         return dict(row._mapping) if row else None
+
+
+def _certificate(row: Row[Any]) -> dict[str, Any]:
+    """A certificate row with its ``subject`` read into a ``CertificateDescription``."""
+    values = dict(row._mapping)
+    values["subject"] = CertificateDescription.from_dict(json.loads(values["subject"]))
+    return values

@@ -20,6 +20,7 @@ from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
 
+from congvan.states.certificates import CertificateDescription
 from congvan.states.errors import (
     CertificateExpired,
     CertificateNotYetValid,
@@ -47,13 +48,13 @@ def check_path(
     status: Any,
     crl_der: list[bytes],
     at: datetime,
-    signer: dict[str, str],
+    signer: CertificateDescription,
     profile: profiles.Profile,
     who: dict[str, str],
 ) -> revocation.LaterRevocation | None:
     """What pyHanko's path check leaves to us: key usage, profile, CRLs without a pointer.
 
-    Sets ``signer["profile"]``; returns a revocation after ``at``, if any.
+    ``signer`` describes ``status.signing_cert``; returns a revocation after ``at``, if any.
     """
     cert = status.signing_cert
     try:
@@ -63,9 +64,8 @@ def check_path(
         SIGNER_KEY_USAGE.validate(cert)
     except cv_errors.InvalidCertificateError as exc:
         raise KeyUsageInvalid(_KEY_USAGE_MESSAGE, reason=str(exc), **who) from exc
-    leaf = x509.load_der_x509_certificate(cert.dump())
-    signer["profile"] = profiles.profile_of(leaf) or ""
     check_profile(signer, profile, who)
+    leaf = x509.load_der_x509_certificate(cert.dump())
     path = [leaf]
     if status.validation_path is not None:
         path += [
@@ -81,15 +81,15 @@ def check_path(
 
 
 def check_profile(
-    signer: Mapping[str, str], profile: profiles.Profile, who: Mapping[str, str]
+    signer: CertificateDescription, profile: profiles.Profile, who: Mapping[str, str]
 ) -> None:
     """The certificate has the profile this use accepts."""
-    if signer.get("profile") != profile:
+    if signer.profile != profile:
         raise CertificateProfileInvalid(
             f"This use needs {profiles.describe(profile)}; the signature was made with "
-            f"{profiles.describe(signer.get('profile'))}.",
+            f"{profiles.describe(signer.profile)}.",
             expected_profile=profile,
-            certificate_profile=signer.get("profile") or None,
+            certificate_profile=signer.profile,
             **who,
         )
 
@@ -179,7 +179,7 @@ def check_signing_time(
     signing_time: datetime,
     at: datetime,
     cert: Any,
-    signer: Mapping[str, Any],
+    signer: CertificateDescription,
     who: Mapping[str, Any],
 ) -> None:
     """The claimed signing time is not after ``at`` and lies inside the validity."""
@@ -194,34 +194,13 @@ def check_signing_time(
         raise SigningTimeInvalid(
             "The certificate was not yet valid at the claimed signing time.",
             signing_time=signing_time.isoformat(),
-            not_before=signer["not_before"],
+            not_before=signer.not_before.isoformat(),
             **who,
         )
     if signing_time > cert.not_valid_after:
         raise SigningTimeInvalid(
             "The certificate had expired at the claimed signing time.",
             signing_time=signing_time.isoformat(),
-            not_after=signer["not_after"],
+            not_after=signer.not_after.isoformat(),
             **who,
         )
-
-
-def describe_certificate(cert: asn1_x509.Certificate) -> dict[str, str]:
-    subject = cert.subject.native
-
-    def text(name: str) -> str:
-        value = subject.get(name, "")
-        return ", ".join(value) if isinstance(value, list) else str(value)
-
-    return {
-        "common_name": text("common_name"),
-        "title": text("title"),
-        "organization": text("organization_name"),
-        "organizational_unit": text("organizational_unit_name"),
-        "user_id": text("user_id"),
-        "serial_number": format(cert.serial_number, "x"),
-        "issuer": cert.issuer.human_friendly,
-        "sha256": cert.sha256.hex(),
-        "not_before": cert.not_valid_before.isoformat(),
-        "not_after": cert.not_valid_after.isoformat(),
-    }

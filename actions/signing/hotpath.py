@@ -49,6 +49,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from congvan.states.certificates import CertificateDescription
+
 # DER tags, as (class, method, tag) for ``emit``.
 _SEQUENCE = (0, 1, 16)
 _SET = (0, 1, 17)
@@ -168,7 +170,7 @@ class TrustedSigner:
     not_valid_after: datetime
     valid_from: datetime  # the span of moments in which the path verdict holds
     valid_until: datetime
-    signer: Mapping[str, str]
+    signer: CertificateDescription
 
 
 def trusted_signer(
@@ -176,7 +178,7 @@ def trusted_signer(
     leaf: x509.Certificate,
     path_certificates: Sequence[x509.Certificate],
     crls: Sequence[x509.CertificateRevocationList],
-    signer: Mapping[str, str],
+    signer: CertificateDescription,
 ) -> TrustedSigner | None:
     """The record of a signature pyHanko accepted, or None when it must not be reused.
 

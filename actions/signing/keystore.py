@@ -8,7 +8,6 @@ and signers' share another.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from congvan.storage.ids import new_id
 from congvan.storage.unit_of_work import UnitOfWork
 
 from . import keywrap, pki, revocation
+from .certfiles import import_certificates
+from .description import describe
 from .truststore import TrustStore
 
 CRL_DAYS = 7
@@ -69,7 +70,7 @@ def _store(
         "username": username,
         "fingerprint": fp,
         "serial": format(cert.serial_number, "x"),
-        "subject": json.dumps(pki.describe(cert), ensure_ascii=False),
+        "subject": describe(cert),
         "cert_pem": cert.public_bytes(serialization.Encoding.PEM).decode(),
         "key_pem": key_pem,
         "not_before": cert.not_valid_before_utc,
@@ -210,7 +211,7 @@ def import_certificate(
     """
     if kind not in ("root", "agency", "signer"):
         raise InvalidInput("kind is root, agency or signer.", field="kind")
-    certs = pki.import_certificates(data, password)
+    certs = import_certificates(data, password)
     return [_store(uow, kind, c, now, agency_id=agency_id, username=username) for c in certs]
 
 
@@ -279,7 +280,7 @@ def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes) -> dict[str, Any
     candidates = list(store.roots()) + [
         x509.load_pem_x509_certificate(r["cert_pem"].encode())
         for r in uow.signatures.certificates()
-        if json.loads(r["subject"]).get("is_ca")
+        if r["subject"].is_ca
     ]
     issuer = next(
         (
@@ -374,7 +375,7 @@ def trust(
     uow: UnitOfWork, store: TrustStore, data: bytes, *, now: datetime, password: str | None = None
 ) -> list[x509.Certificate]:
     """Pin the CA certificates in ``data`` as trusted roots, and keep them in the database."""
-    certs = pki.import_certificates(data, password)
+    certs = import_certificates(data, password)
     for cert in certs:
         store.pin(cert)  # refuses anything but a CA certificate, before anything is kept
     for cert in certs:

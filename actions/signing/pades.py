@@ -74,6 +74,7 @@ from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko.stamp import TextStampStyle
 
+from congvan.states.certificates import CertificateDescription
 from congvan.states.errors import (
     InvalidInput,
     ManifestMismatch,
@@ -86,11 +87,11 @@ from .certpath import (
     SIGNER_KEY_USAGE,
     check_path,
     check_signing_time,
-    describe_certificate,
     path_error,
     validation_context,
 )
 from .cms import DIGEST, SigningKey, asn1_cert, require_aware, run_sync, signer_for
+from .description import describe
 from .strict import check_strict_embedded_cms
 from .verification import _check_arguments
 
@@ -129,7 +130,7 @@ class PdfVerdict:
     subfilter: str  # /ETSI.CAdES.detached for PAdES
     signing_time: datetime | None  # /M, as the signer claims it
     checked_at: datetime
-    signer: Mapping[str, str]  # verification.SIGNER_FIELDS plus not_before / not_after
+    signer: CertificateDescription
     signature_count: int  # signatures in the file, all verified
     # A certificate of the last signature's path revoked after ``checked_at``.
     later_revocation: Mapping[str, str | None] | None = None
@@ -344,10 +345,10 @@ async def async_verify_pdf(
             ) from exc
 
         cert = status.signing_cert
-        signer = describe_certificate(cert)
+        signer = describe(cert)
         who = {
-            "signer": signer["common_name"],
-            "serial_number": signer["serial_number"],
+            "signer": signer.common_name,
+            "serial_number": signer.serial_number,
             "signature_field": embedded.field_name,
         }
         if not status.valid:
@@ -389,7 +390,7 @@ async def async_verify_pdf(
             subfilter=str(embedded.sig_object.get("/SubFilter", "")),
             signing_time=signing_time,
             checked_at=at,
-            signer=MappingProxyType(signer),
+            signer=signer,
             signature_count=len(signatures),
             later_revocation=MappingProxyType(later.as_dict()) if later else None,
         )

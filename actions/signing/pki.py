@@ -1,4 +1,4 @@
-"""Certificates, keys and CRLs for signing official documents, as pure functions over bytes.
+"""Issuing certificates, keys and CRLs for signing official documents, as pure functions.
 
 A certification authority issues two kinds of signing certificate (Decree 68/2024/NĐ-CP):
 
@@ -13,12 +13,13 @@ pyhanko-certvalidator consults revocation data only for certificates that declar
 
 Keys are RSA-2048 by default or ECDSA P-256, signed with SHA-256, and only ever leave this
 module as encrypted PKCS#8 PEM (PBKDF2-HMAC-SHA256 at 600,000 iterations: ``keywrap``).
-Errors never quote a passphrase or a key.
+Errors never quote a passphrase or a key. Certificates made elsewhere are read by
+``certfiles``, and any certificate is described by ``description``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple, NotRequired, TypedDict, Unpack
@@ -27,7 +28,6 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import NameOID
 
 from congvan.states.errors import InvalidInput
@@ -41,26 +41,18 @@ Passphrase = bytes | str
 COUNTRY = "VN"
 RSA_KEY_SIZE = 2048
 
-# Subject fields that describe() reports, by the name it reports them under.
-_SUBJECT_FIELDS = {
-    "common_name": NameOID.COMMON_NAME,
-    "title": NameOID.TITLE,
-    "organization": NameOID.ORGANIZATION_NAME,
-    "agency_id": NameOID.ORGANIZATIONAL_UNIT_NAME,
-    "user_id": NameOID.USER_ID,
-}
-
-# RFC 5280 names in pyHanko's spelling (KeyUsageConstraints), not cryptography's:
-# cryptography calls nonRepudiation "content_commitment".
-_KEY_USAGE_NAMES = {
-    "digital_signature": "digital_signature",
-    "content_commitment": "non_repudiation",
-    "key_encipherment": "key_encipherment",
-    "data_encipherment": "data_encipherment",
-    "key_agreement": "key_agreement",
-    "key_cert_sign": "key_cert_sign",
-    "crl_sign": "crl_sign",
-}
+# The bits of KeyUsage in cryptography's names (nonRepudiation is "content_commitment").
+_KEY_USAGE_BITS = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
 
 
 @dataclass(frozen=True)
@@ -83,20 +75,9 @@ class Revocation(NamedTuple):
     reason: x509.ReasonFlags | None = None
 
 
-class Pkcs12Bundle(NamedTuple):
-    """What a PKCS#12 file holds: the key, its certificate and the rest of the chain."""
-
-    key: PrivateKey
-    cert: x509.Certificate
-    chain: list[x509.Certificate]
-
-
 def make_key_usage(**usages: bool) -> x509.KeyUsage:
     """A KeyUsage with the named bits set (cryptography's names) and all others clear."""
-    bits = dict.fromkeys(
-        (*_KEY_USAGE_NAMES, "encipher_only", "decipher_only"),
-        False,
-    )
+    bits = dict.fromkeys(_KEY_USAGE_BITS, False)
     unknown = set(usages) - set(bits)
     if unknown:
         raise InvalidInput(f"Unknown key usage: {', '.join(sorted(unknown))}.")
@@ -227,12 +208,12 @@ def make_crl(
 
 def encrypt_key(key: PrivateKey, passphrase: Passphrase) -> bytes:
     """Serialise a private key as passphrase-encrypted PKCS#8 PEM at today's KDF cost."""
-    return keywrap.wrap(key, _secret(passphrase))
+    return keywrap.wrap(key, passphrase_bytes(passphrase))
 
 
 def load_private_key(key_pem: bytes, passphrase: Passphrase) -> PrivateKey:
     """Decrypt an encrypted PEM private key (RSA or EC), at whatever KDF cost it was stored."""
-    secret = _secret(passphrase)
+    secret = passphrase_bytes(passphrase)
     try:
         key = serialization.load_pem_private_key(key_pem, password=secret)
     except TypeError as exc:  # cryptography's way of saying "this key is not encrypted"
@@ -241,84 +222,35 @@ def load_private_key(key_pem: bytes, passphrase: Passphrase) -> PrivateKey:
         ) from exc
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise keywrap.KeyUndecryptable() from exc
-    return _signing_key(key)
+    return signing_key(key)
 
 
-# -- import and inspection ---------------------------------------------------------------
+def same_public_key(key: PrivateKey, cert: x509.Certificate) -> bool:
+    """Whether the private key is the one the certificate names."""
+
+    def spki(public_key: Any) -> bytes:
+        return bytes(
+            public_key.public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+
+    return spki(key.public_key()) == spki(cert.public_key())
 
 
-def import_certificates(data: bytes, password: Passphrase | None = None) -> list[x509.Certificate]:
-    """Read certificates from PEM (one or many), DER, PKCS#7 (PEM or DER) or PKCS#12 bytes.
-
-    The order in the input is kept. A PKCS#12 file yields its certificate, then its chain.
-    """
-    if b"-----BEGIN PKCS7-----" in data:
-        return _try_parse(pkcs7.load_pem_pkcs7_certificates, data)
-    if b"-----BEGIN" in data:
-        return _try_parse(x509.load_pem_x509_certificates, data)
-    for parse in (
-        lambda d: [x509.load_der_x509_certificate(d)],
-        pkcs7.load_der_pkcs7_certificates,
-    ):
-        try:
-            return parse(data)
-        except ValueError:
-            pass
-    try:
-        p12 = pkcs12.load_pkcs12(data, None if password is None else _secret(password))
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput(
-            "No certificate found: expected PEM, DER, PKCS#7 or PKCS#12 (with its password)."
-        ) from exc
-    certs = [p12.cert.certificate] if p12.cert else []
-    certs += [c.certificate for c in p12.additional_certs]
-    if not certs:
-        raise InvalidInput("The PKCS#12 file holds no certificate.")
-    return certs
+def signing_key(key: object) -> PrivateKey:
+    """The key, if it is one that can sign documents (RSA or ECDSA)."""
+    if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        return key
+    raise InvalidInput("Only RSA and ECDSA private keys can sign documents.")
 
 
-def import_pkcs12(data: bytes, password: Passphrase) -> Pkcs12Bundle:
-    """Read a private key, its certificate and the chain from a PKCS#12 file."""
-    try:
-        p12 = pkcs12.load_pkcs12(data, _secret(password))
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput(
-            "The PKCS#12 file could not be read: the password is wrong or the file is damaged."
-        ) from exc
-    if p12.key is None or p12.cert is None:
-        raise InvalidInput("The PKCS#12 file must hold a private key and its certificate.")
-    key = _signing_key(p12.key)
-    cert = p12.cert.certificate
-    if not _same_public_key(key, cert):
-        raise InvalidInput("The PKCS#12 private key does not match its certificate.")
-    return Pkcs12Bundle(key, cert, [c.certificate for c in p12.additional_certs])
-
-
-def describe(cert: x509.Certificate) -> dict[str, Any]:
-    """Summarise a certificate for display and signer checks."""
-    info: dict[str, Any] = {
-        field: _attribute(cert.subject, oid) for field, oid in _SUBJECT_FIELDS.items()
-    }
-    try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-        usages = [name for attr, name in _KEY_USAGE_NAMES.items() if getattr(usage, attr)]
-    except x509.ExtensionNotFound:
-        usages = []
-    try:
-        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    info.update(
-        serial=format(cert.serial_number, "x"),
-        not_before=cert.not_valid_before_utc.isoformat(),
-        not_after=cert.not_valid_after_utc.isoformat(),
-        key_usage=usages,
-        is_ca=is_ca,
-        profile=profiles.profile_of(cert),
-        issuer_common_name=_attribute(cert.issuer, NameOID.COMMON_NAME),
-        sha256_fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
-    )
-    return info
+def passphrase_bytes(passphrase: Passphrase) -> bytes:
+    """A passphrase as bytes; an empty one is refused."""
+    secret = passphrase.encode() if isinstance(passphrase, str) else passphrase
+    if not secret:
+        raise InvalidInput("A passphrase must not be empty.")
+    return secret
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -370,20 +302,9 @@ def _ca_material(ca: Issued, passphrase: Passphrase) -> tuple[x509.Certificate, 
     if not is_ca:
         raise InvalidInput("The issuing certificate is not a CA certificate.")
     key = load_private_key(ca.key_pem, passphrase)
-    if not _same_public_key(key, cert):
+    if not same_public_key(key, cert):
         raise InvalidInput("The CA private key does not match the CA certificate.")
     return cert, key
-
-
-def _same_public_key(key: PrivateKey, cert: x509.Certificate) -> bool:
-    def spki(public_key: Any) -> bytes:
-        return bytes(
-            public_key.public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
-
-    return spki(key.public_key()) == spki(cert.public_key())
 
 
 def _builder(
@@ -423,30 +344,12 @@ def _name(*attributes: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, COUNTRY), *names])
 
 
-def _attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
-    values = name.get_attributes_for_oid(oid)
-    return str(values[0].value) if values else None
-
-
 def _new_key(key_type: KeyType) -> PrivateKey:
     if key_type == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_SIZE)
     if key_type == "ec":
         return ec.generate_private_key(ec.SECP256R1())
     raise InvalidInput(f"Unknown key type {key_type!r}; use 'rsa' or 'ec'.")
-
-
-def _signing_key(key: object) -> PrivateKey:
-    if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        return key
-    raise InvalidInput("Only RSA and ECDSA private keys can sign documents.")
-
-
-def _secret(passphrase: Passphrase) -> bytes:
-    secret = passphrase.encode() if isinstance(passphrase, str) else passphrase
-    if not secret:
-        raise InvalidInput("A passphrase must not be empty.")
-    return secret
 
 
 def _utc(moment: datetime) -> datetime:
@@ -458,15 +361,3 @@ def _utc(moment: datetime) -> datetime:
 
 def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _try_parse(
-    parse: Callable[[bytes], list[x509.Certificate]], data: bytes
-) -> list[x509.Certificate]:
-    try:
-        certs = parse(data)
-    except ValueError as exc:
-        raise InvalidInput("The PEM data holds no readable certificate.") from exc
-    if not certs:
-        raise InvalidInput("The PEM data holds no certificate.")
-    return certs

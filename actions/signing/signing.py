@@ -247,15 +247,15 @@ class Signing:
                 at=ctx.now,
                 expected_signer=expected_signer(uow, doc),
             )
-        fingerprint = verdict.signer.get("sha256", "")
+        fingerprint = verdict.signer.sha256
         if mode == "upload" and ctx.data.get("signed_pdf") is not None:
             pdf = self._accept_signed_pdf(uow, doc, str(ctx.data["signed_pdf"]), trust, ctx)
-            if pdf["signer"].get("sha256") != fingerprint:
+            if pdf["signer"].sha256 != fingerprint:
                 raise SignerMismatch(
                     "The PDF is signed with another certificate than the manifest.",
                     field="signed_pdf",
                     manifest_certificate=fingerprint,
-                    pdf_certificate=pdf["signer"].get("sha256", ""),
+                    pdf_certificate=pdf["signer"].sha256,
                 )
             signed_pdf = pdf["sha256"]
         signature_id = new_id()
@@ -283,7 +283,7 @@ class Signing:
                 "mode": mode,
                 "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
                 "certificate": fingerprint,
-                "signer": verdict.signer.get("common_name", ""),
+                "signer": verdict.signer.common_name,
                 "timeliness": self._timeliness(uow, doc, ctx.now),
             }
         )

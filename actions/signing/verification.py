@@ -50,6 +50,7 @@ from congvan.actions.signing.hotpath import (
 )
 from congvan.actions.signing.strict import check_strict_cms, is_canonical
 from congvan.actions.signing.timestamps import Stamp, async_verify_token, token_in
+from congvan.states.certificates import CertificateDescription
 from congvan.states.errors import (
     ManifestMismatch,
     SignatureError,
@@ -64,14 +65,14 @@ from .certpath import (
     check_path,
     check_profile,
     check_signing_time,
-    describe_certificate,
     path_error,
     validation_context,
 )
 from .cms import asn1_cert, outside_a_loop, require_aware, run_sync
+from .description import describe
 
 REQUIRED_ATTRIBUTES = frozenset({"content_type", "message_digest", "signing_time"})
-# What ``expected_signer`` may name: the keys of ``Verdict.signer``.
+# What ``expected_signer`` may name: text fields of ``Verdict.signer``.
 SIGNER_FIELDS = (
     "common_name",
     "title",
@@ -97,7 +98,7 @@ class Verdict:
     signer_matches: bool | None  # None when no expected signer was given
     signing_time: datetime  # as the signer claims it
     checked_at: datetime
-    signer: Mapping[str, str]  # SIGNER_FIELDS plus not_before / not_after / profile
+    signer: CertificateDescription
     # A certificate of the path revoked after ``checked_at``: the signature was made
     # before, and stands, but whoever relies on it should know (e.g. a key compromise).
     later_revocation: Mapping[str, str | None] | None = None
@@ -239,8 +240,8 @@ async def _full_verdict(
         raise SignatureError(f"The signature is malformed: {exc}") from exc
 
     cert = status.signing_cert
-    signer = describe_certificate(cert)
-    who = {"signer": signer["common_name"], "serial_number": signer["serial_number"]}
+    signer = describe(cert)
+    who = {"signer": signer.common_name, "serial_number": signer.serial_number}
     if not status.valid:
         raise SignatureError("The signature does not verify with the signer's key.", **who)
     if not status.intact:
@@ -278,8 +279,8 @@ def _quick_verdict(
     quick = known and quick_verify(manifest, pieces, known, moment)
     if not quick or not is_canonical(cms_der, pieces):
         return None
-    signer = dict(quick.trusted.signer)
-    who = {"signer": signer["common_name"], "serial_number": signer["serial_number"]}
+    signer = quick.trusted.signer
+    who = {"signer": signer.common_name, "serial_number": signer.serial_number}
     check_profile(signer, profile, who)
     _check_against_stamp(quick.signing_time, stamp, who)
     check_signing_time(quick.signing_time, moment, quick.trusted, signer, who)
@@ -301,14 +302,17 @@ def _check_against_stamp(
 
 
 def _check_expected_signer(
-    signer: Mapping[str, str], expected_signer: Mapping[str, str] | None, who: dict[str, str]
+    signer: CertificateDescription,
+    expected_signer: Mapping[str, str] | None,
+    who: dict[str, str],
 ) -> None:
     if not expected_signer:
         return
+    named = signer.as_dict()
     differ = {
-        name: {"expected": want, "certificate": signer[name]}
+        name: {"expected": want, "certificate": named[name]}
         for name, want in expected_signer.items()
-        if _comparable(signer[name]) != _comparable(want)
+        if _comparable(named[name]) != _comparable(want)
     }
     if differ:
         raise SignerMismatch(
@@ -321,7 +325,7 @@ def _check_expected_signer(
 def _verdict(
     signing_time: datetime,
     at: datetime,
-    signer: dict[str, str],
+    signer: CertificateDescription,
     expected_signer: Mapping[str, str] | None,
     later: revocation.LaterRevocation | None = None,
     stamp: Stamp | None = None,
@@ -336,7 +340,7 @@ def _verdict(
         signer_matches=True if expected_signer else None,
         signing_time=signing_time,
         checked_at=at,
-        signer=MappingProxyType(signer),
+        signer=signer,
         later_revocation=MappingProxyType(later.as_dict()) if later else None,
         timestamp=None if stamp is None else stamp.gen_time,
         timestamp_authority=None if stamp is None else stamp.authority,
@@ -353,7 +357,7 @@ def _remember(
     signed_data: asn1_cms.SignedData,
     status: Any,
     crl_der: list[bytes],
-    signer: dict[str, str],
+    signer: CertificateDescription,
 ) -> None:
     """Record a signature pyHanko accepted so the next one of this signer is quick."""
     path = status.validation_path
@@ -370,7 +374,7 @@ def _remember(
         leaf,
         as_cryptography,
         [x509.load_der_x509_crl(c) for c in crl_der],
-        MappingProxyType(dict(signer)),
+        signer,
     )
     if record is not None:
         _trusted_signers.put(key, record)

@@ -184,8 +184,8 @@ def test_a_pdf_signed_by_the_token_is_uploaded_with_the_cms_and_served(
     assert (pdf_verdict.intact, pdf_verdict.valid, pdf_verdict.trusted) == (True, True, True)
     assert pdf_verdict.covers_entire_file
     assert pdf_verdict.signature_count == 1
-    assert pdf_verdict.signer["sha256"] == certificate["fingerprint"]
-    assert pdf_verdict.signer["common_name"] == SIGNER_NAME
+    assert pdf_verdict.signer.sha256 == certificate["fingerprint"]
+    assert pdf_verdict.signer.common_name == SIGNER_NAME
 
     # And the main file stays the original, unsigned one
     assert main_attachment(api, doc_id) == main

@@ -304,7 +304,7 @@ def test_the_named_signer_signs_on_the_server_and_the_signature_verifies(
         at=api.runtime.clock() + timedelta(minutes=1),
     )
     assert (True, True, True) == (pdf_verdict.intact, pdf_verdict.valid, pdf_verdict.trusted)
-    assert SIGNER_NAME == pdf_verdict.signer["common_name"]
+    assert SIGNER_NAME == pdf_verdict.signer.common_name
 
     # And sending is the step this installation cannot take yet
     details = assert_error(api.fire(doc_id, "send"), 501, "action_unavailable")

@@ -282,9 +282,9 @@ def test_a_signed_manifest_verifies_and_says_what_was_checked(pki: Pki, which: s
     )
     assert (True,) * 7 == checks
     assert NOW == verdict.signing_time
-    assert SIGNER["common_name"] == verdict.signer["common_name"]
-    assert AGENCY == verdict.signer["organization"]
-    assert signer.cert.fingerprint(hashes.SHA256()).hex() == verdict.signer["sha256"]
+    assert SIGNER["common_name"] == verdict.signer.common_name
+    assert AGENCY == verdict.signer.organization
+    assert signer.cert.fingerprint(hashes.SHA256()).hex() == verdict.signer.sha256
 
 
 def test_the_cms_is_detached_with_the_signed_attributes_and_certificates(pki: Pki) -> None:

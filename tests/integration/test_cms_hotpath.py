@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from congvan.actions.signing import cms, hotpath, verification
+from congvan.actions.signing.description import describe
 from congvan.actions.signing.hotpath import ChainCache, SignatureTemplate
 from congvan.states.errors import (
     CertificateExpired,
@@ -408,14 +409,15 @@ class _CrlWithoutNextUpdate:
 def test_a_crl_without_a_next_update_is_never_relied_on(pki: Pki) -> None:
     signed_data = asn1_cms.ContentInfo.load(sign(pki.signer, pki))["content"]
     path = [pki.root.cert, pki.signer.cert]
+    signer = describe(pki.signer.cert)
 
-    kept = hotpath.trusted_signer(signed_data, pki.signer.cert, path, [pki.crl], {})
+    kept = hotpath.trusted_signer(signed_data, pki.signer.cert, path, [pki.crl], signer)
     dropped = hotpath.trusted_signer(
         signed_data,
         pki.signer.cert,
         path,
         [pki.crl, _CrlWithoutNextUpdate()],  # type: ignore[list-item]
-        {},
+        signer,
     )
 
     assert kept is not None and kept.valid_until == pki.crl.next_update_utc

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import subprocess
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy import text
 
 from congvan.actions.signing import keystore, pki
+from congvan.actions.signing.description import describe
 from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
+from congvan.storage.ids import new_id
 from congvan.workflow import directory
 from congvan.workflow.bootstrap import Runtime
 
@@ -61,7 +68,7 @@ def test_a_signer_certificate_is_issued_revoked_and_listed_in_the_crl(
         )
         uow.commit()
     cert = x509.load_pem_x509_certificate(pem(signer))
-    assert "Nguyễn Văn Phương" == pki.describe(cert)["common_name"]
+    assert "Nguyễn Văn Phương" == describe(cert).common_name
     assert signer["key_pem"].startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
 
     # When it is revoked (by a fingerprint prefix)
@@ -168,3 +175,94 @@ def test_a_root_made_elsewhere_is_trusted_only_once_pinned(runtime: Runtime) -> 
         keystore.import_certificate(uow, outside.cert_pem, kind="root", now=runtime.clock())
     with runtime.uow() as uow, pytest.raises(InvalidInput):
         keystore.import_certificate(uow, b"not a certificate", kind="root", now=runtime.clock())
+
+
+def old_shape_row(cert: x509.Certificate, kind: str, now: datetime) -> dict[str, Any]:
+    """A certificates row as stored before ``CertificateDescription``: other names for the
+    agency id, serial, fingerprint and issuer, and null for text the certificate lacks."""
+    signer = kind == "signer"
+    subject = {
+        "common_name": "Nguyễn Văn Phương" if signer else "Root CA of elsewhere",
+        "title": "Phó Chủ tịch" if signer else None,
+        "organization": "Ban Cơ yếu Chính phủ",
+        "agency_id": AGENCY if signer else None,
+        "user_id": f"pct@{AGENCY}" if signer else None,
+        "serial": format(cert.serial_number, "x"),
+        "not_before": cert.not_valid_before_utc.isoformat(),
+        "not_after": cert.not_valid_after_utc.isoformat(),
+        "key_usage": ["digital_signature", "non_repudiation"] if signer else ["key_cert_sign"],
+        "is_ca": not signer,
+        "profile": "signer" if signer else None,
+        "issuer_common_name": "Root CA of elsewhere",
+        "sha256_fingerprint": keystore.fingerprint(cert),
+    }
+    return {
+        "id": new_id(),
+        "kind": kind,
+        "agency_id": AGENCY if signer else None,
+        "username": "pct" if signer else None,
+        "fingerprint": keystore.fingerprint(cert),
+        "serial": format(cert.serial_number, "x"),
+        "subject": json.dumps(subject, ensure_ascii=False),
+        "cert_pem": cert.public_bytes(serialization.Encoding.PEM).decode(),
+        "key_pem": "",
+        "not_before": cert.not_valid_before_utc,
+        "not_after": cert.not_valid_after_utc,
+        "revocation_reason": "",
+        "created_at": now,
+    }
+
+
+def test_rows_stored_in_the_old_shape_are_read_as_descriptions(runtime: Runtime) -> None:
+    # Given a CA made elsewhere and a signer certificate it issued, stored by SQL alone in
+    # the shape rows had before CertificateDescription
+    now = runtime.clock()
+    passphrase = "x" * 12
+    outside = pki.create_ca(
+        "Root CA of elsewhere",
+        "Ban Cơ yếu Chính phủ",
+        passphrase=passphrase,
+        valid_from=now,
+        valid_days=365,
+    )
+    leaf = pki.issue_signer_certificate(
+        outside,
+        passphrase,
+        full_name="Nguyễn Văn Phương",
+        position="Phó Chủ tịch",
+        agency_id=AGENCY,
+        agency_name="Ban Cơ yếu Chính phủ",
+        user_id=f"pct@{AGENCY}",
+        passphrase=passphrase,
+        valid_from=now,
+        valid_days=30,
+        crl_url=CRL_URL,
+    ).certificate
+    columns = ", ".join(old_shape_row(leaf, "signer", now))
+    values = ", ".join(f":{name}" for name in old_shape_row(leaf, "signer", now))
+    with runtime.uow() as uow:
+        for cert, kind in ((outside.certificate, "root"), (leaf, "signer")):
+            uow.conn.execute(
+                text(f"INSERT INTO certificates ({columns}) VALUES ({values})"),
+                old_shape_row(cert, kind, now),
+            )
+        uow.commit()
+
+    # When they are read the usual way
+    with runtime.uow() as uow:
+        signer = uow.signatures.certificate(keystore.fingerprint(leaf))
+        listed = uow.signatures.certificates(AGENCY)
+
+    # Then they are descriptions, equal to the certificate's own but for the issuer,
+    # of which the old shape kept only the common name
+    assert signer is not None
+    fresh = describe(leaf)
+    assert dataclasses.replace(fresh, issuer="Root CA of elsewhere") == signer["subject"]
+    assert [signer["subject"]] == [r["subject"] for r in listed]
+    # And what reads them decides by them: the old root row is a CA whose CRL is taken
+    crl = pki.make_crl(
+        outside, passphrase, [], this_update=now, next_update=now + timedelta(days=7), number=3
+    )
+    with runtime.uow() as uow:
+        imported = keystore.import_crl(uow, runtime.trust, crl)
+    assert 3 == imported["number"]

@@ -180,10 +180,10 @@ def test_a_signed_letter_verifies_and_says_what_was_checked(
     assert NOW == verdict.signing_time
     assert timedelta(hours=7) == verdict.signing_time.utcoffset()  # /M is written at +07:00
     assert LATER == verdict.checked_at
-    assert NAME == verdict.signer["common_name"]
-    assert POSITION == verdict.signer["title"]
-    assert AGENCY == verdict.signer["organization"]
-    assert AGENCY_ID == verdict.signer["organizational_unit"]
+    assert NAME == verdict.signer.common_name
+    assert POSITION == verdict.signer.title
+    assert AGENCY == verdict.signer.organization
+    assert AGENCY_ID == verdict.signer.organizational_unit
 
 
 def test_the_stamp_is_on_page_one_bottom_right_with_the_signers_details(

@@ -8,14 +8,17 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs7, pkcs12
 from cryptography.x509.oid import NameOID
 
-from congvan.actions.signing import pki
+from congvan.actions.signing import certfiles, pki
+from congvan.actions.signing.description import describe
 from congvan.actions.signing.pki import Issued, Revocation
+from congvan.states.certificates import CertificateDescription
 from congvan.states.errors import InvalidInput
 
 CA_PASS = "ca-passphrase-Huế-2025"
@@ -206,7 +209,7 @@ def test_each_certificate_gets_a_fresh_random_serial(ca: Issued, signer: Issued)
 def test_key_usage_can_be_overridden_for_a_wrong_usage_certificate(ca: Issued) -> None:
     wrong = issue_signer(ca, key_usage=pki.make_key_usage(key_encipherment=True))
 
-    assert ["key_encipherment"] == pki.describe(wrong.certificate)["key_usage"]
+    assert ("key_encipherment",) == describe(wrong.certificate).key_usage
 
 
 def test_validity_can_lie_in_the_past_or_the_future(ca: Issued) -> None:
@@ -397,7 +400,7 @@ def test_crl_next_update_must_follow_this_update(ca: Issued) -> None:
 
 
 def test_import_pem_chain_keeps_the_order(ca: Issued, signer: Issued) -> None:
-    certs = pki.import_certificates(signer.cert_pem + b"\n" + ca.cert_pem)
+    certs = certfiles.import_certificates(signer.cert_pem + b"\n" + ca.cert_pem)
 
     assert [signer.certificate, ca.certificate] == certs
 
@@ -405,15 +408,15 @@ def test_import_pem_chain_keeps_the_order(ca: Issued, signer: Issued) -> None:
 def test_import_single_pem_and_der(signer: Issued) -> None:
     der = signer.certificate.public_bytes(serialization.Encoding.DER)
 
-    assert [signer.certificate] == pki.import_certificates(signer.cert_pem)
-    assert [signer.certificate] == pki.import_certificates(der)
+    assert [signer.certificate] == certfiles.import_certificates(signer.cert_pem)
+    assert [signer.certificate] == certfiles.import_certificates(der)
 
 
 @pytest.mark.parametrize("encoding", [serialization.Encoding.PEM, serialization.Encoding.DER])
 def test_import_pkcs7_bundle(ca: Issued, signer: Issued, encoding: serialization.Encoding) -> None:
     bundle = pkcs7.serialize_certificates([signer.certificate, ca.certificate], encoding)
 
-    certs = pki.import_certificates(bundle)
+    certs = certfiles.import_certificates(bundle)
 
     assert {signer.certificate, ca.certificate} == set(certs)
 
@@ -432,22 +435,24 @@ def make_p12(ca: Issued, signer: Issued, password: bytes) -> bytes:
 def test_import_pkcs12_gives_key_certificate_and_chain(ca: Issued, signer: Issued) -> None:
     data = make_p12(ca, signer, b"p12-password")
 
-    key, cert, chain = pki.import_pkcs12(data, "p12-password")
+    key, cert, chain = certfiles.import_pkcs12(data, "p12-password")
 
     assert signer.certificate == cert
     assert [ca.certificate] == chain
     assert public_der(key) == public_der(cert)
-    assert [signer.certificate, ca.certificate] == pki.import_certificates(data, b"p12-password")
+    assert [signer.certificate, ca.certificate] == certfiles.import_certificates(
+        data, b"p12-password"
+    )
 
 
 def test_import_pkcs12_with_a_wrong_password_is_invalid_input(ca: Issued, signer: Issued) -> None:
     data = make_p12(ca, signer, b"p12-password")
 
     with pytest.raises(InvalidInput, match="password is wrong") as caught:
-        pki.import_pkcs12(data, "guessed-password")
+        certfiles.import_pkcs12(data, "guessed-password")
     assert "guessed-password" not in str(caught.value.to_dict())
     with pytest.raises(InvalidInput):
-        pki.import_certificates(data, "guessed-password")
+        certfiles.import_certificates(data, "guessed-password")
 
 
 def test_import_pkcs12_without_a_key_is_invalid_input(ca: Issued) -> None:
@@ -455,9 +460,9 @@ def test_import_pkcs12_without_a_key_is_invalid_input(ca: Issued) -> None:
         None, None, None, [ca.certificate], serialization.BestAvailableEncryption(b"pw")
     )
 
-    assert [ca.certificate] == pki.import_certificates(data, "pw")
+    assert [ca.certificate] == certfiles.import_certificates(data, "pw")
     with pytest.raises(InvalidInput, match="private key and its certificate"):
-        pki.import_pkcs12(data, "pw")
+        certfiles.import_pkcs12(data, "pw")
 
 
 @pytest.mark.parametrize(
@@ -473,7 +478,7 @@ def test_import_pkcs12_without_a_key_is_invalid_input(ca: Issued) -> None:
 )
 def test_import_garbage_is_invalid_input(data: bytes) -> None:
     with pytest.raises(InvalidInput):
-        pki.import_certificates(data)
+        certfiles.import_certificates(data)
 
 
 # -- describe ---------------------------------------------------------------------------
@@ -484,25 +489,26 @@ def test_describe_summarises_subject_validity_usage_and_fingerprint(
 ) -> None:
     cert = signer.certificate
 
-    expected = {
-        "common_name": "Nguyễn Văn An",
-        "title": "Giám đốc",
-        "organization": AGENCY_NAME,
-        "agency_id": AGENCY_ID,
-        "user_id": "CCCD:027090001234",
-        "serial": format(cert.serial_number, "x"),
-        "not_before": "2025-01-01T00:00:00+00:00",
-        "not_after": "2026-01-01T00:00:00+00:00",
-        "key_usage": ["digital_signature", "non_repudiation"],
-        "is_ca": False,
-        "profile": "signer",
-        "issuer_common_name": "Congvan Test Root CA",
-        "sha256_fingerprint": cert.fingerprint(hashes.SHA256()).hex(),
-    }
-    assert expected == pki.describe(cert)
-    assert {"title": None, "user_id": None, "is_ca": True} == {
-        k: pki.describe(ca.certificate)[k] for k in ("title", "user_id", "is_ca")
-    }
+    expected = CertificateDescription(
+        common_name="Nguyễn Văn An",
+        title="Giám đốc",
+        organization=AGENCY_NAME,
+        organizational_unit=AGENCY_ID,
+        user_id="CCCD:027090001234",
+        serial_number=format(cert.serial_number, "x"),
+        issuer="Common Name: Congvan Test Root CA, Organization: Congvan Test PKI, Country: VN",
+        sha256=cert.fingerprint(hashes.SHA256()).hex(),
+        not_before=datetime(2025, 1, 1, tzinfo=UTC),
+        not_after=datetime(2026, 1, 1, tzinfo=UTC),
+        profile="signer",
+        key_usage=("digital_signature", "non_repudiation"),
+        is_ca=False,
+    )
+    assert expected == describe(cert)
+    assert expected == describe(asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER)))
+    root = describe(ca.certificate)
+    assert ("", "", True, None) == (root.title, root.user_id, root.is_ca, root.profile)
+    assert ("key_cert_sign", "crl_sign") == root.key_usage
 
 
 # -- cross-check with openssl ----------------------------------------------------------

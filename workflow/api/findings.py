@@ -163,21 +163,28 @@ class Timestamp(BaseModel):
 
 
 class CertificateSubject(BaseModel):
-    """Who the signer's certificate names, and for how long it is valid."""
+    """Who the signer's certificate names, and for how long it is valid.
+
+    ``CertificateDescription.as_dict()`` (congvan.states.certificates), field by field.
+    """
 
     model_config = ConfigDict(extra="allow")
 
     common_name: str
     title: str
     organization: str
-    organizational_unit: str
+    organizational_unit: str = Field(description="The agency id (mã định danh)")
     user_id: str
-    serial_number: str
+    serial_number: str = Field(description="Hexadecimal")
     issuer: str
-    sha256: str
+    sha256: str = Field(description="SHA-256 fingerprint of the certificate (DER), hex")
     not_before: Moment
     not_after: Moment
     profile: str | None = Field(default=None, description="The certificate's kind (profile)")
+    key_usage: list[str] = Field(
+        default_factory=list, description="RFC 5280 key usages, e.g. non_repudiation"
+    )
+    is_ca: bool = Field(default=False, description="A certification authority's certificate")
 
 
 class LaterRevocation(BaseModel):

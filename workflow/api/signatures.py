@@ -16,6 +16,7 @@ from congvan.actions.signing import keystore
 from congvan.actions.signing.signing import manifest_of, verify_stored
 from congvan.actions.signing.verification import Verdict
 from congvan.actions.timestamping import timestamp_view
+from congvan.states.certificates import CertificateDescription
 from congvan.states.errors import CongvanError, NotFound
 from congvan.states.policy import READ_ROLES
 from congvan.storage.agencies import Principal
@@ -40,6 +41,8 @@ def verdict_view(verdict: Verdict) -> dict[str, Any]:
         value = getattr(verdict, field.name)
         if isinstance(value, datetime):
             value = value.isoformat()
+        elif isinstance(value, CertificateDescription):
+            value = value.as_dict()
         elif isinstance(value, Mapping):
             value = dict(value)
         view[field.name] = value

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -81,13 +80,12 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "list":
             pinned = runtime.trust.fingerprints()
             for row in uow.signatures.certificates(args.agency):
-                subject = json.loads(row["subject"])
                 state = "revoked" if row["revoked_at"] else "valid"
                 if row["kind"] == "root":
                     state += ", pinned" if row["fingerprint"] in pinned else ", NOT pinned"
                 print(
                     f"{row['fingerprint'][:16]}  {row['kind']:<7} "
-                    f"{subject.get('common_name', ''):<32} "
+                    f"{row['subject'].common_name:<32} "
                     f"{row['not_after']:%Y-%m-%d}  {state}"
                     f"{'  (key stored)' if row['key_pem'] else ''}"
                 )

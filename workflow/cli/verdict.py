@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from congvan.states.certificates import CertificateDescription
 from congvan.states.errors import CongvanError
 
 if TYPE_CHECKING:
@@ -106,14 +107,14 @@ def _error_marks(exc: CongvanError, checks: Sequence[str]) -> tuple[dict[str, st
     return marks, notes
 
 
-def _signed_by(cms_der: bytes) -> tuple[dict[str, Any] | None, datetime | None]:
+def _signed_by(cms_der: bytes) -> tuple[CertificateDescription | None, datetime | None]:
     """Who the CMS's signer certificate names (in the verdict's shape), and the claimed
     signing time. Read for display only (also when verification fails); nothing here is
     trusted.
     """
     from asn1crypto import cms as asn1_cms
 
-    from congvan.actions.signing.certpath import describe_certificate
+    from congvan.actions.signing.description import describe
 
     try:
         signed_data = asn1_cms.ContentInfo.load(cms_der)["content"]
@@ -132,7 +133,7 @@ def _signed_by(cms_der: bytes) -> tuple[dict[str, Any] | None, datetime | None]:
                 )
                 or (kind == "subject_key_identifier" and cert.key_identifier == sid.native)
             ):
-                return describe_certificate(cert), signing_time
+                return describe(cert), signing_time
         return None, signing_time
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         return None, None
@@ -145,21 +146,21 @@ def _print_signer(cms_der: bytes, verdict: Any) -> None:
     if verdict is not None:
         claimed = verdict.signing_time
         if signer is None:  # a PDF: the verdict names the signer, in the same shape
-            signer = dict(verdict.signer)
+            signer = verdict.signer
     if signer is None:
         print("signer        (no readable signer certificate in the signature)")
     else:
-        agency = signer.get("organization") or "—"
-        if signer.get("organizational_unit"):
-            agency = f"{agency} ({signer['organizational_unit']})"
-        print(f"signer        {signer.get('common_name') or '—'}")
-        print(f"position      {signer.get('title') or '—'}")
+        agency = signer.organization or "—"
+        if signer.organizational_unit:
+            agency = f"{agency} ({signer.organizational_unit})"
+        print(f"signer        {signer.common_name or '—'}")
+        print(f"position      {signer.title or '—'}")
         print(f"agency        {agency}")
-        print(f"certificate   sha256 {signer.get('sha256')}")
+        print(f"certificate   sha256 {signer.sha256}")
         print(
-            f"              serial {signer.get('serial_number')}, issued by "
-            f"{signer.get('issuer') or '—'}, valid {signer.get('not_before')} → "
-            f"{signer.get('not_after')}"
+            f"              serial {signer.serial_number}, issued by "
+            f"{signer.issuer or '—'}, valid {signer.not_before.isoformat()} → "
+            f"{signer.not_after.isoformat()}"
         )
     if claimed is not None:
         print(
