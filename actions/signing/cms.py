@@ -33,7 +33,7 @@ from pyhanko.sign.signers import SimpleSigner
 from pyhanko.sign.signers.pdf_cms import CMSSignedAttributes, format_signed_attributes
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from congvan.actions.signing.hotpath import SignatureTemplate
+from congvan.actions.signing.template import SignatureTemplate
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 DIGEST = "sha256"
@@ -94,7 +94,7 @@ class _ManifestSigner(SimpleSigner):
             signature_mechanism=mechanism_value,
         )
         self.key = key
-        # Made from this signer's first signature, which pyHanko builds (``hotpath``).
+        # Made from this signer's first signature, which pyHanko builds (``template``).
         self.template: SignatureTemplate | None = None
         self._constant_attributes = (
             _Fixed(

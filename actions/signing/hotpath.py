@@ -1,16 +1,9 @@
-"""The fast paths of ``cms`` and ``verification``: what one signer's signatures repeat, done once.
+"""The fast path of ``verification``: what checking one signer's signatures repeats, done once.
 
-pyHanko builds and checks a CMS through asn1crypto object trees in pure Python, about 3 ms a
-signature and as much again to verify one, ten times the signature math itself. Almost all
-of it is the same for every document one signer signs (the certificates, the algorithm
-identifiers, three of the five signed attributes) and for every signature verified against
-the same trust roots and CRLs (the certificate path). This module keeps that part:
-
-``SignatureTemplate``
-    Made from one CMS that pyHanko signed for this signer (the reference). Later signatures
-    reuse the reference's DER pieces and encode only what changes: the message digest and
-    signing time attributes, the signature value and the lengths around them. The output
-    is byte for byte what pyHanko would produce (tests compare the two).
+pyHanko checks a CMS through asn1crypto object trees in pure Python, about 3 ms a signature,
+ten times the signature math itself. Almost all of it is the same for every signature
+verified against the same trust roots and CRLs (the certificate path). This module keeps
+that part (``template`` does the same for making signatures):
 
 ``ChainCache``
     After pyHanko fully verified a signature (integrity, algorithms, signing-certificate,
@@ -37,13 +30,12 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from asn1crypto import cms as asn1_cms
-from asn1crypto import core
-from asn1crypto.parser import emit, parse
+from asn1crypto.parser import parse
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -51,26 +43,21 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from congvan.states.certificates import CertificateDescription
 
-# DER tags, as (class, method, tag) for ``emit``.
-_SEQUENCE = (0, 1, 16)
-_SET = (0, 1, 17)
-_OCTET_STRING = (0, 0, 4)
-_EXPLICIT_0 = (2, 1, 0)  # ContentInfo.content
-_IMPLICIT_0 = (2, 1, 0)  # SignerInfo.signedAttrs
+from .template import (
+    HASHES,
+    MESSAGE_DIGEST_OID,
+    OCTET_STRING,
+    PER_SIGNATURE,
+    SET,
+    SIGNED_DATA_OID,
+    SIGNING_TIME_OID,
+    cms_attribute,
+    tlv,
+)
 
 _SEQUENCE_BYTE, _SET_BYTE, _OCTET_STRING_BYTE = 0x30, 0x31, 0x04
 _EXPLICIT_0_BYTE = _IMPLICIT_0_BYTE = 0xA0
 
-_SIGNED_DATA_OID = asn1_cms.ContentType("signed_data").dump()
-_MESSAGE_DIGEST_OID = asn1_cms.CMSAttributeType("message_digest").dump()
-_SIGNING_TIME_OID = asn1_cms.CMSAttributeType("signing_time").dump()
-# The attributes that differ between signatures; every other one must repeat exactly.
-_PER_SIGNATURE = frozenset({"1.2.840.113549.1.9.4", "1.2.840.113549.1.9.5"})
-_HASHES: Mapping[str, Callable[[], hashes.HashAlgorithm]] = {
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
-}
 _MECHANISMS = {
     # signature algorithm → (hash, whether RSA PKCS#1 v1.5; else ECDSA)
     "sha256_rsa": ("sha256", True),
@@ -80,78 +67,6 @@ _MECHANISMS = {
     "sha384_ecdsa": ("sha384", False),
     "sha512_ecdsa": ("sha512", False),
 }
-
-
-def _tlv(kind: tuple[int, int, int], contents: bytes) -> bytes:
-    return bytes(emit(*kind, contents))
-
-
-def _attribute(type_oid: bytes, value: bytes) -> bytes:
-    return _tlv(_SEQUENCE, type_oid + _tlv(_SET, value))
-
-
-def signing_time_value(moment: datetime) -> bytes:
-    """The DER of a CMS signing time as pyHanko writes it (UTCTime, whole seconds)."""
-    return bytes(asn1_cms.Time({"utc_time": core.UTCTime(moment)}).dump())
-
-
-class SignatureTemplate:
-    """One signer's detached CMS with the per-signature parts left open."""
-
-    def __init__(self, reference: bytes) -> None:
-        content_info = asn1_cms.ContentInfo.load(reference)
-        if content_info["content_type"].native != "signed_data":
-            raise ValueError("the reference is not a CMS SignedData")
-        signed_data = content_info["content"]
-        (signer_info,) = signed_data["signer_infos"]
-        if not isinstance(signer_info["unsigned_attrs"], core.Void):
-            raise ValueError("the reference has unsigned attributes")
-        self.digest = signer_info["digest_algorithm"]["algorithm"].native
-        self._hash = _HASHES[self.digest]
-        self._signed_data_head = b"".join(
-            signed_data[field].dump()
-            for field in ("version", "digest_algorithms", "encap_content_info", "certificates")
-        )
-        self._signer_info_head = b"".join(
-            signer_info[field].dump() for field in ("version", "sid", "digest_algorithm")
-        )
-        self._signature_algorithm = signer_info["signature_algorithm"].dump()
-        self._constant_attributes = [
-            attribute.dump()
-            for attribute in signer_info["signed_attrs"]
-            if attribute["type"].dotted not in _PER_SIGNATURE
-        ]
-
-    def signed_attributes(self, content: bytes, signing_time: datetime) -> bytes:
-        """The signed attributes' contents: their DER encodings in DER (sorted) order."""
-        digester = hashes.Hash(self._hash())
-        digester.update(content)
-        digest = _tlv(_OCTET_STRING, digester.finalize())
-        attributes = [
-            *self._constant_attributes,
-            _attribute(_MESSAGE_DIGEST_OID, digest),
-            _attribute(_SIGNING_TIME_OID, signing_time_value(signing_time)),
-        ]
-        return b"".join(sorted(attributes))
-
-    def sign(
-        self, content: bytes, signing_time: datetime, sign_raw: Callable[[bytes], bytes]
-    ) -> bytes:
-        """A detached CMS over ``content``; ``sign_raw`` signs the DER of the attributes."""
-        attributes = self.signed_attributes(content, signing_time)
-        signature = sign_raw(_tlv(_SET, attributes))
-        signer_info = _tlv(
-            _SEQUENCE,
-            self._signer_info_head
-            + _tlv(_IMPLICIT_0, attributes)
-            + self._signature_algorithm
-            + _tlv(_OCTET_STRING, signature),
-        )
-        signed_data = _tlv(_SEQUENCE, self._signed_data_head + _tlv(_SET, signer_info))
-        return _tlv(_SEQUENCE, _SIGNED_DATA_OID + _tlv(_EXPLICIT_0, signed_data))
-
-
-# -- verification ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -190,7 +105,7 @@ def trusted_signer(
     mechanism = signer_info["signature_algorithm"]["algorithm"].native
     known = _MECHANISMS.get(mechanism)
     digest = signer_info["digest_algorithm"]["algorithm"].native
-    if known is None or known[0] != digest or digest not in _HASHES:
+    if known is None or known[0] != digest or digest not in HASHES:
         return None
     if known[1] != isinstance(public_key, rsa.RSAPublicKey):
         return None
@@ -209,9 +124,9 @@ def trusted_signer(
         types[oid] = types.get(oid, 0) + 1
         if len(attribute["values"]) != 1:
             return None
-        if oid not in _PER_SIGNATURE:
+        if oid not in PER_SIGNATURE:
             constant.add(attribute.dump())
-    if any(count != 1 for count in types.values()) or not types.keys() >= _PER_SIGNATURE:
+    if any(count != 1 for count in types.values()) or not types.keys() >= PER_SIGNATURE:
         return None
     return TrustedSigner(
         signed_data_head=signed_data["version"].dump() + signed_data["digest_algorithms"].dump(),
@@ -327,7 +242,7 @@ def split(cms_der: bytes) -> Pieces | None:
     try:
         outer = _contents(cms_der, _SEQUENCE_BYTE, whole=True)
         oid, content = _elements_list(outer, 2)
-        if oid != _SIGNED_DATA_OID:
+        if oid != SIGNED_DATA_OID:
             return None
         signed_data = _contents(_contents(content, _EXPLICIT_0_BYTE), _SEQUENCE_BYTE)
         version, digests, encap, certificates, signer_infos = _elements_list(signed_data, 5)
@@ -367,9 +282,9 @@ def quick_verify(
         or pieces.encap_content_info != _DETACHED_DATA
     ):
         return None
-    digester = hashes.Hash(_HASHES[trusted.hash_name]())
+    digester = hashes.Hash(HASHES[trusted.hash_name]())
     digester.update(content)
-    expected_digest = _attribute(_MESSAGE_DIGEST_OID, _tlv(_OCTET_STRING, digester.finalize()))
+    expected_digest = cms_attribute(MESSAGE_DIGEST_OID, tlv(OCTET_STRING, digester.finalize()))
     constants: set[bytes] = set()
     digest_seen = False
     signing_time = None
@@ -399,8 +314,8 @@ def quick_verify(
         or len(constants) != len(trusted.constant_attributes)
     ):
         return None
-    signed = _tlv(_SET, attributes)  # [0] IMPLICIT on the wire, SET OF when signed
-    algorithm = _HASHES[trusted.hash_name]()
+    signed = tlv(SET, attributes)  # [0] IMPLICIT on the wire, SET OF when signed
+    algorithm = HASHES[trusted.hash_name]()
     try:
         if trusted.pkcs1:
             assert isinstance(trusted.public_key, rsa.RSAPublicKey)
@@ -415,7 +330,7 @@ def quick_verify(
 
 _DETACHED_DATA = asn1_cms.EncapsulatedContentInfo({"content_type": "data"}).dump()
 _SIGNING_TIME_UTC = re.compile(
-    re.escape(b"\x30\x1c" + _SIGNING_TIME_OID + b"\x31\x0f\x17\x0d")
+    re.escape(b"\x30\x1c" + SIGNING_TIME_OID + b"\x31\x0f\x17\x0d")
     + rb"([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})Z"
 )
 
@@ -434,7 +349,7 @@ def _utc_time(encoded: bytes) -> datetime | None:
         return None
 
 
-_SIGNING_TIME_PREFIX = _SIGNING_TIME_OID + b"\x31"
+_SIGNING_TIME_PREFIX = SIGNING_TIME_OID + b"\x31"
 
 
 def _elements(contents: bytes) -> Iterator[bytes]:

@@ -23,7 +23,6 @@ time, digest and signature of such a CMS are byte for byte those of one that pas
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 from asn1crypto import cms as asn1_cms
 from asn1crypto import core
@@ -31,6 +30,8 @@ from cryptography import x509
 
 from congvan.actions.signing.hotpath import Pieces
 from congvan.states.errors import SignatureMalformed, WeakAlgorithm
+
+from . import der
 
 # OIDs, dotted: asn1crypto gives several names to some of them.
 DIGESTS = {
@@ -52,25 +53,22 @@ SIGNATURE_ALGORITHMS: dict[str, tuple[str | None, bool]] = {
     "1.2.840.10045.4.3.3": ("sha384", False),
     "1.2.840.10045.4.3.4": ("sha512", False),
 }
-_MAX_DEPTH = 32  # a CMS with certificates nests about 12 deep
-
-_CONSTRUCTED_ONLY = frozenset({16, 17})  # SEQUENCE, SET
-_BOOLEAN, _INTEGER, _BIT_STRING, _NULL, _OID, _ENUMERATED = 1, 2, 3, 5, 6, 10
-_UTC_TIME, _GENERALIZED_TIME, _SET = 23, 24, 17
 # UTF8String, NumericString, PrintableString, TeletexString, IA5String, UniversalString,
 # BMPString: what X.520 names hold.
 _DIRECTORY_STRINGS = frozenset({0x0C, 0x12, 0x13, 0x14, 0x16, 0x1C, 0x1E})
-_UTC_TIME_FORMAT = re.compile(rb"[0-9]{12}Z")
-_GENERALIZED_TIME_FORMAT = re.compile(rb"[0-9]{14}(\.[0-9]*[1-9])?Z")
 # A signing time attribute as DER has it for 1950-2049: SEQUENCE { OID, SET { UTCTime } }.
 _SIGNING_TIME_ATTRIBUTE = re.compile(
     rb"\x30\x1c\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x09\x05\x31\x0f\x17\x0d[0-9]{12}Z",
 )
+# What ``is_canonical`` rebuilds the headers around the pieces with.
+_SIGNED_DATA_OID = asn1_cms.ContentType("signed_data").dump()
+_SEQUENCE, _SET_OF, _OCTET_STRING, _CONTEXT_0 = 0x30, 0x31, 0x04, 0xA0
+_SIGNING_TIME_OID = asn1_cms.CMSAttributeType("signing_time").dump()
 
 
 def check_strict_cms(cms_der: bytes) -> None:
     """Refuse a CMS ContentInfo that is not strict DER with accepted algorithms."""
-    check_der(cms_der)
+    der.check_der(cms_der)
     try:
         content_info = asn1_cms.ContentInfo.load(cms_der, strict=True)
         if content_info["content_type"].dotted != "1.2.840.113549.1.7.2":
@@ -92,7 +90,7 @@ def check_strict_cms(cms_der: bytes) -> None:
 
 def check_strict_embedded_cms(contents: bytes) -> None:
     """``check_strict_cms`` for a PDF signature's /Contents: one CMS, then zero padding."""
-    size = _element_size(contents)
+    size = der.element_size(contents)
     if contents[size:].strip(b"\0"):
         raise SignatureMalformed("The signature's /Contents holds more than one CMS.")
     check_strict_cms(contents[:size])
@@ -105,15 +103,17 @@ def is_canonical(cms_der: bytes, pieces: Pieces) -> bool:
     ``check_strict_cms`` (``quick_verify`` compared them), so only the headers around them,
     the order of the signed attributes and the encoding of the signing time remain.
     """
-    attributes = _contents_of(pieces.signed_attributes)
-    signature = _contents_of(pieces.signature)
+    attributes = der.contents_of(pieces.signed_attributes)
+    signature = der.contents_of(pieces.signature)
     if attributes is None or signature is None:
         return False
     elements = []
     position, end = 0, len(attributes)
     try:
         while position < end:
-            _class, _constructed, _tag, _start, next_position = _header(attributes, position, end)
+            _class, _constructed, _tag, _start, next_position = der.header(
+                attributes, position, end
+            )
             elements.append(attributes[position:next_position])
             position = next_position
     except SignatureMalformed:
@@ -127,163 +127,38 @@ def is_canonical(cms_der: bytes, pieces: Pieces) -> bool:
     # What ``cms_der`` must be, with minimal headers around the pieces as they came.
     signer_info_size = (
         len(pieces.signer_info_head)
-        + _header_size(len(attributes))
+        + der.header_size(len(attributes))
         + len(pieces.signature_algorithm)
-        + _header_size(len(signature))
+        + der.header_size(len(signature))
     )
-    signer_infos_size = _header_size(signer_info_size)
+    signer_infos_size = der.header_size(signer_info_size)
     signed_data_size = (
         len(pieces.signed_data_head)
         + len(pieces.encap_content_info)
         + len(pieces.certificates)
-        + _header_size(signer_infos_size)
+        + der.header_size(signer_infos_size)
     )
-    content_size = _header_size(signed_data_size)
+    content_size = der.header_size(signed_data_size)
     expected = b"".join(
         (
-            _encoded_header(_SEQUENCE, len(_SIGNED_DATA_OID) + _header_size(content_size)),
+            der.encoded_header(_SEQUENCE, len(_SIGNED_DATA_OID) + der.header_size(content_size)),
             _SIGNED_DATA_OID,
-            _encoded_header(_CONTEXT_0, _header_size(signed_data_size)),
-            _encoded_header(_SEQUENCE, signed_data_size),
+            der.encoded_header(_CONTEXT_0, der.header_size(signed_data_size)),
+            der.encoded_header(_SEQUENCE, signed_data_size),
             pieces.signed_data_head,
             pieces.encap_content_info,
             pieces.certificates,
-            _encoded_header(_SET_OF, signer_infos_size),
-            _encoded_header(_SEQUENCE, signer_info_size),
+            der.encoded_header(_SET_OF, signer_infos_size),
+            der.encoded_header(_SEQUENCE, signer_info_size),
             pieces.signer_info_head,
-            _encoded_header(_CONTEXT_0, len(attributes)),
+            der.encoded_header(_CONTEXT_0, len(attributes)),
             attributes,
             pieces.signature_algorithm,
-            _encoded_header(_OCTET_STRING, len(signature)),
+            der.encoded_header(_OCTET_STRING, len(signature)),
             signature,
         )
     )
     return cms_der == expected
-
-
-# -- DER, element by element -------------------------------------------------------------
-
-
-def check_der(encoded: bytes) -> None:
-    """Refuse anything but exactly one DER element (all nested elements DER too)."""
-    if _element_size(encoded) != len(encoded):
-        raise SignatureMalformed(
-            "The signature is not a detached CMS signature: bytes follow its end."
-        )
-    _check_element(encoded, 0, len(encoded), 0)
-
-
-def _malformed(reason: str) -> SignatureMalformed:
-    return SignatureMalformed(f"The signature is not a detached CMS signature: {reason} (not DER).")
-
-
-def _header(data: bytes, start: int, end: int) -> tuple[int, bool, int, int, int]:
-    """Class, constructed, tag number, contents start and end of the element at ``start``."""
-    if end - start < 2:
-        raise _malformed(f"it ends inside an element header at byte {start}")
-    first = data[start]
-    position = start + 1
-    tag = first & 0x1F
-    if tag == 0x1F:  # high tag number form: base 128, minimal, at least 31
-        tag = 0
-        while True:
-            if position >= end:
-                raise _malformed(f"it ends inside a tag at byte {start}")
-            byte = data[position]
-            if tag == 0 and byte == 0x80:
-                raise _malformed(f"a tag at byte {start} is not minimal")
-            tag = (tag << 7) | (byte & 0x7F)
-            position += 1
-            if not byte & 0x80:
-                break
-        if tag < 31:
-            raise _malformed(f"a tag at byte {start} is not minimal")
-    if position >= end:
-        raise _malformed(f"it ends inside a length at byte {start}")
-    length = data[position]
-    position += 1
-    if length == 0x80:
-        raise _malformed(f"an element at byte {start} has an indefinite length")
-    if length > 0x80:
-        count = length & 0x7F
-        if count > 4 or position + count > end:
-            raise _malformed(f"the length of the element at byte {start} is out of range")
-        raw = data[position : position + count]
-        position += count
-        length = int.from_bytes(raw, "big")
-        if raw[0] == 0 or length < 0x80:
-            raise _malformed(f"the length of the element at byte {start} is not minimal")
-    if position + length > end:
-        raise _malformed(f"the element at byte {start} runs past its end")
-    return first >> 6, bool(first & 0x20), tag, position, position + length
-
-
-def _element_size(data: bytes) -> int:
-    _class, _constructed, _tag, _start, end = _header(data, 0, len(data))
-    return end
-
-
-def _check_element(data: bytes, start: int, end: int, depth: int) -> None:
-    if depth > _MAX_DEPTH:
-        raise _malformed("its elements nest too deep")
-    class_, constructed, tag, first, last = _header(data, start, end)
-    if last != end:
-        raise _malformed(f"the element at byte {start} is followed by stray bytes")
-    if class_ == 0:
-        if tag == 0:
-            raise _malformed(f"an end-of-contents marker at byte {start}")
-        if constructed != (tag in _CONSTRUCTED_ONLY):
-            raise _malformed(f"the element at byte {start} has the wrong form")
-        if not constructed:
-            _check_primitive(tag, data[first:last], start)
-            return
-    elif not constructed:
-        return  # an implicitly tagged primitive: its type says what it holds
-    children = []
-    position = first
-    while position < last:
-        _c, _k, _t, _s, child_end = _header(data, position, last)
-        _check_element(data, position, child_end, depth + 1)
-        children.append(data[position:child_end])
-        position = child_end
-    # DER sorts a SET OF by encoding; a SET's components then fall in tag order too.
-    if class_ == 0 and tag == _SET and children != sorted(children):
-        raise _malformed(f"the set at byte {start} is not sorted")
-
-
-def _check_primitive(tag: int, value: bytes, start: int) -> None:
-    if tag == _BOOLEAN and value not in (b"\x00", b"\xff"):
-        raise _malformed(f"the boolean at byte {start} is not 00 or FF")
-    if tag in (_INTEGER, _ENUMERATED) and (
-        not value
-        or (len(value) > 1 and value[0] == 0x00 and value[1] < 0x80)
-        or (len(value) > 1 and value[0] == 0xFF and value[1] >= 0x80)
-    ):
-        raise _malformed(f"the integer at byte {start} is not minimal")
-    if tag == _BIT_STRING and (
-        not value
-        or value[0] > 7
-        or (len(value) == 1 and value[0] != 0)
-        or (len(value) > 1 and value[-1] & ((1 << value[0]) - 1))
-    ):
-        raise _malformed(f"the bit string at byte {start} is not DER")
-    if tag == _NULL and value:
-        raise _malformed(f"the null at byte {start} has contents")
-    if tag == _OID and (
-        not value or value[-1] & 0x80 or any(value[i] == 0x80 for i in _arc_starts(value))
-    ):
-        raise _malformed(f"the object identifier at byte {start} is not minimal")
-    if tag == _UTC_TIME and not _UTC_TIME_FORMAT.fullmatch(value):
-        raise _malformed(f"the time at byte {start} is not YYMMDDHHMMSSZ")
-    if tag == _GENERALIZED_TIME and not _GENERALIZED_TIME_FORMAT.fullmatch(value):
-        raise _malformed(f"the time at byte {start} is not YYYYMMDDHHMMSS[.f]Z")
-
-
-def _arc_starts(value: bytes) -> Iterator[int]:
-    yield 0
-    for index in range(1, len(value)):
-        if not value[index - 1] & 0x80:
-            yield index
 
 
 # -- what the parsed SignedData holds ----------------------------------------------------
@@ -297,7 +172,7 @@ def _check_implicit_sets(signed_data: asn1_cms.SignedData) -> None:
     for found in sets:
         if isinstance(found, core.Void):
             continue
-        encodings = list(_elements(found.contents))
+        encodings = list(der.elements(found.contents))
         if encodings != sorted(encodings):
             raise SignatureMalformed(
                 "The signature is not a detached CMS signature: a set is not sorted (not DER)."
@@ -350,27 +225,16 @@ def _names_are_strings(certificate: bytes) -> bool:
 
     cryptography takes any tag there; openssl and RFC 5280 only strings.
     """
-    (tbs, *_rest) = _children(certificate, 0, len(certificate))
-    fields = _children(certificate, tbs[1], tbs[2])
+    (tbs, *_rest) = der.children(certificate, 0, len(certificate))
+    fields = der.children(certificate, tbs[1], tbs[2])
     first = 1 if fields[0][0] == _CONTEXT_0 else 0  # [0] version
     for _identifier, start, end in (fields[first + 2], fields[first + 4]):
-        for _set, set_start, set_end in _children(certificate, start, end):
-            for _sequence, pair_start, pair_end in _children(certificate, set_start, set_end):
-                value = _children(certificate, pair_start, pair_end)[1]
+        for _set, set_start, set_end in der.children(certificate, start, end):
+            for _sequence, pair_start, pair_end in der.children(certificate, set_start, set_end):
+                value = der.children(certificate, pair_start, pair_end)[1]
                 if value[0] not in _DIRECTORY_STRINGS:
                     return False
     return True
-
-
-def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
-    """Identifier octet, start and end of each element inside the element at ``start``."""
-    _class, _constructed, _tag, position, last = _header(data, start, end)
-    found = []
-    while position < last:
-        _c, _k, _t, _s, child_end = _header(data, position, last)
-        found.append((data[position], position, child_end))
-        position = child_end
-    return found
 
 
 def _check_algorithms(signed_data: asn1_cms.SignedData) -> None:
@@ -476,41 +340,3 @@ def _same_signature_algorithm(named: core.Asn1Value, used: core.Sequence) -> boo
     if isinstance(mine, core.Void | core.Null) and isinstance(theirs, core.Void | core.Null):
         return True
     return bool(mine.dump() == theirs.dump())
-
-
-# -- quick path helpers --------------------------------------------------------------------
-
-_SIGNED_DATA_OID = asn1_cms.ContentType("signed_data").dump()
-_SEQUENCE, _SET_OF, _OCTET_STRING, _CONTEXT_0 = 0x30, 0x31, 0x04, 0xA0
-_SIGNING_TIME_OID = asn1_cms.CMSAttributeType("signing_time").dump()
-
-
-def _encoded_header(identifier: int, size: int) -> bytes:
-    """The DER identifier and length octets of an element of ``size`` content bytes."""
-    if size < 0x80:
-        return bytes((identifier, size))
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes((identifier, 0x80 | len(length))) + length
-
-
-def _header_size(size: int) -> int:
-    """The size of a DER element whose contents are ``size`` bytes, header included."""
-    return size + (2 if size < 0x80 else 2 + (size.bit_length() + 7) // 8)
-
-
-def _contents_of(element: bytes) -> bytes | None:
-    """The contents of one element given whole, or None when it is not one element."""
-    try:
-        _class, _constructed, _tag, start, end = _header(element, 0, len(element))
-    except SignatureMalformed:
-        return None
-    return element[start:end] if end == len(element) else None
-
-
-def _elements(contents: bytes) -> Iterator[bytes]:
-    """Each element, whole, of the contents of a constructed element."""
-    position = 0
-    while position < len(contents):
-        _class, _constructed, _tag, _start, end = _header(contents, position, len(contents))
-        yield contents[position:end]
-        position = end

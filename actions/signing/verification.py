@@ -22,7 +22,9 @@ the moment of the path checks to its genTime, and the claimed signing time must 
 after genTime (``SigningTimeInvalid``). The verdict says which time it rests on.
 
 A signer whose signature passed every point in full is remembered (``hotpath``), and its
-next signatures are judged without pyHanko or an event loop.
+next signatures are judged without pyHanko or an event loop. The full and the quick verdict
+stay in this one module, side by side, because they must run the same checks in the same
+order and raise the same errors.
 """
 
 from __future__ import annotations

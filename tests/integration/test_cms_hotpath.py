@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 from congvan.actions.signing import cms, hotpath, verification
 from congvan.actions.signing.description import describe
-from congvan.actions.signing.hotpath import ChainCache, SignatureTemplate
+from congvan.actions.signing.hotpath import ChainCache
+from congvan.actions.signing.template import SignatureTemplate
 from congvan.states.errors import (
     CertificateExpired,
     CertificateRevoked,

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Header, Path, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -15,8 +13,6 @@ from pydantic import ValidationError
 
 from congvan.states import DOCUMENT
 from congvan.states.errors import (
-    AttachmentTooLarge,
-    FieldTooLong,
     InvalidInput,
     ManifestMismatch,
     NotFound,
@@ -30,6 +26,7 @@ from ..views import document_view, summary
 from .auth import PrincipalDep, actor_of, require
 from .bodies import JsonRoute, read_json
 from .deps import EngineDep, ReadUowDep, SettingsDep
+from .files import content_disposition, read_upload
 from .outputs import (
     AUTHENTICATED,
     DocumentOut,
@@ -76,19 +73,6 @@ IdempotencyKey = Annotated[
 ]
 
 
-def content_disposition(filename: str) -> str:
-    """``attachment`` with the name in ASCII and, per RFC 6266 / 5987, in UTF-8 (filename*).
-
-    Non-ASCII letters become their base letter in the fallback (thư → thu), not "?".
-    """
-    decomposed = unicodedata.normalize("NFKD", filename.replace("đ", "d").replace("Đ", "D"))
-    fallback = "".join(c for c in decomposed if c.isascii() and c.isprintable() and c not in '"\\')
-    return (
-        f'attachment; filename="{fallback or "attachment"}"; '
-        f"filename*=UTF-8''{quote(filename, safe='')}"
-    )
-
-
 def parse_if_match(value: str | None) -> int | None:
     """``If-Match: "3"`` (or W/"3", or 3) → 3; absent or ``*`` → take the current version."""
     if value is None or value.strip() == "*":
@@ -98,46 +82,6 @@ def parse_if_match(value: str | None) -> int | None:
     if not (text.isascii() and text.isdigit()):
         raise InvalidInput('If-Match must carry the document version, e.g. "3".', field="If-Match")
     return int(text)
-
-
-def _printable(text: str) -> str:
-    """``text`` without control characters (NUL, CR, LF...), which no name needs."""
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cc")
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-async def _read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[str, Any]:
-    data = await upload.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise AttachmentTooLarge(
-            f"{upload.filename or 'An attachment'} is larger than {max_bytes} bytes.",
-            filename=upload.filename,
-            max_bytes=max_bytes,
-        )
-    name = unicodedata.normalize("NFC", _printable(upload.filename or ""))
-    # A name, never a path: "../../etc/passwd" or "C:\\x\\thư.pdf" keep only their last part.
-    name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
-    filename = "" if name in (".", "..") else name
-    filename = filename or f"{role}.bin"
-    if len(filename) > 255:
-        raise FieldTooLong(
-            "An attachment's file name is too long.",
-            field="filename",
-            max_length=255,
-            length=len(filename),
-        )
-    return {
-        "sha256": await run_in_threadpool(_sha256, data),
-        "filename": filename,
-        "media_type": _printable(upload.content_type or "").strip()[:100]
-        or "application/octet-stream",
-        "size": len(data),
-        "role": role,
-        "data": data,
-    }
 
 
 @router.post(
@@ -183,7 +127,7 @@ async def create_document(
             max_items=settings.max_attachments,
             count=len(uploads),
         )
-    files = [await _read_upload(f, role, settings.max_attachment_bytes) for role, f in uploads]
+    files = [await read_upload(f, role, settings.max_attachment_bytes) for role, f in uploads]
     fields = body.as_row()
     fields.pop("recipients", None)
     recipients = [r.model_dump() for r in body.recipients]

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from fastapi import APIRouter, Response
 
 from congvan.actions.signing import keystore
-from congvan.actions.signing.signing import manifest_of, verify_stored
+from congvan.actions.signing.stored import manifest_of, verify_stored
 from congvan.actions.signing.verification import Verdict
 from congvan.actions.timestamping import timestamp_view
 from congvan.states.certificates import CertificateDescription

@@ -62,7 +62,8 @@ def _verify_document(document_id: str, runtime: Store) -> int:
     import hashlib
 
     from congvan.actions.signing import keystore
-    from congvan.actions.signing.signing import VIETNAM, manifest_of, verify_stored
+    from congvan.actions.signing.signing import VIETNAM
+    from congvan.actions.signing.stored import manifest_of, verify_stored
     from congvan.actions.timestamping import timestamp_view
     from congvan.storage.clock import as_utc
 

@@ -1,0 +1,107 @@
+"""What a document's signature covers and names, and the check of one already stored.
+
+``manifest_of`` and ``expected_signer`` are what signing (``signing``) signs and checks the
+certificate against; ``verify_stored`` judges a stored signature again, for ``send``, the
+API and the CLI, as of the moment the audit trail says it was accepted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError
+from congvan.storage.unit_of_work import UnitOfWork
+
+from ..timestamping import stored_token
+from . import keystore
+from .manifest import build_manifest
+from .verification import Verdict, verify_manifest_signature
+
+
+def manifest_of(uow: UnitOfWork, document_id: str) -> bytes:
+    """The manifest of the document as it stands now."""
+    doc = uow.documents.get(document_id)
+    if doc is None:
+        raise InvalidInput("No such document.", document_id=document_id)
+    recipients = [r["organ_id"] for r in uow.documents.recipients(document_id)]
+    return build_manifest({**doc, "recipients": recipients}, uow.documents.attachments(document_id))
+
+
+def expected_signer(uow: UnitOfWork, doc: dict[str, Any]) -> dict[str, str]:
+    """Who the certificate must name: the document's signer, position and agency."""
+    agency = uow.agencies.agency(doc["agency_id"]) or {}
+    return {
+        "common_name": doc["signer_name"],
+        "title": doc["signer_position"],
+        "organization": agency.get("name", ""),
+        "organizational_unit": doc["agency_id"],
+    }
+
+
+def verify_stored(
+    uow: UnitOfWork,
+    signature: dict[str, Any],
+    manifest: bytes,
+    doc: dict[str, Any],
+    trust: keystore.TrustMaterial,
+) -> Verdict:
+    """Verify a stored signature against ``manifest`` as of when it was accepted.
+
+    The moment of acceptance, and which CMS was accepted, are read from the audit entry
+    of the ``sign`` transition (hash-chained and anchored), not from the signature's row,
+    which SQL can change unnoticed. Every attachment's bytes are hashed again. With the
+    timestamp token the TSA gave after acceptance, the verdict rests on its time.
+    """
+    cms = bytes(signature["cms"])
+    accepted = accepted_at(uow, signature, cms)
+    check_stored_bytes(uow, manifest)
+    return verify_manifest_signature(
+        manifest,
+        cms,
+        trust_roots=trust.roots,
+        crls=trust.crls,
+        at=accepted,
+        expected_signer=expected_signer(uow, doc),
+        timestamp_token=stored_token(uow, "signature", signature["id"]),
+    )
+
+
+def accepted_at(uow: UnitOfWork, signature: dict[str, Any], cms: bytes) -> datetime:
+    """When the audit trail says this signature was accepted; refuses one it does not know."""
+    cms_sha256 = hashlib.sha256(cms).hexdigest()
+    for entry in reversed(uow.audit.entries(signature["document_id"], "sign")):
+        payload = entry["payload"]
+        if payload.get("signature_id", signature["id"]) != signature["id"]:
+            continue
+        if payload.get("manifest_sha256") != signature["manifest_sha256"]:
+            continue
+        if payload.get("cms_sha256", cms_sha256) != cms_sha256:
+            raise SignatureError(
+                "The stored signature is not the one the audit trail recorded when it was "
+                "accepted.",
+                audit_version=entry["version"],
+            )
+        return entry["at"]  # type: ignore[no-any-return]
+    raise SignatureError(
+        "The audit trail records no acceptance of this signature.",
+        document_id=signature["document_id"],
+    )
+
+
+def check_stored_bytes(uow: UnitOfWork, manifest: bytes) -> None:
+    """Every file the manifest lists is still stored with the bytes it was signed with."""
+    try:
+        listed = json.loads(manifest).get("attachments", [])
+    except (ValueError, AttributeError):
+        return  # not a manifest of ours: the signature check says what it is
+    for attachment in listed:
+        data = uow.documents.blob(attachment.get("sha256", ""))
+        if data is None or hashlib.sha256(data).hexdigest() != attachment.get("sha256"):
+            raise ManifestMismatch(
+                "The stored bytes of an attachment no longer match the digest the manifest signs.",
+                attachment=attachment.get("filename"),
+                sha256=attachment.get("sha256"),
+            )
