@@ -31,7 +31,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import rfc8785
-from cryptography import x509
 
 from congvan.states.errors import SignatureError
 from congvan.storage.audit import GENESIS
@@ -42,8 +41,8 @@ from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import JobContext
 from .jobs import enqueue, new_job
-from .signing import keystore, pki
-from .signing.cms import sign_manifest
+from .signing import keystore
+from .signing.agencykeys import AgencyKeys
 from .signing.truststore import TrustStore
 from .signing.verification import verify_manifest_signature
 from .timestamping import Timestamping, stored_token
@@ -84,10 +83,10 @@ class Anchoring:
     ) -> None:
         self.passphrase = passphrase
         self.trust = trust
+        self.keys = AgencyKeys(passphrase, trust)
         self.timestamping = timestamping  # stamps each anchor after commit, when configured
         self.every = every  # None: no timer; ``congvan audit anchor`` only
         self.job_deadline = job_deadline  # re-driven by the scheduler when not done by then
-        self._keys: dict[str, pki.PrivateKey] = {}  # unlocked keys by certificate fingerprint
 
     def anchor_all(self, uow: UnitOfWork, now: datetime) -> dict[str, int]:
         """Anchor every agency that has a key; returns heads anchored per agency."""
@@ -115,12 +114,7 @@ class Anchoring:
         heads = [h for h in uow.anchors.heads_changed_since(agency_id, since) if h not in already]
         if not heads:
             return 0
-        cert = x509.load_pem_x509_certificate(certificate["cert_pem"].encode())
-        key = self._keys.get(certificate["fingerprint"])
-        if key is None:  # unlocking costs the KDF (about 250 ms): once per process per key
-            key = pki.load_private_key(certificate["key_pem"].encode(), self.passphrase())
-            self._keys[certificate["fingerprint"]] = key
-        chain = [r for r in self.trust.roots() if r.subject == cert.issuer]
+        signer = self.keys.signer(agency_id, certificate)
         for start in range(0, len(heads), MAX_HEADS):
             part = heads[start : start + MAX_HEADS]
             seq = 1 if previous is None else previous["seq"] + 1
@@ -141,7 +135,7 @@ class Anchoring:
                 "created_at": now,
                 "body": body,
                 "body_sha256": hashlib.sha256(body).hexdigest(),
-                "cms": sign_manifest(body, key=key, cert=cert, chain=chain, signing_time=now),
+                "cms": signer.sign(body, now),
                 "certificate_fingerprint": certificate["fingerprint"],
                 "heads": len(part),
             }

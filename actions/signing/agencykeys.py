@@ -1,0 +1,79 @@
+"""An agency's organisational key, unlocked once per process, for what the agency signs.
+
+Audit anchors, outgoing packages, receipts and status messages are signed by the agency
+itself (Decree 30 Art. 33), with its newest unrevoked organisational certificate whose key
+is stored here (encrypted with the key passphrase). Unlocking costs the KDF (about 250 ms),
+so a key is unlocked once per process and kept by its certificate's fingerprint.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+
+from congvan.states.errors import NotFound
+from congvan.storage.unit_of_work import UnitOfWork
+
+from . import pki
+from .cms import sign_manifest
+from .truststore import TrustStore
+
+
+@dataclass(frozen=True)
+class AgencySigner:
+    """What signs for one agency: its key, its certificate and the chain up to a pinned root."""
+
+    agency_id: str
+    fingerprint: str
+    key: pki.PrivateKey
+    cert: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+
+    def sign(self, body: bytes, at: datetime) -> bytes:
+        """A detached CMS signature over ``body`` made at ``at``."""
+        return sign_manifest(
+            body, key=self.key, cert=self.cert, chain=list(self.chain), signing_time=at
+        )
+
+
+class AgencyKeys:
+    """Unlocks agencies' organisational keys on first use; thread-safe."""
+
+    def __init__(self, passphrase: Callable[[], str], trust: TrustStore) -> None:
+        self.passphrase = passphrase
+        self.trust = trust
+        self._keys: dict[str, pki.PrivateKey] = {}
+        self._lock = threading.Lock()
+
+    def find(self, uow: UnitOfWork, agency_id: str, at: datetime) -> AgencySigner | None:
+        """The agency's signer as of ``at``, or None when it has no usable key."""
+        row = uow.signatures.agency_certificate(agency_id, at)
+        return None if row is None else self.signer(agency_id, row)
+
+    def require(self, uow: UnitOfWork, agency_id: str, at: datetime) -> AgencySigner:
+        """The agency's signer; a clear error when it has no organisational key."""
+        found = self.find(uow, agency_id, at)
+        if found is None:
+            raise NotFound(
+                f"Agency {agency_id} has no usable organisational certificate with a key: "
+                "issue one with `congvan keys issue-agency`.",
+                agency_id=agency_id,
+            )
+        return found
+
+    def signer(self, agency_id: str, certificate: Mapping[str, Any]) -> AgencySigner:
+        """The signer for a stored certificate row (``cert_pem``, ``key_pem``, fingerprint)."""
+        cert = x509.load_pem_x509_certificate(str(certificate["cert_pem"]).encode())
+        fingerprint = str(certificate["fingerprint"])
+        with self._lock:
+            key = self._keys.get(fingerprint)
+            if key is None:
+                key = pki.load_private_key(str(certificate["key_pem"]).encode(), self.passphrase())
+                self._keys[fingerprint] = key
+        chain = tuple(r for r in self.trust.roots() if r.subject == cert.issuer)
+        return AgencySigner(agency_id, fingerprint, key, cert, chain)
