@@ -9,6 +9,7 @@ an agency certificate naming a third agency.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -113,8 +114,9 @@ def _attachment(role: str, filename: str, data: bytes) -> dict[str, Any]:
     }
 
 
+@functools.cache
 def build_world() -> World:
-    """The PKI above; a few seconds of RSA key generation, so build it once per module."""
+    """The PKI above; a few seconds of RSA key generation, so built once per session."""
     root = pki.create_ca(
         "Congvan Test Root", "Congvan Test PKI", passphrase=PASSPHRASE, **_terms(3650)
     )
