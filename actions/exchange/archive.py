@@ -14,9 +14,10 @@ byte of any member is read:
     two names equal, also after case folding    MessageMalformed  duplicate_name
     an encrypted member                         MessageMalformed  encrypted
     a member that is compressed                 MessageMalformed  compressed
-    a declared size that is not the stored one, MessageMalformed  declared_size
-    or members whose data overlap or lie
-    outside the archive
+    a declared size that is not the stored one  MessageMalformed  declared_size
+    bytes before the first member, members      MessageMalformed  layout
+    whose data overlap or lie outside the
+    archive's data
 
 Members are only ever stored (no compression): the bytes a member yields are the bytes
 it occupies, so the sizes declared are bounded by the archive's own size and no small
@@ -175,9 +176,10 @@ def _check_directory(zip_file: zipfile.ZipFile, limits: Limits, small: frozenset
 
 
 def _check_layout(stream: BinaryIO, zip_file: zipfile.ZipFile, size: int) -> None:
-    """Each member's data lies inside the archive, before the directory, overlapping none.
+    """Members start the archive and lie before the directory, overlapping none.
 
-    Overlapping members are how a small archive claims more bytes than it has.
+    Overlapping members are how a small archive claims more bytes than it has; bytes
+    before the first member, how a file is a package and something else at once.
     """
     end_of_data = min(zip_file.start_dir, size)
     previous_end = 0
@@ -186,15 +188,21 @@ def _check_layout(stream: BinaryIO, zip_file: zipfile.ZipFile, size: int) -> Non
         header = stream.read(_LOCAL_HEADER.size)
         if len(header) != _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
             raise MessageMalformed(
-                "A part's local header is missing.", reason="declared_size", part=info.filename
+                "A part's local header is missing.", reason="layout", part=info.filename
             )
         fields = _LOCAL_HEADER.unpack(header)
         start = info.header_offset + _LOCAL_HEADER.size + fields[10] + fields[11]
         end = start + info.compress_size
-        if info.header_offset < previous_end or end > end_of_data:
+        if info.header_offset < previous_end or (previous_end == 0 and info.header_offset):
             raise MessageMalformed(
-                "Parts overlap or lie outside the archive.",
-                reason="declared_size",
+                "Bytes precede the first part, or parts overlap.",
+                reason="layout",
+                part=info.filename,
+            )
+        if end > end_of_data:
+            raise MessageMalformed(
+                "A part lies outside the archive's data.",
+                reason="layout",
                 part=info.filename,
             )
         previous_end = end
