@@ -207,8 +207,10 @@ def write_package(
     content = _manifest(manifest, agency.agency_id)
     if business_type not in BUSINESS_TYPES:
         raise ValueError(f"business_type {business_type!r} is not sent in {FORMAT}")
-    if not ID.fullmatch(message_id) or not is_organ_id(recipient):
-        raise ValueError("message_id must be a short identifier, recipient an organ id")
+    if not (ID.fullmatch(message_id) and ID.fullmatch(str(content["document_id"]))):
+        raise ValueError("message_id and the document id must be short identifiers")
+    if not is_organ_id(recipient):
+        raise ValueError("the recipient must be an organ id")
     attachments = content["attachments"]
     _check_file_names([a["filename"] for a in attachments], set(files))
     parts = [
