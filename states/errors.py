@@ -2,15 +2,24 @@
 
     CongvanError
      ├── InvalidInput (422)              invalid_input
+     │    ├── MessageMalformed (422)      message_malformed           [refusal]
+     │    │    └── FormatUnsupported (422) format_unsupported         [refusal]
+     │    ├── PackageTampered (422)       package_tampered            [refusal]
+     │    ├── MessageMismatch (422)       message_mismatch            [refusal]
      │    ├── FieldTooLong (422)          field_too_long
      │    ├── TooManyAttachments (422)    too_many_attachments
      │    ├── IdempotencyKeyReused (422)  idempotency_key_reused
      │    ├── InvalidEncoding (422)       invalid_encoding
      │    └── RepeatedField (422)         repeated_field
      ├── PayloadTooLarge (413)           payload_too_large
-     │    └── AttachmentTooLarge (413)    attachment_too_large
+     │    ├── AttachmentTooLarge (413)    attachment_too_large
+     │    └── PackageTooLarge (413)       package_too_large           [refusal]
      ├── Unauthenticated (401)           unauthenticated
+     │    ├── AgencySignatureInvalid (401) agency_signature_invalid  [refusal]
+     │    └── PeerUnknown (401)           peer_unknown                [refusal]
      ├── Forbidden (403)                 forbidden
+     │    ├── AgencyMismatch (403)        agency_mismatch             [refusal]
+     │    └── Misaddressed (403)          misaddressed                [refusal]
      ├── NotFound (404)                  not_found
      ├── Conflict (409)                  conflict
      │    ├── TransitionNotAllowed (409)  invalid_transition
@@ -32,12 +41,20 @@
      │    │    └── CertificateProfileInvalid (422) certificate_profile_invalid
      │    ├── SigningTimeInvalid (422)    signing_time_invalid
      │    ├── TimestampInvalid (422)      timestamp_invalid
-     │    └── SignerMismatch (422)        signer_mismatch
+     │    ├── SignerMismatch (422)        signer_mismatch
+     │    └── DocumentSignatureInvalid (422) document_signature_invalid [refusal]
      ├── ActionUnavailable (501)         action_unavailable
-     └── DatabaseUnavailable (503)       database_unavailable
-          └── DatabaseNotReady (503)      database_not_migrated
+     ├── DatabaseUnavailable (503)       database_unavailable
+     │    └── DatabaseNotReady (503)      database_not_migrated
+     └── ExchangeRefused (422)           exchange_refused
 
 Codes are part of the public contract: they never change once released.
+
+``[refusal]`` marks the errors that refuse a peer's package, receipt or status message
+(``actions/exchange``): each is also an ``ExchangeRefused``, so the inbox catches them all
+at once, and each carries a ``reason`` (in ``details`` too) that the peer records: a word
+of the exchange modules (``part_digest``, ``unsafe_name``…) or, for a signature, the code
+of the ``SignatureError`` underneath (``chain_untrusted``, ``certificate_revoked``…).
 """
 
 from __future__ import annotations
@@ -61,11 +78,46 @@ class CongvanError(Exception):
         return {"code": self.code, "message": self.message, "details": self.details}
 
 
+class ExchangeRefused(CongvanError):
+    """A peer's package, receipt or status message is refused."""
+
+    code = "exchange_refused"
+    http_status = 422
+
+    def __init__(self, message: str | None = None, *, reason: str = "", **details: Any) -> None:
+        self.reason = reason or self.code
+        super().__init__(message, reason=self.reason, **details)
+
+
 class InvalidInput(CongvanError):
     """The input is not valid."""
 
     code = "invalid_input"
     http_status = 422
+
+
+class MessageMalformed(InvalidInput, ExchangeRefused):
+    """The message is not what its format says it must be."""
+
+    code = "message_malformed"
+
+
+class FormatUnsupported(MessageMalformed):
+    """The message has a format, version or kind this system does not accept."""
+
+    code = "format_unsupported"
+
+
+class PackageTampered(InvalidInput, ExchangeRefused):
+    """A part of the package differs from what the agency signature or the manifest names."""
+
+    code = "package_tampered"
+
+
+class MessageMismatch(InvalidInput, ExchangeRefused):
+    """The message answers another message than the one expected."""
+
+    code = "message_mismatch"
 
 
 class FieldTooLong(InvalidInput):
@@ -111,6 +163,12 @@ class AttachmentTooLarge(PayloadTooLarge):
     code = "attachment_too_large"
 
 
+class PackageTooLarge(PayloadTooLarge, ExchangeRefused):
+    """The package exceeds this receiver's limits on parts or sizes."""
+
+    code = "package_too_large"
+
+
 class Unauthenticated(CongvanError):
     """A valid API token is required."""
 
@@ -118,11 +176,35 @@ class Unauthenticated(CongvanError):
     http_status = 401
 
 
+class AgencySignatureInvalid(Unauthenticated, ExchangeRefused):
+    """The sending agency's signature does not verify with an agency certificate we trust."""
+
+    code = "agency_signature_invalid"
+
+
+class PeerUnknown(Unauthenticated, ExchangeRefused):
+    """The sending agency is not in this system's directory."""
+
+    code = "peer_unknown"
+
+
 class Forbidden(CongvanError):
     """Your role does not allow this."""
 
     code = "forbidden"
     http_status = 403
+
+
+class AgencyMismatch(Forbidden, ExchangeRefused):
+    """The message is signed for, or claims, another agency than the one it must come from."""
+
+    code = "agency_mismatch"
+
+
+class Misaddressed(Forbidden, ExchangeRefused):
+    """The message is addressed to another agency."""
+
+    code = "misaddressed"
 
 
 class NotFound(CongvanError):
@@ -284,6 +366,12 @@ class SignerMismatch(SignatureError):
     """The certificate does not belong to the document's signer."""
 
     code = "signer_mismatch"
+
+
+class DocumentSignatureInvalid(SignatureError, ExchangeRefused):
+    """The signer's signature over the package's manifest does not verify."""
+
+    code = "document_signature_invalid"
 
 
 class ActionUnavailable(CongvanError):

@@ -56,6 +56,17 @@ FROZEN = {
     "ActionUnavailable": ("action_unavailable", 501),
     "DatabaseUnavailable": ("database_unavailable", 503),
     "DatabaseNotReady": ("database_not_migrated", 503),
+    "ExchangeRefused": ("exchange_refused", 422),
+    "MessageMalformed": ("message_malformed", 422),
+    "FormatUnsupported": ("format_unsupported", 422),
+    "PackageTampered": ("package_tampered", 422),
+    "MessageMismatch": ("message_mismatch", 422),
+    "PackageTooLarge": ("package_too_large", 413),
+    "AgencySignatureInvalid": ("agency_signature_invalid", 401),
+    "PeerUnknown": ("peer_unknown", 401),
+    "AgencyMismatch": ("agency_mismatch", 403),
+    "Misaddressed": ("misaddressed", 403),
+    "DocumentSignatureInvalid": ("document_signature_invalid", 422),
 }
 
 # Errors whose constructor takes arguments of its own, with an example of them.
@@ -171,3 +182,19 @@ def test_version_conflict_carries_both_versions() -> None:
     error = VersionConflict(3, 4)
 
     assert error.details == {"expected_version": 3, "current_version": 4}
+
+
+def test_every_refusal_of_a_peer_carries_a_reason_it_can_record() -> None:
+    refusals = {
+        name: cls
+        for name, cls in error_classes().items()
+        if issubclass(cls, errors.ExchangeRefused)
+    }
+
+    assert len(refusals) == 11  # the base and its ten refusals
+    for name, cls in refusals.items():
+        default, given = make(cls), cls("Refused.", reason="part_digest", part="files/a.pdf")
+        assert (default.reason, default.details["reason"]) == (cls.code, cls.code), name
+        assert given.reason == "part_digest"
+        assert given.to_dict()["details"] == {"reason": "part_digest", "part": "files/a.pdf"}
+        assert given.http_status == FROZEN[name][1]

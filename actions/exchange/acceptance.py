@@ -1,0 +1,186 @@
+"""Whether to trust a package ``open_package`` opened: who sent it, for whom, and is it whole.
+
+``verify_package`` checks, in this order, and raises the first refusal:
+
+    1. agency signature over package.json      AgencySignatureInvalid (401), reason = the
+       (agency profile, pinned roots, CRLs)    SignatureError code (chain_untrusted,
+                                               certificate_revoked,
+                                               certificate_profile_invalid…)
+       its certificate names the sender        AgencyMismatch (403) certificate
+       the sender is in our directory          PeerUnknown (401) unknown_agency
+    2. the recipient is us                     Misaddressed (403) recipient
+    3. the signer's signature over             DocumentSignatureInvalid (422), reason = the
+       manifest.json (signer profile)          SignatureError code
+    4. every part's size and SHA-256 against   PackageTampered (422) part_size, part_digest,
+       package.json; the manifest's digest     manifest_digest
+       and document id; every attachment of    attachment_missing, attachment_mismatch,
+       the manifest against the file parts     attachment_extra, document_id
+    5. the manifest is the sender's document   AgencyMismatch (403) manifest_agency
+
+Certificates are judged at ``now``, the moment of acceptance, with the CRLs of ``trust``;
+nothing is fetched. The checks that read every byte (4) come after those that need only
+the small members, so a package from nobody we trust costs no more than its signatures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from congvan.actions.signing.keystore import TrustMaterial
+from congvan.actions.signing.manifest import FORMAT as MANIFEST_FORMAT
+from congvan.actions.signing.verification import Verdict, verify_manifest_signature
+from congvan.states.errors import (
+    AgencyMismatch,
+    DocumentSignatureInvalid,
+    Misaddressed,
+    PackageTampered,
+    PeerUnknown,
+    SignatureError,
+)
+
+from .envelope import read_canonical, verify_body
+from .package import MANIFEST, Header, Package, Part
+
+# Whether an agency is one this system exchanges documents with (the directory).
+DirectoryLookup = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A package that passed every check, and what the receipt and the inbox need of it."""
+
+    header: Header
+    manifest: bytes
+    document: Mapping[str, Any]  # the manifest's content
+    package_sha256: str
+    manifest_sha256: str
+    agency: Verdict
+    signer: Verdict
+
+
+def verify_package(
+    package: Package,
+    trust: TrustMaterial,
+    *,
+    expected_recipient: str,
+    now: datetime,
+    directory_lookup: DirectoryLookup,
+) -> Accepted:
+    """Check ``package`` is from the agency it names, for ``expected_recipient``, intact."""
+    header = package.header
+    agency = verify_body(
+        package.body, package.agency_signature, trust, agency_id=header.sender, at=now
+    )
+    if not directory_lookup(header.sender):
+        raise PeerUnknown(
+            f"Agency {header.sender} is not in this system's directory.",
+            reason="unknown_agency",
+            agency_id=header.sender,
+        )
+    if header.recipient != expected_recipient:
+        raise Misaddressed(
+            f"The package is for {header.recipient}, not {expected_recipient}.",
+            reason="recipient",
+            recipient=header.recipient,
+        )
+    try:
+        signer = verify_manifest_signature(
+            package.manifest,
+            package.signature,
+            trust_roots=trust.roots,
+            crls=trust.crls,
+            at=now,
+            profile="signer",
+        )
+    except SignatureError as exc:
+        raise DocumentSignatureInvalid(
+            f"The document's signature does not verify: {exc.message}", reason=exc.code
+        ) from exc
+    for part in header.parts:
+        _check_part(package, part)
+    document = _check_manifest(package, header)
+    if document.get("agency_id") != header.sender:
+        raise AgencyMismatch(
+            f"The document is issued by {document.get('agency_id')}, not by the sender.",
+            reason="manifest_agency",
+            agency_id=header.sender,
+        )
+    return Accepted(
+        header=header,
+        manifest=package.manifest,
+        document=MappingProxyType(document),
+        package_sha256=package.sha256,
+        manifest_sha256=header.manifest_sha256,
+        agency=agency,
+        signer=signer,
+    )
+
+
+def _check_part(package: Package, part: Part) -> None:
+    digest, size = hashlib.sha256(), 0
+    for chunk in package.archive.chunks(part.name):
+        digest.update(chunk)
+        size += len(chunk)
+    if size != part.size:
+        raise PackageTampered(
+            f"{part.name} is not the size package.json gives it.",
+            reason="part_size",
+            part=part.name,
+        )
+    if digest.hexdigest() != part.sha256:
+        raise PackageTampered(
+            f"{part.name} is not the part package.json names.",
+            reason="part_digest",
+            part=part.name,
+        )
+
+
+def _check_manifest(package: Package, header: Header) -> dict[str, Any]:
+    """The manifest's content, once it and the file parts are what package.json names."""
+    listed = next(p for p in header.parts if p.name == MANIFEST)
+    if header.manifest_sha256 != listed.sha256:
+        raise PackageTampered(
+            "package.json names two different manifests.", reason="manifest_digest"
+        )
+    document = read_canonical(package.manifest, MANIFEST_FORMAT)
+    if document.get("document_id") != header.document_id:
+        raise PackageTampered(
+            "The manifest is of another document than package.json names.",
+            reason="document_id",
+        )
+    files = {p.filename: p for p in header.parts if p.filename is not None}
+    attachments = document.get("attachments")
+    if not isinstance(attachments, list):
+        raise PackageTampered("The manifest lists no attachments.", reason="attachment_missing")
+    named: set[str] = set()
+    for attachment in attachments:
+        name = attachment.get("filename") if isinstance(attachment, dict) else None
+        part = files.get(name) if isinstance(name, str) else None
+        if part is None:
+            raise PackageTampered(
+                "A file the manifest lists is not in the package.",
+                reason="attachment_missing",
+                filename=str(name)[:300],
+            )
+        as_signed = {k: attachment.get(k) for k in ("role", "media_type", "size", "sha256")}
+        as_packed = {k: getattr(part, k) for k in as_signed}
+        if as_signed != as_packed:
+            raise PackageTampered(
+                f"{part.name} is not the file the manifest names.",
+                reason="attachment_mismatch",
+                part=part.name,
+            )
+        named.add(part.name)
+    extra = sorted(p.name for p in files.values() if p.name not in named)
+    if extra:
+        raise PackageTampered(
+            "The package carries files the manifest does not list.",
+            reason="attachment_extra",
+            parts=extra[:20],
+        )
+    return document

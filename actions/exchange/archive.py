@@ -1,0 +1,234 @@
+"""Reading a ZIP archive from a peer before trusting anything in it.
+
+``open_archive`` refuses, from the central directory and the local headers alone, before a
+byte of any member is read:
+
+    not a ZIP, or a broken one                  MessageMalformed  not_a_zip
+    more members than ``Limits.max_parts``      PackageTooLarge   too_many_parts
+    a member over ``max_part_size``, or all     PackageTooLarge   part_too_large,
+    of them over ``max_total_size``                               total_too_large
+    a name that is absolute, climbs (``..``),   MessageMalformed  unsafe_name
+    has a backslash, a control character, an
+    empty or ``.`` step, is not NFC, a folder,
+    or is not flagged UTF-8 when not ASCII
+    two names equal, also after case folding    MessageMalformed  duplicate_name
+    an encrypted member                         MessageMalformed  encrypted
+    a member that is compressed                 MessageMalformed  compressed
+    a declared size that is not the stored one  MessageMalformed  declared_size
+    bytes before the first member, members      MessageMalformed  layout
+    whose data overlap or lie outside the
+    archive's data
+
+Members are only ever stored (no compression): the bytes a member yields are the bytes
+it occupies, so the sizes declared are bounded by the archive's own size and no small
+archive expands into a large one. Reading a member then stops at its declared size and
+checks its CRC (``zipfile``); a member that fails is ``MessageMalformed`` ``corrupt_part``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import unicodedata
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, BinaryIO
+
+from congvan.states.errors import MessageMalformed, PackageTooLarge
+
+CHUNK = 1 << 16
+_UTF8_NAMES = 0x800
+_ENCRYPTED = 0x1
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zipfile.structFileHeader
+_LOCAL_SIGNATURE = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a receiver accepts: members, bytes per member, bytes in all, bytes held in memory."""
+
+    max_total_size: int
+    max_parts: int
+    max_part_size: int | None = None  # None: up to max_total_size
+    max_metadata_size: int = 1 << 20  # package.json, manifest.json and the signatures
+
+
+class Archive:
+    """A ZIP whose directory passed ``open_archive``; members are read on demand."""
+
+    def __init__(self, zip_file: zipfile.ZipFile, sha256: str, size: int) -> None:
+        self._zip = zip_file
+        self.sha256 = sha256  # of the archive's bytes, as received
+        self.size = size
+        self.members = {info.filename: info for info in zip_file.infolist()}
+
+    def chunks(self, name: str) -> Iterator[bytes]:
+        """The member's bytes, in chunks, ending at its declared size."""
+        info = self.members[name]
+        left = info.file_size
+        try:
+            with self._zip.open(info) as member:
+                while chunk := member.read(min(CHUNK, left + 1)):
+                    left -= len(chunk)
+                    yield chunk
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+            raise MessageMalformed(f"{name} is damaged.", reason="corrupt_part", part=name) from exc
+        if left != 0:
+            raise MessageMalformed(
+                f"{name} is not its declared size.", reason="declared_size", part=name
+            )
+
+    def read(self, name: str) -> bytes:
+        """The whole member; only for members ``open_archive`` bounded to metadata size."""
+        return b"".join(self.chunks(name))
+
+    def open(self, name: str) -> IO[bytes]:
+        """The member as a file to read (``zipfile`` stops at its size and checks its CRC)."""
+        return self._zip.open(self.members[name])
+
+    def close(self) -> None:
+        self._zip.close()
+
+
+def open_archive(stream: BinaryIO, limits: Limits, small: frozenset[str]) -> Archive:
+    """Open ``stream`` (seekable) as an archive of stored members within ``limits``.
+
+    ``small`` names the members read whole into memory, bounded by ``max_metadata_size``.
+    """
+    digest, size = _digest(stream)
+    try:
+        zip_file = zipfile.ZipFile(stream)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
+        raise MessageMalformed("The package is not a ZIP archive.", reason="not_a_zip") from exc
+    try:
+        _check_directory(zip_file, limits, small)
+        _check_layout(stream, zip_file, size)
+    except BaseException:
+        zip_file.close()
+        raise
+    return Archive(zip_file, digest, size)
+
+
+def _digest(stream: BinaryIO) -> tuple[str, int]:
+    stream.seek(0)
+    digest, size = hashlib.sha256(), 0
+    while chunk := stream.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    stream.seek(0)
+    return digest.hexdigest(), size
+
+
+def _check_directory(zip_file: zipfile.ZipFile, limits: Limits, small: frozenset[str]) -> None:
+    infos = zip_file.infolist()
+    if len(infos) > limits.max_parts:
+        raise PackageTooLarge(
+            f"The package has more than {limits.max_parts} parts.",
+            reason="too_many_parts",
+            max_parts=limits.max_parts,
+        )
+    seen: set[str] = set()
+    total = 0
+    part_limit = limits.max_part_size or limits.max_total_size
+    for info in infos:
+        name = info.filename
+        utf8 = info.flag_bits & _UTF8_NAMES
+        # zipfile cuts a name at NUL (and, on Windows, turns \ into /): judge it as stored.
+        stored = info.orig_filename
+        if stored != name or not safe_path(name) or (not name.isascii() and not utf8):
+            raise MessageMalformed(
+                "A part's name is not a safe relative path.",
+                reason="unsafe_name",
+                part=stored[:300],
+            )
+        folded = unicodedata.normalize("NFC", name.casefold())
+        if folded in seen:
+            raise MessageMalformed(
+                "Two parts have the same name.", reason="duplicate_name", part=name
+            )
+        seen.add(folded)
+        if info.flag_bits & _ENCRYPTED:
+            raise MessageMalformed("A part is encrypted.", reason="encrypted", part=name)
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise MessageMalformed(
+                "Parts are stored, never compressed.", reason="compressed", part=name
+            )
+        if info.compress_size != info.file_size:
+            raise MessageMalformed(
+                "A stored part declares two sizes.", reason="declared_size", part=name
+            )
+        limit = limits.max_metadata_size if name in small else part_limit
+        if info.file_size > limit:
+            raise PackageTooLarge(
+                f"{name} is larger than {limit} bytes.",
+                reason="part_too_large",
+                part=name,
+                max_size=limit,
+            )
+        total += info.file_size
+        if total > limits.max_total_size:
+            raise PackageTooLarge(
+                f"The parts hold more than {limits.max_total_size} bytes.",
+                reason="total_too_large",
+                max_total_size=limits.max_total_size,
+            )
+
+
+def _check_layout(stream: BinaryIO, zip_file: zipfile.ZipFile, size: int) -> None:
+    """Members start the archive and lie before the directory, overlapping none.
+
+    Overlapping members are how a small archive claims more bytes than it has; bytes
+    before the first member, how a file is a package and something else at once.
+    """
+    end_of_data = min(zip_file.start_dir, size)
+    previous_end = 0
+    for info in sorted(zip_file.infolist(), key=lambda i: i.header_offset):
+        stream.seek(info.header_offset)
+        header = stream.read(_LOCAL_HEADER.size)
+        if len(header) != _LOCAL_HEADER.size or header[:4] != _LOCAL_SIGNATURE:
+            raise MessageMalformed(
+                "A part's local header is missing.", reason="layout", part=info.filename
+            )
+        fields = _LOCAL_HEADER.unpack(header)
+        start = info.header_offset + _LOCAL_HEADER.size + fields[10] + fields[11]
+        end = start + info.compress_size
+        if info.header_offset < previous_end or (previous_end == 0 and info.header_offset):
+            raise MessageMalformed(
+                "Bytes precede the first part, or parts overlap.",
+                reason="layout",
+                part=info.filename,
+            )
+        if end > end_of_data:
+            raise MessageMalformed(
+                "A part lies outside the archive's data.",
+                reason="layout",
+                part=info.filename,
+            )
+        previous_end = end
+    stream.seek(0)
+
+
+def safe_path(name: str) -> bool:
+    """Whether ``name`` is a relative path of plain steps that no extraction can misplace."""
+    if not name or len(name) > 400 or name.startswith("/") or name.endswith("/"):
+        return False
+    if "\\" in name or name != unicodedata.normalize("NFC", name):
+        return False
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        return False
+    steps = name.split("/")
+    return all(safe_step(step) for step in steps) and ":" not in steps[0]
+
+
+def safe_step(step: str) -> bool:
+    """Whether ``step`` is one plain file name: no separator, not ``.``/``..``, trimmed."""
+    return (
+        0 < len(step) <= 255
+        and step not in (".", "..")
+        and step == step.strip()
+        and "/" not in step
+        and "\\" not in step
+        and not any(unicodedata.category(ch) == "Cc" for ch in step)
+        and step == unicodedata.normalize("NFC", step)
+    )

@@ -1,0 +1,224 @@
+"""A canonical JSON body under an agency's detached CMS: what every exchange message shares.
+
+A package's ``package.json``, a receipt and a status message are each one JSON object in
+RFC 8785 canonical form (the same canonicalisation as the manifest), signed by an agency's
+organisational key with a detached CMS exactly as a manifest is (``signing.cms``). This
+module writes such a body and its signature (``seal``), reads a body back refusing what is
+not the canonical form of a known format (``read_canonical``, ``Members``), and judges the
+signature against the pinned roots (``verify_body``), turning signature failures into the
+refusals a peer can record:
+
+    the certificate names another agency          AgencyMismatch (403), reason ``certificate``
+    anything else (untrusted root, revoked,       AgencySignatureInvalid (401), reason = the
+    a person's certificate, body changed…)        ``SignatureError`` code underneath
+
+Bodies carry every member of their format, ``null`` when empty, and no other: a member
+added is a new format version.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from congvan.actions.signing import profiles
+from congvan.actions.signing.cms import SigningKey, sign_manifest
+from congvan.actions.signing.keystore import TrustMaterial
+from congvan.actions.signing.verification import Verdict, verify_manifest_signature
+from congvan.states.errors import (
+    AgencyMismatch,
+    AgencySignatureInvalid,
+    FormatUnsupported,
+    MessageMalformed,
+    SignatureError,
+    SignerMismatch,
+)
+from congvan.states.policy import is_organ_id
+
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# Identifiers (message ids, document ids) are opaque but short and printable.
+ID = re.compile(r"[\x21-\x7e]{1,200}")
+MAX_TEXT = 2000
+
+
+@dataclass(frozen=True)
+class AgencyKey:
+    """An agency's organisational key, its certificate and the CA certificates to embed."""
+
+    agency_id: str
+    key: SigningKey
+    cert: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Refused here rather than by every peer later: a package signed so would bounce.
+        units = self.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+        if [str(u.value) for u in units] != [self.agency_id]:
+            raise ValueError(f"the certificate does not name agency {self.agency_id}")
+        if profiles.profile_of(self.cert) != "agency":
+            raise ValueError("an exchange message is signed with the agency's certificate")
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A canonical body and the agency's detached CMS (DER) over its exact bytes."""
+
+    body: bytes
+    cms: bytes
+
+
+def canonical(content: Mapping[str, Any]) -> bytes:
+    """The RFC 8785 bytes of ``content``."""
+    return rfc8785.dumps(dict(content))
+
+
+def sign_body(body: bytes, agency: AgencyKey, at: datetime) -> bytes:
+    """The agency's detached CMS over ``body``, claiming ``at`` as its signing time."""
+    return sign_manifest(
+        body, key=agency.key, cert=agency.cert, chain=list(agency.chain), signing_time=at
+    )
+
+
+def seal(content: Mapping[str, Any], agency: AgencyKey, at: datetime) -> Sealed:
+    """``content`` as canonical bytes, signed by ``agency``."""
+    body = canonical(content)
+    return Sealed(body, sign_body(body, agency, at))
+
+
+def read_canonical(body: bytes, accepted: str) -> dict[str, Any]:
+    """The object ``body`` holds, when its ``format`` is ``accepted`` and it is canonical."""
+    try:
+        content = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise MessageMalformed("The message is not UTF-8 JSON.", reason="not_json") from exc
+    if not isinstance(content, dict):
+        raise MessageMalformed("The message is not a JSON object.", reason="not_json")
+    found = content.get("format")
+    if found != accepted:
+        raise FormatUnsupported(
+            f"The message's format is not {accepted}.",
+            reason="unknown_format",
+            format=str(found)[:60],
+            accepted=accepted,
+        )
+    try:
+        again = rfc8785.dumps(content)
+    except (rfc8785.CanonicalizationError, ValueError, RecursionError) as exc:
+        raise MessageMalformed(
+            "The message holds a value JSON cannot carry exactly.", reason="non_canonical"
+        ) from exc
+    # Duplicate keys, spaces, escapes, key order, number forms: all change the bytes.
+    if again != body:
+        raise MessageMalformed(
+            "The message is not in RFC 8785 canonical form.", reason="non_canonical"
+        )
+    return content
+
+
+def verify_body(
+    body: bytes, cms: bytes, trust: TrustMaterial, *, agency_id: str, at: datetime
+) -> Verdict:
+    """Check ``cms`` signs ``body`` with ``agency_id``'s organisational certificate at ``at``.
+
+    The certificate must chain to a pinned root, be unrevoked by the CRLs of ``trust``,
+    have the agency profile and name ``agency_id`` as its organisational unit.
+    """
+    try:
+        return verify_manifest_signature(
+            body,
+            cms,
+            trust_roots=trust.roots,
+            crls=trust.crls,
+            at=at,
+            expected_signer={"organizational_unit": agency_id},
+            profile="agency",
+        )
+    except SignerMismatch as exc:
+        raise AgencyMismatch(
+            f"The message is signed with a certificate of another agency than {agency_id}.",
+            reason="certificate",
+            agency_id=agency_id,
+            differences=exc.details.get("differences", {}),
+        ) from exc
+    except SignatureError as exc:
+        raise AgencySignatureInvalid(
+            f"The agency signature of {agency_id} does not verify: {exc.message}",
+            reason=exc.code,
+            agency_id=agency_id,
+        ) from exc
+
+
+def iso(moment: datetime) -> str:
+    """A moment as the formats write it: ISO 8601 in UTC, to the second."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("moments in exchange messages must be timezone-aware")
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+class Members:
+    """Reads the members of a parsed body, refusing a missing, extra or mistyped one."""
+
+    def __init__(self, content: Mapping[str, Any], names: Collection[str]) -> None:
+        missing = sorted(set(names) - set(content))
+        extra = sorted(set(content) - set(names))
+        if missing or extra:
+            raise MessageMalformed(
+                "The message's members are not those of its format.",
+                reason="members",
+                missing=missing,
+                extra=extra[:20],
+            )
+        self.content = content
+
+    def _bad(self, name: str, what: str) -> MessageMalformed:
+        return MessageMalformed(f"{name} must be {what}.", reason="member", member=name)
+
+    def identifier(self, name: str) -> str:
+        value = self.content[name]
+        if not isinstance(value, str) or not ID.fullmatch(value):
+            raise self._bad(name, "up to 200 printable ASCII characters without spaces")
+        return value
+
+    def organ_id(self, name: str) -> str:
+        value = self.content[name]
+        if not isinstance(value, str) or not is_organ_id(value):
+            raise self._bad(name, "an agency identifier")
+        return value
+
+    def sha256(self, name: str) -> str:
+        value = self.content[name]
+        if not isinstance(value, str) or not SHA256_HEX.fullmatch(value):
+            raise self._bad(name, "64 lowercase hex digits")
+        return value
+
+    def moment(self, name: str) -> datetime:
+        value = self.content[name]
+        try:
+            moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+        except ValueError:
+            moment = None
+        if moment is None or moment.utcoffset() is None:
+            raise self._bad(name, "an ISO 8601 moment with its UTC offset")
+        return moment
+
+    def text(self, name: str, *, required: bool = True) -> str | None:
+        value = self.content[name]
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
+            raise self._bad(name, f"text of 1 to {MAX_TEXT} characters")
+        return value
+
+    def choice(self, name: str, allowed: Collection[str]) -> str:
+        value = self.content[name]
+        if value not in allowed:
+            raise self._bad(name, f"one of {', '.join(sorted(allowed))}")
+        return str(value)

@@ -1,0 +1,315 @@
+"""Receipts and status messages: the receiver's signed answers, and every way one is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import rfc8785
+
+from congvan.actions.exchange.envelope import Sealed
+from congvan.actions.exchange.receipts import Receipt, make_receipt, verify_receipt
+from congvan.actions.exchange.status import make_status, verify_status
+from congvan.actions.signing import keywrap
+from congvan.actions.signing.cms import sign_manifest
+from congvan.states.errors import (
+    AgencyMismatch,
+    AgencySignatureInvalid,
+    ExchangeRefused,
+    FormatUnsupported,
+    MessageMalformed,
+    MessageMismatch,
+    Misaddressed,
+)
+from tests.exchange_world import NOW, A, B, C, Person, World, build_world
+
+PACKAGE_SHA = hashlib.sha256(b"the package").hexdigest()
+MANIFEST_SHA = hashlib.sha256(b"the manifest").hexdigest()
+RECEIVED_AT = NOW - timedelta(minutes=1)
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keywrap, "KDF_ITERATIONS", 1_000)
+        yield build_world()
+
+
+def receipt_by(world: World, receiver: str = B, **changes: Any) -> Sealed:
+    fields: dict[str, Any] = {
+        "message_id": "dispatch-7f3a",
+        "package_sha256": PACKAGE_SHA,
+        "manifest_sha256": MANIFEST_SHA,
+        "sender": A,
+        "received_at": RECEIVED_AT,
+        "received_document_id": "in-2021-0412",
+        **changes,
+    }
+    return make_receipt(**fields, agency=world.agencies[receiver])
+
+
+def check_receipt(world: World, sealed: Sealed, **expected: Any) -> Receipt:
+    wanted: dict[str, Any] = {
+        "expected_message_id": "dispatch-7f3a",
+        "expected_package_sha256": PACKAGE_SHA,
+        "expected_manifest_sha256": MANIFEST_SHA,
+        "expected_receiver": B,
+        **expected,
+    }
+    return verify_receipt(sealed.body, sealed.cms, world.trust, now=NOW, **wanted)
+
+
+def receipt_refusal(world: World, sealed: Sealed, **expected: Any) -> ExchangeRefused:
+    with pytest.raises(ExchangeRefused) as caught:
+        check_receipt(world, sealed, **expected)
+    return caught.value
+
+
+def signed_by_person(body: bytes, person: Person) -> Sealed:
+    cms = sign_manifest(body, key=person.key, cert=person.cert, chain=[], signing_time=NOW)
+    return Sealed(body, cms)
+
+
+# -- receipts ------------------------------------------------------------------------------
+
+
+def test_a_receipt_made_by_the_receiver_verifies_at_the_sender(world: World) -> None:
+    sealed = receipt_by(world)
+
+    receipt = check_receipt(world, sealed)
+
+    assert receipt == Receipt(
+        message_id="dispatch-7f3a",
+        package_sha256=PACKAGE_SHA,
+        manifest_sha256=MANIFEST_SHA,
+        sender=A,
+        recipient=B,
+        status="01",
+        received_at=RECEIVED_AT,
+        received_document_id="in-2021-0412",
+    )
+    assert sealed.body == rfc8785.dumps(json.loads(sealed.body))
+    assert json.loads(sealed.body)["format"] == "congvan-receipt/1"
+
+
+def test_a_receipt_changed_after_signing_is_refused(world: World) -> None:
+    sealed = receipt_by(world)
+    content = json.loads(sealed.body)
+    content["received_document_id"] = "in-2021-9999"
+
+    refused = receipt_refusal(world, Sealed(rfc8785.dumps(content), sealed.cms))
+
+    assert (type(refused), refused.http_status) == (AgencySignatureInvalid, 401)
+    assert refused.reason == "manifest_mismatch"  # the signed digest is not the body's
+
+
+def test_a_receipt_signed_with_a_persons_certificate_is_refused(world: World) -> None:
+    sealed = signed_by_person(receipt_by(world).body, world.person_of_a)
+
+    refused = receipt_refusal(world, sealed)
+
+    assert (type(refused), refused.reason) == (
+        AgencySignatureInvalid,
+        "certificate_profile_invalid",
+    )
+
+
+def test_a_receipt_signed_by_another_agency_than_it_names_is_refused(world: World) -> None:
+    body = receipt_by(world).body
+    forged = Sealed(body, world_sign(world, body, C))
+
+    refused = receipt_refusal(world, forged)
+
+    assert (type(refused), refused.reason, refused.http_status) == (
+        AgencyMismatch,
+        "certificate",
+        403,
+    )
+
+
+def test_a_receipt_from_another_agency_than_the_one_sent_to_is_refused(world: World) -> None:
+    refused = receipt_refusal(world, receipt_by(world, receiver=C))
+
+    assert (type(refused), refused.reason) == (AgencyMismatch, "receiver")
+
+
+@pytest.mark.parametrize(
+    ("expected", "reason"),
+    [
+        ({"expected_message_id": "dispatch-other"}, "message_id"),
+        ({"expected_package_sha256": "0" * 64}, "package_digest"),
+        ({"expected_manifest_sha256": "0" * 64}, "manifest_digest"),
+    ],
+)
+def test_a_receipt_for_another_package_is_refused(
+    world: World, expected: dict[str, str], reason: str
+) -> None:
+    refused = receipt_refusal(world, receipt_by(world), **expected)
+
+    assert (type(refused), refused.reason, refused.http_status) == (MessageMismatch, reason, 422)
+
+
+def test_a_receipt_from_a_root_not_pinned_is_refused(world: World) -> None:
+    content = json.loads(receipt_by(world).body)
+    content["recipient"] = A
+    body = rfc8785.dumps(content)
+    unpinned = world.unpinned_a
+    sealed = signed_by_person(body, Person(unpinned.key, unpinned.cert))
+
+    refused = receipt_refusal(world, sealed, expected_receiver=A)
+
+    assert (type(refused), refused.reason) == (AgencySignatureInvalid, "chain_untrusted")
+
+
+def test_a_receipt_with_a_status_other_than_01_is_refused(world: World) -> None:
+    content = json.loads(receipt_by(world).body)
+    content["status"] = "03"
+    body = rfc8785.dumps(content)
+
+    with pytest.raises(MessageMalformed) as caught:
+        check_receipt(world, Sealed(body, receipt_by(world).cms))
+
+    assert caught.value.reason == "member"
+
+
+def test_a_receipt_this_module_would_refuse_is_never_made(world: World) -> None:
+    with pytest.raises(ValueError, match="package_sha256"):
+        receipt_by(world, package_sha256="not a digest")
+
+
+# -- status messages -------------------------------------------------------------------------
+
+
+def status_by(world: World, code: str = "03", sender: str = B, **changes: Any) -> Sealed:
+    fields: dict[str, Any] = {
+        "message_id": "dispatch-7f3a",
+        "document_id": "doc-1",
+        "to": A,
+        "code": code,
+        "description": "Đã vào sổ văn bản đến",
+        "at": NOW - timedelta(minutes=1),
+        "staff": "Nguyễn Thị Lan",
+        **changes,
+    }
+    return make_status(**fields, agency=world.agencies[sender])
+
+
+def status_refusal(world: World, sealed: Sealed, **options: Any) -> ExchangeRefused:
+    with pytest.raises(ExchangeRefused) as caught:
+        options.setdefault("expected_recipient", A)
+        verify_status(sealed.body, sealed.cms, world.trust, now=NOW, **options)
+    return caught.value
+
+
+@pytest.mark.parametrize("code", ["02", "03", "04", "05", "06"])
+def test_each_status_code_made_by_the_receiver_verifies_at_the_sender(
+    world: World, code: str
+) -> None:
+    reason = "Gửi nhầm nơi nhận" if code == "02" else None
+    sealed = status_by(world, code, reason=reason)
+
+    status = verify_status(
+        sealed.body,
+        sealed.cms,
+        world.trust,
+        expected_recipient=A,
+        now=NOW,
+        expected_from=B,
+        expected_message_id="dispatch-7f3a",
+    )
+
+    assert (status.code, status.from_agency, status.to_agency) == (code, B, A)
+    assert (status.reason, status.staff) == (reason, "Nguyễn Thị Lan")
+    assert json.loads(sealed.body)["format"] == "congvan-status/1"
+
+
+def test_a_refusal_without_a_reason_is_never_made(world: World) -> None:
+    with pytest.raises(ValueError, match="reason"):
+        status_by(world, "02")
+
+
+@pytest.mark.parametrize(
+    ("code", "error", "reason"),
+    [
+        ("01", MessageMalformed, "status_code"),
+        ("07", MessageMalformed, "status_code"),
+        ("13", FormatUnsupported, "status_code_reserved"),
+    ],
+)
+def test_a_status_code_outside_02_to_06_is_refused(
+    world: World, code: str, error: type[ExchangeRefused], reason: str
+) -> None:
+    content = json.loads(status_by(world).body)
+    content["code"] = code
+    body = rfc8785.dumps(content)
+
+    refused = status_refusal(world, Sealed(body, world_sign(world, body, B)))
+
+    assert (type(refused), refused.reason) == (error, reason)
+
+
+def test_a_status_02_without_a_reason_is_refused(world: World) -> None:
+    content = json.loads(status_by(world).body)
+    content["code"] = "02"
+    body = rfc8785.dumps(content)
+
+    refused = status_refusal(world, Sealed(body, world_sign(world, body, B)))
+
+    assert (type(refused), refused.reason, refused.details["member"]) == (
+        MessageMalformed,
+        "member",
+        "reason",
+    )
+
+
+def test_a_status_changed_after_signing_is_refused(world: World) -> None:
+    sealed = status_by(world)
+    content = json.loads(sealed.body)
+    content["code"] = "06"
+
+    refused = status_refusal(world, Sealed(rfc8785.dumps(content), sealed.cms))
+
+    assert (type(refused), refused.reason) == (AgencySignatureInvalid, "manifest_mismatch")
+
+
+def test_a_status_signed_with_a_persons_certificate_is_refused(world: World) -> None:
+    refused = status_refusal(world, signed_by_person(status_by(world).body, world.person_of_a))
+
+    assert refused.reason == "certificate_profile_invalid"
+
+
+def test_a_status_whose_from_is_not_the_signing_agency_is_refused(world: World) -> None:
+    body = status_by(world).body
+    forged = Sealed(body, world_sign(world, body, C))
+
+    refused = status_refusal(world, forged)
+
+    assert (type(refused), refused.reason) == (AgencyMismatch, "certificate")
+
+
+def test_a_status_for_another_agency_is_refused(world: World) -> None:
+    refused = status_refusal(world, status_by(world, to=C))
+
+    assert (type(refused), refused.reason, refused.http_status) == (Misaddressed, "recipient", 403)
+
+
+def test_a_status_from_another_agency_than_the_one_sent_to_is_refused(world: World) -> None:
+    refused = status_refusal(world, status_by(world, sender=C), expected_from=B)
+
+    assert (type(refused), refused.reason) == (AgencyMismatch, "sender")
+
+
+def test_a_status_about_another_package_is_refused(world: World) -> None:
+    refused = status_refusal(world, status_by(world), expected_message_id="dispatch-other")
+
+    assert (type(refused), refused.reason) == (MessageMismatch, "message_id")
+
+
+def world_sign(world: World, body: bytes, agency: str) -> bytes:
+    """The agency's signature over a body its own module would not have made."""
+    key = world.agencies[agency]
+    return sign_manifest(body, key=key.key, cert=key.cert, chain=list(key.chain), signing_time=NOW)

@@ -1,0 +1,432 @@
+"""A package from one agency to another: written, opened, verified, and every way it is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import string
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from congvan.actions.exchange.acceptance import Accepted, verify_package
+from congvan.actions.exchange.archive import Limits
+from congvan.actions.exchange.package import Package, open_package, write_package
+from congvan.actions.signing import keywrap
+from congvan.actions.signing.manifest import build_manifest
+from congvan.states.errors import (
+    AgencyMismatch,
+    AgencySignatureInvalid,
+    DocumentSignatureInvalid,
+    ExchangeRefused,
+    MessageMalformed,
+    Misaddressed,
+    PackageTampered,
+    PeerUnknown,
+)
+from tests.exchange_world import (
+    APPENDIX,
+    MAIN_PDF,
+    NOW,
+    SENT_AT,
+    A,
+    B,
+    C,
+    World,
+    build_world,
+    listed,
+    members,
+    resigned,
+    zipped,
+)
+from tests.tools import verify_with_openssl
+
+LIMITS = Limits(max_total_size=10_000_000, max_parts=50)
+MAIN = "files/1227-UBND-TĐKT.pdf"
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    with pytest.MonkeyPatch.context() as patch:  # the keys are made before the session's
+        patch.setattr(keywrap, "KDF_ITERATIONS", 1_000)
+        yield build_world()
+
+
+@pytest.fixture(scope="module")
+def sent(world: World) -> bytes:
+    return world.write()[0]
+
+
+def accept(
+    data: bytes, world: World, *, us: str = B, known: frozenset[str] = frozenset({A, C})
+) -> Accepted:
+    with open_package(io.BytesIO(data), LIMITS) as package:
+        return verify_package(
+            package,
+            world.trust,
+            expected_recipient=us,
+            now=NOW,
+            directory_lookup=known.__contains__,
+        )
+
+
+def refusal(data: bytes, world: World, **options: Any) -> ExchangeRefused:
+    with pytest.raises(ExchangeRefused) as caught:
+        accept(data, world, **options)
+    return caught.value
+
+
+# -- what is sent arrives ----------------------------------------------------------------
+
+
+def test_a_package_written_by_one_agency_is_accepted_by_its_recipient(world: World) -> None:
+    # Given the province's package of letter 1227 for the department
+    data, written = world.write()
+
+    # When the department opens and verifies it
+    accepted = accept(data, world)
+
+    # Then it is the province's signed letter, as the province wrote it
+    manifest, _cms = world.document()
+    assert (accepted.header.sender, accepted.header.recipient) == (A, B)
+    assert (accepted.header.message_id, accepted.header.document_id) == ("dispatch-7f3a", "doc-1")
+    assert accepted.header.sent_at == SENT_AT
+    assert accepted.manifest == manifest
+    assert accepted.package_sha256 == written.sha256 == hashlib.sha256(data).hexdigest()
+    assert accepted.manifest_sha256 == written.manifest_sha256
+    assert accepted.agency.signer["organizational_unit"] == A
+    assert accepted.agency.signer["profile"] == "agency"
+    assert accepted.signer.signer["profile"] == "signer"
+    with open_package(io.BytesIO(data), LIMITS) as package:
+        files = {p.name: package.open_part(p.name).read() for p in package.header.parts}
+    assert files[MAIN] == MAIN_PDF
+    assert files[f"files/{APPENDIX}"] == world.files[APPENDIX]
+
+
+def test_the_same_dispatch_written_again_is_the_same_bytes(world: World) -> None:
+    # A retry after an unknown outcome carries the same message id; it is the same package.
+    assert world.write()[0] == world.write()[0]
+
+
+def test_every_member_is_stored_and_package_json_comes_first(sent: bytes) -> None:
+    with zipfile.ZipFile(io.BytesIO(sent)) as archive:
+        infos = archive.infolist()
+
+    assert [i.filename for i in infos[:4]] == [
+        "package.json",
+        "agency.p7s",
+        "manifest.json",
+        "signature.p7s",
+    ]
+    assert {i.compress_type for i in infos} == {zipfile.ZIP_STORED}
+
+
+def test_openssl_verifies_the_agency_signature_over_package_json(
+    world: World, sent: bytes, tmp_path: Path
+) -> None:
+    parts = members(sent)
+    (tmp_path / "package.json").write_bytes(parts["package.json"])
+    (tmp_path / "sig.p7s").write_bytes(parts["agency.p7s"])
+    (tmp_path / "ca.pem").write_bytes(world.root.certificate.public_bytes(Encoding.PEM))
+
+    done = verify_with_openssl(tmp_path, "-purpose", "any", content="package.json")
+
+    assert done.returncode == 0, done.stderr
+    assert b"Verification successful" in done.stderr
+
+
+# -- the agency signature ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("signed_by", "error", "reason", "status"),
+    [
+        ("person_of_a", AgencySignatureInvalid, "certificate_profile_invalid", 401),
+        ("a_naming_c", AgencyMismatch, "certificate", 403),
+        ("unpinned_a", AgencySignatureInvalid, "chain_untrusted", 401),
+        ("revoked_a", AgencySignatureInvalid, "certificate_revoked", 401),
+    ],
+)
+def test_package_json_signed_by_anything_but_the_senders_agency_key_is_refused(
+    world: World,
+    sent: bytes,
+    signed_by: str,
+    error: type[ExchangeRefused],
+    reason: str,
+    status: int,
+) -> None:
+    # Given the package with package.json signed by another key than the province's
+    forged = zipped(resigned(members(sent), by=getattr(world, signed_by)))
+
+    # When the department verifies it
+    refused = refusal(forged, world)
+
+    # Then it is refused with the reason the province can record
+    assert (type(refused), refused.reason, refused.http_status) == (error, reason, status)
+
+
+def test_package_json_changed_after_the_agency_signed_it_is_refused(
+    world: World, sent: bytes
+) -> None:
+    parts = members(sent)
+    signed = resigned(parts, lambda c: c.update(message_id="dispatch-other"), by=world.agencies[A])
+
+    refused = refusal(zipped({**signed, "agency.p7s": parts["agency.p7s"]}), world)
+
+    assert (type(refused), refused.reason) == (AgencySignatureInvalid, "manifest_mismatch")
+
+
+def test_a_sender_missing_from_the_directory_is_refused(sent: bytes, world: World) -> None:
+    refused = refusal(sent, world, known=frozenset({C}))
+
+    assert (type(refused), refused.reason, refused.http_status) == (
+        PeerUnknown,
+        "unknown_agency",
+        401,
+    )
+
+
+def test_a_package_for_another_agency_is_refused(sent: bytes, world: World) -> None:
+    refused = refusal(sent, world, us=C)
+
+    assert (type(refused), refused.reason, refused.http_status) == (Misaddressed, "recipient", 403)
+
+
+# -- the contents --------------------------------------------------------------------------
+
+
+def test_a_file_changed_in_the_archive_is_refused(world: World, sent: bytes) -> None:
+    parts = members(sent)
+    tampered = zipped({**parts, MAIN: MAIN_PDF.replace(b"1227", b"1228")})
+
+    refused = refusal(tampered, world)
+
+    assert (type(refused), refused.reason, refused.details["part"]) == (
+        PackageTampered,
+        "part_digest",
+        MAIN,
+    )
+
+
+def test_a_file_cut_short_is_refused(world: World, sent: bytes) -> None:
+    refused = refusal(zipped({**members(sent), MAIN: MAIN_PDF[:-1]}), world)
+
+    assert (refused.code, refused.reason) == ("package_tampered", "part_size")
+
+
+def test_a_part_added_to_the_archive_is_refused(world: World, sent: bytes) -> None:
+    refused = refusal(zipped({**members(sent), "files/extra.pdf": b"%PDF-1.4"}), world)
+
+    assert (type(refused), refused.reason) == (MessageMalformed, "extra_part")
+
+
+def test_a_part_removed_from_the_archive_is_refused(world: World, sent: bytes) -> None:
+    parts = {k: v for k, v in members(sent).items() if k != "signature.p7s"}
+
+    assert refusal(zipped(parts), world).reason == "missing_part"
+
+
+def test_another_documents_manifest_and_signature_swapped_in_are_refused(
+    world: World, sent: bytes
+) -> None:
+    # Given another letter of the province, validly signed, put in this package's place
+    other, other_cms = world.document(document_id="doc-2")
+    swapped = zipped({**members(sent), "manifest.json": other, "signature.p7s": other_cms})
+
+    # Then what the agency signed no longer matches
+    refused = refusal(swapped, world)
+
+    assert (refused.reason, refused.details["part"]) == ("part_digest", "manifest.json")
+
+
+def test_a_manifest_whose_signature_does_not_verify_is_refused(world: World, sent: bytes) -> None:
+    # Given the sender signs (as agency) a package whose signer's CMS is of another manifest
+    _other, other_cms = world.document(document_id="doc-2")
+    parts = {**members(sent), "signature.p7s": other_cms}
+
+    def relist(content: dict[str, Any]) -> None:
+        content["parts"][1] = listed(
+            "signature.p7s", "signature", "application/pkcs7-signature", other_cms
+        )
+
+    refused = refusal(zipped(resigned(parts, relist, by=world.agencies[A])), world)
+
+    assert (type(refused), refused.reason) == (DocumentSignatureInvalid, "manifest_mismatch")
+
+
+def test_a_file_the_manifest_does_not_list_is_refused_even_if_package_json_lists_it(
+    world: World, sent: bytes
+) -> None:
+    extra = b"%PDF-1.4 not signed"
+
+    def add(content: dict[str, Any]) -> None:
+        content["parts"].append(listed("files/extra.pdf", "appendix", "application/pdf", extra))
+
+    parts = resigned({**members(sent), "files/extra.pdf": extra}, add, by=world.agencies[A])
+
+    assert refusal(zipped(parts), world).reason == "attachment_extra"
+
+
+def test_a_file_listed_under_another_role_than_the_manifests_is_refused(
+    world: World, sent: bytes
+) -> None:
+    def demote(content: dict[str, Any]) -> None:
+        content["parts"][2]["role"] = "appendix"
+
+    parts = resigned(members(sent), demote, by=world.agencies[A])
+
+    assert refusal(zipped(parts), world).reason == "attachment_mismatch"
+
+
+def test_a_document_of_another_agency_sent_by_the_province_is_refused(
+    world: World, sent: bytes
+) -> None:
+    # Given the city's letter, signed by its signer, packed and signed by the province
+    manifest, cms = world.document(agency_id=C)
+
+    def relist(content: dict[str, Any]) -> None:
+        content["manifest_sha256"] = hashlib.sha256(manifest).hexdigest()
+        content["parts"][0] = listed("manifest.json", "manifest", "application/json", manifest)
+        content["parts"][1] = listed(
+            "signature.p7s", "signature", "application/pkcs7-signature", cms
+        )
+
+    parts = {**members(sent), "manifest.json": manifest, "signature.p7s": cms}
+    refused = refusal(zipped(resigned(parts, relist, by=world.agencies[A])), world)
+
+    assert (type(refused), refused.reason, refused.http_status) == (
+        AgencyMismatch,
+        "manifest_agency",
+        403,
+    )
+
+
+def test_package_json_re_serialised_and_signed_again_is_still_refused(
+    world: World, sent: bytes
+) -> None:
+    def pretty(content: dict[str, Any]) -> bytes:
+        return json.dumps(content, indent=1, ensure_ascii=False).encode()
+
+    parts = resigned(members(sent), by=world.agencies[A], body=pretty)
+
+    refused = refusal(zipped(parts), world)
+
+    assert (type(refused), refused.reason) == (MessageMalformed, "non_canonical")
+
+
+# -- what the writer refuses to send --------------------------------------------------------
+
+
+def test_the_writer_refuses_a_file_that_is_not_the_one_the_manifest_names(world: World) -> None:
+    manifest, cms = world.document()
+    files = {name: io.BytesIO(data) for name, data in world.file_bytes().items()}
+    files[APPENDIX] = io.BytesIO(b"%PDF-1.4 another appendix")
+
+    with pytest.raises(ValueError, match="not the file the manifest names"):
+        write_package(
+            io.BytesIO(),
+            message_id="dispatch-1",
+            recipient=B,
+            manifest=manifest,
+            signature=cms,
+            files=files,
+            agency=world.agencies[A],
+            sent_at=SENT_AT,
+        )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"agency": C}, "not a document of"),
+        ({"business_type": "recall"}, "not sent in"),
+        ({"drop": APPENDIX}, "files missing"),
+    ],
+)
+def test_the_writer_refuses_what_a_receiver_would_refuse(
+    world: World, change: dict[str, str], message: str
+) -> None:
+    manifest, cms = world.document()
+    files = {n: io.BytesIO(d) for n, d in world.file_bytes().items() if n != change.get("drop")}
+
+    with pytest.raises(ValueError, match=message):
+        write_package(
+            io.BytesIO(),
+            message_id="dispatch-1",
+            recipient=B,
+            manifest=manifest,
+            signature=cms,
+            files=files,
+            agency=world.agencies[change.get("agency", A)],
+            sent_at=SENT_AT,
+            business_type=change.get("business_type", "new"),
+        )
+
+
+# -- whatever the files, what is written is what is read -------------------------------------
+
+NAME_CHARACTERS = string.ascii_letters + string.digits + " -_.()" + "ạăâđêôơườĐỦỹ"
+file_names = st.text(NAME_CHARACTERS, min_size=1, max_size=40).filter(
+    lambda n: n == n.strip() and n not in (".", "..")
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    files=st.dictionaries(
+        file_names,
+        st.binary(max_size=3000),
+        min_size=1,
+        max_size=5,
+        dict_class=dict,
+    ).filter(lambda f: len({n.casefold() for n in f}) == len(f))
+)
+def test_a_package_written_then_read_gives_back_the_same_parts(
+    world: World, files: dict[str, bytes]
+) -> None:
+    # Given a document whose files are any safe names and any bytes
+    attachments = [
+        {
+            "role": "main" if i == 0 else "appendix",
+            "filename": name,
+            "media_type": "application/octet-stream",
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+        for i, (name, data) in enumerate(files.items())
+    ]
+    manifest = build_manifest({"id": "doc-p", "revision": 1, "agency_id": A}, attachments)
+    sink = io.BytesIO()
+
+    # When the province writes it and the department opens it
+    write_package(
+        sink,
+        message_id="dispatch-p",
+        recipient=B,
+        manifest=manifest,
+        signature=b"not judged here",
+        files={name: io.BytesIO(data) for name, data in files.items()},
+        agency=world.agencies[A],
+        sent_at=SENT_AT,
+    )
+    sink.seek(0)
+    with open_package(sink, LIMITS) as package:
+        read = _files(package)
+
+    # Then every file comes back under its name with its bytes, and nothing else
+    assert read == files
+
+
+def _files(package: Package) -> dict[str, bytes]:
+    return {
+        p.filename: package.open_part(p.name).read()
+        for p in package.header.parts
+        if p.filename is not None
+    }

@@ -1,0 +1,275 @@
+"""What a receiver refuses of a package before trusting a byte of it (no keys needed)."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zipfile
+from typing import Any
+
+import pytest
+import rfc8785
+
+from congvan.actions.exchange.archive import Limits, safe_path
+from congvan.actions.exchange.envelope import read_canonical
+from congvan.actions.exchange.package import open_package
+from congvan.states.errors import (
+    ExchangeRefused,
+    FormatUnsupported,
+    MessageMalformed,
+    PackageTooLarge,
+)
+
+LIMITS = Limits(max_total_size=100_000, max_parts=10, max_part_size=50_000)
+SHA = "ab" * 32
+
+
+def zipped(parts: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w", compression=compression) as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    return sink.getvalue()
+
+
+def header(**changes: Any) -> dict[str, Any]:
+    content: dict[str, Any] = {
+        "format": "congvan-package/1",
+        "message_id": "dispatch-1",
+        "sender": "000.00.00.H57",
+        "recipient": "000.00.11.H57",
+        "business_type": "new",
+        "document_id": "doc-1",
+        "sent_at": "2021-02-06T02:15:00+00:00",
+        "manifest_sha256": SHA,
+        "parts": [
+            {"name": "manifest.json", "role": "manifest", "media_type": "application/json",
+             "size": 2, "sha256": SHA},
+            {"name": "signature.p7s", "role": "signature",
+             "media_type": "application/pkcs7-signature", "size": 3, "sha256": SHA},
+        ],
+    }  # fmt: skip
+    content.update(changes)
+    return content
+
+
+def package(content: dict[str, Any] | bytes | None = None, **extra: bytes) -> bytes:
+    body = content if isinstance(content, bytes) else rfc8785.dumps(content or header())
+    parts = {
+        "package.json": body,
+        "agency.p7s": b"cms",
+        "manifest.json": b"{}",
+        "signature.p7s": b"cms",
+    }
+    return zipped({**parts, **extra})
+
+
+def refusal(data: bytes, limits: Limits = LIMITS) -> ExchangeRefused:
+    with pytest.raises(ExchangeRefused) as caught:
+        open_package(io.BytesIO(data), limits)
+    return caught.value
+
+
+def test_a_well_formed_package_opens_and_names_its_parts() -> None:
+    with open_package(io.BytesIO(package()), LIMITS) as opened:
+        assert [p.name for p in opened.header.parts] == ["manifest.json", "signature.p7s"]
+        assert (opened.manifest, opened.signature, opened.agency_signature) == (
+            b"{}",
+            b"cms",
+            b"cms",
+        )
+
+
+def test_bytes_that_are_not_a_zip_are_refused() -> None:
+    error = refusal(b"%PDF-1.4 not a package")
+
+    assert (type(error), error.reason, error.http_status) == (MessageMalformed, "not_a_zip", 422)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../package.json", "/etc/passwd", "files/../../x.pdf", "files\\x.pdf", "C:/x.pdf",
+     "files/./x.pdf", "files//x.pdf", "files/x\x7f.pdf", "files/", "files/ x.pdf"],
+)  # fmt: skip
+def test_a_name_that_is_not_a_plain_relative_path_is_refused(name: str) -> None:
+    error = refusal(package(**{name: b"x"}))
+
+    assert (error.code, error.reason) == ("message_malformed", "unsafe_name")
+
+
+def test_a_name_with_nul_is_refused_as_stored_not_as_zipfile_cuts_it() -> None:
+    # zipfile would read "files/a.pdf\x00.exe" as "files/a.pdf"
+    data = package(**{"files/a.pdfZ.exe": b"x"}).replace(b"a.pdfZ.exe", b"a.pdf\x00.exe")
+
+    assert refusal(data).reason == "unsafe_name"
+
+
+def test_a_non_ascii_name_not_flagged_utf8_is_refused() -> None:
+    data = bytearray(package(**{"files/thư.pdf": b"x"}))
+    # Clear the UTF-8 flag (bit 11) in the local and the central header alike.
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.rfind(signature)
+        flags = struct.unpack_from("<H", data, at + offset)[0]
+        struct.pack_into("<H", data, at + offset, flags & ~0x800)
+
+    assert refusal(bytes(data)).reason == "unsafe_name"
+
+
+@pytest.mark.parametrize("second", ["files/a.pdf", "FILES/A.PDF"])
+def test_two_members_of_the_same_name_are_refused(second: str) -> None:
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w") as archive, pytest.warns(UserWarning, match="Duplicate"):
+        for name in ("package.json", "files/a.pdf", second):
+            archive.writestr(name, b"x")
+        if second != "files/a.pdf":  # keep the warning the exact duplicate raises
+            archive.writestr("files/a.pdf", b"y")
+
+    assert refusal(sink.getvalue()).reason == "duplicate_name"
+
+
+def test_a_deflated_bomb_is_refused_before_a_byte_is_inflated() -> None:
+    bomb = zipped(
+        {"package.json": b"{}", "files/zeros.pdf": bytes(10_000_000)}, zipfile.ZIP_DEFLATED
+    )
+    assert len(bomb) < 20_000
+
+    error = refusal(bomb, Limits(max_total_size=10**9, max_parts=10))
+
+    assert (error.code, error.reason) == ("message_malformed", "compressed")
+
+
+def test_a_size_declared_smaller_than_stored_is_refused() -> None:
+    data = bytearray(package(**{"files/a.pdf": b"0123456789"}))
+    central = data.rfind(b"PK\x01\x02")  # the last member's central header
+    struct.pack_into("<L", data, central + 24, 4)  # uncompressed size: 4 of 10
+
+    assert refusal(bytes(data)).reason == "declared_size"
+
+
+def test_members_sharing_their_bytes_are_refused() -> None:
+    # The overlapping-members bomb: the directory points two names at one member's data.
+    data = bytearray(package(**{"files/a.pdf": b"x" * 1000, "files/b.pdf": b"x" * 1000}))
+    centrals = [i for i in range(len(data)) if data.startswith(b"PK\x01\x02", i)]
+    first_offset = struct.unpack_from("<L", data, centrals[-2] + 42)[0]
+    struct.pack_into("<L", data, centrals[-1] + 42, first_offset)
+
+    assert refusal(bytes(data)).reason == "layout"
+
+
+def test_bytes_before_the_first_member_are_refused() -> None:
+    # zipfile reads past them (a self-extracting archive); a package is nothing else.
+    polyglot = b"%PDF-1.4 something else entirely\n" + package()
+
+    assert refusal(polyglot).reason == "layout"
+
+
+@pytest.mark.parametrize(
+    ("limits", "reason"),
+    [
+        (Limits(max_total_size=100_000, max_parts=3), "too_many_parts"),
+        (Limits(max_total_size=100_000, max_parts=10, max_part_size=500), "part_too_large"),
+        (Limits(max_total_size=1_500, max_parts=10), "total_too_large"),
+        (Limits(max_total_size=100_000, max_parts=10, max_metadata_size=10), "part_too_large"),
+    ],
+)
+def test_a_package_over_the_receivers_limits_is_refused(limits: Limits, reason: str) -> None:
+    error = refusal(package(**{"files/a.pdf": b"x" * 1000}), limits)
+
+    assert (type(error), error.reason, error.http_status) == (PackageTooLarge, reason, 413)
+
+
+def test_a_member_package_json_does_not_list_is_refused() -> None:
+    error = refusal(package(**{"files/extra.pdf": b"x"}))
+
+    assert (error.reason, error.details["parts"]) == ("extra_part", ["files/extra.pdf"])
+
+
+def test_a_member_package_json_lists_but_the_archive_lacks_is_refused() -> None:
+    file_part = {"name": "files/a.pdf", "role": "main", "media_type": "application/pdf",
+                 "size": 1, "sha256": SHA}  # fmt: skip
+    content = header()
+    content["parts"].append(file_part)
+
+    error = refusal(package(content))
+
+    assert (error.reason, error.details["parts"]) == ("missing_part", ["files/a.pdf"])
+
+
+def test_a_package_without_package_json_is_refused() -> None:
+    assert refusal(zipped({"manifest.json": b"{}"})).reason == "missing_part"
+
+
+def test_package_json_written_other_than_canonically_is_refused() -> None:
+    pretty = json.dumps(header(), indent=2, ensure_ascii=False).encode()
+
+    error = refusal(package(pretty))
+
+    assert (error.code, error.reason) == ("message_malformed", "non_canonical")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (header(format="congvan-package/2"), "unknown_format"),
+        (header(business_type="recall"), "business_type_reserved"),
+    ],
+)
+def test_an_unknown_format_or_a_reserved_business_type_is_refused(
+    content: dict[str, Any], reason: str
+) -> None:
+    error = refusal(package(content))
+
+    assert (type(error), error.reason) == (FormatUnsupported, reason)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        header(sent_at="2021-02-06T02:15:00"),  # no offset
+        header(recipient="sở nội vụ"),
+        header(manifest_sha256="AB" * 32),
+        header(message_id="has spaces"),
+        header(business_type="sideways"),
+        {**header(), "priority": 3},
+        {k: v for k, v in header().items() if k != "document_id"},
+    ],
+)
+def test_a_header_member_missing_extra_or_mistyped_is_refused(content: dict[str, Any]) -> None:
+    assert refusal(package(content)).reason in ("member", "members")
+
+
+@pytest.mark.parametrize(
+    "name", ["files/../x.pdf", "other/x.pdf", "files/a/b.pdf", "package.json", "files/"]
+)
+def test_a_part_name_package_json_lists_outside_the_layout_is_refused(name: str) -> None:
+    content = header()
+    content["parts"].append(
+        {"name": name, "role": "main", "media_type": "application/pdf", "size": 1, "sha256": SHA}
+    )
+
+    assert refusal(package(content)).reason == "unsafe_name"
+
+
+def test_json_with_a_key_twice_is_not_canonical() -> None:
+    body = b'{"format":"congvan-receipt/1","format":"congvan-receipt/1"}'
+
+    with pytest.raises(MessageMalformed) as caught:
+        read_canonical(body, "congvan-receipt/1")
+
+    assert caught.value.reason == "non_canonical"
+
+
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [
+        ("files/Phụ lục 1.pdf", True),
+        ("files/1227-UBND-TĐKT.pdf", True),
+        ("files/Quyết định: số 5.pdf", True),
+        ("files/Phu\u0323 lu\u0323c.pdf", False),  # NFD: the same text, other bytes
+        ("files/..", False),
+        ("files/a\nb.pdf", False),
+    ],
+)
+def test_safe_paths(name: str, safe: bool) -> None:
+    assert safe_path(name) is safe
