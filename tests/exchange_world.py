@@ -22,9 +22,10 @@ from typing import Any
 import rfc8785
 from cryptography import x509
 
-from congvan.actions.exchange.envelope import AgencyKey, sign_body
+from congvan.actions.exchange.envelope import sign_body
 from congvan.actions.exchange.package import Written, write_package
 from congvan.actions.signing import pki
+from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.manifest import build_manifest

@@ -26,11 +26,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import rfc8785
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 
-from congvan.actions.signing import profiles
-from congvan.actions.signing.cms import SigningKey, sign_manifest
+from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.verification import Verdict, verify_manifest_signature
 from congvan.states.errors import (
@@ -50,24 +47,6 @@ MAX_TEXT = 2000
 
 
 @dataclass(frozen=True)
-class AgencyKey:
-    """An agency's organisational key, its certificate and the CA certificates to embed."""
-
-    agency_id: str
-    key: SigningKey
-    cert: x509.Certificate
-    chain: tuple[x509.Certificate, ...] = ()
-
-    def __post_init__(self) -> None:
-        # Refused here rather than by every peer later: a package signed so would bounce.
-        units = self.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
-        if [str(u.value) for u in units] != [self.agency_id]:
-            raise ValueError(f"the certificate does not name agency {self.agency_id}")
-        if profiles.profile_of(self.cert) != "agency":
-            raise ValueError("an exchange message is signed with the agency's certificate")
-
-
-@dataclass(frozen=True)
 class Sealed:
     """A canonical body and the agency's detached CMS (DER) over its exact bytes."""
 
@@ -82,9 +61,7 @@ def canonical(content: Mapping[str, Any]) -> bytes:
 
 def sign_body(body: bytes, agency: AgencyKey, at: datetime) -> bytes:
     """The agency's detached CMS over ``body``, claiming ``at`` as its signing time."""
-    return sign_manifest(
-        body, key=agency.key, cert=agency.cert, chain=list(agency.chain), signing_time=at
-    )
+    return agency.sign(body, at)
 
 
 def seal(content: Mapping[str, Any], agency: AgencyKey, at: datetime) -> Sealed:

@@ -70,12 +70,13 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import IO, Any, BinaryIO
 
+from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.manifest import FORMAT as MANIFEST_FORMAT
 from congvan.states.errors import FormatUnsupported, MessageMalformed
 from congvan.states.policy import is_organ_id
 
 from .archive import CHUNK, Archive, Limits, open_archive, safe_step
-from .envelope import ID, AgencyKey, Members, canonical, iso, read_canonical, sign_body
+from .envelope import ID, Members, canonical, iso, read_canonical, sign_body
 
 FORMAT = "congvan-package/1"
 HEADER = "package.json"

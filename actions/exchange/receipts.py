@@ -42,10 +42,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.states.errors import AgencyMismatch, MessageMalformed, MessageMismatch
 
-from .envelope import AgencyKey, Members, Sealed, iso, read_canonical, seal, verify_body
+from .envelope import Members, Sealed, iso, read_canonical, seal, verify_body
 
 FORMAT = "congvan-receipt/1"
 ARRIVED = "01"

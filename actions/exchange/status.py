@@ -51,6 +51,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.states.errors import (
     AgencyMismatch,
@@ -60,7 +61,7 @@ from congvan.states.errors import (
     Misaddressed,
 )
 
-from .envelope import AgencyKey, Members, Sealed, iso, read_canonical, seal, verify_body
+from .envelope import Members, Sealed, iso, read_canonical, seal, verify_body
 
 FORMAT = "congvan-status/1"
 REFUSED = "02"

@@ -15,24 +15,32 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from congvan.states.errors import NotFound
 from congvan.storage.unit_of_work import UnitOfWork
 
-from . import pki
-from .cms import sign_manifest
+from . import pki, profiles
+from .cms import SigningKey, sign_manifest
 from .truststore import TrustStore
 
 
 @dataclass(frozen=True)
-class AgencySigner:
-    """What signs for one agency: its key, its certificate and the chain up to a pinned root."""
+class AgencyKey:
+    """An agency's organisational key, its certificate and the CA certificates to embed."""
 
     agency_id: str
-    fingerprint: str
-    key: pki.PrivateKey
+    key: SigningKey
     cert: x509.Certificate
-    chain: tuple[x509.Certificate, ...]
+    chain: tuple[x509.Certificate, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Refused here rather than by every peer later: what it signed would bounce.
+        units = self.cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+        if [str(u.value) for u in units] != [self.agency_id]:
+            raise ValueError(f"the certificate does not name agency {self.agency_id}")
+        if profiles.profile_of(self.cert) != "agency":
+            raise ValueError("what an agency signs is signed with the agency's certificate")
 
     def sign(self, body: bytes, at: datetime) -> bytes:
         """A detached CMS signature over ``body`` made at ``at``."""
@@ -50,12 +58,12 @@ class AgencyKeys:
         self._keys: dict[str, pki.PrivateKey] = {}
         self._lock = threading.Lock()
 
-    def find(self, uow: UnitOfWork, agency_id: str, at: datetime) -> AgencySigner | None:
+    def find(self, uow: UnitOfWork, agency_id: str, at: datetime) -> AgencyKey | None:
         """The agency's signer as of ``at``, or None when it has no usable key."""
         row = uow.signatures.agency_certificate(agency_id, at)
         return None if row is None else self.signer(agency_id, row)
 
-    def require(self, uow: UnitOfWork, agency_id: str, at: datetime) -> AgencySigner:
+    def require(self, uow: UnitOfWork, agency_id: str, at: datetime) -> AgencyKey:
         """The agency's signer; a clear error when it has no organisational key."""
         found = self.find(uow, agency_id, at)
         if found is None:
@@ -66,7 +74,7 @@ class AgencyKeys:
             )
         return found
 
-    def signer(self, agency_id: str, certificate: Mapping[str, Any]) -> AgencySigner:
+    def signer(self, agency_id: str, certificate: Mapping[str, Any]) -> AgencyKey:
         """The signer for a stored certificate row (``cert_pem``, ``key_pem``, fingerprint)."""
         cert = x509.load_pem_x509_certificate(str(certificate["cert_pem"]).encode())
         fingerprint = str(certificate["fingerprint"])
@@ -76,4 +84,4 @@ class AgencyKeys:
                 key = pki.load_private_key(str(certificate["key_pem"]).encode(), self.passphrase())
                 self._keys[fingerprint] = key
         chain = tuple(r for r in self.trust.roots() if r.subject == cert.issuer)
-        return AgencySigner(agency_id, fingerprint, key, cert, chain)
+        return AgencyKey(agency_id, key, cert, chain)
