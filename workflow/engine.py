@@ -258,7 +258,7 @@ class Engine:
             # The answer as it is now, kept with the key in this transaction: a replay
             # repeats it even after the document has moved on.
             answer: dict[str, Any] = to_jsonable_python(
-                document_view(uow, uow.documents.get(document_id) or {})
+                document_view(uow, uow.documents.load(document_id))
             )
             if idempotency:
                 uow.idempotency.remember(
@@ -487,13 +487,13 @@ class Engine:
         dispatch = uow.dispatches.get(dispatch_id)
         if dispatch is None:
             raise NotFound("No such dispatch.", dispatch_id=dispatch_id)
-        head = self._load(uow, dispatch["document_id"], actor)
+        head = self._load(uow, dispatch.document_id, actor)
         dispatch = uow.dispatches.get(dispatch_id) or dispatch  # as of the lock just taken
         if not actor.is_system:
             raise Forbidden("Dispatch events are fired by the system.")
         if event in DOCUMENT_DRIVEN:
             raise TransitionNotAllowed(
-                event, dispatch["state"], allowed_events(DISPATCH, dispatch["state"])
+                event, dispatch.state, allowed_events(DISPATCH, dispatch.state)
             )
         self.fault("loaded")
         now = self.clock()
@@ -505,15 +505,15 @@ class Engine:
             uow,
             DISPATCH,
             pending,
-            dispatch["state"],
+            dispatch.state,
             event,
             actor,
             data,
             now,
             audit_event=f"dispatch.{event}",
-            audit_extra={"dispatch_id": dispatch_id, "organ_id": dispatch["organ_id"]},
+            audit_extra={"dispatch_id": dispatch_id, "organ_id": dispatch.organ_id},
         )
-        attempts = dispatch["attempts"] + (1 if event == "start" else 0)
+        attempts = dispatch.attempts + (1 if event == "start" else 0)
         uow.dispatches.set_state(
             dispatch_id,
             state=step.dest,
@@ -526,7 +526,7 @@ class Engine:
             uow,
             pending,
             f"dispatch.{event}",
-            step_from=dispatch["state"],
+            step_from=dispatch.state,
             now=now,
             to_state=step.dest,
         )
