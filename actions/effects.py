@@ -7,6 +7,7 @@ from congvan.states.errors import InvalidInput
 from congvan.states.fields import EDITABLE
 from congvan.states.machine import resolve
 from congvan.states.timeliness import VIETNAM
+from congvan.storage.dispatches import DispatchRow
 from congvan.storage.ids import new_id
 
 from .context import TransitionContext
@@ -15,8 +16,8 @@ from .context import TransitionContext
 def apply_edit(ctx: TransitionContext) -> None:
     """Write the changed fields and recipients of a draft; the audit records what changed."""
     fields = {k: v for k, v in ctx.data.get("fields", {}).items() if k in EDITABLE}
-    before = ctx.uow.documents.get(ctx.document.id) or {}
-    changed = {k: v for k, v in fields.items() if before.get(k) != v}
+    before = ctx.uow.documents.load(ctx.document.id)
+    changed = {k: v for k, v in fields.items() if getattr(before, k) != v}
     ctx.uow.documents.set_fields(ctx.document.id, changed)
     recipients = ctx.data.get("recipients")
     if recipients is not None:
@@ -38,30 +39,30 @@ def create_dispatches(ctx: TransitionContext) -> None:
     if not recipients:
         raise InvalidInput("The document has no recipients to send to.")
     rows = [
-        {
-            "id": new_id(),
-            "document_id": ctx.document.id,
-            "organ_id": r["organ_id"],
-            "state": d.PENDING,
-            "attempts": 0,
-            "last_error": "",
-            "updated_at": ctx.now,
-        }
+        DispatchRow(
+            id=new_id(),
+            document_id=ctx.document.id,
+            organ_id=r.organ_id,
+            state=d.PENDING,
+            attempts=0,
+            last_error="",
+            updated_at=ctx.now,
+        )
         for r in recipients
     ]
     ctx.uow.dispatches.create(rows)
-    ctx.audit["dispatches"] = {r["organ_id"]: r["id"] for r in rows}
+    ctx.audit["dispatches"] = {r.organ_id: r.id for r in rows}
 
 
 def reset_failed_dispatches(ctx: TransitionContext) -> None:
     """Failed and refused dispatches start again from pending, with fresh attempts."""
     again = []
     for row in ctx.uow.dispatches.for_document(ctx.document.id):
-        if row["state"] in d.GIVEN_UP:
+        if row.state in d.GIVEN_UP:
             # The dispatch machine still decides: resend is an edge it declares.
-            step = resolve(d.DISPATCH, row["state"], "resend", _no_guards)
-            ctx.uow.dispatches.set_state(row["id"], state=step.dest, at=ctx.now, attempts=0)
-            again.append(row["organ_id"])
+            step = resolve(d.DISPATCH, row.state, "resend", _no_guards)
+            ctx.uow.dispatches.set_state(row.id, state=step.dest, at=ctx.now, attempts=0)
+            again.append(row.organ_id)
     ctx.audit["resent_to"] = again
 
 

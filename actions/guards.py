@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from congvan.states.document import ACKNOWLEDGED, DELIVERED, FAILED
 from congvan.states.machine import derive_document_state
+from congvan.storage.dispatches import DispatchRow
 
 from .context import TransitionContext
 
@@ -25,9 +26,10 @@ def any_failed(ctx: TransitionContext) -> tuple[bool, str]:
 
 
 def attempts_left(ctx: TransitionContext) -> tuple[bool, str]:
-    dispatch = ctx.data.get("dispatch") or {}
+    dispatch: DispatchRow | None = ctx.data.get("dispatch")
     limit = int(ctx.data.get("max_attempts", 0))
-    return int(dispatch.get("attempts", 0)) < limit, "no attempts left"
+    attempts = dispatch.attempts if dispatch is not None else 0
+    return attempts < limit, "no attempts left"
 
 
 GUARDS = {

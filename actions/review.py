@@ -10,6 +10,7 @@ from typing import Any
 from congvan.states.errors import InvalidInput
 from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
 from congvan.storage.checks import ERROR, FAILED, PASSED, StoredResult
+from congvan.storage.documents import DocumentRow
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .calendar import VIETNAM_CALENDAR, WorkingCalendar
@@ -75,7 +76,7 @@ class Review:
             )
         return results, crashed
 
-    def input_for(self, uow: UnitOfWork, doc: dict[str, Any], now: datetime) -> CheckInput:
+    def input_for(self, uow: UnitOfWork, doc: DocumentRow, now: datetime) -> CheckInput:
         return CheckInput(
             uow=uow,
             document=doc,
@@ -90,10 +91,10 @@ class Review:
     # -- the guard ---------------------------------------------------------------------------
 
     def checks_cleared(self, ctx: TransitionContext) -> tuple[bool, str]:
-        doc = ctx.uow.documents.get(ctx.document.id) or {}
-        if doc.get("submitted_revision") != doc.get("revision"):
+        doc = ctx.uow.documents.load(ctx.document.id)
+        if doc.submitted_revision != doc.revision:
             return False, "the current revision was not submitted for review"
-        results = {r.code: r for r in ctx.uow.checks.for_revision(doc["id"], doc["revision"])}
+        results = {r.code: r for r in ctx.uow.checks.for_revision(doc.id, doc.revision)}
         pending = [c.code for c in self.checks if c.code not in results]
         if pending:
             return False, f"checks not finished: {', '.join(pending)}"
@@ -124,12 +125,12 @@ class Review:
         code = str(ctx.data.get("code") or "")
         if not code:
             raise InvalidInput("Name the check to accept in `code`.", field="code")
-        doc = ctx.uow.documents.get(ctx.document.id) or {}
-        if doc.get("submitted_revision") != doc.get("revision"):
+        doc = ctx.uow.documents.load(ctx.document.id)
+        if doc.submitted_revision != doc.revision:
             raise InvalidInput(
                 "The document is not in review: submit it first.", field="code", code=code
             )
-        results = {r.code: r for r in ctx.uow.checks.for_revision(doc["id"], doc["revision"])}
+        results = {r.code: r for r in ctx.uow.checks.for_revision(doc.id, doc.revision)}
         result = results.get(code)
         if result is None:
             # A wrong code is a mistake in the request body, not a missing document: 422.
@@ -137,7 +138,7 @@ class Review:
                 f"No result of check {code!r} for the current revision.",
                 field="code",
                 code=code,
-                revision=doc.get("revision"),
+                revision=doc.revision,
                 known=sorted(results),
             )
         if result.severity != "warning" or result.status != FAILED:
@@ -149,14 +150,14 @@ class Review:
                 status=result.status,
             )
         ctx.uow.checks.waive(
-            doc["id"],
-            doc["revision"],
+            doc.id,
+            doc.revision,
             code,
             by=ctx.actor.name,
             reason=str(ctx.data["reason"]),
             at=ctx.now,
         )
-        ctx.audit.update({"code": code, "revision": doc["revision"]})
+        ctx.audit.update({"code": code, "revision": doc.revision})
 
 
 def results_view(results: Sequence[StoredResult], checks: Sequence[Check]) -> dict[str, Any]:
@@ -193,12 +194,12 @@ class ReviewJob(StagedJob[CheckWork]):
         doc = _still_in_review(ctx.uow, ctx.job.document_id, ctx.job.payload)
         if doc is None:
             return None  # edited or returned since: nobody waits for these results
-        return CheckWork(doc["id"], doc["revision"], ctx.open_uow, ctx.now)
+        return CheckWork(doc.id, doc.revision, ctx.open_uow, ctx.now)
 
     def act(self, work: CheckWork) -> tuple[list[dict[str, Any]], list[str]]:
         with work.open_uow(readonly=True) as uow:
             doc = uow.documents.get(work.document_id)
-            if doc is None or doc["revision"] != work.revision:
+            if doc is None or doc.revision != work.revision:
                 return [], []
             return self.review.run_checks(self.review.input_for(uow, doc, work.now))
 
@@ -219,11 +220,11 @@ class ReviewJob(StagedJob[CheckWork]):
 
 def _still_in_review(
     uow: UnitOfWork, document_id: str | None, payload: Mapping[str, Any]
-) -> dict[str, Any] | None:
+) -> DocumentRow | None:
     """The document if its current revision is the one submitted (and asked for)."""
     doc = uow.documents.get(document_id) if document_id else None
-    if doc is None or doc["submitted_revision"] != doc["revision"]:
+    if doc is None or doc.submitted_revision != doc.revision:
         return None
-    if payload.get("revision", doc["revision"]) != doc["revision"]:
+    if payload.get("revision", doc.revision) != doc.revision:
         return None  # a later submission has its own job
     return doc

@@ -167,7 +167,7 @@ def _cms_of(uow: UnitOfWork, subject: str, subject_id: str) -> bytes:
         signature = uow.signatures.signature(subject_id)
         if signature is None:
             raise LookupError(f"no signature {subject_id}")
-        return bytes(signature["cms"])
+        return bytes(signature.cms)
     anchor = uow.anchors.by_id(subject_id)
     if anchor is None:
         raise LookupError(f"no anchor {subject_id}")

@@ -124,9 +124,7 @@ def engine_rate(data: bytes, documents: int, workdir: Path) -> tuple[float, int]
     elapsed = time.perf_counter() - start
     assert outcomes == ["done"] * len(jobs), outcomes
     with runtime.uow() as uow:
-        checks = len(
-            uow.checks.for_revision(doc["id"], (uow.documents.get(doc["id"]) or {})["revision"])
-        )
+        checks = len(uow.checks.for_revision(doc["id"], uow.documents.load(doc["id"]).revision))
     runtime.stop()
     return documents / elapsed, checks
 

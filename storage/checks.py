@@ -14,6 +14,7 @@ from congvan.states import vocabulary
 from congvan.states.document import DRAFT
 
 from .clock import as_utc
+from .documents import DOCUMENT_COLUMNS, DocumentRow
 from .tables import CheckResult, Document
 
 _results = CheckResult.__table__  # type: ignore[attr-defined]
@@ -147,17 +148,17 @@ class CheckRepository:
 
     def queue(
         self, agency_id: str, limit: int, after: tuple[datetime, str] | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[DocumentRow]:
         """Drafts of an agency submitted at their current revision, oldest first.
 
         ``after`` is the (updated_at, id) of the last one seen on the page before.
         """
         d = _documents.c
-        query = select(_documents).where(
+        query = select(*DOCUMENT_COLUMNS).where(
             d.agency_id == agency_id, d.state == DRAFT, d.submitted_revision == d.revision
         )
         if after is not None:
             at, last_id = after
             query = query.where(or_(d.updated_at > at, and_(d.updated_at == at, d.id > last_id)))
         rows = self.conn.execute(query.order_by(d.updated_at, d.id).limit(limit))
-        return [dict(r._mapping) for r in rows]
+        return [DocumentRow(*r) for r in rows]

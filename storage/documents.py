@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import NoResultFound
 
+from congvan.states.errors import NotFound
 from congvan.states.fields import EDITABLE
 
 from .prepared import Prepared
@@ -21,6 +23,64 @@ _recipients = Recipient.__table__  # type: ignore[attr-defined]
 _attachments = Attachment.__table__  # type: ignore[attr-defined]
 _blobs = Blob.__table__  # type: ignore[attr-defined]
 
+
+@dataclass(frozen=True, slots=True)
+class DocumentRow:
+    """A documents row as stored: every column, by its name."""
+
+    id: str
+    agency_id: str
+    number: int | None
+    symbol: str
+    doc_type: str
+    legal_normative: bool
+    subject: str
+    place: str
+    issued_on: str | None
+    content: str
+    signer_name: str
+    signer_position: str
+    signer_competence: str
+    urgency: int
+    secrecy: str
+    due_date: str | None
+    signer_user: str
+    state: str
+    version: int
+    revision: int
+    submitted_revision: int | None
+    audit_head: str
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as a plain dict, column by column (for code that takes mappings)."""
+        return {name: getattr(self, name) for name in DOCUMENT_FIELDS}
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientRow:
+    """A recipient of a document (nơi nhận), in the document's order."""
+
+    organ_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRow:
+    """A file of a document as listed: its bytes are the blob named by ``sha256``."""
+
+    id: int
+    sha256: str
+    filename: str
+    media_type: str
+    size: int
+    role: str
+
+
+DOCUMENT_FIELDS = tuple(f.name for f in dataclasses.fields(DocumentRow))
+
 # The statements every transition runs, built once (building a statement costs more
 # Python than SQLite takes to run it) and run through Prepared (see prepared.py).
 _c = _documents.c
@@ -29,6 +89,9 @@ _head = select(_c.id, _c.agency_id, _c.state, _c.version, _c.audit_head, _c.urge
 )
 _HEAD = Prepared(_head)
 _HEAD_FOR_UPDATE = Prepared(_head.with_for_update())
+# Every column in DocumentRow's order, so that a row builds the record by position.
+DOCUMENT_COLUMNS = tuple(_c[name] for name in DOCUMENT_FIELDS)
+_GET = select(*DOCUMENT_COLUMNS).where(_c.id == bindparam("document_id"))
 _CURRENT_VERSION = select(_c.version).where(_c.id == bindparam("document_id"))
 _ADVANCE = Prepared(
     update(_documents)
@@ -64,7 +127,7 @@ class DocumentHead:
 
 @dataclass(frozen=True)
 class Page:
-    items: list[dict[str, Any]]
+    items: list[DocumentRow]
     next_cursor: str | None
 
 
@@ -150,9 +213,16 @@ class DocumentRepository:
     def add(self, row: Mapping[str, Any]) -> None:
         self.conn.execute(_INSERT, [dict(row)])
 
-    def get(self, document_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(select(_documents).where(_documents.c.id == document_id)).first()
-        return dict(row._mapping) if row else None
+    def get(self, document_id: str) -> DocumentRow | None:
+        row = self.conn.execute(_GET, {"document_id": document_id}).first()
+        return DocumentRow(*row) if row else None
+
+    def load(self, document_id: str) -> DocumentRow:
+        """The document, which must exist (as in a transition, which holds it locked)."""
+        row = self.get(document_id)
+        if row is None:
+            raise NotFound("No such document.", document_id=document_id)
+        return row
 
     def page(
         self,
@@ -168,7 +238,7 @@ class DocumentRepository:
     ) -> Page:
         """Newest first, ``limit`` at a time; the cursor is the last id seen."""
         c = _documents.c
-        query = select(_documents).where(c.agency_id == agency_id)
+        query = select(*DOCUMENT_COLUMNS).where(c.agency_id == agency_id)
         if states:
             query = query.where(c.state.in_(list(states)))
         if urgency is not None:
@@ -182,9 +252,9 @@ class DocumentRepository:
         if cursor:
             query = query.where(c.id < decode_cursor(cursor))
         rows = self.conn.execute(query.order_by(c.id.desc()).limit(limit + 1)).all()
-        items = [dict(r._mapping) for r in rows[:limit]]
+        items = [DocumentRow(*r) for r in rows[:limit]]
         more = len(rows) > limit
-        return Page(items, encode_cursor(items[-1]["id"]) if more and items else None)
+        return Page(items, encode_cursor(items[-1].id) if more and items else None)
 
     # recipients -------------------------------------------------------------------------
 
@@ -204,12 +274,12 @@ class DocumentRepository:
                 ],
             )
 
-    def recipients(self, document_id: str) -> list[dict[str, Any]]:
+    def recipients(self, document_id: str) -> list[RecipientRow]:
         c = _recipients.c
         rows = self.conn.execute(
             select(c.organ_id, c.name).where(c.document_id == document_id).order_by(c.position)
         )
-        return [dict(r._mapping) for r in rows]
+        return [RecipientRow(*r) for r in rows]
 
     # attachments ------------------------------------------------------------------------
 
@@ -229,14 +299,14 @@ class DocumentRepository:
                 [{"document_id": document_id, "position": i, **f} for i, f in enumerate(files)],
             )
 
-    def attachments(self, document_id: str) -> list[dict[str, Any]]:
+    def attachments(self, document_id: str) -> list[AttachmentRow]:
         c = _attachments.c
         rows = self.conn.execute(
             select(c.id, c.sha256, c.filename, c.media_type, c.size, c.role)
             .where(c.document_id == document_id)
             .order_by(c.position)
         )
-        return [dict(r._mapping) for r in rows]
+        return [AttachmentRow(*r) for r in rows]
 
     def count(self, agency_id: str | None = None) -> int:
         query = select(func.count()).select_from(_documents)

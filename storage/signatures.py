@@ -6,7 +6,9 @@ back as the dataclass, also from rows stored in the shape before it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +21,29 @@ from .tables import Certificate, RevocationList, Signature
 _certs = Certificate.__table__  # type: ignore[attr-defined]
 _crls = RevocationList.__table__  # type: ignore[attr-defined]
 _signatures = Signature.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureRow:
+    """A detached CMS signature over one revision's manifest, as stored."""
+
+    id: str
+    document_id: str
+    revision: int
+    manifest: bytes
+    manifest_sha256: str
+    cms: bytes
+    mode: str
+    signer: str
+    certificate_fingerprint: str
+    signing_time: datetime
+    signed_pdf_sha256: str
+    created_at: datetime
+
+
+SIGNATURE_FIELDS = tuple(f.name for f in dataclasses.fields(SignatureRow))
+# Every column in SignatureRow's order, so that a row builds the record by position.
+_SIGNATURE_COLUMNS = tuple(_signatures.c[name] for name in SIGNATURE_FIELDS)
 
 
 class SignatureRepository:
@@ -132,22 +157,23 @@ class SignatureRepository:
 
     # signatures -----------------------------------------------------------------------------
 
-    def add_signature(self, row: dict[str, Any]) -> None:
-        self.conn.execute(insert(_signatures), [row])
+    def add_signature(self, row: SignatureRow) -> None:
+        self.conn.execute(insert(_signatures), [dataclasses.asdict(row)])
 
-    def signature(self, signature_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(select(_signatures).where(_signatures.c.id == signature_id)).first()
-        return dict(row._mapping) if row else None
+    def signature(self, signature_id: str) -> SignatureRow | None:
+        query = select(*_SIGNATURE_COLUMNS).where(_signatures.c.id == signature_id)
+        row = self.conn.execute(query).first()
+        return SignatureRow(*row) if row else None
 
-    def latest_signature(self, document_id: str) -> dict[str, Any] | None:
+    def latest_signature(self, document_id: str) -> SignatureRow | None:
         s = _signatures.c
         row = self.conn.execute(
-            select(_signatures)
+            select(*_SIGNATURE_COLUMNS)
             .where(s.document_id == document_id)
             .order_by(s.created_at.desc(), s.id.desc())
             .limit(1)
         ).first()
-        return dict(row._mapping) if row else None
+        return SignatureRow(*row) if row else None
 
 
 def _certificate(row: Row[Any]) -> dict[str, Any]:

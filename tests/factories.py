@@ -12,6 +12,7 @@ from sqlalchemy import select
 from congvan.actions.context import Actor, Effect, Guard, JobAction, JobContext, TransitionContext
 from congvan.states.policy import ROLES
 from congvan.storage.audit import verify_chains
+from congvan.storage.documents import DocumentRow
 from congvan.storage.ids import new_id
 from congvan.storage.tables import metadata
 from congvan.storage.unit_of_work import UnitOfWork
@@ -182,13 +183,13 @@ def send_document(runtime: Runtime, document_id: str) -> dict[str, str]:
     runtime.engine.fire(document_id, "sign", actor("signer"))
     runtime.engine.fire(document_id, "send", actor("clerk"))
     with runtime.uow(readonly=True) as uow:
-        return {d["organ_id"]: d["id"] for d in uow.dispatches.for_document(document_id)}
+        return {d.organ_id: d.id for d in uow.dispatches.for_document(document_id)}
 
 
 # -- reading the database ----------------------------------------------------------------
 
 
-def document_row(runtime: Runtime, document_id: str) -> dict[str, Any]:
+def document_row(runtime: Runtime, document_id: str) -> DocumentRow:
     with runtime.uow(readonly=True) as uow:
         row = uow.documents.get(document_id)
     assert row is not None, document_id

@@ -1,4 +1,4 @@
-"""How documents look from the outside: plain dicts built from the repositories.
+"""How documents look from the outside: plain dicts built from the repositories' records.
 
 The engine records a create's first answer from here, in the create's own transaction,
 and the API shows documents with the same function.
@@ -6,68 +6,70 @@ and the API shows documents with the same function.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from congvan.states import DOCUMENT, allowed_events, policy
 from congvan.states.policy import SECRECY, URGENCY
 from congvan.storage.audit import timestamp
+from congvan.storage.documents import DocumentRow
 from congvan.storage.unit_of_work import UnitOfWork
 
 
-def notation(row: dict[str, Any]) -> str:
+def notation(row: DocumentRow) -> str:
     """Số và ký hiệu as written on the document, e.g. ``1227/UBND-TĐKT``, ``05/2024/QĐ-UBND``."""
-    return policy.written_notation(row)
+    return policy.written_notation(row.as_dict())
 
 
-def summary(row: dict[str, Any]) -> dict[str, Any]:
+def summary(row: DocumentRow) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "agency_id": row["agency_id"],
+        "id": row.id,
+        "agency_id": row.agency_id,
         "notation": notation(row),
-        "doc_type": row["doc_type"],
-        "subject": row["subject"],
-        "urgency": row["urgency"],
-        "state": row["state"],
-        "version": row["version"],
-        "created_at": timestamp(row["created_at"]),
-        "updated_at": timestamp(row["updated_at"]),
+        "doc_type": row.doc_type,
+        "subject": row.subject,
+        "urgency": row.urgency,
+        "state": row.state,
+        "version": row.version,
+        "created_at": timestamp(row.created_at),
+        "updated_at": timestamp(row.updated_at),
     }
 
 
-def document_view(uow: UnitOfWork, row: dict[str, Any]) -> dict[str, Any]:
+def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
     """Everything about a document, including what it waits for and until when."""
-    doc_id = row["id"]
+    doc_id = row.id
     jobs = uow.outbox.for_document(doc_id)
     timers = uow.timers.for_document(doc_id)
     return {
         **summary(row),
-        "number": row["number"],
-        "symbol": row["symbol"],
-        "legal_normative": bool(row["legal_normative"]),
-        "place": row["place"],
-        "issued_on": row["issued_on"],
-        "content": row["content"],
+        "number": row.number,
+        "symbol": row.symbol,
+        "legal_normative": bool(row.legal_normative),
+        "place": row.place,
+        "issued_on": row.issued_on,
+        "content": row.content,
         "signer": {
-            "name": row["signer_name"],
-            "position": row["signer_position"],
-            "competence": row["signer_competence"],
+            "name": row.signer_name,
+            "position": row.signer_position,
+            "competence": row.signer_competence,
         },
-        "urgency_label": URGENCY.get(row["urgency"], ""),
-        "secrecy": row["secrecy"],
-        "secrecy_label": SECRECY.get(row["secrecy"], ""),
-        "due_date": row["due_date"],
-        "created_by": row["created_by"],
-        "allowed_events": allowed_events(DOCUMENT, row["state"]),
-        "recipients": uow.documents.recipients(doc_id),
-        "attachments": uow.documents.attachments(doc_id),
+        "urgency_label": URGENCY.get(row.urgency, ""),
+        "secrecy": row.secrecy,
+        "secrecy_label": SECRECY.get(row.secrecy, ""),
+        "due_date": row.due_date,
+        "created_by": row.created_by,
+        "allowed_events": allowed_events(DOCUMENT, row.state),
+        "recipients": [dataclasses.asdict(r) for r in uow.documents.recipients(doc_id)],
+        "attachments": [dataclasses.asdict(a) for a in uow.documents.attachments(doc_id)],
         "dispatches": [
             {
-                "id": d["id"],
-                "organ_id": d["organ_id"],
-                "state": d["state"],
-                "attempts": d["attempts"],
-                "last_error": d["last_error"],
-                "updated_at": timestamp(d["updated_at"]),
+                "id": d.id,
+                "organ_id": d.organ_id,
+                "state": d.state,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+                "updated_at": timestamp(d.updated_at),
             }
             for d in uow.dispatches.for_document(doc_id)
         ],
@@ -79,10 +81,10 @@ def document_view(uow: UnitOfWork, row: dict[str, Any]) -> dict[str, Any]:
             {"kind": t.kind, "ref_id": t.ref_id, "until": timestamp(t.due_at)} for t in timers
         ],
         "timeliness": signing_timeliness(uow, doc_id),
-        "revision": row["revision"],
-        "submitted_revision": row["submitted_revision"],
-        "signer_user": row["signer_user"],
-        "audit_head": row["audit_head"],
+        "revision": row.revision,
+        "submitted_revision": row.submitted_revision,
+        "signer_user": row.signer_user,
+        "audit_head": row.audit_head,
     }
 
 

@@ -88,7 +88,7 @@ def main_file(inp: CheckInput) -> Finding:
             f"Exactly one main file is needed; there are {count}.",
             count=count,
         )
-    return ok(filename=inp.main_files[0]["filename"])
+    return ok(filename=inp.main_files[0].filename)
 
 
 @check(
@@ -100,10 +100,10 @@ def main_file(inp: CheckInput) -> Finding:
 def media_type(inp: CheckInput) -> Finding:
     wrong = []
     for a in inp.attachments:
-        detected = inp.detected_type(a["sha256"], detect)
-        allowed = {PDF} if a["role"] == "main" else APPENDIX_TYPES
+        detected = inp.detected_type(a.sha256, detect)
+        allowed = {PDF} if a.role == "main" else APPENDIX_TYPES
         if detected not in allowed:
-            wrong.append({"filename": a["filename"], "role": a["role"], "detected": detected})
+            wrong.append({"filename": a.filename, "role": a.role, "detected": detected})
     if wrong:
         names = ", ".join(f"{w['filename']} ({w['detected']})" for w in wrong)
         return fail(
@@ -121,10 +121,10 @@ def media_type(inp: CheckInput) -> Finding:
 def declared_type(inp: CheckInput) -> Finding:
     mismatched = []
     for a in inp.attachments:
-        detected = inp.detected_type(a["sha256"], detect)
-        if a["media_type"] != detected:
+        detected = inp.detected_type(a.sha256, detect)
+        if a.media_type != detected:
             mismatched.append(
-                {"filename": a["filename"], "declared": a["media_type"], "detected": detected}
+                {"filename": a.filename, "declared": a.media_type, "detected": detected}
             )
     if mismatched:
         return fail(
@@ -143,9 +143,9 @@ def declared_type(inp: CheckInput) -> Finding:
 )
 def digest(inp: CheckInput) -> Finding:
     bad = [
-        a["filename"]
+        a.filename
         for a in inp.attachments
-        if hashlib.sha256(inp.content(a["sha256"])).hexdigest() != a["sha256"]
+        if hashlib.sha256(inp.content(a.sha256)).hexdigest() != a.sha256
     ]
     if bad:
         return fail(
@@ -153,15 +153,15 @@ def digest(inp: CheckInput) -> Finding:
             f"Files altered or missing: {', '.join(bad)}.",
             files=bad,
         )
-    return ok(digests={a["filename"]: a["sha256"] for a in inp.attachments})
+    return ok(digests={a.filename: a.sha256 for a in inp.attachments})
 
 
 @check("attachments.size", BLOCKING, "Kích thước tệp hợp lệ", "File sizes are within limits")
 def size(inp: CheckInput) -> Finding:
     bad = [
-        {"filename": a["filename"], "size": a["size"]}
+        {"filename": a.filename, "size": a.size}
         for a in inp.attachments
-        if a["size"] <= 0 or a["size"] > inp.max_attachment_bytes
+        if a.size <= 0 or a.size > inp.max_attachment_bytes
     ]
     if bad:
         return fail(
@@ -170,7 +170,7 @@ def size(inp: CheckInput) -> Finding:
             files=bad,
             max_bytes=inp.max_attachment_bytes,
         )
-    return ok(total=sum(a["size"] for a in inp.attachments))
+    return ok(total=sum(a.size for a in inp.attachments))
 
 
 @check(
@@ -183,19 +183,19 @@ def pdf_files(inp: CheckInput) -> Finding:
     bad = []
     pages = {}
     for a in inp.attachments:
-        data = inp.content(a["sha256"])
-        if inp.detected_type(a["sha256"], detect) != PDF:
+        data = inp.content(a.sha256)
+        if inp.detected_type(a.sha256, detect) != PDF:
             continue
         try:
             reader = PdfReader(io.BytesIO(data), strict=False)
             if reader.is_encrypted:
-                bad.append({"filename": a["filename"], "problem": "encrypted"})
+                bad.append({"filename": a.filename, "problem": "encrypted"})
                 continue
-            pages[a["filename"]] = len(reader.pages)
+            pages[a.filename] = len(reader.pages)
             if not reader.pages:
-                bad.append({"filename": a["filename"], "problem": "no pages"})
+                bad.append({"filename": a.filename, "problem": "no pages"})
         except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-            bad.append({"filename": a["filename"], "problem": f"unreadable: {exc}"[:200]})
+            bad.append({"filename": a.filename, "problem": f"unreadable: {exc}"[:200]})
     if bad:
         names = ", ".join(f"{b['filename']} ({b['problem']})" for b in bad)
         return fail(f"Tệp PDF không hợp lệ: {names}.", f"Invalid PDF files: {names}.", files=bad)

@@ -14,20 +14,20 @@ from .rules import competence_line, grants_competence
 )
 def signer_authority(inp: CheckInput) -> Finding:
     doc = inp.document
-    signer = (doc.get("signer_user") or "").strip()
+    signer = (doc.signer_user or "").strip()
     if not signer:
         return fail("Chưa chỉ định người ký.", "No signer is named.", field="signer_user")
-    on = doc.get("issued_on") or inp.today.isoformat()
-    authorities = inp.uow.authorities.holdings(doc["agency_id"], signer, doc["doc_type"], on)
+    on = doc.issued_on or inp.today.isoformat()
+    authorities = inp.uow.authorities.holdings(doc.agency_id, signer, doc.doc_type, on)
     if not authorities:
         return fail(
-            f"'{signer}' không có thẩm quyền ký {doc['doc_type']} của cơ quan vào ngày {on}.",
-            f"'{signer}' holds no authority to sign {doc['doc_type']} for the agency on {on}.",
+            f"'{signer}' không có thẩm quyền ký {doc.doc_type} của cơ quan vào ngày {on}.",
+            f"'{signer}' holds no authority to sign {doc.doc_type} for the agency on {on}.",
             signer=signer,
-            doc_type=doc["doc_type"],
+            doc_type=doc.doc_type,
             on=on,
         )
-    competence = competence_line(doc.get("signer_competence") or "")
+    competence = competence_line(doc.signer_competence or "")
     # A signer may hold several authorities at once (KT. for letters, TM. for decisions):
     # any one that names this competence, or its signer's own line, or none, will do.
     held = next(

@@ -15,23 +15,23 @@ from .registry import BLOCKING, CheckInput, Finding, check, fail, ok
 )
 def same_number(inp: CheckInput) -> Finding:
     doc = inp.document
-    if not doc.get("number") or not doc.get("issued_on"):
+    if not doc.number or not doc.issued_on:
         return fail(
             "Chưa có số hoặc ngày để đối chiếu trùng.",
             "No number or date to compare against.",
             field="number",
         )
-    series = number_series(inp.agency.get("numbering") or DEFAULT_NUMBERING, doc)
+    series = number_series(inp.agency.get("numbering") or DEFAULT_NUMBERING, doc.as_dict())
     earlier = inp.uow.duplicates.same_number(
-        doc["agency_id"], doc["number"], series, doc["issued_on"][:4], exclude=doc["id"]
+        doc.agency_id, doc.number, series, doc.issued_on[:4], exclude=doc.id
     )
     numbering = series.name
     if earlier:
         written = written_notation(earlier)
         return fail(
-            f"Số {doc['number']:02d} đã dùng cho văn bản {earlier['id']} ({written}, "
+            f"Số {doc.number:02d} đã dùng cho văn bản {earlier['id']} ({written}, "
             f"{earlier['state']}) trong cùng hệ thống số.",
-            f"Number {doc['number']:02d} is used by document {earlier['id']} ({written}, "
+            f"Number {doc.number:02d} is used by document {earlier['id']} ({written}, "
             f"{earlier['state']}) in the same series.",
             earlier_document=earlier["id"],
             earlier_state=earlier["state"],
@@ -50,9 +50,9 @@ def same_number(inp: CheckInput) -> Finding:
 def same_file(inp: CheckInput) -> Finding:
     if not inp.main_files:
         return fail("Không có tệp chính để đối chiếu.", "No main file to compare.")
-    organ_ids = [r["organ_id"] for r in inp.recipients]
+    organ_ids = [r.organ_id for r in inp.recipients]
     earlier = inp.uow.duplicates.sent_with_file(
-        inp.main_files[0]["sha256"], organ_ids, exclude=inp.document["id"]
+        inp.main_files[0].sha256, organ_ids, exclude=inp.document.id
     )
     if earlier:
         return fail(

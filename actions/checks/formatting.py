@@ -32,7 +32,7 @@ from .rules import (
 )
 def number_symbol(inp: CheckInput) -> Finding:
     doc = inp.document
-    number, symbol, doc_type = doc.get("number"), doc.get("symbol") or "", doc["doc_type"]
+    number, symbol, doc_type = doc.number, doc.symbol or "", doc.doc_type
     if not number or number < 1:
         return fail("Thiếu số văn bản.", "The document number is missing.", field="number")
     if not symbol:
@@ -62,7 +62,7 @@ def number_symbol(inp: CheckInput) -> Finding:
             value=symbol,
             expected=expected,
         )
-    return ok(notation=written_notation(doc))
+    return ok(notation=written_notation(doc.as_dict()))
 
 
 @check(
@@ -73,24 +73,24 @@ def number_symbol(inp: CheckInput) -> Finding:
 )
 def place_date(inp: CheckInput) -> Finding:
     doc = inp.document
-    if not (doc.get("place") or "").strip():
+    if not (doc.place or "").strip():
         return fail("Thiếu địa danh.", "The place is missing.", field="place")
-    if not doc.get("issued_on"):
+    if not doc.issued_on:
         return fail("Thiếu ngày ban hành.", "The date is missing.", field="issued_on")
-    issued = _parse_date(doc["issued_on"])
+    issued = _parse_date(doc.issued_on)
     if issued is None:
         return fail(
             "Ngày ban hành sai định dạng (YYYY-MM-DD).",
             "The date is not a valid YYYY-MM-DD date.",
             field="issued_on",
-            value=str(doc["issued_on"])[:40],
+            value=str(doc.issued_on)[:40],
         )
     if issued > inp.today:
         return fail(
             f"Ngày ban hành {issued:%d/%m/%Y} ở tương lai.",
             f"The date {issued.isoformat()} is in the future.",
             field="issued_on",
-            value=doc["issued_on"],
+            value=doc.issued_on,
             today=inp.today.isoformat(),
         )
     return ok()
@@ -98,8 +98,8 @@ def place_date(inp: CheckInput) -> Finding:
 
 @check("format.doc_type", BLOCKING, "Tên loại văn bản hợp lệ", "The document type is known")
 def doc_type(inp: CheckInput) -> Finding:
-    value = inp.document["doc_type"]
-    legal_normative = bool(inp.document.get("legal_normative"))
+    value = inp.document.doc_type
+    legal_normative = bool(inp.document.legal_normative)
     if value not in KNOWN_DOC_TYPES:
         return fail(
             f"Tên loại '{value}' không có trong danh mục.",
@@ -133,7 +133,7 @@ def doc_type(inp: CheckInput) -> Finding:
     "The subject is present and not too long",
 )
 def subject(inp: CheckInput) -> Finding:
-    text = (inp.document.get("subject") or "").strip()
+    text = (inp.document.subject or "").strip()
     if not text:
         return fail("Thiếu trích yếu.", "The subject is missing.", field="subject")
     if len(text) > inp.max_subject_length:
@@ -155,7 +155,7 @@ def subject(inp: CheckInput) -> Finding:
 )
 def subject_prefix(inp: CheckInput) -> Finding:
     doc = inp.document
-    if doc["doc_type"] == OFFICIAL_LETTER and not (doc.get("subject") or "").startswith("V/v"):
+    if doc.doc_type == OFFICIAL_LETTER and not (doc.subject or "").startswith("V/v"):
         return fail(
             "Trích yếu công văn nên bắt đầu bằng 'V/v'.",
             "An official letter's subject should start with 'V/v'.",
@@ -172,9 +172,9 @@ def subject_prefix(inp: CheckInput) -> Finding:
 )
 def signer_block(inp: CheckInput) -> Finding:
     doc = inp.document
-    name = nfc(doc.get("signer_name") or "").strip()
-    position = nfc(doc.get("signer_position") or "").strip()
-    competence = nfc(doc.get("signer_competence") or "").strip()
+    name = nfc(doc.signer_name or "").strip()
+    position = nfc(doc.signer_position or "").strip()
+    competence = nfc(doc.signer_competence or "").strip()
     if not name or not position:
         return fail(
             "Thiếu họ tên hoặc chức vụ người ký.",
@@ -227,9 +227,9 @@ def signer_block(inp: CheckInput) -> Finding:
             "A deputy signs with 'KT.' before the head's title.",
             field="signer_competence",
         )
-    username = (doc.get("signer_user") or "").strip()
+    username = (doc.signer_user or "").strip()
     if username:
-        user = inp.uow.agencies.user(doc["agency_id"], username)
+        user = inp.uow.agencies.user(doc.agency_id, username)
         if user is None or "signer" not in user["roles"].split(","):
             return fail(
                 f"'{username}' không phải người ký của cơ quan.",
@@ -251,11 +251,11 @@ def _granted(inp: CheckInput, competence: str) -> bool:
     """Whether the signer holds an authority naming ``competence`` (or its own line, Q. …)
     on the date."""
     doc = inp.document
-    username = (doc.get("signer_user") or "").strip()
+    username = (doc.signer_user or "").strip()
     if not username:
         return False
-    on = str(doc.get("issued_on") or inp.today.isoformat())
-    held = inp.uow.authorities.holdings(doc["agency_id"], username, doc["doc_type"], on)
+    on = str(doc.issued_on or inp.today.isoformat())
+    held = inp.uow.authorities.holdings(doc.agency_id, username, doc.doc_type, on)
     # An authority naming no competence does not make anyone acting head.
     return any(a["competence"] and grants_competence(a["competence"], competence) for a in held)
 
@@ -269,7 +269,7 @@ def recipients(inp: CheckInput) -> Finding:
 
 @check("format.urgency", BLOCKING, "Độ khẩn hợp lệ", "The urgency is a known value")
 def urgency(inp: CheckInput) -> Finding:
-    value = inp.document.get("urgency", 0)
+    value = inp.document.urgency
     if value not in URGENCY:
         return fail(
             f"Độ khẩn '{value}' không hợp lệ.",
@@ -287,7 +287,7 @@ def urgency(inp: CheckInput) -> Finding:
     "Carries no secrecy mark (never sent electronically)",
 )
 def secrecy(inp: CheckInput) -> Finding:
-    value = inp.document.get("secrecy") or ""
+    value = inp.document.secrecy or ""
     if value:
         label = SECRECY.get(value, value)
         return fail(
@@ -313,7 +313,7 @@ def timeliness(inp: CheckInput) -> Finding:
     make-up Saturdays are); urgent documents right after signing. At review the signing
     time is not known yet: the document may be signed until the end of its date."""
     doc = inp.document
-    value = doc.get("issued_on")
+    value = doc.issued_on
     if not value:
         return fail(
             "Không có ngày ban hành để đối chiếu thời hạn.",
@@ -328,7 +328,7 @@ def timeliness(inp: CheckInput) -> Finding:
             field="issued_on",
             value=str(value)[:40],
         )
-    urgency = doc.get("urgency") or 0
+    urgency = doc.urgency or 0
     latest = send_by_date(issued, urgency, inp.calendar, inp.send_cutoff)
     now = inp.moment.astimezone(VIETNAM)
     if now > latest:

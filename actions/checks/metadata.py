@@ -15,7 +15,7 @@ from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
     "Every field the exchange needs is filled in",
 )
 def required(inp: CheckInput) -> Finding:
-    missing = [f for f in REQUIRED_AT_REVIEW if not inp.document.get(f)]
+    missing = [f for f in REQUIRED_AT_REVIEW if not getattr(inp.document, f)]
     if not inp.recipients:
         missing.append("recipients")
     if not inp.main_files:
@@ -35,7 +35,7 @@ def required(inp: CheckInput) -> Finding:
 )
 def agencies(inp: CheckInput) -> Finding:
     bad_format, unknown = [], []
-    for organ_id in [inp.document["agency_id"], *[r["organ_id"] for r in inp.recipients]]:
+    for organ_id in [inp.document.agency_id, *[r.organ_id for r in inp.recipients]]:
         if not is_organ_id(organ_id):
             bad_format.append(organ_id)
         elif inp.uow.agencies.agency(organ_id) is None:
@@ -52,11 +52,11 @@ def agencies(inp: CheckInput) -> Finding:
             f"Agencies not in the directory: {', '.join(unknown)}.",
             unknown=unknown,
         )
-    if inp.document["agency_id"] in {r["organ_id"] for r in inp.recipients}:
+    if inp.document.agency_id in {r.organ_id for r in inp.recipients}:
         return fail(
             "Cơ quan ban hành không gửi cho chính mình.",
             "The issuing agency is listed as a recipient.",
-            organ_id=inp.document["agency_id"],
+            organ_id=inp.document.agency_id,
         )
     return ok()
 
@@ -68,7 +68,7 @@ def agencies(inp: CheckInput) -> Finding:
     "The due date (if any) is not in the past",
 )
 def due_date(inp: CheckInput) -> Finding:
-    due = inp.document.get("due_date")
+    due = inp.document.due_date
     if due and due < inp.today.isoformat():
         return fail("Hạn xử lý đã qua.", "The due date has passed.", field="due_date", value=due)
     return ok()

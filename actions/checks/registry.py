@@ -10,6 +10,7 @@ from typing import Any
 
 from congvan.states import vocabulary
 from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
+from congvan.storage.documents import AttachmentRow, DocumentRow, RecipientRow
 from congvan.storage.unit_of_work import UnitOfWork
 
 from ..calendar import VIETNAM_CALENDAR, WorkingCalendar
@@ -41,7 +42,7 @@ class CheckInput:
     """One revision of a document, with lazy access to what checks look up."""
 
     uow: UnitOfWork
-    document: dict[str, Any]
+    document: DocumentRow
     today: date
     max_attachment_bytes: int
     max_subject_length: int
@@ -57,15 +58,15 @@ class CheckInput:
 
     @cached_property
     def agency(self) -> dict[str, Any]:
-        return self.uow.agencies.agency(self.document["agency_id"]) or {}
+        return self.uow.agencies.agency(self.document.agency_id) or {}
 
     @cached_property
-    def recipients(self) -> list[dict[str, Any]]:
-        return self.uow.documents.recipients(self.document["id"])
+    def recipients(self) -> list[RecipientRow]:
+        return self.uow.documents.recipients(self.document.id)
 
     @cached_property
-    def attachments(self) -> list[dict[str, Any]]:
-        return self.uow.documents.attachments(self.document["id"])
+    def attachments(self) -> list[AttachmentRow]:
+        return self.uow.documents.attachments(self.document.id)
 
     def detected_type(self, sha256: str, detect: Callable[[bytes], str]) -> str:
         """The media type of a file as ``detect`` sees its bytes, worked out once."""
@@ -85,8 +86,8 @@ class CheckInput:
         return {}
 
     @property
-    def main_files(self) -> list[dict[str, Any]]:
-        return [a for a in self.attachments if a["role"] == "main"]
+    def main_files(self) -> list[AttachmentRow]:
+        return [a for a in self.attachments if a.role == "main"]
 
 
 @dataclass(frozen=True)

@@ -58,10 +58,10 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 def build_manifest(document: Mapping[str, Any], attachments: Sequence[Mapping[str, Any]]) -> bytes:
     """Return the canonical manifest bytes of a document revision and its files.
 
-    ``document`` is a documents row (``id`` or ``document_id``, ``revision``, ``agency_id``,
-    the metadata fields) plus ``recipients``: organ ids, or mappings with an ``organ_id``
-    as ``DocumentRepository.recipients`` returns them. Raises ``ValueError`` when an
-    identifying field or an attachment field is missing or malformed.
+    ``document`` is a documents row as a mapping (``id`` or ``document_id``, ``revision``,
+    ``agency_id``, the metadata fields; ``DocumentRow.as_dict()``) plus ``recipients``:
+    organ ids, or mappings with an ``organ_id``. Raises ``ValueError`` when an identifying
+    field or an attachment field is missing or malformed.
     """
     document_id = document.get("document_id", document.get("id"))
     for name, value in (

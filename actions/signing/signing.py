@@ -34,7 +34,9 @@ from congvan.states.timeliness import (
 from congvan.states.timeliness import (
     VIETNAM as VIETNAM,  # re-exported: the CLI shows times in it
 )
+from congvan.storage.documents import AttachmentRow, DocumentRow
 from congvan.storage.ids import new_id
+from congvan.storage.signatures import SignatureRow
 from congvan.storage.unit_of_work import UnitOfWork
 
 from ..calendar import VIETNAM_CALENDAR
@@ -84,43 +86,39 @@ class Signing:
         self._keys: dict[str, Any] = {}  # unlocked keys by certificate fingerprint
 
     def signer_has_authority(self, ctx: TransitionContext) -> tuple[bool, str]:
-        doc = ctx.uow.documents.get(ctx.document.id) or {}
-        username = doc.get("signer_user") or ""
+        doc = ctx.uow.documents.load(ctx.document.id)
+        username = doc.signer_user or ""
         if not username:
             return False, "the document names no signer"
-        if ctx.actor.name != f"{username}@{doc['agency_id']}":
+        if ctx.actor.name != f"{username}@{doc.agency_id}":
             return False, f"only {username} signs this document"
         # Judged on the signing day as well as on the document's date: a back-dated
         # document cannot use an authority that has lapsed since.
         signing_day = ctx.now.astimezone(VIETNAM).date().isoformat()
         for label, on in (
-            ("the document's date", doc.get("issued_on")),
+            ("the document's date", doc.issued_on),
             ("the signing day", signing_day),
         ):
-            if on and not ctx.uow.authorities.holdings(
-                doc["agency_id"], username, doc["doc_type"], on
-            ):
+            if on and not ctx.uow.authorities.holdings(doc.agency_id, username, doc.doc_type, on):
                 return False, (
-                    f"{username} holds no authority to sign {doc['doc_type']} on {on} ({label})"
+                    f"{username} holds no authority to sign {doc.doc_type} on {on} ({label})"
                 )
         return True, ""
 
-    def _timeliness(
-        self, uow: UnitOfWork, doc: dict[str, Any], signed_at: datetime
-    ) -> dict[str, Any]:
+    def _timeliness(self, uow: UnitOfWork, doc: DocumentRow, signed_at: datetime) -> dict[str, Any]:
         """The signing judged now (states.timeliness.judge_signing), for the trail.
 
         Decision 28/2018 Art. 6 runs from the signing: a document dated long before it is
         signed, or approved long before, is flagged, and the judgment is kept as made.
         """
         try:
-            dated: date | None = date.fromisoformat(str(doc.get("issued_on")))
+            dated: date | None = date.fromisoformat(str(doc.issued_on))
         except ValueError:
             dated = None
-        approvals = uow.audit.entries(doc["id"], "approve")
+        approvals = uow.audit.entries(doc.id, "approve")
         return judge_signing(
             signed_at,
-            urgency=int(doc.get("urgency") or 0),
+            urgency=int(doc.urgency or 0),
             dated=dated,
             reviewed_at=approvals[-1]["at"] if approvals else None,
             calendar=self.calendar,
@@ -131,7 +129,7 @@ class Signing:
     def attach_signature(self, ctx: TransitionContext) -> None:
         """Sign (or accept an uploaded signature of) the manifest, verified before storing."""
         uow, doc_id = ctx.uow, ctx.document.id
-        doc = uow.documents.get(doc_id) or {}
+        doc = uow.documents.load(doc_id)
         manifest = manifest_of(uow, doc_id)
         trust = keystore.trust_material(uow, self.trust)
         uploaded = ctx.data.get("cms")
@@ -173,20 +171,20 @@ class Signing:
             signed_pdf = pdf["sha256"]
         signature_id = new_id()
         uow.signatures.add_signature(
-            {
-                "id": signature_id,
-                "document_id": doc_id,
-                "revision": doc["revision"],
-                "manifest": manifest,
-                "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
-                "cms": cms,
-                "mode": mode,
-                "signer": ctx.actor.name,
-                "certificate_fingerprint": fingerprint,
-                "signing_time": verdict.signing_time,
-                "signed_pdf_sha256": signed_pdf,
-                "created_at": ctx.now,
-            }
+            SignatureRow(
+                id=signature_id,
+                document_id=doc_id,
+                revision=doc.revision,
+                manifest=manifest,
+                manifest_sha256=hashlib.sha256(manifest).hexdigest(),
+                cms=cms,
+                mode=mode,
+                signer=ctx.actor.name,
+                certificate_fingerprint=fingerprint,
+                signing_time=verdict.signing_time,
+                signed_pdf_sha256=signed_pdf,
+                created_at=ctx.now,
+            )
         )
         ctx.audit.update(
             {
@@ -211,19 +209,19 @@ class Signing:
     def _server_material(
         self,
         uow: UnitOfWork,
-        doc: dict[str, Any],
+        doc: DocumentRow,
         trust: keystore.TrustMaterial,
         ctx: TransitionContext,
     ) -> dict[str, Any]:
         """The signer's key (unlocked), certificate and chain."""
-        row = uow.signatures.signing_certificate(doc["agency_id"], doc["signer_user"], ctx.now)
+        row = uow.signatures.signing_certificate(doc.agency_id, doc.signer_user, ctx.now)
         if row is None:
             raise InvalidInput(
                 "No valid certificate with a stored key for this signer: issue one "
                 "(`congvan keys issue-signer`) or upload a signature made with the signer's "
                 "own token.",
                 field="cms",
-                signer=doc["signer_user"],
+                signer=doc.signer_user,
             )
         key = self._keys.get(row["fingerprint"])
         if key is None:
@@ -245,19 +243,19 @@ class Signing:
         uow, doc_id = ctx.uow, ctx.document.id
         if ctx.data.get("cms") is not None:
             return ServerSignature(b"", b"", None)  # an uploaded signature: nothing to make
-        doc = uow.documents.get(doc_id) or {}
+        doc = uow.documents.load(doc_id)
         manifest = manifest_of(uow, doc_id)
         material = self._server_material(uow, doc, keystore.trust_material(uow, self.trust), ctx)
         cms = sign_manifest(manifest, signing_time=ctx.now, **material)
         main = _main_pdf(uow, doc_id)
-        data = uow.documents.blob(main["sha256"]) if main else None
+        data = uow.documents.blob(main.sha256) if main else None
         if not data:
             return ServerSignature(manifest, cms, None)
-        agency = uow.agencies.agency(doc["agency_id"]) or {}
+        agency = uow.agencies.agency(doc.agency_id) or {}
         signed = sign_pdf(
             data,
-            signer_name=doc["signer_name"],
-            position=doc["signer_position"],
+            signer_name=doc.signer_name,
+            position=doc.signer_position,
             agency_name=agency.get("name", ""),
             signing_time=ctx.now,
             **material,
@@ -267,24 +265,24 @@ class Signing:
     def _accept_signed_pdf(
         self,
         uow: UnitOfWork,
-        doc: dict[str, Any],
+        doc: DocumentRow,
         encoded: str,
         trust: keystore.TrustMaterial,
         ctx: TransitionContext,
     ) -> dict[str, Any]:
         """Check an uploaded signed PDF against the main file and verify it; store it."""
         signed = _decode(encoded, "signed_pdf", self.max_pdf_bytes)
-        main = _main_pdf(uow, doc["id"])
+        main = _main_pdf(uow, doc.id)
         if main is None:
             raise InvalidInput(
                 "The document has no main PDF to carry a signature.", field="signed_pdf"
             )
-        original = uow.documents.blob(main["sha256"]) or b""
+        original = uow.documents.blob(main.sha256) or b""
         if len(signed) <= len(original) or not signed.startswith(original):
             raise ManifestMismatch(
                 "The signed PDF is not the document's main file with signatures appended.",
                 field="signed_pdf",
-                main_sha256=main["sha256"],
+                main_sha256=main.sha256,
             )
         with _naming_the_field("signed_pdf"):
             verdict = verify_pdf(signed, trust_roots=trust.roots, crls=trust.crls, at=ctx.now)
@@ -299,18 +297,18 @@ class Signing:
     def signature_valid(self, ctx: TransitionContext) -> tuple[bool, str]:
         """Verify again before sending: same manifest, same trust, same signer."""
         uow, doc_id = ctx.uow, ctx.document.id
-        doc = uow.documents.get(doc_id) or {}
+        doc = uow.documents.load(doc_id)
         signature = uow.signatures.latest_signature(doc_id)
-        if signature is None or signature["revision"] != doc["revision"]:
+        if signature is None or signature.revision != doc.revision:
             return False, "the current revision is not signed"
         trust = keystore.trust_material(uow, self.trust)
         verdict = verify_stored(uow, signature, manifest_of(uow, doc_id), doc, trust)
-        if signature["signed_pdf_sha256"]:
-            pdf = uow.documents.blob(signature["signed_pdf_sha256"]) or b""
-            if hashlib.sha256(pdf).hexdigest() != signature["signed_pdf_sha256"]:
+        if signature.signed_pdf_sha256:
+            pdf = uow.documents.blob(signature.signed_pdf_sha256) or b""
+            if hashlib.sha256(pdf).hexdigest() != signature.signed_pdf_sha256:
                 raise ManifestMismatch(
                     "The stored bytes of the signed PDF no longer match their digest.",
-                    sha256=signature["signed_pdf_sha256"],
+                    sha256=signature.signed_pdf_sha256,
                 )
             verify_pdf(pdf, trust_roots=trust.roots, crls=trust.crls, at=verdict.checked_at)
         return True, ""
@@ -318,22 +316,22 @@ class Signing:
     def not_duplicate(self, ctx: TransitionContext) -> tuple[bool, str]:
         """Never send the same number twice a year, nor the same file to the same agency."""
         uow, doc_id = ctx.uow, ctx.document.id
-        doc = uow.documents.get(doc_id) or {}
-        if doc.get("number") and doc.get("issued_on"):
-            agency = uow.agencies.agency(doc["agency_id"]) or {}
+        doc = uow.documents.load(doc_id)
+        if doc.number and doc.issued_on:
+            agency = uow.agencies.agency(doc.agency_id) or {}
             earlier = uow.duplicates.sent_with_number(
-                doc["agency_id"],
-                doc["number"],
-                number_series(agency.get("numbering") or DEFAULT_NUMBERING, doc),
-                doc["issued_on"][:4],
+                doc.agency_id,
+                doc.number,
+                number_series(agency.get("numbering") or DEFAULT_NUMBERING, doc.as_dict()),
+                doc.issued_on[:4],
                 exclude=doc_id,
             )
             if earlier:
                 return False, f"document {earlier['id']} was sent with this number"
-        mains = [a for a in uow.documents.attachments(doc_id) if a["role"] == "main"]
-        recipients = [r["organ_id"] for r in uow.documents.recipients(doc_id)]
+        mains = [a for a in uow.documents.attachments(doc_id) if a.role == "main"]
+        recipients = [r.organ_id for r in uow.documents.recipients(doc_id)]
         if mains:
-            earlier = uow.duplicates.sent_with_file(mains[0]["sha256"], recipients, exclude=doc_id)
+            earlier = uow.duplicates.sent_with_file(mains[0].sha256, recipients, exclude=doc_id)
             if earlier:
                 return False, (
                     f"document {earlier['id']} already sent this file to {earlier['organ_id']}"
@@ -352,10 +350,10 @@ def _naming_the_field(field: str | None) -> Iterator[None]:
         raise
 
 
-def _main_pdf(uow: UnitOfWork, document_id: str) -> dict[str, Any] | None:
+def _main_pdf(uow: UnitOfWork, document_id: str) -> AttachmentRow | None:
     """The document's main attachment when it is a PDF."""
     for attachment in uow.documents.attachments(document_id):
-        if attachment["role"] == "main" and attachment["media_type"] == "application/pdf":
+        if attachment.role == "main" and attachment.media_type == "application/pdf":
             return attachment
     return None
 

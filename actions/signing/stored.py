@@ -7,12 +7,14 @@ API and the CLI, as of the moment the audit trail says it was accepted.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from datetime import datetime
-from typing import Any
 
 from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError
+from congvan.storage.documents import DocumentRow
+from congvan.storage.signatures import SignatureRow
 from congvan.storage.unit_of_work import UnitOfWork
 
 from ..timestamping import stored_token
@@ -26,26 +28,28 @@ def manifest_of(uow: UnitOfWork, document_id: str) -> bytes:
     doc = uow.documents.get(document_id)
     if doc is None:
         raise InvalidInput("No such document.", document_id=document_id)
-    recipients = [r["organ_id"] for r in uow.documents.recipients(document_id)]
-    return build_manifest({**doc, "recipients": recipients}, uow.documents.attachments(document_id))
+    recipients = [r.organ_id for r in uow.documents.recipients(document_id)]
+    # The manifest's format is defined over plain mappings (it is also built by hand).
+    attachments = [dataclasses.asdict(a) for a in uow.documents.attachments(document_id)]
+    return build_manifest({**doc.as_dict(), "recipients": recipients}, attachments)
 
 
-def expected_signer(uow: UnitOfWork, doc: dict[str, Any]) -> dict[str, str]:
+def expected_signer(uow: UnitOfWork, doc: DocumentRow) -> dict[str, str]:
     """Who the certificate must name: the document's signer, position and agency."""
-    agency = uow.agencies.agency(doc["agency_id"]) or {}
+    agency = uow.agencies.agency(doc.agency_id) or {}
     return {
-        "common_name": doc["signer_name"],
-        "title": doc["signer_position"],
+        "common_name": doc.signer_name,
+        "title": doc.signer_position,
         "organization": agency.get("name", ""),
-        "organizational_unit": doc["agency_id"],
+        "organizational_unit": doc.agency_id,
     }
 
 
 def verify_stored(
     uow: UnitOfWork,
-    signature: dict[str, Any],
+    signature: SignatureRow,
     manifest: bytes,
-    doc: dict[str, Any],
+    doc: DocumentRow,
     trust: keystore.TrustMaterial,
 ) -> Verdict:
     """Verify a stored signature against ``manifest`` as of when it was accepted.
@@ -55,7 +59,7 @@ def verify_stored(
     which SQL can change unnoticed. Every attachment's bytes are hashed again. With the
     timestamp token the TSA gave after acceptance, the verdict rests on its time.
     """
-    cms = bytes(signature["cms"])
+    cms = bytes(signature.cms)
     accepted = accepted_at(uow, signature, cms)
     check_stored_bytes(uow, manifest)
     return verify_manifest_signature(
@@ -65,18 +69,18 @@ def verify_stored(
         crls=trust.crls,
         at=accepted,
         expected_signer=expected_signer(uow, doc),
-        timestamp_token=stored_token(uow, "signature", signature["id"]),
+        timestamp_token=stored_token(uow, "signature", signature.id),
     )
 
 
-def accepted_at(uow: UnitOfWork, signature: dict[str, Any], cms: bytes) -> datetime:
+def accepted_at(uow: UnitOfWork, signature: SignatureRow, cms: bytes) -> datetime:
     """When the audit trail says this signature was accepted; refuses one it does not know."""
     cms_sha256 = hashlib.sha256(cms).hexdigest()
-    for entry in reversed(uow.audit.entries(signature["document_id"], "sign")):
+    for entry in reversed(uow.audit.entries(signature.document_id, "sign")):
         payload = entry["payload"]
-        if payload.get("signature_id", signature["id"]) != signature["id"]:
+        if payload.get("signature_id", signature.id) != signature.id:
             continue
-        if payload.get("manifest_sha256") != signature["manifest_sha256"]:
+        if payload.get("manifest_sha256") != signature.manifest_sha256:
             continue
         if payload.get("cms_sha256", cms_sha256) != cms_sha256:
             raise SignatureError(
@@ -87,7 +91,7 @@ def accepted_at(uow: UnitOfWork, signature: dict[str, Any], cms: bytes) -> datet
         return entry["at"]  # type: ignore[no-any-return]
     raise SignatureError(
         "The audit trail records no acceptance of this signature.",
-        document_id=signature["document_id"],
+        document_id=signature.document_id,
     )
 
 

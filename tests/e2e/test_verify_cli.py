@@ -132,9 +132,7 @@ def installation(tmp_path: Path) -> Installation:
         assert stored is not None
     finally:
         runtime.stop()
-    return Installation(
-        tmp_path, signed, draft, cert["fingerprint"], str(stored["manifest_sha256"])
-    )
+    return Installation(tmp_path, signed, draft, cert["fingerprint"], stored.manifest_sha256)
 
 
 def stored_signer(data_dir: Path) -> tuple[Any, x509.Certificate, list[x509.Certificate]]:

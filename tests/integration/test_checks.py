@@ -30,6 +30,7 @@ from congvan.states.policy import URGENCY, is_organ_id, job_backoff_seconds
 from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
 from congvan.storage.checks import ERROR, FAILED, PASSED, StoredResult
 from congvan.storage.clock import FrozenClock
+from congvan.storage.dispatches import DispatchRow
 from congvan.storage.ids import new_id
 from congvan.storage.tables import Agency, OutboxJob
 from congvan.storage.timers import JOB_DEADLINE
@@ -844,15 +845,15 @@ def sent(runtime: Runtime, document_id: str, *organ_ids: str) -> None:
     with runtime.uow() as uow:
         uow.dispatches.create(
             [
-                {
-                    "id": new_id(),
-                    "document_id": document_id,
-                    "organ_id": organ_id,
-                    "state": "pending",
-                    "attempts": 0,
-                    "last_error": "",
-                    "updated_at": runtime.clock(),
-                }
+                DispatchRow(
+                    id=new_id(),
+                    document_id=document_id,
+                    organ_id=organ_id,
+                    state="pending",
+                    attempts=0,
+                    last_error="",
+                    updated_at=runtime.clock(),
+                )
                 for organ_id in organ_ids
             ]
         )
@@ -1068,7 +1069,7 @@ def revision(runtime: Runtime, document_id: str) -> int:
     with runtime.uow(readonly=True) as uow:
         row = uow.documents.get(document_id)
     assert row is not None
-    return int(row["revision"])
+    return row.revision
 
 
 def results(

@@ -23,6 +23,7 @@ from congvan.states.errors import (
     TransitionNotAllowed,
     VersionConflict,
 )
+from congvan.storage.documents import RecipientRow
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.engine import STEPS, FireResult, Idempotency
 from tests.factories import (
@@ -53,7 +54,7 @@ def events(runtime: Runtime, document_id: str) -> list[str]:
 
 def dispatch_states(runtime: Runtime, document_id: str) -> dict[str, str]:
     with runtime.uow(readonly=True) as uow:
-        return {d["organ_id"]: d["state"] for d in uow.dispatches.for_document(document_id)}
+        return {d.organ_id: d.state for d in uow.dispatches.for_document(document_id)}
 
 
 # -- plain transitions ---------------------------------------------------------------------
@@ -63,8 +64,8 @@ def test_create_edit_reject_round_trip(runtime: Runtime, make_document: Callable
     # Given a draft of letter 1227/UBND-TĐKT with its main file
     doc = make_document(runtime, files=[sample_file()])
     assert ("draft", 1) == (
-        document_row(runtime, doc)["state"],
-        document_row(runtime, doc)["version"],
+        document_row(runtime, doc).state,
+        document_row(runtime, doc).version,
     )
 
     # When a clerk corrects the place, and a reviewer sends it back
@@ -79,17 +80,17 @@ def test_create_edit_reject_round_trip(runtime: Runtime, make_document: Callable
     assert ("draft", "draft", 2) == (edited.from_state, edited.to_state, edited.version)
     assert ("draft", 3) == (rejected.to_state, rejected.version)
     row = document_row(runtime, doc)
-    assert ("draft", 3, "Huế") == (row["state"], row["version"], row["place"])
-    assert SAMPLE_FIELDS["subject"] == row["subject"]
+    assert ("draft", 3, "Huế") == (row.state, row.version, row.place)
+    assert SAMPLE_FIELDS["subject"] == row.subject
     trail = history(runtime, doc)
     assert ["create", "edit", "reject"] == [e["event"] for e in trail]
     assert [1, 2, 3] == [e["version"] for e in trail]
     assert {"changed": ["place"], "revision": 2} == trail[1]["payload"]
     assert "Thiếu nơi nhận" == trail[2]["payload"]["reason"]
-    assert (2, None) == (row["revision"], row["submitted_revision"])
-    assert row["audit_head"] == trail[-1]["hash"]
+    assert (2, None) == (row.revision, row.submitted_revision)
+    assert row.audit_head == trail[-1]["hash"]
     with runtime.uow(readonly=True) as uow:
-        assert ["main"] == [a["role"] for a in uow.documents.attachments(doc)]
+        assert ["main"] == [a.role for a in uow.documents.attachments(doc)]
         assert sample_file()["data"] == uow.documents.blob(sample_file()["sha256"])
     assert {} == chain_problems(runtime)
 
@@ -103,7 +104,7 @@ def test_edit_of_recipients_is_stored_and_audited(
     runtime.engine.fire(doc, "edit", CLERK, data={"recipients": recipients})
 
     with runtime.uow(readonly=True) as uow:
-        assert recipients == uow.documents.recipients(doc)
+        assert [RecipientRow(**r) for r in recipients] == uow.documents.recipients(doc)
     assert ["000.00.03.H57"] == history(runtime, doc)[-1]["payload"]["recipients"]
 
 
@@ -169,7 +170,7 @@ def test_an_event_needing_a_missing_capability_is_unavailable(
     assert 501 == unavailable.value.http_status
     assert {"event": "send", "missing": ["deliver_dispatches"]} == unavailable.value.details
     assert before == dump_tables(runtime)
-    assert "signed" == document_row(runtime, doc)["state"]
+    assert "signed" == document_row(runtime, doc).state
 
 
 def test_another_agencys_document_answers_as_missing(
@@ -186,7 +187,7 @@ def test_another_agencys_document_answers_as_missing(
 
     assert foreign.value.message == missing.value.message
     assert 404 == foreign.value.http_status
-    assert 1 == document_row(runtime, doc)["version"]
+    assert 1 == document_row(runtime, doc).version
 
 
 def test_an_event_needs_its_role(runtime: Runtime, make_document: Callable[..., str]):
@@ -201,7 +202,7 @@ def test_an_event_needs_its_role(runtime: Runtime, make_document: Callable[..., 
 
     assert ["clerk"] == not_a_clerk.value.details["needs"]
     assert "delivered" == derived.value.details["event"]
-    assert 1 == document_row(runtime, doc)["version"]
+    assert 1 == document_row(runtime, doc).version
 
 
 def test_a_stale_version_conflicts_and_names_the_current_one(
@@ -217,8 +218,8 @@ def test_a_stale_version_conflicts_and_names_the_current_one(
 
     assert {"expected_version": 1, "current_version": 2} == conflict.value.details
     assert ("Huế", 2) == (
-        document_row(runtime, doc)["place"],
-        document_row(runtime, doc)["version"],
+        document_row(runtime, doc).place,
+        document_row(runtime, doc).version,
     )
 
 
@@ -251,7 +252,7 @@ def test_racing_edits_of_one_version_let_exactly_one_win(
 
     for round_ in range(rounds):
         # Given N clerks who all read the same version
-        start = document_row(runtime, doc)["version"]
+        start = document_row(runtime, doc).version
 
         def edit(i: int, start: int = start, round_: int = round_) -> FireResult:
             place = f"round {round_} clerk {i}"
@@ -271,8 +272,8 @@ def test_racing_edits_of_one_version_let_exactly_one_win(
             (c.details["expected_version"], c.details["current_version"]) for c in conflicts
         }
         row = document_row(runtime, doc)
-        assert start + 1 == row["version"]
-        assert f"round {round_} clerk {outcomes.index(wins[0])}" == row["place"]
+        assert start + 1 == row.version
+        assert f"round {round_} clerk {outcomes.index(wins[0])}" == row.place
 
     assert 1 + rounds == len(history(runtime, doc))
     assert {} == chain_problems(runtime)
@@ -294,7 +295,7 @@ def test_racing_events_naming_no_version_apply_one_after_another(
     # Then each one applied on top of the one before
     assert all(isinstance(o, FireResult) for o in outcomes), outcomes
     assert list(range(2, threads + 2)) == sorted(o.version for o in outcomes)
-    assert 1 + threads == document_row(runtime, doc)["version"]
+    assert 1 + threads == document_row(runtime, doc).version
     assert {} == chain_problems(runtime)
 
 
@@ -317,7 +318,7 @@ def test_racing_events_on_one_dispatch_apply_once(
     assert {"sending"} == {o.details["state"] for o in refused}
     with runtime.uow(readonly=True) as uow:
         dispatch = uow.dispatches.get(first)
-    assert ("sending", 1) == (dispatch["state"], dispatch["attempts"])
+    assert ("sending", 1) == (dispatch.state, dispatch.attempts)
     assert 1 == events(runtime, doc).count("dispatch.start")
     assert {} == chain_problems(runtime)
 
@@ -387,7 +388,7 @@ def test_a_crash_at_any_step_of_a_dispatch_event_leaves_no_trace(
     # Then nothing changed
     assert [step] == fired
     assert before == dump_tables(runtime)
-    assert "sent" == document_row(runtime, doc)["state"]
+    assert "sent" == document_row(runtime, doc).state
 
 
 # -- dispatches ------------------------------------------------------------------------
@@ -406,7 +407,7 @@ def test_send_creates_one_pending_dispatch_per_recipient(
 
     dispatches = send_document(sending, doc)
 
-    assert "sent" == document_row(sending, doc)["state"]
+    assert "sent" == document_row(sending, doc).state
     assert {"000.00.01.H57": "pending", "000.00.02.H57": "pending"} == dispatch_states(sending, doc)
     assert history(sending, doc)[-1]["payload"]["dispatches"] == dispatches
     with sending.uow(readonly=True) as uow:
@@ -425,19 +426,19 @@ def test_the_document_follows_its_dispatches_to_delivered_and_acknowledged(
     fire(second, "start")
     one = fire(first, "deliver")
     assert ([], "delivered") == (one.derived, one.to_state)
-    assert "sent" == document_row(sending, doc)["state"]
+    assert "sent" == document_row(sending, doc).state
 
     # Every recipient has it: delivered
     both = fire(second, "deliver")
     assert ["delivered"] == both.derived
-    assert "delivered" == document_row(sending, doc)["state"]
+    assert "delivered" == document_row(sending, doc).state
 
     # Every recipient registered it: acknowledged
     assert [] == fire(first, "acknowledge").derived
     last = fire(second, "acknowledge")
     assert ["acknowledged"] == last.derived
     row = document_row(sending, doc)
-    assert ("acknowledged", last.version) == (row["state"], row["version"])
+    assert ("acknowledged", last.version) == (row.state, row.version)
     assert [
         "dispatch.start",
         "dispatch.start",
@@ -460,7 +461,7 @@ def test_acknowledged_straight_from_sending(sending: Runtime, make_document: Cal
         result = sending.engine.fire_dispatch(dispatch, "acknowledge")
 
     assert ["acknowledged"] == result.derived
-    assert "acknowledged" == document_row(sending, doc)["state"]
+    assert "acknowledged" == document_row(sending, doc).state
 
 
 def test_a_refusal_fails_the_document_and_a_supervisor_resends(
@@ -479,7 +480,7 @@ def test_a_refusal_fails_the_document_and_a_supervisor_resends(
 
     # Then the document has failed
     assert ["failed"] == refused.derived
-    assert "failed" == document_row(sending, doc)["state"]
+    assert "failed" == document_row(sending, doc).state
     assert {"000.00.01.H57": "delivered", "000.00.02.H57": "rejected"} == dispatch_states(
         sending, doc
     )
@@ -497,7 +498,7 @@ def test_a_refusal_fails_the_document_and_a_supervisor_resends(
     )
     with sending.uow(readonly=True) as uow:
         again = uow.dispatches.get(second)
-    assert (0, "pending") == (again["attempts"], again["state"])
+    assert (0, "pending") == (again.attempts, again.state)
     assert ["000.00.02.H57"] == history(sending, doc)[-1]["payload"]["resent_to"]
 
     # And delivering it now makes the document delivered
@@ -529,8 +530,8 @@ def test_a_dispatch_out_of_attempts_fails_for_good(
     assert ["failed"] == failed.derived
     with sending.uow(readonly=True) as uow:
         row = uow.dispatches.get(first)
-    assert ("failed", 2, "timeout") == (row["state"], row["attempts"], row["last_error"])
-    assert "failed" == document_row(sending, doc)["state"]
+    assert ("failed", 2, "timeout") == (row.state, row.attempts, row.last_error)
+    assert "failed" == document_row(sending, doc).state
 
 
 def test_dispatch_events_are_checked_like_document_events(
@@ -565,7 +566,7 @@ def test_a_repeated_request_gets_the_first_answer(
 
     assert dataclasses.replace(first, replayed=True) == again
     assert False is first.replayed
-    assert 2 == document_row(runtime, doc)["version"]
+    assert 2 == document_row(runtime, doc).version
     assert ["create", "edit"] == events(runtime, doc)
 
 
@@ -619,5 +620,5 @@ def test_racing_requests_with_one_key_transition_once(
     assert all(isinstance(o, FireResult) for o in outcomes), outcomes
     assert [False] + [True] * (threads - 1) == sorted(o.replayed for o in outcomes)
     assert {2} == {o.version for o in outcomes}
-    assert 2 == document_row(runtime, doc)["version"]
+    assert 2 == document_row(runtime, doc).version
     assert ["create", "edit"] == events(runtime, doc)

@@ -29,11 +29,11 @@ def test_text_is_stored_in_nfc_whoever_calls(runtime: Runtime) -> None:
         data={"fields": {"place": unicodedata.normalize("NFD", "Thành phố Huế")}},
     )
     with runtime.uow(readonly=True) as uow:
-        doc = uow.documents.get(doc_id) or {}
+        doc = uow.documents.load(doc_id)
         (recipient,) = uow.documents.recipients(doc_id)
-    assert doc["subject"] == unicodedata.normalize("NFC", DECOMPOSED) != DECOMPOSED
-    assert doc["place"] == "Thành phố Huế"
-    assert recipient["name"] == "Sở Nội vụ"
+    assert doc.subject == unicodedata.normalize("NFC", DECOMPOSED) != DECOMPOSED
+    assert doc.place == "Thành phố Huế"
+    assert recipient.name == "Sở Nội vụ"
 
 
 @pytest.mark.parametrize("organ_id", ["000.00.01.H57\n", "h57", "", "000..H57"])

@@ -550,10 +550,10 @@ class EngineWalk(RuleBasedStateMachine):
             assert [] == doc.dispatches, "a document is sent once; resend reuses dispatches"
             with self.runtime.uow(readonly=True) as uow:
                 rows = uow.dispatches.for_document(document_id)
-            assert sorted(doc.recipients) == [r["organ_id"] for r in rows]
+            assert sorted(doc.recipients) == [r.organ_id for r in rows]
             for row in rows:
-                self.dispatches[row["id"]] = DispatchModel(document_id, row["organ_id"])
-            doc.dispatches = [row["id"] for row in rows]
+                self.dispatches[row.id] = DispatchModel(document_id, row.organ_id)
+            doc.dispatches = [row.id for row in rows]
         if event == "resend":
             for dispatch_id in doc.dispatches:
                 dispatch = self.dispatches[dispatch_id]
@@ -599,14 +599,14 @@ class EngineWalk(RuleBasedStateMachine):
         for doc_id, row in rows.items():
             doc = self.documents[doc_id]
             trail = histories[doc_id]
-            states = {r["id"]: r["state"] for r in dispatches[doc_id]}
+            states = {r.id: r.state for r in dispatches[doc_id]}
             # Declared states only, and what the model says.
             assert row["state"] in DOCUMENT.states
             assert all(s in DISPATCH.states for s in states.values())
             assert (doc.state, doc.version) == (row["state"], row["version"])
             assert {i: self.dispatches[i].state for i in doc.dispatches} == states
             assert {i: self.dispatches[i].attempts for i in doc.dispatches} == {
-                r["id"]: r["attempts"] for r in dispatches[doc_id]
+                r.id: r.attempts for r in dispatches[doc_id]
             }
             # Versions only rise, and each one has exactly one audit entry.
             assert row["version"] >= self.highest_version.get(doc_id, 1)

@@ -370,7 +370,7 @@ def test_a_review_job_of_an_earlier_submission_records_nothing(runtime: Runtime)
 
     # Then the new revision still waits for its own checks
     with runtime.uow() as uow:
-        revision = uow.documents.get(doc_id)["revision"]
+        revision = uow.documents.load(doc_id).revision
         assert [] == uow.checks.for_revision(doc_id, revision)
     assert "done" == runtime.runner.run(second)
     with runtime.uow() as uow:

@@ -165,8 +165,8 @@ def test_other_transitions_commit_while_a_job_acts(
         document_id = make_document(runtime)
         runtime.engine.fire(document_id, "submit", actor("clerk"))
         with runtime.uow(readonly=True) as uow:
-            assert uow.documents.get(document_id)["state"] == "draft"  # type: ignore[index]
-            assert uow.documents.get(document_id)["submitted_revision"] == 2  # type: ignore[index]
+            assert uow.documents.load(document_id).state == "draft"
+            assert uow.documents.load(document_id).submitted_revision == 2
         # And the job is running, leased, and a second message for it is skipped
         assert status(runtime, job_id) == (RUNNING, 0)
         assert runtime.runner.run(job_id) == "skipped"
@@ -254,10 +254,10 @@ def test_a_job_fires_the_events_its_outcome_implies_in_its_record_step(
     assert doc is not None
     if fails:
         assert outcome == "failed"
-        assert (doc["version"], doc["subject"]) != (2, "Về việc tổ chức Hội nghị (đã sửa)")
-        assert doc["version"] == 1
+        assert (doc.version, doc.subject) != (2, "Về việc tổ chức Hội nghị (đã sửa)")
+        assert doc.version == 1
         assert status(runtime, str(job["id"]))[1] == 1
     else:
         assert outcome == "done"
-        assert (doc["version"], doc["subject"]) == (2, "Về việc tổ chức Hội nghị (đã sửa)")
+        assert (doc.version, doc.subject) == (2, "Về việc tổ chức Hội nghị (đã sửa)")
         assert status(runtime, str(job["id"])) == (DONE, 0)

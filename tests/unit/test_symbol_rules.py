@@ -8,8 +8,10 @@ its input is enough here; no database is involved.
 
 from __future__ import annotations
 
+import dataclasses
 import unicodedata
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -28,6 +30,7 @@ from congvan.actions.checks.rules import (
     grants_competence,
     is_upper_group,
 )
+from congvan.storage.documents import DocumentRow
 
 # Upper-case letters as Vietnamese abbreviations use them, with a few accented ones
 # (TƯ, SỞ) and the letters borrowed in names (F, J, W, Z).
@@ -36,17 +39,32 @@ DIGITS = "0123456789"
 NOT_IN_A_GROUP = " /-.,_\t"
 
 
+# A draft with nothing filled in, as the documents table holds it.
+BLANK = DocumentRow(
+    id="doc-1", agency_id="000.00.00.H57", number=None, symbol="", doc_type="",
+    legal_normative=False, subject="", place="", issued_on=None, content="", signer_name="",
+    signer_position="", signer_competence="", urgency=0, secrecy="", due_date=None,
+    signer_user="", state="draft", version=1, revision=1, submitted_revision=None,
+    audit_head="", created_by="clerk", created_at=datetime(2021, 2, 6, tzinfo=UTC),
+    updated_at=datetime(2021, 2, 6, tzinfo=UTC),
+)  # fmt: skip
+
+
+def letter_row(**fields: Any) -> DocumentRow:
+    return dataclasses.replace(BLANK, **fields)
+
+
 @dataclass
 class Letter:
     """What ``format.number_symbol`` reads of a ``CheckInput``."""
 
-    document: dict[str, Any]
+    document: DocumentRow
     agency: dict[str, Any] = field(default_factory=dict)
 
 
 def number_symbol(doc_type: str, agency: str, number: int, symbol: str) -> Finding:
     letter = Letter(
-        {"doc_type": doc_type, "number": number, "symbol": symbol}, {"abbreviation": agency}
+        letter_row(doc_type=doc_type, number=number, symbol=symbol), {"abbreviation": agency}
     )
     return formatting.number_symbol(letter)  # type: ignore[arg-type]
 
@@ -322,12 +340,12 @@ def test_the_upper_line_alone_or_a_block_for_a_lone_line_is_not_covered(
 
 
 def signer_block(position: str, competence: str) -> Finding:
-    doc = {
-        "signer_name": "Nguyễn Văn Phương",
-        "signer_position": position,
-        "signer_competence": competence,
-        "signer_user": "",  # no account: the check then needs no database
-    }
+    doc = letter_row(
+        signer_name="Nguyễn Văn Phương",
+        signer_position=position,
+        signer_competence=competence,
+        signer_user="",  # no account: the check then needs no database
+    )
     return formatting.signer_block(Letter(doc))  # type: ignore[arg-type]
 
 

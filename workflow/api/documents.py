@@ -273,7 +273,7 @@ def get_attachment(
     require(principal, READ_ROLES, "Reading documents")
     with uow:
         load_visible(uow, document_id, principal.agency_id)
-        match = [a for a in uow.documents.attachments(document_id) if a["sha256"] == sha256]
+        match = [a for a in uow.documents.attachments(document_id) if a.sha256 == sha256]
         if not match:
             raise NotFound("No such attachment.", sha256=sha256)
         data = uow.documents.blob(sha256) or b""
@@ -285,9 +285,9 @@ def get_attachment(
         )
     return Response(
         data,
-        media_type=match[0]["media_type"],
+        media_type=match[0].media_type,
         headers={
-            "Content-Disposition": content_disposition(match[0]["filename"]),
+            "Content-Disposition": content_disposition(match[0].filename),
             "Digest": f"sha-256={sha256}",
         },
     )

@@ -46,12 +46,12 @@ def review_queue(
     with uow:
         rows = page(
             lambda _after, n: uow.checks.queue(principal.agency_id, n, after),
-            lambda row: (timestamp(row["updated_at"]), row["id"]),
+            lambda row: (timestamp(row.updated_at), row.id),
             at,
         )
         items = []
         for row in rows["items"]:
-            view = results_view(uow.checks.for_revision(row["id"], row["revision"]), checks)
+            view = results_view(uow.checks.for_revision(row.id, row.revision), checks)
             counts: dict[str, int] = {}
             for r in view["results"]:
                 key = "cleared" if r["cleared"] else r["status"]
@@ -59,7 +59,7 @@ def review_queue(
             items.append(
                 {
                     **summary(row),
-                    "revision": row["revision"],
+                    "revision": row.revision,
                     "checks": {
                         "counts": counts,
                         "pending": view["pending"],
@@ -83,10 +83,10 @@ def document_checks(
     require(principal, READ_ROLES, "Reading documents")
     with uow:
         row = load_visible(uow, document_id, principal.agency_id)
-        view = results_view(uow.checks.for_revision(row["id"], row["revision"]), checks)
+        view = results_view(uow.checks.for_revision(row.id, row.revision), checks)
     return {
         "document_id": document_id,
-        "revision": row["revision"],
-        "submitted_revision": row["submitted_revision"],
+        "revision": row.revision,
+        "submitted_revision": row.submitted_revision,
         **view,
     }

@@ -21,6 +21,7 @@ from congvan.states.errors import CongvanError, NotFound
 from congvan.states.policy import READ_ROLES
 from congvan.storage.agencies import Principal
 from congvan.storage.clock import as_utc
+from congvan.storage.signatures import SignatureRow
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .auth import PrincipalDep, require
@@ -87,23 +88,23 @@ def get_signature(
         except CongvanError as exc:
             verdict = {"ok": False, **exc.to_dict()}  # a verdict, not an error of the call
         # pending / stamped / unavailable (with the error) / none: never asked for
-        timestamp = timestamp_view(uow, "signature", signature["id"])
+        timestamp = timestamp_view(uow, "signature", signature.id)
     return {
         "document_id": document_id,
-        "revision": signature["revision"],
-        "mode": signature["mode"],
-        "signer": signature["signer"],
-        "manifest_sha256": signature["manifest_sha256"],
-        "certificate": signature["certificate_fingerprint"],
-        "signed_pdf_sha256": signature["signed_pdf_sha256"] or None,
-        "signing_time": as_utc(signature["signing_time"]).isoformat(),  # with its offset
-        "current_revision": doc["revision"],
+        "revision": signature.revision,
+        "mode": signature.mode,
+        "signer": signature.signer,
+        "manifest_sha256": signature.manifest_sha256,
+        "certificate": signature.certificate_fingerprint,
+        "signed_pdf_sha256": signature.signed_pdf_sha256 or None,
+        "signing_time": as_utc(signature.signing_time).isoformat(),  # with its offset
+        "current_revision": doc.revision,
         "timestamp": timestamp,
         "verdict": verdict,
     }
 
 
-def _latest_signature(uow: UnitOfWork, principal: Principal, document_id: str) -> dict[str, Any]:
+def _latest_signature(uow: UnitOfWork, principal: Principal, document_id: str) -> SignatureRow:
     require(principal, READ_ROLES, "Reading documents")
     with uow:
         load_visible(uow, document_id, principal.agency_id)
@@ -129,11 +130,11 @@ def _latest_signature(uow: UnitOfWork, principal: Principal, document_id: str) -
 def get_signed_manifest(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -> Response:
     signature = _latest_signature(uow, principal, document_id)
     return Response(
-        bytes(signature["manifest"]),
+        bytes(signature.manifest),
         media_type="application/json",
         headers={
             "Content-Disposition": f'attachment; filename="{document_id}.manifest.json"',
-            "Digest": f"sha-256={signature['manifest_sha256']}",
+            "Digest": f"sha-256={signature.manifest_sha256}",
         },
     )
 
@@ -152,7 +153,7 @@ def get_signed_manifest(document_id: str, uow: ReadUowDep, principal: PrincipalD
 def get_signature_cms(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -> Response:
     signature = _latest_signature(uow, principal, document_id)
     return Response(
-        bytes(signature["cms"]),
+        bytes(signature.cms),
         media_type="application/pkcs7-signature",
         headers={"Content-Disposition": f'attachment; filename="{document_id}.p7s"'},
     )
@@ -172,7 +173,7 @@ def get_signed_pdf(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -
     with uow:
         load_visible(uow, document_id, principal.agency_id)
         signature = uow.signatures.latest_signature(document_id)
-        digest = signature["signed_pdf_sha256"] if signature else ""
+        digest = signature.signed_pdf_sha256 if signature else ""
         data = uow.documents.blob(digest) if digest else None
     if not data:
         raise NotFound("No signed PDF for this document.", document_id=document_id)

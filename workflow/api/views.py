@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from congvan.states.errors import NotFound
+from congvan.storage.documents import DocumentRow
 from congvan.storage.unit_of_work import UnitOfWork
 
 
@@ -17,10 +16,10 @@ def check_document_id(document_id: str) -> None:
         raise NotFound("No such document.", document_id=document_id)
 
 
-def load_visible(uow: UnitOfWork, document_id: str, agency_id: str) -> dict[str, Any]:
+def load_visible(uow: UnitOfWork, document_id: str, agency_id: str) -> DocumentRow:
     """The document if the caller's agency owns it; another agency's is "not found"."""
     check_document_id(document_id)
     row = uow.documents.get(document_id)
-    if row is None or row["agency_id"] != agency_id:
+    if row is None or row.agency_id != agency_id:
         raise NotFound("No such document.", document_id=document_id)
     return row

@@ -132,7 +132,7 @@ def _audit_verify(
         agencies = uow.anchors.agencies_with_anchors()
         if document:  # its agency's anchors, and of their heads only the document's
             doc = uow.documents.get(document)
-            agencies = [a for a in agencies if doc and a == doc["agency_id"]]
+            agencies = [a for a in agencies if doc and a == doc.agency_id]
         for agency_id in agencies:
             for seq, anchor_problem in verify_anchors(uow, runtime.trust, agency_id, document):
                 anchors += 1

@@ -75,23 +75,23 @@ def _verify_document(document_id: str, runtime: Store) -> int:
             return 2
         signature = uow.signatures.latest_signature(document_id)
         if signature is None:
-            print(f"document {document_id} is not signed ({doc['state']})")
+            print(f"document {document_id} is not signed ({doc.state})")
             return 2
         manifest = manifest_of(uow, document_id)
-        cms_der = bytes(signature["cms"])
-        notation = policy.written_notation(doc)
+        cms_der = bytes(signature.cms)
+        notation = policy.written_notation(doc.as_dict())
         current = hashlib.sha256(manifest).hexdigest()
-        accepted = as_utc(signature["created_at"]).astimezone(VIETNAM).isoformat()
+        accepted = as_utc(signature.created_at).astimezone(VIETNAM).isoformat()
         header = [
-            f"document      {document_id} {notation} ({doc['state']}, revision {doc['revision']})",
-            f"signature     revision {signature['revision']}, {signature['mode']} mode, "
+            f"document      {document_id} {notation} ({doc.state}, revision {doc.revision})",
+            f"signature     revision {signature.revision}, {signature.mode} mode, "
             f"accepted {accepted}; checked as of then",
         ]
-        footer = [f"manifest      sha256 {signature['manifest_sha256']} (signed)"]
-        if current != signature["manifest_sha256"]:
+        footer = [f"manifest      sha256 {signature.manifest_sha256} (signed)"]
+        if current != signature.manifest_sha256:
             footer.append(f"              sha256 {current} (the document now)")
         print_trust_notes(trust, runtime.trust)
-        stamp = timestamp_view(uow, "signature", signature["id"])
+        stamp = timestamp_view(uow, "signature", signature.id)
         if stamp["status"] in ("pending", "unavailable"):
             error = f": {stamp['error']}" if stamp["error"] else ""
             footer.append(f"timestamp     {stamp['status']}{error}")

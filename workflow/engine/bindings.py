@@ -238,9 +238,9 @@ class DispatchBinding(DocumentChain):
         dispatch = uow.dispatches.get(subject_id)
         if dispatch is None:
             raise NotFound("No such dispatch.", dispatch_id=subject_id)
-        head = load_document(uow, dispatch["document_id"], actor, lock=lock)
+        head = load_document(uow, dispatch.document_id, actor, lock=lock)
         dispatch = uow.dispatches.get(subject_id) or dispatch  # as of the lock just taken
-        return Subject(id=subject_id, state=dispatch["state"], head=head, row=dispatch)
+        return Subject(id=subject_id, state=dispatch.state, head=head, row=dispatch)
 
     def authorize(
         self, actor: Actor, event: str, data: Mapping[str, Any], subject: Subject | None
@@ -256,7 +256,7 @@ class DispatchBinding(DocumentChain):
         return {**data, "dispatch": subject.row, "max_attempts": self.max_attempts}
 
     def audit(self, subject: Subject, event: str) -> tuple[str, dict[str, Any]]:
-        return f"dispatch.{event}", {"dispatch_id": subject.id, "organ_id": subject.row["organ_id"]}
+        return f"dispatch.{event}", {"dispatch_id": subject.id, "organ_id": subject.row.organ_id}
 
     def settle(
         self,
@@ -272,7 +272,7 @@ class DispatchBinding(DocumentChain):
             subject.id,
             state=dest,
             at=now,
-            attempts=subject.row["attempts"] + (1 if event == "start" else 0),
+            attempts=subject.row.attempts + (1 if event == "start" else 0),
             last_error=data.get("error"),
         )
 

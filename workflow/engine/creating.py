@@ -80,7 +80,7 @@ def create_once(
         # The answer as it is now, kept with the key in this transaction: a replay repeats
         # it even after the document has moved on.
         answer: dict[str, Any] = to_jsonable_python(
-            document_view(uow, uow.documents.get(document_id) or {})
+            document_view(uow, uow.documents.load(document_id))
         )
         if idempotency:
             uow.idempotency.remember(
