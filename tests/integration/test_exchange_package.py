@@ -101,9 +101,9 @@ def test_a_package_written_by_one_agency_is_accepted_by_its_recipient(world: Wor
     assert accepted.manifest == manifest
     assert accepted.package_sha256 == written.sha256 == hashlib.sha256(data).hexdigest()
     assert accepted.manifest_sha256 == written.manifest_sha256
-    assert accepted.agency.signer["organizational_unit"] == A
-    assert accepted.agency.signer["profile"] == "agency"
-    assert accepted.signer.signer["profile"] == "signer"
+    assert accepted.agency.signer.organizational_unit == A
+    assert accepted.agency.signer.profile == "agency"
+    assert accepted.signer.signer.profile == "signer"
     with open_package(io.BytesIO(data), LIMITS) as package:
         files = {p.name: package.open_part(p.name).read() for p in package.header.parts}
     assert files[MAIN] == MAIN_PDF
