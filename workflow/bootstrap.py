@@ -19,6 +19,7 @@ from congvan.actions.calendar import WorkingCalendar
 from congvan.actions.checks import CHECKS, Check
 from congvan.actions.context import Effect, Guard, JobAction, PreparedEffect
 from congvan.actions.effects import EFFECTS
+from congvan.actions.exchange.archive import Limits
 from congvan.actions.guards import GUARDS
 from congvan.actions.jobs import QUEUES, AnyJob, JobRunner
 from congvan.actions.review import Review
@@ -39,6 +40,7 @@ from .actors import review as review_actor
 from .actors import specs_for
 from .actors import timestamp as timestamp_actor
 from .engine import Engine
+from .inbox import Inbox
 from .relay import Relay
 from .scheduler import Scheduler
 from .settings import Settings
@@ -87,6 +89,7 @@ class Runtime:
     trust: TrustStore
     revocation_lists: RevocationLists
     timestamping: Timestamping
+    inbox: Inbox
     worker: dramatiq.Worker | None = None
     _started: list[str] = field(default_factory=list)
 
@@ -267,6 +270,16 @@ def bootstrap(
     )
     runner.events = engine  # jobs fire events through the engine's narrow interface
     runner.on_commit = relay.kick
+    inbox = Inbox(
+        engine,
+        anchoring.keys,
+        trust,
+        Limits(
+            max_total_size=settings.max_request_bytes,
+            max_parts=settings.max_attachments + 4,  # package.json, two signatures, manifest
+            max_part_size=settings.max_attachment_bytes,
+        ),
+    )
     return Runtime(
         settings=settings,
         db=db,
@@ -281,6 +294,7 @@ def bootstrap(
         trust=trust,
         revocation_lists=revocation_lists,
         timestamping=timestamping,
+        inbox=inbox,
     )
 
 

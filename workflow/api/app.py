@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from congvan.storage.ids import new_id
 
 from ..bootstrap import Runtime
-from . import authorities, documents, received, review, signatures, system
+from . import authorities, documents, inbox, received, review, signatures, system
 from .encoding import EncodingMiddleware
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
@@ -74,6 +74,7 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
     app.include_router(authorities.router)
     app.include_router(signatures.router)
     app.include_router(received.router)
+    app.include_router(inbox.router)
     _publish_schemas(app, DocumentIn)
     return app
 

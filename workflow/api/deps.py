@@ -20,6 +20,7 @@ from congvan.storage.unit_of_work import UnitOfWork
 
 from ..bootstrap import Runtime
 from ..engine import Engine
+from ..inbox import Inbox
 from ..settings import Settings
 
 
@@ -47,6 +48,10 @@ def get_trust(runtime: RuntimeDep) -> TrustStore:
     return runtime.trust
 
 
+def get_inbox(runtime: RuntimeDep) -> Inbox:
+    return runtime.inbox
+
+
 def get_checks(runtime: RuntimeDep) -> Sequence[Check]:
     return runtime.review.checks
 
@@ -66,6 +71,7 @@ ClockDep = Annotated[Clock, Depends(get_clock)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 TrustDep = Annotated[TrustStore, Depends(get_trust)]
 ChecksDep = Annotated[Sequence[Check], Depends(get_checks)]
+InboxDep = Annotated[Inbox, Depends(get_inbox)]
 # Not cached per request: the caller's token is looked up in a unit of work of its own.
 ReadUowDep = Annotated[UnitOfWork, Depends(reading_uow, use_cache=False)]
 WriteUowDep = Annotated[UnitOfWork, Depends(writing_uow, use_cache=False)]

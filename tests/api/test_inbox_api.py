@@ -1,0 +1,167 @@
+"""POST /v1/inbox: a package from another agency is verified, stored once, answered signed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from congvan.actions.exchange.package import write_package
+from congvan.actions.exchange.receipts import verify_receipt
+from congvan.actions.signing import keystore, pki
+from congvan.actions.signing.cms import sign_manifest
+from congvan.actions.signing.manifest import build_manifest
+from congvan.workflow import directory
+from tests.api.conftest import Api, assert_error
+from tests.exchange_world import members, zipped
+from tests.factories import SAMPLE_FIELDS, A, B
+
+PASS = "inbox test passphrase"
+C = "000.00.31.H57"  # an agency this installation does not receive for
+MAIN_PDF = b"%PDF-1.4\n% 1227/UBND-TDKT\n" + bytes(range(256)) * 20
+
+
+@dataclass
+class Sender:
+    """Agency A's side: its organisational key and a signer's, both issued by our CA."""
+
+    api: Api
+    signer_key: pki.PrivateKey
+    signer_cert: x509.Certificate
+
+    def package(self, *, recipient: str = B, message_id: str = "dispatch-1") -> bytes:
+        now = self.api.clock()
+        attachment = {
+            "role": "main",
+            "filename": "1227-UBND-TĐKT.pdf",
+            "media_type": "application/pdf",
+            "size": len(MAIN_PDF),
+            "sha256": hashlib.sha256(MAIN_PDF).hexdigest(),
+        }
+        document = {"id": "doc-1227", "revision": 1, "agency_id": A, **SAMPLE_FIELDS}
+        manifest = build_manifest({**document, "recipients": [recipient]}, [attachment])
+        with self.api.runtime.uow(readonly=True) as uow:
+            agency = self.api.runtime.inbox.keys.require(uow, A, now)
+        cms = sign_manifest(
+            manifest,
+            key=self.signer_key,
+            cert=self.signer_cert,
+            chain=list(agency.chain),
+            signing_time=now - timedelta(minutes=5),
+        )
+        sink = io.BytesIO()
+        write_package(
+            sink,
+            message_id=message_id,
+            recipient=recipient,
+            manifest=manifest,
+            signature=cms,
+            files={attachment["filename"]: io.BytesIO(MAIN_PDF)},
+            agency=agency,
+            sent_at=now,
+        )
+        return sink.getvalue()
+
+
+@pytest.fixture
+def sender(make_api: Callable[..., Api]) -> Sender:
+    """One installation holding A (the sender) and B (the recipient), each with its key."""
+    api = make_api(key_passphrase=PASS)
+    now = api.clock()
+    with api.runtime.uow() as uow:
+        keystore.init_ca(
+            uow, "Inbox CA", "UBND tỉnh", passphrase=PASS, now=now, store=api.runtime.trust
+        )
+        for agency in (A, B):
+            keystore.issue_agency(uow, agency, passphrase=PASS, crl_url="http://x/crl", now=now)
+        directory.ensure_user(
+            uow, A, "pct", ["signer"], now, full_name="Nguyễn Văn Phương", position="PCT"
+        )
+        row = keystore.issue_signer(uow, A, "pct", passphrase=PASS, crl_url="http://x/crl", now=now)
+        uow.commit()
+    api.clock.advance(hours=1)  # the letter is signed after the certificates were issued
+    key = pki.load_private_key(row["key_pem"].encode(), PASS)
+    cert = x509.load_pem_x509_certificate(row["cert_pem"].encode())
+    return Sender(api, key, cert)
+
+
+def deliver(api: Api, package: bytes) -> Any:
+    return api.client.post(
+        "/v1/inbox", content=package, headers={"Content-Type": "application/zip"}
+    )
+
+
+def test_a_package_is_answered_with_a_receipt_the_sender_can_verify(sender: Sender) -> None:
+    # Given A's package of letter 1227 for B
+    api = sender.api
+    package = sender.package()
+
+    # When it is delivered to the inbox
+    response = deliver(api, package)
+
+    # Then B answers a receipt (status 01) signed with its organisational key, naming it
+    assert response.status_code == 201, response.text
+    body = base64.b64decode(response.json()["receipt"])
+    cms = base64.b64decode(response.json()["receipt_cms"])
+    with api.runtime.uow(readonly=True) as uow:
+        trust = keystore.trust_material(uow, api.runtime.trust)
+        manifest_sha256 = uow.received.page(B).items[0].manifest_sha256
+    receipt = verify_receipt(
+        body,
+        cms,
+        trust,
+        expected_message_id="dispatch-1",
+        expected_package_sha256=hashlib.sha256(package).hexdigest(),
+        expected_manifest_sha256=manifest_sha256,
+        expected_receiver=B,
+        now=api.clock(),
+    )
+    assert (receipt.status, receipt.sender) == ("01", A)
+
+    # And B's clerks find it arrived
+    listed = api.get("/v1/received", agency=B).json()["items"]
+    assert [(i["id"], i["sender_id"], i["state"]) for i in listed] == [
+        (receipt.received_document_id, A, "received")
+    ]
+    assert api.get("/v1/received", agency=A).json()["items"] == []
+
+
+def test_the_same_package_delivered_again_gets_the_first_receipt(sender: Sender) -> None:
+    api = sender.api
+    package = sender.package()
+    first = deliver(api, package)
+    api.clock.advance(minutes=3)
+    again = deliver(api, package)
+    assert (first.status_code, again.status_code) == (201, 200), again.text
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(api.get("/v1/received", agency=B).json()["items"]) == 1
+
+
+def test_a_package_for_an_agency_not_received_here_is_misaddressed(sender: Sender) -> None:
+    response = deliver(sender.api, sender.package(recipient=C))
+    body = assert_error(response, 403, "misaddressed")
+    assert body["reason"] == "recipient"
+
+
+def test_a_tampered_file_is_refused_and_nothing_is_stored(sender: Sender) -> None:
+    parts = members(sender.package())
+    name = "files/1227-UBND-TĐKT.pdf"
+    package = zipped({**parts, name: parts[name].replace(b"1227", b"1228")})
+    body = assert_error(deliver(sender.api, package), 422, "package_tampered")
+    assert body["reason"] == "part_digest"
+    assert sender.api.get("/v1/received", agency=B).json()["items"] == []
+
+
+@pytest.mark.parametrize("junk", [b"", b"not a zip", b"PK\x03\x04" + b"\x00" * 40])
+def test_what_is_not_a_package_is_refused_as_malformed(sender: Sender, junk: bytes) -> None:
+    response = deliver(sender.api, junk)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "message_malformed"

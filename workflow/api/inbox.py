@@ -1,0 +1,67 @@
+"""POST /v1/inbox: another agency's system delivers a package; the answer is a signed receipt.
+
+No bearer token: the sender is what the package's agency signature proves. A refusal
+(401 unknown or unproven sender, 403 misaddressed or another agency's certificate, 413 too
+large, 422 malformed or tampered) carries a ``reason`` the sender records as status 02.
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+from typing import Any, BinaryIO, cast
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from .deps import InboxDep
+from .documents import REPLAYED
+from .outputs import errors, sends
+
+router = APIRouter(prefix="/v1/inbox", tags=["exchange"])
+
+# Bytes of a package held in memory before it spills to a temporary file.
+_IN_MEMORY = 1 << 20
+
+_PACKAGE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A package (format congvan-package/1, a ZIP); see README.",
+        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+class ReceiptOut(BaseModel):
+    """The receipt (status 01) signed by the receiving agency: exact bytes, base64."""
+
+    receipt: str = Field(description="The receipt, congvan-receipt/1 JSON, base64")
+    receipt_cms: str = Field(description="The receiving agency's detached CMS (DER), base64")
+
+
+@router.post(
+    "",
+    summary="Deliver a package from another agency; answered with a signed receipt",
+    status_code=201,
+    response_model=ReceiptOut,
+    openapi_extra=_PACKAGE_BODY,
+    responses={
+        **errors(400, 401, 403, 413, 422),
+        **sends(200, REPLAYED),
+        200: {"model": ReceiptOut, "description": "Delivered before: the first receipt"},
+    },
+)
+async def deliver(request: Request, inbox: InboxDep, response: Response) -> dict[str, str]:
+    with tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY) as spool:
+        async for chunk in request.stream():  # the body limit applies while it streams
+            spool.write(chunk)
+        spool.seek(0)
+        answer = await run_in_threadpool(inbox.accept, cast(BinaryIO, spool))
+    if not answer.stored:
+        response.status_code = 200
+        response.headers[REPLAYED] = "true"
+    return {
+        "receipt": base64.b64encode(answer.receipt).decode(),
+        "receipt_cms": base64.b64encode(answer.receipt_cms).decode(),
+    }
