@@ -30,6 +30,10 @@ def test_the_openapi_document_lists_every_v1_route(api: Api) -> None:
     assert {path: sorted(ops) for path, ops in spec["paths"].items()} == {
         "/v1/health": ["get"],
         "/v1/metrics": ["get"],
+        "/v1/inbox": ["post"],
+        "/v1/received": ["get"],
+        "/v1/received/{received_id}": ["get"],
+        "/v1/received/{received_id}/events/{event}": ["post"],
         "/v1/agencies": ["get", "post"],
         "/v1/agencies/{agency_id}": ["patch"],
         "/v1/documents": ["get", "post"],
