@@ -33,6 +33,7 @@
      │    ├── SigningTimeInvalid (422)    signing_time_invalid
      │    ├── TimestampInvalid (422)      timestamp_invalid
      │    └── SignerMismatch (422)        signer_mismatch
+     ├── UnknownPeer (422)               unknown_peer
      ├── ActionUnavailable (501)         action_unavailable
      └── DatabaseUnavailable (503)       database_unavailable
           └── DatabaseNotReady (503)      database_not_migrated
@@ -284,6 +285,13 @@ class SignerMismatch(SignatureError):
     """The certificate does not belong to the document's signer."""
 
     code = "signer_mismatch"
+
+
+class UnknownPeer(CongvanError):
+    """The agency has no entry in the directory of peers: nobody knows where to deliver."""
+
+    code = "unknown_peer"
+    http_status = 422
 
 
 class ActionUnavailable(CongvanError):
