@@ -43,6 +43,7 @@
      │    ├── TimestampInvalid (422)      timestamp_invalid
      │    ├── SignerMismatch (422)        signer_mismatch
      │    └── DocumentSignatureInvalid (422) document_signature_invalid [refusal]
+     ├── UnknownPeer (422)               unknown_peer
      ├── ActionUnavailable (501)         action_unavailable
      ├── DatabaseUnavailable (503)       database_unavailable
      │    └── DatabaseNotReady (503)      database_not_migrated
@@ -372,6 +373,13 @@ class DocumentSignatureInvalid(SignatureError, ExchangeRefused):
     """The signer's signature over the package's manifest does not verify."""
 
     code = "document_signature_invalid"
+
+
+class UnknownPeer(CongvanError):
+    """The agency has no entry in the directory of peers: nobody knows where to deliver."""
+
+    code = "unknown_peer"
+    http_status = 422
 
 
 class ActionUnavailable(CongvanError):

@@ -126,6 +126,14 @@ URGENCY = {0: "thường", 1: "khẩn", 2: "thượng khẩn", 3: "hỏa tốc",
 # Secrecy marks (độ mật): a document carrying one is never sent electronically.
 SECRECY = {"": "không", "mat": "Mật", "toi_mat": "Tối mật", "tuyet_mat": "Tuyệt mật"}
 
+# The directory of peers: how a peer's inbox is reached and how hard it may be pressed.
+PEER_TRANSPORTS = ("http",)
+INBOX_URL_MAX_LENGTH = 2000
+PEER_TIMEOUT_SECONDS = 30  # the default wait for one delivery request
+PEER_TIMEOUT_RANGE = (1, 600)
+PEER_CONCURRENCY = 4  # the default number of deliveries in flight to one peer
+PEER_CONCURRENCY_RANGE = (1, 64)
+
 # How long a job may run before the scheduler re-drives it from the database, and how
 # many times it is re-driven before it is marked failed.
 JOB_DEADLINE_SECONDS = 300

@@ -79,6 +79,11 @@ class AgencyRepository:
         ).first()
         return dict(row._mapping) if row else None
 
+    def has_users(self, agency_id: str) -> bool:
+        """Whether anyone acts for the agency here: then it is one of ours."""
+        query = select(_users.c.id).where(_users.c.agency_id == agency_id).limit(1)
+        return self.conn.execute(query).first() is not None
+
     def add_token(self, row: dict[str, Any]) -> None:
         self.conn.execute(insert(_tokens), [row])
 

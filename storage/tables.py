@@ -40,6 +40,20 @@ class Agency(SQLModel, table=True):
     created_at: datetime = Field(sa_column=_ts(nullable=False))
 
 
+class Peer(SQLModel, table=True):
+    """Where an agency served by another congvan instance takes deliveries: its inbox."""
+
+    __tablename__ = "peers"
+
+    agency_id: str = Field(primary_key=True, foreign_key="agencies.id", max_length=35)
+    inbox_url: str = Field(max_length=2000)
+    transport: str = Field(default="http", max_length=20)  # states.policy.PEER_TRANSPORTS
+    timeout_seconds: int
+    max_concurrency: int
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
 class User(SQLModel, table=True):
     """A person or back-office system acting for one agency."""
 

@@ -18,6 +18,7 @@ from .documents import DocumentRepository
 from .duplicates import DuplicateRepository
 from .idempotency import IdempotencyRepository
 from .outbox import OutboxRepository
+from .peers import PeerRepository
 from .received import ReceivedRepository
 from .signatures import SignatureRepository
 from .timers import TimerRepository
@@ -35,6 +36,7 @@ class UnitOfWork:
     timers: TimerRepository
     idempotency: IdempotencyRepository
     agencies: AgencyRepository
+    peers: PeerRepository
     checks: CheckRepository
     authorities: AuthorityRepository
     duplicates: DuplicateRepository
@@ -69,6 +71,7 @@ class UnitOfWork:
         self.timers = TimerRepository(conn, skip_locked=skip)
         self.idempotency = IdempotencyRepository(conn)
         self.agencies = AgencyRepository(conn)
+        self.peers = PeerRepository(conn)
         self.checks = CheckRepository(conn)
         self.authorities = AuthorityRepository(conn)
         self.duplicates = DuplicateRepository(conn)

@@ -53,6 +53,7 @@ FROZEN = {
     "ChainUntrusted": ("chain_untrusted", 422),
     "KeyUsageInvalid": ("key_usage_invalid", 422),
     "SignerMismatch": ("signer_mismatch", 422),
+    "UnknownPeer": ("unknown_peer", 422),
     "ActionUnavailable": ("action_unavailable", 501),
     "DatabaseUnavailable": ("database_unavailable", 503),
     "DatabaseNotReady": ("database_not_migrated", 503),

@@ -1,7 +1,7 @@
 """The ``congvan`` command: one parser assembled from the command groups, and ``main``.
 
 Each group is a module that registers its own subcommands: serving (serve, worker,
-scheduler, migrate, demo), directory (agencies, authorities, tokens), documents, keys,
+scheduler, migrate, demo), directory (agencies, authorities, tokens), peers, documents, keys,
 audit, verify (with verdict, how a verdict is shown), timers and graph.
 """
 
@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 from congvan.states.errors import CongvanError, InvalidEncoding
 
-from . import audit, directory, documents, graph, keys, serving, timers, verify
+from . import audit, directory, documents, graph, keys, peers, serving, timers, verify
 from .runtime import settings_from
 
-GROUPS = (serving, directory, documents, keys, audit, verify, timers, graph)
+GROUPS = (serving, directory, peers, documents, keys, audit, verify, timers, graph)
 
 
 def build_parser() -> argparse.ArgumentParser:

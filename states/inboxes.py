@@ -1,0 +1,73 @@
+"""Inbox URLs: where a delivery to a peer may go, decided from the URL alone.
+
+A package and its receipt travel over https; plain http only to this machine (loopback)
+or where the operator says the network is trusted. Peers prove who they are by signature,
+so a URL carries no user name or password; a fragment is never sent, so it is refused
+rather than silently dropped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from .errors import InvalidInput
+from .policy import INBOX_URL_MAX_LENGTH
+
+
+def validate_inbox_url(url: str, *, allow_http: bool = False, field: str = "inbox_url") -> str:
+    """The inbox URL, when deliveries may go there: http(s), a host, no user-info or fragment.
+
+    Plain http is refused (a package and its receipt would travel in clear) unless the host
+    is loopback or ``allow_http`` says the operator knows the network.
+    """
+
+    def refuse(why: str) -> InvalidInput:
+        return InvalidInput(f"{field} {why}", field=field, value=url[:100])
+
+    if not isinstance(url, str) or not url:
+        raise InvalidInput(
+            f"{field} is a URL, e.g. https://peer.example.vn/v1/inbox/…", field=field
+        )
+    if len(url) > INBOX_URL_MAX_LENGTH:
+        raise refuse(f"is longer than {INBOX_URL_MAX_LENGTH} characters.")
+    # urlsplit drops tabs and new lines silently; a host written in Unicode would be sent
+    # as something else. Both are refused rather than guessed.
+    if not url.isascii() or any(c <= " " or c == "\x7f" for c in url):
+        raise refuse(
+            "must be ASCII without spaces or control characters (an internationalised "
+            "host name in its xn-- form)."
+        )
+    if "#" in url:
+        raise refuse("must not carry a fragment (#…).")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError as exc:
+        raise refuse(f"is not a valid URL: {exc}.") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise refuse("must be an http or https URL.")
+    if "@" in parts.netloc:
+        raise refuse(
+            "must not carry a user name or password: peers prove who they are by signature."
+        )
+    host = parts.hostname or ""
+    if not host:
+        raise refuse("must name a host.")
+    if scheme == "http" and not allow_http and not is_loopback(host):
+        raise refuse(
+            "must use https unless its host is loopback; allow plain http explicitly "
+            "(--allow-http) only on a network you trust.",
+        )
+    return url
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (as ``urlsplit`` gives it, lower case) stays on this machine."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,411 @@
+"""The directory of peers: entries, their inbox URLs and certificates, the directory file."""
+
+# Asserts read `expected == actual`, which ruff calls a Yoda condition.
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from congvan.actions.signing import keystore, pki
+from congvan.states.errors import AlreadyExists, InvalidInput, NotFound, UnknownPeer
+from congvan.storage.peers import Peer
+from congvan.workflow import directory, peers
+from congvan.workflow.bootstrap import Runtime
+from tests.conftest import Boot
+from tests.databases import Databases
+
+PEER = "000.00.00.H58"  # Ủy ban nhân dân tỉnh Quảng Trị, served by another instance
+OTHER = "000.00.00.H59"
+NAME = "Ủy ban nhân dân tỉnh Quảng Trị"
+INBOX = "https://congvan.quangtri.gov.vn/v1/inbox/000.00.00.H58"
+PASS = "correct horse battery staple"
+CRL_URL = "http://127.0.0.1:8000/v1/pki/crl"
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    """Certificates another instance's CA made: its agency's, another agency's, a person's."""
+
+    agency: bytes
+    second_agency: bytes
+    other_agency: bytes
+    person: bytes
+
+
+@pytest.fixture(scope="module")
+def elsewhere() -> Elsewhere:
+    start = datetime(2025, 12, 1, tzinfo=UTC)
+    ca = pki.create_ca(
+        "CA of Quảng Trị", NAME, passphrase=PASS, valid_from=start, valid_days=3650, key_type="ec"
+    )
+    terms: Any = {
+        "passphrase": PASS,
+        "valid_from": start,
+        "valid_days": 730,
+        "crl_url": CRL_URL,
+        "key_type": "ec",
+    }
+
+    def agency(agency_id: str) -> bytes:
+        return pki.issue_agency_certificate(
+            ca, PASS, agency_id=agency_id, agency_name=NAME, **terms
+        ).cert_pem
+
+    person = pki.issue_signer_certificate(
+        ca,
+        PASS,
+        full_name="Lê Văn Tám",
+        position="Chủ tịch",
+        agency_id=PEER,
+        agency_name=NAME,
+        user_id=f"ct@{PEER}",
+        **terms,
+    ).cert_pem
+    return Elsewhere(agency(PEER), agency(PEER), agency(OTHER), person)
+
+
+def add(runtime: Runtime, agency_id: str = PEER, **overrides: Any) -> peers.PeerAdded:
+    arguments: dict[str, Any] = {
+        "name": NAME,
+        "abbreviation": "UBND",
+        "inbox_url": INBOX,
+        "certificates": None,
+        "timeout": 30,
+        "concurrency": 4,
+        "now": runtime.clock(),
+        **overrides,
+    }
+    with runtime.uow() as uow:
+        added = peers.add_peer(uow, agency_id, **arguments)
+        uow.commit()
+    return added
+
+
+def listed(runtime: Runtime) -> list[Peer]:
+    with runtime.uow() as uow:
+        return peers.list_peers(uow)
+
+
+def agency_certificates(runtime: Runtime, agency_id: str) -> list[dict[str, Any]]:
+    with runtime.uow() as uow:
+        return [r for r in uow.signatures.certificates(agency_id) if r["kind"] == "agency"]
+
+
+def test_a_peer_is_added_listed_found_and_removed(runtime: Runtime, elsewhere: Elsewhere) -> None:
+    # Given an agency not in the directory yet
+    # When its peer entry is added with its organisational certificate
+    added = add(runtime, certificates=elsewhere.agency)
+
+    # Then the agency, its certificate (no key) and the entry are kept
+    assert added.created and added.agency_created and 1 == len(added.certificates)
+    expected = Peer(PEER, INBOX, "http", 30, 4, runtime.clock(), runtime.clock())
+    assert [expected] == listed(runtime)
+    with runtime.uow() as uow:
+        assert expected == peers.peer_for(uow, PEER)
+        assert NAME == uow.agencies.agency(PEER)["name"]  # type: ignore[index]
+    [cert] = agency_certificates(runtime, PEER)
+    assert (added.certificates[0], "") == (cert["fingerprint"], cert["key_pem"])
+
+    # When it is removed
+    with runtime.uow() as uow:
+        peers.remove_peer(uow, PEER)
+        uow.commit()
+
+    # Then deliveries have nowhere to go, but the agency and its certificate stay
+    assert [] == listed(runtime)
+    with runtime.uow() as uow:
+        with pytest.raises(UnknownPeer) as caught:
+            peers.peer_for(uow, PEER)
+        assert uow.agencies.agency(PEER) is not None
+        with pytest.raises(NotFound):
+            peers.remove_peer(uow, PEER)
+    assert ("unknown_peer", 422) == (caught.value.code, caught.value.http_status)
+    assert PEER in caught.value.message
+    assert 1 == len(agency_certificates(runtime, PEER))
+
+
+def test_adding_again_updates_the_entry_and_keeps_its_certificates(
+    runtime: Runtime, elsewhere: Elsewhere
+) -> None:
+    # Given a peer entry
+    first = add(runtime, certificates=elsewhere.agency)
+
+    # When it is added again later with a new URL, limits and one more certificate
+    runtime.clock.advance(hours=1)  # type: ignore[attr-defined]
+    url = "https://inbox.quangtri.gov.vn:8443/congvan/v1/inbox/000.00.00.H58?via=lgsp"
+    again = add(
+        runtime,
+        inbox_url=url,
+        timeout=90,
+        concurrency=2,
+        certificates=elsewhere.agency + elsewhere.second_agency,
+    )
+
+    # Then the one entry is updated, added when it was, and the new certificate joins
+    assert not again.created and not again.agency_created
+    assert 1 == len(again.certificates)
+    expected = Peer(PEER, url, "http", 90, 2, first.peer.created_at, runtime.clock())
+    assert [expected] == listed(runtime)
+    assert 2 == len(agency_certificates(runtime, PEER))
+
+
+def test_peers_are_listed_by_agency_id_whole_or_by_page(runtime: Runtime) -> None:
+    for agency_id in (OTHER, PEER, "000.00.00.G01"):
+        add(runtime, agency_id, inbox_url=f"https://{agency_id}.example.vn/inbox")
+
+    with runtime.uow() as uow:
+        whole = [p.agency_id for p in peers.list_peers(uow)]
+        first = [p.agency_id for p in peers.list_peers(uow, limit=2)]
+        rest = [p.agency_id for p in peers.list_peers(uow, after=first[-1], limit=2)]
+
+    assert ["000.00.00.G01", PEER, OTHER] == whole
+    assert whole == first + rest
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("ftp://congvan.quangtri.gov.vn/inbox", "http or https"),
+        ("https://user:secret@congvan.quangtri.gov.vn/inbox", "user name or password"),
+        ("https://congvan.quangtri.gov.vn/inbox#top", "fragment"),
+        ("http://congvan.quangtri.gov.vn/inbox", "https"),
+        ("https://congvan.quangtri.gov.vn/" + "x" * 2000, "longer than 2000"),
+        ("https:///inbox", "host"),
+        ("https://congvan.quangtri.gov.vn:99999/inbox", "not a valid URL"),
+        ("https://congvan.quangtri.gov.vn/in box", "spaces"),
+    ],
+)
+def test_an_inbox_url_deliveries_may_not_go_to_is_refused(
+    runtime: Runtime, url: str, says: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        add(runtime, inbox_url=url)
+
+    assert "inbox_url" == caught.value.details["field"]
+    assert says in caught.value.message
+    assert [] == listed(runtime)
+    with runtime.uow() as uow:
+        assert uow.agencies.agency(PEER) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8001/v1/inbox/x", "http://localhost/inbox", "http://[::1]:9000/inbox"],
+)
+def test_plain_http_is_taken_to_a_loopback_host(runtime: Runtime, url: str) -> None:
+    assert url == add(runtime, inbox_url=url).peer.inbox_url
+
+
+def test_plain_http_elsewhere_is_taken_when_the_operator_allows_it(runtime: Runtime) -> None:
+    url = "http://10.0.0.8/v1/inbox/000.00.00.H58"
+
+    assert url == add(runtime, inbox_url=url, allow_http=True).peer.inbox_url
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"timeout": 0}, "timeout_seconds"),
+        ({"timeout": 601}, "timeout_seconds"),
+        ({"concurrency": 0}, "max_concurrency"),
+        ({"concurrency": True}, "max_concurrency"),
+        ({"transport": "smtp"}, "transport"),
+    ],
+)
+def test_limits_out_of_range_are_refused(
+    runtime: Runtime, overrides: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        add(runtime, **overrides)
+
+    assert field == caught.value.details["field"]
+
+
+def test_a_persons_certificate_is_not_a_peers(runtime: Runtime, elsewhere: Elsewhere) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        add(runtime, certificates=elsewhere.person)
+
+    assert "certificates" == caught.value.details["field"]
+    assert "a person's signing certificate" in caught.value.message
+    assert [] == listed(runtime) and [] == agency_certificates(runtime, PEER)
+
+
+def test_an_agency_certificate_naming_another_agency_is_refused(
+    runtime: Runtime, elsewhere: Elsewhere
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        add(runtime, certificates=elsewhere.agency + elsewhere.other_agency)
+
+    assert "certificates" == caught.value.details["field"]
+    assert OTHER == caught.value.details["organizational_unit"]
+    assert [] == listed(runtime) and [] == agency_certificates(runtime, PEER)
+
+
+def test_a_certificate_held_for_someone_else_is_refused(
+    runtime: Runtime, elsewhere: Elsewhere
+) -> None:
+    with runtime.uow() as uow:
+        keystore.import_certificate(uow, elsewhere.agency, kind="signer", now=runtime.clock())
+        uow.commit()
+
+    with pytest.raises(AlreadyExists):
+        add(runtime, certificates=elsewhere.agency)
+
+
+def test_an_agency_of_ours_gets_no_peer_entry(runtime: Runtime) -> None:
+    with runtime.uow() as uow:
+        directory.add_agency(uow, PEER, NAME, "UBND", runtime.clock())
+        directory.ensure_user(uow, PEER, "vanthu", ["clerk"], runtime.clock())
+        uow.commit()
+
+    with pytest.raises(InvalidInput) as caught:
+        add(runtime)
+
+    assert "served by this instance" in caught.value.message
+
+
+def test_peer_for_an_id_no_agency_can_have_is_unknown(runtime: Runtime) -> None:
+    with runtime.uow() as uow, pytest.raises(UnknownPeer):
+        peers.peer_for(uow, "not\x00an id")
+
+
+# -- the directory file ------------------------------------------------------------------
+
+
+def directory_file(*entries: dict[str, Any]) -> bytes:
+    return json.dumps({"format": peers.FORMAT, "agencies": list(entries)}).encode()
+
+
+def entry(agency_id: str, certificate: bytes, **overrides: Any) -> dict[str, Any]:
+    return {
+        "agency_id": agency_id,
+        "name": NAME,
+        "abbreviation": "UBND",
+        "inbox_url": f"https://congvan.example.vn/v1/inbox/{agency_id}",
+        "certificates": [certificate.decode()],
+        **overrides,
+    }
+
+
+def test_a_directory_with_one_bad_entry_stores_nothing(
+    runtime: Runtime, elsewhere: Elsewhere
+) -> None:
+    # Given a file whose second entry has an inbox no delivery may go to
+    data = directory_file(
+        entry(PEER, elsewhere.agency),
+        entry(OTHER, elsewhere.other_agency, inbox_url="ftp://congvan.example.vn/inbox"),
+    )
+
+    # When it is imported
+    with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
+        peers.import_directory(uow, data, runtime.clock())
+        uow.commit()
+
+    # Then the error names the entry and its field, and nothing was kept
+    assert caught.value.message.startswith("agencies[1].inbox_url: ")
+    assert (1, "inbox_url") == (caught.value.details["index"], caught.value.details["field"])
+    assert [] == listed(runtime)
+    with runtime.uow() as uow:
+        assert [] == uow.agencies.agencies()
+        assert [] == uow.signatures.certificates()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"certificates": []}, "agencies[0].certificates: "),
+        ({"timeout_seconds": "30"}, "agencies[0].timeout_seconds: "),
+        ({"name": ""}, "agencies[0].name: "),
+        ({"agency_id": "h58"}, "agencies[0].agency_id: "),
+        ({"inbox": "https://x.example.vn/"}, "agencies[0].inbox: not a field"),
+        ({"certificates": ["-----BEGIN PRIVATE KEY-----"]}, "never keys"),
+    ],
+)
+def test_a_directory_entry_error_names_its_index_and_field(
+    runtime: Runtime, elsewhere: Elsewhere, change: dict[str, Any], message: str
+) -> None:
+    data = directory_file({**entry(PEER, elsewhere.agency), **change})
+
+    with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
+        peers.import_directory(uow, data, runtime.clock())
+
+    assert message in caught.value.message
+    assert 0 == caught.value.details["index"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"{", b'{"format": "other/1", "agencies": []}', b'{"format": "congvan-directory/1"}'],
+)
+def test_a_file_that_is_not_a_directory_is_refused(runtime: Runtime, data: bytes) -> None:
+    with runtime.uow() as uow, pytest.raises(InvalidInput):
+        peers.import_directory(uow, data, runtime.clock())
+
+
+def test_an_agency_listed_twice_is_refused(runtime: Runtime, elsewhere: Elsewhere) -> None:
+    data = directory_file(entry(PEER, elsewhere.agency), entry(PEER, elsewhere.second_agency))
+
+    with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
+        peers.import_directory(uow, data, runtime.clock())
+
+    assert caught.value.message.startswith("agencies[1].agency_id: ")
+
+
+def test_an_exported_directory_imports_into_another_database(
+    runtime: Runtime, boot: Boot, databases: Databases, db_kind: str
+) -> None:
+    # Given our agency with its organisational key, and an instance elsewhere
+    here = "000.00.00.H57"
+    with runtime.uow() as uow:
+        now = runtime.clock()
+        directory.add_agency(uow, here, "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND", now)
+        keystore.init_ca(uow, "CA", "UBND", passphrase=PASS, now=now, store=runtime.trust)
+        issued = keystore.issue_agency(uow, here, passphrase=PASS, crl_url=CRL_URL, now=now)
+        uow.commit()
+    there = boot(databases.new(db_kind).url)
+
+    # When our directory is exported and imported there
+    with runtime.uow(readonly=True) as uow:
+        data = peers.export_directory(
+            uow, [], peers.default_inbox_url("https://congvan.thuathienhue.gov.vn"), now=now
+        )
+    with there.uow() as uow:
+        added = peers.import_directory(uow, data, there.clock())
+        uow.commit()
+
+    # Then the file carries no key, and there our agency is a peer with its certificate
+    assert b"PRIVATE KEY" not in data
+    url = f"https://congvan.thuathienhue.gov.vn/v1/inbox/{here}"
+    assert [Peer(here, url, "http", 30, 4, now, now)] == listed(there)
+    assert [issued["fingerprint"]] == [c for a in added for c in a.certificates]
+    [cert] = agency_certificates(there, here)
+    assert (issued["cert_pem"], "") == (cert["cert_pem"], cert["key_pem"])
+    with there.uow() as uow:
+        assert "Ủy ban nhân dân tỉnh Thừa Thiên Huế" == uow.agencies.agency(here)["name"]  # type: ignore[index]
+
+    # And importing it again changes nothing; importing it back here is refused
+    with there.uow() as uow:
+        again = peers.import_directory(uow, data, there.clock())
+        uow.commit()
+    assert [()] == [a.certificates for a in again] and 1 == len(listed(there))
+    with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
+        peers.import_directory(uow, data, now)
+    assert "served by this instance" in caught.value.message
+
+
+def test_exporting_an_agency_without_a_key_here_is_refused(runtime: Runtime) -> None:
+    with runtime.uow() as uow:
+        directory.add_agency(uow, PEER, NAME, "UBND", runtime.clock())
+        with pytest.raises(InvalidInput):
+            peers.export_directory(
+                uow, [PEER], peers.default_inbox_url("https://x.example.vn"), now=runtime.clock()
+            )
+        with pytest.raises(NotFound):
+            peers.export_directory(
+                uow, [], peers.default_inbox_url("https://x.example.vn"), now=runtime.clock()
+            )
