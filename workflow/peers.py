@@ -42,7 +42,7 @@ from .directory import add_agency, validate_organ_id
 FORMAT = "congvan-directory/1"
 MAX_DIRECTORY_BYTES = 16 * 1024 * 1024
 # Where an instance's inbox for one agency lives under its base URL.
-INBOX_PATH = "/v1/inbox/{agency_id}"
+INBOX_PATH = "/v1/inbox"  # one inbox per installation: a package names its recipient
 _ENTRY_FIELDS = (
     "agency_id",
     "name",

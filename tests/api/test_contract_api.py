@@ -9,7 +9,9 @@ documents in later states (signature, verdict, signed PDF) are checked too.
 
 from __future__ import annotations
 
+import io
 import re
+import zipfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +96,24 @@ def contract_schema(seeded: Seeded) -> Any:
         )
 
     return schema
+
+
+def _zip(names: list[str]) -> bytes:
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w") as archive:
+        for name in names:
+            archive.writestr(name, b"{}")
+    return sink.getvalue()
+
+
+# The inbox takes a package (a ZIP): random bytes, and archives that are not packages.
+schemathesis.openapi.media_type(
+    "application/zip",
+    st.one_of(
+        st.binary(max_size=300),
+        st.sampled_from([_zip([]), _zip(["package.json"]), _zip(["../package.json"])]),
+    ),
+)
 
 
 @schemathesis.check

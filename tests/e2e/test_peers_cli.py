@@ -152,7 +152,7 @@ def test_a_directory_exported_here_imports_there_all_or_nothing(tmp_path: Path) 
 
     # Then there our agency is a peer at our inbox
     [row] = json.loads(congvan("peers", "list", "--json", data_dir=there).stdout)
-    assert (us, f"https://congvan.thuathienhue.gov.vn/v1/inbox/{us}") == (
+    assert (us, "https://congvan.thuathienhue.gov.vn/v1/inbox") == (
         row["agency_id"],
         row["inbox_url"],
     )

@@ -81,7 +81,9 @@ DISPATCH_GUARDS = {
     "any_failed": "failed",
 }
 # What the bare installation lacks: signing, and delivering to recipients.
-UNINSTALLED = frozenset({"signature_valid", "attach_signature", "deliver_dispatches"})
+UNINSTALLED = frozenset(
+    {"signature_valid", "attach_signature", "deliver_dispatches", "send_status"}
+)
 MAX_DOCUMENTS = 3
 MAX_ATTEMPTS = 2  # small, so that a retry runs out of attempts within a walk
 

@@ -380,7 +380,7 @@ def test_an_exported_directory_imports_into_another_database(
 
     # Then the file carries no key, and there our agency is a peer with its certificate
     assert b"PRIVATE KEY" not in data
-    url = f"https://congvan.thuathienhue.gov.vn/v1/inbox/{here}"
+    url = "https://congvan.thuathienhue.gov.vn/v1/inbox"
     assert [Peer(here, url, "http", 30, 4, now, now)] == listed(there)
     assert [issued["fingerprint"]] == [c for a in added for c in a.certificates]
     [cert] = agency_certificates(there, here)
