@@ -49,7 +49,9 @@
      │    └── DatabaseNotReady (503)      database_not_migrated
      └── ExchangeRefused (422)           exchange_refused
 
-Codes are part of the public contract: they never change once released.
+Codes are part of the public contract: they never change once released. The whole tree
+is one module on purpose (over 400 lines): the drawing above and the classes below are
+checked against each other, and a client reads every code in one place.
 
 ``[refusal]`` marks the errors that refuse a peer's package, receipt or status message
 (``actions/exchange``): each is also an ``ExchangeRefused``, so the inbox catches them all

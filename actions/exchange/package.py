@@ -55,7 +55,9 @@ Example (one line in reality, wrapped here)::
 refusing what ``archive`` refuses and then: no ``package.json`` or a member missing or
 extra against its parts (``MessageMalformed`` ``missing_part`` / ``extra_part``), a header
 not canonical (``non_canonical``) or of another format (``FormatUnsupported``).
-``acceptance.verify_package`` then decides whether to trust it.
+``acceptance.verify_package`` then decides whether to trust it. The format, its writer
+and its reader stay in one module (over 400 lines with this description): they must agree
+byte for byte.
 """
 
 from __future__ import annotations

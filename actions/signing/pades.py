@@ -10,6 +10,9 @@ The CMS inside is made by the same cached signer as ``cms.sign_manifest``, so ke
 chains are passed the same way. PAdES forbids the signingTime attribute: the claimed
 signing time is the signature dictionary's ``/M`` and the time printed in the stamp.
 
+Signing and verifying stay in one module (over 400 lines): both read the same signature
+dictionary fields and stamp layout, and a change to one must be seen beside the other.
+
 Verification checks every signature in the file, in this order, and raises the first
 failure, with the same errors as ``verification.verify_manifest_signature``:
 
