@@ -19,9 +19,10 @@ from congvan.states.errors import (
     TooManyAttachments,
 )
 from congvan.states.policy import READ_ROLES
+from congvan.storage.agencies import Principal
 from congvan.storage.documents import decode_cursor, encode_cursor
 
-from ..engine import Idempotency
+from ..engine import Engine, FireResult, Idempotency
 from ..views import document_view, summary
 from .auth import PrincipalDep, actor_of, require
 from .bodies import JsonRoute, read_json
@@ -327,13 +328,35 @@ def fire_event(
         data["fields"] = body.fields.as_row()
     if body.recipients is not None:
         data["recipients"] = [r.model_dump() for r in body.recipients]
+    result = fire_answering(
+        engine, "document", document_id, event, principal, response, expected, data, idempotency_key
+    )
+    return result.as_dict()
+
+
+def fire_answering(
+    engine: Engine,
+    machine: str,
+    subject_id: str,
+    event: str,
+    principal: Principal,
+    response: Response,
+    expected: int | None,
+    data: dict[str, Any],
+    idempotency_key: str | None,
+) -> FireResult:
+    """Fire for a request: its Idempotency-Key, its If-Match; the ETag and replay headers."""
+    # The document's key keeps its original fingerprint material ("event"), so keys
+    # remembered before other machines had routes still replay.
+    kind = "event" if machine == "document" else machine
     idem = (
-        Idempotency.of(idempotency_key, "event", document_id, event, expected, data)
+        Idempotency.of(idempotency_key, kind, subject_id, event, expected, data)
         if idempotency_key
         else None
     )
-    result = engine.fire(
-        document_id,
+    result = engine.fire_on(
+        machine,
+        subject_id,
         event,
         actor_of(principal),
         expected_version=expected,
@@ -343,4 +366,4 @@ def fire_event(
     response.headers["ETag"] = f'"{result.version}"'
     if result.replayed:
         response.headers[REPLAYED] = "true"
-    return result.as_dict()
+    return result

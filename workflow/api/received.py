@@ -14,11 +14,10 @@ from congvan.states.policy import READ_ROLES
 from congvan.states.received import STATUS_CODE
 from congvan.storage.received import Received
 
-from ..engine import Idempotency
-from .auth import PrincipalDep, actor_of, require
+from .auth import PrincipalDep, require
 from .bodies import JsonRoute
 from .deps import EngineDep, ReadUowDep, SettingsDep
-from .documents import REPLAYED, IdempotencyKey, _check_cursor, parse_if_match
+from .documents import IdempotencyKey, _check_cursor, fire_answering, parse_if_match
 from .outputs import AUTHENTICATED, Page, errors, sends
 from .paging import check_limit
 from .views import check_document_id
@@ -176,23 +175,9 @@ def fire_received_event(
     check_document_id(received_id)
     expected = parse_if_match(if_match)
     data = {"reason": body.reason} if body is not None and body.reason is not None else {}
-    idem = (
-        Idempotency.of(idempotency_key, "received", received_id, event, expected, data)
-        if idempotency_key
-        else None
+    result = fire_answering(
+        engine, "received", received_id, event, principal, response, expected, data, idempotency_key
     )
-    result = engine.fire_on(
-        "received",
-        received_id,
-        event,
-        actor_of(principal),
-        expected_version=expected,
-        data=data,
-        idempotency=idem,
-    )
-    response.headers["ETag"] = f'"{result.version}"'
-    if result.replayed:
-        response.headers[REPLAYED] = "true"
     return {
         "id": result.document_id,
         "event": result.event,

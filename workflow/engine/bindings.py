@@ -159,6 +159,30 @@ def authorize_person(
         )
 
 
+class SelfHeld:
+    """A machine whose subject holds its own chain: its state is written with the head."""
+
+    holds_chain = True
+
+    def context(self, subject: Subject, data: Mapping[str, Any]) -> Mapping[str, Any]:
+        return data
+
+    def audit(self, subject: Subject, event: str) -> tuple[str, dict[str, Any]]:
+        return event, {}
+
+    def settle(
+        self,
+        uow: UnitOfWork,
+        subject: Subject,
+        pending: Pending,
+        event: str,
+        dest: str,
+        data: Mapping[str, Any],
+        now: datetime,
+    ) -> None:
+        pending.state = dest
+
+
 class DocumentChain:
     """The chain of an outgoing document: its row holds state, version and audit head."""
 
@@ -178,11 +202,10 @@ class DocumentChain:
         return uow.documents.current_version(chain_id)
 
 
-class DocumentBinding(DocumentChain):
+class DocumentBinding(SelfHeld, DocumentChain):
     """The document machine: its subject is the document; people fire it, by role."""
 
     spec = DOCUMENT
-    holds_chain = True
 
     def normalize(self, data: Mapping[str, Any]) -> dict[str, Any]:
         checked = cast(dict[str, Any], nfc(dict(data)))
@@ -198,24 +221,6 @@ class DocumentBinding(DocumentChain):
         self, actor: Actor, event: str, data: Mapping[str, Any], subject: Subject | None
     ) -> None:
         authorize_person(DOCUMENT, EVENT_ROLES, EVENT_INPUTS, REASON_REQUIRED, actor, event, data)
-
-    def context(self, subject: Subject, data: Mapping[str, Any]) -> Mapping[str, Any]:
-        return data
-
-    def audit(self, subject: Subject, event: str) -> tuple[str, dict[str, Any]]:
-        return event, {}
-
-    def settle(
-        self,
-        uow: UnitOfWork,
-        subject: Subject,
-        pending: Pending,
-        event: str,
-        dest: str,
-        data: Mapping[str, Any],
-        now: datetime,
-    ) -> None:
-        pending.state = dest
 
 
 class DispatchBinding(DocumentChain):
@@ -277,11 +282,10 @@ class DispatchBinding(DocumentChain):
         )
 
 
-class ReceivedBinding:
+class ReceivedBinding(SelfHeld):
     """A document another agency sent us: its own row, state and chain; our people move it."""
 
     spec = RECEIVED_DOCUMENT
-    holds_chain = True
     follows_dispatches = False
 
     def normalize(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -306,24 +310,6 @@ class ReceivedBinding:
             event,
             data,
         )
-
-    def context(self, subject: Subject, data: Mapping[str, Any]) -> Mapping[str, Any]:
-        return data
-
-    def audit(self, subject: Subject, event: str) -> tuple[str, dict[str, Any]]:
-        return event, {}
-
-    def settle(
-        self,
-        uow: UnitOfWork,
-        subject: Subject,
-        pending: Pending,
-        event: str,
-        dest: str,
-        data: Mapping[str, Any],
-        now: datetime,
-    ) -> None:
-        pending.state = dest
 
     def advance(self, uow: UnitOfWork, pending: Pending, now: datetime) -> bool:
         return uow.received.advance(
