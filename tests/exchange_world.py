@@ -23,7 +23,8 @@ import rfc8785
 from cryptography import x509
 
 from congvan.actions.exchange.envelope import sign_body
-from congvan.actions.exchange.package import Written, write_package
+from congvan.actions.exchange.package import Written
+from congvan.actions.exchange.writing import write_package
 from congvan.actions.signing import pki
 from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.cms import sign_manifest

@@ -1,7 +1,7 @@
 """The formats two congvan instances exchange, each signed by an agency's organisational key.
 
 - ``package``: ``congvan-package/1``, a signed document for one recipient agency
-  (``write_package``, ``open_package``); ``acceptance.verify_package`` judges one.
+  (``writing.write_package``, ``open_package``); ``acceptance.verify_package`` judges one.
 - ``receipts``: ``congvan-receipt/1``, the receiver's signed status 01
   (``make_receipt``, ``verify_receipt``).
 - ``status``: ``congvan-status/1``, the receiver's signed statuses 02–06

@@ -51,34 +51,26 @@ Example (one line in reality, wrapped here)::
     "sha256":"9f86…0a08","size":48213}],"recipient":"000.00.11.H57",
     "sender":"000.00.00.H57","sent_at":"2021-02-06T02:15:00+00:00"}
 
-``write_package`` streams it into a sink; ``open_package`` reads one from a peer,
-refusing what ``archive`` refuses and then: no ``package.json`` or a member missing or
-extra against its parts (``MessageMalformed`` ``missing_part`` / ``extra_part``), a header
-not canonical (``non_canonical``) or of another format (``FormatUnsupported``).
-``acceptance.verify_package`` then decides whether to trust it. The format, its writer
-and its reader stay in one module (over 400 lines with this description): they must agree
-byte for byte.
+``writing.write_package`` streams it into a sink (``seal_header`` then ``assemble``);
+``open_package`` reads one from a peer, refusing what ``archive`` refuses and then: no
+``package.json`` or a member missing or extra against its parts (``MessageMalformed``
+``missing_part`` / ``extra_part``), a header not canonical (``non_canonical``) or of
+another format (``FormatUnsupported``). ``acceptance.verify_package`` then decides
+whether to trust it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import unicodedata
-import zipfile
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import IO, Any, BinaryIO
 
-from congvan.actions.signing.agencykeys import AgencyKey
-from congvan.actions.signing.manifest import FORMAT as MANIFEST_FORMAT
 from congvan.states.errors import FormatUnsupported, MessageMalformed
-from congvan.states.policy import is_organ_id
 
-from .archive import CHUNK, Archive, Limits, open_archive, safe_step
-from .envelope import ID, Members, canonical, iso, read_canonical, sign_body
+from .archive import Archive, Limits, open_archive, safe_step
+from .envelope import Members, read_canonical
 
 FORMAT = "congvan-package/1"
 HEADER = "package.json"
@@ -183,151 +175,6 @@ class Package:
         self.close()
 
 
-# -- writing ---------------------------------------------------------------------------
-
-
-def write_package(
-    sink: IO[bytes],
-    *,
-    message_id: str,
-    recipient: str,
-    manifest: bytes,
-    signature: bytes,
-    files: Mapping[str, BinaryIO],
-    agency: AgencyKey,
-    sent_at: datetime,
-    business_type: str = "new",
-) -> Written:
-    """Write the package of ``manifest`` for ``recipient`` into ``sink``, streaming the files.
-
-    ``files`` maps every ``filename`` of the manifest to a binary stream of its bytes;
-    ``agency`` is the issuing agency's key, which signs ``package.json`` at ``sent_at``.
-    Raises ``ValueError`` when the package could not be accepted: the manifest is not
-    the issuing agency's, a file name is unsafe or repeated, a file is missing, extra,
-    or not the size and digest the manifest gives it (found while streaming: then the
-    sink holds a partial package to discard).
-    """
-    content = _manifest(manifest, agency.agency_id)
-    if business_type not in BUSINESS_TYPES:
-        raise ValueError(f"business_type {business_type!r} is not sent in {FORMAT}")
-    if not (ID.fullmatch(message_id) and ID.fullmatch(str(content["document_id"]))):
-        raise ValueError("message_id and the document id must be short identifiers")
-    if not is_organ_id(recipient):
-        raise ValueError("the recipient must be an organ id")
-    attachments = content["attachments"]
-    _check_file_names([a["filename"] for a in attachments], set(files))
-    parts = [
-        _part(MANIFEST, *FIXED_PARTS[MANIFEST], manifest),
-        _part(SIGNATURE, *FIXED_PARTS[SIGNATURE], signature),
-        *(
-            Part(FILES + a["filename"], a["role"], a["media_type"], a["size"], a["sha256"])
-            for a in attachments
-        ),
-    ]
-    manifest_sha256 = parts[0].sha256
-    header = canonical(
-        {
-            "format": FORMAT,
-            "message_id": message_id,
-            "sender": agency.agency_id,
-            "recipient": recipient,
-            "business_type": business_type,
-            "document_id": content["document_id"],
-            "sent_at": iso(sent_at),
-            "manifest_sha256": manifest_sha256,
-            "parts": [{name: getattr(p, name) for name in PART_MEMBERS} for p in parts],
-        }
-    )
-    out = _HashingSink(sink)
-    moment = max(sent_at.astimezone(UTC), datetime(1980, 1, 1, tzinfo=UTC))
-    stamp = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr(_entry(HEADER, stamp), header)
-        archive.writestr(_entry(AGENCY_SIGNATURE, stamp), sign_body(header, agency, sent_at))
-        archive.writestr(_entry(MANIFEST, stamp), manifest)
-        archive.writestr(_entry(SIGNATURE, stamp), signature)
-        for part in parts[2:]:
-            _stream(archive, _entry(part.name, stamp), files[part.name[len(FILES) :]], part)
-    return Written(message_id, out.digest.hexdigest(), out.count, manifest_sha256, header)
-
-
-def _manifest(manifest: bytes, agency_id: str) -> dict[str, Any]:
-    try:
-        content = read_canonical(manifest, MANIFEST_FORMAT)
-    except MessageMalformed as exc:
-        raise ValueError(f"the manifest is not a canonical {MANIFEST_FORMAT}") from exc
-    if content.get("agency_id") != agency_id:
-        raise ValueError(f"the manifest is not a document of {agency_id}")
-    return content
-
-
-def _check_file_names(names: list[str], given: set[str]) -> None:
-    for name in names:
-        if not safe_step(name):
-            raise ValueError(f"the file name {name!r} cannot travel in a package")
-    folded = [unicodedata.normalize("NFC", n.casefold()) for n in names]
-    if len(set(folded)) != len(folded):
-        raise ValueError("two files of the manifest have the same name (ignoring case)")
-    if set(names) != given:
-        raise ValueError(
-            f"files missing: {sorted(set(names) - given)}, not in the manifest: "
-            f"{sorted(given - set(names))}"
-        )
-
-
-def _part(name: str, role: str, media_type: str, data: bytes) -> Part:
-    return Part(name, role, media_type, len(data), hashlib.sha256(data).hexdigest())
-
-
-def _entry(name: str, stamp: tuple[int, int, int, int, int, int]) -> zipfile.ZipInfo:
-    # The same inputs give the same bytes: fixed time, system and permissions.
-    info = zipfile.ZipInfo(name, date_time=stamp)
-    info.compress_type = zipfile.ZIP_STORED
-    info.create_system = 3
-    info.external_attr = 0o100644 << 16
-    return info
-
-
-def _stream(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: BinaryIO, part: Part) -> None:
-    info.file_size = part.size  # decides ZIP64 up front for large files
-    digest, size = hashlib.sha256(), 0
-    with archive.open(info, "w") as member:
-        while chunk := source.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            member.write(chunk)
-    if (size, digest.hexdigest()) != (part.size, part.sha256):
-        raise ValueError(f"{part.name} is not the file the manifest names")
-
-
-class _HashingSink:
-    """A forward-only sink that hashes and counts what passes through it.
-
-    Not seekable on purpose: ``zipfile`` then never goes back to patch a header, so the
-    digest is that of the bytes as they end up.
-    """
-
-    def __init__(self, sink: IO[bytes]) -> None:
-        self.sink = sink
-        self.digest = hashlib.sha256()
-        self.count = 0
-
-    def write(self, data: bytes) -> int:
-        self.digest.update(data)
-        self.count += len(data)
-        self.sink.write(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.count
-
-    def flush(self) -> None:
-        self.sink.flush()
-
-    def close(self) -> None:
-        """Leave the sink open: it is the caller's."""
-
-
 # -- reading ---------------------------------------------------------------------------
 
 
@@ -373,7 +220,7 @@ def _header(content: dict[str, Any]) -> Header:
     raw_parts = content["parts"]
     if not isinstance(raw_parts, list):
         raise MessageMalformed("parts must be a list.", reason="member", member="parts")
-    parts = tuple(_read_part(p) for p in raw_parts)
+    parts = tuple(read_part(p) for p in raw_parts)
     names = [p.name for p in parts]
     if len(set(names)) != len(names):
         raise MessageMalformed("parts lists a name twice.", reason="duplicate_name")
@@ -394,7 +241,7 @@ def _header(content: dict[str, Any]) -> Header:
     )
 
 
-def _read_part(raw: Any) -> Part:
+def read_part(raw: Any) -> Part:
     if not isinstance(raw, dict):
         raise MessageMalformed("A part must be an object.", reason="member", member="parts")
     members = Members(raw, PART_MEMBERS)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from congvan.actions.exchange.package import write_package
 from congvan.actions.exchange.receipts import verify_receipt
+from congvan.actions.exchange.writing import write_package
 from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.manifest import build_manifest

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from congvan.actions.exchange.acceptance import Accepted, verify_package
 from congvan.actions.exchange.archive import Limits
-from congvan.actions.exchange.package import Package, open_package, write_package
+from congvan.actions.exchange.package import Package, open_package
+from congvan.actions.exchange.writing import write_package
 from congvan.actions.signing import keywrap
 from congvan.actions.signing.manifest import build_manifest
 from congvan.states.errors import (

@@ -1,0 +1,244 @@
+"""Writing ``congvan-package/1`` (the format is described in ``package.py``).
+
+The sender seals a package's header once per recipient (``seal_header``: ``package.json``
+and the agency's signature over it) and keeps it; every attempt then ``assemble``s the
+very same bytes from it, the manifest, the signer's signature and the files, streamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO, Any, BinaryIO
+
+from congvan.actions.signing.agencykeys import AgencyKey
+from congvan.actions.signing.manifest import FORMAT as MANIFEST_FORMAT
+from congvan.states.errors import MessageMalformed
+from congvan.states.policy import is_organ_id
+
+from .archive import CHUNK, safe_step
+from .envelope import ID, canonical, iso, read_canonical, sign_body
+from .package import (
+    AGENCY_SIGNATURE,
+    BUSINESS_TYPES,
+    FILES,
+    FIXED_PARTS,
+    FORMAT,
+    HEADER,
+    MANIFEST,
+    PART_MEMBERS,
+    SIGNATURE,
+    Part,
+    Written,
+    read_part,
+)
+
+
+def write_package(
+    sink: IO[bytes],
+    *,
+    message_id: str,
+    recipient: str,
+    manifest: bytes,
+    signature: bytes,
+    files: Mapping[str, BinaryIO],
+    agency: AgencyKey,
+    sent_at: datetime,
+    business_type: str = "new",
+) -> Written:
+    """Write the package of ``manifest`` for ``recipient`` into ``sink``, streaming the files.
+
+    ``files`` maps every ``filename`` of the manifest to a binary stream of its bytes;
+    ``agency`` is the issuing agency's key, which signs ``package.json`` at ``sent_at``.
+    Raises ``ValueError`` when the package could not be accepted: the manifest is not
+    the issuing agency's, a file name is unsafe or repeated, a file is missing, extra,
+    or not the size and digest the manifest gives it (found while streaming: then the
+    sink holds a partial package to discard). The same as :func:`seal_header` then
+    :func:`assemble`.
+    """
+    sealed = seal_header(
+        message_id=message_id,
+        recipient=recipient,
+        manifest=manifest,
+        signature=signature,
+        agency=agency,
+        sent_at=sent_at,
+        business_type=business_type,
+    )
+    _check_file_names(_filenames(manifest), set(files))
+    return assemble(sink, sealed, manifest=manifest, signature=signature, files=files)
+
+
+@dataclass(frozen=True)
+class SealedHeader:
+    """A package's ``package.json`` and the agency's signature over it: what the sender
+    keeps per recipient, so that every attempt sends the very same bytes."""
+
+    message_id: str
+    header: bytes
+    agency_signature: bytes
+    manifest_sha256: str
+    sent_at: datetime
+
+
+def seal_header(
+    *,
+    message_id: str,
+    recipient: str,
+    manifest: bytes,
+    signature: bytes,
+    agency: AgencyKey,
+    sent_at: datetime,
+    business_type: str = "new",
+) -> SealedHeader:
+    """``package.json`` for ``recipient``, signed by the issuing ``agency`` at ``sent_at``."""
+    content = _manifest(manifest, agency.agency_id)
+    if business_type not in BUSINESS_TYPES:
+        raise ValueError(f"business_type {business_type!r} is not sent in {FORMAT}")
+    if not (ID.fullmatch(message_id) and ID.fullmatch(str(content["document_id"]))):
+        raise ValueError("message_id and the document id must be short identifiers")
+    if not is_organ_id(recipient):
+        raise ValueError("the recipient must be an organ id")
+    attachments = content["attachments"]
+    names = [a["filename"] for a in attachments]
+    _check_file_names(names, set(names))
+    parts = [
+        _part(MANIFEST, *FIXED_PARTS[MANIFEST], manifest),
+        _part(SIGNATURE, *FIXED_PARTS[SIGNATURE], signature),
+        *(
+            Part(FILES + a["filename"], a["role"], a["media_type"], a["size"], a["sha256"])
+            for a in attachments
+        ),
+    ]
+    header = canonical(
+        {
+            "format": FORMAT,
+            "message_id": message_id,
+            "sender": agency.agency_id,
+            "recipient": recipient,
+            "business_type": business_type,
+            "document_id": content["document_id"],
+            "sent_at": iso(sent_at),
+            "manifest_sha256": parts[0].sha256,
+            "parts": [{name: getattr(p, name) for name in PART_MEMBERS} for p in parts],
+        }
+    )
+    return SealedHeader(
+        message_id, header, sign_body(header, agency, sent_at), parts[0].sha256, sent_at
+    )
+
+
+def assemble(
+    sink: IO[bytes],
+    sealed: SealedHeader,
+    *,
+    manifest: bytes,
+    signature: bytes,
+    files: Mapping[str, BinaryIO],
+) -> Written:
+    """Write the package ``sealed`` describes into ``sink``: the same bytes every time."""
+    _check_file_names(_filenames(manifest), set(files))
+    parts = _header_parts(sealed.header)
+    out = _HashingSink(sink)
+    moment = max(sealed.sent_at.astimezone(UTC), datetime(1980, 1, 1, tzinfo=UTC))
+    stamp = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr(_entry(HEADER, stamp), sealed.header)
+        archive.writestr(_entry(AGENCY_SIGNATURE, stamp), sealed.agency_signature)
+        archive.writestr(_entry(MANIFEST, stamp), manifest)
+        archive.writestr(_entry(SIGNATURE, stamp), signature)
+        for part in parts[2:]:
+            _stream(archive, _entry(part.name, stamp), files[part.name[len(FILES) :]], part)
+    return Written(
+        sealed.message_id, out.digest.hexdigest(), out.count, sealed.manifest_sha256, sealed.header
+    )
+
+
+def _filenames(manifest: bytes) -> list[str]:
+    return [str(a["filename"]) for a in json.loads(manifest)["attachments"]]
+
+
+def _header_parts(header: bytes) -> list[Part]:
+    return [read_part(p) for p in json.loads(header)["parts"]]
+
+
+def _manifest(manifest: bytes, agency_id: str) -> dict[str, Any]:
+    try:
+        content = read_canonical(manifest, MANIFEST_FORMAT)
+    except MessageMalformed as exc:
+        raise ValueError(f"the manifest is not a canonical {MANIFEST_FORMAT}") from exc
+    if content.get("agency_id") != agency_id:
+        raise ValueError(f"the manifest is not a document of {agency_id}")
+    return content
+
+
+def _check_file_names(names: list[str], given: set[str]) -> None:
+    for name in names:
+        if not safe_step(name):
+            raise ValueError(f"the file name {name!r} cannot travel in a package")
+    folded = [unicodedata.normalize("NFC", n.casefold()) for n in names]
+    if len(set(folded)) != len(folded):
+        raise ValueError("two files of the manifest have the same name (ignoring case)")
+    if set(names) != given:
+        raise ValueError(
+            f"files missing: {sorted(set(names) - given)}, not in the manifest: "
+            f"{sorted(given - set(names))}"
+        )
+
+
+def _part(name: str, role: str, media_type: str, data: bytes) -> Part:
+    return Part(name, role, media_type, len(data), hashlib.sha256(data).hexdigest())
+
+
+def _entry(name: str, stamp: tuple[int, int, int, int, int, int]) -> zipfile.ZipInfo:
+    # The same inputs give the same bytes: fixed time, system and permissions.
+    info = zipfile.ZipInfo(name, date_time=stamp)
+    info.compress_type = zipfile.ZIP_STORED
+    info.create_system = 3
+    info.external_attr = 0o100644 << 16
+    return info
+
+
+def _stream(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: BinaryIO, part: Part) -> None:
+    info.file_size = part.size  # decides ZIP64 up front for large files
+    digest, size = hashlib.sha256(), 0
+    with archive.open(info, "w") as member:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            member.write(chunk)
+    if (size, digest.hexdigest()) != (part.size, part.sha256):
+        raise ValueError(f"{part.name} is not the file the manifest names")
+
+
+class _HashingSink:
+    """A forward-only sink that hashes and counts what passes through it.
+
+    Not seekable on purpose: ``zipfile`` then never goes back to patch a header, so the
+    digest is that of the bytes as they end up.
+    """
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self.sink = sink
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.count += len(data)
+        self.sink.write(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.count
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+    def close(self) -> None:
+        """Leave the sink open: it is the caller's."""
