@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from .tables import Dispatch
+from .tables import Dispatch, DispatchAttempt
 
 _dispatches = Dispatch.__table__  # type: ignore[attr-defined]
+_attempts = DispatchAttempt.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,30 @@ class DispatchRow:
     attempts: int
     last_error: str
     updated_at: datetime
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SealedDispatch:
+    """What a dispatch sends on every attempt: its package.json and the agency's CMS."""
+
+    message_id: str
+    header: bytes
+    header_cms: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    """One delivery attempt, as logged."""
+
+    dispatch_id: str
+    attempt: int
+    started_at: datetime
+    finished_at: datetime
+    outcome: str
+    http_status: int | None
+    latency_ms: int
+    error: str
 
 
 DISPATCH_FIELDS = tuple(f.name for f in dataclasses.fields(DispatchRow))
@@ -37,9 +62,56 @@ class DispatchRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def create(self, rows: Sequence[DispatchRow]) -> None:
-        if rows:
-            self.conn.execute(insert(_dispatches), [dataclasses.asdict(r) for r in rows])
+    def create(
+        self, rows: Sequence[DispatchRow], sealed: Mapping[str, SealedDispatch] | None = None
+    ) -> None:
+        """Insert ``rows``; ``sealed`` gives a dispatch's package header, by dispatch id."""
+        values = []
+        for row in rows:
+            value = dataclasses.asdict(row)
+            seal = (sealed or {}).get(row.id)
+            if seal is not None:
+                value.update(
+                    message_id=seal.message_id, header=seal.header, header_cms=seal.header_cms
+                )
+            values.append(value)
+        if values:
+            self.conn.execute(insert(_dispatches), values)
+
+    def sealed(self, dispatch_id: str) -> SealedDispatch | None:
+        c = _dispatches.c
+        row = self.conn.execute(
+            select(c.message_id, c.header, c.header_cms).where(c.id == dispatch_id)
+        ).first()
+        if row is None or row[0] is None or row[1] is None or row[2] is None:
+            return None
+        return SealedDispatch(row[0], bytes(row[1]), bytes(row[2]))
+
+    def keep_receipt(self, dispatch_id: str, receipt: bytes, cms: bytes) -> None:
+        """The signed receipt the recipient answered (kept as evidence)."""
+        self.conn.execute(
+            update(_dispatches)
+            .where(_dispatches.c.id == dispatch_id)
+            .values(receipt=receipt, receipt_cms=cms)
+        )
+
+    def receipt(self, dispatch_id: str) -> tuple[bytes, bytes] | None:
+        c = _dispatches.c
+        row = self.conn.execute(select(c.receipt, c.receipt_cms).where(c.id == dispatch_id)).first()
+        if row is None or row[0] is None or row[1] is None:
+            return None
+        return bytes(row[0]), bytes(row[1])
+
+    def log_attempt(self, attempt: AttemptRow) -> None:
+        self.conn.execute(insert(_attempts), [dataclasses.asdict(attempt)])
+
+    def attempts_of(self, dispatch_id: str) -> list[AttemptRow]:
+        c = _attempts.c
+        columns = [c[f.name] for f in dataclasses.fields(AttemptRow)]
+        rows = self.conn.execute(
+            select(*columns).where(c.dispatch_id == dispatch_id).order_by(c.attempt)
+        )
+        return [AttemptRow(*r) for r in rows]
 
     def get(self, dispatch_id: str, *, for_update: bool = False) -> DispatchRow | None:
         query = select(*_COLUMNS).where(_dispatches.c.id == dispatch_id)

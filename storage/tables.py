@@ -182,6 +182,32 @@ class Dispatch(SQLModel, table=True):
     attempts: int = Field(default=0)
     last_error: str = Field(default="", max_length=1000)
     updated_at: datetime = Field(sa_column=_ts(nullable=False))
+    # The package's message id (stable for the dispatch's life: a retry after an unknown
+    # outcome is deduplicated by the receiver), its package.json and the agency's
+    # signature over it, sealed at send; the signed receipt once it arrived.
+    message_id: str | None = Field(default=None, unique=True, max_length=100)
+    header: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    header_cms: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    receipt: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    receipt_cms: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class DispatchAttempt(SQLModel, table=True):
+    """One attempt to deliver a dispatch: when, how it ended, what the peer answered."""
+
+    __tablename__ = "dispatch_attempts"
+    __table_args__ = (UniqueConstraint("dispatch_id", "attempt"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dispatch_id: str = Field(foreign_key="dispatches.id", max_length=36)
+    attempt: int
+    started_at: datetime = Field(sa_column=_ts(nullable=False))
+    finished_at: datetime = Field(sa_column=_ts(nullable=False))
+    # delivered | refused | transient | unknown (sent, answer lost) | bad_receipt
+    outcome: str = Field(max_length=20)
+    http_status: int | None = Field(default=None)
+    latency_ms: int = Field(default=0)
+    error: str = Field(default="", max_length=1000)
 
 
 class ReceivedDocument(SQLModel, table=True):

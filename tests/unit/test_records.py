@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from congvan.states.fields import DOCUMENT_FIELDS
-from congvan.storage.dispatches import DispatchRow
+from congvan.storage.dispatches import DispatchRow, SealedDispatch
 from congvan.storage.documents import AttachmentRow, DocumentRow, RecipientRow
 from congvan.storage.signatures import SignatureRow
 from congvan.storage.tables import Attachment, Dispatch, Document, Recipient, Signature
@@ -23,10 +23,17 @@ def columns(table: type) -> set[str]:
 
 @pytest.mark.parametrize(
     ("record", "table"),
-    [(DocumentRow, Document), (DispatchRow, Dispatch), (SignatureRow, Signature)],
+    [(DocumentRow, Document), (SignatureRow, Signature)],
 )
 def test_a_whole_row_record_has_every_column_and_no_other(record: type, table: type) -> None:
     assert columns(table) == set(names(record))
+
+
+def test_a_dispatch_row_has_every_column_but_the_sealed_bytes_read_on_their_own() -> None:
+    # The package header and the receipt are read when a delivery needs them, not with
+    # every dispatch a document lists.
+    apart = {f.name for f in dataclasses.fields(SealedDispatch)} | {"receipt", "receipt_cms"}
+    assert columns(Dispatch) == set(names(DispatchRow)) | apart
 
 
 @pytest.mark.parametrize(
