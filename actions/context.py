@@ -42,6 +42,9 @@ class TransitionContext:
     # What each effect's preparer computed before the transaction opened, by effect name
     # (absent when there was none, or when the transition runs inside another's).
     prepared: Mapping[str, Any] = field(default_factory=dict)
+    # An effect may split a job its edge names into one job per item (one delivery per
+    # dispatch): the job's name → the payload of each.
+    fan_out: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 class Events(Protocol):

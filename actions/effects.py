@@ -52,6 +52,7 @@ def create_dispatches(ctx: TransitionContext) -> None:
     ]
     ctx.uow.dispatches.create(rows)
     ctx.audit["dispatches"] = {r.organ_id: r.id for r in rows}
+    ctx.fan_out["deliver_dispatches"] = [{"dispatch_id": r.id} for r in rows]
 
 
 def reset_failed_dispatches(ctx: TransitionContext) -> None:
@@ -62,8 +63,10 @@ def reset_failed_dispatches(ctx: TransitionContext) -> None:
             # The dispatch machine still decides: resend is an edge it declares.
             step = resolve(d.DISPATCH, row.state, "resend", _no_guards)
             ctx.uow.dispatches.set_state(row.id, state=step.dest, at=ctx.now, attempts=0)
-            again.append(row.organ_id)
-    ctx.audit["resent_to"] = again
+            again.append(row)
+    ctx.audit["resent_to"] = [row.organ_id for row in again]
+    # Each sent again with its own message id: the receiver knows what it already has.
+    ctx.fan_out["deliver_dispatches"] = [{"dispatch_id": row.id} for row in again]
 
 
 def register_received(ctx: TransitionContext) -> None:

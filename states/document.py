@@ -41,7 +41,9 @@ DOCUMENT = MachineSpec(
             SIGNED,
             SENT,
             conditions=("signature_valid", "not_duplicate"),
-            effects=("create_dispatches",),
+            # One dispatch per recipient, each with its package header sealed by the
+            # issuing agency, and one delivery job per dispatch.
+            effects=("create_dispatches", "seal_packages"),
             actions=("deliver_dispatches",),
         ),
         # Derived from the dispatches; the engine fires these itself.

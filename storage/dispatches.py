@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,21 +62,19 @@ class DispatchRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def create(
-        self, rows: Sequence[DispatchRow], sealed: Mapping[str, SealedDispatch] | None = None
-    ) -> None:
-        """Insert ``rows``; ``sealed`` gives a dispatch's package header, by dispatch id."""
-        values = []
-        for row in rows:
-            value = dataclasses.asdict(row)
-            seal = (sealed or {}).get(row.id)
-            if seal is not None:
-                value.update(
-                    message_id=seal.message_id, header=seal.header, header_cms=seal.header_cms
-                )
-            values.append(value)
-        if values:
-            self.conn.execute(insert(_dispatches), values)
+    def create(self, rows: Sequence[DispatchRow]) -> None:
+        if rows:
+            self.conn.execute(insert(_dispatches), [dataclasses.asdict(r) for r in rows])
+
+    def seal(self, dispatch_id: str, sealed: SealedDispatch) -> None:
+        """Keep the package header every attempt of this dispatch sends."""
+        self.conn.execute(
+            update(_dispatches)
+            .where(_dispatches.c.id == dispatch_id)
+            .values(
+                message_id=sealed.message_id, header=sealed.header, header_cms=sealed.header_cms
+            )
+        )
 
     def sealed(self, dispatch_id: str) -> SealedDispatch | None:
         c = _dispatches.c

@@ -81,7 +81,7 @@ FAKE_GUARDS: dict[str, Guard] = {
     name: holds
     for name in ("checks_cleared", "signer_has_authority", "signature_valid", "not_duplicate")
 }
-FAKE_EFFECTS: dict[str, Effect] = {"attach_signature": does_nothing}
+FAKE_EFFECTS: dict[str, Effect] = {"attach_signature": does_nothing, "seal_packages": does_nothing}
 
 
 def job_done(_ctx: JobContext) -> None:

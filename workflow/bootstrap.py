@@ -23,6 +23,7 @@ from congvan.actions.exchange.archive import Limits
 from congvan.actions.guards import GUARDS
 from congvan.actions.jobs import QUEUES, AnyJob, JobRunner
 from congvan.actions.review import Review
+from congvan.actions.sending import Sending
 from congvan.actions.signing.revocation_lists import RevocationLists
 from congvan.actions.signing.signing import Signing
 from congvan.actions.signing.truststore import TrustStore
@@ -193,6 +194,7 @@ def bootstrap(
         job_deadline=timedelta(seconds=settings.job_deadline_seconds),
         timestamping=timestamping,
     )
+    sending = Sending(anchoring.keys)
     revocation_lists = RevocationLists(
         settings.ca_passphrase,  # our CRL is signed with the CA key
         days=settings.crl_days,
@@ -259,6 +261,8 @@ def bootstrap(
             "waive_check": review.waive_check,
             # Signing the PDF is a transition's heaviest work: done before its transaction.
             "attach_signature": PreparedEffect(signing.attach_signature, signing.sign_on_server),
+            # So is sealing a package header per recipient with the agency's key.
+            "seal_packages": PreparedEffect(sending.seal_packages, sending.prepare_seals),
             **(effects or {}),
         },
         jobs=list(job_actions),

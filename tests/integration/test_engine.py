@@ -410,8 +410,13 @@ def test_send_creates_one_pending_dispatch_per_recipient(
     assert "sent" == document_row(sending, doc).state
     assert {"000.00.01.H57": "pending", "000.00.02.H57": "pending"} == dispatch_states(sending, doc)
     assert history(sending, doc)[-1]["payload"]["dispatches"] == dispatches
+    # And one delivery job per dispatch
     with sending.uow(readonly=True) as uow:
-        assert ["deliver_dispatches"] == [j.action for j in uow.outbox.for_document(doc)]
+        jobs = uow.outbox.for_document(doc)
+    assert {("deliver_dispatches", d) for d in dispatches.values()} == {
+        (j.action, j.payload["dispatch_id"]) for j in jobs
+    }
+    assert len(jobs) == 2
 
 
 def test_the_document_follows_its_dispatches_to_delivered_and_acknowledged(

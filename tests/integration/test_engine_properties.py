@@ -171,7 +171,7 @@ class EngineWalk(RuleBasedStateMachine):
             self._url,
             clock=self.clock,
             guards={name: self._fake_guard(name) for name in FAKE_GUARDS},
-            effects={"attach_signature": does_nothing},
+            effects={"attach_signature": does_nothing, "seal_packages": does_nothing},
             jobs={"run_review_checks": job_done, "deliver_dispatches": job_done},
             dispatch_max_attempts=MAX_ATTEMPTS,
         )

@@ -137,16 +137,18 @@ class Stepper:
         pending.entries.append(entry)
         pending.audit_head = entry.hash
         queue = "urgent" if pending.head.urgency > 0 else "default"
+        base = {**ctx.job_payload, "event": event, "version": pending.version}
         for action in step.edge.actions:
-            pending.jobs.append(
-                new_job(
-                    action,
-                    now,
-                    document_id=pending.head.id,
-                    queue=queue,
-                    payload={**ctx.job_payload, "event": event, "version": pending.version},
+            for item in ctx.fan_out.get(action, [{}]):
+                pending.jobs.append(
+                    new_job(
+                        action,
+                        now,
+                        document_id=pending.head.id,
+                        queue=queue,
+                        payload={**base, **item},
+                    )
                 )
-            )
         return step
 
     def require_capabilities(self, event: str, edges: Sequence[Transition]) -> None:

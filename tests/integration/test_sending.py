@@ -1,0 +1,146 @@
+"""Sending seals one package header per recipient with the agency's key, once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+
+import pytest
+
+from congvan.actions.exchange.envelope import verify_body
+from congvan.actions.signing import keystore
+from congvan.actions.signing.stored import manifest_of
+from congvan.states.errors import UnknownPeer
+from congvan.storage.dispatches import SealedDispatch
+from congvan.storage.ids import new_id
+from congvan.storage.signatures import SignatureRow
+from congvan.workflow import peers
+from congvan.workflow.bootstrap import Runtime
+from tests.factories import (
+    AGENCY_ID,
+    FAKE_EFFECTS,
+    FAKE_GUARDS,
+    actor,
+    add_agency,
+    document_row,
+    job_done,
+)
+
+PASS = "sending test passphrase"
+RECIPIENTS = ("000.00.01.H57", "000.00.02.H57")
+
+
+@pytest.fixture
+def sealing(make_runtime: Callable[..., Runtime]) -> Runtime:
+    """Checks and signing faked; sealing real: a CA, the agency's key, peers to send to."""
+    effects = {k: v for k, v in FAKE_EFFECTS.items() if k != "seal_packages"}
+    runtime = make_runtime(
+        guards=FAKE_GUARDS,
+        effects=effects,
+        jobs={"run_review_checks": job_done, "deliver_dispatches": job_done},
+        key_passphrase=PASS,
+    )
+    add_agency(runtime)
+    now = runtime.clock()
+    with runtime.uow() as uow:
+        keystore.init_ca(uow, "Send CA", "UBND tỉnh", passphrase=PASS, now=now, store=runtime.trust)
+        keystore.issue_agency(uow, AGENCY_ID, passphrase=PASS, crl_url="http://x/crl", now=now)
+        uow.commit()
+    return runtime
+
+
+def _add_peers(runtime: Runtime, *organ_ids: str) -> None:
+    with runtime.uow() as uow:
+        for organ_id in organ_ids:
+            peers.add_peer(
+                uow,
+                organ_id,
+                name=f"Sở {organ_id}",
+                abbreviation="SO",
+                inbox_url="https://congvan.example.vn/v1/inbox",
+                certificates=None,
+                now=runtime.clock(),
+            )
+        uow.commit()
+
+
+def _signed(runtime: Runtime, make_document: Callable[..., str]) -> str:
+    """A document signed (faked), with the signature row sending reads."""
+    doc = make_document(runtime)
+    runtime.engine.fire(doc, "approve", actor("reviewer"))
+    runtime.engine.fire(doc, "sign", actor("signer"))
+    with runtime.uow() as uow:
+        manifest = manifest_of(uow, doc)
+        uow.signatures.add_signature(
+            SignatureRow(
+                id=new_id(),
+                document_id=doc,
+                revision=1,
+                manifest=manifest,
+                manifest_sha256=hashlib.sha256(manifest).hexdigest(),
+                cms=b"the signer's CMS",
+                mode="upload",
+                signer="Nguyễn Văn Phương",
+                certificate_fingerprint="0" * 64,
+                signing_time=runtime.clock(),
+                signed_pdf_sha256="",
+                created_at=runtime.clock(),
+            )
+        )
+        uow.commit()
+    return doc
+
+
+def test_each_dispatch_keeps_a_header_sealed_by_the_agency(
+    sealing: Runtime, make_document: Callable[..., str]
+) -> None:
+    # Given a signed document for two recipients we know the inboxes of
+    _add_peers(sealing, *RECIPIENTS)
+    doc = _signed(sealing, make_document)
+
+    # When it is sent
+    result = sealing.engine.fire(doc, "send", actor("clerk"))
+
+    # Then each dispatch has its own message id and a package.json naming it and its
+    # recipient, signed by the agency's organisational certificate
+    assert result.to_state == "sent" and len(result.jobs) == 2
+    with sealing.uow(readonly=True) as uow:
+        trust = keystore.trust_material(uow, sealing.trust)
+        dispatches = uow.dispatches.for_document(doc)
+        sealed = {d.organ_id: uow.dispatches.sealed(d.id) for d in dispatches}
+        manifest_sha256 = uow.signatures.latest_signature(doc).manifest_sha256
+    assert set(sealed) == set(RECIPIENTS)
+    ids = set()
+    for organ_id, seal in sealed.items():
+        assert isinstance(seal, SealedDispatch)
+        header = json.loads(seal.header)
+        assert (header["recipient"], header["sender"], header["message_id"]) == (
+            organ_id,
+            AGENCY_ID,
+            seal.message_id,
+        )
+        assert header["manifest_sha256"] == manifest_sha256
+        verdict = verify_body(
+            seal.header, seal.header_cms, trust, agency_id=AGENCY_ID, at=sealing.clock()
+        )
+        assert verdict.signer.organizational_unit == AGENCY_ID
+        ids.add(seal.message_id)
+    assert len(ids) == 2
+    assert [d.message_id for d in dispatches] == [sealed[d.organ_id].message_id for d in dispatches]
+
+
+def test_a_recipient_without_a_known_inbox_stops_the_send(
+    sealing: Runtime, make_document: Callable[..., str]
+) -> None:
+    # Given a signed document for two recipients, one of them unknown to the directory
+    _add_peers(sealing, RECIPIENTS[0])
+    doc = _signed(sealing, make_document)
+
+    # When it is sent, then it is refused naming the unknown one, and nothing changed
+    with pytest.raises(UnknownPeer) as refused:
+        sealing.engine.fire(doc, "send", actor("clerk"))
+    assert refused.value.details["organ_ids"] == [RECIPIENTS[1]]
+    assert document_row(sealing, doc).state == "signed"
+    with sealing.uow(readonly=True) as uow:
+        assert uow.dispatches.for_document(doc) == []
