@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from .deps import InboxDep
 from .documents import REPLAYED
-from .outputs import errors, sends
+from .outputs import STORED, errors, sends
 
 router = APIRouter(prefix="/v1/inbox", tags=["exchange"])
 
@@ -47,7 +47,7 @@ class ReceiptOut(BaseModel):
     response_model=ReceiptOut,
     openapi_extra=_PACKAGE_BODY,
     responses={
-        **errors(400, 401, 403, 413, 422),
+        **errors(400, 401, 403, *STORED),
         **sends(200, REPLAYED),
         200: {"model": ReceiptOut, "description": "Delivered before: the first receipt"},
     },
