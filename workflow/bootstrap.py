@@ -18,6 +18,7 @@ from congvan.actions.anchoring import Anchoring
 from congvan.actions.calendar import WorkingCalendar
 from congvan.actions.checks import CHECKS, Check
 from congvan.actions.context import Effect, Guard, JobAction, PreparedEffect
+from congvan.actions.delivery import Delivery
 from congvan.actions.effects import EFFECTS
 from congvan.actions.exchange.archive import Limits
 from congvan.actions.guards import GUARDS
@@ -36,6 +37,7 @@ from congvan.storage.timers import AUDIT_ANCHOR, CRL_CHECK, JOB_DEADLINE
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .actors import anchor as anchor_actor
+from .actors import deliver as deliver_actor
 from .actors import install as install_actors
 from .actors import review as review_actor
 from .actors import specs_for
@@ -52,10 +54,13 @@ log = logging.getLogger("congvan")
 JOBS: dict[str, JobAction] = {}
 # Capabilities the machines name that this installation knowingly lacks: events needing
 # them answer 501 action_unavailable. Anything else unwired stops the engine at startup.
-# Delivery between agencies, and status messages back to a sender.
-NOT_YET_BUILT = frozenset({"deliver_dispatches", "send_status"})
+# Status messages back to a sender.
+NOT_YET_BUILT = frozenset({"send_status"})
 # The job kinds with an actor spec of their own (time limit, retries, concurrency).
-KNOWN_ACTORS = {s.job: s for s in (review_actor.SPEC, anchor_actor.SPEC, timestamp_actor.SPEC)}
+KNOWN_ACTORS = {
+    s.job: s
+    for s in (review_actor.SPEC, anchor_actor.SPEC, timestamp_actor.SPEC, deliver_actor.SPEC)
+}
 
 
 def make_broker(url: str) -> dramatiq.Broker:
@@ -206,6 +211,7 @@ def bootstrap(
         "run_review_checks": review.job,
         ANCHOR_JOB: anchoring.run_job,
         TIMESTAMP_JOB: timestamping,
+        "deliver_dispatches": Delivery(trust),
         **JOBS,
         **(jobs or {}),
     }

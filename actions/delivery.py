@@ -1,0 +1,254 @@
+"""Delivery: one job per dispatch posts its package to the recipient's inbox.
+
+Claim (a short transaction): the dispatch starts an attempt (pending → sending, counted on
+its row) and the job reads what it sends — the sealed header, the manifest, the signer's
+signature, the files — and the peer's inbox and timeout. Act (no transaction): the
+package is assembled (the same bytes on every attempt) and posted with httpx. Record (a
+short transaction): the attempt is logged with its outcome, HTTP status and latency, and
+the dispatch moves:
+
+- ``delivered``: the answer is a receipt signed by the recipient agency naming our
+  message id, package and manifest → ``deliver`` (the receipt is kept);
+- ``refused``: a 4xx with the receiver's reason (a package it will never take) →
+  ``refuse`` (rejected, status 02);
+- ``transient`` (not sent: connection refused; or 408, 429, 5xx), ``unknown`` (the request
+  left and no answer came: it may have arrived) and ``bad_receipt`` (an answer that is not
+  a valid receipt): ``retry`` while attempts remain — the job waits on a database timer
+  (backoff) and runs again with the same message id, which the receiver deduplicates —
+  else ``fail``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from congvan.states.errors import CongvanError, GuardFailed
+from congvan.storage.dispatches import AttemptRow
+
+from .context import SYSTEM, JobContext
+from .exchange.receipts import verify_receipt
+from .exchange.writing import SealedHeader, assemble
+from .jobs import RetryLater, StagedJob
+from .signing import keystore
+from .signing.truststore import TrustStore
+
+log = logging.getLogger("congvan.delivery")
+
+DELIVERED, REFUSED, TRANSIENT, UNKNOWN, BAD_RECEIPT = (
+    "delivered",
+    "refused",
+    "transient",
+    "unknown",
+    "bad_receipt",
+)
+# Answers that say "not now" rather than "never".
+_RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+Transport = Callable[[], httpx.BaseTransport | None]
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """What one attempt sends, read when the job was claimed."""
+
+    dispatch_id: str
+    attempt: int
+    recipient: str
+    sender: str
+    url: str
+    timeout: float
+    sealed: SealedHeader
+    manifest: bytes
+    signature: bytes
+    files: dict[str, bytes]
+    trust: keystore.TrustMaterial
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended."""
+
+    outcome: str
+    http_status: int | None
+    latency_ms: int
+    error: str = ""
+    package_sha256: str = ""
+    receipt: bytes = b""
+    receipt_cms: bytes = b""
+
+
+class Delivery(StagedJob[Parcel]):
+    """The ``deliver_dispatches`` job: one attempt to deliver one dispatch."""
+
+    def __init__(self, trust: TrustStore, transport: Transport = lambda: None) -> None:
+        self.trust = trust
+        self.transport = transport  # tests hand in their own; None: the network
+
+    def prepare(self, ctx: JobContext) -> Parcel | None:
+        uow = ctx.uow
+        dispatch_id = str(ctx.job.payload["dispatch_id"])
+        dispatch = uow.dispatches.get(dispatch_id)
+        if dispatch is None or dispatch.state not in ("pending", "sending"):
+            return None  # delivered, refused or given up meanwhile: nothing to do
+        sealed = uow.dispatches.sealed(dispatch_id)
+        peer = uow.peers.get(dispatch.organ_id)
+        head = uow.documents.head(dispatch.document_id)
+        signature = uow.signatures.latest_signature(dispatch.document_id)
+        if sealed is None or peer is None or head is None or signature is None:
+            raise CongvanError(f"Dispatch {dispatch_id} has nothing sealed to deliver.")
+        if dispatch.state == "pending":
+            assert ctx.events is not None
+            ctx.events.fire_on_within(uow, "dispatch", dispatch_id, "start", actor=SYSTEM)
+        attempt = (uow.dispatches.get(dispatch_id) or dispatch).attempts
+        manifest = bytes(signature.manifest)
+        files = {}
+        for entry in json.loads(manifest)["attachments"]:
+            data = uow.documents.blob(entry["sha256"])
+            if data is None:
+                raise CongvanError(f"The file {entry['filename']} is no longer stored.")
+            files[entry["filename"]] = bytes(data)
+        header = json.loads(sealed.header)
+        return Parcel(
+            dispatch_id=dispatch_id,
+            attempt=attempt,
+            recipient=dispatch.organ_id,
+            sender=head.agency_id,
+            url=peer.inbox_url,
+            timeout=float(peer.timeout_seconds),
+            sealed=SealedHeader(
+                sealed.message_id,
+                sealed.header,
+                sealed.header_cms,
+                header["manifest_sha256"],
+                datetime.fromisoformat(header["sent_at"]),
+            ),
+            manifest=manifest,
+            signature=bytes(signature.cms),
+            files=files,
+            trust=keystore.trust_material(uow, self.trust),
+            started_at=ctx.now,
+        )
+
+    def act(self, work: Parcel) -> Outcome:
+        sink = io.BytesIO()
+        written = assemble(
+            sink,
+            work.sealed,
+            manifest=work.manifest,
+            signature=work.signature,
+            files={name: io.BytesIO(data) for name, data in work.files.items()},
+        )
+        started = time.perf_counter()
+
+        def spent() -> int:
+            return int((time.perf_counter() - started) * 1000)
+
+        try:
+            with httpx.Client(transport=self.transport(), timeout=work.timeout) as client:
+                response = client.post(
+                    work.url,
+                    content=sink.getvalue(),
+                    headers={"Content-Type": "application/zip"},
+                )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            return Outcome(TRANSIENT, None, spent(), f"not sent: {type(exc).__name__}: {exc}")
+        except httpx.TransportError as exc:  # the request left; its answer did not come
+            return Outcome(UNKNOWN, None, spent(), f"no answer: {type(exc).__name__}: {exc}")
+        latency, status = spent(), response.status_code
+        if status >= 500 or status in _RETRYABLE_STATUSES:
+            return Outcome(TRANSIENT, status, latency, _reason(response))
+        if status >= 400:
+            return Outcome(REFUSED, status, latency, _reason(response))
+        try:
+            answer = response.json()
+            body = base64.b64decode(answer["receipt"], validate=True)
+            cms = base64.b64decode(answer["receipt_cms"], validate=True)
+            verify_receipt(
+                body,
+                cms,
+                work.trust,
+                expected_message_id=work.sealed.message_id,
+                expected_package_sha256=written.sha256,
+                expected_manifest_sha256=written.manifest_sha256,
+                expected_receiver=work.recipient,
+                now=work.started_at,  # the clock the job was claimed by
+            )
+        except CongvanError as exc:
+            return Outcome(BAD_RECEIPT, status, latency, f"{exc.code}: {exc.message}")
+        except (ValueError, KeyError, TypeError) as exc:
+            return Outcome(BAD_RECEIPT, status, latency, f"not a receipt: {exc}")
+        return Outcome(DELIVERED, status, latency, "", written.sha256, body, cms)
+
+    def record(self, ctx: JobContext, work: Parcel, outcome: Any) -> None:
+        assert isinstance(outcome, Outcome) and ctx.events is not None
+        uow, events = ctx.uow, ctx.events
+        uow.dispatches.log_attempt(
+            AttemptRow(
+                dispatch_id=work.dispatch_id,
+                attempt=work.attempt,
+                started_at=work.started_at,
+                finished_at=ctx.now,
+                outcome=outcome.outcome,
+                http_status=outcome.http_status,
+                latency_ms=outcome.latency_ms,
+                error=outcome.error[:1000],
+            )
+        )
+        log.info(
+            "delivery attempt",
+            extra={
+                "action": "dispatch.attempt",
+                "dispatch_id": work.dispatch_id,
+                "outcome": outcome.outcome,
+                "http_status": outcome.http_status,
+                "latency_ms": outcome.latency_ms,
+            },
+        )
+        fire = events.fire_on_within
+        if outcome.outcome == DELIVERED:
+            uow.dispatches.keep_receipt(work.dispatch_id, outcome.receipt, outcome.receipt_cms)
+            fire(uow, "dispatch", work.dispatch_id, "deliver", actor=SYSTEM)
+            return
+        if outcome.outcome == REFUSED:
+            data = {"error": outcome.error}
+            fire(uow, "dispatch", work.dispatch_id, "refuse", actor=SYSTEM, data=data)
+            return
+        try:
+            data = {"error": outcome.error}
+            fire(uow, "dispatch", work.dispatch_id, "retry", actor=SYSTEM, data=data)
+        except GuardFailed:  # no attempts left
+            fire(uow, "dispatch", work.dispatch_id, "fail", actor=SYSTEM, data=data)
+            return
+        raise RetryLater(f"{outcome.outcome}: {outcome.error}")
+
+    def failed(self, ctx: JobContext, error: str, *, final: bool) -> None:
+        """The job itself gave up (its own attempts spent): the dispatch fails for good."""
+        if not final or ctx.events is None:
+            return
+        dispatch = ctx.uow.dispatches.get(str(ctx.job.payload["dispatch_id"]))
+        if dispatch is not None and dispatch.state == "sending":
+            ctx.events.fire_on_within(
+                ctx.uow, "dispatch", dispatch.id, "fail", actor=SYSTEM, data={"error": error}
+            )
+
+
+def _reason(response: httpx.Response) -> str:
+    """The receiver's code and reason, or the start of what it answered."""
+    try:
+        body = response.json()
+        details = body.get("details") or {}
+        reason = details.get("reason", "")
+        return f"{response.status_code} {body.get('code', '')} {reason}: {body.get('message', '')}"
+    except (ValueError, AttributeError):
+        return f"{response.status_code}: {response.text[:200]}"
