@@ -32,9 +32,6 @@ class Sending:
     def prepare_seals(self, ctx: TransitionContext) -> Seals:
         """Each recipient's sealed header, as of the document now (read-only)."""
         uow, doc = ctx.uow, ctx.document
-        signature = uow.signatures.latest_signature(doc.id)
-        if signature is None:
-            raise InvalidInput("The document has no signature to send.", document_id=doc.id)
         recipients = [r.organ_id for r in uow.documents.recipients(doc.id)]
         unknown = [r for r in recipients if uow.peers.get(r) is None]
         if unknown:
@@ -43,6 +40,9 @@ class Sending:
                 "add` or import the directory.",
                 organ_ids=unknown,
             )
+        signature = uow.signatures.latest_signature(doc.id)
+        if signature is None:
+            raise InvalidInput("The document has no signature to send.", document_id=doc.id)
         agency = self.keys.require(uow, doc.agency_id, ctx.now)
         return {
             organ_id: seal_header(

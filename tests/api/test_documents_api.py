@@ -422,42 +422,28 @@ def _records_a_signature(ctx: TransitionContext) -> None:
     )
 
 
-# Each case: the event, who fires it, the fakes that bring a draft to the state the
-# event leaves (fired in order with their roles), and what the installation lacks.
-UNAVAILABLE = {
-    "send": (
-        "clerk",
-        {
-            "guards": {"checks_cleared": _holds, "signer_has_authority": _holds},
-            "effects": {"attach_signature": _records_a_signature},
-        },
-        [("approve", "reviewer"), ("sign", "signer")],
-        ["deliver_dispatches"],
-    ),
-}
-
-
-@pytest.mark.parametrize("event", UNAVAILABLE)
-def test_an_event_whose_capability_is_missing_is_action_unavailable(
-    make_api: MakeApi, event: str
+def test_sending_to_a_recipient_without_a_known_inbox_is_refused_and_changes_nothing(
+    make_api: MakeApi,
 ) -> None:
-    # Given a document brought (with fakes for the steps before) to where `event` leaves
-    role, fakes, steps, missing = UNAVAILABLE[event]
-    api = make_api(**fakes)
+    # Given a signed document (fakes for the checks, the signature and its validity)
+    holds = {k: _holds for k in ("checks_cleared", "signer_has_authority", "signature_valid")}
+    api = make_api(guards=holds, effects={"attach_signature": _records_a_signature})
     doc_id = api.draft()["id"]
-    for step, by in steps:
+    for step, by in [("approve", "reviewer"), ("sign", "signer")]:
         done = api.fire(doc_id, step, role=by)
         assert done.status_code == 200, done.text
     version = api.version(doc_id)
-    state = api.get(f"/v1/documents/{doc_id}").json()["state"]
-    assert event in api.get(f"/v1/documents/{doc_id}").json()["allowed_events"]
-    # When its role fires it
-    response = api.fire(doc_id, event, role=role, if_match=f'"{version}"')
-    # Then it is refused as not provided, naming what is missing, and nothing changed
-    details = assert_error(response, 501, "action_unavailable")
-    assert details == {"event": event, "missing": missing}
+    assert "send" in api.get(f"/v1/documents/{doc_id}").json()["allowed_events"]
+
+    # When the clerk sends it, none of its recipients being in the directory of peers
+    response = api.fire(doc_id, "send", role="clerk", if_match=f'"{version}"')
+
+    # Then it is refused naming them, and nothing changed
+    details = assert_error(response, 422, "unknown_peer")
+    recipients = [r["organ_id"] for r in api.get(f"/v1/documents/{doc_id}").json()["recipients"]]
+    assert details == {"organ_ids": recipients}
     after = api.get(f"/v1/documents/{doc_id}").json()
-    assert (after["state"], after["version"]) == (state, version)
+    assert (after["state"], after["version"]) == ("signed", version)
     assert len(api.get(f"/v1/documents/{doc_id}/history").json()["items"]) == version
 
 

@@ -215,11 +215,11 @@ def test_a_pdf_signed_by_the_token_is_uploaded_with_the_cms_and_served(
 
     # And send's guard still holds the signature (and the PDF) valid
     assert signature_valid(api, doc_id) == (True, "")
-    # But send answers first that delivery is missing, not that a guard failed
+    # And send passes its guards and stops only at the recipients' unknown inboxes
     send = api.fire(doc_id, "send")
     assert send.json()["code"] != "guard_failed", send.text
-    details = assert_error(send, 501, "action_unavailable")
-    assert details == {"event": "send", "missing": ["deliver_dispatches"]}
+    details = assert_error(send, 422, "unknown_peer")
+    assert details["organ_ids"]
     assert state_and_version(api, doc_id) == ("signed", version + 1)
 
 

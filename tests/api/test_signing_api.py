@@ -306,9 +306,9 @@ def test_the_named_signer_signs_on_the_server_and_the_signature_verifies(
     assert (True, True, True) == (pdf_verdict.intact, pdf_verdict.valid, pdf_verdict.trusted)
     assert SIGNER_NAME == pdf_verdict.signer.common_name
 
-    # And sending is the step this installation cannot take yet
-    details = assert_error(api.fire(doc_id, "send"), 501, "action_unavailable")
-    assert details == {"event": "send", "missing": ["deliver_dispatches"]}
+    # And sending waits for the recipients' inboxes to be known
+    details = assert_error(api.fire(doc_id, "send"), 422, "unknown_peer")
+    assert details["organ_ids"]
     assert state_and_version(api, doc_id) == ("signed", version + 1)
 
     # And no key and no passphrase showed in any answer or log line
@@ -666,9 +666,8 @@ def test_a_signed_letter_changed_behind_the_engine_no_longer_verifies(
     # And send's guard would refuse it
     with pytest.raises(ManifestMismatch):
         signature_valid(api, doc_id)
-    # But send answers first that delivery is missing: capabilities come before guards
-    details = assert_error(api.fire(doc_id, "send"), 501, "action_unavailable")
-    assert details == {"event": "send", "missing": ["deliver_dispatches"]}
+    # And send's own check of the signature refuses it, saying why
+    assert_error(api.fire(doc_id, "send"), 422, "manifest_mismatch")
     assert api.get(f"/v1/documents/{doc_id}").json()["state"] == "signed"
 
 

@@ -31,7 +31,7 @@ def test_demo_drives_the_sample_letter_and_exits_zero(tmp_path: Path) -> None:
     assert "signer_matches ✓" in done.stdout
     assert "422 certificate_expired" in done.stdout
     assert "422 certificate_revoked" in done.stdout
-    assert "501 action_unavailable: needs deliver_dispatches" in done.stdout
+    assert "422 unknown_peer" in done.stdout
     assert "every step behaved as expected" in done.stdout
 
 

@@ -98,9 +98,9 @@ def clean_letter(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:
         "bytes, GET …/signed-pdf)"
     )
 
-    demo.step("Sending needs delivery, which is not installed yet — never a silent no-op")
-    missing = demo.fire("văn thư", doc_id, "send", expect=501)
-    print(f"   501 {missing['code']}: needs {', '.join(missing['details']['missing'])}")
+    demo.step("Sending needs every recipient's inbox in the directory of peers")
+    missing = demo.fire("văn thư", doc_id, "send", expect=422)
+    print(f"   422 {missing['code']}: {', '.join(missing['details']['organ_ids'])}")
     return str(doc_id)
 
 
