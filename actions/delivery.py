@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from congvan.states.dispatch import STATUS_EVENTS
 from congvan.states.errors import CongvanError, GuardFailed
 from congvan.storage.dispatches import AttemptRow
 
@@ -219,6 +220,13 @@ class Delivery(StagedJob[Parcel]):
         if outcome.outcome == DELIVERED:
             uow.dispatches.keep_receipt(work.dispatch_id, outcome.receipt, outcome.receipt_cms)
             fire(uow, "dispatch", work.dispatch_id, "deliver", actor=SYSTEM)
+            # A status message that came ahead of the receipt (its answer was lost).
+            for status in uow.dispatches.statuses_of(work.dispatch_id):
+                event = STATUS_EVENTS.get(status.code)
+                if event is not None:
+                    data = {"error": f"{status.code}: {status.reason}"} if status.reason else {}
+                    fire(uow, "dispatch", work.dispatch_id, event, actor=SYSTEM, data=data)
+                    break
             return
         if outcome.outcome == REFUSED:
             data = {"error": outcome.error}

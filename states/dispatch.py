@@ -45,3 +45,7 @@ DOCUMENT_DRIVEN = frozenset(t.trigger for t in DISPATCH.transitions if t.derived
 # Dispatch states that count as "failed for good" for the document.
 GIVEN_UP = frozenset({FAILED, REJECTED})
 ARRIVED = frozenset({DELIVERED, ACKNOWLEDGED})
+
+# What a recipient's status message (QCVN 102) does to its dispatch: 03 registered,
+# 02 refused. 04–06 (assigned, processing, completed) are kept and move nothing.
+STATUS_EVENTS = {"03": "acknowledge", "02": "refuse"}

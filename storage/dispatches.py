@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from .tables import Dispatch, DispatchAttempt
+from .tables import Dispatch, DispatchAttempt, DispatchStatus
 
 _dispatches = Dispatch.__table__  # type: ignore[attr-defined]
 _attempts = DispatchAttempt.__table__  # type: ignore[attr-defined]
+_statuses = DispatchStatus.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,19 @@ DISPATCH_FIELDS = tuple(f.name for f in dataclasses.fields(DispatchRow))
 _COLUMNS = tuple(_dispatches.c[name] for name in DISPATCH_FIELDS)
 
 
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    """A signed status message about a dispatch, as kept."""
+
+    dispatch_id: str
+    code: str
+    reason: str
+    at: datetime
+    body: bytes
+    cms: bytes
+    received_at: datetime
+
+
 class DispatchRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -99,6 +113,31 @@ class DispatchRepository:
         if row is None or row[0] is None or row[1] is None:
             return None
         return bytes(row[0]), bytes(row[1])
+
+    def by_message_id(self, message_id: str) -> DispatchRow | None:
+        row = self.conn.execute(
+            select(*_COLUMNS).where(_dispatches.c.message_id == message_id)
+        ).first()
+        return DispatchRow(*row) if row else None
+
+    def keep_status(self, status: StatusRow) -> bool:
+        """Keep a status message; False when this code was kept for the dispatch already."""
+        c = _statuses.c
+        seen = self.conn.execute(
+            select(c.id).where(c.dispatch_id == status.dispatch_id, c.code == status.code)
+        ).first()
+        if seen is not None:
+            return False
+        self.conn.execute(insert(_statuses), [dataclasses.asdict(status)])
+        return True
+
+    def statuses_of(self, dispatch_id: str) -> list[StatusRow]:
+        c = _statuses.c
+        columns = [c[f.name] for f in dataclasses.fields(StatusRow)]
+        rows = self.conn.execute(
+            select(*columns).where(c.dispatch_id == dispatch_id).order_by(c.code)
+        )
+        return [StatusRow(*r) for r in rows]
 
     def log_attempt(self, attempt: AttemptRow) -> None:
         self.conn.execute(insert(_attempts), [dataclasses.asdict(attempt)])

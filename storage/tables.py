@@ -210,6 +210,22 @@ class DispatchAttempt(SQLModel, table=True):
     error: str = Field(default="", max_length=1000)
 
 
+class DispatchStatus(SQLModel, table=True):
+    """A signed status message a recipient sent about a dispatch (QCVN 102 codes 02–06)."""
+
+    __tablename__ = "dispatch_statuses"
+    __table_args__ = (UniqueConstraint("dispatch_id", "code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    dispatch_id: str = Field(foreign_key="dispatches.id", max_length=36)
+    code: str = Field(max_length=2)
+    reason: str = Field(default="", max_length=2000)
+    at: datetime = Field(sa_column=_ts(nullable=False))  # as the recipient signed it
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    cms: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
 class ReceivedDocument(SQLModel, table=True):
     """A document another agency sent to one of ours, with its own state and audit chain.
 

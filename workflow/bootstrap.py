@@ -28,6 +28,7 @@ from congvan.actions.sending import Sending
 from congvan.actions.signing.revocation_lists import RevocationLists
 from congvan.actions.signing.signing import Signing
 from congvan.actions.signing.truststore import TrustStore
+from congvan.actions.statuses import StatusSending
 from congvan.actions.timestamping import JOB as TIMESTAMP_JOB
 from congvan.actions.timestamping import Timestamping
 from congvan.storage.clock import Clock, utcnow
@@ -47,6 +48,7 @@ from .inbox import Inbox
 from .relay import Relay
 from .scheduler import Scheduler
 from .settings import Settings
+from .statuses import Statuses
 
 log = logging.getLogger("congvan")
 
@@ -54,12 +56,18 @@ log = logging.getLogger("congvan")
 JOBS: dict[str, JobAction] = {}
 # Capabilities the machines name that this installation knowingly lacks: events needing
 # them answer 501 action_unavailable. Anything else unwired stops the engine at startup.
-# Status messages back to a sender.
-NOT_YET_BUILT = frozenset({"send_status"})
+# Every capability the machines name is built.
+NOT_YET_BUILT: frozenset[str] = frozenset()
 # The job kinds with an actor spec of their own (time limit, retries, concurrency).
 KNOWN_ACTORS = {
     s.job: s
-    for s in (review_actor.SPEC, anchor_actor.SPEC, timestamp_actor.SPEC, deliver_actor.SPEC)
+    for s in (
+        review_actor.SPEC,
+        anchor_actor.SPEC,
+        timestamp_actor.SPEC,
+        deliver_actor.SPEC,
+        deliver_actor.STATUS_SPEC,
+    )
 }
 
 
@@ -96,6 +104,7 @@ class Runtime:
     revocation_lists: RevocationLists
     timestamping: Timestamping
     inbox: Inbox
+    statuses: Statuses
     worker: dramatiq.Worker | None = None
     _started: list[str] = field(default_factory=list)
 
@@ -212,6 +221,7 @@ def bootstrap(
         ANCHOR_JOB: anchoring.run_job,
         TIMESTAMP_JOB: timestamping,
         "deliver_dispatches": Delivery(trust),
+        "send_status": StatusSending(anchoring.keys),
         **JOBS,
         **(jobs or {}),
     }
@@ -305,6 +315,7 @@ def bootstrap(
         revocation_lists=revocation_lists,
         timestamping=timestamping,
         inbox=inbox,
+        statuses=Statuses(engine, anchoring.keys, trust),
     )
 
 

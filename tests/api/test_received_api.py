@@ -90,12 +90,6 @@ def test_a_refusal_without_a_reason_is_refused_and_with_one_is_kept(
     )
 
 
-def test_without_status_messages_wired_handling_answers_501(api: Api) -> None:
-    doc = _received(api)
-    assert_error(_fire(api, doc, "register"), 501, "action_unavailable")
-    assert api.get(f"/v1/received/{doc}").json()["state"] == "received"
-
-
 def test_a_filter_by_an_unknown_state_names_the_states(api: Api) -> None:
     response = api.get("/v1/received", params={"state": "sent"})
     body = assert_error(response, 422, "invalid_input")

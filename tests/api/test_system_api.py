@@ -31,6 +31,7 @@ def test_the_openapi_document_lists_every_v1_route(api: Api) -> None:
         "/v1/health": ["get"],
         "/v1/metrics": ["get"],
         "/v1/inbox": ["post"],
+        "/v1/status": ["post"],
         "/v1/received": ["get"],
         "/v1/received/{received_id}": ["get"],
         "/v1/received/{received_id}/events/{event}": ["post"],

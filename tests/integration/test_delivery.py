@@ -17,9 +17,11 @@ import httpx
 import pytest
 from cryptography import x509
 
+from congvan.actions.exchange.status import make_status
 from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.stored import manifest_of
+from congvan.states.errors import MessageMismatch
 from congvan.storage.ids import new_id
 from congvan.storage.peers import Peer
 from congvan.storage.signatures import SignatureRow
@@ -284,3 +286,90 @@ def test_a_package_the_receiver_refuses_rejects_the_dispatch_at_once(
     )
     assert "peer_unknown" in dispatch.last_error
     assert pair.received() == []
+
+
+def _status_jobs(runtime: Runtime, received_id: str) -> list[str]:
+    with runtime.uow(readonly=True) as uow:
+        return [
+            j.id
+            for j in uow.outbox.for_document(received_id)
+            if j.action == "send_status" and j.status not in ("done", "failed")
+        ]
+
+
+@pytest.mark.parametrize(
+    ("event", "data", "dispatch_state", "document_state"),
+    [
+        ("register", {}, "acknowledged", "acknowledged"),
+        ("refuse", {"reason": "Gửi nhầm cơ quan"}, "rejected", "failed"),
+    ],
+    ids=["registered", "refused"],
+)
+def test_what_the_receivers_clerk_does_comes_back_as_a_signed_status(
+    pair: Pair,
+    served: str,
+    make_document: Callable[..., str],
+    event: str,
+    data: dict[str, str],
+    dispatch_state: str,
+    document_state: str,
+) -> None:
+    # Given A's letter delivered to B
+    pair.point_b_at(served)
+    doc = pair.signed(make_document)
+    pair.sender.engine.fire(doc, "send", actor("clerk"))
+    [job] = pair.jobs(doc)
+    assert pair.sender.runner.run(job) == "done"
+    [received] = pair.received()
+
+    with serve_in_thread(create_app(pair.sender)) as sender_base:
+        with pair.receiver.uow() as uow:
+            now = pair.receiver.clock()
+            uow.peers.put(Peer(A, f"{sender_base}/v1/inbox", "http", 5, 4, now, now))
+            uow.commit()
+
+        # When B's clerk registers (or refuses) it and B's status job runs
+        pair.receiver.engine.fire_on("received", received.id, event, actor("clerk", B), data=data)
+        [status_job] = _status_jobs(pair.receiver, received.id)
+        assert pair.receiver.runner.run(status_job) == "done"
+
+    # Then A's dispatch and document follow, and A keeps B's signed message
+    dispatch, _attempts = pair.dispatch(doc)
+    assert dispatch.state == dispatch_state
+    assert document_row(pair.sender, doc).state == document_state
+    with pair.sender.uow(readonly=True) as uow:
+        [kept] = uow.dispatches.statuses_of(dispatch.id)
+    assert (kept.code, kept.reason) == (
+        {"register": "03", "refuse": "02"}[event],
+        data.get("reason", ""),
+    )
+
+
+def test_a_status_message_from_another_agency_than_the_recipient_is_refused(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B
+    pair.point_b_at(served)
+    doc = pair.signed(make_document)
+    pair.sender.engine.fire(doc, "send", actor("clerk"))
+    [job] = pair.jobs(doc)
+    assert pair.sender.runner.run(job) == "done"
+    dispatch, _ = pair.dispatch(doc)
+
+    # When A itself (whose key the sender holds) claims B registered it
+    with pair.sender.uow(readonly=True) as uow:
+        a_key = pair.sender.inbox.keys.require(uow, A, pair.sender.clock())
+    forged = make_status(
+        message_id=dispatch.message_id,
+        document_id=doc,
+        to=A,
+        code="03",
+        description="registered",
+        at=pair.sender.clock(),
+        agency=a_key,
+    )
+
+    # Then it is refused and the dispatch stays delivered
+    with pytest.raises(MessageMismatch):
+        pair.sender.statuses.accept(forged.body, forged.cms)
+    assert pair.dispatch(doc)[0].state == "delivered"

@@ -1,4 +1,4 @@
-"""The delivery actor: one attempt to post one dispatch's package (actions/delivery.py).
+"""The delivery actors: a dispatch's package (actions/delivery.py), a status message back.
 
 Outside I/O (HTTP to a peer, within the peer's timeout): a time limit well above it. The
 dispatch machine counts the attempts that reached a peer and decides when to give up; the
@@ -22,4 +22,15 @@ SPEC = ActorSpec(
         backoff=Backoff(first=timedelta(seconds=10), cap=timedelta(minutes=30)),
     ),
     concurrency=8,
+)
+
+# Status messages back to a sender (actions/statuses.py): the same kind of work, lighter.
+STATUS_SPEC = ActorSpec(
+    "send_status",
+    JobPolicy(
+        time_limit=timedelta(minutes=11),
+        max_attempts=64,
+        backoff=Backoff(first=timedelta(seconds=10), cap=timedelta(minutes=30)),
+    ),
+    concurrency=4,
 )

@@ -75,6 +75,7 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
     app.include_router(signatures.router)
     app.include_router(received.router)
     app.include_router(inbox.router)
+    app.include_router(inbox.status_router)
     _publish_schemas(app, DocumentIn)
     return app
 

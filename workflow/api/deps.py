@@ -22,6 +22,7 @@ from ..bootstrap import Runtime
 from ..engine import Engine
 from ..inbox import Inbox
 from ..settings import Settings
+from ..statuses import Statuses
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -52,6 +53,10 @@ def get_inbox(runtime: RuntimeDep) -> Inbox:
     return runtime.inbox
 
 
+def get_statuses(runtime: RuntimeDep) -> Statuses:
+    return runtime.statuses
+
+
 def get_checks(runtime: RuntimeDep) -> Sequence[Check]:
     return runtime.review.checks
 
@@ -72,6 +77,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 TrustDep = Annotated[TrustStore, Depends(get_trust)]
 ChecksDep = Annotated[Sequence[Check], Depends(get_checks)]
 InboxDep = Annotated[Inbox, Depends(get_inbox)]
+StatusesDep = Annotated[Statuses, Depends(get_statuses)]
 # Not cached per request: the caller's token is looked up in a unit of work of its own.
 ReadUowDep = Annotated[UnitOfWork, Depends(reading_uow, use_cache=False)]
 WriteUowDep = Annotated[UnitOfWork, Depends(writing_uow, use_cache=False)]

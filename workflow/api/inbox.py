@@ -15,9 +15,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from .deps import InboxDep
+from congvan.states.errors import MessageMalformed
+
+from .deps import InboxDep, StatusesDep
 from .documents import REPLAYED
 from .outputs import STORED, errors, sends
+from .vocabulary import DispatchState
 
 router = APIRouter(prefix="/v1/inbox", tags=["exchange"])
 
@@ -65,3 +68,37 @@ async def deliver(request: Request, inbox: InboxDep, response: Response) -> dict
         "receipt": base64.b64encode(answer.receipt).decode(),
         "receipt_cms": base64.b64encode(answer.receipt_cms).decode(),
     }
+
+
+class StatusIn(BaseModel):
+    """A status message (congvan-status/1) and its signature, exact bytes, base64."""
+
+    model_config = {"extra": "forbid"}
+
+    status: str = Field(max_length=64 * 1024, description="The message's JSON, base64")
+    status_cms: str = Field(max_length=64 * 1024, description="The detached CMS, base64")
+
+
+class StatusTaken(BaseModel):
+    dispatch_id: str
+    state: DispatchState = Field(description="The dispatch's state after the message")
+    new: bool = Field(description="False when this code was received before")
+
+
+status_router = APIRouter(prefix="/v1/status", tags=["exchange"])
+
+
+@status_router.post(
+    "",
+    summary="A recipient reports what it did with a package (QCVN 102 codes 02–06)",
+    response_model=StatusTaken,
+    responses=errors(400, 401, 403, *STORED),
+)
+def take_status(message: StatusIn, statuses: StatusesDep) -> dict[str, Any]:
+    try:
+        body = base64.b64decode(message.status, validate=True)
+        cms = base64.b64decode(message.status_cms, validate=True)
+    except ValueError as exc:
+        raise MessageMalformed("The status message is not base64.", reason="base64") from exc
+    taken = statuses.accept(body, cms)
+    return {"dispatch_id": taken.dispatch_id, "state": taken.state, "new": taken.new}

@@ -1,0 +1,128 @@
+"""Status messages back to the sender: what our clerks did with a document it sent us.
+
+Every move of a received document (registered 03, refused 02 with its reason, assigned
+04, processing 05, completed 06) queues a ``send_status`` job. Claim: read what to say and
+where (the sender's inbox in the directory of peers; its ``/v1/status`` beside it). Act (no
+transaction): sign the message with our agency's organisational key and post it. A
+transient failure (not sent, 408, 429, 5xx) raises, so the job waits on its backoff timer
+and posts again; the sender keeps one message per code, so a repeat changes nothing. A
+refusal (other 4xx) is logged and not retried: the sender will never take it.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from congvan.states.errors import CongvanError
+from congvan.states.received import RECEIVED_DOCUMENT, STATUS_CODE
+from congvan.storage.received import Received
+
+from .context import JobContext
+from .exchange.status import make_status
+from .jobs import StagedJob
+from .signing.agencykeys import AgencyKey, AgencyKeys
+
+log = logging.getLogger("congvan.statuses")
+
+Transport = Callable[[], httpx.BaseTransport | None]
+_INBOX = "/v1/inbox"
+
+
+class StatusNotSent(Exception):
+    """The sender could not be reached or answered "not now": the job tries again."""
+
+
+def status_url(inbox_url: str) -> str:
+    """Where a peer takes status messages: ``/v1/status`` beside its ``/v1/inbox``."""
+    base = inbox_url.split("?", 1)[0].rstrip("/")
+    if not base.endswith(_INBOX):
+        raise CongvanError(f"The inbox {inbox_url} does not end in {_INBOX}.")
+    return base[: -len(_INBOX)] + "/v1/status"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One status message to sign and post."""
+
+    received: Received
+    code: str
+    description: str
+    reason: str | None
+    url: str
+    timeout: float
+    agency: AgencyKey
+    at: datetime
+
+
+class StatusSending(StagedJob[Notice]):
+    """The ``send_status`` job."""
+
+    def __init__(self, keys: AgencyKeys, transport: Transport = lambda: None) -> None:
+        self.keys = keys
+        self.transport = transport
+
+    def prepare(self, ctx: JobContext) -> Notice | None:
+        uow = ctx.uow
+        received = uow.received.get(str(ctx.job.document_id))
+        if received is None:
+            return None
+        event = str(ctx.job.payload["event"])
+        dest = RECEIVED_DOCUMENT.transition(event)[0].dest
+        peer = uow.peers.get(received.sender_id)
+        if peer is None:
+            raise CongvanError(f"No inbox is known for the sender {received.sender_id}.")
+        return Notice(
+            received=received,
+            code=STATUS_CODE[dest],
+            description=RECEIVED_DOCUMENT.descriptions[dest],
+            reason=received.reason or None if STATUS_CODE[dest] == "02" else None,
+            url=status_url(peer.inbox_url),
+            timeout=float(peer.timeout_seconds),
+            agency=self.keys.require(uow, received.agency_id, ctx.now),
+            at=ctx.now,
+        )
+
+    def act(self, work: Notice) -> int:
+        received = work.received
+        sealed = make_status(
+            message_id=received.message_id,
+            document_id=received.sender_document_id,
+            to=received.sender_id,
+            code=work.code,
+            description=work.description,
+            at=work.at,
+            agency=work.agency,
+            reason=work.reason,
+        )
+        body = {
+            "status": base64.b64encode(sealed.body).decode(),
+            "status_cms": base64.b64encode(sealed.cms).decode(),
+        }
+        try:
+            with httpx.Client(transport=self.transport(), timeout=work.timeout) as client:
+                response = client.post(work.url, json=body)
+        except httpx.TransportError as exc:
+            raise StatusNotSent(f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 500 or response.status_code in (408, 425, 429):
+            raise StatusNotSent(f"{response.status_code}: {response.text[:200]}")
+        return response.status_code
+
+    def record(self, ctx: JobContext, work: Notice, outcome: Any) -> None:
+        level = logging.INFO if int(outcome) < 400 else logging.WARNING
+        log.log(
+            level,
+            "status message sent" if level == logging.INFO else "status message refused",
+            extra={
+                "action": "received.status",
+                "document_id": work.received.id,
+                "code": work.code,
+                "http_status": outcome,
+            },
+        )

@@ -1,0 +1,122 @@
+"""Status messages from recipients: verify, keep once, move the dispatch they are about.
+
+A recipient's system posts a signed status message (``congvan-status/1``) when its clerks
+register (03) or refuse (02) a document we sent, or report its handling (04–06). It is
+verified like a package (the agency signature of the agency it is ``from``, chained to a
+pinned root; addressed to an agency of this installation), matched to our dispatch by its
+message id (the dispatch must be to the agency it is from), kept once per code, and moves
+the dispatch: 03 → acknowledged, 02 → rejected with the reason. A repeat is answered the
+same and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from congvan.actions.context import SYSTEM
+from congvan.actions.exchange.status import verify_status
+from congvan.actions.signing import keystore
+from congvan.actions.signing.agencykeys import AgencyKeys
+from congvan.actions.signing.truststore import TrustStore
+from congvan.states.dispatch import STATUS_EVENTS
+from congvan.states.errors import (
+    MessageMalformed,
+    MessageMismatch,
+    Misaddressed,
+    TransitionNotAllowed,
+)
+from congvan.storage.dispatches import StatusRow
+
+from .engine import Engine
+
+log = logging.getLogger("congvan.statuses")
+
+
+@dataclass(frozen=True)
+class Taken:
+    """What a status message did: the dispatch's state after it, and whether it was new."""
+
+    dispatch_id: str
+    state: str
+    new: bool
+
+
+class Statuses:
+    """Accepts status messages about this installation's dispatches."""
+
+    def __init__(self, engine: Engine, keys: AgencyKeys, trust: TrustStore) -> None:
+        self.engine = engine
+        self.keys = keys
+        self.trust = trust
+
+    def accept(self, body: bytes, cms: bytes) -> Taken:
+        engine = self.engine
+        now = engine.clock()
+        try:
+            to = str(json.loads(body)["to"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MessageMalformed(
+                "The status message is not JSON naming whom it is to.", reason="not_json"
+            ) from exc
+        with engine.open_uow(readonly=True) as uow:
+            ours = self.keys.find(uow, to, now) is not None
+            trust = keystore.trust_material(uow, self.trust)
+        if not ours:
+            raise Misaddressed(
+                f"No agency {to} sends documents from here.", reason="recipient", recipient=to
+            )
+        status = verify_status(body, cms, trust, expected_recipient=to, now=now)
+        with engine.open_uow() as uow:
+            dispatch = uow.dispatches.by_message_id(status.message_id)
+            head = None if dispatch is None else uow.documents.head(dispatch.document_id)
+            if dispatch is None or head is None or head.agency_id != to:
+                raise MessageMismatch(
+                    "No package of ours has this message id.",
+                    reason="message_id",
+                    found=status.message_id,
+                )
+            if dispatch.organ_id != status.from_agency:
+                raise MessageMismatch(
+                    f"The package went to {dispatch.organ_id}, not {status.from_agency}.",
+                    reason="sender",
+                    found=status.from_agency,
+                )
+            new = uow.dispatches.keep_status(
+                StatusRow(
+                    dispatch_id=dispatch.id,
+                    code=status.code,
+                    reason=status.reason or "",
+                    at=status.at,
+                    body=body,
+                    cms=cms,
+                    received_at=now,
+                )
+            )
+            jobs: list[str] = []
+            event = STATUS_EVENTS.get(status.code)
+            if new and event is not None:
+                data = {"error": f"{status.code}: {status.reason}"} if status.reason else {}
+                try:
+                    result = engine.fire_on_within(
+                        uow, "dispatch", dispatch.id, event, actor=SYSTEM, data=data
+                    )
+                    jobs = result.jobs
+                except TransitionNotAllowed:
+                    # Ahead of our receipt (its answer was lost, a retry is due): kept, and
+                    # applied when the delivery records the receipt.
+                    pass
+            state = (uow.dispatches.get(dispatch.id) or dispatch).state
+            uow.commit()
+        engine.after_commit(jobs)
+        log.info(
+            "status message",
+            extra={
+                "action": "dispatch.status",
+                "dispatch_id": dispatch.id,
+                "code": status.code,
+                "new": new,
+            },
+        )
+        return Taken(dispatch.id, state, new)
