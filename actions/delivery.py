@@ -21,13 +21,14 @@ the dispatch moves:
 from __future__ import annotations
 
 import base64
+import email.utils
 import io
 import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -87,6 +88,7 @@ class Outcome:
     package_sha256: str = ""
     receipt: bytes = b""
     receipt_cms: bytes = b""
+    retry_after: timedelta | None = None  # what the peer asked (429, 503 Retry-After)
 
 
 class Delivery(StagedJob[Parcel]):
@@ -168,7 +170,8 @@ class Delivery(StagedJob[Parcel]):
             return Outcome(UNKNOWN, None, spent(), f"no answer: {type(exc).__name__}: {exc}")
         latency, status = spent(), response.status_code
         if status >= 500 or status in _RETRYABLE_STATUSES:
-            return Outcome(TRANSIENT, status, latency, _reason(response))
+            wait = _retry_after(response.headers.get("Retry-After"))
+            return Outcome(TRANSIENT, status, latency, _reason(response), retry_after=wait)
         if status >= 400:
             return Outcome(REFUSED, status, latency, _reason(response))
         try:
@@ -238,7 +241,7 @@ class Delivery(StagedJob[Parcel]):
         except GuardFailed:  # no attempts left
             fire(uow, "dispatch", work.dispatch_id, "fail", actor=SYSTEM, data=data)
             return
-        raise RetryLater(f"{outcome.outcome}: {outcome.error}")
+        raise RetryLater(f"{outcome.outcome}: {outcome.error}", not_before=outcome.retry_after)
 
     def failed(self, ctx: JobContext, error: str, *, final: bool) -> None:
         """The job itself gave up (its own attempts spent): the dispatch fails for good."""
@@ -249,6 +252,27 @@ class Delivery(StagedJob[Parcel]):
             ctx.events.fire_on_within(
                 ctx.uow, "dispatch", dispatch.id, "fail", actor=SYSTEM, data={"error": error}
             )
+
+
+# The longest wait a peer may impose through Retry-After.
+_MAX_RETRY_AFTER = timedelta(hours=6)
+
+
+def _retry_after(value: str | None) -> timedelta | None:
+    """A Retry-After header (seconds or an HTTP date), capped; None when absent or bad."""
+    if not value:
+        return None
+    try:
+        wait = timedelta(seconds=int(value))
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        wait = when - datetime.now(when.tzinfo)
+    return min(max(wait, timedelta(0)), _MAX_RETRY_AFTER)
 
 
 def _reason(response: httpx.Response) -> str:

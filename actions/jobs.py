@@ -93,7 +93,15 @@ def enqueue(uow: UnitOfWork, jobs: Sequence[dict[str, Any]], due_at: datetime) -
 
 
 class RetryLater(Exception):
-    """The job wrote what it could and must run again after a backoff."""
+    """The job wrote what it could and must run again after a backoff.
+
+    ``not_before``: the least wait the other side asked for (an HTTP Retry-After); the
+    job waits the longer of it and its backoff.
+    """
+
+    def __init__(self, message: str, *, not_before: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.not_before = not_before
 
 
 Work = TypeVar("Work")
@@ -233,7 +241,7 @@ class JobRunner:
                     action(ctx)
             except RetryLater as exc:
                 # Keep what the action wrote, count the attempt, wait, run again.
-                self._count_failure(uow, job, str(exc), now)
+                self._count_failure(uow, job, str(exc), now, at_least=exc.not_before)
                 uow.commit()
                 return "failed"
             return self._finish(uow, job_id, now)
@@ -280,7 +288,14 @@ class JobRunner:
         uow.timers.add([deadline_timer(job.id, job.document_id, now + self.deadline)])
 
     def _count_failure(
-        self, uow: UnitOfWork, job: Job, error: str, now: datetime, action: AnyJob | None = None
+        self,
+        uow: UnitOfWork,
+        job: Job,
+        error: str,
+        now: datetime,
+        action: AnyJob | None = None,
+        *,
+        at_least: timedelta | None = None,
     ) -> bool:
         """Count a failed attempt: wait on a backoff timer, or give up for good (True).
 
@@ -295,7 +310,7 @@ class JobRunner:
             uow.outbox.mark([job.id], FAILED, now)
         else:
             uow.outbox.wait(job.id)
-            wait = policy.backoff.after(attempts)
+            wait = max(policy.backoff.after(attempts), at_least or timedelta(0))
             uow.timers.add([deadline_timer(job.id, job.document_id, now + wait, backoff=True)])
         if isinstance(action, StagedJob):
             ctx = self._context(job, uow, now)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -373,3 +374,29 @@ def test_a_status_message_from_another_agency_than_the_recipient_is_refused(
     with pytest.raises(MessageMismatch):
         pair.sender.statuses.accept(forged.body, forged.cms)
     assert pair.dispatch(doc)[0].state == "delivered"
+
+
+def test_a_receiver_asking_to_wait_is_retried_no_sooner_than_it_asked(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given a receiver that answers 503 with Retry-After: 600
+    pair.point_b_at("https://congvan.example.vn/v1/inbox")
+    doc = pair.signed(make_document)
+    pair.sender.engine.fire(doc, "send", actor("clerk"))
+    [job] = pair.jobs(doc)
+    busy = httpx.Response(503, headers={"Retry-After": "600"}, json={"code": "busy"})
+    delivery = pair.sender.runner.actions["deliver_dispatches"]
+    delivery.transport = lambda: httpx.MockTransport(lambda _request: busy)  # type: ignore[union-attr]
+
+    # When the attempt is made
+    assert pair.sender.runner.run(job) == "failed"
+
+    # Then the job waits 10 minutes (its own backoff would have been 10 seconds)
+    with pair.sender.uow(readonly=True) as uow:
+        [timer] = [t for t in uow.timers.of_kind("job_deadline") if t.ref_id == job]
+    assert timer.due_at - pair.sender.clock() == timedelta(seconds=600)
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, [(a.outcome, a.http_status) for a in attempts]) == (
+        "pending",
+        [("transient", 503)],
+    )
