@@ -25,6 +25,7 @@ import email.utils
 import io
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class Parcel:
     sender: str
     url: str
     timeout: float
+    concurrency: int
     sealed: SealedHeader
     manifest: bytes
     signature: bytes
@@ -97,6 +99,17 @@ class Delivery(StagedJob[Parcel]):
     def __init__(self, trust: TrustStore, transport: Transport = lambda: None) -> None:
         self.trust = trust
         self.transport = transport  # tests hand in their own; None: the network
+        # At most a peer's max_concurrency posts to it at once from this process.
+        self._gates: dict[str, tuple[int, threading.BoundedSemaphore]] = {}
+        self._gates_lock = threading.Lock()
+
+    def _gate(self, work: Parcel) -> threading.BoundedSemaphore:
+        with self._gates_lock:
+            found = self._gates.get(work.recipient)
+            if found is None or found[0] != work.concurrency:  # new, or its limit changed
+                found = (work.concurrency, threading.BoundedSemaphore(work.concurrency))
+                self._gates[work.recipient] = found
+            return found[1]
 
     def prepare(self, ctx: JobContext) -> Parcel | None:
         uow = ctx.uow
@@ -129,6 +142,7 @@ class Delivery(StagedJob[Parcel]):
             sender=head.agency_id,
             url=peer.inbox_url,
             timeout=float(peer.timeout_seconds),
+            concurrency=peer.max_concurrency,
             sealed=SealedHeader(
                 sealed.message_id,
                 sealed.header,
@@ -158,7 +172,10 @@ class Delivery(StagedJob[Parcel]):
             return int((time.perf_counter() - started) * 1000)
 
         try:
-            with httpx.Client(transport=self.transport(), timeout=work.timeout) as client:
+            with (
+                self._gate(work),
+                httpx.Client(transport=self.transport(), timeout=work.timeout) as client,
+            ):
                 response = client.post(
                     work.url,
                     content=sink.getvalue(),

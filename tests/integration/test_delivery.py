@@ -9,7 +9,10 @@ by the test, so every step can be checked.
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -400,3 +403,40 @@ def test_a_receiver_asking_to_wait_is_retried_no_sooner_than_it_asked(
         "pending",
         [("transient", 503)],
     )
+
+
+def test_no_more_posts_to_a_peer_at_once_than_its_concurrency(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given two letters to B, whose directory entry allows one delivery at a time
+    with pair.sender.uow() as uow:
+        now = pair.sender.clock()
+        uow.peers.put(Peer(B, "https://congvan.example.vn/v1/inbox", "http", 5, 1, now, now))
+        uow.commit()
+    docs = [pair.signed(make_document) for _ in range(2)]
+    jobs = []
+    for doc in docs:
+        pair.sender.engine.fire(doc, "send", actor("clerk"))
+        jobs += pair.jobs(doc)
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_busy(_request: httpx.Request) -> httpx.Response:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.2)
+        with lock:
+            in_flight[0] -= 1
+        return httpx.Response(503, json={"code": "busy"})
+
+    delivery = pair.sender.runner.actions["deliver_dispatches"]
+    delivery.transport = lambda: httpx.MockTransport(slow_busy)  # type: ignore[union-attr]
+
+    # When both jobs run at once
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(pair.sender.runner.run, jobs))
+
+    # Then both tried, one after the other
+    assert outcomes == ["failed", "failed"]
+    assert most[0] == 1
