@@ -97,6 +97,13 @@ class Pair:
             uow.commit()
         return doc
 
+    def sent(self, make_document: Callable[..., str]) -> tuple[str, str]:
+        """A's signed letter to B, sent: the document and its one delivery job."""
+        doc = self.signed(make_document)
+        self.sender.engine.fire(doc, "send", actor("clerk"))
+        [job] = self.jobs(doc)
+        return doc, job
+
     def jobs(self, doc: str) -> list[str]:
         with self.sender.uow(readonly=True) as uow:
             return [
@@ -197,9 +204,7 @@ def test_a_receiver_down_is_retried_with_the_same_message_id_then_delivered(
 ) -> None:
     # Given B's inbox unreachable
     pair.point_b_at(DOWN)
-    doc = pair.signed(make_document)
-    pair.sender.engine.fire(doc, "send", actor("clerk"))
-    [job] = pair.jobs(doc)
+    doc, job = pair.sent(make_document)
 
     # When the first attempt fails, then B comes back and the job runs again
     assert pair.sender.runner.run(job) == "failed"
@@ -232,9 +237,7 @@ def test_an_answer_lost_after_the_receiver_stored_it_is_one_document(
 ) -> None:
     # Given a delivery whose first answer is lost after B stored the package
     pair.point_b_at(served)
-    doc = pair.signed(make_document)
-    pair.sender.engine.fire(doc, "send", actor("clerk"))
-    [job] = pair.jobs(doc)
+    doc, job = pair.sent(make_document)
     delivery = pair.sender.runner.actions["deliver_dispatches"]
     delivery.transport = LosesTheAnswer  # type: ignore[union-attr]
     assert pair.sender.runner.run(job) == "failed"
@@ -258,9 +261,7 @@ def test_past_the_last_attempt_the_dispatch_fails_and_the_document_with_it(
     pair: Pair, make_document: Callable[..., str]
 ) -> None:
     pair.point_b_at(DOWN)
-    doc = pair.signed(make_document)
-    pair.sender.engine.fire(doc, "send", actor("clerk"))
-    [job] = pair.jobs(doc)
+    doc, job = pair.sent(make_document)
     outcomes = [pair.sender.runner.run(job) for _ in range(3)]
     assert outcomes == ["failed", "failed", "done"]
     dispatch, attempts = pair.dispatch(doc)
@@ -277,9 +278,7 @@ def test_a_package_the_receiver_refuses_rejects_the_dispatch_at_once(
         uow.peers.remove(A)
         uow.commit()
     pair.point_b_at(served)
-    doc = pair.signed(make_document)
-    pair.sender.engine.fire(doc, "send", actor("clerk"))
-    [job] = pair.jobs(doc)
+    doc, job = pair.sent(make_document)
 
     assert pair.sender.runner.run(job) == "done"
 
@@ -320,9 +319,7 @@ def test_what_the_receivers_clerk_does_comes_back_as_a_signed_status(
 ) -> None:
     # Given A's letter delivered to B
     pair.point_b_at(served)
-    doc = pair.signed(make_document)
-    pair.sender.engine.fire(doc, "send", actor("clerk"))
-    [job] = pair.jobs(doc)
+    doc, job = pair.sent(make_document)
     assert pair.sender.runner.run(job) == "done"
     [received] = pair.received()
 
@@ -354,9 +351,7 @@ def test_a_status_message_from_another_agency_than_the_recipient_is_refused(
 ) -> None:
     # Given A's letter delivered to B
     pair.point_b_at(served)
-    doc = pair.signed(make_document)
-    pair.sender.engine.fire(doc, "send", actor("clerk"))
-    [job] = pair.jobs(doc)
+    doc, job = pair.sent(make_document)
     assert pair.sender.runner.run(job) == "done"
     dispatch, _ = pair.dispatch(doc)
 
@@ -384,9 +379,7 @@ def test_a_receiver_asking_to_wait_is_retried_no_sooner_than_it_asked(
 ) -> None:
     # Given a receiver that answers 503 with Retry-After: 600
     pair.point_b_at("https://congvan.example.vn/v1/inbox")
-    doc = pair.signed(make_document)
-    pair.sender.engine.fire(doc, "send", actor("clerk"))
-    [job] = pair.jobs(doc)
+    doc, job = pair.sent(make_document)
     busy = httpx.Response(503, headers={"Retry-After": "600"}, json={"code": "busy"})
     delivery = pair.sender.runner.actions["deliver_dispatches"]
     delivery.transport = lambda: httpx.MockTransport(lambda _request: busy)  # type: ignore[union-attr]
