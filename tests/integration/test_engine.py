@@ -25,7 +25,7 @@ from congvan.states.errors import (
 )
 from congvan.storage.documents import RecipientRow
 from congvan.workflow.bootstrap import Runtime
-from congvan.workflow.engine import STEPS, FireResult, Idempotency
+from congvan.workflow.engine import STEPS, Engine, FireResult, Idempotency
 from tests.factories import (
     OTHER_AGENCY_ID,
     SAMPLE_FIELDS,
@@ -151,8 +151,7 @@ def test_an_unknown_event_is_not_allowed(runtime: Runtime, make_document: Callab
 def test_an_event_needing_a_missing_capability_is_unavailable(
     make_runtime: Callable[..., Runtime], make_document: Callable[..., str]
 ):
-    # Given an installation with no delivery yet (the default today), and a signed
-    # document (fakes stand in for the review checks and the signature)
+    # Given a signed document (fakes stand in for the review checks and the signature)
     runtime = make_runtime(
         guards={"checks_cleared": holds, "signer_has_authority": holds},
         effects={"attach_signature": does_nothing},
@@ -161,10 +160,21 @@ def test_an_event_needing_a_missing_capability_is_unavailable(
     runtime.engine.fire(doc, "approve", REVIEWER)
     runtime.engine.fire(doc, "sign", SIGNER)
     before = dump_tables(runtime)
+    # and an installation that declares delivery unavailable
+    base = runtime.engine
+    without_delivery = Engine(
+        base.open_uow,
+        guards=base.guards,
+        effects=base.effects,
+        jobs=sorted(base.jobs - {"deliver_dispatches"}),
+        clock=runtime.clock,
+        job_deadline_seconds=300,
+        unavailable=["deliver_dispatches"],
+    )
 
     # When a clerk sends it
     with pytest.raises(ActionUnavailable) as unavailable:
-        runtime.engine.fire(doc, "send", CLERK)
+        without_delivery.fire(doc, "send", CLERK)
 
     # Then it is refused, naming what is missing, and nothing changed
     assert 501 == unavailable.value.http_status
