@@ -161,7 +161,7 @@ async def create_document(
 REPLAYED = "Idempotent-Replayed"
 
 
-def _check_cursor(cursor: str) -> None:
+def check_cursor(cursor: str) -> None:
     """A cursor is exactly what ``next_cursor`` gave: an encoded document id."""
     try:
         last_id = decode_cursor(cursor)
@@ -192,7 +192,7 @@ def list_documents(
     if doc_type is not None and not doc_type.isprintable():
         raise InvalidInput("doc_type is not valid.", field="doc_type")
     if cursor is not None:
-        _check_cursor(cursor)
+        check_cursor(cursor)
     unknown = [s for s in state or [] if s not in DOCUMENT.states]
     if unknown:
         raise InvalidInput(

@@ -17,7 +17,7 @@ from congvan.storage.received import Received
 from .auth import PrincipalDep, require
 from .bodies import JsonRoute
 from .deps import EngineDep, ReadUowDep, SettingsDep
-from .documents import IdempotencyKey, _check_cursor, fire_answering, parse_if_match
+from .documents import IdempotencyKey, check_cursor, fire_answering, parse_if_match
 from .outputs import AUTHENTICATED, Page, errors, sends
 from .paging import check_limit
 from .views import check_document_id
@@ -121,7 +121,7 @@ def list_received(
     require(principal, READ_ROLES, "Reading received documents")
     check_limit(limit, settings.max_page_size)
     if cursor is not None:
-        _check_cursor(cursor)
+        check_cursor(cursor)
     unknown = [s for s in state or [] if s not in RECEIVED_DOCUMENT.states]
     if unknown:
         raise InvalidInput(

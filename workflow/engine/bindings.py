@@ -30,7 +30,8 @@ from congvan.states.policy import (
 from congvan.states.received import RECEIVED_DOCUMENT
 from congvan.states.spec import MachineSpec
 from congvan.states.text import has_visible_text, nfc
-from congvan.storage.documents import DocumentHead
+from congvan.storage.documents import DocumentHead, DocumentRepository
+from congvan.storage.received import ReceivedRepository
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .stepping import Chain, Pending
@@ -183,13 +184,14 @@ class SelfHeld:
         pending.state = dest
 
 
-class DocumentChain:
-    """The chain of an outgoing document: its row holds state, version and audit head."""
+class RowChain:
+    """A chain whose head is a row with state, version and audit head (``heads(uow)``)."""
 
-    follows_dispatches = True
+    def heads(self, uow: UnitOfWork) -> DocumentRepository | ReceivedRepository:
+        raise NotImplementedError
 
     def advance(self, uow: UnitOfWork, pending: Pending, now: datetime) -> bool:
-        return uow.documents.advance(
+        return self.heads(uow).advance(
             pending.head.id,
             expected_version=pending.head.version,
             state=pending.state,
@@ -199,7 +201,16 @@ class DocumentChain:
         )
 
     def current_version(self, uow: UnitOfWork, chain_id: str) -> int | None:
-        return uow.documents.current_version(chain_id)
+        return self.heads(uow).current_version(chain_id)
+
+
+class DocumentChain(RowChain):
+    """The chain of an outgoing document: its row holds state, version and audit head."""
+
+    follows_dispatches = True
+
+    def heads(self, uow: UnitOfWork) -> DocumentRepository:
+        return uow.documents
 
 
 class DocumentBinding(SelfHeld, DocumentChain):
@@ -282,7 +293,7 @@ class DispatchBinding(DocumentChain):
         )
 
 
-class ReceivedBinding(SelfHeld):
+class ReceivedBinding(SelfHeld, RowChain):
     """A document another agency sent us: its own row, state and chain; our people move it."""
 
     spec = RECEIVED_DOCUMENT
@@ -311,15 +322,5 @@ class ReceivedBinding(SelfHeld):
             data,
         )
 
-    def advance(self, uow: UnitOfWork, pending: Pending, now: datetime) -> bool:
-        return uow.received.advance(
-            pending.head.id,
-            expected_version=pending.head.version,
-            state=pending.state,
-            new_version=pending.version,
-            audit_head=pending.audit_head,
-            at=now,
-        )
-
-    def current_version(self, uow: UnitOfWork, chain_id: str) -> int | None:
-        return uow.received.current_version(chain_id)
+    def heads(self, uow: UnitOfWork) -> ReceivedRepository:
+        return uow.received
