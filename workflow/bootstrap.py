@@ -31,6 +31,7 @@ from congvan.actions.signing.truststore import TrustStore
 from congvan.actions.statuses import StatusSending
 from congvan.actions.timestamping import JOB as TIMESTAMP_JOB
 from congvan.actions.timestamping import Timestamping
+from congvan.states.policy import Backoff
 from congvan.storage.clock import Clock, utcnow
 from congvan.storage.database import make_engine
 from congvan.storage.schema import ensure_migrated
@@ -232,10 +233,21 @@ def bootstrap(
         max_attempts=settings.job_max_attempts,
         deadline_seconds=settings.job_deadline_seconds,
     )
+    delivery_backoff = Backoff(
+        timedelta(seconds=settings.delivery_retry_seconds),
+        timedelta(
+            seconds=max(settings.delivery_retry_cap_seconds, settings.delivery_retry_seconds)
+        ),
+        settings.delivery_retry_jitter,
+    )
+    delivering = (deliver_actor.SPEC, deliver_actor.STATUS_SPEC)
     install_actors(
         broker,
         runner,
-        specs_for(job_actions, KNOWN_ACTORS),
+        specs_for(
+            job_actions,
+            {**KNOWN_ACTORS, **{s.job: s.retrying(delivery_backoff) for s in delivering}},
+        ),
         default=runner.default,
     )
     relay = Relay(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 
 import pytest
 from transitions import Machine, MachineError
@@ -24,7 +25,7 @@ from congvan.states.machine import (
     guard_names,
     resolve,
 )
-from congvan.states.policy import EVENT_ROLES, ROLES, job_backoff_seconds
+from congvan.states.policy import EVENT_ROLES, ROLES, Backoff, job_backoff_seconds
 from congvan.states.spec import MachineSpec, Transition, edge
 
 # Two edges for one trigger from one source: the first whose guards hold wins.
@@ -441,3 +442,15 @@ def test_job_backoff_grows_and_is_capped() -> None:
     assert delays[0] == delays[1] == 30
     assert delays == sorted(delays)
     assert max(delays) == 3600
+
+
+def test_jitter_shortens_a_wait_by_at_most_its_fraction() -> None:
+    backoff = Backoff(first=timedelta(seconds=10), cap=timedelta(seconds=60), jitter=0.2)
+
+    assert backoff.after(1) == backoff.after(1, 0.0) == timedelta(seconds=10)
+    assert backoff.after(2, 0.5) == timedelta(seconds=18)
+    # A draw out of [0, 1) never makes a wait longer than its cap nor shorter than the band
+    assert backoff.after(9, 7.0) == timedelta(seconds=48)
+    assert backoff.after(9, -1.0) == timedelta(seconds=60)
+    with pytest.raises(ValueError):
+        Backoff(jitter=1.0)
