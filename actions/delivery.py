@@ -36,7 +36,7 @@ import httpx
 
 from congvan.states.dispatch import STATUS_EVENTS
 from congvan.states.errors import CongvanError, GuardFailed
-from congvan.storage.dispatches import AttemptRow
+from congvan.storage.dispatches import AttemptRow, DispatchRow
 
 from .context import SYSTEM, JobContext
 from .exchange.receipts import verify_receipt
@@ -96,8 +96,17 @@ class Outcome:
 class Delivery(StagedJob[Parcel]):
     """The ``deliver_dispatches`` job: one attempt to deliver one dispatch."""
 
-    def __init__(self, trust: TrustStore, transport: Transport = lambda: None) -> None:
+    def __init__(
+        self,
+        trust: TrustStore,
+        transport: Transport = lambda: None,
+        *,
+        lease: timedelta = timedelta(minutes=11),
+    ) -> None:
         self.trust = trust
+        # Every wait on a peer ends well within the job's lease, so that a slow peer is
+        # never taken for a dead worker.
+        self.longest_wait = lease.total_seconds() * 0.8
         self.transport = transport  # tests hand in their own; None: the network
         # At most a peer's max_concurrency posts to it at once from this process.
         self._gates: dict[str, tuple[int, threading.BoundedSemaphore]] = {}
@@ -123,9 +132,10 @@ class Delivery(StagedJob[Parcel]):
         signature = uow.signatures.latest_signature(dispatch.document_id)
         if sealed is None or peer is None or head is None or signature is None:
             raise CongvanError(f"Dispatch {dispatch_id} has nothing sealed to deliver.")
-        if dispatch.state == "pending":
-            assert ctx.events is not None
-            ctx.events.fire_on_within(uow, "dispatch", dispatch_id, "start", actor=SYSTEM)
+        assert ctx.events is not None
+        if dispatch.state == "sending" and not self._interrupted(ctx, dispatch):
+            return None  # no attempts left: failed for good
+        ctx.events.fire_on_within(uow, "dispatch", dispatch_id, "start", actor=SYSTEM)
         attempt = (uow.dispatches.get(dispatch_id) or dispatch).attempts
         manifest = bytes(signature.manifest)
         files = {}
@@ -141,7 +151,7 @@ class Delivery(StagedJob[Parcel]):
             recipient=dispatch.organ_id,
             sender=head.agency_id,
             url=peer.inbox_url,
-            timeout=float(peer.timeout_seconds),
+            timeout=min(float(peer.timeout_seconds), self.longest_wait),
             concurrency=peer.max_concurrency,
             sealed=SealedHeader(
                 sealed.message_id,
@@ -156,6 +166,27 @@ class Delivery(StagedJob[Parcel]):
             trust=keystore.trust_material(uow, self.trust),
             started_at=ctx.now,
         )
+
+    def _interrupted(self, ctx: JobContext, dispatch: DispatchRow) -> bool:
+        """An attempt began and was never recorded (its worker died; the lease ran out).
+
+        Its package may have arrived: it is logged as outcome unknown and counts against
+        the dispatch's attempts like any other, so a job that keeps dying mid-post is
+        never retried past the limit. True when an attempt is left for this run.
+        """
+        ctx.uow.dispatches.log_attempt(
+            AttemptRow(
+                dispatch_id=dispatch.id,
+                attempt=dispatch.attempts,
+                started_at=dispatch.updated_at,
+                finished_at=ctx.now,
+                outcome=UNKNOWN,
+                http_status=None,
+                latency_ms=0,
+                error="interrupted: the attempt's worker stopped before recording it",
+            )
+        )
+        return _retry_or_fail(ctx, dispatch.id, "attempt interrupted")
 
     def act(self, work: Parcel) -> Outcome:
         sink = io.BytesIO()
@@ -252,11 +283,7 @@ class Delivery(StagedJob[Parcel]):
             data = {"error": outcome.error}
             fire(uow, "dispatch", work.dispatch_id, "refuse", actor=SYSTEM, data=data)
             return
-        try:
-            data = {"error": outcome.error}
-            fire(uow, "dispatch", work.dispatch_id, "retry", actor=SYSTEM, data=data)
-        except GuardFailed:  # no attempts left
-            fire(uow, "dispatch", work.dispatch_id, "fail", actor=SYSTEM, data=data)
+        if not _retry_or_fail(ctx, work.dispatch_id, outcome.error):
             return
         raise RetryLater(f"{outcome.outcome}: {outcome.error}", not_before=outcome.retry_after)
 
@@ -269,6 +296,20 @@ class Delivery(StagedJob[Parcel]):
             ctx.events.fire_on_within(
                 ctx.uow, "dispatch", dispatch.id, "fail", actor=SYSTEM, data={"error": error}
             )
+
+
+def _retry_or_fail(ctx: JobContext, dispatch_id: str, error: str) -> bool:
+    """The attempt did not deliver: back to pending if attempts remain (True), else fail."""
+    assert ctx.events is not None
+    data = {"error": error}
+    try:
+        ctx.events.fire_on_within(
+            ctx.uow, "dispatch", dispatch_id, "retry", actor=SYSTEM, data=data
+        )
+    except GuardFailed:  # no attempts left
+        ctx.events.fire_on_within(ctx.uow, "dispatch", dispatch_id, "fail", actor=SYSTEM, data=data)
+        return False
+    return True
 
 
 # The longest wait a peer may impose through Retry-After.

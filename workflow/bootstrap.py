@@ -221,7 +221,9 @@ def bootstrap(
         "run_review_checks": review.job,
         ANCHOR_JOB: anchoring.run_job,
         TIMESTAMP_JOB: timestamping,
-        "deliver_dispatches": Delivery(trust),
+        "deliver_dispatches": Delivery(
+            trust, lease=timedelta(seconds=settings.delivery_lease_seconds)
+        ),
         "send_status": StatusSending(anchoring.keys),
         **JOBS,
         **(jobs or {}),
@@ -240,13 +242,20 @@ def bootstrap(
         ),
         settings.delivery_retry_jitter,
     )
+    delivery_lease = timedelta(seconds=settings.delivery_lease_seconds)
     delivering = (deliver_actor.SPEC, deliver_actor.STATUS_SPEC)
     install_actors(
         broker,
         runner,
         specs_for(
             job_actions,
-            {**KNOWN_ACTORS, **{s.job: s.retrying(delivery_backoff) for s in delivering}},
+            {
+                **KNOWN_ACTORS,
+                **{
+                    s.job: s.tuned(backoff=delivery_backoff, time_limit=delivery_lease)
+                    for s in delivering
+                },
+            },
         ),
         default=runner.default,
     )

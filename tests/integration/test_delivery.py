@@ -270,6 +270,66 @@ def test_past_the_last_attempt_the_dispatch_fails_and_the_document_with_it(
     assert pair.jobs(doc) == []
 
 
+class DiesMidPost(httpx.BaseTransport):
+    """The worker's process ends while its request is out: nothing after it runs."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        httpx.HTTPTransport().handle_request(request).read()  # it did arrive
+        raise SystemExit("killed")
+
+
+def test_an_attempt_whose_worker_died_counts_and_is_taken_again_at_its_lease(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given a delivery whose worker dies after its package left (nothing recorded)
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    delivery = pair.sender.runner.actions["deliver_dispatches"]
+    delivery.transport = DiesMidPost  # type: ignore[union-attr]
+    with pytest.raises(SystemExit):
+        pair.sender.runner.run(job)
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, attempts) == ("sending", [])
+    # ...so another worker finds it leased and leaves it alone until the lease ends
+    delivery.transport = lambda: None  # type: ignore[union-attr]
+    assert pair.sender.runner.run(job) == "skipped"
+
+    # When the lease has ended and the scheduler re-drives it
+    pair.sender.clock.advance(minutes=12)
+    pair.sender.scheduler.tick()
+    assert pair.sender.runner.run(job) == "done"
+
+    # Then the lost attempt is on record as outcome unknown, and the retry delivered the
+    # same message once
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, dispatch.attempts) == ("delivered", 2)
+    assert [(a.attempt, a.outcome) for a in attempts] == [(1, "unknown"), (2, "delivered")]
+    assert "interrupted" in attempts[0].error
+    [received] = pair.received()
+    assert received.message_id == dispatch.message_id
+
+
+def test_a_worker_dying_on_every_attempt_never_goes_past_the_limit(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    delivery = pair.sender.runner.actions["deliver_dispatches"]
+    delivery.transport = DiesMidPost  # type: ignore[union-attr]
+    for _ in range(3):  # dispatch_max_attempts
+        with pytest.raises(SystemExit):
+            pair.sender.runner.run(job)
+        pair.sender.clock.advance(minutes=12)
+        pair.sender.scheduler.tick()
+
+    # The fourth run finds no attempt left: the dispatch fails, the job ends
+    assert pair.sender.runner.run(job) == "done"
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, dispatch.attempts, len(attempts)) == ("failed", 3, 3)
+    assert {a.outcome for a in attempts} == {"unknown"}
+    assert document_row(pair.sender, doc).state == "failed"
+
+
 def test_a_package_the_receiver_refuses_rejects_the_dispatch_at_once(
     pair: Pair, served: str, make_document: Callable[..., str]
 ) -> None:

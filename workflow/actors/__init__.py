@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 import dramatiq
@@ -30,9 +31,9 @@ class ActorSpec:
     policy: JobPolicy = field(default_factory=JobPolicy)
     concurrency: int = 4  # at most this many at once in one worker process
 
-    def retrying(self, backoff: Backoff) -> ActorSpec:
-        """The same spec with the waits between attempts taken from configuration."""
-        return replace(self, policy=replace(self.policy, backoff=backoff))
+    def tuned(self, *, backoff: Backoff, time_limit: timedelta) -> ActorSpec:
+        """The same spec with its waits and time limit taken from configuration."""
+        return replace(self, policy=replace(self.policy, backoff=backoff, time_limit=time_limit))
 
 
 def install(

@@ -14,7 +14,8 @@ from congvan.states.policy import Backoff
 
 from . import ActorSpec
 
-# The waits between attempts; the settings (delivery_retry_*) replace them at bootstrap.
+# The defaults; the settings (delivery_retry_*, delivery_lease_seconds) replace the waits
+# between attempts and the time limit at bootstrap.
 BACKOFF = Backoff(first=timedelta(seconds=10), cap=timedelta(minutes=30), jitter=0.2)
 
 SPEC = ActorSpec(
