@@ -122,19 +122,28 @@ class Pair:
             return uow.received.page(B).items
 
 
+# The sender's fakes: review and the send guards pass; sealing and delivery are real.
+SENDER_FAKES: dict[str, Any] = {
+    "guards": FAKE_GUARDS,
+    "effects": {k: v for k, v in FAKE_EFFECTS.items() if k != "seal_packages"},
+    "jobs": {"run_review_checks": job_done},
+}
+
+
 @pytest.fixture
 def pair(
     make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
 ) -> Pair:
-    effects = {k: v for k, v in FAKE_EFFECTS.items() if k != "seal_packages"}
-    sender = make_runtime(
-        guards=FAKE_GUARDS,
-        effects=effects,
-        jobs={"run_review_checks": job_done},
-        key_passphrase=PASS,
-        dispatch_max_attempts=3,
-    )
+    sender = make_runtime(**SENDER_FAKES, key_passphrase=PASS, dispatch_max_attempts=3)
     receiver = boot(databases.new(db_kind).url, key_passphrase=PASS)
+    pair = connect(sender, receiver)
+    sender.clock.advance(minutes=5)  # type: ignore[attr-defined]
+    return pair
+
+
+def connect(sender: Runtime, receiver: Runtime) -> Pair:
+    """A (the sender) and B (the receiver) made peers: A's CA issues both agency keys and
+    A's signer; B's key goes to the receiver, which knows A and imports A's CRL."""
     add_agency(sender, A)
     add_agency(sender, B, "Sở Nội vụ", "SNV")
     now = sender.clock()
@@ -160,7 +169,6 @@ def pair(
         uow.peers.put(Peer(A, "https://congvan.example.vn/v1/inbox", "http", 30, 4, now, now))
         keystore.import_crl(uow, receiver.trust, crl)
         uow.commit()
-    sender.clock.advance(minutes=5)
     return Pair(
         sender,
         receiver,
