@@ -338,6 +338,34 @@ def test_a_worker_dying_on_every_attempt_never_goes_past_the_limit(
     assert document_row(pair.sender, doc).state == "failed"
 
 
+def test_a_receiver_whose_crl_is_out_of_date_has_the_package_sent_again_later(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given B's copy of A's CRL out of date (it was valid a week)
+    pair.point_b_at(served)
+    pair.sender.clock.advance(days=8)  # type: ignore[attr-defined]
+    doc, job = pair.sent(make_document)
+
+    # When A delivers: B cannot tell whether A's certificates are revoked
+    assert pair.sender.runner.run(job) == "failed"
+    dispatch, attempts = pair.dispatch(doc)
+    assert dispatch.state == "pending"  # not refused: a wait on B's side
+    assert [(a.outcome, a.http_status) for a in attempts] == [("transient", 503)]
+    assert "verification_deferred" in attempts[0].error
+    assert "revocation_unknown" in attempts[0].error
+
+    # Then once B has A's current CRL, the same message is delivered
+    with pair.sender.uow() as uow:
+        crl = keystore.publish_crl(uow, passphrase=PASS, now=pair.sender.clock())
+        uow.commit()
+    with pair.receiver.uow() as uow:
+        keystore.import_crl(uow, pair.receiver.trust, crl)
+        uow.commit()
+    assert pair.sender.runner.run(job) == "done"
+    dispatch, _ = pair.dispatch(doc)
+    assert dispatch.state == "delivered"
+
+
 def test_a_package_the_receiver_refuses_rejects_the_dispatch_at_once(
     pair: Pair, served: str, make_document: Callable[..., str]
 ) -> None:
