@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from congvan.states.dispatch import STATUS_EVENTS
+from congvan.states.dispatch import ACKNOWLEDGED, REJECTED, STATUS_EVENTS
 from congvan.states.errors import CongvanError, GuardFailed
 from congvan.storage.dispatches import AttemptRow
 
@@ -54,6 +54,9 @@ DELIVERED, REFUSED, TRANSIENT, UNKNOWN, BAD_RECEIPT = (
     "unknown",
     "bad_receipt",
 )
+# Where a status message (03, 02) takes a dispatch whose attempt is still under way: the
+# recipient registered or refused it before our receipt was recorded.
+_OVERTAKEN = frozenset({ACKNOWLEDGED, REJECTED})
 # Answers that say "not now" rather than "never".
 _RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
@@ -239,6 +242,9 @@ class Delivery(StagedJob[Parcel]):
         fire = events.fire_on_within
         if outcome.outcome == DELIVERED:
             uow.dispatches.keep_receipt(work.dispatch_id, outcome.receipt, outcome.receipt_cms)
+            current = uow.dispatches.get(work.dispatch_id)
+            if current is not None and current.state in _OVERTAKEN:
+                return  # the recipient's status came first and moved it already
             fire(uow, "dispatch", work.dispatch_id, "deliver", actor=SYSTEM)
             # A status message that came ahead of the receipt (its answer was lost).
             for status in uow.dispatches.statuses_of(work.dispatch_id):

@@ -320,3 +320,50 @@ def test_no_more_posts_to_a_peer_at_once_than_its_concurrency(
     # Then both tried, one after the other
     assert outcomes == ["failed", "failed"]
     assert most[0] == 1
+
+
+class StatusOvertakes(httpx.BaseTransport):
+    """Delivers for real, then lets B's status 03 reach A before A records the receipt."""
+
+    def __init__(self, pair: Pair, doc: str) -> None:
+        self.real = httpx.HTTPTransport()
+        self.pair, self.doc = pair, doc
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.real.handle_request(request)
+        receiver, sender = self.pair.receiver, self.pair.sender
+        with receiver.uow(readonly=True) as uow:
+            b_key = receiver.inbox.keys.require(uow, B, receiver.clock())
+        dispatch, _ = self.pair.dispatch(self.doc)
+        status = make_status(
+            message_id=dispatch.message_id,
+            document_id=self.doc,
+            to=A,
+            code="03",
+            description="registered",
+            at=sender.clock(),
+            agency=b_key,
+        )
+        assert sender.statuses.accept(status.body, status.cms).state == "acknowledged"
+        return response
+
+
+def test_a_status_that_overtakes_the_receipt_leaves_the_delivery_done_with_its_receipt(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given B registers A's letter and its status 03 reaches A while A's attempt is under way
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    delivery = pair.sender.runner.actions["deliver_dispatches"]
+    delivery.transport = lambda: StatusOvertakes(pair, doc)  # type: ignore[union-attr]
+
+    # When the attempt records its outcome
+    assert pair.sender.runner.run(job) == "done"
+
+    # Then the dispatch stays acknowledged, the attempt is logged and the receipt kept
+    dispatch, attempts = pair.dispatch(doc)
+    assert dispatch.state == "acknowledged"
+    assert [a.outcome for a in attempts] == ["delivered"]
+    assert document_row(pair.sender, doc).state == "acknowledged"
+    with pair.sender.uow(readonly=True) as uow:
+        assert uow.dispatches.receipt(dispatch.id) is not None
