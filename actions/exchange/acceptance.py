@@ -19,8 +19,9 @@
 
 Certificates are judged at ``now``, the moment of acceptance, with the CRLs of ``trust``;
 nothing is fetched. When no current CRL covers a certificate (1 or 3), nothing is refused:
-VerificationDeferred (503, reason revocation_unknown) asks the sender to come back later. The checks that read every byte (4) come after those that need only
-the small members, so a package from nobody we trust costs no more than its signatures.
+VerificationDeferred (503, reason revocation_unknown) asks the sender to come back later.
+The checks that read every byte (4) come after those that need only the small members, so
+a package from nobody we trust costs no more than its signatures.
 """
 
 from __future__ import annotations

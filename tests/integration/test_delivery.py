@@ -8,126 +8,31 @@ by the test, so every step can be checked.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
 
 from congvan.actions.exchange.status import make_status
-from congvan.actions.signing import keystore, pki
-from congvan.actions.signing.cms import sign_manifest
-from congvan.actions.signing.stored import manifest_of
+from congvan.actions.signing import keystore
 from congvan.states.errors import MessageMismatch
-from congvan.storage.ids import new_id
 from congvan.storage.peers import Peer
-from congvan.storage.signatures import SignatureRow
-from congvan.workflow import directory
 from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.serving import serve_in_thread
 from tests.databases import Databases
 from tests.factories import (
-    AGENCY_ID,
-    FAKE_EFFECTS,
-    FAKE_GUARDS,
     actor,
-    add_agency,
     document_row,
-    job_done,
 )
+from tests.installations import PASS, SENDER_FAKES, A, B, Pair, link
 
-PASS = "delivery test passphrase"
-A = AGENCY_ID
-B = "000.00.01.H57"  # a recipient of the sample letter
 DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
-
-
-@dataclass
-class Pair:
-    sender: Runtime
-    receiver: Runtime
-    signer_key: pki.PrivateKey
-    signer_cert: x509.Certificate
-
-    def point_b_at(self, url: str) -> None:
-        with self.sender.uow() as uow:
-            now = self.sender.clock()
-            uow.peers.put(Peer(B, url, "http", 5, 4, now, now))
-            uow.commit()
-
-    def signed(self, make_document: Callable[..., str]) -> str:
-        """A's letter to B, approved (checks faked) and signed by A's signer (for real)."""
-        doc = make_document(self.sender, recipients=[{"organ_id": B, "name": "Sở Nội vụ"}])
-        self.sender.engine.fire(doc, "approve", actor("reviewer"))
-        self.sender.engine.fire(doc, "sign", actor("signer"))
-        now = self.sender.clock()
-        with self.sender.uow() as uow:
-            manifest = manifest_of(uow, doc)
-            cms = sign_manifest(
-                manifest,
-                key=self.signer_key,
-                cert=self.signer_cert,
-                chain=list(self.sender.trust.roots()),
-                signing_time=now,
-            )
-            uow.signatures.add_signature(
-                SignatureRow(
-                    id=new_id(),
-                    document_id=doc,
-                    revision=1,
-                    manifest=manifest,
-                    manifest_sha256=hashlib.sha256(manifest).hexdigest(),
-                    cms=cms,
-                    mode="server",
-                    signer="Nguyễn Văn Phương",
-                    certificate_fingerprint=keystore.fingerprint(self.signer_cert),
-                    signing_time=now,
-                    signed_pdf_sha256="",
-                    created_at=now,
-                )
-            )
-            uow.commit()
-        return doc
-
-    def sent(self, make_document: Callable[..., str]) -> tuple[str, str]:
-        """A's signed letter to B, sent: the document and its one delivery job."""
-        doc = self.signed(make_document)
-        self.sender.engine.fire(doc, "send", actor("clerk"))
-        [job] = self.jobs(doc)
-        return doc, job
-
-    def jobs(self, doc: str) -> list[str]:
-        with self.sender.uow(readonly=True) as uow:
-            return [
-                j.id
-                for j in uow.outbox.for_document(doc)
-                if j.action == "deliver_dispatches" and j.status not in ("done", "failed")
-            ]
-
-    def dispatch(self, doc: str) -> Any:
-        with self.sender.uow(readonly=True) as uow:
-            [dispatch] = uow.dispatches.for_document(doc)
-            return dispatch, uow.dispatches.attempts_of(dispatch.id)
-
-    def received(self) -> list[Any]:
-        with self.receiver.uow(readonly=True) as uow:
-            return uow.received.page(B).items
-
-
-# The sender's fakes: review and the send guards pass; sealing and delivery are real.
-SENDER_FAKES: dict[str, Any] = {
-    "guards": FAKE_GUARDS,
-    "effects": {k: v for k, v in FAKE_EFFECTS.items() if k != "seal_packages"},
-    "jobs": {"run_review_checks": job_done},
-}
 
 
 @pytest.fixture
@@ -136,45 +41,9 @@ def pair(
 ) -> Pair:
     sender = make_runtime(**SENDER_FAKES, key_passphrase=PASS, dispatch_max_attempts=3)
     receiver = boot(databases.new(db_kind).url, key_passphrase=PASS)
-    pair = connect(sender, receiver)
+    pair = link(sender, receiver, PASS)
     sender.clock.advance(minutes=5)  # type: ignore[attr-defined]
     return pair
-
-
-def connect(sender: Runtime, receiver: Runtime) -> Pair:
-    """A (the sender) and B (the receiver) made peers: A's CA issues both agency keys and
-    A's signer; B's key goes to the receiver, which knows A and imports A's CRL."""
-    add_agency(sender, A)
-    add_agency(sender, B, "Sở Nội vụ", "SNV")
-    now = sender.clock()
-    with sender.uow() as uow:
-        keystore.init_ca(
-            uow, "Exchange CA", "UBND tỉnh", passphrase=PASS, now=now, store=sender.trust
-        )
-        keystore.issue_agency(uow, A, passphrase=PASS, crl_url="http://x/crl", now=now)
-        b_row = keystore.issue_agency(uow, B, passphrase=PASS, crl_url="http://x/crl", now=now)
-        directory.ensure_user(
-            uow, A, "pct", ["signer"], now, full_name="Nguyễn Văn Phương", position="PCT"
-        )
-        signer = keystore.issue_signer(
-            uow, A, "pct", passphrase=PASS, crl_url="http://x/crl", now=now
-        )
-        crl = keystore.publish_crl(uow, passphrase=PASS, now=now)
-        uow.commit()
-    # B's key lives with the receiver only; A is in the receiver's directory of peers.
-    add_agency(receiver, A)
-    add_agency(receiver, B, "Sở Nội vụ", "SNV")
-    with receiver.uow() as uow:
-        uow.signatures.add_certificate({**b_row, "id": new_id()})
-        uow.peers.put(Peer(A, "https://congvan.example.vn/v1/inbox", "http", 30, 4, now, now))
-        keystore.import_crl(uow, receiver.trust, crl)
-        uow.commit()
-    return Pair(
-        sender,
-        receiver,
-        pki.load_private_key(signer["key_pem"].encode(), PASS),
-        x509.load_pem_x509_certificate(signer["cert_pem"].encode()),
-    )
 
 
 @pytest.fixture
@@ -529,3 +398,50 @@ def test_no_more_posts_to_a_peer_at_once_than_its_concurrency(
     # Then both tried, one after the other
     assert outcomes == ["failed", "failed"]
     assert most[0] == 1
+
+
+class StatusOvertakes(httpx.BaseTransport):
+    """Delivers for real, then lets B's status 03 reach A before A records the receipt."""
+
+    def __init__(self, pair: Pair, doc: str) -> None:
+        self.real = httpx.HTTPTransport()
+        self.pair, self.doc = pair, doc
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.real.handle_request(request)
+        receiver, sender = self.pair.receiver, self.pair.sender
+        with receiver.uow(readonly=True) as uow:
+            b_key = receiver.inbox.keys.require(uow, B, receiver.clock())
+        dispatch, _ = self.pair.dispatch(self.doc)
+        status = make_status(
+            message_id=dispatch.message_id,
+            document_id=self.doc,
+            to=A,
+            code="03",
+            description="registered",
+            at=sender.clock(),
+            agency=b_key,
+        )
+        assert sender.statuses.accept(status.body, status.cms).state == "acknowledged"
+        return response
+
+
+def test_a_status_that_overtakes_the_receipt_leaves_the_delivery_done_with_its_receipt(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given B registers A's letter and its status 03 reaches A while A's attempt is under way
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    delivery = pair.sender.runner.actions["deliver_dispatches"]
+    delivery.transport = lambda: StatusOvertakes(pair, doc)  # type: ignore[union-attr]
+
+    # When the attempt records its outcome
+    assert pair.sender.runner.run(job) == "done"
+
+    # Then the dispatch stays acknowledged, the attempt is logged and the receipt kept
+    dispatch, attempts = pair.dispatch(doc)
+    assert dispatch.state == "acknowledged"
+    assert [a.outcome for a in attempts] == ["delivered"]
+    assert document_row(pair.sender, doc).state == "acknowledged"
+    with pair.sender.uow(readonly=True) as uow:
+        assert uow.dispatches.receipt(dispatch.id) is not None

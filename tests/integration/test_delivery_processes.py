@@ -40,7 +40,7 @@ from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.serving import free_port, serve_in_thread
 from tests.databases import Databases
 from tests.factories import actor
-from tests.integration.test_delivery import PASS, SENDER_FAKES, A, B, Pair, connect
+from tests.installations import PASS, SENDER_FAKES, A, B, Pair, link
 from tests.servers import start_redis, wait_until
 
 # Each mode on the database it is deployed with.
@@ -284,7 +284,7 @@ def exchange(
         db_url, **SENDER_FAKES, clock=utcnow, **FAST, **broker, dispatch_max_attempts=attempts
     )
     receiver = boot(databases.new(setup[1]).url, clock=utcnow, **FAST)
-    pair = connect(sender, receiver)
+    pair = link(sender, receiver, PASS)
     front = Front(create_app(receiver))
     workers = None
     if mode == "redis":
