@@ -126,7 +126,9 @@ class Delivery(StagedJob[Parcel]):
         if dispatch.state == "pending":
             assert ctx.events is not None
             ctx.events.fire_on_within(uow, "dispatch", dispatch_id, "start", actor=SYSTEM)
-        attempt = (uow.dispatches.get(dispatch_id) or dispatch).attempts
+        # Numbered over the dispatch's life: a resend gives it fresh attempts (its row's
+        # count starts again), and the log keeps those before it.
+        attempt = uow.dispatches.attempts_logged(dispatch_id) + 1
         manifest = bytes(signature.manifest)
         files = {}
         for entry in json.loads(manifest)["attachments"]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from .tables import Dispatch, DispatchAttempt, DispatchStatus
 
@@ -158,6 +158,14 @@ class DispatchRepository:
 
     def log_attempt(self, attempt: AttemptRow) -> None:
         self.conn.execute(insert(_attempts), [dataclasses.asdict(attempt)])
+
+    def attempts_logged(self, dispatch_id: str) -> int:
+        """The number of the dispatch's last logged attempt (0: none yet)."""
+        c = _attempts.c
+        last = self.conn.execute(
+            select(func.max(c.attempt)).where(c.dispatch_id == dispatch_id)
+        ).scalar()
+        return int(last or 0)
 
     def attempts_of(self, dispatch_id: str) -> list[AttemptRow]:
         c = _attempts.c

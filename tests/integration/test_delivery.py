@@ -270,6 +270,33 @@ def test_past_the_last_attempt_the_dispatch_fails_and_the_document_with_it(
     assert pair.jobs(doc) == []
 
 
+def test_a_dispatch_failed_for_good_is_delivered_when_a_supervisor_resends(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter to B failed after its last attempt, and B's inbox back up
+    pair.point_b_at(DOWN)
+    doc, job = pair.sent(make_document)
+    assert [pair.sender.runner.run(job) for _ in range(3)] == ["failed", "failed", "done"]
+    pair.point_b_at(served)
+
+    # When a supervisor resends it and the new delivery job runs
+    pair.sender.engine.fire(doc, "resend", actor("supervisor"), data={"reason": "B is back"})
+    [again] = pair.jobs(doc)
+    assert pair.sender.runner.run(again) == "done"
+
+    # Then it is delivered on the resend's first attempt, logged after the three before
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, dispatch.attempts) == ("delivered", 1)
+    assert [(a.attempt, a.outcome) for a in attempts] == [
+        (1, "transient"),
+        (2, "transient"),
+        (3, "transient"),
+        (4, "delivered"),
+    ]
+    assert document_row(pair.sender, doc).state == "delivered"
+    assert len(pair.received()) == 1
+
+
 def test_a_package_the_receiver_refuses_rejects_the_dispatch_at_once(
     pair: Pair, served: str, make_document: Callable[..., str]
 ) -> None:
