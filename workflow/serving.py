@@ -19,9 +19,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app: FastAPI, *, timeout: float = 20.0) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 until the block ends; yields the base URL."""
-    port = free_port()
+def serve_in_thread(
+    app: FastAPI, *, port: int | None = None, timeout: float = 20.0
+) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 (on ``port``, else a free one) until the block ends;
+    yields the base URL."""
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
