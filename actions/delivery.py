@@ -151,7 +151,9 @@ class Delivery(StagedJob[Parcel]):
         if dispatch.state == "sending" and not self._interrupted(ctx, dispatch):
             return None  # no attempts left: failed for good
         ctx.events.fire_on_within(uow, "dispatch", dispatch_id, "start", actor=SYSTEM)
-        attempt = (uow.dispatches.get(dispatch_id) or dispatch).attempts
+        # Numbered over the dispatch's life: a resend gives it fresh attempts (its row's
+        # count starts again), and the log keeps those before it.
+        attempt = uow.dispatches.attempts_logged(dispatch_id) + 1
         manifest = bytes(signature.manifest)
         files = {}
         for entry in json.loads(manifest)["attachments"]:
@@ -192,7 +194,7 @@ class Delivery(StagedJob[Parcel]):
         ctx.uow.dispatches.log_attempt(
             AttemptRow(
                 dispatch_id=dispatch.id,
-                attempt=dispatch.attempts,
+                attempt=ctx.uow.dispatches.attempts_logged(dispatch.id) + 1,
                 started_at=dispatch.updated_at,
                 finished_at=ctx.now,
                 outcome=UNKNOWN,

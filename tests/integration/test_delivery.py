@@ -22,6 +22,7 @@ from congvan.actions.exchange.status import make_status
 from congvan.actions.signing import keystore
 from congvan.states.errors import MessageMismatch
 from congvan.storage.peers import Peer
+from congvan.workflow import directory
 from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.serving import serve_in_thread
@@ -235,6 +236,33 @@ def test_a_receiver_whose_crl_is_out_of_date_has_the_package_sent_again_later(
     assert dispatch.state == "delivered"
 
 
+def test_a_dispatch_failed_for_good_is_delivered_when_a_supervisor_resends(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter to B failed after its last attempt, and B's inbox back up
+    pair.point_b_at(DOWN)
+    doc, job = pair.sent(make_document)
+    assert [pair.sender.runner.run(job) for _ in range(3)] == ["failed", "failed", "done"]
+    pair.point_b_at(served)
+
+    # When a supervisor resends it and the new delivery job runs
+    pair.sender.engine.fire(doc, "resend", actor("supervisor"), data={"reason": "B is back"})
+    [again] = pair.jobs(doc)
+    assert pair.sender.runner.run(again) == "done"
+
+    # Then it is delivered on the resend's first attempt, logged after the three before
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, dispatch.attempts) == ("delivered", 1)
+    assert [(a.attempt, a.outcome) for a in attempts] == [
+        (1, "transient"),
+        (2, "transient"),
+        (3, "transient"),
+        (4, "delivered"),
+    ]
+    assert document_row(pair.sender, doc).state == "delivered"
+    assert len(pair.received()) == 1
+
+
 def test_a_package_the_receiver_refuses_rejects_the_dispatch_at_once(
     pair: Pair, served: str, make_document: Callable[..., str]
 ) -> None:
@@ -265,6 +293,46 @@ def _status_jobs(runtime: Runtime, received_id: str) -> list[str]:
         ]
 
 
+class SenderApi:
+    """A's API served on loopback, read by a clerk of A; B's statuses come back to it."""
+
+    def __init__(self, pair: Pair, base: str) -> None:
+        now = pair.sender.clock()
+        with pair.sender.uow() as uow:
+            clerk = directory.ensure_user(uow, A, "vanthu", ["clerk"], now)
+            token = directory.create_token(uow, clerk, now).token
+            uow.commit()
+        with pair.receiver.uow() as uow:
+            uow.peers.put(Peer(A, f"{base}/v1/inbox", "http", 5, 4, now, now))
+            uow.commit()
+        self.pair = pair
+        self.client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
+
+    def b_does(self, received_id: str, event: str, roles: str, **data: str) -> None:
+        """B's people fire ``event`` on what they received, and B's status job runs."""
+        receiver = self.pair.receiver
+        receiver.engine.fire_on("received", received_id, event, actor(roles, B), data=data)
+        [status_job] = _status_jobs(receiver, received_id)
+        assert receiver.runner.run(status_job) == "done"
+
+    def recipient(self, doc: str) -> dict[str, Any]:
+        """B's entry in GET /v1/documents/{doc}: the dispatch and its status code."""
+        answer = self.client.get(f"/v1/documents/{doc}")
+        assert answer.status_code == 200, answer.text
+        [dispatch] = answer.json()["dispatches"]
+        return {
+            k: dispatch[k] for k in ("state", "status_code", "status_label", "status_reason")
+        } | {"reported": [r["code"] for r in dispatch["reported"]]}
+
+
+@pytest.fixture
+def sender_api(pair: Pair) -> Iterator[SenderApi]:
+    with serve_in_thread(create_app(pair.sender)) as base:
+        api = SenderApi(pair, base)
+        with api.client:
+            yield api
+
+
 @pytest.mark.parametrize(
     ("event", "data", "dispatch_state", "document_state"),
     [
@@ -276,6 +344,7 @@ def _status_jobs(runtime: Runtime, received_id: str) -> list[str]:
 def test_what_the_receivers_clerk_does_comes_back_as_a_signed_status(
     pair: Pair,
     served: str,
+    sender_api: SenderApi,
     make_document: Callable[..., str],
     event: str,
     data: dict[str, str],
@@ -288,16 +357,8 @@ def test_what_the_receivers_clerk_does_comes_back_as_a_signed_status(
     assert pair.sender.runner.run(job) == "done"
     [received] = pair.received()
 
-    with serve_in_thread(create_app(pair.sender)) as sender_base:
-        with pair.receiver.uow() as uow:
-            now = pair.receiver.clock()
-            uow.peers.put(Peer(A, f"{sender_base}/v1/inbox", "http", 5, 4, now, now))
-            uow.commit()
-
-        # When B's clerk registers (or refuses) it and B's status job runs
-        pair.receiver.engine.fire_on("received", received.id, event, actor("clerk", B), data=data)
-        [status_job] = _status_jobs(pair.receiver, received.id)
-        assert pair.receiver.runner.run(status_job) == "done"
+    # When B's clerk registers (or refuses) it and B's status job runs
+    sender_api.b_does(received.id, event, "clerk", **data)
 
     # Then A's dispatch and document follow, and A keeps B's signed message
     dispatch, _attempts = pair.dispatch(doc)
@@ -305,10 +366,47 @@ def test_what_the_receivers_clerk_does_comes_back_as_a_signed_status(
     assert document_row(pair.sender, doc).state == document_state
     with pair.sender.uow(readonly=True) as uow:
         [kept] = uow.dispatches.statuses_of(dispatch.id)
-    assert (kept.code, kept.reason) == (
-        {"register": "03", "refuse": "02"}[event],
-        data.get("reason", ""),
-    )
+    code = {"register": "03", "refuse": "02"}[event]
+    assert (kept.code, kept.reason) == (code, data.get("reason", ""))
+    # And A's document names B's status code as QCVN 102 does
+    assert sender_api.recipient(doc) == {
+        "state": dispatch_state,
+        "status_code": code,
+        "status_label": {
+            "03": "registered (đã tiếp nhận, vào sổ)",
+            "02": "refused (từ chối tiếp nhận)",
+        }[code],
+        "status_reason": data.get("reason"),
+        "reported": [code],
+    }
+
+
+def test_the_document_shows_each_recipients_progress_as_its_status_code(
+    pair: Pair, served: str, sender_api: SenderApi, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter sent to B, not yet tried
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    assert sender_api.recipient(doc)["status_code"] is None
+
+    # When it arrives, B registers it, then B's leader assigns it
+    assert pair.sender.runner.run(job) == "done"
+    arrived = sender_api.recipient(doc)
+    [received] = pair.received()
+    sender_api.b_does(received.id, "register", "clerk")
+    registered = sender_api.recipient(doc)
+    sender_api.b_does(received.id, "assign", "signer")
+
+    # Then A reads 01, 03, then 04 for B, each as QCVN 102 names it
+    assert (arrived["status_code"], arrived["status_label"]) == ("01", "arrived (đã đến)")
+    assert (registered["state"], registered["status_code"]) == ("acknowledged", "03")
+    assert sender_api.recipient(doc) == {
+        "state": "acknowledged",
+        "status_code": "04",
+        "status_label": "assigned (phân công)",
+        "status_reason": None,
+        "reported": ["03", "04"],
+    }
 
 
 def test_a_status_message_from_another_agency_than_the_recipient_is_refused(

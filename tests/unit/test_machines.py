@@ -402,6 +402,24 @@ def test_derive_document_state(dispatches: list[str], expected: str) -> None:
     assert derive_document_state(reversed(dispatches)) == expected
 
 
+@pytest.mark.parametrize(
+    ("state", "reported", "expected"),
+    [
+        (d.PENDING, [], None),
+        (d.SENDING, ["03"], None),
+        (d.FAILED, [], None),
+        (d.DELIVERED, [], "01"),
+        (d.ACKNOWLEDGED, [], "03"),
+        (d.ACKNOWLEDGED, ["03", "05", "04"], "05"),
+        (d.DELIVERED, ["03"], "03"),  # its 03 came ahead of the receipt
+        (d.REJECTED, ["02"], "02"),
+        (d.REJECTED, [], "02"),  # refused at the inbox: no status message
+    ],
+)
+def test_a_recipients_status_code(state: str, reported: list[str], expected: str | None) -> None:
+    assert d.recipient_status(state, reported) == expected
+
+
 def test_every_derived_state_has_a_derived_event_into_it() -> None:
     derived = {t.trigger: t for t in DOCUMENT.transitions if t.derived}
 
