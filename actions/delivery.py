@@ -26,8 +26,8 @@ import functools
 import io
 import json
 import logging
+import random
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +43,7 @@ from congvan.storage.dispatches import AttemptRow, DispatchRow
 from .context import SYSTEM, JobContext
 from .exchange.receipts import verify_receipt
 from .exchange.writing import SealedHeader, assemble
-from .jobs import RetryLater, StagedJob
+from .jobs import Busy, RetryLater, StagedJob
 from .signing import keystore
 from .signing.truststore import TrustStore
 
@@ -85,7 +85,6 @@ class Parcel:
     sender: str
     url: str
     timeout: float
-    concurrency: int
     sealed: SealedHeader
     manifest: bytes
     signature: bytes
@@ -117,23 +116,16 @@ class Delivery(StagedJob[Parcel]):
         transport: Transport = lambda: None,
         *,
         lease: timedelta = timedelta(minutes=11),
+        turn: timedelta = timedelta(seconds=2),
     ) -> None:
         self.trust = trust
         # Every wait on a peer ends well within the job's lease, so that a slow peer is
         # never taken for a dead worker.
+        self.lease = lease
         self.longest_wait = lease.total_seconds() * 0.8
         self.transport = transport  # tests hand in their own; None: the network
-        # At most a peer's max_concurrency posts to it at once from this process.
-        self._gates: dict[str, tuple[int, threading.BoundedSemaphore]] = {}
-        self._gates_lock = threading.Lock()
-
-    def _gate(self, work: Parcel) -> threading.BoundedSemaphore:
-        with self._gates_lock:
-            found = self._gates.get(work.recipient)
-            if found is None or found[0] != work.concurrency:  # new, or its limit changed
-                found = (work.concurrency, threading.BoundedSemaphore(work.concurrency))
-                self._gates[work.recipient] = found
-            return found[1]
+        # A job finding its peer at its limit takes its turn again after about this long.
+        self.turn = turn
 
     def prepare(self, ctx: JobContext) -> Parcel | None:
         uow = ctx.uow
@@ -142,7 +134,17 @@ class Delivery(StagedJob[Parcel]):
         if dispatch is None or dispatch.state not in ("pending", "sending"):
             return None  # delivered, refused or given up meanwhile: nothing to do
         sealed = uow.dispatches.sealed(dispatch_id)
-        peer = uow.peers.get(dispatch.organ_id)
+        # The peer's row is locked while its deliveries in flight are counted, so that
+        # claims in every process and on every machine keep to its limit together.
+        peer = uow.peers.get(dispatch.organ_id, for_update=True)
+        if peer is not None:
+            under_way = uow.dispatches.in_flight(dispatch.organ_id, ctx.now, besides=dispatch_id)
+            if under_way >= peer.max_concurrency:
+                raise Busy(
+                    f"{under_way} deliveries to {peer.agency_id} are under way "
+                    f"(it takes {peer.max_concurrency} at once)",
+                    retry_in=self.turn * random.uniform(0.5, 1.0),
+                )
         head = uow.documents.head(dispatch.document_id)
         signature = uow.signatures.latest_signature(dispatch.document_id)
         if sealed is None or peer is None or head is None or signature is None:
@@ -151,6 +153,7 @@ class Delivery(StagedJob[Parcel]):
         if dispatch.state == "sending" and not self._interrupted(ctx, dispatch):
             return None  # no attempts left: failed for good
         ctx.events.fire_on_within(uow, "dispatch", dispatch_id, "start", actor=SYSTEM)
+        uow.dispatches.posting(dispatch_id, until=ctx.now + self.lease)
         # Numbered over the dispatch's life: a resend gives it fresh attempts (its row's
         # count starts again), and the log keeps those before it.
         attempt = uow.dispatches.attempts_logged(dispatch_id) + 1
@@ -169,7 +172,6 @@ class Delivery(StagedJob[Parcel]):
             sender=head.agency_id,
             url=peer.inbox_url,
             timeout=min(float(peer.timeout_seconds), self.longest_wait),
-            concurrency=peer.max_concurrency,
             sealed=SealedHeader(
                 sealed.message_id,
                 sealed.header,
@@ -220,12 +222,9 @@ class Delivery(StagedJob[Parcel]):
             return int((time.perf_counter() - started) * 1000)
 
         try:
-            with (
-                self._gate(work),
-                httpx.Client(
-                    transport=self.transport(), verify=tls(), timeout=work.timeout
-                ) as client,
-            ):
+            with httpx.Client(
+                transport=self.transport(), verify=tls(), timeout=work.timeout
+            ) as client:
                 response = client.post(
                     work.url,
                     content=sink.getvalue(),
@@ -276,6 +275,7 @@ class Delivery(StagedJob[Parcel]):
                 error=outcome.error[:1000],
             )
         )
+        uow.dispatches.posting(work.dispatch_id, until=None)
         log.info(
             "delivery attempt",
             extra={
@@ -310,10 +310,13 @@ class Delivery(StagedJob[Parcel]):
         raise RetryLater(f"{outcome.outcome}: {outcome.error}", not_before=outcome.retry_after)
 
     def failed(self, ctx: JobContext, error: str, *, final: bool) -> None:
-        """The job itself gave up (its own attempts spent): the dispatch fails for good."""
+        """A failure the job counted: its attempt is over; when the job gave up (its own
+        attempts spent), the dispatch fails for good."""
+        dispatch_id = str(ctx.job.payload["dispatch_id"])
+        ctx.uow.dispatches.posting(dispatch_id, until=None)
         if not final or ctx.events is None:
             return
-        dispatch = ctx.uow.dispatches.get(str(ctx.job.payload["dispatch_id"]))
+        dispatch = ctx.uow.dispatches.get(dispatch_id)
         if dispatch is not None and dispatch.state == "sending":
             ctx.events.fire_on_within(
                 ctx.uow, "dispatch", dispatch.id, "fail", actor=SYSTEM, data={"error": error}

@@ -73,7 +73,8 @@ def deadline_timer(
 ) -> dict[str, Any]:
     """The database timer that re-drives a job not confirmed done by ``due_at``.
 
-    ``backoff``: the wait after a failure already counted; its end is not a missed deadline.
+    ``backoff``: a wait chosen (after a failure already counted, or for the job's turn);
+    its end is not a missed deadline.
     """
     timer: dict[str, Any] = {
         "id": new_id(),
@@ -91,6 +92,16 @@ def enqueue(uow: UnitOfWork, jobs: Sequence[dict[str, Any]], due_at: datetime) -
     """Write ``jobs`` to the outbox, each with its deadline timer, in ``uow``'s transaction."""
     uow.outbox.add(list(jobs))
     uow.timers.add([deadline_timer(j["id"], j["document_id"], due_at) for j in jobs])
+
+
+class Busy(Exception):
+    """The job cannot start now: a limit outside it is reached (a peer already has as many
+    deliveries in flight as it takes). Raised by ``prepare``; nothing it wrote is kept,
+    no attempt is counted, and the job takes its turn again after ``retry_in``."""
+
+    def __init__(self, message: str, *, retry_in: timedelta) -> None:
+        super().__init__(message)
+        self.retry_in = retry_in
 
 
 class RetryLater(Exception):
@@ -178,7 +189,8 @@ class JobRunner:
         return JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow, events=self.events)
 
     def run(self, job_id: str) -> str:
-        """Run the job; returns ``done``, ``skipped`` (nothing to do) or ``failed``."""
+        """Run the job; returns ``done``, ``skipped`` (nothing to do), ``waiting`` (its turn
+        comes later) or ``failed``."""
         action: AnyJob | None = None
         try:
             claimed = self._claim(job_id)
@@ -202,8 +214,29 @@ class JobRunner:
 
         The job's deadline timer moves to the lease's end: a worker that dies mid-job is
         re-driven from the database then. A job another worker holds a live lease on, or
-        that is over, is skipped.
+        that is over, is skipped; one that is ``Busy`` waits its turn.
         """
+        try:
+            return self._take(job_id)
+        except Busy as busy:
+            return self._wait_turn(job_id, busy)
+
+    def _wait_turn(self, job_id: str, busy: Busy) -> str:
+        """The job waits on its timer (its claim was rolled back); no attempt counted."""
+        with self.open_uow() as uow:
+            job = uow.outbox.get(job_id, for_update=True)
+            now = self.clock()
+            if job is None or job.status in (DONE, FAILED) or job.leased(now):
+                return "skipped"
+            uow.outbox.wait(job_id)
+            uow.timers.cancel(JOB_DEADLINE, job_id)
+            due = now + busy.retry_in
+            uow.timers.add([deadline_timer(job_id, job.document_id, due, backoff=True)])
+            uow.commit()
+        log.info("job waits its turn", extra={"action": "job.busy", "job_id": job_id})
+        return "waiting"
+
+    def _take(self, job_id: str) -> str | tuple[datetime, AnyJob, Any]:
         with self.open_uow() as uow:
             job = uow.outbox.get(job_id, for_update=True)
             now = self.clock()

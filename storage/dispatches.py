@@ -189,6 +189,20 @@ class DispatchRepository:
         )
         return [DispatchRow(*r) for r in rows]
 
+    def in_flight(self, organ_id: str, now: datetime, *, besides: str = "") -> int:
+        """How many attempts to deliver to ``organ_id`` are under way (their lease live)."""
+        c = _dispatches.c
+        query = select(func.count()).where(
+            c.organ_id == organ_id, c.posting_until > now, c.id != besides
+        )
+        return int(self.conn.execute(query).scalar_one())
+
+    def posting(self, dispatch_id: str, until: datetime | None) -> None:
+        """An attempt is under way until ``until`` (its lease); None: it has ended."""
+        self.conn.execute(
+            update(_dispatches).where(_dispatches.c.id == dispatch_id).values(posting_until=until)
+        )
+
     def states(self, document_id: str) -> list[str]:
         c = _dispatches.c
         return list(

@@ -55,8 +55,13 @@ class PeerRepository:
         self.conn.execute(insert(_peers), [values])
         return True
 
-    def get(self, agency_id: str) -> Peer | None:
-        row = self.conn.execute(select(*_COLUMNS).where(_c.agency_id == agency_id)).first()
+    def get(self, agency_id: str, *, for_update: bool = False) -> Peer | None:
+        """The peer; ``for_update`` holds its row until the transaction ends (PostgreSQL;
+        SQLite's write transactions are one at a time already)."""
+        query = select(*_COLUMNS).where(_c.agency_id == agency_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
         return _peer(tuple(row)) if row else None
 
     def list(self, *, after: str | None = None, limit: int | None = None) -> list[Peer]:

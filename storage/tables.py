@@ -173,7 +173,11 @@ class Dispatch(SQLModel, table=True):
     """The sending of one document to one recipient."""
 
     __tablename__ = "dispatches"
-    __table_args__ = (UniqueConstraint("document_id", "organ_id"),)
+    __table_args__ = (
+        UniqueConstraint("document_id", "organ_id"),
+        # Deliveries in flight to a peer, counted at every claim (actions/delivery.py).
+        Index("ix_dispatches_organ_posting", "organ_id", "posting_until"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     document_id: str = Field(foreign_key="documents.id", index=True, max_length=36)
@@ -190,6 +194,9 @@ class Dispatch(SQLModel, table=True):
     header_cms: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     receipt: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     receipt_cms: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # While an attempt is under way: the end of its job's lease (a dead worker's attempt
+    # stops counting against the peer's concurrency then); null otherwise.
+    posting_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class DispatchAttempt(SQLModel, table=True):

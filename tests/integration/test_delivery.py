@@ -8,10 +8,7 @@ by the test, so every step can be checked.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -465,37 +462,36 @@ def test_no_more_posts_to_a_peer_at_once_than_its_concurrency(
     pair: Pair, make_document: Callable[..., str]
 ) -> None:
     # Given two letters to B, whose directory entry allows one delivery at a time
-    with pair.sender.uow() as uow:
-        now = pair.sender.clock()
-        uow.peers.put(Peer(B, "https://congvan.example.vn/v1/inbox", "http", 5, 1, now, now))
-        uow.commit()
+    pair.point_at(B, "https://congvan.example.vn/v1/inbox", concurrency=1)
     docs = [pair.signed(make_document) for _ in range(2)]
-    jobs = []
     for doc in docs:
         pair.sender.engine.fire(doc, "send", actor("clerk"))
-        jobs += pair.jobs(doc)
-    in_flight, most = [0], [0]
-    lock = threading.Lock()
+    [first], [second] = (pair.jobs(doc) for doc in docs)
+    posts: list[str] = []
+    meanwhile: list[str] = []
 
-    def slow_busy(_request: httpx.Request) -> httpx.Response:
-        with lock:
-            in_flight[0] += 1
-            most[0] = max(most[0], in_flight[0])
-        time.sleep(0.2)
-        with lock:
-            in_flight[0] -= 1
+    def busy(request: httpx.Request) -> httpx.Response:
+        posts.append(str(request.url))
+        if len(posts) == 1:  # the second job is claimed while the first post is out
+            meanwhile.append(pair.sender.runner.run(second))
         return httpx.Response(503, json={"code": "busy"})
 
     delivery = pair.sender.runner.actions["deliver_dispatches"]
-    delivery.transport = lambda: httpx.MockTransport(slow_busy)  # type: ignore[union-attr]
+    delivery.transport = lambda: httpx.MockTransport(busy)  # type: ignore[union-attr]
 
-    # When both jobs run at once
-    with ThreadPoolExecutor(2) as pool:
-        outcomes = list(pool.map(pair.sender.runner.run, jobs))
+    # When the second job is claimed while the first one's post is under way
+    assert pair.sender.runner.run(first) == "failed"
 
-    # Then both tried, one after the other
-    assert outcomes == ["failed", "failed"]
-    assert most[0] == 1
+    # Then it waits its turn: no post, no attempt counted, its timer set to try again
+    assert (meanwhile, len(posts)) == (["waiting"], 1)
+    dispatch, attempts = pair.dispatch(docs[1])
+    assert (dispatch.state, dispatch.attempts, attempts) == ("pending", 0, [])
+    with pair.sender.uow(readonly=True) as uow:
+        job = uow.outbox.get(second)
+        assert job is not None and (job.status, job.attempts) == ("waiting", 0)
+    # ...and when its turn comes the peer has room again
+    assert pair.sender.runner.run(second) == "failed"
+    assert len(posts) == 2
 
 
 class StatusOvertakes(httpx.BaseTransport):

@@ -117,8 +117,10 @@ class Front:
     def __init__(self, app: ASGIApp, *, unavailable: int = 0) -> None:
         self.app = app
         self.unavailable = unavailable
+        self.delay = 0.0  # seconds each answer takes
         self.posts = 0
         self.stored = 0
+        self.in_flight = self.most_in_flight = 0
         self.holding = threading.Event()  # an answer is being held
         self.release = threading.Event()
         self.release.set()
@@ -128,6 +130,14 @@ class Front:
             await self.app(scope, receive, send)
             return
         self.posts += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await self._answer(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.posts <= self.unavailable:
             await send({"type": "http.response.start", "status": 503, "headers": []})
             await send({"type": "http.response.body", "body": b"busy"})
@@ -139,6 +149,7 @@ class Front:
 
         await self.app(scope, receive, keep)
         self.stored += 1
+        await asyncio.sleep(self.delay)
         if not self.release.is_set():
             self.holding.set()
             while not self.release.is_set():
@@ -328,14 +339,19 @@ def _worker_env(sender: Runtime, redis_url: str, db_url: str, attempts: int) -> 
     return env
 
 
-def test_letters_are_delivered_and_acknowledged(
+def test_letters_are_delivered_and_acknowledged_within_the_peers_concurrency(
     exchange: Exchange, make_document: Callable[..., str]
 ) -> None:
+    # Given B taking two deliveries at once, each answered slowly, and 8 worker threads
+    # (in two processes in Redis mode)
+    exchange.pair.point_at(B, exchange.inbox, concurrency=2)
+    exchange.front.delay = 0.3
     if exchange.workers:
         exchange.workers.start(2)
-    exchange.send(make_document, 4)
+    exchange.send(make_document, 5)
     exchange.check_settled()
-    assert exchange.front.posts == 4  # one post per letter: nothing delivered twice
+    assert exchange.front.posts == 5  # one post per letter: nothing delivered twice
+    assert exchange.front.most_in_flight <= 2
 
 
 @pytest.mark.parametrize("attempts", [8])
