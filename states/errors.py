@@ -45,8 +45,10 @@
      │    └── DocumentSignatureInvalid (422) document_signature_invalid [refusal]
      ├── UnknownPeer (422)               unknown_peer
      ├── ActionUnavailable (501)         action_unavailable
-     ├── DatabaseUnavailable (503)       database_unavailable
-     │    └── DatabaseNotReady (503)      database_not_migrated
+     ├── Unavailable (503)               unavailable
+     │    ├── DatabaseUnavailable (503)   database_unavailable
+     │    │    └── DatabaseNotReady (503) database_not_migrated
+     │    └── VerificationDeferred (503)  verification_deferred
      └── ExchangeRefused (422)           exchange_refused
 
 Codes are part of the public contract: they never change once released. The whole tree
@@ -377,14 +379,6 @@ class DocumentSignatureInvalid(SignatureError, ExchangeRefused):
     code = "document_signature_invalid"
 
 
-class VerificationDeferred(ExchangeRefused):
-    """The message cannot be checked just now: no current revocation list covers its
-    certificate here. Not a refusal: the sender tries again later."""
-
-    code = "verification_deferred"
-    http_status = 503
-
-
 class UnknownPeer(CongvanError):
     """The agency has no entry in the directory of peers: nobody knows where to deliver."""
 
@@ -399,7 +393,21 @@ class ActionUnavailable(CongvanError):
     http_status = 501
 
 
-class DatabaseUnavailable(CongvanError):
+class Unavailable(CongvanError):
+    """Not now: something this system needs is missing for a while. Try again later."""
+
+    code = "unavailable"
+    http_status = 503
+
+
+class VerificationDeferred(Unavailable):
+    """A peer's message cannot be checked just now: no current revocation list covers its
+    certificate here. Not a refusal: the sender tries again later (``reason`` says why)."""
+
+    code = "verification_deferred"
+
+
+class DatabaseUnavailable(Unavailable):
     """The database cannot be reached just now; nothing was changed. Try again later."""
 
     code = "database_unavailable"

@@ -29,6 +29,7 @@ class DispatchRow:
     last_error: str
     updated_at: datetime
     message_id: str | None = None
+    posting_until: datetime | None = None  # an attempt under way, leased until then
 
 
 @dataclass(frozen=True, slots=True)

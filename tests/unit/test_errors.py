@@ -54,6 +54,8 @@ FROZEN = {
     "KeyUsageInvalid": ("key_usage_invalid", 422),
     "SignerMismatch": ("signer_mismatch", 422),
     "UnknownPeer": ("unknown_peer", 422),
+    "VerificationDeferred": ("verification_deferred", 503),
+    "Unavailable": ("unavailable", 503),
     "ActionUnavailable": ("action_unavailable", 501),
     "DatabaseUnavailable": ("database_unavailable", 503),
     "DatabaseNotReady": ("database_not_migrated", 503),
