@@ -1,178 +1,42 @@
-"""Delivery between two installations over real HTTP on loopback.
+"""Delivery between two installations over real HTTP on loopback (``tests.exchange_pair``).
 
 The sender (agency A, the province) and the receiver (agency B, a department) each have
-their own database; they share the test's trust store (one pinned root). The receiver's
-API is served by uvicorn on a free port; the sender's delivery jobs are run one at a time
-by the test, so every step can be checked.
+their own database; the receiver's API is served by uvicorn on a free port; the sender's
+delivery jobs are run one at a time by the test, so every step can be checked.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
 
 from congvan.actions.exchange.status import make_status
-from congvan.actions.signing import keystore, pki
-from congvan.actions.signing.cms import sign_manifest
-from congvan.actions.signing.stored import manifest_of
 from congvan.states.errors import MessageMismatch
-from congvan.storage.ids import new_id
 from congvan.storage.peers import Peer
-from congvan.storage.signatures import SignatureRow
-from congvan.workflow import directory
-from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
-from congvan.workflow.serving import serve_in_thread
 from tests.databases import Databases
-from tests.factories import (
-    AGENCY_ID,
-    FAKE_EFFECTS,
-    FAKE_GUARDS,
-    actor,
-    add_agency,
-    document_row,
-    job_done,
-)
-
-PASS = "delivery test passphrase"
-A = AGENCY_ID
-B = "000.00.01.H57"  # a recipient of the sample letter
-DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
-
-
-@dataclass
-class Pair:
-    sender: Runtime
-    receiver: Runtime
-    signer_key: pki.PrivateKey
-    signer_cert: x509.Certificate
-
-    def point_b_at(self, url: str) -> None:
-        with self.sender.uow() as uow:
-            now = self.sender.clock()
-            uow.peers.put(Peer(B, url, "http", 5, 4, now, now))
-            uow.commit()
-
-    def signed(self, make_document: Callable[..., str]) -> str:
-        """A's letter to B, approved (checks faked) and signed by A's signer (for real)."""
-        doc = make_document(self.sender, recipients=[{"organ_id": B, "name": "Sở Nội vụ"}])
-        self.sender.engine.fire(doc, "approve", actor("reviewer"))
-        self.sender.engine.fire(doc, "sign", actor("signer"))
-        now = self.sender.clock()
-        with self.sender.uow() as uow:
-            manifest = manifest_of(uow, doc)
-            cms = sign_manifest(
-                manifest,
-                key=self.signer_key,
-                cert=self.signer_cert,
-                chain=list(self.sender.trust.roots()),
-                signing_time=now,
-            )
-            uow.signatures.add_signature(
-                SignatureRow(
-                    id=new_id(),
-                    document_id=doc,
-                    revision=1,
-                    manifest=manifest,
-                    manifest_sha256=hashlib.sha256(manifest).hexdigest(),
-                    cms=cms,
-                    mode="server",
-                    signer="Nguyễn Văn Phương",
-                    certificate_fingerprint=keystore.fingerprint(self.signer_cert),
-                    signing_time=now,
-                    signed_pdf_sha256="",
-                    created_at=now,
-                )
-            )
-            uow.commit()
-        return doc
-
-    def sent(self, make_document: Callable[..., str]) -> tuple[str, str]:
-        """A's signed letter to B, sent: the document and its one delivery job."""
-        doc = self.signed(make_document)
-        self.sender.engine.fire(doc, "send", actor("clerk"))
-        [job] = self.jobs(doc)
-        return doc, job
-
-    def jobs(self, doc: str) -> list[str]:
-        with self.sender.uow(readonly=True) as uow:
-            return [
-                j.id
-                for j in uow.outbox.for_document(doc)
-                if j.action == "deliver_dispatches" and j.status not in ("done", "failed")
-            ]
-
-    def dispatch(self, doc: str) -> Any:
-        with self.sender.uow(readonly=True) as uow:
-            [dispatch] = uow.dispatches.for_document(doc)
-            return dispatch, uow.dispatches.attempts_of(dispatch.id)
-
-    def received(self) -> list[Any]:
-        with self.receiver.uow(readonly=True) as uow:
-            return uow.received.page(B).items
+from tests.exchange_pair import DOWN, A, B, Pair, make_pair, serving_inbox
+from tests.factories import actor, document_row
 
 
 @pytest.fixture
 def pair(
     make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
 ) -> Pair:
-    effects = {k: v for k, v in FAKE_EFFECTS.items() if k != "seal_packages"}
-    sender = make_runtime(
-        guards=FAKE_GUARDS,
-        effects=effects,
-        jobs={"run_review_checks": job_done},
-        key_passphrase=PASS,
-        dispatch_max_attempts=3,
-    )
-    receiver = boot(databases.new(db_kind).url, key_passphrase=PASS)
-    add_agency(sender, A)
-    add_agency(sender, B, "Sở Nội vụ", "SNV")
-    now = sender.clock()
-    with sender.uow() as uow:
-        keystore.init_ca(
-            uow, "Exchange CA", "UBND tỉnh", passphrase=PASS, now=now, store=sender.trust
-        )
-        keystore.issue_agency(uow, A, passphrase=PASS, crl_url="http://x/crl", now=now)
-        b_row = keystore.issue_agency(uow, B, passphrase=PASS, crl_url="http://x/crl", now=now)
-        directory.ensure_user(
-            uow, A, "pct", ["signer"], now, full_name="Nguyễn Văn Phương", position="PCT"
-        )
-        signer = keystore.issue_signer(
-            uow, A, "pct", passphrase=PASS, crl_url="http://x/crl", now=now
-        )
-        crl = keystore.publish_crl(uow, passphrase=PASS, now=now)
-        uow.commit()
-    # B's key lives with the receiver only; A is in the receiver's directory of peers.
-    add_agency(receiver, A)
-    add_agency(receiver, B, "Sở Nội vụ", "SNV")
-    with receiver.uow() as uow:
-        uow.signatures.add_certificate({**b_row, "id": new_id()})
-        uow.peers.put(Peer(A, "https://congvan.example.vn/v1/inbox", "http", 30, 4, now, now))
-        keystore.import_crl(uow, receiver.trust, crl)
-        uow.commit()
-    sender.clock.advance(minutes=5)
-    return Pair(
-        sender,
-        receiver,
-        pki.load_private_key(signer["key_pem"].encode(), PASS),
-        x509.load_pem_x509_certificate(signer["cert_pem"].encode()),
-    )
+    return make_pair(make_runtime, boot, databases, db_kind)
 
 
 @pytest.fixture
 def served(pair: Pair) -> Iterator[str]:
-    with serve_in_thread(create_app(pair.receiver)) as base:
-        yield f"{base}/v1/inbox"
+    with serving_inbox(pair) as url:
+        yield url
 
 
 def test_a_sent_letter_is_delivered_with_a_receipt_the_sender_verified(
@@ -291,15 +155,6 @@ def test_a_package_the_receiver_refuses_rejects_the_dispatch_at_once(
     assert pair.received() == []
 
 
-def _status_jobs(runtime: Runtime, received_id: str) -> list[str]:
-    with runtime.uow(readonly=True) as uow:
-        return [
-            j.id
-            for j in uow.outbox.for_document(received_id)
-            if j.action == "send_status" and j.status not in ("done", "failed")
-        ]
-
-
 @pytest.mark.parametrize(
     ("event", "data", "dispatch_state", "document_state"),
     [
@@ -323,16 +178,8 @@ def test_what_the_receivers_clerk_does_comes_back_as_a_signed_status(
     assert pair.sender.runner.run(job) == "done"
     [received] = pair.received()
 
-    with serve_in_thread(create_app(pair.sender)) as sender_base:
-        with pair.receiver.uow() as uow:
-            now = pair.receiver.clock()
-            uow.peers.put(Peer(A, f"{sender_base}/v1/inbox", "http", 5, 4, now, now))
-            uow.commit()
-
-        # When B's clerk registers (or refuses) it and B's status job runs
-        pair.receiver.engine.fire_on("received", received.id, event, actor("clerk", B), data=data)
-        [status_job] = _status_jobs(pair.receiver, received.id)
-        assert pair.receiver.runner.run(status_job) == "done"
+    # When B's clerk registers (or refuses) it and B's status job runs
+    pair.answer(received.id, event, data)
 
     # Then A's dispatch and document follow, and A keeps B's signed message
     dispatch, _attempts = pair.dispatch(doc)
