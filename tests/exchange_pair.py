@@ -138,6 +138,46 @@ class Pair:
             ]
 
 
+@dataclass(frozen=True)
+class Keys:
+    """What ``issue_keys`` made: certificate rows (with their keys) and the CRL."""
+
+    agencies: dict[str, dict[str, Any]]
+    signer: dict[str, Any]
+    crl: bytes
+
+
+def issue_keys(runtime: Runtime, *others: str) -> Keys:
+    """Our CA, pinned in ``runtime``'s trust store; organisational certificates for A and
+    ``others``; A's signer ``pct`` (the sample letter's); and the CA's CRL."""
+    now = runtime.clock()
+    with runtime.uow() as uow:
+        keystore.init_ca(
+            uow, "Exchange CA", "UBND tỉnh", passphrase=PASS, now=now, store=runtime.trust
+        )
+        agencies = {
+            agency: keystore.issue_agency(
+                uow, agency, passphrase=PASS, crl_url="http://x/crl", now=now
+            )
+            for agency in (A, *others)
+        }
+        directory.ensure_user(
+            uow,
+            A,
+            "pct",
+            ["signer"],
+            now,
+            full_name=SAMPLE_FIELDS["signer_name"],
+            position=SAMPLE_FIELDS["signer_position"],
+        )
+        signer = keystore.issue_signer(
+            uow, A, "pct", passphrase=PASS, crl_url="http://x/crl", now=now
+        )
+        crl = keystore.publish_crl(uow, passphrase=PASS, now=now)
+        uow.commit()
+    return Keys(agencies, signer, crl)
+
+
 def make_pair(
     make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
 ) -> Pair:
@@ -154,27 +194,9 @@ def make_pair(
     receiver = boot(databases.new(db_kind).url, key_passphrase=PASS)
     add_agency(sender, A)
     add_agency(sender, B, "Sở Nội vụ", "SNV")
+    keys = issue_keys(sender, B)
+    b_row, signer, crl = keys.agencies[B], keys.signer, keys.crl
     now = sender.clock()
-    with sender.uow() as uow:
-        keystore.init_ca(
-            uow, "Exchange CA", "UBND tỉnh", passphrase=PASS, now=now, store=sender.trust
-        )
-        keystore.issue_agency(uow, A, passphrase=PASS, crl_url="http://x/crl", now=now)
-        b_row = keystore.issue_agency(uow, B, passphrase=PASS, crl_url="http://x/crl", now=now)
-        directory.ensure_user(
-            uow,
-            A,
-            "pct",
-            ["signer"],
-            now,
-            full_name="Nguyễn Văn Phương",
-            position=SAMPLE_FIELDS["signer_position"],
-        )
-        signer = keystore.issue_signer(
-            uow, A, "pct", passphrase=PASS, crl_url="http://x/crl", now=now
-        )
-        crl = keystore.publish_crl(uow, passphrase=PASS, now=now)
-        uow.commit()
     # B's key lives with the receiver only; A is in the receiver's directory of peers.
     add_agency(receiver, A)
     add_agency(receiver, B, "Sở Nội vụ", "SNV")
