@@ -42,7 +42,8 @@ def add_parser(sub: Subparsers) -> None:
         help="check a bundle offline: every digest, signature, receipt, status, the audit "
         "chain and its anchors",
         description="Needs no database. Exit 0 when everything holds, 1 when something does "
-        "not, 2 when the bundle or a --trust file cannot be read.",
+        "not (a file that is not a bundle too), 2 when there is no such file or a --trust "
+        "file holds no PEM certificate.",
     )
     v.add_argument("bundle")
     v.add_argument(
