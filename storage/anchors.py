@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, tuple_
 
+from .clock import as_utc
 from .tables import AuditAnchor, AuditEntry, chain_heads
 
 _anchors = AuditAnchor.__table__  # type: ignore[attr-defined]
@@ -57,6 +59,22 @@ class AnchorRepository:
             for row in rows:
                 yield dict(row._mapping)
             last = rows[-1].seq
+
+    def covering(
+        self, agency_id: str, document_id: str, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The agency's anchors (made at or after ``since``) listing a head of the document.
+
+        Each anchor's body is read: an export's cost, not a transition's.
+        """
+        found = []
+        for anchor in self.of_agency(agency_id):
+            if since is not None and as_utc(anchor["created_at"]) < since:
+                continue
+            heads = json.loads(bytes(anchor["body"])).get("heads", [])
+            if any(head[0] == document_id for head in heads):
+                found.append(anchor)
+        return found
 
     def agencies_with_anchors(self) -> list[str]:
         rows = self.conn.execute(select(_anchors.c.agency_id).distinct())

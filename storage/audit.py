@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -176,6 +176,13 @@ class AuditRepository:
             for r in rows
         ]
 
+    def chain(self, document_id: str) -> list[dict[str, Any]]:
+        """A document's entries as stored, oldest first: every column, payload as text."""
+        rows = self.conn.execute(
+            select(_audit).where(_audit.c.document_id == document_id).order_by(_audit.c.version)
+        ).mappings()
+        return [{**r, "at": as_utc(r["at"]), "payload": str(r["payload"])} for r in rows]
+
     def append(self, entries: list[NewEntry]) -> None:
         if entries:
             _INSERT.execute(self.conn, [e.__dict__ for e in entries])
@@ -220,17 +227,27 @@ class ChainProblem:
 
 def verify_document(conn: Connection, document_id: str, head: str) -> ChainProblem | None:
     """Check one document's chain against its stored head; ``None`` when it verifies."""
-    rows = list(
-        conn.execute(
-            select(_audit).where(_audit.c.document_id == document_id).order_by(_audit.c.version)
-        ).mappings()
-    )
+    rows = conn.execute(
+        select(_audit).where(_audit.c.document_id == document_id).order_by(_audit.c.version)
+    ).mappings()
+    return verify_entries(document_id, list(rows), head)
+
+
+def verify_entries(
+    document_id: str, rows: Sequence[Mapping[Any, Any]], head: str | None
+) -> ChainProblem | None:
+    """Check a document's entries, oldest first, recomputing every hash; ``None`` when they
+    verify. ``head`` is the hash the chain must end at (``None``: wherever it ends).
+
+    Each row holds the columns of an entry (``at`` as a datetime, ``payload`` as stored
+    text); ``id`` may be absent, as in an evidence bundle.
+    """
     if not rows:
         return ChainProblem(document_id, None, None, "missing", "the document has no audit entries")
     hashes = {r["hash"] for r in rows}
     prev = GENESIS
     for expected_version, row in enumerate(rows, start=1):
-        where = (document_id, row["version"], row["id"])
+        where = (document_id, row["version"], row.get("id"))
         if digest(row["payload"]) != row["payload_digest"]:
             return ChainProblem(*where, "altered", "payload does not match its digest")
         # Before the hash: an entry moved to another version no longer matches its hash
@@ -255,7 +272,7 @@ def verify_document(conn: Connection, document_id: str, head: str) -> ChainProbl
         if row["version"] != expected_version:
             return ChainProblem(*where, "reordered", f"expected version {expected_version}")
         prev = row["hash"]
-    if prev != head:
+    if head is not None and prev != head:
         if head in hashes:
             return ChainProblem(document_id, None, None, "truncated", "entries after the head")
         return ChainProblem(document_id, None, None, "truncated", "latest entries are missing")

@@ -9,7 +9,8 @@ and ``bench/delivery.py`` build the same pair.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +23,19 @@ from congvan.storage.ids import new_id
 from congvan.storage.peers import Peer
 from congvan.storage.signatures import SignatureRow
 from congvan.workflow import directory
+from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
-from tests.factories import AGENCY_ID, FAKE_EFFECTS, FAKE_GUARDS, actor, add_agency, job_done
+from congvan.workflow.serving import serve_in_thread
+from tests.databases import Databases
+from tests.factories import (
+    AGENCY_ID,
+    FAKE_EFFECTS,
+    FAKE_GUARDS,
+    SAMPLE_FIELDS,
+    actor,
+    add_agency,
+    job_done,
+)
 
 # The sender's fakes: review and the send guards pass; sealing and delivery are real.
 SENDER_FAKES: dict[str, Any] = {
@@ -118,11 +130,73 @@ class Pair:
         with self.receiver.uow(readonly=True) as uow:
             return uow.received.page(B).items
 
+    def answer(self, received_id: str, event: str, data: dict[str, str] | None = None) -> None:
+        """B's clerk fires ``event`` on the received document; B's status job posts the
+        signed status message to A's API, served for the while."""
+        with serve_in_thread(create_app(self.sender)) as sender_base:
+            with self.receiver.uow() as uow:
+                now = self.receiver.clock()
+                uow.peers.put(Peer(A, f"{sender_base}/v1/inbox", "http", 5, 4, now, now))
+                uow.commit()
+            self.receiver.engine.fire_on(
+                "received", received_id, event, actor("clerk", B), data=data or {}
+            )
+            [status_job] = self.status_jobs(received_id)
+            assert self.receiver.runner.run(status_job) == "done"
+
+    def status_jobs(self, received_id: str) -> list[str]:
+        with self.receiver.uow(readonly=True) as uow:
+            return [
+                j.id
+                for j in uow.outbox.for_document(received_id)
+                if j.action == "send_status" and j.status not in ("done", "failed")
+            ]
+
+
+@dataclass(frozen=True)
+class Keys:
+    """What ``issue_keys`` made: certificate rows (with their keys) and the CRL."""
+
+    agencies: dict[str, dict[str, Any]]
+    signer: dict[str, Any]
+    crl: bytes
+
+
+def issue_keys(runtime: Runtime, *others: str, passphrase: str = PASS) -> Keys:
+    """Our CA, pinned in ``runtime``'s trust store; organisational certificates for A and
+    ``others``; A's signer ``pct`` (the sample letter's); and the CA's CRL."""
+    now = runtime.clock()
+    with runtime.uow() as uow:
+        keystore.init_ca(
+            uow, "Exchange CA", "UBND tỉnh", passphrase=passphrase, now=now, store=runtime.trust
+        )
+        agencies = {
+            agency: keystore.issue_agency(
+                uow, agency, passphrase=passphrase, crl_url=CRL_URL, now=now
+            )
+            for agency in (A, *others)
+        }
+        directory.ensure_user(
+            uow,
+            A,
+            "pct",
+            ["signer"],
+            now,
+            full_name=SAMPLE_FIELDS["signer_name"],
+            position=SAMPLE_FIELDS["signer_position"],
+        )
+        signer = keystore.issue_signer(
+            uow, A, "pct", passphrase=passphrase, crl_url=CRL_URL, now=now
+        )
+        crl = keystore.publish_crl(uow, passphrase=passphrase, now=now)
+        uow.commit()
+    return Keys(agencies, signer, crl)
+
 
 def link(
     sender: Runtime,
     receiver: Runtime,
-    passphrase: str,
+    passphrase: str = PASS,
     agencies: Sequence[Agency] = ((B, NAMES[B], "SNV"),),
     sender_inbox: str = "https://congvan.example.vn/v1/inbox",
 ) -> Pair:
@@ -134,36 +208,39 @@ def link(
     add_agency(sender, A)
     for organ_id, name, abbreviation in agencies:
         add_agency(sender, organ_id, name, abbreviation)
+    keys = issue_keys(sender, *(o for o, _n, _a in agencies), passphrase=passphrase)
     now = sender.clock()
-    with sender.uow() as uow:
-        keystore.init_ca(
-            uow, "Exchange CA", "UBND tỉnh", passphrase=passphrase, now=now, store=sender.trust
-        )
-        keystore.issue_agency(uow, A, passphrase=passphrase, crl_url=CRL_URL, now=now)
-        rows = [
-            keystore.issue_agency(uow, organ_id, passphrase=passphrase, crl_url=CRL_URL, now=now)
-            for organ_id, _name, _abbreviation in agencies
-        ]
-        directory.ensure_user(
-            uow, A, "pct", ["signer"], now, full_name="Nguyễn Văn Phương", position="PCT"
-        )
-        signer = keystore.issue_signer(
-            uow, A, "pct", passphrase=passphrase, crl_url=CRL_URL, now=now
-        )
-        crl = keystore.publish_crl(uow, passphrase=passphrase, now=now)
-        uow.commit()
     add_agency(receiver, A)
     for organ_id, name, abbreviation in agencies:
         add_agency(receiver, organ_id, name, abbreviation)
     with receiver.uow() as uow:
-        for row in rows:
-            uow.signatures.add_certificate({**row, "id": new_id()})
+        for organ_id, _name, _abbreviation in agencies:
+            uow.signatures.add_certificate({**keys.agencies[organ_id], "id": new_id()})
         uow.peers.put(Peer(A, sender_inbox, "http", 30, 4, now, now))
-        keystore.import_crl(uow, receiver.trust, crl)
+        keystore.import_crl(uow, receiver.trust, keys.crl)
         uow.commit()
     return Pair(
         sender,
         receiver,
-        pki.load_private_key(signer["key_pem"].encode(), passphrase),
-        x509.load_pem_x509_certificate(signer["cert_pem"].encode()),
+        pki.load_private_key(keys.signer["key_pem"].encode(), passphrase),
+        x509.load_pem_x509_certificate(keys.signer["cert_pem"].encode()),
     )
+
+
+def make_pair(
+    make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
+) -> Pair:
+    """A and B on databases of ``db_kind`` (the sender's faked review and send guards,
+    three attempts per dispatch), linked; B's inbox not yet served."""
+    sender = make_runtime(**SENDER_FAKES, key_passphrase=PASS, dispatch_max_attempts=3)
+    receiver = boot(databases.new(db_kind).url, key_passphrase=PASS)
+    pair = link(sender, receiver)
+    sender.clock.advance(minutes=5)
+    return pair
+
+
+@contextmanager
+def serving_inbox(pair: Pair) -> Iterator[str]:
+    """The receiver's API served for the while: its inbox URL."""
+    with serve_in_thread(create_app(pair.receiver)) as base:
+        yield f"{base}/v1/inbox"

@@ -31,8 +31,9 @@ import hashlib
 import struct
 import unicodedata
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import IO, BinaryIO
 
 from congvan.states.errors import MessageMalformed, PackageTooLarge
@@ -91,7 +92,7 @@ class Archive:
         self._zip.close()
 
 
-def open_archive(stream: BinaryIO, limits: Limits, small: frozenset[str]) -> Archive:
+def open_archive(stream: BinaryIO, limits: Limits, small: Container[str]) -> Archive:
     """Open ``stream`` (seekable) as an archive of stored members within ``limits``.
 
     ``small`` names the members read whole into memory, bounded by ``max_metadata_size``.
@@ -120,7 +121,7 @@ def _digest(stream: BinaryIO) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _check_directory(zip_file: zipfile.ZipFile, limits: Limits, small: frozenset[str]) -> None:
+def _check_directory(zip_file: zipfile.ZipFile, limits: Limits, small: Container[str]) -> None:
     infos = zip_file.infolist()
     if len(infos) > limits.max_parts:
         raise PackageTooLarge(
@@ -207,6 +208,18 @@ def _check_layout(stream: BinaryIO, zip_file: zipfile.ZipFile, size: int) -> Non
             )
         previous_end = end
     stream.seek(0)
+
+
+def stored_entry(name: str, at: datetime) -> zipfile.ZipInfo:
+    """A stored member's header dated ``at``: the same inputs give the same bytes (fixed
+    time, system and permissions)."""
+    moment = max(at.astimezone(UTC), datetime(1980, 1, 1, tzinfo=UTC))  # ZIP's epoch
+    stamp = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+    info = zipfile.ZipInfo(name, date_time=stamp)
+    info.compress_type = zipfile.ZIP_STORED
+    info.create_system = 3
+    info.external_attr = 0o100644 << 16
+    return info
 
 
 def safe_path(name: str) -> bool:

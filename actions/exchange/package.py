@@ -188,7 +188,7 @@ def open_package(stream: BinaryIO, limits: Limits) -> Package:
         if HEADER not in archive.members:
             raise MessageMalformed(f"The package has no {HEADER}.", reason="missing_part")
         body = archive.read(HEADER)
-        header = _header(read_canonical(body, FORMAT))
+        header = read_header(read_canonical(body, FORMAT))
         expected = {HEADER, AGENCY_SIGNATURE, *(p.name for p in header.parts)}
         missing = sorted(expected - set(archive.members))
         extra = sorted(set(archive.members) - expected)
@@ -208,7 +208,8 @@ def open_package(stream: BinaryIO, limits: Limits) -> Package:
         raise
 
 
-def _header(content: dict[str, Any]) -> Header:
+def read_header(content: dict[str, Any]) -> Header:
+    """The header a parsed ``package.json`` holds, refusing a malformed one."""
     members = Members(content, HEADER_MEMBERS)
     business_type = content["business_type"]
     if business_type in RESERVED_BUSINESS_TYPES:

@@ -13,7 +13,7 @@ import unicodedata
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import IO, Any, BinaryIO
 
 from congvan.actions.signing.agencykeys import AgencyKey
@@ -21,7 +21,7 @@ from congvan.actions.signing.manifest import FORMAT as MANIFEST_FORMAT
 from congvan.states.errors import MessageMalformed
 from congvan.states.policy import is_organ_id
 
-from .archive import CHUNK, safe_step
+from .archive import CHUNK, safe_step, stored_entry
 from .envelope import ID, canonical, iso, read_canonical, sign_body
 from .package import (
     AGENCY_SIGNATURE,
@@ -145,15 +145,14 @@ def assemble(
     _check_file_names(_filenames(manifest), set(files))
     parts = _header_parts(sealed.header)
     out = _HashingSink(sink)
-    moment = max(sealed.sent_at.astimezone(UTC), datetime(1980, 1, 1, tzinfo=UTC))
-    stamp = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+    stamp = sealed.sent_at
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr(_entry(HEADER, stamp), sealed.header)
-        archive.writestr(_entry(AGENCY_SIGNATURE, stamp), sealed.agency_signature)
-        archive.writestr(_entry(MANIFEST, stamp), manifest)
-        archive.writestr(_entry(SIGNATURE, stamp), signature)
+        archive.writestr(stored_entry(HEADER, stamp), sealed.header)
+        archive.writestr(stored_entry(AGENCY_SIGNATURE, stamp), sealed.agency_signature)
+        archive.writestr(stored_entry(MANIFEST, stamp), manifest)
+        archive.writestr(stored_entry(SIGNATURE, stamp), signature)
         for part in parts[2:]:
-            _stream(archive, _entry(part.name, stamp), files[part.name[len(FILES) :]], part)
+            _stream(archive, stored_entry(part.name, stamp), files[part.name[len(FILES) :]], part)
     return Written(
         sealed.message_id, out.digest.hexdigest(), out.count, sealed.manifest_sha256, sealed.header
     )
@@ -193,15 +192,6 @@ def _check_file_names(names: list[str], given: set[str]) -> None:
 
 def _part(name: str, role: str, media_type: str, data: bytes) -> Part:
     return Part(name, role, media_type, len(data), hashlib.sha256(data).hexdigest())
-
-
-def _entry(name: str, stamp: tuple[int, int, int, int, int, int]) -> zipfile.ZipInfo:
-    # The same inputs give the same bytes: fixed time, system and permissions.
-    info = zipfile.ZipInfo(name, date_time=stamp)
-    info.compress_type = zipfile.ZIP_STORED
-    info.create_system = 3
-    info.external_attr = 0o100644 << 16
-    return info
 
 
 def _stream(archive: zipfile.ZipFile, info: zipfile.ZipInfo, source: BinaryIO, part: Part) -> None:

@@ -252,7 +252,7 @@ def revoke(
             "store (`congvan keys untrust FINGERPRINT`).",
             field="fingerprint",
         )
-    if not _issued_by(cert, ca.certificate):
+    if not issued_by(cert, ca.certificate):
         raise InvalidInput(
             f"This certificate was issued by {cert.issuer.rfc4514_string()}, not by this "
             "installation's CA; only its issuer can revoke it. Import that CA's CRL with "
@@ -327,7 +327,8 @@ def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes) -> dict[str, Any
     }
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer``'s key signed ``cert`` (and names match)."""
     try:
         cert.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature):
@@ -346,7 +347,7 @@ def publish_crl(uow: UnitOfWork, *, passphrase: str, now: datetime, days: int = 
     revoked = []
     for r in uow.signatures.revoked():
         cert = x509.load_pem_x509_certificate(r["cert_pem"].encode())
-        if r["kind"] != "root" and _issued_by(cert, ca_cert):
+        if r["kind"] != "root" and issued_by(cert, ca_cert):
             revoked.append(
                 (cert.serial_number, as_utc(r["revoked_at"]), REASONS.get(r["revocation_reason"]))
             )

@@ -28,7 +28,7 @@ from tests.factories import (
     actor,
     document_row,
 )
-from tests.installations import PASS, SENDER_FAKES, A, B, Pair, link
+from tests.installations import PASS, A, B, Pair, make_pair, serving_inbox
 
 DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
 
@@ -37,17 +37,13 @@ DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
 def pair(
     make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
 ) -> Pair:
-    sender = make_runtime(**SENDER_FAKES, key_passphrase=PASS, dispatch_max_attempts=3)
-    receiver = boot(databases.new(db_kind).url, key_passphrase=PASS)
-    pair = link(sender, receiver, PASS)
-    sender.clock.advance(minutes=5)  # type: ignore[attr-defined]
-    return pair
+    return make_pair(make_runtime, boot, databases, db_kind)
 
 
 @pytest.fixture
 def served(pair: Pair) -> Iterator[str]:
-    with serve_in_thread(create_app(pair.receiver)) as base:
-        yield f"{base}/v1/inbox"
+    with serving_inbox(pair) as inbox:
+        yield inbox
 
 
 def test_a_sent_letter_is_delivered_with_a_receipt_the_sender_verified(
@@ -281,15 +277,6 @@ def test_a_package_the_receiver_refuses_rejects_the_dispatch_at_once(
     assert pair.received() == []
 
 
-def _status_jobs(runtime: Runtime, received_id: str) -> list[str]:
-    with runtime.uow(readonly=True) as uow:
-        return [
-            j.id
-            for j in uow.outbox.for_document(received_id)
-            if j.action == "send_status" and j.status not in ("done", "failed")
-        ]
-
-
 class SenderApi:
     """A's API served on loopback, read by a clerk of A; B's statuses come back to it."""
 
@@ -309,7 +296,7 @@ class SenderApi:
         """B's people fire ``event`` on what they received, and B's status job runs."""
         receiver = self.pair.receiver
         receiver.engine.fire_on("received", received_id, event, actor(roles, B), data=data)
-        [status_job] = _status_jobs(receiver, received_id)
+        [status_job] = self.pair.status_jobs(received_id)
         assert receiver.runner.run(status_job) == "done"
 
     def recipient(self, doc: str) -> dict[str, Any]:

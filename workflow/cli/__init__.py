@@ -2,7 +2,8 @@
 
 Each group is a module that registers its own subcommands: serving (serve, worker,
 scheduler, migrate, demo), directory (agencies, authorities, tokens), peers, documents, keys,
-audit, verify (with verdict, how a verdict is shown), timers and graph.
+audit, evidence (export and verify a bundle), verify (with verdict, how a verdict is
+shown), timers and graph.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from collections.abc import Sequence
 
 from congvan.states.errors import CongvanError, InvalidEncoding
 
-from . import audit, directory, documents, graph, keys, peers, serving, timers, verify
+from . import audit, directory, documents, evidence, graph, keys, peers, serving, timers, verify
 from .runtime import settings_from
 
-GROUPS = (serving, directory, peers, documents, keys, audit, verify, timers, graph)
+GROUPS = (serving, directory, peers, documents, keys, audit, evidence, verify, timers, graph)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,443 @@
+"""Judging a ``congvan-evidence/1`` bundle offline: no database, no network, no settings.
+
+``verify_bundle`` reports one ``Check`` per item, failed ones with a stable ``code`` and the
+member they concern, and goes on after a failure so that one verdict lists every problem:
+
+    bundle                  the archive is safe to read (``archive``'s limits) and
+                            ``index.json`` is a canonical index: else the only check
+    members                 every member listed is present, reads back (member_damaged),
+                            with its size and SHA-256 (member_missing, member_size,
+                            member_digest), and none is unlisted (member_extra)
+    trust                   the roots: those pinned by the caller (``--trust``) or else
+                            those the bundle ships, which it says proves little
+    signature               the signer's CMS over the manifest, at the moment the audit
+                            trail says it was accepted, naming the manifest's signer
+    signed_pdf              the PAdES signature of ``signed.pdf``, as of then
+    files                   each file against the manifest's size and SHA-256
+    dispatch AGENCY,        each dispatch's header, receipt and status messages
+    receipt AGENCY,         (``evidence_dispatches``), against the manifest and the
+    status AGENCY NN        message ids the audit trail recorded at ``send``
+    audit                   the chain recomputed from its entries, version 1 on
+    anchor AGENCY SEQ       the agency's CMS over the anchor; each head it lists for the
+                            document is the hash of the chain's entry at that version
+    anchored                some anchor signs an entry of the chain, and the chain goes on
+                            from it (later entries rest on the hash chain alone)
+
+Signatures are judged with ``verification`` and the exchange formats' own verifiers,
+against the roots and the bundled CRLs, each at the moment the evidence itself gives;
+``evidence_report`` keeps the verdict and which root anchored each signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, BinaryIO
+
+from cryptography import x509
+
+from congvan.actions.anchoring import FORMAT as ANCHOR_FORMAT
+from congvan.actions.signing.keystore import TrustMaterial
+from congvan.actions.signing.pades import verify_pdf
+from congvan.actions.signing.truststore import fingerprint
+from congvan.actions.signing.verification import verify_manifest_signature
+from congvan.states.errors import CongvanError, ManifestMismatch
+from congvan.storage.audit import verify_entries
+
+from .evidence import (
+    AUDIT,
+    FILES,
+    INDEX,
+    MANIFEST,
+    SIGNATURE,
+    SIGNATURE_TOKEN,
+    SIGNED_PDF,
+    Bundle,
+    claimed_moment,
+    json_object,
+    open_bundle,
+    read_audit,
+)
+from .evidence_dispatches import DispatchChecks, Signed
+from .evidence_report import Report
+
+
+def verify_bundle(stream: BinaryIO, pinned: Sequence[x509.Certificate] | None = None) -> Report:
+    """Judge the bundle in ``stream`` (seekable); with ``pinned``, only those roots count."""
+    report = Report()
+    try:
+        bundle = open_bundle(stream)
+    except CongvanError as exc:
+        part = exc.details.get("part")
+        report.fail("bundle", str(exc.details.get("reason", exc.code)), exc.message, part)
+        return report
+    with bundle:
+        report.sha256, report.document_id = bundle.sha256, bundle.index.document_id
+        _Judge(bundle, report, pinned).run()
+    return report
+
+
+class _Judge:
+    """The checks over one opened bundle, in the order the module's docstring gives."""
+
+    def __init__(
+        self, bundle: Bundle, report: Report, pinned: Sequence[x509.Certificate] | None
+    ) -> None:
+        self.bundle = bundle
+        self.report = report
+        self.pinned = pinned
+        self.document_id = bundle.index.document_id
+        self.agency_id = bundle.index.agency_id
+        self.trust = TrustMaterial(roots=[], crls=[])
+        self.entries: list[dict[str, Any]] = []
+        self.manifest: bytes | None = None
+        self.cms = b""
+        self.document: dict[str, Any] = {}
+
+    def run(self) -> None:
+        self.members()
+        self.roots()
+        self.audit()
+        self.signature()
+        self.files()
+        self.dispatches()
+        self.anchors()
+
+    # -- members and trust ---------------------------------------------------------------
+
+    def members(self) -> None:
+        bundle, before = self.bundle, len(self.report.checks)
+        for listed in bundle.index.members:
+            name = listed.name
+            measured = bundle.measure(name) if name in bundle.archive.members else None
+            if name not in bundle.archive.members:
+                self.report.fail("members", "member_missing", f"{name} is missing", name)
+            elif measured is None:
+                self.report.fail("members", "member_damaged", f"{name} does not read back", name)
+            elif measured[0] != listed.size:
+                self.report.fail("members", "member_size", f"{name} is not its listed size", name)
+            elif measured[1] != listed.sha256:
+                detail = f"{name} is not the member index.json lists (SHA-256 differs)"
+                self.report.fail("members", "member_digest", detail, name)
+        for name in sorted(set(bundle.archive.members) - set(bundle.listed) - {INDEX}):
+            self.report.fail("members", "member_extra", f"{name} is not listed in index.json", name)
+        if len(self.report.checks) == before:
+            count = len(bundle.index.members)
+            self.report.holds("members", f"{count} members, each its listed size and SHA-256")
+
+    def roots(self) -> None:
+        shipped: list[x509.Certificate] = []
+        for name in self.bundle.names("root"):
+            data = self.bundle.read(name)
+            try:
+                cert = x509.load_pem_x509_certificate(data or b"")
+            except ValueError:
+                self.report.fail(
+                    "trust", "root_unreadable", f"{name} is not a PEM certificate", name
+                )
+                continue
+            if name != f"trust/roots/{fingerprint(cert)}.pem":
+                self.report.fail(
+                    "trust", "root_misnamed", f"{name} holds another certificate", name
+                )
+                continue
+            shipped.append(cert)
+        crls = [data for n in self.bundle.names("crl") if (data := self.bundle.read(n))]
+        shipped_fps = [fingerprint(c) for c in shipped]
+        if self.pinned is None:
+            self.trust = TrustMaterial(roots=shipped, crls=crls)
+            self.report.trust_source, self.report.roots = "bundle", shipped_fps
+            detail = (
+                f"{len(shipped)} root(s) shipped in the bundle and {len(crls)} CRL(s); no root "
+                "pinned (--trust ROOT.pem): a bundle verifying against its own roots proves "
+                "only that it is consistent"
+            )
+        else:
+            self.trust = TrustMaterial(roots=list(self.pinned), crls=crls)
+            pinned_fps = [fingerprint(c) for c in self.pinned]
+            self.report.trust_source, self.report.roots = "pinned", pinned_fps
+            shipped_too = [fp for fp in pinned_fps if fp in shipped_fps]
+            detail = (
+                f"{len(pinned_fps)} root(s) pinned by you, {len(shipped_too)} of them also "
+                f"shipped in the bundle; {len(crls)} CRL(s) from the bundle"
+            )
+        self.report.holds("trust", detail)
+
+    def _root(self, cms: bytes) -> str:
+        return self.report.anchored(cms, self.trust.roots)
+
+    # -- the document -------------------------------------------------------------------
+
+    def signature(self) -> None:
+        manifest, cms = self.bundle.read(MANIFEST), self.bundle.read(SIGNATURE)
+        if manifest is None or cms is None:
+            missing = MANIFEST if manifest is None else SIGNATURE
+            self.report.fail("signature", "member_missing", f"no {missing} to verify", missing)
+            return
+        self.manifest, self.cms = manifest, cms
+        self.document = json_object(manifest) or {}
+        accepted = self._event(
+            "sign",
+            cms_sha256=hashlib.sha256(cms).hexdigest(),
+            manifest_sha256=hashlib.sha256(manifest).hexdigest(),
+        )
+        if accepted is None:
+            self.report.fail(
+                "signature",
+                "signature_unrecorded",
+                "the audit trail records no acceptance of this signature",
+                SIGNATURE,
+            )
+            return
+        expected = {
+            "common_name": self.document.get("signer_name"),
+            "title": self.document.get("signer_position"),
+            "organizational_unit": self.agency_id,
+        }
+        wanted = {k: v for k, v in expected.items() if isinstance(v, str) and v}
+        try:
+            verdict = verify_manifest_signature(
+                manifest,
+                cms,
+                trust_roots=self.trust.roots,
+                crls=self.trust.crls,
+                at=accepted["at"],
+                expected_signer=wanted,
+                timestamp_token=self.bundle.read(SIGNATURE_TOKEN),
+            )
+        except CongvanError as exc:
+            changed = isinstance(exc, ManifestMismatch)  # the manifest is what changed
+            self.report.fail("signature", exc.code, exc.message, MANIFEST if changed else SIGNATURE)
+            return
+        self.report.holds(
+            "signature",
+            f"{SIGNATURE} signs {MANIFEST}: {verdict.signer.common_name} "
+            f"({verdict.signer.organizational_unit}), checked as of "
+            f"{verdict.checked_at.isoformat()} ({verdict.time_source} time){self._root(cms)}",
+        )
+        pdf_sha256 = accepted["payload"].get("signed_pdf_sha256")
+        pdf = self.bundle.read(SIGNED_PDF) if self.bundle.has(SIGNED_PDF) else None
+        if pdf is None and pdf_sha256:
+            self.report.fail(
+                "signed_pdf",
+                "member_missing",
+                "the signed PDF the audit trail records is not in the bundle",
+                SIGNED_PDF,
+            )
+        elif pdf is not None:
+            self._signed_pdf(pdf, pdf_sha256, verdict.checked_at)
+
+    def _signed_pdf(self, pdf: bytes, recorded: str | None, at: datetime) -> None:
+        if hashlib.sha256(pdf).hexdigest() != recorded:
+            self.report.fail(
+                "signed_pdf",
+                "signed_pdf_unrecorded",
+                "the audit trail records another signed PDF",
+                SIGNED_PDF,
+            )
+            return
+        try:
+            verify_pdf(pdf, trust_roots=self.trust.roots, crls=self.trust.crls, at=at)
+        except CongvanError as exc:
+            self.report.fail("signed_pdf", exc.code, exc.message, SIGNED_PDF)
+            return
+        self.report.holds("signed_pdf", f"{SIGNED_PDF}: its PAdES signature verifies")
+
+    def _attachments(self) -> list[dict[str, Any]]:
+        listed = self.document.get("attachments")
+        return [a for a in listed if isinstance(a, dict)] if isinstance(listed, list) else []
+
+    def files(self) -> None:
+        attachments = self._attachments()
+        if not self.bundle.index.files_included:
+            self.report.holds(
+                "files",
+                f"{len(attachments)} file(s) named by their "
+                "SHA-256 in the signed manifest; their bytes are not in the bundle",
+            )
+            return
+        problems = 0
+        names = {FILES + str(a.get("filename")) for a in attachments}
+        for attachment in attachments:
+            name = FILES + str(attachment.get("filename"))
+            if not self.bundle.has(name):
+                self.report.fail(
+                    "files", "file_missing", f"{name}, listed by the manifest, is missing", name
+                )
+                problems += 1
+                continue
+            listed = self.bundle.listed[name]
+            if (listed.size, listed.sha256) != (attachment.get("size"), attachment.get("sha256")):
+                self.report.fail(
+                    "files", "file_mismatch", f"{name} is not the file the manifest signs", name
+                )
+                problems += 1
+        for name in sorted(set(self.bundle.names("file")) - names):
+            self.report.fail("files", "file_extra", f"{name} is not listed by the manifest", name)
+            problems += 1
+        if not problems:
+            self.report.holds(
+                "files",
+                f"{len(attachments)} file(s), each the size and SHA-256 the manifest signs",
+            )
+
+    def dispatches(self) -> None:
+        folders = [n.removesuffix("package.json") for n in self.bundle.names("package_header")]
+        if self.manifest is None:
+            for folder in folders:
+                detail = "no signed manifest to check the header against"
+                self.report.fail(f"dispatch {folder[11:-1]}", "member_missing", detail, MANIFEST)
+            return
+        sent = self._event("send")
+        recorded = (sent or {}).get("payload", {}).get("message_ids")
+        signed = Signed(
+            document_id=self.document_id,
+            agency_id=self.agency_id,
+            manifest=self.manifest,
+            signature=self.cms,
+            filenames=tuple(str(a.get("filename")) for a in self._attachments()),
+            message_ids=recorded if isinstance(recorded, dict) else {},
+            trust=self.trust,
+        )
+        checks = DispatchChecks(self.bundle, self.report, signed)
+        for folder in folders:
+            checks.check(folder)
+
+    # -- the audit chain and its anchors ------------------------------------------------
+
+    def audit(self) -> None:
+        data = self.bundle.read(AUDIT)
+        if data is None:
+            self.report.fail("audit", "member_missing", f"no {AUDIT}", AUDIT)
+            return
+        entries = read_audit(data, self.document_id)
+        if entries is None:
+            self.report.fail(
+                "audit", "audit_malformed", f"{AUDIT} is not this document's chain", AUDIT
+            )
+            return
+        problem = verify_entries(self.document_id, entries, None)
+        if problem is not None:
+            where = f"version {problem.version}" if problem.version else "its end"
+            self.report.fail(
+                "audit",
+                f"chain_{problem.problem}",
+                f"{problem.problem} at {where}: {problem.detail}",
+                AUDIT,
+            )
+            return
+        payloads = [json_object(e["payload"].encode()) for e in entries]
+        if any(p is None for p in payloads):
+            self.report.fail(
+                "audit", "audit_malformed", "an entry's payload is not a JSON object", AUDIT
+            )
+            return
+        self.entries = [{**e, "payload": p} for e, p in zip(entries, payloads, strict=True)]
+        self.report.holds("audit", f"{len(entries)} entries, every hash recomputed")
+
+    def _event(self, event: str, **wanted: str) -> dict[str, Any] | None:
+        """The latest entry of ``event`` whose payload has the ``wanted`` values, if any.
+
+        A payload without one of them matches it, as ``stored.accepted_at`` reads entries
+        written before the audit trail recorded it.
+        """
+        for entry in reversed(self.entries):
+            if entry["event"] != event:
+                continue
+            payload = entry["payload"]
+            if all(payload.get(key, value) == value for key, value in wanted.items()):
+                return dict(entry)
+        return None
+
+    def anchors(self) -> None:
+        anchored = 0
+        for name in self.bundle.names("anchor"):
+            anchored = max(anchored, self._anchor(name))
+        total = len(self.entries)
+        if not self.entries:
+            self.report.fail("anchored", "unanchored", "no verified audit chain to anchor")
+        elif not anchored:
+            self.report.fail(
+                "anchored",
+                "unanchored",
+                "no anchor in the bundle signs an entry of the "
+                "chain: it rests on unkeyed hashes (`congvan audit anchor`, then export)",
+            )
+        else:
+            later = (
+                ""
+                if anchored == total
+                else (f"; versions {anchored + 1}–{total} rest on the hash chain from it")
+            )
+            self.report.holds(
+                "anchored", f"versions 1–{anchored} of {total} signed by an anchor{later}"
+            )
+
+    def _anchor(self, name: str) -> int:
+        """Check one anchor; the highest version of the chain it signs (0: none, or bad)."""
+        agency, seq = name.removeprefix("anchors/").removesuffix(".json").split("/")
+        item = f"anchor {agency} {seq}"
+        body = self.bundle.read(name)
+        cms = self.bundle.read(name.removesuffix("json") + "p7s")
+        if body is None or cms is None:
+            self.report.fail(item, "member_missing", "the anchor or its signature is missing", name)
+            return 0
+        content = json_object(body) or {}
+        at = claimed_moment(body, "at")
+        if at is None:
+            self.report.fail(
+                item, "anchor_malformed", "the anchor names no moment it was made", name
+            )
+            return 0
+        try:
+            verify_manifest_signature(
+                body,
+                cms,
+                trust_roots=self.trust.roots,
+                crls=self.trust.crls,
+                at=at,
+                expected_signer={"organizational_unit": agency},
+                profile="agency",
+                timestamp_token=self.bundle.read(name.removesuffix("json") + "tsr"),
+            )
+        except CongvanError as exc:
+            self.report.fail(item, exc.code, exc.message, name)
+            return 0
+        heads = content.get("heads")
+        if (
+            (content.get("format"), content.get("agency_id"), str(content.get("seq")))
+            != (
+                ANCHOR_FORMAT,
+                agency,
+                seq,
+            )
+            or agency != self.agency_id
+            or not isinstance(heads, list)
+        ):
+            self.report.fail(
+                item, "anchor_mismatch", "not an anchor of the document's agency", name
+            )
+            return 0
+        hashes = {e["version"]: e["hash"] for e in self.entries}
+        signed = [
+            (head[1], head[2])
+            for head in heads
+            if isinstance(head, list) and len(head) == 3 and head[0] == self.document_id
+        ]
+        for version, head in signed:
+            if type(version) is not int or hashes.get(version) != head:
+                self.report.fail(
+                    item,
+                    "anchor_head",
+                    f"it signs version {version} of the chain with "
+                    "another hash than the audit slice's",
+                    name,
+                )
+                return 0
+        top = max((v for v, _h in signed), default=0)
+        self.report.holds(
+            item,
+            f"signs version {top} of the chain, at {at.isoformat()}{self._root(cms)}",
+        )
+        return top

@@ -1,0 +1,212 @@
+"""Judging what an evidence bundle holds of one dispatch: header, receipt, status messages.
+
+Under ``dispatches/AGENCY/`` (``evidence``), checked against the document the rest of the
+bundle proved (``Signed``):
+
+    dispatch AGENCY     the issuing agency's CMS over package.json, as of its ``sent_at``;
+                        the header names the recipient of its folder, the issuing agency,
+                        the document, the signed manifest and the message id the audit
+                        trail recorded at ``send`` (header_recipient, header_sender,
+                        header_document_id, header_manifest_digest, header_message_id)
+    receipt AGENCY      ``receipts.verify_receipt``: signed by the recipient agency, naming
+                        the message id, the manifest and the package, which is assembled
+                        again from the bundle when it holds the files (else the receipt's
+                        own digest is taken, and the verdict says so)
+    status AGENCY NN    ``status.verify_status``: signed by the recipient agency, from it,
+                        to the issuing one, about the message id; of code NN and about
+                        the document (status_mismatch)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import BinaryIO, cast
+
+from congvan.actions.signing.keystore import TrustMaterial
+from congvan.states.errors import CongvanError
+
+from .envelope import read_canonical, verify_body
+from .evidence import FILES, Bundle, claimed_moment, json_object
+from .evidence_report import Report
+from .package import FORMAT as PACKAGE_FORMAT
+from .package import Header, read_header
+from .receipts import verify_receipt
+from .status import verify_status
+from .writing import SealedHeader, assemble
+
+
+@dataclass(frozen=True)
+class Signed:
+    """The document as the rest of the bundle proved it, which every dispatch must name."""
+
+    document_id: str
+    agency_id: str
+    manifest: bytes
+    signature: bytes
+    filenames: tuple[str, ...]  # as the manifest lists them
+    message_ids: Mapping[str, str]  # recorded in the audit trail at send, by recipient
+    trust: TrustMaterial
+
+
+class DispatchChecks:
+    """The checks of the dispatches of one bundle, added to its report."""
+
+    def __init__(self, bundle: Bundle, report: Report, signed: Signed) -> None:
+        self.bundle = bundle
+        self.report = report
+        self.signed = signed
+
+    def check(self, folder: str) -> None:
+        """Check the dispatch under ``folder`` (``dispatches/AGENCY/``)."""
+        recipient = folder.removeprefix("dispatches/").removesuffix("/")
+        item = f"dispatch {recipient}"
+        body = self.bundle.read(folder + "package.json")
+        cms = self.bundle.read(folder + "agency.p7s")
+        if body is None or cms is None:
+            missing = folder + ("agency.p7s" if body else "package.json")
+            self.report.fail(
+                item, "member_missing", "the header or its signature is missing", missing
+            )
+            return
+        header = self._header(item, folder, body, cms, recipient)
+        if header is None:
+            return
+        self._receipt(folder, header)
+        for name in self.bundle.names("status"):
+            if name.startswith(folder):
+                self._status(name, header)
+
+    def _header(
+        self, item: str, folder: str, body: bytes, cms: bytes, recipient: str
+    ) -> Header | None:
+        signed = self.signed
+        try:
+            header = read_header(read_canonical(body, PACKAGE_FORMAT))
+            verify_body(body, cms, signed.trust, agency_id=header.sender, at=header.sent_at)
+        except CongvanError as exc:
+            self.report.fail(item, exc.code, exc.message, folder + "agency.p7s")
+            return None
+        recorded = signed.message_ids.get(recipient)
+        for wrong, code, detail in (
+            (header.recipient != recipient, "recipient", f"the header is for {header.recipient}"),
+            (header.sender != signed.agency_id, "sender", f"the header is from {header.sender}"),
+            (header.document_id != signed.document_id, "document_id", "another document"),
+            (
+                header.manifest_sha256 != hashlib.sha256(signed.manifest).hexdigest(),
+                "manifest_digest",
+                "the header names another manifest",
+            ),
+            (
+                recorded != header.message_id,
+                "message_id",
+                f"the audit trail records message id {recorded} at send",
+            ),
+        ):
+            if wrong:
+                self.report.fail(item, f"header_{code}", detail, folder + "package.json")
+                return None
+        self.report.holds(
+            item,
+            f"package.json signed by {header.sender}, message id {header.message_id}, sent "
+            f"{header.sent_at.isoformat()}{self.report.anchored(cms, signed.trust.roots)}",
+        )
+        return header
+
+    def _package_sha256(self, folder: str, header: Header) -> str | None:
+        """The package's SHA-256, assembled again from the bundle; None without the files."""
+        names = self.signed.filenames
+        body = self.bundle.read(folder + "package.json")
+        cms = self.bundle.read(folder + "agency.p7s")
+        if not self.bundle.index.files_included or body is None or cms is None:
+            return None
+        if not all(self.bundle.has(FILES + n) for n in names):
+            return ""  # a file is missing: no package digest can match
+        sealed = SealedHeader(header.message_id, body, cms, header.manifest_sha256, header.sent_at)
+        files = {n: cast(BinaryIO, self.bundle.open(FILES + n)) for n in names}
+        try:
+            written = assemble(
+                io.BytesIO(),
+                sealed,
+                manifest=self.signed.manifest,
+                signature=self.signed.signature,
+                files=files,
+            )
+        except (ValueError, CongvanError):
+            return ""  # not the files the header names
+        finally:
+            for stream in files.values():
+                stream.close()
+        return written.sha256
+
+    def _receipt(self, folder: str, header: Header) -> None:
+        item, member = f"receipt {header.recipient}", folder + "receipt.json"
+        body, cms = self.bundle.read(member), self.bundle.read(folder + "receipt.p7s")
+        if body is None or cms is None:
+            if self.bundle.has(member) or self.bundle.has(folder + "receipt.p7s"):
+                self.report.fail(item, "member_missing", "half a receipt is missing", member)
+            else:
+                self.report.holds(item, "no receipt: the package was not delivered")
+            return
+        package = self._package_sha256(folder, header)
+        claimed = (json_object(body) or {}).get("package_sha256")
+        try:
+            receipt = verify_receipt(
+                body,
+                cms,
+                self.signed.trust,
+                expected_message_id=header.message_id,
+                expected_package_sha256=str(claimed) if package is None else package,
+                expected_manifest_sha256=header.manifest_sha256,
+                expected_receiver=header.recipient,
+                now=claimed_moment(body, "received_at") or header.sent_at,
+            )
+        except CongvanError as exc:
+            self.report.fail(item, exc.code, exc.message, member)
+            return
+        checked = "not re-assembled (no files)" if package is None else "re-assembled, same"
+        self.report.holds(
+            item,
+            f"status 01 signed by {receipt.recipient} at {receipt.received_at.isoformat()}, "
+            f"message id {receipt.message_id}; package {checked}"
+            f"{self.report.anchored(cms, self.signed.trust.roots)}",
+        )
+
+    def _status(self, member: str, header: Header) -> None:
+        code = member.rsplit("status-", 1)[1].removesuffix(".json")
+        item = f"status {header.recipient} {code}"
+        body = self.bundle.read(member)
+        cms = self.bundle.read(member.removesuffix("json") + "p7s")
+        if body is None or cms is None:
+            self.report.fail(
+                item, "member_missing", "the status message or its signature is missing", member
+            )
+            return
+        try:
+            status = verify_status(
+                body,
+                cms,
+                self.signed.trust,
+                expected_recipient=header.sender,
+                expected_from=header.recipient,
+                expected_message_id=header.message_id,
+                now=claimed_moment(body, "at") or header.sent_at,
+            )
+        except CongvanError as exc:
+            self.report.fail(item, exc.code, exc.message, member)
+            return
+        if status.code != code or status.document_id != self.signed.document_id:
+            self.report.fail(
+                item,
+                "status_mismatch",
+                "the message is another status or about another document",
+                member,
+            )
+            return
+        self.report.holds(
+            item,
+            f"status {status.code} signed by {status.from_agency} at {status.at.isoformat()}"
+            f"{self.report.anchored(cms, self.signed.trust.roots)}",
+        )

@@ -1,0 +1,88 @@
+"""The verdict on an evidence bundle: one check per item, and the roots it rested on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from asn1crypto import cms as asn1_cms
+from cryptography import x509
+
+from congvan.actions.signing.keystore import issued_by
+from congvan.actions.signing.truststore import fingerprint
+
+from .evidence import FORMAT
+
+
+@dataclass(frozen=True)
+class Check:
+    """One item of the verdict."""
+
+    item: str
+    ok: bool
+    detail: str
+    code: str = ""  # why it failed; stable
+    member: str | None = None  # the member it is about
+
+
+@dataclass
+class Report:
+    """Every check of a bundle, and which roots it rested on."""
+
+    sha256: str = ""
+    document_id: str = ""
+    trust_source: str = "bundle"  # "pinned": roots the caller gave; "bundle": its own
+    roots: list[str] = field(default_factory=list)
+    anchored_by: set[str] = field(default_factory=set)  # roots that anchored a signature
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def holds(self, item: str, detail: str) -> None:
+        self.checks.append(Check(item, True, detail))
+
+    def fail(self, item: str, code: str, detail: str, member: str | None = None) -> None:
+        self.checks.append(Check(item, False, detail, code, member))
+
+    def anchored(self, cms: bytes, roots: Sequence[x509.Certificate]) -> str:
+        """Note which of ``roots`` a verified CMS chains to; a few words saying it."""
+        root = anchoring_root(cms, roots)
+        if root is None:
+            return ""
+        self.anchored_by.add(root)
+        return f"; root {root[:16]}…"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "sha256": self.sha256,
+            "document_id": self.document_id,
+            "verified": self.verified,
+            "trust": {
+                "source": self.trust_source,
+                "roots": self.roots,
+                "anchored_by": sorted(self.anchored_by),
+            },
+            "checks": [c.__dict__ for c in self.checks],
+        }
+
+
+def anchoring_root(cms: bytes, roots: Sequence[x509.Certificate]) -> str | None:
+    """The fingerprint of the root that issued a certificate the CMS carries (or is one)."""
+    try:
+        signed_data = asn1_cms.ContentInfo.load(cms)["content"]
+        certs = [
+            x509.load_der_x509_certificate(c.chosen.dump())
+            for c in signed_data["certificates"]
+            if c.name == "certificate"
+        ]
+    except (ValueError, TypeError, KeyError):
+        return None
+    for root in roots:
+        for cert in certs:
+            if cert == root or issued_by(cert, root):
+                return fingerprint(root)
+    return None

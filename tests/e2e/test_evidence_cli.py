@@ -1,0 +1,81 @@
+"""``congvan evidence``: a bundle exported from the shell, then verified with no database.
+
+The two installations are prepared in-process (``tests.installations``, SQLite); the
+commands run as subprocesses: export against the sender's database, verify with only the
+bundle and a root file.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from congvan.actions.signing.truststore import fingerprint
+from tests.databases import Databases
+from tests.exchange_world import members, zipped
+from tests.installations import B, make_pair, serving_inbox
+
+
+def congvan(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONGVAN_")}
+    return subprocess.run(
+        [sys.executable, "-m", "congvan.workflow.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def test_a_bundle_is_exported_then_verified_offline_and_a_tampered_one_is_not(
+    boot: Any, databases: Databases, make_document: Callable[..., str], tmp_path: Path
+) -> None:
+    # Given A's letter delivered to B and anchored, in A's SQLite database
+    url = databases.new("sqlite").url
+    pair = make_pair(functools.partial(boot, url), boot, databases, "sqlite")
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        doc, job = pair.sent(make_document)
+        assert pair.sender.runner.run(job) == "done"
+    with pair.sender.uow() as uow:
+        pair.sender.anchoring.anchor_all(uow, pair.sender.clock())
+        uow.commit()
+    [root] = pair.sender.trust.roots()
+    (tmp_path / "root.pem").write_bytes(root.public_bytes(Encoding.PEM))
+    data_dir = pair.sender.settings.data_dir
+
+    # When the bundle is exported from the shell
+    exported = congvan(
+        "--data-dir", str(data_dir), "--database-url", url,
+        "evidence", "export", doc, "-o", "bundle.zip",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.startswith("bundle.zip: ")
+
+    # Then it verifies with no database, naming the pinned root that anchored it
+    verified = congvan("evidence", "verify", "bundle.zip", "--trust", "root.pem", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "VERIFIED" in verified.stdout.splitlines()[-1]
+    assert f"{fingerprint(root)} (pinned by you; anchored signatures)" in verified.stdout
+
+    # And a copy with the receipt changed fails, as JSON naming the member
+    parts = members((tmp_path / "bundle.zip").read_bytes())
+    receipt = f"dispatches/{B}/receipt.json"
+    parts[receipt] = parts[receipt].replace(b'"01"', b'"02"')
+    (tmp_path / "tampered.zip").write_bytes(zipped(parts))
+    refused = congvan("evidence", "verify", "tampered.zip", "--json", cwd=tmp_path)
+    assert refused.returncode == 1, refused.stderr
+    verdict = json.loads(refused.stdout)
+    assert verdict["verified"] is False and verdict["trust"]["source"] == "bundle"
+    failed = [(c["code"], c["member"]) for c in verdict["checks"] if not c["ok"]]
+    assert ("member_digest", receipt) in failed

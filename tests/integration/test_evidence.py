@@ -1,0 +1,294 @@
+"""Evidence bundles: a delivered and acknowledged letter exported, verified offline, tampered.
+
+The letter travels between two installations (``tests.installations``); the bundle is
+written from the sender's database and judged with nothing but its bytes and a root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rfc8785
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from congvan.actions.exchange.evidence import write_bundle
+from congvan.actions.exchange.evidence_checks import verify_bundle
+from congvan.actions.exchange.evidence_report import Report
+from congvan.actions.signing.truststore import fingerprint
+from congvan.workflow.bootstrap import Runtime
+from congvan.workflow.evidence import gather
+from congvan.workflow.letters import sample_pdf
+from tests.databases import Databases
+from tests.exchange_world import build_world, members, zipped
+from tests.factories import (
+    FAKE_GUARDS,
+    MAIN_PDF,
+    actor,
+    add_agency,
+    create_document,
+    job_done,
+    sample_file,
+)
+from tests.installations import PASS, A, B, Pair, issue_keys, make_pair, serving_inbox
+from tests.tools import verify_with_openssl
+
+STATUS = f"dispatches/{B}/status-03.json"
+ANCHOR = f"anchors/{A}/1.json"
+
+
+@pytest.fixture
+def pair(
+    make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
+) -> Pair:
+    return make_pair(make_runtime, boot, databases, db_kind)
+
+
+def acknowledged(pair: Pair, make_document: Callable[..., str]) -> str:
+    """A's letter with its main file, delivered to B, registered by B's clerk (status 03),
+    and anchored."""
+
+    def with_a_file(runtime: Runtime, **given: Any) -> str:
+        return make_document(runtime, files=[sample_file(MAIN_PDF)], **given)
+
+    with serving_inbox(pair) as url:
+        pair.point_b_at(url)
+        doc, job = pair.sent(with_a_file)
+        assert pair.sender.runner.run(job) == "done"
+    [received] = pair.received()
+    pair.answer(received.id, "register")
+    pair.sender.clock.advance(minutes=1)
+    with pair.sender.uow() as uow:
+        pair.sender.anchoring.anchor_all(uow, pair.sender.clock())
+        uow.commit()
+    return doc
+
+
+def export(pair: Pair, doc: str, *, with_files: bool = True) -> bytes:
+    with pair.sender.uow(readonly=True) as uow:
+        evidence = gather(uow, pair.sender.trust, doc, with_files=with_files)
+    sink = io.BytesIO()
+    write_bundle(sink, evidence, pair.sender.clock())
+    return sink.getvalue()
+
+
+def judged(bundle: bytes, pair: Pair | None = None) -> Report:
+    pinned = None if pair is None else pair.sender.trust.roots()
+    return verify_bundle(io.BytesIO(bundle), pinned)
+
+
+def failures(report: Report) -> set[tuple[str, str | None]]:
+    return {(c.code, c.member) for c in report.checks if not c.ok}
+
+
+def test_an_acknowledged_letters_bundle_verifies_offline_against_a_pinned_root(
+    pair: Pair, make_document: Callable[..., str], tmp_path: Path
+) -> None:
+    # Given A's letter delivered to B, registered there, and anchored
+    doc = acknowledged(pair, make_document)
+
+    # When its bundle is exported and judged with A's root pinned
+    bundle = export(pair, doc)
+    report = judged(bundle, pair)
+
+    # Then every item holds, and the pinned root anchored the signatures
+    assert [] == [c for c in report.checks if not c.ok]
+    assert report.verified and report.trust_source == "pinned"
+    [root] = pair.sender.trust.roots()
+    assert {fingerprint(root)} == report.anchored_by
+    items = [c.item for c in report.checks]
+    for item in ("signature", "files", f"dispatch {B}", f"receipt {B}", f"status {B} 03"):
+        assert item in items
+    assert "audit" in items and "anchored" in items
+    assert any(i.startswith("anchor ") for i in items)
+    receipt = next(c for c in report.checks if c.item == f"receipt {B}")
+    assert "re-assembled, same" in receipt.detail
+    assert "files/1227-UBND-TDKT.pdf" in members(bundle)
+
+    # And without a pinned root it verifies against its own, and says so
+    own = judged(bundle)
+    assert own.verified and own.trust_source == "bundle"
+
+    # But against a root the signatures do not chain to, nothing signed verifies
+    elsewhere = verify_bundle(io.BytesIO(bundle), [build_world().root.certificate])
+    assert not elsewhere.verified and not elsewhere.anchored_by
+    assert ("chain_untrusted", "signature.p7s") in failures(elsewhere)
+
+    # And with only the digests of the files it verifies too, the package not re-assembled
+    lean = judged(export(pair, doc, with_files=False), pair)
+    assert lean.verified
+    assert not any(
+        name.startswith("files/") for name in members(export(pair, doc, with_files=False))
+    )
+
+
+def test_openssl_verifies_the_signer_and_agency_cms_in_a_bundle(
+    pair: Pair, make_document: Callable[..., str], tmp_path: Path
+) -> None:
+    # Given a bundle, taken apart in a folder with the root as the only CA
+    parts = members(export(pair, acknowledged(pair, make_document)))
+    [root] = pair.sender.trust.roots()
+    (tmp_path / "ca.pem").write_bytes(root.public_bytes(Encoding.PEM))
+    for name in ("manifest.json", f"dispatches/{B}/package.json", f"dispatches/{B}/receipt.json"):
+        (tmp_path / Path(name).name).write_bytes(parts[name])
+
+    # Then openssl accepts the signer's CMS over the manifest, and each agency's CMS
+    for signature, content in (
+        ("signature.p7s", "manifest.json"),
+        (f"dispatches/{B}/agency.p7s", "package.json"),
+        (f"dispatches/{B}/receipt.p7s", "receipt.json"),
+    ):
+        (tmp_path / "sig.p7s").write_bytes(parts[signature])
+        done = verify_with_openssl(tmp_path, "-purpose", "any", content=content)
+        assert done.returncode == 0, (signature, done.stderr)
+
+
+def _relisted(parts: dict[str, bytes], name: str, data: bytes) -> dict[str, bytes]:
+    """``parts`` with member ``name`` replaced and index.json updated to match it."""
+    index = json.loads(parts["index.json"])
+    for member in index["members"]:
+        if member["name"] == name:
+            member.update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    return {**parts, name: data, "index.json": rfc8785.dumps(index)}
+
+
+def _flip_last(data: bytes) -> bytes:
+    return data[:-1] + bytes([data[-1] ^ 1])
+
+
+def _audit_rewritten(parts: dict[str, bytes]) -> dict[str, bytes]:
+    content = json.loads(parts["audit/entries.json"])
+    content["entries"][1]["actor"] = "someone-else"
+    return _relisted(parts, "audit/entries.json", rfc8785.dumps(content))
+
+
+def _receipt_rewritten(parts: dict[str, bytes]) -> dict[str, bytes]:
+    name = f"dispatches/{B}/receipt.json"
+    content = json.loads(parts[name])
+    content["received_document_id"] = "another-document"
+    return _relisted(parts, name, rfc8785.dumps(content))
+
+
+def _index_digest_changed(parts: dict[str, bytes]) -> dict[str, bytes]:
+    index = json.loads(parts["index.json"])
+    listed = next(m for m in index["members"] if m["name"] == f"dispatches/{B}/agency.p7s")
+    listed["sha256"] = "0" * 64
+    return {**parts, "index.json": rfc8785.dumps(index)}
+
+
+def _manifest_byte(parts: dict[str, bytes], relist: bool) -> dict[str, bytes]:
+    changed = parts["manifest.json"].replace(b"UBND-T", b"UBND-X", 1)
+    return (
+        _relisted(parts, "manifest.json", changed)
+        if relist
+        else {**parts, "manifest.json": changed}
+    )
+
+
+# Each case: how the bundle is changed, and a (code, member) its verdict must name.
+TAMPERINGS: dict[
+    str, tuple[Callable[[dict[str, bytes]], dict[str, bytes]], tuple[str, str | None]]
+] = {
+    "manifest byte": (lambda p: _manifest_byte(p, False), ("member_digest", "manifest.json")),
+    "manifest byte, index updated": (
+        lambda p: _manifest_byte(p, True),
+        ("manifest_mismatch", "manifest.json"),
+    ),
+    "signer cms": (
+        lambda p: _relisted(p, "signature.p7s", _flip_last(p["signature.p7s"])),
+        ("signature_invalid", "signature.p7s"),
+    ),
+    "agency cms": (
+        lambda p: _relisted(
+            p, f"dispatches/{B}/agency.p7s", _flip_last(p[f"dispatches/{B}/agency.p7s"])
+        ),
+        ("agency_signature_invalid", f"dispatches/{B}/agency.p7s"),
+    ),
+    "receipt": (_receipt_rewritten, ("agency_signature_invalid", f"dispatches/{B}/receipt.json")),
+    "audit entry": (_audit_rewritten, ("chain_altered", "audit/entries.json")),
+    "audit not json": (
+        lambda p: _relisted(p, "audit/entries.json", b"[[[["),
+        ("audit_malformed", "audit/entries.json"),
+    ),
+    "anchor body": (
+        lambda p: _relisted(p, ANCHOR, p[ANCHOR].replace(b'"seq":1', b'"seq":1 ')),
+        ("unanchored", None),
+    ),
+    "index entry": (_index_digest_changed, ("member_digest", f"dispatches/{B}/agency.p7s")),
+    "missing member": (
+        lambda p: {n: d for n, d in p.items() if n != STATUS},
+        ("member_missing", STATUS),
+    ),
+    "extra member": (
+        lambda p: {**p, "files/extra.pdf": b"%PDF-1.4"},
+        ("member_extra", "files/extra.pdf"),
+    ),
+    "unsafe name": (lambda p: {**p, "../evil.json": b"{}"}, ("unsafe_name", "../evil.json")),
+}
+
+
+def test_every_tampering_fails_verification_naming_the_member(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given a bundle that verifies
+    bundle = export(pair, acknowledged(pair, make_document))
+    parts = members(bundle)
+    assert judged(bundle, pair).verified
+
+    for case, (tamper, expected) in TAMPERINGS.items():
+        # When it is changed so
+        report = judged(zipped(tamper(dict(parts))), pair)
+
+        # Then it does not verify, and the verdict names the member
+        assert not report.verified, case
+        assert expected in failures(report), (case, failures(report))
+
+    # And a member whose stored bytes no longer match their CRC is named, not read
+    damaged = bytearray(bundle)
+    damaged[bundle.index(parts["manifest.json"]) + 10] ^= 1
+    assert ("member_damaged", "manifest.json") in failures(judged(bytes(damaged), pair))
+
+    # And a compressed bundle (a possible bomb) is refused before any member is read
+    deflated = judged(zipped(parts, compression=zipfile.ZIP_DEFLATED), pair)
+    assert {("compressed", "index.json")} == failures(deflated)
+
+
+def test_a_letter_signed_on_the_server_carries_its_signed_pdf(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    # Given a letter with its main PDF, signed on the server (manifest CMS and PAdES)
+    runtime = make_runtime(
+        guards=FAKE_GUARDS, jobs={"run_review_checks": job_done}, key_passphrase=PASS
+    )
+    add_agency(runtime, A)
+    issue_keys(runtime)
+    doc = create_document(runtime, files=[sample_file(sample_pdf())], signer_user="pct")
+    runtime.engine.fire(doc, "approve", actor("reviewer"))
+    runtime.engine.fire(doc, "sign", actor("signer", name="pct"))
+    runtime.clock.advance(minutes=1)
+    with runtime.uow() as uow:
+        runtime.anchoring.anchor_all(uow, runtime.clock())
+        uow.commit()
+
+    # When its bundle is exported and judged
+    with runtime.uow(readonly=True) as uow:
+        evidence = gather(uow, runtime.trust, doc)
+    sink = io.BytesIO()
+    write_bundle(sink, evidence, runtime.clock())
+    report = verify_bundle(io.BytesIO(sink.getvalue()), runtime.trust.roots())
+
+    # Then the signed PDF is in it and verifies, as the one the audit trail recorded
+    assert [] == [c for c in report.checks if not c.ok]
+    assert "signed_pdf" in [c.item for c in report.checks]
+
+    # And another PDF in its place is named
+    parts = members(sink.getvalue())
+    forged = _relisted(parts, "signed.pdf", parts["signed.pdf"] + b"\n% appended\n")
+    changed = verify_bundle(io.BytesIO(zipped(forged)), runtime.trust.roots())
+    assert ("signed_pdf_unrecorded", "signed.pdf") in failures(changed)

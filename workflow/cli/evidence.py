@@ -1,0 +1,141 @@
+"""The ``evidence`` command: export a document's evidence bundle, verify one offline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from congvan.states.errors import InvalidInput
+
+from ..settings import Settings
+from .runtime import Subparsers, runtime_for
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from congvan.actions.exchange.evidence_report import Report
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "evidence",
+        help="export a document's evidence bundle; verify one with no database",
+    )
+    esub = p.add_subparsers(dest="action", required=True)
+    x = esub.add_parser(
+        "export",
+        help="write one ZIP: manifest, signatures, signed PDF, files, headers, receipts, "
+        "status messages, audit chain, anchors, roots and CRLs",
+        description="Exit 0 when written, 2 when the document does not exist or is unsigned.",
+    )
+    x.add_argument("document")
+    x.add_argument("-o", "--output", metavar="FILE", help="default: evidence-DOCUMENT.zip")
+    x.add_argument(
+        "--digests-only",
+        action="store_true",
+        help="leave the files out: the signed manifest names each by its SHA-256",
+    )
+    v = esub.add_parser(
+        "verify",
+        help="check a bundle offline: every digest, signature, receipt, status, the audit "
+        "chain and its anchors",
+        description="Needs no database. Exit 0 when everything holds, 1 when something does "
+        "not (a file that is not a bundle too), 2 when there is no such file or a --trust "
+        "file holds no PEM certificate.",
+    )
+    v.add_argument("bundle")
+    v.add_argument(
+        "--trust",
+        action="append",
+        metavar="ROOT.pem",
+        help="a root you trust (repeatable); without it the bundle's own roots are used, "
+        "which proves only that the bundle is consistent",
+    )
+    v.add_argument("--json", action="store_true", help="the verdict as JSON")
+    p.set_defaults(func=cmd_evidence)
+
+
+def cmd_evidence(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "export":
+        return _export(args.document, args.output, args.digests_only, settings)
+    return _verify(Path(args.bundle), args.trust or [], args.json)
+
+
+def _export(document_id: str, output: str | None, digests_only: bool, settings: Settings) -> int:
+    import hashlib
+
+    from congvan.actions.exchange.evidence import write_bundle
+
+    from ..evidence import gather
+
+    path = Path(output or f"evidence-{document_id}.zip")
+    with runtime_for(settings) as runtime, runtime.uow(readonly=True) as uow:
+        evidence = gather(uow, runtime.trust, document_id, with_files=not digests_only)
+        now = runtime.clock()
+    temporary = path.with_name(path.name + ".part")
+    with temporary.open("wb") as sink:
+        count = write_bundle(sink, evidence, now)
+    temporary.replace(path)  # whole or not at all
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    print(f"{path}: {count} members, sha256 {digest}")
+    return 0
+
+
+def _pinned(paths: list[str]) -> list[x509.Certificate]:
+    from cryptography import x509
+
+    roots = []
+    for name in paths:
+        path = Path(name)
+        if not path.is_file():
+            raise InvalidInput(f"No such file {name}.", field="trust", path=name)
+        try:
+            roots.extend(x509.load_pem_x509_certificates(path.read_bytes()))
+        except ValueError as exc:
+            raise InvalidInput(
+                f"{name} holds no PEM certificate.", field="trust", path=name
+            ) from exc
+    return roots
+
+
+def _verify(bundle: Path, trust: list[str], as_json: bool) -> int:
+    from congvan.actions.exchange.evidence_checks import verify_bundle
+
+    pinned = _pinned(trust) if trust else None
+    if not bundle.is_file():
+        print(f"no such file {bundle}")
+        return 2
+    with bundle.open("rb") as stream:
+        report = verify_bundle(stream, pinned)
+    if as_json:
+        print(json.dumps({"bundle": str(bundle), **report.as_dict()}, ensure_ascii=False))
+    else:
+        _print(bundle, report)
+    return 0 if report.verified else 1
+
+
+def _print(bundle: Path, report: Report) -> None:
+    print(f"bundle        {bundle} (sha256 {report.sha256 or '—'})")
+    print(f"document      {report.document_id or '—'}")
+    source = "pinned by you" if report.trust_source == "pinned" else "shipped in the bundle"
+    for fp in report.roots:
+        anchored = "anchored signatures" if fp in report.anchored_by else "anchored nothing"
+        print(f"root          {fp} ({source}; {anchored})")
+    for check in report.checks:
+        mark = "✓" if check.ok else "✗"
+        code = "" if check.ok else f"[{check.code}] "
+        print(f"  {mark} {check.item:<26} {code}{check.detail}")
+    failed = [c for c in report.checks if not c.ok]
+    if not failed:
+        print("VERIFIED")
+        if report.trust_source == "bundle":
+            print(
+                "              against the roots the bundle ships: pin the root you trust "
+                "with --trust ROOT.pem for a verdict that proves who signed"
+            )
+    else:
+        members = sorted({c.member for c in failed if c.member})
+        where = f": {', '.join(members)}" if members else ""
+        print(f"NOT VERIFIED  {len(failed)} of {len(report.checks)} checks failed{where}")
