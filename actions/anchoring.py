@@ -36,6 +36,7 @@ from congvan.states.errors import SignatureError
 from congvan.storage.audit import GENESIS
 from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
+from congvan.storage.signatures import CertificateRow
 from congvan.storage.timers import AUDIT_ANCHOR, DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -92,14 +93,14 @@ class Anchoring:
         """Anchor every agency that has a key; returns heads anchored per agency."""
         made: dict[str, int] = {}
         for agency in uow.agencies.agencies():
-            row = uow.signatures.agency_certificate(agency["id"], now)
+            row = uow.signatures.agency_certificate(agency.id, now)
             if row is None:
                 continue
-            made[agency["id"]] = self.anchor_agency(uow, agency["id"], row, now)
+            made[agency.id] = self.anchor_agency(uow, agency.id, row, now)
         return made
 
     def anchor_agency(
-        self, uow: UnitOfWork, agency_id: str, certificate: dict[str, Any], now: datetime
+        self, uow: UnitOfWork, agency_id: str, certificate: CertificateRow, now: datetime
     ) -> int:
         """Sign the agency's heads changed since its last anchor; how many were signed.
 
@@ -136,7 +137,7 @@ class Anchoring:
                 "body": body,
                 "body_sha256": hashlib.sha256(body).hexdigest(),
                 "cms": signer.sign(body, now),
-                "certificate_fingerprint": certificate["fingerprint"],
+                "certificate_fingerprint": certificate.fingerprint,
                 "heads": len(part),
             }
             uow.anchors.add(previous)

@@ -51,9 +51,9 @@ def stamping_api(make: MakeApi, tsa: LoopbackTsa, **settings: Any) -> Api:
     api = signing_api(make, tsa_url=tsa.url, **settings)
     tsa.clock = api.clock
     with api.runtime.uow() as uow:
-        (root,) = [r for r in uow.signatures.roots() if r["key_pem"]]
-    ca_cert = x509.load_pem_x509_certificate(root["cert_pem"].encode())
-    ca_key = pki.load_private_key(root["key_pem"].encode(), PASS)
+        (root,) = [r for r in uow.signatures.roots() if r.key_pem]
+    ca_cert = x509.load_pem_x509_certificate(root.cert_pem.encode())
+    ca_key = pki.load_private_key(root.key_pem.encode(), PASS)
     tsa.use(issue_tsa(ca_cert, ca_key, now=api.clock()))  # type: ignore[arg-type]
     return api
 

@@ -8,6 +8,7 @@ by the test, so every step can be checked.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import time
@@ -156,7 +157,7 @@ def pair(
     add_agency(receiver, A)
     add_agency(receiver, B, "Sở Nội vụ", "SNV")
     with receiver.uow() as uow:
-        uow.signatures.add_certificate({**b_row, "id": new_id()})
+        uow.signatures.add_certificate(dataclasses.replace(b_row, id=new_id()))
         uow.peers.put(Peer(A, "https://congvan.example.vn/v1/inbox", "http", 30, 4, now, now))
         keystore.import_crl(uow, receiver.trust, crl)
         uow.commit()
@@ -164,8 +165,8 @@ def pair(
     return Pair(
         sender,
         receiver,
-        pki.load_private_key(signer["key_pem"].encode(), PASS),
-        x509.load_pem_x509_certificate(signer["cert_pem"].encode()),
+        pki.load_private_key(signer.key_pem.encode(), PASS),
+        x509.load_pem_x509_certificate(signer.cert_pem.encode()),
     )
 
 
