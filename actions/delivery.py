@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import functools
 import io
 import json
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -34,9 +36,9 @@ from typing import Any
 
 import httpx
 
-from congvan.states.dispatch import STATUS_EVENTS
+from congvan.states.dispatch import ACKNOWLEDGED, REJECTED, STATUS_EVENTS
 from congvan.states.errors import CongvanError, GuardFailed
-from congvan.storage.dispatches import AttemptRow
+from congvan.storage.dispatches import AttemptRow, DispatchRow
 
 from .context import SYSTEM, JobContext
 from .exchange.receipts import verify_receipt
@@ -54,10 +56,23 @@ DELIVERED, REFUSED, TRANSIENT, UNKNOWN, BAD_RECEIPT = (
     "unknown",
     "bad_receipt",
 )
+# Where a status message (03, 02) takes a dispatch whose attempt is still under way: the
+# recipient registered or refused it before our receipt was recorded.
+_OVERTAKEN = frozenset({ACKNOWLEDGED, REJECTED})
 # Answers that say "not now" rather than "never".
 _RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
 Transport = Callable[[], httpx.BaseTransport | None]
+
+
+@functools.cache
+def tls() -> ssl.SSLContext:
+    """httpx's default TLS settings, made once per process for every post to a peer.
+
+    A new ``httpx.Client`` builds them by loading the CA bundle, about 35 ms of CPU: more
+    than the rest of a delivery attempt to a peer on the same network.
+    """
+    return httpx.create_ssl_context()
 
 
 @dataclass(frozen=True)
@@ -96,8 +111,17 @@ class Outcome:
 class Delivery(StagedJob[Parcel]):
     """The ``deliver_dispatches`` job: one attempt to deliver one dispatch."""
 
-    def __init__(self, trust: TrustStore, transport: Transport = lambda: None) -> None:
+    def __init__(
+        self,
+        trust: TrustStore,
+        transport: Transport = lambda: None,
+        *,
+        lease: timedelta = timedelta(minutes=11),
+    ) -> None:
         self.trust = trust
+        # Every wait on a peer ends well within the job's lease, so that a slow peer is
+        # never taken for a dead worker.
+        self.longest_wait = lease.total_seconds() * 0.8
         self.transport = transport  # tests hand in their own; None: the network
         # At most a peer's max_concurrency posts to it at once from this process.
         self._gates: dict[str, tuple[int, threading.BoundedSemaphore]] = {}
@@ -123,10 +147,13 @@ class Delivery(StagedJob[Parcel]):
         signature = uow.signatures.latest_signature(dispatch.document_id)
         if sealed is None or peer is None or head is None or signature is None:
             raise CongvanError(f"Dispatch {dispatch_id} has nothing sealed to deliver.")
-        if dispatch.state == "pending":
-            assert ctx.events is not None
-            ctx.events.fire_on_within(uow, "dispatch", dispatch_id, "start", actor=SYSTEM)
-        attempt = (uow.dispatches.get(dispatch_id) or dispatch).attempts
+        assert ctx.events is not None
+        if dispatch.state == "sending" and not self._interrupted(ctx, dispatch):
+            return None  # no attempts left: failed for good
+        ctx.events.fire_on_within(uow, "dispatch", dispatch_id, "start", actor=SYSTEM)
+        # Numbered over the dispatch's life: a resend gives it fresh attempts (its row's
+        # count starts again), and the log keeps those before it.
+        attempt = uow.dispatches.attempts_logged(dispatch_id) + 1
         manifest = bytes(signature.manifest)
         files = {}
         for entry in json.loads(manifest)["attachments"]:
@@ -141,7 +168,7 @@ class Delivery(StagedJob[Parcel]):
             recipient=dispatch.organ_id,
             sender=head.agency_id,
             url=peer.inbox_url,
-            timeout=float(peer.timeout_seconds),
+            timeout=min(float(peer.timeout_seconds), self.longest_wait),
             concurrency=peer.max_concurrency,
             sealed=SealedHeader(
                 sealed.message_id,
@@ -156,6 +183,27 @@ class Delivery(StagedJob[Parcel]):
             trust=keystore.trust_material(uow, self.trust),
             started_at=ctx.now,
         )
+
+    def _interrupted(self, ctx: JobContext, dispatch: DispatchRow) -> bool:
+        """An attempt began and was never recorded (its worker died; the lease ran out).
+
+        Its package may have arrived: it is logged as outcome unknown and counts against
+        the dispatch's attempts like any other, so a job that keeps dying mid-post is
+        never retried past the limit. True when an attempt is left for this run.
+        """
+        ctx.uow.dispatches.log_attempt(
+            AttemptRow(
+                dispatch_id=dispatch.id,
+                attempt=ctx.uow.dispatches.attempts_logged(dispatch.id) + 1,
+                started_at=dispatch.updated_at,
+                finished_at=ctx.now,
+                outcome=UNKNOWN,
+                http_status=None,
+                latency_ms=0,
+                error="interrupted: the attempt's worker stopped before recording it",
+            )
+        )
+        return _retry_or_fail(ctx, dispatch.id, "attempt interrupted")
 
     def act(self, work: Parcel) -> Outcome:
         sink = io.BytesIO()
@@ -174,7 +222,9 @@ class Delivery(StagedJob[Parcel]):
         try:
             with (
                 self._gate(work),
-                httpx.Client(transport=self.transport(), timeout=work.timeout) as client,
+                httpx.Client(
+                    transport=self.transport(), verify=tls(), timeout=work.timeout
+                ) as client,
             ):
                 response = client.post(
                     work.url,
@@ -239,6 +289,9 @@ class Delivery(StagedJob[Parcel]):
         fire = events.fire_on_within
         if outcome.outcome == DELIVERED:
             uow.dispatches.keep_receipt(work.dispatch_id, outcome.receipt, outcome.receipt_cms)
+            current = uow.dispatches.get(work.dispatch_id)
+            if current is not None and current.state in _OVERTAKEN:
+                return  # the recipient's status came first and moved it already
             fire(uow, "dispatch", work.dispatch_id, "deliver", actor=SYSTEM)
             # A status message that came ahead of the receipt (its answer was lost).
             for status in uow.dispatches.statuses_of(work.dispatch_id):
@@ -252,11 +305,7 @@ class Delivery(StagedJob[Parcel]):
             data = {"error": outcome.error}
             fire(uow, "dispatch", work.dispatch_id, "refuse", actor=SYSTEM, data=data)
             return
-        try:
-            data = {"error": outcome.error}
-            fire(uow, "dispatch", work.dispatch_id, "retry", actor=SYSTEM, data=data)
-        except GuardFailed:  # no attempts left
-            fire(uow, "dispatch", work.dispatch_id, "fail", actor=SYSTEM, data=data)
+        if not _retry_or_fail(ctx, work.dispatch_id, outcome.error):
             return
         raise RetryLater(f"{outcome.outcome}: {outcome.error}", not_before=outcome.retry_after)
 
@@ -269,6 +318,20 @@ class Delivery(StagedJob[Parcel]):
             ctx.events.fire_on_within(
                 ctx.uow, "dispatch", dispatch.id, "fail", actor=SYSTEM, data={"error": error}
             )
+
+
+def _retry_or_fail(ctx: JobContext, dispatch_id: str, error: str) -> bool:
+    """The attempt did not deliver: back to pending if attempts remain (True), else fail."""
+    assert ctx.events is not None
+    data = {"error": error}
+    try:
+        ctx.events.fire_on_within(
+            ctx.uow, "dispatch", dispatch_id, "retry", actor=SYSTEM, data=data
+        )
+    except GuardFailed:  # no attempts left
+        ctx.events.fire_on_within(ctx.uow, "dispatch", dispatch_id, "fail", actor=SYSTEM, data=data)
+        return False
+    return True
 
 
 # The longest wait a peer may impose through Retry-After.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -310,7 +311,7 @@ class JobRunner:
             uow.outbox.mark([job.id], FAILED, now)
         else:
             uow.outbox.wait(job.id)
-            wait = max(policy.backoff.after(attempts), at_least or timedelta(0))
+            wait = max(policy.backoff.after(attempts, random.random()), at_least or timedelta(0))
             uow.timers.add([deadline_timer(job.id, job.document_id, now + wait, backoff=True)])
         if isinstance(action, StagedJob):
             ctx = self._context(job, uow, now)

@@ -25,6 +25,7 @@ from congvan.states.received import RECEIVED_DOCUMENT, STATUS_CODE
 from congvan.storage.received import Received
 
 from .context import JobContext
+from .delivery import tls
 from .exchange.status import make_status
 from .jobs import StagedJob
 from .signing.agencykeys import AgencyKey, AgencyKeys
@@ -106,7 +107,8 @@ class StatusSending(StagedJob[Notice]):
             "status_cms": base64.b64encode(sealed.cms).decode(),
         }
         try:
-            with httpx.Client(transport=self.transport(), timeout=work.timeout) as client:
+            client = httpx.Client(transport=self.transport(), verify=tls(), timeout=work.timeout)
+            with client:
                 response = client.post(work.url, json=body)
         except httpx.TransportError as exc:
             raise StatusNotSent(f"{type(exc).__name__}: {exc}") from exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .spec import MachineSpec, edge
 
 PENDING = "pending"
@@ -49,3 +51,20 @@ ARRIVED = frozenset({DELIVERED, ACKNOWLEDGED})
 # What a recipient's status message (QCVN 102) does to its dispatch: 03 registered,
 # 02 refused. 04–06 (assigned, processing, completed) are kept and move nothing.
 STATUS_EVENTS = {"03": "acknowledge", "02": "refuse"}
+
+# What a recipient reports from registering the document on (QCVN 102 03–06).
+_PROGRESS = ("03", "04", "05", "06")
+
+
+def recipient_status(state: str, reported: Iterable[str]) -> str | None:
+    """The QCVN 102 status code a recipient stands at (None: its system has nothing yet).
+
+    02 once refused; else the furthest code ``reported`` from 03 to 06, and at least 03
+    when the dispatch is acknowledged, 01 when it is delivered.
+    """
+    if state == REJECTED:
+        return "02"
+    if state not in ARRIVED:
+        return None
+    floor = "03" if state == ACKNOWLEDGED else "01"
+    return max((c for c in reported if c in _PROGRESS), default=floor)

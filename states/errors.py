@@ -377,6 +377,14 @@ class DocumentSignatureInvalid(SignatureError, ExchangeRefused):
     code = "document_signature_invalid"
 
 
+class VerificationDeferred(ExchangeRefused):
+    """The message cannot be checked just now: no current revocation list covers its
+    certificate here. Not a refusal: the sender tries again later."""
+
+    code = "verification_deferred"
+    http_status = 503
+
+
 class UnknownPeer(CongvanError):
     """The agency has no entry in the directory of peers: nobody knows where to deliver."""
 

@@ -142,15 +142,28 @@ JOB_MAX_ATTEMPTS = 8
 
 @dataclass(frozen=True)
 class Backoff:
-    """Waits after failures: ``first`` after the first, doubling after each, up to ``cap``."""
+    """Waits after failures: ``first`` after the first, doubling after each, up to ``cap``.
+
+    ``jitter``: each wait is shortened by up to this fraction of it, so that the jobs that
+    failed together (a peer went down) do not all come back at the same instant.
+    """
 
     first: timedelta = timedelta(seconds=30)
     cap: timedelta = timedelta(hours=1)
+    jitter: float = 0.0
 
-    def after(self, attempt: int) -> timedelta:
-        """The wait after the ``attempt``-th failure (no overflow however many)."""
-        wait: timedelta = self.first * 2 ** min(max(0, attempt - 1), 32)
-        return min(wait, self.cap)
+    def __post_init__(self) -> None:
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter is a fraction in [0, 1)")
+
+    def after(self, attempt: int, draw: float = 0.0) -> timedelta:
+        """The wait after the ``attempt``-th failure (no overflow however many).
+
+        ``draw`` (uniform in [0, 1), chosen by the caller) places the wait in the jitter
+        band: 0 is the full wait, towards 1 the shortest.
+        """
+        wait: timedelta = min(self.first * 2 ** min(max(0, attempt - 1), 32), self.cap)
+        return wait * (1 - self.jitter * min(max(draw, 0.0), 1.0))
 
 
 JOB_BACKOFF = Backoff()

@@ -56,3 +56,15 @@ STATUS_CODE = MappingProxyType(
         COMPLETED: "06",
     }
 )
+
+# How each status code reads (domain.md §3), as clerks on both sides name it.
+STATUS_LABEL = MappingProxyType(
+    {
+        "01": "arrived (đã đến)",
+        "02": "refused (từ chối tiếp nhận)",
+        "03": "registered (đã tiếp nhận, vào sổ)",
+        "04": "assigned (phân công)",
+        "05": "processing (đang xử lý)",
+        "06": "completed (hoàn thành)",
+    }
+)

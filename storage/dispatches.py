@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from .tables import Dispatch, DispatchAttempt, DispatchStatus
 
@@ -72,6 +72,9 @@ class StatusRow:
     received_at: datetime
 
 
+_STATUS_COLUMNS = tuple(_statuses.c[f.name] for f in dataclasses.fields(StatusRow))
+
+
 class DispatchRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -133,14 +136,36 @@ class DispatchRepository:
 
     def statuses_of(self, dispatch_id: str) -> list[StatusRow]:
         c = _statuses.c
-        columns = [c[f.name] for f in dataclasses.fields(StatusRow)]
         rows = self.conn.execute(
-            select(*columns).where(c.dispatch_id == dispatch_id).order_by(c.code)
+            select(*_STATUS_COLUMNS).where(c.dispatch_id == dispatch_id).order_by(c.code)
         )
         return [StatusRow(*r) for r in rows]
 
+    def statuses_by_dispatch(self, document_id: str) -> dict[str, list[StatusRow]]:
+        """The status messages kept about each dispatch of the document, by code."""
+        c = _statuses.c
+        rows = self.conn.execute(
+            select(*_STATUS_COLUMNS)
+            .join(_dispatches, _dispatches.c.id == c.dispatch_id)
+            .where(_dispatches.c.document_id == document_id)
+            .order_by(c.dispatch_id, c.code)
+        )
+        found: dict[str, list[StatusRow]] = {}
+        for row in rows:
+            status = StatusRow(*row)
+            found.setdefault(status.dispatch_id, []).append(status)
+        return found
+
     def log_attempt(self, attempt: AttemptRow) -> None:
         self.conn.execute(insert(_attempts), [dataclasses.asdict(attempt)])
+
+    def attempts_logged(self, dispatch_id: str) -> int:
+        """The number of the dispatch's last logged attempt (0: none yet)."""
+        c = _attempts.c
+        last = self.conn.execute(
+            select(func.max(c.attempt)).where(c.dispatch_id == dispatch_id)
+        ).scalar()
+        return int(last or 0)
 
     def attempts_of(self, dispatch_id: str) -> list[AttemptRow]:
         c = _attempts.c

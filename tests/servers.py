@@ -6,7 +6,6 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
@@ -14,16 +13,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from congvan.workflow.serving import free_port
+
 PG_USER = "postgres"  # the OS account that runs the server when we are root
 PG_BINARIES = ("initdb", "pg_ctl", "postgres")
 START_TIMEOUT = 30.0
-
-
-def find_free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(ready: Callable[[], bool], *, timeout: float, what: str) -> None:
@@ -76,7 +70,7 @@ def start_postgres(tmpdir: Path | str) -> Iterator[str]:
         os.chmod(base, 0o755)
         shutil.chown(base, PG_USER, PG_USER)
         shutil.chown(sockets, PG_USER, PG_USER)
-    port = find_free_port()
+    port = free_port()
     pg_ctl = str(bindir / "pg_ctl")
     try:
         subprocess.run(
@@ -146,15 +140,16 @@ def _pg_accepts(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def start_redis(tmpdir: Path | str) -> Iterator[str]:
-    """Run a throwaway Redis server with no persistence; yields ``redis://127.0.0.1:port/0``."""
+def start_redis(tmpdir: Path | str, port: int | None = None) -> Iterator[str]:
+    """Run a throwaway Redis server with no persistence (on ``port``, else a free one);
+    yields ``redis://127.0.0.1:port/0``."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError(
             "redis-server was not found on PATH: run `bash tests/system-packages.sh` "
             "(README's test command runs it first)."
         )
-    port = find_free_port()
+    port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="redis-", dir=tmpdir))
     process = subprocess.Popen(
         [

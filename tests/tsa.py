@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.sign.timestamps import DummyTimeStamper
 
-from tests.servers import find_free_port, wait_until
+from congvan.workflow.serving import free_port
+from tests.servers import wait_until
 
 READY_TIMEOUT = 10.0
 
@@ -180,7 +181,7 @@ def start_tsa(material: TsaMaterial | None, clock: Callable[[], datetime]) -> It
 
 def closed_port_url() -> str:
     """A TSA URL on 127.0.0.1 where nothing listens."""
-    return f"http://127.0.0.1:{find_free_port()}/tsa"
+    return f"http://127.0.0.1:{free_port()}/tsa"
 
 
 def _accepts(port: int) -> bool:

@@ -31,6 +31,7 @@ from congvan.actions.signing.truststore import TrustStore
 from congvan.actions.statuses import StatusSending
 from congvan.actions.timestamping import JOB as TIMESTAMP_JOB
 from congvan.actions.timestamping import Timestamping
+from congvan.states.policy import Backoff
 from congvan.storage.clock import Clock, utcnow
 from congvan.storage.database import make_engine
 from congvan.storage.schema import ensure_migrated
@@ -220,7 +221,9 @@ def bootstrap(
         "run_review_checks": review.job,
         ANCHOR_JOB: anchoring.run_job,
         TIMESTAMP_JOB: timestamping,
-        "deliver_dispatches": Delivery(trust),
+        "deliver_dispatches": Delivery(
+            trust, lease=timedelta(seconds=settings.delivery_lease_seconds)
+        ),
         "send_status": StatusSending(anchoring.keys),
         **JOBS,
         **(jobs or {}),
@@ -232,10 +235,28 @@ def bootstrap(
         max_attempts=settings.job_max_attempts,
         deadline_seconds=settings.job_deadline_seconds,
     )
+    delivery_backoff = Backoff(
+        timedelta(seconds=settings.delivery_retry_seconds),
+        timedelta(
+            seconds=max(settings.delivery_retry_cap_seconds, settings.delivery_retry_seconds)
+        ),
+        settings.delivery_retry_jitter,
+    )
+    delivery_lease = timedelta(seconds=settings.delivery_lease_seconds)
+    delivering = (deliver_actor.SPEC, deliver_actor.STATUS_SPEC)
     install_actors(
         broker,
         runner,
-        specs_for(job_actions, KNOWN_ACTORS),
+        specs_for(
+            job_actions,
+            {
+                **KNOWN_ACTORS,
+                **{
+                    s.job: s.tuned(backoff=delivery_backoff, time_limit=delivery_lease)
+                    for s in delivering
+                },
+            },
+        ),
         default=runner.default,
     )
     relay = Relay(

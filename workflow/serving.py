@@ -9,19 +9,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 @contextmanager
-def serve_in_thread(app: FastAPI, *, timeout: float = 20.0) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 until the block ends; yields the base URL."""
-    port = free_port()
+def serve_in_thread(
+    app: ASGIApp, *, timeout: float = 20.0, port: int | None = None
+) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 (on ``port``, else a free one) until the block ends;
+    yields the base URL."""
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

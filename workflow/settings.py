@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     job_deadline_seconds: int = Field(default=300, ge=1)
     job_max_attempts: int = Field(default=8, ge=1)
     dispatch_max_attempts: int = Field(default=8, ge=1)
+    # Delivery to peers and status messages back: a failed attempt waits
+    # delivery_retry_seconds, doubling up to delivery_retry_cap_seconds, each wait shortened
+    # at random by up to delivery_retry_jitter of it (senders do not all come back at once).
+    delivery_retry_seconds: float = Field(default=10.0, gt=0)
+    delivery_retry_cap_seconds: float = Field(default=1800.0, gt=0)
+    delivery_retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    # A delivery attempt not recorded by then (its worker died) is taken again, as an
+    # attempt whose outcome is unknown; each wait on a peer is kept within it.
+    delivery_lease_seconds: int = Field(default=660, ge=5, le=24 * 3600)
 
     # The directory of trusted root certificates (PEM files named by their SHA-256), which
     # every verification trusts and nothing else; by default ``trust/`` in data_dir. It

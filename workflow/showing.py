@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,18 @@ def document_lines(view: Mapping[str, Any]) -> list[str]:
         + (f" ({' '.join((signer['competence'] or '').split())})" if signer["competence"] else ""),
     ]
     lines += timeliness_lines(view.get("timeliness"))
+    lines += recipient_lines(view["dispatches"])
     lines += [f"waiting for   {w['kind']} until {_when(w['until'])}" for w in view["waiting_for"]]
+    return lines
+
+
+def recipient_lines(dispatches: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Each recipient's dispatch and the QCVN 102 status code it stands at."""
+    lines = []
+    for d in dispatches:
+        status = f"{d['status_code']} {d['status_label']}" if d["status_code"] else "—"
+        reason = f": {d['status_reason']}" if d["status_reason"] else ""
+        lines.append(f"recipient     {d['organ_id']}  {d['state']:<12} {status}{reason}")
     return lines
 
 

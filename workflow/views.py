@@ -10,8 +10,11 @@ import dataclasses
 from typing import Any
 
 from congvan.states import DOCUMENT, allowed_events, policy
+from congvan.states.dispatch import REJECTED, recipient_status
 from congvan.states.policy import SECRECY, URGENCY
+from congvan.states.received import STATUS_LABEL
 from congvan.storage.audit import timestamp
+from congvan.storage.dispatches import DispatchRow, StatusRow
 from congvan.storage.documents import DocumentRow
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -41,6 +44,7 @@ def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
     doc_id = row.id
     jobs = uow.outbox.for_document(doc_id)
     timers = uow.timers.for_document(doc_id)
+    statuses = uow.dispatches.statuses_by_dispatch(doc_id)
     return {
         **summary(row),
         "number": row.number,
@@ -63,15 +67,7 @@ def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
         "recipients": [dataclasses.asdict(r) for r in uow.documents.recipients(doc_id)],
         "attachments": [dataclasses.asdict(a) for a in uow.documents.attachments(doc_id)],
         "dispatches": [
-            {
-                "id": d.id,
-                "organ_id": d.organ_id,
-                "state": d.state,
-                "attempts": d.attempts,
-                "last_error": d.last_error,
-                "updated_at": timestamp(d.updated_at),
-            }
-            for d in uow.dispatches.for_document(doc_id)
+            dispatch_view(d, statuses.get(d.id, [])) for d in uow.dispatches.for_document(doc_id)
         ],
         "jobs": [
             {"id": j.id, "action": j.action, "status": j.status, "attempts": j.attempts}
@@ -85,6 +81,34 @@ def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
         "submitted_revision": row.submitted_revision,
         "signer_user": row.signer_user,
         "audit_head": row.audit_head,
+    }
+
+
+def dispatch_view(row: DispatchRow, statuses: list[StatusRow]) -> dict[str, Any]:
+    """One recipient's dispatch, with the QCVN 102 status code it stands at (domain.md §3)."""
+    code = recipient_status(row.state, (s.code for s in statuses))
+    reason = next((s.reason for s in statuses if s.code == "02"), None)
+    if reason is None and row.state == REJECTED:
+        reason = row.last_error  # refused at the inbox: the receiver's answer
+    return {
+        "id": row.id,
+        "organ_id": row.organ_id,
+        "state": row.state,
+        "status_code": code,
+        "status_label": STATUS_LABEL[code] if code else None,
+        "status_reason": reason,
+        "reported": [
+            {
+                "code": s.code,
+                "label": STATUS_LABEL[s.code],
+                "reason": s.reason or None,
+                "at": timestamp(s.at),
+            }
+            for s in statuses
+        ],
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "updated_at": timestamp(row.updated_at),
     }
 
 

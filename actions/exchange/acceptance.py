@@ -18,8 +18,10 @@
     5. the manifest is the sender's document   AgencyMismatch (403) manifest_agency
 
 Certificates are judged at ``now``, the moment of acceptance, with the CRLs of ``trust``;
-nothing is fetched. The checks that read every byte (4) come after those that need only
-the small members, so a package from nobody we trust costs no more than its signatures.
+nothing is fetched. When no current CRL covers a certificate (1 or 3), nothing is refused:
+VerificationDeferred (503, reason revocation_unknown) asks the sender to come back later.
+The checks that read every byte (4) come after those that need only the small members, so
+a package from nobody we trust costs no more than its signatures.
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ from congvan.states.errors import (
     Misaddressed,
     PackageTampered,
     PeerUnknown,
+    RevocationUnknown,
     SignatureError,
 )
 
-from .envelope import read_canonical, verify_body
+from .envelope import deferred, read_canonical, verify_body
 from .package import MANIFEST, Header, Package, Part
 
 # Whether an agency is one this system exchanges documents with (the directory).
@@ -97,6 +100,8 @@ def verify_package(
             at=now,
             profile="signer",
         )
+    except RevocationUnknown as exc:
+        raise deferred(exc, header.sender) from exc
     except SignatureError as exc:
         raise DocumentSignatureInvalid(
             f"The document's signature does not verify: {exc.message}", reason=exc.code

@@ -35,8 +35,10 @@ from congvan.states.errors import (
     AgencySignatureInvalid,
     FormatUnsupported,
     MessageMalformed,
+    RevocationUnknown,
     SignatureError,
     SignerMismatch,
+    VerificationDeferred,
 )
 from congvan.states.policy import is_organ_id
 
@@ -118,6 +120,8 @@ def verify_body(
             expected_signer={"organizational_unit": agency_id},
             profile="agency",
         )
+    except RevocationUnknown as exc:
+        raise deferred(exc, agency_id) from exc
     except SignerMismatch as exc:
         raise AgencyMismatch(
             f"The message is signed with a certificate of another agency than {agency_id}.",
@@ -131,6 +135,17 @@ def verify_body(
             reason=exc.code,
             agency_id=agency_id,
         ) from exc
+
+
+def deferred(exc: RevocationUnknown, agency_id: str) -> VerificationDeferred:
+    """Whether a certificate is revoked cannot be told here yet (this system's CRL is out
+    of date): a wait on our side, never held against the sender."""
+    return VerificationDeferred(
+        f"A certificate of {agency_id}'s message cannot be checked for revocation just now "
+        f"({exc.message}); send it again later.",
+        reason=exc.code,
+        agency_id=agency_id,
+    )
 
 
 def iso(moment: datetime) -> str:

@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from congvan.workflow.api import create_app
+from congvan.workflow.serving import free_port
 from tests.api.conftest import Api, assert_error
 from tests.conftest import Boot
 from tests.databases import Databases
-from tests.servers import find_free_port
 
 MakeClient = Callable[[str], TestClient]
 
@@ -62,7 +62,7 @@ def _answers(client: TestClient) -> list[tuple[str, Any]]:
 
 def test_a_database_that_is_down_is_503_database_unavailable(client_for: MakeClient) -> None:
     # Given a server whose PostgreSQL does not answer (nothing listens on its port)
-    client = client_for(f"postgresql://congvan:secret@127.0.0.1:{find_free_port()}/congvan")
+    client = client_for(f"postgresql://congvan:secret@127.0.0.1:{free_port()}/congvan")
     # When each route is asked
     for path, response in _answers(client):
         # Then it is 503 database_unavailable, with when to try again, and no secret

@@ -8,6 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+RECIPIENTS = (
+    "Sở Nội vụ tỉnh Thừa Thiên Huế",
+    "Sở Y tế tỉnh Thừa Thiên Huế",
+    "Ủy ban nhân dân thành phố Huế",
+    "Ủy ban nhân dân thị xã Hương Thủy",
+)
+
 
 def congvan(
     *args: str, data_dir: Path, env: dict[str, str] | None = None
@@ -21,18 +28,47 @@ def congvan(
     )
 
 
-def test_demo_drives_the_sample_letter_and_exits_zero(tmp_path: Path) -> None:
+def test_demo_sends_the_sample_letter_between_two_installations(tmp_path: Path) -> None:
     done = congvan("demo", data_dir=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "1227/UBND-TĐKT" in done.stdout
-    assert "3 chain(s) checked, 0 broken" in done.stdout
-    assert "1 anchor(s) checked, 0 broken" in done.stdout
-    assert "duplicates.number" in done.stdout
-    assert "signer_matches ✓" in done.stdout
-    assert "422 certificate_expired" in done.stdout
-    assert "422 certificate_revoked" in done.stdout
-    assert "422 unknown_peer" in done.stdout
-    assert "every step behaved as expected" in done.stdout
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    # The province's scenes
+    assert "1227/UBND-TĐKT" in out
+    assert "duplicates.number" in out
+    assert "signer_matches ✓" in out
+    assert "422 certificate_expired" in out
+    assert "422 certificate_revoked" in out
+    assert "422 unknown_peer: 000.00.11.H57, 000.00.18.H57, 000.00.31.H57, 000.00.33.H57" in out
+    # Two installations, each with its own database
+    for name in ("province", "recipients"):
+        assert (tmp_path / name / "congvan.db").is_file()
+    # The Sở Y tế was retried, then delivered; Hương Thủy failed, then was resent
+    health = "Sở Y tế tỉnh Thừa Thiên Huế"
+    assert f"{health}: pending after 2 attempt(s), no status yet — not sent" in out
+    assert f"{health}: delivered after" in out
+    assert "Ủy ban nhân dân thị xã Hương Thủy: failed after 4 attempt(s)" in out
+    assert "resend: failed → sent" in out
+    assert "the document is delivered: every recipient has it" in out
+    # Every receipt verified again at the province
+    for name in RECIPIENTS:
+        assert f"✓ {name}: status 01 for message" in out
+    # Each dispatch in its final state, with its status code; the refusal with its reason
+    table = out[out.index("status (QCVN 102)") :]
+    for name, state, status in (
+        ("Sở Nội vụ tỉnh Thừa Thiên Huế", "acknowledged", "04 assigned (phân công)"),
+        ("Sở Y tế tỉnh Thừa Thiên Huế", "acknowledged", "03 registered"),
+        ("Ủy ban nhân dân thành phố Huế", "rejected", "02 refused (từ chối tiếp nhận): Đề nghị"),
+        ("Ủy ban nhân dân thị xã Hương Thủy", "acknowledged", "03 registered"),
+    ):
+        [row] = [line for line in table.splitlines() if line.strip().startswith(name)]
+        assert row.split()[len(name.split())] == state, row
+        assert status in row, row
+    # Both audits hold
+    assert "Audit of the province: 3 chain head(s) signed by 1 agency" in out
+    assert "Audit of the recipients: 4 chain head(s) signed by 4 agencies" in out
+    for checked in ("3 chain(s)", "1 anchor(s)", "4 chain(s)", "4 anchor(s)"):
+        assert f"   {checked} checked, 0 broken" in out
+    assert "every step behaved as expected" in out
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:

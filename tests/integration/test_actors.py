@@ -49,6 +49,27 @@ def test_each_job_kind_has_its_own_actor_with_its_own_limits(runtime: Runtime) -
     assert timestamp.after(1) > runtime.runner.policy("run_review_checks").backoff.after(1)
 
 
+def test_delivery_waits_follow_the_settings(make_runtime: MakeRuntime) -> None:
+    # Given an installation whose peers are retried sooner than by default
+    runtime = make_runtime(
+        delivery_retry_seconds=0.5,
+        delivery_retry_cap_seconds=4,
+        delivery_retry_jitter=0.5,
+        delivery_lease_seconds=30,
+    )
+    # Then delivery and status messages wait that long, with jitter; other jobs do not
+    for kind in ("deliver_dispatches", "send_status"):
+        policy = runtime.runner.policy(kind)
+        assert (policy.backoff.first, policy.backoff.cap, policy.backoff.jitter) == (
+            timedelta(seconds=0.5),
+            timedelta(seconds=4),
+            0.5,
+        )
+        assert policy.time_limit == timedelta(seconds=30)
+        assert runtime.broker.get_actor(kind).options["time_limit"] == 35_000
+    assert runtime.runner.policy("run_review_checks").backoff.jitter == 0
+
+
 def test_the_relay_sends_each_job_to_its_kinds_actor(make_runtime: MakeRuntime) -> None:
     # Given jobs of a known kind and of a kind with no spec of its own
     ran: list[str] = []

@@ -8,166 +8,43 @@ by the test, so every step can be checked.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
 
 from congvan.actions.exchange.status import make_status
-from congvan.actions.signing import keystore, pki
-from congvan.actions.signing.cms import sign_manifest
-from congvan.actions.signing.stored import manifest_of
+from congvan.actions.signing import keystore
 from congvan.states.errors import MessageMismatch
-from congvan.storage.ids import new_id
 from congvan.storage.peers import Peer
-from congvan.storage.signatures import SignatureRow
 from congvan.workflow import directory
 from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.serving import serve_in_thread
 from tests.databases import Databases
 from tests.factories import (
-    AGENCY_ID,
-    FAKE_EFFECTS,
-    FAKE_GUARDS,
     actor,
-    add_agency,
     document_row,
-    job_done,
 )
+from tests.installations import PASS, SENDER_FAKES, A, B, Pair, link
 
-PASS = "delivery test passphrase"
-A = AGENCY_ID
-B = "000.00.01.H57"  # a recipient of the sample letter
 DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
-
-
-@dataclass
-class Pair:
-    sender: Runtime
-    receiver: Runtime
-    signer_key: pki.PrivateKey
-    signer_cert: x509.Certificate
-
-    def point_b_at(self, url: str) -> None:
-        with self.sender.uow() as uow:
-            now = self.sender.clock()
-            uow.peers.put(Peer(B, url, "http", 5, 4, now, now))
-            uow.commit()
-
-    def signed(self, make_document: Callable[..., str]) -> str:
-        """A's letter to B, approved (checks faked) and signed by A's signer (for real)."""
-        doc = make_document(self.sender, recipients=[{"organ_id": B, "name": "Sở Nội vụ"}])
-        self.sender.engine.fire(doc, "approve", actor("reviewer"))
-        self.sender.engine.fire(doc, "sign", actor("signer"))
-        now = self.sender.clock()
-        with self.sender.uow() as uow:
-            manifest = manifest_of(uow, doc)
-            cms = sign_manifest(
-                manifest,
-                key=self.signer_key,
-                cert=self.signer_cert,
-                chain=list(self.sender.trust.roots()),
-                signing_time=now,
-            )
-            uow.signatures.add_signature(
-                SignatureRow(
-                    id=new_id(),
-                    document_id=doc,
-                    revision=1,
-                    manifest=manifest,
-                    manifest_sha256=hashlib.sha256(manifest).hexdigest(),
-                    cms=cms,
-                    mode="server",
-                    signer="Nguyễn Văn Phương",
-                    certificate_fingerprint=keystore.fingerprint(self.signer_cert),
-                    signing_time=now,
-                    signed_pdf_sha256="",
-                    created_at=now,
-                )
-            )
-            uow.commit()
-        return doc
-
-    def sent(self, make_document: Callable[..., str]) -> tuple[str, str]:
-        """A's signed letter to B, sent: the document and its one delivery job."""
-        doc = self.signed(make_document)
-        self.sender.engine.fire(doc, "send", actor("clerk"))
-        [job] = self.jobs(doc)
-        return doc, job
-
-    def jobs(self, doc: str) -> list[str]:
-        with self.sender.uow(readonly=True) as uow:
-            return [
-                j.id
-                for j in uow.outbox.for_document(doc)
-                if j.action == "deliver_dispatches" and j.status not in ("done", "failed")
-            ]
-
-    def dispatch(self, doc: str) -> Any:
-        with self.sender.uow(readonly=True) as uow:
-            [dispatch] = uow.dispatches.for_document(doc)
-            return dispatch, uow.dispatches.attempts_of(dispatch.id)
-
-    def received(self) -> list[Any]:
-        with self.receiver.uow(readonly=True) as uow:
-            return uow.received.page(B).items
 
 
 @pytest.fixture
 def pair(
     make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
 ) -> Pair:
-    effects = {k: v for k, v in FAKE_EFFECTS.items() if k != "seal_packages"}
-    sender = make_runtime(
-        guards=FAKE_GUARDS,
-        effects=effects,
-        jobs={"run_review_checks": job_done},
-        key_passphrase=PASS,
-        dispatch_max_attempts=3,
-    )
+    sender = make_runtime(**SENDER_FAKES, key_passphrase=PASS, dispatch_max_attempts=3)
     receiver = boot(databases.new(db_kind).url, key_passphrase=PASS)
-    add_agency(sender, A)
-    add_agency(sender, B, "Sở Nội vụ", "SNV")
-    now = sender.clock()
-    with sender.uow() as uow:
-        keystore.init_ca(
-            uow, "Exchange CA", "UBND tỉnh", passphrase=PASS, now=now, store=sender.trust
-        )
-        keystore.issue_agency(uow, A, passphrase=PASS, crl_url="http://x/crl", now=now)
-        b_row = keystore.issue_agency(uow, B, passphrase=PASS, crl_url="http://x/crl", now=now)
-        directory.ensure_user(
-            uow, A, "pct", ["signer"], now, full_name="Nguyễn Văn Phương", position="PCT"
-        )
-        signer = keystore.issue_signer(
-            uow, A, "pct", passphrase=PASS, crl_url="http://x/crl", now=now
-        )
-        crl = keystore.publish_crl(uow, passphrase=PASS, now=now)
-        uow.commit()
-    # B's key lives with the receiver only; A is in the receiver's directory of peers.
-    add_agency(receiver, A)
-    add_agency(receiver, B, "Sở Nội vụ", "SNV")
-    with receiver.uow() as uow:
-        uow.signatures.add_certificate(dataclasses.replace(b_row, id=new_id()))
-        uow.peers.put(Peer(A, "https://congvan.example.vn/v1/inbox", "http", 30, 4, now, now))
-        keystore.import_crl(uow, receiver.trust, crl)
-        uow.commit()
-    sender.clock.advance(minutes=5)
-    return Pair(
-        sender,
-        receiver,
-        pki.load_private_key(signer.key_pem.encode(), PASS),
-        x509.load_pem_x509_certificate(signer.cert_pem.encode()),
-    )
+    pair = link(sender, receiver, PASS)
+    sender.clock.advance(minutes=5)  # type: ignore[attr-defined]
+    return pair
 
 
 @pytest.fixture
@@ -271,6 +148,121 @@ def test_past_the_last_attempt_the_dispatch_fails_and_the_document_with_it(
     assert pair.jobs(doc) == []
 
 
+class DiesMidPost(httpx.BaseTransport):
+    """The worker's process ends while its request is out: nothing after it runs."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        httpx.HTTPTransport().handle_request(request).read()  # it did arrive
+        raise SystemExit("killed")
+
+
+def test_an_attempt_whose_worker_died_counts_and_is_taken_again_at_its_lease(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given a delivery whose worker dies after its package left (nothing recorded)
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    delivery = pair.sender.runner.actions["deliver_dispatches"]
+    delivery.transport = DiesMidPost  # type: ignore[union-attr]
+    with pytest.raises(SystemExit):
+        pair.sender.runner.run(job)
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, attempts) == ("sending", [])
+    # ...so another worker finds it leased and leaves it alone until the lease ends
+    delivery.transport = lambda: None  # type: ignore[union-attr]
+    assert pair.sender.runner.run(job) == "skipped"
+
+    # When the lease has ended and the scheduler re-drives it
+    pair.sender.clock.advance(minutes=12)
+    pair.sender.scheduler.tick()
+    assert pair.sender.runner.run(job) == "done"
+
+    # Then the lost attempt is on record as outcome unknown, and the retry delivered the
+    # same message once
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, dispatch.attempts) == ("delivered", 2)
+    assert [(a.attempt, a.outcome) for a in attempts] == [(1, "unknown"), (2, "delivered")]
+    assert "interrupted" in attempts[0].error
+    [received] = pair.received()
+    assert received.message_id == dispatch.message_id
+
+
+def test_a_worker_dying_on_every_attempt_never_goes_past_the_limit(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    delivery = pair.sender.runner.actions["deliver_dispatches"]
+    delivery.transport = DiesMidPost  # type: ignore[union-attr]
+    for _ in range(3):  # dispatch_max_attempts
+        with pytest.raises(SystemExit):
+            pair.sender.runner.run(job)
+        pair.sender.clock.advance(minutes=12)
+        pair.sender.scheduler.tick()
+
+    # The fourth run finds no attempt left: the dispatch fails, the job ends
+    assert pair.sender.runner.run(job) == "done"
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, dispatch.attempts, len(attempts)) == ("failed", 3, 3)
+    assert {a.outcome for a in attempts} == {"unknown"}
+    assert document_row(pair.sender, doc).state == "failed"
+
+
+def test_a_receiver_whose_crl_is_out_of_date_has_the_package_sent_again_later(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given B's copy of A's CRL out of date (it was valid a week)
+    pair.point_b_at(served)
+    pair.sender.clock.advance(days=8)  # type: ignore[attr-defined]
+    doc, job = pair.sent(make_document)
+
+    # When A delivers: B cannot tell whether A's certificates are revoked
+    assert pair.sender.runner.run(job) == "failed"
+    dispatch, attempts = pair.dispatch(doc)
+    assert dispatch.state == "pending"  # not refused: a wait on B's side
+    assert [(a.outcome, a.http_status) for a in attempts] == [("transient", 503)]
+    assert "verification_deferred" in attempts[0].error
+    assert "revocation_unknown" in attempts[0].error
+
+    # Then once B has A's current CRL, the same message is delivered
+    with pair.sender.uow() as uow:
+        crl = keystore.publish_crl(uow, passphrase=PASS, now=pair.sender.clock())
+        uow.commit()
+    with pair.receiver.uow() as uow:
+        keystore.import_crl(uow, pair.receiver.trust, crl)
+        uow.commit()
+    assert pair.sender.runner.run(job) == "done"
+    dispatch, _ = pair.dispatch(doc)
+    assert dispatch.state == "delivered"
+
+
+def test_a_dispatch_failed_for_good_is_delivered_when_a_supervisor_resends(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter to B failed after its last attempt, and B's inbox back up
+    pair.point_b_at(DOWN)
+    doc, job = pair.sent(make_document)
+    assert [pair.sender.runner.run(job) for _ in range(3)] == ["failed", "failed", "done"]
+    pair.point_b_at(served)
+
+    # When a supervisor resends it and the new delivery job runs
+    pair.sender.engine.fire(doc, "resend", actor("supervisor"), data={"reason": "B is back"})
+    [again] = pair.jobs(doc)
+    assert pair.sender.runner.run(again) == "done"
+
+    # Then it is delivered on the resend's first attempt, logged after the three before
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, dispatch.attempts) == ("delivered", 1)
+    assert [(a.attempt, a.outcome) for a in attempts] == [
+        (1, "transient"),
+        (2, "transient"),
+        (3, "transient"),
+        (4, "delivered"),
+    ]
+    assert document_row(pair.sender, doc).state == "delivered"
+    assert len(pair.received()) == 1
+
+
 def test_a_package_the_receiver_refuses_rejects_the_dispatch_at_once(
     pair: Pair, served: str, make_document: Callable[..., str]
 ) -> None:
@@ -301,6 +293,46 @@ def _status_jobs(runtime: Runtime, received_id: str) -> list[str]:
         ]
 
 
+class SenderApi:
+    """A's API served on loopback, read by a clerk of A; B's statuses come back to it."""
+
+    def __init__(self, pair: Pair, base: str) -> None:
+        now = pair.sender.clock()
+        with pair.sender.uow() as uow:
+            clerk = directory.ensure_user(uow, A, "vanthu", ["clerk"], now)
+            token = directory.create_token(uow, clerk, now).token
+            uow.commit()
+        with pair.receiver.uow() as uow:
+            uow.peers.put(Peer(A, f"{base}/v1/inbox", "http", 5, 4, now, now))
+            uow.commit()
+        self.pair = pair
+        self.client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
+
+    def b_does(self, received_id: str, event: str, roles: str, **data: str) -> None:
+        """B's people fire ``event`` on what they received, and B's status job runs."""
+        receiver = self.pair.receiver
+        receiver.engine.fire_on("received", received_id, event, actor(roles, B), data=data)
+        [status_job] = _status_jobs(receiver, received_id)
+        assert receiver.runner.run(status_job) == "done"
+
+    def recipient(self, doc: str) -> dict[str, Any]:
+        """B's entry in GET /v1/documents/{doc}: the dispatch and its status code."""
+        answer = self.client.get(f"/v1/documents/{doc}")
+        assert answer.status_code == 200, answer.text
+        [dispatch] = answer.json()["dispatches"]
+        return {
+            k: dispatch[k] for k in ("state", "status_code", "status_label", "status_reason")
+        } | {"reported": [r["code"] for r in dispatch["reported"]]}
+
+
+@pytest.fixture
+def sender_api(pair: Pair) -> Iterator[SenderApi]:
+    with serve_in_thread(create_app(pair.sender)) as base:
+        api = SenderApi(pair, base)
+        with api.client:
+            yield api
+
+
 @pytest.mark.parametrize(
     ("event", "data", "dispatch_state", "document_state"),
     [
@@ -312,6 +344,7 @@ def _status_jobs(runtime: Runtime, received_id: str) -> list[str]:
 def test_what_the_receivers_clerk_does_comes_back_as_a_signed_status(
     pair: Pair,
     served: str,
+    sender_api: SenderApi,
     make_document: Callable[..., str],
     event: str,
     data: dict[str, str],
@@ -324,16 +357,8 @@ def test_what_the_receivers_clerk_does_comes_back_as_a_signed_status(
     assert pair.sender.runner.run(job) == "done"
     [received] = pair.received()
 
-    with serve_in_thread(create_app(pair.sender)) as sender_base:
-        with pair.receiver.uow() as uow:
-            now = pair.receiver.clock()
-            uow.peers.put(Peer(A, f"{sender_base}/v1/inbox", "http", 5, 4, now, now))
-            uow.commit()
-
-        # When B's clerk registers (or refuses) it and B's status job runs
-        pair.receiver.engine.fire_on("received", received.id, event, actor("clerk", B), data=data)
-        [status_job] = _status_jobs(pair.receiver, received.id)
-        assert pair.receiver.runner.run(status_job) == "done"
+    # When B's clerk registers (or refuses) it and B's status job runs
+    sender_api.b_does(received.id, event, "clerk", **data)
 
     # Then A's dispatch and document follow, and A keeps B's signed message
     dispatch, _attempts = pair.dispatch(doc)
@@ -341,10 +366,47 @@ def test_what_the_receivers_clerk_does_comes_back_as_a_signed_status(
     assert document_row(pair.sender, doc).state == document_state
     with pair.sender.uow(readonly=True) as uow:
         [kept] = uow.dispatches.statuses_of(dispatch.id)
-    assert (kept.code, kept.reason) == (
-        {"register": "03", "refuse": "02"}[event],
-        data.get("reason", ""),
-    )
+    code = {"register": "03", "refuse": "02"}[event]
+    assert (kept.code, kept.reason) == (code, data.get("reason", ""))
+    # And A's document names B's status code as QCVN 102 does
+    assert sender_api.recipient(doc) == {
+        "state": dispatch_state,
+        "status_code": code,
+        "status_label": {
+            "03": "registered (đã tiếp nhận, vào sổ)",
+            "02": "refused (từ chối tiếp nhận)",
+        }[code],
+        "status_reason": data.get("reason"),
+        "reported": [code],
+    }
+
+
+def test_the_document_shows_each_recipients_progress_as_its_status_code(
+    pair: Pair, served: str, sender_api: SenderApi, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter sent to B, not yet tried
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    assert sender_api.recipient(doc)["status_code"] is None
+
+    # When it arrives, B registers it, then B's leader assigns it
+    assert pair.sender.runner.run(job) == "done"
+    arrived = sender_api.recipient(doc)
+    [received] = pair.received()
+    sender_api.b_does(received.id, "register", "clerk")
+    registered = sender_api.recipient(doc)
+    sender_api.b_does(received.id, "assign", "signer")
+
+    # Then A reads 01, 03, then 04 for B, each as QCVN 102 names it
+    assert (arrived["status_code"], arrived["status_label"]) == ("01", "arrived (đã đến)")
+    assert (registered["state"], registered["status_code"]) == ("acknowledged", "03")
+    assert sender_api.recipient(doc) == {
+        "state": "acknowledged",
+        "status_code": "04",
+        "status_label": "assigned (phân công)",
+        "status_reason": None,
+        "reported": ["03", "04"],
+    }
 
 
 def test_a_status_message_from_another_agency_than_the_recipient_is_refused(
@@ -434,3 +496,50 @@ def test_no_more_posts_to_a_peer_at_once_than_its_concurrency(
     # Then both tried, one after the other
     assert outcomes == ["failed", "failed"]
     assert most[0] == 1
+
+
+class StatusOvertakes(httpx.BaseTransport):
+    """Delivers for real, then lets B's status 03 reach A before A records the receipt."""
+
+    def __init__(self, pair: Pair, doc: str) -> None:
+        self.real = httpx.HTTPTransport()
+        self.pair, self.doc = pair, doc
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.real.handle_request(request)
+        receiver, sender = self.pair.receiver, self.pair.sender
+        with receiver.uow(readonly=True) as uow:
+            b_key = receiver.inbox.keys.require(uow, B, receiver.clock())
+        dispatch, _ = self.pair.dispatch(self.doc)
+        status = make_status(
+            message_id=dispatch.message_id,
+            document_id=self.doc,
+            to=A,
+            code="03",
+            description="registered",
+            at=sender.clock(),
+            agency=b_key,
+        )
+        assert sender.statuses.accept(status.body, status.cms).state == "acknowledged"
+        return response
+
+
+def test_a_status_that_overtakes_the_receipt_leaves_the_delivery_done_with_its_receipt(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given B registers A's letter and its status 03 reaches A while A's attempt is under way
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    delivery = pair.sender.runner.actions["deliver_dispatches"]
+    delivery.transport = lambda: StatusOvertakes(pair, doc)  # type: ignore[union-attr]
+
+    # When the attempt records its outcome
+    assert pair.sender.runner.run(job) == "done"
+
+    # Then the dispatch stays acknowledged, the attempt is logged and the receipt kept
+    dispatch, attempts = pair.dispatch(doc)
+    assert dispatch.state == "acknowledged"
+    assert [a.outcome for a in attempts] == ["delivered"]
+    assert document_row(pair.sender, doc).state == "acknowledged"
+    with pair.sender.uow(readonly=True) as uow:
+        assert uow.dispatches.receipt(dispatch.id) is not None

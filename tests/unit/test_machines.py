@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 
 import pytest
 from transitions import Machine, MachineError
@@ -24,7 +25,7 @@ from congvan.states.machine import (
     guard_names,
     resolve,
 )
-from congvan.states.policy import EVENT_ROLES, ROLES, job_backoff_seconds
+from congvan.states.policy import EVENT_ROLES, ROLES, Backoff, job_backoff_seconds
 from congvan.states.spec import MachineSpec, Transition, edge
 
 # Two edges for one trigger from one source: the first whose guards hold wins.
@@ -401,6 +402,24 @@ def test_derive_document_state(dispatches: list[str], expected: str) -> None:
     assert derive_document_state(reversed(dispatches)) == expected
 
 
+@pytest.mark.parametrize(
+    ("state", "reported", "expected"),
+    [
+        (d.PENDING, [], None),
+        (d.SENDING, ["03"], None),
+        (d.FAILED, [], None),
+        (d.DELIVERED, [], "01"),
+        (d.ACKNOWLEDGED, [], "03"),
+        (d.ACKNOWLEDGED, ["03", "05", "04"], "05"),
+        (d.DELIVERED, ["03"], "03"),  # its 03 came ahead of the receipt
+        (d.REJECTED, ["02"], "02"),
+        (d.REJECTED, [], "02"),  # refused at the inbox: no status message
+    ],
+)
+def test_a_recipients_status_code(state: str, reported: list[str], expected: str | None) -> None:
+    assert d.recipient_status(state, reported) == expected
+
+
 def test_every_derived_state_has_a_derived_event_into_it() -> None:
     derived = {t.trigger: t for t in DOCUMENT.transitions if t.derived}
 
@@ -441,3 +460,15 @@ def test_job_backoff_grows_and_is_capped() -> None:
     assert delays[0] == delays[1] == 30
     assert delays == sorted(delays)
     assert max(delays) == 3600
+
+
+def test_jitter_shortens_a_wait_by_at_most_its_fraction() -> None:
+    backoff = Backoff(first=timedelta(seconds=10), cap=timedelta(seconds=60), jitter=0.2)
+
+    assert backoff.after(1) == backoff.after(1, 0.0) == timedelta(seconds=10)
+    assert backoff.after(2, 0.5) == timedelta(seconds=18)
+    # A draw out of [0, 1) never makes a wait longer than its cap nor shorter than the band
+    assert backoff.after(9, 7.0) == timedelta(seconds=48)
+    assert backoff.after(9, -1.0) == timedelta(seconds=60)
+    with pytest.raises(ValueError):
+        Backoff(jitter=1.0)

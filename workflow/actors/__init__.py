@@ -11,12 +11,14 @@ the actor named after its action; a job kind with no spec of its own gets the de
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 import dramatiq
 
 from congvan.actions.jobs import FALLBACK_ACTOR, JobPolicy, JobRunner
+from congvan.states.policy import Backoff
 
 from .middleware import Concurrency, JobLogContext
 
@@ -28,6 +30,10 @@ class ActorSpec:
     job: str
     policy: JobPolicy = field(default_factory=JobPolicy)
     concurrency: int = 4  # at most this many at once in one worker process
+
+    def tuned(self, *, backoff: Backoff, time_limit: timedelta) -> ActorSpec:
+        """The same spec with its waits and time limit taken from configuration."""
+        return replace(self, policy=replace(self.policy, backoff=backoff, time_limit=time_limit))
 
 
 def install(

@@ -14,12 +14,16 @@ from congvan.states.policy import Backoff
 
 from . import ActorSpec
 
+# The defaults; the settings (delivery_retry_*, delivery_lease_seconds) replace the waits
+# between attempts and the time limit at bootstrap.
+BACKOFF = Backoff(first=timedelta(seconds=10), cap=timedelta(minutes=30), jitter=0.2)
+
 SPEC = ActorSpec(
     "deliver_dispatches",
     JobPolicy(
         time_limit=timedelta(minutes=11),  # a peer's timeout is at most 10 minutes
         max_attempts=64,
-        backoff=Backoff(first=timedelta(seconds=10), cap=timedelta(minutes=30)),
+        backoff=BACKOFF,
     ),
     concurrency=8,
 )
@@ -30,7 +34,7 @@ STATUS_SPEC = ActorSpec(
     JobPolicy(
         time_limit=timedelta(minutes=11),
         max_attempts=64,
-        backoff=Backoff(first=timedelta(seconds=10), cap=timedelta(minutes=30)),
+        backoff=BACKOFF,
     ),
     concurrency=4,
 )

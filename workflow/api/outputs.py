@@ -12,6 +12,7 @@ from .vocabulary import (
     DocumentEvent,
     DocumentState,
     JobStatus,
+    StatusCode,
     TimerKind,
 )
 
@@ -141,10 +142,28 @@ class AttachmentOut(BaseModel):
     role: str
 
 
+class ReportedStatus(BaseModel):
+    """A signed status message the recipient sent about the document, as kept."""
+
+    code: StatusCode
+    label: str
+    reason: str | None = Field(description="Why it was refused (02)")
+    at: Moment = Field(description="When it happened, as the recipient says")
+
+
 class DispatchOut(BaseModel):
+    """The document's sending to one recipient."""
+
     id: str
     organ_id: str
     state: DispatchState
+    status_code: StatusCode | None = Field(
+        description="Where the recipient stands (QCVN 102): 01 arrived, 02 refused, "
+        "03 registered, 04 assigned, 05 processing, 06 completed; null before it arrived"
+    )
+    status_label: str | None = Field(description="The status code in words")
+    status_reason: str | None = Field(description="Why the recipient refused it (02)")
+    reported: list[ReportedStatus] = Field(description="Its status messages, by code")
     attempts: int
     last_error: str | None
     updated_at: Moment

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
+
+T = TypeVar("T")
 
 
 class DemoFailed(Exception):
     pass
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
+    """Poll ``probe`` until it answers something, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"still waiting after {timeout:.0f}s for {what}")
+        time.sleep(0.05)
 
 
 class Demo:
@@ -62,18 +77,16 @@ class Demo:
         )
         return result
 
-    def checks(self, doc_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    def checks(self, doc_id: str) -> dict[str, Any]:
         """Wait (polling, with a deadline) for the review job to record every check."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def done() -> dict[str, Any] | None:
             view: dict[str, Any] = self.call(
                 "chuyên viên", "GET", f"/v1/documents/{doc_id}/checks", expect=200
             )
-            if not view["pending"]:
-                return view
-            if time.monotonic() > deadline:
-                raise DemoFailed(f"checks still pending after {timeout}s: {view['pending']}")
-            time.sleep(0.05)
+            return None if view["pending"] else view
+
+        return wait_for("the review checks", done)
 
     def show_checks(self, view: dict[str, Any]) -> None:
         failed = [r for r in view["results"] if not r["cleared"]]

@@ -1,9 +1,12 @@
-"""``congvan demo``: set up, serve, play the scenes, then check the audit chains and anchors."""
+"""``congvan demo``: two installations on loopback, the scenes, then the audit chains."""
 
 from __future__ import annotations
 
 import secrets
+import sys
 import tempfile
+import time
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
@@ -16,72 +19,140 @@ from congvan.storage.database import make_engine
 from congvan.storage.schema import migrate
 
 from ..api import create_app
-from ..bootstrap import bootstrap
+from ..bootstrap import Runtime, bootstrap
 from ..letters import sample_pdf
-from ..serving import serve_in_thread
+from ..logs import configure_logging
+from ..serving import free_port, serve_in_thread
 from ..settings import Settings
-from .cast import PROVINCE, letter_1227, set_up
+from .cast import letter_1227, set_up, set_up_recipients
 from .client import Demo, DemoFailed
+from .exchange import EXPECTED, Installation, exchange, print_dispatches
 from .steps import clean_letter, duplicate, format_error, print_timeline, refused_signatures
+
+# Short waits, so that retries and the last attempt play out in seconds: a failed delivery
+# waits 1 s, then 2 s, then 4 s (no jitter); the fourth attempt is the last.
+DEMO_SETTINGS = {
+    "relay_poll_seconds": 0.05,
+    "scheduler_poll_seconds": 0.1,
+    "worker_threads": 2,
+    "dispatch_max_attempts": 4,
+    "delivery_retry_seconds": 1.0,
+    "delivery_retry_cap_seconds": 4.0,
+    "delivery_retry_jitter": 0.0,
+}
+
+
+def install(data_dir: Path, passphrase: str, port: int) -> Runtime:
+    """A fresh installation in ``data_dir``: its own SQLite database, keys and trust store."""
+    settings = Settings(
+        data_dir=data_dir,
+        key_passphrase=SecretStr(passphrase),
+        public_url=f"http://127.0.0.1:{port}",
+        **DEMO_SETTINGS,  # type: ignore[arg-type]
+    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    return bootstrap(settings, db=engine)
 
 
 def run_demo(data_dir: Path | None = None) -> int:
     """Run the demo; non-zero exit when any step does not behave as it should."""
+    started = time.monotonic()
     tmp = None
     if data_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="congvan-demo-")
         data_dir = Path(tmp.name)
     passphrase = secrets.token_urlsafe(24)  # this run's keys; never printed
-    settings = Settings(
-        data_dir=data_dir, relay_poll_seconds=0.05, key_passphrase=SecretStr(passphrase)
-    )
-    print(f"congvan demo — embedded database in {data_dir}")
-    engine = make_engine(settings.db_url)
-    migrate(engine)
-    runtime = bootstrap(settings, db=engine)
-    today = datetime.now(VIETNAM).date().isoformat()
-    meta = letter_1227(today)
+    ports = {"province": free_port(), "recipients": free_port()}
+    print(f"congvan demo — two installations, each with its embedded database, in {data_dir}")
+    log = open(data_dir / "demo.log", "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+    # Their logs go to a file: the demo's failed attempts are logged, as they should be.
+    configure_logging("INFO", json=True, stream=log)
+    runtimes = {name: install(data_dir / name, passphrase, port) for name, port in ports.items()}
+    province, recipients = runtimes["province"], runtimes["recipients"]
+    meta = letter_1227(datetime.now(VIETNAM).date().isoformat())
     try:
-        tokens = set_up(runtime, passphrase)
-        app = create_app(runtime, background=True)
-        with (
-            serve_in_thread(app) as base_url,
-            httpx.Client(base_url=base_url, timeout=30) as client,
-        ):
-            print(f"API listening on {base_url}; worker threads, relay and scheduler running")
-            demo = Demo(client, tokens)
+        tokens = set_up(province, passphrase)
+        their_tokens = set_up_recipients(recipients, passphrase)
+        with ExitStack() as stack:
+            served = {
+                name: stack.enter_context(
+                    serve_in_thread(create_app(runtime, background=True), port=ports[name])
+                )
+                for name, runtime in runtimes.items()
+            }
+            clients = {
+                name: stack.enter_context(httpx.Client(base_url=base, timeout=30))
+                for name, base in served.items()
+            }
+            for name, base in served.items():
+                print(f"{name}: API on {base}; worker threads, relay and scheduler running")
+            demo = Demo(clients["province"], tokens)
             first = clean_letter(demo, meta, sample_pdf())
+            with ExitStack() as links:
+                view = exchange(
+                    Installation("the province", province, demo, served["province"]),
+                    Installation(
+                        "the recipients",
+                        recipients,
+                        Demo(clients["recipients"], their_tokens),
+                        served["recipients"],
+                    ),
+                    first,
+                    links,
+                )
             second = format_error(demo, meta, sample_pdf())
-            refused_signatures(demo, runtime, second, passphrase)
+            refused_signatures(demo, province, second, passphrase)
             third = duplicate(demo, meta, first)
             for doc_id in (first, second, third):
                 print_timeline(demo, doc_id)
-        with runtime.uow() as uow:
-            anchored = runtime.anchoring.anchor_all(uow, runtime.clock())
-            uow.commit()
-        print(
-            f"\nAudit anchor: the province signed the heads of {anchored.get(PROVINCE[0], 0)} "
-            "audit chain(s) with its organisational key (congvan audit anchor)"
-        )
-        with runtime.uow(readonly=True) as uow:
-            results = list(uow.audit.verify())
-            anchors = list(verify_anchors(uow, runtime.trust, PROVINCE[0]))
-        broken = [(d, p) for d, p in results if p is not None]
-        bad = [(seq, p) for seq, p in anchors if p is not None]
-        print(f"Audit verification: {len(results)} chain(s) checked, {len(broken)} broken")
-        print(f"                    {len(anchors)} anchor(s) checked, {len(bad)} broken")
-        for doc, problem in broken:
-            print(f"   BROKEN {doc}: {problem}")
-        for seq, anchor_problem in bad:
-            print(f"   BROKEN anchor {seq}: {anchor_problem}")
-        if broken or bad or not anchored.get(PROVINCE[0]):
+            print_dispatches(demo, first)
+        ended = {d["organ_id"]: (d["state"], d["status_code"]) for d in view["dispatches"]}
+        if ended != EXPECTED:
+            raise DemoFailed(f"the recipients ended as {ended}, not {EXPECTED}")
+        broken = audit(province, "the province") + audit(recipients, "the recipients")
+        if broken:
             return 1
-        print("\nDemo finished: every step behaved as expected.")
+        took = time.monotonic() - started
+        print(f"\nDemo finished in {took:.0f}s: every step behaved as expected.")
         return 0
     except DemoFailed as exc:
         print(f"\nDEMO FAILED: {exc}")
+        log.flush()
+        tail = (data_dir / "demo.log").read_text(encoding="utf-8").splitlines()[-20:]
+        print("The last lines logged:", *tail, sep="\n", file=sys.stderr)
         return 1
     finally:
-        runtime.stop()
+        for runtime in runtimes.values():
+            runtime.stop()
+        log.close()
         if tmp is not None:
             tmp.cleanup()
+
+
+def audit(runtime: Runtime, name: str) -> int:
+    """Anchor every agency's audit chain heads, verify chains and anchors; problems found."""
+    with runtime.uow() as uow:
+        anchored = runtime.anchoring.anchor_all(uow, runtime.clock())
+        uow.commit()
+    with runtime.uow(readonly=True) as uow:
+        results = list(uow.audit.verify())
+        anchors = [
+            (agency, seq, problem)
+            for agency in anchored
+            for seq, problem in verify_anchors(uow, runtime.trust, agency)
+        ]
+    broken = [(d, p) for d, p in results if p is not None]
+    bad = [(agency, seq, p) for agency, seq, p in anchors if p is not None]
+    print(
+        f"\nAudit of {name}: {sum(anchored.values())} chain head(s) signed by "
+        f"{len(anchored)} agenc{'y' if len(anchored) == 1 else 'ies'} (congvan audit anchor)"
+    )
+    print(f"   {len(results)} chain(s) checked, {len(broken)} broken")
+    print(f"   {len(anchors)} anchor(s) checked, {len(bad)} broken")
+    for doc, problem in broken:
+        print(f"   BROKEN {doc}: {problem}")
+    for agency, seq, anchor_problem in bad:
+        print(f"   BROKEN anchor {agency} {seq}: {anchor_problem}")
+    return len(broken) + len(bad) + (0 if anchored else 1)

@@ -1,4 +1,4 @@
-"""The demo's scenes: a clean letter, refused signatures, format errors, a duplicate."""
+"""The province's scenes: a clean letter, refused signatures, format errors, a duplicate."""
 
 from __future__ import annotations
 
@@ -63,8 +63,8 @@ def clean_letter(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:
     demo.step("Roles and agencies are enforced")
     refused = demo.fire("văn thư", doc_id, "approve", expect=403)
     print(f"   văn thư approving → 403 {refused['code']}")
-    hidden = demo.call("văn thư Sở", "GET", f"/v1/documents/{doc_id}", expect=404)
-    print(f"   the Sở reading the province's draft → 404 {hidden['code']}")
+    hidden = demo.call("văn thư Văn phòng", "GET", f"/v1/documents/{doc_id}", expect=404)
+    print(f"   the province's office reading the province's draft → 404 {hidden['code']}")
 
     demo.step("Chuyên viên approves it: every check passed on the current revision")
     result = demo.fire("chuyên viên", doc_id, "approve")
@@ -254,11 +254,12 @@ def print_timeline(demo: Demo, doc_id: str) -> None:
         detail = (
             payload.get("reason")
             or payload.get("code")
+            or payload.get("organ_id")  # a dispatch's event: its recipient
             or ", ".join(
                 payload.get("changed", []) + (["recipients"] if "recipients" in payload else [])
             )
         )
         print(
-            f"   v{e['version']:<3} {e['at'][11:19]}  {e['event']:<8} "
-            f"{e['from_state'] or '—':>8} → {e['to_state']:<8} {e['actor']:<26} {detail}"
+            f"   v{e['version']:<3} {e['at'][11:19]}  {e['event']:<20} "
+            f"{e['from_state'] or '—':>9} → {e['to_state']:<12} {e['actor']:<26} {detail}"
         )

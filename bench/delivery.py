@@ -1,0 +1,662 @@
+"""Documents delivered end to end per second between two local instances, against a ceiling.
+
+What is measured
+----------------
+Two installations on this machine, each with its own SQLite file (WAL,
+``synchronous=FULL``) and one trust store: the *sender* (agency A) and the *receiver*
+(agencies B1..B50, each with its organisational key), both APIs served by uvicorn in a
+thread of this process (the receiver's ``POST /v1/inbox``, the sender's ``POST /v1/status``).
+Documents are prepared before anything is timed: a draft with one 32 KiB main file and a
+number of its own, approved (review checks faked), and signed with a real CMS by A's
+signer (the ``sign`` transition's PDF work faked, as ``tests/installations.py`` does).
+
+The timed flow of one document to N recipients, nothing faked:
+
+1. this process fires ``send`` (``not_duplicate`` looks for an earlier number or file, one
+   package header per recipient is signed with A's key, N dispatches and N
+   ``deliver_dispatches`` jobs are written; ``signature_valid`` is faked, as the faked
+   ``sign`` recorded no acceptance for it to find);
+2. a worker runs each job: the package is posted to the receiver's inbox, which verifies
+   the header's agency signature and the signer's signature, signs a receipt and stores
+   the received document; the worker verifies the receipt and records ``delivered``;
+3. a clerk thread of this process registers each received document on the receiver
+   (``register`` through the receiver's engine, as its API would), whose ``send_status``
+   job signs status 03 and posts it to the sender, which verifies it: ``acknowledged``.
+
+The rate is documents acknowledged by every recipient per second of wall time, from the
+first ``send`` to the last acknowledgement, with at most ``--window`` dispatches in flight
+(documents are sent as earlier ones finish). Latencies, send to delivered (every recipient
+has it) and send to acknowledged, are read from the audit trail's timestamps.
+
+Modes: *embedded* -- the sender's in-process workers (4 threads), relay and scheduler; the
+receiver's too. *redis* -- a Redis server of our own on a free port, the sender's relay
+and scheduler in this process, and 2 ``congvan worker`` processes running the delivery
+jobs; the receiver stays embedded in this process.
+
+The ceiling, measured in the same run just before each timed section: the raw cost of the
+pieces one document needs --
+  HTTP    N package posts and N status posts (real sizes) to a bare FastAPI endpoint on
+          the same stack (uvicorn in a thread of this process), one keep-alive httpx client;
+  sign    3N detached CMS signatures (N headers, N receipts, N statuses), cryptography's
+          PKCS7SignatureBuilder with an RSA-2048 key (``bench/signing.py``'s raw sign);
+  verify  4N CMS verifications (per recipient: the header's and the signer's at the
+          inbox, the receipt, the status): digest + RSA math only
+          (``bench/signing.py``'s raw verify);
+  SQL     as many raw transactions (UPDATE + 2 INSERT, BEGIN IMMEDIATE .. COMMIT with
+          fsync, ``bench/transitions.py``'s raw loop) as audit entries the flow wrote on
+          both sides per document.
+The composite ceiling is (cores used) / (the sum of those costs), with one core for the
+embedded mode (one process) and min(cpus, 3) for redis (this process + 2 workers); the
+ratio is achieved / ceiling (aim >= 0.5). CPU per document (user + system of every
+process of ours) is printed beside it.
+
+Keys are made at a low PBKDF2 cost: unlocking each once per process is not delivery.
+Peak RSS is VmHWM of each process (this one holds both installations).
+
+Run: python bench/delivery.py [--quick] [--recipients 1,5,10,50] [--no-redis]
+
+A benchmark, not a test: it prints its figures and exits 0 whatever they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+# Run as a script, bench/ would come first on sys.path and bench/transitions.py would shadow
+# the ``transitions`` library; the repository root gives ``tests`` and ``bench.*``.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import httpx  # noqa: E402
+from fastapi import FastAPI, Request  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from bench.signing import raw_sign, raw_verifier  # noqa: E402
+from bench.transitions import RawSqlite, memory_mb, setup_runtime  # noqa: E402
+from congvan.actions.signing import keywrap  # noqa: E402
+from congvan.storage.database import make_engine  # noqa: E402
+from congvan.storage.schema import migrate  # noqa: E402
+from congvan.workflow.api.app import create_app  # noqa: E402
+from congvan.workflow.bootstrap import Runtime, bootstrap  # noqa: E402
+from congvan.workflow.serving import serve_in_thread  # noqa: E402
+from congvan.workflow.settings import Settings  # noqa: E402
+from tests.factories import (  # noqa: E402
+    actor,
+    create_document,
+    does_nothing,
+    holds,
+    job_done,
+    sample_file,
+)
+from tests.installations import Pair, link  # noqa: E402
+from tests.servers import start_redis  # noqa: E402
+
+AIM = 0.5
+PASS = "delivery bench passphrase"
+FILE_BYTES = 32 * 1024
+WORKERS = 2
+POLL = 0.005  # seconds between looks at the sender's states: a poll interval, not a wait
+
+
+def agency_ids(n: int) -> list[str]:
+    return [f"000.00.{i:02d}.H57" for i in range(1, n + 1)]
+
+
+# -- processes -----------------------------------------------------------------------------
+
+
+def proc_status(pid: int) -> tuple[float, float]:
+    """(CPU seconds, peak RSS MiB) of a live process from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    peak = 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) / 1024
+    return cpu, peak
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextlib.contextmanager
+def worker_processes(env: dict[str, str], count: int, logs: Path) -> Iterator[list[int]]:
+    """``count`` ``congvan worker`` processes, ready to take jobs; stopped on exit."""
+    script = Path(sys.executable).with_name("congvan")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "congvan.workflow.cli"]
+    procs = []
+    try:
+        for i in range(count):
+            out = (logs / f"worker-{i}.log").open("wb")
+            procs.append(
+                subprocess.Popen([*command, "worker"], env=env, stdout=subprocess.PIPE, stderr=out)
+            )
+        for proc in procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().decode()  # "worker running ..." once consuming
+            if "worker running" not in line:
+                raise RuntimeError(f"a worker did not start: {line!r}; see {logs}")
+        yield [p.pid for p in procs]
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+# -- the two installations -----------------------------------------------------------------
+
+
+@dataclass
+class Site:
+    """Both installations of one mode, served and started."""
+
+    pair: Pair
+    receiver_inbox: str
+    workers: list[int]
+    cores: int
+    made: int = 0  # documents prepared so far (their numbers)
+
+    @property
+    def sender(self) -> Runtime:
+        return self.pair.sender
+
+    @property
+    def receiver(self) -> Runtime:
+        return self.pair.receiver
+
+
+def migrated(url: str) -> str:
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    return url
+
+
+@contextlib.contextmanager
+def site(mode: str, base: Path, agencies: int, redis_url: str | None) -> Iterator[Site]:
+    """The sender and receiver of ``mode`` with ``agencies`` receiving agencies, running."""
+    trust = base / "trust"
+    sender_dir, receiver_dir = base / "sender", base / "receiver"
+    for d in (sender_dir, receiver_dir):
+        d.mkdir(parents=True)
+    sender_url = migrated(f"sqlite:///{sender_dir / 'congvan.db'}")
+    receiver_url = migrated(f"sqlite:///{receiver_dir / 'congvan.db'}")
+    env = {
+        "CONGVAN_DATA_DIR": str(sender_dir),
+        "CONGVAN_DATABASE_URL": sender_url,
+        "CONGVAN_TRUST_DIR": str(trust),
+        "CONGVAN_KEY_PASSPHRASE": PASS,
+        "CONGVAN_BROKER_URL": redis_url or "memory://",
+        "CONGVAN_LOG_LEVEL": "WARNING",
+    }
+    sender = bootstrap(
+        Settings(
+            data_dir=sender_dir,
+            database_url=sender_url,
+            trust_dir=trust,
+            key_passphrase=PASS,
+            broker_url=env["CONGVAN_BROKER_URL"],
+        ),
+        # signature_valid wants the acceptance the real ``sign`` records in the audit trail
+        guards={"checks_cleared": holds, "signer_has_authority": holds, "signature_valid": holds},
+        effects={"attach_signature": does_nothing},
+        jobs={"run_review_checks": job_done},
+    )
+    receiver = bootstrap(
+        Settings(
+            data_dir=receiver_dir, database_url=receiver_url, trust_dir=trust, key_passphrase=PASS
+        )
+    )
+    with contextlib.ExitStack() as stack:
+        stack.callback(receiver.stop)
+        stack.callback(sender.stop)
+        sender_base = stack.enter_context(serve_in_thread(create_app(sender)))
+        receiver_base = stack.enter_context(serve_in_thread(create_app(receiver)))
+        ids = agency_ids(agencies)
+        pair = link(
+            sender,
+            receiver,
+            PASS,
+            [(i, f"Sở {i}", "S") for i in ids],
+            sender_inbox=f"{sender_base}/v1/inbox",
+        )
+        inbox = f"{receiver_base}/v1/inbox"
+        for organ_id in ids:
+            pair.point_at(organ_id, inbox, concurrency=8)
+        receiver.start()
+        workers: list[int] = []
+        if redis_url is None:
+            sender.start()
+            cores = 1
+        else:
+            sender.start(workers=False)
+            env = {**os.environ, **env}
+            workers = stack.enter_context(worker_processes(env, WORKERS, base))
+            cores = min(os.cpu_count() or 1, 1 + WORKERS)
+        yield Site(pair, inbox, workers, cores)
+
+
+def prepare(s: Site, count: int, to: list[str]) -> list[str]:
+    """``count`` signed letters to ``to``, each with a number and a main file of its own."""
+    docs = []
+    for _ in range(count):
+        s.made += 1
+        data = b"%PDF-1.4\n% bench " + str(s.made).encode() + b"\n"
+        data += os.urandom(FILE_BYTES - len(data))
+        main = sample_file(data, filename=f"bench-{s.made}.pdf")
+        docs.append(s.pair.signed(create_document, to, files=[main], number=s.made))
+    return docs
+
+
+# -- the timed flow ------------------------------------------------------------------------
+
+
+class Clerk(threading.Thread):
+    """Registers every document the receiver holds unregistered, until stopped."""
+
+    def __init__(self, receiver: Runtime) -> None:
+        super().__init__(name="bench-clerk", daemon=True)
+        self.receiver = receiver
+        self.stopping = threading.Event()
+        self.registered = 0
+
+    def run(self) -> None:
+        query = text("SELECT id, agency_id FROM received_documents WHERE state = 'received'")
+        while not self.stopping.is_set():
+            with self.receiver.db.connect() as conn:
+                waiting = conn.execute(query).all()
+            for received_id, agency_id in waiting:
+                self.receiver.engine.fire_on(
+                    "received", received_id, "register", actor("clerk", agency_id)
+                )
+                self.registered += 1
+            if not waiting:
+                self.stopping.wait(POLL)
+
+
+@dataclass
+class Flow:
+    wall: float
+    cpu: float  # seconds, every process of ours
+    delivered: list[float]  # send -> delivered, seconds, per document
+    acknowledged: list[float]
+    audit_entries: int  # written on both sides during the run
+
+
+def count(runtime: Runtime, sql: str, docs: list[str] | None = None) -> int:
+    with runtime.db.connect() as conn:
+        if docs is None:
+            return int(conn.execute(text(sql)).scalar_one())
+        marks = ",".join(f":d{i}" for i in range(len(docs)))
+        params = {f"d{i}": d for i, d in enumerate(docs)}
+        return int(conn.execute(text(sql.format(docs=marks)), params).scalar_one())
+
+
+def run_flow(s: Site, docs: list[str], window: int, timeout: float) -> Flow:
+    """Send ``docs`` with at most ``window`` in flight; wait until every one is acknowledged."""
+    done_sql = "SELECT count(*) FROM documents WHERE state = 'acknowledged' AND id IN ({docs})"
+    failed_sql = "SELECT count(*) FROM documents WHERE state = 'failed' AND id IN ({docs})"
+    audit_sql = "SELECT count(*) FROM audit_entries"
+    audit_before = count(s.sender, audit_sql) + count(s.receiver, audit_sql)
+    clerk = Clerk(s.receiver)
+    clerk.start()
+    cpu0 = own_cpu() + sum(proc_status(pid)[0] for pid in s.workers)
+    clerk_actor = actor("clerk")
+    started = time.perf_counter()
+    deadline = started + timeout
+    sent = done = 0
+    try:
+        while done < len(docs):
+            while sent < len(docs) and sent - done < window:
+                s.sender.engine.fire(docs[sent], "send", clerk_actor)
+                sent += 1
+            time.sleep(POLL)
+            done = count(s.sender, done_sql, docs[:sent])
+            if time.perf_counter() > deadline or count(s.sender, failed_sql, docs[:sent]):
+                raise RuntimeError(f"{done}/{len(docs)} acknowledged; see the dispatches")
+        wall = time.perf_counter() - started
+        cpu = own_cpu() + sum(proc_status(pid)[0] for pid in s.workers) - cpu0
+    finally:
+        clerk.stopping.set()
+        clerk.join()
+    audit = count(s.sender, audit_sql) + count(s.receiver, audit_sql) - audit_before
+    delivered, acknowledged = latencies(s.sender, docs)
+    return Flow(wall, cpu, delivered, acknowledged, audit)
+
+
+def latencies(sender: Runtime, docs: list[str]) -> tuple[list[float], list[float]]:
+    """Send -> delivered and send -> acknowledged of each document, from the database.
+
+    Delivered is when the last of its dispatches' successful attempts finished, or its
+    acknowledgement if that came first (a status message may overtake a receipt);
+    acknowledged is its audit entry.
+    """
+    marks = ",".join(f":d{i}" for i in range(len(docs)))
+    params = {f"d{i}": d for i, d in enumerate(docs)}
+    queries = {
+        "sent": "SELECT document_id, min(at) FROM audit_entries "
+        f"WHERE document_id IN ({marks}) AND to_state = 'sent' GROUP BY document_id",
+        "acknowledged": "SELECT document_id, min(at) FROM audit_entries "
+        f"WHERE document_id IN ({marks}) AND to_state = 'acknowledged' GROUP BY document_id",
+        "delivered": "SELECT d.document_id, max(a.finished_at) FROM dispatches d "
+        "JOIN dispatch_attempts a ON a.dispatch_id = d.id AND a.outcome = 'delivered' "
+        f"WHERE d.document_id IN ({marks}) GROUP BY d.document_id",
+    }
+    at: dict[str, dict[str, datetime]] = {}
+    with sender.db.connect() as conn:
+        for state, sql in queries.items():
+            at[state] = {
+                doc: m if isinstance(m, datetime) else datetime.fromisoformat(m)
+                for doc, m in conn.execute(text(sql), params)
+            }
+
+    # A status overtaking a receipt acknowledges first; the attempt is recorded just after.
+    delivered = {
+        d: min(at["delivered"].get(d, at["acknowledged"][d]), at["acknowledged"][d]) for d in docs
+    }
+    sent = at["sent"]
+    return (
+        sorted((delivered[d] - sent[d]).total_seconds() for d in docs),
+        sorted((at["acknowledged"][d] - sent[d]).total_seconds() for d in docs),
+    )
+
+
+def leftovers(s: Site) -> str:
+    """What did not go straight through: failed attempts, jobs not done (with an error)."""
+    attempts = count(
+        s.sender, "SELECT count(*) FROM dispatch_attempts WHERE outcome <> 'delivered'"
+    )
+    query = text(
+        "SELECT action, status, count(*), max(last_error) FROM outbox "
+        "WHERE status <> 'done' OR attempts > 1 GROUP BY action, status"
+    )
+    found = []
+    for side, runtime in (("sender", s.sender), ("receiver", s.receiver)):
+        with runtime.db.connect() as conn:
+            for action, status, n, error in conn.execute(query):
+                found.append(f"{side} {n} {action} {status} ({str(error)[:120]})")
+    return f"  check: {attempts} delivery attempts not delivered; jobs not done or retried: " + (
+        "; ".join(found) or "none"
+    )
+
+
+# -- the pieces of the ceiling -------------------------------------------------------------
+
+
+@dataclass
+class Pieces:
+    """Seconds each piece costs, measured raw."""
+
+    http_package: float
+    http_status: float
+    sign: float
+    verify: float
+    transaction: float
+
+    def per_document(self, recipients: int, transactions: float) -> dict[str, float]:
+        n = recipients
+        return {
+            "HTTP": n * (self.http_package + self.http_status),
+            "sign": 3 * n * self.sign,
+            "verify": 4 * n * self.verify,
+            "SQL": transactions * self.transaction,
+        }
+
+
+def seconds_each(operation: Callable[[], object], seconds: float) -> float:
+    """Seconds per call: a few warm-up calls, then calls for about ``seconds``."""
+    for _ in range(3):
+        operation()
+    calls, start = 0, time.perf_counter()
+    while True:
+        operation()
+        calls += 1
+        spent = time.perf_counter() - start
+        if spent >= seconds:
+            return spent / calls
+
+
+@contextlib.contextmanager
+def bare_endpoint() -> Iterator[str]:
+    """A FastAPI endpoint that reads the body and answers a small JSON, served like ours."""
+    app = FastAPI()
+
+    @app.post("/bare")
+    async def bare(request: Request) -> dict[str, int]:
+        return {"size": len(await request.body())}
+
+    with serve_in_thread(app) as base:
+        yield f"{base}/bare"
+
+
+class Ceiling:
+    """Measures the raw pieces: a bare endpoint, raw CMS, raw SQL transactions."""
+
+    def __init__(self, base: Path, pair: Pair) -> None:
+        self.stack = contextlib.ExitStack()
+        self.url = self.stack.enter_context(bare_endpoint())
+        self.client = self.stack.enter_context(httpx.Client(timeout=30))
+        raw_db = base / "raw.db"
+        setup = setup_runtime(f"sqlite:///{raw_db}", 20)
+        self.stack.callback(setup.runtime.stop)
+        self.raw = RawSqlite(str(raw_db), setup.raw_docs)
+        self.stack.callback(self.raw.close)
+        self.key = SimpleNamespace(cert=pair.signer_cert, key=pair.signer_key)  # RSA-2048
+
+    def close(self) -> None:
+        self.stack.close()
+
+    def measure(self, package: bytes, status: bytes, header: bytes, seconds: float) -> Pieces:
+        url, client = self.url, self.client
+        headers = {"Content-Type": "application/zip"}
+        cms = raw_sign(header, self.key)
+        verify = raw_verifier(header, self.key)
+        self.raw.run(50)
+        return Pieces(
+            http_package=seconds_each(
+                lambda: client.post(url, content=package, headers=headers), seconds
+            ),
+            http_status=seconds_each(
+                lambda: client.post(url, content=status, headers={"Content-Type": "x/json"}),
+                seconds,
+            ),
+            sign=seconds_each(lambda: raw_sign(header, self.key), seconds),
+            verify=seconds_each(lambda: verify(cms), seconds),
+            transaction=seconds_each(lambda: self.raw.run(1), seconds),
+        )
+
+    def fresh_client_post(self, package: bytes, seconds: float) -> float:
+        """A package post with a new httpx.Client each time, as a delivery attempt makes."""
+
+        def post() -> None:
+            with httpx.Client(timeout=30) as client:
+                client.post(self.url, content=package, headers={"Content-Type": "x/zip"})
+
+        return seconds_each(post, seconds)
+
+
+def samples(s: Site) -> tuple[bytes, bytes, bytes]:
+    """A package, a status message body and a package header as they travelled."""
+    import base64
+    import json
+
+    with s.receiver.uow(readonly=True) as uow:
+        [row] = uow.conn.execute(
+            text("SELECT package_sha256, receipt, receipt_cms FROM received_documents LIMIT 1")
+        ).all()
+        package = bytes(uow.documents.blob(row[0]) or b"")
+    receipt = {"status": base64.b64encode(row[1]).decode(), "cms": base64.b64encode(row[2])}
+    status = json.dumps({k: str(v) for k, v in receipt.items()}).encode()
+    with s.sender.uow(readonly=True) as uow:
+        header = uow.conn.execute(text("SELECT header FROM dispatches LIMIT 1")).scalar_one()
+    return package, status, bytes(header)
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, math.ceil(q * len(values)) - 1)]
+
+
+def section(
+    s: Site, mode: str, n: int, args: argparse.Namespace, ceiling: Ceiling, out: Callable[..., None]
+) -> None:
+    to = agency_ids(n)
+    count_docs = max(args.min_docs, math.ceil(args.dispatches / n))
+    warm = prepare(s, 1, to)
+    docs = prepare(s, count_docs, to)
+    window = max(1, args.window // n)
+    run_flow(s, warm, 1, args.timeout)  # unlocks keys, remembers the signers' paths
+    package, status, header = samples(s)
+    pieces = ceiling.measure(package, status, header, args.seconds)
+    flow = run_flow(s, docs, window, args.timeout)
+    rate = len(docs) / flow.wall
+    transactions = flow.audit_entries / len(docs)
+    costs = pieces.per_document(n, transactions)
+    total = sum(costs.values())
+    ceiling_rate = s.cores / total
+    ratio = rate / ceiling_rate
+    verdict = "meets" if ratio >= AIM else "BELOW"
+    parts = "  ".join(f"{k} {v * 1000:.1f}" for k, v in costs.items())
+    out(
+        f"  {mode:<8} N={n:<3} {len(docs):>4} docs  window {window:>2}  "
+        f"achieved {rate:7.2f} docs/s ({rate * n:7.1f} dispatches/s)  "
+        f"ceiling {ceiling_rate:7.2f}/s  ratio {ratio:.2f} (aim >= {AIM}: {verdict})"
+    )
+    out(
+        f"           pieces per doc (ms): {parts}  = {total * 1000:.1f} ms x {s.cores} core(s); "
+        f"{transactions:.1f} transactions/doc"
+    )
+    out(
+        f"           CPU per doc {flow.cpu / len(docs) * 1000:.1f} ms "
+        f"({flow.cpu / len(docs) / total:.1f}x the pieces), "
+        f"{flow.cpu / flow.wall:.2f} cores busy"
+    )
+    d, a = flow.delivered, flow.acknowledged
+    ms = [pct(v, q) * 1000 for v in (d, a) for q in (0.5, 0.99)]
+    out(
+        f"           send->delivered p50 {ms[0]:6.0f} ms  p99 {ms[1]:6.0f} ms   "
+        f"send->acknowledged p50 {ms[2]:6.0f} ms  p99 {ms[3]:6.0f} ms"
+    )
+    out(
+        f"           raw: HTTP package ({len(package) / 1024:.0f} KiB) "
+        f"{pieces.http_package * 1e3:.2f} ms, status {pieces.http_status * 1e3:.2f} ms; "
+        f"sign {pieces.sign * 1e3:.2f} ms; verify {pieces.verify * 1e3:.3f} ms; "
+        f"SQL transaction {pieces.transaction * 1e3:.2f} ms"
+    )
+
+
+def memory_line(s: Site, out: Callable[..., None]) -> None:
+    peaks = [f"this process (both installations) {memory_mb()[0]:.0f} MiB"]
+    peaks += [f"worker {pid} {proc_status(pid)[1]:.0f} MiB" for pid in s.workers]
+    out(f"  peak RSS: {', '.join(peaks)}")
+
+
+def bench_mode(
+    mode: str, args: argparse.Namespace, base: Path, redis_url: str | None, out: Callable[..., None]
+) -> None:
+    base.mkdir()
+    most = max(args.recipients)
+    with site(mode, base, most, redis_url) as s:
+        out(
+            f"{mode}: sender + receiver ({most} agencies) on SQLite files (WAL, FULL)"
+            + (
+                f", Redis at {redis_url}, relay + scheduler here, {WORKERS} worker processes"
+                if redis_url
+                else ", in-process workers (4 threads each)"
+            )
+        )
+        ceiling = Ceiling(base, s.pair)
+        try:
+            if args.fresh_client:
+                package = samples_after_warmup(s, args)
+                fresh = ceiling.fresh_client_post(package, args.seconds)
+                out(
+                    f"  info: a package post with a new httpx.Client each time {fresh * 1e3:.2f} ms"
+                )
+            for n in args.recipients:
+                section(s, mode, n, args, ceiling, out)
+            memory_line(s, out)
+        finally:
+            out(leftovers(s))
+            ceiling.close()
+
+
+def samples_after_warmup(s: Site, args: argparse.Namespace) -> bytes:
+    docs = prepare(s, 1, agency_ids(1))
+    run_flow(s, docs, 1, args.timeout)
+    return samples(s)[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="recipients 1 and 5, few documents")
+    parser.add_argument("--recipients", help="comma-separated (default 1,5,10,50)")
+    parser.add_argument("--dispatches", type=int, help="dispatches per section (docs x N)")
+    parser.add_argument("--min-docs", type=int, help="at least this many documents per section")
+    parser.add_argument("--window", type=int, default=16, help="dispatches in flight at most")
+    parser.add_argument("--seconds", type=float, help="per raw piece")
+    parser.add_argument("--timeout", type=float, default=600.0, help="per section")
+    parser.add_argument("--no-redis", action="store_true", help="embedded mode only")
+    parser.add_argument("--no-embedded", action="store_true", help="redis mode only")
+    parser.add_argument(
+        "--fresh-client", action="store_true", help="also time a post with a new client"
+    )
+    args = parser.parse_args(argv)
+    default = "1,5" if args.quick else "1,5,10,50"
+    args.recipients = [int(r) for r in (args.recipients or default).split(",")]
+    args.dispatches = args.dispatches or (20 if args.quick else 300)
+    args.min_docs = args.min_docs or (4 if args.quick else 12)
+    args.seconds = args.seconds or (0.2 if args.quick else 1.0)
+
+    def out(line: str) -> None:
+        print(line, flush=True)
+
+    signal.signal(signal.SIGTERM, lambda _signo, _frame: sys.exit(143))
+    keywrap.KDF_ITERATIONS = 1_000  # see the docstring: keys unlock once per process
+    started = time.perf_counter()
+    out(
+        f"congvan delivery bench  python {sys.version.split()[0]}  cpus {os.cpu_count()}  "
+        f"timed: send -> delivered -> registered by a clerk thread on the receiver -> "
+        f"status 03 -> acknowledged"
+    )
+    base = Path(tempfile.mkdtemp(prefix="congvan-bench-delivery-"))
+    try:
+        if not args.no_embedded:
+            bench_mode("embedded", args, base / "embedded", None, out)
+        if not args.no_redis:
+            with start_redis(base) as redis_url:
+                bench_mode("redis", args, base / "redis", redis_url, out)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    out(f"done in {time.perf_counter() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

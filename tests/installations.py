@@ -1,0 +1,170 @@
+"""Two installations that exchange documents: a sender (agency A) and a receiver.
+
+The sender holds the exchange CA, A's organisational key and a signer of A; the receiver
+holds the organisational keys of its agencies (B by default) and knows A as a peer; both
+trust the same root and the CRL the sender published. No pytest here: the delivery tests
+and ``bench/delivery.py`` build the same pair.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+
+from congvan.actions.signing import keystore, pki
+from congvan.actions.signing.cms import sign_manifest
+from congvan.actions.signing.stored import manifest_of
+from congvan.storage.ids import new_id
+from congvan.storage.peers import Peer
+from congvan.storage.signatures import SignatureRow
+from congvan.workflow import directory
+from congvan.workflow.bootstrap import Runtime
+from tests.factories import AGENCY_ID, FAKE_EFFECTS, FAKE_GUARDS, actor, add_agency, job_done
+
+# The sender's fakes: review and the send guards pass; sealing and delivery are real.
+SENDER_FAKES: dict[str, Any] = {
+    "guards": FAKE_GUARDS,
+    "effects": {k: v for k, v in FAKE_EFFECTS.items() if k != "seal_packages"},
+    "jobs": {"run_review_checks": job_done},
+}
+
+A = AGENCY_ID
+PASS = "delivery test passphrase"  # the keys' passphrase in the tests
+B = "000.00.01.H57"  # a recipient of the sample letter
+CRL_URL = "http://x/crl"
+NAMES = {B: "Sở Nội vụ"}
+Agency = tuple[str, str, str]  # organ id, name, abbreviation
+
+
+@dataclass
+class Pair:
+    sender: Runtime
+    receiver: Runtime
+    signer_key: pki.PrivateKey
+    signer_cert: x509.Certificate
+
+    def point_at(self, organ_id: str, url: str, concurrency: int = 4) -> None:
+        """The sender delivers ``organ_id``'s documents to ``url``."""
+        with self.sender.uow() as uow:
+            now = self.sender.clock()
+            uow.peers.put(Peer(organ_id, url, "http", 5, concurrency, now, now))
+            uow.commit()
+
+    def point_b_at(self, url: str) -> None:
+        self.point_at(B, url)
+
+    def signed(
+        self, make_document: Callable[..., str], to: Sequence[str] = (B,), **fields: Any
+    ) -> str:
+        """A's letter to ``to``, approved (checks faked) and signed by A's signer (for real)."""
+        recipients = [{"organ_id": o, "name": NAMES.get(o, o)} for o in to]
+        doc = make_document(self.sender, recipients=recipients, **fields)
+        self.sender.engine.fire(doc, "approve", actor("reviewer"))
+        self.sender.engine.fire(doc, "sign", actor("signer"))
+        now = self.sender.clock()
+        with self.sender.uow() as uow:
+            manifest = manifest_of(uow, doc)
+            cms = sign_manifest(
+                manifest,
+                key=self.signer_key,
+                cert=self.signer_cert,
+                chain=list(self.sender.trust.roots()),
+                signing_time=now,
+            )
+            uow.signatures.add_signature(
+                SignatureRow(
+                    id=new_id(),
+                    document_id=doc,
+                    revision=1,
+                    manifest=manifest,
+                    manifest_sha256=hashlib.sha256(manifest).hexdigest(),
+                    cms=cms,
+                    mode="server",
+                    signer="Nguyễn Văn Phương",
+                    certificate_fingerprint=keystore.fingerprint(self.signer_cert),
+                    signing_time=now,
+                    signed_pdf_sha256="",
+                    created_at=now,
+                )
+            )
+            uow.commit()
+        return doc
+
+    def sent(self, make_document: Callable[..., str]) -> tuple[str, str]:
+        """A's signed letter to B, sent: the document and its one delivery job."""
+        doc = self.signed(make_document)
+        self.sender.engine.fire(doc, "send", actor("clerk"))
+        [job] = self.jobs(doc)
+        return doc, job
+
+    def jobs(self, doc: str) -> list[str]:
+        with self.sender.uow(readonly=True) as uow:
+            return [
+                j.id
+                for j in uow.outbox.for_document(doc)
+                if j.action == "deliver_dispatches" and j.status not in ("done", "failed")
+            ]
+
+    def dispatch(self, doc: str) -> Any:
+        with self.sender.uow(readonly=True) as uow:
+            [dispatch] = uow.dispatches.for_document(doc)
+            return dispatch, uow.dispatches.attempts_of(dispatch.id)
+
+    def received(self) -> list[Any]:
+        with self.receiver.uow(readonly=True) as uow:
+            return uow.received.page(B).items
+
+
+def link(
+    sender: Runtime,
+    receiver: Runtime,
+    passphrase: str,
+    agencies: Sequence[Agency] = ((B, NAMES[B], "SNV"),),
+    sender_inbox: str = "https://congvan.example.vn/v1/inbox",
+) -> Pair:
+    """Issue the keys, publish the CRL and fill both directories; the pair it makes.
+
+    ``agencies`` are the receiver's; their keys live with the receiver only, and A is in
+    the receiver's directory of peers at ``sender_inbox``.
+    """
+    add_agency(sender, A)
+    for organ_id, name, abbreviation in agencies:
+        add_agency(sender, organ_id, name, abbreviation)
+    now = sender.clock()
+    with sender.uow() as uow:
+        keystore.init_ca(
+            uow, "Exchange CA", "UBND tỉnh", passphrase=passphrase, now=now, store=sender.trust
+        )
+        keystore.issue_agency(uow, A, passphrase=passphrase, crl_url=CRL_URL, now=now)
+        rows = [
+            keystore.issue_agency(uow, organ_id, passphrase=passphrase, crl_url=CRL_URL, now=now)
+            for organ_id, _name, _abbreviation in agencies
+        ]
+        directory.ensure_user(
+            uow, A, "pct", ["signer"], now, full_name="Nguyễn Văn Phương", position="PCT"
+        )
+        signer = keystore.issue_signer(
+            uow, A, "pct", passphrase=passphrase, crl_url=CRL_URL, now=now
+        )
+        crl = keystore.publish_crl(uow, passphrase=passphrase, now=now)
+        uow.commit()
+    add_agency(receiver, A)
+    for organ_id, name, abbreviation in agencies:
+        add_agency(receiver, organ_id, name, abbreviation)
+    with receiver.uow() as uow:
+        for row in rows:
+            uow.signatures.add_certificate(dataclasses.replace(row, id=new_id()))
+        uow.peers.put(Peer(A, sender_inbox, "http", 30, 4, now, now))
+        keystore.import_crl(uow, receiver.trust, crl)
+        uow.commit()
+    return Pair(
+        sender,
+        receiver,
+        pki.load_private_key(signer.key_pem.encode(), passphrase),
+        x509.load_pem_x509_certificate(signer.cert_pem.encode()),
+    )
