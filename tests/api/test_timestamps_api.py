@@ -239,8 +239,8 @@ def test_an_audit_anchor_gets_a_token_that_its_verification_uses(
         keystore.issue_agency(
             uow, A, passphrase=PASS, crl_url=api.runtime.settings.crl_url, now=api.clock()
         )
-        api.runtime.anchoring.anchor_all(uow, api.clock())
         uow.commit()
+    api.runtime.anchoring.anchor(api.runtime.uow, api.clock())
 
     # When the timestamp jobs run (the signature's and the anchor's)
     assert ["done", "done"] == run_timestamp_jobs(api)
