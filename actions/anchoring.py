@@ -36,11 +36,12 @@ from congvan.states.errors import SignatureError
 from congvan.storage.audit import GENESIS
 from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
+from congvan.storage.signatures import CertificateRow
 from congvan.storage.timers import AUDIT_ANCHOR, DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import JobContext
-from .jobs import enqueue, new_job
+from .jobs import RetryLater, StagedJob, enqueue, new_job
 from .signing import keystore
 from .signing.agencykeys import AgencyKeys
 from .signing.truststore import TrustStore
@@ -70,8 +71,31 @@ class AnchorProblem:
     version: int | None = None
 
 
-class Anchoring:
-    """Makes anchors with each agency's organisational key; a job and a timer drive it."""
+@dataclass(frozen=True)
+class AnchorDraft:
+    """An agency's next anchors, built from its heads in a transaction, signed after it.
+
+    ``bodies`` are anchors ``after_seq + 1``, ``+ 2``…, each chained to the one before; no
+    body: nothing changed since the agency's latest anchor.
+    """
+
+    agency_id: str
+    certificate: CertificateRow
+    after_seq: int  # the agency's latest anchor when the bodies were built (0: none)
+    at: datetime
+    bodies: tuple[bytes, ...]
+    heads: tuple[int, ...]  # how many heads each body lists
+
+
+class Anchoring(StagedJob[list[AnchorDraft]]):
+    """Makes anchors with each agency's organisational key; a job and a timer drive it.
+
+    The job reads the heads in a short transaction, signs with no transaction open and
+    keeps the anchors in another (DESIGN principle 8). Signing outside is sound: a head
+    names an entry the trail never changes, so what was read stays true; a head changed
+    after the read is listed by the next anchor (``OVERLAP``); and the anchors are kept
+    only if the agency's latest anchor is still the one they chain to.
+    """
 
     def __init__(
         self,
@@ -88,23 +112,37 @@ class Anchoring:
         self.every = every  # None: no timer; ``congvan audit anchor`` only
         self.job_deadline = job_deadline  # re-driven by the scheduler when not done by then
 
-    def anchor_all(self, uow: UnitOfWork, now: datetime) -> dict[str, int]:
-        """Anchor every agency that has a key; returns heads anchored per agency."""
-        made: dict[str, int] = {}
-        for agency in uow.agencies.agencies():
-            row = uow.signatures.agency_certificate(agency["id"], now)
-            if row is None:
-                continue
-            made[agency["id"]] = self.anchor_agency(uow, agency["id"], row, now)
+    def anchor(
+        self, open_uow: Callable[[], UnitOfWork], now: datetime, agency_id: str | None = None
+    ) -> dict[str, int]:
+        """Anchor every agency that has a key (or one); heads anchored per agency.
+
+        The three steps of the job, for ``congvan audit anchor``.
+        """
+        with open_uow() as uow:
+            drafts = self.drafts(uow, now, agency_id)
+        signatures = self.sign(drafts)
+        with open_uow() as uow:
+            made = self.keep(uow, drafts, signatures, now)
+            uow.commit()
         return made
 
-    def anchor_agency(
-        self, uow: UnitOfWork, agency_id: str, certificate: dict[str, Any], now: datetime
-    ) -> int:
-        """Sign the agency's heads changed since its last anchor; how many were signed.
+    def drafts(
+        self, uow: UnitOfWork, now: datetime, agency_id: str | None = None
+    ) -> list[AnchorDraft]:
+        """The next anchors of every agency with a usable key (or of one), unsigned."""
+        ids = [a.id for a in uow.agencies.agencies()] if agency_id is None else [agency_id]
+        drafts = []
+        for agency in ids:
+            certificate = uow.signatures.agency_certificate(agency, now)
+            if certificate is not None:
+                drafts.append(self._draft(uow, agency, certificate, now))
+        return drafts
 
-        At most ``MAX_HEADS`` heads go in one anchor; more make several, one after another.
-        """
+    def _draft(
+        self, uow: UnitOfWork, agency_id: str, certificate: CertificateRow, now: datetime
+    ) -> AnchorDraft:
+        """The agency's heads changed since its last anchor, ``MAX_HEADS`` to a body."""
         previous = uow.anchors.latest(agency_id)
         since = None
         already: set[tuple[str, int, str]] = set()
@@ -112,47 +150,100 @@ class Anchoring:
             since = as_utc(previous["created_at"]) - OVERLAP
             already = {tuple(h) for h in json.loads(previous["body"])["heads"]}
         heads = [h for h in uow.anchors.heads_changed_since(agency_id, since) if h not in already]
-        if not heads:
-            return 0
-        signer = self.keys.signer(agency_id, certificate)
+        after = 0 if previous is None else int(previous["seq"])
+        link = GENESIS if previous is None else str(previous["body_sha256"])
+        bodies: list[bytes] = []
+        counts: list[int] = []
         for start in range(0, len(heads), MAX_HEADS):
             part = heads[start : start + MAX_HEADS]
-            seq = 1 if previous is None else previous["seq"] + 1
             body = rfc8785.dumps(
                 {
                     "format": FORMAT,
                     "agency_id": agency_id,
-                    "seq": seq,
+                    "seq": after + len(bodies) + 1,
                     "at": as_utc(now).isoformat(),
-                    "previous": GENESIS if previous is None else previous["body_sha256"],
+                    "previous": link,
                     "heads": [list(h) for h in part],
                 }
             )
-            previous = {
-                "id": new_id(),
-                "agency_id": agency_id,
-                "seq": seq,
-                "created_at": now,
-                "body": body,
-                "body_sha256": hashlib.sha256(body).hexdigest(),
-                "cms": signer.sign(body, now),
-                "certificate_fingerprint": certificate["fingerprint"],
-                "heads": len(part),
-            }
-            uow.anchors.add(previous)
-            if self.timestamping is not None:
-                self.timestamping.request(uow, "anchor", previous["id"], now)
-            log.info(
-                "audit anchored",
-                extra={"action": "audit.anchor", "agency": agency_id, "seq": seq},
-            )
-        return len(heads)
+            bodies.append(body)
+            counts.append(len(part))
+            link = hashlib.sha256(body).hexdigest()
+        return AnchorDraft(agency_id, certificate, after, now, tuple(bodies), tuple(counts))
+
+    def sign(self, drafts: list[AnchorDraft]) -> list[tuple[bytes, ...]]:
+        """Each draft's bodies signed with its agency's key (unlocked on first use)."""
+        signed: list[tuple[bytes, ...]] = []
+        for draft in drafts:
+            if not draft.bodies:
+                signed.append(())
+                continue
+            signer = self.keys.signer(draft.agency_id, draft.certificate)
+            signed.append(tuple(signer.sign(body, draft.at) for body in draft.bodies))
+        return signed
+
+    def keep(
+        self,
+        uow: UnitOfWork,
+        drafts: list[AnchorDraft],
+        signatures: list[tuple[bytes, ...]],
+        now: datetime,
+    ) -> dict[str, int]:
+        """Store the signed anchors; heads anchored per agency.
+
+        Refused (``RetryLater``) for an agency that anchored meanwhile: these bodies chain
+        to an anchor that is no longer its latest, and a new run starts from the new one.
+        """
+        made: dict[str, int] = {}
+        for draft, cms in zip(drafts, signatures, strict=True):
+            made[draft.agency_id] = sum(draft.heads)
+            if not draft.bodies:
+                continue
+            latest = uow.anchors.latest(draft.agency_id)
+            if (0 if latest is None else int(latest["seq"])) != draft.after_seq:
+                raise RetryLater(f"agency {draft.agency_id} was anchored meanwhile")
+            for offset, (body, signature, count) in enumerate(
+                zip(draft.bodies, cms, draft.heads, strict=True), start=1
+            ):
+                seq = draft.after_seq + offset
+                anchor_id = new_id()
+                uow.anchors.add(
+                    {
+                        "id": anchor_id,
+                        "agency_id": draft.agency_id,
+                        "seq": seq,
+                        "created_at": draft.at,
+                        "body": body,
+                        "body_sha256": hashlib.sha256(body).hexdigest(),
+                        "cms": signature,
+                        "certificate_fingerprint": draft.certificate.fingerprint,
+                        "heads": count,
+                    }
+                )
+                if self.timestamping is not None:
+                    self.timestamping.request(uow, "anchor", anchor_id, now)
+                log.info(
+                    "audit anchored",
+                    extra={"action": "audit.anchor", "agency": draft.agency_id, "seq": seq},
+                )
+        return made
 
     # -- driven by the database --------------------------------------------------------
 
-    def run_job(self, ctx: JobContext) -> None:
-        """The ``anchor_audit`` job: anchor every agency, in the job's transaction."""
-        self.anchor_all(ctx.uow, ctx.now)
+    def prepare(self, ctx: JobContext) -> list[AnchorDraft] | None:
+        """The ``anchor_audit`` job, claimed: the drafts; None when no head changed."""
+        drafts = self.drafts(ctx.uow, ctx.now)
+        return drafts if any(d.bodies for d in drafts) else None
+
+    def act(self, work: list[AnchorDraft]) -> list[tuple[bytes, ...]]:
+        """Sign, with no transaction open."""
+        return self.sign(work)
+
+    def record(
+        self, ctx: JobContext, work: list[AnchorDraft], outcome: list[tuple[bytes, ...]]
+    ) -> None:
+        """Keep the anchors in the transaction that ends the job."""
+        self.keep(ctx.uow, work, outcome, ctx.now)
 
     def on_timer(self, uow: UnitOfWork, timer: DueTimer, now: datetime) -> None:
         """The anchor timer fired: queue the job and set the next timer (exactly one)."""

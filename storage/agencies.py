@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,37 @@ _tokens = ApiToken.__table__  # type: ignore[attr-defined]
 def hash_token(token: str) -> str:
     # Tokens carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyRow:
+    """A state agency as stored, named by its electronic identifier (mã định danh)."""
+
+    id: str
+    name: str
+    abbreviation: str
+    numbering: str  # states.policy.NUMBERING
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    """A person or back-office system acting for one agency, as stored."""
+
+    id: str
+    agency_id: str
+    username: str
+    full_name: str
+    position: str
+    roles: str  # comma-separated, from states.policy.ROLES
+    created_at: datetime
+
+
+AGENCY_FIELDS = tuple(f.name for f in dataclasses.fields(AgencyRow))
+USER_FIELDS = tuple(f.name for f in dataclasses.fields(UserRow))
+# Every column in the record's order, so that a row builds the record by position.
+_AGENCY_COLUMNS = tuple(_agencies.c[name] for name in AGENCY_FIELDS)
+_USER_COLUMNS = tuple(_users.c[name] for name in USER_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -41,22 +73,21 @@ class AgencyRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def add_agency(self, row: dict[str, Any]) -> None:
-        self.conn.execute(insert(_agencies), [row])
+    def add_agency(self, row: AgencyRow) -> None:
+        self.conn.execute(insert(_agencies), [dataclasses.asdict(row)])
 
-    def agency(self, agency_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(select(_agencies).where(_agencies.c.id == agency_id)).first()
-        return dict(row._mapping) if row else None
+    def agency(self, agency_id: str) -> AgencyRow | None:
+        query = select(*_AGENCY_COLUMNS).where(_agencies.c.id == agency_id)
+        row = self.conn.execute(query).first()
+        return AgencyRow(*row) if row else None
 
-    def agencies(
-        self, *, after: str | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
+    def agencies(self, *, after: str | None = None, limit: int | None = None) -> list[AgencyRow]:
         """Agencies by identifier: all of them, or ``limit`` after the id ``after``."""
         c = _agencies.c
-        query = select(_agencies)
+        query = select(*_AGENCY_COLUMNS)
         if after is not None:
             query = query.where(c.id > after)
-        return [dict(r._mapping) for r in self.conn.execute(query.order_by(c.id).limit(limit))]
+        return [AgencyRow(*r) for r in self.conn.execute(query.order_by(c.id).limit(limit))]
 
     def set_numbering(self, agency_id: str, numbering: str) -> bool:
         result = self.conn.execute(
@@ -64,20 +95,20 @@ class AgencyRepository:
         )
         return result.rowcount == 1
 
-    def add_user(self, row: dict[str, Any]) -> None:
-        self.conn.execute(insert(_users), [row])
+    def add_user(self, row: UserRow) -> None:
+        self.conn.execute(insert(_users), [dataclasses.asdict(row)])
 
     def set_user_roles(self, user_id: str, roles: list[str]) -> None:
         self.conn.execute(
             update(_users).where(_users.c.id == user_id).values(roles=",".join(roles))
         )
 
-    def user(self, agency_id: str, username: str) -> dict[str, Any] | None:
+    def user(self, agency_id: str, username: str) -> UserRow | None:
         c = _users.c
         row = self.conn.execute(
-            select(_users).where(c.agency_id == agency_id, c.username == username)
+            select(*_USER_COLUMNS).where(c.agency_id == agency_id, c.username == username)
         ).first()
-        return dict(row._mapping) if row else None
+        return UserRow(*row) if row else None
 
     def has_users(self, agency_id: str) -> bool:
         """Whether anyone acts for the agency here: then it is one of ours."""

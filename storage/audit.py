@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
@@ -154,6 +155,62 @@ def make_entry(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class AuditRow(NewEntry):
+    """An entry as stored, every column: what was appended and the id its row was given.
+
+    Verification reads it; ``at`` is aware UTC, ``payload`` the text its digest covers.
+    """
+
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """What one entry records, as the trail shows it: its payload read back as JSON."""
+
+    version: int
+    event: str
+    actor: str
+    from_state: str
+    to_state: str
+    at: datetime  # aware UTC
+    payload: dict[str, Any]
+    hash: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry as JSON shows it: ``at`` in ISO 8601 with microseconds and offset."""
+        return {
+            "version": self.version,
+            "event": self.event,
+            "actor": self.actor,
+            "from_state": self.from_state,
+            "to_state": self.to_state,
+            "at": timestamp(self.at),
+            "payload": self.payload,
+            "hash": self.hash,
+        }
+
+
+AUDIT_FIELDS = tuple(f.name for f in dataclasses.fields(AuditRow))
+EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(AuditEvent))
+# Every column in the record's order, so that a row builds the record by position.
+_ROW_COLUMNS = tuple(_audit.c[name] for name in AUDIT_FIELDS)
+_EVENT_COLUMNS = tuple(_audit.c[name] for name in EVENT_FIELDS)
+
+
+def _row(row: Sequence[Any]) -> AuditRow:
+    entry = AuditRow(*row)
+    return dataclasses.replace(entry, at=as_utc(entry.at))  # SQLite reads it back naive
+
+
+def _event(row: Sequence[Any]) -> AuditEvent:
+    version, event, actor, from_state, to_state, at, payload, hash_ = row
+    return AuditEvent(
+        version, event, actor, from_state, to_state, as_utc(at), json.loads(payload), hash_
+    )
+
+
 class AuditRepository:
     """Appends entries and reads chains; it has no update or delete."""
 
@@ -164,24 +221,19 @@ class AuditRepository:
         """Verify every document's chain (or one): ``(document_id, problem or None)``."""
         return verify_chains(self.conn, document_id)
 
-    def entries(self, document_id: str, event: str) -> list[dict[str, Any]]:
-        """A document's entries of one event, oldest first: version, at, payload."""
+    def entries(self, document_id: str, event: str) -> list[AuditEvent]:
+        """A document's entries of one event, oldest first."""
         rows = self.conn.execute(
-            select(_audit.c.version, _audit.c.at, _audit.c.payload)
+            select(*_EVENT_COLUMNS)
             .where(_audit.c.document_id == document_id, _audit.c.event == event)
             .order_by(_audit.c.version)
-        ).mappings()
-        return [
-            {"version": r["version"], "at": as_utc(r["at"]), "payload": json.loads(r["payload"])}
-            for r in rows
-        ]
+        )
+        return [_event(r) for r in rows]
 
-    def chain(self, document_id: str) -> list[dict[str, Any]]:
-        """A document's entries as stored, oldest first: every column, payload as text."""
-        rows = self.conn.execute(
-            select(_audit).where(_audit.c.document_id == document_id).order_by(_audit.c.version)
-        ).mappings()
-        return [{**r, "at": as_utc(r["at"]), "payload": str(r["payload"])} for r in rows]
+    def chain(self, document_id: str) -> list[AuditRow]:
+        """A document's entries as stored, oldest first."""
+        query = select(*_ROW_COLUMNS).where(_audit.c.document_id == document_id)
+        return [_row(r) for r in self.conn.execute(query.order_by(_audit.c.version))]
 
     def append(self, entries: list[NewEntry]) -> None:
         if entries:
@@ -189,29 +241,16 @@ class AuditRepository:
 
     def history(
         self, document_id: str, *, after: int = 0, limit: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuditEvent]:
         """A document's entries oldest first: those after version ``after``, ``limit`` of them."""
         c = _audit.c
         query = (
-            select(_audit)
+            select(*_EVENT_COLUMNS)
             .where(c.document_id == document_id, c.version > after)
             .order_by(c.version)
             .limit(limit)
         )
-        rows = self.conn.execute(query).mappings()
-        return [
-            {
-                "version": r["version"],
-                "event": r["event"],
-                "actor": r["actor"],
-                "from_state": r["from_state"],
-                "to_state": r["to_state"],
-                "at": timestamp(r["at"]),
-                "payload": json.loads(r["payload"]),
-                "hash": r["hash"],
-            }
-            for r in rows
-        ]
+        return [_event(r) for r in self.conn.execute(query)]
 
 
 @dataclass(frozen=True)
@@ -227,51 +266,49 @@ class ChainProblem:
 
 def verify_document(conn: Connection, document_id: str, head: str) -> ChainProblem | None:
     """Check one document's chain against its stored head; ``None`` when it verifies."""
-    rows = conn.execute(
-        select(_audit).where(_audit.c.document_id == document_id).order_by(_audit.c.version)
-    ).mappings()
-    return verify_entries(document_id, list(rows), head)
+    query = select(*_ROW_COLUMNS).where(_audit.c.document_id == document_id)
+    rows = [_row(r) for r in conn.execute(query.order_by(_audit.c.version))]
+    return verify_entries(document_id, rows, head)
 
 
 def verify_entries(
-    document_id: str, rows: Sequence[Mapping[Any, Any]], head: str | None
+    document_id: str, rows: Sequence[NewEntry], head: str | None
 ) -> ChainProblem | None:
     """Check a document's entries, oldest first, recomputing every hash; ``None`` when they
     verify. ``head`` is the hash the chain must end at (``None``: wherever it ends).
 
-    Each row holds the columns of an entry (``at`` as a datetime, ``payload`` as stored
-    text); ``id`` may be absent, as in an evidence bundle.
+    Stored rows (``AuditRow``) carry their id; entries read from an evidence bundle do not.
     """
     if not rows:
         return ChainProblem(document_id, None, None, "missing", "the document has no audit entries")
-    hashes = {r["hash"] for r in rows}
+    hashes = {r.hash for r in rows}
     prev = GENESIS
     for expected_version, row in enumerate(rows, start=1):
-        where = (document_id, row["version"], row.get("id"))
-        if digest(row["payload"]) != row["payload_digest"]:
+        where = (document_id, row.version, getattr(row, "id", None))
+        if digest(row.payload) != row.payload_digest:
             return ChainProblem(*where, "altered", "payload does not match its digest")
         # Before the hash: an entry moved to another version no longer matches its hash
         # (the hash covers the version), but it still names the entry it really followed.
-        if row["prev_hash"] != prev and row["prev_hash"] in hashes:
+        if row.prev_hash != prev and row.prev_hash in hashes:
             return ChainProblem(*where, "reordered", "entry follows a different entry")
         recomputed = entry_hash(
-            prev_hash=row["prev_hash"],
-            document_id=row["document_id"],
-            version=row["version"],
-            actor=row["actor"],
-            event=row["event"],
-            from_state=row["from_state"],
-            to_state=row["to_state"],
-            at=row["at"],
-            payload_digest=row["payload_digest"],
+            prev_hash=row.prev_hash,
+            document_id=row.document_id,
+            version=row.version,
+            actor=row.actor,
+            event=row.event,
+            from_state=row.from_state,
+            to_state=row.to_state,
+            at=row.at,
+            payload_digest=row.payload_digest,
         )
-        if recomputed != row["hash"]:
+        if recomputed != row.hash:
             return ChainProblem(*where, "altered", "entry does not match its hash")
-        if row["prev_hash"] != prev:
+        if row.prev_hash != prev:
             return ChainProblem(*where, "removed", "the entry before this one is missing")
-        if row["version"] != expected_version:
+        if row.version != expected_version:
             return ChainProblem(*where, "reordered", f"expected version {expected_version}")
-        prev = row["hash"]
+        prev = row.hash
     if head is not None and prev != head:
         if head in hashes:
             return ChainProblem(document_id, None, None, "truncated", "entries after the head")

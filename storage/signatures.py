@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,34 @@ from .tables import Certificate, RevocationList, Signature
 _certs = Certificate.__table__  # type: ignore[attr-defined]
 _crls = RevocationList.__table__  # type: ignore[attr-defined]
 _signatures = Signature.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRow:
+    """An X.509 certificate as stored: a root, an agency's or a signer's, with its key.
+
+    ``key_pem`` is the encrypted PKCS#8 key, ``""`` when the key lives elsewhere (a USB
+    token); the record's repr leaves it out, so a row that reaches a log never shows it.
+    """
+
+    id: str
+    kind: str  # root | agency | signer
+    agency_id: str | None
+    username: str | None
+    fingerprint: str  # SHA-256 of the DER, hex
+    serial: str  # hex
+    subject: CertificateDescription
+    cert_pem: str
+    key_pem: str = field(repr=False)
+    not_before: datetime
+    not_after: datetime
+    revoked_at: datetime | None
+    revocation_reason: str
+    created_at: datetime
+
+
+CERTIFICATE_FIELDS = tuple(f.name for f in dataclasses.fields(CertificateRow))
+_CERTIFICATE_COLUMNS = tuple(_certs.c[name] for name in CERTIFICATE_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,42 +80,43 @@ class SignatureRepository:
 
     # certificates ---------------------------------------------------------------------------
 
-    def add_certificate(self, row: dict[str, Any]) -> None:
-        """Store a certificate; ``row["subject"]`` is its ``CertificateDescription``."""
-        subject: CertificateDescription = row["subject"]
-        stored = {**row, "subject": json.dumps(subject.as_dict(), ensure_ascii=False)}
+    def add_certificate(self, row: CertificateRow) -> None:
+        """Store a certificate, its ``subject`` as JSON."""
+        stored = {name: getattr(row, name) for name in CERTIFICATE_FIELDS}
+        stored["subject"] = json.dumps(row.subject.as_dict(), ensure_ascii=False)
         self.conn.execute(insert(_certs), [stored])
 
-    def certificate(self, fingerprint: str) -> dict[str, Any] | None:
-        row = self.conn.execute(select(_certs).where(_certs.c.fingerprint == fingerprint)).first()
+    def certificate(self, fingerprint: str) -> CertificateRow | None:
+        query = select(*_CERTIFICATE_COLUMNS).where(_certs.c.fingerprint == fingerprint)
+        row = self.conn.execute(query).first()
         return _certificate(row) if row else None
 
-    def certificates(self, agency_id: str | None = None) -> list[dict[str, Any]]:
-        query = select(_certs).order_by(_certs.c.created_at)
+    def certificates(self, agency_id: str | None = None) -> list[CertificateRow]:
+        query = select(*_CERTIFICATE_COLUMNS).order_by(_certs.c.created_at)
         if agency_id is not None:
             query = query.where(_certs.c.agency_id == agency_id)
         return [_certificate(r) for r in self.conn.execute(query)]
 
-    def roots(self) -> list[dict[str, Any]]:
-        rows = self.conn.execute(select(_certs).where(_certs.c.kind == "root"))
+    def roots(self) -> list[CertificateRow]:
+        rows = self.conn.execute(select(*_CERTIFICATE_COLUMNS).where(_certs.c.kind == "root"))
         return [_certificate(r) for r in rows]
 
     def signing_certificate(
         self, agency_id: str, username: str, at: datetime
-    ) -> dict[str, Any] | None:
+    ) -> CertificateRow | None:
         """The newest unrevoked certificate with a stored key for this signer, valid ``at``."""
         return self._usable("signer", agency_id, at, _certs.c.username == username)
 
-    def agency_certificate(self, agency_id: str, at: datetime) -> dict[str, Any] | None:
+    def agency_certificate(self, agency_id: str, at: datetime) -> CertificateRow | None:
         """The agency's newest unrevoked organisational certificate with a stored key."""
         return self._usable("agency", agency_id, at)
 
     def _usable(
         self, kind: str, agency_id: str, at: datetime, *conditions: Any
-    ) -> dict[str, Any] | None:
+    ) -> CertificateRow | None:
         c = _certs.c
         row = self.conn.execute(
-            select(_certs)
+            select(*_CERTIFICATE_COLUMNS)
             .where(
                 c.agency_id == agency_id,
                 c.kind == kind,
@@ -117,9 +146,10 @@ class SignatureRepository:
             update(_certs).where(_certs.c.fingerprint == fingerprint).values(key_pem=key_pem)
         )
 
-    def revoked(self) -> list[dict[str, Any]]:
+    def revoked(self) -> list[CertificateRow]:
         """Certificates revoked so far; the CRL of their issuer lists them all."""
-        rows = self.conn.execute(select(_certs).where(_certs.c.revoked_at.is_not(None)))
+        query = select(*_CERTIFICATE_COLUMNS).where(_certs.c.revoked_at.is_not(None))
+        rows = self.conn.execute(query)
         return [_certificate(r) for r in rows]
 
     # revocation lists -----------------------------------------------------------------------
@@ -176,8 +206,8 @@ class SignatureRepository:
         return SignatureRow(*row) if row else None
 
 
-def _certificate(row: Row[Any]) -> dict[str, Any]:
+def _certificate(row: Row[Any]) -> CertificateRow:
     """A certificate row with its ``subject`` read into a ``CertificateDescription``."""
     values = dict(row._mapping)
     values["subject"] = CertificateDescription.from_dict(json.loads(values["subject"]))
-    return values
+    return CertificateRow(**values)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from congvan.actions.context import Actor, Effect, Guard, JobAction, JobContext, TransitionContext
 from congvan.states.policy import ROLES
-from congvan.storage.audit import verify_chains
+from congvan.storage.audit import AuditEvent, verify_chains
 from congvan.storage.documents import DocumentRow
 from congvan.storage.ids import new_id
 from congvan.storage.tables import metadata
@@ -196,7 +196,7 @@ def document_row(runtime: Runtime, document_id: str) -> DocumentRow:
     return row
 
 
-def history(runtime: Runtime, document_id: str) -> list[dict[str, Any]]:
+def history(runtime: Runtime, document_id: str) -> list[AuditEvent]:
     with runtime.uow(readonly=True) as uow:
         return uow.audit.history(document_id)
 

@@ -8,6 +8,7 @@ and ``bench/delivery.py`` build the same pair.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.stored import manifest_of
 from congvan.storage.ids import new_id
 from congvan.storage.peers import Peer
-from congvan.storage.signatures import SignatureRow
+from congvan.storage.signatures import CertificateRow, SignatureRow
 from congvan.workflow import directory
 from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
@@ -157,8 +158,8 @@ class Pair:
 class Keys:
     """What ``issue_keys`` made: certificate rows (with their keys) and the CRL."""
 
-    agencies: dict[str, dict[str, Any]]
-    signer: dict[str, Any]
+    agencies: dict[str, CertificateRow]
+    signer: CertificateRow
     crl: bytes
 
 
@@ -215,15 +216,17 @@ def link(
         add_agency(receiver, organ_id, name, abbreviation)
     with receiver.uow() as uow:
         for organ_id, _name, _abbreviation in agencies:
-            uow.signatures.add_certificate({**keys.agencies[organ_id], "id": new_id()})
+            uow.signatures.add_certificate(
+                dataclasses.replace(keys.agencies[organ_id], id=new_id())
+            )
         uow.peers.put(Peer(A, sender_inbox, "http", 30, 4, now, now))
         keystore.import_crl(uow, receiver.trust, keys.crl)
         uow.commit()
     return Pair(
         sender,
         receiver,
-        pki.load_private_key(keys.signer["key_pem"].encode(), passphrase),
-        x509.load_pem_x509_certificate(keys.signer["cert_pem"].encode()),
+        pki.load_private_key(keys.signer.key_pem.encode(), passphrase),
+        x509.load_pem_x509_certificate(keys.signer.cert_pem.encode()),
     )
 
 

@@ -219,7 +219,7 @@ def bootstrap(
     )
     job_actions: dict[str, AnyJob] = {
         "run_review_checks": review.job,
-        ANCHOR_JOB: anchoring.run_job,
+        ANCHOR_JOB: anchoring,
         TIMESTAMP_JOB: timestamping,
         "deliver_dispatches": Delivery(
             trust, lease=timedelta(seconds=settings.delivery_lease_seconds)

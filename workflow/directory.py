@@ -16,7 +16,7 @@ from congvan.actions.checks.rules import (
 from congvan.states.errors import AlreadyExists, InvalidInput, NotFound, NumberingConflict
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, ROLES, is_organ_id
 from congvan.states.timeliness import VIETNAM
-from congvan.storage.agencies import hash_token
+from congvan.storage.agencies import AgencyRow, UserRow, hash_token
 from congvan.storage.ids import new_id
 from congvan.storage.tables import SigningAuthority
 from congvan.storage.unit_of_work import UnitOfWork
@@ -74,7 +74,7 @@ def set_numbering(uow: UnitOfWork, agency_id: str, numbering: str, now: datetime
     agency = uow.agencies.agency(agency_id) if is_organ_id(agency_id) else None
     if agency is None:
         raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
-    before = str(agency["numbering"])
+    before = agency.numbering
     if numbering == "agency" and before != "agency":
         year = str(now.astimezone(VIETNAM).year)
         shared = uow.duplicates.shared_numbers(agency_id, year)
@@ -115,13 +115,13 @@ def add_agency(
     if uow.agencies.agency(agency_id) is not None:
         raise AlreadyExists(f"Agency {agency_id} already exists.", agency_id=agency_id)
     uow.agencies.add_agency(
-        {
-            "id": agency_id,
-            "name": name.strip(),
-            "abbreviation": abbreviation.strip(),
-            "numbering": numbering,
-            "created_at": now,
-        }
+        AgencyRow(
+            id=agency_id,
+            name=name.strip(),
+            abbreviation=abbreviation.strip(),
+            numbering=numbering,
+            created_at=now,
+        )
     )
 
 
@@ -141,21 +141,21 @@ def ensure_user(
     roles = validate_roles(roles)
     user = uow.agencies.user(agency_id, username)
     if user is not None:
-        merged = sorted(set(user["roles"].split(",")) | set(roles))
-        if merged != sorted(user["roles"].split(",")):
-            uow.agencies.set_user_roles(str(user["id"]), merged)
-        return str(user["id"])
+        merged = sorted(set(user.roles.split(",")) | set(roles))
+        if merged != sorted(user.roles.split(",")):
+            uow.agencies.set_user_roles(user.id, merged)
+        return user.id
     user_id = new_id()
     uow.agencies.add_user(
-        {
-            "id": user_id,
-            "agency_id": agency_id,
-            "username": username,
-            "full_name": full_name,
-            "position": position,
-            "roles": ",".join(roles),
-            "created_at": now,
-        }
+        UserRow(
+            id=user_id,
+            agency_id=agency_id,
+            username=username,
+            full_name=full_name,
+            position=position,
+            roles=",".join(roles),
+            created_at=now,
+        )
     )
     return user_id
 
@@ -221,7 +221,7 @@ def add_authority(
 ) -> dict[str, object]:
     """Grant ``signer`` (a user with the signer role) authority to sign for the agency."""
     user = uow.agencies.user(agency_id, signer)
-    if user is None or "signer" not in user["roles"].split(","):
+    if user is None or "signer" not in user.roles.split(","):
         raise InvalidInput(
             f"'{signer}' is not a user with the signer role in {agency_id}.", field="signer"
         )

@@ -35,6 +35,7 @@ from congvan.states.errors import (
 from congvan.states.inboxes import validate_inbox_url
 from congvan.storage.clock import as_utc
 from congvan.storage.peers import Peer
+from congvan.storage.signatures import CertificateRow
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .directory import add_agency, validate_organ_id
@@ -108,11 +109,11 @@ def _store_certificates(
         fp = keystore.fingerprint(cert)
         held = uow.signatures.certificate(fp)
         if held is not None:
-            if held["kind"] == "agency" and held["agency_id"] == agency_id:
+            if held.kind == "agency" and held.agency_id == agency_id:
                 continue
             raise AlreadyExists(
-                f"This certificate is stored already, as {held['kind']} "
-                f"of {held['agency_id'] or 'no agency'}.",
+                f"This certificate is stored already, as {held.kind} "
+                f"of {held.agency_id or 'no agency'}.",
                 field="certificates",
                 sha256=fp,
             )
@@ -354,7 +355,9 @@ def export_directory(
     key when ``agency_ids`` is empty): their inboxes and agency certificates, no keys."""
     wanted = sorted(set(agency_ids))
     if not wanted:
-        wanted = sorted({r["agency_id"] for r in uow.signatures.certificates() if _ours(r, now)})
+        wanted = sorted(
+            {r.agency_id for r in uow.signatures.certificates() if r.agency_id and _ours(r, now)}
+        )
         if not wanted:
             raise NotFound(
                 "No agency here holds an organisational key: issue one with "
@@ -365,7 +368,7 @@ def export_directory(
         agency = uow.agencies.agency(agency_id) if policy.is_organ_id(agency_id) else None
         if agency is None:
             raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
-        certs = [r["cert_pem"] for r in uow.signatures.certificates(agency_id) if _ours(r, now)]
+        certs = [r.cert_pem for r in uow.signatures.certificates(agency_id) if _ours(r, now)]
         if not certs:
             raise InvalidInput(
                 f"Agency {agency_id} holds no valid organisational key here, so peers could "
@@ -376,8 +379,8 @@ def export_directory(
         entries.append(
             {
                 "agency_id": agency_id,
-                "name": agency["name"],
-                "abbreviation": agency["abbreviation"],
+                "name": agency.name,
+                "abbreviation": agency.abbreviation,
                 "inbox_url": validate_inbox_url(inbox_url_for(agency_id), allow_http=allow_http),
                 "certificates": certs,
             }
@@ -386,11 +389,11 @@ def export_directory(
     return (text + "\n").encode("utf-8")
 
 
-def _ours(row: Mapping[str, Any], now: datetime) -> bool:
+def _ours(row: CertificateRow, now: datetime) -> bool:
     """An organisational certificate of one of our agencies, usable now: its key is here."""
     return (
-        row["kind"] == "agency"
-        and bool(row["key_pem"])
-        and row["revoked_at"] is None
-        and as_utc(row["not_before"]) <= now < as_utc(row["not_after"])
+        row.kind == "agency"
+        and bool(row.key_pem)
+        and row.revoked_at is None
+        and as_utc(row.not_before) <= now < as_utc(row.not_after)
     )

@@ -118,12 +118,12 @@ def signing_timeliness(uow: UnitOfWork, document_id: str) -> dict[str, Any] | No
     if not signings:
         return None
     entry = signings[-1]
-    payload = entry["payload"]
+    payload = entry.payload
     if "timeliness" in payload:
         return dict(payload["timeliness"])
     # Signed before the whole judgment was kept: the send-by moment and the late flag.
     return {
-        "signed_at": timestamp(entry["at"]),
+        "signed_at": timestamp(entry.at),
         "send_by": payload.get("send_by"),
         "reviewed_at": None,
         "dated_send_by": payload.get("late"),

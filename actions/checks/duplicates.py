@@ -21,7 +21,8 @@ def same_number(inp: CheckInput) -> Finding:
             "No number or date to compare against.",
             field="number",
         )
-    series = number_series(inp.agency.get("numbering") or DEFAULT_NUMBERING, doc.as_dict())
+    numbering = inp.agency.numbering if inp.agency else DEFAULT_NUMBERING
+    series = number_series(numbering, doc.as_dict())
     earlier = inp.uow.duplicates.same_number(
         doc.agency_id, doc.number, series, doc.issued_on[:4], exclude=doc.id
     )

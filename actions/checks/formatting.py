@@ -45,7 +45,7 @@ def number_symbol(inp: CheckInput) -> Finding:
             value=symbol,
         )
     groups = symbol.split("-")
-    agency_abbr = inp.agency.get("abbreviation", "")
+    agency_abbr = inp.agency.abbreviation if inp.agency else ""
     if doc_type == OFFICIAL_LETTER:
         expected = f"{agency_abbr}-<đơn vị soạn thảo>"
         shape_ok = len(groups) >= 2 and groups[0] == agency_abbr
@@ -230,18 +230,18 @@ def signer_block(inp: CheckInput) -> Finding:
     username = (doc.signer_user or "").strip()
     if username:
         user = inp.uow.agencies.user(doc.agency_id, username)
-        if user is None or "signer" not in user["roles"].split(","):
+        if user is None or "signer" not in user.roles.split(","):
             return fail(
                 f"'{username}' không phải người ký của cơ quan.",
                 f"'{username}' is not a signer of the agency.",
                 field="signer_user",
             )
-        if user["full_name"] and nfc(user["full_name"]) != name:
+        if user.full_name and nfc(user.full_name) != name:
             return fail(
                 "Họ tên người ký khác với tài khoản người ký.",
                 "The signer's name differs from the signer's account.",
                 field="signer_name",
-                account=user["full_name"],
+                account=user.full_name,
                 document=name,
             )
     return ok()

@@ -10,6 +10,7 @@ from typing import Any
 
 from congvan.states import vocabulary
 from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
+from congvan.storage.agencies import AgencyRow
 from congvan.storage.documents import AttachmentRow, DocumentRow, RecipientRow
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -57,8 +58,8 @@ class CheckInput:
         return self.now or datetime.combine(self.today, time(0), VIETNAM)
 
     @cached_property
-    def agency(self) -> dict[str, Any]:
-        return self.uow.agencies.agency(self.document.agency_id) or {}
+    def agency(self) -> AgencyRow | None:
+        return self.uow.agencies.agency(self.document.agency_id)
 
     @cached_property
     def recipients(self) -> list[RecipientRow]:

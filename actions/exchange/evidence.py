@@ -64,7 +64,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from congvan.actions.signing.truststore import fingerprint
 from congvan.states.errors import MessageMalformed
-from congvan.storage.audit import timestamp
+from congvan.storage.audit import NewEntry, timestamp
 
 from .archive import Archive, Limits, open_archive, stored_entry
 from .envelope import Members, canonical, iso, read_canonical
@@ -162,16 +162,16 @@ class Evidence:
     signed_pdf: bytes | None
     files: Mapping[str, bytes] | None  # by the manifest's filename; None: digests only
     dispatches: tuple[DispatchEvidence, ...]
-    audit: tuple[Mapping[str, Any], ...]  # the entries as stored, oldest first
+    audit: tuple[NewEntry, ...]  # the entries as stored, oldest first
     anchors: tuple[AnchorEvidence, ...]
     roots: tuple[x509.Certificate, ...]
     crls: tuple[bytes, ...]
 
 
-def audit_body(document_id: str, entries: Sequence[Mapping[str, Any]]) -> bytes:
+def audit_body(document_id: str, entries: Sequence[NewEntry]) -> bytes:
     """``audit/entries.json`` for entries as stored (``at`` a datetime, payload text)."""
     listed = [
-        {**{name: entry[name] for name in AUDIT_FIELDS}, "at": timestamp(entry["at"])}
+        {**{name: getattr(entry, name) for name in AUDIT_FIELDS}, "at": timestamp(entry.at)}
         for entry in entries
     ]
     return canonical({"document_id": document_id, "entries": listed})
@@ -395,7 +395,7 @@ def _aware(value: object) -> datetime | None:
     return moment if moment is not None and moment.utcoffset() is not None else None
 
 
-def read_audit(data: bytes, document_id: str) -> list[dict[str, Any]] | None:
+def read_audit(data: bytes, document_id: str) -> list[NewEntry] | None:
     """The entries ``audit/entries.json`` holds, shaped as stored rows (``at`` a datetime),
     when they are the document's and well typed; None otherwise."""
     content = json_object(data)
@@ -414,5 +414,5 @@ def read_audit(data: bytes, document_id: str) -> list[dict[str, Any]] | None:
         at = _aware(entry["at"])
         if at is None:
             return None
-        entries.append({**entry, "document_id": document_id, "at": at})
+        entries.append(NewEntry(**{**entry, "document_id": document_id, "at": at}))
     return entries

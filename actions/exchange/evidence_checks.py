@@ -30,6 +30,7 @@ against the roots and the bundled CRLs, each at the moment the evidence itself g
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
@@ -327,13 +328,15 @@ class _Judge:
                 AUDIT,
             )
             return
-        payloads = [json_object(e["payload"].encode()) for e in entries]
+        payloads = [json_object(e.payload.encode()) for e in entries]
         if any(p is None for p in payloads):
             self.report.fail(
                 "audit", "audit_malformed", "an entry's payload is not a JSON object", AUDIT
             )
             return
-        self.entries = [{**e, "payload": p} for e, p in zip(entries, payloads, strict=True)]
+        self.entries = [
+            {**dataclasses.asdict(e), "payload": p} for e, p in zip(entries, payloads, strict=True)
+        ]
         self.report.holds("audit", f"{len(entries)} entries, every hash recomputed")
 
     def _event(self, event: str, **wanted: str) -> dict[str, Any] | None:

@@ -9,15 +9,15 @@ so a key is unlocked once per process and kept by its certificate's fingerprint.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from congvan.states.errors import NotFound
+from congvan.storage.signatures import CertificateRow
 from congvan.storage.unit_of_work import UnitOfWork
 
 from . import pki, profiles
@@ -74,14 +74,14 @@ class AgencyKeys:
             )
         return found
 
-    def signer(self, agency_id: str, certificate: Mapping[str, Any]) -> AgencyKey:
-        """The signer for a stored certificate row (``cert_pem``, ``key_pem``, fingerprint)."""
-        cert = x509.load_pem_x509_certificate(str(certificate["cert_pem"]).encode())
-        fingerprint = str(certificate["fingerprint"])
+    def signer(self, agency_id: str, certificate: CertificateRow) -> AgencyKey:
+        """The signer for a stored certificate row (its certificate and encrypted key)."""
+        cert = x509.load_pem_x509_certificate(certificate.cert_pem.encode())
+        fingerprint = certificate.fingerprint
         with self._lock:
             key = self._keys.get(fingerprint)
             if key is None:
-                key = pki.load_private_key(str(certificate["key_pem"]).encode(), self.passphrase())
+                key = pki.load_private_key(certificate.key_pem.encode(), self.passphrase())
                 self._keys[fingerprint] = key
         chain = tuple(r for r in self.trust.roots() if r.subject == cert.issuer)
         return AgencyKey(agency_id, key, cert, chain)

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
 from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
+from congvan.storage.signatures import CertificateRow
 from congvan.storage.unit_of_work import UnitOfWork
 
 from . import keywrap, pki, revocation
@@ -57,36 +58,38 @@ def _store(
     *,
     agency_id: str | None = None,
     username: str | None = None,
-) -> dict[str, Any]:
+) -> CertificateRow:
     cert = issued.certificate if isinstance(issued, pki.Issued) else issued
     key_pem = issued.key_pem.decode() if isinstance(issued, pki.Issued) else ""
     fp = fingerprint(cert)
     if uow.signatures.certificate(fp) is not None:
         raise AlreadyExists("This certificate is stored already.", fingerprint=fp)
-    row = {
-        "id": new_id(),
-        "kind": kind,
-        "agency_id": agency_id,
-        "username": username,
-        "fingerprint": fp,
-        "serial": format(cert.serial_number, "x"),
-        "subject": describe(cert),
-        "cert_pem": cert.public_bytes(serialization.Encoding.PEM).decode(),
-        "key_pem": key_pem,
-        "not_before": cert.not_valid_before_utc,
-        "not_after": cert.not_valid_after_utc,
-        "created_at": now,
-    }
+    row = CertificateRow(
+        id=new_id(),
+        kind=kind,
+        agency_id=agency_id,
+        username=username,
+        fingerprint=fp,
+        serial=format(cert.serial_number, "x"),
+        subject=describe(cert),
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+        key_pem=key_pem,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        revoked_at=None,
+        revocation_reason="",
+        created_at=now,
+    )
     uow.signatures.add_certificate(row)
     return row
 
 
-def _ca(uow: UnitOfWork) -> tuple[dict[str, Any], pki.Issued]:
-    roots = [r for r in uow.signatures.roots() if r["key_pem"]]
+def _ca(uow: UnitOfWork) -> tuple[CertificateRow, pki.Issued]:
+    roots = [r for r in uow.signatures.roots() if r.key_pem]
     if not roots:
         raise NotFound("No certification authority here: run `congvan keys init-ca` first.")
     row = roots[-1]
-    return row, pki.Issued(cert_pem=row["cert_pem"].encode(), key_pem=row["key_pem"].encode())
+    return row, pki.Issued(cert_pem=row.cert_pem.encode(), key_pem=row.key_pem.encode())
 
 
 @contextmanager
@@ -111,9 +114,9 @@ def init_ca(
     now: datetime,
     store: TrustStore,
     valid_days: int = 3650,
-) -> dict[str, Any]:
+) -> CertificateRow:
     """Create our certification authority, pin its root and publish its first CRL."""
-    if any(r["key_pem"] for r in uow.signatures.roots()):
+    if any(r.key_pem for r in uow.signatures.roots()):
         raise AlreadyExists("A certification authority exists already.")
     ca = pki.create_ca(
         name, organization, passphrase=passphrase, valid_from=now, valid_days=valid_days
@@ -138,25 +141,25 @@ def issue_signer(
     valid_days: int = 730,
     valid_from: datetime | None = None,
     ca_passphrase: str | None = None,
-) -> dict[str, Any]:
+) -> CertificateRow:
     """A personal signing certificate for a user with the signer role.
 
     ``passphrase`` encrypts the new key; ``ca_passphrase`` (default: the same) unlocks the CA.
     """
     user = uow.agencies.user(agency_id, username)
     agency = uow.agencies.agency(agency_id)
-    if user is None or agency is None or "signer" not in user["roles"].split(","):
+    if user is None or agency is None or "signer" not in user.roles.split(","):
         raise InvalidInput(f"'{username}' is not a signer of {agency_id}.", field="username")
-    if not user["full_name"] or not user["position"]:
+    if not user.full_name or not user.position:
         raise InvalidInput("The signer needs a full name and a position.", field="username")
     _row, ca = _ca(uow)
     issued = pki.issue_signer_certificate(
         ca,
         passphrase if ca_passphrase is None else ca_passphrase,
-        full_name=user["full_name"],
-        position=user["position"],
+        full_name=user.full_name,
+        position=user.position,
         agency_id=agency_id,
-        agency_name=agency["name"],
+        agency_name=agency.name,
         user_id=f"{username}@{agency_id}",
         passphrase=passphrase,
         valid_from=valid_from or now,
@@ -176,7 +179,7 @@ def issue_agency(
     now: datetime,
     valid_days: int = 1095,
     ca_passphrase: str | None = None,
-) -> dict[str, Any]:
+) -> CertificateRow:
     """The agency's organisational certificate (passphrases as for ``issue_signer``)."""
     agency = uow.agencies.agency(agency_id)
     if agency is None:
@@ -186,7 +189,7 @@ def issue_agency(
         ca,
         passphrase if ca_passphrase is None else ca_passphrase,
         agency_id=agency_id,
-        agency_name=agency["name"],
+        agency_name=agency.name,
         passphrase=passphrase,
         valid_from=now,
         valid_days=valid_days,
@@ -204,7 +207,7 @@ def import_certificate(
     agency_id: str | None = None,
     username: str | None = None,
     password: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[CertificateRow]:
     """Store certificates made elsewhere (PEM, DER, PKCS#7 or PKCS#12).
 
     A root stored here is not trusted until it is pinned (``trust``).
@@ -236,7 +239,7 @@ def revoke(
     rows = [
         r
         for r in uow.signatures.certificates()
-        if len(fp) >= 8 and r["fingerprint"].startswith(fp.lower())
+        if len(fp) >= 8 and r.fingerprint.startswith(fp.lower())
     ]
     if len(rows) > 1:
         raise InvalidInput(
@@ -244,9 +247,9 @@ def revoke(
         )
     if not rows:
         raise NotFound("No such certificate.", fingerprint=fp)
-    cert = x509.load_pem_x509_certificate(rows[0]["cert_pem"].encode())
+    cert = x509.load_pem_x509_certificate(rows[0].cert_pem.encode())
     _ca_row, ca = _ca(uow)
-    if rows[0]["kind"] == "root":
+    if rows[0].kind == "root":
         raise InvalidInput(
             "A root is not revoked by a CRL: to stop trusting it, remove it from the trust "
             "store (`congvan keys untrust FINGERPRINT`).",
@@ -260,7 +263,7 @@ def revoke(
             field="fingerprint",
             issuer=cert.issuer.rfc4514_string(),
         )
-    if not uow.signatures.revoke(rows[0]["fingerprint"], now, reason):
+    if not uow.signatures.revoke(rows[0].fingerprint, now, reason):
         raise NotFound("No such unrevoked certificate.", fingerprint=fp)
     return publish_crl(uow, passphrase=passphrase, now=now, days=crl_days)
 
@@ -278,9 +281,9 @@ def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes) -> dict[str, Any
     except ValueError as exc:
         raise InvalidInput("The file is not a CRL (DER or PEM).", field="file") from exc
     candidates = list(store.roots()) + [
-        x509.load_pem_x509_certificate(r["cert_pem"].encode())
+        x509.load_pem_x509_certificate(r.cert_pem.encode())
         for r in uow.signatures.certificates()
-        if r["subject"].is_ca
+        if r.subject.is_ca
     ]
     issuer = next(
         (
@@ -346,12 +349,12 @@ def publish_crl(uow: UnitOfWork, *, passphrase: str, now: datetime, days: int = 
     ca_cert = ca.certificate
     revoked = []
     for r in uow.signatures.revoked():
-        cert = x509.load_pem_x509_certificate(r["cert_pem"].encode())
-        if r["kind"] != "root" and issued_by(cert, ca_cert):
+        cert = x509.load_pem_x509_certificate(r.cert_pem.encode())
+        if r.kind != "root" and r.revoked_at is not None and issued_by(cert, ca_cert):
             revoked.append(
-                (cert.serial_number, as_utc(r["revoked_at"]), REASONS.get(r["revocation_reason"]))
+                (cert.serial_number, as_utc(r.revoked_at), REASONS.get(r.revocation_reason))
             )
-    number = uow.signatures.next_crl_number(row["fingerprint"])
+    number = uow.signatures.next_crl_number(row.fingerprint)
     der = pki.make_crl(
         ca,
         passphrase,
@@ -362,7 +365,7 @@ def publish_crl(uow: UnitOfWork, *, passphrase: str, now: datetime, days: int = 
     )
     uow.signatures.add_crl(
         {
-            "issuer_fingerprint": row["fingerprint"],
+            "issuer_fingerprint": row.fingerprint,
             "number": number,
             "der": der,
             "this_update": now,
@@ -393,7 +396,5 @@ def trust_material(uow: UnitOfWork, store: TrustStore) -> TrustMaterial:
     nothing.
     """
     pinned = store.fingerprints()
-    ignored = tuple(
-        r["fingerprint"] for r in uow.signatures.roots() if r["fingerprint"] not in pinned
-    )
+    ignored = tuple(r.fingerprint for r in uow.signatures.roots() if r.fingerprint not in pinned)
     return TrustMaterial(roots=store.roots(), crls=uow.signatures.latest_crls(), ignored=ignored)

@@ -117,8 +117,8 @@ class RevocationLists:
 
 
 def _our_ca_fingerprint(uow: UnitOfWork) -> str | None:
-    rows = [r for r in uow.signatures.roots() if r["key_pem"]]
-    return rows[-1]["fingerprint"] if rows else None
+    rows = [r for r in uow.signatures.roots() if r.key_pem]
+    return rows[-1].fingerprint if rows else None
 
 
 def _issuer_name(der: bytes) -> str:

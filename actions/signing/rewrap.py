@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
 from congvan.states.errors import InvalidInput
+from congvan.storage.signatures import CertificateRow
 from congvan.storage.unit_of_work import UnitOfWork
 
 from . import keywrap, pki
@@ -30,9 +30,9 @@ class Rewrapped:
     unchanged: int
 
 
-def stored_keys(uow: UnitOfWork) -> list[dict[str, Any]]:
+def stored_keys(uow: UnitOfWork) -> list[CertificateRow]:
     """The certificates whose private key we keep (encrypted), oldest first."""
-    return [r for r in uow.signatures.certificates() if r["key_pem"]]
+    return [r for r in uow.signatures.certificates() if r.key_pem]
 
 
 def rewrap_keys(
@@ -54,13 +54,13 @@ def rewrap_keys(
     updates: list[tuple[str, str]] = []
     ca = keys = unchanged = 0
     for row in stored_keys(uow):
-        is_ca = row["kind"] == "root"
+        is_ca = row.kind == "root"
         old, new = (ca_passphrase, new_ca_passphrase) if is_ca else (passphrase, new_passphrase)
-        if not force and new is None and keywrap.protection(row["key_pem"].encode()).current:
+        if not force and new is None and keywrap.protection(row.key_pem.encode()).current:
             unchanged += 1
             progress()
             continue
-        updates.append((row["fingerprint"], _rewrapped(row, old, new or old, is_ca)))
+        updates.append((row.fingerprint, _rewrapped(row, old, new or old, is_ca)))
         ca, keys = (ca + 1, keys) if is_ca else (ca, keys + 1)
         progress()
     for fingerprint, key_pem in updates:
@@ -72,17 +72,17 @@ def rewrap_keys(
     return Rewrapped(ca=ca, keys=keys, unchanged=unchanged)
 
 
-def _rewrapped(row: dict[str, Any], old: str, new: str, is_ca: bool) -> str:
+def _rewrapped(row: CertificateRow, old: str, new: str, is_ca: bool) -> str:
     """The row's key re-encrypted under ``new``, checked to open again before it is kept."""
     setting = "CONGVAN_CA_KEY_PASSPHRASE" if is_ca else "CONGVAN_KEY_PASSPHRASE"
     try:
-        key = pki.load_private_key(row["key_pem"].encode(), old)
+        key = pki.load_private_key(row.key_pem.encode(), old)
     except keywrap.KeyUndecryptable as exc:
         raise keywrap.KeyUndecryptable(
-            f"The {row['kind']} key {row['fingerprint'][:16]} could not be decrypted: check "
+            f"The {row.kind} key {row.fingerprint[:16]} could not be decrypted: check "
             f"{setting}. No key was re-encrypted.",
             field=setting,
-            fingerprint=row["fingerprint"][:16],
+            fingerprint=row.fingerprint[:16],
         ) from exc
     key_pem = pki.encrypt_key(key, new)
     # A key that would not open again is lost for good: read it back before it replaces the old.

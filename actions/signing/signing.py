@@ -120,7 +120,7 @@ class Signing:
             signed_at,
             urgency=int(doc.urgency or 0),
             dated=dated,
-            reviewed_at=approvals[-1]["at"] if approvals else None,
+            reviewed_at=approvals[-1].at if approvals else None,
             calendar=self.calendar,
             cutoff=self.send_cutoff,
             sign_within_working_days=self.sign_within_working_days,
@@ -223,13 +223,13 @@ class Signing:
                 field="cms",
                 signer=doc.signer_user,
             )
-        key = self._keys.get(row["fingerprint"])
+        key = self._keys.get(row.fingerprint)
         if key is None:
             # Unlocking runs the KDF (600,000 PBKDF2 rounds, about 200 ms) and checks the RSA
             # key (about 60 ms): once per process per certificate.
-            key = pki.load_private_key(row["key_pem"].encode(), self.passphrase())
-            self._keys[row["fingerprint"]] = key
-        cert = x509.load_pem_x509_certificate(row["cert_pem"].encode())
+            key = pki.load_private_key(row.key_pem.encode(), self.passphrase())
+            self._keys[row.fingerprint] = key
+        cert = x509.load_pem_x509_certificate(row.cert_pem.encode())
         chain = [r for r in trust.roots if r.subject == cert.issuer]
         return {"key": key, "cert": cert, "chain": chain}
 
@@ -251,12 +251,12 @@ class Signing:
         data = uow.documents.blob(main.sha256) if main else None
         if not data:
             return ServerSignature(manifest, cms, None)
-        agency = uow.agencies.agency(doc.agency_id) or {}
+        agency = uow.agencies.agency(doc.agency_id)
         signed = sign_pdf(
             data,
             signer_name=doc.signer_name,
             position=doc.signer_position,
-            agency_name=agency.get("name", ""),
+            agency_name=agency.name if agency else "",
             signing_time=ctx.now,
             **material,
         )
@@ -318,11 +318,11 @@ class Signing:
         uow, doc_id = ctx.uow, ctx.document.id
         doc = uow.documents.load(doc_id)
         if doc.number and doc.issued_on:
-            agency = uow.agencies.agency(doc.agency_id) or {}
+            agency = uow.agencies.agency(doc.agency_id)
             earlier = uow.duplicates.sent_with_number(
                 doc.agency_id,
                 doc.number,
-                number_series(agency.get("numbering") or DEFAULT_NUMBERING, doc.as_dict()),
+                number_series(agency.numbering if agency else DEFAULT_NUMBERING, doc.as_dict()),
                 doc.issued_on[:4],
                 exclude=doc_id,
             )

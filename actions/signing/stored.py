@@ -36,11 +36,11 @@ def manifest_of(uow: UnitOfWork, document_id: str) -> bytes:
 
 def expected_signer(uow: UnitOfWork, doc: DocumentRow) -> dict[str, str]:
     """Who the certificate must name: the document's signer, position and agency."""
-    agency = uow.agencies.agency(doc.agency_id) or {}
+    agency = uow.agencies.agency(doc.agency_id)
     return {
         "common_name": doc.signer_name,
         "title": doc.signer_position,
-        "organization": agency.get("name", ""),
+        "organization": agency.name if agency else "",
         "organizational_unit": doc.agency_id,
     }
 
@@ -77,7 +77,7 @@ def accepted_at(uow: UnitOfWork, signature: SignatureRow, cms: bytes) -> datetim
     """When the audit trail says this signature was accepted; refuses one it does not know."""
     cms_sha256 = hashlib.sha256(cms).hexdigest()
     for entry in reversed(uow.audit.entries(signature.document_id, "sign")):
-        payload = entry["payload"]
+        payload = entry.payload
         if payload.get("signature_id", signature.id) != signature.id:
             continue
         if payload.get("manifest_sha256") != signature.manifest_sha256:
@@ -86,9 +86,9 @@ def accepted_at(uow: UnitOfWork, signature: SignatureRow, cms: bytes) -> datetim
             raise SignatureError(
                 "The stored signature is not the one the audit trail recorded when it was "
                 "accepted.",
-                audit_version=entry["version"],
+                audit_version=entry.version,
             )
-        return entry["at"]  # type: ignore[no-any-return]
+        return entry.at
     raise SignatureError(
         "The audit trail records no acceptance of this signature.",
         document_id=signature.document_id,

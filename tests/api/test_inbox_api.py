@@ -87,8 +87,8 @@ def sender(make_api: Callable[..., Api]) -> Sender:
         row = keystore.issue_signer(uow, A, "pct", passphrase=PASS, crl_url="http://x/crl", now=now)
         uow.commit()
     api.clock.advance(hours=1)  # the letter is signed after the certificates were issued
-    key = pki.load_private_key(row["key_pem"].encode(), PASS)
-    cert = x509.load_pem_x509_certificate(row["cert_pem"].encode())
+    key = pki.load_private_key(row.key_pem.encode(), PASS)
+    cert = x509.load_pem_x509_certificate(row.cert_pem.encode())
     return Sender(api, key, cert)
 
 

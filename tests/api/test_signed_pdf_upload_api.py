@@ -22,6 +22,7 @@ from sqlalchemy import text
 
 from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.pades import sign_pdf, verify_pdf
+from congvan.storage.signatures import CertificateRow
 from congvan.workflow.letters import sample_pdf
 from tests.api.conftest import A, Api, MakeApi, assert_error
 from tests.api.test_review_flow_api import SIGNER_NAME, SIGNER_USER, history
@@ -52,7 +53,7 @@ Body = dict[str, Any]
 
 
 @pytest.fixture
-def signed_api(make_api: MakeApi) -> tuple[Api, dict[str, Any]]:
+def signed_api(make_api: MakeApi) -> tuple[Api, CertificateRow]:
     """The app with our CA and a certificate for the letters' signer (returned)."""
     api = signing_api(make_api)
     return api, issue(api)
@@ -100,7 +101,7 @@ def signed_by(
     )
 
 
-def token_pdf(api: Api, row: dict[str, Any], pdf: bytes) -> bytes:
+def token_pdf(api: Api, row: CertificateRow, pdf: bytes) -> bytes:
     """``pdf`` signed by the signer's token holding the certificate of ``row``."""
     key, cert = key_and_cert(row)
     return signed_by(api, pdf, key, cert, roots(api))
@@ -111,7 +112,7 @@ def sign_with_pdf(api: Api, doc_id: str, body: Body) -> httpx.Response:
     return api.fire(doc_id, "sign", role=SIGNER_USER, body=body)
 
 
-def upload_body(api: Api, doc_id: str, row: dict[str, Any], pdf: bytes | str) -> Body:
+def upload_body(api: Api, doc_id: str, row: CertificateRow, pdf: bytes | str) -> Body:
     """A good CMS of ``row`` over the manifest, and ``pdf`` (bytes, or text as sent)."""
     return {
         "cms": b64(own_tool(api, doc_id, row)),
@@ -160,11 +161,11 @@ def test_a_pdf_signed_by_the_token_is_uploaded_with_the_cms_and_served(
     signature = api.get(f"/v1/documents/{doc_id}/signature").json()
     assert signature["mode"] == "upload"
     assert signature["signed_pdf_sha256"] == digest
-    assert_every_point_holds(signature, certificate["fingerprint"])
+    assert_every_point_holds(signature, certificate.fingerprint)
     (stored,) = signature_rows(api, doc_id)
     assert bytes(stored["cms"]) == cms
     assert stored["signed_pdf_sha256"] == digest
-    assert stored["certificate_fingerprint"] == certificate["fingerprint"]
+    assert stored["certificate_fingerprint"] == certificate.fingerprint
     assert bytes(stored["manifest"]) == manifest_of(api, doc_id)
 
     # And the signed PDF served is exactly the uploaded one, and it verifies
@@ -184,7 +185,7 @@ def test_a_pdf_signed_by_the_token_is_uploaded_with_the_cms_and_served(
     assert (pdf_verdict.intact, pdf_verdict.valid, pdf_verdict.trusted) == (True, True, True)
     assert pdf_verdict.covers_entire_file
     assert pdf_verdict.signature_count == 1
-    assert pdf_verdict.signer.sha256 == certificate["fingerprint"]
+    assert pdf_verdict.signer.sha256 == certificate.fingerprint
     assert pdf_verdict.signer.common_name == SIGNER_NAME
 
     # And the main file stays the original, unsigned one
@@ -203,7 +204,7 @@ def test_a_pdf_signed_by_the_token_is_uploaded_with_the_cms_and_served(
     assert entry["payload"] == {
         "mode": "upload",
         "manifest_sha256": signature["manifest_sha256"],
-        "certificate": certificate["fingerprint"],
+        "certificate": certificate.fingerprint,
         "signer": SIGNER_NAME,
         "signed_pdf_sha256": digest,
         "timeliness": entry["payload"]["timeliness"],
@@ -224,7 +225,7 @@ def test_a_pdf_signed_by_the_token_is_uploaded_with_the_cms_and_served(
 
 
 def test_without_a_signed_pdf_an_upload_stores_no_signed_pdf(
-    signed_api: tuple[Api, dict[str, Any]],
+    signed_api: tuple[Api, CertificateRow],
 ) -> None:
     # Given an approved letter and a CMS from the signer's token
     api, certificate = signed_api
@@ -244,24 +245,24 @@ def test_without_a_signed_pdf_an_upload_stores_no_signed_pdf(
 # -- refusals ----------------------------------------------------------------------------
 
 
-def _without_cms(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
+def _without_cms(api: Api, doc_id: str, row: CertificateRow) -> Body:
     return {"signed_pdf": b64(token_pdf(api, row, main_file(api, doc_id)))}
 
 
-def _garbage_base64(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
+def _garbage_base64(api: Api, doc_id: str, row: CertificateRow) -> Body:
     return upload_body(api, doc_id, row, "not base64 at all!")
 
 
-def _empty(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
+def _empty(api: Api, doc_id: str, row: CertificateRow) -> Body:
     return upload_body(api, doc_id, row, "")
 
 
-def _unsigned_append(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
+def _unsigned_append(api: Api, doc_id: str, row: CertificateRow) -> Body:
     # The main file with bytes appended, but no signature among them
     return upload_body(api, doc_id, row, main_file(api, doc_id) + b"\n% no signature here\n")
 
 
-def _no_main_pdf(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
+def _no_main_pdf(api: Api, doc_id: str, row: CertificateRow) -> Body:
     # The document's main file is not (any more) a PDF; the CMS covers it as it now stands
     signed = token_pdf(api, row, main_file(api, doc_id))
     with api.runtime.db.begin() as conn:
@@ -276,21 +277,21 @@ def _no_main_pdf(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
     return upload_body(api, doc_id, row, signed)
 
 
-def _other_file(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
+def _other_file(api: Api, doc_id: str, row: CertificateRow) -> Body:
     # Another PDF of the same letter (one more line), signed by the right certificate
     other = sample_pdf("Bản sao khác")
     assert other != main_file(api, doc_id)
     return upload_body(api, doc_id, row, token_pdf(api, row, other))
 
 
-def _main_changed_before_signing(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
+def _main_changed_before_signing(api: Api, doc_id: str, row: CertificateRow) -> Body:
     original = main_file(api, doc_id)
     changed = original.replace(b"/Producer (congvan)", b"/Producer (congvam)")
     assert changed != original and len(changed) == len(original)
     return upload_body(api, doc_id, row, token_pdf(api, row, changed))
 
 
-def _changed_after_signing(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
+def _changed_after_signing(api: Api, doc_id: str, row: CertificateRow) -> Body:
     # One byte of the signed revision changed: a letter of the /Producer the signature's
     # revision wrote, so the file still parses and still starts with the main file
     original = main_file(api, doc_id)
@@ -300,23 +301,23 @@ def _changed_after_signing(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
     return upload_body(api, doc_id, row, bytes(signed))
 
 
-def _appended_after_signing(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
+def _appended_after_signing(api: Api, doc_id: str, row: CertificateRow) -> Body:
     signed = token_pdf(api, row, main_file(api, doc_id))
     return upload_body(api, doc_id, row, signed + b"%")
 
 
-def _untrusted_ca(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
+def _untrusted_ca(api: Api, doc_id: str, row: CertificateRow) -> Body:
     key, cert, ca = outsider_certificate(api)
     pdf = signed_by(api, main_file(api, doc_id), key, cert, [ca])
     return upload_body(api, doc_id, row, pdf)
 
 
-def _revoked(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
+def _revoked(api: Api, doc_id: str, row: CertificateRow) -> Body:
     # The CMS by the signer's good certificate; the PDF by another of theirs, revoked
     other = issue(api)
     with api.runtime.uow() as uow:
         keystore.revoke(
-            uow, other["fingerprint"], reason="key_compromise", passphrase=PASS, now=api.clock()
+            uow, other.fingerprint, reason="key_compromise", passphrase=PASS, now=api.clock()
         )
         uow.commit()
     # Later than the revocation: a CRL entry counts only for moments after its date
@@ -324,20 +325,20 @@ def _revoked(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
     return upload_body(api, doc_id, row, token_pdf(api, other, main_file(api, doc_id)))
 
 
-def _expired(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
+def _expired(api: Api, doc_id: str, row: CertificateRow) -> Body:
     # The PDF by a certificate of the same signer that ran out yesterday
     old = issue(api, valid_from=api.clock() - timedelta(days=31), valid_days=30)
     return upload_body(api, doc_id, row, token_pdf(api, old, main_file(api, doc_id)))
 
 
-def _another_certificate(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
+def _another_certificate(api: Api, doc_id: str, row: CertificateRow) -> Body:
     # A second, valid certificate of the same signer signs the PDF
     other = issue(api)
-    assert other["fingerprint"] != row["fingerprint"]
+    assert other.fingerprint != row.fingerprint
     return upload_body(api, doc_id, row, token_pdf(api, other, main_file(api, doc_id)))
 
 
-def _another_signer(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
+def _another_signer(api: Api, doc_id: str, row: CertificateRow) -> Body:
     add_other_signer(api)
     other = issue(api, OTHER_SIGNER)
     return upload_body(api, doc_id, row, token_pdf(api, other, main_file(api, doc_id)))
@@ -346,7 +347,7 @@ def _another_signer(api: Api, doc_id: str, row: dict[str, Any]) -> Body:
 # What each refusal answers: its code, and details it must hold. Every one names the
 # body's field; a failure found by verifying the PDF names the PDF's signer too.
 PDF_SIGNER = {"field": "signed_pdf", "signer": SIGNER_NAME}
-REFUSED_PDFS: dict[str, tuple[Callable[[Api, str, dict[str, Any]], Body], str, dict[str, Any]]] = {
+REFUSED_PDFS: dict[str, tuple[Callable[[Api, str, CertificateRow], Body], str, dict[str, Any]]] = {
     "without-cms": (_without_cms, "invalid_input", {"field": "cms"}),
     "garbage-base64": (_garbage_base64, "signature_invalid", {"field": "signed_pdf"}),
     "empty": (_empty, "signature_invalid", {"field": "signed_pdf"}),
@@ -374,7 +375,7 @@ REFUSED_PDFS: dict[str, tuple[Callable[[Api, str, dict[str, Any]], Body], str, d
 
 @pytest.mark.parametrize("case", REFUSED_PDFS)
 def test_a_signed_pdf_that_does_not_hold_is_refused_and_nothing_is_stored(
-    signed_api: tuple[Api, dict[str, Any]], case: str
+    signed_api: tuple[Api, CertificateRow], case: str
 ) -> None:
     # Given an approved letter, and an upload whose signed PDF does not hold
     api, certificate = signed_api
@@ -393,8 +394,8 @@ def test_a_signed_pdf_that_does_not_hold_is_refused_and_nothing_is_stored(
     if case in ("other-file", "main-changed-before-signing"):
         assert details["main_sha256"] == main_sha256
     if code == "signer_mismatch":
-        assert details["manifest_certificate"] == certificate["fingerprint"]
-        assert details["pdf_certificate"] not in ("", certificate["fingerprint"])
+        assert details["manifest_certificate"] == certificate.fingerprint
+        assert details["pdf_certificate"] not in ("", certificate.fingerprint)
     assert b"PRIVATE KEY" not in response.content
 
     # And the letter is as it was, unsigned, with no signed PDF kept

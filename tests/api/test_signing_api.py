@@ -33,6 +33,7 @@ from congvan.actions.signing.pades import verify_pdf
 from congvan.actions.signing.signing import Signing
 from congvan.states.errors import ManifestMismatch
 from congvan.storage.ids import new_id
+from congvan.storage.signatures import CertificateRow
 from congvan.workflow import directory
 from tests.api.conftest import A, Api, B, MakeApi, assert_error
 from tests.api.test_review_flow_api import (
@@ -84,7 +85,7 @@ def signing_api(make: MakeApi, **settings: Any) -> Api:
     return api
 
 
-def issue(api: Api, username: str = SIGNER_USER, **validity: Any) -> dict[str, Any]:
+def issue(api: Api, username: str = SIGNER_USER, **validity: Any) -> CertificateRow:
     """A signer certificate with its stored key, as ``congvan keys issue-signer`` makes it."""
     with api.runtime.uow() as uow:
         row = keystore.issue_signer(
@@ -144,13 +145,13 @@ def roots(api: Api) -> list[x509.Certificate]:
     return x509.load_pem_x509_certificates(response.content)
 
 
-def key_and_cert(row: dict[str, Any]) -> tuple[pki.PrivateKey, x509.Certificate]:
+def key_and_cert(row: CertificateRow) -> tuple[pki.PrivateKey, x509.Certificate]:
     """What the signer's own token holds: the key and certificate of a stored row."""
-    key = pki.load_private_key(row["key_pem"].encode(), PASS)
-    return key, x509.load_pem_x509_certificate(row["cert_pem"].encode())
+    key = pki.load_private_key(row.key_pem.encode(), PASS)
+    return key, x509.load_pem_x509_certificate(row.cert_pem.encode())
 
 
-def own_tool(api: Api, doc_id: str, row: dict[str, Any], manifest: bytes | None = None) -> bytes:
+def own_tool(api: Api, doc_id: str, row: CertificateRow, manifest: bytes | None = None) -> bytes:
     """A detached CMS over the document's manifest (or ``manifest``) made off the server."""
     key, cert = key_and_cert(row)
     return sign_manifest(
@@ -244,7 +245,7 @@ def test_the_named_signer_signs_on_the_server_and_the_signature_verifies(
     assert signature["mode"] == "server"
     assert signature["signer"] == f"{SIGNER_USER}@{A}"
     assert signature["revision"] == signature["current_revision"]
-    assert_every_point_holds(signature, certificate["fingerprint"])
+    assert_every_point_holds(signature, certificate.fingerprint)
 
     # And the manifest served is canonical JSON of this revision, the bytes that were signed
     manifest = manifest_of(api, doc_id)
@@ -272,7 +273,7 @@ def test_the_named_signer_signs_on_the_server_and_the_signature_verifies(
         "cms_sha256": hashlib.sha256(bytes(stored["cms"])).hexdigest(),
         "mode": "server",
         "manifest_sha256": signature["manifest_sha256"],
-        "certificate": certificate["fingerprint"],
+        "certificate": certificate.fingerprint,
         "signer": SIGNER_NAME,
         "signed_pdf_sha256": signature["signed_pdf_sha256"],
         # approved and signed on Monday 05/01/2026 at 15:00 (Vietnam), the letter's date:
@@ -390,14 +391,14 @@ def test_without_the_right_passphrase_the_server_does_not_sign(
 
 
 @pytest.fixture
-def signed_api(make_api: MakeApi) -> tuple[Api, dict[str, Any]]:
+def signed_api(make_api: MakeApi) -> tuple[Api, CertificateRow]:
     """The app with our CA and a certificate for the letters' signer (returned)."""
     api = signing_api(make_api)
     return api, issue(api)
 
 
 def test_a_signature_made_with_the_signers_own_tool_is_uploaded(
-    signed_api: tuple[Api, dict[str, Any]],
+    signed_api: tuple[Api, CertificateRow],
 ) -> None:
     # Given an approved letter, and a CMS the signer's own tool made over its manifest
     api, certificate = signed_api
@@ -412,27 +413,27 @@ def test_a_signature_made_with_the_signers_own_tool_is_uploaded(
     assert response.json()["to_state"] == "signed"
     signature = api.get(f"/v1/documents/{doc_id}/signature").json()
     assert signature["mode"] == "upload"
-    assert_every_point_holds(signature, certificate["fingerprint"])
+    assert_every_point_holds(signature, certificate.fingerprint)
     (stored,) = signature_rows(api, doc_id)
     assert bytes(stored["cms"]) == upload
     assert stored["manifest_sha256"] == hashlib.sha256(manifest_of(api, doc_id)).hexdigest()
     assert history(api, doc_id)[-1]["payload"]["mode"] == "upload"
 
 
-def _garbage_base64(api: Api, doc_id: str, row: dict[str, Any]) -> str:
+def _garbage_base64(api: Api, doc_id: str, row: CertificateRow) -> str:
     return "not base64 at all!"
 
 
-def _empty(api: Api, doc_id: str, row: dict[str, Any]) -> str:
+def _empty(api: Api, doc_id: str, row: CertificateRow) -> str:
     # Sent but empty: refused, never taken for "sign on the server"
     return ""
 
 
-def _garbage_der(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
+def _garbage_der(api: Api, doc_id: str, row: CertificateRow) -> bytes:
     return b"0\x82 certainly not a CMS"
 
 
-def _other_manifest(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
+def _other_manifest(api: Api, doc_id: str, row: CertificateRow) -> bytes:
     changed = manifest_of(api, doc_id).replace(b'"place":"', b'"place":"TP. ')
     return own_tool(api, doc_id, row, manifest=changed)
 
@@ -462,17 +463,17 @@ def outsider_certificate(
     return pki.load_private_key(issued.key_pem, PASS), issued.certificate, ca.certificate
 
 
-def _untrusted_ca(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
+def _untrusted_ca(api: Api, doc_id: str, row: CertificateRow) -> bytes:
     key, cert, ca = outsider_certificate(api)
     return sign_manifest(
         manifest_of(api, doc_id), key=key, cert=cert, chain=[ca], signing_time=api.clock()
     )
 
 
-def _revoked(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
+def _revoked(api: Api, doc_id: str, row: CertificateRow) -> bytes:
     with api.runtime.uow() as uow:
         keystore.revoke(
-            uow, row["fingerprint"], reason="key_compromise", passphrase=PASS, now=api.clock()
+            uow, row.fingerprint, reason="key_compromise", passphrase=PASS, now=api.clock()
         )
         uow.commit()
     # Later than the revocation: a CRL entry counts only for moments after its date
@@ -481,18 +482,18 @@ def _revoked(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
     return own_tool(api, doc_id, row)
 
 
-def _expired(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
+def _expired(api: Api, doc_id: str, row: CertificateRow) -> bytes:
     # A certificate of the same signer that ran out yesterday
     old = issue(api, valid_from=api.clock() - timedelta(days=31), valid_days=30)
     return own_tool(api, doc_id, old)
 
 
-def _another_signers_certificate(api: Api, doc_id: str, row: dict[str, Any]) -> bytes:
+def _another_signers_certificate(api: Api, doc_id: str, row: CertificateRow) -> bytes:
     add_other_signer(api)
     return own_tool(api, doc_id, issue(api, OTHER_SIGNER))
 
 
-REFUSED_UPLOADS: dict[str, tuple[Callable[[Api, str, dict[str, Any]], bytes | str], str]] = {
+REFUSED_UPLOADS: dict[str, tuple[Callable[[Api, str, CertificateRow], bytes | str], str]] = {
     "garbage-base64": (_garbage_base64, "signature_invalid"),
     "empty": (_empty, "signature_invalid"),
     "garbage-der": (_garbage_der, "signature_malformed"),
@@ -506,7 +507,7 @@ REFUSED_UPLOADS: dict[str, tuple[Callable[[Api, str, dict[str, Any]], bytes | st
 
 @pytest.mark.parametrize("case", REFUSED_UPLOADS)
 def test_an_upload_that_does_not_verify_is_refused_and_nothing_is_stored(
-    signed_api: tuple[Api, dict[str, Any]], case: str
+    signed_api: tuple[Api, CertificateRow], case: str
 ) -> None:
     # Given an approved letter and an upload that does not verify
     api, certificate = signed_api
@@ -532,7 +533,7 @@ def test_an_upload_that_does_not_verify_is_refused_and_nothing_is_stored(
 
 @pytest.mark.parametrize("who", ["signer", OTHER_SIGNER])
 def test_another_signer_of_the_agency_cannot_sign_even_with_a_valid_signature(
-    signed_api: tuple[Api, dict[str, Any]], who: str
+    signed_api: tuple[Api, CertificateRow], who: str
 ) -> None:
     # Given an approved letter naming its signer, and another signer of the same agency
     # (the seeded one, or one with a certificate of their own)
@@ -617,7 +618,7 @@ def test_a_letter_signed_after_its_own_deadline_is_flagged_in_the_trail(
     )
 
 
-def test_only_the_signer_role_fires_sign(signed_api: tuple[Api, dict[str, Any]]) -> None:
+def test_only_the_signer_role_fires_sign(signed_api: tuple[Api, CertificateRow]) -> None:
     api, _certificate = signed_api
     doc_id = reviewed_letter(api)
     details = assert_error(api.fire(doc_id, "sign", role="clerk"), 403, "forbidden")
@@ -640,7 +641,7 @@ TAMPERING = {
 
 @pytest.mark.parametrize("tampering", sorted(TAMPERING))
 def test_a_signed_letter_changed_behind_the_engine_no_longer_verifies(
-    signed_api: tuple[Api, dict[str, Any]], tampering: str
+    signed_api: tuple[Api, CertificateRow], tampering: str
 ) -> None:
     # Given a letter signed on the server, whose signature holds for sending
     api, _certificate = signed_api
@@ -688,7 +689,7 @@ def signature_valid(api: Api, doc_id: str) -> tuple[bool, str]:
 
 
 def test_the_manifest_and_signature_are_read_only_by_the_owning_agency(
-    signed_api: tuple[Api, dict[str, Any]],
+    signed_api: tuple[Api, CertificateRow],
 ) -> None:
     api, _certificate = signed_api
     doc_id = reviewed_letter(api)
@@ -732,11 +733,11 @@ def test_the_crl_and_the_roots_are_published_without_a_token(make_api: MakeApi) 
     # And after a revocation, the newest CRL lists the certificate
     with api.runtime.uow() as uow:
         keystore.revoke(
-            uow, certificate["fingerprint"], reason="superseded", passphrase=PASS, now=api.clock()
+            uow, certificate.fingerprint, reason="superseded", passphrase=PASS, now=api.clock()
         )
         uow.commit()
     newer = published_crl(api)
-    serial = int(certificate["serial"], 16)
+    serial = int(certificate.serial, 16)
     assert newer.get_revoked_certificate_by_serial_number(serial) is not None
     number = x509.CRLNumber
     assert (

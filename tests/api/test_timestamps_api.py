@@ -51,9 +51,9 @@ def stamping_api(make: MakeApi, tsa: LoopbackTsa, **settings: Any) -> Api:
     api = signing_api(make, tsa_url=tsa.url, **settings)
     tsa.clock = api.clock
     with api.runtime.uow() as uow:
-        (root,) = [r for r in uow.signatures.roots() if r["key_pem"]]
-    ca_cert = x509.load_pem_x509_certificate(root["cert_pem"].encode())
-    ca_key = pki.load_private_key(root["key_pem"].encode(), PASS)
+        (root,) = [r for r in uow.signatures.roots() if r.key_pem]
+    ca_cert = x509.load_pem_x509_certificate(root.cert_pem.encode())
+    ca_key = pki.load_private_key(root.key_pem.encode(), PASS)
     tsa.use(issue_tsa(ca_cert, ca_key, now=api.clock()))  # type: ignore[arg-type]
     return api
 
@@ -239,8 +239,8 @@ def test_an_audit_anchor_gets_a_token_that_its_verification_uses(
         keystore.issue_agency(
             uow, A, passphrase=PASS, crl_url=api.runtime.settings.crl_url, now=api.clock()
         )
-        api.runtime.anchoring.anchor_all(uow, api.clock())
         uow.commit()
+    api.runtime.anchoring.anchor(api.runtime.uow, api.clock())
 
     # When the timestamp jobs run (the signature's and the anchor's)
     assert ["done", "done"] == run_timestamp_jobs(api)

@@ -26,6 +26,7 @@ from sqlalchemy import text
 from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.states.errors import AlreadyExists, InvalidInput
+from congvan.storage.signatures import CertificateRow
 from congvan.workflow import cli
 from tests.api.conftest import A, Api, MakeApi, assert_error
 from tests.api.test_review_flow_api import history
@@ -57,10 +58,10 @@ class Made:
 
 def our_ca(api: Api) -> tuple[x509.Certificate, Any]:
     with api.runtime.uow(readonly=True) as uow:
-        row = next(r for r in uow.signatures.roots() if r["key_pem"])
+        row = next(r for r in uow.signatures.roots() if r.key_pem)
     return (
-        x509.load_pem_x509_certificate(row["cert_pem"].encode()),
-        pki.load_private_key(row["key_pem"].encode(), PASS),
+        x509.load_pem_x509_certificate(row.cert_pem.encode()),
+        pki.load_private_key(row.key_pem.encode(), PASS),
     )
 
 
@@ -104,13 +105,13 @@ def certificate(
 
 def signer_subject(api: Api) -> x509.Name:
     """The subject of the signer's genuine certificate: the same person, post and agency."""
-    return x509.load_pem_x509_certificate(_genuine(api)["cert_pem"].encode()).subject
+    return x509.load_pem_x509_certificate(_genuine(api).cert_pem.encode()).subject
 
 
-def _genuine(api: Api) -> dict[str, Any]:
+def _genuine(api: Api) -> CertificateRow:
     """The stored row of the signer's genuine certificate (the newest)."""
     with api.runtime.uow(readonly=True) as uow:
-        rows = [r for r in uow.signatures.certificates(A) if r["kind"] == "signer"]
+        rows = [r for r in uow.signatures.certificates(A) if r.kind == "signer"]
     return rows[-1]
 
 
@@ -189,7 +190,7 @@ def _revoked_without_a_crl_pointer(api: Api) -> Made:
     with api.runtime.uow() as uow:
         row = keystore._store(uow, "signer", cert, api.clock(), agency_id=A)
         keystore.revoke(
-            uow, row["fingerprint"], reason="key_compromise", passphrase=PASS, now=api.clock()
+            uow, row.fingerprint, reason="key_compromise", passphrase=PASS, now=api.clock()
         )
         uow.commit()
     api.clock.advance(minutes=1)
@@ -394,10 +395,11 @@ def test_revoking_a_certificate_of_another_ca_is_refused(make_api: MakeApi) -> N
         uow.commit()
     with api.runtime.uow() as uow, pytest.raises(InvalidInput, match="only its issuer"):
         keystore.revoke(
-            uow, row["fingerprint"], reason="key_compromise", passphrase=PASS, now=api.clock()
+            uow, row.fingerprint, reason="key_compromise", passphrase=PASS, now=api.clock()
         )
     with api.runtime.uow(readonly=True) as uow:
-        assert uow.signatures.certificate(row["fingerprint"])["revoked_at"] is None
+        held = uow.signatures.certificate(row.fingerprint)
+    assert held is not None and held.revoked_at is None
 
 
 def test_a_certificate_revoked_after_signing_is_named_in_the_verdict(
@@ -413,7 +415,7 @@ def test_a_certificate_revoked_after_signing_is_named_in_the_verdict(
     api.clock.advance(hours=1)
     with api.runtime.uow() as uow:
         keystore.revoke(
-            uow, row["fingerprint"], reason="key_compromise", passphrase=PASS, now=api.clock()
+            uow, row.fingerprint, reason="key_compromise", passphrase=PASS, now=api.clock()
         )
         uow.commit()
 

@@ -46,9 +46,7 @@ def test_a_bundle_is_exported_then_verified_offline_and_a_tampered_one_is_not(
         pair.point_b_at(inbox)
         doc, job = pair.sent(make_document)
         assert pair.sender.runner.run(job) == "done"
-    with pair.sender.uow() as uow:
-        pair.sender.anchoring.anchor_all(uow, pair.sender.clock())
-        uow.commit()
+    pair.sender.anchoring.anchor(pair.sender.uow, pair.sender.clock())
     [root] = pair.sender.trust.roots()
     (tmp_path / "root.pem").write_bytes(root.public_bytes(Encoding.PEM))
     data_dir = pair.sender.settings.data_dir

@@ -40,12 +40,12 @@ def ca_material(data_dir: Path) -> tuple[x509.Certificate, pki.PrivateKey]:
     runtime = bootstrap(Settings(data_dir=data_dir))
     try:
         with runtime.uow(readonly=True) as uow:
-            (root,) = [r for r in uow.signatures.roots() if r["key_pem"]]
+            (root,) = [r for r in uow.signatures.roots() if r.key_pem]
     finally:
         runtime.stop()
     return (
-        x509.load_pem_x509_certificate(root["cert_pem"].encode()),
-        pki.load_private_key(root["key_pem"].encode(), PASS),
+        x509.load_pem_x509_certificate(root.cert_pem.encode()),
+        pki.load_private_key(root.key_pem.encode(), PASS),
     )
 
 

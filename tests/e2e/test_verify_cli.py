@@ -132,7 +132,7 @@ def installation(tmp_path: Path) -> Installation:
         assert stored is not None
     finally:
         runtime.stop()
-    return Installation(tmp_path, signed, draft, cert["fingerprint"], stored.manifest_sha256)
+    return Installation(tmp_path, signed, draft, cert.fingerprint, stored.manifest_sha256)
 
 
 def stored_signer(data_dir: Path) -> tuple[Any, x509.Certificate, list[x509.Certificate]]:
@@ -145,8 +145,8 @@ def stored_signer(data_dir: Path) -> tuple[Any, x509.Certificate, list[x509.Cert
     finally:
         runtime.stop()
     assert row is not None
-    key = pki.load_private_key(row["key_pem"].encode(), PASS)
-    return key, x509.load_pem_x509_certificate(row["cert_pem"].encode()), roots
+    key = pki.load_private_key(row.key_pem.encode(), PASS)
+    return key, x509.load_pem_x509_certificate(row.cert_pem.encode()), roots
 
 
 def revoke_signer(data_dir: Path, fingerprint: str) -> None:

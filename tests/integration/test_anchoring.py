@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from congvan.actions.anchoring import AUDIT_ANCHOR, JOB, verify_anchors
+from congvan.actions.anchoring import AUDIT_ANCHOR, JOB, AnchorDraft, verify_anchors
+from congvan.actions.jobs import RetryLater, enqueue, new_job
 from congvan.actions.signing import keystore
 from congvan.storage.audit import entry_hash, verify_chains
 from congvan.storage.clock import FrozenClock
@@ -44,10 +45,7 @@ def keyed(make_runtime: MakeRuntime) -> Iterator[Runtime]:
 
 
 def anchor(runtime: Runtime) -> dict[str, int]:
-    with runtime.uow() as uow:
-        made = runtime.anchoring.anchor_all(uow, runtime.clock())
-        uow.commit()
-    return made
+    return runtime.anchoring.anchor(runtime.uow, runtime.clock())
 
 
 def problems(runtime: Runtime, agency: str = AGENCY_ID) -> list[Any]:
@@ -207,8 +205,9 @@ def test_an_anchor_replaced_by_another_signed_one_breaks_the_link(
         second = uow.anchors.latest(AGENCY_ID)
         assert second is not None
         uow.conn.execute(text("DELETE FROM audit_anchors WHERE seq = 2"))
-        row = uow.signatures.agency_certificate(AGENCY_ID, keyed.clock())
-        keyed.anchoring.anchor_agency(uow, AGENCY_ID, row, keyed.clock())  # a new seq 1
+        uow.commit()
+    keyed.anchoring.anchor(keyed.uow, keyed.clock(), AGENCY_ID)  # a new seq 1
+    with keyed.uow() as uow:
         uow.anchors.add({**second, "id": "replayed-second"})
         uow.commit()
 
@@ -260,14 +259,58 @@ def test_the_timer_queues_the_job_and_sets_exactly_one_next_timer(
     assert problems(keyed) == []
 
 
+def test_the_job_signs_with_no_transaction_open(
+    keyed: Runtime, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a changed head and the anchor job queued
+    create_document(keyed)
+    held: list[int] = []
+    sign = keyed.anchoring.sign
+
+    def watched(drafts: list[AnchorDraft]) -> list[tuple[bytes, ...]]:
+        held.append(keyed.db.pool.checkedout())
+        return sign(drafts)
+
+    monkeypatch.setattr(keyed.anchoring, "sign", watched)
+    job = new_job(JOB, clock())
+    with keyed.uow() as uow:
+        enqueue(uow, [job], clock() + keyed.anchoring.job_deadline)
+        uow.commit()
+
+    # When it runs
+    assert keyed.runner.run(str(job["id"])) == "done"
+
+    # Then it signed once, holding no connection of the pool, and the anchor verifies
+    assert [0] == held
+    assert problems(keyed) == []
+
+
+def test_signed_anchors_are_kept_only_after_the_anchor_they_follow(keyed: Runtime) -> None:
+    # Given the agency's next anchor read in one transaction and signed after it
+    create_document(keyed)
+    with keyed.uow(readonly=True) as uow:
+        drafts = keyed.anchoring.drafts(uow, keyed.clock())
+    signed = keyed.anchoring.sign(drafts)
+
+    # When another run anchors the agency before it is kept
+    assert anchor(keyed) == {AGENCY_ID: 1}
+
+    # Then keeping it is refused and writes nothing: the agency's anchors still verify
+    with keyed.uow() as uow, pytest.raises(RetryLater, match="anchored meanwhile"):
+        keyed.anchoring.keep(uow, drafts, signed, keyed.clock())
+    with keyed.uow(readonly=True) as uow:
+        assert [1] == [a["seq"] for a in uow.anchors.of_agency(AGENCY_ID)]
+    assert problems(keyed) == []
+
+
 def test_without_the_passphrase_anchoring_refuses_naming_the_setting(
     make_runtime: MakeRuntime, keyed: Runtime
 ) -> None:
     # A runtime configured without the passphrase cannot unlock the agency key
     bare = make_runtime()
     create_document(bare)
-    with bare.uow() as uow, pytest.raises(Exception, match="CONGVAN_KEY_PASSPHRASE"):
-        bare.anchoring.anchor_all(uow, bare.clock())
+    with pytest.raises(Exception, match="CONGVAN_KEY_PASSPHRASE"):
+        bare.anchoring.anchor(bare.uow, bare.clock())
 
 
 def test_many_heads_make_several_anchors_in_a_row(

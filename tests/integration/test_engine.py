@@ -49,7 +49,7 @@ SUPERVISOR = actor("supervisor")
 
 
 def events(runtime: Runtime, document_id: str) -> list[str]:
-    return [entry["event"] for entry in history(runtime, document_id)]
+    return [entry.event for entry in history(runtime, document_id)]
 
 
 def dispatch_states(runtime: Runtime, document_id: str) -> dict[str, str]:
@@ -83,12 +83,12 @@ def test_create_edit_reject_round_trip(runtime: Runtime, make_document: Callable
     assert ("draft", 3, "Huế") == (row.state, row.version, row.place)
     assert SAMPLE_FIELDS["subject"] == row.subject
     trail = history(runtime, doc)
-    assert ["create", "edit", "reject"] == [e["event"] for e in trail]
-    assert [1, 2, 3] == [e["version"] for e in trail]
-    assert {"changed": ["place"], "revision": 2} == trail[1]["payload"]
-    assert "Thiếu nơi nhận" == trail[2]["payload"]["reason"]
+    assert ["create", "edit", "reject"] == [e.event for e in trail]
+    assert [1, 2, 3] == [e.version for e in trail]
+    assert {"changed": ["place"], "revision": 2} == trail[1].payload
+    assert "Thiếu nơi nhận" == trail[2].payload["reason"]
     assert (2, None) == (row.revision, row.submitted_revision)
-    assert row.audit_head == trail[-1]["hash"]
+    assert row.audit_head == trail[-1].hash
     with runtime.uow(readonly=True) as uow:
         assert ["main"] == [a.role for a in uow.documents.attachments(doc)]
         assert sample_file()["data"] == uow.documents.blob(sample_file()["sha256"])
@@ -105,7 +105,7 @@ def test_edit_of_recipients_is_stored_and_audited(
 
     with runtime.uow(readonly=True) as uow:
         assert [RecipientRow(**r) for r in recipients] == uow.documents.recipients(doc)
-    assert ["000.00.03.H57"] == history(runtime, doc)[-1]["payload"]["recipients"]
+    assert ["000.00.03.H57"] == history(runtime, doc)[-1].payload["recipients"]
 
 
 def test_an_edit_that_changes_nothing_is_refused_and_leaves_no_trace(
@@ -419,7 +419,7 @@ def test_send_creates_one_pending_dispatch_per_recipient(
 
     assert "sent" == document_row(sending, doc).state
     assert {"000.00.01.H57": "pending", "000.00.02.H57": "pending"} == dispatch_states(sending, doc)
-    assert history(sending, doc)[-1]["payload"]["dispatches"] == dispatches
+    assert history(sending, doc)[-1].payload["dispatches"] == dispatches
     # And one delivery job per dispatch
     with sending.uow(readonly=True) as uow:
         jobs = uow.outbox.for_document(doc)
@@ -514,7 +514,7 @@ def test_a_refusal_fails_the_document_and_a_supervisor_resends(
     with sending.uow(readonly=True) as uow:
         again = uow.dispatches.get(second)
     assert (0, "pending") == (again.attempts, again.state)
-    assert ["000.00.02.H57"] == history(sending, doc)[-1]["payload"]["resent_to"]
+    assert ["000.00.02.H57"] == history(sending, doc)[-1].payload["resent_to"]
 
     # And delivering it now makes the document delivered
     fire(second, "start")

@@ -116,7 +116,7 @@ def test_a_bound_machine_moves_and_its_entries_join_the_documents_chain(
     assert seals.states[doc] == "broken"
     with runtime.uow(readonly=True) as uow:
         entries = uow.audit.entries(doc, "seal.affix")
-        assert [{"seal": doc, "noted": True}] == [e["payload"] for e in entries]
+        assert [{"seal": doc, "noted": True}] == [e.payload for e in entries]
         assert [(doc, None)] == list(uow.audit.verify(doc))
         assert "draft" == uow.documents.head(doc).state  # the document itself did not move
 

@@ -52,7 +52,7 @@ from congvan.states.errors import (
 from congvan.states.machine import DERIVED_EVENT, DISPATCHED, allowed_events, derive_document_state
 from congvan.states.policy import CREATE_ROLES, EVENT_ROLES, REASON_REQUIRED, ROLES
 from congvan.states.spec import MachineSpec
-from congvan.storage.audit import verify_chains
+from congvan.storage.audit import AuditEvent, verify_chains
 from congvan.storage.clock import FrozenClock
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.engine import Engine, FireResult
@@ -613,8 +613,8 @@ class EngineWalk(RuleBasedStateMachine):
             # Versions only rise, and each one has exactly one audit entry.
             assert row["version"] >= self.highest_version.get(doc_id, 1)
             self.highest_version[doc_id] = row["version"]
-            assert list(range(1, row["version"] + 1)) == [e["version"] for e in trail]
-            assert [e["at"] for e in trail] == sorted(e["at"] for e in trail)
+            assert list(range(1, row["version"] + 1)) == [e.version for e in trail]
+            assert [e.at for e in trail] == sorted(e.at for e in trail)
             # The trail replays, edge by edge, to the states in the database.
             assert (row["state"], states) == replay(trail)
             # A sent document is in the state its dispatches imply.
@@ -625,19 +625,19 @@ class EngineWalk(RuleBasedStateMachine):
                 assert {} == states
 
 
-def replay(trail: list[dict[str, Any]]) -> tuple[str, dict[str, str]]:
+def replay(trail: list[AuditEvent]) -> tuple[str, dict[str, str]]:
     """Walk an audit trail along the declared edges; returns the document and dispatch states."""
     assert ("create", "", DOCUMENT.initial) == (
-        trail[0]["event"],
-        trail[0]["from_state"],
-        trail[0]["to_state"],
+        trail[0].event,
+        trail[0].from_state,
+        trail[0].to_state,
     )
     state = DOCUMENT.initial
     dispatches: dict[str, str] = {}
     for entry in trail[1:]:
-        event, source, dest = entry["event"], entry["from_state"], entry["to_state"]
+        event, source, dest = entry.event, entry.from_state, entry.to_state
         if event.startswith("dispatch."):
-            dispatch_id = entry["payload"]["dispatch_id"]
+            dispatch_id = entry.payload["dispatch_id"]
             assert dispatches[dispatch_id] == source
             assert is_edge(DISPATCH, event.removeprefix("dispatch."), source, dest), entry
             dispatches[dispatch_id] = dest
@@ -646,7 +646,7 @@ def replay(trail: list[dict[str, Any]]) -> tuple[str, dict[str, str]]:
         assert is_edge(DOCUMENT, event, source, dest), entry
         state = dest
         if event == "send":
-            dispatches.update(dict.fromkeys(entry["payload"]["dispatches"].values(), d.PENDING))
+            dispatches.update(dict.fromkeys(entry.payload["dispatches"].values(), d.PENDING))
         if event == "resend":
             for dispatch_id, s in dispatches.items():
                 if s in d.GIVEN_UP:

@@ -64,9 +64,7 @@ def acknowledged(pair: Pair, make_document: Callable[..., str]) -> str:
     [received] = pair.received()
     pair.answer(received.id, "register")
     pair.sender.clock.advance(minutes=1)
-    with pair.sender.uow() as uow:
-        pair.sender.anchoring.anchor_all(uow, pair.sender.clock())
-        uow.commit()
+    pair.sender.anchoring.anchor(pair.sender.uow, pair.sender.clock())
     return doc
 
 
@@ -272,9 +270,7 @@ def test_a_letter_signed_on_the_server_carries_its_signed_pdf(
     runtime.engine.fire(doc, "approve", actor("reviewer"))
     runtime.engine.fire(doc, "sign", actor("signer", name="pct"))
     runtime.clock.advance(minutes=1)
-    with runtime.uow() as uow:
-        runtime.anchoring.anchor_all(uow, runtime.clock())
-        uow.commit()
+    runtime.anchoring.anchor(runtime.uow, runtime.clock())
 
     # When its bundle is exported and judged
     with runtime.uow(readonly=True) as uow:

@@ -14,6 +14,7 @@ from congvan.actions.signing import keystore, keywrap, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.rewrap import Rewrapped, rewrap_keys, stored_keys
 from congvan.actions.signing.verification import verify_manifest_signature
+from congvan.storage.signatures import CertificateRow
 from congvan.workflow import directory
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.settings import Settings
@@ -27,7 +28,7 @@ CRL_URL = "http://127.0.0.1:8000/v1/pki/crl"
 SECRETS = (CA_PASS, KEY_PASS, NEW_CA_PASS, NEW_KEY_PASS, "PRIVATE KEY")
 
 
-def setup_keys(runtime: Runtime) -> dict[str, dict[str, Any]]:
+def setup_keys(runtime: Runtime) -> dict[str, CertificateRow]:
     """Our CA under its own passphrase, a signer and the agency under the key passphrase."""
     with runtime.uow() as uow:
         now = runtime.clock()
@@ -63,7 +64,7 @@ def setup_keys(runtime: Runtime) -> dict[str, dict[str, Any]]:
 def stored(runtime: Runtime) -> dict[str, str]:
     """Every stored key PEM by certificate fingerprint."""
     with runtime.uow(readonly=True) as uow:
-        return {r["fingerprint"]: r["key_pem"] for r in stored_keys(uow)}
+        return {r.fingerprint: r.key_pem for r in stored_keys(uow)}
 
 
 def weaken(runtime: Runtime, fingerprint: str, passphrase: str) -> bytes:
@@ -71,7 +72,7 @@ def weaken(runtime: Runtime, fingerprint: str, passphrase: str) -> bytes:
     with runtime.uow() as uow:
         row = uow.signatures.certificate(fingerprint)
         assert row is not None
-        key = pki.load_private_key(row["key_pem"].encode(), passphrase)
+        key = pki.load_private_key(row.key_pem.encode(), passphrase)
         old = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -94,8 +95,8 @@ def test_keys_in_the_old_format_are_read_and_rewrapped_at_the_full_cost(
 ) -> None:
     # Given a key store whose agency and CA keys were written by an older congvan
     keys = setup_keys(runtime)
-    weak_agency = weaken(runtime, keys["agency"]["fingerprint"], KEY_PASS)
-    weaken(runtime, keys["ca"]["fingerprint"], CA_PASS)
+    weak_agency = weaken(runtime, keys["agency"].fingerprint, KEY_PASS)
+    weaken(runtime, keys["ca"].fingerprint, CA_PASS)
     old = keywrap.protection(weak_agency)
     assert ("pbkdf2", "sha256", 2048) == (old.kdf, old.hmac, old.iterations)
     assert not old.meets_guidance and not old.current
@@ -107,12 +108,12 @@ def test_keys_in_the_old_format_are_read_and_rewrapped_at_the_full_cost(
     # Then the two weak ones are re-encrypted at the full cost, the signer's is left alone
     assert (1, 1, 1) == (done.ca, done.keys, done.unchanged)
     after = stored(runtime)
-    for fingerprint in (keys["agency"]["fingerprint"], keys["ca"]["fingerprint"]):
+    for fingerprint in (keys["agency"].fingerprint, keys["ca"].fingerprint):
         protection = keywrap.protection(after[fingerprint].encode())
         assert protection.current and protection.meets_guidance
         assert full_kdf_cost == protection.iterations
-    assert keys["signer"]["key_pem"] == after[keys["signer"]["fingerprint"]]
-    same = pki.load_private_key(after[keys["agency"]["fingerprint"]].encode(), KEY_PASS)
+    assert keys["signer"].key_pem == after[keys["signer"].fingerprint]
+    same = pki.load_private_key(after[keys["agency"].fingerprint].encode(), KEY_PASS)
     original = pki.load_private_key(weak_agency, KEY_PASS)
     assert original.private_numbers() == same.private_numbers()  # type: ignore[union-attr]
 
@@ -120,9 +121,9 @@ def test_keys_in_the_old_format_are_read_and_rewrapped_at_the_full_cost(
 def test_keys_at_the_current_cost_are_rewrapped_only_when_forced(runtime: Runtime) -> None:
     keys = setup_keys(runtime)
     assert (0, 0, 3) == astuple(rewrap(runtime))
-    assert all(keys[k]["key_pem"] in stored(runtime).values() for k in keys)
+    assert all(keys[k].key_pem in stored(runtime).values() for k in keys)
     assert (1, 2, 0) == astuple(rewrap(runtime, force=True))
-    assert not any(keys[k]["key_pem"] in stored(runtime).values() for k in keys)
+    assert not any(keys[k].key_pem in stored(runtime).values() for k in keys)
 
 
 def test_rewrap_under_new_passphrases_signs_with_the_new_and_not_the_old(
@@ -137,17 +138,17 @@ def test_rewrap_under_new_passphrases_signs_with_the_new_and_not_the_old(
     # Then each key opens with its new passphrase only
     assert (1, 2, 0) == (done.ca, done.keys, done.unchanged)
     after = stored(runtime)
-    signer_pem = after[keys["signer"]["fingerprint"]].encode()
+    signer_pem = after[keys["signer"].fingerprint].encode()
     with pytest.raises(keywrap.KeyUndecryptable):
         pki.load_private_key(signer_pem, KEY_PASS)
     key = pki.load_private_key(signer_pem, NEW_KEY_PASS)
     with pytest.raises(keywrap.KeyUndecryptable):
-        pki.load_private_key(after[keys["ca"]["fingerprint"]].encode(), CA_PASS)
+        pki.load_private_key(after[keys["ca"].fingerprint].encode(), CA_PASS)
 
     # And the signer's key still signs a manifest that verifies
     with runtime.uow(readonly=True) as uow:
         trust = keystore.trust_material(uow, runtime.trust)
-    cert = pki.Issued(keys["signer"]["cert_pem"].encode(), signer_pem).certificate
+    cert = pki.Issued(keys["signer"].cert_pem.encode(), signer_pem).certificate
     now = runtime.clock()
     cms = sign_manifest(b"{}", key=key, cert=cert, chain=trust.roots, signing_time=now)
     verify_manifest_signature(b"{}", cms, trust_roots=trust.roots, crls=trust.crls, at=now)
@@ -164,11 +165,14 @@ def test_a_wrong_passphrase_for_any_key_changes_nothing(
 ) -> None:
     # Given the keys, one of which is under another passphrase than the rest
     keys = setup_keys(runtime)
-    weaken(runtime, keys["agency"]["fingerprint"], KEY_PASS)
+    weaken(runtime, keys["agency"].fingerprint, KEY_PASS)
     with runtime.uow() as uow:
-        pem = uow.signatures.certificate(keys["signer"]["fingerprint"])["key_pem"]  # type: ignore[index]
-        other = keywrap.wrap(pki.load_private_key(pem.encode(), KEY_PASS), b"someone else's")
-        uow.signatures.set_key_pem(keys["signer"]["fingerprint"], other.decode())
+        held = uow.signatures.certificate(keys["signer"].fingerprint)
+        assert held is not None
+        other = keywrap.wrap(
+            pki.load_private_key(held.key_pem.encode(), KEY_PASS), b"someone else's"
+        )
+        uow.signatures.set_key_pem(keys["signer"].fingerprint, other.decode())
         uow.commit()
     before = stored(runtime)
 
@@ -185,7 +189,7 @@ def test_a_wrong_passphrase_for_any_key_changes_nothing(
         uow.commit()
 
     # Then it names the key and the setting, and every key is as it was
-    assert keys["signer"]["fingerprint"][:16] == caught.value.details["fingerprint"]
+    assert keys["signer"].fingerprint[:16] == caught.value.details["fingerprint"]
     assert "CONGVAN_KEY_PASSPHRASE" in caught.value.message
     assert before == stored(runtime)
     shown = str(caught.value.to_dict()) + caplog.text
@@ -196,7 +200,7 @@ def test_rewrap_logs_counts_and_no_secret(
     runtime: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
     keys = setup_keys(runtime)
-    weaken(runtime, keys["signer"]["fingerprint"], KEY_PASS)
+    weaken(runtime, keys["signer"].fingerprint, KEY_PASS)
     caplog.set_level(logging.DEBUG)
 
     rewrap(runtime, new_passphrase=NEW_KEY_PASS, new_ca_passphrase=NEW_CA_PASS)
@@ -223,10 +227,10 @@ def test_the_ca_key_has_its_own_passphrase(runtime: Runtime) -> None:
     assert not [s for s in SECRETS if s in str(caught.value.to_dict())]
 
     # And the keys issued with both open with their own passphrase only
-    pki.load_private_key(keys["agency"]["key_pem"].encode(), KEY_PASS)
-    pki.load_private_key(keys["ca"]["key_pem"].encode(), CA_PASS)
+    pki.load_private_key(keys["agency"].key_pem.encode(), KEY_PASS)
+    pki.load_private_key(keys["ca"].key_pem.encode(), CA_PASS)
     with pytest.raises(keywrap.KeyUndecryptable):
-        pki.load_private_key(keys["agency"]["key_pem"].encode(), CA_PASS)
+        pki.load_private_key(keys["agency"].key_pem.encode(), CA_PASS)
 
 
 def test_the_ca_passphrase_setting_falls_back_to_the_key_passphrase() -> None:

@@ -18,6 +18,7 @@ from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.description import describe
 from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
 from congvan.storage.ids import new_id
+from congvan.storage.signatures import CertificateRow
 from congvan.workflow import directory
 from congvan.workflow.bootstrap import Runtime
 
@@ -53,8 +54,8 @@ def setup_signer(runtime: Runtime) -> None:
         uow.commit()
 
 
-def pem(row: dict[str, str]) -> bytes:
-    return row["cert_pem"].encode()
+def pem(row: CertificateRow) -> bytes:
+    return row.cert_pem.encode()
 
 
 def test_a_signer_certificate_is_issued_revoked_and_listed_in_the_crl(
@@ -69,13 +70,13 @@ def test_a_signer_certificate_is_issued_revoked_and_listed_in_the_crl(
         uow.commit()
     cert = x509.load_pem_x509_certificate(pem(signer))
     assert "Nguyễn Văn Phương" == describe(cert).common_name
-    assert signer["key_pem"].startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert signer.key_pem.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
 
     # When it is revoked (by a fingerprint prefix)
     with runtime.uow() as uow:
         der = keystore.revoke(
             uow,
-            signer["fingerprint"][:12],
+            signer.fingerprint[:12],
             reason="key_compromise",
             passphrase=PASS,
             now=runtime.clock(),
@@ -160,7 +161,7 @@ def test_a_root_made_elsewhere_is_trusted_only_once_pinned(runtime: Runtime) -> 
         rows = keystore.import_certificate(uow, outside.cert_pem, kind="root", now=runtime.clock())
         uow.commit()
         trust = keystore.trust_material(uow, runtime.trust)
-    assert "" == rows[0]["key_pem"]
+    assert "" == rows[0].key_pem
     assert [] == trust.roots
     assert (fp,) == trust.ignored
     # Pinned in the trust store: trusted
@@ -257,8 +258,8 @@ def test_rows_stored_in_the_old_shape_are_read_as_descriptions(runtime: Runtime)
     # of which the old shape kept only the common name
     assert signer is not None
     fresh = describe(leaf)
-    assert dataclasses.replace(fresh, issuer="Root CA of elsewhere") == signer["subject"]
-    assert [signer["subject"]] == [r["subject"] for r in listed]
+    assert dataclasses.replace(fresh, issuer="Root CA of elsewhere") == signer.subject
+    assert [signer.subject] == [r.subject for r in listed]
     # And what reads them decides by them: the old root row is a CA whose CRL is taken
     crl = pki.make_crl(
         outside, passphrase, [], this_update=now, next_update=now + timedelta(days=7), number=3

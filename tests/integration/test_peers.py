@@ -14,6 +14,7 @@ import pytest
 from congvan.actions.signing import keystore, pki
 from congvan.states.errors import AlreadyExists, InvalidInput, NotFound, UnknownPeer
 from congvan.storage.peers import Peer
+from congvan.storage.signatures import CertificateRow
 from congvan.workflow import directory, peers
 from congvan.workflow.bootstrap import Runtime
 from tests.conftest import Boot
@@ -91,9 +92,9 @@ def listed(runtime: Runtime) -> list[Peer]:
         return peers.list_peers(uow)
 
 
-def agency_certificates(runtime: Runtime, agency_id: str) -> list[dict[str, Any]]:
+def agency_certificates(runtime: Runtime, agency_id: str) -> list[CertificateRow]:
     with runtime.uow() as uow:
-        return [r for r in uow.signatures.certificates(agency_id) if r["kind"] == "agency"]
+        return [r for r in uow.signatures.certificates(agency_id) if r.kind == "agency"]
 
 
 def test_a_peer_is_added_listed_found_and_removed(runtime: Runtime, elsewhere: Elsewhere) -> None:
@@ -107,9 +108,10 @@ def test_a_peer_is_added_listed_found_and_removed(runtime: Runtime, elsewhere: E
     assert [expected] == listed(runtime)
     with runtime.uow() as uow:
         assert expected == peers.peer_for(uow, PEER)
-        assert NAME == uow.agencies.agency(PEER)["name"]  # type: ignore[index]
+        agency = uow.agencies.agency(PEER)
+        assert agency is not None and NAME == agency.name
     [cert] = agency_certificates(runtime, PEER)
-    assert (added.certificates[0], "") == (cert["fingerprint"], cert["key_pem"])
+    assert (added.certificates[0], "") == (cert.fingerprint, cert.key_pem)
 
     # When it is removed
     with runtime.uow() as uow:
@@ -382,11 +384,12 @@ def test_an_exported_directory_imports_into_another_database(
     assert b"PRIVATE KEY" not in data
     url = "https://congvan.thuathienhue.gov.vn/v1/inbox"
     assert [Peer(here, url, "http", 30, 4, now, now)] == listed(there)
-    assert [issued["fingerprint"]] == [c for a in added for c in a.certificates]
+    assert [issued.fingerprint] == [c for a in added for c in a.certificates]
     [cert] = agency_certificates(there, here)
-    assert (issued["cert_pem"], "") == (cert["cert_pem"], cert["key_pem"])
+    assert (issued.cert_pem, "") == (cert.cert_pem, cert.key_pem)
     with there.uow() as uow:
-        assert "Ủy ban nhân dân tỉnh Thừa Thiên Huế" == uow.agencies.agency(here)["name"]  # type: ignore[index]
+        agency = uow.agencies.agency(here)
+        assert agency is not None and "Ủy ban nhân dân tỉnh Thừa Thiên Huế" == agency.name
 
     # And importing it again changes nothing; importing it back here is refused
     with there.uow() as uow:

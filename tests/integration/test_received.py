@@ -45,7 +45,7 @@ def test_a_package_is_stored_once_and_its_first_receipt_answers_again(
         assert uow.received.evidence(first.id).receipt == b'{"status":"01"}'
         assert len(uow.received.page(AGENCY_ID).items) == 1
         assert [(first.id, None)] == list(uow.audit.verify(first.id))
-        assert [1] == [e["version"] for e in uow.audit.entries(first.id, "receive")]
+        assert [1] == [e.version for e in uow.audit.entries(first.id, "receive")]
 
 
 def test_two_deliveries_of_one_package_racing_store_it_once(receiving: Runtime) -> None:

@@ -136,8 +136,8 @@ def test_an_anchor_resigned_with_a_persons_certificate_is_refused(keyed: Runtime
         assert row is not None
     resign_latest_anchor(
         keyed,
-        pki.load_private_key(row["key_pem"].encode(), PASS),
-        x509.load_pem_x509_certificate(row["cert_pem"].encode()),
+        pki.load_private_key(row.key_pem.encode(), PASS),
+        x509.load_pem_x509_certificate(row.cert_pem.encode()),
         keyed.trust.roots(),
     )
 

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 
 import pytest
 
+from congvan.states.certificates import CertificateDescription
 from congvan.states.fields import DOCUMENT_FIELDS
+from congvan.storage.agencies import AgencyRow, UserRow
+from congvan.storage.audit import AuditEvent, AuditRow
 from congvan.storage.dispatches import DispatchRow, SealedDispatch
 from congvan.storage.documents import AttachmentRow, DocumentRow, RecipientRow
-from congvan.storage.signatures import SignatureRow
-from congvan.storage.tables import Attachment, Dispatch, Document, Recipient, Signature
+from congvan.storage.signatures import CertificateRow, SignatureRow
+from congvan.storage.tables import (
+    Agency,
+    Attachment,
+    AuditEntry,
+    Certificate,
+    Dispatch,
+    Document,
+    Recipient,
+    Signature,
+    User,
+)
 
 
 def names(record: type) -> list[str]:
@@ -23,7 +37,14 @@ def columns(table: type) -> set[str]:
 
 @pytest.mark.parametrize(
     ("record", "table"),
-    [(DocumentRow, Document), (SignatureRow, Signature)],
+    [
+        (DocumentRow, Document),
+        (SignatureRow, Signature),
+        (CertificateRow, Certificate),
+        (AgencyRow, Agency),
+        (UserRow, User),
+        (AuditRow, AuditEntry),
+    ],
 )
 def test_a_whole_row_record_has_every_column_and_no_other(record: type, table: type) -> None:
     assert columns(table) == set(names(record))
@@ -37,7 +58,8 @@ def test_a_dispatch_row_has_every_column_but_the_sealed_bytes_read_on_their_own(
 
 
 @pytest.mark.parametrize(
-    ("record", "table"), [(RecipientRow, Recipient), (AttachmentRow, Attachment)]
+    ("record", "table"),
+    [(RecipientRow, Recipient), (AttachmentRow, Attachment), (AuditEvent, AuditEntry)],
 )
 def test_a_listed_row_record_names_columns_only(record: type, table: type) -> None:
     assert set(names(record)) <= columns(table)
@@ -52,3 +74,19 @@ def test_a_record_is_frozen() -> None:
 
     with pytest.raises(dataclasses.FrozenInstanceError):
         row.name = "khác"  # type: ignore[misc]
+
+
+def test_a_certificate_record_does_not_show_its_key() -> None:
+    # The key is encrypted, but a row that reaches a log or an error must not carry it.
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    subject = CertificateDescription(
+        "UBND tỉnh", "", "UBND tỉnh", "000.00.00.H57", "", "1f", "CA", "ab" * 32, at, at
+    )
+    key = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0BBQ0wQTApBgkq\n"
+    row = CertificateRow(
+        "c1", "agency", "000.00.00.H57", None, "ab" * 32, "1f", subject, "PEM", key,
+        at, at, None, "", at,
+    )  # fmt: skip
+
+    assert "MIIFHDBOBgkq" not in repr(row)
+    assert "ab" * 32 in repr(row)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from congvan.actions.checks.rules import (
     grants_competence,
     is_upper_group,
 )
+from congvan.storage.agencies import AgencyRow
 from congvan.storage.documents import DocumentRow
 
 # Upper-case letters as Vietnamese abbreviations use them, with a few accented ones
@@ -50,6 +51,12 @@ BLANK = DocumentRow(
 )  # fmt: skip
 
 
+def agency_row(abbreviation: str) -> AgencyRow:
+    return AgencyRow(
+        "000.00.00.H57", "Ủy ban nhân dân tỉnh", abbreviation, "agency", BLANK.created_at
+    )
+
+
 def letter_row(**fields: Any) -> DocumentRow:
     return dataclasses.replace(BLANK, **fields)
 
@@ -59,13 +66,11 @@ class Letter:
     """What ``format.number_symbol`` reads of a ``CheckInput``."""
 
     document: DocumentRow
-    agency: dict[str, Any] = field(default_factory=dict)
+    agency: AgencyRow | None = None
 
 
 def number_symbol(doc_type: str, agency: str, number: int, symbol: str) -> Finding:
-    letter = Letter(
-        letter_row(doc_type=doc_type, number=number, symbol=symbol), {"abbreviation": agency}
-    )
+    letter = Letter(letter_row(doc_type=doc_type, number=number, symbol=symbol), agency_row(agency))
     return formatting.number_symbol(letter)  # type: ignore[arg-type]
 
 

@@ -249,10 +249,11 @@ def get_history(
             lambda after, n: uow.audit.history(
                 document_id, after=int(after[0]) if after else 0, limit=n
             ),
-            lambda e: (e["version"],),
+            lambda e: (e.version,),
             at,
         )
-    return {"document_id": document_id, **entries}
+    items = [e.as_dict() for e in entries["items"]]
+    return {"document_id": document_id, **entries, "items": items}
 
 
 @router.get(

@@ -198,7 +198,7 @@ Format = Literal["der", "pem"]
 )
 def get_crl(uow: ReadUowDep, format: Format = "der") -> Response:
     with uow:
-        ours = [r["fingerprint"] for r in uow.signatures.roots() if r["key_pem"]]
+        ours = [r.fingerprint for r in uow.signatures.roots() if r.key_pem]
         rows = [r for r in uow.signatures.latest_crl_rows() if r["issuer_fingerprint"] in ours]
     if not rows:
         raise NotFound("No certification authority here.")

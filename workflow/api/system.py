@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from congvan.states.errors import DatabaseNotReady
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, OPERATOR, SUPERVISOR
+from congvan.storage.agencies import AgencyRow
 from congvan.storage.clock import as_utc
 from congvan.storage.schema import ensure_migrated
 
@@ -92,8 +93,13 @@ class AgencyChange(TextModel):
     numbering: Numbering = _NUMBERING
 
 
-def _agency_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("id", "name", "abbreviation", "numbering")}
+def _agency_view(row: AgencyRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "abbreviation": row.abbreviation,
+        "numbering": row.numbering,
+    }
 
 
 @router.get(
@@ -107,7 +113,7 @@ def list_agencies(uow: ReadUowDep, principal: PrincipalDep, params: PagingDep) -
     with uow:
         rows = page(
             lambda after, n: uow.agencies.agencies(after=str(after[0]) if after else None, limit=n),
-            lambda a: (a["id"],),
+            lambda a: (a.id,),
             at,
         )
     views = [_agency_view(a) for a in rows["items"]]

@@ -53,20 +53,19 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit_anchor(runtime: Runtime, agency: str | None) -> int:
-    now = runtime.clock()
-    with runtime.uow() as uow:
-        if agency is None:
-            made = runtime.anchoring.anchor_all(uow, now)
-        else:
-            row = uow.signatures.agency_certificate(agency, now)
-            if row is None:
-                print(
-                    f"agency {agency} has no organisational certificate with a stored key "
-                    "(congvan keys issue-agency)"
-                )
-                return 2
-            made = {agency: runtime.anchoring.anchor_agency(uow, agency, row, now)}
-        uow.commit()
+    from congvan.actions.jobs import RetryLater
+
+    try:
+        made = runtime.anchoring.anchor(runtime.uow, runtime.clock(), agency)
+    except RetryLater as exc:
+        print(f"{exc}: nothing was kept, run it again")
+        return 1
+    if agency is not None and not made:
+        print(
+            f"agency {agency} has no organisational certificate with a stored key "
+            "(congvan keys issue-agency)"
+        )
+        return 2
     if not made:
         print("no agency has an organisational certificate with a stored key")
         return 2

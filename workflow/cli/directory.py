@@ -90,7 +90,7 @@ def cmd_agencies(args: argparse.Namespace, settings: Settings) -> int:
             print(f"agency {args.id} numbering: {before} → {args.numbering}")
         else:
             for a in uow.agencies.agencies():
-                print(f"{a['id']:<20} {a['abbreviation']:<10} {a['numbering']:<7} {a['name']}")
+                print(f"{a.id:<20} {a.abbreviation:<10} {a.numbering:<7} {a.name}")
     return 0
 
 

@@ -80,14 +80,14 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "list":
             pinned = runtime.trust.fingerprints()
             for row in uow.signatures.certificates(args.agency):
-                state = "revoked" if row["revoked_at"] else "valid"
-                if row["kind"] == "root":
-                    state += ", pinned" if row["fingerprint"] in pinned else ", NOT pinned"
+                state = "revoked" if row.revoked_at else "valid"
+                if row.kind == "root":
+                    state += ", pinned" if row.fingerprint in pinned else ", NOT pinned"
                 print(
-                    f"{row['fingerprint'][:16]}  {row['kind']:<7} "
-                    f"{row['subject'].common_name:<32} "
-                    f"{row['not_after']:%Y-%m-%d}  {state}"
-                    f"{'  (key stored)' if row['key_pem'] else ''}"
+                    f"{row.fingerprint[:16]}  {row.kind:<7} "
+                    f"{row.subject.common_name:<32} "
+                    f"{row.not_after:%Y-%m-%d}  {state}"
+                    f"{'  (key stored)' if row.key_pem else ''}"
                 )
             return 0
         if args.action == "rewrap":
@@ -187,7 +187,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             print(f"CRL written to {args.out}")
             return 0
         uow.commit()
-        print(f"{row['kind']} certificate {row['fingerprint']}")
+        print(f"{row.kind} certificate {row.fingerprint}")
     return 0
 
 
@@ -198,7 +198,7 @@ def _keys_rewrap(uow: Any, args: argparse.Namespace, settings: Settings) -> int:
     # Read every passphrase before any work: a missing one fails fast, nothing done.
     new_passphrase = _passphrase_from_env(args.new_passphrase_env, "--new-passphrase-env")
     new_ca_passphrase = _passphrase_from_env(args.new_ca_passphrase_env, "--new-ca-passphrase-env")
-    kinds = [r["kind"] for r in rewrap.stored_keys(uow)]
+    kinds = [r.kind for r in rewrap.stored_keys(uow)]
     has_ca, has_others = "root" in kinds, any(k != "root" for k in kinds)
     # Only the passphrases of keys that exist are required (a CA-less install has no CA one).
     passphrase = settings.passphrase() if has_others else ""

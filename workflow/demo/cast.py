@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from congvan.actions.signing import keystore
+from congvan.storage.signatures import CertificateRow
 from congvan.storage.unit_of_work import UnitOfWork
 
 from ..directory import add_agency, create_token, ensure_user
@@ -139,7 +140,7 @@ def _found(
 
 def issue_signer(
     uow: UnitOfWork, runtime: Any, passphrase: str, now: datetime, **validity: Any
-) -> dict[str, Any]:
+) -> CertificateRow:
     """A new certificate and stored key for the Phó Chủ tịch (``validity``: its span)."""
     return keystore.issue_signer(
         uow,

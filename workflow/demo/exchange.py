@@ -77,7 +77,7 @@ def connect(here: Installation, there: Installation, inbox_for: Callable[[str], 
     now = theirs.clock()
     with theirs.uow(readonly=True) as uow:
         # Their CA's certificate, as its operator hands it over (not the roots they trust).
-        roots = "".join(r["cert_pem"] for r in uow.signatures.roots() if r["key_pem"]).encode()
+        roots = "".join(r.cert_pem for r in uow.signatures.roots() if r.key_pem).encode()
         # Every agency of theirs that holds an organisational key.
         directory = export_directory(uow, [], inbox_for, now=now, allow_http=True)
     ours = here.runtime

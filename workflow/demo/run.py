@@ -133,9 +133,7 @@ def run_demo(data_dir: Path | None = None) -> int:
 
 def audit(runtime: Runtime, name: str) -> int:
     """Anchor every agency's audit chain heads, verify chains and anchors; problems found."""
-    with runtime.uow() as uow:
-        anchored = runtime.anchoring.anchor_all(uow, runtime.clock())
-        uow.commit()
+    anchored = runtime.anchoring.anchor(runtime.uow, runtime.clock())
     with runtime.uow(readonly=True) as uow:
         results = list(uow.audit.verify())
         anchors = [

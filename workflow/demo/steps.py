@@ -11,6 +11,7 @@ from cryptography import x509
 from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.pades import sign_pdf
+from congvan.storage.signatures import CertificateRow
 
 from ..letters import sample_pdf
 from .cast import PROVINCE, SIGNER, issue_signer
@@ -116,9 +117,9 @@ def refused_signatures(demo: Demo, runtime: Any, doc_id: str, passphrase: str) -
         uow.commit()
     assert current is not None
 
-    def token_signs(row: dict[str, Any]) -> str:
-        cert = x509.load_pem_x509_certificate(row["cert_pem"].encode())
-        key = pki.load_private_key(row["key_pem"].encode(), passphrase)
+    def token_signs(row: CertificateRow) -> str:
+        cert = x509.load_pem_x509_certificate(row.cert_pem.encode())
+        key = pki.load_private_key(row.key_pem.encode(), passphrase)
         roots = runtime.trust.roots()
         cms = sign_manifest(manifest, key=key, cert=cert, chain=roots, signing_time=runtime.clock())
         return base64.b64encode(cms).decode()
@@ -131,7 +132,7 @@ def refused_signatures(demo: Demo, runtime: Any, doc_id: str, passphrase: str) -
     with runtime.uow() as uow:
         keystore.revoke(
             uow,
-            current["fingerprint"],
+            current.fingerprint,
             reason="key_compromise",
             passphrase=passphrase,
             now=runtime.clock(),
@@ -150,11 +151,12 @@ def refused_signatures(demo: Demo, runtime: Any, doc_id: str, passphrase: str) -
     original = demo.download("lãnh đạo", f"/v1/documents/{doc_id}/attachments/{main['sha256']}")
     with runtime.uow(readonly=True) as uow:
         roots = runtime.trust.roots()
-        agency = (uow.agencies.agency(PROVINCE[0]) or {}).get("name", "")
+        province = uow.agencies.agency(PROVINCE[0])
+        agency = province.name if province else ""
     stamped = sign_pdf(
         original,
-        key=pki.load_private_key(fresh["key_pem"].encode(), passphrase),
-        cert=x509.load_pem_x509_certificate(fresh["cert_pem"].encode()),
+        key=pki.load_private_key(fresh.key_pem.encode(), passphrase),
+        cert=x509.load_pem_x509_certificate(fresh.cert_pem.encode()),
         chain=roots,
         signer_name=SIGNER[1],
         position=SIGNER[2],
