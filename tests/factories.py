@@ -14,6 +14,7 @@ from congvan.states.policy import ROLES
 from congvan.storage.audit import AuditEvent, verify_chains
 from congvan.storage.documents import DocumentRow
 from congvan.storage.ids import new_id
+from congvan.storage.signatures import SignatureRow
 from congvan.storage.tables import metadata
 from congvan.storage.unit_of_work import UnitOfWork
 from congvan.workflow import directory
@@ -187,6 +188,35 @@ def send_document(runtime: Runtime, document_id: str) -> dict[str, str]:
 
 
 # -- reading the database ----------------------------------------------------------------
+
+
+def add_signature_row(
+    uow: UnitOfWork,
+    document_id: str,
+    manifest: bytes,
+    cms: bytes,
+    at: datetime,
+    *,
+    mode: str = "upload",
+    fingerprint: str = "0" * 64,
+) -> None:
+    """The signature row of a document signed outside the ``sign`` effect (faked there)."""
+    uow.signatures.add_signature(
+        SignatureRow(
+            id=new_id(),
+            document_id=document_id,
+            revision=1,
+            manifest=manifest,
+            manifest_sha256=hashlib.sha256(manifest).hexdigest(),
+            cms=cms,
+            mode=mode,
+            signer="Nguyễn Văn Phương",
+            certificate_fingerprint=fingerprint,
+            signing_time=at,
+            signed_pdf_sha256="",
+            created_at=at,
+        )
+    )
 
 
 def document_row(runtime: Runtime, document_id: str) -> DocumentRow:

@@ -9,7 +9,6 @@ and ``bench/delivery.py`` build the same pair.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.stored import manifest_of
 from congvan.storage.ids import new_id
 from congvan.storage.peers import Peer
-from congvan.storage.signatures import CertificateRow, SignatureRow
+from congvan.storage.signatures import CertificateRow
 from congvan.workflow import directory
 from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
@@ -35,6 +34,7 @@ from tests.factories import (
     SAMPLE_FIELDS,
     actor,
     add_agency,
+    add_signature_row,
     job_done,
 )
 
@@ -88,21 +88,14 @@ class Pair:
                 chain=list(self.sender.trust.roots()),
                 signing_time=now,
             )
-            uow.signatures.add_signature(
-                SignatureRow(
-                    id=new_id(),
-                    document_id=doc,
-                    revision=1,
-                    manifest=manifest,
-                    manifest_sha256=hashlib.sha256(manifest).hexdigest(),
-                    cms=cms,
-                    mode="server",
-                    signer="Nguyễn Văn Phương",
-                    certificate_fingerprint=keystore.fingerprint(self.signer_cert),
-                    signing_time=now,
-                    signed_pdf_sha256="",
-                    created_at=now,
-                )
+            add_signature_row(
+                uow,
+                doc,
+                manifest,
+                cms,
+                now,
+                mode="server",
+                fingerprint=keystore.fingerprint(self.signer_cert),
             )
             uow.commit()
         return doc

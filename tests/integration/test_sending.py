@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 
@@ -13,8 +12,6 @@ from congvan.actions.signing import keystore
 from congvan.actions.signing.stored import manifest_of
 from congvan.states.errors import UnknownPeer
 from congvan.storage.dispatches import SealedDispatch
-from congvan.storage.ids import new_id
-from congvan.storage.signatures import SignatureRow
 from congvan.workflow import peers
 from congvan.workflow.bootstrap import Runtime
 from tests.factories import (
@@ -23,6 +20,7 @@ from tests.factories import (
     FAKE_GUARDS,
     actor,
     add_agency,
+    add_signature_row,
     document_row,
     job_done,
 )
@@ -72,22 +70,7 @@ def _signed(runtime: Runtime, make_document: Callable[..., str]) -> str:
     runtime.engine.fire(doc, "sign", actor("signer"))
     with runtime.uow() as uow:
         manifest = manifest_of(uow, doc)
-        uow.signatures.add_signature(
-            SignatureRow(
-                id=new_id(),
-                document_id=doc,
-                revision=1,
-                manifest=manifest,
-                manifest_sha256=hashlib.sha256(manifest).hexdigest(),
-                cms=b"the signer's CMS",
-                mode="upload",
-                signer="Nguyễn Văn Phương",
-                certificate_fingerprint="0" * 64,
-                signing_time=runtime.clock(),
-                signed_pdf_sha256="",
-                created_at=runtime.clock(),
-            )
-        )
+        add_signature_row(uow, doc, manifest, b"the signer's CMS", runtime.clock())
         uow.commit()
     return doc
 
