@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from congvan.states import dispatch as d
 from congvan.states.errors import InvalidInput
 from congvan.states.fields import EDITABLE
 from congvan.states.machine import resolve
-from congvan.states.timeliness import VIETNAM
+from congvan.states.timeliness import VIETNAM, judge_sending
+from congvan.storage.audit import timestamp
 from congvan.storage.dispatches import DispatchRow
 from congvan.storage.ids import new_id
 
@@ -55,6 +58,25 @@ def create_dispatches(ctx: TransitionContext) -> None:
     ctx.fan_out["deliver_dispatches"] = [{"dispatch_id": r.id} for r in rows]
 
 
+def register_sending(ctx: TransitionContext) -> None:
+    """Enter the send in the outgoing register (its audit entry): the number it was issued
+    under, when it was signed and sent, judged against the send-by moment its signing set
+    (Decision 28/2018 Art. 6: the same day, at the latest the next working morning)."""
+    signings = ctx.uow.audit.entries(ctx.document.id, "sign")
+    signed = signings[-1].payload if signings else {}
+    send_by = (signed.get("timeliness") or {}).get("send_by") or signed.get("send_by")
+    row = ctx.uow.documents.load(ctx.document.id)
+    ctx.audit["register"] = {
+        "number": row.number,
+        "symbol": row.symbol,
+        "issued_on": str(row.issued_on) if row.issued_on else None,
+        "signed_at": timestamp(signings[-1].at) if signings else None,
+    }
+    ctx.audit["sending"] = judge_sending(
+        ctx.now, datetime.fromisoformat(send_by) if isinstance(send_by, str) else None
+    )
+
+
 def reset_failed_dispatches(ctx: TransitionContext) -> None:
     """Failed and refused dispatches start again from pending, with fresh attempts."""
     again = []
@@ -84,6 +106,7 @@ def record_refusal(ctx: TransitionContext) -> None:
 EFFECTS = {
     "apply_edit": apply_edit,
     "create_dispatches": create_dispatches,
+    "register_sending": register_sending,
     "reset_failed_dispatches": reset_failed_dispatches,
     "register_received": register_received,
     "record_refusal": record_refusal,

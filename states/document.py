@@ -41,9 +41,10 @@ DOCUMENT = MachineSpec(
             SIGNED,
             SENT,
             conditions=("signature_valid", "not_duplicate"),
-            # One dispatch per recipient, each with its package header sealed by the
-            # issuing agency, and one delivery job per dispatch.
-            effects=("create_dispatches", "seal_packages"),
+            # Entered in the outgoing register (its send time judged), one dispatch per
+            # recipient, each with its package header sealed by the issuing agency, and
+            # one delivery job per dispatch.
+            effects=("register_sending", "create_dispatches", "seal_packages"),
             actions=("deliver_dispatches",),
         ),
         # Derived from the dispatches; the engine fires these itself.

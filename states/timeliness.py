@@ -176,3 +176,17 @@ def judge_signing(
         review_to_signing_working_days=waited,
         sign_within_working_days=sign_within_working_days,
     )
+
+
+def judge_sending(sent_at: datetime, send_by: datetime | None) -> dict[str, Any]:
+    """The send at ``sent_at`` judged against the moment its signing set (``send_by``,
+    None when the signing kept none): plain JSON for the trail and the document view."""
+    if sent_at.tzinfo is None:
+        raise ValueError("sent_at must carry its time zone")
+    late_by = sent_at - send_by if send_by is not None and sent_at > send_by else None
+    return {
+        "sent_at": sent_at.astimezone(VIETNAM).isoformat(),
+        "send_by": send_by.astimezone(VIETNAM).isoformat() if send_by else None,
+        "late": None if send_by is None else late_by is not None,
+        "late_by_hours": int(late_by // timedelta(hours=1)) if late_by else None,
+    }

@@ -30,6 +30,7 @@ def document_lines(view: Mapping[str, Any]) -> list[str]:
         + (f" ({' '.join((signer['competence'] or '').split())})" if signer["competence"] else ""),
     ]
     lines += timeliness_lines(view.get("timeliness"))
+    lines += sending_lines(view.get("sending"))
     lines += recipient_lines(view["dispatches"])
     lines += [f"waiting for   {w['kind']} until {_when(w['until'])}" for w in view["waiting_for"]]
     return lines
@@ -42,6 +43,19 @@ def recipient_lines(dispatches: Iterable[Mapping[str, Any]]) -> list[str]:
         status = f"{d['status_code']} {d['status_label']}" if d["status_code"] else "—"
         reason = f": {d['status_reason']}" if d["status_reason"] else ""
         lines.append(f"recipient     {d['organ_id']}  {d['state']:<12} {status}{reason}")
+    return lines
+
+
+def sending_lines(judged: Mapping[str, Any] | None) -> list[str]:
+    """When it was sent, and whether after the send-by moment its signing set."""
+    if not judged:
+        return []
+    lines = [f"sent at       {_when(judged['sent_at'])}"]
+    if judged.get("late"):
+        lines.append(
+            f"LATE          sent {judged['late_by_hours']} hour(s) after "
+            f"{_when(judged.get('send_by'))}, when it had to go out"
+        )
     return lines
 
 

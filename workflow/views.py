@@ -77,6 +77,7 @@ def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
             {"kind": t.kind, "ref_id": t.ref_id, "until": timestamp(t.due_at)} for t in timers
         ],
         "timeliness": signing_timeliness(uow, doc_id),
+        "sending": sending_timeliness(uow, doc_id),
         "revision": row.revision,
         "submitted_revision": row.submitted_revision,
         "signer_user": row.signer_user,
@@ -110,6 +111,13 @@ def dispatch_view(row: DispatchRow, statuses: list[StatusRow]) -> dict[str, Any]
         "last_error": row.last_error,
         "updated_at": timestamp(row.updated_at),
     }
+
+
+def sending_timeliness(uow: UnitOfWork, document_id: str) -> dict[str, Any] | None:
+    """The send as the outgoing register judged it (the latest ``send`` entry)."""
+    sends = uow.audit.entries(document_id, "send")
+    judged = sends[-1].payload.get("sending") if sends else None
+    return dict(judged) if judged else None
 
 
 def signing_timeliness(uow: UnitOfWork, document_id: str) -> dict[str, Any] | None:

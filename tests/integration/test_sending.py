@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import pytest
 
+from congvan.actions.context import TransitionContext
 from congvan.actions.exchange.envelope import verify_body
 from congvan.actions.signing import keystore
 from congvan.actions.signing.stored import manifest_of
@@ -14,6 +16,7 @@ from congvan.states.errors import UnknownPeer
 from congvan.storage.dispatches import SealedDispatch
 from congvan.workflow import peers
 from congvan.workflow.bootstrap import Runtime
+from congvan.workflow.views import sending_timeliness
 from tests.factories import (
     AGENCY_ID,
     FAKE_EFFECTS,
@@ -127,3 +130,46 @@ def test_a_recipient_without_a_known_inbox_stops_the_send(
     assert document_row(sealing, doc).state == "signed"
     with sealing.uow(readonly=True) as uow:
         assert uow.dispatches.for_document(doc) == []
+
+
+@pytest.mark.parametrize(("hours_after_signing", "late"), [(1, False), (30, True)])
+def test_the_send_is_entered_in_the_outgoing_register_and_judged_against_send_by(
+    make_runtime: Callable[..., Runtime],
+    make_document: Callable[..., str],
+    hours_after_signing: int,
+    late: bool,
+) -> None:
+    # Given a document whose signing set it to go out within 2 hours (the judgment is
+    # the signing's, faked here; the register's is real)
+    def signed_with_a_deadline(ctx: TransitionContext) -> None:
+        ctx.audit["timeliness"] = {"send_by": (ctx.now + timedelta(hours=2)).isoformat()}
+
+    runtime = make_runtime(
+        guards=FAKE_GUARDS,
+        effects={**FAKE_EFFECTS, "attach_signature": signed_with_a_deadline},
+        jobs={"run_review_checks": job_done, "deliver_dispatches": job_done},
+    )
+    add_agency(runtime)
+    _add_peers(runtime, *RECIPIENTS)
+    doc = make_document(runtime)
+    runtime.engine.fire(doc, "approve", actor("reviewer"))
+    runtime.engine.fire(doc, "sign", actor("signer"))
+    send_by = runtime.clock() + timedelta(hours=2)
+
+    # When it is sent that many hours after signing
+    runtime.clock.advance(hours=hours_after_signing)  # type: ignore[attr-defined]
+    runtime.engine.fire(doc, "send", actor("clerk"))
+
+    # Then the send's audit entry registers its number and times, judged
+    with runtime.uow(readonly=True) as uow:
+        [entry] = uow.audit.entries(doc, "send")
+    row = document_row(runtime, doc)
+    assert entry.payload["register"]["number"] == row.number
+    assert entry.payload["register"]["symbol"] == row.symbol
+    judged = entry.payload["sending"]
+    assert datetime.fromisoformat(judged["send_by"]) == send_by
+    assert datetime.fromisoformat(judged["sent_at"]) == runtime.clock()
+    assert judged["late"] is late
+    assert judged["late_by_hours"] == (hours_after_signing - 2 if late else None)
+    with runtime.uow(readonly=True) as uow:
+        assert sending_timeliness(uow, doc) == judged

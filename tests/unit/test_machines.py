@@ -275,7 +275,7 @@ def test_resolve_returns_the_destination_when_the_guards_hold() -> None:
     step = resolve(DOCUMENT, doc.SIGNED, "send", always(True))
 
     assert (step.event, step.source, step.dest) == ("send", doc.SIGNED, doc.SENT)
-    assert step.edge.effects == ("create_dispatches", "seal_packages")
+    assert step.edge.effects == ("register_sending", "create_dispatches", "seal_packages")
     assert step.edge.actions == ("deliver_dispatches",)
 
 

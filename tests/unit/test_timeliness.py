@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from congvan.states.timeliness import VIETNAM, end_of_day, judge_signing, send_by, send_by_date
+from congvan.states.timeliness import (
+    VIETNAM,
+    end_of_day,
+    judge_sending,
+    judge_signing,
+    send_by,
+    send_by_date,
+)
 
 
 @dataclass(frozen=True)
@@ -215,3 +222,16 @@ def test_late_and_long_after_review_follow_their_definitions(
         result.review_to_signing_working_days,
         result.signed_long_after_review,
     )
+
+
+def test_a_send_is_late_only_after_its_send_by_and_unknown_without_one() -> None:
+    send_by_ = datetime(2026, 1, 6, 12, 0, tzinfo=VIETNAM)
+
+    on_time = judge_sending(send_by_, send_by_)
+    assert (on_time["late"], on_time["late_by_hours"]) == (False, None)
+    late = judge_sending(send_by_ + timedelta(hours=25, minutes=59), send_by_)
+    assert (late["late"], late["late_by_hours"]) == (True, 25)
+    unknown = judge_sending(send_by_, None)
+    assert (unknown["send_by"], unknown["late"]) == (None, None)
+    with pytest.raises(ValueError):
+        judge_sending(datetime(2026, 1, 6, 12, 0), send_by_)

@@ -198,6 +198,16 @@ class SigningTimeliness(BaseModel):
     signed_long_after_review: bool | None
 
 
+class SendingTimeliness(BaseModel):
+    """When the document was sent, judged against the send-by moment of its signing
+    (Decision 28/2018 Art. 6), as the outgoing register kept it."""
+
+    sent_at: Moment
+    send_by: Moment | None = Field(description="null when its signing kept none")
+    late: bool | None = Field(description="Sent after send_by; null when unknown")
+    late_by_hours: int | None
+
+
 class DocumentOut(DocumentSummary):
     number: int | None
     symbol: str | None
@@ -218,6 +228,7 @@ class DocumentOut(DocumentSummary):
     jobs: list[JobOut]
     waiting_for: list[Waiting]
     timeliness: SigningTimeliness | None = Field(description="null until it is signed")
+    sending: SendingTimeliness | None = Field(description="null until it is sent")
     revision: int
     submitted_revision: int | None
     signer_user: str | None
