@@ -12,8 +12,8 @@ signer (the ``sign`` transition's PDF work faked, as ``tests/installations.py`` 
 
 The timed flow of one document to N recipients, nothing faked:
 
-1. this process fires ``send`` (``not_duplicate`` looks for an earlier number or file, one
-   package header per recipient is signed with A's key, N dispatches and N
+1. this process fires ``send`` (``not_duplicate`` looks for an earlier number or file,
+   one package header per recipient is signed with A's key, N dispatches and N
    ``deliver_dispatches`` jobs are written; ``signature_valid`` is faked, as the faked
    ``sign`` recorded no acceptance for it to find);
 2. a worker runs each job: the package is posted to the receiver's inbox, which verifies
@@ -336,6 +336,7 @@ class Clerk(threading.Thread):
 class Flow:
     wall: float
     cpu: float  # seconds, every process of ours
+    cpu_workers: float  # seconds, the worker processes' part of it
     delivered: list[float]  # send -> delivered, seconds, per document
     acknowledged: list[float]
     audit_entries: int  # written on both sides during the run
@@ -344,6 +345,7 @@ class Flow:
         return Flow(
             self.wall + other.wall,
             self.cpu + other.cpu,
+            self.cpu_workers + other.cpu_workers,
             sorted(self.delivered + other.delivered),
             sorted(self.acknowledged + other.acknowledged),
             self.audit_entries + other.audit_entries,
@@ -373,7 +375,8 @@ def run_flow(s: Site, docs: list[str], window: int, timeout: float) -> Flow:
     audit_before = count(s.sender, audit_sql) + count(s.receiver, audit_sql)
     clerk = Clerk(s.receiver)
     clerk.start()
-    cpu0 = own_cpu() + sum(proc_status(pid)[0] for pid in s.workers)
+    workers0 = sum(proc_status(pid)[0] for pid in s.workers)
+    cpu0 = own_cpu() + workers0
     clerk_actor = actor("clerk")
     started = time.perf_counter()
     deadline = started + timeout
@@ -392,13 +395,14 @@ def run_flow(s: Site, docs: list[str], window: int, timeout: float) -> Flow:
             if time.perf_counter() > deadline or "failed" in states.values():
                 raise RuntimeError(f"{done}/{len(docs)} acknowledged; see the dispatches")
         wall = time.perf_counter() - started
-        cpu = own_cpu() + sum(proc_status(pid)[0] for pid in s.workers) - cpu0
+        workers = sum(proc_status(pid)[0] for pid in s.workers) - workers0
+        cpu = own_cpu() + workers + workers0 - cpu0
     finally:
         clerk.stopping.set()
         clerk.join()
     audit = count(s.sender, audit_sql) + count(s.receiver, audit_sql) - audit_before
     delivered, acknowledged = latencies(s.sender, docs)
-    return Flow(wall, cpu, delivered, acknowledged, audit)
+    return Flow(wall, cpu, workers, delivered, acknowledged, audit)
 
 
 def latencies(sender: Runtime, docs: list[str]) -> tuple[list[float], list[float]]:
@@ -647,6 +651,12 @@ def section(
         f"           CPU per doc {flow.cpu / len(docs) * 1000:.1f} ms "
         f"({flow.cpu / len(docs) / total:.1f}x the pieces), "
         f"{flow.cpu / flow.wall:.2f} cores busy"
+        + (
+            f" (this process {(flow.cpu - flow.cpu_workers) / flow.wall:.2f}, "
+            f"workers {flow.cpu_workers / flow.wall:.2f})"
+            if s.workers
+            else ""
+        )
     )
     d, a = flow.delivered, flow.acknowledged
     ms = [pct(v, q) * 1000 for v in (d, a) for q in (0.5, 0.99)]
