@@ -12,8 +12,8 @@ signer (the ``sign`` transition's PDF work faked, as ``tests/installations.py`` 
 
 The timed flow of one document to N recipients, nothing faked:
 
-1. this process fires ``send`` (``not_duplicate`` looks for an earlier number or file, one
-   package header per recipient is signed with A's key, N dispatches and N
+1. this process fires ``send`` (``not_duplicate`` looks for an earlier number or file,
+   one package header per recipient is signed with A's key, N dispatches and N
    ``deliver_dispatches`` jobs are written; ``signature_valid`` is faked, as the faked
    ``sign`` recorded no acceptance for it to find);
 2. a worker runs each job: the package is posted to the receiver's inbox, which verifies
@@ -29,12 +29,16 @@ first ``send`` to the last acknowledgement, with at most ``--window`` dispatches
 has it) and send to acknowledged, are read from the audit trail's timestamps.
 
 Modes: *embedded* -- the sender's in-process workers (4 threads), relay and scheduler; the
-receiver's too. *redis* -- a Redis server of our own on a free port, the sender's relay
+receiver's too. *redis* -- as a province deploys it: a PostgreSQL server of our own
+(``tests/servers.py``, with PostgreSQL's durable defaults: fsync and synchronous_commit
+on) holding both installations' databases, a Redis server of our own, the sender's relay
 and scheduler in this process, and 2 ``congvan worker`` processes running the delivery
-jobs; the receiver stays embedded in this process.
+jobs; the receiver's API and workers stay in this process.
 
-The ceiling, measured in the same run just before each timed section: the raw cost of the
-pieces one document needs --
+The ceiling, measured in the same run, interleaved with the flow: each section's
+documents are sent in two halves, and the pieces are measured before, between and after
+them; each piece's median counts, so one slow moment of the disk does not decide the
+ratio. The raw cost of the pieces one document needs --
   HTTP    N package posts and N status posts (real sizes) to a bare FastAPI endpoint on
           the same stack (uvicorn in a thread of this process), one keep-alive httpx client;
   sign    3N detached CMS signatures (N headers, N receipts, N statuses), cryptography's
@@ -42,18 +46,23 @@ pieces one document needs --
   verify  4N CMS verifications (per recipient: the header's and the signer's at the
           inbox, the receipt, the status): digest + RSA math only
           (``bench/signing.py``'s raw verify);
-  SQL     as many raw transactions (UPDATE + 2 INSERT, BEGIN IMMEDIATE .. COMMIT with
-          fsync, ``bench/transitions.py``'s raw loop) as audit entries the flow wrote on
-          both sides per document.
+  SQL     as many raw transactions (UPDATE + 2 INSERT, one transaction each,
+          ``bench/transitions.py``'s raw loop: SQLite's BEGIN IMMEDIATE .. COMMIT with
+          fsync, or psycopg on the same PostgreSQL server, fsync and synchronous commit
+          on) as audit entries the flow wrote on both sides per document.
 The composite ceiling is (cores used) / (the sum of those costs), with one core for the
-embedded mode (one process) and min(cpus, 3) for redis (this process + 2 workers); the
-ratio is achieved / ceiling (aim >= 0.5). CPU per document (user + system of every
-process of ours) is printed beside it.
+embedded mode (one process) and min(usable cpus, 3) for redis (this process + 2
+workers); the ratio is achieved / ceiling (aim >= 0.5). CPU per document (user + system
+of this process and the workers; not PostgreSQL's or Redis's) is printed beside it.
 
 Keys are made at a low PBKDF2 cost: unlocking each once per process is not delivery.
 Peak RSS is VmHWM of each process (this one holds both installations).
 
-Run: python bench/delivery.py [--quick] [--recipients 1,5,10,50] [--no-redis]
+``--profile [N]`` samples each timed flow with py-spy (``bench/sampling.py``; only the
+thread holding the GIL, so CPU, not waiting) in this process and in the workers, and
+prints the top N functions by cumulative and by own share.
+
+Run: python bench/delivery.py [--quick] [--recipients 1,5,10,50] [--no-redis] [--profile]
 
 A benchmark, not a test: it prints its figures and exits 0 whatever they are.
 """
@@ -67,6 +76,7 @@ import os
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,8 +98,9 @@ import httpx  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
+from bench import sampling  # noqa: E402
 from bench.signing import raw_sign, raw_verifier  # noqa: E402
-from bench.transitions import RawSqlite, memory_mb, setup_runtime  # noqa: E402
+from bench.transitions import RawPostgres, RawSqlite, memory_mb, setup_runtime  # noqa: E402
 from congvan.actions.signing import keywrap  # noqa: E402
 from congvan.storage.database import make_engine  # noqa: E402
 from congvan.storage.schema import migrate  # noqa: E402
@@ -106,7 +117,7 @@ from tests.factories import (  # noqa: E402
     sample_file,
 )
 from tests.installations import Pair, link  # noqa: E402
-from tests.servers import start_redis  # noqa: E402
+from tests.servers import start_postgres, start_redis  # noqa: E402
 
 AIM = 0.5
 PASS = "delivery bench passphrase"
@@ -196,15 +207,38 @@ def migrated(url: str) -> str:
     return url
 
 
+def database(folder: Path, pg_url: str | None, name: str) -> str:
+    """A new empty database: a SQLite file in ``folder``, or ``name`` on the PostgreSQL."""
+    if pg_url is None:
+        return f"sqlite:///{folder / f'{name}.db'}"
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return pg_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 @contextlib.contextmanager
-def site(mode: str, base: Path, agencies: int, redis_url: str | None) -> Iterator[Site]:
-    """The sender and receiver of ``mode`` with ``agencies`` receiving agencies, running."""
+def site(
+    mode: str, base: Path, agencies: int, redis_url: str | None, pg_url: str | None
+) -> Iterator[Site]:
+    """The sender and receiver of ``mode`` with ``agencies`` receiving agencies, running.
+
+    Their databases are SQLite files, or two databases of the PostgreSQL at ``pg_url``.
+    """
     trust = base / "trust"
     sender_dir, receiver_dir = base / "sender", base / "receiver"
     for d in (sender_dir, receiver_dir):
         d.mkdir(parents=True)
-    sender_url = migrated(f"sqlite:///{sender_dir / 'congvan.db'}")
-    receiver_url = migrated(f"sqlite:///{receiver_dir / 'congvan.db'}")
+    sender_url = migrated(database(sender_dir, pg_url, "congvan_sender"))
+    receiver_url = migrated(database(receiver_dir, pg_url, "congvan_receiver"))
     env = {
         "CONGVAN_DATA_DIR": str(sender_dir),
         "CONGVAN_DATABASE_URL": sender_url,
@@ -256,7 +290,7 @@ def site(mode: str, base: Path, agencies: int, redis_url: str | None) -> Iterato
             sender.start(workers=False)
             env = {**os.environ, **env}
             workers = stack.enter_context(worker_processes(env, WORKERS, base))
-            cores = min(os.cpu_count() or 1, 1 + WORKERS)
+            cores = min(usable_cpus(), 1 + WORKERS)
         yield Site(pair, inbox, workers, cores)
 
 
@@ -302,50 +336,73 @@ class Clerk(threading.Thread):
 class Flow:
     wall: float
     cpu: float  # seconds, every process of ours
+    cpu_workers: float  # seconds, the worker processes' part of it
     delivered: list[float]  # send -> delivered, seconds, per document
     acknowledged: list[float]
     audit_entries: int  # written on both sides during the run
 
+    def __add__(self, other: Flow) -> Flow:
+        return Flow(
+            self.wall + other.wall,
+            self.cpu + other.cpu,
+            self.cpu_workers + other.cpu_workers,
+            sorted(self.delivered + other.delivered),
+            sorted(self.acknowledged + other.acknowledged),
+            self.audit_entries + other.audit_entries,
+        )
 
-def count(runtime: Runtime, sql: str, docs: list[str] | None = None) -> int:
+
+def count(runtime: Runtime, sql: str) -> int:
     with runtime.db.connect() as conn:
-        if docs is None:
-            return int(conn.execute(text(sql)).scalar_one())
-        marks = ",".join(f":d{i}" for i in range(len(docs)))
-        params = {f"d{i}": d for i, d in enumerate(docs)}
-        return int(conn.execute(text(sql.format(docs=marks)), params).scalar_one())
+        return int(conn.execute(text(sql)).scalar_one())
+
+
+def states_of(runtime: Runtime, docs: list[str]) -> dict[str, str]:
+    marks = ",".join(f":d{i}" for i in range(len(docs)))
+    params = {f"d{i}": d for i, d in enumerate(docs)}
+    query = text(f"SELECT id, state FROM documents WHERE id IN ({marks})")
+    with runtime.db.connect() as conn:
+        return {str(doc): str(state) for doc, state in conn.execute(query, params)}
 
 
 def run_flow(s: Site, docs: list[str], window: int, timeout: float) -> Flow:
-    """Send ``docs`` with at most ``window`` in flight; wait until every one is acknowledged."""
-    done_sql = "SELECT count(*) FROM documents WHERE state = 'acknowledged' AND id IN ({docs})"
-    failed_sql = "SELECT count(*) FROM documents WHERE state = 'failed' AND id IN ({docs})"
+    """Send ``docs`` with at most ``window`` in flight; wait until every one is acknowledged.
+
+    Each look at the sender reads the states of the documents in flight only, so that
+    watching costs the same however many were sent before.
+    """
     audit_sql = "SELECT count(*) FROM audit_entries"
     audit_before = count(s.sender, audit_sql) + count(s.receiver, audit_sql)
     clerk = Clerk(s.receiver)
     clerk.start()
-    cpu0 = own_cpu() + sum(proc_status(pid)[0] for pid in s.workers)
+    workers0 = sum(proc_status(pid)[0] for pid in s.workers)
+    cpu0 = own_cpu() + workers0
     clerk_actor = actor("clerk")
     started = time.perf_counter()
     deadline = started + timeout
     sent = done = 0
+    in_flight: list[str] = []
     try:
         while done < len(docs):
-            while sent < len(docs) and sent - done < window:
+            while sent < len(docs) and len(in_flight) < window:
                 s.sender.engine.fire(docs[sent], "send", clerk_actor)
+                in_flight.append(docs[sent])
                 sent += 1
             time.sleep(POLL)
-            done = count(s.sender, done_sql, docs[:sent])
-            if time.perf_counter() > deadline or count(s.sender, failed_sql, docs[:sent]):
+            states = states_of(s.sender, in_flight)
+            in_flight = [d for d in in_flight if states[d] != "acknowledged"]
+            done = sent - len(in_flight)
+            if time.perf_counter() > deadline or "failed" in states.values():
                 raise RuntimeError(f"{done}/{len(docs)} acknowledged; see the dispatches")
         wall = time.perf_counter() - started
-        cpu = own_cpu() + sum(proc_status(pid)[0] for pid in s.workers) - cpu0
+        workers = sum(proc_status(pid)[0] for pid in s.workers) - workers0
+        cpu = own_cpu() + workers + workers0 - cpu0
     finally:
         clerk.stopping.set()
         clerk.join()
     audit = count(s.sender, audit_sql) + count(s.receiver, audit_sql) - audit_before
     delivered, acknowledged = latencies(s.sender, docs)
-    return Flow(wall, cpu, delivered, acknowledged, audit)
+    return Flow(wall, cpu, workers, delivered, acknowledged, audit)
 
 
 def latencies(sender: Runtime, docs: list[str]) -> tuple[list[float], list[float]]:
@@ -417,6 +474,12 @@ class Pieces:
     verify: float
     transaction: float
 
+    @staticmethod
+    def median(samples: list[Pieces]) -> Pieces:
+        """Each piece's median over ``samples`` (taken before, between and after the flow)."""
+        fields = ("http_package", "http_status", "sign", "verify", "transaction")
+        return Pieces(*(statistics.median(getattr(p, name) for p in samples) for name in fields))
+
     def per_document(self, recipients: int, transactions: float) -> dict[str, float]:
         n = recipients
         return {
@@ -456,15 +519,28 @@ def bare_endpoint() -> Iterator[str]:
 class Ceiling:
     """Measures the raw pieces: a bare endpoint, raw CMS, raw SQL transactions."""
 
-    def __init__(self, base: Path, pair: Pair) -> None:
+    def __init__(self, base: Path, pair: Pair, pg_url: str | None) -> None:
         self.stack = contextlib.ExitStack()
         self.url = self.stack.enter_context(bare_endpoint())
         self.client = self.stack.enter_context(httpx.Client(timeout=30))
-        raw_db = base / "raw.db"
-        setup = setup_runtime(f"sqlite:///{raw_db}", 20)
+        raw_url = database(base, pg_url, "congvan_raw")
+        setup = setup_runtime(raw_url, 20)
         self.stack.callback(setup.runtime.stop)
-        self.raw = RawSqlite(str(raw_db), setup.raw_docs)
+        self.raw = (
+            RawSqlite(raw_url.removeprefix("sqlite:///"), setup.raw_docs)
+            if pg_url is None
+            else RawPostgres(raw_url, setup.raw_docs)
+        )
         self.stack.callback(self.raw.close)
+        if isinstance(self.raw, RawPostgres):
+            with self.raw.conn.cursor() as cur:
+                settings = {
+                    name: cur.execute(f"SHOW {name}").fetchone()
+                    for name in ("fsync", "synchronous_commit")
+                }
+            self.raw.conn.commit()
+            if any(value != ("on",) for value in settings.values()):
+                raise RuntimeError(f"PostgreSQL is not durable: {settings}")
         self.key = SimpleNamespace(cert=pair.signer_cert, key=pair.signer_key)  # RSA-2048
 
     def close(self) -> None:
@@ -533,8 +609,27 @@ def section(
     window = max(1, args.window // n)
     run_flow(s, warm, 1, args.timeout)  # unlocks keys, remembers the signers' paths
     package, status, header = samples(s)
-    pieces = ceiling.measure(package, status, header, args.seconds)
-    flow = run_flow(s, docs, window, args.timeout)
+
+    def measure() -> Pieces:
+        return ceiling.measure(package, status, header, args.seconds)
+
+    # The ceiling is sampled before, between the two halves of the flow and after it, and
+    # each piece's median is taken: a moment of slow disk or a busy neighbour on one side
+    # does not decide the ratio.
+    taken = [measure()]
+    half = len(docs) // 2
+    sampler = sampling.Sampler([os.getpid(), *s.workers]) if args.profile else None
+    try:
+        flow = run_flow(s, docs[:half], window, args.timeout)
+        if sampler is None:
+            taken.append(measure())
+        flow += run_flow(s, docs[half:], window, args.timeout)
+    finally:
+        profiles = sampler.stop() if sampler else []
+    taken.append(measure())
+    if sampler is not None:
+        taken.append(measure())
+    pieces = Pieces.median(taken)
     rate = len(docs) / flow.wall
     transactions = flow.audit_entries / len(docs)
     costs = pieces.per_document(n, transactions)
@@ -556,6 +651,12 @@ def section(
         f"           CPU per doc {flow.cpu / len(docs) * 1000:.1f} ms "
         f"({flow.cpu / len(docs) / total:.1f}x the pieces), "
         f"{flow.cpu / flow.wall:.2f} cores busy"
+        + (
+            f" (this process {(flow.cpu - flow.cpu_workers) / flow.wall:.2f}, "
+            f"workers {flow.cpu_workers / flow.wall:.2f})"
+            if s.workers
+            else ""
+        )
     )
     d, a = flow.delivered, flow.acknowledged
     ms = [pct(v, q) * 1000 for v in (d, a) for q in (0.5, 0.99)]
@@ -563,12 +664,23 @@ def section(
         f"           send->delivered p50 {ms[0]:6.0f} ms  p99 {ms[1]:6.0f} ms   "
         f"send->acknowledged p50 {ms[2]:6.0f} ms  p99 {ms[3]:6.0f} ms"
     )
+    spread = sorted(p.transaction * 1e3 for p in taken)
     out(
-        f"           raw: HTTP package ({len(package) / 1024:.0f} KiB) "
+        f"           raw (median of {len(taken)}): HTTP package ({len(package) / 1024:.0f} KiB) "
         f"{pieces.http_package * 1e3:.2f} ms, status {pieces.http_status * 1e3:.2f} ms; "
         f"sign {pieces.sign * 1e3:.2f} ms; verify {pieces.verify * 1e3:.3f} ms; "
-        f"SQL transaction {pieces.transaction * 1e3:.2f} ms"
+        f"SQL transaction {pieces.transaction * 1e3:.2f} ms "
+        f"({', '.join(f'{t:.2f}' for t in spread)})"
     )
+    if profiles:
+        here, workers = profiles[0], sampling.Stacks()
+        for stacks in profiles[1:]:
+            workers.counts.update(stacks.counts)
+        out(f"           profile of the timed flow, this process ({mode} N={n}):")
+        out("\n".join(here.top(args.profile)))
+        if s.workers:
+            out(f"           profile of the timed flow, the {len(s.workers)} worker processes:")
+            out("\n".join(workers.top(args.profile)))
 
 
 def memory_line(s: Site, out: Callable[..., None]) -> None:
@@ -578,20 +690,28 @@ def memory_line(s: Site, out: Callable[..., None]) -> None:
 
 
 def bench_mode(
-    mode: str, args: argparse.Namespace, base: Path, redis_url: str | None, out: Callable[..., None]
+    mode: str,
+    args: argparse.Namespace,
+    base: Path,
+    out: Callable[..., None],
+    *,
+    redis_url: str | None = None,
+    pg_url: str | None = None,
 ) -> None:
     base.mkdir()
     most = max(args.recipients)
-    with site(mode, base, most, redis_url) as s:
+    with site(mode, base, most, redis_url, pg_url) as s:
         out(
-            f"{mode}: sender + receiver ({most} agencies) on SQLite files (WAL, FULL)"
+            f"{mode}: sender + receiver ({most} agencies) "
             + (
-                f", Redis at {redis_url}, relay + scheduler here, {WORKERS} worker processes"
+                f"on PostgreSQL {pg_url} (fsync, synchronous_commit on), Redis at {redis_url}, "
+                f"relay + scheduler here, {WORKERS} worker processes; "
+                f"{s.cores} of {usable_cpus()} cpus counted"
                 if redis_url
-                else ", in-process workers (4 threads each)"
+                else "on SQLite files (WAL, FULL), in-process workers (4 threads each)"
             )
         )
-        ceiling = Ceiling(base, s.pair)
+        ceiling = Ceiling(base, s.pair, pg_url)
         try:
             if args.fresh_client:
                 package = samples_after_warmup(s, args)
@@ -625,14 +745,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-redis", action="store_true", help="embedded mode only")
     parser.add_argument("--no-embedded", action="store_true", help="redis mode only")
     parser.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=30,
+        default=0,
+        help="sample each timed flow with py-spy; print the top N functions (default 30)",
+    )
+    parser.add_argument(
         "--fresh-client", action="store_true", help="also time a post with a new client"
     )
     args = parser.parse_args(argv)
+    if args.profile and not sampling.available():
+        parser.error("--profile needs py-spy (pip install py-spy)")
     default = "1,5" if args.quick else "1,5,10,50"
     args.recipients = [int(r) for r in (args.recipients or default).split(",")]
-    args.dispatches = args.dispatches or (20 if args.quick else 300)
-    args.min_docs = args.min_docs or (4 if args.quick else 12)
-    args.seconds = args.seconds or (0.2 if args.quick else 1.0)
+    args.dispatches = args.dispatches or (30 if args.quick else 300)
+    args.min_docs = args.min_docs or (6 if args.quick else 12)
+    args.seconds = args.seconds or (0.1 if args.quick else 0.5)
 
     def out(line: str) -> None:
         print(line, flush=True)
@@ -648,10 +778,10 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(tempfile.mkdtemp(prefix="congvan-bench-delivery-"))
     try:
         if not args.no_embedded:
-            bench_mode("embedded", args, base / "embedded", None, out)
+            bench_mode("embedded", args, base / "embedded", out)
         if not args.no_redis:
-            with start_redis(base) as redis_url:
-                bench_mode("redis", args, base / "redis", redis_url, out)
+            with start_redis(base) as redis_url, start_postgres(base, durable=True) as pg_url:
+                bench_mode("redis", args, base / "redis", out, redis_url=redis_url, pg_url=pg_url)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     out(f"done in {time.perf_counter() - started:.0f}s")

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, literal_column, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 
 from congvan.states.document import DRAFT, ISSUED
 from congvan.states.policy import Series
@@ -33,6 +44,48 @@ def _holds_a_number(exclude: str) -> ColumnElement[bool]:
     abandoned draft holds nothing."""
     d = _documents.c
     return or_(d.state != DRAFT, and_(d.id < exclude, d.submitted_revision == d.revision))
+
+
+@functools.cache
+def _sent_with_number(legal_normative: bool, doc_type: bool, symbol: bool) -> Select[Any]:
+    """The query of ``sent_with_number`` for a series of this shape, built once.
+
+    Every ``send`` asks it (twice: before its transaction and under its lock); building
+    the statement and its cache key each time cost more than running it.
+    """
+    d = _documents.c
+    where = [d.legal_normative.is_(legal_normative)]
+    if doc_type:
+        where.append(d.doc_type == bindparam("doc_type"))
+    if symbol:
+        where.append(d.symbol == bindparam("symbol"))
+    return (
+        select(d.id, d.state)
+        .where(
+            d.agency_id == bindparam("agency_id"),
+            d.number == bindparam("number"),
+            *where,
+            func.substr(d.issued_on, 1, 4) == bindparam("year"),
+            d.id != bindparam("exclude"),
+            d.state.in_(ISSUED),
+        )
+        .order_by(d.id)
+        .limit(1)
+    )
+
+
+_SENT_WITH_FILE = (
+    select(_dispatches.c.document_id.label("id"), _dispatches.c.organ_id)
+    .join(_attachments, _attachments.c.document_id == _dispatches.c.document_id)
+    .where(
+        _attachments.c.sha256 == bindparam("sha256"),
+        _attachments.c.role == "main",
+        _dispatches.c.organ_id.in_(bindparam("organ_ids", expanding=True)),
+        _dispatches.c.document_id != bindparam("exclude"),
+    )
+    .order_by(_dispatches.c.document_id)
+    .limit(1)
+)
 
 
 class DuplicateRepository:
@@ -63,20 +116,15 @@ class DuplicateRepository:
         self, agency_id: str, number: int, series: Series, year: str, *, exclude: str
     ) -> dict[str, Any] | None:
         """A document of the agency already sent with this number in ``series`` in ``year``."""
-        d = _documents.c
-        row = self.conn.execute(
-            select(d.id, d.state)
-            .where(
-                d.agency_id == agency_id,
-                d.number == number,
-                *_in_series(series),
-                func.substr(d.issued_on, 1, 4) == year,
-                d.id != exclude,
-                d.state.in_(ISSUED),
-            )
-            .order_by(d.id)
-            .limit(1)
-        ).first()
+        query = _sent_with_number(
+            bool(series.legal_normative), series.doc_type is not None, series.symbol is not None
+        )
+        params = {"agency_id": agency_id, "number": number, "year": year, "exclude": exclude}
+        if series.doc_type is not None:
+            params["doc_type"] = series.doc_type
+        if series.symbol is not None:
+            params["symbol"] = series.symbol
+        row = self.conn.execute(query, params).first()
         return dict(row._mapping) if row else None
 
     def shared_numbers(
@@ -119,17 +167,6 @@ class DuplicateRepository:
         """An earlier document whose main file, with these bytes, went to one of these."""
         if not organ_ids:
             return None
-        a, s = _attachments.c, _dispatches.c
-        row = self.conn.execute(
-            select(s.document_id.label("id"), s.organ_id)
-            .join(_attachments, a.document_id == s.document_id)
-            .where(
-                a.sha256 == sha256,
-                a.role == "main",
-                s.organ_id.in_(list(organ_ids)),
-                s.document_id != exclude,
-            )
-            .order_by(s.document_id)
-            .limit(1)
-        ).first()
+        params = {"sha256": sha256, "organ_ids": list(organ_ids), "exclude": exclude}
+        row = self.conn.execute(_SENT_WITH_FILE, params).first()
         return dict(row._mapping) if row else None

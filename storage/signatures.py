@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from congvan.states.certificates import CertificateDescription
 
@@ -73,6 +73,43 @@ SIGNATURE_FIELDS = tuple(f.name for f in dataclasses.fields(SignatureRow))
 # Every column in SignatureRow's order, so that a row builds the record by position.
 _SIGNATURE_COLUMNS = tuple(_signatures.c[name] for name in SIGNATURE_FIELDS)
 
+# What every verification and every signing by an agency reads, built once: building a
+# statement and its cache key costs more than SQLite takes to run it.
+_ROOT_FINGERPRINTS = select(_certs.c.fingerprint).where(_certs.c.kind == "root")
+_newest_crl = (
+    select(_crls.c.issuer_fingerprint, func.max(_crls.c.number).label("number"))
+    .group_by(_crls.c.issuer_fingerprint)
+    .subquery()
+)
+_LATEST_CRLS = (
+    select(_crls)
+    .join(
+        _newest_crl,
+        (_newest_crl.c.issuer_fingerprint == _crls.c.issuer_fingerprint)
+        & (_newest_crl.c.number == _crls.c.number),
+    )
+    .order_by(_crls.c.issuer_fingerprint)
+)
+_USABLE = (
+    select(_certs)
+    .where(
+        _certs.c.agency_id == bindparam("agency_id"),
+        _certs.c.kind == bindparam("kind"),
+        _certs.c.key_pem != "",
+        _certs.c.revoked_at.is_(None),
+        _certs.c.not_before <= bindparam("at"),
+        _certs.c.not_after > bindparam("at"),
+    )
+    .order_by(_certs.c.not_before.desc())
+    .limit(1)
+)
+_LATEST_SIGNATURE = (
+    select(*_SIGNATURE_COLUMNS)
+    .where(_signatures.c.document_id == bindparam("document_id"))
+    .order_by(_signatures.c.created_at.desc(), _signatures.c.id.desc())
+    .limit(1)
+)
+
 
 class SignatureRepository:
     def __init__(self, conn: Connection) -> None:
@@ -101,6 +138,10 @@ class SignatureRepository:
         rows = self.conn.execute(select(*_CERTIFICATE_COLUMNS).where(_certs.c.kind == "root"))
         return [_certificate(r) for r in rows]
 
+    def root_fingerprints(self) -> list[str]:
+        """The fingerprints of the roots stored here (pinned or not)."""
+        return [str(fp) for fp in self.conn.execute(_ROOT_FINGERPRINTS).scalars()]
+
     def signing_certificate(
         self, agency_id: str, username: str, at: datetime
     ) -> CertificateRow | None:
@@ -109,7 +150,9 @@ class SignatureRepository:
 
     def agency_certificate(self, agency_id: str, at: datetime) -> CertificateRow | None:
         """The agency's newest unrevoked organisational certificate with a stored key."""
-        return self._usable("agency", agency_id, at)
+        params = {"agency_id": agency_id, "kind": "agency", "at": at}
+        row = self.conn.execute(_USABLE, params).first()
+        return _certificate(row) if row else None
 
     def _usable(
         self, kind: str, agency_id: str, at: datetime, *conditions: Any
@@ -169,21 +212,7 @@ class SignatureRepository:
 
     def latest_crl_rows(self) -> list[dict[str, Any]]:
         """The newest CRL row of every issuer, in issuer order."""
-        newest = (
-            select(_crls.c.issuer_fingerprint, func.max(_crls.c.number).label("number"))
-            .group_by(_crls.c.issuer_fingerprint)
-            .subquery()
-        )
-        rows = self.conn.execute(
-            select(_crls)
-            .join(
-                newest,
-                (newest.c.issuer_fingerprint == _crls.c.issuer_fingerprint)
-                & (newest.c.number == _crls.c.number),
-            )
-            .order_by(_crls.c.issuer_fingerprint)
-        )
-        return [dict(r._mapping) for r in rows]
+        return [dict(r._mapping) for r in self.conn.execute(_LATEST_CRLS)]
 
     # signatures -----------------------------------------------------------------------------
 
@@ -196,13 +225,7 @@ class SignatureRepository:
         return SignatureRow(*row) if row else None
 
     def latest_signature(self, document_id: str) -> SignatureRow | None:
-        s = _signatures.c
-        row = self.conn.execute(
-            select(*_SIGNATURE_COLUMNS)
-            .where(s.document_id == document_id)
-            .order_by(s.created_at.desc(), s.id.desc())
-            .limit(1)
-        ).first()
+        row = self.conn.execute(_LATEST_SIGNATURE, {"document_id": document_id}).first()
         return SignatureRow(*row) if row else None
 
 

@@ -56,8 +56,12 @@ def _reachable_by_others(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def start_postgres(tmpdir: Path | str) -> Iterator[str]:
-    """Run a throwaway PostgreSQL server; yields the URL of its ``postgres`` database."""
+def start_postgres(tmpdir: Path | str, *, durable: bool = False) -> Iterator[str]:
+    """Run a throwaway PostgreSQL server; yields the URL of its ``postgres`` database.
+
+    Tests want speed: fsync, synchronous commit and full page writes are off. ``durable``
+    keeps PostgreSQL's own defaults (all on), as a benchmark of a real deployment needs.
+    """
     bindir = postgres_bindir()
     tmpdir = Path(tmpdir)
     if os.geteuid() == 0 and not _reachable_by_others(tmpdir):
@@ -92,14 +96,13 @@ def start_postgres(tmpdir: Path | str) -> Iterator[str]:
             check=True,
             capture_output=True,
         )
+        fast = ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
         options = " ".join(
             [
                 f"-p {port}",
                 "-h 127.0.0.1",
                 f"-k {sockets}",
-                "-c fsync=off",
-                "-c synchronous_commit=off",
-                "-c full_page_writes=off",
+                *([] if durable else fast),
                 "-c max_connections=300",
             ]
         )

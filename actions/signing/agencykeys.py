@@ -56,6 +56,9 @@ class AgencyKeys:
         self.passphrase = passphrase
         self.trust = trust
         self._keys: dict[str, pki.PrivateKey] = {}
+        # Signers made so far, by everything they were made from: the certificate row's
+        # exact PEM and fingerprint, and the pinned roots its chain was taken from.
+        self._signers: dict[tuple[str, ...], AgencyKey] = {}
         self._lock = threading.Lock()
 
     def find(self, uow: UnitOfWork, agency_id: str, at: datetime) -> AgencyKey | None:
@@ -75,13 +78,28 @@ class AgencyKeys:
         return found
 
     def signer(self, agency_id: str, certificate: CertificateRow) -> AgencyKey:
-        """The signer for a stored certificate row (its certificate and encrypted key)."""
-        cert = x509.load_pem_x509_certificate(certificate.cert_pem.encode())
-        fingerprint = certificate.fingerprint
+        """The signer for a stored certificate row (its certificate and encrypted key).
+
+        Made once per row and set of pinned roots: parsing and checking the certificate
+        again for every package, receipt and status would give the same signer.
+        """
+        pem, fingerprint = certificate.cert_pem, certificate.fingerprint
+        pinned = self.trust.pinned()
+        made_from = (agency_id, fingerprint, pem, *(p.fingerprint for p in pinned))
+        with self._lock:
+            found = self._signers.get(made_from)
+        if found is not None:
+            return found
+        cert = x509.load_pem_x509_certificate(pem.encode())
         with self._lock:
             key = self._keys.get(fingerprint)
             if key is None:
                 key = pki.load_private_key(certificate.key_pem.encode(), self.passphrase())
                 self._keys[fingerprint] = key
-        chain = tuple(r for r in self.trust.roots() if r.subject == cert.issuer)
-        return AgencyKey(agency_id, key, cert, chain)
+        chain = tuple(p.certificate for p in pinned if p.certificate.subject == cert.issuer)
+        signer = AgencyKey(agency_id, key, cert, chain)
+        with self._lock:
+            if len(self._signers) >= 256:  # rows replaced over a long life: start again
+                self._signers.clear()
+            self._signers[made_from] = signer
+        return signer

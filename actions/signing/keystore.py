@@ -396,5 +396,5 @@ def trust_material(uow: UnitOfWork, store: TrustStore) -> TrustMaterial:
     nothing.
     """
     pinned = store.fingerprints()
-    ignored = tuple(r.fingerprint for r in uow.signatures.roots() if r.fingerprint not in pinned)
+    ignored = tuple(fp for fp in uow.signatures.root_fingerprints() if fp not in pinned)
     return TrustMaterial(roots=store.roots(), crls=uow.signatures.latest_crls(), ignored=ignored)
