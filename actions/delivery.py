@@ -39,6 +39,7 @@ import httpx
 from congvan.states.dispatch import ACKNOWLEDGED, REJECTED, STATUS_EVENTS
 from congvan.states.errors import CongvanError, GuardFailed
 from congvan.storage.dispatches import AttemptRow, DispatchRow
+from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import SYSTEM, JobContext
 from .exchange.receipts import verify_receipt
@@ -80,6 +81,7 @@ class Parcel:
     """What one attempt sends, read when the job was claimed."""
 
     dispatch_id: str
+    document_id: str
     attempt: int
     recipient: str
     sender: str
@@ -130,7 +132,7 @@ class Delivery(StagedJob[Parcel]):
     def prepare(self, ctx: JobContext) -> Parcel | None:
         uow = ctx.uow
         dispatch_id = str(ctx.job.payload["dispatch_id"])
-        dispatch = uow.dispatches.get(dispatch_id)
+        dispatch = _locked(uow, dispatch_id)
         if dispatch is None or dispatch.state not in ("pending", "sending"):
             return None  # delivered, refused or given up meanwhile: nothing to do
         sealed = uow.dispatches.sealed(dispatch_id)
@@ -167,6 +169,7 @@ class Delivery(StagedJob[Parcel]):
         header = json.loads(sealed.header)
         return Parcel(
             dispatch_id=dispatch_id,
+            document_id=dispatch.document_id,
             attempt=attempt,
             recipient=dispatch.organ_id,
             sender=head.agency_id,
@@ -263,6 +266,7 @@ class Delivery(StagedJob[Parcel]):
     def record(self, ctx: JobContext, work: Parcel, outcome: Any) -> None:
         assert isinstance(outcome, Outcome) and ctx.events is not None
         uow, events = ctx.uow, ctx.events
+        uow.documents.head(work.document_id, for_update=True)  # see _locked
         uow.dispatches.log_attempt(
             AttemptRow(
                 dispatch_id=work.dispatch_id,
@@ -312,15 +316,27 @@ class Delivery(StagedJob[Parcel]):
     def failed(self, ctx: JobContext, error: str, *, final: bool) -> None:
         """A failure the job counted: its attempt is over; when the job gave up (its own
         attempts spent), the dispatch fails for good."""
-        dispatch_id = str(ctx.job.payload["dispatch_id"])
-        ctx.uow.dispatches.posting(dispatch_id, until=None)
+        dispatch = _locked(ctx.uow, str(ctx.job.payload["dispatch_id"]))
+        if dispatch is None:
+            return
+        ctx.uow.dispatches.posting(dispatch.id, until=None)
         if not final or ctx.events is None:
             return
-        dispatch = ctx.uow.dispatches.get(dispatch_id)
         if dispatch is not None and dispatch.state == "sending":
             ctx.events.fire_on_within(
                 ctx.uow, "dispatch", dispatch.id, "fail", actor=SYSTEM, data={"error": error}
             )
+
+
+def _locked(uow: UnitOfWork, dispatch_id: str) -> DispatchRow | None:
+    """The dispatch, its document's row locked first (PostgreSQL), as the engine and the
+    status messages lock them: a dispatch row is never held while its document is waited
+    for, so two transactions on one document wait in turn and never deadlock."""
+    dispatch = uow.dispatches.get(dispatch_id)
+    if dispatch is None:
+        return None
+    uow.documents.head(dispatch.document_id, for_update=True)
+    return uow.dispatches.get(dispatch_id)
 
 
 def _retry_or_fail(ctx: JobContext, dispatch_id: str, error: str) -> bool:

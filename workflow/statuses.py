@@ -70,7 +70,13 @@ class Statuses:
         status = verify_status(body, cms, trust, expected_recipient=to, now=now)
         with engine.open_uow() as uow:
             dispatch = uow.dispatches.by_message_id(status.message_id)
-            head = None if dispatch is None else uow.documents.head(dispatch.document_id)
+            # The document first, as every transaction writing a dispatch locks it: a
+            # delivery recording its receipt meanwhile waits, and never deadlocks.
+            head = (
+                None
+                if dispatch is None
+                else uow.documents.head(dispatch.document_id, for_update=True)
+            )
             if dispatch is None or head is None or head.agency_id != to:
                 raise MessageMismatch(
                     "No package of ours has this message id.",

@@ -8,16 +8,21 @@ by the test, so every step can be checked.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from congvan.actions.exchange.status import make_status
 from congvan.actions.signing import keystore
 from congvan.states.errors import MessageMismatch
+from congvan.storage.dispatches import DispatchRepository
 from congvan.storage.peers import Peer
 from congvan.workflow import directory
 from congvan.workflow.api.app import create_app
@@ -29,6 +34,7 @@ from tests.factories import (
     document_row,
 )
 from tests.installations import PASS, A, B, Pair, make_pair, serving_inbox
+from tests.servers import wait_until
 
 DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
 
@@ -526,3 +532,65 @@ def test_a_status_that_overtakes_the_receipt_leaves_the_delivery_done_with_its_r
     assert document_row(pair.sender, doc).state == "acknowledged"
     with pair.sender.uow(readonly=True) as uow:
         assert uow.dispatches.receipt(dispatch.id) is not None
+
+
+def _status_03(pair: Pair, doc: str) -> tuple[bytes, bytes]:
+    """B's signed status 03 (registered) for A's dispatch of ``doc``."""
+    with pair.receiver.uow(readonly=True) as uow:
+        b_key = pair.receiver.inbox.keys.require(uow, B, pair.receiver.clock())
+    dispatch, _ = pair.dispatch(doc)
+    status = make_status(
+        message_id=dispatch.message_id,
+        document_id=doc,
+        to=A,
+        code="03",
+        description="registered",
+        at=pair.sender.clock(),
+        agency=b_key,
+    )
+    return status.body, status.cms
+
+
+def _until_waiting_on_a_lock(runtime: Runtime) -> None:
+    """Until a transaction of ``runtime`` waits for a row lock (PostgreSQL); on SQLite,
+    whose writers wait for one another as a whole, a moment for the other to queue."""
+    if runtime.db.dialect.name != "postgresql":
+        time.sleep(0.3)  # an ordering aid, not a measure
+        return
+
+    def waiting() -> bool:
+        with runtime.db.connect() as conn:
+            query = text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            return bool(conn.execute(query).scalar_one())
+
+    wait_until(waiting, timeout=30, what="a transaction waiting on a lock")
+
+
+def test_a_status_arriving_while_the_receipt_is_recorded_waits_its_turn(
+    pair: Pair, served: str, make_document: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given A recording B's receipt, paused after it wrote to the dispatch row
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    status = _status_03(pair, doc)
+    wrote, go = threading.Event(), threading.Event()
+    keep_receipt = DispatchRepository.keep_receipt
+
+    def paused(self: DispatchRepository, *args: Any) -> None:
+        keep_receipt(self, *args)
+        wrote.set()
+        go.wait(30)
+
+    monkeypatch.setattr(DispatchRepository, "keep_receipt", paused)
+    with ThreadPoolExecutor(2) as pool:
+        delivering = pool.submit(pair.sender.runner.run, job)
+        assert wrote.wait(30)
+        # When B's status 03 arrives meanwhile (and waits on the document's lock)
+        accepting = pool.submit(pair.sender.statuses.accept, *status)
+        _until_waiting_on_a_lock(pair.sender)
+        go.set()
+        # Then both finish in turn: neither is chosen as a deadlock's victim
+        assert delivering.result() == "done"
+        assert accepting.result().state == "acknowledged"
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, [a.outcome for a in attempts]) == ("acknowledged", ["delivered"])
