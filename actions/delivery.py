@@ -233,7 +233,7 @@ class Delivery(StagedJob[Parcel]):
                     content=sink.getvalue(),
                     headers={"Content-Type": "application/zip"},
                 )
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             return Outcome(TRANSIENT, None, spent(), f"not sent: {type(exc).__name__}: {exc}")
         except httpx.TransportError as exc:  # the request left; its answer did not come
             return Outcome(UNKNOWN, None, spent(), f"no answer: {type(exc).__name__}: {exc}")

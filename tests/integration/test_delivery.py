@@ -594,3 +594,27 @@ def test_a_status_arriving_while_the_receipt_is_recorded_waits_its_turn(
         assert accepting.result().state == "acknowledged"
     dispatch, attempts = pair.dispatch(doc)
     assert (dispatch.state, [a.outcome for a in attempts]) == ("acknowledged", ["delivered"])
+
+
+def test_a_request_that_never_left_is_transient_one_that_left_is_outcome_unknown(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    pair.point_b_at("https://congvan.example.vn/v1/inbox")
+    delivery = pair.sender.runner.actions["deliver_dispatches"]
+    for error, outcome in (
+        (httpx.ConnectError("refused"), "transient"),
+        (httpx.ConnectTimeout("no connection"), "transient"),
+        (httpx.PoolTimeout("no free connection"), "transient"),
+        (httpx.ReadTimeout("no answer"), "unknown"),
+        (httpx.WriteTimeout("half sent"), "unknown"),
+        (httpx.RemoteProtocolError("connection reset"), "unknown"),
+    ):
+
+        def fails(_request: httpx.Request, error: Exception = error) -> httpx.Response:
+            raise error
+
+        delivery.transport = lambda fails=fails: httpx.MockTransport(fails)  # type: ignore[union-attr]
+        doc, job = pair.sent(make_document)
+        assert pair.sender.runner.run(job) == "failed"
+        dispatch, attempts = pair.dispatch(doc)
+        assert ([a.outcome for a in attempts], dispatch.state) == ([outcome], "pending"), error
