@@ -8,6 +8,8 @@ by the test, so every step can be checked.
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +21,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from congvan.actions.exchange.receipts import make_receipt
 from congvan.actions.exchange.status import make_status
 from congvan.actions.signing import keystore
 from congvan.states.errors import MessageMismatch
@@ -618,3 +621,78 @@ def test_a_request_that_never_left_is_transient_one_that_left_is_outcome_unknown
         assert pair.sender.runner.run(job) == "failed"
         dispatch, attempts = pair.dispatch(doc)
         assert ([a.outcome for a in attempts], dispatch.state) == ([outcome], "pending"), error
+
+
+class ForgesTheReceipt(httpx.BaseTransport):
+    """Delivers for real, then hands the sender another receipt than B signed."""
+
+    def __init__(self, forge: Callable[[dict[str, Any], bytes, bytes], tuple[bytes, bytes]]):
+        self.real = httpx.HTTPTransport()
+        self.forge = forge
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.real.handle_request(request)
+        response.read()
+        answer = response.json()
+        body = base64.b64decode(answer["receipt"])
+        body, cms = self.forge(json.loads(body), body, base64.b64decode(answer["receipt_cms"]))
+        forged = {
+            "receipt": base64.b64encode(body).decode(),
+            "receipt_cms": base64.b64encode(cms).decode(),
+        }
+        return httpx.Response(response.status_code, json=forged)
+
+
+def _key_of(runtime: Runtime, agency_id: str) -> Any:
+    with runtime.uow(readonly=True) as uow:
+        return runtime.anchoring.keys.require(uow, agency_id, runtime.clock())
+
+
+def test_a_receipt_that_is_not_bs_signature_over_this_message_is_not_delivery(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    pair.point_b_at(served)
+    a_key, b_key = _key_of(pair.sender, A), _key_of(pair.receiver, B)
+    at = pair.sender.clock()
+
+    def another_message(receipt: dict[str, Any], _body: bytes, _cms: bytes) -> tuple[bytes, bytes]:
+        other = make_receipt(
+            message_id="another-message",
+            package_sha256=receipt["package_sha256"],
+            manifest_sha256=receipt["manifest_sha256"],
+            sender=A,
+            received_at=at,
+            received_document_id=receipt["received_document_id"],
+            agency=b_key,
+        )
+        return other.body, other.cms
+
+    forgeries = {
+        # B's receipt with its signature value damaged
+        "bad signature": lambda _r, body, cms: (body, cms[:-8] + bytes(8)),
+        # the same receipt signed by another agency's key (A's own)
+        "another agency": lambda _r, body, _cms: (body, a_key.sign(body, at)),
+        # B's signature, but over a receipt for another message
+        "another message": another_message,
+    }
+    delivery = pair.sender.runner.actions["deliver_dispatches"]
+    docs = []
+    for name, forge in forgeries.items():
+        delivery.transport = lambda forge=forge: ForgesTheReceipt(forge)  # type: ignore[union-attr]
+        doc, job = pair.sent(make_document)
+        # When A gets the forged receipt: not delivered, the attempt says why, retried
+        assert pair.sender.runner.run(job) == "failed", name
+        dispatch, attempts = pair.dispatch(doc)
+        assert (dispatch.state, [a.outcome for a in attempts]) == ("pending", ["bad_receipt"]), name
+        docs.append((doc, job))
+
+    # Then with B's own receipts each is delivered on its retry, stored once at B
+    delivery.transport = lambda: None  # type: ignore[union-attr]
+    for doc, job in docs:
+        assert pair.sender.runner.run(job) == "done"
+        dispatch, attempts = pair.dispatch(doc)
+        assert (dispatch.state, [a.outcome for a in attempts]) == (
+            "delivered",
+            ["bad_receipt", "delivered"],
+        )
+    assert len(pair.received()) == len(forgeries)
