@@ -78,10 +78,10 @@ def register_sending(ctx: TransitionContext) -> None:
 
 
 def reset_failed_dispatches(ctx: TransitionContext) -> None:
-    """Failed and refused dispatches start again from pending, with fresh attempts."""
+    """Failed dispatches start again from pending, with fresh attempts; refused ones stay."""
     again = []
     for row in ctx.uow.dispatches.for_document(ctx.document.id):
-        if row.state in d.GIVEN_UP:
+        if row.state == d.FAILED:
             # The dispatch machine still decides: resend is an edge it declares.
             step = resolve(d.DISPATCH, row.state, "resend", _no_guards)
             ctx.uow.dispatches.set_state(row.id, state=step.dest, at=ctx.now, attempts=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from congvan.states import dispatch
 from congvan.states.document import ACKNOWLEDGED, DELIVERED, FAILED
 from congvan.states.machine import derive_document_state
 from congvan.storage.dispatches import DispatchRow
@@ -25,6 +26,14 @@ def any_failed(ctx: TransitionContext) -> tuple[bool, str]:
     return _derived(ctx) == FAILED, "no recipient has failed for good"
 
 
+def a_dispatch_failed(ctx: TransitionContext) -> tuple[bool, str]:
+    """Something to resend: a dispatch that ran out of attempts (a refusal stands)."""
+    return dispatch.FAILED in ctx.uow.dispatches.states(ctx.document.id), (
+        "no recipient failed for good: those that refused stand by their refusal "
+        "(send a corrected document as a replacement)"
+    )
+
+
 def attempts_left(ctx: TransitionContext) -> tuple[bool, str]:
     dispatch: DispatchRow | None = ctx.data.get("dispatch")
     limit = int(ctx.data.get("max_attempts", 0))
@@ -36,5 +45,6 @@ GUARDS = {
     "all_delivered": all_delivered,
     "all_acknowledged": all_acknowledged,
     "any_failed": any_failed,
+    "a_dispatch_failed": a_dispatch_failed,
     "attempts_left": attempts_left,
 }

@@ -17,7 +17,7 @@ DISPATCH = MachineSpec(
     name="dispatch",
     states=(PENDING, SENDING, DELIVERED, ACKNOWLEDGED, REJECTED, FAILED),
     initial=PENDING,
-    finals=(ACKNOWLEDGED,),
+    finals=(ACKNOWLEDGED, REJECTED),  # a refusal stands
     transitions=(
         edge("start", PENDING, SENDING),
         # An attempt failed and attempts remain: wait (a database timer) and try again.
@@ -28,8 +28,10 @@ DISPATCH = MachineSpec(
         edge("acknowledge", (SENDING, DELIVERED), ACKNOWLEDGED),
         edge("refuse", (SENDING, DELIVERED), REJECTED),
         # Only as part of the document's resend (derived: never fired on its own), since a
-        # dispatch resent alone would leave its document failed.
-        edge("resend", (FAILED, REJECTED), PENDING, derived=True),
+        # dispatch resent alone would leave its document failed. A refusal stands: the
+        # same package again would only get the same answer (a corrected document is a
+        # replacement, sent as such).
+        edge("resend", FAILED, PENDING, derived=True),
     ),
     descriptions={
         PENDING: "waiting for its next attempt",

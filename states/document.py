@@ -57,11 +57,12 @@ DOCUMENT = MachineSpec(
             derived=True,
         ),
         edge("failed", (SENT, DELIVERED), FAILED, conditions=("any_failed",), derived=True),
-        # A supervisor sends again to the recipients that failed.
+        # A supervisor sends again to the recipients that failed (not those that refused).
         edge(
             "resend",
             FAILED,
             SENT,
+            conditions=("a_dispatch_failed",),
             effects=("reset_failed_dispatches",),
             actions=("deliver_dispatches",),
         ),

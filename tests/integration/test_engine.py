@@ -479,7 +479,7 @@ def test_acknowledged_straight_from_sending(sending: Runtime, make_document: Cal
     assert "acknowledged" == document_row(sending, doc).state
 
 
-def test_a_refusal_fails_the_document_and_a_supervisor_resends(
+def test_a_refusal_fails_the_document_and_stands_against_a_resend(
     sending: Runtime, make_document: Callable[..., str]
 ):
     doc = make_document(sending)
@@ -501,24 +501,16 @@ def test_a_refusal_fails_the_document_and_a_supervisor_resends(
     )
 
     # When a supervisor resends it
-    resent = sending.engine.fire(
-        doc, "resend", SUPERVISOR, data={"reason": "Đã sửa thể thức, gửi lại"}
-    )
+    with pytest.raises(GuardFailed) as refusal:
+        sending.engine.fire(doc, "resend", SUPERVISOR, data={"reason": "Gửi lại"})
 
-    # Then it is sent again, the refused dispatch starts over and a delivery job is queued
-    assert ("failed", "sent") == (resent.from_state, resent.to_state)
-    assert 1 == len(resent.jobs)
-    assert {"000.00.01.H57": "delivered", "000.00.02.H57": "pending"} == dispatch_states(
+    # Then the refusal stands: the same package would get the same answer (a corrected
+    # document goes as a replacement); nothing was changed
+    assert refusal.value.details["failed"] == ["a_dispatch_failed"]
+    assert "failed" == document_row(sending, doc).state
+    assert {"000.00.01.H57": "delivered", "000.00.02.H57": "rejected"} == dispatch_states(
         sending, doc
     )
-    with sending.uow(readonly=True) as uow:
-        again = uow.dispatches.get(second)
-    assert (0, "pending") == (again.attempts, again.state)
-    assert ["000.00.02.H57"] == history(sending, doc)[-1].payload["resent_to"]
-
-    # And delivering it now makes the document delivered
-    fire(second, "start")
-    assert ["delivered"] == fire(second, "deliver").derived
     assert {} == chain_problems(sending)
 
 
@@ -547,6 +539,20 @@ def test_a_dispatch_out_of_attempts_fails_for_good(
         row = uow.dispatches.get(first)
     assert ("failed", 2, "timeout") == (row.state, row.attempts, row.last_error)
     assert "failed" == document_row(sending, doc).state
+
+    # When a supervisor resends it
+    resent = sending.engine.fire(
+        doc, "resend", SUPERVISOR, data={"reason": "Sở đã khôi phục hệ thống"}
+    )
+
+    # Then it is sent again: the failed dispatch starts over, one delivery job is queued
+    assert ("failed", "sent") == (resent.from_state, resent.to_state)
+    assert 1 == len(resent.jobs)
+    with sending.uow(readonly=True) as uow:
+        again = uow.dispatches.get(first)
+    assert (0, "pending") == (again.attempts, again.state)
+    assert [row.organ_id] == history(sending, doc)[-1].payload["resent_to"]
+    assert {} == chain_problems(sending)
 
 
 def test_dispatch_events_are_checked_like_document_events(

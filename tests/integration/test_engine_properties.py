@@ -450,6 +450,8 @@ class EngineWalk(RuleBasedStateMachine):
     # -- the model's predictions ------------------------------------------------------------
 
     def _holds(self, name: str, doc: DocumentModel) -> bool:
+        if name == "a_dispatch_failed":
+            return any(self.dispatches[i].state == d.FAILED for i in doc.dispatches)
         if name in DISPATCH_GUARDS:
             return self._derived_state(doc) == DISPATCH_GUARDS[name]
         return self.truth[name]
@@ -559,7 +561,7 @@ class EngineWalk(RuleBasedStateMachine):
         if event == "resend":
             for dispatch_id in doc.dispatches:
                 dispatch = self.dispatches[dispatch_id]
-                if dispatch.state in d.GIVEN_UP:
+                if dispatch.state == d.FAILED:  # a refusal stands
                     dispatch.state, dispatch.attempts = d.PENDING, 0
 
     def _check_moved(self, document_id: str, doc: DocumentModel, result: FireResult) -> None:
@@ -649,7 +651,7 @@ def replay(trail: list[AuditEvent]) -> tuple[str, dict[str, str]]:
             dispatches.update(dict.fromkeys(entry.payload["dispatches"].values(), d.PENDING))
         if event == "resend":
             for dispatch_id, s in dispatches.items():
-                if s in d.GIVEN_UP:
+                if s == d.FAILED:
                     # The effect writes the rows; the dispatch graph must allow the move.
                     assert is_edge(DISPATCH, "resend", s, d.PENDING)
                     dispatches[dispatch_id] = d.PENDING

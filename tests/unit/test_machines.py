@@ -182,7 +182,7 @@ DISPATCH_EVENTS = {
     d.SENDING: (["acknowledge", "deliver", "fail", "refuse", "retry"], []),
     d.DELIVERED: (["acknowledge", "refuse"], []),
     d.ACKNOWLEDGED: ([], []),
-    d.REJECTED: ([], ["resend"]),
+    d.REJECTED: ([], []),  # a refusal stands
     d.FAILED: ([], ["resend"]),
 }
 

@@ -39,8 +39,10 @@ DISPATCH_GUARDS = {
     "all_acknowledged": doc.ACKNOWLEDGED,
     "any_failed": doc.FAILED,
 }
+# Resend asks for a dispatch that ran out of attempts (a refusal stands).
+RESENDABLE = "a_dispatch_failed"
 # Guards that look elsewhere (checks, certificates, duplicates): any answer may come.
-OTHER_GUARDS = sorted(guard_names(DOCUMENT) - set(DISPATCH_GUARDS))
+OTHER_GUARDS = sorted(guard_names(DOCUMENT) - set(DISPATCH_GUARDS) - {RESENDABLE})
 
 # A dispatch is only ever resent by the document's ``resend`` (reset_failed_dispatches).
 # Fired on its own, a dispatch's ``resend`` would leave the document ``failed`` with no
@@ -111,6 +113,8 @@ class PureLayerWalk(RuleBasedStateMachine):
 
     def _guard(self, truth: Mapping[str, bool]) -> Guard:
         def guard(name: str) -> tuple[bool, str]:
+            if name == RESENDABLE:
+                return d.FAILED in self.dispatches, "no dispatch failed"
             if name in DISPATCH_GUARDS:
                 derived = derive_document_state(self.dispatches)
                 return derived == DISPATCH_GUARDS[name], f"dispatches say {derived}"
@@ -130,7 +134,7 @@ class PureLayerWalk(RuleBasedStateMachine):
             self.dispatches = [DISPATCH.initial] * recipients
         if "reset_failed_dispatches" in step.edge.effects:
             for i, s in enumerate(self.dispatches):
-                if s in d.GIVEN_UP:
+                if s == d.FAILED:
                     # The effect writes rows directly; the dispatch graph must allow it.
                     assert is_edge(DISPATCH, "resend", s, d.PENDING)
                     self.dispatches[i] = d.PENDING
