@@ -56,6 +56,7 @@ from congvan.actions.signing.verification import Verdict, verify_manifest_signat
 from congvan.states.errors import (
     AgencyMismatch,
     DocumentSignatureInvalid,
+    ExchangeRefused,
     ManifestMismatch,
     Misaddressed,
     PackageTampered,
@@ -243,28 +244,35 @@ def _check_signed_pdf(
         )
     except RevocationUnknown as exc:
         raise deferred(exc, package.header.sender) from exc
-    except ManifestMismatch as exc:  # PdfModified too
-        raise PackageTampered(
-            f"The signed PDF is not the manifest's main PDF with its signature: {exc.message}",
-            reason="signed_pdf_mismatch",
-            part=part.name,
-            error=exc.code,
-        ) from exc
-    except SignerMismatch as exc:
-        raise DocumentSignatureInvalid(
-            "The signed PDF is signed with another certificate than the manifest.",
-            reason="signed_pdf_signer",
-            part=part.name,
-            error=exc.code,
-            **{k: exc.details[k] for k in ("manifest_certificate", "pdf_certificate")},
-        ) from exc
     except SignatureError as exc:
-        raise DocumentSignatureInvalid(
-            f"The signed PDF's signature does not verify: {exc.message}",
-            reason="signed_pdf_invalid",
-            part=part.name,
-            error=exc.code,
+        refusal, reason, text = next(r[1:] for r in _PDF_REFUSALS if isinstance(exc, r[0]))
+        certificates = {k: v for k, v in exc.details.items() if k.endswith("_certificate")}
+        raise refusal(
+            f"{text}: {exc.message}", reason=reason, part=part.name, error=exc.code, **certificates
         ) from exc
+
+
+# What a signed PDF that does not hold is refused as, by the first class that matches.
+_PDF_REFUSALS: tuple[tuple[type[SignatureError], type[ExchangeRefused], str, str], ...] = (
+    (  # PdfModified too
+        ManifestMismatch,
+        PackageTampered,
+        "signed_pdf_mismatch",
+        "The signed PDF is not the manifest's main PDF with one signature appended",
+    ),
+    (
+        SignerMismatch,
+        DocumentSignatureInvalid,
+        "signed_pdf_signer",
+        "The signed PDF is signed with another certificate than the manifest",
+    ),
+    (
+        SignatureError,
+        DocumentSignatureInvalid,
+        "signed_pdf_invalid",
+        "The signed PDF's signature does not verify",
+    ),
+)
 
 
 def _read(package: Package, name: str) -> bytes:
