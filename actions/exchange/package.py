@@ -16,12 +16,13 @@ A package is a ZIP archive whose members are all stored, never compressed:
     ``filename`` there, byte for byte as the manifest's digest names it; a name must be
     one plain step (``archive.safe_step``).
 ``signed/NAME``
-    Optional: the main PDF as the signer signed it (PAdES), i.e. ``files/NAME`` of the
-    manifest's main file (role ``main``, ``application/pdf``) with the signer's signature
-    appended as an incremental update, made with the certificate of ``signature.p7s``.
-    Present when the signature has one; a signature made without one (a document whose
-    main file is not a PDF, a signer's tool that signed only the manifest) travels
-    without it and is accepted as before.
+    Optional: the main PDF as the signer signed it (PAdES), i.e. the bytes of
+    ``files/NAME``, the manifest's main file (role ``main``, ``application/pdf``), with
+    one signature appended as an incremental update that adds nothing else, made with
+    the certificate of ``signature.p7s`` (``signing.signedpdf``). Present when the
+    signature has one; a signature made without one (a document whose main file is not
+    a PDF, a signer's tool that signed only the manifest) travels without it and is
+    accepted as before.
 
 Stored, because the files are PDFs, office documents and scans, compressed already, and
 the only text members are a few kilobytes of JSON: deflating gains nothing worth having,
