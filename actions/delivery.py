@@ -2,10 +2,10 @@
 
 Claim (a short transaction): the dispatch starts an attempt (pending → sending, counted on
 its row) and the job reads what it sends — the sealed header, the manifest, the signer's
-signature, the files — and the peer's inbox and timeout. Act (no transaction): the
-package is assembled (the same bytes on every attempt) and posted with httpx. Record (a
-short transaction): the attempt is logged with its outcome, HTTP status and latency, and
-the dispatch moves:
+signature, the files, the signed PDF when the header lists one — and the peer's inbox and
+timeout. Act (no transaction): the package is assembled (the same bytes on every attempt)
+and posted with httpx. Record (a short transaction): the attempt is logged with its
+outcome, HTTP status and latency, and the dispatch moves:
 
 - ``delivered``: the answer is a receipt signed by the recipient agency naming our
   message id, package and manifest → ``deliver`` (the receipt is kept);
@@ -91,6 +91,7 @@ class Parcel:
     manifest: bytes
     signature: bytes
     files: dict[str, bytes]
+    signed_pdf: bytes | None
     trust: keystore.TrustMaterial
     started_at: datetime
 
@@ -167,6 +168,18 @@ class Delivery(StagedJob[Parcel]):
                 raise CongvanError(f"The file {entry['filename']} is no longer stored.")
             files[entry["filename"]] = bytes(data)
         header = json.loads(sealed.header)
+        seal = SealedHeader(
+            sealed.message_id,
+            sealed.header,
+            sealed.header_cms,
+            header["manifest_sha256"],
+            datetime.fromisoformat(header["sent_at"]),
+        )
+        signed_pdf = None
+        if seal.signed_pdf is not None:  # by the digest sealed, whatever was signed since
+            signed_pdf = uow.documents.blob(seal.signed_pdf.sha256)
+            if signed_pdf is None:
+                raise CongvanError("The signed PDF is no longer stored.")
         return Parcel(
             dispatch_id=dispatch_id,
             document_id=dispatch.document_id,
@@ -175,16 +188,11 @@ class Delivery(StagedJob[Parcel]):
             sender=head.agency_id,
             url=peer.inbox_url,
             timeout=min(float(peer.timeout_seconds), self.longest_wait),
-            sealed=SealedHeader(
-                sealed.message_id,
-                sealed.header,
-                sealed.header_cms,
-                header["manifest_sha256"],
-                datetime.fromisoformat(header["sent_at"]),
-            ),
+            sealed=seal,
             manifest=manifest,
             signature=bytes(signature.cms),
             files=files,
+            signed_pdf=None if signed_pdf is None else bytes(signed_pdf),
             trust=keystore.trust_material(uow, self.trust),
             started_at=ctx.now,
         )
@@ -218,6 +226,7 @@ class Delivery(StagedJob[Parcel]):
             manifest=work.manifest,
             signature=work.signature,
             files={name: io.BytesIO(data) for name, data in work.files.items()},
+            signed_pdf=None if work.signed_pdf is None else io.BytesIO(work.signed_pdf),
         )
         started = time.perf_counter()
 

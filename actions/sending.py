@@ -2,17 +2,18 @@
 
 Decree 30 Art. 33: the agency signs what it issues. At ``send`` each recipient's
 ``package.json`` (its message id, stable for the dispatch's life, the manifest's digest and
-every part) is signed with the agency's organisational key, before the transaction opens
-(``prepare_seals``: a signature per recipient is CPU work no write lock should wait on),
-and kept on the dispatch (``seal_packages``): every delivery attempt then sends the very
-same bytes, and a retry after an unknown outcome is one the receiver recognises.
+every part, the signed PDF among them when the signature has one) is signed with the
+agency's organisational key, before the transaction opens (``prepare_seals``: a signature
+per recipient is CPU work no write lock should wait on), and kept on the dispatch
+(``seal_packages``): every delivery attempt then sends the very same bytes, and a retry
+after an unknown outcome is one the receiver recognises.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from congvan.states.errors import InvalidInput, UnknownPeer
+from congvan.states.errors import InvalidInput, ManifestMismatch, UnknownPeer
 from congvan.storage.dispatches import SealedDispatch
 from congvan.storage.ids import new_id
 
@@ -44,6 +45,13 @@ class Sending:
         if signature is None:
             raise InvalidInput("The document has no signature to send.", document_id=doc.id)
         agency = self.keys.require(uow, doc.agency_id, ctx.now)
+        signed_pdf = None
+        if signature.signed_pdf_sha256:  # verified by signature_valid, which send guards on
+            signed_pdf = uow.documents.blob(signature.signed_pdf_sha256)
+            if signed_pdf is None:
+                raise ManifestMismatch(
+                    "The signed PDF is no longer stored.", sha256=signature.signed_pdf_sha256
+                )
         return {
             organ_id: seal_header(
                 message_id=new_id(),
@@ -52,6 +60,7 @@ class Sending:
                 signature=bytes(signature.cms),
                 agency=agency,
                 sent_at=ctx.now,
+                signed_pdf=None if signed_pdf is None else bytes(signed_pdf),
             )
             for organ_id in recipients
         }

@@ -374,7 +374,8 @@ class SignerMismatch(SignatureError):
 
 
 class DocumentSignatureInvalid(SignatureError, ExchangeRefused):
-    """The signer's signature over the package's manifest does not verify."""
+    """The signer's signature over the package's manifest, or in its signed PDF, does not
+    verify."""
 
     code = "document_signature_invalid"
 

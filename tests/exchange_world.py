@@ -3,8 +3,9 @@
 Built with ``actions.signing.pki`` (the CA ``congvan keys`` uses) and no database: a pinned
 root with its CRL; the sending agency (the province, ``A``) and the receiving one (its
 department of home affairs, ``B``), each with an organisational certificate; a signer of
-A; and the wrong ones the tests need: a root nobody pinned, a revoked agency certificate,
-an agency certificate naming a third agency.
+A, with the letter as a real PDF and that PDF signed by the signer (PAdES); and the wrong
+ones the tests need: a root nobody pinned, a revoked agency certificate, an agency
+certificate naming a third agency, another signer of A.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from cryptography import x509
 from congvan.actions.exchange.envelope import sign_body
 from congvan.actions.exchange.package import Written
 from congvan.actions.exchange.writing import write_package
-from congvan.actions.signing import pki
+from congvan.actions.signing import pades, pki
 from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.manifest import build_manifest
+from congvan.workflow.letters import sample_pdf
 from tests.factories import SAMPLE_FIELDS
 
 A = "000.00.00.H57"  # UBND tỉnh Thừa Thiên Huế
@@ -40,6 +42,7 @@ SENT_AT = NOW - timedelta(minutes=5)
 PASSPHRASE = "exchange tests"
 CRL_URL = "http://pki.congvan.test/root.crl"
 MAIN_PDF = b"%PDF-1.4\n% 1227/UBND-TDKT\n" + bytes(range(256)) * 40
+MAIN_NAME = "1227-UBND-TĐKT.pdf"
 APPENDIX = "Phụ lục danh sách đơn vị.pdf"
 
 
@@ -59,12 +62,30 @@ class World:
     unpinned_a: AgencyKey  # A's organisational certificate from a root nobody pinned
     revoked_a: AgencyKey
     a_naming_c: Person  # an agency certificate of C, offered as A's
+    other_signer: Person  # another signer of A
+    pdf: bytes  # the letter as a real PDF, to be signed
     files: dict[str, bytes] = field(default_factory=dict)
 
-    def document(self, agency_id: str = A, document_id: str = "doc-1") -> tuple[bytes, bytes]:
+    def signed(self, pdf: bytes | None = None, *, by: Person | None = None) -> bytes:
+        """``pdf`` (the letter's by default) signed in PAdES by ``by`` (the signer)."""
+        by = by or self.signer
+        return pades.sign_pdf(
+            self.pdf if pdf is None else pdf,
+            key=by.key,
+            cert=by.cert,
+            chain=[self.root.certificate],
+            signer_name=SAMPLE_FIELDS["signer_name"],
+            position=SAMPLE_FIELDS["signer_position"],
+            agency_name="UBND tỉnh Thừa Thiên Huế",
+            signing_time=SENT_AT - timedelta(hours=1),
+        )
+
+    def document(
+        self, agency_id: str = A, document_id: str = "doc-1", *, main: bytes = MAIN_PDF
+    ) -> tuple[bytes, bytes]:
         """The manifest of a letter of ``agency_id`` and the signer's CMS over it."""
         attachments = [
-            _attachment("main", "1227-UBND-TĐKT.pdf", MAIN_PDF),
+            _attachment("main", MAIN_NAME, main),
             _attachment("appendix", APPENDIX, self.files[APPENDIX]),
         ]
         document = {
@@ -85,10 +106,18 @@ class World:
         return manifest, cms
 
     def write(
-        self, *, recipient: str = B, message_id: str = "dispatch-7f3a"
+        self,
+        *,
+        recipient: str = B,
+        message_id: str = "dispatch-7f3a",
+        main: bytes = MAIN_PDF,
+        signed_pdf: bytes | None = None,
     ) -> tuple[bytes, Written]:
-        """A's package of the sample letter for ``recipient``: its bytes and what A keeps."""
-        manifest, cms = self.document()
+        """A's package of the sample letter for ``recipient``: its bytes and what A keeps.
+
+        ``main`` is the letter's main file, ``signed_pdf`` what travels as it signed.
+        """
+        manifest, cms = self.document(main=main)
         sink = io.BytesIO()
         written = write_package(
             sink,
@@ -96,14 +125,19 @@ class World:
             recipient=recipient,
             manifest=manifest,
             signature=cms,
-            files={name: io.BytesIO(data) for name, data in self.file_bytes().items()},
+            files={name: io.BytesIO(data) for name, data in self.file_bytes(main).items()},
             agency=self.agencies[A],
             sent_at=SENT_AT,
+            signed_pdf=signed_pdf,
         )
         return sink.getvalue(), written
 
-    def file_bytes(self) -> dict[str, bytes]:
-        return {"1227-UBND-TĐKT.pdf": MAIN_PDF, APPENDIX: self.files[APPENDIX]}
+    def write_signed(self, signed_pdf: bytes | None = None) -> bytes:
+        """A's package of the letter as a real PDF with ``signed_pdf`` (the signer's)."""
+        return self.write(main=self.pdf, signed_pdf=signed_pdf or self.signed())[0]
+
+    def file_bytes(self, main: bytes = MAIN_PDF) -> dict[str, bytes]:
+        return {MAIN_NAME: main, APPENDIX: self.files[APPENDIX]}
 
 
 def _attachment(role: str, filename: str, data: bytes) -> dict[str, Any]:
@@ -127,20 +161,7 @@ def build_world() -> World:
     )
     agencies = {agency: _agency(root, agency) for agency in (A, B, C)}
     revoked = _agency(root, A)
-    signer = _load(
-        pki.issue_signer_certificate(
-            root,
-            PASSPHRASE,
-            full_name=SAMPLE_FIELDS["signer_name"],
-            position=SAMPLE_FIELDS["signer_position"],
-            agency_id=A,
-            agency_name="UBND tỉnh Thừa Thiên Huế",
-            user_id=f"signer@{A}",
-            passphrase=PASSPHRASE,
-            crl_url=CRL_URL,
-            **_terms(730),
-        )
-    )
+    signer = _signer(root, SAMPLE_FIELDS["signer_name"], f"signer@{A}")
     crl = pki.make_crl(
         root,
         PASSPHRASE,
@@ -159,6 +180,8 @@ def build_world() -> World:
         unpinned_a=_agency(other_root, A),
         revoked_a=revoked,
         a_naming_c=Person(c.key, c.cert),
+        other_signer=_signer(root, "Trần Thị Hoa", f"hoa@{A}"),
+        pdf=sample_pdf(),
         files={APPENDIX: b"%PDF-1.4\n% phu luc\n" + b"\x00\xff" * 500},
     )
 
@@ -179,6 +202,23 @@ def _agency(ca: pki.Issued, agency_id: str) -> AgencyKey:
     )
     person = _load(issued)
     return AgencyKey(agency_id, person.key, person.cert, (ca.certificate,))
+
+
+def _signer(ca: pki.Issued, name: str, user_id: str) -> Person:
+    return _load(
+        pki.issue_signer_certificate(
+            ca,
+            PASSPHRASE,
+            full_name=name,
+            position=SAMPLE_FIELDS["signer_position"],
+            agency_id=A,
+            agency_name="UBND tỉnh Thừa Thiên Huế",
+            user_id=user_id,
+            passphrase=PASSPHRASE,
+            crl_url=CRL_URL,
+            **_terms(730),
+        )
+    )
 
 
 def _load(issued: pki.Issued) -> Person:

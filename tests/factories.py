@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import zipfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from congvan.actions.context import Actor, Effect, Guard, JobAction, JobContext, TransitionContext
+from congvan.actions.exchange.envelope import canonical
 from congvan.states.policy import ROLES
 from congvan.storage.audit import AuditEvent, verify_chains
 from congvan.storage.documents import DocumentRow
@@ -199,8 +202,10 @@ def add_signature_row(
     *,
     mode: str = "upload",
     fingerprint: str = "0" * 64,
+    signed_pdf_sha256: str = "",
 ) -> None:
-    """The signature row of a document signed outside the ``sign`` effect (faked there)."""
+    """The signature row of a document signed outside the ``sign`` effect (faked there);
+    ``signed_pdf_sha256`` names the signed PDF kept with it, if any."""
     uow.signatures.add_signature(
         SignatureRow(
             id=new_id(),
@@ -213,7 +218,7 @@ def add_signature_row(
             signer="Nguyễn Văn Phương",
             certificate_fingerprint=fingerprint,
             signing_time=at,
-            signed_pdf_sha256="",
+            signed_pdf_sha256=signed_pdf_sha256,
             created_at=at,
         )
     )
@@ -255,12 +260,67 @@ def dump_tables(runtime: Runtime) -> dict[str, list[tuple[Any, ...]]]:
 
 
 SENDER_ID = "000.00.00.H40"  # a sending agency on another instance
+# (part name, role, media type, bytes) of a received letter's files
+PackedFile = tuple[str, str, str, bytes]
+PACKED_FILES: tuple[PackedFile, ...] = (
+    ("files/1227-UBND-TĐKT.pdf", "main", "application/pdf", b"%PDF-1.4 1227/UBND-TDKT"),
+)
 
 
-def arrival(message_id: str = "msg-1", agency_id: str = AGENCY_ID, **changes: Any) -> Arrival:
+def packed(
+    message_id: str,
+    agency_id: str,
+    manifest: bytes,
+    files: Sequence[PackedFile] = PACKED_FILES,
+) -> bytes:
+    """A package from ``SENDER_ID`` as ``open_package`` reads it; nothing in it is signed
+    (``agency.p7s`` and ``signature.p7s`` are placeholders), as the inbox judged that."""
+    placeholder = b"cms"
+    members = [
+        ("manifest.json", "manifest", "application/json", manifest),
+        ("signature.p7s", "signature", "application/pkcs7-signature", placeholder),
+        *files,
+    ]
+    header = canonical(
+        {
+            "format": "congvan-package/1",
+            "message_id": message_id,
+            "sender": SENDER_ID,
+            "recipient": agency_id,
+            "business_type": "new",
+            "document_id": "doc-1227",
+            "sent_at": "2021-02-06T02:15:00+00:00",
+            "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
+            "parts": [
+                {
+                    "name": name,
+                    "role": role,
+                    "media_type": media_type,
+                    "size": len(data),
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                }
+                for name, role, media_type, data in members
+            ],
+        }
+    )
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("package.json", header)
+        archive.writestr("agency.p7s", placeholder)
+        for name, _role, _media_type, data in members:
+            archive.writestr(name, data)
+    return sink.getvalue()
+
+
+def arrival(
+    message_id: str = "msg-1",
+    agency_id: str = AGENCY_ID,
+    files: Sequence[PackedFile] = PACKED_FILES,
+    **changes: Any,
+) -> Arrival:
     """A package from ``SENDER_ID`` as the inbox would store it once verified."""
-    package = f"package {message_id}".encode()
     manifest = b'{"format":"congvan-manifest/1"}'
+    package = packed(message_id, agency_id, manifest, files)
     facts: dict[str, Any] = {
         "id": new_id(),
         "agency_id": agency_id,

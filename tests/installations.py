@@ -9,6 +9,7 @@ and ``bench/delivery.py`` build the same pair.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from cryptography import x509
 
-from congvan.actions.signing import keystore, pki
+from congvan.actions.signing import keystore, pades, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.stored import manifest_of
 from congvan.storage.ids import new_id
@@ -36,6 +37,7 @@ from tests.factories import (
     add_agency,
     add_signature_row,
     job_done,
+    sample_file,
 )
 
 # The sender's fakes: review and the send guards pass; sealing and delivery are real.
@@ -70,16 +72,45 @@ class Pair:
     def point_b_at(self, url: str) -> None:
         self.point_at(B, url)
 
+    def sign_pdf(self, pdf: bytes) -> bytes:
+        """``pdf`` signed in PAdES by A's signer, as signing on the server does."""
+        return pades.sign_pdf(
+            pdf,
+            key=self.signer_key,
+            cert=self.signer_cert,
+            chain=list(self.sender.trust.roots()),
+            signer_name="Nguyễn Văn Phương",
+            position="PCT",
+            agency_name="UBND tỉnh",
+            signing_time=self.sender.clock(),
+        )
+
     def signed(
-        self, make_document: Callable[..., str], to: Sequence[str] = (B,), **fields: Any
+        self,
+        make_document: Callable[..., str],
+        to: Sequence[str] = (B,),
+        *,
+        pdf: tuple[str, bytes] | None = None,
+        signed_pdf: bytes | None = None,
+        **fields: Any,
     ) -> str:
-        """A's letter to ``to``, approved (checks faked) and signed by A's signer (for real)."""
+        """A's letter to ``to``, approved (checks faked) and signed by A's signer (for real).
+
+        ``pdf`` (file name, bytes) is its main file; ``signed_pdf`` is kept as the PDF the
+        signer signed (``sign_pdf``), unchecked: the send guards are faked.
+        """
         recipients = [{"organ_id": o, "name": NAMES.get(o, o)} for o in to]
+        if pdf is not None:
+            fields["files"] = [sample_file(pdf[1], filename=pdf[0])]
         doc = make_document(self.sender, recipients=recipients, **fields)
         self.sender.engine.fire(doc, "approve", actor("reviewer"))
         self.sender.engine.fire(doc, "sign", actor("signer"))
         now = self.sender.clock()
         with self.sender.uow() as uow:
+            signed_pdf_sha256 = ""
+            if signed_pdf is not None:
+                signed_pdf_sha256 = hashlib.sha256(signed_pdf).hexdigest()
+                uow.documents.put_blob(signed_pdf_sha256, signed_pdf)
             manifest = manifest_of(uow, doc)
             cms = sign_manifest(
                 manifest,
@@ -96,6 +127,7 @@ class Pair:
                 now,
                 mode="server",
                 fingerprint=keystore.fingerprint(self.signer_cert),
+                signed_pdf_sha256=signed_pdf_sha256,
             )
             uow.commit()
         return doc

@@ -26,6 +26,7 @@ from congvan.actions.jobs import QUEUES, AnyJob, JobRunner
 from congvan.actions.review import Review
 from congvan.actions.sending import Sending
 from congvan.actions.signing.revocation_lists import RevocationLists
+from congvan.actions.signing.signedpdf import SIGNATURE_ROOM
 from congvan.actions.signing.signing import Signing
 from congvan.actions.signing.truststore import TrustStore
 from congvan.actions.statuses import StatusSending
@@ -317,8 +318,10 @@ def bootstrap(
         trust,
         Limits(
             max_total_size=settings.max_request_bytes,
-            max_parts=settings.max_attachments + 4,  # package.json, two signatures, manifest
-            max_part_size=settings.max_attachment_bytes,
+            # package.json, two signatures, manifest, signed PDF
+            max_parts=settings.max_attachments + 5,
+            # A signed PDF is its main file and the signatures appended to it.
+            max_part_size=settings.max_attachment_bytes + SIGNATURE_ROOM,
         ),
     )
     return Runtime(

@@ -16,12 +16,27 @@
        and document id; every attachment of    attachment_missing, attachment_mismatch,
        the manifest against the file parts     attachment_extra, document_id
     5. the manifest is the sender's document   AgencyMismatch (403) manifest_agency
+    6. the signed PDF, when there is one, as   (``signedpdf.verify_signed_main``)
+       an upload is judged: named signed/ +    PackageTampered (422) signed_pdf_mismatch
+       the manifest's main PDF, and that PDF's
+       bytes with one signature appended and
+       nothing else (ManifestMismatch,
+       PdfModified underneath)
+       its signatures verify (chain, CRLs,     DocumentSignatureInvalid (422)
+       signer profile)                         signed_pdf_invalid
+       made with signature.p7s's certificate   DocumentSignatureInvalid (422)
+                                               signed_pdf_signer
+
+A refusal of 6 names the ``SignatureError`` underneath in ``details["error"]``
+(``pdf_modified``, ``chain_untrusted``…). A package without a signed PDF skips 6: a
+signature made without one is accepted as it is.
 
 Certificates are judged at ``now``, the moment of acceptance, with the CRLs of ``trust``;
-nothing is fetched. When no current CRL covers a certificate (1 or 3), nothing is refused:
-VerificationDeferred (503, reason revocation_unknown) asks the sender to come back later.
-The checks that read every byte (4) come after those that need only the small members, so
-a package from nobody we trust costs no more than its signatures.
+nothing is fetched. When no current CRL covers a certificate (1, 3 or 6), nothing is
+refused: VerificationDeferred (503, reason revocation_unknown) asks the sender to come
+back later. The checks that read every byte (4, 6) come after those that need only the
+small members, so a package from nobody we trust costs no more than its signatures; the
+signed PDF, the dearest to verify, comes last.
 """
 
 from __future__ import annotations
@@ -35,19 +50,24 @@ from typing import Any
 
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.manifest import FORMAT as MANIFEST_FORMAT
+from congvan.actions.signing.pades import PdfVerdict
+from congvan.actions.signing.signedpdf import verify_signed_main
 from congvan.actions.signing.verification import Verdict, verify_manifest_signature
 from congvan.states.errors import (
     AgencyMismatch,
     DocumentSignatureInvalid,
+    ExchangeRefused,
+    ManifestMismatch,
     Misaddressed,
     PackageTampered,
     PeerUnknown,
     RevocationUnknown,
     SignatureError,
+    SignerMismatch,
 )
 
 from .envelope import deferred, read_canonical, verify_body
-from .package import MANIFEST, Header, Package, Part
+from .package import FILES, MANIFEST, SIGNED, Header, Package, Part, main_pdf
 
 # Whether an agency is one this system exchanges documents with (the directory).
 DirectoryLookup = Callable[[str], bool]
@@ -64,6 +84,7 @@ class Accepted:
     manifest_sha256: str
     agency: Verdict
     signer: Verdict
+    signed_pdf: PdfVerdict | None = None  # when the package carries one
 
 
 def verify_package(
@@ -115,6 +136,7 @@ def verify_package(
             reason="manifest_agency",
             agency_id=header.sender,
         )
+    signed_pdf = _check_signed_pdf(package, document, signer, trust, now)
     return Accepted(
         header=header,
         manifest=package.manifest,
@@ -123,6 +145,7 @@ def verify_package(
         manifest_sha256=header.manifest_sha256,
         agency=agency,
         signer=signer,
+        signed_pdf=signed_pdf,
     )
 
 
@@ -189,3 +212,68 @@ def _check_manifest(package: Package, header: Header) -> dict[str, Any]:
             parts=extra[:20],
         )
     return document
+
+
+def _check_signed_pdf(
+    package: Package,
+    document: Mapping[str, Any],
+    signer: Verdict,
+    trust: TrustMaterial,
+    now: datetime,
+) -> PdfVerdict | None:
+    """Verify the signed PDF, when the package carries one, as an upload is verified."""
+    part = package.header.signed_pdf
+    if part is None:
+        return None
+    main = main_pdf(document)
+    if main is None or part.name != SIGNED + main:
+        raise PackageTampered(
+            "The signed PDF is not the manifest's main PDF.",
+            reason="signed_pdf_mismatch",
+            part=part.name,
+        )
+    try:
+        return verify_signed_main(
+            # Whole in memory, as PDF verification needs: open_archive bounded both parts.
+            _read(package, FILES + main),
+            _read(package, part.name),
+            certificate=signer.signer.sha256,
+            trust_roots=trust.roots,
+            crls=trust.crls,
+            at=now,
+        )
+    except RevocationUnknown as exc:
+        raise deferred(exc, package.header.sender) from exc
+    except SignatureError as exc:
+        refusal, reason, text = next(r[1:] for r in _PDF_REFUSALS if isinstance(exc, r[0]))
+        certificates = {k: v for k, v in exc.details.items() if k.endswith("_certificate")}
+        raise refusal(
+            f"{text}: {exc.message}", reason=reason, part=part.name, error=exc.code, **certificates
+        ) from exc
+
+
+# What a signed PDF that does not hold is refused as, by the first class that matches.
+_PDF_REFUSALS: tuple[tuple[type[SignatureError], type[ExchangeRefused], str, str], ...] = (
+    (  # PdfModified too
+        ManifestMismatch,
+        PackageTampered,
+        "signed_pdf_mismatch",
+        "The signed PDF is not the manifest's main PDF with one signature appended",
+    ),
+    (
+        SignerMismatch,
+        DocumentSignatureInvalid,
+        "signed_pdf_signer",
+        "The signed PDF is signed with another certificate than the manifest",
+    ),
+    (
+        SignatureError,
+        DocumentSignatureInvalid,
+        "signed_pdf_invalid",
+        "The signed PDF's signature does not verify",
+    ),
+)
+
+
+def _read(package: Package, name: str) -> bytes:
+    return b"".join(package.archive.chunks(name))

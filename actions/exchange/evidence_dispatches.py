@@ -10,8 +10,9 @@ bundle proved (``Signed``):
                         header_document_id, header_manifest_digest, header_message_id)
     receipt AGENCY      ``receipts.verify_receipt``: signed by the recipient agency, naming
                         the message id, the manifest and the package, which is assembled
-                        again from the bundle when it holds the files (else the receipt's
-                        own digest is taken, and the verdict says so)
+                        again from the bundle when it holds the files (and ``signed.pdf``
+                        when the header lists the signed PDF; else the receipt's own
+                        digest is taken, and the verdict says so)
     status AGENCY NN    ``status.verify_status``: signed by the recipient agency, from it,
                         to the issuing one, about the message id; of code NN and about
                         the document (status_mismatch)
@@ -29,7 +30,7 @@ from congvan.actions.signing.keystore import TrustMaterial
 from congvan.states.errors import CongvanError
 
 from .envelope import read_canonical, verify_body
-from .evidence import FILES, Bundle, claimed_moment, json_object
+from .evidence import FILES, SIGNED_PDF, Bundle, claimed_moment, json_object
 from .evidence_report import Report
 from .package import FORMAT as PACKAGE_FORMAT
 from .package import Header, read_header
@@ -125,7 +126,12 @@ class DispatchChecks:
         if not all(self.bundle.has(FILES + n) for n in names):
             return ""  # a file is missing: no package digest can match
         sealed = SealedHeader(header.message_id, body, cms, header.manifest_sha256, header.sent_at)
+        if header.signed_pdf is not None and not self.bundle.has(SIGNED_PDF):
+            return ""  # the package carried a signed PDF the bundle lacks
         files = {n: cast(BinaryIO, self.bundle.open(FILES + n)) for n in names}
+        signed_pdf = None
+        if header.signed_pdf is not None:
+            signed_pdf = cast(BinaryIO, self.bundle.open(SIGNED_PDF))
         try:
             written = assemble(
                 io.BytesIO(),
@@ -133,11 +139,12 @@ class DispatchChecks:
                 manifest=self.signed.manifest,
                 signature=self.signed.signature,
                 files=files,
+                signed_pdf=signed_pdf,
             )
         except (ValueError, CongvanError):
             return ""  # not the files the header names
         finally:
-            for stream in files.values():
+            for stream in (*files.values(), *([signed_pdf] if signed_pdf else [])):
                 stream.close()
         return written.sha256
 

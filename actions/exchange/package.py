@@ -12,8 +12,17 @@ A package is a ZIP archive whose members are all stored, never compressed:
 ``signature.p7s``
     The signer's detached CMS (DER) over ``manifest.json``.
 ``files/NAME``
-    Each file the manifest lists (the signed PDF, the appendices), ``NAME`` being its
-    ``filename`` there; a name must be one plain step (``archive.safe_step``).
+    Each file the manifest lists (the main PDF, the appendices), ``NAME`` being its
+    ``filename`` there, byte for byte as the manifest's digest names it; a name must be
+    one plain step (``archive.safe_step``).
+``signed/NAME``
+    Optional: the main PDF as the signer signed it (PAdES), i.e. the bytes of
+    ``files/NAME``, the manifest's main file (role ``main``, ``application/pdf``), with
+    one signature appended as an incremental update that adds nothing else, made with
+    the certificate of ``signature.p7s`` (``signing.signedpdf``). Present when the
+    signature has one; a signature made without one (a document whose main file is not
+    a PDF, a signer's tool that signed only the manifest) travels without it and is
+    accepted as before.
 
 Stored, because the files are PDFs, office documents and scans, compressed already, and
 the only text members are a few kilobytes of JSON: deflating gains nothing worth having,
@@ -38,7 +47,8 @@ The header's members, all present:
                     ``manifest.json`` (role ``manifest``, ``application/json``),
                     ``signature.p7s`` (role ``signature``,
                     ``application/pkcs7-signature``), then the files with the role and
-                    media type the manifest gives them.
+                    media type the manifest gives them, then the signed PDF when there
+                    is one (role ``signed_pdf``, ``application/pdf``; at most one).
 
 Example (one line in reality, wrapped here)::
 
@@ -48,20 +58,29 @@ Example (one line in reality, wrapped here)::
     "sha256":"5c0a…e1f3","size":733},{"media_type":"application/pkcs7-signature",
     "name":"signature.p7s","role":"signature","sha256":"90b2…4c1d","size":1893},
     {"media_type":"application/pdf","name":"files/1227-UBND-TĐKT.pdf","role":"main",
-    "sha256":"9f86…0a08","size":48213}],"recipient":"000.00.11.H57",
-    "sender":"000.00.00.H57","sent_at":"2021-02-06T02:15:00+00:00"}
+    "sha256":"9f86…0a08","size":48213},{"media_type":"application/pdf",
+    "name":"signed/1227-UBND-TĐKT.pdf","role":"signed_pdf","sha256":"4e07…b1c2",
+    "size":71690}],"recipient":"000.00.11.H57","sender":"000.00.00.H57",
+    "sent_at":"2021-02-06T02:15:00+00:00"}
+
+``signed/`` came after the first packages of this version and keeps the version: it is
+optional, and a package without it is what it always was. A reader older than the
+member refuses a package carrying one (``unsafe_name``), as it refuses any name it does
+not know.
 
 ``writing.write_package`` streams it into a sink (``seal_header`` then ``assemble``);
 ``open_package`` reads one from a peer, refusing what ``archive`` refuses and then: no
 ``package.json`` or a member missing or extra against its parts (``MessageMalformed``
 ``missing_part`` / ``extra_part``), a header not canonical (``non_canonical``) or of
-another format (``FormatUnsupported``). ``acceptance.verify_package`` then decides
-whether to trust it.
+another format (``FormatUnsupported``), more than one ``signed/`` part, one not of role
+``signed_pdf`` and ``application/pdf``, or a file of that role (``member``).
+``acceptance.verify_package`` then decides whether to trust it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -78,6 +97,8 @@ AGENCY_SIGNATURE = "agency.p7s"
 MANIFEST = "manifest.json"
 SIGNATURE = "signature.p7s"
 FILES = "files/"
+SIGNED = "signed/"
+SIGNED_PDF = ("signed_pdf", "application/pdf")  # the role and media type of signed/NAME
 BUSINESS_TYPES = ("new",)
 RESERVED_BUSINESS_TYPES = ("recall", "update", "replace")
 HEADER_MEMBERS = (
@@ -111,8 +132,13 @@ class Part:
 
     @property
     def filename(self) -> str | None:
-        """The manifest's file name of a file part; None for the manifest and signature."""
+        """The manifest's file name of a file part; None for the other parts."""
         return self.name.removeprefix(FILES) if self.name.startswith(FILES) else None
+
+    @property
+    def signed_pdf(self) -> bool:
+        """Whether this is the main PDF as the signer signed it (``signed/NAME``)."""
+        return self.name.startswith(SIGNED)
 
 
 @dataclass(frozen=True)
@@ -127,6 +153,11 @@ class Header:
     sent_at: datetime
     manifest_sha256: str
     parts: tuple[Part, ...]
+
+    @property
+    def signed_pdf(self) -> Part | None:
+        """The signed PDF's part, when the package carries one."""
+        return next((p for p in self.parts if p.signed_pdf), None)
 
 
 @dataclass(frozen=True)
@@ -230,6 +261,8 @@ def read_header(content: dict[str, Any]) -> Header:
             raise MessageMalformed(
                 f"parts must list {name} as {role}.", reason="missing_part", part=name
             )
+    if sum(p.signed_pdf for p in parts) > 1:
+        raise MessageMalformed("parts lists more than one signed PDF.", reason="member")
     return Header(
         message_id=members.identifier("message_id"),
         sender=members.organ_id("sender"),
@@ -242,13 +275,25 @@ def read_header(content: dict[str, Any]) -> Header:
     )
 
 
+def main_pdf(manifest: Mapping[str, Any]) -> str | None:
+    """The file name of the manifest's main file when it is a PDF: what a signer signs."""
+    for attachment in manifest.get("attachments") or ():
+        if isinstance(attachment, dict) and (
+            attachment.get("role"),
+            attachment.get("media_type"),
+        ) == ("main", "application/pdf"):
+            return str(attachment.get("filename"))
+    return None
+
+
 def read_part(raw: Any) -> Part:
     if not isinstance(raw, dict):
         raise MessageMalformed("A part must be an object.", reason="member", member="parts")
     members = Members(raw, PART_MEMBERS)
     name = raw["name"]
-    is_file = isinstance(name, str) and name.startswith(FILES) and safe_step(name[len(FILES) :])
-    if not (is_file or name in FIXED_PARTS):
+    is_file = _in_folder(name, FILES)
+    is_signed = _in_folder(name, SIGNED)
+    if not (is_file or is_signed or name in FIXED_PARTS):
         raise MessageMalformed(
             "A part's name is not one this format allows.",
             reason="unsafe_name",
@@ -258,12 +303,23 @@ def read_part(raw: Any) -> Part:
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise MessageMalformed("A part's size must be a count of bytes.", reason="member")
     role = members.text("role")
-    if is_file and role in ("manifest", "signature"):
+    media_type = members.text("media_type")
+    if is_file and role in ("manifest", "signature", SIGNED_PDF[0]):
         raise MessageMalformed("A file cannot have that role.", reason="member", part=name)
+    if is_signed and (role, media_type) != SIGNED_PDF:
+        raise MessageMalformed(
+            f"A part under {SIGNED} is the signed PDF, role {SIGNED_PDF[0]}.",
+            reason="member",
+            part=name,
+        )
     return Part(
         name=name,
         role=str(role),
-        media_type=str(members.text("media_type")),
+        media_type=str(media_type),
         size=size,
         sha256=members.sha256("sha256"),
     )
+
+
+def _in_folder(name: Any, folder: str) -> bool:
+    return isinstance(name, str) and name.startswith(folder) and safe_step(name[len(folder) :])

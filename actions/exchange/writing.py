@@ -2,12 +2,14 @@
 
 The sender seals a package's header once per recipient (``seal_header``: ``package.json``
 and the agency's signature over it) and keeps it; every attempt then ``assemble``s the
-very same bytes from it, the manifest, the signer's signature and the files, streamed.
+very same bytes from it, the manifest, the signer's signature, the files and the signed
+PDF when the header lists one, streamed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import unicodedata
 import zipfile
@@ -33,8 +35,11 @@ from .package import (
     MANIFEST,
     PART_MEMBERS,
     SIGNATURE,
+    SIGNED,
+    SIGNED_PDF,
     Part,
     Written,
+    main_pdf,
     read_part,
 )
 
@@ -50,10 +55,12 @@ def write_package(
     agency: AgencyKey,
     sent_at: datetime,
     business_type: str = "new",
+    signed_pdf: bytes | None = None,
 ) -> Written:
     """Write the package of ``manifest`` for ``recipient`` into ``sink``, streaming the files.
 
     ``files`` maps every ``filename`` of the manifest to a binary stream of its bytes;
+    ``signed_pdf`` is the main PDF as the signer signed it, when there is one;
     ``agency`` is the issuing agency's key, which signs ``package.json`` at ``sent_at``.
     Raises ``ValueError`` when the package could not be accepted: the manifest is not
     the issuing agency's, a file name is unsafe or repeated, a file is missing, extra,
@@ -69,9 +76,17 @@ def write_package(
         agency=agency,
         sent_at=sent_at,
         business_type=business_type,
+        signed_pdf=signed_pdf,
     )
     _check_file_names(_filenames(manifest), set(files))
-    return assemble(sink, sealed, manifest=manifest, signature=signature, files=files)
+    return assemble(
+        sink,
+        sealed,
+        manifest=manifest,
+        signature=signature,
+        files=files,
+        signed_pdf=None if signed_pdf is None else io.BytesIO(signed_pdf),
+    )
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,11 @@ class SealedHeader:
     manifest_sha256: str
     sent_at: datetime
 
+    @property
+    def signed_pdf(self) -> Part | None:
+        """The signed PDF the header lists (to assemble with it), if any."""
+        return next((p for p in _header_parts(self.header) if p.signed_pdf), None)
+
 
 def seal_header(
     *,
@@ -95,8 +115,13 @@ def seal_header(
     agency: AgencyKey,
     sent_at: datetime,
     business_type: str = "new",
+    signed_pdf: bytes | None = None,
 ) -> SealedHeader:
-    """``package.json`` for ``recipient``, signed by the issuing ``agency`` at ``sent_at``."""
+    """``package.json`` for ``recipient``, signed by the issuing ``agency`` at ``sent_at``.
+
+    ``signed_pdf``, the main PDF as the signer signed it, is listed after the files; the
+    manifest must then have a main PDF (its bytes are judged by ``signedpdf`` at signing).
+    """
     content = _manifest(manifest, agency.agency_id)
     if business_type not in BUSINESS_TYPES:
         raise ValueError(f"business_type {business_type!r} is not sent in {FORMAT}")
@@ -115,6 +140,11 @@ def seal_header(
             for a in attachments
         ),
     ]
+    if signed_pdf is not None:
+        main = main_pdf(content)
+        if main is None:
+            raise ValueError("a signed PDF travels only with a manifest whose main file is a PDF")
+        parts.append(_part(SIGNED + main, *SIGNED_PDF, signed_pdf))
     header = canonical(
         {
             "format": FORMAT,
@@ -140,10 +170,16 @@ def assemble(
     manifest: bytes,
     signature: bytes,
     files: Mapping[str, BinaryIO],
+    signed_pdf: BinaryIO | None = None,
 ) -> Written:
-    """Write the package ``sealed`` describes into ``sink``: the same bytes every time."""
+    """Write the package ``sealed`` describes into ``sink``: the same bytes every time.
+
+    ``signed_pdf`` is given exactly when the header lists one.
+    """
     _check_file_names(_filenames(manifest), set(files))
     parts = _header_parts(sealed.header)
+    if (signed_pdf is None) != (sealed.signed_pdf is None):
+        raise ValueError("a signed PDF is given exactly when the sealed header lists one")
     out = _HashingSink(sink)
     stamp = sealed.sent_at
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -152,7 +188,9 @@ def assemble(
         archive.writestr(stored_entry(MANIFEST, stamp), manifest)
         archive.writestr(stored_entry(SIGNATURE, stamp), signature)
         for part in parts[2:]:
-            _stream(archive, stored_entry(part.name, stamp), files[part.name[len(FILES) :]], part)
+            source = files[part.filename] if part.filename is not None else signed_pdf
+            assert source is not None  # a file, or the signed PDF checked above
+            _stream(archive, stored_entry(part.name, stamp), source, part)
     return Written(
         sealed.message_id, out.digest.hexdigest(), out.count, sealed.manifest_sha256, sealed.header
     )

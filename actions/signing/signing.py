@@ -23,7 +23,7 @@ from typing import Any
 
 from cryptography import x509
 
-from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError, SignerMismatch
+from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError
 from congvan.states.policy import DEFAULT_NUMBERING, number_series
 from congvan.states.timeliness import (
     DEFAULT_CUTOFF,
@@ -45,7 +45,7 @@ from ..timestamping import Timestamping, record_embedded
 from . import keystore, pki
 from .cms import sign_manifest
 from .pades import sign_pdf, verify_pdf
-from .pdfchanges import check_only_a_signature_added
+from .signedpdf import SIGNATURE_ROOM, verify_signed_main
 from .stored import expected_signer, manifest_of, verify_stored
 from .truststore import TrustStore
 from .verification import verify_manifest_signature
@@ -82,7 +82,7 @@ class Signing:
         self.trust = trust
         self.timestamping = timestamping
         # An uploaded signed PDF: the main file's limit plus room for signatures.
-        self.max_pdf_bytes = max_pdf_bytes + 1024 * 1024
+        self.max_pdf_bytes = max_pdf_bytes + SIGNATURE_ROOM
         self._keys: dict[str, Any] = {}  # unlocked keys by certificate fingerprint
 
     def signer_has_authority(self, ctx: TransitionContext) -> tuple[bool, str]:
@@ -160,15 +160,8 @@ class Signing:
             )
         fingerprint = verdict.signer.sha256
         if mode == "upload" and ctx.data.get("signed_pdf") is not None:
-            pdf = self._accept_signed_pdf(uow, doc, str(ctx.data["signed_pdf"]), trust, ctx)
-            if pdf["signer"].sha256 != fingerprint:
-                raise SignerMismatch(
-                    "The PDF is signed with another certificate than the manifest.",
-                    field="signed_pdf",
-                    manifest_certificate=fingerprint,
-                    pdf_certificate=pdf["signer"].sha256,
-                )
-            signed_pdf = pdf["sha256"]
+            encoded = str(ctx.data["signed_pdf"])
+            signed_pdf = self._accept_signed_pdf(uow, doc, encoded, fingerprint, trust, ctx)
         signature_id = new_id()
         uow.signatures.add_signature(
             SignatureRow(
@@ -267,32 +260,34 @@ class Signing:
         uow: UnitOfWork,
         doc: DocumentRow,
         encoded: str,
+        certificate: str,
         trust: keystore.TrustMaterial,
         ctx: TransitionContext,
-    ) -> dict[str, Any]:
-        """Check an uploaded signed PDF against the main file and verify it; store it."""
+    ) -> str:
+        """Check an uploaded signed PDF against the main file and verify it; store it.
+
+        ``certificate`` is the fingerprint of the manifest's signer; returns the PDF's
+        SHA-256.
+        """
         signed = _decode(encoded, "signed_pdf", self.max_pdf_bytes)
         main = _main_pdf(uow, doc.id)
         if main is None:
             raise InvalidInput(
                 "The document has no main PDF to carry a signature.", field="signed_pdf"
             )
-        original = uow.documents.blob(main.sha256) or b""
-        if len(signed) <= len(original) or not signed.startswith(original):
-            raise ManifestMismatch(
-                "The signed PDF is not the document's main file with signatures appended.",
-                field="signed_pdf",
-                main_sha256=main.sha256,
-            )
         with _naming_the_field("signed_pdf"):
-            verdict = verify_pdf(signed, trust_roots=trust.roots, crls=trust.crls, at=ctx.now)
-            # After verifying, so a bad signature is named as such: the updates before
-            # it may add that one signature and what it needs, nothing that is shown.
-            check_only_a_signature_added(original, signed)
+            verify_signed_main(
+                uow.documents.blob(main.sha256) or b"",
+                signed,
+                certificate=certificate,
+                trust_roots=trust.roots,
+                crls=trust.crls,
+                at=ctx.now,
+            )
         digest = hashlib.sha256(signed).hexdigest()
         uow.documents.put_blob(digest, signed)
         ctx.audit["signed_pdf_sha256"] = digest
-        return {"sha256": digest, "signer": verdict.signer}
+        return digest
 
     def signature_valid(self, ctx: TransitionContext) -> tuple[bool, str]:
         """Verify again before sending: same manifest, same trust, same signer."""

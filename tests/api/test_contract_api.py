@@ -33,6 +33,7 @@ from congvan.workflow import directory
 from tests.api.conftest import A, Api, MakeApi, assert_error
 from tests.api.test_review_flow_api import clean_letter, submit_and_check
 from tests.api.test_signing_api import issue, reviewed_letter, sign, signing_api
+from tests.factories import arrival
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,30 @@ def test_every_read_of_a_document_in_each_state_matches_the_schema(
     assert True is signature.json()["verdict"]["ok"], signature.text
 
 
+def test_every_read_of_a_received_document_matches_the_schema(
+    seeded: Seeded, contract_schema: Any
+) -> None:
+    # Given a letter another agency sent, with its files and the signed PDF
+    files = (
+        ("files/1227-UBND-TĐKT.pdf", "main", "application/pdf", b"%PDF-1.4 main"),
+        ("signed/1227-UBND-TĐKT.pdf", "signed_pdf", "application/pdf", b"%PDF-1.4 main+"),
+    )
+    received, _stored = seeded.api.runtime.engine.receive(arrival(files=files))
+    reads = {
+        "/v1/received/{received_id}": {},
+        "/v1/received/{received_id}/files/{name}": {"name": "1227-UBND-TĐKT.pdf"},
+    }
+    for signed in ("", "signed/"):
+        for path, parameters in reads.items():
+            named = {k: signed + v for k, v in parameters.items()}
+            case = contract_schema[path]["GET"].Case(
+                path_parameters={"received_id": received.id, **named}
+            )
+            # When it is read, then the answer is one the schema declares, headers and all
+            response = case.call_and_validate(headers=seeded.api.auth("all"), checks=CHECKS)
+            assert response.status_code == 200, response.text
+
+
 # -- what the OpenAPI document says --------------------------------------------------------
 
 
@@ -299,6 +324,7 @@ def test_each_audit_entry_kind_is_told_by_its_event(api: Api) -> None:
         ("/v1/documents/{document_id}/signed-pdf", {"application/pdf"}),
         ("/v1/documents/{document_id}/signature/cms", {"application/pkcs7-signature"}),
         ("/v1/documents/{document_id}/attachments/{sha256}", {"*/*"}),
+        ("/v1/received/{received_id}/files/{name}", {"*/*"}),
     ],
 )
 def test_binary_answers_name_their_media_types(api: Api, path: str, media_types: set[str]) -> None:

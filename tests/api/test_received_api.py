@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import pytest
+
 from tests.api.conftest import Api, assert_error
-from tests.factories import A, B, arrival, job_done
+from tests.factories import PACKED_FILES, A, B, PackedFile, arrival, job_done
 
 
-def _received(api: Api, message_id: str = "msg-1", agency: str = A) -> str:
-    doc, _stored = api.runtime.engine.receive(arrival(message_id, agency_id=agency))
+def _received(
+    api: Api, message_id: str = "msg-1", agency: str = A, files: Sequence[PackedFile] = PACKED_FILES
+) -> str:
+    doc, _stored = api.runtime.engine.receive(arrival(message_id, agency_id=agency, files=files))
     return doc.id
 
 
@@ -94,3 +99,129 @@ def test_a_filter_by_an_unknown_state_names_the_states(api: Api) -> None:
     response = api.get("/v1/received", params={"state": "sent"})
     body = assert_error(response, 422, "invalid_input")
     assert "registered" in str(body)
+
+
+# -- the files of a received document ----------------------------------------------------
+
+MAIN = b"%PDF-1.4 1227/UBND-TDKT " + bytes(range(256)) * 8
+SIGNED = MAIN + b"\n% and the signer's signature\n"
+APPENDIX = b"PK\x03\x04 phu luc"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+LETTER_FILES: tuple[PackedFile, ...] = (
+    ("files/1227-UBND-TĐKT.pdf", "main", "application/pdf", MAIN),
+    ("files/Phụ lục danh sách.docx", "appendix", DOCX, APPENDIX),
+    ("signed/1227-UBND-TĐKT.pdf", "signed_pdf", "application/pdf", SIGNED),
+)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_a_received_document_lists_its_files_with_the_signed_pdf(api: Api) -> None:
+    # Given a letter that arrived with its main PDF, an appendix and the signed PDF
+    doc = _received(api, files=LETTER_FILES)
+
+    # When a clerk reads it
+    view = api.get(f"/v1/received/{doc}")
+
+    # Then its files are listed by the name to download them by, role, size and digest
+    assert view.status_code == 200, view.text
+    assert view.json()["files"] == [
+        {
+            "name": name.split("/", 1)[1] if name.startswith("files/") else name,
+            "role": role,
+            "media_type": media_type,
+            "size": len(data),
+            "sha256": _sha256(data),
+        }
+        for name, role, media_type, data in LETTER_FILES
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "media_type", "disposition"),
+    [
+        (
+            "1227-UBND-TĐKT.pdf",
+            MAIN,
+            "application/pdf",
+            "attachment; filename=\"1227-UBND-TDKT.pdf\"; filename*=UTF-8''1227-UBND-T%C4%90KT.pdf",
+        ),
+        (
+            "Phụ lục danh sách.docx",
+            APPENDIX,
+            DOCX,
+            'attachment; filename="Phu luc danh sach.docx"; '
+            "filename*=UTF-8''Ph%E1%BB%A5%20l%E1%BB%A5c%20danh%20s%C3%A1ch.docx",
+        ),
+        (
+            "signed/1227-UBND-TĐKT.pdf",
+            SIGNED,
+            "application/pdf",
+            "attachment; filename=\"1227-UBND-TDKT.pdf\"; filename*=UTF-8''1227-UBND-T%C4%90KT.pdf",
+        ),
+    ],
+    ids=["main", "appendix", "signed-pdf"],
+)
+def test_a_clerk_downloads_a_received_file_named_as_it_was_sent(
+    api: Api, name: str, data: bytes, media_type: str, disposition: str
+) -> None:
+    doc = _received(api, files=LETTER_FILES)
+
+    got = api.get(f"/v1/received/{doc}/files/{name}")
+
+    assert got.status_code == 200, got.text
+    assert got.content == data
+    assert got.headers["content-type"] == media_type
+    assert got.headers["content-disposition"] == disposition
+    assert got.headers["etag"] == f'"{_sha256(data)}"'
+    assert got.headers["digest"] == f"sha-256={_sha256(data)}"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "nothing.pdf",
+        "manifest.json",  # a part of the package, not a file of the letter
+        "signature.p7s",
+        "files/1227-UBND-TĐKT.pdf",  # names are the manifest's, not the package's
+        "signed/Phụ lục danh sách.docx",
+    ],
+)
+def test_a_name_that_is_no_file_of_the_document_is_not_found(api: Api, name: str) -> None:
+    doc = _received(api, files=LETTER_FILES)
+
+    details = assert_error(api.get(f"/v1/received/{doc}/files/{name}"), 404, "not_found")
+
+    assert details["received_id"] == doc
+
+
+def test_another_agencys_received_files_are_not_found(api: Api) -> None:
+    # Given a letter that arrived for agency B, with its files
+    theirs = _received(api, agency=B, files=LETTER_FILES)
+
+    # Then a clerk of A gets "not found" for it and its files, as for a missing document
+    for path in ("", "/files/1227-UBND-TĐKT.pdf", "/files/signed/1227-UBND-TĐKT.pdf"):
+        details = assert_error(api.get(f"/v1/received/{theirs}{path}"), 404, "not_found")
+        assert details == {"received_id": theirs}
+    missing = assert_error(api.get("/v1/received/nothing/files/x.pdf"), 404, "not_found")
+    assert missing == {"received_id": "nothing"}
+
+
+def test_received_files_need_a_token(api: Api) -> None:
+    doc = _received(api, files=LETTER_FILES)
+
+    answer = api.client.get(f"/v1/received/{doc}/files/1227-UBND-TĐKT.pdf")
+
+    assert_error(answer, 401, "unauthenticated")
+
+
+def test_a_media_type_that_is_not_one_is_served_as_bytes(api: Api) -> None:
+    odd = ("files/notes.html", "appendix", "text/html; charset=utf-8<script>", b"<p>x</p>")
+    doc = _received(api, files=(*PACKED_FILES, odd))
+
+    got = api.get(f"/v1/received/{doc}/files/notes.html")
+
+    assert got.status_code == 200, got.text
+    assert got.headers["content-type"] == "application/octet-stream"

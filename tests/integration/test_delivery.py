@@ -30,8 +30,10 @@ from congvan.storage.peers import Peer
 from congvan.workflow import directory
 from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
+from congvan.workflow.letters import sample_pdf
 from congvan.workflow.serving import serve_in_thread
 from tests.databases import Databases
+from tests.exchange_world import members
 from tests.factories import (
     actor,
     document_row,
@@ -77,6 +79,84 @@ def test_a_sent_letter_is_delivered_with_a_receipt_the_sender_verified(
     assert (received.sender_id, received.message_id) == (A, dispatch.message_id)
     with pair.sender.uow(readonly=True) as uow:
         assert uow.dispatches.receipt(dispatch.id) is not None
+    # A signature made without a signed PDF travels without one, and is accepted so
+    with pair.receiver.uow(readonly=True) as uow:
+        package = uow.documents.blob(received.package_sha256)
+    assert package is not None
+    assert not [name for name in members(package) if name.startswith("signed/")]
+
+
+LETTER = "1227-UBND-TĐKT.pdf"
+
+
+def _read_as_bs_clerk(pair: Pair, served: str) -> httpx.Client:
+    """A client of B's API (the one serving ``served``) holding a token of B's clerk."""
+    now = pair.receiver.clock()
+    with pair.receiver.uow() as uow:
+        clerk = directory.ensure_user(uow, B, "vanthu", ["clerk"], now)
+        token = directory.create_token(uow, clerk, now).token
+        uow.commit()
+    base = served.removesuffix("/v1/inbox")
+    return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
+
+
+def test_a_letter_with_its_signed_pdf_is_delivered_and_read_by_the_receivers_clerk(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter whose main PDF the signer signed (PAdES) as well as its manifest
+    pair.point_b_at(served)
+    main = sample_pdf()
+    signed = pair.sign_pdf(main)
+    doc = pair.signed(make_document, pdf=(LETTER, main), signed_pdf=signed)
+
+    # When A sends it and its delivery job runs
+    pair.sender.engine.fire(doc, "send", actor("clerk"))
+    [job] = pair.jobs(doc)
+    assert pair.sender.runner.run(job) == "done"
+
+    # Then B verified and kept it: delivered, with the signed PDF in the package B stored
+    dispatch, _attempts = pair.dispatch(doc)
+    assert dispatch.state == "delivered", dispatch.last_error
+    [received] = pair.received()
+    with pair.receiver.uow(readonly=True) as uow:
+        package = uow.documents.blob(received.package_sha256)
+    assert package is not None and members(package)[f"signed/{LETTER}"] == signed
+
+    # And B's clerk lists its files and downloads the signed PDF and the main file
+    with _read_as_bs_clerk(pair, served) as client:
+        view = client.get(f"/v1/received/{received.id}").json()
+        files = {f["name"]: f for f in view["files"]}
+        assert {n: (f["role"], f["size"]) for n, f in files.items()} == {
+            LETTER: ("main", len(main)),
+            f"signed/{LETTER}": ("signed_pdf", len(signed)),
+        }
+        got = client.get(f"/v1/received/{received.id}/files/signed/{LETTER}")
+        assert (got.status_code, got.content) == (200, signed)
+        assert got.headers["content-type"] == "application/pdf"
+        got = client.get(f"/v1/received/{received.id}/files/{LETTER}")
+        assert (got.status_code, got.content) == (200, main)
+
+
+def test_a_signed_pdf_of_another_file_is_refused_and_the_dispatch_rejected(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter kept with a PDF its signer signed that is not the letter's main file
+    pair.point_b_at(served)
+    main = sample_pdf()
+    doc = pair.signed(
+        make_document, pdf=(LETTER, main), signed_pdf=pair.sign_pdf(sample_pdf("Bản khác"))
+    )
+
+    # When A sends it and its delivery job runs
+    pair.sender.engine.fire(doc, "send", actor("clerk"))
+    [job] = pair.jobs(doc)
+    pair.sender.runner.run(job)
+
+    # Then B refuses it with its reason, stores nothing, and A's dispatch is rejected at once
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, [a.http_status for a in attempts]) == ("rejected", [422])
+    assert "package_tampered signed_pdf_mismatch" in dispatch.last_error
+    assert pair.received() == []
 
 
 def test_a_receiver_down_is_retried_with_the_same_message_id_then_delivered(

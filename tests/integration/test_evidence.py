@@ -257,6 +257,37 @@ def test_every_tampering_fails_verification_naming_the_member(
     assert {("compressed", "index.json")} == failures(deflated)
 
 
+def test_a_package_that_carried_the_signed_pdf_is_re_assembled_with_it(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter whose signed PDF travelled in its package to B
+    main = sample_pdf()
+    signed = pair.sign_pdf(main)
+    doc = pair.signed(make_document, pdf=("1227-UBND-TĐKT.pdf", main), signed_pdf=signed)
+    with serving_inbox(pair) as url:
+        pair.point_b_at(url)
+        pair.sender.engine.fire(doc, "send", actor("clerk"))
+        [job] = pair.jobs(doc)
+        assert pair.sender.runner.run(job) == "done"
+
+    # When its bundle is exported and judged
+    bundle = export(pair, doc)
+    report = judged(bundle, pair)
+
+    # Then B's receipt names the package re-assembled with the signed PDF from signed.pdf
+    receipt = next(c for c in report.checks if c.item == f"receipt {B}")
+    assert receipt.ok and "re-assembled, same" in receipt.detail
+    assert members(bundle)["signed.pdf"] == signed
+
+    # And without signed.pdf the package cannot be re-assembled, and the receipt says so
+    parts = {k: v for k, v in members(bundle).items() if k != "signed.pdf"}
+    index = json.loads(parts["index.json"])
+    index["members"] = [m for m in index["members"] if m["name"] != "signed.pdf"]
+    parts["index.json"] = rfc8785.dumps(index)
+    failed = {c.item: c.code for c in judged(zipped(parts), pair).checks if not c.ok}
+    assert f"receipt {B}" in failed, failed
+
+
 def test_a_letter_signed_on_the_server_carries_its_signed_pdf(
     make_runtime: Callable[..., Runtime],
 ) -> None:

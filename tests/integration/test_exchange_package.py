@@ -20,7 +20,7 @@ from congvan.actions.exchange.acceptance import Accepted, verify_package
 from congvan.actions.exchange.archive import Limits
 from congvan.actions.exchange.package import Package, open_package
 from congvan.actions.exchange.writing import write_package
-from congvan.actions.signing import keywrap
+from congvan.actions.signing import keystore, keywrap
 from congvan.actions.signing.manifest import build_manifest
 from congvan.states.errors import (
     AgencyMismatch,
@@ -32,8 +32,10 @@ from congvan.states.errors import (
     PackageTampered,
     PeerUnknown,
 )
+from congvan.workflow.letters import sample_pdf
 from tests.exchange_world import (
     APPENDIX,
+    MAIN_NAME,
     MAIN_PDF,
     NOW,
     SENT_AT,
@@ -105,6 +107,7 @@ def test_a_package_written_by_one_agency_is_accepted_by_its_recipient(world: Wor
     assert accepted.agency.signer.organizational_unit == A
     assert accepted.agency.signer.profile == "agency"
     assert accepted.signer.signer.profile == "signer"
+    assert accepted.header.signed_pdf is None and accepted.signed_pdf is None
     with open_package(io.BytesIO(data), LIMITS) as package:
         files = {p.name: package.open_part(p.name).read() for p in package.header.parts}
     assert files[MAIN] == MAIN_PDF
@@ -320,6 +323,171 @@ def test_package_json_re_serialised_and_signed_again_is_still_refused(
     refused = refusal(zipped(parts), world)
 
     assert (type(refused), refused.reason) == (MessageMalformed, "non_canonical")
+
+
+# -- the signed PDF ------------------------------------------------------------------------
+
+SIGNED = f"signed/{MAIN_NAME}"
+
+
+def test_a_package_with_the_signed_pdf_is_accepted_and_lists_it(world: World) -> None:
+    # Given the province's package of the letter as a real PDF, with the signer's signed PDF
+    signed = world.signed()
+    data = world.write_signed(signed)
+
+    # When the department verifies it
+    accepted = accept(data, world)
+
+    # Then the signed PDF is the last part, listed like every part, and verified
+    last = accepted.header.parts[-1]
+    assert (last.name, last.role, last.media_type) == (SIGNED, "signed_pdf", "application/pdf")
+    assert (last.size, last.sha256) == (len(signed), hashlib.sha256(signed).hexdigest())
+    assert accepted.header.signed_pdf == last and last.filename is None
+    assert members(data)[SIGNED] == signed
+    assert accepted.signed_pdf is not None
+    assert accepted.signed_pdf.signer.sha256 == keystore.fingerprint(world.signer.cert)
+    assert accepted.signed_pdf.signature_count == 1
+
+
+def _flip_in_signature(pdf: bytes) -> bytes:
+    """``pdf`` with one hex digit of its signature value changed (in ``/Contents``)."""
+    start = pdf.rindex(b"/Contents <") + len(b"/Contents <")
+    end = pdf.index(b">", start)
+    # The CMS ends with the signature value, then zeros fill the room reserved for it.
+    at = len(pdf[:end].rstrip(b"0")) - 40
+    return pdf[:at] + (b"0" if pdf[at : at + 1] != b"0" else b"1") + pdf[at + 1 :]
+
+
+def test_a_signed_pdf_changed_on_the_way_is_refused_as_any_part(world: World) -> None:
+    data = world.write_signed()
+    parts = members(data)
+
+    refused = refusal(zipped({**parts, SIGNED: _flip_in_signature(parts[SIGNED])}), world)
+
+    assert (type(refused), refused.reason, refused.details["part"]) == (
+        PackageTampered,
+        "part_digest",
+        SIGNED,
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "reason", "underneath"),
+    [
+        # a signature that no longer verifies, sealed as it is by the sender
+        (
+            lambda w: _flip_in_signature(w.signed()),
+            DocumentSignatureInvalid,
+            "signed_pdf_invalid",
+            None,
+        ),
+        # signed by another signer of the province than the one of signature.p7s
+        (
+            lambda w: w.signed(by=w.other_signer),
+            DocumentSignatureInvalid,
+            "signed_pdf_signer",
+            "signer_mismatch",
+        ),
+        # the signer's signature over another PDF than the manifest's main file
+        (
+            lambda w: w.signed(sample_pdf("Bản khác")),
+            PackageTampered,
+            "signed_pdf_mismatch",
+            "manifest_mismatch",
+        ),
+        # the main file signed, then more than the signature added after it
+        (
+            lambda w: w.signed() + b"\n% appended after signing\n",
+            PackageTampered,
+            "signed_pdf_mismatch",
+            "pdf_modified",
+        ),
+    ],
+    ids=["tampered", "another-signer", "another-pdf", "changed-after-signing"],
+)
+def test_a_signed_pdf_that_does_not_hold_is_refused_with_its_reason(
+    world: World,
+    make: Any,
+    error: type[ExchangeRefused],
+    reason: str,
+    underneath: str | None,
+) -> None:
+    # Given the province's package whose signed PDF (listed and signed by the agency) is bad
+    data = world.write_signed(make(world))
+
+    # When the department verifies it
+    refused = refusal(data, world)
+
+    # Then it is refused with the reason the province records, naming what is underneath
+    assert (type(refused), refused.reason, refused.http_status) == (error, reason, 422)
+    assert refused.details["part"] == SIGNED
+    if underneath is not None:
+        assert refused.details["error"] == underneath
+    if reason == "signed_pdf_signer":
+        assert refused.details["pdf_certificate"] == keystore.fingerprint(world.other_signer.cert)
+
+
+def test_a_signed_pdf_under_another_name_than_the_main_file_is_refused(world: World) -> None:
+    parts = members(world.write_signed())
+    signed = parts.pop(SIGNED)
+    parts["signed/other.pdf"] = signed
+
+    def rename(content: dict[str, Any]) -> None:
+        content["parts"][-1]["name"] = "signed/other.pdf"
+
+    refused = refusal(zipped(resigned(parts, rename, by=world.agencies[A])), world)
+
+    assert (type(refused), refused.reason) == (PackageTampered, "signed_pdf_mismatch")
+
+
+def _twice(content: dict[str, Any]) -> None:
+    content["parts"].append({**content["parts"][-1], "name": "signed/again.pdf"})
+
+
+@pytest.mark.parametrize(
+    ("change", "added"),
+    [
+        # signed/ holds the signed PDF only, as application/pdf
+        (lambda c: c["parts"][-1].update(role="appendix"), None),
+        (lambda c: c["parts"][-1].update(media_type="application/octet-stream"), None),
+        # a file of the manifest is not the signed PDF
+        (lambda c: c["parts"][2].update(role="signed_pdf"), None),
+        # one signed PDF at most
+        (_twice, "signed/again.pdf"),
+    ],
+    ids=["role", "media-type", "file-with-its-role", "two"],
+)
+def test_a_signed_pdf_listed_against_the_format_is_malformed(
+    world: World, change: Any, added: str | None
+) -> None:
+    parts = members(world.write_signed())
+    if added is not None:
+        parts[added] = parts[SIGNED]
+
+    refused = refusal(zipped(resigned(parts, change, by=world.agencies[A])), world)
+
+    assert (type(refused), refused.reason) == (MessageMalformed, "member")
+
+
+def test_the_writer_refuses_a_signed_pdf_without_a_main_pdf(world: World) -> None:
+    manifest, cms = world.document()
+    content = json.loads(manifest)
+    content["attachments"][0]["media_type"] = "application/msword"
+
+    with pytest.raises(ValueError, match="main file is a PDF"):
+        write_package(
+            io.BytesIO(),
+            message_id="dispatch-1",
+            recipient=B,
+            manifest=build_manifest(
+                {"id": "doc-w", "revision": 1, "agency_id": A}, content["attachments"]
+            ),
+            signature=cms,
+            files={n: io.BytesIO(d) for n, d in world.file_bytes().items()},
+            agency=world.agencies[A],
+            sent_at=SENT_AT,
+            signed_pdf=world.signed(),
+        )
 
 
 # -- what the writer refuses to send --------------------------------------------------------

@@ -64,7 +64,7 @@ def _header(description: str, *, required: bool = True) -> dict[str, Any]:
 
 # Every header a route sets itself, as the OpenAPI document declares it.
 HEADERS: dict[str, dict[str, Any]] = {
-    "ETag": _header('The document\'s version, e.g. "3": send it back as If-Match'),
+    "ETag": _header("A document's version, e.g. \"3\": send it back as If-Match; a file's SHA-256"),
     "Location": _header("Where the new document is read"),
     "Idempotent-Replayed": _header(
         '"true" when this repeats the answer to an earlier request with the same Idempotency-Key',

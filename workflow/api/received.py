@@ -1,24 +1,38 @@
-"""Routes for received documents: what other agencies sent us, listed and handled by ours."""
+"""Routes for received documents: what other agencies sent us, listed and handled by ours.
+
+A received document's files are read from its package as it was stored when it arrived
+(``package.open_package``, within the inbox's limits): the files the manifest lists,
+under their file names, and the main PDF as the signer signed it, under ``signed/``.
+"""
 
 from __future__ import annotations
 
+import io
+import re
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from congvan.actions.exchange.archive import Limits
+from congvan.actions.exchange.package import Package, Part, open_package
 from congvan.states import RECEIVED_DOCUMENT, allowed_events
-from congvan.states.errors import InvalidInput, NotFound
+from congvan.states.errors import InvalidInput, ManifestMismatch, MessageMalformed, NotFound
 from congvan.states.policy import READ_ROLES
 from congvan.states.received import STATUS_CODE
+from congvan.storage.clock import as_utc
 from congvan.storage.received import Received
+from congvan.storage.unit_of_work import UnitOfWork
 
 from .auth import PrincipalDep, require
 from .bodies import JsonRoute
-from .deps import EngineDep, ReadUowDep, SettingsDep
+from .deps import EngineDep, InboxDep, ReadUowDep, SettingsDep
 from .documents import IdempotencyKey, check_cursor, fire_answering, parse_if_match
-from .outputs import AUTHENTICATED, Page, errors, sends
+from .files import content_disposition
+from .outputs import AUTHENTICATED, Page, binary, errors, sends
 from .paging import check_limit
 from .views import check_document_id
 from .vocabulary import ReceivedEvent, ReceivedState, StatusCode
@@ -55,6 +69,25 @@ class ReceivedOut(BaseModel):
     package_sha256: str
     received_at: datetime
     updated_at: datetime
+
+
+class ReceivedFileOut(BaseModel):
+    """A file of a received document, as its package carries it."""
+
+    name: str = Field(
+        description="Its name under /files/: the manifest's file name, or signed/ and the "
+        "main file's name for the main PDF as the signer signed it"
+    )
+    role: str = Field(description="The manifest's role (main, appendix…), or signed_pdf")
+    media_type: str
+    size: int
+    sha256: str
+
+
+class ReceivedDocumentOut(ReceivedOut):
+    """A received document, with the files of its package."""
+
+    files: list[ReceivedFileOut]
 
 
 class ReceivedPage(Page):
@@ -99,8 +132,9 @@ def received_view(row: Received) -> dict[str, Any]:
         "reason": row.reason,
         "manifest_sha256": row.manifest_sha256,
         "package_sha256": row.package_sha256,
-        "received_at": row.received_at,
-        "updated_at": row.updated_at,
+        # With their offset: SQLite gives them back naive.
+        "received_at": as_utc(row.received_at),
+        "updated_at": as_utc(row.updated_at),
     }
 
 
@@ -138,22 +172,113 @@ def list_received(
 
 @router.get(
     "/{received_id}",
-    summary="A received document: state, status code, allowed events",
-    response_model=ReceivedOut,
+    summary="A received document: state, status code, allowed events, files",
+    response_model=ReceivedDocumentOut,
     responses={**errors(404), **sends(200, "ETag")},
 )
 def get_received(
-    received_id: str, uow: ReadUowDep, principal: PrincipalDep, response: Response
+    received_id: str,
+    uow: ReadUowDep,
+    principal: PrincipalDep,
+    inbox: InboxDep,
+    response: Response,
 ) -> dict[str, Any]:
+    row, package = _open_stored(uow, principal, received_id, inbox.limits)
+    with package:
+        files = [_file_view(p) for p in package.header.parts if _file_name(p) is not None]
+    response.headers["ETag"] = f'"{row.version}"'
+    return {**received_view(row), "files": files}
+
+
+@router.get(
+    "/{received_id}/files/{name:path}",
+    summary="Download a received file, or the signed PDF (signed/NAME), from its package",
+    response_class=Response,
+    responses={
+        **binary(
+            "*/*",  # each file has its own: application/pdf, ...
+            description="The file's bytes, as the media type its package gives it",
+            headers=("Content-Disposition", "Digest", "ETag"),
+        ),
+        **errors(404),
+    },
+)
+def get_received_file(
+    received_id: str, name: str, uow: ReadUowDep, principal: PrincipalDep, inbox: InboxDep
+) -> StreamingResponse:
+    _row, package = _open_stored(uow, principal, received_id, inbox.limits)
+    part = next((p for p in package.header.parts if _file_name(p) == name), None)
+    if part is None:
+        package.close()
+        raise NotFound("No such file.", received_id=received_id, name=name[:300])
+    return StreamingResponse(
+        _streamed(package, part),
+        media_type=_media_type(part.media_type),
+        headers={
+            "Content-Disposition": content_disposition(part.name.rsplit("/", 1)[-1]),
+            "Digest": f"sha-256={part.sha256}",
+            "ETag": f'"{part.sha256}"',
+        },
+    )
+
+
+def _open_stored(
+    uow: UnitOfWork, principal: PrincipalDep, received_id: str, limits: Limits
+) -> tuple[Received, Package]:
+    """The caller's agency's received document and its package as stored, opened."""
     require(principal, READ_ROLES, "Reading received documents")
     check_document_id(received_id)
     with uow:
         row = uow.received.get(received_id)
-    # Another agency's received document answers exactly like a missing one.
-    if row is None or row.agency_id != principal.agency_id:
-        raise NotFound("No such received document.", received_id=received_id)
-    response.headers["ETag"] = f'"{row.version}"'
-    return received_view(row)
+        # Another agency's received document answers exactly like a missing one.
+        if row is None or row.agency_id != principal.agency_id:
+            raise NotFound("No such received document.", received_id=received_id)
+        data = uow.documents.blob(row.package_sha256)
+    # Never serve bytes other than those verified when the package arrived.
+    changed = ManifestMismatch(
+        "The stored package no longer matches its SHA-256; it is not served.",
+        sha256=row.package_sha256,
+    )
+    try:
+        package = open_package(io.BytesIO(data or b""), limits)
+    except MessageMalformed as exc:
+        raise changed from exc
+    if package.sha256 != row.package_sha256:
+        package.close()
+        raise changed
+    return row, package
+
+
+def _file_name(part: Part) -> str | None:
+    """A part's name under /files/, or None for what is not a file (manifest, signatures)."""
+    if part.signed_pdf:
+        return part.name
+    return part.filename
+
+
+def _file_view(part: Part) -> dict[str, Any]:
+    return {
+        "name": _file_name(part),
+        "role": part.role,
+        "media_type": part.media_type,
+        "size": part.size,
+        "sha256": part.sha256,
+    }
+
+
+def _streamed(package: Package, part: Part) -> Iterator[bytes]:
+    try:
+        yield from package.archive.chunks(part.name)
+    finally:
+        package.close()
+
+
+# type/subtype, as a media type needs to be to go into a header as the sender wrote it.
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*", re.ASCII)
+
+
+def _media_type(given: str) -> str:
+    return given if _MEDIA_TYPE.fullmatch(given) else "application/octet-stream"
 
 
 @router.post(
