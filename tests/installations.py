@@ -15,8 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from cryptography import x509
 
+from congvan.actions.delivery import Delivery
 from congvan.actions.signing import keystore, pades, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.stored import manifest_of
@@ -68,6 +70,12 @@ class Pair:
             now = self.sender.clock()
             uow.peers.put(Peer(organ_id, url, "http", 5, concurrency, now, now))
             uow.commit()
+
+    def deliver_through(self, transport: Callable[[], httpx.BaseTransport | None]) -> None:
+        """The sender's deliveries go through ``transport`` (returning None: the network)."""
+        delivery = self.sender.runner.actions["deliver_dispatches"]
+        assert isinstance(delivery, Delivery)
+        delivery.transport = transport
 
     def point_b_at(self, url: str) -> None:
         self.point_at(B, url)

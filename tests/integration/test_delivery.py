@@ -198,15 +198,14 @@ def test_an_answer_lost_after_the_receiver_stored_it_is_one_document(
     # Given a delivery whose first answer is lost after B stored the package
     pair.point_b_at(served)
     doc, job = pair.sent(make_document)
-    delivery = pair.sender.runner.actions["deliver_dispatches"]
-    delivery.transport = LosesTheAnswer  # type: ignore[union-attr]
+    pair.deliver_through(LosesTheAnswer)
     assert pair.sender.runner.run(job) == "failed"
     dispatch, attempts = pair.dispatch(doc)
     assert [a.outcome for a in attempts] == ["unknown"]
     assert len(pair.received()) == 1  # it did arrive
 
     # When the job runs again with the answers coming back
-    delivery.transport = lambda: None  # type: ignore[union-attr]
+    pair.deliver_through(lambda: None)
     assert pair.sender.runner.run(job) == "done"
 
     # Then the same message id got the first receipt: delivered, and one document at B
@@ -244,14 +243,13 @@ def test_an_attempt_whose_worker_died_counts_and_is_taken_again_at_its_lease(
     # Given a delivery whose worker dies after its package left (nothing recorded)
     pair.point_b_at(served)
     doc, job = pair.sent(make_document)
-    delivery = pair.sender.runner.actions["deliver_dispatches"]
-    delivery.transport = DiesMidPost  # type: ignore[union-attr]
+    pair.deliver_through(DiesMidPost)
     with pytest.raises(SystemExit):
         pair.sender.runner.run(job)
     dispatch, attempts = pair.dispatch(doc)
     assert (dispatch.state, attempts) == ("sending", [])
     # ...so another worker finds it leased and leaves it alone until the lease ends
-    delivery.transport = lambda: None  # type: ignore[union-attr]
+    pair.deliver_through(lambda: None)
     assert pair.sender.runner.run(job) == "skipped"
 
     # When the lease has ended and the scheduler re-drives it
@@ -274,8 +272,7 @@ def test_a_worker_dying_on_every_attempt_never_goes_past_the_limit(
 ) -> None:
     pair.point_b_at(served)
     doc, job = pair.sent(make_document)
-    delivery = pair.sender.runner.actions["deliver_dispatches"]
-    delivery.transport = DiesMidPost  # type: ignore[union-attr]
+    pair.deliver_through(DiesMidPost)
     for _ in range(3):  # dispatch_max_attempts
         with pytest.raises(SystemExit):
             pair.sender.runner.run(job)
@@ -517,8 +514,7 @@ def test_a_receiver_asking_to_wait_is_retried_no_sooner_than_it_asked(
     pair.point_b_at("https://congvan.example.vn/v1/inbox")
     doc, job = pair.sent(make_document)
     busy = httpx.Response(503, headers={"Retry-After": "600"}, json={"code": "busy"})
-    delivery = pair.sender.runner.actions["deliver_dispatches"]
-    delivery.transport = lambda: httpx.MockTransport(lambda _request: busy)  # type: ignore[union-attr]
+    pair.deliver_through(lambda: httpx.MockTransport(lambda _request: busy))
 
     # When the attempt is made
     assert pair.sender.runner.run(job) == "failed"
@@ -552,8 +548,7 @@ def test_no_more_posts_to_a_peer_at_once_than_its_concurrency(
             meanwhile.append(pair.sender.runner.run(second))
         return httpx.Response(503, json={"code": "busy"})
 
-    delivery = pair.sender.runner.actions["deliver_dispatches"]
-    delivery.transport = lambda: httpx.MockTransport(busy)  # type: ignore[union-attr]
+    pair.deliver_through(lambda: httpx.MockTransport(busy))
 
     # When the second job is claimed while the first one's post is under way
     assert pair.sender.runner.run(first) == "failed"
@@ -602,8 +597,7 @@ def test_a_status_that_overtakes_the_receipt_leaves_the_delivery_done_with_its_r
     # Given B registers A's letter and its status 03 reaches A while A's attempt is under way
     pair.point_b_at(served)
     doc, job = pair.sent(make_document)
-    delivery = pair.sender.runner.actions["deliver_dispatches"]
-    delivery.transport = lambda: StatusOvertakes(pair, doc)  # type: ignore[union-attr]
+    pair.deliver_through(lambda: StatusOvertakes(pair, doc))
 
     # When the attempt records its outcome
     assert pair.sender.runner.run(job) == "done"
@@ -683,7 +677,6 @@ def test_a_request_that_never_left_is_transient_one_that_left_is_outcome_unknown
     pair: Pair, make_document: Callable[..., str]
 ) -> None:
     pair.point_b_at("https://congvan.example.vn/v1/inbox")
-    delivery = pair.sender.runner.actions["deliver_dispatches"]
     for error, outcome in (
         (httpx.ConnectError("refused"), "transient"),
         (httpx.ConnectTimeout("no connection"), "transient"),
@@ -696,7 +689,7 @@ def test_a_request_that_never_left_is_transient_one_that_left_is_outcome_unknown
         def fails(_request: httpx.Request, error: Exception = error) -> httpx.Response:
             raise error
 
-        delivery.transport = lambda fails=fails: httpx.MockTransport(fails)  # type: ignore[union-attr]
+        pair.deliver_through(lambda fails=fails: httpx.MockTransport(fails))
         doc, job = pair.sent(make_document)
         assert pair.sender.runner.run(job) == "failed"
         dispatch, attempts = pair.dispatch(doc)
@@ -755,10 +748,9 @@ def test_a_receipt_that_is_not_bs_signature_over_this_message_is_not_delivery(
         # B's signature, but over a receipt for another message
         "another message": another_message,
     }
-    delivery = pair.sender.runner.actions["deliver_dispatches"]
     docs = []
     for name, forge in forgeries.items():
-        delivery.transport = lambda forge=forge: ForgesTheReceipt(forge)  # type: ignore[union-attr]
+        pair.deliver_through(lambda forge=forge: ForgesTheReceipt(forge))
         doc, job = pair.sent(make_document)
         # When A gets the forged receipt: not delivered, the attempt says why, retried
         assert pair.sender.runner.run(job) == "failed", name
@@ -767,7 +759,7 @@ def test_a_receipt_that_is_not_bs_signature_over_this_message_is_not_delivery(
         docs.append((doc, job))
 
     # Then with B's own receipts each is delivered on its retry, stored once at B
-    delivery.transport = lambda: None  # type: ignore[union-attr]
+    pair.deliver_through(lambda: None)
     for doc, job in docs:
         assert pair.sender.runner.run(job) == "done"
         dispatch, attempts = pair.dispatch(doc)
