@@ -11,6 +11,7 @@ from congvan.states.certificates import CertificateDescription
 from congvan.states.fields import DOCUMENT_FIELDS
 from congvan.storage.agencies import AgencyRow, UserRow
 from congvan.storage.audit import AuditEvent, AuditRow
+from congvan.storage.authorities import AuthorityRow
 from congvan.storage.dispatches import DispatchRow, SealedDispatch
 from congvan.storage.documents import AttachmentRow, DocumentRow, RecipientRow
 from congvan.storage.signatures import CertificateRow, SignatureRow
@@ -23,6 +24,7 @@ from congvan.storage.tables import (
     Document,
     Recipient,
     Signature,
+    SigningAuthority,
     User,
 )
 
@@ -44,6 +46,7 @@ def columns(table: type) -> set[str]:
         (AgencyRow, Agency),
         (UserRow, User),
         (AuditRow, AuditEntry),
+        (AuthorityRow, SigningAuthority),
     ],
 )
 def test_a_whole_row_record_has_every_column_and_no_other(record: type, table: type) -> None:
