@@ -74,6 +74,22 @@ SIGNATURE_FIELDS = tuple(f.name for f in dataclasses.fields(SignatureRow))
 _SIGNATURE_COLUMNS = tuple(_signatures.c[name] for name in SIGNATURE_FIELDS)
 
 
+@dataclass(frozen=True, slots=True)
+class CrlRow:
+    """A certificate revocation list one of our authorities published, as stored."""
+
+    id: int
+    issuer_fingerprint: str
+    number: int  # the CRL number: the newest of an issuer is in force
+    der: bytes
+    this_update: datetime
+    next_update: datetime
+
+
+CRL_FIELDS = tuple(f.name for f in dataclasses.fields(CrlRow))
+_CRL_COLUMNS = tuple(_crls.c[name] for name in CRL_FIELDS)
+
+
 class SignatureRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -165,9 +181,9 @@ class SignatureRepository:
 
     def latest_crls(self) -> list[bytes]:
         """The newest CRL of every issuer."""
-        return [bytes(r["der"]) for r in self.latest_crl_rows()]
+        return [bytes(r.der) for r in self.latest_crl_rows()]
 
-    def latest_crl_rows(self) -> list[dict[str, Any]]:
+    def latest_crl_rows(self) -> list[CrlRow]:
         """The newest CRL row of every issuer, in issuer order."""
         newest = (
             select(_crls.c.issuer_fingerprint, func.max(_crls.c.number).label("number"))
@@ -175,7 +191,7 @@ class SignatureRepository:
             .subquery()
         )
         rows = self.conn.execute(
-            select(_crls)
+            select(*_CRL_COLUMNS)
             .join(
                 newest,
                 (newest.c.issuer_fingerprint == _crls.c.issuer_fingerprint)
@@ -183,7 +199,7 @@ class SignatureRepository:
             )
             .order_by(_crls.c.issuer_fingerprint)
         )
-        return [dict(r._mapping) for r in rows]
+        return [CrlRow(*r) for r in rows]
 
     # signatures -----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from congvan.storage.audit import AuditEvent, AuditRow
 from congvan.storage.authorities import AuthorityRow
 from congvan.storage.dispatches import DispatchRow, SealedDispatch
 from congvan.storage.documents import AttachmentRow, DocumentRow, RecipientRow
-from congvan.storage.signatures import CertificateRow, SignatureRow
+from congvan.storage.signatures import CertificateRow, CrlRow, SignatureRow
 from congvan.storage.tables import (
     Agency,
     Attachment,
@@ -23,6 +23,7 @@ from congvan.storage.tables import (
     Dispatch,
     Document,
     Recipient,
+    RevocationList,
     Signature,
     SigningAuthority,
     User,
@@ -47,6 +48,7 @@ def columns(table: type) -> set[str]:
         (UserRow, User),
         (AuditRow, AuditEntry),
         (AuthorityRow, SigningAuthority),
+        (CrlRow, RevocationList),
     ],
 )
 def test_a_whole_row_record_has_every_column_and_no_other(record: type, table: type) -> None:
