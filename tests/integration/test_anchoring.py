@@ -60,6 +60,16 @@ def edit(runtime: Runtime, doc_id: str, place: str) -> None:
     runtime.engine.fire(doc_id, "edit", actor("clerk"), data={"fields": {"place": place}})
 
 
+def anchored_twice(runtime: Runtime, clock: FrozenClock) -> str:
+    """A document anchored, then edited and anchored again an hour later: its id."""
+    doc_id = create_document(runtime)
+    anchor(runtime)
+    edit(runtime, doc_id, "Huế")
+    clock.advance(hours=1)
+    anchor(runtime)
+    return doc_id
+
+
 def rewrite_chain(runtime: Runtime, doc_id: str, version: int, actor_name: str) -> None:
     """Change one entry's actor and recompute every hash after it, and the head: as an
     attacker with SQL access but no key would."""
@@ -124,11 +134,7 @@ def test_an_anchor_body_is_the_canonical_json_of_its_members(
     keyed: Runtime, clock: FrozenClock
 ) -> None:
     # Given an anchor, then a document edited and anchored again an hour later
-    doc_id = create_document(keyed)
-    anchor(keyed)
-    edit(keyed, doc_id, "Huế")
-    clock.advance(hours=1)
-    anchor(keyed)
+    doc_id = anchored_twice(keyed, clock)
 
     # Then the second body is RFC 8785 JSON of exactly these members, chained to the first
     with keyed.uow(readonly=True) as uow:
@@ -224,11 +230,7 @@ def test_an_anchor_replaced_by_another_signed_one_breaks_the_link(
     # Given two anchors; the first is deleted and a new first one made over other heads
     # (as someone holding the key but rewriting history would): the second no longer
     # follows it
-    doc_id = create_document(keyed)
-    anchor(keyed)
-    edit(keyed, doc_id, "Huế")
-    clock.advance(hours=1)
-    anchor(keyed)
+    anchored_twice(keyed, clock)
     with keyed.uow() as uow:
         uow.conn.execute(text("DELETE FROM audit_anchors WHERE seq = 1"))
         uow.commit()
