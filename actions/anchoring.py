@@ -33,6 +33,7 @@ from typing import Any
 import rfc8785
 
 from congvan.states.errors import SignatureError
+from congvan.storage.anchors import AnchorRow
 from congvan.storage.audit import GENESIS
 from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
@@ -147,11 +148,11 @@ class Anchoring(StagedJob[list[AnchorDraft]]):
         since = None
         already: set[tuple[str, int, str]] = set()
         if previous is not None:
-            since = as_utc(previous["created_at"]) - OVERLAP
-            already = {tuple(h) for h in json.loads(previous["body"])["heads"]}
+            since = as_utc(previous.created_at) - OVERLAP
+            already = {tuple(h) for h in json.loads(previous.body)["heads"]}
         heads = [h for h in uow.anchors.heads_changed_since(agency_id, since) if h not in already]
-        after = 0 if previous is None else int(previous["seq"])
-        link = GENESIS if previous is None else str(previous["body_sha256"])
+        after = 0 if previous is None else previous.seq
+        link = GENESIS if previous is None else previous.body_sha256
         bodies: list[bytes] = []
         counts: list[int] = []
         for start in range(0, len(heads), MAX_HEADS):
@@ -200,7 +201,7 @@ class Anchoring(StagedJob[list[AnchorDraft]]):
             if not draft.bodies:
                 continue
             latest = uow.anchors.latest(draft.agency_id)
-            if (0 if latest is None else int(latest["seq"])) != draft.after_seq:
+            if (0 if latest is None else latest.seq) != draft.after_seq:
                 raise RetryLater(f"agency {draft.agency_id} was anchored meanwhile")
             for offset, (body, signature, count) in enumerate(
                 zip(draft.bodies, cms, draft.heads, strict=True), start=1
@@ -208,17 +209,17 @@ class Anchoring(StagedJob[list[AnchorDraft]]):
                 seq = draft.after_seq + offset
                 anchor_id = new_id()
                 uow.anchors.add(
-                    {
-                        "id": anchor_id,
-                        "agency_id": draft.agency_id,
-                        "seq": seq,
-                        "created_at": draft.at,
-                        "body": body,
-                        "body_sha256": hashlib.sha256(body).hexdigest(),
-                        "cms": signature,
-                        "certificate_fingerprint": draft.certificate.fingerprint,
-                        "heads": count,
-                    }
+                    AnchorRow(
+                        id=anchor_id,
+                        agency_id=draft.agency_id,
+                        seq=seq,
+                        created_at=draft.at,
+                        body=body,
+                        body_sha256=hashlib.sha256(body).hexdigest(),
+                        cms=signature,
+                        certificate_fingerprint=draft.certificate.fingerprint,
+                        heads=count,
+                    )
                 )
                 if self.timestamping is not None:
                     self.timestamping.request(uow, "anchor", anchor_id, now)
@@ -281,24 +282,24 @@ def verify_anchors(
     trust = keystore.trust_material(uow, store)
     previous, expected_seq = GENESIS, 1
     for anchor in uow.anchors.of_agency(agency_id):
-        seq = anchor["seq"]
+        seq = anchor.seq
         problem = _check_anchor(uow, anchor, agency_id, previous, expected_seq, trust, document_id)
         yield seq, problem
-        previous = hashlib.sha256(bytes(anchor["body"])).hexdigest()
+        previous = hashlib.sha256(bytes(anchor.body)).hexdigest()
         expected_seq = seq + 1
 
 
 def _check_anchor(
     uow: UnitOfWork,
-    anchor: dict[str, Any],
+    anchor: AnchorRow,
     agency_id: str,
     previous: str,
     expected_seq: int,
     trust: keystore.TrustMaterial,
     document_id: str | None,
 ) -> AnchorProblem | None:
-    seq = anchor["seq"]
-    body = bytes(anchor["body"])
+    seq = anchor.seq
+    body = bytes(anchor.body)
 
     def problem(kind: str, detail: str, **where: Any) -> AnchorProblem:
         return AnchorProblem(agency_id, seq, kind, detail, **where)
@@ -316,13 +317,13 @@ def _check_anchor(
     try:
         verify_manifest_signature(
             body,
-            bytes(anchor["cms"]),
+            bytes(anchor.cms),
             trust_roots=trust.roots,
             crls=trust.crls,
             at=at,
             expected_signer={"organizational_unit": agency_id},
             profile="agency",
-            timestamp_token=stored_token(uow, "anchor", anchor["id"]),
+            timestamp_token=stored_token(uow, "anchor", anchor.id),
         )
     except SignatureError as exc:
         return problem("signature", f"{exc.code}: {exc.message}")

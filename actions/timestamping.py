@@ -113,7 +113,7 @@ class Timestamping(StagedJob[StampWork]):
     def prepare(self, ctx: JobContext) -> StampWork | None:
         subject, subject_id = ctx.job.payload["subject"], ctx.job.payload["id"]
         row = ctx.uow.timestamps.get(subject, subject_id)
-        if row is None or row["status"] != STAMP_PENDING:
+        if row is None or row.status != STAMP_PENDING:
             return None  # stamped already, or given up
         if not self.url:
             raise LookupError("no timestamp authority is configured (CONGVAN_TSA_URL)")
@@ -171,7 +171,7 @@ def _cms_of(uow: UnitOfWork, subject: str, subject_id: str) -> bytes:
     anchor = uow.anchors.by_id(subject_id)
     if anchor is None:
         raise LookupError(f"no anchor {subject_id}")
-    return bytes(anchor["cms"])
+    return bytes(anchor.cms)
 
 
 def stored_token(uow: UnitOfWork, subject: str, subject_id: str) -> bytes | None:
@@ -180,9 +180,9 @@ def stored_token(uow: UnitOfWork, subject: str, subject_id: str) -> bytes | None
     An embedded token travels inside the CMS itself and is not returned here.
     """
     row = uow.timestamps.get(subject, subject_id)
-    if row is None or row["status"] != STAMPED or row["source"] != "tsa" or not row["token"]:
+    if row is None or row.status != STAMPED or row.source != "tsa" or not row.token:
         return None
-    return bytes(row["token"])
+    return bytes(row.token)
 
 
 def record_embedded(
@@ -210,10 +210,10 @@ def timestamp_view(uow: UnitOfWork, subject: str, subject_id: str) -> dict[str, 
     if row is None:
         return {"status": STAMP_NONE}
     return {
-        "status": row["status"],
-        "source": row["source"],
-        "time": as_utc(row["gen_time"]).isoformat() if row["gen_time"] else None,
-        "authority": row["authority"] or None,
-        "error": row["error"] or None,
-        "attempts": row["attempts"],
+        "status": row.status,
+        "source": row.source,
+        "time": as_utc(row.gen_time).isoformat() if row.gen_time else None,
+        "authority": row.authority or None,
+        "error": row.error or None,
+        "attempts": row.attempts,
     }

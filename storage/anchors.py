@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, insert, select, tuple_
 
@@ -16,40 +17,60 @@ _anchors = AuditAnchor.__table__  # type: ignore[attr-defined]
 _audit = AuditEntry.__table__  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True, slots=True)
+class AnchorRow:
+    """An agency's audit chain heads at one moment, signed with its key, as stored."""
+
+    id: str
+    agency_id: str
+    seq: int  # the anchor's place in the agency's own chain of anchors, from 1
+    created_at: datetime
+    body: bytes  # RFC 8785 JSON, the bytes the CMS signs
+    body_sha256: str
+    cms: bytes
+    certificate_fingerprint: str
+    heads: int  # how many document heads the body lists
+
+
+ANCHOR_FIELDS = tuple(f.name for f in dataclasses.fields(AnchorRow))
+# Every column in AnchorRow's order, so that a row builds the record by position.
+_COLUMNS = tuple(_anchors.c[name] for name in ANCHOR_FIELDS)
+
+
 class AnchorRepository:
     """Appends anchors and reads them back; like the audit trail, it has no update."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def add(self, row: dict[str, Any]) -> None:
-        self.conn.execute(insert(_anchors).values(**row))
+    def add(self, row: AnchorRow) -> None:
+        self.conn.execute(insert(_anchors), [dataclasses.asdict(row)])
 
-    def latest(self, agency_id: str) -> dict[str, Any] | None:
+    def latest(self, agency_id: str) -> AnchorRow | None:
         row = self.conn.execute(
-            select(_anchors)
+            select(*_COLUMNS)
             .where(_anchors.c.agency_id == agency_id)
             .order_by(_anchors.c.seq.desc())
             .limit(1)
         ).first()
-        return dict(row._mapping) if row else None
+        return AnchorRow(*row) if row else None
 
-    def by_id(self, anchor_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(select(_anchors).where(_anchors.c.id == anchor_id)).first()
-        return dict(row._mapping) if row else None
+    def by_id(self, anchor_id: str) -> AnchorRow | None:
+        row = self.conn.execute(select(*_COLUMNS).where(_anchors.c.id == anchor_id)).first()
+        return AnchorRow(*row) if row else None
 
-    def get(self, agency_id: str, seq: int) -> dict[str, Any] | None:
+    def get(self, agency_id: str, seq: int) -> AnchorRow | None:
         row = self.conn.execute(
-            select(_anchors).where(_anchors.c.agency_id == agency_id, _anchors.c.seq == seq)
+            select(*_COLUMNS).where(_anchors.c.agency_id == agency_id, _anchors.c.seq == seq)
         ).first()
-        return dict(row._mapping) if row else None
+        return AnchorRow(*row) if row else None
 
-    def of_agency(self, agency_id: str, batch: int = 200) -> Iterator[dict[str, Any]]:
+    def of_agency(self, agency_id: str, batch: int = 200) -> Iterator[AnchorRow]:
         """Every anchor of the agency, oldest first, read in batches."""
         last = -1
         while True:
             rows = self.conn.execute(
-                select(_anchors)
+                select(*_COLUMNS)
                 .where(_anchors.c.agency_id == agency_id, _anchors.c.seq > last)
                 .order_by(_anchors.c.seq)
                 .limit(batch)
@@ -57,21 +78,21 @@ class AnchorRepository:
             if not rows:
                 return
             for row in rows:
-                yield dict(row._mapping)
+                yield AnchorRow(*row)
             last = rows[-1].seq
 
     def covering(
         self, agency_id: str, document_id: str, since: datetime | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[AnchorRow]:
         """The agency's anchors (made at or after ``since``) listing a head of the document.
 
         Each anchor's body is read: an export's cost, not a transition's.
         """
         found = []
         for anchor in self.of_agency(agency_id):
-            if since is not None and as_utc(anchor["created_at"]) < since:
+            if since is not None and as_utc(anchor.created_at) < since:
                 continue
-            heads = json.loads(bytes(anchor["body"])).get("heads", [])
+            heads = json.loads(bytes(anchor.body)).get("heads", [])
             if any(head[0] == document_id for head in heads):
                 found.append(anchor)
         return found

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, insert, select, tuple_, update
 
@@ -12,12 +13,33 @@ from .tables import SigningAuthority
 _authorities = SigningAuthority.__table__  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True, slots=True)
+class AuthorityRow:
+    """One grant to a signer of an agency: the document types it covers and when, as stored."""
+
+    id: str
+    agency_id: str
+    signer: str  # username in that agency
+    doc_types: str  # comma-separated type codes, or *
+    competence: str  # e.g. KT. CHỦ TỊCH; "" for any
+    valid_from: str  # ISO dates, inclusive
+    valid_until: str | None
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+AUTHORITY_FIELDS = tuple(f.name for f in dataclasses.fields(AuthorityRow))
+# Every column in AuthorityRow's order, so that a row builds the record by position.
+_COLUMNS = tuple(_authorities.c[name] for name in AUTHORITY_FIELDS)
+
+
 class AuthorityRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def add(self, row: dict[str, Any]) -> None:
-        self.conn.execute(insert(_authorities), [row])
+    def add(self, row: AuthorityRow) -> None:
+        self.conn.execute(insert(_authorities), [dataclasses.asdict(row)])
 
     def revoke(self, authority_id: str, agency_id: str, at: datetime) -> bool:
         c = _authorities.c
@@ -28,38 +50,38 @@ class AuthorityRepository:
         )
         return result.rowcount == 1
 
-    def for_agency(self, agency_id: str, signer: str | None = None) -> list[dict[str, Any]]:
+    def for_agency(self, agency_id: str, signer: str | None = None) -> list[AuthorityRow]:
         c = _authorities.c
-        query = select(_authorities).where(c.agency_id == agency_id)
+        query = select(*_COLUMNS).where(c.agency_id == agency_id)
         if signer is not None:
             query = query.where(c.signer == signer)
-        return [dict(r._mapping) for r in self.conn.execute(query.order_by(c.signer, c.valid_from))]
+        return [AuthorityRow(*r) for r in self.conn.execute(query.order_by(c.signer, c.valid_from))]
 
     def page(
         self, agency_id: str, *, after: tuple[str, str, str] | None = None, limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[AuthorityRow]:
         """An agency's authorities by (signer, valid_from, id): ``limit`` after ``after``."""
         c = _authorities.c
-        query = select(_authorities).where(c.agency_id == agency_id)
+        query = select(*_COLUMNS).where(c.agency_id == agency_id)
         if after is not None:
             query = query.where(tuple_(c.signer, c.valid_from, c.id) > tuple_(*after))
         query = query.order_by(c.signer, c.valid_from, c.id).limit(limit)
-        return [dict(r._mapping) for r in self.conn.execute(query)]
+        return [AuthorityRow(*r) for r in self.conn.execute(query)]
 
-    def holding(self, agency_id: str, signer: str, doc_type: str, on: str) -> dict[str, Any] | None:
+    def holding(self, agency_id: str, signer: str, doc_type: str, on: str) -> AuthorityRow | None:
         """The authority that lets ``signer`` sign ``doc_type`` for the agency on date ``on``."""
         held = self.holdings(agency_id, signer, doc_type, on)
         return held[0] if held else None
 
-    def holdings(self, agency_id: str, signer: str, doc_type: str, on: str) -> list[dict[str, Any]]:
+    def holdings(self, agency_id: str, signer: str, doc_type: str, on: str) -> list[AuthorityRow]:
         """Every authority that lets ``signer`` sign ``doc_type`` for the agency on ``on``."""
         held = []
         for row in self.for_agency(agency_id, signer):
-            if row["revoked_at"] is not None:
+            if row.revoked_at is not None:
                 continue
-            if row["valid_from"] > on or (row["valid_until"] and row["valid_until"] < on):
+            if row.valid_from > on or (row.valid_until and row.valid_until < on):
                 continue
-            types = {t.strip() for t in row["doc_types"].split(",")}
+            types = {t.strip() for t in row.doc_types.split(",")}
             if "*" in types or doc_type in types:
                 held.append(row)
         return held

@@ -73,6 +73,23 @@ SIGNATURE_FIELDS = tuple(f.name for f in dataclasses.fields(SignatureRow))
 # Every column in SignatureRow's order, so that a row builds the record by position.
 _SIGNATURE_COLUMNS = tuple(_signatures.c[name] for name in SIGNATURE_FIELDS)
 
+
+@dataclass(frozen=True, slots=True)
+class CrlRow:
+    """A certificate revocation list one of our authorities published, as stored."""
+
+    id: int
+    issuer_fingerprint: str
+    number: int  # the CRL number: the newest of an issuer is in force
+    der: bytes
+    this_update: datetime
+    next_update: datetime
+
+
+CRL_FIELDS = tuple(f.name for f in dataclasses.fields(CrlRow))
+_CRL_COLUMNS = tuple(_crls.c[name] for name in CRL_FIELDS)
+
+
 # What every verification and every signing by an agency reads, built once: building a
 # statement and its cache key costs more than SQLite takes to run it.
 _ROOT_FINGERPRINTS = select(_certs.c.fingerprint).where(_certs.c.kind == "root")
@@ -82,7 +99,7 @@ _newest_crl = (
     .subquery()
 )
 _LATEST_CRLS = (
-    select(_crls)
+    select(*_CRL_COLUMNS)
     .join(
         _newest_crl,
         (_newest_crl.c.issuer_fingerprint == _crls.c.issuer_fingerprint)
@@ -208,11 +225,11 @@ class SignatureRepository:
 
     def latest_crls(self) -> list[bytes]:
         """The newest CRL of every issuer."""
-        return [bytes(r["der"]) for r in self.latest_crl_rows()]
+        return [bytes(r.der) for r in self.latest_crl_rows()]
 
-    def latest_crl_rows(self) -> list[dict[str, Any]]:
+    def latest_crl_rows(self) -> list[CrlRow]:
         """The newest CRL row of every issuer, in issuer order."""
-        return [dict(r._mapping) for r in self.conn.execute(_LATEST_CRLS)]
+        return [CrlRow(*r) for r in self.conn.execute(_LATEST_CRLS)]
 
     # signatures -----------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +21,29 @@ STAMPED = vocabulary.STAMP_STAMPED
 UNAVAILABLE = vocabulary.STAMP_UNAVAILABLE
 
 
+@dataclass(frozen=True, slots=True)
+class TimestampRow:
+    """The timestamp token asked for a signature or an anchor, and how asking went, as stored."""
+
+    id: str
+    subject: str  # signature | anchor
+    subject_id: str
+    status: str  # pending | stamped | unavailable
+    source: str  # tsa (asked after commit) | embedded (uploaded)
+    token: bytes | None
+    authority: str
+    gen_time: datetime | None
+    error: str
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+
+
+TIMESTAMP_FIELDS = tuple(f.name for f in dataclasses.fields(TimestampRow))
+# Every column in TimestampRow's order, so that a row builds the record by position.
+_COLUMNS = tuple(_timestamps.c[name] for name in TIMESTAMP_FIELDS)
+
+
 class TimestampRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -26,24 +51,24 @@ class TimestampRepository:
     def add(self, row: dict[str, Any]) -> None:
         self.conn.execute(insert(_timestamps), [{"updated_at": row["created_at"], **row}])
 
-    def get(self, subject: str, subject_id: str) -> dict[str, Any] | None:
+    def get(self, subject: str, subject_id: str) -> TimestampRow | None:
         t = _timestamps.c
         row = self.conn.execute(
-            select(_timestamps).where(t.subject == subject, t.subject_id == subject_id)
+            select(*_COLUMNS).where(t.subject == subject, t.subject_id == subject_id)
         ).first()
-        return dict(row._mapping) if row else None
+        return TimestampRow(*row) if row else None
 
-    def of(self, subject: str, subject_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def of(self, subject: str, subject_ids: Sequence[str]) -> dict[str, TimestampRow]:
         """The rows of these subjects, by subject id; those never stamped are absent."""
         t = _timestamps.c
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, TimestampRow] = {}
         for start in range(0, len(subject_ids), 500):
             rows = self.conn.execute(
-                select(_timestamps).where(
+                select(*_COLUMNS).where(
                     t.subject == subject, t.subject_id.in_(list(subject_ids[start : start + 500]))
                 )
             )
-            found.update({r.subject_id: dict(r._mapping) for r in rows})
+            found.update({r.subject_id: TimestampRow(*r) for r in rows})
         return found
 
     def stamped(

@@ -17,6 +17,7 @@ from congvan.states.errors import AlreadyExists, InvalidInput, NotFound, Numberi
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, ROLES, is_organ_id
 from congvan.states.timeliness import VIETNAM
 from congvan.storage.agencies import AgencyRow, UserRow, hash_token
+from congvan.storage.authorities import AuthorityRow
 from congvan.storage.ids import new_id
 from congvan.storage.tables import SigningAuthority
 from congvan.storage.unit_of_work import UnitOfWork
@@ -218,7 +219,7 @@ def add_authority(
     *,
     by: str,
     now: datetime,
-) -> dict[str, object]:
+) -> AuthorityRow:
     """Grant ``signer`` (a user with the signer role) authority to sign for the agency."""
     user = uow.agencies.user(agency_id, signer)
     if user is None or "signer" not in user.roles.split(","):
@@ -254,17 +255,16 @@ def add_authority(
             field="competence",
             value=competence[:60],
         )
-    row: dict[str, object] = {
-        "id": new_id(),
-        "agency_id": agency_id,
-        "signer": signer,
-        "doc_types": joined,
-        "competence": competence,
-        "valid_from": valid_from.isoformat(),
-        "valid_until": valid_until.isoformat() if valid_until else None,
-        "created_by": by,
-        "created_at": now,
-        "revoked_at": None,
-    }
+    row = AuthorityRow(
+        id=new_id(),
+        agency_id=agency_id,
+        signer=signer,
+        doc_types=joined,
+        competence=competence,
+        valid_from=valid_from.isoformat(),
+        valid_until=valid_until.isoformat() if valid_until else None,
+        created_by=by,
+        created_at=now,
+    )
     uow.authorities.add(row)
     return row

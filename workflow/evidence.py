@@ -62,11 +62,11 @@ def gather(
         audit=tuple(uow.audit.chain(document_id)),
         anchors=tuple(
             AnchorEvidence(
-                agency_id=a["agency_id"],
-                seq=a["seq"],
-                body=bytes(a["body"]),
-                cms=bytes(a["cms"]),
-                token=stored_token(uow, "anchor", a["id"]),
+                agency_id=a.agency_id,
+                seq=a.seq,
+                body=bytes(a.body),
+                cms=bytes(a.cms),
+                token=stored_token(uow, "anchor", a.id),
             )
             for a in uow.anchors.covering(
                 doc.agency_id, document_id, as_utc(doc.created_at) - _BEFORE_THE_DOCUMENT

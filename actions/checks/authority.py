@@ -31,17 +31,15 @@ def signer_authority(inp: CheckInput) -> Finding:
     # A signer may hold several authorities at once (KT. for letters, TM. for decisions):
     # any one that names this competence, or its signer's own line, or none, will do.
     held = next(
-        (a for a in authorities if grants_competence(a["competence"] or "", competence)),
+        (a for a in authorities if grants_competence(a.competence or "", competence)),
         authorities[0],
     )
-    if not grants_competence(held["competence"] or "", competence):
+    if not grants_competence(held.competence or "", competence):
         return fail(
-            f"Thẩm quyền ký là '{held['competence']}', văn bản ghi '{competence}'.",
-            f"The authority is '{held['competence']}' but the document says '{competence}'.",
+            f"Thẩm quyền ký là '{held.competence}', văn bản ghi '{competence}'.",
+            f"The authority is '{held.competence}' but the document says '{competence}'.",
             field="signer_competence",
-            expected=held["competence"],
+            expected=held.competence,
             value=competence,
         )
-    return ok(
-        authority_id=held["id"], valid_from=held["valid_from"], valid_until=held["valid_until"]
-    )
+    return ok(authority_id=held.id, valid_from=held.valid_from, valid_until=held.valid_until)

@@ -257,7 +257,7 @@ def _granted(inp: CheckInput, competence: str) -> bool:
     on = str(doc.issued_on or inp.today.isoformat())
     held = inp.uow.authorities.holdings(doc.agency_id, username, doc.doc_type, on)
     # An authority naming no competence does not make anyone acting head.
-    return any(a["competence"] and grants_competence(a["competence"], competence) for a in held)
+    return any(a.competence and grants_competence(a.competence, competence) for a in held)
 
 
 @check("format.recipients", BLOCKING, "Có nơi nhận", "Recipients (Nơi nhận) are present")

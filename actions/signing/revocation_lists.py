@@ -58,8 +58,8 @@ class RevocationLists:
         outcome: dict[str, str] = {}
         ours = _our_ca_fingerprint(uow)
         for crl in uow.signatures.latest_crl_rows():
-            issuer = crl["issuer_fingerprint"]
-            left = as_utc(crl["next_update"]) - now
+            issuer = crl.issuer_fingerprint
+            left = as_utc(crl.next_update) - now
             if issuer == ours and left < self.refresh_before:
                 try:
                     keystore.publish_crl(uow, passphrase=self.passphrase(), now=now, days=self.days)
@@ -73,14 +73,14 @@ class RevocationLists:
                     outcome[issuer] = "republished"
                     continue
             if left < self.warn_before:
-                name = _issuer_name(bytes(crl["der"]))
+                name = _issuer_name(bytes(crl.der))
                 expired = left <= timedelta(0)
                 log.warning(
                     "a CRL in use has expired" if expired else "a CRL in use expires soon",
                     extra={
                         "action": "crl.expired" if expired else "crl.expiring",
                         "issuer": name,
-                        "next_update": as_utc(crl["next_update"]).isoformat(),
+                        "next_update": as_utc(crl.next_update).isoformat(),
                         "hours_left": round(left.total_seconds() / 3600, 1),
                     },
                 )

@@ -65,7 +65,7 @@ def seeded(make_api: MakeApi) -> Seeded:
         user = directory.ensure_user(uow, A, "contract", list(ROLES), api.clock())
         api.tokens[A]["all"] = directory.create_token(uow, user, api.clock()).token
         files = {d: uow.documents.attachments(d)[0].sha256 for d in documents.values()}
-        authorities = [a["id"] for a in uow.authorities.for_agency(A)]
+        authorities = [a.id for a in uow.authorities.for_agency(A)]
         uow.commit()
     return Seeded(api, documents, files, authorities)
 

@@ -9,13 +9,15 @@ Nothing runs in the background: each test runs the queued jobs itself.
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from congvan.storage.authorities import AuthorityRow
 from congvan.storage.ids import new_id
+from congvan.storage.unit_of_work import UnitOfWork
 from congvan.workflow import directory
 from congvan.workflow.letters import sample_pdf
 from congvan.workflow.settings import Settings
@@ -30,6 +32,23 @@ PDF = sample_pdf()
 def today(api: Api) -> date:
     """The date in Vietnam by the app's clock: what the checks call today."""
     return api.clock().astimezone(VIETNAM).date()
+
+
+def grant_signer(uow: UnitOfWork, at: datetime, valid_until: str | None = None) -> None:
+    """Authority for the letter's signer to sign every type for A (KT. CHỦ TỊCH) since 2020."""
+    uow.authorities.add(
+        AuthorityRow(
+            id=new_id(),
+            agency_id=A,
+            signer=SIGNER_USER,
+            doc_types="*",
+            competence="KT. CHỦ TỊCH",
+            valid_from="2020-01-01",
+            valid_until=valid_until,
+            created_by="test",
+            created_at=at,
+        )
+    )
 
 
 def add_signer(api: Api) -> None:
@@ -49,19 +68,7 @@ def add_signer(api: Api) -> None:
             full_name=SIGNER_NAME,
             position="PHÓ CHỦ TỊCH",
         )
-        uow.authorities.add(
-            {
-                "id": new_id(),
-                "agency_id": A,
-                "signer": SIGNER_USER,
-                "doc_types": "*",
-                "competence": "KT. CHỦ TỊCH",
-                "valid_from": "2020-01-01",
-                "valid_until": None,
-                "created_by": "test",
-                "created_at": api.clock(),
-            }
-        )
+        grant_signer(uow, api.clock())
         token = directory.create_token(uow, user_id, api.clock()).token
         uow.commit()
     api.users[A][SIGNER_USER] = user_id

@@ -32,7 +32,6 @@ from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.pades import verify_pdf
 from congvan.actions.signing.signing import Signing
 from congvan.states.errors import ManifestMismatch
-from congvan.storage.ids import new_id
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow import directory
 from tests.api.conftest import A, Api, B, MakeApi, assert_error
@@ -43,6 +42,7 @@ from tests.api.test_review_flow_api import (
     approve,
     clean_letter,
     failed,
+    grant_signer,
     history,
     submit_and_check,
 )
@@ -565,20 +565,8 @@ def test_an_authority_that_lapsed_before_the_signing_day_is_refused(make_api: Ma
     doc_id = reviewed_letter(api)
     with api.runtime.uow() as uow:
         for held in uow.authorities.for_agency(A, SIGNER_USER):
-            uow.authorities.revoke(held["id"], A, api.clock())
-        uow.authorities.add(
-            {
-                "id": new_id(),
-                "agency_id": A,
-                "signer": SIGNER_USER,
-                "doc_types": "*",
-                "competence": "KT. CHỦ TỊCH",
-                "valid_from": "2020-01-01",
-                "valid_until": "2026-01-05",
-                "created_by": "test",
-                "created_at": api.clock(),
-            }
-        )
+            uow.authorities.revoke(held.id, A, api.clock())
+        grant_signer(uow, api.clock(), valid_until="2026-01-05")
         uow.commit()
     before = state_and_version(api, doc_id)
 

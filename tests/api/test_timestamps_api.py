@@ -248,8 +248,9 @@ def test_an_audit_anchor_gets_a_token_that_its_verification_uses(
     # Then the anchor's token is stored and its verification still holds
     with api.runtime.uow(readonly=True) as uow:
         (anchor,) = list(uow.anchors.of_agency(A))
-        row = uow.timestamps.get("anchor", anchor["id"])
-        assert ("stamped", "congvan test TSA") == (row["status"], row["authority"])
+        row = uow.timestamps.get("anchor", anchor.id)
+        assert row is not None
+        assert ("stamped", "congvan test TSA") == (row.status, row.authority)
         assert [(1, None)] == list(verify_anchors(uow, api.runtime.trust, A))
 
     # And a token replaced by one over something else breaks it

@@ -267,3 +267,35 @@ def test_an_argument_that_is_not_utf8_is_refused_before_anything_is_written(
     assert b"error [invalid_encoding]: The argument name is not UTF-8 text." in done.stderr
     assert b"Traceback" not in done.stderr
     assert congvan("agencies", "list", data_dir=tmp_path).stdout.strip() == ""
+
+
+def test_a_signing_authority_is_granted_and_listed(tmp_path: Path) -> None:
+    # Given an agency with a signer
+    assert congvan("migrate", data_dir=tmp_path).returncode == 0
+    agency = ("--agency", "000.00.00.H57")
+    for args in (
+        ("agencies", "add", "000.00.00.H57", "--name", "UBND tỉnh", "--abbreviation", "UBND"),
+        ("tokens", "create", *agency, "--role", "signer", "--user", "pct"),
+    ):
+        done = congvan(*args, data_dir=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    # When the operator grants it authority over letters and decisions for 2026
+    granted = congvan(
+        "authorities", "add", *agency, "--signer", "pct", "--doc-types", "CV,QĐ",
+        "--competence", "KT. CHỦ TỊCH", "--from", "2026-01-01", "--until", "2026-12-31",
+        data_dir=tmp_path,
+    )  # fmt: skip
+
+    # Then the grant is printed, and the list shows it active
+    assert granted.returncode == 0, granted.stdout + granted.stderr
+    authority_id = granted.stdout.split()[1].rstrip(":")
+    assert (
+        f"authority {authority_id}: pct signs CV,QĐ for 000.00.00.H57 from 2026-01-01 "
+        "until 2026-12-31\n"
+    ) == granted.stdout
+    listed = congvan("authorities", "list", *agency, data_dir=tmp_path).stdout.split()
+    assert [
+        authority_id, "pct", "CV,QĐ", "KT.", "CHỦ", "TỊCH", "2026-01-01", "→", "2026-12-31",
+        "active",
+    ] == listed  # fmt: skip

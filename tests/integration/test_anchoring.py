@@ -7,18 +7,21 @@ again. The agency's signed anchor still names the old hash, and ``verify_anchors
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import rfc8785
 from sqlalchemy import select, text
 
 from congvan.actions.anchoring import AUDIT_ANCHOR, JOB, AnchorDraft, verify_anchors
 from congvan.actions.jobs import RetryLater, enqueue, new_job
 from congvan.actions.signing import keystore
 from congvan.storage.audit import entry_hash, verify_chains
-from congvan.storage.clock import FrozenClock
+from congvan.storage.clock import FrozenClock, as_utc
 from congvan.storage.tables import AuditEntry
 from congvan.workflow.bootstrap import Runtime
 from tests.conftest import MakeRuntime
@@ -55,6 +58,16 @@ def problems(runtime: Runtime, agency: str = AGENCY_ID) -> list[Any]:
 
 def edit(runtime: Runtime, doc_id: str, place: str) -> None:
     runtime.engine.fire(doc_id, "edit", actor("clerk"), data={"fields": {"place": place}})
+
+
+def anchored_twice(runtime: Runtime, clock: FrozenClock) -> str:
+    """A document anchored, then edited and anchored again an hour later: its id."""
+    doc_id = create_document(runtime)
+    anchor(runtime)
+    edit(runtime, doc_id, "Huế")
+    clock.advance(hours=1)
+    anchor(runtime)
+    return doc_id
 
 
 def rewrite_chain(runtime: Runtime, doc_id: str, version: int, actor_name: str) -> None:
@@ -109,12 +122,36 @@ def test_an_anchor_signs_the_heads_and_verifies(keyed: Runtime) -> None:
     # Then one anchor lists both heads, signed, and everything verifies
     with keyed.uow(readonly=True) as uow:
         (row,) = list(uow.anchors.of_agency(AGENCY_ID))
-        heads = {(d, v): h for d, v, h in json.loads(row["body"])["heads"]}
+        heads = {(d, v): h for d, v, h in json.loads(row.body)["heads"]}
         assert heads == {
             (first, 2): uow.anchors.entry_hash(first, 2),
             (second, 1): uow.anchors.entry_hash(second, 1),
         }
     assert problems(keyed) == []
+
+
+def test_an_anchor_body_is_the_canonical_json_of_its_members(
+    keyed: Runtime, clock: FrozenClock
+) -> None:
+    # Given an anchor, then a document edited and anchored again an hour later
+    doc_id = anchored_twice(keyed, clock)
+
+    # Then the second body is RFC 8785 JSON of exactly these members, chained to the first
+    with keyed.uow(readonly=True) as uow:
+        first, second = uow.anchors.of_agency(AGENCY_ID)
+        head = uow.anchors.entry_hash(doc_id, 2)
+    expected = rfc8785.dumps(
+        {
+            "format": "congvan-audit-anchor/1",
+            "agency_id": AGENCY_ID,
+            "seq": 2,
+            "at": as_utc(keyed.clock()).isoformat(),
+            "previous": hashlib.sha256(first.body).hexdigest(),
+            "heads": [[doc_id, 2, head]],
+        }
+    )
+    assert expected == bytes(second.body)
+    assert (hashlib.sha256(expected).hexdigest(), 1) == (second.body_sha256, second.heads)
 
 
 def test_only_changed_heads_are_anchored_again(keyed: Runtime, clock: FrozenClock) -> None:
@@ -132,8 +169,8 @@ def test_only_changed_heads_are_anchored_again(keyed: Runtime, clock: FrozenCloc
     assert anchor(keyed) == {AGENCY_ID: 1}
     with keyed.uow(readonly=True) as uow:
         last = uow.anchors.latest(AGENCY_ID)
-        assert last is not None and last["seq"] == 2
-        assert [h[0] for h in json.loads(last["body"])["heads"]] == [second]
+        assert last is not None and last.seq == 2
+        assert [h[0] for h in json.loads(last.body)["heads"]] == [second]
     assert first != second
     assert problems(keyed) == []
 
@@ -193,11 +230,7 @@ def test_an_anchor_replaced_by_another_signed_one_breaks_the_link(
     # Given two anchors; the first is deleted and a new first one made over other heads
     # (as someone holding the key but rewriting history would): the second no longer
     # follows it
-    doc_id = create_document(keyed)
-    anchor(keyed)
-    edit(keyed, doc_id, "Huế")
-    clock.advance(hours=1)
-    anchor(keyed)
+    anchored_twice(keyed, clock)
     with keyed.uow() as uow:
         uow.conn.execute(text("DELETE FROM audit_anchors WHERE seq = 1"))
         uow.commit()
@@ -208,7 +241,7 @@ def test_an_anchor_replaced_by_another_signed_one_breaks_the_link(
         uow.commit()
     keyed.anchoring.anchor(keyed.uow, keyed.clock(), AGENCY_ID)  # a new seq 1
     with keyed.uow() as uow:
-        uow.anchors.add({**second, "id": "replayed-second"})
+        uow.anchors.add(dataclasses.replace(second, id="replayed-second"))
         uow.commit()
 
     assert [(p.seq, p.problem) for p in problems(keyed)] == [(2, "previous")]
@@ -224,7 +257,7 @@ def test_agencies_without_a_key_are_skipped_and_their_anchors_isolated(keyed: Ru
     with keyed.uow(readonly=True) as uow:
         assert [] == list(uow.anchors.of_agency(OTHER))
         (only,) = list(uow.anchors.of_agency(AGENCY_ID))
-    assert [ours] == [h[0] for h in json.loads(only["body"])["heads"]]
+    assert [ours] == [h[0] for h in json.loads(only.body)["heads"]]
     assert theirs != ours
 
 
@@ -299,7 +332,7 @@ def test_signed_anchors_are_kept_only_after_the_anchor_they_follow(keyed: Runtim
     with keyed.uow() as uow, pytest.raises(RetryLater, match="anchored meanwhile"):
         keyed.anchoring.keep(uow, drafts, signed, keyed.clock())
     with keyed.uow(readonly=True) as uow:
-        assert [1] == [a["seq"] for a in uow.anchors.of_agency(AGENCY_ID)]
+        assert [1] == [a.seq for a in uow.anchors.of_agency(AGENCY_ID)]
     assert problems(keyed) == []
 
 
@@ -323,7 +356,7 @@ def test_many_heads_make_several_anchors_in_a_row(
     assert anchor(keyed) == {AGENCY_ID: 5}
 
     with keyed.uow(readonly=True) as uow:
-        sizes = [a["heads"] for a in uow.anchors.of_agency(AGENCY_ID)]
+        sizes = [a.heads for a in uow.anchors.of_agency(AGENCY_ID)]
     assert [2, 2, 1] == sizes
     assert problems(keyed) == []
 

@@ -717,7 +717,7 @@ def grant(runtime: Runtime, grants: Sequence[Grant]) -> None:
                 now=now,
             )
             if g.revoked:
-                assert uow.authorities.revoke(str(row["id"]), AGENCY_ID, now)
+                assert uow.authorities.revoke(row.id, AGENCY_ID, now)
         uow.commit()
 
 

@@ -55,11 +55,11 @@ def resign_latest_anchor(
         latest = uow.anchors.latest(AGENCY_ID)
         assert latest is not None
         cms = sign_manifest(
-            bytes(latest["body"]), key=key, cert=cert, chain=chain, signing_time=runtime.clock()
+            bytes(latest.body), key=key, cert=cert, chain=chain, signing_time=runtime.clock()
         )
         uow.conn.execute(
             text("UPDATE audit_anchors SET cms = :cms WHERE id = :id"),
-            {"cms": cms, "id": latest["id"]},
+            {"cms": cms, "id": latest.id},
         )
         uow.commit()
 

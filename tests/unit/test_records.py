@@ -10,21 +10,28 @@ import pytest
 from congvan.states.certificates import CertificateDescription
 from congvan.states.fields import DOCUMENT_FIELDS
 from congvan.storage.agencies import AgencyRow, UserRow
+from congvan.storage.anchors import AnchorRow
 from congvan.storage.audit import AuditEvent, AuditRow
+from congvan.storage.authorities import AuthorityRow
 from congvan.storage.dispatches import DispatchRow, SealedDispatch
 from congvan.storage.documents import AttachmentRow, DocumentRow, RecipientRow
-from congvan.storage.signatures import CertificateRow, SignatureRow
+from congvan.storage.signatures import CertificateRow, CrlRow, SignatureRow
 from congvan.storage.tables import (
     Agency,
     Attachment,
+    AuditAnchor,
     AuditEntry,
     Certificate,
     Dispatch,
     Document,
     Recipient,
+    RevocationList,
     Signature,
+    SigningAuthority,
+    Timestamp,
     User,
 )
+from congvan.storage.timestamps import TimestampRow
 
 
 def names(record: type) -> list[str]:
@@ -44,6 +51,10 @@ def columns(table: type) -> set[str]:
         (AgencyRow, Agency),
         (UserRow, User),
         (AuditRow, AuditEntry),
+        (AnchorRow, AuditAnchor),
+        (AuthorityRow, SigningAuthority),
+        (CrlRow, RevocationList),
+        (TimestampRow, Timestamp),
     ],
 )
 def test_a_whole_row_record_has_every_column_and_no_other(record: type, table: type) -> None:

@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from congvan.states.errors import NotFound
 from congvan.states.policy import OPERATOR, SUPERVISOR
+from congvan.storage.authorities import AuthorityRow
 
 from ..directory import add_authority
 from .auth import PrincipalDep, require
@@ -46,20 +47,20 @@ class AuthorityIn(TextModel):
         return self
 
 
-def _view(row: dict[str, Any]) -> dict[str, Any]:
+def _view(row: AuthorityRow) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "signer": row["signer"],
-        "doc_types": row["doc_types"].split(","),
-        "competence": row["competence"],
-        "valid_from": row["valid_from"],
-        "valid_until": row["valid_until"],
-        "revoked": row["revoked_at"] is not None,
+        "id": row.id,
+        "signer": row.signer,
+        "doc_types": row.doc_types.split(","),
+        "competence": row.competence,
+        "valid_from": row.valid_from,
+        "valid_until": row.valid_until,
+        "revoked": row.revoked_at is not None,
     }
 
 
-def _key(row: dict[str, Any]) -> tuple[str, str, str]:
-    return (row["signer"], row["valid_from"], row["id"])
+def _key(row: AuthorityRow) -> tuple[str, str, str]:
+    return (row.signer, row.valid_from, row.id)
 
 
 @router.get("", summary="The agency's signing authorities, by signer", response_model=AuthorityPage)

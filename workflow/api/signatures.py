@@ -199,10 +199,10 @@ Format = Literal["der", "pem"]
 def get_crl(uow: ReadUowDep, format: Format = "der") -> Response:
     with uow:
         ours = [r.fingerprint for r in uow.signatures.roots() if r.key_pem]
-        rows = [r for r in uow.signatures.latest_crl_rows() if r["issuer_fingerprint"] in ours]
+        rows = [r for r in uow.signatures.latest_crl_rows() if r.issuer_fingerprint in ours]
     if not rows:
         raise NotFound("No certification authority here.")
-    der = bytes(rows[-1]["der"])
+    der = bytes(rows[-1].der)
     if format == "pem":
         crl = x509.load_der_x509_crl(der)
         return Response(

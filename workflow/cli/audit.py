@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..settings import Settings
 from .runtime import Store, Subparsers, add_progress_option, progress_bar, runtime_for
 from .verdict import print_trust_notes
 
 if TYPE_CHECKING:
+    from congvan.storage.unit_of_work import UnitOfWork
+
     from ..bootstrap import Runtime
 
 
@@ -76,11 +78,11 @@ def _audit_anchor(runtime: Runtime, agency: str | None) -> int:
             if latest is not None:
                 # Kept outside this database, it lets `audit verify --known` notice the
                 # newest anchors deleted, which nothing inside the database can.
-                print(f"   latest anchor: {agency_id}:{latest['seq']}:{latest['body_sha256']}")
+                print(f"   latest anchor: {agency_id}:{latest.seq}:{latest.body_sha256}")
     return 0
 
 
-def _check_known(uow: Any, known: list[tuple[str, int, str]]) -> list[str]:
+def _check_known(uow: UnitOfWork, known: list[tuple[str, int, str]]) -> list[str]:
     """Problems with anchors recorded elsewhere, as report lines."""
     import hashlib
 
@@ -89,7 +91,7 @@ def _check_known(uow: Any, known: list[tuple[str, int, str]]) -> list[str]:
         anchor = uow.anchors.get(agency_id, seq)
         if anchor is None:
             lines.append(f"BROKEN known anchor {seq} of {agency_id}: it is gone")
-        elif hashlib.sha256(bytes(anchor["body"])).hexdigest() != digest:
+        elif hashlib.sha256(bytes(anchor.body)).hexdigest() != digest:
             lines.append(f"BROKEN known anchor {seq} of {agency_id}: it is not the one recorded")
     return lines
 

@@ -119,15 +119,15 @@ def cmd_authorities(args: argparse.Namespace, settings: Settings) -> int:
             )
             uow.commit()
             print(
-                f"authority {row['id']}: {args.signer} signs {row['doc_types']} for "
-                f"{args.agency} from {row['valid_from']} until {row['valid_until'] or '—'}"
+                f"authority {row.id}: {args.signer} signs {row.doc_types} for "
+                f"{args.agency} from {row.valid_from} until {row.valid_until or '—'}"
             )
         else:
             for a in uow.authorities.for_agency(args.agency):
-                state = "revoked" if a["revoked_at"] else "active"
+                state = "revoked" if a.revoked_at else "active"
                 print(
-                    f"{a['id']}  {a['signer']:<20} {a['doc_types']:<12} "
-                    f"{a['competence']:<20} {a['valid_from']} → {a['valid_until'] or '—'} "
+                    f"{a.id}  {a.signer:<20} {a.doc_types:<12} "
+                    f"{a.competence:<20} {a.valid_from} → {a.valid_until or '—'} "
                     f"{state}"
                 )
     return 0
