@@ -35,6 +35,7 @@ def test_the_openapi_document_lists_every_v1_route(api: Api) -> None:
         "/v1/received": ["get"],
         "/v1/received/{received_id}": ["get"],
         "/v1/received/{received_id}/events/{event}": ["post"],
+        "/v1/received/{received_id}/files/{name}": ["get"],
         "/v1/agencies": ["get", "post"],
         "/v1/agencies/{agency_id}": ["patch"],
         "/v1/documents": ["get", "post"],
