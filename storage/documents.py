@@ -111,6 +111,8 @@ _REVISION = Prepared(select(_c.revision).where(_by_id))
 _MARK_SUBMITTED = Prepared(update(_documents).where(_by_id).values(submitted_revision=_c.revision))
 _WITHDRAW_SUBMISSION = Prepared(update(_documents).where(_by_id).values(submitted_revision=None))
 _SUBMITTED_REVISION = Prepared(select(_c.submitted_revision).where(_by_id))
+# What every delivery's claim runs for each file.
+_BLOB = Prepared(select(_blobs.c.data).where(_blobs.c.sha256 == bindparam("sha256")))
 
 
 @dataclass(frozen=True)
@@ -290,7 +292,8 @@ class DocumentRepository:
             self.conn.execute(insert(_blobs), [{"sha256": sha256, "size": len(data), "data": data}])
 
     def blob(self, sha256: str) -> bytes | None:
-        return self.conn.execute(select(_blobs.c.data).where(_blobs.c.sha256 == sha256)).scalar()
+        row = _BLOB.first(self.conn, {"sha256": sha256})
+        return row[0] if row is not None else None
 
     def add_attachments(self, document_id: str, files: Sequence[Mapping[str, Any]]) -> None:
         if files:
