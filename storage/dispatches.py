@@ -83,6 +83,8 @@ _by_id = _d.id == bindparam("dispatch_id")
 _get = select(*_COLUMNS).where(_by_id)
 _GET = Prepared(_get)
 _GET_FOR_UPDATE = Prepared(_get.with_for_update())
+# What every dispatch transition reads to derive its document's state.
+_STATES = Prepared(select(_d.state).where(_d.document_id == bindparam("document_id")))
 _SEALED = Prepared(select(_d.message_id, _d.header, _d.header_cms).where(_by_id))
 _UPDATE = Prepared(update(_dispatches).where(_by_id))  # SET: the columns given
 _LOG_ATTEMPT = Prepared(insert(_attempts))
@@ -205,10 +207,7 @@ class DispatchRepository:
         _UPDATE.rowcount(self.conn, {"dispatch_id": dispatch_id, "posting_until": until})
 
     def states(self, document_id: str) -> list[str]:
-        c = _dispatches.c
-        return list(
-            self.conn.execute(select(c.state).where(c.document_id == document_id)).scalars()
-        )
+        return [row[0] for row in _STATES.all(self.conn, {"document_id": document_id})]
 
     def set_state(
         self,

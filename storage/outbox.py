@@ -46,6 +46,15 @@ _JOB_COLUMNS = (
 _get = select(*_JOB_COLUMNS).where(_by_id)
 _GET = Prepared(_get)
 _GET_FOR_UPDATE = Prepared(_get.with_for_update())
+# What the relay reads on every pass.
+_pending = (
+    select(*_JOB_COLUMNS)
+    .where(_c.status == PENDING)
+    .order_by(_c.created_at)
+    .limit(bindparam("limit"))
+)
+_PENDING = Prepared(_pending)
+_PENDING_SKIP_LOCKED = Prepared(_pending.with_for_update(skip_locked=True))
 _CLAIM = Prepared(
     update(_outbox).where(_by_id).values(status=RUNNING, lease_until=bindparam("lease_until"))
 )
@@ -106,15 +115,8 @@ class OutboxRepository:
 
     def claim_pending(self, limit: int) -> list[Job]:
         """Pending jobs, oldest first; on PostgreSQL rows another relay holds are skipped."""
-        query = (
-            select(*_JOB_COLUMNS)
-            .where(_outbox.c.status == PENDING)
-            .order_by(_outbox.c.created_at)
-            .limit(limit)
-        )
-        if self.skip_locked:
-            query = query.with_for_update(skip_locked=True)
-        return [_job(r) for r in self.conn.execute(query)]
+        query = _PENDING_SKIP_LOCKED if self.skip_locked else _PENDING
+        return [_job(r) for r in query.all(self.conn, {"limit": limit})]
 
     def mark(self, job_ids: Sequence[str], status: str, at: datetime) -> None:
         column = {ENQUEUED: "enqueued_at", DONE: "done_at"}.get(status)
