@@ -16,13 +16,22 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeEngine
 
-from congvan.storage import audit, dispatches, documents, outbox, peers, signatures, timers
+from congvan.storage import (
+    audit,
+    dispatches,
+    documents,
+    outbox,
+    peers,
+    received,
+    signatures,
+    timers,
+)
 from congvan.storage.prepared import Prepared
 from congvan.workflow.bootstrap import Runtime
 
 from ..factories import actor, create_document
 
-_MODULES = (audit, dispatches, documents, outbox, peers, signatures, timers)
+_MODULES = (audit, dispatches, documents, outbox, peers, received, signatures, timers)
 
 
 def _statements() -> dict[str, Prepared]:
