@@ -34,6 +34,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+# httpx imports httpcore (and with it trio, when installed) only when its first client is
+# made: about 50 ms of CPU, which a worker would otherwise spend inside its first post, on
+# a peer's clock. Imported here, it is paid when the worker starts.
+import httpcore  # noqa: F401
 import httpx
 
 from congvan.states.dispatch import ACKNOWLEDGED, REJECTED, STATUS_EVENTS

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from .prepared import Prepared
 from .tables import Dispatch, DispatchAttempt, DispatchStatus
 
 _dispatches = Dispatch.__table__  # type: ignore[attr-defined]
@@ -75,6 +76,27 @@ class StatusRow:
 
 _STATUS_COLUMNS = tuple(_statuses.c[f.name] for f in dataclasses.fields(StatusRow))
 
+# What every delivery attempt and dispatch transition run, built once and run through
+# Prepared (see prepared.py).
+_d = _dispatches.c
+_by_id = _d.id == bindparam("dispatch_id")
+_get = select(*_COLUMNS).where(_by_id)
+_GET = Prepared(_get)
+_GET_FOR_UPDATE = Prepared(_get.with_for_update())
+# What every dispatch transition reads to derive its document's state.
+_STATES = Prepared(select(_d.state).where(_d.document_id == bindparam("document_id")))
+_SEALED = Prepared(select(_d.message_id, _d.header, _d.header_cms).where(_by_id))
+_UPDATE = Prepared(update(_dispatches).where(_by_id))  # SET: the columns given
+_LOG_ATTEMPT = Prepared(insert(_attempts))
+_LAST_ATTEMPT = Prepared(
+    select(func.max(_attempts.c.attempt)).where(_attempts.c.dispatch_id == bindparam("dispatch_id"))
+)
+_STATUSES_OF = Prepared(
+    select(*_STATUS_COLUMNS)
+    .where(_statuses.c.dispatch_id == bindparam("dispatch_id"))
+    .order_by(_statuses.c.code)
+)
+
 
 class DispatchRepository:
     def __init__(self, conn: Connection) -> None:
@@ -86,30 +108,20 @@ class DispatchRepository:
 
     def seal(self, dispatch_id: str, sealed: SealedDispatch) -> None:
         """Keep the package header every attempt of this dispatch sends."""
-        self.conn.execute(
-            update(_dispatches)
-            .where(_dispatches.c.id == dispatch_id)
-            .values(
-                message_id=sealed.message_id, header=sealed.header, header_cms=sealed.header_cms
-            )
-        )
+        values = {"message_id": sealed.message_id, "header": sealed.header}
+        values |= {"header_cms": sealed.header_cms, "dispatch_id": dispatch_id}
+        _UPDATE.rowcount(self.conn, values)
 
     def sealed(self, dispatch_id: str) -> SealedDispatch | None:
-        c = _dispatches.c
-        row = self.conn.execute(
-            select(c.message_id, c.header, c.header_cms).where(c.id == dispatch_id)
-        ).first()
+        row = _SEALED.first(self.conn, {"dispatch_id": dispatch_id})
         if row is None or row[0] is None or row[1] is None or row[2] is None:
             return None
         return SealedDispatch(row[0], bytes(row[1]), bytes(row[2]))
 
     def keep_receipt(self, dispatch_id: str, receipt: bytes, cms: bytes) -> None:
         """The signed receipt the recipient answered (kept as evidence)."""
-        self.conn.execute(
-            update(_dispatches)
-            .where(_dispatches.c.id == dispatch_id)
-            .values(receipt=receipt, receipt_cms=cms)
-        )
+        params = {"dispatch_id": dispatch_id, "receipt": receipt, "receipt_cms": cms}
+        _UPDATE.rowcount(self.conn, params)
 
     def receipt(self, dispatch_id: str) -> tuple[bytes, bytes] | None:
         c = _dispatches.c
@@ -136,10 +148,7 @@ class DispatchRepository:
         return True
 
     def statuses_of(self, dispatch_id: str) -> list[StatusRow]:
-        c = _statuses.c
-        rows = self.conn.execute(
-            select(*_STATUS_COLUMNS).where(c.dispatch_id == dispatch_id).order_by(c.code)
-        )
+        rows = _STATUSES_OF.all(self.conn, {"dispatch_id": dispatch_id})
         return [StatusRow(*r) for r in rows]
 
     def statuses_by_dispatch(self, document_id: str) -> dict[str, list[StatusRow]]:
@@ -158,15 +167,12 @@ class DispatchRepository:
         return found
 
     def log_attempt(self, attempt: AttemptRow) -> None:
-        self.conn.execute(insert(_attempts), [dataclasses.asdict(attempt)])
+        _LOG_ATTEMPT.execute(self.conn, [dataclasses.asdict(attempt)])
 
     def attempts_logged(self, dispatch_id: str) -> int:
         """The number of the dispatch's last logged attempt (0: none yet)."""
-        c = _attempts.c
-        last = self.conn.execute(
-            select(func.max(c.attempt)).where(c.dispatch_id == dispatch_id)
-        ).scalar()
-        return int(last or 0)
+        row = _LAST_ATTEMPT.first(self.conn, {"dispatch_id": dispatch_id})
+        return int(row[0] or 0) if row is not None else 0
 
     def attempts_of(self, dispatch_id: str) -> list[AttemptRow]:
         c = _attempts.c
@@ -177,10 +183,8 @@ class DispatchRepository:
         return [AttemptRow(*r) for r in rows]
 
     def get(self, dispatch_id: str, *, for_update: bool = False) -> DispatchRow | None:
-        query = select(*_COLUMNS).where(_dispatches.c.id == dispatch_id)
-        if for_update:
-            query = query.with_for_update()
-        row = self.conn.execute(query).first()
+        query = _GET_FOR_UPDATE if for_update else _GET
+        row = query.first(self.conn, {"dispatch_id": dispatch_id})
         return DispatchRow(*row) if row else None
 
     def for_document(self, document_id: str) -> list[DispatchRow]:
@@ -200,15 +204,10 @@ class DispatchRepository:
 
     def posting(self, dispatch_id: str, until: datetime | None) -> None:
         """An attempt is under way until ``until`` (its lease); None: it has ended."""
-        self.conn.execute(
-            update(_dispatches).where(_dispatches.c.id == dispatch_id).values(posting_until=until)
-        )
+        _UPDATE.rowcount(self.conn, {"dispatch_id": dispatch_id, "posting_until": until})
 
     def states(self, document_id: str) -> list[str]:
-        c = _dispatches.c
-        return list(
-            self.conn.execute(select(c.state).where(c.document_id == document_id)).scalars()
-        )
+        return [row[0] for row in _STATES.all(self.conn, {"document_id": document_id})]
 
     def set_state(
         self,
@@ -219,9 +218,9 @@ class DispatchRepository:
         attempts: int | None = None,
         last_error: str | None = None,
     ) -> None:
-        values: dict[str, Any] = {"state": state, "updated_at": at}
+        values: dict[str, Any] = {"dispatch_id": dispatch_id, "state": state, "updated_at": at}
         if attempts is not None:
             values["attempts"] = attempts
         if last_error is not None:
             values["last_error"] = last_error[:1000]
-        self.conn.execute(update(_dispatches).where(_dispatches.c.id == dispatch_id).values(values))
+        _UPDATE.rowcount(self.conn, values)

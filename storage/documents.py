@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import NoResultFound
 
 from congvan.states.errors import NotFound
@@ -93,16 +93,50 @@ _HEAD_FOR_UPDATE = Prepared(_head.with_for_update())
 DOCUMENT_COLUMNS = tuple(_c[name] for name in DOCUMENT_FIELDS)
 _GET = select(*DOCUMENT_COLUMNS).where(_c.id == bindparam("document_id"))
 _CURRENT_VERSION = select(_c.version).where(_c.id == bindparam("document_id"))
-_ADVANCE = Prepared(
-    update(_documents)
-    .where(_c.id == bindparam("document_id"), _c.version == bindparam("expected_version"))
-    .values(
-        state=bindparam("new_state"),
-        version=bindparam("new_version"),
-        audit_head=bindparam("new_audit_head"),
-        updated_at=bindparam("at"),
+
+
+def advancing(table: Table) -> Prepared:
+    """The move of a row that holds an audit chain, made only at the version expected."""
+    c = table.c
+    return Prepared(
+        update(table)
+        .where(c.id == bindparam("document_id"), c.version == bindparam("expected_version"))
+        .values(
+            state=bindparam("new_state"),
+            version=bindparam("new_version"),
+            audit_head=bindparam("new_audit_head"),
+            updated_at=bindparam("at"),
+        )
     )
-)
+
+
+def advance(
+    conn: Connection,
+    statement: Prepared,
+    document_id: str,
+    *,
+    expected_version: int,
+    state: str,
+    new_version: int,
+    audit_head: str,
+    at: datetime,
+) -> bool:
+    """Run an ``advancing`` statement; False when somebody moved the row first."""
+    moved = statement.rowcount(
+        conn,
+        {
+            "document_id": document_id,
+            "expected_version": expected_version,
+            "new_state": state,
+            "new_version": new_version,
+            "new_audit_head": audit_head,
+            "at": at,
+        },
+    )
+    return moved == 1
+
+
+_ADVANCE = advancing(_documents)
 _INSERT = insert(_documents)
 # What submit's record_submission effect runs (see actions/review.py).
 _by_id = _c.id == bindparam("document_id")
@@ -111,6 +145,16 @@ _REVISION = Prepared(select(_c.revision).where(_by_id))
 _MARK_SUBMITTED = Prepared(update(_documents).where(_by_id).values(submitted_revision=_c.revision))
 _WITHDRAW_SUBMISSION = Prepared(update(_documents).where(_by_id).values(submitted_revision=None))
 _SUBMITTED_REVISION = Prepared(select(_c.submitted_revision).where(_by_id))
+# What sending, delivering and receiving run for every document and file.
+_by_digest = _blobs.c.sha256 == bindparam("sha256")
+_BLOB = Prepared(select(_blobs.c.data).where(_by_digest))
+_BLOB_STORED = Prepared(select(_blobs.c.sha256).where(_by_digest))
+_PUT_BLOB = Prepared(insert(_blobs))
+_RECIPIENTS = Prepared(
+    select(_recipients.c.organ_id, _recipients.c.name)
+    .where(_recipients.c.document_id == bindparam("document_id"))
+    .order_by(_recipients.c.position)
+)
 
 
 @dataclass(frozen=True)
@@ -172,18 +216,16 @@ class DocumentRepository:
         at: datetime,
     ) -> bool:
         """Move the document on, only if nobody moved it since ``expected_version``."""
-        moved = _ADVANCE.rowcount(
+        return advance(
             self.conn,
-            {
-                "document_id": document_id,
-                "expected_version": expected_version,
-                "new_state": state,
-                "new_version": new_version,
-                "new_audit_head": audit_head,
-                "at": at,
-            },
+            _ADVANCE,
+            document_id,
+            expected_version=expected_version,
+            state=state,
+            new_version=new_version,
+            audit_head=audit_head,
+            at=at,
         )
-        return moved == 1
 
     def set_fields(self, document_id: str, fields: Mapping[str, Any]) -> None:
         unknown = set(fields) - set(EDITABLE)
@@ -275,22 +317,19 @@ class DocumentRepository:
             )
 
     def recipients(self, document_id: str) -> list[RecipientRow]:
-        c = _recipients.c
-        rows = self.conn.execute(
-            select(c.organ_id, c.name).where(c.document_id == document_id).order_by(c.position)
-        )
+        rows = _RECIPIENTS.all(self.conn, {"document_id": document_id})
         return [RecipientRow(*r) for r in rows]
 
     # attachments ------------------------------------------------------------------------
 
     def put_blob(self, sha256: str, data: bytes) -> None:
         """Store bytes under their digest unless they are there already."""
-        exists = self.conn.execute(select(_blobs.c.sha256).where(_blobs.c.sha256 == sha256))
-        if exists.first() is None:
-            self.conn.execute(insert(_blobs), [{"sha256": sha256, "size": len(data), "data": data}])
+        if _BLOB_STORED.first(self.conn, {"sha256": sha256}) is None:
+            _PUT_BLOB.execute(self.conn, [{"sha256": sha256, "size": len(data), "data": data}])
 
     def blob(self, sha256: str) -> bytes | None:
-        return self.conn.execute(select(_blobs.c.data).where(_blobs.c.sha256 == sha256)).scalar()
+        row = _BLOB.first(self.conn, {"sha256": sha256})
+        return row[0] if row is not None else None
 
     def add_attachments(self, document_id: str, files: Sequence[Mapping[str, Any]]) -> None:
         if files:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from congvan.states import vocabulary
 
@@ -18,7 +18,6 @@ from .tables import Document, OutboxJob
 
 _outbox = OutboxJob.__table__  # type: ignore[attr-defined]
 _documents = Document.__table__  # type: ignore[attr-defined]
-_INSERT = Prepared(insert(_outbox))  # built once, run through Prepared (see prepared.py)
 
 PENDING = vocabulary.JOB_PENDING
 ENQUEUED = vocabulary.JOB_ENQUEUED
@@ -27,6 +26,44 @@ WAITING = vocabulary.JOB_WAITING  # an attempt failed; its backoff timer re-driv
 DONE = vocabulary.JOB_DONE
 FAILED = vocabulary.JOB_FAILED
 STATUSES = vocabulary.JOB_STATUSES
+
+# What every job's claim and record run, built once and run through Prepared (see
+# prepared.py).
+_INSERT = Prepared(insert(_outbox))
+_by_id = _outbox.c.id == bindparam("job_id")
+_c = _outbox.c
+# What a Job holds, in its fields' order, so that a row builds it by position.
+_JOB_COLUMNS = (
+    _c.id,
+    _c.action,
+    _c.document_id,
+    _c.queue,
+    _c.payload,
+    _c.status,
+    _c.attempts,
+    _c.lease_until,
+)
+_get = select(*_JOB_COLUMNS).where(_by_id)
+_GET = Prepared(_get)
+_GET_FOR_UPDATE = Prepared(_get.with_for_update())
+# What the relay reads on every pass.
+_pending = (
+    select(*_JOB_COLUMNS)
+    .where(_c.status == PENDING)
+    .order_by(_c.created_at)
+    .limit(bindparam("limit"))
+)
+_PENDING = Prepared(_pending)
+_PENDING_SKIP_LOCKED = Prepared(_pending.with_for_update(skip_locked=True))
+_CLAIM = Prepared(
+    update(_outbox).where(_by_id).values(status=RUNNING, lease_until=bindparam("lease_until"))
+)
+_WAIT = Prepared(update(_outbox).where(_by_id).values(status=WAITING, lease_until=None))
+_FINISH = Prepared(
+    update(_outbox)
+    .where(_by_id, _outbox.c.status != DONE)
+    .values(status=DONE, done_at=bindparam("at"))
+)
 
 
 @dataclass(frozen=True)
@@ -45,16 +82,17 @@ class Job:
         return self.status == RUNNING and self.lease_until is not None and now < self.lease_until
 
 
-def _job(row: Any) -> Job:
+def _job(row: Sequence[Any]) -> Job:
+    job_id, action, document_id, queue, payload, status, attempts, lease_until = row
     return Job(
-        id=row.id,
-        action=row.action,
-        document_id=row.document_id,
-        queue=row.queue,
-        payload=json.loads(row.payload),
-        status=row.status,
-        attempts=row.attempts,
-        lease_until=as_utc(row.lease_until) if row.lease_until is not None else None,
+        id=job_id,
+        action=action,
+        document_id=document_id,
+        queue=queue,
+        payload=json.loads(payload),
+        status=status,
+        attempts=attempts,
+        lease_until=as_utc(lease_until) if lease_until is not None else None,
     )
 
 
@@ -71,23 +109,14 @@ class OutboxRepository:
             )
 
     def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
-        query = select(_outbox).where(_outbox.c.id == job_id)
-        if for_update:
-            query = query.with_for_update()
-        row = self.conn.execute(query).first()
+        query = _GET_FOR_UPDATE if for_update else _GET
+        row = query.first(self.conn, {"job_id": job_id})
         return _job(row) if row else None
 
     def claim_pending(self, limit: int) -> list[Job]:
         """Pending jobs, oldest first; on PostgreSQL rows another relay holds are skipped."""
-        query = (
-            select(_outbox)
-            .where(_outbox.c.status == PENDING)
-            .order_by(_outbox.c.created_at)
-            .limit(limit)
-        )
-        if self.skip_locked:
-            query = query.with_for_update(skip_locked=True)
-        return [_job(r) for r in self.conn.execute(query)]
+        query = _PENDING_SKIP_LOCKED if self.skip_locked else _PENDING
+        return [_job(r) for r in query.all(self.conn, {"limit": limit})]
 
     def mark(self, job_ids: Sequence[str], status: str, at: datetime) -> None:
         column = {ENQUEUED: "enqueued_at", DONE: "done_at"}.get(status)
@@ -98,26 +127,15 @@ class OutboxRepository:
 
     def claim(self, job_id: str, lease_until: datetime) -> None:
         """A worker takes the job: running, and its own until ``lease_until``."""
-        self.conn.execute(
-            update(_outbox)
-            .where(_outbox.c.id == job_id)
-            .values(status=RUNNING, lease_until=lease_until)
-        )
+        _CLAIM.rowcount(self.conn, {"job_id": job_id, "lease_until": lease_until})
 
     def wait(self, job_id: str) -> None:
         """An attempt failed: the lease is given up until the backoff timer re-drives it."""
-        self.conn.execute(
-            update(_outbox).where(_outbox.c.id == job_id).values(status=WAITING, lease_until=None)
-        )
+        _WAIT.rowcount(self.conn, {"job_id": job_id})
 
     def finish(self, job_id: str, at: datetime) -> bool:
         """Mark done unless it already is; ``False`` means somebody else finished it."""
-        result = self.conn.execute(
-            update(_outbox)
-            .where(_outbox.c.id == job_id, _outbox.c.status != DONE)
-            .values(status=DONE, done_at=at)
-        )
-        return result.rowcount == 1
+        return _FINISH.rowcount(self.conn, {"job_id": job_id, "at": at}) == 1
 
     def record_failure(self, job_id: str, error: str) -> int:
         """Count a failed attempt; returns the attempts so far."""
@@ -147,7 +165,7 @@ class OutboxRepository:
 
     def for_document(self, document_id: str) -> list[Job]:
         rows = self.conn.execute(
-            select(_outbox)
+            select(*_JOB_COLUMNS)
             .where(_outbox.c.document_id == document_id)
             .order_by(_outbox.c.created_at)
         )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from .clock import as_utc
+from .prepared import Prepared
 from .tables import Peer as PeerRow
 
 _peers = PeerRow.__table__  # type: ignore[attr-defined]
@@ -28,6 +29,10 @@ class Peer:
 
 
 _COLUMNS = [_c[f.name] for f in fields(Peer)]
+# What every delivery's claim runs, built once and run through Prepared (see prepared.py).
+_get = select(*_COLUMNS).where(_c.agency_id == bindparam("agency_id"))
+_GET = Prepared(_get)
+_GET_FOR_UPDATE = Prepared(_get.with_for_update())
 
 
 def _peer(row: tuple[object, ...]) -> Peer:
@@ -58,11 +63,9 @@ class PeerRepository:
     def get(self, agency_id: str, *, for_update: bool = False) -> Peer | None:
         """The peer; ``for_update`` holds its row until the transaction ends (PostgreSQL;
         SQLite's write transactions are one at a time already)."""
-        query = select(*_COLUMNS).where(_c.agency_id == agency_id)
-        if for_update:
-            query = query.with_for_update()
-        row = self.conn.execute(query).first()
-        return _peer(tuple(row)) if row else None
+        query = _GET_FOR_UPDATE if for_update else _GET
+        row = query.first(self.conn, {"agency_id": agency_id})
+        return _peer(row) if row else None
 
     def list(self, *, after: str | None = None, limit: int | None = None) -> list[Peer]:
         """Peers by agency id: all of them, or ``limit`` after the agency id ``after``."""

@@ -14,7 +14,10 @@ Whenever that bookkeeping could matter, the statement goes through ``Connection.
 instead, unchanged: outside a transaction (autobegin), with echo/INFO logging on, with any
 statement or cursor event listened for, with a schema translate map, for several rows at
 once, or when the statement needs something this path does not reproduce (Python-side
-callable defaults, result processing, expanding or literal-execute parameters).
+callable defaults, expanding or literal-execute parameters). A SELECT's rows are
+converted by the result processors SQLAlchemy would pick for the same columns and the
+same driver column types (SQLite's text-as-datetime, for one), chosen once per set of
+driver types.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import Executable
 
 _BindProcessor = Callable[[Any], Any]
+_ResultProcessor = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ class _Plan:
     names: tuple[str, ...]  # bind names, in order when positional
     processors: tuple[tuple[str, _BindProcessor], ...]
     defaults: tuple[tuple[str, Any], ...]  # column defaults and literals SQLAlchemy would add
+    result_types: tuple[Any, ...]  # a SELECT's column types, in order
+    # The result processors of result_types, by the driver's column types (see _convert).
+    converters: dict[tuple[Any, ...], tuple[_ResultProcessor | None, ...] | None]
 
 
 def unobserved(conn: Connection) -> bool:
@@ -101,9 +108,6 @@ class Prepared:
             return None
         if compiled.escaped_bind_names:
             return None
-        for column in getattr(statement, "selected_columns", ()):
-            if column.type.dialect_impl(dialect).result_processor(dialect, None) is not None:
-                return None  # rows would need converting; SQLAlchemy does that
         defaults: dict[str, Any] = {}
         for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
             default = column.default if compiled.isinsert else column.onupdate
@@ -129,6 +133,9 @@ class Prepared:
             names=tuple(compiled.positiontup) if compiled.positional else names,
             processors=tuple(processors),
             defaults=tuple(defaults.items()),
+            # What Connection.execute's result metadata reads: each column's type.
+            result_types=tuple(entry[3] for entry in compiled._result_columns),
+            converters={},
         )
 
     # -- execution -----------------------------------------------------------------------
@@ -162,6 +169,30 @@ class Prepared:
             conn._handle_dbapi_exception(exc, plan.sql, params, cursor, None)
         return cursor
 
+    @staticmethod
+    def _convert(conn: Connection, plan: _Plan, cursor: Any, rows: list[Any]) -> list[Any]:
+        """``rows`` as tuples, each value through its column's result processor, if any."""
+        if not plan.result_types:
+            return [tuple(row) for row in rows]
+        driver_types = tuple(column[1] for column in cursor.description)
+        converters = plan.converters.get(driver_types, ())
+        if converters == ():
+            # As CursorResultMetaData picks them: by the column's type and the driver's.
+            found = tuple(
+                type_._cached_result_processor(conn.dialect, driver_type)
+                for type_, driver_type in zip(plan.result_types, driver_types, strict=True)
+            )
+            converters = found if any(found) else None
+            plan.converters[driver_types] = converters
+        if converters is None:
+            return [tuple(row) for row in rows]
+        return [
+            tuple(
+                [convert(v) if convert else v for convert, v in zip(converters, row, strict=True)]
+            )
+            for row in rows
+        ]
+
     def execute(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Execute with ``rows`` (one dict per row), ignoring any result."""
         plan = self._fast(conn, rows)
@@ -188,5 +219,16 @@ class Prepared:
             return tuple(row) if row is not None else None
         cursor = self._run(conn, plan, params)
         found = cursor.fetchone()
+        rows = self._convert(conn, plan, cursor, [found]) if found is not None else [None]
         cursor.close()
-        return tuple(found) if found is not None else None
+        return rows[0]
+
+    def all(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Execute a SELECT once; every row as a tuple."""
+        plan = self._fast(conn, (params,))
+        if plan is None:
+            return [tuple(row) for row in conn.execute(self.statement, params)]
+        cursor = self._run(conn, plan, params)
+        rows = self._convert(conn, plan, cursor, cursor.fetchall())
+        cursor.close()
+        return rows

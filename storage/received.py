@@ -7,9 +7,10 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
-from .documents import DocumentHead, decode_cursor, encode_cursor
+from .documents import DocumentHead, advance, advancing, decode_cursor, encode_cursor
+from .prepared import Prepared
 from .tables import Agency, ReceivedDocument
 
 _received = ReceivedDocument.__table__  # type: ignore[attr-defined]
@@ -46,6 +47,36 @@ class Received:
 
 _COLUMNS = [_c[f.name] for f in fields(Received)]
 
+# What every arrival and received-document transition runs, built once and run through
+# Prepared (see prepared.py).
+_by_id = _c.id == bindparam("received_id")
+_INSERT = Prepared(insert(_received))
+_GET = Prepared(select(*_COLUMNS).where(_by_id))
+_FIND = Prepared(
+    select(*_COLUMNS).where(
+        _c.agency_id == bindparam("agency_id"),
+        _c.sender_id == bindparam("sender_id"),
+        _c.message_id == bindparam("message_id"),
+    )
+)
+_head = select(_c.id, _c.agency_id, _c.state, _c.version, _c.audit_head, _c.urgency).where(_by_id)
+_HEAD = Prepared(_head)
+_HEAD_FOR_UPDATE = Prepared(_head.with_for_update())
+_ADVANCE = advancing(_received)
+_LOCK_AGENCY = Prepared(
+    select(_agencies.c.id).where(_agencies.c.id == bindparam("agency_id")).with_for_update()
+)
+_LAST_NUMBER = Prepared(
+    select(func.max(_c.register_number)).where(
+        _c.agency_id == bindparam("agency_id"), _c.register_year == bindparam("in_year")
+    )
+)
+_NUMBER = Prepared(
+    update(_received)
+    .where(_by_id)
+    .values(register_year=bindparam("in_year"), register_number=bindparam("next_number"))
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
@@ -68,19 +99,16 @@ class ReceivedRepository:
         self.conn = conn
 
     def add(self, row: Mapping[str, Any]) -> None:
-        self.conn.execute(insert(_received), [dict(row)])
+        _INSERT.execute(self.conn, [dict(row)])
 
     def get(self, received_id: str) -> Received | None:
-        row = self.conn.execute(select(*_COLUMNS).where(_c.id == received_id)).first()
+        row = _GET.first(self.conn, {"received_id": received_id})
         return Received(*row) if row else None
 
     def find(self, agency_id: str, sender_id: str, message_id: str) -> Received | None:
         """The document a package with this message id from this sender already made."""
-        row = self.conn.execute(
-            select(*_COLUMNS).where(
-                _c.agency_id == agency_id, _c.sender_id == sender_id, _c.message_id == message_id
-            )
-        ).first()
+        params = {"agency_id": agency_id, "sender_id": sender_id, "message_id": message_id}
+        row = _FIND.first(self.conn, params)
         return Received(*row) if row else None
 
     def evidence(self, received_id: str) -> Evidence | None:
@@ -95,11 +123,8 @@ class ReceivedRepository:
 
     def head(self, received_id: str, *, for_update: bool = False) -> DocumentHead | None:
         """What a transition needs: owner, state, version, audit head (the chain's head)."""
-        query = select(_c.id, _c.agency_id, _c.state, _c.version, _c.audit_head, _c.urgency)
-        query = query.where(_c.id == received_id)
-        if for_update:
-            query = query.with_for_update()
-        row = self.conn.execute(query).first()
+        query = _HEAD_FOR_UPDATE if for_update else _HEAD
+        row = query.first(self.conn, {"received_id": received_id})
         return DocumentHead(*row) if row else None
 
     def current_version(self, received_id: str) -> int | None:
@@ -116,12 +141,16 @@ class ReceivedRepository:
         at: datetime,
     ) -> bool:
         """Move it on, only if nobody moved it since ``expected_version``."""
-        result = self.conn.execute(
-            update(_received)
-            .where(_c.id == received_id, _c.version == expected_version)
-            .values(state=state, version=new_version, audit_head=audit_head, updated_at=at)
+        return advance(
+            self.conn,
+            _ADVANCE,
+            received_id,
+            expected_version=expected_version,
+            state=state,
+            new_version=new_version,
+            audit_head=audit_head,
+            at=at,
         )
-        return result.rowcount == 1
 
     def register(self, received_id: str, agency_id: str, year: int) -> int:
         """Give it the next number of the agency's incoming register for ``year``.
@@ -129,20 +158,11 @@ class ReceivedRepository:
         The agency's row is locked first (PostgreSQL; SQLite serialises writers anyway), so
         two registrations of one agency take turns and never draw the same number.
         """
-        self.conn.execute(
-            select(_agencies.c.id).where(_agencies.c.id == agency_id).with_for_update()
-        )
-        last = self.conn.execute(
-            select(func.max(_c.register_number)).where(
-                _c.agency_id == agency_id, _c.register_year == year
-            )
-        ).scalar()
-        number = int(last or 0) + 1
-        self.conn.execute(
-            update(_received)
-            .where(_c.id == received_id)
-            .values(register_year=year, register_number=number)
-        )
+        _LOCK_AGENCY.first(self.conn, {"agency_id": agency_id})
+        last = _LAST_NUMBER.first(self.conn, {"agency_id": agency_id, "in_year": year})
+        number = int((last and last[0]) or 0) + 1
+        params = {"received_id": received_id, "in_year": year, "next_number": number}
+        _NUMBER.rowcount(self.conn, params)
         return number
 
     def set_reason(self, received_id: str, reason: str) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 
 from congvan.states.certificates import CertificateDescription
 
+from .prepared import Prepared
 from .tables import Certificate, RevocationList, Signature
 
 _certs = Certificate.__table__  # type: ignore[attr-defined]
@@ -120,7 +121,7 @@ _USABLE = (
     .order_by(_certs.c.not_before.desc())
     .limit(1)
 )
-_LATEST_SIGNATURE = (
+_LATEST_SIGNATURE = Prepared(  # every delivery's claim runs it (see prepared.py)
     select(*_SIGNATURE_COLUMNS)
     .where(_signatures.c.document_id == bindparam("document_id"))
     .order_by(_signatures.c.created_at.desc(), _signatures.c.id.desc())
@@ -242,7 +243,7 @@ class SignatureRepository:
         return SignatureRow(*row) if row else None
 
     def latest_signature(self, document_id: str) -> SignatureRow | None:
-        row = self.conn.execute(_LATEST_SIGNATURE, {"document_id": document_id}).first()
+        row = _LATEST_SIGNATURE.first(self.conn, {"document_id": document_id})
         return SignatureRow(*row) if row else None
 
 

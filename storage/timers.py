@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
 
 from congvan.states import vocabulary
 
@@ -18,7 +18,14 @@ from .tables import Document, Timer
 
 _timers = Timer.__table__  # type: ignore[attr-defined]
 _documents = Document.__table__  # type: ignore[attr-defined]
-_INSERT = Prepared(insert(_timers))  # built once, run through Prepared (see prepared.py)
+# What every job's claim and record run, built once and run through Prepared (see
+# prepared.py).
+_INSERT = Prepared(insert(_timers))
+_CANCEL = Prepared(
+    delete(_timers).where(
+        _timers.c.kind == bindparam("kind"), _timers.c.ref_id == bindparam("ref_id")
+    )
+)
 
 JOB_DEADLINE = vocabulary.JOB_DEADLINE
 AUDIT_ANCHOR = vocabulary.AUDIT_ANCHOR
@@ -127,7 +134,7 @@ class TimerRepository:
         return int(self.conn.execute(query).scalar_one())
 
     def cancel(self, kind: str, ref_id: str) -> None:
-        self.conn.execute(delete(_timers).where(_timers.c.kind == kind, _timers.c.ref_id == ref_id))
+        _CANCEL.rowcount(self.conn, {"kind": kind, "ref_id": ref_id})
 
     def of_kind(self, kind: str) -> list[DueTimer]:
         rows = self.conn.execute(

@@ -215,3 +215,16 @@ def test_an_unknown_route_and_a_wrong_method_answer_in_the_error_shape(api: Api)
     assert_error(wrong, 405, "method_not_allowed")
     put = api.client.put(f"/v1/documents/{api.draft()['id']}", headers=api.auth(), json={})
     assert_error(put, 405, "method_not_allowed")
+
+
+def test_every_answer_names_its_request_id_and_a_caller_may_pass_its_own(api: Api) -> None:
+    # Given one request with a well-formed id, one with a malformed id, one with none
+    given = api.client.get("/v1/health", headers={"X-Request-ID": "req-7"})
+    malformed = api.client.get("/v1/health", headers={"X-Request-ID": "bad id!"})
+    refused = api.client.get("/v1/documents")  # no token: an error answer
+
+    # Then the caller's id comes back; otherwise each answer has an id of its own
+    assert given.headers["X-Request-ID"] == "req-7"
+    assert malformed.headers["X-Request-ID"] not in ("", "bad id!")
+    assert refused.status_code == 401
+    assert refused.headers["X-Request-ID"] not in ("", malformed.headers["X-Request-ID"])

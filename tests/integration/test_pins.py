@@ -14,14 +14,24 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.types import TypeEngine
 
-from congvan.storage import audit, documents, outbox, timers
+from congvan.storage import (
+    audit,
+    dispatches,
+    documents,
+    outbox,
+    peers,
+    received,
+    signatures,
+    timers,
+)
 from congvan.storage.prepared import Prepared
 from congvan.workflow.bootstrap import Runtime
 
 from ..factories import actor, create_document
 
-_MODULES = (audit, documents, outbox, timers)
+_MODULES = (audit, dispatches, documents, outbox, peers, received, signatures, timers)
 
 
 def _statements() -> dict[str, Prepared]:
@@ -35,6 +45,7 @@ def _statements() -> dict[str, Prepared]:
 
 def test_sqlalchemy_still_offers_what_prepared_statements_use() -> None:
     assert callable(getattr(Connection, "_handle_dbapi_exception", None))
+    assert callable(getattr(TypeEngine, "_cached_result_processor", None))
     for name, statement in _statements().items():
         compiled: Any = statement.statement.compile()
         for attribute in (
@@ -48,6 +59,7 @@ def test_sqlalchemy_still_offers_what_prepared_statements_use() -> None:
             "positional",
             "isinsert",
             "string",
+            "_result_columns",
         ):
             assert hasattr(compiled, attribute), f"{name}: SQLAlchemy dropped {attribute}"
 
@@ -79,3 +91,20 @@ def test_a_driver_error_on_the_fast_path_is_sqlalchemys_own_exception(runtime: R
         with pytest.raises(IntegrityError):
             statement.execute(uow.conn, [row])
     assert None not in statement._plans[runtime.db.dialect].values()
+
+
+def test_rows_on_the_fast_path_are_converted_as_sqlalchemy_converts_them(runtime: Runtime) -> None:
+    # Given a job row, whose lease is a timestamp (stored as text by SQLite)
+    lease = runtime.clock()
+    row = {"id": "j-1", "action": "a", "queue": "default", "status": "pending"}
+    row |= {"attempts": 0, "created_at": lease, "payload": "{}"}
+    with runtime.uow() as uow:
+        outbox._INSERT.execute(uow.conn, [row])
+        outbox._CLAIM.rowcount(uow.conn, {"job_id": "j-1", "lease_until": lease})
+        # When it is read on the fast path and through Connection.execute
+        fast = outbox._GET.first(uow.conn, {"job_id": "j-1"})
+        slow = uow.conn.execute(outbox._GET.statement, {"job_id": "j-1"}).first()
+        # Then both read the same values, of the same types
+        assert slow is not None and fast is not None
+        assert [(v, type(v)) for v in fast] == [(v, type(v)) for v in tuple(slow)]
+        assert outbox._GET.all(uow.conn, {"job_id": "j-1"}) == [fast]

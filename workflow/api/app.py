@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import structlog
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
-
-from congvan.storage.ids import new_id
 
 from ..bootstrap import Runtime
 from . import authorities, documents, inbox, received, review, signatures, system
@@ -21,9 +17,8 @@ from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 from .outputs import header_specs
 from .parameters import check_parameters
+from .requests import RequestIdMiddleware
 from .schemas import DocumentIn
-
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 
 def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
@@ -52,21 +47,11 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
         dependencies=[Depends(check_parameters)],
     )
     app.state.runtime = runtime
-    # Added last, the size limit is outermost: it counts bytes before the check reads them.
+    # The size limit is outside the encoding check: it counts bytes before the check reads them.
     app.add_middleware(EncodingMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)
+    app.add_middleware(RequestIdMiddleware)  # outermost: the limit's own answers carry it
     install_error_handlers(app)
-
-    @app.middleware("http")
-    async def bind_request_id(request: Request, call_next: Any) -> Response:
-        """Each request's log lines carry its id; a caller may pass its own."""
-        structlog.contextvars.clear_contextvars()
-        given = request.headers.get("x-request-id", "")
-        request_id = given if _REQUEST_ID.fullmatch(given) else new_id()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        response: Response = await call_next(request)
-        response.headers["X-Request-ID"] = request_id
-        return response
 
     app.include_router(system.router)
     app.include_router(documents.router)

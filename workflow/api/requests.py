@@ -1,0 +1,41 @@
+"""Each request's id: bound to its log lines, named in its answer."""
+
+from __future__ import annotations
+
+import re
+
+import structlog
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from congvan.storage.ids import new_id
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+
+
+class RequestIdMiddleware:
+    """Bind a request id (the caller's ``X-Request-ID`` if well formed, else a new one) for
+    the request's log lines, and answer it in ``X-Request-ID``.
+
+    Plain ASGI: Starlette's ``@app.middleware("http")`` runs the rest of the app in a task
+    of its own behind memory streams, a cost every request paid for two header lines.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        structlog.contextvars.clear_contextvars()
+        given = Headers(scope=scope).get("x-request-id", "")
+        request_id = given if _REQUEST_ID.fullmatch(given) else new_id()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
