@@ -351,6 +351,7 @@ class JobRunner:
             action.failed(ctx, error, final=gave_up)
         extra = {"action": "job.gave_up" if gave_up else "job.failed", "job_id": job.id}
         log.warning(
-            "job gave up" if gave_up else "job failed", extra={**extra, "attempts": attempts}
+            "job gave up" if gave_up else "job failed",
+            extra={**extra, "attempts": attempts, "error": error},
         )
         return gave_up

@@ -48,6 +48,20 @@ RECEIVED_EVENT_ROLES: dict[str, frozenset[str]] = {
     "complete": frozenset({CLERK, REVIEWER, SUPERVISOR}),
 }
 RECEIVED_REASON_REQUIRED = frozenset({"refuse"})
+
+# Who handles escalations (states/escalation.py): supervisors, and the agency's leadership
+# (signers), to whom an escalation rises when it stays open past its deadline.
+ESCALATION_HANDLERS = frozenset({SUPERVISOR, SIGNER})
+ESCALATION_EVENT_ROLES: dict[str, frozenset[str]] = {
+    event: ESCALATION_HANDLERS for event in ("claim", "comment", "snooze", "act", "resolve")
+}
+ESCALATION_EVENT_INPUTS: dict[str, frozenset[str]] = {
+    "comment": frozenset({"text"}),
+    "snooze": frozenset({"until"}),
+    "act": frozenset({"action", "note"}),
+    "resolve": frozenset({"outcome"}),
+}
+ESCALATION_REASON_REQUIRED = frozenset({"snooze", "act", "resolve"})
 RECEIVED_EVENT_INPUTS: dict[str, frozenset[str]] = {}
 
 # Roles that may create drafts and read their agency's documents.

@@ -36,7 +36,19 @@ TIMESTAMP_STATUSES = (STAMP_NONE, STAMP_PENDING, STAMP_STAMPED, STAMP_UNAVAILABL
 JOB_DEADLINE = "job_deadline"
 AUDIT_ANCHOR = "audit_anchor"
 CRL_CHECK = "crl_check"
-TIMER_KINDS = (JOB_DEADLINE, AUDIT_ANCHOR, CRL_CHECK)
+# A time rule watched (payload: the escalation kind it opens when it is broken), an open
+# escalation's rise to the second level, a snoozed escalation's return.
+RULE_DEADLINE = "rule_deadline"
+ESCALATION_RISE = "escalation_rise"
+ESCALATION_WAKE = "escalation_wake"
+TIMER_KINDS = (
+    JOB_DEADLINE,
+    AUDIT_ANCHOR,
+    CRL_CHECK,
+    RULE_DEADLINE,
+    ESCALATION_RISE,
+    ESCALATION_WAKE,
+)
 
 # How a signature was made: by the server with the signer's stored key, or uploaded.
 SIGNED_ON_SERVER = "server"

@@ -276,6 +276,59 @@ class ReceivedDocument(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=_ts(nullable=False))
 
 
+class EscalationRow(SQLModel, table=True):
+    """A warning someone owns (states/escalation.py), with its own state and audit chain.
+
+    ``active_key`` is its cause (kind and subject) while it is open, claimed or snoozed and
+    NULL once it is resolved or closed: unique, so one cause never opens two at a time.
+    """
+
+    __tablename__ = "escalations"
+    __table_args__ = (
+        UniqueConstraint("active_key"),
+        Index("ix_escalations_agency_state", "agency_id", "state", "opened_at"),
+        Index("ix_escalations_document", "document_id"),
+        Index("ix_escalations_received", "received_id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    agency_id: str = Field(foreign_key="agencies.id", max_length=35)
+    kind: str = Field(max_length=40)
+    cause: str = Field(max_length=120)
+    active_key: str | None = Field(default=None, max_length=120)
+    state: str = Field(max_length=20)
+    version: int
+    audit_head: str = Field(max_length=64)
+    severity: str = Field(max_length=10)
+    level: int = Field(default=1)
+    urgency: int = Field(default=0)
+    document_id: str | None = Field(default=None, max_length=36)
+    dispatch_id: str | None = Field(default=None, max_length=36)
+    received_id: str | None = Field(default=None, max_length=36)
+    organ_id: str = Field(default="", max_length=35)
+    owner: str = Field(default="", max_length=200)
+    # When it was due (the broken rule's deadline), when it rises to the next level.
+    due_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    rise_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    snoozed_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    outcome: str = Field(default="", max_length=40)
+    detail: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    opened_at: datetime = Field(sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(sa_column=_ts(nullable=False))
+    closed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class AgencyTimeRules(SQLModel, table=True):
+    """An agency's own time rules: tighter than the province's (states/deadlines.py)."""
+
+    __tablename__ = "agency_time_rules"
+
+    agency_id: str = Field(foreign_key="agencies.id", primary_key=True, max_length=35)
+    rules: str = Field(sa_column=Column(Text, nullable=False))
+    updated_by: str = Field(max_length=200)
+    updated_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
 class AuditEntry(SQLModel, table=True):
     """One link of a document's hash chain; never updated, never deleted."""
 
@@ -503,8 +556,13 @@ metadata = SQLModel.metadata
 
 
 def chain_tables() -> tuple[Any, ...]:
-    """The tables whose rows head an audit chain: outgoing and received documents."""
-    return (Document.__table__, ReceivedDocument.__table__)  # type: ignore[attr-defined]
+    """The tables whose rows head an audit chain: outgoing and received documents, and
+    escalations."""
+    return (
+        Document.__table__,  # type: ignore[attr-defined]
+        ReceivedDocument.__table__,  # type: ignore[attr-defined]
+        EscalationRow.__table__,  # type: ignore[attr-defined]
+    )
 
 
 def chain_heads() -> Any:

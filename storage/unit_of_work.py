@@ -16,6 +16,7 @@ from .checks import CheckRepository
 from .dispatches import DispatchRepository
 from .documents import DocumentRepository
 from .duplicates import DuplicateRepository
+from .escalations import EscalationRepository
 from .idempotency import IdempotencyRepository
 from .outbox import OutboxRepository
 from .peers import PeerRepository
@@ -40,6 +41,7 @@ class UnitOfWork:
     checks: CheckRepository
     authorities: AuthorityRepository
     duplicates: DuplicateRepository
+    escalations: EscalationRepository
     signatures: SignatureRepository
     timestamps: TimestampRepository
 
@@ -75,6 +77,7 @@ class UnitOfWork:
         self.checks = CheckRepository(conn)
         self.authorities = AuthorityRepository(conn)
         self.duplicates = DuplicateRepository(conn)
+        self.escalations = EscalationRepository(conn)
         self.signatures = SignatureRepository(conn)
         self.anchors = AnchorRepository(conn)
         self.timestamps = TimestampRepository(conn)

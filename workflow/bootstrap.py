@@ -20,6 +20,7 @@ from congvan.actions.checks import CHECKS, Check
 from congvan.actions.context import Effect, Guard, JobAction, PreparedEffect
 from congvan.actions.delivery import Delivery
 from congvan.actions.effects import EFFECTS
+from congvan.actions.escalations import Watch
 from congvan.actions.exchange.archive import Limits
 from congvan.actions.guards import GUARDS
 from congvan.actions.jobs import QUEUES, AnyJob, JobRunner
@@ -33,6 +34,7 @@ from congvan.actions.statuses import StatusSending
 from congvan.actions.timestamping import JOB as TIMESTAMP_JOB
 from congvan.actions.timestamping import Timestamping
 from congvan.states.policy import Backoff
+from congvan.states.vocabulary import ESCALATION_RISE, ESCALATION_WAKE, RULE_DEADLINE
 from congvan.storage.clock import Clock, utcnow
 from congvan.storage.database import make_engine
 from congvan.storage.schema import ensure_migrated
@@ -107,6 +109,7 @@ class Runtime:
     timestamping: Timestamping
     inbox: Inbox
     statuses: Statuses
+    watch: Watch
     worker: dramatiq.Worker | None = None
     _started: list[str] = field(default_factory=list)
 
@@ -187,6 +190,7 @@ def bootstrap(
         send_cutoff=settings.send_cutoff,
     )
     trust = TrustStore(settings.trust_path)
+    watch = Watch(settings.province_rules(), calendar, settings.hours())
     timestamping = Timestamping(
         settings.tsa_url,
         trust,
@@ -280,6 +284,9 @@ def bootstrap(
             JOB_DEADLINE: runner.on_deadline,
             AUDIT_ANCHOR: anchoring.on_timer,
             CRL_CHECK: revocation_lists.on_timer,
+            RULE_DEADLINE: watch.on_deadline,
+            ESCALATION_RISE: watch.on_rise,
+            ESCALATION_WAKE: watch.on_wake,
         },
     )
     engine = Engine(
@@ -290,6 +297,7 @@ def bootstrap(
             "signer_has_authority": signing.signer_has_authority,
             "signature_valid": signing.signature_valid,
             "not_duplicate": signing.not_duplicate,
+            **watch.guards(),
             **(guards or {}),
         },
         effects={
@@ -301,6 +309,7 @@ def bootstrap(
             "attach_signature": PreparedEffect(signing.attach_signature, signing.sign_on_server),
             # So is sealing a package header per recipient with the agency's key.
             "seal_packages": PreparedEffect(sending.seal_packages, sending.prepare_seals),
+            **watch.effects(),
             **(effects or {}),
         },
         jobs=list(job_actions),
@@ -309,7 +318,9 @@ def bootstrap(
         dispatch_max_attempts=settings.dispatch_max_attempts,
         on_commit=relay.kick,
         unavailable=NOT_YET_BUILT,
+        watch=watch,
     )
+    watch.events = engine
     runner.events = engine  # jobs fire events through the engine's narrow interface
     runner.on_commit = relay.kick
     inbox = Inbox(
@@ -340,6 +351,7 @@ def bootstrap(
         timestamping=timestamping,
         inbox=inbox,
         statuses=Statuses(engine, anchoring.keys, trust),
+        watch=watch,
     )
 
 

@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from congvan.states.deadlines import PROVINCE_DEFAULTS, RULES, TimeRules, WorkingHours
+
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -91,6 +93,11 @@ class Settings(BaseSettings):
     # A document approved is signed within this many working days, or its signing is
     # flagged (states.timeliness.judge_signing); the law sets no figure.
     sign_within_working_days: int = Field(default=1, ge=0, le=60)
+    # Working hours of a working day, Vietnam time: deadlines count only these.
+    working_hours: str = "08:00-12:00,13:00-17:00"
+    # The province's time rules (states/deadlines.py), rule → working minutes for urgency
+    # levels 0–4, over the built-in defaults; agencies may only tighten them.
+    time_rules: dict[str, list[int]] = Field(default_factory=dict)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
@@ -114,7 +121,20 @@ class Settings(BaseSettings):
         if both:
             days = ", ".join(sorted(d.isoformat() for d in both))
             raise ValueError(f"days both in extra_days_off and extra_working_days: {days}")
+        self.province_rules()  # refuse rules and hours that cannot be, at startup
+        self.hours()
         return self
+
+    def province_rules(self) -> TimeRules:
+        """The province's time rules: the defaults with ``time_rules`` over them."""
+        minutes = {**PROVINCE_DEFAULTS.minutes, **{k: tuple(v) for k, v in self.time_rules.items()}}
+        unknown = sorted(set(self.time_rules) - set(RULES))
+        if unknown:
+            raise ValueError(f"unknown time rules: {', '.join(unknown)}; known: {', '.join(RULES)}")
+        return TimeRules(minutes=minutes, send_cutoff=self.send_cutoff)
+
+    def hours(self) -> WorkingHours:
+        return WorkingHours.parse(self.working_hours)
 
     @property
     def trust_path(self) -> Path:

@@ -17,8 +17,12 @@ from congvan.actions.context import Actor
 from congvan.states import DISPATCH, DOCUMENT
 from congvan.states.dispatch import DOCUMENT_DRIVEN
 from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from congvan.states.escalation import ESCALATION
 from congvan.states.machine import allowed_events
 from congvan.states.policy import (
+    ESCALATION_EVENT_INPUTS,
+    ESCALATION_EVENT_ROLES,
+    ESCALATION_REASON_REQUIRED,
     EVENT_INPUTS,
     EVENT_ROLES,
     REASON_REQUIRED,
@@ -31,6 +35,7 @@ from congvan.states.received import RECEIVED_DOCUMENT
 from congvan.states.spec import MachineSpec
 from congvan.states.text import has_visible_text, nfc
 from congvan.storage.documents import DocumentHead, DocumentRepository
+from congvan.storage.escalations import EscalationRepository
 from congvan.storage.received import ReceivedRepository
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -187,7 +192,9 @@ class SelfHeld:
 class RowChain:
     """A chain whose head is a row with state, version and audit head (``heads(uow)``)."""
 
-    def heads(self, uow: UnitOfWork) -> DocumentRepository | ReceivedRepository:
+    def heads(
+        self, uow: UnitOfWork
+    ) -> DocumentRepository | ReceivedRepository | EscalationRepository:
         raise NotImplementedError
 
     def advance(self, uow: UnitOfWork, pending: Pending, now: datetime) -> bool:
@@ -324,3 +331,46 @@ class ReceivedBinding(SelfHeld, RowChain):
 
     def heads(self, uow: UnitOfWork) -> ReceivedRepository:
         return uow.received
+
+
+class EscalationBinding(SelfHeld, RowChain):
+    """An escalation: its own row, state and chain; supervisors and leadership move it,
+    the system opens, raises, wakes and closes it."""
+
+    spec = ESCALATION
+    follows_dispatches = False
+
+    def normalize(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return cast(dict[str, Any], nfc(dict(data)))
+
+    def load(self, uow: UnitOfWork, subject_id: str, actor: Actor, *, lock: bool) -> Subject:
+        found = uow.escalations.get(subject_id)
+        # Another agency's escalation answers exactly like a missing one.
+        if found is None or (not actor.is_system and found.agency_id != actor.agency_id):
+            raise NotFound("No such escalation.", escalation_id=subject_id)
+        if lock:
+            # What it is about is locked first, as its transitions lock it (they close it).
+            if found.document_id is not None:
+                uow.documents.head(found.document_id, for_update=True)
+            elif found.received_id is not None:
+                uow.received.head(found.received_id, for_update=True)
+        head = uow.escalations.head(subject_id, for_update=lock)
+        assert head is not None
+        row = uow.escalations.get(subject_id) or found
+        return Subject(id=head.id, state=head.state, head=head, row=row)
+
+    def authorize(
+        self, actor: Actor, event: str, data: Mapping[str, Any], subject: Subject | None
+    ) -> None:
+        authorize_person(
+            ESCALATION,
+            ESCALATION_EVENT_ROLES,
+            ESCALATION_EVENT_INPUTS,
+            ESCALATION_REASON_REQUIRED,
+            actor,
+            event,
+            data,
+        )
+
+    def heads(self, uow: UnitOfWork) -> EscalationRepository:
+        return uow.escalations

@@ -15,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy.exc import IntegrityError
 
 from congvan.actions.context import SYSTEM, Actor, Effect, Guard
+from congvan.actions.escalations import Change, Watch
 from congvan.states import MACHINES
 from congvan.states.errors import Forbidden, VersionConflict
 from congvan.states.policy import CREATE_ROLES
@@ -28,6 +29,7 @@ from .bindings import (
     Binding,
     DispatchBinding,
     DocumentBinding,
+    EscalationBinding,
     ReceivedBinding,
     checked_recipients,
 )
@@ -62,11 +64,13 @@ class Engine:
         on_commit: Callable[[list[str]], None] | None = None,
         unavailable: Iterable[str] = (),
         machines: Mapping[str, Binding] | None = None,
+        watch: Watch | None = None,
     ) -> None:
         self.bindings: dict[str, Binding] = {
             "document": DocumentBinding(),
             "dispatch": DispatchBinding(dispatch_max_attempts),
             "received": ReceivedBinding(),
+            "escalation": EscalationBinding(),
             **(machines or {}),
         }
         unbound = set(MACHINES) - set(self.bindings)
@@ -82,6 +86,8 @@ class Engine:
         self.open_uow = open_uow
         self.clock = clock
         self.on_commit = on_commit
+        # Time rules armed and escalations opened or closed inside each transition.
+        self.watch = watch
         self.fault: Callable[[str], None] = lambda step: None
         self.stepper = Stepper(
             guards=dict(guards),
@@ -159,7 +165,12 @@ class Engine:
         deliveries racing, finds the first one's document, whose receipt is the answer.
         """
         try:
-            return receive_once(self.open_uow, self.clock, arrival)
+            return receive_once(
+                self.open_uow,
+                self.clock,
+                arrival,
+                on_arrival=self.watch.arrived if self.watch is not None else None,
+            )
         except IntegrityError:
             with self.open_uow(readonly=True) as uow:
                 first = uow.received.find(arrival.agency_id, arrival.sender_id, arrival.message_id)
@@ -357,6 +368,22 @@ class Engine:
         binding.settle(uow, subject, pending, event, step.dest, data, now)
         if binding.follows_dispatches:
             self.stepper.follow_derived(uow, pending, now)
+        if self.watch is not None:
+            self.watch.after_transition(
+                uow,
+                Change(
+                    machine=binding.spec.name,
+                    subject_id=subject.id,
+                    event=event,
+                    from_state=subject.state,
+                    to_state=step.dest,
+                    agency_id=subject.head.agency_id,
+                    document_id=subject.head.id,
+                    urgency=subject.head.urgency,
+                    data=data,
+                    now=now,
+                ),
+            )
         return self.stepper.persist(
             uow,
             binding,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -117,8 +118,17 @@ class Arrival:
     receipt_cms: bytes
 
 
+# What runs in an arrival's transaction besides storing it: (uow, received id, agency,
+# urgency, now), to arm the rule that our clerks register it.
+OnArrival = Callable[[UnitOfWork, str, str, int, datetime], None]
+
+
 def receive_once(
-    open_uow: Callable[..., UnitOfWork], clock: Clock, arrival: Arrival
+    open_uow: Callable[..., UnitOfWork],
+    clock: Clock,
+    arrival: Arrival,
+    *,
+    on_arrival: OnArrival | None = None,
 ) -> tuple[Received, bool]:
     """Store the arrival as a received document with its first audit entry, or find it.
 
@@ -175,6 +185,9 @@ def receive_once(
             }
         )
         uow.audit.append([entry])
+        if on_arrival is not None:
+            urgency = int(meta.get("urgency") or 0)
+            on_arrival(uow, arrival.id, arrival.agency_id, urgency, now)
         uow.commit()
         stored = uow.received.get(arrival.id)
     assert stored is not None

@@ -1,0 +1,151 @@
+"""The escalation machine: a warning someone owns, from opening to its resolution.
+
+Letter 1227/UBND-TĐKT, point 3: the sending system warns in time about documents sent in
+error, documents that did not reach their recipient and recipients that have not received
+them, so that someone acts. An escalation opens when a time rule is broken or delivery
+goes wrong (the engine opens it, never a person), a supervisor claims it, comments,
+snoozes it with a reason, acts from it (resend, recall, contact the recipient) and
+resolves it with an outcome; it closes itself, saying so, when its cause disappears (the
+late dispatch is delivered). Left open past its own deadline it rises to the second level,
+the agency's leadership. One cause never opens two escalations.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from .spec import MachineSpec, edge
+
+OPEN = "open"
+CLAIMED = "claimed"
+SNOOZED = "snoozed"
+RESOLVED = "resolved"
+CLOSED = "closed"
+
+ACTIVE = (OPEN, CLAIMED, SNOOZED)
+
+ESCALATION = MachineSpec(
+    name="escalation",
+    states=(OPEN, CLAIMED, SNOOZED, RESOLVED, CLOSED),
+    initial=OPEN,
+    finals=(RESOLVED, CLOSED),
+    transitions=(
+        # A supervisor takes it (or takes it over from another): they own it now.
+        edge("claim", (OPEN, CLAIMED, SNOOZED), CLAIMED, effects=("set_owner",)),
+        *(edge("comment", s, s, effects=("record_comment",)) for s in ACTIVE),
+        # Put aside until a moment, with a reason; it comes back by itself then.
+        edge("snooze", (OPEN, CLAIMED, SNOOZED), SNOOZED, effects=("snooze_until",)),
+        edge("wake", SNOOZED, CLAIMED, conditions=("has_owner",), derived=True),
+        edge("wake", SNOOZED, OPEN, derived=True),
+        # Still open past its deadline: the agency's leadership is told (second level).
+        *(edge("rise", s, s, effects=("rise_level",), derived=True) for s in ACTIVE),
+        # A supervisor acts from it: resend, recall, contact the recipient.
+        edge("act", (OPEN, CLAIMED), CLAIMED, effects=("set_owner", "take_action")),
+        edge("resolve", ACTIVE, RESOLVED, effects=("settle_escalation",)),
+        # Its cause disappeared (the late dispatch was delivered, the document was sent).
+        edge("close", ACTIVE, CLOSED, effects=("settle_escalation",), derived=True),
+    ),
+    descriptions={
+        OPEN: "opened, nobody has taken it yet",
+        CLAIMED: "a supervisor owns it",
+        SNOOZED: "put aside until a set moment, with a reason",
+        RESOLVED: "resolved by a person, with an outcome",
+        CLOSED: "closed by itself: its cause disappeared",
+    },
+)
+
+# What broke, and what a supervisor should do about it.
+NOT_SENT_IN_TIME = "not_sent_in_time"
+NOT_DELIVERED = "not_delivered"
+DELIVERY_FAILED = "delivery_failed"
+REFUSED_BY_RECIPIENT = "refused_by_recipient"
+NOT_ACKNOWLEDGED = "not_acknowledged"
+SIGNATURE_PROBLEM = "signature_problem"
+RECALL_UNANSWERED = "recall_unanswered"
+CERTIFICATE_EXPIRING = "certificate_expiring"
+CRL_EXPIRING = "crl_expiring"
+
+KINDS = MappingProxyType(
+    {
+        NOT_SENT_IN_TIME: (
+            "signed but not sent by its send-by moment",
+            "đã ký nhưng chưa phát hành đúng hạn",
+            "send it now, or say why it waits",
+            "phát hành ngay hoặc ghi rõ lý do chưa phát hành",
+        ),
+        NOT_DELIVERED: (
+            "not delivered to a recipient in time",
+            "chưa đến cơ quan nhận đúng hạn",
+            "check the recipient's system and contact the recipient",
+            "kiểm tra hệ thống của cơ quan nhận và liên hệ cơ quan nhận",
+        ),
+        DELIVERY_FAILED: (
+            "delivery to a recipient failed for good",
+            "gửi đến cơ quan nhận không thành công",
+            "resend once the recipient's system is back, or contact the recipient",
+            "gửi lại khi hệ thống của cơ quan nhận hoạt động trở lại, hoặc liên hệ cơ quan nhận",
+        ),
+        REFUSED_BY_RECIPIENT: (
+            "refused by a recipient (status 02)",
+            "bị cơ quan nhận từ chối tiếp nhận (trạng thái 02)",
+            "read the recipient's reason; correct and replace the document if needed",
+            "xem lý do từ chối; sửa và thay thế văn bản nếu cần",
+        ),
+        NOT_ACKNOWLEDGED: (
+            "not registered by a recipient the working day it arrived",
+            "cơ quan nhận chưa vào sổ trong ngày làm việc văn bản đến",
+            "contact the recipient's văn thư to register it",
+            "liên hệ văn thư cơ quan nhận để vào sổ văn bản",
+        ),
+        SIGNATURE_PROBLEM: (
+            "a signature was found invalid or could not be checked",
+            "chữ ký số không hợp lệ hoặc không kiểm tra được",
+            "check the signer's certificate and the trust list; sign again if needed",
+            "kiểm tra chứng thư số của người ký và danh sách tin cậy; ký lại nếu cần",
+        ),
+        RECALL_UNANSWERED: (
+            "a recipient has not answered a recall, update or replacement",
+            "cơ quan nhận chưa trả lời yêu cầu thu hồi, cập nhật hoặc thay thế",
+            "contact the recipient to answer (agree 15 or refuse 16)",
+            "liên hệ cơ quan nhận để trả lời (đồng ý 15 hoặc từ chối 16)",
+        ),
+        CERTIFICATE_EXPIRING: (
+            "a certificate the agency signs with expires soon",
+            "chứng thư số của cơ quan sắp hết hạn",
+            "renew the certificate before it expires",
+            "gia hạn chứng thư số trước khi hết hạn",
+        ),
+        CRL_EXPIRING: (
+            "a certificate revocation list expires soon",
+            "danh sách chứng thư số bị thu hồi sắp hết hạn",
+            "import a fresh revocation list from the certificate authority",
+            "cập nhật danh sách thu hồi mới từ tổ chức cung cấp dịch vụ chứng thực",
+        ),
+    }
+)
+
+# How loud: by the document's urgency, and never below "high" for what went wrong for good.
+NORMAL = "normal"
+HIGH = "high"
+CRITICAL = "critical"
+SEVERITIES = (NORMAL, HIGH, CRITICAL)
+_AT_LEAST_HIGH = frozenset({DELIVERY_FAILED, REFUSED_BY_RECIPIENT, SIGNATURE_PROBLEM})
+
+# Outcomes a supervisor resolves with.
+OUTCOMES = ("resent", "recalled", "contacted", "delivered_otherwise", "accepted", "no_action")
+# Actions a supervisor takes from an escalation.
+ACTIONS = ("resend", "recall", "contact")
+
+
+def severity(kind: str, urgency: int) -> str:
+    """Severity by the document's urgency (hỏa tốc is critical, khẩn high)."""
+    level = CRITICAL if urgency >= 3 else HIGH if urgency >= 1 else NORMAL
+    if kind in _AT_LEAST_HIGH and level == NORMAL:
+        return HIGH
+    return level
+
+
+def cause_key(kind: str, subject_id: str) -> str:
+    """What makes two escalations the same: one kind on one subject (a dispatch, a document,
+    a received document, a certificate)."""
+    return f"{kind}:{subject_id}"

@@ -1,0 +1,225 @@
+"""SQL for escalations (each heads its own audit chain) and agencies' own time rules."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from .clock import as_utc
+from .documents import DocumentHead, decode_cursor, encode_cursor
+from .prepared import Prepared
+from .tables import AgencyTimeRules, EscalationRow
+
+_escalations = EscalationRow.__table__  # type: ignore[attr-defined]
+_rules = AgencyTimeRules.__table__  # type: ignore[attr-defined]
+_c = _escalations.c
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """An escalation's row, times in aware UTC and its detail decoded."""
+
+    id: str
+    agency_id: str
+    kind: str
+    cause: str
+    active_key: str | None
+    state: str
+    version: int
+    audit_head: str
+    severity: str
+    level: int
+    urgency: int
+    document_id: str | None
+    dispatch_id: str | None
+    received_id: str | None
+    organ_id: str
+    owner: str
+    due_at: datetime | None
+    rise_at: datetime | None
+    snoozed_until: datetime | None
+    outcome: str
+    detail: dict[str, Any]
+    opened_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.active_key is not None
+
+
+_NAMES = tuple(f.name for f in fields(Escalation))
+_COLUMNS = [_c[name] for name in _NAMES]
+_TIMES = ("due_at", "rise_at", "snoozed_until", "opened_at", "updated_at", "closed_at")
+
+
+def _row(row: Any) -> Escalation:
+    values = dict(zip(_NAMES, tuple(row), strict=True))
+    for name in _TIMES:
+        if values[name] is not None:
+            values[name] = as_utc(values[name])
+    values["detail"] = json.loads(values["detail"] or "{}")
+    return Escalation(**values)
+
+
+_by_id = _c.id == bindparam("escalation_id")
+_INSERT = Prepared(insert(_escalations))
+_GET = Prepared(select(*_COLUMNS).where(_by_id))
+_ACTIVE = Prepared(select(*_COLUMNS).where(_c.active_key == bindparam("active_key")))
+_head = select(_c.id, _c.agency_id, _c.state, _c.version, _c.audit_head, _c.urgency).where(_by_id)
+_HEAD = Prepared(_head)
+_HEAD_FOR_UPDATE = Prepared(_head.with_for_update())
+# As documents.advancing, named apart from the row's own document_id column.
+_ADVANCE = Prepared(
+    update(_escalations)
+    .where(_by_id, _c.version == bindparam("expected_version"))
+    .values(
+        state=bindparam("new_state"),
+        version=bindparam("new_version"),
+        audit_head=bindparam("new_audit_head"),
+        updated_at=bindparam("at"),
+    )
+)
+_ACTIVE_OF_DOCUMENT = Prepared(
+    select(*_COLUMNS).where(_c.document_id == bindparam("document_id"), _c.active_key.is_not(None))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationPage:
+    items: list[Escalation]
+    next_cursor: str | None
+
+
+class EscalationRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        values = dict(row)
+        values["detail"] = json.dumps(values.get("detail") or {}, sort_keys=True)
+        _INSERT.execute(self.conn, [values])
+
+    def get(self, escalation_id: str) -> Escalation | None:
+        row = _GET.first(self.conn, {"escalation_id": escalation_id})
+        return _row(row) if row else None
+
+    def active(self, active_key: str) -> Escalation | None:
+        """The open (or claimed, or snoozed) escalation of this cause, if any."""
+        row = _ACTIVE.first(self.conn, {"active_key": active_key})
+        return _row(row) if row else None
+
+    def active_of_document(self, document_id: str) -> list[Escalation]:
+        rows = _ACTIVE_OF_DOCUMENT.all(self.conn, {"document_id": document_id})
+        return sorted((_row(r) for r in rows), key=lambda e: e.opened_at)
+
+    def of_document(self, document_id: str) -> list[Escalation]:
+        rows = self.conn.execute(
+            select(*_COLUMNS).where(_c.document_id == document_id).order_by(_c.opened_at)
+        )
+        return [_row(r) for r in rows]
+
+    def active_of_received(self, received_id: str) -> list[Escalation]:
+        rows = self.conn.execute(
+            select(*_COLUMNS).where(_c.received_id == received_id, _c.active_key.is_not(None))
+        )
+        return [_row(r) for r in rows]
+
+    def head(self, escalation_id: str, *, for_update: bool = False) -> DocumentHead | None:
+        """What a transition needs: owner agency, state, version, audit head."""
+        query = _HEAD_FOR_UPDATE if for_update else _HEAD
+        row = query.first(self.conn, {"escalation_id": escalation_id})
+        return DocumentHead(*row) if row else None
+
+    def current_version(self, escalation_id: str) -> int | None:
+        return self.conn.execute(select(_c.version).where(_c.id == escalation_id)).scalar()
+
+    def advance(
+        self,
+        escalation_id: str,
+        *,
+        expected_version: int,
+        state: str,
+        new_version: int,
+        audit_head: str,
+        at: datetime,
+    ) -> bool:
+        """Move it on, only if nobody moved it since ``expected_version``."""
+        moved = _ADVANCE.rowcount(
+            self.conn,
+            {
+                "escalation_id": escalation_id,
+                "expected_version": expected_version,
+                "new_state": state,
+                "new_version": new_version,
+                "new_audit_head": audit_head,
+                "at": at,
+            },
+        )
+        return moved == 1
+
+    def set(self, escalation_id: str, **values: Any) -> None:
+        """Change its other columns (owner, level, snooze, outcome, …)."""
+        if "detail" in values:
+            values["detail"] = json.dumps(values["detail"], sort_keys=True)
+        self.conn.execute(update(_escalations).where(_c.id == escalation_id).values(**values))
+
+    def page(
+        self,
+        agency_id: str,
+        *,
+        states: Sequence[str] = (),
+        kinds: Sequence[str] = (),
+        document_id: str | None = None,
+        owner: str | None = None,
+        level: int | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> EscalationPage:
+        """Newest first, ``limit`` at a time; the cursor is the last id seen."""
+        query = select(*_COLUMNS).where(_c.agency_id == agency_id)
+        if states:
+            query = query.where(_c.state.in_(list(states)))
+        if kinds:
+            query = query.where(_c.kind.in_(list(kinds)))
+        if document_id:
+            query = query.where(_c.document_id == document_id)
+        if owner is not None:
+            query = query.where(_c.owner == owner)
+        if level is not None:
+            query = query.where(_c.level == level)
+        if cursor:
+            query = query.where(_c.id < decode_cursor(cursor))
+        rows = self.conn.execute(query.order_by(_c.id.desc()).limit(limit + 1)).all()
+        items = [_row(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        return EscalationPage(items, encode_cursor(items[-1].id) if more and items else None)
+
+    # -- an agency's own time rules --------------------------------------------------------
+
+    def time_rules(self, agency_id: str) -> dict[str, Any]:
+        """The overrides an agency set (rule → five values); empty when it set none."""
+        found = self.conn.execute(
+            select(_rules.c.rules).where(_rules.c.agency_id == agency_id)
+        ).scalar()
+        return dict(json.loads(found)) if found else {}
+
+    def set_time_rules(
+        self, agency_id: str, rules: Mapping[str, Any], *, by: str, at: datetime
+    ) -> None:
+        body = json.dumps(dict(rules), sort_keys=True)
+        done = self.conn.execute(
+            update(_rules)
+            .where(_rules.c.agency_id == agency_id)
+            .values(rules=body, updated_by=by, updated_at=at)
+        )
+        if done.rowcount == 0:
+            self.conn.execute(
+                insert(_rules).values(agency_id=agency_id, rules=body, updated_by=by, updated_at=at)
+            )
