@@ -128,9 +128,9 @@ class Watch:
             self._document(uow, change)
         elif change.machine == "dispatch":
             self._dispatch(uow, change)
-        elif change.machine == "received":
-            if change.from_state == r.RECEIVED and change.to_state != r.RECEIVED:
-                self._settled(uow, change, e.NOT_ACKNOWLEDGED, change.subject_id, "registered")
+        elif change.machine == "received" and change.from_state != change.to_state:
+            # Registered or returned: the rule that our clerks register it is kept.
+            self._settled(uow, change, e.NOT_ACKNOWLEDGED, change.subject_id, "registered")
 
     def arrived(
         self, uow: UnitOfWork, received_id: str, agency_id: str, urgency: int, now: datetime
