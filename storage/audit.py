@@ -321,7 +321,7 @@ def verify_chains(
 ) -> Iterator[tuple[str, ChainProblem | None]]:
     """Verify every chain (or one), yielding ``(document_id, problem)``.
 
-    Outgoing and received documents each have their own chain.
+    Outgoing and received documents and escalations each have their own chain.
     """
     for table in chain_tables():
         c = table.c

@@ -6,7 +6,7 @@ migration test compare the whole schema against this one declaration.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -16,16 +16,31 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     false,
     select,
     union_all,
 )
+from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment with its time zone, written as UTC: SQLite keeps no offset, so a moment
+    given in Vietnam time (deadlines are) would otherwise be read back seven hours off."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)
+        return value
+
+
 def _ts(**kwargs: object) -> Column[datetime]:
-    return Column(DateTime(timezone=True), **kwargs)  # type: ignore[arg-type]
+    return Column(UtcDateTime(), **kwargs)  # type: ignore[arg-type]
 
 
 class Agency(SQLModel, table=True):

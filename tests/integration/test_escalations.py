@@ -1,0 +1,308 @@
+"""Deadlines and escalations between two installations over real HTTP, the clock moved by
+the test: escalations open when a rule is broken, once per cause, rise to the leadership
+when left open, are owned and resolved by supervisors, and close themselves when their
+cause disappears. Every step is an entry of the escalation's own audit chain."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from congvan.storage.escalations import Escalation
+from congvan.workflow.bootstrap import Runtime
+from tests.databases import Databases
+from tests.factories import actor
+from tests.installations import A, B, Pair, make_pair, serving_inbox
+
+DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
+
+SUPERVISOR = actor("supervisor", A, name="giám sát A")
+LEADER = actor("signer", A, name="lãnh đạo A")
+
+
+class Notices:
+    """Records what the watch would notify (the notification channels are tested apart)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __call__(self, uow: Any, *, agency_id: str, kind: str, event: dict[str, Any]) -> int:
+        self.sent.append((agency_id, kind, event))
+        return 1
+
+
+@pytest.fixture
+def pair(
+    make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
+) -> Pair:
+    return make_pair(make_runtime, boot, databases, db_kind)
+
+
+@pytest.fixture
+def served(pair: Pair) -> Iterator[str]:
+    with serving_inbox(pair) as inbox:
+        yield inbox
+
+
+@pytest.fixture
+def notices(pair: Pair) -> Notices:
+    recorded = Notices()
+    pair.sender.watch.notify = recorded
+    return recorded
+
+
+def escalations(runtime: Runtime, agency: str = A) -> list[Escalation]:
+    with runtime.uow(readonly=True) as uow:
+        return list(reversed(uow.escalations.page(agency, limit=200).items))
+
+
+def chain_ok(runtime: Runtime, escalation_id: str) -> list[str]:
+    """The escalation's audit chain, verified link by link: its events."""
+    with runtime.uow(readonly=True) as uow:
+        assert list(uow.audit.verify(escalation_id)) == [(escalation_id, None)]
+        return [e.event for e in uow.audit.history(escalation_id)]
+
+
+def advance(runtime: Runtime, **delta: float) -> int:
+    """Move the shared clock and fire what fell due, as the scheduler would."""
+    runtime.clock.advance(**delta)  # type: ignore[attr-defined]
+    return runtime.scheduler.run_due()
+
+
+def test_a_late_delivery_opens_one_escalation_that_closes_itself_once_delivered(
+    pair: Pair, served: str, make_document: Callable[..., str], notices: Notices
+) -> None:
+    # Given A's letter to B, whose inbox is down: the first attempt fails
+    pair.point_b_at(DOWN)
+    doc, job = pair.sent(make_document)
+    assert pair.sender.runner.run(job) == "failed"
+    assert escalations(pair.sender) == []
+
+    # When the delivery rule's four working hours pass (sent Monday 15:05, Vietnam time)
+    advance(pair.sender, hours=2)
+    assert escalations(pair.sender) == []  # Monday 17:05: 1 h 55 of working time so far
+    advance(pair.sender, hours=17)  # Tuesday 12:05: past Tuesday 10:05
+
+    # Then one escalation is open on that dispatch, and the supervisors are told
+    [late] = escalations(pair.sender)
+    dispatch, _ = pair.dispatch(doc)
+    assert (late.kind, late.state, late.level, late.severity) == (
+        "not_delivered",
+        "open",
+        1,
+        "normal",
+    )
+    assert (late.document_id, late.dispatch_id, late.organ_id) == (doc, dispatch.id, B)
+    assert [(agency, kind) for agency, kind, _ in notices.sent] == [(A, "not_delivered")]
+    assert notices.sent[0][2]["recipient"] == B
+    assert notices.sent[0][2]["subject"]
+
+    # And the same cause never opens a second one, however often it is looked at
+    with pair.sender.uow() as uow:
+        assert (
+            pair.sender.watch.open_for_dispatch(
+                uow, "not_delivered", dispatch.id, late.opened_at, pair.sender.clock()
+            )
+            is None
+        )
+        uow.commit()
+    assert len(escalations(pair.sender)) == 1
+
+    # When B's inbox is back and the letter is delivered
+    pair.point_b_at(served)
+    assert pair.sender.runner.run(job) == "done"
+
+    # Then the escalation closed itself, saying why, and its chain holds every step
+    [closed] = escalations(pair.sender)
+    assert (closed.state, closed.outcome, closed.active_key) == ("closed", "cause_gone", None)
+    assert chain_ok(pair.sender, closed.id) == ["open", "close"]
+    with pair.sender.uow(readonly=True) as uow:
+        [entry] = uow.audit.entries(closed.id, "close")
+        assert entry.payload["reason"] == "delivered"
+
+
+def test_a_recipient_that_does_not_register_is_escalated_at_both_ends(
+    pair: Pair, served: str, make_document: Callable[..., str], notices: Notices
+) -> None:
+    # Given A's letter delivered to B on Monday 15:05 (Vietnam time)
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    assert pair.sender.runner.run(job) == "done"
+    [received] = pair.received()
+
+    # When the working day ends and B's clerks have not registered it
+    advance(pair.sender, hours=3)
+    pair.receiver.scheduler.run_due()
+
+    # Then A's supervisors see B has not acknowledged it, and B's own clerks are reminded
+    [waiting] = escalations(pair.sender)
+    assert (waiting.kind, waiting.organ_id) == ("not_acknowledged", B)
+    [reminder] = escalations(pair.receiver, B)
+    assert (reminder.kind, reminder.received_id, reminder.organ_id) == (
+        "not_acknowledged",
+        received.id,
+        A,
+    )
+
+    # When B's clerk registers it (status 03 goes back to A)
+    pair.answer(received.id, "register")
+
+    # Then both escalations closed themselves
+    assert [(e.state, e.outcome) for e in escalations(pair.sender)] == [("closed", "cause_gone")]
+    assert [(e.state, e.outcome) for e in escalations(pair.receiver, B)] == [
+        ("closed", "cause_gone")
+    ]
+
+
+def test_supervisors_claim_comment_snooze_and_resolve_and_it_rises_when_left_open(
+    pair: Pair, make_document: Callable[..., str], notices: Notices
+) -> None:
+    # Given a signed letter nobody sends by its send-by moment (Tuesday noon)
+    doc = pair.signed(make_document)
+    advance(pair.sender, days=1, hours=2)
+    [late] = escalations(pair.sender)
+    assert (late.kind, late.document_id, late.dispatch_id) == ("not_sent_in_time", doc, None)
+    engine = pair.sender.engine
+
+    # Only supervisors and leaders handle it, and only their own agency's
+    with pytest.raises(Forbidden):
+        engine.fire_on("escalation", late.id, "claim", actor("clerk", A))
+    with pytest.raises(NotFound):
+        engine.fire_on("escalation", late.id, "claim", actor("supervisor", B))
+    with pytest.raises(InvalidInput):
+        engine.fire_on("escalation", late.id, "snooze", SUPERVISOR, data={"until": "soon"})
+
+    # When a supervisor claims it, comments and snoozes it until the next morning
+    engine.fire_on("escalation", late.id, "claim", SUPERVISOR)
+    engine.fire_on("escalation", late.id, "comment", SUPERVISOR, data={"text": "Gọi văn thư"})
+    until = (pair.sender.clock() + timedelta(hours=18)).isoformat()
+    engine.fire_on(
+        "escalation",
+        late.id,
+        "snooze",
+        SUPERVISOR,
+        data={"until": until, "reason": "người ký đi công tác"},
+    )
+    [snoozed] = escalations(pair.sender)
+    assert (snoozed.state, snoozed.owner) == ("snoozed", SUPERVISOR.name)
+
+    # Then it wakes by itself, still owned, and left open past its own deadline it rises
+    advance(pair.sender, hours=19)
+    [woken] = escalations(pair.sender)
+    assert (woken.state, woken.level) == ("claimed", 1)
+    advance(pair.sender, days=1)
+    [risen] = escalations(pair.sender)
+    assert risen.level == 2
+    assert [(kind, event["level"]) for _, kind, event in notices.sent] == [
+        ("not_sent_in_time", 1),
+        ("not_sent_in_time", 2),
+    ]
+
+    # When a leader resolves it with an outcome
+    with pytest.raises(InvalidInput):
+        engine.fire_on("escalation", late.id, "resolve", LEADER, data={"reason": "xong"})
+    engine.fire_on(
+        "escalation",
+        late.id,
+        "resolve",
+        LEADER,
+        data={"outcome": "accepted", "reason": "chờ người ký về"},
+    )
+
+    # Then it is resolved for good, every step in its chain
+    [done] = escalations(pair.sender)
+    assert (done.state, done.outcome, done.active_key) == ("resolved", "accepted", None)
+    assert chain_ok(pair.sender, late.id) == [
+        "open",
+        "claim",
+        "comment",
+        "snooze",
+        "wake",
+        "rise",
+        "resolve",
+    ]
+    with pytest.raises(TransitionNotAllowed):
+        engine.fire_on("escalation", late.id, "claim", SUPERVISOR)
+    with pair.sender.uow(readonly=True) as uow:
+        # Nothing is left to fire for it: its rise and wake timers went with it.
+        assert [t.kind for t in uow.timers.for_document(doc)] == []
+
+
+def test_a_failed_dispatch_escalates_at_once_and_a_supervisor_resends_from_it(
+    pair: Pair, served: str, make_document: Callable[..., str], notices: Notices
+) -> None:
+    # Given A's letter to B failed for good (three attempts, B down)
+    pair.point_b_at(DOWN)
+    doc, job = pair.sent(make_document)
+    assert [pair.sender.runner.run(job) for _ in range(3)] == ["failed", "failed", "done"]
+
+    # Then delivery_failed is open at once, high even for a normal letter
+    [failed] = escalations(pair.sender)
+    assert (failed.kind, failed.severity, failed.state) == ("delivery_failed", "high", "open")
+
+    # When B is back and a supervisor resends from the escalation
+    pair.point_b_at(served)
+    pair.sender.engine.fire_on(
+        "escalation",
+        failed.id,
+        "act",
+        SUPERVISOR,
+        data={"action": "resend", "reason": "Sở Nội vụ đã khắc phục"},
+    )
+    [again] = pair.jobs(doc)
+    assert pair.sender.runner.run(again) == "done"
+
+    # Then the document was resent, delivered, and the escalation closed itself
+    dispatch, _ = pair.dispatch(doc)
+    assert dispatch.state == "delivered"
+    [closed] = escalations(pair.sender)
+    assert (closed.state, closed.owner) == ("closed", SUPERVISOR.name)
+    assert chain_ok(pair.sender, closed.id) == ["open", "act", "close"]
+
+
+def test_a_refusal_escalates_at_once_with_the_recipients_reason(
+    pair: Pair, served: str, make_document: Callable[..., str], notices: Notices
+) -> None:
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    assert pair.sender.runner.run(job) == "done"
+    [received] = pair.received()
+
+    pair.answer(received.id, "refuse", {"reason": "Không đúng thẩm quyền"})
+
+    [refused] = escalations(pair.sender)
+    assert (refused.kind, refused.severity) == ("refused_by_recipient", "high")
+    assert "Không đúng thẩm quyền" in refused.detail["reason"]
+
+
+def test_two_schedulers_racing_open_each_escalation_once(
+    pair: Pair, make_document: Callable[..., str], notices: Notices
+) -> None:
+    docs = [pair.signed(make_document) for _ in range(12)]
+    pair.sender.clock.advance(days=2)  # type: ignore[attr-defined]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            pair.sender.scheduler.run_due()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    opened = escalations(pair.sender)
+    assert sorted(e.document_id or "" for e in opened) == sorted(docs)
+    assert len(notices.sent) == len(docs)
+    with pair.sender.uow(readonly=True) as uow:
+        assert uow.timers.count_parked() == 0

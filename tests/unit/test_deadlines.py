@@ -1,0 +1,164 @@
+"""Time rules in working time: every deadline falls in working time, adding then counting
+back gives what was added, urgent levels are never later than normal ones, and agencies
+may tighten the province's rules but never loosen them."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from congvan.actions.calendar import WorkingCalendar
+from congvan.states.deadlines import (
+    PROVINCE_DEFAULTS,
+    Deadlines,
+    RuleError,
+    TimeRules,
+    WorkingHours,
+    add_working_time,
+    end_of_working_day,
+    in_working_time,
+    working_time_between,
+)
+from congvan.states.timeliness import VIETNAM
+
+CALENDAR = WorkingCalendar()
+HOURS = WorkingHours()
+DEADLINES = Deadlines(PROVINCE_DEFAULTS, CALENDAR, HOURS)
+
+moments = st.datetimes(
+    min_value=datetime(2024, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)
+)
+amounts = st.integers(min_value=0, max_value=20 * 8 * 60).map(lambda m: timedelta(minutes=m))
+levels = st.integers(min_value=0, max_value=4)
+rules = st.sampled_from(["deliver", "register", "recall_answer", "escalate"])
+
+
+def vn(*args: int) -> datetime:
+    return datetime(*args, tzinfo=VIETNAM)  # type: ignore[misc]
+
+
+@settings(max_examples=300, deadline=None)
+@given(moments, amounts)
+def test_every_deadline_falls_in_working_time(start: datetime, amount: timedelta) -> None:
+    assert in_working_time(add_working_time(start, amount, CALENDAR, HOURS), CALENDAR, HOURS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(moments, amounts)
+def test_adding_working_time_then_counting_back_gives_what_was_added(
+    start: datetime, amount: timedelta
+) -> None:
+    due = add_working_time(start, amount, CALENDAR, HOURS)
+    assert due >= start
+    assert working_time_between(start, due, CALENDAR, HOURS) == amount
+    assert working_time_between(due, start, CALENDAR, HOURS) == -amount
+
+
+@settings(max_examples=200, deadline=None)
+@given(moments, rules, levels)
+def test_a_more_urgent_level_is_never_due_later(start: datetime, rule: str, level: int) -> None:
+    assert DEADLINES.after(start, rule, min(level + 1, 4)) <= DEADLINES.after(start, rule, level)
+    more = min(level + 1, 4)
+    assert DEADLINES.send_by(start, more) <= DEADLINES.send_by(start, level)
+    assert DEADLINES.register_by(start, more) <= DEADLINES.register_by(start, level)
+    assert DEADLINES.deliver_by(start, more) <= DEADLINES.deliver_by(start, level)
+
+
+@settings(max_examples=200, deadline=None)
+@given(moments, levels)
+def test_registration_is_due_in_working_time_the_day_it_arrives_or_the_next(
+    arrived: datetime, level: int
+) -> None:
+    due = DEADLINES.register_by(arrived, level)
+    assert in_working_time(due, CALENDAR, HOURS)
+    assert due > arrived
+    # Never past the end of the next working day after the one it arrived in.
+    first_end = end_of_working_day(arrived, CALENDAR, HOURS)
+    assert due <= end_of_working_day(first_end + timedelta(seconds=1), CALENDAR, HOURS)
+
+
+def test_working_time_skips_nights_weekends_and_tet() -> None:
+    # Friday 16:00 + 2 working hours: Monday 09:00.
+    assert add_working_time(vn(2026, 1, 9, 16), timedelta(hours=2), CALENDAR) == vn(2026, 1, 12, 9)
+    # The lunch break does not count: 11:30 + 1 hour is 13:30.
+    assert add_working_time(vn(2026, 1, 7, 11, 30), timedelta(hours=1), CALENDAR) == vn(
+        2026, 1, 7, 13, 30
+    )
+    # Before Tết 2026 (16–20 February off): the first working day back is 23 February.
+    due = add_working_time(vn(2026, 2, 13, 16, 30), timedelta(hours=1), CALENDAR)
+    assert due.date() > date(2026, 2, 20)
+    assert in_working_time(due, CALENDAR)
+    # Zero: the first working moment at or after the start.
+    assert add_working_time(vn(2026, 1, 10, 9), timedelta(0), CALENDAR) == vn(2026, 1, 12, 8)
+
+
+def test_registration_is_due_the_same_working_day_or_the_next_late_in_the_day() -> None:
+    # Arrived Tuesday 09:00: due Tuesday 17:00 (Decree 30 Art. 21).
+    assert DEADLINES.register_by(vn(2026, 1, 6, 9), 0) == vn(2026, 1, 6, 17)
+    # Arrived Tuesday 16:30, in the day's last working hour: due Wednesday 17:00.
+    assert DEADLINES.register_by(vn(2026, 1, 6, 16, 30), 0) == vn(2026, 1, 7, 17)
+    # Arrived on Saturday: due Monday 17:00.
+    assert DEADLINES.register_by(vn(2026, 1, 10, 10), 0) == vn(2026, 1, 12, 17)
+    # Hỏa tốc: within 30 working minutes.
+    assert DEADLINES.register_by(vn(2026, 1, 6, 9), 3) == vn(2026, 1, 6, 9, 30)
+
+
+def test_send_by_is_the_next_working_morning_and_sooner_when_urgent() -> None:
+    signed = vn(2026, 1, 9, 15)  # a Friday afternoon
+    assert DEADLINES.send_by(signed, 0) == vn(2026, 1, 12, 12)
+    assert DEADLINES.send_by(signed, 1) == vn(2026, 1, 9, 16)
+    assert DEADLINES.send_by(signed, 3) == vn(2026, 1, 9, 15, 15)
+
+
+def test_a_hoa_toc_hen_gio_document_is_due_at_its_appointed_time() -> None:
+    appointed = vn(2026, 1, 6, 20)  # in the evening: an appointment, not a working rule
+    assert DEADLINES.deliver_by(vn(2026, 1, 6, 9), 4, appointed) == appointed
+    assert DEADLINES.deliver_by(vn(2026, 1, 6, 9), 3, appointed) == vn(2026, 1, 6, 9, 15)
+
+
+def test_an_agency_may_tighten_the_provinces_rules_but_not_loosen_them() -> None:
+    tighter = PROVINCE_DEFAULTS.tightened(
+        {"deliver": [120, 60, 30, 15, 15], "escalate": {"0": 240}}
+    )
+    assert tighter.of("deliver", 0) == timedelta(hours=2)
+    assert tighter.of("escalate", 0) == timedelta(hours=4)
+    assert tighter.of("escalate", 1) == PROVINCE_DEFAULTS.of("escalate", 1)
+    with pytest.raises(RuleError, match="at most 240"):
+        PROVINCE_DEFAULTS.tightened({"deliver": {"0": 300}})
+    with pytest.raises(RuleError, match="no time rule"):
+        PROVINCE_DEFAULTS.tightened({"deliverr": [1, 1, 1, 1, 1]})
+    with pytest.raises(RuleError, match="more urgent level"):
+        PROVINCE_DEFAULTS.tightened({"deliver": [30, 60, 30, 15, 15]})
+    with pytest.raises(RuleError, match="urgency levels are 0 to 4"):
+        PROVINCE_DEFAULTS.tightened({"deliver": {"7": 10}})
+    with pytest.raises(RuleError, match="whole working minutes"):
+        PROVINCE_DEFAULTS.tightened({"deliver": {"0": "soon"}})
+    with pytest.raises(RuleError, match="must be 1 to"):
+        PROVINCE_DEFAULTS.tightened({"deliver": {"4": 0}})
+
+
+def test_working_hours_are_read_and_checked() -> None:
+    hours = WorkingHours.parse("07:30-11:30, 13:30-17:00")
+    assert hours.periods == ((time(7, 30), time(11, 30)), (time(13, 30), time(17)))
+    assert hours.per_day == timedelta(hours=7, minutes=30)
+    assert str(hours) == "07:30-11:30,13:30-17:00"
+    for bad in ("8-12", "12:00-08:00", "08:00-12:00,11:00-17:00", "25:00-26:00", ""):
+        with pytest.raises(ValueError):
+            WorkingHours.parse(bad)
+
+
+def test_moments_without_a_time_zone_are_refused() -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        add_working_time(datetime(2026, 1, 5, 9), timedelta(hours=1), CALENDAR)
+    with pytest.raises(ValueError, match="negative"):
+        add_working_time(vn(2026, 1, 5, 9), timedelta(hours=-1), CALENDAR)
+
+
+def test_rules_need_every_value_and_a_sane_range() -> None:
+    with pytest.raises(RuleError, match="no values"):
+        TimeRules(minutes={"deliver": (1, 1, 1, 1, 1)})
+    with pytest.raises(RuleError, match="one value per urgency"):
+        TimeRules(minutes={**PROVINCE_DEFAULTS.minutes, "deliver": (1, 1)})
