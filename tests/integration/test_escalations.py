@@ -131,7 +131,7 @@ def test_a_recipient_that_does_not_register_is_escalated_at_both_ends(
 ) -> None:
     # Given A's letter delivered to B on Monday 15:05 (Vietnam time)
     pair.point_b_at(served)
-    doc, job = pair.sent(make_document)
+    _, job = pair.sent(make_document)
     assert pair.sender.runner.run(job) == "done"
     [received] = pair.received()
 
@@ -269,7 +269,7 @@ def test_a_refusal_escalates_at_once_with_the_recipients_reason(
     pair: Pair, served: str, make_document: Callable[..., str], notices: Notices
 ) -> None:
     pair.point_b_at(served)
-    doc, job = pair.sent(make_document)
+    _, job = pair.sent(make_document)
     assert pair.sender.runner.run(job) == "done"
     [received] = pair.received()
 
