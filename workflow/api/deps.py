@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from congvan.actions.checks import Check
+from congvan.actions.escalations import Watch
 from congvan.actions.signing.truststore import TrustStore
 from congvan.storage.clock import Clock
 from congvan.storage.unit_of_work import UnitOfWork
@@ -57,6 +58,10 @@ def get_statuses(runtime: RuntimeDep) -> Statuses:
     return runtime.statuses
 
 
+def get_watch(runtime: RuntimeDep) -> Watch:
+    return runtime.watch
+
+
 def get_checks(runtime: RuntimeDep) -> Sequence[Check]:
     return runtime.review.checks
 
@@ -78,6 +83,7 @@ TrustDep = Annotated[TrustStore, Depends(get_trust)]
 ChecksDep = Annotated[Sequence[Check], Depends(get_checks)]
 InboxDep = Annotated[Inbox, Depends(get_inbox)]
 StatusesDep = Annotated[Statuses, Depends(get_statuses)]
+WatchDep = Annotated[Watch, Depends(get_watch)]
 # Not cached per request: the caller's token is looked up in a unit of work of its own.
 ReadUowDep = Annotated[UnitOfWork, Depends(reading_uow, use_cache=False)]
 WriteUowDep = Annotated[UnitOfWork, Depends(writing_uow, use_cache=False)]

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import TYPE_CHECKING, TypeAlias
 
-from congvan.states import DISPATCH, DOCUMENT, RECEIVED_DOCUMENT, vocabulary
+from congvan.states import DISPATCH, DOCUMENT, ESCALATION, RECEIVED_DOCUMENT, vocabulary
+from congvan.states import escalation as _escalation
 from congvan.states.received import STATUS_CODE
 
 
@@ -37,6 +38,12 @@ if TYPE_CHECKING:
     TimerKind: TypeAlias = str
     SigningMode: TypeAlias = str
     TimeSource: TypeAlias = str
+    EscalationState: TypeAlias = str
+    EscalationEvent: TypeAlias = str
+    EscalationKind: TypeAlias = str
+    EscalationSeverity: TypeAlias = str
+    EscalationOutcome: TypeAlias = str
+    EscalationAction: TypeAlias = str
 else:
     DocumentState = enum("DocumentState", DOCUMENT.states, "A document's state.")
     DispatchState = enum("DispatchState", DISPATCH.states, "A dispatch's (one recipient's) state.")
@@ -65,3 +72,19 @@ else:
     TimerKind = enum("TimerKind", vocabulary.TIMER_KINDS, "What a database timer waits for.")
     SigningMode = enum("SigningMode", vocabulary.SIGNING_MODES, "How the signature was made.")
     TimeSource = enum("TimeSource", vocabulary.TIME_SOURCES, "Whose word the signing time is.")
+    EscalationState = enum("EscalationState", ESCALATION.states, "An escalation's state.")
+    EscalationEvent = enum(
+        "EscalationEvent", ESCALATION.events, "An event of the escalation machine."
+    )
+    EscalationKind = enum("EscalationKind", _escalation.KINDS, "What an escalation warns of.")
+    EscalationSeverity = enum(
+        "EscalationSeverity", _escalation.SEVERITIES, "How loud an escalation is."
+    )
+    EscalationOutcome = enum(
+        "EscalationOutcome",
+        (*_escalation.OUTCOMES, "cause_gone"),
+        "How an escalation ended: a person's outcome, or cause_gone when it closed itself.",
+    )
+    EscalationAction = enum(
+        "EscalationAction", _escalation.ACTIONS, "What a supervisor does from an escalation."
+    )

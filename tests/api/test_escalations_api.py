@@ -1,0 +1,134 @@
+"""The escalation board over HTTP: supervisors list, claim, comment, snooze, resolve; the
+agency tightens its time rules. The app's clock starts on Monday 05/01/2026, 15:00 in
+Vietnam; the scheduler is run by the test after moving the clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from tests.api.conftest import A, Api, B, MakeApi, assert_error
+from tests.api.test_signing_api import issue, reviewed_letter, sign, signing_api
+
+
+def late_letter(make_api: MakeApi) -> tuple[Api, str, dict[str, Any]]:
+    """A letter signed on Monday and still not sent on Wednesday: its escalation."""
+    api = signing_api(make_api)
+    issue(api)
+    doc_id = reviewed_letter(api)
+    assert sign(api, doc_id).status_code == 200
+    api.clock.advance(days=2)
+    api.runtime.scheduler.run_due()
+    listed = api.get("/v1/escalations", role="supervisor")
+    assert listed.status_code == 200, listed.text
+    [item] = listed.json()["items"]
+    return api, doc_id, item
+
+
+def post(api: Api, escalation_id: str, event: str, role: str = "supervisor", **body: Any) -> Any:
+    return api.client.post(
+        f"/v1/escalations/{escalation_id}/events/{event}",
+        headers=api.auth(role),
+        json=body or None,
+    )
+
+
+def test_a_letter_not_sent_in_time_is_on_the_board_and_handled_to_its_end(
+    make_api: MakeApi,
+) -> None:
+    api, doc_id, item = late_letter(make_api)
+    assert item["kind"] == "not_sent_in_time"
+    assert item["document_id"] == doc_id
+    assert item["state"] == "open"
+    assert item["due_at"] == "2026-01-06T05:00:00Z"  # Tuesday noon in Vietnam
+    assert item["what_vi"] and item["what_to_do_vi"]
+    assert "claim" in item["allowed_events"]
+    escalation_id = item["id"]
+
+    claimed = post(api, escalation_id, "claim")
+    assert claimed.status_code == 200, claimed.text
+    assert claimed.json()["to_state"] == "claimed"
+    assert post(api, escalation_id, "comment", text="Đã gọi văn thư").status_code == 200
+    until = (api.clock() + timedelta(hours=2)).isoformat()
+    snoozed = post(api, escalation_id, "snooze", until=until, reason="chờ người ký")
+    assert snoozed.status_code == 200, snoozed.text
+    resolved = post(api, escalation_id, "resolve", outcome="accepted", reason="đã rõ lý do")
+    assert resolved.status_code == 200, resolved.text
+
+    shown = api.get(f"/v1/escalations/{escalation_id}", role="supervisor").json()
+    assert (shown["state"], shown["outcome"]) == ("resolved", "accepted")
+    assert shown["owner"].endswith("@" + A)  # the supervisor who claimed it
+    assert [t["event"] for t in shown["trail"]] == ["open", "claim", "comment", "snooze", "resolve"]
+    assert shown["trail"][2]["payload"]["comment"] == "Đã gọi văn thư"
+    # Resolved ones leave the default (active) list, and stay listed by state.
+    assert api.get("/v1/escalations", role="supervisor").json()["items"] == []
+    by_state = api.get("/v1/escalations", role="supervisor", params={"state": "resolved"})
+    assert [i["id"] for i in by_state.json()["items"]] == [escalation_id]
+
+
+def test_bad_steps_are_refused_with_their_codes(make_api: MakeApi) -> None:
+    api, _, item = late_letter(make_api)
+    escalation_id = item["id"]
+
+    assert_error(post(api, escalation_id, "claim", role="clerk"), 403, "forbidden")
+    assert_error(post(api, escalation_id, "rise"), 403, "forbidden")
+    assert_error(
+        post(api, escalation_id, "snooze", until="2026-01-08T08:00:00+07:00"), 422, "invalid_input"
+    )  # fmt: skip  (no reason)
+    past = (api.clock() - timedelta(hours=1)).isoformat()
+    details = assert_error(post(api, escalation_id, "snooze", until=past, reason="x"), 422,
+                           "invalid_input")  # fmt: skip
+    assert details["field"] == "until"
+    assert_error(post(api, escalation_id, "resolve", reason="x"), 422, "invalid_input")
+    assert_error(post(api, escalation_id, "resolve", outcome="won", reason="x"), 422,
+                 "invalid_input")  # fmt: skip
+    assert_error(post(api, escalation_id, "comment", text="  "), 422, "invalid_input")
+    assert_error(post(api, escalation_id, "claim", extra=1), 422, "invalid_input")
+    assert post(api, escalation_id, "resolve", outcome="no_action", reason="x").status_code == 200
+    assert_error(post(api, escalation_id, "claim"), 409, "invalid_transition")
+
+
+def test_another_agencys_escalation_is_not_found(make_api: MakeApi) -> None:
+    api, _, item = late_letter(make_api)
+    other = api.client.post(
+        f"/v1/escalations/{item['id']}/events/claim", headers=api.auth("supervisor", B)
+    )
+    assert_error(other, 404, "not_found")
+    assert_error(api.get(f"/v1/escalations/{item['id']}", role="supervisor", agency=B), 404,
+                 "not_found")  # fmt: skip
+    assert api.get("/v1/escalations", role="supervisor", agency=B).json()["items"] == []
+
+
+def test_filters_are_checked(api: Api) -> None:
+    assert_error(api.get("/v1/escalations", params={"state": "lost"}), 422, "invalid_input")
+    assert_error(api.get("/v1/escalations", params={"kind": "late"}), 422, "invalid_input")
+    assert_error(api.get("/v1/escalations", params={"level": 3}), 422, "invalid_input")
+
+
+def test_an_agency_tightens_its_time_rules_and_may_not_loosen_them(api: Api) -> None:
+    shown = api.get("/v1/time-rules").json()
+    assert shown["province"]["deliver"] == [240, 60, 30, 15, 15]
+    assert shown["agency"] == {}
+    assert shown["working_hours"] == "08:00-12:00,13:00-17:00"
+
+    put = api.client.put(
+        "/v1/time-rules",
+        headers=api.auth("supervisor"),
+        json={"rules": {"deliver": {"0": 120}}},
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["in_force"]["deliver"] == [120, 60, 30, 15, 15]
+    assert api.get("/v1/time-rules").json()["agency"] == {"deliver": [120, 60, 30, 15, 15]}
+    # Other agencies keep the province's.
+    assert api.get("/v1/time-rules", agency=B).json()["agency"] == {}
+
+    looser = api.client.put(
+        "/v1/time-rules", headers=api.auth("supervisor"), json={"rules": {"deliver": {"0": 600}}}
+    )
+    assert assert_error(looser, 422, "invalid_input")["limit"] == 240
+    unknown = api.client.put(
+        "/v1/time-rules", headers=api.auth("supervisor"), json={"rules": {"sleep": [1] * 5}}
+    )
+    assert_error(unknown, 422, "invalid_input")
+    clerk = api.client.put("/v1/time-rules", headers=api.auth("clerk"), json={"rules": {}})
+    assert_error(clerk, 403, "forbidden")
