@@ -553,15 +553,14 @@ class Watch:
 
 
 def _moment(value: Any, name: str) -> datetime:
+    moment: datetime | None = None
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            moment = None  # type: ignore[assignment]
-    else:
-        moment = None  # type: ignore[assignment]
+            moment = None
     if moment is None or moment.tzinfo is None:
         raise InvalidInput(
             f"{name} is a moment in ISO 8601 with its offset, e.g. 2026-12-01T08:00:00+07:00.",
@@ -600,4 +599,5 @@ def notice(uow: UnitOfWork, escalation: Escalation) -> dict[str, Any]:
         got = uow.received.get(escalation.received_id)
         if got is not None:
             event.update(number=got.number, symbol=got.symbol, subject=got.subject)
-    return json.loads(json.dumps(event, default=str))
+    plain: dict[str, Any] = json.loads(json.dumps(event, default=str))
+    return plain

@@ -132,3 +132,43 @@ def test_an_agency_tightens_its_time_rules_and_may_not_loosen_them(api: Api) -> 
     assert_error(unknown, 422, "invalid_input")
     clerk = api.client.put("/v1/time-rules", headers=api.auth("clerk"), json={"rules": {}})
     assert_error(clerk, 403, "forbidden")
+
+
+def test_supervisors_handle_escalations_and_time_rules_from_the_cli(
+    make_api: MakeApi, tmp_path: Any, capsys: Any
+) -> None:
+    from congvan.workflow.cli import main
+
+    api, doc_id, item = late_letter(make_api)
+    url = api.runtime.settings.database_url
+    assert url is not None
+    cli = ["--data-dir", str(tmp_path), "--database-url", url.get_secret_value()]
+
+    assert main([*cli, "escalations", "list", A]) == 0
+    listed = capsys.readouterr().out
+    assert item["id"] in listed and "not_sent_in_time" in listed and doc_id in listed
+
+    # A clerk may not; a supervisor claims and resolves it.
+    assert main([*cli, "escalations", "claim", item["id"], "--user", "clerk"]) == 2
+    assert "[forbidden]" in capsys.readouterr().err
+    assert main([*cli, "escalations", "claim", item["id"], "--user", "supervisor"]) == 0
+    assert main([*cli, "escalations", "comment", item["id"], "--user", "supervisor",
+                 "Đã nhắc văn thư"]) == 0  # fmt: skip
+    assert main([*cli, "escalations", "resolve", item["id"], "--user", "supervisor",
+                 "accepted", "--reason", "đã rõ"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main([*cli, "escalations", "show", item["id"]]) == 0
+    shown = capsys.readouterr().out
+    assert "Đã nhắc văn thư" in shown and "resolve → resolved" in shown
+    assert main([*cli, "escalations", "list", A]) == 0
+    assert "no escalations" in capsys.readouterr().out
+
+    # Time rules: tightened for A, a loosening refused with its code.
+    assert main([*cli, "time-rules", "set", A, "--user", "supervisor",
+                 "--rules", '{"register": {"1": 60}}']) == 0  # fmt: skip
+    assert "register" in capsys.readouterr().out
+    assert main([*cli, "time-rules", "set", A, "--user", "supervisor",
+                 "--rules", '{"register": {"0": 9999}}']) == 2  # fmt: skip
+    assert "[invalid_input]" in capsys.readouterr().err
+    assert main([*cli, "time-rules", "show", A]) == 0
+    assert "(agency)" in capsys.readouterr().out

@@ -318,7 +318,9 @@ class TimeRulesIn(BaseModel):
     )
 
 
-def _rules_view(watch: WatchDep, settings: SettingsDep, overrides: dict[str, Any]) -> dict:
+def _rules_view(
+    watch: WatchDep, settings: SettingsDep, overrides: dict[str, Any]
+) -> dict[str, Any]:
     in_force = watch.check_rules(overrides)
     return {
         "rules": dict(RULES),
