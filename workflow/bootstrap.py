@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -38,7 +38,7 @@ from congvan.states.vocabulary import ESCALATION_RISE, ESCALATION_WAKE, RULE_DEA
 from congvan.storage.clock import Clock, utcnow
 from congvan.storage.database import make_engine
 from congvan.storage.schema import ensure_migrated
-from congvan.storage.timers import AUDIT_ANCHOR, CRL_CHECK, JOB_DEADLINE
+from congvan.storage.timers import AUDIT_ANCHOR, CRL_CHECK, JOB_DEADLINE, DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .actors import anchor as anchor_actor
@@ -283,7 +283,13 @@ def bootstrap(
         handlers={
             JOB_DEADLINE: runner.on_deadline,
             AUDIT_ANCHOR: anchoring.on_timer,
-            CRL_CHECK: revocation_lists.on_timer,
+            CRL_CHECK: partial(
+                _check_trust,
+                revocation_lists,
+                watch,
+                timedelta(hours=settings.crl_warn_hours),
+                timedelta(days=settings.certificate_warn_days),
+            ),
             RULE_DEADLINE: watch.on_deadline,
             ESCALATION_RISE: watch.on_rise,
             ESCALATION_WAKE: watch.on_wake,
@@ -353,6 +359,21 @@ def bootstrap(
         statuses=Statuses(engine, anchoring.keys, trust),
         watch=watch,
     )
+
+
+def _check_trust(
+    revocation_lists: RevocationLists,
+    watch: Watch,
+    crl_warn: timedelta,
+    certificate_warn: timedelta,
+    uow: UnitOfWork,
+    timer: DueTimer,
+    now: datetime,
+) -> None:
+    """The trust check timer: CRLs republished and warned of, then the escalations of
+    certificates and lists running out opened or closed."""
+    revocation_lists.on_timer(uow, timer, now)
+    watch.check_trust(uow, now, crl_warn=crl_warn, certificate_warn=certificate_warn)
 
 
 def describe(runtime: Runtime) -> dict[str, Any]:

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     crl_refresh_hours: int = Field(default=72, ge=1)
     crl_warn_hours: int = Field(default=48, ge=1)
     crl_check_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # An agency's or signer's certificate with less than this left, and not renewed,
+    # opens a certificate_expiring escalation (checked with the CRLs).
+    certificate_warn_days: int = Field(default=30, ge=1, le=366)
     # An RFC 3161 timestamp authority (http(s) URL). When set, every signature the server
     # makes and every audit anchor is stamped after commit (actions/timestamping.py); a TSA
     # that does not answer leaves them unstamped, never unsigned.

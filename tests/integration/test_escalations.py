@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
+from congvan.actions.signing import keystore
 from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from congvan.storage.escalations import Escalation
 from congvan.workflow.bootstrap import Runtime
 from tests.databases import Databases
 from tests.factories import actor
-from tests.installations import A, B, Pair, make_pair, serving_inbox
+from tests.installations import CRL_URL, PASS, A, B, Pair, make_pair, serving_inbox
 
 DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
 
@@ -306,3 +307,57 @@ def test_two_schedulers_racing_open_each_escalation_once(
     assert len(notices.sent) == len(docs)
     with pair.sender.uow(readonly=True) as uow:
         assert uow.timers.count_parked() == 0
+
+
+def test_certificates_and_revocation_lists_running_out_are_escalated_until_renewed(
+    pair: Pair, make_document: Callable[..., str], notices: Notices
+) -> None:
+    def check(runtime: Runtime) -> None:
+        """The trust check timer fires (it runs hourly)."""
+        with runtime.uow() as uow:
+            runtime.revocation_lists.ensure_timer(uow, runtime.clock())
+            uow.commit()
+        advance(runtime, minutes=61)
+
+    # Given B holds A's CRL (7 days): with a day left, B's supervisors are warned
+    check(pair.receiver)
+    assert escalations(pair.receiver, B) == []
+    pair.receiver.clock.advance(days=6)  # type: ignore[attr-defined]
+    check(pair.receiver)
+    [crl] = escalations(pair.receiver, B)
+    assert (crl.kind, crl.severity, crl.document_id) == ("crl_expiring", "high", None)
+    assert escalations(pair.receiver, A) == []  # A signs elsewhere: not B's to warn
+    check(pair.receiver)
+    assert len(escalations(pair.receiver, B)) == 1  # once, however often it is checked
+
+    # When a fresh CRL of A's authority is imported, the escalation closes itself
+    with pair.sender.uow() as uow:
+        fresh = keystore.publish_crl(uow, passphrase=PASS, now=pair.sender.clock())
+        uow.commit()
+    with pair.receiver.uow() as uow:
+        keystore.import_crl(uow, pair.receiver.trust, fresh)
+        uow.commit()
+    check(pair.receiver)
+    assert [(e.state, e.outcome) for e in escalations(pair.receiver, B)] == [
+        ("closed", "cause_gone")
+    ]
+
+    # Given A's signer certificate (two years) with three weeks left: A is warned
+    pair.sender.clock.advance(days=730 - 6 - 21)  # type: ignore[attr-defined]
+    check(pair.sender)
+    [expiring] = [e for e in escalations(pair.sender) if e.kind == "certificate_expiring"]
+    assert expiring.detail["username"] == "pct"
+    assert expiring.detail["certificate"] == "signer"
+
+    # When the signer gets a new certificate, it closes itself
+    with pair.sender.uow() as uow:
+        keystore.issue_signer(
+            uow, A, "pct", passphrase=PASS, crl_url=CRL_URL, now=pair.sender.clock()
+        )
+        uow.commit()
+    check(pair.sender)
+    [renewed] = [e for e in escalations(pair.sender) if e.id == expiring.id]
+    assert (renewed.state, renewed.outcome) == ("closed", "cause_gone")
+    with pair.sender.uow(readonly=True) as uow:
+        [entry] = uow.audit.entries(expiring.id, "close")
+        assert entry.payload["reason"] == "renewed"
