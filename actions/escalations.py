@@ -384,7 +384,7 @@ class Watch:
         counts = {"opened": 0, "closed": 0}
         mine = [c for c in uow.signatures.certificates() if c.kind != "root" and c.agency_id]
         # The agencies this installation signs for: those whose organisational key is here.
-        agencies = sorted({c.agency_id for c in mine if c.kind == "agency" and c.key_pem})
+        agencies = sorted({c.agency_id or "" for c in mine if c.kind == "agency" and c.key_pem})
         for crl in uow.signatures.latest_crl_rows():
             left = as_utc(crl.next_update) - now
             for agency_id in agencies:
@@ -403,8 +403,8 @@ class Watch:
                     counts["closed"] += self.close(uow, key, "a fresh list is in force", now)
         certificates = [c for c in mine if c.agency_id in agencies]
         for cert in certificates:
-            assert cert.agency_id is not None
-            subject = f"{cert.agency_id}:{cert.fingerprint}"
+            agency_id = cert.agency_id or ""
+            subject = f"{agency_id}:{cert.fingerprint}"
             key = e.cause_key(e.CERTIFICATE_EXPIRING, subject)
             renewed = any(
                 other.kind == cert.kind
