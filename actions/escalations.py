@@ -427,7 +427,7 @@ class Watch:
                     uow,
                     e.CERTIFICATE_EXPIRING,
                     subject,
-                    cert.agency_id,
+                    agency_id,
                     cert.not_after,
                     now,
                     detail,
