@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from congvan.actions.anchoring import verify_anchors
 from congvan.states.timeliness import VIETNAM
+from congvan.storage.clock import MovableClock
 from congvan.storage.database import make_engine
 from congvan.storage.schema import migrate
 
@@ -28,6 +29,7 @@ from .cast import letter_1227, set_up, set_up_recipients
 from .client import Demo, DemoFailed
 from .exchange import EXPECTED, Installation, exchange, print_dispatches
 from .steps import clean_letter, duplicate, format_error, print_timeline, refused_signatures
+from .warnings import unregistered
 
 # Short waits, so that retries and the last attempt play out in seconds: a failed delivery
 # waits 1 s, then 2 s, then 4 s (no jitter); the fourth attempt is the last.
@@ -42,7 +44,7 @@ DEMO_SETTINGS = {
 }
 
 
-def install(data_dir: Path, passphrase: str, port: int) -> Runtime:
+def install(data_dir: Path, passphrase: str, port: int, clock: MovableClock) -> Runtime:
     """A fresh installation in ``data_dir``: its own SQLite database, keys and trust store."""
     settings = Settings(
         data_dir=data_dir,
@@ -53,7 +55,7 @@ def install(data_dir: Path, passphrase: str, port: int) -> Runtime:
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)
     migrate(engine)
-    return bootstrap(settings, db=engine)
+    return bootstrap(settings, db=engine, clock=clock)
 
 
 def run_demo(data_dir: Path | None = None) -> int:
@@ -69,7 +71,11 @@ def run_demo(data_dir: Path | None = None) -> int:
     log = open(data_dir / "demo.log", "w", encoding="utf-8")  # noqa: SIM115 (closed below)
     # Their logs go to a file: the demo's failed attempts are logged, as they should be.
     configure_logging("INFO", json=True, stream=log)
-    runtimes = {name: install(data_dir / name, passphrase, port) for name, port in ports.items()}
+    # One clock for both, real time until the warning scenes move it forward.
+    clock = MovableClock()
+    runtimes = {
+        name: install(data_dir / name, passphrase, port, clock) for name, port in ports.items()
+    }
     province, recipients = runtimes["province"], runtimes["recipients"]
     meta = letter_1227(datetime.now(VIETNAM).date().isoformat())
     try:
@@ -90,18 +96,16 @@ def run_demo(data_dir: Path | None = None) -> int:
                 print(f"{name}: API on {base}; worker threads, relay and scheduler running")
             demo = Demo(clients["province"], tokens)
             first = clean_letter(demo, meta, sample_pdf())
+            here = Installation("the province", province, demo, served["province"])
+            there = Installation(
+                "the recipients",
+                recipients,
+                Demo(clients["recipients"], their_tokens),
+                served["recipients"],
+            )
             with ExitStack() as links:
-                view = exchange(
-                    Installation("the province", province, demo, served["province"]),
-                    Installation(
-                        "the recipients",
-                        recipients,
-                        Demo(clients["recipients"], their_tokens),
-                        served["recipients"],
-                    ),
-                    first,
-                    links,
-                )
+                view = exchange(here, there, first, links)
+                unregistered(here, there, first, clock)
             second = format_error(demo, meta, sample_pdf())
             refused_signatures(demo, province, second, passphrase)
             third = duplicate(demo, meta, first)

@@ -1,0 +1,105 @@
+"""The warning scenes: a recipient that never registers letter 1227, the deadline passing
+(the installations' shared clock moved forward), an escalation opening at both ends, and
+the province's chánh văn phòng owning it to its resolution (letter 1227, point 3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from congvan.states.timeliness import VIETNAM
+from congvan.storage.clock import MovableClock
+
+from .cast import HEALTH
+from .client import Demo, DemoFailed
+from .exchange import NAMES, Installation
+
+SUPERVISOR = "chánh văn phòng"
+
+
+def _local(moment: str | None) -> str:
+    from datetime import datetime
+
+    if not moment:
+        return "—"
+    return datetime.fromisoformat(moment).astimezone(VIETNAM).strftime("%H:%M %d/%m/%Y")
+
+
+def _open(demo: Demo, who: str, kind: str, about: str) -> dict[str, Any] | None:
+    listed = demo.call(who, "GET", "/v1/escalations", expect=200, params={"kind": kind})
+    found = [e for e in listed["items"] if about in (e["recipient"], e["received_id"])]
+    return found[0] if found else None
+
+
+def unregistered(
+    province: Installation, recipients: Installation, doc_id: str, clock: MovableClock
+) -> dict[str, Any]:
+    """Sở Y tế never registers the letter: the deadline passes, escalations open at both
+    ends, a supervisor claims and resolves the province's. Returns it, resolved."""
+    demo, there = province.demo, recipients.demo
+    health = HEALTH[0]
+    demo.step(
+        "Sở Y tế has letter 1227 (01) but its văn thư never registers it (03 is due the "
+        "working day it arrives, Decree 30 Art. 21): the clock moves on"
+    )
+    [received] = there.call("văn thư Sở Y tế", "GET", "/v1/received", expect=200)["items"]
+    escalation = None
+    for _ in range(15):  # half a working day at a time, past nights, weekends and holidays
+        clock.advance(hours=12)
+        escalation = _wait_open(demo, health)
+        if escalation is not None:
+            break
+    if escalation is None:
+        raise DemoFailed("no escalation opened for Sở Y tế's missing registration")
+    print(f"   the clock now reads {clock().astimezone(VIETNAM):%H:%M %d/%m/%Y} (Vietnam time)")
+    print(
+        f"   province: escalation {escalation['kind']} for {NAMES[health]} — "
+        f"{escalation['what_vi']}; due {_local(escalation['due_at'])}, severity "
+        f"{escalation['severity']}, level {escalation['level']}"
+    )
+    reminder = _open(there, "văn thư Sở Y tế", "not_acknowledged", received["id"])
+    if reminder is None:
+        raise DemoFailed("Sở Y tế's own clerks were not reminded")
+    print(f"   Sở Y tế: its văn thư is reminded too — {reminder['what_vi']}")
+
+    demo.step("The chánh văn phòng claims it, calls Sở Y tế and resolves it as contacted")
+    path = f"/v1/escalations/{escalation['id']}/events"
+    demo.call(SUPERVISOR, "POST", f"{path}/claim", expect=200)
+    demo.call(
+        SUPERVISOR,
+        "POST",
+        f"{path}/act",
+        expect=200,
+        json={
+            "action": "contact",
+            "note": "Gọi điện cho văn thư Sở Y tế, đề nghị vào sổ ngay",
+            "reason": "Quá hạn vào sổ văn bản đến",
+        },
+    )
+    demo.call(
+        SUPERVISOR,
+        "POST",
+        f"{path}/resolve",
+        expect=200,
+        json={"outcome": "contacted", "reason": "Sở Y tế cam kết vào sổ trong buổi sáng"},
+    )
+    done: dict[str, Any] = demo.call(
+        SUPERVISOR, "GET", f"/v1/escalations/{escalation['id']}", expect=200
+    )
+    for step in done["trail"]:
+        extra = step["payload"].get("note") or step["payload"].get("outcome") or ""
+        print(f"   {_local(step['at'])}  {step['actor']:<28} {step['event']:<8} {extra}")
+    if done["state"] != "resolved":
+        raise DemoFailed(f"the escalation ended {done['state']}, not resolved")
+    return done
+
+
+def _wait_open(demo: Demo, health: str) -> dict[str, Any] | None:
+    """The escalation once the scheduler (polling every 0.1 s) has fired the deadline."""
+    import time
+
+    for _ in range(30):
+        found = _open(demo, SUPERVISOR, "not_acknowledged", health)
+        if found is not None:
+            return found
+        time.sleep(0.1)
+    return None
