@@ -148,7 +148,12 @@ class Watch:
             self._settled(uow, change, e.NOT_SENT_IN_TIME, document_id, "sent")
         if change.event in ("send", "resend"):
             deadlines = self.deadlines(uow, change.agency_id)
-            due = deadlines.deliver_by(change.now, change.urgency)
+            appointed = uow.documents.load(document_id).appointed_at
+            due = deadlines.deliver_by(
+                change.now,
+                change.urgency,
+                datetime.fromisoformat(appointed) if appointed else None,
+            )
             for row in uow.dispatches.for_document(document_id):
                 if row.state == d.PENDING:
                     self._arm(

@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["text", "integer", "boolean", "date"]
+# "moment": ISO 8601 date and time with its offset, stored as text.
+Kind = Literal["text", "integer", "boolean", "date", "moment"]
 # How the signed manifest carries a field, under the field's own name: always (null when
-# missing), only when it is true (so documents signed before it existed keep their bytes),
-# or never.
-InManifest = Literal["always", "when_true", "never"]
+# missing), only when it is true or only when it is set (so documents signed before it
+# existed keep their bytes), or never.
+InManifest = Literal["always", "when_true", "when_set", "never"]
 _EMPTY: dict[Kind, str | int | bool] = {"text": "", "integer": 0, "boolean": False}
 
 
@@ -106,6 +107,15 @@ DOCUMENT_FIELDS: tuple[DocumentField, ...] = (
     ),
     DocumentField("due_date", "date", "Hạn xử lý", max_length=10, nullable=True),
     DocumentField(
+        "appointed_at",
+        "moment",
+        "Hẹn giờ: when a hỏa tốc hẹn giờ document (urgency 4) must reach its recipients, "
+        "ISO 8601 with its offset",
+        max_length=32,
+        nullable=True,
+        manifest="when_set",
+    ),
+    DocumentField(
         "signer_user",
         "text",
         "User name of the signer in the issuing agency",
@@ -127,4 +137,8 @@ SIGNED: tuple[str, ...] = tuple(f.name for f in DOCUMENT_FIELDS if f.manifest ==
 SIGNED_WHEN_TRUE: tuple[str, ...] = tuple(
     f.name for f in DOCUMENT_FIELDS if f.manifest == "when_true"
 )
+SIGNED_WHEN_SET: tuple[str, ...] = tuple(
+    f.name for f in DOCUMENT_FIELDS if f.manifest == "when_set"
+)
+MOMENTS: tuple[str, ...] = tuple(f.name for f in DOCUMENT_FIELDS if f.kind == "moment")
 MULTI_LINE = frozenset(f.name for f in DOCUMENT_FIELDS if f.multi_line)

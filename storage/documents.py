@@ -44,6 +44,7 @@ class DocumentRow:
     urgency: int
     secrecy: str
     due_date: str | None
+    appointed_at: str | None
     signer_user: str
     state: str
     version: int

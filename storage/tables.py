@@ -130,6 +130,7 @@ class Document(SQLModel, table=True):
     urgency: int = Field(default=0)
     secrecy: str = Field(default="", max_length=20)
     due_date: str | None = Field(default=None, max_length=10)
+    appointed_at: str | None = Field(default=None, max_length=32)
     signer_user: str = Field(  # username of the signer
         default="", max_length=100, sa_column_kwargs={"server_default": ""}
     )

@@ -62,6 +62,7 @@ def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
         "secrecy": row.secrecy,
         "secrecy_label": SECRECY.get(row.secrecy, ""),
         "due_date": row.due_date,
+        "appointed_at": row.appointed_at,
         "created_by": row.created_by,
         "allowed_events": allowed_events(DOCUMENT, row.state),
         "recipients": [dataclasses.asdict(r) for r in uow.documents.recipients(doc_id)],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from congvan.states.fields import REQUIRED_AT_REVIEW
 from congvan.states.policy import is_organ_id
 
@@ -71,4 +73,35 @@ def due_date(inp: CheckInput) -> Finding:
     due = inp.document.due_date
     if due and due < inp.today.isoformat():
         return fail("Hạn xử lý đã qua.", "The due date has passed.", field="due_date", value=due)
+    return ok()
+
+
+@check(
+    "metadata.appointed_time",
+    BLOCKING,
+    "Văn bản hỏa tốc hẹn giờ ghi thời hạn hẹn giờ",
+    "A hỏa tốc hẹn giờ document carries its appointed time, and only it does",
+)
+def appointed_time(inp: CheckInput) -> Finding:
+    appointed = inp.document.appointed_at
+    if inp.document.urgency == 4 and not appointed:
+        return fail(
+            "Văn bản hỏa tốc hẹn giờ phải ghi thời hạn hẹn giờ.",
+            "A hỏa tốc hẹn giờ document must carry its appointed time.",
+            field="appointed_at",
+        )
+    if appointed and inp.document.urgency != 4:
+        return fail(
+            "Chỉ văn bản hỏa tốc hẹn giờ mới ghi thời hạn hẹn giờ.",
+            "Only a hỏa tốc hẹn giờ document (urgency 4) carries an appointed time.",
+            field="appointed_at",
+            value=appointed,
+        )
+    if appointed and datetime.fromisoformat(appointed) <= inp.moment:
+        return fail(
+            "Thời hạn hẹn giờ đã qua.",
+            "The appointed time has passed.",
+            field="appointed_at",
+            value=appointed,
+        )
     return ok()

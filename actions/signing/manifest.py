@@ -40,12 +40,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import rfc8785
 
-from congvan.states.fields import SIGNED, SIGNED_WHEN_TRUE
+from congvan.states.fields import SIGNED, SIGNED_WHEN_SET, SIGNED_WHEN_TRUE
 
 FORMAT = "congvan-manifest/1"
 # The metadata every manifest names, null when missing (states.fields); the docstring
@@ -81,12 +81,15 @@ def build_manifest(document: Mapping[str, Any], attachments: Sequence[Mapping[st
         "format": FORMAT,
     }
     manifest.update({name: True for name in SIGNED_WHEN_TRUE if document.get(name)})
+    manifest.update(
+        {name: _plain(document[name]) for name in SIGNED_WHEN_SET if document.get(name)}
+    )
     return rfc8785.dumps(manifest)
 
 
 def _plain(value: Any) -> Any:
     # Dates may come as date objects from Python callers and as ISO strings from storage.
-    return value.isoformat() if isinstance(value, date) else value
+    return value.isoformat() if isinstance(value, date | datetime) else value
 
 
 def _organ_id(recipient: str | Mapping[str, Any]) -> str:

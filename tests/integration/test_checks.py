@@ -534,6 +534,18 @@ VARIANTS = [
     passes("due today", "metadata.due_date", fields={"due_date": ISSUED}),
     fails("due date passed", "metadata.due_date", fields={"due_date": "2021-02-01"},
           details={"field": "due_date", "value": "2021-02-01"}),
+    # -- hỏa tốc hẹn giờ: the appointed time, and only there
+    passes("a normal letter without one", "metadata.appointed_time"),
+    passes("hẹn giờ with its time", "metadata.appointed_time",
+           fields={"urgency": 4, "appointed_at": "2021-02-06T20:00:00+07:00"}),
+    fails("hẹn giờ without its time", "metadata.appointed_time", fields={"urgency": 4},
+          details={"field": "appointed_at"}),
+    fails("a time on a khẩn letter", "metadata.appointed_time",
+          fields={"urgency": 1, "appointed_at": "2021-02-06T20:00:00+07:00"},
+          details={"field": "appointed_at", "value": "2021-02-06T20:00:00+07:00"}),
+    fails("a time already past", "metadata.appointed_time",
+          fields={"urgency": 4, "appointed_at": "2021-02-06T08:00:00+07:00"},
+          details={"field": "appointed_at", "value": "2021-02-06T08:00:00+07:00"}),
     # -- thẩm quyền ký
     passes("chairman with authority for every type", AUTHORITY,
            fields={"signer_user": CHAIRMAN, "signer_competence": ""}),

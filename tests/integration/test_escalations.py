@@ -361,3 +361,24 @@ def test_certificates_and_revocation_lists_running_out_are_escalated_until_renew
     with pair.sender.uow(readonly=True) as uow:
         [entry] = uow.audit.entries(expiring.id, "close")
         assert entry.payload["reason"] == "renewed"
+
+
+def test_a_hoa_toc_hen_gio_letter_is_due_at_its_appointed_time(
+    pair: Pair, make_document: Callable[..., str], notices: Notices
+) -> None:
+    # Given a hỏa tốc hẹn giờ letter appointed for Monday 20:00 (after working hours)
+    appointed = "2026-01-05T20:00:00+07:00"
+    pair.point_b_at(DOWN)
+    doc = pair.signed(make_document, urgency=4, appointed_at=appointed)
+    pair.sender.engine.fire(doc, "send", actor("clerk"))
+
+    # Then its delivery is watched until the appointed time, not a working-time rule
+    with pair.sender.uow(readonly=True) as uow:
+        [rule] = [t for t in uow.timers.for_document(doc) if t.kind == "rule_deadline"]
+    assert rule.due_at.isoformat() == "2026-01-05T13:00:00+00:00"
+    assert rule.payload["escalation"] == "not_delivered"
+
+    # And once it passes undelivered, a critical escalation opens that evening
+    advance(pair.sender, hours=5)
+    [late] = escalations(pair.sender)
+    assert (late.kind, late.severity) == ("not_delivered", "critical")

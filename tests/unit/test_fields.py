@@ -13,6 +13,7 @@ from congvan.states.fields import (
     REQUIRED_AT_CREATION,
     REQUIRED_AT_REVIEW,
     SIGNED,
+    SIGNED_WHEN_SET,
     SIGNED_WHEN_TRUE,
     DocumentField,
 )
@@ -39,12 +40,19 @@ LIFECYCLE = {
 _COLUMNS = {c.name: c for c in Document.__table__.c}  # type: ignore[attr-defined]
 # The column type of each kind of field (a date is ISO text), and how the API's JSON
 # schema writes it.
-_PYTHON: dict[str, type] = {"text": str, "integer": int, "boolean": bool, "date": str}
+_PYTHON: dict[str, type] = {
+    "text": str,
+    "integer": int,
+    "boolean": bool,
+    "date": str,
+    "moment": str,
+}
 _JSON = {
     "text": {"type": "string"},
     "integer": {"type": "integer"},
     "boolean": {"type": "boolean"},
     "date": {"type": "string", "format": "date"},
+    "moment": {"type": "string", "format": "date-time"},
 }
 
 
@@ -73,6 +81,7 @@ def test_the_derived_lists_are_the_ones_the_rules_name() -> None:
         "urgency",
         "secrecy",
         "due_date",
+        "appointed_at",
         "signer_user",
     ) == EDITABLE
     assert {"doc_type", "subject"} == REQUIRED_AT_CREATION
@@ -107,6 +116,8 @@ def test_the_manifest_format_names_the_fields_it_always_named() -> None:
         "due_date",
     } == set(SIGNED)
     assert ("legal_normative",) == SIGNED_WHEN_TRUE
+    # Named only when set: a manifest without an appointed time keeps its bytes.
+    assert ("appointed_at",) == SIGNED_WHEN_SET
 
 
 def test_each_field_is_declared_once() -> None:
@@ -174,6 +185,6 @@ def test_the_manifest_answer_names_the_signed_fields() -> None:
         "recipients",
         "attachments",
     }
-    signed = {*SIGNED, *SIGNED_WHEN_TRUE}
+    signed = {*SIGNED, *SIGNED_WHEN_TRUE, *SIGNED_WHEN_SET}
 
     assert signed == listed, _differences(signed, listed, "the Manifest answer")

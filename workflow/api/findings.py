@@ -146,6 +146,9 @@ class Manifest(BaseModel):
     signer_competence: str | None
     urgency: int | None
     due_date: str | None = Field(description="ISO date")
+    appointed_at: str | None = Field(
+        default=None, description="Present only for a hỏa tốc hẹn giờ document"
+    )
     legal_normative: Literal[True] | None = Field(
         default=None, description="Present, and true, only for a legal normative document"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -220,6 +220,7 @@ class DocumentOut(DocumentSummary):
     secrecy: str | None
     secrecy_label: str
     due_date: date | None
+    appointed_at: datetime | None = Field(description="A hỏa tốc hẹn giờ document's time")
     created_by: str
     allowed_events: list[DocumentEvent]
     recipients: list[RecipientOut]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
 from congvan.states.errors import FieldTooLong, InvalidInput
-from congvan.states.fields import DATES, FIELDS, REQUIRED_AT_CREATION
+from congvan.states.fields import DATES, FIELDS, MOMENTS, REQUIRED_AT_CREATION
 from congvan.states.policy import SECRECY, URGENCY
 from congvan.states.text import MULTI_LINE_FIELDS, control_characters
 from congvan.storage.tables import Recipient
@@ -98,12 +98,20 @@ class DocumentFields(TextModel):
     urgency: int | None = _described("urgency")
     secrecy: str | None = _described("secrecy")
     due_date: date | None = _described("due_date")
+    appointed_at: datetime | None = _described("appointed_at")
 
     @field_validator("urgency")
     @classmethod
     def _urgency(cls, value: int | None) -> int | None:
         if value is not None and value not in URGENCY:
             raise ValueError(f"urgency must be one of {sorted(URGENCY)}")
+        return value
+
+    @field_validator("appointed_at")
+    @classmethod
+    def _appointed_at(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("appointed_at must carry its offset, e.g. 2026-12-01T20:00+07:00")
         return value
 
     @field_validator("secrecy")
@@ -117,7 +125,7 @@ class DocumentFields(TextModel):
         """Only the fields that were given, with dates as ISO text; ``null`` clears a field
         to its empty value (``states.fields``), except a field required at creation."""
         row = self.model_dump(exclude_unset=True)
-        for key in DATES:
+        for key in (*DATES, *MOMENTS):
             if row.get(key) is not None:
                 row[key] = row[key].isoformat()
         for key, value in row.items():

@@ -8,7 +8,7 @@ today's model.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -65,6 +65,7 @@ class RecordedFields(BaseModel):
     urgency: int | None = None
     secrecy: str | None = None
     due_date: date | None = None
+    appointed_at: datetime | None = None
 
 
 class RecordedFile(BaseModel):
