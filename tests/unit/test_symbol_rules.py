@@ -44,7 +44,8 @@ NOT_IN_A_GROUP = " /-.,_\t"
 BLANK = DocumentRow(
     id="doc-1", agency_id="000.00.00.H57", number=None, symbol="", doc_type="",
     legal_normative=False, subject="", place="", issued_on=None, content="", signer_name="",
-    signer_position="", signer_competence="", urgency=0, secrecy="", due_date=None, appointed_at=None,
+    signer_position="", signer_competence="", urgency=0, secrecy="", due_date=None,
+    appointed_at=None,
     signer_user="", state="draft", version=1, revision=1, submitted_revision=None,
     audit_head="", created_by="clerk", created_at=datetime(2021, 2, 6, tzinfo=UTC),
     updated_at=datetime(2021, 2, 6, tzinfo=UTC),
