@@ -44,6 +44,9 @@ def test_a_letter_not_sent_in_time_is_on_the_board_and_handled_to_its_end(
     assert item["what_vi"] and item["what_to_do_vi"]
     assert "claim" in item["allowed_events"]
     escalation_id = item["id"]
+    told = api.get(f"/v1/escalations/{escalation_id}/notice", role="supervisor").json()
+    assert (told["document_id"], told["kind"], told["level"]) == (doc_id, "not_sent_in_time", 1)
+    assert told["subject"] and told["number"] and told["what_to_do_vi"]
 
     claimed = post(api, escalation_id, "claim")
     assert claimed.status_code == 200, claimed.text

@@ -54,6 +54,21 @@ rules_router = APIRouter(
 )
 
 
+class EscalationDetail(BaseModel):
+    """What the escalation's cause recorded, by kind: the refusal's reason; the list or the
+    certificate running out."""
+
+    reason: str | None = Field(default=None, description="The recipient's refusal, as given")
+    issuer_fingerprint: str | None = None
+    next_update: datetime | None = None
+    number: int | None = Field(default=None, description="The revocation list's number")
+    fingerprint: str | None = Field(default=None, description="The certificate's SHA-256")
+    certificate: str | None = Field(default=None, description="agency or signer")
+    username: str | None = None
+    common_name: str | None = None
+    not_after: datetime | None = None
+
+
 class EscalationOut(BaseModel):
     """A warning someone owns: what broke, for which document and recipient, who has it."""
 
@@ -78,7 +93,7 @@ class EscalationOut(BaseModel):
     rise_at: datetime | None = Field(description="When it rises to the second level")
     snoozed_until: datetime | None
     outcome: EscalationOutcome | None = Field(description="null while it is active")
-    detail: dict[str, Any]
+    detail: EscalationDetail
     opened_at: datetime
     updated_at: datetime
     closed_at: datetime | None
@@ -108,6 +123,29 @@ class EscalationEventResult(BaseModel):
     jobs: list[str]
 
 
+class StepPayload(BaseModel):
+    """What a step recorded: its reason, and what the step itself is about."""
+
+    reason: str | None = None
+    kind: EscalationKind | None = Field(default=None, description="open: what broke")
+    cause: str | None = Field(default=None, description="open: the cause's key")
+    severity: EscalationSeverity | None = None
+    due_at: datetime | None = None
+    rise_at: datetime | None = None
+    detail: EscalationDetail | None = None
+    owner: str | None = Field(default=None, description="claim, act: who owns it now")
+    previous_owner: str | None = None
+    comment: str | None = None
+    until: datetime | None = Field(default=None, description="snooze: until when")
+    level: int | None = Field(default=None, description="rise: the level it rose to")
+    action: EscalationAction | None = None
+    note: str | None = None
+    document_version: int | None = Field(
+        default=None, description="act: the document's version after the action"
+    )
+    outcome: EscalationOutcome | None = None
+
+
 class TrailEntry(BaseModel):
     version: int
     actor: str
@@ -115,7 +153,7 @@ class TrailEntry(BaseModel):
     from_state: str
     to_state: str
     at: datetime
-    payload: dict[str, Any]
+    payload: StepPayload
 
 
 class EscalationDetailOut(EscalationOut):
@@ -279,9 +317,34 @@ def fire_escalation_event(
     }
 
 
+class NoticeOut(BaseModel):
+    """What a notification (e-mail, webhook) of an escalation says."""
+
+    escalation_id: str
+    kind: EscalationKind
+    level: int
+    severity: EscalationSeverity
+    state: EscalationState
+    what: str
+    what_vi: str
+    what_to_do: str
+    what_to_do_vi: str
+    due_at: datetime | None
+    opened_at: datetime
+    document_id: str | None
+    received_id: str | None
+    recipient: str | None
+    recipient_name: str | None = None
+    number: int | None = None
+    symbol: str | None = None
+    subject: str | None = None
+    link: str
+
+
 @router.get(
     "/{escalation_id}/notice",
     summary="What a notification of this escalation says, as it stands now",
+    response_model=NoticeOut,
     responses=errors(404),
 )
 def escalation_notice(
