@@ -17,6 +17,7 @@ from .dispatches import DispatchRepository
 from .documents import DocumentRepository
 from .duplicates import DuplicateRepository
 from .idempotency import IdempotencyRepository
+from .notifications import NotificationRepository
 from .outbox import OutboxRepository
 from .peers import PeerRepository
 from .received import ReceivedRepository
@@ -42,6 +43,7 @@ class UnitOfWork:
     duplicates: DuplicateRepository
     signatures: SignatureRepository
     timestamps: TimestampRepository
+    notifications: NotificationRepository
 
     def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
         self.engine = engine
@@ -78,6 +80,7 @@ class UnitOfWork:
         self.signatures = SignatureRepository(conn)
         self.anchors = AnchorRepository(conn)
         self.timestamps = TimestampRepository(conn)
+        self.notifications = NotificationRepository(conn)
         return self
 
     @contextmanager

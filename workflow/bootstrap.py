@@ -23,6 +23,9 @@ from congvan.actions.effects import EFFECTS
 from congvan.actions.exchange.archive import Limits
 from congvan.actions.guards import GUARDS
 from congvan.actions.jobs import QUEUES, AnyJob, JobRunner
+from congvan.actions.messengers import Smtp
+from congvan.actions.notifications import JOB as NOTIFY_JOB
+from congvan.actions.notifications import Notifying
 from congvan.actions.review import Review
 from congvan.actions.sending import Sending
 from congvan.actions.signing.revocation_lists import RevocationLists
@@ -42,6 +45,7 @@ from congvan.storage.unit_of_work import UnitOfWork
 from .actors import anchor as anchor_actor
 from .actors import deliver as deliver_actor
 from .actors import install as install_actors
+from .actors import notify as notify_actor
 from .actors import review as review_actor
 from .actors import specs_for
 from .actors import timestamp as timestamp_actor
@@ -226,6 +230,7 @@ def bootstrap(
             trust, lease=timedelta(seconds=settings.delivery_lease_seconds)
         ),
         "send_status": StatusSending(anchoring.keys),
+        NOTIFY_JOB: notifying(settings),
         **JOBS,
         **(jobs or {}),
     }
@@ -256,6 +261,11 @@ def bootstrap(
                     s.job: s.tuned(backoff=delivery_backoff, time_limit=delivery_lease)
                     for s in delivering
                 },
+                NOTIFY_JOB: notify_actor.configured(
+                    max_attempts=settings.notify_max_attempts,
+                    first=settings.notify_retry_seconds,
+                    cap=settings.notify_retry_cap_seconds,
+                ),
             },
         ),
         default=runner.default,
@@ -340,6 +350,26 @@ def bootstrap(
         timestamping=timestamping,
         inbox=inbox,
         statuses=Statuses(engine, anchoring.keys, trust),
+    )
+
+
+def notifying(settings: Settings) -> Notifying:
+    """The notification job as configured: e-mail only when an SMTP server is set."""
+    smtp = None
+    if settings.smtp_host:
+        password = settings.smtp_password
+        smtp = Smtp(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.smtp_from,
+            timeout=settings.smtp_timeout_seconds,
+            starttls=settings.smtp_starttls,
+            username=settings.smtp_username,
+            password=password.get_secret_value() if password is not None else None,
+            ca_file=settings.smtp_ca_file,
+        )
+    return Notifying(
+        base_url=settings.public_url, smtp=smtp, webhook_timeout=settings.webhook_timeout_seconds
     )
 
 

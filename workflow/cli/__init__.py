@@ -3,7 +3,7 @@
 Each group is a module that registers its own subcommands: serving (serve, worker,
 scheduler, migrate, demo), directory (agencies, authorities, tokens), peers, documents, keys,
 audit, evidence (export and verify a bundle), verify (with verdict, how a verdict is
-shown), timers and graph.
+shown), timers, notify (notification routes and dead letters) and graph.
 """
 
 from __future__ import annotations
@@ -15,10 +15,34 @@ from collections.abc import Sequence
 
 from congvan.states.errors import CongvanError, InvalidEncoding
 
-from . import audit, directory, documents, evidence, graph, keys, peers, serving, timers, verify
+from . import (
+    audit,
+    directory,
+    documents,
+    evidence,
+    graph,
+    keys,
+    notify,
+    peers,
+    serving,
+    timers,
+    verify,
+)
 from .runtime import settings_from
 
-GROUPS = (serving, directory, peers, documents, keys, audit, evidence, verify, timers, graph)
+GROUPS = (
+    serving,
+    directory,
+    peers,
+    documents,
+    keys,
+    audit,
+    evidence,
+    verify,
+    timers,
+    notify,
+    graph,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
