@@ -125,7 +125,8 @@ def compose(
     domain = smtp.sender.rpartition("@")[2].strip(">") or "congvan"
     message["Message-ID"] = f"<{notice_id}@{domain}>"
     message[ID_HEADER] = notice_id
-    message.set_content(text, charset="utf-8")
+    # Quoted-printable: seven bits on the wire, the ASCII of the text still readable.
+    message.set_content(text, charset="utf-8", cte="quoted-printable")
     return message
 
 
