@@ -53,6 +53,7 @@ JOB_DEADLINE = timedelta(minutes=5)
 # ``failed`` then only counts it, where it logs the failures nothing recorded (a crash in
 # the outside step, a lease that ran out).
 _RECORDED = "attempt recorded: "
+NO_SMTP = "no SMTP server is configured (CONGVAN_SMTP_HOST)"
 
 
 def queue_notifications(
@@ -163,10 +164,14 @@ class Notifying(StagedJob[Parcel]):
         base_url: str,
         smtp: Smtp | None,
         webhook_timeout: float,
+        max_attempts: int,
     ) -> None:
         self.base_url = base_url  # put in front of a notification's link path
         self.smtp = smtp  # None: no SMTP server is configured
         self.webhook_timeout = webhook_timeout
+        # The job's own limit (its actor's policy): a failure ``record`` keeps on the last
+        # attempt leaves the notification dead there, since the runner calls no hook then.
+        self.max_attempts = max_attempts
 
     def prepare(self, ctx: JobContext) -> Parcel | None:
         uow = ctx.uow
@@ -178,8 +183,6 @@ class Notifying(StagedJob[Parcel]):
             why = "the route was removed" if route is None else "the route is disabled"
             uow.notifications.update(notice.id, state=CANCELLED, last_error=why, updated_at=ctx.now)
             return None
-        if notice.channel == NOTIFY_EMAIL and self.smtp is None:
-            raise LookupError("no SMTP server is configured (CONGVAN_SMTP_HOST)")
         return Parcel(
             notice_id=notice.id,
             agency_id=notice.agency_id,
@@ -194,7 +197,8 @@ class Notifying(StagedJob[Parcel]):
 
     def act(self, work: Parcel) -> Outcome:
         if work.channel == NOTIFY_EMAIL:
-            assert self.smtp is not None  # checked when claimed
+            if self.smtp is None:  # an attempt that failed, recorded as any other
+                return Outcome(ATTEMPT_TRANSIENT, None, NO_SMTP)
             message = compose(
                 self.smtp,
                 work.target,
@@ -221,10 +225,12 @@ class Notifying(StagedJob[Parcel]):
         self._attempt(ctx, notice, outcome.outcome, outcome.status, outcome.error, work.started_at)
         if outcome.outcome == ATTEMPT_DELIVERED:
             ctx.uow.notifications.update(notice.id, state=SENT, sent_at=ctx.now)
-        elif outcome.outcome == ATTEMPT_PERMANENT:
-            ctx.uow.notifications.update(notice.id, state=DEAD)
         self._log(notice, outcome.outcome, outcome.status)
-        if outcome.retry:
+        if outcome.outcome == ATTEMPT_PERMANENT or (
+            outcome.retry and ctx.job.attempts + 1 >= self.max_attempts
+        ):
+            self._dead(ctx, notice)
+        if outcome.retry:  # counted by the runner: a wait, or the job's end
             raise RetryLater(_RECORDED + outcome.error, not_before=outcome.retry_after)
 
     def failed(self, ctx: JobContext, error: str, *, final: bool) -> None:
@@ -236,11 +242,15 @@ class Notifying(StagedJob[Parcel]):
             self._attempt(ctx, notice, ATTEMPT_UNKNOWN, None, error, ctx.now)
             self._log(notice, ATTEMPT_UNKNOWN, None)
         if final:
-            ctx.uow.notifications.update(notice.id, state=DEAD, updated_at=ctx.now)
-            log.warning(
-                "notification dead",
-                extra={"action": "notification.dead", "notification_id": notice.id},
-            )
+            self._dead(ctx, notice)
+
+    @staticmethod
+    def _dead(ctx: JobContext, notice: NoticeRow) -> None:
+        """Given up: on the dead-letter list until an operator retries it."""
+        ctx.uow.notifications.update(notice.id, state=DEAD, updated_at=ctx.now)
+        log.warning(
+            "notification dead", extra={"action": "notification.dead", "notification_id": notice.id}
+        )
 
     @staticmethod
     def _attempt(

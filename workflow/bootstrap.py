@@ -369,7 +369,10 @@ def notifying(settings: Settings) -> Notifying:
             ca_file=settings.smtp_ca_file,
         )
     return Notifying(
-        base_url=settings.public_url, smtp=smtp, webhook_timeout=settings.webhook_timeout_seconds
+        base_url=settings.public_url,
+        smtp=smtp,
+        webhook_timeout=settings.webhook_timeout_seconds,
+        max_attempts=settings.notify_max_attempts,
     )
 
 
