@@ -63,8 +63,9 @@ def queue_notifications(
 
     A route matches when it is the agency's, enabled, and names ``kind`` or ``*``. The
     content is rendered now (see :func:`congvan.actions.notices.render` for what ``event``
-    carries); ``event["at"]``, when given, is the time it happened (the engine's clock).
-    Returns how many notifications were queued.
+    carries). ``event["at"]`` is the calling transition's time (``ctx.now``, the engine's
+    clock): the notifications are dated by it and their jobs' deadline timers run from it
+    (the real clock when absent). Returns how many notifications were queued.
     """
     at = _time(event.get("at"))
     content = render(kind, event, at)  # an unknown kind or a bad event fails the caller
