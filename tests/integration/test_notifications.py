@@ -497,3 +497,28 @@ def test_the_secret_is_never_logged(
     with runtime.uow(readonly=True) as uow:
         shown = [repr(r) for r in uow.notifications.routes(A)]
     assert SECRET not in "".join(shown)
+
+
+def test_a_worker_that_dies_mid_send_leaves_an_unknown_attempt_and_a_retry(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    # Given a notification whose job a worker claimed and never finished (it died)
+    runtime = make_runtime()
+    agencies(runtime)
+    route(runtime, channel="email", target="van.thu@hue.gov.vn")
+    notify(runtime)
+    notice = one(runtime)
+    claimed = runtime.runner._claim(notice.job_id)
+    assert not isinstance(claimed, str)
+
+    # When its lease ends and the scheduler takes the job back
+    clock.advance(hours=1)
+    assert 1 == runtime.scheduler.tick()
+
+    # Then the attempt is on record as one whose outcome is unknown, and it goes again
+    assert [("unknown", None)] == attempts(runtime, notice.id)
+    assert "lease ended" in state(runtime, notice.id).last_error
+    assert PENDING == state(runtime, notice.id).state
+    with runtime.uow(readonly=True) as uow:
+        job = uow.outbox.get(notice.job_id)
+        assert job is not None and "pending" == job.status
