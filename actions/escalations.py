@@ -342,7 +342,7 @@ class Watch:
         )
         opened = uow.escalations.get(escalation_id)
         assert opened is not None
-        self._notify(uow, opened)
+        self._notify(uow, opened, now)
         log.warning(
             "escalation opened",
             extra={
@@ -355,15 +355,19 @@ class Watch:
         )
         return opened
 
-    def _notify(self, uow: UnitOfWork, escalation: Escalation) -> None:
+    def _notify(self, uow: UnitOfWork, escalation: Escalation, now: datetime) -> None:
+        """Queue its notifications (in this transaction), as the agency's routes say; the
+        text in Vietnamese, dated by the engine's clock."""
         if self.notify is None:
             return
-        self.notify(
-            uow,
-            agency_id=escalation.agency_id,
-            kind=escalation.kind,
-            event=notice(uow, escalation),
-        )
+        told = notice(uow, escalation)
+        event = {
+            **told,
+            "what_to_do": f"{told['what_vi']}. {told['what_to_do_vi']}.",
+            "recipient_id": escalation.organ_id or None,
+            "at": now.isoformat(),
+        }
+        self.notify(uow, agency_id=escalation.agency_id, kind=escalation.kind, event=event)
 
     # -- closing -------------------------------------------------------------------------------
 
@@ -592,7 +596,7 @@ class Watch:
         ctx.audit["level"] = 2
         risen = ctx.uow.escalations.get(row.id)
         assert risen is not None
-        self._notify(ctx.uow, risen)
+        self._notify(ctx.uow, risen, ctx.now)
 
     def take_action(self, ctx: TransitionContext) -> None:
         action = ctx.data.get("action")

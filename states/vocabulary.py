@@ -57,3 +57,37 @@ SIGNING_MODES = (SIGNED_ON_SERVER, SIGNED_AND_UPLOADED)
 
 # Whose word a signing time is: the signer's claim, or a timestamp token's.
 TIME_SOURCES = ("claimed", "timestamp")
+
+# What an escalation is about; notification routes name one of these, or every kind.
+ESCALATION_KINDS = (
+    "not_sent_in_time",
+    "not_delivered",
+    "delivery_failed",
+    "refused_by_recipient",
+    "not_acknowledged",
+    "signature_problem",
+    "recall_unanswered",
+    "certificate_expiring",
+    "crl_expiring",
+)
+EVERY_KIND = "*"
+
+# How a notification reaches people, and where it stands: pending (queued or retrying),
+# sent, dead (given up: listed for operators, who may retry it) or cancelled (its route
+# was removed or disabled before it went).
+NOTIFY_WEBHOOK = "webhook"
+NOTIFY_EMAIL = "email"
+NOTIFICATION_CHANNELS = (NOTIFY_WEBHOOK, NOTIFY_EMAIL)
+NOTICE_PENDING = "pending"
+NOTICE_SENT = "sent"
+NOTICE_DEAD = "dead"
+NOTICE_CANCELLED = "cancelled"
+NOTIFICATION_STATES = (NOTICE_PENDING, NOTICE_SENT, NOTICE_DEAD, NOTICE_CANCELLED)
+# How one attempt ended: delivered; transient (not now: tried again); permanent (never:
+# dead at once); unknown (the request left, its answer did not come: tried again, and the
+# receiver deduplicates by the notification's id).
+ATTEMPT_DELIVERED = "delivered"
+ATTEMPT_TRANSIENT = "transient"
+ATTEMPT_PERMANENT = "permanent"
+ATTEMPT_UNKNOWN = "unknown"
+ATTEMPT_OUTCOMES = (ATTEMPT_DELIVERED, ATTEMPT_TRANSIENT, ATTEMPT_PERMANENT, ATTEMPT_UNKNOWN)

@@ -568,6 +568,71 @@ class Timestamp(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=_ts(nullable=False))
 
 
+class NotificationRoute(SQLModel, table=True):
+    """Who an agency notifies of what: a kind of escalation (or ``*``) to a channel's target.
+
+    A webhook's secret signs every body posted to it; it is never shown or logged.
+    """
+
+    __tablename__ = "notification_routes"
+    __table_args__ = (
+        UniqueConstraint("agency_id", "kind", "channel", "target"),
+        Index("ix_notification_routes_match", "agency_id", "kind"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    agency_id: str = Field(foreign_key="agencies.id", max_length=35)
+    kind: str = Field(max_length=30)  # states.vocabulary.ESCALATION_KINDS or "*"
+    channel: str = Field(max_length=10)  # webhook | email
+    target: str = Field(max_length=2000)  # the URL or the e-mail address
+    secret: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    enabled: bool = Field(default=True)
+    created_by: str = Field(default="", max_length=200)
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class Notification(SQLModel, table=True):
+    """One message to one route's target, rendered when it was queued; retried until sent
+    or dead (then listed for operators)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_agency_state", "agency_id", "state", "id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    agency_id: str = Field(foreign_key="agencies.id", max_length=35)
+    route_id: str = Field(max_length=36)  # the route may be removed later: no foreign key
+    kind: str = Field(max_length=30)
+    channel: str = Field(max_length=10)
+    target: str = Field(max_length=2000)
+    escalation_id: str = Field(default="", max_length=36)
+    document_id: str | None = Field(default=None, max_length=36)
+    # The rendered message (states of the document as they were when it was queued).
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(max_length=12)  # states.vocabulary.NOTIFICATION_STATES
+    job_id: str = Field(max_length=36)  # the outbox job now carrying it
+    attempts: int = Field(default=0)
+    last_error: str = Field(default="", max_length=1000)
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(sa_column=_ts(nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class NotificationAttempt(SQLModel, table=True):
+    """One attempt to send a notification: when, how it ended, what the other side said."""
+
+    __tablename__ = "notification_attempts"
+    __table_args__ = (UniqueConstraint("notification_id", "attempt"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    notification_id: str = Field(foreign_key="notifications.id", max_length=36)
+    attempt: int
+    started_at: datetime = Field(sa_column=_ts(nullable=False))
+    finished_at: datetime = Field(sa_column=_ts(nullable=False))
+    outcome: str = Field(max_length=12)  # states.vocabulary.ATTEMPT_OUTCOMES
+    status: int | None = Field(default=None)  # the HTTP status or the SMTP reply code
+    error: str = Field(default="", max_length=1000)
+
+
 metadata = SQLModel.metadata
 
 

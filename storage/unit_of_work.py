@@ -18,6 +18,7 @@ from .documents import DocumentRepository
 from .duplicates import DuplicateRepository
 from .escalations import EscalationRepository
 from .idempotency import IdempotencyRepository
+from .notifications import NotificationRepository
 from .outbox import OutboxRepository
 from .peers import PeerRepository
 from .received import ReceivedRepository
@@ -44,6 +45,7 @@ class UnitOfWork:
     escalations: EscalationRepository
     signatures: SignatureRepository
     timestamps: TimestampRepository
+    notifications: NotificationRepository
 
     def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
         self.engine = engine
@@ -81,6 +83,7 @@ class UnitOfWork:
         self.signatures = SignatureRepository(conn)
         self.anchors = AnchorRepository(conn)
         self.timestamps = TimestampRepository(conn)
+        self.notifications = NotificationRepository(conn)
         return self
 
     @contextmanager

@@ -24,6 +24,9 @@ from congvan.actions.escalations import Watch
 from congvan.actions.exchange.archive import Limits
 from congvan.actions.guards import GUARDS
 from congvan.actions.jobs import QUEUES, AnyJob, JobRunner
+from congvan.actions.messengers import Smtp
+from congvan.actions.notifications import JOB as NOTIFY_JOB
+from congvan.actions.notifications import Notifying, queue_notifications
 from congvan.actions.review import Review
 from congvan.actions.sending import Sending
 from congvan.actions.signing.revocation_lists import RevocationLists
@@ -44,6 +47,7 @@ from congvan.storage.unit_of_work import UnitOfWork
 from .actors import anchor as anchor_actor
 from .actors import deliver as deliver_actor
 from .actors import install as install_actors
+from .actors import notify as notify_actor
 from .actors import review as review_actor
 from .actors import specs_for
 from .actors import timestamp as timestamp_actor
@@ -190,7 +194,7 @@ def bootstrap(
         send_cutoff=settings.send_cutoff,
     )
     trust = TrustStore(settings.trust_path)
-    watch = Watch(settings.province_rules(), calendar, settings.hours())
+    watch = Watch(settings.province_rules(), calendar, settings.hours(), notify=queue_notifications)
     timestamping = Timestamping(
         settings.tsa_url,
         trust,
@@ -230,6 +234,7 @@ def bootstrap(
             trust, lease=timedelta(seconds=settings.delivery_lease_seconds)
         ),
         "send_status": StatusSending(anchoring.keys),
+        NOTIFY_JOB: notifying(settings),
         **JOBS,
         **(jobs or {}),
     }
@@ -260,6 +265,11 @@ def bootstrap(
                     s.job: s.tuned(backoff=delivery_backoff, time_limit=delivery_lease)
                     for s in delivering
                 },
+                NOTIFY_JOB: notify_actor.configured(
+                    max_attempts=settings.notify_max_attempts,
+                    first=settings.notify_retry_seconds,
+                    cap=settings.notify_retry_cap_seconds,
+                ),
             },
         ),
         default=runner.default,
@@ -374,6 +384,29 @@ def _check_trust(
     certificates and lists running out opened or closed."""
     revocation_lists.on_timer(uow, timer, now)
     watch.check_trust(uow, now, crl_warn=crl_warn, certificate_warn=certificate_warn)
+
+
+def notifying(settings: Settings) -> Notifying:
+    """The notification job as configured: e-mail only when an SMTP server is set."""
+    smtp = None
+    if settings.smtp_host:
+        password = settings.smtp_password
+        smtp = Smtp(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.smtp_from,
+            timeout=settings.smtp_timeout_seconds,
+            starttls=settings.smtp_starttls,
+            username=settings.smtp_username,
+            password=password.get_secret_value() if password is not None else None,
+            ca_file=settings.smtp_ca_file,
+        )
+    return Notifying(
+        base_url=settings.public_url,
+        smtp=smtp,
+        webhook_timeout=settings.webhook_timeout_seconds,
+        max_attempts=settings.notify_max_attempts,
+    )
 
 
 def describe(runtime: Runtime) -> dict[str, Any]:

@@ -102,6 +102,24 @@ class Settings(BaseSettings):
     # levels 0–4, over the built-in defaults; agencies may only tighten them.
     time_rules: dict[str, list[int]] = Field(default_factory=dict)
 
+    # Notifications (actions/notifications.py): e-mail through this SMTP server (none set:
+    # e-mail routes wait and end dead, webhooks still go); STARTTLS upgrades the connection
+    # and checks the server's certificate against smtp_ca_file (default: the system's roots).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = Field(default="congvan@localhost", max_length=254)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_ca_file: Path | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # A notification not sent is tried again after notify_retry_seconds, doubling up to
+    # notify_retry_cap_seconds, and dead (listed for operators) after notify_max_attempts.
+    notify_max_attempts: int = Field(default=8, ge=1, le=100)
+    notify_retry_seconds: float = Field(default=30.0, gt=0)
+    notify_retry_cap_seconds: float = Field(default=3600.0, gt=0)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
 

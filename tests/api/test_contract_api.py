@@ -415,6 +415,8 @@ def test_every_list_pages_the_same_way(api: Api) -> None:
         "/v1/review-queue": ("reviewer", "id"),
         "/v1/documents": ("clerk", "id"),
         "/v1/authorities": ("supervisor", "id"),
+        "/v1/notification-routes": ("operator", "id"),
+        "/v1/notifications": ("operator", "id"),
     }
     for path, (role, key) in everything.items():
         whole = api.get(path, role=role).json()

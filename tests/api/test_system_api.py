@@ -54,6 +54,11 @@ def test_the_openapi_document_lists_every_v1_route(api: Api) -> None:
         "/v1/documents/{document_id}/signed-pdf": ["get"],
         "/v1/pki/crl": ["get"],
         "/v1/pki/roots": ["get"],
+        "/v1/notification-routes": ["get", "post"],
+        "/v1/notification-routes/{route_id}": ["delete", "get", "patch"],
+        "/v1/notifications": ["get"],
+        "/v1/notifications/{notification_id}": ["get"],
+        "/v1/notifications/{notification_id}/retry": ["post"],
     }
     event = spec["paths"]["/v1/documents/{document_id}/events/{event}"]["post"]
     headers = {p["name"] for p in event["parameters"] if p["in"] == "header"}

@@ -5,6 +5,7 @@ cause disappears. Every step is an entry of the escalation's own audit chain."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -15,10 +16,12 @@ import pytest
 from congvan.actions.signing import keystore
 from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from congvan.storage.escalations import Escalation
+from congvan.workflow import notifications as managing
 from congvan.workflow.bootstrap import Runtime
 from tests.databases import Databases
 from tests.factories import actor
 from tests.installations import CRL_URL, PASS, A, B, Pair, make_pair, serving_inbox
+from tests.receivers import Mailbox, smtp_server
 
 DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
 
@@ -382,3 +385,46 @@ def test_a_hoa_toc_hen_gio_letter_is_due_at_its_appointed_time(
     advance(pair.sender, hours=5)
     [late] = escalations(pair.sender)
     assert (late.kind, late.severity) == ("not_delivered", "critical")
+
+
+def test_an_escalation_is_mailed_to_whom_the_agency_routes_it(
+    make_runtime: Callable[..., Runtime],
+    boot: Any,
+    databases: Databases,
+    db_kind: str,
+    make_document: Callable[..., str],
+) -> None:
+    mailbox = Mailbox()
+    with smtp_server(mailbox) as port:
+        # Given A routes not_sent_in_time to its chánh văn phòng's address
+        mailing = functools.partial(
+            make_runtime, smtp_host="127.0.0.1", smtp_port=port, smtp_from="congvan@hue.gov.vn"
+        )
+        pair = make_pair(mailing, boot, databases, db_kind)
+        with pair.sender.uow() as uow:
+            managing.add_route(
+                uow,
+                A,
+                kind="not_sent_in_time",
+                channel="email",
+                target="chanh.vp@hue.gov.vn",
+                secret=None,
+                by="test",
+                now=pair.sender.clock(),
+            )
+            uow.commit()
+
+        # When a signed letter is left unsent past its send-by moment
+        pair.signed(make_document)
+        advance(pair.sender, days=1, hours=2)
+        with pair.sender.uow(readonly=True) as uow:
+            [queued] = uow.notifications.page(A, None, limit=10)
+        assert pair.sender.runner.run(queued.job_id) == "done"
+
+    # Then the message says, in Vietnamese, which letter and what to do
+    [(_, recipients, message, _)] = mailbox.messages
+    assert recipients == ["chanh.vp@hue.gov.vn"]
+    assert message["Subject"].startswith("[congvan] Văn bản chưa được gửi đúng hạn")
+    text = message.get_content()
+    assert "đã ký nhưng chưa phát hành đúng hạn" in text
+    assert "Trích yếu: " in text and "Mã cảnh báo: " in text

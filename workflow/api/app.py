@@ -11,7 +11,17 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from ..bootstrap import Runtime
-from . import authorities, documents, escalations, inbox, received, review, signatures, system
+from . import (
+    authorities,
+    documents,
+    escalations,
+    inbox,
+    notifications,
+    received,
+    review,
+    signatures,
+    system,
+)
 from .encoding import EncodingMiddleware
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
@@ -63,6 +73,8 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
     app.include_router(inbox.status_router)
     app.include_router(escalations.router)
     app.include_router(escalations.rules_router)
+    app.include_router(notifications.routes_router)
+    app.include_router(notifications.notices_router)
     _publish_schemas(app, DocumentIn)
     return app
 

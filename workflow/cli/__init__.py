@@ -3,7 +3,8 @@
 Each group is a module that registers its own subcommands: serving (serve, worker,
 scheduler, migrate, demo), directory (agencies, authorities, tokens), peers, documents, keys,
 audit, evidence (export and verify a bundle), verify (with verdict, how a verdict is
-shown), timers, escalations (with time-rules) and graph.
+shown), timers, escalations (with time-rules), notify (notification routes and dead
+letters) and graph.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from . import (
     evidence,
     graph,
     keys,
+    notify,
     peers,
     serving,
     timers,
@@ -41,6 +43,7 @@ GROUPS = (
     verify,
     timers,
     escalations,
+    notify,
     graph,
 )
 

@@ -1,0 +1,252 @@
+"""Notification routes (operators of the agency) and the dead-letter list over HTTP.
+
+A route's secret goes in and never comes out; another agency's route or notification is
+not found; every bad input has its code.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from congvan.actions.notifications import queue_notifications
+from congvan.states.policy import ROLES
+from congvan.workflow.serving import free_port
+from tests.api.conftest import A, Api, MakeApi, assert_error
+from tests.factories import B
+
+SECRET = "api-hook-secret-0123456789abcdefghijklmn"
+ROUTES = "/v1/notification-routes"
+
+
+def hook(api: Api, agency: str = A, **fields: Any) -> Any:
+    body = {
+        "kind": "not_delivered",
+        "channel": "webhook",
+        "target": "https://hooks.hue.gov.vn/congvan",
+        "secret": SECRET,
+        **fields,
+    }
+    return api.client.post(ROUTES, headers=api.auth("operator", agency), json=body)
+
+
+def dead_letter(api: Api, agency: str = A) -> str:
+    """A notification that could not be sent: its route's receiver is not listening."""
+    made = hook(api, agency, kind="*", target=f"http://127.0.0.1:{free_port()}/hook")
+    assert 201 == made.status_code, made.text
+    event = {
+        "escalation_id": "0192f000-0000-7000-8000-0000000000e1",
+        "level": 2,
+        "severity": "khẩn",
+        "what_to_do": "Gọi văn thư.",
+        "at": api.clock(),
+    }
+    with api.runtime.uow() as uow:
+        queue_notifications(uow, agency_id=agency, kind="not_delivered", event=event)
+        uow.commit()
+        [notice] = uow.notifications.page(agency, "pending")
+    assert "failed" == api.runtime.runner.run(notice.job_id)
+    return notice.id
+
+
+@pytest.fixture
+def one_attempt(make_api: MakeApi) -> Api:
+    return make_api(notify_max_attempts=1)
+
+
+# -- routes ------------------------------------------------------------------------------------
+
+
+def test_an_operator_adds_a_route_and_its_secret_never_comes_back(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    made = hook(api)
+
+    assert 201 == made.status_code, made.text
+    route = made.json()
+    assert {
+        "agency_id": A,
+        "kind": "not_delivered",
+        "channel": "webhook",
+        "target": "https://hooks.hue.gov.vn/congvan",
+        "has_secret": True,
+        "enabled": True,
+    }.items() <= route.items()
+    listed = api.get(ROUTES, role="operator")
+    one = api.get(f"{ROUTES}/{route['id']}", role="operator")
+    assert [route] == listed.json()["items"]
+    assert route == one.json()
+    for answer in (made, listed, one):
+        assert SECRET not in answer.text
+    assert [] == [r for r in caplog.records if SECRET in r.getMessage() + repr(r.__dict__)]
+
+
+def test_an_email_route_has_no_secret(api: Api) -> None:
+    made = hook(api, channel="email", target="van.thu@hue.gov.vn", secret=None)
+
+    assert 201 == made.status_code, made.text
+    assert (False, "van.thu@hue.gov.vn") == (made.json()["has_secret"], made.json()["target"])
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if r != "operator"])
+def test_only_operators_manage_routes(api: Api, role: str) -> None:
+    created = hook(api)
+    headers = api.auth(role)
+
+    answers = [
+        api.client.post(
+            ROUTES, headers=headers, json={"kind": "*", "channel": "email", "target": "v@hue.vn"}
+        ),
+        api.client.get(ROUTES, headers=headers),
+        api.client.delete(f"{ROUTES}/{created.json()['id']}", headers=headers),
+    ]
+
+    for answer in answers:
+        assert ["operator"] == assert_error(answer, 403, "forbidden")["needs"]
+
+
+def test_another_agencys_route_is_not_found(api: Api) -> None:
+    theirs = hook(api, B).json()["id"]
+    ours = hook(api, A).json()["id"]
+    headers = api.auth("operator", A)
+
+    answers = [
+        api.client.get(f"{ROUTES}/{theirs}", headers=headers),
+        api.client.patch(f"{ROUTES}/{theirs}", headers=headers, json={"enabled": False}),
+        api.client.delete(f"{ROUTES}/{theirs}", headers=headers),
+    ]
+
+    for answer in answers:
+        assert {"route_id": theirs} == assert_error(answer, 404, "not_found")
+    assert [ours] == [r["id"] for r in api.get(ROUTES, role="operator").json()["items"]]
+    assert [theirs] == [r["id"] for r in api.get(ROUTES, role="operator", agency=B).json()["items"]]
+    assert True is api.get(f"{ROUTES}/{theirs}", role="operator", agency=B).json()["enabled"]
+
+
+def test_a_route_is_disabled_then_removed(api: Api) -> None:
+    route = hook(api).json()["id"]
+    headers = api.auth("operator")
+
+    off = api.client.patch(f"{ROUTES}/{route}", headers=headers, json={"enabled": False})
+    gone = api.client.delete(f"{ROUTES}/{route}", headers=headers)
+
+    assert (200, False) == (off.status_code, off.json()["enabled"])
+    assert (200, {"id": route, "removed": True}) == (gone.status_code, gone.json())
+    assert_error(api.client.get(f"{ROUTES}/{route}", headers=headers), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"kind": "late"}, "kind"),
+        ({"channel": "sms"}, "channel"),
+        ({"secret": None}, "secret"),
+        ({"secret": "short"}, "secret"),
+        ({"secret": "with spaces " + "x" * 40}, "secret"),
+        ({"target": "http://hooks.hue.gov.vn/congvan"}, "target"),  # plain http, not loopback
+        ({"target": "ftp://hooks.hue.gov.vn/"}, "target"),
+        ({"channel": "email", "target": "not-an-address", "secret": None}, "target"),
+        ({"channel": "email", "target": "Văn thư <vt@hue.gov.vn>", "secret": None}, "target"),
+        ({"channel": "email", "target": "vt@hue.gov.vn"}, "secret"),  # e-mail takes none
+        ({"unknown": 1}, "unknown"),
+    ],
+)
+def test_a_bad_route_is_refused_naming_its_field_and_never_echoing_the_secret(
+    api: Api, fields: dict[str, Any], field: str
+) -> None:
+    answer = hook(api, **fields)
+
+    details = assert_error(answer, 422, "invalid_input")
+    named = details.get("field") or [e["field"] for e in details["errors"]]
+    assert field in named, answer.text
+    secret = fields.get("secret") or SECRET
+    assert secret not in answer.text
+
+
+def test_the_same_route_twice_is_a_conflict(api: Api) -> None:
+    assert 201 == hook(api).status_code
+
+    assert_error(hook(api), 409, "already_exists")
+    assert 201 == hook(api, kind="*").status_code
+
+
+def test_routes_page_like_every_list(api: Api) -> None:
+    made = [hook(api, kind=kind).json()["id"] for kind in ("not_delivered", "*", "crl_expiring")]
+    seen, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = api.get(ROUTES, role="operator", params=params).json()
+        seen += [r["id"] for r in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+
+    assert sorted(made) == sorted(seen) and len(seen) == 3
+    bad = api.get(ROUTES, role="operator", params={"cursor": "nope"})
+    assert {"field": "cursor"} == assert_error(bad, 422, "invalid_input")
+
+
+# -- the dead-letter list ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["operator", "supervisor"])
+def test_dead_letters_are_listed_and_retried_by_operators_and_supervisors(
+    one_attempt: Api, role: str
+) -> None:
+    api = one_attempt
+    dead = dead_letter(api)
+
+    listed = api.get("/v1/notifications", role=role, params={"state": "dead"})
+    shown = api.get(f"/v1/notifications/{dead}", role=role)
+
+    assert [dead] == [n["id"] for n in listed.json()["items"]]
+    notice = shown.json()
+    assert ("dead", 1, "not_delivered") == (notice["state"], notice["attempts"], notice["kind"])
+    [attempt] = notice["attempt_log"]
+    assert ("transient", None) == (attempt["outcome"], attempt["status"])
+    assert "Văn bản chưa đến đơn vị nhận" == notice["content"]["kind_words"]
+    assert [] == api.get("/v1/notifications", role=role, params={"state": "sent"}).json()["items"]
+
+    retried = api.client.post(f"/v1/notifications/{dead}/retry", headers=api.auth(role))
+
+    assert (200, "pending") == (retried.status_code, retried.json()["state"])
+    again = api.client.post(f"/v1/notifications/{dead}/retry", headers=api.auth(role))
+    assert {"state": "pending"} == assert_error(again, 409, "conflict")
+    assert [] == api.get("/v1/notifications", role=role, params={"state": "dead"}).json()["items"]
+
+
+@pytest.mark.parametrize("role", ["clerk", "reviewer", "signer"])
+def test_other_roles_see_no_notifications(one_attempt: Api, role: str) -> None:
+    dead = dead_letter(one_attempt)
+
+    for answer in (
+        one_attempt.get("/v1/notifications", role=role),
+        one_attempt.get(f"/v1/notifications/{dead}", role=role),
+        one_attempt.client.post(f"/v1/notifications/{dead}/retry", headers=one_attempt.auth(role)),
+    ):
+        assert_error(answer, 403, "forbidden")
+
+
+def test_another_agencys_notification_is_not_found(one_attempt: Api) -> None:
+    api = one_attempt
+    theirs = dead_letter(api, B)
+
+    assert (
+        []
+        == api.get("/v1/notifications", role="operator", params={"state": "dead"}).json()["items"]
+    )
+    assert_error(api.get(f"/v1/notifications/{theirs}", role="operator"), 404, "not_found")
+    retry = api.client.post(f"/v1/notifications/{theirs}/retry", headers=api.auth("operator"))
+    assert_error(retry, 404, "not_found")
+    mine = api.get("/v1/notifications", role="operator", agency=B, params={"state": "dead"})
+    assert [theirs] == [n["id"] for n in mine.json()["items"]]
+
+
+def test_a_bad_state_filter_is_refused(api: Api) -> None:
+    answer = api.get("/v1/notifications", role="operator", params={"state": "lost"})
+
+    assert_error(answer, 422, "invalid_input")

@@ -1,0 +1,524 @@
+"""Notifications end to end: queued in a transaction, sent after it by the job machinery to
+a real SMTP server and a real webhook receiver on 127.0.0.1, retried on database timers,
+dead after the last attempt, and sent again when an operator asks."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from congvan.actions.notifications import queue_notifications, retry
+from congvan.states.errors import Conflict, InvalidInput
+from congvan.storage.clock import FrozenClock
+from congvan.storage.notifications import CANCELLED, DEAD, PENDING, SENT, NoticeRow
+from congvan.storage.outbox import DONE, WAITING
+from congvan.workflow import notifications as managing
+from congvan.workflow.bootstrap import Runtime
+from congvan.workflow.serving import free_port
+from tests.conftest import MakeRuntime
+from tests.factories import add_agency
+from tests.receivers import Mailbox, Webhook, self_signed, smtp_server
+from tests.servers import wait_until
+
+A, B = "000.00.00.H57", "000.00.11.H57"
+SECRET = "hook-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+DOCUMENT = "0192f000-0000-7000-8000-0000000000d0"
+
+
+def event(runtime: Runtime, **overrides: Any) -> dict[str, Any]:
+    return {
+        "escalation_id": "0192f000-0000-7000-8000-0000000000e1",
+        "level": 1,
+        "severity": "thượng khẩn",
+        "document_id": DOCUMENT,
+        "number_symbol": "1227/UBND-TĐKT",
+        "subject": "Về việc thực hiện gửi, nhận văn bản điện tử",
+        "recipient_id": B,
+        "recipient_name": "Sở Nội vụ",
+        "what_to_do": "Gọi văn thư Sở Nội vụ để tiếp nhận văn bản trong ngày.",
+        "link": f"/v1/documents/{DOCUMENT}",
+        "at": runtime.clock(),
+        **overrides,
+    }
+
+
+def agencies(runtime: Runtime) -> None:
+    add_agency(runtime, A, "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND")
+    add_agency(runtime, B, "Sở Nội vụ", "SNV")
+
+
+def route(runtime: Runtime, agency: str = A, **fields: Any) -> str:
+    values: dict[str, Any] = {"kind": "*", "channel": "webhook", **fields}
+    values.setdefault("secret", SECRET if values["channel"] == "webhook" else None)
+    with runtime.uow() as uow:
+        made = managing.add_route(uow, agency, by="test", now=runtime.clock(), **values)
+        uow.commit()
+    return made.id
+
+
+def notify(runtime: Runtime, kind: str = "not_acknowledged", agency: str = A, **ev: Any) -> int:
+    with runtime.uow() as uow:
+        queued = queue_notifications(uow, agency_id=agency, kind=kind, event=event(runtime, **ev))
+        uow.commit()
+    return queued
+
+
+def notices(runtime: Runtime, agency: str | None = A) -> list[NoticeRow]:
+    with runtime.uow(readonly=True) as uow:
+        return list(reversed(uow.notifications.page(agency, None, limit=100)))
+
+
+def attempts(runtime: Runtime, notice_id: str) -> list[tuple[str, int | None]]:
+    with runtime.uow(readonly=True) as uow:
+        return [(a.outcome, a.status) for a in uow.notifications.attempts_of(notice_id)]
+
+
+def run(runtime: Runtime, notice: NoticeRow) -> str:
+    """Run the notification's job once, as a worker would."""
+    with runtime.uow(readonly=True) as uow:
+        current = uow.notifications.get(notice.id)
+        assert current is not None
+    return runtime.runner.run(current.job_id)
+
+
+def wait_out_backoff(runtime: Runtime, clock: FrozenClock) -> None:
+    """Move time past any backoff and let the scheduler put due jobs back in the queue."""
+    clock.advance(hours=2)
+    runtime.scheduler.tick()
+
+
+def one(runtime: Runtime) -> NoticeRow:
+    [notice] = notices(runtime)
+    return notice
+
+
+def state(runtime: Runtime, notice_id: str) -> NoticeRow:
+    with runtime.uow(readonly=True) as uow:
+        found = uow.notifications.get(notice_id)
+    assert found is not None
+    return found
+
+
+# -- e-mail ---------------------------------------------------------------------------------
+
+
+def test_an_email_arrives_in_vietnamese_through_the_workers(make_runtime: MakeRuntime) -> None:
+    mailbox = Mailbox()
+    with smtp_server(mailbox) as port:
+        # Given an agency that sends not-acknowledged warnings to its clerk's address
+        runtime = make_runtime(
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_from="congvan@ubnd.hue.gov.vn",
+            public_url="https://congvan.hue.gov.vn",
+        )
+        agencies(runtime)
+        route(runtime, kind="not_acknowledged", channel="email", target="van.thu@hue.gov.vn")
+
+        # When a warning is queued and the embedded workers run
+        assert 1 == notify(runtime)
+        runtime.start(scheduler=False)
+        runtime.join()
+
+    # Then one message arrived, addressed and worded as the warning says
+    [(sender, recipients, message, raw)] = mailbox.messages
+    assert ("congvan@ubnd.hue.gov.vn", ["van.thu@hue.gov.vn"]) == (sender, recipients)
+    assert "[congvan] Đơn vị nhận chưa tiếp nhận văn bản: 1227/UBND-TĐKT" == message["Subject"]
+    assert b"=?utf-8?" in raw and raw.isascii()  # headers encoded, nothing 8-bit on the wire
+    text = message.get_content().replace("\r\n", "\n")
+    for line in (
+        "Đơn vị nhận chưa tiếp nhận văn bản (mức 1, thượng khẩn).",
+        "Số, ký hiệu văn bản: 1227/UBND-TĐKT",
+        "Trích yếu: Về việc thực hiện gửi, nhận văn bản điện tử",
+        "Đơn vị nhận: Sở Nội vụ (000.00.11.H57)",
+        "Việc cần làm: Gọi văn thư Sở Nội vụ để tiếp nhận văn bản trong ngày.",
+        f"Xem chi tiết: https://congvan.hue.gov.vn/v1/documents/{DOCUMENT}",
+    ):
+        assert line in text.splitlines()
+    assert message.get_content_charset() == "utf-8"
+    notice = one(runtime)
+    assert (SENT, 1) == (notice.state, notice.attempts)
+    assert [("delivered", 250)] == attempts(runtime, notice.id)
+    assert f"<{notice.id}@ubnd.hue.gov.vn>" == message["Message-ID"]
+
+
+def test_smtp_4xx_is_tried_again_and_5xx_is_dead_at_once(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    mailbox = Mailbox(refuse_with="451 4.3.0 Mailbox busy, try later")
+    with smtp_server(mailbox) as port:
+        runtime = make_runtime(smtp_host="127.0.0.1", smtp_port=port, notify_max_attempts=5)
+        agencies(runtime)
+        route(runtime, channel="email", target="van.thu@hue.gov.vn")
+        notify(runtime)
+        notice = one(runtime)
+
+        # A 4xx reply: the attempt is kept and the job waits on its backoff timer
+        assert "failed" == run(runtime, notice)
+        assert (PENDING, [("transient", 451)]) == (
+            state(runtime, notice.id).state,
+            attempts(runtime, notice.id),
+        )
+        with runtime.uow(readonly=True) as uow:
+            job = uow.outbox.get(notice.job_id)
+            assert job is not None and WAITING == job.status
+
+        # A 5xx reply: the address will never take it, dead without waiting
+        mailbox.refuse_with = "550 5.1.1 No such user"
+        wait_out_backoff(runtime, clock)
+        assert "done" == run(runtime, notice)
+
+    dead = state(runtime, notice.id)
+    assert (DEAD, 2) == (dead.state, dead.attempts)
+    assert [("transient", 451), ("permanent", 550)] == attempts(runtime, notice.id)
+    assert "550 5.1.1 No such user" == dead.last_error
+    assert [] == mailbox.messages
+
+
+def test_starttls_with_the_servers_certificate_pinned(
+    make_runtime: MakeRuntime, tmp_path: Path
+) -> None:
+    certificate = self_signed(tmp_path)
+    mailbox = Mailbox()
+    with smtp_server(mailbox, starttls=certificate) as port:
+        runtime = make_runtime(
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_starttls=True,
+            smtp_ca_file=certificate.cert,
+        )
+        agencies(runtime)
+        route(runtime, channel="email", target="van.thu@hue.gov.vn")
+        notify(runtime)
+
+        assert "done" == run(runtime, one(runtime))
+
+    assert SENT == one(runtime).state
+    [(_, _, message, _)] = mailbox.messages
+    assert "Trích yếu: Về việc thực hiện gửi, nhận văn bản điện tử" in message.get_content()
+
+
+def test_starttls_refuses_a_certificate_it_cannot_verify_and_plain_text_is_refused(
+    make_runtime: MakeRuntime, tmp_path: Path
+) -> None:
+    certificate = self_signed(tmp_path)
+    mailbox = Mailbox()
+    with smtp_server(mailbox, starttls=certificate) as port:
+        # Given a server whose self-signed certificate the system's roots do not know
+        verifying = make_runtime(smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=True)
+        agencies(verifying)
+        route(verifying, channel="email", target="van.thu@hue.gov.vn")
+        notify(verifying)
+        run(verifying, one(verifying))
+        refused = one(verifying)
+        # And an installation that does not ask for STARTTLS at a server that requires it
+        plain = make_runtime(smtp_host="127.0.0.1", smtp_port=port)
+        notify(plain, escalation_id="e2")
+        [_, second] = notices(plain)
+        run(plain, second)
+
+    # Then neither sent anything; both are dead at once, each saying why
+    assert [] == mailbox.messages
+    assert (DEAD, "permanent") == (refused.state, attempts(verifying, refused.id)[0][0])
+    assert refused.last_error.startswith("TLS: ")
+    assert [("permanent", 530)] == attempts(plain, second.id)
+
+
+def test_no_smtp_server_configured_is_a_failed_attempt_that_names_the_setting(
+    make_runtime: MakeRuntime,
+) -> None:
+    runtime = make_runtime(notify_max_attempts=1)
+    agencies(runtime)
+    route(runtime, channel="email", target="van.thu@hue.gov.vn")
+    notify(runtime)
+
+    assert "failed" == run(runtime, one(runtime))
+
+    notice = one(runtime)
+    assert DEAD == notice.state
+    assert "CONGVAN_SMTP_HOST" in notice.last_error
+
+
+# -- webhooks -------------------------------------------------------------------------------
+
+
+def test_a_webhook_post_is_signed_and_the_receiver_verifies_it(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    receiver = Webhook(SECRET, clock)
+    with receiver.serving() as url:
+        runtime = make_runtime(public_url="https://congvan.hue.gov.vn")
+        agencies(runtime)
+        route(runtime, target=url)
+        notify(runtime, kind="delivery_failed")
+        runtime.start(scheduler=False)
+        runtime.join()
+
+    notice = one(runtime)
+    assert [] == receiver.refused
+    [body] = receiver.taken
+    assert (notice.id, A, "delivery_failed", "Gửi văn bản không thành công") == (
+        body["id"],
+        body["agency_id"],
+        body["kind"],
+        body["kind_words"],
+    )
+    assert f"https://congvan.hue.gov.vn/v1/documents/{DOCUMENT}" == body["url"]
+    assert ("1227/UBND-TĐKT", "Sở Nội vụ") == (
+        body["event"]["number_symbol"],
+        body["event"]["recipient_name"],
+    )
+    assert [notice.id] == receiver.ids
+    assert (SENT, [("delivered", 200)]) == (notice.state, attempts(runtime, notice.id))
+
+
+def test_a_receiver_with_another_secret_refuses_and_the_post_is_dead(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    receiver = Webhook("another-secret-0123456789abcdefghijklmnop", clock)
+    with receiver.serving() as url:
+        runtime = make_runtime()
+        agencies(runtime)
+        route(runtime, target=url)
+        notify(runtime)
+        assert "done" == run(runtime, one(runtime))
+
+    assert ["the signature does not match"] == receiver.refused
+    assert (DEAD, [("permanent", 401)]) == (one(runtime).state, attempts(runtime, one(runtime).id))
+
+
+def test_a_receiver_that_is_down_is_retried_then_dead_then_retried_and_delivered(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    # Given a route to a receiver that is not listening yet
+    port = free_port()
+    runtime = make_runtime(notify_max_attempts=3)
+    agencies(runtime)
+    route(runtime, target=f"http://127.0.0.1:{port}/hook")
+    notify(runtime)
+    notice = one(runtime)
+
+    # When every attempt finds nobody there
+    outcomes = [run(runtime, notice)]
+    for _ in range(2):
+        wait_out_backoff(runtime, clock)
+        outcomes.append(run(runtime, notice))
+
+    # Then each was recorded, and after the last one the notification is a dead letter
+    assert ["failed"] * 3 == outcomes
+    dead = state(runtime, notice.id)
+    assert (DEAD, 3) == (dead.state, dead.attempts)
+    assert [("transient", None)] * 3 == attempts(runtime, notice.id)
+    assert dead.last_error.startswith("not sent: ConnectError")
+    with runtime.uow(readonly=True) as uow:
+        assert [notice.id] == [n.id for n in uow.notifications.page(A, DEAD)]
+        assert [] == uow.notifications.page(A, PENDING)
+
+    # When the receiver comes up and an operator retries it
+    receiver = Webhook(SECRET, clock)
+    with receiver.serving(port):
+        with runtime.uow() as uow:
+            retry(uow, notice.id, A, clock())
+            uow.commit()
+        runtime.start(scheduler=False)
+        runtime.join()
+
+    # Then it is delivered, with the same id, and its log holds every attempt
+    sent = state(runtime, notice.id)
+    assert (SENT, 4) == (sent.state, sent.attempts)
+    assert [("transient", None)] * 3 + [("delivered", 200)] == attempts(runtime, notice.id)
+    assert [notice.id] == receiver.ids
+    assert notice.job_id != sent.job_id  # a new job, with its own attempts
+    # And a notification that is not dead cannot be retried
+    with runtime.uow() as uow, pytest.raises(Conflict):
+        retry(uow, notice.id, A, clock())
+
+
+def test_a_receiver_that_asks_for_time_is_waited_for(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    receiver = Webhook(SECRET, clock, answer=503, headers={"Retry-After": "7200"})
+    with receiver.serving() as url:
+        runtime = make_runtime(notify_retry_seconds=1, notify_retry_cap_seconds=1)
+        agencies(runtime)
+        route(runtime, target=url)
+        notify(runtime)
+        notice = one(runtime)
+        assert "failed" == run(runtime, notice)
+
+        # Then the backoff timer waits the two hours it asked for, not the one second
+        with runtime.uow(readonly=True) as uow:
+            [timer] = [t for t in uow.timers.for_document(DOCUMENT) if t.ref_id == notice.job_id]
+        assert timedelta(hours=2) == timer.due_at - clock()
+        clock.advance(minutes=30)
+        assert 0 == runtime.scheduler.tick()
+
+        receiver.answer = 204
+        clock.advance(hours=2)
+        runtime.scheduler.tick()
+        assert "done" == run(runtime, notice)
+
+    assert [("transient", 503), ("delivered", 204)] == attempts(runtime, notice.id)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        *[(s, ("done", DEAD, "permanent", DONE)) for s in (400, 404, 410, 422)],
+        *[(s, ("failed", PENDING, "transient", WAITING)) for s in (408, 429, 500, 502)],
+    ],
+)
+def test_a_4xx_answer_is_dead_at_once_and_408_429_or_5xx_tried_again(
+    make_runtime: MakeRuntime, clock: FrozenClock, status: int, expected: tuple[str, ...]
+) -> None:
+    receiver = Webhook(SECRET, clock, answer=status)
+    with receiver.serving() as url:
+        runtime = make_runtime()
+        agencies(runtime)
+        route(runtime, target=url)
+        notify(runtime)
+        notice = one(runtime)
+        ran = run(runtime, notice)
+
+    with runtime.uow(readonly=True) as uow:
+        job = uow.outbox.get(notice.job_id)
+        assert job is not None
+    [(outcome, answered)] = attempts(runtime, notice.id)
+    assert expected == (ran, state(runtime, notice.id).state, outcome, job.status)
+    assert status == answered
+
+
+def test_notifications_go_through_redis_too(
+    make_runtime: MakeRuntime, redis_url: str, clock: FrozenClock
+) -> None:
+    receiver = Webhook(SECRET, clock)
+    with receiver.serving() as url:
+        runtime = make_runtime(broker_url=redis_url)
+        agencies(runtime)
+        route(runtime, target=url)
+        notify(runtime)
+        runtime.start(scheduler=False)
+        wait_until(lambda: one(runtime).state == SENT, timeout=30, what="the notification")
+
+    assert [one(runtime).id] == [b["id"] for b in receiver.taken]
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+def test_only_the_agencys_enabled_routes_of_the_kind_or_every_kind_are_notified(
+    make_runtime: MakeRuntime,
+) -> None:
+    runtime = make_runtime()
+    agencies(runtime)
+    route(runtime, kind="not_acknowledged", channel="email", target="a1@hue.gov.vn")
+    route(runtime, kind="*", channel="email", target="a2@hue.gov.vn")
+    route(runtime, kind="not_delivered", channel="email", target="a3@hue.gov.vn")
+    off = route(runtime, kind="*", channel="email", target="a4@hue.gov.vn", enabled=False)
+    route(runtime, B, kind="*", channel="email", target="b1@snv.hue.gov.vn")
+
+    assert 2 == notify(runtime, "not_acknowledged")
+    assert ["a1@hue.gov.vn", "a2@hue.gov.vn"] == sorted(n.target for n in notices(runtime))
+    assert [] == notices(runtime, B)
+
+    with runtime.uow() as uow:
+        managing.set_enabled(uow, off, A, True)
+        uow.commit()
+    assert 2 == notify(runtime, "crl_expiring", document_id=None)
+    assert 0 == notify(runtime, "crl_expiring", agency="000.00.99.H57")
+
+
+def test_nothing_is_queued_when_the_transaction_rolls_back(make_runtime: MakeRuntime) -> None:
+    runtime = make_runtime()
+    agencies(runtime)
+    route(runtime, channel="email", target="a1@hue.gov.vn")
+
+    with runtime.uow() as uow:
+        assert 1 == queue_notifications(
+            uow, agency_id=A, kind="not_delivered", event=event(runtime)
+        )  # and the transition fails after: no commit
+
+    assert [] == notices(runtime)
+    with runtime.uow(readonly=True) as uow:
+        assert {} == uow.outbox.counts()
+
+
+def test_a_bad_event_fails_the_caller_even_with_no_route(make_runtime: MakeRuntime) -> None:
+    runtime = make_runtime()
+    agencies(runtime)
+    with runtime.uow() as uow, pytest.raises(InvalidInput):
+        queue_notifications(uow, agency_id=A, kind="late", event=event(runtime))
+
+
+def test_a_removed_route_cancels_what_it_had_queued(make_runtime: MakeRuntime) -> None:
+    runtime = make_runtime()
+    agencies(runtime)
+    made = route(runtime, channel="email", target="a1@hue.gov.vn")
+    notify(runtime)
+    with runtime.uow() as uow:
+        managing.remove_route(uow, made, A)
+        uow.commit()
+
+    assert "done" == run(runtime, one(runtime))
+
+    assert (CANCELLED, "the route was removed", 0) == (
+        one(runtime).state,
+        one(runtime).last_error,
+        one(runtime).attempts,
+    )
+
+
+# -- secrets --------------------------------------------------------------------------------
+
+
+def test_the_secret_is_never_logged(
+    make_runtime: MakeRuntime, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    receiver = Webhook(SECRET, clock, answer=500)
+    with receiver.serving() as url:
+        runtime = make_runtime(notify_max_attempts=2)
+        agencies(runtime)
+        route(runtime, target=url)
+        notify(runtime)
+        notice = one(runtime)
+        run(runtime, notice)
+        wait_out_backoff(runtime, clock)
+        run(runtime, notice)
+
+    assert DEAD == state(runtime, notice.id).state
+    logged = [r.getMessage() + repr(r.__dict__) for r in caplog.records]
+    assert any("notification.attempt" in line for line in logged)
+    assert [] == [line for line in logged if SECRET in line]
+    with runtime.uow(readonly=True) as uow:
+        shown = [repr(r) for r in uow.notifications.routes(A)]
+    assert SECRET not in "".join(shown)
+
+
+def test_a_worker_that_dies_mid_send_leaves_an_unknown_attempt_and_a_retry(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    # Given a notification whose job a worker claimed and never finished (it died)
+    runtime = make_runtime()
+    agencies(runtime)
+    route(runtime, channel="email", target="van.thu@hue.gov.vn")
+    notify(runtime)
+    notice = one(runtime)
+    claimed = runtime.runner._claim(notice.job_id)
+    assert not isinstance(claimed, str)
+
+    # When its lease ends and the scheduler takes the job back
+    clock.advance(hours=1)
+    assert 1 == runtime.scheduler.tick()
+
+    # Then the attempt is on record as one whose outcome is unknown, and it goes again
+    assert [("unknown", None)] == attempts(runtime, notice.id)
+    assert "lease ended" in state(runtime, notice.id).last_error
+    assert PENDING == state(runtime, notice.id).state
+    with runtime.uow(readonly=True) as uow:
+        job = uow.outbox.get(notice.job_id)
+        assert job is not None and "pending" == job.status

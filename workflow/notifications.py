@@ -1,0 +1,220 @@
+"""Managing notifications: each agency's routes, and the views of what was sent or died.
+
+The API and the CLI both come here, so a route is checked the same way from either, and
+a route's secret never leaves: views say only whether one is set.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from email.errors import MessageError
+from email.headerregistry import Address
+from typing import Any
+
+from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
+from congvan.states.inboxes import validate_inbox_url
+from congvan.states.vocabulary import (
+    ESCALATION_KINDS,
+    EVERY_KIND,
+    NOTIFICATION_CHANNELS,
+    NOTIFY_WEBHOOK,
+)
+from congvan.storage.ids import new_id
+from congvan.storage.notifications import AttemptRow, NoticeRow, RouteRow
+from congvan.storage.unit_of_work import UnitOfWork
+
+ROUTE_KINDS = (*ESCALATION_KINDS, EVERY_KIND)
+SECRET_MIN, SECRET_MAX = 32, 256
+EMAIL_MAX = 254
+
+
+def validate_secret(secret: str | None) -> str:
+    """A webhook secret: printable ASCII without spaces, long enough not to be guessed."""
+    if not secret:
+        raise InvalidInput(
+            f"A webhook route needs a secret of {SECRET_MIN} to {SECRET_MAX} characters "
+            "(e.g. `openssl rand -hex 32`); it signs every post.",
+            field="secret",
+        )
+    if not SECRET_MIN <= len(secret) <= SECRET_MAX:
+        raise InvalidInput(
+            f"The secret has {SECRET_MIN} to {SECRET_MAX} characters.",
+            field="secret",
+            min_length=SECRET_MIN,
+            max_length=SECRET_MAX,
+        )
+    if not secret.isascii() or not secret.isprintable() or " " in secret:
+        raise InvalidInput(
+            "The secret is printable ASCII without spaces.", field="secret"
+        )  # never echoed: the details name the field only
+    return secret
+
+
+def validate_address(address: str) -> str:
+    """One e-mail address (user@domain), as an SMTP envelope takes it."""
+    problem = ""
+    if not address or len(address) > EMAIL_MAX:
+        problem = f"is an e-mail address of at most {EMAIL_MAX} characters"
+    elif not address.isascii() or any(
+        c.isspace() or not c.isprintable() or c in "<>,;\"'()" for c in address
+    ):
+        problem = (
+            "is one plain ASCII address (user@domain, a Vietnamese domain in its xn-- form), "
+            "without spaces, names or brackets"
+        )
+    else:
+        try:
+            parsed = Address(addr_spec=address)
+        except (ValueError, LookupError, MessageError) as exc:
+            problem = f"is not an e-mail address ({type(exc).__name__})"
+        else:
+            if (
+                parsed.addr_spec != address
+                or not parsed.username
+                or "." not in parsed.domain.strip(".")
+            ):
+                problem = "is an address user@domain with a domain such as so.gov.vn"
+    if problem:
+        raise InvalidInput(f"target {problem}.", field="target", value=address[:100])
+    return address
+
+
+def add_route(
+    uow: UnitOfWork,
+    agency_id: str,
+    *,
+    kind: str,
+    channel: str,
+    target: str,
+    secret: str | None,
+    enabled: bool = True,
+    by: str,
+    now: datetime,
+    allow_http: bool = False,
+) -> RouteRow:
+    """Add a route of ``agency_id``; the same (kind, channel, target) twice is refused."""
+    if uow.agencies.agency(agency_id) is None:
+        raise NotFound("No such agency.", agency_id=agency_id[:35])
+    if kind not in ROUTE_KINDS:
+        raise InvalidInput(
+            f"kind is one of {', '.join(ROUTE_KINDS)}.", field="kind", allowed=list(ROUTE_KINDS)
+        )
+    if channel not in NOTIFICATION_CHANNELS:
+        raise InvalidInput(
+            f"channel is {' or '.join(NOTIFICATION_CHANNELS)}.",
+            field="channel",
+            allowed=list(NOTIFICATION_CHANNELS),
+        )
+    if channel == NOTIFY_WEBHOOK:
+        target = validate_inbox_url(target, allow_http=allow_http, field="target")
+        secret = validate_secret(secret)
+    else:
+        target = validate_address(target)
+        if secret:
+            raise InvalidInput("An e-mail route takes no secret.", field="secret")
+        secret = None
+    if uow.notifications.find_route(agency_id, kind, channel, target) is not None:
+        raise AlreadyExists("The agency already has this route.", kind=kind, channel=channel)
+    route_id = new_id()
+    uow.notifications.add_route(
+        {
+            "id": route_id,
+            "agency_id": agency_id,
+            "kind": kind,
+            "channel": channel,
+            "target": target,
+            "secret": secret,
+            "enabled": enabled,
+            "created_by": by[:200],
+            "created_at": now,
+        }
+    )
+    found = uow.notifications.route(route_id)
+    assert found is not None
+    return found
+
+
+def route_of(uow: UnitOfWork, route_id: str, agency_id: str) -> RouteRow:
+    """The agency's route; another agency's, or none, is not found."""
+    route = uow.notifications.route(route_id, agency_id) if _plausible(route_id) else None
+    if route is None:
+        raise NotFound("No such notification route.", route_id=route_id[:36])
+    return route
+
+
+def remove_route(uow: UnitOfWork, route_id: str, agency_id: str) -> None:
+    """Remove the agency's route; notifications it queued and not yet sent are cancelled."""
+    route_of(uow, route_id, agency_id)
+    uow.notifications.remove_route(route_id, agency_id)
+
+
+def set_enabled(uow: UnitOfWork, route_id: str, agency_id: str, enabled: bool) -> RouteRow:
+    route_of(uow, route_id, agency_id)
+    uow.notifications.set_enabled(route_id, agency_id, enabled)
+    return route_of(uow, route_id, agency_id)
+
+
+def notice_of(uow: UnitOfWork, notice_id: str, agency_id: str | None) -> NoticeRow:
+    notice = uow.notifications.get(notice_id, agency_id) if _plausible(notice_id) else None
+    if notice is None:
+        raise NotFound("No such notification.", notification_id=notice_id[:36])
+    return notice
+
+
+def _plausible(row_id: str) -> bool:
+    # An id no row can have is not found: never cut down to one that exists, nor a NUL
+    # sent to PostgreSQL, which refuses it.
+    return len(row_id) <= 36 and "\x00" not in row_id
+
+
+# -- views ----------------------------------------------------------------------------------
+
+
+def route_view(route: RouteRow) -> dict[str, Any]:
+    """A route as shown: whether it has a secret, never the secret."""
+    return {
+        "id": route.id,
+        "agency_id": route.agency_id,
+        "kind": route.kind,
+        "channel": route.channel,
+        "target": route.target,
+        "has_secret": bool(route.secret),
+        "enabled": route.enabled,
+        "created_by": route.created_by,
+        "created_at": route.created_at.isoformat(),
+    }
+
+
+def notice_view(notice: NoticeRow, attempts: list[AttemptRow] | None = None) -> dict[str, Any]:
+    content = json.loads(notice.content)
+    view: dict[str, Any] = {
+        "id": notice.id,
+        "agency_id": notice.agency_id,
+        "route_id": notice.route_id,
+        "kind": notice.kind,
+        "channel": notice.channel,
+        "target": notice.target,
+        "escalation_id": notice.escalation_id,
+        "document_id": notice.document_id,
+        "state": notice.state,
+        "attempts": notice.attempts,
+        "last_error": notice.last_error,
+        "created_at": notice.created_at.isoformat(),
+        "updated_at": notice.updated_at.isoformat(),
+        "sent_at": notice.sent_at.isoformat() if notice.sent_at else None,
+        "content": content,
+    }
+    if attempts is not None:
+        view["attempt_log"] = [
+            {
+                "attempt": a.attempt,
+                "started_at": a.started_at.isoformat(),
+                "finished_at": a.finished_at.isoformat(),
+                "outcome": a.outcome,
+                "status": a.status,
+                "error": a.error,
+            }
+            for a in attempts
+        ]
+    return view
