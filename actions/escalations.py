@@ -363,7 +363,7 @@ class Watch:
         told = notice(uow, escalation)
         event = {
             **told,
-            "what_to_do": f"{told['what_vi']}. {told['what_to_do_vi']}.",
+            "what_to_do": f"{told['what_to_do_vi'][:1].upper()}{told['what_to_do_vi'][1:]}.",
             "recipient_id": escalation.organ_id or None,
             "at": now.isoformat(),
         }

@@ -28,6 +28,7 @@ from ..settings import Settings
 from .cast import letter_1227, set_up, set_up_recipients
 from .client import Demo, DemoFailed
 from .exchange import EXPECTED, Installation, exchange, print_dispatches
+from .mailbox import Mailbox, smtp_sink
 from .steps import clean_letter, duplicate, format_error, print_timeline, refused_signatures
 from .warnings import unregistered
 
@@ -44,12 +45,17 @@ DEMO_SETTINGS = {
 }
 
 
-def install(data_dir: Path, passphrase: str, port: int, clock: MovableClock) -> Runtime:
+def install(
+    data_dir: Path, passphrase: str, port: int, clock: MovableClock, smtp_port: int
+) -> Runtime:
     """A fresh installation in ``data_dir``: its own SQLite database, keys and trust store."""
     settings = Settings(
         data_dir=data_dir,
         key_passphrase=SecretStr(passphrase),
         public_url=f"http://127.0.0.1:{port}",
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_port,
+        smtp_from="congvan@hue.gov.vn",
         **DEMO_SETTINGS,  # type: ignore[arg-type]
     )
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -68,13 +74,17 @@ def run_demo(data_dir: Path | None = None) -> int:
     passphrase = secrets.token_urlsafe(24)  # this run's keys; never printed
     ports = {"province": free_port(), "recipients": free_port()}
     print(f"congvan demo — two installations, each with its embedded database, in {data_dir}")
+    stack_smtp = ExitStack()  # the local SMTP sink the warnings are mailed to
     log = open(data_dir / "demo.log", "w", encoding="utf-8")  # noqa: SIM115 (closed below)
     # Their logs go to a file: the demo's failed attempts are logged, as they should be.
     configure_logging("INFO", json=True, stream=log)
     # One clock for both, real time until the warning scenes move it forward.
     clock = MovableClock()
+    mailbox = Mailbox()
+    smtp_port = stack_smtp.enter_context(smtp_sink(mailbox))
     runtimes = {
-        name: install(data_dir / name, passphrase, port, clock) for name, port in ports.items()
+        name: install(data_dir / name, passphrase, port, clock, smtp_port)
+        for name, port in ports.items()
     }
     province, recipients = runtimes["province"], runtimes["recipients"]
     meta = letter_1227(datetime.now(VIETNAM).date().isoformat())
@@ -105,7 +115,7 @@ def run_demo(data_dir: Path | None = None) -> int:
             )
             with ExitStack() as links:
                 view = exchange(here, there, first, links)
-                unregistered(here, there, first, clock)
+                unregistered(here, there, first, clock, mailbox)
             second = format_error(demo, meta, sample_pdf())
             refused_signatures(demo, province, second, passphrase)
             third = duplicate(demo, meta, first)
@@ -130,6 +140,7 @@ def run_demo(data_dir: Path | None = None) -> int:
     finally:
         for runtime in runtimes.values():
             runtime.stop()
+        stack_smtp.close()
         log.close()
         if tmp is not None:
             tmp.cleanup()

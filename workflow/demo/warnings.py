@@ -9,11 +9,14 @@ from typing import Any
 from congvan.states.timeliness import VIETNAM
 from congvan.storage.clock import MovableClock
 
-from .cast import HEALTH
-from .client import Demo, DemoFailed
+from ..notifications import add_route
+from .cast import HEALTH, PROVINCE
+from .client import Demo, DemoFailed, wait_for
 from .exchange import NAMES, Installation
+from .mailbox import Mailbox
 
 SUPERVISOR = "chánh văn phòng"
+CHIEF_ADDRESS = "chanhvanphong@thuathienhue.gov.vn"
 
 
 def _local(moment: str | None) -> str:
@@ -31,7 +34,11 @@ def _open(demo: Demo, who: str, kind: str, about: str) -> dict[str, Any] | None:
 
 
 def unregistered(
-    province: Installation, recipients: Installation, doc_id: str, clock: MovableClock
+    province: Installation,
+    recipients: Installation,
+    doc_id: str,
+    clock: MovableClock,
+    mailbox: Mailbox,
 ) -> dict[str, Any]:
     """Sở Y tế never registers the letter: the deadline passes, escalations open at both
     ends, a supervisor claims and resolves the province's. Returns it, resolved."""
@@ -40,6 +47,23 @@ def unregistered(
     demo.step(
         "Sở Y tế has letter 1227 (01) but its văn thư never registers it (03 is due the "
         "working day it arrives, Decree 30 Art. 21): the clock moves on"
+    )
+    runtime = province.runtime
+    with runtime.uow() as uow:
+        add_route(
+            uow,
+            PROVINCE[0],
+            kind="not_acknowledged",
+            channel="email",
+            target=CHIEF_ADDRESS,
+            secret=None,
+            by="operator",
+            now=runtime.clock(),
+        )
+        uow.commit()
+    print(
+        f"   the province's operator routes not_acknowledged warnings to {CHIEF_ADDRESS} "
+        "(congvan notify add)"
     )
     [received] = there.call("văn thư Sở Y tế", "GET", "/v1/received", expect=200)["items"]
     escalation = None
@@ -60,6 +84,13 @@ def unregistered(
     if reminder is None:
         raise DemoFailed("Sở Y tế's own clerks were not reminded")
     print(f"   Sở Y tế: its văn thư is reminded too — {reminder['what_vi']}")
+    mail = wait_for(
+        "the warning's e-mail", lambda: mailbox.messages[0] if mailbox.messages else None
+    )
+    print(f"   e-mail to {mail['To']}: {mail['Subject']}")
+    for line in mail.get_content().splitlines():
+        if line.startswith(("Trích yếu", "Đơn vị nhận", "Việc cần làm")):
+            print(f"      {line}")
 
     demo.step("The chánh văn phòng claims it, calls Sở Y tế and resolves it as contacted")
     path = f"/v1/escalations/{escalation['id']}/events"
