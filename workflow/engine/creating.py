@@ -175,8 +175,8 @@ def receive_once(
             }
         )
         uow.audit.append([entry])
+        stored = uow.received.get(arrival.id)  # as committed, read in its transaction
         uow.commit()
-        stored = uow.received.get(arrival.id)
     assert stored is not None
     log.info(
         "document received",
