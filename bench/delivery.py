@@ -647,7 +647,7 @@ class Ceiling:
         )
 
     def fresh_client_post(self, package: bytes, seconds: float) -> float:
-        """A package post with a new httpx.Client each time, as a delivery attempt makes."""
+        """A package post with a new httpx.Client each time (a new connection per post)."""
 
         def post() -> None:
             with httpx.Client(timeout=30) as client:
