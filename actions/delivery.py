@@ -20,6 +20,7 @@ outcome, HTTP status and latency, and the dispatch moves:
 
 from __future__ import annotations
 
+import atexit
 import base64
 import email.utils
 import functools
@@ -100,6 +101,7 @@ def _pooled() -> httpx.Client:
             client = _pools.get(pid)
             if client is None:
                 client = _pools[pid] = httpx.Client(verify=tls())
+                atexit.register(client.close)  # its kept-alive connections, at the end
     return client
 
 
