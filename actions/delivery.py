@@ -20,14 +20,17 @@ outcome, HTTP status and latency, and the dispatch moves:
 
 from __future__ import annotations
 
+import atexit
 import base64
 import email.utils
 import functools
 import io
 import json
 import logging
+import os
 import random
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +81,42 @@ def tls() -> ssl.SSLContext:
     than the rest of a delivery attempt to a peer on the same network.
     """
     return httpx.create_ssl_context()
+
+
+_pools: dict[int, httpx.Client] = {}
+_pools_lock = threading.Lock()
+
+
+def _pooled() -> httpx.Client:
+    """This process's client for posts to peers over the network, made on first use.
+
+    Its connections stay open between posts (HTTP keep-alive), so a peer posted to again
+    is not connected to anew each time: no TCP (and TLS) handshake on either side. httpx's
+    connection pool is shared by threads; a process started by fork makes its own.
+    """
+    pid = os.getpid()
+    client = _pools.get(pid)
+    if client is None:
+        with _pools_lock:
+            client = _pools.get(pid)
+            if client is None:
+                client = _pools[pid] = httpx.Client(verify=tls())
+                atexit.register(client.close)  # its kept-alive connections, at the end
+    return client
+
+
+def post(
+    transport: httpx.BaseTransport | None, url: str, *, timeout: float, **request: Any
+) -> httpx.Response:
+    """POST to a peer: through ``transport`` when one is given (tests), else the network.
+
+    Over the network the process's pooled client is used, with this post's ``timeout``
+    (which also bounds the wait for a free connection: ``httpx.PoolTimeout``).
+    """
+    if transport is not None:
+        with httpx.Client(transport=transport, verify=tls(), timeout=timeout) as client:
+            return client.post(url, **request)
+    return _pooled().post(url, timeout=timeout, **request)
 
 
 @dataclass(frozen=True)
@@ -238,14 +277,13 @@ class Delivery(StagedJob[Parcel]):
             return int((time.perf_counter() - started) * 1000)
 
         try:
-            with httpx.Client(
-                transport=self.transport(), verify=tls(), timeout=work.timeout
-            ) as client:
-                response = client.post(
-                    work.url,
-                    content=sink.getvalue(),
-                    headers={"Content-Type": "application/zip"},
-                )
+            response = post(
+                self.transport(),
+                work.url,
+                timeout=work.timeout,
+                content=sink.getvalue(),
+                headers={"Content-Type": "application/zip"},
+            )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             return Outcome(TRANSIENT, None, spent(), f"not sent: {type(exc).__name__}: {exc}")
         except httpx.TransportError as exc:  # the request left; its answer did not come

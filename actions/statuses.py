@@ -25,7 +25,7 @@ from congvan.states.received import RECEIVED_DOCUMENT, STATUS_CODE
 from congvan.storage.received import Received
 
 from .context import JobContext
-from .delivery import tls
+from .delivery import post
 from .exchange.status import make_status
 from .jobs import StagedJob
 from .signing.agencykeys import AgencyKey, AgencyKeys
@@ -107,9 +107,7 @@ class StatusSending(StagedJob[Notice]):
             "status_cms": base64.b64encode(sealed.cms).decode(),
         }
         try:
-            client = httpx.Client(transport=self.transport(), verify=tls(), timeout=work.timeout)
-            with client:
-                response = client.post(work.url, json=body)
+            response = post(self.transport(), work.url, timeout=work.timeout, json=body)
         except httpx.TransportError as exc:
             raise StatusNotSent(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code >= 500 or response.status_code in (408, 425, 429):

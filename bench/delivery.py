@@ -31,9 +31,11 @@ has it) and send to acknowledged, are read from the audit trail's timestamps.
 Modes: *embedded* -- the sender's in-process workers (4 threads), relay and scheduler; the
 receiver's too. *redis* -- as a province deploys it: a PostgreSQL server of our own
 (``tests/servers.py``, with PostgreSQL's durable defaults: fsync and synchronous_commit
-on) holding both installations' databases, a Redis server of our own, the sender's relay
-and scheduler in this process, and 2 ``congvan worker`` processes running the delivery
-jobs; the receiver's API and workers stay in this process.
+on) holding both installations' databases, a Redis server of our own, the sender's API,
+relay and scheduler in this process, and 2 ``congvan worker`` processes running the
+delivery jobs; the receiver -- another agency's installation -- runs in a process of its
+own (its API, its in-process workers and the clerk thread), as it would on its own
+machine, so that it does not contend with the sender for this process's GIL.
 
 The ceiling, measured in the same run, interleaved with the flow: each section's
 documents are sent in two halves, and the pieces are measured before, between and after
@@ -51,12 +53,13 @@ ratio. The raw cost of the pieces one document needs --
           fsync, or psycopg on the same PostgreSQL server, fsync and synchronous commit
           on) as audit entries the flow wrote on both sides per document.
 The composite ceiling is (cores used) / (the sum of those costs), with one core for the
-embedded mode (one process) and min(usable cpus, 3) for redis (this process + 2
-workers); the ratio is achieved / ceiling (aim >= 0.5). CPU per document (user + system
-of this process and the workers; not PostgreSQL's or Redis's) is printed beside it.
+embedded mode (one process) and min(usable cpus, 4) for redis (this process, 2 workers
+and the receiver's process); the ratio is achieved / ceiling (aim >= 0.5). CPU per
+document (user + system of this process, the workers and the receiver's process; not
+PostgreSQL's or Redis's) is printed beside it.
 
 Keys are made at a low PBKDF2 cost: unlocking each once per process is not delivery.
-Peak RSS is VmHWM of each process (this one holds both installations).
+Peak RSS is VmHWM of each process (in embedded mode this one holds both installations).
 
 ``--profile [N]`` samples each timed flow with py-spy (``bench/sampling.py``; only the
 thread holding the GIL, so CPU, not waiting) in this process and in the workers, and
@@ -71,6 +74,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
 import resource
@@ -106,7 +110,7 @@ from congvan.storage.database import make_engine  # noqa: E402
 from congvan.storage.schema import migrate  # noqa: E402
 from congvan.workflow.api.app import create_app  # noqa: E402
 from congvan.workflow.bootstrap import Runtime, bootstrap  # noqa: E402
-from congvan.workflow.serving import serve_in_thread  # noqa: E402
+from congvan.workflow.serving import free_port, serve_in_thread  # noqa: E402
 from congvan.workflow.settings import Settings  # noqa: E402
 from tests.factories import (  # noqa: E402
     actor,
@@ -178,6 +182,58 @@ def worker_processes(env: dict[str, str], count: int, logs: Path) -> Iterator[li
                 proc.wait()
 
 
+def receiver_settings(values: dict[str, object]) -> Settings:
+    return Settings(
+        data_dir=Path(str(values["data_dir"])),
+        database_url=str(values["database_url"]),
+        trust_dir=Path(str(values["trust_dir"])),
+        key_passphrase=PASS,
+    )
+
+
+@contextlib.contextmanager
+def receiver_process(values: dict[str, object], logs: Path) -> Iterator[int]:
+    """The receiver served by a process of its own (see ``serve_receiver``); its pid."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--serve-receiver"]
+    out = (logs / "receiver.log").open("wb")
+    proc = subprocess.Popen(
+        [*command, json.dumps(values)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=out
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        if "receiver running" not in line:
+            raise RuntimeError(f"the receiver did not start: {line!r}; see {logs}")
+        yield proc.pid
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()  # its signal to stop
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def serve_receiver(values: dict[str, object]) -> int:
+    """In the receiver's process: its API, its workers and the clerk, until stdin closes."""
+    keywrap.KDF_ITERATIONS = 1_000  # as the keys were made (see the docstring)
+    receiver = bootstrap(receiver_settings(values))
+    port = int(str(values["port"]))
+    with serve_in_thread(create_app(receiver), port=port):
+        receiver.start()
+        clerk = Clerk(receiver)
+        clerk.start()
+        try:
+            print("receiver running", flush=True)
+            sys.stdin.read()  # until the bench closes it
+        finally:
+            clerk.stopping.set()
+            clerk.join()
+            receiver.stop()
+    return 0
+
+
 # -- the two installations -----------------------------------------------------------------
 
 
@@ -189,7 +245,13 @@ class Site:
     receiver_inbox: str
     workers: list[int]
     cores: int
+    receiver_pid: int | None = None  # the receiver's own process (redis mode)
     made: int = 0  # documents prepared so far (their numbers)
+
+    @property
+    def others(self) -> list[int]:
+        """Our processes besides this one: the workers, and the receiver's if apart."""
+        return [*self.workers, *([self.receiver_pid] if self.receiver_pid else [])]
 
     @property
     def sender(self) -> Runtime:
@@ -265,11 +327,15 @@ def site(
             data_dir=receiver_dir, database_url=receiver_url, trust_dir=trust, key_passphrase=PASS
         )
     )
+    apart = redis_url is not None  # the receiver in a process of its own
     with contextlib.ExitStack() as stack:
         stack.callback(receiver.stop)
         stack.callback(sender.stop)
         sender_base = stack.enter_context(serve_in_thread(create_app(sender)))
-        receiver_base = stack.enter_context(serve_in_thread(create_app(receiver)))
+        if apart:
+            receiver_base = f"http://127.0.0.1:{free_port()}"
+        else:
+            receiver_base = stack.enter_context(serve_in_thread(create_app(receiver)))
         ids = agency_ids(agencies)
         pair = link(
             sender,
@@ -281,17 +347,26 @@ def site(
         inbox = f"{receiver_base}/v1/inbox"
         for organ_id in ids:
             pair.point_at(organ_id, inbox, concurrency=8)
-        receiver.start()
         workers: list[int] = []
+        receiver_pid = None
         if redis_url is None:
+            receiver.start()
             sender.start()
             cores = 1
         else:
+            # Set up here (keys, peers); from now on served by its own process only.
+            receiver_settings = {
+                "data_dir": str(receiver_dir),
+                "database_url": receiver_url,
+                "trust_dir": str(trust),
+                "port": int(receiver_base.rsplit(":", 1)[1]),
+            }
+            receiver_pid = stack.enter_context(receiver_process(receiver_settings, base))
             sender.start(workers=False)
             env = {**os.environ, **env}
             workers = stack.enter_context(worker_processes(env, WORKERS, base))
-            cores = min(usable_cpus(), 1 + WORKERS)
-        yield Site(pair, inbox, workers, cores)
+            cores = min(usable_cpus(), 2 + WORKERS)
+        yield Site(pair, inbox, workers, cores, receiver_pid)
 
 
 def prepare(s: Site, count: int, to: list[str]) -> list[str]:
@@ -337,6 +412,7 @@ class Flow:
     wall: float
     cpu: float  # seconds, every process of ours
     cpu_workers: float  # seconds, the worker processes' part of it
+    cpu_receiver: float  # seconds, the receiver's process's part of it (redis mode)
     delivered: list[float]  # send -> delivered, seconds, per document
     acknowledged: list[float]
     audit_entries: int  # written on both sides during the run
@@ -346,6 +422,7 @@ class Flow:
             self.wall + other.wall,
             self.cpu + other.cpu,
             self.cpu_workers + other.cpu_workers,
+            self.cpu_receiver + other.cpu_receiver,
             sorted(self.delivered + other.delivered),
             sorted(self.acknowledged + other.acknowledged),
             self.audit_entries + other.audit_entries,
@@ -373,10 +450,12 @@ def run_flow(s: Site, docs: list[str], window: int, timeout: float) -> Flow:
     """
     audit_sql = "SELECT count(*) FROM audit_entries"
     audit_before = count(s.sender, audit_sql) + count(s.receiver, audit_sql)
-    clerk = Clerk(s.receiver)
-    clerk.start()
+    clerk = Clerk(s.receiver)  # the receiver's own process runs its clerk
+    if s.receiver_pid is None:
+        clerk.start()
     workers0 = sum(proc_status(pid)[0] for pid in s.workers)
-    cpu0 = own_cpu() + workers0
+    receiver0 = proc_status(s.receiver_pid)[0] if s.receiver_pid else 0.0
+    cpu0 = own_cpu() + workers0 + receiver0
     clerk_actor = actor("clerk")
     started = time.perf_counter()
     deadline = started + timeout
@@ -396,13 +475,15 @@ def run_flow(s: Site, docs: list[str], window: int, timeout: float) -> Flow:
                 raise RuntimeError(f"{done}/{len(docs)} acknowledged; see the dispatches")
         wall = time.perf_counter() - started
         workers = sum(proc_status(pid)[0] for pid in s.workers) - workers0
-        cpu = own_cpu() + workers + workers0 - cpu0
+        receiver = (proc_status(s.receiver_pid)[0] if s.receiver_pid else 0.0) - receiver0
+        cpu = own_cpu() + workers + workers0 + receiver + receiver0 - cpu0
     finally:
-        clerk.stopping.set()
-        clerk.join()
+        if clerk.is_alive():
+            clerk.stopping.set()
+            clerk.join()
     audit = count(s.sender, audit_sql) + count(s.receiver, audit_sql) - audit_before
     delivered, acknowledged = latencies(s.sender, docs)
-    return Flow(wall, cpu, workers, delivered, acknowledged, audit)
+    return Flow(wall, cpu, workers, receiver, delivered, acknowledged, audit)
 
 
 def latencies(sender: Runtime, docs: list[str]) -> tuple[list[float], list[float]]:
@@ -566,7 +647,7 @@ class Ceiling:
         )
 
     def fresh_client_post(self, package: bytes, seconds: float) -> float:
-        """A package post with a new httpx.Client each time, as a delivery attempt makes."""
+        """A package post with a new httpx.Client each time (a new connection per post)."""
 
         def post() -> None:
             with httpx.Client(timeout=30) as client:
@@ -618,7 +699,7 @@ def section(
     # does not decide the ratio.
     taken = [measure()]
     half = len(docs) // 2
-    sampler = sampling.Sampler([os.getpid(), *s.workers]) if args.profile else None
+    sampler = sampling.Sampler([os.getpid(), *s.others]) if args.profile else None
     try:
         flow = run_flow(s, docs[:half], window, args.timeout)
         if sampler is None:
@@ -652,8 +733,9 @@ def section(
         f"({flow.cpu / len(docs) / total:.1f}x the pieces), "
         f"{flow.cpu / flow.wall:.2f} cores busy"
         + (
-            f" (this process {(flow.cpu - flow.cpu_workers) / flow.wall:.2f}, "
-            f"workers {flow.cpu_workers / flow.wall:.2f})"
+            f" (this process {(flow.cpu - flow.cpu_workers - flow.cpu_receiver) / flow.wall:.2f}, "
+            f"workers {flow.cpu_workers / flow.wall:.2f}, "
+            f"receiver {flow.cpu_receiver / flow.wall:.2f})"
             if s.workers
             else ""
         )
@@ -674,18 +756,24 @@ def section(
     )
     if profiles:
         here, workers = profiles[0], sampling.Stacks()
-        for stacks in profiles[1:]:
+        for stacks in profiles[1 : 1 + len(s.workers)]:
             workers.counts.update(stacks.counts)
         out(f"           profile of the timed flow, this process ({mode} N={n}):")
         out("\n".join(here.top(args.profile)))
         if s.workers:
             out(f"           profile of the timed flow, the {len(s.workers)} worker processes:")
             out("\n".join(workers.top(args.profile)))
+        if s.receiver_pid:
+            out("           profile of the timed flow, the receiver's process:")
+            out("\n".join(profiles[-1].top(args.profile)))
 
 
 def memory_line(s: Site, out: Callable[..., None]) -> None:
-    peaks = [f"this process (both installations) {memory_mb()[0]:.0f} MiB"]
+    here = "the sender" if s.receiver_pid else "both installations"
+    peaks = [f"this process ({here}) {memory_mb()[0]:.0f} MiB"]
     peaks += [f"worker {pid} {proc_status(pid)[1]:.0f} MiB" for pid in s.workers]
+    if s.receiver_pid:
+        peaks.append(f"receiver {s.receiver_pid} {proc_status(s.receiver_pid)[1]:.0f} MiB")
     out(f"  peak RSS: {', '.join(peaks)}")
 
 
@@ -705,7 +793,8 @@ def bench_mode(
             f"{mode}: sender + receiver ({most} agencies) "
             + (
                 f"on PostgreSQL {pg_url} (fsync, synchronous_commit on), Redis at {redis_url}, "
-                f"relay + scheduler here, {WORKERS} worker processes; "
+                f"sender's API, relay + scheduler here, {WORKERS} worker processes, "
+                f"the receiver in a process of its own; "
                 f"{s.cores} of {usable_cpus()} cpus counted"
                 if redis_url
                 else "on SQLite files (WAL, FULL), in-process workers (4 threads each)"
@@ -734,6 +823,9 @@ def samples_after_warmup(s: Site, args: argparse.Namespace) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--serve-receiver"]:  # the receiver's own process (redis mode)
+        return serve_receiver(json.loads(argv[1]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="recipients 1 and 5, few documents")
     parser.add_argument("--recipients", help="comma-separated (default 1,5,10,50)")

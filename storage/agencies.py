@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
+from .prepared import Prepared
 from .tables import Agency, ApiToken, User
 
 _agencies = Agency.__table__  # type: ignore[attr-defined]
@@ -51,6 +52,8 @@ USER_FIELDS = tuple(f.name for f in dataclasses.fields(UserRow))
 # Every column in the record's order, so that a row builds the record by position.
 _AGENCY_COLUMNS = tuple(_agencies.c[name] for name in AGENCY_FIELDS)
 _USER_COLUMNS = tuple(_users.c[name] for name in USER_FIELDS)
+# Every send reads its agency's numbering (see prepared.py).
+_AGENCY = Prepared(select(*_AGENCY_COLUMNS).where(_agencies.c.id == bindparam("agency_id")))
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,7 @@ class AgencyRepository:
         self.conn.execute(insert(_agencies), [dataclasses.asdict(row)])
 
     def agency(self, agency_id: str) -> AgencyRow | None:
-        query = select(*_AGENCY_COLUMNS).where(_agencies.c.id == agency_id)
-        row = self.conn.execute(query).first()
+        row = _AGENCY.first(self.conn, {"agency_id": agency_id})
         return AgencyRow(*row) if row else None
 
     def agencies(self, *, after: str | None = None, limit: int | None = None) -> list[AgencyRow]:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import rfc8785
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from .clock import as_utc
 from .prepared import Prepared
@@ -197,6 +197,12 @@ EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(AuditEvent))
 # Every column in the record's order, so that a row builds the record by position.
 _ROW_COLUMNS = tuple(_audit.c[name] for name in AUDIT_FIELDS)
 _EVENT_COLUMNS = tuple(_audit.c[name] for name in EVENT_FIELDS)
+# Every send reads its signing entries (see prepared.py).
+_ENTRIES = Prepared(
+    select(*_EVENT_COLUMNS)
+    .where(_audit.c.document_id == bindparam("document_id"), _audit.c.event == bindparam("event"))
+    .order_by(_audit.c.version)
+)
 
 
 def _row(row: Sequence[Any]) -> AuditRow:
@@ -223,11 +229,7 @@ class AuditRepository:
 
     def entries(self, document_id: str, event: str) -> list[AuditEvent]:
         """A document's entries of one event, oldest first."""
-        rows = self.conn.execute(
-            select(*_EVENT_COLUMNS)
-            .where(_audit.c.document_id == document_id, _audit.c.event == event)
-            .order_by(_audit.c.version)
-        )
+        rows = _ENTRIES.all(self.conn, {"document_id": document_id, "event": event})
         return [_event(r) for r in rows]
 
     def chain(self, document_id: str) -> list[AuditRow]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from .prepared import run_driver_sql
 
@@ -43,7 +45,38 @@ def make_engine(url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> 
         )
         _configure_sqlite(engine, synchronous)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled connection used less than this long ago answered then: taken as alive.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection on checkout when it has been idle a while.
+
+    What ``pool_pre_ping`` does, minus the round trip for a connection handed back
+    moments ago (under load, every one): a server restarted or a connection dropped
+    while it sat in the pool is found and replaced before a transaction uses it.
+    A connection that fails its ping is discarded and another one made, as the
+    SQLAlchemy pool does when a checkout listener raises ``DisconnectionError``.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["congvan_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("congvan_idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return  # just made, or just used
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # whatever the driver says: not usable
+            raise DisconnectionError(f"a pooled connection failed its ping: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:

@@ -74,7 +74,15 @@ class StatusRow:
     received_at: datetime
 
 
-_STATUS_COLUMNS = tuple(_statuses.c[f.name] for f in dataclasses.fields(StatusRow))
+_STATUS_FIELDS = tuple(f.name for f in dataclasses.fields(StatusRow))
+_STATUS_COLUMNS = tuple(_statuses.c[name] for name in _STATUS_FIELDS)
+_ATTEMPT_FIELDS = tuple(f.name for f in dataclasses.fields(AttemptRow))
+
+
+def _fields(record: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """A record's fields as a dict (``dataclasses.asdict`` deep-copies every value)."""
+    return {name: getattr(record, name) for name in names}
+
 
 # What every delivery attempt and dispatch transition run, built once and run through
 # Prepared (see prepared.py).
@@ -91,6 +99,25 @@ _LOG_ATTEMPT = Prepared(insert(_attempts))
 _LAST_ATTEMPT = Prepared(
     select(func.max(_attempts.c.attempt)).where(_attempts.c.dispatch_id == bindparam("dispatch_id"))
 )
+_BY_MESSAGE_ID = Prepared(select(*_COLUMNS).where(_d.message_id == bindparam("message_id")))
+_FOR_DOCUMENT = Prepared(
+    select(*_COLUMNS).where(_d.document_id == bindparam("document_id")).order_by(_d.organ_id)
+)
+_IN_FLIGHT = Prepared(
+    select(func.count()).where(
+        _d.organ_id == bindparam("organ_id"),
+        _d.posting_until > bindparam("now"),
+        _d.id != bindparam("besides"),
+    )
+)
+_RECEIPT = Prepared(select(_d.receipt, _d.receipt_cms).where(_by_id))
+_CREATE = Prepared(insert(_dispatches))
+_STATUS_KEPT = Prepared(
+    select(_statuses.c.id).where(
+        _statuses.c.dispatch_id == bindparam("dispatch_id"), _statuses.c.code == bindparam("code")
+    )
+)
+_KEEP_STATUS = Prepared(insert(_statuses))
 _STATUSES_OF = Prepared(
     select(*_STATUS_COLUMNS)
     .where(_statuses.c.dispatch_id == bindparam("dispatch_id"))
@@ -104,7 +131,7 @@ class DispatchRepository:
 
     def create(self, rows: Sequence[DispatchRow]) -> None:
         if rows:
-            self.conn.execute(insert(_dispatches), [dataclasses.asdict(r) for r in rows])
+            _CREATE.execute(self.conn, [_fields(r, DISPATCH_FIELDS) for r in rows])
 
     def seal(self, dispatch_id: str, sealed: SealedDispatch) -> None:
         """Keep the package header every attempt of this dispatch sends."""
@@ -124,27 +151,23 @@ class DispatchRepository:
         _UPDATE.rowcount(self.conn, params)
 
     def receipt(self, dispatch_id: str) -> tuple[bytes, bytes] | None:
-        c = _dispatches.c
-        row = self.conn.execute(select(c.receipt, c.receipt_cms).where(c.id == dispatch_id)).first()
+        row = _RECEIPT.first(self.conn, {"dispatch_id": dispatch_id})
         if row is None or row[0] is None or row[1] is None:
             return None
         return bytes(row[0]), bytes(row[1])
 
     def by_message_id(self, message_id: str) -> DispatchRow | None:
-        row = self.conn.execute(
-            select(*_COLUMNS).where(_dispatches.c.message_id == message_id)
-        ).first()
+        row = _BY_MESSAGE_ID.first(self.conn, {"message_id": message_id})
         return DispatchRow(*row) if row else None
 
     def keep_status(self, status: StatusRow) -> bool:
         """Keep a status message; False when this code was kept for the dispatch already."""
-        c = _statuses.c
-        seen = self.conn.execute(
-            select(c.id).where(c.dispatch_id == status.dispatch_id, c.code == status.code)
-        ).first()
+        seen = _STATUS_KEPT.first(
+            self.conn, {"dispatch_id": status.dispatch_id, "code": status.code}
+        )
         if seen is not None:
             return False
-        self.conn.execute(insert(_statuses), [dataclasses.asdict(status)])
+        _KEEP_STATUS.execute(self.conn, [_fields(status, _STATUS_FIELDS)])
         return True
 
     def statuses_of(self, dispatch_id: str) -> list[StatusRow]:
@@ -167,7 +190,7 @@ class DispatchRepository:
         return found
 
     def log_attempt(self, attempt: AttemptRow) -> None:
-        _LOG_ATTEMPT.execute(self.conn, [dataclasses.asdict(attempt)])
+        _LOG_ATTEMPT.execute(self.conn, [_fields(attempt, _ATTEMPT_FIELDS)])
 
     def attempts_logged(self, dispatch_id: str) -> int:
         """The number of the dispatch's last logged attempt (0: none yet)."""
@@ -188,19 +211,14 @@ class DispatchRepository:
         return DispatchRow(*row) if row else None
 
     def for_document(self, document_id: str) -> list[DispatchRow]:
-        c = _dispatches.c
-        rows = self.conn.execute(
-            select(*_COLUMNS).where(c.document_id == document_id).order_by(c.organ_id)
-        )
+        rows = _FOR_DOCUMENT.all(self.conn, {"document_id": document_id})
         return [DispatchRow(*r) for r in rows]
 
     def in_flight(self, organ_id: str, now: datetime, *, besides: str = "") -> int:
         """How many attempts to deliver to ``organ_id`` are under way (their lease live)."""
-        c = _dispatches.c
-        query = select(func.count()).where(
-            c.organ_id == organ_id, c.posting_until > now, c.id != besides
-        )
-        return int(self.conn.execute(query).scalar_one())
+        params = {"organ_id": organ_id, "now": now, "besides": besides}
+        row = _IN_FLIGHT.first(self.conn, params)
+        return int(row[0]) if row is not None else 0
 
     def posting(self, dispatch_id: str, until: datetime | None) -> None:
         """An attempt is under way until ``until`` (its lease); None: it has ended."""

@@ -92,7 +92,7 @@ _HEAD = Prepared(_head)
 _HEAD_FOR_UPDATE = Prepared(_head.with_for_update())
 # Every column in DocumentRow's order, so that a row builds the record by position.
 DOCUMENT_COLUMNS = tuple(_c[name] for name in DOCUMENT_FIELDS)
-_GET = select(*DOCUMENT_COLUMNS).where(_c.id == bindparam("document_id"))
+_GET = Prepared(select(*DOCUMENT_COLUMNS).where(_c.id == bindparam("document_id")))
 _CURRENT_VERSION = select(_c.version).where(_c.id == bindparam("document_id"))
 
 
@@ -151,6 +151,18 @@ _by_digest = _blobs.c.sha256 == bindparam("sha256")
 _BLOB = Prepared(select(_blobs.c.data).where(_by_digest))
 _BLOB_STORED = Prepared(select(_blobs.c.sha256).where(_by_digest))
 _PUT_BLOB = Prepared(insert(_blobs))
+_ATTACHMENTS = Prepared(
+    select(
+        _attachments.c.id,
+        _attachments.c.sha256,
+        _attachments.c.filename,
+        _attachments.c.media_type,
+        _attachments.c.size,
+        _attachments.c.role,
+    )
+    .where(_attachments.c.document_id == bindparam("document_id"))
+    .order_by(_attachments.c.position)
+)
 _RECIPIENTS = Prepared(
     select(_recipients.c.organ_id, _recipients.c.name)
     .where(_recipients.c.document_id == bindparam("document_id"))
@@ -257,7 +269,7 @@ class DocumentRepository:
         self.conn.execute(_INSERT, [dict(row)])
 
     def get(self, document_id: str) -> DocumentRow | None:
-        row = self.conn.execute(_GET, {"document_id": document_id}).first()
+        row = _GET.first(self.conn, {"document_id": document_id})
         return DocumentRow(*row) if row else None
 
     def load(self, document_id: str) -> DocumentRow:
@@ -340,12 +352,7 @@ class DocumentRepository:
             )
 
     def attachments(self, document_id: str) -> list[AttachmentRow]:
-        c = _attachments.c
-        rows = self.conn.execute(
-            select(c.id, c.sha256, c.filename, c.media_type, c.size, c.role)
-            .where(c.document_id == document_id)
-            .order_by(c.position)
-        )
+        rows = _ATTACHMENTS.all(self.conn, {"document_id": document_id})
         return [AttachmentRow(*r) for r in rows]
 
     def count(self, agency_id: str | None = None) -> int:

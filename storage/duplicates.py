@@ -21,6 +21,7 @@ from sqlalchemy import (
 from congvan.states.document import DRAFT, ISSUED
 from congvan.states.policy import Series
 
+from .prepared import Prepared
 from .tables import Attachment, Dispatch, Document
 
 _documents = Document.__table__  # type: ignore[attr-defined]
@@ -47,7 +48,7 @@ def _holds_a_number(exclude: str) -> ColumnElement[bool]:
 
 
 @functools.cache
-def _sent_with_number(legal_normative: bool, doc_type: bool, symbol: bool) -> Select[Any]:
+def _sent_with_number(legal_normative: bool, doc_type: bool, symbol: bool) -> Prepared:
     """The query of ``sent_with_number`` for a series of this shape, built once.
 
     Every ``send`` asks it (twice: before its transaction and under its lock); building
@@ -59,7 +60,7 @@ def _sent_with_number(legal_normative: bool, doc_type: bool, symbol: bool) -> Se
         where.append(d.doc_type == bindparam("doc_type"))
     if symbol:
         where.append(d.symbol == bindparam("symbol"))
-    return (
+    return Prepared(
         select(d.id, d.state)
         .where(
             d.agency_id == bindparam("agency_id"),
@@ -67,25 +68,40 @@ def _sent_with_number(legal_normative: bool, doc_type: bool, symbol: bool) -> Se
             *where,
             func.substr(d.issued_on, 1, 4) == bindparam("year"),
             d.id != bindparam("exclude"),
-            d.state.in_(ISSUED),
+            d.state.in_([bindparam(f"state_{i}", s) for i, s in enumerate(ISSUED)]),
         )
         .order_by(d.id)
         .limit(1)
     )
 
 
-_SENT_WITH_FILE = (
-    select(_dispatches.c.document_id.label("id"), _dispatches.c.organ_id)
-    .join(_attachments, _attachments.c.document_id == _dispatches.c.document_id)
-    .where(
-        _attachments.c.sha256 == bindparam("sha256"),
-        _attachments.c.role == "main",
-        _dispatches.c.organ_id.in_(bindparam("organ_ids", expanding=True)),
-        _dispatches.c.document_id != bindparam("exclude"),
+# Statements for up to this many recipients are kept, one per count (a list of binds is
+# what Prepared runs); a longer list goes through Connection.execute with an expanding IN.
+_FILE_LISTS = 64
+
+
+def _sent_with_file_query(organ_ids: Any) -> Select[Any]:
+    return (
+        select(_dispatches.c.document_id.label("id"), _dispatches.c.organ_id)
+        .join(_attachments, _attachments.c.document_id == _dispatches.c.document_id)
+        .where(
+            _attachments.c.sha256 == bindparam("sha256"),
+            _attachments.c.role == "main",
+            _dispatches.c.organ_id.in_(organ_ids),
+            _dispatches.c.document_id != bindparam("exclude"),
+        )
+        .order_by(_dispatches.c.document_id)
+        .limit(1)
     )
-    .order_by(_dispatches.c.document_id)
-    .limit(1)
-)
+
+
+_SENT_WITH_FILE = _sent_with_file_query(bindparam("organ_ids", expanding=True))
+
+
+@functools.cache
+def _sent_with_file(count: int) -> Prepared:
+    """``sent_with_file``'s query for ``count`` recipients, built once."""
+    return Prepared(_sent_with_file_query([bindparam(f"organ_{i}") for i in range(count)]))
 
 
 class DuplicateRepository:
@@ -124,8 +140,8 @@ class DuplicateRepository:
             params["doc_type"] = series.doc_type
         if series.symbol is not None:
             params["symbol"] = series.symbol
-        row = self.conn.execute(query, params).first()
-        return dict(row._mapping) if row else None
+        row = query.first(self.conn, params)
+        return {"id": row[0], "state": row[1]} if row else None
 
     def shared_numbers(
         self, agency_id: str, from_year: str, *, limit: int = 20
@@ -167,6 +183,13 @@ class DuplicateRepository:
         """An earlier document whose main file, with these bytes, went to one of these."""
         if not organ_ids:
             return None
-        params = {"sha256": sha256, "organ_ids": list(organ_ids), "exclude": exclude}
-        row = self.conn.execute(_SENT_WITH_FILE, params).first()
-        return dict(row._mapping) if row else None
+        if len(organ_ids) > _FILE_LISTS:
+            params = {"sha256": sha256, "organ_ids": list(organ_ids), "exclude": exclude}
+            found = self.conn.execute(_SENT_WITH_FILE, params).first()
+            row = tuple(found) if found else None
+        else:
+            binds = {f"organ_{i}": organ_id for i, organ_id in enumerate(organ_ids)}
+            row = _sent_with_file(len(organ_ids)).first(
+                self.conn, {"sha256": sha256, "exclude": exclude, **binds}
+            )
+        return {"id": row[0], "organ_id": row[1]} if row else None

@@ -58,6 +58,8 @@ _PENDING_SKIP_LOCKED = Prepared(_pending.with_for_update(skip_locked=True))
 _CLAIM = Prepared(
     update(_outbox).where(_by_id).values(status=RUNNING, lease_until=bindparam("lease_until"))
 )
+# The relay marks each batch it hands the broker: one row per job, run as one executemany.
+_MARK = Prepared(update(_outbox).where(_by_id))  # SET: the columns given
 _WAIT = Prepared(update(_outbox).where(_by_id).values(status=WAITING, lease_until=None))
 _FINISH = Prepared(
     update(_outbox)
@@ -123,7 +125,8 @@ class OutboxRepository:
         values: dict[str, Any] = {"status": status}
         if column:
             values[column] = at
-        self.conn.execute(update(_outbox).where(_outbox.c.id.in_(list(job_ids))).values(values))
+        if job_ids:
+            _MARK.execute(self.conn, [{"job_id": job_id, **values} for job_id in job_ids])
 
     def claim(self, job_id: str, lease_until: datetime) -> None:
         """A worker takes the job: running, and its own until ``lease_until``."""

@@ -10,11 +10,15 @@ the per-execution bookkeeping is skipped. Driver errors go through SQLAlchemy's 
 handler, so callers see the same ``sqlalchemy.exc`` classes and a lost connection is
 invalidated as usual.
 
+Several rows of one statement (an INSERT of a transition's audit entries, dispatches,
+jobs) run as one ``executemany`` on the driver's cursor, each row's values prepared as
+for one row, when every row names the same parameters.
+
 Whenever that bookkeeping could matter, the statement goes through ``Connection.execute``
 instead, unchanged: outside a transaction (autobegin), with echo/INFO logging on, with any
-statement or cursor event listened for, with a schema translate map, for several rows at
-once, or when the statement needs something this path does not reproduce (Python-side
-callable defaults, expanding or literal-execute parameters). A SELECT's rows are
+statement or cursor event listened for, with a schema translate map, for rows naming
+different parameters, or when the statement needs something this path does not reproduce
+(Python-side callable defaults, expanding or literal-execute parameters). A SELECT's rows are
 converted by the result processors SQLAlchemy would pick for the same columns and the
 same driver column types (SQLite's text-as-datetime, for one), chosen once per set of
 driver types.
@@ -122,16 +126,16 @@ class Prepared:
                 return None  # a value is missing (let SQLAlchemy say which) or computed
             defaults[name] = bind.value  # a literal the statement carries: x = 'done'
         names = tuple(compiled.bind_names.values())
-        processors = []
+        processors: dict[str, _BindProcessor] = {}  # by name: one name may be bound twice
         for bind, name in compiled.bind_names.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
-                processors.append((name, processor))
+                processors.setdefault(name, processor)
         return _Plan(
             sql=compiled.string,
             positional=bool(compiled.positional),
             names=tuple(compiled.positiontup) if compiled.positional else names,
-            processors=tuple(processors),
+            processors=tuple(processors.items()),
             defaults=tuple(defaults.items()),
             # What Connection.execute's result metadata reads: each column's type.
             result_types=tuple(entry[3] for entry in compiled._result_columns),
@@ -141,26 +145,33 @@ class Prepared:
     # -- execution -----------------------------------------------------------------------
 
     def _fast(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> _Plan | None:
-        if len(rows) != 1 or not conn.in_transaction() or not unobserved(conn):
+        if not rows or not conn.in_transaction() or not unobserved(conn):
             return None
         if conn.get_execution_options().get("schema_translate_map"):
             return None
-        return self._plan(conn.dialect, tuple(sorted(rows[0])))
+        keys = tuple(sorted(rows[0]))
+        if len(rows) > 1 and any(tuple(sorted(row)) != keys for row in rows[1:]):
+            return None  # rows naming different parameters: SQLAlchemy sorts them out
+        return self._plan(conn.dialect, keys)
+
+    @staticmethod
+    def _params(plan: _Plan, row: Mapping[str, Any]) -> Any:
+        """One row's parameters as the driver takes them: defaults added, values bound."""
+        values = dict(row)
+        for name, value in plan.defaults:
+            values[name] = value
+        for name, processor in plan.processors:
+            values[name] = processor(values[name])
+        if plan.positional:
+            return tuple([values[n] for n in plan.names])
+        return {n: values[n] for n in plan.names}
 
     def _run(self, conn: Connection, plan: _Plan, row: Mapping[str, Any]) -> Any:
         fairy = conn.connection  # raises as Connection.execute would on a dead transaction
         cursor: Any = None
         params: Any = None
         try:
-            values = dict(row)
-            for name, value in plan.defaults:
-                values[name] = value
-            for name, processor in plan.processors:
-                values[name] = processor(values[name])
-            if plan.positional:
-                params = tuple([values[n] for n in plan.names])
-            else:
-                params = {n: values[n] for n in plan.names}
+            params = self._params(plan, row)
             cursor = fairy.cursor()
             cursor.execute(plan.sql, params)
         except BaseException as exc:  # noqa: BLE001 -- handed on, as Connection.execute does
@@ -168,6 +179,18 @@ class Prepared:
             # found dead is invalidated. It always raises.
             conn._handle_dbapi_exception(exc, plan.sql, params, cursor, None)
         return cursor
+
+    def _run_many(self, conn: Connection, plan: _Plan, rows: Sequence[Mapping[str, Any]]) -> None:
+        fairy = conn.connection
+        cursor: Any = None
+        params: Any = None
+        try:
+            params = [self._params(plan, row) for row in rows]
+            cursor = fairy.cursor()
+            cursor.executemany(plan.sql, params)
+            cursor.close()
+        except BaseException as exc:  # noqa: BLE001 -- handed on, as Connection.execute does
+            conn._handle_dbapi_exception(exc, plan.sql, params, cursor, None)
 
     @staticmethod
     def _convert(conn: Connection, plan: _Plan, cursor: Any, rows: list[Any]) -> list[Any]:
@@ -198,8 +221,10 @@ class Prepared:
         plan = self._fast(conn, rows)
         if plan is None:
             conn.execute(self.statement, list(rows))
-            return
-        self._run(conn, plan, rows[0]).close()
+        elif len(rows) == 1:
+            self._run(conn, plan, rows[0]).close()
+        else:
+            self._run_many(conn, plan, rows)
 
     def rowcount(self, conn: Connection, params: Mapping[str, Any]) -> int:
         """Execute a DML statement once; how many rows it matched."""

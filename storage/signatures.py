@@ -7,12 +7,14 @@ back as the dataclass, also from rows stored in the shape before it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from congvan.states.certificates import CertificateDescription
 
@@ -93,13 +95,14 @@ _CRL_COLUMNS = tuple(_crls.c[name] for name in CRL_FIELDS)
 
 # What every verification and every signing by an agency reads, built once: building a
 # statement and its cache key costs more than SQLite takes to run it.
-_ROOT_FINGERPRINTS = select(_certs.c.fingerprint).where(_certs.c.kind == "root")
+# Every delivery, inbox and status message reads these (see prepared.py).
+_ROOT_FINGERPRINTS = Prepared(select(_certs.c.fingerprint).where(_certs.c.kind == "root"))
 _newest_crl = (
     select(_crls.c.issuer_fingerprint, func.max(_crls.c.number).label("number"))
     .group_by(_crls.c.issuer_fingerprint)
     .subquery()
 )
-_LATEST_CRLS = (
+_LATEST_CRLS = Prepared(
     select(*_CRL_COLUMNS)
     .join(
         _newest_crl,
@@ -108,8 +111,8 @@ _LATEST_CRLS = (
     )
     .order_by(_crls.c.issuer_fingerprint)
 )
-_USABLE = (
-    select(_certs)
+_USABLE = Prepared(
+    select(*_CERTIFICATE_COLUMNS)
     .where(
         _certs.c.agency_id == bindparam("agency_id"),
         _certs.c.kind == bindparam("kind"),
@@ -158,7 +161,7 @@ class SignatureRepository:
 
     def root_fingerprints(self) -> list[str]:
         """The fingerprints of the roots stored here (pinned or not)."""
-        return [str(fp) for fp in self.conn.execute(_ROOT_FINGERPRINTS).scalars()]
+        return [str(row[0]) for row in _ROOT_FINGERPRINTS.all(self.conn, {})]
 
     def signing_certificate(
         self, agency_id: str, username: str, at: datetime
@@ -169,7 +172,7 @@ class SignatureRepository:
     def agency_certificate(self, agency_id: str, at: datetime) -> CertificateRow | None:
         """The agency's newest unrevoked organisational certificate with a stored key."""
         params = {"agency_id": agency_id, "kind": "agency", "at": at}
-        row = self.conn.execute(_USABLE, params).first()
+        row = _USABLE.first(self.conn, params)
         return _certificate(row) if row else None
 
     def _usable(
@@ -230,7 +233,7 @@ class SignatureRepository:
 
     def latest_crl_rows(self) -> list[CrlRow]:
         """The newest CRL row of every issuer, in issuer order."""
-        return [CrlRow(*r) for r in self.conn.execute(_LATEST_CRLS)]
+        return [CrlRow(*r) for r in _LATEST_CRLS.all(self.conn, {})]
 
     # signatures -----------------------------------------------------------------------------
 
@@ -247,8 +250,14 @@ class SignatureRepository:
         return SignatureRow(*row) if row else None
 
 
-def _certificate(row: Row[Any]) -> CertificateRow:
-    """A certificate row with its ``subject`` read into a ``CertificateDescription``."""
-    values = dict(row._mapping)
-    values["subject"] = CertificateDescription.from_dict(json.loads(values["subject"]))
+def _certificate(row: Sequence[Any]) -> CertificateRow:
+    """A row of ``_CERTIFICATE_COLUMNS`` with its ``subject`` read into a description."""
+    values = dict(zip(CERTIFICATE_FIELDS, row, strict=True))
+    values["subject"] = _description(values["subject"])
     return CertificateRow(**values)
+
+
+@functools.lru_cache(maxsize=256)
+def _description(subject: str) -> CertificateDescription:
+    """A stored ``subject`` read (the same few certificates are read on every delivery)."""
+    return CertificateDescription.from_dict(json.loads(subject))

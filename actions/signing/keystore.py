@@ -395,6 +395,8 @@ def trust_material(uow: UnitOfWork, store: TrustStore) -> TrustMaterial:
     root (or the CA on the path) that issued it; a CRL nobody trusted signed counts for
     nothing.
     """
-    pinned = store.fingerprints()
+    pins = store.pinned()  # one look at the directory for both
+    pinned = {p.fingerprint for p in pins}
     ignored = tuple(fp for fp in uow.signatures.root_fingerprints() if fp not in pinned)
-    return TrustMaterial(roots=store.roots(), crls=uow.signatures.latest_crls(), ignored=ignored)
+    roots = [p.certificate for p in pins]
+    return TrustMaterial(roots=roots, crls=uow.signatures.latest_crls(), ignored=ignored)

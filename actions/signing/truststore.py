@@ -93,13 +93,15 @@ class TrustStore:
 
     def _listing(self) -> tuple[tuple[str, int, int], ...]:
         try:
-            entries = sorted(
-                (e for e in os.scandir(self.directory) if e.name.endswith(SUFFIX) and e.is_file()),
-                key=lambda e: e.name,
-            )
+            with os.scandir(self.directory) as scan:
+                entries = sorted(
+                    (e for e in scan if e.name.endswith(SUFFIX) and e.is_file()),
+                    key=lambda e: e.name,
+                )
         except FileNotFoundError:
             return ()
-        return tuple((e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in entries)
+        stats = [(e.name, e.stat()) for e in entries]  # one stat per file
+        return tuple((name, st.st_mtime_ns, st.st_size) for name, st in stats)
 
     def _read(self, name: str) -> Pinned:
         path = self.directory / name

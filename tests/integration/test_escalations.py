@@ -426,5 +426,5 @@ def test_an_escalation_is_mailed_to_whom_the_agency_routes_it(
     assert recipients == ["chanh.vp@hue.gov.vn"]
     assert message["Subject"].startswith("[congvan] Văn bản chưa được gửi đúng hạn")
     text = message.get_content()
-    assert "đã ký nhưng chưa phát hành đúng hạn" in text
+    assert "Việc cần làm: Phát hành ngay hoặc ghi rõ lý do chưa phát hành." in text
     assert "Trích yếu: " in text and "Mã cảnh báo: " in text

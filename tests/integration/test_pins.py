@@ -16,22 +16,38 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeEngine
 
+from congvan.actions.context import TransitionContext
+from congvan.states.policy import number_series
 from congvan.storage import (
+    agencies,
     audit,
     dispatches,
     documents,
+    duplicates,
     outbox,
     peers,
     received,
     signatures,
     timers,
 )
+from congvan.storage.clock import as_utc
 from congvan.storage.prepared import Prepared
 from congvan.workflow.bootstrap import Runtime
 
-from ..factories import actor, create_document
+from ..factories import SAMPLE_RECIPIENTS, actor, create_document, sample_file
 
-_MODULES = (audit, dispatches, documents, outbox, peers, received, signatures, timers)
+_MODULES = (
+    agencies,
+    audit,
+    dispatches,
+    documents,
+    duplicates,
+    outbox,
+    peers,
+    received,
+    signatures,
+    timers,
+)
 
 
 def _statements() -> dict[str, Prepared]:
@@ -108,3 +124,92 @@ def test_rows_on_the_fast_path_are_converted_as_sqlalchemy_converts_them(runtime
         assert slow is not None and fast is not None
         assert [(v, type(v)) for v in fast] == [(v, type(v)) for v in tuple(slow)]
         assert outbox._GET.all(uow.conn, {"job_id": "j-1"}) == [fast]
+
+
+def test_the_duplicate_guard_reads_on_the_fast_path(runtime: Runtime) -> None:
+    # Given a numbered draft with a main file and its recipients
+    document_id = create_document(runtime, files=[sample_file()])
+
+    # When send's not_duplicate guard looks for an earlier number or file
+    with runtime.uow(readonly=True) as uow:
+        head = uow.documents.head(document_id)
+        assert head is not None
+        ctx = TransitionContext(uow, head, "send", actor("clerk"), {}, runtime.clock())
+        assert runtime.engine.guards["not_duplicate"](ctx) == (True, "")
+        doc = uow.documents.load(document_id)
+        agency = uow.agencies.agency(doc.agency_id)
+        assert agency is not None
+        series = number_series(agency.numbering, doc.as_dict())
+
+    # Then every statement it ran was planned for this database, none fell back
+    dialect = runtime.db.dialect
+    built = {
+        "sent_with_number": duplicates._sent_with_number(
+            bool(series.legal_normative), series.doc_type is not None, series.symbol is not None
+        ),
+        "sent_with_file": duplicates._sent_with_file(len(SAMPLE_RECIPIENTS)),
+        "agency": agencies._AGENCY,
+        "document": documents._GET,
+        "attachments": documents._ATTACHMENTS,
+    }
+    plans = {name: statement._plans.get(dialect) for name, statement in built.items()}
+    assert {name for name, found in plans.items() if not found} == set()
+    assert {name for name, found in plans.items() if None in found.values()} == set()
+
+
+def test_several_rows_run_at_once_on_the_fast_path(runtime: Runtime) -> None:
+    # Given three timer rows, inserted in one call
+    due = runtime.clock()
+    rows = [
+        {"id": f"t-{i}", "kind": "k", "ref_id": "r", "due_at": due, "payload": "{}"}
+        for i in range(3)
+    ]
+    statement = timers._INSERT
+    with runtime.uow() as uow:
+        statement.execute(uow.conn, rows)
+        # Then each row is stored as Connection.execute would store it, due at its time
+        stored = uow.conn.execute(
+            timers._INSERT.statement.table.select().order_by("id")  # type: ignore[attr-defined]
+        ).all()
+        assert [(r.id, as_utc(r.due_at)) for r in stored] == [(f"t-{i}", due) for i in range(3)]
+        # And a second row with a taken key is SQLAlchemy's IntegrityError, as from execute()
+        again = [{**rows[0], "id": "t-9"}, rows[1]]
+        with pytest.raises(IntegrityError):
+            statement.execute(uow.conn, again)
+    assert None not in statement._plans[runtime.db.dialect].values()
+
+
+def test_rows_naming_different_parameters_are_stored_as_sqlalchemy_stores_them(
+    runtime: Runtime,
+) -> None:
+    # Given two pairs of job rows, the second of each naming a lease the first does not
+    now = runtime.clock()
+    base = {"action": "a", "queue": "default", "status": "pending", "attempts": 0}
+
+    def jobs(first: str, second: str) -> list[dict[str, Any]]:
+        return [
+            {**base, "id": first, "created_at": now, "payload": "{}"},
+            {**base, "id": second, "created_at": now, "payload": "{}", "lease_until": now},
+        ]
+
+    with runtime.uow() as uow:
+        # When one pair goes through Prepared and the other through Connection.execute
+        outbox._INSERT.execute(uow.conn, jobs("j-1", "j-2"))
+        uow.conn.execute(outbox._INSERT.statement, jobs("j-3", "j-4"))
+        # Then both pairs are stored alike
+        read = [outbox._GET.first(uow.conn, {"job_id": f"j-{i}"}) for i in range(1, 5)]
+    assert [r[1:] for r in read[:2] if r] == [r[1:] for r in read[2:] if r]
+    assert len([r for r in read if r]) == 4
+
+
+def test_a_name_bound_twice_is_converted_once(runtime: Runtime) -> None:
+    # Given the agency certificate query, which compares one moment with two columns
+    statement = signatures._USABLE
+    params = {"agency_id": "000.00.00.H57", "kind": "agency", "at": runtime.clock()}
+    with runtime.uow(readonly=True) as uow:
+        # When it runs on the fast path and through Connection.execute
+        fast = statement.first(uow.conn, params)
+        slow = uow.conn.execute(statement.statement, params).first()
+    # Then both answer alike (SQLite binds a datetime as text: converting twice would fail)
+    assert fast == (tuple(slow) if slow is not None else None)
+    assert None not in statement._plans[runtime.db.dialect].values()

@@ -22,7 +22,7 @@ from congvan.states.errors import (
 )
 from congvan.storage.schema import ensure_migrated
 
-from .deps import get_runtime
+from .deps import runtime_of
 
 log = logging.getLogger("congvan.api")
 
@@ -44,7 +44,7 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 
 def _form_error(request: Request, cause: MultiPartException) -> CongvanError | None:
     """The multipart parser's refusal in our words: the same mistake, the same code."""
-    settings = get_runtime(request).settings
+    settings = runtime_of(request).settings
     message = str(cause.message)
     if message.startswith("Too many files"):
         return TooManyAttachments(
@@ -65,7 +65,7 @@ def database_error(request: Request, cause: DBAPIError) -> DatabaseUnavailable |
     """What a failed statement says about the database: unreachable, not migrated, or
     nothing (``None``: the statement itself was wrong, which is our bug)."""
     try:
-        ensure_migrated(get_runtime(request).db)
+        ensure_migrated(runtime_of(request).db)
     except DatabaseNotReady as not_ready:  # its message names the database: not for clients
         return DatabaseNotReady(**not_ready.details)
     except SQLAlchemyError:

@@ -94,11 +94,12 @@ status_router = APIRouter(prefix="/v1/status", tags=["exchange"])
     response_model=StatusTaken,
     responses=errors(400, 401, 403, *STORED),
 )
-def take_status(message: StatusIn, statuses: StatusesDep) -> dict[str, Any]:
+async def take_status(message: StatusIn, statuses: StatusesDep) -> dict[str, Any]:
     try:
         body = base64.b64decode(message.status, validate=True)
         cms = base64.b64decode(message.status_cms, validate=True)
     except ValueError as exc:
         raise MessageMalformed("The status message is not base64.", reason="base64") from exc
-    taken = statuses.accept(body, cms)
+    # The database and the signature check in the thread pool; the answer made here.
+    taken = await run_in_threadpool(statuses.accept, body, cms)
     return {"dispatch_id": taken.dispatch_id, "state": taken.state, "new": taken.new}

@@ -58,7 +58,7 @@ def check_limit(limit: int, max_page_size: int) -> None:
         raise InvalidInput(f"limit is at most {max_page_size}.", field="limit", max=max_page_size)
 
 
-def _paging(
+async def _paging(
     settings: SettingsDep,
     cursor: Annotated[
         str | None, Query(max_length=200, description="next_cursor of the page before")

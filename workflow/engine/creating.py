@@ -188,8 +188,8 @@ def receive_once(
         if on_arrival is not None:
             urgency = int(meta.get("urgency") or 0)
             on_arrival(uow, arrival.id, arrival.agency_id, urgency, now)
+        stored = uow.received.get(arrival.id)  # as committed, read in its transaction
         uow.commit()
-        stored = uow.received.get(arrival.id)
     assert stored is not None
     log.info(
         "document received",
