@@ -1,7 +1,8 @@
 """The ``congvan`` command: one parser assembled from the command groups, and ``main``.
 
 Each group is a module that registers its own subcommands: serving (serve, worker,
-scheduler, migrate, demo), directory (agencies, authorities, tokens), peers, documents, keys,
+scheduler, migrate, demo), directory (agencies, authorities, tokens), peers, documents,
+explain (explain, stuck), keys,
 audit, evidence (export and verify a bundle), verify (with verdict, how a verdict is
 shown), timers and graph.
 """
@@ -15,10 +16,34 @@ from collections.abc import Sequence
 
 from congvan.states.errors import CongvanError, InvalidEncoding
 
-from . import audit, directory, documents, evidence, graph, keys, peers, serving, timers, verify
+from . import (
+    audit,
+    directory,
+    documents,
+    evidence,
+    explain,
+    graph,
+    keys,
+    peers,
+    serving,
+    timers,
+    verify,
+)
 from .runtime import settings_from
 
-GROUPS = (serving, directory, peers, documents, keys, audit, evidence, verify, timers, graph)
+GROUPS = (
+    serving,
+    directory,
+    peers,
+    documents,
+    explain,
+    keys,
+    audit,
+    evidence,
+    verify,
+    timers,
+    graph,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
