@@ -98,6 +98,12 @@ ALARMS = frozenset(
 )
 
 
+# What a recipient still waits for (a sent document's headline when nothing is wrong).
+RECIPIENT_WAITS = frozenset(
+    {WAITING_FOR_RETRY, ATTEMPT_IN_PROGRESS, JOB_QUEUED, AWAITING_ACKNOWLEDGEMENT}
+)
+
+
 @dataclass(frozen=True)
 class JobFacts:
     """An outbox job of the document; ``dispatch_id`` when it delivers to one recipient.
@@ -226,9 +232,13 @@ class Explanation:
         return self.document + tuple(f for r in self.recipients for f in r.findings)
 
     def headline(self) -> Finding:
-        """The finding to show first: the first alarm, else the document's own step."""
+        """The finding to show first: the first alarm, else the first recipient's wait,
+        else the document's own step."""
         every = self.all()
-        return next((f for f in every if f.alarm), every[0])
+        return next(
+            (f for f in every if f.alarm),
+            next((f for f in every if f.code in RECIPIENT_WAITS), every[0]),
+        )
 
 
 def working_time_between(calendar: WorkingDays, start: datetime, end: datetime) -> timedelta:

@@ -18,8 +18,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
-    text,
     select,
+    text,
     union_all,
 )
 from sqlmodel import Field, SQLModel
