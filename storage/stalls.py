@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, literal_column, or_, select
+from sqlalchemy import Connection, Select, and_, exists, literal_column, or_, select
 
 from congvan.states.document import ACKNOWLEDGED
 
@@ -34,7 +34,7 @@ _statuses = DispatchStatus.__table__  # type: ignore[attr-defined]
 UNFINISHED = _documents.c.state != literal_column(f"'{ACKNOWLEDGED}'")
 
 
-def _news_since(cutoff: datetime) -> list[object]:
+def _news_since(cutoff: datetime) -> list[Any]:
     """Conditions: no attempt ended and no status arrived for the document since ``cutoff``."""
     d, x = _documents.c, _dispatches.c
     attempt = (
@@ -50,6 +50,24 @@ def _news_since(cutoff: datetime) -> list[object]:
     return [~exists(attempt), ~exists(status)]
 
 
+def stalled_query(
+    agency_id: str | None,
+    cutoff: datetime,
+    *,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> Select[Any]:
+    """The statement :func:`stalled` runs (its plan is what the index is for)."""
+    d = _documents.c
+    query = select(*DOCUMENT_COLUMNS).where(UNFINISHED, d.updated_at < cutoff, *_news_since(cutoff))
+    if agency_id is not None:
+        query = query.where(d.agency_id == agency_id)
+    if after is not None:
+        at, last_id = after
+        query = query.where(or_(d.updated_at > at, and_(d.updated_at == at, d.id > last_id)))
+    return query.order_by(d.updated_at, d.id).limit(limit)
+
+
 def stalled(
     conn: Connection,
     agency_id: str | None,
@@ -61,14 +79,7 @@ def stalled(
     """``agency_id``'s (None: every agency's) unfinished documents with no progress since
     ``cutoff``, the longest stalled first (by ``updated_at``, then id), from after
     ``after``, ``limit`` of them."""
-    d = _documents.c
-    query = select(*DOCUMENT_COLUMNS).where(UNFINISHED, d.updated_at < cutoff, *_news_since(cutoff))
-    if agency_id is not None:
-        query = query.where(d.agency_id == agency_id)
-    if after is not None:
-        at, last_id = after
-        query = query.where(or_(d.updated_at > at, and_(d.updated_at == at, d.id > last_id)))
-    rows = conn.execute(query.order_by(d.updated_at, d.id).limit(limit)).all()
+    rows = conn.execute(stalled_query(agency_id, cutoff, after=after, limit=limit)).all()
     return [_row(r) for r in rows]
 
 
