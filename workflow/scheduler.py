@@ -55,7 +55,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
 
     def tick(self) -> int:
-        """Take one batch of due timers and fire each in its own savepoint.
+        """Take one batch of due timers, fire each in its own savepoint, remove those fired.
 
         A handler that raises undoes only its own timer's work: the failure is counted on
         the timer's row, which is taken again after a backoff, or parked after
@@ -65,9 +65,10 @@ class Scheduler:
         with self.open_uow() as uow:
             now = self.clock()
             due = uow.timers.take_due(now, self.batch)
-            for timer in due:
-                if self._fire(uow, timer, now):
-                    requeued = requeued or timer.kind == JOB_DEADLINE
+            fired = [timer for timer in due if self._fire(uow, timer, now)]
+            # One DELETE for the batch: a timer that failed stays, counted by _failed.
+            uow.timers.remove([timer.id for timer in fired])
+            requeued = any(timer.kind == JOB_DEADLINE for timer in fired)
             uow.commit()
         if requeued and self.on_requeue is not None:
             self.on_requeue()
@@ -81,7 +82,6 @@ class Scheduler:
                 if handler is None:
                     raise LookupError(f"no handler for timers of kind {timer.kind!r}")
                 handler(uow, timer, now)
-                uow.timers.remove([timer.id])
         except Exception as exc:  # noqa: BLE001 - any handler failure is counted, not raised
             self._failed(uow, timer, now, exc)
             return False
