@@ -374,8 +374,8 @@ def _recipient(
         reason = d.refusal_reason or d.last_error
         found.append(Finding(REFUSED_BY_RECIPIENT, {"reason": reason, "at": d.updated_at}, o))
     elif d.state == FAILED:
-        facts = {"attempts": d.attempts, "error": d.last_error, "at": d.updated_at}
-        found.append(Finding(FAILED_FOR_GOOD, facts, o))
+        failed: dict[str, Any] = {"attempts": d.attempts, "error": d.last_error}
+        found.append(Finding(FAILED_FOR_GOOD, {**failed, "at": d.updated_at}, o))
     if d.last_attempt is not None:
         found.append(Finding(LAST_ATTEMPT, _attempt_facts(d.last_attempt), o))
     found += _escalations(snapshot, d.id, o)

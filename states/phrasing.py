@@ -62,7 +62,9 @@ def _outcome(code: str | None, lang: str) -> str:
 
 
 def _status(code: str | None) -> str:
-    return f"{code} ({STATUS_LABEL[code]})" if code in STATUS_LABEL else "—"
+    if code is None or code not in STATUS_LABEL:
+        return "—"
+    return f"{code} ({STATUS_LABEL[code]})"
 
 
 def _names(values: Any) -> str:

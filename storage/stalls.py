@@ -37,12 +37,12 @@ UNFINISHED = _documents.c.state != literal_column(f"'{ACKNOWLEDGED}'")
 def _news_since(cutoff: datetime) -> list[Any]:
     """Conditions: no attempt ended and no status arrived for the document since ``cutoff``."""
     d, x = _documents.c, _dispatches.c
-    attempt = (
+    attempt: Select[Any] = (
         select(literal_column("1"))
         .select_from(_attempts.join(_dispatches, _dispatches.c.id == _attempts.c.dispatch_id))
         .where(x.document_id == d.id, _attempts.c.finished_at >= cutoff)
     )
-    status = (
+    status: Select[Any] = (
         select(literal_column("1"))
         .select_from(_statuses.join(_dispatches, _dispatches.c.id == _statuses.c.dispatch_id))
         .where(x.document_id == d.id, _statuses.c.received_at >= cutoff)
