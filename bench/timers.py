@@ -7,7 +7,8 @@ Two databases of the same schema (migrated as congvan migrates it): *big* holds
 Before each timed pass, 1,000 timers due in the past (``--due``) are written to it, so a
 pass always has the same work: big holds 1,001,000 timers of which 1,000 are due, small
 1,000 of which 1,000 are due. The rows are bulk-loaded with the driver (``executemany``
-on SQLite, ``COPY`` on PostgreSQL), outside the timings.
+on SQLite, ``COPY`` on PostgreSQL), outside the timings, with ids as congvan makes them
+(UUIDv7: in creation order, so the newest rows' keys sit together as in a real table).
 
 *scheduler* -- ``Scheduler.run_due()`` of ``workflow/scheduler.py`` as congvan builds it
 (units of work on a ``make_engine`` engine, ``batch`` 200), with a handler that does
@@ -74,6 +75,7 @@ from sqlalchemy import DateTime, Engine, text  # noqa: E402
 
 from bench.transitions import memory_mb  # noqa: E402
 from congvan.storage.database import make_engine  # noqa: E402
+from congvan.storage.ids import new_id  # noqa: E402
 from congvan.storage.schema import migrate  # noqa: E402
 from congvan.storage.timers import DueTimer  # noqa: E402
 from congvan.storage.unit_of_work import UnitOfWork  # noqa: E402
@@ -126,7 +128,7 @@ class Store:
         """Write ``n`` timers of the no-op kind, the i-th due at ``due(i)``, in bulk."""
         for start in range(0, n, chunk):
             rows = [
-                (uuid.uuid4().hex, KIND, "bench", None, self._moment(due(i)), "{}", 0)
+                (new_id(), KIND, "bench", None, self._moment(due(i)), "{}", 0)
                 for i in range(start, min(n, start + chunk))
             ]
             if self.postgres:
