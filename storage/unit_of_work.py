@@ -91,9 +91,9 @@ class UnitOfWork:
         """Leave by an exception and only what was done inside is undone; the rest stays.
 
         The SAVEPOINT statements go straight to the driver's cursor when nobody observes
-        the connection (see prepared.py): a scheduler tick takes one per timer, and
-        ``begin_nested`` costs about half a millisecond of Python each, more than the
-        timer's own work.
+        the connection (see prepared.py): after a failed timer a scheduler tick takes one
+        per timer, and ``begin_nested`` costs about half a millisecond of Python each, more
+        than a timer's own work.
         """
         conn = self.conn
         if self._unobserved is None:  # asked once per transaction: it costs ~10 µs
