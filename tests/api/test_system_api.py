@@ -41,6 +41,8 @@ def test_the_openapi_document_lists_every_v1_route(api: Api) -> None:
         "/v1/documents": ["get", "post"],
         "/v1/documents/{document_id}": ["get"],
         "/v1/documents/{document_id}/history": ["get"],
+        "/v1/documents/{document_id}/explain": ["get"],
+        "/v1/stuck": ["get"],
         "/v1/documents/{document_id}/attachments/{sha256}": ["get"],
         "/v1/documents/{document_id}/events/{event}": ["post"],
         "/v1/documents/{document_id}/checks": ["get"],
