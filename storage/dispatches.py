@@ -205,6 +205,24 @@ class DispatchRepository:
         )
         return [AttemptRow(*r) for r in rows]
 
+    def last_attempts(self, document_id: str) -> dict[str, AttemptRow]:
+        """The last logged attempt of each dispatch of the document, by dispatch id."""
+        c = _attempts.c
+        columns = [c[f.name] for f in dataclasses.fields(AttemptRow)]
+        last = (
+            select(c.dispatch_id, func.max(c.attempt).label("attempt"))
+            .join(_dispatches, _dispatches.c.id == c.dispatch_id)
+            .where(_dispatches.c.document_id == document_id)
+            .group_by(c.dispatch_id)
+            .subquery()
+        )
+        rows = self.conn.execute(
+            select(*columns).join(
+                last, (last.c.dispatch_id == c.dispatch_id) & (last.c.attempt == c.attempt)
+            )
+        )
+        return {row.dispatch_id: row for row in (AttemptRow(*r) for r in rows)}
+
     def get(self, dispatch_id: str, *, for_update: bool = False) -> DispatchRow | None:
         query = _GET_FOR_UPDATE if for_update else _GET
         row = query.first(self.conn, {"dispatch_id": dispatch_id})

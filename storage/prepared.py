@@ -83,6 +83,15 @@ def run_driver_sql(conn: Connection, statement: str) -> None:
         conn._handle_dbapi_exception(exc, statement, (), cursor, None)
 
 
+def run_on_cursor(conn: Connection, cursor: Any, statement: str) -> None:
+    """Run ``statement`` on a driver cursor of ``conn`` (nobody observes ``conn``: the
+    caller checked), errors handled by SQLAlchemy as ``exec_driver_sql`` would."""
+    try:
+        cursor.execute(statement)
+    except BaseException as exc:  # noqa: BLE001 -- handed on, as exec_driver_sql does
+        conn._handle_dbapi_exception(exc, statement, (), cursor, None)
+
+
 class Prepared:
     """A Core statement executed with plain driver calls inside the current transaction."""
 

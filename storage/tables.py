@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.engine import Dialect
@@ -110,6 +111,15 @@ class Document(SQLModel, table=True):
         Index("ix_documents_agency_state", "agency_id", "state"),
         Index("ix_documents_agency_id_order", "agency_id", "id"),
         Index("ix_documents_agency_updated", "agency_id", "updated_at"),
+        # Documents still waiting for something, the longest idle first (storage/stalls.py).
+        Index(
+            "ix_documents_unfinished",
+            "agency_id",
+            "updated_at",
+            "id",
+            sqlite_where=text("state <> 'acknowledged'"),
+            postgresql_where=text("state <> 'acknowledged'"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -395,6 +405,8 @@ class Timer(SQLModel, table=True):
     __table_args__ = (
         Index("ix_timers_due", "parked_at", "due_at"),
         Index("ix_timers_ref", "kind", "ref_id"),
+        # What a document waits for (its explanation) without reading every timer.
+        Index("ix_timers_document", "document_id"),
     )
 
     id: str = Field(primary_key=True, max_length=36)

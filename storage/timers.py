@@ -45,21 +45,50 @@ class DueTimer:
     parked_at: datetime | None = None
 
 
-def _due(row: Any) -> DueTimer:
+# A DueTimer's columns, in its fields' order, so that a row builds it by position.
+_TIMER_COLUMNS = tuple(
+    _timers.c[name]
+    for name in (
+        "id",
+        "kind",
+        "ref_id",
+        "document_id",
+        "due_at",
+        "payload",
+        "attempts",
+        "last_error",
+        "parked_at",
+    )
+)
+
+
+def _due(row: Sequence[Any]) -> DueTimer:
+    timer_id, kind, ref_id, document_id, due_at, payload, attempts, last_error, parked = row
     return DueTimer(
-        row.id,
-        row.kind,
-        row.ref_id,
-        row.document_id,
-        as_utc(row.due_at),
-        json.loads(row.payload),
-        row.attempts,
-        row.last_error,
-        as_utc(row.parked_at) if row.parked_at is not None else None,
+        timer_id,
+        kind,
+        ref_id,
+        document_id,
+        as_utc(due_at),
+        {} if payload == "{}" else json.loads(payload),  # most timers carry nothing
+        attempts,
+        last_error,
+        as_utc(parked) if parked is not None else None,
     )
 
 
 _WAITING = _timers.c.parked_at.is_(None)
+# What every scheduler tick runs, built once: the due timers' batch, and its removal.
+_take_due = (
+    select(*_TIMER_COLUMNS)
+    .where(_WAITING, _timers.c.due_at <= bindparam("now"))
+    .order_by(_timers.c.due_at)
+    .limit(bindparam("limit"))
+)
+_TAKE_DUE = Prepared(_take_due)
+_TAKE_DUE_SKIP_LOCKED = Prepared(_take_due.with_for_update(skip_locked=True))
+# An expanding IN: SQLAlchemy caches its compiled form, the ids' count is filled per run.
+_REMOVE = delete(_timers).where(_timers.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def _of_agency(query: Select[Any], agency_id: str | None) -> Select[Any]:
@@ -88,19 +117,13 @@ class TimerRepository:
 
     def take_due(self, now: datetime, limit: int) -> list[DueTimer]:
         """Up to ``limit`` timers due by ``now``; the index on due_at keeps this O(due)."""
-        query = (
-            select(_timers)
-            .where(_WAITING, _timers.c.due_at <= now)
-            .order_by(_timers.c.due_at)
-            .limit(limit)
-        )
-        if self.skip_locked:
-            query = query.with_for_update(skip_locked=True)
-        return [_due(r) for r in self.conn.execute(query)]
+        query = _TAKE_DUE_SKIP_LOCKED if self.skip_locked else _TAKE_DUE
+        return [_due(r) for r in query.all(self.conn, {"now": now, "limit": limit})]
 
     def remove(self, timer_ids: Sequence[str]) -> None:
+        """Delete fired timers: one statement for the whole batch."""
         if timer_ids:
-            self.conn.execute(delete(_timers).where(_timers.c.id.in_(list(timer_ids))))
+            self.conn.execute(_REMOVE, {"ids": list(timer_ids)})
 
     def retry_later(self, timer_id: str, attempts: int, error: str, due_at: datetime) -> None:
         """A firing failed: count it, keep the error, and take the timer again at ``due_at``."""
@@ -124,7 +147,7 @@ class TimerRepository:
 
     def parked(self, agency_id: str | None = None) -> list[DueTimer]:
         """Parked timers, oldest first; with ``agency_id``, that agency's documents' only."""
-        query = select(_timers).where(_timers.c.parked_at.is_not(None))
+        query = select(*_TIMER_COLUMNS).where(_timers.c.parked_at.is_not(None))
         query = _of_agency(query, agency_id)
         return [_due(r) for r in self.conn.execute(query.order_by(_timers.c.parked_at))]
 
@@ -138,13 +161,15 @@ class TimerRepository:
 
     def of_kind(self, kind: str) -> list[DueTimer]:
         rows = self.conn.execute(
-            select(_timers).where(_timers.c.kind == kind).order_by(_timers.c.due_at)
+            select(*_TIMER_COLUMNS).where(_timers.c.kind == kind).order_by(_timers.c.due_at)
         )
         return [_due(r) for r in rows]
 
     def for_document(self, document_id: str) -> list[DueTimer]:
         rows = self.conn.execute(
-            select(_timers).where(_timers.c.document_id == document_id).order_by(_timers.c.due_at)
+            select(*_TIMER_COLUMNS)
+            .where(_timers.c.document_id == document_id)
+            .order_by(_timers.c.due_at)
         )
         return [_due(r) for r in rows]
 

@@ -21,10 +21,14 @@ from .idempotency import IdempotencyRepository
 from .notifications import NotificationRepository
 from .outbox import OutboxRepository
 from .peers import PeerRepository
+from .prepared import run_on_cursor, unobserved
 from .received import ReceivedRepository
 from .signatures import SignatureRepository
 from .timers import TimerRepository
 from .timestamps import TimestampRepository
+
+# Savepoints nest by name (the innermost of a name is the one rolled back to or released).
+_SAVEPOINT = "congvan_step"
 
 
 class UnitOfWork:
@@ -53,6 +57,7 @@ class UnitOfWork:
         self.is_postgres = engine.dialect.name == "postgresql"
         self._conn: Connection | None = None
         self._tx: RootTransaction | None = None
+        self._unobserved: bool | None = None
 
     @property
     def conn(self) -> Connection:
@@ -65,6 +70,7 @@ class UnitOfWork:
         if self.readonly:
             conn = conn.execution_options(congvan_readonly=True)
         self._conn = conn
+        self._unobserved = None
         self._tx = conn.begin()
         skip = self.is_postgres
         self.documents = DocumentRepository(conn)
@@ -88,9 +94,37 @@ class UnitOfWork:
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        """Leave by an exception and only what was done inside is undone; the rest stays."""
-        with self.conn.begin_nested():
+        """Leave by an exception and only what was done inside is undone; the rest stays.
+
+        The SAVEPOINT statements go straight to the driver's cursor when nobody observes
+        the connection (see prepared.py): after a failed timer a scheduler tick takes one
+        per timer, and ``begin_nested`` costs about half a millisecond of Python each, more
+        than a timer's own work.
+        """
+        conn = self.conn
+        if self._unobserved is None:  # asked once per transaction: it costs ~10 µs
+            self._unobserved = unobserved(conn)
+        if not self._unobserved:
+            with conn.begin_nested():
+                yield
+            return
+
+        cursor = conn.connection.cursor()
+
+        def run(statement: str) -> None:
+            run_on_cursor(conn, cursor, f"{statement} {_SAVEPOINT}")
+
+        run("SAVEPOINT")
+        try:
             yield
+        except BaseException:
+            run("ROLLBACK TO SAVEPOINT")
+            run("RELEASE SAVEPOINT")
+            raise
+        else:
+            run("RELEASE SAVEPOINT")
+        finally:
+            cursor.close()
 
     def commit(self) -> None:
         if self._tx is None:

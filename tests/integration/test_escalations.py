@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 
+from congvan.actions.calendar import VIETNAM_CALENDAR as CALENDAR
 from congvan.actions.signing import keystore
 from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from congvan.states.phrasing import sentence
 from congvan.storage.escalations import Escalation
 from congvan.workflow import notifications as managing
 from congvan.workflow.bootstrap import Runtime
+from congvan.workflow.explaining import explain_row
 from tests.databases import Databases
 from tests.factories import actor
 from tests.installations import CRL_URL, PASS, A, B, Pair, make_pair, serving_inbox
@@ -116,6 +119,15 @@ def test_a_late_delivery_opens_one_escalation_that_closes_itself_once_delivered(
         )
         uow.commit()
     assert len(escalations(pair.sender)) == 1
+
+    # And the document's explanation names it, on that recipient, owned by nobody yet
+    with pair.sender.uow(readonly=True) as uow:
+        row = uow.documents.load(doc)
+        found = explain_row(uow, row, pair.sender.clock(), CALENDAR)
+    [recipient] = found.recipients
+    [said] = [sentence(f) for f in recipient.findings if f.code == "escalation_open"]
+    assert said["en"].startswith("Escalation not_delivered (level 1) open since")
+    assert "nobody has claimed it yet" in said["en"] and "chưa có ai nhận" in said["vi"]
 
     # When B's inbox is back and the letter is delivered
     pair.point_b_at(served)

@@ -15,6 +15,7 @@ from . import (
     authorities,
     documents,
     escalations,
+    explain,
     inbox,
     notifications,
     received,
@@ -65,6 +66,7 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
 
     app.include_router(system.router)
     app.include_router(documents.router)
+    app.include_router(explain.router)
     app.include_router(review.router)
     app.include_router(authorities.router)
     app.include_router(signatures.router)

@@ -1,7 +1,8 @@
 """The ``congvan`` command: one parser assembled from the command groups, and ``main``.
 
 Each group is a module that registers its own subcommands: serving (serve, worker,
-scheduler, migrate, demo), directory (agencies, authorities, tokens), peers, documents, keys,
+scheduler, migrate, demo), directory (agencies, authorities, tokens), peers, documents,
+explain (explain, stuck), keys,
 audit, evidence (export and verify a bundle), verify (with verdict, how a verdict is
 shown), timers, escalations (with time-rules), notify (notification routes and dead
 letters) and graph.
@@ -22,6 +23,7 @@ from . import (
     documents,
     escalations,
     evidence,
+    explain,
     graph,
     keys,
     notify,
@@ -37,6 +39,7 @@ GROUPS = (
     directory,
     peers,
     documents,
+    explain,
     keys,
     audit,
     evidence,

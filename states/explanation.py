@@ -1,0 +1,428 @@
+"""What a document waits for, per recipient: findings with stable codes, from a snapshot.
+
+A :class:`Snapshot` is what the database holds about one document at one moment (its
+state, review checks, jobs, timers, dispatches and their last attempts, open
+escalations); :func:`explain` turns it into :class:`Finding` records, each a stable
+``code`` with the facts behind it. Nothing here reads a clock or a database: the caller
+passes ``now`` and the calendar of working days, so a test builds a snapshot by hand.
+Sentences for people come from ``states/phrasing.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import deadlines, vocabulary
+from . import document as doc
+from .dispatch import ACKNOWLEDGED, DELIVERED, FAILED, PENDING, REJECTED, SENDING, recipient_status
+from .timeliness import WorkingDays
+
+# The document's own step (one of these, or none once it is out of the sender's hands).
+AWAITING_SUBMISSION = "awaiting_submission"  # a draft nobody submitted for review yet
+CHECKS_RUNNING = "checks_running"  # submitted; the review checks have not all reported
+CHECKS_FAILING = "checks_failing"  # a blocking check failed: the draft must be corrected
+CHECKS_AWAITING_WAIVER = "checks_awaiting_waiver"  # failed warnings a reviewer may accept
+AWAITING_APPROVAL = "awaiting_approval"  # every check cleared; a reviewer approves
+AWAITING_SIGNATURE = "awaiting_signature"
+AWAITING_SENDING = "awaiting_sending"  # signed; to be sent by its send-by moment
+SEND_OVERDUE = "send_overdue"  # signed and past its send-by moment
+AWAITING_DELIVERY = "awaiting_delivery"  # sent; some recipients do not have it yet
+AWAITING_ACKNOWLEDGEMENTS = "awaiting_acknowledgements"  # all have it; some not registered
+AWAITING_RESEND = "awaiting_resend"  # a recipient failed for good; a supervisor resends
+COMPLETE = "complete"  # every recipient registered it
+
+# A job and its timer (for a recipient, its delivery job; else the document's own jobs).
+JOB_QUEUED = "job_queued"  # written, not yet claimed by a worker
+ATTEMPT_IN_PROGRESS = "attempt_in_progress"  # a worker holds it under a live lease
+LEASE_EXPIRED = "lease_expired"  # the worker's lease ended with no outcome recorded
+WAITING_FOR_RETRY = "waiting_for_retry"  # an attempt failed; a backoff timer re-drives it
+JOB_PARKED = "job_parked"  # its timer failed too often: an operator must retry it
+JOB_GAVE_UP = "job_gave_up"  # the job spent its attempts
+NOTHING_SCHEDULED = "nothing_scheduled"  # waiting, yet no job or timer will move it
+
+# A recipient's dispatch.
+LAST_ATTEMPT = "last_attempt"
+AWAITING_ACKNOWLEDGEMENT = "awaiting_acknowledgement"  # delivered (01), not registered (03)
+ACKNOWLEDGED_BY_RECIPIENT = "acknowledged"
+REFUSED_BY_RECIPIENT = "refused_by_recipient"
+FAILED_FOR_GOOD = "failed_for_good"
+
+# An escalation a supervisor owns (filled in from the escalation records).
+ESCALATION_OPEN = "escalation_open"
+
+CODES = (
+    AWAITING_SUBMISSION,
+    CHECKS_RUNNING,
+    CHECKS_FAILING,
+    CHECKS_AWAITING_WAIVER,
+    AWAITING_APPROVAL,
+    AWAITING_SIGNATURE,
+    AWAITING_SENDING,
+    SEND_OVERDUE,
+    AWAITING_DELIVERY,
+    AWAITING_ACKNOWLEDGEMENTS,
+    AWAITING_RESEND,
+    COMPLETE,
+    JOB_QUEUED,
+    ATTEMPT_IN_PROGRESS,
+    LEASE_EXPIRED,
+    WAITING_FOR_RETRY,
+    JOB_PARKED,
+    JOB_GAVE_UP,
+    NOTHING_SCHEDULED,
+    LAST_ATTEMPT,
+    AWAITING_ACKNOWLEDGEMENT,
+    ACKNOWLEDGED_BY_RECIPIENT,
+    REFUSED_BY_RECIPIENT,
+    FAILED_FOR_GOOD,
+    ESCALATION_OPEN,
+)
+
+# Findings that say something is wrong or late, not only what comes next.
+ALARMS = frozenset(
+    {
+        CHECKS_FAILING,
+        SEND_OVERDUE,
+        AWAITING_RESEND,
+        LEASE_EXPIRED,
+        JOB_PARKED,
+        JOB_GAVE_UP,
+        NOTHING_SCHEDULED,
+        REFUSED_BY_RECIPIENT,
+        FAILED_FOR_GOOD,
+        ESCALATION_OPEN,
+    }
+)
+
+
+# What a recipient still waits for (a sent document's headline when nothing is wrong).
+RECIPIENT_WAITS = frozenset(
+    {WAITING_FOR_RETRY, ATTEMPT_IN_PROGRESS, JOB_QUEUED, AWAITING_ACKNOWLEDGEMENT}
+)
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """An outbox job of the document; ``dispatch_id`` when it delivers to one recipient.
+
+    A snapshot lists its jobs in the order they were written.
+    """
+
+    id: str
+    action: str
+    status: str
+    attempts: int
+    lease_until: datetime | None = None
+    dispatch_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TimerFacts:
+    """A database timer of the document (``ref_id``: the job it re-drives)."""
+
+    kind: str
+    ref_id: str
+    due_at: datetime
+    backoff: bool = False  # the end of a chosen wait, not a missed deadline
+    attempts: int = 0
+    last_error: str | None = None
+    parked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AttemptFacts:
+    """A logged delivery attempt."""
+
+    attempt: int
+    finished_at: datetime
+    outcome: str  # delivered | refused | transient | unknown | bad_receipt
+    http_status: int | None
+    latency_ms: int
+    error: str
+
+
+@dataclass(frozen=True)
+class DispatchFacts:
+    """One recipient's dispatch, with the status codes it reported and its last attempt."""
+
+    id: str
+    organ_id: str
+    state: str
+    attempts: int
+    last_error: str
+    updated_at: datetime
+    reported: tuple[str, ...] = ()
+    refusal_reason: str | None = None
+    last_attempt: AttemptFacts | None = None
+
+
+@dataclass(frozen=True)
+class CheckFacts:
+    """A review check's result on the submitted revision."""
+
+    code: str
+    severity: str
+    status: str
+    cleared: bool
+
+
+@dataclass(frozen=True)
+class EscalationFacts:
+    """An open escalation about the document (``dispatch_id``: about one recipient)."""
+
+    id: str
+    kind: str
+    level: int
+    owner: str
+    opened_at: datetime
+    dispatch_id: str | None = None
+    due_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What is known of one document at one moment, as the rules need it."""
+
+    document_id: str
+    state: str
+    urgency: int
+    updated_at: datetime
+    revision: int = 1
+    submitted_revision: int | None = None
+    checks: tuple[CheckFacts, ...] = ()
+    send_by: datetime | None = None  # set when it was signed
+    jobs: tuple[JobFacts, ...] = ()
+    timers: tuple[TimerFacts, ...] = ()
+    dispatches: tuple[DispatchFacts, ...] = ()
+    # Open escalations; empty until escalation records exist to fill it.
+    escalations: tuple[EscalationFacts, ...] = ()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the document waits for: a stable code, whom it is about, and its facts."""
+
+    code: str
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    organ_id: str | None = None  # None: about the document itself
+
+    @property
+    def alarm(self) -> bool:
+        return self.code in ALARMS
+
+
+@dataclass(frozen=True)
+class RecipientExplanation:
+    organ_id: str
+    dispatch_id: str
+    state: str
+    status_code: str | None  # QCVN 102 (states.dispatch.recipient_status)
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    document: tuple[Finding, ...]
+    recipients: tuple[RecipientExplanation, ...]
+
+    def all(self) -> tuple[Finding, ...]:
+        return self.document + tuple(f for r in self.recipients for f in r.findings)
+
+    def headline(self) -> Finding:
+        """The finding to show first: the first alarm, else the first recipient's wait,
+        else the document's own step."""
+        every = self.all()
+        return next(
+            (f for f in every if f.alarm),
+            next((f for f in every if f.code in RECIPIENT_WAITS), every[0]),
+        )
+
+
+def working_time_between(calendar: WorkingDays, start: datetime, end: datetime) -> timedelta:
+    """How much working time (working hours of working days, as the time rules count it:
+    states/deadlines.py) lies from ``start`` to ``end``; zero if ``end`` is not after it."""
+    return max(deadlines.working_time_between(start, end, calendar), timedelta(0))
+
+
+def _until(calendar: WorkingDays, now: datetime, due_at: datetime) -> dict[str, Any]:
+    """A due moment with what is left of it: calendar time and working time."""
+    return {
+        "due_at": due_at,
+        "remaining": max(due_at - now, timedelta(0)),
+        "remaining_working": working_time_between(calendar, now, due_at),
+        "overdue": due_at <= now,
+    }
+
+
+def _timer_of(snapshot: Snapshot, job_id: str) -> TimerFacts | None:
+    found = [t for t in snapshot.timers if t.kind == vocabulary.JOB_DEADLINE and t.ref_id == job_id]
+    return min(found, key=lambda t: t.due_at) if found else None
+
+
+def _job_findings(
+    snapshot: Snapshot,
+    job: JobFacts,
+    now: datetime,
+    calendar: WorkingDays,
+    organ_id: str | None,
+    last: AttemptFacts | None,
+) -> list[Finding]:
+    """Where a job stands: queued, running under its lease, waiting, parked, given up."""
+    timer = _timer_of(snapshot, job.id)
+    base: dict[str, Any] = {"job_id": job.id, "action": job.action, "attempts": job.attempts}
+    if timer is not None and timer.parked_at is not None:
+        facts = {**base, "parked_at": timer.parked_at, "error": timer.last_error or ""}
+        return [Finding(JOB_PARKED, facts, organ_id)]
+    if job.status == vocabulary.JOB_FAILED:
+        return [Finding(JOB_GAVE_UP, base, organ_id)]
+    if job.status == vocabulary.JOB_RUNNING:
+        lease = job.lease_until
+        if lease is not None and now < lease:
+            facts = {**base, **_until(calendar, now, lease), "lease_until": lease}
+            return [Finding(ATTEMPT_IN_PROGRESS, facts, organ_id)]
+        facts = {**base, "lease_until": lease}
+        if timer is not None:
+            facts["redrive_at"] = timer.due_at
+        return [Finding(LEASE_EXPIRED, facts, organ_id)]
+    if timer is None:
+        return [Finding(NOTHING_SCHEDULED, base, organ_id)]
+    if job.status == vocabulary.JOB_WAITING or timer.backoff:
+        facts = {**base, **_until(calendar, now, timer.due_at)}
+        if last is not None:
+            facts |= {"last_outcome": last.outcome, "last_error": last.error}
+        return [Finding(WAITING_FOR_RETRY, facts, organ_id)]
+    # pending or enqueued: a worker takes it soon; the deadline re-drives it otherwise.
+    return [Finding(JOB_QUEUED, {**base, **_until(calendar, now, timer.due_at)}, organ_id)]
+
+
+def _live_job(snapshot: Snapshot, dispatch_id: str | None) -> JobFacts | None:
+    """The newest job of the dispatch (None: of the document itself) not done."""
+    live = [
+        j for j in snapshot.jobs if j.dispatch_id == dispatch_id and j.status != vocabulary.JOB_DONE
+    ]
+    return live[-1] if live else None
+
+
+def _escalations(
+    snapshot: Snapshot, dispatch_id: str | None, organ_id: str | None
+) -> list[Finding]:
+    return [
+        Finding(
+            ESCALATION_OPEN,
+            {
+                "escalation_id": e.id,
+                "kind": e.kind,
+                "level": e.level,
+                "owner": e.owner,
+                "opened_at": e.opened_at,
+                "due_at": e.due_at,
+            },
+            organ_id,
+        )
+        for e in snapshot.escalations
+        if e.dispatch_id == dispatch_id
+    ]
+
+
+def _attempt_facts(last: AttemptFacts) -> dict[str, Any]:
+    return {
+        "attempt": last.attempt,
+        "at": last.finished_at,
+        "outcome": last.outcome,
+        "http_status": last.http_status,
+        "latency_ms": last.latency_ms,
+        "error": last.error,
+    }
+
+
+def _recipient(
+    snapshot: Snapshot, d: DispatchFacts, now: datetime, calendar: WorkingDays
+) -> RecipientExplanation:
+    code = recipient_status(d.state, d.reported)
+    o = d.organ_id
+    found: list[Finding] = []
+    if d.state in (PENDING, SENDING):
+        job = _live_job(snapshot, d.id)
+        if job is None:
+            found.append(Finding(NOTHING_SCHEDULED, {"attempts": d.attempts}, o))
+        else:
+            found += _job_findings(snapshot, job, now, calendar, o, d.last_attempt)
+    elif d.state == DELIVERED:
+        facts = {"since": d.updated_at, "status_code": code, "waited": now - d.updated_at}
+        found.append(Finding(AWAITING_ACKNOWLEDGEMENT, facts, o))
+    elif d.state == ACKNOWLEDGED:
+        found.append(
+            Finding(ACKNOWLEDGED_BY_RECIPIENT, {"status_code": code, "at": d.updated_at}, o)
+        )
+    elif d.state == REJECTED:
+        reason = d.refusal_reason or d.last_error
+        found.append(Finding(REFUSED_BY_RECIPIENT, {"reason": reason, "at": d.updated_at}, o))
+    elif d.state == FAILED:
+        failed: dict[str, Any] = {"attempts": d.attempts, "error": d.last_error}
+        found.append(Finding(FAILED_FOR_GOOD, {**failed, "at": d.updated_at}, o))
+    if d.last_attempt is not None:
+        found.append(Finding(LAST_ATTEMPT, _attempt_facts(d.last_attempt), o))
+    found += _escalations(snapshot, d.id, o)
+    return RecipientExplanation(o, d.id, d.state, code, tuple(found))
+
+
+def _review(snapshot: Snapshot) -> Finding:
+    """Where a draft stands in review."""
+    if snapshot.submitted_revision is None:
+        return Finding(AWAITING_SUBMISSION, {"revision": snapshot.revision})
+    checks = snapshot.checks
+    facts: dict[str, Any] = {"revision": snapshot.submitted_revision}
+    if not checks:
+        return Finding(CHECKS_RUNNING, facts)
+    blocking = [c.code for c in checks if not c.cleared and c.severity == vocabulary.BLOCKING]
+    if blocking:
+        return Finding(CHECKS_FAILING, {**facts, "checks": blocking})
+    warnings = [c.code for c in checks if not c.cleared]
+    if warnings:
+        return Finding(CHECKS_AWAITING_WAIVER, {**facts, "checks": warnings})
+    return Finding(AWAITING_APPROVAL, facts)
+
+
+def _own_step(
+    snapshot: Snapshot, now: datetime, calendar: WorkingDays, recipients: list[RecipientExplanation]
+) -> Finding:
+    """What the document as a whole waits for, by its state."""
+    state = snapshot.state
+    if state == doc.DRAFT:
+        return _review(snapshot)
+    if state == doc.REVIEWED:
+        return Finding(AWAITING_SIGNATURE, {"urgency": snapshot.urgency})
+    if state == doc.SIGNED:
+        if snapshot.send_by is None:
+            return Finding(AWAITING_SENDING, {"due_at": None})
+        if now >= snapshot.send_by:
+            return Finding(
+                SEND_OVERDUE, {"due_at": snapshot.send_by, "late_by": now - snapshot.send_by}
+            )
+        return Finding(AWAITING_SENDING, _until(calendar, now, snapshot.send_by))
+    if state == doc.FAILED:
+        failed = [r.organ_id for r in recipients if r.state == FAILED]
+        return Finding(AWAITING_RESEND, {"recipients": failed})
+    if state == doc.ACKNOWLEDGED:
+        return Finding(COMPLETE, {"at": snapshot.updated_at})
+    missing = [r.organ_id for r in recipients if r.state in (PENDING, SENDING, FAILED)]
+    if missing:
+        return Finding(AWAITING_DELIVERY, {"recipients": missing, "total": len(recipients)})
+    waiting = [r.organ_id for r in recipients if r.state == DELIVERED]
+    return Finding(AWAITING_ACKNOWLEDGEMENTS, {"recipients": waiting, "total": len(recipients)})
+
+
+def explain(snapshot: Snapshot, now: datetime, calendar: WorkingDays) -> Explanation:
+    """Every finding about ``snapshot`` at ``now``: the document's own, then per recipient."""
+    if now.tzinfo is None:
+        raise ValueError("now must carry its time zone")
+    recipients = [_recipient(snapshot, d, now, calendar) for d in snapshot.dispatches]
+    findings = [_own_step(snapshot, now, calendar, recipients)]
+    job = _live_job(snapshot, None)
+    if job is not None:
+        findings += _job_findings(snapshot, job, now, calendar, None, None)
+    findings += _escalations(snapshot, None, None)
+    return Explanation(tuple(findings), tuple(recipients))

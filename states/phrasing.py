@@ -1,0 +1,265 @@
+"""Findings of ``states/explanation.py`` as sentences, each in Vietnamese and in English.
+
+One template pair per finding code; moments are shown in Vietnam time, durations in
+days, hours and minutes. Pure: a finding in, ``{"vi": ..., "en": ...}`` out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import explanation as x
+from .received import STATUS_LABEL
+from .timeliness import VIETNAM
+
+Sentence = dict[str, str]
+
+# How a delivery attempt ended (actions/delivery.py), in both languages.
+OUTCOMES = {
+    "delivered": ("đã đến nơi nhận", "delivered"),
+    "refused": ("bị nơi nhận từ chối", "refused by the recipient"),
+    "transient": ("chưa gửi được (lỗi tạm thời)", "not delivered (transient failure)"),
+    "unknown": ("không rõ kết quả (yêu cầu đã đi, không có trả lời)", "outcome unknown"),
+    "bad_receipt": ("biên nhận không hợp lệ", "receipt not valid"),
+}
+
+
+def moment(at: datetime | None, lang: str) -> str:
+    """``at`` in Vietnam time: 14:05 30/11/2026 (vi) or 2026-11-30 14:05 ICT (en)."""
+    if at is None:
+        return "—"
+    local = at.astimezone(VIETNAM)
+    if lang == "vi":
+        return local.strftime("%H:%M ngày %d/%m/%Y (giờ Việt Nam)")
+    return local.strftime("%Y-%m-%d %H:%M ICT")
+
+
+def duration(span: timedelta | None, lang: str) -> str:
+    """``span`` as 2 d 3 h, 1 h 05 min, 40 s (or ngày, giờ, phút, giây)."""
+    if span is None:
+        return "—"
+    seconds = max(int(span.total_seconds()), 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    units = ("ngày", "giờ", "phút", "giây") if lang == "vi" else ("d", "h", "min", "s")
+    if days:
+        return f"{days} {units[0]} {hours} {units[1]}"
+    if hours:
+        return f"{hours} {units[1]} {minutes:02d} {units[2]}"
+    if minutes:
+        return f"{minutes} {units[2]}"
+    return f"{secs} {units[3]}"
+
+
+def _outcome(code: str | None, lang: str) -> str:
+    pair = OUTCOMES.get(code or "")
+    if pair is None:
+        return code or "—"
+    return pair[0] if lang == "vi" else pair[1]
+
+
+def _status(code: str | None) -> str:
+    if code is None or code not in STATUS_LABEL:
+        return "—"
+    return f"{code} ({STATUS_LABEL[code]})"
+
+
+def _names(values: Any) -> str:
+    return ", ".join(str(v) for v in values or ()) or "—"
+
+
+def _left(f: Mapping[str, Any], lang: str) -> str:
+    """ ", in 2 h (1 h of working time)" for a due moment still ahead."""
+    if f.get("overdue"):
+        return ", đã đến hạn" if lang == "vi" else ", now due"
+    span, working = duration(f["remaining"], lang), duration(f["remaining_working"], lang)
+    if lang == "vi":
+        return f", còn {span} (thời gian làm việc còn lại: {working})"
+    return f", in {span} ({working} of working time)"
+
+
+def _last(f: Mapping[str, Any], lang: str) -> str:
+    if not f.get("last_outcome"):
+        return ""
+    error = f.get("last_error") or _outcome(f["last_outcome"], lang)
+    return f"; lần gửi trước: {error}" if lang == "vi" else f"; last attempt: {error}"
+
+
+_Phrase = Callable[[Mapping[str, Any], str], str]
+
+
+def _escalation(f: Mapping[str, Any], lang: str) -> str:
+    opened = moment(f["opened_at"], lang)
+    if lang == "vi":
+        who = f"do {f['owner']} phụ trách" if f.get("owner") else "chưa có ai nhận xử lý"
+        return f"Cảnh báo {f['kind']} (cấp {f['level']}) đang mở từ {opened}, {who}."
+    who = f"owned by {f['owner']}" if f.get("owner") else "nobody has claimed it yet"
+    return f"Escalation {f['kind']} (level {f['level']}) open since {opened}, {who}."
+
+
+def _both(vi: str, en: str) -> _Phrase:
+    """A fixed template pair, filled from the facts by name."""
+    return lambda f, lang: (vi if lang == "vi" else en).format_map(_Facts(f, lang))
+
+
+class _Facts(dict[str, str]):
+    """The facts as text in one language, for str.format_map."""
+
+    def __init__(self, facts: Mapping[str, Any], lang: str) -> None:
+        super().__init__()
+        self.facts, self.lang = facts, lang
+
+    def __missing__(self, key: str) -> str:
+        value = self.facts.get(key)
+        if isinstance(value, datetime):
+            return moment(value, self.lang)
+        if isinstance(value, timedelta):
+            return duration(value, self.lang)
+        if isinstance(value, list | tuple):
+            return _names(value)
+        if key == "status_code":
+            return _status(value)
+        if key in ("outcome", "last_outcome"):
+            return _outcome(value, self.lang)
+        return "—" if value is None or value == "" else str(value)
+
+
+def _waiting_for_retry(f: Mapping[str, Any], lang: str) -> str:
+    at = moment(f["due_at"], lang)
+    if lang == "vi":
+        head = f"Đang chờ gửi lại lúc {at} (đã thử {f['attempts']} lần)"
+    else:
+        head = f"Waiting for retry at {at} ({f['attempts']} attempt(s) so far)"
+    return head + _left(f, lang) + _last(f, lang) + "."
+
+
+def _due(vi: str, en: str) -> _Phrase:
+    """A template pair followed by how much time is left before ``due_at``."""
+
+    def phrase(f: Mapping[str, Any], lang: str) -> str:
+        text = _both(vi, en)(f, lang)
+        return text + (_left(f, lang) if f.get("due_at") is not None else "") + "."
+
+    return phrase
+
+
+def _last_attempt(f: Mapping[str, Any], lang: str) -> str:
+    status = f" HTTP {f['http_status']}" if f.get("http_status") is not None else ""
+    error = f": {f['error']}" if f.get("error") else ""
+    at, outcome = moment(f["at"], lang), _outcome(f["outcome"], lang)
+    if lang == "vi":
+        return (
+            f"Lần gửi thứ {f['attempt']} lúc {at}: {outcome}{status}{error} ({f['latency_ms']} ms)."
+        )
+    return f"Attempt {f['attempt']} at {at}: {outcome}{status}{error} ({f['latency_ms']} ms)."
+
+
+def _sending(f: Mapping[str, Any], lang: str) -> str:
+    if f.get("due_at") is None:
+        return "Đã ký, chờ phát hành." if lang == "vi" else "Signed; waiting to be sent."
+    return _due("Đã ký, phải phát hành trước {due_at}", "Signed; must be sent by {due_at}")(f, lang)
+
+
+PHRASES: dict[str, _Phrase] = {
+    x.AWAITING_SUBMISSION: _both(
+        "Dự thảo (bản {revision}) chưa được trình kiểm tra.",
+        "Draft (revision {revision}) not yet submitted for review.",
+    ),
+    x.CHECKS_RUNNING: _both(
+        "Đang chạy các kiểm tra của bản {revision}.",
+        "The review checks of revision {revision} are still running.",
+    ),
+    x.CHECKS_FAILING: _both(
+        "Kiểm tra bắt buộc không đạt: {checks}; dự thảo cần sửa.",
+        "Blocking checks failed: {checks}; the draft must be corrected.",
+    ),
+    x.CHECKS_AWAITING_WAIVER: _both(
+        "Chờ người kiểm tra chấp nhận các cảnh báo: {checks}.",
+        "Waiting for a reviewer to accept the warnings: {checks}.",
+    ),
+    x.AWAITING_APPROVAL: _both(
+        "Mọi kiểm tra đã đạt; chờ người kiểm tra duyệt.",
+        "Every check cleared; waiting for a reviewer to approve.",
+    ),
+    x.AWAITING_SIGNATURE: _both(
+        "Đã duyệt; chờ người có thẩm quyền ký số.",
+        "Approved; waiting for the signer's digital signature.",
+    ),
+    x.AWAITING_SENDING: _sending,
+    x.SEND_OVERDUE: _both(
+        "Đã ký nhưng quá hạn phát hành ({due_at}) {late_by}.",
+        "Signed but {late_by} past its send-by moment ({due_at}).",
+    ),
+    x.AWAITING_DELIVERY: _both(
+        "Đã phát hành; chưa đến: {recipients} (trên {total} nơi nhận).",
+        "Sent; not yet delivered to: {recipients} (of {total} recipients).",
+    ),
+    x.AWAITING_ACKNOWLEDGEMENTS: _both(
+        "Đã đến mọi nơi nhận; chờ vào sổ: {recipients}.",
+        "Delivered to every recipient; waiting for registration by: {recipients}.",
+    ),
+    x.AWAITING_RESEND: _both(
+        "Gửi không thành công tới {recipients}; chờ người giám sát gửi lại.",
+        "Delivery failed for good to {recipients}; waiting for a supervisor to resend.",
+    ),
+    x.COMPLETE: _both(
+        "Mọi nơi nhận đã vào sổ (xong lúc {at}); không còn chờ gì.",
+        "Every recipient registered it (done at {at}); nothing is awaited.",
+    ),
+    x.JOB_QUEUED: _due(
+        "Việc {action} đang xếp hàng chờ xử lý, hạn xác nhận {due_at}",
+        "Job {action} is queued for a worker, to be confirmed by {due_at}",
+    ),
+    x.ATTEMPT_IN_PROGRESS: _due(
+        "Việc {action} đang chạy (lần {attempts} đã đếm), giữ chỗ đến {lease_until}",
+        "Job {action} is running ({attempts} failed attempt(s) so far), leased until {lease_until}",
+    ),
+    x.LEASE_EXPIRED: _both(
+        "Việc {action} hết hạn giữ chỗ lúc {lease_until} mà chưa ghi kết quả; "
+        "sẽ chạy lại lúc {redrive_at}.",
+        "Job {action}'s lease ended at {lease_until} with no outcome recorded; "
+        "it is re-driven at {redrive_at}.",
+    ),
+    x.WAITING_FOR_RETRY: _waiting_for_retry,
+    x.JOB_PARKED: _both(
+        "Việc {action} bị tạm dừng lúc {parked_at} sau nhiều lần lỗi ({error}); "
+        "cần người vận hành cho chạy lại (congvan timers retry).",
+        "Job {action} was parked at {parked_at} after failing too often ({error}); "
+        "an operator must retry it (congvan timers retry).",
+    ),
+    x.JOB_GAVE_UP: _both(
+        "Việc {action} đã hết số lần thử ({attempts}).",
+        "Job {action} spent its attempts ({attempts}).",
+    ),
+    x.NOTHING_SCHEDULED: _both(
+        "Đang chờ nhưng không có việc hay hẹn giờ nào sẽ xử lý tiếp; cần người vận hành xem.",
+        "Waiting, yet no job or timer will move it on; an operator should look.",
+    ),
+    x.LAST_ATTEMPT: _last_attempt,
+    x.AWAITING_ACKNOWLEDGEMENT: _both(
+        "Đã đến nơi nhận lúc {since} (trạng thái {status_code}); chờ vào sổ (03) đã {waited}.",
+        "Delivered at {since} (status {status_code}); waiting {waited} for registration (03).",
+    ),
+    x.ACKNOWLEDGED_BY_RECIPIENT: _both(
+        "Nơi nhận đã vào sổ (trạng thái {status_code}) lúc {at}.",
+        "The recipient registered it (status {status_code}) at {at}.",
+    ),
+    x.REFUSED_BY_RECIPIENT: _both(
+        "Nơi nhận từ chối (02) lúc {at}: {reason}.",
+        "The recipient refused it (02) at {at}: {reason}.",
+    ),
+    x.FAILED_FOR_GOOD: _both(
+        "Gửi không thành công sau {attempts} lần: {error}.",
+        "Delivery failed for good after {attempts} attempt(s): {error}.",
+    ),
+    x.ESCALATION_OPEN: lambda f, lang: _escalation(f, lang),
+}
+
+
+def sentence(finding: x.Finding) -> Sentence:
+    """The finding in Vietnamese and in English."""
+    phrase = PHRASES[finding.code]
+    return {"vi": phrase(finding.facts, "vi"), "en": phrase(finding.facts, "en")}

@@ -1,0 +1,329 @@
+"""What a document waits for: findings from hand-built snapshots, and their sentences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from congvan.states import explanation as x
+from congvan.states import vocabulary
+from congvan.states.phrasing import PHRASES, duration, moment, sentence
+from congvan.states.timeliness import VIETNAM
+
+
+@dataclass(frozen=True)
+class Weekdays:
+    """Monday to Friday, less the days named off."""
+
+    off: frozenset[date] = field(default_factory=frozenset)
+
+    def is_working_day(self, day: date) -> bool:
+        return day.weekday() < 5 and day not in self.off
+
+
+WEEKDAYS = Weekdays()
+# Monday 30 November 2026, 10:00 in Viet Nam.
+NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+SENT = x.Snapshot(document_id="d1", state="sent", urgency=0, updated_at=NOW - timedelta(hours=2))
+
+
+def dispatch(state: str = "pending", **overrides: object) -> x.DispatchFacts:
+    fields: dict[str, object] = {
+        "id": "x1",
+        "organ_id": "000.00.01.H57",
+        "state": state,
+        "attempts": 1,
+        "last_error": "",
+        "updated_at": NOW - timedelta(hours=1),
+    }
+    return x.DispatchFacts(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def delivery_job(status: str, **overrides: object) -> x.JobFacts:
+    fields: dict[str, object] = {
+        "id": "j1",
+        "action": "deliver_dispatch",
+        "status": status,
+        "attempts": 1,
+        "dispatch_id": "x1",
+    }
+    return x.JobFacts(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def deadline(due_at: datetime, **overrides: object) -> x.TimerFacts:
+    return x.TimerFacts(vocabulary.JOB_DEADLINE, "j1", due_at, **overrides)  # type: ignore[arg-type]
+
+
+REFUSED_ATTEMPT = x.AttemptFacts(
+    attempt=1,
+    finished_at=NOW - timedelta(minutes=1),
+    outcome="transient",
+    http_status=None,
+    latency_ms=3,
+    error="not sent: ConnectError: [Errno 111] Connection refused",
+)
+
+
+def codes(found: x.Explanation) -> list[tuple[str | None, str]]:
+    return [(f.organ_id, f.code) for f in found.all()]
+
+
+def test_a_failed_attempt_waits_for_its_retry_with_the_last_error() -> None:
+    # Given a dispatch whose first attempt was refused and whose job waits on its backoff
+    snapshot = replace(
+        SENT,
+        dispatches=(dispatch(last_attempt=REFUSED_ATTEMPT),),
+        jobs=(delivery_job(vocabulary.JOB_WAITING),),
+        timers=(deadline(NOW + timedelta(seconds=30), backoff=True),),
+    )
+    # When it is explained
+    found = x.explain(snapshot, NOW, WEEKDAYS)
+    # Then the recipient waits for its retry, and the last attempt is told
+    organ = "000.00.01.H57"
+    assert [
+        (None, x.AWAITING_DELIVERY),
+        (organ, x.WAITING_FOR_RETRY),
+        (organ, x.LAST_ATTEMPT),
+    ] == codes(found)
+    wait = found.recipients[0].findings[0]
+    assert NOW + timedelta(seconds=30) == wait.facts["due_at"]
+    assert timedelta(seconds=30) == wait.facts["remaining_working"]
+    assert "transient" == wait.facts["last_outcome"]
+    said = sentence(wait)
+    assert said["en"].startswith("Waiting for retry at 2026-11-30 10:00 ICT")
+    assert "last attempt: not sent: ConnectError: [Errno 111] Connection refused" in said["en"]
+    assert said["vi"].startswith("Đang chờ gửi lại lúc 10:00 ngày 30/11/2026 (giờ Việt Nam)")
+    assert "Connection refused" in said["vi"]
+    assert x.WAITING_FOR_RETRY == found.headline().code
+
+
+@pytest.mark.parametrize(
+    ("job", "timer", "expected"),
+    [
+        (
+            delivery_job("running", lease_until=NOW + timedelta(minutes=5)),
+            None,
+            x.ATTEMPT_IN_PROGRESS,
+        ),
+        (delivery_job("running", lease_until=NOW - timedelta(minutes=5)), None, x.LEASE_EXPIRED),
+        (delivery_job("pending"), deadline(NOW + timedelta(minutes=10)), x.JOB_QUEUED),
+        (delivery_job("enqueued"), deadline(NOW + timedelta(minutes=10)), x.JOB_QUEUED),
+        (delivery_job("pending"), None, x.NOTHING_SCHEDULED),
+        (
+            delivery_job("waiting"),
+            deadline(NOW, parked_at=NOW, attempts=8, last_error="boom"),
+            x.JOB_PARKED,
+        ),
+        (delivery_job("failed"), None, x.JOB_GAVE_UP),
+        (delivery_job("done"), None, x.NOTHING_SCHEDULED),
+    ],
+)
+def test_a_recipients_job_says_where_it_stands(
+    job: x.JobFacts, timer: x.TimerFacts | None, expected: str
+) -> None:
+    snapshot = replace(
+        SENT, dispatches=(dispatch("sending"),), jobs=(job,), timers=(timer,) if timer else ()
+    )
+    found = x.explain(snapshot, NOW, WEEKDAYS)
+    assert expected == found.recipients[0].findings[0].code
+
+
+def test_the_newest_live_job_of_a_dispatch_counts() -> None:
+    # Given a resend: the first job gave up, a new one is queued
+    jobs = (delivery_job("failed", id="j0"), delivery_job("pending"))
+    snapshot = replace(
+        SENT,
+        dispatches=(dispatch(),),
+        jobs=jobs,
+        timers=(deadline(NOW + timedelta(minutes=1)),),
+    )
+    assert x.JOB_QUEUED == x.explain(snapshot, NOW, WEEKDAYS).recipients[0].findings[0].code
+
+
+@pytest.mark.parametrize(
+    ("state", "reported", "expected", "status"),
+    [
+        ("delivered", (), x.AWAITING_ACKNOWLEDGEMENT, "01"),
+        ("acknowledged", ("03", "05"), x.ACKNOWLEDGED_BY_RECIPIENT, "05"),
+        ("rejected", ("02",), x.REFUSED_BY_RECIPIENT, "02"),
+        ("failed", (), x.FAILED_FOR_GOOD, None),
+    ],
+)
+def test_a_recipient_past_its_attempts_says_its_status(
+    state: str, reported: tuple[str, ...], expected: str, status: str | None
+) -> None:
+    snapshot = replace(
+        SENT, dispatches=(dispatch(state, reported=reported, refusal_reason="sai địa chỉ"),)
+    )
+    recipient = x.explain(snapshot, NOW, WEEKDAYS).recipients[0]
+    assert (expected, status) == (recipient.findings[0].code, recipient.status_code)
+
+
+def test_a_refusal_gives_its_reason_in_both_languages() -> None:
+    snapshot = replace(
+        SENT,
+        state="failed",
+        dispatches=(dispatch("rejected", reported=("02",), refusal_reason="sai địa chỉ"),),
+    )
+    refused = x.explain(snapshot, NOW, WEEKDAYS).recipients[0].findings[0]
+    assert sentence(refused)["vi"].endswith(": sai địa chỉ.")
+    assert sentence(refused)["en"].startswith("The recipient refused it (02)")
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"state": "draft"}, x.AWAITING_SUBMISSION),
+        ({"state": "draft", "submitted_revision": 1}, x.CHECKS_RUNNING),
+        (
+            {
+                "state": "draft",
+                "submitted_revision": 1,
+                "checks": (
+                    x.CheckFacts("signer_named", "blocking", "failed", cleared=False),
+                    x.CheckFacts("subject_length", "warning", "failed", cleared=False),
+                ),
+            },
+            x.CHECKS_FAILING,
+        ),
+        (
+            {
+                "state": "draft",
+                "submitted_revision": 1,
+                "checks": (x.CheckFacts("subject_length", "warning", "failed", cleared=False),),
+            },
+            x.CHECKS_AWAITING_WAIVER,
+        ),
+        (
+            {
+                "state": "draft",
+                "submitted_revision": 1,
+                "checks": (x.CheckFacts("subject_length", "warning", "failed", cleared=True),),
+            },
+            x.AWAITING_APPROVAL,
+        ),
+        ({"state": "reviewed"}, x.AWAITING_SIGNATURE),
+        ({"state": "signed"}, x.AWAITING_SENDING),
+        ({"state": "signed", "send_by": NOW + timedelta(hours=2)}, x.AWAITING_SENDING),
+        ({"state": "signed", "send_by": NOW - timedelta(hours=2)}, x.SEND_OVERDUE),
+        ({"state": "acknowledged"}, x.COMPLETE),
+    ],
+)
+def test_a_document_not_yet_sent_waits_in_its_own_state(
+    changes: dict[str, object], expected: str
+) -> None:
+    found = x.explain(replace(SENT, **changes), NOW, WEEKDAYS)  # type: ignore[arg-type]
+    assert expected == found.document[0].code
+    assert all(sentence(f)["vi"] and sentence(f)["en"] for f in found.all())
+
+
+def test_failing_checks_are_named() -> None:
+    checks = (x.CheckFacts("signer_named", "blocking", "failed", cleared=False),)
+    snapshot = replace(SENT, state="draft", submitted_revision=2, checks=checks)
+    failing = x.explain(snapshot, NOW, WEEKDAYS).document[0]
+    assert (
+        "Blocking checks failed: signer_named; the draft must be corrected."
+        == (sentence(failing)["en"])
+    )
+
+
+def test_a_send_by_moment_counts_working_time_only() -> None:
+    # Given a document signed on Friday, to be sent by Monday noon (Vietnam time)
+    friday_5pm = datetime(2026, 11, 27, 17, 0, tzinfo=VIETNAM)
+    monday_noon = datetime(2026, 11, 30, 12, 0, tzinfo=VIETNAM)
+    snapshot = replace(SENT, state="signed", send_by=monday_noon)
+    # When it is explained on Friday at 17:00
+    step = x.explain(snapshot, friday_5pm, WEEKDAYS).document[0]
+    # Then 67 hours remain, of which 4 are working hours (Monday 08:00–12:00)
+    assert timedelta(hours=67) == step.facts["remaining"]
+    assert timedelta(hours=4) == step.facts["remaining_working"]
+    assert sentence(step)["en"] == (
+        "Signed; must be sent by 2026-11-30 12:00 ICT, in 2 d 19 h (4 h 00 min of working time)."
+    )
+
+
+def test_the_sent_document_names_whom_it_waits_for() -> None:
+    snapshot = replace(
+        SENT,
+        dispatches=(
+            dispatch("delivered", id="x1", organ_id="A"),
+            dispatch("acknowledged", id="x2", organ_id="B"),
+        ),
+    )
+    step = x.explain(snapshot, NOW, WEEKDAYS).document[0]
+    assert (x.AWAITING_ACKNOWLEDGEMENTS, ["A"]) == (step.code, step.facts["recipients"])
+
+
+def test_there_are_no_escalations_unless_the_snapshot_carries_them() -> None:
+    assert [] == [f for f in x.explain(SENT, NOW, WEEKDAYS).all() if f.code == x.ESCALATION_OPEN]
+
+
+def test_an_open_escalation_is_told_with_its_owner_and_level() -> None:
+    # Given one escalation on the recipient and one on the document
+    escalations = (
+        x.EscalationFacts("e1", "not_acknowledged", 2, "tp.nguyen", NOW, dispatch_id="x1"),
+        x.EscalationFacts("e2", "not_sent_in_time", 1, "vt.le", NOW),
+    )
+    snapshot = replace(SENT, dispatches=(dispatch("delivered"),), escalations=escalations)
+    found = x.explain(snapshot, NOW, WEEKDAYS)
+    # Then each is where it belongs, and it is an alarm shown first
+    assert [x.AWAITING_ACKNOWLEDGEMENTS, x.ESCALATION_OPEN] == [f.code for f in found.document]
+    assert x.ESCALATION_OPEN == found.recipients[0].findings[-1].code
+    said = sentence(found.recipients[0].findings[-1])
+    assert "owned by tp.nguyen" in said["en"] and "(level 2)" in said["en"]
+    assert "do tp.nguyen phụ trách" in said["vi"]
+    assert x.ESCALATION_OPEN == found.headline().code
+
+
+def test_every_code_has_a_sentence_in_each_language() -> None:
+    assert set(x.CODES) == set(PHRASES)
+    assert len(set(x.CODES)) == len(x.CODES)
+
+
+def test_a_moment_without_its_zone_is_refused() -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        x.explain(SENT, NOW.replace(tzinfo=None), WEEKDAYS)
+    with pytest.raises(ValueError, match="time zone"):
+        x.working_time_between(WEEKDAYS, NOW.replace(tzinfo=None), NOW)
+
+
+@pytest.mark.parametrize(
+    ("span", "vi", "en"),
+    [
+        (timedelta(seconds=40), "40 giây", "40 s"),
+        (timedelta(minutes=5, seconds=3), "5 phút", "5 min"),
+        (timedelta(hours=1, minutes=5), "1 giờ 05 phút", "1 h 05 min"),
+        (timedelta(days=2, hours=3), "2 ngày 3 giờ", "2 d 3 h"),
+        (timedelta(seconds=-5), "0 giây", "0 s"),
+    ],
+)
+def test_durations_read_in_both_languages(span: timedelta, vi: str, en: str) -> None:
+    assert (vi, en) == (duration(span, "vi"), duration(span, "en"))
+
+
+def test_moments_are_shown_in_vietnam_time() -> None:
+    assert "2026-11-30 10:00 ICT" == moment(NOW, "en")
+    assert "10:00 ngày 30/11/2026 (giờ Việt Nam)" == moment(NOW, "vi")
+
+
+moments = st.datetimes(
+    min_value=datetime(2025, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC)
+)
+
+
+@given(moments, moments, moments)
+def test_working_time_adds_up_and_never_exceeds_clock_time(
+    a: datetime, b: datetime, c: datetime
+) -> None:
+    start, middle, end = sorted((a, b, c))
+    whole = x.working_time_between(WEEKDAYS, start, end)
+    assert whole == (
+        x.working_time_between(WEEKDAYS, start, middle)
+        + x.working_time_between(WEEKDAYS, middle, end)
+    )
+    assert timedelta(0) <= whole <= end - start
+    assert timedelta(0) == x.working_time_between(WEEKDAYS, end, start) or start == end

@@ -1,0 +1,233 @@
+"""What a document waits for, read from the database and told in words.
+
+:func:`snapshot_of` reads the rows (jobs, timers, dispatches, their last attempts and
+statuses, review checks, the send-by moment); ``states/explanation.py`` turns them into
+findings and ``states/phrasing.py`` into sentences. The API's explain and stuck routes
+and the CLI show what :func:`explanation_view` builds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from congvan.actions.calendar import WorkingCalendar
+from congvan.states import explanation as x
+from congvan.states.dispatch import REJECTED
+from congvan.states.errors import InvalidInput
+from congvan.states.phrasing import sentence
+from congvan.states.received import STATUS_LABEL
+from congvan.states.timeliness import VIETNAM, WorkingDays
+from congvan.storage.audit import timestamp
+from congvan.storage.clock import as_utc
+from congvan.storage.documents import DocumentRow
+from congvan.storage.unit_of_work import UnitOfWork
+
+from .settings import Settings
+from .views import notation, signing_timeliness, summary
+
+
+def working_calendar(settings: Settings) -> WorkingCalendar:
+    """Viet Nam's working days with the operator's extra days off and make-up days."""
+    return WorkingCalendar(settings.extra_days_off, settings.extra_working_days)
+
+
+def open_escalations(uow: UnitOfWork, document_id: str) -> tuple[x.EscalationFacts, ...]:
+    """The open escalations about the document, for its explanation: each becomes an
+    ``escalation_open`` finding, on its recipient when it names a dispatch."""
+    return tuple(
+        x.EscalationFacts(
+            id=e.id,
+            kind=e.kind,
+            level=e.level,
+            owner=e.owner,
+            opened_at=e.opened_at,
+            dispatch_id=e.dispatch_id,
+            due_at=e.due_at,
+        )
+        for e in uow.escalations.active_of_document(document_id)
+    )
+
+
+# The stuck list's threshold: how long without progress, by default and at the extremes.
+DEFAULT_OLDER_THAN = timedelta(hours=1)
+MIN_OLDER_THAN = timedelta(minutes=1)
+MAX_OLDER_THAN = timedelta(days=366)
+_DURATION = TypeAdapter(timedelta)
+
+
+def parse_older_than(text: str | None) -> timedelta:
+    """``PT2H``, ``P1D`` (ISO 8601) or whole seconds (``7200``), within the bounds."""
+    if text is None:
+        return DEFAULT_OLDER_THAN
+    bounds = {
+        "field": "older_than",
+        "min_seconds": int(MIN_OLDER_THAN.total_seconds()),
+        "max_seconds": int(MAX_OLDER_THAN.total_seconds()),
+    }
+    try:
+        value = (
+            timedelta(seconds=int(text))
+            if text.isascii() and text.isdigit()
+            else _DURATION.validate_python(text)
+        )
+    except (ValidationError, OverflowError) as exc:
+        raise InvalidInput(
+            "older_than must be an ISO 8601 duration (PT2H, P1D) or a number of seconds.",
+            **bounds,
+        ) from exc
+    if not MIN_OLDER_THAN <= value <= MAX_OLDER_THAN:
+        raise InvalidInput("older_than is out of bounds: from 1 minute to 366 days.", **bounds)
+    return value
+
+
+def _send_by(uow: UnitOfWork, document_id: str) -> datetime | None:
+    judged = signing_timeliness(uow, document_id)
+    text = judged.get("send_by") if judged else None
+    return datetime.fromisoformat(text) if text else None
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    return as_utc(at) if at is not None else None
+
+
+def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
+    """What the database holds about the document now, as the explanation rules need it."""
+    doc_id = row.id
+    statuses = uow.dispatches.statuses_by_dispatch(doc_id)
+    attempts = uow.dispatches.last_attempts(doc_id)
+    dispatches = []
+    for d in uow.dispatches.for_document(doc_id):
+        kept = statuses.get(d.id, [])
+        last = attempts.get(d.id)
+        reason = next((s.reason for s in kept if s.code == "02"), None)
+        dispatches.append(
+            x.DispatchFacts(
+                id=d.id,
+                organ_id=d.organ_id,
+                state=d.state,
+                attempts=d.attempts,
+                last_error=d.last_error,
+                updated_at=as_utc(d.updated_at),
+                reported=tuple(s.code for s in kept),
+                refusal_reason=reason if reason or d.state != REJECTED else d.last_error,
+                last_attempt=None
+                if last is None
+                else x.AttemptFacts(
+                    attempt=last.attempt,
+                    finished_at=as_utc(last.finished_at),
+                    outcome=last.outcome,
+                    http_status=last.http_status,
+                    latency_ms=last.latency_ms,
+                    error=last.error,
+                ),
+            )
+        )
+    jobs = tuple(
+        x.JobFacts(
+            id=j.id,
+            action=j.action,
+            status=j.status,
+            attempts=j.attempts,
+            lease_until=j.lease_until,
+            dispatch_id=str(j.payload["dispatch_id"]) if "dispatch_id" in j.payload else None,
+        )
+        for j in uow.outbox.for_document(doc_id)
+    )
+    timers = tuple(
+        x.TimerFacts(
+            kind=t.kind,
+            ref_id=t.ref_id,
+            due_at=t.due_at,
+            backoff=t.payload.get("reason") == "backoff",
+            attempts=t.attempts,
+            last_error=t.last_error,
+            parked_at=t.parked_at,
+        )
+        for t in uow.timers.for_document(doc_id)
+    )
+    checks: tuple[x.CheckFacts, ...] = ()
+    if row.submitted_revision is not None:
+        checks = tuple(
+            x.CheckFacts(c.code, c.severity, c.status, c.cleared)
+            for c in uow.checks.for_revision(doc_id, row.submitted_revision)
+        )
+    return x.Snapshot(
+        document_id=doc_id,
+        state=row.state,
+        urgency=row.urgency,
+        updated_at=as_utc(row.updated_at),
+        revision=row.revision,
+        submitted_revision=row.submitted_revision,
+        checks=checks,
+        send_by=_send_by(uow, doc_id) if row.state == "signed" else None,
+        jobs=jobs,
+        timers=timers,
+        dispatches=tuple(dispatches),
+        escalations=open_escalations(uow, doc_id),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A fact as JSON: moments in Vietnam time (ISO 8601), spans in whole seconds."""
+    if isinstance(value, datetime):
+        return value.astimezone(VIETNAM).isoformat()
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def finding_view(finding: x.Finding) -> dict[str, Any]:
+    """A finding as the API shows it: code, both sentences, its facts as JSON."""
+    return {
+        "code": finding.code,
+        "alarm": finding.alarm,
+        **sentence(finding),
+        "facts": {k: _plain(v) for k, v in finding.facts.items()},
+    }
+
+
+def explain_row(
+    uow: UnitOfWork, row: DocumentRow, now: datetime, calendar: WorkingDays
+) -> x.Explanation:
+    return x.explain(snapshot_of(uow, row), now, calendar)
+
+
+def explanation_view(row: DocumentRow, found: x.Explanation, now: datetime) -> dict[str, Any]:
+    """The whole explanation of one document."""
+    headline = found.headline()
+    return {
+        "document_id": row.id,
+        "notation": notation(row),
+        "state": row.state,
+        "version": row.version,
+        "at": _plain(now),
+        "headline": finding_view(headline),
+        "document": [finding_view(f) for f in found.document],
+        "recipients": [
+            {
+                "organ_id": r.organ_id,
+                "dispatch_id": r.dispatch_id,
+                "state": r.state,
+                "status_code": r.status_code,
+                "status_label": STATUS_LABEL[r.status_code] if r.status_code else None,
+                "findings": [finding_view(f) for f in r.findings],
+            }
+            for r in found.recipients
+        ],
+    }
+
+
+def stalled_view(row: DocumentRow, found: x.Explanation, now: datetime) -> dict[str, Any]:
+    """One line of the stuck list: the document, how long it has been idle, and why."""
+    return {
+        **summary(row),
+        "idle_since": timestamp(row.updated_at),
+        "idle_seconds": int((now - as_utc(row.updated_at)).total_seconds()),
+        "headline": finding_view(found.headline()),
+        "codes": sorted({f.code for f in found.all()}),
+    }
