@@ -36,7 +36,10 @@ TIMESTAMP_STATUSES = (STAMP_NONE, STAMP_PENDING, STAMP_STAMPED, STAMP_UNAVAILABL
 JOB_DEADLINE = "job_deadline"
 AUDIT_ANCHOR = "audit_anchor"
 CRL_CHECK = "crl_check"
-TIMER_KINDS = (JOB_DEADLINE, AUDIT_ANCHOR, CRL_CHECK)
+# A recall's answers awaited: armed when the recall is sent, cancelled once every recipient
+# answered (15 or 16); when it fires, the recall is unanswered (``recall_unanswered``).
+RECALL_ANSWER = "recall_answer"
+TIMER_KINDS = (JOB_DEADLINE, AUDIT_ANCHOR, CRL_CHECK, RECALL_ANSWER)
 
 # How a signature was made: by the server with the signer's stored key, or uploaded.
 SIGNED_ON_SERVER = "server"

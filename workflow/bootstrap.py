@@ -23,6 +23,9 @@ from congvan.actions.effects import EFFECTS
 from congvan.actions.exchange.archive import Limits
 from congvan.actions.guards import GUARDS
 from congvan.actions.jobs import QUEUES, AnyJob, JobRunner
+from congvan.actions.recalls import EFFECTS as RECALL_EFFECTS
+from congvan.actions.recalls import GUARDS as RECALL_GUARDS
+from congvan.actions.recalls import recall_unanswered
 from congvan.actions.review import Review
 from congvan.actions.sending import Sending
 from congvan.actions.signing.revocation_lists import RevocationLists
@@ -33,6 +36,7 @@ from congvan.actions.statuses import StatusSending
 from congvan.actions.timestamping import JOB as TIMESTAMP_JOB
 from congvan.actions.timestamping import Timestamping
 from congvan.states.policy import Backoff
+from congvan.states.vocabulary import RECALL_ANSWER
 from congvan.storage.clock import Clock, utcnow
 from congvan.storage.database import make_engine
 from congvan.storage.schema import ensure_migrated
@@ -280,12 +284,15 @@ def bootstrap(
             JOB_DEADLINE: runner.on_deadline,
             AUDIT_ANCHOR: anchoring.on_timer,
             CRL_CHECK: revocation_lists.on_timer,
+            # A recall some recipient has not answered in time.
+            RECALL_ANSWER: recall_unanswered,
         },
     )
     engine = Engine(
         open_uow,
         guards={
             **GUARDS,
+            **RECALL_GUARDS,
             "checks_cleared": review.checks_cleared,
             "signer_has_authority": signing.signer_has_authority,
             "signature_valid": signing.signature_valid,
@@ -294,6 +301,7 @@ def bootstrap(
         },
         effects={
             **EFFECTS,
+            **RECALL_EFFECTS,
             "record_submission": review.record_submission,
             "withdraw_submission": review.withdraw_submission,
             "waive_check": review.waive_check,
@@ -301,6 +309,7 @@ def bootstrap(
             "attach_signature": PreparedEffect(signing.attach_signature, signing.sign_on_server),
             # So is sealing a package header per recipient with the agency's key.
             "seal_packages": PreparedEffect(sending.seal_packages, sending.prepare_seals),
+            "seal_requests": PreparedEffect(sending.seal_requests, sending.prepare_request_seals),
             **(effects or {}),
         },
         jobs=list(job_actions),

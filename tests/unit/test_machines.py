@@ -13,6 +13,7 @@ from transitions import Machine, MachineError
 from congvan.states import DISPATCH, DOCUMENT, MACHINES
 from congvan.states import dispatch as d
 from congvan.states import document as doc
+from congvan.states.document import CONSEQUENCES
 from congvan.states.errors import GuardFailed, TransitionNotAllowed
 from congvan.states.machine import (
     DERIVED_EVENT,
@@ -170,20 +171,27 @@ DOCUMENT_EVENTS = {
     doc.DRAFT: (["approve", "edit", "reject", "submit", "waive"], []),
     doc.REVIEWED: (["reject", "sign"], []),
     doc.SIGNED: (["send"], []),
-    doc.SENT: ([], ["acknowledged", "delivered", "failed"]),
-    doc.DELIVERED: ([], ["acknowledged", "failed"]),
-    doc.FAILED: (["resend"], []),
-    doc.ACKNOWLEDGED: ([], []),
+    doc.SENT: (["recall", "update"], ["acknowledged", "delivered", "failed", "recalled", "replaced"]),
+    doc.DELIVERED: (["recall", "update"], ["acknowledged", "failed", "recalled", "replaced"]),
+    doc.FAILED: (["recall", "resend", "update"], ["recalled", "replaced"]),
+    doc.ACKNOWLEDGED: (["recall", "update"], ["recalled", "replaced"]),
+    doc.RECALLED: ([], []),
+    doc.REPLACED: ([], []),
 }
 
 # (fired on the dispatch itself, fired only as part of the document's own transition)
 DISPATCH_EVENTS = {
     d.PENDING: (["start"], []),
-    d.SENDING: (["acknowledge", "deliver", "fail", "refuse", "retry"], []),
-    d.DELIVERED: (["acknowledge", "refuse"], []),
+    d.SENDING: (
+        ["acknowledge", "agree", "decline", "deliver", "fail", "refuse", "retry"],
+        [],
+    ),
+    d.DELIVERED: (["acknowledge", "agree", "decline", "refuse"], []),
     d.ACKNOWLEDGED: ([], []),
     d.REJECTED: ([], []),  # a refusal stands
     d.FAILED: ([], ["resend"]),
+    d.AGREED: ([], []),  # a recall's or update's answer stands
+    d.DECLINED: ([], []),
 }
 
 
@@ -240,7 +248,7 @@ def test_resolve_refuses_unknown_events_and_derived_ones_out_of_place(event: str
 def test_resolve_refuses_any_event_in_a_final_state() -> None:
     for event in DOCUMENT.events:
         with pytest.raises(TransitionNotAllowed) as caught:
-            resolve(DOCUMENT, doc.ACKNOWLEDGED, event, never_called)
+            resolve(DOCUMENT, doc.RECALLED, event, never_called)
         assert caught.value.details["allowed"] == []
 
 
@@ -275,7 +283,12 @@ def test_resolve_returns_the_destination_when_the_guards_hold() -> None:
     step = resolve(DOCUMENT, doc.SIGNED, "send", always(True))
 
     assert (step.event, step.source, step.dest) == ("send", doc.SIGNED, doc.SENT)
-    assert step.edge.effects == ("register_sending", "create_dispatches", "seal_packages")
+    assert step.edge.effects == (
+        "register_sending",
+        "create_dispatches",
+        "seal_packages",
+        "supersede_original",
+    )
     assert step.edge.actions == ("deliver_dispatches",)
 
 
@@ -421,7 +434,9 @@ def test_a_recipients_status_code(state: str, reported: list[str], expected: str
 
 
 def test_every_derived_state_has_a_derived_event_into_it() -> None:
-    derived = {t.trigger: t for t in DOCUMENT.transitions if t.derived}
+    derived = {
+        t.trigger: t for t in DOCUMENT.transitions if t.derived and t.trigger not in CONSEQUENCES
+    }
 
     assert set(DERIVED_EVENT.values()) == set(derived)
     for target, event in DERIVED_EVENT.items():

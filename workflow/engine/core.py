@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy.exc import IntegrityError
 
 from congvan.actions.context import SYSTEM, Actor, Effect, Guard
-from congvan.states import MACHINES
+from congvan.actions.recalls import recall_answered, request_kind
+from congvan.states import DISPATCH, DOCUMENT, MACHINES
+from congvan.states.dispatch import AGREED, ANSWERED
+from congvan.states.machine import allowed_events
+from congvan.states.received import IN_FORCE
 from congvan.states.errors import Forbidden, VersionConflict
 from congvan.states.policy import CREATE_ROLES
 from congvan.states.text import nfc
 from congvan.storage.clock import Clock
+from congvan.storage.dispatches import DispatchRow
 from congvan.storage.received import Received
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -158,8 +164,19 @@ class Engine:
         The same package delivered again (same sender and message id), even by two
         deliveries racing, finds the first one's document, whose receipt is the answer.
         """
+        then = None
+        if arrival.replaces_id is not None:
+            replaced = arrival.replaces_id
+
+            def then(uow: UnitOfWork) -> None:
+                # The replacement arrived: the document it replaces is replaced, if in force.
+                head = uow.received.head(replaced, for_update=True)
+                if head is not None and head.state in IN_FORCE:
+                    data = {"replaced_by": arrival.id}
+                    self.fire_on_within(uow, "received", replaced, "replaced", data=data)
+
         try:
-            return receive_once(self.open_uow, self.clock, arrival)
+            return receive_once(self.open_uow, self.clock, arrival, then)
         except IntegrityError:
             with self.open_uow(readonly=True) as uow:
                 first = uow.received.find(arrival.agency_id, arrival.sender_id, arrival.message_id)
@@ -357,7 +374,7 @@ class Engine:
         binding.settle(uow, subject, pending, event, step.dest, data, now)
         if binding.follows_dispatches:
             self.stepper.follow_derived(uow, pending, now)
-        return self.stepper.persist(
+        result = self.stepper.persist(
             uow,
             binding,
             pending,
@@ -366,6 +383,29 @@ class Engine:
             to_state=pending.state if binding.holds_chain else step.dest,
             now=now,
         )
+        jobs = list(result.jobs)
+        # What the effects implied on other subjects, in this same transaction.
+        for machine, subject_id, follow, follow_data in pending.follow:
+            jobs += self.fire_on_within(uow, machine, subject_id, follow, data=follow_data).jobs
+        if binding.spec is DISPATCH and step.dest in ANSWERED:
+            jobs += self._answered(uow, subject.row)
+        return replace(result, jobs=jobs) if jobs != result.jobs else result
+
+    def _answered(self, uow: UnitOfWork, dispatch: DispatchRow) -> list[str]:
+        """A recipient answered a recall or update: once all did, disarm the answer timer,
+        and when every recipient agreed to a recall, the document is recalled."""
+        if not recall_answered(uow, dispatch.document_id, dispatch.request_id):
+            return []
+        rows = uow.dispatches.for_requests(dispatch.document_id, dispatch.request_id)
+        if not all(r.state == AGREED for r in rows) or request_kind(uow, dispatch) != "recall":
+            return []
+        head = uow.documents.head(dispatch.document_id)
+        if head is None or "recalled" not in allowed_events(
+            DOCUMENT, head.state, include_derived=True
+        ):
+            return []
+        data = {"request_id": dispatch.request_id}
+        return self.fire_on_within(uow, "document", dispatch.document_id, "recalled", data=data).jobs
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -115,15 +115,21 @@ class Arrival:
     package: bytes
     receipt: bytes
     receipt_cms: bytes
+    replaces_id: str | None = None  # a replacement: the received document it replaces
 
 
 def receive_once(
-    open_uow: Callable[..., UnitOfWork], clock: Clock, arrival: Arrival
+    open_uow: Callable[..., UnitOfWork],
+    clock: Clock,
+    arrival: Arrival,
+    then: Callable[[UnitOfWork], None] | None = None,
 ) -> tuple[Received, bool]:
     """Store the arrival as a received document with its first audit entry, or find it.
 
     Returns the stored document and whether this call stored it; a race between two
     deliveries of one package is settled by the unique (agency, sender, message id).
+    ``then`` runs in the same transaction once it is stored (a replacement marks the
+    document it replaces).
     """
     with open_uow() as uow:
         first = uow.received.find(arrival.agency_id, arrival.sender_id, arrival.message_id)
@@ -144,6 +150,7 @@ def receive_once(
                 "message_id": arrival.message_id,
                 "manifest_sha256": arrival.manifest_sha256,
                 "package_sha256": arrival.package_sha256,
+                **({"replaces": arrival.replaces_id} if arrival.replaces_id else {}),
             },
         )
         meta = arrival.metadata
@@ -172,9 +179,12 @@ def receive_once(
                 "reason": "",
                 "received_at": now,
                 "updated_at": now,
+                "replaces_id": arrival.replaces_id,
             }
         )
         uow.audit.append([entry])
+        if then is not None:
+            then(uow)
         uow.commit()
         stored = uow.received.get(arrival.id)
     assert stored is not None

@@ -46,6 +46,8 @@ class Pending:
     entries: list[NewEntry] = field(default_factory=list)
     jobs: list[dict[str, Any]] = field(default_factory=list)
     derived: list[str] = field(default_factory=list)
+    # Events on other subjects the effects asked for (TransitionContext.follow).
+    follow: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
 
     @staticmethod
     def of(head: DocumentHead) -> Pending:
@@ -118,6 +120,7 @@ class Stepper:
         self.fault("resolved")
         for name in step.edge.effects:
             self.effects[name](ctx)
+        pending.follow.extend(ctx.follow)
         self.fault("effects")
         pending.version += 1
         payload = {**(audit_extra or {}), **ctx.audit}
