@@ -99,6 +99,7 @@ STATUS_CODE = MappingProxyType(
         ASSIGNED: "04",
         PROCESSING: "05",
         COMPLETED: "06",
+        RECALLED: "15",  # the recall our clerk agreed to
     }
 )
 

@@ -11,7 +11,7 @@ from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 
 from ..bootstrap import Runtime
-from . import authorities, documents, inbox, received, review, signatures, system
+from . import authorities, documents, inbox, recalls, received, review, signatures, system
 from .encoding import EncodingMiddleware
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
@@ -55,6 +55,7 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
 
     app.include_router(system.router)
     app.include_router(documents.router)
+    app.include_router(recalls.router)
     app.include_router(review.router)
     app.include_router(authorities.router)
     app.include_router(signatures.router)

@@ -21,9 +21,16 @@ from congvan.states import DISPATCH, DOCUMENT, MACHINES
 from congvan.states.dispatch import AGREED, ANSWERED
 from congvan.states.machine import allowed_events
 from congvan.states.received import IN_FORCE
-from congvan.states.errors import Forbidden, VersionConflict
-from congvan.states.policy import CREATE_ROLES
-from congvan.states.text import nfc
+from congvan.states.document import ISSUED
+from congvan.states.errors import (
+    Forbidden,
+    InvalidInput,
+    TransitionNotAllowed,
+    VersionConflict,
+)
+from congvan.states.fields import EDITABLE
+from congvan.states.policy import CREATE_ROLES, REPLACE_ROLES
+from congvan.states.text import has_visible_text, nfc
 from congvan.storage.clock import Clock
 from congvan.storage.dispatches import DispatchRow
 from congvan.storage.received import Received
@@ -36,6 +43,7 @@ from .bindings import (
     DocumentBinding,
     ReceivedBinding,
     checked_recipients,
+    load_document,
 )
 from .creating import Arrival, create_once, receive_once
 from .preparation import PREPARE_ROUNDS, Preparation, Prepared, Stale
@@ -153,6 +161,77 @@ class Engine:
         except IntegrityError:
             # Two requests with one Idempotency-Key raced and the other one won: answer
             # as it did.
+            answer = self._raced(agency_id, idempotency)
+            if answer is None:
+                raise
+            return {**answer, "replayed": True}
+
+    def create_replacement(
+        self,
+        actor: Actor,
+        document_id: str,
+        reason: str,
+        *,
+        idempotency: Idempotency | None = None,
+    ) -> dict[str, Any]:
+        """Draft the corrected document that replaces an issued one (thay thế), with a reason.
+
+        The draft starts as a copy of the original's metadata (without its number: a
+        replacement is a new document), recipients and files, names the document it
+        replaces, and goes through review, signing and sending as any draft does; its
+        send delivers it to the original's recipients as a replacement and marks the
+        original replaced.
+        """
+        if not actor.is_system and not (actor.roles & REPLACE_ROLES):
+            raise Forbidden(
+                "Replacing a document needs the role supervisor or signer.",
+                needs=sorted(REPLACE_ROLES),
+            )
+        reason = str(nfc(reason))
+        if not has_visible_text(reason):
+            raise InvalidInput("A replacement says why.", field="reason")
+        agency_id = actor.agency_id
+        if agency_id is None:
+            raise Forbidden("A document belongs to an agency; the system has none.")
+        with self.open_uow(readonly=True) as uow:
+            head = load_document(uow, document_id, actor, lock=False)
+            if head.state not in ISSUED:
+                raise TransitionNotAllowed("replace", head.state, allowed_events(DOCUMENT, head.state))
+            original = uow.documents.load(document_id)
+            recipients = [
+                {"organ_id": r.organ_id, "name": r.name}
+                for r in uow.documents.recipients(document_id)
+            ]
+            files = []
+            for a in uow.documents.attachments(document_id):
+                data = uow.documents.blob(a.sha256)
+                if data is None:
+                    raise InvalidInput(f"The file {a.filename} is no longer stored.")
+                files.append(
+                    {
+                        "sha256": a.sha256,
+                        "filename": a.filename,
+                        "media_type": a.media_type,
+                        "size": a.size,
+                        "role": a.role,
+                        "data": bytes(data),
+                    }
+                )
+        fields = {k: getattr(original, k) for k in EDITABLE if k != "number"}
+        fields |= {"replaces_id": document_id, "replace_reason": reason}
+        try:
+            return create_once(
+                self.open_uow,
+                self.clock,
+                actor,
+                agency_id,
+                fields,
+                recipients,
+                files,
+                idempotency,
+                replay=self._replay,
+            )
+        except IntegrityError:
             answer = self._raced(agency_id, idempotency)
             if answer is None:
                 raise

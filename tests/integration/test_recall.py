@@ -1,0 +1,341 @@
+"""Recall, update and replace of a sent document between two installations over HTTP.
+
+A (the sender) sends a letter to B; B's inbox is served by uvicorn on loopback, and A's
+API while B's status messages (15 agreed, 16 refused) are posted back. The jobs of both
+sides are run one at a time by the test, so every step can be checked.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from congvan.actions.exchange.package import Original
+from congvan.actions.exchange.writing import assemble, seal_header
+from congvan.states.errors import Forbidden, GuardFailed, InvalidInput, NotFound, TransitionNotAllowed
+from congvan.storage.ids import new_id
+from congvan.workflow import directory
+from congvan.workflow.api.app import create_app
+from congvan.workflow.bootstrap import Runtime
+from tests.databases import Databases
+from tests.factories import actor, document_row
+from tests.installations import A, B, Pair, make_pair, serving_inbox
+
+
+@pytest.fixture
+def pair(
+    make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
+) -> Pair:
+    return make_pair(make_runtime, boot, databases, db_kind)
+
+
+@pytest.fixture
+def served(pair: Pair) -> Iterator[str]:
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        yield inbox
+
+
+def deliver(pair: Pair, doc: str) -> None:
+    """Run every delivery job of ``doc`` that is due; each must end done."""
+    for job in pair.jobs(doc):
+        assert pair.sender.runner.run(job) == "done"
+
+
+def registered(pair: Pair, make_document: Callable[..., str]) -> tuple[str, str]:
+    """A's letter, sent, delivered to B and registered there (acknowledged at A)."""
+    doc = pair.signed(make_document)
+    pair.sender.engine.fire(doc, "send", actor("clerk"))
+    deliver(pair, doc)
+    [received] = pair.received()
+    pair.answer(received.id, "register")
+    assert document_row(pair.sender, doc).state == "acknowledged"
+    return doc, received.id
+
+
+def get(runtime: Runtime, agency: str, path: str, role: str = "clerk") -> Any:
+    """GET ``path`` from ``runtime``'s API as a person of ``agency`` with ``role``."""
+    with runtime.uow() as uow:
+        now = runtime.clock()
+        user = directory.ensure_user(uow, agency, f"{role}-{agency}", [role], now)
+        token = directory.create_token(uow, user, now).token
+        uow.commit()
+    with TestClient(create_app(runtime)) as client:
+        response = client.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def state_at_b(pair: Pair, received_id: str) -> str:
+    with pair.receiver.uow(readonly=True) as uow:
+        row = uow.received.get(received_id)
+        assert row is not None
+        return row.state
+
+
+def test_a_recall_every_recipient_agrees_to_cancels_the_document_at_both_ends(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B
+    doc, received_id = registered(pair, make_document)
+
+    # When A's supervisor recalls it, with a reason, and the recall is delivered
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    # Then B keeps the request for its clerk, the document still in force meanwhile
+    view = get(pair.receiver, B, f"/v1/received/{received_id}")
+    assert (view["state"], [(q["kind"], q["state"]) for q in view["requests"]]) == (
+        "registered",
+        [("recall", "awaiting")],
+    )
+    assert view["requests"][0]["reason"] == "Gửi nhầm"
+    assert "agree_recall" in view["allowed_events"]
+    sender_view = get(pair.sender, A, f"/v1/documents/{doc}")
+    [request] = sender_view["requests"]
+    assert (request["kind"], request["outcome"]) == ("recall", "awaiting_answer")
+    assert [r["answer"] for r in request["recipients"]] == ["awaiting_answer"]
+    assert [t["kind"] for t in sender_view["waiting_for"]] == ["recall_answer"]
+
+    # When B's clerk agrees (status 15 goes back to A)
+    pair.answer(received_id, "agree_recall")
+
+    # Then B's document is recalled and can no longer be handled
+    assert state_at_b(pair, received_id) == "recalled"
+    listed = get(pair.receiver, B, "/v1/received")["items"]
+    assert [(i["id"], i["state"], i["status_code"]) for i in listed] == [
+        (received_id, "recalled", "15")
+    ]
+    with pytest.raises(TransitionNotAllowed):
+        pair.receiver.engine.fire_on("received", received_id, "assign", actor("supervisor", B))
+    # And A's document is recalled, B's answer 15 shown, the answer timer disarmed
+    sender_view = get(pair.sender, A, f"/v1/documents/{doc}")
+    assert sender_view["state"] == "recalled"
+    [request] = sender_view["requests"]
+    assert request["outcome"] == "agreed"
+    assert [(r["organ_id"], r["answer"], r["status_code"]) for r in request["recipients"]] == [
+        (B, "agreed", "15")
+    ]
+    assert sender_view["waiting_for"] == []
+    # Its own sending is what it was: B registered it
+    assert [d["status_code"] for d in sender_view["dispatches"]] == ["03"]
+
+
+def test_a_recipient_refusing_the_recall_keeps_the_document_in_force_and_says_why(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B, then recalled by A
+    doc, received_id = registered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("signer"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+
+    # When B's clerk refuses without a reason, then with one
+    with pytest.raises(InvalidInput):
+        pair.receiver.engine.fire_on("received", received_id, "refuse_recall", actor("clerk", B))
+    pair.answer(received_id, "refuse_recall", {"reason": "Văn bản đã được xử lý"})
+
+    # Then B's document stays registered and handled as before
+    assert state_at_b(pair, received_id) == "registered"
+    view = get(pair.receiver, B, f"/v1/received/{received_id}")
+    assert [(q["state"], q["answer_reason"]) for q in view["requests"]] == [
+        ("refused", "Văn bản đã được xử lý")
+    ]
+    pair.receiver.engine.fire_on("received", received_id, "assign", actor("supervisor", B))
+    # And A sees the refusal (16) with B's reason; its document is not recalled
+    sender_view = get(pair.sender, A, f"/v1/documents/{doc}")
+    assert sender_view["state"] == "acknowledged"
+    [request] = sender_view["requests"]
+    assert request["outcome"] == "refused"
+    [answer] = request["recipients"]
+    assert (answer["answer"], answer["status_code"], answer["reason"]) == (
+        "refused",
+        "16",
+        "Văn bản đã được xử lý",
+    )
+    # The recall was answered: another may be sent
+    assert "recall" in sender_view["allowed_events"]
+    assert sender_view["waiting_for"] == []
+
+
+def test_an_update_agreed_to_corrects_the_metadata_and_keeps_the_old_in_the_trail(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B
+    doc, received_id = registered(pair, make_document)
+    old_subject = document_row(pair.sender, doc).subject
+
+    # When A corrects its subject and signer's name, and B's clerk agrees
+    fields = {"subject": "V/v khen thưởng (đính chính)", "signer_name": "Trần Văn Bình"}
+    with pytest.raises(InvalidInput):  # a field an update does not correct
+        pair.sender.engine.fire(
+            doc, "update", actor("supervisor"), data={"reason": "x", "fields": {"number": 9}}
+        )
+    pair.sender.engine.fire(
+        doc, "update", actor("supervisor"), data={"reason": "Sai trích yếu", "fields": fields}
+    )
+    assert document_row(pair.sender, doc).subject == fields["subject"]
+    # (one request at a time)
+    with pytest.raises(GuardFailed):
+        pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "y"})
+    deliver(pair, doc)
+    pair.answer(received_id, "agree_update")
+
+    # Then B shows the corrected metadata, in force, and its trail the old subject
+    view = get(pair.receiver, B, f"/v1/received/{received_id}")
+    assert (view["state"], view["subject"]) == ("registered", fields["subject"])
+    assert view["corrections"] == fields
+    with pair.receiver.uow(readonly=True) as uow:
+        [entry] = uow.audit.entries(received_id, "agree_update")
+    assert entry.payload["changed"]["subject"] == {"from": old_subject, "to": fields["subject"]}
+    # And A sees B agreed (15)
+    sender_view = get(pair.sender, A, f"/v1/documents/{doc}")
+    [request] = sender_view["requests"]
+    assert (request["kind"], request["outcome"], request["changes"]) == (
+        "update",
+        "agreed",
+        fields,
+    )
+    assert sender_view["state"] == "acknowledged"
+
+
+def sign(pair: Pair, doc: str) -> None:
+    """Approve and sign ``doc`` at A as ``Pair.signed`` does (checks faked, CMS real)."""
+    from congvan.actions.signing import keystore
+    from congvan.actions.signing.cms import sign_manifest
+    from congvan.actions.signing.stored import manifest_of
+    from tests.factories import add_signature_row
+
+    pair.sender.engine.fire(doc, "approve", actor("reviewer"))
+    pair.sender.engine.fire(doc, "sign", actor("signer"))
+    now = pair.sender.clock()
+    with pair.sender.uow() as uow:
+        manifest = manifest_of(uow, doc)
+        cms = sign_manifest(
+            manifest,
+            key=pair.signer_key,
+            cert=pair.signer_cert,
+            chain=list(pair.sender.trust.roots()),
+            signing_time=now,
+        )
+        add_signature_row(
+            uow, doc, manifest, cms, now, mode="server",
+            fingerprint=keystore.fingerprint(pair.signer_cert),
+        )  # fmt: skip
+        uow.commit()
+
+
+def test_a_replacement_sent_links_both_ways_and_marks_the_original_replaced_at_both_ends(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B
+    doc, received_id = registered(pair, make_document)
+
+    # When A's supervisor drafts its replacement (a clerk may not), corrects, signs, sends it
+    with pytest.raises(Forbidden):
+        pair.sender.engine.create_replacement(actor("clerk"), doc, "Sai nội dung")
+    draft = pair.sender.engine.create_replacement(actor("supervisor"), doc, "Sai nội dung")
+    replacement = draft["id"]
+    assert (draft["state"], draft["replaces"], draft["number"]) == ("draft", doc, None)
+    assert [r["organ_id"] for r in draft["recipients"]] == [B]
+    pair.sender.engine.fire(
+        replacement,
+        "edit",
+        actor("clerk"),
+        data={"fields": {"number": 99, "subject": "V/v khen thưởng (thay thế)"}},
+    )
+    sign(pair, replacement)
+    pair.sender.engine.fire(replacement, "send", actor("clerk"))
+
+    # Then A's original is replaced at once, and links to its replacement
+    original_view = get(pair.sender, A, f"/v1/documents/{doc}")
+    assert (original_view["state"], original_view["replaced_by"]) == ("replaced", [replacement])
+    # When the replacement is delivered
+    deliver(pair, replacement)
+    # Then B has it as a new document that replaces the first, which shows replaced
+    items = {i["id"]: i for i in get(pair.receiver, B, "/v1/received")["items"]}
+    [new] = [i for i in items.values() if i["id"] != received_id]
+    assert (new["state"], new["replaces"], new["number"]) == ("received", received_id, 99)
+    assert items[received_id]["state"] == "replaced"
+    old_view = get(pair.receiver, B, f"/v1/received/{received_id}")
+    assert old_view["replaced_by"] == [new["id"]]
+    assert old_view["allowed_events"] == []
+    # And the replacement at A names the original; its package said why
+    replacement_view = get(pair.sender, A, f"/v1/documents/{replacement}")
+    assert (replacement_view["replaces"], replacement_view["replace_reason"]) == (
+        doc,
+        "Sai nội dung",
+    )
+    with pair.sender.uow(readonly=True) as uow:
+        [dispatch] = uow.dispatches.for_document(replacement)
+        header = json.loads(uow.dispatches.header_of(dispatch.id) or b"")
+        [sent] = uow.dispatches.for_document(doc)
+    assert header["business_type"] == "replace"
+    assert header["original"]["message_id"] == sent.message_id
+    assert header["reason"] == "Sai nội dung"
+
+
+def test_a_recall_of_a_document_the_recipient_never_got_from_that_sender_is_refused(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B
+    doc, _received_id = registered(pair, make_document)
+    with pair.sender.uow(readonly=True) as uow:
+        agency = pair.sender.anchoring.keys.require(uow, A, pair.sender.clock())
+        signature = uow.signatures.latest_signature(doc)
+        assert signature is not None
+        manifest, cms = bytes(signature.manifest), bytes(signature.cms)
+        files = {
+            a["filename"]: io.BytesIO(bytes(uow.documents.blob(a["sha256"]) or b""))
+            for a in json.loads(manifest)["attachments"]
+        }
+
+    def post(original: Original) -> httpx.Response:
+        sealed = seal_header(
+            message_id=new_id(), recipient=B, manifest=manifest, signature=cms, agency=agency,
+            sent_at=pair.sender.clock(), business_type="recall", reason="Gửi nhầm",
+            original=original,
+        )  # fmt: skip
+        sink = io.BytesIO()
+        for f in files.values():
+            f.seek(0)
+        assemble(sink, sealed, manifest=manifest, signature=cms, files=files)
+        return httpx.post(
+            served, content=sink.getvalue(), headers={"Content-Type": "application/zip"}
+        )
+
+    # When A's agency asks B to recall a package B never got, or another document
+    never = post(Original("never-sent", doc, 1, "UBND-VP"))
+    with pair.sender.uow(readonly=True) as uow:
+        [sent] = uow.dispatches.for_document(doc)
+    assert sent.message_id is not None
+    other = post(Original(sent.message_id, "another-document", 1, "UBND-VP"))
+
+    # Then B refuses each with a reason code, and keeps nothing
+    assert never.status_code == other.status_code == 422, never.text
+    assert (never.json()["code"], never.json()["details"]["reason"]) == (
+        "original_unknown",
+        "not_received",
+    )
+    assert other.json()["details"]["reason"] == "another_document"
+    with pair.receiver.uow(readonly=True) as uow:
+        assert all(not uow.received.requests(r.id) for r in uow.received.page(B).items)
+
+
+def test_another_agency_cannot_recall_update_or_replace_your_document(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    doc, _received_id = registered(pair, make_document)
+
+    for event, data in (("recall", {"reason": "x"}), ("update", {"reason": "x"})):
+        with pytest.raises(NotFound):
+            pair.sender.engine.fire(doc, event, actor("supervisor", B), data=data)
+    with pytest.raises(NotFound):
+        pair.sender.engine.create_replacement(actor("supervisor", B), doc, "x")
+    # Nor may A's own clerk recall it
+    with pytest.raises(Forbidden):
+        pair.sender.engine.fire(doc, "recall", actor("clerk"), data={"reason": "x"})
