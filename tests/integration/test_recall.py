@@ -339,3 +339,41 @@ def test_another_agency_cannot_recall_update_or_replace_your_document(
     # Nor may A's own clerk recall it
     with pytest.raises(Forbidden):
         pair.sender.engine.fire(doc, "recall", actor("clerk"), data={"reason": "x"})
+
+
+def test_congvan_documents_recall_and_show_on_the_command_line(
+    pair: Pair,
+    served: str,
+    make_document: Callable[..., str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from congvan.workflow.cli import main
+    from tests.installations import PASS
+
+    # Given A's letter registered at B, and a supervisor and a clerk of A
+    doc, _received_id = registered(pair, make_document)
+    with pair.sender.uow() as uow:
+        now = pair.sender.clock()
+        directory.ensure_user(uow, A, "lan", ["supervisor"], now)
+        directory.ensure_user(uow, A, "minh", ["clerk"], now)
+        uow.commit()
+    settings = pair.sender.settings
+    monkeypatch.setenv("CONGVAN_KEY_PASSPHRASE", PASS)
+    cli = ["--data-dir", str(settings.data_dir), "--database-url", settings.db_url, "documents"]
+
+    # When the clerk, then the supervisor, recalls it on the command line
+    refused = main([*cli, "recall", doc, "--reason", "Gửi nhầm", "--as", "minh"])
+    code = main([*cli, "recall", doc, "--reason", "Gửi nhầm", "--as", "lan"])
+    said = capsys.readouterr()
+    shown = main([*cli, "show", doc])
+    text = capsys.readouterr().out
+
+    # Then only the supervisor's is written, its delivery queued for the workers, and
+    # `show` prints the recall waiting on B
+    assert (refused, code, shown) == (2, 0, 0), said
+    assert "error [forbidden]" in said.err
+    assert len(pair.jobs(doc)) == 1
+    assert "state         acknowledged" in text
+    assert "awaiting_answer: Gửi nhầm" in text
+    assert f"  answer      {B}  sending" in text
