@@ -165,7 +165,9 @@ def open_request(ctx: TransitionContext) -> None:
         recall_answer_awaited(ctx.uow, ctx.document.id, request_id, ctx.now)
 
 
-def recall_answer_awaited(uow: UnitOfWork, document_id: str, request_id: str, now: datetime) -> None:
+def recall_answer_awaited(
+    uow: UnitOfWork, document_id: str, request_id: str, now: datetime
+) -> None:
     """Arm the recall's answer timer: when it fires, the recall is unanswered.
 
     Cancelled by ``recall_answered`` once every recipient answered; the handler of

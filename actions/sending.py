@@ -52,7 +52,9 @@ class Sending:
         return self._seal(
             ctx,
             recipients,
-            lambda organ_id: (REPLACE, originals[organ_id]) if organ_id in originals else (NEW, None),
+            lambda organ_id: (
+                (REPLACE, originals[organ_id]) if organ_id in originals else (NEW, None)
+            ),
             reason=row.replace_reason or None,
         )
 
@@ -63,7 +65,9 @@ class Sending:
         row = uow.documents.load(doc.id)
         reached = {r.organ_id: _original(row, r) for r in recalls.reached(uow, doc.id)}
         business_type = RECALL if ctx.event == "recall" else UPDATE
-        changes = recalls.checked_changes(ctx.data.get("fields")) if business_type == UPDATE else None
+        changes = (
+            recalls.checked_changes(ctx.data.get("fields")) if business_type == UPDATE else None
+        )
         return self._seal(
             ctx,
             sorted(reached),
@@ -133,7 +137,9 @@ class Sending:
         request_id = str(ctx.job_payload["request_id"])
         self._keep(ctx, ctx.uow.dispatches.for_requests(ctx.document.id, request_id), seals)
 
-    def _keep(self, ctx: TransitionContext, dispatches: Sequence[DispatchRow], seals: Seals) -> None:
+    def _keep(
+        self, ctx: TransitionContext, dispatches: Sequence[DispatchRow], seals: Seals
+    ) -> None:
         if {d.organ_id for d in dispatches} != set(seals):
             raise InvalidInput("The recipients changed while the packages were sealed.")
         for dispatch in dispatches:

@@ -2,12 +2,13 @@
 
 Every move of a received document (registered 03, refused 02 with its reason, assigned
 04, processing 05, completed 06; the answer to a recall or update, 15 agreed or 16
-refused with its reason, about that request's package) queues a ``send_status`` job. Claim: read what to say and
-where (the sender's inbox in the directory of peers; its ``/v1/status`` beside it). Act (no
-transaction): sign the message with our agency's organisational key and post it. A
-transient failure (not sent, 408, 429, 5xx) raises, so the job waits on its backoff timer
-and posts again; the sender keeps one message per code, so a repeat changes nothing. A
-refusal (other 4xx) is logged and not retried: the sender will never take it.
+refused with its reason, about that request's package) queues a ``send_status`` job.
+Claim: read what to say and where (the sender's inbox in the directory of peers; its
+``/v1/status`` beside it). Act (no transaction): sign the message with our agency's
+organisational key and post it. A transient failure (not sent, 408, 429, 5xx) raises,
+so the job waits on its backoff timer and posts again; the sender keeps one message per
+code, so a repeat changes nothing. A refusal (other 4xx) is logged and not retried: the
+sender will never take it.
 """
 
 from __future__ import annotations

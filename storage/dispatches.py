@@ -87,9 +87,7 @@ _GET_FOR_UPDATE = Prepared(_get.with_for_update())
 # What every dispatch transition reads to derive its document's state.
 # Only the sending's dispatches: a recall's or an update's never move the document.
 _SENDING = _d.request_id == ""
-_STATES = Prepared(
-    select(_d.state).where(_d.document_id == bindparam("document_id"), _SENDING)
-)
+_STATES = Prepared(select(_d.state).where(_d.document_id == bindparam("document_id"), _SENDING))
 _SEALED = Prepared(select(_d.message_id, _d.header, _d.header_cms).where(_by_id))
 _UPDATE = Prepared(update(_dispatches).where(_by_id))  # SET: the columns given
 _LOG_ATTEMPT = Prepared(insert(_attempts))

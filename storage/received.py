@@ -222,9 +222,7 @@ class ReceivedRepository:
 
     def request_receipt(self, request_id: str) -> tuple[bytes, bytes]:
         r = _requests.c
-        row = self.conn.execute(
-            select(r.receipt, r.receipt_cms).where(r.id == request_id)
-        ).one()
+        row = self.conn.execute(select(r.receipt, r.receipt_cms).where(r.id == request_id)).one()
         return bytes(row[0]), bytes(row[1])
 
     def answer_request(self, request_id: str, state: str, reason: str, at: datetime) -> None:

@@ -115,9 +115,7 @@ def requests_view(
         header = json.loads(uow.dispatches.header_of(rows[0].id) or b"{}")
         recipients = []
         for row in rows:
-            answer = next(
-                (s for s in statuses.get(row.id, []) if s.code in ("15", "16")), None
-            )
+            answer = next((s for s in statuses.get(row.id, []) if s.code in ("15", "16")), None)
             recipients.append(
                 {
                     "organ_id": row.organ_id,

@@ -18,7 +18,13 @@ from starlette.testclient import TestClient
 
 from congvan.actions.exchange.package import Original
 from congvan.actions.exchange.writing import assemble, seal_header
-from congvan.states.errors import Forbidden, GuardFailed, InvalidInput, NotFound, TransitionNotAllowed
+from congvan.states.errors import (
+    Forbidden,
+    GuardFailed,
+    InvalidInput,
+    NotFound,
+    TransitionNotAllowed,
+)
 from congvan.storage.ids import new_id
 from congvan.workflow import directory
 from congvan.workflow.api.app import create_app

@@ -171,7 +171,10 @@ DOCUMENT_EVENTS = {
     doc.DRAFT: (["approve", "edit", "reject", "submit", "waive"], []),
     doc.REVIEWED: (["reject", "sign"], []),
     doc.SIGNED: (["send"], []),
-    doc.SENT: (["recall", "update"], ["acknowledged", "delivered", "failed", "recalled", "replaced"]),
+    doc.SENT: (
+        ["recall", "update"],
+        ["acknowledged", "delivered", "failed", "recalled", "replaced"],
+    ),
     doc.DELIVERED: (["recall", "update"], ["acknowledged", "failed", "recalled", "replaced"]),
     doc.FAILED: (["recall", "resend", "update"], ["recalled", "replaced"]),
     doc.ACKNOWLEDGED: (["recall", "update"], ["recalled", "replaced"]),

@@ -59,9 +59,7 @@ def cmd_request(args: argparse.Namespace, settings: Settings) -> int:
         if head is None:
             raise NotFound("No such document.", document_id=args.id)
         if user is None:
-            raise NotFound(
-                f"No user {args.username} in {head.agency_id}.", username=args.username
-            )
+            raise NotFound(f"No user {args.username} in {head.agency_id}.", username=args.username)
         actor = Actor(
             name=f"{user.username}@{user.agency_id}",
             agency_id=user.agency_id,

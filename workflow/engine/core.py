@@ -19,8 +19,6 @@ from congvan.actions.context import SYSTEM, Actor, Effect, Guard
 from congvan.actions.recalls import recall_answered, request_kind
 from congvan.states import DISPATCH, DOCUMENT, MACHINES
 from congvan.states.dispatch import AGREED, ANSWERED
-from congvan.states.machine import allowed_events
-from congvan.states.received import IN_FORCE
 from congvan.states.document import ISSUED
 from congvan.states.errors import (
     Forbidden,
@@ -29,7 +27,9 @@ from congvan.states.errors import (
     VersionConflict,
 )
 from congvan.states.fields import EDITABLE
+from congvan.states.machine import allowed_events
 from congvan.states.policy import CREATE_ROLES, REPLACE_ROLES
+from congvan.states.received import IN_FORCE
 from congvan.states.text import has_visible_text, nfc
 from congvan.storage.clock import Clock
 from congvan.storage.dispatches import DispatchRow
@@ -196,7 +196,9 @@ class Engine:
         with self.open_uow(readonly=True) as uow:
             head = load_document(uow, document_id, actor, lock=False)
             if head.state not in ISSUED:
-                raise TransitionNotAllowed("replace", head.state, allowed_events(DOCUMENT, head.state))
+                raise TransitionNotAllowed(
+                    "replace", head.state, allowed_events(DOCUMENT, head.state)
+                )
             original = uow.documents.load(document_id)
             recipients = [
                 {"organ_id": r.organ_id, "name": r.name}
@@ -484,7 +486,9 @@ class Engine:
         ):
             return []
         data = {"request_id": dispatch.request_id}
-        return self.fire_on_within(uow, "document", dispatch.document_id, "recalled", data=data).jobs
+        return self.fire_on_within(
+            uow, "document", dispatch.document_id, "recalled", data=data
+        ).jobs
 
     # -- helpers -----------------------------------------------------------------------------
 

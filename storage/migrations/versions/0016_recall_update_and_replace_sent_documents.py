@@ -22,9 +22,7 @@ _OLD_SQLITE, _OLD_POSTGRES = "uq_dispatches_document_id", "dispatches_document_i
 
 
 def upgrade() -> None:
-    request_id = sa.Column(
-        "request_id", sa.String(length=36), nullable=False, server_default=""
-    )
+    request_id = sa.Column("request_id", sa.String(length=36), nullable=False, server_default="")
     if op.get_bind().dialect.name == "sqlite":
         with op.batch_alter_table(
             "dispatches", recreate="always", naming_convention=_SQLITE_NAMING
