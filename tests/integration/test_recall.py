@@ -383,3 +383,39 @@ def test_congvan_documents_recall_and_show_on_the_command_line(
     assert "state         acknowledged" in text
     assert "awaiting_answer: Gửi nhầm" in text
     assert f"  answer      {B}  sending" in text
+
+
+def test_an_answer_15_about_the_document_itself_or_03_about_a_recall_is_refused(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    from congvan.actions.exchange.status import make_status
+    from congvan.states.errors import MessageMismatch
+
+    # Given A's letter registered at B, and its recall delivered to B
+    doc, _received_id = registered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    with pair.sender.uow(readonly=True) as uow:
+        [sent] = uow.dispatches.for_document(doc)
+        [recall] = uow.dispatches.for_requests(doc)
+    with pair.receiver.uow(readonly=True) as uow:
+        b_key = pair.receiver.inbox.keys.require(uow, B, pair.receiver.clock())
+
+    def status(message_id: str | None, code: str) -> Any:
+        assert message_id is not None
+        return make_status(
+            message_id=message_id, document_id=doc, to=A, code=code, description="x",
+            at=pair.receiver.clock(), agency=b_key,
+        )  # fmt: skip
+
+    # When B's agency says it agrees about the document's own package, or registered the
+    # recall's
+    for message_id, code in ((sent.message_id, "15"), (recall.message_id, "03")):
+        sealed = status(message_id, code)
+        # Then each is refused, and nothing moves
+        with pytest.raises(MessageMismatch) as refused:
+            pair.sender.statuses.accept(sealed.body, sealed.cms)
+        assert refused.value.reason == "status_code"
+    assert document_row(pair.sender, doc).state == "acknowledged"
+    with pair.sender.uow(readonly=True) as uow:
+        assert [r.state for r in uow.dispatches.for_requests(doc)] == ["delivered"]
