@@ -42,9 +42,9 @@ RECEIVED_DOCUMENT = MachineSpec(
         edge("complete", (ASSIGNED, PROCESSING), COMPLETED, actions=NOTIFY),
         # The sender asks to take it back (QCVN 102 business type 1) or to correct its
         # metadata (2): the request is kept and awaits our clerk's answer; the document
-        # stays where it is, in force, until the clerk agrees.
+        # stays where it is, in force, until the clerk agrees. Fired by the inbox.
         *(
-            edge(event, state, state, effects=("record_request",))
+            edge(event, state, state, effects=("record_request",), derived=True)
             for event in ("request_recall", "request_update")
             for state in IN_FORCE
         ),
@@ -75,8 +75,8 @@ RECEIVED_DOCUMENT = MachineSpec(
             )
             for state in IN_FORCE
         ),
-        # Its replacement (business type 3) arrived: fired with the replacement's arrival.
-        edge("replaced", IN_FORCE, REPLACED),
+        # Its replacement (business type 3) arrived: fired by the inbox with its arrival.
+        edge("replaced", IN_FORCE, REPLACED, derived=True),
     ),
     descriptions={
         RECEIVED: "arrived, not yet registered (status 01)",
@@ -121,5 +121,12 @@ STATUS_LABEL = MappingProxyType(
 ANSWER_CODE = MappingProxyType(
     {"agree_recall": "15", "agree_update": "15", "refuse_recall": "16", "refuse_update": "16"}
 )
-# Events only the system fires: a request arriving, a replacement arriving.
-SYSTEM_EVENTS = frozenset({"request_recall", "request_update", "replaced"})
+# The events that answer a request, by the kind of request they answer.
+ANSWERING = MappingProxyType(
+    {
+        "agree_recall": "recall",
+        "refuse_recall": "recall",
+        "agree_update": "update",
+        "refuse_update": "update",
+    }
+)

@@ -220,6 +220,20 @@ class ReceivedRepository:
             None,
         )
 
+    def awaiting_kinds(self, received_ids: Sequence[str]) -> dict[str, set[str]]:
+        """For each of ``received_ids``, the kinds of request awaiting our clerk's answer."""
+        r = _requests.c
+        found: dict[str, set[str]] = {}
+        if received_ids:
+            rows = self.conn.execute(
+                select(r.received_id, r.kind).where(
+                    r.received_id.in_(list(received_ids)), r.state == AWAITING
+                )
+            )
+            for received_id, kind in rows:
+                found.setdefault(received_id, set()).add(kind)
+        return found
+
     def request_receipt(self, request_id: str) -> tuple[bytes, bytes]:
         r = _requests.c
         row = self.conn.execute(select(r.receipt, r.receipt_cms).where(r.id == request_id)).one()

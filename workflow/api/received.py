@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -23,9 +23,9 @@ from congvan.actions.exchange.package import Package, Part, open_package
 from congvan.states import RECEIVED_DOCUMENT, allowed_events
 from congvan.states.errors import InvalidInput, ManifestMismatch, MessageMalformed, NotFound
 from congvan.states.policy import READ_ROLES
-from congvan.states.received import STATUS_CODE
+from congvan.states.received import ANSWERING, STATUS_CODE
 from congvan.storage.clock import as_utc
-from congvan.storage.received import Received, Request
+from congvan.storage.received import AWAITING, Received, Request
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .auth import PrincipalDep, require
@@ -134,7 +134,14 @@ class ReceivedEventResult(BaseModel):
     jobs: list[str] = Field(description="Ids of the jobs the transition queued")
 
 
-def received_view(row: Received) -> dict[str, Any]:
+def received_view(row: Received, awaiting: Collection[str] = ()) -> dict[str, Any]:
+    """A received document as listed; ``awaiting``: the kinds of request (recall, update)
+    awaiting our clerk's answer, whose answering events it offers."""
+    events = [
+        e
+        for e in allowed_events(RECEIVED_DOCUMENT, row.state)
+        if e not in ANSWERING or ANSWERING[e] in awaiting
+    ]
     return {
         "id": row.id,
         "sender_id": row.sender_id,
@@ -143,7 +150,7 @@ def received_view(row: Received) -> dict[str, Any]:
         "state": row.state,
         "status_code": STATUS_CODE.get(row.state),
         "version": row.version,
-        "allowed_events": allowed_events(RECEIVED_DOCUMENT, row.state),
+        "allowed_events": events,
         "number": row.number,
         "symbol": row.symbol,
         "doc_type": row.doc_type,
@@ -206,7 +213,9 @@ def list_received(
         page = uow.received.page(
             principal.agency_id, states=state or [], sender_id=sender, cursor=cursor, limit=limit
         )
-    return {"items": [received_view(r) for r in page.items], "next_cursor": page.next_cursor}
+        awaiting = uow.received.awaiting_kinds([r.id for r in page.items])
+    items = [received_view(r, awaiting.get(r.id, ())) for r in page.items]
+    return {"items": items, "next_cursor": page.next_cursor}
 
 
 @router.get(
@@ -227,9 +236,15 @@ def get_received(
         files = [_file_view(p) for p in package.header.parts if _file_name(p) is not None]
     response.headers["ETag"] = f'"{row.version}"'
     with uow:
-        requests = [request_view(q) for q in uow.received.requests(row.id)]
+        stored = uow.received.requests(row.id)
         replaced_by = uow.received.replaced_by(row.id)
-    return {**received_view(row), "files": files, "requests": requests, "replaced_by": replaced_by}
+    awaiting = {q.kind for q in stored if q.state == AWAITING}
+    return {
+        **received_view(row, awaiting),
+        "files": files,
+        "requests": [request_view(q) for q in stored],
+        "replaced_by": replaced_by,
+    }
 
 
 @router.get(
