@@ -21,11 +21,17 @@ from ..engine import Idempotency
 from .auth import PrincipalDep, actor_of
 from .deps import EngineDep
 from .documents import REPLAYED, IdempotencyKey, fire_answering, parse_if_match
-from .outputs import DocumentOut, EventResult, errors, sends
+from .bodies import JsonRoute
+from .outputs import AUTHENTICATED, DocumentOut, EventResult, errors, sends
 from .schemas import TextModel
 from .views import check_document_id
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"])
+router = APIRouter(
+    prefix="/v1/documents",
+    tags=["documents"],
+    responses=errors(*AUTHENTICATED),
+    route_class=JsonRoute,
+)
 
 
 class RecallIn(TextModel):
