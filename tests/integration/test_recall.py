@@ -419,3 +419,25 @@ def test_an_answer_15_about_the_document_itself_or_03_about_a_recall_is_refused(
     assert document_row(pair.sender, doc).state == "acknowledged"
     with pair.sender.uow(readonly=True) as uow:
         assert [r.state for r in uow.dispatches.for_requests(doc)] == ["delivered"]
+
+
+def test_a_recall_left_unanswered_past_its_time_is_reported_once(
+    pair: Pair, served: str, make_document: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given A's letter registered at B, and its recall delivered and left unanswered
+    doc, _received_id = registered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+
+    # When its answer timer's time has not come, then has
+    before = pair.sender.scheduler.tick()
+    pair.sender.clock.advance(hours=25)
+    with caplog.at_level("WARNING", logger="congvan.recalls"):
+        fired = pair.sender.scheduler.tick()
+
+    # Then the recall is reported unanswered once, naming who has not answered
+    assert (before, fired) == (0, 1)
+    [record] = [r for r in caplog.records if getattr(r, "action", "") == "recall.unanswered"]
+    assert (record.document_id, record.waiting_for) == (doc, [B])  # type: ignore[attr-defined]
+    with pair.sender.uow(readonly=True) as uow:
+        assert uow.timers.for_document(doc) == []
