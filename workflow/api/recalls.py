@@ -19,9 +19,9 @@ from congvan.states.document import UPDATABLE
 
 from ..engine import Idempotency
 from .auth import PrincipalDep, actor_of
+from .bodies import JsonRoute
 from .deps import EngineDep
 from .documents import REPLAYED, IdempotencyKey, fire_answering, parse_if_match
-from .bodies import JsonRoute
 from .outputs import AUTHENTICATED, DocumentOut, EventResult, errors, sends
 from .schemas import TextModel
 from .views import check_document_id
