@@ -260,6 +260,9 @@ def test_a_replacement_sent_links_both_ways_and_marks_the_original_replaced_at_b
     # Then A's original is replaced at once, and links to its replacement
     original_view = get(pair.sender, A, f"/v1/documents/{doc}")
     assert (original_view["state"], original_view["replaced_by"]) == ("replaced", [replacement])
+    with pair.sender.uow(readonly=True) as uow:
+        [entry] = uow.audit.entries(doc, "replaced")
+    assert entry.payload["replaced_by"] == replacement
     # When the replacement is delivered
     deliver(pair, replacement)
     # Then B has it as a new document that replaces the first, which shows replaced

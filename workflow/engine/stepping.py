@@ -31,6 +31,9 @@ from congvan.storage.unit_of_work import UnitOfWork
 
 from .results import FireResult
 
+# The members of an event's data its audit entry records.
+_RECORDED = ("reason", "replaced_by", "request_id")
+
 # Points at which a test may inject a failure; each one must leave no trace.
 STEPS = ("loaded", "resolved", "effects", "audited", "advanced", "outboxed", "remembered")
 
@@ -124,8 +127,11 @@ class Stepper:
         self.fault("effects")
         pending.version += 1
         payload = {**(audit_extra or {}), **ctx.audit}
-        if "reason" in data:
-            payload["reason"] = data["reason"]
+        # What the trail keeps of the event's data: why, and what a consequence follows
+        # from (the replacement, the recall whose answers all agreed).
+        for key in _RECORDED:
+            if key in data:
+                payload[key] = data[key]
         entry = make_entry(
             prev_hash=pending.audit_head,
             document_id=pending.head.id,
