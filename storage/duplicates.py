@@ -82,6 +82,7 @@ _SENT_WITH_FILE = (
         _attachments.c.role == "main",
         _dispatches.c.organ_id.in_(bindparam("organ_ids", expanding=True)),
         _dispatches.c.document_id != bindparam("exclude"),
+        _dispatches.c.document_id != bindparam("replaced"),
     )
     .order_by(_dispatches.c.document_id)
     .limit(1)
@@ -162,11 +163,16 @@ class DuplicateRepository:
         return [dict(r._mapping) for r in rows]
 
     def sent_with_file(
-        self, sha256: str, organ_ids: Sequence[str], *, exclude: str
+        self, sha256: str, organ_ids: Sequence[str], *, exclude: str, replaced: str = ""
     ) -> dict[str, Any] | None:
-        """An earlier document whose main file, with these bytes, went to one of these."""
+        """An earlier document whose main file, with these bytes, went to one of these.
+
+        ``replaced``: the document ``exclude`` replaces, which a replacement may repeat
+        (its number, date or recipients corrected, the file the same).
+        """
         if not organ_ids:
             return None
         params = {"sha256": sha256, "organ_ids": list(organ_ids), "exclude": exclude}
+        params["replaced"] = replaced
         row = self.conn.execute(_SENT_WITH_FILE, params).first()
         return dict(row._mapping) if row else None

@@ -29,6 +29,7 @@ from congvan.storage.ids import new_id
 from congvan.workflow import directory
 from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
+from congvan.workflow.letters import sample_pdf
 from tests.databases import Databases
 from tests.factories import actor, document_row
 from tests.installations import A, B, Pair, make_pair, serving_inbox
@@ -54,9 +55,9 @@ def deliver(pair: Pair, doc: str) -> None:
         assert pair.sender.runner.run(job) == "done"
 
 
-def registered(pair: Pair, make_document: Callable[..., str]) -> tuple[str, str]:
+def registered(pair: Pair, make_document: Callable[..., str], **files: Any) -> tuple[str, str]:
     """A's letter, sent, delivered to B and registered there (acknowledged at A)."""
-    doc = pair.signed(make_document)
+    doc = pair.signed(make_document, **files)
     pair.sender.engine.fire(doc, "send", actor("clerk"))
     deliver(pair, doc)
     [received] = pair.received()
@@ -238,8 +239,8 @@ def sign(pair: Pair, doc: str) -> None:
 def test_a_replacement_sent_links_both_ways_and_marks_the_original_replaced_at_both_ends(
     pair: Pair, served: str, make_document: Callable[..., str]
 ) -> None:
-    # Given A's letter registered at B
-    doc, received_id = registered(pair, make_document)
+    # Given A's letter, with its main PDF, registered at B
+    doc, received_id = registered(pair, make_document, pdf=("thu.pdf", sample_pdf("Thư")))
 
     # When A's supervisor drafts its replacement (a clerk may not), corrects, signs, sends it
     with pytest.raises(Forbidden):
@@ -255,6 +256,14 @@ def test_a_replacement_sent_links_both_ways_and_marks_the_original_replaced_at_b
         data={"fields": {"number": 99, "subject": "V/v khen thưởng (thay thế)"}},
     )
     sign(pair, replacement)
+    # (its main file, unchanged, repeats only the document it replaces: no duplicate)
+    with pair.sender.uow(readonly=True) as uow:
+        [main] = [a for a in uow.documents.attachments(replacement) if a.role == "main"]
+        duplicates = uow.duplicates
+        assert duplicates.sent_with_file(main.sha256, [B], exclude=replacement)["id"] == doc
+        assert (
+            duplicates.sent_with_file(main.sha256, [B], exclude=replacement, replaced=doc) is None
+        )
     pair.sender.engine.fire(replacement, "send", actor("clerk"))
 
     # Then A's original is replaced at once, and links to its replacement
