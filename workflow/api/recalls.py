@@ -3,8 +3,9 @@
 Recall and update are events of the document (``recall``, ``update``), fired as any
 event is, with a reason; each sends its request to every recipient that has the
 document, which answers agree (15) or refuse (16): ``GET /v1/documents/{id}`` shows
-each answer under ``requests``. Replace drafts the corrected document, which names the
-one it replaces and goes through review, signing and sending as any draft does.
+each answer under ``requests``. Replace drafts the corrected document (multipart: the
+reason, and the corrected main file and appendices, or the original's kept), which names
+the one it replaces and goes through review, signing and sending as any draft does.
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, File, Form, Header, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from pydantic import ConfigDict, Field
 
 from congvan.states.document import UPDATABLE
+from congvan.states.errors import InvalidInput, TooManyAttachments
 
 from ..engine import Idempotency
 from .auth import PrincipalDep, actor_of
 from .bodies import JsonRoute
-from .deps import EngineDep
+from .deps import EngineDep, SettingsDep
 from .documents import REPLAYED, IdempotencyKey, fire_answering, parse_if_match
+from .files import read_upload
 from .outputs import AUTHENTICATED, DocumentOut, EventResult, errors, sends
 from .schemas import TextModel
 from .views import check_document_id
@@ -123,22 +127,47 @@ def update_document(
     response_model=DocumentOut,
     responses={**errors(400, 404, 409), **sends(201, "Location", "ETag", "Idempotent-Replayed")},
 )
-def replace_document(
+async def replace_document(
     document_id: str,
-    body: RecallIn,
     engine: EngineDep,
+    settings: SettingsDep,
     principal: PrincipalDep,
     response: Response,
+    reason: Annotated[str, Form(min_length=1, max_length=2000, description="Why")],
+    main: Annotated[
+        UploadFile | None,
+        File(description="The corrected main file; left out, the original's files are kept"),
+    ] = None,
+    appendix: Annotated[list[UploadFile] | None, File(description="Appendices, with main")] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     check_document_id(document_id)
+    reason = RecallIn(reason=reason).reason  # the text rules every body keeps to
+    if appendix and main is None:
+        raise InvalidInput("Appendices come with the corrected main file.", field="appendix")
+    uploads = ([("main", main)] if main is not None else []) + [
+        ("appendix", f) for f in appendix or []
+    ]
+    if len(uploads) > settings.max_attachments:
+        raise TooManyAttachments(
+            f"At most {settings.max_attachments} attachments.",
+            max_items=settings.max_attachments,
+            count=len(uploads),
+        )
+    files = [await read_upload(f, role, settings.max_attachment_bytes) for role, f in uploads]
+    parts = [[f["role"], f["filename"], f["media_type"], f["sha256"]] for f in files]
     idem = (
-        Idempotency.of(idempotency_key, "replace", document_id, body.reason)
+        Idempotency.of(idempotency_key, "replace", document_id, reason, parts)
         if idempotency_key
         else None
     )
-    view = engine.create_replacement(
-        actor_of(principal), document_id, body.reason, idempotency=idem
+    view = await run_in_threadpool(
+        engine.create_replacement,
+        actor_of(principal),
+        document_id,
+        reason,
+        files=files or None,
+        idempotency=idem,
     )
     response.headers["Location"] = f"/v1/documents/{view['id']}"
     response.headers["ETag"] = f'"{view["version"]}"'

@@ -172,15 +172,17 @@ class Engine:
         document_id: str,
         reason: str,
         *,
+        files: Sequence[Mapping[str, Any]] | None = None,
         idempotency: Idempotency | None = None,
     ) -> dict[str, Any]:
         """Draft the corrected document that replaces an issued one (thay thế), with a reason.
 
         The draft starts as a copy of the original's metadata (without its number: a
-        replacement is a new document), recipients and files, names the document it
-        replaces, and goes through review, signing and sending as any draft does; its
-        send delivers it to the original's recipients as a replacement and marks the
-        original replaced.
+        replacement is a new document) and recipients, with ``files`` (as
+        ``create_document`` takes them; None: the original's). It names the document it
+        replaces and goes through review, signing and sending as any draft does; its send
+        delivers it to the original's recipients as a replacement and marks the original
+        replaced.
         """
         if not actor.is_system and not (actor.roles & REPLACE_ROLES):
             raise Forbidden(
@@ -204,12 +206,12 @@ class Engine:
                 {"organ_id": r.organ_id, "name": r.name}
                 for r in uow.documents.recipients(document_id)
             ]
-            files = []
-            for a in uow.documents.attachments(document_id):
+            copied = []
+            for a in uow.documents.attachments(document_id) if files is None else ():
                 data = uow.documents.blob(a.sha256)
                 if data is None:
                     raise InvalidInput(f"The file {a.filename} is no longer stored.")
-                files.append(
+                copied.append(
                     {
                         "sha256": a.sha256,
                         "filename": a.filename,
@@ -229,7 +231,7 @@ class Engine:
                 agency_id,
                 fields,
                 recipients,
-                files,
+                copied if files is None else files,
                 idempotency,
                 replay=self._replay,
             )
