@@ -453,3 +453,49 @@ def test_a_recall_left_unanswered_past_its_time_is_reported_once(
     assert (record.document_id, record.waiting_for) == (doc, [B])  # type: ignore[attr-defined]
     with pair.sender.uow(readonly=True) as uow:
         assert uow.timers.for_document(doc) == []
+
+
+class AnswerOvertakes(httpx.BaseTransport):
+    """Delivers the recall for real, then lets B's answer 15 reach A before A records the
+    receipt (B's clerk was quicker than A's worker)."""
+
+    def __init__(self, pair: Pair, doc: str) -> None:
+        self.real = httpx.HTTPTransport()
+        self.pair, self.doc = pair, doc
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        from congvan.actions.exchange.status import make_status
+
+        response = self.real.handle_request(request)
+        receiver, sender = self.pair.receiver, self.pair.sender
+        with receiver.uow(readonly=True) as uow:
+            b_key = receiver.inbox.keys.require(uow, B, receiver.clock())
+        with sender.uow(readonly=True) as uow:
+            [recall] = uow.dispatches.for_requests(self.doc)
+        assert recall.message_id is not None
+        status = make_status(
+            message_id=recall.message_id, document_id=self.doc, to=A, code="15",
+            description="agreed", at=sender.clock(), agency=b_key,
+        )  # fmt: skip
+        assert sender.statuses.accept(status.body, status.cms).state == "agreed"
+        return response
+
+
+def test_an_answer_that_overtakes_the_recalls_receipt_leaves_it_agreed_and_recalled(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B, and B's answer 15 reaching A mid-delivery
+    doc, _received_id = registered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    pair.deliver_through(lambda: AnswerOvertakes(pair, doc))
+
+    # When the recall's delivery records its outcome
+    deliver(pair, doc)
+
+    # Then the recall stays agreed with its receipt kept, and the document is recalled
+    with pair.sender.uow(readonly=True) as uow:
+        [recall] = uow.dispatches.for_requests(doc)
+        assert uow.dispatches.receipt(recall.id) is not None
+        [attempt] = uow.dispatches.attempts_of(recall.id)
+    assert (recall.state, attempt.outcome) == ("agreed", "delivered")
+    assert document_row(pair.sender, doc).state == "recalled"
