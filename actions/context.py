@@ -45,6 +45,9 @@ class TransitionContext:
     # An effect may split a job its edge names into one job per item (one delivery per
     # dispatch): the job's name → the payload of each.
     fan_out: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Events this transition implies on another subject, fired by the engine in the same
+    # transaction once this one is written: (machine, subject id, event, data).
+    follow: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
 
 
 class Events(Protocol):

@@ -43,7 +43,7 @@ from typing import Any
 import httpcore  # noqa: F401
 import httpx
 
-from congvan.states.dispatch import ACKNOWLEDGED, REJECTED, STATUS_EVENTS
+from congvan.states.dispatch import ACKNOWLEDGED, ANSWERED, REJECTED, STATUS_EVENTS
 from congvan.states.errors import CongvanError, GuardFailed
 from congvan.storage.dispatches import AttemptRow, DispatchRow
 from congvan.storage.unit_of_work import UnitOfWork
@@ -64,9 +64,9 @@ DELIVERED, REFUSED, TRANSIENT, UNKNOWN, BAD_RECEIPT = (
     "unknown",
     "bad_receipt",
 )
-# Where a status message (03, 02) takes a dispatch whose attempt is still under way: the
-# recipient registered or refused it before our receipt was recorded.
-_OVERTAKEN = frozenset({ACKNOWLEDGED, REJECTED})
+# Where a status message (03, 02; 15, 16 for a recall or update) takes a dispatch whose
+# attempt is still under way: the recipient answered before our receipt was recorded.
+_OVERTAKEN = frozenset({ACKNOWLEDGED, REJECTED, *ANSWERED})
 # Answers that say "not now" rather than "never".
 _RETRYABLE_STATUSES = frozenset({408, 425, 429})
 

@@ -163,6 +163,10 @@ class Watch:
     def _dispatch(self, uow: UnitOfWork, change: Change) -> None:
         dispatch_id = change.subject_id
         dest = change.to_state
+        row = uow.dispatches.get(dispatch_id)
+        if row is not None and row.request_id:
+            self._request(uow, change, row.request_id)
+            return
         if dest in d.ARRIVED or dest in d.GIVEN_UP:
             self._settled(uow, change, e.NOT_DELIVERED, dispatch_id, "delivered")
         if dest in d.ARRIVED:
@@ -188,6 +192,27 @@ class Watch:
             self.open_for_dispatch(
                 uow, kind, dispatch_id, change.now, change.now, detail={"reason": error}
             )
+
+    def _request(self, uow: UnitOfWork, change: Change, request_id: str) -> None:
+        """A recall's or update's dispatch: once it arrives the recipient answers (15/16)
+        within ``recall_answer``; a refusal (16) escalates at once, as a failure does."""
+        dispatch_id, dest = change.subject_id, change.to_state
+        if dest == d.DELIVERED and change.from_state != d.DELIVERED:
+            due = self.deadlines(uow, change.agency_id).after(
+                change.now, "recall_answer", change.urgency
+            )
+            payload = {"dispatch_id": dispatch_id, "request_id": request_id}
+            self._arm(uow, e.RECALL_UNANSWERED, dispatch_id, change.document_id, due, payload)
+        if dest in (d.AGREED, d.DECLINED, d.FAILED, d.REJECTED):
+            self._settled(uow, change, e.RECALL_UNANSWERED, dispatch_id, "answered")
+        if dest == d.DECLINED:
+            reason = str(change.data.get("error") or change.data.get("reason") or "")
+            detail = {"reason": reason, "request_id": request_id}
+            self.open_for_dispatch(
+                uow, e.REFUSED_BY_RECIPIENT, dispatch_id, change.now, change.now, detail=detail
+            )
+        if dest == d.FAILED:
+            self.open_for_dispatch(uow, e.DELIVERY_FAILED, dispatch_id, change.now, change.now)
 
     def _arm(
         self,
@@ -478,7 +503,7 @@ class Watch:
             row = uow.dispatches.get(dispatch_id)
             broken = row is not None and (
                 (kind == e.NOT_DELIVERED and row.state in (d.PENDING, d.SENDING))
-                or (kind == e.NOT_ACKNOWLEDGED and row.state == d.DELIVERED)
+                or (kind in (e.NOT_ACKNOWLEDGED, e.RECALL_UNANSWERED) and row.state == d.DELIVERED)
             )
             if broken:
                 self.open_for_dispatch(uow, kind, dispatch_id, timer.due_at, now)

@@ -1,12 +1,14 @@
 """Status messages back to the sender: what our clerks did with a document it sent us.
 
 Every move of a received document (registered 03, refused 02 with its reason, assigned
-04, processing 05, completed 06) queues a ``send_status`` job. Claim: read what to say and
-where (the sender's inbox in the directory of peers; its ``/v1/status`` beside it). Act (no
-transaction): sign the message with our agency's organisational key and post it. A
-transient failure (not sent, 408, 429, 5xx) raises, so the job waits on its backoff timer
-and posts again; the sender keeps one message per code, so a repeat changes nothing. A
-refusal (other 4xx) is logged and not retried: the sender will never take it.
+04, processing 05, completed 06; the answer to a recall or update, 15 agreed or 16
+refused with its reason, about that request's package) queues a ``send_status`` job.
+Claim: read what to say and where (the sender's inbox in the directory of peers; its
+``/v1/status`` beside it). Act (no transaction): sign the message with our agency's
+organisational key and post it. A transient failure (not sent, 408, 429, 5xx) raises,
+so the job waits on its backoff timer and posts again; the sender keeps one message per
+code, so a repeat changes nothing. A refusal (other 4xx) is logged and not retried: the
+sender will never take it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import httpx
 
 from congvan.states.errors import CongvanError
-from congvan.states.received import RECEIVED_DOCUMENT, STATUS_CODE
+from congvan.states.received import ANSWER_CODE, RECEIVED_DOCUMENT, STATUS_CODE, STATUS_LABEL
 from congvan.storage.received import Received
 
 from .context import JobContext
@@ -53,6 +55,7 @@ class Notice:
     """One status message to sign and post."""
 
     received: Received
+    message_id: str  # the package it answers: the document's, or a recall's or update's
     code: str
     description: str
     reason: str | None
@@ -79,11 +82,23 @@ class StatusSending(StagedJob[Notice]):
         peer = uow.peers.get(received.sender_id)
         if peer is None:
             raise CongvanError(f"No inbox is known for the sender {received.sender_id}.")
+        message_id, code = received.message_id, STATUS_CODE[dest]
+        description = RECEIVED_DOCUMENT.descriptions[dest]
+        reason = received.reason or None if code == "02" else None
+        request_id = ctx.job.payload.get("request_id")
+        if request_id is not None:  # the answer to a recall or update (15 or 16)
+            request = uow.received.request(str(request_id))
+            if request is None:
+                return None
+            message_id, code = request.message_id, ANSWER_CODE[event]
+            description = STATUS_LABEL[code]
+            reason = request.answer_reason or None if code == "16" else None
         return Notice(
             received=received,
-            code=STATUS_CODE[dest],
-            description=RECEIVED_DOCUMENT.descriptions[dest],
-            reason=received.reason or None if STATUS_CODE[dest] == "02" else None,
+            message_id=message_id,
+            code=code,
+            description=description,
+            reason=reason,
             url=status_url(peer.inbox_url),
             timeout=float(peer.timeout_seconds),
             agency=self.keys.require(uow, received.agency_id, ctx.now),
@@ -93,7 +108,7 @@ class StatusSending(StagedJob[Notice]):
     def act(self, work: Notice) -> int:
         received = work.received
         sealed = make_status(
-            message_id=received.message_id,
+            message_id=work.message_id,
             document_id=received.sender_document_id,
             to=received.sender_id,
             code=work.code,

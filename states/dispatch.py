@@ -12,12 +12,15 @@ DELIVERED = "delivered"
 ACKNOWLEDGED = "acknowledged"
 REJECTED = "rejected"
 FAILED = "failed"
+# A recall or update request (QCVN 102 business type 1 or 2) answered by its recipient.
+AGREED = "agreed"
+DECLINED = "declined"
 
 DISPATCH = MachineSpec(
     name="dispatch",
-    states=(PENDING, SENDING, DELIVERED, ACKNOWLEDGED, REJECTED, FAILED),
+    states=(PENDING, SENDING, DELIVERED, ACKNOWLEDGED, REJECTED, FAILED, AGREED, DECLINED),
     initial=PENDING,
-    finals=(ACKNOWLEDGED, REJECTED),  # a refusal stands
+    finals=(ACKNOWLEDGED, REJECTED, AGREED, DECLINED),  # a refusal stands
     transitions=(
         edge("start", PENDING, SENDING),
         # An attempt failed and attempts remain: wait (a database timer) and try again.
@@ -27,6 +30,10 @@ DISPATCH = MachineSpec(
         edge("deliver", SENDING, DELIVERED),
         edge("acknowledge", (SENDING, DELIVERED), ACKNOWLEDGED),
         edge("refuse", (SENDING, DELIVERED), REJECTED),
+        # The recipient's answer to a recall or update (15 agrees, 16 refuses); only a
+        # dispatch carrying such a request takes one.
+        edge("agree", (SENDING, DELIVERED), AGREED, conditions=("carries_request",)),
+        edge("decline", (SENDING, DELIVERED), DECLINED, conditions=("carries_request",)),
         # Only as part of the document's resend (derived: never fired on its own), since a
         # dispatch resent alone would leave its document failed. A refusal stands: the
         # same package again would only get the same answer (a corrected document is a
@@ -40,6 +47,8 @@ DISPATCH = MachineSpec(
         ACKNOWLEDGED: "registered by the recipient (status 03)",
         REJECTED: "refused by the recipient (status 02)",
         FAILED: "no attempts left",
+        AGREED: "the recipient agreed to the recall or update (status 15)",
+        DECLINED: "the recipient refused the recall or update (status 16)",
     },
 )
 
@@ -52,7 +61,10 @@ ARRIVED = frozenset({DELIVERED, ACKNOWLEDGED})
 
 # What a recipient's status message (QCVN 102) does to its dispatch: 03 registered,
 # 02 refused. 04–06 (assigned, processing, completed) are kept and move nothing.
-STATUS_EVENTS = {"03": "acknowledge", "02": "refuse"}
+# 15 agrees to a recall or update, 16 refuses it.
+STATUS_EVENTS = {"03": "acknowledge", "02": "refuse", "15": "agree", "16": "decline"}
+# Where a request's dispatch stands once its recipient answered.
+ANSWERED = frozenset({AGREED, DECLINED})
 
 # What a recipient reports from registering the document on (QCVN 102 03–06).
 _PROGRESS = ("03", "04", "05", "06")

@@ -11,12 +11,48 @@ SENT = "sent"
 DELIVERED = "delivered"
 ACKNOWLEDGED = "acknowledged"
 FAILED = "failed"
+RECALLED = "recalled"
+REPLACED = "replaced"
+
+# Issued: the states a document is in once it was sent (its number is spent for good).
+ISSUED = (SENT, DELIVERED, ACKNOWLEDGED, FAILED)
+
+# Who may ask the recipients of an issued document to take it back or correct it: the
+# QCVN 102 business types 1 (recall, thu hồi) and 2 (update, cập nhật). Each request is
+# sealed and delivered to every recipient that has the document, which agrees (15) or
+# refuses (16); the document stays where it is meanwhile (a self-loop per issued state).
+REQUESTS = (
+    *(
+        edge(
+            "recall",
+            state,
+            state,
+            conditions=("no_request_awaiting",),
+            effects=("open_request", "seal_requests"),
+            actions=("deliver_dispatches",),
+        )
+        for state in ISSUED
+    ),
+    *(
+        edge(
+            "update",
+            state,
+            state,
+            conditions=("no_request_awaiting",),
+            effects=("apply_update", "open_request", "seal_requests"),
+            actions=("deliver_dispatches",),
+        )
+        for state in ISSUED
+    ),
+)
 
 DOCUMENT = MachineSpec(
     name="document",
-    states=(DRAFT, REVIEWED, SIGNED, SENT, DELIVERED, ACKNOWLEDGED, FAILED),
+    states=(DRAFT, REVIEWED, SIGNED, SENT, DELIVERED, ACKNOWLEDGED, FAILED, RECALLED, REPLACED),
     initial=DRAFT,
-    finals=(ACKNOWLEDGED,),
+    # Acknowledged is where a document normally rests; it may still be recalled, updated
+    # or replaced, so only those end its life.
+    finals=(RECALLED, REPLACED),
     transitions=(
         # A clerk changes metadata or recipients of a draft; results of earlier checks
         # stop counting because they name the version they checked.
@@ -44,7 +80,14 @@ DOCUMENT = MachineSpec(
             # Entered in the outgoing register (its send time judged), one dispatch per
             # recipient, each with its package header sealed by the issuing agency, and
             # one delivery job per dispatch.
-            effects=("register_sending", "create_dispatches", "seal_packages"),
+            # A replacement (thay thế) also marks the document it replaces as replaced,
+            # in the same transaction (``supersede_original``).
+            effects=(
+                "register_sending",
+                "create_dispatches",
+                "seal_packages",
+                "supersede_original",
+            ),
             actions=("deliver_dispatches",),
         ),
         # Derived from the dispatches; the engine fires these itself.
@@ -66,6 +109,12 @@ DOCUMENT = MachineSpec(
             effects=("reset_failed_dispatches",),
             actions=("deliver_dispatches",),
         ),
+        *REQUESTS,
+        # Every recipient of the recall agreed (status 15): the engine fires it with the
+        # last answer, in its transaction.
+        edge("recalled", ISSUED, RECALLED, conditions=("recall_agreed",), derived=True),
+        # Its replacement was sent: fired by the replacement's send, in its transaction.
+        edge("replaced", ISSUED, REPLACED, derived=True),
     ),
     descriptions={
         DRAFT: "being written or corrected (dự thảo)",
@@ -75,8 +124,14 @@ DOCUMENT = MachineSpec(
         DELIVERED: "every recipient has it (đã đến)",
         ACKNOWLEDGED: "every recipient registered it (đã tiếp nhận)",
         FAILED: "a recipient failed for good or refused it (lỗi)",
+        RECALLED: "recalled: every recipient agreed to take it back (đã thu hồi)",
+        REPLACED: "replaced by a corrected document (đã bị thay thế)",
     },
 )
 
-# Issued: the states a document is in once it was sent (its number is spent for good).
-ISSUED = (SENT, DELIVERED, ACKNOWLEDGED, FAILED)
+# Events the engine fires on a document as the consequence of another subject's transition
+# (a recipient's last answer to a recall; its replacement's send), never by a person.
+CONSEQUENCES = ("recalled", "replaced")
+
+# Fields an update (cập nhật) may correct on an issued document, as the receiver shows them.
+UPDATABLE = ("subject", "issued_on", "due_date", "signer_name", "signer_position", "place")

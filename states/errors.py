@@ -6,6 +6,7 @@
      │    │    └── FormatUnsupported (422) format_unsupported         [refusal]
      │    ├── PackageTampered (422)       package_tampered            [refusal]
      │    ├── MessageMismatch (422)       message_mismatch            [refusal]
+     │    ├── OriginalUnknown (422)       original_unknown            [refusal]
      │    ├── FieldTooLong (422)          field_too_long
      │    ├── TooManyAttachments (422)    too_many_attachments
      │    ├── IdempotencyKeyReused (422)  idempotency_key_reused
@@ -123,6 +124,13 @@ class MessageMismatch(InvalidInput, ExchangeRefused):
     """The message answers another message than the one expected."""
 
     code = "message_mismatch"
+
+
+class OriginalUnknown(InvalidInput, ExchangeRefused):
+    """The document a recall, update or replacement names is not one in force here from
+    that sender."""
+
+    code = "original_unknown"
 
 
 class FieldTooLong(InvalidInput):

@@ -25,10 +25,15 @@ EVENT_ROLES: dict[str, frozenset[str]] = {
     "sign": frozenset({SIGNER}),
     "send": frozenset({CLERK}),
     "resend": frozenset({SUPERVISOR}),
+    # Recall (thu hồi) and update (cập nhật) of an issued document: a supervisor or the
+    # agency's leadership; so is starting its replacement (thay thế).
+    "recall": frozenset({SUPERVISOR, SIGNER}),
+    "update": frozenset({SUPERVISOR, SIGNER}),
 }
+REPLACE_ROLES = frozenset({SUPERVISOR, SIGNER})
 
 # Events that must say why.
-REASON_REQUIRED = frozenset({"reject", "resend", "waive"})
+REASON_REQUIRED = frozenset({"reject", "resend", "waive", "recall", "update"})
 
 # What a person's event body may carry besides a reason (which any event may give, for
 # the audit trail). Anything else is refused rather than ignored.
@@ -36,6 +41,7 @@ EVENT_INPUTS: dict[str, frozenset[str]] = {
     "edit": frozenset({"fields", "recipients"}),
     "waive": frozenset({"code"}),
     "sign": frozenset({"cms", "signed_pdf"}),
+    "update": frozenset({"fields"}),
 }
 
 # Roles that may fire each event of a received document (the receiving side): the clerk
@@ -46,8 +52,14 @@ RECEIVED_EVENT_ROLES: dict[str, frozenset[str]] = {
     "assign": frozenset({SIGNER, SUPERVISOR}),
     "process": frozenset({CLERK, REVIEWER, SUPERVISOR}),
     "complete": frozenset({CLERK, REVIEWER, SUPERVISOR}),
+    # The sender's recall or update: the clerk agrees (15) or refuses (16) (Decree 30
+    # Art. 18: on notice the recipient cancels the document and tells the sender).
+    "agree_recall": frozenset({CLERK, SUPERVISOR}),
+    "refuse_recall": frozenset({CLERK, SUPERVISOR}),
+    "agree_update": frozenset({CLERK, SUPERVISOR}),
+    "refuse_update": frozenset({CLERK, SUPERVISOR}),
 }
-RECEIVED_REASON_REQUIRED = frozenset({"refuse"})
+RECEIVED_REASON_REQUIRED = frozenset({"refuse", "refuse_recall", "refuse_update"})
 
 # Who handles escalations (states/escalation.py): supervisors, and the agency's leadership
 # (signers), to whom an escalation rises when it stays open past its deadline.

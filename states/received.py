@@ -17,15 +17,21 @@ REFUSED = "refused"
 ASSIGNED = "assigned"
 PROCESSING = "processing"
 COMPLETED = "completed"
+RECALLED = "recalled"
+REPLACED = "replaced"
+
+# In force: the states from which the sender may recall, correct or replace it (a document
+# whose handling is completed stays completed: the sender is answered "not in force").
+IN_FORCE = (RECEIVED, REGISTERED, ASSIGNED, PROCESSING)
 
 # The job that sends the sender a signed status message, after every move.
 NOTIFY = ("send_status",)
 
 RECEIVED_DOCUMENT = MachineSpec(
     name="received",
-    states=(RECEIVED, REGISTERED, REFUSED, ASSIGNED, PROCESSING, COMPLETED),
+    states=(RECEIVED, REGISTERED, REFUSED, ASSIGNED, PROCESSING, COMPLETED, RECALLED, REPLACED),
     initial=RECEIVED,
-    finals=(REFUSED, COMPLETED),
+    finals=(REFUSED, COMPLETED, RECALLED, REPLACED),
     transitions=(
         # A clerk enters it in the incoming register (sổ đăng ký văn bản đến).
         edge("register", RECEIVED, REGISTERED, effects=("register_received",), actions=NOTIFY),
@@ -34,6 +40,43 @@ RECEIVED_DOCUMENT = MachineSpec(
         edge("assign", REGISTERED, ASSIGNED, actions=NOTIFY),
         edge("process", ASSIGNED, PROCESSING, actions=NOTIFY),
         edge("complete", (ASSIGNED, PROCESSING), COMPLETED, actions=NOTIFY),
+        # The sender asks to take it back (QCVN 102 business type 1) or to correct its
+        # metadata (2): the request is kept and awaits our clerk's answer; the document
+        # stays where it is, in force, until the clerk agrees. Fired by the inbox.
+        *(
+            edge(event, state, state, effects=("record_request",), derived=True)
+            for event in ("request_recall", "request_update")
+            for state in IN_FORCE
+        ),
+        # The clerk agrees to the recall (status 15): the document is cancelled for good.
+        edge(
+            "agree_recall",
+            IN_FORCE,
+            RECALLED,
+            conditions=("recall_awaiting",),
+            effects=("answer_request",),
+            actions=NOTIFY,
+        ),
+        # Agreeing to an update (15) applies the corrected metadata; refusing either (16,
+        # with a reason) keeps the document as it is, in force.
+        *(
+            edge(
+                event,
+                state,
+                state,
+                conditions=(awaiting,),
+                effects=("answer_request",),
+                actions=NOTIFY,
+            )
+            for event, awaiting in (
+                ("refuse_recall", "recall_awaiting"),
+                ("agree_update", "update_awaiting"),
+                ("refuse_update", "update_awaiting"),
+            )
+            for state in IN_FORCE
+        ),
+        # Its replacement (business type 3) arrived: fired by the inbox with its arrival.
+        edge("replaced", IN_FORCE, REPLACED, derived=True),
     ),
     descriptions={
         RECEIVED: "arrived, not yet registered (status 01)",
@@ -42,6 +85,8 @@ RECEIVED_DOCUMENT = MachineSpec(
         ASSIGNED: "assigned to someone to handle (status 04)",
         PROCESSING: "being handled (status 05)",
         COMPLETED: "handling completed (status 06)",
+        RECALLED: "recalled: cancelled at the sender's request (đã thu hồi, status 15)",
+        REPLACED: "replaced by a corrected document from the sender (đã bị thay thế)",
     },
 )
 
@@ -54,6 +99,7 @@ STATUS_CODE = MappingProxyType(
         ASSIGNED: "04",
         PROCESSING: "05",
         COMPLETED: "06",
+        RECALLED: "15",  # the recall our clerk agreed to
     }
 )
 
@@ -66,5 +112,21 @@ STATUS_LABEL = MappingProxyType(
         "04": "assigned (phân công)",
         "05": "processing (đang xử lý)",
         "06": "completed (hoàn thành)",
+        "15": "agreed to the recall or update (đồng ý thu hồi / cập nhật)",
+        "16": "refused the recall or update (từ chối thu hồi / cập nhật)",
+    }
+)
+
+# The answer each answering event sends the sender (QCVN 102 15 agree, 16 refuse).
+ANSWER_CODE = MappingProxyType(
+    {"agree_recall": "15", "agree_update": "15", "refuse_recall": "16", "refuse_update": "16"}
+)
+# The events that answer a request, by the kind of request they answer.
+ANSWERING = MappingProxyType(
+    {
+        "agree_recall": "recall",
+        "refuse_recall": "recall",
+        "agree_update": "update",
+        "refuse_update": "update",
     }
 )

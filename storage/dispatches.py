@@ -31,6 +31,7 @@ class DispatchRow:
     updated_at: datetime
     message_id: str | None = None
     posting_until: datetime | None = None  # an attempt under way, leased until then
+    request_id: str = ""  # the recall or update it carries; "" for the sending itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,9 @@ _get = select(*_COLUMNS).where(_by_id)
 _GET = Prepared(_get)
 _GET_FOR_UPDATE = Prepared(_get.with_for_update())
 # What every dispatch transition reads to derive its document's state.
-_STATES = Prepared(select(_d.state).where(_d.document_id == bindparam("document_id")))
+# Only the sending's dispatches: a recall's or an update's never move the document.
+_SENDING = _d.request_id == ""
+_STATES = Prepared(select(_d.state).where(_d.document_id == bindparam("document_id"), _SENDING))
 _SEALED = Prepared(select(_d.message_id, _d.header, _d.header_cms).where(_by_id))
 _UPDATE = Prepared(update(_dispatches).where(_by_id))  # SET: the columns given
 _LOG_ATTEMPT = Prepared(insert(_attempts))
@@ -101,7 +104,9 @@ _LAST_ATTEMPT = Prepared(
 )
 _BY_MESSAGE_ID = Prepared(select(*_COLUMNS).where(_d.message_id == bindparam("message_id")))
 _FOR_DOCUMENT = Prepared(
-    select(*_COLUMNS).where(_d.document_id == bindparam("document_id")).order_by(_d.organ_id)
+    select(*_COLUMNS)
+    .where(_d.document_id == bindparam("document_id"), _SENDING)
+    .order_by(_d.organ_id)
 )
 _IN_FLIGHT = Prepared(
     select(func.count()).where(
@@ -229,8 +234,24 @@ class DispatchRepository:
         return DispatchRow(*row) if row else None
 
     def for_document(self, document_id: str) -> list[DispatchRow]:
+        """The document's sending: one dispatch per recipient."""
         rows = _FOR_DOCUMENT.all(self.conn, {"document_id": document_id})
         return [DispatchRow(*r) for r in rows]
+
+    def for_requests(self, document_id: str, request_id: str | None = None) -> list[DispatchRow]:
+        """The dispatches carrying the document's recall and update requests (or one's)."""
+        c = _dispatches.c
+        query = select(*_COLUMNS).where(c.document_id == document_id, c.request_id != "")
+        if request_id is not None:
+            query = query.where(c.request_id == request_id)
+        rows = self.conn.execute(query.order_by(c.request_id, c.organ_id))
+        return [DispatchRow(*r) for r in rows]
+
+    def header_of(self, dispatch_id: str) -> bytes | None:
+        """The package.json a dispatch was sealed with (what its request said)."""
+        c = _dispatches.c
+        value = self.conn.execute(select(c.header).where(c.id == dispatch_id)).scalar()
+        return None if value is None else bytes(value)
 
     def in_flight(self, organ_id: str, now: datetime, *, besides: str = "") -> int:
         """How many attempts to deliver to ``organ_id`` are under way (their lease live)."""

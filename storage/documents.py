@@ -54,6 +54,8 @@ class DocumentRow:
     created_by: str
     created_at: datetime
     updated_at: datetime
+    replaces_id: str | None = None  # a replacement (thay thế): the document it replaces
+    replace_reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """The row as a plain dict, column by column (for code that takes mappings)."""
@@ -278,6 +280,14 @@ class DocumentRepository:
         if row is None:
             raise NotFound("No such document.", document_id=document_id)
         return row
+
+    def replaced_by(self, document_id: str) -> list[str]:
+        """The replacements drafted for a document (the one sent marks it replaced)."""
+        c = _documents.c
+        rows = self.conn.execute(
+            select(c.id).where(c.replaces_id == document_id).order_by(c.created_at, c.id)
+        )
+        return [r[0] for r in rows]
 
     def page(
         self,

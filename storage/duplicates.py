@@ -89,6 +89,7 @@ def _sent_with_file_query(organ_ids: Any) -> Select[Any]:
             _attachments.c.role == "main",
             _dispatches.c.organ_id.in_(organ_ids),
             _dispatches.c.document_id != bindparam("exclude"),
+            _dispatches.c.document_id != bindparam("replaced"),
         )
         .order_by(_dispatches.c.document_id)
         .limit(1)
@@ -178,18 +179,27 @@ class DuplicateRepository:
         return [dict(r._mapping) for r in rows]
 
     def sent_with_file(
-        self, sha256: str, organ_ids: Sequence[str], *, exclude: str
+        self, sha256: str, organ_ids: Sequence[str], *, exclude: str, replaced: str = ""
     ) -> dict[str, Any] | None:
-        """An earlier document whose main file, with these bytes, went to one of these."""
+        """An earlier document whose main file, with these bytes, went to one of these.
+
+        ``replaced``: the document ``exclude`` replaces, which a replacement may repeat
+        (its number, date or recipients corrected, the file the same).
+        """
         if not organ_ids:
             return None
         if len(organ_ids) > _FILE_LISTS:
-            params = {"sha256": sha256, "organ_ids": list(organ_ids), "exclude": exclude}
+            params = {
+                "sha256": sha256,
+                "organ_ids": list(organ_ids),
+                "exclude": exclude,
+                "replaced": replaced,
+            }
             found = self.conn.execute(_SENT_WITH_FILE, params).first()
             row = tuple(found) if found else None
         else:
             binds = {f"organ_{i}": organ_id for i, organ_id in enumerate(organ_ids)}
             row = _sent_with_file(len(organ_ids)).first(
-                self.conn, {"sha256": sha256, "exclude": exclude, **binds}
+                self.conn, {"sha256": sha256, "exclude": exclude, "replaced": replaced, **binds}
             )
         return {"id": row[0], "organ_id": row[1]} if row else None

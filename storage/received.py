@@ -11,9 +11,11 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from .documents import DocumentHead, advance, advancing, decode_cursor, encode_cursor
 from .prepared import Prepared
-from .tables import Agency, ReceivedDocument
+from .tables import Agency, ReceivedDocument, ReceivedRequest
 
 _received = ReceivedDocument.__table__  # type: ignore[attr-defined]
+_requests = ReceivedRequest.__table__  # type: ignore[attr-defined]
+AWAITING, AGREED, REFUSED = "awaiting", "agreed", "refused"
 _agencies = Agency.__table__  # type: ignore[attr-defined]
 _c = _received.c
 
@@ -43,9 +45,29 @@ class Received:
     reason: str
     received_at: datetime
     updated_at: datetime
+    replaces_id: str | None = None  # a replacement: the received document it replaces
+    corrections: str = "{}"  # JSON: metadata corrected by updates our clerk agreed to
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A sender's recall or update of a document it sent us, and our clerk's answer."""
+
+    id: str
+    received_id: str
+    kind: str  # recall | update
+    message_id: str
+    reason: str
+    changes: str  # JSON object: field → corrected value (an update's)
+    state: str  # awaiting | agreed | refused
+    answer_reason: str
+    package_sha256: str
+    received_at: datetime
+    answered_at: datetime | None
 
 
 _COLUMNS = [_c[f.name] for f in fields(Received)]
+_REQUEST_COLUMNS = [_requests.c[f.name] for f in fields(Request)]
 
 # What every arrival and received-document transition runs, built once and run through
 # Prepared (see prepared.py).
@@ -164,6 +186,79 @@ class ReceivedRepository:
         params = {"received_id": received_id, "in_year": year, "next_number": number}
         _NUMBER.rowcount(self.conn, params)
         return number
+
+    def add_request(self, row: Mapping[str, Any]) -> None:
+        self.conn.execute(insert(_requests), [dict(row)])
+
+    def request_by_message(self, received_id: str, message_id: str) -> Request | None:
+        r = _requests.c
+        row = self.conn.execute(
+            select(*_REQUEST_COLUMNS).where(
+                r.received_id == received_id, r.message_id == message_id
+            )
+        ).first()
+        return Request(*row) if row else None
+
+    def request(self, request_id: str) -> Request | None:
+        r = _requests.c
+        row = self.conn.execute(select(*_REQUEST_COLUMNS).where(r.id == request_id)).first()
+        return Request(*row) if row else None
+
+    def requests(self, received_id: str) -> list[Request]:
+        r = _requests.c
+        rows = self.conn.execute(
+            select(*_REQUEST_COLUMNS)
+            .where(r.received_id == received_id)
+            .order_by(r.received_at, r.id)
+        )
+        return [Request(*row) for row in rows]
+
+    def awaiting(self, received_id: str, kind: str) -> Request | None:
+        """The oldest request of ``kind`` our clerk has not answered yet."""
+        return next(
+            (q for q in self.requests(received_id) if q.kind == kind and q.state == AWAITING),
+            None,
+        )
+
+    def awaiting_kinds(self, received_ids: Sequence[str]) -> dict[str, set[str]]:
+        """For each of ``received_ids``, the kinds of request awaiting our clerk's answer."""
+        r = _requests.c
+        found: dict[str, set[str]] = {}
+        if received_ids:
+            rows = self.conn.execute(
+                select(r.received_id, r.kind).where(
+                    r.received_id.in_(list(received_ids)), r.state == AWAITING
+                )
+            )
+            for received_id, kind in rows:
+                found.setdefault(received_id, set()).add(kind)
+        return found
+
+    def request_receipt(self, request_id: str) -> tuple[bytes, bytes]:
+        r = _requests.c
+        row = self.conn.execute(select(r.receipt, r.receipt_cms).where(r.id == request_id)).one()
+        return bytes(row[0]), bytes(row[1])
+
+    def answer_request(self, request_id: str, state: str, reason: str, at: datetime) -> None:
+        self.conn.execute(
+            update(_requests)
+            .where(_requests.c.id == request_id)
+            .values(state=state, answer_reason=reason, answered_at=at)
+        )
+
+    def correct(self, received_id: str, columns: Mapping[str, Any], corrections: str) -> None:
+        """Apply corrected metadata (the columns it has) and keep every correction."""
+        self.conn.execute(
+            update(_received)
+            .where(_c.id == received_id)
+            .values(**dict(columns), corrections=corrections)
+        )
+
+    def replaced_by(self, received_id: str) -> list[str]:
+        rows = self.conn.execute(
+            select(_c.id).where(_c.replaces_id == received_id).order_by(_c.received_at, _c.id)
+        )
+        return [r[0] for r in rows]
 
     def set_reason(self, received_id: str, reason: str) -> None:
         self.conn.execute(update(_received).where(_c.id == received_id).values(reason=reason))

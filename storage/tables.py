@@ -144,6 +144,11 @@ class Document(SQLModel, table=True):
     signer_user: str = Field(  # username of the signer
         default="", max_length=100, sa_column_kwargs={"server_default": ""}
     )
+    # A replacement (thay thế): the document it replaces, and why.
+    replaces_id: str | None = Field(default=None, max_length=36, index=True)
+    replace_reason: str = Field(
+        default="", max_length=2000, sa_column_kwargs={"server_default": ""}
+    )
     state: str = Field(max_length=20)
     version: int = Field(default=1)
     # Bumped by every edit and every submission: check results name the revision they
@@ -200,7 +205,11 @@ class Dispatch(SQLModel, table=True):
 
     __tablename__ = "dispatches"
     __table_args__ = (
-        UniqueConstraint("document_id", "organ_id"),
+        # One sending of the document per recipient, and one per recipient of each recall
+        # or update request (its ``request_id``; "" for the sending itself).
+        UniqueConstraint(
+            "document_id", "organ_id", "request_id", name="uq_dispatches_document_organ_request"
+        ),
         # Deliveries in flight to a peer, counted at every claim (actions/delivery.py).
         Index("ix_dispatches_organ_posting", "organ_id", "posting_until"),
     )
@@ -223,6 +232,9 @@ class Dispatch(SQLModel, table=True):
     # While an attempt is under way: the end of its job's lease (a dead worker's attempt
     # stops counting against the peer's concurrency then); null otherwise.
     posting_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # The recall or update request (QCVN 102 business type 1 or 2) this dispatch carries
+    # to its recipient; "" for the document's own sending.
+    request_id: str = Field(default="", max_length=36, sa_column_kwargs={"server_default": ""})
 
 
 class DispatchAttempt(SQLModel, table=True):
@@ -300,6 +312,38 @@ class ReceivedDocument(SQLModel, table=True):
     reason: str = Field(default="", max_length=2000)
     received_at: datetime = Field(sa_column=_ts(nullable=False))
     updated_at: datetime = Field(sa_column=_ts(nullable=False))
+    # A replacement (business type 3): the received document it replaces.
+    replaces_id: str | None = Field(default=None, max_length=36, index=True)
+    # Metadata corrected by updates our clerk agreed to (JSON object, field → value).
+    corrections: str = Field(
+        default="{}", sa_column=Column(Text, nullable=False, default="{}", server_default="{}")
+    )
+
+
+class ReceivedRequest(SQLModel, table=True):
+    """A sender's request to recall or correct a document it sent us (business type 1, 2).
+
+    Kept once per package (its message id); our clerk answers it, agreeing (15) or
+    refusing (16) with a reason.
+    """
+
+    __tablename__ = "received_requests"
+    __table_args__ = (UniqueConstraint("received_id", "message_id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    received_id: str = Field(foreign_key="received_documents.id", index=True, max_length=36)
+    kind: str = Field(max_length=10)  # recall | update
+    message_id: str = Field(max_length=100)
+    reason: str = Field(max_length=2000)
+    changes: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
+    # awaiting | agreed | refused
+    state: str = Field(max_length=10)
+    answer_reason: str = Field(default="", max_length=2000)
+    package_sha256: str = Field(max_length=64)
+    receipt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    receipt_cms: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    received_at: datetime = Field(sa_column=_ts(nullable=False))
+    answered_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class EscalationRow(SQLModel, table=True):

@@ -27,6 +27,8 @@ from congvan.actions.jobs import QUEUES, AnyJob, JobRunner
 from congvan.actions.messengers import Smtp
 from congvan.actions.notifications import JOB as NOTIFY_JOB
 from congvan.actions.notifications import Notifying, queue_notifications
+from congvan.actions.recalls import EFFECTS as RECALL_EFFECTS
+from congvan.actions.recalls import GUARDS as RECALL_GUARDS
 from congvan.actions.review import Review
 from congvan.actions.sending import Sending
 from congvan.actions.signing.revocation_lists import RevocationLists
@@ -37,7 +39,11 @@ from congvan.actions.statuses import StatusSending
 from congvan.actions.timestamping import JOB as TIMESTAMP_JOB
 from congvan.actions.timestamping import Timestamping
 from congvan.states.policy import Backoff
-from congvan.states.vocabulary import ESCALATION_RISE, ESCALATION_WAKE, RULE_DEADLINE
+from congvan.states.vocabulary import (
+    ESCALATION_RISE,
+    ESCALATION_WAKE,
+    RULE_DEADLINE,
+)
 from congvan.storage.clock import Clock, utcnow
 from congvan.storage.database import make_engine
 from congvan.storage.schema import ensure_migrated
@@ -309,6 +315,7 @@ def bootstrap(
         open_uow,
         guards={
             **GUARDS,
+            **RECALL_GUARDS,
             "checks_cleared": review.checks_cleared,
             "signer_has_authority": signing.signer_has_authority,
             "signature_valid": signing.signature_valid,
@@ -318,6 +325,7 @@ def bootstrap(
         },
         effects={
             **EFFECTS,
+            **RECALL_EFFECTS,
             "record_submission": review.record_submission,
             "withdraw_submission": review.withdraw_submission,
             "waive_check": review.waive_check,
@@ -326,6 +334,7 @@ def bootstrap(
             # So is sealing a package header per recipient with the agency's key.
             "seal_packages": PreparedEffect(sending.seal_packages, sending.prepare_seals),
             **watch.effects(),
+            "seal_requests": PreparedEffect(sending.seal_requests, sending.prepare_request_seals),
             **(effects or {}),
         },
         jobs=list(job_actions),

@@ -11,23 +11,35 @@ a write transaction but the last:
 3. store the received document with its first audit entry, unless the same package (same
    sender, same message id) was stored before: then the first receipt is the answer,
    however often and however concurrently the package is delivered again.
+
+A recall or an update (business types 1, 2) is not a new document: it must name one this
+sender sent to this recipient (the package that brought it, the same document and signed
+manifest), still in force, else it is refused (``OriginalUnknown``: not_received,
+another_document, another_manifest, not_in_force); it is kept with that document, once,
+for our clerk to agree (15) or refuse (16). A replacement (3) must name such a document
+too; it is stored as a new document linked to it, which is marked replaced.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO
 
-from congvan.actions.exchange.acceptance import verify_package
+from sqlalchemy.exc import IntegrityError
+
+from congvan.actions.context import SYSTEM
+from congvan.actions.exchange.acceptance import Accepted, verify_package
 from congvan.actions.exchange.archive import Limits
-from congvan.actions.exchange.package import open_package
+from congvan.actions.exchange.package import RECALL, REPLACE, UPDATE, Header, open_package
 from congvan.actions.exchange.receipts import make_receipt
 from congvan.actions.signing import keystore
-from congvan.actions.signing.agencykeys import AgencyKeys
+from congvan.actions.signing.agencykeys import AgencyKey, AgencyKeys
 from congvan.actions.signing.truststore import TrustStore
-from congvan.states.errors import Misaddressed
+from congvan.states.errors import Misaddressed, OriginalUnknown, TransitionNotAllowed
 from congvan.storage.ids import new_id
+from congvan.storage.received import Received
 
 from .engine import Engine
 from .engine.creating import Arrival
@@ -82,6 +94,11 @@ class Inbox:
             )
             stream.seek(0)
             data = stream.read()
+        if header.business_type in (RECALL, UPDATE):
+            return self._request(accepted, signer, now)
+        replaces = None
+        if header.business_type == REPLACE:
+            replaces = self._original(header, replacement=True).id
         received_id = new_id()
         receipt = make_receipt(
             message_id=header.message_id,
@@ -106,6 +123,7 @@ class Inbox:
                 package=data,
                 receipt=receipt.body,
                 receipt_cms=receipt.cms,
+                replaces_id=replaces,
             )
         )
         if stored:
@@ -118,3 +136,86 @@ class Inbox:
             extra={"action": "inbox.duplicate", "sender": header.sender, "document_id": doc.id},
         )
         return Answer(first.receipt, first.receipt_cms, doc.id, False)
+
+    def _original(self, header: Header, *, replacement: bool = False) -> Received:
+        """The received document a recall, update or replacement names: one this sender
+        sent to this recipient, by the package that brought it, else a refusal."""
+        original = header.original
+        assert original is not None  # read_header requires it of these types
+        with self.engine.open_uow(readonly=True) as uow:
+            found = uow.received.find(header.recipient, header.sender, original.message_id)
+        if found is None:
+            raise OriginalUnknown(
+                f"{header.recipient} never received a package {original.message_id} from "
+                f"{header.sender}.",
+                reason="not_received",
+                message_id=original.message_id,
+            )
+        if found.sender_document_id != original.document_id:
+            raise OriginalUnknown(
+                "The package named brought another document.",
+                reason="another_document",
+                message_id=original.message_id,
+            )
+        if not replacement and found.manifest_sha256 != header.manifest_sha256:
+            raise OriginalUnknown(
+                "A recall or update carries the document's signed manifest as received.",
+                reason="another_manifest",
+                message_id=original.message_id,
+            )
+        return found
+
+    def _request(self, accepted: Accepted, signer: AgencyKey, now: datetime) -> Answer:
+        """Keep a recall or update for our clerk to answer, once; answer its receipt."""
+        header = accepted.header
+        original = self._original(header)
+        engine = self.engine
+        with engine.open_uow(readonly=True) as uow:
+            first = uow.received.request_by_message(original.id, header.message_id)
+            if first is not None:
+                return Answer(*uow.received.request_receipt(first.id), original.id, False)
+        receipt = make_receipt(
+            message_id=header.message_id,
+            package_sha256=accepted.package_sha256,
+            manifest_sha256=accepted.manifest_sha256,
+            sender=header.sender,
+            received_at=now,
+            received_document_id=original.id,
+            agency=signer,
+        )
+        data = {
+            "request_id": new_id(),
+            "kind": header.business_type,
+            "message_id": header.message_id,
+            "reason": header.reason,
+            "changes": dict(header.changes or {}),
+            "package_sha256": accepted.package_sha256,
+            "receipt": receipt.body,
+            "receipt_cms": receipt.cms,
+        }
+        event = f"request_{header.business_type}"
+        try:
+            engine.fire_on("received", original.id, event, SYSTEM, data=data)
+        except TransitionNotAllowed as exc:
+            raise OriginalUnknown(
+                f"The document is no longer in force here ({original.state}).",
+                reason="not_in_force",
+                message_id=header.message_id,
+                state=original.state,
+            ) from exc
+        except IntegrityError:  # the same package, delivered twice at once: the first won
+            with engine.open_uow(readonly=True) as uow:
+                first = uow.received.request_by_message(original.id, header.message_id)
+                if first is None:
+                    raise
+                return Answer(*uow.received.request_receipt(first.id), original.id, False)
+        log.info(
+            "request received",
+            extra={
+                "action": "inbox.request",
+                "sender": header.sender,
+                "document_id": original.id,
+                "business_type": header.business_type,
+            },
+        )
+        return Answer(receipt.body, receipt.cms, original.id, True)

@@ -32,6 +32,10 @@ def document_lines(view: Mapping[str, Any]) -> list[str]:
     lines += timeliness_lines(view.get("timeliness"))
     lines += sending_lines(view.get("sending"))
     lines += recipient_lines(view["dispatches"])
+    lines += request_lines(view.get("requests") or [])
+    if view.get("replaces"):
+        lines.append(f"replaces      {view['replaces']}: {view.get('replace_reason') or '—'}")
+    lines += [f"replaced by   {r}" for r in view.get("replaced_by") or []]
     lines += [f"waiting for   {w['kind']} until {_when(w['until'])}" for w in view["waiting_for"]]
     return lines
 
@@ -43,6 +47,18 @@ def recipient_lines(dispatches: Iterable[Mapping[str, Any]]) -> list[str]:
         status = f"{d['status_code']} {d['status_label']}" if d["status_code"] else "—"
         reason = f": {d['status_reason']}" if d["status_reason"] else ""
         lines.append(f"recipient     {d['organ_id']}  {d['state']:<12} {status}{reason}")
+    return lines
+
+
+def request_lines(requests: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Each recall or update sent, its outcome, and every recipient's answer (15, 16)."""
+    lines = []
+    for q in requests:
+        lines.append(f"{q['kind']:<13} {_when(q['sent_at'])} {q['outcome']}: {q['reason']}")
+        for r in q["recipients"]:
+            code = f" {r['status_code']}" if r["status_code"] else ""
+            reason = f": {r['reason']}" if r["reason"] else ""
+            lines.append(f"  answer      {r['organ_id']}  {r['answer']}{code}{reason}")
     return lines
 
 

@@ -5,7 +5,9 @@ register (03) or refuse (02) a document we sent, or report its handling (04–06
 verified like a package (the agency signature of the agency it is ``from``, chained to a
 pinned root; addressed to an agency of this installation), matched to our dispatch by its
 message id (the dispatch must be to the agency it is from), kept once per code, and moves
-the dispatch: 03 → acknowledged, 02 → rejected with the reason. A repeat is answered the
+the dispatch: 03 → acknowledged, 02 → rejected with the reason; a recall's or update's
+dispatch takes only its answer, 15 → agreed, 16 → declined with the reason (and the
+document is recalled once every recipient of its recall agreed). A repeat is answered the
 same and changes nothing.
 """
 
@@ -16,7 +18,7 @@ import logging
 from dataclasses import dataclass
 
 from congvan.actions.context import SYSTEM
-from congvan.actions.exchange.status import verify_status
+from congvan.actions.exchange.status import AGREED, DECLINED, verify_status
 from congvan.actions.signing import keystore
 from congvan.actions.signing.agencykeys import AgencyKeys
 from congvan.actions.signing.truststore import TrustStore
@@ -32,6 +34,8 @@ from congvan.storage.dispatches import StatusRow
 from .engine import Engine
 
 log = logging.getLogger("congvan.statuses")
+
+ANSWERS = (AGREED, DECLINED)
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,13 @@ class Statuses:
                     f"The package went to {dispatch.organ_id}, not {status.from_agency}.",
                     reason="sender",
                     found=status.from_agency,
+                )
+            if (status.code in ANSWERS) != bool(dispatch.request_id):
+                # 15 and 16 answer a recall or an update, 02–06 the document itself.
+                raise MessageMismatch(
+                    f"Status {status.code} does not answer what the package asked.",
+                    reason="status_code",
+                    found=status.code,
                 )
             new = uow.dispatches.keep_status(
                 StatusRow(

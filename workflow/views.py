@@ -7,9 +7,11 @@ and the API shows documents with the same function.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from congvan.states import DOCUMENT, allowed_events, policy
+from congvan.states import dispatch as d
 from congvan.states.dispatch import REJECTED, recipient_status
 from congvan.states.policy import SECRECY, URGENCY
 from congvan.states.received import STATUS_LABEL
@@ -83,7 +85,75 @@ def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
         "submitted_revision": row.submitted_revision,
         "signer_user": row.signer_user,
         "audit_head": row.audit_head,
+        "replaces": row.replaces_id,
+        "replace_reason": row.replace_reason or None,
+        "replaced_by": uow.documents.replaced_by(doc_id),
+        "requests": requests_view(uow, doc_id, statuses),
     }
+
+
+# How a request's recipient stands, by its dispatch's state.
+_ANSWER = {
+    d.PENDING: "sending",
+    d.SENDING: "sending",
+    d.DELIVERED: "awaiting_answer",
+    d.AGREED: "agreed",
+    d.DECLINED: "refused",
+    d.REJECTED: "undelivered",
+    d.FAILED: "undelivered",
+}
+
+
+def requests_view(
+    uow: UnitOfWork, doc_id: str, statuses: dict[str, list[StatusRow]]
+) -> list[dict[str, Any]]:
+    """The document's recalls and updates, oldest first, with each recipient's answer."""
+    by_request: dict[str, list[DispatchRow]] = {}
+    for row in uow.dispatches.for_requests(doc_id):
+        by_request.setdefault(row.request_id, []).append(row)
+    views = []
+    for request_id, rows in by_request.items():
+        header = json.loads(uow.dispatches.header_of(rows[0].id) or b"{}")
+        recipients = []
+        for row in rows:
+            answer = next((s for s in statuses.get(row.id, []) if s.code in ("15", "16")), None)
+            recipients.append(
+                {
+                    "organ_id": row.organ_id,
+                    "dispatch_id": row.id,
+                    "message_id": row.message_id,
+                    "state": row.state,
+                    "answer": _ANSWER[row.state],
+                    "status_code": answer.code if answer else None,
+                    "status_label": STATUS_LABEL[answer.code] if answer else None,
+                    "reason": (answer.reason or None)
+                    if answer
+                    else (row.last_error or None if row.state == REJECTED else None),
+                    "updated_at": timestamp(row.updated_at),
+                }
+            )
+        answers = {r["answer"] for r in recipients}
+        outcome = (
+            "agreed"
+            if answers == {"agreed"}
+            else "refused"
+            if "refused" in answers
+            else "awaiting_answer"
+            if answers & {"sending", "awaiting_answer"}
+            else "undelivered"
+        )
+        views.append(
+            {
+                "id": request_id,
+                "kind": header.get("business_type"),
+                "reason": header.get("reason"),
+                "changes": header.get("changes"),
+                "sent_at": header.get("sent_at"),
+                "outcome": outcome,
+                "recipients": recipients,
+            }
+        )
+    return sorted(views, key=lambda v: str(v["sent_at"]))
 
 
 def dispatch_view(row: DispatchRow, statuses: list[StatusRow]) -> dict[str, Any]:

@@ -36,9 +36,10 @@ The header's members, all present:
                     after an unknown outcome sends the same id and the receiver dedupes.
 ``sender``          The sending agency's organ id; ``agency.p7s`` is its certificate's.
 ``recipient``       The organ id of the agency this package is for.
-``business_type``   ``"new"``. ``"recall"``, ``"update"`` and ``"replace"`` (QCVN 102
-                    BussinessDocType 1–3) are reserved: refused as ``format_unsupported``
-                    until their members are defined.
+``business_type``   ``"new"``; or QCVN 102's BussinessDocType 1–3: ``"recall"`` (thu
+                    hồi: take the document back), ``"update"`` (cập nhật: correct its
+                    metadata) or ``"replace"`` (thay thế: this document replaces one sent
+                    before). These three have the members below besides.
 ``document_id``     The sender's document id, as the manifest names it.
 ``sent_at``         When the package was made, ISO 8601 in UTC.
 ``manifest_sha256`` SHA-256 (lowercase hex) of ``manifest.json``.
@@ -49,6 +50,26 @@ The header's members, all present:
                     ``application/pkcs7-signature``), then the files with the role and
                     media type the manifest gives them, then the signed PDF when there
                     is one (role ``signed_pdf``, ``application/pdf``; at most one).
+
+Members of ``"recall"``, ``"update"`` and ``"replace"`` only:
+
+``reason``          Why, for people (text, 1 to 2000 characters).
+``original``        The document it is about, as the recipient received it:
+                    ``{"message_id", "document_id", "number", "symbol"}``, the message
+                    id of the package that brought it to this recipient, the sender's
+                    document id, its number (an integer or ``null``) and symbol (text,
+                    possibly empty).
+``changes``         ``"update"`` only: the corrected metadata, ``{field: value}``, at
+                    least one of ``subject``, ``issued_on``, ``due_date``,
+                    ``signer_name``, ``signer_position``, ``place``; a value is text
+                    (1 to 2000 characters) or ``null`` (cleared).
+
+A recall or an update carries the original's signed manifest, signature and files again,
+byte for byte: it verifies exactly as the package that brought the document, and the
+recipient matches its ``manifest_sha256`` and ``document_id`` against what it holds. A
+replacement carries its own document (a new one, which names ``original``'s in
+``original``). The recipient answers a recall or an update with status 15 (agrees) or 16
+(refuses, with a reason); a replacement is received as a new document.
 
 Example (one line in reality, wrapped here)::
 
@@ -63,8 +84,10 @@ Example (one line in reality, wrapped here)::
     "size":71690}],"recipient":"000.00.11.H57","sender":"000.00.00.H57",
     "sent_at":"2021-02-06T02:15:00+00:00"}
 
-``signed/`` came after the first packages of this version and keeps the version: it is
-optional, and a package without it is what it always was. A reader older than the
+``signed/`` and the business types other than ``"new"`` came after the first packages
+of this version and keep the version: a package of type ``"new"`` is what it always was,
+and a reader older than them refuses the others (their members are not those it knows).
+``signed/`` is optional, and a package without it is what it always was. A reader older than the
 member refuses a package carrying one (``unsafe_name``), as it refuses any name it does
 not know.
 
@@ -86,7 +109,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import IO, Any, BinaryIO
 
-from congvan.states.errors import FormatUnsupported, MessageMalformed
+from congvan.states.document import UPDATABLE
+from congvan.states.errors import MessageMalformed
 
 from .archive import Archive, Limits, open_archive, safe_step
 from .envelope import Members, read_canonical
@@ -99,8 +123,17 @@ SIGNATURE = "signature.p7s"
 FILES = "files/"
 SIGNED = "signed/"
 SIGNED_PDF = ("signed_pdf", "application/pdf")  # the role and media type of signed/NAME
-BUSINESS_TYPES = ("new",)
-RESERVED_BUSINESS_TYPES = ("recall", "update", "replace")
+NEW, RECALL, UPDATE, REPLACE = "new", "recall", "update", "replace"
+BUSINESS_TYPES = (NEW, RECALL, UPDATE, REPLACE)
+# The members each business type has besides HEADER_MEMBERS.
+TYPE_MEMBERS: Mapping[str, tuple[str, ...]] = {
+    NEW: (),
+    RECALL: ("reason", "original"),
+    UPDATE: ("reason", "original", "changes"),
+    REPLACE: ("reason", "original"),
+}
+ORIGINAL_MEMBERS = ("message_id", "document_id", "number", "symbol")
+
 HEADER_MEMBERS = (
     "format",
     "message_id",
@@ -142,6 +175,16 @@ class Part:
 
 
 @dataclass(frozen=True)
+class Original:
+    """The document a recall, update or replacement is about, as its recipient got it."""
+
+    message_id: str
+    document_id: str
+    number: int | None
+    symbol: str
+
+
+@dataclass(frozen=True)
 class Header:
     """What ``package.json`` says."""
 
@@ -153,6 +196,9 @@ class Header:
     sent_at: datetime
     manifest_sha256: str
     parts: tuple[Part, ...]
+    reason: str | None = None  # recall, update, replace
+    original: Original | None = None  # recall, update, replace
+    changes: Mapping[str, str | None] | None = None  # update
 
     @property
     def signed_pdf(self) -> Part | None:
@@ -241,14 +287,10 @@ def open_package(stream: BinaryIO, limits: Limits) -> Package:
 
 def read_header(content: dict[str, Any]) -> Header:
     """The header a parsed ``package.json`` holds, refusing a malformed one."""
-    members = Members(content, HEADER_MEMBERS)
-    business_type = content["business_type"]
-    if business_type in RESERVED_BUSINESS_TYPES:
-        raise FormatUnsupported(
-            f"Business type {business_type} is reserved in {FORMAT}.",
-            reason="business_type_reserved",
-            business_type=business_type,
-        )
+    kind = content.get("business_type")
+    extra = TYPE_MEMBERS.get(kind, ()) if isinstance(kind, str) else ()
+    members = Members(content, (*HEADER_MEMBERS, *extra))
+    business_type = members.choice("business_type", BUSINESS_TYPES)
     raw_parts = content["parts"]
     if not isinstance(raw_parts, list):
         raise MessageMalformed("parts must be a list.", reason="member", member="parts")
@@ -267,12 +309,51 @@ def read_header(content: dict[str, Any]) -> Header:
         message_id=members.identifier("message_id"),
         sender=members.organ_id("sender"),
         recipient=members.organ_id("recipient"),
-        business_type=members.choice("business_type", BUSINESS_TYPES),
+        business_type=business_type,
         document_id=members.identifier("document_id"),
         sent_at=members.moment("sent_at"),
         manifest_sha256=members.sha256("manifest_sha256"),
         parts=parts,
+        reason=members.text("reason") if "reason" in extra else None,
+        original=read_original(content["original"]) if "original" in extra else None,
+        changes=read_changes(content["changes"]) if "changes" in extra else None,
     )
+
+
+def read_original(raw: Any) -> Original:
+    """``original``: the document a recall, update or replacement is about."""
+    if not isinstance(raw, dict):
+        raise MessageMalformed("original must be an object.", reason="member", member="original")
+    members = Members(raw, ORIGINAL_MEMBERS)
+    number, symbol = raw["number"], raw["symbol"]
+    if number is not None and (not isinstance(number, int) or isinstance(number, bool)):
+        raise MessageMalformed("original.number must be an integer.", reason="member")
+    if not isinstance(symbol, str) or len(symbol) > 50:
+        raise MessageMalformed("original.symbol must be text.", reason="member")
+    return Original(
+        message_id=members.identifier("message_id"),
+        document_id=members.identifier("document_id"),
+        number=number,
+        symbol=symbol,
+    )
+
+
+def read_changes(raw: Any) -> dict[str, str | None]:
+    """``changes``: an update's corrected metadata, field by field."""
+    if not isinstance(raw, dict) or not raw:
+        raise MessageMalformed(
+            "changes must name at least one field.", reason="member", member="changes"
+        )
+    unknown = sorted(k for k in raw if k not in UPDATABLE)
+    if unknown:
+        raise MessageMalformed(
+            f"An update corrects only {', '.join(UPDATABLE)}.",
+            reason="member",
+            member="changes",
+            fields=[str(k)[:50] for k in unknown[:10]],
+        )
+    members = Members(raw, tuple(raw))
+    return {name: members.text(name, required=False) for name in sorted(raw)}
 
 
 def main_pdf(manifest: Mapping[str, Any]) -> str | None:

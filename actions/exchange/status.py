@@ -17,10 +17,13 @@ Members, all present:
 ``document_id``  The sender's document id (the package's ``document_id``).
 ``from``         The organ id of the receiving agency, which signs.
 ``to``           The organ id of the sending agency.
-``code``         ``"02"`` to ``"06"``. 01 travels as a receipt (``receipts``); 13, 15, 16
-                 (take-back, update, revoke) are reserved: refused as ``format_unsupported``.
+``code``         ``"02"`` to ``"06"``, or the answer to a recall or an update (package
+                 business type ``recall``/``update``): ``"15"`` agrees, ``"16"`` refuses.
+                 01 travels as a receipt (``receipts``); 13 (take-back) is reserved:
+                 refused as ``format_unsupported``.
 ``description``  Text for people (1 to 2000 characters).
-``reason``       Why it was refused: text, required for 02; text or ``null`` otherwise.
+``reason``       Why it was refused: text, required for 02 and 16; text or ``null``
+                 otherwise.
 ``staff``        Who acted (``"Nguyễn Thị Lan, văn thư"``), or ``null``.
 ``at``           When it happened, ISO 8601 in UTC.
 
@@ -35,7 +38,7 @@ Example (one line in reality, wrapped here)::
 
     not canonical, another format, a member      MessageMalformed / FormatUnsupported
     missing, extra or mistyped, a code not       (status_code, status_code_reserved,
-    02–06, 02 without a reason                   member)
+    02–06, 15, 16; 02 or 16 without a reason     member)
     the signature does not verify with an        AgencySignatureInvalid (401), reason = the
     agency certificate we trust                  SignatureError code
     the certificate names another agency         AgencyMismatch (403) certificate
@@ -65,14 +68,19 @@ from .envelope import Members, Sealed, iso, read_canonical, seal, verify_body
 
 FORMAT = "congvan-status/1"
 REFUSED = "02"
+AGREED, DECLINED = "15", "16"  # to a recall or an update
 CODES = {
     "02": "refused",
     "03": "registered",
     "04": "assigned",
     "05": "processing",
     "06": "completed",
+    AGREED: "agreed",
+    DECLINED: "declined",
 }
-RESERVED_CODES = ("13", "15", "16")
+# Codes that need a reason.
+REASONED = (REFUSED, DECLINED)
+RESERVED_CODES = ("13",)
 MEMBERS = (
     "format",
     "message_id",
@@ -193,7 +201,7 @@ def _read(content: Mapping[str, object]) -> Status:
         to_agency=members.organ_id("to"),
         code=str(code),
         description=str(members.text("description")),
-        reason=members.text("reason", required=code == REFUSED),
+        reason=members.text("reason", required=code in REASONED),
         staff=members.text("staff", required=False),
         at=members.moment("at"),
     )

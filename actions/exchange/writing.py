@@ -27,19 +27,22 @@ from .archive import CHUNK, safe_step, stored_entry
 from .envelope import ID, canonical, iso, read_canonical, sign_body
 from .package import (
     AGENCY_SIGNATURE,
-    BUSINESS_TYPES,
     FILES,
     FIXED_PARTS,
     FORMAT,
     HEADER,
     MANIFEST,
+    ORIGINAL_MEMBERS,
     PART_MEMBERS,
     SIGNATURE,
     SIGNED,
     SIGNED_PDF,
+    TYPE_MEMBERS,
+    Original,
     Part,
     Written,
     main_pdf,
+    read_header,
     read_part,
 )
 
@@ -116,6 +119,9 @@ def seal_header(
     sent_at: datetime,
     business_type: str = "new",
     signed_pdf: bytes | None = None,
+    reason: str | None = None,
+    original: Original | None = None,
+    changes: Mapping[str, str | None] | None = None,
 ) -> SealedHeader:
     """``package.json`` for ``recipient``, signed by the issuing ``agency`` at ``sent_at``.
 
@@ -123,7 +129,7 @@ def seal_header(
     manifest must then have a main PDF (its bytes are judged by ``signedpdf`` at signing).
     """
     content = _manifest(manifest, agency.agency_id)
-    if business_type not in BUSINESS_TYPES:
+    if business_type not in TYPE_MEMBERS:
         raise ValueError(f"business_type {business_type!r} is not sent in {FORMAT}")
     if not (ID.fullmatch(message_id) and ID.fullmatch(str(content["document_id"]))):
         raise ValueError("message_id and the document id must be short identifiers")
@@ -145,8 +151,20 @@ def seal_header(
         if main is None:
             raise ValueError("a signed PDF travels only with a manifest whose main file is a PDF")
         parts.append(_part(SIGNED + main, *SIGNED_PDF, signed_pdf))
+    extra: dict[str, Any] = {}
+    kinds = TYPE_MEMBERS[business_type]
+    if "original" in kinds:
+        if original is None or not reason:
+            raise ValueError(f"a {business_type} package names its original and a reason")
+        extra["reason"] = reason
+        extra["original"] = {name: getattr(original, name) for name in ORIGINAL_MEMBERS}
+    if "changes" in kinds:
+        if not changes:
+            raise ValueError("an update package corrects at least one field")
+        extra["changes"] = dict(changes)
     header = canonical(
         {
+            **extra,
             "format": FORMAT,
             "message_id": message_id,
             "sender": agency.agency_id,
@@ -158,6 +176,10 @@ def seal_header(
             "parts": [{name: getattr(p, name) for name in PART_MEMBERS} for p in parts],
         }
     )
+    try:  # a header this format's reader would refuse is never sealed
+        read_header(json.loads(header))
+    except MessageMalformed as exc:
+        raise ValueError(exc.message) from exc
     return SealedHeader(
         message_id, header, sign_body(header, agency, sent_at), parts[0].sha256, sent_at
     )

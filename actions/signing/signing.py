@@ -326,7 +326,9 @@ class Signing:
         mains = [a for a in uow.documents.attachments(doc_id) if a.role == "main"]
         recipients = [r.organ_id for r in uow.documents.recipients(doc_id)]
         if mains:
-            earlier = uow.duplicates.sent_with_file(mains[0].sha256, recipients, exclude=doc_id)
+            earlier = uow.duplicates.sent_with_file(
+                mains[0].sha256, recipients, exclude=doc_id, replaced=doc.replaces_id or ""
+            )
             if earlier:
                 return False, (
                     f"document {earlier['id']} already sent this file to {earlier['organ_id']}"

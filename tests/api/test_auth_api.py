@@ -144,6 +144,8 @@ ALLOWED_IN_DRAFT = {
     "sign": (409, "invalid_transition"),  # not from draft
     "send": (409, "invalid_transition"),
     "resend": (409, "invalid_transition"),
+    "recall": (409, "invalid_transition"),  # not before it was sent
+    "update": (409, "invalid_transition"),
 }
 
 ROLE_CASES = [

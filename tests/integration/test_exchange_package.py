@@ -515,7 +515,8 @@ def test_the_writer_refuses_a_file_that_is_not_the_one_the_manifest_names(world:
     ("change", "message"),
     [
         ({"agency": C}, "not a document of"),
-        ({"business_type": "recall"}, "not sent in"),
+        ({"business_type": "sideways"}, "not sent in"),
+        ({"business_type": "recall"}, "names its original and a reason"),
         ({"drop": APPENDIX}, "files missing"),
     ],
 )

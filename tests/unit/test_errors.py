@@ -64,6 +64,7 @@ FROZEN = {
     "FormatUnsupported": ("format_unsupported", 422),
     "PackageTampered": ("package_tampered", 422),
     "MessageMismatch": ("message_mismatch", 422),
+    "OriginalUnknown": ("original_unknown", 422),
     "PackageTooLarge": ("package_too_large", 413),
     "AgencySignatureInvalid": ("agency_signature_invalid", 401),
     "PeerUnknown": ("peer_unknown", 401),
@@ -194,7 +195,7 @@ def test_every_refusal_of_a_peer_carries_a_reason_it_can_record() -> None:
         if issubclass(cls, errors.ExchangeRefused)
     }
 
-    assert len(refusals) == 11  # the base and its ten refusals
+    assert len(refusals) == 12  # the base and its eleven refusals
     for name, cls in refusals.items():
         default, given = make(cls), cls("Refused.", reason="part_digest", part="files/a.pdf")
         assert (default.reason, default.details["reason"]) == (cls.code, cls.code), name

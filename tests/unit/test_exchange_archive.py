@@ -208,19 +208,60 @@ def test_package_json_written_other_than_canonically_is_refused() -> None:
     assert (error.code, error.reason) == ("message_malformed", "non_canonical")
 
 
+def test_an_unknown_format_is_refused() -> None:
+    error = refusal(package(header(format="congvan-package/2")))
+
+    assert (type(error), error.reason) == (FormatUnsupported, "unknown_format")
+
+
+ORIGINAL = {"message_id": "dispatch-0", "document_id": "doc-0", "number": 12,
+            "symbol": "UBND-VP"}  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    ("content", "reason"),
+    ("business_type", "extra"),
     [
-        (header(format="congvan-package/2"), "unknown_format"),
-        (header(business_type="recall"), "business_type_reserved"),
+        ("recall", {"reason": "Gửi nhầm", "original": ORIGINAL}),
+        ("update", {"reason": "Sai trích yếu", "original": ORIGINAL,
+                    "changes": {"subject": "V/v đúng", "due_date": None}}),
+        ("replace", {"reason": "Sai nội dung", "original": {**ORIGINAL, "number": None}}),
+    ],
+)  # fmt: skip
+def test_a_recall_update_or_replacement_names_its_original_and_reason(
+    business_type: str, extra: dict[str, Any]
+) -> None:
+    data = package(header(business_type=business_type, **extra))
+    with open_package(io.BytesIO(data), LIMITS) as opened:
+        read = opened.header
+
+    assert (read.business_type, read.reason) == (business_type, extra["reason"])
+    assert read.original is not None
+    assert (read.original.message_id, read.original.number) == (
+        "dispatch-0",
+        extra["original"]["number"],
+    )
+    assert read.changes == extra.get("changes")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        header(business_type="recall"),  # no reason, no original
+        header(business_type="recall", reason="x", original=ORIGINAL, changes={"subject": "y"}),
+        header(business_type="new", reason="x"),
+        header(business_type="recall", reason=" ", original=ORIGINAL),
+        header(business_type="recall", reason="x", original={**ORIGINAL, "number": "12"}),
+        header(business_type="recall", reason="x", original={"message_id": "m"}),
+        header(business_type="update", reason="x", original=ORIGINAL, changes={}),
+        header(business_type="update", reason="x", original=ORIGINAL, changes={"number": "5"}),
+        header(business_type="update", reason="x", original=ORIGINAL, changes={"subject": 5}),
     ],
 )
-def test_an_unknown_format_or_a_reserved_business_type_is_refused(
-    content: dict[str, Any], reason: str
-) -> None:
+def test_a_request_missing_or_misstating_its_members_is_refused(content: dict[str, Any]) -> None:
     error = refusal(package(content))
 
-    assert (type(error), error.reason) == (FormatUnsupported, reason)
+    assert type(error) is MessageMalformed
+    assert error.reason in ("member", "members")
 
 
 @pytest.mark.parametrize(

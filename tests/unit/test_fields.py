@@ -36,6 +36,9 @@ LIFECYCLE = {
     "created_by",
     "created_at",
     "updated_at",
+    # A replacement's link to the document it replaces, and why (set when it is drafted).
+    "replaces_id",
+    "replace_reason",
 }
 _COLUMNS = {c.name: c for c in Document.__table__.c}  # type: ignore[attr-defined]
 # The column type of each kind of field (a date is ISO text), and how the API's JSON

@@ -10,9 +10,11 @@ from datetime import timedelta
 import pytest
 from transitions import Machine, MachineError
 
-from congvan.states import DISPATCH, DOCUMENT, MACHINES
+from congvan.states import DISPATCH, DOCUMENT, MACHINES, RECEIVED_DOCUMENT
 from congvan.states import dispatch as d
 from congvan.states import document as doc
+from congvan.states import received as r
+from congvan.states.document import CONSEQUENCES
 from congvan.states.errors import GuardFailed, TransitionNotAllowed
 from congvan.states.machine import (
     DERIVED_EVENT,
@@ -170,20 +172,30 @@ DOCUMENT_EVENTS = {
     doc.DRAFT: (["approve", "edit", "reject", "submit", "waive"], []),
     doc.REVIEWED: (["reject", "sign"], []),
     doc.SIGNED: (["send"], []),
-    doc.SENT: ([], ["acknowledged", "delivered", "failed"]),
-    doc.DELIVERED: ([], ["acknowledged", "failed"]),
-    doc.FAILED: (["resend"], []),
-    doc.ACKNOWLEDGED: ([], []),
+    doc.SENT: (
+        ["recall", "update"],
+        ["acknowledged", "delivered", "failed", "recalled", "replaced"],
+    ),
+    doc.DELIVERED: (["recall", "update"], ["acknowledged", "failed", "recalled", "replaced"]),
+    doc.FAILED: (["recall", "resend", "update"], ["recalled", "replaced"]),
+    doc.ACKNOWLEDGED: (["recall", "update"], ["recalled", "replaced"]),
+    doc.RECALLED: ([], []),
+    doc.REPLACED: ([], []),
 }
 
 # (fired on the dispatch itself, fired only as part of the document's own transition)
 DISPATCH_EVENTS = {
     d.PENDING: (["start"], []),
-    d.SENDING: (["acknowledge", "deliver", "fail", "refuse", "retry"], []),
-    d.DELIVERED: (["acknowledge", "refuse"], []),
+    d.SENDING: (
+        ["acknowledge", "agree", "decline", "deliver", "fail", "refuse", "retry"],
+        [],
+    ),
+    d.DELIVERED: (["acknowledge", "agree", "decline", "refuse"], []),
     d.ACKNOWLEDGED: ([], []),
     d.REJECTED: ([], []),  # a refusal stands
     d.FAILED: ([], ["resend"]),
+    d.AGREED: ([], []),  # a recall's or update's answer stands
+    d.DECLINED: ([], []),
 }
 
 
@@ -240,7 +252,7 @@ def test_resolve_refuses_unknown_events_and_derived_ones_out_of_place(event: str
 def test_resolve_refuses_any_event_in_a_final_state() -> None:
     for event in DOCUMENT.events:
         with pytest.raises(TransitionNotAllowed) as caught:
-            resolve(DOCUMENT, doc.ACKNOWLEDGED, event, never_called)
+            resolve(DOCUMENT, doc.RECALLED, event, never_called)
         assert caught.value.details["allowed"] == []
 
 
@@ -275,7 +287,12 @@ def test_resolve_returns_the_destination_when_the_guards_hold() -> None:
     step = resolve(DOCUMENT, doc.SIGNED, "send", always(True))
 
     assert (step.event, step.source, step.dest) == ("send", doc.SIGNED, doc.SENT)
-    assert step.edge.effects == ("register_sending", "create_dispatches", "seal_packages")
+    assert step.edge.effects == (
+        "register_sending",
+        "create_dispatches",
+        "seal_packages",
+        "supersede_original",
+    )
     assert step.edge.actions == ("deliver_dispatches",)
 
 
@@ -421,7 +438,9 @@ def test_a_recipients_status_code(state: str, reported: list[str], expected: str
 
 
 def test_every_derived_state_has_a_derived_event_into_it() -> None:
-    derived = {t.trigger: t for t in DOCUMENT.transitions if t.derived}
+    derived = {
+        t.trigger: t for t in DOCUMENT.transitions if t.derived and t.trigger not in CONSEQUENCES
+    }
 
     assert set(DERIVED_EVENT.values()) == set(derived)
     for target, event in DERIVED_EVENT.items():
@@ -472,3 +491,68 @@ def test_jitter_shortens_a_wait_by_at_most_its_fraction() -> None:
     assert backoff.after(9, -1.0) == timedelta(seconds=60)
     with pytest.raises(ValueError):
         Backoff(jitter=1.0)
+
+
+# -- recall, update and replace --------------------------------------------------------------
+
+
+def test_an_issued_document_may_be_recalled_or_updated_from_every_issued_state() -> None:
+    for state in doc.ISSUED:
+        for event in ("recall", "update"):
+            step = resolve(DOCUMENT, state, event, always(True))
+            assert step.dest == state  # it stays where it is until the answers come
+            assert step.edge.actions == ("deliver_dispatches",)
+            assert "seal_requests" in step.edge.effects
+        assert resolve(DOCUMENT, state, "recalled", always(True)).dest == doc.RECALLED
+        assert resolve(DOCUMENT, state, "replaced", always(True)).dest == doc.REPLACED
+
+
+def test_a_document_not_yet_sent_cannot_be_recalled() -> None:
+    for state in (doc.DRAFT, doc.REVIEWED, doc.SIGNED):
+        with pytest.raises(TransitionNotAllowed):
+            resolve(DOCUMENT, state, "recall", always(True))
+
+
+def test_one_request_at_a_time_and_only_when_every_recipient_agreed_is_it_recalled() -> None:
+    with pytest.raises(GuardFailed) as caught:
+        resolve(DOCUMENT, doc.ACKNOWLEDGED, "recall", always(False))
+    assert caught.value.details["failed"] == ["no_request_awaiting"]
+    with pytest.raises(GuardFailed):
+        resolve(DOCUMENT, doc.ACKNOWLEDGED, "recalled", always(False))
+
+
+def test_only_a_dispatch_carrying_a_request_takes_an_answer() -> None:
+    for event, dest in (("agree", d.AGREED), ("decline", d.DECLINED)):
+        assert resolve(DISPATCH, d.DELIVERED, event, always(True)).dest == dest
+        with pytest.raises(GuardFailed):
+            resolve(DISPATCH, d.DELIVERED, event, always(False))
+    assert d.STATUS_EVENTS["15"] == "agree" and d.STATUS_EVENTS["16"] == "decline"
+
+
+def test_a_received_document_in_force_is_recalled_only_when_the_clerk_agrees() -> None:
+    for state in r.IN_FORCE:
+        assert resolve(RECEIVED_DOCUMENT, state, "request_recall", always(True)).dest == state
+        assert resolve(RECEIVED_DOCUMENT, state, "agree_recall", always(True)).dest == r.RECALLED
+        for event in ("refuse_recall", "agree_update", "refuse_update"):
+            step = resolve(RECEIVED_DOCUMENT, state, event, always(True))
+            assert (step.dest, step.edge.actions) == (state, r.NOTIFY)
+        assert resolve(RECEIVED_DOCUMENT, state, "replaced", always(True)).dest == r.REPLACED
+    # With no request awaiting, nothing to agree to
+    with pytest.raises(GuardFailed):
+        resolve(RECEIVED_DOCUMENT, r.REGISTERED, "agree_recall", always(False))
+
+
+def test_a_recalled_or_replaced_received_document_can_no_longer_be_handled() -> None:
+    for state in (r.RECALLED, r.REPLACED, r.COMPLETED, r.REFUSED):
+        assert allowed_events(RECEIVED_DOCUMENT, state, include_derived=True) == []
+
+
+def test_the_inbox_and_the_engine_fire_the_requests_and_replacement_not_people() -> None:
+    offered = allowed_events(RECEIVED_DOCUMENT, r.REGISTERED)
+    assert not {"request_recall", "request_update", "replaced"} & set(offered)
+    assert {"request_recall", "request_update", "replaced"} <= set(
+        allowed_events(RECEIVED_DOCUMENT, r.REGISTERED, include_derived=True)
+    )
+    assert set(r.ANSWER_CODE) == set(r.ANSWERING)
+    assert {r.ANSWER_CODE[e] for e in ("agree_recall", "agree_update")} == {"15"}
+    assert {r.ANSWER_CODE[e] for e in ("refuse_recall", "refuse_update")} == {"16"}

@@ -47,7 +47,9 @@ OTHER_GUARDS = sorted(guard_names(DOCUMENT) - set(DISPATCH_GUARDS) - {RESENDABLE
 # A dispatch is only ever resent by the document's ``resend`` (reset_failed_dispatches).
 # Fired on its own, a dispatch's ``resend`` would leave the document ``failed`` with no
 # derived edge back to ``sent``, so the walk does not fire it directly.
-DISPATCH_WALK_EVENTS = tuple(e for e in DISPATCH.events if e != "resend")
+# Nor does it fire a recipient's answer to a recall or update (agree, decline): the
+# dispatches it walks carry the document, never a request.
+DISPATCH_WALK_EVENTS = tuple(e for e in DISPATCH.events if e not in ("resend", "agree", "decline"))
 
 ICT = timezone(timedelta(hours=7))
 ZONES = (UTC, ICT, None)  # None: a naive timestamp, as SQLite hands it back

@@ -18,6 +18,7 @@ from . import (
     explain,
     inbox,
     notifications,
+    recalls,
     received,
     review,
     signatures,
@@ -67,6 +68,7 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
     app.include_router(system.router)
     app.include_router(documents.router)
     app.include_router(explain.router)
+    app.include_router(recalls.router)
     app.include_router(review.router)
     app.include_router(authorities.router)
     app.include_router(signatures.router)

@@ -169,6 +169,37 @@ class DispatchOut(BaseModel):
     updated_at: Moment
 
 
+class RequestRecipientOut(BaseModel):
+    """One recipient of a recall or update, and its answer."""
+
+    organ_id: str
+    dispatch_id: str
+    message_id: str | None = Field(description="The request package's message id")
+    state: DispatchState
+    answer: Literal["sending", "awaiting_answer", "agreed", "refused", "undelivered"] = Field(
+        description="Under way, awaiting the answer, agreed (15), refused (16), or never "
+        "delivered (the package was refused at the inbox, or its attempts ran out)"
+    )
+    status_code: Literal["15", "16"] | None = Field(description="The recipient's answer")
+    status_label: str | None
+    reason: str | None = Field(description="Why it refused (16), or why the inbox refused it")
+    updated_at: Moment
+
+
+class RequestOut(BaseModel):
+    """A recall (thu hồi) or update (cập nhật) of the sent document."""
+
+    id: str
+    kind: Literal["recall", "update"]
+    reason: str
+    changes: dict[str, str | None] | None = Field(description="An update's corrected fields")
+    sent_at: Moment
+    outcome: Literal["awaiting_answer", "agreed", "refused", "undelivered"] = Field(
+        description="agreed once every recipient agreed; refused once one refused"
+    )
+    recipients: list[RequestRecipientOut]
+
+
 class JobOut(BaseModel):
     id: str
     action: str
@@ -234,6 +265,10 @@ class DocumentOut(DocumentSummary):
     submitted_revision: int | None
     signer_user: str | None
     audit_head: str
+    replaces: str | None = Field(description="The document this one replaces (thay thế)")
+    replace_reason: str | None = Field(description="Why it replaces it")
+    replaced_by: list[str] = Field(description="Replacements drafted for this document")
+    requests: list[RequestOut] = Field(description="Its recalls and updates, oldest first")
 
 
 class EventResult(BaseModel):

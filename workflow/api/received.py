@@ -8,10 +8,11 @@ under their file names, and the main PDF as the signer signed it, under ``signed
 from __future__ import annotations
 
 import io
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
@@ -22,9 +23,9 @@ from congvan.actions.exchange.package import Package, Part, open_package
 from congvan.states import RECEIVED_DOCUMENT, allowed_events
 from congvan.states.errors import InvalidInput, ManifestMismatch, MessageMalformed, NotFound
 from congvan.states.policy import READ_ROLES
-from congvan.states.received import STATUS_CODE
+from congvan.states.received import ANSWERING, STATUS_CODE
 from congvan.storage.clock import as_utc
-from congvan.storage.received import Received
+from congvan.storage.received import AWAITING, Received, Request
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .auth import PrincipalDep, require
@@ -53,7 +54,9 @@ class ReceivedOut(BaseModel):
     message_id: str = Field(description="The sender's message id (stable across retries)")
     sender_document_id: str
     state: ReceivedState
-    status_code: StatusCode = Field(description="What the sender is told (QCVN 102)")
+    status_code: StatusCode | None = Field(
+        description="What the sender is told (QCVN 102); null once replaced"
+    )
     version: int
     allowed_events: list[ReceivedEvent]
     number: int | None
@@ -69,6 +72,24 @@ class ReceivedOut(BaseModel):
     package_sha256: str
     received_at: datetime
     updated_at: datetime
+    replaces: str | None = Field(description="The received document this one replaces")
+    corrections: dict[str, str | None] = Field(
+        description="Metadata corrected by updates agreed to (cập nhật), field by field"
+    )
+
+
+class ReceivedRequestOut(BaseModel):
+    """The sender's recall or update of this document, and our answer."""
+
+    id: str
+    kind: Literal["recall", "update"]
+    message_id: str
+    reason: str
+    changes: dict[str, str | None]
+    state: Literal["awaiting", "agreed", "refused"]
+    answer_reason: str | None
+    received_at: datetime
+    answered_at: datetime | None
 
 
 class ReceivedFileOut(BaseModel):
@@ -88,6 +109,8 @@ class ReceivedDocumentOut(ReceivedOut):
     """A received document, with the files of its package."""
 
     files: list[ReceivedFileOut]
+    requests: list[ReceivedRequestOut] = Field(description="Recalls and updates, oldest first")
+    replaced_by: list[str] = Field(description="Replacements the sender sent for it")
 
 
 class ReceivedPage(Page):
@@ -111,16 +134,23 @@ class ReceivedEventResult(BaseModel):
     jobs: list[str] = Field(description="Ids of the jobs the transition queued")
 
 
-def received_view(row: Received) -> dict[str, Any]:
+def received_view(row: Received, awaiting: Collection[str] = ()) -> dict[str, Any]:
+    """A received document as listed; ``awaiting``: the kinds of request (recall, update)
+    awaiting our clerk's answer, whose answering events it offers."""
+    events = [
+        e
+        for e in allowed_events(RECEIVED_DOCUMENT, row.state)
+        if e not in ANSWERING or ANSWERING[e] in awaiting
+    ]
     return {
         "id": row.id,
         "sender_id": row.sender_id,
         "message_id": row.message_id,
         "sender_document_id": row.sender_document_id,
         "state": row.state,
-        "status_code": STATUS_CODE[row.state],
+        "status_code": STATUS_CODE.get(row.state),
         "version": row.version,
-        "allowed_events": allowed_events(RECEIVED_DOCUMENT, row.state),
+        "allowed_events": events,
         "number": row.number,
         "symbol": row.symbol,
         "doc_type": row.doc_type,
@@ -135,6 +165,22 @@ def received_view(row: Received) -> dict[str, Any]:
         # With their offset: SQLite gives them back naive.
         "received_at": as_utc(row.received_at),
         "updated_at": as_utc(row.updated_at),
+        "replaces": row.replaces_id,
+        "corrections": json.loads(row.corrections),
+    }
+
+
+def request_view(request: Request) -> dict[str, Any]:
+    return {
+        "id": request.id,
+        "kind": request.kind,
+        "message_id": request.message_id,
+        "reason": request.reason,
+        "changes": json.loads(request.changes),
+        "state": request.state,
+        "answer_reason": request.answer_reason or None,
+        "received_at": as_utc(request.received_at),
+        "answered_at": as_utc(request.answered_at) if request.answered_at else None,
     }
 
 
@@ -167,7 +213,9 @@ def list_received(
         page = uow.received.page(
             principal.agency_id, states=state or [], sender_id=sender, cursor=cursor, limit=limit
         )
-    return {"items": [received_view(r) for r in page.items], "next_cursor": page.next_cursor}
+        awaiting = uow.received.awaiting_kinds([r.id for r in page.items])
+    items = [received_view(r, awaiting.get(r.id, ())) for r in page.items]
+    return {"items": items, "next_cursor": page.next_cursor}
 
 
 @router.get(
@@ -187,7 +235,16 @@ def get_received(
     with package:
         files = [_file_view(p) for p in package.header.parts if _file_name(p) is not None]
     response.headers["ETag"] = f'"{row.version}"'
-    return {**received_view(row), "files": files}
+    with uow:
+        stored = uow.received.requests(row.id)
+        replaced_by = uow.received.replaced_by(row.id)
+    awaiting = {q.kind for q in stored if q.state == AWAITING}
+    return {
+        **received_view(row, awaiting),
+        "files": files,
+        "requests": [request_view(q) for q in stored],
+        "replaced_by": replaced_by,
+    }
 
 
 @router.get(

@@ -56,7 +56,7 @@ else:
         "StatusCode",
         sorted(set(STATUS_CODE.values())),
         "A QCVN 102 status code: 01 arrived, 02 refused, 03 registered, 04 assigned, "
-        "05 processing, 06 completed.",
+        "05 processing, 06 completed, 15 recalled (the recall agreed to).",
     )
     JobStatus = enum("JobStatus", vocabulary.JOB_STATUSES, "An outbox job's status.")
     CheckStatus = enum("CheckStatus", vocabulary.CHECK_STATUSES, "A review check's outcome.")

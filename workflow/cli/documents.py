@@ -5,19 +5,86 @@ from __future__ import annotations
 import argparse
 import json
 
-from congvan.states.errors import NotFound
+from congvan.actions.context import Actor
+from congvan.states.document import UPDATABLE
+from congvan.states.errors import InvalidInput, NotFound
 
 from ..settings import Settings
 from .runtime import Subparsers, runtime_for
 
 
 def add_parser(sub: Subparsers) -> None:
-    p = sub.add_parser("documents", help="read documents")
+    p = sub.add_parser("documents", help="read documents; recall, update or replace a sent one")
     dsub = p.add_subparsers(dest="action", required=True)
     d = dsub.add_parser("show", help="a document, its signer and its signing's timeliness")
     d.add_argument("id", help="the document's id")
     d.add_argument("--json", action="store_true", help="the whole view, as GET returns it")
-    p.set_defaults(func=cmd_documents)
+    d.set_defaults(func=cmd_documents)
+    for action, text in (
+        ("recall", "recall a sent document (thu hồi): its recipients are asked to take it back"),
+        ("update", "correct a sent document's metadata (cập nhật): its recipients must agree"),
+        ("replace", "draft the corrected document that replaces a sent one (thay thế)"),
+    ):
+        r = dsub.add_parser(action, help=text)
+        r.add_argument("id", help="the document's id")
+        r.add_argument("--reason", required=True, help="why (the recipients read it)")
+        r.add_argument(
+            "--as",
+            dest="username",
+            required=True,
+            help="the user of the document's agency who does it (a supervisor or signer)",
+        )
+        if action == "update":
+            r.add_argument(
+                "--set",
+                dest="changes",
+                action="append",
+                required=True,
+                metavar="FIELD=VALUE",
+                help=f"a corrected field ({', '.join(UPDATABLE)}); FIELD= clears it",
+            )
+        r.set_defaults(func=cmd_request)
+
+
+def cmd_request(args: argparse.Namespace, settings: Settings) -> int:
+    """Recall, update or replace a sent document as one of its agency's users.
+
+    The request's delivery jobs are written to the outbox; the installation's workers
+    deliver them as they deliver any document.
+    """
+    with runtime_for(settings, wired=True) as runtime:
+        with runtime.uow(readonly=True) as uow:
+            head = uow.documents.head(args.id)
+            user = None if head is None else uow.agencies.user(head.agency_id, args.username)
+        if head is None:
+            raise NotFound("No such document.", document_id=args.id)
+        if user is None:
+            raise NotFound(f"No user {args.username} in {head.agency_id}.", username=args.username)
+        actor = Actor(
+            name=f"{user.username}@{user.agency_id}",
+            agency_id=user.agency_id,
+            roles=frozenset(r for r in user.roles.split(",") if r),
+        )
+        if args.action == "replace":
+            view = runtime.engine.create_replacement(actor, args.id, args.reason)
+            print(f"replacement   {view['id']} (draft) replaces {args.id}")
+            return 0
+        data: dict[str, object] = {"reason": args.reason}
+        if args.action == "update":
+            data["fields"] = _changes(args.changes)
+        result = runtime.engine.fire(args.id, args.action, actor, data=data)
+        print(f"{args.action:<13} {args.id} sent to its recipients (version {result.version})")
+    return 0
+
+
+def _changes(given: list[str]) -> dict[str, str | None]:
+    changes: dict[str, str | None] = {}
+    for item in given:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidInput(f"--set takes FIELD=VALUE, not {item!r}.", field="set")
+        changes[name.strip()] = value or None
+    return changes
 
 
 def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, cast
 
@@ -16,11 +17,23 @@ from sqlalchemy.exc import IntegrityError
 
 from congvan.actions.context import SYSTEM, Actor, Effect, Guard
 from congvan.actions.escalations import Change, Watch
-from congvan.states import MACHINES
-from congvan.states.errors import Forbidden, VersionConflict
-from congvan.states.policy import CREATE_ROLES
-from congvan.states.text import nfc
+from congvan.actions.recalls import recall_answered, request_kind
+from congvan.states import DISPATCH, DOCUMENT, MACHINES
+from congvan.states.dispatch import AGREED, ANSWERED
+from congvan.states.document import ISSUED
+from congvan.states.errors import (
+    Forbidden,
+    InvalidInput,
+    TransitionNotAllowed,
+    VersionConflict,
+)
+from congvan.states.fields import EDITABLE
+from congvan.states.machine import allowed_events
+from congvan.states.policy import CREATE_ROLES, REPLACE_ROLES
+from congvan.states.received import IN_FORCE
+from congvan.states.text import has_visible_text, nfc
 from congvan.storage.clock import Clock
+from congvan.storage.dispatches import DispatchRow
 from congvan.storage.received import Received
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -32,6 +45,7 @@ from .bindings import (
     EscalationBinding,
     ReceivedBinding,
     checked_recipients,
+    load_document,
 )
 from .creating import Arrival, create_once, receive_once
 from .preparation import PREPARE_ROUNDS, Preparation, Prepared, Stale
@@ -158,17 +172,104 @@ class Engine:
                 raise
             return {**answer, "replayed": True}
 
+    def create_replacement(
+        self,
+        actor: Actor,
+        document_id: str,
+        reason: str,
+        *,
+        files: Sequence[Mapping[str, Any]] | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> dict[str, Any]:
+        """Draft the corrected document that replaces an issued one (thay thế), with a reason.
+
+        The draft starts as a copy of the original's metadata (without its number: a
+        replacement is a new document) and recipients, with ``files`` (as
+        ``create_document`` takes them; None: the original's). It names the document it
+        replaces and goes through review, signing and sending as any draft does; its send
+        delivers it to the original's recipients as a replacement and marks the original
+        replaced.
+        """
+        if not actor.is_system and not (actor.roles & REPLACE_ROLES):
+            raise Forbidden(
+                "Replacing a document needs the role supervisor or signer.",
+                needs=sorted(REPLACE_ROLES),
+            )
+        reason = str(nfc(reason))
+        if not has_visible_text(reason):
+            raise InvalidInput("A replacement says why.", field="reason")
+        agency_id = actor.agency_id
+        if agency_id is None:
+            raise Forbidden("A document belongs to an agency; the system has none.")
+        with self.open_uow(readonly=True) as uow:
+            head = load_document(uow, document_id, actor, lock=False)
+            if head.state not in ISSUED:
+                raise TransitionNotAllowed(
+                    "replace", head.state, allowed_events(DOCUMENT, head.state)
+                )
+            original = uow.documents.load(document_id)
+            recipients = [
+                {"organ_id": r.organ_id, "name": r.name}
+                for r in uow.documents.recipients(document_id)
+            ]
+            copied = []
+            for a in uow.documents.attachments(document_id) if files is None else ():
+                data = uow.documents.blob(a.sha256)
+                if data is None:
+                    raise InvalidInput(f"The file {a.filename} is no longer stored.")
+                copied.append(
+                    {
+                        "sha256": a.sha256,
+                        "filename": a.filename,
+                        "media_type": a.media_type,
+                        "size": a.size,
+                        "role": a.role,
+                        "data": bytes(data),
+                    }
+                )
+        fields = {k: getattr(original, k) for k in EDITABLE if k != "number"}
+        fields |= {"replaces_id": document_id, "replace_reason": reason}
+        try:
+            return create_once(
+                self.open_uow,
+                self.clock,
+                actor,
+                agency_id,
+                fields,
+                recipients,
+                copied if files is None else files,
+                idempotency,
+                replay=self._replay,
+            )
+        except IntegrityError:
+            answer = self._raced(agency_id, idempotency)
+            if answer is None:
+                raise
+            return {**answer, "replayed": True}
+
     def receive(self, arrival: Arrival) -> tuple[Received, bool]:
         """Store a verified package from another agency once; ``(document, stored now)``.
 
         The same package delivered again (same sender and message id), even by two
         deliveries racing, finds the first one's document, whose receipt is the answer.
         """
+        then = None
+        if arrival.replaces_id is not None:
+            replaced = arrival.replaces_id
+
+            def then(uow: UnitOfWork) -> None:
+                # The replacement arrived: the document it replaces is replaced, if in force.
+                head = uow.received.head(replaced, for_update=True)
+                if head is not None and head.state in IN_FORCE:
+                    data = {"replaced_by": arrival.id}
+                    self.fire_on_within(uow, "received", replaced, "replaced", data=data)
+
         try:
             return receive_once(
                 self.open_uow,
                 self.clock,
                 arrival,
+                then,
                 on_arrival=self.watch.arrived if self.watch is not None else None,
             )
         except IntegrityError:
@@ -384,7 +485,7 @@ class Engine:
                     now=now,
                 ),
             )
-        return self.stepper.persist(
+        result = self.stepper.persist(
             uow,
             binding,
             pending,
@@ -393,6 +494,31 @@ class Engine:
             to_state=pending.state if binding.holds_chain else step.dest,
             now=now,
         )
+        jobs = list(result.jobs)
+        # What the effects implied on other subjects, in this same transaction.
+        for machine, subject_id, follow, follow_data in pending.follow:
+            jobs += self.fire_on_within(uow, machine, subject_id, follow, data=follow_data).jobs
+        if binding.spec is DISPATCH and step.dest in ANSWERED:
+            jobs += self._answered(uow, subject.row)
+        return replace(result, jobs=jobs) if jobs != result.jobs else result
+
+    def _answered(self, uow: UnitOfWork, dispatch: DispatchRow) -> list[str]:
+        """A recipient answered a recall or update: once all did, disarm the answer timer,
+        and when every recipient agreed to a recall, the document is recalled."""
+        if not recall_answered(uow, dispatch.document_id, dispatch.request_id):
+            return []
+        rows = uow.dispatches.for_requests(dispatch.document_id, dispatch.request_id)
+        if not all(r.state == AGREED for r in rows) or request_kind(uow, dispatch) != "recall":
+            return []
+        head = uow.documents.head(dispatch.document_id)
+        if head is None or "recalled" not in allowed_events(
+            DOCUMENT, head.state, include_derived=True
+        ):
+            return []
+        data = {"request_id": dispatch.request_id}
+        return self.fire_on_within(
+            uow, "document", dispatch.document_id, "recalled", data=data
+        ).jobs
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -116,6 +116,7 @@ class Arrival:
     package: bytes
     receipt: bytes
     receipt_cms: bytes
+    replaces_id: str | None = None  # a replacement: the received document it replaces
 
 
 # What runs in an arrival's transaction besides storing it: (uow, received id, agency,
@@ -127,6 +128,7 @@ def receive_once(
     open_uow: Callable[..., UnitOfWork],
     clock: Clock,
     arrival: Arrival,
+    then: Callable[[UnitOfWork], None] | None = None,
     *,
     on_arrival: OnArrival | None = None,
 ) -> tuple[Received, bool]:
@@ -134,6 +136,8 @@ def receive_once(
 
     Returns the stored document and whether this call stored it; a race between two
     deliveries of one package is settled by the unique (agency, sender, message id).
+    ``then`` runs in the same transaction once it is stored (a replacement marks the
+    document it replaces).
     """
     with open_uow() as uow:
         first = uow.received.find(arrival.agency_id, arrival.sender_id, arrival.message_id)
@@ -154,6 +158,7 @@ def receive_once(
                 "message_id": arrival.message_id,
                 "manifest_sha256": arrival.manifest_sha256,
                 "package_sha256": arrival.package_sha256,
+                **({"replaces": arrival.replaces_id} if arrival.replaces_id else {}),
             },
         )
         meta = arrival.metadata
@@ -182,12 +187,15 @@ def receive_once(
                 "reason": "",
                 "received_at": now,
                 "updated_at": now,
+                "replaces_id": arrival.replaces_id,
             }
         )
         uow.audit.append([entry])
         if on_arrival is not None:
             urgency = int(meta.get("urgency") or 0)
             on_arrival(uow, arrival.id, arrival.agency_id, urgency, now)
+        if then is not None:
+            then(uow)
         stored = uow.received.get(arrival.id)  # as committed, read in its transaction
         uow.commit()
     assert stored is not None

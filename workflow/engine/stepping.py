@@ -31,6 +31,9 @@ from congvan.storage.unit_of_work import UnitOfWork
 
 from .results import FireResult
 
+# The members of an event's data its audit entry records.
+_RECORDED = ("reason", "replaced_by", "request_id")
+
 # Points at which a test may inject a failure; each one must leave no trace.
 STEPS = ("loaded", "resolved", "effects", "audited", "advanced", "outboxed", "remembered")
 
@@ -46,6 +49,8 @@ class Pending:
     entries: list[NewEntry] = field(default_factory=list)
     jobs: list[dict[str, Any]] = field(default_factory=list)
     derived: list[str] = field(default_factory=list)
+    # Events on other subjects the effects asked for (TransitionContext.follow).
+    follow: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
 
     @staticmethod
     def of(head: DocumentHead) -> Pending:
@@ -118,11 +123,15 @@ class Stepper:
         self.fault("resolved")
         for name in step.edge.effects:
             self.effects[name](ctx)
+        pending.follow.extend(ctx.follow)
         self.fault("effects")
         pending.version += 1
         payload = {**(audit_extra or {}), **ctx.audit}
-        if "reason" in data:
-            payload["reason"] = data["reason"]
+        # What the trail keeps of the event's data: why, and what a consequence follows
+        # from (the replacement, the recall whose answers all agreed).
+        for key in _RECORDED:
+            if key in data:
+                payload[key] = data[key]
         entry = make_entry(
             prev_hash=pending.audit_head,
             document_id=pending.head.id,

@@ -1,0 +1,267 @@
+"""Recall, update and replace of sent documents: the guards and row changes of both ends.
+
+The sending agency asks the recipients that have a document to take it back (recall, thu
+hồi, QCVN 102 business type 1) or to correct its metadata (update, cập nhật, 2): one new
+dispatch per recipient carries the request (``open_request``), sealed and delivered like
+the document itself. Each recipient's clerk agrees (status 15) or refuses (16, with a
+reason); the document is recalled once every recipient of the recall agreed. A corrected
+document replaces it (thay thế, 3) when the replacement is sent (``supersede_original``).
+
+On the receiving side a request is kept with the document it is about
+(``record_request``) and answered by the clerk (``answer_request``): an agreed recall
+cancels the document, an agreed update applies the corrected metadata, keeping the old
+values in the audit trail.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from congvan.states import dispatch as d
+from congvan.states.document import ISSUED, UPDATABLE
+from congvan.states.errors import InvalidInput
+from congvan.states.fields import FIELDS
+from congvan.states.received import ANSWER_CODE
+from congvan.states.text import has_visible_text
+from congvan.storage.dispatches import DispatchRow
+from congvan.storage.ids import new_id
+from congvan.storage.received import AGREED, AWAITING, REFUSED
+from congvan.storage.unit_of_work import UnitOfWork
+
+from .context import TransitionContext
+
+log = logging.getLogger("congvan.recalls")
+
+# A request's dispatch still waiting for its recipient's answer.
+_OPEN = frozenset({d.PENDING, d.SENDING, d.DELIVERED})
+
+
+# -- the sending side ----------------------------------------------------------------------
+
+
+def request_kind(uow: UnitOfWork, dispatch: DispatchRow) -> str:
+    """What a request's dispatch asks (``recall`` or ``update``), as its sealed header says."""
+    header = uow.dispatches.header_of(dispatch.id)
+    return str(json.loads(header)["business_type"]) if header else ""
+
+
+def no_request_awaiting(ctx: TransitionContext) -> tuple[bool, str]:
+    """One request at a time: every recipient answered the last one (or refused it)."""
+    open_ = [r for r in ctx.uow.dispatches.for_requests(ctx.document.id) if r.state in _OPEN]
+    return not open_, "a recall or update of this document still awaits its answers"
+
+
+def carries_request(ctx: TransitionContext) -> tuple[bool, str]:
+    dispatch: DispatchRow | None = ctx.data.get("dispatch")
+    return dispatch is not None and bool(dispatch.request_id), (
+        "the package did not ask to recall or update the document"
+    )
+
+
+def recall_agreed(ctx: TransitionContext) -> tuple[bool, str]:
+    """Every recipient of the recall ``ctx.data["request_id"]`` agreed (15)."""
+    request_id = str(ctx.data.get("request_id") or "")
+    rows = ctx.uow.dispatches.for_requests(ctx.document.id, request_id) if request_id else []
+    holds = bool(rows) and all(r.state == d.AGREED for r in rows)
+    holds = holds and request_kind(ctx.uow, rows[0]) == "recall"
+    return holds, "not every recipient agreed to the recall"
+
+
+def reached(uow: UnitOfWork, document_id: str) -> list[DispatchRow]:
+    """The sending's dispatches whose recipient has the document (status 01 or later)."""
+    return [
+        r for r in uow.dispatches.for_document(document_id) if r.state in d.ARRIVED and r.message_id
+    ]
+
+
+def checked_changes(fields: Any) -> dict[str, str | None]:
+    """An update's corrected fields: some of ``UPDATABLE``, each text, a date or cleared."""
+    if not isinstance(fields, Mapping) or not fields:
+        raise InvalidInput(
+            f"An update names the fields it corrects: {', '.join(UPDATABLE)}.", field="fields"
+        )
+    changes: dict[str, str | None] = {}
+    for name, value in fields.items():
+        if name not in UPDATABLE:
+            raise InvalidInput(
+                f"An update corrects only {', '.join(UPDATABLE)}.",
+                field=f"fields.{str(name)[:50]}",
+                takes=list(UPDATABLE),
+            )
+        spec = FIELDS[name]
+        if value is not None and not isinstance(value, str):
+            raise InvalidInput(f"{name} is text or null.", field=f"fields.{name}")
+        if value is not None and not has_visible_text(value):
+            value = None
+        if value is None and name == "subject":
+            raise InvalidInput("The subject cannot be cleared.", field="fields.subject")
+        if value is not None and spec.max_length is not None and len(value) > spec.max_length:
+            raise InvalidInput(
+                f"{name} holds at most {spec.max_length} characters.", field=f"fields.{name}"
+            )
+        if value is not None and spec.kind == "date":
+            try:
+                date.fromisoformat(value)
+            except ValueError as exc:
+                raise InvalidInput(
+                    f"{name} is a date, YYYY-MM-DD.", field=f"fields.{name}"
+                ) from exc
+        changes[name] = value
+    return changes
+
+
+def apply_update(ctx: TransitionContext) -> None:
+    """Correct the issued document's metadata; the audit keeps the old values."""
+    changes = checked_changes(ctx.data.get("fields"))
+    before = ctx.uow.documents.load(ctx.document.id)
+    changed = {k: v for k, v in changes.items() if (getattr(before, k) or None) != v}
+    if not changed:
+        raise InvalidInput("The update changes nothing.", field="fields")
+    stored = {k: ("" if v is None and not FIELDS[k].nullable else v) for k, v in changed.items()}
+    ctx.uow.documents.set_fields(ctx.document.id, stored)
+    ctx.audit["changed"] = {k: {"from": getattr(before, k), "to": v} for k, v in changed.items()}
+
+
+def open_request(ctx: TransitionContext) -> None:
+    """One pending dispatch per recipient that has the document, carrying the request."""
+    reach = reached(ctx.uow, ctx.document.id)
+    if not reach:
+        raise InvalidInput(
+            "No recipient has the document yet: there is nothing to recall or update "
+            "(a dispatch still under way can be left to fail, or the document replaced).",
+            document_id=ctx.document.id,
+        )
+    request_id = new_id()
+    rows = [
+        DispatchRow(
+            id=new_id(),
+            document_id=ctx.document.id,
+            organ_id=r.organ_id,
+            state=d.PENDING,
+            attempts=0,
+            last_error="",
+            updated_at=ctx.now,
+            request_id=request_id,
+        )
+        for r in reach
+    ]
+    ctx.uow.dispatches.create(rows)
+    ctx.job_payload["request_id"] = request_id
+    ctx.audit["request"] = {
+        "id": request_id,
+        "kind": ctx.event,
+        "dispatches": {r.organ_id: r.id for r in rows},
+    }
+    # Each recipient's answer (15/16) is then awaited by the time rule ``recall_answer``,
+    # watched from the moment its dispatch arrives (actions/escalations.py).
+    ctx.fan_out["deliver_dispatches"] = [{"dispatch_id": r.id} for r in rows]
+
+
+def recall_answered(uow: UnitOfWork, document_id: str, request_id: str) -> bool:
+    """Whether every recipient of the request has answered."""
+    rows = uow.dispatches.for_requests(document_id, request_id)
+    return not any(r.state in _OPEN for r in rows)
+
+
+def supersede_original(ctx: TransitionContext) -> None:
+    """A replacement being sent: the document it replaces is replaced, in this transaction."""
+    row = ctx.uow.documents.load(ctx.document.id)
+    if row.replaces_id is None:
+        return
+    original = ctx.uow.documents.head(row.replaces_id)
+    if original is None or original.state not in ISSUED:
+        ctx.audit["replaces"] = {"id": row.replaces_id, "marked": False}
+        return
+    ctx.audit["replaces"] = {"id": row.replaces_id, "marked": True}
+    ctx.follow.append(("document", row.replaces_id, "replaced", {"replaced_by": row.id}))
+
+
+# -- the receiving side ---------------------------------------------------------------------
+
+
+def _awaiting(kind: str) -> Any:
+    def guard(ctx: TransitionContext) -> tuple[bool, str]:
+        pending = ctx.uow.received.awaiting(ctx.document.id, kind)
+        return pending is not None, f"the sender asked for no {kind} awaiting an answer"
+
+    guard.__name__ = f"{kind}_awaiting"
+    return guard
+
+
+recall_awaiting = _awaiting("recall")
+update_awaiting = _awaiting("update")
+
+
+def record_request(ctx: TransitionContext) -> None:
+    """Keep the sender's request (verified by the inbox) until our clerk answers it."""
+    data = ctx.data
+    ctx.uow.received.add_request(
+        {
+            "id": data["request_id"],
+            "received_id": ctx.document.id,
+            "kind": data["kind"],
+            "message_id": data["message_id"],
+            "reason": data["reason"],
+            "changes": json.dumps(data.get("changes") or {}, ensure_ascii=False, sort_keys=True),
+            "state": AWAITING,
+            "answer_reason": "",
+            "package_sha256": data["package_sha256"],
+            "receipt": data["receipt"],
+            "receipt_cms": data["receipt_cms"],
+            "received_at": ctx.now,
+            "answered_at": None,
+        }
+    )
+    ctx.audit["request"] = {
+        "id": data["request_id"],
+        "kind": data["kind"],
+        "message_id": data["message_id"],
+        "changes": data.get("changes") or {},
+    }
+
+
+def answer_request(ctx: TransitionContext) -> None:
+    """Our clerk's answer to the oldest request awaiting one: 15 agrees, 16 refuses."""
+    kind = "recall" if ctx.event.endswith("_recall") else "update"
+    request = ctx.uow.received.awaiting(ctx.document.id, kind)
+    assert request is not None  # the edge's guard holds
+    agreed = ANSWER_CODE[ctx.event] == "15"
+    reason = str(ctx.data.get("reason") or "")
+    ctx.uow.received.answer_request(request.id, AGREED if agreed else REFUSED, reason, ctx.now)
+    ctx.job_payload["request_id"] = request.id
+    ctx.audit["request"] = {"id": request.id, "kind": kind, "code": ANSWER_CODE[ctx.event]}
+    if agreed and kind == "update":
+        received = ctx.uow.received.get(ctx.document.id)
+        assert received is not None
+        changes: dict[str, str | None] = json.loads(request.changes)
+        corrections = {**json.loads(received.corrections), **changes}
+        columns = {k: v or "" for k, v in changes.items() if k in ("subject", "issued_on")}
+        before = {k: getattr(received, k) for k in columns}
+        old = json.loads(received.corrections)
+        ctx.uow.received.correct(
+            ctx.document.id, columns, json.dumps(corrections, ensure_ascii=False, sort_keys=True)
+        )
+        ctx.audit["changed"] = {
+            k: {"from": before.get(k, old.get(k)), "to": v} for k, v in changes.items()
+        }
+
+
+GUARDS = {
+    "no_request_awaiting": no_request_awaiting,
+    "carries_request": carries_request,
+    "recall_agreed": recall_agreed,
+    "recall_awaiting": recall_awaiting,
+    "update_awaiting": update_awaiting,
+}
+
+EFFECTS = {
+    "apply_update": apply_update,
+    "open_request": open_request,
+    "supersede_original": supersede_original,
+    "record_request": record_request,
+    "answer_request": answer_request,
+}

@@ -1,0 +1,103 @@
+"""/v1/documents/{id}/recall, /update and /replace: who may, when, and with what."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import Api, MakeApi, assert_error
+from tests.factories import MAIN_PDF, B, pipeline
+
+
+@pytest.fixture
+def api(make_api: MakeApi) -> Api:
+    """The app with the checks, the signature, sealing and delivery faked."""
+    return make_api(**pipeline())
+
+
+def issued(api: Api) -> str:
+    """A's letter, approved, signed and sent (checks, signature and sealing faked)."""
+    doc_id = str(api.draft()["id"])
+    for step, by in [("approve", "reviewer"), ("sign", "signer"), ("send", "clerk")]:
+        done = api.fire(doc_id, step, role=by)
+        assert done.status_code == 200, done.text
+    return doc_id
+
+
+def post(api: Api, path: str, role: str = "supervisor", agency: str = "", **kwargs: Any) -> Any:
+    headers = api.auth(role, agency) if agency else api.auth(role)
+    return api.client.post(path, headers=headers, **kwargs)
+
+
+def test_a_supervisor_drafts_the_replacement_with_its_corrected_file(api: Api) -> None:
+    # Given A's sent letter
+    doc_id = issued(api)
+
+    # When a supervisor asks for its replacement with a corrected main file
+    response = post(
+        api,
+        f"/v1/documents/{doc_id}/replace",
+        data={"reason": "Sai nội dung"},
+        files={"main": ("thu-sua.pdf", MAIN_PDF, "application/pdf")},
+    )
+
+    # Then a draft names the original, with the original's recipients and the new file
+    assert response.status_code == 201, response.text
+    draft = response.json()
+    assert response.headers["Location"] == f"/v1/documents/{draft['id']}"
+    assert (draft["state"], draft["replaces"], draft["replace_reason"]) == (
+        "draft",
+        doc_id,
+        "Sai nội dung",
+    )
+    assert [a["filename"] for a in draft["attachments"]] == ["thu-sua.pdf"]
+    original = api.get(f"/v1/documents/{doc_id}").json()
+    assert (original["state"], original["replaced_by"]) == ("sent", [draft["id"]])
+
+
+def test_a_replacement_without_a_new_file_keeps_the_originals(api: Api) -> None:
+    doc_id = issued(api)
+    before = api.get(f"/v1/documents/{doc_id}").json()["attachments"]
+
+    response = post(api, f"/v1/documents/{doc_id}/replace", data={"reason": "Sai số"})
+
+    assert response.status_code == 201, response.text
+    after = response.json()["attachments"]
+    assert [(a["filename"], a["sha256"]) for a in after] == [
+        (a["filename"], a["sha256"]) for a in before
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("recall", {"json": {"reason": "Gửi nhầm"}}),
+        ("update", {"json": {"reason": "Sai", "fields": {"subject": "V/v"}}}),
+        ("replace", {"data": {"reason": "Sai"}}),
+    ],
+)
+def test_another_agency_and_a_clerk_may_not(api: Api, path: str, body: dict[str, Any]) -> None:
+    doc_id = issued(api)
+
+    theirs = post(api, f"/v1/documents/{doc_id}/{path}", agency=B, **body)
+    clerk = post(api, f"/v1/documents/{doc_id}/{path}", role="clerk", **body)
+
+    assert_error(theirs, 404, "not_found")
+    assert_error(clerk, 403, "forbidden")
+
+
+def test_a_draft_cannot_be_recalled_nor_a_field_outside_the_list_updated(api: Api) -> None:
+    draft = api.draft()["id"]
+    doc_id = issued(api)
+
+    recalled = post(api, f"/v1/documents/{draft}/recall", json={"reason": "Gửi nhầm"})
+    numbered = post(
+        api, f"/v1/documents/{doc_id}/update", json={"reason": "Sai", "fields": {"number": 7}}
+    )
+    blank = post(api, f"/v1/documents/{doc_id}/recall", json={"reason": ""})
+    replaced = post(api, f"/v1/documents/{draft}/replace", data={"reason": "Sai"})
+
+    assert_error(recalled, 409, "invalid_transition")
+    assert numbered.status_code == 422 and blank.status_code == 422
+    assert_error(replaced, 409, "invalid_transition")

@@ -1,0 +1,516 @@
+"""Recall, update and replace of a sent document between two installations over HTTP.
+
+A (the sender) sends a letter to B; B's inbox is served by uvicorn on loopback, and A's
+API while B's status messages (15 agreed, 16 refused) are posted back. The jobs of both
+sides are run one at a time by the test, so every step can be checked.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from congvan.actions.exchange.package import Original
+from congvan.actions.exchange.writing import assemble, seal_header
+from congvan.states.errors import (
+    Forbidden,
+    GuardFailed,
+    InvalidInput,
+    NotFound,
+    TransitionNotAllowed,
+)
+from congvan.storage.ids import new_id
+from congvan.workflow import directory
+from congvan.workflow.api.app import create_app
+from congvan.workflow.bootstrap import Runtime
+from congvan.workflow.letters import sample_pdf
+from tests.databases import Databases
+from tests.factories import actor, document_row
+from tests.installations import A, B, Pair, make_pair, serving_inbox
+
+
+@pytest.fixture
+def pair(
+    make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
+) -> Pair:
+    return make_pair(make_runtime, boot, databases, db_kind)
+
+
+@pytest.fixture
+def served(pair: Pair) -> Iterator[str]:
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        yield inbox
+
+
+def deliver(pair: Pair, doc: str) -> None:
+    """Run every delivery job of ``doc`` that is due; each must end done."""
+    for job in pair.jobs(doc):
+        assert pair.sender.runner.run(job) == "done"
+
+
+def registered(pair: Pair, make_document: Callable[..., str], **files: Any) -> tuple[str, str]:
+    """A's letter, sent, delivered to B and registered there (acknowledged at A)."""
+    doc = pair.signed(make_document, **files)
+    pair.sender.engine.fire(doc, "send", actor("clerk"))
+    deliver(pair, doc)
+    [received] = pair.received()
+    pair.answer(received.id, "register")
+    assert document_row(pair.sender, doc).state == "acknowledged"
+    return doc, received.id
+
+
+def get(runtime: Runtime, agency: str, path: str, role: str = "clerk") -> Any:
+    """GET ``path`` from ``runtime``'s API as a person of ``agency`` with ``role``."""
+    with runtime.uow() as uow:
+        now = runtime.clock()
+        user = directory.ensure_user(uow, agency, f"{role}-{agency}", [role], now)
+        token = directory.create_token(uow, user, now).token
+        uow.commit()
+    with TestClient(create_app(runtime)) as client:
+        response = client.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def state_at_b(pair: Pair, received_id: str) -> str:
+    with pair.receiver.uow(readonly=True) as uow:
+        row = uow.received.get(received_id)
+        assert row is not None
+        return row.state
+
+
+def test_a_recall_every_recipient_agrees_to_cancels_the_document_at_both_ends(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B
+    doc, received_id = registered(pair, make_document)
+
+    # When A's supervisor recalls it, with a reason, and the recall is delivered
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    # Then B keeps the request for its clerk, the document still in force meanwhile
+    view = get(pair.receiver, B, f"/v1/received/{received_id}")
+    assert (view["state"], [(q["kind"], q["state"]) for q in view["requests"]]) == (
+        "registered",
+        [("recall", "awaiting")],
+    )
+    assert view["requests"][0]["reason"] == "Gửi nhầm"
+    assert "agree_recall" in view["allowed_events"]
+    sender_view = get(pair.sender, A, f"/v1/documents/{doc}")
+    [request] = sender_view["requests"]
+    assert (request["kind"], request["outcome"]) == ("recall", "awaiting_answer")
+    assert [r["answer"] for r in request["recipients"]] == ["awaiting_answer"]
+    # B's answer is awaited by the recall_answer time rule, on B's dispatch
+    assert [t["kind"] for t in sender_view["waiting_for"]] == ["rule_deadline"]
+
+    # When B's clerk agrees (status 15 goes back to A)
+    pair.answer(received_id, "agree_recall")
+
+    # Then B's document is recalled and can no longer be handled
+    assert state_at_b(pair, received_id) == "recalled"
+    listed = get(pair.receiver, B, "/v1/received")["items"]
+    assert [(i["id"], i["state"], i["status_code"]) for i in listed] == [
+        (received_id, "recalled", "15")
+    ]
+    with pytest.raises(TransitionNotAllowed):
+        pair.receiver.engine.fire_on("received", received_id, "assign", actor("supervisor", B))
+    # And A's document is recalled, B's answer 15 shown, the answer timer disarmed
+    sender_view = get(pair.sender, A, f"/v1/documents/{doc}")
+    assert sender_view["state"] == "recalled"
+    [request] = sender_view["requests"]
+    assert request["outcome"] == "agreed"
+    assert [(r["organ_id"], r["answer"], r["status_code"]) for r in request["recipients"]] == [
+        (B, "agreed", "15")
+    ]
+    assert sender_view["waiting_for"] == []
+    # Its own sending is what it was: B registered it
+    assert [d["status_code"] for d in sender_view["dispatches"]] == ["03"]
+
+
+def test_a_recipient_refusing_the_recall_keeps_the_document_in_force_and_says_why(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B, then recalled by A
+    doc, received_id = registered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("signer"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+
+    # When B's clerk refuses without a reason, then with one
+    with pytest.raises(InvalidInput):
+        pair.receiver.engine.fire_on("received", received_id, "refuse_recall", actor("clerk", B))
+    pair.answer(received_id, "refuse_recall", {"reason": "Văn bản đã được xử lý"})
+
+    # Then B's document stays registered and handled as before
+    assert state_at_b(pair, received_id) == "registered"
+    view = get(pair.receiver, B, f"/v1/received/{received_id}")
+    assert [(q["state"], q["answer_reason"]) for q in view["requests"]] == [
+        ("refused", "Văn bản đã được xử lý")
+    ]
+    pair.receiver.engine.fire_on("received", received_id, "assign", actor("supervisor", B))
+    # And A sees the refusal (16) with B's reason; its document is not recalled
+    sender_view = get(pair.sender, A, f"/v1/documents/{doc}")
+    assert sender_view["state"] == "acknowledged"
+    [request] = sender_view["requests"]
+    assert request["outcome"] == "refused"
+    [answer] = request["recipients"]
+    assert (answer["answer"], answer["status_code"], answer["reason"]) == (
+        "refused",
+        "16",
+        "Văn bản đã được xử lý",
+    )
+    # The recall was answered: another may be sent; the refusal escalates at A at once
+    assert "recall" in sender_view["allowed_events"]
+    assert [t["kind"] for t in sender_view["waiting_for"]] == ["escalation_rise"]
+    with pair.sender.uow(readonly=True) as uow:
+        [escalation] = uow.escalations.active_of_document(doc)
+    assert escalation.kind == "refused_by_recipient"
+    assert "Văn bản đã được xử lý" in escalation.detail["reason"]
+
+
+def test_an_update_agreed_to_corrects_the_metadata_and_keeps_the_old_in_the_trail(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B
+    doc, received_id = registered(pair, make_document)
+    old_subject = document_row(pair.sender, doc).subject
+
+    # When A corrects its subject and signer's name, and B's clerk agrees
+    fields = {"subject": "V/v khen thưởng (đính chính)", "signer_name": "Trần Văn Bình"}
+    with pytest.raises(InvalidInput):  # a field an update does not correct
+        pair.sender.engine.fire(
+            doc, "update", actor("supervisor"), data={"reason": "x", "fields": {"number": 9}}
+        )
+    pair.sender.engine.fire(
+        doc, "update", actor("supervisor"), data={"reason": "Sai trích yếu", "fields": fields}
+    )
+    assert document_row(pair.sender, doc).subject == fields["subject"]
+    # (one request at a time)
+    with pytest.raises(GuardFailed):
+        pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "y"})
+    deliver(pair, doc)
+    pair.answer(received_id, "agree_update")
+
+    # Then B shows the corrected metadata, in force, and its trail the old subject
+    view = get(pair.receiver, B, f"/v1/received/{received_id}")
+    assert (view["state"], view["subject"]) == ("registered", fields["subject"])
+    assert view["corrections"] == fields
+    with pair.receiver.uow(readonly=True) as uow:
+        [entry] = uow.audit.entries(received_id, "agree_update")
+    assert entry.payload["changed"]["subject"] == {"from": old_subject, "to": fields["subject"]}
+    # And A sees B agreed (15)
+    sender_view = get(pair.sender, A, f"/v1/documents/{doc}")
+    [request] = sender_view["requests"]
+    assert (request["kind"], request["outcome"], request["changes"]) == (
+        "update",
+        "agreed",
+        fields,
+    )
+    assert sender_view["state"] == "acknowledged"
+
+
+def sign(pair: Pair, doc: str) -> None:
+    """Approve and sign ``doc`` at A as ``Pair.signed`` does (checks faked, CMS real)."""
+    from congvan.actions.signing import keystore
+    from congvan.actions.signing.cms import sign_manifest
+    from congvan.actions.signing.stored import manifest_of
+    from tests.factories import add_signature_row
+
+    pair.sender.engine.fire(doc, "approve", actor("reviewer"))
+    pair.sender.engine.fire(doc, "sign", actor("signer"))
+    now = pair.sender.clock()
+    with pair.sender.uow() as uow:
+        manifest = manifest_of(uow, doc)
+        cms = sign_manifest(
+            manifest,
+            key=pair.signer_key,
+            cert=pair.signer_cert,
+            chain=list(pair.sender.trust.roots()),
+            signing_time=now,
+        )
+        add_signature_row(
+            uow, doc, manifest, cms, now, mode="server",
+            fingerprint=keystore.fingerprint(pair.signer_cert),
+        )  # fmt: skip
+        uow.commit()
+
+
+def test_a_replacement_sent_links_both_ways_and_marks_the_original_replaced_at_both_ends(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter, with its main PDF, registered at B
+    doc, received_id = registered(pair, make_document, pdf=("thu.pdf", sample_pdf("Thư")))
+
+    # When A's supervisor drafts its replacement (a clerk may not), corrects, signs, sends it
+    with pytest.raises(Forbidden):
+        pair.sender.engine.create_replacement(actor("clerk"), doc, "Sai nội dung")
+    draft = pair.sender.engine.create_replacement(actor("supervisor"), doc, "Sai nội dung")
+    replacement = draft["id"]
+    assert (draft["state"], draft["replaces"], draft["number"]) == ("draft", doc, None)
+    assert [r["organ_id"] for r in draft["recipients"]] == [B]
+    pair.sender.engine.fire(
+        replacement,
+        "edit",
+        actor("clerk"),
+        data={"fields": {"number": 99, "subject": "V/v khen thưởng (thay thế)"}},
+    )
+    sign(pair, replacement)
+    # (its main file, unchanged, repeats only the document it replaces: no duplicate)
+    with pair.sender.uow(readonly=True) as uow:
+        [main] = [a for a in uow.documents.attachments(replacement) if a.role == "main"]
+        duplicates = uow.duplicates
+        assert duplicates.sent_with_file(main.sha256, [B], exclude=replacement)["id"] == doc
+        assert (
+            duplicates.sent_with_file(main.sha256, [B], exclude=replacement, replaced=doc) is None
+        )
+    pair.sender.engine.fire(replacement, "send", actor("clerk"))
+
+    # Then A's original is replaced at once, and links to its replacement
+    original_view = get(pair.sender, A, f"/v1/documents/{doc}")
+    assert (original_view["state"], original_view["replaced_by"]) == ("replaced", [replacement])
+    with pair.sender.uow(readonly=True) as uow:
+        [entry] = uow.audit.entries(doc, "replaced")
+    assert entry.payload["replaced_by"] == replacement
+    # When the replacement is delivered
+    deliver(pair, replacement)
+    # Then B has it as a new document that replaces the first, which shows replaced
+    items = {i["id"]: i for i in get(pair.receiver, B, "/v1/received")["items"]}
+    [new] = [i for i in items.values() if i["id"] != received_id]
+    assert (new["state"], new["replaces"], new["number"]) == ("received", received_id, 99)
+    assert items[received_id]["state"] == "replaced"
+    old_view = get(pair.receiver, B, f"/v1/received/{received_id}")
+    assert old_view["replaced_by"] == [new["id"]]
+    assert old_view["allowed_events"] == []
+    # And the replacement at A names the original; its package said why
+    replacement_view = get(pair.sender, A, f"/v1/documents/{replacement}")
+    assert (replacement_view["replaces"], replacement_view["replace_reason"]) == (
+        doc,
+        "Sai nội dung",
+    )
+    with pair.sender.uow(readonly=True) as uow:
+        [dispatch] = uow.dispatches.for_document(replacement)
+        header = json.loads(uow.dispatches.header_of(dispatch.id) or b"")
+        [sent] = uow.dispatches.for_document(doc)
+    assert header["business_type"] == "replace"
+    assert header["original"]["message_id"] == sent.message_id
+    assert header["reason"] == "Sai nội dung"
+
+
+def test_a_recall_of_a_document_the_recipient_never_got_from_that_sender_is_refused(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B
+    doc, _received_id = registered(pair, make_document)
+    with pair.sender.uow(readonly=True) as uow:
+        agency = pair.sender.anchoring.keys.require(uow, A, pair.sender.clock())
+        signature = uow.signatures.latest_signature(doc)
+        assert signature is not None
+        manifest, cms = bytes(signature.manifest), bytes(signature.cms)
+        files = {
+            a["filename"]: io.BytesIO(bytes(uow.documents.blob(a["sha256"]) or b""))
+            for a in json.loads(manifest)["attachments"]
+        }
+
+    def post(original: Original) -> httpx.Response:
+        sealed = seal_header(
+            message_id=new_id(), recipient=B, manifest=manifest, signature=cms, agency=agency,
+            sent_at=pair.sender.clock(), business_type="recall", reason="Gửi nhầm",
+            original=original,
+        )  # fmt: skip
+        sink = io.BytesIO()
+        for f in files.values():
+            f.seek(0)
+        assemble(sink, sealed, manifest=manifest, signature=cms, files=files)
+        return httpx.post(
+            served, content=sink.getvalue(), headers={"Content-Type": "application/zip"}
+        )
+
+    # When A's agency asks B to recall a package B never got, or another document
+    never = post(Original("never-sent", doc, 1, "UBND-VP"))
+    with pair.sender.uow(readonly=True) as uow:
+        [sent] = uow.dispatches.for_document(doc)
+    assert sent.message_id is not None
+    other = post(Original(sent.message_id, "another-document", 1, "UBND-VP"))
+
+    # Then B refuses each with a reason code, and keeps nothing
+    assert never.status_code == other.status_code == 422, never.text
+    assert (never.json()["code"], never.json()["details"]["reason"]) == (
+        "original_unknown",
+        "not_received",
+    )
+    assert other.json()["details"]["reason"] == "another_document"
+    with pair.receiver.uow(readonly=True) as uow:
+        assert all(not uow.received.requests(r.id) for r in uow.received.page(B).items)
+
+
+def test_another_agency_cannot_recall_update_or_replace_your_document(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    doc, _received_id = registered(pair, make_document)
+
+    for event, data in (("recall", {"reason": "x"}), ("update", {"reason": "x"})):
+        with pytest.raises(NotFound):
+            pair.sender.engine.fire(doc, event, actor("supervisor", B), data=data)
+    with pytest.raises(NotFound):
+        pair.sender.engine.create_replacement(actor("supervisor", B), doc, "x")
+    # Nor may A's own clerk recall it
+    with pytest.raises(Forbidden):
+        pair.sender.engine.fire(doc, "recall", actor("clerk"), data={"reason": "x"})
+
+
+def test_congvan_documents_recall_and_show_on_the_command_line(
+    pair: Pair,
+    served: str,
+    make_document: Callable[..., str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from congvan.workflow.cli import main
+    from tests.installations import PASS
+
+    # Given A's letter registered at B, and a supervisor and a clerk of A
+    doc, _received_id = registered(pair, make_document)
+    with pair.sender.uow() as uow:
+        now = pair.sender.clock()
+        directory.ensure_user(uow, A, "lan", ["supervisor"], now)
+        directory.ensure_user(uow, A, "minh", ["clerk"], now)
+        uow.commit()
+    settings = pair.sender.settings
+    monkeypatch.setenv("CONGVAN_KEY_PASSPHRASE", PASS)
+    cli = ["--data-dir", str(settings.data_dir), "--database-url", settings.db_url, "documents"]
+
+    # When the clerk, then the supervisor, recalls it on the command line
+    refused = main([*cli, "recall", doc, "--reason", "Gửi nhầm", "--as", "minh"])
+    code = main([*cli, "recall", doc, "--reason", "Gửi nhầm", "--as", "lan"])
+    said = capsys.readouterr()
+    shown = main([*cli, "show", doc])
+    text = capsys.readouterr().out
+
+    # Then only the supervisor's is written, its delivery queued for the workers, and
+    # `show` prints the recall waiting on B
+    assert (refused, code, shown) == (2, 0, 0), said
+    assert "error [forbidden]" in said.err
+    assert len(pair.jobs(doc)) == 1
+    assert "state         acknowledged" in text
+    assert "awaiting_answer: Gửi nhầm" in text
+    assert f"  answer      {B}  sending" in text
+
+
+def test_an_answer_15_about_the_document_itself_or_03_about_a_recall_is_refused(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    from congvan.actions.exchange.status import make_status
+    from congvan.states.errors import MessageMismatch
+
+    # Given A's letter registered at B, and its recall delivered to B
+    doc, _received_id = registered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    with pair.sender.uow(readonly=True) as uow:
+        [sent] = uow.dispatches.for_document(doc)
+        [recall] = uow.dispatches.for_requests(doc)
+    with pair.receiver.uow(readonly=True) as uow:
+        b_key = pair.receiver.inbox.keys.require(uow, B, pair.receiver.clock())
+
+    def status(message_id: str | None, code: str) -> Any:
+        assert message_id is not None
+        return make_status(
+            message_id=message_id, document_id=doc, to=A, code=code, description="x",
+            at=pair.receiver.clock(), agency=b_key,
+        )  # fmt: skip
+
+    # When B's agency says it agrees about the document's own package, or registered the
+    # recall's
+    for message_id, code in ((sent.message_id, "15"), (recall.message_id, "03")):
+        sealed = status(message_id, code)
+        # Then each is refused, and nothing moves
+        with pytest.raises(MessageMismatch) as refused:
+            pair.sender.statuses.accept(sealed.body, sealed.cms)
+        assert refused.value.reason == "status_code"
+    assert document_row(pair.sender, doc).state == "acknowledged"
+    with pair.sender.uow(readonly=True) as uow:
+        assert [r.state for r in uow.dispatches.for_requests(doc)] == ["delivered"]
+
+
+def test_a_recall_left_unanswered_past_its_time_escalates_once(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B, and its recall delivered and left unanswered
+    doc, received_id = registered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+
+    # When its answer's time (a working day) has not come, then has
+    before = pair.sender.scheduler.tick()
+    pair.sender.clock.advance(hours=25)
+    fired = pair.sender.scheduler.tick()
+    again = pair.sender.clock.advance(minutes=5) and pair.sender.scheduler.tick()
+
+    # Then one recall_unanswered escalation opens, on B's dispatch of the recall
+    assert (before, fired, again) == (0, 1, 0)
+    with pair.sender.uow(readonly=True) as uow:
+        [opened] = uow.escalations.active_of_document(doc)
+        [request] = uow.dispatches.for_requests(doc)
+    assert (opened.kind, opened.dispatch_id, opened.organ_id) == (
+        "recall_unanswered",
+        request.id,
+        B,
+    )
+
+    # And B's answer (agreeing) closes it by itself
+    pair.answer(received_id, "agree_recall")
+    with pair.sender.uow(readonly=True) as uow:
+        assert uow.escalations.active_of_document(doc) == []
+        assert uow.escalations.get(opened.id).outcome == "cause_gone"  # type: ignore[union-attr]
+
+
+class AnswerOvertakes(httpx.BaseTransport):
+    """Delivers the recall for real, then lets B's answer 15 reach A before A records the
+    receipt (B's clerk was quicker than A's worker)."""
+
+    def __init__(self, pair: Pair, doc: str) -> None:
+        self.real = httpx.HTTPTransport()
+        self.pair, self.doc = pair, doc
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        from congvan.actions.exchange.status import make_status
+
+        response = self.real.handle_request(request)
+        receiver, sender = self.pair.receiver, self.pair.sender
+        with receiver.uow(readonly=True) as uow:
+            b_key = receiver.inbox.keys.require(uow, B, receiver.clock())
+        with sender.uow(readonly=True) as uow:
+            [recall] = uow.dispatches.for_requests(self.doc)
+        assert recall.message_id is not None
+        status = make_status(
+            message_id=recall.message_id, document_id=self.doc, to=A, code="15",
+            description="agreed", at=sender.clock(), agency=b_key,
+        )  # fmt: skip
+        assert sender.statuses.accept(status.body, status.cms).state == "agreed"
+        return response
+
+
+def test_an_answer_that_overtakes_the_recalls_receipt_leaves_it_agreed_and_recalled(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B, and B's answer 15 reaching A mid-delivery
+    doc, _received_id = registered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    pair.deliver_through(lambda: AnswerOvertakes(pair, doc))
+
+    # When the recall's delivery records its outcome
+    deliver(pair, doc)
+
+    # Then the recall stays agreed with its receipt kept, and the document is recalled
+    with pair.sender.uow(readonly=True) as uow:
+        [recall] = uow.dispatches.for_requests(doc)
+        assert uow.dispatches.receipt(recall.id) is not None
+        [attempt] = uow.dispatches.attempts_of(recall.id)
+    assert (recall.state, attempt.outcome) == ("agreed", "delivered")
+    assert document_row(pair.sender, doc).state == "recalled"
