@@ -30,7 +30,7 @@ from .client import Demo, DemoFailed
 from .exchange import EXPECTED, Installation, exchange, print_dispatches
 from .mailbox import Mailbox, smtp_sink
 from .steps import clean_letter, duplicate, format_error, print_timeline, refused_signatures
-from .warnings import unregistered
+from .warnings import recalled, unregistered
 
 # Short waits, so that retries and the last attempt play out in seconds: a failed delivery
 # waits 1 s, then 2 s, then 4 s (no jitter); the fourth attempt is the last.
@@ -116,6 +116,7 @@ def run_demo(data_dir: Path | None = None) -> int:
             with ExitStack() as links:
                 view = exchange(here, there, first, links)
                 unregistered(here, there, first, clock, mailbox)
+                recalled(here, there, first)
             second = format_error(demo, meta, sample_pdf())
             refused_signatures(demo, province, second, passphrase)
             third = duplicate(demo, meta, first)

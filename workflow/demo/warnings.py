@@ -84,6 +84,7 @@ def unregistered(
     if reminder is None:
         raise DemoFailed("Sở Y tế's own clerks were not reminded")
     print(f"   Sở Y tế: its văn thư is reminded too — {reminder['what_vi']}")
+    explain_stuck(demo, doc_id, health)
     mail = wait_for(
         "the warning's e-mail", lambda: mailbox.messages[0] if mailbox.messages else None
     )
@@ -134,3 +135,60 @@ def _wait_open(demo: Demo, health: str) -> dict[str, Any] | None:
             return found
         time.sleep(0.1)
     return None
+
+
+def explain_stuck(demo: Demo, doc_id: str, organ_id: str) -> None:
+    """Why is it stuck? The province asks, and lists what made no progress for an hour."""
+    stuck = demo.call("văn thư", "GET", "/v1/stuck", expect=200, params={"older_than": "PT1H"})[
+        "items"
+    ]
+    print(f"   GET /v1/stuck?older_than=PT1H: {len(stuck)} document(s) idle for over an hour")
+    view = demo.call("văn thư", "GET", f"/v1/documents/{doc_id}/explain", expect=200)
+    [waits] = [r for r in view["recipients"] if r["organ_id"] == organ_id]
+    print(f"   GET /v1/documents/…/explain — {NAMES[organ_id]}:")
+    for finding in waits["findings"]:
+        print(f"      vi: {finding['vi']}")
+        print(f"      en: {finding['en']}")
+
+
+def recalled(province: Installation, recipients: Installation, doc_id: str) -> dict[str, Any]:
+    """Letter 1227 recalled (thu hồi): every recipient that has it agrees (15), their
+    copies are cancelled, and the province's document is recalled."""
+    demo, there = province.demo, recipients.demo
+    demo.step(
+        "The lãnh đạo recalls letter 1227, sent in error: each recipient that has it is "
+        "asked to take it back (business type 1, a signed package)"
+    )
+    asked = demo.call(
+        "lãnh đạo",
+        "POST",
+        f"/v1/documents/{doc_id}/recall",
+        expect=200,
+        json={"reason": "Văn bản ban hành nhầm, sẽ thay thế bằng văn bản khác"},
+    )
+    print(f"   recall: {asked.get('from_state', '')} → {asked.get('to_state', '')}")
+    clerks = {
+        "văn thư Sở Nội vụ": "Sở Nội vụ",
+        "văn thư Sở Y tế": "Sở Y tế",
+        "văn thư UBND thị xã": "UBND thị xã Hương Thủy",
+    }
+    for who, name in clerks.items():
+        item = wait_for(f"{name} to get the recall", lambda w=who: _awaiting(there, w))
+        done = there.call(who, "POST", f"/v1/received/{item['id']}/events/agree_recall", expect=200)
+        print(f"   {who}: agrees (15) → its copy is {done['to_state']}")
+    view = wait_for(
+        "the document to be recalled",
+        lambda: _state(demo, doc_id, "recalled"),
+    )
+    print(f"   the province's letter 1227 is {view['state']}: every recipient took it back")
+    return view
+
+
+def _awaiting(there: Demo, who: str) -> dict[str, Any] | None:
+    [item] = there.call(who, "GET", "/v1/received", expect=200)["items"]
+    return item if "agree_recall" in item["allowed_events"] else None
+
+
+def _state(demo: Demo, doc_id: str, state: str) -> dict[str, Any] | None:
+    view: dict[str, Any] = demo.call("văn thư", "GET", f"/v1/documents/{doc_id}", expect=200)
+    return view if view["state"] == state else None
