@@ -4,6 +4,7 @@ the province's chánh văn phòng owning it to its resolution (letter 1227, poin
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from congvan.states.timeliness import VIETNAM
@@ -173,7 +174,7 @@ def recalled(province: Installation, recipients: Installation, doc_id: str) -> d
         "văn thư UBND thị xã": "UBND thị xã Hương Thủy",
     }
     for who, name in clerks.items():
-        item = wait_for(f"{name} to get the recall", lambda w=who: _awaiting(there, w))
+        item = wait_for(f"{name} to get the recall", functools.partial(_awaiting, there, who))
         done = there.call(who, "POST", f"/v1/received/{item['id']}/events/agree_recall", expect=200)
         print(f"   {who}: agrees (15) → its copy is {done['to_state']}")
     view = wait_for(
