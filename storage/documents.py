@@ -99,11 +99,14 @@ _CURRENT_VERSION = select(_c.version).where(_c.id == bindparam("document_id"))
 
 
 def advancing(table: Table) -> Prepared:
-    """The move of a row that holds an audit chain, made only at the version expected."""
+    """The move of a row that holds an audit chain, made only at the version expected.
+
+    Its id is bound as ``chain_id``, a name no chain table has for a column of its own.
+    """
     c = table.c
     return Prepared(
         update(table)
-        .where(c.id == bindparam("document_id"), c.version == bindparam("expected_version"))
+        .where(c.id == bindparam("chain_id"), c.version == bindparam("expected_version"))
         .values(
             state=bindparam("new_state"),
             version=bindparam("new_version"),
@@ -128,7 +131,7 @@ def advance(
     moved = statement.rowcount(
         conn,
         {
-            "document_id": document_id,
+            "chain_id": document_id,
             "expected_version": expected_version,
             "new_state": state,
             "new_version": new_version,

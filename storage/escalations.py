@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from .clock import as_utc
-from .documents import DocumentHead, decode_cursor, encode_cursor
+from .documents import DocumentHead, advance, advancing, decode_cursor, encode_cursor
 from .prepared import Prepared
 from .tables import AgencyTimeRules, EscalationRow
 
@@ -75,17 +75,7 @@ _ACTIVE = Prepared(select(*_COLUMNS).where(_c.active_key == bindparam("active_ke
 _head = select(_c.id, _c.agency_id, _c.state, _c.version, _c.audit_head, _c.urgency).where(_by_id)
 _HEAD = Prepared(_head)
 _HEAD_FOR_UPDATE = Prepared(_head.with_for_update())
-# As documents.advancing, named apart from the row's own document_id column.
-_ADVANCE = Prepared(
-    update(_escalations)
-    .where(_by_id, _c.version == bindparam("expected_version"))
-    .values(
-        state=bindparam("new_state"),
-        version=bindparam("new_version"),
-        audit_head=bindparam("new_audit_head"),
-        updated_at=bindparam("at"),
-    )
-)
+_ADVANCE = advancing(_escalations)
 _ACTIVE_OF_DOCUMENT = Prepared(
     select(*_COLUMNS).where(_c.document_id == bindparam("document_id"), _c.active_key.is_not(None))
 )
@@ -151,18 +141,16 @@ class EscalationRepository:
         at: datetime,
     ) -> bool:
         """Move it on, only if nobody moved it since ``expected_version``."""
-        moved = _ADVANCE.rowcount(
+        return advance(
             self.conn,
-            {
-                "escalation_id": escalation_id,
-                "expected_version": expected_version,
-                "new_state": state,
-                "new_version": new_version,
-                "new_audit_head": audit_head,
-                "at": at,
-            },
+            _ADVANCE,
+            escalation_id,
+            expected_version=expected_version,
+            state=state,
+            new_version=new_version,
+            audit_head=audit_head,
+            at=at,
         )
-        return moved == 1
 
     def set(self, escalation_id: str, **values: Any) -> None:
         """Change its other columns (owner, level, snooze, outcome, …)."""
