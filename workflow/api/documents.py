@@ -335,6 +335,18 @@ def fire_event(
     return result.as_dict()
 
 
+def subject_event(result: FireResult) -> dict[str, Any]:
+    """What firing an event on a subject other than a document answers."""
+    return {
+        "id": result.document_id,
+        "event": result.event,
+        "from_state": result.from_state,
+        "to_state": result.to_state,
+        "version": result.version,
+        "jobs": result.jobs,
+    }
+
+
 def fire_answering(
     engine: Engine,
     machine: str,

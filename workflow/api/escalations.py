@@ -25,7 +25,13 @@ from congvan.storage.escalations import Escalation
 from .auth import PrincipalDep, require
 from .bodies import JsonRoute
 from .deps import ClockDep, EngineDep, ReadUowDep, SettingsDep, WatchDep, WriteUowDep
-from .documents import IdempotencyKey, check_cursor, fire_answering, parse_if_match
+from .documents import (
+    IdempotencyKey,
+    check_cursor,
+    fire_answering,
+    parse_if_match,
+    subject_event,
+)
 from .outputs import AUTHENTICATED, Page, errors, sends
 from .paging import check_limit
 from .views import check_document_id
@@ -307,14 +313,7 @@ def fire_escalation_event(
         data,
         idempotency_key,
     )
-    return {
-        "id": result.document_id,
-        "event": result.event,
-        "from_state": result.from_state,
-        "to_state": result.to_state,
-        "version": result.version,
-        "jobs": result.jobs,
-    }
+    return subject_event(result)
 
 
 class NoticeOut(BaseModel):

@@ -31,7 +31,13 @@ from congvan.storage.unit_of_work import UnitOfWork
 from .auth import PrincipalDep, require
 from .bodies import JsonRoute
 from .deps import EngineDep, InboxDep, ReadUowDep, SettingsDep
-from .documents import IdempotencyKey, check_cursor, fire_answering, parse_if_match
+from .documents import (
+    IdempotencyKey,
+    check_cursor,
+    fire_answering,
+    parse_if_match,
+    subject_event,
+)
 from .files import content_disposition
 from .outputs import AUTHENTICATED, Page, binary, errors, sends
 from .paging import check_limit
@@ -360,11 +366,4 @@ def fire_received_event(
     result = fire_answering(
         engine, "received", received_id, event, principal, response, expected, data, idempotency_key
     )
-    return {
-        "id": result.document_id,
-        "event": result.event,
-        "from_state": result.from_state,
-        "to_state": result.to_state,
-        "version": result.version,
-        "jobs": result.jobs,
-    }
+    return subject_event(result)
