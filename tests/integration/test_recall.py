@@ -514,3 +514,36 @@ def test_an_answer_that_overtakes_the_recalls_receipt_leaves_it_agreed_and_recal
         [attempt] = uow.dispatches.attempts_of(recall.id)
     assert (recall.state, attempt.outcome) == ("agreed", "delivered")
     assert document_row(pair.sender, doc).state == "recalled"
+
+
+def test_a_supervisor_recalls_from_the_escalation_of_a_refused_recall(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B, and A's update of it refused by B (16): escalated
+    doc, received_id = registered(pair, make_document)
+    pair.sender.engine.fire(
+        doc,
+        "update",
+        actor("supervisor"),
+        data={"reason": "Sửa trích yếu", "fields": {"subject": "V/v sửa đổi"}},
+    )
+    deliver(pair, doc)
+    pair.answer(received_id, "refuse_update", {"reason": "Không đồng ý"})
+    with pair.sender.uow(readonly=True) as uow:
+        [escalation] = uow.escalations.active_of_document(doc)
+    assert escalation.kind == "refused_by_recipient"
+
+    # When a supervisor acts from it: recall the document, with a reason
+    pair.sender.engine.fire_on(
+        "escalation",
+        escalation.id,
+        "act",
+        actor("supervisor", A),
+        data={"action": "recall", "reason": "Thu hồi để ban hành văn bản thay thế"},
+    )
+
+    # Then the recall went out in the same transaction as the step, and B can agree to it
+    deliver(pair, doc)
+    pair.answer(received_id, "agree_recall")
+    assert document_row(pair.sender, doc).state == "recalled"
+    assert state_at_b(pair, received_id) == "recalled"
