@@ -69,7 +69,9 @@ def queue_notifications(
     """
     at = _time(event.get("at"))
     content = render(kind, event, at)  # an unknown kind or a bad event fails the caller
-    routes = uow.notifications.matching(agency_id, kind)
+    level = event.get("level")
+    risen = isinstance(level, int) and not isinstance(level, bool) and level >= 2
+    routes = uow.notifications.matching(agency_id, kind, risen=risen)
     if not routes:
         return 0
     text = json.dumps(content, ensure_ascii=False, sort_keys=True)

@@ -71,6 +71,9 @@ ESCALATION_KINDS = (
     "crl_expiring",
 )
 EVERY_KIND = "*"
+# A route for every escalation once it has risen to the second level (left open past its
+# own deadline): the agency's leadership.
+RISEN_KIND = "risen"
 
 # How a notification reaches people, and where it stands: pending (queued or retrying),
 # sent, dead (given up: listed for operators, who may retry it) or cancelled (its route

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, delete, insert, select, tuple_, update
 
 from congvan.states import vocabulary
 
@@ -149,14 +149,16 @@ class NotificationRepository:
             query = query.limit(limit)
         return [_route(r) for r in self.conn.execute(query)]
 
-    def matching(self, agency_id: str, kind: str) -> list[RouteRow]:
-        """The agency's enabled routes for ``kind`` or for every kind, oldest first."""
+    def matching(self, agency_id: str, kind: str, *, risen: bool = False) -> list[RouteRow]:
+        """The agency's enabled routes for ``kind`` or for every kind (and, for an
+        escalation ``risen`` to the second level, the leadership's), oldest first."""
         c = _routes.c
+        kinds = [kind, vocabulary.EVERY_KIND, *([vocabulary.RISEN_KIND] if risen else [])]
         rows = self.conn.execute(
             select(*_ROUTE_COLUMNS)
             .where(
                 c.agency_id == agency_id,
-                or_(c.kind == kind, c.kind == vocabulary.EVERY_KIND),
+                c.kind.in_(kinds),
                 c.enabled.is_(True),
             )
             .order_by(c.created_at, c.id)

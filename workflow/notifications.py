@@ -19,12 +19,13 @@ from congvan.states.vocabulary import (
     EVERY_KIND,
     NOTIFICATION_CHANNELS,
     NOTIFY_WEBHOOK,
+    RISEN_KIND,
 )
 from congvan.storage.ids import new_id
 from congvan.storage.notifications import AttemptRow, NoticeRow, RouteRow
 from congvan.storage.unit_of_work import UnitOfWork
 
-ROUTE_KINDS = (*ESCALATION_KINDS, EVERY_KIND)
+ROUTE_KINDS = (*ESCALATION_KINDS, EVERY_KIND, RISEN_KIND)
 SECRET_MIN, SECRET_MAX = 32, 256
 EMAIL_MAX = 254
 

@@ -6,6 +6,7 @@ cause disappears. Every step is an entry of the escalation's own audit chain."""
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -440,3 +441,37 @@ def test_an_escalation_is_mailed_to_whom_the_agency_routes_it(
     text = message.get_content()
     assert "Việc cần làm: Phát hành ngay hoặc ghi rõ lý do chưa phát hành." in text
     assert "Trích yếu: " in text and "Mã cảnh báo: " in text
+
+
+def test_an_escalation_left_open_reaches_the_leadership_route_only_when_it_rises(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A routes not_sent_in_time to its supervisors and risen escalations to its leaders
+    with pair.sender.uow() as uow:
+        for kind, target in (
+            ("not_sent_in_time", "giamsat@hue.gov.vn"),
+            ("risen", "lanhdao@hue.gov.vn"),
+        ):
+            managing.add_route(
+                uow, A, kind=kind, channel="email", target=target, secret=None,
+                by="test", now=pair.sender.clock(),
+            )  # fmt: skip
+        uow.commit()
+
+    def told() -> list[tuple[int, str]]:
+        with pair.sender.uow(readonly=True) as uow:
+            rows = uow.notifications.page(A, None, limit=10)
+            return sorted((json.loads(n.content)["level"], n.target) for n in rows)
+
+    # When a signed letter is left unsent: level 1 goes to the supervisors only
+    pair.signed(make_document)
+    advance(pair.sender, days=1, hours=2)
+    assert told() == [(1, "giamsat@hue.gov.vn")]
+
+    # And left open a working day more, it rises: both are told
+    advance(pair.sender, days=1)
+    assert told() == [
+        (1, "giamsat@hue.gov.vn"),
+        (2, "giamsat@hue.gov.vn"),
+        (2, "lanhdao@hue.gov.vn"),
+    ]

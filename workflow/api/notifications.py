@@ -52,7 +52,10 @@ if TYPE_CHECKING:
     AttemptOutcome: TypeAlias = str
 else:
     RouteKind = enum(
-        "RouteKind", managing.ROUTE_KINDS, "An escalation's kind, or * (a route for every kind)."
+        "RouteKind",
+        managing.ROUTE_KINDS,
+        "An escalation's kind, * (a route for every kind) or risen (every escalation risen "
+        "to the second level: the leadership's).",
     )
     Channel = enum("Channel", NOTIFICATION_CHANNELS, "How a notification is sent.")
     NoticeState = enum(
