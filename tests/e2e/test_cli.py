@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -56,18 +57,28 @@ def test_demo_sends_the_sample_letter_between_two_installations(tmp_path: Path) 
     table = out[out.index("status (QCVN 102)") :]
     for name, state, status in (
         ("Sở Nội vụ tỉnh Thừa Thiên Huế", "acknowledged", "04 assigned (phân công)"),
-        ("Sở Y tế tỉnh Thừa Thiên Huế", "acknowledged", "03 registered"),
+        ("Sở Y tế tỉnh Thừa Thiên Huế", "delivered", "01 arrived"),
         ("Ủy ban nhân dân thành phố Huế", "rejected", "02 refused (từ chối tiếp nhận): Đề nghị"),
         ("Ủy ban nhân dân thị xã Hương Thủy", "acknowledged", "03 registered"),
     ):
         [row] = [line for line in table.splitlines() if line.strip().startswith(name)]
         assert row.split()[len(name.split())] == state, row
         assert status in row, row
-    # Both audits hold
-    assert "Audit of the province: 3 chain head(s) signed by 1 agency" in out
-    assert "Audit of the recipients: 4 chain head(s) signed by 4 agencies" in out
-    for checked in ("3 chain(s)", "1 anchor(s)", "4 chain(s)", "4 anchor(s)"):
-        assert f"   {checked} checked, 0 broken" in out
+    # The Sở Y tế never registers it: escalated at both ends, explained, mailed, resolved
+    assert "province: escalation not_acknowledged for Sở Y tế tỉnh Thừa Thiên Huế" in out
+    assert "Sở Y tế: its văn thư is reminded too" in out
+    assert "en: Escalation not_acknowledged (level 1) open since" in out
+    assert (
+        "e-mail to chanhvanphong@thuathienhue.gov.vn: [congvan] Đơn vị nhận chưa tiếp nhận" in out
+    )
+    assert "chanhvp@000.00.00.H57        resolve  contacted" in out
+    # Then it is recalled, every recipient that has it agreeing
+    assert out.count("agrees (15) → its copy is recalled") == 3
+    assert "the province's letter 1227 is recalled" in out
+    # Both audits hold: every chain (documents, escalations) and anchor checked, none broken
+    assert "Audit of the province:" in out and "Audit of the recipients:" in out
+    checked = re.findall(r"   (\d+) (chain|anchor)\(s\) checked, (\d+) broken", out)
+    assert len(checked) == 4 and all(n != "0" and broken == "0" for n, _, broken in checked)
     assert "every step behaved as expected" in out
 
 
