@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import NoResultFound
 
 from congvan.states.errors import NotFound
@@ -87,15 +87,19 @@ DOCUMENT_FIELDS = tuple(f.name for f in dataclasses.fields(DocumentRow))
 # The statements every transition runs, built once (building a statement costs more
 # Python than SQLite takes to run it) and run through Prepared (see prepared.py).
 _c = _documents.c
-_head = select(_c.id, _c.agency_id, _c.state, _c.version, _c.audit_head, _c.urgency).where(
-    _c.id == bindparam("document_id")
-)
-_HEAD = Prepared(_head)
-_HEAD_FOR_UPDATE = Prepared(_head.with_for_update())
 # Every column in DocumentRow's order, so that a row builds the record by position.
 DOCUMENT_COLUMNS = tuple(_c[name] for name in DOCUMENT_FIELDS)
 _GET = Prepared(select(*DOCUMENT_COLUMNS).where(_c.id == bindparam("document_id")))
-_CURRENT_VERSION = select(_c.version).where(_c.id == bindparam("document_id"))
+
+
+def heading(table: Table) -> Select[Any]:
+    """What a transition reads of a row that holds an audit chain, its id bound as
+    ``chain_id``: id, owner agency, state, version, audit head and urgency (a DocumentHead).
+    """
+    c = table.c
+    return select(c.id, c.agency_id, c.state, c.version, c.audit_head, c.urgency).where(
+        c.id == bindparam("chain_id")
+    )
 
 
 def advancing(table: Table) -> Prepared:
@@ -142,6 +146,8 @@ def advance(
     return moved == 1
 
 
+_HEAD = Prepared(heading(_documents))
+_HEAD_FOR_UPDATE = Prepared(heading(_documents).with_for_update())
 _ADVANCE = advancing(_documents)
 _INSERT = insert(_documents)
 # What submit's record_submission effect runs (see actions/review.py).
@@ -202,30 +208,39 @@ def decode_cursor(cursor: str) -> str:
     return base64.urlsafe_b64decode(padded.encode()).decode()
 
 
-class DocumentRepository:
-    """Documents, recipients and attachments; file bytes live in ``blobs`` once."""
+@dataclass(frozen=True)
+class ChainStatements:
+    """The statements that read and move the rows of one table that hold audit chains."""
+
+    head: Prepared  # a ``heading`` statement
+    head_for_update: Prepared  # the same, locking the row
+    advance: Prepared  # an ``advancing`` statement
+    table: Table  # whose ``version`` ``current_version`` reads
+
+
+class ChainHeads:
+    """A repository of rows that each head an audit chain (a document, a received document,
+    an escalation): what a transition reads of one, and its move at the version expected.
+    """
+
+    chain: ChainStatements
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def head(self, document_id: str, *, for_update: bool = False) -> DocumentHead | None:
-        query = _HEAD_FOR_UPDATE if for_update else _HEAD
-        row = query.first(self.conn, {"document_id": document_id})
+    def head(self, chain_id: str, *, for_update: bool = False) -> DocumentHead | None:
+        """What a transition needs: owner agency, state, version, audit head."""
+        query = self.chain.head_for_update if for_update else self.chain.head
+        row = query.first(self.conn, {"chain_id": chain_id})
         return DocumentHead(*row) if row else None
 
-    def count_by_state(self, agency_id: str | None = None) -> dict[str, int]:
-        """Documents by state; with ``agency_id``, that agency's only."""
-        query = select(_c.state, func.count()).group_by(_c.state)
-        if agency_id is not None:
-            query = query.where(_c.agency_id == agency_id)
-        return {state: int(n) for state, n in self.conn.execute(query)}
-
-    def current_version(self, document_id: str) -> int | None:
-        return self.conn.execute(_CURRENT_VERSION, {"document_id": document_id}).scalar()
+    def current_version(self, chain_id: str) -> int | None:
+        c = self.chain.table.c
+        return self.conn.execute(select(c.version).where(c.id == chain_id)).scalar()
 
     def advance(
         self,
-        document_id: str,
+        chain_id: str,
         *,
         expected_version: int,
         state: str,
@@ -233,17 +248,30 @@ class DocumentRepository:
         audit_head: str,
         at: datetime,
     ) -> bool:
-        """Move the document on, only if nobody moved it since ``expected_version``."""
+        """Move it on, only if nobody moved it since ``expected_version``."""
         return advance(
             self.conn,
-            _ADVANCE,
-            document_id,
+            self.chain.advance,
+            chain_id,
             expected_version=expected_version,
             state=state,
             new_version=new_version,
             audit_head=audit_head,
             at=at,
         )
+
+
+class DocumentRepository(ChainHeads):
+    """Documents, recipients and attachments; file bytes live in ``blobs`` once."""
+
+    chain = ChainStatements(_HEAD, _HEAD_FOR_UPDATE, _ADVANCE, _documents)
+
+    def count_by_state(self, agency_id: str | None = None) -> dict[str, int]:
+        """Documents by state; with ``agency_id``, that agency's only."""
+        query = select(_c.state, func.count()).group_by(_c.state)
+        if agency_id is not None:
+            query = query.where(_c.agency_id == agency_id)
+        return {state: int(n) for state, n in self.conn.execute(query)}
 
     def set_fields(self, document_id: str, fields: Mapping[str, Any]) -> None:
         unknown = set(fields) - set(EDITABLE)

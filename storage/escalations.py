@@ -8,10 +8,17 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from .clock import as_utc
-from .documents import DocumentHead, advance, advancing, decode_cursor, encode_cursor
+from .documents import (
+    ChainHeads,
+    ChainStatements,
+    advancing,
+    decode_cursor,
+    encode_cursor,
+    heading,
+)
 from .prepared import Prepared
 from .tables import AgencyTimeRules, EscalationRow
 
@@ -72,9 +79,8 @@ _by_id = _c.id == bindparam("escalation_id")
 _INSERT = Prepared(insert(_escalations))
 _GET = Prepared(select(*_COLUMNS).where(_by_id))
 _ACTIVE = Prepared(select(*_COLUMNS).where(_c.active_key == bindparam("active_key")))
-_head = select(_c.id, _c.agency_id, _c.state, _c.version, _c.audit_head, _c.urgency).where(_by_id)
-_HEAD = Prepared(_head)
-_HEAD_FOR_UPDATE = Prepared(_head.with_for_update())
+_HEAD = Prepared(heading(_escalations))
+_HEAD_FOR_UPDATE = Prepared(heading(_escalations).with_for_update())
 _ADVANCE = advancing(_escalations)
 _ACTIVE_OF_DOCUMENT = Prepared(
     select(*_COLUMNS).where(_c.document_id == bindparam("document_id"), _c.active_key.is_not(None))
@@ -87,9 +93,8 @@ class EscalationPage:
     next_cursor: str | None
 
 
-class EscalationRepository:
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+class EscalationRepository(ChainHeads):
+    chain = ChainStatements(_HEAD, _HEAD_FOR_UPDATE, _ADVANCE, _escalations)
 
     def add(self, row: Mapping[str, Any]) -> None:
         values = dict(row)
@@ -120,37 +125,6 @@ class EscalationRepository:
             select(*_COLUMNS).where(_c.received_id == received_id, _c.active_key.is_not(None))
         )
         return [_row(r) for r in rows]
-
-    def head(self, escalation_id: str, *, for_update: bool = False) -> DocumentHead | None:
-        """What a transition needs: owner agency, state, version, audit head."""
-        query = _HEAD_FOR_UPDATE if for_update else _HEAD
-        row = query.first(self.conn, {"escalation_id": escalation_id})
-        return DocumentHead(*row) if row else None
-
-    def current_version(self, escalation_id: str) -> int | None:
-        return self.conn.execute(select(_c.version).where(_c.id == escalation_id)).scalar()
-
-    def advance(
-        self,
-        escalation_id: str,
-        *,
-        expected_version: int,
-        state: str,
-        new_version: int,
-        audit_head: str,
-        at: datetime,
-    ) -> bool:
-        """Move it on, only if nobody moved it since ``expected_version``."""
-        return advance(
-            self.conn,
-            _ADVANCE,
-            escalation_id,
-            expected_version=expected_version,
-            state=state,
-            new_version=new_version,
-            audit_head=audit_head,
-            at=at,
-        )
 
     def set(self, escalation_id: str, **values: Any) -> None:
         """Change its other columns (owner, level, snooze, outcome, …)."""

@@ -7,9 +7,16 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
-from .documents import DocumentHead, advance, advancing, decode_cursor, encode_cursor
+from .documents import (
+    ChainHeads,
+    ChainStatements,
+    advancing,
+    decode_cursor,
+    encode_cursor,
+    heading,
+)
 from .prepared import Prepared
 from .tables import Agency, ReceivedDocument, ReceivedRequest
 
@@ -81,9 +88,8 @@ _FIND = Prepared(
         _c.message_id == bindparam("message_id"),
     )
 )
-_head = select(_c.id, _c.agency_id, _c.state, _c.version, _c.audit_head, _c.urgency).where(_by_id)
-_HEAD = Prepared(_head)
-_HEAD_FOR_UPDATE = Prepared(_head.with_for_update())
+_HEAD = Prepared(heading(_received))
+_HEAD_FOR_UPDATE = Prepared(heading(_received).with_for_update())
 _ADVANCE = advancing(_received)
 _LOCK_AGENCY = Prepared(
     select(_agencies.c.id).where(_agencies.c.id == bindparam("agency_id")).with_for_update()
@@ -116,9 +122,8 @@ class ReceivedPage:
     next_cursor: str | None
 
 
-class ReceivedRepository:
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+class ReceivedRepository(ChainHeads):
+    chain = ChainStatements(_HEAD, _HEAD_FOR_UPDATE, _ADVANCE, _received)
 
     def add(self, row: Mapping[str, Any]) -> None:
         _INSERT.execute(self.conn, [dict(row)])
@@ -142,37 +147,6 @@ class ReceivedRepository:
         if row is None:
             return None
         return Evidence(bytes(row[0]), bytes(row[1]), bytes(row[2]), row[3])
-
-    def head(self, received_id: str, *, for_update: bool = False) -> DocumentHead | None:
-        """What a transition needs: owner, state, version, audit head (the chain's head)."""
-        query = _HEAD_FOR_UPDATE if for_update else _HEAD
-        row = query.first(self.conn, {"received_id": received_id})
-        return DocumentHead(*row) if row else None
-
-    def current_version(self, received_id: str) -> int | None:
-        return self.conn.execute(select(_c.version).where(_c.id == received_id)).scalar()
-
-    def advance(
-        self,
-        received_id: str,
-        *,
-        expected_version: int,
-        state: str,
-        new_version: int,
-        audit_head: str,
-        at: datetime,
-    ) -> bool:
-        """Move it on, only if nobody moved it since ``expected_version``."""
-        return advance(
-            self.conn,
-            _ADVANCE,
-            received_id,
-            expected_version=expected_version,
-            state=state,
-            new_version=new_version,
-            audit_head=audit_head,
-            at=at,
-        )
 
     def register(self, received_id: str, agency_id: str, year: int) -> int:
         """Give it the next number of the agency's incoming register for ``year``.
