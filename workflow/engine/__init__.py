@@ -7,6 +7,7 @@
 - ``stepping.py``: the steps every transition takes inside its transaction.
 - ``preparation.py``: heavy work done before the write transaction opens.
 - ``creating.py``: creating a document.
+- ``requests.py``: what recalls and updates lead to: a recalled document, a replacement.
 - ``results.py``: idempotency keys and what a fired event answers.
 """
 

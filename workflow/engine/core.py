@@ -17,23 +17,13 @@ from sqlalchemy.exc import IntegrityError
 
 from congvan.actions.context import SYSTEM, Actor, Effect, Guard
 from congvan.actions.escalations import Change, Watch
-from congvan.actions.recalls import recall_answered, request_kind
-from congvan.states import DISPATCH, DOCUMENT, MACHINES
-from congvan.states.dispatch import AGREED, ANSWERED
-from congvan.states.document import ISSUED
-from congvan.states.errors import (
-    Forbidden,
-    InvalidInput,
-    TransitionNotAllowed,
-    VersionConflict,
-)
-from congvan.states.fields import EDITABLE
-from congvan.states.machine import allowed_events
-from congvan.states.policy import CREATE_ROLES, REPLACE_ROLES
+from congvan.states import DISPATCH, MACHINES
+from congvan.states.dispatch import ANSWERED
+from congvan.states.errors import Forbidden, VersionConflict
+from congvan.states.policy import CREATE_ROLES
 from congvan.states.received import IN_FORCE
-from congvan.states.text import has_visible_text, nfc
+from congvan.states.text import nfc
 from congvan.storage.clock import Clock
-from congvan.storage.dispatches import DispatchRow
 from congvan.storage.received import Received
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -45,10 +35,10 @@ from .bindings import (
     EscalationBinding,
     ReceivedBinding,
     checked_recipients,
-    load_document,
 )
 from .creating import Arrival, create_once, receive_once
 from .preparation import PREPARE_ROUNDS, Preparation, Prepared, Stale
+from .requests import answered, replacement
 from .results import FireResult, Idempotency, commit, replay
 from .stepping import Pending, Stepper
 
@@ -152,25 +142,7 @@ class Engine:
         agency_id = actor.agency_id
         if agency_id is None:
             raise Forbidden("A document belongs to an agency; the system has none.")
-        try:
-            return create_once(
-                self.open_uow,
-                self.clock,
-                actor,
-                agency_id,
-                fields,
-                checked,
-                files,
-                idempotency,
-                replay=self._replay,
-            )
-        except IntegrityError:
-            # Two requests with one Idempotency-Key raced and the other one won: answer
-            # as it did.
-            answer = self._raced(agency_id, idempotency)
-            if answer is None:
-                raise
-            return {**answer, "replayed": True}
+        return self._create(actor, agency_id, fields, checked, files, idempotency)
 
     def create_replacement(
         self,
@@ -190,45 +162,21 @@ class Engine:
         delivers it to the original's recipients as a replacement and marks the original
         replaced.
         """
-        if not actor.is_system and not (actor.roles & REPLACE_ROLES):
-            raise Forbidden(
-                "Replacing a document needs the role supervisor or signer.",
-                needs=sorted(REPLACE_ROLES),
-            )
-        reason = str(nfc(reason))
-        if not has_visible_text(reason):
-            raise InvalidInput("A replacement says why.", field="reason")
-        agency_id = actor.agency_id
-        if agency_id is None:
-            raise Forbidden("A document belongs to an agency; the system has none.")
-        with self.open_uow(readonly=True) as uow:
-            head = load_document(uow, document_id, actor, lock=False)
-            if head.state not in ISSUED:
-                raise TransitionNotAllowed(
-                    "replace", head.state, allowed_events(DOCUMENT, head.state)
-                )
-            original = uow.documents.load(document_id)
-            recipients = [
-                {"organ_id": r.organ_id, "name": r.name}
-                for r in uow.documents.recipients(document_id)
-            ]
-            copied = []
-            for a in uow.documents.attachments(document_id) if files is None else ():
-                data = uow.documents.blob(a.sha256)
-                if data is None:
-                    raise InvalidInput(f"The file {a.filename} is no longer stored.")
-                copied.append(
-                    {
-                        "sha256": a.sha256,
-                        "filename": a.filename,
-                        "media_type": a.media_type,
-                        "size": a.size,
-                        "role": a.role,
-                        "data": bytes(data),
-                    }
-                )
-        fields = {k: getattr(original, k) for k in EDITABLE if k != "number"}
-        fields |= {"replaces_id": document_id, "replace_reason": reason}
+        draft = replacement(self.open_uow, actor, document_id, reason, files)
+        return self._create(
+            actor, draft.agency_id, draft.fields, draft.recipients, draft.files, idempotency
+        )
+
+    def _create(
+        self,
+        actor: Actor,
+        agency_id: str,
+        fields: Mapping[str, Any],
+        recipients: Sequence[Mapping[str, str]],
+        files: Sequence[Mapping[str, Any]],
+        idempotency: Idempotency | None,
+    ) -> dict[str, Any]:
+        """Create the draft once per Idempotency-Key; its view as of creation."""
         try:
             return create_once(
                 self.open_uow,
@@ -237,11 +185,13 @@ class Engine:
                 agency_id,
                 fields,
                 recipients,
-                copied if files is None else files,
+                files,
                 idempotency,
                 replay=self._replay,
             )
         except IntegrityError:
+            # Two requests with one Idempotency-Key raced and the other one won: answer
+            # as it did.
             answer = self._raced(agency_id, idempotency)
             if answer is None:
                 raise
@@ -499,26 +449,8 @@ class Engine:
         for machine, subject_id, follow, follow_data in pending.follow:
             jobs += self.fire_on_within(uow, machine, subject_id, follow, data=follow_data).jobs
         if binding.spec is DISPATCH and step.dest in ANSWERED:
-            jobs += self._answered(uow, subject.row)
+            jobs += answered(uow, subject.row, self.fire_on_within)
         return replace(result, jobs=jobs) if jobs != result.jobs else result
-
-    def _answered(self, uow: UnitOfWork, dispatch: DispatchRow) -> list[str]:
-        """A recipient answered a recall or update: once all did, disarm the answer timer,
-        and when every recipient agreed to a recall, the document is recalled."""
-        if not recall_answered(uow, dispatch.document_id, dispatch.request_id):
-            return []
-        rows = uow.dispatches.for_requests(dispatch.document_id, dispatch.request_id)
-        if not all(r.state == AGREED for r in rows) or request_kind(uow, dispatch) != "recall":
-            return []
-        head = uow.documents.head(dispatch.document_id)
-        if head is None or "recalled" not in allowed_events(
-            DOCUMENT, head.state, include_derived=True
-        ):
-            return []
-        data = {"request_id": dispatch.request_id}
-        return self.fire_on_within(
-            uow, "document", dispatch.document_id, "recalled", data=data
-        ).jobs
 
     # -- helpers -----------------------------------------------------------------------------
 
