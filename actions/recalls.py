@@ -157,7 +157,7 @@ def open_request(ctx: TransitionContext) -> None:
         "dispatches": {r.organ_id: r.id for r in rows},
     }
     # Each recipient's answer (15/16) is then awaited by the time rule ``recall_answer``,
-    # watched from the moment its dispatch arrives (actions/escalations.py).
+    # watched from the moment its dispatch arrives (actions/escalations/rules.py).
     ctx.fan_out["deliver_dispatches"] = [{"dispatch_id": r.id} for r in rows]
 
 

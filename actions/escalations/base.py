@@ -1,0 +1,40 @@
+"""What every part of the watch shares: the rules it holds agencies to, the engine it fires
+escalations through and where it tells people."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from congvan.states.deadlines import Deadlines, TimeRules, WorkingHours
+from congvan.states.timeliness import WorkingDays
+from congvan.storage.unit_of_work import UnitOfWork
+
+from ..context import Events
+
+# queue_notifications(uow, agency_id=..., kind=..., event=...) -> how many were queued.
+Notify = Callable[..., int]
+
+
+class WatchBase:
+    """The province's time rules, the working calendar, and where escalations are told."""
+
+    def __init__(
+        self,
+        rules: TimeRules,
+        calendar: WorkingDays,
+        hours: WorkingHours,
+        *,
+        notify: Notify | None = None,
+    ) -> None:
+        self.rules = rules
+        self.calendar = calendar
+        self.hours = hours
+        self.notify = notify
+        # The engine (wired by bootstrap), to close and raise escalations in a transaction.
+        self.events: Events | None = None
+
+    def deadlines(self, uow: UnitOfWork, agency_id: str) -> Deadlines:
+        """The province's rules, tightened by the agency's own."""
+        overrides = uow.escalations.time_rules(agency_id)
+        rules = self.rules.tightened(overrides) if overrides else self.rules
+        return Deadlines(rules, self.calendar, self.hours)

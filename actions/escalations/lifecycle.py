@@ -1,0 +1,392 @@
+"""How an escalation lives: opened on its cause (one open at a time), told to the people
+the agency's routes name, owned, snoozed, risen to the leadership when left open, and
+closed (states/escalation.py).
+
+An escalation has its own audit chain, an owner to come and a deadline of its own (the
+``escalate`` rule). It closes itself in the transaction that removes its cause (the
+dispatch delivered, the document sent), saying so; one cause never has two open at a
+time (the row's unique active key).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from congvan.states import escalation as e
+from congvan.states.errors import InvalidInput
+from congvan.states.text import has_visible_text
+from congvan.states.vocabulary import ESCALATION_RISE, ESCALATION_WAKE
+from congvan.storage.audit import GENESIS, make_entry
+from congvan.storage.clock import as_utc
+from congvan.storage.escalations import Escalation
+from congvan.storage.ids import new_id
+from congvan.storage.timers import DueTimer
+from congvan.storage.unit_of_work import UnitOfWork
+
+from ..context import SYSTEM, TransitionContext
+from .base import WatchBase
+
+log = logging.getLogger("congvan.escalations")
+
+# The longest a person may snooze an escalation.
+MAX_SNOOZE = timedelta(days=30)
+
+
+class Lifecycle(WatchBase):
+    """Opens, tells of and closes escalations; runs the escalation machine's effects."""
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def open_for_dispatch(
+        self,
+        uow: UnitOfWork,
+        kind: str,
+        dispatch_id: str,
+        due_at: datetime,
+        now: datetime,
+        *,
+        detail: Mapping[str, Any] | None = None,
+    ) -> Escalation | None:
+        row = uow.dispatches.get(dispatch_id)
+        if row is None:
+            return None
+        head = uow.documents.head(row.document_id)
+        if head is None:
+            return None
+        return self.open(
+            uow,
+            kind=kind,
+            subject_id=dispatch_id,
+            agency_id=head.agency_id,
+            urgency=head.urgency,
+            due_at=due_at,
+            now=now,
+            document_id=row.document_id,
+            dispatch_id=dispatch_id,
+            organ_id=row.organ_id,
+            detail=detail,
+        )
+
+    def open(
+        self,
+        uow: UnitOfWork,
+        *,
+        kind: str,
+        subject_id: str,
+        agency_id: str,
+        urgency: int,
+        due_at: datetime | None,
+        now: datetime,
+        document_id: str | None = None,
+        dispatch_id: str | None = None,
+        received_id: str | None = None,
+        organ_id: str = "",
+        detail: Mapping[str, Any] | None = None,
+    ) -> Escalation | None:
+        """Open an escalation of ``kind`` on ``subject_id``; None when one is open already."""
+        key = e.cause_key(kind, subject_id)
+        if uow.escalations.active(key) is not None:
+            return None
+        escalation_id = new_id()
+        severity = e.severity(kind, urgency)
+        rise_at = self.deadlines(uow, agency_id).after(now, "escalate", urgency)
+        payload = {
+            "kind": kind,
+            "cause": key,
+            "severity": severity,
+            "due_at": as_utc(due_at).isoformat() if due_at else None,
+            "rise_at": rise_at.isoformat(),
+            **({"detail": dict(detail)} if detail else {}),
+        }
+        entry = make_entry(
+            prev_hash=GENESIS,
+            document_id=escalation_id,
+            version=1,
+            actor=SYSTEM.name,
+            event="open",
+            from_state="",
+            to_state=e.OPEN,
+            at=now,
+            payload=payload,
+        )
+        try:
+            with uow.savepoint():
+                uow.escalations.add(
+                    {
+                        "id": escalation_id,
+                        "agency_id": agency_id,
+                        "kind": kind,
+                        "cause": key,
+                        "active_key": key,
+                        "state": e.OPEN,
+                        "version": 1,
+                        "audit_head": entry.hash,
+                        "severity": severity,
+                        "level": 1,
+                        "urgency": urgency,
+                        "document_id": document_id,
+                        "dispatch_id": dispatch_id,
+                        "received_id": received_id,
+                        "organ_id": organ_id,
+                        "owner": "",
+                        "due_at": due_at,
+                        "rise_at": rise_at,
+                        "snoozed_until": None,
+                        "outcome": "",
+                        "detail": dict(detail or {}),
+                        "opened_at": now,
+                        "updated_at": now,
+                        "closed_at": None,
+                    }
+                )
+                uow.audit.append([entry])
+        except IntegrityError:
+            return None  # another transaction opened it first: one cause, one escalation
+        uow.timers.add(
+            [
+                {
+                    "id": new_id(),
+                    "kind": ESCALATION_RISE,
+                    "ref_id": escalation_id,
+                    "document_id": document_id,
+                    "due_at": rise_at,
+                    "payload": {},
+                }
+            ]
+        )
+        opened = uow.escalations.get(escalation_id)
+        assert opened is not None
+        self._notify(uow, opened, now)
+        log.warning(
+            "escalation opened",
+            extra={
+                "action": "escalation.open",
+                "escalation_id": escalation_id,
+                "kind": kind,
+                "agency": agency_id,
+                "document_id": document_id,
+            },
+        )
+        return opened
+
+    def _notify(self, uow: UnitOfWork, escalation: Escalation, now: datetime) -> None:
+        """Queue its notifications (in this transaction), as the agency's routes say; the
+        text in Vietnamese, dated by the engine's clock."""
+        if self.notify is None:
+            return
+        told = notice(uow, escalation)
+        event = {
+            **told,
+            "what_to_do": f"{told['what_to_do_vi'][:1].upper()}{told['what_to_do_vi'][1:]}.",
+            "recipient_id": escalation.organ_id or None,
+            "at": now.isoformat(),
+        }
+        self.notify(uow, agency_id=escalation.agency_id, kind=escalation.kind, event=event)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def close(self, uow: UnitOfWork, key: str, why: str, now: datetime) -> bool:
+        """Close the open escalation of cause ``key`` because ``why``; False if none."""
+        found = uow.escalations.active(key)
+        if found is None:
+            return False
+        assert self.events is not None, "the watch closes escalations through the engine"
+        self.events.fire_on_within(
+            uow, "escalation", found.id, "close", actor=SYSTEM, data={"reason": why}
+        )
+        return True
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def on_rise(self, uow: UnitOfWork, timer: DueTimer, now: datetime) -> None:
+        self._fire_if_active(uow, timer.ref_id, "rise")
+
+    def on_wake(self, uow: UnitOfWork, timer: DueTimer, now: datetime) -> None:
+        found = uow.escalations.get(timer.ref_id)
+        if found is not None and found.state == e.SNOOZED:
+            self._fire_if_active(uow, timer.ref_id, "wake")
+
+    def _fire_if_active(self, uow: UnitOfWork, escalation_id: str, event: str) -> None:
+        found = uow.escalations.get(escalation_id)
+        if found is None or not found.active:
+            return
+        assert self.events is not None
+        self.events.fire_on_within(uow, "escalation", escalation_id, event, actor=SYSTEM)
+
+    # -- effects of the escalation machine --------------------------------------------------
+
+    def effects(self) -> dict[str, Callable[[TransitionContext], None]]:
+        return {
+            "set_owner": self.set_owner,
+            "record_comment": self.record_comment,
+            "snooze_until": self.snooze_until,
+            "rise_level": self.rise_level,
+            "take_action": self.take_action,
+            "settle_escalation": self.settle,
+        }
+
+    def guards(self) -> dict[str, Callable[[TransitionContext], tuple[bool, str]]]:
+        return {"has_owner": self.has_owner}
+
+    def _row(self, ctx: TransitionContext) -> Escalation:
+        found = ctx.uow.escalations.get(ctx.document.id)
+        assert found is not None
+        return found
+
+    def has_owner(self, ctx: TransitionContext) -> tuple[bool, str]:
+        owner = self._row(ctx).owner
+        return bool(owner), "" if owner else "nobody owns it"
+
+    def set_owner(self, ctx: TransitionContext) -> None:
+        row = self._row(ctx)
+        if row.owner != ctx.actor.name:
+            ctx.uow.escalations.set(row.id, owner=ctx.actor.name)
+            ctx.audit["owner"] = ctx.actor.name
+            if row.owner:
+                ctx.audit["previous_owner"] = row.owner
+
+    def record_comment(self, ctx: TransitionContext) -> None:
+        text = ctx.data.get("text")
+        if not isinstance(text, str) or not has_visible_text(text):
+            raise InvalidInput("A comment needs its text.", field="text")
+        if len(text) > 4000:
+            raise InvalidInput("A comment is at most 4000 characters.", field="text")
+        ctx.audit["comment"] = text
+
+    def snooze_until(self, ctx: TransitionContext) -> None:
+        until = _moment(ctx.data.get("until"), "until")
+        if until <= ctx.now:
+            raise InvalidInput("A snooze ends in the future.", field="until")
+        if until - ctx.now > MAX_SNOOZE:
+            raise InvalidInput(f"A snooze lasts at most {MAX_SNOOZE.days} days.", field="until")
+        row = self._row(ctx)
+        ctx.uow.escalations.set(row.id, snoozed_until=until)
+        ctx.uow.timers.cancel(ESCALATION_WAKE, row.id)
+        ctx.uow.timers.add(
+            [
+                {
+                    "id": new_id(),
+                    "kind": ESCALATION_WAKE,
+                    "ref_id": row.id,
+                    "document_id": row.document_id,
+                    "due_at": until,
+                    "payload": {},
+                }
+            ]
+        )
+        ctx.audit["until"] = until.isoformat()
+
+    def rise_level(self, ctx: TransitionContext) -> None:
+        row = self._row(ctx)
+        if row.level >= 2:
+            return
+        ctx.uow.escalations.set(row.id, level=2)
+        ctx.audit["level"] = 2
+        risen = ctx.uow.escalations.get(row.id)
+        assert risen is not None
+        self._notify(ctx.uow, risen, ctx.now)
+
+    def take_action(self, ctx: TransitionContext) -> None:
+        action = ctx.data.get("action")
+        if action not in e.ACTIONS:
+            raise InvalidInput(
+                f"An escalation's action is one of {', '.join(e.ACTIONS)}.",
+                field="action",
+                allowed=list(e.ACTIONS),
+            )
+        row = self._row(ctx)
+        ctx.audit["action"] = action
+        note = ctx.data.get("note")
+        if note is not None:
+            if not isinstance(note, str) or len(note) > 4000:
+                raise InvalidInput("A note is text of at most 4000 characters.", field="note")
+            ctx.audit["note"] = note
+        if action == "contact":
+            return
+        if row.document_id is None:
+            raise InvalidInput(
+                f"This escalation has no document of ours to {action}.", field="action"
+            )
+        assert self.events is not None
+        data = {"reason": str(ctx.data.get("reason") or "")}
+        result = self.events.fire_on_within(
+            ctx.uow, "document", row.document_id, action, actor=ctx.actor, data=data
+        )
+        ctx.audit["document_version"] = getattr(result, "version", None)
+
+    def settle(self, ctx: TransitionContext) -> None:
+        row = self._row(ctx)
+        values: dict[str, Any] = {"active_key": None, "closed_at": ctx.now}
+        if ctx.event == "resolve":
+            outcome = ctx.data.get("outcome")
+            if outcome not in e.OUTCOMES:
+                raise InvalidInput(
+                    f"An escalation is resolved with one of {', '.join(e.OUTCOMES)}.",
+                    field="outcome",
+                    allowed=list(e.OUTCOMES),
+                )
+            values["outcome"] = outcome
+            ctx.audit["outcome"] = outcome
+        else:
+            values["outcome"] = "cause_gone"
+            ctx.audit["outcome"] = "cause_gone"
+        ctx.uow.escalations.set(row.id, **values)
+        ctx.uow.timers.cancel(ESCALATION_RISE, row.id)
+        ctx.uow.timers.cancel(ESCALATION_WAKE, row.id)
+
+
+def _moment(value: Any, name: str) -> datetime:
+    moment: datetime | None = None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidInput(
+            f"{name} is a moment in ISO 8601 with its offset, e.g. 2026-12-01T08:00:00+07:00.",
+            field=name,
+        )
+    return moment
+
+
+def notice(uow: UnitOfWork, escalation: Escalation) -> dict[str, Any]:
+    """What a notification says about an escalation: plain JSON, as it stands now."""
+    en, vi, todo_en, todo_vi = e.KINDS[escalation.kind]
+    event: dict[str, Any] = {
+        "escalation_id": escalation.id,
+        "kind": escalation.kind,
+        "level": escalation.level,
+        "severity": escalation.severity,
+        "state": escalation.state,
+        "what": en,
+        "what_vi": vi,
+        "what_to_do": todo_en,
+        "what_to_do_vi": todo_vi,
+        "due_at": escalation.due_at.isoformat() if escalation.due_at else None,
+        "opened_at": escalation.opened_at.isoformat(),
+        "document_id": escalation.document_id,
+        "received_id": escalation.received_id,
+        "recipient": escalation.organ_id or None,
+        "link": f"/v1/escalations/{escalation.id}",
+    }
+    if escalation.document_id:
+        row = uow.documents.load(escalation.document_id)
+        event.update(number=row.number, symbol=row.symbol, subject=row.subject)
+        for recipient in uow.documents.recipients(escalation.document_id):
+            if recipient.organ_id == escalation.organ_id and recipient.name:
+                event["recipient_name"] = recipient.name
+    elif escalation.received_id:
+        got = uow.received.get(escalation.received_id)
+        if got is not None:
+            event.update(number=got.number, symbol=got.symbol, subject=got.subject)
+    plain: dict[str, Any] = json.loads(json.dumps(event, default=str))
+    return plain

@@ -1,0 +1,247 @@
+"""Which time rules a transition starts watching or keeps, and whether a rule whose
+deadline passed is broken.
+
+A time rule (states/deadlines.py) is watched by a database timer written in the
+transaction of the transition that starts it and deleted in the one that makes it moot:
+``after_transition`` runs inside every transition of the engine, ``arrived`` inside the
+arrival of a received document. When a watched timer fires (the scheduler,
+``on_deadline``) and the rule is still broken, an escalation opens; what goes wrong for
+good (a dispatch failed, a refusal) opens one at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from congvan.states import dispatch as d
+from congvan.states import document as doc
+from congvan.states import errors
+from congvan.states import escalation as e
+from congvan.states import received as r
+from congvan.states.deadlines import RuleError, TimeRules
+from congvan.states.errors import InvalidInput
+from congvan.states.vocabulary import RULE_DEADLINE
+from congvan.storage.ids import new_id
+from congvan.storage.timers import DueTimer
+from congvan.storage.unit_of_work import UnitOfWork
+
+from .lifecycle import Lifecycle
+
+
+def _signature_codes() -> frozenset[str]:
+    """Reason codes of refusals that are a signature's problem, not the recipient's will."""
+    found: set[str] = set()
+    stack: list[type] = [errors.SignatureError, errors.AgencySignatureInvalid]
+    while stack:
+        cls = stack.pop()
+        code = getattr(cls, "code", None)
+        if isinstance(code, str):
+            found.add(code)
+        stack.extend(cls.__subclasses__())
+    return frozenset(found | {"signed_pdf_invalid", "signed_pdf_signer", "verification_deferred"})
+
+
+SIGNATURE_CODES = _signature_codes()
+
+
+def refusal_kind(error: str) -> str:
+    """signature_problem when a refusal names a signature's code, else refused_by_recipient."""
+    head = error.split(":", 1)[0].split()
+    return e.SIGNATURE_PROBLEM if SIGNATURE_CODES & set(head) else e.REFUSED_BY_RECIPIENT
+
+
+@dataclass(frozen=True)
+class Change:
+    """One transition, as the watch sees it, inside its transaction."""
+
+    machine: str
+    subject_id: str
+    event: str
+    from_state: str
+    to_state: str
+    agency_id: str
+    document_id: str  # the chain head: the document, the received document or escalation
+    urgency: int
+    data: Mapping[str, Any]
+    now: datetime
+
+
+class RuleTimers(Lifecycle):
+    """Arms and cancels the time rules' timers; opens what a broken rule escalates."""
+
+    def check_rules(self, overrides: Mapping[str, Any]) -> TimeRules:
+        """An agency's overrides, checked against the province's (InvalidInput if not)."""
+        try:
+            return self.rules.tightened(overrides)
+        except RuleError as exc:
+            raise InvalidInput(str(exc), field="rules", rule=exc.rule, **exc.details) from None
+
+    # -- inside transitions --------------------------------------------------------------------
+
+    def after_transition(self, uow: UnitOfWork, change: Change) -> None:
+        if change.machine == "document":
+            self._document(uow, change)
+        elif change.machine == "dispatch":
+            self._dispatch(uow, change)
+        elif change.machine == "received" and change.from_state != change.to_state:
+            # Registered or returned: the rule that our clerks register it is kept.
+            self._settled(uow, change, e.NOT_ACKNOWLEDGED, change.subject_id, "registered")
+
+    def arrived(
+        self, uow: UnitOfWork, received_id: str, agency_id: str, urgency: int, now: datetime
+    ) -> None:
+        """A document arrived: our clerks register it by the rule (Decree 30 Art. 21)."""
+        due = self.deadlines(uow, agency_id).register_by(now, urgency)
+        self._arm(uow, e.NOT_ACKNOWLEDGED, received_id, None, due, {"received_id": received_id})
+
+    def _document(self, uow: UnitOfWork, change: Change) -> None:
+        document_id = change.subject_id
+        if change.to_state == doc.SIGNED and change.from_state != doc.SIGNED:
+            due = self.deadlines(uow, change.agency_id).send_by(change.now, change.urgency)
+            self._arm(uow, e.NOT_SENT_IN_TIME, document_id, document_id, due, {})
+        if change.from_state == doc.SIGNED and change.to_state != doc.SIGNED:
+            self._settled(uow, change, e.NOT_SENT_IN_TIME, document_id, "sent")
+        if change.event in ("send", "resend"):
+            deadlines = self.deadlines(uow, change.agency_id)
+            appointed = uow.documents.load(document_id).appointed_at
+            due = deadlines.deliver_by(
+                change.now,
+                change.urgency,
+                datetime.fromisoformat(appointed) if appointed else None,
+            )
+            for row in uow.dispatches.for_document(document_id):
+                if row.state == d.PENDING:
+                    self._arm(
+                        uow, e.NOT_DELIVERED, row.id, document_id, due, {"dispatch_id": row.id}
+                    )
+
+    def _dispatch(self, uow: UnitOfWork, change: Change) -> None:
+        dispatch_id = change.subject_id
+        dest = change.to_state
+        row = uow.dispatches.get(dispatch_id)
+        if row is not None and row.request_id:
+            self._request(uow, change, row.request_id)
+            return
+        if dest in d.ARRIVED or dest in d.GIVEN_UP:
+            self._settled(uow, change, e.NOT_DELIVERED, dispatch_id, "delivered")
+        if dest in d.ARRIVED:
+            self._settled(uow, change, e.DELIVERY_FAILED, dispatch_id, "delivered")
+        if dest == d.DELIVERED and change.from_state != d.DELIVERED:
+            due = self.deadlines(uow, change.agency_id).register_by(change.now, change.urgency)
+            self._arm(
+                uow,
+                e.NOT_ACKNOWLEDGED,
+                dispatch_id,
+                change.document_id,
+                due,
+                {"dispatch_id": dispatch_id},
+            )
+        if dest in (d.ACKNOWLEDGED, d.REJECTED):
+            self._settled(uow, change, e.NOT_ACKNOWLEDGED, dispatch_id, "acknowledged")
+        if dest == d.FAILED:
+            self.open_for_dispatch(uow, e.DELIVERY_FAILED, dispatch_id, change.now, change.now)
+        if dest == d.REJECTED:
+            row = uow.dispatches.get(dispatch_id)
+            error = str(change.data.get("error") or (row.last_error if row else ""))
+            kind = refusal_kind(error)
+            self.open_for_dispatch(
+                uow, kind, dispatch_id, change.now, change.now, detail={"reason": error}
+            )
+
+    def _request(self, uow: UnitOfWork, change: Change, request_id: str) -> None:
+        """A recall's or update's dispatch: once it arrives the recipient answers (15/16)
+        within ``recall_answer``; a refusal (16) escalates at once, as a failure does."""
+        dispatch_id, dest = change.subject_id, change.to_state
+        if dest == d.DELIVERED and change.from_state != d.DELIVERED:
+            due = self.deadlines(uow, change.agency_id).after(
+                change.now, "recall_answer", change.urgency
+            )
+            payload = {"dispatch_id": dispatch_id, "request_id": request_id}
+            self._arm(uow, e.RECALL_UNANSWERED, dispatch_id, change.document_id, due, payload)
+        if dest in (d.AGREED, d.DECLINED, d.FAILED, d.REJECTED):
+            self._settled(uow, change, e.RECALL_UNANSWERED, dispatch_id, "answered")
+        if dest == d.DECLINED:
+            reason = str(change.data.get("error") or change.data.get("reason") or "")
+            detail = {"reason": reason, "request_id": request_id}
+            self.open_for_dispatch(
+                uow, e.REFUSED_BY_RECIPIENT, dispatch_id, change.now, change.now, detail=detail
+            )
+        if dest == d.FAILED:
+            self.open_for_dispatch(uow, e.DELIVERY_FAILED, dispatch_id, change.now, change.now)
+
+    def _arm(
+        self,
+        uow: UnitOfWork,
+        kind: str,
+        subject_id: str,
+        document_id: str | None,
+        due: datetime,
+        payload: Mapping[str, Any],
+    ) -> None:
+        # One rule is watched on a subject at a time (a dispatch: delivery, then its
+        # registration), so the subject's id names its timer.
+        uow.timers.cancel(RULE_DEADLINE, subject_id)
+        uow.timers.add(
+            [
+                {
+                    "id": new_id(),
+                    "kind": RULE_DEADLINE,
+                    "ref_id": subject_id,
+                    "document_id": document_id,
+                    "due_at": due,
+                    "payload": {"escalation": kind, **payload},
+                }
+            ]
+        )
+
+    def _settled(
+        self, uow: UnitOfWork, change: Change, kind: str, subject_id: str, why: str
+    ) -> None:
+        """The rule ``kind`` on ``subject_id`` is kept: no timer, and its escalation closes."""
+        uow.timers.cancel(RULE_DEADLINE, subject_id)
+        self.close(uow, e.cause_key(kind, subject_id), why, change.now)
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def on_deadline(self, uow: UnitOfWork, timer: DueTimer, now: datetime) -> None:
+        """A watched rule's deadline passed: open its escalation if the rule is still broken."""
+        kind = str(timer.payload["escalation"])
+        if "dispatch_id" in timer.payload:
+            dispatch_id = str(timer.payload["dispatch_id"])
+            row = uow.dispatches.get(dispatch_id)
+            broken = row is not None and (
+                (kind == e.NOT_DELIVERED and row.state in (d.PENDING, d.SENDING))
+                or (kind in (e.NOT_ACKNOWLEDGED, e.RECALL_UNANSWERED) and row.state == d.DELIVERED)
+            )
+            if broken:
+                self.open_for_dispatch(uow, kind, dispatch_id, timer.due_at, now)
+        elif "received_id" in timer.payload:
+            received = uow.received.get(str(timer.payload["received_id"]))
+            if received is not None and received.state == r.RECEIVED:
+                self.open(
+                    uow,
+                    kind=kind,
+                    subject_id=received.id,
+                    agency_id=received.agency_id,
+                    urgency=received.urgency,
+                    due_at=timer.due_at,
+                    now=now,
+                    received_id=received.id,
+                    organ_id=received.sender_id,
+                )
+        elif timer.document_id is not None:
+            head = uow.documents.head(timer.document_id)
+            if head is not None and head.state == doc.SIGNED and kind == e.NOT_SENT_IN_TIME:
+                self.open(
+                    uow,
+                    kind=kind,
+                    subject_id=head.id,
+                    agency_id=head.agency_id,
+                    urgency=head.urgency,
+                    due_at=timer.due_at,
+                    now=now,
+                    document_id=head.id,
+                )
