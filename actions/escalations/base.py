@@ -1,12 +1,15 @@
 """What every part of the watch shares: the rules it holds agencies to, the engine it fires
-escalations through and where it tells people."""
+escalations through, where it tells people, and how it writes its timers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
 
 from congvan.states.deadlines import Deadlines, TimeRules, WorkingHours
 from congvan.states.timeliness import WorkingDays
+from congvan.storage.ids import new_id
 from congvan.storage.unit_of_work import UnitOfWork
 
 from ..context import Events
@@ -38,3 +41,26 @@ class WatchBase:
         overrides = uow.escalations.time_rules(agency_id)
         rules = self.rules.tightened(overrides) if overrides else self.rules
         return Deadlines(rules, self.calendar, self.hours)
+
+
+def add_timer(
+    uow: UnitOfWork,
+    kind: str,
+    ref_id: str,
+    document_id: str | None,
+    due: datetime,
+    payload: Mapping[str, Any] | None = None,
+) -> None:
+    """Write a timer of ``kind`` on ``ref_id``, due at ``due``, in this transaction."""
+    uow.timers.add(
+        [
+            {
+                "id": new_id(),
+                "kind": kind,
+                "ref_id": ref_id,
+                "document_id": document_id,
+                "due_at": due,
+                "payload": dict(payload or {}),
+            }
+        ]
+    )

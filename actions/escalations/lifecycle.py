@@ -30,7 +30,7 @@ from congvan.storage.timers import DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
 
 from ..context import SYSTEM, TransitionContext
-from .base import WatchBase
+from .base import WatchBase, add_timer
 
 log = logging.getLogger("congvan.escalations")
 
@@ -148,18 +148,7 @@ class Lifecycle(WatchBase):
                 uow.audit.append([entry])
         except IntegrityError:
             return None  # another transaction opened it first: one cause, one escalation
-        uow.timers.add(
-            [
-                {
-                    "id": new_id(),
-                    "kind": ESCALATION_RISE,
-                    "ref_id": escalation_id,
-                    "document_id": document_id,
-                    "due_at": rise_at,
-                    "payload": {},
-                }
-            ]
-        )
+        add_timer(uow, ESCALATION_RISE, escalation_id, document_id, rise_at)
         opened = uow.escalations.get(escalation_id)
         assert opened is not None
         self._notify(uow, opened, now)
@@ -268,18 +257,7 @@ class Lifecycle(WatchBase):
         row = self._row(ctx)
         ctx.uow.escalations.set(row.id, snoozed_until=until)
         ctx.uow.timers.cancel(ESCALATION_WAKE, row.id)
-        ctx.uow.timers.add(
-            [
-                {
-                    "id": new_id(),
-                    "kind": ESCALATION_WAKE,
-                    "ref_id": row.id,
-                    "document_id": row.document_id,
-                    "due_at": until,
-                    "payload": {},
-                }
-            ]
-        )
+        add_timer(ctx.uow, ESCALATION_WAKE, row.id, row.document_id, until)
         ctx.audit["until"] = until.isoformat()
 
     def rise_level(self, ctx: TransitionContext) -> None:

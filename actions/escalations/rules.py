@@ -24,10 +24,10 @@ from congvan.states import received as r
 from congvan.states.deadlines import RuleError, TimeRules
 from congvan.states.errors import InvalidInput
 from congvan.states.vocabulary import RULE_DEADLINE
-from congvan.storage.ids import new_id
 from congvan.storage.timers import DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
 
+from .base import add_timer
 from .lifecycle import Lifecycle
 
 
@@ -184,18 +184,7 @@ class RuleTimers(Lifecycle):
         # One rule is watched on a subject at a time (a dispatch: delivery, then its
         # registration), so the subject's id names its timer.
         uow.timers.cancel(RULE_DEADLINE, subject_id)
-        uow.timers.add(
-            [
-                {
-                    "id": new_id(),
-                    "kind": RULE_DEADLINE,
-                    "ref_id": subject_id,
-                    "document_id": document_id,
-                    "due_at": due,
-                    "payload": {"escalation": kind, **payload},
-                }
-            ]
-        )
+        add_timer(uow, RULE_DEADLINE, subject_id, document_id, due, {"escalation": kind, **payload})
 
     def _settled(
         self, uow: UnitOfWork, change: Change, kind: str, subject_id: str, why: str
