@@ -86,8 +86,9 @@ class RuleTimers(Lifecycle):
             self._document(uow, change)
         elif change.machine == "dispatch":
             self._dispatch(uow, change)
-        elif change.machine == "received" and change.from_state != change.to_state:
-            # Registered or returned: the rule that our clerks register it is kept.
+        elif change.machine == "received" and change.from_state == r.RECEIVED != change.to_state:
+            # It left ``received`` (registered, returned, recalled or replaced): the rule
+            # that our clerks register it, watched only while it waits there, is kept.
             self._settled(uow, change, e.NOT_ACKNOWLEDGED, change.subject_id, "registered")
 
     def arrived(
