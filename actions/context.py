@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from congvan.storage.documents import DocumentHead
+from congvan.storage.chains import DocumentHead
 from congvan.storage.outbox import Job
 from congvan.storage.unit_of_work import UnitOfWork
 

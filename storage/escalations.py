@@ -10,15 +10,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 
+from .chains import ChainHeads, ChainStatements, advancing, heading
 from .clock import as_utc
-from .documents import (
-    ChainHeads,
-    ChainStatements,
-    advancing,
-    decode_cursor,
-    encode_cursor,
-    heading,
-)
+from .documents import decode_cursor, encode_cursor
 from .prepared import Prepared
 from .tables import AgencyTimeRules, EscalationRow
 

@@ -9,14 +9,8 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
 
-from .documents import (
-    ChainHeads,
-    ChainStatements,
-    advancing,
-    decode_cursor,
-    encode_cursor,
-    heading,
-)
+from .chains import ChainHeads, ChainStatements, advancing, heading
+from .documents import decode_cursor, encode_cursor
 from .prepared import Prepared
 from .tables import Agency, ReceivedDocument, ReceivedRequest
 

@@ -34,7 +34,8 @@ from congvan.states.policy import (
 from congvan.states.received import RECEIVED_DOCUMENT
 from congvan.states.spec import MachineSpec
 from congvan.states.text import has_visible_text, nfc
-from congvan.storage.documents import DocumentHead, DocumentRepository
+from congvan.storage.chains import DocumentHead
+from congvan.storage.documents import DocumentRepository
 from congvan.storage.escalations import EscalationRepository
 from congvan.storage.received import ReceivedRepository
 from congvan.storage.unit_of_work import UnitOfWork

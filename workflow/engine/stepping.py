@@ -26,7 +26,7 @@ from congvan.states.machine import (
 )
 from congvan.states.spec import MachineSpec, Transition
 from congvan.storage.audit import NewEntry, make_entry
-from congvan.storage.documents import DocumentHead
+from congvan.storage.chains import DocumentHead
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .results import FireResult
