@@ -36,7 +36,7 @@ from .bindings import (
     ReceivedBinding,
     checked_recipients,
 )
-from .creating import Arrival, create_once, receive_once
+from .creating import Arrival, Draft, create_once, receive_once
 from .preparation import PREPARE_ROUNDS, Preparation, Prepared, Stale
 from .requests import answered, replacement
 from .results import FireResult, Idempotency, commit, replay
@@ -142,7 +142,7 @@ class Engine:
         agency_id = actor.agency_id
         if agency_id is None:
             raise Forbidden("A document belongs to an agency; the system has none.")
-        return self._create(actor, agency_id, fields, checked, files, idempotency)
+        return self._create(actor, Draft(agency_id, fields, checked, files), idempotency)
 
     def create_replacement(
         self,
@@ -163,36 +163,20 @@ class Engine:
         replaced.
         """
         draft = replacement(self.open_uow, actor, document_id, reason, files)
-        return self._create(
-            actor, draft.agency_id, draft.fields, draft.recipients, draft.files, idempotency
-        )
+        return self._create(actor, draft, idempotency)
 
     def _create(
-        self,
-        actor: Actor,
-        agency_id: str,
-        fields: Mapping[str, Any],
-        recipients: Sequence[Mapping[str, str]],
-        files: Sequence[Mapping[str, Any]],
-        idempotency: Idempotency | None,
+        self, actor: Actor, draft: Draft, idempotency: Idempotency | None
     ) -> dict[str, Any]:
         """Create the draft once per Idempotency-Key; its view as of creation."""
         try:
             return create_once(
-                self.open_uow,
-                self.clock,
-                actor,
-                agency_id,
-                fields,
-                recipients,
-                files,
-                idempotency,
-                replay=self._replay,
+                self.open_uow, self.clock, actor, draft, idempotency, replay=self._replay
             )
         except IntegrityError:
             # Two requests with one Idempotency-Key raced and the other one won: answer
             # as it did.
-            answer = self._raced(agency_id, idempotency)
+            answer = self._raced(draft.agency_id, idempotency)
             if answer is None:
                 raise
             return {**answer, "replayed": True}

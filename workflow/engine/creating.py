@@ -25,19 +25,28 @@ from .results import Idempotency, commit, replay
 log = logging.getLogger("congvan.engine")
 
 
+@dataclass(frozen=True)
+class Draft:
+    """A document to create, its inputs checked: fields, recipients and files (``data``
+    bytes, stored once)."""
+
+    agency_id: str
+    fields: Mapping[str, Any]
+    recipients: Sequence[Mapping[str, str]]
+    files: Sequence[Mapping[str, Any]]
+
+
 def create_once(
     open_uow: Callable[..., UnitOfWork],
     clock: Clock,
     actor: Actor,
-    agency_id: str,
-    fields: Mapping[str, Any],
-    recipients: Sequence[Mapping[str, str]],
-    files: Sequence[Mapping[str, Any]],
+    draft: Draft,
     idempotency: Idempotency | None,
     *,
     replay: Callable[[UnitOfWork, str, Idempotency], dict[str, Any] | None] = replay,
 ) -> dict[str, Any]:
-    """Create the draft (checked inputs); its view as of creation, kept with the key."""
+    """Create the draft; its view as of creation, kept with the key."""
+    agency_id, files = draft.agency_id, draft.files
     with open_uow() as uow:
         if idempotency and (replayed := replay(uow, agency_id, idempotency)):
             return {**replayed, "replayed": True}
@@ -53,14 +62,14 @@ def create_once(
             to_state=DOCUMENT.initial,
             at=now,
             payload={
-                "fields": dict(fields),
-                "recipients": [r["organ_id"] for r in recipients],
+                "fields": dict(draft.fields),
+                "recipients": [r["organ_id"] for r in draft.recipients],
                 "files": [{k: f[k] for k in ("sha256", "filename", "role")} for f in files],
             },
         )
         uow.documents.add(
             {
-                **fields,
+                **draft.fields,
                 "id": document_id,
                 "agency_id": agency_id,
                 "state": DOCUMENT.initial,
@@ -71,7 +80,7 @@ def create_once(
                 "updated_at": now,
             }
         )
-        uow.documents.set_recipients(document_id, recipients)
+        uow.documents.set_recipients(document_id, draft.recipients)
         for f in files:
             uow.documents.put_blob(f["sha256"], f["data"])
         uow.documents.add_attachments(

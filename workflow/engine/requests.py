@@ -4,7 +4,6 @@ and the draft that replaces an issued document (thay thế)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from congvan.actions.context import Actor
@@ -21,6 +20,7 @@ from congvan.storage.dispatches import DispatchRow
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .bindings import load_document
+from .creating import Draft
 from .results import FireResult
 
 # Engine.fire_on_within: (uow, machine, subject id, event, *, data=...) -> its result.
@@ -42,23 +42,13 @@ def answered(uow: UnitOfWork, dispatch: DispatchRow, fire_within: FireWithin) ->
     return fire_within(uow, "document", dispatch.document_id, "recalled", data=data).jobs
 
 
-@dataclass(frozen=True)
-class Replacement:
-    """What the draft replacing a document is created with (as ``create_once`` takes it)."""
-
-    agency_id: str
-    fields: dict[str, Any]
-    recipients: list[dict[str, str]]
-    files: Sequence[Mapping[str, Any]]
-
-
 def replacement(
     open_uow: Callable[..., UnitOfWork],
     actor: Actor,
     document_id: str,
     reason: str,
     files: Sequence[Mapping[str, Any]] | None,
-) -> Replacement:
+) -> Draft:
     """The draft that replaces the issued ``document_id``, with a reason.
 
     It starts as a copy of the original's metadata (without its number: a replacement
@@ -101,4 +91,4 @@ def replacement(
             )
     fields = {k: getattr(original, k) for k in EDITABLE if k != "number"}
     fields |= {"replaces_id": document_id, "replace_reason": reason}
-    return Replacement(agency_id, fields, recipients, copied if files is None else files)
+    return Draft(agency_id, fields, recipients, copied if files is None else files)
