@@ -25,8 +25,12 @@ The timed flow of one document to N recipients, nothing faked:
 
 The rate is documents acknowledged by every recipient per second of wall time, from the
 first ``send`` to the last acknowledgement, with at most ``--window`` dispatches in flight
-(documents are sent as earlier ones finish). Latencies, send to delivered (every recipient
-has it) and send to acknowledged, are read from the audit trail's timestamps.
+(documents are sent as earlier ones finish) by ``--senders`` threads at once (4), as that
+many back-office clients would: one thread firing sends one after another measures how
+long one ``send`` takes (about 40 database round trips), not how many the system carries.
+Latencies, send to delivered (every recipient has it) and send to acknowledged, are read
+from the audit trail's timestamps. Beside the CPU of our processes, the machine's busy
+cores (every process: PostgreSQL's and Redis's too) are printed.
 
 Modes: *embedded* -- the sender's in-process workers (4 threads), relay and scheduler; the
 receiver's too. *redis* -- as a province deploys it: a PostgreSQL server of our own
@@ -87,6 +91,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -100,7 +105,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 import httpx  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+from sqlalchemy import Connection, text  # noqa: E402
 
 from bench import sampling  # noqa: E402
 from bench.signing import raw_sign, raw_verifier  # noqa: E402
@@ -146,6 +151,19 @@ def proc_status(pid: int) -> tuple[float, float]:
         if line.startswith("VmHWM:"):
             peak = int(line.split()[1]) / 1024
     return cpu, peak
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (every process: PostgreSQL's, Redis's)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def looking(runtime: Runtime) -> Connection:
+    """A read-only connection: on SQLite a plain BEGIN, never the writers' lock, however
+    often the bench looks."""
+    return runtime.db.connect().execution_options(congvan_readonly=True)
 
 
 def own_cpu() -> float:
@@ -396,7 +414,7 @@ class Clerk(threading.Thread):
     def run(self) -> None:
         query = text("SELECT id, agency_id FROM received_documents WHERE state = 'received'")
         while not self.stopping.is_set():
-            with self.receiver.db.connect() as conn:
+            with looking(self.receiver) as conn:
                 waiting = conn.execute(query).all()
             for received_id, agency_id in waiting:
                 self.receiver.engine.fire_on(
@@ -413,6 +431,7 @@ class Flow:
     cpu: float  # seconds, every process of ours
     cpu_workers: float  # seconds, the worker processes' part of it
     cpu_receiver: float  # seconds, the receiver's process's part of it (redis mode)
+    cpu_machine: float  # seconds, every process on the machine (the databases' too)
     delivered: list[float]  # send -> delivered, seconds, per document
     acknowledged: list[float]
     audit_entries: int  # written on both sides during the run
@@ -423,6 +442,7 @@ class Flow:
             self.cpu + other.cpu,
             self.cpu_workers + other.cpu_workers,
             self.cpu_receiver + other.cpu_receiver,
+            self.cpu_machine + other.cpu_machine,
             sorted(self.delivered + other.delivered),
             sorted(self.acknowledged + other.acknowledged),
             self.audit_entries + other.audit_entries,
@@ -430,7 +450,7 @@ class Flow:
 
 
 def count(runtime: Runtime, sql: str) -> int:
-    with runtime.db.connect() as conn:
+    with looking(runtime) as conn:
         return int(conn.execute(text(sql)).scalar_one())
 
 
@@ -438,12 +458,14 @@ def states_of(runtime: Runtime, docs: list[str]) -> dict[str, str]:
     marks = ",".join(f":d{i}" for i in range(len(docs)))
     params = {f"d{i}": d for i, d in enumerate(docs)}
     query = text(f"SELECT id, state FROM documents WHERE id IN ({marks})")
-    with runtime.db.connect() as conn:
+    with looking(runtime) as conn:
         return {str(doc): str(state) for doc, state in conn.execute(query, params)}
 
 
-def run_flow(s: Site, docs: list[str], window: int, timeout: float) -> Flow:
+def run_flow(s: Site, docs: list[str], window: int, timeout: float, senders: int = 1) -> Flow:
     """Send ``docs`` with at most ``window`` in flight; wait until every one is acknowledged.
+
+    ``senders`` threads fire the sends, as that many clients of the API would at once.
 
     Each look at the sender reads the states of the documents in flight only, so that
     watching costs the same however many were sent before.
@@ -456,18 +478,24 @@ def run_flow(s: Site, docs: list[str], window: int, timeout: float) -> Flow:
     workers0 = sum(proc_status(pid)[0] for pid in s.workers)
     receiver0 = proc_status(s.receiver_pid)[0] if s.receiver_pid else 0.0
     cpu0 = own_cpu() + workers0 + receiver0
+    machine0 = machine_busy()
     clerk_actor = actor("clerk")
     started = time.perf_counter()
     deadline = started + timeout
     sent = done = 0
     in_flight: list[str] = []
+    sends: list[Future[object]] = []
+    pool = ThreadPoolExecutor(senders, thread_name_prefix="bench-sender")
     try:
         while done < len(docs):
             while sent < len(docs) and len(in_flight) < window:
-                s.sender.engine.fire(docs[sent], "send", clerk_actor)
+                sends.append(pool.submit(s.sender.engine.fire, docs[sent], "send", clerk_actor))
                 in_flight.append(docs[sent])
                 sent += 1
             time.sleep(POLL)
+            for failed in [f for f in sends if f.done() and f.exception() is not None]:
+                raise RuntimeError("a send failed") from failed.exception()
+            sends = [f for f in sends if not f.done()]
             states = states_of(s.sender, in_flight)
             in_flight = [d for d in in_flight if states[d] != "acknowledged"]
             done = sent - len(in_flight)
@@ -477,13 +505,15 @@ def run_flow(s: Site, docs: list[str], window: int, timeout: float) -> Flow:
         workers = sum(proc_status(pid)[0] for pid in s.workers) - workers0
         receiver = (proc_status(s.receiver_pid)[0] if s.receiver_pid else 0.0) - receiver0
         cpu = own_cpu() + workers + workers0 + receiver + receiver0 - cpu0
+        machine = machine_busy() - machine0
     finally:
+        pool.shutdown(cancel_futures=True)
         if clerk.is_alive():
             clerk.stopping.set()
             clerk.join()
     audit = count(s.sender, audit_sql) + count(s.receiver, audit_sql) - audit_before
     delivered, acknowledged = latencies(s.sender, docs)
-    return Flow(wall, cpu, workers, receiver, delivered, acknowledged, audit)
+    return Flow(wall, cpu, workers, receiver, machine, delivered, acknowledged, audit)
 
 
 def latencies(sender: Runtime, docs: list[str]) -> tuple[list[float], list[float]]:
@@ -505,7 +535,7 @@ def latencies(sender: Runtime, docs: list[str]) -> tuple[list[float], list[float
         f"WHERE d.document_id IN ({marks}) GROUP BY d.document_id",
     }
     at: dict[str, dict[str, datetime]] = {}
-    with sender.db.connect() as conn:
+    with looking(sender) as conn:
         for state, sql in queries.items():
             at[state] = {
                 doc: m if isinstance(m, datetime) else datetime.fromisoformat(m)
@@ -534,7 +564,7 @@ def leftovers(s: Site) -> str:
     )
     found = []
     for side, runtime in (("sender", s.sender), ("receiver", s.receiver)):
-        with runtime.db.connect() as conn:
+        with looking(runtime) as conn:
             for action, status, n, error in conn.execute(query):
                 found.append(f"{side} {n} {action} {status} ({str(error)[:120]})")
     return f"  check: {attempts} delivery attempts not delivered; jobs not done or retried: " + (
@@ -701,10 +731,10 @@ def section(
     half = len(docs) // 2
     sampler = sampling.Sampler([os.getpid(), *s.others]) if args.profile else None
     try:
-        flow = run_flow(s, docs[:half], window, args.timeout)
+        flow = run_flow(s, docs[:half], window, args.timeout, args.senders)
         if sampler is None:
             taken.append(measure())
-        flow += run_flow(s, docs[half:], window, args.timeout)
+        flow += run_flow(s, docs[half:], window, args.timeout, args.senders)
     finally:
         profiles = sampler.stop() if sampler else []
     taken.append(measure())
@@ -739,6 +769,7 @@ def section(
             if s.workers
             else ""
         )
+        + f"; the machine {flow.cpu_machine / flow.wall:.2f} of {usable_cpus()}"
     )
     d, a = flow.delivered, flow.acknowledged
     ms = [pct(v, q) * 1000 for v in (d, a) for q in (0.5, 0.99)]
@@ -832,6 +863,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dispatches", type=int, help="dispatches per section (docs x N)")
     parser.add_argument("--min-docs", type=int, help="at least this many documents per section")
     parser.add_argument("--window", type=int, default=16, help="dispatches in flight at most")
+    parser.add_argument(
+        "--senders", type=int, default=4, help="threads firing sends at once (API clients)"
+    )
     parser.add_argument("--seconds", type=float, help="per raw piece")
     parser.add_argument("--timeout", type=float, default=600.0, help="per section")
     parser.add_argument("--no-redis", action="store_true", help="embedded mode only")

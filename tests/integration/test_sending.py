@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from congvan.actions.context import TransitionContext
+from congvan.actions.context import Guard, TransitionContext
 from congvan.actions.exchange.envelope import verify_body
 from congvan.actions.signing import keystore
 from congvan.actions.signing.stored import manifest_of
-from congvan.states.errors import UnknownPeer
+from congvan.states.errors import GuardFailed, UnknownPeer
 from congvan.storage.dispatches import SealedDispatch
 from congvan.workflow import peers
 from congvan.workflow.bootstrap import Runtime
@@ -173,3 +173,53 @@ def test_the_send_is_entered_in_the_outgoing_register_and_judged_against_send_by
     assert judged["late_by_hours"] == (hours_after_signing - 2 if late else None)
     with runtime.uow(readonly=True) as uow:
         assert sending_timeliness(uow, doc) == judged
+
+
+def test_a_send_asks_each_guard_once_and_a_refused_one_keeps_nothing(
+    make_runtime: Callable[..., Runtime], make_document: Callable[..., str]
+) -> None:
+    # Given a sending installation whose guards are counted, one refusing the second send
+    asked: list[str] = []
+    refuse = {"now": False}
+
+    def counted(name: str) -> Guard:
+        def guard(ctx: TransitionContext) -> tuple[bool, str]:
+            asked.append(name)
+            if name == "not_duplicate" and refuse["now"]:
+                return False, "document X was sent with this number"
+            return True, ""
+
+        return guard
+
+    effects = {k: v for k, v in FAKE_EFFECTS.items() if k != "seal_packages"}
+    runtime = make_runtime(
+        guards={name: counted(name) for name in FAKE_GUARDS},
+        effects=effects,
+        jobs={"run_review_checks": job_done, "deliver_dispatches": job_done},
+        key_passphrase=PASS,
+    )
+    add_agency(runtime)
+    with runtime.uow() as uow:
+        now = runtime.clock()
+        keystore.init_ca(uow, "Send CA", "UBND tỉnh", passphrase=PASS, now=now, store=runtime.trust)
+        keystore.issue_agency(uow, AGENCY_ID, passphrase=PASS, crl_url="http://x/crl", now=now)
+        uow.commit()
+    _add_peers(runtime, *RECIPIENTS)
+    first, second = _signed(runtime, make_document), _signed(runtime, make_document)
+
+    # When the first is sent: the packages are sealed before the write transaction, and
+    # the send's guards are asked once, in it
+    asked.clear()
+    runtime.engine.fire(first, "send", actor("clerk"))
+    assert sorted(asked) == ["not_duplicate", "signature_valid"]
+
+    # When the second is sent and its guard refuses it under the lock
+    refuse["now"] = True
+    with pytest.raises(GuardFailed) as refused:
+        runtime.engine.fire(second, "send", actor("clerk"))
+
+    # Then it is refused with the guard's reason, and nothing of the send was kept
+    assert "not_duplicate" in str(refused.value.details)
+    with runtime.uow(readonly=True) as uow:
+        assert uow.documents.get(second).state == "signed"
+        assert uow.dispatches.for_document(second) == []

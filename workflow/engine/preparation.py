@@ -69,9 +69,12 @@ class Preparation:
     ) -> Prepared | None:
         """Run the preparers of the effects ``event`` will run, before any write lock.
 
-        Only when the caller may fire the event and its guards hold now (otherwise the
-        transition itself gives the answer, and no heavy work was wasted). None: nothing
-        to prepare.
+        Only when the caller may fire the event (otherwise the transition itself gives the
+        answer, and no heavy work was wasted). The guards are evaluated here only where
+        they choose between two or more edges: the transition evaluates them all again
+        under its lock, so evaluating them twice (``not_duplicate``'s look-ups, a
+        signature verification) would cost every transition to spare the rare one its
+        guards refuse. None: nothing to prepare.
         """
         if (binding.spec.name, event) not in self.events:
             return None  # no edge of this event has an effect to prepare: no extra read
@@ -95,8 +98,12 @@ class Preparation:
             try:
                 binding.authorize(actor, event, data, subject)
                 stepper.require_capabilities(event, edges)
+                choose = len(edges) > 1
                 step = resolve(
-                    binding.spec, subject.state, event, lambda name: stepper.guards[name](ctx)
+                    binding.spec,
+                    subject.state,
+                    event,
+                    lambda name: stepper.guards[name](ctx) if choose else (True, ""),
                 )
             except CongvanError:
                 return None  # the transition answers this, with nothing prepared
