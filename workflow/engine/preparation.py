@@ -107,7 +107,12 @@ class Preparation:
                 )
             except CongvanError:
                 return None  # the transition answers this, with nothing prepared
-            results = {
-                name: self.preparers[name](ctx) for name in step.edge.effects if name in names
-            }
+            try:
+                results = {
+                    name: self.preparers[name](ctx) for name in step.edge.effects if name in names
+                }
+            except CongvanError:
+                # Refused while preparing (no key for this signer, an unknown peer): the
+                # transition answers, its guards first, as if nothing had been prepared.
+                return None
         return Prepared(version=subject.head.version, results=results)
