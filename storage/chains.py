@@ -52,32 +52,6 @@ def advancing(table: Table) -> Prepared:
     )
 
 
-def advance(
-    conn: Connection,
-    statement: Prepared,
-    document_id: str,
-    *,
-    expected_version: int,
-    state: str,
-    new_version: int,
-    audit_head: str,
-    at: datetime,
-) -> bool:
-    """Run an ``advancing`` statement; False when somebody moved the row first."""
-    moved = statement.rowcount(
-        conn,
-        {
-            "chain_id": document_id,
-            "expected_version": expected_version,
-            "new_state": state,
-            "new_version": new_version,
-            "new_audit_head": audit_head,
-            "at": at,
-        },
-    )
-    return moved == 1
-
-
 @dataclass(frozen=True)
 class ChainStatements:
     """The statements that read and move the rows of one table that hold audit chains."""
@@ -119,13 +93,15 @@ class ChainHeads:
         at: datetime,
     ) -> bool:
         """Move it on, only if nobody moved it since ``expected_version``."""
-        return advance(
+        moved = self.chain.advance.rowcount(
             self.conn,
-            self.chain.advance,
-            chain_id,
-            expected_version=expected_version,
-            state=state,
-            new_version=new_version,
-            audit_head=audit_head,
-            at=at,
+            {
+                "chain_id": chain_id,
+                "expected_version": expected_version,
+                "new_state": state,
+                "new_version": new_version,
+                "new_audit_head": audit_head,
+                "at": at,
+            },
         )
+        return moved == 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -271,13 +271,7 @@ class Lifecycle(WatchBase):
         self._notify(ctx.uow, risen, ctx.now)
 
     def take_action(self, ctx: TransitionContext) -> None:
-        action = ctx.data.get("action")
-        if action not in e.ACTIONS:
-            raise InvalidInput(
-                f"An escalation's action is one of {', '.join(e.ACTIONS)}.",
-                field="action",
-                allowed=list(e.ACTIONS),
-            )
+        action = _one_of(ctx.data.get("action"), e.ACTIONS, "action", "An escalation's action")
         row = self._row(ctx)
         ctx.audit["action"] = action
         note = ctx.data.get("note")
@@ -302,13 +296,9 @@ class Lifecycle(WatchBase):
         row = self._row(ctx)
         values: dict[str, Any] = {"active_key": None, "closed_at": ctx.now}
         if ctx.event == "resolve":
-            outcome = ctx.data.get("outcome")
-            if outcome not in e.OUTCOMES:
-                raise InvalidInput(
-                    f"An escalation is resolved with one of {', '.join(e.OUTCOMES)}.",
-                    field="outcome",
-                    allowed=list(e.OUTCOMES),
-                )
+            outcome = _one_of(
+                ctx.data.get("outcome"), e.OUTCOMES, "outcome", "An escalation's outcome"
+            )
             values["outcome"] = outcome
             ctx.audit["outcome"] = outcome
         else:
@@ -368,3 +358,11 @@ def notice(uow: UnitOfWork, escalation: Escalation) -> dict[str, Any]:
             event.update(number=got.number, symbol=got.symbol, subject=got.subject)
     plain: dict[str, Any] = json.loads(json.dumps(event, default=str))
     return plain
+
+
+def _one_of(value: Any, allowed: Iterable[str], field: str, what: str) -> str:
+    """``value`` when it is one of ``allowed``; else ``invalid_input`` naming them."""
+    names = list(allowed)
+    if value not in names:
+        raise InvalidInput(f"{what} is one of {', '.join(names)}.", field=field, allowed=names)
+    return str(value)
