@@ -181,7 +181,7 @@ class JobRunner:
         # Each kind's own policy (workflow/actors installs them); others get the default.
         self.policies: dict[str, JobPolicy] = {}
         # The engine, for jobs that fire events (wired by bootstrap), and who to tell
-        # after a record step committed (the relay, for the jobs those events queued).
+        # after a record step that queued jobs committed (the relay).
         self.events: Events | None = None
         self.on_commit: Callable[[], None] | None = None
 
@@ -286,7 +286,7 @@ class JobRunner:
         uow.timers.cancel(JOB_DEADLINE, job_id)
         uow.commit()
         log.info("job done", extra={"action": "job.done", "job_id": job_id})
-        if self.on_commit is not None:
+        if uow.outbox.added and self.on_commit is not None:
             self.on_commit()
         return "done"
 

@@ -132,7 +132,7 @@ AIM = 0.5
 PASS = "delivery bench passphrase"
 FILE_BYTES = 32 * 1024
 WORKERS = 2
-POLL = 0.005  # seconds between looks at the sender's states: a poll interval, not a wait
+POLL = 0.02  # seconds between looks (the watcher's, the clerk's): an interval, not a wait
 
 
 def agency_ids(n: int) -> list[str]:

@@ -3,13 +3,29 @@ escalation): what a transition reads of one, and its move at the version it expe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, Table, bindparam, select, update
 
 from .prepared import Prepared
+
+Row = TypeVar("Row")
+
+
+def kept(
+    cache: dict[str, list[Row]], key: str, holds: bool, read: Callable[[], list[Row]]
+) -> list[Row]:
+    """Rows read once per transaction: from ``cache`` if there, else ``read`` (and kept
+    when ``holds``, the rows' document being locked); a copy the caller may change."""
+    rows = cache.get(key)
+    if rows is None:
+        rows = read()
+        if holds:
+            cache[key] = rows
+    return list(rows)
 
 
 @dataclass(frozen=True)
@@ -71,12 +87,44 @@ class ChainHeads:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        # Heads this transaction locked: until it ends, only its own writes change them
+        # (every writer locks the head first), so they are read once.
+        self._held: dict[str, DocumentHead] = {}
 
     def head(self, chain_id: str, *, for_update: bool = False) -> DocumentHead | None:
-        """What a transition needs: owner agency, state, version, audit head."""
+        """What a transition needs: owner agency, state, version, audit head.
+
+        ``for_update`` locks the row (PostgreSQL; SQLite's writer holds the database) for
+        the rest of the transaction, and from then on the head is answered without a look.
+        """
+        held = self._held.get(chain_id)
+        if held is not None:
+            return held
         query = self.chain.head_for_update if for_update else self.chain.head
         row = query.first(self.conn, {"chain_id": chain_id})
-        return DocumentHead(*row) if row else None
+        if not row:
+            return None
+        head = DocumentHead(*row)
+        if for_update:
+            self._held[chain_id] = head
+        return head
+
+    def holds(self, chain_id: str) -> bool:
+        """True when this transaction has locked the row (see ``head``)."""
+        return chain_id in self._held
+
+    def forget(self) -> None:
+        """Read everything again (after a rollback to a savepoint, which also releases
+        the locks taken since)."""
+        self._held.clear()
+
+    def _changed(self, chain_id: str) -> None:
+        """The row changed by other columns than a move: read it again, still locked."""
+        self._held.pop(chain_id, None)
+        self._moved(chain_id)
+
+    def _moved(self, chain_id: str) -> None:
+        """The row is being written: what a subclass kept of it goes."""
 
     def current_version(self, chain_id: str) -> int | None:
         c = self.chain.table.c
@@ -93,6 +141,8 @@ class ChainHeads:
         at: datetime,
     ) -> bool:
         """Move it on, only if nobody moved it since ``expected_version``."""
+        held = self._held.pop(chain_id, None)
+        self._moved(chain_id)
         moved = self.chain.advance.rowcount(
             self.conn,
             {
@@ -104,4 +154,8 @@ class ChainHeads:
                 "at": at,
             },
         )
+        if moved == 1 and held is not None:
+            self._held[chain_id] = replace(
+                held, state=state, version=new_version, audit_head=audit_head
+            )
         return moved == 1

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from .chains import kept
 from .prepared import Prepared
 from .tables import Dispatch, DispatchAttempt, DispatchStatus
 
@@ -130,11 +131,48 @@ _STATUSES_OF = Prepared(
 )
 
 
+def _never(_document_id: str) -> bool:
+    return False
+
+
 class DispatchRepository:
-    def __init__(self, conn: Connection) -> None:
+    """Dispatches, their attempts and the status messages about them.
+
+    ``holds(document_id)`` says whether this transaction holds the document locked (see
+    ``ChainHeads.head``): every writer of a dispatch locks its document first, so a
+    dispatch of such a document is read once and changes only by this repository's own
+    writes, which drop (or carry forward) what they change.
+    """
+
+    def __init__(self, conn: Connection, holds: Callable[[str], bool] = _never) -> None:
         self.conn = conn
+        self.holds = holds
+        self._rows: dict[str, DispatchRow] = {}
+        self._states: dict[str, list[str]] = {}
+        self._of_document: dict[str, list[DispatchRow]] = {}
+
+    def forget(self) -> None:
+        """Read everything again (after a rollback to a savepoint)."""
+        self._rows.clear()
+        self._states.clear()
+        self._of_document.clear()
+
+    def _changed(self, dispatch_id: str) -> DispatchRow | None:
+        """A dispatch is being written: what was read of it and of its document's
+        dispatches goes (all of it when the dispatch was not read); its row as read."""
+        row = self._rows.pop(dispatch_id, None)
+        if row is None:
+            self._states.clear()
+            self._of_document.clear()
+        else:
+            self._states.pop(row.document_id, None)
+            self._of_document.pop(row.document_id, None)
+        return row
 
     def create(self, rows: Sequence[DispatchRow]) -> None:
+        for row in rows:
+            self._states.pop(row.document_id, None)
+            self._of_document.pop(row.document_id, None)
         if rows:
             _CREATE.execute(self.conn, [_fields(r, DISPATCH_FIELDS) for r in rows])
 
@@ -142,6 +180,7 @@ class DispatchRepository:
         """Keep the package header every attempt of this dispatch sends."""
         values = {"message_id": sealed.message_id, "header": sealed.header}
         values |= {"header_cms": sealed.header_cms, "dispatch_id": dispatch_id}
+        self._changed(dispatch_id)
         _UPDATE.rowcount(self.conn, values)
 
     def sealed(self, dispatch_id: str) -> SealedDispatch | None:
@@ -229,14 +268,26 @@ class DispatchRepository:
         return {row.dispatch_id: row for row in (AttemptRow(*r) for r in rows)}
 
     def get(self, dispatch_id: str, *, for_update: bool = False) -> DispatchRow | None:
+        held = None if for_update else self._rows.get(dispatch_id)
+        if held is not None:
+            return held
         query = _GET_FOR_UPDATE if for_update else _GET
         row = query.first(self.conn, {"dispatch_id": dispatch_id})
-        return DispatchRow(*row) if row else None
+        if not row:
+            return None
+        found = DispatchRow(*row)
+        if self.holds(found.document_id):
+            self._rows[dispatch_id] = found
+        return found
 
     def for_document(self, document_id: str) -> list[DispatchRow]:
         """The document's sending: one dispatch per recipient."""
-        rows = _FOR_DOCUMENT.all(self.conn, {"document_id": document_id})
-        return [DispatchRow(*r) for r in rows]
+
+        def read() -> list[DispatchRow]:
+            rows = _FOR_DOCUMENT.all(self.conn, {"document_id": document_id})
+            return [DispatchRow(*r) for r in rows]
+
+        return kept(self._of_document, document_id, self.holds(document_id), read)
 
     def for_requests(self, document_id: str, request_id: str | None = None) -> list[DispatchRow]:
         """The dispatches carrying the document's recall and update requests (or one's)."""
@@ -261,10 +312,16 @@ class DispatchRepository:
 
     def posting(self, dispatch_id: str, until: datetime | None) -> None:
         """An attempt is under way until ``until`` (its lease); None: it has ended."""
+        self._changed(dispatch_id)
         _UPDATE.rowcount(self.conn, {"dispatch_id": dispatch_id, "posting_until": until})
 
     def states(self, document_id: str) -> list[str]:
-        return [row[0] for row in _STATES.all(self.conn, {"document_id": document_id})]
+        """The states of the document's sending's dispatches."""
+
+        def read() -> list[str]:
+            return [row[0] for row in _STATES.all(self.conn, {"document_id": document_id})]
+
+        return kept(self._states, document_id, self.holds(document_id), read)
 
     def set_state(
         self,
@@ -280,4 +337,6 @@ class DispatchRepository:
             values["attempts"] = attempts
         if last_error is not None:
             values["last_error"] = last_error[:1000]
+        # Dropped, not carried forward: the moment reads back as the database keeps it.
+        self._changed(dispatch_id)
         _UPDATE.rowcount(self.conn, values)

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import NoResultFound
 
 from congvan.states.errors import NotFound
 from congvan.states.fields import EDITABLE
 
-from .chains import ChainHeads, ChainStatements, advancing, heading
+from .chains import ChainHeads, ChainStatements, advancing, heading, kept
 from .prepared import Prepared
 from .tables import Attachment, Blob, Document, Recipient
 
@@ -148,6 +148,25 @@ class DocumentRepository(ChainHeads):
 
     chain = ChainStatements(_HEAD, _HEAD_FOR_UPDATE, _ADVANCE, _documents)
 
+    def __init__(self, conn: Connection) -> None:
+        super().__init__(conn)
+        # What this transaction read of documents it holds locked (see ChainHeads.head):
+        # the guards, effects and rules of one transition each read the row, and only
+        # this transaction's own writes (which drop what they change) could change it.
+        self._rows: dict[str, DocumentRow] = {}
+        self._recipients: dict[str, list[RecipientRow]] = {}
+        self._attachments: dict[str, list[AttachmentRow]] = {}
+
+    def forget(self) -> None:
+        super().forget()
+        self._rows.clear()
+        self._recipients.clear()
+        self._attachments.clear()
+
+    def _moved(self, document_id: str) -> None:
+        # Read again if asked: its moment reads back as the database keeps it.
+        self._rows.pop(document_id, None)
+
     def count_by_state(self, agency_id: str | None = None) -> dict[str, int]:
         """Documents by state; with ``agency_id``, that agency's only."""
         query = select(_c.state, func.count()).group_by(_c.state)
@@ -160,6 +179,7 @@ class DocumentRepository(ChainHeads):
         if unknown:
             raise ValueError(f"not editable: {sorted(unknown)}")
         if fields:
+            self._changed(document_id)
             self.conn.execute(
                 update(_documents).where(_documents.c.id == document_id).values(**fields)
             )
@@ -167,6 +187,7 @@ class DocumentRepository(ChainHeads):
     def bump_revision(self, document_id: str) -> int:
         """Results of checks on earlier revisions stop counting."""
         params = {"document_id": document_id}
+        self._changed(document_id)
         _BUMP_REVISION.rowcount(self.conn, params)
         row = _REVISION.first(self.conn, params)
         if row is None:  # as Result.scalar_one() says it
@@ -176,6 +197,7 @@ class DocumentRepository(ChainHeads):
     def mark_submitted(self, document_id: str, *, withdraw: bool = False) -> int | None:
         """Record the current revision as submitted for review (or withdraw it)."""
         params = {"document_id": document_id}
+        self._changed(document_id)
         (_WITHDRAW_SUBMISSION if withdraw else _MARK_SUBMITTED).rowcount(self.conn, params)
         row = _SUBMITTED_REVISION.first(self.conn, params)
         return row[0] if row is not None else None
@@ -184,8 +206,16 @@ class DocumentRepository(ChainHeads):
         self.conn.execute(_INSERT, [dict(row)])
 
     def get(self, document_id: str) -> DocumentRow | None:
+        held = self._rows.get(document_id)
+        if held is not None:
+            return held
         row = _GET.first(self.conn, {"document_id": document_id})
-        return DocumentRow(*row) if row else None
+        if not row:
+            return None
+        found = DocumentRow(*row)
+        if self.holds(document_id):
+            self._rows[document_id] = found
+        return found
 
     def load(self, document_id: str) -> DocumentRow:
         """The document, which must exist (as in a transition, which holds it locked)."""
@@ -237,6 +267,7 @@ class DocumentRepository(ChainHeads):
     # recipients -------------------------------------------------------------------------
 
     def set_recipients(self, document_id: str, recipients: Sequence[Mapping[str, str]]) -> None:
+        self._recipients.pop(document_id, None)
         self.conn.execute(delete(_recipients).where(_recipients.c.document_id == document_id))
         if recipients:
             self.conn.execute(
@@ -253,8 +284,11 @@ class DocumentRepository(ChainHeads):
             )
 
     def recipients(self, document_id: str) -> list[RecipientRow]:
-        rows = _RECIPIENTS.all(self.conn, {"document_id": document_id})
-        return [RecipientRow(*r) for r in rows]
+        def read() -> list[RecipientRow]:
+            rows = _RECIPIENTS.all(self.conn, {"document_id": document_id})
+            return [RecipientRow(*r) for r in rows]
+
+        return kept(self._recipients, document_id, self.holds(document_id), read)
 
     # attachments ------------------------------------------------------------------------
 
@@ -268,6 +302,7 @@ class DocumentRepository(ChainHeads):
         return row[0] if row is not None else None
 
     def add_attachments(self, document_id: str, files: Sequence[Mapping[str, Any]]) -> None:
+        self._attachments.pop(document_id, None)
         if files:
             self.conn.execute(
                 insert(_attachments),
@@ -275,8 +310,11 @@ class DocumentRepository(ChainHeads):
             )
 
     def attachments(self, document_id: str) -> list[AttachmentRow]:
-        rows = _ATTACHMENTS.all(self.conn, {"document_id": document_id})
-        return [AttachmentRow(*r) for r in rows]
+        def read() -> list[AttachmentRow]:
+            rows = _ATTACHMENTS.all(self.conn, {"document_id": document_id})
+            return [AttachmentRow(*r) for r in rows]
+
+        return kept(self._attachments, document_id, self.holds(document_id), read)
 
     def count(self, agency_id: str | None = None) -> int:
         query = select(func.count()).select_from(_documents)

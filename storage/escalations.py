@@ -73,6 +73,20 @@ _by_id = _c.id == bindparam("escalation_id")
 _INSERT = Prepared(insert(_escalations))
 _GET = Prepared(select(*_COLUMNS).where(_by_id))
 _ACTIVE = Prepared(select(*_COLUMNS).where(_c.active_key == bindparam("active_key")))
+# ``active_key IN (...)`` with as many keys as asked, each arity built once.
+_ACTIVE_AMONG: dict[int, Prepared] = {}
+
+
+def _active_among(count: int) -> Prepared:
+    found = _ACTIVE_AMONG.get(count)
+    if found is None:
+        keys: list[Any] = [bindparam(f"key{i}") for i in range(count)]
+        found = _ACTIVE_AMONG.setdefault(
+            count, Prepared(select(*_COLUMNS).where(_c.active_key.in_(keys)))
+        )
+    return found
+
+
 _HEAD = Prepared(heading(_escalations))
 _HEAD_FOR_UPDATE = Prepared(heading(_escalations).with_for_update())
 _ADVANCE = advancing(_escalations)
@@ -104,6 +118,13 @@ class EscalationRepository(ChainHeads):
         row = _ACTIVE.first(self.conn, {"active_key": active_key})
         return _row(row) if row else None
 
+    def active_among(self, active_keys: Sequence[str]) -> list[Escalation]:
+        """The open (or claimed, or snoozed) escalations of these causes, in one look."""
+        if not active_keys:
+            return []
+        params = {f"key{i}": key for i, key in enumerate(active_keys)}
+        return [_row(r) for r in _active_among(len(active_keys)).all(self.conn, params)]
+
     def active_of_document(self, document_id: str) -> list[Escalation]:
         rows = _ACTIVE_OF_DOCUMENT.all(self.conn, {"document_id": document_id})
         return sorted((_row(r) for r in rows), key=lambda e: e.opened_at)
@@ -124,6 +145,7 @@ class EscalationRepository(ChainHeads):
         """Change its other columns (owner, level, snooze, outcome, …)."""
         if "detail" in values:
             values["detail"] = json.dumps(values["detail"], sort_keys=True)
+        self._changed(escalation_id)
         self.conn.execute(update(_escalations).where(_c.id == escalation_id).values(**values))
 
     def page(

@@ -102,9 +102,12 @@ class OutboxRepository:
     def __init__(self, conn: Connection, *, skip_locked: bool) -> None:
         self.conn = conn
         self.skip_locked = skip_locked
+        # Jobs written in this transaction: once it commits, the relay has work.
+        self.added = 0
 
     def add(self, jobs: Sequence[dict[str, Any]]) -> None:
         if jobs:
+            self.added += len(jobs)
             _INSERT.execute(
                 self.conn,
                 [{**j, "payload": json.dumps(j.get("payload", {}), sort_keys=True)} for j in jobs],

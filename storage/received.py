@@ -216,6 +216,7 @@ class ReceivedRepository(ChainHeads):
 
     def correct(self, received_id: str, columns: Mapping[str, Any], corrections: str) -> None:
         """Apply corrected metadata (the columns it has) and keep every correction."""
+        self._changed(received_id)
         self.conn.execute(
             update(_received)
             .where(_c.id == received_id)

@@ -74,7 +74,7 @@ class UnitOfWork:
         self._tx = conn.begin()
         skip = self.is_postgres
         self.documents = DocumentRepository(conn)
-        self.dispatches = DispatchRepository(conn)
+        self.dispatches = DispatchRepository(conn, self.documents.holds)
         self.received = ReceivedRepository(conn)
         self.audit = AuditRepository(conn)
         self.outbox = OutboxRepository(conn, skip_locked=skip)
@@ -105,8 +105,12 @@ class UnitOfWork:
         if self._unobserved is None:  # asked once per transaction: it costs ~10 µs
             self._unobserved = unobserved(conn)
         if not self._unobserved:
-            with conn.begin_nested():
-                yield
+            try:
+                with conn.begin_nested():
+                    yield
+            except BaseException:
+                self._forget()
+                raise
             return
 
         cursor = conn.connection.cursor()
@@ -120,11 +124,19 @@ class UnitOfWork:
         except BaseException:
             run("ROLLBACK TO SAVEPOINT")
             run("RELEASE SAVEPOINT")
+            self._forget()
             raise
         else:
             run("RELEASE SAVEPOINT")
         finally:
             cursor.close()
+
+    def _forget(self) -> None:
+        """What the repositories kept of rows this transaction held: read it all again (a
+        rollback to a savepoint undid writes and released the locks taken since)."""
+        for chain in (self.documents, self.received, self.escalations):
+            chain.forget()
+        self.dispatches.forget()
 
     def commit(self) -> None:
         if self._tx is None:

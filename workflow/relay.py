@@ -82,10 +82,16 @@ class Relay:
         return kind if kind in self.broker.actors else FALLBACK_ACTOR
 
     def drain(self) -> int:
-        """Relay until nothing is pending."""
+        """Relay until nothing is pending: until a batch comes back short of full.
+
+        A job committed after that batch was read sets the wake-up again, so the loop
+        comes back for it without a pass that would find nothing.
+        """
         total = 0
         while (sent := self.relay_once()) > 0:
             total += sent
+            if sent < self.batch:
+                break
         return total
 
     def kick(self, _job_ids: list[str] | None = None) -> None:

@@ -182,14 +182,20 @@ class Lifecycle(WatchBase):
 
     def close(self, uow: UnitOfWork, key: str, why: str, now: datetime) -> bool:
         """Close the open escalation of cause ``key`` because ``why``; False if none."""
-        found = uow.escalations.active(key)
-        if found is None:
-            return False
-        assert self.events is not None, "the watch closes escalations through the engine"
-        self.events.fire_on_within(
-            uow, "escalation", found.id, "close", actor=SYSTEM, data={"reason": why}
-        )
-        return True
+        return self.close_all(uow, {key: why}, now) == 1
+
+    def close_all(self, uow: UnitOfWork, whys: Mapping[str, str], now: datetime) -> int:
+        """Close the open escalations of these causes (key → why), found in one look, in
+        the order given; how many were open."""
+        found = {row.active_key: row for row in uow.escalations.active_among(list(whys))}
+        closing = [(found[key], why) for key, why in whys.items() if key in found]
+        assert not closing or self.events is not None, "the watch closes them through the engine"
+        for row, why in closing:
+            assert self.events is not None
+            self.events.fire_on_within(
+                uow, "escalation", row.id, "close", actor=SYSTEM, data={"reason": why}
+            )
+        return len(closing)
 
     # -- timers --------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ good (a dispatch failed, a refusal) opens one at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -89,7 +89,7 @@ class RuleTimers(Lifecycle):
         elif change.machine == "received" and change.from_state == r.RECEIVED != change.to_state:
             # It left ``received`` (registered, returned, recalled or replaced): the rule
             # that our clerks register it, watched only while it waits there, is kept.
-            self._settled(uow, change, e.NOT_ACKNOWLEDGED, change.subject_id, "registered")
+            self._settled(uow, change, change.subject_id, [(e.NOT_ACKNOWLEDGED, "registered")])
 
     def arrived(
         self, uow: UnitOfWork, received_id: str, agency_id: str, urgency: int, now: datetime
@@ -104,7 +104,7 @@ class RuleTimers(Lifecycle):
             due = self.deadlines(uow, change.agency_id).send_by(change.now, change.urgency)
             self._arm(uow, e.NOT_SENT_IN_TIME, document_id, document_id, due, {})
         if change.from_state == doc.SIGNED and change.to_state != doc.SIGNED:
-            self._settled(uow, change, e.NOT_SENT_IN_TIME, document_id, "sent")
+            self._settled(uow, change, document_id, [(e.NOT_SENT_IN_TIME, "sent")])
         if change.event in ("send", "resend"):
             deadlines = self.deadlines(uow, change.agency_id)
             appointed = uow.documents.load(document_id).appointed_at
@@ -126,26 +126,25 @@ class RuleTimers(Lifecycle):
         if row is not None and row.request_id:
             self._request(uow, change, row.request_id)
             return
+        kept = []
         if dest in d.ARRIVED or dest in d.GIVEN_UP:
-            self._settled(uow, change, e.NOT_DELIVERED, dispatch_id, "delivered")
+            kept.append((e.NOT_DELIVERED, "delivered"))
         if dest in d.ARRIVED:
-            self._settled(uow, change, e.DELIVERY_FAILED, dispatch_id, "delivered")
+            kept.append((e.DELIVERY_FAILED, "delivered"))
+        if dest in (d.ACKNOWLEDGED, d.REJECTED):
+            kept.append((e.NOT_ACKNOWLEDGED, "acknowledged"))
+        if kept:
+            self._settled(uow, change, dispatch_id, kept)
         if dest == d.DELIVERED and change.from_state != d.DELIVERED:
             due = self.deadlines(uow, change.agency_id).register_by(change.now, change.urgency)
+            payload = {"dispatch_id": dispatch_id}
+            # Its timer was cancelled just above, as delivery kept the rule before.
             self._arm(
-                uow,
-                e.NOT_ACKNOWLEDGED,
-                dispatch_id,
-                change.document_id,
-                due,
-                {"dispatch_id": dispatch_id},
+                uow, e.NOT_ACKNOWLEDGED, dispatch_id, change.document_id, due, payload, cancel=False
             )
-        if dest in (d.ACKNOWLEDGED, d.REJECTED):
-            self._settled(uow, change, e.NOT_ACKNOWLEDGED, dispatch_id, "acknowledged")
         if dest == d.FAILED:
             self.open_for_dispatch(uow, e.DELIVERY_FAILED, dispatch_id, change.now, change.now)
         if dest == d.REJECTED:
-            row = uow.dispatches.get(dispatch_id)
             error = str(change.data.get("error") or (row.last_error if row else ""))
             kind = refusal_kind(error)
             self.open_for_dispatch(
@@ -163,7 +162,7 @@ class RuleTimers(Lifecycle):
             payload = {"dispatch_id": dispatch_id, "request_id": request_id}
             self._arm(uow, e.RECALL_UNANSWERED, dispatch_id, change.document_id, due, payload)
         if dest in (d.AGREED, d.DECLINED, d.FAILED, d.REJECTED):
-            self._settled(uow, change, e.RECALL_UNANSWERED, dispatch_id, "answered")
+            self._settled(uow, change, dispatch_id, [(e.RECALL_UNANSWERED, "answered")])
         if dest == d.DECLINED:
             reason = str(change.data.get("error") or change.data.get("reason") or "")
             detail = {"reason": reason, "request_id": request_id}
@@ -181,18 +180,24 @@ class RuleTimers(Lifecycle):
         document_id: str | None,
         due: datetime,
         payload: Mapping[str, Any],
+        *,
+        cancel: bool = True,
     ) -> None:
         # One rule is watched on a subject at a time (a dispatch: delivery, then its
-        # registration), so the subject's id names its timer.
-        uow.timers.cancel(RULE_DEADLINE, subject_id)
+        # registration), so the subject's id names its timer; ``cancel`` False: this
+        # transaction cancelled it already.
+        if cancel:
+            uow.timers.cancel(RULE_DEADLINE, subject_id)
         add_timer(uow, RULE_DEADLINE, subject_id, document_id, due, {"escalation": kind, **payload})
 
     def _settled(
-        self, uow: UnitOfWork, change: Change, kind: str, subject_id: str, why: str
+        self, uow: UnitOfWork, change: Change, subject_id: str, kept: Sequence[tuple[str, str]]
     ) -> None:
-        """The rule ``kind`` on ``subject_id`` is kept: no timer, and its escalation closes."""
+        """The rules ``kept`` (kind, why) on ``subject_id`` are kept: its timer goes, and
+        their escalations close (one look for all of them)."""
         uow.timers.cancel(RULE_DEADLINE, subject_id)
-        self.close(uow, e.cause_key(kind, subject_id), why, change.now)
+        whys = {e.cause_key(kind, subject_id): why for kind, why in kept}
+        self.close_all(uow, whys, change.now)
 
     # -- timers --------------------------------------------------------------------------------
 

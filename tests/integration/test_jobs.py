@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from congvan.actions.context import JobContext
-from congvan.actions.jobs import FALLBACK_ACTOR
+from congvan.actions.jobs import FALLBACK_ACTOR, enqueue, new_job
 from congvan.states.policy import job_backoff_seconds
 from congvan.storage.clock import FrozenClock
 from congvan.storage.outbox import DONE, ENQUEUED, FAILED, PENDING, Job
@@ -138,6 +138,54 @@ def test_the_relay_and_a_worker_run_the_job_once(
     assert [] == timers(checking, doc)
     assert 1 == effects(checking)
     assert 0 == checking.relay.drain()
+
+
+def test_the_relay_stops_at_a_batch_short_of_full(
+    checking: Runtime, make_document: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+):
+    # Given three pending jobs and batches of two
+    for _ in range(3):
+        submit(checking, make_document)
+    checking.relay.batch = 2
+    passes: list[int] = []
+    relay_once = checking.relay.relay_once
+
+    def counted() -> int:
+        passes.append(relay_once())
+        return passes[-1]
+
+    monkeypatch.setattr(checking.relay, "relay_once", counted)
+
+    # When it drains, then drains again
+    assert 3 == checking.relay.drain()
+    assert 0 == checking.relay.drain()
+
+    # Then a batch short of full ended the first drain: no pass that could find nothing
+    assert [2, 1, 0] == passes
+
+
+def test_only_a_job_that_queued_jobs_wakes_the_relay(
+    make_runtime: Callable[..., Runtime], make_document: Callable[..., str]
+):
+    def queues_one(ctx: JobContext) -> None:
+        if ctx.job.payload.get("follow_up"):
+            return
+        enqueue(ctx.uow, [new_job("follow_up", ctx.now, payload={"follow_up": True})], ctx.now)
+
+    runtime = make_runtime(jobs={"run_review_checks": queues_one, "follow_up": queues_one})
+    kicks: list[str] = []
+    runtime.runner.on_commit = lambda: kicks.append("kick")
+    _doc, job_id = submit(runtime, make_document)
+
+    # The job queued a follow-up: the relay is told once the record step committed
+    assert "done" == runtime.runner.run(job_id)
+    assert ["kick"] == kicks
+    with runtime.uow(readonly=True) as uow:
+        [follow_up] = [j for j in uow.outbox.claim_pending(10) if j.action == "follow_up"]
+
+    # The follow-up queued nothing: nobody is woken for nothing
+    assert "done" == runtime.runner.run(follow_up.id)
+    assert ["kick"] == kicks
 
 
 def test_background_relay_runs_jobs_soon_after_commit(
