@@ -90,6 +90,8 @@ def _active_among(count: int) -> Prepared:
 _HEAD = Prepared(heading(_escalations))
 _HEAD_FOR_UPDATE = Prepared(heading(_escalations).with_for_update())
 _ADVANCE = advancing(_escalations)
+# Read by every transition that starts watching a time rule.
+_TIME_RULES = Prepared(select(_rules.c.rules).where(_rules.c.agency_id == bindparam("agency_id")))
 _ACTIVE_OF_DOCUMENT = Prepared(
     select(*_COLUMNS).where(_c.document_id == bindparam("document_id"), _c.active_key.is_not(None))
 )
@@ -183,10 +185,8 @@ class EscalationRepository(ChainHeads):
 
     def time_rules(self, agency_id: str) -> dict[str, Any]:
         """The overrides an agency set (rule → five values); empty when it set none."""
-        found = self.conn.execute(
-            select(_rules.c.rules).where(_rules.c.agency_id == agency_id)
-        ).scalar()
-        return dict(json.loads(found)) if found else {}
+        row = _TIME_RULES.first(self.conn, {"agency_id": agency_id})
+        return dict(json.loads(row[0])) if row and row[0] else {}
 
     def set_time_rules(
         self, agency_id: str, rules: Mapping[str, Any], *, by: str, at: datetime
