@@ -30,11 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import rfc8785
-
 from congvan.states.errors import SignatureError
 from congvan.storage.anchors import AnchorRow
-from congvan.storage.audit import GENESIS
+from congvan.storage.audit import GENESIS, canonical_bytes
 from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
 from congvan.storage.signatures import CertificateRow
@@ -157,7 +155,7 @@ class Anchoring(StagedJob[list[AnchorDraft]]):
         counts: list[int] = []
         for start in range(0, len(heads), MAX_HEADS):
             part = heads[start : start + MAX_HEADS]
-            body = rfc8785.dumps(
+            body = canonical_bytes(
                 {
                     "format": FORMAT,
                     "agency_id": agency_id,

@@ -42,6 +42,16 @@ def canonical_json(value: Any) -> str:
         raise TypeError(f"not canonical JSON: {exc}") from exc
 
 
+def canonical_bytes(value: Any) -> bytes:
+    """``canonical_json`` as the UTF-8 bytes hashed or signed (a package's header, its
+    manifest, a receipt, a status, an anchor); TypeError for a value JSON cannot carry
+    exactly, a lone surrogate among them."""
+    try:
+        return canonical_json(value).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise TypeError(f"not canonical JSON: {exc}") from exc
+
+
 _SAFE_INTEGER = 2**53
 
 

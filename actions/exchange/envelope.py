@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
-
 from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.verification import Verdict, verify_manifest_signature
@@ -41,6 +39,7 @@ from congvan.states.errors import (
     VerificationDeferred,
 )
 from congvan.states.policy import is_organ_id
+from congvan.storage.audit import canonical_bytes
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # Identifiers (message ids, document ids) are opaque but short and printable.
@@ -58,7 +57,7 @@ class Sealed:
 
 def canonical(content: Mapping[str, Any]) -> bytes:
     """The RFC 8785 bytes of ``content``."""
-    return rfc8785.dumps(dict(content))
+    return canonical_bytes(dict(content))
 
 
 def sign_body(body: bytes, agency: AgencyKey, at: datetime) -> bytes:
@@ -89,8 +88,8 @@ def read_canonical(body: bytes, accepted: str) -> dict[str, Any]:
             accepted=accepted,
         )
     try:
-        again = rfc8785.dumps(content)
-    except (rfc8785.CanonicalizationError, ValueError, RecursionError) as exc:
+        again = canonical_bytes(content)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise MessageMalformed(
             "The message holds a value JSON cannot carry exactly.", reason="non_canonical"
         ) from exc

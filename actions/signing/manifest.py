@@ -43,9 +43,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-import rfc8785
-
 from congvan.states.fields import SIGNED, SIGNED_WHEN_SET, SIGNED_WHEN_TRUE
+from congvan.storage.audit import canonical_bytes
 
 FORMAT = "congvan-manifest/1"
 # The metadata every manifest names, null when missing (states.fields); the docstring
@@ -84,7 +83,7 @@ def build_manifest(document: Mapping[str, Any], attachments: Sequence[Mapping[st
     manifest.update(
         {name: _plain(document[name]) for name in SIGNED_WHEN_SET if document.get(name)}
     )
-    return rfc8785.dumps(manifest)
+    return canonical_bytes(manifest)
 
 
 def _plain(value: Any) -> Any:

@@ -11,7 +11,15 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from congvan.storage.audit import GENESIS, canonical_json, digest, entry_hash, make_entry, timestamp
+from congvan.storage.audit import (
+    GENESIS,
+    canonical_bytes,
+    canonical_json,
+    digest,
+    entry_hash,
+    make_entry,
+    timestamp,
+)
 
 AT = datetime(2026, 1, 5, 8, 30, 15, 123456, tzinfo=UTC)
 ICT = timezone(timedelta(hours=7))  # Vietnam's clock
@@ -259,3 +267,37 @@ def test_canonical_json_is_rfc8785_whichever_encoder_writes_it(value: Any) -> No
             canonical_json(value).encode("utf-8")
         return
     assert canonical_json(value) == expected
+
+
+# Keys and text across the planes: ASCII, the BMP (U+E000–U+FFFF sorts after the surrogates
+# by code point, before them by UTF-16 code unit) and beyond it; lone surrogates too.
+jcs_text = st.text(
+    st.sampled_from(["a", "B", "~", "\x00", "\x1f", '"', "\\", "é", "\ue000", "\uffff"])
+    | st.characters(min_codepoint=0x10000, max_codepoint=0x1F6FF)
+    | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+    | st.characters(),
+    max_size=6,
+)
+jcs_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | jcs_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(jcs_text, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, derandomize=True, database=None, deadline=None)
+@given(jcs_values)
+def test_canonical_bytes_are_rfc8785s_own(value: Any) -> None:
+    # What is signed (headers, manifests, receipts, statuses, anchors) is JCS exactly:
+    # the fast path writes the library's bytes, or refuses what the library refuses.
+    try:
+        expected = rfc8785.dumps(value)
+    except ValueError:  # CanonicalizationError; UnicodeEncodeError for a lone surrogate key
+        with pytest.raises(TypeError, match="not canonical JSON"):
+            canonical_bytes(value)
+        return
+    assert canonical_bytes(value) == expected
