@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -105,7 +106,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 import httpx  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
-from sqlalchemy import Connection, text  # noqa: E402
+from sqlalchemy import Connection, TextClause, text  # noqa: E402
 
 from bench import sampling  # noqa: E402
 from bench.signing import raw_sign, raw_verifier  # noqa: E402
@@ -454,10 +455,16 @@ def count(runtime: Runtime, sql: str) -> int:
         return int(conn.execute(text(sql)).scalar_one())
 
 
+@functools.cache
+def _states_query(count: int) -> TextClause:
+    """The watcher's look at ``count`` documents, built once (it runs every POLL)."""
+    marks = ",".join(f":d{i}" for i in range(count))
+    return text(f"SELECT id, state FROM documents WHERE id IN ({marks})")
+
+
 def states_of(runtime: Runtime, docs: list[str]) -> dict[str, str]:
-    marks = ",".join(f":d{i}" for i in range(len(docs)))
     params = {f"d{i}": d for i, d in enumerate(docs)}
-    query = text(f"SELECT id, state FROM documents WHERE id IN ({marks})")
+    query = _states_query(len(docs))
     with looking(runtime) as conn:
         return {str(doc): str(state) for doc, state in conn.execute(query, params)}
 
