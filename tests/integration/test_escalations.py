@@ -282,6 +282,46 @@ def test_a_failed_dispatch_escalates_at_once_and_a_supervisor_resends_from_it(
     assert chain_ok(pair.sender, closed.id) == ["open", "act", "close"]
 
 
+def test_one_delivery_closes_every_escalation_its_dispatch_had_open(
+    pair: Pair, served: str, make_document: Callable[..., str], notices: Notices
+) -> None:
+    # Given A's letter to B failed for good (B down), and was resent to a B still down
+    pair.point_b_at(DOWN)
+    doc, job = pair.sent(make_document)
+    assert [pair.sender.runner.run(job) for _ in range(3)] == ["failed", "failed", "done"]
+    [failed] = escalations(pair.sender)
+    pair.sender.engine.fire_on(
+        "escalation",
+        failed.id,
+        "act",
+        SUPERVISOR,
+        data={"action": "resend", "reason": "Thử lại"},
+    )
+    [again] = pair.jobs(doc)
+    assert pair.sender.runner.run(again) == "failed"
+
+    # When the resent dispatch is late too: two causes open on one dispatch
+    advance(pair.sender, hours=19)
+    opened = {e.kind: e for e in escalations(pair.sender) if e.active}
+    assert set(opened) == {"delivery_failed", "not_delivered"}
+
+    # And B is back: one delivery
+    pair.point_b_at(served)
+    assert pair.sender.runner.run(again) == "done"
+
+    # Then both closed in that one transition, each saying why, each chain whole
+    after = {e.kind: e for e in escalations(pair.sender)}
+    assert {kind: (e.state, e.active_key) for kind, e in after.items()} == {
+        "delivery_failed": ("closed", None),
+        "not_delivered": ("closed", None),
+    }
+    with pair.sender.uow(readonly=True) as uow:
+        for kind, row in opened.items():
+            assert chain_ok(pair.sender, row.id)[-1] == "close", kind
+            [entry] = uow.audit.entries(row.id, "close")
+            assert entry.payload["reason"] == "delivered"
+
+
 def test_a_refusal_escalates_at_once_with_the_recipients_reason(
     pair: Pair, served: str, make_document: Callable[..., str], notices: Notices
 ) -> None:
