@@ -229,9 +229,8 @@ class JobRunner:
             if job is None or job.status in (DONE, FAILED) or job.leased(now):
                 return "skipped"
             uow.outbox.wait(job_id)
-            uow.timers.cancel(JOB_DEADLINE, job_id)
             due = now + busy.retry_in
-            uow.timers.add([deadline_timer(job_id, job.document_id, due, backoff=True)])
+            uow.timers.reset(deadline_timer(job_id, job.document_id, due, backoff=True))
             uow.commit()
         log.info("job waits its turn", extra={"action": "job.busy", "job_id": job_id})
         return "waiting"
@@ -252,8 +251,7 @@ class JobRunner:
                     return self._finish(uow, job_id, now)
             lease = now + (self.policy(job.action).time_limit or self.deadline)
             uow.outbox.claim(job_id, lease)
-            uow.timers.cancel(JOB_DEADLINE, job_id)
-            uow.timers.add([deadline_timer(job_id, job.document_id, lease)])
+            uow.timers.reset(deadline_timer(job_id, job.document_id, lease))
             uow.commit()
         return lease, action, work
 
@@ -318,6 +316,8 @@ class JobRunner:
             if self._count_failure(uow, job, error, now, self.actions.get(job.action)):
                 return
         uow.outbox.requeue(job.id)
+        # Cancel and add, not reset: the scheduler deletes the timer that fired by its id
+        # once this returns, and a reset keeps the id.
         uow.timers.cancel(JOB_DEADLINE, job.id)
         uow.timers.add([deadline_timer(job.id, job.document_id, now + self.deadline)])
 

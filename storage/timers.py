@@ -27,6 +27,21 @@ _CANCEL = Prepared(
     )
 )
 
+# Names no timers column has: an UPDATE binds its columns' own names for their SET values.
+_by_ref = (_timers.c.kind == bindparam("of_kind")) & (_timers.c.ref_id == bindparam("of_ref"))
+_RESET = Prepared(
+    update(_timers)
+    .where(_by_ref)
+    .values(
+        document_id=bindparam("new_document_id"),
+        due_at=bindparam("new_due_at"),
+        payload=bindparam("new_payload"),
+        attempts=0,
+        last_error=None,
+        parked_at=None,
+    )
+)
+
 JOB_DEADLINE = vocabulary.JOB_DEADLINE
 AUDIT_ANCHOR = vocabulary.AUDIT_ANCHOR
 CRL_CHECK = vocabulary.CRL_CHECK
@@ -114,6 +129,21 @@ class TimerRepository:
                     for t in timers
                 ],
             )
+
+    def reset(self, timer: dict[str, Any]) -> None:
+        """The timer of ``timer``'s kind on its ``ref_id`` becomes ``timer`` (due anew,
+        no failures counted): one UPDATE where there is one, else it is added. What
+        ``cancel`` then ``add`` would leave, in one statement (every job claim moves its
+        deadline)."""
+        params = {
+            "of_kind": timer["kind"],
+            "of_ref": timer["ref_id"],
+            "new_document_id": timer.get("document_id"),
+            "new_due_at": timer["due_at"],
+            "new_payload": json.dumps(timer.get("payload", {}), sort_keys=True),
+        }
+        if _RESET.rowcount(self.conn, params) == 0:
+            self.add([timer])
 
     def take_due(self, now: datetime, limit: int) -> list[DueTimer]:
         """Up to ``limit`` timers due by ``now``; the index on due_at keeps this O(due)."""

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from congvan.actions.context import JobContext
-from congvan.actions.jobs import FALLBACK_ACTOR, enqueue, new_job
+from congvan.actions.jobs import FALLBACK_ACTOR, deadline_timer, enqueue, new_job
 from congvan.states.policy import job_backoff_seconds
 from congvan.storage.clock import FrozenClock
 from congvan.storage.outbox import DONE, ENQUEUED, FAILED, PENDING, Job
@@ -138,6 +138,38 @@ def test_the_relay_and_a_worker_run_the_job_once(
     assert [] == timers(checking, doc)
     assert 1 == effects(checking)
     assert 0 == checking.relay.drain()
+
+
+def test_a_reset_timer_is_due_anew_with_no_failures_counted(
+    checking: Runtime, make_document: Callable[..., str], clock: FrozenClock
+):
+    # Given a job's deadline timer that failed twice and was parked
+    doc, job_id = submit(checking, make_document)
+    [first] = timers(checking, doc)
+    with checking.uow() as uow:
+        uow.timers.park(first.id, 2, "boom", clock())
+        uow.commit()
+
+    # When it is reset to a later time with a payload
+    later = clock() + timedelta(minutes=7)
+    with checking.uow() as uow:
+        reset = deadline_timer(job_id, doc, later, backoff=True)
+        uow.timers.reset(reset)
+        uow.commit()
+
+    # Then it is the one timer of that job: due then, nothing counted, nothing parked
+    [timer] = timers(checking, doc)
+    assert (timer.kind, timer.ref_id, timer.due_at) == (JOB_DEADLINE, job_id, later)
+    assert (timer.attempts, timer.last_error, timer.parked_at) == (0, None, None)
+    assert {"reason": "backoff"} == timer.payload
+
+    # And a reset of a timer that is not there adds it
+    with checking.uow() as uow:
+        uow.timers.cancel(JOB_DEADLINE, job_id)
+        uow.timers.reset(deadline_timer(job_id, doc, later))
+        uow.commit()
+    [added] = timers(checking, doc)
+    assert (added.ref_id, added.due_at, added.payload) == (job_id, later, {})
 
 
 def test_the_relay_stops_at_a_batch_short_of_full(
