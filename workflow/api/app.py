@@ -65,6 +65,10 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)  # outermost: the limit's own answers carry it
     install_error_handlers(app)
 
+    # Routes are matched in order, one by one: what every peer's delivery and status
+    # message hits comes first (their paths are no other router's).
+    app.include_router(inbox.router)
+    app.include_router(inbox.status_router)
     app.include_router(system.router)
     app.include_router(documents.router)
     app.include_router(explain.router)
@@ -73,8 +77,6 @@ def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
     app.include_router(authorities.router)
     app.include_router(signatures.router)
     app.include_router(received.router)
-    app.include_router(inbox.router)
-    app.include_router(inbox.status_router)
     app.include_router(escalations.router)
     app.include_router(escalations.rules_router)
     app.include_router(notifications.routes_router)
