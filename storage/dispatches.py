@@ -141,7 +141,7 @@ class DispatchRepository:
     ``holds(document_id)`` says whether this transaction holds the document locked (see
     ``ChainHeads.head``): every writer of a dispatch locks its document first, so a
     dispatch of such a document is read once and changes only by this repository's own
-    writes, which drop (or carry forward) what they change.
+    writes, which drop what they change.
     """
 
     def __init__(self, conn: Connection, holds: Callable[[str], bool] = _never) -> None:
@@ -157,22 +157,23 @@ class DispatchRepository:
         self._states.clear()
         self._of_document.clear()
 
-    def _changed(self, dispatch_id: str) -> DispatchRow | None:
+    def _changed(self, dispatch_id: str) -> None:
         """A dispatch is being written: what was read of it and of its document's
-        dispatches goes (all of it when the dispatch was not read); its row as read."""
+        dispatches goes (every document's, when the dispatch itself was not read)."""
         row = self._rows.pop(dispatch_id, None)
         if row is None:
             self._states.clear()
             self._of_document.clear()
         else:
-            self._states.pop(row.document_id, None)
-            self._of_document.pop(row.document_id, None)
-        return row
+            self._document_changed(row.document_id)
+
+    def _document_changed(self, document_id: str) -> None:
+        self._states.pop(document_id, None)
+        self._of_document.pop(document_id, None)
 
     def create(self, rows: Sequence[DispatchRow]) -> None:
         for row in rows:
-            self._states.pop(row.document_id, None)
-            self._of_document.pop(row.document_id, None)
+            self._document_changed(row.document_id)
         if rows:
             _CREATE.execute(self.conn, [_fields(r, DISPATCH_FIELDS) for r in rows])
 

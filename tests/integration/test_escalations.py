@@ -76,6 +76,17 @@ def chain_ok(runtime: Runtime, escalation_id: str) -> list[str]:
         return [e.event for e in uow.audit.history(escalation_id)]
 
 
+def resend_from(pair: Pair, escalation: Escalation, reason: str) -> None:
+    """A supervisor resends the failed dispatches from the escalation."""
+    pair.sender.engine.fire_on(
+        "escalation",
+        escalation.id,
+        "act",
+        SUPERVISOR,
+        data={"action": "resend", "reason": reason},
+    )
+
+
 def advance(runtime: Runtime, **delta: float) -> int:
     """Move the shared clock and fire what fell due, as the scheduler would."""
     runtime.clock.advance(**delta)  # type: ignore[attr-defined]
@@ -264,13 +275,7 @@ def test_a_failed_dispatch_escalates_at_once_and_a_supervisor_resends_from_it(
 
     # When B is back and a supervisor resends from the escalation
     pair.point_b_at(served)
-    pair.sender.engine.fire_on(
-        "escalation",
-        failed.id,
-        "act",
-        SUPERVISOR,
-        data={"action": "resend", "reason": "Sở Nội vụ đã khắc phục"},
-    )
+    resend_from(pair, failed, "Sở Nội vụ đã khắc phục")
     [again] = pair.jobs(doc)
     assert pair.sender.runner.run(again) == "done"
 
@@ -290,13 +295,7 @@ def test_one_delivery_closes_every_escalation_its_dispatch_had_open(
     doc, job = pair.sent(make_document)
     assert [pair.sender.runner.run(job) for _ in range(3)] == ["failed", "failed", "done"]
     [failed] = escalations(pair.sender)
-    pair.sender.engine.fire_on(
-        "escalation",
-        failed.id,
-        "act",
-        SUPERVISOR,
-        data={"action": "resend", "reason": "Thử lại"},
-    )
+    resend_from(pair, failed, "Thử lại")
     [again] = pair.jobs(doc)
     assert pair.sender.runner.run(again) == "failed"
 

@@ -39,6 +39,14 @@ def statements(runtime: Runtime) -> Iterator[list[str]]:
         event.remove(runtime.db, "before_cursor_execute", before)
 
 
+@contextmanager
+def locked(runtime: Runtime, document_id: str) -> Iterator[UnitOfWork]:
+    """A transaction holding the document locked."""
+    with runtime.uow() as uow:
+        uow.documents.head(document_id, for_update=True)
+        yield uow
+
+
 def reads(seen: list[str], table: str) -> int:
     return sum(1 for s in seen if s.lstrip().startswith("SELECT") and f"FROM {table}" in s)
 
@@ -121,8 +129,7 @@ def test_a_rollback_to_a_savepoint_forgets_what_was_read_inside(
 ) -> None:
     runtime, document_id, dispatches = sent
     dispatch_id = next(iter(dispatches.values()))
-    with runtime.uow() as uow:
-        uow.documents.head(document_id, for_update=True)
+    with locked(runtime, document_id) as uow:
         with pytest.raises(RuntimeError), uow.savepoint():
             uow.dispatches.set_state(dispatch_id, state="sending", at=runtime.clock())
             inside = uow.dispatches.get(dispatch_id)
@@ -142,15 +149,12 @@ def test_another_transaction_sees_nothing_held(
     """What a transaction keeps is its own: the next one reads the database."""
     runtime, document_id, dispatches = sent
     dispatch_id = next(iter(dispatches.values()))
-    with runtime.uow() as uow:
-        uow.documents.head(document_id, for_update=True)
+    with locked(runtime, document_id) as uow:
         assert "pending" == _state(uow, dispatch_id)
-    with runtime.uow() as uow:
-        uow.documents.head(document_id, for_update=True)
+    with locked(runtime, document_id) as uow:
         uow.dispatches.set_state(dispatch_id, state="sending", at=runtime.clock())
         uow.commit()
-    with runtime.uow() as uow:
-        uow.documents.head(document_id, for_update=True)
+    with locked(runtime, document_id) as uow:
         assert "sending" == _state(uow, dispatch_id)
 
 
