@@ -29,12 +29,13 @@ import json
 import logging
 import os
 import random
+import re
 import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # httpx imports httpcore (and with it trio, when installed) only when its first client is
@@ -406,22 +407,27 @@ def _retry_or_fail(ctx: JobContext, dispatch_id: str, error: str) -> bool:
 
 # The longest wait a peer may impose through Retry-After.
 _MAX_RETRY_AFTER = timedelta(hours=6)
+# Its delay in seconds: ASCII digits (a minus sign taken as no wait at all).
+_SECONDS = re.compile(r"-?[0-9]+", re.ASCII)
 
 
 def _retry_after(value: str | None) -> timedelta | None:
-    """A Retry-After header (seconds or an HTTP date), capped; None when absent or bad."""
+    """A Retry-After header (RFC 9110 10.2.3: seconds or an HTTP date), within 0 and six
+    hours; None when absent or not either form."""
     if not value:
         return None
+    value = value.strip()
+    if _SECONDS.fullmatch(value):
+        # Capped before it becomes a timedelta: a peer's 30 digits overflow one.
+        seconds = min(int(value), int(_MAX_RETRY_AFTER.total_seconds()))
+        return timedelta(seconds=max(seconds, 0))
     try:
-        wait = timedelta(seconds=int(value))
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            return None
-        wait = when - datetime.now(when.tzinfo)
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if when.tzinfo is None:  # asctime's form, or "-0000": an HTTP date is always GMT
+        when = when.replace(tzinfo=UTC)
+    wait = when - datetime.now(UTC)
     return min(max(wait, timedelta(0)), _MAX_RETRY_AFTER)
 
 

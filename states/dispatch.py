@@ -68,6 +68,17 @@ ANSWERED = frozenset({AGREED, DECLINED})
 
 # What a recipient reports from registering the document on (QCVN 102 03–06).
 _PROGRESS = ("03", "04", "05", "06")
+# What each status code says of the document, and what says the opposite: a document
+# refused (02) is never registered or handled (03–06); a request is agreed (15) or
+# declined (16), not both.
+_SAYS = {"02": "refused", **dict.fromkeys(_PROGRESS, "taken"), "15": "agreed", "16": "declined"}
+_OPPOSITE = {"refused": "taken", "taken": "refused", "agreed": "declined", "declined": "agreed"}
+
+
+def contradicted(reported: Iterable[str], code: str) -> str | None:
+    """The first code among ``reported`` that status ``code`` contradicts, or None."""
+    opposite = _OPPOSITE.get(_SAYS.get(code, ""))
+    return min((c for c in reported if _SAYS.get(c) == opposite), default=None)
 
 
 def recipient_status(state: str, reported: Iterable[str]) -> str | None:

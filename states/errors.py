@@ -27,7 +27,9 @@
      │    ├── GuardFailed (409)           guard_failed
      │    ├── VersionConflict (409)       version_conflict
      │    ├── AlreadyExists (409)         already_exists
-     │    └── NumberingConflict (409)     numbering_conflict
+     │    ├── NumberingConflict (409)     numbering_conflict
+     │    ├── StatusContradicted (409)    status_contradicted         [refusal]
+     │    └── MessageIdReused (409)       message_id_reused           [refusal]
      ├── SignatureError (422)            signature_invalid
      │    ├── SignatureMalformed (422)    signature_malformed
      │    ├── WeakAlgorithm (422)         weak_algorithm
@@ -288,6 +290,20 @@ class NumberingConflict(Conflict):
     """Numbers already held would repeat in the agency's new number series."""
 
     code = "numbering_conflict"
+
+
+class StatusContradicted(Conflict, ExchangeRefused):
+    """A recipient's status message contradicts one it sent before (refused, then
+    registered; registered, then refused; agreed, then declined)."""
+
+    code = "status_contradicted"
+
+
+class MessageIdReused(Conflict, ExchangeRefused):
+    """A package comes with the message id of one received before, but is not the same
+    package: a message id names one package for the life of its dispatch."""
+
+    code = "message_id_reused"
 
 
 class SignatureError(CongvanError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from datetime import UTC, datetime
 
 from .fields import MULTI_LINE
 
@@ -44,3 +45,36 @@ def control_characters(value: str, *, multi_line: bool) -> list[str]:
         for ch in value
         if unicodedata.category(ch) == "Cc" and not (multi_line and ch in _LINE_BREAKS)
     ]
+
+
+def unstorable(value: str, *, multi_line: bool) -> str | None:
+    """Why ``value`` is not text both databases store and every reader shows, or None.
+
+    PostgreSQL refuses NUL in text; a lone surrogate (valid in JSON as ``"\\ud800"``)
+    cannot be encoded to UTF-8 by any driver; other control characters break each place
+    the text is printed or signed (line breaks and tabs only where ``multi_line``).
+    """
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    found = control_characters(value, multi_line=multi_line)
+    if found:
+        return f"must not contain control characters ({', '.join(found[:5])})" + (
+            "" if multi_line else "; it is one line"
+        )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode text (no lone surrogates)"
+    return None
+
+
+def in_utc(moment: datetime) -> datetime | None:
+    """``moment`` in UTC, as the databases keep it; None when it has no offset, or when in
+    UTC it falls outside years 1 to 9999 (``9999-12-31T23:00:00-05:00`` does)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return None
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -118,10 +118,8 @@ _IN_FLIGHT = Prepared(
 )
 _RECEIPT = Prepared(select(_d.receipt, _d.receipt_cms).where(_by_id))
 _CREATE = Prepared(insert(_dispatches))
-_STATUS_KEPT = Prepared(
-    select(_statuses.c.id).where(
-        _statuses.c.dispatch_id == bindparam("dispatch_id"), _statuses.c.code == bindparam("code")
-    )
+_STATUS_CODES = Prepared(
+    select(_statuses.c.code).where(_statuses.c.dispatch_id == bindparam("dispatch_id"))
 )
 _KEEP_STATUS = Prepared(insert(_statuses))
 _STATUSES_OF = Prepared(
@@ -205,12 +203,18 @@ class DispatchRepository:
         row = _BY_MESSAGE_ID.first(self.conn, {"message_id": message_id})
         return DispatchRow(*row) if row else None
 
-    def keep_status(self, status: StatusRow) -> bool:
-        """Keep a status message; False when this code was kept for the dispatch already."""
-        seen = _STATUS_KEPT.first(
-            self.conn, {"dispatch_id": status.dispatch_id, "code": status.code}
-        )
-        if seen is not None:
+    def status_codes(self, dispatch_id: str) -> list[str]:
+        """The codes of the status messages kept about the dispatch."""
+        return [str(row[0]) for row in _STATUS_CODES.all(self.conn, {"dispatch_id": dispatch_id})]
+
+    def keep_status(self, status: StatusRow, kept: Collection[str] | None = None) -> bool:
+        """Keep a status message; False when this code was kept for the dispatch already.
+
+        ``kept``: the dispatch's :meth:`status_codes`, when the caller read them already.
+        """
+        if kept is None:
+            kept = self.status_codes(status.dispatch_id)
+        if status.code in kept:
             return False
         _KEEP_STATUS.execute(self.conn, [_fields(status, _STATUS_FIELDS)])
         return True

@@ -13,18 +13,27 @@ from congvan.actions.checks.rules import (
     competence_chain,
     competence_line,
 )
-from congvan.states.errors import AlreadyExists, InvalidInput, NotFound, NumberingConflict
+from congvan.states.errors import (
+    AlreadyExists,
+    FieldTooLong,
+    InvalidInput,
+    NotFound,
+    NumberingConflict,
+)
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, ROLES, is_organ_id
+from congvan.states.text import unstorable
 from congvan.states.timeliness import VIETNAM
 from congvan.storage.agencies import AgencyRow, UserRow, hash_token
 from congvan.storage.authorities import AuthorityRow
 from congvan.storage.ids import new_id
-from congvan.storage.tables import SigningAuthority
+from congvan.storage.tables import Agency, SigningAuthority
 from congvan.storage.unit_of_work import UnitOfWork
 
 TOKEN_PREFIX = "cvt_"
 # The column holding an authority's document types, comma-separated.
 _DOC_TYPES = SigningAuthority.__table__.c.doc_types  # type: ignore[attr-defined]
+_AGENCY_NAME_LENGTH: int = Agency.__table__.c.name.type.length  # type: ignore[attr-defined]
+_AGENCY_ABBREVIATION_LENGTH: int = Agency.__table__.c.abbreviation.type.length  # type: ignore[attr-defined]
 DOC_TYPES_LENGTH: int = _DOC_TYPES.type.length
 
 
@@ -112,6 +121,21 @@ def add_agency(
     validate_organ_id(agency_id, "agency_id")
     if not name.strip() or not abbreviation.strip():
         raise InvalidInput("An agency needs a name and an abbreviation.")
+    # Every way in (the API, the CLI, a directory file from another installation) comes
+    # here: a name is printed in lists, letters and terminals, one line of plain text.
+    for field, text, longest in (
+        ("name", name, _AGENCY_NAME_LENGTH),
+        ("abbreviation", abbreviation, _AGENCY_ABBREVIATION_LENGTH),
+    ):
+        problem = unstorable(text, multi_line=False)
+        if problem is not None:
+            raise InvalidInput(f"The agency's {field} {problem}.", field=field)
+        if len(text.strip()) > longest:
+            raise FieldTooLong(
+                f"The agency's {field} is at most {longest} characters.",
+                field=field,
+                max_length=longest,
+            )
     validate_numbering(numbering)
     if uow.agencies.agency(agency_id) is not None:
         raise AlreadyExists(f"Agency {agency_id} already exists.", agency_id=agency_id)

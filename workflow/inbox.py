@@ -37,7 +37,12 @@ from congvan.actions.exchange.receipts import make_receipt
 from congvan.actions.signing import keystore
 from congvan.actions.signing.agencykeys import AgencyKey, AgencyKeys
 from congvan.actions.signing.truststore import TrustStore
-from congvan.states.errors import Misaddressed, OriginalUnknown, TransitionNotAllowed
+from congvan.states.errors import (
+    MessageIdReused,
+    Misaddressed,
+    OriginalUnknown,
+    TransitionNotAllowed,
+)
 from congvan.storage.ids import new_id
 from congvan.storage.received import Received
 
@@ -131,6 +136,7 @@ class Inbox:
         with engine.open_uow(readonly=True) as uow:
             first = uow.received.evidence(doc.id)
         assert first is not None
+        _same_package(first.package_sha256, accepted, header)
         log.info(
             "package delivered again",
             extra={"action": "inbox.duplicate", "sender": header.sender, "document_id": doc.id},
@@ -173,6 +179,7 @@ class Inbox:
         with engine.open_uow(readonly=True) as uow:
             first = uow.received.request_by_message(original.id, header.message_id)
             if first is not None:
+                _same_package(first.package_sha256, accepted, header)
                 return Answer(*uow.received.request_receipt(first.id), original.id, False)
         receipt = make_receipt(
             message_id=header.message_id,
@@ -219,3 +226,15 @@ class Inbox:
             },
         )
         return Answer(receipt.body, receipt.cms, original.id, True)
+
+
+def _same_package(first_sha256: str, accepted: Accepted, header: Header) -> None:
+    """A package delivered again is answered the first receipt; one that only reuses the
+    first's message id is refused (its own bytes would otherwise be dropped unsaid)."""
+    if first_sha256 != accepted.package_sha256:
+        raise MessageIdReused(
+            f"Message {header.message_id} from {header.sender} was another package.",
+            reason="message_id",
+            message_id=header.message_id,
+            package_sha256=accepted.package_sha256,
+        )

@@ -263,7 +263,7 @@ def read_directory(data: bytes) -> list[dict[str, Any]]:
         )
     try:
         document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidInput(f"The directory file is not UTF-8 JSON: {exc}.", field="file") from exc
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise InvalidInput(
@@ -286,14 +286,19 @@ def read_directory(data: bytes) -> list[dict[str, Any]]:
             if field not in entry:
                 raise InvalidInput(f"agencies[{index}].{field}: missing.", index=index, field=field)
         agency_id = entry["agency_id"]
+        if not isinstance(agency_id, str):
+            raise InvalidInput(
+                f"agencies[{index}].agency_id: an agency identifier (text).",
+                index=index,
+                field="agency_id",
+            )
         if agency_id in seen:
             raise InvalidInput(
                 f"agencies[{index}].agency_id: {agency_id} is listed twice.",
                 index=index,
                 field="agency_id",
             )
-        if isinstance(agency_id, str):
-            seen.add(agency_id)
+        seen.add(agency_id)
     return entries
 
 

@@ -4,7 +4,8 @@ A recipient's system posts a signed status message (``congvan-status/1``) when i
 register (03) or refuse (02) a document we sent, or report its handling (04–06). It is
 verified like a package (the agency signature of the agency it is ``from``, chained to a
 pinned root; addressed to an agency of this installation), matched to our dispatch by its
-message id (the dispatch must be to the agency it is from), kept once per code, and moves
+message id (the dispatch must be to the agency it is from, the document its own), kept
+once per code unless it contradicts one kept before (02 and 03–06, 15 and 16), and moves
 the dispatch: 03 → acknowledged, 02 → rejected with the reason; a recall's or update's
 dispatch takes only its answer, 15 → agreed, 16 → declined with the reason (and the
 document is recalled once every recipient of its recall agreed). A repeat is answered the
@@ -22,13 +23,15 @@ from congvan.actions.exchange.status import AGREED, DECLINED, verify_status
 from congvan.actions.signing import keystore
 from congvan.actions.signing.agencykeys import AgencyKeys
 from congvan.actions.signing.truststore import TrustStore
-from congvan.states.dispatch import STATUS_EVENTS
+from congvan.states.dispatch import STATUS_EVENTS, contradicted
 from congvan.states.errors import (
     MessageMalformed,
     MessageMismatch,
     Misaddressed,
+    StatusContradicted,
     TransitionNotAllowed,
 )
+from congvan.states.policy import is_organ_id
 from congvan.storage.dispatches import StatusRow
 
 from .engine import Engine
@@ -58,12 +61,16 @@ class Statuses:
     def accept(self, body: bytes, cms: bytes) -> Taken:
         engine = self.engine
         now = engine.clock()
+        # Whom it is to, to find our key before the signature is checked; the message is
+        # read in full (canonical, every member) once the signature holds.
         try:
-            to = str(json.loads(body)["to"])
-        except (ValueError, KeyError, TypeError) as exc:
+            to = json.loads(body)["to"]
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise MessageMalformed(
                 "The status message is not JSON naming whom it is to.", reason="not_json"
             ) from exc
+        if not isinstance(to, str) or not is_organ_id(to):
+            raise MessageMalformed("to must be an agency identifier.", reason="member", member="to")
         with engine.open_uow(readonly=True) as uow:
             ours = self.keys.find(uow, to, now) is not None
             trust = keystore.trust_material(uow, self.trust)
@@ -93,12 +100,27 @@ class Statuses:
                     reason="sender",
                     found=status.from_agency,
                 )
+            if status.document_id != dispatch.document_id:
+                raise MessageMismatch(
+                    "The status names another document than the package it is about.",
+                    reason="document_id",
+                    found=status.document_id,
+                )
             if (status.code in ANSWERS) != bool(dispatch.request_id):
                 # 15 and 16 answer a recall or an update, 02–06 the document itself.
                 raise MessageMismatch(
                     f"Status {status.code} does not answer what the package asked.",
                     reason="status_code",
                     found=status.code,
+                )
+            kept = uow.dispatches.status_codes(dispatch.id)
+            earlier = contradicted(kept, status.code)
+            if earlier is not None:
+                raise StatusContradicted(
+                    f"Status {status.code} contradicts status {earlier} received before.",
+                    reason="status_code",
+                    found=status.code,
+                    earlier=earlier,
                 )
             new = uow.dispatches.keep_status(
                 StatusRow(
@@ -109,7 +131,8 @@ class Statuses:
                     body=body,
                     cms=cms,
                     received_at=now,
-                )
+                ),
+                kept,
             )
             jobs: list[str] = []
             event = STATUS_EVENTS.get(status.code)

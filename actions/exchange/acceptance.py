@@ -10,7 +10,9 @@
        the sender is in our directory          PeerUnknown (401) unknown_agency
     2. the recipient is us                     Misaddressed (403) recipient
     3. the signer's signature over             DocumentSignatureInvalid (422), reason = the
-       manifest.json (signer profile)          SignatureError code
+       manifest.json (signer profile), by      SignatureError code (signer_mismatch: the
+       the signer and position it names, of    certificate names another)
+       the sending agency
     4. every part's size and SHA-256 against   PackageTampered (422) part_size, part_digest,
        package.json; the manifest's digest     manifest_digest
        and document id; every attachment of    attachment_missing, attachment_mismatch,
@@ -42,6 +44,7 @@ signed PDF, the dearest to verify, comes last.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -119,6 +122,7 @@ def verify_package(
             trust_roots=trust.roots,
             crls=trust.crls,
             at=now,
+            expected_signer=_signer_named(package.manifest, header.sender),
             profile="signer",
         )
     except RevocationUnknown as exc:
@@ -147,6 +151,23 @@ def verify_package(
         signer=signer,
         signed_pdf=signed_pdf,
     )
+
+
+def _signer_named(manifest: bytes, sender: str) -> dict[str, str]:
+    """Whom the signer's certificate must name, as the sender's own checks and the evidence
+    verifier want: the manifest's signer and position, of the sending agency. (A manifest
+    that is not JSON names nobody here; it is refused as such further on.)"""
+    try:
+        document = json.loads(manifest)
+    except (ValueError, RecursionError):
+        document = None
+    named = {"organizational_unit": sender}
+    if isinstance(document, dict):
+        for field, name in (("common_name", "signer_name"), ("title", "signer_position")):
+            value = document.get(name)
+            if isinstance(value, str) and value.strip():
+                named[field] = value
+    return named
 
 
 def _check_part(package: Package, part: Part) -> None:

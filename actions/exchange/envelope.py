@@ -39,12 +39,15 @@ from congvan.states.errors import (
     VerificationDeferred,
 )
 from congvan.states.policy import is_organ_id
+from congvan.states.text import MULTI_LINE_FIELDS, in_utc, unstorable
 from congvan.storage.audit import canonical_bytes
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # Identifiers (message ids, document ids) are opaque but short and printable.
 ID = re.compile(r"[\x21-\x7e]{1,200}")
 MAX_TEXT = 2000
+# Members whose text may span lines (an event's reason, a status's description...).
+MULTI_LINE_TEXT = MULTI_LINE_FIELDS | {"description"}
 
 
 @dataclass(frozen=True)
@@ -196,8 +199,8 @@ class Members:
             moment = datetime.fromisoformat(value) if isinstance(value, str) else None
         except ValueError:
             moment = None
-        if moment is None or moment.utcoffset() is None:
-            raise self._bad(name, "an ISO 8601 moment with its UTC offset")
+        if moment is None or in_utc(moment) is None:
+            raise self._bad(name, "an ISO 8601 moment with its UTC offset, in years 1 to 9999")
         return moment
 
     def text(self, name: str, *, required: bool = True) -> str | None:
@@ -206,6 +209,13 @@ class Members:
             return None
         if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
             raise self._bad(name, f"text of 1 to {MAX_TEXT} characters")
+        # Stored as it came (it is signed): text both databases keep, line breaks only
+        # where people write paragraphs.
+        problem = unstorable(value, multi_line=name in MULTI_LINE_TEXT)
+        if problem is not None:
+            raise MessageMalformed(
+                f"{name} {problem}.", reason="member", member=name, problem="text"
+            )
         return value
 
     def choice(self, name: str, allowed: Collection[str]) -> str:

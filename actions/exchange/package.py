@@ -372,6 +372,10 @@ def read_part(raw: Any) -> Part:
         raise MessageMalformed("A part must be an object.", reason="member", member="parts")
     members = Members(raw, PART_MEMBERS)
     name = raw["name"]
+    if not isinstance(name, str):
+        raise MessageMalformed(
+            "A part's name must be text.", reason="member", member="name", part=str(name)[:300]
+        )
     is_file = _in_folder(name, FILES)
     is_signed = _in_folder(name, SIGNED)
     if not (is_file or is_signed or name in FIXED_PARTS):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,7 +37,9 @@ class Sender:
     signer_key: pki.PrivateKey
     signer_cert: x509.Certificate
 
-    def package(self, *, recipient: str = B, message_id: str = "dispatch-1") -> bytes:
+    def package(
+        self, *, recipient: str = B, message_id: str = "dispatch-1", **fields: Any
+    ) -> bytes:
         now = self.api.clock()
         attachment = {
             "role": "main",
@@ -45,7 +48,7 @@ class Sender:
             "size": len(MAIN_PDF),
             "sha256": hashlib.sha256(MAIN_PDF).hexdigest(),
         }
-        document = {"id": "doc-1227", "revision": 1, "agency_id": A, **SAMPLE_FIELDS}
+        document = {"id": "doc-1227", "revision": 1, "agency_id": A, **SAMPLE_FIELDS, **fields}
         manifest = build_manifest({**document, "recipients": [recipient]}, [attachment])
         with self.api.runtime.uow(readonly=True) as uow:
             agency = self.api.runtime.inbox.keys.require(uow, A, now)
@@ -82,7 +85,7 @@ def sender(make_api: Callable[..., Api]) -> Sender:
         for agency in (A, B):
             keystore.issue_agency(uow, agency, passphrase=PASS, crl_url="http://x/crl", now=now)
         directory.ensure_user(
-            uow, A, "pct", ["signer"], now, full_name="Nguyễn Văn Phương", position="PCT"
+            uow, A, "pct", ["signer"], now, full_name="Nguyễn Văn Phương", position="PHÓ CHỦ TỊCH"
         )
         row = keystore.issue_signer(uow, A, "pct", passphrase=PASS, crl_url="http://x/crl", now=now)
         uow.commit()
@@ -165,3 +168,61 @@ def test_what_is_not_a_package_is_refused_as_malformed(sender: Sender, junk: byt
     response = deliver(sender.api, junk)
     assert response.status_code == 422, response.text
     assert response.json()["code"] == "message_malformed"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/json", "multipart/form-data; boundary=x", "application/zipx"],
+)
+def test_a_body_not_sent_as_a_zip_is_refused_before_it_is_read(
+    sender: Sender, content_type: str | None
+) -> None:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = sender.api.client.post("/v1/inbox", content=sender.package(), headers=headers)
+    assert_error(response, 415, "unsupported_media_type")
+    assert sender.api.get("/v1/received", agency=B).json()["items"] == []
+
+
+def test_the_media_type_is_read_as_http_reads_it(sender: Sender) -> None:
+    headers = {"Content-Type": "Application/ZIP"}
+    response = sender.api.client.post("/v1/inbox", content=sender.package(), headers=headers)
+    assert response.status_code == 201, response.text
+
+
+def test_another_package_under_a_message_id_received_before_is_refused(sender: Sender) -> None:
+    api = sender.api
+    first = deliver(api, sender.package())
+    assert first.status_code == 201, first.text
+    api.clock.advance(minutes=3)
+
+    # The same message id, sealed again: another package (its sent_at, its digest)
+    body = assert_error(deliver(api, sender.package()), 409, "message_id_reused")
+
+    assert body["reason"] == "message_id"
+    [kept] = api.get("/v1/received", agency=B).json()["items"]
+    assert kept["id"] == base64_receipt_id(first)
+
+
+def base64_receipt_id(response: Any) -> str:
+    receipt = json.loads(base64.b64decode(response.json()["receipt"]))
+    return str(receipt["received_document_id"])
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"signer_name": "Lê Văn Tư"}, {"signer_position": "CHỦ TỊCH"}],
+)
+def test_a_manifest_signed_by_another_than_the_signer_it_names_is_refused(
+    sender: Sender, fields: dict[str, str]
+) -> None:
+    # The certificate is Nguyễn Văn Phương's, PHÓ CHỦ TỊCH of A; the letter names another
+    body = assert_error(
+        deliver(sender.api, sender.package(**fields)), 422, "document_signature_invalid"
+    )
+    assert body["reason"] == "signer_mismatch"
+    assert sender.api.get("/v1/received", agency=B).json()["items"] == []
+
+
+def test_the_signers_name_is_matched_as_people_write_it(sender: Sender) -> None:
+    package = sender.package(signer_name="nguyễn  văn phương", signer_position="Phó Chủ tịch")
+    assert deliver(sender.api, package).status_code == 201

@@ -3,8 +3,15 @@ and a reason must show something."""
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterable, Iterator
+from typing import Any, get_args
 
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from congvan.workflow.api.schemas import TextModel
 from tests.api.conftest import LETTER, Api, MakeApi, assert_error
 
 
@@ -74,3 +81,65 @@ def test_a_part_the_event_does_not_use_is_refused_not_ignored(
     assert (details["event"], details["field"]) == (event, unused)
     assert "reason" in details["takes"]
     assert api.get(f"/v1/documents/{doc_id}").json()["version"] == version
+
+
+# -- every way in ------------------------------------------------------------------------
+
+
+def _routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):  # an included router, as FastAPI keeps it
+            yield from _routes(route.original_router.routes)
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    found = [a for a in (annotation, *get_args(annotation)) if isinstance(a, type)]
+    return [a for a in found if issubclass(a, BaseModel)]
+
+
+def test_every_body_the_api_reads_holds_only_storable_text(api: Api) -> None:
+    app = api.client.app
+    assert isinstance(app, FastAPI)
+    bodies = {
+        f"{sorted(route.methods)[0]} {route.path}": model
+        for route in _routes(app.routes)
+        for param in route.dependant.body_params
+        for model in _models(param.field_info.annotation)
+    }
+    assert (
+        "POST /v1/status" in bodies and "POST /v1/received/{received_id}/events/{event}" in bodies
+    )
+    assert {where: m.__name__ for where, m in bodies.items() if not issubclass(m, TextModel)} == {}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/received?sender=000.00.11%00H57",
+        "/v1/documents?doc_type=C%C3%B4ng%0Avan",
+        "/v1/escalations?document=x%00",
+        "/v1/received?limit=5&sender=%0d%0a",
+    ],
+)
+def test_a_control_character_in_the_query_is_refused(api_any_db: Api, path: str) -> None:
+    response = api_any_db.get(path, role="supervisor")
+    details = assert_error(response, 422, "invalid_input")
+    assert "control characters" in response.json()["message"]
+    assert details["location"] == "query parameter"
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/documents/abc%00def", "/v1/received/abc%0d%0adef", "/v1/escalations/%00"]
+)
+def test_a_path_holding_a_control_character_names_nothing(api_any_db: Api, path: str) -> None:
+    assert_error(api_any_db.get(path, role="supervisor"), 404, "not_found")
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"])
+def test_a_moment_the_databases_cannot_keep_is_refused(api_any_db: Api, moment: str) -> None:
+    response = api_any_db.get("/v1/documents", params={"created_after": moment})
+    assert_error(response, 422, "invalid_input")
+    in_range = {"created_after": "2026-01-01T00:00:00+07:00"}
+    assert api_any_db.get("/v1/documents", params=in_range).status_code == 200

@@ -324,6 +324,12 @@ def test_a_directory_with_one_bad_entry_stores_nothing(
         ({"timeout_seconds": "30"}, "agencies[0].timeout_seconds: "),
         ({"name": ""}, "agencies[0].name: "),
         ({"agency_id": "h58"}, "agencies[0].agency_id: "),
+        ({"agency_id": ["000.00.00.H58"]}, "agencies[0].agency_id: "),
+        ({"agency_id": {"id": 1}}, "agencies[0].agency_id: "),
+        ({"name": "UBND\x1b[2J tỉnh"}, "agencies[0].name: "),
+        ({"name": "UBND\x00"}, "agencies[0].name: "),
+        ({"abbreviation": "U\nB"}, "agencies[0].abbreviation: "),
+        ({"name": "Ủy ban " * 60}, "agencies[0].name: "),
         ({"inbox": "https://x.example.vn/"}, "agencies[0].inbox: not a field"),
         ({"certificates": ["-----BEGIN PRIVATE KEY-----"]}, "never keys"),
     ],
@@ -342,7 +348,12 @@ def test_a_directory_entry_error_names_its_index_and_field(
 
 @pytest.mark.parametrize(
     "data",
-    [b"{", b'{"format": "other/1", "agencies": []}', b'{"format": "congvan-directory/1"}'],
+    [
+        b"{",
+        b'{"format": "other/1", "agencies": []}',
+        b'{"format": "congvan-directory/1"}',
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="nested-100000-deep"),
+    ],
 )
 def test_a_file_that_is_not_a_directory_is_refused(runtime: Runtime, data: bytes) -> None:
     with runtime.uow() as uow, pytest.raises(InvalidInput):

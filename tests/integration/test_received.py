@@ -11,10 +11,24 @@ from typing import Any
 import pytest
 
 from congvan.actions.context import SYSTEM
-from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from congvan.states.errors import (
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    OriginalUnknown,
+    TransitionNotAllowed,
+)
 from congvan.storage.clock import FrozenClock
 from congvan.workflow.bootstrap import Runtime
-from tests.factories import AGENCY_ID, OTHER_AGENCY_ID, actor, add_agency, arrival, job_done
+from tests.factories import (
+    AGENCY_ID,
+    OTHER_AGENCY_ID,
+    SENDER_ID,
+    actor,
+    add_agency,
+    arrival,
+    job_done,
+)
 
 CLERK = actor("clerk")
 SUPERVISOR = actor("supervisor")
@@ -130,3 +144,29 @@ def test_the_system_cannot_be_refused_by_role_but_the_machine_still_decides(
     doc = receiving.engine.receive(arrival())[0]
     with pytest.raises(TransitionNotAllowed):
         receiving.engine.fire_on("received", doc.id, "complete", SYSTEM)
+
+
+def test_a_replacement_naming_a_document_no_longer_in_force_is_not_kept(
+    receiving: Runtime,
+) -> None:
+    engine = receiving.engine
+    original = engine.receive(arrival("original"))[0]
+    first = engine.receive(arrival("first-replacement", replaces_id=original.id))[0]
+    assert engine_state(receiving, original.id) == "replaced"
+
+    # A second replacement of the same, now replaced, document
+    with pytest.raises(OriginalUnknown) as refused:
+        engine.receive(arrival("second-replacement", replaces_id=original.id))
+
+    assert refused.value.details["reason"] == "not_in_force"
+    with receiving.uow(readonly=True) as uow:
+        assert uow.received.find(AGENCY_ID, SENDER_ID, "second-replacement") is None
+        assert uow.received.get(first.id) is not None
+    assert engine_state(receiving, original.id) == "replaced"
+
+
+def engine_state(runtime: Runtime, received_id: str) -> str:
+    with runtime.uow(readonly=True) as uow:
+        found = uow.received.get(received_id)
+        assert found is not None
+        return found.state

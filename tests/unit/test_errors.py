@@ -38,6 +38,8 @@ FROZEN = {
     "VersionConflict": ("version_conflict", 409),
     "AlreadyExists": ("already_exists", 409),
     "NumberingConflict": ("numbering_conflict", 409),
+    "StatusContradicted": ("status_contradicted", 409),
+    "MessageIdReused": ("message_id_reused", 409),
     "SignatureError": ("signature_invalid", 422),
     "SignatureMalformed": ("signature_malformed", 422),
     "WeakAlgorithm": ("weak_algorithm", 422),
@@ -195,7 +197,7 @@ def test_every_refusal_of_a_peer_carries_a_reason_it_can_record() -> None:
         if issubclass(cls, errors.ExchangeRefused)
     }
 
-    assert len(refusals) == 12  # the base and its eleven refusals
+    assert len(refusals) == 14  # the base and its thirteen refusals
     for name, cls in refusals.items():
         default, given = make(cls), cls("Refused.", reason="part_digest", part="files/a.pdf")
         assert (default.reason, default.details["reason"]) == (cls.code, cls.code), name

@@ -292,6 +292,16 @@ def test_a_part_name_package_json_lists_outside_the_layout_is_refused(name: str)
     assert refusal(package(content)).reason == "unsafe_name"
 
 
+@pytest.mark.parametrize("name", [["files/x.pdf"], {"a": 1}, 7, None, True])
+def test_a_part_name_that_is_not_text_is_malformed(name: Any) -> None:
+    content = header()
+    content["parts"][0]["name"] = name
+
+    error = refusal(package(content))
+
+    assert (type(error), error.reason) == (MessageMalformed, "member")
+
+
 def test_json_with_a_key_twice_is_not_canonical() -> None:
     body = b'{"format":"congvan-receipt/1","format":"congvan-receipt/1"}'
 
@@ -314,3 +324,31 @@ def test_json_with_a_key_twice_is_not_canonical() -> None:
 )
 def test_safe_paths(name: str, safe: bool) -> None:
     assert safe_path(name) is safe
+
+
+def _many_empty_members(count: int) -> bytes:
+    return zipped({f"files/{i}.pdf": b"" for i in range(count)})
+
+
+def test_a_directory_of_more_parts_than_taken_is_refused_before_it_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = _many_empty_members(2_000)
+
+    def never(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("zipfile read a directory the end record already refused")
+
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", never)
+    error = refusal(data)
+
+    assert (type(error), error.reason) == (PackageTooLarge, "too_many_parts")
+
+
+def test_an_end_record_understating_its_entries_is_still_bounded_by_its_size() -> None:
+    data = bytearray(_many_empty_members(2_000))
+    at = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<2H", data, at + 8, 3, 3)  # "3 entries" in a directory of 2,000
+
+    error = refusal(bytes(data))
+
+    assert (type(error), error.reason) == (PackageTooLarge, "too_many_parts")

@@ -556,3 +556,25 @@ def test_the_inbox_and_the_engine_fire_the_requests_and_replacement_not_people()
     assert set(r.ANSWER_CODE) == set(r.ANSWERING)
     assert {r.ANSWER_CODE[e] for e in ("agree_recall", "agree_update")} == {"15"}
     assert {r.ANSWER_CODE[e] for e in ("refuse_recall", "refuse_update")} == {"16"}
+
+
+@pytest.mark.parametrize(
+    ("kept", "code", "contradicts"),
+    [
+        (["03"], "02", "03"),
+        (["04", "05"], "02", "04"),
+        (["02"], "03", "02"),
+        (["02"], "06", "02"),
+        (["15"], "16", "15"),
+        (["16"], "15", "16"),
+        (["03", "04"], "05", None),
+        (["02"], "02", None),
+        (["15"], "15", None),
+        ([], "02", None),
+        (["03"], "15", None),
+    ],
+)
+def test_a_status_contradicts_only_what_says_the_opposite(
+    kept: list[str], code: str, contradicts: str | None
+) -> None:
+    assert d.contradicted(kept, code) == contradicts

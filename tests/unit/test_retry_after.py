@@ -17,6 +17,14 @@ from congvan.actions.delivery import _retry_after
         ("0", timedelta(0)),
         ("-5", timedelta(0)),
         ("99999999", timedelta(hours=6)),
+        ("100000000000000", timedelta(hours=6)),
+        ("9" * 30, timedelta(hours=6)),
+        (" 120 ", timedelta(seconds=120)),
+        ("-" + "9" * 30, timedelta(0)),
+        ("+5", None),
+        ("1_000", None),
+        ("١٢٠", None),
+        ("1.5", None),
         (None, None),
         ("", None),
         ("soon", None),
@@ -31,3 +39,20 @@ def test_a_retry_after_as_an_http_date_is_the_time_until_then() -> None:
     wait = _retry_after(email.utils.format_datetime(when, usegmt=True))
     assert wait is not None
     assert timedelta(minutes=29) < wait <= timedelta(minutes=30)
+
+
+@pytest.mark.parametrize("form", ["%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%c"])
+def test_every_form_of_http_date_is_read_as_gmt(form: str) -> None:
+    # RFC 9110 5.6.7: IMF-fixdate, the obsolete RFC 850 form and asctime's, which has no zone.
+    when = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=30)
+    text = when.strftime("%a %b %e %H:%M:%S %Y") if form == "%c" else when.strftime(form)
+    wait = _retry_after(text)
+    assert wait is not None, text
+    assert timedelta(minutes=29) < wait <= timedelta(minutes=30)
+
+
+@pytest.mark.parametrize(
+    "text", ["Fri, 31 Dec 9999 23:59:59 +1400", "Mon, 01 Jan 0001 00:00:00 GMT"]
+)
+def test_an_http_date_at_the_ends_of_time_is_bounded(text: str) -> None:
+    assert _retry_after(text) in (timedelta(0), timedelta(hours=6), None)

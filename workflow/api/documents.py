@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, Path, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 
 from congvan.states import DOCUMENT
 from congvan.states.errors import (
@@ -38,7 +38,7 @@ from .outputs import (
     sends,
 )
 from .paging import PagingDep, check_limit, page, paging
-from .schemas import DocumentIn, EventIn, check_limits
+from .schemas import DocumentIn, EventIn, check_limits, storable_moment
 from .trail import HistoryPage
 from .views import check_document_id, load_visible
 
@@ -182,8 +182,8 @@ def list_documents(
     state: Annotated[list[str] | None, Query(description="Filter by state (repeatable)")] = None,
     urgency: Annotated[int | None, Query(ge=0, le=4)] = None,
     doc_type: Annotated[str | None, Query(max_length=50)] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Annotated[datetime | None, AfterValidator(storable_moment)] = None,
+    created_before: Annotated[datetime | None, AfterValidator(storable_moment)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> dict[str, Any]:

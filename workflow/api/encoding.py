@@ -1,5 +1,7 @@
 """Text enters only as UTF-8: the path, the query, the headers the API reads, every form part.
 
+The query holds no control characters either (422 ``invalid_input``).
+
 Starlette decodes what is not UTF-8 as Latin-1 (form parts, header values) or with
 U+FFFD in place of each bad byte (the path, the query), so a wrong byte would be stored as
 other letters. The bytes are checked here, before anything decodes them, and a request
@@ -20,7 +22,8 @@ from python_multipart.multipart import parse_options_header
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from congvan.states.errors import InvalidEncoding
+from congvan.states.errors import InvalidEncoding, InvalidInput
+from congvan.states.text import control_characters
 
 # Headers the API reads as text; HTTP header values are ASCII (RFC 9110 5.5).
 READ_HEADERS = {
@@ -46,11 +49,27 @@ def _name(data: bytes) -> str:
     return unquote_to_bytes(data.replace(b"+", b" ")).decode(_UTF8, "replace")
 
 
-def check_field(name: bytes, value: bytes, location: str) -> None:
-    """A percent-encoded ``name=value`` pair (a query or a urlencoded form) is UTF-8."""
+def check_field(name: bytes, value: bytes, location: str) -> list[str]:
+    """A percent-encoded ``name=value`` pair (a query or a urlencoded form) is UTF-8;
+    returns the name and the value as text."""
     field = _name(name)
-    for data in (name, value):
+    return [
         _text(unquote_to_bytes(data.replace(b"+", b" ")), field=field, location=location)
+        for data in (name, value)
+    ]
+
+
+def _one_line(texts: list[str], *, field: str, location: str) -> None:
+    """No control character in a query: no filter or cursor holds one, and PostgreSQL
+    refuses NUL in any text it is compared with. (A path holding one names nothing: each
+    route answers 404 for an id no row can have.)"""
+    found = [c for text in texts for c in control_characters(text, multi_line=False)]
+    if found:
+        raise InvalidInput(
+            f"The {location} {field!r} holds control characters ({', '.join(found[:5])}).",
+            field=field,
+            location=location,
+        )
 
 
 def check_target(scope: Scope) -> None:
@@ -62,7 +81,8 @@ def check_target(scope: Scope) -> None:
     for pair in scope.get("query_string", b"").split(b"&"):
         if pair:
             name, _, value = pair.partition(b"=")
-            check_field(name, value, "query parameter")
+            texts = check_field(name, value, "query parameter")
+            _one_line(texts, field=texts[0], location="query parameter")
     for name, value in scope.get("headers", ()):
         header = READ_HEADERS.get(name.lower())
         if header is not None and not value.isascii():
@@ -205,7 +225,8 @@ def _body_check(scope: Scope) -> _FormCheck | _UrlencodedCheck | None:
 
 
 class EncodingMiddleware:
-    """Answer 422 ``invalid_encoding`` to text that is not UTF-8, wherever it enters."""
+    """Answer 422 ``invalid_encoding`` to text that is not UTF-8, wherever it enters (and
+    ``invalid_input`` to a control character in the query)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -216,7 +237,7 @@ class EncodingMiddleware:
             return
         try:
             check_target(scope)
-        except InvalidEncoding as exc:
+        except InvalidInput as exc:
             await JSONResponse(exc.to_dict(), status_code=exc.http_status)(scope, receive, send)
             return
         check = _body_check(scope)

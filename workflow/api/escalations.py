@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from congvan.actions.escalations import notice
 from congvan.states import ESCALATION, allowed_events
@@ -34,6 +34,7 @@ from .documents import (
 )
 from .outputs import AUTHENTICATED, Page, errors, sends
 from .paging import check_limit
+from .schemas import TextModel
 from .views import check_document_id
 from .vocabulary import (
     EscalationAction,
@@ -109,8 +110,9 @@ class EscalationPage(Page):
     items: list[EscalationOut]
 
 
-class EscalationEventIn(BaseModel):
-    model_config = {"extra": "forbid"}
+class EscalationEventIn(TextModel):
+    model_config = ConfigDict(extra="forbid")
+    multi_line = frozenset({"reason", "text", "note"})
 
     reason: str | None = Field(default=None, max_length=2000)
     text: str | None = Field(default=None, max_length=4000, description="comment: its text")
@@ -372,8 +374,8 @@ class TimeRulesOut(BaseModel):
     in_force: dict[str, list[int]]
 
 
-class TimeRulesIn(BaseModel):
-    model_config = {"extra": "forbid"}
+class TimeRulesIn(TextModel):
+    model_config = ConfigDict(extra="forbid")
 
     rules: dict[str, list[int] | dict[str, int]] = Field(
         description="Rule → five values (urgency 0–4) or {level: value}; {} clears them"

@@ -11,15 +11,16 @@ import base64
 import tempfile
 from typing import Any, BinaryIO, cast
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from congvan.states.errors import MessageMalformed
 
 from .deps import InboxDep, StatusesDep
 from .documents import REPLAYED
 from .outputs import STORED, errors, sends
+from .schemas import TextModel
 from .vocabulary import DispatchState
 
 router = APIRouter(prefix="/v1/inbox", tags=["exchange"])
@@ -27,11 +28,12 @@ router = APIRouter(prefix="/v1/inbox", tags=["exchange"])
 # Bytes of a package held in memory before it spills to a temporary file.
 _IN_MEMORY = 1 << 20
 
+PACKAGE_MEDIA_TYPE = "application/zip"
 _PACKAGE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "A package (format congvan-package/1, a ZIP); see README.",
-        "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        "content": {PACKAGE_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
     }
 }
 
@@ -50,12 +52,15 @@ class ReceiptOut(BaseModel):
     response_model=ReceiptOut,
     openapi_extra=_PACKAGE_BODY,
     responses={
-        **errors(400, 401, 403, *STORED),
+        **errors(400, 401, 403, 409, 415, *STORED),
         **sends(200, REPLAYED),
         200: {"model": ReceiptOut, "description": "Delivered before: the first receipt"},
     },
 )
 async def deliver(request: Request, inbox: InboxDep, response: Response) -> dict[str, str]:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != PACKAGE_MEDIA_TYPE:
+        raise HTTPException(415, f"A package is sent as {PACKAGE_MEDIA_TYPE}.")
     with tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY) as spool:
         async for chunk in request.stream():  # the body limit applies while it streams
             spool.write(chunk)
@@ -70,10 +75,10 @@ async def deliver(request: Request, inbox: InboxDep, response: Response) -> dict
     }
 
 
-class StatusIn(BaseModel):
+class StatusIn(TextModel):
     """A status message (congvan-status/1) and its signature, exact bytes, base64."""
 
-    model_config = {"extra": "forbid"}
+    model_config = ConfigDict(extra="forbid")
 
     status: str = Field(max_length=64 * 1024, description="The message's JSON, base64")
     status_cms: str = Field(max_length=64 * 1024, description="The detached CMS, base64")
@@ -92,7 +97,7 @@ status_router = APIRouter(prefix="/v1/status", tags=["exchange"])
     "",
     summary="A recipient reports what it did with a package (QCVN 102 codes 02–06)",
     response_model=StatusTaken,
-    responses=errors(400, 401, 403, *STORED),
+    responses=errors(400, 401, 403, 409, *STORED),
 )
 async def take_status(message: StatusIn, statuses: StatusesDep) -> dict[str, Any]:
     try:

@@ -41,6 +41,7 @@ _ERROR_TEXT = {
     404: "No such resource, or it belongs to another agency",
     409: "Not allowed in the current state, a stale version, or already there",
     413: "The body or an attachment is larger than allowed",
+    415: "The body is not of the media type the route takes",
     422: "The request is not valid",
     501: "The action this needs is not configured on this server",
     503: "The database cannot be reached or is not migrated; try again later",

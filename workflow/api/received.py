@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from congvan.actions.exchange.archive import Limits
 from congvan.actions.exchange.package import Package, Part, open_package
@@ -41,6 +41,7 @@ from .documents import (
 from .files import content_disposition
 from .outputs import AUTHENTICATED, Page, binary, errors, sends
 from .paging import check_limit
+from .schemas import TextModel
 from .views import check_document_id
 from .vocabulary import ReceivedEvent, ReceivedState, StatusCode
 
@@ -123,8 +124,8 @@ class ReceivedPage(Page):
     items: list[ReceivedOut]
 
 
-class ReceivedEventIn(BaseModel):
-    model_config = {"extra": "forbid"}
+class ReceivedEventIn(TextModel):
+    model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=2000)
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
 from congvan.states.errors import FieldTooLong, InvalidInput
 from congvan.states.fields import DATES, FIELDS, MOMENTS, REQUIRED_AT_CREATION
 from congvan.states.policy import SECRECY, URGENCY
-from congvan.states.text import MULTI_LINE_FIELDS, control_characters
+from congvan.states.text import MULTI_LINE_FIELDS, in_utc, unstorable
 from congvan.storage.tables import Recipient
 
 from ..directory import validate_organ_id
@@ -22,36 +22,41 @@ _RECIPIENT_NAME_LENGTH: int = Recipient.__table__.c.name.type.length  # type: ig
 
 class TextModel(BaseModel):
     """A body whose strings are all text the databases can store, in NFC, without control
-    characters (line breaks only in the multi-line fields, ``states.text``)."""
+    characters (line breaks only in the multi-line fields, ``states.text``), and whose
+    moments the databases can keep (in UTC, within years 1 to 9999).
+
+    Every body the API reads is one (``tests/api/test_text_rules_api.py`` holds every
+    route to it)."""
+
+    multi_line: ClassVar[frozenset[str]] = frozenset(MULTI_LINE_FIELDS)
 
     @field_validator("*")
     @classmethod
     def _storable_text(cls, value: Any, info: ValidationInfo) -> Any:
-        multi_line = info.field_name in MULTI_LINE_FIELDS
+        multi_line = info.field_name in cls.multi_line
         if isinstance(value, str):
             return _storable(value, multi_line)
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return [_storable(v, multi_line) for v in value]
+        if isinstance(value, datetime):
+            return storable_moment(value)
         return value
+
+
+def storable_moment(value: datetime) -> datetime:
+    """``value``, if the databases can keep it: one with an offset must be in years 1 to
+    9999 in UTC (``9999-12-31T23:00:00-05:00`` is not). A query parameter's validator."""
+    if value.tzinfo is not None and in_utc(value) is None:
+        raise ValueError("must fall within the years 1 to 9999 in UTC")
+    return value
 
 
 def _storable(value: str, multi_line: bool = False) -> str:
-    # PostgreSQL refuses NUL in text, and a lone surrogate (valid in JSON as "\ud800")
-    # cannot be encoded to UTF-8 by any driver.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    found = control_characters(value, multi_line=multi_line)
-    if found:
-        raise ValueError(
-            f"must not contain control characters ({', '.join(found[:5])})"
-            + ("" if multi_line else "; it is one line")
-        )
+    problem = unstorable(value, multi_line=multi_line)
+    if problem is not None:
+        raise ValueError(problem)
     if value.isascii():
         return value
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("must be valid Unicode text (no lone surrogates)") from exc
     # Vietnamese arrives precomposed or decomposed (macOS, some input methods); stored
     # one way, "TĐKT" typed either way is one symbol to the duplicate checks.
     return unicodedata.normalize("NFC", value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from datetime import datetime
 from pathlib import Path
 
 from congvan.states.errors import InvalidInput
@@ -30,7 +31,22 @@ def add_parser(sub: Subparsers) -> None:
         func=cmd_migrate
     )
     p = sub.add_parser("demo", help="drive the sample letter 1227/UBND-TĐKT through the engine")
+    p.add_argument(
+        "--start",
+        type=_moment,
+        help="play it as if it began at this moment (ISO 8601 with its offset); default: now",
+    )
     p.set_defaults(func=cmd_demo)
+
+
+def _moment(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 moment: {value!r}") from exc
+    if moment.utcoffset() is None:
+        raise argparse.ArgumentTypeError(f"give the moment's UTC offset: {value!r}")
+    return moment
 
 
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
@@ -121,4 +137,4 @@ def _run_apart(
 def cmd_demo(args: argparse.Namespace, _settings: Settings) -> int:
     from ..demo import run_demo
 
-    return run_demo(Path(args.data_dir) if args.data_dir else None)
+    return run_demo(Path(args.data_dir) if args.data_dir else None, start=args.start)

@@ -64,13 +64,18 @@ def install(
     return bootstrap(settings, db=engine, clock=clock)
 
 
-def run_demo(data_dir: Path | None = None) -> int:
-    """Run the demo; non-zero exit when any step does not behave as it should."""
+def run_demo(data_dir: Path | None = None, *, start: datetime | None = None) -> int:
+    """Run the demo; non-zero exit when any step does not behave as it should.
+
+    ``start``: the moment the installations' clock reads as it begins (default: now), so
+    that it plays the same whatever the hour (a late afternoon's letter is due the next
+    noon, and the warning scenes move the clock a day on)."""
     started = time.monotonic()
     tmp = None
     if data_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="congvan-demo-")
         data_dir = Path(tmp.name)
+    data_dir.mkdir(parents=True, exist_ok=True)
     passphrase = secrets.token_urlsafe(24)  # this run's keys; never printed
     ports = {"province": free_port(), "recipients": free_port()}
     print(f"congvan demo — two installations, each with its embedded database, in {data_dir}")
@@ -80,6 +85,8 @@ def run_demo(data_dir: Path | None = None) -> int:
     configure_logging("INFO", json=True, stream=log)
     # One clock for both, real time until the warning scenes move it forward.
     clock = MovableClock()
+    if start is not None:
+        clock.advance(seconds=(start - clock()).total_seconds())
     mailbox = Mailbox()
     smtp_port = stack_smtp.enter_context(smtp_sink(mailbox))
     runtimes = {
@@ -87,7 +94,7 @@ def run_demo(data_dir: Path | None = None) -> int:
         for name, port in ports.items()
     }
     province, recipients = runtimes["province"], runtimes["recipients"]
-    meta = letter_1227(datetime.now(VIETNAM).date().isoformat())
+    meta = letter_1227(clock().astimezone(VIETNAM).date().isoformat())
     try:
         tokens = set_up(province, passphrase)
         their_tokens = set_up_recipients(recipients, passphrase)
@@ -117,7 +124,10 @@ def run_demo(data_dir: Path | None = None) -> int:
                 view = exchange(here, there, first, links)
                 unregistered(here, there, first, clock, mailbox)
                 recalled(here, there, first)
-            second = format_error(demo, meta, sample_pdf())
+            # Issued on the day the clock reads now: the warning scenes moved it a day
+            # on, past the first letter's time to be sent (its day's or the next noon).
+            today = clock().astimezone(VIETNAM).date().isoformat()
+            second = format_error(demo, {**meta, "issued_on": today}, sample_pdf())
             refused_signatures(demo, province, second, passphrase)
             third = duplicate(demo, meta, first)
             for doc_id in (first, second, third):

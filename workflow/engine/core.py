@@ -19,7 +19,7 @@ from congvan.actions.context import SYSTEM, Actor, Effect, Guard
 from congvan.actions.escalations import Change, Watch
 from congvan.states import DISPATCH, MACHINES
 from congvan.states.dispatch import ANSWERED
-from congvan.states.errors import Forbidden, VersionConflict
+from congvan.states.errors import Forbidden, OriginalUnknown, VersionConflict
 from congvan.states.policy import CREATE_ROLES
 from congvan.states.received import IN_FORCE
 from congvan.states.text import nfc
@@ -192,11 +192,18 @@ class Engine:
             replaced = arrival.replaces_id
 
             def then(uow: UnitOfWork) -> None:
-                # The replacement arrived: the document it replaces is replaced, if in force.
+                # The replacement arrived: the document it replaces is replaced. One no
+                # longer in force (replaced by another, recalled) takes none: nothing is kept.
                 head = uow.received.head(replaced, for_update=True)
-                if head is not None and head.state in IN_FORCE:
-                    data = {"replaced_by": arrival.id}
-                    self.fire_on_within(uow, "received", replaced, "replaced", data=data)
+                if head is None or head.state not in IN_FORCE:
+                    raise OriginalUnknown(
+                        "The document the replacement names is no longer in force here.",
+                        reason="not_in_force",
+                        message_id=arrival.message_id,
+                        state=head.state if head is not None else None,
+                    )
+                data = {"replaced_by": arrival.id}
+                self.fire_on_within(uow, "received", replaced, "replaced", data=data)
 
         try:
             return receive_once(

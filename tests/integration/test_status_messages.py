@@ -1,0 +1,167 @@
+"""What a sender takes from a recipient's status messages: only what is about its own
+document, text both databases keep, and never one status contradicting an earlier one.
+
+Two installations (A sends, B receives) over real HTTP, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from congvan.actions.exchange.envelope import seal
+from congvan.actions.exchange.status import FORMAT, make_status
+from congvan.states.errors import MessageMalformed, MessageMismatch, StatusContradicted
+from congvan.storage.audit import verify_chains
+from congvan.workflow.bootstrap import Runtime
+from tests.databases import Databases
+from tests.installations import A, B, Pair, make_pair, serving_inbox
+
+
+@pytest.fixture
+def pair(
+    make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
+) -> Pair:
+    return make_pair(make_runtime, boot, databases, db_kind)
+
+
+@pytest.fixture
+def delivered(pair: Pair, make_document: Callable[..., str]) -> Iterator[str]:
+    """A's letter, delivered to B: the document's id."""
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        doc, job = pair.sent(make_document)
+        assert pair.sender.runner.run(job) == "done"
+        yield doc
+
+
+def _content(pair: Pair, doc: str, code: str, **changes: Any) -> dict[str, Any]:
+    dispatch, _ = pair.dispatch(doc)
+    return {
+        "format": FORMAT,
+        "message_id": dispatch.message_id,
+        "document_id": doc,
+        "from": B,
+        "to": A,
+        "code": code,
+        "description": "registered",
+        "reason": "Gửi nhầm cơ quan" if code == "02" else None,
+        "staff": None,
+        "at": "2026-12-01T03:00:00+00:00",
+        **changes,
+    }
+
+
+def _signed_by_b(pair: Pair, content: dict[str, Any]) -> tuple[bytes, bytes]:
+    """``content`` as B's system would sign it, whatever it holds."""
+    with pair.receiver.uow(readonly=True) as uow:
+        b_key = pair.receiver.inbox.keys.require(uow, B, pair.receiver.clock())
+    sealed = seal(content, b_key, pair.receiver.clock())
+    return sealed.body, sealed.cms
+
+
+def _status(pair: Pair, doc: str, code: str) -> tuple[bytes, bytes]:
+    with pair.receiver.uow(readonly=True) as uow:
+        b_key = pair.receiver.inbox.keys.require(uow, B, pair.receiver.clock())
+    dispatch, _ = pair.dispatch(doc)
+    sealed = make_status(
+        message_id=dispatch.message_id,
+        document_id=doc,
+        to=A,
+        code=code,
+        description=f"status {code}",
+        reason="Gửi nhầm cơ quan" if code == "02" else None,
+        at=pair.receiver.clock(),
+        agency=b_key,
+    )
+    return sealed.body, sealed.cms
+
+
+def _kept(pair: Pair, doc: str) -> list[str]:
+    dispatch, _ = pair.dispatch(doc)
+    with pair.sender.uow(readonly=True) as uow:
+        return sorted(uow.dispatches.status_codes(dispatch.id))
+
+
+def test_a_status_about_another_document_moves_nothing(pair: Pair, delivered: str) -> None:
+    body, cms = _signed_by_b(pair, _content(pair, delivered, "03", document_id="another-doc"))
+
+    with pytest.raises(MessageMismatch) as refused:
+        pair.sender.statuses.accept(body, cms)
+
+    assert refused.value.details["reason"] == "document_id"
+    assert pair.dispatch(delivered)[0].state == "delivered"
+    assert _kept(pair, delivered) == []
+
+
+@pytest.mark.parametrize(("first", "then"), [("03", "02"), ("02", "05")])
+def test_a_status_contradicting_an_earlier_one_is_refused_and_kept_nowhere(
+    pair: Pair, delivered: str, first: str, then: str
+) -> None:
+    taken = pair.sender.statuses.accept(*_status(pair, delivered, first))
+    state = taken.state
+
+    with pytest.raises(StatusContradicted) as refused:
+        pair.sender.statuses.accept(*_status(pair, delivered, then))
+
+    assert refused.value.http_status == 409
+    assert refused.value.details["earlier"] == first
+    assert pair.dispatch(delivered)[0].state == state
+    assert _kept(pair, delivered) == [first]
+    # The earlier one, sent again, is still answered as before.
+    assert pair.sender.statuses.accept(*_status(pair, delivered, first)).new is False
+    with pair.sender.uow(readonly=True) as uow:
+        assert [p for _, p in verify_chains(uow.conn) if p is not None] == []
+
+
+def test_progress_after_registering_is_taken(pair: Pair, delivered: str) -> None:
+    for code in ("03", "04", "05", "06"):
+        assert pair.sender.statuses.accept(*_status(pair, delivered, code)).new
+    assert _kept(pair, delivered) == ["03", "04", "05", "06"]
+    assert pair.dispatch(delivered)[0].state == "acknowledged"
+
+
+UNSTORABLE = [
+    ("reason", "Gửi nhầm\x00 cơ quan"),
+    ("reason", "Gửi nhầm\x1b[31m"),
+    ("staff", "Nguyễn Thị Lan\nvăn thư"),
+    ("description", "vào sổ\x07"),
+    ("at", "9999-12-31T23:59:59-05:00"),
+    ("at", "0001-01-01T00:00:00+05:00"),
+]
+
+
+def test_a_member_the_databases_cannot_keep_is_malformed(pair: Pair, delivered: str) -> None:
+    for member, value in UNSTORABLE:
+        code = "02" if member == "reason" else "03"
+        body, cms = _signed_by_b(pair, _content(pair, delivered, code, **{member: value}))
+
+        with pytest.raises(MessageMalformed) as refused:
+            pair.sender.statuses.accept(body, cms)
+
+        assert refused.value.details["member"] == member, (member, value)
+    assert pair.dispatch(delivered)[0].state == "delivered"
+    assert _kept(pair, delivered) == []
+
+
+def test_a_reason_keeps_its_lines(pair: Pair, delivered: str) -> None:
+    reason = "Gửi nhầm cơ quan.\nĐề nghị gửi lại Sở Nội vụ."
+    body, cms = _signed_by_b(pair, _content(pair, delivered, "02", reason=reason))
+    assert pair.sender.statuses.accept(body, cms).state == "rejected"
+
+
+NOT_TO_ANYONE = [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"to": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    b'{"to": "000.00.00\\u0000H57"}',
+    b'{"to": 1}',
+    b'{"to": null}',
+]
+
+
+def test_whom_a_status_is_to_is_read_safely_before_its_signature(pair: Pair) -> None:
+    for body in NOT_TO_ANYONE:
+        with pytest.raises(MessageMalformed):
+            pair.sender.statuses.accept(body, b"not a signature")
