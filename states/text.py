@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from .fields import MULTI_LINE
+from .fields import MULTI_LINE, DocumentField
 
 # Fields whose text may hold line breaks (and tabs); every other text field is one line.
 # Besides the document's own (states.fields), an event's reason and a reviewer's comment.
@@ -78,3 +78,41 @@ def in_utc(moment: datetime) -> datetime | None:
         return moment.astimezone(UTC)
     except OverflowError:
         return None
+
+
+# The integers the databases keep in a column of the kind (PostgreSQL's integer).
+_LARGEST_INTEGER = 2**31 - 1
+
+
+def value_problem(field: DocumentField, value: object) -> str | None:
+    """Why ``value`` is not one ``field`` holds (its kind, its length, storable text), or
+    None; null is taken (a signed manifest carries a field it has no value for as null).
+
+    What a peer's signed manifest says of its document is read by this before it is kept.
+    """
+    if value is None:
+        return None
+    kind = field.kind
+    if kind == "integer":
+        if not isinstance(value, int) or isinstance(value, bool):
+            return "must be a whole number"
+        return None if 0 <= value <= _LARGEST_INTEGER else "is out of range"
+    if kind == "boolean":
+        return None if isinstance(value, bool) else "must be true or false"
+    if not isinstance(value, str):
+        return "must be text"
+    if field.max_length is not None and len(value) > field.max_length:
+        return f"is longer than {field.max_length} characters"
+    if kind == "date":
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            return "must be a date, YYYY-MM-DD"
+        return None if len(value) == 10 else "must be a date, YYYY-MM-DD"
+    if kind == "moment":
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return "must be an ISO 8601 moment with its offset"
+        return None if in_utc(moment) is not None else "must be a moment with its offset"
+    return unstorable(value, multi_line=field.multi_line)

@@ -297,7 +297,7 @@ class ReceivedDocument(SQLModel, table=True):
     sender_document_id: str = Field(max_length=36)
     number: int | None = Field(default=None)
     symbol: str = Field(default="", max_length=50)
-    doc_type: str = Field(default="", max_length=20)
+    doc_type: str = Field(default="", max_length=50)  # as states.fields has it
     subject: str = Field(default="", max_length=1000)
     issued_on: str = Field(default="", max_length=10)
     manifest: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

@@ -16,8 +16,12 @@
     4. every part's size and SHA-256 against   PackageTampered (422) part_size, part_digest,
        package.json; the manifest's digest     manifest_digest
        and document id; every attachment of    attachment_missing, attachment_mismatch,
-       the manifest against the file parts     attachment_extra, document_id
+       the manifest against the file parts     attachment_extra, attachment_twice,
+       (each listed once)                      document_id
     5. the manifest is the sender's document   AgencyMismatch (403) manifest_agency
+       its metadata as a document's fields     MessageMalformed (422) metadata (details:
+       hold them (kind, length, storable       field, problem)
+       text; urgency 0–4)
     6. the signed PDF, when there is one, as   (``signedpdf.verify_signed_main``)
        an upload is judged: named signed/ +    PackageTampered (422) signed_pdf_mismatch
        the manifest's main PDF, and that PDF's
@@ -61,6 +65,7 @@ from congvan.states.errors import (
     DocumentSignatureInvalid,
     ExchangeRefused,
     ManifestMismatch,
+    MessageMalformed,
     Misaddressed,
     PackageTampered,
     PeerUnknown,
@@ -68,6 +73,9 @@ from congvan.states.errors import (
     SignatureError,
     SignerMismatch,
 )
+from congvan.states.fields import DOCUMENT_FIELDS
+from congvan.states.policy import URGENCY
+from congvan.states.text import value_problem
 
 from .envelope import deferred, read_canonical, verify_body
 from .package import FILES, MANIFEST, SIGNED, Header, Package, Part, main_pdf
@@ -140,6 +148,7 @@ def verify_package(
             reason="manifest_agency",
             agency_id=header.sender,
         )
+    _check_metadata(document)
     signed_pdf = _check_signed_pdf(package, document, signer, trust, now)
     return Accepted(
         header=header,
@@ -224,6 +233,10 @@ def _check_manifest(package: Package, header: Header) -> dict[str, Any]:
                 reason="attachment_mismatch",
                 part=part.name,
             )
+        if part.name in named:
+            raise PackageTampered(
+                "The manifest lists a file twice.", reason="attachment_twice", part=part.name
+            )
         named.add(part.name)
     extra = sorted(p.name for p in files.values() if p.name not in named)
     if extra:
@@ -233,6 +246,25 @@ def _check_manifest(package: Package, header: Header) -> dict[str, Any]:
             parts=extra[:20],
         )
     return document
+
+
+def _check_metadata(document: Mapping[str, Any]) -> None:
+    """What the manifest says of the document, as the fields of a document hold it: it is
+    kept, listed and shown by our clerks' screens."""
+    for field in DOCUMENT_FIELDS:
+        if field.manifest == "never" or field.name not in document:
+            continue
+        value = document[field.name]
+        problem = value_problem(field, value)
+        if problem is None and field.name == "urgency" and value is not None:
+            problem = None if value in URGENCY else f"must be {min(URGENCY)} to {max(URGENCY)}"
+        if problem is not None:
+            raise MessageMalformed(
+                f"The manifest's {field.name} {problem}.",
+                reason="metadata",
+                field=field.name,
+                problem=problem,
+            )
 
 
 def _check_signed_pdf(

@@ -226,3 +226,25 @@ def test_a_manifest_signed_by_another_than_the_signer_it_names_is_refused(
 def test_the_signers_name_is_matched_as_people_write_it(sender: Sender) -> None:
     package = sender.package(signer_name="nguyễn  văn phương", signer_position="Phó Chủ tịch")
     assert deliver(sender.api, package).status_code == 201
+
+
+BAD_METADATA = [
+    ("urgency", "abc"),
+    ("urgency", 7),
+    ("number", "abc"),
+    ("number", 1.5),
+    ("number", 2**40),
+    ("subject", {"a": 1}),
+    ("subject", "V/v khen thưởng\x00"),
+    ("issued_on", "not-a-date"),
+    ("symbol", "UBND-" + "X" * 10_000),
+    ("signer_position", "PHÓ CHỦ TỊCH\n"),
+]
+
+
+def test_metadata_a_document_cannot_hold_is_refused_and_nothing_kept(sender: Sender) -> None:
+    for field, value in BAD_METADATA:
+        response = deliver(sender.api, sender.package(**{field: value}))
+        body = assert_error(response, 422, "message_malformed")
+        assert (body["reason"], body["field"]) == ("metadata", field), (field, value)
+    assert sender.api.get("/v1/received", agency=B).json()["items"] == []
