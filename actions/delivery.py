@@ -194,9 +194,20 @@ class Delivery(StagedJob[Parcel]):
                 )
         head = uow.documents.head(dispatch.document_id)
         signature = uow.signatures.latest_signature(dispatch.document_id)
-        if sealed is None or peer is None or head is None or signature is None:
+        if sealed is None or head is None or signature is None:
             raise CongvanError(f"Dispatch {dispatch_id} has nothing sealed to deliver.")
         assert ctx.events is not None
+        if peer is None:
+            # Its peer entry was removed after the send: no attempt can be made. It fails
+            # now, saying why (the document fails with it and a supervisor is told), and
+            # is resent once the peer is added again.
+            error = f"unknown_peer: no peer entry for agency {dispatch.organ_id} any more"
+            if dispatch.state == "pending":
+                ctx.events.fire_on_within(uow, "dispatch", dispatch_id, "start", actor=SYSTEM)
+            ctx.events.fire_on_within(
+                uow, "dispatch", dispatch_id, "fail", actor=SYSTEM, data={"error": error}
+            )
+            return None
         if dispatch.state == "sending" and not self._interrupted(ctx, dispatch):
             return None  # no attempts left: failed for good
         ctx.events.fire_on_within(uow, "dispatch", dispatch_id, "start", actor=SYSTEM)

@@ -315,6 +315,16 @@ class DispatchRepository:
         row = _IN_FLIGHT.first(self.conn, params)
         return int(row[0]) if row is not None else 0
 
+    def waiting_for(self, organ_id: str) -> int:
+        """How many dispatches to ``organ_id`` wait for an attempt or are in one."""
+        c = _dispatches.c
+        count = self.conn.execute(
+            select(func.count())
+            .select_from(_dispatches)
+            .where(c.organ_id == organ_id, c.state.in_(("pending", "sending")))
+        ).scalar_one()
+        return int(count)
+
     def posting(self, dispatch_id: str, until: datetime | None) -> None:
         """An attempt is under way until ``until`` (its lease); None: it has ended."""
         self._changed(dispatch_id)

@@ -185,10 +185,15 @@ def add_peer(
     return PeerAdded(peer, created, agency_created, fingerprints)
 
 
-def remove_peer(uow: UnitOfWork, agency_id: str) -> None:
-    """Forget the agency's inbox; the agency and its certificates stay (documents name it)."""
+def remove_peer(uow: UnitOfWork, agency_id: str) -> int:
+    """Forget the agency's inbox; the agency and its certificates stay (documents name it).
+
+    Returns how many dispatches to it were still to deliver: each fails at its next
+    attempt, saying its peer is unknown, and is resent once the entry is back.
+    """
     if not policy.is_organ_id(agency_id or "") or not uow.peers.remove(agency_id):
         raise NotFound(f"No peer entry for agency {agency_id}.", agency_id=agency_id)
+    return uow.dispatches.waiting_for(agency_id)
 
 
 def list_peers(

@@ -27,7 +27,7 @@ from congvan.actions.signing import keystore
 from congvan.states.errors import MessageMismatch
 from congvan.storage.dispatches import DispatchRepository
 from congvan.storage.peers import Peer
-from congvan.workflow import directory
+from congvan.workflow import directory, peers
 from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.letters import sample_pdf
@@ -340,6 +340,32 @@ def test_a_dispatch_failed_for_good_is_delivered_when_a_supervisor_resends(
     ]
     assert document_row(pair.sender, doc).state == "delivered"
     assert len(pair.received()) == 1
+
+
+def test_a_dispatch_whose_peer_was_removed_fails_saying_why_and_is_resent_once_it_is_back(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter to B sent, then B's peer entry removed before its delivery ran
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    with pair.sender.uow() as uow:
+        assert peers.remove_peer(uow, B) == 1  # one dispatch to it still to deliver
+        uow.commit()
+
+    # When the delivery job runs: no attempt can be made, and it is not tried again
+    assert pair.sender.runner.run(job) == "done"
+
+    # Then the dispatch failed for good, saying why, and the document with it
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, attempts) == ("failed", [])
+    assert "unknown_peer" in dispatch.last_error
+    assert document_row(pair.sender, doc).state == "failed"
+    # And once B's entry is back, a supervisor's resend delivers it
+    pair.point_b_at(served)
+    pair.sender.engine.fire(doc, "resend", actor("supervisor"), data={"reason": "B is back"})
+    [again] = pair.jobs(doc)
+    assert pair.sender.runner.run(again) == "done"
+    assert pair.dispatch(doc)[0].state == "delivered"
 
 
 def test_a_package_the_receiver_refuses_rejects_the_dispatch_at_once(

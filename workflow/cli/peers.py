@@ -127,9 +127,15 @@ def cmd_peers(args: argparse.Namespace, settings: Settings) -> int:
             sys.stdout.write(data.decode("utf-8"))
             return 0
         if args.action == "remove":
-            peers.remove_peer(uow, args.agency_id)
+            waiting = peers.remove_peer(uow, args.agency_id)
             uow.commit()
             print(f"removed peer {args.agency_id} (the agency and its certificates stay)")
+            if waiting:
+                print(
+                    f"warning: {waiting} dispatch(es) to it not yet delivered will fail at "
+                    "their next attempt (unknown_peer); add the peer again and resend them",
+                    file=sys.stderr,
+                )
             return 0
         if args.action == "import":
             added = peers.import_directory(
