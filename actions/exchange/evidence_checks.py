@@ -13,10 +13,16 @@ member they concern, and goes on after a failure so that one verdict lists every
     signature               the signer's CMS over the manifest, at the moment the audit
                             trail says it was accepted, naming the manifest's signer
     signed_pdf              the PAdES signature of ``signed.pdf``, as of then
-    files                   each file against the manifest's size and SHA-256
+    files                   each file against the manifest's size and SHA-256; with
+                            the files left out ("digests"), none in the bundle
+                            (file_unexpected: index.json is not signed)
     dispatch AGENCY,        each dispatch's header, receipt and status messages
     receipt AGENCY,         (``evidence_dispatches``), against the manifest and the
-    status AGENCY NN        message ids the audit trail recorded at ``send``
+    status AGENCY NN        message ids the audit trail recorded at ``send``; and all
+                            the trail records: a dispatch per recipient sent to
+                            (dispatch_missing), the receipt of each delivered one, the
+                            status of each acknowledged (03) or refused after it arrived
+                            (02) one (evidence_missing)
     audit                   the chain recomputed from its entries, version 1 on
     anchor AGENCY SEQ       the agency's CMS over the anchor; each head it lists for the
                             document is the hash of the chain's entry at that version
@@ -48,9 +54,11 @@ from congvan.storage.audit import verify_entries
 
 from .evidence import (
     AUDIT,
+    DISPATCHES,
     FILES,
     INDEX,
     MANIFEST,
+    RECEIPT,
     SIGNATURE,
     SIGNATURE_TOKEN,
     SIGNED_PDF,
@@ -252,6 +260,17 @@ class _Judge:
     def files(self) -> None:
         attachments = self._attachments()
         if not self.bundle.index.files_included:
+            # index.json is not signed: a bundle saying "digests" must hold no file, or a
+            # forged one would stand unchecked beside the digests.
+            held = sorted(self.bundle.names("file"))
+            if held:
+                self.report.fail(
+                    "files",
+                    "file_unexpected",
+                    f"index.json says the files are left out, yet {held[0]} is in the bundle",
+                    held[0],
+                )
+                return
             self.report.holds(
                 "files",
                 f"{len(attachments)} file(s) named by their "
@@ -304,6 +323,38 @@ class _Judge:
         checks = DispatchChecks(self.bundle, self.report, signed)
         for folder in folders:
             checks.check(folder)
+        self._recorded_evidence(sent, folders)
+
+    def _recorded_evidence(self, sent: dict[str, Any] | None, folders: list[str]) -> None:
+        """What the verified audit trail records must be in the bundle: a dispatch for each
+        recipient the document was sent to, the receipt of each delivered one, the status
+        message of each acknowledged (03) or refused after arriving (02) one. A bundle a
+        dispute rests on cannot drop what would tell against its holder."""
+        recorded = (sent or {}).get("payload", {}).get("dispatches")
+        if not isinstance(recorded, dict):
+            return
+        for recipient, dispatch_id in sorted(recorded.items()):
+            folder = f"{DISPATCHES}{recipient}/"
+            item = f"dispatch {recipient}"
+            if folder not in folders:
+                detail = "the audit trail records the send to it; the bundle holds no dispatch"
+                self.report.fail(item, "dispatch_missing", detail, folder)
+                continue
+            events = {
+                str(e["event"])
+                for e in self.entries
+                if e["payload"].get("dispatch_id") == dispatch_id
+            }
+            arrived = "dispatch.deliver" in events or self.bundle.has(folder + RECEIPT)
+            wanted = [
+                (RECEIPT, "dispatch.deliver" in events, "delivered"),
+                (_status("03"), "dispatch.acknowledge" in events, "acknowledged (03)"),
+                (_status("02"), "dispatch.refuse" in events and arrived, "refused (02)"),
+            ]
+            for name, needed, what in wanted:
+                if needed and not self.bundle.has(folder + name):
+                    detail = f"the audit trail records it {what}; {folder + name} is missing"
+                    self.report.fail(item, "evidence_missing", detail, folder + name)
 
     # -- the audit chain and its anchors ------------------------------------------------
 
@@ -444,3 +495,7 @@ class _Judge:
             f"signs version {top} of the chain, at {at.isoformat()}{self._root(cms)}",
         )
         return top
+
+
+def _status(code: str) -> str:
+    return f"status-{code}.json"

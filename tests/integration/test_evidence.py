@@ -156,6 +156,24 @@ def _relisted(parts: dict[str, bytes], name: str, data: bytes) -> dict[str, byte
     return {**parts, name: data, "index.json": rfc8785.dumps(index)}
 
 
+def _dropped(parts: dict[str, bytes], *prefixes: str) -> dict[str, bytes]:
+    """``parts`` without the members under ``prefixes``, index.json relisted without them
+    (it is not signed: anyone can)."""
+    index = json.loads(parts["index.json"])
+    index["members"] = [m for m in index["members"] if not m["name"].startswith(prefixes)]
+    kept = {n: d for n, d in parts.items() if not n.startswith(prefixes)}
+    return {**kept, "index.json": rfc8785.dumps(index)}
+
+
+def _files_said_left_out(parts: dict[str, bytes]) -> dict[str, bytes]:
+    """The index says "digests", and the file beside it is a forgery, relisted."""
+    [name] = [n for n in parts if n.startswith("files/")]
+    forged = _relisted(parts, name, parts[name].replace(b"%PDF", b"%PDF forged", 1))
+    index = json.loads(forged["index.json"])
+    index["files"] = "digests"
+    return {**forged, "index.json": rfc8785.dumps(index)}
+
+
 def _flip_last(data: bytes) -> bytes:
     return data[:-1] + bytes([data[-1] ^ 1])
 
@@ -228,6 +246,23 @@ TAMPERINGS: dict[
         ("member_extra", "files/extra.pdf"),
     ),
     "unsafe name": (lambda p: {**p, "../evil.json": b"{}"}, ("unsafe_name", "../evil.json")),
+    # What the audit trail records cannot be dropped, however index.json is rewritten
+    "a recipient's dispatch dropped": (
+        lambda p: _dropped(p, f"dispatches/{B}/"),
+        ("dispatch_missing", f"dispatches/{B}/"),
+    ),
+    "its receipt dropped": (
+        lambda p: _dropped(p, f"dispatches/{B}/receipt."),
+        ("evidence_missing", f"dispatches/{B}/receipt.json"),
+    ),
+    "its status 03 dropped": (
+        lambda p: _dropped(p, STATUS.removesuffix("json")),
+        ("evidence_missing", STATUS),
+    ),
+    "files said left out, a forged one kept": (
+        _files_said_left_out,
+        ("file_unexpected", "files/1227-UBND-TDKT.pdf"),
+    ),
 }
 
 
