@@ -47,7 +47,7 @@ def gather(
         listed = json.loads(manifest)["attachments"]
         files = {str(a["filename"]): _blob(uow, str(a["sha256"])) for a in listed}
     signed_pdf = None
-    if signature.signed_pdf_sha256:
+    if signature.signed_pdf_sha256 and with_files:  # it holds the main file's bytes
         signed_pdf = _blob(uow, signature.signed_pdf_sha256)
     trust = keystore.trust_material(uow, store)
     return Evidence(

@@ -12,7 +12,8 @@ member they concern, and goes on after a failure so that one verdict lists every
                             those the bundle ships, which it says proves little
     signature               the signer's CMS over the manifest, at the moment the audit
                             trail says it was accepted, naming the manifest's signer
-    signed_pdf              the PAdES signature of ``signed.pdf``, as of then
+    signed_pdf              the PAdES signature of ``signed.pdf``, as of then (left out
+                            with the files: it holds the main file's bytes)
     files                   each file against the manifest's size and SHA-256; with
                             the files left out ("digests"), none in the bundle
                             (file_unexpected: index.json is not signed)
@@ -227,7 +228,17 @@ class _Judge:
         )
         pdf_sha256 = accepted["payload"].get("signed_pdf_sha256")
         pdf = self.bundle.read(SIGNED_PDF) if self.bundle.has(SIGNED_PDF) else None
-        if pdf is None and pdf_sha256:
+        if not self.bundle.index.files_included and (pdf is not None or pdf_sha256):
+            # It holds the main file's bytes: left out with the files.
+            if pdf is not None:
+                detail = f"index.json says the files are left out, yet {SIGNED_PDF} is here"
+                self.report.fail("signed_pdf", "file_unexpected", detail, SIGNED_PDF)
+            else:
+                self.report.holds(
+                    "signed_pdf",
+                    f"left out with the files; the audit trail records its SHA-256 {pdf_sha256}",
+                )
+        elif pdf is None and pdf_sha256:
             self.report.fail(
                 "signed_pdf",
                 "member_missing",

@@ -322,6 +322,21 @@ def test_a_package_that_carried_the_signed_pdf_is_re_assembled_with_it(
     failed = {c.item: c.code for c in judged(zipped(parts), pair).checks if not c.ok}
     assert f"receipt {B}" in failed, failed
 
+    # And with only the digests, the signed PDF (the main file's bytes) is left out too
+    lean = export(pair, doc, with_files=False)
+    assert not {"signed.pdf", "files/1227-UBND-TĐKT.pdf"} & set(members(lean))
+    verdict = judged(lean, pair)
+    assert failures(verdict) == {("unanchored", None)}  # this letter was never anchored
+    # ...and a digests-only bundle carrying one anyway does not verify
+    carrying = {**members(lean), "signed.pdf": signed}
+    index = json.loads(carrying["index.json"])
+    index["members"].append(
+        {"name": "signed.pdf", "role": "signed_pdf", "size": len(signed),
+         "sha256": hashlib.sha256(signed).hexdigest()}
+    )  # fmt: skip
+    carrying["index.json"] = rfc8785.dumps(index)
+    assert ("file_unexpected", "signed.pdf") in failures(judged(zipped(carrying), pair))
+
 
 def test_a_letter_signed_on_the_server_carries_its_signed_pdf(
     make_runtime: Callable[..., Runtime],
@@ -354,3 +369,14 @@ def test_a_letter_signed_on_the_server_carries_its_signed_pdf(
     forged = _relisted(parts, "signed.pdf", parts["signed.pdf"] + b"\n% appended\n")
     changed = verify_bundle(io.BytesIO(zipped(forged)), runtime.trust.roots())
     assert ("signed_pdf_unrecorded", "signed.pdf") in failures(changed)
+
+    # And with only the digests, it is left out with the files, its recorded digest named
+    with runtime.uow(readonly=True) as uow:
+        lean = gather(uow, runtime.trust, doc, with_files=False)
+    sink = io.BytesIO()
+    write_bundle(sink, lean, runtime.clock())
+    assert "signed.pdf" not in members(sink.getvalue())
+    report = verify_bundle(io.BytesIO(sink.getvalue()), runtime.trust.roots())
+    assert [] == [c for c in report.checks if not c.ok]
+    [pdf] = [c for c in report.checks if c.item == "signed_pdf"]
+    assert "left out with the files" in pdf.detail
