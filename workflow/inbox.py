@@ -6,11 +6,13 @@ a write transaction but the last:
 
 1. open the package (structure, sizes, names) and verify it against the pinned roots, the
    directory and the recipient, who must be an agency of this installation with an
-   organisational key (``actions.exchange.acceptance``);
+   organisational key (``actions.exchange.acceptance``) -- the sender's signature first,
+   so that whom we receive for is told only to an authenticated agency;
 2. sign the receipt (status 01) with the recipient's organisational key;
 3. store the received document with its first audit entry, unless the same package (same
    sender, same message id) was stored before: then the first receipt is the answer,
-   however often and however concurrently the package is delivered again.
+   however often and however concurrently the package is delivered again; another
+   package under that message id is refused (``MessageIdReused``).
 
 A recall or an update (business types 1, 2) is not a new document: it must name one this
 sender sent to this recipient (the package that brought it, the same document and signed
@@ -84,12 +86,8 @@ class Inbox:
                 known = uow.peers.get(header.sender) is not None or (
                     self.keys.find(uow, header.sender, now) is not None
                 )
-            if signer is None:
-                raise Misaddressed(
-                    f"No agency {header.recipient} receives documents here.",
-                    reason="recipient",
-                    recipient=header.recipient,
-                )
+            # The sender is authenticated first: whom we receive for is not told to a
+            # caller who cannot sign as an agency of the directory.
             accepted = verify_package(
                 package,
                 trust,
@@ -97,6 +95,12 @@ class Inbox:
                 now=now,
                 directory_lookup=lambda _sender: known,
             )
+            if signer is None:
+                raise Misaddressed(
+                    f"No agency {header.recipient} receives documents here.",
+                    reason="recipient",
+                    recipient=header.recipient,
+                )
             stream.seek(0)
             data = stream.read()
         if header.business_type in (RECALL, UPDATE):

@@ -248,3 +248,14 @@ def test_metadata_a_document_cannot_hold_is_refused_and_nothing_kept(sender: Sen
         body = assert_error(response, 422, "message_malformed")
         assert (body["reason"], body["field"]) == ("metadata", field), (field, value)
     assert sender.api.get("/v1/received", agency=B).json()["items"] == []
+
+
+def test_whom_we_receive_for_is_told_only_to_a_sender_whose_signature_holds(
+    sender: Sender,
+) -> None:
+    # A package for an agency hosted here and one for an agency that is not, both with a
+    # junk agency signature: the same answer, that the sender is not authenticated
+    for recipient in (B, C):
+        parts = members(sender.package(recipient=recipient))
+        forged = zipped({**parts, "agency.p7s": b"not a signature"})
+        assert_error(deliver(sender.api, forged), 401, "agency_signature_invalid")
