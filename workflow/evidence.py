@@ -78,8 +78,10 @@ def gather(
 
 
 def _dispatches(uow: UnitOfWork, document_id: str) -> list[DispatchEvidence]:
+    """The document's own dispatches, then those of each recall or update of it."""
     found = []
-    for dispatch in uow.dispatches.for_document(document_id):
+    dispatches = uow.dispatches
+    for dispatch in [*dispatches.for_document(document_id), *dispatches.for_requests(document_id)]:
         sealed = uow.dispatches.sealed(dispatch.id)
         if sealed is None:
             continue  # created but never sealed: nothing was sent
@@ -93,6 +95,7 @@ def _dispatches(uow: UnitOfWork, document_id: str) -> list[DispatchEvidence]:
                     (s.code, bytes(s.body), bytes(s.cms))
                     for s in uow.dispatches.statuses_of(dispatch.id)
                 ),
+                request_id=dispatch.request_id,
             )
         )
     return found

@@ -23,6 +23,14 @@ An evidence bundle is a ZIP archive of stored members (never compressed, as a pa
     dispatches/AGENCY/receipt.p7s     receipt_signature   (``congvan-receipt/1``)
     dispatches/AGENCY/status-NN.json  status              each status message (02–06)
     dispatches/AGENCY/status-NN.p7s   status_signature    (``congvan-status/1``)
+    requests/REQUEST/AGENCY/…         request_header,     a recall's or update's package
+                                      request_signature,  to a recipient (REQUEST: its id
+                                      request_receipt,    in the audit trail), its receipt
+                                      request_receipt_    and the answer (status 15 or 16),
+                                      signature,          named as under dispatches/
+                                      request_status,
+                                      request_status_
+                                      signature
     audit/entries.json                audit               the document's whole audit chain
     anchors/AGENCY/SEQ.json           anchor              each anchor listing a head of it
     anchors/AGENCY/SEQ.p7s            anchor_signature    (``congvan-audit-anchor/1``)
@@ -78,6 +86,7 @@ SIGNED_PDF = "signed.pdf"
 FILES = "files/"
 AUDIT = "audit/entries.json"
 DISPATCHES = "dispatches/"  # then AGENCY/, holding:
+REQUESTS = "requests/"  # then REQUEST/AGENCY/, holding the same
 RECEIPT = "receipt.json"
 INDEX_MEMBERS = ("format", "document_id", "agency_id", "exported_at", "files", "members")
 MEMBER_MEMBERS = ("name", "role", "size", "sha256")
@@ -115,6 +124,12 @@ _PATTERNS = (
     (re.compile(rf"dispatches/{_STEP}/receipt\.p7s"), "receipt_signature"),
     (re.compile(rf"dispatches/{_STEP}/status-\d\d\.json"), "status"),
     (re.compile(rf"dispatches/{_STEP}/status-\d\d\.p7s"), "status_signature"),
+    (re.compile(rf"requests/{_STEP}/{_STEP}/package\.json"), "request_header"),
+    (re.compile(rf"requests/{_STEP}/{_STEP}/agency\.p7s"), "request_signature"),
+    (re.compile(rf"requests/{_STEP}/{_STEP}/receipt\.json"), "request_receipt"),
+    (re.compile(rf"requests/{_STEP}/{_STEP}/receipt\.p7s"), "request_receipt_signature"),
+    (re.compile(rf"requests/{_STEP}/{_STEP}/status-\d\d\.json"), "request_status"),
+    (re.compile(rf"requests/{_STEP}/{_STEP}/status-\d\d\.p7s"), "request_status_signature"),
     (re.compile(rf"anchors/{_STEP}/\d+\.json"), "anchor"),
     (re.compile(rf"anchors/{_STEP}/\d+\.p7s"), "anchor_signature"),
     (re.compile(rf"anchors/{_STEP}/\d+\.tsr"), "anchor_timestamp"),
@@ -139,6 +154,13 @@ class DispatchEvidence:
     header_cms: bytes
     receipt: tuple[bytes, bytes] | None  # body, CMS
     statuses: tuple[tuple[str, bytes, bytes], ...]  # code, body, CMS
+    request_id: str = ""  # a recall's or update's package; "" for the document's own
+
+    @property
+    def folder(self) -> str:
+        if self.request_id:
+            return f"{REQUESTS}{self.request_id}/{self.recipient}/"
+        return f"{DISPATCHES}{self.recipient}/"
 
 
 @dataclass(frozen=True)
@@ -190,7 +212,7 @@ def members_of(evidence: Evidence) -> Iterator[tuple[str, bytes]]:
     for name, data in (evidence.files or {}).items():
         yield FILES + name, data
     for dispatch in evidence.dispatches:
-        folder = f"dispatches/{dispatch.recipient}/"
+        folder = dispatch.folder
         yield folder + "package.json", dispatch.header
         yield folder + "agency.p7s", dispatch.header_cms
         if dispatch.receipt is not None:

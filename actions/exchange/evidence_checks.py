@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -60,6 +60,7 @@ from .evidence import (
     INDEX,
     MANIFEST,
     RECEIPT,
+    REQUESTS,
     SIGNATURE,
     SIGNATURE_TOKEN,
     SIGNED_PDF,
@@ -69,7 +70,7 @@ from .evidence import (
     open_bundle,
     read_audit,
 )
-from .evidence_dispatches import DispatchChecks, Signed
+from .evidence_dispatches import DispatchChecks, Request, Signed
 from .evidence_report import Report
 
 
@@ -335,6 +336,42 @@ class _Judge:
         for folder in folders:
             checks.check(folder)
         self._recorded_evidence(sent, folders)
+        self._requests(checks)
+
+    def _requests(self, checks: DispatchChecks) -> None:
+        """Each recall's or update's packages, receipts and answers, against what the trail
+        recorded of the request; none the trail does not record."""
+        requests = {}
+        for entry in self.entries:
+            recorded = entry["payload"].get("request")
+            if entry["event"] in ("recall", "update") and isinstance(recorded, dict):
+                message_ids, dispatches = (
+                    entry["payload"].get("message_ids"),
+                    recorded.get("dispatches"),
+                )
+                if isinstance(message_ids, dict) and isinstance(dispatches, dict):
+                    request_id = str(recorded.get("id"))
+                    requests[request_id] = Request(
+                        request_id, entry["event"], message_ids, dispatches
+                    )
+        folders = [n.removesuffix("package.json") for n in self.bundle.names("request_header")]
+        for folder in folders:
+            request_id = folder.removeprefix(REQUESTS).split("/", 1)[0]
+            request = requests.get(request_id)
+            if request is None:
+                detail = "the audit trail records no such recall or update of the document"
+                self.report.fail(f"request {request_id}", "request_unrecorded", detail, folder)
+                continue
+            checks.check(folder, request)
+        for request in requests.values():
+            wanted = {
+                "dispatch.deliver": (RECEIPT, "delivered"),
+                "dispatch.agree": (_status("15"), "agreed (15)"),
+                "dispatch.decline": (_status("16"), "declined (16)"),
+            }
+            self._held(
+                f"{REQUESTS}{request.id}/", request.kind, request.dispatches, wanted, folders
+            )
 
     def _recorded_evidence(self, sent: dict[str, Any] | None, folders: list[str]) -> None:
         """What the verified audit trail records must be in the bundle: a dispatch for each
@@ -344,11 +381,33 @@ class _Judge:
         recorded = (sent or {}).get("payload", {}).get("dispatches")
         if not isinstance(recorded, dict):
             return
-        for recipient, dispatch_id in sorted(recorded.items()):
-            folder = f"{DISPATCHES}{recipient}/"
-            item = f"dispatch {recipient}"
+        wanted = {
+            "dispatch.deliver": (RECEIPT, "delivered"),
+            "dispatch.acknowledge": (_status("03"), "acknowledged (03)"),
+            # a refusal of the package itself (by the inbox) has no status message
+            "dispatch.refuse": (_status("02"), "refused (02)"),
+        }
+        self._held(
+            DISPATCHES, "dispatch", recorded, wanted, folders, once_arrived="dispatch.refuse"
+        )
+
+    def _held(
+        self,
+        prefix: str,
+        label: str,
+        dispatches: Mapping[str, str],
+        wanted: Mapping[str, tuple[str, str]],
+        folders: list[str],
+        *,
+        once_arrived: str = "",
+    ) -> None:
+        """Each of ``dispatches`` (their ids by recipient) has its folder under ``prefix``,
+        holding the member ``wanted`` for each event the trail records of it (the event
+        ``once_arrived`` only when it was delivered)."""
+        for recipient, dispatch_id in sorted(dispatches.items()):
+            folder, item = f"{prefix}{recipient}/", f"{label} {recipient}"
             if folder not in folders:
-                detail = "the audit trail records the send to it; the bundle holds no dispatch"
+                detail = "the audit trail records the sending to it; the bundle holds none"
                 self.report.fail(item, "dispatch_missing", detail, folder)
                 continue
             events = {
@@ -357,17 +416,11 @@ class _Judge:
                 if e["payload"].get("dispatch_id") == dispatch_id
             }
             arrived = "dispatch.deliver" in events or self.bundle.has(folder + RECEIPT)
-            wanted = [
-                (RECEIPT, "dispatch.deliver" in events, "delivered"),
-                (_status("03"), "dispatch.acknowledge" in events, "acknowledged (03)"),
-                (_status("02"), "dispatch.refuse" in events and arrived, "refused (02)"),
-            ]
-            for name, needed, what in wanted:
+            for event, (name, what) in wanted.items():
+                needed = event in events and (arrived or event != once_arrived)
                 if needed and not self.bundle.has(folder + name):
                     detail = f"the audit trail records it {what}; {folder + name} is missing"
                     self.report.fail(item, "evidence_missing", detail, folder + name)
-
-    # -- the audit chain and its anchors ------------------------------------------------
 
     def audit(self) -> None:
         data = self.bundle.read(AUDIT)

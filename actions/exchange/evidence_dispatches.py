@@ -16,6 +16,12 @@ bundle proved (``Signed``):
     status AGENCY NN    ``status.verify_status``: signed by the recipient agency, from it,
                         to the issuing one, about the message id; of code NN and about
                         the document (status_mismatch)
+
+Under ``requests/REQUEST/AGENCY/``, a recall's or update's package is checked the same way
+against what the audit trail recorded of that request (``Request``): its business type and
+message id, and the original it names, the document's own package to that recipient
+(header_business_type, header_original); its receipt is taken at its own package digest
+(the request's package is not re-assembled).
 """
 
 from __future__ import annotations
@@ -52,6 +58,16 @@ class Signed:
     trust: TrustMaterial
 
 
+@dataclass(frozen=True)
+class Request:
+    """A recall or update of the document, as the audit trail recorded it."""
+
+    id: str
+    kind: str  # recall, update
+    message_ids: Mapping[str, str]  # its packages', by recipient
+    dispatches: Mapping[str, str]  # its dispatches' ids, by recipient
+
+
 class DispatchChecks:
     """The checks of the dispatches of one bundle, added to its report."""
 
@@ -59,11 +75,14 @@ class DispatchChecks:
         self.bundle = bundle
         self.report = report
         self.signed = signed
+        self.request: Request | None = None  # the request whose package is being checked
 
-    def check(self, folder: str) -> None:
-        """Check the dispatch under ``folder`` (``dispatches/AGENCY/``)."""
-        recipient = folder.removeprefix("dispatches/").removesuffix("/")
-        item = f"dispatch {recipient}"
+    def check(self, folder: str, request: Request | None = None) -> None:
+        """Check the dispatch under ``folder`` (``dispatches/AGENCY/``), or the package of
+        ``request`` under it (``requests/REQUEST/AGENCY/``)."""
+        recipient = folder.removesuffix("/").rsplit("/", 1)[1]
+        self.request = request
+        item = f"dispatch {recipient}" if request is None else f"{request.kind} {recipient}"
         body = self.bundle.read(folder + "package.json")
         cms = self.bundle.read(folder + "agency.p7s")
         if body is None or cms is None:
@@ -76,7 +95,7 @@ class DispatchChecks:
         if header is None:
             return
         self._receipt(folder, header)
-        for name in self.bundle.names("status"):
+        for name in self.bundle.names("status" if request is None else "request_status"):
             if name.startswith(folder):
                 self._status(name, header)
 
@@ -90,7 +109,25 @@ class DispatchChecks:
         except CongvanError as exc:
             self.report.fail(item, exc.code, exc.message, folder + "agency.p7s")
             return None
-        recorded = signed.message_ids.get(recipient)
+        request = self.request
+        recorded = (signed.message_ids if request is None else request.message_ids).get(recipient)
+        if request is not None:
+            original = header.original.message_id if header.original is not None else None
+            for wrong, code, detail in (
+                (
+                    header.business_type != request.kind,
+                    "business_type",
+                    f"the header is a {header.business_type}, the trail records a {request.kind}",
+                ),
+                (
+                    original != signed.message_ids.get(recipient),
+                    "original",
+                    "the header names another package than the document's to it",
+                ),
+            ):
+                if wrong:
+                    self.report.fail(item, f"header_{code}", detail, folder + "package.json")
+                    return None
         for wrong, code, detail in (
             (header.recipient != recipient, "recipient", f"the header is for {header.recipient}"),
             (header.sender != signed.agency_id, "sender", f"the header is from {header.sender}"),
@@ -119,6 +156,8 @@ class DispatchChecks:
     def _package_sha256(self, folder: str, header: Header) -> str | None:
         """The package's SHA-256, assembled again from the bundle; None without the files."""
         names = self.signed.filenames
+        if self.request is not None:
+            return None  # a request's package carries no files to assemble it from
         body = self.bundle.read(folder + "package.json")
         cms = self.bundle.read(folder + "agency.p7s")
         if not self.bundle.index.files_included or body is None or cms is None:
@@ -148,8 +187,12 @@ class DispatchChecks:
                 stream.close()
         return written.sha256
 
+    def _label(self, what: str, header: Header) -> str:
+        kind = "" if self.request is None else f"{self.request.kind} "
+        return f"{kind}{what} {header.recipient}"
+
     def _receipt(self, folder: str, header: Header) -> None:
-        item, member = f"receipt {header.recipient}", folder + "receipt.json"
+        item, member = self._label("receipt", header), folder + "receipt.json"
         body, cms = self.bundle.read(member), self.bundle.read(folder + "receipt.p7s")
         if body is None or cms is None:
             if self.bundle.has(member) or self.bundle.has(folder + "receipt.p7s"):
@@ -173,7 +216,9 @@ class DispatchChecks:
         except CongvanError as exc:
             self.report.fail(item, exc.code, exc.message, member)
             return
-        checked = "not re-assembled (no files)" if package is None else "re-assembled, same"
+        checked = "re-assembled, same"
+        if package is None:
+            checked = "not re-assembled (no files)" if self.request is None else "as received"
         self.report.holds(
             item,
             f"status 01 signed by {receipt.recipient} at {receipt.received_at.isoformat()}, "
@@ -183,7 +228,7 @@ class DispatchChecks:
 
     def _status(self, member: str, header: Header) -> None:
         code = member.rsplit("status-", 1)[1].removesuffix(".json")
-        item = f"status {header.recipient} {code}"
+        item = f"{self._label('status', header)} {code}"
         body = self.bundle.read(member)
         cms = self.bundle.read(member.removesuffix("json") + "p7s")
         if body is None or cms is None:

@@ -7,6 +7,7 @@ sides are run one at a time by the test, so every step can be checked.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -14,8 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+import rfc8785
 from starlette.testclient import TestClient
 
+from congvan.actions.exchange.evidence import role_of, write_bundle
+from congvan.actions.exchange.evidence_checks import verify_bundle
 from congvan.actions.exchange.package import Original
 from congvan.actions.exchange.writing import assemble, seal_header
 from congvan.states.errors import (
@@ -29,8 +33,10 @@ from congvan.storage.ids import new_id
 from congvan.workflow import directory
 from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
+from congvan.workflow.evidence import gather
 from congvan.workflow.letters import sample_pdf
 from tests.databases import Databases
+from tests.exchange_world import members, zipped
 from tests.factories import actor, document_row
 from tests.installations import A, B, Pair, make_pair, serving_inbox
 
@@ -547,3 +553,65 @@ def test_a_supervisor_recalls_from_the_escalation_of_a_refused_recall(
     pair.answer(received_id, "agree_recall")
     assert document_row(pair.sender, doc).state == "recalled"
     assert state_at_b(pair, received_id) == "recalled"
+
+
+def test_a_recalled_letters_evidence_holds_the_recall_and_each_answer(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B, recalled, B agreeing (15), the trail anchored
+    doc, received_id = registered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    pair.answer(received_id, "agree_recall")
+    pair.sender.clock.advance(minutes=1)
+    pair.sender.anchoring.anchor(pair.sender.uow, pair.sender.clock())
+
+    # When its evidence is exported
+    with pair.sender.uow(readonly=True) as uow:
+        evidence = gather(uow, pair.sender.trust, doc)
+        [request_id] = {d.request_id for d in uow.dispatches.for_requests(doc)}
+    sink = io.BytesIO()
+    write_bundle(sink, evidence, pair.sender.clock())
+    bundle = sink.getvalue()
+    folder = f"requests/{request_id}/{B}/"
+
+    # Then it holds the recall's package to B, B's receipt of it and its answer 15,
+    # each verified against what the trail recorded of the recall
+    parts = members(bundle)
+    for name in ("package.json", "agency.p7s", "receipt.json", "status-15.json"):
+        assert folder + name in parts
+    roots = pair.sender.trust.roots()
+    report = verify_bundle(io.BytesIO(bundle), roots)
+    assert report.verified, [c for c in report.checks if not c.ok]
+    assert {f"recall {B}", f"recall receipt {B}", f"recall status {B} 15"} <= {
+        c.item for c in report.checks if c.ok
+    }
+
+    # And none of it can be dropped, nor a recall the trail does not record slipped in
+    def judged(changed: dict[str, bytes]) -> set[tuple[str, str | None]]:
+        verdict = verify_bundle(io.BytesIO(zipped(changed)), roots)
+        return {(c.code, c.member) for c in verdict.checks if not c.ok}
+
+    dropped_answer = _dropped(parts, folder + "status-15.")
+    assert ("evidence_missing", folder + "status-15.json") in judged(dropped_answer)
+    assert ("dispatch_missing", folder) in judged(_dropped(parts, folder))
+    stranger = f"requests/{new_id()}/{B}/"
+    moved = {n.replace(folder, stranger): d for n, d in _dropped(parts).items()}
+    moved["index.json"] = _reindexed(moved)
+    assert ("request_unrecorded", stranger) in judged(moved)
+
+
+def _dropped(parts: dict[str, bytes], *prefixes: str) -> dict[str, bytes]:
+    kept = {n: d for n, d in parts.items() if not (prefixes and n.startswith(prefixes))}
+    return {**kept, "index.json": _reindexed(kept)}
+
+
+def _reindexed(parts: dict[str, bytes]) -> bytes:
+    """index.json listing ``parts`` as they are (it is not signed: anyone can)."""
+    index = json.loads(parts["index.json"])
+    index["members"] = [
+        {"name": n, "role": role_of(n), "size": len(d), "sha256": hashlib.sha256(d).hexdigest()}
+        for n, d in parts.items()
+        if n != "index.json"
+    ]
+    return rfc8785.dumps(index)
