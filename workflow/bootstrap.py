@@ -358,6 +358,8 @@ def bootstrap(
             max_parts=settings.max_attachments + 5,
             # A signed PDF is its main file and the signatures appended to it.
             max_part_size=settings.max_attachment_bytes + SIGNATURE_ROOM,
+            max_files=settings.max_attachments,
+            max_file_size=settings.max_attachment_bytes,
         ),
     )
     return Runtime(

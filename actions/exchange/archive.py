@@ -53,6 +53,9 @@ class Limits:
     max_parts: int
     max_part_size: int | None = None  # None: up to max_total_size
     max_metadata_size: int = 1 << 20  # package.json, manifest.json and the signatures
+    # A package's files (under files/): how many, and bytes each (None: as any part).
+    max_files: int | None = None
+    max_file_size: int | None = None
 
 
 class Archive:

@@ -110,7 +110,7 @@ from types import TracebackType
 from typing import IO, Any, BinaryIO
 
 from congvan.states.document import UPDATABLE
-from congvan.states.errors import MessageMalformed
+from congvan.states.errors import MessageMalformed, PackageTooLarge
 
 from .archive import Archive, Limits, open_archive, safe_step
 from .envelope import Members, read_canonical
@@ -262,6 +262,7 @@ def open_package(stream: BinaryIO, limits: Limits) -> Package:
     """
     archive = open_archive(stream, limits, _SMALL)
     try:
+        _check_files(archive, limits)
         if HEADER not in archive.members:
             raise MessageMalformed(f"The package has no {HEADER}.", reason="missing_part")
         body = archive.read(HEADER)
@@ -283,6 +284,28 @@ def open_package(stream: BinaryIO, limits: Limits) -> Package:
     except BaseException:
         archive.close()
         raise
+
+
+def _check_files(archive: Archive, limits: Limits) -> None:
+    """The attachments within what the receiver takes of a document's own: as many files
+    as a document may have, each no larger than an attachment may be (the signed PDF,
+    its main file with signatures appended, is bounded as any part)."""
+    files = [name for name in archive.members if name.startswith(FILES)]
+    if limits.max_files is not None and len(files) > limits.max_files:
+        raise PackageTooLarge(
+            f"The package has more than {limits.max_files} files.",
+            reason="too_many_files",
+            max_files=limits.max_files,
+        )
+    largest = limits.max_file_size
+    for name in files:
+        if largest is not None and archive.members[name].file_size > largest:
+            raise PackageTooLarge(
+                f"{name} is larger than {largest} bytes.",
+                reason="part_too_large",
+                part=name,
+                max_bytes=largest,
+            )
 
 
 def read_header(content: dict[str, Any]) -> Header:
