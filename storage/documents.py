@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import NoResultFound
 
 from congvan.states.errors import NotFound
@@ -108,7 +109,12 @@ _SUBMITTED_REVISION = Prepared(select(_c.submitted_revision).where(_by_id))
 _by_digest = _blobs.c.sha256 == bindparam("sha256")
 _BLOB = Prepared(select(_blobs.c.data).where(_by_digest))
 _BLOB_STORED = Prepared(select(_blobs.c.sha256).where(_by_digest))
-_PUT_BLOB = Prepared(insert(_blobs))
+# Two transactions storing the same new bytes at once (PostgreSQL runs them side by
+# side): the second finds them there, as the first did not.
+_PUT_BLOB = {
+    "postgresql": Prepared(postgresql.insert(_blobs).on_conflict_do_nothing()),
+    "sqlite": Prepared(sqlite.insert(_blobs).on_conflict_do_nothing()),
+}
 _ATTACHMENTS = Prepared(
     select(
         _attachments.c.id,
@@ -295,7 +301,8 @@ class DocumentRepository(ChainHeads):
     def put_blob(self, sha256: str, data: bytes) -> None:
         """Store bytes under their digest unless they are there already."""
         if _BLOB_STORED.first(self.conn, {"sha256": sha256}) is None:
-            _PUT_BLOB.execute(self.conn, [{"sha256": sha256, "size": len(data), "data": data}])
+            put = _PUT_BLOB[self.conn.dialect.name]
+            put.execute(self.conn, [{"sha256": sha256, "size": len(data), "data": data}])
 
     def blob(self, sha256: str) -> bytes | None:
         row = _BLOB.first(self.conn, {"sha256": sha256})

@@ -98,3 +98,32 @@ def test_agencies_page_through_the_directory(api_any_db: Api) -> None:
     ids = [a["id"] for a in walked]
     assert 7 == len(ids) and sorted(ids) == ids and A in ids
     assert _paged_in_sql(api, "/v1/agencies", "operator", "agencies")
+
+
+def _cursor(*key: Any) -> str:
+    import base64
+    import json
+
+    text = json.dumps(list(key), ensure_ascii=False, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def test_a_cursor_the_server_never_issued_is_refused_on_every_database(api_any_db: Api) -> None:
+    api = api_any_db
+    doc = api.draft()["id"]
+    for path, role, key in [
+        (f"/v1/documents/{doc}/history", "clerk", (2**63,)),
+        (f"/v1/documents/{doc}/history", "clerk", (-(2**63) - 1,)),
+        (f"/v1/documents/{doc}/history", "clerk", (2**31,)),
+        ("/v1/agencies", "operator", ("\u0000",)),
+        ("/v1/authorities", "supervisor", ("\u0000", "a", "b")),
+        ("/v1/review-queue", "reviewer", ("2026-01-01T00:00:00+00:00", "\u0000")),
+        ("/v1/review-queue", "reviewer", ("0001-01-01T00:00:00+05:00", "x")),
+        ("/v1/stuck", "supervisor", ("9999-12-31T23:59:59-05:00", "x")),
+    ]:
+        response = api.get(path, role=role, params={"cursor": _cursor(*key)})
+        assert (response.status_code, response.json()["code"]) == (422, "invalid_input"), (
+            path,
+            key,
+            response.text,
+        )

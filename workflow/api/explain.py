@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from congvan.states import explanation as x
-from congvan.states.errors import InvalidInput
 from congvan.states.policy import READ_ROLES
 from congvan.storage.stalls import stalled
 
@@ -24,7 +23,7 @@ from .auth import PrincipalDep, require
 from .bodies import JsonRoute
 from .deps import ClockDep, ReadUowDep, SettingsDep
 from .outputs import AUTHENTICATED, DocumentSummary, Moment, Page, errors
-from .paging import Key, PagingDep, page, paging
+from .paging import Key, PagingDep, cursor_moment, page, paging
 from .views import load_visible
 from .vocabulary import DispatchState, DocumentState, StatusCode
 
@@ -92,13 +91,7 @@ def _after(key: Key | None) -> tuple[datetime, str] | None:
     """Where a page of the stuck list starts: after (idle since, id) of the last seen."""
     if key is None:
         return None
-    try:
-        at = datetime.fromisoformat(str(key[0]))
-    except ValueError as exc:
-        raise InvalidInput("The cursor is not valid.", field="cursor") from exc
-    if at.tzinfo is None:
-        raise InvalidInput("The cursor is not valid.", field="cursor")
-    return at, str(key[1])
+    return cursor_moment(key[0]), str(key[1])
 
 
 @router.get(

@@ -11,11 +11,13 @@ import base64
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query
 
 from congvan.states.errors import InvalidInput
+from congvan.states.text import in_utc, unstorable
 
 from .deps import SettingsDep
 
@@ -46,11 +48,30 @@ def decode_key(cursor: str, types: Sequence[type]) -> Key:
     valid = (
         isinstance(key, list)
         and len(key) == len(types)
-        and all(type(v) is t for v, t in zip(key, types, strict=True))
+        and all(type(v) is t and _storable(v) for v, t in zip(key, types, strict=True))
     )
     if not valid or encode_key(tuple(key)) != cursor:
         raise InvalidInput("The cursor is not valid.", field="cursor")
     return tuple(key)
+
+
+def _storable(value: object) -> bool:
+    """A key value the databases can compare: an integer column's range, text without NUL
+    or control characters (no key the server issues holds one)."""
+    if isinstance(value, int):
+        return -(2**31) <= value < 2**31
+    return isinstance(value, str) and unstorable(value, multi_line=False) is None
+
+
+def cursor_moment(value: str | int) -> datetime:
+    """A moment a cursor holds, as the databases can keep it; else the cursor is not valid."""
+    try:
+        moment = in_utc(datetime.fromisoformat(str(value)))
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise InvalidInput("The cursor is not valid.", field="cursor")
+    return moment
 
 
 def check_limit(limit: int, max_page_size: int) -> None:

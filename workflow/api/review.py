@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
 
 from congvan.actions.review import results_view
-from congvan.states.errors import InvalidInput
 from congvan.states.policy import READ_ROLES, REVIEWER
 from congvan.storage.audit import timestamp
 
@@ -18,7 +16,7 @@ from .bodies import JsonRoute
 from .deps import ChecksDep, ReadUowDep
 from .findings import ChecksOut, QueuePage
 from .outputs import AUTHENTICATED, errors
-from .paging import PagingDep, page, paging
+from .paging import PagingDep, cursor_moment, page, paging
 from .views import load_visible
 
 router = APIRouter(
@@ -39,10 +37,7 @@ def review_queue(
     after = None
     if at.after is not None:
         updated_at, last_id = at.after
-        try:
-            after = (datetime.fromisoformat(str(updated_at)), str(last_id))
-        except ValueError as exc:
-            raise InvalidInput("The cursor is not valid.", field="cursor") from exc
+        after = (cursor_moment(updated_at), str(last_id))
     with uow:
         rows = page(
             lambda _after, n: uow.checks.queue(principal.agency_id, n, after),
