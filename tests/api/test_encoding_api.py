@@ -261,3 +261,29 @@ def test_every_header_the_api_reads_is_checked(api: Api) -> None:
     }
     assert declared
     assert declared <= {name.decode() for name in READ_HEADERS}
+
+
+def test_a_urlencoded_form_with_raw_utf8_is_refused_not_read_as_latin1(api: Api) -> None:
+    # Starlette reads what a urlencoded form does not percent-encode as Latin-1
+    response = post_form(b"metadata=" + META, b"application/x-www-form-urlencoded")(api, "")
+    details = assert_error(response, 422, "invalid_encoding")
+    assert (details["location"], details["field"]) == ("form field", "metadata")
+    assert listing(api) == []
+
+
+def test_a_form_part_declaring_another_charset_is_refused(api: Api) -> None:
+    latin1 = part(b'name="metadata"', LATIN1_META, b"Content-Type: text/plain; charset=latin-1")
+    response = post_form(form(latin1, MAIN))(api, "")
+    details = assert_error(response, 422, "invalid_encoding")
+    assert details["location"] == "form part header"
+    assert listing(api) == []
+
+
+@pytest.mark.parametrize("cut", [10, 11, 500])
+def test_a_multipart_body_cut_short_creates_nothing(api: Api, cut: int) -> None:
+    # Its closing boundary and part of the main file are lost on the way
+    body = form(part(b'name="metadata"', META), part(b'name="main"; filename="a.pdf"', b"%" * 600))
+    response = post_form(body[:-cut])(api, "")
+    details = assert_error(response, 422, "invalid_input")
+    assert details["location"] == "body"
+    assert listing(api) == []

@@ -18,7 +18,7 @@ from urllib.parse import unquote_to_bytes
 
 from python_multipart import MultipartParser, QuerystringParser
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import parse_options_header
+from python_multipart.multipart import MultipartState, parse_options_header
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -100,6 +100,12 @@ def check_target(scope: Scope) -> None:
                 )
 
 
+def _utf8_or_none(content_type: bytes) -> bool:
+    """Whether a Content-Type declares no charset, or UTF-8."""
+    charset = parse_options_header(content_type)[1].get(b"charset")
+    return charset is None or _is_utf8(charset)
+
+
 def _is_utf8(charset: bytes) -> bool:
     try:
         return codecs.lookup(charset.decode("latin-1")).name == _UTF8
@@ -144,6 +150,12 @@ class _FormCheck:
             # The part's name and file name: UTF-8, as browsers send them.
             _text(value, field="Content-Disposition", location="form part header")
             self.disposition = value
+        elif name == b"content-type" and not _utf8_or_none(value):
+            raise InvalidEncoding(
+                "Text is read as UTF-8 only; a form part declares another charset.",
+                field="Content-Type",
+                location="form part header",
+            )
         elif not value.isascii():
             label = name.decode("latin-1")
             raise InvalidEncoding(
@@ -182,6 +194,14 @@ class _FormCheck:
 
     def close(self) -> None:
         self.parser.finalize()
+        # python-multipart's finalize does not yet check the body ended (its own TODO), so
+        # a body cut short would lose its last part without a word.
+        if self.parser.state != MultipartState.END:
+            raise InvalidInput(
+                "The multipart body ends before its closing boundary: a part was cut short.",
+                field="body",
+                location="body",
+            )
 
 
 class _UrlencodedCheck:
@@ -205,7 +225,17 @@ class _UrlencodedCheck:
         self.pair[index] += data
 
     def _end(self) -> None:
-        check_field(self.pair[0], self.pair[1], "form field")
+        name, value = self.pair
+        if not (name.isascii() and value.isascii()):
+            # What the form's parser does not percent-decode it reads as Latin-1: UTF-8
+            # sent raw would be stored as other letters.
+            raise InvalidEncoding(
+                f"The form field {_name(name)!r} is not percent-encoded, as a urlencoded form "
+                "must be.",
+                field=_name(name),
+                location="form field",
+            )
+        check_field(name, value, "form field")
 
     def feed(self, data: bytes) -> None:
         self.parser.write(data)
