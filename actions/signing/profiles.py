@@ -55,7 +55,13 @@ def profile_of(cert: x509.Certificate) -> Profile | None:
     """Which profile the certificate has, or None when it may not sign documents at all."""
     ext = cert.extensions
     try:
-        if not ext.get_extension_for_class(x509.KeyUsage).value.digital_signature:
+        if ext.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return None  # a CA issues certificates; a person or an agency signs
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        usage = ext.get_extension_for_class(x509.KeyUsage).value
+        if not usage.digital_signature or usage.key_cert_sign or usage.crl_sign:
             return None
     except x509.ExtensionNotFound:
         pass  # no key usage: the key usage check of the verifier refuses it on its own

@@ -138,17 +138,14 @@ class Signing:
             raise InvalidInput(
                 "A signed PDF is uploaded together with the signer's CMS (cms).", field="cms"
             )
+        made_pdf: bytes | None = None  # the main PDF signed on the server, when it is
         if uploaded is not None:
             cms, mode = _decode(str(uploaded), "cms", MAX_CMS_BYTES), "upload"
         else:
             made = ctx.prepared.get("attach_signature")
             if made is None or made.manifest != manifest:
                 made = self.sign_on_server(ctx)  # not prepared before the transaction
-            cms, mode = made.cms, "server"
-            if made.signed_pdf is not None:
-                signed_pdf = hashlib.sha256(made.signed_pdf).hexdigest()
-                uow.documents.put_blob(signed_pdf, made.signed_pdf)
-                ctx.audit["signed_pdf_sha256"] = signed_pdf
+            cms, mode, made_pdf = made.cms, "server", made.signed_pdf
         with _naming_the_field("cms" if mode == "upload" else None):
             verdict = verify_manifest_signature(
                 manifest,
@@ -159,6 +156,23 @@ class Signing:
                 expected_signer=expected_signer(uow, doc),
             )
         fingerprint = verdict.signer.sha256
+        if made_pdf is not None:
+            # Verified as an uploaded one is: a main file carrying a signature of its own
+            # (an untrusted one in the signer's name) would otherwise be stored, and the
+            # letter could never be sent.
+            main = _main_pdf(uow, doc_id)
+            data = uow.documents.blob(main.sha256) if main else None
+            verify_signed_main(
+                bytes(data or b""),
+                made_pdf,
+                certificate=fingerprint,
+                trust_roots=trust.roots,
+                crls=trust.crls,
+                at=ctx.now,
+            )
+            signed_pdf = hashlib.sha256(made_pdf).hexdigest()
+            uow.documents.put_blob(signed_pdf, made_pdf)
+            ctx.audit["signed_pdf_sha256"] = signed_pdf
         if mode == "upload" and ctx.data.get("signed_pdf") is not None:
             encoded = str(ctx.data["signed_pdf"])
             signed_pdf = self._accept_signed_pdf(uow, doc, encoded, fingerprint, trust, ctx)

@@ -6,7 +6,9 @@ algorithms, the form ``openssl cms -verify`` and every other verifier read the s
     DER                   every element, the embedded certificates and CRLs included, has
                           a definite, minimal length, primitive strings, minimal integers
                           and sorted sets; the whole re-encodes to the same bytes
-    certificates          each parses strictly as X.509 (extensions included)
+    certificates          each parses strictly as X.509 (extensions included), with an
+                          RSA key of 2048 bits or more or an ECDSA key on P-256, P-384
+                          or P-521 (else ``WeakAlgorithm``)
     one signer            SignedData with exactly one SignerInfo
     digest                SHA-256, SHA-384 or SHA-512, listed in digestAlgorithms, which
                           lists nothing else
@@ -27,6 +29,7 @@ import re
 from asn1crypto import cms as asn1_cms
 from asn1crypto import core
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from congvan.actions.signing.hotpath import Pieces
 from congvan.states.errors import SignatureMalformed, WeakAlgorithm
@@ -208,6 +211,7 @@ def _check_certificates(signed_data: asn1_cms.SignedData) -> None:
                 "not a directory string.",
                 certificate=index,
             )
+        _check_key(certificate, index)
     crls = signed_data["crls"]
     for index, choice in enumerate([] if isinstance(crls, core.Void) else crls):
         if choice.name != "crl":
@@ -218,6 +222,39 @@ def _check_certificates(signed_data: asn1_cms.SignedData) -> None:
             raise SignatureMalformed(
                 f"An embedded CRL is not strict DER X.509: {exc}", crl=index
             ) from exc
+
+
+# Public keys strong enough to sign with: RSA of at least 2048 bits, ECDSA on the NIST
+# curves of at least 256 bits. The algorithm checks alone took ECDSA on P-192.
+MIN_RSA_BITS = 2048
+STRONG_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
+
+
+def _check_key(certificate: x509.Certificate, index: int) -> None:
+    """Refuse a certificate whose key is too weak to trust a signature by it."""
+    key = certificate.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise WeakAlgorithm(
+                f"An embedded certificate has an RSA key of {key.key_size} bits; "
+                f"at least {MIN_RSA_BITS} are accepted.",
+                certificate=index,
+                key_size=key.key_size,
+            )
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name not in STRONG_CURVES:
+            raise WeakAlgorithm(
+                f"An embedded certificate has a key on curve {key.curve.name}; "
+                "P-256, P-384 or P-521 are accepted.",
+                certificate=index,
+                curve=key.curve.name,
+            )
+    else:
+        raise WeakAlgorithm(
+            "An embedded certificate has a key that is neither RSA nor ECDSA.",
+            certificate=index,
+            key_type=type(key).__name__,
+        )
 
 
 def _names_are_strings(certificate: bytes) -> bool:

@@ -14,6 +14,7 @@ so asking it for the roots on every verification costs a ``stat`` per file.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from congvan.states.errors import InvalidInput
 
 SUFFIX = ".pem"
+_FINGERPRINT = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -83,6 +85,11 @@ class TrustStore:
 
     def unpin(self, fp: str) -> bool:
         """Stop trusting the root with this fingerprint; whether one was pinned."""
+        if not _FINGERPRINT.fullmatch(fp):  # never a path: ../../x.pem is not a root of ours
+            raise InvalidInput(
+                "A root is named by its SHA-256 fingerprint: 64 hexadecimal digits.",
+                field="fingerprint",
+            )
         path = self.directory / f"{fp.lower()}{SUFFIX}"
         if not path.is_file():
             return False

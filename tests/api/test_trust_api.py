@@ -28,8 +28,18 @@ from congvan.actions.signing.cms import sign_manifest
 from congvan.states.errors import AlreadyExists, InvalidInput
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow import cli
-from tests.api.conftest import A, Api, MakeApi, assert_error
-from tests.api.test_review_flow_api import history
+from congvan.workflow.letters import sample_pdf
+from tests.api.conftest import LETTER, A, Api, B, MakeApi, assert_error
+from tests.api.test_review_flow_api import (
+    SIGNER_NAME,
+    SIGNER_USER,
+    add_signer,
+    approve,
+    failed,
+    history,
+    submit_and_check,
+    today,
+)
 from tests.api.test_signing_api import (
     PASS,
     issue,
@@ -42,6 +52,7 @@ from tests.api.test_signing_api import (
     signing_api,
     state_and_version,
 )
+from tests.pdf_edits import token_sign
 from tests.tools import verify_with_openssl
 
 # -- certificates as others make them ------------------------------------------------------
@@ -565,3 +576,38 @@ def test_the_acceptance_time_and_signature_come_from_the_audit_trail_not_the_row
     verdict = api.get(f"/v1/documents/{doc_id}/signature").json()["verdict"]
     assert (verdict["ok"], verdict["code"]) == (False, "signature_invalid")
     assert "audit trail" in verdict["message"]
+
+
+def test_a_main_pdf_already_signed_by_someone_untrusted_is_not_signed_on_the_server(
+    make_api: MakeApi,
+) -> None:
+    # Given a letter whose main PDF already carries a signature in the signer's name, made
+    # with a certificate of a CA nobody pinned; the review passes it
+    api = signing_api(make_api)
+    issue(api)
+    ca_key, ca = _outside_ca(api)
+    key, cert = certificate(api, signer_subject(api), ca.subject, ca_key)
+    forged = token_sign(
+        sample_pdf(), key=key, cert=cert, chain=[ca], signing_time=api.clock(), field_name="Old"
+    )
+    add_signer(api)
+    metadata = {
+        **LETTER,
+        "number": 4242,
+        "issued_on": today(api).isoformat(),
+        "signer_name": SIGNER_NAME,
+        "signer_user": SIGNER_USER,
+        "recipients": [{"organ_id": B, "name": "Sở Nội vụ tỉnh Thừa Thiên Huế"}],
+    }
+    files = [("main", ("1227.pdf", forged, "application/pdf"))]
+    doc_id = api.draft(metadata=metadata, files=files)["id"]
+    assert failed(submit_and_check(api, doc_id)) == set()
+    assert approve(api, doc_id).status_code == 200
+    before = state_and_version(api, doc_id)
+
+    # When the signer signs it on the server
+    response = sign(api, doc_id)
+
+    # Then the signed PDF it made is verified before it is kept, as an uploaded one is
+    assert_error(response, 422, "chain_untrusted")
+    assert state_and_version(api, doc_id) == before

@@ -58,6 +58,12 @@ def test_roots_are_trusted_only_when_pinned_in_the_trust_store(tmp_path: Path) -
     assert congvan("keys", "untrust", fingerprint, data_dir=data).returncode == 0
     assert not (data / "trust" / f"{fingerprint}.pem").exists()
     assert pinned.is_file()
+    # ...by its fingerprint only: a path never reaches a file outside the trust store
+    victim = data / "victim.pem"
+    victim.write_text("not a root")
+    refused = congvan("keys", "untrust", "../victim", data_dir=data)
+    assert refused.returncode == 2 and "invalid_input" in refused.stderr, refused.stderr
+    assert victim.is_file()
 
     # A leaf certificate can never be pinned as a root
     leaf = pki.issue_signer_certificate(

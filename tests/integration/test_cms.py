@@ -63,10 +63,20 @@ class Issued:
     cert: x509.Certificate
 
 
+# Weak keys, besides: an RSA key of 1024 bits, ECDSA on P-192 and P-224.
+_CURVES: dict[str, ec.EllipticCurve] = {
+    "ec": ec.SECP256R1(),
+    "p192": ec.SECP192R1(),
+    "p224": ec.SECP224R1(),
+}
+
+
 def new_key(kind: str = "rsa") -> Key:
-    if kind == "ec":
-        return ec.generate_private_key(ec.SECP256R1())
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if kind in _CURVES:
+        return ec.generate_private_key(_CURVES[kind])
+    return rsa.generate_private_key(
+        public_exponent=65537, key_size=1024 if kind == "rsa1024" else 2048
+    )
 
 
 def make_name(cn: str, *, title: str | None = None, org: str = AGENCY) -> x509.Name:
@@ -126,6 +136,7 @@ def issue(
     not_before: datetime = NOW - 30 * DAY,
     not_after: datetime = NOW + 365 * DAY,
     usage: x509.KeyUsage | None = None,
+    ca_flag: bool = False,
 ) -> Issued:
     key = new_key(kind)
     ca_ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
@@ -145,7 +156,7 @@ def issue(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=ca_flag, path_length=None), critical=True)
         .add_extension(
             usage or key_usage(digital_signature=True, content_commitment=True), critical=True
         )

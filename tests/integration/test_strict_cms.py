@@ -29,8 +29,22 @@ from hypothesis import strategies as st
 
 from congvan.actions.signing.strict import check_strict_cms
 from congvan.actions.signing.verification import _trusted_signers
-from congvan.states.errors import SignatureError, SignatureMalformed, WeakAlgorithm
-from tests.integration.test_cms import MANIFEST, Issued, Pki, make_pki, sign, verify
+from congvan.states.errors import (
+    CertificateProfileInvalid,
+    SignatureError,
+    SignatureMalformed,
+    WeakAlgorithm,
+)
+from tests.integration.test_cms import (
+    MANIFEST,
+    Issued,
+    Pki,
+    issue,
+    key_usage,
+    make_pki,
+    sign,
+    verify,
+)
 from tests.tools import verify_with_openssl
 
 OPENSSL = shutil.which("openssl") or "openssl"
@@ -456,3 +470,20 @@ def test_damage_that_once_crashed_is_a_signature_error(pki: Pki, good: bytes, ca
     damage, error = ONCE_CRASHED[case]
 
     assert error is type(refusal(damage(good), pki, known=False))
+
+
+@pytest.mark.parametrize("kind", ["rsa1024", "p192", "p224"])
+def test_a_signers_key_too_weak_to_trust_is_a_weak_algorithm(pki: Pki, kind: str) -> None:
+    weak = issue(pki.root, kind=kind)
+    with pytest.raises(WeakAlgorithm):
+        verify(MANIFEST, sign(weak, pki), pki)
+
+
+@pytest.mark.parametrize("usage", ["ca", "key_cert_sign", "crl_sign"])
+def test_a_ca_certificate_cannot_sign_as_a_person(pki: Pki, usage: str) -> None:
+    flags = {"digital_signature": True, "content_commitment": True}
+    if usage != "ca":
+        flags[usage] = True
+    issued = issue(pki.root, ca_flag=usage == "ca", usage=key_usage(**flags))
+    with pytest.raises(CertificateProfileInvalid):
+        verify(MANIFEST, sign(issued, pki), pki)
