@@ -46,6 +46,7 @@ import httpx
 
 from congvan.states.dispatch import ACKNOWLEDGED, ANSWERED, REJECTED, STATUS_EVENTS
 from congvan.states.errors import CongvanError, GuardFailed
+from congvan.states.text import printable
 from congvan.storage.dispatches import AttemptRow, DispatchRow
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -339,7 +340,7 @@ class Delivery(StagedJob[Parcel]):
                 outcome=outcome.outcome,
                 http_status=outcome.http_status,
                 latency_ms=outcome.latency_ms,
-                error=outcome.error[:1000],
+                error=printable(outcome.error),
             )
         )
         uow.dispatches.posting(work.dispatch_id, until=None)
@@ -443,11 +444,13 @@ def _retry_after(value: str | None) -> timedelta | None:
 
 
 def _reason(response: httpx.Response) -> str:
-    """The receiver's code and reason, or the start of what it answered."""
+    """The receiver's code and reason, or the start of what it answered (as a line we
+    can store: a peer's answer may hold anything)."""
     try:
         body = response.json()
         details = body.get("details") or {}
         reason = details.get("reason", "")
-        return f"{response.status_code} {body.get('code', '')} {reason}: {body.get('message', '')}"
+        said = f"{response.status_code} {body.get('code', '')} {reason}: {body.get('message', '')}"
     except (ValueError, AttributeError):
-        return f"{response.status_code}: {response.text[:200]}"
+        said = f"{response.status_code}: {response.text[:200]}"
+    return printable(said)

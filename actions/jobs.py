@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from congvan.states.policy import JOB_BACKOFF, Backoff
+from congvan.states.text import printable
 from congvan.storage.clock import Clock
 from congvan.storage.ids import new_id
 from congvan.storage.outbox import DONE, FAILED, PENDING, RUNNING, Job
@@ -337,6 +338,7 @@ class JobRunner:
         writes what the failure means in the same transaction.
         """
         policy = self.policy(job.action)
+        error = printable(error)  # an exception's text may quote a peer's answer
         attempts = uow.outbox.record_failure(job.id, error)
         uow.timers.cancel(JOB_DEADLINE, job.id)
         gave_up = attempts >= (policy.max_attempts or 1)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from congvan.states.text import printable
 from congvan.states.vocabulary import (
     ATTEMPT_DELIVERED,
     ATTEMPT_PERMANENT,
@@ -51,6 +52,16 @@ class Outcome:
 # -- webhooks -----------------------------------------------------------------------------
 
 
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether the connection failed because the receiver's TLS certificate did not verify."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def post_webhook(
     url: str,
     body: bytes,
@@ -75,13 +86,16 @@ def post_webhook(
         with httpx.Client(transport=transport, verify=tls(), timeout=timeout) as client:
             response = client.post(url, content=body, headers=headers)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-        return Outcome(ATTEMPT_TRANSIENT, None, f"not sent: {type(exc).__name__}: {exc}")
+        said = printable(f"not sent: {type(exc).__name__}: {exc}")
+        if _certificate_refused(exc):  # httpx wraps it in a ConnectError: it will not heal
+            return Outcome(ATTEMPT_PERMANENT, None, said)
+        return Outcome(ATTEMPT_TRANSIENT, None, said)
     except httpx.TransportError as exc:  # the request left; its answer did not come
         return Outcome(ATTEMPT_UNKNOWN, None, f"no answer: {type(exc).__name__}: {exc}")
     status = response.status_code
     if 200 <= status < 300:
         return Outcome(ATTEMPT_DELIVERED, status)
-    said = f"{status}: {response.text[:200]}"
+    said = printable(f"{status}: {response.text[:200]}")
     if status >= 500 or status in _RETRYABLE_STATUSES:
         return Outcome(
             ATTEMPT_TRANSIENT, status, said, retry_after(response.headers.get("Retry-After"))
@@ -157,7 +171,7 @@ def send_mail(smtp: Smtp, message: email.message.EmailMessage) -> Outcome:
 
 def _replied(code: int, said: bytes | str) -> Outcome:
     text = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
-    error = f"{code} {text}"[:1000]
+    error = printable(f"{code} {text}")
     if 400 <= code < 500:
         return Outcome(ATTEMPT_TRANSIENT, code, error)
     return Outcome(ATTEMPT_PERMANENT, code, error)

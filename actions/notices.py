@@ -178,11 +178,12 @@ def verify(
     signature, stamp = headers.get(SIGNATURE_HEADER), headers.get(TIMESTAMP_HEADER)
     if not signature or not stamp:
         return Verified(False, "missing signature or timestamp")
-    try:
-        timestamp = int(stamp)
-    except ValueError:
+    if not (stamp.isascii() and stamp.isdigit()):  # int() takes "+1", "1_000", "١"
         return Verified(False, "the timestamp is not a whole number of seconds")
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+    timestamp = int(stamp)
+    # As bytes: compare_digest refuses str holding non-ASCII, which anyone can send.
+    expected = sign(secret, timestamp, body).encode()
+    if not hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape")):
         return Verified(False, "the signature does not match")
     if abs(now.timestamp() - timestamp) > window.total_seconds():
         return Verified(False, "the timestamp is outside the replay window")

@@ -24,6 +24,7 @@ import httpx
 
 from congvan.states.errors import CongvanError
 from congvan.states.received import ANSWER_CODE, RECEIVED_DOCUMENT, STATUS_CODE, STATUS_LABEL
+from congvan.states.text import printable
 from congvan.storage.received import Received
 
 from .context import JobContext
@@ -126,7 +127,7 @@ class StatusSending(StagedJob[Notice]):
         except httpx.TransportError as exc:
             raise StatusNotSent(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code >= 500 or response.status_code in (408, 425, 429):
-            raise StatusNotSent(f"{response.status_code}: {response.text[:200]}")
+            raise StatusNotSent(printable(f"{response.status_code}: {response.text[:200]}"))
         return response.status_code
 
     def record(self, ctx: JobContext, work: Notice, outcome: Any) -> None:

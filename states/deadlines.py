@@ -285,6 +285,36 @@ class TimeRules:
             minutes[rule] = tuple(values)
         return replace(self, minutes=minutes)
 
+    def in_force(self, stored: Mapping[str, Any]) -> TimeRules:
+        """These rules with an agency's ``stored`` overrides, as far as they still hold.
+
+        They were checked when set (``tightened``); the province may have tightened its
+        own since, below some of them, or dropped a rule. A value now longer than the
+        province's is the province's, a rule or value that no longer reads is left out:
+        the agency's work goes on by the tighter of the two, never stops on what it set.
+        """
+        minutes = dict(self.minutes)
+        for rule, given in stored.items():
+            if rule not in RULES:
+                continue
+            values = list(minutes[rule])
+            if isinstance(given, Mapping):
+                items = [(k, v) for k, v in given.items()]
+            elif isinstance(given, list | tuple) and len(given) == len(URGENCY_LEVELS):
+                items = list(enumerate(given))
+            else:
+                continue
+            for key, value in items:
+                try:
+                    level = _level(rule, key) if isinstance(given, Mapping) else int(key)
+                except RuleError:
+                    continue
+                floor = 0 if rule == "send" else 1
+                if isinstance(value, int) and not isinstance(value, bool) and value >= floor:
+                    values[level] = min(value, self.minutes[rule][level])
+            minutes[rule] = tuple(values)
+        return replace(self, minutes=minutes)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "send_cutoff": self.send_cutoff.strftime("%H:%M"),
@@ -293,9 +323,13 @@ class TimeRules:
 
 
 def _level(rule: str, key: Any) -> int:
-    try:
+    # One ASCII digit, as the levels are written: not " 0", "00" or an Arabic-Indic "٠",
+    # which int() reads as 0 too (two keys for one level, the last silently winning).
+    if isinstance(key, int) and not isinstance(key, bool):
+        level = key
+    elif isinstance(key, str) and len(key) == 1 and key.isascii() and key.isdigit():
         level = int(key)
-    except (TypeError, ValueError):
+    else:
         level = -1
     if level not in URGENCY_LEVELS:
         raise RuleError(f"Rule {rule!r}: urgency levels are 0 to 4, not {key!r}.", rule=rule)

@@ -116,3 +116,16 @@ def value_problem(field: DocumentField, value: object) -> str | None:
             return "must be an ISO 8601 moment with its offset"
         return None if in_utc(moment) is not None else "must be a moment with its offset"
     return unstorable(value, multi_line=field.multi_line)
+
+
+def printable(text: str, limit: int = 1000) -> str:
+    """``text`` from outside (a peer's or a mail server's answer, an error message) as a
+    line that can be stored and shown: control characters and lone surrogates written as
+    escapes (PostgreSQL refuses NUL in text), cut to ``limit`` characters."""
+    out = []
+    for ch in text[:limit]:
+        if unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\t":
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)[:limit]

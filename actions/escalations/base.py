@@ -39,7 +39,7 @@ class WatchBase:
     def deadlines(self, uow: UnitOfWork, agency_id: str) -> Deadlines:
         """The province's rules, tightened by the agency's own."""
         overrides = uow.escalations.time_rules(agency_id)
-        rules = self.rules.tightened(overrides) if overrides else self.rules
+        rules = self.rules.in_force(overrides) if overrides else self.rules
         return Deadlines(rules, self.calendar, self.hours)
 
 

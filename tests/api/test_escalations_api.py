@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from tests.api.conftest import A, Api, B, MakeApi, assert_error
 from tests.api.test_signing_api import issue, reviewed_letter, sign, signing_api
 
@@ -175,3 +177,36 @@ def test_supervisors_handle_escalations_and_time_rules_from_the_cli(
     assert "[invalid_input]" in capsys.readouterr().err
     assert main([*cli, "time-rules", "show", A]) == 0
     assert "(agency)" in capsys.readouterr().out
+
+
+def test_an_agency_keeps_working_when_the_province_tightens_below_its_own_rules(
+    api: Api,
+) -> None:
+    # Given the agency's deliver rule set at 120 working minutes, within the province's 240
+    put = api.client.put(
+        "/v1/time-rules", headers=api.auth("supervisor"), json={"rules": {"deliver": {"0": 120}}}
+    )
+    assert put.status_code == 200, put.text
+
+    # When the province tightens its own to 100 (a restart with new settings)
+    watch = api.runtime.watch
+    watch.rules = watch.rules.tightened({"deliver": [100, 60, 30, 15, 15]})
+
+    # Then the tighter of the two is in force, shown as such, and the agency's work goes on
+    shown = api.get("/v1/time-rules")
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["in_force"]["deliver"] == [100, 60, 30, 15, 15]
+    doc_id = api.draft()["id"]
+    assert api.fire(doc_id, "submit").status_code == 200
+
+
+@pytest.mark.parametrize("value", [True, "100", 100.0])
+def test_working_minutes_are_whole_numbers_not_what_json_turns_into_them(
+    api: Api, value: object
+) -> None:
+    for rules in ({"deliver": {"4": value}}, {"escalate": [value] * 5}):
+        put = api.client.put(
+            "/v1/time-rules", headers=api.auth("supervisor"), json={"rules": rules}
+        )
+        assert_error(put, 422, "invalid_input")
+    assert api.get("/v1/time-rules").json()["agency"] == {}

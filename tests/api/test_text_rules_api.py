@@ -143,3 +143,14 @@ def test_a_moment_the_databases_cannot_keep_is_refused(api_any_db: Api, moment: 
     assert_error(response, 422, "invalid_input")
     in_range = {"created_after": "2026-01-01T00:00:00+07:00"}
     assert api_any_db.get("/v1/documents", params=in_range).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("number", True), ("number", "7"), ("number", 5.0), ("urgency", True)]
+)
+def test_a_number_is_a_json_number_not_what_pydantic_would_turn_into_one(
+    api: Api, field: str, value: object
+) -> None:
+    details = assert_error(api.create(**{field: value}), 422, "invalid_input")
+    assert [e["field"] for e in details["errors"]] == [field]
+    assert api.get("/v1/documents").json()["items"] == []

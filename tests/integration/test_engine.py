@@ -8,6 +8,7 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -643,3 +644,25 @@ def test_racing_requests_with_one_key_transition_once(
     assert {2} == {o.version for o in outcomes}
     assert 2 == document_row(runtime, doc).version
     assert ["create", "edit"] == events(runtime, doc)
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"reason": "Thiếu nơi nhận\x00"}, "reason"),
+        ({"reason": "Thiếu \x1b[2J nơi nhận"}, "reason"),
+        ({"fields": {"place": "Huế\r\nX-Injected: 1"}}, "fields.place"),
+    ],
+)
+def test_what_a_person_writes_is_checked_however_it_comes_not_only_over_http(
+    runtime: Runtime, make_document: Callable[..., str], data: dict[str, Any], field: str
+) -> None:
+    # The command line fires events straight on the engine, past the API's own checks
+    doc = make_document(runtime, files=[sample_file()])
+    event, who = ("reject", REVIEWER) if "reason" in data else ("edit", CLERK)
+    with pytest.raises(InvalidInput) as refused:
+        runtime.engine.fire(doc, event, who, data=data)
+    assert refused.value.details["field"] == field
+    assert document_row(runtime, doc).version == 1
+    # A reason may span lines
+    runtime.engine.fire(doc, "reject", REVIEWER, data={"reason": "Thiếu nơi nhận;\nsai số"})

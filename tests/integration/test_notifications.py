@@ -4,13 +4,19 @@ dead after the last attempt, and sent again when an operator asks."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import ssl
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from congvan.actions.messengers import post_webhook
 from congvan.actions.notifications import queue_notifications, retry
 from congvan.states.errors import Conflict, InvalidInput
 from congvan.storage.clock import FrozenClock
@@ -522,3 +528,56 @@ def test_a_worker_that_dies_mid_send_leaves_an_unknown_attempt_and_a_retry(
     with runtime.uow(readonly=True) as uow:
         job = uow.outbox.get(notice.job_id)
         assert job is not None and "pending" == job.status
+
+
+def test_a_webhook_whose_tls_certificate_does_not_verify_is_permanent(tmp_path: Path) -> None:
+    # A receiver on 127.0.0.1 serving a certificate nobody trusts
+    certificate = self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(certificate.cert), str(certificate.key))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve_one() -> None:
+        connection, _ = listener.accept()
+        with contextlib.suppress(OSError), context.wrap_socket(connection, server_side=True):
+            pass
+
+    serving = threading.Thread(target=serve_one, daemon=True)
+    serving.start()
+    try:
+        outcome = post_webhook(
+            f"https://127.0.0.1:{port}/hook",
+            b"{}",
+            secret="s" * 32,
+            notice_id="n1",
+            kind="delivery_failed",
+            timestamp=0,
+            timeout=5,
+        )
+    finally:
+        serving.join(timeout=5)
+        listener.close()
+
+    # It will not heal by waiting: the notification is not retried
+    assert outcome.outcome == "permanent", outcome
+    assert "CERTIFICATE_VERIFY_FAILED" in outcome.error
+
+
+@pytest.mark.parametrize("status", [400, 500])
+def test_what_a_receiver_answers_is_kept_as_a_line_any_database_stores(status: int) -> None:
+    answer = httpx.MockTransport(
+        lambda _request: httpx.Response(status, content=b"bad\x00th\x1bing")
+    )
+    outcome = post_webhook(
+        "https://hooks.example.vn/hook",
+        b"{}",
+        secret="s" * 32,
+        notice_id="n1",
+        kind="delivery_failed",
+        timestamp=0,
+        timeout=5,
+        transport=answer,
+    )
+    assert outcome.outcome == ("permanent" if status == 400 else "transient")
+    assert outcome.error == f"{status}: bad\\x00th\\x1bing"

@@ -162,3 +162,28 @@ def test_rules_need_every_value_and_a_sane_range() -> None:
         TimeRules(minutes={"deliver": (1, 1, 1, 1, 1)})
     with pytest.raises(RuleError, match="one value per urgency"):
         TimeRules(minutes={**PROVINCE_DEFAULTS.minutes, "deliver": (1, 1)})
+
+
+def test_an_agencys_stored_rules_hold_as_far_as_the_province_now_allows() -> None:
+    # Set when the province allowed 240 for deliver at level 0; it now allows 100 only
+    province = PROVINCE_DEFAULTS.tightened({"deliver": [100, 60, 30, 15, 15]})
+    stored = {"deliver": [120, 60, 30, 10, 10], "retired_rule": [1] * 5, "escalate": {"4": 5}}
+
+    in_force = province.in_force(stored)
+
+    # The tighter of the two, value by value; what no longer reads is left out, never raised
+    assert [in_force.of("deliver", level).seconds // 60 for level in range(5)] == [
+        100,
+        60,
+        30,
+        10,
+        10,
+    ]
+    assert in_force.of("escalate", 4) == min(timedelta(minutes=5), province.of("escalate", 4))
+    assert province.in_force({"deliver": "junk", "escalate": {"9": 1, "0": True}}) == province
+
+
+@pytest.mark.parametrize("level", [" 0", "00", "٠", "0.0", True, "+1"])
+def test_an_urgency_level_is_written_as_one_digit(level: object) -> None:
+    with pytest.raises(RuleError, match="urgency levels are 0 to 4"):
+        PROVINCE_DEFAULTS.tightened({"deliver": {level: 10}})

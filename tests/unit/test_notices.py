@@ -248,3 +248,18 @@ def test_the_smtp_password_is_never_in_its_repr() -> None:
     smtp = Smtp("mail", 587, "a@b.vn", 5, starttls=True, username="u", password="pw-secret")
 
     assert "pw-secret" not in repr(smtp)
+
+
+@pytest.mark.parametrize("signature", ["sha256=é", "sha256=\udcff", "ü" * 64])
+def test_a_forged_signature_of_any_characters_is_refused_not_raised(signature: str) -> None:
+    body = b"{}"
+    headers = {**headers_for(body, AT), SIGNATURE_HEADER: signature}
+    verdict = verify(SECRET, headers, body, AT)
+    assert not verdict.valid and "does not match" in verdict.reason
+
+
+@pytest.mark.parametrize("stamp", ["+1796123581", "1_796_123_581", "١٧٩٦١٢٣٥٨١", " 1796123581"])
+def test_a_timestamp_is_ascii_digits_only(stamp: str) -> None:
+    body = b"{}"
+    headers = {**headers_for(body, AT), TIMESTAMP_HEADER: stamp}
+    assert "not a whole number" in verify(SECRET, headers, body, AT).reason

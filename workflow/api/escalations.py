@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from congvan.actions.escalations import notice
 from congvan.states import ESCALATION, allowed_events
@@ -377,7 +377,8 @@ class TimeRulesOut(BaseModel):
 class TimeRulesIn(TextModel):
     model_config = ConfigDict(extra="forbid")
 
-    rules: dict[str, list[int] | dict[str, int]] = Field(
+    # Strict: JSON's true, "100" and 100.0 are not working minutes.
+    rules: dict[str, list[StrictInt] | dict[str, StrictInt]] = Field(
         description="Rule → five values (urgency 0–4) or {level: value}; {} clears them"
     )
 
@@ -385,7 +386,7 @@ class TimeRulesIn(TextModel):
 def _rules_view(
     watch: WatchDep, settings: SettingsDep, overrides: dict[str, Any]
 ) -> dict[str, Any]:
-    in_force = watch.check_rules(overrides)
+    in_force = watch.rules.in_force(overrides)
     return {
         "rules": dict(RULES),
         "send_cutoff": in_force.send_cutoff.strftime("%H:%M"),

@@ -6,7 +6,15 @@ import unicodedata
 from datetime import date, datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+)
 
 from congvan.states.errors import FieldTooLong, InvalidInput
 from congvan.states.fields import DATES, FIELDS, MOMENTS, REQUIRED_AT_CREATION
@@ -88,7 +96,8 @@ class DocumentFields(TextModel):
     model_config = ConfigDict(extra="forbid")
 
     # The fields of states.fields, one by one (a test holds the two lists together).
-    number: int | None = _described("number", ge=1, le=999_999)
+    # Strict: true, "7" and 5.0 are not numbers a clerk wrote.
+    number: StrictInt | None = _described("number", ge=1, le=999_999)
     symbol: str | None = _described("symbol")
     doc_type: str | None = _described("doc_type")
     legal_normative: StrictBool | None = _described("legal_normative")
@@ -100,7 +109,7 @@ class DocumentFields(TextModel):
     signer_position: str | None = _described("signer_position")
     signer_competence: str | None = _described("signer_competence")
     signer_user: str | None = _described("signer_user")
-    urgency: int | None = _described("urgency")
+    urgency: StrictInt | None = _described("urgency")
     secrecy: str | None = _described("secrecy")
     due_date: date | None = _described("due_date")
     appointed_at: datetime | None = _described("appointed_at")

@@ -153,7 +153,7 @@ def cmd_time_rules(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "set":
             try:
                 overrides = json.loads(args.rules)
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:  # a 5000-digit number is one
                 raise InvalidInput(f"--rules is not JSON: {exc}", field="rules") from None
             if not isinstance(overrides, dict):
                 raise InvalidInput("--rules is a JSON object: rule → values.", field="rules")
@@ -167,7 +167,7 @@ def cmd_time_rules(args: argparse.Namespace, settings: Settings) -> int:
                 uow.commit()
         with runtime.uow(readonly=True) as uow:
             overrides = uow.escalations.time_rules(args.agency)
-        in_force = watch.check_rules(overrides)
+        in_force = watch.rules.in_force(overrides)
     print(f"working hours {watch.hours}, send cut-off {in_force.send_cutoff:%H:%M}")
     print("rule             thường  khẩn  thượng khẩn  hỏa tốc  hẹn giờ   (working minutes)")
     for rule, values in in_force.minutes.items():

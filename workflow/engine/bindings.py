@@ -33,7 +33,7 @@ from congvan.states.policy import (
 )
 from congvan.states.received import RECEIVED_DOCUMENT
 from congvan.states.spec import MachineSpec
-from congvan.states.text import has_visible_text, nfc
+from congvan.states.text import MULTI_LINE_FIELDS, has_visible_text, nfc, unstorable
 from congvan.storage.chains import DocumentHead
 from congvan.storage.documents import DocumentRepository
 from congvan.storage.escalations import EscalationRepository
@@ -143,6 +143,8 @@ def authorize_person(
     if event in reason_required and not has_visible_text(str(data.get("reason") or "")):
         # Blank, or only invisible characters (a zero-width space is not a reason).
         raise InvalidInput(f"Event {event!r} needs a reason.", event=event, field="reason")
+    if not actor.is_system:
+        _check_text(data)
     if actor.is_system or event not in spec.events:
         return  # an unknown event is refused as a transition, with the allowed ones
     allowed = roles.get(event)
@@ -164,6 +166,24 @@ def authorize_person(
             field=unused[0],
             takes=sorted(takes),
         )
+
+
+# What a person writes that may span lines, besides a document's own multi-line fields and
+# a reason: an escalation's comment and the note of how it was acted on.
+_MULTI_LINE_DATA = MULTI_LINE_FIELDS | {"text", "note"}
+
+
+def _check_text(data: Mapping[str, Any], within: str = "") -> None:
+    """Every text a person gives an event, however it came (the API, the command line),
+    is text both databases keep and every reader shows (``states.text.unstorable``)."""
+    for key, value in data.items():
+        name = f"{within}.{key}" if within else str(key)
+        if isinstance(value, str):
+            problem = unstorable(value, multi_line=key in _MULTI_LINE_DATA)
+            if problem is not None:
+                raise InvalidInput(f"{name} {problem}.", field=name)
+        elif isinstance(value, Mapping):
+            _check_text(value, name)
 
 
 class SelfHeld:
