@@ -154,3 +154,13 @@ def test_a_number_is_a_json_number_not_what_pydantic_would_turn_into_one(
     details = assert_error(api.create(**{field: value}), 422, "invalid_input")
     assert [e["field"] for e in details["errors"]] == [field]
     assert api.get("/v1/documents").json()["items"] == []
+
+
+@pytest.mark.parametrize("field", ["doc_type", "subject"])
+@pytest.mark.parametrize("value", ["", "   ", "\u200b"])
+def test_what_a_draft_must_have_is_not_given_by_an_empty_text(
+    api: Api, field: str, value: str
+) -> None:
+    details = assert_error(api.create(**{field: value}), 422, "invalid_input")
+    assert details["field"] == field
+    assert api.get("/v1/documents").json()["items"] == []

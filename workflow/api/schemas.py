@@ -19,7 +19,7 @@ from pydantic import (
 from congvan.states.errors import FieldTooLong, InvalidInput
 from congvan.states.fields import DATES, FIELDS, MOMENTS, REQUIRED_AT_CREATION
 from congvan.states.policy import SECRECY, URGENCY
-from congvan.states.text import MULTI_LINE_FIELDS, in_utc, unstorable
+from congvan.states.text import MULTI_LINE_FIELDS, has_visible_text, in_utc, unstorable
 from congvan.storage.tables import Recipient
 
 from ..directory import validate_organ_id
@@ -143,11 +143,12 @@ class DocumentFields(TextModel):
             if row.get(key) is not None:
                 row[key] = row[key].isoformat()
         for key, value in row.items():
-            if value is not None:
-                continue
-            if key in REQUIRED_AT_CREATION:
+            # Null, "" or only invisible characters: none of them gives what is required.
+            empty = value is None or (isinstance(value, str) and not has_visible_text(value))
+            if empty and key in REQUIRED_AT_CREATION:
                 raise InvalidInput(f"{key} cannot be empty.", field=key)
-            row[key] = FIELDS[key].empty
+            if value is None:
+                row[key] = FIELDS[key].empty
         return row
 
 
