@@ -31,12 +31,19 @@ ESCALATION = MachineSpec(
     finals=(RESOLVED, CLOSED),
     transitions=(
         # A supervisor takes it (or takes it over from another): they own it now.
-        edge("claim", (OPEN, CLAIMED, SNOOZED), CLAIMED, effects=("set_owner",)),
+        edge("claim", (OPEN, CLAIMED, SNOOZED), CLAIMED, effects=("set_owner", "end_snooze")),
         *(edge("comment", s, s, effects=("record_comment",)) for s in ACTIVE),
         # Put aside until a moment, with a reason; it comes back by itself then.
         edge("snooze", (OPEN, CLAIMED, SNOOZED), SNOOZED, effects=("snooze_until",)),
-        edge("wake", SNOOZED, CLAIMED, conditions=("has_owner",), derived=True),
-        edge("wake", SNOOZED, OPEN, derived=True),
+        edge(
+            "wake",
+            SNOOZED,
+            CLAIMED,
+            conditions=("has_owner",),
+            effects=("end_snooze",),
+            derived=True,
+        ),
+        edge("wake", SNOOZED, OPEN, effects=("end_snooze",), derived=True),
         # Still open past its deadline: the agency's leadership is told (second level).
         *(edge("rise", s, s, effects=("rise_level",), derived=True) for s in ACTIVE),
         # A supervisor acts from it: resend, recall, contact the recipient.

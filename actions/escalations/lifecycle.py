@@ -221,6 +221,7 @@ class Lifecycle(WatchBase):
             "set_owner": self.set_owner,
             "record_comment": self.record_comment,
             "snooze_until": self.snooze_until,
+            "end_snooze": self.end_snooze,
             "rise_level": self.rise_level,
             "take_action": self.take_action,
             "settle_escalation": self.settle,
@@ -266,6 +267,14 @@ class Lifecycle(WatchBase):
         add_timer(ctx.uow, ESCALATION_WAKE, row.id, row.document_id, until)
         ctx.audit["until"] = until.isoformat()
 
+    def end_snooze(self, ctx: TransitionContext) -> None:
+        """Awake (by its timer, or taken up before it): no snooze end is shown any more,
+        and no wake timer is left."""
+        row = self._row(ctx)
+        if row.snoozed_until is not None:
+            ctx.uow.escalations.set(row.id, snoozed_until=None)
+            ctx.uow.timers.cancel(ESCALATION_WAKE, row.id)
+
     def rise_level(self, ctx: TransitionContext) -> None:
         row = self._row(ctx)
         if row.level >= 2:
@@ -300,7 +309,7 @@ class Lifecycle(WatchBase):
 
     def settle(self, ctx: TransitionContext) -> None:
         row = self._row(ctx)
-        values: dict[str, Any] = {"active_key": None, "closed_at": ctx.now}
+        values: dict[str, Any] = {"active_key": None, "closed_at": ctx.now, "snoozed_until": None}
         if ctx.event == "resolve":
             outcome = _one_of(
                 ctx.data.get("outcome"), e.OUTCOMES, "outcome", "An escalation's outcome"

@@ -218,11 +218,23 @@ def test_supervisors_claim_comment_snooze_and_resolve_and_it_rises_when_left_ope
     )
     [snoozed] = escalations(pair.sender)
     assert (snoozed.state, snoozed.owner) == ("snoozed", SUPERVISOR.name)
+    assert snoozed.snoozed_until is not None
 
     # Then it wakes by itself, still owned, and left open past its own deadline it rises
     advance(pair.sender, hours=19)
     [woken] = escalations(pair.sender)
-    assert (woken.state, woken.level) == ("claimed", 1)
+    assert (woken.state, woken.level, woken.snoozed_until) == ("claimed", 1, None)
+    # (Snoozed again and taken up before it wakes, it shows no snooze end either, and no
+    # wake timer is left to fire)
+    later = (pair.sender.clock() + timedelta(hours=2)).isoformat()
+    engine.fire_on(
+        "escalation", late.id, "snooze", SUPERVISOR, data={"until": later, "reason": "họp"}
+    )
+    engine.fire_on("escalation", late.id, "claim", SUPERVISOR)
+    [taken] = escalations(pair.sender)
+    assert (taken.state, taken.snoozed_until) == ("claimed", None)
+    with pair.sender.uow(readonly=True) as uow:
+        assert "escalation_wake" not in [t.kind for t in uow.timers.for_document(doc)]
     advance(pair.sender, days=1)
     [risen] = escalations(pair.sender)
     assert risen.level == 2
@@ -251,6 +263,8 @@ def test_supervisors_claim_comment_snooze_and_resolve_and_it_rises_when_left_ope
         "comment",
         "snooze",
         "wake",
+        "snooze",
+        "claim",
         "rise",
         "resolve",
     ]
