@@ -8,14 +8,24 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
+
+from congvan.states.errors import InvalidInput
 
 from .prepared import run_driver_sql
 
 
 def normalise_url(url: str) -> str:
     """Use psycopg 3 for ``postgresql://`` URLs."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:  # a bad port is a ValueError
+        # Not the URL itself in the message: it may hold a password.
+        raise InvalidInput(
+            "The database URL is not one congvan can use: sqlite:///PATH or "
+            "postgresql://USER@HOST:PORT/NAME.",
+            field="database_url",
+        ) from exc
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)

@@ -38,6 +38,7 @@ from congvan.actions.signing.truststore import TrustStore
 from congvan.actions.statuses import StatusSending
 from congvan.actions.timestamping import JOB as TIMESTAMP_JOB
 from congvan.actions.timestamping import Timestamping
+from congvan.states.errors import InvalidInput
 from congvan.states.policy import Backoff
 from congvan.states.vocabulary import (
     ESCALATION_RISE,
@@ -94,7 +95,11 @@ def make_broker(url: str) -> dramatiq.Broker:
 
         broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
     else:
-        raise ValueError(f"unsupported broker URL scheme: {url.split(':', 1)[0]!r}")
+        raise InvalidInput(
+            "CONGVAN_BROKER_URL is memory:// or a Redis URL (redis://, rediss://, unix://).",
+            field="broker_url",
+            scheme=url.split(":", 1)[0][:20],
+        )
     for queue in QUEUES:
         broker.declare_queue(queue)
     return broker

@@ -32,9 +32,42 @@ def test_commands_that_only_read_and_write_rows_never_build_a_broker(
     assert "added agency 000.00.00.H57" in out
     assert "no parked timers" in out
 
-    # And a command that sends jobs is wired by bootstrap, which builds the broker
-    with pytest.raises(ValueError, match="unsupported broker URL scheme"):
-        main([*cli, "audit", "anchor"])
+    # And a command that sends jobs is wired by bootstrap, which builds the broker: it
+    # refuses the URL in one coded line
+    assert main([*cli, "audit", "anchor"]) == 2
+    assert "error [invalid_input]: CONGVAN_BROKER_URL is memory://" in capsys.readouterr().err
+
+
+def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
+    tmp_path: Path, capsys: CaptureFixture[str], monkeypatch: MonkeyPatch
+) -> None:
+    not_sqlite = tmp_path / "junk"
+    not_sqlite.mkdir()
+    (not_sqlite / "congvan.db").write_bytes(b"not a database at all" * 100)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    cases = [
+        ({"CONGVAN_LOG_LEVEL": "nope"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_WORKER_THREADS": "-5"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_DATABASE_URL": "postgresql://u:secret@[::1"}, ["migrate"], "invalid_input"),
+        ({"CONGVAN_DATABASE_URL": "postgresql://u:secret@127.0.0.1:1/x"}, ["agencies", "list"],
+         "database_unavailable"),
+        ({}, ["--data-dir", str(not_sqlite), "agencies", "list"], "database_unavailable"),
+        ({}, ["--data-dir", str(a_file), "agencies", "list"], "invalid_input"),
+        ({}, ["keys", "trust", str(tmp_path / "missing.pem")], "invalid_input"),
+        ({}, ["keys", "trust", str(tmp_path)], "invalid_input"),
+    ]  # fmt: skip
+    assert main(["--data-dir", str(tmp_path / "d"), "migrate"]) == 0
+    capsys.readouterr()
+    for env, argv, code in cases:
+        with monkeypatch.context() as patch:
+            for name, value in env.items():
+                patch.setenv(name, value)
+            args = argv if argv[0] == "--data-dir" else ["--data-dir", str(tmp_path / "d"), *argv]
+            assert main(args) == 2, (env, argv)
+        err = capsys.readouterr().err
+        assert err.startswith(f"error [{code}]:"), (env, argv, err)
+        assert "secret" not in err and "Traceback" not in err
 
 
 def test_the_store_is_stopped_when_the_command_fails(

@@ -15,7 +15,18 @@ import json
 import sys
 from collections.abc import Sequence
 
-from congvan.states.errors import CongvanError, InvalidEncoding
+import alembic.util.exc
+import pydantic
+import pydantic_settings
+import sqlalchemy.exc
+
+from congvan.states.errors import (
+    CongvanError,
+    DatabaseNotReady,
+    DatabaseUnavailable,
+    InvalidEncoding,
+    InvalidInput,
+)
 
 from . import (
     audit,
@@ -94,8 +105,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
         code: int = args.func(args, settings)
         return code
-    except CongvanError as exc:
-        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
-        if exc.details:
-            print(json.dumps(exc.details, ensure_ascii=False), file=sys.stderr)
+    except Exception as exc:
+        error = exc if isinstance(exc, CongvanError) else _operator_error(exc)
+        if error is None:
+            raise  # our bug: the traceback is what to report
+        print(f"error [{error.code}]: {error.message}", file=sys.stderr)
+        if error.details:
+            print(json.dumps(error.details, ensure_ascii=False), file=sys.stderr)
         return 2
+
+
+def _operator_error(exc: Exception) -> CongvanError | None:
+    """What went wrong outside the program, as the operator can mend it: a setting, the
+    database, a file. None for anything else."""
+    if isinstance(exc, pydantic.ValidationError):
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        ]
+        return InvalidInput(
+            "A setting is not valid (CONGVAN_* environment or option): " + "; ".join(problems),
+            location="settings",
+        )
+    if isinstance(exc, pydantic_settings.SettingsError):
+        return InvalidInput(f"A setting is not valid: {exc}", location="settings")
+    if isinstance(exc, alembic.util.exc.CommandError):
+        return DatabaseNotReady(
+            f"The database is at a revision this version does not know: {exc}",
+        )
+    if isinstance(exc, sqlalchemy.exc.ArgumentError | sqlalchemy.exc.NoSuchModuleError):
+        # Not the URL itself: it may hold a password.
+        return InvalidInput(
+            "The database URL is not one congvan can use: sqlite:///PATH or "
+            "postgresql://USER@HOST:PORT/NAME.",
+            field="database_url",
+        )
+    if isinstance(exc, sqlalchemy.exc.DBAPIError | ModuleNotFoundError):
+        first = str(exc).split("\n")[0]
+        return DatabaseUnavailable(f"The database cannot be used: {first}")
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return InvalidInput(
+            f"{exc.strerror or exc}: {str(exc.filename)[:300]}", field="path", location="file"
+        )
+    return None

@@ -75,9 +75,13 @@ def _export(document_id: str, output: str | None, digests_only: bool, settings: 
         evidence = gather(uow, runtime.trust, document_id, with_files=not digests_only)
         now = runtime.clock()
     temporary = path.with_name(path.name + ".part")
-    with temporary.open("wb") as sink:
-        count = write_bundle(sink, evidence, now)
-    temporary.replace(path)  # whole or not at all
+    try:
+        with temporary.open("wb") as sink:
+            count = write_bundle(sink, evidence, now)
+        temporary.replace(path)  # whole or not at all
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # no half bundle left behind
+        raise
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     print(f"{path}: {count} members, sha256 {digest}")
     return 0

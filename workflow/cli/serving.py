@@ -17,7 +17,7 @@ from .runtime import Subparsers, runtime_for
 def add_parser(sub: Subparsers) -> None:
     p = sub.add_parser("serve", help="run the HTTP API (with workers on the embedded default)")
     p.add_argument("--host")
-    p.add_argument("--port", type=int)
+    p.add_argument("--port", type=_port)
     p.add_argument("--no-workers", action="store_true", help="API only")
     p.set_defaults(func=cmd_serve)
 
@@ -37,6 +37,16 @@ def add_parser(sub: Subparsers) -> None:
         help="play it as if it began at this moment (ISO 8601 with its offset); default: now",
     )
     p.set_defaults(func=cmd_demo)
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {value!r}")
+    return port
 
 
 def _moment(value: str) -> datetime:
