@@ -212,10 +212,10 @@ def test_a_document_changed_in_sql_fails_with_manifest_mismatch(
 def test_an_unknown_or_unsigned_document_exits_2(installation: Installation) -> None:
     unknown = congvan("verify", "no-such-document", data_dir=installation.data_dir)
     assert unknown.returncode == 2, unknown.stdout + unknown.stderr
-    assert "no document no-such-document" in unknown.stdout
+    assert "error [not_found]: No document 'no-such-document'." in unknown.stderr
     unsigned = congvan("verify", installation.draft, data_dir=installation.data_dir)
     assert unsigned.returncode == 2, unsigned.stdout + unsigned.stderr
-    assert "is not signed" in unsigned.stdout
+    assert "error [invalid_input]" in unsigned.stderr and "is not signed" in unsigned.stderr
 
 
 @pytest.mark.parametrize(

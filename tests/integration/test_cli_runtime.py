@@ -56,6 +56,13 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
         ({}, ["--data-dir", str(a_file), "agencies", "list"], "invalid_input"),
         ({}, ["keys", "trust", str(tmp_path / "missing.pem")], "invalid_input"),
         ({}, ["keys", "trust", str(tmp_path)], "invalid_input"),
+        ({}, ["audit", "verify", ""], "invalid_input"),
+        ({}, ["audit", "verify", "no-such-document"], "not_found"),
+        ({}, ["audit", "verify", "--known", "junk"], "invalid_input"),
+        ({}, ["audit", "verify", "--known", f"000.00.00.H57:{'9' * 30}:{'0' * 64}"],
+         "invalid_input"),
+        ({}, ["tokens", "revoke", "nope"], "not_found"),
+        ({}, ["timers", "retry", "ab\ncd"], "not_found"),
     ]  # fmt: skip
     assert main(["--data-dir", str(tmp_path / "d"), "migrate"]) == 0
     capsys.readouterr()

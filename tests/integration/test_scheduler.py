@@ -238,7 +238,7 @@ def test_an_operator_lists_parked_timers_and_retries_one_from_the_cli(
     # And retrying it takes it off the list; retrying an unknown id says so and exits 2
     assert main([*cli, "retry", failing]) == 0
     assert main([*cli, "retry", failing]) == 2
-    assert f"no parked timer {failing}" in capsys.readouterr().err
+    assert f"error [not_found]: No parked timer '{failing}'." in capsys.readouterr().err
     assert main([*cli, "parked"]) == 0
     assert "no parked timers" in capsys.readouterr().out
     kept = timer(runtime, failing)

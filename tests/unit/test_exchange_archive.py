@@ -361,9 +361,7 @@ def test_an_end_record_understating_its_entries_is_still_bounded_by_its_size() -
         (Limits(max_total_size=100_000, max_parts=10, max_file_size=999), "part_too_large"),
     ],
 )
-def test_a_packages_files_are_held_to_what_a_document_may_have(
-    limits: Limits, reason: str
-) -> None:
+def test_a_packages_files_are_held_to_what_a_document_may_have(limits: Limits, reason: str) -> None:
     data = package(**{"files/a.pdf": b"x" * 1000, "files/b.pdf": b"y"})
     error = refusal(data, limits)
     assert (type(error), error.reason, error.http_status) == (PackageTooLarge, reason, 413)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from congvan.states.errors import InvalidInput, NotFound
+
 from ..settings import Settings
 from .runtime import Store, Subparsers, add_progress_option, progress_bar, runtime_for
 from .verdict import print_trust_notes
@@ -98,8 +100,20 @@ def _check_known(uow: UnitOfWork, known: list[tuple[str, int, str]]) -> list[str
 
 def _parse_known(item: str) -> tuple[str, int, str]:
     parts = item.rsplit(":", 2)
-    if len(parts) != 3 or not parts[1].isdigit() or len(parts[2]) != 64:
-        raise SystemExit(f"--known takes AGENCY:SEQ:SHA256 as `audit anchor` prints it: {item!r}")
+    well_formed = (
+        len(parts) == 3
+        and parts[1].isascii()
+        and parts[1].isdigit()
+        and len(parts[1]) <= 9  # a sequence number the databases keep
+        and len(parts[2]) == 64
+        and all(c in "0123456789abcdefABCDEF" for c in parts[2])
+    )
+    if not well_formed:
+        raise InvalidInput(
+            "--known takes AGENCY:SEQ:SHA256 as `audit anchor` prints it.",
+            field="known",
+            given=item[:200],
+        )
     return parts[0], int(parts[1]), parts[2].lower()
 
 
@@ -112,6 +126,8 @@ def _audit_verify(
     checked = broken = 0
     with runtime.uow(readonly=True) as uow:
         print_trust_notes(keystore.trust_material(uow, runtime.trust), runtime.trust)
+        if document is not None and not document.strip():
+            raise InvalidInput("The document id is empty.", field="document")
         total = 1 if document else uow.documents.count()
         bar = progress_bar(total, "chain", progress)
         for doc_id, problem in uow.audit.verify(document):
@@ -127,8 +143,7 @@ def _audit_verify(
                 )
         bar.close()
         if document and checked == 0:
-            print(f"no document {document}")
-            return 2
+            raise NotFound(f"No document {document!r}.", document_id=document)
         anchors = bad_anchors = 0
         agencies = uow.anchors.agencies_with_anchors()
         if document:  # its agency's anchors, and of their heads only the document's

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from congvan.states import policy
-from congvan.states.errors import InvalidInput
+from congvan.states.errors import InvalidInput, NotFound
 
 from ..settings import Settings
 from .runtime import Subparsers, runtime_for
@@ -141,8 +141,10 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "revoke":
             count = uow.agencies.revoke_token(args.prefix, now)
             uow.commit()
+            if not count:
+                raise NotFound(f"No live token begins {args.prefix!r}.", prefix=args.prefix)
             print(f"revoked {count} token(s)")
-            return 0 if count else 1
+            return 0
         username = args.user or "-".join(args.role)
         user_id = ensure_user(
             uow,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from congvan.states.errors import NotFound
 
 from ..settings import Settings
 from .runtime import Subparsers, runtime_for
@@ -28,8 +29,7 @@ def cmd_timers(args: argparse.Namespace, settings: Settings) -> int:
     with runtime_for(settings) as runtime, runtime.uow() as uow:
         if args.action == "retry":
             if not uow.timers.unpark(args.timer, runtime.clock()):
-                print(f"no parked timer {args.timer}", file=sys.stderr)
-                return 2
+                raise NotFound(f"No parked timer {args.timer!r}.", timer_id=args.timer)
             uow.commit()
             print(f"timer {args.timer} will be taken again now")
             return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from congvan.states import policy
-from congvan.states.errors import InvalidInput
+from congvan.states.errors import InvalidInput, NotFound
 
 from ..settings import Settings
 from .runtime import Store, Subparsers, runtime_for
@@ -71,12 +71,14 @@ def _verify_document(document_id: str, runtime: Store) -> int:
         trust = keystore.trust_material(uow, runtime.trust)
         doc = uow.documents.get(document_id)
         if doc is None:
-            print(f"no document {document_id}")
-            return 2
+            raise NotFound(f"No document {document_id!r}.", document_id=document_id)
         signature = uow.signatures.latest_signature(document_id)
         if signature is None:
-            print(f"document {document_id} is not signed ({doc.state})")
-            return 2
+            raise InvalidInput(
+                f"Document {document_id} is not signed ({doc.state}).",
+                document_id=document_id,
+                state=doc.state,
+            )
         manifest = manifest_of(uow, document_id)
         cms_der = bytes(signature.cms)
         notation = policy.written_notation(doc.as_dict())
