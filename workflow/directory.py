@@ -68,6 +68,15 @@ def validate_numbering(numbering: str) -> str:
     return numbering
 
 
+def existing_agency(uow: UnitOfWork, agency_id: str) -> AgencyRow:
+    """The agency of this directory with ``agency_id``; ``NotFound`` when there is none."""
+    # An id no agency can have (PostgreSQL refuses NUL in a query) is simply not there.
+    agency = uow.agencies.agency(agency_id) if is_organ_id(agency_id or "") else None
+    if agency is None:
+        raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
+    return agency
+
+
 def set_numbering(uow: UnitOfWork, agency_id: str, numbering: str, now: datetime) -> str:
     """Number the agency's administrative documents in ``numbering`` from now on.
 
@@ -80,10 +89,7 @@ def set_numbering(uow: UnitOfWork, agency_id: str, numbering: str, now: datetime
     Returns the series the agency had.
     """
     validate_numbering(numbering)
-    # An id no agency can have (PostgreSQL refuses NUL in a query) is simply not there.
-    agency = uow.agencies.agency(agency_id) if is_organ_id(agency_id) else None
-    if agency is None:
-        raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
+    agency = existing_agency(uow, agency_id)
     before = agency.numbering
     if numbering == "agency" and before != "agency":
         year = str(now.astimezone(VIETNAM).year)

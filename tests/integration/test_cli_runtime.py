@@ -62,6 +62,9 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
         ({}, ["audit", "verify", "--known", f"000.00.00.H57:{'9' * 30}:{'0' * 64}"],
          "invalid_input"),
         ({}, ["tokens", "revoke", "nope"], "not_found"),
+        ({}, ["time-rules", "show", "000.00.99.H57"], "not_found"),
+        ({}, ["authorities", "list", "--agency", "000.00.99.H57"], "not_found"),
+        ({}, ["escalations", "list", "000.00.99.H57"], "not_found"),
         ({}, ["timers", "retry", "ab\ncd"], "not_found"),
     ]  # fmt: skip
     assert main(["--data-dir", str(tmp_path / "d"), "migrate"]) == 0
@@ -94,3 +97,15 @@ def test_the_store_is_stopped_when_the_command_fails(
         raise RuntimeError("the command failed")
 
     assert [store] == stopped
+
+
+@pytest.mark.parametrize(
+    "start", ["9999-12-31T23:59:00+07:00", "0001-01-01T00:00:00+00:00", "soon"]
+)
+def test_the_demo_refuses_a_start_it_cannot_play_from(
+    start: str, capsys: CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["demo", "--start", start])
+    assert refused.value.code == 2
+    assert "--start" in capsys.readouterr().err

@@ -97,7 +97,7 @@ def cmd_agencies(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_authorities(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import date
 
-    from ..directory import add_authority
+    from ..directory import add_authority, existing_agency
 
     with runtime_for(settings) as runtime, runtime.uow() as uow:
         if args.action == "add":
@@ -123,6 +123,7 @@ def cmd_authorities(args: argparse.Namespace, settings: Settings) -> int:
                 f"{args.agency} from {row.valid_from} until {row.valid_until or '—'}"
             )
         else:
+            existing_agency(uow, args.agency)
             for a in uow.authorities.for_agency(args.agency):
                 state = "revoked" if a.revoked_at else "active"
                 print(

@@ -96,9 +96,12 @@ def _handler(uow: Any, agency_id: str, username: str) -> Actor:
 
 
 def cmd_escalations(args: argparse.Namespace, settings: Settings) -> int:
+    from ..directory import existing_agency
+
     if args.action in ("list", "show"):
         with runtime_for(settings) as store, store.uow(readonly=True) as uow:
             if args.action == "list":
+                existing_agency(uow, args.agency)
                 page = uow.escalations.page(
                     args.agency,
                     states=args.state or list(e.ACTIVE),
@@ -148,6 +151,8 @@ def cmd_escalations(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_time_rules(args: argparse.Namespace, settings: Settings) -> int:
+    from ..directory import existing_agency
+
     with runtime_for(settings, wired=True) as runtime:
         watch = runtime.watch
         if args.action == "set":
@@ -166,6 +171,7 @@ def cmd_time_rules(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 uow.commit()
         with runtime.uow(readonly=True) as uow:
+            existing_agency(uow, args.agency)
             overrides = uow.escalations.time_rules(args.agency)
         in_force = watch.rules.in_force(overrides)
     print(f"working hours {watch.hours}, send cut-off {in_force.send_cutoff:%H:%M}")

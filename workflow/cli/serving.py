@@ -56,6 +56,8 @@ def _moment(value: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 moment: {value!r}") from exc
     if moment.utcoffset() is None:
         raise argparse.ArgumentTypeError(f"give the moment's UTC offset: {value!r}")
+    if not 2000 <= moment.year <= 2999:  # its certificates run years on from it
+        raise argparse.ArgumentTypeError(f"the demo starts in the years 2000 to 2999: {value!r}")
     return moment
 
 
