@@ -19,6 +19,7 @@ import httpx
 from cryptography import x509
 
 from congvan.actions.delivery import Delivery
+from congvan.actions.exchange.status import make_status
 from congvan.actions.signing import keystore, pades, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.stored import manifest_of
@@ -159,6 +160,25 @@ class Pair:
         with self.sender.uow(readonly=True) as uow:
             [dispatch] = uow.dispatches.for_document(doc)
             return dispatch, uow.dispatches.attempts_of(dispatch.id)
+
+    def status_from_b(
+        self, doc: str, code: str, *, description: str = "registered", reason: str | None = None
+    ) -> tuple[bytes, bytes]:
+        """B's signed status message ``code`` about A's dispatch of ``doc``: body, CMS."""
+        with self.receiver.uow(readonly=True) as uow:
+            b_key = self.receiver.inbox.keys.require(uow, B, self.receiver.clock())
+        dispatch, _ = self.dispatch(doc)
+        sealed = make_status(
+            message_id=dispatch.message_id,
+            document_id=doc,
+            to=A,
+            code=code,
+            description=description,
+            reason=reason,
+            at=self.receiver.clock(),
+            agency=b_key,
+        )
+        return sealed.body, sealed.cms
 
     def received(self) -> list[Any]:
         with self.receiver.uow(readonly=True) as uow:

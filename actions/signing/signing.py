@@ -160,19 +160,7 @@ class Signing:
             # Verified as an uploaded one is: a main file carrying a signature of its own
             # (an untrusted one in the signer's name) would otherwise be stored, and the
             # letter could never be sent.
-            main = _main_pdf(uow, doc_id)
-            data = uow.documents.blob(main.sha256) if main else None
-            verify_signed_main(
-                bytes(data or b""),
-                made_pdf,
-                certificate=fingerprint,
-                trust_roots=trust.roots,
-                crls=trust.crls,
-                at=ctx.now,
-            )
-            signed_pdf = hashlib.sha256(made_pdf).hexdigest()
-            uow.documents.put_blob(signed_pdf, made_pdf)
-            ctx.audit["signed_pdf_sha256"] = signed_pdf
+            signed_pdf = _keep_signed_pdf(uow, doc_id, made_pdf, fingerprint, trust, ctx)
         if mode == "upload" and ctx.data.get("signed_pdf") is not None:
             encoded = str(ctx.data["signed_pdf"])
             signed_pdf = self._accept_signed_pdf(uow, doc, encoded, fingerprint, trust, ctx)
@@ -290,18 +278,7 @@ class Signing:
                 "The document has no main PDF to carry a signature.", field="signed_pdf"
             )
         with _naming_the_field("signed_pdf"):
-            verify_signed_main(
-                uow.documents.blob(main.sha256) or b"",
-                signed,
-                certificate=certificate,
-                trust_roots=trust.roots,
-                crls=trust.crls,
-                at=ctx.now,
-            )
-        digest = hashlib.sha256(signed).hexdigest()
-        uow.documents.put_blob(digest, signed)
-        ctx.audit["signed_pdf_sha256"] = digest
-        return digest
+            return _keep_signed_pdf(uow, doc.id, signed, certificate, trust, ctx)
 
     def signature_valid(self, ctx: TransitionContext) -> tuple[bool, str]:
         """Verify again before sending: same manifest, same trust, same signer."""
@@ -379,3 +356,29 @@ def _decode(text: str, field: str, max_bytes: int) -> bytes:
             f"The uploaded {field} is empty or too large.", field=field, max_bytes=max_bytes
         )
     return data
+
+
+def _keep_signed_pdf(
+    uow: UnitOfWork,
+    document_id: str,
+    signed: bytes,
+    certificate: str,
+    trust: keystore.TrustMaterial,
+    ctx: TransitionContext,
+) -> str:
+    """Keep ``signed`` once it is the document's main PDF with one valid signature made
+    with ``certificate`` appended (``verify_signed_main``), whoever made it: the server
+    or the signer's token. Returns its SHA-256."""
+    main = _main_pdf(uow, document_id)
+    verify_signed_main(
+        bytes((uow.documents.blob(main.sha256) if main else None) or b""),
+        signed,
+        certificate=certificate,
+        trust_roots=trust.roots,
+        crls=trust.crls,
+        at=ctx.now,
+    )
+    digest = hashlib.sha256(signed).hexdigest()
+    uow.documents.put_blob(digest, signed)
+    ctx.audit["signed_pdf_sha256"] = digest
+    return digest

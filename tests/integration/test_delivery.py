@@ -32,23 +32,15 @@ from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.letters import sample_pdf
 from congvan.workflow.serving import serve_in_thread
-from tests.databases import Databases
 from tests.exchange_world import members
 from tests.factories import (
     actor,
     document_row,
 )
-from tests.installations import PASS, A, B, Pair, make_pair, serving_inbox
+from tests.installations import PASS, A, B, Pair, serving_inbox
 from tests.servers import wait_until
 
 DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
-
-
-@pytest.fixture
-def pair(
-    make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
-) -> Pair:
-    return make_pair(make_runtime, boot, databases, db_kind)
 
 
 @pytest.fixture
@@ -639,19 +631,7 @@ def test_a_status_that_overtakes_the_receipt_leaves_the_delivery_done_with_its_r
 
 def _status_03(pair: Pair, doc: str) -> tuple[bytes, bytes]:
     """B's signed status 03 (registered) for A's dispatch of ``doc``."""
-    with pair.receiver.uow(readonly=True) as uow:
-        b_key = pair.receiver.inbox.keys.require(uow, B, pair.receiver.clock())
-    dispatch, _ = pair.dispatch(doc)
-    status = make_status(
-        message_id=dispatch.message_id,
-        document_id=doc,
-        to=A,
-        code="03",
-        description="registered",
-        at=pair.sender.clock(),
-        agency=b_key,
-    )
-    return status.body, status.cms
+    return pair.status_from_b(doc, "03")
 
 
 def _until_waiting_on_a_lock(runtime: Runtime) -> None:

@@ -45,13 +45,6 @@ class Notices:
 
 
 @pytest.fixture
-def pair(
-    make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
-) -> Pair:
-    return make_pair(make_runtime, boot, databases, db_kind)
-
-
-@pytest.fixture
 def served(pair: Pair) -> Iterator[str]:
     with serving_inbox(pair) as inbox:
         yield inbox

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import rfc8785
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -25,7 +24,6 @@ from congvan.actions.signing.truststore import fingerprint
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.evidence import gather
 from congvan.workflow.letters import sample_pdf
-from tests.databases import Databases
 from tests.exchange_world import build_world, members, zipped
 from tests.factories import (
     FAKE_GUARDS,
@@ -36,18 +34,11 @@ from tests.factories import (
     job_done,
     sample_file,
 )
-from tests.installations import PASS, A, B, Pair, issue_keys, make_pair, serving_inbox
+from tests.installations import PASS, A, B, Pair, issue_keys, serving_inbox
 from tests.tools import verify_with_openssl
 
 STATUS = f"dispatches/{B}/status-03.json"
 ANCHOR = f"anchors/{A}/1.json"
-
-
-@pytest.fixture
-def pair(
-    make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
-) -> Pair:
-    return make_pair(make_runtime, boot, databases, db_kind)
 
 
 def acknowledged(pair: Pair, make_document: Callable[..., str]) -> str:

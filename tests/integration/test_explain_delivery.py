@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from pytest import CaptureFixture
 
 from congvan.states.timeliness import VIETNAM
@@ -17,17 +16,9 @@ from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.cli import main
 from congvan.workflow.serving import serve_in_thread
-from tests.databases import Databases
-from tests.installations import A, B, Pair, make_pair
+from tests.installations import A, B, Pair
 
 DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
-
-
-@pytest.fixture
-def pair(
-    make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
-) -> Pair:
-    return make_pair(make_runtime, boot, databases, db_kind)
 
 
 def _clerk_token(runtime: Runtime) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from congvan.actions.messengers import post_webhook
+from congvan.actions.messengers import Outcome, post_webhook
 from congvan.actions.notifications import queue_notifications, retry
 from congvan.states.errors import Conflict, InvalidInput
 from congvan.storage.clock import FrozenClock
@@ -546,15 +546,7 @@ def test_a_webhook_whose_tls_certificate_does_not_verify_is_permanent(tmp_path: 
     serving = threading.Thread(target=serve_one, daemon=True)
     serving.start()
     try:
-        outcome = post_webhook(
-            f"https://127.0.0.1:{port}/hook",
-            b"{}",
-            secret="s" * 32,
-            notice_id="n1",
-            kind="delivery_failed",
-            timestamp=0,
-            timeout=5,
-        )
+        outcome = _post(f"https://127.0.0.1:{port}/hook")
     finally:
         serving.join(timeout=5)
         listener.close()
@@ -569,15 +561,20 @@ def test_what_a_receiver_answers_is_kept_as_a_line_any_database_stores(status: i
     answer = httpx.MockTransport(
         lambda _request: httpx.Response(status, content=b"bad\x00th\x1bing")
     )
-    outcome = post_webhook(
-        "https://hooks.example.vn/hook",
+    outcome = _post("https://hooks.example.vn/hook", answer)
+    assert outcome.outcome == ("permanent" if status == 400 else "transient")
+    assert outcome.error == f"{status}: bad\\x00th\\x1bing"
+
+
+def _post(url: str, transport: httpx.BaseTransport | None = None) -> Outcome:
+    """One notice posted to ``url``, as a worker posts it."""
+    return post_webhook(
+        url,
         b"{}",
         secret="s" * 32,
         notice_id="n1",
         kind="delivery_failed",
         timestamp=0,
         timeout=5,
-        transport=answer,
+        transport=transport,
     )
-    assert outcome.outcome == ("permanent" if status == 400 else "transient")
-    assert outcome.error == f"{status}: bad\\x00th\\x1bing"

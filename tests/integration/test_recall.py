@@ -35,17 +35,9 @@ from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.evidence import gather
 from congvan.workflow.letters import sample_pdf
-from tests.databases import Databases
 from tests.exchange_world import members, zipped
 from tests.factories import actor, document_row
-from tests.installations import A, B, Pair, make_pair, serving_inbox
-
-
-@pytest.fixture
-def pair(
-    make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
-) -> Pair:
-    return make_pair(make_runtime, boot, databases, db_kind)
+from tests.installations import A, B, Pair, serving_inbox
 
 
 @pytest.fixture

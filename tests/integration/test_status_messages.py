@@ -12,19 +12,10 @@ from typing import Any
 import pytest
 
 from congvan.actions.exchange.envelope import seal
-from congvan.actions.exchange.status import FORMAT, make_status
+from congvan.actions.exchange.status import FORMAT
 from congvan.states.errors import MessageMalformed, MessageMismatch, StatusContradicted
 from congvan.storage.audit import verify_chains
-from congvan.workflow.bootstrap import Runtime
-from tests.databases import Databases
-from tests.installations import A, B, Pair, make_pair, serving_inbox
-
-
-@pytest.fixture
-def pair(
-    make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
-) -> Pair:
-    return make_pair(make_runtime, boot, databases, db_kind)
+from tests.installations import A, B, Pair, serving_inbox
 
 
 @pytest.fixture
@@ -63,20 +54,8 @@ def _signed_by_b(pair: Pair, content: dict[str, Any]) -> tuple[bytes, bytes]:
 
 
 def _status(pair: Pair, doc: str, code: str) -> tuple[bytes, bytes]:
-    with pair.receiver.uow(readonly=True) as uow:
-        b_key = pair.receiver.inbox.keys.require(uow, B, pair.receiver.clock())
-    dispatch, _ = pair.dispatch(doc)
-    sealed = make_status(
-        message_id=dispatch.message_id,
-        document_id=doc,
-        to=A,
-        code=code,
-        description=f"status {code}",
-        reason="Gửi nhầm cơ quan" if code == "02" else None,
-        at=pair.receiver.clock(),
-        agency=b_key,
-    )
-    return sealed.body, sealed.cms
+    reason = "Gửi nhầm cơ quan" if code == "02" else None
+    return pair.status_from_b(doc, code, description=f"status {code}", reason=reason)
 
 
 def _kept(pair: Pair, doc: str) -> list[str]:
