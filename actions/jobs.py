@@ -181,10 +181,8 @@ class JobRunner:
         self.default = JobPolicy(time_limit=self.deadline, max_attempts=max_attempts)
         # Each kind's own policy (workflow/actors installs them); others get the default.
         self.policies: dict[str, JobPolicy] = {}
-        # The engine, for jobs that fire events (wired by bootstrap), and who to tell
-        # after a record step that queued jobs committed (the relay).
+        # The engine, for jobs that fire events (wired by bootstrap).
         self.events: Events | None = None
-        self.on_commit: Callable[[], None] | None = None
 
     def _context(self, job: Job, uow: UnitOfWork, now: datetime) -> JobContext:
         return JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow, events=self.events)
@@ -285,8 +283,6 @@ class JobRunner:
         uow.timers.cancel(JOB_DEADLINE, job_id)
         uow.commit()
         log.info("job done", extra={"action": "job.done", "job_id": job_id})
-        if uow.outbox.added and self.on_commit is not None:
-            self.on_commit()
         return "done"
 
     def policy(self, kind: str) -> JobPolicy:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
@@ -84,6 +84,23 @@ class Job:
         return self.status == RUNNING and self.lease_until is not None and now < self.lease_until
 
 
+class Outlet(Protocol):
+    """Who is told of a transaction's jobs once it commits: the relay (workflow/relay.py)."""
+
+    def handing_off(self) -> bool:
+        """Whether jobs written now are handed to it after commit (asked as a unit of
+        work opens); if not, they wait in the table as pending until it polls."""
+        ...
+
+    def hand_off(self, jobs: Sequence[Job]) -> None:
+        """Take committed jobs, written as enqueued, to the broker."""
+        ...
+
+    def kick(self) -> None:
+        """Pending jobs were committed: look for them now."""
+        ...
+
+
 def _job(row: Sequence[Any]) -> Job:
     job_id, action, document_id, queue, payload, status, attempts, lease_until = row
     return Job(
@@ -98,20 +115,45 @@ def _job(row: Sequence[Any]) -> Job:
     )
 
 
+def _handed(row: dict[str, Any]) -> Job:
+    return Job(
+        id=row["id"],
+        action=row["action"],
+        document_id=row.get("document_id"),
+        queue=row.get("queue", "default"),
+        payload=row.get("payload", {}),
+        status=ENQUEUED,
+        attempts=0,
+    )
+
+
 class OutboxRepository:
-    def __init__(self, conn: Connection, *, skip_locked: bool) -> None:
+    def __init__(self, conn: Connection, *, skip_locked: bool, hand_off: bool = False) -> None:
         self.conn = conn
         self.skip_locked = skip_locked
-        # Jobs written in this transaction: once it commits, the relay has work.
+        # ``hand_off``: the relay takes this transaction's jobs from memory once it commits,
+        # so they are written as enqueued (as a relay pass would mark them) and kept here.
+        self.hand_off = hand_off
+        self.handed: list[Job] = []
+        # Jobs written pending in this transaction: once it commits, the relay has work.
         self.added = 0
 
     def add(self, jobs: Sequence[dict[str, Any]]) -> None:
-        if jobs:
+        if not jobs:
+            return
+        rows = [{**j, "payload": json.dumps(j.get("payload", {}), sort_keys=True)} for j in jobs]
+        if self.hand_off:
+            for row in rows:
+                row.update(status=ENQUEUED, enqueued_at=row["created_at"])
+            self.handed += [_handed(j) for j in jobs]
+        else:
             self.added += len(jobs)
-            _INSERT.execute(
-                self.conn,
-                [{**j, "payload": json.dumps(j.get("payload", {}), sort_keys=True)} for j in jobs],
-            )
+        _INSERT.execute(self.conn, rows)
+
+    def undo_since(self, handed: int, added: int) -> None:
+        """A savepoint was rolled back: forget the jobs written since it began."""
+        del self.handed[handed:]
+        self.added = added
 
     def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
         query = _GET_FOR_UPDATE if for_update else _GET

@@ -19,7 +19,7 @@ from .duplicates import DuplicateRepository
 from .escalations import EscalationRepository
 from .idempotency import IdempotencyRepository
 from .notifications import NotificationRepository
-from .outbox import OutboxRepository
+from .outbox import OutboxRepository, Outlet
 from .peers import PeerRepository
 from .prepared import run_on_cursor, unobserved
 from .received import ReceivedRepository
@@ -51,9 +51,14 @@ class UnitOfWork:
     timestamps: TimestampRepository
     notifications: NotificationRepository
 
-    def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
+    def __init__(
+        self, engine: Engine, *, readonly: bool = False, outlet: Outlet | None = None
+    ) -> None:
         self.engine = engine
         self.readonly = readonly
+        # Told of the jobs this transaction wrote once it commits (the relay); without
+        # one, they wait as pending for a relay to poll (a command-line process).
+        self.outlet = outlet
         self.is_postgres = engine.dialect.name == "postgresql"
         self._conn: Connection | None = None
         self._tx: RootTransaction | None = None
@@ -77,7 +82,8 @@ class UnitOfWork:
         self.dispatches = DispatchRepository(conn, self.documents.holds)
         self.received = ReceivedRepository(conn)
         self.audit = AuditRepository(conn)
-        self.outbox = OutboxRepository(conn, skip_locked=skip)
+        hand_off = self.outlet is not None and not self.readonly and self.outlet.handing_off()
+        self.outbox = OutboxRepository(conn, skip_locked=skip, hand_off=hand_off)
         self.timers = TimerRepository(conn, skip_locked=skip)
         self.idempotency = IdempotencyRepository(conn)
         self.agencies = AgencyRepository(conn)
@@ -102,6 +108,7 @@ class UnitOfWork:
         than a timer's own work.
         """
         conn = self.conn
+        jobs = (len(self.outbox.handed), self.outbox.added)
         if self._unobserved is None:  # asked once per transaction: it costs ~10 µs
             self._unobserved = unobserved(conn)
         if not self._unobserved:
@@ -109,7 +116,7 @@ class UnitOfWork:
                 with conn.begin_nested():
                     yield
             except BaseException:
-                self._forget()
+                self._forget(*jobs)
                 raise
             return
 
@@ -124,24 +131,37 @@ class UnitOfWork:
         except BaseException:
             run("ROLLBACK TO SAVEPOINT")
             run("RELEASE SAVEPOINT")
-            self._forget()
+            self._forget(*jobs)
             raise
         else:
             run("RELEASE SAVEPOINT")
         finally:
             cursor.close()
 
-    def _forget(self) -> None:
+    def _forget(self, handed: int, added: int) -> None:
         """What the repositories kept of rows this transaction held: read it all again (a
-        rollback to a savepoint undid writes and released the locks taken since)."""
+        rollback to a savepoint undid writes and released the locks taken since); and
+        the jobs written since ``handed`` and ``added`` (as counted then) are gone."""
         for chain in (self.documents, self.received, self.escalations):
             chain.forget()
         self.dispatches.forget()
+        self.outbox.undo_since(handed, added)
 
     def commit(self) -> None:
+        """Commit; then the outlet takes the jobs written (never before: a job must not
+        run on rows that may still roll back)."""
         if self._tx is None:
             raise RuntimeError("the unit of work is not open")
         self._tx.commit()
+        outbox, outlet = self.outbox, self.outlet
+        if outlet is None:
+            return
+        handed, outbox.handed = outbox.handed, []
+        added, outbox.added = outbox.added, 0
+        if handed:
+            outlet.hand_off(handed)
+        if added:
+            outlet.kick()
 
     def rollback(self) -> None:
         if self._tx is not None and self._tx.is_active:

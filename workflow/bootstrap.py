@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -129,22 +129,33 @@ class Runtime:
     _started: list[str] = field(default_factory=list)
 
     def uow(self, readonly: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.db, readonly=readonly)
+        return UnitOfWork(self.db, readonly=readonly, outlet=self.relay)
 
     @property
     def embedded(self) -> bool:
         return isinstance(self.broker, StubBroker)
 
-    def start(self, *, workers: bool = True, relay: bool = True, scheduler: bool = True) -> None:
-        """Start background threads: dramatiq workers, the relay and the scheduler."""
+    def start(
+        self,
+        *,
+        workers: bool = True,
+        relay: bool = True,
+        scheduler: bool = True,
+        hand_off: bool = False,
+    ) -> None:
+        """Start background threads: dramatiq workers, the relay and the scheduler.
+
+        ``hand_off`` without ``relay`` (a worker process): the relay sends the jobs this
+        process's transactions write, and leaves the table to the scheduler's relay.
+        """
         if workers and self.worker is None:
             self.worker = dramatiq.Worker(
                 self.broker, worker_threads=self.settings.worker_threads, worker_timeout=100
             )
             self.worker.start()
             self._started.append("workers")
-        if relay:
-            self.relay.start()
+        if relay or hand_off:
+            self.relay.start(poll=relay)
             self._started.append("relay")
         if scheduler:
             with self.uow() as uow:
@@ -156,6 +167,7 @@ class Runtime:
 
     def join(self, timeout_ms: int = 30_000) -> None:
         """Wait for the outbox to drain and the in-process queues to empty (tests, demo)."""
+        self.relay.flush()
         self.relay.drain()
         if isinstance(self.broker, StubBroker):
             for queue in QUEUES:
@@ -194,7 +206,10 @@ def bootstrap(
     )
     if check_schema:
         ensure_migrated(db)
-    open_uow: Callable[..., UnitOfWork] = partial(UnitOfWork, db)
+
+    def open_uow(readonly: bool = False) -> UnitOfWork:
+        return UnitOfWork(db, readonly=readonly, outlet=relay)  # the relay, made below
+
     broker = make_broker(settings.broker_url.get_secret_value())
     calendar = WorkingCalendar(settings.extra_days_off, settings.extra_working_days)
     review = Review(
@@ -346,13 +361,11 @@ def bootstrap(
         clock=clock,
         job_deadline_seconds=settings.job_deadline_seconds,
         dispatch_max_attempts=settings.dispatch_max_attempts,
-        on_commit=relay.kick,
         unavailable=NOT_YET_BUILT,
         watch=watch,
     )
     watch.events = engine
     runner.events = engine  # jobs fire events through the engine's narrow interface
-    runner.on_commit = relay.kick
     inbox = Inbox(
         engine,
         anchoring.keys,

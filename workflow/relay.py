@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
 
 import dramatiq
 
 from congvan.actions.jobs import FALLBACK_ACTOR
 from congvan.storage.clock import Clock
-from congvan.storage.outbox import ENQUEUED
+from congvan.storage.outbox import ENQUEUED, Job
 from congvan.storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger("congvan.relay")
 
 
 class Relay:
-    """Moves pending outbox jobs to the broker in batches.
+    """Moves outbox jobs to the broker, from memory or from the table.
+
+    While its loop runs in this process, a unit of work writes its jobs as enqueued and,
+    once it commits, hands them over (``hand_off``): the loop sends them with no
+    transaction of its own. Jobs written where no loop runs (a command-line process), or
+    handed back because the broker refused them, wait as pending, and the loop moves them
+    in batches: when told (``kick``) and every ``poll_seconds``. ``start(poll=False)``
+    (a worker process) sends what is handed over and leaves the table to the scheduler's
+    relay.
 
     A job whose message is lost is not lost: its deadline timer re-drives it. A job sent
     twice runs once, because the runner is keyed by the job id.
@@ -40,6 +50,34 @@ class Relay:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._handed: deque[Job] = deque()
+        self._kicked = False
+        self._polling = True
+        # Read by every unit of work as it opens: whether its jobs are handed over.
+        self._live = False
+
+    def handing_off(self) -> bool:
+        return self._live
+
+    def hand_off(self, jobs: Sequence[Job]) -> None:
+        """Committed jobs, written as enqueued: the loop sends them soon."""
+        if not self._live:  # stopped since their transaction began: the table has them
+            self._requeue([j.id for j in jobs])
+            return
+        self._handed.extend(jobs)
+        self._wake.set()
+
+    def flush(self) -> int:
+        """Send what was handed over; returns how many the broker took."""
+        jobs = []
+        while self._handed:
+            try:
+                jobs.append(self._handed.popleft())
+            except IndexError:  # taken by another flush meanwhile
+                break
+        if not jobs:
+            return 0
+        return len(jobs) - len(self._send(jobs))
 
     def relay_once(self) -> int:
         """Send one batch of pending jobs; returns how many were sent.
@@ -54,6 +92,10 @@ class Relay:
                 return 0
             uow.outbox.mark([j.id for j in jobs], ENQUEUED, self.clock())
             uow.commit()
+        return len(jobs) - len(self._send(jobs))
+
+    def _send(self, jobs: Sequence[Job]) -> list[str]:
+        """Give ``jobs`` to the broker; those it refuses go back to pending (their ids)."""
         unsent = []
         for job in jobs:
             try:
@@ -72,10 +114,14 @@ class Relay:
             log.warning(
                 "broker refused jobs", extra={"action": "relay.unsent", "count": len(unsent)}
             )
-            with self.open_uow() as uow:
-                uow.outbox.requeue_many(unsent)
-                uow.commit()
-        return len(jobs) - len(unsent)
+            self._requeue(unsent)
+        return unsent
+
+    def _requeue(self, job_ids: list[str]) -> None:
+        """Back to pending, for a relay pass to send (when the broker takes them)."""
+        with self.open_uow() as uow:
+            uow.outbox.requeue_many(job_ids)
+            uow.commit()
 
     def _actor_for(self, kind: str) -> str:
         """The actor named after the job's kind; the fallback one for a kind with none."""
@@ -94,26 +140,48 @@ class Relay:
                 break
         return total
 
-    def kick(self, _job_ids: list[str] | None = None) -> None:
-        """Ask the background loop to relay now (called after a commit)."""
+    def kick(self) -> None:
+        """Ask the background loop to look for pending jobs now (called after a commit)."""
+        self._kicked = True
         self._wake.set()
 
-    def start(self) -> None:
+    def start(self, *, poll: bool = True) -> None:
+        """Run the loop; ``poll=False``: send what is handed over, never read the table."""
         self._stop.clear()
+        self._polling = poll
+        self._live = True
         self._thread = threading.Thread(target=self._loop, name="congvan-relay", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        self._live = False
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        try:
+            left = [j.id for j in self._handed]
+            self._handed.clear()
+            if left:  # pending again, for the next start to send at once
+                self._requeue(left)
+        except Exception:
+            log.exception("relay could not put back its jobs", extra={"action": "relay.failed"})
 
     def _loop(self) -> None:
+        # The table is read when told to, and every poll_seconds however busy the hand-over
+        # keeps the loop (a job written by another process is found no later than that).
+        next_poll = time.monotonic()
         while not self._stop.is_set():
-            self._wake.wait(self.poll_seconds)
+            if self._polling:
+                self._wake.wait(max(0.0, next_poll - time.monotonic()))
+            else:
+                self._wake.wait()
             self._wake.clear()
+            kicked, self._kicked = self._kicked, False
             try:
-                self.drain()
+                self.flush()
+                if self._polling and (kicked or time.monotonic() >= next_poll):
+                    next_poll = time.monotonic() + self.poll_seconds
+                    self.drain()
             except Exception:
                 log.exception("relay pass failed", extra={"action": "relay.failed"})

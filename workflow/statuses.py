@@ -14,6 +14,7 @@ same and changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -134,22 +135,17 @@ class Statuses:
                 ),
                 kept,
             )
-            jobs: list[str] = []
             event = STATUS_EVENTS.get(status.code)
             if new and event is not None:
                 data = {"error": f"{status.code}: {status.reason}"} if status.reason else {}
-                try:
-                    result = engine.fire_on_within(
+                # Ahead of our receipt (its answer was lost, a retry is due): kept, and
+                # applied when the delivery records the receipt.
+                with contextlib.suppress(TransitionNotAllowed):
+                    engine.fire_on_within(
                         uow, "dispatch", dispatch.id, event, actor=SYSTEM, data=data
                     )
-                    jobs = result.jobs
-                except TransitionNotAllowed:
-                    # Ahead of our receipt (its answer was lost, a retry is due): kept, and
-                    # applied when the delivery records the receipt.
-                    pass
             state = (uow.dispatches.get(dispatch.id) or dispatch).state
             uow.commit()
-        engine.after_commit(jobs)
         log.info(
             "status message",
             extra={

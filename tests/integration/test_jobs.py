@@ -11,7 +11,7 @@ from typing import Any
 
 import dramatiq
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from congvan.actions.context import JobContext
 from congvan.actions.jobs import FALLBACK_ACTOR, deadline_timer, enqueue, new_job
@@ -197,7 +197,9 @@ def test_the_relay_stops_at_a_batch_short_of_full(
 
 
 def test_only_a_job_that_queued_jobs_wakes_the_relay(
-    make_runtime: Callable[..., Runtime], make_document: Callable[..., str]
+    make_runtime: Callable[..., Runtime],
+    make_document: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
 ):
     def queues_one(ctx: JobContext) -> None:
         if ctx.job.payload.get("follow_up"):
@@ -205,9 +207,9 @@ def test_only_a_job_that_queued_jobs_wakes_the_relay(
         enqueue(ctx.uow, [new_job("follow_up", ctx.now, payload={"follow_up": True})], ctx.now)
 
     runtime = make_runtime(jobs={"run_review_checks": queues_one, "follow_up": queues_one})
-    kicks: list[str] = []
-    runtime.runner.on_commit = lambda: kicks.append("kick")
     _doc, job_id = submit(runtime, make_document)
+    kicks: list[str] = []
+    monkeypatch.setattr(runtime.relay, "kick", lambda: kicks.append("kick"))
 
     # The job queued a follow-up: the relay is told once the record step committed
     assert "done" == runtime.runner.run(job_id)
@@ -218,6 +220,159 @@ def test_only_a_job_that_queued_jobs_wakes_the_relay(
     # The follow-up queued nothing: nobody is woken for nothing
     assert "done" == runtime.runner.run(follow_up.id)
     assert ["kick"] == kicks
+
+
+# -- the hand-over: jobs sent from memory once their transaction commits ----------------
+
+
+class Handed:
+    """What a relay was handed and how often it read the table."""
+
+    def __init__(self, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.jobs: list[str] = []
+        self.passes = 0
+        relay = runtime.relay
+        hand_off, relay_once = relay.hand_off, relay.relay_once
+
+        def handed(jobs: Any) -> None:
+            self.jobs += [j.id for j in jobs]
+            hand_off(jobs)
+
+        def counted() -> int:
+            self.passes += 1
+            return relay_once()
+
+        monkeypatch.setattr(relay, "hand_off", handed)
+        monkeypatch.setattr(relay, "relay_once", counted)
+
+
+def test_a_committed_job_is_handed_to_the_broker_with_no_pass_over_the_table(
+    checking: Runtime,
+    make_document: Callable[..., str],
+    recorder: RecordingJob,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # Given workers and a relay whose poll would come only after a minute
+    checking.relay.poll_seconds = 60
+    checking.start(scheduler=False)
+    seen = Handed(checking, monkeypatch)
+    passes_at_start = seen.passes
+
+    # When a clerk submits a draft
+    _doc, job_id = submit(checking, make_document)
+
+    # Then its job was written enqueued, handed over once committed, and run: the relay
+    # never read the table for it
+    wait_until(lambda: job(checking, job_id).status == DONE, timeout=10, what="the job")
+    assert [job_id] == seen.jobs
+    assert [job_id] == recorder.runs
+    assert passes_at_start == seen.passes
+    with checking.uow(readonly=True) as uow:
+        [row] = uow.conn.execute(
+            text("SELECT enqueued_at, created_at FROM outbox WHERE id = :id"), {"id": job_id}
+        ).all()
+    assert row[0] is not None and row[0] == row[1]
+
+
+def test_jobs_of_a_rolled_back_savepoint_or_transaction_are_never_handed_over(
+    checking: Runtime, make_document: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+):
+    checking.relay.poll_seconds = 60
+    checking.start(workers=False, scheduler=False)
+    seen = Handed(checking, monkeypatch)
+    doc = make_document(checking)
+    now = checking.clock()
+    kept, undone, dropped = (new_job("k", now, document_id=doc) for _ in range(3))
+
+    # A savepoint rolled back takes its job with it; the rest of the transaction stays
+    with checking.uow() as uow:
+        enqueue(uow, [kept], now)
+        with pytest.raises(RuntimeError), uow.savepoint():
+            enqueue(uow, [undone], now)
+            raise RuntimeError("undone")
+        uow.commit()
+    # A transaction that never commits hands over nothing
+    with checking.uow() as uow:
+        enqueue(uow, [dropped], now)
+
+    assert [kept["id"]] == seen.jobs
+    with checking.uow(readonly=True) as uow:
+        assert [kept["id"]] == [j.id for j in uow.outbox.for_document(doc)]
+
+
+def test_a_job_the_broker_refuses_waits_pending_and_the_poll_sends_it(
+    checking: Runtime,
+    make_document: Callable[..., str],
+    recorder: RecordingJob,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # Given a broker that refuses one message (Redis down for a moment)
+    checking.relay.poll_seconds = 0.2
+    enqueue_message = checking.broker.enqueue
+    refused: list[str] = []
+
+    def refuse_once(message: dramatiq.Message[Any], *, delay: int | None = None) -> Any:
+        if not refused:
+            refused.append(message.args[0])
+            raise ConnectionError("broker down")
+        return enqueue_message(message, delay=delay)
+
+    monkeypatch.setattr(checking.broker, "enqueue", refuse_once)
+    checking.start(scheduler=False)
+
+    # When a job is handed over
+    _doc, job_id = submit(checking, make_document)
+
+    # Then the refused job went back to pending, and the next poll sent it
+    wait_until(lambda: job(checking, job_id).status == DONE, timeout=10, what="the job")
+    assert [job_id] == refused
+    assert [job_id] == recorder.runs
+
+
+def test_jobs_handed_to_a_relay_that_stops_wait_pending_for_the_next_one(
+    checking: Runtime, make_document: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+):
+    # Given a relay loop that cannot send (stuck on a slow broker)
+    checking.relay.poll_seconds = 60
+    checking.start(workers=False, scheduler=False)
+    monkeypatch.setattr(checking.relay, "flush", lambda: 0)
+    _doc, job_id = submit(checking, make_document)
+    assert ENQUEUED == job(checking, job_id).status
+
+    # When the process stops its relay
+    checking.relay.stop()
+
+    # Then the job is pending again, for the next relay to send at once
+    assert PENDING == job(checking, job_id).status
+    # And a transaction that began before the stop and commits after it leaves its job
+    # pending too
+    assert not checking.relay.handing_off()
+    checking.relay.hand_off([job(checking, job_id)])
+    assert PENDING == job(checking, job_id).status
+
+
+def test_a_worker_process_relay_sends_what_it_is_handed_and_never_polls(
+    checking: Runtime,
+    make_document: Callable[..., str],
+    recorder: RecordingJob,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # Given a pending job written where no relay ran (a command-line process)
+    _pending_doc, pending_job = submit(checking, make_document)
+    assert PENDING == job(checking, pending_job).status
+
+    # When a worker process starts, its relay handing over only
+    checking.relay.poll_seconds = 0.05
+    checking.start(relay=False, scheduler=False, hand_off=True)
+    seen = Handed(checking, monkeypatch)
+    _doc, handed_job = submit(checking, make_document)
+
+    # Then what its own transactions write runs, and the table is left to the scheduler
+    wait_until(lambda: job(checking, handed_job).status == DONE, timeout=10, what="the job")
+    threading.Event().wait(0.3)  # several poll intervals
+    assert 0 == seen.passes
+    assert PENDING == job(checking, pending_job).status
+    assert [handed_job] == recorder.runs
 
 
 def test_background_relay_runs_jobs_soon_after_commit(

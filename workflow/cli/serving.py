@@ -111,6 +111,7 @@ def cmd_worker(_args: argparse.Namespace, settings: Settings) -> int:
         "worker processes.",
         f"worker running {settings.worker_threads} threads; Ctrl-C stops it",
         workers=True,
+        hand_off=True,
     )
 
 
@@ -133,6 +134,7 @@ def _run_apart(
     workers: bool = False,
     relay: bool = False,
     scheduler: bool = False,
+    hand_off: bool = False,
 ) -> int:
     """Run background threads in their own process until a signal; refused on the
     embedded broker, whose queues live inside ``congvan serve``."""
@@ -140,7 +142,7 @@ def _run_apart(
     with runtime_for(settings, wired=True) as runtime:
         if runtime.embedded:
             raise InvalidInput(refusal)
-        runtime.start(workers=workers, relay=relay, scheduler=scheduler)
+        runtime.start(workers=workers, relay=relay, scheduler=scheduler, hand_off=hand_off)
         print(running)
         _wait_for_signal()
     return 0

@@ -65,7 +65,6 @@ class Engine:
         clock: Clock,
         job_deadline_seconds: int,
         dispatch_max_attempts: int = 8,
-        on_commit: Callable[[list[str]], None] | None = None,
         unavailable: Iterable[str] = (),
         machines: Mapping[str, Binding] | None = None,
         watch: Watch | None = None,
@@ -89,7 +88,6 @@ class Engine:
         )
         self.open_uow = open_uow
         self.clock = clock
-        self.on_commit = on_commit
         # Time rules armed and escalations opened or closed inside each transition.
         self.watch = watch
         self.fault: Callable[[str], None] = lambda step: None
@@ -342,8 +340,7 @@ class Engine:
                     actor.agency_id, keyed.key, keyed.fingerprint, 200, result.as_dict(), now
                 )
                 self.fault("remembered")
-            commit(uow, keyed)
-        self.after_commit(result.jobs)
+            commit(uow, keyed)  # the unit of work hands the jobs to the relay
         log.info(
             "transition",
             extra={
@@ -371,7 +368,6 @@ class Engine:
         """Fire ``event`` inside the caller's open transaction, which commits it (or not).
 
         For a job's record step: its outcome and the events it implies commit together.
-        The caller runs ``after_commit(result.jobs)`` once it has committed.
         """
         binding = self.bindings[machine]
         checked = binding.normalize(data or {})
@@ -464,11 +460,3 @@ class Engine:
     ) -> dict[str, Any] | None:
         """The answer stored with this key (one seam, so a test can make a twin race)."""
         return replay(uow, agency_id, idempotency)
-
-    def after_commit(self, job_ids: list[str]) -> None:
-        """Tell the relay that jobs were committed (it also finds them by polling)."""
-        if job_ids and self.on_commit is not None:
-            try:
-                self.on_commit(job_ids)
-            except Exception:
-                log.exception("relay notification failed", extra={"action": "relay.kick_failed"})
