@@ -26,6 +26,14 @@ def _vietnam(year: int) -> tuple[frozenset[date], frozenset[date]]:
     return frozenset(known), frozenset(d for d in known.weekend_workdays if d.year == year)
 
 
+def load_years(today: date) -> None:
+    """Load this year's and next year's days off now: the first look at a year loads the
+    package's country module and works out its lunar holidays (about 0.15 s), which a
+    long-running process pays at its start rather than in its first transition."""
+    for year in (today.year, today.year + 1):
+        _vietnam(year)
+
+
 class WorkingCalendar:
     """Viet Nam's working days, with the operator's extra days off and make-up days."""
 

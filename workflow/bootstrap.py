@@ -15,7 +15,7 @@ from sqlalchemy import Engine as SqlEngine
 
 from congvan.actions.anchoring import JOB as ANCHOR_JOB
 from congvan.actions.anchoring import Anchoring
-from congvan.actions.calendar import WorkingCalendar
+from congvan.actions.calendar import WorkingCalendar, load_years
 from congvan.actions.checks import CHECKS, Check
 from congvan.actions.context import Effect, Guard, JobAction, PreparedEffect
 from congvan.actions.delivery import Delivery
@@ -148,6 +148,7 @@ class Runtime:
         ``hand_off`` without ``relay`` (a worker process): the relay sends the jobs this
         process's transactions write, and leaves the table to the scheduler's relay.
         """
+        load_years(self.clock().date())
         if workers and self.worker is None:
             self.worker = dramatiq.Worker(
                 self.broker, worker_threads=self.settings.worker_threads, worker_timeout=100

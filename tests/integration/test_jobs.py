@@ -13,6 +13,7 @@ import dramatiq
 import pytest
 from sqlalchemy import func, select, text
 
+from congvan.actions.calendar import _vietnam
 from congvan.actions.context import JobContext
 from congvan.actions.jobs import FALLBACK_ACTOR, deadline_timer, enqueue, new_job
 from congvan.states.policy import job_backoff_seconds
@@ -641,3 +642,18 @@ def test_review_checks_run_with_no_write_lock_held(
     assert job(runtime, job_id).status == DONE
     with runtime.uow(readonly=True) as uow:
         assert uow.checks.for_revision(doc, 2)
+
+
+def test_a_process_loads_its_years_of_days_off_as_it_starts(checking: Runtime, clock: FrozenClock):
+    # Given no year of days off loaded in this process yet
+    _vietnam.cache_clear()
+
+    # When its background threads start
+    checking.start(workers=False, relay=False, scheduler=False)
+
+    # Then this year's and next year's are loaded, before any transition needs them
+    hits = _vietnam.cache_info().hits
+    today = clock().date()
+    _vietnam(today.year)
+    _vietnam(today.year + 1)
+    assert hits + 2 == _vietnam.cache_info().hits
