@@ -561,21 +561,30 @@ def latencies(sender: Runtime, docs: list[str]) -> tuple[list[float], list[float
 
 
 def leftovers(s: Site) -> str:
-    """What did not go straight through: failed attempts, jobs not done (with an error)."""
-    attempts = count(
-        s.sender, "SELECT count(*) FROM dispatch_attempts WHERE outcome <> 'delivered'"
+    """What did not go straight through: attempts not delivered (by outcome, with an
+    error), jobs not done or retried (with an error)."""
+    attempts = text(
+        "SELECT outcome, count(*), max(error) FROM dispatch_attempts "
+        "WHERE outcome <> 'delivered' GROUP BY outcome"
     )
-    query = text(
+    jobs = text(
         "SELECT action, status, count(*), max(last_error) FROM outbox "
         "WHERE status <> 'done' OR attempts > 1 GROUP BY action, status"
     )
+    with looking(s.sender) as conn:
+        tried = [
+            f"{n} {outcome} ({str(error)[:120]})" for outcome, n, error in conn.execute(attempts)
+        ]
     found = []
     for side, runtime in (("sender", s.sender), ("receiver", s.receiver)):
         with looking(runtime) as conn:
-            for action, status, n, error in conn.execute(query):
+            for action, status, n, error in conn.execute(jobs):
                 found.append(f"{side} {n} {action} {status} ({str(error)[:120]})")
-    return f"  check: {attempts} delivery attempts not delivered; jobs not done or retried: " + (
-        "; ".join(found) or "none"
+    return (
+        "  check: delivery attempts not delivered: "
+        + ("; ".join(tried) or "none")
+        + "; jobs not done or retried: "
+        + ("; ".join(found) or "none")
     )
 
 

@@ -69,15 +69,19 @@ class Relay:
 
     def flush(self) -> int:
         """Send what was handed over; returns how many the broker took."""
-        jobs = []
-        while self._handed:
-            try:
-                jobs.append(self._handed.popleft())
-            except IndexError:  # taken by another flush meanwhile
-                break
+        jobs = self._take_handed()
         if not jobs:
             return 0
         return len(jobs) - len(self._send(jobs))
+
+    def _take_handed(self) -> list[Job]:
+        """What was handed over and not yet taken (safe beside a concurrent hand_off)."""
+        jobs = []
+        while True:
+            try:
+                jobs.append(self._handed.popleft())
+            except IndexError:
+                return jobs
 
     def relay_once(self) -> int:
         """Send one batch of pending jobs; returns how many were sent.
@@ -160,8 +164,7 @@ class Relay:
         if self._thread is not None:
             self._thread.join(timeout=10)
         try:
-            left = [j.id for j in self._handed]
-            self._handed.clear()
+            left = [j.id for j in self._take_handed()]
             if left:  # pending again, for the next start to send at once
                 self._requeue(left)
         except Exception:
@@ -177,7 +180,10 @@ class Relay:
             else:
                 self._wake.wait()
             self._wake.clear()
-            kicked, self._kicked = self._kicked, False
+            # Reset before the table is read: a kick after the reset is seen next time.
+            kicked = self._kicked
+            if kicked:
+                self._kicked = False
             try:
                 self.flush()
                 if self._polling and (kicked or time.monotonic() >= next_poll):
