@@ -657,3 +657,26 @@ def test_a_process_loads_its_years_of_days_off_as_it_starts(checking: Runtime, c
     _vietnam(today.year)
     _vietnam(today.year + 1)
     assert hits + 2 == _vietnam.cache_info().hits
+
+
+def test_an_api_only_process_hands_its_jobs_to_the_broker_while_it_serves(
+    checking: Runtime, make_document: Callable[..., str]
+):
+    # Given the API served alone beside workers elsewhere (`serve --no-workers` on Redis)
+    from fastapi.testclient import TestClient
+
+    from congvan.workflow.api import create_app
+
+    app = create_app(checking, hand_off=True)
+    with TestClient(app):
+        # When a transition writes a job while it serves
+        handing_off = checking.relay.handing_off()
+        _doc, job_id = submit(checking, make_document)
+
+        # Then the job went to the broker once committed, with no pass over the table
+        wait_until(
+            lambda: checking.broker.queues["default"].qsize() == 1, timeout=10, what="the job"
+        )
+    assert handing_off
+    assert ENQUEUED == job(checking, job_id).status
+    assert not checking.relay.handing_off()  # and it stopped with the app

@@ -33,17 +33,22 @@ from .requests import RequestIdMiddleware
 from .schemas import DocumentIn
 
 
-def create_app(runtime: Runtime, *, background: bool = False) -> FastAPI:
-    """The API for ``runtime``; with ``background`` the lifespan runs workers too."""
+def create_app(runtime: Runtime, *, background: bool = False, hand_off: bool = False) -> FastAPI:
+    """The API for ``runtime``; with ``background`` the lifespan runs workers, relay and
+    scheduler too; with ``hand_off`` alone (an API process beside workers on Redis), the
+    relay sends the jobs the API's transactions write, and leaves the table to the
+    scheduler's relay."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if background:
             runtime.start()
+        elif hand_off:
+            runtime.start(workers=False, relay=False, scheduler=False, hand_off=True)
         try:
             yield
         finally:
-            if background:
+            if background or hand_off:
                 runtime.stop()
 
     # Swagger UI's files come from the fastapi-offline package: /docs needs no internet.

@@ -85,7 +85,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     _configure_logs(settings)
     with runtime_for(settings, wired=True) as runtime:
-        app = create_app(runtime, background=not args.no_workers)
+        # API only: on Redis its jobs still go straight to the broker once committed; on
+        # the embedded broker they wait in the table for the relay of `congvan serve`.
+        app = create_app(
+            runtime,
+            background=not args.no_workers,
+            hand_off=args.no_workers and not runtime.embedded,
+        )
         uvicorn.run(
             app,
             log_config=None,
