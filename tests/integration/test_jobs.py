@@ -253,10 +253,12 @@ def test_a_committed_job_is_handed_to_the_broker_with_no_pass_over_the_table(
     recorder: RecordingJob,
     monkeypatch: pytest.MonkeyPatch,
 ):
-    # Given workers and a relay whose poll would come only after a minute
+    # Given workers and a relay whose next poll comes only after a minute (its pass on
+    # starting done)
     checking.relay.poll_seconds = 60
-    checking.start(scheduler=False)
     seen = Handed(checking, monkeypatch)
+    checking.start(scheduler=False)
+    wait_until(lambda: seen.passes == 1, timeout=10, what="the relay's pass on starting")
     passes_at_start = seen.passes
 
     # When a clerk submits a draft
