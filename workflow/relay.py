@@ -62,7 +62,10 @@ class Relay:
     def hand_off(self, jobs: Sequence[Job]) -> None:
         """Committed jobs, written as enqueued: the loop sends them soon."""
         if not self._live:  # stopped since their transaction began: the table has them
-            self._requeue([j.id for j in jobs])
+            try:
+                self._requeue([j.id for j in jobs])
+            except Exception:  # committed already: their deadline timers re-drive them
+                log.exception("relay could not put back jobs", extra={"action": "relay.failed"})
             return
         self._handed.extend(jobs)
         self._wake.set()

@@ -682,3 +682,30 @@ def test_an_api_only_process_hands_its_jobs_to_the_broker_while_it_serves(
     assert handing_off
     assert ENQUEUED == job(checking, job_id).status
     assert not checking.relay.handing_off()  # and it stopped with the app
+
+
+def test_a_commit_stands_when_the_stopped_relay_cannot_put_its_jobs_back(
+    checking: Runtime, make_document: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+):
+    # Given a transaction begun while the relay ran, committing after it stopped, with
+    # the database refusing the relay's own transaction
+    checking.relay.poll_seconds = 60
+    checking.start(workers=False, scheduler=False)
+    doc = make_document(checking)
+    now = checking.clock()
+    written = new_job("k", now, document_id=doc)
+    with checking.uow() as uow:
+        enqueue(uow, [written], now)
+        checking.relay.stop()
+
+        def refused() -> Any:
+            raise OSError("database gone")
+
+        monkeypatch.setattr(checking.relay, "open_uow", refused)
+
+        # When it commits, the commit is not undone nor reported as failed
+        uow.commit()
+
+    # Then the job is kept, enqueued, for its deadline timer to re-drive
+    assert ENQUEUED == job(checking, written["id"]).status
+    assert [JOB_DEADLINE] == [t.kind for t in timers(checking, doc)]
