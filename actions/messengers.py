@@ -13,13 +13,18 @@ from __future__ import annotations
 import email.message
 import email.utils
 import smtplib
+import socket
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import httpcore
 import httpx
 
+from congvan.states.networks import SETTING, Network, address_of, reachable
 from congvan.states.text import printable
 from congvan.states.vocabulary import (
     ATTEMPT_DELIVERED,
@@ -62,6 +67,84 @@ def _certificate_refused(exc: BaseException) -> bool:
     return False
 
 
+class TargetRefused(httpcore.ConnectError):
+    """The webhook's host is, or resolves to, an address webhooks may not reach."""
+
+
+class _Guarded(httpcore.NetworkBackend):
+    """Connects only to addresses ``states.networks.reachable`` allows.
+
+    The name is resolved here and the connection made to the address judged, so what was
+    checked is what is reached (a name re-resolving to another address in between cannot
+    slip past); TLS still checks the certificate against the name.
+    """
+
+    def __init__(self, allowed: Iterable[Network]) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._allowed = tuple(allowed)
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"{host}: {exc}") from exc
+        refused: list[str] = []
+        failed: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for *_, sockaddr in found:
+            ip = str(sockaddr[0])
+            address = address_of(ip)
+            if address is None or not reachable(address, self._allowed):
+                refused.append(ip)
+                continue
+            try:
+                return self._inner.connect_tcp(
+                    ip, port, timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failed = exc
+        if failed is not None:
+            raise failed
+        raise TargetRefused(
+            f"{host} is at {', '.join(dict.fromkeys(refused))}, a private address webhooks "
+            f"may not reach ({SETTING} lists the networks they may)"
+        )
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:  # pragma: no cover - httpx never asks without uds=
+        raise TargetRefused("webhooks do not go to local sockets")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def guarded_transport(allowed: Iterable[Network]) -> httpx.HTTPTransport:
+    """httpx's own transport, connecting only where webhooks may go."""
+    transport = httpx.HTTPTransport(verify=tls())
+    # httpx builds its pool without a way to pass a network backend: the same pool, with one.
+    transport._pool = httpcore.ConnectionPool(ssl_context=tls(), network_backend=_Guarded(allowed))
+    return transport
+
+
+def _refused(exc: BaseException) -> TargetRefused | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TargetRefused):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def post_webhook(
     url: str,
     body: bytes,
@@ -71,9 +154,14 @@ def post_webhook(
     kind: str,
     timestamp: int,
     timeout: float,
+    networks: Iterable[Network] = (),
     transport: httpx.BaseTransport | None = None,
 ) -> Outcome:
-    """POST ``body`` to ``url`` signed with ``secret`` at ``timestamp`` (Unix seconds)."""
+    """POST ``body`` to ``url`` signed with ``secret`` at ``timestamp`` (Unix seconds).
+
+    It connects to global addresses and to those in ``networks`` only (``transport``, for
+    tests, replaces the network altogether).
+    """
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         "User-Agent": "congvan-notifications/1",
@@ -83,9 +171,12 @@ def post_webhook(
         SIGNATURE_HEADER: sign(secret, timestamp, body),
     }
     try:
-        with httpx.Client(transport=transport, verify=tls(), timeout=timeout) as client:
+        through = transport or guarded_transport(networks)
+        with httpx.Client(transport=through, verify=tls(), timeout=timeout) as client:
             response = client.post(url, content=body, headers=headers)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        if refused := _refused(exc):  # the route's or the network's: no retry will change it
+            return Outcome(ATTEMPT_PERMANENT, None, printable(f"not sent: {refused}"))
         said = printable(f"not sent: {type(exc).__name__}: {exc}")
         if _certificate_refused(exc):  # httpx wraps it in a ConnectError: it will not heal
             return Outcome(ATTEMPT_PERMANENT, None, said)

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from congvan.states.errors import Conflict, NotFound
+from congvan.states.networks import Network
 from congvan.states.vocabulary import (
     ATTEMPT_DELIVERED,
     ATTEMPT_PERMANENT,
@@ -168,10 +169,12 @@ class Notifying(StagedJob[Parcel]):
         smtp: Smtp | None,
         webhook_timeout: float,
         max_attempts: int,
+        networks: tuple[Network, ...] = (),
     ) -> None:
         self.base_url = base_url  # put in front of a notification's link path
         self.smtp = smtp  # None: no SMTP server is configured
         self.webhook_timeout = webhook_timeout
+        self.networks = networks  # the private networks webhooks may reach besides global ones
         # The job's own limit (its actor's policy): a failure ``record`` keeps on the last
         # attempt leaves the notification dead there, since the runner calls no hook then.
         self.max_attempts = max_attempts
@@ -218,6 +221,7 @@ class Notifying(StagedJob[Parcel]):
             kind=work.kind,
             timestamp=int(work.started_at.timestamp()),
             timeout=self.webhook_timeout,
+            networks=self.networks,
         )
 
     def record(self, ctx: JobContext, work: Parcel, outcome: Any) -> None:

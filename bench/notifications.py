@@ -73,7 +73,11 @@ RECEIVER = Starlette(routes=[Route("/hook", _taken, methods=["POST"])])
 def installation(directory: Path) -> Runtime:
     url = f"sqlite:///{directory / 'congvan.db'}"
     migrate(make_engine(url))
-    runtime = bootstrap(Settings(data_dir=directory, database_url=url))
+    # The bench's receiver listens on this machine.
+    settings = Settings(
+        data_dir=directory, database_url=url, notify_private_networks=["127.0.0.0/8"]
+    )
+    runtime = bootstrap(settings)
     with runtime.uow() as uow:
         add_agency(uow, AGENCY, "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND", runtime.clock())
         uow.commit()
@@ -93,6 +97,7 @@ def queue_rates(runtime: Runtime, n: int, routes: int, url: str) -> tuple[float,
             add_route(
                 uow, AGENCY, kind="*", channel="webhook", target=f"{url}?r={i}",
                 secret=SECRET, by="bench", now=runtime.clock(),
+                networks=runtime.settings.private_networks(),
             )  # fmt: skip
         uow.commit()
 

@@ -151,6 +151,8 @@ def boot(
     ) -> Runtime:
         # No fsync per commit: durability across power cuts is not under test.
         settings.setdefault("sqlite_synchronous", "NORMAL")
+        # The tests' webhook receivers listen on this machine.
+        settings.setdefault("notify_private_networks", ["127.0.0.0/8", "::1/128"])
         runtime = bootstrap(
             Settings(data_dir=tmp_path, database_url=database_url, **settings),
             clock=clock,

@@ -436,6 +436,7 @@ def notifying(settings: Settings) -> Notifying:
         smtp=smtp,
         webhook_timeout=settings.webhook_timeout_seconds,
         max_attempts=settings.notify_max_attempts,
+        networks=settings.private_networks(),
     )
 
 

@@ -7,13 +7,16 @@ a route's secret never leaves: views say only whether one is set.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from email.errors import MessageError
 from email.headerregistry import Address
 from typing import Any
+from urllib.parse import urlsplit
 
 from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
 from congvan.states.inboxes import validate_inbox_url
+from congvan.states.networks import SETTING, Network, refused_host
 from congvan.states.vocabulary import (
     ESCALATION_KINDS,
     EVERY_KIND,
@@ -93,8 +96,13 @@ def add_route(
     by: str,
     now: datetime,
     allow_http: bool = False,
+    networks: Iterable[Network] = (),
 ) -> RouteRow:
-    """Add a route of ``agency_id``; the same (kind, channel, target) twice is refused."""
+    """Add a route of ``agency_id``; the same (kind, channel, target) twice is refused.
+
+    A webhook whose host is written as a private address (or ``localhost``) is refused
+    unless ``networks`` allows it; a name is judged at each post, on what it resolves to.
+    """
     if uow.agencies.agency(agency_id) is None:
         raise NotFound("No such agency.", agency_id=agency_id[:35])
     if kind not in ROUTE_KINDS:
@@ -109,6 +117,14 @@ def add_route(
         )
     if channel == NOTIFY_WEBHOOK:
         target = validate_inbox_url(target, allow_http=allow_http, field="target")
+        refused = refused_host(urlsplit(target).hostname or "", networks)
+        if refused is not None:
+            raise InvalidInput(
+                f"target is at {refused}, a private address webhooks may not reach; the "
+                f"installation lists the networks they may in {SETTING}.",
+                field="target",
+                value=target[:100],
+            )
         secret = validate_secret(secret)
     else:
         target = validate_address(target)

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from congvan.states.deadlines import PROVINCE_DEFAULTS, RULES, TimeRules, WorkingHours
+from congvan.states.networks import Network, parse_networks
 
 
 def default_data_dir() -> Path:
@@ -119,6 +120,9 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(default=8, ge=1, le=100)
     notify_retry_seconds: float = Field(default=30.0, gt=0)
     notify_retry_cap_seconds: float = Field(default=3600.0, gt=0)
+    # Webhooks reach global addresses only, and besides those the private networks listed
+    # here, e.g. ["127.0.0.0/8"] for a receiver on this machine (states/networks.py).
+    notify_private_networks: list[str] = Field(default_factory=list, max_length=100)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
@@ -144,7 +148,15 @@ class Settings(BaseSettings):
             raise ValueError(f"days both in extra_days_off and extra_working_days: {days}")
         self.province_rules()  # refuse rules and hours that cannot be, at startup
         self.hours()
+        self.private_networks()
         return self
+
+    def private_networks(self) -> tuple[Network, ...]:
+        """The private networks a webhook may reach (``notify_private_networks``)."""
+        try:
+            return parse_networks(self.notify_private_networks)
+        except ValueError as exc:
+            raise ValueError(f"notify_private_networks: {exc}") from None
 
     def province_rules(self) -> TimeRules:
         """The province's time rules: the defaults with ``time_rules`` over them."""

@@ -167,6 +167,33 @@ def test_a_bad_route_is_refused_naming_its_field_and_never_echoing_the_secret(
     assert secret not in answer.text
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://127.0.0.1:6379/",
+        "http://localhost:8000/v1/documents",
+        "http://[::1]/hook",
+        "https://10.0.0.5/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::ffff:192.168.1.1]/hook",
+        "https://100.64.0.1/hook",
+        "https://0.0.0.0/hook",
+        "https://[fd00::1]/hook",
+    ],
+)
+def test_a_webhook_to_a_private_address_is_refused_unless_the_installation_allows_it(
+    make_api: MakeApi, target: str
+) -> None:
+    strict = make_api(notify_private_networks=[])
+
+    details = assert_error(hook(strict, target=target), 422, "invalid_input")
+
+    assert "target" == details["field"]
+    assert 201 == hook(strict, target="https://hooks.hue.gov.vn/congvan").status_code
+    listed = strict.client.get(ROUTES, headers=strict.auth("operator"))
+    assert [] == [r for r in listed.json()["items"] if r["target"] == target]
+
+
 def test_the_same_route_twice_is_a_conflict(api: Api) -> None:
     assert 201 == hook(api).status_code
 

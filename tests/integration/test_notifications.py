@@ -9,9 +9,11 @@ import logging
 import socket
 import ssl
 import threading
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -19,6 +21,8 @@ import pytest
 from congvan.actions.messengers import Outcome, post_webhook
 from congvan.actions.notifications import queue_notifications, retry
 from congvan.states.errors import Conflict, InvalidInput
+from congvan.states.networks import SETTING, Network, parse_networks
+from congvan.states.vocabulary import ATTEMPT_DELIVERED, ATTEMPT_PERMANENT
 from congvan.storage.clock import FrozenClock
 from congvan.storage.notifications import CANCELLED, DEAD, PENDING, SENT, NoticeRow
 from congvan.storage.outbox import DONE, WAITING
@@ -60,6 +64,7 @@ def agencies(runtime: Runtime) -> None:
 def route(runtime: Runtime, agency: str = A, **fields: Any) -> str:
     values: dict[str, Any] = {"kind": "*", "channel": "webhook", **fields}
     values.setdefault("secret", SECRET if values["channel"] == "webhook" else None)
+    values.setdefault("networks", runtime.settings.private_networks())
     with runtime.uow() as uow:
         made = managing.add_route(uow, agency, by="test", now=runtime.clock(), **values)
         uow.commit()
@@ -280,6 +285,59 @@ def test_a_webhook_post_is_signed_and_the_receiver_verifies_it(
     )
     assert [notice.id] == receiver.ids
     assert (SENT, [("delivered", 200)]) == (notice.state, attempts(runtime, notice.id))
+
+
+LOOPBACK = parse_networks(["127.0.0.0/8"])
+
+
+def _posted_at() -> datetime:
+    """The moment ``_post`` signs its posts at (timestamp 0)."""
+    return datetime.fromtimestamp(0, UTC)
+
+
+def test_a_webhook_is_never_posted_to_an_address_the_installation_does_not_allow(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    receiver = Webhook(SECRET, clock)
+    with receiver.serving() as url:
+        # The route was made while the installation allowed loopback; it no longer does.
+        runtime = make_runtime(notify_private_networks=[])
+        agencies(runtime)
+        route(runtime, target=url, networks=LOOPBACK)
+        notify(runtime)
+        assert "done" == run(runtime, one(runtime))
+
+    notice = one(runtime)
+    assert [] == receiver.ids  # nothing reached the receiver
+    assert (DEAD, [("permanent", None)]) == (notice.state, attempts(runtime, notice.id))
+    assert "127.0.0.1" in notice.last_error and SETTING in notice.last_error
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "localhost", "127.1", "0.0.0.0", "[::1]", "[::ffff:127.0.0.1]", "0x7f000001"],
+)
+def test_every_spelling_of_this_machine_is_refused_before_a_connection(host: str) -> None:
+    receiver = Webhook("s" * 32, _posted_at)
+    with receiver.serving() as url:
+        port = urlsplit(url).port
+        outcome = _post(f"http://{host}:{port}/hook")
+        allowed = _post(f"http://127.0.0.1:{port}/hook", networks=LOOPBACK)
+
+    assert ATTEMPT_PERMANENT == outcome.outcome, outcome
+    assert SETTING in outcome.error
+    assert ATTEMPT_DELIVERED == allowed.outcome, allowed
+    assert 1 == len(receiver.ids)  # the allowed post only
+
+
+def test_a_name_is_connected_to_at_an_address_the_installation_allows() -> None:
+    # localhost may resolve to ::1 first: that address is skipped, 127.0.0.1 is taken.
+    receiver = Webhook("s" * 32, _posted_at)
+    with receiver.serving() as url:
+        port = urlsplit(url).port
+        outcome = _post(f"http://localhost:{port}/hook", networks=LOOPBACK)
+
+    assert ATTEMPT_DELIVERED == outcome.outcome, outcome
 
 
 def test_a_receiver_with_another_secret_refuses_and_the_post_is_dead(
@@ -546,7 +604,7 @@ def test_a_webhook_whose_tls_certificate_does_not_verify_is_permanent(tmp_path: 
     serving = threading.Thread(target=serve_one, daemon=True)
     serving.start()
     try:
-        outcome = _post(f"https://127.0.0.1:{port}/hook")
+        outcome = _post(f"https://127.0.0.1:{port}/hook", networks=LOOPBACK)
     finally:
         serving.join(timeout=5)
         listener.close()
@@ -566,7 +624,9 @@ def test_what_a_receiver_answers_is_kept_as_a_line_any_database_stores(status: i
     assert outcome.error == f"{status}: bad\\x00th\\x1bing"
 
 
-def _post(url: str, transport: httpx.BaseTransport | None = None) -> Outcome:
+def _post(
+    url: str, transport: httpx.BaseTransport | None = None, networks: Iterable[Network] = ()
+) -> Outcome:
     """One notice posted to ``url``, as a worker posts it."""
     return post_webhook(
         url,
@@ -576,5 +636,6 @@ def _post(url: str, transport: httpx.BaseTransport | None = None) -> Outcome:
         kind="delivery_failed",
         timestamp=0,
         timeout=5,
+        networks=networks,
         transport=transport,
     )

@@ -80,13 +80,40 @@ def dead_letter(runtime: Runtime) -> str:
     return notice.id
 
 
+def test_a_webhook_to_a_private_address_needs_the_installation_to_allow_its_network(
+    make_runtime: MakeRuntime,
+    cli: list[str],
+    tmp_path: Path,
+    capsys: CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    add_agency(make_runtime())
+    (tmp_path / "s").write_text(SECRET)
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    add = [*cli, "notify", "add", A, "*", "webhook", url, "--secret-file", str(tmp_path / "s")]
+
+    refused = main(add)
+    said = capsys.readouterr().err
+    monkeypatch.setenv("CONGVAN_NOTIFY_PRIVATE_NETWORKS", '["127.0.0.0/8"]')
+    allowed = main(add)
+
+    assert (2, 0) == (refused, allowed)
+    assert "127.0.0.1" in said and "CONGVAN_NOTIFY_PRIVATE_NETWORKS" in said
+    assert "Traceback" not in said
+
+
 def test_dead_letters_are_listed_shown_and_retried(
-    make_runtime: MakeRuntime, cli: list[str], tmp_path: Path, capsys: CaptureFixture[str]
+    make_runtime: MakeRuntime,
+    cli: list[str],
+    tmp_path: Path,
+    capsys: CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     runtime = make_runtime(notify_max_attempts=1)
     add_agency(runtime)
     (tmp_path / "s").write_text(SECRET)
     url = f"http://127.0.0.1:{free_port()}/hook"
+    monkeypatch.setenv("CONGVAN_NOTIFY_PRIVATE_NETWORKS", '["127.0.0.0/8"]')
     assert 0 == main(
         [*cli, "notify", "add", A, "*", "webhook", url, "--secret-file", str(tmp_path / "s")]
     )

@@ -23,7 +23,7 @@ from congvan.storage.notifications import NoticeRow, RouteRow
 from .. import notifications as managing
 from .auth import PrincipalDep, require
 from .bodies import JsonRoute
-from .deps import ClockDep, ReadUowDep, RuntimeDep, WriteUowDep
+from .deps import ClockDep, ReadUowDep, RuntimeDep, SettingsDep, WriteUowDep
 from .outputs import AUTHENTICATED, Moment, Page, errors
 from .paging import PagingDep, page, paging
 from .schemas import TextModel
@@ -197,7 +197,11 @@ def list_routes(uow: ReadUowDep, principal: PrincipalDep, params: PagingDep) -> 
     responses=errors(404, 409),
 )
 def create_route(
-    body: RouteIn, uow: WriteUowDep, clock: ClockDep, principal: PrincipalDep
+    body: RouteIn,
+    uow: WriteUowDep,
+    clock: ClockDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
     require(principal, ADMINS, "Adding a notification route")
     with uow:
@@ -211,6 +215,7 @@ def create_route(
             enabled=body.enabled,
             by=principal.actor,
             now=clock(),
+            networks=settings.private_networks(),
         )
         uow.commit()
     return managing.route_view(route)

@@ -89,6 +89,7 @@ def cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
                 by="cli",
                 now=now,
                 allow_http=args.allow_http,
+                networks=settings.private_networks(),
             )
             uow.commit()
             print(f"added route {route.id}: {_route_line(managing.route_view(route))}")

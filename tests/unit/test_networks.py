@@ -1,0 +1,93 @@
+"""Where a webhook may go: global addresses, and the private networks an installation lists."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from congvan.states.networks import address_of, parse_networks, reachable, refused_host
+from congvan.workflow.settings import Settings
+
+LOOPBACK = parse_networks(["127.0.0.0/8", "::1"])
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.255.0.9",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.0.1",
+        "169.254.169.254",  # a cloud's metadata service
+        "100.64.0.1",  # carrier-grade NAT
+        "0.0.0.0",
+        "224.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fe80::1",
+        "fd00::1",
+        "::ffff:10.0.0.1",
+        "ff02::1",
+    ],
+)
+def test_no_private_address_is_reachable_by_default(address: str) -> None:
+    parsed = address_of(address)
+    assert parsed is not None
+    assert not reachable(parsed, ())
+
+
+@pytest.mark.parametrize("address", ["203.113.131.1", "8.8.8.8", "2001:4860:4860::8888"])
+def test_global_addresses_are_reachable(address: str) -> None:
+    parsed = address_of(address)
+    assert parsed is not None and reachable(parsed, ())
+
+
+def test_a_listed_network_is_reachable_and_only_it() -> None:
+    assert reachable(ipaddress.ip_address("127.0.0.1"), LOOPBACK)
+    assert reachable(ipaddress.ip_address("::1"), LOOPBACK)
+    assert not reachable(ipaddress.ip_address("10.0.0.1"), LOOPBACK)
+
+
+def test_an_ipv4_mapped_address_is_judged_as_the_ipv4_address_it_is() -> None:
+    assert ipaddress.ip_address("127.0.0.1") == address_of("::ffff:127.0.0.1")
+    assert ipaddress.ip_address("127.0.0.1") == address_of("[::ffff:7f00:1]")
+    assert ipaddress.ip_address("fe80::1") == address_of("fe80::1%eth0")
+
+
+@pytest.mark.parametrize(
+    ("host", "refused"),
+    [
+        ("localhost", "127.0.0.1"),
+        ("LOCALHOST.", "127.0.0.1"),
+        ("api.localhost", "127.0.0.1"),
+        ("[::1]", "::1"),
+        ("10.0.0.5", "10.0.0.5"),
+        ("hooks.hue.gov.vn", None),  # a name is judged on what it resolves to, at each post
+        ("203.113.131.1", None),
+    ],
+)
+def test_a_route_host_is_refused_when_it_names_a_private_address(
+    host: str, refused: str | None
+) -> None:
+    found = refused_host(host, ())
+    assert refused == (None if found is None else str(found))
+
+
+def test_a_listed_network_lets_a_route_name_it() -> None:
+    assert refused_host("localhost", LOOPBACK) is None
+
+
+@pytest.mark.parametrize("bad", ["nope", "10.0.0.0/33", "", "1.2.3.4/8/9"])
+def test_a_network_that_is_not_one_is_refused_at_startup(bad: str) -> None:
+    with pytest.raises(ValueError, match="notify_private_networks"):
+        Settings(notify_private_networks=[bad])
+
+
+def test_the_setting_reads_networks_and_single_addresses() -> None:
+    settings = Settings(notify_private_networks=["10.0.0.0/8", "192.168.1.7", "::1"])
+    assert ("10.0.0.0/8", "192.168.1.7/32", "::1/128") == tuple(
+        str(n) for n in settings.private_networks()
+    )
