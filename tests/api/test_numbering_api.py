@@ -18,6 +18,7 @@ import pytest
 from congvan.states.policy import ROLES
 from tests.api.conftest import A, Api, assert_error
 from tests.api.test_review_flow_api import clean_letter, submit, submit_and_check, today
+from tests.factories import B
 
 
 def change(api: Api, numbering: Any, agency: str = A, role: str = "operator") -> Any:
@@ -135,6 +136,16 @@ def test_an_unknown_series_or_field_is_invalid_input(api: Api, body: dict[str, A
     assert "agency" == series_of(api)
 
 
-@pytest.mark.parametrize("agency", ["000.00.99.H57", "000.00.00.H57%0A", "H57%00", "h57"])
-def test_an_unknown_agency_is_not_found(api_any_db: Api, agency: str) -> None:
-    assert_error(change(api_any_db, "symbol", agency=agency), 404, "not_found")
+@pytest.mark.parametrize("agency", [B, "000.00.99.H57", "000.00.00.H57%0A", "H57%00", "h57"])
+def test_an_operator_changes_no_series_but_their_own_agencys(api_any_db: Api, agency: str) -> None:
+    assert_error(change(api_any_db, "symbol", agency=agency), 403, "forbidden")
+    assert ("agency", "agency") == (series_of(api_any_db), series_of(api_any_db, B))
+
+
+def test_another_agencys_operator_cannot_change_the_series(api: Api) -> None:
+    response = api.client.patch(
+        f"/v1/agencies/{A}", headers=api.auth("operator", B), json={"numbering": "symbol"}
+    )
+
+    assert_error(response, 403, "forbidden")
+    assert "agency" == series_of(api)

@@ -69,6 +69,20 @@ def test_a_replacement_without_a_new_file_keeps_the_originals(api: Api) -> None:
     ]
 
 
+@pytest.mark.parametrize("reason", ["a\x00b", "a\x07b", "\x1b[2J", "a\x7fb", "a\x85b"])
+def test_a_replacement_reason_that_is_not_storable_text_is_invalid_input(
+    make_api_any_db: MakeApi, reason: str
+) -> None:
+    api = make_api_any_db(**pipeline())
+    doc_id = issued(api)
+
+    response = post(api, f"/v1/documents/{doc_id}/replace", data={"reason": reason})
+
+    details = assert_error(response, 422, "invalid_input")
+    assert ["reason"] == [e["field"] for e in details["errors"]]
+    assert [] == api.get(f"/v1/documents/{doc_id}").json()["replaced_by"]
+
+
 @pytest.mark.parametrize(
     ("path", "body"),
     [

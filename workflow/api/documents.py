@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, Path, Query, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AfterValidator, ValidationError
+from pydantic import AfterValidator
 
 from congvan.states import DOCUMENT
 from congvan.states.errors import (
@@ -38,7 +38,7 @@ from .outputs import (
     sends,
 )
 from .paging import PagingDep, check_limit, page, paging
-from .schemas import DocumentIn, EventIn, check_limits, storable_moment
+from .schemas import DocumentIn, EventIn, check_limits, form_body, storable_moment
 from .trail import HistoryPage
 from .views import check_document_id, load_visible
 
@@ -108,16 +108,7 @@ async def create_document(
         raw = read_json(metadata, where="metadata")
     except (ValueError, RecursionError) as exc:
         raise InvalidInput("metadata must be a JSON object.", field="metadata") from exc
-    try:
-        body = DocumentIn.model_validate(raw)
-    except ValidationError as exc:
-        raise InvalidInput(
-            "The document metadata is not valid.",
-            errors=[
-                {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
-                for e in exc.errors()
-            ],
-        ) from exc
+    body = form_body(DocumentIn, raw, "The document metadata")
     check_limits(settings, body, body.recipients)
     uploads = ([("main", main)] if main is not None else []) + [
         ("appendix", f) for f in appendix or []

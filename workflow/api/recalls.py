@@ -27,7 +27,7 @@ from .deps import EngineDep, SettingsDep
 from .documents import REPLAYED, IdempotencyKey, fire_answering, parse_if_match
 from .files import read_upload
 from .outputs import AUTHENTICATED, DocumentOut, EventResult, errors, sends
-from .schemas import TextModel
+from .schemas import TextModel, form_body
 from .views import check_document_id
 
 router = APIRouter(
@@ -142,7 +142,7 @@ async def replace_document(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     check_document_id(document_id)
-    reason = RecallIn(reason=reason).reason  # the text rules every body keeps to
+    reason = form_body(RecallIn, {"reason": reason}, "The reason").reason  # the text rules
     if appendix and main is None:
         raise InvalidInput("Appendices come with the corrected main file.", field="appendix")
     uploads = ([("main", main)] if main is not None else []) + [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -12,6 +12,7 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    ValidationError,
     ValidationInfo,
     field_validator,
 )
@@ -49,6 +50,28 @@ class TextModel(BaseModel):
         if isinstance(value, datetime):
             return storable_moment(value)
         return value
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def form_body(model: type[_Model], raw: object, what: str) -> _Model:
+    """``raw`` (a form's fields, or JSON read from one) as ``model``, or InvalidInput.
+
+    FastAPI validates a JSON body before the handler runs; a multipart form's text is read
+    by the handler, so its validation errors are turned into the same answer here (422
+    ``invalid_input``, each field and its problem), never a 500.
+    """
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"{what} is not valid.",
+            errors=[
+                {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
+                for e in exc.errors()
+            ],
+        ) from exc
 
 
 def storable_moment(value: datetime) -> datetime:

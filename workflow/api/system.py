@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import ConfigDict, Field
 from sqlalchemy import text
 
-from congvan.states.errors import DatabaseNotReady
+from congvan.states.errors import DatabaseNotReady, Forbidden
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, OPERATOR, SUPERVISOR
 from congvan.storage.agencies import AgencyRow
 from congvan.storage.clock import as_utc
@@ -151,6 +151,11 @@ def change_agency(
     """From now on; refused (409 numbering_conflict) while this year's numbers would repeat
     in the new series."""
     require(principal, frozenset({OPERATOR}), "Changing agencies")
+    if agency_id != principal.agency_id:  # an operator keeps their own agency's series only
+        raise Forbidden(
+            "An operator changes their own agency's number series only.",
+            agency_id=principal.agency_id,
+        )
     with uow:
         set_numbering(uow, agency_id, body.numbering, clock())
         row = uow.agencies.agency(agency_id)
