@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from congvan.workflow.api.bodies import JsonRoute
 from congvan.workflow.api.schemas import TextModel
 from tests.api.conftest import LETTER, Api, MakeApi, assert_error
 
@@ -112,6 +113,14 @@ def test_every_body_the_api_reads_holds_only_storable_text(api: Api) -> None:
         "POST /v1/status" in bodies and "POST /v1/received/{received_id}/events/{event}" in bodies
     )
     assert {where: m.__name__ for where, m in bodies.items() if not issubclass(m, TextModel)} == {}
+
+
+def test_every_body_the_api_reads_is_read_as_utf_8_with_each_key_once(api: Api) -> None:
+    app = api.client.app
+    assert isinstance(app, FastAPI)
+    reading = [r for r in _routes(app.routes) if r.dependant.body_params]
+    assert "/v1/status" in {r.path for r in reading}
+    assert [f"{sorted(r.methods)} {r.path}" for r in reading if not isinstance(r, JsonRoute)] == []
 
 
 @pytest.mark.parametrize(

@@ -6,15 +6,19 @@ Two installations (A sends, B receives) over real HTTP, on SQLite and on Postgre
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from congvan.actions.exchange.envelope import seal
 from congvan.actions.exchange.status import FORMAT
 from congvan.states.errors import MessageMalformed, MessageMismatch, StatusContradicted
 from congvan.storage.audit import verify_chains
+from congvan.workflow.api.app import create_app
 from tests.installations import A, B, Pair, serving_inbox
 
 
@@ -144,3 +148,44 @@ def test_whom_a_status_is_to_is_read_safely_before_its_signature(pair: Pair) -> 
     for body in NOT_TO_ANYONE:
         with pytest.raises(MessageMalformed):
             pair.sender.statuses.accept(body, b"not a signature")
+
+
+def _posted(pair: Pair, body: bytes) -> Any:
+    """``body`` posted to A's ``POST /v1/status``, as a peer would."""
+    with TestClient(create_app(pair.sender), raise_server_exceptions=False) as client:
+        return client.post("/v1/status", content=body, headers={"Content-Type": "application/json"})
+
+
+def _wire(body: bytes, cms: bytes) -> tuple[str, str]:
+    return base64.b64encode(body).decode(), base64.b64encode(cms).decode()
+
+
+def test_a_status_body_naming_a_member_twice_is_refused(pair: Pair, delivered: str) -> None:
+    refused = _wire(*_signed_by_b(pair, _content(pair, delivered, "02")))
+    registered = _wire(*_signed_by_b(pair, _content(pair, delivered, "03")))
+    body = '{{"status": "{}", "status_cms": "{}", "status": "{}", "status_cms": "{}"}}'.format(
+        *refused, *registered
+    )
+
+    answer = _posted(pair, body.encode())
+
+    assert (422, "repeated_field") == (answer.status_code, answer.json()["code"])
+    assert ("delivered", []) == _state_and_codes(pair, delivered)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_a_status_body_that_is_not_utf_8_is_refused(
+    pair: Pair, delivered: str, encoding: str
+) -> None:
+    status, cms = _wire(*_signed_by_b(pair, _content(pair, delivered, "03")))
+
+    answer = _posted(pair, json.dumps({"status": status, "status_cms": cms}).encode(encoding))
+
+    assert (422, "invalid_encoding") == (answer.status_code, answer.json()["code"])
+    assert ("delivered", []) == _state_and_codes(pair, delivered)
+
+
+def _state_and_codes(pair: Pair, doc: str) -> tuple[str, list[str]]:
+    dispatch, _ = pair.dispatch(doc)
+    with pair.sender.uow(readonly=True) as uow:
+        return dispatch.state, sorted(uow.dispatches.status_codes(dispatch.id))

@@ -17,13 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from congvan.states.errors import MessageMalformed
 
+from .bodies import JsonRoute
 from .deps import InboxDep, StatusesDep
 from .documents import REPLAYED
 from .outputs import STORED, errors, sends
 from .schemas import TextModel
 from .vocabulary import DispatchState
 
-router = APIRouter(prefix="/v1/inbox", tags=["exchange"])
+router = APIRouter(prefix="/v1/inbox", tags=["exchange"], route_class=JsonRoute)
 
 # Bytes of a package held in memory before it spills to a temporary file.
 _IN_MEMORY = 1 << 20
@@ -90,7 +91,7 @@ class StatusTaken(BaseModel):
     new: bool = Field(description="False when this code was received before")
 
 
-status_router = APIRouter(prefix="/v1/status", tags=["exchange"])
+status_router = APIRouter(prefix="/v1/status", tags=["exchange"], route_class=JsonRoute)
 
 
 @status_router.post(
