@@ -308,7 +308,7 @@ class Delivery(StagedJob[Parcel]):
         if status >= 400:
             return Outcome(REFUSED, status, latency, _reason(response))
         try:
-            answer = response.json()
+            answer = _json_of(response)
             body = base64.b64decode(answer["receipt"], validate=True)
             cms = base64.b64decode(answer["receipt_cms"], validate=True)
             verify_receipt(
@@ -319,6 +319,7 @@ class Delivery(StagedJob[Parcel]):
                 expected_package_sha256=written.sha256,
                 expected_manifest_sha256=written.manifest_sha256,
                 expected_receiver=work.recipient,
+                expected_sender=work.sender,
                 now=work.started_at,  # the clock the job was claimed by
             )
         except CongvanError as exc:
@@ -443,11 +444,20 @@ def _retry_after(value: str | None) -> timedelta | None:
     return min(max(wait, timedelta(0)), _MAX_RETRY_AFTER)
 
 
+def _json_of(response: httpx.Response) -> Any:
+    """A peer's answer read as JSON, or ValueError: it may hold anything, nested as deep as
+    it likes (which ``json.loads`` answers with RecursionError)."""
+    try:
+        return json.loads(response.content)
+    except RecursionError as exc:
+        raise ValueError("the answer nests deeper than JSON is read here") from exc
+
+
 def _reason(response: httpx.Response) -> str:
     """The receiver's code and reason, or the start of what it answered (as a line we
     can store: a peer's answer may hold anything)."""
     try:
-        body = response.json()
+        body = _json_of(response)
         details = body.get("details") or {}
         reason = details.get("reason", "")
         said = f"{response.status_code} {body.get('code', '')} {reason}: {body.get('message', '')}"

@@ -211,6 +211,7 @@ class DispatchChecks:
                 expected_package_sha256=str(claimed) if package is None else package,
                 expected_manifest_sha256=header.manifest_sha256,
                 expected_receiver=header.recipient,
+                expected_sender=header.sender,
                 now=claimed_moment(body, "received_at") or header.sent_at,
             )
         except CongvanError as exc:

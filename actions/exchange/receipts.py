@@ -115,9 +115,11 @@ def verify_receipt(
     expected_package_sha256: str,
     expected_manifest_sha256: str,
     expected_receiver: str,
+    expected_sender: str,
     now: datetime,
 ) -> Receipt:
-    """Check the receipt answers our package and is signed by the agency we sent it to."""
+    """Check the receipt answers our package, from the agency that sent it, and is signed
+    by the agency we sent it to."""
     receipt = _read(read_canonical(body, FORMAT))
     verify_body(body, cms, trust, agency_id=receipt.recipient, at=now)
     if receipt.recipient != expected_receiver:
@@ -128,6 +130,7 @@ def verify_receipt(
         )
     for reason, found, expected in (
         ("message_id", receipt.message_id, expected_message_id),
+        ("sender", receipt.sender, expected_sender),
         ("package_digest", receipt.package_sha256, expected_package_sha256),
         ("manifest_digest", receipt.manifest_sha256, expected_manifest_sha256),
     ):

@@ -124,6 +124,7 @@ def test_a_package_is_answered_with_a_receipt_the_sender_can_verify(sender: Send
         expected_package_sha256=hashlib.sha256(package).hexdigest(),
         expected_manifest_sha256=manifest_sha256,
         expected_receiver=B,
+        expected_sender=A,
         now=api.clock(),
     )
     assert (receipt.status, receipt.sender) == ("01", A)

@@ -548,6 +548,32 @@ def test_a_receiver_asking_to_wait_is_retried_no_sooner_than_it_asked(
     )
 
 
+@pytest.mark.parametrize(
+    ("status", "state", "outcome"),
+    [(422, "rejected", "refused"), (201, "pending", "bad_receipt"), (503, "pending", "transient")],
+)
+def test_an_answer_nested_deeper_than_json_is_read_is_recorded_as_any_other(
+    pair: Pair, make_document: Callable[..., str], status: int, state: str, outcome: str
+) -> None:
+    # Given a receiver answering JSON nested 100,000 deep
+    pair.point_b_at("https://congvan.example.vn/v1/inbox")
+    doc, job = pair.sent(make_document)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    answer = httpx.Response(status, content=deep, headers={"Content-Type": "application/json"})
+    pair.deliver_through(lambda: httpx.MockTransport(lambda _request: answer))
+
+    # When the attempt is made
+    pair.sender.runner.run(job)
+
+    # Then the attempt is logged with the receiver's status, and the dispatch moves as for any
+    # refusal, bad receipt or busy receiver
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, [(a.outcome, a.http_status) for a in attempts]) == (
+        state,
+        [(outcome, status)],
+    )
+
+
 def test_no_more_posts_to_a_peer_at_once_than_its_concurrency(
     pair: Pair, make_document: Callable[..., str]
 ) -> None:
@@ -746,7 +772,21 @@ def test_a_receipt_that_is_not_bs_signature_over_this_message_is_not_delivery(
         )
         return other.body, other.cms
 
+    def another_sender(receipt: dict[str, Any], _body: bytes, _cms: bytes) -> tuple[bytes, bytes]:
+        other = make_receipt(
+            message_id=receipt["message_id"],
+            package_sha256=receipt["package_sha256"],
+            manifest_sha256=receipt["manifest_sha256"],
+            sender="000.00.31.H57",  # UBND thành phố Huế, not A
+            received_at=at,
+            received_document_id=receipt["received_document_id"],
+            agency=b_key,
+        )
+        return other.body, other.cms
+
     forgeries = {
+        # B's signature, over this message, naming another sender than A
+        "another sender": another_sender,
         # B's receipt with its signature value damaged
         "bad signature": lambda _r, body, cms: (body, cms[:-8] + bytes(8)),
         # the same receipt signed by another agency's key (A's own)

@@ -58,6 +58,7 @@ def check_receipt(world: World, sealed: Sealed, **expected: Any) -> Receipt:
         "expected_package_sha256": PACKAGE_SHA,
         "expected_manifest_sha256": MANIFEST_SHA,
         "expected_receiver": B,
+        "expected_sender": A,
         **expected,
     }
     return verify_receipt(sealed.body, sealed.cms, world.trust, now=NOW, **wanted)
@@ -143,6 +144,7 @@ def test_a_receipt_from_another_agency_than_the_one_sent_to_is_refused(world: Wo
         ({"expected_message_id": "dispatch-other"}, "message_id"),
         ({"expected_package_sha256": "0" * 64}, "package_digest"),
         ({"expected_manifest_sha256": "0" * 64}, "manifest_digest"),
+        ({"expected_sender": C}, "sender"),  # B signed it, about a package from another
     ],
 )
 def test_a_receipt_for_another_package_is_refused(

@@ -198,6 +198,7 @@ def verified_receipts(runtime: Runtime, doc_id: str) -> list[tuple[str, Receipt]
                     expected_package_sha256=json.loads(body)["package_sha256"],
                     expected_manifest_sha256=json.loads(sealed.header)["manifest_sha256"],
                     expected_receiver=dispatch.organ_id,
+                    expected_sender=json.loads(sealed.header)["sender"],
                     now=runtime.clock(),
                 )
             except CongvanError as exc:
