@@ -102,6 +102,7 @@ class _Judge:
         self.agency_id = bundle.index.agency_id
         self.trust = TrustMaterial(roots=[], crls=[])
         self.entries: list[dict[str, Any]] = []
+        self.anchored = 0  # the highest version of the chain a valid anchor signs
         self.manifest: bytes | None = None
         self.cms = b""
         self.document: dict[str, Any] = {}
@@ -110,10 +111,10 @@ class _Judge:
         self.members()
         self.roots()
         self.audit()
+        self.anchors()  # before what the trail's entries decide: see _event
         self.signature()
         self.files()
         self.dispatches()
-        self.anchors()
 
     # -- members and trust ---------------------------------------------------------------
 
@@ -197,7 +198,13 @@ class _Judge:
             self.report.fail(
                 "signature",
                 "signature_unrecorded",
-                "the audit trail records no acceptance of this signature",
+                "the audit trail records no acceptance of this signature"
+                + (
+                    " before its last anchor (a later one rests on unkeyed hashes: anchor "
+                    "the trail, then export)"
+                    if self.anchored
+                    else ""
+                ),
                 SIGNATURE,
             )
             return
@@ -351,8 +358,10 @@ class _Judge:
                 )
                 if isinstance(message_ids, dict) and isinstance(dispatches, dict):
                     request_id = str(recorded.get("id"))
-                    requests[request_id] = Request(
-                        request_id, entry["event"], message_ids, dispatches
+                    # The first record of a request stands: one appended later (after the
+                    # last anchor, by anyone) cannot narrow what it must account for.
+                    requests.setdefault(
+                        request_id, Request(request_id, entry["event"], message_ids, dispatches)
                     )
         folders = [n.removesuffix("package.json") for n in self.bundle.names("request_header")]
         for folder in folders:
@@ -459,10 +468,16 @@ class _Judge:
 
         A payload without one of them matches it, as ``stored.accepted_at`` reads entries
         written before the audit trail recorded it.
+
+        Entries after the last anchor rest on unkeyed hashes: anyone can append to the
+        chain. So when an anchored entry records ``event``, only anchored entries are
+        read: an appended ``send`` or ``sign`` cannot change which recipients must be
+        accounted for or when the signature was made. Only an event no anchor covers yet
+        is read from the tail (and the verdict says the tail rests on the chain alone).
         """
-        for entry in reversed(self.entries):
-            if entry["event"] != event:
-                continue
+        entries = [e for e in self.entries if e["event"] == event]
+        anchored = [e for e in entries if e["version"] <= self.anchored]
+        for entry in reversed(anchored or entries):
             payload = entry["payload"]
             if all(payload.get(key, value) == value for key, value in wanted.items()):
                 return dict(entry)
@@ -472,6 +487,7 @@ class _Judge:
         anchored = 0
         for name in self.bundle.names("anchor"):
             anchored = max(anchored, self._anchor(name))
+        self.anchored = anchored
         total = len(self.entries)
         if not self.entries:
             self.report.fail("anchored", "unanchored", "no verified audit chain to anchor")

@@ -11,6 +11,7 @@ import io
 import json
 import zipfile
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from congvan.actions.exchange.evidence import write_bundle
 from congvan.actions.exchange.evidence_checks import verify_bundle
 from congvan.actions.exchange.evidence_report import Report
 from congvan.actions.signing.truststore import fingerprint
+from congvan.storage.audit import make_entry, timestamp
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.evidence import gather
 from congvan.workflow.letters import sample_pdf
@@ -189,6 +191,43 @@ def _index_digest_changed(parts: dict[str, bytes]) -> dict[str, bytes]:
     return {**parts, "index.json": rfc8785.dumps(index)}
 
 
+def _appended(parts: dict[str, bytes], event: str, payload: dict[str, Any]) -> dict[str, bytes]:
+    """``parts`` with an entry appended to the audit chain after its last anchor, its hash
+    computed as the chain's (anyone can: only an anchor is keyed)."""
+    content = json.loads(parts["audit/entries.json"])
+    last = content["entries"][-1]
+    entry = make_entry(
+        prev_hash=last["hash"],
+        document_id=content["document_id"],
+        version=last["version"] + 1,
+        actor=last["actor"],
+        event=event,
+        from_state=last["to_state"],
+        to_state=last["to_state"],
+        at=datetime.fromisoformat(last["at"]),
+        payload=payload,
+    )
+    content["entries"].append(
+        {
+            **{k: getattr(entry, k) for k in ("version", "actor", "event", "payload", "hash")},
+            **{k: getattr(entry, k) for k in ("from_state", "to_state", "payload_digest")},
+            "at": timestamp(entry.at),
+            "prev_hash": entry.prev_hash,
+        }
+    )
+    return _relisted(parts, "audit/entries.json", rfc8785.dumps(content))
+
+
+def _send_appended_without_b(parts: dict[str, bytes]) -> dict[str, bytes]:
+    """A second ``send`` after the anchor naming another dispatch for B, and B's status 03
+    dropped: the anchored ``send`` still says what must be there."""
+    content = json.loads(parts["audit/entries.json"])
+    sent = next(e for e in content["entries"] if e["event"] == "send")
+    payload = json.loads(sent["payload"])
+    payload["dispatches"][B] = "00000000-0000-7000-8000-000000000000"
+    return _dropped(_appended(parts, "send", payload), STATUS.removesuffix("json"))
+
+
 def _manifest_byte(parts: dict[str, bytes], relist: bool) -> dict[str, bytes]:
     changed = parts["manifest.json"].replace(b"UBND-T", b"UBND-X", 1)
     return (
@@ -248,6 +287,10 @@ TAMPERINGS: dict[
     ),
     "its status 03 dropped": (
         lambda p: _dropped(p, STATUS.removesuffix("json")),
+        ("evidence_missing", STATUS),
+    ),
+    "a send appended after the anchor, B's status 03 dropped": (
+        _send_appended_without_b,
         ("evidence_missing", STATUS),
     ),
     "files said left out, a forged one kept": (
