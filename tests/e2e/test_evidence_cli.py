@@ -22,6 +22,7 @@ from congvan.actions.signing.truststore import fingerprint
 from tests.databases import Databases
 from tests.exchange_world import members, zipped
 from tests.installations import B, make_pair, serving_inbox
+from tests.receivers import self_signed
 
 
 def congvan(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -77,3 +78,22 @@ def test_a_bundle_is_exported_then_verified_offline_and_a_tampered_one_is_not(
     assert verdict["verified"] is False and verdict["trust"]["source"] == "bundle"
     failed = [(c["code"], c["member"]) for c in verdict["checks"] if not c["ok"]]
     assert ("member_digest", receipt) in failed
+
+
+def test_a_trust_file_that_is_not_pem_text_is_refused_even_holding_a_root(tmp_path: Path) -> None:
+    # A bundle holds its roots as PEM, stored: given as --trust, it would pin its own roots
+    pem = self_signed(tmp_path).cert.read_bytes()
+    (tmp_path / "binary.zip").write_bytes(b"PK\x03\x04\x00\x00" + pem + b"\x00\xff")
+    (tmp_path / "root.pem").write_bytes(pem)
+    (tmp_path / "folder").mkdir()
+
+    binary = congvan("evidence", "verify", "folder", "--trust", "binary.zip", cwd=tmp_path)
+    folder = congvan("evidence", "verify", "folder", "--trust", "root.pem", cwd=tmp_path)
+    missing = congvan("evidence", "verify", "missing.zip", "--json", cwd=tmp_path)
+
+    assert (2, 2, 2) == (binary.returncode, folder.returncode, missing.returncode)
+    assert "binary.zip is not a PEM text file" in binary.stderr
+    assert "folder is a directory" in folder.stderr
+    said = json.loads(missing.stdout)
+    assert ("missing.zip", "invalid_input") == (said["bundle"], said["error"]["code"])
+    assert "Traceback" not in binary.stderr + folder.stderr + missing.stderr

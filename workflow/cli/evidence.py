@@ -95,8 +95,18 @@ def _pinned(paths: list[str]) -> list[x509.Certificate]:
         path = Path(name)
         if not path.is_file():
             raise InvalidInput(f"No such file {name}.", field="trust", path=name)
+        data = path.read_bytes()
         try:
-            roots.extend(x509.load_pem_x509_certificates(path.read_bytes()))
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = "\x00"
+        if any(ord(c) < 32 and c not in "\t\r\n" for c in text):
+            # A binary file (a bundle holds its own roots as PEM: it must not pin them)
+            raise InvalidInput(
+                f"{name} is not a PEM text file of certificates.", field="trust", path=name
+            )
+        try:
+            roots.extend(x509.load_pem_x509_certificates(data))
         except ValueError as exc:
             raise InvalidInput(
                 f"{name} holds no PEM certificate.", field="trust", path=name
@@ -107,9 +117,16 @@ def _pinned(paths: list[str]) -> list[x509.Certificate]:
 def _verify(bundle: Path, trust: list[str], as_json: bool) -> int:
     from congvan.actions.exchange.evidence_checks import verify_bundle
 
-    pinned = _pinned(trust) if trust else None
-    if not bundle.is_file():
-        print(f"no such file {bundle}")
+    try:
+        pinned = _pinned(trust) if trust else None
+        if not bundle.is_file():
+            what = "is a directory, not a bundle" if bundle.is_dir() else "does not exist"
+            raise InvalidInput(f"{bundle} {what}.", field="bundle", path=str(bundle))
+    except InvalidInput as exc:
+        if not as_json:
+            raise
+        error = {"code": exc.code, "message": exc.message, "details": exc.details}
+        print(json.dumps({"bundle": str(bundle), "error": error}, ensure_ascii=False))
         return 2
     with bundle.open("rb") as stream:
         report = verify_bundle(stream, pinned)
