@@ -15,7 +15,8 @@ byte of any member is read:
     an encrypted member                         MessageMalformed  encrypted
     a member that is compressed                 MessageMalformed  compressed
     a declared size that is not the stored one  MessageMalformed  declared_size
-    bytes before the first member, members      MessageMalformed  layout
+    bytes before the first member or after the  MessageMalformed  layout
+    end record (and its comment), members
     whose data overlap or lie outside the
     archive's data
 
@@ -137,7 +138,13 @@ def _check_end_record(stream: BinaryIO, size: int, limits: Limits) -> None:
     if at < 0 or len(data) - at < _END_RECORD.size:
         return
     fields = _END_RECORD.unpack_from(data, at)
-    entries, directory_bytes = fields[4], fields[5]
+    entries, directory_bytes, comment = fields[4], fields[5], fields[7]
+    if at + _END_RECORD.size + comment != len(data):
+        # zipfile reads the record it finds and ignores what follows its comment: bytes
+        # there would travel (and be digested, and receipted) with nothing reading them.
+        raise MessageMalformed(
+            "Bytes follow the archive's end record.", reason="layout", part="(end record)"
+        )
     # 0xFFFF entries or 0xFFFFFFFF bytes: the real counts are in a ZIP64 record, which
     # no package of this format's sizes needs.
     if entries > limits.max_parts or directory_bytes > limits.max_parts * _DIRECTORY_ENTRY_BYTES:

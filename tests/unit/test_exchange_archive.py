@@ -164,6 +164,20 @@ def test_bytes_before_the_first_member_are_refused() -> None:
     assert refusal(polyglot).reason == "layout"
 
 
+@pytest.mark.parametrize("junk", [b"x", b"\x00" * 60_000, b"PK\x05\x06" + bytes(30)])
+def test_bytes_after_the_end_record_are_refused(junk: bytes) -> None:
+    # zipfile finds the record and reads nothing after it: they would travel unread.
+    assert refusal(package() + junk).reason == "layout"
+
+
+def test_a_comment_the_end_record_declares_is_read_as_part_of_it() -> None:
+    data = bytearray(package())
+    struct.pack_into("<H", data, len(data) - 2, 5)  # the comment's length
+
+    with open_package(io.BytesIO(bytes(data) + b"hello"), LIMITS) as opened:
+        assert [p.name for p in opened.header.parts] == ["manifest.json", "signature.p7s"]
+
+
 @pytest.mark.parametrize(
     ("limits", "reason"),
     [
