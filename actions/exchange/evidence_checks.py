@@ -89,6 +89,24 @@ def verify_bundle(stream: BinaryIO, pinned: Sequence[x509.Certificate] | None = 
     return report
 
 
+# Members checked only beside their folder's package.json: a receipt, a status message, an
+# agency signature (an anchor's signature and token are checked beside its body).
+_BESIDE_A_PACKAGE = frozenset(
+    {
+        "agency_signature",
+        "receipt",
+        "receipt_signature",
+        "status",
+        "status_signature",
+        "request_signature",
+        "request_receipt",
+        "request_receipt_signature",
+        "request_status",
+        "request_status_signature",
+    }
+)
+
+
 class _Judge:
     """The checks over one opened bundle, in the order the module's docstring gives."""
 
@@ -115,8 +133,25 @@ class _Judge:
         self.signature()
         self.files()
         self.dispatches()
+        self.placed()
 
     # -- members and trust ---------------------------------------------------------------
+
+    def placed(self) -> None:
+        """Every member is one a check read: none waits beside a member that is not there
+        (a receipt in a folder with no package, an anchor's signature with no anchor),
+        where it would be listed, digested and never judged."""
+        for listed in self.bundle.index.members:
+            name, role = listed.name, listed.role
+            if role in _BESIDE_A_PACKAGE:
+                needed = name.rsplit("/", 1)[0] + "/package.json"
+            elif role in ("anchor_signature", "anchor_timestamp"):
+                needed = name.rsplit(".", 1)[0] + ".json"
+            else:
+                continue
+            if not self.bundle.has(needed):
+                detail = f"{name} has no {needed} to be checked against"
+                self.report.fail("members", "member_unplaced", detail, name)
 
     def members(self) -> None:
         bundle, before = self.bundle, len(self.report.checks)

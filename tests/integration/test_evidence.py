@@ -18,7 +18,7 @@ from typing import Any
 import rfc8785
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from congvan.actions.exchange.evidence import write_bundle
+from congvan.actions.exchange.evidence import role_of, write_bundle
 from congvan.actions.exchange.evidence_checks import verify_bundle
 from congvan.actions.exchange.evidence_report import Report
 from congvan.actions.signing.truststore import fingerprint
@@ -41,6 +41,7 @@ from tests.tools import verify_with_openssl
 
 STATUS = f"dispatches/{B}/status-03.json"
 ANCHOR = f"anchors/{A}/1.json"
+ELSEWHERE = "dispatches/000.00.99.H57/receipt.json"  # a recipient the letter never went to
 
 
 def acknowledged(pair: Pair, make_document: Callable[..., str]) -> str:
@@ -146,6 +147,16 @@ def _relisted(parts: dict[str, bytes], name: str, data: bytes) -> dict[str, byte
     for member in index["members"]:
         if member["name"] == name:
             member.update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    return {**parts, name: data, "index.json": rfc8785.dumps(index)}
+
+
+def _added(parts: dict[str, bytes], name: str, data: bytes) -> dict[str, bytes]:
+    """``parts`` with member ``name`` added and listed in index.json (it is not signed)."""
+    index = json.loads(parts["index.json"])
+    digest = hashlib.sha256(data).hexdigest()
+    index["members"].append(
+        {"name": name, "role": role_of(name), "size": len(data), "sha256": digest}
+    )
     return {**parts, name: data, "index.json": rfc8785.dumps(index)}
 
 
@@ -292,6 +303,16 @@ TAMPERINGS: dict[
     "a send appended after the anchor, B's status 03 dropped": (
         _send_appended_without_b,
         ("evidence_missing", STATUS),
+    ),
+    "a receipt where no package was sent": (
+        lambda p: _added(
+            p, "dispatches/000.00.99.H57/receipt.json", p[f"dispatches/{B}/receipt.json"]
+        ),
+        ("member_unplaced", "dispatches/000.00.99.H57/receipt.json"),
+    ),
+    "an anchor's signature with no anchor": (
+        lambda p: _added(p, f"anchors/{A}/99.p7s", p[ANCHOR.removesuffix("json") + "p7s"]),
+        ("member_unplaced", f"anchors/{A}/99.p7s"),
     ),
     "files said left out, a forged one kept": (
         _files_said_left_out,
