@@ -190,7 +190,22 @@ class _Judge:
                 )
                 continue
             shipped.append(cert)
-        crls = [data for n in self.bundle.names("crl") if (data := self.bundle.read(n))]
+        crls = []
+        for name in self.bundle.names("crl"):
+            data = self.bundle.read(name)
+            if data is None:
+                continue  # missing or damaged: the members check names it
+            try:
+                x509.load_der_x509_crl(data)
+            except ValueError:
+                # Named here, not left to fail every signature the CRL would have judged.
+                detail = f"{name} is not a DER certificate revocation list"
+                self.report.fail("trust", "crl_unreadable", detail, name)
+                continue
+            if name != f"trust/crls/{hashlib.sha256(data).hexdigest()}.crl":
+                self.report.fail("trust", "crl_misnamed", f"{name} holds another CRL", name)
+                continue
+            crls.append(data)
         shipped_fps = [fingerprint(c) for c in shipped]
         if self.pinned is None:
             self.trust = TrustMaterial(roots=shipped, crls=crls)
