@@ -227,7 +227,10 @@ def _check_manifest(package: Package, header: Header) -> dict[str, Any]:
             )
         as_signed = {k: attachment.get(k) for k in ("role", "media_type", "size", "sha256")}
         as_packed = {k: getattr(part, k) for k in as_signed}
-        if as_signed != as_packed:
+        # Equal and of one type: JSON's true is not the size 1, nor 1.0 the size 1.
+        if as_signed != as_packed or any(
+            type(as_signed[k]) is not type(as_packed[k]) for k in as_signed
+        ):
             raise PackageTampered(
                 f"{part.name} is not the file the manifest names.",
                 reason="attachment_mismatch",

@@ -21,6 +21,7 @@ from congvan.actions.exchange.archive import Limits
 from congvan.actions.exchange.package import Package, open_package
 from congvan.actions.exchange.writing import write_package
 from congvan.actions.signing import keystore, keywrap
+from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.manifest import build_manifest
 from congvan.states.errors import (
     AgencyMismatch,
@@ -600,3 +601,27 @@ def _files(package: Package) -> dict[str, bytes]:
         for p in package.header.parts
         if p.filename is not None
     }
+
+
+def test_a_manifest_size_of_another_json_type_than_a_number_is_refused(world: World) -> None:
+    # Given a manifest, signed, whose one-byte main file's size is JSON's true (== 1 in Python)
+    parts = members(world.write(main=b"x")[0])
+    manifest = parts["manifest.json"].replace(b'"size":1}', b'"size":true}')
+    assert manifest != parts["manifest.json"]
+    signer = world.signer
+    cms = sign_manifest(
+        manifest, key=signer.key, cert=signer.cert, chain=[world.root.certificate], signing_time=NOW
+    )
+
+    def relisted(content: dict[str, Any]) -> None:
+        content["manifest_sha256"] = hashlib.sha256(manifest).hexdigest()
+        for part in content["parts"]:
+            data = {"manifest.json": manifest, "signature.p7s": cms}.get(part["name"])
+            if data is not None:
+                part.update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+    changed = {**parts, "manifest.json": manifest, "signature.p7s": cms}
+    data = zipped(resigned(changed, relisted, by=world.agencies[A]))
+
+    # Then the inbox refuses it: the file is not the one the manifest names
+    assert refusal(data, world).reason == "attachment_mismatch"
