@@ -611,6 +611,24 @@ def test_a_file_name_is_a_name_and_downloads_in_utf_8(api: Api, sent: str, kept:
     assert fallback.isascii() and "?" not in fallback and "/" not in fallback
 
 
+def test_an_uploaded_html_file_is_served_as_uploaded_and_never_sniffed(api: Api) -> None:
+    page = b"<html><script>alert(1)</script></html>"
+    response = api.create(
+        files=[
+            ("main", ("thu.pdf", MAIN_PDF, "application/pdf")),
+            ("appendix", ("trang.html", page, "text/html")),
+        ]
+    )
+    assert response.status_code == 201, response.text
+    html = next(a for a in response.json()["attachments"] if a["filename"] == "trang.html")
+
+    got = api.get(f"/v1/documents/{response.json()['id']}/attachments/{html['sha256']}")
+
+    assert got.content == page
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+    assert got.headers["Content-Disposition"].startswith("attachment")
+
+
 def test_a_create_waiting_on_the_database_does_not_hold_up_other_requests(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -243,3 +243,5 @@ def test_every_answer_names_its_request_id_and_a_caller_may_pass_its_own(api: Ap
     assert malformed.headers["X-Request-ID"] not in ("", "bad id!")
     assert refused.status_code == 401
     assert refused.headers["X-Request-ID"] not in ("", malformed.headers["X-Request-ID"])
+    # And no answer lets a browser guess another type than the one it says
+    assert {"nosniff"} == {r.headers["X-Content-Type-Options"] for r in (given, refused)}

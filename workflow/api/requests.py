@@ -15,7 +15,8 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 
 class RequestIdMiddleware:
     """Bind a request id (the caller's ``X-Request-ID`` if well formed, else a new one) for
-    the request's log lines, and answer it in ``X-Request-ID``.
+    the request's log lines, and answer it in ``X-Request-ID`` (with
+    ``X-Content-Type-Options: nosniff`` on every answer).
 
     Plain ASGI: Starlette's ``@app.middleware("http")`` runs the rest of the app in a task
     of its own behind memory streams, a cost every request paid for two header lines.
@@ -35,7 +36,11 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                # A stored file is served with the type it was uploaded with: a browser
+                # must not guess another (text/html from an attachment, say) from its bytes.
+                headers["X-Content-Type-Options"] = "nosniff"
             await send(message)
 
         await self.app(scope, receive, send_with_id)
