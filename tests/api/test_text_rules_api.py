@@ -4,12 +4,13 @@ and a reason must show something."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import date, datetime
 from typing import Any, get_args
 
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from congvan.workflow.api.bodies import JsonRoute
 from congvan.workflow.api.schemas import TextModel
@@ -173,3 +174,47 @@ def test_what_a_draft_must_have_is_not_given_by_an_empty_text(
     details = assert_error(api.create(**{field: value}), 422, "invalid_input")
     assert details["field"] == field
     assert api.get("/v1/documents").json()["items"] == []
+
+
+class _Flags(TextModel):
+    enabled: bool = True
+    until: datetime | None = None
+    on: date | None = None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"enabled": "off"},
+        {"enabled": "yes"},
+        {"enabled": 0},
+        {"until": 1_700_000_000},
+        {"until": 1.5},
+        {"on": 20_000},
+    ],
+)
+def test_a_yes_no_or_a_moment_is_written_as_one_not_coerced(body: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        _Flags.model_validate(body)
+
+
+def test_yes_no_and_moments_written_as_such_are_taken() -> None:
+    taken = _Flags.model_validate(
+        {"enabled": False, "until": "2026-12-01T08:00:00+07:00", "on": "2026-12-01"}
+    )
+    assert (taken.enabled, taken.on) == (False, date(2026, 12, 1))
+
+
+def test_a_route_switched_by_a_word_instead_of_true_or_false_is_refused(api: Api) -> None:
+    routes = "/v1/notification-routes"
+    body = {
+        "kind": "*",
+        "channel": "email",
+        "target": "van.thu@hue.gov.vn",
+    }
+    made = api.client.post(routes, headers=api.auth("operator"), json=body)
+    assert made.status_code == 201, made.text
+    patched = api.client.patch(
+        f"{routes}/{made.json()['id']}", headers=api.auth("operator"), json={"enabled": "off"}
+    )
+    assert_error(patched, 422, "invalid_input")

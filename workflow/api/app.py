@@ -109,8 +109,10 @@ def _publish_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
                         ref = f"#/components/schemas/{part['x-schema']}"
                         schema["properties"][name] = {"$ref": ref}
             for operation in (o for path in spec["paths"].values() for o in path.values()):
-                for answer in operation["responses"].values():  # the middleware's header
-                    answer.setdefault("headers", {}).update(header_specs("X-Request-ID"))
+                for answer in operation["responses"].values():  # the middleware's headers
+                    answer.setdefault("headers", {}).update(
+                        header_specs("X-Request-ID", "X-Content-Type-Options")
+                    )
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -78,6 +78,7 @@ HEADERS: dict[str, dict[str, Any]] = {
     "WWW-Authenticate": _header("Bearer"),
     "Retry-After": _header("Seconds to wait before trying again"),
     "X-Request-ID": _header("The request's id in the server's logs (the caller's, if valid)"),
+    "X-Content-Type-Options": _header("nosniff: the answer's type is its Content-Type"),
 }
 _ERROR_HEADERS = {401: ("WWW-Authenticate",), 503: ("Retry-After",)}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import date, datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
@@ -39,6 +39,22 @@ class TextModel(BaseModel):
 
     multi_line: ClassVar[frozenset[str]] = frozenset(MULTI_LINE_FIELDS)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _as_written(cls, value: Any, info: ValidationInfo) -> Any:
+        """A yes/no is JSON's true or false, and a moment or a day is written as one.
+
+        Pydantic's lax mode reads ``"off"`` or ``0`` as false and ``1700000000`` as a moment
+        in 2023: a client that meant something else would get it silently.
+        """
+        name = info.field_name
+        kinds = _kinds(cls.model_fields[name].annotation) if name else frozenset()
+        if bool in kinds and value is not None and not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        if kinds & {datetime, date} and isinstance(value, int | float):
+            raise ValueError("must be written as a date or a moment (ISO 8601), not a number")
+        return value
+
     @field_validator("*")
     @classmethod
     def _storable_text(cls, value: Any, info: ValidationInfo) -> Any:
@@ -50,6 +66,13 @@ class TextModel(BaseModel):
         if isinstance(value, datetime):
             return storable_moment(value)
         return value
+
+
+def _kinds(annotation: Any) -> frozenset[Any]:
+    """The plain types an annotation admits (``datetime | None`` admits datetime)."""
+    if annotation in (bool, datetime, date):
+        return frozenset({annotation})
+    return frozenset(a for a in get_args(annotation) if a in (bool, datetime, date))
 
 
 _Model = TypeVar("_Model", bound=BaseModel)
