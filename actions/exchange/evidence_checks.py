@@ -398,7 +398,7 @@ class _Judge:
     def _requests(self, checks: DispatchChecks) -> None:
         """Each recall's or update's packages, receipts and answers, against what the trail
         recorded of the request; none the trail does not record."""
-        requests = {}
+        requests: dict[str, Request] = {}
         for entry in self.entries:
             recorded = entry["payload"].get("request")
             if entry["event"] in ("recall", "update") and isinstance(recorded, dict):
