@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from .chains import ChainHeads, ChainStatements, advancing, heading
 from .clock import as_utc
@@ -192,12 +193,11 @@ class EscalationRepository(ChainHeads):
         self, agency_id: str, rules: Mapping[str, Any], *, by: str, at: datetime
     ) -> None:
         body = json.dumps(dict(rules), sort_keys=True)
-        done = self.conn.execute(
-            update(_rules)
-            .where(_rules.c.agency_id == agency_id)
-            .values(rules=body, updated_by=by, updated_at=at)
+        values = {"rules": body, "updated_by": by, "updated_at": at}
+        # One statement: two first saves at once cannot both insert (the last one stands).
+        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
+        self.conn.execute(
+            dialect.insert(_rules)
+            .values(agency_id=agency_id, **values)
+            .on_conflict_do_update(index_elements=[_rules.c.agency_id], set_=values)
         )
-        if done.rowcount == 0:
-            self.conn.execute(
-                insert(_rules).values(agency_id=agency_id, rules=body, updated_by=by, updated_at=at)
-            )

@@ -23,7 +23,7 @@ from congvan.workflow import notifications as managing
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.explaining import explain_row
 from tests.databases import Databases
-from tests.factories import actor
+from tests.factories import actor, add_agency
 from tests.installations import CRL_URL, PASS, A, B, Pair, make_pair, serving_inbox
 from tests.receivers import Mailbox, smtp_server
 
@@ -521,3 +521,37 @@ def test_an_escalation_left_open_reaches_the_leadership_route_only_when_it_rises
         (2, "giamsat@hue.gov.vn"),
         (2, "lanhdao@hue.gov.vn"),
     ]
+
+
+def test_two_first_saves_of_an_agencys_time_rules_at_once_both_succeed(
+    make_runtime: Callable[..., Runtime],
+) -> None:
+    # Given an agency with no time rules of its own, and one save under way (not committed)
+    runtime = make_runtime()
+    add_agency(runtime)
+    at = runtime.clock()
+    first = runtime.uow()
+    first.__enter__()
+    first.escalations.set_time_rules(A, {"deliver": [200]}, by="a", at=at)
+    failed: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with runtime.uow() as uow:
+                uow.escalations.set_time_rules(A, {"deliver": [100]}, by="b", at=at)
+                uow.commit()
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            failed.append(exc)
+
+    # When a second first save waits on it, then the first commits
+    racing = threading.Thread(target=second)
+    racing.start()
+    racing.join(timeout=1)  # it waits on the first's row (PostgreSQL) or on its lock (SQLite)
+    first.commit()
+    first.__exit__(None, None, None)
+    racing.join()
+
+    # Then neither fails: the last save stands
+    assert failed == []
+    with runtime.uow(readonly=True) as uow:
+        assert {"deliver": [100]} == uow.escalations.time_rules(A)
