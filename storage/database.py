@@ -31,6 +31,16 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+# PostgreSQL's deadlock_detected and serialization_failure: it rolled the transaction back
+# so that another could finish. Running the same transaction again is the answer.
+_ROLLED_BACK_FOR_ANOTHER = frozenset({"40P01", "40001"})
+
+
+def rolled_back_for_another(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database undoing this transaction to let another proceed."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _ROLLED_BACK_FOR_ANOTHER
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 

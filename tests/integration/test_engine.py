@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from congvan.actions.context import SYSTEM
 from congvan.states.errors import (
@@ -666,3 +667,50 @@ def test_what_a_person_writes_is_checked_however_it_comes_not_only_over_http(
     assert document_row(runtime, doc).version == 1
     # A reason may span lines
     runtime.engine.fire(doc, "reject", REVIEWER, data={"reason": "Thiếu nơi nhận;\nsai số"})
+
+
+def test_a_transition_the_database_rolled_back_for_another_is_run_again(
+    runtime: Runtime, make_document: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a database that undoes the first attempt of an edit, as PostgreSQL undoes one
+    # of two transactions that deadlock (sqlstate 40P01)
+    doc = make_document(runtime, files=[sample_file()])
+    engine = runtime.engine
+    once = engine._fire_once
+    undone: list[str] = []
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    def deadlocked_once(*args: Any, **kwargs: Any) -> FireResult:
+        if not undone:
+            undone.append("edit")
+            raise OperationalError("UPDATE documents …", {}, Deadlock())
+        return once(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_fire_once", deadlocked_once)
+
+    # When a clerk edits it, the version in hand
+    edited = engine.fire(doc, "edit", CLERK, expected_version=1, data={"fields": {"place": "Huế"}})
+
+    # Then the edit is made once, as if nothing had happened
+    assert (["edit"], 2) == (undone, edited.version)
+    assert ["create", "edit"] == events(runtime, doc)
+    assert {} == chain_problems(runtime)
+
+
+def test_another_database_error_is_not_run_again(
+    runtime: Runtime, make_document: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = make_document(runtime, files=[sample_file()])
+    calls: list[int] = []
+
+    def broken(*_args: Any, **_kwargs: Any) -> FireResult:
+        calls.append(1)
+        raise OperationalError("UPDATE documents …", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(runtime.engine, "_fire_once", broken)
+
+    with pytest.raises(OperationalError):
+        runtime.engine.fire(doc, "edit", CLERK, data={"fields": {"place": "Huế"}})
+    assert [1] == calls

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from congvan.actions.context import SYSTEM, Actor, Effect, Guard
 from congvan.actions.escalations import Change, Watch
@@ -24,6 +24,7 @@ from congvan.states.policy import CREATE_ROLES
 from congvan.states.received import IN_FORCE
 from congvan.states.text import nfc
 from congvan.storage.clock import Clock
+from congvan.storage.database import rolled_back_for_another
 from congvan.storage.received import Received
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -43,6 +44,8 @@ from .results import FireResult, Idempotency, commit, replay
 from .stepping import Pending, Stepper
 
 log = logging.getLogger("congvan.engine")
+# How many times a transition the database rolled back for another is run (see fire_on).
+_ROLLED_BACK_RETRIES = 3
 
 
 class Engine:
@@ -267,8 +270,35 @@ class Engine:
 
         The system retries a transition that lost a race (it has no version to expect);
         a person with a version is told of the conflict. Effects with preparers are
-        prepared first, outside the write transaction, and again when overtaken.
+        prepared first, outside the write transaction, and again when overtaken. A
+        transition the database rolled back to let another finish (a deadlock with the
+        scheduler firing a timer of the same subject, say) is run again, whoever fired it:
+        nothing of it was kept, and the version it expects is checked again.
         """
+        for chance in range(_ROLLED_BACK_RETRIES):
+            try:
+                return self._fire_on(
+                    machine, subject_id, event, actor, expected_version, data, idempotency
+                )
+            except DBAPIError as exc:
+                if chance == _ROLLED_BACK_RETRIES - 1 or not rolled_back_for_another(exc):
+                    raise
+                log.info(
+                    "transition rolled back for another; running it again",
+                    extra={"action": "engine.retry", "event": event, "machine": machine},
+                )
+        raise AssertionError("unreachable")
+
+    def _fire_on(
+        self,
+        machine: str,
+        subject_id: str,
+        event: str,
+        actor: Actor,
+        expected_version: int | None,
+        data: Mapping[str, Any] | None,
+        idempotency: Idempotency | None,
+    ) -> FireResult:
         binding = self.bindings[machine]
         checked = binding.normalize(data or {})
         attempts = 5 if actor.is_system and expected_version is None else 1
