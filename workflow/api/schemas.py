@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import date, datetime
 from typing import Any, ClassVar, TypeVar, get_args
@@ -51,7 +52,9 @@ class TextModel(BaseModel):
         kinds = _kinds(cls.model_fields[name].annotation) if name else frozenset()
         if bool in kinds and value is not None and not isinstance(value, bool):
             raise ValueError("must be true or false")
-        if kinds & {datetime, date} and isinstance(value, int | float):
+        if kinds & {datetime, date} and (
+            isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value))
+        ):
             raise ValueError("must be written as a date or a moment (ISO 8601), not a number")
         return value
 
@@ -66,6 +69,10 @@ class TextModel(BaseModel):
         if isinstance(value, datetime):
             return storable_moment(value)
         return value
+
+
+# A number written as text, which pydantic would read as Unix seconds.
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 
 
 def _kinds(annotation: Any) -> frozenset[Any]:
