@@ -71,6 +71,9 @@ def send_by(
     return datetime.combine(next_working_day(calendar, day), cutoff, VIETNAM)
 
 
+_send_by = send_by  # judge_signing's parameter of that name shadows it
+
+
 def end_of_day(day: date) -> datetime:
     """The last moment of a Vietnamese day: when only a document's date is known."""
     return datetime.combine(day, time.max, VIETNAM)
@@ -144,9 +147,11 @@ def judge_signing(
     calendar: WorkingDays,
     cutoff: time = DEFAULT_CUTOFF,
     sign_within_working_days: int = DEFAULT_SIGN_WITHIN_WORKING_DAYS,
+    send_by: datetime | None = None,
 ) -> SigningTimeliness:
     """Judge a signing at ``signed_at`` of a document dated ``dated``, approved at
-    ``reviewed_at``.
+    ``reviewed_at``; ``send_by`` is when it must go out by the time rules in force
+    (``Deadlines.send_by``), else :func:`send_by` here says.
 
     Late: signed after the moment a document of its date had to be sent (its date no
     longer fits the signing), by so many hours and working days (those after the
@@ -168,7 +173,7 @@ def judge_signing(
         waited = working_days_between(calendar, review_day, signing_day)
     return SigningTimeliness(
         signed_at=signed_at.astimezone(VIETNAM),
-        send_by=send_by(signed_at, urgency, calendar, cutoff).astimezone(VIETNAM),
+        send_by=(send_by or _send_by(signed_at, urgency, calendar, cutoff)).astimezone(VIETNAM),
         reviewed_at=reviewed_at.astimezone(VIETNAM) if reviewed_at else None,
         dated_send_by=dated_send_by,
         late_by=late_by,

@@ -236,6 +236,7 @@ def bootstrap(
         calendar=calendar,
         send_cutoff=settings.send_cutoff,
         sign_within_working_days=settings.sign_within_working_days,
+        deadlines=watch.deadlines,
     )
     every = settings.audit_anchor_minutes
     anchoring = Anchoring(

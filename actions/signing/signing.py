@@ -23,6 +23,7 @@ from typing import Any
 
 from cryptography import x509
 
+from congvan.states.deadlines import Deadlines
 from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError
 from congvan.states.policy import DEFAULT_NUMBERING, number_series
 from congvan.states.timeliness import (
@@ -74,8 +75,12 @@ class Signing:
         calendar: WorkingDays = VIETNAM_CALENDAR,
         send_cutoff: time = DEFAULT_CUTOFF,
         sign_within_working_days: int = DEFAULT_SIGN_WITHIN_WORKING_DAYS,
+        deadlines: Callable[[UnitOfWork, str], Deadlines] | None = None,
     ) -> None:
         self.passphrase = passphrase
+        # The agency's time rules in force (the escalations' own): an urgent document is
+        # sent "right after signing", within the rule's working minutes.
+        self.deadlines = deadlines
         self.calendar = calendar
         self.send_cutoff = send_cutoff
         self.sign_within_working_days = sign_within_working_days
@@ -116,9 +121,12 @@ class Signing:
         except ValueError:
             dated = None
         approvals = uow.audit.entries(doc.id, "approve")
+        urgency = int(doc.urgency or 0)
+        rules = self.deadlines(uow, doc.agency_id) if self.deadlines else None
         return judge_signing(
             signed_at,
-            urgency=int(doc.urgency or 0),
+            send_by=rules.send_by(signed_at, urgency) if rules else None,
+            urgency=urgency,
             dated=dated,
             reviewed_at=approvals[-1].at if approvals else None,
             calendar=self.calendar,

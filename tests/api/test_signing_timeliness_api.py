@@ -18,7 +18,10 @@ from pydantic import ValidationError
 from congvan.workflow.cli import main
 from congvan.workflow.settings import Settings
 from tests.api.conftest import Api, MakeApi
+from tests.api.test_review_flow_api import approve, clean_letter, failed, submit_and_check
 from tests.api.test_signing_api import issue, reviewed_letter, sign, signing_api
+
+_urgent = iter(range(1700, 1800))  # numbers of their own
 
 
 def signed_after(make_api: MakeApi, days: int, **settings: Any) -> tuple[Api, str]:
@@ -53,6 +56,38 @@ def test_a_letter_signed_the_day_it_was_approved_is_timely(make_api: MakeApi) ->
         "sign_within_working_days": 1,
         "signed_long_after_review": False,
     } == timeliness(api, doc_id)
+
+
+@pytest.mark.parametrize(
+    ("urgency", "rules", "send_by"),
+    [
+        (1, {}, "2026-01-05T16:00:00+07:00"),  # khẩn: the province's 60 working minutes
+        (3, {}, "2026-01-05T15:15:00+07:00"),  # hỏa tốc: 15
+        (1, {"send": {"1": 30}}, "2026-01-05T15:30:00+07:00"),  # the agency's tighter rule
+    ],
+)
+def test_an_urgent_letter_goes_out_within_the_send_rule_of_its_signing(
+    make_api: MakeApi, urgency: int, rules: dict[str, Any], send_by: str
+) -> None:
+    # Given an urgent letter approved and signed on Monday at 15:00 (Vietnam time)
+    api = signing_api(make_api)
+    issue(api)
+    if rules:
+        saved = api.client.put(
+            "/v1/time-rules", headers=api.auth("supervisor"), json={"rules": rules}
+        )
+        assert 200 == saved.status_code, saved.text
+    doc_id = clean_letter(api, number=next(_urgent), urgency=urgency)
+    assert failed(submit_and_check(api, doc_id)) == set()
+    assert 200 == approve(api, doc_id).status_code
+    assert 200 == sign(api, doc_id).status_code
+
+    # Then it must go out within the time rule the escalations apply, not at the very
+    # moment it was signed; and what explain says agrees
+    assert send_by == timeliness(api, doc_id)["send_by"]
+    api.clock.advance(minutes=1)
+    [step] = api.get(f"/v1/documents/{doc_id}/explain").json()["document"]
+    assert ("awaiting_sending", send_by) == (step["code"], step["facts"]["due_at"])
 
 
 def test_a_letter_approved_on_monday_and_signed_on_wednesday_is_flagged(
