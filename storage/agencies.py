@@ -100,6 +100,13 @@ class AgencyRepository:
     def add_user(self, row: UserRow) -> None:
         self.conn.execute(insert(_users), [dataclasses.asdict(row)])
 
+    def set_user_names(self, user_id: str, *, full_name: str, position: str) -> None:
+        self.conn.execute(
+            update(_users)
+            .where(_users.c.id == user_id)
+            .values(full_name=full_name, position=position)
+        )
+
     def set_user_roles(self, user_id: str, roles: list[str]) -> None:
         self.conn.execute(
             update(_users).where(_users.c.id == user_id).values(roles=",".join(roles))

@@ -166,7 +166,8 @@ def ensure_user(
     full_name: str = "",
     position: str = "",
 ) -> str:
-    """The user's id, creating the user when missing (roles are merged in)."""
+    """The user's id, creating the user when missing (roles are merged in; a full name or
+    a position given replaces the one kept, so a signer made without them can be named)."""
     if uow.agencies.agency(agency_id) is None:
         raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
     roles = validate_roles(roles)
@@ -175,6 +176,9 @@ def ensure_user(
         merged = sorted(set(user.roles.split(",")) | set(roles))
         if merged != sorted(user.roles.split(",")):
             uow.agencies.set_user_roles(user.id, merged)
+        named = (full_name or user.full_name, position or user.position)
+        if named != (user.full_name, user.position):
+            uow.agencies.set_user_names(user.id, full_name=named[0], position=named[1])
         return user.id
     user_id = new_id()
     uow.agencies.add_user(

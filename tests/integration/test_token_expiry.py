@@ -62,3 +62,27 @@ def test_the_cli_refuses_zero_days(runtime: Runtime, capsys: pytest.CaptureFixtu
     )
     assert code == 2
     assert "expires_in_days is a number of days from 1" in capsys.readouterr().err
+
+
+def test_a_user_made_without_a_name_is_named_later_and_a_name_is_never_blanked(
+    runtime: Runtime,
+) -> None:
+    # Given a signer made with no full name or position (a token for them, say)
+    add_agency(runtime)
+    now = runtime.clock()
+    with runtime.uow() as uow:
+        made = directory.ensure_user(uow, AGENCY_ID, "pct", ["signer"], now)
+        # When the same user is given again with a name and a position, then with neither
+        named = directory.ensure_user(
+            uow, AGENCY_ID, "pct", ["signer"], now, full_name="Nguyễn Văn Phương",
+            position="Phó Chủ tịch",
+        )  # fmt: skip
+        again = directory.ensure_user(uow, AGENCY_ID, "pct", ["clerk"], now)
+        uow.commit()
+
+    # Then it is one user, named as last given, with both roles
+    with runtime.uow(readonly=True) as uow:
+        user = uow.agencies.user(AGENCY_ID, "pct")
+    assert user is not None and made == named == again == user.id
+    assert ("Nguyễn Văn Phương", "Phó Chủ tịch") == (user.full_name, user.position)
+    assert ["clerk", "signer"] == sorted(user.roles.split(","))
