@@ -109,3 +109,22 @@ def test_the_demo_refuses_a_start_it_cannot_play_from(
         main(["demo", "--start", start])
     assert refused.value.code == 2
     assert "--start" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"])
+def test_an_api_only_server_on_the_embedded_broker_says_where_its_work_waits(
+    db_url: str, tmp_path: Path, capsys: CaptureFixture[str], monkeypatch: MonkeyPatch
+) -> None:
+    import uvicorn
+
+    served: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_kw: served.append(app))
+    cli = ["--data-dir", str(tmp_path), "--database-url", db_url]
+
+    assert 0 == main([*cli, "serve", "--no-workers"])
+    said = capsys.readouterr().err
+    assert 0 == main([*cli, "serve"])
+
+    assert 2 == len(served)
+    assert "API only, on the embedded broker" in said
+    assert "API only" not in capsys.readouterr().err

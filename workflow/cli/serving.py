@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -87,6 +88,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     with runtime_for(settings, wired=True) as runtime:
         # API only: on Redis its jobs still go straight to the broker once committed; on
         # the embedded broker they wait in the table for the relay of `congvan serve`.
+        if args.no_workers and runtime.embedded:
+            print(
+                "note: API only, on the embedded broker: review checks, signing and "
+                "delivery wait in the database until a `congvan serve` without "
+                "--no-workers runs on it (or set CONGVAN_BROKER_URL=redis://… and run "
+                "`congvan worker` and `congvan scheduler`)",
+                file=sys.stderr,
+            )
         app = create_app(
             runtime,
             background=not args.no_workers,
