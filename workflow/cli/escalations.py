@@ -89,7 +89,7 @@ def _handler(uow: Any, agency_id: str, username: str) -> Actor:
     roles = frozenset(r for r in user.roles.split(",") if r)
     if not roles & ESCALATION_HANDLERS:
         raise Forbidden(
-            "Escalations are handled by supervisors and leaders.",
+            f"{username} needs the role {' or '.join(sorted(ESCALATION_HANDLERS))} for this.",
             needs=sorted(ESCALATION_HANDLERS),
         )
     return Actor(name=f"{username}@{agency_id}", agency_id=agency_id, roles=roles)

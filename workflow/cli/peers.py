@@ -70,8 +70,8 @@ def add_parser(sub: Subparsers) -> None:
         "--inbox-url-base",
         required=True,
         metavar="URL",
-        help="this instance's public URL; each inbox is URL/v1/inbox/AGENCY_ID, or URL "
-        "with {agency_id} replaced",
+        help="this instance's public URL; each inbox is URL/v1/inbox (one per instance), "
+        "or URL with {agency_id} replaced",
     )
     a.add_argument(
         "--allow-http", action="store_true", help="accept a plain http URL to a non-loopback host"
