@@ -204,6 +204,12 @@ class IssuedToken:
     user_id: str
 
 
+def token_prefix(token: str) -> str:
+    """The part of a token kept in clear to name it: ``cvt_`` and 8 characters (a whole
+    token gives its prefix; anything shorter is taken as it is)."""
+    return token[: len(TOKEN_PREFIX) + 8]
+
+
 def create_token(
     uow: UnitOfWork, user_id: str, now: datetime, expires_in_days: int | None = None
 ) -> IssuedToken:
@@ -217,7 +223,7 @@ def create_token(
             value=expires_in_days,
         )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    prefix = token[: len(TOKEN_PREFIX) + 8]
+    prefix = token_prefix(token)
     uow.agencies.add_token(
         {
             "id": new_id(),

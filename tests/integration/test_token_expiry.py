@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,22 @@ def test_a_user_made_without_a_name_is_named_later_and_a_name_is_never_blanked(
     assert user is not None and made == named == again == user.id
     assert ("Nguyễn Văn Phương", "Phó Chủ tịch") == (user.full_name, user.position)
     assert ["clerk", "signer"] == sorted(user.roles.split(","))
+
+
+def test_a_token_is_revoked_by_the_prefix_printed_with_it_or_by_itself(
+    runtime: Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    add_agency(runtime)
+    cli_args = ["--data-dir", str(tmp_path), "--database-url", db_url]
+    create = [*cli_args, "tokens", "create", "--agency", AGENCY_ID, "--role", "clerk"]
+    assert 0 == cli.main(create)
+    first_head, first = capsys.readouterr().out.splitlines()[-2:]
+    assert 0 == cli.main(create)
+    second = capsys.readouterr().out.splitlines()[-1]
+
+    prefix = first_head.split("prefix ", 1)[1].split(" ", 1)[0]
+    assert first.startswith(prefix) and len(prefix) == 12
+    assert 0 == cli.main([*cli_args, "tokens", "revoke", prefix])
+    assert 0 == cli.main([*cli_args, "tokens", "revoke", second])  # the whole token
+    assert 2 == cli.main([*cli_args, "tokens", "revoke", prefix])  # revoked already
+    assert "prefix" in capsys.readouterr().err

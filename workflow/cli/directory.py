@@ -64,7 +64,9 @@ def add_parser(sub: Subparsers) -> None:
     t.add_argument("--full-name", default="")
     t.add_argument("--position", default="")
     t.add_argument("--expires-days", type=int)
-    r = tsub.add_parser("revoke", help="revoke tokens by their printed prefix")
+    r = tsub.add_parser(
+        "revoke", help="revoke a token by the prefix `tokens create` printed (or the token)"
+    )
     r.add_argument("prefix")
     p.set_defaults(func=cmd_tokens)
 
@@ -135,15 +137,19 @@ def cmd_authorities(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
-    from ..directory import create_token, ensure_user
+    from ..directory import create_token, ensure_user, token_prefix
 
     with runtime_for(settings) as runtime, runtime.uow() as uow:
         now = runtime.clock()
         if args.action == "revoke":
-            count = uow.agencies.revoke_token(args.prefix, now)
+            prefix = token_prefix(args.prefix)  # the printed prefix, or the whole token
+            count = uow.agencies.revoke_token(prefix, now)
             uow.commit()
             if not count:
-                raise NotFound(f"No live token begins {args.prefix!r}.", prefix=args.prefix)
+                raise NotFound(
+                    f"No live token has the prefix {prefix!r} (`tokens create` prints it).",
+                    prefix=prefix,
+                )
             print(f"revoked {count} token(s)")
             return 0
         username = args.user or "-".join(args.role)
@@ -158,6 +164,9 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
         )
         issued = create_token(uow, user_id, now, args.expires_days)
         uow.commit()
-    print(f"token for {username}@{args.agency} ({', '.join(args.role)}); shown only once:")
+    print(
+        f"token for {username}@{args.agency} ({', '.join(args.role)}), prefix {issued.prefix} "
+        "(`congvan tokens revoke PREFIX`); shown only once:"
+    )
     print(issued.token)
     return 0
