@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import holidays
 
+from congvan.states.deadlines import DEFAULT_HOURS, WorkingHours
 from congvan.states.timeliness import next_working_day as _next_working_day
 from congvan.states.timeliness import working_days_between as _working_days_between
 
@@ -38,8 +39,12 @@ class WorkingCalendar:
     """Viet Nam's working days, with the operator's extra days off and make-up days."""
 
     def __init__(
-        self, extra_days_off: Iterable[date] = (), extra_working_days: Iterable[date] = ()
+        self,
+        extra_days_off: Iterable[date] = (),
+        extra_working_days: Iterable[date] = (),
+        hours: WorkingHours = DEFAULT_HOURS,
     ) -> None:
+        self.hours = hours  # the working hours of each working day (Vietnam time)
         self.extra_days_off = frozenset(extra_days_off)
         self.extra_working_days = frozenset(extra_working_days)
         both = self.extra_days_off & self.extra_working_days

@@ -243,8 +243,11 @@ class Explanation:
 
 def working_time_between(calendar: WorkingDays, start: datetime, end: datetime) -> timedelta:
     """How much working time (working hours of working days, as the time rules count it:
-    states/deadlines.py) lies from ``start`` to ``end``; zero if ``end`` is not after it."""
-    return max(deadlines.working_time_between(start, end, calendar), timedelta(0))
+    states/deadlines.py) lies from ``start`` to ``end``; zero if ``end`` is not after it.
+    The calendar's own working hours count when it has them (the installation's
+    ``CONGVAN_WORKING_HOURS``), else the default ones."""
+    hours = getattr(calendar, "hours", deadlines.DEFAULT_HOURS)
+    return max(deadlines.working_time_between(start, end, calendar, hours), timedelta(0))
 
 
 def _until(calendar: WorkingDays, now: datetime, due_at: datetime) -> dict[str, Any]:

@@ -31,7 +31,9 @@ from .views import notation, signing_timeliness, summary
 
 def working_calendar(settings: Settings) -> WorkingCalendar:
     """Viet Nam's working days with the operator's extra days off and make-up days."""
-    return WorkingCalendar(settings.extra_days_off, settings.extra_working_days)
+    return WorkingCalendar(
+        settings.extra_days_off, settings.extra_working_days, hours=settings.hours()
+    )
 
 
 def open_escalations(uow: UnitOfWork, document_id: str) -> tuple[x.EscalationFacts, ...]:

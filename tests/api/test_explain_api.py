@@ -10,6 +10,8 @@ import pytest
 
 from congvan.actions.context import TransitionContext
 from tests.api.conftest import Api, B, MakeApi, assert_error
+from tests.api.test_signing_api import issue, reviewed_letter, sign
+from tests.api.test_signing_api import signing_api as real_signing_api
 
 
 def explain(api: Api, doc_id: str, **kwargs: Any) -> dict[str, Any]:
@@ -106,6 +108,27 @@ def test_a_signed_document_counts_down_to_its_send_by_moment(signing_api: Api) -
     api.clock.advance(hours=2)
     step = explain(api, doc_id)["document"][0]
     assert ("send_overdue", True, 1800) == (step["code"], step["alarm"], step["facts"]["late_by"])
+
+
+def test_the_working_time_left_counts_the_installations_working_hours(
+    make_api: MakeApi,
+) -> None:
+    # Given working hours of 07:30-11:30 and 13:30-17:30, and a letter signed on Monday
+    # 05/01/2026 at 15:00, to be sent by Tuesday noon
+    api = real_signing_api(make_api, working_hours="07:30-11:30,13:30-17:30")
+    issue(api)
+    doc_id = reviewed_letter(api)
+    assert 200 == sign(api, doc_id).status_code
+
+    # When it is explained at once
+    facts = explain(api, doc_id)["document"][0]["facts"]
+
+    # Then the working time left is Monday 15:00-17:30 and Tuesday 07:30-11:30: 6 h 30
+    # (the default hours would say 6 h)
+    assert ("2026-01-06T12:00:00+07:00", 6.5 * 3600) == (
+        facts["due_at"],
+        facts["remaining_working"],
+    )
 
 
 def test_another_agencys_document_is_not_found_and_roles_apply(api: Api) -> None:
