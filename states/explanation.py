@@ -33,6 +33,8 @@ AWAITING_DELIVERY = "awaiting_delivery"  # sent; some recipients do not have it 
 AWAITING_ACKNOWLEDGEMENTS = "awaiting_acknowledgements"  # all have it; some not registered
 AWAITING_RESEND = "awaiting_resend"  # a recipient failed for good; a supervisor resends
 COMPLETE = "complete"  # every recipient registered it
+RECALLED_DONE = "recalled"  # taken back: every recipient that had it agreed (15)
+REPLACED_DONE = "replaced"  # a corrected document replaced it
 
 # A job and its timer (for a recipient, its delivery job; else the document's own jobs).
 JOB_QUEUED = "job_queued"  # written, not yet claimed by a worker
@@ -66,6 +68,8 @@ CODES = (
     AWAITING_ACKNOWLEDGEMENTS,
     AWAITING_RESEND,
     COMPLETE,
+    RECALLED_DONE,
+    REPLACED_DONE,
     JOB_QUEUED,
     ATTEMPT_IN_PROGRESS,
     LEASE_EXPIRED,
@@ -102,6 +106,8 @@ ALARMS = frozenset(
 RECIPIENT_WAITS = frozenset(
     {WAITING_FOR_RETRY, ATTEMPT_IN_PROGRESS, JOB_QUEUED, AWAITING_ACKNOWLEDGEMENT}
 )
+# The document's own step in a final state: nothing is awaited of anyone any more.
+ENDED = frozenset({RECALLED_DONE, REPLACED_DONE})
 
 
 @dataclass(frozen=True)
@@ -235,6 +241,8 @@ class Explanation:
         """The finding to show first: the first alarm, else the first recipient's wait,
         else the document's own step."""
         every = self.all()
+        if every[0].code in ENDED:
+            return every[0]
         return next(
             (f for f in every if f.alarm),
             next((f for f in every if f.code in RECIPIENT_WAITS), every[0]),
@@ -411,6 +419,10 @@ def _own_step(
         return Finding(AWAITING_RESEND, {"recipients": failed})
     if state == doc.ACKNOWLEDGED:
         return Finding(COMPLETE, {"at": snapshot.updated_at})
+    if state == doc.RECALLED:
+        return Finding(RECALLED_DONE, {"at": snapshot.updated_at})
+    if state == doc.REPLACED:
+        return Finding(REPLACED_DONE, {"at": snapshot.updated_at})
     missing = [r.organ_id for r in recipients if r.state in (PENDING, SENDING, FAILED)]
     if missing:
         return Finding(AWAITING_DELIVERY, {"recipients": missing, "total": len(recipients)})

@@ -209,6 +209,15 @@ PHRASES: dict[str, _Phrase] = {
         "Mọi nơi nhận đã vào sổ (xong lúc {at}); không còn chờ gì.",
         "Every recipient registered it (done at {at}); nothing is awaited.",
     ),
+    x.RECALLED_DONE: _both(
+        "Văn bản đã được thu hồi (lúc {at}): mọi nơi nhận đã có nó đều đồng ý; không còn chờ gì.",
+        "The document was recalled (at {at}): every recipient that had it agreed; nothing is "
+        "awaited.",
+    ),
+    x.REPLACED_DONE: _both(
+        "Văn bản đã bị thay thế bằng văn bản đính chính (lúc {at}); không còn chờ gì.",
+        "The document was replaced by a corrected one (at {at}); nothing is awaited.",
+    ),
     x.JOB_QUEUED: _due(
         "Việc {action} đang xếp hàng chờ xử lý, hạn xác nhận {due_at}",
         "Job {action} is queued for a worker, to be confirmed by {due_at}",

@@ -221,6 +221,19 @@ def test_a_document_not_yet_sent_waits_in_its_own_state(
     assert all(sentence(f)["vi"] and sentence(f)["en"] for f in found.all())
 
 
+@pytest.mark.parametrize(
+    ("state", "code"), [("recalled", x.RECALLED_DONE), ("replaced", x.REPLACED_DONE)]
+)
+def test_a_recalled_or_replaced_document_awaits_nothing_whatever_its_dispatches(
+    state: str, code: str
+) -> None:
+    # SENT's dispatches are still pending or delivered: none of that is awaited any more
+    found = x.explain(replace(SENT, state=state), NOW, WEEKDAYS)
+
+    assert (code, code) == (found.document[0].code, found.headline().code)
+    assert "nothing is awaited" in sentence(found.headline())["en"]
+
+
 def test_failing_checks_are_named() -> None:
     checks = (x.CheckFacts("signer_named", "blocking", "failed", cleared=False),)
     snapshot = replace(SENT, state="draft", submitted_revision=2, checks=checks)
