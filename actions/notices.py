@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from congvan.states.errors import InvalidInput
+from congvan.states.timeliness import VIETNAM
 from congvan.states.vocabulary import ESCALATION_KINDS
 
 # The headers of a webhook post.
@@ -98,6 +99,21 @@ def render(kind: str, event: Mapping[str, Any], at: datetime) -> dict[str, Any]:
     return fields
 
 
+# An escalation's severity (states/escalation.py) in the words of the e-mail's reader.
+_SEVERITY_WORDS = {"normal": "bình thường", "high": "cao", "critical": "nghiêm trọng"}
+
+
+def _vietnam(at: str) -> str:
+    """The moment a notification was made as its Vietnamese reader counts time."""
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        return at
+    if moment.tzinfo is None:
+        return at
+    return moment.astimezone(VIETNAM).strftime("%H:%M ngày %d/%m/%Y (giờ Việt Nam)")
+
+
 def email_subject(content: Mapping[str, Any]) -> str:
     """One line: the kind in words and the document, for the inbox list."""
     about = content.get("number_symbol") or content.get("subject", "")
@@ -107,7 +123,8 @@ def email_subject(content: Mapping[str, Any]) -> str:
 
 def email_text(content: Mapping[str, Any], base_url: str) -> str:
     """The plain-text body in Vietnamese: what happened, to which document, what to do."""
-    lines = [f"{content['kind_words']} (mức {content['level']}, {content['severity']}).", ""]
+    severity = _SEVERITY_WORDS.get(str(content["severity"]), content["severity"])
+    lines = [f"{content['kind_words']} (mức {content['level']}, {severity}).", ""]
     if content.get("number_symbol"):
         lines.append(f"Số, ký hiệu văn bản: {content['number_symbol']}")
     if content.get("subject"):
@@ -119,7 +136,11 @@ def email_text(content: Mapping[str, Any], base_url: str) -> str:
     lines += ["", f"Việc cần làm: {content['what_to_do']}"]
     if content.get("link"):
         lines.append(f"Xem chi tiết: {link_url(content, base_url)}")
-    lines += ["", f"Mã cảnh báo: {content['escalation_id']}", f"Thời điểm: {content['at']}"]
+    lines += [
+        "",
+        f"Mã cảnh báo: {content['escalation_id']}",
+        f"Thời điểm: {_vietnam(content['at'])}",
+    ]
     lines += ["", "Thư này do hệ thống congvan gửi tự động; xin đừng trả lời thư này."]
     return "\n".join(lines) + "\n"
 

@@ -151,9 +151,20 @@ def test_the_email_names_the_document_the_recipient_the_kind_and_what_to_do() ->
         "Đơn vị nhận: Sở Nội vụ (000.00.11.H57)",
         "Việc cần làm: Liên hệ Sở Nội vụ để tiếp nhận văn bản.",
         "Xem chi tiết: https://congvan.hue.gov.vn/v1/documents/0192f000-0000-7000-8000-0000000000d0",
+        "Thời điểm: 16:30 ngày 05/01/2026 (giờ Việt Nam)",  # made at 09:30 UTC
     ):
         assert line in text.splitlines()
     assert "[congvan] Đơn vị nhận chưa tiếp nhận văn bản: 1227/UBND-TĐKT" == email_subject(content)
+
+
+@pytest.mark.parametrize(
+    ("severity", "words"),
+    [("normal", "bình thường"), ("high", "cao"), ("critical", "nghiêm trọng")],
+)
+def test_the_email_says_an_escalations_severity_in_vietnamese(severity: str, words: str) -> None:
+    text = email_text(render("not_acknowledged", {**event(), "severity": severity}, AT), BASE)
+
+    assert text.startswith(f"Đơn vị nhận chưa tiếp nhận văn bản (mức 1, {words}).\n")
 
 
 def test_a_kind_without_a_document_says_only_what_it_has() -> None:
