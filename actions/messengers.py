@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpcore
 import httpx
@@ -57,14 +57,18 @@ class Outcome:
 # -- webhooks -----------------------------------------------------------------------------
 
 
-def _certificate_refused(exc: BaseException) -> bool:
-    """Whether the connection failed because the receiver's TLS certificate did not verify."""
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _cause(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The exception of ``kind`` that ``exc`` is, or was raised from (httpx wraps the
+    transport's own in its ConnectError)."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
+        if isinstance(seen, kind):
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
 
 
 class TargetRefused(httpcore.ConnectError):
@@ -136,15 +140,6 @@ def guarded_transport(allowed: Iterable[Network]) -> httpx.HTTPTransport:
     return transport
 
 
-def _refused(exc: BaseException) -> TargetRefused | None:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, TargetRefused):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
 def post_webhook(
     url: str,
     body: bytes,
@@ -175,10 +170,14 @@ def post_webhook(
         with httpx.Client(transport=through, verify=tls(), timeout=timeout) as client:
             response = client.post(url, content=body, headers=headers)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-        if refused := _refused(exc):  # the route's or the network's: no retry will change it
+        if refused := _cause(
+            exc, TargetRefused
+        ):  # the route's or the network's: no retry will change it
             return Outcome(ATTEMPT_PERMANENT, None, printable(f"not sent: {refused}"))
         said = printable(f"not sent: {type(exc).__name__}: {exc}")
-        if _certificate_refused(exc):  # httpx wraps it in a ConnectError: it will not heal
+        if _cause(
+            exc, ssl.SSLCertVerificationError
+        ):  # httpx wraps it in a ConnectError: it will not heal
             return Outcome(ATTEMPT_PERMANENT, None, said)
         return Outcome(ATTEMPT_TRANSIENT, None, said)
     except httpx.TransportError as exc:  # the request left; its answer did not come
