@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import date, datetime
@@ -49,7 +50,7 @@ class TextModel(BaseModel):
         in 2023: a client that meant something else would get it silently.
         """
         name = info.field_name
-        kinds = _kinds(cls.model_fields[name].annotation) if name else frozenset()
+        kinds = _field_kinds(cls, name) if name else frozenset()
         if bool in kinds and value is not None and not isinstance(value, bool):
             raise ValueError("must be true or false")
         if kinds & {datetime, date} and (
@@ -73,6 +74,12 @@ class TextModel(BaseModel):
 
 # A number written as text, which pydantic would read as Unix seconds.
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+@functools.cache
+def _field_kinds(model: type[BaseModel], name: str) -> frozenset[Any]:
+    """``_kinds`` of a model's field, worked out once (every body validates every field)."""
+    return _kinds(model.model_fields[name].annotation)
 
 
 def _kinds(annotation: Any) -> frozenset[Any]:
