@@ -11,6 +11,7 @@ too (tests/api/conftest.py).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -42,6 +43,21 @@ def cheap_key_wrapping() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(keywrap, "KDF_ITERATIONS", TEST_KDF_ITERATIONS)
         yield
+
+
+@pytest.fixture(autouse=True)
+def own_log_handlers() -> Iterator[None]:
+    """Each test starts and ends with the root logger as it found it.
+
+    A command run in-process (``serve``, ``demo``) or a logging test puts its own handler on
+    the root logger, writing to that test's captured stream; left there, it would write a
+    later test's records to a closed stream ("--- Logging error ---" in that test's stderr).
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
