@@ -306,6 +306,13 @@ class MessageIdReused(Conflict, ExchangeRefused):
     code = "message_id_reused"
 
 
+class DocumentReceivedBefore(Conflict, ExchangeRefused):
+    """A package brings, under a message id of its own, a document its sender sent here
+    before: the same document id, or the same number, symbol and date (domain.md §8)."""
+
+    code = "duplicate_document"
+
+
 class SignatureError(CongvanError):
     """The digital signature does not verify."""
 

@@ -15,6 +15,12 @@ SUPERVISOR = "supervisor"
 OPERATOR = "operator"
 ROLES = (CLERK, REVIEWER, SIGNER, SUPERVISOR, OPERATOR)
 
+# A document's files: exactly one main file, a PDF (what the signer signs), and appendices.
+MAIN_FILE = "main"
+APPENDIX = "appendix"
+FILE_ROLES = (MAIN_FILE, APPENDIX)
+MAIN_FILE_TYPE = "application/pdf"
+
 # Roles that may fire each non-derived document event through the API.
 EVENT_ROLES: dict[str, frozenset[str]] = {
     "edit": frozenset({CLERK}),

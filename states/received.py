@@ -20,9 +20,10 @@ COMPLETED = "completed"
 RECALLED = "recalled"
 REPLACED = "replaced"
 
-# In force: the states from which the sender may recall, correct or replace it (a document
-# whose handling is completed stays completed: the sender is answered "not in force").
-IN_FORCE = (RECEIVED, REGISTERED, ASSIGNED, PROCESSING)
+# In force: the states from which the sender may recall, correct or replace it. A document
+# whose handling is completed is still in force (Decree 30 Art. 18: on a recall notice the
+# recipient cancels the document in its system); one refused, recalled or replaced is not.
+IN_FORCE = (RECEIVED, REGISTERED, ASSIGNED, PROCESSING, COMPLETED)
 
 # The job that sends the sender a signed status message, after every move.
 NOTIFY = ("send_status",)
@@ -31,7 +32,8 @@ RECEIVED_DOCUMENT = MachineSpec(
     name="received",
     states=(RECEIVED, REGISTERED, REFUSED, ASSIGNED, PROCESSING, COMPLETED, RECALLED, REPLACED),
     initial=RECEIVED,
-    finals=(REFUSED, COMPLETED, RECALLED, REPLACED),
+    # Completed is not final: the sender may still recall or replace the document.
+    finals=(REFUSED, RECALLED, REPLACED),
     transitions=(
         # A clerk enters it in the incoming register (sổ đăng ký văn bản đến).
         edge("register", RECEIVED, REGISTERED, effects=("register_received",), actions=NOTIFY),

@@ -12,6 +12,7 @@ from .fields import MULTI_LINE, DocumentField
 MULTI_LINE_FIELDS = MULTI_LINE | {"reason", "comment"}
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 _LINE_BREAKS = frozenset({"\n", "\r", "\t"})
+_SEPARATORS = frozenset({"\u2028", "\u2029"})
 
 
 def nfc(value: object) -> object:
@@ -57,6 +58,8 @@ def unstorable(value: str, *, multi_line: bool) -> str | None:
     if "\x00" in value:
         return "must not contain NUL characters"
     found = control_characters(value, multi_line=multi_line)
+    if not multi_line:  # a line or paragraph separator breaks a line as LF does
+        found += [f"U+{ord(ch):04X}" for ch in value if ch in _SEPARATORS]
     if found:
         return f"must not contain control characters ({', '.join(found[:5])})" + (
             "" if multi_line else "; it is one line"
@@ -115,7 +118,18 @@ def value_problem(field: DocumentField, value: object) -> str | None:
         except ValueError:
             return "must be an ISO 8601 moment with its offset"
         return None if in_utc(moment) is not None else "must be a moment with its offset"
-    return unstorable(value, multi_line=field.multi_line)
+    return signed_text_problem(value, multi_line=field.multi_line)
+
+
+def signed_text_problem(value: str, *, multi_line: bool) -> str | None:
+    """Why text a peer signed is not what we keep, or None: storable (``unstorable``) and
+    in Unicode NFC, as a congvan sender writes it. Signed text cannot be normalised here
+    without breaking its signature, and "TĐKT" kept two ways is two symbols to the
+    duplicate checks."""
+    problem = unstorable(value, multi_line=multi_line)
+    if problem is None and not value.isascii() and not unicodedata.is_normalized("NFC", value):
+        return "must be in Unicode NFC (precomposed)"
+    return problem
 
 
 def printable(text: str, limit: int = 1000) -> str:

@@ -7,7 +7,9 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+
+from congvan.states.received import RECALLED, REPLACED
 
 from .chains import ChainHeads, ChainStatements, advancing, heading
 from .documents import decode_cursor, encode_cursor
@@ -82,6 +84,26 @@ _FIND = Prepared(
         _c.message_id == bindparam("message_id"),
     )
 )
+# What the same document sent again under another message id finds: its id, or its
+# number, symbol and date while the sender holds that number (not recalled or replaced).
+_SAME_DOCUMENT = Prepared(
+    select(*_COLUMNS)
+    .where(
+        _c.agency_id == bindparam("agency_id"),
+        _c.sender_id == bindparam("sender_id"),
+        or_(
+            _c.sender_document_id == bindparam("sender_document_id"),
+            and_(
+                _c.number == bindparam("number"),
+                _c.symbol == bindparam("symbol"),
+                _c.issued_on == bindparam("issued_on"),
+                _c.state.not_in([RECALLED, REPLACED]),
+            ),
+        ),
+    )
+    .order_by(_c.received_at, _c.id)
+    .limit(1)
+)
 _HEAD = Prepared(heading(_received))
 _HEAD_FOR_UPDATE = Prepared(heading(_received).with_for_update())
 _ADVANCE = advancing(_received)
@@ -132,6 +154,28 @@ class ReceivedRepository(ChainHeads):
         row = _FIND.first(self.conn, params)
         return Received(*row) if row else None
 
+    def same_document(
+        self,
+        agency_id: str,
+        sender_id: str,
+        sender_document_id: str,
+        number: int | None,
+        symbol: str,
+        issued_on: str,
+    ) -> Received | None:
+        """A document this sender sent ``agency_id`` before that this one repeats: the same
+        document id, or the same number, symbol and date (a number the sender still holds)."""
+        params = {
+            "agency_id": agency_id,
+            "sender_id": sender_id,
+            "sender_document_id": sender_document_id,
+            "number": number,
+            "symbol": symbol,
+            "issued_on": issued_on,
+        }
+        row = _SAME_DOCUMENT.first(self.conn, params)
+        return Received(*row) if row else None
+
     def evidence(self, received_id: str) -> Evidence | None:
         row = self.conn.execute(
             select(_c.manifest, _c.receipt, _c.receipt_cms, _c.package_sha256).where(
@@ -164,6 +208,17 @@ class ReceivedRepository(ChainHeads):
             select(*_REQUEST_COLUMNS).where(
                 r.received_id == received_id, r.message_id == message_id
             )
+        ).first()
+        return Request(*row) if row else None
+
+    def request_under(self, agency_id: str, sender_id: str, message_id: str) -> Request | None:
+        """The recall or update a package with this message id from this sender brought,
+        about whichever of the documents it sent ``agency_id``."""
+        r = _requests.c
+        row = self.conn.execute(
+            select(*_REQUEST_COLUMNS)
+            .join(_received, _c.id == r.received_id)
+            .where(r.message_id == message_id, _c.agency_id == agency_id, _c.sender_id == sender_id)
         ).first()
         return Request(*row) if row else None
 

@@ -275,7 +275,8 @@ class ReceivedDocument(SQLModel, table=True):
     """A document another agency sent to one of ours, with its own state and audit chain.
 
     Stored once per (receiving agency, sender, message id): the same package delivered
-    again finds this row and is answered with the same receipt.
+    again finds this row and is answered with the same receipt. And once per sender's
+    document: the same document under another message id is refused.
     """
 
     __tablename__ = "received_documents"
@@ -283,6 +284,15 @@ class ReceivedDocument(SQLModel, table=True):
         UniqueConstraint("agency_id", "sender_id", "message_id"),
         UniqueConstraint("agency_id", "register_year", "register_number"),
         Index("ix_received_agency_state", "agency_id", "state"),
+        # A sender's document is received once (its repeats are refused: domain.md §8).
+        Index(
+            "ux_received_sender_document",
+            "agency_id",
+            "sender_id",
+            "sender_document_id",
+            unique=True,
+        ),
+        Index("ix_received_sender_number", "agency_id", "sender_id", "number"),
     )
 
     id: str = Field(primary_key=True, max_length=36)

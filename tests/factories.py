@@ -326,7 +326,7 @@ def arrival(
         "agency_id": agency_id,
         "sender_id": SENDER_ID,
         "message_id": message_id,
-        "sender_document_id": "doc-1227",
+        "sender_document_id": f"doc-{message_id}",  # one document per package
         "manifest": manifest,
         "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
         "metadata": {"number": 1227, "symbol": "UBND-TĐKT", "doc_type": "CV", "urgency": 0},

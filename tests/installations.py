@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,6 +65,9 @@ class Pair:
     receiver: Runtime
     signer_key: pki.PrivateKey
     signer_cert: x509.Certificate
+    # The number each letter ``signed`` makes takes, unless given: as the sender's
+    # not_duplicate guard (faked here) and the receiver's repeat check want, one per letter.
+    numbers: Iterator[int] = dataclasses.field(default_factory=lambda: itertools.count(1227))
 
     def point_at(self, organ_id: str, url: str, concurrency: int = 4) -> None:
         """The sender delivers ``organ_id``'s documents to ``url``."""
@@ -111,6 +115,8 @@ class Pair:
         recipients = [{"organ_id": o, "name": NAMES.get(o, o)} for o in to]
         if pdf is not None:
             fields["files"] = [sample_file(pdf[1], filename=pdf[0])]
+        fields.setdefault("files", [sample_file()])  # a document has its main file
+        fields.setdefault("number", next(self.numbers))
         doc = make_document(self.sender, recipients=recipients, **fields)
         self.sender.engine.fire(doc, "approve", actor("reviewer"))
         self.sender.engine.fire(doc, "sign", actor("signer"))
@@ -184,16 +190,23 @@ class Pair:
         with self.receiver.uow(readonly=True) as uow:
             return uow.received.page(B).items
 
-    def answer(self, received_id: str, event: str, data: dict[str, str] | None = None) -> None:
-        """B's clerk fires ``event`` on the received document; B's status job posts the
-        signed status message to A's API, served for the while."""
+    def answer(
+        self,
+        received_id: str,
+        event: str,
+        data: dict[str, str] | None = None,
+        *,
+        role: str = "clerk",
+    ) -> None:
+        """B's clerk (or ``role``) fires ``event`` on the received document; B's status job
+        posts the signed status message to A's API, served for the while."""
         with serve_in_thread(create_app(self.sender)) as sender_base:
             with self.receiver.uow() as uow:
                 now = self.receiver.clock()
                 uow.peers.put(Peer(A, f"{sender_base}/v1/inbox", "http", 5, 4, now, now))
                 uow.commit()
             self.receiver.engine.fire_on(
-                "received", received_id, event, actor("clerk", B), data=data or {}
+                "received", received_id, event, actor(role, B), data=data or {}
             )
             [status_job] = self.status_jobs(received_id)
             assert self.receiver.runner.run(status_job) == "done"

@@ -105,6 +105,10 @@ class Inbox:
             data = stream.read()
         if header.business_type in (RECALL, UPDATE):
             return self._request(accepted, signer, now)
+        with engine.open_uow(readonly=True) as uow:
+            request = uow.received.request_under(header.recipient, header.sender, header.message_id)
+        if request is not None:
+            _same_package(request.package_sha256, accepted, header)
         replaces = None
         if header.business_type == REPLACE:
             replaces = self._original(header, replacement=True).id
@@ -167,6 +171,13 @@ class Inbox:
                 reason="another_document",
                 message_id=original.message_id,
             )
+        if (found.number, found.symbol) != (original.number, original.symbol or ""):
+            raise OriginalUnknown(
+                f"The package named brought {found.number}/{found.symbol}, not "
+                f"{original.number}/{original.symbol}.",
+                reason="another_document",
+                message_id=original.message_id,
+            )
         if not replacement and found.manifest_sha256 != header.manifest_sha256:
             raise OriginalUnknown(
                 "A recall or update carries the document's signed manifest as received.",
@@ -181,10 +192,15 @@ class Inbox:
         original = self._original(header)
         engine = self.engine
         with engine.open_uow(readonly=True) as uow:
-            first = uow.received.request_by_message(original.id, header.message_id)
+            first = uow.received.request_under(header.recipient, header.sender, header.message_id)
             if first is not None:
                 _same_package(first.package_sha256, accepted, header)
-                return Answer(*uow.received.request_receipt(first.id), original.id, False)
+                return Answer(*uow.received.request_receipt(first.id), first.received_id, False)
+            # A message id names one package from a sender: one that brought a document
+            # is not a request's (its receipt and its 15/16 could not be told apart).
+            brought = uow.received.find(header.recipient, header.sender, header.message_id)
+            if brought is not None:
+                _same_package(brought.package_sha256, accepted, header)
         receipt = make_receipt(
             message_id=header.message_id,
             package_sha256=accepted.package_sha256,

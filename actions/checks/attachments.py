@@ -11,9 +11,11 @@ import puremagic
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 
+from congvan.states.policy import MAIN_FILE, MAIN_FILE_TYPE
+
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 
-PDF = "application/pdf"
+PDF = MAIN_FILE_TYPE
 # What may travel as an appendix besides PDF.
 APPENDIX_TYPES = frozenset(
     {
@@ -101,7 +103,7 @@ def media_type(inp: CheckInput) -> Finding:
     wrong = []
     for a in inp.attachments:
         detected = inp.detected_type(a.sha256, detect)
-        allowed = {PDF} if a.role == "main" else APPENDIX_TYPES
+        allowed = {PDF} if a.role == MAIN_FILE else APPENDIX_TYPES
         if detected not in allowed:
             wrong.append({"filename": a.filename, "role": a.role, "detected": detected})
     if wrong:

@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from congvan.states import vocabulary
+from congvan.states.policy import MAIN_FILE
 from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
 from congvan.storage.agencies import AgencyRow
 from congvan.storage.documents import AttachmentRow, DocumentRow, RecipientRow
@@ -88,7 +89,7 @@ class CheckInput:
 
     @property
     def main_files(self) -> list[AttachmentRow]:
-        return [a for a in self.attachments if a.role == "main"]
+        return [a for a in self.attachments if a.role == MAIN_FILE]
 
 
 @dataclass(frozen=True)

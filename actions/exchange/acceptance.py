@@ -18,10 +18,16 @@
        and document id; every attachment of    attachment_missing, attachment_mismatch,
        the manifest against the file parts     attachment_extra, attachment_twice,
        (each listed once)                      document_id
+       the manifest's members: all of its      MessageMalformed (422) members, member
+       format's and no other, each of its
+       kind; one main file, a PDF, and         main_file, attachment_role
+       appendices
     5. the manifest is the sender's document   AgencyMismatch (403) manifest_agency
+       and names us among its recipients       Misaddressed (403) not_a_recipient
        its metadata as a document's fields     MessageMalformed (422) metadata (details:
        hold them (kind, length, storable       field, problem)
-       text; urgency 0–4)
+       text in NFC; urgency 0–4), those review
+       requires not null
     6. the signed PDF, when there is one, as   (``signedpdf.verify_signed_main``)
        an upload is judged: named signed/ +    PackageTampered (422) signed_pdf_mismatch
        the manifest's main PDF, and that PDF's
@@ -56,6 +62,7 @@ from types import MappingProxyType
 from typing import Any
 
 from congvan.actions.signing.keystore import TrustMaterial
+from congvan.actions.signing.manifest import ATTACHMENT_FIELDS, MANIFEST_MEMBERS, METADATA_FIELDS
 from congvan.actions.signing.manifest import FORMAT as MANIFEST_FORMAT
 from congvan.actions.signing.pades import PdfVerdict
 from congvan.actions.signing.signedpdf import verify_signed_main
@@ -73,11 +80,16 @@ from congvan.states.errors import (
     SignatureError,
     SignerMismatch,
 )
-from congvan.states.fields import DOCUMENT_FIELDS
-from congvan.states.policy import URGENCY
+from congvan.states.fields import (
+    DOCUMENT_FIELDS,
+    REQUIRED_AT_REVIEW,
+    SIGNED_WHEN_SET,
+    SIGNED_WHEN_TRUE,
+)
+from congvan.states.policy import FILE_ROLES, MAIN_FILE, MAIN_FILE_TYPE, URGENCY, is_organ_id
 from congvan.states.text import value_problem
 
-from .envelope import deferred, read_canonical, verify_body
+from .envelope import Members, deferred, read_canonical, verify_body
 from .package import FILES, MANIFEST, SIGNED, Header, Package, Part, main_pdf
 
 # Whether an agency is one this system exchanges documents with (the directory).
@@ -148,6 +160,13 @@ def verify_package(
             reason="manifest_agency",
             agency_id=header.sender,
         )
+    if header.recipient not in document["recipients"]:
+        # The signer addressed the document (nơi nhận); the agency's clerk cannot add to it.
+        raise Misaddressed(
+            f"The signed document does not name {header.recipient} among its recipients.",
+            reason="not_a_recipient",
+            recipient=header.recipient,
+        )
     _check_metadata(document)
     signed_pdf = _check_signed_pdf(package, document, signer, trust, now)
     return Accepted(
@@ -206,18 +225,17 @@ def _check_manifest(package: Package, header: Header) -> dict[str, Any]:
             "package.json names two different manifests.", reason="manifest_digest"
         )
     document = read_canonical(package.manifest, MANIFEST_FORMAT)
+    _check_members(document)
     if document.get("document_id") != header.document_id:
         raise PackageTampered(
             "The manifest is of another document than package.json names.",
             reason="document_id",
         )
     files = {p.filename: p for p in header.parts if p.filename is not None}
-    attachments = document.get("attachments")
-    if not isinstance(attachments, list):
-        raise PackageTampered("The manifest lists no attachments.", reason="attachment_missing")
+    attachments = document["attachments"]
     named: set[str] = set()
     for attachment in attachments:
-        name = attachment.get("filename") if isinstance(attachment, dict) else None
+        name = attachment["filename"]
         part = files.get(name) if isinstance(name, str) else None
         if part is None:
             raise PackageTampered(
@@ -248,7 +266,87 @@ def _check_manifest(package: Package, header: Header) -> dict[str, Any]:
             reason="attachment_extra",
             parts=extra[:20],
         )
+    _check_roles(attachments)
     return document
+
+
+def _check_members(document: Mapping[str, Any]) -> None:
+    """The manifest holds every member of its format and no other (``manifest.py``), each
+    of its kind: what a signer signs, and what review made sure a document has."""
+    optional = [name for name in (*SIGNED_WHEN_TRUE, *SIGNED_WHEN_SET) if name in document]
+    members = Members(document, (*MANIFEST_MEMBERS, *optional))
+    members.identifier("document_id")
+    members.organ_id("agency_id")
+    revision = document["revision"]
+    if not isinstance(revision, int) or isinstance(revision, bool) or revision < 1:
+        raise MessageMalformed(
+            "The manifest's revision must be a whole number from 1.",
+            reason="member",
+            member="revision",
+        )
+    recipients = document["recipients"]
+    if (
+        not isinstance(recipients, list)
+        or not recipients
+        or not all(isinstance(r, str) and is_organ_id(r) for r in recipients)
+    ):
+        raise MessageMalformed(
+            "The manifest's recipients must be a list of agency identifiers.",
+            reason="member",
+            member="recipients",
+        )
+    for name in SIGNED_WHEN_TRUE:
+        if name in document and document[name] is not True:
+            raise MessageMalformed(
+                f"The manifest names {name} only when it is true.", reason="member", member=name
+            )
+    missing = [
+        name for name in REQUIRED_AT_REVIEW if name in METADATA_FIELDS and document[name] is None
+    ]
+    if missing:
+        raise MessageMalformed(
+            f"A signed document has its {', '.join(missing)}; the manifest's are null.",
+            reason="metadata",
+            field=missing[0],
+            problem="is missing",
+        )
+    attachments = document["attachments"]
+    if not isinstance(attachments, list) or not attachments:
+        raise PackageTampered("The manifest lists no attachments.", reason="attachment_missing")
+    for attachment in attachments:
+        if not isinstance(attachment, dict):
+            raise MessageMalformed(
+                "Each attachment of the manifest is an object.",
+                reason="member",
+                member="attachments",
+            )
+        Members(attachment, ATTACHMENT_FIELDS)
+
+
+def _check_roles(attachments: list[dict[str, Any]]) -> None:
+    """One main file, a PDF, and appendices: what review asks of a document before it is
+    signed (``attachments.main_file``), asked again of what a peer sends."""
+    roles = [a.get("role") for a in attachments]
+    unknown = sorted({str(r)[:40] for r in roles if r not in FILE_ROLES})
+    if unknown:
+        raise MessageMalformed(
+            f"The manifest names a file role other than {' or '.join(FILE_ROLES)}.",
+            reason="attachment_role",
+            roles=unknown[:5],
+        )
+    main = [a for a in attachments if a.get("role") == MAIN_FILE]
+    if len(main) != 1:
+        raise MessageMalformed(
+            f"A document has exactly one main file; the manifest lists {len(main)}.",
+            reason="main_file",
+            count=len(main),
+        )
+    if main[0].get("media_type") != MAIN_FILE_TYPE:
+        raise MessageMalformed(
+            "The main file of a document is a PDF.",
+            reason="main_file",
+            media_type=str(main[0].get("media_type"))[:100],
+        )
 
 
 def _check_metadata(document: Mapping[str, Any]) -> None:

@@ -39,7 +39,7 @@ from congvan.states.errors import (
     VerificationDeferred,
 )
 from congvan.states.policy import is_organ_id
-from congvan.states.text import MULTI_LINE_FIELDS, in_utc, unstorable
+from congvan.states.text import MULTI_LINE_FIELDS, in_utc, signed_text_problem
 from congvan.storage.audit import canonical_bytes
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -211,7 +211,7 @@ class Members:
             raise self._bad(name, f"text of 1 to {MAX_TEXT} characters")
         # Stored as it came (it is signed): text both databases keep, line breaks only
         # where people write paragraphs.
-        problem = unstorable(value, multi_line=name in MULTI_LINE_TEXT)
+        problem = signed_text_problem(value, multi_line=name in MULTI_LINE_TEXT)
         if problem is not None:
             raise MessageMalformed(
                 f"{name} {problem}.", reason="member", member=name, problem="text"

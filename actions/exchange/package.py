@@ -111,6 +111,8 @@ from typing import IO, Any, BinaryIO
 
 from congvan.states.document import UPDATABLE
 from congvan.states.errors import MessageMalformed, PackageTooLarge
+from congvan.states.policy import MAIN_FILE, MAIN_FILE_TYPE
+from congvan.states.text import signed_text_problem
 
 from .archive import Archive, Limits, open_archive, safe_step
 from .envelope import Members, read_canonical
@@ -351,8 +353,12 @@ def read_original(raw: Any) -> Original:
     number, symbol = raw["number"], raw["symbol"]
     if number is not None and (not isinstance(number, int) or isinstance(number, bool)):
         raise MessageMalformed("original.number must be an integer.", reason="member")
-    if not isinstance(symbol, str) or len(symbol) > 50:
-        raise MessageMalformed("original.symbol must be text.", reason="member")
+    if (
+        not isinstance(symbol, str)
+        or len(symbol) > 50
+        or signed_text_problem(symbol, multi_line=False) is not None
+    ):
+        raise MessageMalformed("original.symbol must be one line of NFC text.", reason="member")
     return Original(
         message_id=members.identifier("message_id"),
         document_id=members.identifier("document_id"),
@@ -385,7 +391,7 @@ def main_pdf(manifest: Mapping[str, Any]) -> str | None:
         if isinstance(attachment, dict) and (
             attachment.get("role"),
             attachment.get("media_type"),
-        ) == ("main", "application/pdf"):
+        ) == (MAIN_FILE, MAIN_FILE_TYPE):
             return str(attachment.get("filename"))
     return None
 

@@ -51,6 +51,16 @@ FORMAT = "congvan-manifest/1"
 # above is the format, and a test holds the two together.
 METADATA_FIELDS = SIGNED
 ATTACHMENT_FIELDS = ("role", "filename", "media_type", "size", "sha256")
+# Every manifest's members (besides SIGNED_WHEN_TRUE and SIGNED_WHEN_SET, named when so).
+MANIFEST_MEMBERS = (
+    "document_id",
+    "revision",
+    "agency_id",
+    *METADATA_FIELDS,
+    "recipients",
+    "attachments",
+    "format",
+)
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 

@@ -49,7 +49,7 @@ def acknowledged(pair: Pair, make_document: Callable[..., str]) -> str:
     and anchored."""
 
     def with_a_file(runtime: Runtime, **given: Any) -> str:
-        return make_document(runtime, files=[sample_file(MAIN_PDF)], **given)
+        return make_document(runtime, **{**given, "files": [sample_file(MAIN_PDF)]})
 
     with serving_inbox(pair) as url:
         pair.point_b_at(url)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rfc8785
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -625,3 +626,114 @@ def test_a_manifest_size_of_another_json_type_than_a_number_is_refused(world: Wo
 
     # Then the inbox refuses it: the file is not the one the manifest names
     assert refusal(data, world).reason == "attachment_mismatch"
+
+
+# -- the manifest is a document as review would pass it ------------------------------------
+
+
+def _package_of(world: World, change: Any, *, recipient: str = B) -> bytes:
+    """A's package for ``recipient`` of the sample manifest as ``change`` leaves it (a
+    function of the parsed manifest), signed by A's signer and sealed by A."""
+    manifest, _cms = world.document()
+    content = json.loads(manifest)
+    change(content)
+    manifest = rfc8785.dumps(content)
+    signer = world.signer
+    cms = sign_manifest(
+        manifest, key=signer.key, cert=signer.cert, chain=[world.root.certificate], signing_time=NOW
+    )
+    files = world.file_bytes()
+    listed_files = {
+        a["filename"]: io.BytesIO(files[a["filename"]])
+        for a in content.get("attachments", [])
+        if isinstance(a, dict) and a.get("filename") in files
+    }
+    sink = io.BytesIO()
+    write_package(
+        sink,
+        message_id="dispatch-m1",
+        recipient=recipient,
+        manifest=manifest,
+        signature=cms,
+        files=listed_files,
+        agency=world.agencies[A],
+        sent_at=SENT_AT,
+    )
+    return sink.getvalue()
+
+
+def _roles(*roles: str, main_type: str = "application/pdf") -> Any:
+    def change(content: dict[str, Any]) -> None:
+        for attachment, role in zip(content["attachments"], roles, strict=True):
+            attachment["role"] = role
+            if role == "main":
+                attachment["media_type"] = main_type
+
+    return change
+
+
+def _without(name: str) -> Any:
+    return lambda content: content.pop(name)
+
+
+def _set(name: str, value: Any) -> Any:
+    return lambda content: content.__setitem__(name, value)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (_roles("appendix", "appendix"), "main_file"),
+        (_roles("main", "main"), "main_file"),
+        (_roles("main", "appendix", main_type="image/png"), "main_file"),
+        (_roles("main", "annex"), "attachment_role"),
+        (_without("subject"), "members"),
+        (_without("recipients"), "members"),
+        (_set("evil", 1), "members"),
+        (_set("legal_normative", False), "member"),
+        (_set("revision", "1"), "member"),
+        (_set("revision", 0), "member"),
+        (_set("recipients", "000.00.01.H57"), "member"),
+        (_set("recipients", []), "member"),
+        (_set("number", None), "metadata"),
+        (_set("signer_position", None), "metadata"),
+        (_set("subject", "V/v te\u0302\u0301t"), "metadata"),  # NFD: ê + acute, decomposed
+        (_set("subject", "V/v một\u2028hai"), "metadata"),  # a line separator in one line
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_a_manifest_review_would_not_pass_is_malformed(
+    world: World, change: Any, reason: str
+) -> None:
+    # Given a package of a manifest the sender's own review would refuse, signed anyway
+    refused = refusal(_package_of(world, change), world)
+
+    # Then the inbox refuses it, saying what is wrong
+    assert (type(refused), refused.reason) == (MessageMalformed, reason), refused.details
+
+
+def test_an_attachment_with_a_member_too_many_is_malformed(world: World) -> None:
+    def extra(content: dict[str, Any]) -> None:
+        content["attachments"][1]["note"] = "x"
+
+    refused = refusal(_package_of(world, extra), world)
+
+    assert (type(refused), refused.reason) == (MessageMalformed, "members")
+
+
+def test_a_package_for_an_agency_the_signer_did_not_address_is_misaddressed(
+    world: World,
+) -> None:
+    # Given A's letter signed for B only, sealed by A's agency key for C
+    refused = refusal(
+        _package_of(world, _set("recipients", [B]), recipient=C), world, us=C, known=frozenset({A})
+    )
+
+    # Then C refuses it: the signer never sent it there
+    assert (type(refused), refused.reason) == (Misaddressed, "not_a_recipient")
+
+
+def test_the_sample_manifest_rewritten_unchanged_is_accepted(world: World) -> None:
+    accepted = accept(_package_of(world, lambda _content: None), world)
+
+    assert accepted.header.recipient == B

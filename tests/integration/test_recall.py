@@ -36,7 +36,7 @@ from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.evidence import gather
 from congvan.workflow.letters import sample_pdf
 from tests.exchange_world import members, zipped
-from tests.factories import actor, document_row
+from tests.factories import SAMPLE_FIELDS, actor, document_row
 from tests.installations import A, B, Pair, serving_inbox
 
 
@@ -130,6 +130,29 @@ def test_a_recall_every_recipient_agrees_to_cancels_the_document_at_both_ends(
     assert sender_view["waiting_for"] == []
     # Its own sending is what it was: B registered it
     assert [d["status_code"] for d in sender_view["dispatches"]] == ["03"]
+
+
+def test_a_document_whose_handling_is_completed_is_still_recalled_when_the_clerk_agrees(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered, assigned and completed at B (status 06)
+    doc, received_id = registered(pair, make_document)
+    for event in ("assign", "complete"):
+        pair.answer(received_id, event, role="supervisor")
+    assert state_at_b(pair, received_id) == "completed"
+
+    # When A recalls it
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+
+    # Then B keeps the request (Decree 30 Art. 18: the recipient cancels it on notice)
+    view = get(pair.receiver, B, f"/v1/received/{received_id}")
+    assert [(q["kind"], q["state"]) for q in view["requests"]] == [("recall", "awaiting")]
+    assert "agree_recall" in view["allowed_events"]
+    # And once B's clerk agrees, the document is recalled at both ends
+    pair.answer(received_id, "agree_recall")
+    assert state_at_b(pair, received_id) == "recalled"
+    assert get(pair.sender, A, f"/v1/documents/{doc}")["state"] == "recalled"
 
 
 def test_a_recipient_refusing_the_recall_keeps_the_document_in_force_and_says_why(
@@ -315,10 +338,10 @@ def test_a_recall_of_a_document_the_recipient_never_got_from_that_sender_is_refu
             for a in json.loads(manifest)["attachments"]
         }
 
-    def post(original: Original) -> httpx.Response:
+    def post(original: Original, message_id: str | None = None) -> httpx.Response:
         sealed = seal_header(
-            message_id=new_id(), recipient=B, manifest=manifest, signature=cms, agency=agency,
-            sent_at=pair.sender.clock(), business_type="recall", reason="Gửi nhầm",
+            message_id=message_id or new_id(), recipient=B, manifest=manifest, signature=cms,
+            agency=agency, sent_at=pair.sender.clock(), business_type="recall", reason="Gửi nhầm",
             original=original,
         )  # fmt: skip
         sink = io.BytesIO()
@@ -335,6 +358,12 @@ def test_a_recall_of_a_document_the_recipient_never_got_from_that_sender_is_refu
         [sent] = uow.dispatches.for_document(doc)
     assert sent.message_id is not None
     other = post(Original(sent.message_id, "another-document", 1, "UBND-VP"))
+    # or names the document by another number or symbol than it came with
+    number, symbol = SAMPLE_FIELDS["number"], SAMPLE_FIELDS["symbol"]
+    renumbered = post(Original(sent.message_id, doc, number + 1, symbol))
+    resymboled = post(Original(sent.message_id, doc, number, "UBND-VP"))
+    # or sends its recall under the message id of the package that brought the document
+    reused = post(Original(sent.message_id, doc, number, symbol), message_id=sent.message_id)
 
     # Then B refuses each with a reason code, and keeps nothing
     assert never.status_code == other.status_code == 422, never.text
@@ -343,8 +372,17 @@ def test_a_recall_of_a_document_the_recipient_never_got_from_that_sender_is_refu
         "not_received",
     )
     assert other.json()["details"]["reason"] == "another_document"
+    for answer in (renumbered, resymboled):
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["details"]["reason"] == "another_document"
+    assert (reused.status_code, reused.json()["code"]) == (409, "message_id_reused"), reused.text
     with pair.receiver.uow(readonly=True) as uow:
         assert all(not uow.received.requests(r.id) for r in uow.received.page(B).items)
+    # And the same recall under a message id of its own is taken, once
+    taken = post(Original(sent.message_id, doc, number, symbol))
+    assert taken.status_code == 201, taken.text
+    with pair.receiver.uow(readonly=True) as uow:
+        assert sum(len(uow.received.requests(r.id)) for r in uow.received.page(B).items) == 1
 
 
 def test_another_agency_cannot_recall_update_or_replace_your_document(

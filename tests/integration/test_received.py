@@ -12,6 +12,7 @@ import pytest
 
 from congvan.actions.context import SYSTEM
 from congvan.states.errors import (
+    DocumentReceivedBefore,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -76,6 +77,64 @@ def test_two_deliveries_of_one_package_racing_store_it_once(receiving: Runtime) 
     # Then every one answers the same document, stored by exactly one of them
     assert len({doc.id for doc, _new in stored}) == 1
     assert sum(new for _doc, new in stored) == 1
+
+
+LETTER = {"number": 61, "symbol": "UBND-TĐKT", "doc_type": "CV", "issued_on": "2026-11-30"}
+
+
+def test_a_document_sent_again_under_another_message_id_is_refused_saying_which(
+    receiving: Runtime,
+) -> None:
+    # Given letter 61 of 30 Nov stored from its package
+    first, _ = receiving.engine.receive(
+        arrival("msg-1", sender_document_id="doc-61", metadata=LETTER)
+    )
+
+    # When the same document comes in another package, or another document of the sender
+    # with the same number, symbol and date (domain.md §8)
+    with pytest.raises(DocumentReceivedBefore) as same_id:
+        receiving.engine.receive(arrival("msg-2", sender_document_id="doc-61", metadata=LETTER))
+    with pytest.raises(DocumentReceivedBefore) as same_number:
+        receiving.engine.receive(arrival("msg-3", sender_document_id="doc-62", metadata=LETTER))
+
+    # Then each is refused (409), naming the package that brought it first; nothing is kept
+    assert (same_id.value.http_status, same_id.value.details) == (
+        409,
+        {"reason": "document_id", "message_id": "msg-1"},
+    )
+    assert same_number.value.details == {"reason": "number", "message_id": "msg-1"}
+    # But the same number of another date, symbol or sender's agency is another document
+    for message_id, changes in (
+        ("msg-4", {"issued_on": "2026-12-01"}),
+        ("msg-5", {"symbol": "UBND-VP"}),
+    ):
+        receiving.engine.receive(
+            arrival(message_id, sender_document_id=message_id, metadata={**LETTER, **changes})
+        )
+    with receiving.uow(readonly=True) as uow:
+        assert len(uow.received.page(AGENCY_ID).items) == 3
+        assert uow.received.get(first.id) is not None
+
+
+def test_the_same_document_under_two_message_ids_racing_is_stored_once(
+    receiving: Runtime,
+) -> None:
+    barrier = threading.Barrier(4)
+
+    def deliver(i: int) -> Any:
+        barrier.wait(timeout=10)
+        try:
+            return receiving.engine.receive(
+                arrival(f"race-{i}", sender_document_id="doc-61", metadata=LETTER)
+            )[1]
+        except DocumentReceivedBefore:
+            return "refused"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(deliver, range(4)))
+
+    # Then one stored it and the others were refused as repeats (never a database error)
+    assert sorted(map(str, outcomes)) == ["True", "refused", "refused", "refused"]
 
 
 def test_registering_numbers_the_incoming_register_per_year(receiving: Runtime) -> None:

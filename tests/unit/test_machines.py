@@ -543,8 +543,16 @@ def test_a_received_document_in_force_is_recalled_only_when_the_clerk_agrees() -
 
 
 def test_a_recalled_or_replaced_received_document_can_no_longer_be_handled() -> None:
-    for state in (r.RECALLED, r.REPLACED, r.COMPLETED, r.REFUSED):
+    for state in (r.RECALLED, r.REPLACED, r.REFUSED):
         assert allowed_events(RECEIVED_DOCUMENT, state, include_derived=True) == []
+
+
+def test_a_completed_received_document_takes_only_the_senders_requests() -> None:
+    # Decree 30 Art. 18: on a recall notice the recipient cancels the document, handled or not
+    assert r.COMPLETED in r.IN_FORCE
+    people = {"register", "refuse", "assign", "process", "complete"}
+    assert not people & set(allowed_events(RECEIVED_DOCUMENT, r.COMPLETED, include_derived=True))
+    assert resolve(RECEIVED_DOCUMENT, r.COMPLETED, "agree_recall", always(True)).dest == r.RECALLED
 
 
 def test_the_inbox_and_the_engine_fire_the_requests_and_replacement_not_people() -> None:

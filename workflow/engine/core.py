@@ -37,7 +37,7 @@ from .bindings import (
     ReceivedBinding,
     checked_recipients,
 )
-from .creating import Arrival, Draft, create_once, receive_once
+from .creating import Arrival, Draft, create_once, receive_once, refuse_repeat
 from .preparation import PREPARE_ROUNDS, Preparation, Prepared, Stale
 from .requests import answered, replacement
 from .results import FireResult, Idempotency, commit, replay
@@ -217,6 +217,8 @@ class Engine:
         except IntegrityError:
             with self.open_uow(readonly=True) as uow:
                 first = uow.received.find(arrival.agency_id, arrival.sender_id, arrival.message_id)
+                if first is None:  # the same document under another message id won the race
+                    refuse_repeat(uow, arrival)
             if first is None:
                 raise
             return first, False

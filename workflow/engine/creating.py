@@ -13,6 +13,7 @@ from pydantic_core import to_jsonable_python
 
 from congvan.actions.context import Actor
 from congvan.states import DOCUMENT, RECEIVED_DOCUMENT
+from congvan.states.errors import DocumentReceivedBefore
 from congvan.storage.audit import GENESIS, make_entry
 from congvan.storage.clock import Clock
 from congvan.storage.ids import new_id
@@ -133,6 +134,28 @@ class Arrival:
 OnArrival = Callable[[UnitOfWork, str, str, int, datetime], None]
 
 
+def refuse_repeat(uow: UnitOfWork, arrival: Arrival) -> None:
+    """Refuse a document its sender sent here before under another message id (domain.md
+    §8: the same document id, or number, symbol and date), saying which it repeats."""
+    meta = arrival.metadata
+    number = meta.get("number")
+    symbol, issued_on = str(meta.get("symbol") or ""), str(meta.get("issued_on") or "")
+    if number is None or not issued_on:
+        number = None  # nothing to compare by but the document id (the inbox requires both)
+    before = uow.received.same_document(
+        arrival.agency_id, arrival.sender_id, arrival.sender_document_id, number, symbol, issued_on
+    )
+    if before is None:
+        return
+    same_id = before.sender_document_id == arrival.sender_document_id
+    raise DocumentReceivedBefore(
+        f"{arrival.agency_id} received this document from {arrival.sender_id} before"
+        + ("." if same_id else f": {number}/{symbol} of {issued_on}."),
+        reason="document_id" if same_id else "number",
+        message_id=before.message_id,
+    )
+
+
 def receive_once(
     open_uow: Callable[..., UnitOfWork],
     clock: Clock,
@@ -152,6 +175,7 @@ def receive_once(
         first = uow.received.find(arrival.agency_id, arrival.sender_id, arrival.message_id)
         if first is not None:
             return first, False
+        refuse_repeat(uow, arrival)
         now = clock()
         entry = make_entry(
             prev_hash=GENESIS,
