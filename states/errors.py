@@ -11,7 +11,8 @@
      │    ├── TooManyAttachments (422)    too_many_attachments
      │    ├── IdempotencyKeyReused (422)  idempotency_key_reused
      │    ├── InvalidEncoding (422)       invalid_encoding
-     │    └── RepeatedField (422)         repeated_field
+     │    ├── RepeatedField (422)         repeated_field
+     │    └── UnknownEvent (422)          unknown_event
      ├── PayloadTooLarge (413)           payload_too_large
      │    ├── AttachmentTooLarge (413)    attachment_too_large
      │    └── PackageTooLarge (413)       package_too_large           [refusal]
@@ -29,7 +30,8 @@
      │    ├── AlreadyExists (409)         already_exists
      │    ├── NumberingConflict (409)     numbering_conflict
      │    ├── StatusContradicted (409)    status_contradicted         [refusal]
-     │    └── MessageIdReused (409)       message_id_reused           [refusal]
+     │    ├── MessageIdReused (409)       message_id_reused           [refusal]
+     │    └── DocumentReceivedBefore (409) duplicate_document        [refusal]
      ├── SignatureError (422)            signature_invalid
      │    ├── SignatureMalformed (422)    signature_malformed
      │    ├── WeakAlgorithm (422)         weak_algorithm
@@ -245,6 +247,21 @@ class TransitionNotAllowed(Conflict):
         super().__init__(
             f"Event {event!r} is not allowed in state {state!r}.",
             event=event,
+            state=state,
+            allowed=sorted(allowed),
+        )
+
+
+class UnknownEvent(InvalidInput):
+    """No machine of this kind has an event of this name (a typo, not a state's refusal)."""
+
+    code = "unknown_event"
+
+    def __init__(self, event: str, state: str, allowed: Sequence[str]) -> None:
+        super().__init__(
+            f"There is no event {event[:100]!r}; in state {state!r} these are allowed: "
+            f"{', '.join(sorted(allowed)) or 'none'}.",
+            event=event[:100],
             state=state,
             allowed=sorted(allowed),
         )

@@ -10,7 +10,7 @@ from transitions import Machine
 
 from . import dispatch as d
 from . import document as doc
-from .errors import GuardFailed, TransitionNotAllowed
+from .errors import GuardFailed, TransitionNotAllowed, UnknownEvent
 from .spec import MachineSpec, Transition
 
 
@@ -107,7 +107,9 @@ def resolve(
     tries an event's edges in declaration order.
     """
     machine = build(spec)
-    if event not in machine.events or state not in machine.events[event].transitions:
+    if event not in machine.events:
+        raise UnknownEvent(event, state, allowed_events(spec, state))
+    if state not in machine.events[event].transitions:
         raise TransitionNotAllowed(event, state, allowed_events(spec, state))
     failed: list[str] = []
     reasons: dict[str, str] = {}

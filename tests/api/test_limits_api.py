@@ -92,6 +92,36 @@ def test_a_streamed_event_body_is_cut_off_too_and_a_small_one_passes(small: Api)
     assert small.version(doc_id) == 2
 
 
+def test_a_status_message_body_anyone_may_post_is_capped_at_a_megabyte(api: Api) -> None:
+    # A status message is a few kilobytes; the route takes no token, so no caller may
+    # make the server read and parse the installation's whole request limit
+    cap = 1024 * 1024
+    headers = {"Content-Type": "application/json"}
+    declared = api.client.post("/v1/status", headers=headers, content=b"[" + b"0," * cap + b"0]")
+    streamed = api.client.post("/v1/status", headers=headers, content=_chunks(cap + 1))
+    assert "content-length" not in streamed.request.headers
+
+    for response in (declared, streamed):
+        assert assert_error(response, 413, "payload_too_large") == {"max_bytes": cap}
+    # While one under the cap is read, and refused for what it is
+    assert api.client.post("/v1/status", headers=headers, content=b"[]").status_code == 422
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"reason": ' + b"9" * 5000 + b"}"],
+    ids=["nested_100000_deep", "number_of_5000_digits"],
+)
+def test_json_python_cannot_read_is_invalid_input_on_every_json_route(
+    api: Api, body: bytes
+) -> None:
+    doc_id = api.draft()["id"]
+    headers = api.auth(**{"Content-Type": "application/json"})
+    for url in (f"/v1/documents/{doc_id}/events/submit", "/v1/status"):
+        response = api.client.post(url, headers=headers, content=body)
+        assert assert_error(response, 422, "invalid_input") == {"field": "body"}, url
+
+
 def test_a_content_length_that_understates_the_body_does_not_lift_the_limit(small: Api) -> None:
     token = small.tokens[A]["clerk"].encode()
     response = small.raw(
@@ -399,7 +429,7 @@ HOSTILE: dict[str, tuple[Send, int | None, str | None]] = {
     "NUL in state": (_get("/v1/documents?state=%00"), 422, "invalid_input"),
     "non-UTF-8 doc_type": (_get("/v1/documents?doc_type=%FF"), 422, "invalid_encoding"),
     "NUL event on NUL id": (_event("edit", b"{}", doc="%00"), 404, "not_found"),
-    "NUL event name": (_event("%00", b"{}"), 409, "invalid_transition"),
+    "NUL event name": (_event("%00", b"{}"), 422, "unknown_event"),
     # JSON text the databases cannot store
     "NUL in subject": (_create('{"doc_type": "CV", "subject": "a\\u0000b"}'), 422, "invalid_input"),
     "lone surrogate in subject": (
@@ -430,11 +460,11 @@ HOSTILE: dict[str, tuple[Send, int | None, str | None]] = {
         422,
         "invalid_encoding",
     ),
-    "deeply nested JSON body": (_event("edit", b"[" * 50_000), 400, "bad_request"),
+    "deeply nested JSON body": (_event("edit", b"[" * 50_000), 422, "invalid_input"),
     "huge integer in JSON body": (
         _event("edit", b'{"fields": {"number": 1' + b"0" * 5000 + b"}}"),
-        400,
-        "bad_request",
+        422,
+        "invalid_input",
     ),
     "truncated JSON body": (_event("edit", b'{"fields": '), 422, "invalid_input"),
     "JSON body that is a string": (_event("edit", b'"edit"'), 422, "invalid_input"),

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import Any
+
 import pytest
 
 from congvan.states.policy import ROLES
@@ -245,3 +249,46 @@ def test_every_answer_names_its_request_id_and_a_caller_may_pass_its_own(api: Ap
     assert refused.headers["X-Request-ID"] not in ("", malformed.headers["X-Request-ID"])
     # And no answer lets a browser guess another type than the one it says
     assert {"nosniff"} == {r.headers["X-Content-Type-Options"] for r in (given, refused)}
+
+
+def test_a_client_gone_mid_body_is_a_line_in_the_log_not_an_error(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a client that sends part of a package and closes the connection
+    app = api.client.app
+    messages = iter(
+        [
+            {"type": "http.request", "body": b"PK\x03\x04", "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/inbox",
+        "raw_path": b"/v1/inbox",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/zip"), (b"host", b"testserver")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    with caplog.at_level(logging.INFO):
+        asyncio.run(app(scope, receive, send))  # raises nothing
+
+    # Then the answer (which nobody reads) is no 500, and no error or traceback is logged
+    [start] = [m for m in sent if m["type"] == "http.response.start"]
+    assert start["status"] == 400
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.message for r in caplog.records if r.name == "congvan.api"] == ["client went away"]

@@ -40,6 +40,8 @@ FROZEN = {
     "NumberingConflict": ("numbering_conflict", 409),
     "StatusContradicted": ("status_contradicted", 409),
     "MessageIdReused": ("message_id_reused", 409),
+    "DocumentReceivedBefore": ("duplicate_document", 409),
+    "UnknownEvent": ("unknown_event", 422),
     "SignatureError": ("signature_invalid", 422),
     "SignatureMalformed": ("signature_malformed", 422),
     "WeakAlgorithm": ("weak_algorithm", 422),
@@ -78,6 +80,7 @@ FROZEN = {
 # Errors whose constructor takes arguments of its own, with an example of them.
 SPECIAL_ARGS: dict[str, tuple[object, ...]] = {
     "TransitionNotAllowed": ("sign", "draft", ["submit", "approve"]),
+    "UnknownEvent": ("explode", "draft", ["submit"]),
     "GuardFailed": ("send", "signed", ["not_duplicate"], {"not_duplicate": "sent before"}),
     "VersionConflict": (3, 4),
 }
@@ -197,7 +200,7 @@ def test_every_refusal_of_a_peer_carries_a_reason_it_can_record() -> None:
         if issubclass(cls, errors.ExchangeRefused)
     }
 
-    assert len(refusals) == 14  # the base and its thirteen refusals
+    assert len(refusals) == 15  # the base and its fourteen refusals
     for name, cls in refusals.items():
         default, given = make(cls), cls("Refused.", reason="part_digest", part="files/a.pdf")
         assert (default.reason, default.details["reason"]) == (cls.code, cls.code), name

@@ -14,7 +14,9 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from congvan.states.errors import InvalidEncoding, RepeatedField
+from congvan.states.errors import InvalidEncoding, InvalidInput, RepeatedField
+
+from .limits import BodyTooLarge
 
 
 def _object(pairs: list[tuple[str, Any]], where: str) -> dict[str, Any]:
@@ -47,21 +49,62 @@ def read_json(data: bytes | str, *, where: str) -> Any:
 
 
 class JsonRequest(Request):
-    """A request whose JSON body is read by :func:`read_json`."""
+    """A request whose JSON body is read by :func:`read_json`, and is at most ``max_body``
+    bytes when one is set (read no further: a route anyone may call has its own cap)."""
+
+    max_body: int | None = None
+
+    async def body(self) -> bytes:
+        limit = self.max_body
+        if limit is None or hasattr(self, "_body"):
+            return await super().body()
+        declared = self.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge(limit)
+        chunks, size = [], 0
+        async for chunk in self.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(limit)
+            chunks.append(chunk)
+        self._body = b"".join(chunks)
+        return self._body
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            self._json = read_json(await self.body(), where="body")
+            try:
+                self._json = read_json(await self.body(), where="body")
+            except json.JSONDecodeError:
+                raise  # FastAPI's own answer: 422 json_invalid, with where
+            except (ValueError, RecursionError) as exc:
+                # json.loads' other refusals: a number of more than 4300 digits, nesting
+                # deeper than the interpreter's stack.
+                raise InvalidInput(
+                    "The body is JSON too deeply nested or with a number too long to read.",
+                    field="body",
+                ) from exc
         return self._json
 
 
 class JsonRoute(APIRoute):
     """A route that reads its JSON body with :class:`JsonRequest`."""
 
+    max_body: int | None = None  # bytes; None: the installation's request limit
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        max_body = self.max_body
 
         async def route_handler(request: Request) -> Response:
-            return await handler(JsonRequest(request.scope, request.receive))
+            wrapped = JsonRequest(request.scope, request.receive)
+            wrapped.max_body = max_body
+            return await handler(wrapped)
 
         return route_handler
+
+
+class SmallJsonRoute(JsonRoute):
+    """A JSON route anyone may call (a peer's status message): a megabyte at most, refused
+    as it streams in, so that no caller makes the server hold the installation's 64 MiB."""
+
+    max_body = 1024 * 1024

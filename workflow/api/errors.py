@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect
 
 from congvan.states.errors import (
     CongvanError,
@@ -131,6 +132,16 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(code, str(exc.detail), getattr(exc, "details", None)),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _exc: ClientDisconnect) -> JSONResponse:
+        # The client closed the connection before its body was in: nothing to answer and
+        # nothing wrong on our side (a line, not a traceback, however many clients do it).
+        log.info("client went away", extra={"action": "api.disconnect", "path": request.url.path})
+        return JSONResponse(
+            error_body("client_disconnected", "The client closed the connection mid-request."),
+            status_code=400,
         )
 
     @app.exception_handler(Exception)

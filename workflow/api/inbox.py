@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from congvan.states.errors import MessageMalformed
 
-from .bodies import JsonRoute
+from .bodies import JsonRoute, SmallJsonRoute
 from .deps import InboxDep, StatusesDep
 from .documents import REPLAYED
 from .outputs import STORED, errors, sends
@@ -91,7 +91,7 @@ class StatusTaken(BaseModel):
     new: bool = Field(description="False when this code was received before")
 
 
-status_router = APIRouter(prefix="/v1/status", tags=["exchange"], route_class=JsonRoute)
+status_router = APIRouter(prefix="/v1/status", tags=["exchange"], route_class=SmallJsonRoute)
 
 
 @status_router.post(

@@ -218,7 +218,7 @@ class Engine:
             with self.open_uow(readonly=True) as uow:
                 first = uow.received.find(arrival.agency_id, arrival.sender_id, arrival.message_id)
                 if first is None:  # the same document under another message id won the race
-                    refuse_repeat(uow, arrival)
+                    first = refuse_repeat(uow, arrival)
             if first is None:
                 raise
             return first, False

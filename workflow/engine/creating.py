@@ -134,9 +134,12 @@ class Arrival:
 OnArrival = Callable[[UnitOfWork, str, str, int, datetime], None]
 
 
-def refuse_repeat(uow: UnitOfWork, arrival: Arrival) -> None:
+def refuse_repeat(uow: UnitOfWork, arrival: Arrival) -> Received | None:
     """Refuse a document its sender sent here before under another message id (domain.md
-    §8: the same document id, or number, symbol and date), saying which it repeats."""
+    §8: the same document id, or number, symbol and date), saying which it repeats.
+
+    Returns the document when it came under this very message id (stored by a delivery
+    of the same package that committed since this one looked), else None: new."""
     meta = arrival.metadata
     number = meta.get("number")
     symbol, issued_on = str(meta.get("symbol") or ""), str(meta.get("issued_on") or "")
@@ -146,7 +149,9 @@ def refuse_repeat(uow: UnitOfWork, arrival: Arrival) -> None:
         arrival.agency_id, arrival.sender_id, arrival.sender_document_id, number, symbol, issued_on
     )
     if before is None:
-        return
+        return None
+    if before.message_id == arrival.message_id:
+        return before
     same_id = before.sender_document_id == arrival.sender_document_id
     raise DocumentReceivedBefore(
         f"{arrival.agency_id} received this document from {arrival.sender_id} before"
@@ -175,7 +180,9 @@ def receive_once(
         first = uow.received.find(arrival.agency_id, arrival.sender_id, arrival.message_id)
         if first is not None:
             return first, False
-        refuse_repeat(uow, arrival)
+        first = refuse_repeat(uow, arrival)
+        if first is not None:
+            return first, False
         now = clock()
         entry = make_entry(
             prev_hash=GENESIS,
