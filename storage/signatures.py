@@ -169,6 +169,18 @@ class SignatureRepository:
         """The newest unrevoked certificate with a stored key for this signer, valid ``at``."""
         return self._usable("signer", agency_id, at, _certs.c.username == username)
 
+    def an_agency_key(self) -> CertificateRow | None:
+        """The newest unrevoked organisational certificate of any agency with a stored key:
+        what background work unlocks (to check, as a process starts, that it can)."""
+        c = _certs.c
+        row = self.conn.execute(
+            select(*_CERTIFICATE_COLUMNS)
+            .where(c.kind == "agency", c.key_pem != "", c.revoked_at.is_(None))
+            .order_by(c.created_at.desc())
+            .limit(1)
+        ).first()
+        return _certificate(row) if row else None
+
     def agency_certificate(self, agency_id: str, at: datetime) -> CertificateRow | None:
         """The agency's newest unrevoked organisational certificate with a stored key."""
         params = {"agency_id": agency_id, "kind": "agency", "at": at}

@@ -128,3 +128,31 @@ def test_an_api_only_server_on_the_embedded_broker_says_where_its_work_waits(
     assert 2 == len(served)
     assert "API only, on the embedded broker" in said
     assert "API only" not in capsys.readouterr().err
+
+
+def test_a_process_that_signs_in_the_background_will_not_start_unable_to_unlock_its_keys(
+    tmp_path: Path, monkeypatch: MonkeyPatch, capsys: CaptureFixture[str]
+) -> None:
+    # Given an installation whose agency has its organisational key, stored encrypted
+    data = ["--data-dir", str(tmp_path / "d")]
+    monkeypatch.setenv("CONGVAN_KEY_PASSPHRASE", "đúng mật khẩu")
+    for argv in (
+        ["migrate"],
+        ["agencies", "add", "000.00.00.H57", "--name", "UBND tỉnh", "--abbreviation", "UBND"],
+        ["keys", "init-ca", "--name", "CA tỉnh", "--organization", "UBND tỉnh"],
+        ["keys", "issue-agency", "--agency", "000.00.00.H57"],
+    ):
+        assert main([*data, *argv]) == 0, argv
+    capsys.readouterr()
+
+    # When serve, a worker or the scheduler starts with no passphrase, or a wrong one
+    monkeypatch.setenv("CONGVAN_BROKER_URL", "redis://127.0.0.1:1/0")  # never reached
+    for passphrase, says in (("", "Set CONGVAN_KEY_PASSPHRASE"), ("sai", "does not unlock")):
+        monkeypatch.setenv("CONGVAN_KEY_PASSPHRASE", passphrase)
+        for command in ("serve", "worker", "scheduler"):
+            # Then it refuses at once, saying which variable, instead of failing every job
+            assert main([*data, command]) == 2, (command, passphrase)
+            err = capsys.readouterr().err
+            [line] = [x for x in err.splitlines() if x.startswith("error [")]  # logs beside
+            assert line.startswith("error [invalid_input]:") and says in line, (command, err)
+            assert "Traceback" not in err

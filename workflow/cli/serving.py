@@ -8,11 +8,15 @@ import sys
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from congvan.states.errors import InvalidInput
 
 from ..settings import Settings
 from .runtime import Subparsers, runtime_for
+
+if TYPE_CHECKING:
+    from ..bootstrap import Runtime
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -79,6 +83,27 @@ def _configure_logs(settings: Settings) -> None:
     configure_logging(settings.log_level, json=settings.log_json)
 
 
+def _keys_unlock(runtime: Runtime) -> None:
+    """Refuse to start a process that signs in the background (receipts, status messages,
+    packages, anchors) when the stored organisational keys cannot be unlocked: without
+    CONGVAN_KEY_PASSPHRASE, or with a wrong one, every such job would fail and retry."""
+    from congvan.actions.signing import pki
+    from congvan.actions.signing.keywrap import KeyUndecryptable
+
+    with runtime.uow(readonly=True) as uow:
+        stored = uow.signatures.an_agency_key()
+    if stored is None:
+        return  # no key yet: nothing to unlock
+    try:
+        pki.load_private_key(stored.key_pem.encode(), runtime.settings.passphrase())
+    except KeyUndecryptable as exc:
+        raise InvalidInput(
+            "CONGVAN_KEY_PASSPHRASE does not unlock the stored organisational keys "
+            f"(tried {stored.agency_id}'s).",
+            field="CONGVAN_KEY_PASSPHRASE",
+        ) from exc
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -86,6 +111,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     _configure_logs(settings)
     with runtime_for(settings, wired=True) as runtime:
+        _keys_unlock(runtime)  # the inbox signs receipts; its workers, statuses
         # API only: on Redis its jobs still go straight to the broker once committed; on
         # the embedded broker they wait in the table for the relay of `congvan serve`.
         if args.no_workers and runtime.embedded:
@@ -157,6 +183,7 @@ def _run_apart(
     with runtime_for(settings, wired=True) as runtime:
         if runtime.embedded:
             raise InvalidInput(refusal)
+        _keys_unlock(runtime)
         runtime.start(workers=workers, relay=relay, scheduler=scheduler, hand_off=hand_off)
         print(running)
         _wait_for_signal()
