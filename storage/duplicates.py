@@ -19,14 +19,17 @@ from sqlalchemy import (
 )
 
 from congvan.states.document import DRAFT, ISSUED
-from congvan.states.policy import Series
+from congvan.states.policy import MAIN_FILE, Series
 
 from .prepared import Prepared
-from .tables import Attachment, Dispatch, Document
+from .tables import Attachment, CheckResult, Dispatch, Document
 
 _documents = Document.__table__  # type: ignore[attr-defined]
 _attachments = Attachment.__table__  # type: ignore[attr-defined]
 _dispatches = Dispatch.__table__  # type: ignore[attr-defined]
+_check_results = CheckResult.__table__  # type: ignore[attr-defined]
+# The review check that gives a draft its number (actions/checks/duplicates.py).
+NUMBER_CHECK = "duplicates.number"
 
 
 def _in_series(series: Series) -> list[ColumnElement[bool]]:
@@ -41,10 +44,23 @@ def _in_series(series: Series) -> list[ColumnElement[bool]]:
 
 
 def _holds_a_number(exclude: str) -> ColumnElement[bool]:
-    """A document past review, or an earlier draft in review now, holds its number; an
-    abandoned draft holds nothing."""
+    """A document past review holds its number; so does a draft in review now whose own
+    number check passed (it came first), or that is older and not yet checked (two
+    checked at once: the older wins). An abandoned draft holds nothing."""
     d = _documents.c
-    return or_(d.state != DRAFT, and_(d.id < exclude, d.submitted_revision == d.revision))
+    r = _check_results.c
+    passed_first = (
+        select(r.id)
+        .where(
+            r.document_id == d.id,
+            r.revision == d.revision,
+            r.code == NUMBER_CHECK,
+            r.status == "passed",
+        )
+        .exists()
+    )
+    in_review = d.submitted_revision == d.revision
+    return or_(d.state != DRAFT, and_(in_review, or_(d.id < exclude, passed_first)))
 
 
 @functools.cache
@@ -86,7 +102,7 @@ def _sent_with_file_query(organ_ids: Any) -> Select[Any]:
         .join(_attachments, _attachments.c.document_id == _dispatches.c.document_id)
         .where(
             _attachments.c.sha256 == bindparam("sha256"),
-            _attachments.c.role == "main",
+            _attachments.c.role == MAIN_FILE,
             _dispatches.c.organ_id.in_(organ_ids),
             _dispatches.c.document_id != bindparam("exclude"),
             _dispatches.c.document_id != bindparam("replaced"),

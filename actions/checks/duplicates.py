@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from congvan.states.policy import DEFAULT_NUMBERING, number_series, written_notation
+from congvan.storage.duplicates import NUMBER_CHECK
 
 from .registry import BLOCKING, CheckInput, Finding, check, fail, ok
 
 
 @check(
-    "duplicates.number",
+    NUMBER_CHECK,
     BLOCKING,
     "Số chưa dùng trong năm, trong hệ thống số của cơ quan",
     "The number is not used already this year in the agency's series",
@@ -53,7 +54,10 @@ def same_file(inp: CheckInput) -> Finding:
         return fail("Không có tệp chính để đối chiếu.", "No main file to compare.")
     organ_ids = [r.organ_id for r in inp.recipients]
     earlier = inp.uow.duplicates.sent_with_file(
-        inp.main_files[0].sha256, organ_ids, exclude=inp.document.id
+        inp.main_files[0].sha256,
+        organ_ids,
+        exclude=inp.document.id,
+        replaced=inp.document.replaces_id or "",  # a replacement may keep the file
     )
     if earlier:
         return fail(

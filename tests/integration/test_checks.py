@@ -32,7 +32,7 @@ from congvan.storage.checks import ERROR, FAILED, PASSED, StoredResult
 from congvan.storage.clock import FrozenClock
 from congvan.storage.dispatches import DispatchRow
 from congvan.storage.ids import new_id
-from congvan.storage.tables import Agency, OutboxJob
+from congvan.storage.tables import Agency, Document, OutboxJob
 from congvan.storage.timers import JOB_DEADLINE
 from congvan.workflow import directory
 from congvan.workflow.bootstrap import Runtime
@@ -910,6 +910,24 @@ def test_a_number_issued_already_is_refused_even_to_an_earlier_draft(runtime: Ru
     )
 
 
+def test_a_draft_submitted_first_holds_its_number_whichever_was_created_first(
+    runtime: Runtime,
+) -> None:
+    # Given two drafts numbered 1227: the older one not yet submitted, the newer one
+    # submitted and reviewed first (its number check passed)
+    older = write(runtime)
+    newer = write(runtime, files=[main_pdf("bản thứ hai")])
+    runtime.relay.drain()
+    runtime.runner.run(submit(runtime, newer))
+    assert results(runtime, newer)["duplicates.number"].status == PASSED
+
+    # When the older one is submitted and checked
+    finding = run(runtime, "duplicates.number", older)
+
+    # Then the number is the newer one's: one of the two keeps it, never both
+    assert (False, newer) == (finding.passed, finding.details["earlier_document"])
+
+
 def test_an_abandoned_draft_holds_no_number(runtime: Runtime) -> None:
     # Given a draft 1227/UBND-TĐKT never submitted, and one submitted then returned
     write(runtime)
@@ -1046,6 +1064,26 @@ def test_the_same_file_elsewhere_or_unsent_passes(
     )
 
     assert ok_finding() == run(runtime, "duplicates.main_file", again)
+
+
+def test_a_replacement_may_keep_the_file_of_the_document_it_replaces(runtime: Runtime) -> None:
+    # Given letter 1227 sent to the office, and its replacement with the same PDF (Decree 30
+    # Art. 18: the number, date or recipients corrected, the file the same)
+    earlier = write(runtime, recipients=[SAMPLE_RECIPIENTS[0]])
+    sent(runtime, earlier, OFFICE_ID)
+    again = write(runtime, {"number": 1240}, [SAMPLE_RECIPIENTS[0]])
+    with runtime.uow() as uow:
+        documents = Document.__table__  # type: ignore[attr-defined]
+        uow.conn.execute(
+            update(documents).where(documents.c.id == again).values(replaces_id=earlier)
+        )
+        uow.commit()
+
+    # Then the file it repeats is no duplicate: it is the document's own
+    assert ok_finding() == run(runtime, "duplicates.main_file", again)
+    # But a third document with that file to the office still is
+    third = write(runtime, {"number": 1241}, [SAMPLE_RECIPIENTS[0]])
+    assert run(runtime, "duplicates.main_file", third).details["earlier_document"] == earlier
 
 
 def test_the_same_file_as_an_appendix_of_a_sent_letter_passes(letters: Runtime) -> None:
