@@ -135,6 +135,25 @@ class Runtime:
     def embedded(self) -> bool:
         return isinstance(self.broker, StubBroker)
 
+    def broker_answers(self, timeout: float = 1.0) -> bool:
+        """Whether the broker answers a ping within ``timeout`` seconds (the embedded one
+        lives in this process: always). Jobs wait in the outbox while it does not."""
+        if self.embedded:
+            return True
+        import redis
+
+        client = redis.Redis.from_url(
+            self.settings.broker_url.get_secret_value(),
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+        )
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+
     def start(
         self,
         *,

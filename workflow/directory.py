@@ -168,6 +168,7 @@ def ensure_user(
 ) -> str:
     """The user's id, creating the user when missing (roles are merged in; a full name or
     a position given replaces the one kept, so a signer made without them can be named)."""
+    validate_organ_id(agency_id, "agency")  # a malformed id is a mistake, not a miss
     if uow.agencies.agency(agency_id) is None:
         raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
     roles = validate_roles(roles)

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from congvan.states.policy import ROLES
 from congvan.storage.ids import new_id
@@ -23,7 +24,25 @@ def test_health_answers_without_a_token(api: Api) -> None:
         "database": "ok",
         "schema": "current",
         "broker": "embedded",
+        "broker_status": "ok",
     }
+
+
+def test_health_says_degraded_while_the_broker_does_not_answer(
+    make_api: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = make_api()
+    runtime = api.client.app.state.runtime
+    monkeypatch.setattr(type(runtime), "embedded", property(lambda _self: False))
+    for url, status, broker in (
+        (redis_url, "ok", "ok"),
+        ("redis://127.0.0.1:1/0", "degraded", "unreachable"),  # nothing listens there
+    ):
+        monkeypatch.setattr(
+            runtime, "settings", runtime.settings.model_copy(update={"broker_url": SecretStr(url)})
+        )
+        body = api.client.get("/v1/health").json()
+        assert (body["status"], body["broker"], body["broker_status"]) == (status, "redis", broker)
 
 
 def test_the_openapi_document_lists_every_v1_route(api: Api) -> None:

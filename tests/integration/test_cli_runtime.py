@@ -62,6 +62,7 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
         ({}, ["audit", "verify", "--known", f"000.00.00.H57:{'9' * 30}:{'0' * 64}"],
          "invalid_input"),
         ({}, ["tokens", "revoke", "nope"], "not_found"),
+        ({}, ["tokens", "create", "--agency", "h37.02.02", "--role", "clerk"], "invalid_input"),
         ({}, ["time-rules", "show", "000.00.99.H57"], "not_found"),
         ({}, ["authorities", "list", "--agency", "000.00.99.H57"], "not_found"),
         ({}, ["escalations", "list", "000.00.99.H57"], "not_found"),

@@ -316,10 +316,15 @@ class Revoked(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(
+        description="degraded: the API answers, but background work waits (broker down)"
+    )
     database: Literal["ok"]
     schema_: Literal["current", "outdated"] = Field(alias="schema")
     broker: Literal["embedded", "redis"]
+    broker_status: Literal["ok", "unreachable"] = Field(
+        description="Whether the broker answered a ping within a second"
+    )
 
 
 class Metrics(BaseModel):

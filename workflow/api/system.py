@@ -42,11 +42,13 @@ def health(runtime: RuntimeDep) -> dict[str, Any]:
         schema = "current"
     except DatabaseNotReady:
         schema = "outdated"
+    answers = runtime.broker_answers()
     return {
-        "status": "ok",
+        "status": "ok" if answers else "degraded",
         "database": "ok",
         "schema": schema,
         "broker": "embedded" if runtime.embedded else "redis",
+        "broker_status": "ok" if answers else "unreachable",
     }
 
 
