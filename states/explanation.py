@@ -32,6 +32,8 @@ SEND_OVERDUE = "send_overdue"  # signed and past its send-by moment
 AWAITING_DELIVERY = "awaiting_delivery"  # sent; some recipients do not have it yet
 AWAITING_ACKNOWLEDGEMENTS = "awaiting_acknowledgements"  # all have it; some not registered
 AWAITING_RESEND = "awaiting_resend"  # a recipient failed for good; a supervisor resends
+# Failed by refusals (02) alone: a resend would be refused again; a replacement is the way.
+REFUSED_AWAITING_REPLACEMENT = "refused_awaiting_replacement"
 COMPLETE = "complete"  # every recipient registered it
 RECALLED_DONE = "recalled"  # taken back: every recipient that had it agreed (15)
 REPLACED_DONE = "replaced"  # a corrected document replaced it
@@ -67,6 +69,7 @@ CODES = (
     AWAITING_DELIVERY,
     AWAITING_ACKNOWLEDGEMENTS,
     AWAITING_RESEND,
+    REFUSED_AWAITING_REPLACEMENT,
     COMPLETE,
     RECALLED_DONE,
     REPLACED_DONE,
@@ -91,6 +94,7 @@ ALARMS = frozenset(
         CHECKS_FAILING,
         SEND_OVERDUE,
         AWAITING_RESEND,
+        REFUSED_AWAITING_REPLACEMENT,
         LEASE_EXPIRED,
         JOB_PARKED,
         JOB_GAVE_UP,
@@ -416,7 +420,10 @@ def _own_step(
         return Finding(AWAITING_SENDING, _until(calendar, now, snapshot.send_by))
     if state == doc.FAILED:
         failed = [r.organ_id for r in recipients if r.state == FAILED]
-        return Finding(AWAITING_RESEND, {"recipients": failed})
+        refused = [r.organ_id for r in recipients if r.state == REJECTED]
+        if failed:
+            return Finding(AWAITING_RESEND, {"recipients": failed, "refused": refused})
+        return Finding(REFUSED_AWAITING_REPLACEMENT, {"recipients": refused})
     if state == doc.ACKNOWLEDGED:
         return Finding(COMPLETE, {"at": snapshot.updated_at})
     if state == doc.RECALLED:

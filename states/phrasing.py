@@ -205,6 +205,10 @@ PHRASES: dict[str, _Phrase] = {
         "Gửi không thành công tới {recipients}; chờ người giám sát gửi lại.",
         "Delivery failed for good to {recipients}; waiting for a supervisor to resend.",
     ),
+    x.REFUSED_AWAITING_REPLACEMENT: _both(
+        "Bị từ chối (02) bởi {recipients}; gửi lại sẽ bị từ chối lần nữa: cần văn bản thay thế.",
+        "Refused (02) by {recipients}; a resend would be refused again: a replacement is needed.",
+    ),
     x.COMPLETE: _both(
         "Mọi nơi nhận đã vào sổ (xong lúc {at}); không còn chờ gì.",
         "Every recipient registered it (done at {at}); nothing is awaited.",

@@ -174,6 +174,26 @@ def test_a_refusal_gives_its_reason_in_both_languages() -> None:
     assert sentence(refused)["en"].startswith("The recipient refused it (02)")
 
 
+def test_a_document_failed_by_refusals_alone_needs_a_replacement_not_a_resend() -> None:
+    refused = dispatch("rejected", reported=("02",), refusal_reason="sai địa chỉ")
+    failed = dispatch("failed", id="x2", organ_id="000.00.02.H57", attempts=4)
+    only_refused = replace(SENT, state="failed", dispatches=(refused,))
+    both = replace(SENT, state="failed", dispatches=(refused, failed))
+
+    headline = x.explain(only_refused, NOW, WEEKDAYS).document[0]
+    assert (headline.code, headline.facts) == (
+        x.REFUSED_AWAITING_REPLACEMENT,
+        {"recipients": ["000.00.01.H57"]},
+    )
+    assert "000.00.01.H57" in sentence(headline)["en"] and "replacement" in sentence(headline)["en"]
+    # A recipient that failed for good is still resent; the refusal is named beside it
+    headline = x.explain(both, NOW, WEEKDAYS).document[0]
+    assert (headline.code, headline.facts) == (
+        x.AWAITING_RESEND,
+        {"recipients": ["000.00.02.H57"], "refused": ["000.00.01.H57"]},
+    )
+
+
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
