@@ -278,11 +278,22 @@ class _Judge:
             changed = isinstance(exc, ManifestMismatch)  # the manifest is what changed
             self.report.fail("signature", exc.code, exc.message, MANIFEST if changed else SIGNATURE)
             return
+        when = (
+            "its timestamp"
+            if verdict.time_source == "timestamp"
+            else "its acceptance, as the audit trail records it"
+        )
+        later = verdict.later_revocation
         self.report.holds(
             "signature",
             f"{SIGNATURE} signs {MANIFEST}: {verdict.signer.common_name} "
             f"({verdict.signer.organizational_unit}), checked as of "
-            f"{verdict.checked_at.isoformat()} ({verdict.time_source} time){self._root(cms)}",
+            f"{verdict.checked_at.isoformat()} ({when}){self._root(cms)}",
+            warning=""
+            if later is None
+            else f"{later['subject']} was revoked after that, at {later['revoked_at']}"
+            f" (reason: {later['reason'] or 'unspecified'}): the signature was made before "
+            "and stands, but the key may since be in other hands",
         )
         pdf_sha256 = accepted["payload"].get("signed_pdf_sha256")
         pdf = self.bundle.read(SIGNED_PDF) if self.bundle.has(SIGNED_PDF) else None

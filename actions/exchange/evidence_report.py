@@ -24,6 +24,8 @@ class Check:
     detail: str
     code: str = ""  # why it failed; stable
     member: str | None = None  # the member it is about
+    # What holds but whoever relies on it should know (a key revoked after it signed).
+    warning: str = ""
 
 
 @dataclass
@@ -41,8 +43,8 @@ class Report:
     def verified(self) -> bool:
         return bool(self.checks) and all(c.ok for c in self.checks)
 
-    def holds(self, item: str, detail: str) -> None:
-        self.checks.append(Check(item, True, detail))
+    def holds(self, item: str, detail: str, warning: str = "") -> None:
+        self.checks.append(Check(item, True, detail, warning=warning))
 
     def fail(self, item: str, code: str, detail: str, member: str | None = None) -> None:
         self.checks.append(Check(item, False, detail, code, member))

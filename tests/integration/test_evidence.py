@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from congvan.actions.exchange.evidence import role_of, write_bundle
 from congvan.actions.exchange.evidence_checks import verify_bundle
 from congvan.actions.exchange.evidence_report import Report
+from congvan.actions.signing import keystore
 from congvan.actions.signing.truststore import fingerprint
 from congvan.storage.audit import make_entry, timestamp
 from congvan.workflow.bootstrap import Runtime
@@ -139,6 +140,35 @@ def test_openssl_verifies_the_signer_and_agency_cms_in_a_bundle(
         (tmp_path / "sig.p7s").write_bytes(parts[signature])
         done = verify_with_openssl(tmp_path, "-purpose", "any", content=content)
         assert done.returncode == 0, (signature, done.stderr)
+
+
+def test_a_signers_key_revoked_after_signing_is_said_beside_a_signature_that_stands(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter acknowledged, then its signer's key reported compromised
+    doc = acknowledged(pair, make_document)
+    pair.sender.clock.advance(hours=2)
+    with pair.sender.uow() as uow:
+        keystore.revoke(
+            uow,
+            keystore.fingerprint(pair.signer_cert),
+            reason="key_compromise",
+            passphrase=PASS,
+            now=pair.sender.clock(),
+        )
+        uow.commit()
+
+    # When its bundle (holding the new CRL) is judged
+    report = judged(export(pair, doc), pair)
+
+    # Then the signature stands, made before, and the verdict says the key was revoked since
+    assert report.verified
+    signature = next(c for c in report.checks if c.item == "signature")
+    assert "acceptance, as the audit trail records it" in signature.detail
+    assert "revoked after that" in signature.warning and "key_compromise" in signature.warning
+    assert "revoked after that" in json.dumps(report.as_dict(), ensure_ascii=False)
+    # Where no revocation came later, nothing is said
+    assert all(not c.warning for c in report.checks if c.item != "signature")
 
 
 def _relisted(parts: dict[str, bytes], name: str, data: bytes) -> dict[str, bytes]:

@@ -148,6 +148,8 @@ def _print(bundle: Path, report: Report) -> None:
         mark = "✓" if check.ok else "✗"
         code = "" if check.ok else f"[{check.code}] "
         print(f"  {mark} {check.item:<26} {code}{check.detail}")
+        if check.warning:
+            print(f"  ! {'':<26} {check.warning}")
     failed = [c for c in report.checks if not c.ok]
     if not failed:
         print("VERIFIED")
