@@ -21,11 +21,13 @@ from dataclasses import dataclass
 
 from congvan.actions.context import SYSTEM
 from congvan.actions.exchange.status import AGREED, DECLINED, verify_status
+from congvan.actions.exchange.status import FORMAT as STATUS_FORMAT
 from congvan.actions.signing import keystore
 from congvan.actions.signing.agencykeys import AgencyKeys
 from congvan.actions.signing.truststore import TrustStore
 from congvan.states.dispatch import STATUS_EVENTS, contradicted
 from congvan.states.errors import (
+    FormatUnsupported,
     MessageMalformed,
     MessageMismatch,
     Misaddressed,
@@ -65,11 +67,20 @@ class Statuses:
         # Whom it is to, to find our key before the signature is checked; the message is
         # read in full (canonical, every member) once the signature holds.
         try:
-            to = json.loads(body)["to"]
-        except (ValueError, KeyError, TypeError, RecursionError) as exc:
-            raise MessageMalformed(
-                "The status message is not JSON naming whom it is to.", reason="not_json"
-            ) from exc
+            content = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise MessageMalformed("The status message is not JSON.", reason="not_json") from exc
+        if not isinstance(content, dict):
+            raise MessageMalformed("The status message is not a JSON object.", reason="not_json")
+        if content.get("format") != STATUS_FORMAT:  # a receipt or a package header, say
+            found = content.get("format")
+            raise FormatUnsupported(
+                f"The message's format is not {STATUS_FORMAT}.",
+                reason="unknown_format",
+                format=None if found is None else str(found)[:60],
+                accepted=STATUS_FORMAT,
+            )
+        to = content.get("to")
         if not isinstance(to, str) or not is_organ_id(to):
             raise MessageMalformed("to must be an agency identifier.", reason="member", member="to")
         with engine.open_uow(readonly=True) as uow:

@@ -87,7 +87,7 @@ def read_canonical(body: bytes, accepted: str) -> dict[str, Any]:
         raise FormatUnsupported(
             f"The message's format is not {accepted}.",
             reason="unknown_format",
-            format=str(found)[:60],
+            format=None if found is None else str(found)[:60],
             accepted=accepted,
         )
     try:

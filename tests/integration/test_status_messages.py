@@ -16,7 +16,12 @@ from fastapi.testclient import TestClient
 
 from congvan.actions.exchange.envelope import seal
 from congvan.actions.exchange.status import FORMAT
-from congvan.states.errors import MessageMalformed, MessageMismatch, StatusContradicted
+from congvan.states.errors import (
+    FormatUnsupported,
+    MessageMalformed,
+    MessageMismatch,
+    StatusContradicted,
+)
 from congvan.storage.audit import verify_chains
 from congvan.workflow.api.app import create_app
 from tests.installations import A, B, Pair, serving_inbox
@@ -148,6 +153,16 @@ def test_whom_a_status_is_to_is_read_safely_before_its_signature(pair: Pair) -> 
     for body in NOT_TO_ANYONE:
         with pytest.raises(MessageMalformed):
             pair.sender.statuses.accept(body, b"not a signature")
+
+
+def test_another_kind_of_message_posted_as_a_status_is_named_by_its_format(pair: Pair) -> None:
+    receipt = b'{"format":"congvan-receipt/1","to":"000.00.00.H57"}'
+    with pytest.raises(FormatUnsupported) as caught:
+        pair.sender.statuses.accept(receipt, b"not a signature")
+    assert caught.value.details["format"] == "congvan-receipt/1"
+    with pytest.raises(FormatUnsupported) as unnamed:
+        pair.sender.statuses.accept(b'{"to":"000.00.00.H57"}', b"not a signature")
+    assert unnamed.value.details["format"] is None
 
 
 def _posted(pair: Pair, body: bytes) -> Any:
