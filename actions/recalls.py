@@ -24,7 +24,7 @@ from typing import Any
 from congvan.states import dispatch as d
 from congvan.states.document import ISSUED, UPDATABLE
 from congvan.states.errors import InvalidInput
-from congvan.states.fields import FIELDS
+from congvan.states.fields import FIELDS, REQUIRED_AT_REVIEW
 from congvan.states.received import ANSWER_CODE
 from congvan.states.text import has_visible_text
 from congvan.storage.dispatches import DispatchRow
@@ -97,8 +97,10 @@ def checked_changes(fields: Any) -> dict[str, str | None]:
             raise InvalidInput(f"{name} is text or null.", field=f"fields.{name}")
         if value is not None and not has_visible_text(value):
             value = None
-        if value is None and name == "subject":
-            raise InvalidInput("The subject cannot be cleared.", field="fields.subject")
+        if value is None and name in REQUIRED_AT_REVIEW:
+            # What review requires a document to have, a correction cannot take away
+            # (and the recipient would refuse the update).
+            raise InvalidInput(f"The {name} cannot be cleared.", field=f"fields.{name}")
         if value is not None and spec.max_length is not None and len(value) > spec.max_length:
             raise InvalidInput(
                 f"{name} holds at most {spec.max_length} characters.", field=f"fields.{name}"

@@ -121,6 +121,18 @@ def value_problem(field: DocumentField, value: object) -> str | None:
     return signed_text_problem(value, multi_line=field.multi_line)
 
 
+def given(value: object) -> bool:
+    """Whether a field holds a value review would take as given: not null, not 0 for a
+    number, not text that shows nothing (blank, or only invisible characters)."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, str):
+        return has_visible_text(value)
+    if isinstance(value, int):
+        return value > 0
+    return True
+
+
 def signed_text_problem(value: str, *, multi_line: bool) -> str | None:
     """Why text a peer signed is not what we keep, or None: storable (``unstorable``) and
     in Unicode NFC, as a congvan sender writes it. Signed text cannot be normalised here

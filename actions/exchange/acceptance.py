@@ -61,6 +61,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from congvan.actions.checks.rules import is_upper_group
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.manifest import ATTACHMENT_FIELDS, MANIFEST_MEMBERS, METADATA_FIELDS
 from congvan.actions.signing.manifest import FORMAT as MANIFEST_FORMAT
@@ -87,7 +88,7 @@ from congvan.states.fields import (
     SIGNED_WHEN_TRUE,
 )
 from congvan.states.policy import FILE_ROLES, MAIN_FILE, MAIN_FILE_TYPE, URGENCY, is_organ_id
-from congvan.states.text import value_problem
+from congvan.states.text import given, signed_text_problem, value_problem
 
 from .envelope import Members, deferred, read_canonical, verify_body
 from .package import FILES, MANIFEST, SIGNED, Header, Package, Part, main_pdf
@@ -301,14 +302,26 @@ def _check_members(document: Mapping[str, Any]) -> None:
                 f"The manifest names {name} only when it is true.", reason="member", member=name
             )
     missing = [
-        name for name in REQUIRED_AT_REVIEW if name in METADATA_FIELDS and document[name] is None
+        name for name in REQUIRED_AT_REVIEW if name in METADATA_FIELDS and not given(document[name])
     ]
     if missing:
         raise MessageMalformed(
-            f"A signed document has its {', '.join(missing)}; the manifest's are null.",
+            f"A signed document has its {', '.join(missing)}; the manifest's are empty.",
             reason="metadata",
             field=missing[0],
             problem="is missing",
+        )
+    symbol = document["symbol"]
+    if isinstance(symbol, str) and not all(is_upper_group(g) for g in symbol.split("-")):
+        raise MessageMalformed(
+            "The manifest's symbol is not groups of capitals and digits joined by '-'.",
+            reason="metadata",
+            field="symbol",
+            problem="is not a symbol",
+        )
+    if len(set(recipients)) != len(recipients):
+        raise MessageMalformed(
+            "The manifest names a recipient twice.", reason="member", member="recipients"
         )
     attachments = document["attachments"]
     if not isinstance(attachments, list) or not attachments:
@@ -321,6 +334,13 @@ def _check_members(document: Mapping[str, Any]) -> None:
                 member="attachments",
             )
         Members(attachment, ATTACHMENT_FIELDS)
+        name = attachment["filename"]
+        if not isinstance(name, str) or signed_text_problem(name, multi_line=False):
+            raise MessageMalformed(
+                "An attachment's filename is not one line of NFC text.",
+                reason="member",
+                member="attachments",
+            )
 
 
 def _check_roles(attachments: list[dict[str, Any]]) -> None:

@@ -111,8 +111,9 @@ from typing import IO, Any, BinaryIO
 
 from congvan.states.document import UPDATABLE
 from congvan.states.errors import MessageMalformed, PackageTooLarge
+from congvan.states.fields import FIELDS, REQUIRED_AT_REVIEW
 from congvan.states.policy import MAIN_FILE, MAIN_FILE_TYPE
-from congvan.states.text import signed_text_problem
+from congvan.states.text import given, signed_text_problem, value_problem
 
 from .archive import Archive, Limits, open_archive, safe_step
 from .envelope import Members, read_canonical
@@ -381,8 +382,29 @@ def read_changes(raw: Any) -> dict[str, str | None]:
             member="changes",
             fields=[str(k)[:50] for k in unknown[:10]],
         )
-    members = Members(raw, tuple(raw))
-    return {name: members.text(name, required=False) for name in sorted(raw)}
+    changes: dict[str, str | None] = {}
+    for name in sorted(raw):
+        value, field = raw[name], FIELDS[name]
+        # Each as the document's field holds it (kind, length, NFC text), and what review
+        # requires is never cleared: what our clerk agrees to is written to the document.
+        if value is None:
+            problem = "cannot be cleared" if name in REQUIRED_AT_REVIEW else None
+        elif not isinstance(value, str):
+            problem = "must be text"
+        elif name in REQUIRED_AT_REVIEW and not given(value):
+            problem = "is empty"
+        else:
+            problem = value_problem(field, value)
+        if problem is not None:
+            raise MessageMalformed(
+                f"changes.{name} {problem}.",
+                reason="member",
+                member="changes",
+                field=name,
+                problem=problem,
+            )
+        changes[name] = value
+    return changes
 
 
 def main_pdf(manifest: Mapping[str, Any]) -> str | None:

@@ -115,3 +115,17 @@ def test_a_draft_cannot_be_recalled_nor_a_field_outside_the_list_updated(api: Ap
     assert_error(recalled, 409, "invalid_transition")
     assert numbered.status_code == 422 and blank.status_code == 422
     assert_error(replaced, 409, "invalid_transition")
+
+
+@pytest.mark.parametrize(
+    "name", ["subject", "issued_on", "signer_name", "signer_position", "place"]
+)
+def test_an_update_cannot_clear_what_review_requires(api: Api, name: str) -> None:
+    doc_id = issued(api)
+
+    cleared = post(
+        api, f"/v1/documents/{doc_id}/update", json={"reason": "Sai", "fields": {name: None}}
+    )
+
+    # The recipient would refuse it: a signed document keeps what review made it have
+    assert assert_error(cleared, 422, "invalid_input") == {"field": f"fields.{name}"}

@@ -697,6 +697,14 @@ def _set(name: str, value: Any) -> Any:
         (_set("recipients", []), "member"),
         (_set("number", None), "metadata"),
         (_set("signer_position", None), "metadata"),
+        (_set("signer_name", ""), "metadata"),  # blank: no signer named, none compared
+        (_set("signer_position", "   "), "metadata"),
+        (_set("subject", "\u200b"), "metadata"),  # shows nothing
+        (_set("number", 0), "metadata"),
+        (_set("symbol", "ubnd-tđkt"), "metadata"),
+        (_set("symbol", "UBND-TĐKT "), "metadata"),
+        (_set("symbol", "UBND\u2013TĐKT"), "metadata"),  # an en dash
+        (_set("recipients", [B, B]), "member"),
         (_set("subject", "V/v te\u0302\u0301t"), "metadata"),  # NFD: ê + acute, decomposed
         (_set("subject", "V/v một\u2028hai"), "metadata"),  # a line separator in one line
     ],

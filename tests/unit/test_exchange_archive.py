@@ -269,6 +269,19 @@ def test_a_recall_update_or_replacement_names_its_original_and_reason(
         header(business_type="update", reason="x", original=ORIGINAL, changes={}),
         header(business_type="update", reason="x", original=ORIGINAL, changes={"number": "5"}),
         header(business_type="update", reason="x", original=ORIGINAL, changes={"subject": 5}),
+        # each change as the document's field holds it, what review requires never cleared
+        *(
+            header(business_type="update", reason="x", original=ORIGINAL, changes=changes)
+            for changes in (
+                {"subject": None},
+                {"signer_name": None},
+                {"place": "   "},
+                {"issued_on": "hôm qua"},
+                {"due_date": "2026-02-30"},
+                {"place": "P" * 500},
+                {"subject": "V/v một\u2028hai"},
+            )
+        ),
     ],
 )
 def test_a_request_missing_or_misstating_its_members_is_refused(content: dict[str, Any]) -> None:
