@@ -152,9 +152,15 @@ def verify_package(
         raise DocumentSignatureInvalid(
             f"The document's signature does not verify: {exc.message}", reason=exc.code
         ) from exc
-    for part in header.parts:
-        _check_part(package, part)
+    heads = {part.name: _check_part(package, part) for part in header.parts}
     document = _check_manifest(package, header)
+    main = main_pdf(document)
+    if main is not None and not heads.get(FILES + main, b"").startswith(PDF_MAGIC):
+        raise MessageMalformed(
+            "The main file the manifest names a PDF is not one.",
+            reason="main_file",
+            part=FILES + main,
+        )
     if document.get("agency_id") != header.sender:
         raise AgencyMismatch(
             f"The document is issued by {document.get('agency_id')}, not by the sender.",
@@ -199,10 +205,17 @@ def _signer_named(manifest: bytes, sender: str) -> dict[str, str]:
     return named
 
 
-def _check_part(package: Package, part: Part) -> None:
-    digest, size = hashlib.sha256(), 0
+# How every PDF begins (ISO 32000-1, 7.5.2): what review's type check reads too.
+PDF_MAGIC = b"%PDF-"
+
+
+def _check_part(package: Package, part: Part) -> bytes:
+    """The part is the size and SHA-256 package.json gives it; returns its first bytes."""
+    digest, size, head = hashlib.sha256(), 0, b""
     for chunk in package.archive.chunks(part.name):
         digest.update(chunk)
+        if len(head) < len(PDF_MAGIC):
+            head += chunk[: len(PDF_MAGIC) - len(head)]
         size += len(chunk)
     if size != part.size:
         raise PackageTampered(
@@ -216,6 +229,7 @@ def _check_part(package: Package, part: Part) -> None:
             reason="part_digest",
             part=part.name,
         )
+    return head
 
 
 def _check_manifest(package: Package, header: Header) -> dict[str, Any]:

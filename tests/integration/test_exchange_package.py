@@ -745,3 +745,10 @@ def test_the_sample_manifest_rewritten_unchanged_is_accepted(world: World) -> No
     accepted = accept(_package_of(world, lambda _content: None), world)
 
     assert accepted.header.recipient == B
+
+
+def test_a_main_file_declared_a_pdf_that_is_not_one_is_malformed(world: World) -> None:
+    refused = refusal(world.write(main=b"hello, not a PDF")[0], world)
+
+    assert (type(refused), refused.reason) == (MessageMalformed, "main_file")
+    assert refused.details["part"] == MAIN
