@@ -23,6 +23,7 @@ from congvan.states.errors import (
     InvalidInput,
     NotFound,
     TransitionNotAllowed,
+    UnknownEvent,
     VersionConflict,
 )
 from congvan.storage.documents import RecipientRow
@@ -144,9 +145,10 @@ def test_an_event_not_allowed_now_names_the_allowed_ones(
 def test_an_unknown_event_is_not_allowed(runtime: Runtime, make_document: Callable[..., str]):
     doc = make_document(runtime)
 
-    with pytest.raises(TransitionNotAllowed) as refused:
+    with pytest.raises(UnknownEvent) as refused:
         runtime.engine.fire(doc, "publish", CLERK)
 
+    assert refused.value.http_status == 422  # the caller's mistake, not the moment's
     assert ["approve", "edit", "reject", "submit", "waive"] == refused.value.details["allowed"]
 
 

@@ -47,6 +47,7 @@ from congvan.states.errors import (
     InvalidInput,
     NotFound,
     TransitionNotAllowed,
+    UnknownEvent,
     VersionConflict,
 )
 from congvan.states.machine import DERIVED_EVENT, DISPATCHED, allowed_events, derive_document_state
@@ -329,7 +330,7 @@ class EngineWalk(RuleBasedStateMachine):
         except CongvanError as exc:
             note(f"document {event}: {type(exc).__name__}")
             self._check_refusal(exc, expected, before)
-            if isinstance(exc, TransitionNotAllowed):
+            if isinstance(exc, TransitionNotAllowed | UnknownEvent):
                 # The engine offers exactly what the declared graph offers.
                 assert event not in allowed_events(DOCUMENT, state, include_derived=True)
                 assert allowed_events(DOCUMENT, state) == exc.details["allowed"]
@@ -493,6 +494,8 @@ class EngineWalk(RuleBasedStateMachine):
         needs = {n for t in edges for n in (*t.conditions, *t.effects, *t.actions)}
         if needs & uninstalled:
             return refused(ActionUnavailable)
+        if event not in DOCUMENT.events:
+            return refused(UnknownEvent)  # no such event: the caller's mistake (422)
         if not edges:
             return refused(TransitionNotAllowed)
         failed: list[str] = []
