@@ -154,6 +154,8 @@ def number_series(numbering: str, document: Mapping[str, Any]) -> Series:
 
 # Urgency (độ khẩn) as QCVN 102 codes it.
 URGENCY = {0: "thường", 1: "khẩn", 2: "thượng khẩn", 3: "hỏa tốc", 4: "hỏa tốc hẹn giờ"}
+# The one urgency whose document carries an appointed time (hỏa tốc hẹn giờ).
+APPOINTED_URGENCY = 4
 
 # Secrecy marks (độ mật): a document carrying one is never sent electronically.
 SECRECY = {"": "không", "mat": "Mật", "toi_mat": "Tối mật", "tuyet_mat": "Tuyệt mật"}

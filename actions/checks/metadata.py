@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from congvan.states.fields import REQUIRED_AT_REVIEW
-from congvan.states.policy import is_organ_id
+from congvan.states.policy import APPOINTED_URGENCY, is_organ_id
 
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 
@@ -84,13 +84,13 @@ def due_date(inp: CheckInput) -> Finding:
 )
 def appointed_time(inp: CheckInput) -> Finding:
     appointed = inp.document.appointed_at
-    if inp.document.urgency == 4 and not appointed:
+    if inp.document.urgency == APPOINTED_URGENCY and not appointed:
         return fail(
             "Văn bản hỏa tốc hẹn giờ phải ghi thời hạn hẹn giờ.",
             "A hỏa tốc hẹn giờ document must carry its appointed time.",
             field="appointed_at",
         )
-    if appointed and inp.document.urgency != 4:
+    if appointed and inp.document.urgency != APPOINTED_URGENCY:
         return fail(
             "Chỉ văn bản hỏa tốc hẹn giờ mới ghi thời hạn hẹn giờ.",
             "Only a hỏa tốc hẹn giờ document (urgency 4) carries an appointed time.",

@@ -87,7 +87,14 @@ from congvan.states.fields import (
     SIGNED_WHEN_SET,
     SIGNED_WHEN_TRUE,
 )
-from congvan.states.policy import FILE_ROLES, MAIN_FILE, MAIN_FILE_TYPE, URGENCY, is_organ_id
+from congvan.states.policy import (
+    APPOINTED_URGENCY,
+    FILE_ROLES,
+    MAIN_FILE,
+    MAIN_FILE_TYPE,
+    URGENCY,
+    is_organ_id,
+)
 from congvan.states.text import given, signed_text_problem, value_problem
 
 from .envelope import Members, deferred, read_canonical, verify_body
@@ -205,6 +212,8 @@ def _signer_named(manifest: bytes, sender: str) -> dict[str, str]:
     return named
 
 
+APPOINTED = "appointed_at"
+
 # How every PDF begins (ISO 32000-1, 7.5.2): what review's type check reads too.
 PDF_MAGIC = b"%PDF-"
 
@@ -315,6 +324,19 @@ def _check_members(document: Mapping[str, Any]) -> None:
             raise MessageMalformed(
                 f"The manifest names {name} only when it is true.", reason="member", member=name
             )
+    for name in SIGNED_WHEN_SET:
+        if name in document and document[name] is None:
+            raise MessageMalformed(
+                f"The manifest names {name} only when it is set.", reason="member", member=name
+            )
+    if (document["urgency"] == APPOINTED_URGENCY) != (APPOINTED in document):
+        # Review's metadata.appointed_time: the one urgency with an appointed time.
+        raise MessageMalformed(
+            "A hỏa tốc hẹn giờ document (urgency 4) carries its appointed time, and only it.",
+            reason="metadata",
+            field=APPOINTED,
+            problem="goes with urgency 4 only",
+        )
     missing = [
         name for name in REQUIRED_AT_REVIEW if name in METADATA_FIELDS and not given(document[name])
     ]

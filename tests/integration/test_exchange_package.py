@@ -705,6 +705,9 @@ def _set(name: str, value: Any) -> Any:
         (_set("symbol", "UBND-TĐKT "), "metadata"),
         (_set("symbol", "UBND\u2013TĐKT"), "metadata"),  # an en dash
         (_set("recipients", [B, B]), "member"),
+        (_set("appointed_at", None), "member"),  # named only when set
+        (_set("appointed_at", "2021-02-06T15:00:00+07:00"), "metadata"),  # urgency 0
+        (_set("urgency", 4), "metadata"),  # hỏa tốc hẹn giờ without its time
         (_set("subject", "V/v te\u0302\u0301t"), "metadata"),  # NFD: ê + acute, decomposed
         (_set("subject", "V/v một\u2028hai"), "metadata"),  # a line separator in one line
     ],
@@ -752,3 +755,15 @@ def test_a_main_file_declared_a_pdf_that_is_not_one_is_malformed(world: World) -
 
     assert (type(refused), refused.reason) == (MessageMalformed, "main_file")
     assert refused.details["part"] == MAIN
+
+
+def test_a_hoa_toc_hen_gio_letter_with_its_appointed_time_is_accepted(world: World) -> None:
+    def appointed(content: dict[str, Any]) -> None:
+        content.update(urgency=4, appointed_at="2021-02-06T15:00:00+07:00")
+
+    accepted = accept(_package_of(world, appointed), world)
+
+    assert (accepted.document["urgency"], accepted.document["appointed_at"]) == (
+        4,
+        "2021-02-06T15:00:00+07:00",
+    )
