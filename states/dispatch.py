@@ -16,6 +16,9 @@ FAILED = "failed"
 AGREED = "agreed"
 DECLINED = "declined"
 
+# A recipient's reports of its handling (QCVN 102 04–06), recorded on the dispatch.
+PROGRESS_EVENTS = {"04": "report_assigned", "05": "report_processing", "06": "report_completed"}
+
 DISPATCH = MachineSpec(
     name="dispatch",
     states=(PENDING, SENDING, DELIVERED, ACKNOWLEDGED, REJECTED, FAILED, AGREED, DECLINED),
@@ -34,6 +37,15 @@ DISPATCH = MachineSpec(
         # dispatch carrying such a request takes one.
         edge("agree", (SENDING, DELIVERED), AGREED, conditions=("carries_request",)),
         edge("decline", (SENDING, DELIVERED), DECLINED, conditions=("carries_request",)),
+        # The recipient reports its handling (04 assigned, 05 processing, 06 completed):
+        # the dispatch stays where it is, a final state included (these are records, not
+        # ways out); the report is kept in the document's audit chain, so that an evidence
+        # bundle must hold each status message the trail records.
+        *(
+            edge(event, state, state)
+            for event in PROGRESS_EVENTS.values()
+            for state in (SENDING, DELIVERED, ACKNOWLEDGED)
+        ),
         # Only as part of the document's resend (derived: never fired on its own), since a
         # dispatch resent alone would leave its document failed. A refusal stands: the
         # same package again would only get the same answer (a corrected document is a
@@ -60,9 +72,15 @@ GIVEN_UP = frozenset({FAILED, REJECTED})
 ARRIVED = frozenset({DELIVERED, ACKNOWLEDGED})
 
 # What a recipient's status message (QCVN 102) does to its dispatch: 03 registered,
-# 02 refused. 04–06 (assigned, processing, completed) are kept and move nothing.
+# 02 refused; 04–06 (assigned, processing, completed) are recorded and move nothing.
 # 15 agrees to a recall or update, 16 refuses it.
-STATUS_EVENTS = {"03": "acknowledge", "02": "refuse", "15": "agree", "16": "decline"}
+STATUS_EVENTS = {
+    "03": "acknowledge",
+    "02": "refuse",
+    **PROGRESS_EVENTS,
+    "15": "agree",
+    "16": "decline",
+}
 # Where a request's dispatch stands once its recipient answered.
 ANSWERED = frozenset({AGREED, DECLINED})
 

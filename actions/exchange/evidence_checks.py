@@ -23,7 +23,7 @@ member they concern, and goes on after a failure so that one verdict lists every
                             the trail records: a dispatch per recipient sent to
                             (dispatch_missing), the receipt of each delivered one, the
                             status of each acknowledged (03) or refused after it arrived
-                            (02) one (evidence_missing)
+                            (02) one, and of each report 04–06 (evidence_missing)
     audit                   the chain recomputed from its entries, version 1 on
     anchor AGENCY SEQ       the agency's CMS over the anchor; each head it lists for the
                             document is the hash of the chain's entry at that version
@@ -50,7 +50,9 @@ from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.pades import verify_pdf
 from congvan.actions.signing.truststore import fingerprint
 from congvan.actions.signing.verification import verify_manifest_signature
+from congvan.states.dispatch import PROGRESS_EVENTS
 from congvan.states.errors import CongvanError, ManifestMismatch
+from congvan.states.received import STATUS_LABEL
 from congvan.storage.audit import verify_entries
 
 from .evidence import (
@@ -446,7 +448,8 @@ class _Judge:
     def _recorded_evidence(self, sent: dict[str, Any] | None, folders: list[str]) -> None:
         """What the verified audit trail records must be in the bundle: a dispatch for each
         recipient the document was sent to, the receipt of each delivered one, the status
-        message of each acknowledged (03) or refused after arriving (02) one. A bundle a
+        message of each acknowledged (03) or refused after arriving (02) one, and of each
+        report of its handling (04–06) the trail records. A bundle a
         dispute rests on cannot drop what would tell against its holder."""
         recorded = (sent or {}).get("payload", {}).get("dispatches")
         if not isinstance(recorded, dict):
@@ -456,6 +459,11 @@ class _Judge:
             "dispatch.acknowledge": (_status("03"), "acknowledged (03)"),
             # a refusal of the package itself (by the inbox) has no status message
             "dispatch.refuse": (_status("02"), "refused (02)"),
+            # the recipient's reports of its handling
+            **{
+                f"dispatch.{event}": (_status(code), f"reported {STATUS_LABEL[code]}")
+                for code, event in PROGRESS_EVENTS.items()
+            },
         }
         self._held(
             DISPATCHES, "dispatch", recorded, wanted, folders, once_arrived="dispatch.refuse"

@@ -171,6 +171,25 @@ def test_a_signers_key_revoked_after_signing_is_said_beside_a_signature_that_sta
     assert all(not c.warning for c in report.checks if c.item != "signature")
 
 
+def test_a_report_of_handling_the_trail_records_cannot_be_dropped_from_the_bundle(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B, then assigned there (status 04 back to A)
+    doc = acknowledged(pair, make_document)
+    [received] = pair.received()
+    with serving_inbox(pair):
+        pair.answer(received.id, "assign", role="supervisor")
+    bundle = export(pair, doc)
+    assigned = f"dispatches/{B}/status-04."
+
+    # Then the bundle holds the report, and verifies
+    assert judged(bundle, pair).verified
+    assert f"{assigned}json" in members(bundle)
+    # But with the report dropped, the trail that records it says so
+    cut = zipped(_dropped(members(bundle), assigned))
+    assert ("evidence_missing", f"{assigned}json") in failures(judged(cut, pair))
+
+
 def _relisted(parts: dict[str, bytes], name: str, data: bytes) -> dict[str, bytes]:
     """``parts`` with member ``name`` replaced and index.json updated to match it."""
     index = json.loads(parts["index.json"])

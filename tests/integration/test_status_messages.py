@@ -109,6 +109,19 @@ def test_progress_after_registering_is_taken(pair: Pair, delivered: str) -> None
         assert pair.sender.statuses.accept(*_status(pair, delivered, code)).new
     assert _kept(pair, delivered) == ["03", "04", "05", "06"]
     assert pair.dispatch(delivered)[0].state == "acknowledged"
+    # Each report is in the document's audit chain, once, the dispatch where it was
+    pair.sender.statuses.accept(*_status(pair, delivered, "05"))  # again: nothing new
+    with pair.sender.uow(readonly=True) as uow:
+        events = [e.event for e in uow.audit.chain(delivered)]
+        assert [p for _, p in verify_chains(uow.conn) if p is not None] == []
+    assert [e for e in events if e.startswith("dispatch.") and e != "dispatch.start"][-4:] == [
+        "dispatch.acknowledge",
+        "dispatch.report_assigned",
+        "dispatch.report_processing",
+        "dispatch.report_completed",
+    ]
+    assert events[-3:] == ["dispatch.report_assigned", "dispatch.report_processing",
+                           "dispatch.report_completed"]  # fmt: skip
 
 
 UNSTORABLE = [
