@@ -365,7 +365,8 @@ def _recipient(
             found.append(Finding(NOTHING_SCHEDULED, {"attempts": d.attempts}, o))
         else:
             found += _job_findings(snapshot, job, now, calendar, o, d.last_attempt)
-    elif d.state == DELIVERED:
+    elif d.state == DELIVERED and snapshot.state not in (doc.RECALLED, doc.REPLACED):
+        # (taken back or replaced, the document's registration is awaited no more)
         facts = {"since": d.updated_at, "status_code": code, "waited": now - d.updated_at}
         found.append(Finding(AWAITING_ACKNOWLEDGEMENT, facts, o))
     elif d.state == ACKNOWLEDGED:

@@ -3,10 +3,10 @@
 A document progresses when its row moves (every transition of it or of one of its
 dispatches advances its chain and its ``updated_at``), when a delivery attempt ends, or
 when a recipient reports a status (04–06 move nothing, yet they are news). The list reads
-the partial index ``ix_documents_unfinished`` (agency, updated_at, id; acknowledged
-documents left out), oldest first, so a page costs the same however many documents the
-agency finished; each candidate is then checked against its own dispatches' attempts and
-statuses through their indexes.
+the partial index ``ix_documents_unfinished`` (agency, updated_at, id; acknowledged,
+recalled and replaced documents left out), oldest first, so a page costs the same
+however many documents the agency finished; each candidate is then checked against its
+own dispatches' attempts and statuses through their indexes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, exists, literal_column, or_, select
 
-from congvan.states.document import ACKNOWLEDGED
+from congvan.states.document import ACKNOWLEDGED, RECALLED, REPLACED
 
 from .clock import as_utc
 from .documents import DOCUMENT_COLUMNS, DocumentRow
@@ -29,9 +29,12 @@ _dispatches = Dispatch.__table__  # type: ignore[attr-defined]
 _attempts = DispatchAttempt.__table__  # type: ignore[attr-defined]
 _statuses = DispatchStatus.__table__  # type: ignore[attr-defined]
 
+# What awaits nothing more: every recipient registered it, it was taken back, or replaced.
+# The partial index (tables.py, migration 0023) names these three in this order.
+FINISHED = (ACKNOWLEDGED, RECALLED, REPLACED)
 # Written out, not bound: a partial index serves a query only when the query repeats its
 # predicate word for word (SQLite), or the planner can prove it (PostgreSQL).
-UNFINISHED = _documents.c.state != literal_column(f"'{ACKNOWLEDGED}'")
+UNFINISHED = _documents.c.state.not_in([literal_column(f"'{s}'") for s in FINISHED])
 
 
 def _news_since(cutoff: datetime) -> list[Any]:

@@ -103,6 +103,10 @@ class ApiToken(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
+# What storage/stalls.py lists as waiting: neither acknowledged, recalled nor replaced.
+_UNFINISHED = "state NOT IN ('acknowledged', 'recalled', 'replaced')"
+
+
 class Document(SQLModel, table=True):
     """An outgoing official document and where it stands in its lifecycle."""
 
@@ -117,8 +121,8 @@ class Document(SQLModel, table=True):
             "agency_id",
             "updated_at",
             "id",
-            sqlite_where=text("state <> 'acknowledged'"),
-            postgresql_where=text("state <> 'acknowledged'"),
+            sqlite_where=text(_UNFINISHED),
+            postgresql_where=text(_UNFINISHED),
         ),
     )
 

@@ -30,6 +30,9 @@ from congvan.storage.unit_of_work import UnitOfWork
 from .base import add_timer
 from .lifecycle import Lifecycle
 
+# A document taken back or replaced: its dispatches await nothing more.
+ENDED = frozenset({doc.RECALLED, doc.REPLACED})
+
 
 def _signature_codes() -> frozenset[str]:
     """Reason codes of refusals that are a signature's problem, not the recipient's will."""
@@ -105,6 +108,14 @@ class RuleTimers(Lifecycle):
             self._arm(uow, e.NOT_SENT_IN_TIME, document_id, document_id, due, {})
         if change.from_state == doc.SIGNED and change.to_state != doc.SIGNED:
             self._settled(uow, change, document_id, [(e.NOT_SENT_IN_TIME, "sent")])
+        if change.to_state in ENDED and change.from_state not in ENDED:
+            # Recalled or replaced: what its dispatches still waited for (arrival,
+            # registration) is awaited no more, and what it warned of is moot.
+            why = change.to_state
+            for row in uow.dispatches.for_document(document_id):
+                if not row.request_id:
+                    kinds = (e.NOT_DELIVERED, e.NOT_ACKNOWLEDGED, e.DELIVERY_FAILED)
+                    self._settled(uow, change, row.id, [(kind, why) for kind in kinds])
         if change.event in ("send", "resend"):
             deadlines = self.deadlines(uow, change.agency_id)
             appointed = uow.documents.load(document_id).appointed_at
@@ -207,9 +218,18 @@ class RuleTimers(Lifecycle):
         if "dispatch_id" in timer.payload:
             dispatch_id = str(timer.payload["dispatch_id"])
             row = uow.dispatches.get(dispatch_id)
-            broken = row is not None and (
-                (kind == e.NOT_DELIVERED and row.state in (d.PENDING, d.SENDING))
-                or (kind in (e.NOT_ACKNOWLEDGED, e.RECALL_UNANSWERED) and row.state == d.DELIVERED)
+            head = None if row is None else uow.documents.head(row.document_id)
+            broken = (
+                row is not None
+                and (
+                    (kind == e.NOT_DELIVERED and row.state in (d.PENDING, d.SENDING))
+                    or (
+                        kind in (e.NOT_ACKNOWLEDGED, e.RECALL_UNANSWERED)
+                        and row.state == d.DELIVERED
+                    )
+                )
+                # A recalled or replaced document's own dispatches await nothing more.
+                and (bool(row.request_id) or head is None or head.state not in ENDED)
             )
             if broken:
                 self.open_for_dispatch(uow, kind, dispatch_id, timer.due_at, now)

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import Api
+from congvan.workflow import directory
+from tests.api.conftest import A, Api
 
 REPLAYED = "Idempotent-Replayed"
 
@@ -102,7 +103,7 @@ def test_a_create_that_lost_a_race_for_its_key_answers_the_winners_first_answer(
 
     # Then it answers the winner's first answer, marked as a replay, and one document exists
     _same_answer(loser, winner)
-    assert looked == ["raced", "raced"]
+    assert len(looked) == 2 and looked[0] == looked[1]  # one key (the caller's own digest)
     assert [d["id"] for d in api.get("/v1/documents").json()["items"]] == [doc_id]
 
 
@@ -133,3 +134,30 @@ def test_an_event_that_lost_a_race_for_its_key_answers_the_winners_first_answer(
     _same_answer(loser, winner)
     assert api.version(doc_id) == 3
     assert api.get(f"/v1/documents/{doc_id}").json()["place"] == "Vinh"
+
+
+def test_a_key_is_its_callers_own_two_clerks_choosing_the_same_do_not_share_it(
+    api: Api,
+) -> None:
+    # Given a second clerk of the same agency, with a token of her own
+    with api.runtime.uow() as uow:
+        now = api.runtime.clock()
+        user = directory.ensure_user(uow, A, "clerk-lan", ["clerk"], now)
+        lan = directory.create_token(uow, user, now).token
+        uow.commit()
+    api.tokens[A]["lan"] = lan
+
+    # When both create a draft with the key "1", each their own letter
+    first = api.create(headers={"Idempotency-Key": "1"})
+    hers = api.create(role="lan", headers={"Idempotency-Key": "1"}, subject="V/v khác hẳn")
+
+    # Then hers is made (not the first clerk's answer replayed, nor refused as reused)
+    assert (first.status_code, hers.status_code) == (201, 201), hers.text
+    assert REPLAYED not in hers.headers
+    assert hers.json()["id"] != first.json()["id"]
+    assert hers.json()["subject"] == "V/v khác hẳn"
+    # And each one's repeat replays their own first answer
+    _same_answer(
+        api.create(role="lan", headers={"Idempotency-Key": "1"}, subject="V/v khác hẳn"), hers
+    )
+    _same_answer(api.create(headers={"Idempotency-Key": "1"}), first)

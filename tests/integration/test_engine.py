@@ -361,7 +361,7 @@ def test_a_crash_at_any_step_of_a_transition_leaves_no_trace(
     # answer to its Idempotency-Key
     runtime = make_runtime(jobs={"run_review_checks": job_done})
     doc = make_document(runtime)
-    request = Idempotency.of("submit-1227", doc, "submit")
+    request = Idempotency.of("submit-1227", doc, "submit", by="u-clerk")
     before = dump_tables(runtime)
     fired: list[str] = []
     runtime.engine.fault = raiser(step, fired)
@@ -584,7 +584,7 @@ def test_a_repeated_request_gets_the_first_answer(
 ):
     doc = make_document(runtime)
     data = {"fields": {"place": "Huế"}}
-    request = Idempotency.of("edit-42", doc, "edit", data)
+    request = Idempotency.of("edit-42", doc, "edit", data, by="u-clerk")
 
     first = runtime.engine.fire(doc, "edit", CLERK, data=data, idempotency=request)
     again = runtime.engine.fire(doc, "edit", CLERK, data=data, idempotency=request)
@@ -602,13 +602,21 @@ def test_a_key_reused_for_another_request_is_refused(
     first = {"fields": {"place": "Huế"}}
     other = {"fields": {"place": "Phú Vang"}}
     runtime.engine.fire(
-        doc, "edit", CLERK, data=first, idempotency=Idempotency.of("edit-42", doc, first)
+        doc,
+        "edit",
+        CLERK,
+        data=first,
+        idempotency=Idempotency.of("edit-42", doc, first, by="u-clerk"),
     )
     before = dump_tables(runtime)
 
     with pytest.raises(IdempotencyKeyReused) as reused:
         runtime.engine.fire(
-            doc, "edit", CLERK, data=other, idempotency=Idempotency.of("edit-42", doc, other)
+            doc,
+            "edit",
+            CLERK,
+            data=other,
+            idempotency=Idempotency.of("edit-42", doc, other, by="u-clerk"),
         )
 
     assert "idempotency_key_reused" == reused.value.code
@@ -617,7 +625,7 @@ def test_a_key_reused_for_another_request_is_refused(
 
 def test_a_repeated_create_creates_one_document(runtime: Runtime, make_agency: Callable[..., str]):
     make_agency(runtime)
-    request = Idempotency.of("create-1227", SAMPLE_FIELDS)
+    request = Idempotency.of("create-1227", SAMPLE_FIELDS, by="u-clerk")
 
     first = runtime.engine.create_document(CLERK, SAMPLE_FIELDS, [], [], idempotency=request)
     again = runtime.engine.create_document(CLERK, SAMPLE_FIELDS, [], [], idempotency=request)
@@ -634,7 +642,7 @@ def test_racing_requests_with_one_key_transition_once(
     threads = 6
     doc = make_document(runtime)
     data = {"fields": {"place": "Huế"}}
-    request = Idempotency.of("edit-race", doc, "edit", data)
+    request = Idempotency.of("edit-race", doc, "edit", data, by="u-clerk")
 
     outcomes = race(
         threads,

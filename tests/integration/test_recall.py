@@ -30,6 +30,7 @@ from congvan.states.errors import (
     TransitionNotAllowed,
 )
 from congvan.storage.ids import new_id
+from congvan.storage.stalls import stalled
 from congvan.workflow import directory
 from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
@@ -504,6 +505,33 @@ def test_a_recall_left_unanswered_past_its_time_escalates_once(
     with pair.sender.uow(readonly=True) as uow:
         assert uow.escalations.active_of_document(doc) == []
         assert uow.escalations.get(opened.id).outcome == "cause_gone"  # type: ignore[union-attr]
+
+
+def test_a_recalled_letter_is_no_longer_awaited_nor_warned_of(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B, not registered (its registration is awaited), and
+    # B's clerk agreeing to A's recall of it
+    doc = pair.signed(make_document)
+    pair.sender.engine.fire(doc, "send", actor("clerk"))
+    deliver(pair, doc)
+    [received] = pair.received()
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    pair.answer(received.id, "agree_recall")
+    assert document_row(pair.sender, doc).state == "recalled"
+
+    # When the day it should have been registered by passes
+    pair.sender.clock.advance(days=3)
+    pair.sender.scheduler.tick()
+
+    # Then no warning opens: a recalled letter is cancelled, not registered
+    with pair.sender.uow(readonly=True) as uow:
+        assert uow.escalations.active_of_document(doc) == []
+        # And it is not listed as stuck
+        assert doc not in [
+            r.id for r in stalled(uow.conn, A, pair.sender.clock(), after=None, limit=50)
+        ]
 
 
 class AnswerOvertakes(httpx.BaseTransport):

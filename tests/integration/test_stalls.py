@@ -53,15 +53,17 @@ def _ids(runtime: Runtime, cutoff: datetime, agency: str | None = AGENCY) -> lis
 def test_progress_is_a_move_an_attempt_or_a_status(
     runtime: Runtime, clock: FrozenClock, make_document: Callable[..., str]
 ) -> None:
-    # Given five documents left alone for two hours
-    docs = [make_document(runtime) for _ in range(5)]
-    moving, finished, attempted, reported, idle = docs
+    # Given seven documents left alone for two hours
+    docs = [make_document(runtime) for _ in range(7)]
+    moving, finished, attempted, reported, idle, recalled, replaced = docs
     start = clock()
     clock.advance(hours=2)
     cutoff = clock() - timedelta(hours=1)
     # When one moves, one is finished, one's dispatch logs an attempt and one's a status
     runtime.engine.fire(moving, "submit", actor("clerk"))
     _set(runtime, finished, state="acknowledged")
+    _set(runtime, recalled, state="recalled")  # taken back, or replaced: awaits nothing
+    _set(runtime, replaced, state="replaced")
     attempted_dispatch = _dispatch(runtime, attempted, start)
     reported_dispatch = _dispatch(runtime, reported, start)
     with runtime.uow() as uow:

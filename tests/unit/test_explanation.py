@@ -360,3 +360,15 @@ def test_working_time_adds_up_and_never_exceeds_clock_time(
     )
     assert timedelta(0) <= whole <= end - start
     assert timedelta(0) == x.working_time_between(WEEKDAYS, end, start) or start == end
+
+
+@pytest.mark.parametrize("state", ["recalled", "replaced"])
+def test_a_recalled_or_replaced_letter_awaits_no_recipients_registration(state: str) -> None:
+    snapshot = replace(SENT, state=state, dispatches=(dispatch("delivered", reported=()),))
+
+    explained = x.explain(snapshot, NOW, WEEKDAYS)
+
+    assert explained.document[0].code in x.ENDED
+    codes = [f.code for r in explained.recipients for f in r.findings]
+    assert x.AWAITING_ACKNOWLEDGEMENT not in codes
+    assert explained.headline().code in x.ENDED

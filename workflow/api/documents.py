@@ -126,7 +126,7 @@ async def create_document(
     # The whole request: every part's role, name and type count, not only the bytes.
     parts = [[f["role"], f["filename"], f["media_type"], f["sha256"]] for f in files]
     idem = (
-        Idempotency.of(idempotency_key, "create", fields, recipients, parts)
+        Idempotency.of(idempotency_key, "create", fields, recipients, parts, by=principal.user_id)
         if idempotency_key
         else None
     )
@@ -354,7 +354,9 @@ def fire_answering(
     # remembered before other machines had routes still replay.
     kind = "event" if machine == "document" else machine
     idem = (
-        Idempotency.of(idempotency_key, kind, subject_id, event, expected, data)
+        Idempotency.of(
+            idempotency_key, kind, subject_id, event, expected, data, by=principal.user_id
+        )
         if idempotency_key
         else None
     )

@@ -17,13 +17,18 @@ from congvan.storage.unit_of_work import UnitOfWork
 class Idempotency:
     """An Idempotency-Key and the fingerprint of the request that carried it."""
 
-    key: str
+    key: str  # as stored: the caller's own (see ``of``)
     fingerprint: str
+    given: str = ""  # as the caller wrote it, for messages
 
     @staticmethod
-    def of(key: str, *parts: Any) -> Idempotency:
+    def of(key: str, *parts: Any, by: str) -> Idempotency:
+        """The key as ``by`` (the caller's name) gave it: each person's keys are their own,
+        so two people of one agency choosing the same key ("1") never replay each other's
+        answers. The stored key is a digest of both (64 characters, whatever their size)."""
         material = json.dumps(parts, sort_keys=True, default=str).encode()
-        return Idempotency(key=key, fingerprint=hashlib.sha256(material).hexdigest())
+        own = hashlib.sha256(f"{by}\x00{key}".encode()).hexdigest()
+        return Idempotency(own, hashlib.sha256(material).hexdigest(), given=key)
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ def replay(uow: UnitOfWork, agency_id: str, idempotency: Idempotency) -> dict[st
         return None
     fingerprint, _status, response = found
     if fingerprint != idempotency.fingerprint:
-        raise IdempotencyKeyReused(key=idempotency.key)
+        raise IdempotencyKeyReused(key=idempotency.given or idempotency.key)
     return response
 
 
