@@ -34,6 +34,8 @@ AWAITING_ACKNOWLEDGEMENTS = "awaiting_acknowledgements"  # all have it; some not
 AWAITING_RESEND = "awaiting_resend"  # a recipient failed for good; a supervisor resends
 # Failed by refusals (02) alone: a resend would be refused again; a replacement is the way.
 REFUSED_AWAITING_REPLACEMENT = "refused_awaiting_replacement"
+# A recall or update is out: what is awaited is each recipient's answer (15 or 16).
+AWAITING_ANSWERS = "awaiting_answers"
 COMPLETE = "complete"  # every recipient registered it
 RECALLED_DONE = "recalled"  # taken back: every recipient that had it agreed (15)
 REPLACED_DONE = "replaced"  # a corrected document replaced it
@@ -70,6 +72,7 @@ CODES = (
     AWAITING_ACKNOWLEDGEMENTS,
     AWAITING_RESEND,
     REFUSED_AWAITING_REPLACEMENT,
+    AWAITING_ANSWERS,
     COMPLETE,
     RECALLED_DONE,
     REPLACED_DONE,
@@ -170,6 +173,15 @@ class DispatchFacts:
 
 
 @dataclass(frozen=True)
+class AnswerAwaited:
+    """A recall or update (``kind``) sent to a recipient, not yet answered (15/16)."""
+
+    kind: str
+    organ_id: str
+    since: datetime
+
+
+@dataclass(frozen=True)
 class CheckFacts:
     """A review check's result on the submitted revision."""
 
@@ -209,6 +221,8 @@ class Snapshot:
     dispatches: tuple[DispatchFacts, ...] = ()
     # Open escalations; empty until escalation records exist to fill it.
     escalations: tuple[EscalationFacts, ...] = ()
+    # Recipients whose answer to a recall or update is awaited.
+    answers_awaited: tuple[AnswerAwaited, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -243,10 +257,13 @@ class Explanation:
 
     def headline(self) -> Finding:
         """The finding to show first: the first alarm, else the first recipient's wait,
-        else the document's own step."""
+        else the document's own step (first when it is over, or awaits a recall's or an
+        update's answers)."""
         every = self.all()
         if every[0].code in ENDED:
             return every[0]
+        if every[0].code == AWAITING_ANSWERS:  # the recall's answers, not the registration
+            return next((f for f in every if f.alarm), every[0])
         return next(
             (f for f in every if f.alarm),
             next((f for f in every if f.code in RECIPIENT_WAITS), every[0]),
@@ -419,6 +436,16 @@ def _own_step(
                 SEND_OVERDUE, {"due_at": snapshot.send_by, "late_by": now - snapshot.send_by}
             )
         return Finding(AWAITING_SENDING, _until(calendar, now, snapshot.send_by))
+    if snapshot.answers_awaited and state in doc.ISSUED:
+        awaited = snapshot.answers_awaited
+        return Finding(
+            AWAITING_ANSWERS,
+            {
+                "kind": awaited[0].kind,
+                "recipients": [a.organ_id for a in awaited],
+                "since": min(a.since for a in awaited),
+            },
+        )
     if state == doc.FAILED:
         failed = [r.organ_id for r in recipients if r.state == FAILED]
         refused = [r.organ_id for r in recipients if r.state == REJECTED]

@@ -100,6 +100,20 @@ def _escalation(f: Mapping[str, Any], lang: str) -> str:
     return f"Escalation {f['kind']} (level {f['level']}) open since {opened}, {who}."
 
 
+_REQUEST_KIND = {"recall": ("thu hồi", "recall"), "update": ("cập nhật", "update")}
+
+
+def _answers(f: Mapping[str, Any], lang: str) -> str:
+    vi, en = _REQUEST_KIND.get(str(f["kind"]), (str(f["kind"]), str(f["kind"])))
+    since, who = moment(f["since"], lang), _names(f["recipients"])
+    if lang == "vi":
+        return f"Đã gửi yêu cầu {vi} (từ {since}); chờ trả lời (15 đồng ý / 16 từ chối) của: {who}."
+    return (
+        f"A {en} request is out (since {since}); waiting for the answer (15 agrees, "
+        f"16 refuses) of: {who}."
+    )
+
+
 def _both(vi: str, en: str) -> _Phrase:
     """A fixed template pair, filled from the facts by name."""
     return lambda f, lang: (vi if lang == "vi" else en).format_map(_Facts(f, lang))
@@ -209,6 +223,7 @@ PHRASES: dict[str, _Phrase] = {
         "Bị từ chối (02) bởi {recipients}; gửi lại sẽ bị từ chối lần nữa: cần văn bản thay thế.",
         "Refused (02) by {recipients}; a resend would be refused again: a replacement is needed.",
     ),
+    x.AWAITING_ANSWERS: lambda f, lang: _answers(f, lang),
     x.COMPLETE: _both(
         "Mọi nơi nhận đã vào sổ (xong lúc {at}); không còn chờ gì.",
         "Every recipient registered it (done at {at}); nothing is awaited.",

@@ -8,6 +8,7 @@ and the CLI show what :func:`explanation_view` builds.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from congvan.actions.calendar import WorkingCalendar
 from congvan.states import explanation as x
-from congvan.states.dispatch import REJECTED
+from congvan.states.dispatch import DELIVERED, PENDING, REJECTED, SENDING
 from congvan.states.errors import InvalidInput
 from congvan.states.phrasing import sentence
 from congvan.states.received import STATUS_LABEL
@@ -156,6 +157,12 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
             x.CheckFacts(c.code, c.severity, c.status, c.cleared)
             for c in uow.checks.for_revision(doc_id, row.submitted_revision)
         )
+    awaited = []
+    for d in uow.dispatches.for_requests(doc_id):
+        if d.state in (PENDING, SENDING, DELIVERED):
+            header = json.loads(uow.dispatches.header_of(d.id) or b"{}")
+            kind = str(header.get("business_type") or "recall")
+            awaited.append(x.AnswerAwaited(kind, d.organ_id, as_utc(d.updated_at)))
     return x.Snapshot(
         document_id=doc_id,
         state=row.state,
@@ -169,6 +176,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
         timers=timers,
         dispatches=tuple(dispatches),
         escalations=open_escalations(uow, doc_id),
+        answers_awaited=tuple(awaited),
     )
 
 

@@ -108,6 +108,10 @@ def test_a_recall_every_recipient_agrees_to_cancels_the_document_at_both_ends(
     assert [r["answer"] for r in request["recipients"]] == ["awaiting_answer"]
     # B's answer is awaited by the recall_answer time rule, on B's dispatch
     assert [t["kind"] for t in sender_view["waiting_for"]] == ["rule_deadline"]
+    # and explain says so first: the recall's answer, not the registration it had
+    headline = get(pair.sender, A, f"/v1/documents/{doc}/explain")["headline"]
+    assert (headline["code"], headline["facts"]["recipients"]) == ("awaiting_answers", [B])
+    assert headline["facts"]["kind"] == "recall" and "thu hồi" in headline["vi"]
 
     # When B's clerk agrees (status 15 goes back to A)
     pair.answer(received_id, "agree_recall")

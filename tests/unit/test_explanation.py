@@ -372,3 +372,20 @@ def test_a_recalled_or_replaced_letter_awaits_no_recipients_registration(state: 
     codes = [f.code for r in explained.recipients for f in r.findings]
     assert x.AWAITING_ACKNOWLEDGEMENT not in codes
     assert explained.headline().code in x.ENDED
+
+
+def test_a_recall_half_answered_says_whose_answer_is_awaited() -> None:
+    # Given a letter delivered to two recipients, recalled, one answer still to come
+    snapshot = replace(
+        SENT,
+        state="delivered",
+        dispatches=(dispatch("delivered"), dispatch("acknowledged", id="x2", organ_id="B2")),
+        answers_awaited=(x.AnswerAwaited("recall", "000.00.01.H57", NOW - timedelta(hours=1)),),
+    )
+
+    explained = x.explain(snapshot, NOW, WEEKDAYS)
+
+    # Then the headline is the recall's awaited answer, not the registration
+    headline = explained.headline()
+    assert (headline.code, headline.facts["recipients"]) == (x.AWAITING_ANSWERS, ["000.00.01.H57"])
+    assert "thu hồi" in sentence(headline)["vi"] and "recall" in sentence(headline)["en"]
