@@ -86,6 +86,10 @@ class Inbox:
                 known = uow.peers.get(header.sender) is not None or (
                     self.keys.find(uow, header.sender, now) is not None
                 )
+                # A recall or update this message id brought (judged once it is verified).
+                request = uow.received.request_under(
+                    header.recipient, header.sender, header.message_id
+                )
             # The sender is authenticated first: whom we receive for is not told to a
             # caller who cannot sign as an agency of the directory.
             accepted = verify_package(
@@ -105,9 +109,7 @@ class Inbox:
             data = stream.read()
         if header.business_type in (RECALL, UPDATE):
             return self._request(accepted, signer, now)
-        with engine.open_uow(readonly=True) as uow:
-            request = uow.received.request_under(header.recipient, header.sender, header.message_id)
-        if request is not None:
+        if request is not None:  # a document under a request's message id
             _same_package(request.package_sha256, accepted, header)
         replaces = None
         if header.business_type == REPLACE:
