@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 
 from congvan.states.received import RECALLED, REPLACED
 
@@ -86,20 +86,21 @@ _FIND = Prepared(
 )
 # What the same document sent again under another message id finds: its id, or its
 # number, symbol and date while the sender holds that number (not recalled or replaced).
-_SAME_DOCUMENT = Prepared(
+# Two lookups, each by its own index: one query with an OR of the two reads every document
+# of that sender (SQLite searches by the columns the two share, then sorts).
+_same_sender = and_(_c.agency_id == bindparam("agency_id"), _c.sender_id == bindparam("sender_id"))
+_SAME_DOCUMENT_ID = Prepared(
+    select(*_COLUMNS).where(_same_sender, _c.sender_document_id == bindparam("sender_document_id"))
+)
+_SAME_NUMBER = Prepared(
     select(*_COLUMNS)
     .where(
-        _c.agency_id == bindparam("agency_id"),
-        _c.sender_id == bindparam("sender_id"),
-        or_(
-            _c.sender_document_id == bindparam("sender_document_id"),
-            and_(
-                _c.number == bindparam("number"),
-                _c.symbol == bindparam("symbol"),
-                _c.issued_on == bindparam("issued_on"),
-                _c.state.not_in([RECALLED, REPLACED]),
-            ),
-        ),
+        _same_sender,
+        _c.number == bindparam("number"),
+        _c.symbol == bindparam("symbol"),
+        _c.issued_on == bindparam("issued_on"),
+        _c.state != RECALLED,
+        _c.state != REPLACED,
     )
     .order_by(_c.received_at, _c.id)
     .limit(1)
@@ -165,16 +166,15 @@ class ReceivedRepository(ChainHeads):
     ) -> Received | None:
         """A document this sender sent ``agency_id`` before that this one repeats: the same
         document id, or the same number, symbol and date (a number the sender still holds)."""
-        params = {
-            "agency_id": agency_id,
-            "sender_id": sender_id,
-            "sender_document_id": sender_document_id,
-            "number": number,
-            "symbol": symbol,
-            "issued_on": issued_on,
-        }
-        row = _SAME_DOCUMENT.first(self.conn, params)
-        return Received(*row) if row else None
+        sender = {"agency_id": agency_id, "sender_id": sender_id}
+        found = [
+            _SAME_DOCUMENT_ID.first(self.conn, {**sender, "sender_document_id": sender_document_id})
+        ]
+        if number is not None:
+            by_number = {**sender, "number": number, "symbol": symbol, "issued_on": issued_on}
+            found.append(_SAME_NUMBER.first(self.conn, by_number))
+        rows = [Received(*row) for row in found if row is not None]
+        return min(rows, key=lambda r: (r.received_at, r.id), default=None)
 
     def evidence(self, received_id: str) -> Evidence | None:
         row = self.conn.execute(
