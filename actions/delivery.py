@@ -249,7 +249,7 @@ class Delivery(StagedJob[Parcel]):
             signature=bytes(signature.cms),
             files=files,
             signed_pdf=None if signed_pdf is None else bytes(signed_pdf),
-            trust=keystore.trust_material(uow, self.trust),
+            trust=keystore.trust_material(uow, self.trust, [dispatch.organ_id]),
             started_at=ctx.now,
         )
 

@@ -124,6 +124,11 @@ _USABLE = Prepared(
     .order_by(_certs.c.not_before.desc())
     .limit(1)
 )
+_LISTED = Prepared(  # every verification of an exchange message runs it
+    select(_certs.c.fingerprint).where(
+        _certs.c.agency_id == bindparam("agency_id"), _certs.c.kind == "agency"
+    )
+)
 _LATEST_SIGNATURE = Prepared(  # every delivery's claim runs it (see prepared.py)
     select(*_SIGNATURE_COLUMNS)
     .where(_signatures.c.document_id == bindparam("document_id"))
@@ -180,6 +185,11 @@ class SignatureRepository:
             .limit(1)
         ).first()
         return _certificate(row) if row else None
+
+    def listed_fingerprints(self, agency_id: str) -> frozenset[str]:
+        """The fingerprints of the organisational certificates held for ``agency_id``: its
+        own (with their keys) when it is ours, those of its directory entry when a peer."""
+        return frozenset(str(row[0]) for row in _LISTED.all(self.conn, {"agency_id": agency_id}))
 
     def agency_certificate(self, agency_id: str, at: datetime) -> CertificateRow | None:
         """The agency's newest unrevoked organisational certificate with a stored key."""

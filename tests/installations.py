@@ -270,7 +270,7 @@ def link(
     """Issue the keys, publish the CRL and fill both directories; the pair it makes.
 
     ``agencies`` are the receiver's; their keys live with the receiver only, and A is in
-    the receiver's directory of peers at ``sender_inbox``.
+    the receiver's directory of peers at ``sender_inbox``, with its certificate.
     """
     add_agency(sender, A)
     for organ_id, name, abbreviation in agencies:
@@ -285,7 +285,11 @@ def link(
             uow.signatures.add_certificate(
                 dataclasses.replace(keys.agencies[organ_id], id=new_id())
             )
+        # A's directory entry: its inbox and its organisational certificate (no key).
         uow.peers.put(Peer(A, sender_inbox, "http", 30, 4, now, now))
+        uow.signatures.add_certificate(
+            dataclasses.replace(keys.agencies[A], id=new_id(), key_pem="")
+        )
         keystore.import_crl(uow, receiver.trust, keys.crl)
         uow.commit()
     return Pair(

@@ -81,7 +81,7 @@ class Inbox:
             header = package.header
             with engine.open_uow(readonly=True) as uow:
                 signer = self.keys.find(uow, header.recipient, now)
-                trust = keystore.trust_material(uow, self.trust)
+                trust = keystore.trust_material(uow, self.trust, [header.sender])
                 # Known: a peer of the directory, or an agency of this installation.
                 known = uow.peers.get(header.sender) is not None or (
                     self.keys.find(uow, header.sender, now) is not None

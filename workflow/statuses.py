@@ -85,7 +85,12 @@ class Statuses:
             raise MessageMalformed("to must be an agency identifier.", reason="member", member="to")
         with engine.open_uow(readonly=True) as uow:
             ours = self.keys.find(uow, to, now) is not None
-            trust = keystore.trust_material(uow, self.trust)
+            # The certificates listed for the agency it says it is from (checked once
+            # the status is read; a malformed one lists none).
+            sender = content.get("from")
+            trust = keystore.trust_material(
+                uow, self.trust, [sender] if isinstance(sender, str) else []
+            )
         if not ours:
             raise Misaddressed(
                 f"No agency {to} sends documents from here.", reason="recipient", recipient=to

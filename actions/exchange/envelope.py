@@ -110,10 +110,12 @@ def verify_body(
     """Check ``cms`` signs ``body`` with ``agency_id``'s organisational certificate at ``at``.
 
     The certificate must chain to a pinned root, be unrevoked by the CRLs of ``trust``,
-    have the agency profile and name ``agency_id`` as its organisational unit.
+    have the agency profile, name ``agency_id`` as its organisational unit, and be one
+    listed for it (``trust.listed``: ours, or its directory entry's): any root pinned
+    here could issue a certificate naming any agency.
     """
     try:
-        return verify_manifest_signature(
+        verdict = verify_manifest_signature(
             body,
             cms,
             trust_roots=trust.roots,
@@ -137,6 +139,15 @@ def verify_body(
             reason=exc.code,
             agency_id=agency_id,
         ) from exc
+    if trust.listed is not None and verdict.signer.sha256 not in trust.listed.get(agency_id, ()):
+        raise AgencySignatureInvalid(
+            f"The message is signed with a certificate this system does not hold for "
+            f"{agency_id}: import the agency's directory entry with its certificates.",
+            reason="certificate_not_listed",
+            agency_id=agency_id,
+            fingerprint=verdict.signer.sha256,
+        )
+    return verdict
 
 
 def deferred(exc: RevocationUnknown, agency_id: str) -> VerificationDeferred:

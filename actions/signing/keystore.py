@@ -8,7 +8,7 @@ and signers' share another.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,11 +43,18 @@ class TrustMaterial:
 
     ``ignored`` lists roots the database holds that the trust store does not pin: they
     are not trusted, and a verifier says so.
+
+    ``listed``: the certificates an agency's messages may be signed with, by agency (the
+    fingerprints of its organisational certificates held here: ours, or its directory
+    entry's). An agency missing from it has none: a root pinned for one installation
+    does not speak for the agencies of another. ``None`` only offline (an evidence
+    bundle, judged years later with no directory): the chain to the pinned roots is all.
     """
 
     roots: list[x509.Certificate]
     crls: list[bytes]
     ignored: tuple[str, ...] = ()
+    listed: Mapping[str, frozenset[str]] | None = None
 
 
 def _store(
@@ -388,8 +395,11 @@ def trust(
     return certs
 
 
-def trust_material(uow: UnitOfWork, store: TrustStore) -> TrustMaterial:
-    """The pinned roots (never the database's) and the newest CRL of every issuer.
+def trust_material(
+    uow: UnitOfWork, store: TrustStore, agencies: Iterable[str] = ()
+) -> TrustMaterial:
+    """The pinned roots (never the database's), the newest CRL of every issuer, and the
+    certificates listed for ``agencies`` (whose exchange messages are to be verified).
 
     A CRL is only as good as its signature, which the verifier checks against the pinned
     root (or the CA on the path) that issued it; a CRL nobody trusted signed counts for
@@ -399,4 +409,7 @@ def trust_material(uow: UnitOfWork, store: TrustStore) -> TrustMaterial:
     pinned = {p.fingerprint for p in pins}
     ignored = tuple(fp for fp in uow.signatures.root_fingerprints() if fp not in pinned)
     roots = [p.certificate for p in pins]
-    return TrustMaterial(roots=roots, crls=uow.signatures.latest_crls(), ignored=ignored)
+    listed = {agency: uow.signatures.listed_fingerprints(agency) for agency in set(agencies)}
+    return TrustMaterial(
+        roots=roots, crls=uow.signatures.latest_crls(), ignored=ignored, listed=listed
+    )

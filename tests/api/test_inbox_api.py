@@ -17,6 +17,7 @@ from cryptography import x509
 from congvan.actions.exchange.receipts import verify_receipt
 from congvan.actions.exchange.writing import write_package
 from congvan.actions.signing import keystore, pki
+from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.manifest import build_manifest
 from congvan.workflow import directory
@@ -38,8 +39,14 @@ class Sender:
     signer_cert: x509.Certificate
 
     def package(
-        self, *, recipient: str = B, message_id: str = "dispatch-1", **fields: Any
+        self,
+        *,
+        recipient: str = B,
+        message_id: str = "dispatch-1",
+        agency: AgencyKey | None = None,
+        **fields: Any,
     ) -> bytes:
+        """A's package for ``recipient``, sealed with A's key held here or ``agency``."""
         now = self.api.clock()
         attachment = {
             "role": "main",
@@ -51,12 +58,13 @@ class Sender:
         document = {"id": "doc-1227", "revision": 1, "agency_id": A, **SAMPLE_FIELDS, **fields}
         manifest = build_manifest({**document, "recipients": [recipient]}, [attachment])
         with self.api.runtime.uow(readonly=True) as uow:
-            agency = self.api.runtime.inbox.keys.require(uow, A, now)
+            held = self.api.runtime.inbox.keys.require(uow, A, now)
+        agency = agency or held
         cms = sign_manifest(
             manifest,
             key=self.signer_key,
             cert=self.signer_cert,
-            chain=list(agency.chain),
+            chain=list(held.chain),
             signing_time=now - timedelta(minutes=5),
         )
         sink = io.BytesIO()
@@ -114,7 +122,7 @@ def test_a_package_is_answered_with_a_receipt_the_sender_can_verify(sender: Send
     body = base64.b64decode(response.json()["receipt"])
     cms = base64.b64decode(response.json()["receipt_cms"])
     with api.runtime.uow(readonly=True) as uow:
-        trust = keystore.trust_material(uow, api.runtime.trust)
+        trust = keystore.trust_material(uow, api.runtime.trust, [B])
         manifest_sha256 = uow.received.page(B).items[0].manifest_sha256
     receipt = verify_receipt(
         body,
@@ -260,3 +268,63 @@ def test_whom_we_receive_for_is_told_only_to_a_sender_whose_signature_holds(
         parts = members(sender.package(recipient=recipient))
         forged = zipped({**parts, "agency.p7s": b"not a signature"})
         assert_error(deliver(sender.api, forged), 401, "agency_signature_invalid")
+
+
+def _agency_key(issued: pki.Issued, chain: list[x509.Certificate]) -> AgencyKey:
+    return AgencyKey(
+        A, pki.load_private_key(issued.key_pem, PASS), issued.certificate, tuple(chain)
+    )
+
+
+def test_only_a_certificate_held_for_the_sender_speaks_for_it(sender: Sender) -> None:
+    # Another installation's root, pinned here (as for any peer), with its CRL: it can
+    # issue a certificate naming A, and so can our own CA, unknown to this directory
+    api = sender.api
+    now = api.clock()
+    terms = {"valid_from": now - timedelta(days=1), "valid_days": 365}
+    other = pki.create_ca("Q Root", "Installation Q", passphrase=PASS, **terms)
+    api.runtime.trust.pin(other.certificate)
+    crl = pki.make_crl(
+        other,
+        PASS,
+        [],
+        this_update=now - timedelta(hours=1),
+        next_update=now + timedelta(days=7),
+        number=1,
+    )
+    with api.runtime.uow() as uow:
+        keystore.import_crl(uow, api.runtime.trust, crl)
+        uow.commit()
+    from_q = pki.issue_agency_certificate(
+        other,
+        PASS,
+        agency_id=A,
+        agency_name="Not A",
+        passphrase=PASS,
+        crl_url="http://q/crl",
+        **terms,
+    )
+    with api.runtime.uow() as uow:  # issued by our CA, then not kept
+        unheld_row = keystore.issue_agency(uow, A, passphrase=PASS, crl_url="http://x/crl", now=now)
+        ours = uow.signatures.roots()[0]
+    unheld = AgencyKey(
+        A,
+        pki.load_private_key(unheld_row.key_pem.encode(), PASS),
+        x509.load_pem_x509_certificate(unheld_row.cert_pem.encode()),
+        (x509.load_pem_x509_certificate(ours.cert_pem.encode()),),
+    )
+
+    for n, key in enumerate((_agency_key(from_q, [other.certificate]), unheld)):
+        # When a package says it is A's under either certificate
+        response = deliver(api, sender.package(message_id=f"forged-{n}", agency=key))
+
+        # Then it is refused as unauthenticated, and nothing is kept
+        body = assert_error(response, 401, "agency_signature_invalid")
+        assert (body["reason"], body["agency_id"]) == ("certificate_not_listed", A)
+    assert api.get("/v1/received", agency=B).json()["items"] == []
+
+    # Once the certificate is held for A (its directory entry renewed), it speaks for A
+    with api.runtime.uow() as uow:
+        uow.signatures.add_certificate(unheld_row)
+        uow.commit()
+    assert deliver(api, sender.package(message_id="renewed", agency=unheld)).status_code == 201

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 import rfc8785
+from cryptography.hazmat.primitives import hashes
 
 from congvan.actions.exchange.envelope import Sealed
 from congvan.actions.exchange.receipts import Receipt, make_receipt, verify_receipt
@@ -315,3 +317,35 @@ def world_sign(world: World, body: bytes, agency: str) -> bytes:
     """The agency's signature over a body its own module would not have made."""
     key = world.agencies[agency]
     return sign_manifest(body, key=key.key, cert=key.cert, chain=list(key.chain), signing_time=NOW)
+
+
+def test_a_status_is_taken_only_under_a_certificate_listed_for_its_agency(world: World) -> None:
+    # A status B signed with its organisational key, judged with and without B's listing
+    sealed = make_status(
+        message_id="m-1",
+        document_id="doc-1",
+        to=A,
+        code="03",
+        description="Đã vào sổ",
+        at=NOW,
+        agency=world.agencies[B],
+    )
+    fingerprint = world.agencies[B].cert.fingerprint(hashes.SHA256()).hex()
+    listings: list[dict[str, frozenset[str]]] = [
+        {},
+        {B: frozenset()},
+        {A: frozenset([fingerprint])},
+    ]
+
+    for listed in listings:
+        trust = dataclasses.replace(world.trust, listed=listed)
+        with pytest.raises(AgencySignatureInvalid) as caught:
+            verify_status(sealed.body, sealed.cms, trust, expected_recipient=A, now=NOW)
+        assert (caught.value.reason, caught.value.details["agency_id"]) == (
+            "certificate_not_listed",
+            B,
+        )
+
+    trust = dataclasses.replace(world.trust, listed={B: frozenset([fingerprint])})
+    status = verify_status(sealed.body, sealed.cms, trust, expected_recipient=A, now=NOW)
+    assert (status.from_agency, status.code) == (B, "03")

@@ -92,7 +92,7 @@ def test_each_dispatch_keeps_a_header_sealed_by_the_agency(
     # recipient, signed by the agency's organisational certificate
     assert result.to_state == "sent" and len(result.jobs) == 2
     with sealing.uow(readonly=True) as uow:
-        trust = keystore.trust_material(uow, sealing.trust)
+        trust = keystore.trust_material(uow, sealing.trust, [AGENCY_ID])
         dispatches = uow.dispatches.for_document(doc)
         sealed = {d.organ_id: uow.dispatches.sealed(d.id) for d in dispatches}
         manifest_sha256 = uow.signatures.latest_signature(doc).manifest_sha256

@@ -181,8 +181,9 @@ def verified_receipts(runtime: Runtime, doc_id: str) -> list[tuple[str, Receipt]
     """Every receipt the province kept for the document, verified again now."""
     found = []
     with runtime.uow(readonly=True) as uow:
-        trust = keystore.trust_material(uow, runtime.trust)
-        for dispatch in uow.dispatches.for_document(doc_id):
+        dispatches = uow.dispatches.for_document(doc_id)
+        trust = keystore.trust_material(uow, runtime.trust, [d.organ_id for d in dispatches])
+        for dispatch in dispatches:
             kept = uow.dispatches.receipt(dispatch.id)
             sealed = uow.dispatches.sealed(dispatch.id)
             if kept is None or sealed is None:
