@@ -93,6 +93,23 @@ def test_create_without_files_and_with_an_empty_file(api: Api) -> None:
     assert (got.status_code, got.content) == (200, b"")
 
 
+@pytest.mark.parametrize(
+    "names",
+    [("a.pdf", "a.pdf"), ("a.pdf", "A.PDF"), ("Phụ lục.pdf", "PHỤ LỤC.pdf"), ("ß.pdf", "SS.pdf")],
+)
+def test_two_files_named_alike_ignoring_case_are_refused_and_nothing_kept(
+    api: Api, names: tuple[str, str]
+) -> None:
+    # A package names each file once, ignoring case: such a draft could never be sent
+    files = [
+        ("main", (names[0], MAIN_PDF, "application/pdf")),
+        ("appendix", (names[1], b"%PDF-1.4 other", "application/pdf")),
+    ]
+    body = assert_error(api.create(files=files), 422, "invalid_input")
+    assert (body["field"], body["reason"]) == ("files", "same_filename")
+    assert api.get("/v1/documents").json()["items"] == []
+
+
 def test_an_unknown_attachment_is_not_found(api: Api) -> None:
     doc_id = api.draft()["id"]
     for digest in [sha256(b"other"), "not-a-digest", "0" * 64]:

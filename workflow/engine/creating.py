@@ -4,6 +4,7 @@ its first audit entry, in one transaction."""
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +14,7 @@ from pydantic_core import to_jsonable_python
 
 from congvan.actions.context import Actor
 from congvan.states import DOCUMENT, RECEIVED_DOCUMENT
-from congvan.states.errors import DocumentReceivedBefore
+from congvan.states.errors import DocumentReceivedBefore, InvalidInput
 from congvan.storage.audit import GENESIS, make_entry
 from congvan.storage.clock import Clock
 from congvan.storage.ids import new_id
@@ -35,6 +36,23 @@ class Draft:
     fields: Mapping[str, Any]
     recipients: Sequence[Mapping[str, str]]
     files: Sequence[Mapping[str, Any]]
+
+    def __post_init__(self) -> None:
+        # A package names each file once, ignoring case (a recipient's disk may fold it):
+        # a draft holding two such names could be reviewed and signed, never sent.
+        seen: dict[str, str] = {}
+        for f in self.files:
+            name = str(f["filename"])
+            folded = unicodedata.normalize("NFC", name.casefold())
+            if folded in seen:
+                raise InvalidInput(
+                    f"Two files are named {seen[folded]!r} and {name!r}: each file needs a "
+                    "name of its own, ignoring case.",
+                    field="files",
+                    reason="same_filename",
+                    filenames=[seen[folded], name],
+                )
+            seen[folded] = name
 
 
 def create_once(
