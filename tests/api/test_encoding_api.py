@@ -287,3 +287,42 @@ def test_a_multipart_body_cut_short_creates_nothing(api: Api, cut: int) -> None:
     details = assert_error(response, 422, "invalid_input")
     assert details["location"] == "body"
     assert listing(api) == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/xml",
+        None,
+    ],
+)
+def test_a_json_route_given_another_media_type_answers_415_and_changes_nothing(
+    api: Api, content_type: str | None
+) -> None:
+    doc = api.draft()
+    body = json.dumps({"fields": {"place": "Đà Nẵng"}}).encode()
+    # httpx names no type for raw content: the header is the test's own
+    headers = api.auth("clerk") | ({"Content-Type": content_type} if content_type else {})
+    for path in (f"/v1/documents/{doc['id']}/events/edit", "/v1/status"):
+        answer = api.client.post(path, content=body, headers=headers)
+        assert_error(answer, 415, "unsupported_media_type")
+    assert api.get(f"/v1/documents/{doc['id']}").json()["place"] == doc["place"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "Application/JSON; charset=utf-8", "application/x+json"]
+)
+def test_a_json_body_is_taken_under_its_media_type_whatever_its_case(
+    api: Api, content_type: str
+) -> None:
+    doc = api.draft()
+    body = json.dumps({"fields": {"place": "Đà Nẵng"}}).encode()
+    headers = api.auth("clerk") | {"Content-Type": content_type}
+    answer = api.client.post(
+        f"/v1/documents/{doc['id']}/events/edit", content=body, headers=headers
+    )
+    assert answer.status_code == 200, answer.text
+    assert api.get(f"/v1/documents/{doc['id']}").json()["place"] == "Đà Nẵng"

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response, params
 from fastapi.routing import APIRoute
 
 from congvan.states.errors import InvalidEncoding, InvalidInput, RepeatedField
@@ -86,16 +86,39 @@ class JsonRequest(Request):
         return self._json
 
 
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json`` or a ``+json`` type, whatever its case and parameters."""
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() not in ("", "0")
+    return "transfer-encoding" in request.headers
+
+
 class JsonRoute(APIRoute):
-    """A route that reads its JSON body with :class:`JsonRequest`."""
+    """A route that reads its JSON body with :class:`JsonRequest`; a body of another media
+    type (or of none named) is 415 ``unsupported_media_type``, not read as JSON."""
 
     max_body: int | None = None  # bytes; None: the installation's request limit
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         max_body = self.max_body
+        # Form and file routes (multipart) share routers with JSON ones.
+        takes_json = self.body_field is not None and not any(
+            isinstance(field.field_info, params.Form) for field in self.dependant.body_params
+        )
 
         async def route_handler(request: Request) -> Response:
+            content_type = request.headers.get("content-type")
+            if takes_json and _has_body(request) and not is_json_media_type(content_type):
+                raise HTTPException(415, "The body is sent as application/json.")
             wrapped = JsonRequest(request.scope, request.receive)
             wrapped.max_body = max_body
             return await handler(wrapped)
