@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from congvan.workflow.cli import main
+
 RECIPIENTS = (
     "Sở Nội vụ tỉnh Thừa Thiên Huế",
     "Sở Y tế tỉnh Thừa Thiên Huế",
@@ -312,3 +316,20 @@ def test_a_signing_authority_is_granted_and_listed(tmp_path: Path) -> None:
         authority_id, "pct", "CV,QĐ", "KT.", "CHỦ", "TỊCH", "2026-01-01", "→", "2026-12-31",
         "active",
     ] == listed  # fmt: skip
+
+
+def test_a_reader_that_goes_away_ends_the_command_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As `congvan graph | head -1` once head has gone: every write meets a closed pipe
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    closed = open(write_end, "w", buffering=1, encoding="utf-8")  # noqa: SIM115
+    monkeypatch.setattr(sys, "stdout", closed)
+
+    code = main(["--data-dir", str(tmp_path), "graph"])
+
+    assert code == 141
+    closed.write("at exit, a last flush goes nowhere\n")  # stdout now writes to os.devnull
+    closed.close()
+    assert "Traceback" not in capsys.readouterr().err

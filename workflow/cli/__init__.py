@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -105,6 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
         code: int = args.func(args, settings)
         return code
+    except KeyboardInterrupt:
+        # Ctrl-C: what was committed stays, what was under way rolled back with it.
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``congvan graph | head``): nothing more to say to it. As
+        # Python's documentation advises, later writes (at exit) go nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except Exception as exc:
         error = exc if isinstance(exc, CongvanError) else _operator_error(exc)
         if error is None:
