@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -55,8 +57,8 @@ def make_engine(url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> 
     url = normalise_url(url)
     if is_sqlite(url):
         database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _private_file(Path(database))
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
@@ -68,6 +70,16 @@ def make_engine(url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> 
     engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
     _ping_when_idle(engine)
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """Create the database file, if new, readable by its owner only (0600; SQLite gives its
+    -wal and -shm files the same mode): it holds encrypted keys and webhook secrets. A
+    folder made for it is its owner's only (0700)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # An existing database keeps the mode its operator gave it.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 # A pooled connection used less than this long ago answered then: taken as alive.

@@ -78,6 +78,8 @@ class TrustStore:
         if not path.exists():
             temporary = path.with_suffix(".tmp")
             temporary.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            # Whatever the umask: only its owner may change what is trusted.
+            temporary.chmod(0o644)
             os.replace(temporary, path)  # whole or not at all
         with self._lock:
             self._seen = None

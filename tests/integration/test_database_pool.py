@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,3 +62,29 @@ def test_only_a_connection_idle_a_while_is_pinged(
         assert len(pings) == 1
     finally:
         engine.dispose()
+
+
+def test_a_new_sqlite_database_is_its_owners_only_whatever_the_umask(tmp_path: Path) -> None:
+    # It holds encrypted private keys and webhook secrets
+    path = tmp_path / "data" / "congvan.db"
+    previous = os.umask(0o002)
+    try:
+        engine = make_engine(f"sqlite:///{path}")
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        engine.dispose()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    for side in path.parent.glob("congvan.db-*"):  # SQLite's -wal and -shm, as the database
+        assert stat.S_IMODE(side.stat().st_mode) == 0o600, side.name
+
+
+def test_an_existing_database_keeps_the_mode_its_operator_gave_it(tmp_path: Path) -> None:
+    path = tmp_path / "congvan.db"
+    make_engine(f"sqlite:///{path}").dispose()
+    path.chmod(0o640)
+    make_engine(f"sqlite:///{path}").dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
