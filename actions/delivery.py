@@ -51,6 +51,13 @@ from congvan.storage.dispatches import AttemptRow, DispatchRow
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import SYSTEM, JobContext
+from .exchange.local import (
+    LOCAL_INBOX,
+    LOCAL_TIMEOUT_SECONDS,
+    LocalTransport,
+    local_transport_of,
+    served_here,
+)
 from .exchange.receipts import verify_receipt
 from .exchange.writing import SealedHeader, assemble
 from .jobs import Busy, RetryLater, StagedJob
@@ -172,6 +179,8 @@ class Delivery(StagedJob[Parcel]):
         self.lease = lease
         self.longest_wait = lease.total_seconds() * 0.8
         self.transport = transport  # tests hand in their own; None: the network
+        # This installation's own inbox, for agencies it serves (wired by bootstrap).
+        self.local: LocalTransport = lambda: None
         # A job finding its peer at its limit takes its turn again after about this long.
         self.turn = turn
 
@@ -198,7 +207,8 @@ class Delivery(StagedJob[Parcel]):
         if sealed is None or head is None or signature is None:
             raise CongvanError(f"Dispatch {dispatch_id} has nothing sealed to deliver.")
         assert ctx.events is not None
-        if peer is None:
+        local = peer is None and served_here(uow, dispatch.organ_id, ctx.now)
+        if peer is None and not local:
             # Its peer entry was removed after the send: no attempt can be made. It fails
             # now, saying why (the document fails with it and a supervisor is told), and
             # is resent once the peer is added again.
@@ -242,8 +252,11 @@ class Delivery(StagedJob[Parcel]):
             attempt=attempt,
             recipient=dispatch.organ_id,
             sender=head.agency_id,
-            url=peer.inbox_url,
-            timeout=min(float(peer.timeout_seconds), self.longest_wait),
+            url=LOCAL_INBOX if peer is None else peer.inbox_url,
+            timeout=min(
+                LOCAL_TIMEOUT_SECONDS if peer is None else float(peer.timeout_seconds),
+                self.longest_wait,
+            ),
             sealed=seal,
             manifest=manifest,
             signature=bytes(signature.cms),
@@ -289,9 +302,10 @@ class Delivery(StagedJob[Parcel]):
         def spent() -> int:
             return int((time.perf_counter() - started) * 1000)
 
+        local = work.url == LOCAL_INBOX
         try:
             response = post(
-                self.transport(),
+                local_transport_of(self.local) if local else self.transport(),
                 work.url,
                 timeout=work.timeout,
                 content=sink.getvalue(),

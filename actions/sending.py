@@ -21,6 +21,7 @@ from congvan.storage.ids import new_id
 
 from . import recalls
 from .context import TransitionContext
+from .exchange.local import served_here
 from .exchange.package import NEW, RECALL, REPLACE, UPDATE, Original
 from .exchange.writing import SealedHeader, seal_header
 from .signing.agencykeys import AgencyKeys
@@ -86,7 +87,10 @@ class Sending:
         changes: Mapping[str, str | None] | None = None,
     ) -> Seals:
         uow, doc = ctx.uow, ctx.document
-        unknown = [r for r in recipients if uow.peers.get(r) is None]
+        # Each recipient has an inbox: a peer's, or ours for an agency served here.
+        unknown = [
+            r for r in recipients if uow.peers.get(r) is None and not served_here(uow, r, ctx.now)
+        ]
         if unknown:
             raise UnknownPeer(
                 f"No inbox is known for {', '.join(unknown)}: add them with `congvan peers "

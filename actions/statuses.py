@@ -29,6 +29,13 @@ from congvan.storage.received import Received
 
 from .context import JobContext
 from .delivery import post
+from .exchange.local import (
+    LOCAL_STATUS,
+    LOCAL_TIMEOUT_SECONDS,
+    LocalTransport,
+    local_transport_of,
+    served_here,
+)
 from .exchange.status import make_status
 from .jobs import StagedJob
 from .signing.agencykeys import AgencyKey, AgencyKeys
@@ -72,6 +79,8 @@ class StatusSending(StagedJob[Notice]):
     def __init__(self, keys: AgencyKeys, transport: Transport = lambda: None) -> None:
         self.keys = keys
         self.transport = transport
+        # This installation's own status route, for senders it serves (wired by bootstrap).
+        self.local: LocalTransport = lambda: None
 
     def prepare(self, ctx: JobContext) -> Notice | None:
         uow = ctx.uow
@@ -81,7 +90,7 @@ class StatusSending(StagedJob[Notice]):
         event = str(ctx.job.payload["event"])
         dest = RECEIVED_DOCUMENT.transition(event)[0].dest
         peer = uow.peers.get(received.sender_id)
-        if peer is None:
+        if peer is None and not served_here(uow, received.sender_id, ctx.now):
             raise CongvanError(f"No inbox is known for the sender {received.sender_id}.")
         message_id, code = received.message_id, STATUS_CODE[dest]
         description = RECEIVED_DOCUMENT.descriptions[dest]
@@ -100,8 +109,8 @@ class StatusSending(StagedJob[Notice]):
             code=code,
             description=description,
             reason=reason,
-            url=status_url(peer.inbox_url),
-            timeout=float(peer.timeout_seconds),
+            url=LOCAL_STATUS if peer is None else status_url(peer.inbox_url),
+            timeout=LOCAL_TIMEOUT_SECONDS if peer is None else float(peer.timeout_seconds),
             agency=self.keys.require(uow, received.agency_id, ctx.now),
             at=ctx.now,
         )
@@ -122,8 +131,9 @@ class StatusSending(StagedJob[Notice]):
             "status": base64.b64encode(sealed.body).decode(),
             "status_cms": base64.b64encode(sealed.cms).decode(),
         }
+        transport = local_transport_of(self.local) if work.url == LOCAL_STATUS else self.transport()
         try:
-            response = post(self.transport(), work.url, timeout=work.timeout, json=body)
+            response = post(transport, work.url, timeout=work.timeout, json=body)
         except httpx.TransportError as exc:
             raise StatusNotSent(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code >= 500 or response.status_code in (408, 425, 429):

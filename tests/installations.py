@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 from cryptography import x509
+from sqlalchemy import text
 
 from congvan.actions.delivery import Delivery
 from congvan.actions.exchange.status import make_status
@@ -277,6 +278,15 @@ def link(
         add_agency(sender, organ_id, name, abbreviation)
     keys = issue_keys(sender, *(o for o, _n, _a in agencies), passphrase=passphrase)
     now = sender.clock()
+    with sender.uow() as uow:
+        # The receiver's agencies are the sender's peers: their certificates are listed
+        # here, their keys are the receiver's alone (an agency whose key is here is
+        # served here, and takes its documents in this installation's own inbox).
+        uow.conn.execute(
+            text("UPDATE certificates SET key_pem = '' WHERE kind = 'agency' AND agency_id != :a"),
+            {"a": A},
+        )
+        uow.commit()
     add_agency(receiver, A)
     for organ_id, name, abbreviation in agencies:
         add_agency(receiver, organ_id, name, abbreviation)

@@ -60,6 +60,7 @@ from .actors import specs_for
 from .actors import timestamp as timestamp_actor
 from .engine import Engine
 from .inbox import Inbox
+from .local_exchange import local_transport
 from .relay import Relay
 from .scheduler import Scheduler
 from .settings import Settings
@@ -273,14 +274,14 @@ def bootstrap(
         warn_before=timedelta(hours=settings.crl_warn_hours),
         check_every=timedelta(minutes=settings.crl_check_minutes),
     )
+    delivery = Delivery(trust, lease=timedelta(seconds=settings.delivery_lease_seconds))
+    status_sending = StatusSending(anchoring.keys)
     job_actions: dict[str, AnyJob] = {
         "run_review_checks": review.job,
         ANCHOR_JOB: anchoring,
         TIMESTAMP_JOB: timestamping,
-        "deliver_dispatches": Delivery(
-            trust, lease=timedelta(seconds=settings.delivery_lease_seconds)
-        ),
-        "send_status": StatusSending(anchoring.keys),
+        "deliver_dispatches": delivery,
+        "send_status": status_sending,
         NOTIFY_JOB: notifying(settings),
         **JOBS,
         **(jobs or {}),
@@ -401,6 +402,10 @@ def bootstrap(
             max_file_size=settings.max_attachment_bytes,
         ),
     )
+    statuses = Statuses(engine, anchoring.keys, trust)
+    # Between agencies served here: our own inbox and status route, in the process.
+    local = local_transport(inbox, statuses)
+    delivery.local = status_sending.local = lambda: local
     return Runtime(
         settings=settings,
         db=db,
@@ -416,7 +421,7 @@ def bootstrap(
         revocation_lists=revocation_lists,
         timestamping=timestamping,
         inbox=inbox,
-        statuses=Statuses(engine, anchoring.keys, trust),
+        statuses=statuses,
         watch=watch,
     )
 
