@@ -335,6 +335,7 @@ class Delivery(StagedJob[Parcel]):
                 expected_receiver=work.recipient,
                 expected_sender=work.sender,
                 now=work.started_at,  # the clock the job was claimed by
+                sent_at=work.sealed.sent_at,
             )
         except CongvanError as exc:
             return Outcome(BAD_RECEIPT, status, latency, f"{exc.code}: {exc.message}")

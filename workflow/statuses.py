@@ -18,8 +18,10 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from congvan.actions.context import SYSTEM
+from congvan.actions.exchange.envelope import check_moment
 from congvan.actions.exchange.status import AGREED, DECLINED, verify_status
 from congvan.actions.exchange.status import FORMAT as STATUS_FORMAT
 from congvan.actions.signing import keystore
@@ -117,6 +119,10 @@ class Statuses:
                     reason="sender",
                     found=status.from_agency,
                 )
+            sealed = uow.dispatches.sealed(dispatch.id)
+            if sealed is not None:  # what it reports cannot come before the package left
+                sent_at = datetime.fromisoformat(json.loads(sealed.header)["sent_at"])
+                check_moment("at", status.at, not_before=sent_at)
             if status.document_id != dispatch.document_id:
                 raise MessageMismatch(
                     "The status names another document than the package it is about.",

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from congvan.actions.signing.agencykeys import AgencyKey
+from congvan.actions.signing.certpath import CLOCK_SKEW
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.verification import Verdict, verify_manifest_signature
 from congvan.states.errors import (
@@ -33,6 +34,7 @@ from congvan.states.errors import (
     AgencySignatureInvalid,
     FormatUnsupported,
     MessageMalformed,
+    MessageMismatch,
     RevocationUnknown,
     SignatureError,
     SignerMismatch,
@@ -148,6 +150,34 @@ def verify_body(
             fingerprint=verdict.signer.sha256,
         )
     return verdict
+
+
+def check_moment(
+    name: str,
+    moment: datetime,
+    *,
+    signed_at: datetime | None = None,
+    not_before: datetime | None = None,
+) -> None:
+    """A moment a signed message claims (a receipt's ``received_at``, a status's ``at``)
+    is evidence: it cannot come after the message was signed, nor before the package it
+    answers was sent (each within the clock skew verifiers allow)."""
+    if signed_at is not None and moment > signed_at + CLOCK_SKEW:
+        raise MessageMismatch(
+            f"{name} is after the message was signed.",
+            reason="moment",
+            member=name,
+            found=iso(moment),
+            signed_at=iso(signed_at),
+        )
+    if not_before is not None and moment < not_before - CLOCK_SKEW:
+        raise MessageMismatch(
+            f"{name} is before the package it answers was sent.",
+            reason="moment",
+            member=name,
+            found=iso(moment),
+            sent_at=iso(not_before),
+        )
 
 
 def deferred(exc: RevocationUnknown, agency_id: str) -> VerificationDeferred:

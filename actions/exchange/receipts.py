@@ -46,7 +46,7 @@ from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.states.errors import AgencyMismatch, MessageMalformed, MessageMismatch
 
-from .envelope import Members, Sealed, iso, read_canonical, seal, verify_body
+from .envelope import Members, Sealed, check_moment, iso, read_canonical, seal, verify_body
 
 FORMAT = "congvan-receipt/1"
 ARRIVED = "01"
@@ -117,11 +117,16 @@ def verify_receipt(
     expected_receiver: str,
     expected_sender: str,
     now: datetime,
+    sent_at: datetime | None = None,
 ) -> Receipt:
     """Check the receipt answers our package, from the agency that sent it, and is signed
-    by the agency we sent it to."""
+    by the agency we sent it to; its ``received_at`` lies between ``sent_at`` (the
+    package's, when known) and its signing."""
     receipt = _read(read_canonical(body, FORMAT))
-    verify_body(body, cms, trust, agency_id=receipt.recipient, at=now)
+    verdict = verify_body(body, cms, trust, agency_id=receipt.recipient, at=now)
+    check_moment(
+        "received_at", receipt.received_at, signed_at=verdict.signing_time, not_before=sent_at
+    )
     if receipt.recipient != expected_receiver:
         raise AgencyMismatch(
             f"The receipt comes from {receipt.recipient}; the package went to {expected_receiver}.",

@@ -64,7 +64,7 @@ from congvan.states.errors import (
     Misaddressed,
 )
 
-from .envelope import Members, Sealed, iso, read_canonical, seal, verify_body
+from .envelope import Members, Sealed, check_moment, iso, read_canonical, seal, verify_body
 
 FORMAT = "congvan-status/1"
 REFUSED = "02"
@@ -158,7 +158,8 @@ def verify_status(
     message id of our dispatch it answers.
     """
     status = _read(read_canonical(body, FORMAT))
-    verify_body(body, cms, trust, agency_id=status.from_agency, at=now)
+    verdict = verify_body(body, cms, trust, agency_id=status.from_agency, at=now)
+    check_moment("at", status.at, signed_at=verdict.signing_time)
     if status.to_agency != expected_recipient:
         raise Misaddressed(
             f"The status message is for {status.to_agency}, not {expected_recipient}.",

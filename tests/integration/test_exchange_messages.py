@@ -6,14 +6,14 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives import hashes
 
-from congvan.actions.exchange.envelope import Sealed
+from congvan.actions.exchange.envelope import Sealed, iso, seal
 from congvan.actions.exchange.receipts import Receipt, make_receipt, verify_receipt
 from congvan.actions.exchange.status import make_status, verify_status
 from congvan.actions.signing import keywrap
@@ -349,3 +349,59 @@ def test_a_status_is_taken_only_under_a_certificate_listed_for_its_agency(world:
     trust = dataclasses.replace(world.trust, listed={B: frozenset([fingerprint])})
     status = verify_status(sealed.body, sealed.cms, trust, expected_recipient=A, now=NOW)
     assert (status.from_agency, status.code) == (B, "03")
+
+
+def _resealed(world: World, sealed: Sealed, member: str, moment: datetime) -> Sealed:
+    """``sealed``'s body with ``member`` set to ``moment``, signed by B at NOW."""
+    content = json.loads(sealed.body)
+    content[member] = iso(moment)
+    return seal(content, world.agencies[B], NOW)
+
+
+@pytest.mark.parametrize(
+    ("moment", "sent_at"),
+    [
+        (NOW + timedelta(hours=1), None),  # after it was signed
+        (datetime(9999, 12, 31, tzinfo=UTC), None),
+        (NOW - timedelta(days=730), NOW - timedelta(minutes=10)),  # before the package left
+        (datetime(1900, 1, 1, tzinfo=UTC), NOW - timedelta(minutes=10)),
+    ],
+)
+def test_a_receipt_claiming_an_impossible_moment_is_refused(
+    world: World, moment: datetime, sent_at: datetime | None
+) -> None:
+    sealed = _resealed(world, receipt_by(world), "received_at", moment)
+
+    refused = receipt_refusal(world, sealed, sent_at=sent_at)
+
+    assert (type(refused), refused.reason) == (MessageMismatch, "moment")
+    assert refused.details["member"] == "received_at"
+
+
+def test_a_receipt_received_within_the_clock_skew_of_its_signing_is_taken(world: World) -> None:
+    for moment in (NOW + timedelta(minutes=4), NOW - timedelta(minutes=9)):
+        sealed = _resealed(world, receipt_by(world), "received_at", moment)
+        assert (
+            check_receipt(world, sealed, sent_at=NOW - timedelta(minutes=10)).received_at == moment
+        )
+
+
+@pytest.mark.parametrize("moment", [NOW + timedelta(hours=2), datetime(9999, 1, 1, tzinfo=UTC)])
+def test_a_status_claiming_a_moment_after_its_signing_is_refused(
+    world: World, moment: datetime
+) -> None:
+    status = make_status(
+        message_id="m-1",
+        document_id="doc-1",
+        to=A,
+        code="03",
+        description="Đã vào sổ",
+        at=NOW,
+        agency=world.agencies[B],
+    )
+    sealed = _resealed(world, status, "at", moment)
+
+    with pytest.raises(MessageMismatch) as caught:
+        verify_status(sealed.body, sealed.cms, world.trust, expected_recipient=A, now=NOW)
+
+    assert (caught.value.reason, caught.value.details["member"]) == ("moment", "at")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -49,7 +50,7 @@ def _content(pair: Pair, doc: str, code: str, **changes: Any) -> dict[str, Any]:
         "description": "registered",
         "reason": "Gửi nhầm cơ quan" if code == "02" else None,
         "staff": None,
-        "at": "2026-12-01T03:00:00+00:00",
+        "at": pair.receiver.clock().replace(microsecond=0).isoformat(),
         **changes,
     }
 
@@ -217,3 +218,20 @@ def _state_and_codes(pair: Pair, doc: str) -> tuple[str, list[str]]:
     dispatch, _ = pair.dispatch(doc)
     with pair.sender.uow(readonly=True) as uow:
         return dispatch.state, sorted(uow.dispatches.status_codes(dispatch.id))
+
+
+@pytest.mark.parametrize("days", [-400, 2])
+def test_a_status_claiming_a_moment_before_the_send_or_after_its_signing_is_refused(
+    pair: Pair, delivered: str, days: int
+) -> None:
+    # B's real key, its signature made now; the moment it claims is before A sent the
+    # package (a year back) or after it signed the message (two days on)
+    at = pair.receiver.clock() + timedelta(days=days)
+    body, cms = _signed_by_b(pair, _content(pair, delivered, "03", at=at.isoformat()))
+
+    with pytest.raises(MessageMismatch) as refused:
+        pair.sender.statuses.accept(body, cms)
+
+    assert (refused.value.reason, refused.value.details["member"]) == ("moment", "at")
+    assert pair.dispatch(delivered)[0].state == "delivered"
+    assert _kept(pair, delivered) == []
