@@ -25,7 +25,7 @@ from typing import Any
 
 from congvan.states.errors import InvalidInput
 from congvan.states.timeliness import VIETNAM
-from congvan.states.vocabulary import ESCALATION_KINDS
+from congvan.states.vocabulary import ESCALATION_KINDS, KIND_WORDS
 
 # The headers of a webhook post.
 SIGNATURE_HEADER = "X-Congvan-Signature"
@@ -36,19 +36,6 @@ SIGNATURE_PREFIX = "sha256="
 # How far a receiver should let a signed timestamp stray from its own clock.
 REPLAY_WINDOW = timedelta(minutes=5)
 
-# Each kind in words, as the e-mail names it.
-KIND_WORDS: dict[str, str] = {
-    "not_sent_in_time": "Văn bản chưa được gửi đúng hạn",
-    "not_delivered": "Văn bản chưa đến đơn vị nhận",
-    "delivery_failed": "Gửi văn bản không thành công",
-    "refused_by_recipient": "Đơn vị nhận từ chối văn bản",
-    "not_acknowledged": "Đơn vị nhận chưa tiếp nhận văn bản",
-    "signature_problem": "Chữ ký số của văn bản có vấn đề",
-    "recall_unanswered": "Yêu cầu thu hồi văn bản chưa được trả lời",
-    "certificate_expiring": "Chứng thư số sắp hết hạn",
-    "crl_expiring": "Danh sách chứng thư bị thu hồi (CRL) sắp hết hạn",
-}
-assert set(KIND_WORDS) == set(ESCALATION_KINDS)
 
 # What an event may carry, each text cut to its length (a subject is at most the longest
 # trích yếu a document may have).

@@ -13,6 +13,7 @@ from typing import Any
 from . import explanation as x
 from .received import STATUS_LABEL
 from .timeliness import VIETNAM
+from .vocabulary import KIND_WORDS
 
 Sentence = dict[str, str]
 
@@ -61,10 +62,12 @@ def _outcome(code: str | None, lang: str) -> str:
     return pair[0] if lang == "vi" else pair[1]
 
 
-def _status(code: str | None) -> str:
+def _status(code: str | None, lang: str) -> str:
+    """``03 (đã tiếp nhận, vào sổ)`` or ``03 (registered)``: the code, in one language."""
     if code is None or code not in STATUS_LABEL:
         return "—"
-    return f"{code} ({STATUS_LABEL[code]})"
+    english, _, vietnamese = STATUS_LABEL[code].partition(" (")  # "registered (đã …)"
+    return f"{code} ({vietnamese.removesuffix(')') if lang == 'vi' else english})"
 
 
 def _names(values: Any) -> str:
@@ -95,9 +98,28 @@ def _escalation(f: Mapping[str, Any], lang: str) -> str:
     opened = moment(f["opened_at"], lang)
     if lang == "vi":
         who = f"do {f['owner']} phụ trách" if f.get("owner") else "chưa có ai nhận xử lý"
-        return f"Cảnh báo {f['kind']} (cấp {f['level']}) đang mở từ {opened}, {who}."
+        kind = KIND_WORDS.get(str(f["kind"]), str(f["kind"]))
+        return f"Cảnh báo “{kind}” (cấp {f['level']}) đang mở từ {opened}, {who}."
     who = f"owned by {f['owner']}" if f.get("owner") else "nobody has claimed it yet"
     return f"Escalation {f['kind']} (level {f['level']}) open since {opened}, {who}."
+
+
+def _acknowledged(f: Mapping[str, Any], lang: str) -> str:
+    """The recipient's last word: registered (03), or what it did since (04–06), or its
+    answer to a recall or update (15, 16), none of which is called registration."""
+    code, at = f.get("status_code"), moment(f.get("at"), lang)
+    status = _status(code, lang)
+    if code in ("15", "16"):
+        if lang == "vi":
+            return f"Nơi nhận đã trả lời yêu cầu thu hồi / cập nhật: trạng thái {status} lúc {at}."
+        return f"The recipient answered the recall or update: status {status} at {at}."
+    if code in ("04", "05", "06"):
+        if lang == "vi":
+            return f"Nơi nhận đã vào sổ; nay ở trạng thái {status} (lúc {at})."
+        return f"The recipient registered it; it is now at status {status} (at {at})."
+    if lang == "vi":
+        return f"Nơi nhận đã vào sổ (trạng thái {status}) lúc {at}."
+    return f"The recipient registered it (status {status}) at {at}."
 
 
 _REQUEST_KIND = {"recall": ("thu hồi", "recall"), "update": ("cập nhật", "update")}
@@ -135,7 +157,7 @@ class _Facts(dict[str, str]):
         if isinstance(value, list | tuple):
             return _names(value)
         if key == "status_code":
-            return _status(value)
+            return _status(value, self.lang)
         if key in ("outcome", "last_outcome"):
             return _outcome(value, self.lang)
         return "—" if value is None or value == "" else str(value)
@@ -271,10 +293,7 @@ PHRASES: dict[str, _Phrase] = {
         "Đã đến nơi nhận lúc {since} (trạng thái {status_code}); chờ vào sổ (03) đã {waited}.",
         "Delivered at {since} (status {status_code}); waiting {waited} for registration (03).",
     ),
-    x.ACKNOWLEDGED_BY_RECIPIENT: _both(
-        "Nơi nhận đã vào sổ (trạng thái {status_code}) lúc {at}.",
-        "The recipient registered it (status {status_code}) at {at}.",
-    ),
+    x.ACKNOWLEDGED_BY_RECIPIENT: lambda f, lang: _acknowledged(f, lang),
     x.REFUSED_BY_RECIPIENT: _both(
         "Nơi nhận từ chối (02) lúc {at}: {reason}.",
         "The recipient refused it (02) at {at}: {reason}.",

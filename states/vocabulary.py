@@ -70,6 +70,19 @@ ESCALATION_KINDS = (
     "certificate_expiring",
     "crl_expiring",
 )
+# Each kind in Vietnamese words, as the e-mail and explain name it.
+KIND_WORDS: dict[str, str] = {
+    "not_sent_in_time": "Văn bản chưa được gửi đúng hạn",
+    "not_delivered": "Văn bản chưa đến đơn vị nhận",
+    "delivery_failed": "Gửi văn bản không thành công",
+    "refused_by_recipient": "Đơn vị nhận từ chối văn bản",
+    "not_acknowledged": "Đơn vị nhận chưa tiếp nhận văn bản",
+    "signature_problem": "Chữ ký số của văn bản có vấn đề",
+    "recall_unanswered": "Yêu cầu thu hồi văn bản chưa được trả lời",
+    "certificate_expiring": "Chứng thư số sắp hết hạn",
+    "crl_expiring": "Danh sách chứng thư bị thu hồi (CRL) sắp hết hạn",
+}
+assert set(KIND_WORDS) == set(ESCALATION_KINDS)
 EVERY_KIND = "*"
 # A route for every escalation once it has risen to the second level (left open past its
 # own deadline): the agency's leadership.

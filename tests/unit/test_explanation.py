@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -389,3 +390,46 @@ def test_a_recall_half_answered_says_whose_answer_is_awaited() -> None:
     headline = explained.headline()
     assert (headline.code, headline.facts["recipients"]) == (x.AWAITING_ANSWERS, ["000.00.01.H57"])
     assert "thu hồi" in sentence(headline)["vi"] and "recall" in sentence(headline)["en"]
+
+
+def _said(code: str, **facts: Any) -> dict[str, str]:
+    return sentence(x.Finding(code, facts))
+
+
+@pytest.mark.parametrize(
+    ("status", "vi", "en"),
+    [
+        (
+            "03",
+            "Nơi nhận đã vào sổ (trạng thái 03 (đã tiếp nhận, vào sổ))",
+            "registered it (status 03 (registered))",
+        ),
+        ("06", "nay ở trạng thái 06 (hoàn thành)", "now at status 06 (completed)"),
+        (
+            "15",
+            "đã trả lời yêu cầu thu hồi / cập nhật: trạng thái 15 (đồng ý",
+            "answered the recall or update: status 15 (agreed",
+        ),
+    ],
+)
+def test_a_recipients_last_word_is_named_as_it_is_in_one_language(
+    status: str, vi: str, en: str
+) -> None:
+    at = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    said = _said(x.ACKNOWLEDGED_BY_RECIPIENT, status_code=status, at=at)
+
+    assert vi in said["vi"] and en in said["en"]
+    # Vietnamese words only in the Vietnamese sentence, and the other way round
+    assert "registered" not in said["vi"] and "completed" not in said["vi"]
+    assert "vào sổ" not in said["en"] and "hoàn thành" not in said["en"]
+    if status != "03":  # completion and an answer to a recall are not registration (03)
+        assert "(trạng thái 03" not in said["vi"]
+
+
+def test_an_open_escalation_is_named_in_vietnamese_words_in_the_vietnamese_sentence() -> None:
+    opened = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    said = _said(x.ESCALATION_OPEN, kind="not_acknowledged", level=2, opened_at=opened, owner=None)
+
+    assert "Đơn vị nhận chưa tiếp nhận văn bản" in said["vi"]
+    assert "not_acknowledged" not in said["vi"]
+    assert "not_acknowledged" in said["en"]
