@@ -13,6 +13,17 @@ MULTI_LINE_FIELDS = MULTI_LINE | {"reason", "comment"}
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 _LINE_BREAKS = frozenset({"\n", "\r", "\t"})
 _SEPARATORS = frozenset({"\u2028", "\u2029"})
+# Characters that make text show other than it reads: bidirectional embeddings, overrides
+# and isolates (a file "\u202egpj.pdf" shows as "fdp.jpg"), never needed in Vietnamese;
+# and, in one-line fields, the zero-width ones ("TĐ\u200bKT" shows as "TĐKT").
+_REORDERING = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+_ZERO_WIDTH = frozenset({"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"})
+
+
+def deceptive_characters(value: str, *, multi_line: bool) -> list[str]:
+    """The characters of ``value`` that reorder or hide what it shows (as U+XXXX)."""
+    hidden = _REORDERING if multi_line else _REORDERING | _ZERO_WIDTH
+    return [f"U+{ord(ch):04X}" for ch in value if ch in hidden]
 
 
 def nfc(value: object) -> object:
@@ -63,6 +74,12 @@ def unstorable(value: str, *, multi_line: bool) -> str | None:
     if found:
         return f"must not contain control characters ({', '.join(found[:5])})" + (
             "" if multi_line else "; it is one line"
+        )
+    deceptive = deceptive_characters(value, multi_line=multi_line)
+    if deceptive:
+        return (
+            "must not contain characters that reorder or hide what it shows "
+            f"({', '.join(deceptive[:5])})"
         )
     if not value.isascii():
         try:

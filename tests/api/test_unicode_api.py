@@ -8,9 +8,12 @@ capital of another script that looks Latin (Cyrillic "Т") is refused by the sym
 
 from __future__ import annotations
 
+import json
 import unicodedata
 
-from tests.api.conftest import Api
+import pytest
+
+from tests.api.conftest import MAIN_PDF, Api, assert_error
 from tests.api.test_review_flow_api import clean_letter, failed, submit_and_check
 
 NFD_SUBJECT = unicodedata.normalize("NFD", "V/v tăng cường gửi, nhận văn bản điện tử")
@@ -52,3 +55,38 @@ def test_a_symbol_with_a_cyrillic_look_alike_fails_the_symbol_check(api: Api) ->
 
     # Then the symbol check fails (blocking), and only it
     assert failed(checks) == {"format.number_symbol"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("subject", "Về việc khen thưởng\u202e"),  # a right-to-left override
+        ("subject", "Về việc \u2067khen\u2069 thưởng"),  # an isolate
+        ("symbol", "UBND-T\u200bĐKT"),  # a zero-width space: shows as UBND-TĐKT
+        ("signer_name", "Nguyễn Văn\u2060 Phương"),
+        ("place", "\ufeffThừa Thiên Huế"),
+    ],
+)
+def test_text_that_shows_other_than_it_reads_is_refused(api: Api, field: str, value: str) -> None:
+    body = assert_error(api.create(**{field: value}), 422, "invalid_input")
+    assert "reorder or hide" in json.dumps(body, ensure_ascii=False)
+    assert api.get("/v1/documents").json()["items"] == []
+
+
+def test_a_multi_line_field_may_hold_a_zero_width_joiner_but_no_override(api: Api) -> None:
+    assert api.create(content="Dòng một\nDòng\u200d hai").status_code == 201
+    assert_error(api.create(content="Dòng một\n\u202eDòng hai"), 422, "invalid_input")
+
+
+def test_a_file_name_that_would_show_reversed_is_kept_as_it_reads(api: Api) -> None:
+    files = [("main", ("\u202egpj.pdf", MAIN_PDF, "application/pdf"))]
+    created = api.create(files=files)
+    assert created.status_code == 201, created.text
+    [attachment] = created.json()["attachments"]
+    assert attachment["filename"] == "gpj.pdf"
+
+
+def test_an_authoritys_competence_that_shows_other_than_it_reads_is_refused(api: Api) -> None:
+    body = {"signer": "signer", "competence": "KT. CHỦ TỊCH\u202e", "valid_from": "2020-01-01"}
+    answer = api.client.post("/v1/authorities", headers=api.auth("supervisor"), json=body)
+    assert_error(answer, 422, "invalid_input")

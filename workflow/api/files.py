@@ -11,6 +11,7 @@ from fastapi import UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from congvan.states.errors import AttachmentTooLarge, FieldTooLong
+from congvan.states.text import deceptive_characters
 
 
 def content_disposition(filename: str) -> str:
@@ -27,8 +28,12 @@ def content_disposition(filename: str) -> str:
 
 
 def _printable(text: str) -> str:
-    """``text`` without control characters (NUL, CR, LF...), which no name needs."""
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cc")
+    """``text`` without control characters (NUL, CR, LF...) nor characters that reorder or
+    hide what a name shows (``\u202egpj.pdf`` shows as ``fdp.jpg``): no name needs them."""
+    hidden = set(deceptive_characters(text, multi_line=False))
+    return "".join(
+        ch for ch in text if unicodedata.category(ch) != "Cc" and f"U+{ord(ch):04X}" not in hidden
+    )
 
 
 def _sha256(data: bytes) -> str:
