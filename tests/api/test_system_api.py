@@ -311,3 +311,10 @@ def test_a_client_gone_mid_body_is_a_line_in_the_log_not_an_error(
     assert start["status"] == 400
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.message for r in caplog.records if r.name == "congvan.api"] == ["client went away"]
+
+
+def test_a_path_with_a_trailing_slash_is_not_found_not_redirected(api: Api) -> None:
+    for path in ("/v1/documents/", "/v1/health/", "/v1/received/"):
+        answer = api.client.get(path, headers={**api.auth("clerk"), "Host": "evil.example"})
+        assert_error(answer, 404, "not_found")
+        assert "location" not in answer.headers

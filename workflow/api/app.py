@@ -62,6 +62,9 @@ def create_app(runtime: Runtime, *, background: bool = False, hand_off: bool = F
         # counted (\\uXXXX is 6 bytes a letter). The body limit still bounds everything.
         form_limits={"max_part_size": runtime.settings.max_request_bytes},
         dependencies=[Depends(check_parameters)],
+        # A path with a trailing slash is not found: a redirect to it would be built from
+        # the request's Host header, and answered before any token is asked for.
+        redirect_slashes=False,
     )
     app.state.runtime = runtime
     # The size limit is outside the encoding check: it counts bytes before the check reads them.
