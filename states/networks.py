@@ -14,6 +14,7 @@ as well. Pure rules: the resolving is the caller's.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -42,7 +43,12 @@ def address_of(host: str) -> Address | None:
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
-        return None
+        # The forms a resolver also takes as an IPv4 address (inet_aton): 127.1,
+        # 2130706433, 0x7f.1, 0177.0.0.1 are each 127.0.0.1.
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(text))
+        except (OSError, ValueError):
+            return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
     return address

@@ -91,3 +91,26 @@ def test_the_setting_reads_networks_and_single_addresses() -> None:
     assert ("10.0.0.0/8", "192.168.1.7/32", "::1/128") == tuple(
         str(n) for n in settings.private_networks()
     )
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("127.1", "127.0.0.1"),
+        ("2130706433", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("0177.0.0.1", "127.0.0.1"),
+        ("10.1", "10.0.0.1"),
+        ("0", "0.0.0.0"),
+    ],
+)
+def test_the_short_ipv4_forms_a_resolver_takes_are_judged_as_their_address(
+    host: str, address: str
+) -> None:
+    # What getaddrinfo would connect to: refused as the address it is
+    assert refused_host(host, ()) == ipaddress.ip_address(address)
+
+
+def test_a_name_is_no_address_of_its_own() -> None:
+    for host in ("example.com", "1e100.net", "congvan.gov.vn"):
+        assert refused_host(host, ()) is None
