@@ -129,19 +129,8 @@ def add_agency(
         raise InvalidInput("An agency needs a name and an abbreviation.")
     # Every way in (the API, the CLI, a directory file from another installation) comes
     # here: a name is printed in lists, letters and terminals, one line of plain text.
-    for field, text, longest in (
-        ("name", name, _AGENCY_NAME_LENGTH),
-        ("abbreviation", abbreviation, _AGENCY_ABBREVIATION_LENGTH),
-    ):
-        problem = unstorable(text, multi_line=False)
-        if problem is not None:
-            raise InvalidInput(f"The agency's {field} {problem}.", field=field)
-        if len(text.strip()) > longest:
-            raise FieldTooLong(
-                f"The agency's {field} is at most {longest} characters.",
-                field=field,
-                max_length=longest,
-            )
+    one_line("The agency's name", "name", name, _AGENCY_NAME_LENGTH)
+    one_line("The agency's abbreviation", "abbreviation", abbreviation, _AGENCY_ABBREVIATION_LENGTH)
     validate_numbering(numbering)
     if uow.agencies.agency(agency_id) is not None:
         raise AlreadyExists(f"Agency {agency_id} already exists.", agency_id=agency_id)
@@ -154,6 +143,25 @@ def add_agency(
             created_at=now,
         )
     )
+
+
+def one_line(what: str, field: str, text: str, longest: int) -> None:
+    """``text`` is one line of plain text of at most ``longest`` characters, or refused."""
+    problem = unstorable(text, multi_line=False)
+    if problem is not None:
+        raise InvalidInput(f"{what} {problem}.", field=field)
+    if len(text.strip()) > longest:
+        raise FieldTooLong(
+            f"{what} is at most {longest} characters.",
+            field=field,
+            max_length=longest,
+            length=len(text.strip()),
+        )
+
+
+# A user's name as tokens and logs show it; a person's full name and position go into
+# their certificate, whose common name and title X.509 bounds to 64 characters.
+_USERNAME_LENGTH, _PERSON_TEXT_LENGTH = 100, 64
 
 
 def ensure_user(
@@ -172,6 +180,13 @@ def ensure_user(
     if uow.agencies.agency(agency_id) is None:
         raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
     roles = validate_roles(roles)
+    if not username.strip() or username != username.strip():
+        raise InvalidInput(
+            "A user name is given, with no spaces before or after it.", field="username"
+        )
+    one_line("A user name", "username", username, _USERNAME_LENGTH)
+    one_line("A full name", "full_name", full_name, _PERSON_TEXT_LENGTH)
+    one_line("A position", "position", position, _PERSON_TEXT_LENGTH)
     user = uow.agencies.user(agency_id, username)
     if user is not None:
         merged = sorted(set(user.roles.split(",")) | set(roles))

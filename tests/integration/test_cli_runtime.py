@@ -157,3 +157,29 @@ def test_a_process_that_signs_in_the_background_will_not_start_unable_to_unlock_
             [line] = [x for x in err.splitlines() if x.startswith("error [")]  # logs beside
             assert line.startswith("error [invalid_input]:") and says in line, (command, err)
             assert "Traceback" not in err
+
+
+def test_a_user_is_named_in_one_line_of_bounded_text_or_refused(
+    tmp_path: Path, capsys: CaptureFixture[str]
+) -> None:
+    # A name goes into tokens, logs and (a signer's) certificate, which bounds it to 64
+    data = ["--data-dir", str(tmp_path)]
+    assert main([*data, "migrate"]) == 0
+    agency = ["--agency", "000.00.00.H57"]
+    add = ["agencies", "add", "000.00.00.H57", "--name", "UBND tỉnh", "--abbreviation", "UBND"]
+    assert main([*data, *add]) == 0
+    capsys.readouterr()
+    cases = [
+        (["--user", "u" * 40_000], "field_too_long"),
+        (["--user", "van\nthu"], "invalid_input"),
+        (["--user", " vanthu"], "invalid_input"),
+        (["--user", "pct", "--full-name", "Nguyễn " * 20], "field_too_long"),
+        (["--user", "pct", "--full-name", "Nguyễn Văn\u202e Phương"], "invalid_input"),
+        (["--user", "pct", "--position", "P" * 65], "field_too_long"),
+    ]
+    for extra, code in cases:
+        assert main([*data, "tokens", "create", *agency, "--role", "signer", *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith(f"error [{code}]:") and "Traceback" not in err, (extra, err)
+    # Nothing was made by any of them; a proper one is
+    assert main([*data, "tokens", "create", *agency, "--role", "signer", "--user", "pct"]) == 0
