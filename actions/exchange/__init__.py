@@ -8,7 +8,7 @@
   (``make_status``, ``verify_status``).
 - ``envelope``: what the three share, a canonical JSON body under a detached agency CMS.
 - ``archive``: reading a peer's ZIP archive without trusting it.
-- ``evidence``: ``congvan-evidence/1``, one document's proof for a dispute (written from
+- ``evidence``: ``congvan-evidence/2``, one document's proof for a dispute (written from
   the database, ``evidence_checks.verify_bundle`` judges it offline).
 
 Every refusal is an ``ExchangeRefused`` of ``states.errors`` with a ``reason``.

@@ -1,11 +1,13 @@
-"""Format ``congvan-evidence/1``: everything needed to prove, offline, what became of a document.
+"""Format ``congvan-evidence/2``: everything needed to prove, offline, what became of a document.
 
 An evidence bundle is a ZIP archive of stored members (never compressed, as a package's:
 ``archive`` bounds it the same way). ``index.json`` is RFC 8785 canonical JSON:
 
-``format``        ``"congvan-evidence/1"``.
+``format``        ``"congvan-evidence/2"``.
 ``document_id``   The document the bundle is about; ``agency_id`` the agency issuing it.
 ``exported_at``   When the bundle was written, ISO 8601 in UTC.
+``audit_head``    ``{"version", "hash"}``: the last entry of the document's audit chain
+                  at export, which ``audit/entries.json`` must end with.
 ``files``         ``"included"`` when the files the manifest lists are members, or
                   ``"digests"`` when only the manifest's digests of them are.
 ``members``       ``{"name", "role", "size", "sha256"}`` of every other member, in
@@ -38,6 +40,13 @@ An evidence bundle is a ZIP archive of stored members (never compressed, as a pa
     trust/roots/SHA256.pem            root                the pinned roots at export
     trust/crls/SHA256.crl             crl                 the newest CRL of every issuer (DER)
 
+``index.p7s`` (not listed: it signs the list) is the issuing agency's detached CMS over
+``index.json``'s exact bytes, made at ``exported_at`` with its organisational key. It is
+what makes the bundle whole: every other piece is signed on its own, and without it a
+bundle with the newest anchor, the later entries and the packages of a recall left out
+would be a consistent earlier history. (``congvan-evidence/1`` had no ``index.p7s`` and
+no ``audit_head``; it is refused, to be exported again.)
+
 ``audit/entries.json`` is canonical JSON ``{"document_id", "entries": [...]}``, each entry
 with every column its hash covers: ``version``, ``actor``, ``event``, ``from_state``,
 ``to_state``, ``at`` (as hashed), ``payload`` (the stored text), ``payload_digest``,
@@ -46,8 +55,9 @@ with every column its hash covers: ``version``, ``actor``, ``event``, ``from_sta
 
 Example index (one line in reality, wrapped here)::
 
-    {"agency_id":"000.00.00.H57","document_id":"doc-1","exported_at":"2026-03-02T…",
-    "files":"included","format":"congvan-evidence/1","members":[{"name":"manifest.json",
+    {"agency_id":"000.00.00.H57","audit_head":{"hash":"9f2c…","version":9},
+    "document_id":"doc-1","exported_at":"2026-03-02T…","files":"included",
+    "format":"congvan-evidence/2","members":[{"name":"manifest.json",
     "role":"manifest","sha256":"5c0a…e1f3","size":733}, …]}
 
 ``write_bundle`` writes one from an ``Evidence``; ``open_bundle`` opens one without
@@ -70,15 +80,17 @@ from typing import IO, Any, BinaryIO
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.truststore import fingerprint
 from congvan.states.errors import MessageMalformed
 from congvan.storage.audit import NewEntry, timestamp
 
 from .archive import Archive, Limits, open_archive, stored_entry
-from .envelope import Members, canonical, iso, read_canonical
+from .envelope import SHA256_HEX, Members, canonical, iso, read_canonical, sign_body
 
-FORMAT = "congvan-evidence/1"
+FORMAT = "congvan-evidence/2"
 INDEX = "index.json"
+INDEX_SIGNATURE = "index.p7s"
 MANIFEST = "manifest.json"
 SIGNATURE = "signature.p7s"
 SIGNATURE_TOKEN = "signature.tsr"
@@ -88,7 +100,15 @@ AUDIT = "audit/entries.json"
 DISPATCHES = "dispatches/"  # then AGENCY/, holding:
 REQUESTS = "requests/"  # then REQUEST/AGENCY/, holding the same
 RECEIPT = "receipt.json"
-INDEX_MEMBERS = ("format", "document_id", "agency_id", "exported_at", "files", "members")
+INDEX_MEMBERS = (
+    "format",
+    "document_id",
+    "agency_id",
+    "exported_at",
+    "audit_head",
+    "files",
+    "members",
+)
 MEMBER_MEMBERS = ("name", "role", "size", "sha256")
 AUDIT_FIELDS = (
     "version",
@@ -234,8 +254,15 @@ def members_of(evidence: Evidence) -> Iterator[tuple[str, bytes]]:
         yield f"trust/crls/{hashlib.sha256(crl).hexdigest()}.crl", crl
 
 
-def write_bundle(sink: IO[bytes], evidence: Evidence, exported_at: datetime) -> int:
-    """Write the bundle of ``evidence`` into ``sink``; how many members it has."""
+def write_bundle(
+    sink: IO[bytes], evidence: Evidence, exported_at: datetime, agency: AgencyKey
+) -> int:
+    """Write the bundle of ``evidence`` into ``sink``, its index signed by ``agency`` (the
+    issuing agency's key); how many members it has."""
+    if agency.agency_id != evidence.agency_id:
+        raise ValueError(f"the index is signed by the issuing agency, {evidence.agency_id}")
+    if not evidence.audit:
+        raise ValueError("a document's evidence has its audit chain")
     members = list(members_of(evidence))
     for name, _data in members:
         if role_of(name) is None:  # e.g. a file name with a slash: never written
@@ -246,6 +273,7 @@ def write_bundle(sink: IO[bytes], evidence: Evidence, exported_at: datetime) -> 
             "document_id": evidence.document_id,
             "agency_id": evidence.agency_id,
             "exported_at": iso(exported_at),
+            "audit_head": {"version": evidence.audit[-1].version, "hash": evidence.audit[-1].hash},
             "files": "digests" if evidence.files is None else "included",
             "members": [
                 {
@@ -260,9 +288,12 @@ def write_bundle(sink: IO[bytes], evidence: Evidence, exported_at: datetime) -> 
     )
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
         archive.writestr(stored_entry(INDEX, exported_at), index)
+        archive.writestr(
+            stored_entry(INDEX_SIGNATURE, exported_at), sign_body(index, agency, exported_at)
+        )
         for name, data in members:
             archive.writestr(stored_entry(name, exported_at), data)
-    return len(members) + 1
+    return len(members) + 2
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -285,8 +316,10 @@ class Index:
     document_id: str
     agency_id: str
     exported_at: datetime
+    audit_head: tuple[int, str]  # the last entry's version and hash at export
     files_included: bool
     members: tuple[Listed, ...]
+    raw: bytes = b""  # index.json's exact bytes, as index.p7s signs them
 
 
 class _Small:
@@ -357,26 +390,44 @@ def open_bundle(stream: BinaryIO, limits: Limits = LIMITS) -> Bundle:
     try:
         if INDEX not in archive.members:
             raise MessageMalformed(f"The bundle has no {INDEX}.", reason="missing_part", part=INDEX)
-        return Bundle(archive, _index(read_canonical(archive.read(INDEX), FORMAT)))
+        raw = archive.read(INDEX)
+        return Bundle(archive, _index(read_canonical(raw, FORMAT), raw))
     except BaseException:
         archive.close()
         raise
 
 
-def _index(content: dict[str, Any]) -> Index:
+def _index(content: dict[str, Any], exact: bytes) -> Index:
     members = Members(content, INDEX_MEMBERS)
+    head = content["audit_head"]
+    if (
+        not isinstance(head, dict)
+        or set(head) != {"version", "hash"}
+        or type(head["version"]) is not int
+        or head["version"] < 1
+        or not isinstance(head["hash"], str)
+        or not SHA256_HEX.fullmatch(head["hash"])
+    ):
+        raise MessageMalformed(
+            "audit_head must be {version, hash} of the chain's last entry.",
+            reason="member",
+            member="audit_head",
+        )
     raw = content["members"]
     if not isinstance(raw, list):
         raise MessageMalformed("members must be a list.", reason="member", member="members")
     listed = tuple(_listed(item) for item in raw)
-    if len({m.name for m in listed}) != len(listed) or INDEX in {m.name for m in listed}:
+    names = {m.name for m in listed}
+    if len(names) != len(listed) or INDEX in names or INDEX_SIGNATURE in names:
         raise MessageMalformed("members lists a name twice.", reason="duplicate_name")
     return Index(
         document_id=members.identifier("document_id"),
         agency_id=members.organ_id("agency_id"),
         exported_at=members.moment("exported_at"),
+        audit_head=(head["version"], head["hash"]),
         files_included=members.choice("files", ("included", "digests")) == "included",
         members=listed,
+        raw=exact,
     )
 
 

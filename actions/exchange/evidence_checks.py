@@ -1,4 +1,4 @@
-"""Judging a ``congvan-evidence/1`` bundle offline: no database, no network, no settings.
+"""Judging a ``congvan-evidence/2`` bundle offline: no database, no network, no settings.
 
 ``verify_bundle`` reports one ``Check`` per item, failed ones with a stable ``code`` and the
 member they concern, and goes on after a failure so that one verdict lists every problem:
@@ -55,11 +55,13 @@ from congvan.states.errors import CongvanError, ManifestMismatch
 from congvan.states.received import STATUS_LABEL
 from congvan.storage.audit import verify_entries
 
+from .envelope import verify_body
 from .evidence import (
     AUDIT,
     DISPATCHES,
     FILES,
     INDEX,
+    INDEX_SIGNATURE,
     MANIFEST,
     RECEIPT,
     REQUESTS,
@@ -131,6 +133,7 @@ class _Judge:
         self.members()
         self.roots()
         self.audit()
+        self.index()  # what the issuing agency signed as the whole bundle
         self.anchors()  # before what the trail's entries decide: see _event
         self.signature()
         self.files()
@@ -169,7 +172,8 @@ class _Judge:
             elif measured[1] != listed.sha256:
                 detail = f"{name} is not the member index.json lists (SHA-256 differs)"
                 self.report.fail("members", "member_digest", detail, name)
-        for name in sorted(set(bundle.archive.members) - set(bundle.listed) - {INDEX}):
+        unlisted = set(bundle.archive.members) - set(bundle.listed) - {INDEX, INDEX_SIGNATURE}
+        for name in sorted(unlisted):
             self.report.fail("members", "member_extra", f"{name} is not listed in index.json", name)
         if len(self.report.checks) == before:
             count = len(bundle.index.members)
@@ -499,6 +503,51 @@ class _Judge:
                 if needed and not self.bundle.has(folder + name):
                     detail = f"the audit trail records it {what}; {folder + name} is missing"
                     self.report.fail(item, "evidence_missing", detail, folder + name)
+
+    def index(self) -> None:
+        """``index.p7s``: the issuing agency signed ``index.json`` (every member's digest,
+        the chain's head) when it exported the bundle, so nothing was left out since."""
+        index = self.bundle.index
+        cms = (
+            self.bundle.archive.read(INDEX_SIGNATURE)
+            if INDEX_SIGNATURE in self.bundle.archive.members
+            else None
+        )
+        if cms is None:
+            self.report.fail(
+                "index",
+                "index_unsigned",
+                f"{INDEX} is not signed by the issuing agency ({INDEX_SIGNATURE} is missing): "
+                "what the bundle leaves out could not be told",
+                INDEX_SIGNATURE,
+            )
+            return
+        try:
+            verdict = verify_body(
+                index.raw, cms, self.trust, agency_id=self.agency_id, at=index.exported_at
+            )
+        except CongvanError as exc:
+            reason = str(exc.details.get("reason") or exc.code)
+            self.report.fail("index", reason, exc.message, INDEX_SIGNATURE)
+            return
+        version, head = index.audit_head
+        last = self.entries[-1] if self.entries else None
+        if last is None or (last["version"], last["hash"]) != (version, head):
+            ends = f"version {last['version']}" if last else "nothing readable"
+            self.report.fail(
+                "index",
+                "audit_head",
+                f"{AUDIT} ends at {ends}; the signed index says the chain ended at version "
+                f"{version} when it was exported",
+                AUDIT,
+            )
+            return
+        self.report.holds(
+            "index",
+            f"{INDEX} signed by {verdict.signer.organizational_unit} at "
+            f"{index.exported_at.isoformat()}: every member listed, the chain ending at "
+            f"version {version}{self._root(cms)}",
+        )
 
     def audit(self) -> None:
         data = self.bundle.read(AUDIT)

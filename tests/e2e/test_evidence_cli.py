@@ -13,20 +13,26 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from congvan.actions.signing import keystore
 from congvan.actions.signing.truststore import fingerprint
 from tests.databases import Databases
 from tests.exchange_world import members, zipped
-from tests.installations import B, make_pair, serving_inbox
+from tests.installations import PASS, B, make_pair, serving_inbox
 from tests.receivers import self_signed
 
 
-def congvan(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def congvan(
+    *args: str, cwd: Path, passphrase: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONGVAN_")}
+    if passphrase is not None:  # what unlocks the issuing agency's key, to sign the index
+        env["CONGVAN_KEY_PASSPHRASE"] = passphrase
     return subprocess.run(
         [sys.executable, "-m", "congvan.workflow.cli", *args],
         capture_output=True,
@@ -48,6 +54,11 @@ def test_a_bundle_is_exported_then_verified_offline_and_a_tampered_one_is_not(
         doc, job = pair.sent(make_document)
         assert pair.sender.runner.run(job) == "done"
     pair.sender.anchoring.anchor(pair.sender.uow, pair.sender.clock())
+    # The shell's clock is the real one: the CRL is as fresh as an installation keeps it,
+    # so that the index signed at export is judged then.
+    with pair.sender.uow() as uow:
+        keystore.publish_crl(uow, passphrase=PASS, now=datetime.now(UTC))
+        uow.commit()
     [root] = pair.sender.trust.roots()
     (tmp_path / "root.pem").write_bytes(root.public_bytes(Encoding.PEM))
     data_dir = pair.sender.settings.data_dir
@@ -56,7 +67,7 @@ def test_a_bundle_is_exported_then_verified_offline_and_a_tampered_one_is_not(
     exported = congvan(
         "--data-dir", str(data_dir), "--database-url", url,
         "evidence", "export", doc, "-o", "bundle.zip",
-        cwd=tmp_path,
+        cwd=tmp_path, passphrase=PASS,
     )  # fmt: skip
     assert exported.returncode == 0, exported.stderr
     assert exported.stdout.startswith("bundle.zip: ")

@@ -22,6 +22,7 @@ from congvan.actions.exchange.evidence import role_of, write_bundle
 from congvan.actions.exchange.evidence_checks import verify_bundle
 from congvan.actions.exchange.evidence_report import Report
 from congvan.actions.signing import keystore
+from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.truststore import fingerprint
 from congvan.storage.audit import make_entry, timestamp
 from congvan.workflow.bootstrap import Runtime
@@ -67,8 +68,14 @@ def export(pair: Pair, doc: str, *, with_files: bool = True) -> bytes:
     with pair.sender.uow(readonly=True) as uow:
         evidence = gather(uow, pair.sender.trust, doc, with_files=with_files)
     sink = io.BytesIO()
-    write_bundle(sink, evidence, pair.sender.clock())
+    write_bundle(sink, evidence, pair.sender.clock(), issuing_key(pair.sender))
     return sink.getvalue()
+
+
+def issuing_key(runtime: Runtime, agency: str = A) -> AgencyKey:
+    """The issuing agency's key, which signs a bundle's index."""
+    with runtime.uow(readonly=True) as uow:
+        return runtime.anchoring.keys.require(uow, agency, runtime.clock())
 
 
 def judged(bundle: bytes, pair: Pair | None = None) -> Report:
@@ -119,6 +126,40 @@ def test_an_acknowledged_letters_bundle_verifies_offline_against_a_pinned_root(
     assert not any(
         name.startswith("files/") for name in members(export(pair, doc, with_files=False))
     )
+
+
+def test_a_bundle_cut_short_or_relisted_fails_the_index_its_agency_signed(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered by B, anchored, then more of its history (a second
+    # anchor over B's later report), and its bundle
+    doc = acknowledged(pair, make_document)
+    bundle = export(pair, doc)
+    parts = members(bundle)
+    assert "index" in [c.item for c in judged(bundle, pair).checks if c.ok]
+
+    # When the newest anchor and B's status are left out, the index relisted to match
+    cut = _dropped(parts, "anchors/", f"dispatches/{B}/status-")
+    # Then the index no longer holds as A signed it, whatever else still does
+    assert any(c.item == "index" and not c.ok for c in judged(zipped(cut), pair).checks)
+
+    # When the audit trail is cut back a version and relisted
+    entries = json.loads(parts["audit/entries.json"])
+    entries["entries"] = entries["entries"][:-1]
+    shorter = _relisted(parts, "audit/entries.json", rfc8785.dumps(entries))
+    report = judged(zipped(shorter), pair)
+    assert not report.verified
+    assert any(c.item == "index" and not c.ok for c in report.checks)
+
+    # When the index's signature is left out, or made by another agency's key
+    unsigned = {n: d for n, d in parts.items() if n != "index.p7s"}
+    assert ("index_unsigned", "index.p7s") in failures(judged(zipped(unsigned), pair))
+    with pair.receiver.uow(readonly=True) as uow:
+        b_key = pair.receiver.anchoring.keys.require(uow, B, pair.receiver.clock())
+    resigned = {**parts, "index.p7s": b_key.sign(parts["index.json"], pair.sender.clock())}
+    refused = judged(zipped(resigned), pair)
+    assert any(c.item == "index" and not c.ok for c in refused.checks)
+    assert not refused.verified
 
 
 def test_openssl_verifies_the_signer_and_agency_cms_in_a_bundle(
@@ -479,7 +520,7 @@ def test_a_letter_signed_on_the_server_carries_its_signed_pdf(
     with runtime.uow(readonly=True) as uow:
         evidence = gather(uow, runtime.trust, doc)
     sink = io.BytesIO()
-    write_bundle(sink, evidence, runtime.clock())
+    write_bundle(sink, evidence, runtime.clock(), issuing_key(runtime))
     report = verify_bundle(io.BytesIO(sink.getvalue()), runtime.trust.roots())
 
     # Then the signed PDF is in it and verifies, as the one the audit trail recorded
@@ -496,7 +537,7 @@ def test_a_letter_signed_on_the_server_carries_its_signed_pdf(
     with runtime.uow(readonly=True) as uow:
         lean = gather(uow, runtime.trust, doc, with_files=False)
     sink = io.BytesIO()
-    write_bundle(sink, lean, runtime.clock())
+    write_bundle(sink, lean, runtime.clock(), issuing_key(runtime))
     assert "signed.pdf" not in members(sink.getvalue())
     report = verify_bundle(io.BytesIO(sink.getvalue()), runtime.trust.roots())
     assert [] == [c for c in report.checks if not c.ok]

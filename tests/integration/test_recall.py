@@ -632,8 +632,9 @@ def test_a_recalled_letters_evidence_holds_the_recall_and_each_answer(
     with pair.sender.uow(readonly=True) as uow:
         evidence = gather(uow, pair.sender.trust, doc)
         [request_id] = {d.request_id for d in uow.dispatches.for_requests(doc)}
+        agency = pair.sender.anchoring.keys.require(uow, A, pair.sender.clock())
     sink = io.BytesIO()
-    write_bundle(sink, evidence, pair.sender.clock())
+    write_bundle(sink, evidence, pair.sender.clock(), agency)
     bundle = sink.getvalue()
     folder = f"requests/{request_id}/{B}/"
 
@@ -669,11 +670,11 @@ def _dropped(parts: dict[str, bytes], *prefixes: str) -> dict[str, bytes]:
 
 
 def _reindexed(parts: dict[str, bytes]) -> bytes:
-    """index.json listing ``parts`` as they are (it is not signed: anyone can)."""
+    """index.json listing ``parts`` as they are (its signature, index.p7s, then fails)."""
     index = json.loads(parts["index.json"])
     index["members"] = [
         {"name": n, "role": role_of(n), "size": len(d), "sha256": hashlib.sha256(d).hexdigest()}
         for n, d in parts.items()
-        if n != "index.json"
+        if n not in ("index.json", "index.p7s")
     ]
     return rfc8785.dumps(index)

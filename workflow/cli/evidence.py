@@ -67,6 +67,7 @@ def _export(document_id: str, output: str | None, digests_only: bool, settings: 
     import hashlib
 
     from congvan.actions.exchange.evidence import write_bundle
+    from congvan.actions.signing.agencykeys import AgencyKeys
 
     from ..evidence import gather
 
@@ -74,10 +75,13 @@ def _export(document_id: str, output: str | None, digests_only: bool, settings: 
     with runtime_for(settings) as runtime, runtime.uow(readonly=True) as uow:
         evidence = gather(uow, runtime.trust, document_id, with_files=not digests_only)
         now = runtime.clock()
+        # The issuing agency signs the index: what the bundle holds, as a whole.
+        keys = AgencyKeys(settings.passphrase, runtime.trust)
+        agency = keys.require(uow, evidence.agency_id, now)
     temporary = path.with_name(path.name + ".part")
     try:
         with temporary.open("wb") as sink:
-            count = write_bundle(sink, evidence, now)
+            count = write_bundle(sink, evidence, now, agency)
         temporary.replace(path)  # whole or not at all
     except BaseException:
         temporary.unlink(missing_ok=True)  # no half bundle left behind
