@@ -319,9 +319,9 @@ def world_sign(world: World, body: bytes, agency: str) -> bytes:
     return sign_manifest(body, key=key.key, cert=key.cert, chain=list(key.chain), signing_time=NOW)
 
 
-def test_a_status_is_taken_only_under_a_certificate_listed_for_its_agency(world: World) -> None:
-    # A status B signed with its organisational key, judged with and without B's listing
-    sealed = make_status(
+def status_03_by_b(world: World) -> Sealed:
+    """B's status 03 about A's package m-1, signed at NOW."""
+    return make_status(
         message_id="m-1",
         document_id="doc-1",
         to=A,
@@ -330,6 +330,11 @@ def test_a_status_is_taken_only_under_a_certificate_listed_for_its_agency(world:
         at=NOW,
         agency=world.agencies[B],
     )
+
+
+def test_a_status_is_taken_only_under_a_certificate_listed_for_its_agency(world: World) -> None:
+    # A status B signed with its organisational key, judged with and without B's listing
+    sealed = status_03_by_b(world)
     fingerprint = world.agencies[B].cert.fingerprint(hashes.SHA256()).hex()
     listings: list[dict[str, frozenset[str]]] = [
         {},
@@ -390,15 +395,7 @@ def test_a_receipt_received_within_the_clock_skew_of_its_signing_is_taken(world:
 def test_a_status_claiming_a_moment_after_its_signing_is_refused(
     world: World, moment: datetime
 ) -> None:
-    status = make_status(
-        message_id="m-1",
-        document_id="doc-1",
-        to=A,
-        code="03",
-        description="Đã vào sổ",
-        at=NOW,
-        agency=world.agencies[B],
-    )
+    status = status_03_by_b(world)
     sealed = _resealed(world, status, "at", moment)
 
     with pytest.raises(MessageMismatch) as caught:
