@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from congvan.workflow import directory
-from tests.api.conftest import A, Api
+from tests.api.conftest import A, Api, assert_error
 
 REPLAYED = "Idempotent-Replayed"
 
@@ -161,3 +161,11 @@ def test_a_key_is_its_callers_own_two_clerks_choosing_the_same_do_not_share_it(
         api.create(role="lan", headers={"Idempotency-Key": "1"}, subject="V/v khác hẳn"), hers
     )
     _same_answer(api.create(headers={"Idempotency-Key": "1"}), first)
+
+
+def test_an_empty_key_is_refused_not_taken_for_no_key(api: Api) -> None:
+    # A client sending an empty key means one; answering as if none was sent would apply
+    # its retry twice
+    for _ in range(2):
+        assert_error(api.create(headers={"Idempotency-Key": ""}), 422, "invalid_input")
+    assert api.get("/v1/documents").json()["items"] == []

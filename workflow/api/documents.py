@@ -68,6 +68,7 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,  # an empty key is a mistake, not "no key": a retry would apply twice
         max_length=200,
         description="Repeat a request safely: the same key returns the first answer.",
     ),
