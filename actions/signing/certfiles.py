@@ -46,7 +46,8 @@ def import_certificates(data: bytes, password: Passphrase | None = None) -> list
         p12 = pkcs12.load_pkcs12(data, None if password is None else passphrase_bytes(password))
     except (ValueError, TypeError) as exc:
         raise InvalidInput(
-            "No certificate found: expected PEM, DER, PKCS#7 or PKCS#12 (with its password)."
+            "No certificate found: expected PEM, DER, PKCS#7, or PKCS#12 with its right "
+            "password (a wrong or missing one reads as this too)."
         ) from exc
     certs = [p12.cert.certificate] if p12.cert else []
     certs += [c.certificate for c in p12.additional_certs]

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 from pytest import CaptureFixture, MonkeyPatch
 
+from congvan.actions.signing import pki
+from congvan.storage.clock import utcnow
 from congvan.workflow.cli import main
 from congvan.workflow.cli.runtime import Store, runtime_for
 from congvan.workflow.settings import Settings
@@ -183,3 +186,33 @@ def test_a_user_is_named_in_one_line_of_bounded_text_or_refused(
         assert err.startswith(f"error [{code}]:") and "Traceback" not in err, (extra, err)
     # Nothing was made by any of them; a proper one is
     assert main([*data, "tokens", "create", *agency, "--role", "signer", "--user", "pct"]) == 0
+
+
+def test_a_pkcs12_password_is_read_from_a_file_or_the_environment_never_an_argument(
+    tmp_path: Path, capsys: CaptureFixture[str], monkeypatch: MonkeyPatch
+) -> None:
+    root = pki.create_ca("Root", "PKI", passphrase="x", valid_from=utcnow(), valid_days=30)
+    key = pki.load_private_key(root.key_pem, "x")
+    p12 = tmp_path / "root.p12"
+    p12.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"root", key, root.certificate, None, BestAvailableEncryption("mật khẩu".encode())
+        )
+    )
+    (tmp_path / "password").write_text("mật khẩu\n", encoding="utf-8")
+    data = ["--data-dir", str(tmp_path / "d")]
+    assert main([*data, "migrate"]) == 0
+    importing = [*data, "keys", "import", str(p12), "--kind", "root"]
+
+    # As an argument: refused, saying where it goes
+    assert main([*importing, "--password", "mật khẩu"]) == 2
+    assert "--password-file" in capsys.readouterr().err
+    # A wrong one says what it may be
+    (tmp_path / "wrong").write_text("sai\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main([*importing, "--password-file", str(tmp_path / "wrong")]) == 2
+    assert "right password" in capsys.readouterr().err
+    # From a file's first line, or from the environment
+    assert main([*importing, "--password-file", str(tmp_path / "password")]) == 0
+    monkeypatch.setenv("CONGVAN_P12_PASSWORD", "mật khẩu")
+    assert main([*data, "keys", "trust", str(p12)]) == 0

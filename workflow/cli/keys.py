@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,14 @@ def add_parser(sub: Subparsers) -> None:
     k.add_argument("--kind", choices=("root", "agency", "signer"), required=True)
     k.add_argument("--agency")
     k.add_argument("--user")
-    k.add_argument("--password", help="for a PKCS#12 file")
+    k.add_argument("--password-file", metavar="FILE", help=_P12_HELP)
+    k.add_argument("--password", help=argparse.SUPPRESS)  # refused: see _p12_password
     k = ksub.add_parser(
         "trust", help="pin root certificates (PEM, DER, PKCS#7) as trusted, in the trust store"
     )
     k.add_argument("file")
-    k.add_argument("--password", help="for a PKCS#12 file")
+    k.add_argument("--password-file", metavar="FILE", help=_P12_HELP)
+    k.add_argument("--password", help=argparse.SUPPRESS)  # refused: see _p12_password
     k = ksub.add_parser("untrust", help="remove a root from the trust store")
     k.add_argument("fingerprint", help="the root's full SHA-256 fingerprint (hex)")
     k = ksub.add_parser("import-crl", help="import another CA's CRL (DER or PEM)")
@@ -70,6 +73,32 @@ def add_parser(sub: Subparsers) -> None:
     )
     add_progress_option(k)
     p.set_defaults(func=cmd_keys)
+
+
+_P12_HELP = (
+    "a PKCS#12 file's password: the first line of FILE (else CONGVAN_P12_PASSWORD; never "
+    "on the command line, where ps and the shell's history show it)"
+)
+
+
+def _p12_password(path: str | None, given: str | None = None) -> str | None:
+    """A PKCS#12 password from ``path``'s first line, else CONGVAN_P12_PASSWORD, else None;
+    one ``given`` on the command line is refused."""
+    if given is not None:
+        raise InvalidInput(
+            "A password is not taken on the command line (ps and the shell's history show "
+            "it): give --password-file FILE or set CONGVAN_P12_PASSWORD.",
+            field="password",
+        )
+    if path is None:
+        return os.environ.get("CONGVAN_P12_PASSWORD") or None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            f"The password file {path} cannot be read as UTF-8 text.", field="password_file"
+        ) from exc
+    return text.splitlines()[0] if text else ""
 
 
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
@@ -130,7 +159,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                 now=now,
                 agency_id=args.agency,
                 username=args.user,
-                password=args.password,
+                password=_p12_password(args.password_file, args.password),
             )
             row = rows[0]
             if args.kind == "root":
@@ -144,7 +173,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                 runtime.trust,
                 Path(args.file).read_bytes(),
                 now=now,
-                password=args.password,
+                password=_p12_password(args.password_file, args.password),
             )
             uow.commit()
             for cert in certs:
