@@ -28,6 +28,12 @@ def head_revision(engine: Engine) -> str:
     return head
 
 
+def known_revision(engine: Engine, revision: str) -> bool:
+    """Whether ``revision`` is one of this version's migrations."""
+    scripts = ScriptDirectory.from_config(alembic_config(engine))
+    return any(script.revision == revision for script in scripts.walk_revisions())
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
@@ -45,6 +51,14 @@ def ensure_migrated(engine: Engine) -> None:
     head = head_revision(engine)
     if current != head:
         url = engine.url.render_as_string(hide_password=True)
+        if current is not None and not known_revision(engine, current):
+            raise DatabaseNotReady(
+                f"The database {url} is at revision {current}, which this version of "
+                f"congvan does not know (it knows up to {head}): a newer version made it; "
+                "run that version (or a later one), never migrate it back with this one.",
+                current=current,
+                head=head,
+            )
         raise DatabaseNotReady(
             f"The database {url} is at revision {current or 'none'}, not {head}: "
             "run `congvan migrate` first.",

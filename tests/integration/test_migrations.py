@@ -16,10 +16,17 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
+from congvan.states.errors import DatabaseNotReady
 from congvan.storage.database import make_engine
-from congvan.storage.schema import alembic_config, current_revision, head_revision, migrate
+from congvan.storage.schema import (
+    alembic_config,
+    current_revision,
+    ensure_migrated,
+    head_revision,
+    migrate,
+)
 from congvan.storage.tables import metadata
 from tests.databases import Databases
 
@@ -88,3 +95,25 @@ def test_downgrading_to_base_and_upgrading_again(engine: Engine):
     assert head_revision(engine) == revision
     differences = drift(engine)
     assert [] == differences, "migrations and tables differ:\n" + pformat(differences)
+
+
+def test_a_database_a_newer_version_made_is_said_to_be_so_not_sent_to_migrate(
+    engine: Engine,
+) -> None:
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+
+    with pytest.raises(DatabaseNotReady) as refused:
+        ensure_migrated(engine)
+
+    assert "newer version" in refused.value.message
+    assert "congvan migrate" not in refused.value.message
+    assert refused.value.details["current"] == "9999_from_the_future"
+
+
+def test_an_older_database_is_sent_to_migrate(engine: Engine) -> None:
+    migrate(engine, "0001")
+    with pytest.raises(DatabaseNotReady) as refused:
+        ensure_migrated(engine)
+    assert "run `congvan migrate`" in refused.value.message
