@@ -384,7 +384,13 @@ def _recipient(
             found += _job_findings(snapshot, job, now, calendar, o, d.last_attempt)
     elif d.state == DELIVERED and snapshot.state not in (doc.RECALLED, doc.REPLACED):
         # (taken back or replaced, the document's registration is awaited no more)
-        facts = {"since": d.updated_at, "status_code": code, "waited": now - d.updated_at}
+        facts = {
+            "since": d.updated_at,
+            "status_code": code,
+            "waited": now - d.updated_at,
+            # What the time rules count: a weekend or Tết is waiting, not lateness.
+            "waited_working": working_time_between(calendar, d.updated_at, now),
+        }
         found.append(Finding(AWAITING_ACKNOWLEDGEMENT, facts, o))
     elif d.state == ACKNOWLEDGED:
         found.append(

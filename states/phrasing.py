@@ -290,8 +290,10 @@ PHRASES: dict[str, _Phrase] = {
     ),
     x.LAST_ATTEMPT: _last_attempt,
     x.AWAITING_ACKNOWLEDGEMENT: _both(
-        "Đã đến nơi nhận lúc {since} (trạng thái {status_code}); chờ vào sổ (03) đã {waited}.",
-        "Delivered at {since} (status {status_code}); waiting {waited} for registration (03).",
+        "Đã đến nơi nhận lúc {since} (trạng thái {status_code}); chờ vào sổ (03) đã {waited} "
+        "(thời gian làm việc: {waited_working}).",
+        "Delivered at {since} (status {status_code}); waiting {waited} for registration (03) "
+        "({waited_working} of working time).",
     ),
     x.ACKNOWLEDGED_BY_RECIPIENT: lambda f, lang: _acknowledged(f, lang),
     x.REFUSED_BY_RECIPIENT: _both(

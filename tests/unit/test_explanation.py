@@ -433,3 +433,17 @@ def test_an_open_escalation_is_named_in_vietnamese_words_in_the_vietnamese_sente
     assert "Đơn vị nhận chưa tiếp nhận văn bản" in said["vi"]
     assert "not_acknowledged" not in said["vi"]
     assert "not_acknowledged" in said["en"]
+
+
+def test_the_wait_for_registration_is_also_said_in_working_time() -> None:
+    # Delivered on Friday 27 November 2026 at 16:50 (Viet Nam); explained on Monday at 10:00
+    friday_late = datetime(2026, 11, 27, 9, 50, tzinfo=UTC)
+    snapshot = replace(SENT, dispatches=(dispatch("delivered", updated_at=friday_late),))
+
+    [finding] = x.explain(snapshot, NOW, WEEKDAYS).recipients[0].findings
+    said = sentence(finding)
+
+    # Three days by the calendar; the weekend is not the recipient's lateness
+    assert finding.facts["waited"] == timedelta(days=2, hours=17, minutes=10)
+    assert finding.facts["waited_working"] < timedelta(hours=3)
+    assert "thời gian làm việc" in said["vi"] and "of working time" in said["en"]
