@@ -8,6 +8,8 @@ import zipfile
 import zlib
 
 import puremagic
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader as HankoReader
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 
@@ -175,6 +177,20 @@ def size(inp: CheckInput) -> Finding:
     return ok(total=sum(a.size for a in inp.attachments))
 
 
+def _unsignable(data: bytes) -> str | None:
+    """Why the library that signs PDFs (pyHanko) cannot read every object of ``data``, or
+    None. pypdf reads leniently what pyHanko refuses (a stream's /Length that is wrong):
+    such a main file would pass review, then fail its signature."""
+    try:
+        reader = HankoReader(io.BytesIO(data), strict=False)
+        for revision in range(reader.xrefs.total_revisions):
+            for ref in reader.xrefs.explicit_refs_in_revision(revision):
+                reader.get_object(ref)
+    except (PdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"cannot be signed: {exc}"[:200]
+    return None
+
+
 @check(
     "attachments.pdf",
     BLOCKING,
@@ -196,6 +212,8 @@ def pdf_files(inp: CheckInput) -> Finding:
             pages[a.filename] = len(reader.pages)
             if not reader.pages:
                 bad.append({"filename": a.filename, "problem": "no pages"})
+            elif a.role == MAIN_FILE and (problem := _unsignable(data)) is not None:
+                bad.append({"filename": a.filename, "problem": problem})
         except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
             bad.append({"filename": a.filename, "problem": f"unreadable: {exc}"[:200]})
     if bad:

@@ -172,7 +172,9 @@ def test_what_a_draft_must_have_is_not_given_by_an_empty_text(
     api: Api, field: str, value: str
 ) -> None:
     details = assert_error(api.create(**{field: value}), 422, "invalid_input")
-    assert details["field"] == field
+    # Named as the one refusal, or among the body's (a zero-width space hides what it shows)
+    named = [details["field"]] if "field" in details else [e["field"] for e in details["errors"]]
+    assert named == [field]
     assert api.get("/v1/documents").json()["items"] == []
 
 

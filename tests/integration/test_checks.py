@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import re
 import unicodedata
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -167,6 +168,14 @@ def attachment(
 
 def main_pdf(variant: str = "") -> dict[str, Any]:
     return attachment(letter_pdf(variant))
+
+
+def wrong_stream_length(pdf: bytes) -> bytes:
+    """``pdf`` with its first stream's /Length off by 40: pypdf still reads it."""
+    found = re.search(rb"/Length (\d+)", pdf)
+    assert found is not None
+    longer = str(int(found.group(1)) + 40).encode()
+    return pdf[: found.start(1)] + longer + pdf[found.end(1) :]
 
 
 def appendix(data: bytes, filename: str = APPENDIX_NAME, **kwargs: Any) -> dict[str, Any]:
@@ -670,6 +679,14 @@ VARIANTS = [
     fails("only a PDF header", "attachments.pdf",
           files=lambda: [attachment(b"%PDF-1.4 1227/UBND-TDKT")],
           details={"files": [{"filename": MAIN_NAME, "problem": StartsWith("unreadable: ")}]}),
+    fails("main file with a stream's length wrong (read leniently, never signable)",
+          "attachments.pdf",
+          files=lambda: [attachment(wrong_stream_length(letter_pdf()))],
+          details={"files": [{"filename": MAIN_NAME,
+                              "problem": StartsWith("cannot be signed: ")}]}),
+    passes("appendix with a stream's length wrong (only the main file is signed)",
+           "attachments.pdf",
+           files=lambda: [main_pdf(), appendix(wrong_stream_length(letter_pdf()))]),
     fails("corrupt appendix", "attachments.pdf",
           files=lambda: [main_pdf(), appendix(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog")],
           details={"files": [{"filename": APPENDIX_NAME,
