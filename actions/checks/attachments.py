@@ -185,7 +185,7 @@ def _unsignable(data: bytes) -> str | None:
         reader = HankoReader(io.BytesIO(data), strict=False)
         for revision in range(reader.xrefs.total_revisions):
             for ref in reader.xrefs.explicit_refs_in_revision(revision):
-                reader.get_object(ref)
+                reader.get_object(ref)  # type: ignore[no-untyped-call]  # pyHanko untyped
     except (PdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return f"cannot be signed: {exc}"[:200]
     return None
