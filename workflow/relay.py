@@ -49,6 +49,10 @@ class Relay:
         self.poll_seconds = poll_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
+        # Held while a pass takes jobs and gives them to the broker: a flush or a drain from
+        # another thread (Runtime.join) waits for the loop's pass under way, instead of
+        # finding nothing left to take while the loop has not sent what it took.
+        self._passing = threading.Lock()
         self._thread: threading.Thread | None = None
         self._handed: deque[Job] = deque()
         self._kicked = False
@@ -72,10 +76,11 @@ class Relay:
 
     def flush(self) -> int:
         """Send what was handed over; returns how many the broker took."""
-        jobs = self._take_handed()
-        if not jobs:
-            return 0
-        return len(jobs) - len(self._send(jobs))
+        with self._passing:
+            jobs = self._take_handed()
+            if not jobs:
+                return 0
+            return len(jobs) - len(self._send(jobs))
 
     def _take_handed(self) -> list[Job]:
         """What was handed over and not yet taken (safe beside a concurrent hand_off)."""
@@ -93,13 +98,14 @@ class Relay:
         while the broker is slow. A crash after that commit and before the send loses
         nothing: the job's deadline timer re-drives it.
         """
-        with self.open_uow() as uow:
-            jobs = uow.outbox.claim_pending(self.batch)
-            if not jobs:
-                return 0
-            uow.outbox.mark([j.id for j in jobs], ENQUEUED, self.clock())
-            uow.commit()
-        return len(jobs) - len(self._send(jobs))
+        with self._passing:
+            with self.open_uow() as uow:
+                jobs = uow.outbox.claim_pending(self.batch)
+                if not jobs:
+                    return 0
+                uow.outbox.mark([j.id for j in jobs], ENQUEUED, self.clock())
+                uow.commit()
+            return len(jobs) - len(self._send(jobs))
 
     def _send(self, jobs: Sequence[Job]) -> list[str]:
         """Give ``jobs`` to the broker; those it refuses go back to pending (their ids)."""

@@ -709,3 +709,39 @@ def test_a_commit_stands_when_the_stopped_relay_cannot_put_its_jobs_back(
     # Then the job is kept, enqueued, for its deadline timer to re-drive
     assert ENQUEUED == job(checking, written["id"]).status
     assert [JOB_DEADLINE] == [t.kind for t in timers(checking, doc)]
+
+
+def test_join_waits_for_the_pass_the_relay_loop_has_under_way(
+    checking: Runtime,
+    make_document: Callable[..., str],
+    recorder: RecordingJob,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    # Given the relay loop in the middle of a pass: it took the handed-over job and the
+    # broker is slow to take it
+    taken, release = threading.Event(), threading.Event()
+    enqueue = checking.broker.enqueue
+
+    def slow_enqueue(message: Any, **options: Any) -> Any:
+        taken.set()
+        release.wait(5)
+        return enqueue(message, **options)
+
+    monkeypatch.setattr(checking.broker, "enqueue", slow_enqueue)
+    checking.start(scheduler=False)
+    _doc, job_id = submit(checking, make_document)
+    assert taken.wait(5), "the loop took the job"
+
+    # When someone joins meanwhile (tests and the demo do, to wait for the work)
+    joining = threading.Thread(target=checking.join)
+    joining.start()
+    threading.Event().wait(0.2)
+    still_waiting = joining.is_alive()
+    release.set()
+    joining.join(10)
+
+    # Then join waited for that pass and the job it sent: the job is done when it returns
+    assert still_waiting
+    assert not joining.is_alive()
+    assert job(checking, job_id).status == DONE
+    assert [job_id] == recorder.runs
