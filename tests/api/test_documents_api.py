@@ -375,6 +375,17 @@ def test_a_stale_if_match_is_a_version_conflict_naming_the_current_version(api: 
 # -- events: what is allowed -------------------------------------------------------------
 
 
+@pytest.mark.parametrize("event", ["bogus", "%20"])
+def test_an_unknown_event_tells_the_state_only_to_someone_who_fires_events(
+    api: Api, event: str
+) -> None:
+    # An operator runs the installation and reads no documents: not even their state
+    doc_id = api.draft()["id"]
+    details = assert_error(api.fire(doc_id, event, role="operator"), 403, "forbidden")
+    assert "state" not in details and "allowed" not in details
+    assert api.version(doc_id) == 1
+
+
 @pytest.mark.parametrize(
     ("event", "role", "status", "code"),
     [

@@ -145,8 +145,19 @@ def authorize_person(
         raise InvalidInput(f"Event {event!r} needs a reason.", event=event, field="reason")
     if not actor.is_system:
         _check_text(data)
-    if actor.is_system or event not in spec.events:
-        return  # an unknown event is refused as a transition, with the allowed ones
+    if actor.is_system:
+        return
+    if event not in spec.events:
+        # Refused as a transition, with the state and the events allowed in it: told only
+        # to someone who fires events here (an operator does not read documents).
+        firing = frozenset().union(*roles.values())
+        if not actor.roles & firing:
+            raise Forbidden(
+                f"Events here need the role {' or '.join(sorted(firing))}.",
+                event=event,
+                needs=sorted(firing),
+            )
+        return
     allowed = roles.get(event)
     if allowed is None:
         raise Forbidden(f"Event {event!r} is fired by the system only.", event=event)
