@@ -488,6 +488,12 @@ class EngineWalk(RuleBasedStateMachine):
             and not who.roles & EVENT_ROLES.get(event, frozenset())
         ):
             return refused(Forbidden)
+        if (
+            not who.is_system
+            and event not in DOCUMENT.events
+            and not who.roles & frozenset().union(*EVENT_ROLES.values())
+        ):
+            return refused(Forbidden)  # the state is told only to who fires events here
         if expected_version is not None and expected_version != doc.version:
             return refused(VersionConflict)
         edges = DOCUMENT.edges(event, doc.state)
