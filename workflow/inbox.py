@@ -24,6 +24,7 @@ too; it is stored as a new document linked to it, which is marked replaced.
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +63,13 @@ class Answer:
     receipt_cms: bytes
     received_id: str
     stored: bool
+
+    def wire(self) -> dict[str, str]:
+        """The inbox's JSON answer: the receipt and its CMS, each in base64."""
+        return {
+            "receipt": base64.b64encode(self.receipt).decode(),
+            "receipt_cms": base64.b64encode(self.receipt_cms).decode(),
+        }
 
 
 class Inbox:

@@ -10,8 +10,6 @@ peer's.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import json
 import logging
@@ -22,7 +20,7 @@ from congvan.actions.exchange.local import LOCAL_INBOX, LOCAL_STATUS
 from congvan.states.errors import CongvanError, MessageMalformed
 
 from .inbox import Inbox
-from .statuses import Statuses
+from .statuses import Statuses, decoded
 
 log = logging.getLogger("congvan.local_exchange")
 _INBOX_PATH = httpx.URL(LOCAL_INBOX).path
@@ -36,11 +34,7 @@ def local_transport(inbox: Inbox, statuses: Statuses) -> httpx.MockTransport:
         try:
             if request.method == "POST" and request.url.path == _INBOX_PATH:
                 answer = inbox.accept(io.BytesIO(request.content))
-                receipt = {
-                    "receipt": base64.b64encode(answer.receipt).decode(),
-                    "receipt_cms": base64.b64encode(answer.receipt_cms).decode(),
-                }
-                return httpx.Response(201 if answer.stored else 200, json=receipt)
+                return httpx.Response(201 if answer.stored else 200, json=answer.wire())
             if request.method == "POST" and request.url.path == _STATUS_PATH:
                 taken = statuses.accept(*_status_of(request.content))
                 state = {"dispatch_id": taken.dispatch_id, "state": taken.state, "new": taken.new}
@@ -58,11 +52,10 @@ def local_transport(inbox: Inbox, statuses: Statuses) -> httpx.MockTransport:
 
 
 def _status_of(content: bytes) -> tuple[bytes, bytes]:
+    """What StatusSending posts, as the route reads it."""
     try:
         message = json.loads(content)
-        return (
-            base64.b64decode(message["status"], validate=True),
-            base64.b64decode(message["status_cms"], validate=True),
-        )
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-        raise MessageMalformed("The status message is not base64.", reason="base64") from exc
+        status, status_cms = message["status"], message["status_cms"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MessageMalformed("The status message is not JSON.", reason="not_json") from exc
+    return decoded(str(status), str(status_cms))

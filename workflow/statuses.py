@@ -14,6 +14,7 @@ same and changes nothing.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -53,6 +54,14 @@ class Taken:
     dispatch_id: str
     state: str
     new: bool
+
+
+def decoded(status: str, status_cms: str) -> tuple[bytes, bytes]:
+    """A status message as ``POST /v1/status`` carries it (each part base64): its bytes."""
+    try:
+        return base64.b64decode(status, validate=True), base64.b64decode(status_cms, validate=True)
+    except ValueError as exc:  # binascii.Error is one
+        raise MessageMalformed("The status message is not base64.", reason="base64") from exc
 
 
 class Statuses:

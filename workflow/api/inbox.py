@@ -7,7 +7,6 @@ large, 422 malformed or tampered) carries a ``reason`` the sender records as sta
 
 from __future__ import annotations
 
-import base64
 import tempfile
 from typing import Any, BinaryIO, cast
 
@@ -15,8 +14,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from congvan.states.errors import MessageMalformed
-
+from ..statuses import decoded
 from .bodies import JsonRoute, SmallJsonRoute
 from .deps import InboxDep, StatusesDep
 from .documents import REPLAYED
@@ -70,10 +68,7 @@ async def deliver(request: Request, inbox: InboxDep, response: Response) -> dict
     if not answer.stored:
         response.status_code = 200
         response.headers[REPLAYED] = "true"
-    return {
-        "receipt": base64.b64encode(answer.receipt).decode(),
-        "receipt_cms": base64.b64encode(answer.receipt_cms).decode(),
-    }
+    return answer.wire()
 
 
 class StatusIn(TextModel):
@@ -101,11 +96,7 @@ status_router = APIRouter(prefix="/v1/status", tags=["exchange"], route_class=Sm
     responses=errors(400, 401, 403, 409, *STORED),
 )
 async def take_status(message: StatusIn, statuses: StatusesDep) -> dict[str, Any]:
-    try:
-        body = base64.b64decode(message.status, validate=True)
-        cms = base64.b64decode(message.status_cms, validate=True)
-    except ValueError as exc:
-        raise MessageMalformed("The status message is not base64.", reason="base64") from exc
+    body, cms = decoded(message.status, message.status_cms)
     # The database and the signature check in the thread pool; the answer made here.
     taken = await run_in_threadpool(statuses.accept, body, cms)
     return {"dispatch_id": taken.dispatch_id, "state": taken.state, "new": taken.new}
