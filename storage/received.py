@@ -215,10 +215,15 @@ class ReceivedRepository(ChainHeads):
         """The recall or update a package with this message id from this sender brought,
         about whichever of the documents it sent ``agency_id``."""
         r = _requests.c
+        # Found by its message id (an index), then its document by key: a join lets
+        # SQLite start from the sender's documents instead, one more per document sent.
+        ours = (
+            select(_c.id)
+            .where(_c.id == r.received_id, _c.agency_id == agency_id, _c.sender_id == sender_id)
+            .exists()
+        )
         row = self.conn.execute(
-            select(*_REQUEST_COLUMNS)
-            .join(_received, _c.id == r.received_id)
-            .where(r.message_id == message_id, _c.agency_id == agency_id, _c.sender_id == sender_id)
+            select(*_REQUEST_COLUMNS).where(r.message_id == message_id, ours)
         ).first()
         return Request(*row) if row else None
 

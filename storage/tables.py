@@ -112,9 +112,12 @@ class Document(SQLModel, table=True):
 
     __tablename__ = "documents"
     __table_args__ = (
-        Index("ix_documents_agency_state", "agency_id", "state"),
+        # A list of one state, newest first, reads that page only.
+        Index("ix_documents_agency_state", "agency_id", "state", "id"),
         Index("ix_documents_agency_id_order", "agency_id", "id"),
         Index("ix_documents_agency_updated", "agency_id", "updated_at"),
+        # Review and send look for an earlier document holding the number (duplicates.py).
+        Index("ix_documents_agency_number", "agency_id", "number", "id"),
         # Documents still waiting for something, the longest idle first (storage/stalls.py).
         Index(
             "ix_documents_unfinished",
@@ -193,6 +196,8 @@ class Attachment(SQLModel, table=True):
     """A file of a document: the main file or an appendix."""
 
     __tablename__ = "attachments"
+    # Every send asks whether its main file went out before (storage/duplicates.py).
+    __table_args__ = (Index("ix_attachments_sha256_role", "sha256", "role"),)
 
     id: int | None = Field(default=None, primary_key=True)
     document_id: str = Field(foreign_key="documents.id", index=True, max_length=36)
@@ -287,7 +292,8 @@ class ReceivedDocument(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("agency_id", "sender_id", "message_id"),
         UniqueConstraint("agency_id", "register_year", "register_number"),
-        Index("ix_received_agency_state", "agency_id", "state"),
+        Index("ix_received_agency_state", "agency_id", "state", "id"),
+        Index("ix_received_agency_id_order", "agency_id", "id"),  # the clerks' list, by page
         # A sender's document is received once (its repeats are refused: domain.md §8).
         Index(
             "ux_received_sender_document",
@@ -342,7 +348,11 @@ class ReceivedRequest(SQLModel, table=True):
     """
 
     __tablename__ = "received_requests"
-    __table_args__ = (UniqueConstraint("received_id", "message_id"),)
+    __table_args__ = (
+        UniqueConstraint("received_id", "message_id"),
+        # Every arrival asks whether its message id brought a request (workflow/inbox.py).
+        Index("ix_received_requests_message", "message_id"),
+    )
 
     id: str = Field(primary_key=True, max_length=36)
     received_id: str = Field(foreign_key="received_documents.id", index=True, max_length=36)

@@ -310,6 +310,22 @@ def link(
     )
 
 
+def one_installation(make_runtime: Callable[..., Runtime], **settings: Any) -> Pair:
+    """One installation serving A and B (a province and its department), both keys held
+    here: A's letters to B go through its own inbox and status route, in the process.
+    ``settings`` override the sender's fakes and settings."""
+    runtime = make_runtime(
+        **{**SENDER_FAKES, "key_passphrase": PASS, "dispatch_max_attempts": 3, **settings}
+    )
+    add_agency(runtime, A)
+    add_agency(runtime, B, NAMES[B], "SNV")
+    keys = issue_keys(runtime, B)
+    runtime.clock.advance(minutes=5)
+    signer_key = pki.load_private_key(keys.signer.key_pem.encode(), PASS)
+    signer_cert = x509.load_pem_x509_certificate(keys.signer.cert_pem.encode())
+    return Pair(runtime, runtime, signer_key, signer_cert)
+
+
 def make_pair(
     make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
 ) -> Pair:

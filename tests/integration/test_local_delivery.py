@@ -8,32 +8,18 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cryptography import x509
 
-from congvan.actions.signing import pki
 from congvan.states.errors import UnknownPeer
 from congvan.workflow.bootstrap import Runtime
 from tests.factories import actor, add_agency, document_row
-from tests.installations import NAMES, PASS, SENDER_FAKES, A, B, Pair, issue_keys
-
-
-def _one_installation(make_runtime: Callable[..., Runtime]) -> Pair:
-    runtime = make_runtime(**SENDER_FAKES, key_passphrase=PASS, dispatch_max_attempts=3)
-    add_agency(runtime, A)
-    add_agency(runtime, B, NAMES[B], "SNV")
-    keys = issue_keys(runtime, B)  # A's and B's keys, both held here
-    runtime.clock.advance(minutes=5)
-    signer_key = pki.load_private_key(keys.signer.key_pem.encode(), PASS)
-    return Pair(
-        runtime, runtime, signer_key, x509.load_pem_x509_certificate(keys.signer.cert_pem.encode())
-    )
+from tests.installations import A, B, one_installation
 
 
 def test_a_letter_to_an_agency_served_here_is_delivered_registered_and_acknowledged(
     make_runtime: Callable[..., Runtime], make_document: Callable[..., Any]
 ) -> None:
     # Given one installation serving A and B, no peer entry for either, A's letter to B
-    pair = _one_installation(make_runtime)
+    pair = one_installation(make_runtime)
     runtime = pair.sender
     doc = pair.signed(make_document)
 
@@ -66,7 +52,7 @@ def test_a_letter_to_an_agency_served_here_is_delivered_registered_and_acknowled
 def test_an_agency_neither_served_here_nor_a_peer_still_stops_the_send(
     make_runtime: Callable[..., Runtime], make_document: Callable[..., Any]
 ) -> None:
-    pair = _one_installation(make_runtime)
+    pair = one_installation(make_runtime)
     c = "000.00.31.H57"
     add_agency(pair.sender, c, "UBND thành phố Huế", "UBND")
     doc = pair.signed(make_document, to=(B, c))
