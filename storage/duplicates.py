@@ -100,9 +100,11 @@ def _sent_with_file_query(organ_ids: Any) -> Select[Any]:
     return (
         select(_dispatches.c.document_id.label("id"), _dispatches.c.organ_id)
         .join(_attachments, _attachments.c.document_id == _dispatches.c.document_id)
+        .join(_documents, _documents.c.id == _dispatches.c.document_id)
         .where(
             _attachments.c.sha256 == bindparam("sha256"),
             _attachments.c.role == MAIN_FILE,
+            _documents.c.agency_id == bindparam("agency_id"),
             _dispatches.c.organ_id.in_(organ_ids),
             _dispatches.c.document_id != bindparam("exclude"),
             _dispatches.c.document_id != bindparam("replaced"),
@@ -195,9 +197,16 @@ class DuplicateRepository:
         return [dict(r._mapping) for r in rows]
 
     def sent_with_file(
-        self, sha256: str, organ_ids: Sequence[str], *, exclude: str, replaced: str = ""
+        self,
+        agency_id: str,
+        sha256: str,
+        organ_ids: Sequence[str],
+        *,
+        exclude: str,
+        replaced: str = "",
     ) -> dict[str, Any] | None:
-        """An earlier document whose main file, with these bytes, went to one of these.
+        """An earlier document of the agency whose main file, with these bytes, went to one
+        of these (another agency's documents are its own business: never named here).
 
         ``replaced``: the document ``exclude`` replaces, which a replacement may repeat
         (its number, date or recipients corrected, the file the same).
@@ -206,6 +215,7 @@ class DuplicateRepository:
             return None
         if len(organ_ids) > _FILE_LISTS:
             params = {
+                "agency_id": agency_id,
                 "sha256": sha256,
                 "organ_ids": list(organ_ids),
                 "exclude": exclude,
@@ -216,6 +226,13 @@ class DuplicateRepository:
         else:
             binds = {f"organ_{i}": organ_id for i, organ_id in enumerate(organ_ids)}
             row = _sent_with_file(len(organ_ids)).first(
-                self.conn, {"sha256": sha256, "exclude": exclude, "replaced": replaced, **binds}
+                self.conn,
+                {
+                    "agency_id": agency_id,
+                    "sha256": sha256,
+                    "exclude": exclude,
+                    "replaced": replaced,
+                    **binds,
+                },
             )
         return {"id": row[0], "organ_id": row[1]} if row else None

@@ -54,6 +54,7 @@ def same_file(inp: CheckInput) -> Finding:
         return fail("Không có tệp chính để đối chiếu.", "No main file to compare.")
     organ_ids = [r.organ_id for r in inp.recipients]
     earlier = inp.uow.duplicates.sent_with_file(
+        inp.document.agency_id,
         inp.main_files[0].sha256,
         organ_ids,
         exclude=inp.document.id,

@@ -326,7 +326,11 @@ class Signing:
         recipients = [r.organ_id for r in uow.documents.recipients(doc_id)]
         if mains:
             earlier = uow.duplicates.sent_with_file(
-                mains[0].sha256, recipients, exclude=doc_id, replaced=doc.replaces_id or ""
+                doc.agency_id,
+                mains[0].sha256,
+                recipients,
+                exclude=doc_id,
+                replaced=doc.replaces_id or "",
             )
             if earlier:
                 return False, (

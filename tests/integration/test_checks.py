@@ -1059,15 +1059,19 @@ def test_the_same_main_file_sent_to_the_same_recipient_is_refused(runtime: Runti
 
 
 @pytest.mark.parametrize(
-    ("earlier_to", "dispatched", "again_to", "again_file"),
+    ("earlier_to", "dispatched", "again_to", "again_file", "by"),
     [
-        pytest.param(OFFICE_ID, True, GOVERNMENT_OFFICE_ID, "", id="sent to another recipient"),
-        pytest.param(OFFICE_ID, False, OFFICE_ID, "", id="earlier one never sent"),
-        pytest.param(OFFICE_ID, True, OFFICE_ID, "bản sửa", id="a corrected PDF"),
+        pytest.param(
+            OFFICE_ID, True, GOVERNMENT_OFFICE_ID, "", AGENCY_ID, id="sent to another recipient"
+        ),
+        pytest.param(OFFICE_ID, False, OFFICE_ID, "", AGENCY_ID, id="earlier one never sent"),
+        pytest.param(OFFICE_ID, True, OFFICE_ID, "bản sửa", AGENCY_ID, id="a corrected PDF"),
+        # Another agency's letters are its own: neither named nor a reason to refuse.
+        pytest.param(OFFICE_ID, True, OFFICE_ID, "", OTHER_PROVINCE_ID, id="another agency"),
     ],
 )
 def test_the_same_file_elsewhere_or_unsent_passes(
-    runtime: Runtime, earlier_to: str, dispatched: bool, again_to: str, again_file: str
+    runtime: Runtime, earlier_to: str, dispatched: bool, again_to: str, again_file: str, by: str
 ) -> None:
     earlier = write(runtime, recipients=[{"organ_id": earlier_to, "name": ""}])
     if dispatched:
@@ -1078,6 +1082,7 @@ def test_the_same_file_elsewhere_or_unsent_passes(
         {"number": 1240},
         [{"organ_id": again_to, "name": ""}],
         [main_pdf(again_file)],
+        by=by,
     )
 
     assert ok_finding() == run(runtime, "duplicates.main_file", again)

@@ -291,10 +291,9 @@ def test_a_replacement_sent_links_both_ways_and_marks_the_original_replaced_at_b
     with pair.sender.uow(readonly=True) as uow:
         [main] = [a for a in uow.documents.attachments(replacement) if a.role == "main"]
         duplicates = uow.duplicates
-        assert duplicates.sent_with_file(main.sha256, [B], exclude=replacement)["id"] == doc
-        assert (
-            duplicates.sent_with_file(main.sha256, [B], exclude=replacement, replaced=doc) is None
-        )
+        assert duplicates.sent_with_file(A, main.sha256, [B], exclude=replacement)["id"] == doc
+        again = duplicates.sent_with_file(A, main.sha256, [B], exclude=replacement, replaced=doc)
+        assert again is None
     pair.sender.engine.fire(replacement, "send", actor("clerk"))
 
     # Then A's original is replaced at once, and links to its replacement
