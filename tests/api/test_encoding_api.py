@@ -326,3 +326,33 @@ def test_a_json_body_is_taken_under_its_media_type_whatever_its_case(
     )
     assert answer.status_code == 200, answer.text
     assert api.get(f"/v1/documents/{doc['id']}").json()["place"] == "Đà Nẵng"
+
+
+@pytest.mark.parametrize("length", [257, 5000])
+def test_a_boundary_too_long_to_parse_is_a_bad_request_wherever_it_is_sent(
+    api: Api, length: int
+) -> None:
+    # Given a well-formed form whose boundary is longer than the parser takes (256 bytes)
+    boundary = b"B" * length
+    body = form(part(b'name="metadata"', META), MAIN).replace(b"--b", b"--" + boundary)
+    content_type = b"multipart/form-data; boundary=" + boundary
+    doc = api.draft()
+    # When it is sent to a route reading a form, to one reading another body, to one
+    # reading none, with and without a token
+    # Then each answers as it would any body it cannot read: never a crash
+    answers = {
+        ("POST", "/v1/documents", True): (400, "bad_request"),
+        ("POST", f"/v1/documents/{doc['id']}/replace", True): (400, "bad_request"),
+        ("POST", "/v1/documents", False): (400, "bad_request"),
+        ("POST", f"/v1/documents/{doc['id']}/events/edit", True): (415, "unsupported_media_type"),
+        ("POST", "/v1/inbox", False): (415, "unsupported_media_type"),
+        ("GET", "/v1/health", False): (200, None),
+    }
+    for (method, path, token), (status, code) in answers.items():
+        headers = [(b"content-type", content_type), *([clerk(api)] if token else [])]
+        response = api.raw(method, path, headers, body)
+        if code is None:
+            assert response.status_code == status, (path, response.text)
+        else:
+            assert_error(response, status, code)
+    assert listing(api) == [doc["id"]]

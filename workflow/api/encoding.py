@@ -248,7 +248,13 @@ def _body_check(scope: Scope) -> _FormCheck | _UrlencodedCheck | None:
     content_type = dict(scope.get("headers", ())).get(b"content-type")
     kind, options = parse_options_header(content_type)
     if kind == b"multipart/form-data" and options.get(b"boundary"):
-        return _FormCheck(options[b"boundary"])
+        try:
+            return _FormCheck(options[b"boundary"])
+        except FormParserError:
+            # A boundary the parser will not take (longer than 256 bytes): nothing to check
+            # here. A route that reads a form refuses it with its own parser (400
+            # ``bad_request``); any other route never reads the body as a form.
+            return None
     if kind == b"application/x-www-form-urlencoded":
         return _UrlencodedCheck()
     return None  # JSON is checked where it is read; other bodies are bytes
