@@ -6,6 +6,11 @@ delivered; transient (not now: connection refused, HTTP 408/429/5xx, SMTP 4xx); 
 same notification id, which the receiver deduplicates); permanent (never: HTTP 4xx, SMTP
 5xx, a TLS certificate that does not verify, a server without STARTTLS when it is asked
 for).
+
+A webhook goes through the proxy the environment names (``HTTPS_PROXY``, ``HTTP_PROXY``,
+``ALL_PROXY``, less the hosts in ``NO_PROXY``), as httpx itself reads them; that proxy then
+decides where it may go. Posted directly, it connects only to an address the
+installation allows.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, TypeVar
 
 import httpcore
 import httpx
+from httpx._utils import get_environment_proxies
 
 from congvan.states.networks import SETTING, Network, address_of, reachable
 from congvan.states.text import printable
@@ -140,6 +146,20 @@ def guarded_transport(allowed: Iterable[Network]) -> httpx.HTTPTransport:
     return transport
 
 
+def proxied() -> dict[str, httpx.BaseTransport | None]:
+    """The environment's proxies as httpx mounts: a URL pattern → a transport through
+    its proxy, or None (``NO_PROXY``: directly, through the guarded transport).
+
+    httpx mounts them itself only when no transport is given; the patterns are its own
+    reading of the environment (``trust_env``). Through a proxy no address is checked
+    here: the proxy resolves the name and decides.
+    """
+    return {
+        pattern: None if proxy is None else httpx.HTTPTransport(proxy=proxy, verify=tls())
+        for pattern, proxy in get_environment_proxies().items()
+    }
+
+
 def post_webhook(
     url: str,
     body: bytes,
@@ -154,8 +174,9 @@ def post_webhook(
 ) -> Outcome:
     """POST ``body`` to ``url`` signed with ``secret`` at ``timestamp`` (Unix seconds).
 
-    It connects to global addresses and to those in ``networks`` only (``transport``, for
-    tests, replaces the network altogether).
+    Through the environment's proxy when it names one for ``url``; else it connects to
+    global addresses and to those in ``networks`` only (``transport``, for tests,
+    replaces the network altogether).
     """
     headers = {
         "Content-Type": "application/json; charset=utf-8",
@@ -166,8 +187,17 @@ def post_webhook(
         SIGNATURE_HEADER: sign(secret, timestamp, body),
     }
     try:
-        through = transport or guarded_transport(networks)
-        with httpx.Client(transport=through, verify=tls(), timeout=timeout) as client:
+        if transport is None:
+            through: httpx.BaseTransport = guarded_transport(networks)
+            mounts = proxied()
+        else:
+            through, mounts = transport, {}
+    except (ValueError, ImportError) as exc:  # a proxy URL httpx cannot use
+        return Outcome(ATTEMPT_TRANSIENT, None, printable(f"not sent: proxy: {exc}"))
+    try:
+        with httpx.Client(
+            transport=through, mounts=mounts, verify=tls(), timeout=timeout
+        ) as client:
             response = client.post(url, content=body, headers=headers)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         if refused := _cause(
@@ -180,6 +210,8 @@ def post_webhook(
         ):  # httpx wraps it in a ConnectError: it will not heal
             return Outcome(ATTEMPT_PERMANENT, None, said)
         return Outcome(ATTEMPT_TRANSIENT, None, said)
+    except httpx.ProxyError as exc:  # the proxy would not open the way: nothing left
+        return _proxy_refused(str(exc))
     except httpx.TransportError as exc:  # the request left; its answer did not come
         return Outcome(ATTEMPT_UNKNOWN, None, f"no answer: {type(exc).__name__}: {exc}")
     status = response.status_code
@@ -192,6 +224,17 @@ def post_webhook(
         )
     # 4xx: the receiver will never take it; 3xx: the URL is not where the receiver is.
     return Outcome(ATTEMPT_PERMANENT, status, said)
+
+
+def _proxy_refused(answer: str) -> Outcome:
+    """The proxy answered the tunnel's CONNECT with ``answer`` (``403 Forbidden``): its
+    4xx is its decision (408 and 429 but wait), anything else may pass."""
+    said = printable(f"not sent: the proxy answered {answer}")
+    code = answer.split(" ", 1)[0]
+    status = int(code) if code.isascii() and code.isdigit() else None
+    if status is not None and 400 <= status < 500 and status not in _RETRYABLE_STATUSES:
+        return Outcome(ATTEMPT_PERMANENT, None, said)
+    return Outcome(ATTEMPT_TRANSIENT, None, said)
 
 
 # -- e-mail -------------------------------------------------------------------------------

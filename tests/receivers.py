@@ -1,15 +1,18 @@
 """Real receivers of notifications on 127.0.0.1: an SMTP server (aiosmtpd) that keeps every
-message, with STARTTLS under a self-signed certificate if asked, and a webhook endpoint that
-verifies each post's HMAC signature as a receiver should."""
+message, with STARTTLS under a self-signed certificate if asked, a webhook endpoint that
+verifies each post's HMAC signature as a receiver should, and an egress proxy in front."""
 
 from __future__ import annotations
 
 import contextlib
 import email
 import email.policy
+import http.client
+import http.server
 import ipaddress
 import json
 import ssl
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -150,3 +153,61 @@ class Webhook:
         """Listen (on ``port``, else a free one) until the block ends; yields the hook URL."""
         with serve_in_thread(self.app(), port=port) as base:
             yield f"{base}/hook"
+
+
+# -- an egress proxy -------------------------------------------------------------------------
+
+
+@dataclass
+class Proxy:
+    """An HTTP proxy that keeps every request it is asked to carry (``CONNECT host:port``
+    or ``POST http://…``) and decides: a tunnel is answered ``connect_answer``; a plain
+    post is carried to ``upstream`` (``host:port``) whatever host it names."""
+
+    upstream: str = ""
+    connect_answer: int = 403
+    seen: list[str] = field(default_factory=list)
+
+    def handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_CONNECT(self) -> None:
+                proxy.seen.append(f"CONNECT {self.path}")
+                self.send_response(proxy.connect_answer)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_POST(self) -> None:
+                proxy.seen.append(f"POST {self.path}")
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                upstream = http.client.HTTPConnection(proxy.upstream, timeout=10)
+                try:
+                    path = "/" + self.path.split("://", 1)[-1].partition("/")[2]
+                    upstream.request("POST", path, body, dict(self.headers.items()))
+                    answer = upstream.getresponse()
+                    said = answer.read()
+                finally:
+                    upstream.close()
+                self.send_response(answer.status)
+                self.send_header("Content-Length", str(len(said)))
+                self.end_headers()
+                self.wfile.write(said)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[str]:
+        """Listen on a free port until the block ends; yields the proxy's URL."""
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self.handler())
+        thread = threading.Thread(target=server.serve_forever, name="proxy", daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_port}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=10)

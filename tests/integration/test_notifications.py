@@ -31,7 +31,7 @@ from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.serving import free_port
 from tests.conftest import MakeRuntime
 from tests.factories import add_agency
-from tests.receivers import Mailbox, Webhook, self_signed, smtp_server
+from tests.receivers import Mailbox, Proxy, Webhook, self_signed, smtp_server
 from tests.servers import wait_until
 
 A, B = "000.00.00.H57", "000.00.11.H57"
@@ -338,6 +338,78 @@ def test_a_name_is_connected_to_at_an_address_the_installation_allows() -> None:
         outcome = _post(f"http://localhost:{port}/hook", networks=LOOPBACK)
 
     assert ATTEMPT_DELIVERED == outcome.outcome, outcome
+
+
+PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+def _proxy_environment(monkeypatch: pytest.MonkeyPatch, **names: str) -> None:
+    """Exactly these proxy variables set (e.g. ``HTTPS_PROXY=…``), in both spellings' stead."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in names.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.parametrize(("answer", "outcome"), [(403, "permanent"), (502, "transient")])
+def test_a_webhook_goes_through_the_proxy_https_proxy_names_which_decides(
+    monkeypatch: pytest.MonkeyPatch, answer: int, outcome: str
+) -> None:
+    # Given an egress proxy that answers every tunnel it is asked for with ``answer``,
+    # named by HTTPS_PROXY, and a hook at a name this machine cannot resolve
+    proxy = Proxy(connect_answer=answer)
+    with proxy.serving() as url:
+        _proxy_environment(monkeypatch, HTTPS_PROXY=url)
+
+        # When a notification is posted there
+        posted = _post("https://hooks.example.vn/hook")
+
+    # Then the proxy was asked for the way (no name was resolved here), and its answer
+    # stands: a refusal for good, a bad gateway for now
+    assert ["CONNECT hooks.example.vn:443"] == proxy.seen
+    assert outcome == posted.outcome, posted
+    assert posted.error.startswith(f"not sent: the proxy answered {answer} "), posted
+
+
+def test_a_post_through_the_proxy_reaches_what_a_direct_post_may_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a receiver on loopback, which the installation does not let webhooks reach,
+    # and HTTP_PROXY naming a proxy that carries posts to it
+    receiver = Webhook("s" * 32, _posted_at)
+    with receiver.serving() as hook:
+        proxy = Proxy(upstream=urlsplit(hook).netloc)
+        with proxy.serving() as url:
+            _proxy_environment(monkeypatch, HTTP_PROXY=url)
+
+            # When a notification is posted to a name only the proxy knows
+            posted = _post("http://hooks.example.vn/hook")
+
+    # Then it went through the proxy, which decided to carry it, and it arrived
+    assert (ATTEMPT_DELIVERED, 200) == (posted.outcome, posted.status), posted
+    assert ["POST http://hooks.example.vn/hook"] == proxy.seen
+    assert ["n1"] == receiver.ids
+
+
+def test_a_host_no_proxy_names_is_posted_to_directly_and_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a proxy for every scheme, but NO_PROXY naming this machine
+    receiver = Webhook("s" * 32, _posted_at)
+    proxy = Proxy(upstream="127.0.0.1:9")
+    with receiver.serving() as hook, proxy.serving() as url:
+        _proxy_environment(monkeypatch, HTTPS_PROXY=url, HTTP_PROXY=url, NO_PROXY="127.0.0.1")
+
+        # When notifications are posted to it, with and without loopback allowed
+        refused = _post(hook)
+        allowed = _post(hook, networks=LOOPBACK)
+
+    # Then neither went through the proxy: the address check applies, as without one
+    assert [] == proxy.seen
+    assert (ATTEMPT_PERMANENT, True) == (refused.outcome, SETTING in refused.error), refused
+    assert ATTEMPT_DELIVERED == allowed.outcome, allowed
+    assert ["n1"] == receiver.ids
 
 
 def test_a_receiver_with_another_secret_refuses_and_the_post_is_dead(
