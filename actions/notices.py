@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from congvan.states.errors import InvalidInput
+from congvan.states.policy import written_notation
 from congvan.states.timeliness import VIETNAM
 from congvan.states.vocabulary import ESCALATION_KINDS, KIND_WORDS
 
@@ -58,8 +59,10 @@ def render(kind: str, event: Mapping[str, Any], at: datetime) -> dict[str, Any]:
 
     ``event`` carries ``escalation_id``, ``level`` (1, 2…), ``severity``, ``what_to_do`` and,
     when there is a document, ``document_id``, ``number_symbol`` (or ``number`` and
-    ``symbol``), ``subject`` (trích yếu), ``recipient_id``, ``recipient_name`` and ``link``
-    (a path under the public URL).
+    ``symbol``, with ``legal_normative`` and ``issued_on`` for a legal normative
+    document's year: written as ``states.policy.written_notation`` writes them),
+    ``subject`` (trích yếu), ``recipient_id``, ``recipient_name`` and ``link`` (a path
+    under the public URL).
     """
     if kind not in ESCALATION_KINDS:
         raise InvalidInput(f"No kind of escalation is named {kind!r}.", field="kind")
@@ -71,8 +74,7 @@ def render(kind: str, event: Mapping[str, Any], at: datetime) -> dict[str, Any]:
         raise InvalidInput("The event's level is a whole number from 1.", field="level")
     fields: dict[str, Any] = {"kind": kind, "level": level}
     if not event.get("number_symbol") and (event.get("number") or event.get("symbol")):
-        number, symbol = event.get("number"), event.get("symbol") or ""
-        fields["number_symbol"] = f"{number}/{symbol}" if number else str(symbol)
+        fields["number_symbol"] = written_notation(event)
     for name, longest in EVENT_TEXT.items():
         value = fields.get(name, event.get(name))
         if value is None:

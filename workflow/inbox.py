@@ -46,6 +46,7 @@ from congvan.states.errors import (
     OriginalUnknown,
     TransitionNotAllowed,
 )
+from congvan.states.policy import notation
 from congvan.storage.ids import new_id
 from congvan.storage.received import Received
 
@@ -183,8 +184,8 @@ class Inbox:
             )
         if (found.number, found.symbol) != (original.number, original.symbol or ""):
             raise OriginalUnknown(
-                f"The package named brought {found.number}/{found.symbol}, not "
-                f"{original.number}/{original.symbol}.",
+                f"The package named brought {notation(found.number, found.symbol)}, not "
+                f"{notation(original.number, original.symbol)}.",
                 reason="another_document",
                 message_id=original.message_id,
             )

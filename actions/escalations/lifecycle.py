@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from congvan.states import escalation as e
 from congvan.states.errors import InvalidInput
+from congvan.states.policy import notation, written_notation
 from congvan.states.text import has_visible_text
 from congvan.states.vocabulary import ESCALATION_RISE, ESCALATION_WAKE
 from congvan.storage.audit import GENESIS, make_entry
@@ -364,6 +365,7 @@ def notice(uow: UnitOfWork, escalation: Escalation) -> dict[str, Any]:
     if escalation.document_id:
         row = uow.documents.load(escalation.document_id)
         event.update(number=row.number, symbol=row.symbol, subject=row.subject)
+        event["number_symbol"] = written_notation(row.as_dict()) or None
         for recipient in uow.documents.recipients(escalation.document_id):
             if recipient.organ_id == escalation.organ_id and recipient.name:
                 event["recipient_name"] = recipient.name
@@ -371,6 +373,7 @@ def notice(uow: UnitOfWork, escalation: Escalation) -> dict[str, Any]:
         got = uow.received.get(escalation.received_id)
         if got is not None:
             event.update(number=got.number, symbol=got.symbol, subject=got.subject)
+            event["number_symbol"] = notation(got.number, got.symbol) or None
     plain: dict[str, Any] = json.loads(json.dumps(event, default=str))
     return plain
 

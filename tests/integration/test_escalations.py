@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from congvan.actions.calendar import VIETNAM_CALENDAR as CALENDAR
+from congvan.actions.escalations import notice
+from congvan.actions.notices import email_subject, render
 from congvan.actions.signing import keystore
 from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from congvan.states.phrasing import sentence
@@ -23,7 +25,7 @@ from congvan.workflow import notifications as managing
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.explaining import explain_row
 from tests.databases import Databases
-from tests.factories import actor, add_agency
+from tests.factories import actor, add_agency, document_row
 from tests.installations import CRL_URL, PASS, A, B, Pair, make_pair, serving_inbox
 from tests.receivers import Mailbox, smtp_server
 
@@ -444,6 +446,42 @@ def test_a_hoa_toc_hen_gio_letter_is_due_at_its_appointed_time(
     advance(pair.sender, hours=5)
     [late] = escalations(pair.sender)
     assert (late.kind, late.severity) == ("not_delivered", "critical")
+
+
+@pytest.mark.parametrize(
+    ("fields", "written"),
+    [
+        ({"number": 5}, "05/UBND-TĐKT"),
+        (
+            {"number": 5, "doc_type": "QĐ", "symbol": "QĐ-UBND", "legal_normative": True},
+            "05/{year}/QĐ-UBND",
+        ),
+    ],
+)
+def test_an_escalation_tells_the_number_and_symbol_as_the_document_writes_them(
+    pair: Pair,
+    make_document: Callable[..., str],
+    notices: Notices,
+    fields: dict[str, Any],
+    written: str,
+) -> None:
+    # Given A's letter number 5 (or decision 5, a legal normative document), signed
+    doc = pair.signed(make_document, **fields)
+    year = str(document_row(pair.sender, doc).issued_on)[:4]
+
+    # When it is left unsent past its send-by moment
+    advance(pair.sender, days=1, hours=2)
+
+    # Then what the supervisors are told writes it 05/… (and 05/YEAR/… for the decision)
+    [(_, kind, event)] = notices.sent
+    expected = written.format(year=year)
+    content = render(kind, event, pair.sender.clock())
+    assert (expected, expected) == (event["number_symbol"], content["number_symbol"])
+    assert email_subject(content).endswith(f": {expected}")
+    # And so does the notice the board shows
+    with pair.sender.uow(readonly=True) as uow:
+        [opened] = uow.escalations.active_of_document(doc)
+        assert expected == notice(uow, opened)["number_symbol"]
 
 
 def test_an_escalation_is_mailed_to_whom_the_agency_routes_it(

@@ -186,6 +186,33 @@ def test_number_and_symbol_may_come_apart() -> None:
     assert "15/SNV-VP" == content["number_symbol"]
 
 
+@pytest.mark.parametrize(
+    ("fields", "written"),
+    [
+        ({"number": 5, "symbol": "UBND-TĐKT"}, "05/UBND-TĐKT"),
+        ({"number": 1227, "symbol": "UBND-TĐKT"}, "1227/UBND-TĐKT"),
+        (
+            {"number": 5, "symbol": "QĐ-UBND", "legal_normative": True, "issued_on": "2024-03-01"},
+            "05/2024/QĐ-UBND",
+        ),
+        ({"number": None, "symbol": "UBND-TĐKT"}, "UBND-TĐKT"),
+    ],
+)
+def test_number_and_symbol_are_written_as_on_the_document(
+    fields: dict[str, Any], written: str
+) -> None:
+    # Given an event carrying the document's number and symbol apart
+    about = event(number_symbol=None, **fields)
+
+    # When its notification is rendered
+    content = render("not_delivered", about, AT)
+
+    # Then số, ký hiệu reads as the document writes it: a leading zero below 10, and a
+    # legal normative document's year between number and symbol
+    assert written == content["number_symbol"]
+    assert f"[congvan] Văn bản chưa đến đơn vị nhận: {written}" == email_subject(content)
+
+
 def test_every_kind_has_its_words() -> None:
     assert set(ESCALATION_KINDS) == set(KIND_WORDS)
     assert all(render(kind, event(), AT)["kind_words"] for kind in ESCALATION_KINDS)

@@ -338,6 +338,9 @@ class NoticeOut(BaseModel):
     recipient_name: str | None = None
     number: int | None = None
     symbol: str | None = None
+    number_symbol: str | None = Field(
+        default=None, description="Số và ký hiệu as written, e.g. 05/UBND-TĐKT, 05/2024/QĐ-UBND"
+    )
     subject: str | None = None
     link: str
 
