@@ -32,6 +32,9 @@ from .lifecycle import Lifecycle
 
 # A document taken back or replaced: its dispatches await nothing more.
 ENDED = frozenset({doc.RECALLED, doc.REPLACED})
+# Where a recall's or update's dispatch ends: answered (15, 16), refused by the
+# recipient's inbox, or failed for good.
+REQUEST_ENDS = d.ANSWERED | d.GIVEN_UP
 
 
 def _signature_codes() -> frozenset[str]:
@@ -164,7 +167,8 @@ class RuleTimers(Lifecycle):
 
     def _request(self, uow: UnitOfWork, change: Change, request_id: str) -> None:
         """A recall's or update's dispatch: once it arrives the recipient answers (15/16)
-        within ``recall_answer``; a refusal (16) escalates at once, as a failure does."""
+        within ``recall_answer``; every end but an agreement (15) escalates at once: a
+        refusal (16), the recipient's inbox refusing the package, a failure."""
         dispatch_id, dest = change.subject_id, change.to_state
         if dest == d.DELIVERED and change.from_state != d.DELIVERED:
             due = self.deadlines(uow, change.agency_id).after(
@@ -172,16 +176,24 @@ class RuleTimers(Lifecycle):
             )
             payload = {"dispatch_id": dispatch_id, "request_id": request_id}
             self._arm(uow, e.RECALL_UNANSWERED, dispatch_id, change.document_id, due, payload)
-        if dest in (d.AGREED, d.DECLINED, d.FAILED, d.REJECTED):
-            self._settled(uow, change, dispatch_id, [(e.RECALL_UNANSWERED, "answered")])
-        if dest == d.DECLINED:
-            reason = str(change.data.get("error") or change.data.get("reason") or "")
-            detail = {"reason": reason, "request_id": request_id}
-            self.open_for_dispatch(
-                uow, e.REFUSED_BY_RECIPIENT, dispatch_id, change.now, change.now, detail=detail
-            )
+        if dest not in REQUEST_ENDS:
+            return
+        self._settled(uow, change, dispatch_id, [(e.RECALL_UNANSWERED, "answered")])
+        if dest == d.AGREED:
+            return
+        detail = {"request_id": request_id}
         if dest == d.FAILED:
-            self.open_for_dispatch(uow, e.DELIVERY_FAILED, dispatch_id, change.now, change.now)
+            kind = e.DELIVERY_FAILED
+        else:
+            row = uow.dispatches.get(dispatch_id)
+            reason = str(
+                change.data.get("error")
+                or change.data.get("reason")
+                or (row.last_error if row else "")
+            )
+            kind = e.REFUSED_BY_RECIPIENT if dest == d.DECLINED else refusal_kind(reason)
+            detail["reason"] = reason
+        self.open_for_dispatch(uow, kind, dispatch_id, change.now, change.now, detail=detail)
 
     def _arm(
         self,

@@ -200,6 +200,39 @@ def test_a_recipient_refusing_the_recall_keeps_the_document_in_force_and_says_wh
     assert "Văn bản đã được xử lý" in escalation.detail["reason"]
 
 
+def test_a_recall_the_recipients_inbox_refuses_escalates_at_once(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B, and refused there (02) before A heard of it
+    doc = pair.signed(make_document)
+    pair.sender.engine.fire(doc, "send", actor("clerk"))
+    deliver(pair, doc)
+    [received] = pair.received()
+    pair.receiver.engine.fire_on(
+        "received", received.id, "refuse", actor("clerk", B), data={"reason": "Sai thẩm quyền"}
+    )
+
+    # When A recalls it and B's inbox refuses the recall (the letter is not in force there)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+
+    # Then the recall's dispatch ends refused, and an escalation opens on it at once,
+    # naming the request and the inbox's reason; its answer is awaited no more
+    with pair.sender.uow(readonly=True) as uow:
+        [request] = uow.dispatches.for_requests(doc)
+        [escalation] = uow.escalations.active_of_document(doc)
+        timers = [t.kind for t in uow.timers.for_document(doc) if t.ref_id == request.id]
+    assert request.state == "rejected"
+    assert (escalation.kind, escalation.dispatch_id, escalation.organ_id) == (
+        "refused_by_recipient",
+        request.id,
+        B,
+    )
+    assert escalation.detail["request_id"] == request.request_id
+    assert "original_unknown" in escalation.detail["reason"]
+    assert timers == []
+
+
 def test_an_update_agreed_to_corrects_the_metadata_and_keeps_the_old_in_the_trail(
     pair: Pair, served: str, make_document: Callable[..., str]
 ) -> None:
