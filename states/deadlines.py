@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from .timeliness import VIETNAM, WorkingDays
+from .timeliness import VIETNAM, WorkingDays, in_vietnam
 
 # QCVN 102 Priority codes.
 URGENCY_LEVELS = (0, 1, 2, 3, 4)
@@ -118,9 +118,11 @@ def _days_from(day: date, calendar: WorkingDays) -> Iterator[date]:
 
 
 def _aware(moment: datetime, name: str) -> datetime:
+    """``moment`` in Vietnam time, held within the days reckoned with (``in_vietnam``):
+    a deadline kept at the end of year 9999 is "never", not an overflow at the next send."""
     if moment.tzinfo is None:
         raise ValueError(f"{name} must carry its time zone")
-    return moment.astimezone(VIETNAM)
+    return in_vietnam(moment)
 
 
 def in_working_time(

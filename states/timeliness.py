@@ -16,6 +16,41 @@ from typing import Any, Protocol
 # Dates and cut-offs on documents are Vietnamese: UTC+7 all year, no daylight saving.
 VIETNAM = timezone(timedelta(hours=7), "ICT")
 
+# The days the engine reckons with. Every date and moment the API takes falls within them:
+# far enough inside Python's own limits (years 1 to 9999) that a moment converts to
+# Vietnam time and working days count on from any of them without running out of
+# calendar, and near enough that counting working time across all of them stays quick.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2199, 12, 31)
+_FIRST_MOMENT = datetime.combine(FIRST_DAY, time.min, VIETNAM)
+_LAST_MOMENT = datetime.combine(LAST_DAY, time.max, VIETNAM)
+
+
+def reckoned(value: date) -> bool:
+    """Whether a date, or a moment (in Vietnam time; as written when it has no offset),
+    falls within the days the engine reckons with (``FIRST_DAY`` to ``LAST_DAY``)."""
+    if isinstance(value, datetime):
+        if value.utcoffset() is not None:
+            return _FIRST_MOMENT <= value <= _LAST_MOMENT
+        value = value.date()
+    return FIRST_DAY <= value <= LAST_DAY
+
+
+def in_vietnam(moment: datetime) -> datetime:
+    """``moment`` in Vietnam time; one outside the days reckoned with as the nearest end
+    of them. None comes in through the API; one kept before the API held to the range
+    (a deadline at the end of year 9999, which Vietnam time cannot even write) still
+    converts and counts, as the "never" or "long ago" it means to a deadline."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("the moment must carry its time zone")
+    return min(max(moment, _FIRST_MOMENT), _LAST_MOMENT).astimezone(VIETNAM)
+
+
+def reckoned_day(day: date) -> date:
+    """``day``, or the nearest end of the days reckoned with when it is outside them."""
+    return min(max(day, FIRST_DAY), LAST_DAY)
+
+
 # "The morning of the next working day" ends at noon unless the operator says otherwise.
 DEFAULT_CUTOFF = time(12, 0)
 
@@ -67,7 +102,7 @@ def send_by(
         raise ValueError("signed_at must carry its time zone")
     if is_urgent(urgency):
         return signed_at
-    day = signed_at.astimezone(VIETNAM).date()
+    day = in_vietnam(signed_at).date()
     return datetime.combine(next_working_day(calendar, day), cutoff, VIETNAM)
 
 
@@ -86,7 +121,7 @@ def send_by_date(
 
     It may be signed as late as the end of its date, so an urgent one is due by then.
     """
-    return send_by(end_of_day(day), urgency, calendar, cutoff)
+    return send_by(end_of_day(reckoned_day(day)), urgency, calendar, cutoff)
 
 
 # A document reviewed (approved) is signed within this many working days unless the
@@ -161,7 +196,7 @@ def judge_signing(
     for name, moment in (("signed_at", signed_at), ("reviewed_at", reviewed_at)):
         if moment is not None and moment.tzinfo is None:
             raise ValueError(f"{name} must carry its time zone")
-    signing_day = signed_at.astimezone(VIETNAM).date()
+    signing_day = in_vietnam(signed_at).date()
     dated_send_by = late_by = late_days = waited = None
     if dated is not None:
         dated_send_by = send_by_date(dated, urgency, calendar, cutoff)
@@ -169,12 +204,12 @@ def judge_signing(
             late_by = signed_at - dated_send_by
             late_days = working_days_between(calendar, dated_send_by.date(), signing_day)
     if reviewed_at is not None:
-        review_day = reviewed_at.astimezone(VIETNAM).date()
+        review_day = in_vietnam(reviewed_at).date()
         waited = working_days_between(calendar, review_day, signing_day)
     return SigningTimeliness(
-        signed_at=signed_at.astimezone(VIETNAM),
-        send_by=(send_by or _send_by(signed_at, urgency, calendar, cutoff)).astimezone(VIETNAM),
-        reviewed_at=reviewed_at.astimezone(VIETNAM) if reviewed_at else None,
+        signed_at=in_vietnam(signed_at),
+        send_by=in_vietnam(send_by or _send_by(signed_at, urgency, calendar, cutoff)),
+        reviewed_at=in_vietnam(reviewed_at) if reviewed_at else None,
         dated_send_by=dated_send_by,
         late_by=late_by,
         late_by_working_days=late_days,
@@ -190,8 +225,8 @@ def judge_sending(sent_at: datetime, send_by: datetime | None) -> dict[str, Any]
         raise ValueError("sent_at must carry its time zone")
     late_by = sent_at - send_by if send_by is not None and sent_at > send_by else None
     return {
-        "sent_at": sent_at.astimezone(VIETNAM).isoformat(),
-        "send_by": send_by.astimezone(VIETNAM).isoformat() if send_by else None,
+        "sent_at": in_vietnam(sent_at).isoformat(),
+        "send_by": in_vietnam(send_by).isoformat() if send_by else None,
         "late": None if send_by is None else late_by is not None,
         "late_by_hours": int(late_by // timedelta(hours=1)) if late_by else None,
     }

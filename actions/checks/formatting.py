@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import date
 
 from congvan.states.policy import SECRECY, URGENCY, written_notation
-from congvan.states.timeliness import VIETNAM, is_urgent, send_by_date
+from congvan.states.timeliness import (
+    FIRST_DAY,
+    LAST_DAY,
+    VIETNAM,
+    is_urgent,
+    reckoned,
+    send_by_date,
+)
 
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 from .rules import (
@@ -92,6 +99,15 @@ def place_date(inp: CheckInput) -> Finding:
             field="issued_on",
             value=doc.issued_on,
             today=inp.today.isoformat(),
+        )
+    if not reckoned(issued):  # kept before the API held dates to the range
+        return fail(
+            f"Ngày ban hành {issued.isoformat()} nằm ngoài các năm {FIRST_DAY.year}–"
+            f"{LAST_DAY.year}.",
+            f"The date {issued.isoformat()} is outside the years {FIRST_DAY.year} to "
+            f"{LAST_DAY.year}.",
+            field="issued_on",
+            value=doc.issued_on,
         )
     return ok()
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from congvan.states.fields import REQUIRED_AT_REVIEW
 from congvan.states.policy import APPOINTED_URGENCY, is_organ_id
+from congvan.states.timeliness import FIRST_DAY, LAST_DAY, reckoned
 
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 
@@ -94,6 +95,14 @@ def appointed_time(inp: CheckInput) -> Finding:
         return fail(
             "Chỉ văn bản hỏa tốc hẹn giờ mới ghi thời hạn hẹn giờ.",
             "Only a hỏa tốc hẹn giờ document (urgency 4) carries an appointed time.",
+            field="appointed_at",
+            value=appointed,
+        )
+    if appointed and not reckoned(datetime.fromisoformat(appointed)):
+        # Kept before the API held moments to the range: no deadline counts to it.
+        return fail(
+            f"Thời hạn hẹn giờ nằm ngoài các năm {FIRST_DAY.year}–{LAST_DAY.year}.",
+            f"The appointed time is outside the years {FIRST_DAY.year} to {LAST_DAY.year}.",
             field="appointed_at",
             value=appointed,
         )

@@ -22,7 +22,7 @@ from congvan.states.deadlines import (
     in_working_time,
     working_time_between,
 )
-from congvan.states.timeliness import VIETNAM
+from congvan.states.timeliness import LAST_DAY, VIETNAM
 
 CALENDAR = WorkingCalendar()
 HOURS = WorkingHours()
@@ -187,3 +187,23 @@ def test_an_agencys_stored_rules_hold_as_far_as_the_province_now_allows() -> Non
 def test_an_urgency_level_is_written_as_one_digit(level: object) -> None:
     with pytest.raises(RuleError, match="urgency levels are 0 to 4"):
         PROVINCE_DEFAULTS.tightened({"deliver": {level: 10}})
+
+
+@pytest.mark.parametrize(
+    "appointed",
+    [datetime(9999, 12, 31, 17, tzinfo=UTC), datetime.max.replace(tzinfo=UTC)],
+)
+def test_an_appointed_time_past_what_vietnam_time_can_write_is_a_deadline_never_reached(
+    appointed: datetime,
+) -> None:
+    # Given a hỏa tốc hẹn giờ document whose appointed time was kept before the API held
+    # moments to the years reckoned with, sent now
+    sent_at = vn(2026, 4, 24, 10)
+    # When its delivery deadline is worked out, and counted from
+    due = DEADLINES.deliver_by(sent_at, 4, appointed)
+    # Then it is the end of the last day reckoned with, which every rule counts with
+    assert due == datetime.combine(LAST_DAY, time.max, VIETNAM)
+    assert DEADLINES.remaining(sent_at, due) > timedelta(days=365)
+    assert add_working_time(appointed, timedelta(hours=1), CALENDAR, HOURS) > due
+    assert end_of_working_day(appointed, CALENDAR, HOURS) > due
+    assert not in_working_time(appointed, CALENDAR, HOURS)

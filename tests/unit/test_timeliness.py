@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from congvan.states.timeliness import (
+    FIRST_DAY,
+    LAST_DAY,
     VIETNAM,
     end_of_day,
+    in_vietnam,
     judge_sending,
     judge_signing,
+    reckoned,
     send_by,
     send_by_date,
 )
@@ -235,3 +239,69 @@ def test_a_send_is_late_only_after_its_send_by_and_unknown_without_one() -> None
     assert (unknown["send_by"], unknown["late"]) == (None, None)
     with pytest.raises(ValueError):
         judge_sending(datetime(2026, 1, 6, 12, 0), send_by_)
+
+
+# Moments Python can write that Vietnam time (UTC+7) cannot: past its year 9999, or
+# before its year 1.
+EDGE_MOMENTS = [
+    datetime(9999, 12, 31, 17, tzinfo=UTC),
+    datetime.max.replace(tzinfo=UTC),
+    datetime.min.replace(tzinfo=timezone(timedelta(hours=14))),
+    datetime.min.replace(tzinfo=UTC),
+]
+
+
+@pytest.mark.parametrize("moment", EDGE_MOMENTS)
+def test_a_moment_at_the_edge_of_python_converts_to_the_nearest_end_of_the_range(
+    moment: datetime,
+) -> None:
+    # Given a moment kept before the API held moments to the years reckoned with
+    # When it is converted to Vietnam time
+    local = in_vietnam(moment)
+    # Then it is the nearest end of the range, not an overflow
+    first = datetime.combine(FIRST_DAY, time.min, VIETNAM)
+    last = datetime.combine(LAST_DAY, time.max, VIETNAM)
+    assert local == (last if moment.year > 2000 else first)
+    assert local.utcoffset() == timedelta(hours=7)
+    assert not reckoned(moment)
+
+
+@pytest.mark.parametrize("dated", [date.max, date(9999, 12, 31), date.min, date(1899, 12, 31)])
+@pytest.mark.parametrize("urgency", [0, 1])
+def test_a_document_dated_at_the_edge_of_python_is_judged_not_crashed(
+    dated: date, urgency: int
+) -> None:
+    # Given a document whose date lies outside the years reckoned with
+    signed_at = vn(2026, 4, 24, 10)
+    # When its send-by moment is worked out and its signing judged
+    latest = send_by_date(dated, urgency, Weekdays())
+    result = judge_signing(
+        signed_at, urgency=urgency, dated=dated, reviewed_at=signed_at, calendar=Weekdays()
+    )
+    # Then one dated after the range is not late, one dated before it long since is
+    assert result.late == (dated < FIRST_DAY)
+    assert (latest > signed_at) == (dated > LAST_DAY)
+    assert not reckoned(dated)
+
+
+def test_a_send_judged_against_a_send_by_at_the_edge_of_python_is_not_late() -> None:
+    judged = judge_sending(vn(2026, 4, 24, 10), datetime.max.replace(tzinfo=UTC))
+    assert (judged["late"], judged["send_by"]) == (False, "2199-12-31T23:59:59.999999+07:00")
+
+
+@pytest.mark.parametrize(
+    ("value", "inside"),
+    [
+        (FIRST_DAY, True),
+        (LAST_DAY, True),
+        (FIRST_DAY - timedelta(days=1), False),
+        (LAST_DAY + timedelta(days=1), False),
+        (datetime(2199, 12, 31, 16, 59, 59, tzinfo=UTC), True),  # 23:59:59 in Vietnam
+        (datetime(2199, 12, 31, 17, tzinfo=UTC), False),  # 2200-01-01 in Vietnam
+        (datetime(1899, 12, 31, 17, tzinfo=UTC), True),  # 1900-01-01 00:00 in Vietnam
+        (datetime(1899, 12, 31, 16, 59, tzinfo=UTC), False),
+        (datetime(2199, 12, 31, 23, 59), True),  # no offset: as written
+    ],
+)
+def test_the_range_reckoned_with_is_judged_in_vietnam_time(value: date, inside: bool) -> None:
+    assert reckoned(value) == inside

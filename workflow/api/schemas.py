@@ -22,7 +22,8 @@ from pydantic import (
 from congvan.states.errors import FieldTooLong, InvalidInput
 from congvan.states.fields import DATES, FIELDS, MOMENTS, REQUIRED_AT_CREATION
 from congvan.states.policy import SECRECY, URGENCY
-from congvan.states.text import MULTI_LINE_FIELDS, has_visible_text, in_utc, unstorable
+from congvan.states.text import MULTI_LINE_FIELDS, has_visible_text, unstorable
+from congvan.states.timeliness import FIRST_DAY, LAST_DAY, reckoned
 from congvan.storage.tables import Recipient
 
 from ..directory import validate_organ_id
@@ -34,7 +35,8 @@ _RECIPIENT_NAME_LENGTH: int = Recipient.__table__.c.name.type.length  # type: ig
 class TextModel(BaseModel):
     """A body whose strings are all text the databases can store, in NFC, without control
     characters (line breaks only in the multi-line fields, ``states.text``), and whose
-    moments the databases can keep (in UTC, within years 1 to 9999).
+    dates and moments fall within the days the engine reckons with (years 1900 to 2199,
+    ``states.timeliness``), which the databases keep too.
 
     Every body the API reads is one (``tests/api/test_text_rules_api.py`` holds every
     route to it)."""
@@ -69,6 +71,8 @@ class TextModel(BaseModel):
             return [_storable(v, multi_line) for v in value]
         if isinstance(value, datetime):
             return storable_moment(value)
+        if isinstance(value, date):
+            return storable_day(value)
         return value
 
 
@@ -111,11 +115,23 @@ def form_body(model: type[_Model], raw: object, what: str) -> _Model:
         ) from exc
 
 
+# What a date or a moment outside the days the engine reckons with is told.
+_RANGE = f"must fall within the years {FIRST_DAY.year} to {LAST_DAY.year}"
+
+
 def storable_moment(value: datetime) -> datetime:
-    """``value``, if the databases can keep it: one with an offset must be in years 1 to
-    9999 in UTC (``9999-12-31T23:00:00-05:00`` is not). A query parameter's validator."""
-    if value.tzinfo is not None and in_utc(value) is None:
-        raise ValueError("must fall within the years 1 to 9999 in UTC")
+    """``value``, if the engine can reckon with it: within years 1900 to 2199 in Vietnam
+    time (``2199-12-31T23:00:00-05:00`` is not), so it converts to Vietnam time and
+    deadlines count from it, and the databases keep it. A query parameter's validator."""
+    if not reckoned(value):
+        raise ValueError(f"{_RANGE} (Vietnam time)")
+    return value
+
+
+def storable_day(value: date) -> date:
+    """``value``, if it falls within the years the engine reckons with (1900 to 2199)."""
+    if not reckoned(value):
+        raise ValueError(_RANGE)
     return value
 
 
