@@ -38,8 +38,16 @@ def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
 
 
 def address_of(host: str) -> Address | None:
-    """The address ``host`` is written as (an IP literal, brackets and zone dropped), or None."""
+    """The address ``host`` is written as (an IP literal, brackets, zone and a final dot
+    dropped), or None; an IPv6 address carrying an IPv4 one is that IPv4 address.
+
+    A packet to ``64:ff9b::a9fe:a9fe`` reaches 169.254.169.254 through a NAT64 gateway, one
+    to ``2002:a9fe:a9fe::1`` through a 6to4 relay: the IPv6 form says nothing of where it
+    lands, so it is judged by the IPv4 address it carries (``embedded_ipv4``).
+    """
     text = host.strip("[]").split("%", 1)[0]
+    if text.endswith(".") and not text.endswith(".."):
+        text = text[:-1]  # "169.254.169.254." is the address, written as a rooted name
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
@@ -49,9 +57,54 @@ def address_of(host: str) -> Address | None:
             return ipaddress.IPv4Address(socket.inet_aton(text))
         except (OSError, ValueError):
             return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    if isinstance(address, ipaddress.IPv6Address):
+        return embedded_ipv4(address) or address
     return address
+
+
+# IPv6 prefixes whose addresses carry an IPv4 address in their last 32 bits.
+_LAST_32_BITS = tuple(
+    ipaddress.IPv6Network(net)
+    for net in (
+        "::ffff:0:0/96",  # IPv4-mapped (RFC 4291)
+        "::ffff:0:0:0/96",  # IPv4-translated, SIIT (RFC 2765)
+        "64:ff9b::/96",  # NAT64, the well-known prefix (RFC 6052)
+        "::/96",  # IPv4-compatible, deprecated (RFC 4291); not :: and ::1, below
+    )
+)
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # local-use NAT64 (RFC 8215)
+_OWN_IPV6 = (ipaddress.IPv6Address("::"), ipaddress.IPv6Address("::1"))
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a packet to ``address`` may be translated or tunnelled to, if any:
+    mapped, translated, compatible, NAT64, 6to4 (RFC 3056) or Teredo (RFC 4380, the
+    client's) addresses."""
+    if address in _OWN_IPV6:
+        return None  # the unspecified and loopback addresses, IPv6's own
+    if any(address in net for net in _LAST_32_BITS):
+        return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    if address in _NAT64_LOCAL:
+        return _most_private(_rfc6052_candidates(address))
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
+
+
+def _rfc6052_candidates(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """Where RFC 6052 puts the IPv4 address under a local-use NAT64 prefix: the network
+    picks its prefix length (/48 to /96) and no address says which, so every place."""
+    octets = address.packed
+    # prefix length: the octets holding the IPv4 address (octet 8, bits 64-71, is skipped)
+    places = {48: (6, 7, 9, 10), 56: (7, 9, 10, 11), 64: (9, 10, 11, 12), 96: (12, 13, 14, 15)}
+    return [ipaddress.IPv4Address(bytes(octets[i] for i in at)) for at in places.values()]
+
+
+def _most_private(candidates: list[ipaddress.IPv4Address]) -> ipaddress.IPv4Address:
+    """The first of ``candidates`` that is not global, else the last."""
+    return next((c for c in candidates if not c.is_global), candidates[-1])
 
 
 def reachable(address: Address, allowed: Iterable[Network]) -> bool:

@@ -179,6 +179,14 @@ def test_a_bad_route_is_refused_naming_its_field_and_never_echoing_the_secret(
         "https://100.64.0.1/hook",
         "https://0.0.0.0/hook",
         "https://[fd00::1]/hook",
+        # an IPv6 address carrying a private IPv4 one, and an address with a final dot
+        "https://[64:ff9b::a9fe:a9fe]/",
+        "https://[64:ff9b::7f00:1]:8000/v1/health",
+        "https://[::ffff:0:7f00:1]/",
+        "https://[2002:a9fe:a9fe::1]/",
+        "https://[::7f00:1]/",
+        "https://169.254.169.254./latest/meta-data",
+        "https://127.0.0.1./hook",
     ],
 )
 def test_a_webhook_to_a_private_address_is_refused_unless_the_installation_allows_it(

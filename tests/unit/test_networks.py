@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 
+import httpx
 import pytest
 
+from congvan.actions.messengers import guarded_transport
 from congvan.states.networks import address_of, parse_networks, reachable, refused_host
 from congvan.workflow.settings import Settings
 
@@ -114,3 +116,68 @@ def test_the_short_ipv4_forms_a_resolver_takes_are_judged_as_their_address(
 def test_a_name_is_no_address_of_its_own() -> None:
     for host in ("example.com", "1e100.net", "congvan.gov.vn"):
         assert refused_host(host, ()) is None
+
+
+# IPv6 addresses a packet may leave as IPv4: to a metadata service, loopback or a
+# private network through a NAT64 gateway, a 6to4 or Teredo relay, or a dual stack.
+CARRYING_PRIVATE_IPV4 = [
+    ("64:ff9b::a9fe:a9fe", "169.254.169.254"),  # NAT64, the well-known prefix
+    ("[64:ff9b::7f00:1]", "127.0.0.1"),
+    ("64:ff9b::10.0.0.5", "10.0.0.5"),
+    ("64:ff9b:1::a9fe:a9fe", None),  # local-use NAT64: the IPv4 may sit in several places
+    ("64:ff9b:1:a9fe:a9:fe00::", "169.254.169.254"),  # ... here, under a /48 prefix
+    ("2002:a9fe:a9fe::1", "169.254.169.254"),  # 6to4
+    ("2002:7f00:1::", "127.0.0.1"),
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "192.0.2.45"),  # Teredo: its client
+    ("::7f00:1", "127.0.0.1"),  # IPv4-compatible
+    ("::192.168.0.1", "192.168.0.1"),
+    ("::ffff:0:7f00:1", "127.0.0.1"),  # IPv4-translated (SIIT)
+    ("::ffff:0:a9fe:a9fe", "169.254.169.254"),
+    ("169.254.169.254.", "169.254.169.254"),  # an IP literal written as a rooted name
+    ("127.0.0.1.", "127.0.0.1"),
+    ("[::ffff:127.0.0.1]", "127.0.0.1"),
+]
+
+
+@pytest.mark.parametrize(("host", "carried"), CARRYING_PRIVATE_IPV4)
+def test_an_ipv6_address_carrying_a_private_ipv4_is_refused_as_that_address(
+    host: str, carried: str | None
+) -> None:
+    # Given an address whose own form looks global to the ipaddress module
+    # When a route names it
+    refused = refused_host(host, ())
+    # Then it is refused, judged as the IPv4 address a packet to it would reach
+    assert refused is not None and refused.version == 4
+    if carried is not None:
+        assert refused == ipaddress.ip_address(carried)
+
+
+@pytest.mark.parametrize(
+    ("host", "carried"),
+    [
+        ("64:ff9b::808:808", "8.8.8.8"),
+        ("2002:cb71:8301::1", "203.113.131.1"),
+        ("::ffff:0:808:808", "8.8.8.8"),
+        ("8.8.8.8.", "8.8.8.8"),
+    ],
+)
+def test_an_ipv6_address_carrying_a_global_ipv4_is_reachable_as_that_address(
+    host: str, carried: str
+) -> None:
+    assert address_of(host) == ipaddress.ip_address(carried)
+    assert refused_host(host, ()) is None
+
+
+def test_a_listed_private_network_allows_what_carries_it() -> None:
+    assert refused_host("[64:ff9b::7f00:1]", LOOPBACK) is None
+    assert refused_host("[::1]", LOOPBACK) is None  # IPv6's own loopback stays itself
+
+
+@pytest.mark.parametrize("host", ["[64:ff9b::7f00:1]", "[2002:a9fe:a9fe::1]", "[::ffff:0:a00:5]"])
+def test_a_post_is_not_connected_to_an_address_carrying_a_private_ipv4(host: str) -> None:
+    # Given the transport webhooks are posted through, allowing no private network
+    client = httpx.Client(transport=guarded_transport(()))
+    # When a post goes to an address carrying a private IPv4
+    # Then no connection is made: the address is refused as the IPv4 one it carries
+    with client, pytest.raises(httpx.ConnectError, match="private address"):
+        client.post(f"http://{host}:9/hook", content=b"{}")
