@@ -38,6 +38,8 @@ log = logging.getLogger("congvan.recalls")
 
 # A request's dispatch still waiting for its recipient's answer.
 _OPEN = frozenset({d.PENDING, d.SENDING, d.DELIVERED})
+# A dispatch on its way: no attempt has settled where the document is.
+_GOING = frozenset({d.PENDING, d.SENDING})
 
 
 # -- the sending side ----------------------------------------------------------------------
@@ -53,6 +55,30 @@ def no_request_awaiting(ctx: TransitionContext) -> tuple[bool, str]:
     """One request at a time: every recipient answered the last one (or refused it)."""
     open_ = [r for r in ctx.uow.dispatches.for_requests(ctx.document.id) if r.state in _OPEN]
     return not open_, "a recall or update of this document still awaits its answers"
+
+
+def nothing_under_way(ctx: TransitionContext) -> tuple[bool, str]:
+    """A recall or update goes to every recipient that has the document: none may still
+    be waiting for an attempt or in one, or the document would arrive after the request,
+    in force there and never asked about."""
+    going = sorted(
+        r.organ_id for r in ctx.uow.dispatches.for_document(ctx.document.id) if r.state in _GOING
+    )
+    return not going, (
+        f"the document is still on its way to {', '.join(going)}: recall or update it once "
+        "each of its dispatches has arrived or failed for good"
+    )
+
+
+def never_updated(ctx: TransitionContext) -> tuple[bool, str]:
+    """A resend delivers the package sealed at send: after an update it would carry the
+    old values to recipients no update ever reaches."""
+    requests = ctx.uow.dispatches.for_requests(ctx.document.id)
+    updated = any(request_kind(ctx.uow, r) == "update" for r in requests)
+    return not updated, (
+        "the document was updated after it was sent and a resend would carry the old "
+        "values: send a replacement to the recipients that failed"
+    )
 
 
 def carries_request(ctx: TransitionContext) -> tuple[bool, str]:
@@ -133,8 +159,7 @@ def open_request(ctx: TransitionContext) -> None:
     reach = reached(ctx.uow, ctx.document.id)
     if not reach:
         raise InvalidInput(
-            "No recipient has the document yet: there is nothing to recall or update "
-            "(a dispatch still under way can be left to fail, or the document replaced).",
+            "No recipient has the document: there is nothing to recall or update.",
             document_id=ctx.document.id,
         )
     request_id = new_id()
@@ -254,6 +279,8 @@ def answer_request(ctx: TransitionContext) -> None:
 
 GUARDS = {
     "no_request_awaiting": no_request_awaiting,
+    "nothing_under_way": nothing_under_way,
+    "never_updated": never_updated,
     "carries_request": carries_request,
     "recall_agreed": recall_agreed,
     "recall_awaiting": recall_awaiting,

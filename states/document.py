@@ -21,13 +21,15 @@ ISSUED = (SENT, DELIVERED, ACKNOWLEDGED, FAILED)
 # QCVN 102 business types 1 (recall, thu hồi) and 2 (update, cập nhật). Each request is
 # sealed and delivered to every recipient that has the document, which agrees (15) or
 # refuses (16); the document stays where it is meanwhile (a self-loop per issued state).
+# Not while a dispatch is still on its way: that recipient would get the document after
+# the request, in force and never asked.
 REQUESTS = (
     *(
         edge(
             "recall",
             state,
             state,
-            conditions=("no_request_awaiting",),
+            conditions=("no_request_awaiting", "nothing_under_way"),
             effects=("open_request", "seal_requests"),
             actions=("deliver_dispatches",),
         )
@@ -38,7 +40,7 @@ REQUESTS = (
             "update",
             state,
             state,
-            conditions=("no_request_awaiting",),
+            conditions=("no_request_awaiting", "nothing_under_way"),
             effects=("apply_update", "open_request", "seal_requests"),
             actions=("deliver_dispatches",),
         )
@@ -100,12 +102,14 @@ DOCUMENT = MachineSpec(
             derived=True,
         ),
         edge("failed", (SENT, DELIVERED), FAILED, conditions=("any_failed",), derived=True),
-        # A supervisor sends again to the recipients that failed (not those that refused).
+        # A supervisor sends again to the recipients that failed (not those that refused),
+        # the package sealed at send: not while a recall or update awaits its answers, nor
+        # once an update changed what the package says.
         edge(
             "resend",
             FAILED,
             SENT,
-            conditions=("a_dispatch_failed",),
+            conditions=("a_dispatch_failed", "no_request_awaiting", "never_updated"),
             effects=("reset_failed_dispatches",),
             actions=("deliver_dispatches",),
         ),

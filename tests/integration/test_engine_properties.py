@@ -459,6 +459,8 @@ class EngineWalk(RuleBasedStateMachine):
     # -- the model's predictions ------------------------------------------------------------
 
     def _holds(self, name: str, doc: DocumentModel) -> bool:
+        if name in ("no_request_awaiting", "never_updated"):
+            return True  # requests are outside the walk: none awaits, none updated it
         if name == "a_dispatch_failed":
             return any(self.dispatches[i].state == d.FAILED for i in doc.dispatches)
         if name in DISPATCH_GUARDS:

@@ -139,6 +139,6 @@ def test_a_derived_edge_is_drawn_dashed_and_a_plain_one_is_not() -> None:
 
     assert '"sent" -> "delivered" [label="delivered [all_delivered]", style=dashed];' in dot
     assert (
-        '"failed" -> "sent" [label="resend [a_dispatch_failed] / reset_failed_dispatches, '
-        'deliver_dispatches"];'
+        '"failed" -> "sent" [label="resend [a_dispatch_failed, no_request_awaiting, '
+        'never_updated] / reset_failed_dispatches, deliver_dispatches"];'
     ) in dot

@@ -17,6 +17,7 @@ from fastapi import APIRouter, File, Form, Header, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ConfigDict, Field
 
+from congvan.actions.recalls import checked_changes
 from congvan.states.document import UPDATABLE
 from congvan.states.errors import InvalidInput, TooManyAttachments
 
@@ -112,7 +113,8 @@ def update_document(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     check_document_id(document_id)
-    data = {"reason": body.reason, "fields": body.changes()}
+    # What is asked is judged before when it may be: a wrong field is 422 in any state.
+    data = {"reason": body.reason, "fields": checked_changes(body.changes())}
     result = fire_answering(
         engine, "document", document_id, "update", principal, response,
         parse_if_match(if_match), data, idempotency_key,

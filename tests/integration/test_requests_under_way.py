@@ -1,0 +1,135 @@
+"""A recall or an update reaches every recipient that has the document, so it waits until
+none is still on its way; a resend never carries what a request changed or takes back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from congvan.states.errors import GuardFailed
+from congvan.workflow.bootstrap import Runtime
+from tests.databases import Databases
+from tests.factories import actor, document_row
+from tests.installations import PASS, SENDER_FAKES, B, Pair, link, serving_inbox
+
+C = "000.00.02.H57"  # a second recipient, served by B's installation
+DOWN = "http://127.0.0.1:9/v1/inbox"  # nothing listens there
+UPDATE = {"reason": "Sửa trích yếu", "fields": {"subject": "V/v đã sửa"}}
+REQUESTS = {"recall": {"reason": "Gửi nhầm"}, "update": UPDATE}
+
+
+@pytest.fixture
+def two(
+    make_runtime: Callable[..., Runtime], boot: Any, databases: Databases, db_kind: str
+) -> Iterator[Pair]:
+    """A's letters to B (its inbox served) and C (its inbox down), three attempts each."""
+    sender = make_runtime(**SENDER_FAKES, key_passphrase=PASS, dispatch_max_attempts=3)
+    receiver = boot(databases.new(db_kind).url, key_passphrase=PASS)
+    pair = link(sender, receiver, agencies=((B, "Sở Nội vụ", "SNV"), (C, "Sở Y tế", "SYT")))
+    sender.clock.advance(minutes=5)
+    with serving_inbox(pair) as inbox:
+        pair.point_at(B, inbox)
+        pair.point_at(C, DOWN)
+        yield pair
+
+
+def states(pair: Pair, doc: str) -> dict[str, str]:
+    with pair.sender.uow(readonly=True) as uow:
+        return {r.organ_id: r.state for r in uow.dispatches.for_document(doc)}
+
+
+def run_due(pair: Pair, doc: str) -> None:
+    """Every delivery job of ``doc`` due now, run once."""
+    for job in pair.jobs(doc):
+        pair.sender.runner.run(job)
+
+
+def sent_and_c_down(pair: Pair, make_document: Callable[..., str]) -> str:
+    doc = pair.signed(make_document, to=(B, C))
+    pair.sender.engine.fire(doc, "send", actor("clerk"))
+    run_due(pair, doc)
+    assert states(pair, doc) == {B: "delivered", C: "pending"}
+    return doc
+
+
+def c_fails_for_good(pair: Pair, doc: str) -> None:
+    while states(pair, doc)[C] != "failed":
+        pair.sender.clock.advance(hours=1)
+        pair.sender.scheduler.tick()
+        run_due(pair, doc)
+
+
+def open_escalations(pair: Pair, doc: str) -> list[tuple[str, str | None]]:
+    with pair.sender.uow(readonly=True) as uow:
+        return sorted((e.kind, e.organ_id) for e in uow.escalations.active_of_document(doc))
+
+
+@pytest.mark.parametrize("event", ["recall", "update"])
+def test_a_request_waits_while_a_dispatch_is_on_its_way(
+    two: Pair, make_document: Callable[..., str], event: str
+) -> None:
+    # Given A's letter delivered to B, and waiting for its next attempt to C
+    doc = sent_and_c_down(two, make_document)
+
+    # When a supervisor recalls or updates it
+    with pytest.raises(GuardFailed) as refused:
+        two.sender.engine.fire(doc, event, actor("supervisor"), data=REQUESTS[event])
+
+    # Then it is refused, naming C, and nothing is asked of B
+    assert C in refused.value.details["reasons"]["nothing_under_way"]
+    with two.sender.uow(readonly=True) as uow:
+        assert uow.dispatches.for_requests(doc) == []
+    assert document_row(two.sender, doc).subject != UPDATE["fields"]["subject"]
+
+
+def test_once_c_failed_for_good_the_recall_goes_to_b_and_ends_the_document(
+    two: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B, and failed for good at C
+    doc = sent_and_c_down(two, make_document)
+    c_fails_for_good(two, doc)
+    assert document_row(two.sender, doc).state == "failed"
+
+    # When a supervisor recalls it and B agrees
+    two.sender.engine.fire(doc, "recall", actor("supervisor"), data=REQUESTS["recall"])
+    with two.sender.uow(readonly=True) as uow:
+        assert [r.organ_id for r in uow.dispatches.for_requests(doc)] == [B]
+    # Meanwhile the recipients that failed are not sent it again
+    with pytest.raises(GuardFailed) as refused:
+        two.sender.engine.fire(
+            doc, "resend", actor("supervisor"), data={"reason": "C đã hoạt động lại"}
+        )
+    assert list(refused.value.details["reasons"]) == ["no_request_awaiting"]
+    run_due(two, doc)
+    [received] = two.received()
+    two.answer(received.id, "agree_recall")
+
+    # Then the document is recalled; C never gets it, and nothing asks to resend it there
+    assert document_row(two.sender, doc).state == "recalled"
+    assert states(two, doc) == {B: "delivered", C: "failed"}
+    assert open_escalations(two, doc) == []
+
+
+def test_a_resend_after_an_update_would_carry_the_old_values_and_is_refused(
+    two: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B, failed for good at C, then updated (B agrees)
+    doc = sent_and_c_down(two, make_document)
+    c_fails_for_good(two, doc)
+    two.sender.engine.fire(doc, "update", actor("supervisor"), data=UPDATE)
+    run_due(two, doc)
+    [received] = two.received()
+    two.answer(received.id, "agree_update")
+
+    # When a supervisor resends it to C
+    with pytest.raises(GuardFailed) as refused:
+        two.sender.engine.fire(
+            doc, "resend", actor("supervisor"), data={"reason": "C đã hoạt động lại"}
+        )
+
+    # Then it is refused: C would get the subject the update corrected
+    assert list(refused.value.details["reasons"]) == ["never_updated"]
+    assert "replacement" in refused.value.details["reasons"]["never_updated"]
+    assert states(two, doc)[C] == "failed"
