@@ -222,3 +222,27 @@ def token_sign(
         return output.getvalue()
 
     return asyncio.run(sign())
+
+
+def with_page_box(pdf: bytes, box: Sequence[float | str] | None) -> bytes:
+    """Every page's /MediaBox set to ``box`` (text entries written as PDF strings), or
+    taken away (None): what a broken exporter writes, which viewers still show."""
+
+    def entry(value: float | str) -> generic.PdfObject:
+        return pdf_string(value) if isinstance(value, str) else generic.FloatObject(value)
+
+    def edit(writer: IncrementalPdfFileWriter) -> None:
+        pages = writer.root["/Pages"]
+        for index in range(int(pages["/Count"])):
+            page_ref = writer.find_page_for_modification(index)[0]  # type: ignore[no-untyped-call]
+            page = page_ref.get_object()
+            page.pop("/CropBox", None)
+            if box is None:
+                page.pop("/MediaBox", None)
+            else:
+                page[pdf_name("/MediaBox")] = generic.ArrayObject(entry(v) for v in box)
+            writer.mark_update(page_ref)  # type: ignore[no-untyped-call]
+        pages.get_object().pop("/MediaBox", None)
+        writer.update_container(pages)  # type: ignore[no-untyped-call]
+
+    return _update(pdf, edit)

@@ -15,6 +15,7 @@ from pypdf.errors import PdfReadError
 
 from congvan.states.policy import MAIN_FILE, MAIN_FILE_TYPE
 
+from ..signing.pades import stamp_problem
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 
 PDF = MAIN_FILE_TYPE
@@ -178,9 +179,11 @@ def size(inp: CheckInput) -> Finding:
 
 
 def _unsignable(data: bytes) -> str | None:
-    """Why the library that signs PDFs (pyHanko) cannot read every object of ``data``, or
-    None. pypdf reads leniently what pyHanko refuses (a stream's /Length that is wrong):
-    such a main file would pass review, then fail its signature."""
+    """Why ``data`` cannot be signed, or None: the library that signs PDFs (pyHanko)
+    cannot read every object of it, or the signer's stamp has no room on its first page
+    (a page box absent, malformed or too small). pypdf reads leniently what pyHanko
+    refuses (a stream's /Length that is wrong), and shows a page whatever its box: such a
+    main file would pass review, then fail its signature."""
     try:
         reader = HankoReader(io.BytesIO(data), strict=False)
         for revision in range(reader.xrefs.total_revisions):
@@ -188,7 +191,8 @@ def _unsignable(data: bytes) -> str | None:
                 reader.get_object(ref)  # type: ignore[no-untyped-call]  # pyHanko untyped
     except (PdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return f"cannot be signed: {exc}"[:200]
-    return None
+    problem = stamp_problem(data)
+    return None if problem is None else f"cannot be signed: {problem}"[:200]
 
 
 @check(

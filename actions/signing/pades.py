@@ -51,6 +51,7 @@ precomposed glyph. The file was made once with fontTools::
 from __future__ import annotations
 
 import io
+import math
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from pyhanko.pdf_utils import layout
+from pyhanko.pdf_utils import generic, layout
 from pyhanko.pdf_utils.font.api import FontEngineFactory
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -95,6 +96,7 @@ from .certpath import (
 )
 from .cms import DIGEST, SigningKey, asn1_cert, require_aware, run_sync, signer_for
 from .description import describe
+from .pdfchanges import MAX_WIDGET_SHARE
 from .strict import check_strict_embedded_cms
 from .verification import _check_arguments
 
@@ -418,7 +420,19 @@ def verify_pdf(
 
 
 def _stamp_box(reader: PdfFileReader) -> Box:
-    _x0, y0, x1, _y1 = _page_box(reader)
+    x0, y0, x1, y1 = _page_box(reader)
+    width, height = x1 - x0, y1 - y0
+    # The stamp inside the page, and no more of it than a signature's widget may cover
+    # (pdfchanges): else the signed file is refused as if someone had painted over it.
+    if (
+        width < STAMP_RIGHT + STAMP_WIDTH
+        or height < STAMP_BOTTOM + STAMP_HEIGHT
+        or MAX_WIDGET_SHARE * width * height < STAMP_WIDTH * STAMP_HEIGHT
+    ):
+        raise ValueError(
+            f"page 1 ({width:g} x {height:g} pt) has no room for the signer's stamp "
+            f"({STAMP_WIDTH:g} x {STAMP_HEIGHT:g} pt, at most {MAX_WIDGET_SHARE:.0%} of the page)"
+        )
     right = x1 - STAMP_RIGHT
     return (right - STAMP_WIDTH, y0 + STAMP_BOTTOM, right, y0 + STAMP_BOTTOM + STAMP_HEIGHT)
 
@@ -429,7 +443,31 @@ def _page_box(reader: PdfFileReader) -> Box:
     while node is not None:
         for name in ("/CropBox", "/MediaBox"):
             if name in node:
-                x0, y0, x1, y1 = (float(v) for v in node[name])
+                x0, y0, x1, y1 = _rectangle(node[name], name)
                 return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
         node = node.get_object()["/Parent"].get_object() if "/Parent" in node else None
     raise ValueError("page 1 has no MediaBox")
+
+
+def _rectangle(box: Any, name: str) -> Box:
+    """A PDF rectangle's four numbers (ISO 32000 7.9.5), or ValueError naming the box."""
+    if not isinstance(box, generic.ArrayObject) or len(box) != 4:
+        raise ValueError(f"page 1's {name} is not a rectangle of four numbers")
+    values = [box[i] for i in range(4)]  # indexing resolves indirect entries
+    if not all(
+        isinstance(v, generic.NumberObject | generic.FloatObject) and math.isfinite(v)
+        for v in values
+    ):
+        raise ValueError(f"page 1's {name} is not a rectangle of four numbers")
+    x0, y0, x1, y1 = (float(v) for v in values)
+    return x0, y0, x1, y1
+
+
+def stamp_problem(pdf: bytes) -> str | None:
+    """Why the signer's stamp cannot go on ``pdf``'s first page (no page box, a malformed
+    one, or one too small), or None: what review asks before the file reaches a signer."""
+    try:
+        default_box(pdf)
+    except (PdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return str(exc)
+    return None

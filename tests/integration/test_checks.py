@@ -41,6 +41,7 @@ from congvan.workflow.letters import sample_pdf
 from tests.conftest import Boot, MakeRuntime
 from tests.databases import Databases
 from tests.factories import AGENCY_ID, AGENCY_NAME, SAMPLE_FIELDS, SAMPLE_RECIPIENTS, actor
+from tests.pdf_edits import with_page_box
 
 CLERK = actor("clerk")
 REVIEWER = actor("reviewer")
@@ -176,6 +177,11 @@ def wrong_stream_length(pdf: bytes) -> bytes:
     assert found is not None
     longer = str(int(found.group(1)) + 40).encode()
     return pdf[: found.start(1)] + longer + pdf[found.end(1) :]
+
+
+def main_with_page_box(box: tuple[float | str, ...] | None) -> Callable[[], list[dict[str, Any]]]:
+    """The letter as its main file, every page's /MediaBox ``box`` (None: none)."""
+    return lambda: [attachment(with_page_box(letter_pdf(), box))]
 
 
 def appendix(data: bytes, filename: str = APPENDIX_NAME, **kwargs: Any) -> dict[str, Any]:
@@ -703,6 +709,24 @@ VARIANTS = [
     passes("appendix with a stream's length wrong (only the main file is signed)",
            "attachments.pdf",
            files=lambda: [main_pdf(), appendix(wrong_stream_length(letter_pdf()))]),
+    # a page box the signer's stamp cannot go in: viewers show the page, signing fails
+    *[fails(f"main file whose page box is {name}", "attachments.pdf",
+            files=main_with_page_box(box),
+            details={"files": [{"filename": MAIN_NAME,
+                                "problem": StartsWith(f"cannot be signed: {problem}")}]})
+      for name, box, problem in [
+          ("[0 0 0 0]", (0, 0, 0, 0), "page 1 (0 x 0 pt) has no room for the signer's stamp"),
+          ("10 pt square", (0, 0, 10, 10), "page 1 (10 x 10 pt) has no room"),
+          ("narrower than the stamp", (0, 0, 280, 842), "page 1 (280 x 842 pt) has no room"),
+          ("holding text", (0, 0, "a", 5), "page 1's /MediaBox is not a rectangle"),
+          ("three numbers", (0, 0, 595), "page 1's /MediaBox is not a rectangle"),
+          ("missing", None, "page 1 has no MediaBox"),
+      ]],
+    passes("main file whose page box runs right to left", "attachments.pdf",
+           files=main_with_page_box((595.28, 841.89, 0, 0))),
+    passes("appendix whose page box is [0 0 0 0] (only the main file is signed)",
+           "attachments.pdf",
+           files=lambda: [main_pdf(), appendix(with_page_box(letter_pdf(), (0, 0, 0, 0)))]),
     fails("corrupt appendix", "attachments.pdf",
           files=lambda: [main_pdf(), appendix(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog")],
           details={"files": [{"filename": APPENDIX_NAME,

@@ -26,6 +26,7 @@ from congvan.states.errors import (
     SignatureError,
 )
 from congvan.workflow.letters import sample_pdf
+from tests.pdf_edits import with_page_box
 from tests.tools import require
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -277,6 +278,31 @@ def test_signing_refuses_a_naive_time_and_a_non_pdf(test_pki: Pki, letter: bytes
         )
     with pytest.raises(InvalidInput):
         pades.sign_pdf(b"hello", key=s.key, cert=s.cert, chain=[], signing_time=NOW, **common)
+
+
+@pytest.mark.parametrize(
+    ("box", "said"),
+    [
+        ((0, 0, 0, 0), "page 1 (0 x 0 pt) has no room for the signer's stamp"),
+        ((0, 0, 10, 10), "page 1 (10 x 10 pt) has no room for the signer's stamp"),
+        ((0, 0, "a", 5), "page 1's /MediaBox is not a rectangle of four numbers"),
+        (None, "page 1 has no MediaBox"),
+    ],
+)
+def test_a_page_with_no_room_for_the_stamp_is_not_a_pdf_that_can_be_signed(
+    test_pki: Pki, letter: bytes, box: tuple[float | str, ...] | None, said: str
+) -> None:
+    # Given the letter whose page box is empty, too small, malformed or missing
+    pdf = with_page_box(letter, box)
+    # When the server signs it with its visible stamp
+    # Then the file is refused as one that cannot be signed, saying why: nothing was
+    # modified, so no pdf_modified
+    with pytest.raises(InvalidInput, match="not a PDF that can be signed") as refused:
+        sign(pdf, test_pki.signer, [test_pki.root])
+    assert refused.value.code == "invalid_input"
+    assert said in refused.value.message
+    assert (pades.stamp_problem(pdf) or "").startswith(said)
+    assert pades.stamp_problem(letter) is None
 
 
 # -- pdfsig (poppler) with an NSS database trusting the test root ------------------------
