@@ -76,8 +76,8 @@ DELIVERED, REFUSED, TRANSIENT, UNKNOWN, BAD_RECEIPT = (
 # Where a status message (03, 02; 15, 16 for a recall or update) takes a dispatch whose
 # attempt is still under way: the recipient answered before our receipt was recorded.
 _OVERTAKEN = frozenset({ACKNOWLEDGED, REJECTED, *ANSWERED})
-# Answers that say "not now" rather than "never".
-_RETRYABLE_STATUSES = frozenset({408, 425, 429})
+# Answers that say "not now" rather than "never" (5xx too).
+NOT_NOW = frozenset({408, 425, 429})
 
 Transport = Callable[[], httpx.BaseTransport | None]
 
@@ -316,7 +316,7 @@ class Delivery(StagedJob[Parcel]):
         except httpx.TransportError as exc:  # the request left; its answer did not come
             return Outcome(UNKNOWN, None, spent(), f"no answer: {type(exc).__name__}: {exc}")
         latency, status = spent(), response.status_code
-        if status >= 500 or status in _RETRYABLE_STATUSES:
+        if status >= 500 or status in NOT_NOW:
             wait = _retry_after(response.headers.get("Retry-After"))
             return Outcome(TRANSIENT, status, latency, _reason(response), retry_after=wait)
         if status >= 400:

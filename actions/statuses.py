@@ -7,8 +7,10 @@ Claim: read what to say and where (the sender's inbox in the directory of peers;
 ``/v1/status`` beside it). Act (no transaction): sign the message with our agency's
 organisational key and post it. A transient failure (not sent, 408, 429, 5xx) raises,
 so the job waits on its backoff timer and posts again; the sender keeps one message per
-code, so a repeat changes nothing. A refusal (other 4xx) is logged and not retried: the
-sender will never take it.
+code, so a repeat changes nothing. So does 401: the sender does not know us yet (our
+directory entry or renewed certificate not imported there), which its operators mend; a
+status dropped then would leave the sender waiting for good. A refusal of the message
+itself (403, 409, 422) is logged and not retried: the sender will never take it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from congvan.states.text import printable
 from congvan.storage.received import Received
 
 from .context import JobContext
-from .delivery import post
+from .delivery import NOT_NOW, post
 from .exchange.local import (
     LOCAL_STATUS,
     LOCAL_TIMEOUT_SECONDS,
@@ -41,6 +43,9 @@ from .jobs import StagedJob
 from .signing.agencykeys import AgencyKey, AgencyKeys
 
 log = logging.getLogger("congvan.statuses")
+
+# Answers after which the same message is posted again: "not now", and 401 (see above).
+_NOT_NOW = NOT_NOW | {401}
 
 Transport = Callable[[], httpx.BaseTransport | None]
 _INBOX = "/v1/inbox"
@@ -136,7 +141,7 @@ class StatusSending(StagedJob[Notice]):
             response = post(transport, work.url, timeout=work.timeout, json=body)
         except httpx.TransportError as exc:
             raise StatusNotSent(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code >= 500 or response.status_code in (408, 425, 429):
+        if response.status_code >= 500 or response.status_code in _NOT_NOW:
             raise StatusNotSent(printable(f"{response.status_code}: {response.text[:200]}"))
         return response.status_code
 

@@ -114,7 +114,8 @@ def verify_body(
     The certificate must chain to a pinned root, be unrevoked by the CRLs of ``trust``,
     have the agency profile, name ``agency_id`` as its organisational unit, and be one
     listed for it (``trust.listed``: ours, or its directory entry's): any root pinned
-    here could issue a certificate naming any agency.
+    here could issue a certificate naming any agency. An unlisted one is deferred (503),
+    as a renewal not yet imported would be; nothing is taken under it.
     """
     try:
         verdict = verify_manifest_signature(
@@ -142,9 +143,13 @@ def verify_body(
             agency_id=agency_id,
         ) from exc
     if trust.listed is not None and verdict.signer.sha256 not in trust.listed.get(agency_id, ()):
-        raise AgencySignatureInvalid(
+        # Nothing is taken; but a certificate the agency renewed is refused so until its
+        # directory entry is imported here, so the sender is told to come back (503), not
+        # that its message is refused for good: a status 02 no resend could undo.
+        raise VerificationDeferred(
             f"The message is signed with a certificate this system does not hold for "
-            f"{agency_id}: import the agency's directory entry with its certificates.",
+            f"{agency_id} (yet: its operators import the agency's directory entry with its "
+            "certificates); send it again later.",
             reason="certificate_not_listed",
             agency_id=agency_id,
             fingerprint=verdict.signer.sha256,

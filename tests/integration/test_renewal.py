@@ -1,0 +1,70 @@
+"""An agency renews its organisational certificate before the other side imports it: what
+it signs meanwhile is not taken, nor refused for good. It waits and goes through once the
+renewed certificate is listed there."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from sqlalchemy import delete
+
+from congvan.actions.signing import keystore
+from congvan.storage.ids import new_id
+from congvan.storage.peers import Peer
+from congvan.storage.tables import Certificate
+from congvan.workflow.api.app import create_app
+from congvan.workflow.serving import serve_in_thread
+from tests.factories import actor, document_row
+from tests.installations import CRL_URL, PASS, A, B, Pair, serving_inbox
+
+
+def test_a_status_signed_under_a_renewal_not_yet_imported_waits_then_acknowledges(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        doc = pair.signed(make_document)
+        pair.sender.engine.fire(doc, "send", actor("clerk"))
+        [job] = pair.jobs(doc)
+        assert pair.sender.runner.run(job) == "done"
+    [received] = pair.received()
+    # and B's organisational certificate renewed (by the exchange CA A runs), held by B
+    # alone: A has not imported B's renewed directory entry
+    pair.sender.clock.advance(minutes=5)
+    with pair.sender.uow() as uow:
+        renewed = keystore.issue_agency(
+            uow, B, passphrase=PASS, crl_url=CRL_URL, now=pair.sender.clock()
+        )
+        uow.conn.execute(delete(Certificate).where(Certificate.id == renewed.id))  # type: ignore[arg-type]
+        uow.commit()
+    with pair.receiver.uow() as uow:
+        uow.signatures.add_certificate(renewed)
+        uow.commit()
+
+    with serve_in_thread(create_app(pair.sender)) as sender_base:
+        with pair.receiver.uow() as uow:
+            now = pair.receiver.clock()
+            uow.peers.put(Peer(A, f"{sender_base}/v1/inbox", "http", 5, 4, now, now))
+            uow.commit()
+        # When B's clerk registers it, and B's status 03 is posted under the renewal
+        pair.receiver.engine.fire_on("received", received.id, "register", actor("clerk", B))
+        [status_job] = pair.status_jobs(received.id)
+        first = pair.receiver.runner.run(status_job)
+
+        # Then A took nothing, and B's job waits to post it again
+        assert first == "failed"
+        assert document_row(pair.sender, doc).state == "delivered"
+        assert pair.status_jobs(received.id) == [status_job]
+
+        # When A imports B's renewed certificate and B's job runs again
+        with pair.sender.uow() as uow:
+            uow.signatures.add_certificate(dataclasses.replace(renewed, id=new_id(), key_pem=""))
+            uow.commit()
+        pair.receiver.clock.advance(hours=1)
+        pair.receiver.scheduler.tick()
+        assert pair.receiver.runner.run(status_job) == "done"
+
+    # Then A's dispatch is acknowledged with B's 03
+    assert document_row(pair.sender, doc).state == "acknowledged"
