@@ -12,6 +12,7 @@ from congvan.states.timeliness import VIETNAM, judge_sending
 from congvan.storage.audit import timestamp
 from congvan.storage.dispatches import DispatchRow
 from congvan.storage.ids import new_id
+from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import TransitionContext
 
@@ -77,14 +78,20 @@ def register_sending(ctx: TransitionContext) -> None:
     )
 
 
+def resend_dispatch(uow: UnitOfWork, row: DispatchRow, now: datetime) -> None:
+    """A failed dispatch starts again from pending, with fresh attempts and the package it
+    was sealed with (its own message id); any other is refused (a refusal stands)."""
+    # The dispatch machine still decides: resend is an edge it declares.
+    step = resolve(d.DISPATCH, row.state, "resend", _no_guards)
+    uow.dispatches.set_state(row.id, state=step.dest, at=now, attempts=0)
+
+
 def reset_failed_dispatches(ctx: TransitionContext) -> None:
     """Failed dispatches start again from pending, with fresh attempts; refused ones stay."""
     again = []
     for row in ctx.uow.dispatches.for_document(ctx.document.id):
         if row.state == d.FAILED:
-            # The dispatch machine still decides: resend is an edge it declares.
-            step = resolve(d.DISPATCH, row.state, "resend", _no_guards)
-            ctx.uow.dispatches.set_state(row.id, state=step.dest, at=ctx.now, attempts=0)
+            resend_dispatch(ctx.uow, row, ctx.now)
             again.append(row)
     ctx.audit["resent_to"] = [row.organ_id for row in again]
     # Each sent again with its own message id: the receiver knows what it already has.

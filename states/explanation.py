@@ -170,6 +170,7 @@ class DispatchFacts:
     reported: tuple[str, ...] = ()
     refusal_reason: str | None = None
     last_attempt: AttemptFacts | None = None
+    registered_at: datetime | None = None  # when its registration (03) was reported
 
 
 @dataclass(frozen=True)
@@ -459,7 +460,10 @@ def _own_step(
             return Finding(AWAITING_RESEND, {"recipients": failed, "refused": refused})
         return Finding(REFUSED_AWAITING_REPLACEMENT, {"recipients": refused})
     if state == doc.ACKNOWLEDGED:
-        return Finding(COMPLETE, {"at": snapshot.updated_at})
+        # Done when the last recipient registered it; what came since (its handling
+        # reported, a recall or update of it) moves the document's row, not that moment.
+        done = [d.registered_at or d.updated_at for d in snapshot.dispatches]
+        return Finding(COMPLETE, {"at": max(done, default=snapshot.updated_at)})
     if state == doc.RECALLED:
         return Finding(RECALLED_DONE, {"at": snapshot.updated_at})
     if state == doc.REPLACED:

@@ -241,7 +241,13 @@ def bootstrap(
         send_cutoff=settings.send_cutoff,
     )
     trust = TrustStore(settings.trust_path)
-    watch = Watch(settings.province_rules(), calendar, settings.hours(), notify=queue_notifications)
+    watch = Watch(
+        settings.province_rules(),
+        calendar,
+        settings.hours(),
+        notify=queue_notifications,
+        job_deadline=timedelta(seconds=settings.job_deadline_seconds),
+    )
     timestamping = Timestamping(
         settings.tsa_url,
         trust,

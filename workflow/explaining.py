@@ -106,6 +106,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
         kept = statuses.get(d.id, [])
         last = attempts.get(d.id)
         reason = next((s.reason for s in kept if s.code == "02"), None)
+        registered = min((s.received_at for s in kept if s.code == "03"), default=None)
         dispatches.append(
             x.DispatchFacts(
                 id=d.id,
@@ -116,6 +117,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
                 updated_at=as_utc(d.updated_at),
                 reported=tuple(s.code for s in kept),
                 refusal_reason=reason if reason or d.state != REJECTED else d.last_error,
+                registered_at=_aware(registered),
                 last_attempt=None
                 if last is None
                 else x.AttemptFacts(

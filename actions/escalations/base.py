@@ -4,7 +4,7 @@ escalations through, where it tells people, and how it writes its timers."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from congvan.states.deadlines import Deadlines, TimeRules, WorkingHours
@@ -28,11 +28,14 @@ class WatchBase:
         hours: WorkingHours,
         *,
         notify: Notify | None = None,
+        job_deadline: timedelta = timedelta(minutes=5),
     ) -> None:
         self.rules = rules
         self.calendar = calendar
         self.hours = hours
         self.notify = notify
+        # How long a job it writes (a resend from an escalation) waits for a worker.
+        self.job_deadline = job_deadline
         # The engine (wired by bootstrap), to close and raise escalations in a transaction.
         self.events: Events | None = None
 

@@ -18,6 +18,8 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from congvan.states import dispatch as d
+from congvan.states import document as doc
 from congvan.states import escalation as e
 from congvan.states.errors import InvalidInput
 from congvan.states.policy import notation, written_notation
@@ -25,12 +27,15 @@ from congvan.states.text import has_visible_text
 from congvan.states.vocabulary import ESCALATION_RISE, ESCALATION_WAKE
 from congvan.storage.audit import GENESIS, make_entry
 from congvan.storage.clock import as_utc
+from congvan.storage.dispatches import DispatchRow
 from congvan.storage.escalations import Escalation
 from congvan.storage.ids import new_id
 from congvan.storage.timers import DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
 
 from ..context import SYSTEM, TransitionContext
+from ..effects import resend_dispatch
+from ..jobs import enqueue, new_job
 from .base import WatchBase, add_timer
 
 log = logging.getLogger("congvan.escalations")
@@ -301,12 +306,67 @@ class Lifecycle(WatchBase):
             raise InvalidInput(
                 f"This escalation has no document of ours to {action}.", field="action"
             )
+        about = ctx.uow.dispatches.get(row.dispatch_id) if row.dispatch_id else None
+        if action == "resend" and about is not None and about.request_id:
+            self._resend_request(ctx, about)
+            return
         assert self.events is not None
         data = {"reason": str(ctx.data.get("reason") or "")}
         result = self.events.fire_on_within(
             ctx.uow, "document", row.document_id, action, actor=ctx.actor, data=data
         )
         ctx.audit["document_version"] = getattr(result, "version", None)
+
+    def _resend_request(self, ctx: TransitionContext, about: DispatchRow) -> None:
+        """Send a recall's or update's failed dispatch again, in this transaction: the
+        package it was sealed with, under its own message id (the recipient knows what it
+        already has), with fresh attempts. The document's resend concerns its own
+        dispatches only, and a new request would go to every recipient again."""
+        uow = ctx.uow
+        head = uow.documents.head(about.document_id, for_update=True)  # document first
+        dispatch = uow.dispatches.get(about.id, for_update=True)
+        assert head is not None and dispatch is not None
+        if head.state in (doc.RECALLED, doc.REPLACED):
+            raise InvalidInput(
+                f"The document was {head.state}: its recall or update is not sent again.",
+                field="action",
+            )
+        later = [
+            r for r in uow.dispatches.for_requests(head.id) if r.request_id > dispatch.request_id
+        ]
+        if later:
+            raise InvalidInput(
+                "A later recall or update of the document was made: this one is not sent again.",
+                field="action",
+                request_id=later[0].request_id,
+            )
+        going = sorted(
+            r.organ_id
+            for r in uow.dispatches.for_document(head.id)
+            if r.state in (d.PENDING, d.SENDING)
+        )
+        if going:  # as for a new request: it would cover too few recipients
+            raise InvalidInput(
+                f"The document is still on its way to {', '.join(going)}: send the request "
+                "again once each of its dispatches has arrived or failed for good.",
+                field="action",
+                recipients=going,
+            )
+        resend_dispatch(uow, dispatch, ctx.now)  # a refusal stands: only a failed one
+        job = new_job(
+            "deliver_dispatches",
+            ctx.now,
+            document_id=head.id,
+            queue="urgent" if head.urgency > 0 else "default",
+            payload={"dispatch_id": dispatch.id, "request_id": dispatch.request_id},
+        )
+        enqueue(uow, [job], ctx.now + self.job_deadline)
+        ctx.audit["resent"] = {
+            "dispatch_id": dispatch.id,
+            "organ_id": dispatch.organ_id,
+            "request_id": dispatch.request_id,
+            "message_id": dispatch.message_id,
+        }
 
     def settle(self, ctx: TransitionContext) -> None:
         row = self._row(ctx)

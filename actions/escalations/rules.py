@@ -35,6 +35,8 @@ ENDED = frozenset({doc.RECALLED, doc.REPLACED})
 # Where a recall's or update's dispatch ends: answered (15, 16), refused by the
 # recipient's inbox, or failed for good.
 REQUEST_ENDS = d.ANSWERED | d.GIVEN_UP
+# Where a request's dispatch stands once its package reached the recipient.
+REQUEST_ARRIVED = d.ANSWERED | {d.DELIVERED}
 
 
 def _signature_codes() -> frozenset[str]:
@@ -170,6 +172,9 @@ class RuleTimers(Lifecycle):
         within ``recall_answer``; every end but an agreement (15) escalates at once: a
         refusal (16), the recipient's inbox refusing the package, a failure."""
         dispatch_id, dest = change.subject_id, change.to_state
+        if dest in REQUEST_ARRIVED and change.from_state not in REQUEST_ARRIVED:
+            # Resent after it failed: it reached the recipient this time.
+            self._settled(uow, change, dispatch_id, [(e.DELIVERY_FAILED, "delivered")])
         if dest == d.DELIVERED and change.from_state != d.DELIVERED:
             due = self.deadlines(uow, change.agency_id).after(
                 change.now, "recall_answer", change.urgency

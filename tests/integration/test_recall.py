@@ -18,6 +18,7 @@ import pytest
 import rfc8785
 from starlette.testclient import TestClient
 
+from congvan.actions.calendar import VIETNAM_CALENDAR as CALENDAR
 from congvan.actions.exchange.evidence import role_of, write_bundle
 from congvan.actions.exchange.evidence_checks import verify_bundle
 from congvan.actions.exchange.package import Original
@@ -35,10 +36,13 @@ from congvan.workflow import directory
 from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.evidence import gather
+from congvan.workflow.explaining import explain_row
 from congvan.workflow.letters import sample_pdf
 from tests.exchange_world import members, zipped
 from tests.factories import SAMPLE_FIELDS, actor, document_row
 from tests.installations import A, B, Pair, serving_inbox
+
+DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
 
 
 @pytest.fixture
@@ -231,6 +235,91 @@ def test_a_recall_the_recipients_inbox_refuses_escalates_at_once(
     assert escalation.detail["request_id"] == request.request_id
     assert "original_unknown" in escalation.detail["reason"]
     assert timers == []
+
+
+def test_a_recall_that_failed_is_resent_from_its_escalation_under_its_message_id(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B, then recalled two hours later while B's inbox is
+    # down: the recall's three attempts fail
+    doc, received_id = registered(pair, make_document)
+    registered_at = pair.sender.clock()
+    pair.sender.clock.advance(hours=2)  # type: ignore[attr-defined]
+    pair.point_b_at(DOWN)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    [job] = pair.jobs(doc)
+    assert [pair.sender.runner.run(job) for _ in range(3)] == ["failed", "failed", "done"]
+    with pair.sender.uow(readonly=True) as uow:
+        [failed] = uow.dispatches.for_requests(doc)
+        [escalation] = uow.escalations.active_of_document(doc)
+        row = uow.documents.load(doc)
+        found = explain_row(uow, row, pair.sender.clock(), CALENDAR)
+    assert (failed.state, escalation.kind, escalation.dispatch_id) == (
+        "failed",
+        "delivery_failed",
+        failed.id,
+    )
+    assert escalation.detail["request_id"] == failed.request_id
+    # And the letter is still done as of B's registration, not of the recall's failure
+    assert ("complete", registered_at) == (found.document[0].code, found.document[0].facts["at"])
+
+    # When B is back and a supervisor resends from the escalation, as it proposes
+    pair.point_b_at(served)
+    pair.sender.engine.fire_on(
+        "escalation",
+        escalation.id,
+        "act",
+        actor("supervisor", A),
+        data={"action": "resend", "reason": "Sở Nội vụ đã khắc phục"},
+    )
+    [again] = pair.jobs(doc)
+    assert pair.sender.runner.run(again) == "done"
+
+    # Then the same recall (its message id) reached B, and the escalation closed itself
+    with pair.sender.uow(readonly=True) as uow:
+        [resent] = uow.dispatches.for_requests(doc)
+        closed = uow.escalations.get(escalation.id)
+        [acted] = uow.audit.entries(escalation.id, "act")
+    assert (resent.id, resent.state, resent.message_id) == (
+        failed.id,
+        "delivered",
+        failed.message_id,
+    )
+    assert closed is not None and (closed.state, closed.outcome) == ("closed", "cause_gone")
+    assert acted.payload["resent"]["message_id"] == failed.message_id
+    # And B's clerk agrees: the letter is recalled at both ends
+    pair.answer(received_id, "agree_recall")
+    assert document_row(pair.sender, doc).state == "recalled"
+    assert state_at_b(pair, received_id) == "recalled"
+
+
+def test_a_refused_recall_is_not_resent_from_its_escalation(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B, whose clerk refused A's recall of it (16)
+    doc, received_id = registered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    pair.answer(received_id, "refuse_recall", {"reason": "Văn bản đã được xử lý"})
+    with pair.sender.uow(readonly=True) as uow:
+        [escalation] = uow.escalations.active_of_document(doc)
+
+    # When a supervisor asks to resend it from the escalation
+    with pytest.raises(TransitionNotAllowed) as refused:
+        pair.sender.engine.fire_on(
+            "escalation",
+            escalation.id,
+            "act",
+            actor("supervisor", A),
+            data={"action": "resend", "reason": "Thử lại"},
+        )
+
+    # Then the refusal stands: the same request would get the same answer
+    assert (refused.value.details["event"], refused.value.details["state"]) == (
+        "resend",
+        "declined",
+    )
+    assert pair.jobs(doc) == []
 
 
 def test_an_update_agreed_to_corrects_the_metadata_and_keeps_the_old_in_the_trail(
