@@ -217,11 +217,31 @@ def test_every_error_status_is_declared_with_the_error_body(api: Api) -> None:
                 assert error_ref == schema["$ref"], (method, path, status)
             assert {"413", "422"} <= set(operation["responses"]), (method, path)
     fire = spec["paths"]["/v1/documents/{document_id}/events/{event}"]["post"]
-    assert {"400", "401", "403", "404", "409", "413", "422", "501", "503"} == {
+    assert {"400", "401", "403", "404", "409", "413", "415", "422", "501", "503"} == {
         s for s in fire["responses"] if not s.startswith("2")
     }
     event = next(p for p in fire["parameters"] if p["name"] == "event")
     assert list(DOCUMENT.events) == event["schema"]["enum"]
+
+
+def test_every_route_refusing_a_body_of_another_media_type_declares_415(api: Api) -> None:
+    # Given every operation the OpenAPI document says reads a body
+    spec = api.client.get("/openapi.json").json()
+    reading = [
+        (method, path, operation)
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+    ]
+    assert len(reading) > 10
+    for method, path, operation in reading:
+        # When a body comes as text/plain (the media type is judged before anything else)
+        url = re.sub(r"\{[^}]+\}", "x", path)
+        headers = {"Content-Type": "text/plain"}
+        answer = api.client.request(method.upper(), url, content=b"{}", headers=headers)
+        # Then the route answers 415 exactly where the document declares it
+        declared = "415" in operation["responses"]
+        assert (answer.status_code == 415) == declared, (method, path, answer.text)
 
 
 def test_the_create_body_types_its_metadata_part(api: Api) -> None:

@@ -13,10 +13,12 @@ from typing import Any
 
 from fastapi import HTTPException, Request, Response, params
 from fastapi.routing import APIRoute
+from fastapi.utils import create_model_field
 
 from congvan.states.errors import InvalidEncoding, InvalidInput, RepeatedField
 
 from .limits import BodyTooLarge
+from .outputs import ErrorBody, errors
 
 
 def _object(pairs: list[tuple[str, Any]], where: str) -> dict[str, Any]:
@@ -107,13 +109,26 @@ class JsonRoute(APIRoute):
 
     max_body: int | None = None  # bytes; None: the installation's request limit
 
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        if self._takes_json() and 415 not in self.responses:
+            # What it answers to another media type, in the OpenAPI document too: the
+            # answer and its model, as FastAPI makes them from ``responses=``.
+            self.responses = {**self.responses, **errors(415)}
+            self.response_fields[415] = create_model_field(
+                name=f"Response_415_{self.unique_id}", type_=ErrorBody, mode="serialization"
+            )
+
+    def _takes_json(self) -> bool:
+        # Form and file routes (multipart) share routers with JSON ones.
+        return self.body_field is not None and not any(
+            isinstance(field.field_info, params.Form) for field in self.dependant.body_params
+        )
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         max_body = self.max_body
-        # Form and file routes (multipart) share routers with JSON ones.
-        takes_json = self.body_field is not None and not any(
-            isinstance(field.field_info, params.Form) for field in self.dependant.body_params
-        )
+        takes_json = self._takes_json()
 
         async def route_handler(request: Request) -> Response:
             content_type = request.headers.get("content-type")
