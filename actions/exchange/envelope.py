@@ -121,7 +121,7 @@ def verify_body(
         verdict = verify_manifest_signature(
             body,
             cms,
-            trust_roots=trust.roots,
+            trust_roots=trust.roots_for(agency_id),
             crls=trust.crls,
             at=at,
             expected_signer={"organizational_unit": agency_id},

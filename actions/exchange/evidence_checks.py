@@ -78,8 +78,14 @@ from .evidence_dispatches import DispatchChecks, Request, Signed
 from .evidence_report import Report
 
 
-def verify_bundle(stream: BinaryIO, pinned: Sequence[x509.Certificate] | None = None) -> Report:
-    """Judge the bundle in ``stream`` (seekable); with ``pinned``, only those roots count."""
+def verify_bundle(
+    stream: BinaryIO,
+    pinned: Sequence[x509.Certificate] | None = None,
+    bound: Mapping[str, frozenset[str]] | None = None,
+) -> Report:
+    """Judge the bundle in ``stream`` (seekable); with ``pinned``, only those roots count,
+    and with ``bound`` (root fingerprints by agency, among ``pinned``) only those speak
+    for an agency named there."""
     report = Report()
     try:
         bundle = open_bundle(stream)
@@ -89,7 +95,7 @@ def verify_bundle(stream: BinaryIO, pinned: Sequence[x509.Certificate] | None = 
         return report
     with bundle:
         report.sha256, report.document_id = bundle.sha256, bundle.index.document_id
-        _Judge(bundle, report, pinned).run()
+        _Judge(bundle, report, pinned, bound or {}).run()
     return report
 
 
@@ -115,11 +121,16 @@ class _Judge:
     """The checks over one opened bundle, in the order the module's docstring gives."""
 
     def __init__(
-        self, bundle: Bundle, report: Report, pinned: Sequence[x509.Certificate] | None
+        self,
+        bundle: Bundle,
+        report: Report,
+        pinned: Sequence[x509.Certificate] | None,
+        bound: Mapping[str, frozenset[str]],
     ) -> None:
         self.bundle = bundle
         self.report = report
         self.pinned = pinned
+        self.bound = bound
         self.document_id = bundle.index.document_id
         self.agency_id = bundle.index.agency_id
         self.trust = TrustMaterial(roots=[], crls=[])
@@ -222,7 +233,7 @@ class _Judge:
                 "only that it is consistent"
             )
         else:
-            self.trust = TrustMaterial(roots=list(self.pinned), crls=crls)
+            self.trust = TrustMaterial(roots=list(self.pinned), crls=crls, bound=self.bound)
             pinned_fps = [fingerprint(c) for c in self.pinned]
             self.report.trust_source, self.report.roots = "pinned", pinned_fps
             shipped_too = [fp for fp in pinned_fps if fp in shipped_fps]
@@ -230,6 +241,17 @@ class _Judge:
                 f"{len(pinned_fps)} root(s) pinned by you, {len(shipped_too)} of them also "
                 f"shipped in the bundle; {len(crls)} CRL(s) from the bundle"
             )
+            if self.bound:
+                detail += f"; roots bound to {', '.join(sorted(self.bound))}"
+            elif len(pinned_fps) > 1:
+                # Each party's root pinned, none bound: either CA could issue a certificate
+                # naming the other's agency, and its signatures would hold here.
+                warning = (
+                    "no root is bound to an agency: a certificate naming an agency is taken "
+                    "from any pinned root; bind each with --trust-for AGENCY=ROOT.pem"
+                )
+                self.report.holds("trust", detail, warning=warning)
+                return
         self.report.holds("trust", detail)
 
     def _root(self, cms: bytes) -> str:
@@ -274,7 +296,7 @@ class _Judge:
             verdict = verify_manifest_signature(
                 manifest,
                 cms,
-                trust_roots=self.trust.roots,
+                trust_roots=self.trust.roots_for(self.agency_id),
                 crls=self.trust.crls,
                 at=accepted["at"],
                 expected_signer=wanted,
@@ -646,7 +668,7 @@ class _Judge:
             verify_manifest_signature(
                 body,
                 cms,
-                trust_roots=self.trust.roots,
+                trust_roots=self.trust.roots_for(agency),
                 crls=self.trust.crls,
                 at=at,
                 expected_signer={"organizational_unit": agency},

@@ -55,6 +55,16 @@ class TrustMaterial:
     crls: list[bytes]
     ignored: tuple[str, ...] = ()
     listed: Mapping[str, frozenset[str]] | None = None
+    # Offline, the roots that speak for an agency, by agency (fingerprints): whoever judges
+    # an evidence bundle names them (``evidence verify --trust-for``). An agency not named
+    # is judged against every root.
+    bound: Mapping[str, frozenset[str]] | None = None
+
+    def roots_for(self, agency_id: str) -> list[x509.Certificate]:
+        """The roots a certificate of ``agency_id`` must chain to."""
+        if self.bound is None or agency_id not in self.bound:
+            return self.roots
+        return [r for r in self.roots if fingerprint(r) in self.bound[agency_id]]
 
 
 def _store(

@@ -23,7 +23,7 @@ from congvan.actions.signing import keystore
 from congvan.actions.signing.truststore import fingerprint
 from tests.databases import Databases
 from tests.exchange_world import members, zipped
-from tests.installations import PASS, B, make_pair, serving_inbox
+from tests.installations import PASS, A, B, make_pair, serving_inbox
 from tests.receivers import self_signed
 
 
@@ -77,6 +77,14 @@ def test_a_bundle_is_exported_then_verified_offline_and_a_tampered_one_is_not(
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "VERIFIED" in verified.stdout.splitlines()[-1]
     assert f"{fingerprint(root)} (pinned by you; anchored signatures)" in verified.stdout
+    # and with the root bound to each agency (pinned by the binding alone)
+    bound = congvan(
+        "evidence", "verify", "bundle.zip",
+        "--trust-for", f"{A}=root.pem", "--trust-for", f"{B}=root.pem",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert bound.returncode == 0, bound.stdout + bound.stderr
+    assert f"roots bound to {A}, {B}" in bound.stdout
 
     # And a copy with the receipt changed fails, as JSON naming the member
     parts = members((tmp_path / "bundle.zip").read_bytes())
@@ -101,8 +109,15 @@ def test_a_trust_file_that_is_not_pem_text_is_refused_even_holding_a_root(tmp_pa
     binary = congvan("evidence", "verify", "folder", "--trust", "binary.zip", cwd=tmp_path)
     folder = congvan("evidence", "verify", "folder", "--trust", "root.pem", cwd=tmp_path)
     missing = congvan("evidence", "verify", "missing.zip", "--json", cwd=tmp_path)
+    unnamed = congvan("evidence", "verify", "folder", "--trust-for", "root.pem", cwd=tmp_path)
 
-    assert (2, 2, 2) == (binary.returncode, folder.returncode, missing.returncode)
+    assert (2, 2, 2, 2) == (
+        binary.returncode,
+        folder.returncode,
+        missing.returncode,
+        unnamed.returncode,
+    )
+    assert "--trust-for takes AGENCY=ROOT.pem" in unnamed.stderr
     assert "binary.zip is not a PEM text file" in binary.stderr
     assert "folder is a directory" in folder.stderr
     said = json.loads(missing.stdout)

@@ -128,6 +128,36 @@ def test_an_acknowledged_letters_bundle_verifies_offline_against_a_pinned_root(
     )
 
 
+def test_a_root_bound_to_an_agency_alone_speaks_for_it(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered by B, anchored, its bundle, and the root that issued
+    # both agencies' certificates; and another party's root
+    bundle = export(pair, acknowledged(pair, make_document))
+    [root] = pair.sender.trust.roots()
+    ours, theirs = fingerprint(root), build_world().root.certificate
+    elsewhere = frozenset([fingerprint(theirs)])
+
+    def failed(bound: dict[str, frozenset[str]]) -> set[str]:
+        report = verify_bundle(io.BytesIO(bundle), [root, theirs], bound)
+        return {c.item for c in report.checks if not c.ok}
+
+    # When each agency is bound to the root that issued its certificates: all holds
+    assert failed({A: frozenset([ours]), B: frozenset([ours])}) == set()
+    # When B is bound to another party's root: what B signed does not hold, nothing else
+    assert failed({B: elsewhere}) == {f"receipt {B}", f"status {B} 03"}
+    # When A is: neither does anything A signed (its index, anchors, package, signer)
+    of_a = failed({A: elsewhere})
+    assert {"index", "signature", f"dispatch {B}"} <= of_a
+    assert any(item.startswith("anchor ") for item in of_a)
+    assert f"receipt {B}" not in of_a
+
+    # And with both roots pinned and none bound, it holds with a warning that says so
+    report = verify_bundle(io.BytesIO(bundle), [root, theirs])
+    [trust] = [c for c in report.checks if c.item == "trust"]
+    assert report.verified and "--trust-for" in trust.warning
+
+
 def test_a_bundle_cut_short_or_relisted_fails_the_index_its_agency_signed(
     pair: Pair, make_document: Callable[..., str]
 ) -> None:

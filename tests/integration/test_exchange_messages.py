@@ -357,6 +357,25 @@ def test_a_status_is_taken_only_under_a_certificate_listed_for_its_agency(world:
     assert (status.from_agency, status.code) == (B, "03")
 
 
+def test_offline_a_status_holds_only_under_the_root_bound_to_its_agency(world: World) -> None:
+    # A status B signed under the pinned root, judged with no directory (as an evidence
+    # bundle is), by whoever bound roots to agencies
+    sealed = status_03_by_b(world)
+    root = world.root.certificate.fingerprint(hashes.SHA256()).hex()
+
+    def judged(bound: dict[str, frozenset[str]]) -> Any:
+        trust = dataclasses.replace(world.trust, bound=bound)
+        return verify_status(sealed.body, sealed.cms, trust, expected_recipient=A, now=NOW)
+
+    # B's root bound to B, or only A's bound: it holds
+    assert judged({B: frozenset([root])}).code == "03"
+    assert judged({A: frozenset(["another root"])}).code == "03"
+    # Another party's root bound to B (the one that may speak for B): it does not
+    with pytest.raises(AgencySignatureInvalid) as caught:
+        judged({B: frozenset(["another root"])})
+    assert caught.value.details["reason"] == "chain_untrusted"
+
+
 def _resealed(world: World, sealed: Sealed, member: str, moment: datetime) -> Sealed:
     """``sealed``'s body with ``member`` set to ``moment``, signed by B at NOW."""
     content = json.loads(sealed.body)

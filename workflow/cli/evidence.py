@@ -53,6 +53,13 @@ def add_parser(sub: Subparsers) -> None:
         help="a root you trust (repeatable); without it the bundle's own roots are used, "
         "which proves only that the bundle is consistent",
     )
+    v.add_argument(
+        "--trust-for",
+        action="append",
+        metavar="AGENCY=ROOT.pem",
+        help="the root that speaks for AGENCY (repeatable; pinned too): its messages, "
+        "anchors and index must chain to it, not to another party's root",
+    )
     v.add_argument("--json", action="store_true", help="the verdict as JSON")
     p.set_defaults(func=cmd_evidence)
 
@@ -60,7 +67,7 @@ def add_parser(sub: Subparsers) -> None:
 def cmd_evidence(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "export":
         return _export(args.document, args.output, args.digests_only, settings)
-    return _verify(Path(args.bundle), args.trust or [], args.json)
+    return _verify(Path(args.bundle), args.trust or [], args.trust_for or [], args.json)
 
 
 def _export(document_id: str, output: str | None, digests_only: bool, settings: Settings) -> int:
@@ -118,11 +125,32 @@ def _pinned(paths: list[str]) -> list[x509.Certificate]:
     return roots
 
 
-def _verify(bundle: Path, trust: list[str], as_json: bool) -> int:
+def _bound(pairs: list[str]) -> tuple[list[x509.Certificate], dict[str, frozenset[str]]]:
+    """``AGENCY=ROOT.pem`` pairs: their roots, and each agency's root fingerprints."""
+    from congvan.actions.signing.truststore import fingerprint
+    from congvan.states.policy import is_organ_id
+
+    roots: list[x509.Certificate] = []
+    bound: dict[str, frozenset[str]] = {}
+    for pair in pairs:
+        agency, _, name = pair.partition("=")
+        if not is_organ_id(agency) or not name:
+            raise InvalidInput(
+                f"--trust-for takes AGENCY=ROOT.pem, an agency id and a file: not {pair!r}.",
+                field="trust_for",
+            )
+        found = _pinned([name])
+        roots += found
+        bound[agency] = bound.get(agency, frozenset()) | {fingerprint(c) for c in found}
+    return roots, bound
+
+
+def _verify(bundle: Path, trust: list[str], trust_for: list[str], as_json: bool) -> int:
     from congvan.actions.exchange.evidence_checks import verify_bundle
 
     try:
-        pinned = _pinned(trust) if trust else None
+        bound_roots, bound = _bound(trust_for)
+        pinned = (_pinned(trust) + bound_roots) if trust or trust_for else None
         if not bundle.is_file():
             what = "is a directory, not a bundle" if bundle.is_dir() else "does not exist"
             raise InvalidInput(f"{bundle} {what}.", field="bundle", path=str(bundle))
@@ -133,7 +161,7 @@ def _verify(bundle: Path, trust: list[str], as_json: bool) -> int:
         print(json.dumps({"bundle": str(bundle), "error": error}, ensure_ascii=False))
         return 2
     with bundle.open("rb") as stream:
-        report = verify_bundle(stream, pinned)
+        report = verify_bundle(stream, pinned, bound)
     if as_json:
         print(json.dumps({"bundle": str(bundle), **report.as_dict()}, ensure_ascii=False))
     else:
