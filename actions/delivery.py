@@ -373,9 +373,12 @@ class Delivery(StagedJob[Parcel]):
         fire = events.fire_on_within
         if outcome.outcome == DELIVERED:
             uow.dispatches.keep_receipt(work.dispatch_id, outcome.receipt, outcome.receipt_cms)
-            current = uow.dispatches.get(work.dispatch_id)
-            if current is not None and current.state in _OVERTAKEN:
-                return  # the recipient's status came first and moved it already
+        current = uow.dispatches.get(work.dispatch_id)
+        if current is not None and current.state in _OVERTAKEN:
+            # The recipient's status came first and settled the dispatch (03, 02, 15, 16):
+            # the attempt is logged as it went, whatever it was, and moves nothing.
+            return
+        if outcome.outcome == DELIVERED:
             fire(uow, "dispatch", work.dispatch_id, "deliver", actor=SYSTEM)
             # A status message that came ahead of the receipt (its answer was lost).
             for status in uow.dispatches.statuses_of(work.dispatch_id):

@@ -610,11 +610,14 @@ def test_no_more_posts_to_a_peer_at_once_than_its_concurrency(
 
 
 class StatusOvertakes(httpx.BaseTransport):
-    """Delivers for real, then lets B's status 03 reach A before A records the receipt."""
+    """Delivers for real, then lets B's status ``code`` reach A before A records the
+    attempt; ``answer`` (a status, with a body) replaces the inbox's answer when given."""
 
-    def __init__(self, pair: Pair, doc: str) -> None:
+    def __init__(
+        self, pair: Pair, doc: str, code: str = "03", answer: tuple[int, bytes] | None = None
+    ) -> None:
         self.real = httpx.HTTPTransport()
-        self.pair, self.doc = pair, doc
+        self.pair, self.doc, self.code, self.answer = pair, doc, code, answer
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = self.real.handle_request(request)
@@ -622,17 +625,23 @@ class StatusOvertakes(httpx.BaseTransport):
         with receiver.uow(readonly=True) as uow:
             b_key = receiver.inbox.keys.require(uow, B, receiver.clock())
         dispatch, _ = self.pair.dispatch(self.doc)
+        refused = self.code == "02"
         status = make_status(
             message_id=dispatch.message_id,
             document_id=self.doc,
             to=A,
-            code="03",
-            description="registered",
+            code=self.code,
+            description="refused" if refused else "registered",
+            reason="Sai thẩm quyền" if refused else None,
             at=sender.clock(),
             agency=b_key,
         )
-        assert sender.statuses.accept(status.body, status.cms).state == "acknowledged"
-        return response
+        moved = sender.statuses.accept(status.body, status.cms).state
+        assert moved == ("rejected" if refused else "acknowledged")
+        if self.answer is None:
+            return response
+        response.read()
+        return httpx.Response(self.answer[0], content=self.answer[1])
 
 
 def test_a_status_that_overtakes_the_receipt_leaves_the_delivery_done_with_its_receipt(
@@ -653,6 +662,39 @@ def test_a_status_that_overtakes_the_receipt_leaves_the_delivery_done_with_its_r
     assert document_row(pair.sender, doc).state == "acknowledged"
     with pair.sender.uow(readonly=True) as uow:
         assert uow.dispatches.receipt(dispatch.id) is not None
+
+
+@pytest.mark.parametrize(
+    ("code", "answer", "outcome", "state"),
+    [
+        ("03", (500, b"down"), "transient", "acknowledged"),
+        ("02", (422, b'{"code": "message_malformed"}'), "refused", "rejected"),
+        ("03", (201, b"{}"), "bad_receipt", "acknowledged"),
+    ],
+)
+def test_an_attempt_a_status_overtook_is_logged_whatever_its_outcome(
+    pair: Pair,
+    served: str,
+    make_document: Callable[..., str],
+    code: str,
+    answer: tuple[int, bytes],
+    outcome: str,
+    state: str,
+) -> None:
+    # Given B's status reaching A while A's attempt is under way, the inbox then answering
+    # something other than a receipt
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    pair.deliver_through(lambda: StatusOvertakes(pair, doc, code, answer))
+
+    # When the attempt records its outcome
+    assert pair.sender.runner.run(job) == "done"
+
+    # Then the attempt is logged as it went, and the dispatch stays where the status put it
+    dispatch, attempts = pair.dispatch(doc)
+    assert [(a.outcome, a.http_status) for a in attempts] == [(outcome, answer[0])]
+    assert dispatch.state == state
+    assert pair.jobs(doc) == []
 
 
 def _status_03(pair: Pair, doc: str) -> tuple[bytes, bytes]:
