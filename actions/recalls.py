@@ -27,6 +27,7 @@ from congvan.states.errors import InvalidInput
 from congvan.states.fields import FIELDS, REQUIRED_AT_REVIEW
 from congvan.states.received import ANSWER_CODE
 from congvan.states.text import has_visible_text
+from congvan.states.timeliness import in_vietnam
 from congvan.storage.dispatches import DispatchRow
 from congvan.storage.ids import new_id
 from congvan.storage.received import AGREED, AWAITING, REFUSED
@@ -149,9 +150,32 @@ def apply_update(ctx: TransitionContext) -> None:
     changed = {k: v for k, v in changes.items() if (getattr(before, k) or None) != v}
     if not changed:
         raise InvalidInput("The update changes nothing.", field="fields")
+    if "issued_on" in changed:
+        _check_redated(ctx, before.issued_on, changed["issued_on"])
     stored = {k: ("" if v is None and not FIELDS[k].nullable else v) for k, v in changed.items()}
     ctx.uow.documents.set_fields(ctx.document.id, stored)
     ctx.audit["changed"] = {k: {"from": getattr(before, k), "to": v} for k, v in changed.items()}
+
+
+def _check_redated(ctx: TransitionContext, issued_on: str | None, corrected: str | None) -> None:
+    """A corrected date of issue stays in its year (the number is the year's: moved to
+    another, it would be free again in this one and taken twice in that one), and not
+    after the document was signed."""
+    if not issued_on or not corrected:
+        return
+    if corrected[:4] != issued_on[:4]:
+        raise InvalidInput(
+            f"The date of issue stays in {issued_on[:4]}: the number {issued_on[:4]} gave it "
+            "is that year's (a document of another year is a replacement).",
+            field="fields.issued_on",
+        )
+    signings = ctx.uow.audit.entries(ctx.document.id, "sign")
+    signed_on = in_vietnam(signings[-1].at if signings else ctx.now).date()
+    if date.fromisoformat(corrected) > signed_on:
+        raise InvalidInput(
+            f"The date of issue cannot come after the document was signed ({signed_on}).",
+            field="fields.issued_on",
+        )
 
 
 def open_request(ctx: TransitionContext) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from congvan.states.errors import GuardFailed
+from congvan.states.errors import GuardFailed, InvalidInput
 from congvan.workflow.bootstrap import Runtime
 from tests.databases import Databases
 from tests.factories import actor, document_row
@@ -133,3 +133,31 @@ def test_a_resend_after_an_update_would_carry_the_old_values_and_is_refused(
     assert list(refused.value.details["reasons"]) == ["never_updated"]
     assert "replacement" in refused.value.details["reasons"]["never_updated"]
     assert states(two, doc)[C] == "failed"
+
+
+def test_an_update_keeps_the_date_of_issue_in_its_year_and_not_after_the_signing(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter of 06/02/2021, signed and delivered to B
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        doc = pair.signed(make_document)
+        pair.sender.engine.fire(doc, "send", actor("clerk"))
+        run_due(pair, doc)
+    assert states(pair, doc) == {B: "delivered"}
+
+    def update(issued_on: str) -> None:
+        data = {"reason": "Sai ngày", "fields": {"issued_on": issued_on}}
+        pair.sender.engine.fire(doc, "update", actor("supervisor"), data=data)
+
+    # When a supervisor moves it to another year, or after the day it was signed
+    for wrong in ("2020-12-31", "2022-01-03", "2099-01-01"):
+        with pytest.raises(InvalidInput) as refused:
+            update(wrong)
+        # Then it is refused, naming the field, and the date stays
+        assert refused.value.details["field"] == "fields.issued_on"
+        assert document_row(pair.sender, doc).issued_on == "2021-02-06"
+
+    # But a day earlier in the same year is a correction it may make
+    update("2021-02-05")
+    assert document_row(pair.sender, doc).issued_on == "2021-02-05"
