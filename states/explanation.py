@@ -194,7 +194,11 @@ class CheckFacts:
 
 @dataclass(frozen=True)
 class EscalationFacts:
-    """An open escalation about the document (``dispatch_id``: about one recipient)."""
+    """An open escalation about the document (``dispatch_id``: about one recipient).
+
+    ``request_kind`` (``recall`` or ``update``): its dispatch carries a request of the
+    document, not the document itself; it is told on ``organ_id``, its recipient.
+    """
 
     id: str
     kind: str
@@ -203,6 +207,8 @@ class EscalationFacts:
     opened_at: datetime
     dispatch_id: str | None = None
     due_at: datetime | None = None
+    organ_id: str = ""
+    request_kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -339,25 +345,41 @@ def _live_job(snapshot: Snapshot, dispatch_id: str | None) -> JobFacts | None:
     return live[-1] if live else None
 
 
+def _homes(snapshot: Snapshot) -> dict[str, str | None]:
+    """Where each open escalation is told: the id of the dispatch to its recipient (its
+    own, or the document's to the recipient its request went to), else None (the
+    document itself)."""
+    own = {d.id for d in snapshot.dispatches}
+    by_organ = {d.organ_id: d.id for d in snapshot.dispatches}
+    homes: dict[str, str | None] = {}
+    for e in snapshot.escalations:
+        if e.dispatch_id is None or e.dispatch_id in own:
+            homes[e.id] = e.dispatch_id
+        else:  # a recall's or update's dispatch, or one no longer listed
+            homes[e.id] = by_organ.get(e.organ_id)
+    return homes
+
+
 def _escalations(
     snapshot: Snapshot, dispatch_id: str | None, organ_id: str | None
 ) -> list[Finding]:
-    return [
-        Finding(
-            ESCALATION_OPEN,
-            {
-                "escalation_id": e.id,
-                "kind": e.kind,
-                "level": e.level,
-                "owner": e.owner,
-                "opened_at": e.opened_at,
-                "due_at": e.due_at,
-            },
-            organ_id,
-        )
-        for e in snapshot.escalations
-        if e.dispatch_id == dispatch_id
-    ]
+    homes = _homes(snapshot)
+    found = []
+    for e in snapshot.escalations:
+        if homes[e.id] != dispatch_id:
+            continue
+        facts: dict[str, Any] = {
+            "escalation_id": e.id,
+            "kind": e.kind,
+            "level": e.level,
+            "owner": e.owner,
+            "opened_at": e.opened_at,
+            "due_at": e.due_at,
+        }
+        if e.request_kind is not None:
+            facts["request_kind"] = e.request_kind
+        found.append(Finding(ESCALATION_OPEN, facts, organ_id or e.organ_id or None))
+    return found
 
 
 def _attempt_facts(last: AttemptFacts) -> dict[str, Any]:
@@ -463,11 +485,12 @@ def _own_step(
         # Done when the last recipient registered it; what came since (its handling
         # reported, a recall or update of it) moves the document's row, not that moment.
         done = [d.registered_at or d.updated_at for d in snapshot.dispatches]
-        return Finding(COMPLETE, {"at": max(done, default=snapshot.updated_at)})
-    if state == doc.RECALLED:
-        return Finding(RECALLED_DONE, {"at": snapshot.updated_at})
-    if state == doc.REPLACED:
-        return Finding(REPLACED_DONE, {"at": snapshot.updated_at})
+        at = max(done, default=snapshot.updated_at)
+        return Finding(COMPLETE, {"at": at, "open_escalations": len(snapshot.escalations)})
+    if state in (doc.RECALLED, doc.REPLACED):
+        ended = RECALLED_DONE if state == doc.RECALLED else REPLACED_DONE
+        facts = {"at": snapshot.updated_at, "open_escalations": len(snapshot.escalations)}
+        return Finding(ended, facts)
     missing = [r.organ_id for r in recipients if r.state in (PENDING, SENDING, FAILED)]
     if missing:
         return Finding(AWAITING_DELIVERY, {"recipients": missing, "total": len(recipients)})

@@ -96,12 +96,31 @@ _Phrase = Callable[[Mapping[str, Any], str], str]
 
 def _escalation(f: Mapping[str, Any], lang: str) -> str:
     opened = moment(f["opened_at"], lang)
+    request = f.get("request_kind")
     if lang == "vi":
         who = f"do {f['owner']} phụ trách" if f.get("owner") else "chưa có ai nhận xử lý"
         kind = KIND_WORDS.get(str(f["kind"]), str(f["kind"]))
-        return f"Cảnh báo “{kind}” (cấp {f['level']}) đang mở từ {opened}, {who}."
+        about = f" về yêu cầu {_REQUEST_KIND.get(request, (request,))[0]}" if request else ""
+        return f"Cảnh báo “{kind}”{about} (cấp {f['level']}) đang mở từ {opened}, {who}."
     who = f"owned by {f['owner']}" if f.get("owner") else "nobody has claimed it yet"
-    return f"Escalation {f['kind']} (level {f['level']}) open since {opened}, {who}."
+    about = f" about the {_REQUEST_KIND.get(request, ('', request))[1]} request" if request else ""
+    return f"Escalation {f['kind']}{about} (level {f['level']}) open since {opened}, {who}."
+
+
+def _done(vi: str, en: str) -> _Phrase:
+    """A document whose course is run: nothing is awaited, unless escalations about it
+    are still open (a person's to work)."""
+
+    def phrase(f: Mapping[str, Any], lang: str) -> str:
+        text = _both(vi, en)(f, lang)
+        count = int(f.get("open_escalations") or 0)
+        if lang == "vi":
+            rest = f"còn {count} cảnh báo đang mở" if count else "không còn chờ gì"
+        else:
+            rest = f"{count} escalation(s) still open" if count else "nothing is awaited"
+        return f"{text}; {rest}."
+
+    return phrase
 
 
 def _acknowledged(f: Mapping[str, Any], lang: str) -> str:
@@ -246,18 +265,17 @@ PHRASES: dict[str, _Phrase] = {
         "Refused (02) by {recipients}; a resend would be refused again: a replacement is needed.",
     ),
     x.AWAITING_ANSWERS: lambda f, lang: _answers(f, lang),
-    x.COMPLETE: _both(
-        "Mọi nơi nhận đã vào sổ (xong lúc {at}); không còn chờ gì.",
-        "Every recipient registered it (done at {at}); nothing is awaited.",
+    x.COMPLETE: _done(
+        "Mọi nơi nhận đã vào sổ (xong lúc {at})",
+        "Every recipient registered it (done at {at})",
     ),
-    x.RECALLED_DONE: _both(
-        "Văn bản đã được thu hồi (lúc {at}): mọi nơi nhận đã có nó đều đồng ý; không còn chờ gì.",
-        "The document was recalled (at {at}): every recipient that had it agreed; nothing is "
-        "awaited.",
+    x.RECALLED_DONE: _done(
+        "Văn bản đã được thu hồi (lúc {at}): mọi nơi nhận đã có nó đều đồng ý",
+        "The document was recalled (at {at}): every recipient that had it agreed",
     ),
-    x.REPLACED_DONE: _both(
-        "Văn bản đã bị thay thế bằng văn bản đính chính (lúc {at}); không còn chờ gì.",
-        "The document was replaced by a corrected one (at {at}); nothing is awaited.",
+    x.REPLACED_DONE: _done(
+        "Văn bản đã bị thay thế bằng văn bản đính chính (lúc {at})",
+        "The document was replaced by a corrected one (at {at})",
     ),
     x.JOB_QUEUED: _due(
         "Việc {action} đang xếp hàng chờ xử lý, hạn xác nhận {due_at}",

@@ -37,9 +37,17 @@ def working_calendar(settings: Settings) -> WorkingCalendar:
     )
 
 
+def _request_kind(uow: UnitOfWork, dispatch_id: str) -> str:
+    """What a request's dispatch asks (``recall``, ``update``), as its sealed header says."""
+    header = json.loads(uow.dispatches.header_of(dispatch_id) or b"{}")
+    return str(header.get("business_type") or "recall")
+
+
 def open_escalations(uow: UnitOfWork, document_id: str) -> tuple[x.EscalationFacts, ...]:
     """The open escalations about the document, for its explanation: each becomes an
-    ``escalation_open`` finding, on its recipient when it names a dispatch."""
+    ``escalation_open`` finding, on its recipient when it names a dispatch (the document's
+    own, or one carrying a recall or update of it)."""
+    requests = {d.id for d in uow.dispatches.for_requests(document_id)}
     return tuple(
         x.EscalationFacts(
             id=e.id,
@@ -49,6 +57,8 @@ def open_escalations(uow: UnitOfWork, document_id: str) -> tuple[x.EscalationFac
             opened_at=e.opened_at,
             dispatch_id=e.dispatch_id,
             due_at=e.due_at,
+            organ_id=e.organ_id,
+            request_kind=_request_kind(uow, e.dispatch_id) if e.dispatch_id in requests else None,
         )
         for e in uow.escalations.active_of_document(document_id)
     )
@@ -162,9 +172,9 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
     awaited = []
     for d in uow.dispatches.for_requests(doc_id):
         if d.state in (PENDING, SENDING, DELIVERED):
-            header = json.loads(uow.dispatches.header_of(d.id) or b"{}")
-            kind = str(header.get("business_type") or "recall")
-            awaited.append(x.AnswerAwaited(kind, d.organ_id, as_utc(d.updated_at)))
+            awaited.append(
+                x.AnswerAwaited(_request_kind(uow, d.id), d.organ_id, as_utc(d.updated_at))
+            )
     return x.Snapshot(
         document_id=doc_id,
         state=row.state,

@@ -36,7 +36,7 @@ from congvan.workflow import directory
 from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.evidence import gather
-from congvan.workflow.explaining import explain_row
+from congvan.workflow.explaining import explain_row, explanation_view
 from congvan.workflow.letters import sample_pdf
 from tests.exchange_world import members, zipped
 from tests.factories import SAMPLE_FIELDS, actor, document_row
@@ -291,6 +291,50 @@ def test_a_recall_that_failed_is_resent_from_its_escalation_under_its_message_id
     pair.answer(received_id, "agree_recall")
     assert document_row(pair.sender, doc).state == "recalled"
     assert state_at_b(pair, received_id) == "recalled"
+
+
+def explained(pair: Pair, doc: str) -> dict[str, Any]:
+    """A's explanation of ``doc`` now, as the API shows it."""
+    with pair.sender.uow(readonly=True) as uow:
+        row = uow.documents.load(doc)
+        found = explain_row(uow, row, pair.sender.clock(), CALENDAR)
+        return explanation_view(row, found, pair.sender.clock())
+
+
+@pytest.mark.parametrize("answer", ["unanswered", "refused"])
+def test_an_open_escalation_about_a_recall_or_update_is_explained_as_an_alarm(
+    pair: Pair, served: str, make_document: Callable[..., str], answer: str
+) -> None:
+    # Given A's letter registered at B, then a recall of it left unanswered past its
+    # time, or an update of it B's clerk refused (16)
+    doc, received_id = registered(pair, make_document)
+    if answer == "unanswered":
+        pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+        deliver(pair, doc)
+        pair.sender.clock.advance(hours=25)  # type: ignore[attr-defined]
+        pair.sender.scheduler.tick()
+    else:
+        fields = {"subject": "V/v sửa đổi"}
+        pair.sender.engine.fire(
+            doc, "update", actor("supervisor"), data={"reason": "Sửa", "fields": fields}
+        )
+        deliver(pair, doc)
+        pair.answer(received_id, "refuse_update", {"reason": "Không đồng ý"})
+    with pair.sender.uow(readonly=True) as uow:
+        [escalation] = uow.escalations.active_of_document(doc)
+
+    # When A asks what the letter waits for
+    view = explained(pair, doc)
+
+    # Then the open escalation is an alarm on B, in both languages, and the headline
+    [recipient] = view["recipients"]
+    [finding] = [f for f in recipient["findings"] if f["code"] == "escalation_open"]
+    kind, words = ("recall", "thu hồi") if answer == "unanswered" else ("update", "cập nhật")
+    assert (finding["alarm"], finding["facts"]["escalation_id"]) == (True, escalation.id)
+    assert f"{escalation.kind} about the {kind} request" in finding["en"]
+    assert f"về yêu cầu {words}" in finding["vi"]
+    assert view["headline"]["code"] == "escalation_open"
+    assert "nothing is awaited" not in view["document"][0]["en"]
 
 
 def test_a_refused_recall_is_not_resent_from_its_escalation(

@@ -313,6 +313,56 @@ def test_an_open_escalation_is_told_with_its_owner_and_level() -> None:
     assert x.ESCALATION_OPEN == found.headline().code
 
 
+def test_an_open_escalation_about_a_recall_or_update_is_told_on_its_recipient() -> None:
+    # Given a letter every recipient registered, whose recall failed to reach the first
+    # and whose update a recipient that no longer has a dispatch listed refused
+    escalations = (
+        x.EscalationFacts(
+            "e1", "delivery_failed", 1, "", NOW, dispatch_id="r1",
+            organ_id="000.00.01.H57", request_kind="recall",
+        ),
+        x.EscalationFacts(
+            "e2", "refused_by_recipient", 1, "vt.le", NOW, dispatch_id="r2",
+            organ_id="000.00.09.H57", request_kind="update",
+        ),
+    )  # fmt: skip
+    registered = NOW - timedelta(hours=3)
+    snapshot = replace(
+        SENT,
+        state="acknowledged",
+        dispatches=(dispatch("acknowledged", reported=("03",), registered_at=registered),),
+        escalations=escalations,
+    )
+
+    # When it is explained
+    found = x.explain(snapshot, NOW, WEEKDAYS)
+
+    # Then each is an alarm: the recall's on the recipient it went to, the other on the
+    # document, naming its recipient; the headline is one of them, not "complete"
+    [recipient] = found.recipients
+    assert [x.ACKNOWLEDGED_BY_RECIPIENT, x.ESCALATION_OPEN] == [f.code for f in recipient.findings]
+    assert [(x.COMPLETE, None), (x.ESCALATION_OPEN, "000.00.09.H57")] == [
+        (f.code, f.organ_id) for f in found.document
+    ]
+    assert all(f.alarm for f in found.all() if f.code == x.ESCALATION_OPEN)
+    assert (x.ESCALATION_OPEN, "e2") == (
+        found.headline().code,
+        found.headline().facts["escalation_id"],
+    )
+    # And both languages say what the escalation is about
+    said = sentence(recipient.findings[-1])
+    assert "delivery_failed about the recall request" in said["en"]
+    assert "về yêu cầu thu hồi" in said["vi"] and "recall" not in said["vi"]
+    assert "about the update request" in sentence(found.document[1])["en"]
+    assert "về yêu cầu cập nhật" in sentence(found.document[1])["vi"]
+    # And the letter is done as of its registration, with escalations still open
+    complete = sentence(found.document[0])
+    assert registered == found.document[0].facts["at"]
+    assert complete["en"].endswith("; 2 escalation(s) still open.")
+    assert complete["vi"].endswith("; còn 2 cảnh báo đang mở.")
+    assert "nothing is awaited" not in complete["en"]
+
+
 def test_every_code_has_a_sentence_in_each_language() -> None:
     assert set(x.CODES) == set(PHRASES)
     assert len(set(x.CODES)) == len(x.CODES)
