@@ -103,6 +103,7 @@ def test_a_document_sent_again_under_another_message_id_is_refused_saying_which(
         {"reason": "document_id", "message_id": "msg-1"},
     )
     assert same_number.value.details == {"reason": "number", "message_id": "msg-1"}
+    assert "61/UBND-TĐKT of 2026-11-30" in same_number.value.message
     # But the same number of another date, symbol or sender's agency is another document
     for message_id, changes in (
         ("msg-4", {"issued_on": "2026-12-01"}),

@@ -15,6 +15,7 @@ from pydantic_core import to_jsonable_python
 from congvan.actions.context import Actor
 from congvan.states import DOCUMENT, RECEIVED_DOCUMENT
 from congvan.states.errors import DocumentReceivedBefore, InvalidInput
+from congvan.states.policy import notation
 from congvan.storage.audit import GENESIS, make_entry
 from congvan.storage.clock import Clock
 from congvan.storage.ids import new_id
@@ -173,7 +174,7 @@ def refuse_repeat(uow: UnitOfWork, arrival: Arrival) -> Received | None:
     same_id = before.sender_document_id == arrival.sender_document_id
     raise DocumentReceivedBefore(
         f"{arrival.agency_id} received this document from {arrival.sender_id} before"
-        + ("." if same_id else f": {number}/{symbol} of {issued_on}."),
+        + ("." if same_id else f": {notation(number, symbol)} of {issued_on}."),
         reason="document_id" if same_id else "number",
         message_id=before.message_id,
     )
