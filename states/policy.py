@@ -167,6 +167,9 @@ PEER_TIMEOUT_SECONDS = 30  # the default wait for one delivery request
 PEER_TIMEOUT_RANGE = (1, 600)
 PEER_CONCURRENCY = 4  # the default number of deliveries in flight to one peer
 PEER_CONCURRENCY_RANGE = (1, 64)
+# An identifier a peer chooses (a package's message id, its document id): opaque, printable
+# ASCII, at most this long; the columns that keep one hold as much (storage/tables.py).
+EXCHANGE_ID_MAX_LENGTH = 200
 
 # How long a job may run before the scheduler re-drives it from the database, and how
 # many times it is re-driven before it is marked failed.

@@ -26,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
+from congvan.states.policy import EXCHANGE_ID_MAX_LENGTH
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """A moment with its time zone, written as UTC: SQLite keeps no offset, so a moment
@@ -308,13 +310,14 @@ class ReceivedDocument(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=36)
     agency_id: str = Field(foreign_key="agencies.id", max_length=35)
     sender_id: str = Field(max_length=35)
-    message_id: str = Field(max_length=100)
+    # The sender's identifiers, as long as the exchange formats let them be.
+    message_id: str = Field(max_length=EXCHANGE_ID_MAX_LENGTH)
     state: str = Field(max_length=20)
     version: int
     audit_head: str = Field(max_length=64)
     urgency: int = Field(default=0)
     # What the sender's signed manifest says (kept whole in ``manifest``).
-    sender_document_id: str = Field(max_length=36)
+    sender_document_id: str = Field(max_length=EXCHANGE_ID_MAX_LENGTH)
     number: int | None = Field(default=None)
     symbol: str = Field(default="", max_length=50)
     doc_type: str = Field(default="", max_length=50)  # as states.fields has it
@@ -357,7 +360,7 @@ class ReceivedRequest(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=36)
     received_id: str = Field(foreign_key="received_documents.id", index=True, max_length=36)
     kind: str = Field(max_length=10)  # recall | update
-    message_id: str = Field(max_length=100)
+    message_id: str = Field(max_length=EXCHANGE_ID_MAX_LENGTH)  # the sender's
     reason: str = Field(max_length=2000)
     changes: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
     # awaiting | agreed | refused

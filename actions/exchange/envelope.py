@@ -40,13 +40,14 @@ from congvan.states.errors import (
     SignerMismatch,
     VerificationDeferred,
 )
-from congvan.states.policy import is_organ_id
+from congvan.states.policy import EXCHANGE_ID_MAX_LENGTH, is_organ_id
 from congvan.states.text import MULTI_LINE_FIELDS, in_utc, signed_text_problem
 from congvan.storage.audit import canonical_bytes
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-# Identifiers (message ids, document ids) are opaque but short and printable.
-ID = re.compile(r"[\x21-\x7e]{1,200}")
+# Identifiers (message ids, document ids) are opaque but short and printable: as long as
+# the columns keeping a peer's identifiers hold on every database.
+ID = re.compile(rf"[\x21-\x7e]{{1,{EXCHANGE_ID_MAX_LENGTH}}}")
 MAX_TEXT = 2000
 # Members whose text may span lines (an event's reason, a status's description...).
 MULTI_LINE_TEXT = MULTI_LINE_FIELDS | {"description"}
@@ -224,7 +225,9 @@ class Members:
     def identifier(self, name: str) -> str:
         value = self.content[name]
         if not isinstance(value, str) or not ID.fullmatch(value):
-            raise self._bad(name, "up to 200 printable ASCII characters without spaces")
+            raise self._bad(
+                name, f"up to {EXCHANGE_ID_MAX_LENGTH} printable ASCII characters without spaces"
+            )
         return value
 
     def organ_id(self, name: str) -> str:

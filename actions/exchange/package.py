@@ -34,6 +34,7 @@ The header's members, all present:
 ``format``          ``"congvan-package/1"``.
 ``message_id``      Chosen by the sender, stable for the life of one dispatch: a retry
                     after an unknown outcome sends the same id and the receiver dedupes.
+                    1 to 200 printable ASCII characters, no spaces (as ``document_id``).
 ``sender``          The sending agency's organ id; ``agency.p7s`` is its certificate's.
 ``recipient``       The organ id of the agency this package is for.
 ``business_type``   ``"new"``; or QCVN 102's BussinessDocType 1–3: ``"recall"`` (thu

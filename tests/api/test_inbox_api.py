@@ -12,10 +12,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import rfc8785
 from cryptography import x509
 
+from congvan.actions.exchange.package import RECALL, Original
 from congvan.actions.exchange.receipts import verify_receipt
-from congvan.actions.exchange.writing import write_package
+from congvan.actions.exchange.writing import assemble, seal_header
 from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.cms import sign_manifest
@@ -44,9 +46,11 @@ class Sender:
         recipient: str = B,
         message_id: str = "dispatch-1",
         agency: AgencyKey | None = None,
+        about: Original | None = None,
         **fields: Any,
     ) -> bytes:
-        """A's package for ``recipient``, sealed with A's key held here or ``agency``."""
+        """A's package for ``recipient``, sealed with A's key held here or ``agency``; a
+        recall of the document ``about`` names, when given."""
         now = self.api.clock()
         attachment = {
             "role": "main",
@@ -67,24 +71,35 @@ class Sender:
             chain=list(held.chain),
             signing_time=now - timedelta(minutes=5),
         )
-        sink = io.BytesIO()
-        write_package(
-            sink,
+        sealed = seal_header(
             message_id=message_id,
             recipient=recipient,
             manifest=manifest,
             signature=cms,
-            files={attachment["filename"]: io.BytesIO(MAIN_PDF)},
             agency=agency,
             sent_at=now,
+            **({} if about is None else {"business_type": RECALL, "reason": "Gửi nhầm"}),
+            original=about,
         )
+        sink = io.BytesIO()
+        files = {attachment["filename"]: io.BytesIO(MAIN_PDF)}
+        assemble(sink, sealed, manifest=manifest, signature=cms, files=files)
         return sink.getvalue()
 
 
 @pytest.fixture
 def sender(make_api: Callable[..., Api]) -> Sender:
     """One installation holding A (the sender) and B (the recipient), each with its key."""
-    api = make_api(key_passphrase=PASS)
+    return _sender(make_api(key_passphrase=PASS))
+
+
+@pytest.fixture
+def sender_any_db(make_api_any_db: Callable[..., Api]) -> Sender:
+    """``sender`` on SQLite and on PostgreSQL (the test runs once on each)."""
+    return _sender(make_api_any_db(key_passphrase=PASS))
+
+
+def _sender(api: Api) -> Sender:
     now = api.clock()
     with api.runtime.uow() as uow:
         keystore.init_ca(
@@ -257,6 +272,61 @@ def test_metadata_a_document_cannot_hold_is_refused_and_nothing_kept(sender: Sen
         body = assert_error(response, 422, "message_malformed")
         assert (body["reason"], body["field"]) == ("metadata", field), (field, value)
     assert sender.api.get("/v1/received", agency=B).json()["items"] == []
+
+
+def _as_long_as(start: str, length: int) -> str:
+    return (start + "." * length)[:length]
+
+
+# As long as congvan-package/1 lets a sender choose them: another QCVN 102 system writes
+# its agency, the date, number and symbol in a document id.
+LONGEST_DOCUMENT_ID = _as_long_as("000.00.00.H57,2021/02/06,1227/UBND-TDKT", 200)
+LONGEST_MESSAGE_ID = _as_long_as("dispatch-1", 200)
+
+
+def test_identifiers_as_long_as_the_format_allows_are_kept_on_either_database(
+    sender_any_db: Sender,
+) -> None:
+    # Given A's letter under a document id and a message id of 200 characters, and its
+    # recall under another message id of 200
+    api, number, symbol = sender_any_db.api, SAMPLE_FIELDS["number"], SAMPLE_FIELDS["symbol"]
+    letter = sender_any_db.package(message_id=LONGEST_MESSAGE_ID, id=LONGEST_DOCUMENT_ID)
+    recall_id = _as_long_as("recall-1", 200)
+    about = Original(LONGEST_MESSAGE_ID, LONGEST_DOCUMENT_ID, number, symbol)
+    recall = sender_any_db.package(message_id=recall_id, id=LONGEST_DOCUMENT_ID, about=about)
+
+    # When both are delivered to B
+    answers = [deliver(api, letter), deliver(api, recall)]
+
+    # Then B keeps them as they came, on PostgreSQL as on SQLite
+    assert [201, 201] == [a.status_code for a in answers], answers[-1].text
+    (listed,) = api.get("/v1/received", agency=B).json()["items"]
+    assert (LONGEST_MESSAGE_ID, LONGEST_DOCUMENT_ID) == (
+        listed["message_id"],
+        listed["sender_document_id"],
+    )
+    requests = api.get(f"/v1/received/{listed['id']}", agency=B).json()["requests"]
+    assert [("recall", recall_id)] == [(r["kind"], r["message_id"]) for r in requests]
+
+
+@pytest.mark.parametrize("member", ["message_id", "document_id"])
+def test_an_identifier_longer_than_the_format_allows_is_malformed_on_either_database(
+    sender_any_db: Sender, member: str
+) -> None:
+    # Given A's package naming an identifier of 201 characters (its header canonical: the
+    # member is what is wrong with it)
+    parts = members(sender_any_db.package())
+    content = json.loads(parts["package.json"])
+    content[member] = _as_long_as(content[member], 201)
+    package = zipped({**parts, "package.json": rfc8785.dumps(content)})
+
+    # When it is delivered to B
+    response = deliver(sender_any_db.api, package)
+
+    # Then it is refused as malformed, naming the member, and nothing is kept
+    details = assert_error(response, 422, "message_malformed")
+    assert ("member", member) == (details["reason"], details["member"])
+    assert [] == sender_any_db.api.get("/v1/received", agency=B).json()["items"]
 
 
 def test_whom_we_receive_for_is_told_only_to_a_sender_whose_signature_holds(

@@ -154,6 +154,29 @@ def test_a_reason_keeps_its_lines(pair: Pair, delivered: str) -> None:
     assert pair.sender.statuses.accept(body, cms).state == "rejected"
 
 
+def test_the_longest_members_a_status_carries_are_judged_never_failed_by_the_database(
+    pair: Pair, delivered: str
+) -> None:
+    # Given B's refusal (02) with the longest reason the format allows, and its 03 about a
+    # package under the longest message id the format allows (none of ours)
+    reason = "Gửi nhầm cơ quan; " * 110 + "đề nghị gửi lại ngay"
+    assert len(reason) == 2000
+    refusal = _signed_by_b(pair, _content(pair, delivered, "02", reason=reason))
+    unknown = _signed_by_b(pair, _content(pair, delivered, "03", message_id="m" * 200))
+
+    # When A takes them, then the refusal is kept whole, and the other is about no package
+    # of ours (on PostgreSQL as on SQLite)
+    assert pair.sender.statuses.accept(*refusal).state == "rejected"
+    with pytest.raises(MessageMismatch) as refused:
+        pair.sender.statuses.accept(*unknown)
+    assert refused.value.details["reason"] == "message_id"
+    dispatch, _ = pair.dispatch(delivered)
+    with pair.sender.uow(readonly=True) as uow:
+        assert [("02", reason)] == [
+            (s.code, s.reason) for s in uow.dispatches.statuses_of(dispatch.id)
+        ]
+
+
 NOT_TO_ANYONE = [
     b"[" * 100_000 + b"]" * 100_000,
     b'{"to": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
