@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -105,6 +106,8 @@ _SAME_NUMBER = Prepared(
     .order_by(_c.received_at, _c.id)
     .limit(1)
 )
+# Held until the transaction ends: one arrival at a time from a sender to an agency.
+_HOLD_ARRIVALS = Prepared(select(func.pg_advisory_xact_lock(bindparam("key"))))
 _HEAD = Prepared(heading(_received))
 _HEAD_FOR_UPDATE = Prepared(heading(_received).with_for_update())
 _ADVANCE = advancing(_received)
@@ -148,6 +151,21 @@ class ReceivedRepository(ChainHeads):
     def get(self, received_id: str) -> Received | None:
         row = _GET.first(self.conn, {"received_id": received_id})
         return Received(*row) if row else None
+
+    def hold_arrivals(self, agency_id: str, sender_id: str) -> None:
+        """Wait until no other transaction stores a package from ``sender_id`` for
+        ``agency_id``, and hold off the next until this one ends.
+
+        An arrival looks for the document it repeats before it inserts, and no unique
+        index says "number, symbol and date while the sender holds that number": two
+        arrivals at once would each find nothing. PostgreSQL takes a transaction-scoped
+        advisory lock on the pair; SQLite's writer already holds the whole database.
+        """
+        if self.conn.dialect.name != "postgresql":
+            return
+        pair = f"congvan.received:{agency_id}:{sender_id}".encode()
+        key = int.from_bytes(hashlib.sha256(pair).digest()[:8], "big", signed=True)
+        _HOLD_ARRIVALS.first(self.conn, {"key": key})
 
     def find(self, agency_id: str, sender_id: str, message_id: str) -> Received | None:
         """The document a package with this message id from this sender already made."""

@@ -138,6 +138,30 @@ def test_the_same_document_under_two_message_ids_racing_is_stored_once(
     assert sorted(map(str, outcomes)) == ["True", "refused", "refused", "refused"]
 
 
+def test_one_number_under_several_document_ids_racing_is_stored_once(receiving: Runtime) -> None:
+    # Given, five times over, six packages of one number, symbol and date under six
+    # document ids (the same letter, or a sender reusing its number), released at once
+    def deliver(barrier: threading.Barrier, letter: dict[str, Any], name: str) -> str:
+        barrier.wait(timeout=10)
+        try:
+            return str(receiving.engine.receive(arrival(name, metadata=letter))[1])
+        except DocumentReceivedBefore as refused:
+            return str(refused.details["reason"])
+
+    outcomes = []
+    with ThreadPoolExecutor(6) as pool:
+        for round_ in range(5):
+            letter, barrier = {**LETTER, "number": 70 + round_}, threading.Barrier(6)
+            names = [f"round-{round_}-{i}" for i in range(6)]
+            outcomes.append(sorted(pool.map(deliver, [barrier] * 6, [letter] * 6, names)))
+
+    # Then each time one was stored and the others refused as repeats of its number, on
+    # PostgreSQL as on SQLite (whose writers take turns)
+    assert [["True", "number", "number", "number", "number", "number"]] * 5 == outcomes
+    with receiving.uow(readonly=True) as uow:
+        assert 5 == len(uow.received.page(AGENCY_ID).items)
+
+
 def test_registering_numbers_the_incoming_register_per_year(receiving: Runtime) -> None:
     # Given two documents arrived in 2026, and one in the first minutes of 2027 in Vietnam
     engine, clock = receiving.engine, receiving.clock

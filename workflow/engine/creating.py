@@ -196,6 +196,9 @@ def receive_once(
     document it replaces).
     """
     with open_uow() as uow:
+        # Arrivals from one sender to one agency take turns from here to the commit: the
+        # repeat check reads what every earlier one stored.
+        uow.received.hold_arrivals(arrival.agency_id, arrival.sender_id)
         first = uow.received.find(arrival.agency_id, arrival.sender_id, arrival.message_id)
         if first is not None:
             return first, False
