@@ -234,6 +234,13 @@ def supersede_original(ctx: TransitionContext) -> None:
 # -- the receiving side ---------------------------------------------------------------------
 
 
+def no_answer_owed(ctx: TransitionContext) -> tuple[bool, str]:
+    """One request at a time, as the sender's own rule has it: a second kept beside one
+    awaiting could never be answered once the first is (an agreed recall ends it)."""
+    owed = [r for r in ctx.uow.received.requests(ctx.document.id) if r.state == AWAITING]
+    return not owed, "an earlier recall or update of this document still awaits our answer"
+
+
 def _awaiting(kind: str) -> Any:
     def guard(ctx: TransitionContext) -> tuple[bool, str]:
         pending = ctx.uow.received.awaiting(ctx.document.id, kind)
@@ -308,6 +315,7 @@ GUARDS = {
     "carries_request": carries_request,
     "recall_agreed": recall_agreed,
     "recall_awaiting": recall_awaiting,
+    "no_answer_owed": no_answer_owed,
     "update_awaiting": update_awaiting,
 }
 

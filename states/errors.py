@@ -31,6 +31,7 @@
      │    ├── NumberingConflict (409)     numbering_conflict
      │    ├── StatusContradicted (409)    status_contradicted         [refusal]
      │    ├── MessageIdReused (409)       message_id_reused           [refusal]
+     │    ├── RequestAwaiting (409)       request_awaiting            [refusal]
      │    └── DocumentReceivedBefore (409) duplicate_document        [refusal]
      ├── SignatureError (422)            signature_invalid
      │    ├── SignatureMalformed (422)    signature_malformed
@@ -321,6 +322,13 @@ class MessageIdReused(Conflict, ExchangeRefused):
     package: a message id names one package for the life of its dispatch."""
 
     code = "message_id_reused"
+
+
+class RequestAwaiting(Conflict, ExchangeRefused):
+    """A recall or update comes while an earlier one of the document still awaits our
+    clerk's answer: one request at a time, each answered (15 or 16)."""
+
+    code = "request_awaiting"
 
 
 class DocumentReceivedBefore(Conflict, ExchangeRefused):

@@ -44,9 +44,17 @@ RECEIVED_DOCUMENT = MachineSpec(
         edge("complete", (ASSIGNED, PROCESSING), COMPLETED, actions=NOTIFY),
         # The sender asks to take it back (QCVN 102 business type 1) or to correct its
         # metadata (2): the request is kept and awaits our clerk's answer; the document
-        # stays where it is, in force, until the clerk agrees. Fired by the inbox.
+        # stays where it is, in force, until the clerk agrees. Fired by the inbox; one at
+        # a time, each answered.
         *(
-            edge(event, state, state, effects=("record_request",), derived=True)
+            edge(
+                event,
+                state,
+                state,
+                conditions=("no_answer_owed",),
+                effects=("record_request",),
+                derived=True,
+            )
             for event in ("request_recall", "request_update")
             for state in IN_FORCE
         ),

@@ -41,9 +41,11 @@ from congvan.actions.signing import keystore
 from congvan.actions.signing.agencykeys import AgencyKey, AgencyKeys
 from congvan.actions.signing.truststore import TrustStore
 from congvan.states.errors import (
+    GuardFailed,
     MessageIdReused,
     Misaddressed,
     OriginalUnknown,
+    RequestAwaiting,
     TransitionNotAllowed,
 )
 from congvan.states.policy import notation
@@ -234,6 +236,12 @@ class Inbox:
         event = f"request_{header.business_type}"
         try:
             engine.fire_on("received", original.id, event, SYSTEM, data=data)
+        except GuardFailed as exc:  # one request at a time: see recalls.no_answer_owed
+            raise RequestAwaiting(
+                "An earlier recall or update of this document still awaits our answer.",
+                reason="request_awaiting",
+                message_id=header.message_id,
+            ) from exc
         except TransitionNotAllowed as exc:
             raise OriginalUnknown(
                 f"The document is no longer in force here ({original.state}).",

@@ -553,6 +553,11 @@ def test_a_recall_of_a_document_the_recipient_never_got_from_that_sender_is_refu
     assert taken.status_code == 201, taken.text
     with pair.receiver.uow(readonly=True) as uow:
         assert sum(len(uow.received.requests(r.id)) for r in uow.received.page(B).items) == 1
+    # But another while that one awaits B's answer is refused: one at a time, each answered
+    again = post(Original(sent.message_id, doc, number, symbol))
+    assert (again.status_code, again.json()["code"]) == (409, "request_awaiting"), again.text
+    with pair.receiver.uow(readonly=True) as uow:
+        assert sum(len(uow.received.requests(r.id)) for r in uow.received.page(B).items) == 1
 
 
 def test_another_agency_cannot_recall_update_or_replace_your_document(

@@ -40,6 +40,7 @@ FROZEN = {
     "NumberingConflict": ("numbering_conflict", 409),
     "StatusContradicted": ("status_contradicted", 409),
     "MessageIdReused": ("message_id_reused", 409),
+    "RequestAwaiting": ("request_awaiting", 409),
     "DocumentReceivedBefore": ("duplicate_document", 409),
     "UnknownEvent": ("unknown_event", 422),
     "SignatureError": ("signature_invalid", 422),
@@ -200,7 +201,7 @@ def test_every_refusal_of_a_peer_carries_a_reason_it_can_record() -> None:
         if issubclass(cls, errors.ExchangeRefused)
     }
 
-    assert len(refusals) == 15  # the base and its fourteen refusals
+    assert len(refusals) == 16  # the base and its fifteen refusals
     for name, cls in refusals.items():
         default, given = make(cls), cls("Refused.", reason="part_digest", part="files/a.pdf")
         assert (default.reason, default.details["reason"]) == (cls.code, cls.code), name
