@@ -94,19 +94,20 @@ class Statuses:
         to = content.get("to")
         if not isinstance(to, str) or not is_organ_id(to):
             raise MessageMalformed("to must be an agency identifier.", reason="member", member="to")
+        # The certificates listed for the agency it says it is from (what names no agency
+        # lists none, and is refused as the status is read).
+        sender = content.get("from")
+        named = [sender] if isinstance(sender, str) and is_organ_id(sender) else []
         with engine.open_uow(readonly=True) as uow:
             ours = self.keys.find(uow, to, now) is not None
-            # The certificates listed for the agency it says it is from (checked once
-            # the status is read; a malformed one lists none).
-            sender = content.get("from")
-            trust = keystore.trust_material(
-                uow, self.trust, [sender] if isinstance(sender, str) else []
-            )
+            trust = keystore.trust_material(uow, self.trust, named)
+        # The sender is authenticated first, as at the inbox: whom we send for is not told
+        # to a caller who cannot sign as an agency of the directory.
+        status = verify_status(body, cms, trust, expected_recipient=to, now=now)
         if not ours:
             raise Misaddressed(
                 f"No agency {to} sends documents from here.", reason="recipient", recipient=to
             )
-        status = verify_status(body, cms, trust, expected_recipient=to, now=now)
         with engine.open_uow() as uow:
             dispatch = uow.dispatches.by_message_id(status.message_id)
             # The document first, as every transaction writing a dispatch locks it: a

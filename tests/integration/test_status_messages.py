@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import rfc8785
 from fastapi.testclient import TestClient
 
 from congvan.actions.exchange.envelope import seal
@@ -26,6 +27,8 @@ from congvan.states.errors import (
 from congvan.storage.audit import verify_chains
 from congvan.workflow.api.app import create_app
 from tests.installations import A, B, Pair, serving_inbox
+
+C = "000.00.31.H57"  # an agency neither installation sends for
 
 
 @pytest.fixture
@@ -190,6 +193,31 @@ def test_whom_a_status_is_to_is_read_safely_before_its_signature(pair: Pair) -> 
     for body in NOT_TO_ANYONE:
         with pytest.raises(MessageMalformed):
             pair.sender.statuses.accept(body, b"not a signature")
+
+
+def test_whom_we_send_for_is_told_only_to_a_sender_whose_signature_holds(
+    pair: Pair, delivered: str
+) -> None:
+    # Given status messages under a junk signature, from B, from an agency nobody lists
+    # and from what names no agency, each to A (sending from here) and to C (not)
+    answers: dict[str, list[tuple[int, str, Any]]] = {}
+    for sender in (B, "000.00.00.H98", "000.00.00\x00H98"):
+        for to in (A, C):
+            content = {**_content(pair, delivered, "03"), "from": sender, "to": to}
+            status, cms = _wire(rfc8785.dumps(content), b"\x30\x03\x02\x01\x00")
+
+            # When each is posted to A's status route
+            answer = _posted(pair, json.dumps({"status": status, "status_cms": cms}).encode())
+
+            said = answer.json()
+            answers.setdefault(sender, []).append(
+                (answer.status_code, said["code"], said["details"].get("reason"))
+            )
+
+    # Then whom it is to changes nothing in the answer until the signature holds
+    assert [(401, "agency_signature_invalid")] * 2 == [a[:2] for a in answers[B]]
+    assert {sender: [said[0]] * 2 for sender, said in answers.items()} == answers
+    assert ("delivered", []) == _state_and_codes(pair, delivered)
 
 
 def test_another_kind_of_message_posted_as_a_status_is_named_by_its_format(pair: Pair) -> None:
