@@ -19,11 +19,19 @@ byte of any member is read:
     end record (and its comment), members
     whose data overlap or lie outside the
     archive's data
+    a local header (or data descriptor) that    MessageMalformed  local_header (details:
+    says otherwise than the central directory                     part, field)
+    how to read its member: flags, method,
+    name, CRC or sizes
 
 Members are only ever stored (no compression): the bytes a member yields are the bytes
 it occupies, so the sizes declared are bounded by the archive's own size and no small
 archive expands into a large one. Reading a member then stops at its declared size and
 checks its CRC (``zipfile``); a member that fails is ``MessageMalformed`` ``corrupt_part``.
+
+``zipfile`` reads by the central directory, other readers (Info-ZIP's ``unzip``, a
+streaming reader) by the local headers: a package kept as evidence of what arrived is to
+be one archive to every reader, so the two must agree.
 """
 
 from __future__ import annotations
@@ -35,15 +43,22 @@ import zipfile
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from congvan.states.errors import MessageMalformed, PackageTooLarge
 
 CHUNK = 1 << 16
 _UTF8_NAMES = 0x800
 _ENCRYPTED = 0x1
+_USE_DESCRIPTOR = 0x8  # CRC and sizes follow the data (the local header's are 0)
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zipfile.structFileHeader
 _LOCAL_SIGNATURE = b"PK\x03\x04"
+# The data descriptor (APPNOTE 4.3.9): an optional signature, then the CRC and both sizes,
+# each of 4 bytes, or of 8 in a ZIP64 archive.
+_DESCRIPTOR_SIGNATURE = b"PK\x07\x08"
+_DESCRIPTORS = (struct.Struct("<3L"), struct.Struct("<L2Q"))
+_ZIP64_EXTRA = 0x0001  # its original size then its compressed size, 8 bytes each
+_IN_ZIP64 = 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -221,7 +236,8 @@ def _check_directory(zip_file: zipfile.ZipFile, limits: Limits, small: Container
 
 
 def _check_layout(stream: BinaryIO, zip_file: zipfile.ZipFile, size: int) -> None:
-    """Members start the archive and lie before the directory, overlapping none.
+    """Members start the archive and lie before the directory, overlapping none, each
+    local header saying what the directory says.
 
     Overlapping members are how a small archive claims more bytes than it has; bytes
     before the first member, how a file is a package and something else at once.
@@ -236,6 +252,7 @@ def _check_layout(stream: BinaryIO, zip_file: zipfile.ZipFile, size: int) -> Non
                 "A part's local header is missing.", reason="layout", part=info.filename
             )
         fields = _LOCAL_HEADER.unpack(header)
+        name_and_extra = stream.read(fields[10] + fields[11])
         start = info.header_offset + _LOCAL_HEADER.size + fields[10] + fields[11]
         end = start + info.compress_size
         if info.header_offset < previous_end or (previous_end == 0 and info.header_offset):
@@ -250,8 +267,82 @@ def _check_layout(stream: BinaryIO, zip_file: zipfile.ZipFile, size: int) -> Non
                 reason="layout",
                 part=info.filename,
             )
+        _check_local_header(info, fields, name_and_extra)
+        if fields[3] & _USE_DESCRIPTOR:
+            end += _descriptor_size(stream, info, end, end_of_data)
         previous_end = end
     stream.seek(0)
+
+
+def _check_local_header(
+    info: zipfile.ZipInfo, fields: tuple[Any, ...], name_and_extra: bytes
+) -> None:
+    """The member's local header says what its central directory entry says of how to
+    read it: flags (encrypted, data descriptor, UTF-8 name), method, name, CRC, sizes."""
+    flags, method, crc, compressed, original, name_length = (
+        fields[3],
+        fields[4],
+        fields[7],
+        fields[8],
+        fields[9],
+        fields[10],
+    )
+    raw_name, extra = name_and_extra[:name_length], name_and_extra[name_length:]
+    try:
+        name: str | None = raw_name.decode("utf-8" if flags & _UTF8_NAMES else "cp437")
+    except UnicodeDecodeError:
+        name = None
+    if _IN_ZIP64 in (compressed, original):
+        original, compressed = _zip64_sizes(extra)
+    said = {"crc": crc, "compressed_size": compressed, "size": original}
+    meant = {"crc": info.CRC, "compressed_size": info.compress_size, "size": info.file_size}
+    # With a data descriptor the local values are 0 (APPNOTE 4.4.4; some writers give the
+    # real ones): the descriptor after the data holds them, and is checked in turn.
+    blank = 0 if flags & _USE_DESCRIPTOR else None
+    differing = [
+        *(["flags"] if flags != info.flag_bits else []),
+        *(["method"] if method != info.compress_type else []),
+        *(["name"] if name != info.orig_filename else []),
+        *(field for field, value in said.items() if value not in (meant[field], blank)),
+    ]
+    if differing:
+        raise MessageMalformed(
+            "A part's local header says otherwise than the central directory.",
+            reason="local_header",
+            part=info.filename,
+            field=differing[0],
+        )
+
+
+def _zip64_sizes(extra: bytes) -> tuple[int | None, int | None]:
+    """The original and compressed sizes a local header's ZIP64 extra field gives."""
+    at = 0
+    while at + 4 <= len(extra):
+        kind, length = struct.unpack_from("<2H", extra, at)
+        if kind == _ZIP64_EXTRA and length >= 16 and at + 4 + length <= len(extra):
+            original, compressed = struct.unpack_from("<2Q", extra, at + 4)
+            return int(original), int(compressed)
+        at += 4 + length
+    return None, None
+
+
+def _descriptor_size(stream: BinaryIO, info: zipfile.ZipInfo, at: int, end_of_data: int) -> int:
+    """The bytes of the data descriptor at ``at``, which must give the central directory's
+    CRC and sizes and end within the archive's data."""
+    stream.seek(at)
+    data = stream.read(min(4 + _DESCRIPTORS[1].size, max(end_of_data - at, 0)))
+    meant = (info.CRC, info.compress_size, info.file_size)
+    signed = data.startswith(_DESCRIPTOR_SIGNATURE)
+    for skip in (4, 0) if signed else (0,):
+        for form in _DESCRIPTORS:
+            if len(data) - skip >= form.size and form.unpack_from(data, skip) == meant:
+                return skip + form.size
+    raise MessageMalformed(
+        "A part's data descriptor says otherwise than the central directory.",
+        reason="local_header",
+        part=info.filename,
+        field="descriptor",
+    )
 
 
 def stored_entry(name: str, at: datetime) -> zipfile.ZipInfo:

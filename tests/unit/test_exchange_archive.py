@@ -164,6 +164,93 @@ def test_bytes_before_the_first_member_are_refused() -> None:
     assert refusal(polyglot).reason == "layout"
 
 
+class _Forward(io.BytesIO):
+    """A sink written front to back, as a package goes out: ``zipfile`` then writes each
+    member's CRC and sizes in a data descriptor after it, 0 in its local header."""
+
+    def seek(self, _offset: int, _whence: int = 0) -> int:
+        raise io.UnsupportedOperation("written front to back")
+
+
+def streamed(parts: dict[str, bytes]) -> bytes:
+    sink = _Forward()
+    with zipfile.ZipFile(sink, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    return sink.getvalue()
+
+
+def _package_parts() -> dict[str, bytes]:
+    return {
+        "package.json": rfc8785.dumps(header()),
+        "agency.p7s": b"cms",
+        "manifest.json": b"{}",
+        "signature.p7s": b"cms",
+    }
+
+
+# The first member's local header: (offset, format) of a field, and what a writer at odds
+# with the central directory puts there instead of what it holds.
+LOCAL_CHANGES = [
+    pytest.param("flags", 6, "<H", lambda flags: flags | 0x1, id="encrypted"),
+    pytest.param("flags", 6, "<H", lambda flags: flags ^ 0x800, id="name_encoding"),
+    pytest.param("method", 8, "<H", lambda _method: zipfile.ZIP_DEFLATED, id="deflated"),
+    pytest.param("crc", 14, "<L", lambda crc: crc ^ 0x5A5A5A5A, id="crc"),
+    pytest.param("compressed_size", 18, "<L", lambda size: 7 if size == 0 else 0, id="csize"),
+    pytest.param("size", 22, "<L", lambda size: size + 7, id="size"),
+    # package.json named Package.json
+    pytest.param("name", 30, "<B", lambda first: first ^ 0x20, id="name"),
+]
+
+
+@pytest.mark.parametrize("write", [zipped, streamed])
+def test_a_package_written_either_way_opens(write: Any) -> None:
+    data = write(_package_parts())
+    descriptors = data.count(b"PK\x07\x08")
+    assert (4 if write is streamed else 0) == descriptors
+
+    with open_package(io.BytesIO(data), LIMITS) as opened:
+        assert opened.manifest == b"{}"
+
+
+@pytest.mark.parametrize("write", [zipped, streamed])
+@pytest.mark.parametrize(("field", "at", "form", "change"), LOCAL_CHANGES)
+def test_a_local_header_at_odds_with_the_central_directory_is_refused(
+    write: Any, field: str, at: int, form: str, change: Any
+) -> None:
+    # Given a package whose first local header says otherwise than the directory (which
+    # alone zipfile reads: Info-ZIP's unzip would read another archive)
+    data = bytearray(write(_package_parts()))
+    (value,) = struct.unpack_from(form, data, at)
+    struct.pack_into(form, data, at, change(value))
+
+    # When it is opened, then it is refused, naming what the local header got wrong
+    error = refusal(bytes(data))
+
+    assert ("message_malformed", "local_header") == (error.code, error.reason)
+    assert {"part": "package.json", "field": field} == {
+        k: error.details[k] for k in ("part", "field")
+    }
+
+
+@pytest.mark.parametrize("value", [0, 1])
+def test_a_data_descriptor_at_odds_with_the_central_directory_is_refused(value: int) -> None:
+    # Given a package written front to back whose first data descriptor gives another CRC
+    parts = _package_parts()
+    data = bytearray(streamed(parts))
+    descriptor = data.index(b"PK\x07\x08")
+    assert _LOCAL_HEADER_BYTES + len("package.json") + len(parts["package.json"]) == descriptor
+    struct.pack_into("<L", data, descriptor + 4, value)
+
+    # When it is opened, then it is refused
+    error = refusal(bytes(data))
+
+    assert ("local_header", "descriptor") == (error.reason, error.details["field"])
+
+
+_LOCAL_HEADER_BYTES = 30
+
+
 @pytest.mark.parametrize("junk", [b"x", b"\x00" * 60_000, b"PK\x05\x06" + bytes(30)])
 def test_bytes_after_the_end_record_are_refused(junk: bytes) -> None:
     # zipfile finds the record and reads nothing after it: they would travel unread.
