@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, tuple_
+from sqlalchemy import Connection, insert, select
 
 from .clock import as_utc
 from .tables import AuditAnchor, AuditEntry, chain_heads
@@ -123,13 +123,18 @@ class AnchorRepository:
     ) -> dict[tuple[str, int], str]:
         """The stored hashes of these (document, version) entries; missing ones are absent."""
         a = _audit.c
+        wanted = set(entries)
+        chains = sorted({d for d, _v in wanted})
         found: dict[tuple[str, int], str] = {}
-        for start in range(0, len(entries), batch):
-            wanted = [tuple_(d, v) for d, v in entries[start : start + batch]]
-            rows = self.conn.execute(
-                select(a.document_id, a.version, a.hash).where(
-                    tuple_(a.document_id, a.version).in_(wanted)
-                )
+        for start in range(0, len(chains), batch):
+            # By the chains (the index's first column) and the versions asked: a row-value
+            # IN is a scan of every audit entry on SQLite.
+            part = set(chains[start : start + batch])
+            versions = sorted({v for d, v in wanted if d in part})
+            query = select(a.document_id, a.version, a.hash).where(
+                a.document_id.in_(sorted(part)), a.version.in_(versions)
             )
-            found.update({(r.document_id, r.version): str(r.hash) for r in rows})
+            for r in self.conn.execute(query):
+                if (r.document_id, r.version) in wanted:
+                    found[(r.document_id, r.version)] = str(r.hash)
         return found

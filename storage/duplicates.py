@@ -100,11 +100,17 @@ def _sent_with_file_query(organ_ids: Any) -> Select[Any]:
     return (
         select(_dispatches.c.document_id.label("id"), _dispatches.c.organ_id)
         .join(_attachments, _attachments.c.document_id == _dispatches.c.document_id)
-        .join(_documents, _documents.c.id == _dispatches.c.document_id)
         .where(
             _attachments.c.sha256 == bindparam("sha256"),
             _attachments.c.role == MAIN_FILE,
-            _documents.c.agency_id == bindparam("agency_id"),
+            # The agency's, asked of each found by its file (a join would let SQLite start
+            # from the agency's documents instead: one more per document it sent).
+            select(_documents.c.id)
+            .where(
+                _documents.c.id == _dispatches.c.document_id,
+                _documents.c.agency_id == bindparam("agency_id"),
+            )
+            .exists(),
             _dispatches.c.organ_id.in_(organ_ids),
             _dispatches.c.document_id != bindparam("exclude"),
             _dispatches.c.document_id != bindparam("replaced"),

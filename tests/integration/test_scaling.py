@@ -1,5 +1,6 @@
-"""A letter's way -- send, delivery, arrival, registration, status -- costs the same
-however many letters came before it: every statement finds its rows by an index.
+"""A letter's way -- send, delivery, arrival, registration, status -- and a check of its
+anchors cost the same however many letters came before it: every statement finds its
+rows by an index.
 
 SQLite counts the steps of its virtual machine each statement takes (a progress handler
 called at every step, the rows fetched included); a statement that reads a row per
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from congvan.actions.anchoring import verify_anchors
 from congvan.workflow.bootstrap import Runtime
 from tests.databases import Databases
 from tests.factories import FAKE_GUARDS, actor, sample_file
@@ -115,3 +117,35 @@ def test_a_letters_statements_take_as_many_steps_after_many_letters_as_after_few
         if late[sql] > 2 * early[sql] + 100
     }
     assert grown == {}, "\n".join(f"{v}: {k}" for k, v in grown.items())
+
+
+def test_checking_an_anchor_takes_as_many_steps_however_many_chains_came_after(
+    boot: Any, databases: Databases, make_document: Callable[..., str]
+) -> None:
+    # Given one installation, a few letters of A's and an anchor over their chains
+    def make_runtime(**settings: Any) -> Runtime:
+        return boot(databases.new("sqlite").url, **settings)
+
+    runtime = one_installation(make_runtime).sender
+    steps = Steps(runtime.db)
+    for _ in range(EARLY):
+        make_document(runtime)
+    runtime.anchoring.anchor(runtime.uow, runtime.clock())
+
+    def check() -> None:
+        with runtime.uow(readonly=True) as uow:
+            verdicts = list(verify_anchors(uow, runtime.trust, A))
+        assert [problem for _seq, problem in verdicts] == [None]
+
+    # When the anchor is checked with few chains kept, then with many more
+    with steps.counting() as early:
+        check()
+    for _ in range(LATE - EARLY):
+        make_document(runtime)
+    with steps.counting() as late:
+        check()
+
+    # Then no statement took many more steps the second time
+    assert early.keys() == late.keys()
+    grown = {sql: (early[sql], late[sql]) for sql in early if late[sql] > 2 * early[sql] + 100}
+    assert grown == {}, grown
