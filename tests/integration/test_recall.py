@@ -58,12 +58,18 @@ def deliver(pair: Pair, doc: str) -> None:
         assert pair.sender.runner.run(job) == "done"
 
 
-def registered(pair: Pair, make_document: Callable[..., str], **files: Any) -> tuple[str, str]:
-    """A's letter, sent, delivered to B and registered there (acknowledged at A)."""
+def delivered(pair: Pair, make_document: Callable[..., str], **files: Any) -> tuple[str, Any]:
+    """A's letter, sent and delivered to B: the document and B's received document."""
     doc = pair.signed(make_document, **files)
     pair.sender.engine.fire(doc, "send", actor("clerk"))
     deliver(pair, doc)
     [received] = pair.received()
+    return doc, received
+
+
+def registered(pair: Pair, make_document: Callable[..., str], **files: Any) -> tuple[str, str]:
+    """A's letter, sent, delivered to B and registered there (acknowledged at A)."""
+    doc, received = delivered(pair, make_document, **files)
     pair.answer(received.id, "register")
     assert document_row(pair.sender, doc).state == "acknowledged"
     return doc, received.id
@@ -208,10 +214,7 @@ def test_a_recall_the_recipients_inbox_refuses_escalates_at_once(
     pair: Pair, served: str, make_document: Callable[..., str]
 ) -> None:
     # Given A's letter delivered to B, and refused there (02) before A heard of it
-    doc = pair.signed(make_document)
-    pair.sender.engine.fire(doc, "send", actor("clerk"))
-    deliver(pair, doc)
-    [received] = pair.received()
+    doc, received = delivered(pair, make_document)
     pair.receiver.engine.fire_on(
         "received", received.id, "refuse", actor("clerk", B), data={"reason": "Sai thẩm quyền"}
     )
@@ -686,10 +689,7 @@ def test_a_recalled_letter_is_no_longer_awaited_nor_warned_of(
 ) -> None:
     # Given A's letter delivered to B, not registered (its registration is awaited), and
     # B's clerk agreeing to A's recall of it
-    doc = pair.signed(make_document)
-    pair.sender.engine.fire(doc, "send", actor("clerk"))
-    deliver(pair, doc)
-    [received] = pair.received()
+    doc, received = delivered(pair, make_document)
     pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
     deliver(pair, doc)
     pair.answer(received.id, "agree_recall")
