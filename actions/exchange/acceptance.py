@@ -97,7 +97,7 @@ from congvan.states.policy import (
 )
 from congvan.states.text import given, signed_text_problem, value_problem
 
-from .envelope import Members, deferred, read_canonical, verify_body
+from .envelope import Members, check_moment, deferred, read_canonical, verify_body
 from .package import FILES, MANIFEST, SIGNED, Header, Package, Part, main_pdf
 
 # Whether an agency is one this system exchanges documents with (the directory).
@@ -131,6 +131,9 @@ def verify_package(
     agency = verify_body(
         package.body, package.agency_signature, trust, agency_id=header.sender, at=now
     )
+    # When it was sent is evidence (its receipt and statuses are bounded by it): not after
+    # the agency signed the header.
+    check_moment("sent_at", header.sent_at, signed_at=agency.signing_time)
     if not directory_lookup(header.sender):
         raise PeerUnknown(
             f"Agency {header.sender} is not in this system's directory.",

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 import rfc8785
 from cryptography import x509
 
+from congvan.actions.exchange.envelope import sign_body
 from congvan.actions.exchange.package import RECALL, Original
 from congvan.actions.exchange.receipts import verify_receipt
 from congvan.actions.exchange.writing import assemble, seal_header
@@ -47,10 +49,12 @@ class Sender:
         message_id: str = "dispatch-1",
         agency: AgencyKey | None = None,
         about: Original | None = None,
+        sent_at: datetime | None = None,
         **fields: Any,
     ) -> bytes:
         """A's package for ``recipient``, sealed with A's key held here or ``agency``; a
-        recall of the document ``about`` names, when given."""
+        recall of the document ``about`` names, when given; saying it was sent at
+        ``sent_at`` (its header still signed now), when given."""
         now = self.api.clock()
         attachment = {
             "role": "main",
@@ -77,10 +81,13 @@ class Sender:
             manifest=manifest,
             signature=cms,
             agency=agency,
-            sent_at=now,
+            sent_at=sent_at or now,
             **({} if about is None else {"business_type": RECALL, "reason": "Gửi nhầm"}),
             original=about,
         )
+        if sent_at is not None:
+            signature = sign_body(sealed.header, agency, now)
+            sealed = dataclasses.replace(sealed, agency_signature=signature)
         sink = io.BytesIO()
         files = {attachment["filename"]: io.BytesIO(MAIN_PDF)}
         assemble(sink, sealed, manifest=manifest, signature=cms, files=files)
@@ -122,6 +129,18 @@ def deliver(api: Api, package: bytes) -> Any:
     return api.client.post(
         "/v1/inbox", content=package, headers={"Content-Type": "application/zip"}
     )
+
+
+def test_a_package_saying_it_was_sent_after_it_was_signed_is_refused(sender: Sender) -> None:
+    # Given A's package whose header says it was sent a day, or years, after A signed it
+    now = sender.api.clock()
+    for later in (timedelta(days=1), timedelta(days=365 * 10)):
+        response = deliver(sender.api, sender.package(message_id="later", sent_at=now + later))
+
+        # Then it is refused (its receipt could never be later than its sending), unkept
+        body = assert_error(response, 422, "message_mismatch")
+        assert (body["reason"], body["member"]) == ("moment", "sent_at")
+    assert sender.api.get("/v1/received", agency=B).json()["items"] == []
 
 
 def test_a_package_is_answered_with_a_receipt_the_sender_can_verify(sender: Sender) -> None:
