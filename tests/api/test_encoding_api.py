@@ -8,6 +8,7 @@ must get 422 ``invalid_encoding`` naming where the text was, and change nothing.
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable, Iterator
 from urllib.parse import quote_from_bytes
@@ -356,3 +357,35 @@ def test_a_boundary_too_long_to_parse_is_a_bad_request_wherever_it_is_sent(
         else:
             assert_error(response, status, code)
     assert listing(api) == [doc["id"]]
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "deflate, gzip", "GZIP"])
+def test_a_body_in_a_content_coding_is_unsupported_not_read_as_its_bytes(
+    api: Api, coding: str
+) -> None:
+    # A package gzipped for the way, or a JSON body: read as sent, a package would be
+    # refused for good as not a ZIP
+    package = gzip.compress(b"PK\x03\x04 a package")
+    inbox = api.client.post(
+        "/v1/inbox",
+        content=package,
+        headers={"Content-Type": "application/zip", "Content-Encoding": coding},
+    )
+    status = api.client.post(
+        "/v1/status",
+        content=gzip.compress(b"{}"),
+        headers={"Content-Type": "application/json", "Content-Encoding": coding},
+    )
+
+    for answer in (inbox, status):
+        assert assert_error(answer, 415, "unsupported_media_type") == {
+            "content_encoding": coding.lower()
+        }
+        assert answer.headers["Accept-Encoding"] == "identity"
+    # And identity is no coding at all: the body is read (and refused for what it is)
+    plain = api.client.post(
+        "/v1/inbox",
+        content=b"not a zip",
+        headers={"Content-Type": "application/zip", "Content-Encoding": "identity"},
+    )
+    assert plain.status_code == 422, plain.text

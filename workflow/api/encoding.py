@@ -244,6 +244,24 @@ class _UrlencodedCheck:
         self.parser.finalize()
 
 
+def _content_coding(scope: Scope) -> str | None:
+    """The content coding a body says it is sent in, unless none (or ``identity``)."""
+    codings = [v for k, v in scope.get("headers", ()) if k == b"content-encoding"]
+    named = b",".join(codings).decode("latin-1").strip().lower()
+    return None if named in ("", "identity") else named[:100]
+
+
+def _coded(coding: str) -> JSONResponse:
+    """Bodies are read as sent: one in a content coding (gzip...) would be taken for its
+    compressed bytes, a package refused as not a ZIP for good. 415, as RFC 9110 15.5.16."""
+    body = {
+        "code": "unsupported_media_type",
+        "message": "Bodies are taken as they are: send it without a Content-Encoding.",
+        "details": {"content_encoding": coding},
+    }
+    return JSONResponse(body, status_code=415, headers={"Accept-Encoding": "identity"})
+
+
 def _body_check(scope: Scope) -> _FormCheck | _UrlencodedCheck | None:
     content_type = dict(scope.get("headers", ())).get(b"content-type")
     kind, options = parse_options_header(content_type)
@@ -275,6 +293,10 @@ class EncodingMiddleware:
             check_target(scope)
         except InvalidInput as exc:
             await JSONResponse(exc.to_dict(), status_code=exc.http_status)(scope, receive, send)
+            return
+        coding = _content_coding(scope)
+        if coding is not None:
+            await _coded(coding)(scope, receive, send)
             return
         check = _body_check(scope)
         if check is None:
