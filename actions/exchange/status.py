@@ -21,7 +21,8 @@ Members, all present:
                  business type ``recall``/``update``): ``"15"`` agrees, ``"16"`` refuses.
                  01 travels as a receipt (``receipts``); 13 (take-back) is reserved:
                  refused as ``format_unsupported``.
-``description``  Text for people (1 to 2000 characters).
+``description``  Text for people (1 to 2000 characters). Text members are in Unicode NFC
+                 (normalised before signing: a signed message cannot be after).
 ``reason``       Why it was refused: text, required for 02 and 16; text or ``null``
                  otherwise.
 ``staff``        Who acted (``"Nguyễn Thị Lan, văn thư"``), or ``null``.
