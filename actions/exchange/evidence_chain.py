@@ -24,7 +24,7 @@ from .evidence import (
     json_object,
     read_audit,
 )
-from .evidence_report import Report
+from .evidence_report import Report, revoked_later
 
 
 class ChainChecks:
@@ -84,6 +84,7 @@ class ChainChecks:
             f"{INDEX} signed by {verdict.signer.organizational_unit} at "
             f"{index.exported_at.isoformat()}: every member listed, the chain ending at "
             f"version {version}{self._root(cms)}",
+            warning=revoked_later(verdict.later_revocation),
         )
 
     def audit(self) -> None:
@@ -180,7 +181,7 @@ class ChainChecks:
             )
             return 0
         try:
-            verify_manifest_signature(
+            verdict = verify_manifest_signature(
                 body,
                 cms,
                 trust_roots=self.trust.roots_for(agency),
@@ -228,5 +229,6 @@ class ChainChecks:
         self.report.holds(
             item,
             f"signs version {top} of the chain, at {at.isoformat()}{self._root(cms)}",
+            warning=revoked_later(verdict.later_revocation),
         )
         return top

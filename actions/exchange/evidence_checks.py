@@ -69,7 +69,7 @@ from .evidence import (
 )
 from .evidence_chain import ChainChecks
 from .evidence_dispatches import DispatchChecks, Request, Signed
-from .evidence_report import Report
+from .evidence_report import Report, revoked_later
 
 
 def verify_bundle(
@@ -302,17 +302,12 @@ class _Judge(ChainChecks):
             if verdict.time_source == "timestamp"
             else "its acceptance, as the audit trail records it"
         )
-        later = verdict.later_revocation
         self.report.holds(
             "signature",
             f"{SIGNATURE} signs {MANIFEST}: {verdict.signer.common_name} "
             f"({verdict.signer.organizational_unit}), checked as of "
             f"{verdict.checked_at.isoformat()} ({when}){self._root(cms)}",
-            warning=""
-            if later is None
-            else f"{later['subject']} was revoked after that, at {later['revoked_at']}"
-            f" (reason: {later['reason'] or 'unspecified'}): the signature was made before "
-            "and stands, but the key may since be in other hands",
+            warning=revoked_later(verdict.later_revocation),
         )
         pdf_sha256 = accepted["payload"].get("signed_pdf_sha256")
         pdf = self.bundle.read(SIGNED_PDF) if self.bundle.has(SIGNED_PDF) else None

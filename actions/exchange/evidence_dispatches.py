@@ -37,7 +37,7 @@ from congvan.states.errors import CongvanError
 
 from .envelope import read_canonical, verify_body
 from .evidence import FILES, SIGNED_PDF, Bundle, claimed_moment, json_object
-from .evidence_report import Report
+from .evidence_report import Report, revoked_later
 from .package import FORMAT as PACKAGE_FORMAT
 from .package import Header, read_header
 from .receipts import verify_receipt
@@ -105,7 +105,9 @@ class DispatchChecks:
         signed = self.signed
         try:
             header = read_header(read_canonical(body, PACKAGE_FORMAT))
-            verify_body(body, cms, signed.trust, agency_id=header.sender, at=header.sent_at)
+            verdict = verify_body(
+                body, cms, signed.trust, agency_id=header.sender, at=header.sent_at
+            )
         except CongvanError as exc:
             self.report.fail(item, exc.code, exc.message, folder + "agency.p7s")
             return None
@@ -150,6 +152,7 @@ class DispatchChecks:
             item,
             f"package.json signed by {header.sender}, message id {header.message_id}, sent "
             f"{header.sent_at.isoformat()}{self.report.anchored(cms, signed.trust.roots)}",
+            warning=revoked_later(verdict.later_revocation),
         )
         return header
 
@@ -225,6 +228,7 @@ class DispatchChecks:
             f"status 01 signed by {receipt.recipient} at {receipt.received_at.isoformat()}, "
             f"message id {receipt.message_id}; package {checked}"
             f"{self.report.anchored(cms, self.signed.trust.roots)}",
+            warning=revoked_later(receipt.later_revocation),
         )
 
     def _status(self, member: str, header: Header) -> None:
@@ -262,4 +266,5 @@ class DispatchChecks:
             item,
             f"status {status.code} signed by {status.from_agency} at {status.at.isoformat()}"
             f"{self.report.anchored(cms, self.signed.trust.roots)}",
+            warning=revoked_later(status.later_revocation),
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,18 @@ class Report:
             },
             "checks": [c.__dict__ for c in self.checks],
         }
+
+
+def revoked_later(later: Mapping[str, str | None] | None) -> str:
+    """What to say beside a signature that stands when a certificate of its path was
+    revoked after it was made (a key compromise, say); nothing when none was."""
+    if later is None:
+        return ""
+    return (
+        f"{later['subject']} was revoked after that, at {later['revoked_at']} (reason: "
+        f"{later['reason'] or 'unspecified'}): the signature was made before and stands, "
+        "but the key may since be in other hands"
+    )
 
 
 def anchoring_root(cms: bytes, roots: Sequence[x509.Certificate]) -> str | None:

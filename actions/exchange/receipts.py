@@ -39,7 +39,7 @@ Example (one line in reality, wrapped here)::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from congvan.actions.signing.agencykeys import AgencyKey
@@ -75,6 +75,8 @@ class Receipt:
     status: str
     received_at: datetime
     received_document_id: str
+    # A certificate of its path revoked after it was signed (verification.Verdict's).
+    later_revocation: Mapping[str, str | None] | None = None
 
 
 def make_receipt(
@@ -146,7 +148,7 @@ def verify_receipt(
                 found=found,
                 expected=expected,
             )
-    return receipt
+    return replace(receipt, later_revocation=verdict.later_revocation)
 
 
 def _read(content: Mapping[str, object]) -> Receipt:

@@ -52,7 +52,7 @@ Example (one line in reality, wrapped here)::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from congvan.actions.signing.agencykeys import AgencyKey
@@ -109,6 +109,8 @@ class Status:
     reason: str | None
     staff: str | None
     at: datetime
+    # A certificate of its path revoked after it was signed (verification.Verdict's).
+    later_revocation: Mapping[str, str | None] | None = None
 
 
 def make_status(
@@ -180,7 +182,7 @@ def verify_status(
             found=status.message_id,
             expected=expected_message_id,
         )
-    return status
+    return replace(status, later_revocation=verdict.later_revocation)
 
 
 def _read(content: Mapping[str, object]) -> Status:

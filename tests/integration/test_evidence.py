@@ -242,6 +242,30 @@ def test_a_signers_key_revoked_after_signing_is_said_beside_a_signature_that_sta
     assert all(not c.warning for c in report.checks if c.item != "signature")
 
 
+def test_an_agency_key_revoked_later_is_said_beside_every_signature_it_made(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter acknowledged by B and anchored, then B's organisational key
+    # reported compromised (the exchange CA, which A runs here, revokes it)
+    doc = acknowledged(pair, make_document)
+    pair.sender.clock.advance(hours=2)
+    with pair.sender.uow() as uow:
+        [b_cert] = [c for c in uow.signatures.certificates(B) if c.kind == "agency"]
+        keystore.revoke(
+            uow, b_cert.fingerprint, reason="key_compromise", passphrase=PASS,
+            now=pair.sender.clock(),
+        )  # fmt: skip
+        uow.commit()
+
+    # When its bundle (holding the new CRL) is judged
+    report = judged(export(pair, doc), pair)
+
+    # Then what B signed stands, made before, with the revocation said beside each
+    assert report.verified
+    warned = {c.item for c in report.checks if "revoked after that" in c.warning}
+    assert warned == {f"receipt {B}", f"status {B} 03"}
+
+
 def test_a_report_of_handling_the_trail_records_cannot_be_dropped_from_the_bundle(
     pair: Pair, make_document: Callable[..., str]
 ) -> None:
