@@ -117,3 +117,45 @@ def test_an_older_database_is_sent_to_migrate(engine: Engine) -> None:
     with pytest.raises(DatabaseNotReady) as refused:
         ensure_migrated(engine)
     assert "run `congvan migrate`" in refused.value.message
+
+
+def test_a_database_holding_a_request_upgrades_through_the_tables_it_rebuilds(
+    engine: Engine,
+) -> None:
+    # Given a database at 0024 holding a received document and a recall pointing at it
+    # (SQLite rebuilds received_documents at 0025: copied, the old one dropped)
+    migrate(engine, "0024")
+    now = "2026-12-02 01:00:00"
+    rows = {
+        "agencies": {"id": "000.00.11.H57", "name": "Sở Nội vụ", "abbreviation": "SNV",
+                     "created_at": now, "numbering": "agency"},
+        "received_documents": {
+            "id": "r-1", "agency_id": "000.00.11.H57", "sender_id": "000.00.00.H57",
+            "message_id": "m-1", "state": "registered", "version": 2, "audit_head": "h",
+            "urgency": 0, "sender_document_id": "d-1", "symbol": "UBND-TĐKT",
+            "doc_type": "CV", "subject": "V/v", "issued_on": "2026-12-01", "manifest": b"{}",
+            "manifest_sha256": "m", "package_sha256": "p", "receipt": b"r",
+            "receipt_cms": b"c", "reason": "", "received_at": now, "updated_at": now,
+            "corrections": "{}",
+        },
+        "received_requests": {
+            "id": "q-1", "received_id": "r-1", "kind": "recall", "message_id": "m-2",
+            "reason": "Gửi nhầm", "changes": "{}", "state": "awaiting", "answer_reason": "",
+            "package_sha256": "p2", "receipt": b"r", "receipt_cms": b"c", "received_at": now,
+        },
+    }  # fmt: skip
+    with engine.begin() as conn:
+        for table, row in rows.items():
+            names = ", ".join(row)
+            marks = ", ".join(f":{name}" for name in row)
+            conn.execute(text(f"INSERT INTO {table} ({names}) VALUES ({marks})"), row)
+
+    # When it is upgraded to the head revision
+    migrate(engine)
+
+    # Then every row is kept, each still pointing at its parent, at the tables' schema
+    assert head_revision(engine) == current_revision(engine)
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT received_id FROM received_requests")).scalars()
+        assert ["r-1"] == list(found)
+    assert [] == drift(engine)
