@@ -71,6 +71,30 @@ def nothing_under_way(ctx: TransitionContext) -> tuple[bool, str]:
     )
 
 
+def original_settled(ctx: TransitionContext) -> tuple[bool, str]:
+    """A replacement goes out once the document it replaces stands still: in force (not
+    recalled or replaced meanwhile: its recipients would refuse a replacement of it), and
+    none of its dispatches on its way (that recipient would get it after the replacement,
+    both in force there)."""
+    row = ctx.uow.documents.load(ctx.document.id)
+    if row.replaces_id is None:
+        return True, ""
+    original = ctx.uow.documents.head(row.replaces_id)
+    if original is None or original.state not in ISSUED:
+        state = original.state if original is not None else "gone"
+        return False, (
+            f"the document it replaces is no longer in force ({state}): there is nothing "
+            "left to replace (send a new document)"
+        )
+    going = sorted(
+        r.organ_id for r in ctx.uow.dispatches.for_document(row.replaces_id) if r.state in _GOING
+    )
+    return not going, (
+        f"the document it replaces is still on its way to {', '.join(going)}: send the "
+        "replacement once each of its dispatches has arrived or failed for good"
+    )
+
+
 def never_updated(ctx: TransitionContext) -> tuple[bool, str]:
     """A resend delivers the package sealed at send: after an update it would carry the
     old values to recipients no update ever reaches."""
@@ -312,6 +336,7 @@ GUARDS = {
     "no_request_awaiting": no_request_awaiting,
     "nothing_under_way": nothing_under_way,
     "never_updated": never_updated,
+    "original_settled": original_settled,
     "carries_request": carries_request,
     "recall_agreed": recall_agreed,
     "recall_awaiting": recall_awaiting,

@@ -78,12 +78,13 @@ DOCUMENT = MachineSpec(
             "send",
             SIGNED,
             SENT,
-            conditions=("signature_valid", "not_duplicate"),
+            conditions=("signature_valid", "not_duplicate", "original_settled"),
             # Entered in the outgoing register (its send time judged), one dispatch per
             # recipient, each with its package header sealed by the issuing agency, and
             # one delivery job per dispatch.
             # A replacement (thay thế) also marks the document it replaces as replaced,
-            # in the same transaction (``supersede_original``).
+            # in the same transaction (``supersede_original``); it waits until that one is
+            # in force and none of its dispatches is on its way (``original_settled``).
             effects=(
                 "register_sending",
                 "create_dispatches",

@@ -459,8 +459,10 @@ class EngineWalk(RuleBasedStateMachine):
     # -- the model's predictions ------------------------------------------------------------
 
     def _holds(self, name: str, doc: DocumentModel) -> bool:
-        if name in ("no_request_awaiting", "never_updated"):
-            return True  # requests are outside the walk: none awaits, none updated it
+        if name in ("no_request_awaiting", "never_updated", "original_settled"):
+            # Requests and replacements are outside the walk: none awaits, none updated
+            # it, none replaces another
+            return True
         if name == "a_dispatch_failed":
             return any(self.dispatches[i].state == d.FAILED for i in doc.dispatches)
         if name in DISPATCH_GUARDS:

@@ -13,6 +13,7 @@ from congvan.workflow.bootstrap import Runtime
 from tests.databases import Databases
 from tests.factories import actor, document_row
 from tests.installations import PASS, SENDER_FAKES, B, Pair, link, serving_inbox
+from tests.integration.test_recall import sign
 
 C = "000.00.02.H57"  # a second recipient, served by B's installation
 DOWN = "http://127.0.0.1:9/v1/inbox"  # nothing listens there
@@ -161,3 +162,36 @@ def test_an_update_keeps_the_date_of_issue_in_its_year_and_not_after_the_signing
     # But a day earlier in the same year is a correction it may make
     update("2021-02-05")
     assert document_row(pair.sender, doc).issued_on == "2021-02-05"
+
+
+def test_a_replacement_waits_while_its_original_is_on_its_way_and_not_once_it_is_gone(
+    two: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B and waiting for its next attempt to C, and its
+    # replacement drafted, numbered and signed
+    doc = sent_and_c_down(two, make_document)
+    engine = two.sender.engine
+    replacement = engine.create_replacement(actor("supervisor"), doc, "Sai nội dung")["id"]
+    engine.fire(replacement, "edit", actor("clerk"), data={"fields": {"number": 99}})
+    sign(two, replacement)
+
+    # When it is sent while the original is still on its way to C
+    with pytest.raises(GuardFailed) as refused:
+        engine.fire(replacement, "send", actor("clerk"))
+
+    # Then it is refused, naming C, and the original stands
+    assert C in refused.value.details["reasons"]["original_settled"]
+    assert document_row(two.sender, doc).state == "sent"
+
+    # When the original is recalled once C failed for good, and B agrees
+    c_fails_for_good(two, doc)
+    engine.fire(doc, "recall", actor("supervisor"), data=REQUESTS["recall"])
+    run_due(two, doc)
+    [received] = two.received()
+    two.answer(received.id, "agree_recall")
+    assert document_row(two.sender, doc).state == "recalled"
+
+    # Then the replacement of a recalled document is not sent either: nothing to replace
+    with pytest.raises(GuardFailed) as gone:
+        engine.fire(replacement, "send", actor("clerk"))
+    assert "recalled" in gone.value.details["reasons"]["original_settled"]

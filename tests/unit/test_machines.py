@@ -272,16 +272,17 @@ def test_resolve_names_every_failed_guard_with_its_reason() -> None:
     assert error.details == {
         "event": "send",
         "state": doc.SIGNED,
-        "failed": ["signature_valid", "not_duplicate"],
+        "failed": ["signature_valid", "not_duplicate", "original_settled"],
         "reasons": {
             "signature_valid": "signature_valid said False",
             "not_duplicate": "not_duplicate said False",
+            "original_settled": "original_settled said False",
         },
     }
 
 
 def test_resolve_names_only_the_guards_that_failed() -> None:
-    guard = answers({"signature_valid": True, "not_duplicate": False})
+    guard = answers({"signature_valid": True, "not_duplicate": False, "original_settled": True})
 
     with pytest.raises(GuardFailed) as caught:
         resolve(DOCUMENT, doc.SIGNED, "send", guard)
