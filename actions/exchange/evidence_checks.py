@@ -237,12 +237,14 @@ class _Judge(ChainChecks):
             )
             if self.bound:
                 detail += f"; roots bound to {', '.join(sorted(self.bound))}"
-            elif len(pinned_fps) > 1:
-                # Each party's root pinned, none bound: either CA could issue a certificate
-                # naming the other's agency, and its signatures would hold here.
+            taken = frozenset().union(*self.bound.values())
+            free = [fp for fp in pinned_fps if fp not in taken]
+            if len(pinned_fps) > 1 and free:
+                # Two parties' roots pinned, one bound to no agency: its CA could issue a
+                # certificate naming any agency not bound, and its signatures would hold.
                 warning = (
-                    "no root is bound to an agency: a certificate naming an agency is taken "
-                    "from any pinned root; bind each with --trust-for AGENCY=ROOT.pem"
+                    f"{len(free)} pinned root(s) bound to no agency speak for every agency "
+                    "not bound: bind each party's root with --trust-for AGENCY=ROOT.pem"
                 )
                 self.report.holds("trust", detail, warning=warning)
                 return

@@ -56,15 +56,19 @@ class TrustMaterial:
     ignored: tuple[str, ...] = ()
     listed: Mapping[str, frozenset[str]] | None = None
     # Offline, the roots that speak for an agency, by agency (fingerprints): whoever judges
-    # an evidence bundle names them (``evidence verify --trust-for``). An agency not named
-    # is judged against every root.
+    # an evidence bundle names them (``evidence verify --trust-for``). A root bound to
+    # agencies speaks for them alone; an agency not named is judged against the roots
+    # bound to none.
     bound: Mapping[str, frozenset[str]] | None = None
 
     def roots_for(self, agency_id: str) -> list[x509.Certificate]:
         """The roots a certificate of ``agency_id`` must chain to."""
-        if self.bound is None or agency_id not in self.bound:
+        if not self.bound:
             return self.roots
-        return [r for r in self.roots if fingerprint(r) in self.bound[agency_id]]
+        if agency_id in self.bound:
+            return [r for r in self.roots if fingerprint(r) in self.bound[agency_id]]
+        taken = frozenset().union(*self.bound.values())
+        return [r for r in self.roots if fingerprint(r) not in taken]
 
 
 def _store(

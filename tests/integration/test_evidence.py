@@ -136,7 +136,7 @@ def test_a_root_bound_to_an_agency_alone_speaks_for_it(
     bundle = export(pair, acknowledged(pair, make_document))
     [root] = pair.sender.trust.roots()
     ours, theirs = fingerprint(root), build_world().root.certificate
-    elsewhere = frozenset([fingerprint(theirs)])
+    elsewhere, ours_only = frozenset([fingerprint(theirs)]), frozenset([ours])
 
     def failed(bound: dict[str, frozenset[str]]) -> set[str]:
         report = verify_bundle(io.BytesIO(bundle), [root, theirs], bound)
@@ -151,11 +151,17 @@ def test_a_root_bound_to_an_agency_alone_speaks_for_it(
     assert {"index", "signature", f"dispatch {B}"} <= of_a
     assert any(item.startswith("anchor ") for item in of_a)
     assert f"receipt {B}" not in of_a
+    # When only A is bound, to its root: that root speaks for A alone, not for B
+    assert failed({A: frozenset([ours])}) == {f"receipt {B}", f"status {B} 03"}
 
     # And with both roots pinned and none bound, it holds with a warning that says so
     report = verify_bundle(io.BytesIO(bundle), [root, theirs])
     [trust] = [c for c in report.checks if c.item == "trust"]
     assert report.verified and "--trust-for" in trust.warning
+    # But A's root bound to an agency the bundle never names speaks for that one alone
+    report = verify_bundle(io.BytesIO(bundle), [root, theirs], {"000.00.99.H57": ours_only})
+    [trust] = [c for c in report.checks if c.item == "trust"]
+    assert not report.verified and "--trust-for" in trust.warning
 
 
 def test_a_bundle_cut_short_or_relisted_fails_the_index_its_agency_signed(
