@@ -22,7 +22,7 @@ from congvan.states.errors import (
 )
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, ROLES, is_organ_id
 from congvan.states.text import unstorable
-from congvan.states.timeliness import VIETNAM
+from congvan.states.timeliness import FIRST_DAY, LAST_DAY, VIETNAM, reckoned
 from congvan.storage.agencies import AgencyRow, UserRow, hash_token
 from congvan.storage.authorities import AuthorityRow
 from congvan.storage.ids import new_id
@@ -299,6 +299,12 @@ def add_authority(
             f"doc_types must be type codes of {DOC_TYPES_LENGTH} characters in all at most.",
             field="doc_types",
         )
+    for name, day in (("valid_from", valid_from), ("valid_until", valid_until)):
+        if day is not None and not reckoned(day):
+            raise InvalidInput(
+                f"{name} falls within the years {FIRST_DAY.year} to {LAST_DAY.year}.",
+                field=name,
+            )
     if valid_until is not None and valid_until < valid_from:
         raise InvalidInput("valid_until is before valid_from.", field="valid_until")
     competence = competence_line(competence)

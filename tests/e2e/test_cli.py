@@ -317,6 +317,14 @@ def test_a_signing_authority_is_granted_and_listed(tmp_path: Path) -> None:
         "active",
     ] == listed  # fmt: skip
 
+    # But a grant from before the years reckoned with is refused, as the API refuses it
+    ancient = congvan(
+        "authorities", "add", *agency, "--signer", "pct", "--doc-types", "CV",
+        "--from", "0001-01-01", "--until", "0002-01-01", data_dir=tmp_path,
+    )  # fmt: skip
+    assert ancient.returncode == 2, ancient.stdout + ancient.stderr
+    assert "valid_from falls within the years 1900 to 2199" in ancient.stderr
+
 
 def test_a_reader_that_goes_away_ends_the_command_without_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
