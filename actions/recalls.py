@@ -43,6 +43,12 @@ _OPEN = frozenset({d.PENDING, d.SENDING, d.DELIVERED})
 _GOING = frozenset({d.PENDING, d.SENDING})
 
 
+def on_its_way(uow: UnitOfWork, document_id: str) -> list[str]:
+    """The recipients the document's sending is still on its way to (pending or
+    sending): a request or replacement now would reach them before the document."""
+    return sorted(r.organ_id for r in uow.dispatches.for_document(document_id) if r.state in _GOING)
+
+
 # -- the sending side ----------------------------------------------------------------------
 
 
@@ -62,9 +68,7 @@ def nothing_under_way(ctx: TransitionContext) -> tuple[bool, str]:
     """A recall or update goes to every recipient that has the document: none may still
     be waiting for an attempt or in one, or the document would arrive after the request,
     in force there and never asked about."""
-    going = sorted(
-        r.organ_id for r in ctx.uow.dispatches.for_document(ctx.document.id) if r.state in _GOING
-    )
+    going = on_its_way(ctx.uow, ctx.document.id)
     return not going, (
         f"the document is still on its way to {', '.join(going)}: recall or update it once "
         "each of its dispatches has arrived or failed for good"
@@ -86,9 +90,7 @@ def original_settled(ctx: TransitionContext) -> tuple[bool, str]:
             f"the document it replaces is no longer in force ({state}): there is nothing "
             "left to replace (send a new document)"
         )
-    going = sorted(
-        r.organ_id for r in ctx.uow.dispatches.for_document(row.replaces_id) if r.state in _GOING
-    )
+    going = on_its_way(ctx.uow, row.replaces_id)
     return not going, (
         f"the document it replaces is still on its way to {', '.join(going)}: send the "
         "replacement once each of its dispatches has arrived or failed for good"

@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from congvan.states import dispatch as d
 from congvan.states import document as doc
 from congvan.states import escalation as e
 from congvan.states.errors import InvalidInput
@@ -36,6 +35,7 @@ from congvan.storage.unit_of_work import UnitOfWork
 from ..context import SYSTEM, TransitionContext
 from ..effects import resend_dispatch
 from ..jobs import enqueue, new_job
+from ..recalls import on_its_way
 from .base import WatchBase, add_timer
 
 log = logging.getLogger("congvan.escalations")
@@ -340,11 +340,7 @@ class Lifecycle(WatchBase):
                 field="action",
                 request_id=later[0].request_id,
             )
-        going = sorted(
-            r.organ_id
-            for r in uow.dispatches.for_document(head.id)
-            if r.state in (d.PENDING, d.SENDING)
-        )
+        going = on_its_way(uow, head.id)
         if going:  # as for a new request: it would cover too few recipients
             raise InvalidInput(
                 f"The document is still on its way to {', '.join(going)}: send the request "
