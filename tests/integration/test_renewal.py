@@ -25,9 +25,7 @@ def test_a_status_signed_under_a_renewal_not_yet_imported_waits_then_acknowledge
     # Given A's letter delivered to B
     with serving_inbox(pair) as inbox:
         pair.point_b_at(inbox)
-        doc = pair.signed(make_document)
-        pair.sender.engine.fire(doc, "send", actor("clerk"))
-        [job] = pair.jobs(doc)
+        doc, job = pair.sent(make_document)
         assert pair.sender.runner.run(job) == "done"
     [received] = pair.received()
     # and B's organisational certificate renewed (by the exchange CA A runs), held by B

@@ -142,9 +142,8 @@ def test_an_update_keeps_the_date_of_issue_in_its_year_and_not_after_the_signing
     # Given A's letter of 06/02/2021, signed and delivered to B
     with serving_inbox(pair) as inbox:
         pair.point_b_at(inbox)
-        doc = pair.signed(make_document)
-        pair.sender.engine.fire(doc, "send", actor("clerk"))
-        run_due(pair, doc)
+        doc, job = pair.sent(make_document)
+        assert pair.sender.runner.run(job) == "done"
     assert states(pair, doc) == {B: "delivered"}
 
     def update(issued_on: str) -> None:
