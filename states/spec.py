@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 
@@ -53,7 +54,16 @@ class MachineSpec:
 
     def edges(self, trigger: str, source: str) -> tuple[Transition, ...]:
         """The edges ``trigger`` may take from ``source``, in declaration order."""
-        return tuple(t for t in self.transitions if t.trigger == trigger and source in t.source)
+        return self._edges.get((trigger, source), ())
+
+    @cached_property
+    def _edges(self) -> dict[tuple[str, str], tuple[Transition, ...]]:
+        """Every transition asks which edges it may take: looked up, not searched."""
+        found: dict[tuple[str, str], list[Transition]] = {}
+        for t in self.transitions:
+            for source in dict.fromkeys(t.source):  # each edge once per source
+                found.setdefault((t.trigger, source), []).append(t)
+        return {key: tuple(edges) for key, edges in found.items()}
 
     def transition(self, trigger: str) -> tuple[Transition, ...]:
         return tuple(t for t in self.transitions if t.trigger == trigger)

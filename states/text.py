@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import UTC, date, datetime
 
@@ -18,6 +19,13 @@ _SEPARATORS = frozenset({"\u2028", "\u2029"})
 # and, in one-line fields, the zero-width ones ("TĐ\u200bKT" shows as "TĐKT").
 _REORDERING = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
 _ZERO_WIDTH = frozenset({"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"})
+# Any character ``unstorable`` may object to: control characters (category Cc: U+0000 to
+# U+001F, U+007F to U+009F), the separators, reordering, zero-width and surrogate ones.
+# Text holding none of them (nearly all text) is judged by one search.
+_SUSPECT = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+    "\u200b-\u200d\u2060\ufeff\ud800-\udfff]"
+)
 
 
 def deceptive_characters(value: str, *, multi_line: bool) -> list[str]:
@@ -66,6 +74,8 @@ def unstorable(value: str, *, multi_line: bool) -> str | None:
     cannot be encoded to UTF-8 by any driver; other control characters break each place
     the text is printed or signed (line breaks and tabs only where ``multi_line``).
     """
+    if _SUSPECT.search(value) is None:
+        return None
     if "\x00" in value:
         return "must not contain NUL characters"
     found = control_characters(value, multi_line=multi_line)

@@ -106,6 +106,21 @@ _SAME_NUMBER = Prepared(
     .order_by(_c.received_at, _c.id)
     .limit(1)
 )
+# Every package arriving asks it (see prepared.py). Found by its message id (an index),
+# then its document by key: a join lets SQLite start from the sender's documents
+# instead, one more per document sent.
+_REQUEST_UNDER = Prepared(
+    select(*_REQUEST_COLUMNS).where(
+        _requests.c.message_id == bindparam("message_id"),
+        select(_c.id)
+        .where(
+            _c.id == _requests.c.received_id,
+            _c.agency_id == bindparam("agency_id"),
+            _c.sender_id == bindparam("sender_id"),
+        )
+        .exists(),
+    )
+)
 # Held until the transaction ends: one arrival at a time from a sender to an agency.
 _HOLD_ARRIVALS = Prepared(select(func.pg_advisory_xact_lock(bindparam("key"))))
 _HEAD = Prepared(heading(_received))
@@ -232,17 +247,8 @@ class ReceivedRepository(ChainHeads):
     def request_under(self, agency_id: str, sender_id: str, message_id: str) -> Request | None:
         """The recall or update a package with this message id from this sender brought,
         about whichever of the documents it sent ``agency_id``."""
-        r = _requests.c
-        # Found by its message id (an index), then its document by key: a join lets
-        # SQLite start from the sender's documents instead, one more per document sent.
-        ours = (
-            select(_c.id)
-            .where(_c.id == r.received_id, _c.agency_id == agency_id, _c.sender_id == sender_id)
-            .exists()
-        )
-        row = self.conn.execute(
-            select(*_REQUEST_COLUMNS).where(r.message_id == message_id, ours)
-        ).first()
+        params = {"message_id": message_id, "agency_id": agency_id, "sender_id": sender_id}
+        row = _REQUEST_UNDER.first(self.conn, params)
         return Request(*row) if row else None
 
     def request(self, request_id: str) -> Request | None:

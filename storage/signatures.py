@@ -124,6 +124,19 @@ _USABLE = Prepared(
     .order_by(_certs.c.not_before.desc())
     .limit(1)
 )
+_USABLE_FINGERPRINT = Prepared(  # what every signing by an agency asks first
+    select(_certs.c.fingerprint)
+    .where(
+        _certs.c.agency_id == bindparam("agency_id"),
+        _certs.c.kind == "agency",
+        _certs.c.key_pem != "",
+        _certs.c.revoked_at.is_(None),
+        _certs.c.not_before <= bindparam("at"),
+        _certs.c.not_after > bindparam("at"),
+    )
+    .order_by(_certs.c.not_before.desc())
+    .limit(1)
+)
 _LISTED = Prepared(  # every verification of an exchange message runs it
     select(_certs.c.fingerprint).where(
         _certs.c.agency_id == bindparam("agency_id"), _certs.c.kind == "agency"
@@ -196,6 +209,11 @@ class SignatureRepository:
         params = {"agency_id": agency_id, "kind": "agency", "at": at}
         row = _USABLE.first(self.conn, params)
         return _certificate(row) if row else None
+
+    def agency_fingerprint(self, agency_id: str, at: datetime) -> str | None:
+        """The fingerprint of what ``agency_certificate`` would return (none of its text)."""
+        row = _USABLE_FINGERPRINT.first(self.conn, {"agency_id": agency_id, "at": at})
+        return str(row[0]) if row else None
 
     def _usable(
         self, kind: str, agency_id: str, at: datetime, *conditions: Any

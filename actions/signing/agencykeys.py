@@ -56,15 +56,28 @@ class AgencyKeys:
         self.passphrase = passphrase
         self.trust = trust
         self._keys: dict[str, pki.PrivateKey] = {}
-        # Signers made so far, by everything they were made from: the certificate row's
-        # exact PEM and fingerprint, and the pinned roots its chain was taken from.
+        # Signers made so far, by everything they were made from: the certificate (by
+        # its fingerprint) and the pinned roots its chain was taken from.
         self._signers: dict[tuple[str, ...], AgencyKey] = {}
         self._lock = threading.Lock()
 
     def find(self, uow: UnitOfWork, agency_id: str, at: datetime) -> AgencyKey | None:
         """The agency's signer as of ``at``, or None when it has no usable key."""
+        # Which certificate first (a short row): its signer is most often made already.
+        fingerprint = uow.signatures.agency_fingerprint(agency_id, at)
+        if fingerprint is None:
+            return None
+        with self._lock:
+            found = self._signers.get(self._made_from(agency_id, fingerprint))
+        if found is not None:
+            return found
         row = uow.signatures.agency_certificate(agency_id, at)
         return None if row is None else self.signer(agency_id, row)
+
+    def _made_from(self, agency_id: str, fingerprint: str) -> tuple[str, ...]:
+        """What a signer is made from: the certificate (its fingerprint is its DER's
+        digest) and the pinned roots its chain is taken from."""
+        return (agency_id, fingerprint, *(p.fingerprint for p in self.trust.pinned()))
 
     def require(self, uow: UnitOfWork, agency_id: str, at: datetime) -> AgencyKey:
         """The agency's signer; a clear error when it has no organisational key."""
@@ -85,7 +98,7 @@ class AgencyKeys:
         """
         pem, fingerprint = certificate.cert_pem, certificate.fingerprint
         pinned = self.trust.pinned()
-        made_from = (agency_id, fingerprint, pem, *(p.fingerprint for p in pinned))
+        made_from = (agency_id, fingerprint, *(p.fingerprint for p in pinned))
         with self._lock:
             found = self._signers.get(made_from)
         if found is not None:
