@@ -7,6 +7,7 @@ import unicodedata
 from datetime import UTC, date, datetime
 
 from .fields import MULTI_LINE, DocumentField
+from .timeliness import FIRST_DAY, LAST_DAY, reckoned
 
 # Fields whose text may hold line breaks (and tabs); every other text field is one line.
 # Besides the document's own (states.fields), an event's reason and a reviewer's comment.
@@ -110,6 +111,10 @@ def in_utc(moment: datetime) -> datetime | None:
         return None
 
 
+# What a date or moment outside the days the engine reckons with is told, wherever it
+# comes from (the API, a peer's signed manifest or message).
+RECKONED = f"must fall within the years {FIRST_DAY.year} to {LAST_DAY.year}"
+
 # The integers the databases keep in a column of the kind (PostgreSQL's integer).
 _LARGEST_INTEGER = 2**31 - 1
 
@@ -135,16 +140,20 @@ def value_problem(field: DocumentField, value: object) -> str | None:
         return f"is longer than {field.max_length} characters"
     if kind == "date":
         try:
-            date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
             return "must be a date, YYYY-MM-DD"
-        return None if len(value) == 10 else "must be a date, YYYY-MM-DD"
+        if len(value) != 10:
+            return "must be a date, YYYY-MM-DD"
+        return None if reckoned(day) else RECKONED
     if kind == "moment":
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
             return "must be an ISO 8601 moment with its offset"
-        return None if in_utc(moment) is not None else "must be a moment with its offset"
+        if in_utc(moment) is None:
+            return "must be a moment with its offset"
+        return None if reckoned(moment) else RECKONED
     return signed_text_problem(value, multi_line=field.multi_line)
 
 

@@ -42,6 +42,7 @@ from congvan.states.errors import (
 )
 from congvan.states.policy import EXCHANGE_ID_MAX_LENGTH, is_organ_id
 from congvan.states.text import MULTI_LINE_FIELDS, in_utc, signed_text_problem
+from congvan.states.timeliness import FIRST_DAY, LAST_DAY, reckoned
 from congvan.storage.audit import canonical_bytes
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -248,8 +249,12 @@ class Members:
             moment = datetime.fromisoformat(value) if isinstance(value, str) else None
         except ValueError:
             moment = None
-        if moment is None or in_utc(moment) is None:
-            raise self._bad(name, "an ISO 8601 moment with its UTC offset, in years 1 to 9999")
+        if moment is None or in_utc(moment) is None or not reckoned(moment):
+            raise self._bad(
+                name,
+                "an ISO 8601 moment with its UTC offset, "
+                f"in years {FIRST_DAY.year} to {LAST_DAY.year}",
+            )
         return moment
 
     def text(self, name: str, *, required: bool = True) -> str | None:

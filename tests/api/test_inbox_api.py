@@ -143,6 +143,21 @@ def test_a_package_saying_it_was_sent_after_it_was_signed_is_refused(sender: Sen
     assert sender.api.get("/v1/received", agency=B).json()["items"] == []
 
 
+@pytest.mark.parametrize("sent_at", ["1899-12-31T12:00:00+00:00", "2200-01-01T00:00:00+07:00"])
+def test_a_package_saying_it_was_sent_outside_the_years_reckoned_with_is_malformed(
+    sender: Sender, sent_at: str
+) -> None:
+    # Given A's package whose header says it was sent in 1899, or in 2200
+    parts = members(sender.package())
+    content = {**json.loads(parts["package.json"]), "sent_at": sent_at}
+    package = zipped({**parts, "package.json": rfc8785.dumps(content)})
+
+    # Then it is refused naming the member (no deadline counts from such a day), unkept
+    body = assert_error(deliver(sender.api, package), 422, "message_malformed")
+    assert (body["reason"], body["member"]) == ("member", "sent_at")
+    assert sender.api.get("/v1/received", agency=B).json()["items"] == []
+
+
 def test_a_package_is_answered_with_a_receipt_the_sender_can_verify(sender: Sender) -> None:
     # Given A's package of letter 1227 for B
     api = sender.api
@@ -280,6 +295,10 @@ BAD_METADATA = [
     ("subject", {"a": 1}),
     ("subject", "V/v khen thưởng\x00"),
     ("issued_on", "not-a-date"),
+    ("issued_on", "0001-01-01"),
+    ("due_date", "9999-12-31"),
+    ("appointed_at", "2200-01-01T00:00:00+07:00"),
+    ("appointed_at", "1899-12-31T23:59:59+07:00"),
     ("symbol", "UBND-" + "X" * 10_000),
     ("signer_position", "PHÓ CHỦ TỊCH\n"),
 ]

@@ -22,8 +22,8 @@ from pydantic import (
 from congvan.states.errors import FieldTooLong, InvalidInput
 from congvan.states.fields import DATES, FIELDS, MOMENTS, REQUIRED_AT_CREATION
 from congvan.states.policy import SECRECY, URGENCY
-from congvan.states.text import MULTI_LINE_FIELDS, has_visible_text, unstorable
-from congvan.states.timeliness import FIRST_DAY, LAST_DAY, reckoned
+from congvan.states.text import MULTI_LINE_FIELDS, RECKONED, has_visible_text, unstorable
+from congvan.states.timeliness import reckoned
 from congvan.storage.tables import Recipient
 
 from ..directory import validate_organ_id
@@ -115,23 +115,19 @@ def form_body(model: type[_Model], raw: object, what: str) -> _Model:
         ) from exc
 
 
-# What a date or a moment outside the days the engine reckons with is told.
-_RANGE = f"must fall within the years {FIRST_DAY.year} to {LAST_DAY.year}"
-
-
 def storable_moment(value: datetime) -> datetime:
     """``value``, if the engine can reckon with it: within years 1900 to 2199 in Vietnam
     time (``2199-12-31T23:00:00-05:00`` is not), so it converts to Vietnam time and
     deadlines count from it, and the databases keep it. A query parameter's validator."""
     if not reckoned(value):
-        raise ValueError(f"{_RANGE} (Vietnam time)")
+        raise ValueError(f"{RECKONED} (Vietnam time)")
     return value
 
 
 def storable_day(value: date) -> date:
     """``value``, if it falls within the years the engine reckons with (1900 to 2199)."""
     if not reckoned(value):
-        raise ValueError(_RANGE)
+        raise ValueError(RECKONED)
     return value
 
 
