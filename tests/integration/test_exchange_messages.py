@@ -446,4 +446,3 @@ def test_a_moment_outside_the_years_reckoned_with_is_malformed_wherever_it_is(
     with pytest.raises(MessageMalformed) as caught:
         verify_status(status.body, status.cms, world.trust, expected_recipient=A, now=NOW)
     assert caught.value.details["member"] == "at"
-
