@@ -104,7 +104,9 @@ class RuleTimers(Lifecycle):
     ) -> None:
         """A document arrived: our clerks register it by the rule (Decree 30 Art. 21)."""
         due = self.deadlines(uow, agency_id).register_by(now, urgency)
-        self._arm(uow, e.NOT_ACKNOWLEDGED, received_id, None, due, {"received_id": received_id})
+        payload = {"received_id": received_id}
+        # Stored by this transaction: no timer watches it yet.
+        self._arm(uow, e.NOT_ACKNOWLEDGED, received_id, None, due, payload, cancel=False)
 
     def _document(self, uow: UnitOfWork, change: Change) -> None:
         document_id = change.subject_id
@@ -129,10 +131,13 @@ class RuleTimers(Lifecycle):
                 change.urgency,
                 datetime.fromisoformat(appointed) if appointed else None,
             )
+            # A first send made its dispatches in this transaction: no timer watches them.
+            cancel = change.event != "send"
             for row in uow.dispatches.for_document(document_id):
                 if row.state == d.PENDING:
+                    payload = {"dispatch_id": row.id}
                     self._arm(
-                        uow, e.NOT_DELIVERED, row.id, document_id, due, {"dispatch_id": row.id}
+                        uow, e.NOT_DELIVERED, row.id, document_id, due, payload, cancel=cancel
                     )
 
     def _dispatch(self, uow: UnitOfWork, change: Change) -> None:

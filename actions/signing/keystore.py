@@ -410,10 +410,16 @@ def trust(
 
 
 def trust_material(
-    uow: UnitOfWork, store: TrustStore, agencies: Iterable[str] = ()
+    uow: UnitOfWork,
+    store: TrustStore,
+    agencies: Iterable[str] = (),
+    *,
+    noting_ignored: bool = False,
 ) -> TrustMaterial:
     """The pinned roots (never the database's), the newest CRL of every issuer, and the
-    certificates listed for ``agencies`` (whose exchange messages are to be verified).
+    certificates listed for ``agencies`` (whose exchange messages are to be verified);
+    with ``noting_ignored``, the roots the database holds unpinned, for a person to be
+    told (no verifier looks at them: every message verified would read them for nothing).
 
     A CRL is only as good as its signature, which the verifier checks against the pinned
     root (or the CA on the path) that issued it; a CRL nobody trusted signed counts for
@@ -421,7 +427,9 @@ def trust_material(
     """
     pins = store.pinned()  # one look at the directory for both
     pinned = {p.fingerprint for p in pins}
-    ignored = tuple(fp for fp in uow.signatures.root_fingerprints() if fp not in pinned)
+    ignored: tuple[str, ...] = ()
+    if noting_ignored:
+        ignored = tuple(fp for fp in uow.signatures.root_fingerprints() if fp not in pinned)
     roots = [p.certificate for p in pins]
     listed = {agency: uow.signatures.listed_fingerprints(agency) for agency in set(agencies)}
     return TrustMaterial(

@@ -125,7 +125,9 @@ def _audit_verify(
 
     checked = broken = 0
     with runtime.uow(readonly=True) as uow:
-        print_trust_notes(keystore.trust_material(uow, runtime.trust), runtime.trust)
+        print_trust_notes(
+            keystore.trust_material(uow, runtime.trust, noting_ignored=True), runtime.trust
+        )
         if document is not None and not document.strip():
             raise InvalidInput("The document id is empty.", field="document")
         total = 1 if document else uow.documents.count()

@@ -68,7 +68,7 @@ def _verify_document(document_id: str, runtime: Store) -> int:
     from congvan.storage.clock import as_utc
 
     with runtime.uow(readonly=True) as uow:
-        trust = keystore.trust_material(uow, runtime.trust)
+        trust = keystore.trust_material(uow, runtime.trust, noting_ignored=True)
         doc = uow.documents.get(document_id)
         if doc is None:
             raise NotFound(f"No document {document_id!r}.", document_id=document_id)
@@ -112,7 +112,7 @@ def _verify_file(path: Path, content: str | None, runtime: Store) -> int:
     data = path.read_bytes()
     now = runtime.clock()
     with runtime.uow(readonly=True) as uow:
-        trust = keystore.trust_material(uow, runtime.trust)
+        trust = keystore.trust_material(uow, runtime.trust, noting_ignored=True)
     print_trust_notes(trust, runtime.trust)
     checked = (
         f"checked at    {now.astimezone(VIETNAM).isoformat()} with {len(trust.roots)} "
