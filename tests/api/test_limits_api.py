@@ -536,8 +536,8 @@ HOSTILE: dict[str, tuple[Send, int | None, str | None]] = {
     ),
     "multipart declared, JSON sent": (
         _post_multipart(json.dumps(SHORT).encode(), b"application/json"),
-        422,
-        "invalid_input",
+        415,
+        "unsupported_media_type",
     ),
     "metadata sent as a file": (
         _post_multipart(

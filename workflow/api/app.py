@@ -27,6 +27,7 @@ from . import (
 from .encoding import EncodingMiddleware
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
+from .methods import HeadMiddleware
 from .outputs import header_specs
 from .parameters import check_parameters
 from .requests import RequestIdMiddleware
@@ -70,6 +71,7 @@ def create_app(runtime: Runtime, *, background: bool = False, hand_off: bool = F
     # The size limit is outside the encoding check: it counts bytes before the check reads them.
     app.add_middleware(EncodingMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: the limit's own answers carry it
     install_error_handlers(app)
 

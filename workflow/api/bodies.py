@@ -90,7 +90,7 @@ class JsonRequest(Request):
 
 def is_json_media_type(content_type: str | None) -> bool:
     """``application/json`` or a ``+json`` type, whatever its case and parameters."""
-    media_type = (content_type or "").partition(";")[0].strip().lower()
+    media_type = _media_type(content_type)
     return media_type == "application/json" or (
         media_type.startswith("application/") and media_type.endswith("+json")
     )
@@ -103,15 +103,24 @@ def _has_body(request: Request) -> bool:
     return "transfer-encoding" in request.headers
 
 
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").partition(";")[0].strip().lower()
+
+
+# The media types a form route takes (a form with no file in it may come URL-encoded).
+_FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+
+
 class JsonRoute(APIRoute):
     """A route that reads its JSON body with :class:`JsonRequest`; a body of another media
-    type (or of none named) is 415 ``unsupported_media_type``, not read as JSON."""
+    type (or of none named) is 415 ``unsupported_media_type``, not read as JSON. A form
+    route (multipart) is held to its own media types the same way."""
 
     max_body: int | None = None  # bytes; None: the installation's request limit
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
-        if self._takes_json() and 415 not in self.responses:
+        if self.body_field is not None and 415 not in self.responses:
             # What it answers to another media type, in the OpenAPI document too: the
             # answer and its model, as FastAPI makes them from ``responses=``.
             self.responses = {**self.responses, **errors(415)}
@@ -119,21 +128,31 @@ class JsonRoute(APIRoute):
                 name=f"Response_415_{self.unique_id}", type_=ErrorBody, mode="serialization"
             )
 
+    def _form_types(self) -> frozenset[str] | None:
+        """The media types of a form route; None for a JSON route (or one with no body)."""
+        params_ = self.dependant.body_params
+        if not any(isinstance(field.field_info, params.Form) for field in params_):
+            return None
+        return _FORM_TYPES
+
     def _takes_json(self) -> bool:
         # Form and file routes (multipart) share routers with JSON ones.
-        return self.body_field is not None and not any(
-            isinstance(field.field_info, params.Form) for field in self.dependant.body_params
-        )
+        return self.body_field is not None and self._form_types() is None
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         max_body = self.max_body
         takes_json = self._takes_json()
+        form_types = self._form_types()
+        form_named = " or ".join(sorted(form_types or (), reverse=True))
 
         async def route_handler(request: Request) -> Response:
             content_type = request.headers.get("content-type")
-            if takes_json and _has_body(request) and not is_json_media_type(content_type):
-                raise HTTPException(415, "The body is sent as application/json.")
+            if _has_body(request):
+                if takes_json and not is_json_media_type(content_type):
+                    raise HTTPException(415, "The body is sent as application/json.")
+                if form_types is not None and _media_type(content_type) not in form_types:
+                    raise HTTPException(415, f"The body is sent as {form_named}.")
             wrapped = JsonRequest(request.scope, request.receive)
             wrapped.max_body = max_body
             return await handler(wrapped)

@@ -24,6 +24,7 @@ from congvan.states.errors import (
 from congvan.storage.schema import ensure_migrated
 
 from .deps import runtime_of
+from .methods import allowed_methods
 
 log = logging.getLogger("congvan.api")
 
@@ -128,10 +129,14 @@ def install_error_handlers(app: FastAPI) -> None:
             if mapped is not None:
                 return await _congvan(request, mapped)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # every method served at the path, not the first route's
+            allowed = allowed_methods(request.app.routes, request.scope)
+            headers = {**(headers or {}), "Allow": allowed or (headers or {}).get("Allow", "")}
         return JSONResponse(
             error_body(code, str(exc.detail), getattr(exc, "details", None)),
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
 
     @app.exception_handler(ClientDisconnect)

@@ -1,0 +1,112 @@
+"""HTTP methods and media types as RFC 9110 has them, on every route.
+
+HEAD is answered wherever GET is (9.3.2), with GET's status and headers and no body; a
+405 names in ``Allow`` every method served at the path (15.5.6), not the first route's;
+a form route (multipart) refuses a body of another media type as 415 (15.5.16), as JSON
+routes do, before anything is read or kept.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.api.conftest import Api, assert_error
+from tests.factories import LETTER, MAIN_PDF, B
+
+
+def test_head_answers_as_get_would_with_no_body(api: Api) -> None:
+    # Given a draft, its view, its history and the document list
+    draft = api.draft()
+    for path in ("/v1/documents", f"/v1/documents/{draft['id']}", "/v1/health"):
+        got = api.client.get(path, headers=api.auth())
+        # When each is asked for with HEAD
+        head = api.client.head(path, headers=api.auth())
+
+        # Then the answer is GET's, status and headers, without the body
+        assert (head.status_code, head.content) == (200, b""), path
+        for name in ("content-type", "content-length", "etag"):
+            assert head.headers.get(name) == got.headers.get(name), (path, name)
+        assert head.headers["x-request-id"]
+
+
+def test_head_asks_for_the_same_token_and_answers_the_same_errors(api: Api) -> None:
+    draft = api.draft()
+    unauthenticated = api.client.head(f"/v1/documents/{draft['id']}")
+    assert (unauthenticated.status_code, unauthenticated.content) == (401, b"")
+    missing = api.client.head("/v1/documents/nothing-here", headers=api.auth())
+    assert (missing.status_code, missing.content) == (404, b"")
+    elsewhere = api.client.head(f"/v1/documents/{draft['id']}", headers=api.auth(agency=B))
+    assert elsewhere.status_code in (403, 404) and elsewhere.content == b""
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/v1/documents", "GET, HEAD, POST"),
+        ("OPTIONS", "/v1/documents", "GET, HEAD, POST"),
+        ("PUT", "/v1/inbox", "POST"),
+        ("GET", "/v1/inbox", "POST"),
+        ("HEAD", "/v1/status", "POST"),
+    ],
+)
+def test_a_method_not_served_is_told_with_every_method_that_is(
+    api: Api, method: str, path: str, allowed: str
+) -> None:
+    response = api.client.request(method, path, headers=api.auth())
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    if method != "HEAD":
+        assert_error(response, 405, "method_not_allowed")
+
+
+def test_a_method_not_served_at_a_document_names_those_that_are(api: Api) -> None:
+    draft = api.draft()
+    response = api.client.put(f"/v1/documents/{draft['id']}", headers=api.auth(), json={})
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "text/plain", "application/xml", None],
+)
+def test_a_draft_sent_as_another_media_type_than_a_form_is_415_and_nothing_kept(
+    api: Api, content_type: str | None
+) -> None:
+    # Given the letter's metadata sent as anything but a form (multipart, or URL-encoded)
+    body = json.dumps({"metadata": LETTER}).encode()
+    headers = api.auth(**({"Content-Type": content_type} if content_type else {}))
+
+    # When it is posted as a new draft
+    response = api.client.post("/v1/documents", headers=headers, content=body)
+
+    # Then it is refused for its media type, and no draft is kept
+    assert_error(response, 415, "unsupported_media_type")
+    assert "multipart/form-data" in response.json()["message"]
+    assert api.get("/v1/documents").json()["items"] == []
+
+
+def test_a_form_route_still_reads_a_multipart_body(api: Api) -> None:
+    # The check lets the media type it names through (its boundary parameter and all)
+    response = api.create(files=[("main", ("1227.pdf", MAIN_PDF, "application/pdf"))])
+    assert response.status_code == 201, response.text
+
+
+def test_the_openapi_document_declares_415_on_every_route_taking_a_body(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()
+    taking = [
+        (path, method)
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+    ]
+    assert ("/v1/documents", "post") in taking
+    missing = [
+        (path, method)
+        for path, method in taking
+        if "415" not in spec["paths"][path][method]["responses"]
+    ]
+    assert missing == []
