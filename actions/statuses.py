@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,9 +28,11 @@ from congvan.states.errors import CongvanError
 from congvan.states.received import ANSWER_CODE, RECEIVED_DOCUMENT, STATUS_CODE, STATUS_LABEL
 from congvan.states.text import printable
 from congvan.storage.received import Received
+from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import JobContext
 from .delivery import NOT_NOW, post
+from .escalations.statuses import StatusWatch
 from .exchange.local import (
     LOCAL_STATUS,
     LOCAL_TIMEOUT_SECONDS,
@@ -64,6 +66,14 @@ def status_url(inbox_url: str) -> str:
 
 
 @dataclass(frozen=True)
+class Answered:
+    """What the sender answered a status message: its HTTP status, and why if refused."""
+
+    status: int
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class Notice:
     """One status message to sign and post."""
 
@@ -86,6 +96,16 @@ class StatusSending(StagedJob[Notice]):
         self.transport = transport
         # This installation's own status route, for senders it serves (wired by bootstrap).
         self.local: LocalTransport = lambda: None
+        # Where a status never given to its sender is told (wired by bootstrap).
+        self.watch: StatusWatch | None = None
+
+    @staticmethod
+    def code_of(uow: UnitOfWork, payload: Mapping[str, Any]) -> str | None:
+        """The QCVN 102 code the job's message says (15 or 16 for a request's answer)."""
+        event = str(payload["event"])
+        if payload.get("request_id") is not None:
+            return ANSWER_CODE.get(event)
+        return STATUS_CODE.get(RECEIVED_DOCUMENT.transition(event)[0].dest)
 
     def prepare(self, ctx: JobContext) -> Notice | None:
         uow = ctx.uow
@@ -120,7 +140,7 @@ class StatusSending(StagedJob[Notice]):
             at=ctx.now,
         )
 
-    def act(self, work: Notice) -> int:
+    def act(self, work: Notice) -> Answered:
         received = work.received
         sealed = make_status(
             message_id=work.message_id,
@@ -143,17 +163,47 @@ class StatusSending(StagedJob[Notice]):
             raise StatusNotSent(f"{type(exc).__name__}: {exc}") from exc
         if response.status_code >= 500 or response.status_code in _NOT_NOW:
             raise StatusNotSent(printable(f"{response.status_code}: {response.text[:200]}"))
-        return response.status_code
+        return Answered(response.status_code, printable(response.text[:300]))
 
     def record(self, ctx: JobContext, work: Notice, outcome: Any) -> None:
-        level = logging.INFO if int(outcome) < 400 else logging.WARNING
+        assert isinstance(outcome, Answered)
+        taken = outcome.status < 400
         log.log(
-            level,
-            "status message sent" if level == logging.INFO else "status message refused",
+            logging.INFO if taken else logging.WARNING,
+            "status message sent" if taken else "status message refused",
             extra={
                 "action": "received.status",
                 "document_id": work.received.id,
                 "code": work.code,
-                "http_status": outcome,
+                "http_status": outcome.status,
             },
         )
+        if self.watch is None:
+            return
+        if taken:
+            self.watch.status_given(ctx.uow, ctx.job.payload, work.received.id, work.code, ctx.now)
+        else:  # the sender will never take it: it waits for a status that will not come
+            self.watch.status_not_given(
+                ctx.uow,
+                received_id=work.received.id,
+                code=work.code,
+                job_id=ctx.job.id,
+                error=f"{outcome.status}: {outcome.text}",
+                now=ctx.now,
+            )
+
+    def failed(self, ctx: JobContext, error: str, *, final: bool) -> None:
+        """The job gave up (its attempts spent): the sender will not hear of it from us."""
+        received_id = ctx.job.document_id
+        if not final or self.watch is None or received_id is None:
+            return
+        code = self.code_of(ctx.uow, ctx.job.payload)
+        if code is not None:
+            self.watch.status_not_given(
+                ctx.uow,
+                received_id=received_id,
+                code=code,
+                job_id=ctx.job.id,
+                error=error,
+                now=ctx.now,
+            )

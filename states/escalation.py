@@ -71,6 +71,7 @@ SIGNATURE_PROBLEM = "signature_problem"
 RECALL_UNANSWERED = "recall_unanswered"
 CERTIFICATE_EXPIRING = "certificate_expiring"
 CRL_EXPIRING = "crl_expiring"
+STATUS_NOT_SENT = "status_not_sent"
 
 KINDS = MappingProxyType(
     {
@@ -128,6 +129,12 @@ KINDS = MappingProxyType(
             "import a fresh revocation list from the certificate authority",
             "cập nhật danh sách thu hồi mới từ tổ chức cung cấp dịch vụ chứng thực",
         ),
+        STATUS_NOT_SENT: (
+            "a status message could not be given to the sender",
+            "không gửi được thông báo trạng thái văn bản đến cho cơ quan gửi",
+            "check the sender's entry in the directory and its system; send it again",
+            "kiểm tra thông tin cơ quan gửi trong danh bạ và hệ thống của cơ quan gửi; gửi lại",
+        ),
     }
 )
 
@@ -136,7 +143,9 @@ NORMAL = "normal"
 HIGH = "high"
 CRITICAL = "critical"
 SEVERITIES = (NORMAL, HIGH, CRITICAL)
-_AT_LEAST_HIGH = frozenset({DELIVERY_FAILED, REFUSED_BY_RECIPIENT, SIGNATURE_PROBLEM})
+_AT_LEAST_HIGH = frozenset(
+    {DELIVERY_FAILED, REFUSED_BY_RECIPIENT, SIGNATURE_PROBLEM, STATUS_NOT_SENT}
+)
 
 # Outcomes a supervisor resolves with.
 OUTCOMES = ("resent", "recalled", "contacted", "delivered_otherwise", "accepted", "no_action")

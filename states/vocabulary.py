@@ -69,6 +69,7 @@ ESCALATION_KINDS = (
     "recall_unanswered",
     "certificate_expiring",
     "crl_expiring",
+    "status_not_sent",
 )
 # Each kind in Vietnamese words, as the e-mail and explain name it.
 KIND_WORDS: dict[str, str] = {
@@ -81,6 +82,7 @@ KIND_WORDS: dict[str, str] = {
     "recall_unanswered": "Yêu cầu thu hồi văn bản chưa được trả lời",
     "certificate_expiring": "Chứng thư số sắp hết hạn",
     "crl_expiring": "Danh sách chứng thư bị thu hồi (CRL) sắp hết hạn",
+    "status_not_sent": "Không gửi được trạng thái văn bản đến cho đơn vị gửi",
 }
 assert set(KIND_WORDS) == set(ESCALATION_KINDS)
 EVERY_KIND = "*"

@@ -393,6 +393,7 @@ def bootstrap(
         watch=watch,
     )
     watch.events = engine
+    status_sending.watch = watch
     runner.events = engine  # jobs fire events through the engine's narrow interface
     inbox = Inbox(
         engine,

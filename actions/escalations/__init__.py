@@ -4,16 +4,18 @@
   whose deadline passed is broken.
 - ``lifecycle.py``: how an escalation opens, is told, owned, snoozed, risen and closed.
 - ``trust.py``: which certificates and revocation lists running out escalate.
+- ``statuses.py``: a status message owed a sender and never given to it.
 - ``base.py``: what they share: the rules, the calendar, the engine, the notifications.
 """
 
 from .base import Notify
 from .lifecycle import MAX_SNOOZE, notice
 from .rules import SIGNATURE_CODES, Change, RuleTimers, refusal_kind
+from .statuses import StatusWatch
 from .trust import TrustCheck
 
 
-class Watch(RuleTimers, TrustCheck):
+class Watch(RuleTimers, TrustCheck, StatusWatch):
     """Arms and cancels the time rules' timers, opens and closes escalations."""
 
 

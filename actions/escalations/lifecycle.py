@@ -300,7 +300,7 @@ class Lifecycle(WatchBase):
             if not isinstance(note, str) or len(note) > 4000:
                 raise InvalidInput("A note is text of at most 4000 characters.", field="note")
             ctx.audit["note"] = note
-        if action == "contact":
+        if action == "contact" or self._took_over(ctx, action):
             return
         if row.document_id is None:
             raise InvalidInput(
@@ -316,6 +316,10 @@ class Lifecycle(WatchBase):
             ctx.uow, "document", row.document_id, action, actor=ctx.actor, data=data
         )
         ctx.audit["document_version"] = getattr(result, "version", None)
+
+    def _took_over(self, ctx: TransitionContext, action: str) -> bool:
+        """Whether a kind of escalation took ``action`` its own way (see statuses.py)."""
+        return False
 
     def _resend_request(self, ctx: TransitionContext, about: DispatchRow) -> None:
         """Send a recall's or update's failed dispatch again, in this transaction: the
