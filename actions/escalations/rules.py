@@ -24,6 +24,7 @@ from congvan.states import received as r
 from congvan.states.deadlines import RuleError, TimeRules
 from congvan.states.errors import InvalidInput
 from congvan.states.vocabulary import RULE_DEADLINE
+from congvan.storage.dispatches import DispatchRow
 from congvan.storage.timers import DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -75,6 +76,8 @@ class Change:
     urgency: int
     data: Mapping[str, Any]
     now: datetime
+    # The subject's row as the transition read it (a dispatch's: which request it carries).
+    row: Any = None
 
 
 class RuleTimers(Lifecycle):
@@ -143,7 +146,9 @@ class RuleTimers(Lifecycle):
     def _dispatch(self, uow: UnitOfWork, change: Change) -> None:
         dispatch_id = change.subject_id
         dest = change.to_state
-        row = uow.dispatches.get(dispatch_id)
+        # What it carries never changes; read again only when the transition did not say.
+        row = change.row if isinstance(change.row, DispatchRow) else None
+        row = row or uow.dispatches.get(dispatch_id)
         if row is not None and row.request_id:
             self._request(uow, change, row.request_id)
             return
@@ -166,7 +171,11 @@ class RuleTimers(Lifecycle):
         if dest == d.FAILED:
             self.open_for_dispatch(uow, e.DELIVERY_FAILED, dispatch_id, change.now, change.now)
         if dest == d.REJECTED:
-            error = str(change.data.get("error") or (row.last_error if row else ""))
+            error = change.data.get("error")
+            if not error:  # what the transition kept of it, as it stands now
+                current = uow.dispatches.get(dispatch_id)
+                error = current.last_error if current else ""
+            error = str(error)
             kind = refusal_kind(error)
             self.open_for_dispatch(
                 uow, kind, dispatch_id, change.now, change.now, detail={"reason": error}

@@ -452,6 +452,7 @@ class Engine:
                     urgency=subject.head.urgency,
                     data=data,
                     now=now,
+                    row=subject.row,
                 ),
             )
         result = self.stepper.persist(
