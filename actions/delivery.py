@@ -187,7 +187,7 @@ class Delivery(StagedJob[Parcel]):
     def prepare(self, ctx: JobContext) -> Parcel | None:
         uow = ctx.uow
         dispatch_id = str(ctx.job.payload["dispatch_id"])
-        dispatch = _locked(uow, dispatch_id)
+        dispatch = _locked(uow, dispatch_id, ctx.job.document_id)
         if dispatch is None or dispatch.state not in ("pending", "sending"):
             return None  # delivered, refused or given up meanwhile: nothing to do
         sealed = uow.dispatches.sealed(dispatch_id)
@@ -399,7 +399,7 @@ class Delivery(StagedJob[Parcel]):
     def failed(self, ctx: JobContext, error: str, *, final: bool) -> None:
         """A failure the job counted: its attempt is over; when the job gave up (its own
         attempts spent), the dispatch fails for good."""
-        dispatch = _locked(ctx.uow, str(ctx.job.payload["dispatch_id"]))
+        dispatch = _locked(ctx.uow, str(ctx.job.payload["dispatch_id"]), ctx.job.document_id)
         if dispatch is None:
             return
         ctx.uow.dispatches.posting(dispatch.id, until=None)
@@ -411,10 +411,21 @@ class Delivery(StagedJob[Parcel]):
             )
 
 
-def _locked(uow: UnitOfWork, dispatch_id: str) -> DispatchRow | None:
+def _locked(
+    uow: UnitOfWork, dispatch_id: str, document_id: str | None = None
+) -> DispatchRow | None:
     """The dispatch, its document's row locked first (PostgreSQL), as the engine and the
     status messages lock them: a dispatch row is never held while its document is waited
-    for, so two transactions on one document wait in turn and never deadlock."""
+    for, so two transactions on one document wait in turn and never deadlock.
+
+    ``document_id``, when the caller knows it (a delivery job names its document), is
+    locked straight away: the dispatch is then read once, its document held.
+    """
+    if document_id is not None:
+        uow.documents.head(document_id, for_update=True)
+        dispatch = uow.dispatches.get(dispatch_id)
+        if dispatch is None or dispatch.document_id == document_id:
+            return dispatch
     dispatch = uow.dispatches.get(dispatch_id)
     if dispatch is None:
         return None
