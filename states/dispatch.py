@@ -37,15 +37,14 @@ DISPATCH = MachineSpec(
         # dispatch carrying such a request takes one.
         edge("agree", (SENDING, DELIVERED), AGREED, conditions=("carries_request",)),
         edge("decline", (SENDING, DELIVERED), DECLINED, conditions=("carries_request",)),
-        # The recipient reports its handling (04 assigned, 05 processing, 06 completed):
-        # the dispatch stays where it is, a final state included (these are records, not
-        # ways out); the report is kept in the document's audit chain, so that an evidence
-        # bundle must hold each status message the trail records.
-        *(
-            edge(event, state, state)
-            for event in PROGRESS_EVENTS.values()
-            for state in (SENDING, DELIVERED, ACKNOWLEDGED)
-        ),
+        # The recipient reports its handling (04 assigned, 05 processing, 06 completed),
+        # kept in the document's audit chain, so that an evidence bundle must hold each
+        # status message the trail records. QCVN 102 registers (03) before it assigns: a
+        # report that comes first (its 03 still on the way, or never sent by the
+        # recipient's system) says the document was registered, and acknowledges it; an
+        # acknowledged dispatch stays where it is (these are records, not ways out).
+        *(edge(event, (SENDING, DELIVERED), ACKNOWLEDGED) for event in PROGRESS_EVENTS.values()),
+        *(edge(event, ACKNOWLEDGED, ACKNOWLEDGED) for event in PROGRESS_EVENTS.values()),
         # Only as part of the document's resend (derived: never fired on its own), since a
         # dispatch resent alone would leave its document failed. A refusal stands: the
         # same package again would only get the same answer (a corrected document is a
@@ -72,7 +71,8 @@ GIVEN_UP = frozenset({FAILED, REJECTED})
 ARRIVED = frozenset({DELIVERED, ACKNOWLEDGED})
 
 # What a recipient's status message (QCVN 102) does to its dispatch: 03 registered,
-# 02 refused; 04–06 (assigned, processing, completed) are recorded and move nothing.
+# 02 refused; 04–06 (assigned, processing, completed) are recorded, and acknowledge a
+# dispatch whose 03 has not come (registering comes first).
 # 15 agrees to a recall or update, 16 refuses it.
 STATUS_EVENTS = {
     "03": "acknowledge",

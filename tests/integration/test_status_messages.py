@@ -128,6 +128,31 @@ def test_progress_after_registering_is_taken(pair: Pair, delivered: str) -> None
                            "dispatch.report_completed"]  # fmt: skip
 
 
+@pytest.mark.parametrize("first", ["04", "05", "06"])
+def test_a_progress_report_ahead_of_the_registration_acknowledges_the_dispatch(
+    pair: Pair, delivered: str, first: str
+) -> None:
+    # Given A's letter delivered to B, whose 03 has not come (on its way, or never sent by
+    # B's system)
+    # When B's report of its handling comes first
+    taken = pair.sender.statuses.accept(*_status(pair, delivered, first))
+
+    # Then the letter counts as registered (QCVN 102 registers before it assigns): the
+    # dispatch and the document are acknowledged, the report kept, and the rule that B
+    # registers it is kept (its timer gone: no escalation will open)
+    assert (taken.state, taken.new) == ("acknowledged", True)
+    assert _kept(pair, delivered) == [first]
+    dispatch, _ = pair.dispatch(delivered)
+    with pair.sender.uow(readonly=True) as uow:
+        assert uow.documents.head(delivered).state == "acknowledged"  # type: ignore[union-attr]
+        assert [t for t in uow.timers.for_document(delivered) if t.ref_id == dispatch.id] == []
+
+    # And the 03 that follows is kept too, and moves nothing
+    late = pair.sender.statuses.accept(*_status(pair, delivered, "03"))
+    assert (late.state, late.new) == ("acknowledged", True)
+    assert _kept(pair, delivered) == sorted(["03", first])
+
+
 UNSTORABLE = [
     ("reason", "Gửi nhầm\x00 cơ quan"),
     ("reason", "Gửi nhầm\x1b[31m"),
