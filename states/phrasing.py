@@ -37,12 +37,16 @@ def moment(at: datetime | None, lang: str) -> str:
     return local.strftime("%Y-%m-%d %H:%M ICT")
 
 
-def duration(span: timedelta | None, lang: str) -> str:
-    """``span`` as 2 d 3 h, 1 h 05 min, 40 s (or ngày, giờ, phút, giây)."""
+def duration(span: timedelta | None, lang: str, *, in_days: bool = True) -> str:
+    """``span`` as 2 d 3 h, 1 h 05 min, 40 s (or ngày, giờ, phút, giây).
+
+    Working time is told in hours (``in_days`` False): 24 working hours are three working
+    days, and "1 ngày" would read as one of them.
+    """
     if span is None:
         return "—"
     seconds = max(int(span.total_seconds()), 0)
-    days, rest = divmod(seconds, 86400)
+    days, rest = divmod(seconds, 86400) if in_days else (0, seconds)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     units = ("ngày", "giờ", "phút", "giây") if lang == "vi" else ("d", "h", "min", "s")
@@ -78,7 +82,8 @@ def _left(f: Mapping[str, Any], lang: str) -> str:
     """ ", in 2 h (1 h of working time)" for a due moment still ahead."""
     if f.get("overdue"):
         return ", đã đến hạn" if lang == "vi" else ", now due"
-    span, working = duration(f["remaining"], lang), duration(f["remaining_working"], lang)
+    span = duration(f["remaining"], lang)
+    working = duration(f["remaining_working"], lang, in_days=False)
     if lang == "vi":
         return f", còn {span} (thời gian làm việc còn lại: {working})"
     return f", in {span} ({working} of working time)"
@@ -171,8 +176,8 @@ class _Facts(dict[str, str]):
         value = self.facts.get(key)
         if isinstance(value, datetime):
             return moment(value, self.lang)
-        if isinstance(value, timedelta):
-            return duration(value, self.lang)
+        if isinstance(value, timedelta):  # working time in hours (see duration)
+            return duration(value, self.lang, in_days=not key.endswith("_working"))
         if isinstance(value, list | tuple):
             return _names(value)
         if key == "status_code":

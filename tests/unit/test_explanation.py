@@ -389,6 +389,33 @@ def test_durations_read_in_both_languages(span: timedelta, vi: str, en: str) -> 
     assert (vi, en) == (duration(span, "vi"), duration(span, "en"))
 
 
+def test_working_time_is_told_in_hours_not_in_days_of_24_hours() -> None:
+    # 24 working hours are three working days: "1 ngày" would read as one of them
+    three_days = timedelta(hours=24)
+    assert (
+        duration(three_days, "vi", in_days=False),
+        duration(three_days, "en", in_days=False),
+    ) == (
+        "24 giờ 00 phút",
+        "24 h 00 min",
+    )
+    assert duration(timedelta(hours=1800, minutes=5), "en", in_days=False) == "1800 h 05 min"
+
+
+def test_a_wait_in_working_time_is_said_in_working_hours() -> None:
+    # Delivered on Monday 2 November 2026 at 08:00 (Viet Nam); explained four weeks on
+    monday = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+    snapshot = replace(SENT, dispatches=(dispatch("delivered", updated_at=monday),))
+
+    [finding] = x.explain(snapshot, NOW, WEEKDAYS).recipients[0].findings
+    said = sentence(finding)
+
+    assert finding.facts["waited_working"] > timedelta(days=1)
+    hours = int(finding.facts["waited_working"].total_seconds()) // 3600
+    assert f"thời gian làm việc: {hours} giờ" in said["vi"], said["vi"]
+    assert f"({hours} h" in said["en"], said["en"]
+
+
 def test_moments_are_shown_in_vietnam_time() -> None:
     assert "2026-11-30 10:00 ICT" == moment(NOW, "en")
     assert "10:00 ngày 30/11/2026 (giờ Việt Nam)" == moment(NOW, "vi")
