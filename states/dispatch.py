@@ -84,8 +84,10 @@ STATUS_EVENTS = {
 # Where a request's dispatch stands once its recipient answered.
 ANSWERED = frozenset({AGREED, DECLINED})
 
-# What a recipient reports from registering the document on (QCVN 102 03–06).
+# What a recipient reports from registering the document on (QCVN 102 03–06): each
+# says it was registered.
 _PROGRESS = ("03", "04", "05", "06")
+TAKEN_CODES = frozenset(_PROGRESS)
 # What each status code says of the document, and what says the opposite: a document
 # refused (02) is never registered or handled (03–06); a request is agreed (15) or
 # declined (16), not both.

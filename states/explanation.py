@@ -170,7 +170,9 @@ class DispatchFacts:
     reported: tuple[str, ...] = ()
     refusal_reason: str | None = None
     last_attempt: AttemptFacts | None = None
-    registered_at: datetime | None = None  # when its registration (03) was reported
+    # When it was first reported registered: its 03, or a handling report (04–06) ahead
+    # of it, which acknowledges it too.
+    registered_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -393,6 +395,15 @@ def _attempt_facts(last: AttemptFacts) -> dict[str, Any]:
     }
 
 
+def _arrived_at(d: DispatchFacts) -> datetime:
+    """When the package reached the recipient: its delivered attempt's end (the row's last
+    change may be later)."""
+    last = d.last_attempt
+    if last is not None and last.outcome == "delivered":  # the attempt's outcome
+        return last.finished_at
+    return d.updated_at
+
+
 def _recipient(
     snapshot: Snapshot, d: DispatchFacts, now: datetime, calendar: WorkingDays
 ) -> RecipientExplanation:
@@ -407,17 +418,22 @@ def _recipient(
             found += _job_findings(snapshot, job, now, calendar, o, d.last_attempt)
     elif d.state == DELIVERED and snapshot.state not in (doc.RECALLED, doc.REPLACED):
         # (taken back or replaced, the document's registration is awaited no more)
+        since = _arrived_at(d)
         facts = {
-            "since": d.updated_at,
+            "since": since,
             "status_code": code,
-            "waited": now - d.updated_at,
+            "waited": now - since,
             # What the time rules count: a weekend or Tết is waiting, not lateness.
-            "waited_working": working_time_between(calendar, d.updated_at, now),
+            "waited_working": working_time_between(calendar, since, now),
         }
         found.append(Finding(AWAITING_ACKNOWLEDGEMENT, facts, o))
     elif d.state == ACKNOWLEDGED:
         found.append(
-            Finding(ACKNOWLEDGED_BY_RECIPIENT, {"status_code": code, "at": d.updated_at}, o)
+            Finding(
+                ACKNOWLEDGED_BY_RECIPIENT,
+                {"status_code": code, "at": d.registered_at or d.updated_at},
+                o,
+            )
         )
     elif d.state == REJECTED:
         reason = d.refusal_reason or d.last_error

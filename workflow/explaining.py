@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from congvan.actions.calendar import WorkingCalendar
 from congvan.states import explanation as x
-from congvan.states.dispatch import DELIVERED, PENDING, REJECTED, SENDING
+from congvan.states.dispatch import DELIVERED, PENDING, REJECTED, SENDING, TAKEN_CODES
 from congvan.states.errors import InvalidInput
 from congvan.states.phrasing import sentence
 from congvan.states.received import STATUS_LABEL
@@ -116,7 +116,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
         kept = statuses.get(d.id, [])
         last = attempts.get(d.id)
         reason = next((s.reason for s in kept if s.code == "02"), None)
-        registered = min((s.received_at for s in kept if s.code == "03"), default=None)
+        registered = min((s.received_at for s in kept if s.code in TAKEN_CODES), default=None)
         dispatches.append(
             x.DispatchFacts(
                 id=d.id,

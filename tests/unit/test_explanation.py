@@ -416,6 +416,36 @@ def test_a_wait_in_working_time_is_said_in_working_hours() -> None:
     assert f"({hours} h" in said["en"], said["en"]
 
 
+def test_the_wait_for_registration_counts_from_the_delivery_not_the_rows_last_change() -> None:
+    # Delivered two hours ago (its attempt's end); the row was written since
+    delivered = x.AttemptFacts(
+        attempt=1,
+        finished_at=NOW - timedelta(hours=2),
+        outcome="delivered",
+        http_status=201,
+        latency_ms=40,
+        error="",
+    )
+    row = dispatch("delivered", updated_at=NOW - timedelta(minutes=5), last_attempt=delivered)
+
+    [finding] = x.explain(replace(SENT, dispatches=(row,)), NOW, WEEKDAYS).recipients[0].findings
+
+    assert (finding.facts["since"], finding.facts["waited"]) == (
+        NOW - timedelta(hours=2),
+        timedelta(hours=2),
+    )
+
+
+def test_an_acknowledgement_is_dated_by_the_first_report_of_registration() -> None:
+    registered = NOW - timedelta(days=1)
+    row = dispatch("acknowledged", registered_at=registered, reported=("04", "05"))
+
+    found = x.explain(replace(SENT, dispatches=(row,)), NOW, WEEKDAYS).recipients[0].findings
+
+    [finding] = [f for f in found if f.code == x.ACKNOWLEDGED_BY_RECIPIENT]
+    assert finding.facts["at"] == registered
+
+
 def test_moments_are_shown_in_vietnam_time() -> None:
     assert "2026-11-30 10:00 ICT" == moment(NOW, "en")
     assert "10:00 ngày 30/11/2026 (giờ Việt Nam)" == moment(NOW, "vi")
