@@ -82,7 +82,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.truststore import fingerprint
-from congvan.states.errors import MessageMalformed
+from congvan.states.errors import CongvanError, MessageMalformed
 from congvan.storage.audit import NewEntry, timestamp
 
 from .archive import Archive, Limits, open_archive, stored_entry
@@ -391,7 +391,12 @@ def open_bundle(stream: BinaryIO, limits: Limits = LIMITS) -> Bundle:
         if INDEX not in archive.members:
             raise MessageMalformed(f"The bundle has no {INDEX}.", reason="missing_part", part=INDEX)
         raw = archive.read(INDEX)
-        return Bundle(archive, _index(read_canonical(raw, FORMAT), raw))
+        try:
+            index = _index(read_canonical(raw, FORMAT), raw)
+        except CongvanError as exc:  # what is wrong is in the index: it is named
+            exc.details.setdefault("part", INDEX)
+            raise
+        return Bundle(archive, index)
     except BaseException:
         archive.close()
         raise

@@ -187,6 +187,13 @@ def test_a_bundle_cut_short_or_relisted_fails_the_index_its_agency_signed(
     assert not report.verified
     assert any(c.item == "index" and not c.ok for c in report.checks)
 
+    # When the index is damaged past reading (not JSON, not canonical, a member malformed)
+    for damaged in (b"{", parts["index.json"][:-1], parts["index.json"].replace(b"{", b"[", 1)):
+        broken = judged(zipped({**parts, "index.json": damaged}), pair)
+        # Then the bundle fails, naming the index as what is wrong
+        assert not broken.verified
+        assert [c.member for c in broken.checks if not c.ok] == ["index.json"], broken.checks
+
     # When the index's signature is left out, or made by another agency's key
     unsigned = {n: d for n, d in parts.items() if n != "index.p7s"}
     assert ("index_unsigned", "index.p7s") in failures(judged(zipped(unsigned), pair))
