@@ -33,6 +33,7 @@ from congvan.states.errors import (
     AgencyMismatch,
     AgencySignatureInvalid,
     FormatUnsupported,
+    ManifestMismatch,
     MessageMalformed,
     MessageMismatch,
     RevocationUnknown,
@@ -139,8 +140,15 @@ def verify_body(
             differences=exc.details.get("differences", {}),
         ) from exc
     except SignatureError as exc:
+        # What it signs is a message (a header, a receipt, a status, an index), not the
+        # document's manifest: said so, under the same stable reason.
+        why = (
+            "what it signs is not this message as it came (changed since it was signed)"
+            if isinstance(exc, ManifestMismatch)
+            else exc.message
+        )
         raise AgencySignatureInvalid(
-            f"The agency signature of {agency_id} does not verify: {exc.message}",
+            f"The agency signature of {agency_id} does not verify: {why}",
             reason=exc.code,
             agency_id=agency_id,
         ) from exc

@@ -279,6 +279,8 @@ def test_a_status_changed_after_signing_is_refused(world: World) -> None:
     refused = status_refusal(world, Sealed(rfc8785.dumps(content), sealed.cms))
 
     assert (type(refused), refused.reason) == (AgencySignatureInvalid, "manifest_mismatch")
+    # Said of the message it is, not of a document's manifest
+    assert "not this message" in refused.message and "manifest" not in refused.message
 
 
 def test_a_status_signed_with_a_persons_certificate_is_refused(world: World) -> None:
