@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import date
 from typing import Any
 
 from congvan.states import dispatch as d
@@ -26,7 +25,7 @@ from congvan.states.document import ISSUED, UPDATABLE
 from congvan.states.errors import InvalidInput
 from congvan.states.fields import FIELDS, REQUIRED_AT_REVIEW
 from congvan.states.received import ANSWER_CODE
-from congvan.states.text import has_visible_text
+from congvan.states.text import calendar_day, has_visible_text, value_problem
 from congvan.states.timeliness import in_vietnam
 from congvan.storage.dispatches import DispatchRow
 from congvan.storage.ids import new_id
@@ -160,11 +159,16 @@ def checked_changes(fields: Any) -> dict[str, str | None]:
             )
         if value is not None and spec.kind == "date":
             try:
-                date.fromisoformat(value)
+                calendar_day(value)
             except ValueError as exc:
                 raise InvalidInput(
                     f"{name} is a date, YYYY-MM-DD.", field=f"fields.{name}"
                 ) from exc
+        # What the package's manifest will be held to, here first: else the recipient
+        # (or the sealing of the request) would refuse what was taken.
+        problem = None if value is None else value_problem(spec, value)
+        if problem is not None:
+            raise InvalidInput(f"{name} {problem}.", field=f"fields.{name}")
         changes[name] = value
     return changes
 
@@ -197,7 +201,7 @@ def _check_redated(ctx: TransitionContext, issued_on: str | None, corrected: str
         )
     signings = ctx.uow.audit.entries(ctx.document.id, "sign")
     signed_on = in_vietnam(signings[-1].at if signings else ctx.now).date()
-    if date.fromisoformat(corrected) > signed_on:
+    if calendar_day(corrected) > signed_on:
         raise InvalidInput(
             f"The date of issue cannot come after the document was signed ({signed_on}).",
             field="fields.issued_on",

@@ -100,6 +100,17 @@ def unstorable(value: str, *, multi_line: bool) -> str | None:
     return None
 
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def calendar_day(value: str) -> date:
+    """``value`` as a date written YYYY-MM-DD, the only way a document's dates are written
+    (Python's own parser also takes 2021-W09-1 and 20210301); ValueError otherwise."""
+    if not _DAY.fullmatch(value):
+        raise ValueError(f"{value[:20]!r} is not a date written YYYY-MM-DD")
+    return date.fromisoformat(value)
+
+
 def in_utc(moment: datetime) -> datetime | None:
     """``moment`` in UTC, as the databases keep it; None when it has no offset, or when in
     UTC it falls outside years 1 to 9999 (``9999-12-31T23:00:00-05:00`` does)."""
@@ -140,10 +151,8 @@ def value_problem(field: DocumentField, value: object) -> str | None:
         return f"is longer than {field.max_length} characters"
     if kind == "date":
         try:
-            day = date.fromisoformat(value)
+            day = calendar_day(value)
         except ValueError:
-            return "must be a date, YYYY-MM-DD"
-        if len(value) != 10:
             return "must be a date, YYYY-MM-DD"
         return None if reckoned(day) else RECKONED
     if kind == "moment":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from congvan.states.policy import SECRECY, URGENCY, written_notation
+from congvan.states.text import calendar_day
 from congvan.states.timeliness import (
     FIRST_DAY,
     LAST_DAY,
@@ -364,6 +365,6 @@ def timeliness(inp: CheckInput) -> Finding:
 
 def _parse_date(value: object) -> date | None:
     try:
-        return date.fromisoformat(str(value))
+        return calendar_day(str(value))
     except ValueError:
         return None

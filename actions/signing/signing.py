@@ -26,6 +26,7 @@ from cryptography import x509
 from congvan.states.deadlines import Deadlines
 from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError
 from congvan.states.policy import DEFAULT_NUMBERING, number_series
+from congvan.states.text import calendar_day
 from congvan.states.timeliness import (
     DEFAULT_CUTOFF,
     DEFAULT_SIGN_WITHIN_WORKING_DAYS,
@@ -117,7 +118,7 @@ class Signing:
         signed, or approved long before, is flagged, and the judgment is kept as made.
         """
         try:
-            dated: date | None = date.fromisoformat(str(doc.issued_on))
+            dated: date | None = calendar_day(str(doc.issued_on))
         except ValueError:
             dated = None
         approvals = uow.audit.entries(doc.id, "approve")

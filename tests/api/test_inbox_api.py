@@ -296,6 +296,8 @@ BAD_METADATA = [
     ("subject", "V/v khen thưởng\x00"),
     ("issued_on", "not-a-date"),
     ("issued_on", "0001-01-01"),
+    ("issued_on", "2021-W05-5"),
+    ("due_date", "20210301"),
     ("due_date", "9999-12-31"),
     ("appointed_at", "2200-01-01T00:00:00+07:00"),
     ("appointed_at", "1899-12-31T23:59:59+07:00"),

@@ -129,3 +129,30 @@ def test_an_update_cannot_clear_what_review_requires(api: Api, name: str) -> Non
 
     # The recipient would refuse it: a signed document keeps what review made it have
     assert assert_error(cleared, 422, "invalid_input") == {"field": f"fields.{name}"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("due_date", "2021-W09-1"),  # a week date, which Python's own parser takes
+        ("due_date", "20210301"),
+        ("issued_on", "2021-W05-5"),
+        ("due_date", "9999-12-31"),  # outside the years reckoned with
+        ("due_date", "1899-12-31"),
+    ],
+)
+def test_an_update_holds_its_dates_to_yyyy_mm_dd_within_the_years_reckoned_with(
+    api: Api, name: str, value: str
+) -> None:
+    doc_id = issued(api)
+
+    corrected = post(
+        api, f"/v1/documents/{doc_id}/update", json={"reason": "Sai", "fields": {name: value}}
+    )
+
+    # Refused, naming the field, before anything is kept or sealed
+    details = assert_error(corrected, 422, "invalid_input")
+    named = [e["field"] for e in details["errors"]] if "errors" in details else [details["field"]]
+    assert named == [f"fields.{name}"]
+    shown = api.get(f"/v1/documents/{doc_id}")
+    assert shown.status_code == 200 and shown.json()["state"] != "updating"

@@ -848,3 +848,36 @@ def _reindexed(parts: dict[str, bytes]) -> bytes:
         if n not in ("index.json", "index.p7s")
     ]
     return rfc8785.dumps(index)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"due_date": "2021-W09-1"},  # a week date, which Python's own parser takes
+        {"issued_on": "2021-W05-5"},
+        {"due_date": "20210301"},
+        {"due_date": "9999-12-31"},  # outside the years reckoned with
+    ],
+)
+def test_an_update_is_held_to_dates_written_yyyy_mm_dd_whoever_fires_it(
+    pair: Pair, served: str, make_document: Callable[..., str], fields: dict[str, str]
+) -> None:
+    # Given A's letter registered at B
+    doc, _received_id = registered(pair, make_document)
+    before = document_row(pair.sender, doc)
+
+    # When its update is fired as the command line fires it (no API schema in between)
+    with pytest.raises(InvalidInput) as refused:
+        pair.sender.engine.fire(
+            doc, "update", actor("supervisor"), data={"reason": "Sửa", "fields": fields}
+        )
+
+    # Then it is invalid input naming the field, and nothing was kept or sealed
+    [name] = fields
+    assert refused.value.details["field"] == f"fields.{name}"
+    after = document_row(pair.sender, doc)
+    assert (after.state, after.version, getattr(after, name)) == (
+        before.state,
+        before.version,
+        getattr(before, name),
+    )

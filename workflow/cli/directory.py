@@ -97,15 +97,15 @@ def cmd_agencies(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_authorities(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import date
+    from congvan.states.text import calendar_day
 
     from ..directory import add_authority, existing_agency
 
     with runtime_for(settings) as runtime, runtime.uow() as uow:
         if args.action == "add":
             try:
-                valid_from = date.fromisoformat(args.valid_from)
-                valid_until = date.fromisoformat(args.valid_until) if args.valid_until else None
+                valid_from = calendar_day(args.valid_from)
+                valid_until = calendar_day(args.valid_until) if args.valid_until else None
             except ValueError as exc:
                 raise InvalidInput(f"Dates are YYYY-MM-DD: {exc}") from exc
             row = add_authority(
