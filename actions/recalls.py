@@ -90,9 +90,18 @@ def original_settled(ctx: TransitionContext) -> tuple[bool, str]:
             "left to replace (send a new document)"
         )
     going = on_its_way(ctx.uow, row.replaces_id)
-    return not going, (
-        f"the document it replaces is still on its way to {', '.join(going)}: send the "
-        "replacement once each of its dispatches has arrived or failed for good"
+    if going:
+        return False, (
+            f"the document it replaces is still on its way to {', '.join(going)}: send the "
+            "replacement once each of its dispatches has arrived or failed for good"
+        )
+    # A recall or update of it on its way or awaiting its answers: replaced meanwhile,
+    # it could never be answered (its recipients' copies no longer in force).
+    asking = [r for r in ctx.uow.dispatches.for_requests(row.replaces_id) if r.state in _OPEN]
+    return not asking, (
+        "a recall or update of the document it replaces still awaits its answers from "
+        f"{', '.join(sorted({r.organ_id for r in asking}))}: send the replacement once "
+        "each has answered"
     )
 
 
@@ -124,9 +133,18 @@ def recall_agreed(ctx: TransitionContext) -> tuple[bool, str]:
 
 
 def reached(uow: UnitOfWork, document_id: str) -> list[DispatchRow]:
-    """The sending's dispatches whose recipient has the document (status 01 or later)."""
+    """The sending's dispatches whose recipient has the document in force (status 01 or
+    later, and not cancelled: a recipient that agreed to an earlier recall has it no
+    more, and is asked nothing again)."""
+    cancelled = {
+        r.organ_id
+        for r in uow.dispatches.for_requests(document_id)
+        if r.state == d.AGREED and request_kind(uow, r) == "recall"
+    }
     return [
-        r for r in uow.dispatches.for_document(document_id) if r.state in d.ARRIVED and r.message_id
+        r
+        for r in uow.dispatches.for_document(document_id)
+        if r.state in d.ARRIVED and r.message_id and r.organ_id not in cancelled
     ]
 
 

@@ -37,8 +37,16 @@ RECEIVED_DOCUMENT = MachineSpec(
     transitions=(
         # A clerk enters it in the incoming register (sổ đăng ký văn bản đến).
         edge("register", RECEIVED, REGISTERED, effects=("register_received",), actions=NOTIFY),
-        # Or returns it to the sender, saying why (misaddressed, incomplete, …).
-        edge("refuse", RECEIVED, REFUSED, effects=("record_refusal",), actions=NOTIFY),
+        # Or returns it to the sender, saying why (misaddressed, incomplete, …); not while
+        # a recall or update of it awaits our answer (refused, it could never be answered).
+        edge(
+            "refuse",
+            RECEIVED,
+            REFUSED,
+            conditions=("no_answer_owed",),
+            effects=("record_refusal",),
+            actions=NOTIFY,
+        ),
         edge("assign", REGISTERED, ASSIGNED, actions=NOTIFY),
         edge("process", ASSIGNED, PROCESSING, actions=NOTIFY),
         edge("complete", (ASSIGNED, PROCESSING), COMPLETED, actions=NOTIFY),
@@ -85,8 +93,9 @@ RECEIVED_DOCUMENT = MachineSpec(
             )
             for state in IN_FORCE
         ),
-        # Its replacement (business type 3) arrived: fired by the inbox with its arrival.
-        edge("replaced", IN_FORCE, REPLACED, derived=True),
+        # Its replacement (business type 3) arrived: fired by the inbox with its arrival;
+        # refused while a recall or update of it awaits our answer, as that would.
+        edge("replaced", IN_FORCE, REPLACED, conditions=("no_answer_owed",), derived=True),
     ),
     descriptions={
         RECEIVED: "arrived, not yet registered (status 01)",

@@ -194,3 +194,108 @@ def test_a_replacement_waits_while_its_original_is_on_its_way_and_not_once_it_is
     with pytest.raises(GuardFailed) as gone:
         engine.fire(replacement, "send", actor("clerk"))
     assert "recalled" in gone.value.details["reasons"]["original_settled"]
+
+
+def _answer(pair: Pair, organ: str, received_id: str, event: str, **data: str) -> None:
+    """``organ``'s clerk at B's installation answers; its status job posts to A."""
+    from congvan.storage.peers import Peer
+    from congvan.workflow.api.app import create_app
+    from congvan.workflow.serving import serve_in_thread
+    from tests.installations import A
+
+    with serve_in_thread(create_app(pair.sender)) as sender_base:
+        with pair.receiver.uow() as uow:
+            now = pair.receiver.clock()
+            uow.peers.put(Peer(A, f"{sender_base}/v1/inbox", "http", 5, 4, now, now))
+            uow.commit()
+        pair.receiver.engine.fire_on(
+            "received", received_id, event, actor("clerk", organ), data=data
+        )
+        for job in pair.status_jobs(received_id):
+            assert pair.receiver.runner.run(job) == "done"
+
+
+def _received_by(pair: Pair, organ: str) -> str:
+    with pair.receiver.uow(readonly=True) as uow:
+        [received] = uow.received.page(organ).items
+    return str(received.id)
+
+
+def test_a_second_recall_asks_only_those_still_holding_the_document(
+    two: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B and C (C's inbox served too), recalled: B agreed
+    # (its copy cancelled), C refused
+    with two.sender.uow(readonly=True) as uow:
+        two.point_at(C, uow.peers.get(B).inbox_url)  # type: ignore[union-attr]
+    doc = two.signed(make_document, to=(B, C))
+    two.sender.engine.fire(doc, "send", actor("clerk"))
+    run_due(two, doc)
+    of_b, of_c = _received_by(two, B), _received_by(two, C)
+    two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    run_due(two, doc)
+    _answer(two, B, of_b, "agree_recall")
+    _answer(two, C, of_c, "refuse_recall", reason="Đã xử lý")
+
+    # When A recalls it again and C agrees this time
+    two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Lần hai"})
+    run_due(two, doc)
+    _answer(two, C, of_c, "agree_recall")
+
+    # Then the second recall went to C alone (B has the document no more), and every
+    # recipient holding it having agreed, the letter is recalled
+    with two.sender.uow(readonly=True) as uow:
+        asked = sorted((r.organ_id, r.state) for r in uow.dispatches.for_requests(doc))
+    assert asked == [(B, "agreed"), (C, "agreed"), (C, "declined")]
+    assert document_row(two.sender, doc).state == "recalled"
+
+
+@pytest.mark.parametrize("delivered", [True, False], ids=["awaiting", "on_its_way"])
+def test_a_replacement_waits_for_the_answers_to_a_recall_of_its_original(
+    two: Pair, make_document: Callable[..., str], delivered: bool
+) -> None:
+    # Given A's letter delivered to B, then a recall of it delivered (awaiting B's answer)
+    # or still on its way
+    doc = two.signed(make_document, to=(B,))
+    two.sender.engine.fire(doc, "send", actor("clerk"))
+    run_due(two, doc)
+    two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    if delivered:
+        run_due(two, doc)
+
+    # When a replacement of it is signed and sent
+    engine = two.sender.engine
+    replacement = engine.create_replacement(actor("supervisor"), doc, "Sai nội dung")["id"]
+    engine.fire(replacement, "edit", actor("clerk"), data={"fields": {"number": 99}})
+    sign(two, replacement)
+    with pytest.raises(GuardFailed) as refused:
+        engine.fire(replacement, "send", actor("clerk"))
+
+    # Then it waits: the recall must be answered first (replaced, it never could be)
+    assert "awaits its answers" in refused.value.details["reasons"]["original_settled"]
+    assert document_row(two.sender, replacement).state == "signed"
+    assert document_row(two.sender, doc).state not in ("replaced", "recalled")
+
+
+def test_a_recipient_answers_a_recall_before_it_may_refuse_the_document(
+    two: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B, and A's recall of it awaiting B's answer
+    doc = two.signed(make_document, to=(B,))
+    two.sender.engine.fire(doc, "send", actor("clerk"))
+    run_due(two, doc)
+    two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    run_due(two, doc)
+    of_b = _received_by(two, B)
+
+    # When B's clerk refuses the document itself: refused, the recall could never be
+    # answered (at B nor at A)
+    with pytest.raises(GuardFailed):
+        two.receiver.engine.fire_on(
+            "received", of_b, "refuse", actor("clerk", B), data={"reason": "Sai thẩm quyền"}
+        )
+
+    # Once B answered the recall (16), the document may be refused
+    _answer(two, B, of_b, "refuse_recall", reason="Không đồng ý")
+    _answer(two, B, of_b, "refuse", reason="Sai thẩm quyền")
+    assert document_row(two.sender, doc).state == "failed"

@@ -19,7 +19,13 @@ from congvan.actions.context import SYSTEM, Actor, Effect, Guard
 from congvan.actions.escalations import Change, Watch
 from congvan.states import DISPATCH, MACHINES
 from congvan.states.dispatch import ANSWERED
-from congvan.states.errors import Forbidden, OriginalUnknown, VersionConflict
+from congvan.states.errors import (
+    Forbidden,
+    GuardFailed,
+    OriginalUnknown,
+    RequestAwaiting,
+    VersionConflict,
+)
 from congvan.states.policy import CREATE_ROLES
 from congvan.states.received import IN_FORCE
 from congvan.states.text import nfc
@@ -204,7 +210,15 @@ class Engine:
                         state=head.state if head is not None else None,
                     )
                 data = {"replaced_by": arrival.id}
-                self.fire_on_within(uow, "received", replaced, "replaced", data=data)
+                try:
+                    self.fire_on_within(uow, "received", replaced, "replaced", data=data)
+                except GuardFailed as exc:  # see recalls.no_answer_owed
+                    raise RequestAwaiting(
+                        "A recall or update of the document the replacement names still "
+                        "awaits our answer.",
+                        reason="request_awaiting",
+                        message_id=arrival.message_id,
+                    ) from exc
 
         try:
             return receive_once(
