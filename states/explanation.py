@@ -173,6 +173,8 @@ class DispatchFacts:
     # When it was first reported registered: its 03, or a handling report (04–06) ahead
     # of it, which acknowledges it too.
     registered_at: datetime | None = None
+    # Its recipient agreed to a recall (15): its copy is cancelled, nothing more comes.
+    recalled: bool = False
 
 
 @dataclass(frozen=True)
@@ -416,8 +418,13 @@ def _recipient(
             found.append(Finding(NOTHING_SCHEDULED, {"attempts": d.attempts}, o))
         else:
             found += _job_findings(snapshot, job, now, calendar, o, d.last_attempt)
-    elif d.state == DELIVERED and snapshot.state not in (doc.RECALLED, doc.REPLACED):
-        # (taken back or replaced, the document's registration is awaited no more)
+    elif (
+        d.state == DELIVERED
+        and not d.recalled
+        and snapshot.state not in (doc.RECALLED, doc.REPLACED)
+    ):
+        # (taken back or replaced, or this recipient's copy recalled, its registration
+        # is awaited no more)
         since = _arrived_at(d)
         facts = {
             "since": since,
@@ -510,7 +517,10 @@ def _own_step(
     missing = [r.organ_id for r in recipients if r.state in (PENDING, SENDING, FAILED)]
     if missing:
         return Finding(AWAITING_DELIVERY, {"recipients": missing, "total": len(recipients)})
-    waiting = [r.organ_id for r in recipients if r.state == DELIVERED]
+    recalled = {d.organ_id for d in snapshot.dispatches if d.recalled}
+    waiting = [
+        r.organ_id for r in recipients if r.state == DELIVERED and r.organ_id not in recalled
+    ]
     return Finding(AWAITING_ACKNOWLEDGEMENTS, {"recipients": waiting, "total": len(recipients)})
 
 

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from congvan.actions.calendar import WorkingCalendar
 from congvan.states import explanation as x
-from congvan.states.dispatch import DELIVERED, PENDING, REJECTED, SENDING, TAKEN_CODES
+from congvan.states.dispatch import AGREED, DELIVERED, PENDING, REJECTED, SENDING, TAKEN_CODES
 from congvan.states.errors import InvalidInput
 from congvan.states.phrasing import sentence
 from congvan.states.received import STATUS_LABEL
@@ -111,6 +111,12 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
     doc_id = row.id
     statuses = uow.dispatches.statuses_by_dispatch(doc_id)
     attempts = uow.dispatches.last_attempts(doc_id)
+    # Recipients that agreed to a recall: their copies are cancelled.
+    recalled = {
+        r.organ_id
+        for r in uow.dispatches.for_requests(doc_id)
+        if r.state == AGREED and _request_kind(uow, r.id) == "recall"
+    }
     dispatches = []
     for d in uow.dispatches.for_document(doc_id):
         kept = statuses.get(d.id, [])
@@ -128,6 +134,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
                 reported=tuple(s.code for s in kept),
                 refusal_reason=reason if reason or d.state != REJECTED else d.last_error,
                 registered_at=_aware(registered),
+                recalled=d.organ_id in recalled,
                 last_attempt=None
                 if last is None
                 else x.AttemptFacts(

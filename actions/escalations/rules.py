@@ -28,6 +28,7 @@ from congvan.storage.dispatches import DispatchRow
 from congvan.storage.timers import DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
 
+from ..recalls import request_kind
 from .base import add_timer
 from .lifecycle import Lifecycle
 
@@ -38,6 +39,14 @@ ENDED = frozenset({doc.RECALLED, doc.REPLACED})
 REQUEST_ENDS = d.ANSWERED | d.GIVEN_UP
 # Where a request's dispatch stands once its package reached the recipient.
 REQUEST_ARRIVED = d.ANSWERED | {d.DELIVERED}
+# What a document's own dispatch may warn of, and a request's.
+_SENDING_KINDS = (e.NOT_DELIVERED, e.NOT_ACKNOWLEDGED, e.DELIVERY_FAILED)
+_REQUEST_KINDS = (
+    e.RECALL_UNANSWERED,
+    e.REFUSED_BY_RECIPIENT,
+    e.SIGNATURE_PROBLEM,
+    e.DELIVERY_FAILED,
+)
 
 
 def _signature_codes() -> frozenset[str]:
@@ -120,12 +129,13 @@ class RuleTimers(Lifecycle):
             self._settled(uow, change, document_id, [(e.NOT_SENT_IN_TIME, "sent")])
         if change.to_state in ENDED and change.from_state not in ENDED:
             # Recalled or replaced: what its dispatches still waited for (arrival,
-            # registration) is awaited no more, and what it warned of is moot.
+            # registration) is awaited no more, and what it warned of is moot; so is what
+            # an earlier request of it warned of (a recall refused, then agreed).
             why = change.to_state
-            for row in uow.dispatches.for_document(document_id):
-                if not row.request_id:
-                    kinds = (e.NOT_DELIVERED, e.NOT_ACKNOWLEDGED, e.DELIVERY_FAILED)
-                    self._settled(uow, change, row.id, [(kind, why) for kind in kinds])
+            for row in uow.dispatches.for_document(document_id):  # its sending's only
+                self._settled(uow, change, row.id, [(kind, why) for kind in _SENDING_KINDS])
+            for row in uow.dispatches.for_requests(document_id):
+                self._settled(uow, change, row.id, [(kind, why) for kind in _REQUEST_KINDS])
         if change.event in ("send", "resend"):
             deadlines = self.deadlines(uow, change.agency_id)
             appointed = uow.documents.load(document_id).appointed_at
@@ -199,6 +209,7 @@ class RuleTimers(Lifecycle):
             return
         self._settled(uow, change, dispatch_id, [(e.RECALL_UNANSWERED, "answered")])
         if dest == d.AGREED:
+            self._recalled_by(uow, change, dispatch_id)
             return
         detail = {"request_id": request_id}
         if dest == d.FAILED:
@@ -213,6 +224,16 @@ class RuleTimers(Lifecycle):
             kind = e.REFUSED_BY_RECIPIENT if dest == d.DECLINED else refusal_kind(reason)
             detail["reason"] = reason
         self.open_for_dispatch(uow, kind, dispatch_id, change.now, change.now, detail=detail)
+
+    def _recalled_by(self, uow: UnitOfWork, change: Change, request_dispatch_id: str) -> None:
+        """A recipient agreed to a recall: its copy is cancelled, so its registration (or
+        anything else the document's own dispatch to it awaited) will never come."""
+        asked = uow.dispatches.get(request_dispatch_id)
+        if asked is None or request_kind(uow, asked) != "recall":
+            return
+        for row in uow.dispatches.for_document(change.document_id):
+            if row.organ_id == asked.organ_id and not row.request_id:
+                self._settled(uow, change, row.id, [(k, "recalled") for k in _SENDING_KINDS])
 
     def _arm(
         self,

@@ -3,6 +3,7 @@ none is still on its way; a resend never carries what a request changed or takes
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -299,3 +300,70 @@ def test_a_recipient_answers_a_recall_before_it_may_refuse_the_document(
     _answer(two, B, of_b, "refuse_recall", reason="Không đồng ý")
     _answer(two, B, of_b, "refuse", reason="Sai thẩm quyền")
     assert document_row(two.sender, doc).state == "failed"
+
+
+def _both_delivered(two: Pair, make_document: Callable[..., str]) -> tuple[str, str, str]:
+    """A's letter delivered to B and C (C's inbox served too): the document, B's and C's
+    received documents."""
+    with two.sender.uow(readonly=True) as uow:
+        two.point_at(C, uow.peers.get(B).inbox_url)  # type: ignore[union-attr]
+    doc = two.signed(make_document, to=(B, C))
+    two.sender.engine.fire(doc, "send", actor("clerk"))
+    run_due(two, doc)
+    return doc, _received_by(two, B), _received_by(two, C)
+
+
+def test_a_recipient_that_agreed_to_a_recall_is_awaited_and_warned_of_no_more(
+    two: Pair, make_document: Callable[..., str]
+) -> None:
+    from congvan.actions.calendar import VIETNAM_CALENDAR
+    from congvan.workflow.explaining import explain_row, explanation_view
+
+    # Given A's letter at B and C, recalled: B agreed (its copy cancelled), C refused
+    # and registered it
+    doc, of_b, of_c = _both_delivered(two, make_document)
+    two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    run_due(two, doc)
+    _answer(two, B, of_b, "agree_recall")
+    _answer(two, C, of_c, "refuse_recall", reason="Đã xử lý")
+    _answer(two, C, of_c, "register")
+
+    # When days pass
+    two.sender.clock.advance(days=3)  # type: ignore[attr-defined]
+    two.sender.scheduler.tick()
+
+    # Then nothing warns that B has not registered it (it never will), and A's
+    # explanation awaits nothing of B
+    kinds = [(k, o) for k, o in open_escalations(two, doc) if o == B]
+    assert ("not_acknowledged", B) not in kinds
+    with two.sender.uow(readonly=True) as uow:
+        row = uow.documents.load(doc)
+        view = explanation_view(
+            row, explain_row(uow, row, two.sender.clock(), VIETNAM_CALENDAR), two.sender.clock()
+        )
+    assert B not in json.dumps(view["headline"]), view["headline"]
+    [of_b_view] = [r for r in view["recipients"] if r["organ_id"] == B]
+    assert not [f for f in of_b_view["findings"] if f["code"] == "awaiting_acknowledgement"]
+
+
+def test_a_refused_recall_warns_no_more_once_a_later_one_recalled_the_document(
+    two: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter at B, recalled once and refused (16: an escalation opens)
+    doc = two.signed(make_document, to=(B,))
+    two.sender.engine.fire(doc, "send", actor("clerk"))
+    run_due(two, doc)
+    of_b = _received_by(two, B)
+    two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    run_due(two, doc)
+    _answer(two, B, of_b, "refuse_recall", reason="Đã xử lý")
+    assert ("refused_by_recipient", B) in open_escalations(two, doc)
+
+    # When it is recalled again and B agrees
+    two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Lần hai"})
+    run_due(two, doc)
+    _answer(two, B, of_b, "agree_recall")
+
+    # Then the letter is recalled and nothing of it is still open
+    assert document_row(two.sender, doc).state == "recalled"
+    assert open_escalations(two, doc) == []
