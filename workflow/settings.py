@@ -6,17 +6,25 @@ import os
 from datetime import date, time
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from congvan.states.deadlines import PROVINCE_DEFAULTS, RULES, TimeRules, WorkingHours
 from congvan.states.networks import Network, parse_networks
+from congvan.states.timeliness import FIRST_DAY, LAST_DAY, reckoned
 
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "congvan"
+
+
+# The longest a retry may wait, and a deadline or a backoff's cap run: past these a
+# setting is a mistake (and a date past year 9999 would stop every job).
+_DAY = 24 * 3600
+_WEEK = 7 * _DAY
 
 
 class Settings(BaseSettings):
@@ -34,24 +42,24 @@ class Settings(BaseSettings):
 
     worker_threads: int = Field(default=4, ge=1, le=64)
     relay_batch: int = Field(default=200, ge=1, le=10_000)
-    relay_poll_seconds: float = Field(default=0.5, gt=0)
-    scheduler_poll_seconds: float = Field(default=1.0, gt=0)
+    relay_poll_seconds: float = Field(default=0.5, gt=0, le=60, allow_inf_nan=False)
+    scheduler_poll_seconds: float = Field(default=1.0, gt=0, le=60, allow_inf_nan=False)
     scheduler_batch: int = Field(default=200, ge=1, le=10_000)
     # A timer whose handler fails is taken again after timer_retry_seconds, doubling up to
     # timer_retry_cap_seconds, and parked (kept, listed by `congvan timers parked`) after
     # timer_max_attempts failures.
-    timer_max_attempts: int = Field(default=8, ge=1)
-    timer_retry_seconds: float = Field(default=30.0, gt=0)
-    timer_retry_cap_seconds: float = Field(default=3600.0, gt=0)
-    job_deadline_seconds: int = Field(default=300, ge=1)
-    job_max_attempts: int = Field(default=8, ge=1)
-    dispatch_max_attempts: int = Field(default=8, ge=1)
+    timer_max_attempts: int = Field(default=8, ge=1, le=1000)
+    timer_retry_seconds: float = Field(default=30.0, gt=0, le=_DAY, allow_inf_nan=False)
+    timer_retry_cap_seconds: float = Field(default=3600.0, gt=0, le=_WEEK, allow_inf_nan=False)
+    job_deadline_seconds: int = Field(default=300, ge=1, le=_WEEK)
+    job_max_attempts: int = Field(default=8, ge=1, le=1000)
+    dispatch_max_attempts: int = Field(default=8, ge=1, le=1000)
     # Delivery to peers and status messages back: a failed attempt waits
     # delivery_retry_seconds, doubling up to delivery_retry_cap_seconds, each wait shortened
     # at random by up to delivery_retry_jitter of it (senders do not all come back at once).
-    delivery_retry_seconds: float = Field(default=10.0, gt=0)
-    delivery_retry_cap_seconds: float = Field(default=1800.0, gt=0)
-    delivery_retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    delivery_retry_seconds: float = Field(default=10.0, gt=0, le=_DAY, allow_inf_nan=False)
+    delivery_retry_cap_seconds: float = Field(default=1800.0, gt=0, le=_WEEK, allow_inf_nan=False)
+    delivery_retry_jitter: float = Field(default=0.2, ge=0, lt=1, allow_inf_nan=False)
     # A delivery attempt not recorded by then (its worker died) is taken again, as an
     # attempt whose outcome is unknown; each wait on a peer is kept within it.
     delivery_lease_seconds: int = Field(default=660, ge=5, le=24 * 3600)
@@ -72,8 +80,8 @@ class Settings(BaseSettings):
     # crl_refresh_hours are left; any CRL in use with less than crl_warn_hours left is
     # warned of. The timer runs every crl_check_minutes.
     crl_days: int = Field(default=7, ge=1, le=366)
-    crl_refresh_hours: int = Field(default=72, ge=1)
-    crl_warn_hours: int = Field(default=48, ge=1)
+    crl_refresh_hours: int = Field(default=72, ge=1, le=366 * 24)
+    crl_warn_hours: int = Field(default=48, ge=1, le=366 * 24)
     crl_check_minutes: int = Field(default=60, ge=1, le=24 * 60)
     # An agency's or signer's certificate with less than this left, and not renewed,
     # opens a certificate_expiring escalation (checked with the CRLs).
@@ -82,7 +90,7 @@ class Settings(BaseSettings):
     # makes and every audit anchor is stamped after commit (actions/timestamping.py); a TSA
     # that does not answer leaves them unstamped, never unsigned.
     tsa_url: str | None = None
-    tsa_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    tsa_timeout_seconds: float = Field(default=10.0, gt=0, le=120, allow_inf_nan=False)
     # Where peers reach this instance: certificates name its CRL under it.
     public_url: str = "http://127.0.0.1:8000"
 
@@ -113,13 +121,13 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     smtp_ca_file: Path | None = None
-    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120, allow_inf_nan=False)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120, allow_inf_nan=False)
     # A notification not sent is tried again after notify_retry_seconds, doubling up to
     # notify_retry_cap_seconds, and dead (listed for operators) after notify_max_attempts.
     notify_max_attempts: int = Field(default=8, ge=1, le=100)
-    notify_retry_seconds: float = Field(default=30.0, gt=0)
-    notify_retry_cap_seconds: float = Field(default=3600.0, gt=0)
+    notify_retry_seconds: float = Field(default=30.0, gt=0, le=_DAY, allow_inf_nan=False)
+    notify_retry_cap_seconds: float = Field(default=3600.0, gt=0, le=_WEEK, allow_inf_nan=False)
     # Webhooks reach global addresses only, and besides those the private networks listed
     # here, e.g. ["127.0.0.0/8"] for a receiver on this machine (states/networks.py).
     notify_private_networks: list[str] = Field(default_factory=list, max_length=100)
@@ -142,6 +150,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _days_off_or_working(self) -> Settings:
+        outside = [d for d in (*self.extra_days_off, *self.extra_working_days) if not reckoned(d)]
+        if outside:
+            raise ValueError(
+                f"extra days must fall within {FIRST_DAY.year} to {LAST_DAY.year}: "
+                + ", ".join(d.isoformat() for d in outside[:5])
+            )
+        if (
+            urlsplit(self.public_url).scheme not in ("http", "https")
+            or not urlsplit(self.public_url).netloc
+        ):
+            raise ValueError("public_url must be an http(s) URL, e.g. https://congvan.example.vn")
         both = set(self.extra_days_off) & set(self.extra_working_days)
         if both:
             days = ", ".join(sorted(d.isoformat() for d in both))

@@ -52,6 +52,14 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
     cases = [
         ({"CONGVAN_LOG_LEVEL": "nope"}, ["graph"], "invalid_input"),
         ({"CONGVAN_WORKER_THREADS": "-5"}, ["graph"], "invalid_input"),
+        # Past any sensible bound: a job's deadline past year 9999, a loop that never wakes
+        ({"CONGVAN_JOB_DEADLINE_SECONDS": "1000000000000"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_RELAY_POLL_SECONDS": "inf"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_SCHEDULER_POLL_SECONDS": "1e300"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_DELIVERY_RETRY_SECONDS": "1e308"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_TIMER_RETRY_SECONDS": "nan"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_EXTRA_DAYS_OFF": '["2300-01-01"]'}, ["graph"], "invalid_input"),
+        ({"CONGVAN_PUBLIC_URL": "javascript:alert(1)"}, ["graph"], "invalid_input"),
         ({"CONGVAN_DATABASE_URL": "postgresql://u:secret@[::1"}, ["migrate"], "invalid_input"),
         ({"CONGVAN_DATABASE_URL": "postgresql://u:secret@127.0.0.1:1/x"}, ["agencies", "list"],
          "database_unavailable"),
