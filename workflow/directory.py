@@ -21,7 +21,7 @@ from congvan.states.errors import (
     NumberingConflict,
 )
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, ROLES, is_organ_id
-from congvan.states.text import unstorable
+from congvan.states.text import nfc, unstorable
 from congvan.states.timeliness import FIRST_DAY, LAST_DAY, VIETNAM, reckoned
 from congvan.storage.agencies import AgencyRow, UserRow, hash_token
 from congvan.storage.authorities import AuthorityRow
@@ -129,8 +129,10 @@ def add_agency(
         raise InvalidInput("An agency needs a name and an abbreviation.")
     # Every way in (the API, the CLI, a directory file from another installation) comes
     # here: a name is printed in lists, letters and terminals, one line of plain text.
-    one_line("The agency's name", "name", name, _AGENCY_NAME_LENGTH)
-    one_line("The agency's abbreviation", "abbreviation", abbreviation, _AGENCY_ABBREVIATION_LENGTH)
+    name = one_line("The agency's name", "name", name, _AGENCY_NAME_LENGTH)
+    abbreviation = one_line(
+        "The agency's abbreviation", "abbreviation", abbreviation, _AGENCY_ABBREVIATION_LENGTH
+    )
     validate_numbering(numbering)
     if uow.agencies.agency(agency_id) is not None:
         raise AlreadyExists(f"Agency {agency_id} already exists.", agency_id=agency_id)
@@ -145,18 +147,22 @@ def add_agency(
     )
 
 
-def one_line(what: str, field: str, text: str, longest: int) -> None:
-    """``text`` is one line of plain text of at most ``longest`` characters, or refused."""
+def one_line(what: str, field: str, text: str, longest: int) -> str:
+    """``text`` as kept: one line of plain text of at most ``longest`` characters, without
+    blanks around it and in Unicode NFC (as the API keeps text: "Sở Nội vụ" typed
+    decomposed is the same name), or refused."""
     problem = unstorable(text, multi_line=False)
     if problem is not None:
         raise InvalidInput(f"{what} {problem}.", field=field)
-    if len(text.strip()) > longest:
+    kept = str(nfc(text.strip()))
+    if len(kept) > longest:
         raise FieldTooLong(
             f"{what} is at most {longest} characters.",
             field=field,
             max_length=longest,
-            length=len(text.strip()),
+            length=len(kept),
         )
+    return kept
 
 
 # A user's name as tokens and logs show it; a person's full name and position go into
@@ -184,9 +190,9 @@ def ensure_user(
         raise InvalidInput(
             "A user name is given, with no spaces before or after it.", field="username"
         )
-    one_line("A user name", "username", username, _USERNAME_LENGTH)
-    one_line("A full name", "full_name", full_name, _PERSON_TEXT_LENGTH)
-    one_line("A position", "position", position, _PERSON_TEXT_LENGTH)
+    username = one_line("A user name", "username", username, _USERNAME_LENGTH)
+    full_name = one_line("A full name", "full_name", full_name, _PERSON_TEXT_LENGTH)
+    position = one_line("A position", "position", position, _PERSON_TEXT_LENGTH)
     user = uow.agencies.user(agency_id, username)
     if user is not None:
         merged = sorted(set(user.roles.split(",")) | set(roles))

@@ -224,3 +224,31 @@ def test_a_pkcs12_password_is_read_from_a_file_or_the_environment_never_an_argum
     assert main([*importing, "--password-file", str(tmp_path / "password")]) == 0
     monkeypatch.setenv("CONGVAN_P12_PASSWORD", "mật khẩu")
     assert main([*data, "keys", "trust", str(p12)]) == 0
+
+
+def test_names_typed_decomposed_at_the_command_line_are_kept_in_nfc(tmp_path: Path) -> None:
+    # Given an agency, a signer's name and position typed decomposed (macOS, some input
+    # methods), as the API keeps them: one way
+    import unicodedata
+
+    def nfd(text: str) -> str:
+        return unicodedata.normalize("NFD", text)
+
+    data = ["--data-dir", str(tmp_path)]
+    assert main([*data, "migrate"]) == 0
+    name, abbreviation = "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND"
+    add = ["agencies", "add", "000.00.00.H57", "--name", nfd(name), "--abbreviation", "UBND"]
+    assert main([*data, *add]) == 0
+    person = ["--full-name", nfd("Nguyễn Văn Phương"), "--position", nfd("Phó Chủ tịch")]
+    token = ["tokens", "create", "--agency", "000.00.00.H57", "--role", "signer", "--user"]
+    assert main([*data, *token, "pct", *person]) == 0
+
+    # Then what is kept is NFC, the same text as typed precomposed
+    with runtime_for(Settings(data_dir=tmp_path)) as runtime, runtime.uow(readonly=True) as uow:
+        agency = uow.agencies.agency("000.00.00.H57")
+        user = uow.agencies.user("000.00.00.H57", "pct")
+    assert agency is not None and (agency.name, agency.abbreviation) == (name, abbreviation)
+    assert user is not None and (user.full_name, user.position) == (
+        "Nguyễn Văn Phương",
+        "Phó Chủ tịch",
+    )
