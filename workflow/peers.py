@@ -20,9 +20,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from congvan.actions.signing import keystore, profiles
+from congvan.actions.signing import keystore
 from congvan.actions.signing.certfiles import import_certificates
-from congvan.actions.signing.description import describe
 from congvan.states import policy
 from congvan.states.errors import (
     AlreadyExists,
@@ -78,25 +77,7 @@ def _bounded(value: int, bounds: tuple[int, int], field: str) -> int:
 def agency_certificates(data: bytes, agency_id: str) -> list[x509.Certificate]:
     """The certificates in ``data``, each an agency profile certificate naming ``agency_id``."""
     certs = import_certificates(data)
-    for cert in certs:
-        described = describe(cert)
-        if described.is_ca or described.profile != "agency":
-            raise InvalidInput(
-                f"The certificate of {described.common_name or 'nobody'} is "
-                f"{profiles.describe(None if described.is_ca else described.profile)}, "
-                "not an agency's organisational certificate.",
-                field="certificates",
-                sha256=described.sha256,
-                profile="ca" if described.is_ca else described.profile,
-            )
-        if described.organizational_unit != agency_id:
-            raise InvalidInput(
-                f"The certificate names agency {described.organizational_unit or '(none)'} "
-                f"(its OU), not {agency_id}.",
-                field="certificates",
-                sha256=described.sha256,
-                organizational_unit=described.organizational_unit,
-            )
+    keystore.owned_by(certs, agency_id, "agency")
     return certs
 
 

@@ -77,6 +77,10 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
         ({}, ["time-rules", "show", "000.00.99.H57"], "not_found"),
         ({}, ["authorities", "list", "--agency", "000.00.99.H57"], "not_found"),
         ({}, ["escalations", "list", "000.00.99.H57"], "not_found"),
+        ({}, ["stuck", "--agency", "000.00.99.H57"], "not_found"),
+        ({}, ["stuck", "--agency", "bad agency"], "not_found"),
+        ({}, ["notify", "dead-letters", "--agency", "000.00.99.H57"], "not_found"),
+        ({}, ["notify", "list", "000.00.99.H57"], "not_found"),
         ({}, ["timers", "retry", "ab\ncd"], "not_found"),
     ]  # fmt: skip
     assert main(["--data-dir", str(tmp_path / "d"), "migrate"]) == 0

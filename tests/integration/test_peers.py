@@ -423,3 +423,35 @@ def test_exporting_an_agency_without_a_key_here_is_refused(runtime: Runtime) -> 
             peers.export_directory(
                 uow, [], peers.default_inbox_url("https://x.example.vn"), now=runtime.clock()
             )
+
+
+def test_an_agency_certificate_imported_by_hand_is_held_to_a_peers_rules(
+    runtime: Runtime, elsewhere: Elsewhere
+) -> None:
+    # Given PEER in the directory
+    with runtime.uow() as uow:
+        directory.add_agency(uow, PEER, NAME, "UBND", runtime.clock())
+        uow.commit()
+
+    def imported(data: bytes, agency_id: str | None) -> None:
+        with runtime.uow() as uow:
+            keystore.import_certificate(
+                uow, data, kind="agency", agency_id=agency_id, now=runtime.clock()
+            )
+            uow.commit()
+
+    # Then what its messages would be taken under is refused as `peers add` refuses it:
+    # for no agency or one not in the directory, naming another agency, a person's
+    for data, agency_id, error in (
+        (elsewhere.agency, None, NotFound),
+        (elsewhere.other_agency, OTHER, NotFound),
+        (elsewhere.other_agency, PEER, InvalidInput),
+        (elsewhere.person, PEER, InvalidInput),
+    ):
+        with pytest.raises(error):
+            imported(data, agency_id)
+    assert [] == agency_certificates(runtime, PEER)
+
+    # And its own organisational certificate is kept
+    imported(elsewhere.agency, PEER)
+    assert 1 == len(agency_certificates(runtime, PEER))

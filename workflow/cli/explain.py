@@ -85,6 +85,7 @@ def cmd_stuck(args: argparse.Namespace, settings: Settings) -> int:
     from congvan.states.errors import InvalidInput
     from congvan.storage.stalls import stalled
 
+    from ..directory import existing_agency
     from ..explaining import explain_row, parse_older_than, stalled_view, working_calendar
 
     if not 1 <= args.limit <= settings.max_page_size:
@@ -96,6 +97,8 @@ def cmd_stuck(args: argparse.Namespace, settings: Settings) -> int:
     threshold = parse_older_than(args.older_than)
     calendar = working_calendar(settings)
     with runtime_for(settings) as store, store.uow(readonly=True) as uow:
+        if args.agency is not None:  # a typo is not "nothing stuck"
+            existing_agency(uow, args.agency)
         now = store.clock()
         rows = stalled(uow.conn, args.agency, now - threshold, after=None, limit=args.limit)
         items = [stalled_view(r, explain_row(uow, r, now, calendar), now) for r in rows]

@@ -74,6 +74,7 @@ def cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
     from congvan.actions import notifications as notifying
 
     from .. import notifications as managing
+    from ..directory import existing_agency
 
     with runtime_for(settings) as store, store.uow() as uow:
         now = store.clock()
@@ -95,6 +96,8 @@ def cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
             print(f"added route {route.id}: {_route_line(managing.route_view(route))}")
             return 0
         if args.action == "list":
+            if args.agency_id is not None:
+                existing_agency(uow, args.agency_id)
             views = [managing.route_view(r) for r in uow.notifications.routes(args.agency_id)]
             if args.json:
                 print(json.dumps(views, ensure_ascii=False, indent=2))
@@ -115,6 +118,8 @@ def cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "dead-letters":
             if not 1 <= args.limit <= 10_000:
                 raise InvalidInput("--limit is from 1 to 10000.", field="limit")
+            if args.agency is not None:  # a typo is not "nothing dead"
+                existing_agency(uow, args.agency)
             dead = uow.notifications.page(args.agency, NOTICE_DEAD, limit=args.limit)
             views = [managing.notice_view(n) for n in dead]
             if args.json:
