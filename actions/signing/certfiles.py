@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from congvan.states.errors import InvalidInput
@@ -28,8 +29,13 @@ class Pkcs12Bundle(NamedTuple):
 def import_certificates(data: bytes, password: Passphrase | None = None) -> list[x509.Certificate]:
     """Read certificates from PEM (one or many), DER, PKCS#7 (PEM or DER) or PKCS#12 bytes.
 
-    The order in the input is kept. A PKCS#12 file yields its certificate, then its chain.
+    The order in the input is kept, each certificate once (a bundle that repeats one
+    is the same certificate). A PKCS#12 file yields its certificate, then its chain.
     """
+    return list({c.fingerprint(hashes.SHA256()): c for c in _read(data, password)}.values())
+
+
+def _read(data: bytes, password: Passphrase | None) -> list[x509.Certificate]:
     if b"-----BEGIN PKCS7-----" in data:
         return _try_parse(pkcs7.load_pem_pkcs7_certificates, data)
     if b"-----BEGIN" in data:

@@ -405,6 +405,14 @@ def test_import_pem_chain_keeps_the_order(ca: Issued, signer: Issued) -> None:
     assert [signer.certificate, ca.certificate] == certs
 
 
+def test_a_bundle_repeating_a_certificate_yields_it_once_in_its_first_place(
+    ca: Issued, signer: Issued
+) -> None:
+    bundle = b"\n".join([signer.cert_pem, ca.cert_pem, signer.cert_pem] + [ca.cert_pem] * 50)
+
+    assert [signer.certificate, ca.certificate] == certfiles.import_certificates(bundle)
+
+
 def test_import_single_pem_and_der(signer: Issued) -> None:
     der = signer.certificate.public_bytes(serialization.Encoding.DER)
 
