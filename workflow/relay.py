@@ -11,11 +11,16 @@ from collections.abc import Callable, Sequence
 import dramatiq
 
 from congvan.actions.jobs import FALLBACK_ACTOR
+from congvan.states.text import printable
 from congvan.storage.clock import Clock
 from congvan.storage.outbox import ENQUEUED, Job
 from congvan.storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger("congvan.relay")
+
+
+# While the broker keeps refusing jobs, the same reason is logged at most this often.
+REFUSAL_LOG_SECONDS = 60.0
 
 
 class Relay:
@@ -59,6 +64,8 @@ class Relay:
         self._polling = True
         # Read by every unit of work as it opens: whether its jobs are handed over.
         self._live = False
+        # While the broker refuses jobs: why, and when that was last logged.
+        self._refusing: tuple[str, float] | None = None
 
     def handing_off(self) -> bool:
         return self._live
@@ -110,6 +117,7 @@ class Relay:
     def _send(self, jobs: Sequence[Job]) -> list[str]:
         """Give ``jobs`` to the broker; those it refuses go back to pending (their ids)."""
         unsent = []
+        why = ""
         for job in jobs:
             try:
                 self.broker.enqueue(
@@ -121,14 +129,31 @@ class Relay:
                         options={},
                     )
                 )
-            except Exception:  # noqa: BLE001 - the broker is down: the jobs wait in the table
+            except Exception as exc:  # noqa: BLE001 - the broker is down: the jobs wait
                 unsent.append(job.id)
+                why = why or printable(f"{type(exc).__name__}: {exc}")[:300]
+        self._tell(len(unsent), why)
         if unsent:
-            log.warning(
-                "broker refused jobs", extra={"action": "relay.unsent", "count": len(unsent)}
-            )
             self._requeue(unsent)
         return unsent
+
+    def _tell(self, unsent: int, why: str) -> None:
+        """Say the broker refuses jobs, and why: when it starts, when the reason changes,
+        and at most once a minute while it goes on (a poll every half second would fill
+        the log); and once when it takes them again."""
+        now = time.monotonic()
+        if not unsent:
+            if self._refusing is not None:
+                log.info("broker takes jobs again", extra={"action": "relay.resumed"})
+                self._refusing = None
+            return
+        last = self._refusing
+        if last is None or last[0] != why or now - last[1] >= REFUSAL_LOG_SECONDS:
+            log.warning(
+                "broker refused jobs",
+                extra={"action": "relay.unsent", "count": unsent, "error": why},
+            )
+            self._refusing = (why, now)
 
     def _requeue(self, job_ids: list[str]) -> None:
         """Back to pending, for a relay pass to send (when the broker takes them)."""

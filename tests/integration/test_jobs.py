@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -330,6 +331,39 @@ def test_a_job_the_broker_refuses_waits_pending_and_the_poll_sends_it(
     wait_until(lambda: job(checking, job_id).status == DONE, timeout=10, what="the job")
     assert [job_id] == refused
     assert [job_id] == recorder.runs
+
+
+def test_a_broker_refusing_jobs_is_logged_with_why_once_not_every_poll(
+    checking: Runtime,
+    make_document: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    # Given a job, and a broker that refuses every message (Redis down)
+    _doc, job_id = submit(checking, make_document)
+    enqueue_message = checking.broker.enqueue
+
+    def down(message: dramatiq.Message[Any], *, delay: int | None = None) -> Any:
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(checking.broker, "enqueue", down)
+
+    # When the relay tries it on three passes in a row, then the broker comes back
+    with caplog.at_level(logging.INFO, logger="congvan.relay"):
+        for _ in range(3):
+            assert [job_id] == checking.relay._send([job(checking, job_id)])
+        monkeypatch.setattr(checking.broker, "enqueue", enqueue_message)
+        assert [] == checking.relay._send([job(checking, job_id)])
+
+    # Then the refusal is logged once, saying why, and the recovery once
+    said = [(r.getMessage(), getattr(r, "error", None)) for r in caplog.records]
+    assert said == [
+        (
+            "broker refused jobs",
+            "ConnectionError: Error 111 connecting to 127.0.0.1:6379. Connection refused.",
+        ),
+        ("broker takes jobs again", None),
+    ]
 
 
 def test_jobs_handed_to_a_relay_that_stops_wait_pending_for_the_next_one(
