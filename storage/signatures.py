@@ -111,31 +111,23 @@ _LATEST_CRLS = Prepared(
     )
     .order_by(_crls.c.issuer_fingerprint)
 )
+# An agency's or a signer's newest unrevoked certificate with its key, valid at ``at``.
+_USABLE_WHERE = (
+    _certs.c.agency_id == bindparam("agency_id"),
+    _certs.c.kind == bindparam("kind"),
+    _certs.c.key_pem != "",
+    _certs.c.revoked_at.is_(None),
+    _certs.c.not_before <= bindparam("at"),
+    _certs.c.not_after > bindparam("at"),
+)
 _USABLE = Prepared(
     select(*_CERTIFICATE_COLUMNS)
-    .where(
-        _certs.c.agency_id == bindparam("agency_id"),
-        _certs.c.kind == bindparam("kind"),
-        _certs.c.key_pem != "",
-        _certs.c.revoked_at.is_(None),
-        _certs.c.not_before <= bindparam("at"),
-        _certs.c.not_after > bindparam("at"),
-    )
+    .where(*_USABLE_WHERE)
     .order_by(_certs.c.not_before.desc())
     .limit(1)
 )
 _USABLE_FINGERPRINT = Prepared(  # what every signing by an agency asks first
-    select(_certs.c.fingerprint)
-    .where(
-        _certs.c.agency_id == bindparam("agency_id"),
-        _certs.c.kind == "agency",
-        _certs.c.key_pem != "",
-        _certs.c.revoked_at.is_(None),
-        _certs.c.not_before <= bindparam("at"),
-        _certs.c.not_after > bindparam("at"),
-    )
-    .order_by(_certs.c.not_before.desc())
-    .limit(1)
+    select(_certs.c.fingerprint).where(*_USABLE_WHERE).order_by(_certs.c.not_before.desc()).limit(1)
 )
 _LISTED = Prepared(  # every verification of an exchange message runs it
     select(_certs.c.fingerprint).where(
@@ -212,7 +204,8 @@ class SignatureRepository:
 
     def agency_fingerprint(self, agency_id: str, at: datetime) -> str | None:
         """The fingerprint of what ``agency_certificate`` would return (none of its text)."""
-        row = _USABLE_FINGERPRINT.first(self.conn, {"agency_id": agency_id, "at": at})
+        params = {"agency_id": agency_id, "kind": "agency", "at": at}
+        row = _USABLE_FINGERPRINT.first(self.conn, params)
         return str(row[0]) if row else None
 
     def _usable(
