@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 
 from congvan.actions.signing import keystore
 from congvan.actions.signing.certfiles import import_certificates
+from congvan.actions.signing.description import owned_by
 from congvan.states import policy
 from congvan.states.errors import (
     AlreadyExists,
@@ -77,7 +78,7 @@ def _bounded(value: int, bounds: tuple[int, int], field: str) -> int:
 def agency_certificates(data: bytes, agency_id: str) -> list[x509.Certificate]:
     """The certificates in ``data``, each an agency profile certificate naming ``agency_id``."""
     certs = import_certificates(data)
-    keystore.owned_by(certs, agency_id, "agency")
+    owned_by(certs, agency_id, "agency")
     return certs
 
 

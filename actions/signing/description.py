@@ -9,11 +9,14 @@ that fails); its profile is then None.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from congvan.states.certificates import CertificateDescription
+from congvan.states.errors import InvalidInput
 
 from . import profiles
 
@@ -89,3 +92,27 @@ def _loaded(cert: asn1_x509.Certificate) -> x509.Certificate | None:
         return x509.load_der_x509_certificate(cert.dump())
     except ValueError:
         return None
+
+
+def owned_by(certs: Iterable[x509.Certificate], agency_id: str, profile: str) -> None:
+    """Each of ``certs`` is a certificate of ``profile`` (an agency's organisational one,
+    or a signer's) naming ``agency_id`` as its organisational unit; else InvalidInput."""
+    for cert in certs:
+        described = describe(cert)
+        if described.is_ca or described.profile != profile:
+            raise InvalidInput(
+                f"The certificate of {described.common_name or 'nobody'} is "
+                f"{profiles.describe(None if described.is_ca else described.profile)}, "
+                f"not {profiles.describe(profile)}.",
+                field="certificates",
+                sha256=described.sha256,
+                profile="ca" if described.is_ca else described.profile,
+            )
+        if described.organizational_unit != agency_id:
+            raise InvalidInput(
+                f"The certificate names agency {described.organizational_unit or '(none)'} "
+                f"(its OU), not {agency_id}.",
+                field="certificates",
+                sha256=described.sha256,
+                organizational_unit=described.organizational_unit,
+            )

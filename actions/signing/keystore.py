@@ -24,9 +24,9 @@ from congvan.storage.ids import new_id
 from congvan.storage.signatures import CertificateRow
 from congvan.storage.unit_of_work import UnitOfWork
 
-from . import keywrap, pki, profiles, revocation
+from . import keywrap, pki, revocation
 from .certfiles import import_certificates
-from .description import describe
+from .description import describe, owned_by
 from .truststore import TrustStore
 
 CRL_DAYS = 7
@@ -242,30 +242,6 @@ def import_certificate(
             raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
         owned_by(certs, agency_id, "agency")
     return [_store(uow, kind, c, now, agency_id=agency_id, username=username) for c in certs]
-
-
-def owned_by(certs: Iterable[x509.Certificate], agency_id: str, profile: str) -> None:
-    """Each of ``certs`` is a certificate of ``profile`` (an agency's organisational one,
-    or a signer's) naming ``agency_id`` as its organisational unit; else InvalidInput."""
-    for cert in certs:
-        described = describe(cert)
-        if described.is_ca or described.profile != profile:
-            raise InvalidInput(
-                f"The certificate of {described.common_name or 'nobody'} is "
-                f"{profiles.describe(None if described.is_ca else described.profile)}, "
-                f"not {profiles.describe(profile)}.",
-                field="certificates",
-                sha256=described.sha256,
-                profile="ca" if described.is_ca else described.profile,
-            )
-        if described.organizational_unit != agency_id:
-            raise InvalidInput(
-                f"The certificate names agency {described.organizational_unit or '(none)'} "
-                f"(its OU), not {agency_id}.",
-                field="certificates",
-                sha256=described.sha256,
-                organizational_unit=described.organizational_unit,
-            )
 
 
 def revoke(
