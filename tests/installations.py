@@ -198,16 +198,18 @@ class Pair:
         data: dict[str, str] | None = None,
         *,
         role: str = "clerk",
+        agency: str = B,
     ) -> None:
-        """B's clerk (or ``role``) fires ``event`` on the received document; B's status job
-        posts the signed status message to A's API, served for the while."""
+        """B's clerk (or ``role``; or another ``agency`` served by B's installation) fires
+        ``event`` on the received document; its status job posts the signed status
+        message to A's API, served for the while."""
         with serve_in_thread(create_app(self.sender)) as sender_base:
             with self.receiver.uow() as uow:
                 now = self.receiver.clock()
                 uow.peers.put(Peer(A, f"{sender_base}/v1/inbox", "http", 5, 4, now, now))
                 uow.commit()
             self.receiver.engine.fire_on(
-                "received", received_id, event, actor(role, B), data=data or {}
+                "received", received_id, event, actor(role, agency), data=data or {}
             )
             [status_job] = self.status_jobs(received_id)
             assert self.receiver.runner.run(status_job) == "done"

@@ -37,6 +37,15 @@ def two(
         yield pair
 
 
+def signed_replacement(pair: Pair, doc: str) -> str:
+    """A replacement of ``doc`` drafted, numbered and signed at A: its id."""
+    engine = pair.sender.engine
+    replacement = str(engine.create_replacement(actor("supervisor"), doc, "Sai nội dung")["id"])
+    engine.fire(replacement, "edit", actor("clerk"), data={"fields": {"number": 99}})
+    sign(pair, replacement)
+    return replacement
+
+
 def states(pair: Pair, doc: str) -> dict[str, str]:
     with pair.sender.uow(readonly=True) as uow:
         return {r.organ_id: r.state for r in uow.dispatches.for_document(doc)}
@@ -171,9 +180,7 @@ def test_a_replacement_waits_while_its_original_is_on_its_way_and_not_once_it_is
     # replacement drafted, numbered and signed
     doc = sent_and_c_down(two, make_document)
     engine = two.sender.engine
-    replacement = engine.create_replacement(actor("supervisor"), doc, "Sai nội dung")["id"]
-    engine.fire(replacement, "edit", actor("clerk"), data={"fields": {"number": 99}})
-    sign(two, replacement)
+    replacement = signed_replacement(two, doc)
 
     # When it is sent while the original is still on its way to C
     with pytest.raises(GuardFailed) as refused:
@@ -197,25 +204,6 @@ def test_a_replacement_waits_while_its_original_is_on_its_way_and_not_once_it_is
     assert "recalled" in gone.value.details["reasons"]["original_settled"]
 
 
-def _answer(pair: Pair, organ: str, received_id: str, event: str, **data: str) -> None:
-    """``organ``'s clerk at B's installation answers; its status job posts to A."""
-    from congvan.storage.peers import Peer
-    from congvan.workflow.api.app import create_app
-    from congvan.workflow.serving import serve_in_thread
-    from tests.installations import A
-
-    with serve_in_thread(create_app(pair.sender)) as sender_base:
-        with pair.receiver.uow() as uow:
-            now = pair.receiver.clock()
-            uow.peers.put(Peer(A, f"{sender_base}/v1/inbox", "http", 5, 4, now, now))
-            uow.commit()
-        pair.receiver.engine.fire_on(
-            "received", received_id, event, actor("clerk", organ), data=data
-        )
-        for job in pair.status_jobs(received_id):
-            assert pair.receiver.runner.run(job) == "done"
-
-
 def _received_by(pair: Pair, organ: str) -> str:
     with pair.receiver.uow(readonly=True) as uow:
         [received] = uow.received.page(organ).items
@@ -235,13 +223,13 @@ def test_a_second_recall_asks_only_those_still_holding_the_document(
     of_b, of_c = _received_by(two, B), _received_by(two, C)
     two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
     run_due(two, doc)
-    _answer(two, B, of_b, "agree_recall")
-    _answer(two, C, of_c, "refuse_recall", reason="Đã xử lý")
+    two.answer(of_b, "agree_recall", agency=B)
+    two.answer(of_c, "refuse_recall", {"reason": "Đã xử lý"}, agency=C)
 
     # When A recalls it again and C agrees this time
     two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Lần hai"})
     run_due(two, doc)
-    _answer(two, C, of_c, "agree_recall")
+    two.answer(of_c, "agree_recall", agency=C)
 
     # Then the second recall went to C alone (B has the document no more), and every
     # recipient holding it having agreed, the letter is recalled
@@ -266,9 +254,7 @@ def test_a_replacement_waits_for_the_answers_to_a_recall_of_its_original(
 
     # When a replacement of it is signed and sent
     engine = two.sender.engine
-    replacement = engine.create_replacement(actor("supervisor"), doc, "Sai nội dung")["id"]
-    engine.fire(replacement, "edit", actor("clerk"), data={"fields": {"number": 99}})
-    sign(two, replacement)
+    replacement = signed_replacement(two, doc)
     with pytest.raises(GuardFailed) as refused:
         engine.fire(replacement, "send", actor("clerk"))
 
@@ -297,8 +283,8 @@ def test_a_recipient_answers_a_recall_before_it_may_refuse_the_document(
         )
 
     # Once B answered the recall (16), the document may be refused
-    _answer(two, B, of_b, "refuse_recall", reason="Không đồng ý")
-    _answer(two, B, of_b, "refuse", reason="Sai thẩm quyền")
+    two.answer(of_b, "refuse_recall", {"reason": "Không đồng ý"}, agency=B)
+    two.answer(of_b, "refuse", {"reason": "Sai thẩm quyền"}, agency=B)
     assert document_row(two.sender, doc).state == "failed"
 
 
@@ -324,9 +310,9 @@ def test_a_recipient_that_agreed_to_a_recall_is_awaited_and_warned_of_no_more(
     doc, of_b, of_c = _both_delivered(two, make_document)
     two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
     run_due(two, doc)
-    _answer(two, B, of_b, "agree_recall")
-    _answer(two, C, of_c, "refuse_recall", reason="Đã xử lý")
-    _answer(two, C, of_c, "register")
+    two.answer(of_b, "agree_recall", agency=B)
+    two.answer(of_c, "refuse_recall", {"reason": "Đã xử lý"}, agency=C)
+    two.answer(of_c, "register", agency=C)
 
     # When days pass
     two.sender.clock.advance(days=3)  # type: ignore[attr-defined]
@@ -356,13 +342,13 @@ def test_a_refused_recall_warns_no_more_once_a_later_one_recalled_the_document(
     of_b = _received_by(two, B)
     two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
     run_due(two, doc)
-    _answer(two, B, of_b, "refuse_recall", reason="Đã xử lý")
+    two.answer(of_b, "refuse_recall", {"reason": "Đã xử lý"}, agency=B)
     assert ("refused_by_recipient", B) in open_escalations(two, doc)
 
     # When it is recalled again and B agrees
     two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Lần hai"})
     run_due(two, doc)
-    _answer(two, B, of_b, "agree_recall")
+    two.answer(of_b, "agree_recall", agency=B)
 
     # Then the letter is recalled and nothing of it is still open
     assert document_row(two.sender, doc).state == "recalled"
