@@ -60,7 +60,10 @@ The composite ceiling is (cores used) / (the sum of those costs), with one core 
 embedded mode (one process) and min(usable cpus, 4) for redis (this process, 2 workers
 and the receiver's process); the ratio is achieved / ceiling (aim >= 0.5). CPU per
 document (user + system of this process, the workers and the receiver's process; not
-PostgreSQL's or Redis's) is printed beside it.
+PostgreSQL's or Redis's) is printed beside it, and what the kernel did for those processes:
+context switches per document (a thread waiting for the GIL, a lock, a socket or the disk is
+switched out; in a process of many threads running short SQL statements and socket calls,
+most switches are the GIL changing hands) and the share of their CPU in system time.
 
 Keys are made at a low PBKDF2 cost: unlocking each once per process is not delivery.
 Peak RSS is VmHWM of each process (in embedded mode this one holds both installations).
@@ -170,6 +173,37 @@ def looking(runtime: Runtime) -> Connection:
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """What the kernel did for our processes: context switches and system CPU seconds.
+
+    Each time a thread waits (for the GIL another thread holds, a lock, a socket, the
+    disk) the kernel switches it out: in one process of many threads doing short SQL
+    statements and socket calls, most switches are the GIL changing hands.
+    """
+
+    switches: int
+    system: float
+
+    def __sub__(self, other: Kernel) -> Kernel:
+        return Kernel(self.switches - other.switches, self.system - other.system)
+
+
+def kernel_of(pids: list[int]) -> Kernel:
+    """This process's switches and system CPU, and those of ``pids`` (every thread's)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    switches, system = usage.ru_nvcsw + usage.ru_nivcsw, usage.ru_stime
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        system += int(fields[12]) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+                for line in (task / "status").read_text().splitlines():
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        switches += int(line.split()[1])
+    return Kernel(switches, system)
 
 
 @contextlib.contextmanager
@@ -445,6 +479,7 @@ class Flow:
     delivered: list[float]  # send -> delivered, seconds, per document
     acknowledged: list[float]
     audit_entries: int  # written on both sides during the run
+    kernel: Kernel  # our processes'
 
     def __add__(self, other: Flow) -> Flow:
         return Flow(
@@ -456,6 +491,10 @@ class Flow:
             sorted(self.delivered + other.delivered),
             sorted(self.acknowledged + other.acknowledged),
             self.audit_entries + other.audit_entries,
+            Kernel(
+                self.kernel.switches + other.kernel.switches,
+                self.kernel.system + other.kernel.system,
+            ),
         )
 
 
@@ -494,6 +533,7 @@ def run_flow(s: Site, docs: list[str], window: int, timeout: float, senders: int
     workers0 = sum(proc_status(pid)[0] for pid in s.workers)
     receiver0 = proc_status(s.receiver_pid)[0] if s.receiver_pid else 0.0
     cpu0 = own_cpu() + workers0 + receiver0
+    kernel0 = kernel_of(s.others)
     machine0 = machine_busy()
     clerk_actor = actor("clerk")
     started = time.perf_counter()
@@ -521,6 +561,7 @@ def run_flow(s: Site, docs: list[str], window: int, timeout: float, senders: int
         workers = sum(proc_status(pid)[0] for pid in s.workers) - workers0
         receiver = (proc_status(s.receiver_pid)[0] if s.receiver_pid else 0.0) - receiver0
         cpu = own_cpu() + workers + workers0 + receiver + receiver0 - cpu0
+        kernel = kernel_of(s.others) - kernel0
         machine = machine_busy() - machine0
     finally:
         pool.shutdown(cancel_futures=True)
@@ -529,7 +570,7 @@ def run_flow(s: Site, docs: list[str], window: int, timeout: float, senders: int
             clerk.join()
     audit = count(s.sender, audit_sql) + count(s.receiver, audit_sql) - audit_before
     delivered, acknowledged = latencies(s.sender, docs)
-    return Flow(wall, cpu, workers, receiver, machine, delivered, acknowledged, audit)
+    return Flow(wall, cpu, workers, receiver, machine, delivered, acknowledged, audit, kernel)
 
 
 def latencies(sender: Runtime, docs: list[str]) -> tuple[list[float], list[float]]:
@@ -795,6 +836,10 @@ def section(
             else ""
         )
         + f"; the machine {flow.cpu_machine / flow.wall:.2f} of {usable_cpus()}"
+    )
+    out(
+        f"           kernel: {flow.kernel.switches / len(docs):.0f} context switches per doc, "
+        f"{flow.kernel.system / flow.cpu:.0%} of the CPU in system time"
     )
     d, a = flow.delivered, flow.acknowledged
     ms = [pct(v, q) * 1000 for v in (d, a) for q in (0.5, 0.99)]
