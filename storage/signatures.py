@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,6 +95,47 @@ CRL_FIELDS = tuple(f.name for f in dataclasses.fields(CrlRow))
 _CRL_COLUMNS = tuple(_crls.c[name] for name in CRL_FIELDS)
 
 
+class Crl(bytes):
+    """A CRL's DER, with its SHA-256 taken once (verifiers key their verdicts by it)."""
+
+    sha256: bytes
+
+    def __new__(cls, der: bytes) -> Crl:
+        crl = super().__new__(cls, der)
+        crl.sha256 = hashlib.sha256(der).digest()
+        return crl
+
+
+class _CrlCache:
+    """The DER of the CRLs in force, kept in memory by (issuer, number, this update).
+
+    A stored CRL is never changed (a newer one is a new row), and an issuer's CRL number
+    names one list (RFC 5280 §5.2.3), so what a key read once is holds for good: every
+    verification reads which CRLs are in force, and their DER -- hundreds of kilobytes
+    for an authority that revoked many certificates -- only when a new one is published.
+    """
+
+    SIZE = 64  # issuers times a few numbers; the oldest entry goes first
+
+    def __init__(self) -> None:
+        self._der: dict[tuple[str, int, datetime], Crl] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int, datetime]) -> Crl | None:
+        return self._der.get(key)
+
+    def put(self, key: tuple[str, int, datetime], der: bytes) -> Crl:
+        crl = Crl(der)
+        with self._lock:
+            while len(self._der) >= self.SIZE:
+                self._der.pop(next(iter(self._der)))
+            self._der[key] = crl
+        return crl
+
+
+_CRL_CACHE = _CrlCache()
+
+
 # What every verification and every signing by an agency reads, built once: building a
 # statement and its cache key costs more than SQLite takes to run it.
 # Every delivery, inbox and status message reads these (see prepared.py).
@@ -102,15 +145,20 @@ _newest_crl = (
     .group_by(_crls.c.issuer_fingerprint)
     .subquery()
 )
+_IN_FORCE = (
+    (_newest_crl.c.issuer_fingerprint == _crls.c.issuer_fingerprint)
+    & (_newest_crl.c.number == _crls.c.number),
+)
 _LATEST_CRLS = Prepared(
-    select(*_CRL_COLUMNS)
-    .join(
-        _newest_crl,
-        (_newest_crl.c.issuer_fingerprint == _crls.c.issuer_fingerprint)
-        & (_newest_crl.c.number == _crls.c.number),
-    )
+    select(*_CRL_COLUMNS).join(_newest_crl, *_IN_FORCE).order_by(_crls.c.issuer_fingerprint)
+)
+# Which CRLs are in force, without their DER (see _CrlCache); then the DER of one.
+_LATEST_CRL_KEYS = Prepared(
+    select(_crls.c.id, _crls.c.issuer_fingerprint, _crls.c.number, _crls.c.this_update)
+    .join(_newest_crl, *_IN_FORCE)
     .order_by(_crls.c.issuer_fingerprint)
 )
+_CRL_DER = Prepared(select(_crls.c.der).where(_crls.c.id == bindparam("id")))
 # An agency's or a signer's newest unrevoked certificate with its key, valid at ``at``.
 _USABLE_WHERE = (
     _certs.c.agency_id == bindparam("agency_id"),
@@ -261,8 +309,18 @@ class SignatureRepository:
         return int(value or 0) + 1
 
     def latest_crls(self) -> list[bytes]:
-        """The newest CRL of every issuer."""
-        return [bytes(r.der) for r in self.latest_crl_rows()]
+        """The newest CRL of every issuer (each a :class:`Crl`, its digest taken)."""
+        crls: list[bytes] = []
+        for crl_id, issuer, number, this_update in _LATEST_CRL_KEYS.all(self.conn, {}):
+            key = (issuer, number, this_update)
+            crl = _CRL_CACHE.get(key)
+            if crl is None:
+                row = _CRL_DER.first(self.conn, {"id": crl_id})
+                if row is None:  # gone since it was listed: not in force
+                    continue
+                crl = _CRL_CACHE.put(key, bytes(row[0]))
+            crls.append(crl)
+        return crls
 
     def latest_crl_rows(self) -> list[CrlRow]:
         """The newest CRL row of every issuer, in issuer order."""

@@ -153,13 +153,16 @@ def trusted_signer(
 def cache_key(
     certificates: bytes, roots: Iterable[x509.Certificate], crls: Iterable[bytes]
 ) -> tuple[bytes, ...]:
-    """What a path verdict depends on besides the moment: certificates, roots, CRLs."""
+    """What a path verdict depends on besides the moment: certificates, roots, CRLs.
+
+    A CRL read from the database comes with its digest taken (``storage.signatures.Crl``).
+    """
     return (
         hashlib.sha256(certificates).digest(),
         b"roots",
         *sorted(_fingerprint(root) for root in roots),
         b"crls",
-        *sorted(hashlib.sha256(crl).digest() for crl in crls),
+        *sorted(getattr(crl, "sha256", None) or hashlib.sha256(crl).digest() for crl in crls),
     )
 
 

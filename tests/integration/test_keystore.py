@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import subprocess
 from datetime import datetime, timedelta
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.description import describe
@@ -112,6 +113,42 @@ def test_a_signer_certificate_is_issued_revoked_and_listed_in_the_crl(
     )
     assert done.returncode != 0
     assert "revoked" in done.stdout + done.stderr
+
+
+def test_the_crls_in_force_are_looked_up_each_time_and_their_der_read_once(
+    runtime: Runtime,
+) -> None:
+    setup_signer(runtime)
+    der_reads: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "revocation_lists.der" in statement:
+            der_reads.append(statement)
+
+    def in_force() -> list[bytes]:
+        with runtime.uow(readonly=True) as uow:
+            return keystore.trust_material(uow, runtime.trust).crls
+
+    with runtime.uow() as uow:
+        first = keystore.publish_crl(uow, passphrase=PASS, now=runtime.clock())
+        uow.commit()
+    event.listen(runtime.db, "before_cursor_execute", count)
+    try:
+        once, again = in_force(), in_force()
+        assert once == again == [first]
+        assert len(der_reads) == 1  # which CRL is in force is asked every time; its DER once
+        # each comes with its digest, as verifiers key their verdicts by it
+        assert [getattr(c, "sha256", None) for c in again] == [hashlib.sha256(first).digest()]
+
+        # A newer CRL of the issuer is in force at once: its DER is read, the old one left
+        with runtime.uow() as uow:
+            newer = keystore.publish_crl(uow, passphrase=PASS, now=runtime.clock())
+            uow.commit()
+        assert newer != first
+        assert in_force() == [newer]
+        assert len(der_reads) == 2
+    finally:
+        event.remove(runtime.db, "before_cursor_execute", count)
 
 
 def test_only_signers_with_a_name_and_position_get_certificates(runtime: Runtime) -> None:
