@@ -31,9 +31,10 @@ import os
 import random
 import re
 import ssl
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,6 +52,7 @@ from congvan.storage.dispatches import AttemptRow, DispatchRow
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import SYSTEM, JobContext
+from .exchange.archive import CHUNK
 from .exchange.local import (
     LOCAL_INBOX,
     LOCAL_TIMEOUT_SECONDS,
@@ -58,6 +60,7 @@ from .exchange.local import (
     local_transport_of,
     served_here,
 )
+from .exchange.package import Written
 from .exchange.receipts import verify_receipt
 from .exchange.writing import SealedHeader, assemble
 from .jobs import Busy, RetryLater, StagedJob
@@ -76,6 +79,9 @@ DELIVERED, REFUSED, TRANSIENT, UNKNOWN, BAD_RECEIPT = (
 # Where a status message (03, 02; 15, 16 for a recall or update) takes a dispatch whose
 # attempt is still under way: the recipient answered before our receipt was recorded.
 _OVERTAKEN = frozenset({ACKNOWLEDGED, REJECTED, *ANSWERED})
+# A package up to this size is assembled and posted in memory; a larger one goes through a
+# temporary file and is posted from it as it is read.
+IN_MEMORY = 1 << 20
 # Answers that say "not now" rather than "never" (5xx too).
 NOT_NOW = frozenset({408, 425, 429})
 
@@ -288,15 +294,25 @@ class Delivery(StagedJob[Parcel]):
         return _retry_or_fail(ctx, dispatch.id, "attempt interrupted")
 
     def act(self, work: Parcel) -> Outcome:
-        sink = io.BytesIO()
-        written = assemble(
-            sink,
-            work.sealed,
-            manifest=work.manifest,
-            signature=work.signature,
-            files={name: io.BytesIO(data) for name, data in work.files.items()},
-            signed_pdf=None if work.signed_pdf is None else io.BytesIO(work.signed_pdf),
-        )
+        # Written once to a file (in memory while small) and posted from it: a large package
+        # is never held whole in memory, once or in copies, while it travels.
+        with tempfile.SpooledTemporaryFile(max_size=IN_MEMORY) as package:
+            written = assemble(
+                package,
+                work.sealed,
+                manifest=work.manifest,
+                signature=work.signature,
+                files={name: io.BytesIO(data) for name, data in work.files.items()},
+                signed_pdf=None if work.signed_pdf is None else io.BytesIO(work.signed_pdf),
+            )
+            package.seek(0)
+            if written.size <= IN_MEMORY:
+                content: bytes | Iterator[bytes] = package.read()
+            else:
+                content = iter(functools.partial(package.read, CHUNK), b"")
+            return self._post(work, written, content)
+
+    def _post(self, work: Parcel, written: Written, content: bytes | Iterator[bytes]) -> Outcome:
         started = time.perf_counter()
 
         def spent() -> int:
@@ -308,8 +324,9 @@ class Delivery(StagedJob[Parcel]):
                 local_transport_of(self.local) if local else self.transport(),
                 work.url,
                 timeout=work.timeout,
-                content=sink.getvalue(),
-                headers={"Content-Type": "application/zip"},
+                content=content,
+                # Its length told up front, streamed or not (never sent in chunks).
+                headers={"Content-Type": "application/zip", "Content-Length": str(written.size)},
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             return Outcome(TRANSIENT, None, spent(), f"not sent: {type(exc).__name__}: {exc}")

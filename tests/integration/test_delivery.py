@@ -208,6 +208,72 @@ def test_an_answer_lost_after_the_receiver_stored_it_is_one_document(
     assert received.message_id == dispatch.message_id
 
 
+class Watches(httpx.BaseTransport):
+    """Sends for real, noting how the request's body went: its length header, the type of
+    its stream and the largest piece read from it at once."""
+
+    def __init__(self) -> None:
+        self.real = httpx.HTTPTransport()
+        self.length = ""
+        self.stream = ""
+        self.largest = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.length = request.headers.get("content-length", "")
+        self.stream = type(request.stream).__name__
+        inner = request.stream
+
+        def pieces() -> Iterator[bytes]:
+            for piece in inner:  # type: ignore[union-attr]
+                self.largest = max(self.largest, len(piece))
+                yield piece
+
+        request.stream = _Pieces(pieces())
+        return self.real.handle_request(request)
+
+
+class _Pieces(httpx.SyncByteStream):
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self.pieces = pieces
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.pieces
+
+
+@pytest.mark.parametrize("size", [4 * 1024, 3 * 1024 * 1024])
+def test_a_package_is_posted_with_its_length_and_a_large_one_from_a_file_in_pieces(
+    pair: Pair, served: str, make_document: Callable[..., str], size: int
+) -> None:
+    # Given A's signed letter to B with a main file of ``size`` bytes
+    pair.point_b_at(served)
+    data = b"%PDF-1.4\n" + bytes(range(256)) * (size // 256)
+    doc = pair.signed(make_document, pdf=(LETTER, data))
+    pair.sender.engine.fire(doc, "send", actor("clerk"))
+    [job] = pair.jobs(doc)
+    watching = Watches()
+    pair.deliver_through(lambda: watching)
+
+    # When its delivery job runs
+    assert pair.sender.runner.run(job) == "done"
+
+    # Then B has it whole (its receipt names the digest of what A wrote), and the post
+    # said its length up front; a large package left in pieces read from a file, never
+    # as one piece held in memory
+    dispatch, _ = pair.dispatch(doc)
+    assert dispatch.state == "delivered"
+    [received] = pair.received()
+    with pair.receiver.uow(readonly=True) as uow:
+        package = uow.documents.blob(received.package_sha256)
+    assert package is not None and data in package
+    assert watching.length == str(len(package))
+    if size > 1024 * 1024:
+        assert watching.stream != "ByteStream"
+        assert 0 < watching.largest <= 64 * 1024
+    else:
+        assert watching.stream == "ByteStream"
+        assert watching.largest == len(package)
+
+
 def test_past_the_last_attempt_the_dispatch_fails_and_the_document_with_it(
     pair: Pair, make_document: Callable[..., str]
 ) -> None:
