@@ -11,6 +11,7 @@ too (tests/api/conftest.py).
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,6 +30,23 @@ from tests.databases import Databases, Templates
 from tests.factories import actor, add_agency, create_document
 from tests.servers import start_postgres, start_redis
 from tests.tools import require
+
+# -- test ids ----------------------------------------------------------------------------
+
+# pytest puts the running test's id in the environment (PYTEST_CURRENT_TEST), and Linux
+# refuses to start a program when one environment string is over 128 KiB: a parameter of
+# 60,000 bytes, shown as \x00 each, made every subprocess of that test -- and the session
+# fixtures' teardown when it ran last (pg_ctl stop) -- fail with E2BIG.
+LONGEST_ID = 40
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """A long text or bytes parameter is named by its type, length and digest, not itself."""
+    if isinstance(val, str | bytes) and len(val) > LONGEST_ID:
+        data = val.encode("utf-8", "surrogatepass") if isinstance(val, str) else val
+        return f"{type(val).__name__}{len(val)}-{hashlib.sha256(data).hexdigest()[:8]}"
+    return None
+
 
 # -- keys ------------------------------------------------------------------------------
 
