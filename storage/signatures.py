@@ -110,9 +110,10 @@ class _CrlCache:
     """The DER of the CRLs in force, kept in memory by (issuer, number, this update).
 
     A stored CRL is never changed (a newer one is a new row), and an issuer's CRL number
-    names one list (RFC 5280 §5.2.3), so what a key read once is holds for good: every
-    verification reads which CRLs are in force, and their DER -- hundreds of kilobytes
-    for an authority that revoked many certificates -- only when a new one is published.
+    names one list (RFC 5280 §5.2.3), so the DER read once for a key holds for good:
+    every verification reads which CRLs are in force, and their DER -- hundreds of
+    kilobytes for an authority that revoked many certificates -- only when a new one is
+    published.
     """
 
     SIZE = 64  # issuers times a few numbers; the oldest entry goes first
