@@ -6,7 +6,8 @@ Two installations on this machine, each with its own SQLite file (WAL,
 ``synchronous=FULL``) and one trust store: the *sender* (agency A) and the *receiver*
 (agencies B1..B50, each with its organisational key), both APIs served by uvicorn in a
 thread of this process (the receiver's ``POST /v1/inbox``, the sender's ``POST /v1/status``).
-Documents are prepared before anything is timed: a draft with one 32 KiB main file and a
+Documents are prepared before anything is timed: a draft with one main file of its own
+(32 KiB; ``--file-kib`` for another size, say a scanned decision of a few MiB) and a
 number of its own, approved (review checks faked), and signed with a real CMS by A's
 signer (the ``sign`` transition's PDF work faked, as ``tests/installations.py`` does).
 
@@ -134,7 +135,7 @@ from tests.servers import start_postgres, start_redis  # noqa: E402
 
 AIM = 0.5
 PASS = "delivery bench passphrase"
-FILE_BYTES = 32 * 1024
+FILE_KIB = 32  # the main file of each letter, unless --file-kib says otherwise
 WORKERS = 2
 POLL = 0.02  # seconds between looks (the watcher's, the clerk's): an interval, not a wait
 
@@ -300,6 +301,7 @@ class Site:
     cores: int
     receiver_pid: int | None = None  # the receiver's own process (redis mode)
     made: int = 0  # documents prepared so far (their numbers)
+    file_bytes: int = FILE_KIB * 1024  # each letter's main file
 
     @property
     def others(self) -> list[int]:
@@ -428,7 +430,7 @@ def prepare(s: Site, count: int, to: list[str]) -> list[str]:
     for _ in range(count):
         s.made += 1
         data = b"%PDF-1.4\n% bench " + str(s.made).encode() + b"\n"
-        data += os.urandom(FILE_BYTES - len(data))
+        data += os.urandom(max(0, s.file_bytes - len(data)))
         main = sample_file(data, filename=f"bench-{s.made}.pdf")
         docs.append(s.pair.signed(create_document, to, files=[main], number=s.made))
     return docs
@@ -890,6 +892,7 @@ def bench_mode(
     base.mkdir()
     most = max(args.recipients)
     with site(mode, base, most, redis_url, pg_url) as s:
+        s.file_bytes = args.file_kib * 1024
         out(
             f"{mode}: sender + receiver ({most} agencies) "
             + (
@@ -937,6 +940,9 @@ def main(argv: list[str] | None = None) -> int:
         "--senders", type=int, default=4, help="threads firing sends at once (API clients)"
     )
     parser.add_argument("--seconds", type=float, help="per raw piece")
+    parser.add_argument(
+        "--file-kib", type=int, default=FILE_KIB, help="each letter's main file, KiB (32)"
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="per section")
     parser.add_argument("--no-redis", action="store_true", help="embedded mode only")
     parser.add_argument("--no-embedded", action="store_true", help="redis mode only")
@@ -959,6 +965,8 @@ def main(argv: list[str] | None = None) -> int:
     args.dispatches = args.dispatches or (30 if args.quick else 300)
     args.min_docs = args.min_docs or (6 if args.quick else 12)
     args.seconds = args.seconds or (0.1 if args.quick else 0.5)
+    if args.file_kib < 1:
+        parser.error("--file-kib is at least 1")
 
     def out(line: str) -> None:
         print(line, flush=True)
@@ -969,7 +977,7 @@ def main(argv: list[str] | None = None) -> int:
     out(
         f"congvan delivery bench  python {sys.version.split()[0]}  cpus {os.cpu_count()}  "
         f"timed: send -> delivered -> registered by a clerk thread on the receiver -> "
-        f"status 03 -> acknowledged"
+        f"status 03 -> acknowledged; main file {args.file_kib} KiB"
     )
     base = Path(tempfile.mkdtemp(prefix="congvan-bench-delivery-"))
     try:
