@@ -210,6 +210,17 @@ def _received_by(pair: Pair, organ: str) -> str:
     return str(received.id)
 
 
+def _recalled_at_b(pair: Pair, make_document: Callable[..., str]) -> tuple[str, str]:
+    """A's letter delivered to B and A's recall of it delivered, awaiting B's answer: the
+    document and B's received document."""
+    doc = pair.signed(make_document, to=(B,))
+    pair.sender.engine.fire(doc, "send", actor("clerk"))
+    run_due(pair, doc)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    run_due(pair, doc)
+    return doc, _received_by(pair, B)
+
+
 def test_a_second_recall_asks_only_those_still_holding_the_document(
     two: Pair, make_document: Callable[..., str]
 ) -> None:
@@ -268,12 +279,7 @@ def test_a_recipient_answers_a_recall_before_it_may_refuse_the_document(
     two: Pair, make_document: Callable[..., str]
 ) -> None:
     # Given A's letter delivered to B, and A's recall of it awaiting B's answer
-    doc = two.signed(make_document, to=(B,))
-    two.sender.engine.fire(doc, "send", actor("clerk"))
-    run_due(two, doc)
-    two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
-    run_due(two, doc)
-    of_b = _received_by(two, B)
+    doc, of_b = _recalled_at_b(two, make_document)
 
     # When B's clerk refuses the document itself: refused, the recall could never be
     # answered (at B nor at A)
@@ -336,12 +342,7 @@ def test_a_refused_recall_warns_no_more_once_a_later_one_recalled_the_document(
     two: Pair, make_document: Callable[..., str]
 ) -> None:
     # Given A's letter at B, recalled once and refused (16: an escalation opens)
-    doc = two.signed(make_document, to=(B,))
-    two.sender.engine.fire(doc, "send", actor("clerk"))
-    run_due(two, doc)
-    of_b = _received_by(two, B)
-    two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
-    run_due(two, doc)
+    doc, of_b = _recalled_at_b(two, make_document)
     two.answer(of_b, "refuse_recall", {"reason": "Đã xử lý"}, agency=B)
     assert ("refused_by_recipient", B) in open_escalations(two, doc)
 
