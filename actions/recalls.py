@@ -136,16 +136,21 @@ def reached(uow: UnitOfWork, document_id: str) -> list[DispatchRow]:
     """The sending's dispatches whose recipient has the document in force (status 01 or
     later, and not cancelled: a recipient that agreed to an earlier recall has it no
     more, and is asked nothing again)."""
-    cancelled = {
+    gone = cancelled(uow, document_id)
+    return [
+        r
+        for r in uow.dispatches.for_document(document_id)
+        if r.state in d.ARRIVED and r.message_id and r.organ_id not in gone
+    ]
+
+
+def cancelled(uow: UnitOfWork, document_id: str) -> set[str]:
+    """The recipients whose copy of the document is cancelled: they agreed to a recall."""
+    return {
         r.organ_id
         for r in uow.dispatches.for_requests(document_id)
         if r.state == d.AGREED and request_kind(uow, r) == "recall"
     }
-    return [
-        r
-        for r in uow.dispatches.for_document(document_id)
-        if r.state in d.ARRIVED and r.message_id and r.organ_id not in cancelled
-    ]
 
 
 def checked_changes(fields: Any) -> dict[str, str | None]:

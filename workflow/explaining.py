@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from congvan.actions.calendar import WorkingCalendar
+from congvan.actions.recalls import cancelled
 from congvan.states import explanation as x
-from congvan.states.dispatch import AGREED, DELIVERED, PENDING, REJECTED, SENDING, TAKEN_CODES
+from congvan.states.dispatch import DELIVERED, PENDING, REJECTED, SENDING, TAKEN_CODES
 from congvan.states.errors import InvalidInput
 from congvan.states.phrasing import sentence
 from congvan.states.received import STATUS_LABEL
@@ -111,12 +112,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
     doc_id = row.id
     statuses = uow.dispatches.statuses_by_dispatch(doc_id)
     attempts = uow.dispatches.last_attempts(doc_id)
-    # Recipients that agreed to a recall: their copies are cancelled.
-    recalled = {
-        r.organ_id
-        for r in uow.dispatches.for_requests(doc_id)
-        if r.state == AGREED and _request_kind(uow, r.id) == "recall"
-    }
+    recalled = cancelled(uow, doc_id)
     dispatches = []
     for d in uow.dispatches.for_document(doc_id):
         kept = statuses.get(d.id, [])
