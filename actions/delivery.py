@@ -20,29 +20,19 @@ outcome, HTTP status and latency, and the dispatch moves:
 
 from __future__ import annotations
 
-import atexit
 import base64
-import email.utils
 import functools
 import io
 import json
 import logging
-import os
 import random
-import re
-import ssl
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-# httpx imports httpcore (and with it trio, when installed) only when its first client is
-# made: about 50 ms of CPU, which a worker would otherwise spend inside its first post, on
-# a peer's clock. Imported here, it is paid when the worker starts.
-import httpcore  # noqa: F401
 import httpx
 
 from congvan.states.dispatch import ACKNOWLEDGED, ANSWERED, REJECTED, STATUS_EVENTS
@@ -64,6 +54,7 @@ from .exchange.package import Written
 from .exchange.receipts import verify_receipt
 from .exchange.writing import SealedHeader, assemble
 from .jobs import Busy, RetryLater, StagedJob
+from .posting import NOT_NOW, post, retry_after
 from .signing import keystore
 from .signing.truststore import TrustStore
 
@@ -82,56 +73,7 @@ _OVERTAKEN = frozenset({ACKNOWLEDGED, REJECTED, *ANSWERED})
 # A package up to this size is assembled and posted in memory; a larger one goes through a
 # temporary file and is posted from it as it is read.
 IN_MEMORY = 1 << 20
-# Answers that say "not now" rather than "never" (5xx too).
-NOT_NOW = frozenset({408, 425, 429})
-
 Transport = Callable[[], httpx.BaseTransport | None]
-
-
-@functools.cache
-def tls() -> ssl.SSLContext:
-    """httpx's default TLS settings, made once per process for every post to a peer.
-
-    A new ``httpx.Client`` builds them by loading the CA bundle, about 35 ms of CPU: more
-    than the rest of a delivery attempt to a peer on the same network.
-    """
-    return httpx.create_ssl_context()
-
-
-_pools: dict[int, httpx.Client] = {}
-_pools_lock = threading.Lock()
-
-
-def _pooled() -> httpx.Client:
-    """This process's client for posts to peers over the network, made on first use.
-
-    Its connections stay open between posts (HTTP keep-alive), so a peer posted to again
-    is not connected to anew each time: no TCP (and TLS) handshake on either side. httpx's
-    connection pool is shared by threads; a process started by fork makes its own.
-    """
-    pid = os.getpid()
-    client = _pools.get(pid)
-    if client is None:
-        with _pools_lock:
-            client = _pools.get(pid)
-            if client is None:
-                client = _pools[pid] = httpx.Client(verify=tls())
-                atexit.register(client.close)  # its kept-alive connections, at the end
-    return client
-
-
-def post(
-    transport: httpx.BaseTransport | None, url: str, *, timeout: float, **request: Any
-) -> httpx.Response:
-    """POST to a peer: through ``transport`` when one is given (tests), else the network.
-
-    Over the network the process's pooled client is used, with this post's ``timeout``
-    (which also bounds the wait for a free connection: ``httpx.PoolTimeout``).
-    """
-    if transport is not None:
-        with httpx.Client(transport=transport, verify=tls(), timeout=timeout) as client:
-            return client.post(url, **request)
-    return _pooled().post(url, timeout=timeout, **request)
 
 
 @dataclass(frozen=True)
@@ -334,7 +276,7 @@ class Delivery(StagedJob[Parcel]):
             return Outcome(UNKNOWN, None, spent(), f"no answer: {type(exc).__name__}: {exc}")
         latency, status = spent(), response.status_code
         if status >= 500 or status in NOT_NOW:
-            wait = _retry_after(response.headers.get("Retry-After"))
+            wait = retry_after(response.headers.get("Retry-After"))
             return Outcome(TRANSIENT, status, latency, _reason(response), retry_after=wait)
         if status >= 400:
             return Outcome(REFUSED, status, latency, _reason(response))
@@ -462,32 +404,6 @@ def _retry_or_fail(ctx: JobContext, dispatch_id: str, error: str) -> bool:
         ctx.events.fire_on_within(ctx.uow, "dispatch", dispatch_id, "fail", actor=SYSTEM, data=data)
         return False
     return True
-
-
-# The longest wait a peer may impose through Retry-After.
-_MAX_RETRY_AFTER = timedelta(hours=6)
-# Its delay in seconds: ASCII digits (a minus sign taken as no wait at all).
-_SECONDS = re.compile(r"-?[0-9]+", re.ASCII)
-
-
-def _retry_after(value: str | None) -> timedelta | None:
-    """A Retry-After header (RFC 9110 10.2.3: seconds or an HTTP date), within 0 and six
-    hours; None when absent or not either form."""
-    if not value:
-        return None
-    value = value.strip()
-    if _SECONDS.fullmatch(value):
-        # Capped before it becomes a timedelta: a peer's 30 digits overflow one.
-        seconds = min(int(value), int(_MAX_RETRY_AFTER.total_seconds()))
-        return timedelta(seconds=max(seconds, 0))
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    if when.tzinfo is None:  # asctime's form, or "-0000": an HTTP date is always GMT
-        when = when.replace(tzinfo=UTC)
-    wait = when - datetime.now(UTC)
-    return min(max(wait, timedelta(0)), _MAX_RETRY_AFTER)
 
 
 def _json_of(response: httpx.Response) -> Any:

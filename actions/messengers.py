@@ -39,9 +39,8 @@ from congvan.states.vocabulary import (
     ATTEMPT_UNKNOWN,
 )
 
-from .delivery import _retry_after as retry_after
-from .delivery import tls
 from .notices import ID_HEADER, KIND_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from .posting import retry_after, tls
 
 _RETRYABLE_STATUSES = frozenset({408, 429})
 

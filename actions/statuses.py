@@ -31,7 +31,6 @@ from congvan.storage.received import Received
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import JobContext
-from .delivery import NOT_NOW, post
 from .escalations.statuses import StatusWatch
 from .exchange.local import (
     LOCAL_STATUS,
@@ -42,6 +41,7 @@ from .exchange.local import (
 )
 from .exchange.status import make_status
 from .jobs import StagedJob
+from .posting import NOT_NOW, post
 from .signing.agencykeys import AgencyKey, AgencyKeys
 
 log = logging.getLogger("congvan.statuses")

@@ -34,10 +34,10 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from congvan.actions.delivery import tls  # noqa: E402
 from congvan.actions.jobs import enqueue, new_job  # noqa: E402
 from congvan.actions.notices import sign  # noqa: E402
 from congvan.actions.notifications import queue_notifications  # noqa: E402
+from congvan.actions.posting import tls  # noqa: E402
 from congvan.storage.database import make_engine  # noqa: E402
 from congvan.storage.schema import migrate  # noqa: E402
 from congvan.workflow.bootstrap import Runtime, bootstrap  # noqa: E402

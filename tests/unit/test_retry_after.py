@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from congvan.actions.delivery import _retry_after
+from congvan.actions.posting import retry_after as _retry_after
 
 
 @pytest.mark.parametrize(
