@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from congvan.states import dispatch
 from congvan.states.document import ACKNOWLEDGED, DELIVERED, FAILED
-from congvan.states.machine import derive_document_state
 from congvan.storage.dispatches import DispatchRow
 
 from .context import TransitionContext
+from .recalls import derived_state
 
 
 def _derived(ctx: TransitionContext) -> str:
-    return derive_document_state(ctx.uow.dispatches.states(ctx.document.id))
+    return derived_state(ctx.uow, ctx.document.id)
 
 
 def all_delivered(ctx: TransitionContext) -> tuple[bool, str]:

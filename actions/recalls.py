@@ -21,9 +21,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from congvan.states import dispatch as d
-from congvan.states.document import ISSUED, UPDATABLE
+from congvan.states.document import DELIVERED, ISSUED, UPDATABLE
 from congvan.states.errors import InvalidInput
 from congvan.states.fields import FIELDS, REQUIRED_AT_REVIEW
+from congvan.states.machine import derive_document_state
 from congvan.states.received import ANSWER_CODE
 from congvan.states.text import calendar_day, has_visible_text, value_problem
 from congvan.states.timeliness import in_vietnam
@@ -151,6 +152,22 @@ def cancelled(uow: UnitOfWork, document_id: str) -> set[str]:
         for r in uow.dispatches.for_requests(document_id)
         if r.state == d.AGREED and request_kind(uow, r) == "recall"
     }
+
+
+def derived_state(uow: UnitOfWork, document_id: str) -> str:
+    """The state a sent document's dispatches imply, leaving out the recipients whose copy
+    a recall cancelled: they will never register it, and the document is acknowledged
+    once every recipient still holding it did (recalled once none holds it)."""
+    state = derive_document_state(uow.dispatches.states(document_id))
+    # A cancelled copy arrived (a recall goes to those that have it): it can only hold
+    # the document back from acknowledged, so nothing else is worth the look.
+    if state != DELIVERED:
+        return state
+    gone = cancelled(uow, document_id)
+    if not gone:
+        return state
+    rest = [r.state for r in uow.dispatches.for_document(document_id) if r.organ_id not in gone]
+    return derive_document_state(rest) if rest else state
 
 
 def checked_changes(fields: Any) -> dict[str, str | None]:

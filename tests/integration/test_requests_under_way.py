@@ -354,3 +354,30 @@ def test_a_refused_recall_warns_no_more_once_a_later_one_recalled_the_document(
     # Then the letter is recalled and nothing of it is still open
     assert document_row(two.sender, doc).state == "recalled"
     assert open_escalations(two, doc) == []
+
+
+@pytest.mark.parametrize("registered_first", [True, False], ids=["then_agreed", "then_registered"])
+def test_a_partly_recalled_document_is_acknowledged_once_those_holding_it_registered(
+    two: Pair, make_document: Callable[..., str], registered_first: bool
+) -> None:
+    # Given A's letter at B and C, and a recall of it: B agrees (its copy cancelled, it
+    # will never register it), C refuses the recall and registers the letter
+    doc, of_b, of_c = _both_delivered(two, make_document)
+    two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    run_due(two, doc)
+    two.answer(of_c, "refuse_recall", {"reason": "Đã xử lý"}, agency=C)
+    if registered_first:
+        two.answer(of_c, "register", agency=C)
+        assert document_row(two.sender, doc).state == "delivered"  # B has not answered
+        two.answer(of_b, "agree_recall", agency=B)
+    else:
+        two.answer(of_b, "agree_recall", agency=B)
+        assert document_row(two.sender, doc).state == "delivered"  # C has not registered
+        two.answer(of_c, "register", agency=C)
+
+    # Then every recipient still holding it registered it: A's letter is acknowledged
+    # (not recalled: C keeps it), by one derived transition in its audit chain
+    assert document_row(two.sender, doc).state == "acknowledged"
+    assert states(two, doc) == {B: "delivered", C: "acknowledged"}
+    with two.sender.uow(readonly=True) as uow:
+        assert len(uow.audit.entries(doc, "acknowledged")) == 1

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from congvan.actions.context import SYSTEM, Actor, Effect, Guard, TransitionContext
 from congvan.actions.jobs import enqueue, new_job
+from congvan.actions.recalls import derived_state
 from congvan.states import DOCUMENT
 from congvan.states.errors import ActionUnavailable, VersionConflict
 from congvan.states.machine import (
@@ -21,7 +22,6 @@ from congvan.states.machine import (
     DISPATCHED,
     Step,
     allowed_events,
-    derive_document_state,
     resolve,
 )
 from congvan.states.spec import MachineSpec, Transition
@@ -179,7 +179,7 @@ class Stepper:
         """Move a sent document to the state its dispatches imply, as derived events."""
         if pending.state not in DISPATCHED:
             return
-        target = derive_document_state(uow.dispatches.states(pending.head.id))
+        target = derived_state(uow, pending.head.id)
         if target == pending.state:
             return
         event = DERIVED_EVENT.get(target)
