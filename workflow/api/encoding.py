@@ -19,11 +19,12 @@ from urllib.parse import unquote_to_bytes
 from python_multipart import MultipartParser, QuerystringParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartState, parse_options_header
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from congvan.states.errors import InvalidEncoding, InvalidInput
 from congvan.states.text import control_characters
+
+from .errors import ErrorResponse
 
 # Headers the API reads as text; HTTP header values are ASCII (RFC 9110 5.5).
 READ_HEADERS = {
@@ -251,7 +252,7 @@ def _content_coding(scope: Scope) -> str | None:
     return None if named in ("", "identity") else named[:100]
 
 
-def _coded(coding: str) -> JSONResponse:
+def _coded(coding: str) -> ErrorResponse:
     """Bodies are read as sent: one in a content coding (gzip...) would be taken for its
     compressed bytes, a package refused as not a ZIP for good. 415, as RFC 9110 15.5.16."""
     body = {
@@ -259,7 +260,7 @@ def _coded(coding: str) -> JSONResponse:
         "message": "Bodies are taken as they are: send it without a Content-Encoding.",
         "details": {"content_encoding": coding},
     }
-    return JSONResponse(body, status_code=415, headers={"Accept-Encoding": "identity"})
+    return ErrorResponse(body, status_code=415, headers={"Accept-Encoding": "identity"})
 
 
 def _body_check(scope: Scope) -> _FormCheck | _UrlencodedCheck | None:
@@ -292,7 +293,7 @@ class EncodingMiddleware:
         try:
             check_target(scope)
         except InvalidInput as exc:
-            await JSONResponse(exc.to_dict(), status_code=exc.http_status)(scope, receive, send)
+            await ErrorResponse(exc.to_dict(), status_code=exc.http_status)(scope, receive, send)
             return
         coding = _content_coding(scope)
         if coding is not None:

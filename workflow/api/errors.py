@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -44,6 +45,36 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"code": code, "message": message, "details": details or {}}
 
 
+def _writable(value: Any) -> Any:
+    """``value`` as JSON can carry it: text that is not Unicode (a lone surrogate, which a
+    JSON escape such as \\ud800 reads as) written as its escape, a number JSON has no
+    form for (NaN, which Python's JSON reader takes) as text."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {_writable(str(k)): _writable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_writable(v) for v in value]
+    return value
+
+
+class ErrorResponse(JSONResponse):
+    """An error's JSON body, answered whatever it repeats of the request.
+
+    Details name what was refused, often by repeating it (a peer's ``format``, a rule's
+    name, a field's path); a value JSON or UTF-8 cannot carry would make the answer
+    itself fail, a 500 instead of the refusal. Such a value is written as its escape.
+    """
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except (UnicodeEncodeError, ValueError):
+            return super().render(_writable(content))
+
+
 def _form_error(request: Request, cause: MultiPartException) -> CongvanError | None:
     """The multipart parser's refusal in our words: the same mistake, the same code."""
     settings = runtime_of(request).settings
@@ -79,16 +110,16 @@ def database_error(request: Request, cause: DBAPIError) -> DatabaseUnavailable |
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CongvanError)
-    async def _congvan(_request: Request, exc: CongvanError) -> JSONResponse:
+    async def _congvan(_request: Request, exc: CongvanError) -> ErrorResponse:
         headers = None
         if exc.http_status == 401:
             headers = {"WWW-Authenticate": "Bearer"}
         elif exc.http_status == 503:
             headers = {"Retry-After": str(RETRY_AFTER)}
-        return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+        return ErrorResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(DBAPIError)
-    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+    async def _database(request: Request, exc: DBAPIError) -> ErrorResponse:
         # Every route reads the database (a token, at least): one that is down or not
         # migrated is 503 with a code, never a 500.
         mapped = await run_in_threadpool(database_error, request, exc)
@@ -101,7 +132,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return await _congvan(request, mapped)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(_request: Request, exc: RequestValidationError) -> ErrorResponse:
         errors = [
             {
                 "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
@@ -110,13 +141,13 @@ def install_error_handlers(app: FastAPI) -> None:
             }
             for e in exc.errors()
         ]
-        return JSONResponse(
+        return ErrorResponse(
             error_body("invalid_input", "The request is not valid.", {"errors": errors}),
             status_code=422,
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> ErrorResponse:
         if isinstance(exc.__cause__, CongvanError):
             # FastAPI answers 400 to any failure while reading the body, the cause
             # attached; when the cause is ours (text not UTF-8, a key given twice...)
@@ -133,26 +164,26 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:  # every method served at the path, not the first route's
             allowed = allowed_methods(request.app.routes, request.scope)
             headers = {**(headers or {}), "Allow": allowed or (headers or {}).get("Allow", "")}
-        return JSONResponse(
+        return ErrorResponse(
             error_body(code, str(exc.detail), getattr(exc, "details", None)),
             status_code=exc.status_code,
             headers=headers,
         )
 
     @app.exception_handler(ClientDisconnect)
-    async def _gone(request: Request, _exc: ClientDisconnect) -> JSONResponse:
+    async def _gone(request: Request, _exc: ClientDisconnect) -> ErrorResponse:
         # The client closed the connection before its body was in: nothing to answer and
         # nothing wrong on our side (a line, not a traceback, however many clients do it).
         log.info("client went away", extra={"action": "api.disconnect", "path": request.url.path})
-        return JSONResponse(
+        return ErrorResponse(
             error_body("client_disconnected", "The client closed the connection mid-request."),
             status_code=400,
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> ErrorResponse:
         log.exception("unexpected error", extra={"action": "api.error", "path": request.url.path})
-        return JSONResponse(
+        return ErrorResponse(
             error_body("internal_error", "Something went wrong on our side; nothing was changed."),
             status_code=500,
         )
