@@ -15,6 +15,7 @@ from congvan.storage.unit_of_work import UnitOfWork
 
 from .calendar import VIETNAM_CALENDAR, WorkingCalendar
 from .checks import CHECKS, Check, CheckInput
+from .checks.duplicates import compares_documents
 from .context import JobContext, TransitionContext
 from .jobs import RetryLater, StagedJob
 
@@ -44,14 +45,19 @@ class Review:
         """The ``run_review_checks`` job: claim, check with no write lock held, record."""
         return ReviewJob(self)
 
-    def run_checks(self, inp: CheckInput) -> tuple[list[dict[str, Any]], list[str]]:
-        """Every check on one revision: its results, and the codes of checks that crashed.
+    def run_checks(
+        self, inp: CheckInput, *, only: Callable[[str], bool] | None = None
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Every check (or those whose code ``only`` takes) on one revision: its results,
+        and the codes of checks that crashed.
 
         A check that crashes is recorded as ``error`` with its reason, and the job is
         retried by the job mechanism: never a silent pass.
         """
         results, crashed = [], []
         for check in self.checks:
+            if only is not None and not only(check.code):
+                continue
             try:
                 finding = check.run(inp)
                 status = PASSED if finding.passed else FAILED
@@ -213,6 +219,16 @@ class ReviewJob(StagedJob[CheckWork]):
         doc = _still_in_review(ctx.uow, work.document_id, {"revision": work.revision})
         if doc is None or not results:
             return  # the revision moved on while the checks ran: nothing to keep
+        # The checks comparing it with other documents ran in a read-only transaction: two
+        # drafts holding one number, checked at once, each found the other not yet
+        # judged. Judged again here, one verdict at a time, each sees the one before it.
+        ctx.uow.duplicates.hold_issuing(doc.agency_id)
+        again, crashed_again = self.review.run_checks(
+            self.review.input_for(ctx.uow, doc, ctx.now), only=compares_documents
+        )
+        fresh = {r["code"]: r for r in again}
+        results = [fresh.get(r["code"], r) for r in results]
+        crashed = [c for c in crashed if c not in fresh] + crashed_again
         ctx.uow.checks.record(work.document_id, work.revision, results)
         if crashed:
             raise RetryLater(f"checks crashed: {', '.join(crashed)}")

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from congvan.states.document import DRAFT, ISSUED
 from congvan.states.policy import MAIN_FILE, Series
 
+from .locks import hold
 from .prepared import Prepared
 from .tables import Attachment, CheckResult, Dispatch, Document
 
@@ -132,6 +133,12 @@ def _sent_with_file(count: int) -> Prepared:
 class DuplicateRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+
+    def hold_issuing(self, agency_id: str) -> None:
+        """Wait until no other transaction judges or spends one of the agency's numbers or
+        files (a send, a review verdict on a number), and hold off the next until this one
+        ends: each then reads what the one before it wrote."""
+        hold(self.conn, f"congvan.issuing:{agency_id}")
 
     def same_number(
         self, agency_id: str, number: int, series: Series, year: str, *, exclude: str

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -14,6 +13,7 @@ from congvan.states.received import RECALLED, REPLACED
 
 from .chains import ChainHeads, ChainStatements, advancing, heading
 from .documents import decode_cursor, encode_cursor
+from .locks import hold
 from .prepared import Prepared
 from .tables import Agency, ReceivedDocument, ReceivedRequest
 
@@ -121,8 +121,6 @@ _REQUEST_UNDER = Prepared(
         .exists(),
     )
 )
-# Held until the transaction ends: one arrival at a time from a sender to an agency.
-_HOLD_ARRIVALS = Prepared(select(func.pg_advisory_xact_lock(bindparam("key"))))
 _HEAD = Prepared(heading(_received))
 _HEAD_FOR_UPDATE = Prepared(heading(_received).with_for_update())
 _ADVANCE = advancing(_received)
@@ -176,11 +174,7 @@ class ReceivedRepository(ChainHeads):
         arrivals at once would each find nothing. PostgreSQL takes a transaction-scoped
         advisory lock on the pair; SQLite's writer already holds the whole database.
         """
-        if self.conn.dialect.name != "postgresql":
-            return
-        pair = f"congvan.received:{agency_id}:{sender_id}".encode()
-        key = int.from_bytes(hashlib.sha256(pair).digest()[:8], "big", signed=True)
-        _HOLD_ARRIVALS.first(self.conn, {"key": key})
+        hold(self.conn, f"congvan.received:{agency_id}:{sender_id}")
 
     def find(self, agency_id: str, sender_id: str, message_id: str) -> Received | None:
         """The document a package with this message id from this sender already made."""

@@ -7,6 +7,14 @@ from congvan.storage.duplicates import NUMBER_CHECK
 
 from .registry import BLOCKING, CheckInput, Finding, check, fail, ok
 
+MAIN_FILE_CHECK = "duplicates.main_file"
+
+
+def compares_documents(code: str) -> bool:
+    """Whether the check ``code`` judges a document against the agency's others: its
+    verdict depends on what they hold when it is kept."""
+    return code in (NUMBER_CHECK, MAIN_FILE_CHECK)
+
 
 @check(
     NUMBER_CHECK,
@@ -44,7 +52,7 @@ def same_number(inp: CheckInput) -> Finding:
 
 
 @check(
-    "duplicates.main_file",
+    MAIN_FILE_CHECK,
     BLOCKING,
     "Tệp chính chưa gửi cho cùng nơi nhận",
     "The main file was not sent to the same recipient before",

@@ -309,9 +309,15 @@ class Signing:
         return True, ""
 
     def not_duplicate(self, ctx: TransitionContext) -> tuple[bool, str]:
-        """Never send the same number twice a year, nor the same file to the same agency."""
+        """Never send the same number twice a year, nor the same file to the same agency.
+
+        Two sends of the agency at once would each find nothing the other sent: the
+        agency's issuing is held first, so that the second reads what the first wrote.
+        """
         uow, doc_id = ctx.uow, ctx.document.id
         doc = uow.documents.load(doc_id)
+        if not uow.readonly:
+            uow.duplicates.hold_issuing(doc.agency_id)
         if doc.number and doc.issued_on:
             agency = uow.agencies.agency(doc.agency_id)
             earlier = uow.duplicates.sent_with_number(

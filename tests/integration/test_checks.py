@@ -985,6 +985,32 @@ def test_a_draft_submitted_first_holds_its_number_whichever_was_created_first(
     assert (False, newer) == (finding.passed, finding.details["earlier_document"])
 
 
+def test_two_drafts_of_one_number_checked_at_once_never_both_pass(runtime: Runtime) -> None:
+    # Given two drafts numbered 1227, each submitted, whose checks read the database
+    # before either kept its verdict: the newer one first, while the older was not yet
+    # in review; then the older one, the newer one's pass not yet kept
+    older = write(runtime)
+    newer = write(runtime, files=[main_pdf("bản thứ hai")])
+    runtime.relay.drain()
+    runner = runtime.runner
+    staged = {}
+    for doc in (newer, older):
+        job = submit(runtime, doc)
+        claimed = runner._claim(job)
+        assert not isinstance(claimed, str)
+        lease, action, work = claimed
+        staged[doc] = (job, lease, action, work, action.act(work))
+
+    # When each keeps its verdict
+    for doc in (newer, older):
+        assert runner._record(*staged[doc]) == "done"
+
+    # Then one of the two holds the number, never both: the older one, submitted while
+    # the newer one's verdict was not yet kept (two checked at once: the older wins)
+    verdicts = {d: results(runtime, d)["duplicates.number"].status for d in (older, newer)}
+    assert verdicts == {older: PASSED, newer: FAILED}
+
+
 def test_an_abandoned_draft_holds_no_number(runtime: Runtime) -> None:
     # Given a draft 1227/UBND-TĐKT never submitted, and one submitted then returned
     write(runtime)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -26,6 +29,7 @@ from tests.factories import (
     add_signature_row,
     document_row,
     job_done,
+    sample_file,
 )
 
 PASS = "sending test passphrase"
@@ -223,3 +227,69 @@ def test_a_send_asks_each_guard_once_and_a_refused_one_keeps_nothing(
     with runtime.uow(readonly=True) as uow:
         assert uow.documents.get(second).state == "signed"
         assert uow.dispatches.for_document(second) == []
+
+
+@pytest.mark.parametrize("repeat", ["number", "file"])
+def test_two_sends_racing_with_one_number_or_file_let_one_go(
+    make_runtime: Callable[..., Runtime], make_document: Callable[..., str], repeat: str
+) -> None:
+    # Given, three times over, two signed letters of the agency to the same recipient
+    # with one number (their files differ) or one main file (their numbers differ)
+    guards = {k: v for k, v in FAKE_GUARDS.items() if k != "not_duplicate"}
+    effects = {k: v for k, v in FAKE_EFFECTS.items() if k != "seal_packages"}
+    runtime = make_runtime(
+        guards=guards,
+        effects=effects,
+        jobs={"run_review_checks": job_done, "deliver_dispatches": job_done},
+        key_passphrase=PASS,
+    )
+    add_agency(runtime)
+    with runtime.uow() as uow:
+        now = runtime.clock()
+        keystore.init_ca(uow, "Send CA", "UBND tỉnh", passphrase=PASS, now=now, store=runtime.trust)
+        keystore.issue_agency(uow, AGENCY_ID, passphrase=PASS, crl_url="http://x/crl", now=now)
+        uow.commit()
+    _add_peers(runtime, RECIPIENTS[0])
+    to = [{"organ_id": RECIPIENTS[0], "name": "Sở Nội vụ"}]
+
+    def letter(round_: int, i: int) -> str:
+        number, data = 100 + round_, f"%PDF-1.4 round {round_}".encode()
+        if repeat == "number":
+            data += f" letter {i}".encode()
+        else:
+            number += 10 * i
+        return _signed_with(runtime, make_document, number=number, recipients=to, data=data)
+
+    def send(barrier: threading.Barrier, doc: str) -> str:
+        barrier.wait(timeout=10)
+        try:
+            return runtime.engine.fire(doc, "send", actor("clerk")).to_state
+        except GuardFailed as refused:
+            return ",".join(refused.details["failed"])
+
+    # When each pair is sent at once, by two clerks
+    outcomes = []
+    with ThreadPoolExecutor(2) as pool:
+        for round_ in range(3):
+            pair, barrier = [letter(round_, 0), letter(round_, 1)], threading.Barrier(2)
+            outcomes.append(sorted(pool.map(send, [barrier] * 2, pair)))
+
+    # Then each time one was sent and the other refused as its repeat, on PostgreSQL as
+    # on SQLite (whose writers take turns)
+    assert outcomes == [["not_duplicate", "sent"]] * 3
+
+
+def _signed_with(
+    runtime: Runtime,
+    make_document: Callable[..., str],
+    *,
+    data: bytes,
+    **fields: Any,
+) -> str:
+    doc = make_document(runtime, files=[sample_file(data)], **fields)
+    runtime.engine.fire(doc, "approve", actor("reviewer"))
+    runtime.engine.fire(doc, "sign", actor("signer"))
+    with runtime.uow() as uow:
+        add_signature_row(uow, doc, manifest_of(uow, doc), b"the signer's CMS", runtime.clock())
+        uow.commit()
+    return doc
