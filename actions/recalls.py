@@ -83,7 +83,9 @@ def original_settled(ctx: TransitionContext) -> tuple[bool, str]:
     row = ctx.uow.documents.load(ctx.document.id)
     if row.replaces_id is None:
         return True, ""
-    original = ctx.uow.documents.head(row.replaces_id)
+    # Locked: a recall or update of the original committing meanwhile would be replaced
+    # under it, never answered (its recipients refuse the replacement while it awaits).
+    original = ctx.uow.documents.head(row.replaces_id, for_update=not ctx.uow.readonly)
     if original is None or original.state not in ISSUED:
         state = original.state if original is not None else "gone"
         return False, (
@@ -293,7 +295,9 @@ def supersede_original(ctx: TransitionContext) -> None:
     row = ctx.uow.documents.load(ctx.document.id)
     if row.replaces_id is None:
         return
-    original = ctx.uow.documents.head(row.replaces_id)
+    # Locked: a recall or update of the original committing meanwhile would be replaced
+    # under it, never answered (its recipients refuse the replacement while it awaits).
+    original = ctx.uow.documents.head(row.replaces_id, for_update=not ctx.uow.readonly)
     if original is None or original.state not in ISSUED:
         ctx.audit["replaces"] = {"id": row.replaces_id, "marked": False}
         return

@@ -4,6 +4,8 @@ none is still on its way; a resend never carries what a request changed or takes
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -381,3 +383,51 @@ def test_a_partly_recalled_document_is_acknowledged_once_those_holding_it_regist
     assert states(two, doc) == {B: "delivered", C: "acknowledged"}
     with two.sender.uow(readonly=True) as uow:
         assert len(uow.audit.entries(doc, "acknowledged")) == 1
+
+
+def test_a_replacement_sent_while_a_recall_of_its_original_commits_waits_for_it(
+    two: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B, and a replacement of it signed
+    doc = two.signed(make_document, to=(B,))
+    engine = two.sender.engine
+    engine.fire(doc, "send", actor("clerk"))
+    run_due(two, doc)
+    replacement = signed_replacement(two, doc)
+
+    # When a recall of the letter has written everything and is about to commit, and the
+    # replacement is sent meanwhile (it reads the letter then, before the recall is in)
+    recalling, release = threading.Event(), threading.Event()
+
+    def pause_the_recall(step: str) -> None:
+        if step == "outboxed" and threading.current_thread().name == "recall":
+            recalling.set()
+            release.wait(timeout=30)
+
+    engine.fault = pause_the_recall
+    outcomes: dict[str, str] = {}
+
+    def fire(name: str, subject: str, event: str, by: str, data: dict[str, Any]) -> None:
+        try:
+            outcomes[name] = engine.fire(subject, event, actor(by), data=data).to_state
+        except GuardFailed as refused:
+            outcomes[name] = ",".join(refused.details["failed"])
+
+    recall = threading.Thread(
+        target=fire, args=("recall", doc, "recall", "supervisor", REQUESTS["recall"]), name="recall"
+    )
+    recall.start()
+    assert recalling.wait(timeout=30)
+    send = threading.Thread(target=fire, args=("send", replacement, "send", "clerk", {}))
+    send.start()
+    time.sleep(0.5)  # the send reaches what it waits for (an interval, not a deadline)
+    release.set()
+    recall.join(timeout=60)
+    send.join(timeout=60)
+    engine.fault = lambda _step: None
+
+    # Then one of the two won, the recall that committed first: the replacement waits for
+    # its answers, and the letter is not replaced under a recall awaiting them
+    assert outcomes == {"recall": "delivered", "send": "original_settled"}
+    assert document_row(two.sender, doc).state == "delivered"
+    assert document_row(two.sender, replacement).state == "signed"
