@@ -43,6 +43,22 @@ def rolled_back_for_another(exc: BaseException) -> bool:
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in _ROLLED_BACK_FOR_ANOTHER
 
 
+# A row with the same unique key is there already: PostgreSQL's unique_violation, and
+# SQLite's extended codes for a UNIQUE or PRIMARY KEY constraint.
+_UNIQUE_VIOLATION = "23505"
+_SQLITE_UNIQUE = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+
+
+def duplicate_key(exc: BaseException) -> bool:
+    """Whether ``exc`` says a row with the same unique key exists: a check-then-insert
+    overtaken by another transaction that inserted the same row first."""
+    orig = getattr(exc, "orig", None)
+    return (
+        getattr(orig, "sqlstate", None) == _UNIQUE_VIOLATION
+        or getattr(orig, "sqlite_errorname", None) in _SQLITE_UNIQUE
+    )
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 

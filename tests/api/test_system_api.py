@@ -221,6 +221,25 @@ def test_an_agency_is_added_once(api: Api) -> None:
     assert_error(existing, 409, "already_exists")
 
 
+def test_an_agency_added_meanwhile_by_another_request_is_already_there(
+    api_any_db: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a request that looked for the agency before another request added it (the
+    # look finds nothing; the other request's row is in when this one inserts)
+    from congvan.storage.agencies import AgencyRepository
+
+    headers = api_any_db.auth("operator")
+    added = api_any_db.client.post("/v1/agencies", headers=headers, json=NEW_AGENCY)
+    assert added.status_code == 201
+    monkeypatch.setattr(AgencyRepository, "agency", lambda self, agency_id: None)
+
+    # When it inserts: the database's unique key refuses the row
+    again = api_any_db.client.post("/v1/agencies", headers=headers, json=NEW_AGENCY)
+
+    # Then it is a repeat, as if it had looked a moment later: 409, not 500
+    assert_error(again, 409, "already_exists")
+
+
 @pytest.mark.parametrize(
     "body",
     [

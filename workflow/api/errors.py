@@ -16,12 +16,14 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect
 
 from congvan.states.errors import (
+    AlreadyExists,
     CongvanError,
     DatabaseNotReady,
     DatabaseUnavailable,
     PayloadTooLarge,
     TooManyAttachments,
 )
+from congvan.storage.database import duplicate_key
 from congvan.storage.schema import ensure_migrated
 
 from .deps import runtime_of
@@ -94,9 +96,14 @@ def _form_error(request: Request, cause: MultiPartException) -> CongvanError | N
 RETRY_AFTER = 10
 
 
-def database_error(request: Request, cause: DBAPIError) -> DatabaseUnavailable | None:
-    """What a failed statement says about the database: unreachable, not migrated, or
+def database_error(
+    request: Request, cause: DBAPIError
+) -> DatabaseUnavailable | AlreadyExists | None:
+    """What a failed statement says: a row already there (another request added it
+    between our look and our insert), the database unreachable or not migrated, or
     nothing (``None``: the statement itself was wrong, which is our bug)."""
+    if duplicate_key(cause):
+        return AlreadyExists("This would duplicate an existing record; it was added meanwhile.")
     try:
         ensure_migrated(runtime_of(request).db)
     except DatabaseNotReady as not_ready:  # its message names the database: not for clients
@@ -125,6 +132,8 @@ def install_error_handlers(app: FastAPI) -> None:
         mapped = await run_in_threadpool(database_error, request, exc)
         if mapped is None:
             return await _unexpected(request, exc)
+        if isinstance(mapped, AlreadyExists):
+            return await _congvan(request, mapped)
         log.warning(
             "database unavailable",
             extra={"action": "api.database_unavailable", "code": mapped.code},
