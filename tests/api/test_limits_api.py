@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from congvan.workflow import directory
+from congvan.workflow.api.bodies import MAX_JSON_VALUES
 from tests.api.conftest import LETTER, A, Api, B, MakeApi, assert_error, sha256
 
 LIMITS = {
@@ -265,6 +266,37 @@ def test_at_most_max_recipients(small: Api) -> None:
 
     edit = small.fire(fits.json()["id"], "edit", body={"recipients": _recipients(4)})
     assert assert_error(edit, 422, "invalid_input")["field"] == "recipients"
+
+
+def _too_many_values(answer: httpx.Response, where: str) -> None:
+    details = assert_error(answer, 413, "payload_too_large")
+    assert details == {"field": where, "max_values": MAX_JSON_VALUES}
+
+
+def test_a_body_of_more_json_values_than_a_request_carries_is_refused(api: Api) -> None:
+    # Given bodies of tens of thousands of tiny values: recipients (each an object of
+    # two), and a rule of working minutes as long as a list can be
+    many = [{"organ_id": B, "name": "x"}] * (MAX_JSON_VALUES // 3 + 1)
+    numbers = b'{"rules": {"deliver": [' + b"1," * (4 * MAX_JSON_VALUES) + b"1]}}"
+    doc_id = api.draft()["id"]
+
+    # When they are posted: an event, the create form's metadata, the time rules
+    edit = api.fire(doc_id, "edit", body={"recipients": many})
+    created = api.create(metadata={**LETTER, "recipients": many})
+    rules = api.client.put(
+        "/v1/time-rules",
+        headers={**api.auth("supervisor"), "Content-Type": "application/json"},
+        content=numbers,
+    )
+
+    # Then each is refused for its size before anything is built from it, and nothing
+    # changed
+    _too_many_values(edit, "body")
+    _too_many_values(created, "metadata")
+    _too_many_values(rules, "body")
+    assert api.version(doc_id) == 1
+    assert len(api.get("/v1/documents").json()["items"]) == 1  # the draft alone
+    assert api.get("/v1/time-rules").json()["agency"] == {}
 
 
 def test_a_recipient_listed_twice_is_refused(small: Api) -> None:

@@ -14,11 +14,41 @@ from typing import Any
 from fastapi import HTTPException, Request, Response, params
 from fastapi.routing import APIRoute
 from fastapi.utils import create_model_field
+from starlette.concurrency import run_in_threadpool
 
-from congvan.states.errors import InvalidEncoding, InvalidInput, RepeatedField
+from congvan.states.errors import InvalidEncoding, InvalidInput, PayloadTooLarge, RepeatedField
 
 from .limits import BodyTooLarge
 from .outputs import ErrorBody, errors
+
+# The most values (objects, arrays, strings, numbers...) one JSON body or metadata part may
+# hold: 500 recipients are some 1,500; each value costs Python objects to build and
+# validate, and 48 MB of tiny ones took the server some 20 seconds.
+MAX_JSON_VALUES = 50_000
+# A body larger than this is read in a worker thread, not on the event loop.
+READ_APART_BYTES = 256 * 1024
+
+
+def _too_many(where: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The {where} holds more than {MAX_JSON_VALUES} JSON values.",
+        field=where,
+        max_values=MAX_JSON_VALUES,
+    )
+
+
+def _count_values(value: Any, where: str) -> None:
+    """Refuse ``value`` once it is found to hold more than MAX_JSON_VALUES values."""
+    left, stack = MAX_JSON_VALUES, [value]
+    while stack:
+        item = stack.pop()
+        left -= 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        if left < 0 or len(stack) > left:
+            raise _too_many(where)
 
 
 def _object(pairs: list[tuple[str, Any]], where: str) -> dict[str, Any]:
@@ -47,7 +77,13 @@ def read_json(data: bytes | str, *, where: str) -> Any:
             raise InvalidEncoding(
                 f"The {where} is not UTF-8 text, as JSON must be.", field=where, location="body"
             ) from exc
-    return json.loads(data, object_pairs_hook=lambda pairs: _object(pairs, where))
+    # Values are separated by commas: far more commas than values allowed is refused
+    # before anything is built (a count at C speed); what passes is counted exactly.
+    if data.count(",") > 4 * MAX_JSON_VALUES:
+        raise _too_many(where)
+    value = json.loads(data, object_pairs_hook=lambda pairs: _object(pairs, where))
+    _count_values(value, where)
+    return value
 
 
 class JsonRequest(Request):
@@ -75,7 +111,11 @@ class JsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             try:
-                self._json = read_json(await self.body(), where="body")
+                body = await self.body()
+                if len(body) > READ_APART_BYTES:  # the event loop serves others meanwhile
+                    self._json = await run_in_threadpool(read_json, body, where="body")
+                else:
+                    self._json = read_json(body, where="body")
             except json.JSONDecodeError:
                 raise  # FastAPI's own answer: 422 json_invalid, with where
             except (ValueError, RecursionError) as exc:
