@@ -107,12 +107,20 @@ def _most_private(candidates: list[ipaddress.IPv4Address]) -> ipaddress.IPv4Addr
     return next((c for c in candidates if not c.is_global), candidates[-1])
 
 
+# The IPv6 addresses assigned as global unicast (RFC 4291, IANA): the rest is reserved
+# by the IETF (site-local fec0::/10, fe00::/9, 4000::/3...), which Python's is_global
+# takes for global, or special (link-local, unique local, multicast).
+_GLOBAL_UNICAST_IPV6 = ipaddress.IPv6Network("2000::/3")
+
+
 def reachable(address: Address, allowed: Iterable[Network]) -> bool:
     """Whether a webhook may connect to ``address``: a global unicast address, or one in
     a network the installation allows."""
     if any(address.version == net.version and address in net for net in allowed):
         return True
-    return address.is_global and not address.is_multicast
+    if isinstance(address, ipaddress.IPv6Address) and address not in _GLOBAL_UNICAST_IPV6:
+        return False
+    return address.is_global and not address.is_multicast and not address.is_reserved
 
 
 def refused_host(host: str, allowed: Iterable[Network]) -> Address | None:

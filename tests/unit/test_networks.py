@@ -33,6 +33,15 @@ LOOPBACK = parse_networks(["127.0.0.0/8", "::1"])
         "fd00::1",
         "::ffff:10.0.0.1",
         "ff02::1",
+        "240.0.0.1",  # reserved
+        # IPv6 outside global unicast (2000::/3), which Python's is_global takes for global
+        "fec0::1",  # site-local, deprecated but still routed on some sites
+        "fec0:0:0:ffff::1",  # its well-known resolver
+        "feff::1",
+        "fe00::1",
+        "4000::1",
+        "5f00::1",
+        "2001:db8::1",  # documentation
     ],
 )
 def test_no_private_address_is_reachable_by_default(address: str) -> None:
@@ -41,7 +50,10 @@ def test_no_private_address_is_reachable_by_default(address: str) -> None:
     assert not reachable(parsed, ())
 
 
-@pytest.mark.parametrize("address", ["203.113.131.1", "8.8.8.8", "2001:4860:4860::8888"])
+@pytest.mark.parametrize(
+    "address",
+    ["203.113.131.1", "8.8.8.8", "2001:4860:4860::8888", "2606:4700::1111", "2a00:1450::1"],
+)
 def test_global_addresses_are_reachable(address: str) -> None:
     parsed = address_of(address)
     assert parsed is not None and reachable(parsed, ())
