@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, tuple_, update
 
+from .locks import hold
 from .tables import SigningAuthority
 
 _authorities = SigningAuthority.__table__  # type: ignore[attr-defined]
@@ -40,6 +41,11 @@ class AuthorityRepository:
 
     def add(self, row: AuthorityRow) -> None:
         self.conn.execute(insert(_authorities), [dataclasses.asdict(row)])
+
+    def hold_granting(self, agency_id: str) -> None:
+        """Wait until no other transaction grants the agency's authorities, and hold off
+        the next until this one ends (a grant looks for its twin before it inserts)."""
+        hold(self.conn, f"congvan.authorities:{agency_id}")
 
     def revoke(self, authority_id: str, agency_id: str, at: datetime) -> bool:
         c = _authorities.c

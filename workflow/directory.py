@@ -323,6 +323,24 @@ def add_authority(
             field="competence",
             value=competence[:60],
         )
+    # The same grant twice would be two rows, and revoking one would leave its twin in
+    # force: the signer could still sign. Grants of an agency take turns for the look.
+    uow.authorities.hold_granting(agency_id)
+    twin = next(
+        (
+            a
+            for a in uow.authorities.for_agency(agency_id, signer)
+            if a.revoked_at is None
+            and (a.doc_types, a.competence, a.valid_from, a.valid_until)
+            == (joined, competence, valid_from.isoformat(), valid_until and valid_until.isoformat())
+        ),
+        None,
+    )
+    if twin is not None:
+        raise AlreadyExists(
+            f"'{signer}' holds this authority already; revoke it before granting it anew.",
+            authority_id=twin.id,
+        )
     row = AuthorityRow(
         id=new_id(),
         agency_id=agency_id,

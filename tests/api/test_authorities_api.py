@@ -288,6 +288,24 @@ def test_an_invalid_body_is_refused(api: Api, body: dict[str, Any], field: str) 
     assert listed(api) == []
 
 
+def test_the_same_authority_is_granted_once_and_anew_once_revoked(api_any_db: Api) -> None:
+    # Given an authority granted
+    api = api_any_db
+    add_signer_user(api)
+    first = granted(api, doc_types=["CV"], competence="KT. CHỦ TỊCH", valid_from="2025-01-01")
+
+    # When the same is granted again: refused, naming it (a twin would outlive a revoke)
+    again = grant(api, doc_types=["CV"], competence="KT. CHỦ TỊCH", valid_from="2025-01-01")
+    assert assert_error(again, 409, "already_exists") == {"authority_id": first["id"]}
+    # Another grant of the signer (another type, another competence) is its own
+    other = granted(api, doc_types=["QĐ"], competence="KT. CHỦ TỊCH", valid_from="2025-01-01")
+
+    # Then revoked, it may be granted anew
+    assert revoke(api, first["id"]).status_code == 200
+    anew = granted(api, doc_types=["CV"], competence="KT. CHỦ TỊCH", valid_from="2025-01-01")
+    assert {a["id"] for a in listed(api) if not a["revoked"]} == {other["id"], anew["id"]}
+
+
 # -- revoking ----------------------------------------------------------------------------
 
 
