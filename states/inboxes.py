@@ -9,6 +9,7 @@ rather than silently dropped.
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 from .errors import InvalidInput
@@ -55,12 +56,32 @@ def validate_inbox_url(url: str, *, allow_http: bool = False, field: str = "inbo
     host = parts.hostname or ""
     if not host:
         raise refuse("must name a host.")
+    if not _host_name(host):
+        raise refuse("must name a host: a DNS name (letters, digits, hyphens) or an IP address.")
+    if parts.port == 0:
+        raise refuse("must name a port from 1 to 65535, or none.")
     if scheme == "http" and not allow_http and not is_loopback(host):
         raise refuse(
             "must use https unless its host is loopback; allow plain http explicitly "
             "(--allow-http) only on a network you trust.",
         )
     return url
+
+
+# One label of a DNS host name (RFC 1123): letters, digits and inner hyphens.
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def _host_name(host: str) -> bool:
+    """Whether ``host`` (as ``urlsplit`` gives it: lower case, brackets gone) is an IP
+    address or a host name a resolver looks up: no ``*``, ``_`` or empty label."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return True
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
 
 
 def is_loopback(host: str) -> bool:

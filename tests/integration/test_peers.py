@@ -180,6 +180,13 @@ def test_peers_are_listed_by_agency_id_whole_or_by_page(runtime: Runtime) -> Non
         ("https:///inbox", "host"),
         ("https://congvan.quangtri.gov.vn:99999/inbox", "not a valid URL"),
         ("https://congvan.quangtri.gov.vn/in box", "spaces"),
+        ("https://congvan.quangtri.gov.vn:0/inbox", "port from 1 to 65535"),
+        ("https://*.quangtri.gov.vn/inbox", "a DNS name"),
+        ("https://-/inbox", "a DNS name"),
+        ("https://_/inbox", "a DNS name"),
+        ("https://congvan..quangtri.gov.vn/inbox", "a DNS name"),
+        ("https://-congvan.quangtri.gov.vn/inbox", "a DNS name"),
+        ("https://" + "a" * 64 + ".gov.vn/inbox", "a DNS name"),
     ],
 )
 def test_an_inbox_url_deliveries_may_not_go_to_is_refused(
