@@ -71,11 +71,14 @@ def test_the_history_pages_through_many_entries(api_any_db: Api) -> None:
 
 
 def test_authorities_page_through_ties_of_signer_and_date(api_any_db: Api) -> None:
-    # Given five authorities of one signer, three of them from the same day
+    # Given five authorities of one signer (each for its own type), three from the same day
     api = api_any_db
     add_signer_user(api)
     days = ["2021-01-01", "2020-01-01", "2021-01-01", "2019-06-30", "2021-01-01"]
-    ids = {granted(api, valid_from=d)["id"] for d in days}
+    types = ["CV", "QĐ", "TB", "KH", "BC"]
+    ids = {
+        granted(api, valid_from=d, doc_types=[t])["id"] for d, t in zip(days, types, strict=True)
+    }
     # When they are read two a page
     walked = _walk(api, "/v1/authorities", "supervisor", 2)
     # Then each comes once, by date and then by id
