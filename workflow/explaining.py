@@ -8,14 +8,13 @@ and the CLI show what :func:`explanation_view` builds.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from congvan.actions.calendar import WorkingCalendar
-from congvan.actions.recalls import cancelled
+from congvan.actions.recalls import cancelled, request_kind
 from congvan.states import explanation as x
 from congvan.states.dispatch import DELIVERED, PENDING, REJECTED, SENDING, TAKEN_CODES
 from congvan.states.errors import InvalidInput
@@ -38,17 +37,11 @@ def working_calendar(settings: Settings) -> WorkingCalendar:
     )
 
 
-def _request_kind(uow: UnitOfWork, dispatch_id: str) -> str:
-    """What a request's dispatch asks (``recall``, ``update``), as its sealed header says."""
-    header = json.loads(uow.dispatches.header_of(dispatch_id) or b"{}")
-    return str(header.get("business_type") or "recall")
-
-
 def open_escalations(uow: UnitOfWork, document_id: str) -> tuple[x.EscalationFacts, ...]:
     """The open escalations about the document, for its explanation: each becomes an
     ``escalation_open`` finding, on its recipient when it names a dispatch (the document's
     own, or one carrying a recall or update of it)."""
-    requests = {d.id for d in uow.dispatches.for_requests(document_id)}
+    requests = {d.id: d for d in uow.dispatches.for_requests(document_id)}
     return tuple(
         x.EscalationFacts(
             id=e.id,
@@ -59,7 +52,9 @@ def open_escalations(uow: UnitOfWork, document_id: str) -> tuple[x.EscalationFac
             dispatch_id=e.dispatch_id,
             due_at=e.due_at,
             organ_id=e.organ_id,
-            request_kind=_request_kind(uow, e.dispatch_id) if e.dispatch_id in requests else None,
+            request_kind=request_kind(uow, requests[e.dispatch_id])
+            if e.dispatch_id in requests
+            else None,
         )
         for e in uow.escalations.active_of_document(document_id)
     )
@@ -175,9 +170,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
     awaited = []
     for d in uow.dispatches.for_requests(doc_id):
         if d.state in (PENDING, SENDING, DELIVERED):
-            awaited.append(
-                x.AnswerAwaited(_request_kind(uow, d.id), d.organ_id, as_utc(d.updated_at))
-            )
+            awaited.append(x.AnswerAwaited(request_kind(uow, d), d.organ_id, as_utc(d.updated_at)))
     return x.Snapshot(
         document_id=doc_id,
         state=row.state,
