@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,12 +36,14 @@ PASS = "sending test passphrase"
 RECIPIENTS = ("000.00.01.H57", "000.00.02.H57")
 
 
-@pytest.fixture
-def sealing(make_runtime: Callable[..., Runtime]) -> Runtime:
-    """Checks and signing faked; sealing real: a CA, the agency's key, peers to send to."""
+def sealing_runtime(
+    make_runtime: Callable[..., Runtime], guards: Mapping[str, Guard] = FAKE_GUARDS
+) -> Runtime:
+    """Checks and signing faked (``guards``: the send's, faked unless told); sealing real:
+    a CA and the agency's key."""
     effects = {k: v for k, v in FAKE_EFFECTS.items() if k != "seal_packages"}
     runtime = make_runtime(
-        guards=FAKE_GUARDS,
+        guards=guards,
         effects=effects,
         jobs={"run_review_checks": job_done, "deliver_dispatches": job_done},
         key_passphrase=PASS,
@@ -53,6 +55,11 @@ def sealing(make_runtime: Callable[..., Runtime]) -> Runtime:
         keystore.issue_agency(uow, AGENCY_ID, passphrase=PASS, crl_url="http://x/crl", now=now)
         uow.commit()
     return runtime
+
+
+@pytest.fixture
+def sealing(make_runtime: Callable[..., Runtime]) -> Runtime:
+    return sealing_runtime(make_runtime)
 
 
 def _add_peers(runtime: Runtime, *organ_ids: str) -> None:
@@ -70,9 +77,10 @@ def _add_peers(runtime: Runtime, *organ_ids: str) -> None:
         uow.commit()
 
 
-def _signed(runtime: Runtime, make_document: Callable[..., str]) -> str:
-    """A document signed (faked), with the signature row sending reads."""
-    doc = make_document(runtime)
+def _signed(runtime: Runtime, make_document: Callable[..., str], **document: Any) -> str:
+    """A document (``make_document``'s ``document`` arguments) signed (faked), with the
+    signature row sending reads."""
+    doc = make_document(runtime, **document)
     runtime.engine.fire(doc, "approve", actor("reviewer"))
     runtime.engine.fire(doc, "sign", actor("signer"))
     with runtime.uow() as uow:
@@ -195,19 +203,7 @@ def test_a_send_asks_each_guard_once_and_a_refused_one_keeps_nothing(
 
         return guard
 
-    effects = {k: v for k, v in FAKE_EFFECTS.items() if k != "seal_packages"}
-    runtime = make_runtime(
-        guards={name: counted(name) for name in FAKE_GUARDS},
-        effects=effects,
-        jobs={"run_review_checks": job_done, "deliver_dispatches": job_done},
-        key_passphrase=PASS,
-    )
-    add_agency(runtime)
-    with runtime.uow() as uow:
-        now = runtime.clock()
-        keystore.init_ca(uow, "Send CA", "UBND tỉnh", passphrase=PASS, now=now, store=runtime.trust)
-        keystore.issue_agency(uow, AGENCY_ID, passphrase=PASS, crl_url="http://x/crl", now=now)
-        uow.commit()
+    runtime = sealing_runtime(make_runtime, {name: counted(name) for name in FAKE_GUARDS})
     _add_peers(runtime, *RECIPIENTS)
     first, second = _signed(runtime, make_document), _signed(runtime, make_document)
 
@@ -236,19 +232,7 @@ def test_two_sends_racing_with_one_number_or_file_let_one_go(
     # Given, three times over, two signed letters of the agency to the same recipient
     # with one number (their files differ) or one main file (their numbers differ)
     guards = {k: v for k, v in FAKE_GUARDS.items() if k != "not_duplicate"}
-    effects = {k: v for k, v in FAKE_EFFECTS.items() if k != "seal_packages"}
-    runtime = make_runtime(
-        guards=guards,
-        effects=effects,
-        jobs={"run_review_checks": job_done, "deliver_dispatches": job_done},
-        key_passphrase=PASS,
-    )
-    add_agency(runtime)
-    with runtime.uow() as uow:
-        now = runtime.clock()
-        keystore.init_ca(uow, "Send CA", "UBND tỉnh", passphrase=PASS, now=now, store=runtime.trust)
-        keystore.issue_agency(uow, AGENCY_ID, passphrase=PASS, crl_url="http://x/crl", now=now)
-        uow.commit()
+    runtime = sealing_runtime(make_runtime, guards)
     _add_peers(runtime, RECIPIENTS[0])
     to = [{"organ_id": RECIPIENTS[0], "name": "Sở Nội vụ"}]
 
@@ -258,7 +242,8 @@ def test_two_sends_racing_with_one_number_or_file_let_one_go(
             data += f" letter {i}".encode()
         else:
             number += 10 * i
-        return _signed_with(runtime, make_document, number=number, recipients=to, data=data)
+        files = [sample_file(data)]
+        return _signed(runtime, make_document, number=number, recipients=to, files=files)
 
     def send(barrier: threading.Barrier, doc: str) -> str:
         barrier.wait(timeout=10)
@@ -277,19 +262,3 @@ def test_two_sends_racing_with_one_number_or_file_let_one_go(
     # Then each time one was sent and the other refused as its repeat, on PostgreSQL as
     # on SQLite (whose writers take turns)
     assert outcomes == [["not_duplicate", "sent"]] * 3
-
-
-def _signed_with(
-    runtime: Runtime,
-    make_document: Callable[..., str],
-    *,
-    data: bytes,
-    **fields: Any,
-) -> str:
-    doc = make_document(runtime, files=[sample_file(data)], **fields)
-    runtime.engine.fire(doc, "approve", actor("reviewer"))
-    runtime.engine.fire(doc, "sign", actor("signer"))
-    with runtime.uow() as uow:
-        add_signature_row(uow, doc, manifest_of(uow, doc), b"the signer's CMS", runtime.clock())
-        uow.commit()
-    return doc
