@@ -658,10 +658,10 @@ def test_review_checks_run_with_no_write_lock_held(
     entered, release = threading.Event(), threading.Event()
     run_checks = runtime.review.run_checks
 
-    def held(inp: Any) -> Any:
+    def held(inp: Any, **only: Any) -> Any:
         entered.set()
         release.wait()
-        return run_checks(inp)
+        return run_checks(inp, **only)
 
     monkeypatch.setattr(runtime.review, "run_checks", held)
     worker = threading.Thread(target=runtime.runner.run, args=(job_id,))
