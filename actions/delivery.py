@@ -364,7 +364,11 @@ class Delivery(StagedJob[Parcel]):
         ctx.uow.dispatches.posting(dispatch.id, until=None)
         if not final or ctx.events is None:
             return
-        if dispatch is not None and dispatch.state == "sending":
+        # Given up between attempts too (pending): failed, so that a resend may take it up
+        # again; left pending it would wait for a job that no longer runs.
+        if dispatch.state == "pending":
+            ctx.events.fire_on_within(ctx.uow, "dispatch", dispatch.id, "start", actor=SYSTEM)
+        if dispatch.state in ("pending", "sending"):
             ctx.events.fire_on_within(
                 ctx.uow, "dispatch", dispatch.id, "fail", actor=SYSTEM, data={"error": error}
             )

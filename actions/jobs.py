@@ -298,20 +298,24 @@ class JobRunner:
     def on_deadline(self, uow: UnitOfWork, timer: DueTimer, now: datetime) -> None:
         """A scheduler timer: the job was not confirmed done in time, or its backoff ended.
 
-        A missed deadline counts as a failed attempt (and may give up); the end of a
-        backoff does not. Either way a job still to do is queued again with a new deadline.
+        A lease that ended with no outcome recorded (the worker died mid-job) counts as a
+        failed attempt, and may give up. A job no worker took meanwhile (the broker down or
+        its message lost, every worker stopped) has not been tried: waiting is not an
+        attempt, however long it lasts, and it is queued again as it is, never given up.
+        Either way a job still to do is queued again with a new deadline.
         """
         job = uow.outbox.get(timer.ref_id, for_update=True)
         if job is None or job.status in (DONE, FAILED):
             return
-        if timer.payload.get("reason") != "backoff":
-            error = (
-                "the worker's lease ended with no outcome recorded"
-                if job.status == RUNNING
-                else "deadline passed with no confirmation"
-            )
+        if timer.payload.get("reason") != "backoff" and job.status == RUNNING:
+            error = "the worker's lease ended with no outcome recorded"
             if self._count_failure(uow, job, error, now, self.actions.get(job.action)):
                 return
+        elif timer.payload.get("reason") != "backoff":
+            log.warning(
+                "job not taken by a worker in time; queued again",
+                extra={"action": "job.untaken", "job_id": job.id, "job_kind": job.action},
+            )
         uow.outbox.requeue(job.id)
         # Cancel and add, not reset: the scheduler deletes the timer that fired by its id
         # once this returns, and a reset keeps the id.
@@ -344,6 +348,9 @@ class JobRunner:
             uow.outbox.wait(job.id)
             wait = max(policy.backoff.after(attempts, random.random()), at_least or timedelta(0))
             uow.timers.add([deadline_timer(job.id, job.document_id, now + wait, backoff=True)])
+        # Its hook runs whichever step failed: claim (prepare) included, where the caller
+        # had not yet been given the action.
+        action = action or self.actions.get(job.action)
         if isinstance(action, StagedJob):
             ctx = self._context(job, uow, now)
             action.failed(ctx, error, final=gave_up)

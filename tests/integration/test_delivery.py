@@ -9,6 +9,7 @@ by the test, so every step can be checked.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import threading
 import time
@@ -26,6 +27,7 @@ from congvan.actions.exchange.status import make_status
 from congvan.actions.signing import keystore
 from congvan.states.errors import MessageMismatch
 from congvan.storage.dispatches import DispatchRepository
+from congvan.storage.documents import DocumentRepository
 from congvan.storage.peers import Peer
 from congvan.workflow import directory, peers
 from congvan.workflow.api.app import create_app
@@ -285,6 +287,34 @@ def test_past_the_last_attempt_the_dispatch_fails_and_the_document_with_it(
     assert (dispatch.state, len(attempts)) == ("failed", 3)
     assert document_row(pair.sender, doc).state == "failed"
     assert pair.jobs(doc) == []
+
+
+def test_a_delivery_job_that_gives_up_between_attempts_fails_its_dispatch_for_a_resend(
+    pair: Pair, served: str, make_document: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a delivery job that fails before any attempt, every time (its letter's file
+    # cannot be read), three job attempts allowed
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    runner = pair.sender.runner
+    runner.policies["deliver_dispatches"] = dataclasses.replace(
+        runner.policy("deliver_dispatches"), max_attempts=3
+    )
+    monkeypatch.setattr(DocumentRepository, "blob", lambda self, sha256: None)
+
+    # When its attempts are spent, the dispatch never having left pending
+    assert [runner.run(job) for _ in range(3)] == ["failed"] * 3
+
+    # Then the dispatch is failed, not left pending for a job that no longer runs, and
+    # the document with it: a supervisor may resend it once the cause is mended
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, attempts) == ("failed", [])
+    assert document_row(pair.sender, doc).state == "failed"
+    monkeypatch.undo()
+    pair.sender.engine.fire(doc, "resend", actor("supervisor"), data={"reason": "mended"})
+    [again] = pair.jobs(doc)
+    assert runner.run(again) == "done"
+    assert pair.dispatch(doc)[0].state == "delivered"
 
 
 class DiesMidPost(httpx.BaseTransport):

@@ -112,25 +112,52 @@ def test_nothing_to_do_ends_the_job_without_acting(make_runtime: MakeRuntime) ->
     assert [("prepare", "")] == probe.seen
 
 
-def test_a_job_that_misses_every_deadline_gives_up_and_its_failed_hook_runs(
+def test_a_job_no_worker_takes_waits_through_every_deadline_and_runs_once_taken(
     make_runtime: MakeRuntime, clock: FrozenClock
 ) -> None:
-    # Given a staged job queued that no worker ever runs (the broker lost its message)
+    # Given a staged job queued that no worker takes for a long while (the broker down or
+    # its message lost, every worker stopped)
     probe = Probe()
     runtime = make_runtime(jobs={"probe": probe}, job_max_attempts=2)  # type: ignore[dict-item]
+    probe.runtime = runtime
     job_id = queue(runtime, "stamp")
 
-    # When its deadline passes twice with no confirmation
+    # When its deadline passes far more often than its attempts allow
+    for _ in range(5):
+        clock.advance(seconds=DEADLINE + 1)
+        runtime.scheduler.run_due()
+
+    # Then nothing was tried, so nothing is counted: it is queued again each time, with
+    # a deadline, and runs once a worker takes it
+    assert status(runtime, job_id) == (PENDING, 0)
+    assert probe.seen == []
+    with runtime.uow(readonly=True) as uow:
+        assert [t.ref_id for t in uow.timers.of_kind("job_deadline")] == [job_id]
+    assert runtime.runner.run(job_id) == "done"
+    assert [step for step, _ in probe.seen] == ["prepare", "act", "record"]
+
+
+def test_a_job_whose_worker_dies_every_time_gives_up_and_its_failed_hook_runs(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    # Given a staged job whose worker takes it and dies mid-act, twice (its lease ends
+    # with no outcome recorded)
+    probe = Probe()
+    runtime = make_runtime(jobs={"probe": probe}, job_max_attempts=2)  # type: ignore[dict-item]
+    probe.runtime = runtime
+    job_id = queue(runtime, "stamp")
     for _ in range(2):
+        assert not isinstance(runtime.runner._claim(job_id), str)  # taken, never recorded
         clock.advance(seconds=DEADLINE + 1)
         runtime.scheduler.run_due()
 
     # Then it failed for good, and its own hook said so (a timestamp row would not be
     # left pending for ever)
     assert status(runtime, job_id) == (FAILED, 2)
-    assert probe.seen == [
-        ("failed", ("deadline passed with no confirmation", False)),
-        ("failed", ("deadline passed with no confirmation", True)),
+    lease_ended = "the worker's lease ended with no outcome recorded"
+    assert [v for step, v in probe.seen if step == "failed"] == [
+        (lease_ended, False),
+        (lease_ended, True),
     ]
     with runtime.uow(readonly=True) as uow:
         assert [t for t in uow.timers.of_kind("job_deadline") if t.ref_id == job_id] == []
