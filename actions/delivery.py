@@ -136,7 +136,16 @@ class Delivery(StagedJob[Parcel]):
         uow = ctx.uow
         dispatch_id = str(ctx.job.payload["dispatch_id"])
         dispatch = _locked(uow, dispatch_id, ctx.job.document_id)
-        if dispatch is None or dispatch.state not in ("pending", "sending"):
+        if dispatch is None:
+            return None
+        # The recipient's status settled the dispatch while an attempt of this job was
+        # under way, and that attempt ended with no outcome kept (its worker died): the
+        # package goes once more under its message id, for the signed receipt the
+        # receiver keeps for it (the proof it arrived). It moves nothing.
+        fetching = dispatch.state in _OVERTAKEN
+        if fetching and uow.dispatches.receipt(dispatch_id) is not None:
+            return None
+        if not fetching and dispatch.state not in ("pending", "sending"):
             return None  # delivered, refused or given up meanwhile: nothing to do
         sealed = uow.dispatches.sealed(dispatch_id)
         # The peer's row is locked while its deliveries in flight are counted, so that
@@ -169,7 +178,8 @@ class Delivery(StagedJob[Parcel]):
             return None
         if dispatch.state == "sending" and not self._interrupted(ctx, dispatch):
             return None  # no attempts left: failed for good
-        ctx.events.fire_on_within(uow, "dispatch", dispatch_id, "start", actor=SYSTEM)
+        if not fetching:
+            ctx.events.fire_on_within(uow, "dispatch", dispatch_id, "start", actor=SYSTEM)
         uow.dispatches.posting(dispatch_id, until=ctx.now + self.lease)
         # Numbered over the dispatch's life: a resend gives it fresh attempts (its row's
         # count starts again), and the log keeps those before it.
@@ -221,19 +231,31 @@ class Delivery(StagedJob[Parcel]):
         the dispatch's attempts like any other, so a job that keeps dying mid-post is
         never retried past the limit. True when an attempt is left for this run.
         """
+        self._log_interrupted(ctx, dispatch)
+        return _retry_or_fail(ctx, dispatch.id, "attempt interrupted")
+
+    def _log_interrupted(
+        self,
+        ctx: JobContext,
+        dispatch: DispatchRow,
+        why: str = "the attempt's worker stopped before recording it",
+    ) -> None:
         ctx.uow.dispatches.log_attempt(
             AttemptRow(
                 dispatch_id=dispatch.id,
                 attempt=ctx.uow.dispatches.attempts_logged(dispatch.id) + 1,
-                started_at=dispatch.updated_at,
+                started_at=(
+                    dispatch.posting_until - self.lease
+                    if dispatch.posting_until is not None
+                    else dispatch.updated_at
+                ),
                 finished_at=ctx.now,
                 outcome=UNKNOWN,
                 http_status=None,
                 latency_ms=0,
-                error="interrupted: the attempt's worker stopped before recording it",
+                error=printable(f"interrupted: {why}"),
             )
         )
-        return _retry_or_fail(ctx, dispatch.id, "attempt interrupted")
 
     def act(self, work: Parcel) -> Outcome:
         # Written once to a file (in memory while small) and posted from it: a large package
@@ -361,6 +383,10 @@ class Delivery(StagedJob[Parcel]):
         dispatch = _locked(ctx.uow, str(ctx.job.payload["dispatch_id"]), ctx.job.document_id)
         if dispatch is None:
             return
+        if dispatch.posting_until is not None and dispatch.state in _OVERTAKEN:
+            # The recipient's status came while the attempt was out: the dispatch is
+            # settled, and the attempt is logged here, as no later run would see it.
+            self._log_interrupted(ctx, dispatch, error)
         ctx.uow.dispatches.posting(dispatch.id, until=None)
         if not final or ctx.events is None:
             return

@@ -201,7 +201,7 @@ class DispatchChecks:
             if self.bundle.has(member) or self.bundle.has(folder + "receipt.p7s"):
                 self.report.fail(item, "member_missing", "half a receipt is missing", member)
             else:
-                self.report.holds(item, "no receipt: the package was not delivered")
+                self.report.holds(item, "no receipt kept: nothing here proves the package arrived")
             return
         package = self._package_sha256(folder, header)
         claimed = (json_object(body) or {}).get("package_sha256")

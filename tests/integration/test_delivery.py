@@ -760,6 +760,43 @@ def test_a_status_that_overtakes_the_receipt_leaves_the_delivery_done_with_its_r
         assert uow.dispatches.receipt(dispatch.id) is not None
 
 
+class StatusThenDies(StatusOvertakes):
+    """Delivers for real, lets B's status 03 reach A, then the worker's process ends."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        super().handle_request(request).read()
+        raise SystemExit("killed")
+
+
+def test_a_worker_dying_mid_post_after_which_the_letter_is_registered_keeps_its_receipt(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's attempt whose package arrived, B's status 03 settling the dispatch, and
+    # the worker killed before it recorded anything
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    pair.deliver_through(lambda: StatusThenDies(pair, doc))
+    with pytest.raises(SystemExit):
+        pair.sender.runner.run(job)
+    assert pair.dispatch(doc)[0].state == "acknowledged"
+
+    # When its lease ends and the job is taken again
+    pair.deliver_through(lambda: None)
+    pair.sender.clock.advance(minutes=12)
+    pair.sender.scheduler.tick()
+    assert pair.sender.runner.run(job) == "done"
+
+    # Then the lost attempt is on record, and the package went once more under its
+    # message id for the receipt B keeps for it: the proof it arrived, kept; one copy at B
+    dispatch, attempts = pair.dispatch(doc)
+    assert dispatch.state == "acknowledged"
+    assert [(a.attempt, a.outcome) for a in attempts] == [(1, "unknown"), (2, "delivered")]
+    with pair.sender.uow(readonly=True) as uow:
+        assert uow.dispatches.receipt(dispatch.id) is not None
+    assert [r.message_id for r in pair.received()] == [dispatch.message_id]
+    assert pair.jobs(doc) == []
+
+
 @pytest.mark.parametrize(
     ("code", "answer", "outcome", "state"),
     [
