@@ -13,9 +13,10 @@ from typing import Any, Generic, TypeVar
 from congvan.states.policy import JOB_BACKOFF, Backoff
 from congvan.states.text import printable
 from congvan.storage.clock import Clock
+from congvan.storage.database import passing_trouble
 from congvan.storage.ids import new_id
 from congvan.storage.outbox import DONE, FAILED, PENDING, RUNNING, Job
-from congvan.storage.timers import JOB_DEADLINE, DueTimer
+from congvan.storage.timers import JOB_DEADLINE, DueTimer, TimerBusy
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import Events, JobAction, JobContext
@@ -205,7 +206,17 @@ class JobRunner:
                     return "failed"
             return self._record(job_id, lease, action, work, outcome)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
-            self.record_failure(job_id, f"{type(exc).__name__}: {exc}", action)
+            trouble = passing_trouble(exc)
+            try:
+                self.record_failure(job_id, f"{type(exc).__name__}: {exc}", action)
+            except Exception as again:
+                if trouble is None or passing_trouble(again) is None:
+                    raise
+                log.warning(
+                    "job put off: %s; its deadline takes it up again",
+                    trouble,
+                    extra={"action": "job.put_off", "job_id": job_id, "error": str(exc)[:200]},
+                )
             return "failed"
 
     def _claim(self, job_id: str) -> str | tuple[datetime, AnyJob, Any]:
@@ -304,7 +315,11 @@ class JobRunner:
         attempt, however long it lasts, and it is queued again as it is, never given up.
         Either way a job still to do is queued again with a new deadline.
         """
-        job = uow.outbox.get(timer.ref_id, for_update=True)
+        # The scheduler holds this timer; a worker recording the job holds its row and
+        # is about to delete the timer: waiting for the row would wait for each other.
+        job = uow.outbox.get_unless_held(timer.ref_id)
+        if job is None and uow.outbox.get(timer.ref_id) is not None:
+            raise TimerBusy(f"job {timer.ref_id} is held by another transaction")
         if job is None or job.status in (DONE, FAILED):
             return
         if timer.payload.get("reason") != "backoff" and job.status == RUNNING:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DisconnectionError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, InterfaceError, OperationalError
 
 from congvan.states.errors import InvalidInput
 
@@ -41,6 +41,19 @@ _ROLLED_BACK_FOR_ANOTHER = frozenset({"40P01", "40001"})
 def rolled_back_for_another(exc: BaseException) -> bool:
     """Whether ``exc`` is the database undoing this transaction to let another proceed."""
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in _ROLLED_BACK_FOR_ANOTHER
+
+
+def passing_trouble(exc: BaseException) -> str | None:
+    """What a background pass met that the next pass gets past by itself (the database
+    restarting or unreachable, a transaction rolled back for another), in a few words; None
+    for anything else, which is a fault worth its traceback."""
+    if rolled_back_for_another(exc):
+        return "rolled back for another transaction"
+    if isinstance(exc, OperationalError | InterfaceError) or getattr(
+        exc, "connection_invalidated", False
+    ):
+        return "the database is unavailable"
+    return None
 
 
 # A row with the same unique key is there already: PostgreSQL's unique_violation, and

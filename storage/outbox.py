@@ -46,6 +46,7 @@ _JOB_COLUMNS = (
 _get = select(*_JOB_COLUMNS).where(_by_id)
 _GET = Prepared(_get)
 _GET_FOR_UPDATE = Prepared(_get.with_for_update())
+_GET_UNLESS_HELD = Prepared(_get.with_for_update(skip_locked=True))
 # What the relay reads on every pass.
 _pending = (
     select(*_JOB_COLUMNS)
@@ -157,6 +158,13 @@ class OutboxRepository:
 
     def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
         query = _GET_FOR_UPDATE if for_update else _GET
+        row = query.first(self.conn, {"job_id": job_id})
+        return _job(row) if row else None
+
+    def get_unless_held(self, job_id: str) -> Job | None:
+        """The job, locked, unless another transaction holds its row (PostgreSQL; then
+        None, as for a job that is gone); SQLite's writer holds the whole database."""
+        query = _GET_UNLESS_HELD if self.skip_locked else _GET_FOR_UPDATE
         row = query.first(self.conn, {"job_id": job_id})
         return _job(row) if row else None
 

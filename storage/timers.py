@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
@@ -115,6 +115,15 @@ def _of_agency(query: Select[Any], agency_id: str | None) -> Select[Any]:
     )
 
 
+class TimerBusy(Exception):
+    """A handler found what its timer is about held by another transaction (a worker
+    recording the job, the relay): taken again in a moment, nothing counted. Waiting for
+    the row instead, while the scheduler holds the timer that worker is about to cancel,
+    is how two transactions wait for each other."""
+
+    RETRY = timedelta(seconds=1)
+
+
 class TimerRepository:
     def __init__(self, conn: Connection, *, skip_locked: bool) -> None:
         self.conn = conn
@@ -154,6 +163,10 @@ class TimerRepository:
         """Delete fired timers: one statement for the whole batch."""
         if timer_ids:
             self.conn.execute(_REMOVE, {"ids": list(timer_ids)})
+
+    def later(self, timer_id: str, due_at: datetime) -> None:
+        """Take the timer again at ``due_at``, nothing counted (its subject was busy)."""
+        self._failed(timer_id, due_at=due_at)
 
     def retry_later(self, timer_id: str, attempts: int, error: str, due_at: datetime) -> None:
         """A firing failed: count it, keep the error, and take the timer again at ``due_at``."""

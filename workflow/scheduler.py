@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 
 from congvan.states.policy import Backoff
 from congvan.storage.clock import Clock
-from congvan.storage.timers import JOB_DEADLINE, DueTimer
+from congvan.storage.database import passing_trouble
+from congvan.storage.timers import JOB_DEADLINE, DueTimer, TimerBusy
 from congvan.storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger("congvan.scheduler")
@@ -102,6 +103,10 @@ class Scheduler:
         try:
             with uow.savepoint():
                 self._handle(uow, timer, now)
+        except TimerBusy as busy:
+            uow.timers.later(timer.id, now + busy.RETRY)
+            log.info("timer's subject busy", extra={"action": "timer.busy", "timer_id": timer.id})
+            return False
         except Exception as exc:  # noqa: BLE001 - any handler failure is counted, not raised
             self._failed(uow, timer, now, exc)
             return False
@@ -150,5 +155,12 @@ class Scheduler:
         while not self._stop.wait(self.poll_seconds):
             try:
                 self.run_due()
-            except Exception:
-                log.exception("scheduler pass failed", extra={"action": "scheduler.failed"})
+            except Exception as exc:
+                if (trouble := passing_trouble(exc)) is not None:
+                    log.warning(
+                        "scheduler pass put off: %s",
+                        trouble,
+                        extra={"action": "scheduler.put_off", "error": str(exc)[:200]},
+                    )
+                else:
+                    log.exception("scheduler pass failed", extra={"action": "scheduler.failed"})

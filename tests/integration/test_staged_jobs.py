@@ -9,11 +9,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from congvan.actions.context import JobContext
 from congvan.actions.jobs import StagedJob, enqueue, new_job
 from congvan.storage.clock import FrozenClock
-from congvan.storage.outbox import DONE, FAILED, PENDING, RUNNING
+from congvan.storage.database import passing_trouble
+from congvan.storage.outbox import DONE, FAILED, PENDING, RUNNING, OutboxRepository
+from congvan.storage.timers import TimerBusy
 from congvan.workflow.bootstrap import Runtime
 from tests.conftest import MakeRuntime
 from tests.factories import actor
@@ -288,3 +291,79 @@ def test_a_job_fires_the_events_its_outcome_implies_in_its_record_step(
         assert outcome == "done"
         assert (doc.version, doc.subject) == (2, "Về việc tổ chức Hội nghị (đã sửa)")
         assert status(runtime, str(job["id"])) == (DONE, 0)
+
+
+def test_a_deadline_whose_job_another_transaction_holds_is_looked_at_again_uncounted(
+    make_runtime: MakeRuntime, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a job taken by a worker whose lease has ended, its row held by another
+    # transaction (that worker recording it at last) when the scheduler fires the deadline
+    probe = Probe()
+    runtime = make_runtime(jobs={"probe": probe})  # type: ignore[dict-item]
+    probe.runtime = runtime
+    job_id = queue(runtime, "stamp")
+    assert not isinstance(runtime.runner._claim(job_id), str)
+    clock.advance(seconds=DEADLINE + 1)
+
+    # When the scheduler fires it: the scheduler holds the timer, the other transaction
+    # the job's row and is about to delete the timer, so neither may wait for the other
+    if runtime.db.dialect.name == "postgresql":
+        with runtime.uow() as holder:
+            holder.outbox.get(job_id, for_update=True)
+            assert runtime.scheduler.tick() == 1
+    else:  # SQLite's writers take turns as a whole: the row as the scheduler finds it
+        with monkeypatch.context() as m:
+            m.setattr(OutboxRepository, "get_unless_held", lambda self, job_id: None)
+            assert runtime.scheduler.tick() == 1
+
+    # Then it is put off a moment, nothing counted (no failure, no attempt)...
+    with runtime.uow(readonly=True) as uow:
+        [timer] = [t for t in uow.timers.of_kind("job_deadline") if t.ref_id == job_id]
+    assert (timer.attempts, timer.due_at) == (0, clock() + TimerBusy.RETRY)
+    assert status(runtime, job_id) == (RUNNING, 0)
+    # ...and fired once the row is free: the lease ended, that counts
+    clock.advance(seconds=2)
+    assert runtime.scheduler.tick() == 1
+    assert status(runtime, job_id) == (PENDING, 1)
+
+
+def test_a_job_whose_failure_cannot_be_recorded_while_the_database_is_away_is_put_off(
+    make_runtime: MakeRuntime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a job whose step meets the database gone, and whose failure cannot be
+    # recorded either (the database restarting)
+    probe = Probe()
+    runtime = make_runtime(jobs={"probe": probe})  # type: ignore[dict-item]
+    probe.runtime = runtime
+    job_id = queue(runtime, "stamp")
+    gone = OperationalError("SELECT 1", {}, Exception("the database system is shutting down"))
+
+    def down(*_args: Any, **_kwargs: Any) -> None:
+        raise gone
+
+    monkeypatch.setattr(Probe, "act", down)
+    monkeypatch.setattr(runtime.runner, "record_failure", down)
+
+    # When a worker runs it: a line saying so, no traceback, nothing raised to the broker
+    assert runtime.runner.run(job_id) == "failed"
+    [line] = [r for r in caplog.records if r.getMessage().startswith("job put off")]
+    assert (line.levelname, line.exc_info) == ("WARNING", None)
+    assert "the database is unavailable" in line.getMessage()
+
+    # And a fault of another kind is raised as ever
+    monkeypatch.setattr(runtime.runner, "record_failure", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        runtime.runner.run(queue(runtime, "stamp"))
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (OperationalError("x", {}, Exception("server closed the connection")), "unavailable"),
+        (InterfaceError("x", {}, Exception("connection already closed")), "unavailable"),
+        (ValueError("a bug"), None),
+    ],
+)
+def test_what_a_background_pass_gets_past_by_itself(error: Exception, said: str | None) -> None:
+    trouble = passing_trouble(error)
+    assert (trouble is None) if said is None else (said in str(trouble))
