@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 from pytest import CaptureFixture, MonkeyPatch
 
 from congvan.actions.signing import pki
+from congvan.states.errors import InvalidInput
 from congvan.storage.clock import utcnow
+from congvan.storage.database import make_engine
 from congvan.workflow.cli import main
 from congvan.workflow.cli.runtime import Store, runtime_for
+from congvan.workflow.cli.serving import _clock_agrees
 from congvan.workflow.settings import Settings
+from tests.databases import Databases
 
 
 def test_commands_that_only_read_and_write_rows_never_build_a_broker(
@@ -256,3 +262,30 @@ def test_names_typed_decomposed_at_the_command_line_are_kept_in_nfc(tmp_path: Pa
         "Nguyễn Văn Phương",
         "Phó Chủ tịch",
     )
+
+
+@pytest.mark.parametrize(
+    ("skew", "deadline", "refused"),
+    [(0, 300, False), (20, 300, False), (-120, 300, True), (120, 300, True), (20, 8, True)],
+)
+def test_a_process_whose_clock_differs_from_the_databases_will_not_start(
+    databases: Databases, skew: int, deadline: int, refused: bool
+) -> None:
+    # Given a PostgreSQL server, and a process whose clock is ``skew`` seconds off it,
+    # with jobs leased ``deadline`` seconds (a quarter of it allowed, 30 s at most)
+    engine = make_engine(databases.new("postgres").url)
+    settings = SimpleNamespace(job_deadline_seconds=deadline, delivery_lease_seconds=660)
+    runtime = SimpleNamespace(
+        db=engine, settings=settings, clock=lambda: utcnow() + timedelta(seconds=skew)
+    )
+    try:
+        # When it starts: refused when its leases would be judged wrong elsewhere
+        if not refused:
+            _clock_agrees(runtime)  # type: ignore[arg-type]
+            return
+        with pytest.raises(InvalidInput) as caught:
+            _clock_agrees(runtime)  # type: ignore[arg-type]
+        assert caught.value.details["field"] == "clock"
+        assert ("ahead of" if skew > 0 else "behind") in caught.value.message
+    finally:
+        engine.dispose()

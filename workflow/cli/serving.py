@@ -6,9 +6,11 @@ import argparse
 import signal
 import sys
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from sqlalchemy import text
 
 from congvan.states.errors import InvalidInput
 
@@ -104,6 +106,38 @@ def _keys_unlock(runtime: Runtime) -> None:
         ) from exc
 
 
+# The most a process's clock may differ from the database's: a quarter of the shortest
+# lease, and never more than this. Leases are set by a worker's clock and judged by the
+# scheduler's: a worker behind by more than its lease finds every attempt re-driven as
+# interrupted, its receipts thrown away.
+CLOCK_SKEW_CAP = timedelta(seconds=30)
+
+
+def _clock_agrees(runtime: Runtime) -> None:
+    """Refuse to start a process whose clock differs from the database server's by more
+    than the leases allow (PostgreSQL; SQLite is read on this machine, by this clock)."""
+    if runtime.db.dialect.name != "postgresql":
+        return
+    settings = runtime.settings
+    shortest = min(settings.job_deadline_seconds, settings.delivery_lease_seconds)
+    allowed = min(CLOCK_SKEW_CAP, timedelta(seconds=shortest / 4))
+    before = runtime.clock()
+    with runtime.db.connect() as conn:
+        server = conn.execute(text("SELECT CURRENT_TIMESTAMP")).scalar_one()
+    after = runtime.clock()
+    skew = before + (after - before) / 2 - server
+    if abs(skew) > allowed:
+        raise InvalidInput(
+            f"This machine's clock is {abs(skew).total_seconds():.0f} s "
+            f"{'ahead of' if skew > timedelta(0) else 'behind'} the database server's; "
+            f"leases and timers allow {allowed.total_seconds():.0f} s. Set the clock "
+            "(NTP) and start again.",
+            field="clock",
+            skew_seconds=round(skew.total_seconds(), 1),
+            allowed_seconds=allowed.total_seconds(),
+        )
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -112,6 +146,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     _configure_logs(settings)
     with runtime_for(settings, wired=True) as runtime:
         _keys_unlock(runtime)  # the inbox signs receipts; its workers, statuses
+        _clock_agrees(runtime)
         # API only: on Redis its jobs still go straight to the broker once committed; on
         # the embedded broker they wait in the table for the relay of `congvan serve`.
         if args.no_workers and runtime.embedded:
@@ -184,6 +219,7 @@ def _run_apart(
         if runtime.embedded:
             raise InvalidInput(refusal)
         _keys_unlock(runtime)
+        _clock_agrees(runtime)
         runtime.start(workers=workers, relay=relay, scheduler=scheduler, hand_off=hand_off)
         print(running)
         _wait_for_signal()
