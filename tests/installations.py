@@ -212,7 +212,14 @@ class Pair:
                 "received", received_id, event, actor(role, agency), data=data or {}
             )
             [status_job] = self.status_jobs(received_id)
-            assert self.receiver.runner.run(status_job) == "done"
+            outcome = self.receiver.runner.run(status_job)
+            assert outcome == "done", self._job_error(status_job)
+
+    def _job_error(self, job_id: str) -> str:
+        """What the receiver's job ``job_id`` last failed with, for a failing assertion."""
+        with self.receiver.uow(readonly=True) as uow:
+            query = text("SELECT last_error FROM outbox WHERE id = :id")
+            return str(uow.conn.execute(query, {"id": job_id}).scalar())
 
     def status_jobs(self, received_id: str) -> list[str]:
         with self.receiver.uow(readonly=True) as uow:
