@@ -206,7 +206,7 @@ class Pair:
         with serve_in_thread(create_app(self.sender)) as sender_base:
             with self.receiver.uow() as uow:
                 now = self.receiver.clock()
-                # A loaded machine (parallel tests) may take seconds to answer: no timeout is tested here.
+                # A loaded machine may take seconds to answer: no timeout is tested here.
                 uow.peers.put(Peer(A, f"{sender_base}/v1/inbox", "http", 30, 4, now, now))
                 uow.commit()
             self.receiver.engine.fire_on(
