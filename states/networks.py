@@ -111,6 +111,8 @@ def _most_private(candidates: list[ipaddress.IPv4Address]) -> ipaddress.IPv4Addr
 # by the IETF (site-local fec0::/10, fe00::/9, 4000::/3...), which Python's is_global
 # takes for global, or special (link-local, unique local, multicast).
 _GLOBAL_UNICAST_IPV6 = ipaddress.IPv6Network("2000::/3")
+# Blocks in it set aside since Python 3.11's tables were made: documentation (RFC 9637).
+_SET_ASIDE_IPV6 = (ipaddress.IPv6Network("3fff::/20"),)
 
 
 def reachable(address: Address, allowed: Iterable[Network]) -> bool:
@@ -118,7 +120,9 @@ def reachable(address: Address, allowed: Iterable[Network]) -> bool:
     a network the installation allows."""
     if any(address.version == net.version and address in net for net in allowed):
         return True
-    if isinstance(address, ipaddress.IPv6Address) and address not in _GLOBAL_UNICAST_IPV6:
+    if isinstance(address, ipaddress.IPv6Address) and (
+        address not in _GLOBAL_UNICAST_IPV6 or any(address in net for net in _SET_ASIDE_IPV6)
+    ):
         return False
     return address.is_global and not address.is_multicast and not address.is_reserved
 

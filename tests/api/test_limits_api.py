@@ -299,6 +299,28 @@ def test_a_body_of_more_json_values_than_a_request_carries_is_refused(api: Api) 
     assert api.get("/v1/time-rules").json()["agency"] == {}
 
 
+def test_a_body_of_many_unknown_keys_is_refused_naming_the_first_few(api: Api) -> None:
+    # Given an event body and a status message of thousands of keys their schemas refuse,
+    # the status message with no token
+    keys = ",".join(f'"k{i:05d}": 1' for i in range(5_000))
+    doc_id = api.draft()["id"]
+    headers = {"Content-Type": "application/json"}
+    edit = api.client.post(
+        f"/v1/documents/{doc_id}/events/edit",
+        headers={**api.auth(), **headers},
+        content=f"{{{keys}}}".encode(),
+    )
+    status = api.client.post("/v1/status", headers=headers, content=f"{{{keys}}}".encode())
+
+    # Then each answer names the first 20 and counts the rest, not one line a key
+    for answer in (edit, status):
+        details = assert_error(answer, 422, "invalid_input")
+        assert len(details["errors"]) == 20
+        assert details["more_errors"] >= 5_000 - 20
+        assert len(answer.content) < 10_000
+    assert api.version(doc_id) == 1
+
+
 def test_a_recipient_listed_twice_is_refused(small: Api) -> None:
     twice = [{"organ_id": B, "name": "Sở Nội vụ"}, {"organ_id": B, "name": "SNV"}]
     response = small.create(metadata={**SHORT, "recipients": twice})

@@ -42,6 +42,7 @@ LOOPBACK = parse_networks(["127.0.0.0/8", "::1"])
         "4000::1",
         "5f00::1",
         "2001:db8::1",  # documentation
+        "3fff::1",  # documentation too (RFC 9637)
     ],
 )
 def test_no_private_address_is_reachable_by_default(address: str) -> None:

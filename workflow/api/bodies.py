@@ -24,9 +24,9 @@ from .outputs import ErrorBody, errors
 # The most values (objects, arrays, strings, numbers...) one JSON body or metadata part may
 # hold: 500 recipients are some 1,500; each value costs Python objects to build and
 # validate, and 48 MB of tiny ones took the server some 20 seconds.
-MAX_JSON_VALUES = 50_000
+MAX_JSON_VALUES = 10_000
 # A body larger than this is read in a worker thread, not on the event loop.
-READ_APART_BYTES = 256 * 1024
+READ_APART_BYTES = 64 * 1024
 
 
 def _too_many(where: str) -> PayloadTooLarge:

@@ -92,6 +92,9 @@ def _form_error(request: Request, cause: MultiPartException) -> CongvanError | N
     return None  # a malformed body (no boundary...): 400 bad_request, with the parser's words
 
 
+# The most validation errors one answer lists (the rest are counted).
+MAX_ERRORS_SHOWN = 20
+
 # Seconds a client waits before asking again while the database is unavailable.
 RETRY_AFTER = 10
 
@@ -142,17 +145,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> ErrorResponse:
+        found = exc.errors()
         errors = [
             {
                 "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
                 "problem": e.get("msg", ""),
                 "type": e.get("type", ""),
             }
-            for e in exc.errors()
+            for e in found[:MAX_ERRORS_SHOWN]
         ]
+        details: dict[str, Any] = {"errors": errors}
+        if len(found) > MAX_ERRORS_SHOWN:  # a body of 45,000 unknown keys: not 45,000 lines
+            details["more_errors"] = len(found) - MAX_ERRORS_SHOWN
         return ErrorResponse(
-            error_body("invalid_input", "The request is not valid.", {"errors": errors}),
-            status_code=422,
+            error_body("invalid_input", "The request is not valid.", details), status_code=422
         )
 
     @app.exception_handler(StarletteHTTPException)
