@@ -295,9 +295,7 @@ def supersede_original(ctx: TransitionContext) -> None:
     row = ctx.uow.documents.load(ctx.document.id)
     if row.replaces_id is None:
         return
-    # Locked: a recall or update of the original committing meanwhile would be replaced
-    # under it, never answered (its recipients refuse the replacement while it awaits).
-    original = ctx.uow.documents.head(row.replaces_id, for_update=not ctx.uow.readonly)
+    original = ctx.uow.documents.head(row.replaces_id)  # locked by original_settled
     if original is None or original.state not in ISSUED:
         ctx.audit["replaces"] = {"id": row.replaces_id, "marked": False}
         return
