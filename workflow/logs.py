@@ -14,6 +14,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from congvan.storage.database import passing_trouble
+
 SECRET_WORDS = ("token", "passphrase", "password", "secret", "private", "authorization", "key_pem")
 REDACTED = "[redacted]"
 
@@ -60,4 +62,19 @@ def configure_logging(
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
+    )
+
+
+def pass_failed(logger: logging.Logger, what: str, exc: Exception) -> None:
+    """A background pass (``what``: relay, scheduler) ended by ``exc``; the next tries
+    again. What it gets past by itself (the database restarting, a transaction rolled
+    back for another) is a warning line; anything else is an error with its traceback."""
+    trouble = passing_trouble(exc)
+    if trouble is None:
+        logger.error(f"{what} pass failed", exc_info=exc, extra={"action": f"{what}.failed"})
+        return
+    logger.warning(
+        f"{what} pass put off: %s",
+        trouble,
+        extra={"action": f"{what}.put_off", "error": str(exc)[:200]},
     )

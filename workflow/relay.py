@@ -13,9 +13,10 @@ import dramatiq
 from congvan.actions.jobs import FALLBACK_ACTOR
 from congvan.states.text import printable
 from congvan.storage.clock import Clock
-from congvan.storage.database import passing_trouble
 from congvan.storage.outbox import ENQUEUED, Job
 from congvan.storage.unit_of_work import UnitOfWork
+
+from .logs import pass_failed
 
 log = logging.getLogger("congvan.relay")
 
@@ -224,12 +225,5 @@ class Relay:
                 if self._polling and (kicked or time.monotonic() >= next_poll):
                     next_poll = time.monotonic() + self.poll_seconds
                     self.drain()
-            except Exception as exc:
-                if (trouble := passing_trouble(exc)) is not None:
-                    log.warning(
-                        "relay pass put off: %s",
-                        trouble,
-                        extra={"action": "relay.put_off", "error": str(exc)[:200]},
-                    )
-                else:
-                    log.exception("relay pass failed", extra={"action": "relay.failed"})
+            except Exception as exc:  # noqa: BLE001 - the next pass tries again
+                pass_failed(log, "relay", exc)

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 
 from congvan.states.policy import Backoff
 from congvan.storage.clock import Clock
-from congvan.storage.database import passing_trouble
 from congvan.storage.timers import JOB_DEADLINE, DueTimer, TimerBusy
 from congvan.storage.unit_of_work import UnitOfWork
+
+from .logs import pass_failed
 
 log = logging.getLogger("congvan.scheduler")
 
@@ -155,12 +156,5 @@ class Scheduler:
         while not self._stop.wait(self.poll_seconds):
             try:
                 self.run_due()
-            except Exception as exc:
-                if (trouble := passing_trouble(exc)) is not None:
-                    log.warning(
-                        "scheduler pass put off: %s",
-                        trouble,
-                        extra={"action": "scheduler.put_off", "error": str(exc)[:200]},
-                    )
-                else:
-                    log.exception("scheduler pass failed", extra={"action": "scheduler.failed"})
+            except Exception as exc:  # noqa: BLE001 - the next pass tries again
+                pass_failed(log, "scheduler", exc)
