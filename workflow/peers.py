@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from congvan.actions.signing import keystore
 from congvan.actions.signing.certfiles import import_certificates
 from congvan.actions.signing.description import owned_by
+from congvan.actions.signing.truststore import TrustStore
 from congvan.states import policy
 from congvan.states.errors import (
     AlreadyExists,
@@ -83,7 +84,11 @@ def agency_certificates(data: bytes, agency_id: str) -> list[x509.Certificate]:
 
 
 def _store_certificates(
-    uow: UnitOfWork, certs: Iterable[x509.Certificate], agency_id: str, now: datetime
+    uow: UnitOfWork,
+    trust: TrustStore,
+    certs: Iterable[x509.Certificate],
+    agency_id: str,
+    now: datetime,
 ) -> tuple[str, ...]:
     """Keep the agency's certificates; one held already for it is left as it is."""
     stored = []
@@ -100,7 +105,9 @@ def _store_certificates(
                 sha256=fp,
             )
         pem = cert.public_bytes(serialization.Encoding.PEM)
-        keystore.import_certificate(uow, pem, kind="agency", now=now, agency_id=agency_id)
+        keystore.import_certificate(
+            uow, pem, kind="agency", now=now, agency_id=agency_id, store=trust
+        )
         stored.append(fp)
     return tuple(stored)
 
@@ -124,6 +131,7 @@ def add_peer(
     abbreviation: str,
     inbox_url: str,
     certificates: bytes | None,
+    trust: TrustStore,
     timeout: int = policy.PEER_TIMEOUT_SECONDS,
     concurrency: int = policy.PEER_CONCURRENCY,
     now: datetime,
@@ -133,7 +141,8 @@ def add_peer(
     """Add the agency's peer entry, or update it; the agency is added when missing.
 
     ``certificates`` (PEM, DER or PKCS#7) are the agency's organisational certificates;
-    each must be one, naming this agency, and is kept beside those held already.
+    each must be one, naming this agency and chaining to a root pinned in ``trust``, and
+    is kept beside those held already.
     ``name`` and ``abbreviation`` are used only for an agency not in the directory yet.
     """
     validate_organ_id(agency_id, "agency_id")
@@ -147,12 +156,13 @@ def add_peer(
     timeout = _bounded(timeout, policy.PEER_TIMEOUT_RANGE, "timeout_seconds")
     concurrency = _bounded(concurrency, policy.PEER_CONCURRENCY_RANGE, "max_concurrency")
     certs = agency_certificates(certificates, agency_id) if certificates is not None else []
+    keystore.require_pinned_chain(uow, trust, certs, "certificates")
     agency_created = uow.agencies.agency(agency_id) is None
     if agency_created:
         add_agency(uow, agency_id, name, abbreviation, now)
     else:
         _refuse_our_own(uow, agency_id, now)
-    fingerprints = _store_certificates(uow, certs, agency_id, now)
+    fingerprints = _store_certificates(uow, trust, certs, agency_id, now)
     before = uow.peers.get(agency_id)
     peer = Peer(
         agency_id=agency_id,
@@ -290,7 +300,7 @@ def read_directory(data: bytes) -> list[dict[str, Any]]:
 
 
 def import_directory(
-    uow: UnitOfWork, data: bytes, now: datetime, *, allow_http: bool = False
+    uow: UnitOfWork, data: bytes, now: datetime, *, trust: TrustStore, allow_http: bool = False
 ) -> list[PeerAdded]:
     """Add or update a peer entry for every agency the file lists: all of them, or none.
 
@@ -313,6 +323,7 @@ def import_directory(
                     abbreviation=abbreviation,
                     inbox_url=inbox_url,
                     certificates=certificates,
+                    trust=trust,
                     timeout=entry.get("timeout_seconds", policy.PEER_TIMEOUT_SECONDS),
                     concurrency=entry.get("max_concurrency", policy.PEER_CONCURRENCY),
                     now=now,

@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 
-from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
+from congvan.states.errors import AlreadyExists, ChainUntrusted, InvalidInput, NotFound
 from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
 from congvan.storage.signatures import CertificateRow
@@ -228,19 +228,52 @@ def import_certificate(
     agency_id: str | None = None,
     username: str | None = None,
     password: str | None = None,
+    store: TrustStore | None = None,
 ) -> list[CertificateRow]:
     """Store certificates made elsewhere (PEM, DER, PKCS#7 or PKCS#12).
 
-    A root stored here is not trusted until it is pinned (``trust``).
+    A root stored here is not trusted until it is pinned (``trust``), and belongs to no
+    agency. An agency's or a signer's is held for an agency of this directory and must
+    name it, with the profile of its kind; an agency's, what its messages are taken
+    under (as a peer's), must also chain to a root pinned in ``store``.
     """
     if kind not in ("root", "agency", "signer"):
         raise InvalidInput("kind is root, agency or signer.", field="kind")
     certs = import_certificates(data, password)
-    if kind == "agency":  # what its messages are taken under: held for an agency of
-        # this directory, each naming it, each an organisational certificate (as a peer's)
-        if agency_id is None or uow.agencies.agency(agency_id) is None:
+    if kind == "root":
+        if agency_id is not None or username is not None:
+            raise InvalidInput(
+                "A root belongs to no agency and no user: leave out the agency and the user.",
+                field="agency" if agency_id is not None else "user",
+            )
+        for cert in certs:
+            described = describe(cert)
+            if not described.is_ca:
+                raise InvalidInput(
+                    f"The certificate of {described.common_name or 'nobody'} is not a CA "
+                    "certificate: only a CA's is kept as a root.",
+                    field="file",
+                    sha256=described.sha256,
+                )
+    else:
+        if agency_id is None:
+            raise InvalidInput(
+                "This certificate is held for an agency of the directory: name it.", field="agency"
+            )
+        if uow.agencies.agency(agency_id) is None:
             raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
-        owned_by(certs, agency_id, "agency")
+        owned_by(certs, agency_id, kind)
+        if kind == "agency":
+            if username is not None:
+                raise InvalidInput(
+                    "An agency's certificate belongs to no user: leave out the user.",
+                    field="user",
+                )
+            if store is None:
+                raise TypeError("an agency's certificate is checked against the pinned roots")
+            require_pinned_chain(uow, store, certs, "file")
+        elif username is not None and uow.agencies.user(agency_id, username) is None:
+            raise NotFound(f"No user {username} in agency {agency_id}.", username=username)
     return [_store(uow, kind, c, now, agency_id=agency_id, username=username) for c in certs]
 
 
@@ -306,15 +339,10 @@ def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes) -> dict[str, Any
         )
     except ValueError as exc:
         raise InvalidInput("The file is not a CRL (DER or PEM).", field="file") from exc
-    candidates = list(store.roots()) + [
-        x509.load_pem_x509_certificate(r.cert_pem.encode())
-        for r in uow.signatures.certificates()
-        if r.subject.is_ca
-    ]
     issuer = next(
         (
             c
-            for c in candidates
+            for c in _issuers(uow, store)
             # (a CRL listing nobody has len() 0: compare with None, never by truth)
             if c.subject == crl.issuer and revocation.newest_crl(c, [crl]) is not None
         ),
@@ -354,6 +382,58 @@ def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes) -> dict[str, Any
         "revoked": len(list(crl)),
         "next_update": crl.next_update_utc.isoformat(),
     }
+
+
+def _issuers(uow: UnitOfWork, store: TrustStore) -> list[x509.Certificate]:
+    """Who may have issued what we are handed: the pinned roots, then the CA certificates
+    held here (an intermediate, or a root stored but not pinned)."""
+    return list(store.roots()) + [
+        x509.load_pem_x509_certificate(r.cert_pem.encode())
+        for r in uow.signatures.certificates()
+        if r.subject.is_ca
+    ]
+
+
+# Deeper than any CA hierarchy a province runs (root, intermediate, issuing CA).
+_MOST_LINKS = 8
+
+
+def require_pinned_chain(
+    uow: UnitOfWork, store: TrustStore, certs: Iterable[x509.Certificate], field: str
+) -> None:
+    """Each of ``certs`` chains, by signature, to a pinned root, through CA certificates
+    held here if need be; else ``ChainUntrusted`` naming the first that does not.
+
+    What a peer's certificates are checked for when they are kept, so that a directory
+    entry no message could ever be taken under is refused then, not found out at the
+    first delivery. Validity and revocation are judged at each verification, as ever.
+    """
+    pinned = store.roots()
+    issuers = _issuers(uow, store)
+    for cert in certs:
+        if not _chains_to(cert, pinned, issuers):
+            described = describe(cert)
+            raise ChainUntrusted(
+                f"The certificate of {described.common_name or 'nobody'} (issued by "
+                f"{cert.issuer.rfc4514_string()}) does not chain to a pinned root: pin the "
+                "issuing installation's root first (`congvan keys trust FILE`).",
+                field=field,
+                sha256=described.sha256,
+            )
+
+
+def _chains_to(
+    cert: x509.Certificate, pinned: list[x509.Certificate], issuers: list[x509.Certificate]
+) -> bool:
+    link = cert
+    for _ in range(_MOST_LINKS):
+        if any(issued_by(link, root) for root in pinned):
+            return True
+        parent = next((c for c in issuers if c != link and issued_by(link, c)), None)
+        if parent is None:
+            return False
+        link = parent
+    return False
 
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -52,7 +52,8 @@ def certificates(tmp_path: Path) -> dict[str, Path]:
             **terms,
         ),
     }
-    paths = {}
+    paths = {"root": tmp_path / "root.pem"}
+    paths["root"].write_bytes(ca.cert_pem)
     for name, issued in made.items():
         paths[name] = tmp_path / f"{name}.pem"
         paths[name].write_bytes(issued.cert_pem)
@@ -93,6 +94,11 @@ def test_an_operator_adds_lists_and_removes_a_peer(tmp_path: Path) -> None:
         code, _out, err = add(data, "--inbox-url", INBOX, "--certificate", str(files[name]))
         assert (2, True) == (code, "error [invalid_input]" in err), (name, err)
     assert "" == congvan("peers", "list", data_dir=data).stdout
+
+    # Its organisational certificate is refused until the root that issued it is pinned
+    code, _out, err = add(data, "--inbox-url", INBOX, "--certificate", str(files["agency"]))
+    assert (2, True) == (code, "error [chain_untrusted]" in err and "keys trust" in err), err
+    assert 0 == congvan("keys", "trust", str(files["root"]), data_dir=data).returncode
 
     # A peer with its organisational certificate is added and listed
     code, out, err = add(data, "--inbox-url", INBOX, "--certificate", str(files["agency"]))
@@ -146,6 +152,8 @@ def test_a_directory_exported_here_imports_there_all_or_nothing(tmp_path: Path) 
     exported = json.loads(done.stdout)
     path = tmp_path / "directory.json"
     path.write_text(done.stdout, encoding="utf-8")
+    [our_root] = (here / "trust").glob("*.pem")  # handed over with the file, pinned first
+    assert 0 == congvan("keys", "trust", str(our_root), data_dir=there).returncode
     done = congvan("peers", "import", str(path), data_dir=there)
     assert 0 == done.returncode, done.stderr
     assert "imported 1 peer(s)" in done.stdout
@@ -159,6 +167,7 @@ def test_a_directory_exported_here_imports_there_all_or_nothing(tmp_path: Path) 
 
     # And a file whose second entry is bad changes nothing there
     files = certificates(tmp_path)
+    assert 0 == congvan("keys", "trust", str(files["root"]), data_dir=there).returncode
     good = {
         "agency_id": PEER,
         "name": NAME,

@@ -120,12 +120,14 @@ def test_another_cas_crl_is_imported_and_its_certificates_cannot_be_revoked_here
         crl_url="http://elsewhere/crl",
     )
     (tmp_path / "leaf.pem").write_bytes(leaf.cert_pem)
-    assert (
-        congvan(
-            "keys", "import", str(tmp_path / "leaf.pem"), "--kind", "signer", data_dir=data
-        ).returncode
-        == 0
-    )
+    importing = ("keys", "import", str(tmp_path / "leaf.pem"), "--kind", "signer")
+    # held for the agency it names, once that agency is in the directory
+    done = congvan(*importing, data_dir=data)
+    assert (2, True) == (done.returncode, "error [invalid_input]" in done.stderr), done.stderr
+    adding = ("agencies", "add", "000.00.00.H57", "--name", "UBND", "--abbreviation", "UBND")
+    assert congvan(*adding, data_dir=data).returncode == 0
+    done = congvan(*importing, "--agency", "000.00.00.H57", data_dir=data)
+    assert done.returncode == 0, done.stderr
 
     # Revoking it here is refused: only its issuer can
     fingerprint = leaf.certificate.fingerprint(hashes.SHA256()).hex()

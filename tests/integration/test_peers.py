@@ -10,9 +10,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 
 from congvan.actions.signing import keystore, pki
-from congvan.states.errors import AlreadyExists, InvalidInput, NotFound, UnknownPeer
+from congvan.states.errors import (
+    AlreadyExists,
+    ChainUntrusted,
+    InvalidInput,
+    NotFound,
+    UnknownPeer,
+)
 from congvan.storage.peers import Peer
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow import directory, peers
@@ -36,6 +44,8 @@ class Elsewhere:
     second_agency: bytes
     other_agency: bytes
     person: bytes
+    root: x509.Certificate  # their CA's, pinned here (a peer's certificates chain to it)
+    ca: pki.Issued
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +77,14 @@ def elsewhere() -> Elsewhere:
         user_id=f"ct@{PEER}",
         **terms,
     ).cert_pem
-    return Elsewhere(agency(PEER), agency(PEER), agency(OTHER), person)
+    root = x509.load_pem_x509_certificate(ca.cert_pem)
+    return Elsewhere(agency(PEER), agency(PEER), agency(OTHER), person, root, ca)
+
+
+@pytest.fixture(autouse=True)
+def pinned(runtime: Runtime, elsewhere: Elsewhere) -> None:
+    """Their root is pinned here, as `congvan keys trust` pins it before `peers add`."""
+    runtime.trust.pin(elsewhere.root)
 
 
 def add(runtime: Runtime, agency_id: str = PEER, **overrides: Any) -> peers.PeerAdded:
@@ -76,6 +93,7 @@ def add(runtime: Runtime, agency_id: str = PEER, **overrides: Any) -> peers.Peer
         "abbreviation": "UBND",
         "inbox_url": INBOX,
         "certificates": None,
+        "trust": runtime.trust,
         "timeout": 30,
         "concurrency": 4,
         "now": runtime.clock(),
@@ -258,8 +276,9 @@ def test_an_agency_certificate_naming_another_agency_is_refused(
 def test_a_certificate_held_for_someone_else_is_refused(
     runtime: Runtime, elsewhere: Elsewhere
 ) -> None:
-    with runtime.uow() as uow:
-        keystore.import_certificate(uow, elsewhere.agency, kind="signer", now=runtime.clock())
+    with runtime.uow() as uow:  # as a signer's, for no agency (an earlier version's row)
+        cert = x509.load_pem_x509_certificate(elsewhere.agency)
+        keystore._store(uow, "signer", cert, runtime.clock())
         uow.commit()
 
     with pytest.raises(AlreadyExists):
@@ -312,7 +331,7 @@ def test_a_directory_with_one_bad_entry_stores_nothing(
 
     # When it is imported
     with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
-        peers.import_directory(uow, data, runtime.clock())
+        peers.import_directory(uow, data, runtime.clock(), trust=runtime.trust)
         uow.commit()
 
     # Then the error names the entry and its field, and nothing was kept
@@ -347,7 +366,7 @@ def test_a_directory_entry_error_names_its_index_and_field(
     data = directory_file({**entry(PEER, elsewhere.agency), **change})
 
     with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
-        peers.import_directory(uow, data, runtime.clock())
+        peers.import_directory(uow, data, runtime.clock(), trust=runtime.trust)
 
     assert message in caught.value.message
     assert 0 == caught.value.details["index"]
@@ -364,14 +383,14 @@ def test_a_directory_entry_error_names_its_index_and_field(
 )
 def test_a_file_that_is_not_a_directory_is_refused(runtime: Runtime, data: bytes) -> None:
     with runtime.uow() as uow, pytest.raises(InvalidInput):
-        peers.import_directory(uow, data, runtime.clock())
+        peers.import_directory(uow, data, runtime.clock(), trust=runtime.trust)
 
 
 def test_an_agency_listed_twice_is_refused(runtime: Runtime, elsewhere: Elsewhere) -> None:
     data = directory_file(entry(PEER, elsewhere.agency), entry(PEER, elsewhere.second_agency))
 
     with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
-        peers.import_directory(uow, data, runtime.clock())
+        peers.import_directory(uow, data, runtime.clock(), trust=runtime.trust)
 
     assert caught.value.message.startswith("agencies[1].agency_id: ")
 
@@ -388,6 +407,11 @@ def test_an_exported_directory_imports_into_another_database(
         issued = keystore.issue_agency(uow, here, passphrase=PASS, crl_url=CRL_URL, now=now)
         uow.commit()
     there = boot(databases.new(db_kind).url)
+    with runtime.uow(readonly=True) as uow:
+        [our_root] = [r.cert_pem.encode() for r in uow.signatures.roots()]
+    with there.uow() as uow:  # our root pinned there first
+        keystore.trust(uow, there.trust, our_root, now=now)
+        uow.commit()
 
     # When our directory is exported and imported there
     with runtime.uow(readonly=True) as uow:
@@ -395,7 +419,7 @@ def test_an_exported_directory_imports_into_another_database(
             uow, [], peers.default_inbox_url("https://congvan.thuathienhue.gov.vn"), now=now
         )
     with there.uow() as uow:
-        added = peers.import_directory(uow, data, there.clock())
+        added = peers.import_directory(uow, data, there.clock(), trust=there.trust)
         uow.commit()
 
     # Then the file carries no key, and there our agency is a peer with its certificate
@@ -411,11 +435,11 @@ def test_an_exported_directory_imports_into_another_database(
 
     # And importing it again changes nothing; importing it back here is refused
     with there.uow() as uow:
-        again = peers.import_directory(uow, data, there.clock())
+        again = peers.import_directory(uow, data, there.clock(), trust=there.trust)
         uow.commit()
     assert [()] == [a.certificates for a in again] and 1 == len(listed(there))
     with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
-        peers.import_directory(uow, data, now)
+        peers.import_directory(uow, data, now, trust=runtime.trust)
     assert "served by this instance" in caught.value.message
 
 
@@ -440,17 +464,19 @@ def test_an_agency_certificate_imported_by_hand_is_held_to_a_peers_rules(
         directory.add_agency(uow, PEER, NAME, "UBND", runtime.clock())
         uow.commit()
 
+    store = runtime.trust
+
     def imported(data: bytes, agency_id: str | None) -> None:
         with runtime.uow() as uow:
             keystore.import_certificate(
-                uow, data, kind="agency", agency_id=agency_id, now=runtime.clock()
+                uow, data, kind="agency", agency_id=agency_id, now=runtime.clock(), store=store
             )
             uow.commit()
 
     # Then what its messages would be taken under is refused as `peers add` refuses it:
     # for no agency or one not in the directory, naming another agency, a person's
     for data, agency_id, error in (
-        (elsewhere.agency, None, NotFound),
+        (elsewhere.agency, None, InvalidInput),
         (elsewhere.other_agency, OTHER, NotFound),
         (elsewhere.other_agency, PEER, InvalidInput),
         (elsewhere.person, PEER, InvalidInput),
@@ -462,3 +488,137 @@ def test_an_agency_certificate_imported_by_hand_is_held_to_a_peers_rules(
     # And its own organisational certificate is kept
     imported(elsewhere.agency, PEER)
     assert 1 == len(agency_certificates(runtime, PEER))
+
+
+def _issuing_ca(root: pki.Issued) -> pki.Issued:
+    """A CA whose certificate ``root`` signed: an intermediate between it and agencies."""
+    start = datetime(2025, 12, 1, tzinfo=UTC)
+    made = pki.create_ca(
+        "Issuing CA of Quảng Trị", NAME, passphrase=PASS, valid_from=start, valid_days=3650
+    )
+    own = x509.load_pem_x509_certificate(made.cert_pem)
+    root_cert = x509.load_pem_x509_certificate(root.cert_pem)
+    root_key = pki.load_private_key(root.key_pem, PASS)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(own.subject)
+        .issuer_name(root_cert.subject)
+        .public_key(own.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(own.not_valid_before_utc)
+        .not_valid_after(own.not_valid_after_utc)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), False
+        )
+    )
+    for extension in own.extensions:
+        if not isinstance(extension.value, x509.AuthorityKeyIdentifier):
+            builder = builder.add_extension(extension.value, extension.critical)
+    cert = builder.sign(root_key, hashes.SHA256())
+    return pki.Issued(cert.public_bytes(serialization.Encoding.PEM), made.key_pem)
+
+
+def test_a_peer_certificate_chaining_to_no_pinned_root_is_refused_and_nothing_kept(
+    runtime: Runtime, elsewhere: Elsewhere
+) -> None:
+    # Given their root not pinned here
+    assert runtime.trust.unpin(keystore.fingerprint(elsewhere.root))
+
+    # Then their agency's certificate is refused, by `peers add`, in a directory file and
+    # by `keys import --kind agency`, naming the certificate and what to do
+    with pytest.raises(ChainUntrusted) as added:
+        add(runtime, certificates=elsewhere.agency)
+    data = directory_file(entry(PEER, elsewhere.agency))
+    with runtime.uow() as uow, pytest.raises(ChainUntrusted) as imported:
+        peers.import_directory(uow, data, runtime.clock(), trust=runtime.trust)
+    with runtime.uow() as uow:
+        directory.add_agency(uow, OTHER, NAME, "UBND", runtime.clock())
+        with pytest.raises(ChainUntrusted):
+            keystore.import_certificate(
+                uow,
+                elsewhere.other_agency,
+                kind="agency",
+                agency_id=OTHER,
+                now=runtime.clock(),
+                store=runtime.trust,
+            )
+
+    assert ("chain_untrusted", "certificates") == (added.value.code, added.value.details["field"])
+    assert "keys trust" in added.value.message
+    theirs = keystore.fingerprint(x509.load_pem_x509_certificate(elsewhere.agency))
+    assert theirs == added.value.details["sha256"]
+    assert imported.value.message.startswith("agencies[0].certificates: ")
+    assert [] == listed(runtime)
+    with runtime.uow() as uow:
+        assert [] == uow.agencies.agencies() and [] == uow.signatures.certificates()
+
+    # And once their root is pinned, the same entry is taken
+    runtime.trust.pin(elsewhere.root)
+    assert 1 == len(add(runtime, certificates=elsewhere.agency).certificates)
+
+
+def test_a_peer_certificate_issued_by_an_intermediate_held_here_is_taken(
+    runtime: Runtime, elsewhere: Elsewhere
+) -> None:
+    # Given a CA their root signed, and an agency certificate it issued
+    issuing = _issuing_ca(elsewhere.ca)
+    leaf = pki.issue_agency_certificate(
+        issuing,
+        PASS,
+        agency_id=PEER,
+        agency_name=NAME,
+        passphrase=PASS,
+        valid_from=datetime(2025, 12, 1, tzinfo=UTC),
+        valid_days=730,
+        crl_url=CRL_URL,
+    ).cert_pem
+
+    # Then without the intermediate held here it chains to nothing pinned
+    with pytest.raises(ChainUntrusted):
+        add(runtime, certificates=leaf)
+
+    # And with it held (stored, never pinned), it is taken
+    with runtime.uow() as uow:
+        keystore.import_certificate(uow, issuing.cert_pem, kind="root", now=runtime.clock())
+        uow.commit()
+    assert 1 == len(add(runtime, certificates=leaf).certificates)
+
+
+def test_imported_roots_and_signers_are_held_to_their_kinds_rules(
+    runtime: Runtime, elsewhere: Elsewhere
+) -> None:
+    with runtime.uow() as uow:
+        directory.add_agency(uow, PEER, NAME, "UBND", runtime.clock())
+        directory.ensure_user(uow, PEER, "chutich", ["signer"], runtime.clock())
+        uow.commit()
+
+    def imported(data: bytes, kind: str, **named: str) -> list[CertificateRow]:
+        with runtime.uow() as uow:
+            rows = keystore.import_certificate(uow, data, kind=kind, now=runtime.clock(), **named)
+            uow.commit()
+        return rows
+
+    # A root is a CA's certificate, of no agency and no user
+    for data, named in (
+        (elsewhere.agency, {}),
+        (elsewhere.ca.cert_pem, {"agency_id": PEER}),
+        (elsewhere.ca.cert_pem, {"username": "chutich"}),
+    ):
+        with pytest.raises(InvalidInput):
+            imported(data, "root", **named)
+    # A signer's names an agency of the directory, and a user of it when one is named
+    for data, named, error in (
+        (elsewhere.person, {}, InvalidInput),
+        (elsewhere.person, {"agency_id": OTHER}, NotFound),
+        (elsewhere.agency, {"agency_id": PEER}, InvalidInput),
+        (elsewhere.person, {"agency_id": PEER, "username": "nobody"}, NotFound),
+    ):
+        with pytest.raises(error):
+            imported(data, "signer", **named)
+    with runtime.uow() as uow:
+        assert [] == uow.signatures.certificates()
+
+    [root] = imported(elsewhere.ca.cert_pem, "root")
+    [signer] = imported(elsewhere.person, "signer", agency_id=PEER, username="chutich")
+    assert ("root", None) == (root.kind, root.agency_id)
+    assert ("signer", PEER, "chutich") == (signer.kind, signer.agency_id, signer.username)

@@ -72,6 +72,7 @@ def _add_peers(runtime: Runtime, *organ_ids: str) -> None:
                 abbreviation="SO",
                 inbox_url="https://congvan.example.vn/v1/inbox",
                 certificates=None,
+                trust=runtime.trust,
                 now=runtime.clock(),
             )
         uow.commit()

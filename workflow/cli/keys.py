@@ -160,6 +160,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                 agency_id=args.agency,
                 username=args.user,
                 password=_p12_password(args.password_file, args.password),
+                store=runtime.trust,
             )
             row = rows[0]
             if args.kind == "root":

@@ -139,7 +139,7 @@ def cmd_peers(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.action == "import":
             added = peers.import_directory(
-                uow, _read(args.file, "file"), now, allow_http=args.allow_http
+                uow, _read(args.file, "file"), now, trust=runtime.trust, allow_http=args.allow_http
             )
             uow.commit()
             for done in added:
@@ -153,6 +153,7 @@ def cmd_peers(args: argparse.Namespace, settings: Settings) -> int:
             abbreviation=args.abbreviation,
             inbox_url=args.inbox_url,
             certificates=_read(args.certificate, "certificate") if args.certificate else None,
+            trust=runtime.trust,
             timeout=args.timeout,
             concurrency=args.concurrency,
             now=now,

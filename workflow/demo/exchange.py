@@ -85,7 +85,7 @@ def connect(here: Installation, there: Installation, inbox_for: Callable[[str], 
     with ours.uow() as uow:
         pinned = keystore.trust(uow, ours.trust, roots, now=now)
         keystore.import_crl(uow, ours.trust, crl.content)
-        added = import_directory(uow, directory, now, allow_http=True)
+        added = import_directory(uow, directory, now, trust=ours.trust, allow_http=True)
         uow.commit()
     print(
         f"   {here.name}: pinned the root of {there.name} "
