@@ -131,9 +131,16 @@ def verify_package(
     agency = verify_body(
         package.body, package.agency_signature, trust, agency_id=header.sender, at=now
     )
-    # When it was sent is evidence (its receipt and statuses are bounded by it): not after
-    # the agency signed the header.
-    check_moment("sent_at", header.sent_at, signed_at=agency.signing_time)
+    # When it was sent is evidence (its receipt and statuses are bounded by it, a clerk
+    # judges its timeliness by it): the agency signs the header as it sends it, so neither
+    # after nor before that.
+    check_moment(
+        "sent_at",
+        header.sent_at,
+        signed_at=agency.signing_time,
+        not_before=agency.signing_time,
+        since=("signed_at", "the agency signed the package"),
+    )
     if not directory_lookup(header.sender):
         raise PeerUnknown(
             f"Agency {header.sender} is not in this system's directory.",
@@ -162,6 +169,13 @@ def verify_package(
         raise DocumentSignatureInvalid(
             f"The document's signature does not verify: {exc.message}", reason=exc.code
         ) from exc
+    # Nor before the document it carries was signed.
+    check_moment(
+        "sent_at",
+        header.sent_at,
+        not_before=signer.signing_time,
+        since=("document_signed_at", "the document was signed"),
+    )
     heads = {part.name: _check_part(package, part) for part in header.parts}
     document = _check_manifest(package, header)
     main = main_pdf(document)

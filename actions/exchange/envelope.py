@@ -173,10 +173,12 @@ def check_moment(
     *,
     signed_at: datetime | None = None,
     not_before: datetime | None = None,
+    since: tuple[str, str] = ("sent_at", "the package it answers was sent"),
 ) -> None:
     """A moment a signed message claims (a receipt's ``received_at``, a status's ``at``)
     is evidence: it cannot come after the message was signed, nor before the package it
-    answers was sent (each within the clock skew verifiers allow)."""
+    answers was sent (each within the clock skew verifiers allow). ``since`` names what
+    ``not_before`` is: its key in the error's details, and what it was."""
     if signed_at is not None and moment > signed_at + CLOCK_SKEW:
         raise MessageMismatch(
             f"{name} is after the message was signed.",
@@ -186,12 +188,13 @@ def check_moment(
             signed_at=iso(signed_at),
         )
     if not_before is not None and moment < not_before - CLOCK_SKEW:
+        key, what = since
         raise MessageMismatch(
-            f"{name} is before the package it answers was sent.",
+            f"{name} is before {what}.",
             reason="moment",
             member=name,
             found=iso(moment),
-            sent_at=iso(not_before),
+            **{key: iso(not_before)},
         )
 
 

@@ -50,11 +50,12 @@ class Sender:
         agency: AgencyKey | None = None,
         about: Original | None = None,
         sent_at: datetime | None = None,
+        signed_at: datetime | None = None,
         **fields: Any,
     ) -> bytes:
         """A's package for ``recipient``, sealed with A's key held here or ``agency``; a
         recall of the document ``about`` names, when given; saying it was sent at
-        ``sent_at`` (its header still signed now), when given."""
+        ``sent_at`` (its header still signed now, or at ``signed_at``), when given."""
         now = self.api.clock()
         attachment = {
             "role": "main",
@@ -86,7 +87,7 @@ class Sender:
             original=about,
         )
         if sent_at is not None:
-            signature = sign_body(sealed.header, agency, now)
+            signature = sign_body(sealed.header, agency, signed_at or now)
             sealed = dataclasses.replace(sealed, agency_signature=signature)
         sink = io.BytesIO()
         files = {attachment["filename"]: io.BytesIO(MAIN_PDF)}
@@ -141,6 +142,28 @@ def test_a_package_saying_it_was_sent_after_it_was_signed_is_refused(sender: Sen
         body = assert_error(response, 422, "message_mismatch")
         assert (body["reason"], body["member"]) == ("moment", "sent_at")
     assert sender.api.get("/v1/received", agency=B).json()["items"] == []
+
+
+def test_a_package_saying_it_was_sent_before_it_was_signed_is_refused(sender: Sender) -> None:
+    # Given A's packages whose header says it was sent before A signed it (a day, ten
+    # years), or, signed as it says, before the document it carries was signed (5 min ago)
+    now = sender.api.clock()
+    for message_id, sent_at, signed_at, bound in (
+        ("day", now - timedelta(days=1), now, "signed_at"),
+        ("years", now - timedelta(days=3650), now, "signed_at"),
+        ("early", now - timedelta(minutes=20), now - timedelta(minutes=20), "document_signed_at"),
+    ):
+        package = sender.package(message_id=message_id, sent_at=sent_at, signed_at=signed_at)
+        response = deliver(sender.api, package)
+
+        # Then each is refused (a clerk would judge its timeliness by it), unkept
+        body = assert_error(response, 422, "message_mismatch")
+        assert (body["reason"], body["member"], bound in body) == ("moment", "sent_at", True)
+    assert sender.api.get("/v1/received", agency=B).json()["items"] == []
+
+    # And one sent within the clock skew of its signing is taken
+    package = sender.package(message_id="skew", sent_at=now - timedelta(minutes=4))
+    assert 201 == deliver(sender.api, package).status_code
 
 
 @pytest.mark.parametrize("sent_at", ["1899-12-31T12:00:00+00:00", "2200-01-01T00:00:00+07:00"])
