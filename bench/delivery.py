@@ -56,7 +56,11 @@ ratio. The raw cost of the pieces one document needs --
   SQL     as many raw transactions (UPDATE + 2 INSERT, one transaction each,
           ``bench/transitions.py``'s raw loop: SQLite's BEGIN IMMEDIATE .. COMMIT with
           fsync, or psycopg on the same PostgreSQL server, fsync and synchronous commit
-          on) as audit entries the flow wrote on both sides per document.
+          on) as audit entries the flow wrote on both sides per document;
+  jobs    2N no-op dramatiq messages (a delivery and a status per recipient), sent and
+          taken by one worker thread on a broker of the mode's kind (the in-process one,
+          or the same Redis): DESIGN.md's raw dramatiq no-op throughput. The ratio
+          without this piece, as the first figures were taken, is printed beside.
 The composite ceiling is (cores used) / (the sum of those costs), with one core for the
 embedded mode (one process) and min(usable cpus, 4) for redis (this process, 2 workers
 and the receiver's process); the ratio is achieved / ceiling (aim >= 0.5). CPU per
@@ -82,6 +86,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -108,6 +113,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
+import dramatiq  # noqa: E402
 import httpx  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
 from sqlalchemy import Connection, TextClause, text  # noqa: E402
@@ -119,7 +125,7 @@ from congvan.actions.signing import keywrap  # noqa: E402
 from congvan.storage.database import make_engine  # noqa: E402
 from congvan.storage.schema import migrate  # noqa: E402
 from congvan.workflow.api.app import create_app  # noqa: E402
-from congvan.workflow.bootstrap import Runtime, bootstrap  # noqa: E402
+from congvan.workflow.bootstrap import Runtime, bootstrap, make_broker  # noqa: E402
 from congvan.workflow.serving import free_port, serve_in_thread  # noqa: E402
 from congvan.workflow.settings import Settings  # noqa: E402
 from tests.factories import (  # noqa: E402
@@ -652,11 +658,12 @@ class Pieces:
     sign: float
     verify: float
     transaction: float
+    job: float
 
     @staticmethod
     def median(samples: list[Pieces]) -> Pieces:
         """Each piece's median over ``samples`` (taken before, between and after the flow)."""
-        fields = ("http_package", "http_status", "sign", "verify", "transaction")
+        fields = [f.name for f in dataclasses.fields(Pieces)]
         return Pieces(*(statistics.median(getattr(p, name) for p in samples) for name in fields))
 
     def per_document(self, recipients: int, transactions: float) -> dict[str, float]:
@@ -666,6 +673,7 @@ class Pieces:
             "sign": 3 * n * self.sign,
             "verify": 4 * n * self.verify,
             "SQL": transactions * self.transaction,
+            "jobs": 2 * n * self.job,
         }
 
 
@@ -695,11 +703,54 @@ def bare_endpoint() -> Iterator[str]:
         yield f"{base}/bare"
 
 
-class Ceiling:
-    """Measures the raw pieces: a bare endpoint, raw CMS, raw SQL transactions."""
+class RawJobs:
+    """No-op dramatiq messages on a broker of the mode's kind, taken by one worker thread."""
 
-    def __init__(self, base: Path, pair: Pair, pg_url: str | None) -> None:
+    def __init__(self, broker_url: str) -> None:
+        self.broker = make_broker(broker_url)
+        self.taken = 0
+        self.changed = threading.Condition()
+
+        def noop() -> None:
+            with self.changed:
+                self.taken += 1
+                self.changed.notify()
+
+        self.actor = dramatiq.actor(noop, broker=self.broker, queue_name="bench_noop")
+        self.worker = dramatiq.Worker(self.broker, worker_threads=1, worker_timeout=100)
+        self.worker.start()
+
+    def run(self, count: int) -> None:
+        """Send ``count`` messages and wait until the worker took them all."""
+        with self.changed:
+            goal = self.taken + count
+        for _ in range(count):
+            self.actor.send()
+        with self.changed:
+            if not self.changed.wait_for(lambda: self.taken >= goal, timeout=60):
+                raise RuntimeError("the raw jobs were not taken within a minute")
+
+    def seconds_each(self, seconds: float) -> float:
+        """Seconds per message, sent and taken, in batches for about ``seconds``."""
+        self.run(20)
+        messages, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            self.run(50)
+            messages += 50
+        return (time.perf_counter() - start) / messages
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.broker.close()
+
+
+class Ceiling:
+    """Measures the raw pieces: a bare endpoint, raw CMS, raw SQL transactions, no-op jobs."""
+
+    def __init__(self, base: Path, pair: Pair, pg_url: str | None, broker_url: str) -> None:
         self.stack = contextlib.ExitStack()
+        self.jobs = RawJobs(broker_url)
+        self.stack.callback(self.jobs.close)
         self.url = self.stack.enter_context(bare_endpoint())
         self.client = self.stack.enter_context(httpx.Client(timeout=30))
         raw_url = database(base, pg_url, "congvan_raw")
@@ -742,6 +793,7 @@ class Ceiling:
             sign=seconds_each(lambda: raw_sign(header, self.key), seconds),
             verify=seconds_each(lambda: verify(cms), seconds),
             transaction=seconds_each(lambda: self.raw.run(1), seconds),
+            job=self.jobs.seconds_each(seconds),
         )
 
     def fresh_client_post(self, package: bytes, seconds: float) -> float:
@@ -822,9 +874,10 @@ def section(
         f"achieved {rate:7.2f} docs/s ({rate * n:7.1f} dispatches/s)  "
         f"ceiling {ceiling_rate:7.2f}/s  ratio {ratio:.2f} (aim >= {AIM}: {verdict})"
     )
+    without_jobs = rate / (s.cores / (total - costs["jobs"]))
     out(
         f"           pieces per doc (ms): {parts}  = {total * 1000:.1f} ms x {s.cores} core(s); "
-        f"{transactions:.1f} transactions/doc"
+        f"{transactions:.1f} transactions/doc; ratio without the jobs piece {without_jobs:.2f}"
     )
     out(
         f"           CPU per doc {flow.cpu / len(docs) * 1000:.1f} ms "
@@ -855,7 +908,7 @@ def section(
         f"{pieces.http_package * 1e3:.2f} ms, status {pieces.http_status * 1e3:.2f} ms; "
         f"sign {pieces.sign * 1e3:.2f} ms; verify {pieces.verify * 1e3:.3f} ms; "
         f"SQL transaction {pieces.transaction * 1e3:.2f} ms "
-        f"({', '.join(f'{t:.2f}' for t in spread)})"
+        f"({', '.join(f'{t:.2f}' for t in spread)}); no-op job {pieces.job * 1e3:.2f} ms"
     )
     if profiles:
         here, workers = profiles[0], sampling.Stacks()
@@ -904,7 +957,7 @@ def bench_mode(
                 else "on SQLite files (WAL, FULL), in-process workers (4 threads each)"
             )
         )
-        ceiling = Ceiling(base, s.pair, pg_url)
+        ceiling = Ceiling(base, s.pair, pg_url, redis_url or "memory://")
         try:
             if args.fresh_client:
                 package = samples_after_warmup(s, args)
