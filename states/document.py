@@ -66,7 +66,9 @@ DOCUMENT = MachineSpec(
         # A reviewer accepts a failed warning check, with a reason.
         edge("waive", DRAFT, DRAFT, effects=("waive_check",)),
         edge("approve", DRAFT, REVIEWED, conditions=("checks_cleared",)),
-        edge("reject", (DRAFT, REVIEWED), DRAFT, effects=("withdraw_submission",)),
+        # A signed document not sent yet may be returned too (its signer's certificate
+        # revoked since, say: ``send`` refuses it), and is then signed again.
+        edge("reject", (DRAFT, REVIEWED, SIGNED), DRAFT, effects=("withdraw_submission",)),
         edge(
             "sign",
             REVIEWED,

@@ -24,7 +24,12 @@ from typing import Any
 from cryptography import x509
 
 from congvan.states.deadlines import Deadlines
-from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError
+from congvan.states.errors import (
+    CertificateRevoked,
+    InvalidInput,
+    ManifestMismatch,
+    SignatureError,
+)
 from congvan.states.policy import DEFAULT_NUMBERING, number_series
 from congvan.states.text import calendar_day
 from congvan.states.timeliness import (
@@ -298,6 +303,18 @@ class Signing:
             return False, "the current revision is not signed"
         trust = keystore.trust_material(uow, self.trust)
         verdict = verify_stored(uow, signature, manifest_of(uow, doc_id), doc, trust)
+        later = verdict.later_revocation
+        if later is not None:
+            # The signature stands as of when it was made, but every recipient judges it as
+            # it arrives, and refuses it: nothing is sent that all of them would refuse.
+            why = f" ({later['reason']})" if later.get("reason") else ""
+            raise CertificateRevoked(
+                f"The signer's certificate ({later['subject']}) was revoked after the "
+                f"document was signed, at {later['revoked_at']}{why}: its recipients would "
+                "refuse it. Return the document (reject) and sign it again.",
+                revoked_at=later["revoked_at"],
+                revocation_reason=later.get("reason"),
+            )
         if signature.signed_pdf_sha256:
             pdf = uow.documents.blob(signature.signed_pdf_sha256) or b""
             if hashlib.sha256(pdf).hexdigest() != signature.signed_pdf_sha256:

@@ -542,6 +542,38 @@ def test_a_byte_changed_in_a_stored_attachment_fails_verification_and_is_not_ser
     assert "NOT VERIFIED  error [manifest_mismatch]" in out
 
 
+@pytest.mark.parametrize("reason", ["key_compromise", "superseded"])
+def test_a_letter_whose_signer_was_revoked_after_signing_is_not_sent_but_signed_again(
+    make_api: MakeApi, reason: str
+) -> None:
+    # Given a letter signed on the server, and the signer's certificate revoked an hour
+    # later (whatever the reason: every recipient judges it as the package arrives)
+    api = signing_api(make_api)
+    row = issue(api)
+    doc_id = reviewed_letter(api)
+    assert 200 == sign(api, doc_id, None).status_code
+    api.clock.advance(hours=1)
+    with api.runtime.uow() as uow:
+        keystore.revoke(uow, row.fingerprint, reason=reason, passphrase=PASS, now=api.clock())
+        uow.commit()
+
+    # Then send refuses it, saying why and what to do, and nothing is sent
+    refused = api.fire(doc_id, "send")
+    details = assert_error(refused, 422, "certificate_revoked")
+    assert details["revocation_reason"] == reason and "sign it again" in refused.json()["message"]
+    assert "signed" == state_and_version(api, doc_id)[0]
+
+    # And the letter is returned, approved again and signed with a new certificate,
+    # whose signature send's guard takes (what stops it now is its unknown recipients)
+    returned = api.fire(doc_id, "reject", role=SIGNER_USER, body={"reason": "Ký lại"})
+    assert 200 == returned.status_code, returned.text
+    assert failed(submit_and_check(api, doc_id)) == set()
+    assert 200 == approve(api, doc_id).status_code
+    issue(api)
+    assert 200 == sign(api, doc_id, None).status_code
+    assert_error(api.fire(doc_id, "send"), 422, "unknown_peer")
+
+
 def test_the_acceptance_time_and_signature_come_from_the_audit_trail_not_the_row(
     make_api: MakeApi,
 ) -> None:

@@ -175,7 +175,7 @@ def test_check_graph_rejects_a_bad_graph(spec: MachineSpec, complaint: str) -> N
 DOCUMENT_EVENTS = {
     doc.DRAFT: (["approve", "edit", "reject", "submit", "waive"], []),
     doc.REVIEWED: (["reject", "sign"], []),
-    doc.SIGNED: (["send"], []),
+    doc.SIGNED: (["reject", "send"], []),
     doc.SENT: (
         ["recall", "update"],
         ["acknowledged", "delivered", "failed", "recalled", "replaced"],
@@ -253,7 +253,7 @@ def test_resolve_refuses_unknown_events_and_derived_ones_out_of_place(event: str
     # An event no machine has is a mistake of the caller's (422), not of the moment (409)
     assert type(caught.value) is (UnknownEvent if event == "bogus" else TransitionNotAllowed)
     # Derived events are never offered to people as allowed.
-    assert caught.value.details["allowed"] == ["send"]
+    assert caught.value.details["allowed"] == ["reject", "send"]
 
 
 def test_resolve_refuses_any_event_in_a_final_state() -> None:
