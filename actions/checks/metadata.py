@@ -8,6 +8,7 @@ from congvan.states.fields import REQUIRED_AT_REVIEW
 from congvan.states.policy import APPOINTED_URGENCY, is_organ_id
 from congvan.states.timeliness import FIRST_DAY, LAST_DAY, reckoned
 
+from ..exchange.local import served_here
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 
 
@@ -60,6 +61,37 @@ def agencies(inp: CheckInput) -> Finding:
             "Cơ quan ban hành không gửi cho chính mình.",
             "The issuing agency is listed as a recipient.",
             organ_id=inp.document.agency_id,
+        )
+    return ok()
+
+
+@check(
+    "metadata.reachable",
+    BLOCKING,
+    "Mỗi nơi nhận có địa chỉ nhận văn bản",
+    "Every recipient has an inbox to deliver to",
+)
+def reachable(inp: CheckInput) -> Finding:
+    """What ``send`` would refuse (``unknown_peer``), found at review: a recipient of the
+    directory that another instance serves (no users here, nor its organisational key)
+    but that has no peer entry. (One of ours without its key yet is the operator's to
+    finish: ``keys issue-agency``.)"""
+    uow, at = inp.uow, inp.moment
+    nowhere = [
+        r.organ_id
+        for r in inp.recipients
+        if is_organ_id(r.organ_id)
+        and uow.agencies.agency(r.organ_id) is not None
+        and uow.peers.get(r.organ_id) is None
+        and not uow.agencies.has_users(r.organ_id)
+        and not served_here(uow, r.organ_id, at)
+    ]
+    if nowhere:
+        return fail(
+            f"Chưa có địa chỉ nhận văn bản (danh bạ liên thông) của: {', '.join(nowhere)}.",
+            f"No inbox is known for: {', '.join(nowhere)} (add a peer entry: "
+            "`congvan peers add` or `peers import`).",
+            unreachable=nowhere,
         )
     return ok()
 

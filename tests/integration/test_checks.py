@@ -33,6 +33,7 @@ from congvan.storage.checks import ERROR, FAILED, PASSED, StoredResult
 from congvan.storage.clock import FrozenClock
 from congvan.storage.dispatches import DispatchRow
 from congvan.storage.ids import new_id
+from congvan.storage.peers import Peer
 from congvan.storage.tables import Agency, Document, OutboxJob
 from congvan.storage.timers import JOB_DEADLINE
 from congvan.workflow import directory
@@ -62,12 +63,15 @@ OFFICE_ID = SAMPLE_RECIPIENTS[0]["organ_id"]  # Văn phòng UBND tỉnh
 DEPARTMENT_ID = SAMPLE_RECIPIENTS[1]["organ_id"]  # Sở Thông tin và Truyền thông
 GOVERNMENT_OFFICE_ID = "000.00.00.G22"  # Văn phòng Chính phủ, in the directory too
 OTHER_PROVINCE_ID = "000.00.00.H53"  # UBND tỉnh Tây Ninh: its own number series
+PEER_INBOX = "https://congvan.example.vn/v1/inbox"
+UNLINKED_ID = "000.00.05.H57"  # Sở Tư pháp: in the directory, no inbox known for it
 AGENCIES = [
     (AGENCY_ID, AGENCY_NAME, "UBND"),
     (OFFICE_ID, "Văn phòng UBND tỉnh Thừa Thiên Huế", "VP"),
     (DEPARTMENT_ID, "Sở Thông tin và Truyền thông tỉnh Thừa Thiên Huế", "STTTT"),
     (GOVERNMENT_OFFICE_ID, "Văn phòng Chính phủ", "VPCP"),
     (OTHER_PROVINCE_ID, "UBND tỉnh Tây Ninh", "UBND"),
+    (UNLINKED_ID, "Sở Tư pháp tỉnh Thừa Thiên Huế", "STP"),
 ]
 SIGNER = "nvphuong"  # the deputy chairman who signed letter 1227
 SIGNER_NAME = SAMPLE_FIELDS["signer_name"]
@@ -551,6 +555,11 @@ VARIANTS = [
     fails("recipient not in the directory", "metadata.agencies",
           recipients=(SAMPLE_RECIPIENTS[0], {"organ_id": "000.00.09.H57", "name": "Sở Y tế"}),
           details={"unknown": ["000.00.09.H57"]}),
+    # -- nơi nhận có địa chỉ nhận (what send would refuse as unknown_peer)
+    passes("every recipient with a peer entry", "metadata.reachable"),
+    fails("recipient with no inbox known", "metadata.reachable",
+          recipients=(SAMPLE_RECIPIENTS[0], {"organ_id": UNLINKED_ID, "name": "Sở Tư pháp"}),
+          details={"unreachable": [UNLINKED_ID]}),
     fails("issuing agency among the recipients", "metadata.agencies",
           recipients=(*SAMPLE_RECIPIENTS, {"organ_id": AGENCY_ID, "name": "Lưu: VT"}),
           details={"organ_id": AGENCY_ID}),
@@ -762,6 +771,8 @@ def fill_directory(runtime: Runtime) -> Runtime:
     with runtime.uow() as uow:
         for organ_id, name, abbreviation in AGENCIES:
             directory.add_agency(uow, organ_id, name, abbreviation, now)
+            if organ_id not in (AGENCY_ID, UNLINKED_ID):  # served elsewhere: a peer entry
+                uow.peers.put(Peer(organ_id, PEER_INBOX, "http", 30, 4, now, now))
         for username, roles, full_name, position in USERS:
             directory.ensure_user(
                 uow, AGENCY_ID, username, roles, now, full_name=full_name, position=position

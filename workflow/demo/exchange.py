@@ -97,22 +97,29 @@ def connect(here: Installation, there: Installation, inbox_for: Callable[[str], 
         print(f"      {NAMES.get(peer.agency_id, peer.agency_id)} → {peer.inbox_url}")
 
 
-def exchange(
-    province: Installation, recipients: Installation, doc_id: str, stack: ExitStack
-) -> dict[str, Any]:
-    """The scenes above; the document's view at the end."""
-    demo, there = province.demo, recipients.demo
+def meet(province: Installation, recipients: Installation, stack: ExitStack) -> tuple[Link, Link]:
+    """Each installation learns the other's root, CRL and peers, before any letter is
+    reviewed (a recipient with no inbox known fails review); the links of Sở Y tế and
+    UBND thị xã Hương Thủy, down until the scenes below bring them up."""
     # The same installation answers on more ports: one per agency whose link is down.
     app = create_app(recipients.runtime)
     health, town = Link(app, stack), Link(app, stack)
     inboxes = {HEALTH[0]: health.inbox, TOWN[0]: town.inbox}
-
-    demo.step(
+    province.demo.step(
         "The two installations meet: each pins the other's root and imports its CRL and "
         "its directory of peers (congvan keys trust, keys import-crl, peers import)"
     )
     connect(province, recipients, lambda a: inboxes.get(a, f"{recipients.base_url}/v1/inbox"))
     connect(recipients, province, lambda _a: f"{province.base_url}/v1/inbox")
+    return health, town
+
+
+def exchange(
+    province: Installation, recipients: Installation, doc_id: str, links: tuple[Link, Link]
+) -> dict[str, Any]:
+    """The scenes above; the document's view at the end."""
+    demo, there = province.demo, recipients.demo
+    health, town = links
 
     demo.step("Văn thư sends letter 1227: a package per recipient, sealed with the province's key")
     result = demo.fire("văn thư", doc_id, "send")

@@ -27,7 +27,7 @@ from ..serving import free_port, serve_in_thread
 from ..settings import Settings
 from .cast import letter_1227, set_up, set_up_recipients
 from .client import Demo, DemoFailed
-from .exchange import EXPECTED, Installation, exchange, print_dispatches
+from .exchange import EXPECTED, Installation, exchange, meet, print_dispatches
 from .mailbox import Mailbox, smtp_sink
 from .steps import clean_letter, duplicate, format_error, print_timeline, refused_signatures
 from .warnings import recalled, unregistered
@@ -112,7 +112,6 @@ def run_demo(data_dir: Path | None = None, *, start: datetime | None = None) -> 
             for name, base in served.items():
                 print(f"{name}: API on {base}; worker threads, relay and scheduler running")
             demo = Demo(clients["province"], tokens)
-            first = clean_letter(demo, meta, sample_pdf())
             here = Installation("the province", province, demo, served["province"])
             there = Installation(
                 "the recipients",
@@ -121,7 +120,9 @@ def run_demo(data_dir: Path | None = None, *, start: datetime | None = None) -> 
                 served["recipients"],
             )
             with ExitStack() as links:
-                view = exchange(here, there, first, links)
+                down = meet(here, there, links)
+                first = clean_letter(demo, meta, sample_pdf())
+                view = exchange(here, there, first, down)
                 unregistered(here, there, first, clock, mailbox)
                 recalled(here, there, first)
             # Issued on the day the clock reads now: the warning scenes moved it a day
