@@ -88,6 +88,13 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
         ({}, ["notify", "dead-letters", "--agency", "000.00.99.H57"], "not_found"),
         ({}, ["notify", "list", "000.00.99.H57"], "not_found"),
         ({}, ["timers", "retry", "ab\ncd"], "not_found"),
+        # A device, read past what a file of its kind holds, is refused, not read for ever
+        ({}, ["keys", "import", "/dev/zero", "--kind", "root"], "payload_too_large"),
+        ({}, ["keys", "trust", "/dev/zero"], "payload_too_large"),
+        ({}, ["keys", "import-crl", "/dev/zero"], "payload_too_large"),
+        ({}, ["peers", "import", "/dev/zero"], "payload_too_large"),
+        ({}, ["keys", "import", str(a_file), "--kind", "root", "--password-file", "/dev/zero"],
+         "payload_too_large"),
     ]  # fmt: skip
     assert main(["--data-dir", str(tmp_path / "d"), "migrate"]) == 0
     capsys.readouterr()

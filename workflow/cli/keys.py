@@ -10,6 +10,8 @@ from typing import Any
 from congvan.states.errors import InvalidInput
 
 from ..settings import Settings
+from . import files
+from .files import read_bounded, read_text_bounded
 from .runtime import Subparsers, add_progress_option, progress_bar, runtime_for
 
 
@@ -92,12 +94,7 @@ def _p12_password(path: str | None, given: str | None = None) -> str | None:
         )
     if path is None:
         return os.environ.get("CONGVAN_P12_PASSWORD") or None
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(
-            f"The password file {path} cannot be read as UTF-8 text.", field="password_file"
-        ) from exc
+    text = read_text_bounded(path, "password_file", files.SECRET)
     return text.splitlines()[0] if text else ""
 
 
@@ -154,7 +151,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
         elif args.action == "import":
             rows = keystore.import_certificate(
                 uow,
-                Path(args.file).read_bytes(),
+                read_bounded(args.file, "file", files.CERTIFICATES),
                 kind=args.kind,
                 now=now,
                 agency_id=args.agency,
@@ -172,7 +169,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             certs = keystore.trust(
                 uow,
                 runtime.trust,
-                Path(args.file).read_bytes(),
+                read_bounded(args.file, "file", files.CERTIFICATES),
                 now=now,
                 password=_p12_password(args.password_file, args.password),
             )
@@ -189,7 +186,8 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             print(f"root {args.fingerprint} is no longer trusted")
             return 0
         elif args.action == "import-crl":
-            info = keystore.import_crl(uow, runtime.trust, Path(args.file).read_bytes())
+            data = read_bounded(args.file, "file", files.CRL)
+            info = keystore.import_crl(uow, runtime.trust, data)
             uow.commit()
             print(
                 f"CRL {info['number']} of {info['issuer']} imported "

@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from congvan.states.errors import InvalidInput, NotFound
 from congvan.states.vocabulary import NOTICE_DEAD, NOTIFICATION_CHANNELS
 
 from ..settings import Settings
+from . import files
+from .files import read_text_bounded
 from .runtime import Subparsers, runtime_for
 
 
@@ -63,10 +64,12 @@ def add_parser(sub: Subparsers) -> None:
 def _secret(name: str | None) -> str | None:
     if name is None:
         return None
-    try:
-        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"The secret file {name} cannot be read.", field="secret") from exc
+    if name == "-":
+        text = sys.stdin.read(files.SECRET + 1)
+        if len(text) > files.SECRET:
+            raise InvalidInput(f"A secret is at most {files.SECRET} characters.", field="secret")
+    else:
+        text = read_text_bounded(name, "secret", files.SECRET)
     return text.strip()
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from congvan.states import policy
-from congvan.states.errors import InvalidInput
 
 from ..settings import Settings
+from . import files
+from .files import read_bounded
 from .runtime import Subparsers, runtime_for
 
 if TYPE_CHECKING:
@@ -79,15 +79,6 @@ def add_parser(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_peers)
 
 
-def _read(name: str, what: str) -> bytes:
-    try:
-        return Path(name).read_bytes()
-    except OSError as exc:
-        raise InvalidInput(
-            f"The {what} {name} cannot be read: {exc.strerror}.", field=what
-        ) from exc
-
-
 def cmd_peers(args: argparse.Namespace, settings: Settings) -> int:
     from .. import peers
 
@@ -138,8 +129,9 @@ def cmd_peers(args: argparse.Namespace, settings: Settings) -> int:
                 )
             return 0
         if args.action == "import":
+            data = read_bounded(args.file, "file", files.DIRECTORY)
             added = peers.import_directory(
-                uow, _read(args.file, "file"), now, trust=runtime.trust, allow_http=args.allow_http
+                uow, data, now, trust=runtime.trust, allow_http=args.allow_http
             )
             uow.commit()
             for done in added:
@@ -152,7 +144,11 @@ def cmd_peers(args: argparse.Namespace, settings: Settings) -> int:
             name=args.name,
             abbreviation=args.abbreviation,
             inbox_url=args.inbox_url,
-            certificates=_read(args.certificate, "certificate") if args.certificate else None,
+            certificates=(
+                read_bounded(args.certificate, "certificate", files.CERTIFICATES)
+                if args.certificate
+                else None
+            ),
             trust=runtime.trust,
             timeout=args.timeout,
             concurrency=args.concurrency,

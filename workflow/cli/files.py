@@ -1,0 +1,46 @@
+"""Files a command is handed: read whole, but never past what such a file can hold.
+
+A certificate, a CRL or a directory file is read into memory to be parsed; a path that
+names a device (``/dev/zero``), a pipe or a mistaken multi-gigabyte file must end in a
+clear refusal, not in the machine's memory running out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from congvan.states.errors import InvalidInput, PayloadTooLarge
+
+MiB = 1024 * 1024
+# Most a file of each kind may hold: a bundle of certificates, a CA's CRL (a few hundred
+# thousand entries), a directory of a province's peers, a password or secret.
+CERTIFICATES = 16 * MiB
+CRL = 64 * MiB
+DIRECTORY = 16 * MiB
+SECRET = 64 * 1024
+
+
+def read_bounded(name: str, what: str, max_bytes: int) -> bytes:
+    """The bytes of the file ``name`` (a ``what``), refused past ``max_bytes``."""
+    try:
+        with Path(name).open("rb") as file:
+            data = file.read(max_bytes + 1)
+    except OSError as exc:
+        raise InvalidInput(
+            f"The {what} {name} cannot be read: {exc.strerror or exc}.", field=what
+        ) from exc
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(
+            f"The {what} {name} holds more than {max_bytes} bytes: not a file of its kind.",
+            field=what,
+            max_bytes=max_bytes,
+        )
+    return data
+
+
+def read_text_bounded(name: str, what: str, max_bytes: int) -> str:
+    """As ``read_bounded``, as UTF-8 text."""
+    try:
+        return read_bounded(name, what, max_bytes).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"The {what} {name} is not UTF-8 text.", field=what) from exc
