@@ -262,6 +262,16 @@ def import_certificate(
             )
         if uow.agencies.agency(agency_id) is None:
             raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
+        # A PKCS#12 file (or a bundle) carries the certificate with its chain: the chain's
+        # CAs are not kept with it (a root is pinned on its own, `keys trust`).
+        leaves = [c for c in certs if not describe(c).is_ca]
+        if not leaves:
+            raise InvalidInput(
+                "The file holds only CA certificates: pin a root with `keys trust`, or "
+                "keep it with --kind root.",
+                field="file",
+            )
+        certs = leaves
         owned_by(certs, agency_id, kind)
         if kind == "agency":
             if username is not None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 
 from congvan.actions.signing import keystore, pki
 from congvan.states.errors import (
@@ -622,3 +623,31 @@ def test_imported_roots_and_signers_are_held_to_their_kinds_rules(
     [signer] = imported(elsewhere.person, "signer", agency_id=PEER, username="chutich")
     assert ("root", None) == (root.kind, root.agency_id)
     assert ("signer", PEER, "chutich") == (signer.kind, signer.agency_id, signer.username)
+
+    # A PKCS#12 file as a token exports it, the key's certificate with its CA: the
+    # certificate is kept, its chain is not; the CA alone is not a signer's
+    issued = pki.issue_signer_certificate(
+        elsewhere.ca,
+        PASS,
+        full_name="Lê Văn Tám",
+        position="Chủ tịch",
+        agency_id=PEER,
+        agency_name=NAME,
+        user_id=f"ct@{PEER}",
+        passphrase=PASS,
+        valid_from=datetime(2025, 12, 1, tzinfo=UTC),
+        valid_days=730,
+        crl_url=CRL_URL,
+        key_type="ec",
+    )
+    p12 = pkcs12.serialize_key_and_certificates(
+        b"token",
+        pki.load_private_key(issued.key_pem, PASS),
+        issued.certificate,
+        [elsewhere.root],
+        serialization.BestAvailableEncryption(b"token password"),
+    )
+    [kept] = imported(p12, "signer", agency_id=PEER, password="token password")
+    assert keystore.fingerprint(issued.certificate) == kept.fingerprint
+    with pytest.raises(InvalidInput, match="only CA certificates"):
+        imported(elsewhere.ca.cert_pem, "signer", agency_id=PEER)
