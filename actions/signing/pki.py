@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from congvan.states.errors import InvalidInput
+from congvan.states.timeliness import LAST_DAY
 
 from . import keywrap, profiles
 
@@ -40,6 +41,8 @@ Passphrase = bytes | str
 
 COUNTRY = "VN"
 RSA_KEY_SIZE = 2048
+# The last moment a certificate made here may be valid: the end of the days reckoned with.
+_LAST_MOMENT = datetime.combine(LAST_DAY, datetime.max.time(), UTC)
 
 # The bits of KeyUsage in cryptography's names (nonRepudiation is "content_commitment").
 _KEY_USAGE_BITS = (
@@ -272,6 +275,7 @@ def _issue(
     if "://" not in crl_url:
         raise InvalidInput("The CRL URL must be an absolute URI, e.g. http://ca.example/ca.crl.")
     ca_cert, ca_key = _ca_material(ca, ca_passphrase)
+    _within_the_ca(ca_cert, _utc(valid_from), valid_days)
     key = _new_key(key_type)
     distribution_point = x509.DistributionPoint(
         full_name=[x509.UniformResourceIdentifier(crl_url)],
@@ -307,6 +311,20 @@ def _ca_material(ca: Issued, passphrase: Passphrase) -> tuple[x509.Certificate, 
     return cert, key
 
 
+def _within_the_ca(ca_cert: x509.Certificate, not_before: datetime, valid_days: int) -> None:
+    """A certificate never outlives the CA that issues it: past the CA's own validity a
+    verifier finds no valid path for it."""
+    most = (ca_cert.not_valid_after_utc - not_before).days
+    if valid_days > most:
+        raise InvalidInput(
+            f"A certificate cannot outlive its CA, valid until "
+            f"{ca_cert.not_valid_after_utc:%Y-%m-%d}: at most {most} days from "
+            f"{not_before:%Y-%m-%d}.",
+            field="valid_days",
+            max_days=most,
+        )
+
+
 def _builder(
     subject: x509.Name,
     issuer: x509.Name,
@@ -317,6 +335,15 @@ def _builder(
     if valid_days <= 0:
         raise InvalidInput("A certificate must be valid for at least one day.")
     not_before = _utc(valid_from)
+    # The days the engine reckons with end in 2199 (states.timeliness.LAST_DAY).
+    most = (_LAST_MOMENT - not_before).days
+    if valid_days > most:
+        raise InvalidInput(
+            f"A certificate is valid until 2199 at the latest: at most {most} days from "
+            f"{not_before:%Y-%m-%d}.",
+            field="valid_days",
+            max_days=most,
+        )
     return (
         x509.CertificateBuilder()
         .subject_name(subject)

@@ -99,7 +99,7 @@ def test_ec_ca_issues_ec_signer_certificates() -> None:
         "Congvan Test PKI",
         passphrase=CA_PASS,
         valid_from=T0,
-        valid_days=10,
+        valid_days=3650,
         key_type="ec",
         path_length=1,
     )
@@ -573,3 +573,23 @@ def test_openssl_accepts_a_good_certificate_and_rejects_a_revoked_one(tmp_path: 
     assert 0 == accepted.returncode, accepted.stdout + accepted.stderr
     assert 0 != rejected.returncode
     assert "certificate revoked" in rejected.stdout + rejected.stderr
+
+
+def test_a_certificate_never_outlives_its_ca_nor_the_days_reckoned_with(ca: Issued) -> None:
+    # A signer valid past its CA (3,650 days from T0) has no valid path then: refused,
+    # saying how many days it may have
+    ends = ca.certificate.not_valid_after_utc
+    with pytest.raises(InvalidInput) as caught:
+        issue_signer(ca, valid_days=100_000)
+    assert ("valid_days", (ends - T0).days) == (
+        caught.value.details["field"],
+        caught.value.details["max_days"],
+    )
+    assert (ends - T0).days == (
+        issue_signer(ca, valid_days=(ends - T0).days).certificate.not_valid_after_utc - T0
+    ).days
+
+    # A CA, or anything, valid past 2199 (or for more days than a date can count) is refused
+    for days in (80_000, 10**12):
+        with pytest.raises(InvalidInput, match="2199"):
+            pki.create_ca("Root", "PKI", passphrase=CA_PASS, valid_from=T0, valid_days=days)
