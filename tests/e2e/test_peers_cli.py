@@ -24,7 +24,7 @@ def certificates(tmp_path: Path) -> dict[str, Path]:
         NAME,
         passphrase="outside passphrase",
         valid_from=datetime.now(UTC) - timedelta(days=1),
-        valid_days=365,
+        valid_days=3650,  # outlives the certificates it issues
         key_type="ec",
     )
     terms = {
