@@ -310,7 +310,7 @@ def link(
         uow.signatures.add_certificate(
             dataclasses.replace(keys.agencies[A], id=new_id(), key_pem="")
         )
-        keystore.import_crl(uow, receiver.trust, keys.crl)
+        keystore.import_crl(uow, receiver.trust, keys.crl, now=now)
         uow.commit()
     return Pair(
         sender,

@@ -26,6 +26,7 @@ from congvan.storage.unit_of_work import UnitOfWork
 
 from . import keywrap, pki, revocation
 from .certfiles import import_certificates
+from .certpath import CLOCK_SKEW
 from .description import describe, owned_by
 from .truststore import TrustStore
 
@@ -337,11 +338,13 @@ def revoke(
     return publish_crl(uow, passphrase=passphrase, now=now, days=crl_days)
 
 
-def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes) -> dict[str, Any]:
+def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes, *, now: datetime) -> dict[str, Any]:
     """Keep another CA's CRL (DER or PEM) for verification; its signature is checked first.
 
-    Its issuer must be a pinned root or a CA certificate we hold; a CRL older than the one
-    held for that issuer is refused.
+    Its issuer must be a pinned root or a CA certificate we hold. It must be in force at
+    ``now`` (not dated ahead of the clock skew, not run out), newer than the one held for
+    that issuer, and undo none of that one's revocations (RFC 5280 §3.3: an entry leaves
+    a CRL only when its certificate has expired, or was on hold).
     """
     try:
         crl = (
@@ -366,6 +369,20 @@ def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes) -> dict[str, Any
         )
     if crl.next_update_utc is None:
         raise InvalidInput("A CRL without a next update is not accepted.", field="file")
+    if crl.last_update_utc > now + CLOCK_SKEW:
+        raise InvalidInput(
+            f"The CRL is dated {crl.last_update_utc:%Y-%m-%d %H:%M} UTC, ahead of this "
+            "clock: not in force yet (import it once it is).",
+            field="file",
+            this_update=crl.last_update_utc.isoformat(),
+        )
+    if crl.next_update_utc <= now:
+        raise InvalidInput(
+            f"The CRL ran out at {crl.next_update_utc:%Y-%m-%d %H:%M} UTC: import the "
+            "issuer's current one.",
+            field="file",
+            next_update=crl.next_update_utc.isoformat(),
+        )
     try:
         number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     except x509.ExtensionNotFound:
@@ -376,6 +393,16 @@ def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes) -> dict[str, Any
             f"CRL {held} of this issuer is held already; this one is number {number}.",
             field="file",
         )
+    held_crl = next(
+        (
+            r
+            for r in uow.signatures.latest_crl_rows()
+            if r.issuer_fingerprint == fingerprint(issuer)
+        ),
+        None,
+    )
+    if held_crl is not None:
+        _refuse_undone_revocations(uow, x509.load_der_x509_crl(held_crl.der), crl, issuer)
     der = crl.public_bytes(serialization.Encoding.DER)
     uow.signatures.add_crl(
         {
@@ -392,6 +419,43 @@ def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes) -> dict[str, Any
         "revoked": len(list(crl)),
         "next_update": crl.next_update_utc.isoformat(),
     }
+
+
+# Entries that may leave a later CRL: a hold released, or the removal itself.
+_UNDOABLE = frozenset({x509.ReasonFlags.certificate_hold, x509.ReasonFlags.remove_from_crl})
+
+
+def _refuse_undone_revocations(
+    uow: UnitOfWork,
+    held: x509.CertificateRevocationList,
+    crl: x509.CertificateRevocationList,
+    issuer: x509.Certificate,
+) -> None:
+    """``crl`` keeps every revocation of ``held`` but a hold, or that of a certificate we
+    know to have expired by then; else InvalidInput naming the first it drops."""
+    kept = {entry.serial_number for entry in crl}
+    expired = {
+        int(row.serial, 16)
+        for row in uow.signatures.certificates()
+        if as_utc(row.not_after) <= crl.last_update_utc
+        and issued_by(x509.load_pem_x509_certificate(row.cert_pem.encode()), issuer)
+    }
+    for entry in held:
+        if entry.serial_number in kept or entry.serial_number in expired:
+            continue
+        try:
+            reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+        except x509.ExtensionNotFound:
+            reason = None
+        if reason in _UNDOABLE:
+            continue
+        raise InvalidInput(
+            f"The CRL leaves out certificate {entry.serial_number:x}, revoked in the CRL "
+            f"held ({reason.name if reason else 'no reason given'}): a revocation is not "
+            "undone.",
+            field="file",
+            serial=format(entry.serial_number, "x"),
+        )
 
 
 def _issuers(uow: UnitOfWork, store: TrustStore) -> list[x509.Certificate]:

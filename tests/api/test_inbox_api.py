@@ -426,7 +426,7 @@ def test_only_a_certificate_held_for_the_sender_speaks_for_it(sender: Sender) ->
         number=1,
     )
     with api.runtime.uow() as uow:
-        keystore.import_crl(uow, api.runtime.trust, crl)
+        keystore.import_crl(uow, api.runtime.trust, crl, now=api.clock())
         uow.commit()
     from_q = pki.issue_agency_certificate(
         other,

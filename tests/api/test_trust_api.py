@@ -366,7 +366,9 @@ def test_another_cas_crl_is_imported_and_its_revocations_count(
         return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
     with api.runtime.uow() as uow:
-        keystore.import_crl(uow, api.runtime.trust, crl_of_outside([cert.serial_number], 7, 1))
+        keystore.import_crl(
+            uow, api.runtime.trust, crl_of_outside([cert.serial_number], 7, 1), now=api.clock()
+        )
         uow.commit()
 
     # Then the signature is refused as revoked
@@ -374,7 +376,7 @@ def test_another_cas_crl_is_imported_and_its_revocations_count(
 
     # And an older CRL of the same CA is not taken, nor one signed by another key
     with api.runtime.uow() as uow, pytest.raises(AlreadyExists):
-        keystore.import_crl(uow, api.runtime.trust, crl_of_outside([], 6, 3))
+        keystore.import_crl(uow, api.runtime.trust, crl_of_outside([], 6, 3), now=api.clock())
     with api.runtime.uow() as uow, pytest.raises(InvalidInput):
         forged = x509.load_der_x509_crl(crl_of_outside([], 9, 3))
         other_key, _other = _outside_ca(api, ca.subject)
@@ -386,7 +388,10 @@ def test_another_cas_crl_is_imported_and_its_revocations_count(
             .sign(other_key, hashes.SHA256())
         )
         keystore.import_crl(
-            uow, api.runtime.trust, resigned.public_bytes(serialization.Encoding.PEM)
+            uow,
+            api.runtime.trust,
+            resigned.public_bytes(serialization.Encoding.PEM),
+            now=api.clock(),
         )
 
     # And the CRL timer warns that the imported CRL expires within a day

@@ -396,7 +396,7 @@ def test_a_receiver_whose_crl_is_out_of_date_has_the_package_sent_again_later(
         crl = keystore.publish_crl(uow, passphrase=PASS, now=pair.sender.clock())
         uow.commit()
     with pair.receiver.uow() as uow:
-        keystore.import_crl(uow, pair.receiver.trust, crl)
+        keystore.import_crl(uow, pair.receiver.trust, crl, now=pair.receiver.clock())
         uow.commit()
     assert pair.sender.runner.run(job) == "done"
     dispatch, _ = pair.dispatch(doc)

@@ -399,7 +399,7 @@ def test_certificates_and_revocation_lists_running_out_are_escalated_until_renew
         fresh = keystore.publish_crl(uow, passphrase=PASS, now=pair.sender.clock())
         uow.commit()
     with pair.receiver.uow() as uow:
-        keystore.import_crl(uow, pair.receiver.trust, fresh)
+        keystore.import_crl(uow, pair.receiver.trust, fresh, now=pair.receiver.clock())
         uow.commit()
     check(pair.receiver)
     assert [(e.state, e.outcome) for e in escalations(pair.receiver, B)] == [

@@ -302,5 +302,47 @@ def test_rows_stored_in_the_old_shape_are_read_as_descriptions(runtime: Runtime)
         outside, passphrase, [], this_update=now, next_update=now + timedelta(days=7), number=3
     )
     with runtime.uow() as uow:
-        imported = keystore.import_crl(uow, runtime.trust, crl)
+        imported = keystore.import_crl(uow, runtime.trust, crl, now=runtime.clock())
     assert 3 == imported["number"]
+
+
+def test_a_crl_out_of_force_or_undoing_a_revocation_is_refused(runtime: Runtime) -> None:
+    # Given another installation's CA, pinned here
+    now = runtime.clock()
+    outside = pki.create_ca(
+        "CA elsewhere", "Elsewhere", passphrase=PASS, valid_from=now - timedelta(days=1),
+        valid_days=3650,
+    )  # fmt: skip
+    runtime.trust.pin(outside.certificate)
+    compromised = pki.Revocation(0x1001, now - timedelta(hours=1), x509.ReasonFlags.key_compromise)
+    held = pki.Revocation(0x1002, now - timedelta(hours=1), x509.ReasonFlags.certificate_hold)
+
+    def crl(number: int, revoked: list[pki.Revocation], **moved: timedelta) -> bytes:
+        this_update = now + moved.get("ahead", timedelta(0))
+        return pki.make_crl(
+            outside, PASS, revoked, this_update=this_update,
+            next_update=this_update + moved.get("lasting", timedelta(days=7)), number=number,
+        )  # fmt: skip
+
+    def imported(data: bytes) -> dict[str, Any]:
+        with runtime.uow() as uow:
+            done = keystore.import_crl(uow, runtime.trust, data, now=now)
+            uow.commit()
+        return done
+
+    # Then one dated ahead of the clock skew is not in force yet, one run out no longer
+    for early, message in (
+        (crl(1, [], ahead=timedelta(hours=1)), "ahead of this clock"),
+        (crl(1, [], ahead=-timedelta(days=8)), "ran out"),
+    ):
+        with pytest.raises(InvalidInput, match=message):
+            imported(early)
+    # And one within the skew is taken, revoking for key compromise and holding another
+    assert 2 == imported(crl(1, [compromised, held], ahead=timedelta(minutes=4)))["revoked"]
+
+    # And a later one dropping the compromise undoes a revocation: refused, naming it
+    with pytest.raises(InvalidInput) as caught:
+        imported(crl(2, [held]))
+    assert "1001" == caught.value.details["serial"]
+    # While one releasing the hold is taken
+    assert 1 == imported(crl(2, [compromised]))["revoked"]

@@ -187,7 +187,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         elif args.action == "import-crl":
             data = read_bounded(args.file, "file", files.CRL)
-            info = keystore.import_crl(uow, runtime.trust, data)
+            info = keystore.import_crl(uow, runtime.trust, data, now=now)
             uow.commit()
             print(
                 f"CRL {info['number']} of {info['issuer']} imported "

@@ -84,7 +84,7 @@ def connect(here: Installation, there: Installation, inbox_for: Callable[[str], 
     ours = here.runtime
     with ours.uow() as uow:
         pinned = keystore.trust(uow, ours.trust, roots, now=now)
-        keystore.import_crl(uow, ours.trust, crl.content)
+        keystore.import_crl(uow, ours.trust, crl.content, now=now)
         added = import_directory(uow, directory, now, trust=ours.trust, allow_http=True)
         uow.commit()
     print(
