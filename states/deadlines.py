@@ -399,10 +399,12 @@ class Deadlines:
         self, sent_at: datetime, urgency: int, appointed: datetime | None = None
     ) -> datetime:
         """When a dispatch sent at ``sent_at`` must have arrived (01); a hỏa tốc hẹn giờ
-        document's appointed time when it has one."""
+        document's appointed time when it has one and it comes first: an appointment
+        days away does not make the most urgent level wait longer than its rule."""
+        rule = self.after(sent_at, "deliver", urgency)
         if urgency >= 4 and appointed is not None:
-            return _aware(appointed, "appointed")
-        return self.after(sent_at, "deliver", urgency)
+            return min(_aware(appointed, "appointed"), rule)
+        return rule
 
     def register_by(self, arrived_at: datetime, urgency: int) -> datetime:
         """When a document that arrived at ``arrived_at`` must be registered (03)."""

@@ -113,10 +113,18 @@ def test_send_by_is_the_next_working_morning_and_sooner_when_urgent() -> None:
     assert DEADLINES.send_by(signed, 3) == vn(2026, 1, 9, 15, 15)
 
 
-def test_a_hoa_toc_hen_gio_document_is_due_at_its_appointed_time() -> None:
-    appointed = vn(2026, 1, 6, 20)  # in the evening: an appointment, not a working rule
-    assert DEADLINES.deliver_by(vn(2026, 1, 6, 9), 4, appointed) == appointed
-    assert DEADLINES.deliver_by(vn(2026, 1, 6, 9), 3, appointed) == vn(2026, 1, 6, 9, 15)
+def test_a_hoa_toc_hen_gio_document_is_due_at_its_appointed_time_or_its_rule() -> None:
+    sent_at = vn(2026, 1, 6, 9)
+    rule = DEADLINES.deliver_by(sent_at, 4)
+    assert rule <= DEADLINES.deliver_by(sent_at, 3) == vn(2026, 1, 6, 9, 15)
+    # An appointment before the rule's end is the deadline, even out of working hours
+    appointed = vn(2026, 1, 6, 9, 5)
+    assert DEADLINES.deliver_by(sent_at, 4, appointed) == appointed
+    # One later (this evening, or in two weeks) does not loosen the most urgent level
+    for later in (vn(2026, 1, 6, 20), vn(2026, 1, 20, 9)):
+        assert DEADLINES.deliver_by(sent_at, 4, later) == rule
+    # And an appointment means nothing below level 4
+    assert DEADLINES.deliver_by(sent_at, 3, appointed) == vn(2026, 1, 6, 9, 15)
 
 
 def test_an_agency_may_tighten_the_provinces_rules_but_not_loosen_them() -> None:
@@ -201,9 +209,10 @@ def test_an_appointed_time_past_what_vietnam_time_can_write_is_a_deadline_never_
     sent_at = vn(2026, 4, 24, 10)
     # When its delivery deadline is worked out, and counted from
     due = DEADLINES.deliver_by(sent_at, 4, appointed)
-    # Then it is the end of the last day reckoned with, which every rule counts with
-    assert due == datetime.combine(LAST_DAY, time.max, VIETNAM)
-    assert DEADLINES.remaining(sent_at, due) > timedelta(days=365)
+    # Then it is the rule's (the appointment, read as the end of the last day reckoned
+    # with, comes later), which every rule counts with
+    assert due == DEADLINES.deliver_by(sent_at, 4) < datetime.combine(LAST_DAY, time.max, VIETNAM)
+    assert DEADLINES.remaining(sent_at, due) > timedelta(0)
     assert add_working_time(appointed, timedelta(hours=1), CALENDAR, HOURS) > due
     assert end_of_working_day(appointed, CALENDAR, HOURS) > due
     assert not in_working_time(appointed, CALENDAR, HOURS)
