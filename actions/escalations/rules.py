@@ -109,7 +109,7 @@ class RuleTimers(Lifecycle):
         elif change.machine == "received" and change.from_state == r.RECEIVED != change.to_state:
             # It left ``received`` (registered, returned, recalled or replaced): the rule
             # that our clerks register it, watched only while it waits there, is kept.
-            self._settled(uow, change, change.subject_id, [(e.NOT_ACKNOWLEDGED, "registered")])
+            self._settled(uow, change, change.subject_id, [(e.NOT_ACKNOWLEDGED, change.to_state)])
 
     def arrived(
         self, uow: UnitOfWork, received_id: str, agency_id: str, urgency: int, now: datetime
@@ -162,15 +162,29 @@ class RuleTimers(Lifecycle):
         if row is not None and row.request_id:
             self._request(uow, change, row.request_id)
             return
+        # What an escalation closed here says is what happened: delivered, or the end
+        # that makes its rule moot (failed, rejected). One whose dispatch then ended badly
+        # is followed by the escalation of that end, which names it (its owner and notes
+        # stay in its trail).
+        followed = None
+        if dest in d.GIVEN_UP:
+            followed = uow.escalations.active(
+                e.cause_key(e.NOT_DELIVERED, dispatch_id)
+            ) or uow.escalations.active(e.cause_key(e.NOT_ACKNOWLEDGED, dispatch_id))
         kept = []
         if dest in d.ARRIVED or dest in d.GIVEN_UP:
-            kept.append((e.NOT_DELIVERED, "delivered"))
+            kept.append((e.NOT_DELIVERED, "delivered" if dest in d.ARRIVED else dest))
         if dest in d.ARRIVED:
             kept.append((e.DELIVERY_FAILED, "delivered"))
         if dest in (d.ACKNOWLEDGED, d.REJECTED):
-            kept.append((e.NOT_ACKNOWLEDGED, "acknowledged"))
+            kept.append((e.NOT_ACKNOWLEDGED, dest))
         if kept:
             self._settled(uow, change, dispatch_id, kept)
+        follows = (
+            {"follows": followed.id, **({"owner_before": followed.owner} if followed.owner else {})}
+            if followed is not None
+            else {}
+        )
         if dest == d.DELIVERED and change.from_state != d.DELIVERED:
             due = self.deadlines(uow, change.agency_id).register_by(change.now, change.urgency)
             payload = {"dispatch_id": dispatch_id}
@@ -179,7 +193,9 @@ class RuleTimers(Lifecycle):
                 uow, e.NOT_ACKNOWLEDGED, dispatch_id, change.document_id, due, payload, cancel=False
             )
         if dest == d.FAILED:
-            self.open_for_dispatch(uow, e.DELIVERY_FAILED, dispatch_id, change.now, change.now)
+            self.open_for_dispatch(
+                uow, e.DELIVERY_FAILED, dispatch_id, change.now, change.now, detail=follows
+            )
         if dest == d.REJECTED:
             error = change.data.get("error")
             if not error:  # what the transition kept of it, as it stands now
@@ -188,7 +204,7 @@ class RuleTimers(Lifecycle):
             error = str(error)
             kind = refusal_kind(error)
             self.open_for_dispatch(
-                uow, kind, dispatch_id, change.now, change.now, detail={"reason": error}
+                uow, kind, dispatch_id, change.now, change.now, detail={"reason": error, **follows}
             )
 
     def _request(self, uow: UnitOfWork, change: Change, request_id: str) -> None:

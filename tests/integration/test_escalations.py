@@ -296,6 +296,31 @@ def test_a_failed_dispatch_escalates_at_once_and_a_supervisor_resends_from_it(
     assert chain_ok(pair.sender, closed.id) == ["open", "act", "close"]
 
 
+def test_a_late_delivery_that_then_fails_closes_saying_so_and_is_followed(
+    pair: Pair, make_document: Callable[..., str], notices: Notices
+) -> None:
+    # Given A's letter to B, whose inbox is down, late: not_delivered open and claimed
+    pair.point_b_at(DOWN)
+    _doc, job = pair.sent(make_document)
+    assert pair.sender.runner.run(job) == "failed"
+    advance(pair.sender, hours=19)
+    [late] = escalations(pair.sender)
+    pair.sender.engine.fire_on("escalation", late.id, "claim", SUPERVISOR)
+
+    # When its attempts run out and the dispatch fails for good
+    assert [pair.sender.runner.run(job) for _ in range(2)] == ["failed", "done"]
+
+    # Then the late delivery closes saying it failed (not "delivered"), and the failure
+    # opens its own escalation naming the one it follows and who owned it
+    closed = next(x for x in escalations(pair.sender) if x.id == late.id)
+    assert (closed.state, closed.owner) == ("closed", SUPERVISOR.name)
+    with pair.sender.uow(readonly=True) as uow:
+        [entry] = uow.audit.entries(late.id, "close")
+    assert entry.payload["reason"] == "failed"
+    [failed] = [x for x in escalations(pair.sender) if x.kind == "delivery_failed"]
+    assert {"follows": late.id, "owner_before": SUPERVISOR.name} == failed.detail
+
+
 def test_one_delivery_closes_every_escalation_its_dispatch_had_open(
     pair: Pair, served: str, make_document: Callable[..., str], notices: Notices
 ) -> None:
