@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from congvan.actions import notifications
 from congvan.actions.calendar import WorkingCalendar
 from congvan.actions.recalls import cancelled, request_kind
 from congvan.states import explanation as x
@@ -148,6 +149,9 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
             dispatch_id=str(j.payload["dispatch_id"]) if "dispatch_id" in j.payload else None,
         )
         for j in uow.outbox.for_document(doc_id)
+        # Telling people of an escalation is not the document's own work: its retries
+        # would read as the document's (``congvan notify`` shows them).
+        if j.action != notifications.JOB
     )
     timers = tuple(
         x.TimerFacts(

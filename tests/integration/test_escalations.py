@@ -21,6 +21,7 @@ from congvan.actions.signing import keystore
 from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from congvan.states.phrasing import sentence
 from congvan.storage.escalations import Escalation
+from congvan.storage.ids import new_id
 from congvan.workflow import notifications as managing
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.explaining import explain_row
@@ -319,6 +320,41 @@ def test_a_late_delivery_that_then_fails_closes_saying_so_and_is_followed(
     assert entry.payload["reason"] == "failed"
     [failed] = [x for x in escalations(pair.sender) if x.kind == "delivery_failed"]
     assert {"follows": late.id, "owner_before": SUPERVISOR.name} == failed.detail
+
+
+def test_a_notification_waiting_to_be_retried_is_not_the_documents_own_retry(
+    pair: Pair, make_document: Callable[..., str], notices: Notices
+) -> None:
+    # Given a letter whose delivery failed for good, and its escalation's e-mail waiting
+    # between attempts (the mail server down)
+    pair.point_b_at(DOWN)
+    doc, job = pair.sent(make_document)
+    assert [pair.sender.runner.run(job) for _ in range(3)] == ["failed", "failed", "done"]
+    now = pair.sender.clock()
+    with pair.sender.uow() as uow:
+        uow.outbox.add(
+            [
+                {
+                    "id": new_id(),
+                    "action": "send_notification",
+                    "document_id": doc,
+                    "queue": "default",
+                    "payload": {"notification_id": "n-1"},
+                    "status": "waiting",
+                    "attempts": 3,
+                    "last_error": "SMTP refused",
+                    "created_at": now,
+                }
+            ]
+        )
+        uow.commit()
+
+    # Then the document's explanation tells its failure, not a retry of its own
+    with pair.sender.uow(readonly=True) as uow:
+        found = explain_row(uow, uow.documents.load(doc), now, CALENDAR)
+    codes = [f.code for f in found.all()]
+    assert "waiting_for_retry" not in codes and "job_queued" not in codes, codes
+    assert all(f.facts.get("action") != "send_notification" for f in found.all())
 
 
 def test_one_delivery_closes_every_escalation_its_dispatch_had_open(
