@@ -33,6 +33,15 @@ def congvan(
     )
 
 
+def test_the_demo_plays_from_the_eve_of_tet(tmp_path: Path) -> None:
+    # The day before Tết Đinh Mùi: the registration due before the break falls due after
+    # it, eight days on, past the week the CRLs swapped at the start were good for
+    done = congvan("demo", "--start", "2027-02-03T16:30:00+07:00", data_dir=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the clock now reads 09:31 11/02/2027" in done.stdout
+    assert "published a fresh CRL" in done.stdout
+
+
 def test_demo_sends_the_sample_letter_between_two_installations(tmp_path: Path) -> None:
     # A Friday late afternoon: a letter issued then is due the next working day's noon, and
     # the warning scenes move the clock a day on, past it (the demo must play at any hour).

@@ -114,6 +114,30 @@ def meet(province: Installation, recipients: Installation, stack: ExitStack) -> 
     return health, town
 
 
+def renew_crls(*installations: Installation) -> None:
+    """Each installation publishes a fresh CRL and the others import it, as their operators
+    do within ``CONGVAN_CRL_DAYS`` (congvan keys crl, keys import-crl): after the clock
+    moved on days, the ones swapped when they met have run out."""
+    for here in installations:
+        runtime = here.runtime
+        with runtime.uow() as uow:
+            keystore.publish_crl(
+                uow, passphrase=runtime.settings.ca_passphrase(), now=runtime.clock()
+            )
+            uow.commit()
+    for here in installations:
+        for there in installations:
+            if there is here:
+                continue
+            crl = httpx.get(f"{there.base_url}/v1/pki/crl", timeout=30)
+            if crl.status_code != 200:
+                raise DemoFailed(f"GET {there.base_url}/v1/pki/crl answered {crl.status_code}")
+            with here.runtime.uow() as uow:
+                keystore.import_crl(uow, here.runtime.trust, crl.content, now=here.runtime.clock())
+                uow.commit()
+    print("   each installation published a fresh CRL and the other imported it")
+
+
 def exchange(
     province: Installation, recipients: Installation, doc_id: str, links: tuple[Link, Link]
 ) -> dict[str, Any]:
