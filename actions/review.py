@@ -31,8 +31,10 @@ class Review:
         max_subject_length: int,
         calendar: WorkingCalendar = VIETNAM_CALENDAR,
         send_cutoff: time = DEFAULT_CUTOFF,
+        max_package_bytes: int | None = None,
     ) -> None:
         self.checks = list(checks)
+        self.max_package_bytes = max_package_bytes
         self.calendar = calendar
         self.send_cutoff = send_cutoff
         self.max_attachment_bytes = max_attachment_bytes
@@ -92,6 +94,7 @@ class Review:
             now=now,
             calendar=self.calendar,
             send_cutoff=self.send_cutoff,
+            max_package_bytes=self.max_package_bytes,
         )
 
     # -- the guard ---------------------------------------------------------------------------

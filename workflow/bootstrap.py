@@ -239,6 +239,7 @@ def bootstrap(
         max_subject_length=settings.max_subject_length,
         calendar=calendar,
         send_cutoff=settings.send_cutoff,
+        max_package_bytes=settings.max_request_bytes,
     )
     trust = TrustStore(settings.trust_path)
     watch = Watch(

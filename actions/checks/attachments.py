@@ -16,6 +16,7 @@ from pypdf.errors import PdfReadError
 from congvan.states.policy import MAIN_FILE, MAIN_FILE_TYPE
 
 from ..signing.pades import stamp_problem
+from ..signing.signedpdf import SIGNATURE_ROOM
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 
 PDF = MAIN_FILE_TYPE
@@ -175,7 +176,19 @@ def size(inp: CheckInput) -> Finding:
             files=bad,
             max_bytes=inp.max_attachment_bytes,
         )
-    return ok(total=sum(a.size for a in inp.attachments))
+    total = sum(a.size for a in inp.attachments)
+    # The package carries every file, and the main PDF once more as signed (its stamp and
+    # signature in at most SIGNATURE_ROOM): over the inbox's limit, every recipient
+    # would refuse it (413, status 02) after it was signed and sent.
+    package = total + sum(a.size for a in inp.main_files) + SIGNATURE_ROOM
+    if inp.max_package_bytes is not None and package > inp.max_package_bytes:
+        return fail(
+            "Gói tin gửi đi (các tệp và bản PDF đã ký) vượt quá giới hạn tiếp nhận.",
+            "The package (every file and the signed PDF) would be over the inbox's limit.",
+            package_bytes=package,
+            max_package_bytes=inp.max_package_bytes,
+        )
+    return ok(total=total)
 
 
 def _unsignable(data: bytes) -> str | None:

@@ -53,6 +53,8 @@ class CheckInput:
     now: datetime | None = None
     calendar: WorkingCalendar = VIETNAM_CALENDAR
     send_cutoff: time = DEFAULT_CUTOFF
+    # What an inbox takes at most (its files, with the signed PDF): None, not judged.
+    max_package_bytes: int | None = None
 
     @property
     def moment(self) -> datetime:

@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 from congvan.actions.calendar import VIETNAM_CALENDAR, WorkingCalendar
 from congvan.actions.checks import CHECKS, Check, CheckInput, Finding
 from congvan.actions.checks.rules import KNOWN_DOC_TYPES
+from congvan.actions.signing.signedpdf import SIGNATURE_ROOM
 from congvan.states.errors import GuardFailed, InvalidInput
 from congvan.states.policy import URGENCY, is_organ_id, job_backoff_seconds
 from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
@@ -64,6 +65,7 @@ DEPARTMENT_ID = SAMPLE_RECIPIENTS[1]["organ_id"]  # Sở Thông tin và Truyền
 GOVERNMENT_OFFICE_ID = "000.00.00.G22"  # Văn phòng Chính phủ, in the directory too
 OTHER_PROVINCE_ID = "000.00.00.H53"  # UBND tỉnh Tây Ninh: its own number series
 PEER_INBOX = "https://congvan.example.vn/v1/inbox"
+MAX_PACKAGE = 64 * 1024 * 1024  # the default inbox limit (CONGVAN_MAX_REQUEST_BYTES)
 UNLINKED_ID = "000.00.05.H57"  # Sở Tư pháp: in the directory, no inbox known for it
 AGENCIES = [
     (AGENCY_ID, AGENCY_NAME, "UBND"),
@@ -227,6 +229,7 @@ class Variant:
     send_cutoff: time = DEFAULT_CUTOFF
     max_attachment_bytes: int = MAX_BYTES
     max_subject_length: int = MAX_SUBJECT
+    max_package_bytes: int | None = MAX_PACKAGE
 
 
 def passes(id: str, code: str, marks: Any = (), **kwargs: Any) -> Any:
@@ -699,6 +702,13 @@ VARIANTS = [
           max_attachment_bytes=len(letter_pdf()) - 1,
           details={"files": [{"filename": MAIN_NAME, "size": len(letter_pdf())}],
                    "max_bytes": len(letter_pdf()) - 1}),
+    # the package: every file, the main PDF once more as signed, and room for the signature
+    passes("a package at the inbox's limit", "attachments.size",
+           max_package_bytes=2 * len(letter_pdf()) + SIGNATURE_ROOM),
+    fails("a package over the inbox's limit", "attachments.size",
+          max_package_bytes=2 * len(letter_pdf()) + SIGNATURE_ROOM - 1,
+          details={"package_bytes": 2 * len(letter_pdf()) + SIGNATURE_ROOM,
+                   "max_package_bytes": 2 * len(letter_pdf()) + SIGNATURE_ROOM - 1}),
     # -- PDF đọc được
     passes("two pages", "attachments.pdf", details={"pages": {MAIN_NAME: 2}}),
     fails("encrypted with a password", "attachments.pdf",
@@ -839,6 +849,7 @@ def run(
     send_cutoff: time = DEFAULT_CUTOFF,
     max_attachment_bytes: int = MAX_BYTES,
     max_subject_length: int = MAX_SUBJECT,
+    max_package_bytes: int | None = None,
 ) -> Finding:
     """Run one check on the stored document, as the review job would."""
     with runtime.uow(readonly=True) as uow:
@@ -853,6 +864,7 @@ def run(
             now=datetime.combine(today, at, VIETNAM),
             calendar=calendar,
             send_cutoff=send_cutoff,
+            max_package_bytes=max_package_bytes,
         )
         return CHECK_CODES[code].run(inp)
 
@@ -901,6 +913,7 @@ def test_a_variant_of_the_letter(letters: Runtime, variant: Variant) -> None:
         send_cutoff=variant.send_cutoff,
         max_attachment_bytes=variant.max_attachment_bytes,
         max_subject_length=variant.max_subject_length,
+        max_package_bytes=variant.max_package_bytes,
     )
 
     # Then it gives the verdict, the details a client needs, and, on failure, the reason
