@@ -18,7 +18,13 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 
-from congvan.states.errors import AlreadyExists, ChainUntrusted, InvalidInput, NotFound
+from congvan.states.errors import (
+    AlreadyExists,
+    ChainUntrusted,
+    InvalidInput,
+    NotFound,
+    WeakAlgorithm,
+)
 from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
 from congvan.storage.signatures import CertificateRow
@@ -28,6 +34,7 @@ from . import keywrap, pki, revocation
 from .certfiles import import_certificates
 from .certpath import CLOCK_SKEW
 from .description import describe, owned_by
+from .strict import check_key_strength
 from .truststore import TrustStore
 
 CRL_DAYS = 7
@@ -558,8 +565,25 @@ def publish_crl(uow: UnitOfWork, *, passphrase: str, now: datetime, days: int = 
 def trust(
     uow: UnitOfWork, store: TrustStore, data: bytes, *, now: datetime, password: str | None = None
 ) -> list[x509.Certificate]:
-    """Pin the CA certificates in ``data`` as trusted roots, and keep them in the database."""
+    """Pin the CA certificates in ``data`` as trusted roots, and keep them in the database.
+
+    A root out of date, or with a key too weak to trust what it signs, is refused: it
+    would anchor no signature (a chain under it is refused at every verification).
+    """
     certs = import_certificates(data, password)
+    for cert in certs:
+        fp = fingerprint(cert)
+        if cert.not_valid_after_utc <= now:
+            raise InvalidInput(
+                f"The root ran out at {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: it "
+                "anchors no signature now.",
+                field="file",
+                sha256=fp,
+            )
+        try:
+            check_key_strength(cert, "The root", sha256=fp)
+        except WeakAlgorithm as exc:
+            raise InvalidInput(exc.message, field="file", **exc.details) from exc
     for cert in certs:
         store.pin(cert)  # refuses anything but a CA certificate, before anything is kept
     for cert in certs:

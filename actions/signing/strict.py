@@ -25,6 +25,7 @@ time, digest and signature of such a CMS are byte for byte those of one that pas
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from asn1crypto import cms as asn1_cms
 from asn1crypto import core
@@ -232,28 +233,33 @@ STRONG_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 
 def _check_key(certificate: x509.Certificate, index: int) -> None:
     """Refuse a certificate whose key is too weak to trust a signature by it."""
-    key = certificate.public_key()
+    check_key_strength(certificate, "An embedded certificate", certificate=index)
+
+
+def check_key_strength(cert: x509.Certificate, what: str, /, **details: Any) -> None:
+    """``WeakAlgorithm`` when ``cert``'s key is too weak to trust what it signs; ``what``
+    names the certificate in the message."""
+    key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
             raise WeakAlgorithm(
-                f"An embedded certificate has an RSA key of {key.key_size} bits; "
+                f"{what} has an RSA key of {key.key_size} bits; "
                 f"at least {MIN_RSA_BITS} are accepted.",
-                certificate=index,
                 key_size=key.key_size,
+                **details,
             )
     elif isinstance(key, ec.EllipticCurvePublicKey):
         if key.curve.name not in STRONG_CURVES:
             raise WeakAlgorithm(
-                f"An embedded certificate has a key on curve {key.curve.name}; "
-                "P-256, P-384 or P-521 are accepted.",
-                certificate=index,
+                f"{what} has a key on curve {key.curve.name}; P-256, P-384 or P-521 are accepted.",
                 curve=key.curve.name,
+                **details,
             )
     else:
         raise WeakAlgorithm(
-            "An embedded certificate has a key that is neither RSA nor ECDSA.",
-            certificate=index,
+            f"{what} has a key that is neither RSA nor ECDSA.",
             key_type=type(key).__name__,
+            **details,
         )
 
 

@@ -58,12 +58,24 @@ def test_roots_are_trusted_only_when_pinned_in_the_trust_store(tmp_path: Path) -
     assert congvan("keys", "untrust", fingerprint, data_dir=data).returncode == 0
     assert not (data / "trust" / f"{fingerprint}.pem").exists()
     assert pinned.is_file()
+
     # ...by its fingerprint only: a path never reaches a file outside the trust store
     victim = data / "victim.pem"
     victim.write_text("not a root")
     refused = congvan("keys", "untrust", "../victim", data_dir=data)
     assert refused.returncode == 2 and "invalid_input" in refused.stderr, refused.stderr
     assert victim.is_file()
+
+    # A root that ran out is listed as such, not as valid
+    old = pki.create_ca(
+        "Old root of elsewhere", "Ban Cơ yếu Chính phủ", passphrase="outside passphrase",
+        valid_from=datetime.now(UTC) - timedelta(days=400), valid_days=365,
+    )  # fmt: skip
+    (tmp_path / "old.pem").write_bytes(old.cert_pem)
+    done = congvan("keys", "import", str(tmp_path / "old.pem"), "--kind", "root", data_dir=data)
+    assert done.returncode == 0, done.stderr
+    [line] = [x for x in congvan("keys", "list", data_dir=data).stdout.splitlines() if "Old" in x]
+    assert "expired, NOT pinned" in line, line
 
     # A leaf certificate can never be pinned as a root
     leaf = pki.issue_signer_certificate(

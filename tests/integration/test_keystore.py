@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import event, text
 
 from congvan.actions.signing import keystore, pki
@@ -346,3 +347,33 @@ def test_a_crl_out_of_force_or_undoing_a_revocation_is_refused(runtime: Runtime)
     assert "1001" == caught.value.details["serial"]
     # While one releasing the hold is taken
     assert 1 == imported(crl(2, [compromised]))["revoked"]
+
+
+def test_a_root_out_of_date_or_with_a_weak_key_is_not_pinned(runtime: Runtime) -> None:
+    now = runtime.clock()
+    ran_out = pki.create_ca(
+        "Old root", "Elsewhere", passphrase=PASS, valid_from=now - timedelta(days=400),
+        valid_days=365,
+    )  # fmt: skip
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "Weak root")])
+    weak = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    for data, message in (
+        (ran_out.cert_pem, "ran out"),
+        (weak.public_bytes(serialization.Encoding.PEM), "1024 bits"),
+    ):
+        with runtime.uow() as uow, pytest.raises(InvalidInput, match=message):
+            keystore.trust(uow, runtime.trust, data, now=now)
+    assert [] == runtime.trust.roots()
+    with runtime.uow() as uow:
+        assert [] == uow.signatures.roots()

@@ -100,13 +100,22 @@ def _p12_password(path: str | None, given: str | None = None) -> str | None:
 
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     from congvan.actions.signing import keystore
+    from congvan.storage.clock import as_utc
 
     with runtime_for(settings) as runtime, runtime.uow() as uow:
         now = runtime.clock()
         if args.action == "list":
             pinned = runtime.trust.fingerprints()
             for row in uow.signatures.certificates(args.agency):
-                state = "revoked" if row.revoked_at else "valid"
+                state = (
+                    "revoked"
+                    if row.revoked_at
+                    else "expired"
+                    if as_utc(row.not_after) <= now
+                    else "not yet valid"
+                    if as_utc(row.not_before) > now
+                    else "valid"
+                )
                 if row.kind == "root":
                     state += ", pinned" if row.fingerprint in pinned else ", NOT pinned"
                 print(
