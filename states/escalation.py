@@ -138,6 +138,26 @@ KINDS = MappingProxyType(
     }
 )
 
+# Said of a document that arrived here, to this agency's own clerks and supervisors (the
+# kinds above speak to the sender of what its recipient should do).
+RECEIVED_KINDS = MappingProxyType(
+    {
+        NOT_ACKNOWLEDGED: (
+            "a document that arrived is not registered the working day it arrived",
+            "văn bản đến chưa được vào sổ trong ngày làm việc nhận được",
+            "register it, or refuse it with a reason",
+            "vào sổ văn bản đến, hoặc từ chối tiếp nhận có nêu lý do",
+        ),
+    }
+)
+
+
+def texts(kind: str, received: bool = False) -> tuple[str, str, str, str]:
+    """What an escalation of ``kind`` is and what to do (English, Vietnamese each); on a
+    document that arrived here (``received``), as its own agency is told."""
+    return (RECEIVED_KINDS.get(kind) if received else None) or KINDS[kind]
+
+
 # How loud: by the document's urgency, and never below "high" for what went wrong for good.
 NORMAL = "normal"
 HIGH = "high"

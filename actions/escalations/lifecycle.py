@@ -404,7 +404,7 @@ def _moment(value: Any, name: str) -> datetime:
 
 def notice(uow: UnitOfWork, escalation: Escalation) -> dict[str, Any]:
     """What a notification says about an escalation: plain JSON, as it stands now."""
-    en, vi, todo_en, todo_vi = e.KINDS[escalation.kind]
+    en, vi, todo_en, todo_vi = e.texts(escalation.kind, escalation.received_id is not None)
     event: dict[str, Any] = {
         "escalation_id": escalation.id,
         "kind": escalation.kind,

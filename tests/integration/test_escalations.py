@@ -172,6 +172,13 @@ def test_a_recipient_that_does_not_register_is_escalated_at_both_ends(
         received.id,
         A,
     )
+    # Each told in its own words: A to contact B's văn thư, B's own to register it
+    with pair.receiver.uow(readonly=True) as uow:
+        told = notice(uow, reminder)
+    assert "vào sổ văn bản đến" in told["what_to_do_vi"]
+    assert "văn thư cơ quan nhận" not in told["what_to_do_vi"]
+    with pair.sender.uow(readonly=True) as uow:
+        assert "văn thư cơ quan nhận" in notice(uow, waiting)["what_to_do_vi"]
 
     # When B's clerk registers it (status 03 goes back to A)
     pair.answer(received.id, "register")

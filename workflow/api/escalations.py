@@ -169,7 +169,7 @@ class EscalationDetailOut(EscalationOut):
 
 
 def escalation_view(row: Escalation) -> dict[str, Any]:
-    en, vi, todo_en, todo_vi = e.KINDS[row.kind]
+    en, vi, todo_en, todo_vi = e.texts(row.kind, row.received_id is not None)
     return {
         "id": row.id,
         "kind": row.kind,

@@ -101,12 +101,17 @@ def cmd_escalations(args: argparse.Namespace, settings: Settings) -> int:
     if args.action in ("list", "show"):
         with runtime_for(settings) as store, store.uow(readonly=True) as uow:
             if args.action == "list":
+                # As the API's page size: a wrong bound is said, never quietly changed.
+                if not 1 <= args.limit <= settings.max_page_size:
+                    raise InvalidInput(
+                        f"--limit is from 1 to {settings.max_page_size}.", field="limit"
+                    )
                 existing_agency(uow, args.agency)
                 page = uow.escalations.page(
                     args.agency,
                     states=args.state or list(e.ACTIVE),
                     kinds=args.kind or [],
-                    limit=max(1, min(args.limit, 1000)),
+                    limit=args.limit,
                 )
                 for row in page.items:
                     print(_line(row))
@@ -123,7 +128,7 @@ def cmd_escalations(args: argparse.Namespace, settings: Settings) -> int:
 
             print(json.dumps(escalation_view(row), ensure_ascii=False, indent=2, default=str))
             return 0
-        en, vi, todo_en, todo_vi = e.KINDS[row.kind]
+        en, vi, todo_en, todo_vi = e.texts(row.kind, row.received_id is not None)
         print(_line(row))
         print(f"  {vi} — {en}")
         print(f"  Cần làm: {todo_vi} — {todo_en}")
