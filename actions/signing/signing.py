@@ -29,6 +29,7 @@ from congvan.states.errors import (
     InvalidInput,
     ManifestMismatch,
     SignatureError,
+    SigningTimeInvalid,
 )
 from congvan.states.policy import DEFAULT_NUMBERING, number_series
 from congvan.states.text import calendar_day
@@ -41,6 +42,7 @@ from congvan.states.timeliness import (
 from congvan.states.timeliness import (
     VIETNAM as VIETNAM,  # re-exported: the CLI shows times in it
 )
+from congvan.storage.clock import as_utc
 from congvan.storage.documents import AttachmentRow, DocumentRow
 from congvan.storage.ids import new_id
 from congvan.storage.signatures import SignatureRow
@@ -50,6 +52,7 @@ from ..calendar import VIETNAM_CALENDAR
 from ..context import TransitionContext
 from ..timestamping import Timestamping, record_embedded
 from . import keystore, pki
+from .certpath import CLOCK_SKEW
 from .cms import sign_manifest
 from .pades import sign_pdf, verify_pdf
 from .signedpdf import SIGNATURE_ROOM, verify_signed_main
@@ -168,6 +171,15 @@ class Signing:
                 crls=trust.crls,
                 at=ctx.now,
                 expected_signer=expected_signer(uow, doc),
+            )
+        if verdict.signing_time < as_utc(doc.created_at) - CLOCK_SKEW:
+            # A signer's tool writes the time it claims; it cannot predate what it signs.
+            raise SigningTimeInvalid(
+                "The signature claims a signing time before the document existed: "
+                f"{verdict.signing_time:%Y-%m-%d %H:%M} UTC.",
+                field="cms",
+                signing_time=verdict.signing_time.isoformat(),
+                created_at=as_utc(doc.created_at).isoformat(),
             )
         fingerprint = verdict.signer.sha256
         if made_pdf is not None:

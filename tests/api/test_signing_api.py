@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -818,3 +818,27 @@ def test_a_signing_prepared_for_a_version_overtaken_is_prepared_again(
     # Then what was prepared for the old version is thrown away and made again
     assert response.status_code == 200, response.text
     assert len(calls) == 2
+
+
+def test_a_signature_claiming_a_time_before_the_document_existed_is_refused(
+    make_api: MakeApi,
+) -> None:
+    # Given a signer whose certificate was valid days before the letter was written
+    api = signing_api(make_api)
+    row = issue(api, valid_from=api.clock() - timedelta(days=2))
+    doc_id = reviewed_letter(api)
+    key, cert = key_and_cert(row)
+
+    def signed_at(moment: datetime) -> bytes:
+        manifest = manifest_of(api, doc_id)
+        return sign_manifest(manifest, key=key, cert=cert, chain=roots(api), signing_time=moment)
+
+    # When the signer's own tool says it signed twelve hours before the letter existed
+    refused = sign(api, doc_id, signed_at(api.clock() - timedelta(hours=12)))
+
+    # Then the signature is refused, and nothing is kept
+    details = assert_error(refused, 422, "signing_time_invalid")
+    assert details["field"] == "cms"
+    assert signature_rows(api, doc_id) == []
+    # While one within the clock skew of its creation is taken
+    assert 200 == sign(api, doc_id, signed_at(api.clock() - timedelta(minutes=4))).status_code
