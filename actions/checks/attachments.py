@@ -6,6 +6,7 @@ import hashlib
 import io
 import zipfile
 import zlib
+from typing import Any
 
 import puremagic
 from pyhanko.pdf_utils.misc import PdfError
@@ -237,3 +238,73 @@ def pdf_files(inp: CheckInput) -> Finding:
         names = ", ".join(f"{b['filename']} ({b['problem']})" for b in bad)
         return fail(f"Tệp PDF không hợp lệ: {names}.", f"Invalid PDF files: {names}.", files=bad)
     return ok(pages=pages)
+
+
+# What a PDF may carry that acts when it is opened: scripts, programs launched, files
+# embedded, forms that post or import, multimedia that runs (ISO 32000-2 §12.6, §7.11.4,
+# §13.7). A letter carries none; a reader that honours them runs what the sender put in.
+_ACTIVE_KEYS = frozenset(
+    {"/JavaScript", "/JS", "/AA", "/EmbeddedFiles", "/EF", "/RichMedia", "/XFA"}
+)
+_ACTIVE_ACTIONS = frozenset(
+    {"/JavaScript", "/Launch", "/ImportData", "/SubmitForm", "/GoToE", "/RichMediaExecute"}
+)
+_ACTIVE_TYPES = frozenset({"/EmbeddedFile", "/RichMediaContent"})
+
+
+def active_parts(data: bytes) -> list[str]:
+    """The active content ``data`` (a PDF) carries, by the name that marks it; [] when
+    none, or when the PDF cannot be read (``attachments.pdf`` says so)."""
+    found: set[str] = set()
+    try:
+        reader = HankoReader(io.BytesIO(data), strict=False)
+        for revision in range(reader.xrefs.total_revisions):
+            for ref in reader.xrefs.explicit_refs_in_revision(revision):
+                obj = reader.get_object(ref)  # type: ignore[no-untyped-call]  # pyHanko untyped
+                if isinstance(obj, dict):
+                    found |= _active_in(obj)
+    except (PdfError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    return sorted(found)
+
+
+def _active_in(obj: dict[Any, Any]) -> set[str]:
+    """Active markers of one dictionary and of the dictionaries written inside it."""
+    found: set[str] = set()
+    pending: list[Any] = [obj]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            found |= {str(k) for k in item if str(k) in _ACTIVE_KEYS}
+            if str(item.get("/S", "")) in _ACTIVE_ACTIONS:
+                found.add(str(item["/S"]))
+            if str(item.get("/Type", "")) in _ACTIVE_TYPES:
+                found.add(str(item["/Type"]))
+            pending += [v for v in item.values() if isinstance(v, dict | list)]
+        elif isinstance(item, list):
+            pending += [v for v in item if isinstance(v, dict | list)]
+    return found
+
+
+@check(
+    "attachments.active_content",
+    BLOCKING,
+    "Tệp PDF không chứa mã thực thi, tệp nhúng",
+    "PDF files carry no scripts, launched programs or embedded files",
+)
+def active_content(inp: CheckInput) -> Finding:
+    bad = []
+    for a in inp.attachments:
+        if inp.detected_type(a.sha256, detect) != PDF:
+            continue
+        found = active_parts(inp.content(a.sha256))
+        if found:
+            bad.append({"filename": a.filename, "found": found})
+    if bad:
+        names = ", ".join(f"{b['filename']} ({' '.join(b['found'])})" for b in bad)
+        return fail(
+            f"Tệp PDF chứa mã thực thi hoặc tệp nhúng: {names}.",
+            f"PDF files carry active content: {names}.",
+            files=bad,
+        )
+    return ok()

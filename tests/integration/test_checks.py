@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from pypdf import PdfReader, PdfWriter
+from pypdf.generic import DictionaryObject, NameObject, TextStringObject
 from sqlalchemy import select, update
 
 from congvan.actions.calendar import VIETNAM_CALENDAR, WorkingCalendar
@@ -192,6 +193,26 @@ def main_with_page_box(box: tuple[float | str, ...] | None) -> Callable[[], list
 
 def appendix(data: bytes, filename: str = APPENDIX_NAME, **kwargs: Any) -> dict[str, Any]:
     return attachment(data, filename=filename, role="appendix", **kwargs)
+
+
+@functools.cache
+def active_pdf(how: str) -> bytes:
+    """Letter 1227 that acts when opened: a script, a launched program, an embedded .exe."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(letter_pdf(how))))
+    root = writer._root_object
+    if how == "embedded":
+        writer.add_attachment("evil.exe", b"MZ\x90\x00" + bytes(60))
+    else:
+        action = {
+            NameObject("/S"): NameObject("/JavaScript" if how == "script" else "/" + how),
+            NameObject("/JS" if how == "script" else "/F"): TextStringObject(
+                "app.alert(1)" if how == "script" else "calc.exe"
+            ),
+        }
+        root[NameObject("/OpenAction")] = DictionaryObject(action)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 # -- the variants ------------------------------------------------------------------------
@@ -709,6 +730,18 @@ VARIANTS = [
           max_package_bytes=2 * len(letter_pdf()) + SIGNATURE_ROOM - 1,
           details={"package_bytes": 2 * len(letter_pdf()) + SIGNATURE_ROOM,
                    "max_package_bytes": 2 * len(letter_pdf()) + SIGNATURE_ROOM - 1}),
+    # -- nội dung chủ động (scripts, programs, embedded files)
+    passes("a letter that only shows", "attachments.active_content"),
+    fails("main file opening a script", "attachments.active_content",
+          files=lambda: [attachment(active_pdf("script"))],
+          details={"files": [{"filename": MAIN_NAME, "found": ["/JS", "/JavaScript"]}]}),
+    fails("appendix launching a program", "attachments.active_content",
+          files=lambda: [main_pdf(), appendix(active_pdf("Launch"))],
+          details={"files": [{"filename": APPENDIX_NAME, "found": ["/Launch"]}]}),
+    fails("appendix embedding an .exe", "attachments.active_content",
+          files=lambda: [main_pdf(), appendix(active_pdf("embedded"))],
+          details={"files": [{"filename": APPENDIX_NAME,
+                              "found": ["/EF", "/EmbeddedFile", "/EmbeddedFiles"]}]}),
     # -- PDF đọc được
     passes("two pages", "attachments.pdf", details={"pages": {MAIN_NAME: 2}}),
     fails("encrypted with a password", "attachments.pdf",
