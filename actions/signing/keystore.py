@@ -290,8 +290,12 @@ def import_certificate(
             if store is None:
                 raise TypeError("an agency's certificate is checked against the pinned roots")
             require_pinned_chain(uow, store, certs, "file")
-        elif username is not None and uow.agencies.user(agency_id, username) is None:
-            raise NotFound(f"No user {username} in agency {agency_id}.", username=username)
+        elif username is not None:
+            user = uow.agencies.user(agency_id, username)
+            if user is None:
+                raise NotFound(f"No user {username} in agency {agency_id}.", username=username)
+            if "signer" not in user.roles.split(","):  # as issue_signer holds it
+                raise InvalidInput(f"'{username}' is not a signer of {agency_id}.", field="user")
     return [_store(uow, kind, c, now, agency_id=agency_id, username=username) for c in certs]
 
 

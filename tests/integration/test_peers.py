@@ -591,6 +591,7 @@ def test_imported_roots_and_signers_are_held_to_their_kinds_rules(
     with runtime.uow() as uow:
         directory.add_agency(uow, PEER, NAME, "UBND", runtime.clock())
         directory.ensure_user(uow, PEER, "chutich", ["signer"], runtime.clock())
+        directory.ensure_user(uow, PEER, "vanthu", ["clerk"], runtime.clock())
         uow.commit()
 
     def imported(data: bytes, kind: str, **named: str) -> list[CertificateRow]:
@@ -613,6 +614,7 @@ def test_imported_roots_and_signers_are_held_to_their_kinds_rules(
         (elsewhere.person, {"agency_id": OTHER}, NotFound),
         (elsewhere.agency, {"agency_id": PEER}, InvalidInput),
         (elsewhere.person, {"agency_id": PEER, "username": "nobody"}, NotFound),
+        (elsewhere.person, {"agency_id": PEER, "username": "vanthu"}, InvalidInput),
     ):
         with pytest.raises(error):
             imported(data, "signer", **named)
