@@ -22,7 +22,7 @@ from sqlalchemy import text
 
 from congvan.actions.delivery import Delivery
 from congvan.actions.exchange.status import make_status
-from congvan.actions.signing import keystore, pades, pki
+from congvan.actions.signing import issuers, keystore, pades, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.stored import manifest_of
 from congvan.storage.ids import new_id
@@ -310,7 +310,7 @@ def link(
         uow.signatures.add_certificate(
             dataclasses.replace(keys.agencies[A], id=new_id(), key_pem="")
         )
-        keystore.import_crl(uow, receiver.trust, keys.crl, now=now)
+        issuers.import_crl(uow, receiver.trust, keys.crl, now=now)
         uow.commit()
     return Pair(
         sender,

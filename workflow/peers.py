@@ -20,7 +20,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from congvan.actions.signing import keystore
+from congvan.actions.signing import issuers, keystore
 from congvan.actions.signing.certfiles import import_certificates
 from congvan.actions.signing.description import owned_by
 from congvan.actions.signing.truststore import TrustStore
@@ -156,7 +156,7 @@ def add_peer(
     timeout = _bounded(timeout, policy.PEER_TIMEOUT_RANGE, "timeout_seconds")
     concurrency = _bounded(concurrency, policy.PEER_CONCURRENCY_RANGE, "max_concurrency")
     certs = agency_certificates(certificates, agency_id) if certificates is not None else []
-    keystore.require_pinned_chain(uow, trust, certs, "certificates")
+    issuers.require_pinned_chain(uow, trust, certs, "certificates")
     agency_created = uow.agencies.agency(agency_id) is None
     if agency_created:
         add_agency(uow, agency_id, name, abbreviation, now)

@@ -9,7 +9,7 @@ from typing import Any
 from asn1crypto import cms as asn1_cms
 from cryptography import x509
 
-from congvan.actions.signing.keystore import issued_by
+from congvan.actions.signing.issuers import issued_by
 from congvan.actions.signing.truststore import fingerprint
 
 from .evidence import FORMAT

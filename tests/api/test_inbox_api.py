@@ -20,7 +20,7 @@ from congvan.actions.exchange.envelope import sign_body
 from congvan.actions.exchange.package import RECALL, Original
 from congvan.actions.exchange.receipts import verify_receipt
 from congvan.actions.exchange.writing import assemble, seal_header
-from congvan.actions.signing import keystore, pki
+from congvan.actions.signing import issuers, keystore, pki
 from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.manifest import build_manifest
@@ -426,7 +426,7 @@ def test_only_a_certificate_held_for_the_sender_speaks_for_it(sender: Sender) ->
         number=1,
     )
     with api.runtime.uow() as uow:
-        keystore.import_crl(uow, api.runtime.trust, crl, now=api.clock())
+        issuers.import_crl(uow, api.runtime.trust, crl, now=api.clock())
         uow.commit()
     from_q = pki.issue_agency_certificate(
         other,

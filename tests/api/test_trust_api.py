@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from sqlalchemy import text
 
-from congvan.actions.signing import keystore, pki
+from congvan.actions.signing import issuers, keystore, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.states.errors import AlreadyExists, InvalidInput
 from congvan.storage.signatures import CertificateRow
@@ -366,7 +366,7 @@ def test_another_cas_crl_is_imported_and_its_revocations_count(
         return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
     with api.runtime.uow() as uow:
-        keystore.import_crl(
+        issuers.import_crl(
             uow, api.runtime.trust, crl_of_outside([cert.serial_number], 7, 1), now=api.clock()
         )
         uow.commit()
@@ -376,7 +376,7 @@ def test_another_cas_crl_is_imported_and_its_revocations_count(
 
     # And an older CRL of the same CA is not taken, nor one signed by another key
     with api.runtime.uow() as uow, pytest.raises(AlreadyExists):
-        keystore.import_crl(uow, api.runtime.trust, crl_of_outside([], 6, 3), now=api.clock())
+        issuers.import_crl(uow, api.runtime.trust, crl_of_outside([], 6, 3), now=api.clock())
     with api.runtime.uow() as uow, pytest.raises(InvalidInput):
         forged = x509.load_der_x509_crl(crl_of_outside([], 9, 3))
         other_key, _other = _outside_ca(api, ca.subject)
@@ -387,7 +387,7 @@ def test_another_cas_crl_is_imported_and_its_revocations_count(
             .next_update(forged.next_update_utc or api.clock())
             .sign(other_key, hashes.SHA256())
         )
-        keystore.import_crl(
+        issuers.import_crl(
             uow,
             api.runtime.trust,
             resigned.public_bytes(serialization.Encoding.PEM),

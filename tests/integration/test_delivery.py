@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 from congvan.actions.exchange.receipts import make_receipt
 from congvan.actions.exchange.status import make_status
-from congvan.actions.signing import keystore
+from congvan.actions.signing import issuers, keystore
 from congvan.states.errors import MessageMismatch
 from congvan.storage.dispatches import DispatchRepository
 from congvan.storage.documents import DocumentRepository
@@ -396,7 +396,7 @@ def test_a_receiver_whose_crl_is_out_of_date_has_the_package_sent_again_later(
         crl = keystore.publish_crl(uow, passphrase=PASS, now=pair.sender.clock())
         uow.commit()
     with pair.receiver.uow() as uow:
-        keystore.import_crl(uow, pair.receiver.trust, crl, now=pair.receiver.clock())
+        issuers.import_crl(uow, pair.receiver.trust, crl, now=pair.receiver.clock())
         uow.commit()
     assert pair.sender.runner.run(job) == "done"
     dispatch, _ = pair.dispatch(doc)

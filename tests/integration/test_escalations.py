@@ -17,7 +17,7 @@ import pytest
 from congvan.actions.calendar import VIETNAM_CALENDAR as CALENDAR
 from congvan.actions.escalations import notice
 from congvan.actions.notices import email_subject, render
-from congvan.actions.signing import keystore
+from congvan.actions.signing import issuers, keystore
 from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from congvan.states.phrasing import sentence
 from congvan.storage.escalations import Escalation
@@ -467,7 +467,7 @@ def test_certificates_and_revocation_lists_running_out_are_escalated_until_renew
         fresh = keystore.publish_crl(uow, passphrase=PASS, now=pair.sender.clock())
         uow.commit()
     with pair.receiver.uow() as uow:
-        keystore.import_crl(uow, pair.receiver.trust, fresh, now=pair.receiver.clock())
+        issuers.import_crl(uow, pair.receiver.trust, fresh, now=pair.receiver.clock())
         uow.commit()
     check(pair.receiver)
     assert [(e.state, e.outcome) for e in escalations(pair.receiver, B)] == [

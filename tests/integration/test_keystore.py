@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import event, text
 
-from congvan.actions.signing import keystore, pki
+from congvan.actions.signing import issuers, keystore, pki
 from congvan.actions.signing.description import describe
 from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
 from congvan.storage.ids import new_id
@@ -303,7 +303,7 @@ def test_rows_stored_in_the_old_shape_are_read_as_descriptions(runtime: Runtime)
         outside, passphrase, [], this_update=now, next_update=now + timedelta(days=7), number=3
     )
     with runtime.uow() as uow:
-        imported = keystore.import_crl(uow, runtime.trust, crl, now=runtime.clock())
+        imported = issuers.import_crl(uow, runtime.trust, crl, now=runtime.clock())
     assert 3 == imported["number"]
 
 
@@ -327,7 +327,7 @@ def test_a_crl_out_of_force_or_undoing_a_revocation_is_refused(runtime: Runtime)
 
     def imported(data: bytes) -> dict[str, Any]:
         with runtime.uow() as uow:
-            done = keystore.import_crl(uow, runtime.trust, data, now=now)
+            done = issuers.import_crl(uow, runtime.trust, data, now=now)
             uow.commit()
         return done
 

@@ -99,7 +99,7 @@ def _p12_password(path: str | None, given: str | None = None) -> str | None:
 
 
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
-    from congvan.actions.signing import keystore
+    from congvan.actions.signing import issuers, keystore
     from congvan.storage.clock import as_utc
 
     with runtime_for(settings) as runtime, runtime.uow() as uow:
@@ -196,7 +196,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         elif args.action == "import-crl":
             data = read_bounded(args.file, "file", files.CRL)
-            info = keystore.import_crl(uow, runtime.trust, data, now=now)
+            info = issuers.import_crl(uow, runtime.trust, data, now=now)
             uow.commit()
             print(
                 f"CRL {info['number']} of {info['issuer']} imported "

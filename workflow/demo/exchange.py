@@ -20,7 +20,7 @@ import httpx
 from fastapi import FastAPI
 
 from congvan.actions.exchange.receipts import Receipt, verify_receipt
-from congvan.actions.signing import keystore
+from congvan.actions.signing import issuers, keystore
 from congvan.states.dispatch import recipient_status
 from congvan.states.errors import CongvanError
 from congvan.states.received import STATUS_LABEL
@@ -84,7 +84,7 @@ def connect(here: Installation, there: Installation, inbox_for: Callable[[str], 
     ours = here.runtime
     with ours.uow() as uow:
         pinned = keystore.trust(uow, ours.trust, roots, now=now)
-        keystore.import_crl(uow, ours.trust, crl.content, now=now)
+        issuers.import_crl(uow, ours.trust, crl.content, now=now)
         added = import_directory(uow, directory, now, trust=ours.trust, allow_http=True)
         uow.commit()
     print(
@@ -133,7 +133,7 @@ def renew_crls(*installations: Installation) -> None:
             if crl.status_code != 200:
                 raise DemoFailed(f"GET {there.base_url}/v1/pki/crl answered {crl.status_code}")
             with here.runtime.uow() as uow:
-                keystore.import_crl(uow, here.runtime.trust, crl.content, now=here.runtime.clock())
+                issuers.import_crl(uow, here.runtime.trust, crl.content, now=here.runtime.clock())
                 uow.commit()
     print("   each installation published a fresh CRL and the other imported it")
 
