@@ -87,6 +87,12 @@ def test_bad_steps_are_refused_with_their_codes(make_api: MakeApi) -> None:
     assert_error(post(api, escalation_id, "resolve", reason="x"), 422, "invalid_input")
     assert_error(post(api, escalation_id, "resolve", outcome="won", reason="x"), 422,
                  "invalid_input")  # fmt: skip
+    # cause_gone is how an escalation closes itself: not an outcome a person gives, and
+    # refused by the body's own schema, as any other outcome not offered
+    refused = post(api, escalation_id, "resolve", outcome="cause_gone", reason="x")
+    assert assert_error(refused, 422, "invalid_input")["errors"][0]["field"] == "outcome"
+    schema = api.client.get("/openapi.json").json()["components"]["schemas"]
+    assert "cause_gone" not in schema["EscalationResolution"]["enum"]
     assert_error(post(api, escalation_id, "comment", text="  "), 422, "invalid_input")
     assert_error(post(api, escalation_id, "claim", extra=1), 422, "invalid_input")
     assert post(api, escalation_id, "resolve", outcome="no_action", reason="x").status_code == 200

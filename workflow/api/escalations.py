@@ -41,6 +41,7 @@ from .vocabulary import (
     EscalationEvent,
     EscalationKind,
     EscalationOutcome,
+    EscalationResolution,
     EscalationSeverity,
     EscalationState,
 )
@@ -119,7 +120,7 @@ class EscalationEventIn(TextModel):
     until: datetime | None = Field(default=None, description="snooze: until when (with offset)")
     action: EscalationAction | None = Field(default=None, description="act: what to do")
     note: str | None = Field(default=None, max_length=4000, description="act: how (contact)")
-    outcome: EscalationOutcome | None = Field(default=None, description="resolve: the outcome")
+    outcome: EscalationResolution | None = Field(default=None, description="resolve: the outcome")
 
 
 class EscalationEventResult(BaseModel):

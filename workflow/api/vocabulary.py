@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     EscalationKind: TypeAlias = str
     EscalationSeverity: TypeAlias = str
     EscalationOutcome: TypeAlias = str
+    EscalationResolution: TypeAlias = str
     EscalationAction: TypeAlias = str
 else:
     DocumentState = enum("DocumentState", DOCUMENT.states, "A document's state.")
@@ -84,6 +85,11 @@ else:
         "EscalationOutcome",
         (*_escalation.OUTCOMES, "cause_gone"),
         "How an escalation ended: a person's outcome, or cause_gone when it closed itself.",
+    )
+    EscalationResolution = enum(
+        "EscalationResolution",
+        _escalation.OUTCOMES,
+        "The outcome a person resolves an escalation with (cause_gone is the system's).",
     )
     EscalationAction = enum(
         "EscalationAction", _escalation.ACTIONS, "What a supervisor does from an escalation."
