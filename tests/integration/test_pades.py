@@ -93,7 +93,7 @@ def test_pki() -> Pki:
         number=1,
     )
     other = pki.create_ca(
-        "Rogue CA", "Không tin cậy", passphrase=PASSPHRASE, valid_from=NOW - DAY, valid_days=30
+        "Rogue CA", "Không tin cậy", passphrase=PASSPHRASE, valid_from=NOW - DAY, valid_days=3650
     )
     return Pki(
         root=ca.certificate,
