@@ -5,6 +5,7 @@ the province's chánh văn phòng owning it to its resolution (letter 1227, poin
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -77,12 +78,17 @@ def unregistered(
         clock.advance(seconds=(due - clock()).total_seconds() + 60)
     else:
         clock.advance(hours=12)
-    escalation = _wait_open(demo, health)
-    for _ in range(15):
+    escalation = reminder = None
+    for _ in range(16):
+        # Each end fires its own deadline on its own scheduler: wait for both.
+        escalation = escalation or _wait_open(demo, health)
         if escalation is not None:
+            reminder = _polled(
+                lambda: _open(there, "văn thư Sở Y tế", "not_acknowledged", received["id"])
+            )
+        if reminder is not None:
             break
         clock.advance(hours=12)
-        escalation = _wait_open(demo, health)
     if escalation is None:
         raise DemoFailed("no escalation opened for Sở Y tế's missing registration")
     if clock() - moved_from > timedelta(days=3):  # past a long holiday: CRLs run out
@@ -93,7 +99,6 @@ def unregistered(
         f"{escalation['what_vi']}; due {_local(escalation['due_at'])}, severity "
         f"{escalation['severity']}, level {escalation['level']}"
     )
-    reminder = _open(there, "văn thư Sở Y tế", "not_acknowledged", received["id"])
     if reminder is None:
         raise DemoFailed("Sở Y tế's own clerks were not reminded")
     print(f"   Sở Y tế: its văn thư is reminded too — {reminder['what_vi']}")
@@ -154,10 +159,15 @@ def _registration_due(province: Installation, doc_id: str, organ_id: str) -> dat
 
 def _wait_open(demo: Demo, health: str) -> dict[str, Any] | None:
     """The escalation once the scheduler (polling every 0.1 s) has fired the deadline."""
+    return _polled(lambda: _open(demo, SUPERVISOR, "not_acknowledged", health))
+
+
+def _polled(look: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+    """What ``look`` finds within about three seconds (a scheduler's few ticks), or None."""
     import time
 
     for _ in range(30):
-        found = _open(demo, SUPERVISOR, "not_acknowledged", health)
+        found = look()
         if found is not None:
             return found
         time.sleep(0.1)
