@@ -52,6 +52,7 @@ NOTHING_SCHEDULED = "nothing_scheduled"  # waiting, yet no job or timer will mov
 # A recipient's dispatch.
 LAST_ATTEMPT = "last_attempt"
 AWAITING_ACKNOWLEDGEMENT = "awaiting_acknowledgement"  # delivered (01), not registered (03)
+DUE_BY = "due_by"  # by when the time rules want the recipient's next step (01 or 03)
 ACKNOWLEDGED_BY_RECIPIENT = "acknowledged"
 REFUSED_BY_RECIPIENT = "refused_by_recipient"
 FAILED_FOR_GOOD = "failed_for_good"
@@ -85,6 +86,7 @@ CODES = (
     NOTHING_SCHEDULED,
     LAST_ATTEMPT,
     AWAITING_ACKNOWLEDGEMENT,
+    DUE_BY,
     ACKNOWLEDGED_BY_RECIPIENT,
     REFUSED_BY_RECIPIENT,
     FAILED_FOR_GOOD,
@@ -143,6 +145,7 @@ class TimerFacts:
     attempts: int = 0
     last_error: str | None = None
     parked_at: datetime | None = None
+    rule: str = ""  # a rule's deadline: the escalation it opens once broken
 
 
 @dataclass(frozen=True)
@@ -406,6 +409,27 @@ def _arrived_at(d: DispatchFacts) -> datetime:
     return d.updated_at
 
 
+# The rule a dispatch's deadline watches, by the escalation it opens: the step it awaits.
+_RULE_STEPS = {"not_delivered": "01", "not_acknowledged": "03"}
+
+
+def _due_by(
+    snapshot: Snapshot, d: DispatchFacts, now: datetime, calendar: WorkingDays
+) -> list[Finding]:
+    """By when the time rules want this recipient's next step: the deadline its rule's
+    timer waits for (none once the rule is kept, or broken and escalated)."""
+    due = [
+        t
+        for t in snapshot.timers
+        if t.kind == vocabulary.RULE_DEADLINE and t.ref_id == d.id and t.rule in _RULE_STEPS
+    ]
+    if not due:
+        return []
+    first = min(due, key=lambda t: t.due_at)
+    facts = {"step": _RULE_STEPS[first.rule], **_until(calendar, now, first.due_at)}
+    return [Finding(DUE_BY, facts, d.organ_id)]
+
+
 def _recipient(
     snapshot: Snapshot, d: DispatchFacts, now: datetime, calendar: WorkingDays
 ) -> RecipientExplanation:
@@ -434,6 +458,8 @@ def _recipient(
             "waited_working": working_time_between(calendar, since, now),
         }
         found.append(Finding(AWAITING_ACKNOWLEDGEMENT, facts, o))
+    if d.state in (PENDING, SENDING, DELIVERED):
+        found += _due_by(snapshot, d, now, calendar)
     elif d.state == ACKNOWLEDGED:
         found.append(
             Finding(

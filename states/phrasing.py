@@ -187,6 +187,15 @@ class _Facts(dict[str, str]):
         return "—" if value is None or value == "" else str(value)
 
 
+def _due_by(f: Mapping[str, Any], lang: str) -> str:
+    at = moment(f["due_at"], lang)
+    if lang == "vi":
+        step = "đến nơi nhận (01)" if f["step"] == "01" else "được vào sổ (03)"
+        return f"Theo quy định thời gian, phải {step} trước {at}{_left(f, lang)}."
+    step = "arrive (01)" if f["step"] == "01" else "be registered (03)"
+    return f"The time rules want it to {step} by {at}{_left(f, lang)}."
+
+
 def _waiting_for_retry(f: Mapping[str, Any], lang: str) -> str:
     at = moment(f["due_at"], lang)
     if lang == "vi":
@@ -318,6 +327,7 @@ PHRASES: dict[str, _Phrase] = {
         "Delivered at {since} (status {status_code}); waiting {waited} for registration (03) "
         "({waited_working} of working time).",
     ),
+    x.DUE_BY: lambda f, lang: _due_by(f, lang),
     x.ACKNOWLEDGED_BY_RECIPIENT: lambda f, lang: _acknowledged(f, lang),
     x.REFUSED_BY_RECIPIENT: _both(
         "Nơi nhận từ chối (02) lúc {at}: {reason}.",

@@ -162,6 +162,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
             attempts=t.attempts,
             last_error=t.last_error,
             parked_at=t.parked_at,
+            rule=str(t.payload.get("escalation", "")),
         )
         for t in uow.timers.for_document(doc_id)
     )

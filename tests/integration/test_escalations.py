@@ -150,6 +150,47 @@ def test_a_late_delivery_opens_one_escalation_that_closes_itself_once_delivered(
         assert entry.payload["reason"] == "delivered"
 
 
+def test_explain_says_by_when_a_recipient_must_have_it_and_register_it(
+    pair: Pair, served: str, make_document: Callable[..., str], notices: Notices
+) -> None:
+    def due_by(doc: str) -> list[Any]:
+        with pair.sender.uow(readonly=True) as uow:
+            found = explain_row(uow, uow.documents.load(doc), pair.sender.clock(), CALENDAR)
+        return [f for f in found.all() if f.code == "due_by"]
+
+    def rule_due(doc: str) -> Any:
+        with pair.sender.uow(readonly=True) as uow:
+            [timer] = [t for t in uow.timers.for_document(doc) if t.kind == "rule_deadline"]
+        return timer.due_at
+
+    # Given A's letter to B, whose inbox is down: its arrival (01) is awaited, by the rule
+    pair.point_b_at(DOWN)
+    doc, job = pair.sent(make_document)
+    assert pair.sender.runner.run(job) == "failed"
+    [arrive] = due_by(doc)
+    assert (arrive.facts["step"], arrive.facts["due_at"], arrive.organ_id) == (
+        "01",
+        rule_due(doc),
+        B,
+    )
+    assert (
+        "arrive (01) by" in sentence(arrive)["en"] and "đến nơi nhận (01)" in sentence(arrive)["vi"]
+    )
+
+    # When B is back and it is delivered: its registration (03) is awaited, by the rule
+    pair.point_b_at(served)
+    advance(pair.sender, minutes=5)
+    assert pair.sender.runner.run(job) == "done"
+    [register] = due_by(doc)
+    assert (register.facts["step"], register.facts["due_at"]) == ("03", rule_due(doc))
+    assert "be registered (03) by" in sentence(register)["en"]
+
+    # And once registered, nothing is due of it any more
+    [received] = pair.received()
+    pair.answer(received.id, "register")
+    assert due_by(doc) == []
+
+
 def test_a_recipient_that_does_not_register_is_escalated_at_both_ends(
     pair: Pair, served: str, make_document: Callable[..., str], notices: Notices
 ) -> None:

@@ -61,8 +61,13 @@ def test_a_peer_that_is_down_shows_the_retry_and_the_refused_connection(
         recipient["state"],
         recipient["status_code"],
     )
-    wait, last = recipient["findings"]
-    assert ("waiting_for_retry", "last_attempt") == (wait["code"], last["code"])
+    wait, due_by, last = recipient["findings"]
+    assert ("waiting_for_retry", "due_by", "last_attempt") == (
+        wait["code"],
+        due_by["code"],
+        last["code"],
+    )
+    assert due_by["en"].startswith("The time rules want it to arrive (01) by")
     due = timer.due_at.astimezone(VIETNAM)
     assert due.isoformat() == wait["facts"]["due_at"]
     assert wait["en"].startswith(f"Waiting for retry at {due:%Y-%m-%d %H:%M} ICT")
