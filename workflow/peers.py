@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from congvan.actions.signing import issuers, keystore
 from congvan.actions.signing.certfiles import import_certificates
@@ -84,13 +83,10 @@ def agency_certificates(data: bytes, agency_id: str) -> list[x509.Certificate]:
 
 
 def _store_certificates(
-    uow: UnitOfWork,
-    trust: TrustStore,
-    certs: Iterable[x509.Certificate],
-    agency_id: str,
-    now: datetime,
+    uow: UnitOfWork, certs: Iterable[x509.Certificate], agency_id: str, now: datetime
 ) -> tuple[str, ...]:
-    """Keep the agency's certificates; one held already for it is left as it is."""
+    """Keep the agency's certificates (held to a peer's rules by ``add_peer``); one held
+    already for it is left as it is."""
     stored = []
     for cert in certs:
         fp = keystore.fingerprint(cert)
@@ -104,10 +100,7 @@ def _store_certificates(
                 field="certificates",
                 sha256=fp,
             )
-        pem = cert.public_bytes(serialization.Encoding.PEM)
-        keystore.import_certificate(
-            uow, pem, kind="agency", now=now, agency_id=agency_id, store=trust
-        )
+        keystore.keep_agency_certificate(uow, cert, agency_id, now)
         stored.append(fp)
     return tuple(stored)
 
@@ -162,7 +155,7 @@ def add_peer(
         add_agency(uow, agency_id, name, abbreviation, now)
     else:
         _refuse_our_own(uow, agency_id, now)
-    fingerprints = _store_certificates(uow, trust, certs, agency_id, now)
+    fingerprints = _store_certificates(uow, certs, agency_id, now)
     before = uow.peers.get(agency_id)
     peer = Peer(
         agency_id=agency_id,

@@ -110,6 +110,14 @@ def _store(
     return row
 
 
+def keep_agency_certificate(
+    uow: UnitOfWork, cert: x509.Certificate, agency_id: str, now: datetime
+) -> CertificateRow:
+    """Keep another installation's organisational certificate for ``agency_id``, no key;
+    the caller has held it to a peer's rules (``import_certificate``'s for kind agency)."""
+    return _store(uow, "agency", cert, now, agency_id=agency_id)
+
+
 def _ca(uow: UnitOfWork) -> tuple[CertificateRow, pki.Issued]:
     roots = [r for r in uow.signatures.roots() if r.key_pem]
     if not roots:
