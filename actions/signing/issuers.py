@@ -71,30 +71,26 @@ def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes, *, now: datetime
             field="file",
             next_update=crl.next_update_utc.isoformat(),
         )
+    issuer_fp = fingerprint(issuer)
+    held = uow.signatures.next_crl_number(issuer_fp) - 1
     try:
         number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     except x509.ExtensionNotFound:
-        number = uow.signatures.next_crl_number(fingerprint(issuer))
-    held = uow.signatures.next_crl_number(fingerprint(issuer)) - 1
+        number = held + 1
     if number <= held:
         raise AlreadyExists(
             f"CRL {held} of this issuer is held already; this one is number {number}.",
             field="file",
         )
     held_crl = next(
-        (
-            r
-            for r in uow.signatures.latest_crl_rows()
-            if r.issuer_fingerprint == fingerprint(issuer)
-        ),
-        None,
+        (r for r in uow.signatures.latest_crl_rows() if r.issuer_fingerprint == issuer_fp), None
     )
     if held_crl is not None:
         _refuse_undone_revocations(uow, x509.load_der_x509_crl(held_crl.der), crl, issuer)
     der = crl.public_bytes(serialization.Encoding.DER)
     uow.signatures.add_crl(
         {
-            "issuer_fingerprint": fingerprint(issuer),
+            "issuer_fingerprint": issuer_fp,
             "number": number,
             "der": der,
             "this_update": crl.last_update_utc,

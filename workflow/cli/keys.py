@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from congvan.states.errors import InvalidInput
 
@@ -13,6 +14,9 @@ from ..settings import Settings
 from . import files
 from .files import read_bounded, read_text_bounded
 from .runtime import Subparsers, add_progress_option, progress_bar, runtime_for
+
+if TYPE_CHECKING:
+    from congvan.storage.signatures import CertificateRow
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -98,24 +102,26 @@ def _p12_password(path: str | None, given: str | None = None) -> str | None:
     return text.splitlines()[0] if text else ""
 
 
+def _standing(row: CertificateRow, now: datetime) -> str:
+    """How ``keys list`` says a certificate stands at ``now``."""
+    from congvan.storage.clock import as_utc
+
+    if row.revoked_at:
+        return "revoked"
+    if as_utc(row.not_after) <= now:
+        return "expired"
+    return "not yet valid" if as_utc(row.not_before) > now else "valid"
+
+
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     from congvan.actions.signing import issuers, keystore
-    from congvan.storage.clock import as_utc
 
     with runtime_for(settings) as runtime, runtime.uow() as uow:
         now = runtime.clock()
         if args.action == "list":
             pinned = runtime.trust.fingerprints()
             for row in uow.signatures.certificates(args.agency):
-                state = (
-                    "revoked"
-                    if row.revoked_at
-                    else "expired"
-                    if as_utc(row.not_after) <= now
-                    else "not yet valid"
-                    if as_utc(row.not_before) > now
-                    else "valid"
-                )
+                state = _standing(row, now)
                 if row.kind == "root":
                     state += ", pinned" if row.fingerprint in pinned else ", NOT pinned"
                 print(
