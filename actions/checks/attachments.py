@@ -6,6 +6,7 @@ import hashlib
 import io
 import zipfile
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import puremagic
@@ -192,6 +193,19 @@ def size(inp: CheckInput) -> Finding:
     return ok(total=total)
 
 
+# What pyHanko raises on a PDF it cannot read.
+_UNREADABLE = (PdfError, ValueError, KeyError, TypeError, AttributeError)
+
+
+def _pdf_objects(data: bytes) -> Iterator[Any]:
+    """Every object of every revision of ``data``, as pyHanko (the library that signs
+    PDFs) reads it; raises one of ``_UNREADABLE`` on what it cannot read."""
+    reader = HankoReader(io.BytesIO(data), strict=False)
+    for revision in range(reader.xrefs.total_revisions):
+        for ref in reader.xrefs.explicit_refs_in_revision(revision):
+            yield reader.get_object(ref)  # type: ignore[no-untyped-call]  # pyHanko untyped
+
+
 def _unsignable(data: bytes) -> str | None:
     """Why ``data`` cannot be signed, or None: the library that signs PDFs (pyHanko)
     cannot read every object of it, or the signer's stamp has no room on its first page
@@ -199,11 +213,9 @@ def _unsignable(data: bytes) -> str | None:
     refuses (a stream's /Length that is wrong), and shows a page whatever its box: such a
     main file would pass review, then fail its signature."""
     try:
-        reader = HankoReader(io.BytesIO(data), strict=False)
-        for revision in range(reader.xrefs.total_revisions):
-            for ref in reader.xrefs.explicit_refs_in_revision(revision):
-                reader.get_object(ref)  # type: ignore[no-untyped-call]  # pyHanko untyped
-    except (PdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        for _ in _pdf_objects(data):
+            pass
+    except _UNREADABLE as exc:
         return f"cannot be signed: {exc}"[:200]
     problem = stamp_problem(data)
     return None if problem is None else f"cannot be signed: {problem}"[:200]
@@ -257,13 +269,10 @@ def active_parts(data: bytes) -> list[str]:
     none, or when the PDF cannot be read (``attachments.pdf`` says so)."""
     found: set[str] = set()
     try:
-        reader = HankoReader(io.BytesIO(data), strict=False)
-        for revision in range(reader.xrefs.total_revisions):
-            for ref in reader.xrefs.explicit_refs_in_revision(revision):
-                obj = reader.get_object(ref)  # type: ignore[no-untyped-call]  # pyHanko untyped
-                if isinstance(obj, dict):
-                    found |= _active_in(obj)
-    except (PdfError, ValueError, KeyError, TypeError, AttributeError):
+        for obj in _pdf_objects(data):
+            if isinstance(obj, dict):
+                found |= _active_in(obj)
+    except _UNREADABLE:
         return []
     return sorted(found)
 
