@@ -717,7 +717,11 @@ class RawJobs:
                 self.changed.notify()
 
         self.actor = dramatiq.actor(noop, broker=self.broker, queue_name="bench_noop")
-        self.worker = dramatiq.Worker(self.broker, worker_threads=1, worker_timeout=100)
+        # Its own queue only: the broker declares congvan's, whose jobs are not ours to take
+        # (on Redis, the sender's delivery messages would go to a broker knowing no actor).
+        self.worker = dramatiq.Worker(
+            self.broker, queues={"bench_noop"}, worker_threads=1, worker_timeout=100
+        )
         self.worker.start()
 
     def run(self, count: int) -> None:
