@@ -122,7 +122,7 @@ from bench import sampling  # noqa: E402
 from bench.signing import raw_sign, raw_verifier  # noqa: E402
 from bench.transitions import RawPostgres, RawSqlite, memory_mb, setup_runtime  # noqa: E402
 from congvan.actions.signing import keywrap  # noqa: E402
-from congvan.storage.database import make_engine  # noqa: E402
+from congvan.storage.database import begin_readonly, make_engine  # noqa: E402
 from congvan.storage.schema import migrate  # noqa: E402
 from congvan.workflow.api.app import create_app  # noqa: E402
 from congvan.workflow.bootstrap import Runtime, bootstrap, make_broker  # noqa: E402
@@ -174,7 +174,9 @@ def machine_busy() -> float:
 def looking(runtime: Runtime) -> Connection:
     """A read-only connection: on SQLite a plain BEGIN, never the writers' lock, however
     often the bench looks."""
-    return runtime.db.connect().execution_options(congvan_readonly=True)
+    conn = runtime.db.connect()
+    begin_readonly(conn)
+    return conn
 
 
 def own_cpu() -> float:

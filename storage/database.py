@@ -5,16 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import types
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, RootTransaction, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, InterfaceError, OperationalError
 
 from congvan.states.errors import InvalidInput
-
-from .prepared import run_driver_sql
 
 
 def normalise_url(url: str) -> str:
@@ -154,9 +153,27 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        # Readers need no write lock: WAL lets them run beside the writer.
-        readonly = conn.get_execution_options().get("congvan_readonly", False)
-        # As conn.exec_driver_sql(...), minus ~25 µs of execution context per transaction.
-        run_driver_sql(conn, "BEGIN" if readonly else "BEGIN IMMEDIATE")
+    # BEGIN is the dialect's, not a "begin" event's: any Connection event makes SQLAlchemy
+    # join the engine's listeners into every new connection and ask them at each begin,
+    # commit and statement (about 25 µs a transaction, the statements' checks besides).
+    dialect: Any = engine.dialect
+    dialect.do_begin = types.MethodType(_sqlite_begin, dialect)
+
+
+def _sqlite_begin(_dialect: Any, dbapi_connection: Any) -> None:
+    """BEGIN IMMEDIATE, or a plain BEGIN for a reader (:func:`begin_readonly`).
+
+    Readers need no write lock: WAL lets them run beside the writer.
+    """
+    readonly = dbapi_connection.info.pop(_READONLY, False)
+    dbapi_connection.driver_connection.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+_READONLY = "congvan_readonly"
+
+
+def begin_readonly(conn: Connection) -> RootTransaction:
+    """Begin ``conn``'s transaction as a reader: on SQLite a plain BEGIN, never the
+    writers' lock (PostgreSQL needs no telling)."""
+    conn.connection.info[_READONLY] = True
+    return conn.begin()

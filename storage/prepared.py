@@ -65,24 +65,6 @@ def unobserved(conn: Connection) -> bool:
     )
 
 
-def run_driver_sql(conn: Connection, statement: str) -> None:
-    """``conn.exec_driver_sql(statement)`` without the execution context, when unobserved.
-
-    Errors are handled by SQLAlchemy exactly as ``exec_driver_sql`` would handle them.
-    """
-    if not unobserved(conn):
-        conn.exec_driver_sql(statement)
-        return
-    fairy = conn.connection
-    cursor: Any = None
-    try:
-        cursor = fairy.cursor()
-        cursor.execute(statement)
-        cursor.close()
-    except BaseException as exc:  # noqa: BLE001 -- handed on, as exec_driver_sql does
-        conn._handle_dbapi_exception(exc, statement, (), cursor, None)
-
-
 def run_on_cursor(conn: Connection, cursor: Any, statement: str) -> None:
     """Run ``statement`` on a driver cursor of ``conn`` (nobody observes ``conn``: the
     caller checked), errors handled by SQLAlchemy as ``exec_driver_sql`` would."""

@@ -13,6 +13,7 @@ from .anchors import AnchorRepository
 from .audit import AuditRepository
 from .authorities import AuthorityRepository
 from .checks import CheckRepository
+from .database import begin_readonly
 from .dispatches import DispatchRepository
 from .documents import DocumentRepository
 from .duplicates import DuplicateRepository
@@ -72,11 +73,9 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         conn = self.engine.connect()
-        if self.readonly:
-            conn = conn.execution_options(congvan_readonly=True)
         self._conn = conn
         self._unobserved = None
-        self._tx = conn.begin()
+        self._tx = begin_readonly(conn) if self.readonly else conn.begin()
         skip = self.is_postgres
         self.documents = DocumentRepository(conn)
         self.dispatches = DispatchRepository(conn, self.documents.holds)

@@ -1,17 +1,21 @@
-"""Pooled PostgreSQL connections: pinged when idle a while, replaced when dropped."""
+"""Pooled connections: PostgreSQL's pinged when idle a while and replaced when dropped;
+SQLite's begin as writers or readers."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from congvan.storage import database
 from congvan.storage.database import make_engine
+from congvan.storage.unit_of_work import UnitOfWork
 
 from ..databases import Databases
 
@@ -88,3 +92,68 @@ def test_an_existing_database_keeps_the_mode_its_operator_gave_it(tmp_path: Path
     path.chmod(0o640)
     make_engine(f"sqlite:///{path}").dispose()
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def _other_writer_waits(path: Path) -> bool:
+    """Whether a writer on another connection finds the write lock taken."""
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        assert "locked" in str(exc)
+        return True
+    else:
+        other.execute("ROLLBACK")
+        return False
+    finally:
+        other.close()
+
+
+def test_a_sqlite_writer_takes_the_lock_at_begin_and_a_reader_never(tmp_path: Path) -> None:
+    # A transition reads before it writes: were the lock taken at the first write, two
+    # transitions that both read could not both upgrade, and one would fail.
+    path = tmp_path / "congvan.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        with UnitOfWork(engine) as uow:
+            assert _other_writer_waits(path)  # taken before any statement
+            uow.conn.execute(text("INSERT INTO t VALUES (1)"))
+        assert not _other_writer_waits(path)  # left without commit: rolled back, released
+        with UnitOfWork(engine, readonly=True) as uow:
+            assert uow.conn.execute(text("SELECT count(*) FROM t")).scalar_one() == 0
+            assert not _other_writer_waits(path)
+            with UnitOfWork(engine) as writer:  # beside the reader, as WAL allows
+                writer.conn.execute(text("INSERT INTO t VALUES (2)"))
+                writer.commit()
+            # The reader's snapshot: taken at its first read, before the writer committed
+            assert uow.conn.execute(text("SELECT count(*) FROM t")).scalar_one() == 0
+        with UnitOfWork(engine) as uow:  # the reader's mark did not outlive its transaction
+            assert _other_writer_waits(path)
+    finally:
+        engine.dispose()
+
+
+def test_a_sqlite_begin_that_finds_the_lock_taken_fails_as_sqlalchemy_says(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "congvan.db"
+    engine = make_engine(f"sqlite:///{path}")
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        holder.execute("BEGIN IMMEDIATE")
+        with engine.connect() as conn:
+            conn.connection.driver_connection.execute("PRAGMA busy_timeout=0")
+            with pytest.raises(OperationalError, match="locked"):
+                conn.begin()
+            assert not conn.in_transaction()
+        holder.execute("ROLLBACK")
+        with UnitOfWork(engine) as uow:  # the pool's connection still works
+            uow.conn.execute(text("INSERT INTO t VALUES (1)"))
+            uow.commit()
+    finally:
+        holder.close()
+        engine.dispose()
