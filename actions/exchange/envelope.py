@@ -285,6 +285,7 @@ class Members:
 
     def choice(self, name: str, allowed: Collection[str]) -> str:
         value = self.content[name]
-        if value not in allowed:
+        # A string first: a list or an object is in no set of names, and cannot be hashed
+        if not isinstance(value, str) or value not in allowed:
             raise self._bad(name, f"one of {', '.join(sorted(allowed))}")
-        return str(value)
+        return value

@@ -188,11 +188,11 @@ def verify_status(
 def _read(content: Mapping[str, object]) -> Status:
     members = Members(content, MEMBERS)
     code = content["code"]
-    if code in RESERVED_CODES:
+    if isinstance(code, str) and code in RESERVED_CODES:
         raise FormatUnsupported(
             f"Status {code} is reserved in {FORMAT}.", reason="status_code_reserved", code=code
         )
-    if code not in CODES:
+    if not isinstance(code, str) or code not in CODES:
         raise MessageMalformed(
             f"A status code is one of {', '.join(CODES)} (01 is the receipt).",
             reason="status_code",
