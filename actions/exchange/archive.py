@@ -73,6 +73,17 @@ class Limits:
     max_files: int | None = None
     max_file_size: int | None = None
 
+    @classmethod
+    def kept(cls, size: int) -> Limits:
+        """What a package of ``size`` bytes, taken within the limits of its day and kept
+        since, is read again with: its own size. The limits in force may have been lowered
+        since; what was taken then stays readable (and its digest says it is the same)."""
+        return cls(
+            max_total_size=size,
+            max_parts=size // _MEMBER_BYTES + 1,
+            max_metadata_size=size,
+        )
+
 
 class Archive:
     """A ZIP whose directory passed ``open_archive``; members are read on demand."""
@@ -138,6 +149,8 @@ _END_SIGNATURE = b"PK\x05\x06"
 # The most bytes one part's central directory entry takes in a package: its fixed 46, a
 # name of up to 400 characters in UTF-8, and room for the usual extra fields.
 _DIRECTORY_ENTRY_BYTES = 46 + 4 * 400 + 1024
+# The fewest bytes a member takes: its local header and its directory entry, unnamed.
+_MEMBER_BYTES = 30 + 46
 
 
 def _check_end_record(stream: BinaryIO, size: int, limits: Limits) -> None:

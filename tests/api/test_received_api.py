@@ -140,6 +140,33 @@ def test_a_received_document_lists_its_files_with_the_signed_pdf(api: Api) -> No
 
 
 @pytest.mark.parametrize(
+    "lowered",
+    [{"max_attachment_bytes": 100}, {"max_attachments": 1}, {"max_request_bytes": 1024}],
+    ids=["file-size", "files", "request-size"],
+)
+def test_what_was_taken_stays_readable_after_the_inbox_limits_are_lowered(
+    make_api: Callable[..., Api], lowered: dict[str, int]
+) -> None:
+    # Given a letter taken when the limits allowed it (stored as the inbox stores one), and
+    # the operator has since lowered the inbox's limits below its files
+    api = make_api(jobs={"send_status": job_done}, **lowered)
+    doc = _received(api, files=LETTER_FILES)
+
+    # When a clerk reads it and downloads its files
+    view = api.get(f"/v1/received/{doc}")
+    main = api.client.get(f"/v1/received/{doc}/files/1227-UBND-TĐKT.pdf", headers=api.auth())
+    signed = api.client.get(
+        f"/v1/received/{doc}/files/signed/1227-UBND-TĐKT.pdf", headers=api.auth()
+    )
+
+    # Then they are served as they arrived: today's limits judge what arrives from now on
+    assert view.status_code == 200, view.text
+    assert len(view.json()["files"]) == len(LETTER_FILES)
+    assert (main.status_code, main.content) == (200, MAIN)
+    assert (signed.status_code, signed.content) == (200, SIGNED)
+
+
+@pytest.mark.parametrize(
     ("name", "data", "media_type", "disposition"),
     [
         (

@@ -1,7 +1,8 @@
 """Routes for received documents: what other agencies sent us, listed and handled by ours.
 
 A received document's files are read from its package as it was stored when it arrived
-(``package.open_package``, within the inbox's limits): the files the manifest lists,
+(``package.open_package``, bounded by its own size: the inbox's limits may have been
+lowered since it was taken): the files the manifest lists,
 under their file names, and the main PDF as the signer signed it, under ``signed/``.
 """
 
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from congvan.actions.exchange.archive import Limits
 from congvan.actions.exchange.package import Package, Part, open_package
 from congvan.states import RECEIVED_DOCUMENT, allowed_events
-from congvan.states.errors import InvalidInput, ManifestMismatch, MessageMalformed, NotFound
+from congvan.states.errors import ExchangeRefused, InvalidInput, ManifestMismatch, NotFound
 from congvan.states.policy import READ_ROLES
 from congvan.states.received import ANSWERING, STATUS_CODE
 from congvan.storage.clock import as_utc
@@ -30,7 +31,7 @@ from congvan.storage.unit_of_work import UnitOfWork
 
 from .auth import PrincipalDep, require
 from .bodies import JsonRoute
-from .deps import EngineDep, InboxDep, ReadUowDep, SettingsDep
+from .deps import EngineDep, ReadUowDep, SettingsDep
 from .documents import (
     IdempotencyKey,
     check_cursor,
@@ -235,10 +236,9 @@ def get_received(
     received_id: str,
     uow: ReadUowDep,
     principal: PrincipalDep,
-    inbox: InboxDep,
     response: Response,
 ) -> dict[str, Any]:
-    row, package = _open_stored(uow, principal, received_id, inbox.limits)
+    row, package = _open_stored(uow, principal, received_id)
     with package:
         files = [_file_view(p) for p in package.header.parts if _file_name(p) is not None]
     response.headers["ETag"] = f'"{row.version}"'
@@ -268,9 +268,9 @@ def get_received(
     },
 )
 def get_received_file(
-    received_id: str, name: str, uow: ReadUowDep, principal: PrincipalDep, inbox: InboxDep
+    received_id: str, name: str, uow: ReadUowDep, principal: PrincipalDep
 ) -> StreamingResponse:
-    _row, package = _open_stored(uow, principal, received_id, inbox.limits)
+    _row, package = _open_stored(uow, principal, received_id)
     part = next((p for p in package.header.parts if _file_name(p) == name), None)
     if part is None:
         package.close()
@@ -287,7 +287,7 @@ def get_received_file(
 
 
 def _open_stored(
-    uow: UnitOfWork, principal: PrincipalDep, received_id: str, limits: Limits
+    uow: UnitOfWork, principal: PrincipalDep, received_id: str
 ) -> tuple[Received, Package]:
     """The caller's agency's received document and its package as stored, opened."""
     require(principal, READ_ROLES, "Reading received documents")
@@ -303,9 +303,10 @@ def _open_stored(
         "The stored package no longer matches its SHA-256; it is not served.",
         sha256=row.package_sha256,
     )
+    data = data or b""
     try:
-        package = open_package(io.BytesIO(data or b""), limits)
-    except MessageMalformed as exc:
+        package = open_package(io.BytesIO(data), Limits.kept(len(data)))
+    except ExchangeRefused as exc:
         raise changed from exc
     if package.sha256 != row.package_sha256:
         package.close()
