@@ -19,6 +19,12 @@ byte of any member is read:
     end record (and its comment), members
     whose data overlap or lie outside the
     archive's data
+    an extra field other than ZIP64's or the    MessageMalformed  extra_field (details:
+    usual times and owners (a Unicode path                        part, field: its id)
+    field names the member otherwise to
+    unzip than to zipfile), or a broken one
+    a comment, the archive's or a member's:     MessageMalformed  comment
+    text unzip shows that nothing signs
     a local header (or data descriptor) that    MessageMalformed  local_header (details:
     says otherwise than the central directory                     part, field)
     how to read its member: flags, method,
@@ -167,6 +173,12 @@ def _check_end_record(stream: BinaryIO, size: int, limits: Limits) -> None:
         return
     fields = _END_RECORD.unpack_from(data, at)
     entries, directory_bytes, comment = fields[4], fields[5], fields[7]
+    if comment:
+        raise MessageMalformed(
+            "The archive carries a comment, which no signature covers.",
+            reason="comment",
+            part="(end record)",
+        )
     if at + _END_RECORD.size + comment != len(data):
         # zipfile reads the record it finds and ignores what follows its comment: bytes
         # there would travel (and be digested, and receipted) with nothing reading them.
@@ -223,6 +235,13 @@ def _check_directory(zip_file: zipfile.ZipFile, limits: Limits, small: Container
         seen.add(folded)
         if info.flag_bits & _ENCRYPTED:
             raise MessageMalformed("A part is encrypted.", reason="encrypted", part=name)
+        if info.comment:
+            raise MessageMalformed(
+                "A part carries a comment, which no signature covers.",
+                reason="comment",
+                part=name,
+            )
+        _check_extra(info.extra, name)
         if info.compress_type != zipfile.ZIP_STORED:
             raise MessageMalformed(
                 "Parts are stored, never compressed.", reason="compressed", part=name
@@ -301,6 +320,7 @@ def _check_local_header(
         fields[10],
     )
     raw_name, extra = name_and_extra[:name_length], name_and_extra[name_length:]
+    _check_extra(extra, info.filename)
     try:
         name: str | None = raw_name.decode("utf-8" if flags & _UTF8_NAMES else "cp437")
     except UnicodeDecodeError:
@@ -325,6 +345,31 @@ def _check_local_header(
             part=info.filename,
             field=differing[0],
         )
+
+
+# Extra fields (APPNOTE 4.5, 4.6) that say nothing of a member's name or bytes: ZIP64's
+# sizes, NTFS and Unix times, Unix owners. Any other (Info-ZIP's Unicode path 0x7075 gives
+# unzip another name than zipfile reads, its Unicode comment 0x6375 unsigned text) is
+# refused, as an extra field that runs past its space.
+_HARMLESS_EXTRA = frozenset({_ZIP64_EXTRA, 0x000A, 0x000D, 0x5455, 0x7875})
+_EXTRA_HEADER = struct.Struct("<2H")
+
+
+def _check_extra(extra: bytes, part: str) -> None:
+    at = 0
+    while at < len(extra):
+        if at + _EXTRA_HEADER.size > len(extra):
+            kind, length = None, 0
+        else:
+            kind, length = _EXTRA_HEADER.unpack_from(extra, at)
+            at += _EXTRA_HEADER.size + length
+        if kind not in _HARMLESS_EXTRA or at > len(extra):
+            raise MessageMalformed(
+                "A part carries an extra field that could name or read it otherwise.",
+                reason="extra_field",
+                part=part,
+                field=None if kind is None else f"0x{kind:04x}",
+            )
 
 
 def _zip64_sizes(extra: bytes) -> tuple[int | None, int | None]:

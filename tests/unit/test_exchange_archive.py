@@ -6,6 +6,7 @@ import io
 import json
 import struct
 import zipfile
+import zlib
 from typing import Any
 
 import pytest
@@ -257,12 +258,83 @@ def test_bytes_after_the_end_record_are_refused(junk: bytes) -> None:
     assert refusal(package() + junk).reason == "layout"
 
 
-def test_a_comment_the_end_record_declares_is_read_as_part_of_it() -> None:
+def test_a_comment_the_end_record_declares_is_refused() -> None:
+    # Read as part of the record (not bytes after it), shown by unzip, signed by nobody
     data = bytearray(package())
     struct.pack_into("<H", data, len(data) - 2, 5)  # the comment's length
 
-    with open_package(io.BytesIO(bytes(data) + b"hello"), LIMITS) as opened:
-        assert [p.name for p in opened.header.parts] == ["manifest.json", "signature.p7s"]
+    error = refusal(bytes(data) + b"hello")
+
+    assert (error.reason, error.details["part"]) == ("comment", "(end record)")
+
+
+def _with_entry(change: Any) -> bytes:
+    """A package whose package.json member's header (local and central) ``change`` set."""
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w") as archive:
+        for name, data in _package_parts().items():
+            info = zipfile.ZipInfo(name, date_time=(2021, 2, 6, 9, 15, 0))
+            if name == "package.json":
+                change(info)
+            archive.writestr(info, data)
+    return sink.getvalue()
+
+
+def _unicode_path(name: str) -> bytes:
+    # Info-ZIP's Unicode Path field: version 1, the CRC of the header's name, the name
+    # unzip then shows and extracts to (zipfile reads the header's)
+    path = name.encode()
+    return struct.pack("<2HBL", 0x7075, 5 + len(path), 1, zlib.crc32(b"package.json")) + path
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        (_unicode_path("manifest.json"), "0x7075"),  # two readers, two archives
+        (_unicode_path("../../evil.json"), "0x7075"),
+        (struct.pack("<2HB", 0x6375, 1, 1), "0x6375"),  # Info-ZIP's Unicode comment
+        (struct.pack("<2H", 0xCAFE, 0), "0xcafe"),  # any other, unknown to the format
+        (b"\x01", None),  # a field cut short
+    ],
+    ids=["unicode-path", "unicode-path-climbing", "unicode-comment", "unknown", "short"],
+)
+def test_an_extra_field_that_could_name_or_read_a_member_otherwise_is_refused(
+    extra: bytes, field: str | None
+) -> None:
+    def add(info: zipfile.ZipInfo) -> None:
+        info.extra = extra
+
+    error = refusal(_with_entry(add))
+
+    assert (error.reason, error.details["part"]) == ("extra_field", "package.json")
+    assert error.details["field"] == field
+
+
+def test_an_extra_field_claiming_more_than_it_holds_is_refused() -> None:
+    def add(info: zipfile.ZipInfo) -> None:
+        info.extra = struct.pack("<2HL", 0x5455, 9, 0)
+
+    assert refusal(_with_entry(add)).code == "message_malformed"
+
+
+def test_the_usual_times_and_owners_in_extra_fields_are_taken() -> None:
+    def add(info: zipfile.ZipInfo) -> None:
+        # As Info-ZIP's zip writes them: modification time, then Unix owner and group
+        info.extra = struct.pack("<2HBL", 0x5455, 5, 1, 1612577700) + struct.pack(
+            "<2H2BLBL", 0x7875, 11, 1, 4, 1000, 4, 1000
+        )
+
+    with open_package(io.BytesIO(_with_entry(add)), LIMITS) as opened:
+        assert opened.manifest == b"{}"
+
+
+def test_a_members_comment_is_refused() -> None:
+    def add(info: zipfile.ZipInfo) -> None:
+        info.comment = b"status 03"
+
+    error = refusal(_with_entry(add))
+
+    assert (error.reason, error.details["part"]) == ("comment", "package.json")
 
 
 @pytest.mark.parametrize(
