@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asn1crypto import cms as asn1_cms
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 
-from congvan.actions.signing.issuers import issued_by
+from congvan.actions.signing.issuers import root_of
 from congvan.actions.signing.truststore import fingerprint
 
 from .evidence import FORMAT
@@ -85,18 +86,26 @@ def revoked_later(later: Mapping[str, str | None] | None) -> str:
 
 
 def anchoring_root(cms: bytes, roots: Sequence[x509.Certificate]) -> str | None:
-    """The fingerprint of the root that issued a certificate the CMS carries (or is one)."""
+    """The fingerprint of the root the CMS's signer chains to, through the certificates the
+    CMS carries: the root of the signer's path, not of whatever else came with it."""
     try:
         signed_data = asn1_cms.ContentInfo.load(cms)["content"]
-        certs = [
-            x509.load_der_x509_certificate(c.chosen.dump())
-            for c in signed_data["certificates"]
-            if c.name == "certificate"
-        ]
-    except (ValueError, TypeError, KeyError):
+        carried = [c.chosen for c in signed_data["certificates"] if c.name == "certificate"]
+        sid = signed_data["signer_infos"][0]["sid"]
+        signer = next(c for c in carried if _identifies(sid, c))
+        as_x509 = [x509.load_der_x509_certificate(c.dump()) for c in carried]
+        leaf = x509.load_der_x509_certificate(signer.dump())
+    except (ValueError, TypeError, KeyError, IndexError, StopIteration):
         return None
-    for root in roots:
-        for cert in certs:
-            if cert == root or issued_by(cert, root):
-                return fingerprint(root)
-    return None
+    root = root_of(leaf, roots, as_x509)
+    return None if root is None else fingerprint(root)
+
+
+def _identifies(sid: asn1_cms.SignerIdentifier, cert: asn1_x509.Certificate) -> bool:
+    """Whether the SignerInfo's ``sid`` names ``cert`` (RFC 5652 §5.3)."""
+    if sid.name == "issuer_and_serial_number":
+        named = sid.chosen
+        return bool(
+            cert.serial_number == named["serial_number"].native and cert.issuer == named["issuer"]
+        )
+    return bool(cert.key_identifier == sid.chosen.native)

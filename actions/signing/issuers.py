@@ -8,7 +8,7 @@ none of the revocations of the one held before it (RFC 5280 §3.3).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -183,15 +183,28 @@ def require_pinned_chain(
 def _chains_to(
     cert: x509.Certificate, pinned: list[x509.Certificate], issuers: list[x509.Certificate]
 ) -> bool:
+    return root_of(cert, pinned, issuers) is not None
+
+
+def root_of(
+    cert: x509.Certificate,
+    pinned: Sequence[x509.Certificate],
+    issuers: Sequence[x509.Certificate],
+) -> x509.Certificate | None:
+    """The pinned root ``cert`` chains to by signature, through ``issuers`` if need be (or
+    is), else None: the root of the path, whatever other certificates came with it."""
     link = cert
     for _ in range(_MOST_LINKS):
-        if any(issued_by(link, root) for root in pinned):
-            return True
+        if link in pinned:
+            return link
+        root = next((r for r in pinned if issued_by(link, r)), None)
+        if root is not None:
+            return root
         parent = next((c for c in issuers if c != link and issued_by(link, c)), None)
         if parent is None:
-            return False
+            return None
         link = parent
-    return False
+    return None
 
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -20,15 +20,16 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from congvan.actions.exchange.evidence import role_of, write_bundle
 from congvan.actions.exchange.evidence_checks import verify_bundle
-from congvan.actions.exchange.evidence_report import Report
+from congvan.actions.exchange.evidence_report import Report, anchoring_root
 from congvan.actions.signing import keystore
 from congvan.actions.signing.agencykeys import AgencyKey
+from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.truststore import fingerprint
 from congvan.storage.audit import make_entry, timestamp
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.evidence import gather
 from congvan.workflow.letters import sample_pdf
-from tests.exchange_world import build_world, members, zipped
+from tests.exchange_world import NOW, build_world, members, zipped
 from tests.factories import (
     FAKE_GUARDS,
     MAIN_PDF,
@@ -162,6 +163,30 @@ def test_a_root_bound_to_an_agency_alone_speaks_for_it(
     report = verify_bundle(io.BytesIO(bundle), [root, theirs], {"000.00.99.H57": ours_only})
     [trust] = [c for c in report.checks if c.item == "trust"]
     assert not report.verified and "--trust-for" in trust.warning
+
+
+def test_the_root_named_for_a_signature_is_the_root_of_its_signers_path() -> None:
+    # Given a CMS made under another party's root, carrying our root besides (any signer
+    # may put any certificate in its CMS), and both roots pinned
+    world = build_world()
+    forged = world.unpinned_a
+    [theirs] = forged.chain
+    ours = world.root.certificate
+    cms = sign_manifest(
+        b"index", key=forged.key, cert=forged.cert, chain=[ours, theirs], signing_time=NOW
+    )
+
+    # When the report names the root it rested on, then it is theirs, whichever comes first
+    assert anchoring_root(cms, [ours, theirs]) == fingerprint(theirs)
+    assert anchoring_root(cms, [theirs, ours]) == fingerprint(theirs)
+    # And a signer of no pinned root rests on none, whatever it carries
+    assert anchoring_root(cms, [ours]) is None
+    # While our signer, carrying their root too, rests on ours
+    agency = world.agencies[A]
+    ours_signed = sign_manifest(
+        b"index", key=agency.key, cert=agency.cert, chain=[theirs, ours], signing_time=NOW
+    )
+    assert anchoring_root(ours_signed, [theirs, ours]) == fingerprint(ours)
 
 
 def test_a_bundle_cut_short_or_relisted_fails_the_index_its_agency_signed(
