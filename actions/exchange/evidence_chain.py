@@ -148,11 +148,17 @@ class ChainChecks:
         if not self.entries:
             self.report.fail("anchored", "unanchored", "no verified audit chain to anchor")
         elif not anchored:
+            carried = len(self.bundle.names("anchor"))
             self.report.fail(
                 "anchored",
                 "unanchored",
-                "no anchor in the bundle signs an entry of the "
-                "chain: it rests on unkeyed hashes (`congvan audit anchor`, then export)",
+                (
+                    f"none of the bundle's {carried} anchor(s) holds (see each anchor's "
+                    "line): the chain rests on unkeyed hashes"
+                    if carried
+                    else "no anchor in the bundle signs an entry of the chain: it rests on "
+                    "unkeyed hashes (`congvan audit anchor`, then export)"
+                ),
             )
         else:
             later = (
@@ -192,7 +198,7 @@ class ChainChecks:
                 timestamp_token=self.bundle.read(name.removesuffix("json") + "tsr"),
             )
         except CongvanError as exc:
-            self.report.fail(item, exc.code, exc.message, name)
+            self.report.refused(item, exc, name)
             return 0
         heads = content.get("heads")
         if (

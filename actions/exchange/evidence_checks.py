@@ -297,7 +297,7 @@ class _Judge(ChainChecks):
             )
         except CongvanError as exc:
             changed = isinstance(exc, ManifestMismatch)  # the manifest is what changed
-            self.report.fail("signature", exc.code, exc.message, MANIFEST if changed else SIGNATURE)
+            self.report.refused("signature", exc, MANIFEST if changed else SIGNATURE)
             return
         when = (
             "its timestamp"
@@ -345,7 +345,7 @@ class _Judge(ChainChecks):
         try:
             verify_pdf(pdf, trust_roots=self.trust.roots, crls=self.trust.crls, at=at)
         except CongvanError as exc:
-            self.report.fail("signed_pdf", exc.code, exc.message, SIGNED_PDF)
+            self.report.refused("signed_pdf", exc, SIGNED_PDF)
             return
         self.report.holds("signed_pdf", f"{SIGNED_PDF}: its PAdES signature verifies")
 

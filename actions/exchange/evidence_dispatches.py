@@ -109,7 +109,7 @@ class DispatchChecks:
                 body, cms, signed.trust, agency_id=header.sender, at=header.sent_at
             )
         except CongvanError as exc:
-            self.report.fail(item, exc.code, exc.message, folder + "agency.p7s")
+            self.report.refused(item, exc, folder + "agency.p7s")
             return None
         request = self.request
         recorded = (signed.message_ids if request is None else request.message_ids).get(recipient)
@@ -218,7 +218,7 @@ class DispatchChecks:
                 now=claimed_moment(body, "received_at") or header.sent_at,
             )
         except CongvanError as exc:
-            self.report.fail(item, exc.code, exc.message, member)
+            self.report.refused(item, exc, member)
             return
         checked = "re-assembled, same"
         if package is None:
@@ -252,7 +252,7 @@ class DispatchChecks:
                 now=claimed_moment(body, "at") or header.sent_at,
             )
         except CongvanError as exc:
-            self.report.fail(item, exc.code, exc.message, member)
+            self.report.refused(item, exc, member)
             return
         if status.code != code or status.document_id != self.signed.document_id:
             self.report.fail(

@@ -12,6 +12,7 @@ from cryptography import x509
 
 from congvan.actions.signing.issuers import root_of
 from congvan.actions.signing.truststore import fingerprint
+from congvan.states.errors import AgencySignatureInvalid, CongvanError, VerificationDeferred
 
 from .evidence import FORMAT
 
@@ -50,6 +51,10 @@ class Report:
     def fail(self, item: str, code: str, detail: str, member: str | None = None) -> None:
         self.checks.append(Check(item, False, detail, code, member))
 
+    def refused(self, item: str, exc: CongvanError, member: str | None = None) -> None:
+        """``item`` failed as ``exc`` says, under the code of :func:`signature_code`."""
+        self.fail(item, signature_code(exc), exc.message, member)
+
     def anchored(self, cms: bytes, roots: Sequence[x509.Certificate]) -> str:
         """Note which of ``roots`` a verified CMS chains to; a few words saying it."""
         root = anchoring_root(cms, roots)
@@ -71,6 +76,17 @@ class Report:
             },
             "checks": [c.__dict__ for c in self.checks],
         }
+
+
+def signature_code(exc: CongvanError) -> str:
+    """The stable code a verdict gives a refused signed message: the signature's own
+    (``chain_untrusted``, ``revocation_unknown``, ``certificate_revoked``, …) whatever it
+    signs. The exchange wraps them for the wire, as an agency signature refused or a
+    verification deferred (a wait for a fresher CRL, which means nothing offline), with
+    the signature's code as the reason: unwrapped here."""
+    if isinstance(exc, (AgencySignatureInvalid, VerificationDeferred)):
+        return str(exc.details.get("reason") or exc.code)
+    return exc.code
 
 
 def revoked_later(later: Mapping[str, str | None] | None) -> str:

@@ -120,6 +120,20 @@ def test_an_acknowledged_letters_bundle_verifies_offline_against_a_pinned_root(
     elsewhere = verify_bundle(io.BytesIO(bundle), [build_world().root.certificate])
     assert not elsewhere.verified and not elsewhere.anchored_by
     assert ("chain_untrusted", "signature.p7s") in failures(elsewhere)
+    # each signed item saying so by the same code, whatever message it signs
+    signed = ("index", "signature", f"dispatch {B}", f"receipt {B}", f"status {B} 03")
+    assert {c.code for c in elsewhere.checks if c.item in signed} == {"chain_untrusted"}
+    assert {c.code for c in elsewhere.checks if c.item.startswith("anchor ")} == {"chain_untrusted"}
+    [unanchored] = [c for c in elsewhere.checks if c.item == "anchored"]
+    assert "none of the bundle's 1 anchor(s) holds" in unanchored.detail
+
+    # And without the CRLs (a bundle whose CRLs were taken out, its index signed again),
+    # revocation is unknown for each signed item alike: never the wire's deferral
+    no_crls = verify_bundle(
+        io.BytesIO(zipped(_dropped(members(bundle), "trust/crl"))), pair.sender.trust.roots()
+    )
+    codes = {c.code for c in no_crls.checks if not c.ok and c.item in signed}
+    assert "revocation_unknown" in codes and "verification_deferred" not in codes
 
     # And with only the digests of the files it verifies too, the package not re-assembled
     lean = judged(export(pair, doc, with_files=False), pair)
@@ -451,9 +465,9 @@ TAMPERINGS: dict[
         lambda p: _relisted(
             p, f"dispatches/{B}/agency.p7s", _flip_last(p[f"dispatches/{B}/agency.p7s"])
         ),
-        ("agency_signature_invalid", f"dispatches/{B}/agency.p7s"),
+        ("signature_invalid", f"dispatches/{B}/agency.p7s"),
     ),
-    "receipt": (_receipt_rewritten, ("agency_signature_invalid", f"dispatches/{B}/receipt.json")),
+    "receipt": (_receipt_rewritten, ("manifest_mismatch", f"dispatches/{B}/receipt.json")),
     "audit entry": (_audit_rewritten, ("chain_altered", "audit/entries.json")),
     "audit not json": (
         lambda p: _relisted(p, "audit/entries.json", b"[[[["),
