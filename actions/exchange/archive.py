@@ -138,7 +138,7 @@ def open_archive(stream: BinaryIO, limits: Limits, small: Container[str]) -> Arc
     try:
         zip_file = zipfile.ZipFile(stream)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
-        raise MessageMalformed("The package is not a ZIP archive.", reason="not_a_zip") from exc
+        raise MessageMalformed("The file is not a ZIP archive.", reason="not_a_zip") from exc
     try:
         _check_directory(zip_file, limits, small)
         _check_layout(stream, zip_file, size)
@@ -189,7 +189,7 @@ def _check_end_record(stream: BinaryIO, size: int, limits: Limits) -> None:
     # no package of this format's sizes needs.
     if entries > limits.max_parts or directory_bytes > limits.max_parts * _DIRECTORY_ENTRY_BYTES:
         raise PackageTooLarge(
-            f"The package has more than {limits.max_parts} parts.",
+            f"The archive has more than {limits.max_parts} members.",
             reason="too_many_parts",
             max_parts=limits.max_parts,
         )
@@ -209,7 +209,7 @@ def _check_directory(zip_file: zipfile.ZipFile, limits: Limits, small: Container
     infos = zip_file.infolist()
     if len(infos) > limits.max_parts:
         raise PackageTooLarge(
-            f"The package has more than {limits.max_parts} parts.",
+            f"The archive has more than {limits.max_parts} members.",
             reason="too_many_parts",
             max_parts=limits.max_parts,
         )

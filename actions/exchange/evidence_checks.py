@@ -81,6 +81,8 @@ def verify_bundle(
     and with ``bound`` (root fingerprints by agency, among ``pinned``) only those speak
     for an agency named there."""
     report = Report()
+    if pinned is not None:  # each root once, however often it was given
+        pinned = list({fingerprint(root): root for root in pinned}.values())
     try:
         bundle = open_bundle(stream)
     except CongvanError as exc:

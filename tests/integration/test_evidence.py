@@ -103,6 +103,8 @@ def test_an_acknowledged_letters_bundle_verifies_offline_against_a_pinned_root(
     assert report.verified and report.trust_source == "pinned"
     [root] = pair.sender.trust.roots()
     assert {fingerprint(root)} == report.anchored_by
+    # (a root given twice counts, and is listed, once)
+    assert verify_bundle(io.BytesIO(bundle), [root, root]).roots == [fingerprint(root)]
     items = [c.item for c in report.checks]
     for item in ("signature", "files", f"dispatch {B}", f"receipt {B}", f"status {B} 03"):
         assert item in items
