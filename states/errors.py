@@ -73,6 +73,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+MESSAGE_CHARS = 2000  # the most characters of an error's message
+DETAIL_CHARS = 300  # of each text in its details
+
+
+def _bounded(value: Any, most: int) -> Any:
+    """``value`` with every text in it cut to ``most`` characters (and an ellipsis)."""
+    if isinstance(value, str):
+        return value if len(value) <= most else value[: most - 1] + "…"
+    if isinstance(value, list | tuple):
+        return type(value)(_bounded(v, most) for v in value)
+    if isinstance(value, dict):
+        return {k: _bounded(v, most) for k, v in value.items()}
+    return value
+
 
 class CongvanError(Exception):
     """Something went wrong in congvan."""
@@ -81,8 +95,11 @@ class CongvanError(Exception):
     http_status: ClassVar[int] = 500
 
     def __init__(self, message: str | None = None, **details: Any) -> None:
-        self.message = message or (self.__doc__ or self.code).strip()
-        self.details: dict[str, Any] = details
+        message = message or (self.__doc__ or self.code).strip()
+        # What a caller sent comes back in messages and details (an id, a name): bounded,
+        # so that an answer never grows with its request.
+        self.message = _bounded(message, MESSAGE_CHARS)
+        self.details: dict[str, Any] = {k: _bounded(v, DETAIL_CHARS) for k, v in details.items()}
         super().__init__(self.message)
 
     def to_dict(self) -> dict[str, Any]:

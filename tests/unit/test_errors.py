@@ -208,3 +208,23 @@ def test_every_refusal_of_a_peer_carries_a_reason_it_can_record() -> None:
         assert given.reason == "part_digest"
         assert given.to_dict()["details"] == {"reason": "part_digest", "part": "files/a.pdf"}
         assert given.http_status == FROZEN[name][1]
+
+
+def test_what_a_caller_sent_comes_back_bounded_in_message_and_details() -> None:
+    # An id or a name of any length is echoed in an answer: never longer than a bound
+    sent = "y" * 20_000
+    error = errors.NotFound(
+        f"No such document {sent}.", document_id=sent, names=[sent, "ok"], nested={"a": sent}
+    )
+
+    assert len(error.message) == errors.MESSAGE_CHARS and error.message.endswith("…")
+    assert error.details["document_id"] == sent[: errors.DETAIL_CHARS - 1] + "…"
+    assert [len(n) for n in error.details["names"]] == [errors.DETAIL_CHARS, 2]
+    assert len(error.details["nested"]["a"]) == errors.DETAIL_CHARS
+    # What is short stays as it came, of whatever kind
+    short = errors.InvalidInput("Bad.", field="x", count=3, flags=(True, None))
+    assert short.to_dict() == {
+        "code": "invalid_input",
+        "message": "Bad.",
+        "details": {"field": "x", "count": 3, "flags": (True, None)},
+    }
