@@ -264,8 +264,12 @@ def test_a_body_not_sent_as_a_zip_is_refused_before_it_is_read(
     assert sender.api.get("/v1/received", agency=B).json()["items"] == []
 
 
-def test_the_media_type_is_read_as_http_reads_it(sender: Sender) -> None:
-    headers = {"Content-Type": "Application/ZIP"}
+@pytest.mark.parametrize(
+    "content_type", ["Application/ZIP", "application/zip; charset=binary", "application/zip; x=1"]
+)
+def test_the_media_type_is_read_as_http_reads_it(sender: Sender, content_type: str) -> None:
+    # A charset says nothing of bytes: `file --mime` gives a ZIP charset=binary
+    headers = {"Content-Type": content_type}
     response = sender.api.client.post("/v1/inbox", content=sender.package(), headers=headers)
     assert response.status_code == 201, response.text
 

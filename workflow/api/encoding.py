@@ -91,14 +91,27 @@ def check_target(scope: Scope) -> None:
                 f"The header {header} is not ASCII text.", field=header, location="header"
             )
         if header == "Content-Type":
-            charset = parse_options_header(value)[1].get(b"charset")
-            if charset is not None and not _is_utf8(charset):
+            media_type, options = parse_options_header(value)
+            charset = options.get(b"charset")
+            # A charset speaks of text only: a package (application/zip; charset=binary,
+            # as `file --mime` says of one) or a PDF is bytes, whatever it declares.
+            if charset is not None and _read_as_text(media_type) and not _is_utf8(charset):
                 raise InvalidEncoding(
                     "Text is read as UTF-8 only; the request declares another charset.",
                     field=header,
                     location="header",
                     charset=charset.decode("latin-1"),
                 )
+
+
+def _read_as_text(media_type: bytes) -> bool:
+    """Whether a body of ``media_type`` is read as text: JSON, a form, text."""
+    kind = media_type.lower()
+    return (
+        kind.startswith((b"text/", b"multipart/"))
+        or kind in (b"application/json", b"application/x-www-form-urlencoded")
+        or kind.endswith(b"+json")
+    )
 
 
 def _utf8_or_none(content_type: bytes) -> bool:
