@@ -12,6 +12,7 @@ from congvan.actions.checks.rules import (
     KNOWN_DOC_TYPES,
     competence_chain,
     competence_line,
+    is_upper_group,
 )
 from congvan.states.errors import (
     AlreadyExists,
@@ -132,7 +133,16 @@ def add_agency(
     name = one_line("The agency's name", "name", name, _AGENCY_NAME_LENGTH)
     abbreviation = one_line(
         "The agency's abbreviation", "abbreviation", abbreviation, _AGENCY_ABBREVIATION_LENGTH
-    )
+    ).strip()
+    if not all(is_upper_group(group) for group in abbreviation.split("-")):
+        # It is a group of every symbol the agency issues: written in capitals (Decree 30
+        # Appendix I), as review checks and as every peer's inbox requires of a symbol
+        raise InvalidInput(
+            "An agency's abbreviation is in capitals and digits (UBND, SNV), groups joined "
+            "by '-'.",
+            field="abbreviation",
+            value=abbreviation,
+        )
     validate_numbering(numbering)
     if uow.agencies.agency(agency_id) is not None:
         raise AlreadyExists(f"Agency {agency_id} already exists.", agency_id=agency_id)

@@ -27,8 +27,8 @@ from .rules import (
     grants_competence,
     is_deputy,
     is_deputy_of,
-    is_upper_group,
     nfc,
+    symbol_cased,
 )
 
 
@@ -57,12 +57,12 @@ def number_symbol(inp: CheckInput) -> Finding:
     if doc_type == OFFICIAL_LETTER:
         expected = f"{agency_abbr}-<đơn vị soạn thảo>"
         shape_ok = len(groups) >= 2 and groups[0] == agency_abbr
-        rest = groups[1:]
     else:
         expected = f"{doc_type}-{agency_abbr}"
         shape_ok = len(groups) >= 2 and groups[0] == doc_type and groups[1] == agency_abbr
-        rest = groups[2:]
-    if not shape_ok or not all(is_upper_group(g) for g in rest):
+    # Every group in capitals (the agency's abbreviation too: an inbox refuses any other),
+    # but the type's abbreviation as Decree 30 writes it (TTr, CTr, QyĐ)
+    if not shape_ok or not symbol_cased(symbol, doc_type):
         return fail(
             f"Ký hiệu '{symbol}' không đúng dạng {expected} (chữ in hoa, nối bằng '-').",
             f"Symbol '{symbol}' does not have the form {expected} (upper case, joined by '-').",

@@ -94,6 +94,20 @@ def is_upper_group(group: str) -> bool:
     return bool(group) and all(ch in VIETNAMESE_CAPITALS or ch in _DIGITS for ch in group)
 
 
+def symbol_cased(symbol: str, doc_type: object) -> bool:
+    """Whether every group of ``symbol`` is capitals and digits (UBND, TĐKT, H57), but the
+    first when it is the abbreviation of the document's type, written as Decree 30 writes
+    it (TTr, CTr, QyĐ): what review asks of our symbols and an inbox of a peer's."""
+    groups = symbol.split("-")
+    as_written = (
+        isinstance(doc_type, str)
+        and doc_type in KNOWN_DOC_TYPES
+        and doc_type != OFFICIAL_LETTER
+        and groups[0] == doc_type
+    )
+    return all(is_upper_group(g) or (i == 0 and as_written) for i, g in enumerate(groups))
+
+
 def competence_parts(competence: str) -> tuple[str, str] | None:
     """``KT. CHỦ TỊCH`` → (``KT.``, ``CHỦ TỊCH``); ``None`` when malformed."""
     for prefix in COMPETENCE_PREFIXES:

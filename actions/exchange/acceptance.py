@@ -61,7 +61,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from congvan.actions.checks.rules import is_upper_group
+from congvan.actions.checks.rules import symbol_cased
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.manifest import ATTACHMENT_FIELDS, MANIFEST_MEMBERS, METADATA_FIELDS
 from congvan.actions.signing.manifest import FORMAT as MANIFEST_FORMAT
@@ -365,9 +365,10 @@ def _check_members(document: Mapping[str, Any]) -> None:
             problem="is missing",
         )
     symbol = document["symbol"]
-    if isinstance(symbol, str) and not all(is_upper_group(g) for g in symbol.split("-")):
+    if isinstance(symbol, str) and not symbol_cased(symbol, document.get("doc_type")):
         raise MessageMalformed(
-            "The manifest's symbol is not groups of capitals and digits joined by '-'.",
+            "The manifest's symbol is not groups of capitals and digits joined by '-' (the "
+            "type's abbreviation first, as Decree 30 writes it).",
             reason="metadata",
             field="symbol",
             problem="is not a symbol",

@@ -250,6 +250,11 @@ def test_an_agency_added_meanwhile_by_another_request_is_already_there(
         {**NEW_AGENCY, "abbreviation": ""},
         {**NEW_AGENCY, "name": "n" * 301},
         {**NEW_AGENCY, "abbreviation": "a" * 31},
+        # A group of every symbol the agency issues: capitals, as every inbox requires
+        {**NEW_AGENCY, "abbreviation": "ubnd"},
+        {**NEW_AGENCY, "abbreviation": "UBND TP"},
+        {**NEW_AGENCY, "abbreviation": "UBND/TP"},
+        {**NEW_AGENCY, "abbreviation": "-UBND"},
         {**NEW_AGENCY, "name": "Huế\x00"},
         {"id": NEW_AGENCY["id"], "name": "UBND"},
         {},

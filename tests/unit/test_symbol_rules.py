@@ -9,6 +9,7 @@ its input is enough here; no database is involved.
 from __future__ import annotations
 
 import dataclasses
+import json
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,8 +31,13 @@ from congvan.actions.checks.rules import (
     grants_competence,
     is_upper_group,
 )
+from congvan.actions.exchange import acceptance
+from congvan.actions.signing.manifest import build_manifest
+from congvan.states.errors import MessageMalformed
 from congvan.storage.agencies import AgencyRow
 from congvan.storage.documents import DocumentRow
+
+from .test_manifest import make_attachments, make_document
 
 # Upper-case letters as Vietnamese abbreviations use them, with a few accented ones
 # (TƯ, SỞ) and the letters borrowed in names (F, J, W, Z).
@@ -193,6 +199,44 @@ def test_a_missing_number_fails(case: tuple[str, str, str], number: int | None) 
     finding = number_symbol(doc_type, agency, number, symbol)  # type: ignore[arg-type]
 
     assert (False, "number") == (finding.passed, finding.details.get("field"))
+
+
+@given(well_formed(), numbers)
+@example(("TTr", "UBND", "TTr-UBND"), 11)
+@example(("QyĐ", "UBND", "QyĐ-UBND-VP"), 13)
+def test_what_review_passes_every_inbox_takes(case: tuple[str, str, str], number: int) -> None:
+    # A symbol review passes travels in the signed manifest: were a peer's inbox to refuse
+    # it, the letter would be refused (status 02) by every recipient, for good
+    doc_type, agency, symbol = case
+    assert number_symbol(doc_type, agency, number, symbol).passed
+
+    manifest = json.loads(
+        build_manifest(
+            make_document(doc_type=doc_type, symbol=symbol, number=number), make_attachments()
+        )
+    )
+    acceptance._check_members(manifest)  # the inbox's reading of it: no refusal
+
+
+@pytest.mark.parametrize(
+    ("doc_type", "agency", "symbol"),
+    [
+        (OFFICIAL_LETTER, "ubnd", "ubnd-TĐKT"),  # an abbreviation kept in lower case
+        ("TTr", "Ubnd", "TTr-Ubnd"),
+        (OFFICIAL_LETTER, "UBND", "TTr-UBND"),  # TTr as written only as a type's group
+        ("TB", "UBND", "TB-UBND-vp"),
+    ],
+)
+def test_a_group_in_lower_case_fails_review_and_the_inbox_alike(
+    doc_type: str, agency: str, symbol: str
+) -> None:
+    assert_refused(number_symbol(doc_type, agency, 5, symbol), symbol)
+    manifest = json.loads(
+        build_manifest(make_document(doc_type=doc_type, symbol=symbol), make_attachments())
+    )
+    with pytest.raises(MessageMalformed) as refused:
+        acceptance._check_members(manifest)
+    assert refused.value.details["field"] == "symbol"
 
 
 # -- is_upper_group ----------------------------------------------------------------------
