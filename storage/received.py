@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -22,6 +23,15 @@ _requests = ReceivedRequest.__table__  # type: ignore[attr-defined]
 AWAITING, AGREED, REFUSED = "awaiting", "agreed", "refused"
 _agencies = Agency.__table__  # type: ignore[attr-defined]
 _c = _received.c
+
+
+def _legal_normative(manifest: bytes | None) -> bool:
+    """Whether a stored manifest says its document is legal normative (it names the flag
+    only when true)."""
+    try:
+        return json.loads(bytes(manifest or b"{}")).get("legal_normative") is True
+    except (ValueError, AttributeError):
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +103,11 @@ _same_sender = and_(_c.agency_id == bindparam("agency_id"), _c.sender_id == bind
 _SAME_DOCUMENT_ID = Prepared(
     select(*_COLUMNS).where(_same_sender, _c.sender_document_id == bindparam("sender_document_id"))
 )
+# With the manifest, which says whether it is legal normative: such documents are numbered
+# in a series of their own (Decree 30 Art. 15), so 05/QĐ-UBND and 05/2026/QĐ-UBND of one
+# day are two documents.
 _SAME_NUMBER = Prepared(
-    select(*_COLUMNS)
+    select(*_COLUMNS, _c.manifest)
     .where(
         _same_sender,
         _c.number == bindparam("number"),
@@ -104,7 +117,6 @@ _SAME_NUMBER = Prepared(
         _c.state != REPLACED,
     )
     .order_by(_c.received_at, _c.id)
-    .limit(1)
 )
 # Every package arriving asks it (see prepared.py). Found by its message id (an index),
 # then its document by key: a join lets SQLite start from the sender's documents
@@ -190,16 +202,22 @@ class ReceivedRepository(ChainHeads):
         number: int | None,
         symbol: str,
         issued_on: str,
+        legal_normative: bool = False,
     ) -> Received | None:
         """A document this sender sent ``agency_id`` before that this one repeats: the same
-        document id, or the same number, symbol and date (a number the sender still holds)."""
+        document id, or the same number, symbol and date in the same series (a number the
+        sender still holds; legal normative documents are a series of their own)."""
         sender = {"agency_id": agency_id, "sender_id": sender_id}
         found = [
             _SAME_DOCUMENT_ID.first(self.conn, {**sender, "sender_document_id": sender_document_id})
         ]
         if number is not None:
             by_number = {**sender, "number": number, "symbol": symbol, "issued_on": issued_on}
-            found.append(_SAME_NUMBER.first(self.conn, by_number))
+            found += [
+                row[:-1]
+                for row in _SAME_NUMBER.all(self.conn, by_number)
+                if _legal_normative(row[-1]) == legal_normative
+            ][:1]
         rows = [Received(*row) for row in found if row is not None]
         return min(rows, key=lambda r: (r.received_at, r.id), default=None)
 

@@ -117,6 +117,41 @@ def test_a_document_sent_again_under_another_message_id_is_refused_saying_which(
         assert uow.received.get(first.id) is not None
 
 
+def test_a_legal_normative_document_numbered_as_an_administrative_one_is_another(
+    receiving: Runtime,
+) -> None:
+    # Given administrative decision 05/QĐ-UBND of a day stored (its manifest, as signed,
+    # names no legal_normative)
+    decision = {**LETTER, "number": 5, "symbol": "QĐ-UBND", "doc_type": "QĐ"}
+    receiving.engine.receive(arrival("msg-1", sender_document_id="doc-1", metadata=decision))
+    normative = b'{"format":"congvan-manifest/1","legal_normative":true}'
+
+    # When legal normative decision 05/2026/QĐ-UBND of the same day comes (Decree 30 Art.
+    # 15: a series of its own), then it is stored: it repeats nothing
+    receiving.engine.receive(
+        arrival(
+            "msg-2",
+            sender_document_id="doc-2",
+            manifest=normative,
+            metadata={**decision, "legal_normative": True},
+        )
+    )
+    # But a second of either series under that number is refused, naming the first of it
+    with pytest.raises(DocumentReceivedBefore) as again:
+        receiving.engine.receive(
+            arrival(
+                "msg-3",
+                sender_document_id="doc-3",
+                manifest=normative,
+                metadata={**decision, "legal_normative": True},
+            )
+        )
+    assert again.value.details == {"reason": "number", "message_id": "msg-2"}
+    with pytest.raises(DocumentReceivedBefore) as administrative:
+        receiving.engine.receive(arrival("msg-4", sender_document_id="doc-4", metadata=decision))
+    assert administrative.value.details == {"reason": "number", "message_id": "msg-1"}
+
+
 def test_the_same_document_under_two_message_ids_racing_is_stored_once(
     receiving: Runtime,
 ) -> None:

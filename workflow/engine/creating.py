@@ -165,7 +165,13 @@ def refuse_repeat(uow: UnitOfWork, arrival: Arrival) -> Received | None:
     if number is None or not issued_on:
         number = None  # nothing to compare by but the document id (the inbox requires both)
     before = uow.received.same_document(
-        arrival.agency_id, arrival.sender_id, arrival.sender_document_id, number, symbol, issued_on
+        arrival.agency_id,
+        arrival.sender_id,
+        arrival.sender_document_id,
+        number,
+        symbol,
+        issued_on,
+        legal_normative=meta.get("legal_normative") is True,
     )
     if before is None:
         return None
