@@ -22,6 +22,15 @@ def apply_edit(ctx: TransitionContext) -> None:
     fields = {k: v for k, v in ctx.data.get("fields", {}).items() if k in EDITABLE}
     before = ctx.uow.documents.load(ctx.document.id)
     changed = {k: v for k, v in fields.items() if getattr(before, k) != v}
+    kind = sorted({"doc_type", "legal_normative"} & changed.keys())
+    if before.replaces_id and kind:
+        # Decree 30 Art. 17 and domain.md §1: a document is replaced by one of its kind
+        raise InvalidInput(
+            "A replacement is a document of the kind it replaces: its type (and whether it "
+            "is legal normative) stays the original's.",
+            field=kind[0],
+            replaces=before.replaces_id,
+        )
     ctx.uow.documents.set_fields(ctx.document.id, changed)
     recipients = ctx.data.get("recipients")
     if recipients is not None:

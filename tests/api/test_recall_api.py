@@ -69,6 +69,29 @@ def test_a_replacement_without_a_new_file_keeps_the_originals(api: Api) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "fields", [{"doc_type": "TB", "symbol": "TB-UBND"}, {"legal_normative": True}]
+)
+def test_a_replacement_stays_of_the_kind_it_replaces(api: Api, fields: dict[str, Any]) -> None:
+    # Given the draft replacing A's letter (a công văn)
+    doc_id = issued(api)
+    draft = post(api, f"/v1/documents/{doc_id}/replace", data={"reason": "Sai nội dung"})
+    assert draft.status_code == 201, draft.text
+    replacement = draft.json()["id"]
+
+    # When its clerk makes it another kind of document (a notice, a legal normative one)
+    edit = api.fire(replacement, "edit", body={"fields": fields}, if_match='"1"')
+
+    # Then it is refused (Decree 30: a document is replaced by one of its kind), unchanged
+    assert_error(edit, 422, "invalid_input")
+    assert edit.json()["details"]["field"] == sorted(fields)[0]
+    kept = api.get(f"/v1/documents/{replacement}").json()
+    assert (kept["doc_type"], kept["version"]) == ("CV", 1)
+    # While its other fields may still be corrected
+    fixed = api.fire(replacement, "edit", body={"fields": {"subject": "V/v sửa"}}, if_match='"1"')
+    assert fixed.status_code == 200, fixed.text
+
+
 @pytest.mark.parametrize("reason", ["a\x00b", "a\x07b", "\x1b[2J", "a\x7fb", "a\x85b"])
 def test_a_replacement_reason_that_is_not_storable_text_is_invalid_input(
     make_api_any_db: MakeApi, reason: str
