@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from congvan.actions.signing.manifest import build_manifest
 from tests.api.conftest import Api, assert_error
-from tests.factories import PACKED_FILES, A, B, PackedFile, arrival, job_done
+from tests.factories import PACKED_FILES, A, B, PackedFile, arrival, job_done, packed
+from tests.unit.test_manifest import make_attachments, make_document
 
 
 def _received(
@@ -137,6 +139,43 @@ def test_a_received_document_lists_its_files_with_the_signed_pdf(api: Api) -> No
         }
         for name, role, media_type, data in LETTER_FILES
     ]
+
+
+def test_a_received_document_shows_what_its_sender_signed(
+    make_api: Callable[..., Api],
+) -> None:
+    # Given legal normative decision 05/2026/QĐ-UBND, signed for the chairman by a deputy
+    api = make_api(jobs={"send_status": job_done})
+    manifest = build_manifest(
+        make_document(
+            number=5,
+            symbol="QĐ-UBND",
+            doc_type="QĐ",
+            issued_on="2026-03-02",
+            legal_normative=True,
+            due_date="2026-03-20",
+        ),
+        make_attachments(),
+    )
+    package = packed("m-lnorm", A, manifest, PACKED_FILES)
+    sha256 = hashlib.sha256(package).hexdigest()
+    doc, _ = api.runtime.engine.receive(
+        arrival("m-lnorm", manifest=manifest, package=package, package_sha256=sha256)
+    )
+
+    # When a clerk reads it, then the notation is written with its year, and the signer,
+    # place and deadline are shown as signed
+    signed = api.get(f"/v1/received/{doc.id}").json()["signed"]
+    assert signed == {
+        "notation": "05/2026/QĐ-UBND",
+        "legal_normative": True,
+        "place": "Thừa Thiên Huế",
+        "signer_name": "Nguyễn Văn Phương",
+        "signer_position": "PHÓ CHỦ TỊCH",
+        "signer_competence": "KT. CHỦ TỊCH",
+        "due_date": "2026-03-20",
+        "appointed_at": None,
+    }
 
 
 @pytest.mark.parametrize(

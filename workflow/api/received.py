@@ -23,7 +23,7 @@ from congvan.actions.exchange.archive import Limits
 from congvan.actions.exchange.package import Package, Part, open_package
 from congvan.states import RECEIVED_DOCUMENT, allowed_events
 from congvan.states.errors import ExchangeRefused, InvalidInput, ManifestMismatch, NotFound
-from congvan.states.policy import READ_ROLES
+from congvan.states.policy import READ_ROLES, written_notation
 from congvan.states.received import ANSWERING, STATUS_CODE
 from congvan.storage.clock import as_utc
 from congvan.storage.received import AWAITING, Received, Request
@@ -113,9 +113,23 @@ class ReceivedFileOut(BaseModel):
     sha256: str
 
 
+class ReceivedSignedOut(BaseModel):
+    """What the sender signed of the document (its manifest), beyond what lists show."""
+
+    notation: str = Field(description="Số và ký hiệu as written: 05/2026/QĐ-UBND, 1227/UBND-TĐKT")
+    legal_normative: bool = Field(description="A legal normative document (its own series)")
+    place: str | None
+    signer_name: str | None
+    signer_position: str | None
+    signer_competence: str | None = Field(description="KT., TM., TL., TUQ. and the title")
+    due_date: str | None = Field(description="The deadline it sets for handling, if any")
+    appointed_at: str | None = Field(description="A hỏa tốc hẹn giờ letter's appointed time")
+
+
 class ReceivedDocumentOut(ReceivedOut):
     """A received document, with the files of its package."""
 
+    signed: ReceivedSignedOut = Field(description="What the sender signed (its manifest)")
     files: list[ReceivedFileOut]
     requests: list[ReceivedRequestOut] = Field(description="Recalls and updates, oldest first")
     replaced_by: list[str] = Field(description="Replacements the sender sent for it")
@@ -241,6 +255,7 @@ def get_received(
     row, package = _open_stored(uow, principal, received_id)
     with package:
         files = [_file_view(p) for p in package.header.parts if _file_name(p) is not None]
+        signed = _signed_view(json.loads(package.manifest))
     response.headers["ETag"] = f'"{row.version}"'
     with uow:
         stored = uow.received.requests(row.id)
@@ -248,6 +263,7 @@ def get_received(
     awaiting = {q.kind for q in stored if q.state == AWAITING}
     return {
         **received_view(row, awaiting),
+        "signed": signed,
         "files": files,
         "requests": [request_view(q) for q in stored],
         "replaced_by": replaced_by,
@@ -312,6 +328,25 @@ def _open_stored(
         package.close()
         raise changed
     return row, package
+
+
+def _signed_view(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the view shows of a manifest the inbox verified (its members, of their kinds)."""
+    return {
+        "notation": written_notation(manifest),
+        "legal_normative": manifest.get("legal_normative") is True,
+        **{
+            name: manifest.get(name)
+            for name in (
+                "place",
+                "signer_name",
+                "signer_position",
+                "signer_competence",
+                "due_date",
+                "appointed_at",
+            )
+        },
+    }
 
 
 def _file_name(part: Part) -> str | None:
