@@ -72,6 +72,30 @@ def test_a_bundle_is_exported_then_verified_offline_and_a_tampered_one_is_not(
     assert exported.returncode == 0, exported.stderr
     assert exported.stdout.startswith("bundle.zip: ")
 
+    # (And where someone planted a link by the name a partial bundle once took, or named
+    # a FIFO as the output, nothing is written through it or in its place)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine")
+    (tmp_path / "again.zip.part").symlink_to(victim)
+    again = congvan(
+        "--data-dir", str(data_dir), "--database-url", url,
+        "evidence", "export", doc, "-o", "again.zip",
+        cwd=tmp_path, passphrase=PASS,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert victim.read_text() == "mine" and (tmp_path / "again.zip").is_file()
+    assert (tmp_path / "again.zip.part").is_symlink()
+    os.mkfifo(tmp_path / "pipe")
+    into_fifo = congvan(
+        "--data-dir", str(data_dir), "--database-url", url,
+        "evidence", "export", doc, "-o", "pipe",
+        cwd=tmp_path, passphrase=PASS,
+    )  # fmt: skip
+    assert into_fifo.returncode == 2 and "invalid_input" in into_fifo.stderr
+    assert (tmp_path / "pipe").is_fifo()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")
+                and not p.is_symlink()]  # fmt: skip
+
     # Then it verifies with no database, naming the pinned root that anchored it
     verified = congvan("evidence", "verify", "bundle.zip", "--trust", "root.pem", cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,13 +87,23 @@ def _export(document_id: str, output: str | None, digests_only: bool, settings: 
         # The issuing agency signs the index: what the bundle holds, as a whole.
         keys = AgencyKeys(settings.passphrase, runtime.trust)
         agency = keys.require(uow, evidence.agency_id, now)
-    temporary = path.with_name(path.name + ".part")
+    if (path.exists() or path.is_symlink()) and not path.is_file():
+        # A device, a FIFO, a directory: renaming the bundle onto it would replace it
+        raise InvalidInput(
+            f"{path} is not a regular file; name a file for the bundle.",
+            field="output",
+            path=str(path),
+        )
+    # A new file of our own beside it (O_EXCL: never one planted there, nor a link's
+    # target), renamed onto the output once whole: no half bundle is ever left
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    temporary = Path(name)
     try:
-        with temporary.open("wb") as sink:
+        with os.fdopen(handle, "wb") as sink:
             count = write_bundle(sink, evidence, now, agency)
         temporary.replace(path)  # whole or not at all
     except BaseException:
-        temporary.unlink(missing_ok=True)  # no half bundle left behind
+        temporary.unlink(missing_ok=True)
         raise
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     print(f"{path}: {count} members, sha256 {digest}")
