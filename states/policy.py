@@ -40,6 +40,9 @@ REPLACE_ROLES = frozenset({SUPERVISOR, SIGNER})
 
 # Events that must say why.
 REASON_REQUIRED = frozenset({"reject", "resend", "waive", "recall", "update"})
+# The most characters of a reason given for any event (or a replacement): the exchange
+# formats carry it (``MAX_TEXT``), the API's bodies take no more.
+MAX_REASON = 2000
 
 # What a person's event body may carry besides a reason (which any event may give, for
 # the audit trail). Anything else is refused rather than ignored.

@@ -138,8 +138,7 @@ def add_agency(
         # It is a group of every symbol the agency issues: written in capitals (Decree 30
         # Appendix I), as review checks and as every peer's inbox requires of a symbol
         raise InvalidInput(
-            "An agency's abbreviation is in capitals and digits (UBND, SNV), groups joined "
-            "by '-'.",
+            "An agency's abbreviation is in capitals and digits (UBND, SNV), groups joined by '-'.",
             field="abbreviation",
             value=abbreviation,
         )

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from congvan.states.errors import FieldTooLong
 from tests.api.conftest import Api, MakeApi, assert_error
-from tests.factories import MAIN_PDF, B, pipeline
+from tests.factories import MAIN_PDF, B, actor, pipeline
 
 
 @pytest.fixture
@@ -104,6 +105,24 @@ def test_a_replacement_reason_that_is_not_storable_text_is_invalid_input(
     details = assert_error(response, 422, "invalid_input")
     assert ["reason"] == [e["field"] for e in details["errors"]]
     assert [] == api.get(f"/v1/documents/{doc_id}").json()["replaced_by"]
+
+
+def test_a_reason_too_long_for_the_exchange_is_refused_however_it_comes(api: Api) -> None:
+    # Given A's sent letter; the engine is what the command line calls, past the API's
+    # bodies: a reason travels in the recall's or replacement's package, 2000 at most
+    doc_id = issued(api)
+    supervisor = actor("supervisor")
+    long = "x" * 2001
+
+    # When a replacement, a recall or a waiver gives a longer one, then it is refused
+    with pytest.raises(FieldTooLong):
+        api.runtime.engine.create_replacement(supervisor, doc_id, long)
+    with pytest.raises(FieldTooLong):
+        api.runtime.engine.fire(doc_id, "recall", supervisor, data={"reason": long})
+    # and nothing was made of it; at the bound it is taken
+    assert api.get(f"/v1/documents/{doc_id}").json()["replaced_by"] == []
+    made = api.runtime.engine.create_replacement(supervisor, doc_id, "x" * 2000)
+    assert made is not None
 
 
 @pytest.mark.parametrize(

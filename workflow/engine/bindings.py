@@ -16,7 +16,13 @@ from typing import Any, Protocol, cast
 from congvan.actions.context import Actor
 from congvan.states import DISPATCH, DOCUMENT
 from congvan.states.dispatch import DOCUMENT_DRIVEN
-from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from congvan.states.errors import (
+    FieldTooLong,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TransitionNotAllowed,
+)
 from congvan.states.escalation import ESCALATION
 from congvan.states.machine import allowed_events
 from congvan.states.policy import (
@@ -25,6 +31,7 @@ from congvan.states.policy import (
     ESCALATION_REASON_REQUIRED,
     EVENT_INPUTS,
     EVENT_ROLES,
+    MAX_REASON,
     REASON_REQUIRED,
     RECEIVED_EVENT_INPUTS,
     RECEIVED_EVENT_ROLES,
@@ -130,6 +137,18 @@ def checked_recipients(recipients: Sequence[Mapping[str, Any]]) -> list[dict[str
     return checked
 
 
+def check_reason_length(reason: object) -> None:
+    """A reason of at most ``MAX_REASON`` characters, however it came (API, command line):
+    it travels in packages and status messages, whose formats take no more."""
+    if isinstance(reason, str) and len(reason) > MAX_REASON:
+        raise FieldTooLong(
+            f"reason is {len(reason)} characters long; at most {MAX_REASON}.",
+            field="reason",
+            max_length=MAX_REASON,
+            length=len(reason),
+        )
+
+
 def authorize_person(
     spec: MachineSpec,
     roles: Mapping[str, frozenset[str]],
@@ -143,6 +162,7 @@ def authorize_person(
     if event in reason_required and not has_visible_text(str(data.get("reason") or "")):
         # Blank, or only invisible characters (a zero-width space is not a reason).
         raise InvalidInput(f"Event {event!r} needs a reason.", event=event, field="reason")
+    check_reason_length(data.get("reason"))
     if not actor.is_system:
         _check_text(data)
     if actor.is_system:

@@ -19,7 +19,7 @@ from congvan.states.text import has_visible_text, nfc
 from congvan.storage.dispatches import DispatchRow
 from congvan.storage.unit_of_work import UnitOfWork
 
-from .bindings import load_document
+from .bindings import check_reason_length, load_document
 from .creating import Draft
 from .results import FireResult
 
@@ -63,6 +63,7 @@ def replacement(
     reason = str(nfc(reason))
     if not has_visible_text(reason):
         raise InvalidInput("A replacement says why.", field="reason")
+    check_reason_length(reason)  # it travels in the replacement's package
     agency_id = actor.agency_id
     if agency_id is None:
         raise Forbidden("A document belongs to an agency; the system has none.")
