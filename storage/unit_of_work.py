@@ -108,7 +108,7 @@ class UnitOfWork:
         """
         conn = self.conn
         jobs = (len(self.outbox.handed), self.outbox.added)
-        if self._unobserved is None:  # asked once per transaction: it costs ~10 µs
+        if self._unobserved is None:  # asked once per transaction
             self._unobserved = unobserved(conn)
         if not self._unobserved:
             try:

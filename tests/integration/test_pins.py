@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeEngine
 
@@ -61,6 +61,9 @@ def _statements() -> dict[str, Prepared]:
 
 def test_sqlalchemy_still_offers_what_prepared_statements_use() -> None:
     assert callable(getattr(Connection, "_handle_dbapi_exception", None))
+    # unobserved() reads the flags Connection.execute reads before events and echo
+    for flag in ("_has_events", "_echo"):
+        assert hasattr(Connection, flag) or flag in Connection.__init__.__code__.co_names
     assert callable(getattr(TypeEngine, "_cached_result_processor", None))
     for name, statement in _statements().items():
         compiled: Any = statement.statement.compile()
@@ -95,6 +98,42 @@ def test_a_transition_runs_every_prepared_statement_on_the_fast_path(runtime: Ru
     assert {"audit._INSERT", "outbox._INSERT", "documents._ADVANCE"} <= set(planned)
     fell_back = {name for name, plans in planned.items() if None in plans.values()}
     assert fell_back == set()
+
+
+@pytest.mark.parametrize("watcher", ["engine listener", "connection listener", "echo"])
+def test_a_statement_anyone_watches_goes_through_sqlalchemy(
+    runtime: Runtime, watcher: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a created document, and someone watching statements on the database
+    document_id = create_document(runtime)
+    seen: list[str] = []
+
+    def before(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    def watch_connection(conn: Connection) -> None:
+        event.listen(conn, "before_cursor_execute", before)
+
+    if watcher == "engine listener":
+        event.listen(runtime.db, "before_cursor_execute", before)
+    elif watcher == "connection listener":
+        event.listen(runtime.db.pool, "checkout", lambda *a: None)  # a pool event: unwatched
+        event.listen(runtime.db, "engine_connect", watch_connection)
+    else:
+        runtime.db.echo = True
+    try:
+        # When a transition runs
+        runtime.engine.fire(document_id, "submit", actor("clerk"))
+    finally:
+        runtime.db.echo = False
+        for name, fn in (("before_cursor_execute", before), ("engine_connect", watch_connection)):
+            if event.contains(runtime.db, name, fn):
+                event.remove(runtime.db, name, fn)
+
+    # Then every statement it ran was seen: the audit entry's INSERT among them
+    logged = [r.getMessage() for r in caplog.records if r.name.startswith("sqlalchemy.engine")]
+    shown = seen if watcher != "echo" else logged
+    assert any(sql.lstrip().upper().startswith("INSERT INTO AUDIT_ENTRIES") for sql in shown)
 
 
 def test_a_driver_error_on_the_fast_path_is_sqlalchemys_own_exception(runtime: Runtime) -> None:
