@@ -15,20 +15,57 @@ from sqlalchemy.exc import ArgumentError, DisconnectionError, InterfaceError, Op
 
 from congvan.states.errors import InvalidInput
 
+USABLE_URLS = "sqlite:///PATH or postgresql://USER@HOST:PORT/NAME"
+# The drivers congvan is built and tested on, by backend.
+_DRIVERS = {"sqlite": ("pysqlite",), "postgresql": ("psycopg",)}
+
+
+def _unusable(message: str) -> InvalidInput:
+    # Never the URL itself in the message: it may hold a password.
+    return InvalidInput(message, field="database_url")
+
+
+def _option_refused(exc: Exception) -> InvalidInput:
+    return _unusable(f"An option of the database URL is not one its driver takes: {str(exc)[:200]}")
+
 
 def normalise_url(url: str) -> str:
-    """Use psycopg 3 for ``postgresql://`` URLs."""
+    """The database URL congvan connects with (psycopg 3 for ``postgresql://``), or
+    InvalidInput: not a URL, another database or driver, SQLite in memory (each connection
+    would see a database of its own, gone with it), or options its driver cannot take."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:  # a bad port is a ValueError
-        # Not the URL itself in the message: it may hold a password.
-        raise InvalidInput(
-            "The database URL is not one congvan can use: sqlite:///PATH or "
-            "postgresql://USER@HOST:PORT/NAME.",
-            field="database_url",
-        ) from exc
+        raise _unusable(f"The database URL is not one congvan can use: {USABLE_URLS}.") from exc
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    backend, _, driver = parsed.drivername.partition("+")
+    if driver not in _DRIVERS.get(backend, ()) and not (backend == "sqlite" and not driver):
+        raise _unusable(
+            f"The database URL names {parsed.drivername[:40]!r}; congvan uses {USABLE_URLS}."
+        )
+    if backend == "sqlite" and (
+        not parsed.database
+        or parsed.database == ":memory:"
+        or parsed.query.get("mode") == "memory"
+        or "mode=memory" in parsed.database
+    ):
+        raise _unusable(
+            "An SQLite database in memory would be a new, empty one on each connection and "
+            "gone with the process: name its file, sqlite:///PATH."
+        )
+    try:
+        # The driver's options from the URL's query, as SQLAlchemy converts them.
+        _, options = parsed.get_dialect()().create_connect_args(parsed)
+    except (ArgumentError, ValueError, TypeError) as exc:
+        raise _option_refused(exc) from exc
+    if backend == "postgresql":
+        import psycopg.conninfo  # only where PostgreSQL is used
+
+        try:  # libpq's names for them, as psycopg checks them before connecting
+            psycopg.conninfo.make_conninfo("", **options)
+        except psycopg.ProgrammingError as exc:
+            raise _option_refused(exc) from exc
     return parsed.render_as_string(hide_password=False)
 
 

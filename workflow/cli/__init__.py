@@ -28,6 +28,7 @@ from congvan.states.errors import (
     InvalidEncoding,
     InvalidInput,
 )
+from congvan.storage.database import USABLE_URLS
 
 from . import (
     audit,
@@ -146,9 +147,7 @@ def _operator_error(exc: Exception) -> CongvanError | None:
     if isinstance(exc, sqlalchemy.exc.ArgumentError | sqlalchemy.exc.NoSuchModuleError):
         # Not the URL itself: it may hold a password.
         return InvalidInput(
-            "The database URL is not one congvan can use: sqlite:///PATH or "
-            "postgresql://USER@HOST:PORT/NAME.",
-            field="database_url",
+            f"The database URL is not one congvan can use: {USABLE_URLS}.", field="database_url"
         )
     if isinstance(exc, sqlalchemy.exc.DBAPIError | ModuleNotFoundError):
         first = str(exc).split("\n")[0]
