@@ -36,6 +36,7 @@ _DOC_TYPES = SigningAuthority.__table__.c.doc_types  # type: ignore[attr-defined
 _AGENCY_NAME_LENGTH: int = Agency.__table__.c.name.type.length  # type: ignore[attr-defined]
 _AGENCY_ABBREVIATION_LENGTH: int = Agency.__table__.c.abbreviation.type.length  # type: ignore[attr-defined]
 DOC_TYPES_LENGTH: int = _DOC_TYPES.type.length
+_COMPETENCE_LENGTH: int = SigningAuthority.__table__.c.competence.type.length  # type: ignore[attr-defined]
 
 
 def validate_organ_id(value: str, field: str = "organ_id") -> str:
@@ -323,6 +324,12 @@ def add_authority(
     if valid_until is not None and valid_until < valid_from:
         raise InvalidInput("valid_until is before valid_from.", field="valid_until")
     competence = competence_line(competence)
+    if len(competence) > _COMPETENCE_LENGTH:  # the API's bound, for every caller
+        raise InvalidInput(
+            f"competence is a signer block of {_COMPETENCE_LENGTH} characters at most.",
+            field="competence",
+            length=len(competence),
+        )
     # Matched against signer blocks (rules.grants_competence), so it is one of their lines
     # or stacks, never free text that no document could ever match.
     if competence and competence_chain(competence) is None:

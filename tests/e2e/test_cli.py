@@ -336,6 +336,15 @@ def test_a_signing_authority_is_granted_and_listed(tmp_path: Path) -> None:
     assert ancient.returncode == 2, ancient.stdout + ancient.stderr
     assert "valid_from falls within the years 1900 to 2199" in ancient.stderr
 
+    # And so is a competence longer than the API takes, and nothing more is granted
+    long_block = congvan(
+        "authorities", "add", *agency, "--signer", "pct", "--doc-types", "CV",
+        "--competence", "KT. " + "CHỦ TỊCH " * 30, "--from", "2026-01-01", data_dir=tmp_path,
+    )  # fmt: skip
+    assert long_block.returncode == 2, long_block.stdout + long_block.stderr
+    assert long_block.stderr.startswith("error [invalid_input]: competence is a signer block")
+    assert congvan("authorities", "list", *agency, data_dir=tmp_path).stdout.split() == listed
+
 
 def test_a_reader_that_goes_away_ends_the_command_without_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
