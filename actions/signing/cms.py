@@ -33,7 +33,7 @@ from pyhanko.sign.signers import SimpleSigner
 from pyhanko.sign.signers.pdf_cms import CMSSignedAttributes, format_signed_attributes
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from congvan.actions.signing.template import SignatureTemplate
+from congvan.actions.signing.template import SignatureTemplate, signing_time
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 DIGEST = "sha256"
@@ -171,11 +171,18 @@ class _ManifestSigner(SimpleSigner):
                 dry_run=dry_run,
                 is_pdf_sig=is_pdf_sig,
             )
-        providers = [*self._constant_attributes, SigningTimeProvider(attr_settings.signing_time)]
+        providers = [*self._constant_attributes, _SigningTime(attr_settings.signing_time)]
         attrs = await format_signed_attributes(
             data_digest, providers, content_type=content_type, dry_run=dry_run
         )
         return _frozen(attrs)
+
+
+class _SigningTime(SigningTimeProvider):
+    """pyHanko's signing-time attribute, of the type RFC 5652 requires for its year."""
+
+    async def build_attr_value(self, dry_run: bool = False) -> asn1_cms.Time:
+        return signing_time(self.timestamp)
 
 
 _signers: dict[tuple[bytes, ...], _ManifestSigner] = {}

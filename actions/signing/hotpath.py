@@ -301,9 +301,9 @@ def quick_verify(
             elif encoded == expected_digest and not digest_seen:
                 digest_seen = True
             elif signing_time is None and encoded.startswith(_SIGNING_TIME_PREFIX, 2):
-                # Only the one DER form our signatures use (one UTCTime, YYMMDDHHMMSSZ);
-                # anything else goes the full way.
-                signing_time = _utc_time(encoded)
+                # Only the one DER form our signatures use for its year; anything else
+                # goes the full way.
+                signing_time = signing_time_of(encoded)
                 if signing_time is None:
                     return None
             else:
@@ -336,18 +336,28 @@ _SIGNING_TIME_UTC = re.compile(
     re.escape(b"\x30\x1c" + SIGNING_TIME_OID + b"\x31\x0f\x17\x0d")
     + rb"([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})Z"
 )
+_SIGNING_TIME_GENERALIZED = re.compile(
+    re.escape(b"\x30\x1e" + SIGNING_TIME_OID + b"\x31\x11\x18\x0f")
+    + rb"([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})Z"
+)
 
 
-def _utc_time(encoded: bytes) -> datetime | None:
-    """The moment of a signing-time attribute holding one DER UTCTime, or None."""
+def signing_time_of(encoded: bytes) -> datetime | None:
+    """The moment of a signing-time attribute in the one DER form our signatures use for
+    its year (one UTCTime for 1950 through 2049, else one GeneralizedTime, whole seconds),
+    or None."""
     match = _SIGNING_TIME_UTC.fullmatch(encoded)
-    if match is None:
-        return None
-    year, month, day, hour, minute, second = (int(g) for g in match.groups())
-    try:  # RFC 5280: YY of 50 or more is 19YY
-        return datetime(
-            year + (1900 if year >= 50 else 2000), month, day, hour, minute, second, tzinfo=UTC
-        )
+    if match is not None:
+        year = int(match[1])
+        year += 1900 if year >= 50 else 2000  # RFC 5280: YY of 50 or more is 19YY
+    else:
+        match = _SIGNING_TIME_GENERALIZED.fullmatch(encoded)
+        if match is None or 1950 <= int(match[1]) <= 2049:
+            return None
+        year = int(match[1])
+    month, day, hour, minute, second = (int(g) for g in match.groups()[1:])
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError:
         return None
 

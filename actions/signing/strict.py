@@ -24,7 +24,6 @@ time, digest and signature of such a CMS are byte for byte those of one that pas
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from asn1crypto import cms as asn1_cms
@@ -32,7 +31,7 @@ from asn1crypto import core
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from congvan.actions.signing.hotpath import Pieces
+from congvan.actions.signing.hotpath import Pieces, signing_time_of
 from congvan.states.errors import SignatureMalformed, WeakAlgorithm
 
 from . import der
@@ -60,10 +59,6 @@ SIGNATURE_ALGORITHMS: dict[str, tuple[str | None, bool]] = {
 # UTF8String, NumericString, PrintableString, TeletexString, IA5String, UniversalString,
 # BMPString: what X.520 names hold.
 _DIRECTORY_STRINGS = frozenset({0x0C, 0x12, 0x13, 0x14, 0x16, 0x1C, 0x1E})
-# A signing time attribute as DER has it for 1950-2049: SEQUENCE { OID, SET { UTCTime } }.
-_SIGNING_TIME_ATTRIBUTE = re.compile(
-    rb"\x30\x1c\x06\x09\x2a\x86\x48\x86\xf7\x0d\x01\x09\x05\x31\x0f\x17\x0d[0-9]{12}Z",
-)
 # What ``is_canonical`` rebuilds the headers around the pieces with.
 _SIGNED_DATA_OID = asn1_cms.ContentType("signed_data").dump()
 _SEQUENCE, _SET_OF, _OCTET_STRING, _CONTEXT_0 = 0x30, 0x31, 0x04, 0xA0
@@ -124,9 +119,10 @@ def is_canonical(cms_der: bytes, pieces: Pieces) -> bool:
         return False
     if elements != sorted(elements):
         return False
-    # ``quick_verify`` took the one element with this OID at offset 2 for the signing time.
+    # ``quick_verify`` took the one element with this OID at offset 2 for the signing time:
+    # in the one DER form of its year.
     for element in elements:
-        if element[2:13] == _SIGNING_TIME_OID and not _SIGNING_TIME_ATTRIBUTE.fullmatch(element):
+        if element[2:13] == _SIGNING_TIME_OID and signing_time_of(element) is None:
             return False
     # What ``cms_der`` must be, with minimal headers around the pieces as they came.
     signer_info_size = (

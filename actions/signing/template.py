@@ -13,7 +13,7 @@ the two). Checking such signatures quickly is ``hotpath``'s part.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from asn1crypto import cms as asn1_cms
 from asn1crypto import core
@@ -49,9 +49,20 @@ def cms_attribute(type_oid: bytes, value: bytes) -> bytes:
     return tlv(SEQUENCE, type_oid + tlv(SET, value))
 
 
+def signing_time(moment: datetime) -> asn1_cms.Time:
+    """A CMS signing time, in whole seconds, of the type RFC 5652 (11.3) requires:
+    UTCTime for the years 1950 through 2049, GeneralizedTime for any other (UTCTime has
+    two digits for the year; pyHanko writes UTCTime whatever the year, and fails past
+    2049)."""
+    moment = moment.astimezone(UTC).replace(microsecond=0)
+    if 1950 <= moment.year <= 2049:
+        return asn1_cms.Time({"utc_time": core.UTCTime(moment)})
+    return asn1_cms.Time({"generalized_time": core.GeneralizedTime(moment)})
+
+
 def signing_time_value(moment: datetime) -> bytes:
-    """The DER of a CMS signing time as pyHanko writes it (UTCTime, whole seconds)."""
-    return bytes(asn1_cms.Time({"utc_time": core.UTCTime(moment)}).dump())
+    """The DER of ``signing_time(moment)``."""
+    return bytes(signing_time(moment).dump())
 
 
 class SignatureTemplate:
