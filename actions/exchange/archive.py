@@ -403,10 +403,17 @@ def _descriptor_size(stream: BinaryIO, info: zipfile.ZipInfo, at: int, end_of_da
     )
 
 
+# The first and last moments a ZIP member's date can hold (two-second steps).
+_ZIP_FIRST = datetime(1980, 1, 1, tzinfo=UTC)
+_ZIP_LAST = datetime(2107, 12, 31, 23, 59, 58, tzinfo=UTC)
+
+
 def stored_entry(name: str, at: datetime) -> zipfile.ZipInfo:
     """A stored member's header dated ``at``: the same inputs give the same bytes (fixed
-    time, system and permissions)."""
-    moment = max(at.astimezone(UTC), datetime(1980, 1, 1, tzinfo=UTC))  # ZIP's epoch
+    time, system and permissions). A ZIP date (MS-DOS's) holds 1980 to 2107 only: a
+    moment outside is dated at the nearer end (what a package says of time is in its
+    signed header, never in these dates)."""
+    moment = min(max(at.astimezone(UTC), _ZIP_FIRST), _ZIP_LAST)
     stamp = (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
     info = zipfile.ZipInfo(name, date_time=stamp)
     info.compress_type = zipfile.ZIP_STORED

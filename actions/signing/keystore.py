@@ -139,6 +139,10 @@ def _naming_the_ca_passphrase() -> Iterator[None]:
         ) from exc
 
 
+# How long a certification authority made here is valid by default: ten years.
+CA_VALID_DAYS = 3650
+
+
 def init_ca(
     uow: UnitOfWork,
     name: str,
@@ -147,7 +151,7 @@ def init_ca(
     passphrase: str,
     now: datetime,
     store: TrustStore,
-    valid_days: int = 3650,
+    valid_days: int = CA_VALID_DAYS,
 ) -> CertificateRow:
     """Create our certification authority, pin its root and publish its first CRL."""
     if any(r.key_pem for r in uow.signatures.roots()):

@@ -42,6 +42,19 @@ def test_the_demo_plays_from_the_eve_of_tet(tmp_path: Path) -> None:
     assert "published a fresh CRL" in done.stdout
 
 
+def test_the_demo_plays_from_its_last_start_to_the_end(tmp_path: Path) -> None:
+    # Its CA is valid ten years, to the end of 2199, the last day reckoned with: signing
+    # times are GeneralizedTime past 2049 and a package's ZIP dates stop at 2107
+    done = congvan("demo", "--start", "2190-01-02T23:00:00+00:00", data_dir=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the document is delivered: every recipient has it" in done.stdout
+
+    # And a day later is refused before anything starts
+    late = congvan("demo", "--start", "2190-01-03T00:00:00+00:00", data_dir=tmp_path / "late")
+    assert late.returncode == 2
+    assert "the demo starts from 2000-01-01 to 2190-01-02 (UTC)" in late.stderr
+
+
 def test_demo_sends_the_sample_letter_between_two_installations(tmp_path: Path) -> None:
     # A Friday late afternoon: a letter issued then is due the next working day's noon, and
     # the warning scenes move the clock a day on, past it (the demo must play at any hour).

@@ -143,9 +143,18 @@ def test_the_store_is_stopped_when_the_command_fails(
     assert [store] == stopped
 
 
-@pytest.mark.parametrize(
-    "start", ["9999-12-31T23:59:00+07:00", "0001-01-01T00:00:00+00:00", "soon"]
-)
+# The years reckoned with end in 2199, and the demo's CA is valid ten years from its start
+REFUSED_STARTS = [
+    "9999-12-31T23:59:00+07:00",
+    "2199-06-01T09:00:00+07:00",
+    "2190-01-03T07:00:00+07:00",
+    "1999-12-31T23:00:00+00:00",
+    "0001-01-01T00:00:00+00:00",
+    "soon",
+]
+
+
+@pytest.mark.parametrize("start", REFUSED_STARTS)
 def test_the_demo_refuses_a_start_it_cannot_play_from(
     start: str, capsys: CaptureFixture[str]
 ) -> None:

@@ -7,12 +7,13 @@ import json
 import struct
 import zipfile
 import zlib
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import rfc8785
 
-from congvan.actions.exchange.archive import Limits, safe_path
+from congvan.actions.exchange.archive import Limits, safe_path, stored_entry
 from congvan.actions.exchange.envelope import read_canonical
 from congvan.actions.exchange.package import open_package
 from congvan.states.errors import (
@@ -554,3 +555,20 @@ def test_a_packages_files_are_held_to_what_a_document_may_have(limits: Limits, r
     # Within them, the same package goes on to be read (package.json lists neither file)
     roomy = Limits(max_total_size=100_000, max_parts=10, max_files=2, max_file_size=1000)
     assert refusal(data, roomy).reason == "extra_part"
+
+
+@pytest.mark.parametrize(
+    ("year", "dated"),
+    [(1970, (1980, 1, 1, 0, 0, 0)), (2026, (2026, 12, 3, 9, 30, 44)),
+     (2107, (2107, 12, 3, 9, 30, 44)), (2108, (2107, 12, 31, 23, 59, 58)),
+     (2199, (2107, 12, 31, 23, 59, 58))],
+)  # fmt: skip
+def test_a_member_is_dated_within_what_a_zip_date_holds(year: int, dated: tuple[int, ...]) -> None:
+    # A ZIP (MS-DOS) date holds 1980 to 2107; any moment the engine reckons with is written
+    info = stored_entry("header.json", datetime(year, 12, 3, 9, 30, 45, tzinfo=UTC))
+    written = io.BytesIO()
+    with zipfile.ZipFile(written, "w") as archive:
+        archive.writestr(info, b"{}")
+
+    with zipfile.ZipFile(written) as archive:
+        assert archive.infolist()[0].date_time == dated

@@ -6,13 +6,14 @@ import argparse
 import signal
 import sys
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
 from congvan.states.errors import InvalidInput
+from congvan.states.timeliness import LAST_DAY
 
 from ..settings import Settings
 from .runtime import Subparsers, runtime_for
@@ -56,6 +57,9 @@ def _port(value: str) -> int:
     return port
 
 
+FIRST_DEMO_DAY = date(2000, 1, 1)
+
+
 def _moment(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
@@ -63,8 +67,15 @@ def _moment(value: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 moment: {value!r}") from exc
     if moment.utcoffset() is None:
         raise argparse.ArgumentTypeError(f"give the moment's UTC offset: {value!r}")
-    if not 2000 <= moment.year <= 2999:  # its certificates run years on from it
-        raise argparse.ArgumentTypeError(f"the demo starts in the years 2000 to 2999: {value!r}")
+    from congvan.actions.signing.keystore import CA_VALID_DAYS
+
+    # Its certification authority is valid ten years on from the start, within the days
+    # reckoned with (to the end of 2199).
+    latest = datetime.combine(LAST_DAY, time.min, UTC) - timedelta(days=CA_VALID_DAYS)
+    if not FIRST_DEMO_DAY <= moment.astimezone(UTC).date() <= latest.date():
+        raise argparse.ArgumentTypeError(
+            f"the demo starts from {FIRST_DEMO_DAY} to {latest.date()} (UTC): {value!r}"
+        )
     return moment
 
 
