@@ -240,6 +240,18 @@ class SignatureRepository:
         ).first()
         return _certificate(row) if row else None
 
+    def a_kept_key(self) -> CertificateRow | None:
+        """The newest certificate of a signer or an agency with its key kept here, revoked
+        or not: a key under the one passphrase every key here is locked with."""
+        c = _certs.c
+        row = self.conn.execute(
+            select(*_CERTIFICATE_COLUMNS)
+            .where(c.kind.in_(("agency", "signer")), c.key_pem != "")
+            .order_by(c.created_at.desc())
+            .limit(1)
+        ).first()
+        return _certificate(row) if row else None
+
     def listed_fingerprints(self, agency_id: str) -> frozenset[str]:
         """The fingerprints of the organisational certificates held for ``agency_id``: its
         own (with their keys) when it is ours, those of its directory entry when a peer."""

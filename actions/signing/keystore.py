@@ -167,6 +167,24 @@ def init_ca(
     return row
 
 
+def _unlocks_the_kept_keys(uow: UnitOfWork, passphrase: str) -> None:
+    """Refuse to lock a new key under a passphrase that does not open the keys kept: every
+    process unlocks them all with the one CONGVAN_KEY_PASSPHRASE, so a key under another
+    would be one no process could use (and ``keys rewrap`` could not reach)."""
+    kept = uow.signatures.a_kept_key()
+    if kept is None:
+        return  # the first key: it sets the passphrase
+    try:
+        pki.load_private_key(kept.key_pem.encode(), passphrase)
+    except keywrap.KeyUndecryptable as exc:
+        raise InvalidInput(
+            "CONGVAN_KEY_PASSPHRASE does not unlock the keys already stored "
+            f"(tried the {kept.kind} key of {kept.agency_id}): a new key is stored under "
+            "the same passphrase as they are.",
+            field="CONGVAN_KEY_PASSPHRASE",
+        ) from exc
+
+
 @_naming_the_ca_passphrase()
 def issue_signer(
     uow: UnitOfWork,
@@ -191,6 +209,7 @@ def issue_signer(
     if not user.full_name or not user.position:
         raise InvalidInput("The signer needs a full name and a position.", field="username")
     _row, ca = _ca(uow)
+    _unlocks_the_kept_keys(uow, passphrase)
     issued = pki.issue_signer_certificate(
         ca,
         passphrase if ca_passphrase is None else ca_passphrase,
@@ -223,6 +242,7 @@ def issue_agency(
     if agency is None:
         raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
     _row, ca = _ca(uow)
+    _unlocks_the_kept_keys(uow, passphrase)
     issued = pki.issue_agency_certificate(
         ca,
         passphrase if ca_passphrase is None else ca_passphrase,

@@ -14,6 +14,7 @@ from congvan.actions.signing import keystore, keywrap, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.rewrap import Rewrapped, rewrap_keys, stored_keys
 from congvan.actions.signing.verification import verify_manifest_signature
+from congvan.states.errors import InvalidInput
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow import directory
 from congvan.workflow.bootstrap import Runtime
@@ -231,6 +232,33 @@ def test_the_ca_key_has_its_own_passphrase(runtime: Runtime) -> None:
     pki.load_private_key(keys["ca"].key_pem.encode(), CA_PASS)
     with pytest.raises(keywrap.KeyUndecryptable):
         pki.load_private_key(keys["agency"].key_pem.encode(), CA_PASS)
+
+
+@pytest.mark.parametrize("kind", ["signer", "agency"])
+def test_a_new_key_is_never_locked_under_another_passphrase_than_the_kept_ones(
+    runtime: Runtime, kind: str
+) -> None:
+    # Given keys kept under the key passphrase (the CA under its own), one of them revoked
+    keys = setup_keys(runtime)
+    with runtime.uow() as uow:
+        uow.signatures.revoke(keys["agency"].fingerprint, runtime.clock(), "superseded")
+        uow.commit()
+    before = stored(runtime)
+
+    # When a key is issued with the CA's right passphrase but a mistyped key passphrase
+    with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
+        issue = keystore.issue_signer if kind == "signer" else keystore.issue_agency
+        users = {"username": "pct"} if kind == "signer" else {}
+        issue(
+            uow, AGENCY, **users, passphrase="mistyped", ca_passphrase=CA_PASS,
+            crl_url=CRL_URL, now=runtime.clock() + timedelta(seconds=1),
+        )  # fmt: skip
+
+    # Then it is refused naming the setting, quoting no passphrase, and nothing is stored
+    assert caught.value.code == "invalid_input"
+    assert "CONGVAN_KEY_PASSPHRASE does not unlock the keys already stored" in caught.value.message
+    assert not [s for s in (*SECRETS, "mistyped") if s in str(caught.value.to_dict())]
+    assert stored(runtime) == before
 
 
 def test_the_ca_passphrase_setting_falls_back_to_the_key_passphrase() -> None:
