@@ -7,6 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
+from congvan.states.errors import InvalidInput
+
 from .clock import as_utc
 from .prepared import Prepared
 from .tables import Peer as PeerRow
@@ -59,6 +61,19 @@ class PeerRepository:
             return False
         self.conn.execute(insert(_peers), [values])
         return True
+
+    def refuse_served_elsewhere(self, agency_id: str, what: str) -> None:
+        """InvalidInput when another instance serves the agency (it has a peer entry):
+        ``what`` (its users, its keys) would make this instance take it over."""
+        peer = self.get(agency_id)
+        if peer is not None:
+            raise InvalidInput(
+                f"Agency {agency_id} is served by another instance (its peer entry takes "
+                f"deliveries at {peer.inbox_url[:200]}); {what} belong there, or here once "
+                "its peer entry is removed (`congvan peers remove`).",
+                field="agency_id",
+                agency_id=agency_id,
+            )
 
     def get(self, agency_id: str, *, for_update: bool = False) -> Peer | None:
         """The peer; ``for_update`` holds its row until the transaction ends (PostgreSQL;

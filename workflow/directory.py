@@ -212,6 +212,7 @@ def ensure_user(
         if named != (user.full_name, user.position):
             uow.agencies.set_user_names(user.id, full_name=named[0], position=named[1])
         return user.id
+    uow.peers.refuse_served_elsewhere(agency_id, "its users")
     user_id = new_id()
     uow.agencies.add_user(
         UserRow(

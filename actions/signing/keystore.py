@@ -202,6 +202,7 @@ def issue_signer(
 
     ``passphrase`` encrypts the new key; ``ca_passphrase`` (default: the same) unlocks the CA.
     """
+    uow.peers.refuse_served_elsewhere(agency_id, "its signers' keys")
     user = uow.agencies.user(agency_id, username)
     agency = uow.agencies.agency(agency_id)
     if user is None or agency is None or "signer" not in user.roles.split(","):
@@ -241,6 +242,7 @@ def issue_agency(
     agency = uow.agencies.agency(agency_id)
     if agency is None:
         raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
+    uow.peers.refuse_served_elsewhere(agency_id, "its organisational key")
     _row, ca = _ca(uow)
     _unlocks_the_kept_keys(uow, passphrase)
     issued = pki.issue_agency_certificate(

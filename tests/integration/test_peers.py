@@ -286,6 +286,34 @@ def test_a_certificate_held_for_someone_else_is_refused(
         add(runtime, certificates=elsewhere.agency)
 
 
+@pytest.mark.parametrize("taking", ["a user", "a signer's key", "its organisational key"])
+def test_an_agency_served_elsewhere_is_never_taken_over_here(runtime: Runtime, taking: str) -> None:
+    # Given our CA, and a peer entry for an agency another instance serves
+    with runtime.uow() as uow:
+        keystore.init_ca(uow, "CA", "UBND", passphrase=PASS, now=runtime.clock(),
+                         store=runtime.trust)  # fmt: skip
+        uow.commit()
+    add(runtime)
+
+    # When a user or a key of its own is made for it here
+    with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
+        if taking == "a user":
+            directory.ensure_user(uow, PEER, "vanthu", ["clerk"], runtime.clock())
+        elif taking == "a signer's key":
+            keystore.issue_signer(uow, PEER, "ky", passphrase=PASS, crl_url=CRL_URL,
+                                  now=runtime.clock())  # fmt: skip
+        else:
+            keystore.issue_agency(uow, PEER, passphrase=PASS, crl_url=CRL_URL,
+                                  now=runtime.clock())  # fmt: skip
+
+    # Then it is refused, saying who serves it and how to serve it here instead
+    assert "served by another instance" in caught.value.message
+    assert INBOX in caught.value.message and "congvan peers remove" in caught.value.message
+    with runtime.uow(readonly=True) as uow:
+        assert not uow.agencies.has_users(PEER)
+        assert uow.signatures.agency_certificate(PEER, runtime.clock()) is None
+
+
 def test_an_agency_of_ours_gets_no_peer_entry(runtime: Runtime) -> None:
     with runtime.uow() as uow:
         directory.add_agency(uow, PEER, NAME, "UBND", runtime.clock())
