@@ -127,6 +127,14 @@ class AgencyRepository:
     def add_token(self, row: dict[str, Any]) -> None:
         self.conn.execute(insert(_tokens), [row])
 
+    def token_known(self, token: str) -> bool:
+        """Whether ``token`` is one of this installation's, not revoked (expired or not)."""
+        t = _tokens.c
+        row = self.conn.execute(
+            select(t.revoked_at).where(t.token_hash == hash_token(token))
+        ).first()
+        return row is not None and row.revoked_at is None
+
     def principal_for_token(self, token: str, now: datetime) -> Principal | None:
         t, u = _tokens.c, _users.c
         row = self.conn.execute(

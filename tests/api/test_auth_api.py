@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -67,6 +68,56 @@ def test_every_protected_route_answers_401_without_a_valid_token(
     # And nothing was changed by the refused calls
     assert api.version(doc_id) == 1
     assert len(api.get("/v1/documents").json()["items"]) == 1
+
+
+def _routes_reading_a_body_after_a_token(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path) of every route that takes a body from a caller it authenticates
+    by token, as the OpenAPI document declares them."""
+    return [
+        (method.upper(), re.sub(r"\{[^}]+\}", "x", path))
+        for path, operations in app.openapi()["paths"].items()
+        for method, operation in operations.items()
+        if "requestBody" in operation and {"HTTPBearer": []} in operation.get("security", [])
+    ]
+
+
+@pytest.mark.parametrize("authorization", BAD_AUTHORIZATION.values(), ids=BAD_AUTHORIZATION)
+def test_no_body_is_read_for_a_caller_without_a_valid_token(
+    api: Api, authorization: str | None
+) -> None:
+    # Given every route that takes a body from a caller it authenticates
+    routes = _routes_reading_a_body_after_a_token(api.client.app)  # type: ignore[arg-type]
+    assert ("POST", "/v1/documents") in routes and len(routes) > 10
+    headers = {"Content-Type": "application/json"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    for method, path in routes:
+        for body in (b"{not json", b"[" + b"0," * 50_000 + b"0]"):
+            # When it is sent a body it would refuse to read, by a caller with no valid token
+            response = api.client.request(method, path, headers=headers, content=body)
+            # Then the caller is refused first: nothing of the body was read or parsed
+            assert_error(response, 401, "unauthenticated")
+
+
+def test_a_revoked_token_gets_no_body_read_and_a_valid_one_does(api: Api) -> None:
+    # Given a clerk's token, then revoked
+    issued = api.new_token("clerk")
+    with api.runtime.uow() as uow:
+        assert uow.agencies.revoke_token(issued.prefix, api.clock()) == 1
+        uow.commit()
+    doc_id = api.draft()["id"]
+    path = f"/v1/documents/{doc_id}/events/edit"
+
+    # When it sends a body that is not JSON, then a valid token does
+    revoked = {"Authorization": f"Bearer {issued.token}", "Content-Type": "application/json"}
+    refused = api.client.post(path, headers=revoked, content=b"{not json")
+    valid = {**revoked, "Authorization": f"Bearer {api.tokens[A]['clerk']}"}
+    read = api.client.post(path, headers=valid, content=b"{not json")
+
+    # Then the revoked one is refused unread; the valid one's body is read, and refused
+    assert_error(refused, 401, "unauthenticated")
+    assert read.status_code == 422, read.text
+    assert api.version(doc_id) == 1
 
 
 def test_a_revoked_token_is_refused_and_the_others_keep_working(api: Api) -> None:

@@ -5,16 +5,31 @@ from __future__ import annotations
 from typing import Annotated
 
 import structlog
-from fastapi import Depends
+from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from congvan.actions.context import Actor
 from congvan.states.errors import Forbidden, Unauthenticated
 from congvan.storage.agencies import Principal
 
-from .deps import ClockDep, ReadUowDep
+from .deps import ClockDep, ReadUowDep, runtime_of
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `congvan tokens create`.")
+
+
+_NO_TOKEN = "Send an API token as `Authorization: Bearer <token>`."
+_NOT_VALID = "The API token is not valid, has expired or was revoked."
+_LONGEST_TOKEN = 200
+
+
+def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None or not credentials.credentials:
+        raise Unauthenticated(_NO_TOKEN)
+    if len(credentials.credentials) > _LONGEST_TOKEN:
+        raise Unauthenticated("The API token is not valid.")
+    return credentials.credentials
 
 
 def get_principal(
@@ -22,15 +37,11 @@ def get_principal(
     clock: ClockDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None or not credentials.credentials:
-        raise Unauthenticated("Send an API token as `Authorization: Bearer <token>`.")
-    token = credentials.credentials
-    if len(token) > 200:
-        raise Unauthenticated("The API token is not valid.")
+    token = _token(credentials)
     with uow:
         principal = uow.agencies.principal_for_token(token, clock())
     if principal is None:
-        raise Unauthenticated("The API token is not valid, has expired or was revoked.")
+        raise Unauthenticated(_NOT_VALID)
     structlog.contextvars.bind_contextvars(agency=principal.agency_id, user=principal.username)
     return principal
 
@@ -45,3 +56,24 @@ def actor_of(principal: Principal) -> Actor:
 def require(principal: Principal, roles: frozenset[str], what: str) -> None:
     if not principal.roles & roles:
         raise Forbidden(f"{what} needs the role {' or '.join(sorted(roles))}.", needs=sorted(roles))
+
+
+def needs_principal(dependant: Dependant) -> bool:
+    """Whether a route (its dependency tree) authenticates its caller by token."""
+    return any(d.call is get_principal or needs_principal(d) for d in dependant.dependencies)
+
+
+async def refuse_unknown_token(request: Request) -> None:
+    """Unauthenticated unless the request names a token of this installation, not revoked:
+    asked before the body of a route that authenticates is read, so that nobody without a
+    token makes the server read and parse a body of up to the request limit. Expiry is left
+    to the route's own check, by its clock; a token kept is looked up in the database."""
+    token = _token(await _bearer(request))
+    runtime = runtime_of(request)
+
+    def known() -> bool:
+        with runtime.uow(readonly=True) as uow:
+            return uow.agencies.token_known(token)
+
+    if not await run_in_threadpool(known):
+        raise Unauthenticated(_NOT_VALID)

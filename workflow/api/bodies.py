@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from congvan.states.errors import InvalidEncoding, InvalidInput, PayloadTooLarge, RepeatedField
 
+from .auth import needs_principal, refuse_unknown_token
 from .limits import BodyTooLarge
 from .outputs import ErrorBody, errors
 
@@ -185,10 +186,13 @@ class JsonRoute(APIRoute):
         takes_json = self._takes_json()
         form_types = self._form_types()
         form_named = " or ".join(sorted(form_types or (), reverse=True))
+        authenticates = needs_principal(self.dependant)
 
         async def route_handler(request: Request) -> Response:
             content_type = request.headers.get("content-type")
             if _has_body(request):
+                if authenticates:  # before a byte of the body is read
+                    await refuse_unknown_token(request)
                 if takes_json and not is_json_media_type(content_type):
                     raise HTTPException(415, "The body is sent as application/json.")
                 if form_types is not None and _media_type(content_type) not in form_types:
