@@ -81,6 +81,31 @@ def test_registering_then_handling_reports_each_status_code(
     assert_error(_fire(api, doc, "register"), 409, "invalid_transition")
 
 
+@pytest.mark.parametrize(
+    ("event", "status", "code"),
+    [("registr", 422, "unknown_event"), ("register", 409, "invalid_transition"),
+     ("agree_recall", 409, None)],
+)  # fmt: skip
+def test_a_refused_event_names_the_events_the_view_offers(
+    make_api: Callable[..., Api], event: str, status: int, code: str | None
+) -> None:
+    # Given a received document registered, with no request of its sender awaiting
+    api = make_api(jobs={"send_status": job_done})
+    doc = _received(api)
+    assert _fire(api, doc, "register").status_code == 200
+    offered = api.get(f"/v1/received/{doc}").json()["allowed_events"]
+    assert "assign" in offered and "agree_recall" not in offered
+
+    # When an event it does not offer is fired
+    refused = _fire(api, doc, event)
+
+    # Then the refusal lists what the view lists: no answer to a request nobody made
+    assert refused.status_code == status, refused.text
+    if code is not None:
+        assert_error(refused, status, code)
+        assert sorted(refused.json()["details"]["allowed"]) == sorted(offered)
+
+
 def test_a_refusal_without_a_reason_is_refused_and_with_one_is_kept(
     make_api: Callable[..., Api],
 ) -> None:

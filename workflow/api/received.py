@@ -22,7 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from congvan.actions.exchange.archive import Limits
 from congvan.actions.exchange.package import Package, Part, open_package
 from congvan.states import RECEIVED_DOCUMENT, allowed_events
-from congvan.states.errors import ExchangeRefused, InvalidInput, ManifestMismatch, NotFound
+from congvan.states.errors import (
+    ExchangeRefused,
+    InvalidInput,
+    ManifestMismatch,
+    NotFound,
+    TransitionNotAllowed,
+    UnknownEvent,
+)
 from congvan.states.policy import READ_ROLES, written_notation
 from congvan.states.received import ANSWERING, STATUS_CODE
 from congvan.storage.clock import as_utc
@@ -156,14 +163,20 @@ class ReceivedEventResult(BaseModel):
     jobs: list[str] = Field(description="Ids of the jobs the transition queued")
 
 
+def offered_events(state: str, awaiting: Collection[str]) -> list[str]:
+    """The events a received document in ``state`` offers: its machine's, an answering
+    one only while a request of its kind (recall, update) awaits our clerk's answer."""
+    return [
+        e
+        for e in allowed_events(RECEIVED_DOCUMENT, state)
+        if e not in ANSWERING or ANSWERING[e] in awaiting
+    ]
+
+
 def received_view(row: Received, awaiting: Collection[str] = ()) -> dict[str, Any]:
     """A received document as listed; ``awaiting``: the kinds of request (recall, update)
     awaiting our clerk's answer, whose answering events it offers."""
-    events = [
-        e
-        for e in allowed_events(RECEIVED_DOCUMENT, row.state)
-        if e not in ANSWERING or ANSWERING[e] in awaiting
-    ]
+    events = offered_events(row.state, awaiting)
     return {
         "id": row.id,
         "sender_id": row.sender_id,
@@ -391,6 +404,7 @@ def fire_received_event(
     received_id: str,
     event: Annotated[str, Path(json_schema_extra={"enum": list(RECEIVED_DOCUMENT.events)})],
     engine: EngineDep,
+    uow: ReadUowDep,
     principal: PrincipalDep,
     response: Response,
     body: ReceivedEventIn | None = None,
@@ -400,7 +414,15 @@ def fire_received_event(
     check_document_id(received_id)
     expected = parse_if_match(if_match)
     data = {"reason": body.reason} if body is not None and body.reason is not None else {}
-    result = fire_answering(
-        engine, "received", received_id, event, principal, response, expected, data, idempotency_key
-    )
+    try:
+        result = fire_answering(
+            engine, "received", received_id, event, principal, response, expected, data,
+            idempotency_key,
+        )  # fmt: skip
+    except (UnknownEvent, TransitionNotAllowed) as refused:
+        # The events it offers, as its view lists them: not an answer nothing awaits
+        state = str(refused.details["state"])
+        with uow:
+            awaiting = uow.received.awaiting_kinds([received_id]).get(received_id, ())
+        raise type(refused)(event, state, offered_events(state, awaiting)) from None
     return subject_event(result)
