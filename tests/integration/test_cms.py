@@ -108,7 +108,8 @@ def key_usage(**granted: bool) -> x509.KeyUsage:
     return x509.KeyUsage(**{**flags, **granted})
 
 
-def make_root(cn: str) -> Issued:
+def make_root(cn: str, *, around: datetime = NOW) -> Issued:
+    """A root CA valid ten years either side of ``around``."""
     key = new_key()
     name = make_name(cn, org="Congvan Test PKI")
     cert = (
@@ -117,8 +118,8 @@ def make_root(cn: str) -> Issued:
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - 3650 * DAY)
-        .not_valid_after(NOW + 3650 * DAY)
+        .not_valid_before(around - 3650 * DAY)
+        .not_valid_after(around + 3650 * DAY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(key_usage(key_cert_sign=True, crl_sign=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)

@@ -26,32 +26,11 @@ from tests.integration.test_cms import (
     SIGNER,
     Issued,
     issue,
-    key_usage,
-    make_name,
+    make_root,
     needs_openssl,
-    new_key,
 )
 
 DAY = timedelta(days=1)
-
-
-def root_valid_at(moment: datetime) -> Issued:
-    key = new_key()
-    name = make_name("Congvan Test Root CA", org="Congvan Test PKI")
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(moment - 365 * DAY)
-        .not_valid_after(moment + 365 * DAY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(key_usage(key_cert_sign=True, crl_sign=True), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .sign(key, hashes.SHA256())
-    )
-    return Issued(key, cert)
 
 
 def crl_at(root: Issued, moment: datetime) -> x509.CertificateRevocationList:
@@ -86,7 +65,7 @@ def test_a_signature_made_past_2049_verifies_by_us_and_by_openssl(
     moment: datetime, tmp_path: Path
 ) -> None:
     # Given a signer whose certificate is valid then
-    root = root_valid_at(moment)
+    root = make_root("Congvan Test Root CA", around=moment)
     signer = issue(root, not_before=moment - 30 * DAY, not_after=moment + 30 * DAY)
     verification._trusted_signers.clear()
 
