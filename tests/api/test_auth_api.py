@@ -70,14 +70,15 @@ def test_every_protected_route_answers_401_without_a_valid_token(
     assert len(api.get("/v1/documents").json()["items"]) == 1
 
 
-def _routes_reading_a_body_after_a_token(app: FastAPI) -> list[tuple[str, str]]:
-    """(method, path) of every route that takes a body from a caller it authenticates
-    by token, as the OpenAPI document declares them."""
+def _routes_reading_a_body_after_a_token(app: FastAPI) -> list[tuple[str, str, str]]:
+    """(method, path, media type) of every route that takes a body from a caller it
+    authenticates by token, as the OpenAPI document declares them."""
     return [
-        (method.upper(), re.sub(r"\{[^}]+\}", "x", path))
+        (method.upper(), re.sub(r"\{[^}]+\}", "x", path), next(iter(body["content"])))
         for path, operations in app.openapi()["paths"].items()
         for method, operation in operations.items()
-        if "requestBody" in operation and {"HTTPBearer": []} in operation.get("security", [])
+        if (body := operation.get("requestBody"))
+        and {"HTTPBearer": []} in operation.get("security", [])
     ]
 
 
@@ -87,11 +88,13 @@ def test_no_body_is_read_for_a_caller_without_a_valid_token(
 ) -> None:
     # Given every route that takes a body from a caller it authenticates
     routes = _routes_reading_a_body_after_a_token(api.client.app)  # type: ignore[arg-type]
-    assert ("POST", "/v1/documents") in routes and len(routes) > 10
-    headers = {"Content-Type": "application/json"}
-    if authorization is not None:
-        headers["Authorization"] = authorization
-    for method, path in routes:
+    assert ("POST", "/v1/documents", "multipart/form-data") in routes and len(routes) > 10
+    for method, path, media_type in routes:
+        # (of the media type the route takes: judged first, that reads nothing)
+        boundary = "; boundary=b" if media_type.startswith("multipart/") else ""
+        headers = {"Content-Type": media_type + boundary}
+        if authorization is not None:
+            headers["Authorization"] = authorization
         for body in (b"{not json", b"[" + b"0," * 50_000 + b"0]"):
             # When it is sent a body it would refuse to read, by a caller with no valid token
             response = api.client.request(method, path, headers=headers, content=body)

@@ -7,16 +7,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from sqlalchemy import delete
-
-from congvan.actions.signing import keystore
+from congvan.actions.signing import keystore, pki
 from congvan.storage.ids import new_id
 from congvan.storage.peers import Peer
-from congvan.storage.tables import Certificate
 from congvan.workflow.api.app import create_app
 from congvan.workflow.serving import serve_in_thread
 from tests.factories import actor, document_row
-from tests.installations import CRL_URL, PASS, A, B, Pair, serving_inbox
+from tests.installations import CRL_URL, NAMES, PASS, A, B, Pair, serving_inbox
 
 
 def test_a_status_signed_under_a_renewal_not_yet_imported_waits_then_acknowledges(
@@ -31,14 +28,15 @@ def test_a_status_signed_under_a_renewal_not_yet_imported_waits_then_acknowledge
     # and B's organisational certificate renewed (by the exchange CA A runs), held by B
     # alone: A has not imported B's renewed directory entry
     pair.sender.clock.advance(minutes=5)
-    with pair.sender.uow() as uow:
-        renewed = keystore.issue_agency(
-            uow, B, passphrase=PASS, crl_url=CRL_URL, now=pair.sender.clock()
-        )
-        uow.conn.execute(delete(Certificate).where(Certificate.id == renewed.id))  # type: ignore[arg-type]
-        uow.commit()
+    now = pair.sender.clock()
+    with pair.sender.uow(readonly=True) as uow:
+        _row, ca = keystore._ca(uow)
+    issued = pki.issue_agency_certificate(
+        ca, PASS, agency_id=B, agency_name=NAMES[B], passphrase=PASS, valid_from=now,
+        valid_days=1095, crl_url=CRL_URL,
+    )  # fmt: skip
     with pair.receiver.uow() as uow:
-        uow.signatures.add_certificate(renewed)
+        renewed = keystore._store(uow, "agency", issued, now, agency_id=B)
         uow.commit()
 
     with serve_in_thread(create_app(pair.sender)) as sender_base:
