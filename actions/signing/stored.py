@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError
 from congvan.storage.documents import DocumentRow
@@ -23,15 +25,53 @@ from .manifest import build_manifest
 from .verification import Verdict, verify_manifest_signature
 
 
-def manifest_of(uow: UnitOfWork, document_id: str) -> bytes:
-    """The manifest of the document as it stands now."""
+def manifest_of(
+    uow: UnitOfWork, document_id: str, *, taken_back: Mapping[str, Any] | None = None
+) -> bytes:
+    """The manifest of the document as it stands now (with ``taken_back``: those fields'
+    values instead of its own)."""
     doc = uow.documents.get(document_id)
     if doc is None:
         raise InvalidInput("No such document.", document_id=document_id)
     recipients = [r.organ_id for r in uow.documents.recipients(document_id)]
     # The manifest's format is defined over plain mappings (it is also built by hand).
     attachments = [dataclasses.asdict(a) for a in uow.documents.attachments(document_id)]
-    return build_manifest({**doc.as_dict(), "recipients": recipients}, attachments)
+    fields = {**doc.as_dict(), **(taken_back or {}), "recipients": recipients}
+    return build_manifest(fields, attachments)
+
+
+@dataclasses.dataclass(frozen=True)
+class AsSigned:
+    """A document as its signature covers it: its manifest, its row, and the versions of
+    the updates whose corrections were taken back to get them (none: as it is now)."""
+
+    manifest: bytes
+    document: DocumentRow
+    updates: list[int]
+
+
+def as_signed(uow: UnitOfWork, document_id: str, signed_sha256: str) -> AsSigned:
+    """The document as its signature (of manifest ``signed_sha256``) should cover it.
+
+    An update (a correction of an issued document's metadata, sent to its recipients)
+    changes the document after it was signed; its audit entry keeps each field's value
+    before. Taken back, newest first, they give the document as signed. When that is not
+    what was signed either, the document changed otherwise: it is given as it is now, for
+    the verification to refuse.
+    """
+    doc = uow.documents.load(document_id)
+    current = AsSigned(manifest_of(uow, document_id), doc, [])
+    updates = uow.audit.entries(document_id, "update")
+    if hashlib.sha256(current.manifest).hexdigest() == signed_sha256 or not updates:
+        return current
+    taken_back: dict[str, Any] = {}
+    for entry in reversed(updates):
+        for name, change in dict(entry.payload.get("changed") or {}).items():
+            taken_back[name] = change["from"]
+    signed = manifest_of(uow, document_id, taken_back=taken_back)
+    if hashlib.sha256(signed).hexdigest() != signed_sha256:
+        return current
+    return AsSigned(signed, dataclasses.replace(doc, **taken_back), [e.version for e in updates])
 
 
 def expected_signer(uow: UnitOfWork, doc: DocumentRow) -> dict[str, str]:

@@ -23,6 +23,9 @@ from congvan.actions.exchange.evidence import role_of, write_bundle
 from congvan.actions.exchange.evidence_checks import verify_bundle
 from congvan.actions.exchange.package import Original
 from congvan.actions.exchange.writing import assemble, seal_header
+from congvan.actions.signing import keystore
+from congvan.actions.signing.stored import as_signed, expected_signer, manifest_of
+from congvan.actions.signing.verification import verify_manifest_signature
 from congvan.states.errors import (
     Forbidden,
     GuardFailed,
@@ -386,6 +389,22 @@ def test_an_update_agreed_to_corrects_the_metadata_and_keeps_the_old_in_the_trai
         doc, "update", actor("supervisor"), data={"reason": "Sai trích yếu", "fields": fields}
     )
     assert document_row(pair.sender, doc).subject == fields["subject"]
+    # (A's signature still stands: it covered the metadata the update corrected)
+    with pair.sender.uow(readonly=True) as uow:
+        signature = uow.signatures.latest_signature(doc)
+        assert signature is not None
+        signed = as_signed(uow, doc, signature.manifest_sha256)
+        [update] = uow.audit.entries(doc, "update")
+        assert signed.updates == [update.version]
+        assert hashlib.sha256(signed.manifest).hexdigest() == signature.manifest_sha256
+        assert signed.document.subject == old_subject
+        assert manifest_of(uow, doc) != signed.manifest
+        trust = keystore.trust_material(uow, pair.sender.trust)
+        verdict = verify_manifest_signature(
+            signed.manifest, bytes(signature.cms), trust_roots=trust.roots, crls=trust.crls,
+            at=pair.sender.clock(), expected_signer=expected_signer(uow, signed.document),
+        )  # fmt: skip
+        assert verdict.signer_matches
     # (one request at a time)
     with pytest.raises(GuardFailed):
         pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "y"})

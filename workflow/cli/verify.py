@@ -63,7 +63,7 @@ def _verify_document(document_id: str, runtime: Store) -> int:
 
     from congvan.actions.signing import keystore
     from congvan.actions.signing.signing import VIETNAM
-    from congvan.actions.signing.stored import manifest_of, verify_stored
+    from congvan.actions.signing.stored import as_signed, verify_stored
     from congvan.actions.timestamping import timestamp_view
     from congvan.storage.clock import as_utc
 
@@ -79,7 +79,8 @@ def _verify_document(document_id: str, runtime: Store) -> int:
                 document_id=document_id,
                 state=doc.state,
             )
-        manifest = manifest_of(uow, document_id)
+        signed = as_signed(uow, document_id, signature.manifest_sha256)
+        manifest, updates = signed.manifest, signed.updates
         cms_der = bytes(signature.cms)
         notation = policy.written_notation(doc.as_dict())
         current = hashlib.sha256(manifest).hexdigest()
@@ -90,7 +91,10 @@ def _verify_document(document_id: str, runtime: Store) -> int:
             f"accepted {accepted}; checked as of then",
         ]
         footer = [f"manifest      sha256 {signature.manifest_sha256} (signed)"]
-        if current != signature.manifest_sha256:
+        if updates:
+            versions = ", ".join(f"v{v}" for v in updates)
+            footer.append(f"              its metadata corrected since by update ({versions})")
+        elif current != signature.manifest_sha256:
             footer.append(f"              sha256 {current} (the document now)")
         print_trust_notes(trust, runtime.trust)
         stamp = timestamp_view(uow, "signature", signature.id)
@@ -98,7 +102,10 @@ def _verify_document(document_id: str, runtime: Store) -> int:
             error = f": {stamp['error']}" if stamp["error"] else ""
             footer.append(f"timestamp     {stamp['status']}{error}")
         return report(
-            lambda: verify_stored(uow, signature, manifest, doc, trust), cms_der, header, footer
+            lambda: verify_stored(uow, signature, manifest, signed.document, trust),
+            cms_der,
+            header,
+            footer,
         )
 
 
