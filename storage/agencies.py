@@ -72,6 +72,20 @@ class Principal:
         return f"{self.username}@{self.agency_id}"
 
 
+@dataclass(frozen=True)
+class TokenHolder:
+    """Whose a token is, and until when (None: no end)."""
+
+    principal: Principal
+    expires_at: datetime | None
+
+    def valid_at(self, now: datetime) -> bool:
+        if self.expires_at is None:
+            return True
+        expires = self.expires_at  # read back without its zone (SQLite): in now's
+        return (expires if expires.tzinfo else expires.replace(tzinfo=now.tzinfo)) > now
+
+
 class AgencyRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -127,15 +141,9 @@ class AgencyRepository:
     def add_token(self, row: dict[str, Any]) -> None:
         self.conn.execute(insert(_tokens), [row])
 
-    def token_known(self, token: str) -> bool:
-        """Whether ``token`` is one of this installation's, not revoked (expired or not)."""
-        t = _tokens.c
-        row = self.conn.execute(
-            select(t.revoked_at).where(t.token_hash == hash_token(token))
-        ).first()
-        return row is not None and row.revoked_at is None
-
-    def principal_for_token(self, token: str, now: datetime) -> Principal | None:
+    def token_holder(self, token: str) -> TokenHolder | None:
+        """Whose ``token`` is, and until when (None: no end), when it is one of this
+        installation's and not revoked; expired or not."""
         t, u = _tokens.c, _users.c
         row = self.conn.execute(
             select(
@@ -153,15 +161,7 @@ class AgencyRepository:
         ).first()
         if row is None or row.revoked_at is not None:
             return None
-        if row.expires_at is not None:
-            expires = (
-                row.expires_at
-                if row.expires_at.tzinfo
-                else row.expires_at.replace(tzinfo=now.tzinfo)
-            )
-            if expires <= now:
-                return None
-        return Principal(
+        principal = Principal(
             user_id=row.id,
             username=row.username,
             agency_id=row.agency_id,
@@ -169,6 +169,11 @@ class AgencyRepository:
             full_name=row.full_name,
             position=row.position,
         )
+        return TokenHolder(principal, row.expires_at)
+
+    def principal_for_token(self, token: str, now: datetime) -> Principal | None:
+        held = self.token_holder(token)
+        return held.principal if held is not None and held.valid_at(now) else None
 
     def revoke_token(self, prefix: str, at: datetime) -> int:
         result = self.conn.execute(

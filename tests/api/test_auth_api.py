@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from congvan.states import DOCUMENT
 from congvan.states.policy import CREATE_ROLES, EVENT_ROLES, READ_ROLES, ROLES
+from congvan.storage.agencies import AgencyRepository
 from congvan.storage.clock import FrozenClock
 from congvan.workflow.api.deps import get_clock
 from tests.api.conftest import MAIN_PDF, A, Api, B, assert_error, sha256
@@ -121,6 +122,33 @@ def test_a_revoked_token_gets_no_body_read_and_a_valid_one_does(api: Api) -> Non
     assert_error(refused, 401, "unauthenticated")
     assert read.status_code == 422, read.text
     assert api.version(doc_id) == 1
+
+
+def test_a_token_is_looked_up_once_a_request_with_or_without_a_body(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a draft, and every look-up of a token counted
+    doc_id = api.draft()["id"]
+    looked: list[str] = []
+    holder = AgencyRepository.token_holder
+
+    def counted(self: AgencyRepository, token: str) -> Any:
+        looked.append(token)
+        return holder(self, token)
+
+    monkeypatch.setattr(AgencyRepository, "token_holder", counted)
+
+    # When a clerk reads it, then edits it (a body, its token looked up before it is read)
+    assert api.get(f"/v1/documents/{doc_id}").status_code == 200
+    edited = api.client.post(
+        f"/v1/documents/{doc_id}/events/edit",
+        headers=api.auth(),
+        json={"fields": {"place": "Huế"}},
+    )
+
+    # Then each request looked its token up once
+    assert edited.status_code == 200, edited.text
+    assert len(looked) == 2
 
 
 def test_a_revoked_token_is_refused_and_the_others_keep_working(api: Api) -> None:

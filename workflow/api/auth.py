@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from congvan.actions.context import Actor
 from congvan.states.errors import Forbidden, Unauthenticated
-from congvan.storage.agencies import Principal
+from congvan.storage.agencies import Principal, TokenHolder
 
 from .deps import ClockDep, ReadUowDep, runtime_of
 
@@ -32,16 +32,26 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
+# Where ``refuse_unknown_token`` leaves the token's holder for ``get_principal``.
+_HOLDER = "congvan.token_holder"
+
+
 def get_principal(
+    request: Request,
     uow: ReadUowDep,
     clock: ClockDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     token = _token(credentials)
-    with uow:
-        principal = uow.agencies.principal_for_token(token, clock())
-    if principal is None:
+    held: tuple[str, TokenHolder | None] | None = request.scope.get(_HOLDER)
+    if held is not None and held[0] == token:
+        holder = held[1]  # looked up before the body was read: not again
+    else:
+        with uow:
+            holder = uow.agencies.token_holder(token)
+    if holder is None or not holder.valid_at(clock()):
         raise Unauthenticated(_NOT_VALID)
+    principal = holder.principal
     structlog.contextvars.bind_contextvars(agency=principal.agency_id, user=principal.username)
     return principal
 
@@ -67,13 +77,16 @@ async def refuse_unknown_token(request: Request) -> None:
     """Unauthenticated unless the request names a token of this installation, not revoked:
     asked before the body of a route that authenticates is read, so that nobody without a
     token makes the server read and parse a body of up to the request limit. Expiry is left
-    to the route's own check, by its clock; a token kept is looked up in the database."""
+    to the route's own check (``get_principal``, by its clock), which takes the holder
+    found here instead of looking the token up again."""
     token = _token(await _bearer(request))
     runtime = runtime_of(request)
 
-    def known() -> bool:
+    def holder() -> TokenHolder | None:
         with runtime.uow(readonly=True) as uow:
-            return uow.agencies.token_known(token)
+            return uow.agencies.token_holder(token)
 
-    if not await run_in_threadpool(known):
+    found = await run_in_threadpool(holder)
+    if found is None:
         raise Unauthenticated(_NOT_VALID)
+    request.scope[_HOLDER] = (token, found)
