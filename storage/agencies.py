@@ -171,10 +171,6 @@ class AgencyRepository:
         )
         return TokenHolder(principal, row.expires_at)
 
-    def principal_for_token(self, token: str, now: datetime) -> Principal | None:
-        held = self.token_holder(token)
-        return held.principal if held is not None and held.valid_at(now) else None
-
     def revoke_token(self, prefix: str, at: datetime) -> int:
         result = self.conn.execute(
             update(_tokens)

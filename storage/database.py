@@ -16,8 +16,8 @@ from sqlalchemy.exc import ArgumentError, DisconnectionError, InterfaceError, Op
 from congvan.states.errors import InvalidInput
 
 USABLE_URLS = "sqlite:///PATH or postgresql://USER@HOST:PORT/NAME"
-# The drivers congvan is built and tested on, by backend.
-_DRIVERS = {"sqlite": ("pysqlite",), "postgresql": ("psycopg",)}
+# The drivers congvan is built and tested on, by backend ("": the backend's default).
+_DRIVERS = {"sqlite": ("", "pysqlite"), "postgresql": ("psycopg",)}
 
 
 def _unusable(message: str) -> InvalidInput:
@@ -40,7 +40,7 @@ def normalise_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     backend, _, driver = parsed.drivername.partition("+")
-    if driver not in _DRIVERS.get(backend, ()) and not (backend == "sqlite" and not driver):
+    if driver not in _DRIVERS.get(backend, ()):
         raise _unusable(
             f"The database URL names {parsed.drivername[:40]!r}; congvan uses {USABLE_URLS}."
         )

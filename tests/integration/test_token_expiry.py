@@ -37,9 +37,11 @@ def test_a_lifetime_in_days_or_none(runtime: Runtime) -> None:
         forever = directory.create_token(uow, user_id, now, None)
         uow.commit()
     with runtime.uow(readonly=True) as uow:
-        assert uow.agencies.principal_for_token(one.token, now) is not None
-        assert uow.agencies.principal_for_token(one.token, now + timedelta(days=2)) is None
-        assert uow.agencies.principal_for_token(forever.token, now + timedelta(days=36500))
+        one_held, forever_held = (uow.agencies.token_holder(t.token) for t in (one, forever))
+        assert one_held is not None and forever_held is not None
+        assert one_held.valid_at(now)
+        assert not one_held.valid_at(now + timedelta(days=2))
+        assert forever_held.valid_at(now + timedelta(days=36500))
 
 
 def test_the_cli_refuses_zero_days(runtime: Runtime, capsys: pytest.CaptureFixture[str]) -> None:

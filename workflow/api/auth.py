@@ -43,7 +43,8 @@ def get_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     token = _token(credentials)
-    held: tuple[str, TokenHolder | None] | None = request.scope.get(_HOLDER)
+    held: tuple[str, TokenHolder] | None = request.scope.get(_HOLDER)
+    holder: TokenHolder | None
     if held is not None and held[0] == token:
         holder = held[1]  # looked up before the body was read: not again
     else:

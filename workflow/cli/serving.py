@@ -6,7 +6,7 @@ import argparse
 import signal
 import sys
 import threading
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,10 +71,10 @@ def _moment(value: str) -> datetime:
 
     # Its certification authority is valid ten years on from the start, within the days
     # reckoned with (to the end of 2199).
-    latest = datetime.combine(LAST_DAY, time.min, UTC) - timedelta(days=CA_VALID_DAYS)
-    if not FIRST_DEMO_DAY <= moment.astimezone(UTC).date() <= latest.date():
+    latest = LAST_DAY - timedelta(days=CA_VALID_DAYS)
+    if not FIRST_DEMO_DAY <= moment.astimezone(UTC).date() <= latest:
         raise argparse.ArgumentTypeError(
-            f"the demo starts from {FIRST_DEMO_DAY} to {latest.date()} (UTC): {value!r}"
+            f"the demo starts from {FIRST_DEMO_DAY} to {latest} (UTC): {value!r}"
         )
     return moment
 
