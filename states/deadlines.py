@@ -4,11 +4,11 @@ Letter 1227/UBND-TĐKT, point 4, asks that sending and receiving keep to their t
 point 3 that the sender is warned in time when they do not. These are the rules:
 
 - a signed document is sent by the cut-off (same day, at the latest the next working
-  morning: :func:`states.timeliness.send_by`); an urgent one within ``send`` working minutes;
-- a dispatch is delivered (status 01) within ``deliver`` working minutes of the send;
+  morning: :func:`states.timeliness.send_by`); an urgent one within ``send`` minutes;
+- a dispatch is delivered (status 01) within ``deliver`` minutes of the send;
 - the recipient registers it (03) the working day it arrives (Decree 30 Art. 21), the next
   working day when it arrives in the last ``register_grace`` working minutes of a day;
-  urgent documents within ``register`` working minutes, whichever comes first;
+  urgent documents within ``register`` minutes, whichever comes first;
 - a recall is answered (15 or 16) within ``recall_answer`` working minutes;
 - an escalation left open ``escalate`` working minutes goes to the agency's leadership.
 
@@ -16,7 +16,12 @@ Each rule has one value per urgency level (0 thường, 1 khẩn, 2 thượng kh
 4 hỏa tốc hẹn giờ), never longer for a more urgent level. The province sets the rules
 (the operator's settings); an agency may tighten them, never loosen them
 (:meth:`TimeRules.tightened`). A hỏa tốc hẹn giờ document carries its appointed time,
-which is its delivery deadline whatever the rule says.
+which is its deadline to be sent, delivered and registered by whatever the rule says.
+
+Rules count working minutes, except ``send``, ``deliver`` and ``register`` for an urgent
+document (level 1 and up), which count minutes on the clock: urgent documents are sent
+right after signing and handled right after receipt, never held over a night, a weekend
+or a holiday (Decision 28/2018 Art. 6, Decree 30 Art. 18).
 
 Working time is the working days of the calendar passed in (weekends, holidays, make-up
 days: actions/calendar.py) and, on each, the working hours (Vietnam time). Every function
@@ -193,13 +198,15 @@ def end_of_working_day(
 
 # -- the rules -------------------------------------------------------------------------------
 
-# Working minutes per urgency level 0..4. The province's defaults; an agency may tighten.
+# Minutes per urgency level 0..4 (see the module's docstring for which run on the clock).
+# The province's defaults; an agency may tighten.
 RULES: dict[str, str] = {
-    "send": "an urgent signed document is sent within (working minutes); a normal one by "
-    "the cut-off of the next working morning",
-    "deliver": "a dispatch is delivered (01) within this much working time of the send",
-    "register": "an urgent received document is registered (03) within this much working "
-    "time of its arrival (a normal one: the working day it arrives)",
+    "send": "an urgent signed document is sent within (minutes on the clock); a normal one "
+    "by the cut-off of the next working morning",
+    "deliver": "a dispatch is delivered (01) within this much time of the send (working "
+    "minutes; minutes on the clock for an urgent document)",
+    "register": "an urgent received document is registered (03) within this many minutes on "
+    "the clock of its arrival (a normal one: the working day it arrives)",
     "register_grace": "a document arriving in the last minutes of a working day may be "
     "registered the next working day",
     "recall_answer": "a recipient answers a recall, update or replacement (15/16) within",
@@ -217,6 +224,9 @@ _DEFAULTS: dict[str, tuple[int, ...]] = {
 
 # No rule may be set longer than this (20 working days), nor to nothing.
 _LONGEST = 20 * 8 * 60
+
+# The rules an urgent document's deadlines count on the clock (the module's docstring).
+ON_THE_CLOCK = frozenset({"send", "deliver", "register"})
 
 
 class RuleError(ValueError):
@@ -382,17 +392,27 @@ class Deadlines:
     hours: WorkingHours = DEFAULT_HOURS
 
     def after(self, start: datetime, rule: str, urgency: int) -> datetime:
-        return add_working_time(start, self.rules.of(rule, urgency), self.calendar, self.hours)
+        """``rule``'s time at ``urgency`` from ``start``: working time, or time on the clock
+        for an urgent document's ``send``, ``deliver`` and ``register``."""
+        amount = self.rules.of(rule, urgency)
+        if urgency >= 1 and rule in ON_THE_CLOCK:
+            return _aware(start, "start") + amount
+        return add_working_time(start, amount, self.calendar, self.hours)
 
-    def send_by(self, signed_at: datetime, urgency: int) -> datetime:
-        """When a document signed at ``signed_at`` must have gone out."""
+    def send_by(
+        self, signed_at: datetime, urgency: int, appointed: datetime | None = None
+    ) -> datetime:
+        """When a document signed at ``signed_at`` must have gone out (a hỏa tốc hẹn giờ
+        one by its appointed time when that comes first)."""
         day = _aware(signed_at, "signed_at").date()
         nxt = day + timedelta(days=1)
         while not self.calendar.is_working_day(nxt):
             nxt += timedelta(days=1)
         normal = datetime.combine(nxt, self.rules.send_cutoff, VIETNAM)
         if urgency >= 1:
-            return min(normal, self.after(signed_at, "send", urgency))
+            return _by_appointment(
+                min(normal, self.after(signed_at, "send", urgency)), urgency, appointed
+            )
         return normal
 
     def deliver_by(
@@ -401,22 +421,31 @@ class Deadlines:
         """When a dispatch sent at ``sent_at`` must have arrived (01); a hỏa tốc hẹn giờ
         document's appointed time when it has one and it comes first: an appointment
         days away does not make the most urgent level wait longer than its rule."""
-        rule = self.after(sent_at, "deliver", urgency)
-        if urgency >= 4 and appointed is not None:
-            return min(_aware(appointed, "appointed"), rule)
-        return rule
+        return _by_appointment(self.after(sent_at, "deliver", urgency), urgency, appointed)
 
-    def register_by(self, arrived_at: datetime, urgency: int) -> datetime:
-        """When a document that arrived at ``arrived_at`` must be registered (03)."""
+    def register_by(
+        self, arrived_at: datetime, urgency: int, appointed: datetime | None = None
+    ) -> datetime:
+        """When a document that arrived at ``arrived_at`` must be registered (03); a hỏa
+        tốc hẹn giờ one by its appointed time when that comes first."""
         end = end_of_working_day(arrived_at, self.calendar, self.hours)
         grace = self.rules.of("register_grace", urgency)
         start = add_working_time(arrived_at, timedelta(0), self.calendar, self.hours)
         if working_time_between(start, end, self.calendar, self.hours) < grace:
             end = end_of_working_day(end + timedelta(microseconds=1), self.calendar, self.hours)
         if urgency >= 1:
-            return min(end, self.after(arrived_at, "register", urgency))
+            return _by_appointment(
+                min(end, self.after(arrived_at, "register", urgency)), urgency, appointed
+            )
         return end
 
     def remaining(self, now: datetime, due: datetime) -> timedelta:
         """Working time left from ``now`` until ``due`` (negative once past)."""
         return working_time_between(now, due, self.calendar, self.hours)
+
+
+def _by_appointment(due: datetime, urgency: int, appointed: datetime | None) -> datetime:
+    """``due``, or a hỏa tốc hẹn giờ document's appointed time when that comes first."""
+    if urgency >= 4 and appointed is not None:
+        return min(_aware(appointed, "appointed"), due)
+    return due

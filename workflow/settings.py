@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     sign_within_working_days: int = Field(default=1, ge=0, le=60)
     # Working hours of a working day, Vietnam time: deadlines count only these.
     working_hours: str = "08:00-12:00,13:00-17:00"
-    # The province's time rules (states/deadlines.py), rule → working minutes for urgency
+    # The province's time rules (states/deadlines.py), rule → minutes for urgency
     # levels 0–4, over the built-in defaults; agencies may only tighten them.
     time_rules: dict[str, list[int]] = Field(default_factory=dict)
 

@@ -23,6 +23,7 @@ from congvan.states import escalation as e
 from congvan.states import received as r
 from congvan.states.deadlines import RuleError, TimeRules
 from congvan.states.errors import InvalidInput
+from congvan.states.policy import APPOINTED_URGENCY
 from congvan.states.vocabulary import RULE_DEADLINE
 from congvan.storage.dispatches import DispatchRow
 from congvan.storage.timers import DueTimer
@@ -112,18 +113,34 @@ class RuleTimers(Lifecycle):
             self._settled(uow, change, change.subject_id, [(e.NOT_ACKNOWLEDGED, change.to_state)])
 
     def arrived(
-        self, uow: UnitOfWork, received_id: str, agency_id: str, urgency: int, now: datetime
+        self,
+        uow: UnitOfWork,
+        received_id: str,
+        agency_id: str,
+        urgency: int,
+        now: datetime,
+        appointed: str | None = None,
     ) -> None:
-        """A document arrived: our clerks register it by the rule (Decree 30 Art. 21)."""
-        due = self.deadlines(uow, agency_id).register_by(now, urgency)
+        """A document arrived: our clerks register it by the rule (Decree 30 Art. 21), a
+        hỏa tốc hẹn giờ one by its appointed time when that comes first."""
+        due = self.deadlines(uow, agency_id).register_by(now, urgency, _moment(appointed))
         payload = {"received_id": received_id}
         # Stored by this transaction: no timer watches it yet.
         self._arm(uow, e.NOT_ACKNOWLEDGED, received_id, None, due, payload, cancel=False)
 
+    @staticmethod
+    def _appointed(uow: UnitOfWork, document_id: str | None, urgency: int) -> datetime | None:
+        """A hỏa tốc hẹn giờ document's appointed time (read only for that level)."""
+        if urgency < APPOINTED_URGENCY or document_id is None:
+            return None
+        return _moment(uow.documents.load(document_id).appointed_at)
+
     def _document(self, uow: UnitOfWork, change: Change) -> None:
         document_id = change.subject_id
         if change.to_state == doc.SIGNED and change.from_state != doc.SIGNED:
-            due = self.deadlines(uow, change.agency_id).send_by(change.now, change.urgency)
+            due = self.deadlines(uow, change.agency_id).send_by(
+                change.now, change.urgency, self._appointed(uow, document_id, change.urgency)
+            )
             self._arm(uow, e.NOT_SENT_IN_TIME, document_id, document_id, due, {})
         if change.from_state == doc.SIGNED and change.to_state != doc.SIGNED:
             self._settled(uow, change, document_id, [(e.NOT_SENT_IN_TIME, "sent")])
@@ -137,12 +154,8 @@ class RuleTimers(Lifecycle):
             for row in uow.dispatches.for_requests(document_id):
                 self._settled(uow, change, row.id, [(kind, why) for kind in _REQUEST_KINDS])
         if change.event in ("send", "resend"):
-            deadlines = self.deadlines(uow, change.agency_id)
-            appointed = uow.documents.load(document_id).appointed_at
-            due = deadlines.deliver_by(
-                change.now,
-                change.urgency,
-                datetime.fromisoformat(appointed) if appointed else None,
+            due = self.deadlines(uow, change.agency_id).deliver_by(
+                change.now, change.urgency, self._appointed(uow, document_id, change.urgency)
             )
             # A first send made its dispatches in this transaction: no timer watches them.
             cancel = change.event != "send"
@@ -186,7 +199,10 @@ class RuleTimers(Lifecycle):
             else {}
         )
         if dest == d.DELIVERED and change.from_state != d.DELIVERED:
-            due = self.deadlines(uow, change.agency_id).register_by(change.now, change.urgency)
+            appointed = self._appointed(uow, change.document_id, change.urgency)
+            due = self.deadlines(uow, change.agency_id).register_by(
+                change.now, change.urgency, appointed
+            )
             payload = {"dispatch_id": dispatch_id}
             # Its timer was cancelled just above, as delivery kept the rule before.
             self._arm(
@@ -328,3 +344,8 @@ class RuleTimers(Lifecycle):
                     now=now,
                     document_id=head.id,
                 )
+
+
+def _moment(text: str | None) -> datetime | None:
+    """An appointed time as stored (ISO 8601 with its offset), or None."""
+    return datetime.fromisoformat(text) if text else None

@@ -575,6 +575,42 @@ def test_a_hoa_toc_hen_gio_letter_is_due_at_its_appointed_time_or_its_rule(
     assert (late.kind, late.severity) == ("not_delivered", "critical")
 
 
+def test_a_hoa_toc_hen_gio_letter_is_sent_and_registered_by_its_appointment(
+    pair: Pair, served: str, make_document: Callable[..., str], notices: Notices
+) -> None:
+    def rule_timers(runtime: Runtime, subject: str) -> dict[str, datetime]:
+        with runtime.uow(readonly=True) as uow:
+            return {
+                t.payload["escalation"]: t.due_at
+                for t in uow.timers.for_document(subject)
+                if t.kind == "rule_deadline"
+            }
+
+    # Given a hỏa tốc hẹn giờ letter whose appointment is 5 minutes away (its rule: 15)
+    pair.point_b_at(served)
+    soon = pair.sender.clock() + timedelta(minutes=5)
+    doc = pair.signed(make_document, urgency=4, appointed_at=soon.isoformat())
+
+    # Then it is to go out by the appointment, and once that passes unsent it is escalated
+    assert rule_timers(pair.sender, doc) == {"not_sent_in_time": soon}
+    advance(pair.sender, minutes=6)
+    [late] = escalations(pair.sender)
+    assert (late.kind, late.document_id) == ("not_sent_in_time", doc)
+
+    # And the recipient must register it by the appointment too (already past: at once)
+    pair.sender.engine.fire(doc, "send", actor("clerk"))
+    [job] = pair.jobs(doc)
+    assert pair.sender.runner.run(job) == "done"
+    [received] = pair.received()
+    with pair.receiver.uow(readonly=True) as uow:
+        [register] = [
+            t
+            for t in uow.timers.of_kind("rule_deadline")
+            if t.payload.get("received_id") == received.id
+        ]
+    assert (register.payload["escalation"], register.due_at) == ("not_acknowledged", soon)
+
+
 @pytest.mark.parametrize(
     ("fields", "written"),
     [

@@ -73,7 +73,10 @@ def test_registration_is_due_in_working_time_the_day_it_arrives_or_the_next(
     arrived: datetime, level: int
 ) -> None:
     due = DEADLINES.register_by(arrived, level)
-    assert in_working_time(due, CALENDAR, HOURS)
+    if level == 0:
+        assert in_working_time(due, CALENDAR, HOURS)
+    else:  # urgent: within its minutes on the clock, nights and days off included
+        assert due <= arrived + PROVINCE_DEFAULTS.of("register", level)
     assert due > arrived
     # Never past the end of the next working day after the one it arrived in.
     first_end = end_of_working_day(arrived, CALENDAR, HOURS)
@@ -102,8 +105,42 @@ def test_registration_is_due_the_same_working_day_or_the_next_late_in_the_day() 
     assert DEADLINES.register_by(vn(2026, 1, 6, 16, 30), 0) == vn(2026, 1, 7, 17)
     # Arrived on Saturday: due Monday 17:00.
     assert DEADLINES.register_by(vn(2026, 1, 10, 10), 0) == vn(2026, 1, 12, 17)
-    # Hỏa tốc: within 30 working minutes.
+    # Hỏa tốc: within 30 minutes.
     assert DEADLINES.register_by(vn(2026, 1, 6, 9), 3) == vn(2026, 1, 6, 9, 30)
+
+
+def test_urgent_documents_wait_for_no_working_morning() -> None:
+    # Decision 28/2018 Art. 6, Decree 30 Art. 18: sent right after signing, handled right
+    # after receipt. Signed or arrived on a Friday evening, an urgent document is due that
+    # evening, a normal one on Monday.
+    friday_evening = vn(2026, 5, 15, 18)
+    assert DEADLINES.send_by(friday_evening, 0) == vn(2026, 5, 18, 12)
+    assert DEADLINES.send_by(friday_evening, 1) == vn(2026, 5, 15, 19)
+    assert DEADLINES.send_by(friday_evening, 3) == vn(2026, 5, 15, 18, 15)
+    assert DEADLINES.deliver_by(friday_evening, 0) == vn(2026, 5, 18, 12)
+    assert DEADLINES.deliver_by(friday_evening, 2) == vn(2026, 5, 15, 18, 30)
+    assert DEADLINES.register_by(friday_evening, 0) == vn(2026, 5, 18, 17)
+    assert DEADLINES.register_by(friday_evening, 1) == vn(2026, 5, 15, 20)
+    # On the eve of Tết 2026 (16-20 February off) too.
+    assert DEADLINES.register_by(vn(2026, 2, 13, 23, 50), 3) == vn(2026, 2, 14, 0, 20)
+    # The other rules still count working time: an urgent recall answered by Monday.
+    assert DEADLINES.after(friday_evening, "recall_answer", 3) == vn(2026, 5, 18, 9)
+
+
+def test_a_hoa_toc_hen_gio_document_is_sent_and_registered_by_its_appointment() -> None:
+    # Signed Friday 21:00, appointment Saturday 08:00: sent within 15 minutes, and never
+    # after the appointment however long the rule would give.
+    signed = vn(2027, 1, 15, 21)
+    saturday_eight = vn(2027, 1, 16, 8)
+    assert DEADLINES.send_by(signed, 4, saturday_eight) == vn(2027, 1, 15, 21, 15)
+    soon = vn(2027, 1, 15, 21, 5)
+    assert DEADLINES.send_by(signed, 4, soon) == soon
+    assert DEADLINES.register_by(signed, 4, soon) == soon
+    assert DEADLINES.register_by(signed, 4, saturday_eight) == vn(2027, 1, 15, 21, 30)
+    # An appointment already past is a deadline already past.
+    assert DEADLINES.send_by(signed, 4, vn(2027, 1, 15, 20)) == vn(2027, 1, 15, 20)
+    # Below level 4 an appointment means nothing.
+    assert DEADLINES.send_by(signed, 3, soon) == vn(2027, 1, 15, 21, 15)
 
 
 def test_send_by_is_the_next_working_morning_and_sooner_when_urgent() -> None:

@@ -150,7 +150,8 @@ class Arrival:
 
 # What runs in an arrival's transaction besides storing it: (uow, received id, agency,
 # urgency, now), to arm the rule that our clerks register it.
-OnArrival = Callable[[UnitOfWork, str, str, int, datetime], None]
+# (the transaction, received id, agency, urgency, arrival time, appointed time or None)
+OnArrival = Callable[[UnitOfWork, str, str, int, datetime, str | None], None]
 
 
 def refuse_repeat(uow: UnitOfWork, arrival: Arrival) -> Received | None:
@@ -261,7 +262,8 @@ def receive_once(
         uow.audit.append([entry])
         if on_arrival is not None:
             urgency = int(meta.get("urgency") or 0)
-            on_arrival(uow, arrival.id, arrival.agency_id, urgency, now)
+            appointed = meta.get("appointed_at")
+            on_arrival(uow, arrival.id, arrival.agency_id, urgency, now, appointed or None)
         if then is not None:
             then(uow)
         stored = uow.received.get(arrival.id)  # as committed, read in its transaction
