@@ -307,10 +307,16 @@ class VersionConflict(Conflict):
 
     code = "version_conflict"
 
-    def __init__(self, expected: int, current: int) -> None:
+    def __init__(self, expected: int | tuple[int, ...], current: int) -> None:
+        if isinstance(expected, int):
+            said = f"Expected version {expected}"
+        elif expected:
+            said = f"If-Match names versions {', '.join(map(str, expected))}"
+        else:  # only weak tags, or tags that are none of our ETags
+            said = 'If-Match names no version (a weak tag, W/"3", never matches)'
         super().__init__(
-            f"Expected version {expected} but the document is at version {current}.",
-            expected_version=expected,
+            f"{said} but the document is at version {current}.",
+            expected_version=expected if isinstance(expected, int) else list(expected),
             current_version=current,
         )
 

@@ -6,25 +6,36 @@ import re
 import unicodedata
 from datetime import UTC, date, datetime
 
+import regex
+
 from .fields import MULTI_LINE, DocumentField
 from .timeliness import FIRST_DAY, LAST_DAY, reckoned
 
 # Fields whose text may hold line breaks (and tabs); every other text field is one line.
 # Besides the document's own (states.fields), an event's reason and a reviewer's comment.
 MULTI_LINE_FIELDS = MULTI_LINE | {"reason", "comment"}
-_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
+# A character that shows something: not a control, format, unassigned or private one, not
+# a space or separator, not one of Unicode's default-ignorable code points (the Hangul
+# fillers U+3164 and U+115F, the grapheme joiner U+034F, variation selectors...), not the
+# blank braille pattern U+2800, and not a combining mark (it shows only on a letter).
+_SHOWS = regex.compile(
+    r"[^\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Z}\p{M}\p{Default_Ignorable_Code_Point}\u2800]"
+)
 _LINE_BREAKS = frozenset({"\n", "\r", "\t"})
 _SEPARATORS = frozenset({"\u2028", "\u2029"})
-# Characters that make text show other than it reads: bidirectional embeddings, overrides
-# and isolates (a file "\u202egpj.pdf" shows as "fdp.jpg"), never needed in Vietnamese;
-# and, in one-line fields, the zero-width ones ("TĐ\u200bKT" shows as "TĐKT").
-_REORDERING = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+# Characters that make text show other than it reads: bidirectional marks, embeddings,
+# overrides and isolates (a file "\u202egpj.pdf" shows as "fdp.jpg"; a right-to-left mark
+# moves the digits and signs around it), never needed in Vietnamese; and, in one-line
+# fields, the zero-width ones ("TĐ\u200bKT" shows as "TĐKT").
+_REORDERING = frozenset(
+    chr(c) for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+)
 _ZERO_WIDTH = frozenset({"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"})
 # Any character ``unstorable`` may object to: control characters (category Cc: U+0000 to
 # U+001F, U+007F to U+009F), the separators, reordering, zero-width and surrogate ones.
 # Text holding none of them (nearly all text) is judged by one search.
 _SUSPECT = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u061c\u200e\u200f"
     "\u200b-\u200d\u2060\ufeff\ud800-\udfff]"
 )
 
@@ -51,8 +62,9 @@ def nfc(value: object) -> object:
 
 
 def has_visible_text(value: str) -> bool:
-    """Whether ``value`` shows anything: a zero-width space or a BOM is not a reason."""
-    return any(unicodedata.category(ch) not in _INVISIBLE for ch in value)
+    """Whether ``value`` shows anything: a zero-width space, a BOM, a Hangul filler or
+    a blank braille pattern is not a reason."""
+    return _SHOWS.search(value) is not None
 
 
 def control_characters(value: str, *, multi_line: bool) -> list[str]:

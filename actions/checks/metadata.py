@@ -6,6 +6,7 @@ from datetime import datetime
 
 from congvan.states.fields import REQUIRED_AT_REVIEW
 from congvan.states.policy import APPOINTED_URGENCY, is_organ_id
+from congvan.states.text import given
 from congvan.states.timeliness import FIRST_DAY, LAST_DAY, reckoned
 
 from ..exchange.local import served_here
@@ -19,7 +20,8 @@ from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
     "Every field the exchange needs is filled in",
 )
 def required(inp: CheckInput) -> Finding:
-    missing = [f for f in REQUIRED_AT_REVIEW if not getattr(inp.document, f)]
+    # Text that shows nothing (blank, a Hangul filler, a braille blank) is not given.
+    missing = [f for f in REQUIRED_AT_REVIEW if not given(getattr(inp.document, f))]
     if not inp.recipients:
         missing.append("recipients")
     if not inp.main_files:

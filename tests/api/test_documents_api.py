@@ -339,8 +339,10 @@ def test_an_unknown_state_filter_names_the_known_states(api: Api) -> None:
 # -- events: If-Match --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("if_match", ['"1"', 'W/"1"', "1", " 1 ", "*", None])
-def test_if_match_takes_the_version_in_every_usual_form(api: Api, if_match: str | None) -> None:
+@pytest.mark.parametrize(
+    "if_match", ['"1"', ' "1" ', '"7", "1"', '"x,y", "1"', '"1",', "*", None]
+)
+def test_if_match_takes_the_etag_or_a_list_holding_it(api: Api, if_match: str | None) -> None:
     doc_id = api.draft()["id"]
     response = api.fire(doc_id, "edit", body={"fields": {"place": "Huế"}}, if_match=if_match)
     assert response.status_code == 200, response.text
@@ -349,7 +351,28 @@ def test_if_match_takes_the_version_in_every_usual_form(api: Api, if_match: str 
 
 
 @pytest.mark.parametrize(
-    "if_match", ["abc", '"x"', '""', "", "W/", '"1", "2"', "-1", "1.0", '"0x1"', "x" * 51]
+    ("if_match", "names"),
+    [
+        ('W/"1"', []),  # a weak tag never matches: If-Match compares strongly (RFC 9110)
+        ('W/"1", W/"2"', []),
+        ('"01"', []),  # not the ETag we sent, though it reads as 1
+        ('"x"', []),
+        ('""', []),
+        ('"2", "3"', [2, 3]),
+    ],
+)
+def test_an_if_match_naming_no_current_version_is_a_version_conflict(
+    api: Api, if_match: str, names: list[int]
+) -> None:
+    doc_id = api.draft()["id"]
+    response = api.fire(doc_id, "edit", body={"fields": {"place": "Huế"}}, if_match=if_match)
+    details = assert_error(response, 409, "version_conflict")
+    assert details == {"expected_version": names, "current_version": 1}
+    assert api.version(doc_id) == 1
+
+
+@pytest.mark.parametrize(
+    "if_match", ["abc", "", "W/", "1", " 1 ", '"1" "2"', "-1", "1.0", '"1', "x" * 51]
 )
 def test_a_malformed_if_match_is_invalid_input(api: Api, if_match: str) -> None:
     doc_id = api.draft()["id"]

@@ -48,7 +48,20 @@ def test_the_content_keeps_its_lines(api: Api) -> None:
     assert response.json()["content"] == content
 
 
-@pytest.mark.parametrize("reason", ["\u200b", "\ufeff", " \u200b\u00a0", "\u2028"])
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "\u200b",
+        "\ufeff",
+        " \u200b\u00a0",
+        "\u2028",
+        "\u3164\u3164",  # Hangul fillers: letters that show nothing
+        "\u2800",  # the blank braille pattern
+        "\u034f",  # a combining grapheme joiner
+        "\ufe0f",  # a variation selector
+        "\u0301",  # a combining accent with no letter to sit on
+    ],
+)
 def test_an_invisible_reason_is_no_reason(api: Api, reason: str) -> None:
     doc_id = api.draft(**LETTER)["id"]
     assert api.fire(doc_id, "submit").status_code == 200

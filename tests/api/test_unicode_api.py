@@ -65,6 +65,9 @@ def test_a_symbol_with_a_cyrillic_look_alike_fails_the_symbol_check(api: Api) ->
         ("symbol", "UBND-T\u200bĐKT"),  # a zero-width space: shows as UBND-TĐKT
         ("signer_name", "Nguyễn Văn\u2060 Phương"),
         ("place", "\ufeffThừa Thiên Huế"),
+        ("subject", "Về việc khen thưởng \u200f5 cá nhân"),  # a right-to-left mark
+        ("symbol", "UBND-\u200eTĐKT"),  # a left-to-right mark
+        ("signer_name", "Nguyễn\u061c Văn Phương"),  # the Arabic letter mark
     ],
 )
 def test_text_that_shows_other_than_it_reads_is_refused(api: Api, field: str, value: str) -> None:
@@ -84,6 +87,25 @@ def test_a_file_name_that_would_show_reversed_is_kept_as_it_reads(api: Api) -> N
     assert created.status_code == 201, created.text
     [attachment] = created.json()["attachments"]
     assert attachment["filename"] == "gpj.pdf"
+
+
+@pytest.mark.parametrize("mark", ["\u200e", "\u200f", "\u061c"])
+def test_a_file_name_with_a_direction_mark_is_kept_without_it(api: Api, mark: str) -> None:
+    files = [("main", (f"Công văn{mark} 1227.pdf", MAIN_PDF, "application/pdf"))]
+    created = api.create(files=files)
+    assert created.status_code == 201, created.text
+    [attachment] = created.json()["attachments"]
+    assert attachment["filename"] == "Công văn 1227.pdf"
+
+
+@pytest.mark.parametrize("blank", ["\u2800", "\u3164", "\u115f\u1160"])
+def test_a_place_that_shows_nothing_is_not_given(api: Api, blank: str) -> None:
+    # Given a clean letter whose place is only a character that shows nothing
+    doc_id = clean_letter(api, place=blank)
+
+    # Then review finds no place: the letter cannot pass as it is
+    checks = submit_and_check(api, doc_id)
+    assert failed(checks) == {"metadata.required"}
 
 
 def test_an_authoritys_competence_that_shows_other_than_it_reads_is_refused(api: Api) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -22,7 +23,7 @@ from congvan.states.policy import READ_ROLES
 from congvan.storage.agencies import Principal
 from congvan.storage.documents import decode_cursor, encode_cursor
 
-from ..engine import Engine, FireResult, Idempotency
+from ..engine import Engine, Expected, FireResult, Idempotency
 from ..views import document_view, summary
 from .auth import PrincipalDep, actor_of, require
 from .bodies import JsonRoute, read_json
@@ -75,15 +76,33 @@ IdempotencyKey = Annotated[
 ]
 
 
-def parse_if_match(value: str | None) -> int | None:
-    """``If-Match: "3"`` (or W/"3", or 3) → 3; absent or ``*`` → take the current version."""
+# One entity tag of an If-Match list (RFC 9110 §8.8.3), weak or strong, and its comma.
+_ENTITY_TAG = re.compile(r'[ \t]*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"[ \t]*(?:,|$)')
+
+
+def parse_if_match(value: str | None) -> Expected | None:
+    """``If-Match`` as RFC 9110 §13.1.1 reads it: absent or ``*``, any version (None);
+    else the versions its strong entity tags name, any of which matches. A weak tag
+    (W/"3") never matches, If-Match comparing strongly; nor does a tag that is none of
+    our ETags ("03"). What is not a list of entity tags is refused."""
     if value is None or value.strip() == "*":
         return None
-    text = value.strip().removeprefix("W/").strip('"')
-    # isdigit() alone also takes "²" and other digits int() refuses.
-    if not (text.isascii() and text.isdigit()):
-        raise InvalidInput('If-Match must carry the document version, e.g. "3".', field="If-Match")
-    return int(text)
+    versions: list[int] = []
+    at = 0
+    while at < len(value):
+        found = _ENTITY_TAG.match(value, at)
+        if found is None or found.end() == at:
+            raise InvalidInput(
+                'If-Match takes the ETag as it was sent, quotes included, e.g. "3" (or *).',
+                field="If-Match",
+            )
+        weak, tag = found.groups()
+        if not weak and tag.isascii() and tag.isdigit() and str(int(tag)) == tag:
+            versions.append(int(tag))
+        at = found.end()
+    if at == 0:  # an empty or blank header: no tag at all
+        raise InvalidInput('If-Match takes the ETag as it was sent, e.g. "3".', field="If-Match")
+    return versions[0] if len(versions) == 1 else tuple(versions)
 
 
 @router.post(
@@ -346,7 +365,7 @@ def fire_answering(
     event: str,
     principal: Principal,
     response: Response,
-    expected: int | None,
+    expected: Expected | None,
     data: dict[str, Any],
     idempotency_key: str | None,
 ) -> FireResult:

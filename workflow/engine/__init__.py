@@ -12,7 +12,7 @@
 """
 
 from .core import Engine
-from .results import FireResult, Idempotency
+from .results import Expected, FireResult, Idempotency
 from .stepping import STEPS
 
-__all__ = ["STEPS", "Engine", "FireResult", "Idempotency"]
+__all__ = ["STEPS", "Engine", "Expected", "FireResult", "Idempotency"]

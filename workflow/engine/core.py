@@ -46,7 +46,7 @@ from .bindings import (
 from .creating import Arrival, Draft, create_once, receive_once, refuse_repeat
 from .preparation import PREPARE_ROUNDS, Preparation, Prepared, Stale
 from .requests import answered, replacement
-from .results import FireResult, Idempotency, commit, replay
+from .results import Expected, FireResult, Idempotency, commit, matches, replay
 from .stepping import Pending, Stepper
 
 log = logging.getLogger("congvan.engine")
@@ -245,7 +245,7 @@ class Engine:
         event: str,
         actor: Actor,
         *,
-        expected_version: int | None = None,
+        expected_version: Expected | None = None,
         data: Mapping[str, Any] | None = None,
         idempotency: Idempotency | None = None,
     ) -> FireResult:
@@ -278,7 +278,7 @@ class Engine:
         event: str,
         actor: Actor,
         *,
-        expected_version: int | None = None,
+        expected_version: Expected | None = None,
         data: Mapping[str, Any] | None = None,
         idempotency: Idempotency | None = None,
     ) -> FireResult:
@@ -311,7 +311,7 @@ class Engine:
         subject_id: str,
         event: str,
         actor: Actor,
-        expected_version: int | None,
+        expected_version: Expected | None,
         data: Mapping[str, Any] | None,
         idempotency: Idempotency | None,
     ) -> FireResult:
@@ -358,7 +358,7 @@ class Engine:
         subject_id: str,
         event: str,
         actor: Actor,
-        expected_version: int | None,
+        expected_version: Expected | None,
         data: dict[str, Any],
         idempotency: Idempotency | None,
         prepared: Prepared | None,
@@ -372,7 +372,7 @@ class Engine:
             keyed = idempotency if actor.agency_id else None
             if keyed and actor.agency_id and (answer := self._replay(uow, actor.agency_id, keyed)):
                 return FireResult(**{**answer, "replayed": True})
-            if expected_version is not None and expected_version != subject.head.version:
+            if expected_version is not None and not matches(expected_version, subject.head.version):
                 raise VersionConflict(expected_version, subject.head.version)
             if prepared is not None and prepared.version != subject.head.version:
                 raise Stale

@@ -12,6 +12,13 @@ from sqlalchemy.exc import IntegrityError
 from congvan.states.errors import AlreadyExists, IdempotencyKeyReused
 from congvan.storage.unit_of_work import UnitOfWork
 
+# The version a caller expects its subject at (If-Match), or several: any one of them.
+Expected = int | tuple[int, ...]
+
+
+def matches(expected: Expected, version: int) -> bool:
+    return version == expected if isinstance(expected, int) else version in expected
+
 
 @dataclass(frozen=True)
 class Idempotency:
