@@ -36,6 +36,12 @@ from .truststore import TrustStore
 
 CRL_DAYS = 7
 REASONS = {r.name: r for r in x509.ReasonFlags}
+# What our CA revokes for, once and for good: not removeFromCRL (RFC 5280 §5.3.1 keeps it to
+# delta CRLs, and in a full one verifiers such as openssl take the certificate as not
+# revoked), nor certificateHold (a hold is released, and nothing here releases one).
+REVOKE_REASONS = tuple(
+    name for name in REASONS if name not in ("remove_from_crl", "certificate_hold")
+)
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -346,8 +352,10 @@ def revoke(
     revocation recorded here would be listed by no CRL, so verification would go on
     accepting it. Import that CA's CRL instead (``issuers.import_crl``).
     """
-    if reason not in REASONS:
-        raise InvalidInput(f"reason is one of {', '.join(sorted(REASONS))}.", field="reason")
+    if reason not in REVOKE_REASONS:
+        raise InvalidInput(
+            f"reason is one of {', '.join(sorted(REVOKE_REASONS))}.", field="reason"
+        )
     rows = [
         r
         for r in uow.signatures.certificates()

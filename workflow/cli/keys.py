@@ -50,7 +50,12 @@ def add_parser(sub: Subparsers) -> None:
     k.add_argument("file")
     k = ksub.add_parser("revoke", help="revoke a certificate of our CA and publish a new CRL")
     k.add_argument("fingerprint")
-    k.add_argument("--reason", default="unspecified")
+    k.add_argument(
+        "--reason",
+        default="unspecified",
+        help="key_compromise, superseded, cessation_of_operation, affiliation_changed, ... "
+        "(RFC 5280; default unspecified)",
+    )
     k = ksub.add_parser("crl", help="publish a fresh CRL and write it (DER)")
     k.add_argument("--out", required=True)
     k = ksub.add_parser("list", help="list certificates")
