@@ -11,6 +11,10 @@ byte of any member is read:
     has a backslash, a control character, an
     empty or ``.`` step, is not NFC, a folder,
     or is not flagged UTF-8 when not ASCII
+    a member whose attributes make it other     MessageMalformed  not_a_file
+    than a plain file to unzip (a symbolic
+    link, a folder, a device; set-user-ID and
+    the like): nothing signs them
     two names equal, also after case folding    MessageMalformed  duplicate_name
     an encrypted member                         MessageMalformed  encrypted
     a member that is compressed                 MessageMalformed  compressed
@@ -43,6 +47,7 @@ be one archive to every reader, so the two must agree.
 from __future__ import annotations
 
 import hashlib
+import stat
 import struct
 import unicodedata
 import zipfile
@@ -233,6 +238,13 @@ def _check_directory(zip_file: zipfile.ZipFile, limits: Limits, small: Container
                 "Two parts have the same name.", reason="duplicate_name", part=name
             )
         seen.add(folded)
+        if not plain_file(info):
+            raise MessageMalformed(
+                "A part's attributes make it something else than a plain file (a link, a "
+                "folder or a device) to unzip; no signature covers them.",
+                reason="not_a_file",
+                part=name,
+            )
         if info.flag_bits & _ENCRYPTED:
             raise MessageMalformed("A part is encrypted.", reason="encrypted", part=name)
         if info.comment:
@@ -265,6 +277,20 @@ def _check_directory(zip_file: zipfile.ZipFile, limits: Limits, small: Container
                 reason="total_too_large",
                 max_total_size=limits.max_total_size,
             )
+
+
+# The MS-DOS attributes of the low byte: folder, volume label.
+_DOS_NOT_A_FILE = 0x10 | 0x08
+
+
+def plain_file(info: zipfile.ZipInfo) -> bool:
+    """Whether unzip makes ``info`` a plain file: its Unix mode (the upper two bytes of its
+    attributes, which unzip honours) names a regular file, or none, with no set-user-ID,
+    set-group-ID or sticky bit; and its MS-DOS attributes name no folder or volume."""
+    mode = info.external_attr >> 16
+    if mode and (stat.S_IFMT(mode) not in (0, stat.S_IFREG) or mode & 0o7000):
+        return False
+    return not info.external_attr & _DOS_NOT_A_FILE
 
 
 def _check_layout(stream: BinaryIO, zip_file: zipfile.ZipFile, size: int) -> None:

@@ -353,9 +353,7 @@ def revoke(
     accepting it. Import that CA's CRL instead (``issuers.import_crl``).
     """
     if reason not in REVOKE_REASONS:
-        raise InvalidInput(
-            f"reason is one of {', '.join(sorted(REVOKE_REASONS))}.", field="reason"
-        )
+        raise InvalidInput(f"reason is one of {', '.join(sorted(REVOKE_REASONS))}.", field="reason")
     rows = [
         r
         for r in uow.signatures.certificates()

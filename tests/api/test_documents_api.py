@@ -339,9 +339,7 @@ def test_an_unknown_state_filter_names_the_known_states(api: Api) -> None:
 # -- events: If-Match --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "if_match", ['"1"', ' "1" ', '"7", "1"', '"x,y", "1"', '"1",', "*", None]
-)
+@pytest.mark.parametrize("if_match", ['"1"', ' "1" ', '"7", "1"', '"x,y", "1"', '"1",', "*", None])
 def test_if_match_takes_the_etag_or_a_list_holding_it(api: Api, if_match: str | None) -> None:
     doc_id = api.draft()["id"]
     response = api.fire(doc_id, "edit", body={"fields": {"place": "Huế"}}, if_match=if_match)

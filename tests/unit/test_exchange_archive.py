@@ -329,6 +329,39 @@ def test_the_usual_times_and_owners_in_extra_fields_are_taken() -> None:
         assert opened.manifest == b"{}"
 
 
+@pytest.mark.parametrize(
+    ("attributes", "system"),
+    [
+        (0o120777 << 16, 3),  # a symbolic link: unzip writes a link to what it holds
+        (0o040755 << 16, 3),  # a folder
+        (0o060644 << 16, 3),  # a block device
+        (0o104755 << 16, 3),  # set-user-ID
+        (0o120777 << 16, 0),  # a link's mode on a member said to be made on MS-DOS
+        (0x10, 0),  # the MS-DOS folder attribute
+    ],
+    ids=["symlink", "folder", "device", "setuid", "symlink-dos", "dos-folder"],
+)
+def test_a_member_unzip_would_make_other_than_a_plain_file_is_refused(
+    attributes: int, system: int
+) -> None:
+    def mark(info: zipfile.ZipInfo) -> None:
+        info.create_system = system
+        info.external_attr = attributes
+
+    error = refusal(_with_entry(mark))
+
+    assert (error.reason, error.details["part"]) == ("not_a_file", "package.json")
+
+
+@pytest.mark.parametrize("attributes", [0, 0o100644 << 16, 0o100755 << 16, 0x20, 0x01])
+def test_a_plain_files_usual_attributes_are_taken(attributes: int) -> None:
+    def mark(info: zipfile.ZipInfo) -> None:
+        info.external_attr = attributes
+
+    with open_package(io.BytesIO(_with_entry(mark)), LIMITS) as opened:
+        assert opened.manifest == b"{}"
+
+
 def test_a_members_comment_is_refused() -> None:
     def add(info: zipfile.ZipInfo) -> None:
         info.comment = b"status 03"
