@@ -44,6 +44,7 @@ from typing import Any, BinaryIO
 
 from cryptography import x509
 
+from congvan.actions.signing.certpath import CLOCK_SKEW
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.pades import verify_pdf
 from congvan.actions.signing.truststore import fingerprint
@@ -209,7 +210,7 @@ class _Judge(ChainChecks):
             if data is None:
                 continue  # missing or damaged: the members check names it
             try:
-                x509.load_der_x509_crl(data)
+                crl = x509.load_der_x509_crl(data)
             except ValueError:
                 # Named here, not left to fail every signature the CRL would have judged.
                 detail = f"{name} is not a DER certificate revocation list"
@@ -217,6 +218,16 @@ class _Judge(ChainChecks):
                 continue
             if name != f"trust/crls/{hashlib.sha256(data).hexdigest()}.crl":
                 self.report.fail("trust", "crl_misnamed", f"{name} holds another CRL", name)
+                continue
+            exported = self.bundle.index.exported_at
+            if crl.last_update_utc > exported + CLOCK_SKEW:
+                # Not the CRL the exporter held: one issued since would judge the signatures
+                # by what it says now (a later CRL may even leave a revocation out).
+                detail = (
+                    f"{name} was issued {crl.last_update_utc.isoformat()}, after the bundle "
+                    f"was exported ({exported.isoformat()})"
+                )
+                self.report.fail("trust", "crl_after_export", detail, name)
                 continue
             crls.append(data)
         shipped_fps = [fingerprint(c) for c in shipped]

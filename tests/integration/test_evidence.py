@@ -296,6 +296,27 @@ def test_a_signers_key_revoked_after_signing_is_said_beside_a_signature_that_sta
     assert all(not c.warning for c in report.checks if c.item != "signature")
 
 
+def test_a_crl_issued_after_the_export_is_not_taken(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given a bundle, and a CRL its exporter's CA published a day after the export
+    bundle = export(pair, acknowledged(pair, make_document))
+    parts = members(bundle)
+    pair.sender.clock.advance(days=1)
+    with pair.sender.uow() as uow:
+        later = keystore.publish_crl(uow, passphrase=PASS, now=pair.sender.clock())
+        uow.commit()
+
+    # When it takes the place of the bundle's CRL (a later one may leave a revocation out)
+    name = f"trust/crls/{hashlib.sha256(later).hexdigest()}.crl"
+    swapped = _added(_dropped(parts, _crl(parts)), name, later)
+    report = judged(zipped(swapped), pair)
+
+    # Then the verdict refuses it, naming it
+    assert not report.verified
+    assert ("crl_after_export", name) in failures(report)
+
+
 def test_an_agency_key_revoked_later_is_said_beside_every_signature_it_made(
     pair: Pair, make_document: Callable[..., str]
 ) -> None:
