@@ -209,9 +209,24 @@ def make_crl(
 # -- keys -------------------------------------------------------------------------------
 
 
+# The shortest passphrase a key is stored under (NIST SP 800-63B asks 8 of a person's
+# secret; a key anyone who copies the database may attack offline deserves more). Keys
+# stored before under a shorter one still open: the floor is for storing.
+MIN_PASSPHRASE_CHARS = 12
+
+
 def encrypt_key(key: PrivateKey, passphrase: Passphrase) -> bytes:
-    """Serialise a private key as passphrase-encrypted PKCS#8 PEM at today's KDF cost."""
-    return keywrap.wrap(key, passphrase_bytes(passphrase))
+    """Serialise a private key as passphrase-encrypted PKCS#8 PEM at today's KDF cost;
+    a passphrase shorter than MIN_PASSPHRASE_CHARS is refused."""
+    secret = passphrase_bytes(passphrase)
+    if len(secret.decode("utf-8", "replace")) < MIN_PASSPHRASE_CHARS:
+        raise InvalidInput(
+            f"A passphrase that protects a key is at least {MIN_PASSPHRASE_CHARS} characters: "
+            "whoever copies the database can try passphrases offline as fast as they like.",
+            field="passphrase",
+            min_length=MIN_PASSPHRASE_CHARS,
+        )
+    return keywrap.wrap(key, secret)
 
 
 def load_private_key(key_pem: bytes, passphrase: Passphrase) -> PrivateKey:

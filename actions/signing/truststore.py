@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,7 @@ class TrustStore:
 
     def _listing(self) -> tuple[tuple[str, int, int], ...]:
         try:
+            _owned(self.directory, os.stat(self.directory).st_mode, "folder")
             with os.scandir(self.directory) as scan:
                 entries = sorted(
                     (e for e in scan if e.name.endswith(SUFFIX) and e.is_file()),
@@ -110,6 +112,8 @@ class TrustStore:
         except FileNotFoundError:
             return ()
         stats = [(e.name, e.stat()) for e in entries]  # one stat per file
+        for name, st in stats:
+            _owned(self.directory / name, st.st_mode, "file")
         return tuple((name, st.st_mtime_ns, st.st_size) for name, st in stats)
 
     def _read(self, name: str) -> Pinned:
@@ -128,6 +132,18 @@ class TrustStore:
                 path=str(path),
             )
         return Pinned(fp, cert, path)
+
+
+def _owned(path: Path, mode: int, what: str) -> None:
+    """Refuse a trust store every user of the machine may change (as OpenSSH's StrictModes
+    refuses such a key file): a root anyone pins decides whom this installation trusts."""
+    if mode & stat.S_IWOTH:
+        raise InvalidInput(
+            f"The trust store {what} {path} may be changed by every user of this machine "
+            f"(mode {stat.S_IMODE(mode):04o}): only its owner may decide what is trusted; "
+            f"`chmod o-w {path}`.",
+            path=str(path),
+        )
 
 
 def _require_root(cert: x509.Certificate) -> None:

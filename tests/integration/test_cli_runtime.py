@@ -240,8 +240,8 @@ def test_a_user_is_named_in_one_line_of_bounded_text_or_refused(
 def test_a_pkcs12_password_is_read_from_a_file_or_the_environment_never_an_argument(
     tmp_path: Path, capsys: CaptureFixture[str], monkeypatch: MonkeyPatch
 ) -> None:
-    root = pki.create_ca("Root", "PKI", passphrase="x", valid_from=utcnow(), valid_days=30)
-    key = pki.load_private_key(root.key_pem, "x")
+    root = pki.create_ca("Root", "PKI", passphrase="x" * 12, valid_from=utcnow(), valid_days=30)
+    key = pki.load_private_key(root.key_pem, "x" * 12)
     p12 = tmp_path / "root.p12"
     p12.write_bytes(
         pkcs12.serialize_key_and_certificates(

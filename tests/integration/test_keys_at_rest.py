@@ -268,3 +268,24 @@ def test_the_ca_passphrase_setting_falls_back_to_the_key_passphrase() -> None:
     with pytest.raises(Exception, match="CONGVAN_CA_KEY_PASSPHRASE"):
         Settings(key_passphrase=None, ca_key_passphrase=None).ca_passphrase()
     assert CA_PASS not in repr(both)
+
+
+@pytest.mark.parametrize("short", ["x", "12345678901", "mật khẩu ô"])
+def test_a_key_is_never_stored_under_a_short_passphrase(runtime: Runtime, short: str) -> None:
+    # Given a CA made under a short passphrase: refused, nothing kept, the passphrase unsaid
+    with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
+        keystore.init_ca(
+            uow, "CA", "UBND tỉnh", passphrase=short, now=runtime.clock(), store=runtime.trust
+        )
+    assert caught.value.details["field"] == "passphrase"
+    assert "12 characters" in caught.value.message and short not in caught.value.message
+    with runtime.uow(readonly=True) as uow:
+        assert uow.signatures.roots() == []
+    # A key kept under a short one before still opens
+    key = pki.load_private_key(
+        pki.create_ca(
+            "CA", "UBND", passphrase=KEY_PASS, valid_from=runtime.clock(), valid_days=9
+        ).key_pem,
+        KEY_PASS,
+    )
+    assert pki.load_private_key(keywrap.wrap(key, short.encode()), short)
