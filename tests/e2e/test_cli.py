@@ -374,3 +374,29 @@ def test_a_reader_that_goes_away_ends_the_command_without_a_traceback(
     closed.write("at exit, a last flush goes nowhere\n")  # stdout now writes to os.devnull
     closed.close()
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_issuing_a_certificate_that_names_a_crl_on_this_machine_warns(tmp_path: Path) -> None:
+    # Given an agency and our CA, CONGVAN_PUBLIC_URL unset
+    env = {"CONGVAN_KEY_PASSPHRASE": "e2e crl passphrase"}
+    assert congvan("migrate", data_dir=tmp_path).returncode == 0
+    for args in (
+        ("agencies", "add", "000.00.00.H57", "--name", "UBND tỉnh", "--abbreviation", "UBND"),
+        ("keys", "init-ca", "--name", "e2e CA", "--organization", "UBND tỉnh"),
+    ):
+        assert congvan(*args, data_dir=tmp_path, env=env).returncode == 0
+
+    # When its certificate is issued: it is, with a warning naming the setting
+    issued = congvan(
+        "keys", "issue-agency", "--agency", "000.00.00.H57", data_dir=tmp_path, env=env
+    )
+    assert issued.returncode == 0, issued.stderr
+    assert "127.0.0.1" in issued.stderr and "CONGVAN_PUBLIC_URL" in issued.stderr
+
+    # And with the address other agencies reach, nothing is said
+    public = {**env, "CONGVAN_PUBLIC_URL": "https://congvan.thuathienhue.gov.vn"}
+    again = congvan(
+        "keys", "issue-agency", "--agency", "000.00.00.H57", data_dir=tmp_path, env=public
+    )
+    assert again.returncode == 0, again.stderr
+    assert "warning" not in again.stderr

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from congvan.states.errors import InvalidInput
 
@@ -118,6 +121,24 @@ def _standing(row: CertificateRow, now: datetime) -> str:
     return "not yet valid" if as_utc(row.not_before) > now else "valid"
 
 
+def _warn_if_crl_here(settings: Settings) -> None:
+    """Say so when the certificate about to be issued names a revocation list at an address
+    of this machine (CONGVAN_PUBLIC_URL unset): other agencies checking it would ask their
+    own machine. Fine for one laptop; not for certificates that leave it."""
+    host = urlsplit(settings.crl_url).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        print(
+            f"warning: the certificate names {settings.crl_url} for its revocation list, an "
+            "address of this machine; set CONGVAN_PUBLIC_URL to the address other agencies "
+            "reach before issuing certificates that leave it",
+            file=sys.stderr,
+        )
+
+
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     from congvan.actions.signing import issuers, keystore
 
@@ -149,6 +170,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             )
             print(f"root pinned in {runtime.trust.directory}")
         elif args.action == "issue-signer":
+            _warn_if_crl_here(settings)
             row = keystore.issue_signer(
                 uow,
                 args.agency,
@@ -160,6 +182,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                 valid_days=args.days,
             )
         elif args.action == "issue-agency":
+            _warn_if_crl_here(settings)
             row = keystore.issue_agency(
                 uow,
                 args.agency,
