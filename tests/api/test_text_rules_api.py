@@ -3,6 +3,7 @@ and a reason must show something."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from typing import Any, get_args
@@ -127,6 +128,36 @@ def test_every_body_the_api_reads_holds_only_storable_text(api: Api) -> None:
         "POST /v1/status" in bodies and "POST /v1/received/{received_id}/events/{event}" in bodies
     )
     assert {where: m.__name__ for where, m in bodies.items() if not issubclass(m, TextModel)} == {}
+
+    # And every one of them, and every model nested in one, refuses a field it does not know
+    def nested(model: type[BaseModel]) -> Iterator[type[BaseModel]]:
+        yield model
+        for field in model.model_fields.values():
+            for inner in _models(field.annotation):
+                yield from nested(inner)
+            for arg in get_args(field.annotation):
+                for inner in _models(arg):
+                    yield from nested(inner)
+
+    lenient = {
+        m.__name__
+        for body in bodies.values()
+        for m in nested(body)
+        if m.model_config.get("extra") != "forbid"
+    }
+    assert lenient == set()
+
+
+def test_a_field_the_route_does_not_take_is_refused_not_dropped(api: Api) -> None:
+    body = {"id": "000.00.77.H57", "name": "Sở Tư pháp", "abbreviation": "STP"}
+    response = api.client.post(
+        "/v1/agencies",
+        headers=api.auth("operator"),
+        json={**body, "inbox_url": "https://stp.example.vn/v1/inbox"},
+    )
+    details = assert_error(response, 422, "invalid_input")
+    assert "inbox_url" in json.dumps(details)
+    assert "000.00.77.H57" not in {a["id"] for a in api.get("/v1/agencies").json()["items"]}
 
 
 def test_every_body_the_api_reads_is_read_as_utf_8_with_each_key_once(api: Api) -> None:

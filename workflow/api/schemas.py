@@ -41,6 +41,10 @@ class TextModel(BaseModel):
     Every body the API reads is one (``tests/api/test_text_rules_api.py`` holds every
     route to it)."""
 
+    # A field the route does not know is refused, never dropped: a client that misspells
+    # a name, or sends one this version does not take, learns it at once.
+    model_config = ConfigDict(extra="forbid")
+
     multi_line: ClassVar[frozenset[str]] = frozenset(MULTI_LINE_FIELDS)
 
     @field_validator("*", mode="before")
