@@ -522,6 +522,9 @@ HOSTILE: dict[str, tuple[Send, int | None, str | None]] = {
     ),
     "truncated JSON body": (_event("edit", b'{"fields": '), 422, "invalid_input"),
     "JSON body that is a string": (_event("edit", b'"edit"'), 422, "invalid_input"),
+    # null is no object, and not "no body" either: an event's body may be left out, not null
+    "JSON body that is null": (_event("submit", b"null"), 422, "invalid_input"),
+    "JSON body that is null, spaced": (_event("edit", b" null \n"), 422, "invalid_input"),
     # headers that are not ASCII (a real server passes them on as Latin-1)
     "superscript If-Match": (
         _event("edit", b'{"fields": {"place": "x"}}', (b"if-match", b"\xb2")),

@@ -126,6 +126,12 @@ class JsonRequest(Request):
                     "The body is JSON too deeply nested or with a number too long to read.",
                     field="body",
                 ) from exc
+            if self._json is None:
+                # Read as "no body" by the route, which it is not: every body is an object.
+                raise InvalidInput(
+                    "The body is a JSON object; null is not one (send {} or no body).",
+                    field="body",
+                )
         return self._json
 
 
