@@ -66,6 +66,7 @@ NOT_SENT_IN_TIME = "not_sent_in_time"
 NOT_DELIVERED = "not_delivered"
 DELIVERY_FAILED = "delivery_failed"
 REFUSED_BY_RECIPIENT = "refused_by_recipient"
+REQUEST_REFUSED = "request_refused"
 NOT_ACKNOWLEDGED = "not_acknowledged"
 SIGNATURE_PROBLEM = "signature_problem"
 RECALL_UNANSWERED = "recall_unanswered"
@@ -98,6 +99,14 @@ KINDS = MappingProxyType(
             "bị cơ quan nhận từ chối tiếp nhận (trạng thái 02)",
             "read the recipient's reason; correct and replace the document if needed",
             "xem lý do từ chối; sửa và thay thế văn bản nếu cần",
+        ),
+        REQUEST_REFUSED: (
+            "a recipient refused a recall, update or replacement (status 16): the document "
+            "stays in force there",
+            "cơ quan nhận từ chối yêu cầu thu hồi, cập nhật hoặc thay thế (trạng thái 16): "
+            "văn bản vẫn còn hiệu lực tại cơ quan nhận",
+            "read the recipient's reason; contact the recipient if the request must stand",
+            "xem lý do từ chối; liên hệ cơ quan nhận nếu yêu cầu vẫn cần thực hiện",
         ),
         NOT_ACKNOWLEDGED: (
             "not registered by a recipient the working day it arrived",
@@ -164,7 +173,7 @@ HIGH = "high"
 CRITICAL = "critical"
 SEVERITIES = (NORMAL, HIGH, CRITICAL)
 _AT_LEAST_HIGH = frozenset(
-    {DELIVERY_FAILED, REFUSED_BY_RECIPIENT, SIGNATURE_PROBLEM, STATUS_NOT_SENT}
+    {DELIVERY_FAILED, REFUSED_BY_RECIPIENT, REQUEST_REFUSED, SIGNATURE_PROBLEM, STATUS_NOT_SENT}
 )
 
 # Outcomes a supervisor resolves with.

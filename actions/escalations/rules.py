@@ -44,6 +44,7 @@ REQUEST_ARRIVED = d.ANSWERED | {d.DELIVERED}
 _SENDING_KINDS = (e.NOT_DELIVERED, e.NOT_ACKNOWLEDGED, e.DELIVERY_FAILED)
 _REQUEST_KINDS = (
     e.RECALL_UNANSWERED,
+    e.REQUEST_REFUSED,
     e.REFUSED_BY_RECIPIENT,
     e.SIGNATURE_PROBLEM,
     e.DELIVERY_FAILED,
@@ -253,7 +254,9 @@ class RuleTimers(Lifecycle):
                 or change.data.get("reason")
                 or (row.last_error if row else "")
             )
-            kind = e.REFUSED_BY_RECIPIENT if dest == d.DECLINED else refusal_kind(reason)
+            # Declined (16): the recipient keeps the document in force, which is not the
+            # document returned (02); its inbox refusing the package is a refusal (02).
+            kind = e.REQUEST_REFUSED if dest == d.DECLINED else refusal_kind(reason)
             detail["reason"] = reason
         self.open_for_dispatch(uow, kind, dispatch_id, change.now, change.now, detail=detail)
 

@@ -209,7 +209,7 @@ def test_a_recipient_refusing_the_recall_keeps_the_document_in_force_and_says_wh
     assert [t["kind"] for t in sender_view["waiting_for"]] == ["escalation_rise"]
     with pair.sender.uow(readonly=True) as uow:
         [escalation] = uow.escalations.active_of_document(doc)
-    assert escalation.kind == "refused_by_recipient"
+    assert escalation.kind == "request_refused"
     assert "Văn bản đã được xử lý" in escalation.detail["reason"]
 
 
@@ -788,7 +788,7 @@ def test_a_supervisor_recalls_from_the_escalation_of_a_refused_recall(
     pair.answer(received_id, "refuse_update", {"reason": "Không đồng ý"})
     with pair.sender.uow(readonly=True) as uow:
         [escalation] = uow.escalations.active_of_document(doc)
-    assert escalation.kind == "refused_by_recipient"
+    assert escalation.kind == "request_refused"
 
     # When a supervisor acts from it: recall the document, with a reason
     pair.sender.engine.fire_on(

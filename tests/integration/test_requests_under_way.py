@@ -346,7 +346,7 @@ def test_a_refused_recall_warns_no_more_once_a_later_one_recalled_the_document(
     # Given A's letter at B, recalled once and refused (16: an escalation opens)
     doc, of_b = _recalled_at_b(two, make_document)
     two.answer(of_b, "refuse_recall", {"reason": "Đã xử lý"}, agency=B)
-    assert ("refused_by_recipient", B) in open_escalations(two, doc)
+    assert ("request_refused", B) in open_escalations(two, doc)
 
     # When it is recalled again and B agrees
     two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Lần hai"})
