@@ -25,6 +25,9 @@ _recipients = Recipient.__table__  # type: ignore[attr-defined]
 _attachments = Attachment.__table__  # type: ignore[attr-defined]
 _blobs = Blob.__table__  # type: ignore[attr-defined]
 
+# A chain of replacements is followed this far at most (none is so long).
+_LONGEST_CHAIN = 100
+
 
 @dataclass(frozen=True, slots=True)
 class DocumentRow:
@@ -221,6 +224,17 @@ class DocumentRepository(ChainHeads):
         found = DocumentRow(*row)
         if self.holds(document_id):
             self._rows[document_id] = found
+        return found
+
+    def replaced_chain(self, replaced_id: str | None) -> list[str]:
+        """The document a replacement names (``replaced_id``), the one that one replaced,
+        and so on, newest first (a chain of replacements is one document corrected)."""
+        found: list[str] = []
+        at = replaced_id
+        while at and at not in found and len(found) < _LONGEST_CHAIN:
+            found.append(at)
+            row = self.get(at)
+            at = row.replaces_id if row is not None else None
         return found
 
     def load(self, document_id: str) -> DocumentRow:

@@ -97,7 +97,13 @@ def _sent_with_number(legal_normative: bool, doc_type: bool, symbol: bool) -> Pr
 _FILE_LISTS = 64
 
 
-def _sent_with_file_query(organ_ids: Any) -> Select[Any]:
+def _sent_with_file_query(organ_ids: Any, *, lineage: bool = False) -> Select[Any]:
+    """``lineage``: the documents replaced are a list (``replaced``, expanding), else one."""
+    replaced = (
+        _dispatches.c.document_id.not_in(bindparam("replaced", expanding=True))
+        if lineage
+        else _dispatches.c.document_id != bindparam("replaced")
+    )
     return (
         select(_dispatches.c.document_id.label("id"), _dispatches.c.organ_id)
         .join(_attachments, _attachments.c.document_id == _dispatches.c.document_id)
@@ -114,14 +120,14 @@ def _sent_with_file_query(organ_ids: Any) -> Select[Any]:
             .exists(),
             _dispatches.c.organ_id.in_(organ_ids),
             _dispatches.c.document_id != bindparam("exclude"),
-            _dispatches.c.document_id != bindparam("replaced"),
+            replaced,
         )
         .order_by(_dispatches.c.document_id)
         .limit(1)
     )
 
 
-_SENT_WITH_FILE = _sent_with_file_query(bindparam("organ_ids", expanding=True))
+_SENT_WITH_FILE = _sent_with_file_query(bindparam("organ_ids", expanding=True), lineage=True)
 
 
 @functools.cache
@@ -216,23 +222,24 @@ class DuplicateRepository:
         organ_ids: Sequence[str],
         *,
         exclude: str,
-        replaced: str = "",
+        replaced: list[str] | tuple[str, ...] = (),
     ) -> dict[str, Any] | None:
         """An earlier document of the agency whose main file, with these bytes, went to one
         of these (another agency's documents are its own business: never named here).
 
-        ``replaced``: the document ``exclude`` replaces, which a replacement may repeat
-        (its number, date or recipients corrected, the file the same).
+        ``replaced``: the documents ``exclude`` replaces, the one it names and those that
+        one replaced in turn, which a replacement may repeat (its number, date or
+        recipients corrected, the file the same).
         """
         if not organ_ids:
             return None
-        if len(organ_ids) > _FILE_LISTS:
+        if len(organ_ids) > _FILE_LISTS or len(replaced) > 1:
             params = {
                 "agency_id": agency_id,
                 "sha256": sha256,
                 "organ_ids": list(organ_ids),
                 "exclude": exclude,
-                "replaced": replaced,
+                "replaced": list(replaced) or [""],
             }
             found = self.conn.execute(_SENT_WITH_FILE, params).first()
             row = tuple(found) if found else None
@@ -244,7 +251,7 @@ class DuplicateRepository:
                     "agency_id": agency_id,
                     "sha256": sha256,
                     "exclude": exclude,
-                    "replaced": replaced,
+                    "replaced": replaced[0] if replaced else "",
                     **binds,
                 },
             )

@@ -66,7 +66,8 @@ def same_file(inp: CheckInput) -> Finding:
         inp.main_files[0].sha256,
         organ_ids,
         exclude=inp.document.id,
-        replaced=inp.document.replaces_id or "",  # a replacement may keep the file
+        # A replacement may keep the file of what it replaces, and of what that replaced.
+        replaced=inp.uow.documents.replaced_chain(inp.document.replaces_id),
     )
     if earlier:
         return fail(

@@ -366,7 +366,7 @@ class Signing:
                 mains[0].sha256,
                 recipients,
                 exclude=doc_id,
-                replaced=doc.replaces_id or "",
+                replaced=uow.documents.replaced_chain(doc.replaces_id),
             )
             if earlier:
                 return False, (

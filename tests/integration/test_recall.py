@@ -455,6 +455,34 @@ def sign(pair: Pair, doc: str) -> None:
         uow.commit()
 
 
+def test_a_replacement_of_a_replacement_may_keep_the_first_ones_file(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B, replaced once keeping its file, sent and delivered
+    doc, _ = registered(pair, make_document, pdf=("thu.pdf", sample_pdf("Thư")))
+    first = pair.sender.engine.create_replacement(actor("supervisor"), doc, "Sai số")["id"]
+    pair.sender.engine.fire(first, "edit", actor("clerk"), data={"fields": {"number": 98}})
+    sign(pair, first)
+    pair.sender.engine.fire(first, "send", actor("clerk"))
+    deliver(pair, first)
+
+    # When that replacement is replaced in turn, the file kept again
+    second = pair.sender.engine.create_replacement(actor("supervisor"), first, "Sai ngày")["id"]
+    pair.sender.engine.fire(second, "edit", actor("clerk"), data={"fields": {"number": 97}})
+    sign(pair, second)
+
+    # Then the file it shares with both documents it replaces is no duplicate: it is sent
+    with pair.sender.uow(readonly=True) as uow:
+        assert uow.documents.replaced_chain(first) == [first, doc]
+    pair.sender.engine.fire(second, "send", actor("clerk"))
+    deliver(pair, second)
+    assert document_row(pair.sender, first).state == "replaced"
+    # While a document outside the chain sending that file again is still refused
+    with pair.sender.uow(readonly=True) as uow:
+        [main] = [a for a in uow.documents.attachments(second) if a.role == "main"]
+        assert uow.duplicates.sent_with_file(A, main.sha256, [B], exclude="other")["id"] == doc
+
+
 def test_a_replacement_sent_links_both_ways_and_marks_the_original_replaced_at_both_ends(
     pair: Pair, served: str, make_document: Callable[..., str]
 ) -> None:
@@ -480,7 +508,7 @@ def test_a_replacement_sent_links_both_ways_and_marks_the_original_replaced_at_b
         [main] = [a for a in uow.documents.attachments(replacement) if a.role == "main"]
         duplicates = uow.duplicates
         assert duplicates.sent_with_file(A, main.sha256, [B], exclude=replacement)["id"] == doc
-        again = duplicates.sent_with_file(A, main.sha256, [B], exclude=replacement, replaced=doc)
+        again = duplicates.sent_with_file(A, main.sha256, [B], exclude=replacement, replaced=[doc])
         assert again is None
     pair.sender.engine.fire(replacement, "send", actor("clerk"))
 
