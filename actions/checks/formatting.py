@@ -319,6 +319,33 @@ def secrecy(inp: CheckInput) -> Finding:
 
 
 @check(
+    "format.issue_year",
+    BLOCKING,
+    "Ngày ban hành trong năm hiện tại: số văn bản thuộc dãy số của năm đó",
+    "Dated in the current year: its number belongs to that year's series",
+)
+def issue_year(inp: CheckInput) -> Finding:
+    """Decree 30/2020 Art. 15: numbers run from 01 on 1 January to 31 December, and a
+    document is numbered and dated when it is issued. One dated in another year than now
+    (Vietnam time) would take a number of a series already closed, or not yet open."""
+    issued = _parse_date(inp.document.issued_on) if inp.document.issued_on else None
+    if issued is None:
+        return ok()  # no date, or none readable: format.timeliness says so
+    year = inp.moment.astimezone(VIETNAM).year
+    if issued.year != year:
+        return fail(
+            f"Ngày ban hành {issued:%d/%m/%Y} không thuộc năm {year}: văn bản được ghi ngày "
+            "và lấy số theo năm ban hành.",
+            f"Dated {issued.isoformat()}, not in {year}: a document is dated and numbered in "
+            "the year it is issued.",
+            field="issued_on",
+            value=issued.isoformat(),
+            year=year,
+        )
+    return ok()
+
+
+@check(
     "format.timeliness",
     WARNING,
     "Phát hành trong ngày ký, chậm nhất sáng ngày làm việc tiếp theo; văn bản khẩn ngay",

@@ -241,13 +241,33 @@ def test_approve_is_refused_while_a_blocking_check_fails_until_an_edit_fixes_it(
 # -- waive -------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("issued_on", ["2025-12-30", "2025-01-05", "2027-01-04"])
+def test_a_letter_dated_in_another_year_cannot_pass_review(api: Api, issued_on: str) -> None:
+    # Given a letter reviewed in 2026 but dated in another year (Decree 30 Art. 15: a
+    # document is dated and numbered in the year it is issued; that series is not open)
+    doc_id = clean_letter(api, issued_on=issued_on)
+
+    # Then the year check fails, blocking: approve is refused and no waiver takes it
+    checks = submit_and_check(api, doc_id)
+    assert "format.issue_year" in failed(checks)
+    assert checks["format.issue_year"]["severity"] == "blocking"
+    details = checks["format.issue_year"]["details"]
+    assert (details["field"], details["value"], details["year"]) == ("issued_on", issued_on, 2026)
+    assert "checks not cleared" in refused_approval(api, doc_id)
+    response = api.fire(
+        doc_id, "waive", role="reviewer", body={"code": "format.issue_year", "reason": "Ký muộn"}
+    )
+    assert_error(response, 422, "invalid_input")
+
+
 def test_a_reviewer_waives_a_failed_warning_with_a_reason_and_then_approves(
     api_any_db: Api,
 ) -> None:
     # Given a letter dated a week ago, past the next working day after it: only the
     # timeliness warning fails (three days would not do: signed on a Friday, a letter
-    # may still go out on Monday)
+    # may still go out on Monday). Mid-January: a week back is still this year.
     api = api_any_db
+    api.clock.advance(days=10)
     doc_id = clean_letter(api, issued_on=(today(api) - timedelta(days=7)).isoformat())
     checks = submit_and_check(api, doc_id)
     assert failed(checks) == {"format.timeliness"}
