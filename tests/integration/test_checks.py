@@ -488,6 +488,15 @@ VARIANTS = [
           details={"field": "secrecy", "value": "tuyet_mat"}),
     fails("mark outside the list", "format.secrecy", fields={"secrecy": "MẬT"},
           details={"field": "secrecy", "value": "MẬT"}),
+    # -- năm ban hành (blocking): dated and numbered in the year it is issued
+    passes("dated this year", "format.issue_year", fields={"issued_on": "2021-01-01"},
+           today=date(2021, 12, 31)),
+    fails("dated last year", "format.issue_year", fields={"issued_on": "2020-12-31"},
+          today=date(2021, 1, 4), details={"value": "2020-12-31", "year": 2021}),
+    fails("dated next year", "format.issue_year", fields={"issued_on": "2022-01-03"},
+          today=date(2021, 12, 31), details={"value": "2022-01-03", "year": 2021}),
+    passes("a date that is not one is another check's", "format.issue_year",
+           fields={"issued_on": "06/02/2021"}),
     # -- phát hành đúng hạn (warning): the signing day or the next working day
     passes("sent the next day", "format.timeliness", fields={"issued_on": "2021-02-05"}),
     passes("signed on Friday, sent on Monday", "format.timeliness",
