@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 from typing import Any
@@ -70,7 +71,9 @@ def test_create_records_the_metadata_and_files_and_answers_201(api: Api) -> None
         assert got.status_code == 200, (role, got.text)
         assert got.content == data
         assert got.headers["content-type"] == media_type
-        assert got.headers["Digest"] == f"sha-256={sha256(data)}"
+        encoded = base64.b64encode(bytes.fromhex(sha256(data))).decode()
+        assert got.headers["Repr-Digest"] == f"sha-256=:{encoded}:"
+        assert got.headers["Digest"] == f"sha-256={encoded}"
         assert name in got.headers["Content-Disposition"]
 
     # And the document reads back as it was answered, with the same ETag

@@ -110,3 +110,70 @@ def test_the_openapi_document_declares_415_on_every_route_taking_a_body(api: Api
         if "415" not in spec["paths"][path][method]["responses"]
     ]
     assert missing == []
+
+
+# -- conditional reads (RFC 9110 13.1.1, 13.1.2) ---------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("held", ['"{v}"', 'W/"{v}"', '"9", "{v}"', "*"])
+def test_a_read_naming_the_tag_the_client_holds_is_not_modified(
+    api: Api, method: str, held: str
+) -> None:
+    # Given a document and its ETag, as the client read it before
+    doc = api.draft()
+    path = f"/v1/documents/{doc['id']}"
+    etag = api.client.get(path, headers=api.auth()).headers["etag"]
+    version = etag.strip('"')
+
+    # When it asks again naming that tag (weakly compared: W/ matches too)
+    headers = {**api.auth(), "If-None-Match": held.format(v=version)}
+    again = api.client.request(method, path, headers=headers)
+
+    # Then 304: no body, the same ETag
+    assert (again.status_code, again.content) == (304, b"")
+    assert again.headers["etag"] == etag
+    assert "content-type" not in again.headers
+
+
+def test_a_read_naming_another_tag_is_answered_in_full(api: Api) -> None:
+    doc = api.draft()
+    path = f"/v1/documents/{doc['id']}"
+    headers = {**api.auth(), "If-None-Match": '"7", W/"8"'}
+    got = api.client.get(path, headers=headers)
+    assert got.status_code == 200 and got.json()["id"] == doc["id"]
+    # A tag list that is not one is not judged: the full answer
+    assert api.client.get(path, headers={**api.auth(), "If-None-Match": "1"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("condition", "status"),
+    [('"{v}"', 200), ('"9", "{v}"', 200), ("*", 200), ('"9"', 412), ('W/"{v}"', 412)],
+)
+def test_a_read_asking_for_another_version_fails_its_precondition(
+    api: Api, condition: str, status: int
+) -> None:
+    # Given a document at some version
+    doc = api.draft()
+    path = f"/v1/documents/{doc['id']}"
+    version = api.client.get(path, headers=api.auth()).headers["etag"].strip('"')
+
+    # When it is read only if it is (strongly) one of the tags named
+    got = api.client.get(path, headers={**api.auth(), "If-Match": condition.format(v=version)})
+
+    # Then 200 when it is, else 412 with the error's own code and no document
+    assert got.status_code == status
+    if status == 412:
+        assert got.json()["code"] == "precondition_failed"
+        assert got.headers["etag"] == f'"{version}"'
+
+
+def test_a_condition_on_a_read_that_fails_otherwise_changes_nothing(api: Api) -> None:
+    # A missing document is 404 whatever the condition; no token is 401
+    assert (
+        api.client.get(
+            "/v1/documents/nothing", headers={**api.auth(), "If-None-Match": "*"}
+        ).status_code
+        == 404
+    )
+    assert api.client.get("/v1/documents", headers={"If-None-Match": "*"}).status_code == 401

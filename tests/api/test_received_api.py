@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -267,7 +268,9 @@ def test_a_clerk_downloads_a_received_file_named_as_it_was_sent(
     assert got.headers["content-type"] == media_type
     assert got.headers["content-disposition"] == disposition
     assert got.headers["etag"] == f'"{_sha256(data)}"'
-    assert got.headers["digest"] == f"sha-256={_sha256(data)}"
+    encoded = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert got.headers["repr-digest"] == f"sha-256=:{encoded}:"  # RFC 9530
+    assert got.headers["digest"] == f"sha-256={encoded}"  # RFC 3230: base64, not hex
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ from .outputs import (
     DocumentPage,
     EventResult,
     binary,
+    digest_headers,
     errors,
     sends,
 )
@@ -275,7 +276,7 @@ def get_history(
         **binary(
             "*/*",  # each file has its own: application/pdf, ...
             description="The attachment's bytes, as the media type it was uploaded with",
-            headers=("Content-Disposition", "Digest"),
+            headers=("Content-Disposition", "Repr-Digest", "Digest"),
         ),
         **errors(404),
     },
@@ -301,7 +302,7 @@ def get_attachment(
         media_type=match[0].media_type,
         headers={
             "Content-Disposition": content_disposition(match[0].filename),
-            "Digest": f"sha-256={sha256}",
+            **digest_headers(sha256),
         },
     )
 

@@ -1,41 +1,142 @@
-"""HTTP methods as RFC 9110 has them: HEAD wherever GET is, and an honest ``Allow``.
+"""HTTP methods as RFC 9110 has them: HEAD wherever GET is, conditional reads, an honest
+``Allow``.
 
 FastAPI's routes answer only the methods they declare, so ``HEAD /v1/documents`` was 405
 though ``GET`` is served there (RFC 9110 9.3.2: a server supporting GET supports HEAD);
 and a 405 named in ``Allow`` only the methods of the first route whose path matched.
+A read that names an entity tag (``If-None-Match``, ``If-Match``) is answered by the tag
+the route sends (RFC 9110 13.1.1, 13.1.2): 304 with no body when the client holds it,
+412 when it asked for another.
 """
 
 from __future__ import annotations
 
+import json
+import re
+
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# One entity tag of a list, weak or strong, and the comma after it (RFC 9110 8.8.3).
+_TAGS = re.compile(rb'[ \t]*(W/)?("[\x21\x23-\x7e\x80-\xff]*")[ \t]*(?:,|$)')
+# The headers a 304 keeps of the 200 it stands for (RFC 9110 15.4.5), besides our own.
+_KEPT_BY_304 = frozenset({b"etag", b"cache-control", b"vary", b"date", b"expires"})
+
+
+def _tags(value: bytes) -> list[tuple[bool, bytes]] | None:
+    """The entity tags of a header value, each (weak, tag with its quotes); None: not a
+    list of tags (then the condition is not evaluated, as RFC 9110 13.1 allows)."""
+    found, at = [], 0
+    while at < len(value):
+        tag = _TAGS.match(value, at)
+        if tag is None or tag.end() == at:
+            return None
+        found.append((tag.group(1) is not None, tag.group(2)))
+        at = tag.end()
+    return found or None
+
+
+def _failed_precondition(if_match: bytes, etag: bytes) -> bool:
+    """Whether ``If-Match`` fails against the representation's ``etag`` (strong)."""
+    if if_match.strip() == b"*":
+        return False
+    tags = _tags(if_match)
+    return tags is not None and not any(not weak and tag == etag for weak, tag in tags)
+
+
+def _not_modified(if_none_match: bytes, etag: bytes) -> bool:
+    """Whether ``If-None-Match`` names what the client holds (weak comparison)."""
+    if if_none_match.strip() == b"*":
+        return True
+    tags = _tags(if_none_match)
+    plain = etag.removeprefix(b"W/")
+    return tags is not None and any(tag == plain for _weak, tag in tags)
+
 
 class HeadMiddleware:
-    """Answer ``HEAD`` as ``GET`` would, headers and status alike, with no body.
+    """Answer ``HEAD`` as ``GET`` would, headers and status alike, with no body; and a
+    conditional ``GET`` or ``HEAD`` by the ETag its route sends.
 
     Plain ASGI: the request runs as a GET (its token, its checks, its errors), and the
     body the app sends is dropped; ``Content-Length`` says what a GET would have sent.
+    A condition is judged when the route starts a 2xx answer carrying an ETag, before a
+    byte of its body is sent; any other answer goes as it is.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
+        method = scope.get("method")
+        if scope["type"] != "http" or method not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
+        if_match = if_none_match = None
+        for name, value in scope["headers"]:
+            if name == b"if-match":
+                if_match = value
+            elif name == b"if-none-match":
+                if_none_match = value
+        head = method == "HEAD"
+        if not head and if_match is None and if_none_match is None:
+            await self.app(scope, receive, send)
+            return
+        dropping = False
         ended = False
 
-        async def headers_only(message: Message) -> None:
-            nonlocal ended
-            if message["type"] != "http.response.body":
+        async def answer(message: Message) -> None:
+            nonlocal dropping, ended
+            if message["type"] == "http.response.start":
+                message = _judged(message, if_match, if_none_match)
+                dropping = head or message["status"] in (304, 412)
+                if message["status"] == 412:
+                    body = json.dumps(_PRECONDITION_FAILED).encode()
+                    await send(message)
+                    await send({"type": "http.response.body", "body": body})
+                    ended = True
+                    return
+                await send(message)
+            elif message["type"] != "http.response.body" or not dropping:
                 await send(message)
             elif not ended:
                 ended = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+        await self.app({**scope, "method": "GET"}, receive, answer)
+
+
+# The one shape of every error (errors.error_body, which imports this module).
+_PRECONDITION_FAILED = {
+    "code": "precondition_failed",
+    "message": "If-Match names no tag of what is here now: read it again (its ETag) and retry.",
+    "details": {},
+}
+
+
+def _judged(start: Message, if_match: bytes | None, if_none_match: bytes | None) -> Message:
+    """The response start as the request's conditions make it: as it is, 304 or 412."""
+    status = start["status"]
+    if not 200 <= status < 300 or (if_match is None and if_none_match is None):
+        return start
+    headers = start.get("headers", [])
+    etag = next((v for k, v in headers if k == b"etag"), None)
+    if etag is None:
+        return start
+    if if_match is not None and _failed_precondition(if_match, etag):
+        body_length = str(len(json.dumps(_PRECONDITION_FAILED).encode())).encode()
+        return {
+            **start,
+            "status": 412,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", body_length),
+                *((k, v) for k, v in headers if k == b"etag"),
+            ],
+        }
+    if if_none_match is not None and _not_modified(if_none_match, etag):
+        kept = [(k, v) for k, v in headers if k in _KEPT_BY_304 or k.startswith(b"x-")]
+        return {**start, "status": 304, "headers": kept}
+    return start
 
 
 # The methods the API declares routes for (HEAD comes with GET; OPTIONS is served nowhere).

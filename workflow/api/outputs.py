@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -74,7 +75,8 @@ HEADERS: dict[str, dict[str, Any]] = {
     "Content-Disposition": _header(
         "attachment, with the file name in ASCII and in UTF-8 (RFC 6266 filename*)"
     ),
-    "Digest": _header("sha-256=<hex> of the body as stored"),
+    "Repr-Digest": _header("sha-256=:<base64>: of the body as stored (RFC 9530)"),
+    "Digest": _header("sha-256=<base64> of the body as stored (RFC 3230, for older clients)"),
     "WWW-Authenticate": _header("Bearer"),
     "Retry-After": _header("Seconds to wait before trying again"),
     "X-Request-ID": _header("The request's id in the server's logs (the caller's, if valid)"),
@@ -348,3 +350,10 @@ def binary(
     if headers:
         answer["headers"] = header_specs(*headers)
     return {200: answer}
+
+
+def digest_headers(sha256: str) -> dict[str, str]:
+    """A body's SHA-256 (hex) as RFC 9530's ``Repr-Digest`` and RFC 3230's ``Digest`` write
+    it: base64 (the hex is the ETag of a file)."""
+    encoded = base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
+    return {"Repr-Digest": f"sha-256=:{encoded}:", "Digest": f"sha-256={encoded}"}

@@ -47,7 +47,7 @@ from .documents import (
     subject_event,
 )
 from .files import content_disposition
-from .outputs import AUTHENTICATED, Page, binary, errors, sends
+from .outputs import AUTHENTICATED, Page, binary, digest_headers, errors, sends
 from .paging import check_limit
 from .schemas import TextModel
 from .views import check_document_id
@@ -291,7 +291,7 @@ def get_received(
         **binary(
             "*/*",  # each file has its own: application/pdf, ...
             description="The file's bytes, as the media type its package gives it",
-            headers=("Content-Disposition", "Digest", "ETag"),
+            headers=("Content-Disposition", "Repr-Digest", "Digest", "ETag"),
         ),
         **errors(404),
     },
@@ -309,7 +309,7 @@ def get_received_file(
         media_type=_media_type(part.media_type),
         headers={
             "Content-Disposition": content_disposition(part.name.rsplit("/", 1)[-1]),
-            "Digest": f"sha-256={part.sha256}",
+            **digest_headers(part.sha256),
             "ETag": f'"{part.sha256}"',
         },
     )

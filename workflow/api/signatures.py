@@ -28,7 +28,7 @@ from .auth import PrincipalDep, require
 from .bodies import JsonRoute
 from .deps import ReadUowDep, TrustDep
 from .findings import Manifest, SignatureOut
-from .outputs import AUTHENTICATED, COMMON, STORED, binary, errors, header_specs
+from .outputs import AUTHENTICATED, COMMON, STORED, binary, digest_headers, errors, header_specs
 from .views import load_visible
 
 router = APIRouter(prefix="/v1", tags=["signatures"], route_class=JsonRoute)
@@ -122,7 +122,7 @@ def _latest_signature(uow: UnitOfWork, principal: Principal, document_id: str) -
         200: {
             "model": Manifest,
             "description": "RFC 8785 JSON, byte for byte as signed",
-            "headers": header_specs("Content-Disposition", "Digest"),
+            "headers": header_specs("Content-Disposition", "Repr-Digest", "Digest"),
         },
         **_READ,
     },
@@ -134,7 +134,7 @@ def get_signed_manifest(document_id: str, uow: ReadUowDep, principal: PrincipalD
         media_type="application/json",
         headers={
             "Content-Disposition": f'attachment; filename="{document_id}.manifest.json"',
-            "Digest": f"sha-256={signature.manifest_sha256}",
+            **digest_headers(signature.manifest_sha256),
         },
     )
 
