@@ -74,6 +74,11 @@ def test_create_records_the_metadata_and_files_and_answers_201(api: Api) -> None
         encoded = base64.b64encode(bytes.fromhex(sha256(data))).decode()
         assert got.headers["Repr-Digest"] == f"sha-256=:{encoded}:"
         assert got.headers["Digest"] == f"sha-256={encoded}"
+        assert got.headers["ETag"] == f'"{sha256(data)}"'
+        again = api.client.get(
+            got.url, headers={**api.auth(), "If-None-Match": got.headers["ETag"]}
+        )
+        assert (again.status_code, again.content) == (304, b"")
         assert name in got.headers["Content-Disposition"]
 
     # And the document reads back as it was answered, with the same ETag

@@ -276,7 +276,7 @@ def get_history(
         **binary(
             "*/*",  # each file has its own: application/pdf, ...
             description="The attachment's bytes, as the media type it was uploaded with",
-            headers=("Content-Disposition", "Repr-Digest", "Digest"),
+            headers=("Content-Disposition", "Repr-Digest", "Digest", "ETag"),
         ),
         **errors(404),
     },
@@ -302,6 +302,7 @@ def get_attachment(
         media_type=match[0].media_type,
         headers={
             "Content-Disposition": content_disposition(match[0].filename),
+            "ETag": f'"{sha256}"',
             **digest_headers(sha256),
         },
     )
