@@ -52,8 +52,17 @@ class Report:
         self.checks.append(Check(item, False, detail, code, member))
 
     def refused(self, item: str, exc: CongvanError, member: str | None = None) -> None:
-        """``item`` failed as ``exc`` says, under the code of :func:`signature_code`."""
-        self.fail(item, signature_code(exc), exc.message, member)
+        """``item`` failed as ``exc`` says, under the code of :func:`signature_code`; a
+        verification the wire would defer ("send it again later") says what it lacks, as
+        a wait means nothing offline."""
+        detail = exc.message
+        cause = exc.__cause__
+        if isinstance(exc, VerificationDeferred) and isinstance(cause, CongvanError):
+            detail = (
+                f"{cause.message} Offline, nothing comes later: the bundle needs the "
+                "issuer's CRL in force when it was signed."
+            )
+        self.fail(item, signature_code(exc), detail, member)
 
     def anchored(self, cms: bytes, roots: Sequence[x509.Certificate]) -> str:
         """Note which of ``roots`` a verified CMS chains to; a few words saying it."""

@@ -73,7 +73,7 @@ class TrustStore:
 
     def pin(self, cert: x509.Certificate) -> Path:
         """Trust a root: write it to the directory (idempotent); the file's path."""
-        _require_root(cert)
+        require_root(cert)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
         path = self.directory / f"{fingerprint(cert)}{SUFFIX}"
         if not path.exists():
@@ -146,7 +146,7 @@ def _owned(path: Path, mode: int, what: str) -> None:
         )
 
 
-def _require_root(cert: x509.Certificate) -> None:
+def require_root(cert: x509.Certificate) -> None:
     """Only CA certificates can be trust anchors."""
     try:
         is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca

@@ -113,6 +113,8 @@ def _export(document_id: str, output: str | None, digests_only: bool, settings: 
 def _pinned(paths: list[str]) -> list[x509.Certificate]:
     from cryptography import x509
 
+    from congvan.actions.signing.truststore import fingerprint, require_root
+
     roots = []
     for name in paths:
         path = Path(name)
@@ -129,11 +131,22 @@ def _pinned(paths: list[str]) -> list[x509.Certificate]:
                 f"{name} is not a PEM text file of certificates.", field="trust", path=name
             )
         try:
-            roots.extend(x509.load_pem_x509_certificates(data))
+            found = x509.load_pem_x509_certificates(data)
         except ValueError as exc:
             raise InvalidInput(
                 f"{name} holds no PEM certificate.", field="trust", path=name
             ) from exc
+        for cert in found:
+            try:  # as `keys trust` pins one: a leaf named a root would anchor nothing
+                require_root(cert)
+            except InvalidInput as exc:
+                raise InvalidInput(
+                    f"{name} holds a certificate that is no CA's ({exc.message}).",
+                    field="trust",
+                    path=name,
+                    fingerprint=fingerprint(cert),
+                ) from exc
+        roots.extend(found)
     return roots
 
 
