@@ -47,6 +47,7 @@ def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
     jobs = uow.outbox.for_document(doc_id)
     timers = uow.timers.for_document(doc_id)
     statuses = uow.dispatches.statuses_by_dispatch(doc_id)
+    requests = requests_view(uow, doc_id, statuses)
     return {
         **summary(row),
         "number": row.number,
@@ -69,9 +70,10 @@ def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
         "allowed_events": allowed_events(DOCUMENT, row.state),
         "recipients": [dataclasses.asdict(r) for r in uow.documents.recipients(doc_id)],
         "attachments": [dataclasses.asdict(a) for a in uow.documents.attachments(doc_id)],
-        "dispatches": [
-            dispatch_view(d, statuses.get(d.id, [])) for d in uow.dispatches.for_document(doc_id)
-        ],
+        "dispatches": _with_recalls(
+            [dispatch_view(d, statuses.get(d.id, [])) for d in uow.dispatches.for_document(doc_id)],
+            requests,
+        ),
         "jobs": [
             {"id": j.id, "action": j.action, "status": j.status, "attempts": j.attempts}
             for j in jobs
@@ -88,9 +90,31 @@ def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
         "replaces": row.replaces_id,
         "replace_reason": row.replace_reason or None,
         "replaced_by": uow.documents.replaced_by(doc_id),
-        "requests": requests_view(uow, doc_id, statuses),
+        "requests": requests,
     }
 
+
+def _with_recalls(
+    dispatches: list[dict[str, Any]], requests: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each recipient's dispatch, at 15 where it agreed to a recall: its copy is cancelled
+    there, whatever it reported of it before (Decree 30 Art. 18)."""
+    recalled = {
+        r["organ_id"]
+        for request in requests
+        if request["kind"] == "recall"
+        for r in request["recipients"]
+        if r["answer"] == "agreed"
+    }
+    for view in dispatches:
+        if view["organ_id"] in recalled:
+            view["status_code"], view["status_label"] = "15", STATUS_LABEL["15"]
+    return dispatches
+
+
+# QCVN 102's 13: the sender asked to take the document back (yêu cầu lấy lại); a recall's
+# recipient stands there until it answers (15 or 16).
+ASKED_BACK = ("13", "asked to give it back (yêu cầu lấy lại)")
 
 # How a request's recipient stands, by its dispatch's state.
 _ANSWER = {
@@ -115,8 +139,16 @@ def requests_view(
     for request_id, rows in by_request.items():
         header = json.loads(uow.dispatches.header_of(rows[0].id) or b"{}")
         recipients = []
+        asks_back = header.get("business_type") == "recall"
         for row in rows:
             answer = next((s for s in statuses.get(row.id, []) if s.code in ("15", "16")), None)
+            code, label = (
+                (answer.code, STATUS_LABEL[answer.code])
+                if answer
+                else ASKED_BACK
+                if asks_back and row.state == d.DELIVERED
+                else (None, None)
+            )
             recipients.append(
                 {
                     "organ_id": row.organ_id,
@@ -124,8 +156,8 @@ def requests_view(
                     "message_id": row.message_id,
                     "state": row.state,
                     "answer": _ANSWER[row.state],
-                    "status_code": answer.code if answer else None,
-                    "status_label": STATUS_LABEL[answer.code] if answer else None,
+                    "status_code": code,
+                    "status_label": label,
                     "reason": (answer.reason or None)
                     if answer
                     else (row.last_error or None if row.state == REJECTED else None),

@@ -119,6 +119,9 @@ def test_a_recall_every_recipient_agrees_to_cancels_the_document_at_both_ends(
     [request] = sender_view["requests"]
     assert (request["kind"], request["outcome"]) == ("recall", "awaiting_answer")
     assert [r["answer"] for r in request["recipients"]] == ["awaiting_answer"]
+    # standing at 13 (the sender asked to take it back), its own sending still at 03
+    assert [r["status_code"] for r in request["recipients"]] == ["13"]
+    assert [d["status_code"] for d in sender_view["dispatches"]] == ["03"]
     # B's answer is awaited by the recall_answer time rule, on B's dispatch
     assert [t["kind"] for t in sender_view["waiting_for"]] == ["rule_deadline"]
     # and explain says so first: the recall's answer, not the registration it had
@@ -146,8 +149,11 @@ def test_a_recall_every_recipient_agrees_to_cancels_the_document_at_both_ends(
         (B, "agreed", "15")
     ]
     assert sender_view["waiting_for"] == []
-    # Its own sending is what it was: B registered it
-    assert [d["status_code"] for d in sender_view["dispatches"]] == ["03"]
+    # And its own sending to B stands at 15, its copy cancelled there, as B's list says;
+    # what B reported of it before is kept (registered, 03)
+    [dispatch] = sender_view["dispatches"]
+    assert (dispatch["state"], dispatch["status_code"]) == ("acknowledged", "15")
+    assert [r["code"] for r in dispatch["reported"]] == ["03"]
 
 
 def test_a_document_whose_handling_is_completed_is_still_recalled_when_the_clerk_agrees(

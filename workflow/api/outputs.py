@@ -163,7 +163,8 @@ class DispatchOut(BaseModel):
     state: DispatchState
     status_code: StatusCode | None = Field(
         description="Where the recipient stands (QCVN 102): 01 arrived, 02 refused, "
-        "03 registered, 04 assigned, 05 processing, 06 completed; null before it arrived"
+        "03 registered, 04 assigned, 05 processing, 06 completed, 15 its copy recalled (it "
+        "agreed); null before it arrived"
     )
     status_label: str | None = Field(description="The status code in words")
     status_reason: str | None = Field(description="Why the recipient refused it (02)")
@@ -184,7 +185,10 @@ class RequestRecipientOut(BaseModel):
         description="Under way, awaiting the answer, agreed (15), refused (16), or never "
         "delivered (the package was refused at the inbox, or its attempts ran out)"
     )
-    status_code: Literal["15", "16"] | None = Field(description="The recipient's answer")
+    status_code: Literal["13", "15", "16"] | None = Field(
+        description="The recipient's answer (15 agreed, 16 refused); 13 while a recall it "
+        "has awaits its answer (the sender asked to take the document back)"
+    )
     status_label: str | None
     reason: str | None = Field(description="Why it refused (16), or why the inbox refused it")
     updated_at: Moment
