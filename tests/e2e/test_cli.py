@@ -83,13 +83,16 @@ def test_demo_sends_the_sample_letter_between_two_installations(tmp_path: Path) 
     # Every receipt verified again at the province
     for name in RECIPIENTS:
         assert f"✓ {name}: status 01 for message" in out
-    # Each dispatch in its final state, with its status code; the refusal with its reason
+    # Each dispatch in its final state, with its status code: 15 where the copy was
+    # recalled (its earlier codes are in its timeline), the refusal with its reason
+    assert "04 assigned (phân công)" in out[: out.index("status (QCVN 102)")]
     table = out[out.index("status (QCVN 102)") :]
+    recalled = "15 agreed to the recall"
     for name, state, status in (
-        ("Sở Nội vụ tỉnh Thừa Thiên Huế", "acknowledged", "04 assigned (phân công)"),
-        ("Sở Y tế tỉnh Thừa Thiên Huế", "delivered", "01 arrived"),
+        ("Sở Nội vụ tỉnh Thừa Thiên Huế", "acknowledged", recalled),
+        ("Sở Y tế tỉnh Thừa Thiên Huế", "delivered", recalled),
         ("Ủy ban nhân dân thành phố Huế", "rejected", "02 refused (từ chối tiếp nhận): Đề nghị"),
-        ("Ủy ban nhân dân thị xã Hương Thủy", "acknowledged", "03 registered"),
+        ("Ủy ban nhân dân thị xã Hương Thủy", "acknowledged", recalled),
     ):
         [row] = [line for line in table.splitlines() if line.strip().startswith(name)]
         assert row.split()[len(name.split())] == state, row
