@@ -57,7 +57,6 @@ def test_a_bundle_is_exported_then_verified_offline_and_a_tampered_one_is_not(
         pair.point_b_at(inbox)
         doc, job = pair.sent(make_document)
         assert pair.sender.runner.run(job) == "done"
-    pair.sender.anchoring.anchor(pair.sender.uow, pair.sender.clock())
     # The shell's clock is the real one: the CRL is as fresh as an installation keeps it,
     # so that the index signed at export is judged then.
     with pair.sender.uow() as uow:
@@ -67,6 +66,18 @@ def test_a_bundle_is_exported_then_verified_offline_and_a_tampered_one_is_not(
     (tmp_path / "root.pem").write_bytes(root.public_bytes(Encoding.PEM))
     data_dir = pair.sender.settings.data_dir
 
+    # (Exported before its entries are anchored, the bundle is written, and the export
+    # says it would not verify as it is, and what to do)
+    early = congvan(
+        "--data-dir", str(data_dir), "--database-url", url,
+        "evidence", "export", doc, "-o", "early.zip",
+        cwd=tmp_path, passphrase=PASS,
+    )  # fmt: skip
+    assert early.returncode == 0 and (tmp_path / "early.zip").is_file(), early.stderr
+    assert "does not verify as it is" in early.stderr and "unanchored" in early.stderr
+    assert "congvan audit anchor" in early.stderr
+    pair.sender.anchoring.anchor(pair.sender.uow, pair.sender.clock())
+
     # When the bundle is exported from the shell
     exported = congvan(
         "--data-dir", str(data_dir), "--database-url", url,
@@ -75,6 +86,7 @@ def test_a_bundle_is_exported_then_verified_offline_and_a_tampered_one_is_not(
     )  # fmt: skip
     assert exported.returncode == 0, exported.stderr
     assert exported.stdout.startswith("bundle.zip: ")
+    assert "warning" not in exported.stderr, exported.stderr
 
     # (And where someone planted a link by the name a partial bundle once took, or named
     # a FIFO as the output, nothing is written through it or in its place)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,6 +88,7 @@ def _export(document_id: str, output: str | None, digests_only: bool, settings: 
         # The issuing agency signs the index: what the bundle holds, as a whole.
         keys = AgencyKeys(settings.passphrase, runtime.trust)
         agency = keys.require(uow, evidence.agency_id, now)
+        roots = runtime.trust.roots()
     if (path.exists() or path.is_symlink()) and not path.is_file():
         # A device, a FIFO, a directory: renaming the bundle onto it would replace it
         raise InvalidInput(
@@ -107,7 +109,33 @@ def _export(document_id: str, output: str | None, digests_only: bool, settings: 
         raise
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     print(f"{path}: {count} members, sha256 {digest}")
+    _warn_unless_verified(path, roots)
     return 0
+
+
+def _warn_unless_verified(path: Path, roots: list[x509.Certificate]) -> None:
+    """Say so when the bundle just written would not verify as it is, against this
+    installation's roots: exported all the same (a dispute may need it as it stands), but
+    its reader should not be the first to learn it. Entries after the last anchor are
+    the usual cause: `congvan audit anchor`, then export again."""
+    from congvan.actions.exchange.evidence_checks import verify_bundle
+
+    with path.open("rb") as stream:
+        report = verify_bundle(stream, roots)
+    failed = [c for c in report.checks if not c.ok]
+    if not failed:
+        return
+    codes = ", ".join(sorted({c.code or "failed" for c in failed}))
+    hint = (
+        " (run `congvan audit anchor`, then export again)"
+        if any(c.code == "unanchored" for c in failed)
+        else ""
+    )
+    print(
+        f"warning: {path} does not verify as it is against this installation's roots: "
+        f"{codes}{hint}; `congvan evidence verify` says why",
+        file=sys.stderr,
+    )
 
 
 def _pinned(paths: list[str]) -> list[x509.Certificate]:
