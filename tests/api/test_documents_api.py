@@ -723,3 +723,32 @@ def test_a_create_waiting_on_the_database_does_not_hold_up_other_requests(
 
     # Then the health check is answered while the create still waits, and both succeed
     assert anyio.run(meanwhile) == (200, True, 201)
+
+
+@pytest.mark.parametrize(
+    "declared",
+    ["not a media type", "pdf", "application/", "/pdf", "text/html\x07", "a/b" + "c" * 200],
+)
+def test_a_part_whose_media_type_is_not_one_is_refused(api: Api, declared: str) -> None:
+    files = [("main", ("thu.pdf", MAIN_PDF, declared))]
+    response = api.create(files=files)
+    details = assert_error(response, 422, "invalid_input")
+    assert details["field"] == "media_type"
+    assert api.get("/v1/documents").json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("declared", "kept"),
+    [
+        ("Application/PDF", "application/pdf"),
+        ("text/plain; charset=utf-8", "text/plain; charset=utf-8"),
+        ("", "application/octet-stream"),
+    ],
+)
+def test_a_parts_media_type_is_kept_in_lower_case_with_its_parameters(
+    api: Api, declared: str, kept: str
+) -> None:
+    created = api.create(files=[("main", ("thu.pdf", MAIN_PDF, declared))])
+    assert created.status_code == 201, created.text
+    [attachment] = created.json()["attachments"]
+    assert attachment["media_type"] == kept

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from typing import Any
 from urllib.parse import quote
@@ -10,7 +11,7 @@ from urllib.parse import quote
 from fastapi import UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from congvan.states.errors import AttachmentTooLarge, FieldTooLong
+from congvan.states.errors import AttachmentTooLarge, FieldTooLong, InvalidInput
 from congvan.states.text import deceptive_characters
 
 
@@ -40,6 +41,29 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# RFC 9110 8.3.1: type "/" subtype, each a token, then parameters (not kept).
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA_TYPE = re.compile(rf"\s*({_TOKEN})/({_TOKEN})\s*(;.*)?", re.DOTALL)
+
+
+def media_type_of(declared: str | None, filename: str) -> str:
+    """A part's declared media type as kept: ``type/subtype`` in lower case (RFC 9110
+    8.3.1) and its parameters as given (a text's charset), ``application/octet-stream``
+    when none was given; InvalidInput for anything else, which every place it is shown
+    and signed would carry."""
+    if declared is None or not declared.strip():
+        return "application/octet-stream"
+    found = _MEDIA_TYPE.fullmatch(declared)
+    if found is None or len(declared) > 100 or _printable(declared) != declared:
+        raise InvalidInput(
+            f"The media type of {filename} is not one (type/subtype, e.g. application/pdf).",
+            field="media_type",
+            filename=filename,
+        )
+    essence = f"{found.group(1)}/{found.group(2)}".lower()
+    return essence + (found.group(3) or "").rstrip()
+
+
 async def read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[str, Any]:
     """An uploaded part as an attachment row: its bytes, digest, safe file name and type."""
     data = await upload.read(max_bytes + 1)
@@ -64,8 +88,7 @@ async def read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[str
     return {
         "sha256": await run_in_threadpool(_sha256, data),
         "filename": filename,
-        "media_type": _printable(upload.content_type or "").strip()[:100]
-        or "application/octet-stream",
+        "media_type": media_type_of(upload.content_type, filename),
         "size": len(data),
         "role": role,
         "data": data,
