@@ -556,8 +556,8 @@ HOSTILE: dict[str, tuple[Send, int | None, str | None]] = {
     ),
     "NUL in a part's media type": (
         _post_multipart(_multipart(b'filename="a.pdf"\r\nContent-Type: appli\x00cation/pdf')),
-        201,
-        None,
+        422,
+        "invalid_input",
     ),
     "non-UTF-8 file name": (
         _post_multipart(
