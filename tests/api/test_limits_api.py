@@ -642,7 +642,8 @@ def test_malformed_input_is_answered_without_a_500(
 
 def test_names_are_stored_without_control_characters(api_any_db: Api) -> None:
     send = _post_multipart(
-        _multipart(b'filename="a\x00\x01 b\x7f.pdf"\r\nContent-Type: text/\x00plain')
+        # (a media type holding one is no media type: refused, see above)
+        _multipart(b'filename="a\x00\x01 b\x7f.pdf"\r\nContent-Type: text/plain')
     )
     response = send(api_any_db, "")
     assert response.status_code == 201, response.text
