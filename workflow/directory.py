@@ -341,22 +341,39 @@ def add_authority(
             value=competence[:60],
         )
     # The same grant twice would be two rows, and revoking one would leave its twin in
-    # force: the signer could still sign. Grants of an agency take turns for the look.
+    # force: the signer could still sign. So would a grant overlapping it (a type both
+    # cover, on a day both cover) for the same competence, or for any (""): refused too.
+    # Grants for other competences may overlap: a document's signer block names the one
+    # it is signed under (a Phó Chủ tịch signs as KT. CHỦ TỊCH and as TM. ỦY BAN NHÂN DÂN).
+    # Grants of an agency take turns for the look.
     uow.authorities.hold_granting(agency_id)
-    twin = next(
+    until = valid_until.isoformat() if valid_until else None
+    overlapping = next(
         (
             a
             for a in uow.authorities.for_agency(agency_id, signer)
             if a.revoked_at is None
-            and (a.doc_types, a.competence, a.valid_from, a.valid_until)
-            == (joined, competence, valid_from.isoformat(), valid_until and valid_until.isoformat())
+            and (a.competence == competence or "" in (a.competence, competence))
+            and _types_meet(a.doc_types, joined)
+            and _periods_meet((a.valid_from, a.valid_until), (valid_from.isoformat(), until))
         ),
         None,
     )
-    if twin is not None:
+    if overlapping is not None:
+        same = (overlapping.doc_types, overlapping.competence, overlapping.valid_from) == (
+            joined,
+            competence,
+            valid_from.isoformat(),
+        ) and overlapping.valid_until == until
         raise AlreadyExists(
-            f"'{signer}' holds this authority already; revoke it before granting it anew.",
-            authority_id=twin.id,
+            f"'{signer}' holds this authority already; revoke it before granting it anew."
+            if same
+            else f"'{signer}' holds an authority for {overlapping.doc_types} from "
+            f"{overlapping.valid_from}"
+            + (f" to {overlapping.valid_until}" if overlapping.valid_until else "")
+            + f" ({overlapping.competence or 'any competence'}) that overlaps this one: "
+            "revoke it, or grant types or days it does not cover.",
+            authority_id=overlapping.id,
         )
     row = AuthorityRow(
         id=new_id(),
@@ -371,3 +388,15 @@ def add_authority(
     )
     uow.authorities.add(row)
     return row
+
+
+def _types_meet(held: str, granted: str) -> bool:
+    """Whether two grants' document types (``*`` or codes joined by commas) share one."""
+    a, b = set(held.split(",")), set(granted.split(","))
+    return "*" in a or "*" in b or bool(a & b)
+
+
+def _periods_meet(held: tuple[str, str | None], granted: tuple[str, str | None]) -> bool:
+    """Whether two validities (ISO days, the end None when open) share a day."""
+    (a_from, a_until), (b_from, b_until) = held, granted
+    return (a_until is None or b_from <= a_until) and (b_until is None or a_from <= b_until)

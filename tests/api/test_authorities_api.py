@@ -288,6 +288,41 @@ def test_an_invalid_body_is_refused(api: Api, body: dict[str, Any], field: str) 
     assert listed(api) == []
 
 
+@pytest.mark.parametrize(
+    "overlap",
+    [
+        {"doc_types": ["CV"], "competence": "KT. CHỦ TỊCH", "valid_from": "2025-06-01"},
+        {"doc_types": ["*"], "competence": "KT. CHỦ TỊCH", "valid_from": "2024-01-01"},
+        {"doc_types": ["CV", "QĐ"], "competence": "", "valid_from": "2025-01-02"},
+        {"doc_types": ["CV"], "competence": "KT. CHỦ TỊCH", "valid_from": "2020-01-01",
+         "valid_until": "2025-01-01"},
+    ],
+)  # fmt: skip
+def test_an_authority_overlapping_one_held_for_its_competence_is_refused(
+    api: Api, overlap: dict[str, Any]
+) -> None:
+    # Given KT. CHỦ TỊCH for CV from 2025 (revoking it must stop the signer signing so)
+    add_signer_user(api)
+    first = granted(api, doc_types=["CV"], competence="KT. CHỦ TỊCH", valid_from="2025-01-01")
+
+    # When one that covers a type and a day of it, for its competence or any, is granted
+    refused = grant(api, **overlap)
+
+    # Then it is refused, naming the one held
+    assert assert_error(refused, 409, "already_exists") == {"authority_id": first["id"]}
+    assert [a["id"] for a in listed(api)] == [first["id"]]
+
+
+def test_authorities_for_other_competences_types_or_days_may_stand_beside(api: Api) -> None:
+    add_signer_user(api)
+    granted(api, doc_types=["CV"], competence="KT. CHỦ TỊCH", valid_from="2025-01-01",
+            valid_until="2025-12-31")  # fmt: skip
+    granted(api, doc_types=["CV"], competence="TM. ỦY BAN NHÂN DÂN", valid_from="2025-01-01")
+    granted(api, doc_types=["QĐ"], competence="KT. CHỦ TỊCH", valid_from="2025-01-01")
+    granted(api, doc_types=["CV"], competence="KT. CHỦ TỊCH", valid_from="2026-01-01")
+    assert len(listed(api)) == 4
+
+
 def test_the_same_authority_is_granted_once_and_anew_once_revoked(api_any_db: Api) -> None:
     # Given an authority granted
     api = api_any_db
