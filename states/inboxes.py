@@ -62,8 +62,8 @@ def validate_inbox_url(url: str, *, allow_http: bool = False, field: str = "inbo
         raise refuse("must name a port from 1 to 65535, or none.")
     if scheme == "http" and not allow_http and not is_loopback(host):
         raise refuse(
-            "must use https unless its host is loopback; allow plain http explicitly "
-            "(--allow-http) only on a network you trust.",
+            "must use https unless its host is loopback (an operator may allow plain http "
+            "on a network it trusts, from the command line).",
         )
     return url
 

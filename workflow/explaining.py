@@ -84,8 +84,11 @@ def parse_older_than(text: str | None) -> timedelta:
             else _DURATION.validate_python(text)
         )
     except (ValidationError, OverflowError) as exc:
+        too_large = isinstance(exc, OverflowError) or "too large" in str(exc)
         raise InvalidInput(
-            "older_than must be an ISO 8601 duration (PT2H, P1D) or a number of seconds.",
+            "older_than is out of bounds: from 1 minute to 366 days."
+            if too_large  # a duration, and a long one: past the bounds, not malformed
+            else "older_than must be an ISO 8601 duration (PT2H, P1D) or a number of seconds.",
             **bounds,
         ) from exc
     if not MIN_OLDER_THAN <= value <= MAX_OLDER_THAN:

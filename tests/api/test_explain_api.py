@@ -205,8 +205,10 @@ def test_bad_stuck_parameters_are_refused_by_name(
     assert field == details["field"]
 
 
-def test_the_threshold_is_bounded_and_says_its_bounds(api: Api) -> None:
-    details = assert_error(
-        api.get("/v1/stuck", params={"older_than": "PT1S"}), 422, "invalid_input"
-    )
+@pytest.mark.parametrize("older_than", ["PT1S", "P999999999Y", "P99999999999D", "P367D"])
+def test_the_threshold_is_bounded_and_says_its_bounds(api: Api, older_than: str) -> None:
+    # A duration too long to hold is out of bounds too, not "not a duration"
+    answer = api.get("/v1/stuck", params={"older_than": older_than})
+    details = assert_error(answer, 422, "invalid_input")
     assert {"field": "older_than", "min_seconds": 60, "max_seconds": 366 * 86400} == details
+    assert "out of bounds" in answer.json()["message"]

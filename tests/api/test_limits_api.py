@@ -448,6 +448,22 @@ def _post_multipart(body: bytes, content_type: bytes = b"multipart/form-data; bo
     return send
 
 
+@pytest.mark.parametrize(
+    ("metadata", "said"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "too deeply nested"),
+        (b'{"number": ' + b"9" * 5000 + b"}", "number too long"),
+        (b'{"subject": "x"} trailing', "is not JSON: Extra data at line 1"),
+        (b'{"subject": ', "is not JSON: Expecting value at line 1"),
+    ],
+)
+def test_metadata_that_cannot_be_read_says_why(api: Api, metadata: bytes, said: str) -> None:
+    response = _post_multipart(_multipart(b'filename="a.pdf"', metadata))(api, "")
+    details = assert_error(response, 422, "invalid_input")
+    assert details["field"] == "metadata"
+    assert said in response.json()["message"]
+
+
 def _get(path: str) -> Send:
     return lambda api, doc_id: api.get(path.format(doc=doc_id))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from datetime import datetime
@@ -125,10 +126,18 @@ async def create_document(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     try:
-        # ValueError covers bad JSON and integers longer than Python converts.
         raw = read_json(metadata, where="metadata")
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"metadata is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
+            field="metadata",
+        ) from exc
     except (ValueError, RecursionError) as exc:
-        raise InvalidInput("metadata must be a JSON object.", field="metadata") from exc
+        # json.loads' other refusals, as for a JSON body (bodies.JsonRequest.json)
+        raise InvalidInput(
+            "metadata is JSON too deeply nested or with a number too long to read.",
+            field="metadata",
+        ) from exc
     body = form_body(DocumentIn, raw, "The document metadata")
     check_limits(settings, body, body.recipients)
     uploads = ([("main", main)] if main is not None else []) + [
