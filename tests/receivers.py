@@ -68,8 +68,9 @@ class Certificate:
     key: Path
 
 
-def self_signed(directory: Path, now: datetime | None = None) -> Certificate:
-    """A certificate for 127.0.0.1 and localhost, signed by its own key."""
+def self_signed(directory: Path, now: datetime | None = None, *, ca: bool = True) -> Certificate:
+    """A certificate for 127.0.0.1 and localhost, signed by its own key (a CA's, or with
+    ``ca`` False an end entity's)."""
     now = now or datetime.now(UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
@@ -87,7 +88,7 @@ def self_signed(directory: Path, now: datetime | None = None) -> Certificate:
             ),
             critical=False,
         )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     made = Certificate(directory / "smtp-cert.pem", directory / "smtp-key.pem")

@@ -13,15 +13,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
 from congvan.actions.signing import keystore
 from congvan.actions.signing.truststore import fingerprint
@@ -167,21 +163,7 @@ def test_a_trust_file_that_is_not_pem_text_is_refused_even_holding_a_root(tmp_pa
 
 def test_a_trust_file_holding_a_certificate_that_is_no_cas_is_refused(tmp_path: Path) -> None:
     # Given an end entity's certificate (an agency's, say) given as a root
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Sở Nội vụ")])
-    now = datetime.now(UTC)
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "leaf.pem").write_bytes(self_signed(tmp_path, ca=False).cert.read_bytes())
     (tmp_path / "b.zip").write_bytes(b"not looked at")
 
     # Then it is refused as `keys trust` refuses it, before the bundle is read
