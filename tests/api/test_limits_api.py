@@ -448,6 +448,14 @@ def _post_multipart(body: bytes, content_type: bytes = b"multipart/form-data; bo
     return send
 
 
+def test_a_file_named_with_filename_star_is_told_how_a_form_names_it(api: Api) -> None:
+    body = _multipart(b"filename*=UTF-8''th%C6%B0.pdf\r\nContent-Type: application/pdf")
+    response = _post_multipart(body)(api, "")
+    details = assert_error(response, 422, "invalid_input")
+    assert details["field"] == "main"
+    assert "filename*" in response.json()["message"] and "UTF-8" in response.json()["message"]
+
+
 @pytest.mark.parametrize(
     ("metadata", "said"),
     [

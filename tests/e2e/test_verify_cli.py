@@ -316,6 +316,50 @@ def test_a_detached_cms_file_verifies_against_its_manifest_only(
     assert "✓ trusted " in done.stdout and "✗ not revoked " in done.stdout
 
 
+def test_a_message_an_agency_signed_verifies_under_the_agency_profile(
+    installation: Installation, tmp_path: Path
+) -> None:
+    # Given the agency's organisational key, and a receipt it signed
+    runtime = bootstrap(Settings(data_dir=installation.data_dir, key_passphrase=PASS))
+    try:
+        now = runtime.clock()
+        with runtime.uow() as uow:
+            row = keystore.issue_agency(
+                uow, AGENCY, passphrase=PASS, crl_url=runtime.settings.crl_url, now=now
+            )
+            uow.commit()
+        roots = runtime.trust.roots()
+    finally:
+        runtime.stop()
+    key = pki.load_private_key(row.key_pem.encode(), PASS)
+    cert = x509.load_pem_x509_certificate(row.cert_pem.encode())
+    receipt = b'{"format":"congvan-receipt/1","message_id":"m-1","status":"01"}'
+    cms = sign_manifest(receipt, key=key, cert=cert, chain=roots, signing_time=now)
+    (tmp_path / "receipt.json").write_bytes(receipt)
+    (tmp_path / "receipt.p7s").write_bytes(cms)
+    manifest = receipt.replace(b"congvan-receipt/1", b"congvan-manifest/1")
+    (tmp_path / "manifest.json").write_bytes(manifest)
+    (tmp_path / "manifest.p7s").write_bytes(
+        sign_manifest(manifest, key=key, cert=cert, chain=roots, signing_time=now)
+    )
+
+    # Then the receipt verifies, judged as an agency's signature (as openssl would)
+    done = congvan(
+        "verify", str(tmp_path / "receipt.p7s"), "--content", str(tmp_path / "receipt.json"),
+        data_dir=installation.data_dir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "an agency's signature over congvan-receipt/1" in done.stdout
+
+    # While a document's manifest signed with it is not: a manifest is a person's to sign
+    done = congvan(
+        "verify", str(tmp_path / "manifest.p7s"), "--content", str(tmp_path / "manifest.json"),
+        data_dir=installation.data_dir,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "error [certificate_profile_invalid]" in done.stdout
+
+
 def test_a_signed_pdf_verifies_and_a_changed_one_does_not(
     installation: Installation, tmp_path: Path
 ) -> None:

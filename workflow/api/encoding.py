@@ -12,6 +12,7 @@ JSON bodies are checked where they are read (:mod:`.bodies`).
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -181,6 +182,15 @@ class _FormCheck:
     def _headers_finished(self) -> None:
         options = parse_options_header(self.disposition)[1]
         self.field = options.get(b"name", b"").decode(_UTF8)
+        if b"filename" not in options and _FILENAME_STAR.search(self.disposition):
+            # RFC 7578 4.2: a form names its file in filename="…" (UTF-8), never filename*;
+            # read as text, the file's bytes would be refused as "not UTF-8 text".
+            raise InvalidInput(
+                f"The form part {self.field!r} names its file with filename*, which a form "
+                'does not use (RFC 7578): send filename="…" in UTF-8.',
+                field=self.field,
+                location="form part header",
+            )
         if b"filename" not in options:  # a text part; a file's bytes are its own
             self.decoder = codecs.getincrementaldecoder(_UTF8)()
 
@@ -290,6 +300,10 @@ def _body_check(scope: Scope) -> _FormCheck | _UrlencodedCheck | None:
     if kind == b"application/x-www-form-urlencoded":
         return _UrlencodedCheck()
     return None  # JSON is checked where it is read; other bodies are bytes
+
+
+# A file name given as filename*= (RFC 5987), which the options parser drops unread.
+_FILENAME_STAR = re.compile(rb";\s*filename\*\s*=", re.IGNORECASE)
 
 
 class EncodingMiddleware:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote, urlsplit
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
@@ -29,6 +30,8 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["path"].startswith(("http://", "https://")):
+            scope = origin_form(scope)
         structlog.contextvars.clear_contextvars()
         given = Headers(scope=scope).get("x-request-id", "")
         request_id = given if _REQUEST_ID.fullmatch(given) else new_id()
@@ -44,3 +47,12 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def origin_form(scope: Scope) -> Scope:
+    """A request naming its target in absolute form (``GET http://host/v1/health``), which
+    a server must accept (RFC 9112 3.2.2), as the path it names: routes match paths."""
+    raw = scope.get("raw_path") or scope["path"].encode()
+    target = urlsplit(raw.decode("latin-1"))
+    path = target.path or "/"
+    return {**scope, "path": unquote(path), "raw_path": path.encode("latin-1")}

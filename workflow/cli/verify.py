@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from congvan.states import policy
 from congvan.states.errors import InvalidInput, NotFound
@@ -138,14 +138,42 @@ def _verify_file(path: Path, content: str | None, runtime: Store) -> int:
         return 2
     manifest = manifest_path.read_bytes()
     cms_der = _read_cms(data)
+    profile, what = _signed_by(manifest)
     return report(
         lambda: verify_manifest_signature(
-            manifest, cms_der, trust_roots=trust.roots, crls=trust.crls, at=now
+            manifest, cms_der, trust_roots=trust.roots, crls=trust.crls, at=now, profile=profile
         ),
         cms_der,
-        [f"signature     {path} (detached CMS, {len(cms_der)} bytes)", checked],
-        [f"manifest      sha256 {hashlib.sha256(manifest).hexdigest()} ({manifest_path})"],
+        [f"signature     {path} (detached CMS, {len(cms_der)} bytes; {what})", checked],
+        [f"content       sha256 {hashlib.sha256(manifest).hexdigest()} ({manifest_path})"],
     )
+
+
+# What an agency signs with its organisational key (Decree 30 Art. 33), by the format the
+# content names: a package header, a receipt, a status message, a bundle's index, an anchor.
+_AGENCY_SIGNED = frozenset(
+    {
+        "congvan-package/1",
+        "congvan-receipt/1",
+        "congvan-status/1",
+        "congvan-evidence/2",
+        "congvan-audit-anchor/1",
+    }
+)
+
+
+def _signed_by(content: bytes) -> tuple[Literal["signer", "agency"], str]:
+    """Whose certificate profile signs ``content``: an agency's for the messages and records
+    an agency signs, a person's (the signer's) for a document's manifest."""
+    import json
+
+    try:
+        named = json.loads(content).get("format")
+    except (ValueError, AttributeError, RecursionError):
+        named = None
+    if named in _AGENCY_SIGNED:
+        return "agency", f"an agency's signature over {named}"
+    return "signer", "a signer's signature over a manifest"
 
 
 def _verify_pdf(path: Path, data: bytes, trust: TrustMaterial, now: datetime, checked: str) -> int:
