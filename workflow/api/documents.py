@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -30,6 +29,7 @@ from .auth import PrincipalDep, actor_of, require
 from .bodies import JsonRoute, read_json
 from .deps import EngineDep, ReadUowDep, SettingsDep
 from .files import content_disposition, read_upload
+from .methods import entity_tags
 from .outputs import (
     AUTHENTICATED,
     DocumentOut,
@@ -78,10 +78,6 @@ IdempotencyKey = Annotated[
 ]
 
 
-# One entity tag of an If-Match list (RFC 9110 §8.8.3), weak or strong, and its comma.
-_ENTITY_TAG = re.compile(r'[ \t]*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"[ \t]*(?:,|$)')
-
-
 def parse_if_match(value: str | None) -> Expected | None:
     """``If-Match`` as RFC 9110 §13.1.1 reads it: absent or ``*``, any version (None);
     else the versions its strong entity tags name, any of which matches. A weak tag
@@ -89,21 +85,18 @@ def parse_if_match(value: str | None) -> Expected | None:
     our ETags ("03"). What is not a list of entity tags is refused."""
     if value is None or value.strip() == "*":
         return None
-    versions: list[int] = []
-    at = 0
-    while at < len(value):
-        found = _ENTITY_TAG.match(value, at)
-        if found is None or found.end() == at:
-            raise InvalidInput(
-                'If-Match takes the ETag as it was sent, quotes included, e.g. "3" (or *).',
-                field="If-Match",
-            )
-        weak, tag = found.groups()
-        if not weak and tag.isascii() and tag.isdigit() and str(int(tag)) == tag:
-            versions.append(int(tag))
-        at = found.end()
-    if at == 0:  # an empty or blank header: no tag at all
-        raise InvalidInput('If-Match takes the ETag as it was sent, e.g. "3".', field="If-Match")
+    tags = entity_tags(value.encode("latin-1", "replace"))
+    if tags is None:
+        raise InvalidInput(
+            'If-Match takes the ETag as it was sent, quotes included, e.g. "3" (or *).',
+            field="If-Match",
+        )
+    versions = [
+        int(text)
+        for weak, tag in tags
+        if not weak and (text := tag[1:-1].decode("latin-1")).isascii()
+        and text.isdigit() and str(int(text)) == text
+    ]  # fmt: skip
     return versions[0] if len(versions) == 1 else tuple(versions)
 
 

@@ -23,9 +23,9 @@ _TAGS = re.compile(rb'[ \t]*(W/)?("[\x21\x23-\x7e\x80-\xff]*")[ \t]*(?:,|$)')
 _KEPT_BY_304 = frozenset({b"etag", b"cache-control", b"vary", b"date", b"expires"})
 
 
-def _tags(value: bytes) -> list[tuple[bool, bytes]] | None:
-    """The entity tags of a header value, each (weak, tag with its quotes); None: not a
-    list of tags (then the condition is not evaluated, as RFC 9110 13.1 allows)."""
+def entity_tags(value: bytes) -> list[tuple[bool, bytes]] | None:
+    """The entity tags of an If-Match or If-None-Match value, each (weak, tag with its
+    quotes); None: not a list of tags."""
     found, at = [], 0
     while at < len(value):
         tag = _TAGS.match(value, at)
@@ -37,10 +37,11 @@ def _tags(value: bytes) -> list[tuple[bool, bytes]] | None:
 
 
 def _failed_precondition(if_match: bytes, etag: bytes) -> bool:
-    """Whether ``If-Match`` fails against the representation's ``etag`` (strong)."""
+    """Whether ``If-Match`` fails against the representation's ``etag`` (strong); a value
+    that is no list of tags is not evaluated (RFC 9110 13.1 allows it)."""
     if if_match.strip() == b"*":
         return False
-    tags = _tags(if_match)
+    tags = entity_tags(if_match)
     return tags is not None and not any(not weak and tag == etag for weak, tag in tags)
 
 
@@ -48,7 +49,7 @@ def _not_modified(if_none_match: bytes, etag: bytes) -> bool:
     """Whether ``If-None-Match`` names what the client holds (weak comparison)."""
     if if_none_match.strip() == b"*":
         return True
-    tags = _tags(if_none_match)
+    tags = entity_tags(if_none_match)
     plain = etag.removeprefix(b"W/")
     return tags is not None and any(tag == plain for _weak, tag in tags)
 
@@ -90,9 +91,8 @@ class HeadMiddleware:
                 message = _judged(message, if_match, if_none_match)
                 dropping = head or message["status"] in (304, 412)
                 if message["status"] == 412:
-                    body = json.dumps(_PRECONDITION_FAILED).encode()
                     await send(message)
-                    await send({"type": "http.response.body", "body": body})
+                    await send({"type": "http.response.body", "body": _PRECONDITION_FAILED})
                     ended = True
                     return
                 await send(message)
@@ -106,11 +106,13 @@ class HeadMiddleware:
 
 
 # The one shape of every error (errors.error_body, which imports this module).
-_PRECONDITION_FAILED = {
-    "code": "precondition_failed",
-    "message": "If-Match names no tag of what is here now: read it again (its ETag) and retry.",
-    "details": {},
-}
+_PRECONDITION_FAILED = json.dumps(
+    {
+        "code": "precondition_failed",
+        "message": "If-Match names no tag of what is here now: read it again (its ETag) and retry.",
+        "details": {},
+    }
+).encode()
 
 
 def _judged(start: Message, if_match: bytes | None, if_none_match: bytes | None) -> Message:
@@ -123,13 +125,12 @@ def _judged(start: Message, if_match: bytes | None, if_none_match: bytes | None)
     if etag is None:
         return start
     if if_match is not None and _failed_precondition(if_match, etag):
-        body_length = str(len(json.dumps(_PRECONDITION_FAILED).encode())).encode()
         return {
             **start,
             "status": 412,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"content-length", body_length),
+                (b"content-length", str(len(_PRECONDITION_FAILED)).encode()),
                 *((k, v) for k, v in headers if k == b"etag"),
             ],
         }
