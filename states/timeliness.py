@@ -109,6 +109,11 @@ def send_by(
 _send_by = send_by  # judge_signing's parameter of that name shadows it
 
 
+def appointed_moment(text: str | None) -> datetime | None:
+    """A hỏa tốc hẹn giờ document's appointed time as stored (ISO 8601 with its offset)."""
+    return datetime.fromisoformat(text) if text else None
+
+
 def end_of_day(day: date) -> datetime:
     """The last moment of a Vietnamese day: when only a document's date is known."""
     return datetime.combine(day, time.max, VIETNAM)

@@ -24,6 +24,7 @@ from congvan.states import received as r
 from congvan.states.deadlines import RuleError, TimeRules
 from congvan.states.errors import InvalidInput
 from congvan.states.policy import APPOINTED_URGENCY
+from congvan.states.timeliness import appointed_moment
 from congvan.states.vocabulary import RULE_DEADLINE
 from congvan.storage.dispatches import DispatchRow
 from congvan.storage.timers import DueTimer
@@ -124,7 +125,7 @@ class RuleTimers(Lifecycle):
     ) -> None:
         """A document arrived: our clerks register it by the rule (Decree 30 Art. 21), a
         hỏa tốc hẹn giờ one by its appointed time when that comes first."""
-        due = self.deadlines(uow, agency_id).register_by(now, urgency, _moment(appointed))
+        due = self.deadlines(uow, agency_id).register_by(now, urgency, appointed_moment(appointed))
         payload = {"received_id": received_id}
         # Stored by this transaction: no timer watches it yet.
         self._arm(uow, e.NOT_ACKNOWLEDGED, received_id, None, due, payload, cancel=False)
@@ -134,7 +135,7 @@ class RuleTimers(Lifecycle):
         """A hỏa tốc hẹn giờ document's appointed time (read only for that level)."""
         if urgency < APPOINTED_URGENCY or document_id is None:
             return None
-        return _moment(uow.documents.load(document_id).appointed_at)
+        return appointed_moment(uow.documents.load(document_id).appointed_at)
 
     def _document(self, uow: UnitOfWork, change: Change) -> None:
         document_id = change.subject_id
@@ -347,8 +348,3 @@ class RuleTimers(Lifecycle):
                     now=now,
                     document_id=head.id,
                 )
-
-
-def _moment(text: str | None) -> datetime | None:
-    """An appointed time as stored (ISO 8601 with its offset), or None."""
-    return datetime.fromisoformat(text) if text else None

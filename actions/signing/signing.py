@@ -37,6 +37,7 @@ from congvan.states.timeliness import (
     DEFAULT_CUTOFF,
     DEFAULT_SIGN_WITHIN_WORKING_DAYS,
     WorkingDays,
+    appointed_moment,
     judge_signing,
 )
 from congvan.states.timeliness import (
@@ -134,7 +135,9 @@ class Signing:
         rules = self.deadlines(uow, doc.agency_id) if self.deadlines else None
         return judge_signing(
             signed_at,
-            send_by=rules.send_by(signed_at, urgency, _appointed(doc)) if rules else None,
+            send_by=rules.send_by(signed_at, urgency, appointed_moment(doc.appointed_at))
+            if rules
+            else None,
             urgency=urgency,
             dated=dated,
             reviewed_at=approvals[-1].at if approvals else None,
@@ -430,8 +433,3 @@ def _keep_signed_pdf(
     uow.documents.put_blob(digest, signed)
     ctx.audit["signed_pdf_sha256"] = digest
     return digest
-
-
-def _appointed(doc: DocumentRow) -> datetime | None:
-    """A hỏa tốc hẹn giờ document's appointed time: it goes out by then at the latest."""
-    return datetime.fromisoformat(doc.appointed_at) if doc.appointed_at else None
