@@ -170,15 +170,21 @@ def test_an_api_only_server_on_the_embedded_broker_says_where_its_work_waits(
 ) -> None:
     import uvicorn
 
+    from congvan.workflow.cli import serving
+
     served: list[object] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **_kw: served.append(app))
+    # Once ready, before it serves, the process leaves what it loaded out of the GC's passes
+    # (recorded here instead: a freeze would keep this test process's garbage for good).
+    monkeypatch.setattr(serving, "freeze_loaded", lambda: served.append("frozen"))
     cli = ["--data-dir", str(tmp_path), "--database-url", db_url]
 
     assert 0 == main([*cli, "serve", "--no-workers"])
     said = capsys.readouterr().err
     assert 0 == main([*cli, "serve"])
 
-    assert 2 == len(served)
+    assert ["frozen", "frozen"] == served[0::2]
+    assert 4 == len(served)
     assert "API only, on the embedded broker" in said
     assert "API only" not in capsys.readouterr().err
 

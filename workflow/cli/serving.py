@@ -15,6 +15,7 @@ from sqlalchemy import text
 from congvan.states.errors import InvalidInput
 from congvan.states.timeliness import LAST_DAY
 
+from ..serving import freeze_loaded
 from ..settings import Settings
 from .runtime import Subparsers, runtime_for
 
@@ -173,6 +174,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             background=not args.no_workers,
             hand_off=args.no_workers and not runtime.embedded,
         )
+        freeze_loaded()
         uvicorn.run(
             app,
             log_config=None,
@@ -232,6 +234,7 @@ def _run_apart(
         _keys_unlock(runtime)
         _clock_agrees(runtime)
         runtime.start(workers=workers, relay=relay, scheduler=scheduler, hand_off=hand_off)
+        freeze_loaded()
         print(running)
         _wait_for_signal()
     return 0
