@@ -54,7 +54,7 @@ from .exchange.package import Written
 from .exchange.receipts import verify_receipt
 from .exchange.writing import SealedHeader, assemble
 from .jobs import Busy, RetryLater, StagedJob
-from .posting import NOT_NOW, post, retry_after
+from .posting import NOT_NOW, answer_said, json_of, post, refusal_of, retry_after
 from .signing import keystore
 from .signing.truststore import TrustStore
 
@@ -299,11 +299,14 @@ class Delivery(StagedJob[Parcel]):
         latency, status = spent(), response.status_code
         if status >= 500 or status in NOT_NOW:
             wait = retry_after(response.headers.get("Retry-After"))
-            return Outcome(TRANSIENT, status, latency, _reason(response), retry_after=wait)
+            return Outcome(TRANSIENT, status, latency, answer_said(response), retry_after=wait)
         if status >= 400:
-            return Outcome(REFUSED, status, latency, _reason(response))
+            if refusal_of(response) is not None:  # the receiver's own, with its reason
+                return Outcome(REFUSED, status, latency, answer_said(response))
+            said = f"not a refusal by the inbox (no reason given): {answer_said(response)}"
+            return Outcome(TRANSIENT, status, latency, said)
         try:
-            answer = _json_of(response)
+            answer = json_of(response)
             body = base64.b64decode(answer["receipt"], validate=True)
             cms = base64.b64decode(answer["receipt_cms"], validate=True)
             verify_receipt(
@@ -434,25 +437,3 @@ def _retry_or_fail(ctx: JobContext, dispatch_id: str, error: str) -> bool:
         ctx.events.fire_on_within(ctx.uow, "dispatch", dispatch_id, "fail", actor=SYSTEM, data=data)
         return False
     return True
-
-
-def _json_of(response: httpx.Response) -> Any:
-    """A peer's answer read as JSON, or ValueError: it may hold anything, nested as deep as
-    it likes (which ``json.loads`` answers with RecursionError)."""
-    try:
-        return json.loads(response.content)
-    except RecursionError as exc:
-        raise ValueError("the answer nests deeper than JSON is read here") from exc
-
-
-def _reason(response: httpx.Response) -> str:
-    """The receiver's code and reason, or the start of what it answered (as a line we
-    can store: a peer's answer may hold anything)."""
-    try:
-        body = _json_of(response)
-        details = body.get("details") or {}
-        reason = details.get("reason", "")
-        said = f"{response.status_code} {body.get('code', '')} {reason}: {body.get('message', '')}"
-    except (ValueError, AttributeError):
-        said = f"{response.status_code}: {response.text[:200]}"
-    return printable(said)

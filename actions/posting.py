@@ -2,8 +2,9 @@
 
 Deliveries, status messages and webhooks all go out through here: ``post`` (a peer's
 inbox or status route; a test's transport when given), ``tls`` (httpx's default TLS
-settings, made once), which answers mean "not now" rather than "never", and how long a
-``Retry-After`` asks to wait.
+settings, made once), which answers mean "not now" rather than "never", which answers are
+a peer's refusal of what it was sent (``refusal_of``), and how long a ``Retry-After`` asks
+to wait.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import atexit
 import email.utils
 import functools
+import json
 import os
 import re
 import ssl
@@ -23,6 +25,8 @@ from typing import Any
 # a peer's clock. Imported here, it is paid when the worker starts.
 import httpcore  # noqa: F401
 import httpx
+
+from congvan.states.text import printable
 
 # Answers that say "not now" rather than "never" (5xx too).
 NOT_NOW = frozenset({408, 425, 429})
@@ -72,6 +76,53 @@ def post(
         with httpx.Client(transport=transport, verify=tls(), timeout=timeout) as client:
             return client.post(url, **request)
     return _pooled().post(url, timeout=timeout, **request)
+
+
+def json_of(response: httpx.Response) -> Any:
+    """A peer's answer read as JSON, or ValueError: it may hold anything, nested as deep as
+    it likes (which ``json.loads`` answers with RecursionError)."""
+    try:
+        return json.loads(response.content)
+    except RecursionError as exc:
+        raise ValueError("the answer nests deeper than JSON is read here") from exc
+
+
+def refusal_of(response: httpx.Response) -> str | None:
+    """The peer's reason when a 4xx answer refuses what was posted; None for any other.
+
+    A peer refuses a package or a status message with an error body whose ``code`` and
+    ``details.reason`` say why (README, exchange formats). Any other 4xx -- a proxy's or a
+    web server's page, a 404 or 405 for a path that is not the peer's inbox, a gateway's
+    401 -- says nothing of what the peer thinks of the message: it is no refusal, and the
+    message is posted again, as after a 5xx, until its attempts run out (failed, which a
+    supervisor may resend once the address is right; a refusal stands for good).
+    """
+    if not 400 <= response.status_code < 500:
+        return None
+    try:
+        body = json_of(response)
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or not isinstance(body.get("code"), str) or not body["code"]:
+        return None
+    details = body.get("details")
+    reason = details.get("reason") if isinstance(details, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        return None
+    return printable(reason)[:100]
+
+
+def answer_said(response: httpx.Response) -> str:
+    """What a peer answered, in a line we can store: its code, reason and message when it
+    answered an error body, else the start of its text (a peer's answer may hold anything)."""
+    try:
+        body = json_of(response)
+        details = body.get("details") or {}
+        reason = details.get("reason", "")
+        said = f"{response.status_code} {body.get('code', '')} {reason}: {body.get('message', '')}"
+    except (ValueError, AttributeError):
+        said = f"{response.status_code}: {response.text[:200]}"
+    return printable(said)
 
 
 # The longest wait a peer may impose through Retry-After.

@@ -41,7 +41,7 @@ from .exchange.local import (
 )
 from .exchange.status import make_status
 from .jobs import StagedJob
-from .posting import NOT_NOW, post
+from .posting import NOT_NOW, answer_said, post, refusal_of
 from .signing.agencykeys import AgencyKey, AgencyKeys
 
 log = logging.getLogger("congvan.statuses")
@@ -161,9 +161,13 @@ class StatusSending(StagedJob[Notice]):
             response = post(transport, work.url, timeout=work.timeout, json=body)
         except httpx.TransportError as exc:
             raise StatusNotSent(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code >= 500 or response.status_code in _NOT_NOW:
-            raise StatusNotSent(printable(f"{response.status_code}: {response.text[:200]}"))
-        return Answered(response.status_code, printable(response.text[:300]))
+        status = response.status_code
+        if status >= 500 or status in _NOT_NOW:
+            raise StatusNotSent(answer_said(response))
+        if status >= 400 and refusal_of(response) is None:  # a proxy's page, a wrong path
+            said = answer_said(response)
+            raise StatusNotSent(f"not a refusal by the peer (no reason given): {said}")
+        return Answered(status, printable(response.text[:300]))
 
     def record(self, ctx: JobContext, work: Notice, outcome: Any) -> None:
         assert isinstance(outcome, Answered)

@@ -741,3 +741,21 @@ def test_a_metadata_part_over_one_mib_within_every_text_limit_is_taken(make_api:
     response = api.create(metadata=metadata)
     assert response.status_code == 201, response.text
     assert api.get(f"/v1/documents/{response.json()['id']}").json()["content"] == content
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_package_larger_than_the_inbox_takes_is_refused_as_a_package_with_a_reason(
+    small: Api, declared: bool
+) -> None:
+    # Given a package over the request limit, its length declared or streamed in chunks
+    body = b"PK" + b"\0" * 70_000
+    content = body if declared else _chunks(len(body))
+
+    # When it is posted to the inbox
+    response = small.client.post(
+        "/v1/inbox", headers={"Content-Type": "application/zip"}, content=content
+    )
+
+    # Then the inbox refuses the package for good, with the reason its sender records (02)
+    details = assert_error(response, 413, "package_too_large")
+    assert details == {"max_bytes": LIMITS["max_request_bytes"], "reason": "total_too_large"}

@@ -477,6 +477,78 @@ def test_a_package_the_receiver_refuses_rejects_the_dispatch_at_once(
     assert pair.received() == []
 
 
+NOT_REFUSALS = {
+    "a web server's 404 page": httpx.Response(
+        404,
+        text="<html><body>404 Not Found</body><hr>nginx</html>",
+        headers={"Content-Type": "text/html"},
+    ),
+    "a gateway's 401": httpx.Response(
+        401, text="Unauthorized", headers={"WWW-Authenticate": 'Basic realm="proxy"'}
+    ),
+    "a proxy's 413 page": httpx.Response(413, text="<html>413 Request Entity Too Large</html>"),
+    "an error body naming no reason": httpx.Response(
+        405, json={"code": "method_not_allowed", "message": "Method Not Allowed", "details": {}}
+    ),
+    "a JSON answer that is no error body": httpx.Response(400, json=["bad"]),
+    "a blank reason": httpx.Response(
+        422, json={"code": "message_malformed", "message": "?", "details": {"reason": " "}}
+    ),
+}
+
+
+@pytest.mark.parametrize("answer", list(NOT_REFUSALS.values()), ids=list(NOT_REFUSALS))
+def test_a_4xx_that_is_not_the_inbox_refusing_is_tried_again_and_a_failure_resent(
+    pair: Pair, make_document: Callable[..., str], served: str, answer: httpx.Response
+) -> None:
+    # Given an inbox address answered by something else than B's inbox
+    pair.point_b_at("https://congvan.example.vn/v1/inbox")
+    doc, job = pair.sent(make_document)
+    pair.deliver_through(lambda: httpx.MockTransport(lambda _request: answer))
+
+    # When the attempt is made
+    assert pair.sender.runner.run(job) == "failed"
+
+    # Then it is no refusal (02): the attempt is logged as transient, saying so, and tried
+    # again later
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, [(a.outcome, a.http_status) for a in attempts]) == (
+        "pending",
+        [("transient", answer.status_code)],
+    )
+    assert "not a refusal by the inbox" in attempts[0].error
+    # And once its attempts are spent it fails, which a supervisor resends to B's real inbox
+    assert [pair.sender.runner.run(job) for _ in range(2)] == ["failed", "done"]
+    assert pair.dispatch(doc)[0].state == "failed"
+    pair.deliver_through(lambda: None)
+    pair.point_b_at(served)
+    pair.sender.engine.fire(doc, "resend", actor("supervisor"), data={"reason": "địa chỉ đúng"})
+    [again] = [j for j in pair.jobs(doc) if j != job]
+    assert pair.sender.runner.run(again) == "done"
+    assert pair.dispatch(doc)[0].state == "delivered"
+
+
+def test_a_wrong_path_on_the_receivers_server_is_no_refusal(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given B's inbox address mistyped: B's own server answers 404 (an error with no reason)
+    pair.point_b_at(f"{served}/v1/inbx")
+    doc, job = pair.sent(make_document)
+
+    # When the attempt is made, then it is tried again, not taken as B refusing the letter
+    assert pair.sender.runner.run(job) == "failed"
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, [(a.outcome, a.http_status) for a in attempts]) == (
+        "pending",
+        [("transient", 404)],
+    )
+    # And once the address is corrected, the next attempt delivers it
+    pair.point_b_at(served)
+    assert pair.sender.runner.run(job) == "done"
+    assert pair.dispatch(doc)[0].state == "delivered"
+    assert len(pair.received()) == 1
+
+
 class SenderApi:
     """A's API served on loopback, read by a clerk of A; B's statuses come back to it."""
 
@@ -646,7 +718,7 @@ def test_a_receiver_asking_to_wait_is_retried_no_sooner_than_it_asked(
 
 @pytest.mark.parametrize(
     ("status", "state", "outcome"),
-    [(422, "rejected", "refused"), (201, "pending", "bad_receipt"), (503, "pending", "transient")],
+    [(422, "pending", "transient"), (201, "pending", "bad_receipt"), (503, "pending", "transient")],
 )
 def test_an_answer_nested_deeper_than_json_is_read_is_recorded_as_any_other(
     pair: Pair, make_document: Callable[..., str], status: int, state: str, outcome: str
@@ -662,7 +734,7 @@ def test_an_answer_nested_deeper_than_json_is_read_is_recorded_as_any_other(
     pair.sender.runner.run(job)
 
     # Then the attempt is logged with the receiver's status, and the dispatch moves as for any
-    # refusal, bad receipt or busy receiver
+    # bad receipt or busy receiver (a 4xx whose reason cannot be read is no refusal)
     dispatch, attempts = pair.dispatch(doc)
     assert (dispatch.state, [(a.outcome, a.http_status) for a in attempts]) == (
         state,

@@ -135,3 +135,23 @@ def test_a_status_escalation_cannot_recall_what_the_receiver_does_not_own(
             "escalation", told.id, "act", SUPERVISOR, data={"action": "recall", "reason": "Thử"}
         )
     assert refused.value.details["field"] == "action"
+
+
+def test_a_status_answered_by_a_page_that_is_not_the_senders_status_route_is_posted_again(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B, and B knowing A at a mistyped address on A's server
+    doc, received_id = _delivered(pair, make_document)
+    with serve_in_thread(create_app(pair.sender)) as sender_base:
+        _b_knows_a_at(pair, f"{sender_base}/congvan/v1/inbox")
+        # When B's clerk registers it: A's server answers 404 (an error naming no reason)
+        pair.receiver.engine.fire_on("received", received_id, "register", actor("clerk", B))
+        [job] = pair.status_jobs(received_id)
+        # Then it is no refusal: the status is posted again, nobody told it never will be
+        assert pair.receiver.runner.run(job) == "failed"
+        assert _escalations_of_b(pair, received_id) == []
+        # And once the address is corrected, A takes it
+        _b_knows_a_at(pair, f"{sender_base}/v1/inbox")
+        assert pair.receiver.runner.run(job) == "done"
+    assert pair.dispatch(doc)[0].state == "acknowledged"
+    assert _escalations_of_b(pair, received_id) == []

@@ -19,8 +19,14 @@ class BodyTooLarge(HTTPException):
         self.details = {"max_bytes": max_bytes}  # as the middleware's own answer has
 
 
+# Where a body is a peer's package: a 413 there refuses it for good, with the reason a
+# refusal gives (README, exchange formats), so that its sender records it as one.
+_PACKAGE_PATHS = frozenset({"/v1/inbox", "/v1/inbox/"})
+
+
 class BodyLimitMiddleware:
-    """Answer 413 ``payload_too_large`` once a body passes ``max_bytes``."""
+    """Answer 413 ``payload_too_large`` once a body passes ``max_bytes`` (on the inbox,
+    ``package_too_large`` with reason ``total_too_large``: a refusal of the package)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -31,8 +37,9 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
+        package = scope["path"] in _PACKAGE_PATHS
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+            await self._reject(send, package)
             return
         seen = 0
         started = False
@@ -56,16 +63,22 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(send, package)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            error_body(
+    async def _reject(self, send: Send, package: bool) -> None:
+        if package:
+            answer = error_body(
+                "package_too_large",
+                "The package is larger than this inbox takes.",
+                {"max_bytes": self.max_bytes, "reason": "total_too_large"},
+            )
+        else:
+            answer = error_body(
                 "payload_too_large",
                 "The request body is larger than allowed.",
                 {"max_bytes": self.max_bytes},
             )
-        ).encode()
+        body = json.dumps(answer).encode()
         headers: list[Any] = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
