@@ -95,9 +95,11 @@ not know.
 ``writing.write_package`` streams it into a sink (``seal_header`` then ``assemble``);
 ``open_package`` reads one from a peer, refusing what ``archive`` refuses and then: no
 ``package.json`` or a member missing or extra against its parts (``MessageMalformed``
-``missing_part`` / ``extra_part``), a header not canonical (``non_canonical``) or of
-another format (``FormatUnsupported``), more than one ``signed/`` part, one not of role
-``signed_pdf`` and ``application/pdf``, or a file of that role (``member``).
+``missing_part`` / ``extra_part``), members in another order than ``package.json``,
+``agency.p7s``, then the parts as listed (``member_order``), a header not canonical
+(``non_canonical``) or of another format (``FormatUnsupported``), more than one
+``signed/`` part, one not of role ``signed_pdf`` and ``application/pdf``, or a file of
+that role (``member``).
 ``acceptance.verify_package`` then decides whether to trust it.
 """
 
@@ -283,6 +285,14 @@ def open_package(stream: BinaryIO, limits: Limits) -> Package:
                 f"The package has parts {HEADER} does not list.",
                 reason="extra_part",
                 parts=extra[:20],
+            )
+        order = [HEADER, AGENCY_SIGNATURE, *(p.name for p in header.parts)]
+        if list(archive.members) != order:
+            # One header, one archive: its members in the order it lists them.
+            raise MessageMalformed(
+                f"The package's members are not in the order {HEADER} lists them "
+                f"({HEADER}, {AGENCY_SIGNATURE}, then its parts).",
+                reason="member_order",
             )
         return Package(archive, body, header)
     except BaseException:

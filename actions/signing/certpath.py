@@ -19,6 +19,7 @@ from pyhanko.sign.ades.report import AdESIndeterminate
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator import errors as cv_errors
+from pyhanko_certvalidator.authority import CertTrustAnchor, TrustQualifiers
 
 from congvan.states.certificates import CertificateDescription
 from congvan.states.errors import (
@@ -94,12 +95,33 @@ def check_profile(
         )
 
 
+def anchors(roots: list[asn1_x509.Certificate]) -> list[CertTrustAnchor]:
+    """The pinned roots as trust anchors bound by their own path length constraint.
+
+    pyHanko takes a root as a bare name and key unless told otherwise, and let a root made
+    with ``pathlen:0`` (ours: it issues end entities only) anchor a path through a sub-CA
+    that openssl refuses ("path length constraint exceeded"). The root's basic constraints
+    are its trust anchor's (RFC 5937: constraints from the anchor's certificate). The
+    attribute-certificate bound is given the same value: pyHanko reads it whenever the
+    first is set, and fails on a None.
+    """
+    return [
+        CertTrustAnchor(
+            root,
+            TrustQualifiers(
+                max_path_length=root.max_path_length, max_aa_path_length=root.max_path_length
+            ),
+        )
+        for root in roots
+    ]
+
+
 def validation_context(
     roots: list[asn1_x509.Certificate], crls: list[bytes], at: datetime
 ) -> ValidationContext:
     # One context per validation: it caches paths and revocation results.
     return ValidationContext(
-        trust_roots=roots,  # asn1crypto objects: bytes crash despite the docstring
+        trust_roots=anchors(roots),  # asn1crypto objects: bytes crash despite the docstring
         crls=crls,
         allow_fetching=False,
         revocation_mode="hard-fail",

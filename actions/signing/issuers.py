@@ -32,7 +32,8 @@ def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes, *, now: datetime
     Its issuer must be a pinned root or a CA certificate we hold. It must be in force at
     ``now`` (not dated ahead of the clock skew, not run out), newer than the one held for
     that issuer, and undo none of that one's revocations (RFC 5280 §3.3: an entry leaves
-    a CRL only when its certificate has expired, or was on hold).
+    a CRL only when its certificate has expired, or was on hold). It must be a complete
+    CRL: not a delta, not narrowed by an issuing distribution point.
     """
     try:
         crl = (
@@ -40,6 +41,13 @@ def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes, *, now: datetime
         )
     except ValueError as exc:
         raise InvalidInput("The file is not a CRL (DER or PEM).", field="file") from exc
+    narrowed = revocation.partial(crl)
+    if narrowed is not None:
+        # Held as the issuer's newest, it would stand for every certificate of that issuer
+        # and hide what its complete CRL lists (RFC 5280 §5.2.4, §5.2.5).
+        raise InvalidInput(
+            f"The CRL is {narrowed}: import the issuer's complete CRL.", field="file"
+        )
     issuer = next(
         (
             c
@@ -192,19 +200,36 @@ def root_of(
     issuers: Sequence[x509.Certificate],
 ) -> x509.Certificate | None:
     """The pinned root ``cert`` chains to by signature, through ``issuers`` if need be (or
-    is), else None: the root of the path, whatever other certificates came with it."""
+    is), else None: the root of the path, whatever other certificates came with it. A
+    path longer than a CA on it allows (its ``pathlen``, the root's too) is no path."""
     link = cert
+    path = [cert]
     for _ in range(_MOST_LINKS):
         if link in pinned:
-            return link
+            return link if _within_path_lengths(path) else None
         root = next((r for r in pinned if issued_by(link, r)), None)
         if root is not None:
-            return root
+            return root if _within_path_lengths([*path, root]) else None
         parent = next((c for c in issuers if c != link and issued_by(link, c)), None)
         if parent is None:
             return None
         link = parent
+        path.append(parent)
     return None
+
+
+def _within_path_lengths(path: Sequence[x509.Certificate]) -> bool:
+    """Whether each CA of ``path`` (the certificate first, its root last) has no more
+    intermediate CAs below it than its path length constraint allows (RFC 5280 4.2.1.9);
+    as openssl judges it."""
+    for depth, ca in enumerate(path[1:], start=1):
+        try:
+            allowed = ca.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            continue
+        if allowed.path_length is not None and depth - 1 > allowed.path_length:
+            return False
+    return True
 
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:

@@ -11,6 +11,13 @@ the newest CRL its issuer signed (its signature checked with the issuer's key):
 - no CRL of that issuer, or one that had expired by the moment checked and was not issued
   after it: ``RevocationUnknown``.
 
+Only a CRL whose scope covers the certificate speaks for it (RFC 5280 §5.2.4, §5.2.5,
+§6.3.3): a delta CRL lists only what changed since its base, and a CRL whose issuing
+distribution point narrows it (CA certificates only, end entities only, some reasons,
+another issuer's entries, another distribution point than the certificate names) says
+nothing of the others. Taken as complete, a newer one of those hid a revocation its base
+listed. A CRL with a critical extension not read here is not used either (§5.2).
+
 A CRL issued after the moment checked still speaks about it (an archive re-check), as in
 the validator's ``retroactive_revinfo``.
 """
@@ -69,7 +76,7 @@ def check_path(
                 certificate=_name(cert),
                 **who,
             )
-        crl = newest_crl(issuer, crls)
+        crl = newest_crl(issuer, crls, covering=cert)
         if crl is None:
             raise RevocationUnknown(
                 "No CRL of the certificate's issuer is held: its revocation status is unknown.",
@@ -109,11 +116,97 @@ def check_path(
 
 
 def newest_crl(
-    issuer: x509.Certificate, crls: Sequence[x509.CertificateRevocationList]
+    issuer: x509.Certificate,
+    crls: Sequence[x509.CertificateRevocationList],
+    covering: x509.Certificate | None = None,
 ) -> x509.CertificateRevocationList | None:
-    """The newest CRL in ``crls`` that ``issuer`` signed (checked with its key)."""
-    signed = [c for c in crls if c.issuer == issuer.subject and _signed_by(c, issuer)]
+    """The newest CRL in ``crls`` that ``issuer`` signed (checked with its key); with
+    ``covering``, the newest of those whose scope covers that certificate."""
+    signed = [
+        c
+        for c in crls
+        if c.issuer == issuer.subject
+        and (covering is None or covers(c, covering))
+        and _signed_by(c, issuer)
+    ]
     return max(signed, key=lambda c: (_number(c), c.last_update_utc), default=None)
+
+
+# The CRL extensions read here or that change nothing of its scope.
+_READ = frozenset(
+    {
+        x509.CRLNumber.oid,
+        x509.AuthorityKeyIdentifier.oid,
+        x509.IssuerAlternativeName.oid,
+        x509.AuthorityInformationAccess.oid,
+        x509.FreshestCRL.oid,
+        x509.IssuingDistributionPoint.oid,
+    }
+)
+
+
+def partial(crl: x509.CertificateRevocationList) -> str | None:
+    """Why ``crl`` is not a complete CRL of its issuer's certificates, or None when it is:
+    a delta CRL, one whose issuing distribution point narrows its scope, one with a
+    critical extension not read here."""
+    for extension in crl.extensions:
+        if extension.oid == x509.DeltaCRLIndicator.oid:
+            return "a delta CRL (it lists only what changed since its base CRL)"
+        if extension.critical and extension.oid not in _READ:
+            return f"a critical extension not read here ({extension.oid.dotted_string})"
+    try:
+        point = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+    except x509.ExtensionNotFound:
+        return None
+    if point.only_contains_ca_certs:
+        return "a CRL of CA certificates only"
+    if point.only_contains_user_certs:
+        return "a CRL of end-entity certificates only"
+    if point.only_contains_attribute_certs:
+        return "a CRL of attribute certificates only"
+    if point.only_some_reasons is not None:
+        return "a CRL of some revocation reasons only"
+    if point.indirect_crl:
+        return "an indirect CRL (entries of other issuers)"
+    if point.full_name is not None or point.relative_name is not None:
+        return "a CRL of one distribution point"
+    return None
+
+
+def covers(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool:
+    """Whether ``crl`` speaks for ``cert`` (its issuer's): complete, or narrowed to a
+    scope ``cert`` is in (its kind, the distribution point it names)."""
+    for extension in crl.extensions:
+        if extension.oid == x509.DeltaCRLIndicator.oid:
+            return False
+        if extension.critical and extension.oid not in _READ:
+            return False
+    try:
+        point = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+    except x509.ExtensionNotFound:
+        return True
+    if point.only_contains_attribute_certs or point.indirect_crl:
+        return False
+    if point.only_some_reasons is not None:
+        return False
+    if point.only_contains_ca_certs and not _is_ca(cert):
+        return False
+    if point.only_contains_user_certs and _is_ca(cert):
+        return False
+    if point.full_name is None and point.relative_name is None:
+        return True
+    return any(
+        (point.full_name is not None and set(point.full_name) & set(named.full_name or ()))
+        or (point.relative_name is not None and point.relative_name == named.relative_name)
+        for named in _distribution_points(cert)
+    )
+
+
+def _distribution_points(cert: x509.Certificate) -> list[x509.DistributionPoint]:
+    try:
+        return list(cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value)
+    except x509.ExtensionNotFound:
+        return []
 
 
 def _signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:

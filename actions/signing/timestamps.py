@@ -36,6 +36,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from congvan.states.errors import TimestampInvalid
 
+from .certpath import anchors
 from .cms import asn1_cert
 
 DIGEST = "sha256"
@@ -263,7 +264,7 @@ async def async_verify_token(
         raise TimestampInvalid(f"The timestamp token is malformed: {exc}") from exc
     _check_imprint(info, imprint_of(signed_value))
     context = ValidationContext(
-        trust_roots=[asn1_cert(c) for c in trust_roots],
+        trust_roots=anchors([asn1_cert(c) for c in trust_roots]),
         crls=[c if isinstance(c, bytes) else c.public_bytes(Encoding.DER) for c in crls],
         allow_fetching=False,
         revocation_mode="hard-fail",

@@ -108,7 +108,7 @@ def key_usage(**granted: bool) -> x509.KeyUsage:
     return x509.KeyUsage(**{**flags, **granted})
 
 
-def make_root(cn: str, *, around: datetime = NOW) -> Issued:
+def make_root(cn: str, *, around: datetime = NOW, path_length: int | None = None) -> Issued:
     """A root CA valid ten years either side of ``around``."""
     key = new_key()
     name = make_name(cn, org="Congvan Test PKI")
@@ -120,7 +120,7 @@ def make_root(cn: str, *, around: datetime = NOW) -> Issued:
         .serial_number(x509.random_serial_number())
         .not_valid_before(around - 3650 * DAY)
         .not_valid_after(around + 3650 * DAY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(key_usage(key_cert_sign=True, crl_sign=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
         .sign(key, hashes.SHA256())
@@ -459,6 +459,58 @@ def test_signer_names_compare_without_regard_to_case_or_spacing(pki: Pki) -> Non
     verdict = verify(MANIFEST, sign(pki.signer, pki), pki, expected_signer=expected)
 
     assert verdict.signer_matches
+
+
+def sub_ca(root: Issued) -> Issued:
+    """An issuing CA under ``root``, with the key identifier ``issue`` reads."""
+    key = new_key()
+    root_ski = root.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(make_name("Congvan Test Issuing CA", org="Congvan Test PKI"))
+        .issuer_name(root.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - 300 * DAY)
+        .not_valid_after(NOW + 3000 * DAY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(key_usage(key_cert_sign=True, crl_sign=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski), False
+        )
+        .sign(root.key, hashes.SHA256())
+    )
+    return Issued(key, cert)
+
+
+@pytest.mark.parametrize(("path_length", "trusted"), [(0, False), (1, True), (None, True)])
+def test_a_roots_path_length_constraint_binds_the_paths_it_anchors(
+    path_length: int | None, trusted: bool
+) -> None:
+    # Given a root allowing ``path_length`` CAs under it, an issuing CA under it, and a
+    # signer of that CA (every CRL at hand)
+    root = make_root("Congvan Test Root CA", path_length=path_length)
+    issuing = sub_ca(root)
+    signer = issue(issuing)
+    cms_der = sign_manifest(
+        MANIFEST, key=signer.key, cert=signer.cert, chain=[issuing.cert, root.cert],
+        signing_time=NOW,
+    )  # fmt: skip
+    at = NOW + timedelta(minutes=1)
+    crls = [publish_crl(root, []), publish_crl(issuing, [])]
+
+    def verified() -> Any:
+        return verify_manifest_signature(
+            MANIFEST, cms_der, trust_roots=[root.cert], crls=crls, at=at, expected_signer=None
+        )
+
+    # Then a root made with pathlen:0 anchors no path through another CA (as openssl says)
+    if trusted:
+        assert verified().valid
+    else:
+        with pytest.raises(ChainUntrusted):
+            verified()
 
 
 def test_a_missing_crl_leaves_the_revocation_status_unknown(pki: Pki) -> None:

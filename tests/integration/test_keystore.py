@@ -377,3 +377,33 @@ def test_a_root_out_of_date_or_with_a_weak_key_is_not_pinned(runtime: Runtime) -
     assert [] == runtime.trust.roots()
     with runtime.uow() as uow:
         assert [] == uow.signatures.roots()
+
+
+def test_a_delta_or_partial_crl_is_not_kept_as_the_issuers_crl(runtime: Runtime) -> None:
+    # Given another installation's CA, pinned here
+    now = runtime.clock()
+    outside = pki.create_ca(
+        "CA elsewhere", "Elsewhere", passphrase=PASS, valid_from=now - timedelta(days=1),
+        valid_days=3650,
+    )  # fmt: skip
+    runtime.trust.pin(outside.certificate)
+    ca_cert, ca_key = pki._ca_material(outside, PASS)
+
+    def narrowed(extension: x509.ExtensionType) -> bytes:
+        crl = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca_cert.subject)
+            .last_update(now)
+            .next_update(now + timedelta(days=7))
+            .add_extension(x509.CRLNumber(51), critical=False)
+            .add_extension(extension, critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )
+        return crl.public_bytes(serialization.Encoding.DER)
+
+    # Then a delta CRL, or one an issuing distribution point narrows, is refused: kept as
+    # the newest, it would stand for every certificate of that CA
+    scoped = x509.IssuingDistributionPoint(None, None, False, True, None, False, False)
+    for extension, said in ((x509.DeltaCRLIndicator(50), "delta"), (scoped, "CA certificates")):
+        with runtime.uow() as uow, pytest.raises(InvalidInput, match=said):
+            issuers.import_crl(uow, runtime.trust, narrowed(extension), now=now)

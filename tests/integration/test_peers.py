@@ -586,18 +586,26 @@ def test_a_peer_certificate_chaining_to_no_pinned_root_is_refused_and_nothing_ke
     assert 1 == len(add(runtime, certificates=elsewhere.agency).certificates)
 
 
+@pytest.mark.parametrize(("path_length", "taken"), [(1, True), (0, False)])
 def test_a_peer_certificate_issued_by_an_intermediate_held_here_is_taken(
-    runtime: Runtime, elsewhere: Elsewhere
+    runtime: Runtime, path_length: int, taken: bool
 ) -> None:
-    # Given a CA their root signed, and an agency certificate it issued
-    issuing = _issuing_ca(elsewhere.ca)
+    # Given their root, allowing ``path_length`` CAs under it, pinned here; a CA it signed,
+    # and an agency certificate that CA issued
+    start = datetime(2025, 12, 1, tzinfo=UTC)
+    root = pki.create_ca(
+        "CA of Quảng Trị", NAME, passphrase=PASS, valid_from=start, valid_days=3650,
+        path_length=path_length,
+    )  # fmt: skip
+    runtime.trust.pin(x509.load_pem_x509_certificate(root.cert_pem))
+    issuing = _issuing_ca(root)
     leaf = pki.issue_agency_certificate(
         issuing,
         PASS,
         agency_id=PEER,
         agency_name=NAME,
         passphrase=PASS,
-        valid_from=datetime(2025, 12, 1, tzinfo=UTC),
+        valid_from=start,
         valid_days=730,
         crl_url=CRL_URL,
     ).cert_pem
@@ -606,11 +614,16 @@ def test_a_peer_certificate_issued_by_an_intermediate_held_here_is_taken(
     with pytest.raises(ChainUntrusted):
         add(runtime, certificates=leaf)
 
-    # And with it held (stored, never pinned), it is taken
+    # And with it held (stored, never pinned), it is taken, if the root allows a CA under
+    # it (a root made with pathlen:0 anchors no path through one, as openssl judges it)
     with runtime.uow() as uow:
         keystore.import_certificate(uow, issuing.cert_pem, kind="root", now=runtime.clock())
         uow.commit()
-    assert 1 == len(add(runtime, certificates=leaf).certificates)
+    if taken:
+        assert 1 == len(add(runtime, certificates=leaf).certificates)
+    else:
+        with pytest.raises(ChainUntrusted):
+            add(runtime, certificates=leaf)
 
 
 def test_imported_roots_and_signers_are_held_to_their_kinds_rules(

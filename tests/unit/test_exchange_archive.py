@@ -605,3 +605,21 @@ def test_a_member_is_dated_within_what_a_zip_date_holds(year: int, dated: tuple[
 
     with zipfile.ZipFile(written) as archive:
         assert archive.infolist()[0].date_time == dated
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        ["agency.p7s", "package.json", "manifest.json", "signature.p7s"],
+        ["package.json", "agency.p7s", "signature.p7s", "manifest.json"],
+        ["manifest.json", "signature.p7s", "package.json", "agency.p7s"],
+    ],
+)
+def test_members_in_another_order_than_package_json_lists_are_refused(order: list[str]) -> None:
+    # Given the members of a well-formed package, in another order than its header lists
+    members = {"package.json": rfc8785.dumps(header()), "agency.p7s": b"cms",
+               "manifest.json": b"{}", "signature.p7s": b"cms"}  # fmt: skip
+
+    # Then it is refused: one header stands for one archive, not for each reordering of it
+    error = refusal(zipped({name: members[name] for name in order}))
+    assert (type(error), error.reason) == (MessageMalformed, "member_order")
