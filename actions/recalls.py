@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from congvan.states import dispatch as d
@@ -172,8 +173,9 @@ def derived_state(uow: UnitOfWork, document_id: str) -> str:
     return derive_document_state(rest) if rest else state
 
 
-def checked_changes(fields: Any) -> dict[str, str | None]:
-    """An update's corrected fields: some of ``UPDATABLE``, each text, a date or cleared."""
+def checked_changes(fields: Any, today: date | None = None) -> dict[str, str | None]:
+    """An update's corrected fields: some of ``UPDATABLE``, each text, a date or cleared;
+    with ``today`` (Vietnam time), a due date not gone by then."""
     if not isinstance(fields, Mapping) or not fields:
         raise InvalidInput(
             f"An update names the fields it corrects: {', '.join(UPDATABLE)}.", field="fields"
@@ -211,8 +213,18 @@ def checked_changes(fields: Any) -> dict[str, str | None]:
         problem = None if value is None else value_problem(spec, value)
         if problem is not None:
             raise InvalidInput(f"{name} {problem}.", field=f"fields.{name}")
+        if name == "due_date" and value is not None and today is not None:
+            _check_not_gone(value, today)
         changes[name] = value
     return changes
+
+
+def _check_not_gone(due: str, today: date) -> None:
+    if calendar_day(due) < today:
+        raise InvalidInput(
+            f"The corrected due date {due} has passed (today is {today}).",
+            field="fields.due_date",
+        )
 
 
 def apply_update(ctx: TransitionContext) -> None:
@@ -224,6 +236,8 @@ def apply_update(ctx: TransitionContext) -> None:
         raise InvalidInput("The update changes nothing.", field="fields")
     if "issued_on" in changed:
         _check_redated(ctx, before.issued_on, changed["issued_on"])
+    if changed.get("due_date"):
+        _check_due(ctx, changed["due_date"], changes.get("issued_on", before.issued_on))
     stored = {k: ("" if v is None and not FIELDS[k].nullable else v) for k, v in changed.items()}
     ctx.uow.documents.set_fields(ctx.document.id, stored)
     ctx.audit["changed"] = {k: {"from": getattr(before, k), "to": v} for k, v in changed.items()}
@@ -247,6 +261,18 @@ def _check_redated(ctx: TransitionContext, issued_on: str | None, corrected: str
         raise InvalidInput(
             f"The date of issue cannot come after the document was signed ({signed_on}).",
             field="fields.issued_on",
+        )
+
+
+def _check_due(ctx: TransitionContext, due: str, issued_on: str | None) -> None:
+    """A corrected due date is still ahead (today counts) and not before the date of
+    issue: review would flag either on a document, and a recipient has no use for a
+    deadline already gone."""
+    _check_not_gone(due, in_vietnam(ctx.now).date())
+    if issued_on and calendar_day(due) < calendar_day(issued_on):
+        raise InvalidInput(
+            f"The due date {due} comes before the date of issue {issued_on}.",
+            field="fields.due_date",
         )
 
 

@@ -14,6 +14,8 @@ from email.headerregistry import Address
 from typing import Any
 from urllib.parse import urlsplit
 
+from email_validator import EmailNotValidError, validate_email
+
 from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
 from congvan.states.inboxes import validate_inbox_url
 from congvan.states.networks import SETTING, Network, refused_host
@@ -79,9 +81,34 @@ def validate_address(address: str) -> str:
                 or "." not in parsed.domain.strip(".")
             ):
                 problem = "is an address user@domain with a domain such as so.gov.vn"
+            elif any(c in parsed.username for c in "%!"):
+                # user%host@relay, host!user@relay: the relay passes it on to another host
+                problem = "is an address user@domain, not one routed on through another host"
+            else:
+                problem = _domain_problem(address)
     if problem:
         raise InvalidInput(f"target {problem}.", field="target", value=address[:100])
     return address
+
+
+def _domain_problem(address: str) -> str:
+    """Why the domain of ``address`` is no domain mail may be sent to, or "": by
+    ``email-validator`` (RFC 5321 4.1.2, 5322 3.4.1; no address literal such as
+    ``[10.0.0.1]``, no bare IP address, no label starting or ending with a hyphen, no
+    special-use name such as localhost). The relay would carry it to whatever host the
+    address names, an internal one too."""
+    try:
+        validate_email(
+            address,
+            check_deliverability=False,
+            allow_smtputf8=False,
+            allow_quoted_local=False,
+            allow_domain_literal=False,
+            globally_deliverable=True,
+        )
+    except EmailNotValidError as exc:
+        return f"is an address user@domain with a domain mail is sent to ({exc})"
+    return ""
 
 
 def add_route(

@@ -145,7 +145,9 @@ class RuleTimers(Lifecycle):
             )
             self._arm(uow, e.NOT_SENT_IN_TIME, document_id, document_id, due, {})
         if change.from_state == doc.SIGNED and change.to_state != doc.SIGNED:
-            self._settled(uow, change, document_id, [(e.NOT_SENT_IN_TIME, "sent")])
+            # Sent, or no longer to be sent (back to draft): why is the state it went to.
+            why = change.to_state
+            self._settled(uow, change, document_id, [(e.NOT_SENT_IN_TIME, why)])
         if change.to_state in ENDED and change.from_state not in ENDED:
             # Recalled or replaced: what its dispatches still waited for (arrival,
             # registration) is awaited no more, and what it warned of is moot; so is what

@@ -327,6 +327,11 @@ def test_a_cursor_from_another_agency_shows_nothing_of_theirs(api: Api) -> None:
         ({"limit": "9" * 30}, "limit"),
         ({"doc_type": "x" * 51}, "doc_type"),
         ({"created_after": "yesterday"}, "created_after"),
+        ({"created_after": "2026-12-03T16:27:20"}, "created_after"),  # no offset: no moment
+        ({"created_before": "2026-12-03T09:00:00"}, "created_before"),
+        ({"limit": "5_0"}, "limit"),
+        ({"limit": "+5"}, "limit"),
+        ({"urgency": "0_1"}, "urgency"),
         ({"created_before": "2026-13-01"}, "created_before"),
     ],
 )

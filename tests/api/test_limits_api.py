@@ -456,6 +456,17 @@ def test_a_file_named_with_filename_star_is_told_how_a_form_names_it(api: Api) -
     assert "filename*" in response.json()["message"] and "UTF-8" in response.json()["message"]
 
 
+@pytest.mark.parametrize("named", [b'filename=""', b"filename=", b'filename = ""'])
+def test_a_file_with_an_empty_name_is_told_to_name_it(api: Api, named: bytes) -> None:
+    # A PDF's bytes sent as a file part with no name: not "not UTF-8 text", but what it lacks
+    body = _multipart(named + b"\r\nContent-Type: application/pdf")
+    body = body.replace(b"%PDF-1.4 x", b"%PDF-1.4 \xe2\x28\xa1")  # bytes no text decodes
+    response = _post_multipart(body)(api, "")
+    details = assert_error(response, 422, "invalid_input")
+    assert details["field"] == "main"
+    assert "empty name" in response.json()["message"]
+
+
 @pytest.mark.parametrize(
     ("metadata", "said"),
     [
@@ -590,10 +601,10 @@ HOSTILE: dict[str, tuple[Send, int | None, str | None]] = {
         422,
         "invalid_encoding",
     ),
-    "empty file name": (
+    "empty file name": (  # a file is named: refused, not stored under a name made up
         _post_multipart(_multipart(b'filename=""\r\nContent-Type: application/pdf')),
-        201,
-        None,
+        422,
+        "invalid_input",
     ),
     "RFC 2231 file name": (
         _post_multipart(_multipart(b"filename*=UTF-8''a%0D%0Ab.pdf\r\nContent-Type: a/b")),

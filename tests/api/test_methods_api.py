@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tests.api.conftest import Api, assert_error
+from tests.api.conftest import A, Api, assert_error
 from tests.factories import LETTER, MAIN_PDF, B
 
 
@@ -136,6 +136,18 @@ def test_a_read_naming_the_tag_the_client_holds_is_not_modified(
     assert "content-type" not in again.headers
 
 
+def test_if_none_match_on_several_lines_is_the_list_they_make(api: Api) -> None:
+    # Given a document's ETag, named on the second of two If-None-Match lines
+    doc = api.draft()
+    path = f"/v1/documents/{doc['id']}"
+    etag = api.client.get(path, headers=api.auth()).headers["etag"].encode()
+    auth = [(b"authorization", b"Bearer " + api.tokens[A]["clerk"].encode())]
+    lines = [(b"if-none-match", b'"77"'), (b"if-none-match", etag)]
+
+    # Then the read is not modified: the lines are one list (RFC 9110 5.3)
+    assert api.raw("GET", path, auth + lines, b"").status_code == 304
+
+
 def test_a_read_naming_another_tag_is_answered_in_full(api: Api) -> None:
     doc = api.draft()
     path = f"/v1/documents/{doc['id']}"
@@ -177,3 +189,18 @@ def test_a_condition_on_a_read_that_fails_otherwise_changes_nothing(api: Api) ->
         == 404
     )
     assert api.client.get("/v1/documents", headers={"If-None-Match": "*"}).status_code == 401
+
+
+@pytest.mark.parametrize("slash", ["%2F", "%2f"])
+def test_an_encoded_slash_is_no_path_separator(api: Api, slash: str) -> None:
+    # Given a draft its clerk can read at /v1/documents/ID
+    doc_id = api.draft()["id"]
+    auth = [(b"authorization", b"Bearer " + api.tokens[A]["clerk"].encode())]
+    assert api.raw("GET", f"/v1/documents/{doc_id}", auth).status_code == 200
+
+    # Then the same path with its slashes encoded names nothing (RFC 3986 2.2: data)
+    read = api.raw("GET", f"/v1/documents{slash}{doc_id}", auth)
+    assert_error(read, 404, "not_found")
+    fired = api.raw("POST", f"/v1/documents/{doc_id}{slash}events{slash}submit", auth)
+    assert_error(fired, 404, "not_found")
+    assert api.version(doc_id) == 1

@@ -152,6 +152,21 @@ def test_a_route_is_disabled_then_removed(api: Api) -> None:
         ({"channel": "email", "target": "not-an-address", "secret": None}, "target"),
         ({"channel": "email", "target": "Văn thư <vt@hue.gov.vn>", "secret": None}, "target"),
         ({"channel": "email", "target": "vt@hue.gov.vn"}, "secret"),  # e-mail takes none
+        # an address the relay would carry to a host named by address, or to no real domain
+        *(
+            ({"channel": "email", "target": target, "secret": None}, "target")
+            for target in (
+                "ops@[169.254.169.254]",
+                "ops@[10.0.0.1]",
+                "ops@[999.1.1.1]",
+                "ops@10.0.0.5",
+                "ops@127.0.0.1",
+                "ops@-bad-.example",
+                "ops@hue-.gov.vn",
+                "a%b@hue.gov.vn",
+                "host!user@hue.gov.vn",
+            )
+        ),
         ({"unknown": 1}, "unknown"),
     ],
 )

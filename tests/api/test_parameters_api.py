@@ -127,11 +127,10 @@ def _event(
     [
         ([(b"idempotency-key", b"a"), (b"idempotency-key", b"b")], "Idempotency-Key"),
         ([(b"idempotency-key", b"a"), (b"Idempotency-Key", b"a")], "Idempotency-Key"),
-        ([(b"if-match", b'"1"'), (b"if-match", b'"9"')], "If-Match"),
         ([(b"authorization", b"Bearer another")], "Authorization"),
         ([(b"content-type", b"text/plain")], "Content-Type"),
     ],
-    ids=["two keys", "one key twice", "two If-Match", "two tokens", "two media types"],
+    ids=["two keys", "one key twice", "two tokens", "two media types"],
 )
 def test_a_header_given_twice_is_refused(
     api: Api, headers: list[tuple[bytes, bytes]], field: str
@@ -141,6 +140,26 @@ def test_a_header_given_twice_is_refused(
     details = assert_error(response, 422, "repeated_field")
     assert details == {"field": field, "location": "header", "count": 2}
     assert api.version(doc_id) == 1
+
+
+@pytest.mark.parametrize(
+    ("lines", "matched"),
+    [([b'"9"', b'"1"'], True), ([b'"9"', b'"8"'], False), ([b'"1"', b'W/"1"'], True)],
+)
+def test_if_match_on_several_lines_is_the_list_they_make(
+    api: Api, lines: list[bytes], matched: bool
+) -> None:
+    # If-Match is a list field: its lines are one list (RFC 9110 5.3), not a field repeated
+    doc_id = api.draft()["id"]
+    headers = [(b"if-match", line) for line in lines]
+    response = _event(api, doc_id, headers, b'{"fields": {"place": "Hue"}}')
+    if matched:
+        assert response.status_code == 200, response.text
+        assert api.version(doc_id) == 2
+    else:
+        details = assert_error(response, 409, "version_conflict")
+        assert details["expected_version"] == [9, 8]
+        assert api.version(doc_id) == 1
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from congvan.states.errors import FieldTooLong
+from congvan.states.timeliness import in_vietnam
 from tests.api.conftest import Api, MakeApi, assert_error
 from tests.factories import MAIN_PDF, B, actor, pipeline
 
@@ -198,3 +200,20 @@ def test_an_update_holds_its_dates_to_yyyy_mm_dd_within_the_years_reckoned_with(
     assert named == [f"fields.{name}"]
     shown = api.get(f"/v1/documents/{doc_id}")
     assert shown.status_code == 200 and shown.json()["state"] != "updating"
+
+
+def test_an_update_cannot_set_a_due_date_already_gone(api: Api) -> None:
+    # Given A's sent letter (issued 2021-02-06), corrected on the test clock's day
+    doc_id = issued(api)
+    today = in_vietnam(api.clock()).date()
+
+    def update(due: str) -> Any:
+        body = {"reason": "Đính chính hạn xử lý", "fields": {"due_date": due}}
+        return post(api, f"/v1/documents/{doc_id}/update", json=body)
+
+    # Then a due date before today, or before the date of issue, is refused, naming it
+    for gone in ("1900-01-01", "2021-02-05", str(today - timedelta(days=1))):
+        details = assert_error(update(gone), 422, "invalid_input")
+        assert details == {"field": "fields.due_date"}
+    # And one from today on passes (the letter, on its way still, waits for its dispatches)
+    assert assert_error(update(str(today)), 409, "guard_failed")["failed"] == ["nothing_under_way"]

@@ -231,6 +231,25 @@ def test_a_recipient_that_does_not_register_is_escalated_at_both_ends(
     ]
 
 
+def test_a_late_send_closes_saying_the_letter_went_back_to_draft_when_it_did(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given a signed letter nobody sent by its send-by moment, its escalation open
+    doc = pair.signed(make_document)
+    advance(pair.sender, days=1, hours=2)
+    [late] = escalations(pair.sender)
+
+    # When its signer rejects it (back to draft): it will not be sent as it is
+    pair.sender.engine.fire(doc, "reject", actor("signer"), data={"reason": "Sửa trích yếu"})
+
+    # Then the escalation closes, saying the letter is a draft again, not that it was sent
+    [closed] = escalations(pair.sender)
+    assert (closed.id, closed.state, closed.outcome) == (late.id, "closed", "cause_gone")
+    with pair.sender.uow(readonly=True) as uow:
+        [entry] = uow.audit.entries(closed.id, "close")
+    assert entry.payload["reason"] == "draft"
+
+
 def test_supervisors_claim_comment_snooze_and_resolve_and_it_rises_when_left_open(
     pair: Pair, make_document: Callable[..., str], notices: Notices
 ) -> None:

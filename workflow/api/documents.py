@@ -41,7 +41,7 @@ from .outputs import (
     sends,
 )
 from .paging import PagingDep, check_limit, page, paging
-from .schemas import DocumentIn, EventIn, check_limits, form_body, storable_moment
+from .schemas import DocumentIn, EventIn, check_limits, form_body, storable_offset_moment
 from .trail import HistoryPage
 from .views import check_document_id, load_visible
 
@@ -196,8 +196,8 @@ def list_documents(
     state: Annotated[list[str] | None, Query(description="Filter by state (repeatable)")] = None,
     urgency: Annotated[int | None, Query(ge=0, le=4)] = None,
     doc_type: Annotated[str | None, Query(max_length=50)] = None,
-    created_after: Annotated[datetime | None, AfterValidator(storable_moment)] = None,
-    created_before: Annotated[datetime | None, AfterValidator(storable_moment)] = None,
+    created_after: Annotated[datetime | None, AfterValidator(storable_offset_moment)] = None,
+    created_before: Annotated[datetime | None, AfterValidator(storable_offset_moment)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> dict[str, Any]:

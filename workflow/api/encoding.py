@@ -151,6 +151,7 @@ class _FormCheck:
         self.disposition = b""
         self.field = "a part"
         self.decoder: codecs.IncrementalDecoder | None = None
+        self.unnamed = False  # a file part named filename=""
 
     def _header_field(self, data: bytes, start: int, end: int) -> None:
         self.header[0] += data[start:end]
@@ -191,10 +192,21 @@ class _FormCheck:
                 field=self.field,
                 location="form part header",
             )
-        if b"filename" not in options:  # a text part; a file's bytes are its own
+        # A file part whose name is empty (filename="", which the options parser may drop,
+        # and whose bytes would then be read as text): refused once it carries a byte. A
+        # browser sends a file input left empty so, with nothing in it: that one passes.
+        self.unnamed = not options.get(b"filename") and bool(_FILENAME.search(self.disposition))
+        if b"filename" not in options and not self.unnamed:  # a text part
             self.decoder = codecs.getincrementaldecoder(_UTF8)()
 
     def _data(self, data: bytes, start: int, end: int) -> None:
+        if self.unnamed and end > start:
+            raise InvalidInput(
+                f"The form part {self.field!r} is a file with an empty name: give the file's "
+                'name, filename="1227.pdf".',
+                field=self.field,
+                location="form part header",
+            )
         if self.decoder is not None:
             self._decode(data[start:end])
 
@@ -302,6 +314,8 @@ def _body_check(scope: Scope) -> _FormCheck | _UrlencodedCheck | None:
     return None  # JSON is checked where it is read; other bodies are bytes
 
 
+# A file name given as filename= (empty, when the options parser did not keep it).
+_FILENAME = re.compile(rb";\s*filename\s*=", re.IGNORECASE)
 # A file name given as filename*= (RFC 5987), which the options parser drops unread.
 _FILENAME_STAR = re.compile(rb";\s*filename\*\s*=", re.IGNORECASE)
 

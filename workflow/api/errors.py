@@ -174,7 +174,7 @@ def install_error_handlers(app: FastAPI) -> None:
             mapped = _form_error(request, parser_error)
             if mapped is not None:
                 return await _congvan(request, mapped)
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        code = getattr(exc, "code", None) or _HTTP_CODES.get(exc.status_code, "http_error")
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:  # every method served at the path, not the first route's
             allowed = allowed_methods(request.app.routes, request.scope)

@@ -12,11 +12,19 @@ from .errors import error_body
 
 
 class BodyTooLarge(HTTPException):
-    """Raised from ``receive``; an HTTPException so body parsers let it through."""
+    """Raised from ``receive``; an HTTPException so body parsers let it through. On the
+    inbox it refuses the package (``package_too_large``, with its reason), as the
+    middleware's own answer does."""
 
-    def __init__(self, max_bytes: int) -> None:
-        super().__init__(413, f"The request body is larger than allowed ({max_bytes} bytes).")
-        self.details = {"max_bytes": max_bytes}  # as the middleware's own answer has
+    def __init__(self, max_bytes: int, *, package: bool = False) -> None:
+        if package:
+            super().__init__(413, "The package is larger than this inbox takes.")
+            self.code = "package_too_large"
+            self.details: dict[str, Any] = {"max_bytes": max_bytes, "reason": "total_too_large"}
+        else:
+            super().__init__(413, f"The request body is larger than allowed ({max_bytes} bytes).")
+            self.code = "payload_too_large"
+            self.details = {"max_bytes": max_bytes}  # as the middleware's own answer has
 
 
 # Where a body is a peer's package: a 413 there refuses it for good, with the reason a
@@ -50,7 +58,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                    raise BodyTooLarge(self.max_bytes, package=package)
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -68,8 +68,12 @@ class HeadMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope = _lists_combined(scope)
         method = scope.get("method")
-        if scope["type"] != "http" or method not in ("GET", "HEAD"):
+        if method not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
         if_match = if_none_match = None
@@ -103,6 +107,32 @@ class HeadMiddleware:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
         await self.app({**scope, "method": "GET"}, receive, answer)
+
+
+# Fields whose value is a list: several lines of one are that list (RFC 9110 5.3, 13.1.1).
+_LISTS = (b"if-match", b"if-none-match")
+
+
+def _lists_combined(scope: Scope) -> Scope:
+    """``scope`` with the lines of an ``If-Match`` or ``If-None-Match`` given on several
+    lines combined into one, in order, separated by commas, as RFC 9110 5.3 lets a
+    recipient do with a list field: ``If-Match: "1"`` and ``If-Match: "2"`` are
+    ``If-Match: "1", "2"``, not a field repeated, and every reader sees all of them."""
+    headers = scope["headers"]
+    names = [name for name, _ in headers if name in _LISTS]
+    if len(names) == len(set(names)):
+        return scope
+    combined: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if name not in _LISTS:
+            combined.append((name, value))
+            continue
+        at = next((i for i, (n, _) in enumerate(combined) if n == name), None)
+        if at is None:
+            combined.append((name, value))
+        else:
+            combined[at] = (name, combined[at][1] + b", " + value)
+    return {**scope, "headers": combined}
 
 
 # The one shape of every error (errors.error_body, which imports this module).

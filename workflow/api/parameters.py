@@ -7,13 +7,17 @@ query parameter or form part that no route parameter names (``?limt=5``, a part 
 else is refused here, once for every route:
 
 - a field given more than once where one is taken: 422 ``repeated_field``;
-- a query parameter or form part the route does not take: 422 ``invalid_input``.
+- a query parameter or form part the route does not take: 422 ``invalid_input``;
+- a whole number written otherwise than in ASCII digits (an optional minus first):
+  pydantic reads ``5_0`` as 50 and ``+5`` as 5, which no client means: 422
+  ``invalid_input``.
 
 Repeated keys in JSON are refused where JSON is read (:mod:`.bodies`).
 """
 
 from __future__ import annotations
 
+import re
 import types
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,6 +29,9 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from congvan.states.errors import InvalidInput, RepeatedField
+
+# A whole number as a query parameter writes it: ASCII digits, a minus sign first or not.
+_WHOLE = re.compile(r"-?[0-9]+", re.ASCII)
 
 # Read by the API on every route that needs them, though no route parameter names them.
 _HEADERS_READ_ONCE = ("Authorization", "Content-Type")
@@ -38,6 +45,7 @@ class _Takes:
     headers: frozenset[str]
     form: frozenset[str]
     lists: frozenset[str]
+    integers: frozenset[str]  # query parameters that are whole numbers
 
 
 def _is_list(annotation: Any) -> bool:
@@ -47,6 +55,15 @@ def _is_list(annotation: Any) -> bool:
     if origin in (Union, types.UnionType):
         return any(_is_list(arg) for arg in get_args(annotation))
     return isinstance(origin, type) and issubclass(origin, (Sequence, set, frozenset))
+
+
+def _is_integer(annotation: Any) -> bool:
+    if annotation is int:
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated or origin in (Union, types.UnionType) or _is_list(annotation):
+        return any(_is_integer(arg) for arg in get_args(annotation))
+    return False
 
 
 def _dependants(dependant: Dependant) -> Iterator[Dependant]:
@@ -60,6 +77,7 @@ def _takes(route: APIRoute) -> _Takes:
     headers: set[str] = set(_HEADERS_READ_ONCE)
     form: set[str] = set()
     lists: set[str] = set()
+    integers: set[str] = set()
     for dependant in _dependants(route.dependant):
         fields = [
             *((query, f) for f in dependant.query_params),
@@ -73,7 +91,11 @@ def _takes(route: APIRoute) -> _Takes:
             names.add(name)
             if _is_list(field.field_info.annotation):
                 lists.add(name)
-    return _Takes(frozenset(query), frozenset(headers), frozenset(form), frozenset(lists))
+            if names is query and _is_integer(field.field_info.annotation):
+                integers.add(name)
+    return _Takes(
+        frozenset(query), frozenset(headers), frozenset(form), frozenset(lists), frozenset(integers)
+    )
 
 
 def _check(
@@ -105,12 +127,16 @@ async def check_parameters(request: Request) -> None:
     if not isinstance(route, APIRoute):
         return
     takes = _takes(route)
-    _check(
-        (k for k, _ in request.query_params.multi_items()),
-        takes.query,
-        takes.lists,
-        "query parameter",
-    )
+    query = request.query_params.multi_items()
+    _check((k for k, _ in query), takes.query, takes.lists, "query parameter")
+    for name, value in query:
+        if name in takes.integers and not _WHOLE.fullmatch(value):
+            # The shape of the validation errors the same parameter gets for other values.
+            problem = "Input should be a whole number, written in ASCII digits"
+            raise InvalidInput(
+                "The request is not valid.",
+                errors=[{"field": f"query.{name}", "problem": problem, "type": "int_parsing"}],
+            )
     headers = {name.lower().encode("latin-1"): name for name in takes.headers}
     given = [headers[k] for k, _ in request.headers.raw if k in headers]
     _check(given, takes.headers, takes.lists, "header")

@@ -20,6 +20,7 @@ from pydantic import ConfigDict, Field
 from congvan.actions.recalls import checked_changes
 from congvan.states.document import UPDATABLE
 from congvan.states.errors import InvalidInput, TooManyAttachments
+from congvan.states.timeliness import in_vietnam
 
 from ..engine import Idempotency
 from .auth import PrincipalDep, actor_of
@@ -114,7 +115,8 @@ def update_document(
 ) -> dict[str, Any]:
     check_document_id(document_id)
     # What is asked is judged before when it may be: a wrong field is 422 in any state.
-    data = {"reason": body.reason, "fields": checked_changes(body.changes())}
+    today = in_vietnam(engine.clock()).date()
+    data = {"reason": body.reason, "fields": checked_changes(body.changes(), today)}
     result = fire_answering(
         engine, "document", document_id, "update", principal, response,
         parse_if_match(if_match), data, idempotency_key,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import unquote, urlsplit
 
@@ -46,7 +47,32 @@ class RequestIdMiddleware:
                 headers["X-Content-Type-Options"] = "nosniff"
             await send(message)
 
+        if _ENCODED_SLASH.search(scope.get("raw_path") or b""):
+            await _not_found(send_with_id)
+            return
         await self.app(scope, receive, send_with_id)
+
+
+# An encoded slash in the request target: data, not a separator (RFC 3986 2.2), which the
+# server decodes into the path the routes match (/v1/documents%2FID reached the document),
+# past any proxy rule that reads the path as written.
+_ENCODED_SLASH = re.compile(rb"%2f", re.IGNORECASE)
+_NO_SUCH_PATH = json.dumps(
+    {
+        "code": "not_found",
+        "message": "An encoded slash (%2F) in a path names nothing here: write / or nothing.",
+        "details": {},
+    }
+).encode()
+
+
+async def _not_found(send: Send) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(_NO_SUCH_PATH)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 404, "headers": headers})
+    await send({"type": "http.response.body", "body": _NO_SUCH_PATH})
 
 
 def origin_form(scope: Scope) -> Scope:
