@@ -236,8 +236,9 @@ def apply_update(ctx: TransitionContext) -> None:
         raise InvalidInput("The update changes nothing.", field="fields")
     if "issued_on" in changed:
         _check_redated(ctx, before.issued_on, changed["issued_on"])
-    if changed.get("due_date"):
-        _check_due(ctx, changed["due_date"], changes.get("issued_on", before.issued_on))
+    due = changed.get("due_date")
+    if due:
+        _check_due(ctx, due, changes.get("issued_on", before.issued_on))
     stored = {k: ("" if v is None and not FIELDS[k].nullable else v) for k, v in changed.items()}
     ctx.uow.documents.set_fields(ctx.document.id, stored)
     ctx.audit["changed"] = {k: {"from": getattr(before, k), "to": v} for k, v in changed.items()}

@@ -157,6 +157,14 @@ RECEIVED_KINDS = MappingProxyType(
             "register it, or refuse it with a reason",
             "vào sổ văn bản đến, hoặc từ chối tiếp nhận có nêu lý do",
         ),
+        # Decree 30 Art. 18: on the sender's notice, the recipient cancels (or corrects) the
+        # document and tells the sender: the duty is ours once a recall or update arrived.
+        RECALL_UNANSWERED: (
+            "a recall or update of a document that arrived here is not answered in time",
+            "chưa trả lời yêu cầu thu hồi hoặc cập nhật văn bản đến đúng hạn",
+            "answer it: agree (15), or refuse with a reason (16)",
+            "trả lời yêu cầu: đồng ý (15), hoặc từ chối có nêu lý do (16)",
+        ),
     }
 )
 

@@ -24,6 +24,8 @@ REPLACED = "replaced"
 # whose handling is completed is still in force (Decree 30 Art. 18: on a recall notice the
 # recipient cancels the document in its system); one refused, recalled or replaced is not.
 IN_FORCE = (RECEIVED, REGISTERED, ASSIGNED, PROCESSING, COMPLETED)
+# The events the inbox fires when a recall or update of a document arrives.
+REQUESTING = frozenset({"request_recall", "request_update"})
 
 # The job that sends the sender a signed status message, after every move.
 NOTIFY = ("send_status",)
@@ -63,7 +65,7 @@ RECEIVED_DOCUMENT = MachineSpec(
                 effects=("record_request",),
                 derived=True,
             )
-            for event in ("request_recall", "request_update")
+            for event in sorted(REQUESTING)
             for state in IN_FORCE
         ),
         # The clerk agrees to the recall (status 15): the document is cancelled for good.

@@ -27,6 +27,7 @@ from congvan.states.policy import APPOINTED_URGENCY
 from congvan.states.timeliness import appointed_moment
 from congvan.states.vocabulary import RULE_DEADLINE
 from congvan.storage.dispatches import DispatchRow
+from congvan.storage.received import AWAITING
 from congvan.storage.timers import DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -109,10 +110,28 @@ class RuleTimers(Lifecycle):
             self._document(uow, change)
         elif change.machine == "dispatch":
             self._dispatch(uow, change)
-        elif change.machine == "received" and change.from_state == r.RECEIVED != change.to_state:
+        elif change.machine == "received":
+            self._received(uow, change)
+
+    def _received(self, uow: UnitOfWork, change: Change) -> None:
+        received_id = change.subject_id
+        if change.from_state == r.RECEIVED != change.to_state:
             # It left ``received`` (registered, returned, recalled or replaced): the rule
             # that our clerks register it, watched only while it waits there, is kept.
-            self._settled(uow, change, change.subject_id, [(e.NOT_ACKNOWLEDGED, change.to_state)])
+            self._settled(uow, change, received_id, [(e.NOT_ACKNOWLEDGED, change.to_state)])
+        if change.event in r.REQUESTING:
+            # A recall or update arrived: our clerks answer it (15, 16) within
+            # ``recall_answer`` (Decree 30 Art. 18), watched on the request itself.
+            request_id = str(change.data["request_id"])
+            due = self.deadlines(uow, change.agency_id).after(
+                change.now, "recall_answer", change.urgency
+            )
+            payload = {"received_id": received_id, "request_id": request_id}
+            self._arm(uow, e.RECALL_UNANSWERED, request_id, None, due, payload, cancel=False)
+        elif change.event in r.ANSWERING:
+            # Answered: the requests of the document awaited are awaited no more.
+            for request in uow.received.requests(received_id):
+                self._settled(uow, change, request.id, [(e.RECALL_UNANSWERED, change.event)])
 
     def arrived(
         self,
@@ -291,6 +310,36 @@ class RuleTimers(Lifecycle):
             uow.timers.cancel(RULE_DEADLINE, subject_id)
         add_timer(uow, RULE_DEADLINE, subject_id, document_id, due, {"escalation": kind, **payload})
 
+    def _open_on_received(
+        self,
+        uow: UnitOfWork,
+        kind: str,
+        received_id: str,
+        subject_id: str,
+        timer: DueTimer,
+        now: datetime,
+        detail: Mapping[str, Any] | None = None,
+        *,
+        waiting: bool = False,
+    ) -> None:
+        """Open ``kind`` on a document that arrived here, for its own agency; ``waiting``:
+        only while it waits unregistered."""
+        received = uow.received.get(received_id)
+        if received is None or (waiting and received.state != r.RECEIVED):
+            return
+        self.open(
+            uow,
+            kind=kind,
+            subject_id=subject_id,
+            agency_id=received.agency_id,
+            urgency=received.urgency,
+            due_at=timer.due_at,
+            now=now,
+            received_id=received.id,
+            organ_id=received.sender_id,
+            detail=detail,
+        )
+
     def _settled(
         self, uow: UnitOfWork, change: Change, subject_id: str, kept: Sequence[tuple[str, str]]
     ) -> None:
@@ -323,20 +372,16 @@ class RuleTimers(Lifecycle):
             )
             if broken:
                 self.open_for_dispatch(uow, kind, dispatch_id, timer.due_at, now)
-        elif "received_id" in timer.payload:
-            received = uow.received.get(str(timer.payload["received_id"]))
-            if received is not None and received.state == r.RECEIVED:
-                self.open(
-                    uow,
-                    kind=kind,
-                    subject_id=received.id,
-                    agency_id=received.agency_id,
-                    urgency=received.urgency,
-                    due_at=timer.due_at,
-                    now=now,
-                    received_id=received.id,
-                    organ_id=received.sender_id,
+        elif "request_id" in timer.payload:  # a recall or update we owe an answer
+            request = uow.received.request(str(timer.payload["request_id"]))
+            if request is not None and request.state == AWAITING:
+                detail = {"request": request.kind, "message_id": request.message_id}
+                self._open_on_received(
+                    uow, kind, request.received_id, request.id, timer, now, detail
                 )
+        elif "received_id" in timer.payload:
+            received_id = str(timer.payload["received_id"])
+            self._open_on_received(uow, kind, received_id, received_id, timer, now, waiting=True)
         elif timer.document_id is not None:
             head = uow.documents.head(timer.document_id)
             if head is not None and head.state == doc.SIGNED and kind == e.NOT_SENT_IN_TIME:

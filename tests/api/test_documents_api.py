@@ -101,6 +101,22 @@ def test_create_without_files_and_with_an_empty_file(api: Api) -> None:
     assert (got.status_code, got.content) == (200, b"")
 
 
+@pytest.mark.parametrize("roles", [("appendix", "appendix"), ("main", "appendix")])
+def test_two_files_of_the_same_bytes_are_refused_and_nothing_kept(
+    api: Api, roles: tuple[str, str]
+) -> None:
+    # A file is reached by its content: the second of two alike would never be downloaded
+    main = ("main", ("thu.pdf", MAIN_PDF, "application/pdf"))
+    if roles[0] == "main":  # an appendix of the main file's bytes
+        files = [main, ("appendix", ("ban-sao.pdf", MAIN_PDF, "application/pdf"))]
+    else:
+        same = [("phu-luc.txt", b"same", "text/plain"), ("bang-ke.csv", b"same", "text/csv")]
+        files = [main, *(("appendix", part) for part in same)]
+    body = assert_error(api.create(files=files), 422, "invalid_input")
+    assert (body["field"], body["reason"]) == ("files", "same_content")
+    assert api.get("/v1/documents").json()["items"] == []
+
+
 @pytest.mark.parametrize(
     "names",
     [("a.pdf", "a.pdf"), ("a.pdf", "A.PDF"), ("Phụ lục.pdf", "PHỤ LỤC.pdf"), ("ß.pdf", "SS.pdf")],

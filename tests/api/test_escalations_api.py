@@ -94,6 +94,9 @@ def test_bad_steps_are_refused_with_their_codes(make_api: MakeApi) -> None:
     schema = api.client.get("/openapi.json").json()["components"]["schemas"]
     assert "cause_gone" not in schema["EscalationResolution"]["enum"]
     assert_error(post(api, escalation_id, "comment", text="  "), 422, "invalid_input")
+    # A text over its limit is answered as every other: field_too_long, saying by how much
+    long = assert_error(post(api, escalation_id, "comment", text="x" * 4001), 422, "field_too_long")
+    assert long == {"field": "text", "max_length": 4000, "length": 4001}
     assert_error(post(api, escalation_id, "claim", extra=1), 422, "invalid_input")
     assert post(api, escalation_id, "resolve", outcome="no_action", reason="x").status_code == 200
     assert_error(post(api, escalation_id, "claim"), 409, "invalid_transition")

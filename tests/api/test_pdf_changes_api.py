@@ -8,6 +8,7 @@ accepted and served. Uploads are made with the helpers of ``test_signed_pdf_uplo
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Callable
 from itertools import count
@@ -196,7 +197,15 @@ def test_a_token_signature_with_its_widget_on_page_two_is_accepted(
     # Then the letter is signed and that PDF is served
     assert response.status_code == 200, response.text
     assert state_and_version(api, doc_id)[0] == "signed"
-    assert api.get(f"/v1/documents/{doc_id}/signed-pdf").content == signed
+    served = api.get(f"/v1/documents/{doc_id}/signed-pdf")
+    assert served.content == signed
+    # With its integrity headers, as every stored file: the digest, and its hex as the ETag
+    digest = hashlib.sha256(signed).digest()
+    assert served.headers["etag"] == f'"{digest.hex()}"'
+    assert served.headers["repr-digest"] == f"sha-256=:{base64.b64encode(digest).decode()}:"
+    conditional = {**api.auth(), "If-None-Match": served.headers["etag"]}
+    held = api.client.get(f"/v1/documents/{doc_id}/signed-pdf", headers=conditional)
+    assert held.status_code == 304
 
 
 def test_a_clean_signature_of_a_letter_with_a_form_is_accepted(

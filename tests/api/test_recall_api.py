@@ -180,6 +180,8 @@ def test_an_update_cannot_clear_what_review_requires(api: Api, name: str) -> Non
     [
         ("due_date", "2021-W09-1"),  # a week date, which Python's own parser takes
         ("due_date", "20210301"),
+        ("due_date", "2030-12-31T00:00:00+14:00"),  # a moment: its day in Vietnam is the 30th
+        ("issued_on", "2021-02-06T00:00:00Z"),
         ("issued_on", "2021-W05-5"),
         ("due_date", "9999-12-31"),  # outside the years reckoned with
         ("due_date", "1899-12-31"),

@@ -229,6 +229,9 @@ def test_what_was_taken_stays_readable_after_the_inbox_limits_are_lowered(
     assert len(view.json()["files"]) == len(LETTER_FILES)
     assert (main.status_code, main.content) == (200, MAIN)
     assert (signed.status_code, signed.content) == (200, SIGNED)
+    # Each with its length, not in chunks
+    assert main.headers["content-length"] == str(len(MAIN))
+    assert "transfer-encoding" not in main.headers
 
 
 @pytest.mark.parametrize(

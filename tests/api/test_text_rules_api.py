@@ -191,6 +191,23 @@ def test_a_path_holding_a_control_character_names_nothing(api_any_db: Api, path:
     assert_error(api_any_db.get(path, role="supervisor"), 404, "not_found")
 
 
+@pytest.mark.parametrize(
+    ("path", "said", "key"),
+    [
+        ("/v1/documents/a%00b", "No such document.", "document_id"),
+        ("/v1/received/a%00b", "No such received document.", "received_id"),
+        ("/v1/received/a%00b/files/x.pdf", "No such received document.", "received_id"),
+        ("/v1/escalations/a%00b", "No such escalation.", "escalation_id"),
+    ],
+)
+def test_an_id_holding_nul_is_not_found_as_any_other_id_of_its_kind(
+    api_any_db: Api, path: str, said: str, key: str
+) -> None:
+    response = api_any_db.get(path, role="supervisor")
+    details = assert_error(response, 404, "not_found")
+    assert (response.json()["message"], list(details)) == (said, [key])
+
+
 @pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"])
 def test_a_moment_the_databases_cannot_keep_is_refused(api_any_db: Api, moment: str) -> None:
     response = api_any_db.get("/v1/documents", params={"created_after": moment})
@@ -309,6 +326,22 @@ def test_a_date_or_moment_beyond_the_years_reckoned_with_is_refused_where_it_ent
         assert [e["field"].rsplit(".", 1)[-1] for e in details["errors"]] == [field]
         assert "1900 to 2199" in details["errors"][0]["problem"]
     assert [d["id"] for d in api.get("/v1/documents").json()["items"]] == [doc["id"]]
+    assert api.get(f"/v1/documents/{doc['id']}").json()[field] == doc[field]
+
+
+@pytest.mark.parametrize("field", ["issued_on", "due_date"])
+@pytest.mark.parametrize("value", ["2030-12-31T00:00:00+14:00", "2030-12-31T00:00:00Z"])
+def test_a_day_written_as_a_moment_is_refused_not_cut_to_its_date(
+    api: Api, field: str, value: str
+) -> None:
+    # 2030-12-31T00:00+14:00 is 30 December in Vietnam: a day is written as one, YYYY-MM-DD
+    doc = api.draft()
+    answers = [
+        api.create(**{field: value}),
+        api.fire(doc["id"], "edit", body={"fields": {field: value}}),
+    ]
+    for response in answers:
+        assert_error(response, 422, "invalid_input")
     assert api.get(f"/v1/documents/{doc['id']}").json()[field] == doc[field]
 
 

@@ -873,7 +873,12 @@ def test_a_worker_dying_mid_post_after_which_the_letter_is_registered_keeps_its_
     ("code", "answer", "outcome", "state"),
     [
         ("03", (500, b"down"), "transient", "acknowledged"),
-        ("02", (422, b'{"code": "message_malformed"}'), "refused", "rejected"),
+        (
+            "02",
+            (422, b'{"code": "message_malformed", "details": {"reason": "member"}}'),
+            "refused",
+            "rejected",
+        ),
         ("03", (201, b"{}"), "bad_receipt", "acknowledged"),
     ],
 )

@@ -33,6 +33,7 @@ from congvan.states.errors import (
     NotFound,
     TransitionNotAllowed,
 )
+from congvan.states.escalation import texts as escalation_texts
 from congvan.storage.ids import new_id
 from congvan.storage.stalls import stalled
 from congvan.workflow import directory
@@ -735,6 +736,44 @@ def test_a_recall_left_unanswered_past_its_time_escalates_once(
     with pair.sender.uow(readonly=True) as uow:
         assert uow.escalations.active_of_document(doc) == []
         assert uow.escalations.get(opened.id).outcome == "cause_gone"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("answer", ["agree_recall", "refuse_recall"])
+def test_a_recall_our_clerks_leave_unanswered_reminds_them_until_they_answer(
+    pair: Pair, served: str, make_document: Callable[..., str], answer: str
+) -> None:
+    # Given A's letter registered at B, and its recall arrived at B
+    doc, received_id = registered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+
+    # When B's clerks leave it past its answer's time (a working day)
+    before = pair.receiver.scheduler.tick()
+    pair.receiver.clock.advance(hours=25)
+    pair.receiver.scheduler.tick()
+
+    # Then B's own supervisors are told (Decree 30 Art. 18: the recipient answers), once,
+    # in words for the agency that owes the answer
+    assert before == 0
+    with pair.receiver.uow(readonly=True) as uow:
+        [opened] = uow.escalations.active_of_received(received_id)
+        [request] = uow.received.requests(received_id)
+    assert (opened.kind, opened.agency_id, opened.organ_id) == ("recall_unanswered", B, A)
+    assert opened.detail["request"] == "recall"
+    assert "answer it" in escalation_texts(opened.kind, received=True)[2]
+    pair.receiver.clock.advance(minutes=5)
+    pair.receiver.scheduler.tick()
+    with pair.receiver.uow(readonly=True) as uow:
+        assert len(uow.escalations.active_of_received(received_id)) == 1
+
+    # And their answer, whichever, closes it by itself
+    data = {"reason": "Văn bản đã được thực hiện"} if answer.startswith("refuse") else {}
+    pair.answer(received_id, answer, data)
+    with pair.receiver.uow(readonly=True) as uow:
+        assert uow.escalations.active_of_received(received_id) == []
+        closed = uow.escalations.get(opened.id)
+    assert closed is not None and (closed.state, closed.outcome) == ("closed", "cause_gone")
+    assert opened.cause == f"recall_unanswered:{request.id}"
 
 
 def test_a_recalled_letter_is_no_longer_awaited_nor_warned_of(

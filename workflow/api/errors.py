@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +21,7 @@ from congvan.states.errors import (
     CongvanError,
     DatabaseNotReady,
     DatabaseUnavailable,
+    FieldTooLong,
     PayloadTooLarge,
     TooManyAttachments,
 )
@@ -41,6 +43,27 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+
+def _too_long(found: Sequence[Any]) -> FieldTooLong | None:
+    """The one validation error of a body, when it is a text over its length,
+    as ``field_too_long`` (with ``max_length`` and ``length``), the code every other text
+    over its limit is answered with; None for anything else."""
+    if len(found) != 1 or found[0].get("type") != "string_too_long":
+        return None
+    error = found[0]
+    if tuple(error.get("loc", ()))[:1] != ("body",):  # a header or a query: not a field
+        return None
+    field = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    limit = (error.get("ctx") or {}).get("max_length")
+    given = error.get("input")
+    length = len(given) if isinstance(given, str) else None
+    return FieldTooLong(
+        f"{field} is {length} characters long; at most {limit}.",
+        field=field,
+        max_length=limit,
+        length=length,
+    )
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -146,6 +169,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> ErrorResponse:
         found = exc.errors()
+        too_long = _too_long(found)
+        if too_long is not None:  # as every other text over its limit is answered
+            return ErrorResponse(too_long.to_dict(), status_code=too_long.http_status)
         errors = [
             {
                 "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),

@@ -260,7 +260,7 @@ def get_escalation(
     escalation_id: str, uow: ReadUowDep, principal: PrincipalDep, response: Response
 ) -> dict[str, Any]:
     require(principal, READ_ROLES, "Reading escalations")
-    check_document_id(escalation_id)
+    check_document_id(escalation_id, "escalation", "escalation_id")
     with uow:
         row = uow.escalations.get(escalation_id)
         # Another agency's escalation answers exactly like a missing one.
@@ -302,7 +302,7 @@ def fire_escalation_event(
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=50)] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    check_document_id(escalation_id)
+    check_document_id(escalation_id, "escalation", "escalation_id")
     expected = parse_if_match(if_match)
     data = body.model_dump(exclude_none=True, mode="json") if body is not None else {}
     result = fire_answering(
@@ -356,7 +356,7 @@ def escalation_notice(
     escalation_id: str, uow: ReadUowDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     require(principal, READ_ROLES, "Reading escalations")
-    check_document_id(escalation_id)
+    check_document_id(escalation_id, "escalation", "escalation_id")
     with uow:
         row = uow.escalations.get(escalation_id)
         if row is None or row.agency_id != principal.agency_id:

@@ -309,6 +309,9 @@ def get_received_file(
         media_type=_media_type(part.media_type),
         headers={
             "Content-Disposition": content_disposition(part.name.rsplit("/", 1)[-1]),
+            # Its size as the package lists it (checked when the package was accepted):
+            # streamed, it is still sent with its length, not in chunks.
+            "Content-Length": str(part.size),
             **digest_headers(part.sha256),
             "ETag": f'"{part.sha256}"',
         },
@@ -320,7 +323,7 @@ def _open_stored(
 ) -> tuple[Received, Package]:
     """The caller's agency's received document and its package as stored, opened."""
     require(principal, READ_ROLES, "Reading received documents")
-    check_document_id(received_id)
+    check_document_id(received_id, "received document", "received_id")
     with uow:
         row = uow.received.get(received_id)
         # Another agency's received document answers exactly like a missing one.
@@ -411,7 +414,7 @@ def fire_received_event(
     if_match: Annotated[str | None, Header(alias="If-Match", max_length=50)] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    check_document_id(received_id)
+    check_document_id(received_id, "received document", "received_id")
     expected = parse_if_match(if_match)
     data = {"reason": body.reason} if body is not None and body.reason is not None else {}
     try:

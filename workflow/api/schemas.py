@@ -63,6 +63,11 @@ class TextModel(BaseModel):
             isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value))
         ):
             raise ValueError("must be written as a date or a moment (ISO 8601), not a number")
+        # Pydantic takes "2026-12-31T00:00:00+14:00" as 2026-12-31, its offset dropped:
+        # 30 December in Vietnam. A day is written as one.
+        day_only = date in kinds and datetime not in kinds
+        if day_only and isinstance(value, str) and not _DAY.fullmatch(value):
+            raise ValueError("must be written as a date, YYYY-MM-DD")
         return value
 
     @field_validator("*")
@@ -80,6 +85,8 @@ class TextModel(BaseModel):
         return value
 
 
+# A day as the API takes one: YYYY-MM-DD, nothing more.
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 # A number written as text, which pydantic would read as Unix seconds.
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 

@@ -164,7 +164,11 @@ def get_signature_cms(document_id: str, uow: ReadUowDep, principal: PrincipalDep
     summary="The main PDF carrying its visible PAdES signature",
     response_class=Response,
     responses={
-        **binary("application/pdf", description="The signed PDF", headers=("Content-Disposition",)),
+        **binary(
+            "application/pdf",
+            description="The signed PDF",
+            headers=("Content-Disposition", "Repr-Digest", "Digest", "ETag"),
+        ),
         **_READ,
     },
 )
@@ -180,7 +184,12 @@ def get_signed_pdf(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -
     return Response(
         data,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'attachment; filename="{document_id}.pdf"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{document_id}.pdf"',
+            # As every stored file: its digest, and its hex as the ETag (conditional reads).
+            **digest_headers(digest),
+            "ETag": f'"{digest}"',
+        },
     )
 
 

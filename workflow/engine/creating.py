@@ -40,20 +40,28 @@ class Draft:
 
     def __post_init__(self) -> None:
         # A package names each file once, ignoring case (a recipient's disk may fold it):
-        # a draft holding two such names could be reviewed and signed, never sent.
-        seen: dict[str, str] = {}
-        for f in self.files:
-            name = str(f["filename"])
-            folded = unicodedata.normalize("NFC", name.casefold())
-            if folded in seen:
-                raise InvalidInput(
-                    f"Two files are named {seen[folded]!r} and {name!r}: each file needs a "
-                    "name of its own, ignoring case.",
-                    field="files",
-                    reason="same_filename",
-                    filenames=[seen[folded], name],
-                )
-            seen[folded] = name
+        # a draft holding two such names could be reviewed and signed, never sent. And a
+        # file is reached by its content (its download, a package's part): two files of
+        # the same bytes would be one file under two names, the second never reachable.
+        rules: tuple[tuple[Callable[[Mapping[str, Any]], str], str, str], ...] = (
+            (lambda f: unicodedata.normalize("NFC", str(f["filename"]).casefold()),
+             "same_filename", "Two files are named {0!r} and {1!r}: each file needs a name "
+             "of its own, ignoring case."),
+            (lambda f: str(f["sha256"]), "same_content",
+             "The files {0!r} and {1!r} hold the same bytes: attach each file once."),
+        )  # fmt: skip
+        for key, reason, message in rules:
+            seen: dict[str, str] = {}
+            for f in self.files:
+                name, value = str(f["filename"]), key(f)
+                if value in seen:
+                    raise InvalidInput(
+                        message.format(seen[value], name),
+                        field="files",
+                        reason=reason,
+                        filenames=[seen[value], name],
+                    )
+                seen[value] = name
 
 
 def create_once(
