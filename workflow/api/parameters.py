@@ -121,12 +121,18 @@ def _check(
             )
 
 
+_TAKES = "_congvan_takes"  # the attribute of a route that keeps what it takes
+
+
 async def check_parameters(request: Request) -> None:
     """Refuse what the route does not take and repeats of what it takes once."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    takes = _takes(route)
+    takes: _Takes | None = getattr(route, _TAKES, None)
+    if takes is None:  # worked out once per route (kept on it): routes do not change
+        takes = _takes(route)
+        setattr(route, _TAKES, takes)
     query = request.query_params.multi_items()
     _check((k for k, _ in query), takes.query, takes.lists, "query parameter")
     for name, value in query:
