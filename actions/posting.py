@@ -74,8 +74,34 @@ def post(
     """
     if transport is not None:
         with httpx.Client(transport=transport, verify=tls(), timeout=timeout) as client:
-            return client.post(url, **request)
-    return _pooled().post(url, timeout=timeout, **request)
+            return _bounded(client, url, timeout, request)
+    return _bounded(_pooled(), url, timeout, request)
+
+
+# The most of a peer's answer read: a receipt, a status answer or an error body is a few
+# kilobytes; what comes past this is left unread (the connection is closed).
+MAX_ANSWER_BYTES = 1 << 20
+
+
+def _bounded(
+    client: httpx.Client, url: str, timeout: float, request: dict[str, Any]
+) -> httpx.Response:
+    """POST and read at most ``MAX_ANSWER_BYTES`` of the answer: a peer (or whatever
+    answers at its address) cannot make this process hold a body of any size. A longer
+    body is cut there, and so no receipt, refusal or status answer: it is tried again."""
+    with client.stream("POST", url, timeout=timeout, **request) as streamed:
+        body = bytearray()
+        for chunk in streamed.iter_bytes():  # decoded, as .content would be
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                del body[MAX_ANSWER_BYTES:]
+                break
+    # The body is kept decoded and perhaps cut: its length and coding are not the wire's.
+    dropped = (b"content-length", b"content-encoding", b"transfer-encoding")
+    headers = [(k, v) for k, v in streamed.headers.raw if k.lower() not in dropped]
+    return httpx.Response(
+        streamed.status_code, headers=headers, content=bytes(body), request=streamed.request
+    )
 
 
 def json_of(response: httpx.Response) -> Any:

@@ -239,6 +239,15 @@ def apply_update(ctx: TransitionContext) -> None:
     due = changed.get("due_date")
     if due:
         _check_due(ctx, due, changes.get("issued_on", before.issued_on))
+    elif changed.get("issued_on") and changes.get("due_date", before.due_date):
+        # Redated past the due date it keeps: as wrong as a due date set before the date
+        kept = str(changes.get("due_date", before.due_date))
+        if calendar_day(kept) < calendar_day(str(changed["issued_on"])):
+            raise InvalidInput(
+                f"The date of issue {changed['issued_on']} would come after the due date "
+                f"{kept}: correct both.",
+                field="fields.issued_on",
+            )
     stored = {k: ("" if v is None and not FIELDS[k].nullable else v) for k, v in changed.items()}
     ctx.uow.documents.set_fields(ctx.document.id, stored)
     ctx.audit["changed"] = {k: {"from": getattr(before, k), "to": v} for k, v in changed.items()}

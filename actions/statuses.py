@@ -41,7 +41,7 @@ from .exchange.local import (
 )
 from .exchange.status import make_status
 from .jobs import StagedJob
-from .posting import NOT_NOW, answer_said, post, refusal_of
+from .posting import NOT_NOW, answer_said, json_of, post, refusal_of
 from .signing.agencykeys import AgencyKey, AgencyKeys
 
 log = logging.getLogger("congvan.statuses")
@@ -167,6 +167,10 @@ class StatusSending(StagedJob[Notice]):
         if status >= 400 and refusal_of(response) is None:  # a proxy's page, a wrong path
             said = answer_said(response)
             raise StatusNotSent(f"not a refusal by the peer (no reason given): {said}")
+        if status < 400 and not _taken(response):
+            # A redirect (http to https), a portal's 200 page: the status route never saw
+            # it. Taken only when its answer says so; else it goes again.
+            raise StatusNotSent(f"not the status route's answer: {answer_said(response)}")
         return Answered(status, printable(response.text[:300]))
 
     def record(self, ctx: JobContext, work: Notice, outcome: Any) -> None:
@@ -211,3 +215,18 @@ class StatusSending(StagedJob[Notice]):
                 error=error,
                 now=ctx.now,
             )
+
+
+def _taken(response: httpx.Response) -> bool:
+    """Whether a 2xx is the status route's answer: ``{"dispatch_id", "state", "new"}``."""
+    if not 200 <= response.status_code < 300:
+        return False
+    try:
+        answer = json_of(response)
+    except ValueError:
+        return False
+    return (
+        isinstance(answer, dict)
+        and isinstance(answer.get("dispatch_id"), str)
+        and isinstance(answer.get("state"), str)
+    )

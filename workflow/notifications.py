@@ -108,7 +108,15 @@ def _domain_problem(address: str) -> str:
         )
     except EmailNotValidError as exc:
         return f"is an address user@domain with a domain mail is sent to ({exc})"
+    top = address.rsplit(".", 1)[-1].lower()
+    if top in _PRIVATE_TOP_LEVEL or len(top) < 2:
+        return f"is an address on a domain of the public internet, not .{top[:20]}"
     return ""
+
+
+# Top-level names kept for private networks (ICANN reserved .internal in 2024; the others
+# are never delegated and name office networks): mail there goes to an internal host.
+_PRIVATE_TOP_LEVEL = frozenset({"internal", "intranet", "lan", "home", "corp", "private"})
 
 
 def add_route(

@@ -145,6 +145,10 @@ _READ = frozenset(
 )
 
 
+# An entry's extensions read here or that change nothing of what it says.
+_ENTRY_READ = frozenset({x509.CRLReason.oid, x509.InvalidityDate.oid})
+
+
 def partial(crl: x509.CertificateRevocationList) -> str | None:
     """Why ``crl`` is not a complete CRL of its issuer's certificates, or None when it is:
     a delta CRL, one whose issuing distribution point narrows its scope, one with a
@@ -154,6 +158,11 @@ def partial(crl: x509.CertificateRevocationList) -> str | None:
             return "a delta CRL (it lists only what changed since its base CRL)"
         if extension.critical and extension.oid not in _READ:
             return f"a critical extension not read here ({extension.oid.dotted_string})"
+    for entry in crl:  # an entry's critical extension not read (RFC 5280 §5.3): unusable
+        for extension in entry.extensions:
+            if extension.critical and extension.oid not in _ENTRY_READ:
+                oid = extension.oid.dotted_string
+                return f"a CRL with an entry's critical extension not read here ({oid})"
     try:
         point = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
     except x509.ExtensionNotFound:

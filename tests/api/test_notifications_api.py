@@ -165,6 +165,9 @@ def test_a_route_is_disabled_then_removed(api: Api) -> None:
                 "ops@hue-.gov.vn",
                 "a%b@hue.gov.vn",
                 "host!user@hue.gov.vn",
+                "a@metadata.google.internal",
+                "a@x.v",
+                "ops@mail.corp",
             )
         ),
         ({"unknown": 1}, "unknown"),

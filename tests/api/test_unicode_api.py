@@ -46,6 +46,20 @@ def test_an_edit_typed_decomposed_is_stored_precomposed(api: Api) -> None:
     )
 
 
+def test_a_length_is_counted_in_letters_whether_typed_decomposed_or_not(api: Api) -> None:
+    # Given a recall reason of 1,500 letters (the limit is 2,000), typed decomposed: three
+    # code points for "ệ"
+    reason = unicodedata.normalize("NFD", "ệ" * 1500)
+    assert len(reason) == 4500
+    doc = api.draft()
+
+    # When it is sent, then it is judged by its letters: no length refusal (only the state's)
+    response = api.client.post(
+        f"/v1/documents/{doc['id']}/recall", json={"reason": reason}, headers=api.auth("supervisor")
+    )
+    assert response.json()["code"] not in ("field_too_long", "invalid_input"), response.text
+
+
 def test_a_symbol_with_a_cyrillic_look_alike_fails_the_symbol_check(api: Api) -> None:
     # Given a clean letter whose drafting unit is written with a Cyrillic Т (U+0422)
     doc_id = clean_letter(api, symbol="UBND-TĐK\u0422")

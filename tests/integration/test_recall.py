@@ -973,3 +973,23 @@ def test_an_update_is_held_to_dates_written_yyyy_mm_dd_whoever_fires_it(
         before.version,
         getattr(before, name),
     )
+
+
+def test_an_update_cannot_redate_a_document_past_the_due_date_it_keeps(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter (issued 2021-02-06, due 2021-02-07), registered at B
+    doc, _received_id = registered(pair, make_document, due_date="2021-02-07")
+    before = document_row(pair.sender, doc)
+
+    # When an update moves only its date of issue after that due date
+    with pytest.raises(InvalidInput) as refused:
+        pair.sender.engine.fire(
+            doc, "update", actor("supervisor"),
+            data={"reason": "Sửa ngày", "fields": {"issued_on": "2021-02-08"}},
+        )  # fmt: skip
+
+    # Then it is refused, naming the date, and nothing is kept or sealed
+    assert refused.value.details["field"] == "fields.issued_on"
+    after = document_row(pair.sender, doc)
+    assert (after.version, after.issued_on) == (before.version, before.issued_on)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from congvan.states.errors import InvalidInput
@@ -154,4 +155,31 @@ def test_a_status_answered_by_a_page_that_is_not_the_senders_status_route_is_pos
         _b_knows_a_at(pair, f"{sender_base}/v1/inbox")
         assert pair.receiver.runner.run(job) == "done"
     assert pair.dispatch(doc)[0].state == "acknowledged"
+    assert _escalations_of_b(pair, received_id) == []
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(302, headers={"Location": "https://congvan.example.vn/v1/status"}),
+        httpx.Response(200, text="<html>Cổng đăng nhập</html>"),
+        httpx.Response(201, json={"ok": True}),
+    ],
+    ids=["a redirect", "a portal's page", "another JSON"],
+)
+def test_a_status_answered_by_something_else_than_the_status_route_is_posted_again(
+    pair: Pair, make_document: Callable[..., str], answer: httpx.Response
+) -> None:
+    # Given A's letter delivered to B, and B's status messages answered by something else
+    _doc, received_id = _delivered(pair, make_document)
+    _b_knows_a_at(pair, "https://congvan.example.vn/v1/inbox")
+    sending = pair.receiver.runner.actions["send_status"]
+    sending.transport = lambda: httpx.MockTransport(lambda _request: answer)  # type: ignore[attr-defined]
+
+    # When B's clerk registers it
+    pair.receiver.engine.fire_on("received", received_id, "register", actor("clerk", B))
+    [job] = pair.status_jobs(received_id)
+
+    # Then the status is not taken as given: it goes again, nobody is told it never will
+    assert pair.receiver.runner.run(job) == "failed"
     assert _escalations_of_b(pair, received_id) == []

@@ -139,3 +139,26 @@ def test_a_crl_of_the_distribution_point_a_certificate_names_speaks_for_it() -> 
         revocation.check_path([signer, ROOT], [complete, of_users], NOW)
     assert revocation.covers(of_users, signer)
     assert not revocation.covers(crl(53, [], idp(only_contains_ca_certs=True)), signer)
+
+
+def test_a_crl_with_an_entrys_critical_extension_not_read_is_not_kept() -> None:
+    # RFC 5280 §5.3: a CRL with an entry's critical extension the reader does not process
+    # must not be used (openssl refuses it): import-crl refuses it, saying why
+    unread = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.2"), b"\x05\x00")
+    entry = (
+        x509.RevokedCertificateBuilder()
+        .serial_number(5)
+        .revocation_date(NOW)
+        .add_extension(unread, critical=True)
+        .build()
+    )
+    listed = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ROOT.subject)
+        .last_update(NOW)
+        .next_update(NOW + timedelta(days=7))
+        .add_extension(x509.CRLNumber(9), critical=False)
+        .add_revoked_certificate(entry)
+        .sign(ROOT_KEY, hashes.SHA256())
+    )
+    assert "critical extension" in (revocation.partial(listed) or "")

@@ -12,7 +12,7 @@ from fastapi import UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from congvan.states.errors import AttachmentTooLarge, FieldTooLong, InvalidInput
-from congvan.states.text import deceptive_characters
+from congvan.states.text import deceptive_characters, has_visible_text
 
 
 def content_disposition(filename: str) -> str:
@@ -77,7 +77,14 @@ async def read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[str
     # A name, never a path: "../../etc/passwd" or "C:\\x\\thư.pdf" keep only their last part.
     name = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
     filename = "" if name in (".", "..") else name
-    filename = filename or f"{role}.bin"
+    if not has_visible_text(filename):
+        # " ", "..", "/" or a tab name no file: refused, as filename="" is, never stored
+        # under a name made up.
+        raise InvalidInput(
+            f"The {role} file's name {str(upload.filename)[:100]!r} names no file: give the "
+            'file\'s name, filename="1227.pdf".',
+            field=role,
+        )
     if len(filename) > 255:
         raise FieldTooLong(
             "An attachment's file name is too long.",

@@ -23,11 +23,19 @@ _TAGS = re.compile(rb'[ \t]*(W/)?("[\x21\x23-\x7e\x80-\xff]*")[ \t]*(?:,|$)')
 _KEPT_BY_304 = frozenset({b"etag", b"cache-control", b"vary", b"date", b"expires"})
 
 
+# Empty elements of a list, which a recipient must accept (RFC 9110 5.6.1): ", ,".
+_EMPTY = re.compile(rb"[ \t]*,")
+
+
 def entity_tags(value: bytes) -> list[tuple[bool, bytes]] | None:
     """The entity tags of an If-Match or If-None-Match value, each (weak, tag with its
-    quotes); None: not a list of tags."""
+    quotes), empty elements skipped; None: not a list of tags."""
     found, at = [], 0
     while at < len(value):
+        empty = _EMPTY.match(value, at)
+        if empty is not None:
+            at = empty.end()
+            continue
         tag = _TAGS.match(value, at)
         if tag is None or tag.end() == at:
             return None

@@ -22,6 +22,7 @@ import types
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi import Request, params
@@ -29,6 +30,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from congvan.states.errors import InvalidInput, RepeatedField
+
+from .schemas import NUMBER_TEXT
 
 # A whole number as a query parameter writes it: ASCII digits, a minus sign first or not.
 _WHOLE = re.compile(r"-?[0-9]+", re.ASCII)
@@ -46,6 +49,7 @@ class _Takes:
     form: frozenset[str]
     lists: frozenset[str]
     integers: frozenset[str]  # query parameters that are whole numbers
+    moments: frozenset[str]  # query parameters that are moments
 
 
 def _is_list(annotation: Any) -> bool:
@@ -57,12 +61,13 @@ def _is_list(annotation: Any) -> bool:
     return isinstance(origin, type) and issubclass(origin, (Sequence, set, frozenset))
 
 
-def _is_integer(annotation: Any) -> bool:
-    if annotation is int:
+def _is_a(annotation: Any, kind: type) -> bool:
+    """Whether ``annotation`` admits ``kind`` (``int | None``, ``list[int]``...)."""
+    if annotation is kind:
         return True
     origin = get_origin(annotation)
     if origin is Annotated or origin in (Union, types.UnionType) or _is_list(annotation):
-        return any(_is_integer(arg) for arg in get_args(annotation))
+        return any(_is_a(arg, kind) for arg in get_args(annotation))
     return False
 
 
@@ -78,6 +83,7 @@ def _takes(route: APIRoute) -> _Takes:
     form: set[str] = set()
     lists: set[str] = set()
     integers: set[str] = set()
+    moments: set[str] = set()
     for dependant in _dependants(route.dependant):
         fields = [
             *((query, f) for f in dependant.query_params),
@@ -91,10 +97,17 @@ def _takes(route: APIRoute) -> _Takes:
             names.add(name)
             if _is_list(field.field_info.annotation):
                 lists.add(name)
-            if names is query and _is_integer(field.field_info.annotation):
+            if names is query and _is_a(field.field_info.annotation, int):
                 integers.add(name)
+            if names is query and _is_a(field.field_info.annotation, datetime):
+                moments.add(name)
     return _Takes(
-        frozenset(query), frozenset(headers), frozenset(form), frozenset(lists), frozenset(integers)
+        frozenset(query),
+        frozenset(headers),
+        frozenset(form),
+        frozenset(lists),
+        frozenset(integers),
+        frozenset(moments),
     )
 
 
@@ -136,6 +149,13 @@ async def check_parameters(request: Request) -> None:
     query = request.query_params.multi_items()
     _check((k for k, _ in query), takes.query, takes.lists, "query parameter")
     for name, value in query:
+        if name in takes.moments and NUMBER_TEXT.fullmatch(value):
+            # Pydantic reads 1764547200 as Unix seconds; a body's moment is refused so too.
+            problem = "must be written as a moment (ISO 8601) with its offset, not a number"
+            raise InvalidInput(
+                "The request is not valid.",
+                errors=[{"field": f"query.{name}", "problem": problem, "type": "datetime_type"}],
+            )
         if name in takes.integers and not _WHOLE.fullmatch(value):
             # The shape of the validation errors the same parameter gets for other values.
             problem = "Input should be a whole number, written in ASCII digits"

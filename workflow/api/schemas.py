@@ -60,7 +60,8 @@ class TextModel(BaseModel):
         if bool in kinds and value is not None and not isinstance(value, bool):
             raise ValueError("must be true or false")
         if kinds & {datetime, date} and (
-            isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value))
+            isinstance(value, int | float)
+            or (isinstance(value, str) and NUMBER_TEXT.fullmatch(value))
         ):
             raise ValueError("must be written as a date or a moment (ISO 8601), not a number")
         # Pydantic takes "2026-12-31T00:00:00+14:00" as 2026-12-31, its offset dropped:
@@ -68,6 +69,15 @@ class TextModel(BaseModel):
         day_only = date in kinds and datetime not in kinds
         if day_only and isinstance(value, str) and not _DAY.fullmatch(value):
             raise ValueError("must be written as a date, YYYY-MM-DD")
+        # In NFC before a length is judged: Vietnamese typed decomposed (macOS) counts
+        # each mark as a character, three times the letters it writes.
+        if isinstance(value, str) and not value.isascii():
+            return unicodedata.normalize("NFC", value)
+        if isinstance(value, list):
+            return [
+                unicodedata.normalize("NFC", v) if isinstance(v, str) and not v.isascii() else v
+                for v in value
+            ]
         return value
 
     @field_validator("*")
@@ -88,7 +98,7 @@ class TextModel(BaseModel):
 # A day as the API takes one: YYYY-MM-DD, nothing more.
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 # A number written as text, which pydantic would read as Unix seconds.
-_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+NUMBER_TEXT = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 
 
 @functools.cache
