@@ -7,6 +7,8 @@ its own code, and leaves the letter as it was; wherever ``openssl cms -verify`` 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -476,6 +478,15 @@ def test_outsiders_get_the_exact_signed_bytes_and_check_them_with_openssl(
     assert manifest.content == bytes(stored["manifest"])
     assert cms.headers["content-type"] == "application/pkcs7-signature"
     assert cms.content == bytes(stored["cms"])
+    # each with its digest and its hex as the ETag, as every stored file, read conditionally
+    current = api.get(f"/v1/documents/{doc_id}/manifest")
+    for served in (manifest, cms, current):
+        digest = hashlib.sha256(served.content).digest()
+        assert served.headers["etag"] == f'"{digest.hex()}"'
+        assert served.headers["repr-digest"] == f"sha-256=:{base64.b64encode(digest).decode()}:"
+        conditional = {**api.auth(), "If-None-Match": served.headers["etag"]}
+        held = api.client.get(served.request.url, headers=conditional)
+        assert (held.status_code, held.content) == (304, b"")
 
     # And the roots and CRL come in PEM and DER, the same certificates and list
     pem_roots = x509.load_pem_x509_certificates(api.client.get("/v1/pki/roots").content)

@@ -304,7 +304,6 @@ def get_attachment(
         media_type=match[0].media_type,
         headers={
             "Content-Disposition": content_disposition(match[0].filename),
-            "ETag": f'"{sha256}"',
             **digest_headers(sha256),
         },
     )

@@ -357,7 +357,12 @@ def binary(
 
 
 def digest_headers(sha256: str) -> dict[str, str]:
-    """A body's SHA-256 (hex) as RFC 9530's ``Repr-Digest`` and RFC 3230's ``Digest`` write
-    it: base64 (the hex is the ETag of a file)."""
+    """The headers of a stored file's bytes by their SHA-256 (hex): RFC 9530's
+    ``Repr-Digest`` and RFC 3230's ``Digest`` (base64), and the hex as its strong ETag,
+    so that every download can be read conditionally and checked the same way."""
     encoded = base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
-    return {"Repr-Digest": f"sha-256=:{encoded}:", "Digest": f"sha-256={encoded}"}
+    return {
+        "Repr-Digest": f"sha-256=:{encoded}:",
+        "Digest": f"sha-256={encoded}",
+        "ETag": f'"{sha256}"',
+    }

@@ -313,7 +313,6 @@ def get_received_file(
             # streamed, it is still sent with its length, not in chunks.
             "Content-Length": str(part.size),
             **digest_headers(part.sha256),
-            "ETag": f'"{part.sha256}"',
         },
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
@@ -54,14 +55,25 @@ def verdict_view(verdict: Verdict) -> dict[str, Any]:
     "/documents/{document_id}/manifest",
     summary="The canonical manifest of the current revision (what a signer signs)",
     response_class=Response,
-    responses={200: {"model": Manifest, "description": "RFC 8785 JSON"}, **_READ},
+    responses={
+        200: {
+            "model": Manifest,
+            "description": "RFC 8785 JSON",
+            "headers": header_specs("Repr-Digest", "Digest", "ETag"),
+        },
+        **_READ,
+    },
 )
 def get_manifest(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -> Response:
     require(principal, READ_ROLES, "Reading documents")
     with uow:
         load_visible(uow, document_id, principal.agency_id)
         manifest = manifest_of(uow, document_id)
-    return Response(manifest, media_type="application/json")
+    return Response(
+        manifest,
+        media_type="application/json",
+        headers=digest_headers(hashlib.sha256(manifest).hexdigest()),
+    )
 
 
 @router.get(
@@ -122,7 +134,7 @@ def _latest_signature(uow: UnitOfWork, principal: Principal, document_id: str) -
         200: {
             "model": Manifest,
             "description": "RFC 8785 JSON, byte for byte as signed",
-            "headers": header_specs("Content-Disposition", "Repr-Digest", "Digest"),
+            "headers": header_specs("Content-Disposition", "Repr-Digest", "Digest", "ETag"),
         },
         **_READ,
     },
@@ -145,17 +157,23 @@ def get_signed_manifest(document_id: str, uow: ReadUowDep, principal: PrincipalD
     response_class=Response,
     responses={
         **binary(
-            "application/pkcs7-signature", description="DER", headers=("Content-Disposition",)
+            "application/pkcs7-signature",
+            description="DER",
+            headers=("Content-Disposition", "Repr-Digest", "Digest", "ETag"),
         ),
         **_READ,
     },
 )
 def get_signature_cms(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -> Response:
     signature = _latest_signature(uow, principal, document_id)
+    cms = bytes(signature.cms)
     return Response(
-        bytes(signature.cms),
+        cms,
         media_type="application/pkcs7-signature",
-        headers={"Content-Disposition": f'attachment; filename="{document_id}.p7s"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{document_id}.p7s"',
+            **digest_headers(hashlib.sha256(cms).hexdigest()),
+        },
     )
 
 
@@ -186,9 +204,7 @@ def get_signed_pdf(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -
         media_type="application/pdf",
         headers={
             "Content-Disposition": f'attachment; filename="{document_id}.pdf"',
-            # As every stored file: its digest, and its hex as the ETag (conditional reads).
-            **digest_headers(digest),
-            "ETag": f'"{digest}"',
+            **digest_headers(digest),  # as every stored file: conditional reads
         },
     )
 
