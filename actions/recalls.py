@@ -109,11 +109,15 @@ def original_settled(ctx: TransitionContext) -> tuple[bool, str]:
     )
 
 
+def was_updated(uow: UnitOfWork, document_id: str) -> bool:
+    """Whether an update of the document was sent (its values changed since its send)."""
+    return any(request_kind(uow, r) == "update" for r in uow.dispatches.for_requests(document_id))
+
+
 def never_updated(ctx: TransitionContext) -> tuple[bool, str]:
     """A resend delivers the package sealed at send: after an update it would carry the
     old values to recipients no update ever reaches."""
-    requests = ctx.uow.dispatches.for_requests(ctx.document.id)
-    updated = any(request_kind(ctx.uow, r) == "update" for r in requests)
+    updated = was_updated(ctx.uow, ctx.document.id)
     return not updated, (
         "the document was updated after it was sent and a resend would carry the old "
         "values: send a replacement to the recipients that failed"

@@ -101,12 +101,20 @@ def contradicted(reported: Iterable[str], code: str) -> str | None:
     return min((c for c in reported if _SAYS.get(c) == opposite), default=None)
 
 
-def recipient_status(state: str, reported: Iterable[str]) -> str | None:
+# A recipient that agreed to a recall (QCVN 102's 15): its copy is cancelled there,
+# whatever it reported of it before (Decree 30 Art. 18).
+RECALL_AGREED = "15"
+
+
+def recipient_status(state: str, reported: Iterable[str], *, recalled: bool = False) -> str | None:
     """The QCVN 102 status code a recipient stands at (None: its system has nothing yet).
 
-    02 once refused; else the furthest code ``reported`` from 03 to 06, and at least 03
-    when the dispatch is acknowledged, 01 when it is delivered.
+    15 once it agreed to a recall of the document (``recalled``); 02 once refused; else
+    the furthest code ``reported`` from 03 to 06, and at least 03 when the dispatch is
+    acknowledged, 01 when it is delivered.
     """
+    if recalled:
+        return RECALL_AGREED
     if state == REJECTED:
         return "02"
     if state not in ARRIVED:

@@ -91,8 +91,10 @@ KINDS = MappingProxyType(
         DELIVERY_FAILED: (
             "delivery to a recipient failed for good",
             "gửi đến cơ quan nhận không thành công",
-            "resend once the recipient's system is back, or contact the recipient",
-            "gửi lại khi hệ thống của cơ quan nhận hoạt động trở lại, hoặc liên hệ cơ quan nhận",
+            "resend once the recipient's system is back (send a replacement instead if the "
+            "document was updated after it was sent), or contact the recipient",
+            "gửi lại khi hệ thống của cơ quan nhận hoạt động trở lại (gửi văn bản thay thế "
+            "nếu văn bản đã được cập nhật sau khi phát hành), hoặc liên hệ cơ quan nhận",
         ),
         REFUSED_BY_RECIPIENT: (
             "refused by a recipient (status 02)",
@@ -109,8 +111,9 @@ KINDS = MappingProxyType(
             "xem lý do từ chối; liên hệ cơ quan nhận nếu yêu cầu vẫn cần thực hiện",
         ),
         NOT_ACKNOWLEDGED: (
-            "not registered by a recipient the working day it arrived",
-            "cơ quan nhận chưa vào sổ trong ngày làm việc văn bản đến",
+            # (by its time rule: the working day it arrived, or hours for urgent ones)
+            "not registered by a recipient in time after it arrived",
+            "cơ quan nhận chưa vào sổ đúng hạn sau khi văn bản đến",
             "contact the recipient's văn thư to register it",
             "liên hệ văn thư cơ quan nhận để vào sổ văn bản",
         ),
@@ -152,8 +155,8 @@ KINDS = MappingProxyType(
 RECEIVED_KINDS = MappingProxyType(
     {
         NOT_ACKNOWLEDGED: (
-            "a document that arrived is not registered the working day it arrived",
-            "văn bản đến chưa được vào sổ trong ngày làm việc nhận được",
+            "a document that arrived is not registered in time",
+            "văn bản đến chưa được vào sổ đúng hạn",
             "register it, or refuse it with a reason",
             "vào sổ văn bản đến, hoặc từ chối tiếp nhận có nêu lý do",
         ),

@@ -34,6 +34,9 @@ AWAITING_ACKNOWLEDGEMENTS = "awaiting_acknowledgements"  # all have it; some not
 AWAITING_RESEND = "awaiting_resend"  # a recipient failed for good; a supervisor resends
 # Failed by refusals (02) alone: a resend would be refused again; a replacement is the way.
 REFUSED_AWAITING_REPLACEMENT = "refused_awaiting_replacement"
+# A recipient failed for good after an update went out: a resend would carry the old
+# values (actions/recalls.never_updated); a replacement is the way.
+FAILED_AWAITING_REPLACEMENT = "failed_awaiting_replacement"
 # A recall or update is out: what is awaited is each recipient's answer (15 or 16).
 AWAITING_ANSWERS = "awaiting_answers"
 COMPLETE = "complete"  # every recipient registered it
@@ -54,6 +57,7 @@ LAST_ATTEMPT = "last_attempt"
 AWAITING_ACKNOWLEDGEMENT = "awaiting_acknowledgement"  # delivered (01), not registered (03)
 DUE_BY = "due_by"  # by when the time rules want the recipient's next step (01 or 03)
 ACKNOWLEDGED_BY_RECIPIENT = "acknowledged"
+COPY_RECALLED = "copy_recalled"  # the recipient agreed to a recall (15): its copy cancelled
 REFUSED_BY_RECIPIENT = "refused_by_recipient"
 FAILED_FOR_GOOD = "failed_for_good"
 
@@ -73,6 +77,7 @@ CODES = (
     AWAITING_ACKNOWLEDGEMENTS,
     AWAITING_RESEND,
     REFUSED_AWAITING_REPLACEMENT,
+    FAILED_AWAITING_REPLACEMENT,
     AWAITING_ANSWERS,
     COMPLETE,
     RECALLED_DONE,
@@ -88,6 +93,7 @@ CODES = (
     AWAITING_ACKNOWLEDGEMENT,
     DUE_BY,
     ACKNOWLEDGED_BY_RECIPIENT,
+    COPY_RECALLED,
     REFUSED_BY_RECIPIENT,
     FAILED_FOR_GOOD,
     ESCALATION_OPEN,
@@ -100,6 +106,7 @@ ALARMS = frozenset(
         SEND_OVERDUE,
         AWAITING_RESEND,
         REFUSED_AWAITING_REPLACEMENT,
+        FAILED_AWAITING_REPLACEMENT,
         LEASE_EXPIRED,
         JOB_PARKED,
         JOB_GAVE_UP,
@@ -237,6 +244,8 @@ class Snapshot:
     escalations: tuple[EscalationFacts, ...] = ()
     # Recipients whose answer to a recall or update is awaited.
     answers_awaited: tuple[AnswerAwaited, ...] = ()
+    # An update of it was sent: what failed cannot be resent, only replaced.
+    updated: bool = False
 
 
 @dataclass(frozen=True)
@@ -246,10 +255,13 @@ class Finding:
     code: str
     facts: Mapping[str, Any] = field(default_factory=dict)
     organ_id: str | None = None  # None: about the document itself
+    # What went wrong with a document since recalled or replaced (a failure, a refusal):
+    # told as what happened, no longer an alarm (nothing is awaited of it).
+    ended: str | None = None
 
     @property
     def alarm(self) -> bool:
-        return self.code in ALARMS
+        return self.code in ALARMS and self.ended is None
 
 
 @dataclass(frozen=True)
@@ -433,8 +445,9 @@ def _due_by(
 def _recipient(
     snapshot: Snapshot, d: DispatchFacts, now: datetime, calendar: WorkingDays
 ) -> RecipientExplanation:
-    code = recipient_status(d.state, d.reported)
+    code = recipient_status(d.state, d.reported, recalled=d.recalled)
     o = d.organ_id
+    ended = snapshot.state if snapshot.state in (doc.RECALLED, doc.REPLACED) else None
     found: list[Finding] = []
     if d.state in (PENDING, SENDING):
         job = _live_job(snapshot, d.id)
@@ -442,11 +455,7 @@ def _recipient(
             found.append(Finding(NOTHING_SCHEDULED, {"attempts": d.attempts}, o))
         else:
             found += _job_findings(snapshot, job, now, calendar, o, d.last_attempt)
-    elif (
-        d.state == DELIVERED
-        and not d.recalled
-        and snapshot.state not in (doc.RECALLED, doc.REPLACED)
-    ):
+    elif d.state == DELIVERED and not d.recalled and ended is None:
         # (taken back or replaced, or this recipient's copy recalled, its registration
         # is awaited no more)
         since = _arrived_at(d)
@@ -460,6 +469,8 @@ def _recipient(
         found.append(Finding(AWAITING_ACKNOWLEDGEMENT, facts, o))
     if d.state in (PENDING, SENDING, DELIVERED):
         found += _due_by(snapshot, d, now, calendar)
+    if d.recalled:
+        found.append(Finding(COPY_RECALLED, {"status_code": code}, o))
     elif d.state == ACKNOWLEDGED:
         found.append(
             Finding(
@@ -470,10 +481,11 @@ def _recipient(
         )
     elif d.state == REJECTED:
         reason = d.refusal_reason or d.last_error
-        found.append(Finding(REFUSED_BY_RECIPIENT, {"reason": reason, "at": d.updated_at}, o))
+        refused = {"reason": reason, "at": d.updated_at}
+        found.append(Finding(REFUSED_BY_RECIPIENT, refused, o, ended))
     elif d.state == FAILED:
         failed: dict[str, Any] = {"attempts": d.attempts, "error": d.last_error}
-        found.append(Finding(FAILED_FOR_GOOD, {**failed, "at": d.updated_at}, o))
+        found.append(Finding(FAILED_FOR_GOOD, {**failed, "at": d.updated_at}, o, ended))
     if d.last_attempt is not None:
         found.append(Finding(LAST_ATTEMPT, _attempt_facts(d.last_attempt), o))
     found += _escalations(snapshot, d.id, o)
@@ -527,6 +539,8 @@ def _own_step(
     if state == doc.FAILED:
         failed = [r.organ_id for r in recipients if r.state == FAILED]
         refused = [r.organ_id for r in recipients if r.state == REJECTED]
+        if failed and snapshot.updated:
+            return Finding(FAILED_AWAITING_REPLACEMENT, {"recipients": failed, "refused": refused})
         if failed:
             return Finding(AWAITING_RESEND, {"recipients": failed, "refused": refused})
         return Finding(REFUSED_AWAITING_REPLACEMENT, {"recipients": refused})
@@ -535,7 +549,10 @@ def _own_step(
         # reported, a recall or update of it) moves the document's row, not that moment.
         done = [d.registered_at or d.updated_at for d in snapshot.dispatches]
         at = max(done, default=snapshot.updated_at)
-        return Finding(COMPLETE, {"at": at, "open_escalations": len(snapshot.escalations)})
+        # Those that agreed to a recall since hold it no more (their 15 is theirs to show).
+        recalled = [d.organ_id for d in snapshot.dispatches if d.recalled]
+        facts = {"at": at, "open_escalations": len(snapshot.escalations), "recalled": recalled}
+        return Finding(COMPLETE, facts)
     if state in (doc.RECALLED, doc.REPLACED):
         ended = RECALLED_DONE if state == doc.RECALLED else REPLACED_DONE
         facts = {"at": snapshot.updated_at, "open_escalations": len(snapshot.escalations)}

@@ -128,6 +128,21 @@ def _done(vi: str, en: str) -> _Phrase:
     return phrase
 
 
+def _complete(f: Mapping[str, Any], lang: str) -> str:
+    """Every recipient holding it registered it; those that agreed to a recall since are
+    named, their copies cancelled."""
+    text = _done(
+        "Mọi nơi nhận đã vào sổ (xong lúc {at})", "Every recipient registered it (done at {at})"
+    )(f, lang)
+    recalled = f.get("recalled") or []
+    if not recalled:
+        return text
+    who = _names(recalled)
+    if lang == "vi":
+        return f"{text} Đã đồng ý thu hồi (15), bản tại đó đã hủy: {who}."
+    return f"{text} Agreed to the recall (15), their copies cancelled: {who}."
+
+
 def _acknowledged(f: Mapping[str, Any], lang: str) -> str:
     """The recipient's last word: registered (03), or what it did since (04–06), or its
     answer to a recall or update (15, 16), none of which is called registration."""
@@ -278,11 +293,14 @@ PHRASES: dict[str, _Phrase] = {
         "Bị từ chối (02) bởi {recipients}; gửi lại sẽ bị từ chối lần nữa: cần văn bản thay thế.",
         "Refused (02) by {recipients}; a resend would be refused again: a replacement is needed.",
     ),
-    x.AWAITING_ANSWERS: lambda f, lang: _answers(f, lang),
-    x.COMPLETE: _done(
-        "Mọi nơi nhận đã vào sổ (xong lúc {at})",
-        "Every recipient registered it (done at {at})",
+    x.FAILED_AWAITING_REPLACEMENT: _both(
+        "Gửi không thành công tới {recipients}; văn bản đã được cập nhật sau khi phát hành, "
+        "gửi lại sẽ mang nội dung cũ: cần văn bản thay thế.",
+        "Delivery failed for good to {recipients}; the document was updated after it was "
+        "sent and a resend would carry the old values: a replacement is needed.",
     ),
+    x.AWAITING_ANSWERS: lambda f, lang: _answers(f, lang),
+    x.COMPLETE: lambda f, lang: _complete(f, lang),
     x.RECALLED_DONE: _done(
         "Văn bản đã được thu hồi (lúc {at}): mọi nơi nhận đã có nó đều đồng ý",
         "The document was recalled (at {at}): every recipient that had it agreed",
@@ -329,6 +347,10 @@ PHRASES: dict[str, _Phrase] = {
     ),
     x.DUE_BY: lambda f, lang: _due_by(f, lang),
     x.ACKNOWLEDGED_BY_RECIPIENT: lambda f, lang: _acknowledged(f, lang),
+    x.COPY_RECALLED: _both(
+        "Nơi nhận đã đồng ý thu hồi (trạng thái {status_code}): bản văn bản tại đó đã bị hủy.",
+        "The recipient agreed to the recall (status {status_code}): its copy is cancelled.",
+    ),
     x.REFUSED_BY_RECIPIENT: _both(
         "Nơi nhận từ chối (02) lúc {at}: {reason}.",
         "The recipient refused it (02) at {at}: {reason}.",
@@ -341,7 +363,18 @@ PHRASES: dict[str, _Phrase] = {
 }
 
 
+# Said after what went wrong with a document since recalled or replaced.
+_ENDED = {
+    "recalled": ("văn bản đã được thu hồi, không còn chờ gì", "the document was recalled"),
+    "replaced": ("văn bản đã được thay thế, không còn chờ gì", "the document was replaced"),
+}
+
+
 def sentence(finding: x.Finding) -> Sentence:
     """The finding in Vietnamese and in English."""
     phrase = PHRASES[finding.code]
-    return {"vi": phrase(finding.facts, "vi"), "en": phrase(finding.facts, "en")}
+    said = {"vi": phrase(finding.facts, "vi"), "en": phrase(finding.facts, "en")}
+    if finding.ended is not None:
+        vi, en = _ENDED.get(finding.ended, (finding.ended, finding.ended))
+        said = {"vi": f"{said['vi']} ({vi}.)", "en": f"{said['en']} ({en}: nothing is awaited.)"}
+    return said

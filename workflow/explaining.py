@@ -15,7 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from congvan.actions import notifications
 from congvan.actions.calendar import WorkingCalendar
-from congvan.actions.recalls import cancelled, request_kind
+from congvan.actions.recalls import cancelled, request_kind, was_updated
 from congvan.states import explanation as x
 from congvan.states.dispatch import DELIVERED, PENDING, REJECTED, SENDING, TAKEN_CODES
 from congvan.states.errors import InvalidInput
@@ -193,6 +193,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
         dispatches=tuple(dispatches),
         escalations=open_escalations(uow, doc_id),
         answers_awaited=tuple(awaited),
+        updated=row.state == "failed" and was_updated(uow, doc_id),
     )
 
 

@@ -54,7 +54,8 @@ def request_lines(requests: Iterable[Mapping[str, Any]]) -> list[str]:
     """Each recall or update sent, its outcome, and every recipient's answer (15, 16)."""
     lines = []
     for q in requests:
-        lines.append(f"{q['kind']:<13} {_when(q['sent_at'])} {q['outcome']}: {q['reason']}")
+        lines.append(f"{q['kind']:<13} {_when(q['sent_at'])} {q['outcome']}")
+        lines.append(f"  asked for   {q['reason']}")  # the sender's reason, not an answer's
         for r in q["recipients"]:
             code = f" {r['status_code']}" if r["status_code"] else ""
             reason = f": {r['reason']}" if r["reason"] else ""

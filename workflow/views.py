@@ -108,7 +108,8 @@ def _with_recalls(
     }
     for view in dispatches:
         if view["organ_id"] in recalled:
-            view["status_code"], view["status_label"] = "15", STATUS_LABEL["15"]
+            code = recipient_status(view["state"], (), recalled=True)
+            view["status_code"], view["status_label"] = code, STATUS_LABEL[str(code)]
     return dispatches
 
 
@@ -164,16 +165,6 @@ def requests_view(
                     "updated_at": timestamp(row.updated_at),
                 }
             )
-        answers = {r["answer"] for r in recipients}
-        outcome = (
-            "agreed"
-            if answers == {"agreed"}
-            else "refused"
-            if "refused" in answers
-            else "awaiting_answer"
-            if answers & {"sending", "awaiting_answer"}
-            else "undelivered"
-        )
         views.append(
             {
                 "id": request_id,
@@ -181,11 +172,24 @@ def requests_view(
                 "reason": header.get("reason"),
                 "changes": header.get("changes"),
                 "sent_at": header.get("sent_at"),
-                "outcome": outcome,
+                "outcome": _outcome({r["answer"] for r in recipients}),
                 "recipients": recipients,
             }
         )
     return sorted(views, key=lambda v: str(v["sent_at"]))
+
+
+def _outcome(answers: set[str]) -> str:
+    """A request's outcome from its recipients' answers: awaited while one is; once all
+    answered, agreed by all, partly (some agreed, the rest refused or never got it),
+    refused, or undelivered."""
+    if answers & {"sending", "awaiting_answer"}:
+        return "awaiting_answer"
+    if answers == {"agreed"}:
+        return "agreed"
+    if "agreed" in answers:
+        return "partly_agreed"
+    return "refused" if "refused" in answers else "undelivered"
 
 
 def dispatch_view(row: DispatchRow, statuses: list[StatusRow]) -> dict[str, Any]:

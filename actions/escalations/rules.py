@@ -42,8 +42,11 @@ ENDED = frozenset({doc.RECALLED, doc.REPLACED})
 REQUEST_ENDS = d.ANSWERED | d.GIVEN_UP
 # Where a request's dispatch stands once its package reached the recipient.
 REQUEST_ARRIVED = d.ANSWERED | {d.DELIVERED}
-# What a document's own dispatch may warn of, and a request's.
+# What a document's own dispatch may warn of while it is under way, and a request's.
 _SENDING_KINDS = (e.NOT_DELIVERED, e.NOT_ACKNOWLEDGED, e.DELIVERY_FAILED)
+# Everything a document's own dispatch may warn of: its ends too (a refusal, 02, for the
+# recipient's reasons or a signature's), which a recall or a replacement makes moot.
+_DISPATCH_KINDS = (*_SENDING_KINDS, e.REFUSED_BY_RECIPIENT, e.SIGNATURE_PROBLEM)
 _REQUEST_KINDS = (
     e.RECALL_UNANSWERED,
     e.REQUEST_REFUSED,
@@ -169,11 +172,12 @@ class RuleTimers(Lifecycle):
             self._settled(uow, change, document_id, [(e.NOT_SENT_IN_TIME, why)])
         if change.to_state in ENDED and change.from_state not in ENDED:
             # Recalled or replaced: what its dispatches still waited for (arrival,
-            # registration) is awaited no more, and what it warned of is moot; so is what
-            # an earlier request of it warned of (a recall refused, then agreed).
+            # registration) is awaited no more, and what they warned of is moot (a failure,
+            # a refusal: the replacement is the cure, a recall wants nothing more of them);
+            # so is what an earlier request of it warned of (a recall refused, then agreed).
             why = change.to_state
             for row in uow.dispatches.for_document(document_id):  # its sending's only
-                self._settled(uow, change, row.id, [(kind, why) for kind in _SENDING_KINDS])
+                self._settled(uow, change, row.id, [(kind, why) for kind in _DISPATCH_KINDS])
             for row in uow.dispatches.for_requests(document_id):
                 self._settled(uow, change, row.id, [(kind, why) for kind in _REQUEST_KINDS])
         if change.event in ("send", "resend"):

@@ -359,6 +359,8 @@ def test_a_failed_dispatch_escalates_at_once_and_a_supervisor_resends_from_it(
     # Then the document was resent, delivered, and the escalation closed itself
     dispatch, _ = pair.dispatch(doc)
     assert dispatch.state == "delivered"
+    # (what failed before is history, in its attempts, not the delivered dispatch's error)
+    assert dispatch.last_error == ""
     [closed] = escalations(pair.sender)
     assert (closed.state, closed.owner) == ("closed", SUPERVISOR.name)
     assert chain_ok(pair.sender, closed.id) == ["open", "act", "close"]

@@ -666,7 +666,9 @@ def test_congvan_documents_recall_and_show_on_the_command_line(
     assert "error [forbidden]" in said.err
     assert len(pair.jobs(doc)) == 1
     assert "state         acknowledged" in text
-    assert "awaiting_answer: Gửi nhầm" in text
+    assert "awaiting_answer\n" in text
+    # (its reason told as what the supervisor asked for, not as anyone's answer)
+    assert "  asked for   Gửi nhầm" in text
     assert f"  answer      {B}  sending" in text
 
 
@@ -993,3 +995,30 @@ def test_an_update_cannot_redate_a_document_past_the_due_date_it_keeps(
     assert refused.value.details["field"] == "fields.issued_on"
     after = document_row(pair.sender, doc)
     assert (after.version, after.issued_on) == (before.version, before.issued_on)
+
+
+def test_a_refusal_is_moot_once_the_document_is_replaced(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter refused by B (02), which escalated at A
+    doc, received = delivered(pair, make_document)
+    pair.answer(received.id, "refuse", {"reason": "Đề nghị gửi lại kèm phụ lục"})
+    with pair.sender.uow(readonly=True) as uow:
+        [refused] = uow.escalations.active_of_document(doc)
+    assert refused.kind == "refused_by_recipient"
+
+    # When A's supervisor replaces it and the replacement is sent
+    draft = pair.sender.engine.create_replacement(actor("supervisor"), doc, "Bổ sung phụ lục")
+    replacement = draft["id"]
+    pair.sender.engine.fire(replacement, "edit", actor("clerk"), data={"fields": {"number": 98}})
+    sign(pair, replacement)
+    pair.sender.engine.fire(replacement, "send", actor("clerk"))
+
+    # Then the refusal is closed as moot, saying why: the replacement is its cure
+    with pair.sender.uow(readonly=True) as uow:
+        assert uow.escalations.active_of_document(doc) == []
+        closed = uow.escalations.get(refused.id)
+        assert closed is not None
+        assert (closed.state, closed.outcome) == ("closed", "cause_gone")
+        [entry] = uow.audit.entries(refused.id, "close")
+    assert entry.payload["reason"] == "replaced"

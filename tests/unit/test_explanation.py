@@ -555,3 +555,58 @@ def test_the_wait_for_registration_is_also_said_in_working_time() -> None:
     assert finding.facts["waited"] == timedelta(days=2, hours=17, minutes=10)
     assert finding.facts["waited_working"] < timedelta(hours=3)
     assert "thời gian làm việc" in said["vi"] and "of working time" in said["en"]
+
+
+def test_a_recipient_that_agreed_to_a_recall_stands_at_15_with_its_copy_cancelled() -> None:
+    # Given a letter registered by two recipients, one of which since agreed to a recall
+    snapshot = replace(
+        SENT,
+        state="acknowledged",
+        dispatches=(
+            dispatch("acknowledged", reported=("03",), recalled=True),
+            dispatch("acknowledged", id="x2", organ_id="B2", reported=("03",)),
+        ),
+    )
+
+    explained = x.explain(snapshot, NOW, WEEKDAYS)
+
+    # Then it stands at 15, as the document's own view shows it, its copy cancelled
+    gone, kept = explained.recipients
+    assert (gone.status_code, kept.status_code) == ("15", "03")
+    assert [f.code for f in gone.findings] == [x.COPY_RECALLED]
+    assert "cancelled" in sentence(gone.findings[0])["en"]
+    # And the headline says who holds it no more, not only that everyone registered it
+    headline = explained.headline()
+    assert headline.code == x.COMPLETE
+    assert "000.00.01.H57" in sentence(headline)["en"]
+    assert "thu hồi" in sentence(headline)["vi"]
+
+
+@pytest.mark.parametrize("state", ["recalled", "replaced"])
+def test_what_went_wrong_before_a_recall_or_replacement_is_told_but_is_no_alarm(
+    state: str,
+) -> None:
+    # Given a letter one recipient never got (failed) and another refused, then ended
+    failed = dispatch("failed", attempts=4, last_error="ConnectError")
+    refused = dispatch("rejected", id="x2", organ_id="B2", reported=("02",), refusal_reason="sai")
+    snapshot = replace(SENT, state=state, dispatches=(failed, refused))
+
+    explained = x.explain(snapshot, NOW, WEEKDAYS)
+
+    # Then both are told as what happened, no alarm: nothing is awaited of them
+    told = [f for r in explained.recipients for f in r.findings]
+    assert {f.code for f in told} == {x.FAILED_FOR_GOOD, x.REFUSED_BY_RECIPIENT}
+    assert not any(f.alarm for f in explained.all())
+    assert all("nothing is awaited" in sentence(f)["en"] for f in told)
+    assert explained.headline().code in x.ENDED
+
+
+def test_a_failure_after_an_update_asks_for_a_replacement_not_a_resend() -> None:
+    failed = dispatch("failed", attempts=4)
+    snapshot = replace(SENT, state="failed", dispatches=(failed,), updated=True)
+
+    headline = x.explain(snapshot, NOW, WEEKDAYS).headline()
+
+    assert headline.code == x.FAILED_AWAITING_REPLACEMENT and headline.alarm
+    assert "replacement" in sentence(headline)["en"] and "resend" not in sentence(headline)["vi"]
+    assert "thay thế" in sentence(headline)["vi"]

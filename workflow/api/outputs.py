@@ -202,8 +202,12 @@ class RequestOut(BaseModel):
     reason: str
     changes: dict[str, str | None] | None = Field(description="An update's corrected fields")
     sent_at: Moment
-    outcome: Literal["awaiting_answer", "agreed", "refused", "undelivered"] = Field(
-        description="agreed once every recipient agreed; refused once one refused"
+    outcome: Literal["awaiting_answer", "agreed", "partly_agreed", "refused", "undelivered"] = (
+        Field(
+            description="awaiting_answer while a recipient's answer is awaited; once every "
+            "one answered (or never got it): agreed by all, partly_agreed (some agreed, the "
+            "others refused or never got it), refused, or undelivered"
+        )
     )
     recipients: list[RequestRecipientOut]
 

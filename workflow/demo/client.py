@@ -5,15 +5,25 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
+
+from congvan.states.timeliness import VIETNAM
 
 T = TypeVar("T")
 
 
 class DemoFailed(Exception):
     pass
+
+
+def clock_time(at: str | datetime) -> str:
+    """A moment (an API's ISO text with its offset, or an aware datetime) as the time of
+    day in Viet Nam, as every time the demo prints is."""
+    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+    return f"{moment.astimezone(VIETNAM):%H:%M:%S}"
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:

@@ -30,7 +30,7 @@ from ..bootstrap import Runtime
 from ..peers import export_directory, import_directory
 from ..serving import free_port, serve_in_thread
 from .cast import CITY, DEPARTMENT, HEALTH, PROVINCE, RECIPIENTS, TOWN
-from .client import Demo, DemoFailed, wait_for
+from .client import Demo, DemoFailed, clock_time, wait_for
 
 NAMES = {agency_id: name for agency_id, name, _ in (PROVINCE, *RECIPIENTS)}
 REFUSAL = "Đề nghị gửi lại kèm phụ lục danh sách cơ quan, đơn vị thực hiện"
@@ -192,7 +192,7 @@ def exchange(
         print(
             f"   ✓ {NAMES[organ_id]}: status {receipt.status} for message …"
             f"{receipt.message_id[-12:]}, manifest {receipt.manifest_sha256[:12]}…, "
-            f"received {receipt.received_at:%H:%M:%S}"
+            f"received {clock_time(receipt.received_at)}"
         )
 
     demo.step("The recipients' people act; each move goes back as a signed status message")
@@ -305,12 +305,13 @@ def print_dispatches(demo: Demo, doc_id: str) -> None:
                 status = f"{code} {STATUS_LABEL[code]}" if code else ""
                 event = e["event"].removeprefix("dispatch.")
                 print(
-                    f"      {e['at'][11:19]}  {event:<11} {e['from_state']:>9} → "
+                    f"      {clock_time(e['at'])}  {event:<11} {e['from_state']:>9} → "
                     f"{e['to_state']:<12} {status}"
                 )
         for r in d["reported"]:
             reason = f": {r['reason']}" if r["reason"] else ""
-            print(f"      {r['at'][11:19]}  signed status message {r['code']} {r['label']}{reason}")
+            said = f"signed status message {r['code']} {r['label']}{reason}"
+            print(f"      {clock_time(r['at'])}  {said}")
     print(f"\n   {'recipient':<34} {'dispatch':<13} attempts  status (QCVN 102)")
     for d in view["dispatches"]:
         code = d["status_code"]

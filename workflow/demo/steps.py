@@ -15,7 +15,7 @@ from congvan.storage.signatures import CertificateRow
 
 from ..letters import sample_pdf
 from .cast import PROVINCE, SIGNER, issue_signer
-from .client import Demo, DemoFailed
+from .client import Demo, DemoFailed, clock_time
 
 
 def clean_letter(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:
@@ -257,6 +257,6 @@ def print_timeline(demo: Demo, doc_id: str) -> None:
             )
         )
         print(
-            f"   v{e['version']:<3} {e['at'][11:19]}  {e['event']:<20} "
+            f"   v{e['version']:<3} {clock_time(e['at'])}  {e['event']:<20} "
             f"{e['from_state'] or '—':>9} → {e['to_state']:<12} {e['actor']:<26} {detail}"
         )

@@ -50,7 +50,8 @@ def unregistered(
     health = HEALTH[0]
     demo.step(
         "Sở Y tế has letter 1227 (01) but its văn thư never registers it (03 is due the "
-        "working day it arrives, Decree 30 Art. 21): the clock moves on"
+        "working day it arrives, and sooner for a khẩn letter, Decree 30 Art. 21): the "
+        "clock moves on"
     )
     runtime = province.runtime
     with runtime.uow() as uow:

@@ -15,7 +15,7 @@ from typing import Any, Protocol, cast
 
 from congvan.actions.context import Actor
 from congvan.states import DISPATCH, DOCUMENT
-from congvan.states.dispatch import DOCUMENT_DRIVEN
+from congvan.states.dispatch import ARRIVED, DOCUMENT_DRIVEN
 from congvan.states.errors import (
     FieldTooLong,
     Forbidden,
@@ -343,12 +343,15 @@ class DispatchBinding(DocumentChain):
         data: Mapping[str, Any],
         now: datetime,
     ) -> None:
+        error = data.get("error")
+        if error is None and dest in ARRIVED and subject.row.last_error:
+            error = ""  # it arrived: an earlier attempt's error is history (its attempt log)
         uow.dispatches.set_state(
             subject.id,
             state=dest,
             at=now,
             attempts=subject.row.attempts + (1 if event == "start" else 0),
-            last_error=data.get("error"),
+            last_error=error,
         )
 
 
