@@ -550,8 +550,8 @@ def _own_step(
         done = [d.registered_at or d.updated_at for d in snapshot.dispatches]
         at = max(done, default=snapshot.updated_at)
         # Those that agreed to a recall since hold it no more (their 15 is theirs to show).
-        recalled = [d.organ_id for d in snapshot.dispatches if d.recalled]
-        facts = {"at": at, "open_escalations": len(snapshot.escalations), "recalled": recalled}
+        gone = [d.organ_id for d in snapshot.dispatches if d.recalled]
+        facts = {"at": at, "open_escalations": len(snapshot.escalations), "recalled": gone}
         return Finding(COMPLETE, facts)
     if state in (doc.RECALLED, doc.REPLACED):
         ended = RECALLED_DONE if state == doc.RECALLED else REPLACED_DONE

@@ -172,7 +172,7 @@ def requests_view(
                 "reason": header.get("reason"),
                 "changes": header.get("changes"),
                 "sent_at": header.get("sent_at"),
-                "outcome": _outcome({r["answer"] for r in recipients}),
+                "outcome": _outcome({str(r["answer"]) for r in recipients}),
                 "recipients": recipients,
             }
         )
