@@ -17,12 +17,19 @@ byte of any member is read:
     the like): nothing signs them
     two names equal, also after case folding    MessageMalformed  duplicate_name
     an encrypted member                         MessageMalformed  encrypted
+    a member whose flags or "version needed     MessageMalformed  unsupported
+    to extract" ask for what this format never
+    uses (patched data, a version above 4.5)
     a member that is compressed                 MessageMalformed  compressed
     a declared size that is not the stored one  MessageMalformed  declared_size
-    bytes before the first member or after the  MessageMalformed  layout
-    end record (and its comment), members
-    whose data overlap or lie outside the
-    archive's data
+    bytes before the first member, between two  MessageMalformed  layout
+    members, between the last one and the
+    central directory, between it and the end
+    record, or after that record; members whose
+    data overlap or lie outside the archive's
+    data; a ZIP64 end record (a second account
+    of where the directory is, which no package
+    of this format's sizes needs)
     an extra field other than ZIP64's or the    MessageMalformed  extra_field (details:
     usual times and owners (a Unicode path                        part, field: its id)
     field names the member otherwise to
@@ -62,6 +69,15 @@ CHUNK = 1 << 16
 _UTF8_NAMES = 0x800
 _ENCRYPTED = 0x1
 _USE_DESCRIPTOR = 0x8  # CRC and sizes follow the data (the local header's are 0)
+# Traditional and strong encryption, and the central directory's (APPNOTE 4.4.4).
+_ENCRYPTION_FLAGS = _ENCRYPTED | 0x40 | 0x2000
+# The flags a stored member may carry: the compression options (meaningless when stored,
+# set by some writers), a data descriptor, a UTF-8 name. Any other asks for a way of
+# reading it this format never uses (0x20: patched data), which zipfile cannot read.
+_KNOWN_FLAGS = 0x2 | 0x4 | _USE_DESCRIPTOR | _UTF8_NAMES
+# The highest "version needed to extract" of what a package uses: 1.0 stored, 2.0 folders
+# and descriptors, 4.5 ZIP64 (APPNOTE 4.4.3).
+_MAX_EXTRACT_VERSION = 45
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zipfile.structFileHeader
 _LOCAL_SIGNATURE = b"PK\x03\x04"
 # The data descriptor (APPNOTE 4.3.9): an optional signature, then the CRC and both sizes,
@@ -114,7 +130,7 @@ class Archive:
                 while chunk := member.read(min(CHUNK, left + 1)):
                     left -= len(chunk)
                     yield chunk
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
             raise MessageMalformed(f"{name} is damaged.", reason="corrupt_part", part=name) from exc
         if left != 0:
             raise MessageMalformed(
@@ -142,6 +158,11 @@ def open_archive(stream: BinaryIO, limits: Limits, small: Container[str]) -> Arc
     _check_end_record(stream, size, limits)
     try:
         zip_file = zipfile.ZipFile(stream)
+    except NotImplementedError as exc:  # a version needed to extract above zipfile's
+        raise MessageMalformed(
+            f"The archive asks to be read in a way this format never uses: {exc}.",
+            reason="unsupported",
+        ) from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
         raise MessageMalformed("The file is not a ZIP archive.", reason="not_a_zip") from exc
     try:
@@ -157,6 +178,9 @@ def open_archive(stream: BinaryIO, limits: Limits, small: Container[str]) -> Arc
 # the entries on this disk and in all, the directory's size and offset, the comment's length.
 _END_RECORD = struct.Struct("<4s4H2LH")
 _END_SIGNATURE = b"PK\x05\x06"
+# The ZIP64 end record's locator, the 20 bytes just before the end record when there is one.
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_ZIP64_LOCATOR_SIZE = 20
 # The most bytes one part's central directory entry takes in a package: its fixed 46, a
 # name of up to 400 characters in UTF-8, and room for the usual extra fields.
 _DIRECTORY_ENTRY_BYTES = 46 + 4 * 400 + 1024
@@ -177,7 +201,21 @@ def _check_end_record(stream: BinaryIO, size: int, limits: Limits) -> None:
     if at < 0 or len(data) - at < _END_RECORD.size:
         return
     fields = _END_RECORD.unpack_from(data, at)
-    entries, directory_bytes, comment = fields[4], fields[5], fields[7]
+    entries, directory_bytes, directory_at, comment = fields[4], fields[5], fields[6], fields[7]
+    locator = at - _ZIP64_LOCATOR_SIZE
+    if locator >= 0 and data[locator : locator + 4] == _ZIP64_LOCATOR:
+        # zipfile then reads the directory where the ZIP64 record says, other readers
+        # where this one does: two accounts of one archive, which no package needs.
+        raise MessageMalformed(
+            "The archive carries a ZIP64 end record.", reason="layout", part="(end record)"
+        )
+    if directory_at + directory_bytes != size - tail + at:
+        # The directory ends where the end record begins: nothing lies between them.
+        raise MessageMalformed(
+            "Bytes lie between the central directory and the end record.",
+            reason="layout",
+            part="(end record)",
+        )
     if comment:
         raise MessageMalformed(
             "The archive carries a comment, which no signature covers.",
@@ -245,8 +283,15 @@ def _check_directory(zip_file: zipfile.ZipFile, limits: Limits, small: Container
                 reason="not_a_file",
                 part=name,
             )
-        if info.flag_bits & _ENCRYPTED:
+        if info.flag_bits & _ENCRYPTION_FLAGS:
             raise MessageMalformed("A part is encrypted.", reason="encrypted", part=name)
+        if info.flag_bits & ~_KNOWN_FLAGS or info.extract_version > _MAX_EXTRACT_VERSION:
+            raise MessageMalformed(
+                "A part asks to be read in a way this format never uses (its flags, or the "
+                "ZIP version needed to extract it).",
+                reason="unsupported",
+                part=name,
+            )
         if info.comment:
             raise MessageMalformed(
                 "A part carries a comment, which no signature covers.",
@@ -294,11 +339,13 @@ def plain_file(info: zipfile.ZipInfo) -> bool:
 
 
 def _check_layout(stream: BinaryIO, zip_file: zipfile.ZipFile, size: int) -> None:
-    """Members start the archive and lie before the directory, overlapping none, each
-    local header saying what the directory says.
+    """Members fill the archive from its first byte to the directory, one after the other
+    with nothing between them, each local header saying what the directory says.
 
     Overlapping members are how a small archive claims more bytes than it has; bytes
-    before the first member, how a file is a package and something else at once.
+    before the first member, how a file is a package and something else at once; bytes
+    between members, or before the directory, a member (or a directory) only a reader of
+    local headers finds, which nothing signs.
     """
     end_of_data = min(zip_file.start_dir, size)
     previous_end = 0
@@ -313,9 +360,9 @@ def _check_layout(stream: BinaryIO, zip_file: zipfile.ZipFile, size: int) -> Non
         name_and_extra = stream.read(fields[10] + fields[11])
         start = info.header_offset + _LOCAL_HEADER.size + fields[10] + fields[11]
         end = start + info.compress_size
-        if info.header_offset < previous_end or (previous_end == 0 and info.header_offset):
+        if info.header_offset != previous_end:
             raise MessageMalformed(
-                "Bytes precede the first part, or parts overlap.",
+                "Bytes precede the first part or lie between parts, or parts overlap.",
                 reason="layout",
                 part=info.filename,
             )
@@ -329,6 +376,12 @@ def _check_layout(stream: BinaryIO, zip_file: zipfile.ZipFile, size: int) -> Non
         if fields[3] & _USE_DESCRIPTOR:
             end += _descriptor_size(stream, info, end, end_of_data)
         previous_end = end
+    if previous_end != zip_file.start_dir:
+        raise MessageMalformed(
+            "Bytes lie between the last part and the central directory.",
+            reason="layout",
+            part="(central directory)",
+        )
     stream.seek(0)
 
 
@@ -456,12 +509,15 @@ def safe_path(name: str) -> bool:
         return False
     if any(unicodedata.category(ch) == "Cc" for ch in name):
         return False
-    steps = name.split("/")
-    return all(safe_step(step) for step in steps) and ":" not in steps[0]
+    return all(safe_step(step) for step in name.split("/"))
 
 
 def safe_step(step: str) -> bool:
-    """Whether ``step`` is one plain file name: no separator, not ``.``/``..``, trimmed."""
+    """Whether ``step`` is one plain file name that every recipient's system can write as
+    itself: no separator, not ``.``/``..``, trimmed, and a name Windows keeps (no
+    ``<>:"|?*``, no trailing dot, not a device such as ``CON`` or ``com1.txt``): a name
+    Windows changes could fall on another one (``Phụ lục.pdf.`` is ``Phụ lục.pdf``) or
+    name no file (``a.pdf:Zone.Identifier``, a stream of ``a.pdf``)."""
     return (
         0 < len(step) <= 255
         and step not in (".", "..")
@@ -470,4 +526,21 @@ def safe_step(step: str) -> bool:
         and "\\" not in step
         and not any(unicodedata.category(ch) == "Cc" for ch in step)
         and step == unicodedata.normalize("NFC", step)
+        and portable_name(step)
     )
+
+
+# What Windows refuses in a file name (besides separators and control characters), and the
+# devices it opens instead of a file, whatever the extension (``NUL.pdf`` is NUL).
+_WINDOWS_FORBIDDEN = frozenset('<>:"|?*')
+_WINDOWS_DEVICES = frozenset(
+    {"con", "prn", "aux", "nul", "conin$", "conout$"}
+    | {f"{port}{n}" for port in ("com", "lpt") for n in (*"0123456789", "¹", "²", "³")}
+)
+
+
+def portable_name(step: str) -> bool:
+    """Whether Windows writes a file of the name ``step`` under that very name."""
+    if _WINDOWS_FORBIDDEN.intersection(step) or step.endswith((".", " ")):
+        return False
+    return step.split(".", 1)[0].rstrip(" ").casefold() not in _WINDOWS_DEVICES

@@ -704,6 +704,22 @@ def test_a_file_name_that_names_no_file_is_refused(api: Api, sent: str) -> None:
     assert api.get("/v1/documents").json()["items"] == []
 
 
+@pytest.mark.parametrize(
+    "sent",
+    ["Phụ lục.pdf.", "Quyết định: số 5.pdf", "Phụ lục.pdf:Zone.Identifier", "CON", "nul.pdf",
+     "COM1.txt", "a?.pdf", "a|b.pdf", "<a>.pdf"],
+)  # fmt: skip
+def test_a_file_name_no_recipients_system_could_keep_is_refused_at_once(
+    api: Api, sent: str
+) -> None:
+    # Taken, it could never be sent: Windows drops a trailing dot (another file's name),
+    # reads a colon as a stream of another file, opens a device; told now, not at send
+    response = api.create(files=[("main", (sent, MAIN_PDF, "application/pdf"))])
+    details = assert_error(response, 422, "invalid_input")
+    assert (details["field"], details["filename"]) == ("main", sent)
+    assert api.get("/v1/documents").json()["items"] == []
+
+
 def test_an_uploaded_html_file_is_served_as_uploaded_and_never_sniffed(api: Api) -> None:
     page = b"<html><script>alert(1)</script></html>"
     response = api.create(

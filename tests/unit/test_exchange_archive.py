@@ -536,10 +536,25 @@ def test_json_with_a_key_twice_is_not_canonical() -> None:
     [
         ("files/Phụ lục 1.pdf", True),
         ("files/1227-UBND-TĐKT.pdf", True),
-        ("files/Quyết định: số 5.pdf", True),
         ("files/Phu\u0323 lu\u0323c.pdf", False),  # NFD: the same text, other bytes
         ("files/..", False),
         ("files/a\nb.pdf", False),
+        # names Windows would write as another file, or as none: a colon names a stream
+        # of the file before it, a trailing dot or space is dropped, a device is opened
+        ("files/Quyết định: số 5.pdf", False),
+        ("files/Phụ lục.pdf:Zone.Identifier", False),
+        ("files/Phụ lục.pdf.", False),
+        ("files/Phụ lục.pdf ", False),
+        ("files/a...", False),
+        ("files/CON", False),
+        ("files/nul.pdf", False),
+        ("files/Com1.txt", False),
+        ("files/LPT¹", False),
+        ("files/a?.pdf", False),
+        ('files/"a".pdf', False),
+        ("files/a|b.pdf", False),
+        ("files/console.pdf", True),  # a device only as the whole stem
+        ("files/.hidden.pdf", True),
     ],
 )
 def test_safe_paths(name: str, safe: bool) -> None:
@@ -623,3 +638,100 @@ def test_members_in_another_order_than_package_json_lists_are_refused(order: lis
     # Then it is refused: one header stands for one archive, not for each reordering of it
     error = refusal(zipped({name: members[name] for name in order}))
     assert (type(error), error.reason) == (MessageMalformed, "member_order")
+
+
+# -- one archive to every reader: nothing between members, one directory -------------------
+
+_END = struct.Struct("<4s4H2LH")
+
+
+def _unlisted(data: bytes, name: str) -> bytes:
+    """``data`` with ``name``'s central directory entry left out: its local header and
+    bytes stay where they lie, found only by a reader of local headers."""
+    end = data.rindex(b"PK\x05\x06")
+    size, offset = _END.unpack_from(data, end)[5:7]
+    directory, kept, at = data[offset : offset + size], [], 0
+    while at < len(directory):
+        lengths = struct.unpack_from("<3H", directory, at + 28)
+        entry = directory[at : at + 46 + sum(lengths)]
+        if entry[46 : 46 + lengths[0]] != name.encode():
+            kept.append(entry)
+        at += len(entry)
+    listed = b"".join(kept)
+    record = _END.pack(b"PK\x05\x06", 0, 0, len(kept), len(kept), len(listed), offset, 0)
+    return data[:offset] + listed + record
+
+
+def _in_order(names: list[str]) -> bytes:
+    parts = {**_package_parts(), "files/hidden.pdf": b"%PDF-1.4 unsigned"}
+    return zipped({name: parts[name] for name in names})
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["package.json", "agency.p7s", "files/hidden.pdf", "manifest.json", "signature.p7s"],
+        ["package.json", "agency.p7s", "manifest.json", "signature.p7s", "files/hidden.pdf"],
+    ],
+    ids=["between-members", "before-the-directory"],
+)
+def test_a_member_the_directory_does_not_list_is_refused(names: list[str]) -> None:
+    # A streaming reader (Java's ZipInputStream, unzip's recovery) finds the member by its
+    # local header: a signed package would carry a file nothing signs
+    data = _unlisted(_in_order(names), "files/hidden.pdf")
+    with zipfile.ZipFile(io.BytesIO(data)) as readable:  # zipfile alone sees nothing amiss
+        assert "files/hidden.pdf" not in readable.namelist()
+
+    assert refusal(data).reason == "layout"
+
+
+def test_a_zip64_end_record_a_second_account_of_the_directory_is_refused() -> None:
+    data = streamed(_package_parts())
+    end = data.rindex(b"PK\x05\x06")
+    count, size, offset = _END.unpack_from(data, end)[4:7]
+    record64 = struct.pack(
+        "<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, size, offset
+    )
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, end, 1)
+    data = data[:end] + record64 + locator + data[end:]
+    with zipfile.ZipFile(io.BytesIO(data)) as readable:  # zipfile reads it by the ZIP64 one
+        assert readable.testzip() is None
+
+    assert refusal(data).reason == "layout"
+
+
+def test_bytes_between_the_directory_and_the_end_record_are_refused() -> None:
+    data = streamed(_package_parts())
+    end = data.rindex(b"PK\x05\x06")
+
+    assert refusal(data[:end] + b"PK\x01\x02 a second directory" + data[end:]).reason == "layout"
+
+
+def _flagged(flags: int) -> bytes:
+    """A package whose first member's headers (local and central) carry ``flags`` too:
+    zipfile writes its own flags, so they are set in the bytes."""
+    data = bytearray(streamed(_package_parts()))
+    for signature, at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        start = data.index(signature)
+        (value,) = struct.unpack_from("<H", data, start + at)
+        struct.pack_into("<H", data, start + at, value | flags)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (_flagged(0x20), "unsupported"),  # compressed patched data
+        (_flagged(0x40), "encrypted"),  # strong encryption
+        (_flagged(0x2000), "encrypted"),  # the central directory's
+        (_flagged(0x4000), "unsupported"),  # reserved
+        (_with_entry(lambda info: setattr(info, "extract_version", 63)), "unsupported"),
+        (_with_entry(lambda info: setattr(info, "extract_version", 255)), "unsupported"),
+    ],
+    ids=["patched-data", "strong-encryption", "directory-encryption", "reserved", "v6.3", "v25.5"],
+)
+def test_a_member_asking_to_be_read_in_a_way_the_format_never_uses_is_refused(
+    data: bytes, reason: str
+) -> None:
+    # zipfile raises NotImplementedError on some of them: a refusal, never a crash
+    assert refusal(data).reason == reason

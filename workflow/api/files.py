@@ -11,6 +11,7 @@ from urllib.parse import quote
 from fastapi import UploadFile
 from fastapi.concurrency import run_in_threadpool
 
+from congvan.actions.exchange.archive import safe_step
 from congvan.states.errors import AttachmentTooLarge, FieldTooLong, InvalidInput
 from congvan.states.text import deceptive_characters, has_visible_text
 
@@ -91,6 +92,15 @@ async def read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[str
             field="filename",
             max_length=255,
             length=len(filename),
+        )
+    if not safe_step(filename):
+        # Taken here, it could never travel: a recipient's system must write it as itself.
+        raise InvalidInput(
+            f"The {role} file's name {filename[:100]!r} is not one every recipient's system "
+            'can keep: leave out <>:"|?* and a trailing dot or space, and do not name a '
+            "device (CON, NUL, COM1…).",
+            field=role,
+            filename=filename[:100],
         )
     return {
         "sha256": await run_in_threadpool(_sha256, data),
