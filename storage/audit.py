@@ -53,6 +53,9 @@ def canonical_bytes(value: Any) -> bytes:
 
 
 _SAFE_INTEGER = 2**53
+# The largest integer JSON carries exactly (RFC 8785 3.2.2.3; I-JSON): a version beyond
+# it is in no chain.
+MAX_SAFE_INTEGER = _SAFE_INTEGER - 1
 
 
 def _plain(value: Any) -> bool:
@@ -303,17 +306,20 @@ def verify_entries(
         # (the hash covers the version), but it still names the entry it really followed.
         if row.prev_hash != prev and row.prev_hash in hashes:
             return ChainProblem(*where, "reordered", "entry follows a different entry")
-        recomputed = entry_hash(
-            prev_hash=row.prev_hash,
-            document_id=row.document_id,
-            version=row.version,
-            actor=row.actor,
-            event=row.event,
-            from_state=row.from_state,
-            to_state=row.to_state,
-            at=row.at,
-            payload_digest=row.payload_digest,
-        )
+        try:
+            recomputed = entry_hash(
+                prev_hash=row.prev_hash,
+                document_id=row.document_id,
+                version=row.version,
+                actor=row.actor,
+                event=row.event,
+                from_state=row.from_state,
+                to_state=row.to_state,
+                at=row.at,
+                payload_digest=row.payload_digest,
+            )
+        except TypeError:  # a value no entry ever held (a version past JSON's integers)
+            return ChainProblem(*where, "altered", "entry holds a value JSON cannot carry")
         if recomputed != row.hash:
             return ChainProblem(*where, "altered", "entry does not match its hash")
         if row.prev_hash != prev:

@@ -83,7 +83,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.truststore import fingerprint
 from congvan.states.errors import CongvanError, MessageMalformed
-from congvan.storage.audit import NewEntry, timestamp
+from congvan.storage.audit import MAX_SAFE_INTEGER, NewEntry, timestamp
 
 from .archive import Archive, Limits, open_archive, stored_entry
 from .envelope import SHA256_HEX, Members, canonical, iso, read_canonical, sign_body
@@ -489,7 +489,10 @@ def read_audit(data: bytes, document_id: str) -> list[NewEntry] | None:
         if not isinstance(entry, dict) or set(entry) != set(AUDIT_FIELDS):
             return None
         texts = [entry[name] for name in AUDIT_FIELDS if name != "version"]
-        if type(entry["version"]) is not int or not all(isinstance(t, str) for t in texts):
+        version = entry["version"]
+        if type(version) is not int or not 1 <= version <= MAX_SAFE_INTEGER:
+            return None  # a version no chain holds (JSON's integers end at 2**53 - 1)
+        if not all(isinstance(t, str) for t in texts):
             return None
         at = _aware(entry["at"])
         if at is None:

@@ -414,6 +414,18 @@ def _audit_rewritten(parts: dict[str, bytes]) -> dict[str, bytes]:
     return _relisted(parts, "audit/entries.json", rfc8785.dumps(content))
 
 
+def _audit_version(value: int) -> Callable[[dict[str, bytes]], dict[str, bytes]]:
+    """An entry's version set to ``value`` (past JSON's integers: no canonical writer
+    takes it, so written as json.dumps writes it)."""
+
+    def change(parts: dict[str, bytes]) -> dict[str, bytes]:
+        content = json.loads(parts["audit/entries.json"])
+        content["entries"][1]["version"] = value
+        return _relisted(parts, "audit/entries.json", json.dumps(content).encode())
+
+    return change
+
+
 def _receipt_rewritten(parts: dict[str, bytes]) -> dict[str, bytes]:
     name = f"dispatches/{B}/receipt.json"
     content = json.loads(parts[name])
@@ -495,6 +507,15 @@ TAMPERINGS: dict[
     ),
     "receipt": (_receipt_rewritten, ("manifest_mismatch", f"dispatches/{B}/receipt.json")),
     "audit entry": (_audit_rewritten, ("chain_altered", "audit/entries.json")),
+    # a report, never a crash: no chain holds a version JSON cannot carry
+    "audit version past JSON's integers": (
+        _audit_version(10**30),
+        ("audit_malformed", "audit/entries.json"),
+    ),
+    "audit version below zero": (
+        _audit_version(-(2**63)),
+        ("audit_malformed", "audit/entries.json"),
+    ),
     "audit not json": (
         lambda p: _relisted(p, "audit/entries.json", b"[[[["),
         ("audit_malformed", "audit/entries.json"),
