@@ -128,6 +128,15 @@ def verify_package(
 ) -> Accepted:
     """Check ``package`` is from the agency it names, for ``expected_recipient``, intact."""
     header = package.header
+    if not directory_lookup(header.sender):
+        # Known before its signature is read: an agency in no directory entry has no
+        # certificate here to be checked against (deferring it, as a certificate not yet
+        # imported is, would have its sender try again for nothing).
+        raise PeerUnknown(
+            f"Agency {header.sender} is not in this system's directory.",
+            reason="unknown_agency",
+            agency_id=header.sender,
+        )
     agency = verify_body(
         package.body, package.agency_signature, trust, agency_id=header.sender, at=now
     )
@@ -141,12 +150,6 @@ def verify_package(
         not_before=agency.signing_time,
         since=("signed_at", "the agency signed the package"),
     )
-    if not directory_lookup(header.sender):
-        raise PeerUnknown(
-            f"Agency {header.sender} is not in this system's directory.",
-            reason="unknown_agency",
-            agency_id=header.sender,
-        )
     if header.recipient != expected_recipient:
         raise Misaddressed(
             f"The package is for {header.recipient}, not {expected_recipient}.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -192,6 +193,22 @@ def test_package_json_changed_after_the_agency_signed_it_is_refused(
 def test_a_sender_missing_from_the_directory_is_refused(sent: bytes, world: World) -> None:
     refused = refusal(sent, world, known=frozenset({C}))
 
+    assert (type(refused), refused.reason, refused.http_status) == (
+        PeerUnknown,
+        "unknown_agency",
+        401,
+    )
+
+
+def test_a_sender_in_no_directory_is_refused_not_deferred(sent: bytes, world: World) -> None:
+    # Given a receiver that lists certificates for C only: A, whose certificate chains to a
+    # pinned root, is in no directory entry here
+    listing = dataclasses.replace(world.trust, listed={C: frozenset({"0" * 64})})
+
+    refused = refusal(sent, dataclasses.replace(world, trust=listing), known=frozenset({C}))
+
+    # Then it is refused as unknown (a refusal), not deferred as a certificate still to be
+    # imported (503: its sender would try again for nothing)
     assert (type(refused), refused.reason, refused.http_status) == (
         PeerUnknown,
         "unknown_agency",
