@@ -23,6 +23,7 @@
      │    ├── AgencyMismatch (403)        agency_mismatch             [refusal]
      │    └── Misaddressed (403)          misaddressed                [refusal]
      ├── NotFound (404)                  not_found
+     ├── PreconditionFailed (412)        precondition_failed
      ├── Conflict (409)                  conflict
      │    ├── TransitionNotAllowed (409)  invalid_transition
      │    ├── GuardFailed (409)           guard_failed
@@ -249,6 +250,13 @@ class NotFound(CongvanError):
     http_status = 404
 
 
+class PreconditionFailed(CongvanError):
+    """A condition the request set (If-Match, If-None-Match) does not hold: nothing done."""
+
+    code = "precondition_failed"
+    http_status = 412
+
+
 class Conflict(CongvanError):
     """The request conflicts with the current state."""
 
@@ -313,7 +321,10 @@ class VersionConflict(Conflict):
         elif expected:
             said = f"If-Match names versions {', '.join(map(str, expected))}"
         else:  # only weak tags, or tags that are none of our ETags
-            said = 'If-Match names no version (a weak tag, W/"3", never matches)'
+            said = (
+                'If-Match names none of our ETags, each a version in quotes ("3"; a weak '
+                'tag, W/"3", never matches)'
+            )
         super().__init__(
             f"{said} but the document is at version {current}.",
             expected_version=expected if isinstance(expected, int) else list(expected),

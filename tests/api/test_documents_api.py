@@ -799,3 +799,25 @@ def test_a_parts_media_type_is_kept_in_lower_case_with_its_parameters(
     assert created.status_code == 201, created.text
     [attachment] = created.json()["attachments"]
     assert attachment["media_type"] == kept
+
+
+def test_if_match_takes_a_long_list_of_etags(api: Api) -> None:
+    doc_id = api.draft()["id"]
+    tags = ", ".join(f'"{n}"' for n in range(100, 160)) + ', "1"'
+    response = api.fire(doc_id, "edit", body={"fields": {"place": "Huế"}}, if_match=tags)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(("if_none_match", "status"), [('"1"', 422), ("*", 412)])
+def test_a_change_conditioned_on_if_none_match_is_refused_and_nothing_done(
+    api: Api, if_none_match: str, status: int
+) -> None:
+    # A change names the version it is made on with If-Match; If-None-Match is not dropped
+    doc_id = api.draft()["id"]
+    response = api.client.post(
+        f"/v1/documents/{doc_id}/events/edit",
+        headers={**api.auth(), "If-None-Match": if_none_match},
+        json={"fields": {"place": "Huế"}},
+    )
+    assert response.status_code == status, response.text
+    assert api.version(doc_id) == 1

@@ -303,3 +303,26 @@ def test_a_bad_state_filter_is_refused(api: Api) -> None:
     answer = api.get("/v1/notifications", role="operator", params={"state": "lost"})
 
     assert_error(answer, 422, "invalid_input")
+
+
+def test_a_condition_on_a_change_with_no_entity_tag_is_judged_never_dropped(api: Api) -> None:
+    # Given a route (it has no ETag: no version of it for If-Match to name)
+    made = hook(api)
+    assert made.status_code == 201, made.text
+    path = f"{ROUTES}/{made.json()['id']}"
+
+    def patch(**conditions: str) -> Any:
+        headers = {**api.auth("operator"), **conditions}
+        return api.client.patch(path, headers=headers, json={"enabled": False})
+
+    # When a change names a tag, or asks that it not exist yet
+    for conditions in ({"If-Match": '"999"'}, {"If-Match": "garbage"}, {"If-None-Match": "*"}):
+        # Then it fails (412) and nothing changes
+        assert_error(patch(**conditions), 412, "precondition_failed")
+    deleted = api.client.delete(path, headers={**api.auth("operator"), "If-Match": '"1"'})
+    assert_error(deleted, 412, "precondition_failed")
+    shown = api.client.get(path, headers=api.auth("operator")).json()
+    assert shown["enabled"] is True
+    # And one that holds (it exists; no tag of it matches) is done
+    assert patch(**{"If-Match": "*"}).status_code == 200
+    assert patch(**{"If-None-Match": '"1"'}).status_code == 200

@@ -219,3 +219,25 @@ def test_an_update_cannot_set_a_due_date_already_gone(api: Api) -> None:
         assert details == {"field": "fields.due_date"}
     # And one from today on passes (the letter, on its way still, waits for its dispatches)
     assert assert_error(update(str(today)), 409, "guard_failed")["failed"] == ["nothing_under_way"]
+
+
+def test_a_replacement_is_made_on_the_version_if_match_names(api: Api) -> None:
+    # Given A's sent letter and its ETag
+    doc_id = issued(api)
+    etag = api.client.get(f"/v1/documents/{doc_id}", headers=api.auth()).headers["ETag"]
+
+    def replace(if_match: str) -> Any:
+        headers = {**api.auth("supervisor"), "If-Match": if_match}
+        return api.client.post(
+            f"/v1/documents/{doc_id}/replace", headers=headers, data={"reason": "Sai"}
+        )
+
+    # When its replacement names another version, then one that is no ETag of ours
+    stale, bogus = replace('"999"'), replace("bogus")
+
+    # Then neither is drafted: a version conflict, and a malformed condition
+    assert assert_error(stale, 409, "version_conflict")["current_version"] == int(etag[1:-1])
+    assert "If-Match" in str(assert_error(bogus, 422, "invalid_input"))
+    assert api.get(f"/v1/documents/{doc_id}").json()["replaced_by"] == []
+    # And on the version it holds, it is
+    assert replace(etag).status_code == 201

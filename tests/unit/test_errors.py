@@ -59,6 +59,7 @@ FROZEN = {
     "KeyUsageInvalid": ("key_usage_invalid", 422),
     "SignerMismatch": ("signer_mismatch", 422),
     "UnknownPeer": ("unknown_peer", 422),
+    "PreconditionFailed": ("precondition_failed", 412),
     "VerificationDeferred": ("verification_deferred", 503),
     "Unavailable": ("unavailable", 503),
     "ActionUnavailable": ("action_unavailable", 501),

@@ -78,6 +78,18 @@ IdempotencyKey = Annotated[
 ]
 
 
+# The versions a change is made on, as the ETags a client holds (a list of them, each
+# quoted): room for a list, not only for one tag.
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        max_length=1000,
+        description='The ETag(s) of the version the change is made on, e.g. "3"; else 409.',
+    ),
+]
+
+
 def parse_if_match(value: str | None) -> Expected | None:
     """``If-Match`` as RFC 9110 §13.1.1 reads it: absent or ``*``, any version (None);
     else the versions its strong entity tags name, any of which matches. A weak tag
@@ -323,7 +335,7 @@ def fire_event(
     principal: PrincipalDep,
     response: Response,
     body: EventIn | None = None,
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=50)] = None,
+    if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     check_document_id(document_id)

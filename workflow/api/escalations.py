@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from congvan.actions.escalations import notice
@@ -27,6 +27,7 @@ from .bodies import JsonRoute
 from .deps import ClockDep, EngineDep, ReadUowDep, SettingsDep, WatchDep, WriteUowDep
 from .documents import (
     IdempotencyKey,
+    IfMatch,
     check_cursor,
     fire_answering,
     parse_if_match,
@@ -299,7 +300,7 @@ def fire_escalation_event(
     principal: PrincipalDep,
     response: Response,
     body: EscalationEventIn | None = None,
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=50)] = None,
+    if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     check_document_id(escalation_id, "escalation", "escalation_id")

@@ -29,7 +29,7 @@ from fastapi import Request, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from congvan.states.errors import InvalidInput, RepeatedField
+from congvan.states.errors import InvalidInput, PreconditionFailed, RepeatedField
 
 from .schemas import NUMBER_TEXT
 
@@ -135,6 +135,36 @@ def _check(
 
 
 _TAKES = "_congvan_takes"  # the attribute of a route that keeps what it takes
+_SAFE = ("GET", "HEAD")
+
+
+def _check_conditions(request: Request, takes: _Takes) -> None:
+    """A change's conditions, where its route does not judge them, judged as RFC 9110 13.1
+    has them, never dropped: what such a route changes has no entity tag, so an
+    ``If-Match`` naming tags fails (``*`` holds: it exists); an ``If-None-Match: *`` fails
+    (it exists), one naming tags holds, except on a route whose changes are versioned
+    (its If-Match names them), where it is refused: say the version held with If-Match."""
+    if_match = request.headers.get("if-match")
+    if if_match is not None and "If-Match" not in takes.headers and if_match.strip() != "*":
+        raise PreconditionFailed(
+            "What this request changes has no entity tag for If-Match to name: nothing "
+            "was done. Send it without If-Match.",
+            field="If-Match",
+        )
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is None:
+        return
+    if if_none_match.strip() == "*":
+        raise PreconditionFailed(
+            "If-None-Match: * holds only where nothing is yet, and this exists: nothing was done.",
+            field="If-None-Match",
+        )
+    if "If-Match" in takes.headers:
+        raise InvalidInput(
+            "A change names the version it is made on with If-Match (its ETag), not with "
+            "If-None-Match.",
+            field="If-None-Match",
+        )
 
 
 async def check_parameters(request: Request) -> None:
@@ -166,6 +196,8 @@ async def check_parameters(request: Request) -> None:
     headers = {name.lower().encode("latin-1"): name for name in takes.headers}
     given = [headers[k] for k, _ in request.headers.raw if k in headers]
     _check(given, takes.headers, takes.lists, "header")
+    if request.method not in _SAFE and "authorization" in request.headers:
+        _check_conditions(request, takes)  # (without a token, its 401 comes first)
     if takes.form:
         form = await request.form()  # parsed, with the route's limits, before this runs
         _check((k for k, _ in form.multi_items()), takes.form, takes.lists, "form part")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Header, Response, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ConfigDict, Field
 
@@ -26,7 +26,7 @@ from ..engine import Idempotency
 from .auth import PrincipalDep, actor_of
 from .bodies import JsonRoute
 from .deps import EngineDep, SettingsDep
-from .documents import REPLAYED, IdempotencyKey, fire_answering, parse_if_match
+from .documents import REPLAYED, IdempotencyKey, IfMatch, fire_answering, parse_if_match
 from .files import read_upload
 from .outputs import AUTHENTICATED, DocumentOut, EventResult, errors, sends
 from .schemas import TextModel, form_body
@@ -88,7 +88,7 @@ def recall_document(
     engine: EngineDep,
     principal: PrincipalDep,
     response: Response,
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=50)] = None,
+    if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     check_document_id(document_id)
@@ -110,7 +110,7 @@ def update_document(
     engine: EngineDep,
     principal: PrincipalDep,
     response: Response,
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=50)] = None,
+    if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     check_document_id(document_id)
@@ -144,8 +144,10 @@ async def replace_document(
     ] = None,
     appendix: Annotated[list[UploadFile] | None, File(description="Appendices, with main")] = None,
     idempotency_key: IdempotencyKey = None,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     check_document_id(document_id)
+    expected = parse_if_match(if_match)  # the original's version, as its events take it
     reason = form_body(RecallIn, {"reason": reason}, "The reason").reason  # the text rules
     if appendix and main is None:
         raise InvalidInput("Appendices come with the corrected main file.", field="appendix")
@@ -172,6 +174,7 @@ async def replace_document(
         reason,
         files=files or None,
         idempotency=idem,
+        expected_version=expected,
     )
     response.headers["Location"] = f"/v1/documents/{view['id']}"
     response.headers["ETag"] = f'"{view["version"]}"'

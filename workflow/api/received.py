@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,6 +41,7 @@ from .bodies import JsonRoute
 from .deps import EngineDep, ReadUowDep, SettingsDep
 from .documents import (
     IdempotencyKey,
+    IfMatch,
     check_cursor,
     fire_answering,
     parse_if_match,
@@ -410,7 +411,7 @@ def fire_received_event(
     principal: PrincipalDep,
     response: Response,
     body: ReceivedEventIn | None = None,
-    if_match: Annotated[str | None, Header(alias="If-Match", max_length=50)] = None,
+    if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     check_document_id(received_id, "received document", "received_id")

@@ -159,6 +159,7 @@ class Engine:
         *,
         files: Sequence[Mapping[str, Any]] | None = None,
         idempotency: Idempotency | None = None,
+        expected_version: Expected | None = None,
     ) -> dict[str, Any]:
         """Draft the corrected document that replaces an issued one (thay thế), with a reason.
 
@@ -169,7 +170,7 @@ class Engine:
         delivers it to the original's recipients as a replacement and marks the original
         replaced.
         """
-        draft = replacement(self.open_uow, actor, document_id, reason, files)
+        draft = replacement(self.open_uow, actor, document_id, reason, files, expected_version)
         return self._create(actor, draft, idempotency)
 
     def _create(

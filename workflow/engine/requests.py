@@ -11,7 +11,7 @@ from congvan.actions.recalls import recall_answered, request_kind
 from congvan.states import DOCUMENT
 from congvan.states.dispatch import AGREED
 from congvan.states.document import ISSUED
-from congvan.states.errors import Forbidden, InvalidInput, TransitionNotAllowed
+from congvan.states.errors import Forbidden, InvalidInput, TransitionNotAllowed, VersionConflict
 from congvan.states.fields import EDITABLE
 from congvan.states.machine import allowed_events
 from congvan.states.policy import REPLACE_ROLES
@@ -21,7 +21,7 @@ from congvan.storage.unit_of_work import UnitOfWork
 
 from .bindings import check_reason_length, load_document
 from .creating import Draft
-from .results import FireResult
+from .results import Expected, FireResult, matches
 
 # Engine.fire_on_within: (uow, machine, subject id, event, *, data=...) -> its result.
 FireWithin = Callable[..., FireResult]
@@ -48,6 +48,7 @@ def replacement(
     document_id: str,
     reason: str,
     files: Sequence[Mapping[str, Any]] | None,
+    expected: Expected | None = None,
 ) -> Draft:
     """The draft that replaces the issued ``document_id``, with a reason.
 
@@ -69,6 +70,8 @@ def replacement(
         raise Forbidden("A document belongs to an agency; the system has none.")
     with open_uow(readonly=True) as uow:
         head = load_document(uow, document_id, actor, lock=False)
+        if expected is not None and not matches(expected, head.version):
+            raise VersionConflict(expected, head.version)  # the If-Match of the request
         if head.state not in ISSUED:
             raise TransitionNotAllowed("replace", head.state, allowed_events(DOCUMENT, head.state))
         original = uow.documents.load(document_id)
