@@ -128,6 +128,15 @@ def retry(uow: UnitOfWork, notice_id: str, agency_id: str | None, now: datetime)
             f"Only a dead notification can be retried; this one is {notice.state}.",
             state=notice.state,
         )
+    route = uow.notifications.route(notice.route_id)
+    if route is None or not route.enabled:
+        # Its job would cancel it unsent: said now, not as a retry that never goes.
+        why = "removed" if route is None else "disabled"
+        raise Conflict(
+            f"The notification's route is {why}: enable it (or route the kind again) first.",
+            state=notice.state,
+            route=why,
+        )
     job = new_job(JOB, now, document_id=notice.document_id, payload={"notification_id": notice.id})
     uow.notifications.update(
         notice.id, state=PENDING, job_id=job["id"], last_error="", updated_at=now

@@ -326,3 +326,26 @@ def test_a_condition_on_a_change_with_no_entity_tag_is_judged_never_dropped(api:
     # And one that holds (it exists; no tag of it matches) is done
     assert patch(**{"If-Match": "*"}).status_code == 200
     assert patch(**{"If-None-Match": '"1"'}).status_code == 200
+
+
+def test_a_dead_letter_whose_route_is_off_is_not_retried_until_it_is_on(one_attempt: Api) -> None:
+    # Given a dead letter whose route the operator then disabled
+    api = one_attempt
+    dead = dead_letter(api)
+    [route] = api.get(ROUTES, role="operator").json()["items"]
+    off = api.client.patch(
+        f"{ROUTES}/{route['id']}", headers=api.auth("operator"), json={"enabled": False}
+    )
+    assert off.status_code == 200, off.text
+
+    # When it is retried, it is refused at once, saying why (its job would cancel it)
+    retried = api.client.post(f"/v1/notifications/{dead}/retry", headers=api.auth("operator"))
+    assert assert_error(retried, 409, "conflict")["route"] == "disabled"
+    assert api.get(f"/v1/notifications/{dead}", role="operator").json()["state"] == "dead"
+
+    # And once the route is on again, it goes
+    api.client.patch(
+        f"{ROUTES}/{route['id']}", headers=api.auth("operator"), json={"enabled": True}
+    )
+    again = api.client.post(f"/v1/notifications/{dead}/retry", headers=api.auth("operator"))
+    assert (again.status_code, again.json()["state"]) == (200, "pending")
