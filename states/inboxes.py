@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import InvalidInput
 from .policy import INBOX_URL_MAX_LENGTH
@@ -65,7 +65,23 @@ def validate_inbox_url(url: str, *, allow_http: bool = False, field: str = "inbo
             "must use https unless its host is loopback (an operator may allow plain http "
             "on a network it trusts, from the command line).",
         )
-    return url
+    return _normalised(scheme, host, parts.port, parts.path, parts.query)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _normalised(scheme: str, host: str, port: int | None, path: str, query: str) -> str:
+    """The URL written one way (RFC 3986 6.2.2-6.2.3): scheme and host in lower case, the
+    host without the root's trailing dot, no default port, an empty path as ``/``; so that
+    ``HTTPS://Example.com.:443`` and ``https://example.com/`` are one address (one peer,
+    one route), not two."""
+    host = host.rstrip(".")
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    return urlunsplit((scheme, host, path or "/", query, ""))
 
 
 # One label of a DNS host name (RFC 1123): letters, digits and inner hyphens.

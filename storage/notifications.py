@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
 
 from congvan.states import vocabulary
 
@@ -123,10 +123,17 @@ class NotificationRepository:
         return _route(row) if row else None
 
     def find_route(self, agency_id: str, kind: str, channel: str, target: str) -> RouteRow | None:
+        """The agency's route of ``kind`` to ``target`` (a URL as validated, written one
+        way; an address in any case: one mailbox, however its letters are cased)."""
         c = _routes.c
+        same = (
+            func.lower(c.target) == target.lower()
+            if channel == vocabulary.NOTIFY_EMAIL
+            else c.target == target
+        )
         row = self.conn.execute(
             select(*_ROUTE_COLUMNS).where(
-                c.agency_id == agency_id, c.kind == kind, c.channel == channel, c.target == target
+                c.agency_id == agency_id, c.kind == kind, c.channel == channel, same
             )
         ).first()
         return _route(row) if row else None

@@ -72,8 +72,8 @@ def validate_address(address: str) -> str:
     else:
         try:
             parsed = Address(addr_spec=address)
-        except (ValueError, LookupError, MessageError) as exc:
-            problem = f"is not an e-mail address ({type(exc).__name__})"
+        except (ValueError, LookupError, MessageError):
+            problem = "is not an e-mail address user@domain"
         else:
             if (
                 parsed.addr_spec != address
@@ -88,7 +88,8 @@ def validate_address(address: str) -> str:
                 problem = _domain_problem(address)
     if problem:
         raise InvalidInput(f"target {problem}.", field="target", value=address[:100])
-    return address
+    user, domain = address.rsplit("@", 1)
+    return f"{user}@{domain.lower().rstrip('.')}"  # a domain in one case: one address
 
 
 def _domain_problem(address: str) -> str:

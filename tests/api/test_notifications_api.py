@@ -227,6 +227,39 @@ def test_the_same_route_twice_is_a_conflict(api: Api) -> None:
     assert 201 == hook(api, kind="*").status_code
 
 
+@pytest.mark.parametrize(
+    "again",
+    [
+        "HTTPS://HOOKS.HUE.GOV.VN/congvan",
+        "https://Hooks.Hue.Gov.Vn/congvan",
+        "https://hooks.hue.gov.vn:443/congvan",
+        "https://hooks.hue.gov.vn./congvan",
+    ],
+)
+def test_one_webhook_written_another_way_is_the_same_route(api: Api, again: str) -> None:
+    # Given a route to a webhook
+    assert 201 == hook(api).status_code
+
+    # When the same address is routed again, written otherwise: one receiver, one route
+    assert_error(hook(api, target=again), 409, "already_exists")
+    [route] = api.get(ROUTES, role="operator").json()["items"]
+    assert route["target"] == "https://hooks.hue.gov.vn/congvan"
+
+
+@pytest.mark.parametrize("again", ["chanh@EXAMPLE.VN", "Chanh@example.vn", "CHANH@Example.Vn"])
+def test_one_mailbox_written_in_another_case_is_the_same_route(api: Api, again: str) -> None:
+    mail = {"channel": "email", "target": "chanh@example.vn", "secret": None}
+    assert 201 == hook(api, **mail).status_code
+
+    assert_error(hook(api, **{**mail, "target": again}), 409, "already_exists")
+
+
+def test_an_address_the_mail_library_cannot_read_is_said_plainly(api: Api) -> None:
+    response = hook(api, channel="email", target="chanh@example.vn.", secret=None)
+    assert assert_error(response, 422, "invalid_input")["field"] == "target"
+    assert "Error" not in response.text  # no name of the library's exception
+
+
 def test_routes_page_like_every_list(api: Api) -> None:
     made = [hook(api, kind=kind).json()["id"] for kind in ("not_delivered", "*", "crl_expiring")]
     seen, cursor = [], None
