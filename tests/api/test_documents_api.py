@@ -821,3 +821,13 @@ def test_a_change_conditioned_on_if_none_match_is_refused_and_nothing_done(
     )
     assert response.status_code == status, response.text
     assert api.version(doc_id) == 1
+
+
+def test_an_attachment_named_by_its_digest_in_upper_case_hex_is_the_same(api: Api) -> None:
+    response = api.create(files=[("main", ("thu.pdf", MAIN_PDF, "application/pdf"))])
+    (main,) = response.json()["attachments"]
+
+    got = api.get(f"/v1/documents/{response.json()['id']}/attachments/{main['sha256'].upper()}")
+
+    assert (got.status_code, got.content) == (200, MAIN_PDF)
+    assert got.headers["etag"] == f'"{main["sha256"]}"'

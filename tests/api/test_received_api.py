@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -274,6 +275,18 @@ def test_a_clerk_downloads_a_received_file_named_as_it_was_sent(
     encoded = base64.b64encode(hashlib.sha256(data).digest()).decode()
     assert got.headers["repr-digest"] == f"sha-256=:{encoded}:"  # RFC 9530
     assert got.headers["digest"] == f"sha-256={encoded}"  # RFC 3230: base64, not hex
+
+
+def test_a_file_named_in_decomposed_unicode_is_the_same_file(api: Api) -> None:
+    # A Mac writes "Phụ lục" decomposed (NFD): the same name, other code points
+    doc = _received(api, files=LETTER_FILES)
+    name = "Phụ lục danh sách.docx"
+    decomposed = unicodedata.normalize("NFD", name)
+    assert decomposed != name
+
+    got = api.get(f"/v1/received/{doc}/files/{decomposed}")
+
+    assert (got.status_code, got.content) == (200, APPENDIX)
 
 
 @pytest.mark.parametrize(

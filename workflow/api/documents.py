@@ -299,6 +299,7 @@ def get_attachment(
     document_id: str, sha256: str, uow: ReadUowDep, principal: PrincipalDep
 ) -> Response:
     require(principal, READ_ROLES, "Reading documents")
+    sha256 = sha256.lower()  # hex in either case names the same digest
     with uow:
         load_visible(uow, document_id, principal.agency_id)
         match = [a for a in uow.documents.attachments(document_id) if a.sha256 == sha256]

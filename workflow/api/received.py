@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import unicodedata
 from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -301,6 +302,7 @@ def get_received_file(
     received_id: str, name: str, uow: ReadUowDep, principal: PrincipalDep
 ) -> StreamingResponse:
     _row, package = _open_stored(uow, principal, received_id)
+    name = unicodedata.normalize("NFC", name)  # as names are kept (a Mac sends them NFD)
     part = next((p for p in package.header.parts if _file_name(p) == name), None)
     if part is None:
         package.close()
