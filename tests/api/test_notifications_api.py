@@ -382,3 +382,24 @@ def test_a_dead_letter_whose_route_is_off_is_not_retried_until_it_is_on(one_atte
     )
     again = api.client.post(f"/v1/notifications/{dead}/retry", headers=api.auth("operator"))
     assert (again.status_code, again.json()["state"]) == (200, "pending")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", b'{"force":true,"target":"https://evil.example/"}'),
+        ("text/xml", b"<x/>"),
+    ],
+)
+def test_a_body_sent_to_a_change_that_takes_none_is_refused(
+    one_attempt: Api, content_type: str, body: bytes
+) -> None:
+    # Nothing in it would be read: refused rather than taken as if it said nothing
+    api = one_attempt
+    dead = dead_letter(api)
+    headers = {**api.auth("operator"), "Content-Type": content_type}
+
+    retried = api.client.post(f"/v1/notifications/{dead}/retry", headers=headers, content=body)
+
+    assert assert_error(retried, 422, "invalid_input")["field"] == "body"
+    assert api.get(f"/v1/notifications/{dead}", role="operator").json()["state"] == "dead"

@@ -50,6 +50,7 @@ class _Takes:
     lists: frozenset[str]
     integers: frozenset[str]  # query parameters that are whole numbers
     moments: frozenset[str]  # query parameters that are moments
+    body: bool = True  # whether it reads a body (its parameters, or the request itself)
 
 
 def _is_list(annotation: Any) -> bool:
@@ -108,6 +109,8 @@ def _takes(route: APIRoute) -> _Takes:
         frozenset(lists),
         frozenset(integers),
         frozenset(moments),
+        # A route handed the request itself may read its body (the inbox streams it).
+        body=route.body_field is not None or route.dependant.request_param_name is not None,
     )
 
 
@@ -136,6 +139,12 @@ def _check(
 
 _TAKES = "_congvan_takes"  # the attribute of a route that keeps what it takes
 _SAFE = ("GET", "HEAD")
+
+
+def _carries_body(request: Request) -> bool:
+    """Whether the request says it carries content (RFC 9112 6.1: a length, or chunks)."""
+    length = request.headers.get("content-length")
+    return "transfer-encoding" in request.headers or (length is not None and length != "0")
 
 
 def _check_conditions(request: Request, takes: _Takes) -> None:
@@ -198,6 +207,12 @@ async def check_parameters(request: Request) -> None:
     _check(given, takes.headers, takes.lists, "header")
     if request.method not in _SAFE and "authorization" in request.headers:
         _check_conditions(request, takes)  # (without a token, its 401 comes first)
+    if request.method not in _SAFE and not takes.body and _carries_body(request):
+        # (a body on a read has no meaning, RFC 9110 9.3.1, and is left unread)
+        raise InvalidInput(
+            "This request takes no body: send it without one (nothing in it would be read).",
+            field="body",
+        )
     if takes.form:
         form = await request.form()  # parsed, with the route's limits, before this runs
         _check((k for k, _ in form.multi_items()), takes.form, takes.lists, "form part")
