@@ -44,7 +44,7 @@ def test_a_replayed_create_answers_the_document_as_it_was_created(api: Api) -> N
     # Then it answers exactly as the first time: version 1, the first place, no new draft
     _same_answer(again, first)
     assert (again.json()["version"], again.json()["place"]) == (1, "Thừa Thiên Huế")
-    assert again.headers["ETag"] == '"1"'
+    assert again.headers["ETag"].startswith('"1.')
     assert [d["id"] for d in api.get("/v1/documents").json()["items"]] == [doc_id]
 
 

@@ -236,8 +236,34 @@ def test_a_replacement_is_made_on_the_version_if_match_names(api: Api) -> None:
     stale, bogus = replace('"999"'), replace("bogus")
 
     # Then neither is drafted: a version conflict, and a malformed condition
-    assert assert_error(stale, 409, "version_conflict")["current_version"] == int(etag[1:-1])
+    assert assert_error(stale, 409, "version_conflict")["current_version"] == int(
+        etag[1:].split(".")[0]
+    )
     assert "If-Match" in str(assert_error(bogus, 422, "invalid_input"))
     assert api.get(f"/v1/documents/{doc_id}").json()["replaced_by"] == []
     # And on the version it holds, it is
     assert replace(etag).status_code == 201
+
+
+def test_a_read_is_not_told_unchanged_when_what_it_shows_changed_with_its_version(
+    api: Api,
+) -> None:
+    # Given A's sent letter, as a client read it (its ETag)
+    doc_id = issued(api)
+    path = f"/v1/documents/{doc_id}"
+    before = api.client.get(path, headers=api.auth())
+
+    # When its replacement is drafted (the letter's version stays: it is not changed)
+    drafted = post(api, f"{path}/replace", data={"reason": "Sai"})
+    assert drafted.status_code == 201, drafted.text
+
+    # Then a read naming the tag held is answered in full, showing the replacement
+    again = api.client.get(path, headers={**api.auth(), "If-None-Match": before.headers["ETag"]})
+    assert again.status_code == 200
+    assert again.json()["version"] == before.json()["version"]
+    assert again.json()["replaced_by"] == [drafted.json()["id"]]
+    assert again.headers["ETag"] != before.headers["ETag"]
+    # And a change made on the version read still is: the tag names that version
+    held = {**api.auth("supervisor"), "If-Match": before.headers["ETag"]}
+    another = api.client.post(f"{path}/replace", headers=held, data={"reason": "Sai lần nữa"})
+    assert another.status_code == 201, another.text

@@ -42,7 +42,7 @@ def test_a_clerk_lists_and_reads_what_arrived_for_the_agency(
     assert {(i["state"], i["status_code"]) for i in items} == {("received", "01")}
     assert sorted(items[0]["allowed_events"]) == ["refuse", "register"]
     one = api.get(f"/v1/received/{first}")
-    assert one.status_code == 200 and one.headers["ETag"] == '"1"'
+    assert one.status_code == 200 and one.headers["ETag"].startswith('"1.')
     assert one.json()["symbol"] == "UBND-TĐKT"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -39,6 +40,7 @@ from .outputs import (
     digest_headers,
     errors,
     sends,
+    versioned_etag,
 )
 from .paging import PagingDep, check_limit, page, paging
 from .schemas import DocumentIn, EventIn, check_limits, form_body, storable_offset_moment
@@ -90,11 +92,17 @@ IfMatch = Annotated[
 ]
 
 
+# One of our ETags as a change names it: a version ("3"), or a read's ("3.5f2a9c1e04b7").
+_VERSION_TAG = re.compile(r"(0|[1-9][0-9]*)(?:\.[0-9a-f]{12})?", re.ASCII)
+
+
 def parse_if_match(value: str | None) -> Expected | None:
     """``If-Match`` as RFC 9110 §13.1.1 reads it: absent or ``*``, any version (None);
-    else the versions its strong entity tags name, any of which matches. A weak tag
-    (W/"3") never matches, If-Match comparing strongly; nor does a tag that is none of
-    our ETags ("03"). What is not a list of entity tags is refused."""
+    else the versions its strong entity tags name, any of which matches: ``"3"``, or the
+    tag a read gave, ``"3.5f2a9c1e04b7"`` (its version, then a digest of what was read:
+    a change is made on the version). A weak tag (W/"3") never matches, If-Match comparing
+    strongly; nor does a tag that is none of our ETags ("03"). What is not a list of
+    entity tags is refused."""
     if value is None or value.strip() == "*":
         return None
     tags = entity_tags(value.encode("latin-1", "replace"))
@@ -104,11 +112,10 @@ def parse_if_match(value: str | None) -> Expected | None:
             field="If-Match",
         )
     versions = [
-        int(text)
+        int(found.group(1))
         for weak, tag in tags
-        if not weak and (text := tag[1:-1].decode("latin-1")).isascii()
-        and text.isdigit() and str(int(text)) == text
-    ]  # fmt: skip
+        if not weak and (found := _VERSION_TAG.fullmatch(tag[1:-1].decode("latin-1")))
+    ]
     return versions[0] if len(versions) == 1 else tuple(versions)
 
 
@@ -177,8 +184,9 @@ async def create_document(
         idempotency=idem,
     )
     response.headers["Location"] = f"/v1/documents/{view['id']}"
-    response.headers["ETag"] = f'"{view["version"]}"'
-    if view.pop("replayed", False):
+    replayed = view.pop("replayed", False)
+    response.headers["ETag"] = versioned_etag(view["version"], view)
+    if replayed:
         response.headers[REPLAYED] = "true"
     return view
 
@@ -253,7 +261,7 @@ def get_document(
     require(principal, READ_ROLES, "Reading documents")
     with uow:
         view = document_view(uow, load_visible(uow, document_id, principal.agency_id))
-    response.headers["ETag"] = f'"{view["version"]}"'
+    response.headers["ETag"] = versioned_etag(view["version"], view)
     return view
 
 

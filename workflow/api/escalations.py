@@ -33,7 +33,7 @@ from .documents import (
     parse_if_match,
     subject_event,
 )
-from .outputs import AUTHENTICATED, Page, errors, sends
+from .outputs import AUTHENTICATED, Page, errors, sends, versioned_etag
 from .paging import check_limit
 from .schemas import TextModel
 from .views import check_document_id
@@ -268,8 +268,7 @@ def get_escalation(
         if row is None or row.agency_id != principal.agency_id:
             raise NotFound("No such escalation.", escalation_id=escalation_id)
         trail = uow.audit.history(escalation_id)
-    response.headers["ETag"] = f'"{row.version}"'
-    return {
+    view = {
         **escalation_view(row),
         "trail": [
             {
@@ -284,6 +283,8 @@ def get_escalation(
             for t in trail
         ],
     }
+    response.headers["ETag"] = versioned_etag(row.version, view)
+    return view
 
 
 @router.post(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -358,6 +361,16 @@ def binary(
     if headers:
         answer["headers"] = header_specs(*headers)
     return {200: answer}
+
+
+def versioned_etag(version: int, view: Mapping[str, Any]) -> str:
+    """The ETag of a versioned thing as read: its version, then a digest of what was read
+    (``"3.5f2a9c1e04b7"``). What it shows besides its own row (its jobs finishing, a
+    replacement drafted, a request answered) changes without its version, and a client
+    holding the tag must not be told by a 304 that nothing did; ``If-Match`` on a change
+    takes the version alone or this whole tag (``documents.parse_if_match``)."""
+    text = json.dumps(view, sort_keys=True, default=str, ensure_ascii=False)
+    return f'"{version}.{hashlib.sha256(text.encode()).hexdigest()[:12]}"'
 
 
 def digest_headers(sha256: str) -> dict[str, str]:

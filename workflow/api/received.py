@@ -49,7 +49,7 @@ from .documents import (
     subject_event,
 )
 from .files import content_disposition
-from .outputs import AUTHENTICATED, Page, binary, digest_headers, errors, sends
+from .outputs import AUTHENTICATED, Page, binary, digest_headers, errors, sends, versioned_etag
 from .paging import check_limit
 from .schemas import TextModel
 from .views import check_document_id
@@ -271,18 +271,19 @@ def get_received(
     with package:
         files = [_file_view(p) for p in package.header.parts if _file_name(p) is not None]
         signed = _signed_view(json.loads(package.manifest))
-    response.headers["ETag"] = f'"{row.version}"'
     with uow:
         stored = uow.received.requests(row.id)
         replaced_by = uow.received.replaced_by(row.id)
     awaiting = {q.kind for q in stored if q.state == AWAITING}
-    return {
+    view = {
         **received_view(row, awaiting),
         "signed": signed,
         "files": files,
         "requests": [request_view(q) for q in stored],
         "replaced_by": replaced_by,
     }
+    response.headers["ETag"] = versioned_etag(row.version, view)
+    return view
 
 
 @router.get(
