@@ -833,3 +833,10 @@ def test_an_attachment_named_by_its_digest_in_upper_case_hex_is_the_same(api: Ap
 
     assert (got.status_code, got.content) == (200, MAIN_PDF)
     assert got.headers["etag"] == f'"{main["sha256"]}"'
+
+
+@pytest.mark.parametrize("name", ["doc_type", "state", "cursor", "created_after", "limit"])
+def test_a_filter_given_empty_is_refused_not_guessed(api: Api, name: str) -> None:
+    api.draft()
+    details = assert_error(api.get("/v1/documents", params={name: ""}), 422, "invalid_input")
+    assert name in json.dumps(details)

@@ -10,7 +10,11 @@ else is refused here, once for every route:
 - a query parameter or form part the route does not take: 422 ``invalid_input``;
 - a whole number written otherwise than in ASCII digits (an optional minus first):
   pydantic reads ``5_0`` as 50 and ``+5`` as 5, which no client means: 422
-  ``invalid_input``.
+  ``invalid_input``;
+- a query parameter given empty (``?doc_type=``): 422 ``invalid_input``;
+- a change (not a read) with a body its route never reads: 422 ``invalid_input``;
+- a change's If-Match or If-None-Match its route does not judge, judged: 412
+  ``precondition_failed`` where it cannot hold.
 
 Repeated keys in JSON are refused where JSON is read (:mod:`.bodies`).
 """
@@ -188,6 +192,13 @@ async def check_parameters(request: Request) -> None:
     query = request.query_params.multi_items()
     _check((k for k, _ in query), takes.query, takes.lists, "query parameter")
     for name, value in query:
+        if not value:
+            # "?doc_type=" filters on nothing, or on the empty text? Neither is guessed.
+            raise InvalidInput(
+                f"The query parameter {name!r} is empty: give it a value, or leave it out.",
+                field=name,
+                location="query parameter",
+            )
         if name in takes.moments and NUMBER_TEXT.fullmatch(value):
             # Pydantic reads 1764547200 as Unix seconds; a body's moment is refused so too.
             problem = "must be written as a moment (ISO 8601) with its offset, not a number"
