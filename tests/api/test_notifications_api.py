@@ -403,3 +403,11 @@ def test_a_body_sent_to_a_change_that_takes_none_is_refused(
 
     assert assert_error(retried, 422, "invalid_input")["field"] == "body"
     assert api.get(f"/v1/notifications/{dead}", role="operator").json()["state"] == "dead"
+
+
+def test_a_secret_over_its_length_is_too_long_and_never_echoed(api: Api) -> None:
+    secret = "s3cr3t-" + "x" * 250
+    response = hook(api, secret=secret)
+    details = assert_error(response, 422, "field_too_long")
+    assert (details["field"], details["max_length"], details["length"]) == ("secret", 256, 257)
+    assert "xxxxxxxx" not in response.text

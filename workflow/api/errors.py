@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import SecretStr
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -49,14 +50,18 @@ def _too_long(found: Sequence[Any]) -> FieldTooLong | None:
     """The one validation error of a body, when it is a text over its length,
     as ``field_too_long`` (with ``max_length`` and ``length``), the code every other text
     over its limit is answered with; None for anything else."""
-    if len(found) != 1 or found[0].get("type") != "string_too_long":
+    if len(found) != 1 or found[0].get("type") not in ("string_too_long", "too_long"):
         return None
     error = found[0]
     if tuple(error.get("loc", ()))[:1] != ("body",):  # a header or a query: not a field
         return None
+    given = error.get("input")
+    if isinstance(given, SecretStr):
+        given = given.get_secret_value()  # (its length only: never its text)
+    if not isinstance(given, str):
+        return None  # too_long: a list of too many items (a secret's text is too_long too)
     field = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
     limit = (error.get("ctx") or {}).get("max_length")
-    given = error.get("input")
     length = len(given) if isinstance(given, str) else None
     return FieldTooLong(
         f"{field} is {length} characters long; at most {limit}.",
