@@ -155,7 +155,7 @@ def test_a_trust_file_that_is_not_pem_text_is_refused_even_holding_a_root(tmp_pa
     )
     assert "--trust-for takes AGENCY=ROOT.pem" in unnamed.stderr
     assert "binary.zip is not a PEM text file" in binary.stderr
-    assert "folder is a directory" in folder.stderr
+    assert "bundle folder is a folder" in folder.stderr
     said = json.loads(missing.stdout)
     assert ("missing.zip", "invalid_input") == (said["bundle"], said["error"]["code"])
     assert "Traceback" not in binary.stderr + folder.stderr + missing.stderr
@@ -171,3 +171,24 @@ def test_a_trust_file_holding_a_certificate_that_is_no_cas_is_refused(tmp_path: 
     assert done.returncode == 2
     assert "leaf.pem holds a certificate that is no CA's" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_path_that_is_no_file_is_refused_saying_what_it_is(tmp_path: Path) -> None:
+    # A device, a folder, nothing: each one coded line saying which, never "no such file"
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "b.zip").write_bytes(b"not looked at")
+    data = str(tmp_path / "data")
+    assert congvan("--data-dir", data, "migrate", cwd=tmp_path).returncode == 0
+    cases = {
+        ("evidence", "verify", "/dev/zero"): "is not a regular file",
+        ("evidence", "verify", "b.zip", "--trust", "/dev/null"): "is not a regular file",
+        ("verify", "b.zip", "--content", "folder"): "content folder is a folder",
+        ("verify", "b.zip", "--content", "/dev/zero"): "is not a regular file",
+        ("verify", "folder"): "is a folder",
+        ("keys", "untrust", "ab" * 32): "error [not_found]",
+    }
+    for args, said in cases.items():
+        done = congvan("--data-dir", data, *args, cwd=tmp_path)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert said in done.stderr and "error [" in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr

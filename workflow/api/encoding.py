@@ -220,7 +220,8 @@ class _FormCheck:
             self.decoder.decode(data, final)
         except UnicodeDecodeError as exc:
             raise InvalidEncoding(
-                f"The form part {self.field!r} is not UTF-8 text.",
+                f"The form part {self.field!r} is not UTF-8 text (a part without a file "
+                'name is text; a file is sent with its name, filename="1227.pdf").',
                 field=self.field,
                 location="form part",
             ) from exc

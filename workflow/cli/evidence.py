@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from congvan.states.errors import InvalidInput
 
 from ..settings import Settings
+from .files import regular_file
 from .runtime import Subparsers, runtime_for
 
 if TYPE_CHECKING:
@@ -145,10 +146,7 @@ def _pinned(paths: list[str]) -> list[x509.Certificate]:
 
     roots = []
     for name in paths:
-        path = Path(name)
-        if not path.is_file():
-            raise InvalidInput(f"No such file {name}.", field="trust", path=name)
-        data = path.read_bytes()
+        data = regular_file(name, "trust").read_bytes()
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -204,9 +202,7 @@ def _verify(bundle: Path, trust: list[str], trust_for: list[str], as_json: bool)
     try:
         bound_roots, bound = _bound(trust_for)
         pinned = (_pinned(trust) + bound_roots) if trust or trust_for else None
-        if not bundle.is_file():
-            what = "is a directory, not a bundle" if bundle.is_dir() else "does not exist"
-            raise InvalidInput(f"{bundle} {what}.", field="bundle", path=str(bundle))
+        regular_file(str(bundle), "bundle")
     except InvalidInput as exc:
         if not as_json:
             raise

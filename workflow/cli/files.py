@@ -20,6 +20,21 @@ DIRECTORY = 16 * MiB
 SECRET = 64 * 1024
 
 
+def regular_file(name: str, what: str) -> Path:
+    """The path ``name`` when it is a file to read (a ``what``); else one clear refusal
+    saying what it is instead: missing, a folder, a device or a pipe."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        found = "is a folder"
+    elif path.exists():
+        found = "is not a regular file (a device, a pipe or a socket)"
+    else:
+        found = "does not exist"
+    raise InvalidInput(f"The {what} {name} {found}.", field=what, path=name[:300])
+
+
 def read_bounded(name: str, what: str, max_bytes: int) -> bytes:
     """The bytes of the file ``name`` (a ``what``), refused past ``max_bytes``."""
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from congvan.states.errors import InvalidInput
+from congvan.states.errors import InvalidInput, NotFound
 
 from ..settings import Settings
 from . import files
@@ -224,8 +224,10 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         elif args.action == "untrust":
             if not runtime.trust.unpin(args.fingerprint):
-                print(f"no root {args.fingerprint} is pinned in {runtime.trust.directory}")
-                return 2
+                raise NotFound(
+                    f"No root {args.fingerprint} is pinned in {runtime.trust.directory}.",
+                    fingerprint=args.fingerprint[:64],
+                )
             print(f"root {args.fingerprint} is no longer trusted")
             return 0
         elif args.action == "import-crl":

@@ -11,6 +11,7 @@ from congvan.states import policy
 from congvan.states.errors import InvalidInput, NotFound
 
 from ..settings import Settings
+from .files import regular_file
 from .runtime import Store, Subparsers, runtime_for
 from .verdict import PDF_CHECKS, print_trust_notes, report
 
@@ -37,11 +38,8 @@ def add_parser(sub: Subparsers) -> None:
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     target = Path(args.target)
     with runtime_for(settings) as runtime:  # verifying needs no key passphrase
-        if args.content is not None or target.is_file():
-            if not target.is_file():
-                print(f"no such file {args.target}")
-                return 2
-            return _verify_file(target, args.content, runtime)
+        if args.content is not None or target.exists():
+            return _verify_file(regular_file(args.target, "signature file"), args.content, runtime)
         return _verify_document(args.target, runtime)
 
 
@@ -132,10 +130,7 @@ def _verify_file(path: Path, content: str | None, runtime: Store) -> int:
             "A detached CMS signature needs the signed manifest: --content MANIFEST.",
             field="content",
         )
-    manifest_path = Path(content)
-    if not manifest_path.is_file():
-        print(f"no such file {content}")
-        return 2
+    manifest_path = regular_file(content, "content")
     manifest = manifest_path.read_bytes()
     cms_der = _read_cms(data)
     profile, what = _signed_by(manifest)
