@@ -125,8 +125,12 @@ def add_agency(
     abbreviation: str,
     now: datetime,
     numbering: str = DEFAULT_NUMBERING,
+    *,
+    id_field: str = "agency_id",
 ) -> None:
-    validate_organ_id(agency_id, "agency_id")
+    """Add an agency; ``id_field`` names its id as the caller was given it (the API's
+    body calls it ``id``)."""
+    validate_organ_id(agency_id, id_field)
     if not name.strip() or not abbreviation.strip():
         raise InvalidInput("An agency needs a name and an abbreviation.")
     # Every way in (the API, the CLI, a directory file from another installation) comes

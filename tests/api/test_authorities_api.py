@@ -260,6 +260,8 @@ def test_valid_until_before_valid_from_is_refused(api: Api) -> None:
 
     details = assert_error(response, 422, "invalid_input")
     assert any("valid_until" in e["problem"] for e in details["errors"])
+    # the error names the field at fault, not the body
+    assert [e["field"] for e in details["errors"]] == ["valid_until"]
     assert listed(api) == []
     # A single day is fine
     one_day = granted(api, valid_from="2026-01-05", valid_until="2026-01-05")

@@ -264,6 +264,12 @@ def test_a_malformed_agency_is_invalid_input(api: Api, body: object) -> None:
     assert len(api.get("/v1/agencies").json()["items"]) == 2
 
 
+def test_a_malformed_agency_id_is_named_as_the_body_names_it(api: Api) -> None:
+    body = {**NEW_AGENCY, "id": NEW_AGENCY["id"].lower()}
+    response = api.client.post("/v1/agencies", headers=api.auth("operator"), json=body)
+    assert assert_error(response, 422, "invalid_input")["field"] == "id"
+
+
 @pytest.mark.parametrize(("field", "limit"), [("id", 35), ("name", 300), ("abbreviation", 30)])
 def test_an_agency_text_over_its_length_is_field_too_long(api: Api, field: str, limit: int) -> None:
     # As every other text over its limit: its own code, saying the limit and the length

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from congvan.states.errors import NotFound
 from congvan.states.policy import OPERATOR, SUPERVISOR
@@ -40,11 +40,14 @@ class AuthorityIn(TextModel):
     valid_from: date
     valid_until: date | None = None
 
-    @model_validator(mode="after")
-    def _dates(self) -> AuthorityIn:
-        if self.valid_until is not None and self.valid_until < self.valid_from:
+    @field_validator("valid_until")
+    @classmethod
+    def _after_from(cls, value: date | None, info: ValidationInfo) -> date | None:
+        # On the field (its error names valid_until), valid_from read before it.
+        start = info.data.get("valid_from")
+        if value is not None and start is not None and value < start:
             raise ValueError("valid_until is before valid_from")
-        return self
+        return value
 
 
 def _view(row: AuthorityRow) -> dict[str, Any]:

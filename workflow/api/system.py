@@ -134,7 +134,9 @@ def create_agency(
 ) -> dict[str, Any]:
     require(principal, frozenset({OPERATOR}), "Adding agencies")
     with uow:
-        add_agency(uow, body.id, body.name, body.abbreviation, clock(), numbering=body.numbering)
+        add_agency(
+            uow, body.id, body.name, body.abbreviation, clock(), body.numbering, id_field="id"
+        )
         row = uow.agencies.agency(body.id)
         uow.commit()
     assert row is not None
