@@ -108,8 +108,8 @@ def _with_recalls(
     }
     for view in dispatches:
         if view["organ_id"] in recalled:
-            code = recipient_status(view["state"], (), recalled=True)
-            view["status_code"], view["status_label"] = code, STATUS_LABEL[str(code)]
+            view["status_code"] = d.RECALL_AGREED
+            view["status_label"] = STATUS_LABEL[d.RECALL_AGREED]
     return dispatches
 
 

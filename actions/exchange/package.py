@@ -14,7 +14,7 @@ A package is a ZIP archive whose members are all stored, never compressed:
 ``files/NAME``
     Each file the manifest lists (the main PDF, the appendices), ``NAME`` being its
     ``filename`` there, byte for byte as the manifest's digest names it; a name must be
-    one plain step (``archive.safe_step``).
+    one plain step (``names.safe_step``).
 ``signed/NAME``
     Optional: the main PDF as the signer signed it (PAdES), i.e. the bytes of
     ``files/NAME``, the manifest's main file (role ``main``, ``application/pdf``), with
@@ -118,8 +118,9 @@ from congvan.states.fields import FIELDS, REQUIRED_AT_REVIEW
 from congvan.states.policy import MAIN_FILE, MAIN_FILE_TYPE
 from congvan.states.text import given, signed_text_problem, value_problem
 
-from .archive import Archive, Limits, open_archive, safe_step
+from .archive import Archive, Limits, open_archive
 from .envelope import Members, read_canonical
+from .names import safe_step
 
 FORMAT = "congvan-package/1"
 HEADER = "package.json"

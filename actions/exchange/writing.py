@@ -23,8 +23,9 @@ from congvan.actions.signing.manifest import FORMAT as MANIFEST_FORMAT
 from congvan.states.errors import MessageMalformed
 from congvan.states.policy import is_organ_id
 
-from .archive import CHUNK, safe_step, stored_entry
+from .archive import CHUNK, stored_entry
 from .envelope import ID, canonical, iso, read_canonical, sign_body
+from .names import safe_step
 from .package import (
     AGENCY_SIGNATURE,
     FILES,

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from congvan.actions.exchange.acceptance import Accepted, verify_package
-from congvan.actions.exchange.archive import Limits, safe_step
+from congvan.actions.exchange.archive import Limits
+from congvan.actions.exchange.names import safe_step
 from congvan.actions.exchange.package import Package, open_package
 from congvan.actions.exchange.writing import write_package
 from congvan.actions.signing import keystore, keywrap

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import rfc8785
 
-from congvan.actions.exchange.archive import Limits, safe_path, stored_entry
+from congvan.actions.exchange.archive import Limits, stored_entry
 from congvan.actions.exchange.envelope import read_canonical
+from congvan.actions.exchange.names import safe_path
 from congvan.actions.exchange.package import open_package
 from congvan.states.errors import (
     ExchangeRefused,

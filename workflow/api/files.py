@@ -11,7 +11,7 @@ from urllib.parse import quote
 from fastapi import UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from congvan.actions.exchange.archive import safe_step
+from congvan.actions.exchange.names import safe_step
 from congvan.states.errors import AttachmentTooLarge, FieldTooLong, InvalidInput
 from congvan.states.text import deceptive_characters, has_visible_text
 

@@ -1,0 +1,56 @@
+"""File names in a package: what every reader and every recipient's system keeps as itself.
+
+A part's name is a relative path of plain steps that no extraction can misplace, and
+each step a name Windows writes under that very name (recipients' systems are mostly
+Windows): the archive refuses a package carrying another, the writer will not write one,
+and an upload is refused one at once (it could never be sent).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def safe_path(name: str) -> bool:
+    """Whether ``name`` is a relative path of plain steps that no extraction can misplace."""
+    if not name or len(name) > 400 or name.startswith("/") or name.endswith("/"):
+        return False
+    if "\\" in name or name != unicodedata.normalize("NFC", name):
+        return False
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        return False
+    return all(safe_step(step) for step in name.split("/"))
+
+
+def safe_step(step: str) -> bool:
+    """Whether ``step`` is one plain file name that every recipient's system can write as
+    itself: no separator, not ``.``/``..``, trimmed, and a name Windows keeps (no
+    ``<>:"|?*``, no trailing dot, not a device such as ``CON`` or ``com1.txt``): a name
+    Windows changes could fall on another one (``Phụ lục.pdf.`` is ``Phụ lục.pdf``) or
+    name no file (``a.pdf:Zone.Identifier``, a stream of ``a.pdf``)."""
+    return (
+        0 < len(step) <= 255
+        and step not in (".", "..")
+        and step == step.strip()
+        and "/" not in step
+        and "\\" not in step
+        and not any(unicodedata.category(ch) == "Cc" for ch in step)
+        and step == unicodedata.normalize("NFC", step)
+        and portable_name(step)
+    )
+
+
+# What Windows refuses in a file name (besides separators and control characters), and the
+# devices it opens instead of a file, whatever the extension (``NUL.pdf`` is NUL).
+_WINDOWS_FORBIDDEN = frozenset('<>:"|?*')
+_WINDOWS_DEVICES = frozenset(
+    {"con", "prn", "aux", "nul", "conin$", "conout$"}
+    | {f"{port}{n}" for port in ("com", "lpt") for n in (*"0123456789", "¹", "²", "³")}
+)
+
+
+def portable_name(step: str) -> bool:
+    """Whether Windows writes a file of the name ``step`` under that very name."""
+    if _WINDOWS_FORBIDDEN.intersection(step) or step.endswith((".", " ")):
+        return False
+    return step.split(".", 1)[0].rstrip(" ").casefold() not in _WINDOWS_DEVICES
