@@ -109,6 +109,15 @@ _FOR_DOCUMENT = Prepared(
     .where(_d.document_id == bindparam("document_id"), _SENDING)
     .order_by(_d.organ_id)
 )
+_REQUESTS_OF = (_d.document_id == bindparam("document_id"), _d.request_id != "")
+_FOR_REQUESTS = Prepared(
+    select(*_COLUMNS).where(*_REQUESTS_OF).order_by(_d.request_id, _d.organ_id)
+)
+_FOR_REQUEST = Prepared(
+    select(*_COLUMNS)
+    .where(*_REQUESTS_OF, _d.request_id == bindparam("request_id"))
+    .order_by(_d.request_id, _d.organ_id)
+)
 _IN_FLIGHT = Prepared(
     select(func.count()).where(
         _d.organ_id == bindparam("organ_id"),
@@ -296,11 +305,11 @@ class DispatchRepository:
 
     def for_requests(self, document_id: str, request_id: str | None = None) -> list[DispatchRow]:
         """The dispatches carrying the document's recall and update requests (or one's)."""
-        c = _dispatches.c
-        query = select(*_COLUMNS).where(c.document_id == document_id, c.request_id != "")
-        if request_id is not None:
-            query = query.where(c.request_id == request_id)
-        rows = self.conn.execute(query.order_by(c.request_id, c.organ_id))
+        if request_id is None:
+            rows = _FOR_REQUESTS.all(self.conn, {"document_id": document_id})
+        else:
+            params = {"document_id": document_id, "request_id": request_id}
+            rows = _FOR_REQUEST.all(self.conn, params)
         return [DispatchRow(*r) for r in rows]
 
     def header_of(self, dispatch_id: str) -> bytes | None:

@@ -25,10 +25,11 @@ from congvan.actions.context import SYSTEM
 from congvan.actions.exchange.envelope import check_moment
 from congvan.actions.exchange.status import AGREED, DECLINED, verify_status
 from congvan.actions.exchange.status import FORMAT as STATUS_FORMAT
+from congvan.actions.recalls import cancelled
 from congvan.actions.signing import keystore
 from congvan.actions.signing.agencykeys import AgencyKeys
 from congvan.actions.signing.truststore import TrustStore
-from congvan.states.dispatch import STATUS_EVENTS, contradicted
+from congvan.states.dispatch import RECALL_AGREED, STATUS_EVENTS, contradicted
 from congvan.states.errors import (
     FormatUnsupported,
     MessageMalformed,
@@ -148,9 +149,23 @@ class Statuses:
                 )
             kept = uow.dispatches.status_codes(dispatch.id)
             earlier = contradicted(kept, status.code)
+            if (
+                earlier is None
+                and status.code not in kept  # a repeat is answered as before
+                and not dispatch.request_id
+                and dispatch.organ_id in cancelled(uow, dispatch.document_id)
+            ):
+                # It agreed to the recall (15): its copy is cancelled there (Decree 30
+                # Art. 18), and nothing it reports of that copy since can be so.
+                earlier = RECALL_AGREED
             if earlier is not None:
                 raise StatusContradicted(
-                    f"Status {status.code} contradicts status {earlier} received before.",
+                    f"Status {status.code} contradicts status {earlier} received before"
+                    + (
+                        ": the recipient agreed to the recall, its copy is cancelled."
+                        if earlier == RECALL_AGREED
+                        else "."
+                    ),
                     reason="status_code",
                     found=status.code,
                     earlier=earlier,

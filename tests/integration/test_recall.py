@@ -31,6 +31,7 @@ from congvan.states.errors import (
     GuardFailed,
     InvalidInput,
     NotFound,
+    StatusContradicted,
     TransitionNotAllowed,
 )
 from congvan.states.escalation import texts as escalation_texts
@@ -178,6 +179,36 @@ def test_a_document_whose_handling_is_completed_is_still_recalled_when_the_clerk
     pair.answer(received_id, "agree_recall")
     assert state_at_b(pair, received_id) == "recalled"
     assert get(pair.sender, A, f"/v1/documents/{doc}")["state"] == "recalled"
+
+
+@pytest.mark.parametrize(("code", "earlier"), [("04", "15"), ("06", "15"), ("02", "03")])
+def test_nothing_is_taken_of_a_copy_its_recipient_cancelled_by_agreeing_to_the_recall(
+    pair: Pair, served: str, make_document: Callable[..., str], code: str, earlier: str
+) -> None:
+    # Given A's letter registered at B (03), then recalled with B's agreement (15)
+    doc, received_id = registered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    pair.answer(received_id, "agree_recall")
+    before = get(pair.sender, A, f"/v1/documents/{doc}")
+    with pair.sender.uow(readonly=True) as uow:
+        entries = len(uow.audit.chain(doc))
+
+    # When B's system reports on the copy it cancelled (handled, completed, refused)
+    reason = "Gửi nhầm cơ quan" if code == "02" else None
+    status = pair.status_from_b(doc, code, description=f"status {code}", reason=reason)
+    with pytest.raises(StatusContradicted) as refused:
+        pair.sender.statuses.accept(*status)
+
+    # Then it is refused as contradicting the 15 (a refusal, the 03 first), nothing kept
+    assert refused.value.details == {"reason": "status_code", "found": code, "earlier": earlier}
+    assert ("recall" in refused.value.message) == (earlier == "15")
+    after = get(pair.sender, A, f"/v1/documents/{doc}")
+    assert after["dispatches"] == before["dispatches"] and after["state"] == "recalled"
+    with pair.sender.uow(readonly=True) as uow:
+        assert len(uow.audit.chain(doc)) == entries
+    # And what B reported before the recall, sent again, is answered as before
+    assert pair.sender.statuses.accept(*pair.status_from_b(doc, "03")).new is False
 
 
 def test_a_recipient_refusing_the_recall_keeps_the_document_in_force_and_says_why(
