@@ -181,7 +181,7 @@ def one_line(what: str, field: str, text: str, longest: int) -> str:
 
 # A user's name as tokens and logs show it; a person's full name and position go into
 # their certificate, whose common name and title X.509 bounds to 64 characters.
-_USERNAME_LENGTH, _PERSON_TEXT_LENGTH = 100, 64
+USERNAME_LENGTH, _PERSON_TEXT_LENGTH = 100, 64
 
 
 def ensure_user(
@@ -204,7 +204,7 @@ def ensure_user(
         raise InvalidInput(
             "A user name is given, with no spaces before or after it.", field="username"
         )
-    username = one_line("A user name", "username", username, _USERNAME_LENGTH)
+    username = one_line("A user name", "username", username, USERNAME_LENGTH)
     full_name = one_line("A full name", "full_name", full_name, _PERSON_TEXT_LENGTH)
     position = one_line("A position", "position", position, _PERSON_TEXT_LENGTH)
     user = uow.agencies.user(agency_id, username)

@@ -10,8 +10,9 @@ from typing import Any
 
 from sqlalchemy import event
 
+from congvan.workflow.directory import USERNAME_LENGTH
 from tests.api.conftest import A, Api
-from tests.api.test_authorities_api import add_signer_user, granted
+from tests.api.test_authorities_api import add_signer_user, grant, granted
 
 
 def _walk(api: Api, path: str, role: str, limit: int) -> list[dict[str, Any]]:
@@ -86,6 +87,19 @@ def test_authorities_page_through_ties_of_signer_and_date(api_any_db: Api) -> No
     keys = [(a["valid_from"], a["id"]) for a in walked]
     assert sorted(keys) == keys
     assert _paged_in_sql(api, "/v1/authorities", "supervisor", "signing_authorities")
+
+
+def test_every_cursor_the_server_issues_is_taken_back_however_long_its_key(api: Api) -> None:
+    # Given two authorities of a signer whose user name is as long as names may be, in
+    # letters that take several bytes each (the cursor holds it, base64 of UTF-8 JSON)
+    username = "ký.thay." + "ễ" * (USERNAME_LENGTH - len("ký.thay."))
+    add_signer_user(api, username=username)
+    for doc_type in ("CV", "QĐ"):
+        response = grant(api, signer=username, doc_types=[doc_type])
+        assert response.status_code == 201, response.text
+    # When they are read one a page, then the server's own next_cursor is taken back
+    walked = _walk(api, "/v1/authorities", "supervisor", 1)
+    assert [a["signer"] for a in walked] == [username, username]
 
 
 def test_agencies_page_through_the_directory(api_any_db: Api) -> None:

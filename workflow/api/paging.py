@@ -24,6 +24,11 @@ from .deps import SettingsDep
 T = TypeVar("T")
 Key = tuple[str | int, ...]
 
+# The longest cursor taken: longer than any the server issues (a key holds a few texts of
+# at most a few hundred letters, up to 4 bytes each in UTF-8, base64 adds a third), short
+# enough that a made-up one costs nothing to refuse.
+MAX_CURSOR = 4096
+
 
 @dataclass(frozen=True)
 class Paging:
@@ -82,7 +87,7 @@ def check_limit(limit: int, max_page_size: int) -> None:
 async def _paging(
     settings: SettingsDep,
     cursor: Annotated[
-        str | None, Query(max_length=200, description="next_cursor of the page before")
+        str | None, Query(max_length=MAX_CURSOR, description="next_cursor of the page before")
     ] = None,
     limit: Annotated[int, Query(ge=1, description="At most the server's max_page_size")] = 50,
 ) -> tuple[str | None, int]:
