@@ -242,6 +242,9 @@ class Snapshot:
     dispatches: tuple[DispatchFacts, ...] = ()
     # Open escalations; empty until escalation records exist to fill it.
     escalations: tuple[EscalationFacts, ...] = ()
+    # Recalled or replaced: when it was (the trail's moment; later events of its
+    # dispatches move the row, not that moment).
+    ended_at: datetime | None = None
     # Recipients whose answer to a recall or update is awaited.
     answers_awaited: tuple[AnswerAwaited, ...] = ()
     # An update of it was sent: what failed cannot be resent, only replaced.
@@ -555,8 +558,8 @@ def _own_step(
         return Finding(COMPLETE, facts)
     if state in (doc.RECALLED, doc.REPLACED):
         ended = RECALLED_DONE if state == doc.RECALLED else REPLACED_DONE
-        facts = {"at": snapshot.updated_at, "open_escalations": len(snapshot.escalations)}
-        return Finding(ended, facts)
+        at = snapshot.ended_at or snapshot.updated_at
+        return Finding(ended, {"at": at, "open_escalations": len(snapshot.escalations)})
     missing = [r.organ_id for r in recipients if r.state in (PENDING, SENDING, FAILED)]
     if missing:
         return Finding(AWAITING_DELIVERY, {"recipients": missing, "total": len(recipients)})

@@ -194,7 +194,16 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
         escalations=open_escalations(uow, doc_id),
         answers_awaited=tuple(awaited),
         updated=row.state == "failed" and was_updated(uow, doc_id),
+        ended_at=_ended_at(uow, doc_id, row.state),
     )
+
+
+def _ended_at(uow: UnitOfWork, doc_id: str, state: str) -> datetime | None:
+    """When a recalled or replaced document became so: its trail's entry of that event."""
+    if state not in ("recalled", "replaced"):
+        return None
+    entries = uow.audit.entries(doc_id, state)  # the document's own derived transition
+    return entries[-1].at if entries else None
 
 
 def _plain(value: Any) -> Any:

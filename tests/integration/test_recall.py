@@ -11,11 +11,13 @@ import hashlib
 import io
 import json
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 import rfc8785
+from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from congvan.actions.calendar import VIETNAM_CALENDAR as CALENDAR
@@ -179,6 +181,29 @@ def test_a_document_whose_handling_is_completed_is_still_recalled_when_the_clerk
     pair.answer(received_id, "agree_recall")
     assert state_at_b(pair, received_id) == "recalled"
     assert get(pair.sender, A, f"/v1/documents/{doc}")["state"] == "recalled"
+
+
+def test_explain_tells_when_the_document_was_recalled_whatever_moved_its_row_since(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter recalled with B's agreement
+    doc, received_id = registered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    pair.answer(received_id, "agree_recall")
+    with pair.sender.uow(readonly=True) as uow:
+        [entry] = uow.audit.entries(doc, "recalled")
+    # When something later moves the document's row (a dispatch's event, say)
+    with pair.sender.uow() as uow:
+        later = entry.at + timedelta(hours=3)
+        uow.conn.execute(
+            text("UPDATE documents SET updated_at = :at WHERE id = :id"), {"at": later, "id": doc}
+        )
+        uow.commit()
+    # Then explain still tells the moment it was recalled
+    headline = get(pair.sender, A, f"/v1/documents/{doc}/explain")["headline"]
+    assert headline["code"] == "recalled"
+    assert datetime.fromisoformat(headline["facts"]["at"]) == entry.at
 
 
 @pytest.mark.parametrize(("code", "earlier"), [("04", "15"), ("06", "15"), ("02", "03")])

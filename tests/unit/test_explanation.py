@@ -255,6 +255,15 @@ def test_a_recalled_or_replaced_document_awaits_nothing_whatever_its_dispatches(
     assert "nothing is awaited" in sentence(found.headline())["en"]
 
 
+@pytest.mark.parametrize("state", ["recalled", "replaced"])
+def test_a_recalled_or_replaced_document_tells_when_it_became_so_not_when_its_row_moved(
+    state: str,
+) -> None:
+    ended = NOW - timedelta(hours=5)
+    found = x.explain(replace(SENT, state=state, ended_at=ended), NOW, WEEKDAYS)
+    assert found.headline().facts["at"] == ended != SENT.updated_at
+
+
 def test_failing_checks_are_named() -> None:
     checks = (x.CheckFacts("signer_named", "blocking", "failed", cleared=False),)
     snapshot = replace(SENT, state="draft", submitted_revision=2, checks=checks)
