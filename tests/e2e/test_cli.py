@@ -85,7 +85,16 @@ def test_demo_sends_the_sample_letter_between_two_installations(tmp_path: Path) 
         assert f"✓ {name}: status 01 for message" in out
     # Each dispatch in its final state, with its status code: 15 where the copy was
     # recalled (its earlier codes are in its timeline), the refusal with its reason
-    assert "04 assigned (phân công)" in out[: out.index("status (QCVN 102)")]
+    timelines = out[out.index("recipient by recipient:") : out.index("status (QCVN 102)")]
+    # each step with the code it stood at then (03 registered, then 04 assigned)
+    steps = {line.split()[1]: line for line in timelines.splitlines() if "→" in line}
+    assert steps["acknowledge"].endswith("03 registered (đã tiếp nhận, vào sổ)")
+    assert steps["report_assigned"].endswith("04 assigned (phân công)")
+    # and the recall's answers on each timeline, the Sở Y tế's (never registered) too
+    health_timeline = timelines[timelines.index("Sở Y tế") : timelines.index("thành phố Huế")]
+    assert "recall:agree" in health_timeline
+    assert "signed status message 15 agreed" in health_timeline
+    assert timelines.count("signed status message 15 agreed") == 3
     table = out[out.index("status (QCVN 102)") :]
     recalled = "15 agreed to the recall"
     for name, state, status in (

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from congvan.actions.exchange.receipts import Receipt, verify_receipt
 from congvan.actions.signing import issuers, keystore
-from congvan.states.dispatch import recipient_status
+from congvan.states.dispatch import STATUS_EVENTS, recipient_status
 from congvan.states.errors import CongvanError
 from congvan.states.received import STATUS_LABEL
 
@@ -293,25 +293,50 @@ def _act(there: Demo, who: str, event: str, **body: str) -> None:
 
 
 def print_dispatches(demo: Demo, doc_id: str) -> None:
-    """Each recipient's timeline: its dispatch's events, the status messages it sent."""
+    """Each recipient's timeline: its dispatches' events (the document's, and a recall's or
+    update's), each with the status code it stood at then, and the status messages it sent."""
     view = demo.call("văn thư", "GET", f"/v1/documents/{doc_id}", expect=200)
-    history = demo.call("văn thư", "GET", f"/v1/documents/{doc_id}/history", expect=200)
+    history = _whole_history(demo, doc_id)
+    # The status code each dispatch event reports (02-06 on the document's, 15/16 on a
+    # request's), from the events status messages fire.
+    reported_by = {event: code for code, event in STATUS_EVENTS.items()}
     print(f"\nDispatches of {view['notation']} ({view['state']}), recipient by recipient:")
     for d in view["dispatches"]:
         print(f"   {NAMES[d['organ_id']]} ({d['organ_id']})")
-        for e in history["items"]:
-            if e["event"].startswith("dispatch.") and e["payload"]["dispatch_id"] == d["id"]:
-                code = recipient_status(e["to_state"], [])
-                status = f"{code} {STATUS_LABEL[code]}" if code else ""
-                event = e["event"].removeprefix("dispatch.")
-                print(
-                    f"      {clock_time(e['at'])}  {event:<11} {e['from_state']:>9} → "
-                    f"{e['to_state']:<12} {status}"
-                )
+        asked = {
+            r["dispatch_id"]: (q["kind"], r)
+            for q in view["requests"]
+            for r in q["recipients"]
+            if r["organ_id"] == d["organ_id"]
+        }
+        seen: list[str] = []  # what it reported of the document so far
+        for e in history:
+            dispatch_id = e["payload"].get("dispatch_id") if "dispatch." in e["event"] else None
+            if dispatch_id != d["id"] and dispatch_id not in asked:
+                continue
+            event = e["event"].removeprefix("dispatch.")
+            if dispatch_id == d["id"]:
+                if event in reported_by:
+                    seen.append(reported_by[event])
+                code = recipient_status(e["to_state"], seen)
+                what = event
+            else:
+                code = reported_by.get(event) if event in ("agree", "decline") else None
+                what = f"{asked[dispatch_id][0]}:{event}"
+            status = f"{code} {STATUS_LABEL[code]}" if code else ""
+            print(
+                f"      {clock_time(e['at'])}  {what:<15} {e['from_state']:>12} → "
+                f"{e['to_state']:<12} {status}"
+            )
         for r in d["reported"]:
             reason = f": {r['reason']}" if r["reason"] else ""
             said = f"signed status message {r['code']} {r['label']}{reason}"
             print(f"      {clock_time(r['at'])}  {said}")
+        for kind, r in asked.values():
+            if r["status_code"] in ("15", "16"):
+                reason = f": {r['reason']}" if r["reason"] else ""
+                said = f"signed status message {r['status_code']} {r['status_label']}{reason}"
+                print(f"      {clock_time(r['updated_at'])}  {said} (to the {kind})")
     print(f"\n   {'recipient':<34} {'dispatch':<13} attempts  status (QCVN 102)")
     for d in view["dispatches"]:
         code = d["status_code"]
@@ -320,3 +345,16 @@ def print_dispatches(demo: Demo, doc_id: str) -> None:
         print(
             f"   {NAMES[d['organ_id']]:<34} {d['state']:<13} {d['attempts']:>8}  {status}{reason}"
         )
+
+
+def _whole_history(demo: Demo, doc_id: str) -> list[dict[str, Any]]:
+    """Every entry of the document's history, page after page."""
+    entries: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = f"?limit=200{f'&cursor={cursor}' if cursor else ''}"
+        page = demo.call("văn thư", "GET", f"/v1/documents/{doc_id}/history{query}", expect=200)
+        entries += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return entries
