@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 
-from congvan.states.errors import InvalidInput
+from congvan.states.errors import Conflict, InvalidInput
 from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
 from congvan.storage.checks import ERROR, FAILED, PASSED, StoredResult
 from congvan.storage.documents import DocumentRow
@@ -158,14 +158,17 @@ class Review:
                 severity=result.severity,
                 status=result.status,
             )
-        ctx.uow.checks.waive(
-            doc.id,
-            doc.revision,
-            code,
-            by=ctx.actor.name,
-            reason=str(ctx.data["reason"]),
-            at=ctx.now,
-        )
+        reason = str(ctx.data["reason"])
+        by = ctx.actor.name
+        if result.waived_by or not ctx.uow.checks.waive(
+            doc.id, doc.revision, code, by=by, reason=reason, at=ctx.now
+        ):
+            # Once accepted, who accepted it and why stand (the trail keeps one waiver).
+            raise Conflict(
+                f"Check {code} was accepted already by {result.waived_by or 'another reviewer'}.",
+                code=code,
+                waived_by=result.waived_by or None,
+            )
         ctx.audit.update({"code": code, "revision": doc.revision})
 
 

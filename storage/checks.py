@@ -141,6 +141,7 @@ class CheckRepository:
                 c.code == code,
                 c.status == FAILED,
                 c.severity == WARNING,
+                c.waived_by == "",  # a waiver stands: never written over
             )
             .values(waived_by=by, waived_at=at, waive_reason=reason)
         )

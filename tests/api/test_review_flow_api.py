@@ -327,6 +327,26 @@ def test_only_a_reviewer_waives(api: Api, role: str) -> None:
     assert refused_approval(api, doc_id) == "checks not cleared: format.subject_prefix"
 
 
+def test_a_check_waived_once_is_not_waived_again_by_another(api: Api) -> None:
+    # Given a failed warning a reviewer accepted
+    doc_id = clean_letter(api, subject="Tăng cường gửi, nhận văn bản điện tử")
+    assert failed(submit_and_check(api, doc_id)) == {"format.subject_prefix"}
+    body = {"code": "format.subject_prefix", "reason": "Đúng mẫu của tỉnh"}
+    assert api.fire(doc_id, "waive", role="reviewer", body=body).status_code == 200
+    version = api.version(doc_id)
+
+    # When it is waived again, with another reason
+    again = api.fire(doc_id, "waive", role="reviewer", body={**body, "reason": "Lý do khác"})
+
+    # Then it is refused saying who accepted it, and the first waiver stands
+    details = assert_error(again, 409, "conflict")
+    assert details["code"] == "format.subject_prefix"
+    assert details["waived_by"] == f"reviewer@{A}"
+    assert api.version(doc_id) == version
+    waived = results(api, doc_id)["format.subject_prefix"]
+    assert waived["waive_reason"] == "Đúng mẫu của tỉnh"
+
+
 @pytest.mark.parametrize(
     "body", [{"code": "format.subject_prefix"}, {"code": "format.subject_prefix", "reason": "  "}]
 )
