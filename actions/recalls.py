@@ -38,8 +38,6 @@ from .context import TransitionContext
 
 log = logging.getLogger("congvan.recalls")
 
-# A request's dispatch still waiting for its recipient's answer.
-_OPEN = frozenset({d.PENDING, d.SENDING, d.DELIVERED})
 # A dispatch on its way: no attempt has settled where the document is.
 _GOING = frozenset({d.PENDING, d.SENDING})
 
@@ -61,7 +59,7 @@ def request_kind(uow: UnitOfWork, dispatch: DispatchRow) -> str:
 
 def no_request_awaiting(ctx: TransitionContext) -> tuple[bool, str]:
     """One request at a time: every recipient answered the last one (or refused it)."""
-    open_ = [r for r in ctx.uow.dispatches.for_requests(ctx.document.id) if r.state in _OPEN]
+    open_ = [r for r in ctx.uow.dispatches.for_requests(ctx.document.id) if r.state in d.UNANSWERED]
     return not open_, "a recall or update of this document still awaits its answers"
 
 
@@ -101,7 +99,9 @@ def original_settled(ctx: TransitionContext) -> tuple[bool, str]:
         )
     # A recall or update of it on its way or awaiting its answers: replaced meanwhile,
     # it could never be answered (its recipients' copies no longer in force).
-    asking = [r for r in ctx.uow.dispatches.for_requests(row.replaces_id) if r.state in _OPEN]
+    asking = [
+        r for r in ctx.uow.dispatches.for_requests(row.replaces_id) if r.state in d.UNANSWERED
+    ]
     return not asking, (
         "a recall or update of the document it replaces still awaits its answers from "
         f"{', '.join(sorted({r.organ_id for r in asking}))}: send the replacement once "
@@ -327,7 +327,7 @@ def open_request(ctx: TransitionContext) -> None:
 def recall_answered(uow: UnitOfWork, document_id: str, request_id: str) -> bool:
     """Whether every recipient of the request has answered."""
     rows = uow.dispatches.for_requests(document_id, request_id)
-    return not any(r.state in _OPEN for r in rows)
+    return not any(r.state in d.UNANSWERED for r in rows)
 
 
 def supersede_original(ctx: TransitionContext) -> None:

@@ -83,6 +83,8 @@ STATUS_EVENTS = {
 }
 # Where a request's dispatch stands once its recipient answered.
 ANSWERED = frozenset({AGREED, DECLINED})
+# Where a request's dispatch stands while its answer is still to come (one at a time).
+UNANSWERED = frozenset({PENDING, SENDING, DELIVERED})
 
 # What a recipient reports from registering the document on (QCVN 102 03–06): each
 # says it was registered.

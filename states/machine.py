@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 
@@ -86,13 +86,27 @@ def _triggers(spec: MachineSpec, state: str) -> tuple[str, ...]:
     return tuple(sorted(build(spec).get_triggers(state)))
 
 
-def allowed_events(spec: MachineSpec, state: str, *, include_derived: bool = False) -> list[str]:
-    """Events declared from ``state`` (guards not evaluated)."""
+def allowed_events(
+    spec: MachineSpec,
+    state: str,
+    *,
+    include_derived: bool = False,
+    failing: Collection[str] = (),
+) -> list[str]:
+    """Events declared from ``state``; guards are not evaluated, except that an event whose
+    every edge from ``state`` needs one of the conditions ``failing`` (known not to hold,
+    from what the caller read anyway) is left out."""
     triggers = _triggers(spec, state)
-    if include_derived:
+    if not include_derived:
+        derived = {t.trigger for t in spec.transitions if t.derived}
+        triggers = tuple(t for t in triggers if t not in derived)
+    if not failing:
         return list(triggers)
-    derived = {t.trigger for t in spec.transitions if t.derived}
-    return [t for t in triggers if t not in derived]
+    return [
+        t
+        for t in triggers
+        if any(not set(edge.conditions) & set(failing) for edge in spec.edges(t, state))
+    ]
 
 
 def resolve(

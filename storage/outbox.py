@@ -138,6 +138,8 @@ class OutboxRepository:
         self.handed: list[Job] = []
         # Jobs written pending in this transaction: once it commits, the relay has work.
         self.added = 0
+        # Every job written in this transaction, by id, in order (what a transition queued).
+        self.written: list[str] = []
 
     def add(self, jobs: Sequence[dict[str, Any]]) -> None:
         if not jobs:
@@ -149,12 +151,19 @@ class OutboxRepository:
             self.handed += [_handed(j) for j in jobs]
         else:
             self.added += len(jobs)
+        self.written += [j["id"] for j in jobs]
         _INSERT.execute(self.conn, rows)
 
-    def undo_since(self, handed: int, added: int) -> None:
-        """A savepoint was rolled back: forget the jobs written since it began."""
+    def so_far(self) -> tuple[int, int, int]:
+        """Where this transaction's jobs stand now, for :meth:`undo_since`."""
+        return len(self.handed), self.added, len(self.written)
+
+    def undo_since(self, mark: tuple[int, int, int]) -> None:
+        """A savepoint was rolled back: forget the jobs written since ``so_far`` said."""
+        handed, added, written = mark
         del self.handed[handed:]
         self.added = added
+        del self.written[written:]
 
     def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
         query = _GET_FOR_UPDATE if for_update else _GET

@@ -107,7 +107,7 @@ class UnitOfWork:
         than a timer's own work.
         """
         conn = self.conn
-        jobs = (len(self.outbox.handed), self.outbox.added)
+        jobs = self.outbox.so_far()
         if self._unobserved is None:  # asked once per transaction
             self._unobserved = unobserved(conn)
         if not self._unobserved:
@@ -115,7 +115,7 @@ class UnitOfWork:
                 with conn.begin_nested():
                     yield
             except BaseException:
-                self._forget(*jobs)
+                self._forget(jobs)
                 raise
             return
 
@@ -130,21 +130,21 @@ class UnitOfWork:
         except BaseException:
             run("ROLLBACK TO SAVEPOINT")
             run("RELEASE SAVEPOINT")
-            self._forget(*jobs)
+            self._forget(jobs)
             raise
         else:
             run("RELEASE SAVEPOINT")
         finally:
             cursor.close()
 
-    def _forget(self, handed: int, added: int) -> None:
+    def _forget(self, jobs: tuple[int, int, int]) -> None:
         """What the repositories kept of rows this transaction held: read it all again (a
         rollback to a savepoint undid writes and released the locks taken since); and
-        the jobs written since ``handed`` and ``added`` (as counted then) are gone."""
+        the jobs written since ``jobs`` (as the outbox counted them then) are gone."""
         for chain in (self.documents, self.received, self.escalations):
             chain.forget()
         self.dispatches.forget()
-        self.outbox.undo_since(handed, added)
+        self.outbox.undo_since(jobs)
 
     def commit(self) -> None:
         """Commit; then the outlet takes the jobs written (never before: a job must not

@@ -41,6 +41,13 @@ def summary(row: DocumentRow) -> dict[str, Any]:
     }
 
 
+def _failing(requests: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The conditions known not to hold from the document's requests: one at a time, so
+    none is offered while a recipient's answer to the last one is awaited."""
+    awaited = any(r["state"] in d.UNANSWERED for q in requests for r in q["recipients"])
+    return ("no_request_awaiting",) if awaited else ()
+
+
 def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
     """Everything about a document, including what it waits for and until when."""
     doc_id = row.id
@@ -67,7 +74,7 @@ def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
         "due_date": row.due_date,
         "appointed_at": row.appointed_at,
         "created_by": row.created_by,
-        "allowed_events": allowed_events(DOCUMENT, row.state),
+        "allowed_events": allowed_events(DOCUMENT, row.state, failing=_failing(requests)),
         "recipients": [dataclasses.asdict(r) for r in uow.documents.recipients(doc_id)],
         "attachments": [dataclasses.asdict(a) for a in uow.documents.attachments(doc_id)],
         "dispatches": _with_recalls(

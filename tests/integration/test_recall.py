@@ -122,6 +122,8 @@ def test_a_recall_every_recipient_agrees_to_cancels_the_document_at_both_ends(
     sender_view = get(pair.sender, A, f"/v1/documents/{doc}")
     [request] = sender_view["requests"]
     assert (request["kind"], request["outcome"]) == ("recall", "awaiting_answer")
+    # one request at a time: none other is offered while its answer is awaited
+    assert not {"recall", "update"} & set(sender_view["allowed_events"])
     assert [r["answer"] for r in request["recipients"]] == ["awaiting_answer"]
     # standing at 13 (the sender asked to take it back), its own sending still at 03
     assert [r["status_code"] for r in request["recipients"]] == ["13"]
@@ -158,6 +160,24 @@ def test_a_recall_every_recipient_agrees_to_cancels_the_document_at_both_ends(
     [dispatch] = sender_view["dispatches"]
     assert (dispatch["state"], dispatch["status_code"]) == ("acknowledged", "15")
     assert [r["code"] for r in dispatch["reported"]] == ["03"]
+
+
+def test_a_document_not_registered_offers_no_refusal_while_a_recall_awaits_its_answer(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B, not registered yet, and A's recall of it delivered
+    doc, received = delivered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    # Then B's clerk is offered the recall's answers and registering, not a refusal, which
+    # the recall awaiting would refuse (it could never be answered)
+    offered = get(pair.receiver, B, f"/v1/received/{received.id}")["allowed_events"]
+    assert {"agree_recall", "refuse_recall", "register"} <= set(offered)
+    assert "refuse" not in offered
+    with pytest.raises(GuardFailed):
+        pair.receiver.engine.fire_on(
+            "received", received.id, "refuse", actor("clerk", B), data={"reason": "Sai"}
+        )
 
 
 def test_a_document_whose_handling_is_completed_is_still_recalled_when_the_clerk_agrees(
@@ -922,7 +942,7 @@ def test_a_supervisor_recalls_from_the_escalation_of_a_refused_recall(
     assert escalation.kind == "request_refused"
 
     # When a supervisor acts from it: recall the document, with a reason
-    pair.sender.engine.fire_on(
+    acted = pair.sender.engine.fire_on(
         "escalation",
         escalation.id,
         "act",
@@ -930,7 +950,9 @@ def test_a_supervisor_recalls_from_the_escalation_of_a_refused_recall(
         data={"action": "recall", "reason": "Thu hồi để ban hành văn bản thay thế"},
     )
 
-    # Then the recall went out in the same transaction as the step, and B can agree to it
+    # Then the recall went out in the same transaction as the step, its delivery job named
+    # in the step's answer, and B can agree to it
+    assert acted.jobs and set(acted.jobs) <= set(pair.jobs(doc))
     deliver(pair, doc)
     pair.answer(received_id, "agree_recall")
     assert document_row(pair.sender, doc).state == "recalled"

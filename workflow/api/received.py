@@ -168,9 +168,11 @@ class ReceivedEventResult(BaseModel):
 def offered_events(state: str, awaiting: Collection[str]) -> list[str]:
     """The events a received document in ``state`` offers: its machine's, an answering
     one only while a request of its kind (recall, update) awaits our clerk's answer."""
+    # While one awaits, nothing that waits for no answer owed is offered (a refusal).
+    failing = ("no_answer_owed",) if awaiting else ()
     return [
         e
-        for e in allowed_events(RECEIVED_DOCUMENT, state)
+        for e in allowed_events(RECEIVED_DOCUMENT, state, failing=failing)
         if e not in ANSWERING or ANSWERING[e] in awaiting
     ]
 

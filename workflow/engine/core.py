@@ -379,9 +379,13 @@ class Engine:
                 raise Stale
             self.fault("loaded")
             now = self.clock()
+            written = len(uow.outbox.written)
             result = self._transition(
                 uow, binding, subject, event, actor, data, prepared.results if prepared else {}
             )
+            # Every job the transition queued: its own, those of what it implied on other
+            # subjects, and those its effects queued themselves (an escalation's recall).
+            result = replace(result, jobs=uow.outbox.written[written:])
             if keyed and actor.agency_id:
                 uow.idempotency.remember(
                     actor.agency_id, keyed.key, keyed.fingerprint, 200, result.as_dict(), now
