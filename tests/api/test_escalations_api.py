@@ -4,11 +4,13 @@ Vietnam; the scheduler is run by the test after moving the clock."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from congvan.workflow import directory
 from tests.api.conftest import A, Api, B, MakeApi, assert_error
 from tests.api.test_signing_api import issue, reviewed_letter, sign, signing_api
 
@@ -69,6 +71,27 @@ def test_a_letter_not_sent_in_time_is_on_the_board_and_handled_to_its_end(
     assert api.get("/v1/escalations", role="supervisor").json()["items"] == []
     by_state = api.get("/v1/escalations", role="supervisor", params={"state": "resolved"})
     assert [i["id"] for i in by_state.json()["items"]] == [escalation_id]
+
+
+def test_an_owner_typed_decomposed_finds_what_its_owner_claimed(make_api: MakeApi) -> None:
+    # Given an escalation claimed by a supervisor with a Vietnamese user name
+    api, _, item = late_letter(make_api)
+    name = unicodedata.normalize("NFC", "thảo.nguyễn")
+    with api.runtime.uow() as uow:
+        user = directory.ensure_user(uow, A, name, ["supervisor"], api.clock())
+        token = directory.create_token(uow, user, api.clock()).token
+        uow.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    claimed = api.client.post(f"/v1/escalations/{item['id']}/events/claim", headers=headers)
+    assert claimed.status_code == 200, claimed.text
+    # When the board is filtered by that owner, typed composed or decomposed (macOS)
+    owner = f"{name}@{A}"  # as the board names people
+    assert api.get(f"/v1/escalations/{item['id']}", role="supervisor").json()["owner"] == owner
+    for typed in (owner, unicodedata.normalize("NFD", owner)):
+        listed = api.get("/v1/escalations", role="supervisor", params={"owner": typed})
+        # Then it is found either way
+        assert listed.status_code == 200, listed.text
+        assert [i["id"] for i in listed.json()["items"]] == [item["id"]], typed
 
 
 def test_bad_steps_are_refused_with_their_codes(make_api: MakeApi) -> None:

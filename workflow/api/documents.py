@@ -42,7 +42,7 @@ from .outputs import (
     sends,
     versioned_etag,
 )
-from .paging import PagingDep, check_limit, page, paging
+from .paging import MAX_CURSOR, PagingDep, check_limit, page, paging
 from .schemas import DocumentIn, EventIn, check_limits, form_body, storable_offset_moment
 from .trail import HistoryPage
 from .views import check_document_id, load_visible
@@ -218,7 +218,7 @@ def list_documents(
     doc_type: Annotated[str | None, Query(max_length=50)] = None,
     created_after: Annotated[datetime | None, AfterValidator(storable_offset_moment)] = None,
     created_before: Annotated[datetime | None, AfterValidator(storable_offset_moment)] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR)] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> dict[str, Any]:
     require(principal, READ_ROLES, "Reading documents")

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote_plus, unquote_to_bytes
 
 from python_multipart import MultipartParser, QuerystringParser
 from python_multipart.exceptions import FormParserError
@@ -74,17 +75,33 @@ def _one_line(texts: list[str], *, field: str, location: str) -> None:
         )
 
 
+def _composed(pair: bytes, texts: list[str]) -> bytes:
+    """A query's ``name=value`` pair with its text in NFC (the pair as sent if it was)."""
+    nfc = [unicodedata.normalize("NFC", text) for text in texts]
+    if nfc == texts:
+        return pair
+    name, value = (quote_plus(text, safe="") for text in nfc)
+    return f"{name}={value}".encode("ascii")
+
+
 def check_target(scope: Scope) -> None:
     """The path, the query string and the headers read."""
     raw_path = scope.get("raw_path")
     if raw_path is not None:  # a server that gives only the decoded path already chose
         path = unquote_to_bytes(raw_path)
         _text(path, field=path.decode(_UTF8, "replace"), location="path")
-    for pair in scope.get("query_string", b"").split(b"&"):
+    query: bytes = scope.get("query_string", b"")
+    composed = []
+    for pair in query.split(b"&"):
         if pair:
             name, _, value = pair.partition(b"=")
             texts = check_field(name, value, "query parameter")
             _one_line(texts, field=texts[0], location="query parameter")
+            composed.append(_composed(pair, texts))
+    if not query.isascii() or b"%" in query:
+        # Text is kept in Unicode NFC, and what a query filters on is compared with it: a
+        # name typed decomposed (macOS, some input methods) finds what it names.
+        scope["query_string"] = b"&".join(composed)
     for name, value in scope.get("headers", ()):
         header = READ_HEADERS.get(name.lower())
         if header is not None and not value.isascii():

@@ -34,7 +34,7 @@ from .documents import (
     subject_event,
 )
 from .outputs import AUTHENTICATED, Page, errors, sends, versioned_etag
-from .paging import check_limit
+from .paging import MAX_CURSOR, check_limit
 from .schemas import TextModel
 from .views import check_document_id
 from .vocabulary import (
@@ -226,7 +226,7 @@ def list_escalations(
     document: Annotated[str | None, Query(max_length=36)] = None,
     owner: Annotated[str | None, Query(max_length=200, description="Owned by (user name)")] = None,
     level: Annotated[int | None, Query(ge=1, le=2)] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR)] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> dict[str, Any]:
     require(principal, READ_ROLES, "Reading escalations")

@@ -50,7 +50,7 @@ from .documents import (
 )
 from .files import content_disposition
 from .outputs import AUTHENTICATED, Page, binary, digest_headers, errors, sends, versioned_etag
-from .paging import check_limit
+from .paging import MAX_CURSOR, check_limit
 from .schemas import TextModel
 from .views import check_document_id
 from .vocabulary import ReceivedEvent, ReceivedState, StatusCode
@@ -234,7 +234,7 @@ def list_received(
     principal: PrincipalDep,
     state: Annotated[list[str] | None, Query(description="Filter by state (repeatable)")] = None,
     sender: Annotated[str | None, Query(max_length=35, description="The sending agency")] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR)] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> dict[str, Any]:
     require(principal, READ_ROLES, "Reading received documents")
