@@ -239,20 +239,40 @@ def route_view(route: RouteRow) -> dict[str, Any]:
     }
 
 
-def notice_view(notice: NoticeRow, attempts: list[AttemptRow] | None = None) -> dict[str, Any]:
+def shown_target(channel: str, target: str) -> str:
+    """A webhook's address as those who may not read routes see it: its origin only (a
+    path or query may carry the receiver's token). A mailbox is shown whole."""
+    if channel != "webhook":
+        return target
+    parts = urlsplit(target)
+    origin = f"{parts.scheme}://{parts.hostname or ''}"
+    origin += f":{parts.port}" if parts.port else ""
+    return origin if target in (origin, f"{origin}/") else f"{origin}/…"
+
+
+def notice_view(
+    notice: NoticeRow, attempts: list[AttemptRow] | None = None, *, whole_target: bool = True
+) -> dict[str, Any]:
+    """A notification as shown; ``whole_target`` False: its webhook's origin only, in its
+    errors too (for those who may read notifications but not the routes they went by)."""
     content = json.loads(notice.content)
+    target = notice.target if whole_target else shown_target(notice.channel, notice.target)
+
+    def said(error: str) -> str:
+        return error if whole_target else error.replace(notice.target, target)
+
     view: dict[str, Any] = {
         "id": notice.id,
         "agency_id": notice.agency_id,
         "route_id": notice.route_id,
         "kind": notice.kind,
         "channel": notice.channel,
-        "target": notice.target,
+        "target": target,
         "escalation_id": notice.escalation_id,
         "document_id": notice.document_id,
         "state": notice.state,
         "attempts": notice.attempts,
-        "last_error": notice.last_error,
+        "last_error": said(notice.last_error),
         "created_at": notice.created_at.isoformat(),
         "updated_at": notice.updated_at.isoformat(),
         "sent_at": notice.sent_at.isoformat() if notice.sent_at else None,
@@ -266,7 +286,7 @@ def notice_view(notice: NoticeRow, attempts: list[AttemptRow] | None = None) -> 
                 "finished_at": a.finished_at.isoformat(),
                 "outcome": a.outcome,
                 "status": a.status,
-                "error": a.error,
+                "error": said(a.error),
             }
             for a in attempts
         ]

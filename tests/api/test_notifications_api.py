@@ -6,6 +6,7 @@ not found; every bad input has its code.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -303,6 +304,26 @@ def test_dead_letters_are_listed_and_retried_by_operators_and_supervisors(
     again = api.client.post(f"/v1/notifications/{dead}/retry", headers=api.auth(role))
     assert {"state": "pending"} == assert_error(again, 409, "conflict")
     assert [] == api.get("/v1/notifications", role=role, params={"state": "dead"}).json()["items"]
+
+
+def test_a_webhooks_whole_address_is_shown_only_to_those_who_may_read_the_routes(
+    one_attempt: Api,
+) -> None:
+    # Given a dead letter of a webhook whose path may carry the receiver's token
+    api = one_attempt
+    dead = dead_letter(api)
+    target = api.get(f"/v1/notifications/{dead}", role="operator").json()["target"]
+    assert target.endswith("/hook")
+    origin = target.removesuffix("/hook")
+
+    # When a supervisor (who may not read the routes) reads it, listed and alone
+    listed = api.get("/v1/notifications", role="supervisor").json()["items"]
+    shown = api.get(f"/v1/notifications/{dead}", role="supervisor").json()
+
+    # Then the webhook is named by its origin only, its errors too
+    assert [n["target"] for n in listed] == [f"{origin}/…"] == [shown["target"]]
+    assert "/hook" not in json.dumps(listed) + json.dumps(shown)
+    assert shown["attempt_log"] and shown["channel"] == "webhook"
 
 
 @pytest.mark.parametrize("role", ["clerk", "reviewer", "signer"])

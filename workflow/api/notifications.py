@@ -18,7 +18,8 @@ from congvan.states.vocabulary import (
     NOTIFICATION_CHANNELS,
     NOTIFICATION_STATES,
 )
-from congvan.storage.notifications import NoticeRow, RouteRow
+from congvan.storage.agencies import Principal
+from congvan.storage.notifications import AttemptRow, NoticeRow, RouteRow
 
 from .. import notifications as managing
 from .auth import PrincipalDep, require
@@ -266,8 +267,12 @@ def delete_route(route_id: str, uow: WriteUowDep, principal: PrincipalDep) -> di
 # -- notifications ----------------------------------------------------------------------------
 
 
-def _notice(notice: NoticeRow) -> dict[str, Any]:
-    return managing.notice_view(notice)
+def _notice(
+    notice: NoticeRow, principal: Principal, attempts: list[AttemptRow] | None = None
+) -> dict[str, Any]:
+    """A notification as ``principal`` may see it: a webhook's whole address is for those
+    who may read the routes (a supervisor sees its origin)."""
+    return managing.notice_view(notice, attempts, whole_target=bool(principal.roles & ADMINS))
 
 
 @notices_router.get(
@@ -294,7 +299,7 @@ def list_notices(
             lambda row: (row.id,),
             at,
         )
-    return {**rows, "items": [_notice(r) for r in rows["items"]]}
+    return {**rows, "items": [_notice(r, principal) for r in rows["items"]]}
 
 
 @notices_router.get(
@@ -307,7 +312,7 @@ def get_notice(notification_id: str, uow: ReadUowDep, principal: PrincipalDep) -
     require(principal, WATCHERS, "Notifications")
     with uow:
         notice = managing.notice_of(uow, notification_id, principal.agency_id)
-        return managing.notice_view(notice, uow.notifications.attempts_of(notice.id))
+        return _notice(notice, principal, uow.notifications.attempts_of(notice.id))
 
 
 @notices_router.post(
@@ -329,4 +334,4 @@ def retry_notice(
         notice = notifying.retry(uow, notification_id, principal.agency_id, clock())
         uow.commit()
     runtime.relay.kick()
-    return _notice(notice)
+    return _notice(notice, principal)
