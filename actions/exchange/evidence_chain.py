@@ -24,7 +24,7 @@ from .evidence import (
     json_object,
     read_audit,
 )
-from .evidence_report import Report, revoked_later
+from .evidence_report import Report, offline, revoked_later
 
 
 class ChainChecks:
@@ -65,7 +65,7 @@ class ChainChecks:
             )
         except CongvanError as exc:
             reason = str(exc.details.get("reason") or exc.code)
-            self.report.fail("index", reason, exc.message, INDEX_SIGNATURE)
+            self.report.fail("index", reason, offline(exc), INDEX_SIGNATURE)
             return
         version, head = index.audit_head
         last = self.entries[-1] if self.entries else None

@@ -55,14 +55,7 @@ class Report:
         """``item`` failed as ``exc`` says, under the code of :func:`signature_code`; a
         verification the wire would defer ("send it again later") says what it lacks, as
         a wait means nothing offline."""
-        detail = exc.message
-        cause = exc.__cause__
-        if isinstance(exc, VerificationDeferred) and isinstance(cause, CongvanError):
-            detail = (
-                f"{cause.message} Offline, nothing comes later: the bundle needs the "
-                "issuer's CRL in force when it was signed."
-            )
-        self.fail(item, signature_code(exc), detail, member)
+        self.fail(item, signature_code(exc), offline(exc), member)
 
     def anchored(self, cms: bytes, roots: Sequence[x509.Certificate]) -> str:
         """Note which of ``roots`` a verified CMS chains to; a few words saying it."""
@@ -85,6 +78,18 @@ class Report:
             },
             "checks": [c.__dict__ for c in self.checks],
         }
+
+
+def offline(exc: CongvanError) -> str:
+    """What ``exc`` says, as said offline: a verification the wire would defer ("send it
+    again later") says what it lacks instead, as a wait means nothing to a bundle."""
+    cause = exc.__cause__
+    if isinstance(exc, VerificationDeferred) and isinstance(cause, CongvanError):
+        return (
+            f"{cause.message} Offline, nothing comes later: the bundle needs the "
+            "issuer's CRL in force when it was signed."
+        )
+    return exc.message
 
 
 def signature_code(exc: CongvanError) -> str:

@@ -696,3 +696,18 @@ def test_a_letter_signed_on_the_server_carries_its_signed_pdf(
     assert [] == [c for c in report.checks if not c.ok]
     [pdf] = [c for c in report.checks if c.item == "signed_pdf"]
     assert "left out with the files" in pdf.detail
+
+
+def test_a_bundle_signed_past_its_crls_says_what_it_lacks_never_to_wait(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter acknowledged, its bundle exported long after the CRLs A holds ran
+    # out: the index is signed at a moment no CRL in the bundle speaks for
+    doc = acknowledged(pair, make_document)
+    pair.sender.clock.advance(days=400)
+    report = judged(export(pair, doc), pair)
+
+    # Then the index's revocation is unknown, said as offline: nothing comes later
+    [index] = [c for c in report.checks if c.item == "index"]
+    assert (index.ok, index.code) == (False, "revocation_unknown"), index
+    assert "again later" not in index.detail and "Offline" in index.detail
