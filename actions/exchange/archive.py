@@ -211,12 +211,12 @@ def _check_end_record(stream: BinaryIO, size: int, limits: Limits) -> None:
         raise MessageMalformed(
             "The archive carries a ZIP64 end record.", reason="layout", part="(end record)"
         )
-    if directory_at + directory_bytes != size - tail + at:
-        # The directory ends where the end record begins: nothing lies between them.
+    unaccounted = size - tail + at - (directory_at + directory_bytes)
+    if unaccounted:
+        # The directory ends where the end record begins: nothing lies between them, nor
+        # anywhere before them that the record's offsets do not count.
         raise MessageMalformed(
-            "Bytes lie between the central directory and the end record.",
-            reason="layout",
-            part="(end record)",
+            _unaccounted(stream, unaccounted), reason="layout", part="(end record)"
         )
     if comment:
         raise MessageMalformed(
@@ -338,6 +338,22 @@ def plain_file(info: zipfile.ZipInfo) -> bool:
     if mode and (stat.S_IFMT(mode) not in (0, stat.S_IFREG) or mode & 0o7000):
         return False
     return not info.external_attr & _DOS_NOT_A_FILE
+
+
+def _unaccounted(stream: BinaryIO, count: int) -> str:
+    """Say where the ``count`` bytes the end record's offsets do not count lie (as far
+    as can be told): before the first part, or further in."""
+    if count < 0:
+        return "The end record places the central directory past its own start."
+    stream.seek(0)
+    start = stream.read(count + 4)
+    stream.seek(0)
+    if start[:4] != _LOCAL_SIGNATURE and start[count:] == _LOCAL_SIGNATURE:
+        return f"{count} bytes precede the archive's first part."
+    return (
+        f"{count} bytes lie between the archive's parts, its central directory and its end "
+        "record, which its offsets do not count."
+    )
 
 
 def _check_layout(stream: BinaryIO, zip_file: zipfile.ZipFile, size: int) -> None:

@@ -164,7 +164,10 @@ def test_bytes_before_the_first_member_are_refused() -> None:
     # zipfile reads past them (a self-extracting archive); a package is nothing else.
     polyglot = b"%PDF-1.4 something else entirely\n" + package()
 
-    assert refusal(polyglot).reason == "layout"
+    refused = refusal(polyglot)
+    assert refused.reason == "layout"
+    # said as it is: before the first part, not between the directory and its end record
+    assert refused.message == "33 bytes precede the archive's first part."
 
 
 class _Forward(io.BytesIO):
