@@ -183,6 +183,18 @@ class _Judge(ChainChecks):
         unlisted = set(bundle.archive.members) - set(bundle.listed) - {INDEX, INDEX_SIGNATURE}
         for name in sorted(unlisted):
             self.report.fail("members", "member_extra", f"{name} is not listed in index.json", name)
+        # One index, one archive (as a package's header): the members in the order it
+        # lists them, after it and its signature; those missing or extra are named above.
+        expected = [INDEX, INDEX_SIGNATURE, *bundle.listed]
+        present = set(bundle.archive.members)
+        if [n for n in bundle.archive.members if n in expected] != [
+            n for n in expected if n in present
+        ]:
+            detail = (
+                f"the members are not in the order {INDEX} lists them "
+                f"({INDEX}, {INDEX_SIGNATURE}, then its members)"
+            )
+            self.report.fail("members", "member_order", detail, None)
         if len(self.report.checks) == before:
             count = len(bundle.index.members)
             self.report.holds("members", f"{count} members, each its listed size and SHA-256")

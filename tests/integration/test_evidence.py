@@ -711,3 +711,18 @@ def test_a_bundle_signed_past_its_crls_says_what_it_lacks_never_to_wait(
     [index] = [c for c in report.checks if c.item == "index"]
     assert (index.ok, index.code) == (False, "revocation_unknown"), index
     assert "again later" not in index.detail and "Offline" in index.detail
+
+
+def test_a_bundle_whose_members_are_out_of_the_index_order_is_refused(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given a verified bundle, its members (each unchanged) written in reverse order
+    bundle = export(pair, acknowledged(pair, make_document))
+    assert judged(bundle, pair).verified
+    reordered = zipped(dict(reversed(list(members(bundle).items()))))
+
+    # Then it is refused as a package would be: one index, one archive
+    report = judged(reordered, pair)
+    assert not report.verified
+    assert ("member_order", None) in failures(report)
+    assert {c.code for c in report.checks if not c.ok} == {"member_order"}
