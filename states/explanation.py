@@ -404,8 +404,14 @@ def _escalations(
     return found
 
 
-def _attempt_facts(last: AttemptFacts) -> dict[str, Any]:
+def _attempt_facts(last: AttemptFacts, this_sending: int) -> dict[str, Any]:
+    """The last attempt, numbered over the dispatch's life (as its log is); after a resend,
+    ``since_resend`` numbers it among this sending's attempts, as the dispatch counts them."""
+    facts: dict[str, Any] = {}
+    if 0 < this_sending < last.attempt:
+        facts["since_resend"] = this_sending
     return {
+        **facts,
         "attempt": last.attempt,
         "at": last.finished_at,
         "outcome": last.outcome,
@@ -490,7 +496,7 @@ def _recipient(
         failed: dict[str, Any] = {"attempts": d.attempts, "error": d.last_error}
         found.append(Finding(FAILED_FOR_GOOD, {**failed, "at": d.updated_at}, o, ended))
     if d.last_attempt is not None:
-        found.append(Finding(LAST_ATTEMPT, _attempt_facts(d.last_attempt), o))
+        found.append(Finding(LAST_ATTEMPT, _attempt_facts(d.last_attempt, d.attempts), o))
     found += _escalations(snapshot, d.id, o)
     return RecipientExplanation(o, d.id, d.state, code, tuple(found))
 

@@ -234,11 +234,22 @@ def _last_attempt(f: Mapping[str, Any], lang: str) -> str:
     status = f" HTTP {f['http_status']}" if f.get("http_status") is not None else ""
     error = f": {f['error']}" if f.get("error") else ""
     at, outcome = moment(f["at"], lang), _outcome(f["outcome"], lang)
+    since = f.get("since_resend")
     if lang == "vi":
+        again = f" (lần {since} kể từ khi gửi lại)" if since else ""
         return (
-            f"Lần gửi thứ {f['attempt']} lúc {at}: {outcome}{status}{error} ({f['latency_ms']} ms)."
+            f"Lần gửi thứ {f['attempt']}{again} lúc {at}: {outcome}{status}{error} "
+            f"({f['latency_ms']} ms)."
         )
-    return f"Attempt {f['attempt']} at {at}: {outcome}{status}{error} ({f['latency_ms']} ms)."
+    again = f" ({_ordinal(since)} since the resend)" if since else ""
+    return (
+        f"Attempt {f['attempt']}{again} at {at}: {outcome}{status}{error} ({f['latency_ms']} ms)."
+    )
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _sending(f: Mapping[str, Any], lang: str) -> str:

@@ -619,3 +619,21 @@ def test_a_failure_after_an_update_asks_for_a_replacement_not_a_resend() -> None
     assert headline.code == x.FAILED_AWAITING_REPLACEMENT and headline.alarm
     assert "replacement" in sentence(headline)["en"] and "resend" not in sentence(headline)["vi"]
     assert "thay thế" in sentence(headline)["vi"]
+
+
+def test_an_attempt_after_a_resend_is_numbered_in_the_log_and_in_this_sending() -> None:
+    # Given a dispatch delivered at its first attempt after a resend, its fifth in all
+    fifth = replace(REFUSED_ATTEMPT, attempt=5, outcome="delivered", http_status=201, error="")
+    resent = replace(SENT, dispatches=(dispatch("delivered", attempts=1, last_attempt=fifth),))
+    # When it is explained
+    [last] = [f for f in x.explain(resent, NOW, WEEKDAYS).all() if f.code == x.LAST_ATTEMPT]
+    # Then both numbers are told: the log's and this sending's (as the dispatch counts)
+    assert (last.facts["attempt"], last.facts["since_resend"]) == (5, 1)
+    assert sentence(last)["en"].startswith("Attempt 5 (1st since the resend) at ")
+    assert sentence(last)["vi"].startswith("Lần gửi thứ 5 (lần 1 kể từ khi gửi lại) lúc ")
+    # And a dispatch never resent is told its one number
+    first = replace(REFUSED_ATTEMPT, attempt=1)
+    once = replace(SENT, dispatches=(dispatch("delivered", attempts=1, last_attempt=first),))
+    [last] = [f for f in x.explain(once, NOW, WEEKDAYS).all() if f.code == x.LAST_ATTEMPT]
+    assert "since_resend" not in last.facts
+    assert sentence(last)["en"].startswith("Attempt 1 at ")
