@@ -7,6 +7,7 @@ the same status, the same body, the same ETag, plus ``Idempotent-Replayed: true`
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -169,3 +170,31 @@ def test_an_empty_key_is_refused_not_taken_for_no_key(api: Api) -> None:
     for _ in range(2):
         assert_error(api.create(headers={"Idempotency-Key": ""}), 422, "invalid_input")
     assert api.get("/v1/documents").json()["items"] == []
+
+
+def test_every_change_that_keeps_no_key_refuses_one_before_doing_anything(api: Api) -> None:
+    # Every change whose OpenAPI operation takes no Idempotency-Key (a route, an
+    # authority, an agency, the time rules, a notification's retry, ...) refuses one: a
+    # key dropped there would leave a repeat after a lost answer done twice.
+    paths = api.client.get("/openapi.json").json()["paths"]
+    some_id = "0192f000-0000-7000-8000-000000000001"
+    refused, kept = set(), set()
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if method not in ("post", "put", "patch", "delete") or path in (
+                "/v1/inbox",
+                "/v1/status",
+            ):
+                continue
+            takes = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+            url = re.sub(r"\{[^}]+\}", some_id, path)
+            headers = {**api.auth("operator"), "Idempotency-Key": "k-1"}
+            said = api.client.request(method, url, headers=headers, json={})
+            about_key = said.status_code == 422 and (
+                said.json()["details"].get("field") == "Idempotency-Key"
+            )
+            (kept if "Idempotency-Key" in takes else refused).add(path)
+            assert about_key == ("Idempotency-Key" not in takes), (method, path, said.text)
+    # Those that keep it: a draft's creation, the engine's events, recall, update, replace
+    assert {"/v1/notification-routes", "/v1/authorities", "/v1/agencies"} <= refused
+    assert "/v1/documents" in kept and "/v1/documents/{document_id}/recall" in kept

@@ -156,13 +156,22 @@ def _check_conditions(request: Request, takes: _Takes) -> None:
     has them, never dropped: what such a route changes has no entity tag, so an
     ``If-Match`` naming tags fails (``*`` holds: it exists); an ``If-None-Match: *`` fails
     (it exists), one naming tags holds, except on a route whose changes are versioned
-    (its If-Match names them), where it is refused: say the version held with If-Match."""
+    (its If-Match names them), where it is refused: say the version held with If-Match.
+    An ``Idempotency-Key`` a route would not keep is refused too."""
     if_match = request.headers.get("if-match")
     if if_match is not None and "If-Match" not in takes.headers and if_match.strip() != "*":
         raise PreconditionFailed(
             "What this request changes has no entity tag for If-Match to name: nothing "
             "was done. Send it without If-Match.",
             field="If-Match",
+        )
+    if "idempotency-key" in request.headers and "Idempotency-Key" not in takes.headers:
+        # Taken and not kept, a repeat after a lost answer would be done twice.
+        raise InvalidInput(
+            "This change is not replayed by an Idempotency-Key: send it without one (a "
+            "repeat of it is refused as a conflict, or changes nothing more).",
+            field="Idempotency-Key",
+            location="header",
         )
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is None:
