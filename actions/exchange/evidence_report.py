@@ -89,7 +89,7 @@ def offline(exc: CongvanError) -> str:
             f"{cause.message} Offline, nothing comes later: the bundle needs the "
             "issuer's CRL in force when it was signed."
         )
-    return exc.message
+    return str(exc.message)
 
 
 def signature_code(exc: CongvanError) -> str:
