@@ -82,6 +82,15 @@ def registered(pair: Pair, make_document: Callable[..., str], **files: Any) -> t
     return doc, received.id
 
 
+def recalled(pair: Pair, make_document: Callable[..., str]) -> tuple[str, str]:
+    """A's letter registered at B, then recalled with B's agreement (15)."""
+    doc, received_id = registered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    pair.answer(received_id, "agree_recall")
+    return doc, received_id
+
+
 def get(runtime: Runtime, agency: str, path: str, role: str = "clerk") -> Any:
     """GET ``path`` from ``runtime``'s API as a person of ``agency`` with ``role``."""
     with runtime.uow() as uow:
@@ -207,10 +216,7 @@ def test_explain_tells_when_the_document_was_recalled_whatever_moved_its_row_sin
     pair: Pair, served: str, make_document: Callable[..., str]
 ) -> None:
     # Given A's letter recalled with B's agreement
-    doc, received_id = registered(pair, make_document)
-    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
-    deliver(pair, doc)
-    pair.answer(received_id, "agree_recall")
+    doc, _ = recalled(pair, make_document)
     with pair.sender.uow(readonly=True) as uow:
         [entry] = uow.audit.entries(doc, "recalled")
     # When something later moves the document's row (a dispatch's event, say)
@@ -231,10 +237,7 @@ def test_nothing_is_taken_of_a_copy_its_recipient_cancelled_by_agreeing_to_the_r
     pair: Pair, served: str, make_document: Callable[..., str], code: str, earlier: str
 ) -> None:
     # Given A's letter registered at B (03), then recalled with B's agreement (15)
-    doc, received_id = registered(pair, make_document)
-    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
-    deliver(pair, doc)
-    pair.answer(received_id, "agree_recall")
+    doc, _ = recalled(pair, make_document)
     before = get(pair.sender, A, f"/v1/documents/{doc}")
     with pair.sender.uow(readonly=True) as uow:
         entries = len(uow.audit.chain(doc))
@@ -963,10 +966,7 @@ def test_a_recalled_letters_evidence_holds_the_recall_and_each_answer(
     pair: Pair, served: str, make_document: Callable[..., str]
 ) -> None:
     # Given A's letter registered at B, recalled, B agreeing (15), the trail anchored
-    doc, received_id = registered(pair, make_document)
-    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
-    deliver(pair, doc)
-    pair.answer(received_id, "agree_recall")
+    doc, _ = recalled(pair, make_document)
     pair.sender.clock.advance(minutes=1)
     pair.sender.anchoring.anchor(pair.sender.uow, pair.sender.clock())
 
