@@ -10,6 +10,7 @@ import dataclasses
 import json
 from typing import Any
 
+from congvan.actions.recalls import was_updated
 from congvan.states import DOCUMENT, allowed_events, policy
 from congvan.states import dispatch as d
 from congvan.states.dispatch import REJECTED, recipient_status
@@ -41,11 +42,21 @@ def summary(row: DocumentRow) -> dict[str, Any]:
     }
 
 
-def _failing(requests: list[dict[str, Any]]) -> tuple[str, ...]:
-    """The conditions known not to hold from the document's requests: one at a time, so
-    none is offered while a recipient's answer to the last one is awaited."""
-    awaited = any(r["state"] in d.UNANSWERED for q in requests for r in q["recipients"])
-    return ("no_request_awaiting",) if awaited else ()
+def _failing(
+    uow: UnitOfWork, row: DocumentRow, requests: list[dict[str, Any]], sending: list[DispatchRow]
+) -> tuple[str, ...]:
+    """The conditions known not to hold, from what the view reads anyway: a request while
+    a recipient's answer to the last one is awaited (one at a time); a resend with no
+    dispatch failed for good, or once an update changed what the package says."""
+    failing = []
+    if any(r["state"] in d.UNANSWERED for q in requests for r in q["recipients"]):
+        failing.append("no_request_awaiting")
+    if row.state == "failed":
+        if not any(x.state == d.FAILED for x in sending):
+            failing.append("a_dispatch_failed")
+        elif was_updated(uow, row.id):
+            failing.append("never_updated")
+    return tuple(failing)
 
 
 def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
@@ -55,6 +66,7 @@ def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
     timers = uow.timers.for_document(doc_id)
     statuses = uow.dispatches.statuses_by_dispatch(doc_id)
     requests = requests_view(uow, doc_id, statuses)
+    sending = uow.dispatches.for_document(doc_id)
     return {
         **summary(row),
         "number": row.number,
@@ -74,11 +86,13 @@ def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
         "due_date": row.due_date,
         "appointed_at": row.appointed_at,
         "created_by": row.created_by,
-        "allowed_events": allowed_events(DOCUMENT, row.state, failing=_failing(requests)),
+        "allowed_events": allowed_events(
+            DOCUMENT, row.state, failing=_failing(uow, row, requests, sending)
+        ),
         "recipients": [dataclasses.asdict(r) for r in uow.documents.recipients(doc_id)],
         "attachments": [dataclasses.asdict(a) for a in uow.documents.attachments(doc_id)],
         "dispatches": _with_recalls(
-            [dispatch_view(d, statuses.get(d.id, [])) for d in uow.dispatches.for_document(doc_id)],
+            [dispatch_view(x, statuses.get(x.id, [])) for x in sending],
             requests,
         ),
         "jobs": [

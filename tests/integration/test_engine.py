@@ -29,6 +29,7 @@ from congvan.states.errors import (
 from congvan.storage.documents import RecipientRow
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.engine import STEPS, Engine, FireResult, Idempotency
+from congvan.workflow.views import document_view
 from tests.factories import (
     OTHER_AGENCY_ID,
     SAMPLE_FIELDS,
@@ -497,9 +498,12 @@ def test_a_refusal_fails_the_document_and_stands_against_a_resend(
     # When the second recipient refuses it
     refused = fire(second, "refuse", data={"error": "02: sai thể thức"})
 
-    # Then the document has failed
+    # Then the document has failed, and its view offers no resend (nothing failed for good)
     assert ["failed"] == refused.derived
     assert "failed" == document_row(sending, doc).state
+    with sending.uow(readonly=True) as uow:
+        offered = document_view(uow, uow.documents.load(doc))["allowed_events"]
+    assert "resend" not in offered
     assert {"000.00.01.H57": "delivered", "000.00.02.H57": "rejected"} == dispatch_states(
         sending, doc
     )

@@ -13,6 +13,7 @@ import pytest
 
 from congvan.states.errors import GuardFailed, InvalidInput
 from congvan.workflow.bootstrap import Runtime
+from congvan.workflow.views import document_view
 from tests.databases import Databases
 from tests.factories import actor, document_row
 from tests.installations import PASS, SENDER_FAKES, B, Pair, link, serving_inbox
@@ -125,16 +126,24 @@ def test_once_c_failed_for_good_the_recall_goes_to_b_and_ends_the_document(
     assert open_escalations(two, doc) == []
 
 
+def offered(pair: Pair, doc: str) -> list[str]:
+    """The events A's view of ``doc`` offers."""
+    with pair.sender.uow(readonly=True) as uow:
+        return list(document_view(uow, uow.documents.load(doc))["allowed_events"])
+
+
 def test_a_resend_after_an_update_would_carry_the_old_values_and_is_refused(
     two: Pair, make_document: Callable[..., str]
 ) -> None:
     # Given A's letter delivered to B, failed for good at C, then updated (B agrees)
     doc = sent_and_c_down(two, make_document)
     c_fails_for_good(two, doc)
+    assert "resend" in offered(two, doc)
     two.sender.engine.fire(doc, "update", actor("supervisor"), data=UPDATE)
     run_due(two, doc)
     [received] = two.received()
     two.answer(received.id, "agree_update")
+    assert "resend" not in offered(two, doc)  # its view knows the guard would refuse
 
     # When a supervisor resends it to C
     with pytest.raises(GuardFailed) as refused:
