@@ -91,16 +91,19 @@ def check_target(scope: Scope) -> None:
         path = unquote_to_bytes(raw_path)
         _text(path, field=path.decode(_UTF8, "replace"), location="path")
     query: bytes = scope.get("query_string", b"")
+    # Text is kept in Unicode NFC, and what a query filters on is compared with it: a name
+    # typed decomposed (macOS, some input methods) finds what it names. A query of plain
+    # ASCII holds nothing to compose.
+    composing = not query.isascii() or b"%" in query
     composed = []
     for pair in query.split(b"&"):
         if pair:
             name, _, value = pair.partition(b"=")
             texts = check_field(name, value, "query parameter")
             _one_line(texts, field=texts[0], location="query parameter")
-            composed.append(_composed(pair, texts))
-    if not query.isascii() or b"%" in query:
-        # Text is kept in Unicode NFC, and what a query filters on is compared with it: a
-        # name typed decomposed (macOS, some input methods) finds what it names.
+            if composing:
+                composed.append(_composed(pair, texts))
+    if composing:
         scope["query_string"] = b"&".join(composed)
     for name, value in scope.get("headers", ()):
         header = READ_HEADERS.get(name.lower())
