@@ -10,6 +10,10 @@ algorithms, the form ``openssl cms -verify`` and every other verifier read the s
                           RSA key of 2048 bits or more or an ECDSA key on P-256, P-384
                           or P-521 (else ``WeakAlgorithm``)
     one signer            SignedData with exactly one SignerInfo
+    content               what is signed is plain data (id-data), not a timestamp token's
+                          TSTInfo or any other kind of content the same key may sign
+    signed attributes     each type once, with one value (RFC 5652 11: one content type,
+                          one message digest, one signing time; none other repeats)
     digest                SHA-256, SHA-384 or SHA-512, listed in digestAlgorithms, which
                           lists nothing else
     signature algorithm   RSA PKCS#1 v1.5, RSA-PSS or ECDSA, hashing with that digest
@@ -78,6 +82,8 @@ def check_strict_cms(cms_der: bytes) -> None:
         _check_implicit_sets(signed_data)
         _check_certificates(signed_data)
         _check_algorithms(signed_data)
+        _check_content_type(signed_data)
+        _check_signed_attributes(signed_data["signer_infos"][0])
     except (SignatureMalformed, WeakAlgorithm):
         raise
     # asn1crypto parses lazily and reports damage as whatever the value it met raises.
@@ -314,6 +320,40 @@ def _check_algorithms(signed_data: asn1_cms.SignedData) -> None:
         raise SignatureMalformed(
             "The CMS algorithm protection attribute names other algorithms than the signer's."
         )
+
+
+_DATA = "1.2.840.113549.1.7.1"
+
+
+def _check_content_type(signed_data: asn1_cms.SignedData) -> None:
+    """What is signed is data: the bytes it is checked against, nothing else."""
+    content_type = signed_data["encap_content_info"]["content_type"]
+    if content_type.dotted != _DATA:
+        raise SignatureMalformed(
+            f"The signature signs {content_type.native} content, not data.",
+            content_type=content_type.dotted,
+        )
+
+
+def _check_signed_attributes(signer_info: asn1_cms.SignerInfo) -> None:
+    """Each signed attribute once, with one value: a signer cannot claim two of anything
+    (two signing times, say, one for each verifier that reads only the first or the last)."""
+    attributes = signer_info["signed_attrs"]
+    seen: set[str] = set()
+    for attribute in [] if isinstance(attributes, core.Void) else attributes:
+        kind = attribute["type"]
+        name = kind.native if isinstance(kind.native, str) else kind.dotted
+        if kind.dotted in seen:
+            raise SignatureMalformed(
+                f"The signature's signed attributes give {name} twice.", attribute=name
+            )
+        seen.add(kind.dotted)
+        if len(attribute["values"]) != 1:
+            raise SignatureMalformed(
+                f"The signature's {name} attribute holds {len(attribute['values'])} values "
+                "instead of one.",
+                attribute=name,
+            )
 
 
 def _digest(algorithm: core.Sequence) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -235,6 +236,42 @@ def with_two_signers(der: bytes) -> bytes:
     return root.encode()
 
 
+def with_attributes(
+    der: bytes, who: Issued, change: Callable[[list[bytes]], list[bytes]]
+) -> bytes:
+    """``der`` with its signed attributes (each one's DER) changed by ``change``, sorted as
+    DER sorts a SET OF, and signed so by ``who`` (RSA): strict but for what changed."""
+    root = tree(der)
+    signer_info = at(root, *SIGNER_INFO)
+    attributes, signature = at(signer_info, 3), at(signer_info, 5)
+    assert attributes.children is not None and isinstance(who.key, rsa.RSAPrivateKey)
+    changed = sorted(change([child.encode() for child in attributes.children]))
+    attributes.children = [tree(encoded) for encoded in changed]
+    signed = Node(0x31, attributes.children).encode()  # [0] IMPLICIT on the wire, SET signed
+    signature.value = who.key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
+    return root.encode()
+
+
+def signing_time_attribute(moment: datetime, *more: datetime) -> bytes:
+    values = [asn1_cms.Time({"utc_time": m}) for m in (moment, *more)]
+    return bytes(asn1_cms.CMSAttribute({"type": "signing_time", "values": values}).dump())
+
+
+def with_content_type(der: bytes, who: Issued, content_type: str) -> bytes:
+    """``der`` declaring another eContentType, its content-type attribute saying the same."""
+    content_info = asn1_cms.ContentInfo.load(der)
+    content_info["content"]["encap_content_info"] = {"content_type": content_type}
+    declared = bytes(
+        asn1_cms.CMSAttribute({"type": "content_type", "values": [content_type]}).dump()
+    )
+    oid = bytes(asn1_cms.CMSAttributeType("content_type").dump())
+
+    def swap(attributes: list[bytes]) -> list[bytes]:
+        return [declared if a[2 : 2 + len(oid)] == oid else a for a in attributes]
+
+    return with_attributes(bytes(content_info.dump(force=True)), who, swap)
+
+
 def refusal(cms_der: bytes, pki: Pki, *, known: bool) -> SignatureError:
     """The error verifying ``cms_der`` raises, with the signer remembered or not."""
     if known:
@@ -385,6 +422,53 @@ def test_two_signers_are_malformed(pki: Pki, good: bytes) -> None:
 
     assert SignatureMalformed is type(refused)
     assert 2 == refused.details["signers"]
+
+
+@pytest.mark.parametrize("case", ["two attributes", "two values in one"])
+def test_a_signed_attribute_given_twice_is_malformed(
+    pki: Pki, good: bytes, openssl: OpenSsl, known: bool, case: str
+) -> None:
+    # RFC 5652 11.3: one signing time, one value; openssl refuses a second, and a verifier
+    # that reads the first one would let the signer claim whichever time sorts first
+    earlier = datetime.now(UTC).replace(microsecond=0) - timedelta(days=10)
+    if case == "two attributes":
+        upload = with_attributes(good, pki.signer, lambda a: [*a, signing_time_attribute(earlier)])
+    else:
+        oid = bytes(asn1_cms.CMSAttributeType("signing_time").dump())
+        now = datetime.now(UTC).replace(microsecond=0)
+
+        def two_values(attributes: list[bytes]) -> list[bytes]:
+            kept = [a for a in attributes if a[2 : 2 + len(oid)] != oid]
+            return [*kept, signing_time_attribute(now, earlier)]
+
+        upload = with_attributes(good, pki.signer, two_values)
+    assert not openssl.accepts(upload)
+
+    refused = refusal(upload, pki, known=known)
+    assert SignatureMalformed is type(refused), refused.message
+    assert "signing_time" in refused.message
+
+
+def test_every_other_signed_attribute_given_twice_is_malformed(pki: Pki, good: bytes) -> None:
+    attributes = [child.encode() for child in at(tree(good), *SIGNER_INFO, 3).children or ()]
+    for twice in attributes:
+        upload = with_attributes(good, pki.signer, lambda a, t=twice: [*a, t])
+
+        refused = refusal(upload, pki, known=False)
+        assert SignatureMalformed is type(refused), refused.message
+
+
+@pytest.mark.parametrize("content_type", ["tst_info", "authenticated_data", "signed_data"])
+def test_signed_content_other_than_data_is_malformed(
+    pki: Pki, good: bytes, known: bool, content_type: str
+) -> None:
+    # A signature the agency's key made over another kind of content (a timestamp token's
+    # TSTInfo, say) is not a signature of the bytes it is checked against as data
+    upload = with_content_type(good, pki.signer, content_type)
+
+    refused = refusal(upload, pki, known=known)
+    assert SignatureMalformed is type(refused), refused.message
+    assert "content" in refused.message
 
 
 # -- damage at any byte ----------------------------------------------------------------------
