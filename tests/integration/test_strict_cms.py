@@ -236,9 +236,7 @@ def with_two_signers(der: bytes) -> bytes:
     return root.encode()
 
 
-def with_attributes(
-    der: bytes, who: Issued, change: Callable[[list[bytes]], list[bytes]]
-) -> bytes:
+def with_attributes(der: bytes, who: Issued, change: Callable[[list[bytes]], list[bytes]]) -> bytes:
     """``der`` with its signed attributes (each one's DER) changed by ``change``, sorted as
     DER sorts a SET OF, and signed so by ``who`` (RSA): strict but for what changed."""
     root = tree(der)
