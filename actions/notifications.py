@@ -118,9 +118,10 @@ def _time(value: Any) -> datetime:
 def retry(uow: UnitOfWork, notice_id: str, agency_id: str | None, now: datetime) -> NoticeRow:
     """A dead notification goes again: pending, with a new job and a fresh set of attempts.
 
-    With ``agency_id``, only that agency's (another's is not found).
+    With ``agency_id``, only that agency's (another's is not found). Its row is locked
+    while it is judged: of two retries at once, the second finds it pending (409).
     """
-    notice = uow.notifications.get(notice_id, agency_id)
+    notice = uow.notifications.get(notice_id, agency_id, for_update=True)
     if notice is None:
         raise NotFound("No such notification.", notification_id=notice_id[:36])
     if notice.state != DEAD:
@@ -311,8 +312,9 @@ class Notifying(StagedJob[Parcel]):
 
 
 def _current(ctx: JobContext) -> NoticeRow | None:
-    """The job's notification while it is pending under this job; None otherwise."""
-    notice = ctx.uow.notifications.get(str(ctx.job.payload["notification_id"]))
+    """The job's notification while it is pending under this job; None otherwise (locked,
+    as what the job writes of it depends on what it reads)."""
+    notice = ctx.uow.notifications.get(str(ctx.job.payload["notification_id"]), for_update=True)
     if notice is None or notice.state != PENDING or notice.job_id != ctx.job.id:
         return None
     return notice

@@ -194,10 +194,16 @@ class NotificationRepository:
         if rows:
             self.conn.execute(insert(_notices), [dict(r) for r in rows])
 
-    def get(self, notice_id: str, agency_id: str | None = None) -> NoticeRow | None:
+    def get(
+        self, notice_id: str, agency_id: str | None = None, *, for_update: bool = False
+    ) -> NoticeRow | None:
+        """The notification (and, with ``agency_id``, only that agency's); ``for_update``
+        locks its row till the transaction ends, for a change that depends on its state."""
         query = select(*_NOTICE_COLUMNS).where(_notices.c.id == notice_id)
         if agency_id is not None:
             query = query.where(_notices.c.agency_id == agency_id)
+        if for_update:
+            query = query.with_for_update()
         row = self.conn.execute(query).first()
         return _notice(row) if row else None
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from congvan.actions.messengers import Outcome, post_webhook
 from congvan.actions.notifications import queue_notifications, retry
@@ -472,6 +473,47 @@ def test_a_receiver_that_is_down_is_retried_then_dead_then_retried_and_delivered
     # And a notification that is not dead cannot be retried
     with runtime.uow() as uow, pytest.raises(Conflict):
         retry(uow, notice.id, A, clock())
+
+
+def test_a_dead_notification_retried_at_once_by_several_goes_once(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    # Given a dead notification
+    runtime = make_runtime(notify_max_attempts=1)
+    agencies(runtime)
+    route(runtime, target=f"http://127.0.0.1:{free_port()}/hook")
+    notify(runtime)
+    notice = one(runtime)
+    assert "failed" == run(runtime, notice)
+    assert DEAD == state(runtime, notice.id).state
+
+    # When four supervisors retry it at the same moment
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def retrying() -> None:
+        barrier.wait()
+        try:
+            with runtime.uow() as uow:
+                retry(uow, notice.id, A, clock())
+                uow.commit()
+            outcomes.append("retried")
+        except Conflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=retrying) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then one retry wins, the others are told it is no longer dead, and one job goes
+    assert ["conflict"] * 3 + ["retried"] == sorted(outcomes)
+    with runtime.uow(readonly=True) as uow:
+        queued = uow.conn.execute(
+            text("SELECT id FROM outbox WHERE action = 'send_notification' AND status = 'pending'")
+        ).scalars()
+        assert [state(runtime, notice.id).job_id] == list(queued)
 
 
 def test_a_receiver_that_asks_for_time_is_waited_for(
