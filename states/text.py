@@ -26,14 +26,19 @@ _SEPARATORS = frozenset({"\u2028", "\u2029"})
 # Characters that make text show other than it reads: bidirectional marks, embeddings,
 # overrides and isolates (a file "\u202egpj.pdf" shows as "fdp.jpg"; a right-to-left mark
 # moves the digits and signs around it), never needed in Vietnamese; and, in one-line
-# fields, the zero-width ones ("TĐ\u200bKT" shows as "TĐKT").
+# fields, every character that shows nothing ("TĐ\u200bKT" shows as "TĐKT").
 _REORDERING = frozenset(
     chr(c) for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
 )
-_ZERO_WIDTH = frozenset({"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"})
-# Any character ``unstorable`` may object to: control characters (category Cc: U+0000 to
-# U+001F, U+007F to U+009F), the separators, reordering, zero-width and surrogate ones.
-# Text holding none of them (nearly all text) is judged by one search.
+# Every character that shows nothing of itself: format characters (Cf: the zero-width
+# ones, invisible operators U+2061-2064, the soft hyphen, tags U+E0000-E007F...) and
+# Unicode's default-ignorable ones (the grapheme joiner U+034F, variation selectors, the
+# Hangul fillers, the Mongolian vowel separator...). None belongs in a one-line field.
+_HIDDEN = regex.compile(r"[\p{Cf}\p{Default_Ignorable_Code_Point}]")
+# Any character ``unstorable`` may object to in any field: control characters (category
+# Cc: U+0000 to U+001F, U+007F to U+009F), the separators, reordering, zero-width and
+# surrogate ones; in a one-line field, ``_HIDDEN`` too. Text holding none of them (nearly
+# all text) is judged by a search or two.
 _SUSPECT = re.compile(
     "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u061c\u200e\u200f"
     "\u200b-\u200d\u2060\ufeff\ud800-\udfff]"
@@ -41,9 +46,13 @@ _SUSPECT = re.compile(
 
 
 def deceptive_characters(value: str, *, multi_line: bool) -> list[str]:
-    """The characters of ``value`` that reorder or hide what it shows (as U+XXXX)."""
-    hidden = _REORDERING if multi_line else _REORDERING | _ZERO_WIDTH
-    return [f"U+{ord(ch):04X}" for ch in value if ch in hidden]
+    """The characters of ``value`` that reorder or hide what it shows (as U+XXXX): in a
+    multi-line field, the reordering ones; in a one-line field, any that shows nothing."""
+    return [
+        f"U+{ord(ch):04X}"
+        for ch in value
+        if ch in _REORDERING or (not multi_line and _HIDDEN.match(ch) is not None)
+    ]
 
 
 def nfc(value: object) -> object:
@@ -87,7 +96,9 @@ def unstorable(value: str, *, multi_line: bool) -> str | None:
     cannot be encoded to UTF-8 by any driver; other control characters break each place
     the text is printed or signed (line breaks and tabs only where ``multi_line``).
     """
-    if _SUSPECT.search(value) is None:
+    if _SUSPECT.search(value) is None and (
+        multi_line or value.isascii() or _HIDDEN.search(value) is None
+    ):
         return None
     if "\x00" in value:
         return "must not contain NUL characters"

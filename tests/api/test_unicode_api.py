@@ -82,12 +82,38 @@ def test_a_symbol_with_a_cyrillic_look_alike_fails_the_symbol_check(api: Api) ->
         ("subject", "Về việc khen thưởng \u200f5 cá nhân"),  # a right-to-left mark
         ("symbol", "UBND-\u200eTĐKT"),  # a left-to-right mark
         ("signer_name", "Nguyễn\u061c Văn Phương"),  # the Arabic letter mark
+        # Whatever else shows nothing, in a one-line field: an invisible separator, a soft
+        # hyphen, the grapheme joiner, a tag letter, a variation selector, the Mongolian
+        # vowel separator, a Hangul filler between words
+        ("place", "Hu\u2063ế"),
+        ("symbol", "UBND-T\u00adĐKT"),
+        ("signer_name", "Nguyễn Văn\u034f Phương"),
+        ("place", "Thừa Thiên Huế\U000e0041"),
+        ("symbol", "UBND-TĐKT\ufe0f"),
+        ("signer_name", "Nguyễn\u180e Văn Phương"),
+        ("place", "Thừa\u3164Thiên Huế"),
     ],
 )
 def test_text_that_shows_other_than_it_reads_is_refused(api: Api, field: str, value: str) -> None:
     body = assert_error(api.create(**{field: value}), 422, "invalid_input")
     assert "reorder or hide" in json.dumps(body, ensure_ascii=False)
     assert api.get("/v1/documents").json()["items"] == []
+
+
+@pytest.mark.parametrize("hidden", ["\u2063", "\u00ad", "\U000e0041", "\u3164"])
+def test_an_agency_name_that_hides_a_character_is_refused(api: Api, hidden: str) -> None:
+    body = {"id": "000.00.31.H57", "name": f"Sở Nội{hidden} vụ"}
+    answer = api.client.post("/v1/agencies", headers=api.auth("operator"), json=body)
+    assert_error(answer, 422, "invalid_input")
+
+
+@pytest.mark.parametrize("hidden", ["\u2063", "\u00ad", "\U000e0041", "\ufe0f"])
+def test_a_file_name_hiding_a_character_is_kept_without_it(api: Api, hidden: str) -> None:
+    files = [("main", (f"Công văn{hidden} 1227.pdf", MAIN_PDF, "application/pdf"))]
+    created = api.create(files=files)
+    assert created.status_code == 201, created.text
+    [attachment] = created.json()["attachments"]
+    assert attachment["filename"] == "Công văn 1227.pdf"
 
 
 def test_a_multi_line_field_may_hold_a_zero_width_joiner_but_no_override(api: Api) -> None:
@@ -112,8 +138,13 @@ def test_a_file_name_with_a_direction_mark_is_kept_without_it(api: Api, mark: st
     assert attachment["filename"] == "Công văn 1227.pdf"
 
 
-@pytest.mark.parametrize("blank", ["\u2800", "\u3164", "\u115f\u1160"])
-def test_a_place_that_shows_nothing_is_not_given(api: Api, blank: str) -> None:
+@pytest.mark.parametrize("blank", ["\u3164", "\u115f\u1160"])
+def test_a_place_of_fillers_only_is_refused_at_once(api: Api, blank: str) -> None:
+    assert_error(api.create(place=blank), 422, "invalid_input")
+
+
+def test_a_place_that_shows_nothing_is_not_given(api: Api) -> None:
+    blank = "\u2800"  # the blank braille pattern: a symbol, shown as nothing
     # Given a clean letter whose place is only a character that shows nothing
     doc_id = clean_letter(api, place=blank)
 
