@@ -103,12 +103,16 @@ def test_no_body_is_read_for_a_caller_without_a_valid_token(
             assert_error(response, 401, "unauthenticated")
 
 
-def test_a_revoked_token_gets_no_body_read_and_a_valid_one_does(api: Api) -> None:
-    # Given a clerk's token, then revoked
-    issued = api.new_token("clerk")
-    with api.runtime.uow() as uow:
-        assert uow.agencies.revoke_token(issued.prefix, api.clock()) == 1
-        uow.commit()
+@pytest.mark.parametrize("ended", ["revoked", "expired"])
+def test_a_token_that_ended_gets_no_body_read_and_a_valid_one_does(api: Api, ended: str) -> None:
+    # Given a clerk's token, then revoked or past its expiry
+    issued = api.new_token("clerk", expires_in_days=1)
+    if ended == "revoked":
+        with api.runtime.uow() as uow:
+            assert uow.agencies.revoke_token(issued.prefix, api.clock()) == 1
+            uow.commit()
+    else:
+        api.clock.advance(days=1)
     doc_id = api.draft()["id"]
     path = f"/v1/documents/{doc_id}/events/edit"
 

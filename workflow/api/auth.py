@@ -75,11 +75,12 @@ def needs_principal(dependant: Dependant) -> bool:
 
 
 async def refuse_unknown_token(request: Request) -> None:
-    """Unauthenticated unless the request names a token of this installation, not revoked:
-    asked before the body of a route that authenticates is read, so that nobody without a
-    token makes the server read and parse a body of up to the request limit. Expiry is left
-    to the route's own check (``get_principal``, by its clock), which takes the holder
-    found here instead of looking the token up again."""
+    """Unauthenticated unless the request names a token of this installation, neither
+    revoked nor expired (by the installation's clock): asked before the body of a route
+    that authenticates is read, so that nobody without a valid token makes the server read
+    and parse a body of up to the request limit. The route's own check (``get_principal``,
+    by the clock its dependencies give) takes the holder found here instead of looking the
+    token up again."""
     token = _token(await _bearer(request))
     runtime = runtime_of(request)
 
@@ -88,6 +89,6 @@ async def refuse_unknown_token(request: Request) -> None:
             return uow.agencies.token_holder(token)
 
     found = await run_in_threadpool(holder)
-    if found is None:
+    if found is None or not found.valid_at(runtime.clock()):
         raise Unauthenticated(_NOT_VALID)
     request.scope[_HOLDER] = (token, found)
