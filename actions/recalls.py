@@ -74,6 +74,14 @@ def nothing_under_way(ctx: TransitionContext) -> tuple[bool, str]:
     )
 
 
+def a_recipient_holds_it(ctx: TransitionContext) -> tuple[bool, str]:
+    """A recall or update asks the recipients that hold the document: one at least."""
+    return bool(reached(ctx.uow, ctx.document.id)), (
+        "no recipient holds the document (each refused it, never got it, or agreed to an "
+        "earlier recall): there is nothing to recall or update"
+    )
+
+
 def original_settled(ctx: TransitionContext) -> tuple[bool, str]:
     """A replacement goes out once the document it replaces stands still: in force (not
     recalled or replaced meanwhile: its recipients would refuse a replacement of it), and
@@ -292,12 +300,7 @@ def _check_due(ctx: TransitionContext, due: str, issued_on: str | None) -> None:
 
 def open_request(ctx: TransitionContext) -> None:
     """One pending dispatch per recipient that has the document, carrying the request."""
-    reach = reached(ctx.uow, ctx.document.id)
-    if not reach:
-        raise InvalidInput(
-            "No recipient has the document: there is nothing to recall or update.",
-            document_id=ctx.document.id,
-        )
+    reach = reached(ctx.uow, ctx.document.id)  # one at least (``a_recipient_holds_it``)
     request_id = new_id()
     rows = [
         DispatchRow(
@@ -423,6 +426,7 @@ def answer_request(ctx: TransitionContext) -> None:
 GUARDS = {
     "no_request_awaiting": no_request_awaiting,
     "nothing_under_way": nothing_under_way,
+    "a_recipient_holds_it": a_recipient_holds_it,
     "never_updated": never_updated,
     "original_settled": original_settled,
     "carries_request": carries_request,

@@ -22,14 +22,15 @@ ISSUED = (SENT, DELIVERED, ACKNOWLEDGED, FAILED)
 # sealed and delivered to every recipient that has the document, which agrees (15) or
 # refuses (16); the document stays where it is meanwhile (a self-loop per issued state).
 # Not while a dispatch is still on its way: that recipient would get the document after
-# the request, in force and never asked.
+# the request, in force and never asked; nor when no recipient holds it (each refused it,
+# never got it, or agreed to an earlier recall): there is nobody to ask.
 REQUESTS = (
     *(
         edge(
             "recall",
             state,
             state,
-            conditions=("no_request_awaiting", "nothing_under_way"),
+            conditions=("no_request_awaiting", "nothing_under_way", "a_recipient_holds_it"),
             effects=("open_request", "seal_requests"),
             actions=("deliver_dispatches",),
         )
@@ -40,7 +41,7 @@ REQUESTS = (
             "update",
             state,
             state,
-            conditions=("no_request_awaiting", "nothing_under_way"),
+            conditions=("no_request_awaiting", "nothing_under_way", "a_recipient_holds_it"),
             effects=("apply_update", "open_request", "seal_requests"),
             actions=("deliver_dispatches",),
         )

@@ -10,10 +10,11 @@ import dataclasses
 import json
 from typing import Any
 
-from congvan.actions.recalls import was_updated
+from congvan.actions.recalls import reached, was_updated
 from congvan.states import DOCUMENT, allowed_events, policy
 from congvan.states import dispatch as d
 from congvan.states.dispatch import REJECTED, recipient_status
+from congvan.states.document import ISSUED
 from congvan.states.policy import SECRECY, URGENCY
 from congvan.states.received import STATUS_LABEL
 from congvan.storage.audit import timestamp
@@ -47,10 +48,13 @@ def _failing(
 ) -> tuple[str, ...]:
     """The conditions known not to hold, from what the view reads anyway: a request while
     a recipient's answer to the last one is awaited (one at a time); a resend with no
-    dispatch failed for good, or once an update changed what the package says."""
+    dispatch failed for good, or once an update changed what the package says; a request
+    when no recipient holds the document."""
     failing = []
     if any(r["state"] in d.UNANSWERED for q in requests for r in q["recipients"]):
         failing.append("no_request_awaiting")
+    if row.state in ISSUED and not reached(uow, row.id):
+        failing.append("a_recipient_holds_it")
     if row.state == "failed":
         if not any(x.state == d.FAILED for x in sending):
             failing.append("a_dispatch_failed")

@@ -71,6 +71,27 @@ def test_every_protected_route_answers_401_without_a_valid_token(
     assert len(api.get("/v1/documents").json()["items"]) == 1
 
 
+@pytest.mark.parametrize("authorization", BAD_AUTHORIZATION.values(), ids=BAD_AUTHORIZATION)
+def test_a_caller_without_a_valid_token_learns_nothing_of_the_parameters(
+    api: Api, authorization: str | None
+) -> None:
+    # Given every route that authenticates by token, as the OpenAPI document declares them
+    headers = {} if authorization is None else {"Authorization": authorization}
+    operations = [
+        (method.upper(), re.sub(r"\{[^}]+\}", "x", path))
+        for path, declared in api.client.app.openapi()["paths"].items()  # type: ignore[attr-defined]
+        for method, operation in declared.items()
+        if {"HTTPBearer": []} in operation.get("security", [])
+    ]
+    assert ("GET", "/v1/documents") in operations
+    for method, path in operations:
+        # When it is called with a parameter it does not take, or one given twice
+        for query in ("?bogus=1", "?limit=1&limit=2", "?limit="):
+            response = api.client.request(method, path + query, headers=headers)
+            # Then the caller is refused first: no list of what the route takes
+            assert_error(response, 401, "unauthenticated")
+
+
 def _routes_reading_a_body_after_a_token(app: FastAPI) -> list[tuple[str, str, str]]:
     """(method, path, media type) of every route that takes a body from a caller it
     authenticates by token, as the OpenAPI document declares them."""

@@ -456,6 +456,35 @@ def test_a_file_named_with_filename_star_is_told_how_a_form_names_it(api: Api) -
     assert "filename*" in response.json()["message"] and "UTF-8" in response.json()["message"]
 
 
+@pytest.mark.parametrize(
+    ("headers", "repeated"),
+    [
+        # a second disposition: Starlette keeps the last one, a filter reading the first
+        # sees a text part where the app stores a file
+        (
+            b'filename="a.pdf"\r\nContent-Disposition: form-data; name="x"; filename="x.pdf"',
+            "Content-Disposition",
+        ),
+        # two media types: the first is kept, a filter reading the last sees another
+        (
+            b'filename="a.pdf"\r\nContent-Type: text/html\r\nContent-Type: application/pdf',
+            "Content-Type",
+        ),
+        (
+            b'filename="a.pdf"\r\ncontent-type: text/html\r\nCONTENT-TYPE: application/pdf',
+            "Content-Type",
+        ),
+    ],
+)
+def test_a_form_part_giving_a_header_twice_is_refused(
+    api: Api, headers: bytes, repeated: str
+) -> None:
+    response = _post_multipart(_multipart(headers))(api, "")
+    details = assert_error(response, 422, "repeated_field")
+    assert (details["field"], details["location"]) == (repeated, "form part header")
+    assert api.get("/v1/documents").json()["items"] == []
+
+
 @pytest.mark.parametrize("named", [b'filename=""', b"filename=", b'filename = ""'])
 def test_a_file_with_an_empty_name_is_told_to_name_it(api: Api, named: bytes) -> None:
     # A PDF's bytes sent as a file part with no name: not "not UTF-8 text", but what it lacks

@@ -299,6 +299,32 @@ def test_a_recipient_refusing_the_recall_keeps_the_document_in_force_and_says_wh
     assert "Văn bản đã được xử lý" in escalation.detail["reason"]
 
 
+def test_a_document_no_recipient_holds_is_neither_offered_nor_taken_a_recall_or_update(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter, delivered to B, which refuses it (02): no recipient holds it
+    doc, received = delivered(pair, make_document)
+    pair.answer(received.id, "refuse", {"reason": "Không đúng thẩm quyền"})
+    view = get(pair.sender, A, f"/v1/documents/{doc}")
+    assert view["state"] == "failed"
+
+    # Then its view offers neither a recall nor an update
+    assert {"recall", "update"}.isdisjoint(view["allowed_events"])
+    # And either, fired, is refused as a condition of the document (409), naming why
+    for event, data in [
+        ("recall", {"reason": "Gửi nhầm"}),
+        ("update", {"reason": "Sửa hạn", "fields": {"subject": "Về việc khác"}}),
+    ]:
+        with pytest.raises(GuardFailed) as refused:
+            pair.sender.engine.fire(doc, event, actor("supervisor"), data=data)
+        assert refused.value.details["failed"] == ["a_recipient_holds_it"]
+        assert (
+            "no recipient holds the document"
+            in refused.value.details["reasons"]["a_recipient_holds_it"]
+        )
+    assert document_row(pair.sender, doc).state == "failed"
+
+
 def test_a_recall_the_recipients_inbox_refuses_escalates_at_once(
     pair: Pair, served: str, make_document: Callable[..., str]
 ) -> None:

@@ -201,8 +201,8 @@ class JsonRoute(APIRoute):
                     raise HTTPException(415, "The body is sent as application/json.")
                 if form_types is not None and _media_type(content_type) not in form_types:
                     raise HTTPException(415, f"The body is sent as {form_named}.")
-                if authenticates:  # before a byte of the body is read
-                    await refuse_unknown_token(request)
+            if authenticates:  # before a byte of the body is read or a parameter judged
+                await refuse_unknown_token(request)
             wrapped = JsonRequest(request.scope, request.receive)
             wrapped.max_body = max_body
             return await handler(wrapped)

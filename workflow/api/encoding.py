@@ -23,7 +23,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartState, parse_options_header
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from congvan.states.errors import InvalidEncoding, InvalidInput
+from congvan.states.errors import InvalidEncoding, InvalidInput, RepeatedField
 from congvan.states.text import control_characters
 
 from .errors import ErrorResponse
@@ -168,6 +168,7 @@ class _FormCheck:
 
     def _begin(self) -> None:
         self.header = [b"", b""]
+        self.named: set[bytes] = set()  # the part's header names so far, in lower case
         self.disposition = b""
         self.field = "a part"
         self.decoder: codecs.IncrementalDecoder | None = None
@@ -182,6 +183,16 @@ class _FormCheck:
     def _header_end(self) -> None:
         name, value = self.header[0].lower(), self.header[1]
         self.header = [b"", b""]
+        if name in self.named:
+            # Parsers disagree on which one counts (Starlette: the last disposition, the
+            # first media type): a filter in front would judge another part than the app.
+            label = name.decode("latin-1").title()
+            raise RepeatedField(
+                f"A form part gives its header {label} twice; it is taken once.",
+                field=label,
+                location="form part header",
+            )
+        self.named.add(name)
         if name == b"content-disposition":
             # The part's name and file name: UTF-8, as browsers send them.
             _text(value, field="Content-Disposition", location="form part header")
