@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from .locks import hold
 from .prepared import Prepared
 from .tables import Agency, ApiToken, User
 
@@ -126,7 +127,12 @@ class AgencyRepository:
             update(_users).where(_users.c.id == user_id).values(roles=",".join(roles))
         )
 
-    def user(self, agency_id: str, username: str) -> UserRow | None:
+    def user(self, agency_id: str, username: str, *, holding: bool = False) -> UserRow | None:
+        """The agency's user of that name; ``holding``: hold the name until the
+        transaction ends (``locks.hold``), for a change made on what is read here (roles
+        merged in, or the user created), which another at once would otherwise undo."""
+        if holding:
+            hold(self.conn, f"congvan.users:{agency_id}:{username}")
         c = _users.c
         row = self.conn.execute(
             select(*_USER_COLUMNS).where(c.agency_id == agency_id, c.username == username)

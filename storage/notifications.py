@@ -13,6 +13,7 @@ from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
 from congvan.states import vocabulary
 
 from .clock import as_utc
+from .locks import hold
 from .tables import Notification, NotificationAttempt, NotificationRoute
 
 _routes = NotificationRoute.__table__  # type: ignore[attr-defined]
@@ -121,6 +122,12 @@ class NotificationRepository:
             query = query.where(_routes.c.agency_id == agency_id)
         row = self.conn.execute(query).first()
         return _route(row) if row else None
+
+    def hold_adding(self, agency_id: str) -> None:
+        """Wait until no other transaction adds a route of the agency, and hold off the
+        next until this one ends: the unique index tells targets apart by case, so two
+        additions of one mailbox written differently would each find no twin and both go in."""
+        hold(self.conn, f"congvan.routes:{agency_id}")
 
     def find_route(self, agency_id: str, kind: str, channel: str, target: str) -> RouteRow | None:
         """The agency's route of ``kind`` to ``target`` (a URL as validated, written one

@@ -91,6 +91,9 @@ def set_numbering(uow: UnitOfWork, agency_id: str, numbering: str, now: datetime
     Returns the series the agency had.
     """
     validate_numbering(numbering)
+    # Judged as a review verdict on a number is (``hold_issuing``): one committing
+    # meanwhile would hold a number under a second symbol this change never saw.
+    uow.duplicates.hold_issuing(agency_id)
     agency = existing_agency(uow, agency_id)
     before = agency.numbering
     if numbering == "agency" and before != "agency":
@@ -207,7 +210,7 @@ def ensure_user(
     username = one_line("A user name", "username", username, USERNAME_LENGTH)
     full_name = one_line("A full name", "full_name", full_name, _PERSON_TEXT_LENGTH)
     position = one_line("A position", "position", position, _PERSON_TEXT_LENGTH)
-    user = uow.agencies.user(agency_id, username)
+    user = uow.agencies.user(agency_id, username, holding=True)
     if user is not None:
         merged = sorted(set(user.roles.split(",")) | set(roles))
         if merged != sorted(user.roles.split(",")):

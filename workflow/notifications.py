@@ -167,6 +167,7 @@ def add_route(
         if secret:
             raise InvalidInput("An e-mail route takes no secret.", field="secret")
         secret = None
+    uow.notifications.hold_adding(agency_id)
     if uow.notifications.find_route(agency_id, kind, channel, target) is not None:
         raise AlreadyExists("The agency already has this route.", kind=kind, channel=channel)
     route_id = new_id()
@@ -197,9 +198,11 @@ def route_of(uow: UnitOfWork, route_id: str, agency_id: str) -> RouteRow:
 
 
 def remove_route(uow: UnitOfWork, route_id: str, agency_id: str) -> None:
-    """Remove the agency's route; notifications it queued and not yet sent are cancelled."""
+    """Remove the agency's route; notifications it queued and not yet sent are cancelled.
+    Of two removals at once, the second finds nothing to remove: not found."""
     route_of(uow, route_id, agency_id)
-    uow.notifications.remove_route(route_id, agency_id)
+    if not uow.notifications.remove_route(route_id, agency_id):
+        raise NotFound("No such notification route.", route_id=route_id[:36])
 
 
 def set_enabled(uow: UnitOfWork, route_id: str, agency_id: str, enabled: bool) -> RouteRow:

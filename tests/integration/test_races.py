@@ -1,0 +1,151 @@
+"""Changes judged on what they read, made by several callers at the same moment: each
+comes out as if they had come one after another (on PostgreSQL too, whose transactions
+read what was committed when each statement began)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from congvan.states.errors import CongvanError
+from congvan.storage.unit_of_work import UnitOfWork
+from congvan.workflow import directory
+from congvan.workflow import notifications as managing
+from congvan.workflow.bootstrap import Runtime
+from tests.conftest import MakeRuntime
+from tests.factories import add_agency
+
+A = "000.00.00.H57"
+
+
+def at_once(runtime: Runtime, changes: list[Callable[[UnitOfWork], object]]) -> Counter[str]:
+    """Run each change in a transaction of its own, all released at the same moment; how
+    many committed (``done``) and how many were refused (by error code)."""
+    barrier = threading.Barrier(len(changes))
+    outcomes: Counter[str] = Counter()
+
+    def run(change: Callable[[UnitOfWork], object]) -> None:
+        barrier.wait()
+        try:
+            with runtime.uow() as uow:
+                change(uow)
+                uow.commit()
+            outcomes["done"] += 1
+        except CongvanError as exc:
+            outcomes[exc.code] += 1
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in changes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_one_mailbox_added_at_once_written_two_ways_is_one_route(
+    make_runtime: MakeRuntime,
+) -> None:
+    runtime = make_runtime()
+    add_agency(runtime, A, "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND")
+
+    def adding(target: str) -> Callable[[UnitOfWork], object]:
+        return lambda uow: managing.add_route(
+            uow,
+            A,
+            kind="*",
+            channel="email",
+            target=target,
+            secret=None,
+            by="op",
+            now=runtime.clock(),
+        )
+
+    targets = ["vanthu@hue.gov.vn", "VANTHU@hue.gov.vn"] * 3
+    assert {"done": 1, "already_exists": 5} == at_once(runtime, [adding(t) for t in targets])
+    with runtime.uow(readonly=True) as uow:
+        assert 1 == len(uow.notifications.routes(A))
+
+
+def test_a_route_removed_by_several_at_once_is_removed_by_one(make_runtime: MakeRuntime) -> None:
+    runtime = make_runtime()
+    add_agency(runtime, A, "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND")
+    with runtime.uow() as uow:
+        route = managing.add_route(
+            uow,
+            A,
+            kind="*",
+            channel="email",
+            target="vanthu@hue.gov.vn",
+            secret=None,
+            by="op",
+            now=runtime.clock(),
+        )
+        uow.commit()
+
+    # When one removal has deleted it, not yet committed, as another reads it and waits
+    second: list[str] = []
+
+    def removing_too() -> None:
+        try:
+            with runtime.uow() as uow:
+                managing.remove_route(uow, route.id, A)
+                uow.commit()
+            second.append("done")
+        except CongvanError as exc:
+            second.append(exc.code)
+
+    with runtime.uow() as uow:
+        managing.remove_route(uow, route.id, A)
+        other = threading.Thread(target=removing_too)
+        other.start()
+        time.sleep(0.3)  # (on PostgreSQL it has read the route and waits on its row)
+        uow.commit()
+    other.join()
+
+    # Then the second is told there is no such route: only one removed it
+    assert ["not_found"] == second
+
+
+def test_roles_given_to_one_user_at_once_are_all_kept(make_runtime: MakeRuntime) -> None:
+    runtime = make_runtime()
+    add_agency(runtime, A, "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND")
+    roles = ["clerk", "reviewer", "signer", "supervisor"]
+
+    def granting(role: str) -> Callable[[UnitOfWork], object]:
+        return lambda uow: directory.ensure_user(uow, A, "nguyen.van.a", [role], runtime.clock())
+
+    # A user made at once by four (each with a role), then given each role again at once
+    for _ in range(2):
+        assert {"done": 4} == at_once(runtime, [granting(r) for r in roles])
+        with runtime.uow(readonly=True) as uow:
+            user = uow.agencies.user(A, "nguyen.van.a")
+        assert user is not None and sorted(roles) == sorted(user.roles.split(","))
+
+
+def test_a_change_of_number_series_waits_for_a_verdict_on_a_number(
+    make_runtime: MakeRuntime,
+) -> None:
+    # Given a review verdict on one of A's numbers under way (it holds the agency's numbers)
+    runtime = make_runtime()
+    add_agency(runtime, A, "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND")
+    order: list[str] = []
+
+    def changing() -> None:
+        with runtime.uow() as uow:
+            directory.set_numbering(uow, A, "symbol", runtime.clock())
+            uow.commit()
+        order.append("series changed")
+
+    with runtime.uow() as uow:
+        uow.duplicates.hold_issuing(A)
+        other = threading.Thread(target=changing)
+        other.start()
+        time.sleep(0.3)
+        order.append("verdict kept")
+        uow.commit()
+    other.join()
+
+    # Then the change of series is judged after it, on what it wrote
+    assert ["verdict kept", "series changed"] == order
