@@ -192,6 +192,7 @@ class JobRunner:
         """Run the job; returns ``done``, ``skipped`` (nothing to do), ``waiting`` (its turn
         comes later) or ``failed``."""
         action: AnyJob | None = None
+        lease: datetime | None = None
         try:
             claimed = self._claim(job_id)
             if isinstance(claimed, str):
@@ -202,13 +203,13 @@ class JobRunner:
                 try:
                     outcome = action.act(work)  # no transaction open: see _claim
                 except Exception as exc:  # noqa: BLE001 - a failed outside step is an attempt
-                    self.record_failure(job_id, f"{type(exc).__name__}: {exc}", action)
+                    self.record_failure(job_id, f"{type(exc).__name__}: {exc}", action, lease)
                     return "failed"
             return self._record(job_id, lease, action, work, outcome)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
             trouble = passing_trouble(exc)
             try:
-                self.record_failure(job_id, f"{type(exc).__name__}: {exc}", action)
+                self.record_failure(job_id, f"{type(exc).__name__}: {exc}", action, lease)
             except Exception as again:
                 if trouble is None or passing_trouble(again) is None:
                     raise
@@ -299,11 +300,25 @@ class JobRunner:
     def policy(self, kind: str) -> JobPolicy:
         return self.policies.get(kind, self.default)
 
-    def record_failure(self, job_id: str, error: str, action: AnyJob | None = None) -> None:
+    def record_failure(
+        self,
+        job_id: str,
+        error: str,
+        action: AnyJob | None = None,
+        lease: datetime | None = None,
+    ) -> None:
+        """Count a failed attempt of this worker's: under ``lease`` when it claimed the job,
+        or before it could. A job that is no longer its own is left as it is: ended (done
+        or given up), or taken by another worker once the lease ended (the scheduler
+        counted this attempt then, as one whose outcome is unknown)."""
         with self.open_uow() as uow:
             job = uow.outbox.get(job_id, for_update=True)
-            if job is not None:
-                self._count_failure(uow, job, error, self.clock(), action)
+            now = self.clock()
+            if job is None or job.status in (DONE, FAILED):
+                return
+            if (job.lease_until != lease) if lease is not None else job.leased(now):
+                return
+            self._count_failure(uow, job, error, now, action)
             uow.commit()
 
     def on_deadline(self, uow: UnitOfWork, timer: DueTimer, now: datetime) -> None:

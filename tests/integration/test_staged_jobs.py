@@ -242,6 +242,53 @@ def test_a_worker_that_dies_mid_job_is_redriven_when_its_lease_ends(
 
 
 @dataclass
+class Overtaken(Probe):
+    """Its first outside step outlives its lease: meanwhile ``meanwhile`` runs (the job
+    re-driven and done by another worker), then the step fails."""
+
+    meanwhile: Callable[[], None] | None = None
+
+    def act(self, work: str) -> str:
+        if self.meanwhile is not None:
+            step, self.meanwhile = self.meanwhile, None
+            step()
+            raise ConnectionError("the peer does not answer")
+        return super().act(work)
+
+
+@pytest.mark.parametrize("then", ["done", "running elsewhere"])
+def test_a_worker_failing_after_its_lease_ended_leaves_the_job_to_whoever_took_it(
+    make_runtime: MakeRuntime, clock: FrozenClock, then: str
+) -> None:
+    # Given a job whose outside step outlives its lease: the scheduler re-drives it, and
+    # another worker runs it to the end (or is running it), before the first one fails
+    probe = Overtaken()
+    runtime = make_runtime(jobs={"probe": probe})  # type: ignore[dict-item]
+    probe.runtime = runtime
+    job_id = queue(runtime, "stamp")
+
+    def overtaken() -> None:
+        clock.advance(seconds=DEADLINE)
+        assert runtime.scheduler.run_due() == 1
+        if then == "done":
+            assert runtime.runner.run(job_id) == "done"
+        else:
+            assert not isinstance(runtime.runner._claim(job_id), str)
+
+    probe.meanwhile = overtaken
+
+    # When the first worker's outside step then fails
+    assert runtime.runner.run(job_id) == "failed"
+
+    # Then its failure is not counted over the other worker's: the job stays as it left it
+    # (one attempt: the one whose lease ended, counted when the scheduler re-drove it)
+    expected = (DONE, 1) if then == "done" else (RUNNING, 1)
+    assert expected == status(runtime, job_id)
+    [(error, final)] = [value for step, value in probe.seen if step == "failed"]
+    assert ("lease ended" in error, final) == (True, False)
+
+
+@dataclass
 class Editor(StagedJob[str]):
     """Records its outcome by firing an event on the document, in the same transaction."""
 
