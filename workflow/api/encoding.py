@@ -84,12 +84,31 @@ def _composed(pair: bytes, texts: list[str]) -> bytes:
     return f"{name}={value}".encode("ascii")
 
 
+# Where ``check_target`` leaves what is wrong with the query, for the route to answer once
+# it knows its caller (``parameters.check_parameters``): one without a valid token learns
+# nothing of what the route takes, as for any other parameter.
+QUERY_PROBLEM = "congvan.query_problem"
+
+
 def check_target(scope: Scope) -> None:
-    """The path, the query string and the headers read."""
+    """The path, the query string and the headers read.
+
+    What is wrong with the path or a header is raised at once; with the query, it is kept
+    in the scope (``QUERY_PROBLEM``) and the query emptied.
+    """
     raw_path = scope.get("raw_path")
     if raw_path is not None:  # a server that gives only the decoded path already chose
         path = unquote_to_bytes(raw_path)
         _text(path, field=path.decode(_UTF8, "replace"), location="path")
+    try:
+        _check_query(scope)
+    except InvalidInput as exc:
+        scope[QUERY_PROBLEM] = exc
+        scope["query_string"] = b""
+    _check_headers(scope)
+
+
+def _check_query(scope: Scope) -> None:
     query: bytes = scope.get("query_string", b"")
     # Text is kept in Unicode NFC, and what a query filters on is compared with it: a name
     # typed decomposed (macOS, some input methods) finds what it names. A query of plain
@@ -105,6 +124,9 @@ def check_target(scope: Scope) -> None:
                 composed.append(_composed(pair, texts))
     if composing:
         scope["query_string"] = b"&".join(composed)
+
+
+def _check_headers(scope: Scope) -> None:
     for name, value in scope.get("headers", ()):
         header = READ_HEADERS.get(name.lower())
         if header is not None and not value.isascii():

@@ -35,6 +35,7 @@ from fastapi.routing import APIRoute
 
 from congvan.states.errors import InvalidInput, PreconditionFailed, RepeatedField
 
+from .encoding import QUERY_PROBLEM
 from .schemas import NUMBER_TEXT
 
 # A whole number as a query parameter writes it: ASCII digits, a minus sign first or not.
@@ -190,7 +191,11 @@ def _check_conditions(request: Request, takes: _Takes) -> None:
 
 
 async def check_parameters(request: Request) -> None:
-    """Refuse what the route does not take and repeats of what it takes once."""
+    """Refuse what the route does not take and repeats of what it takes once (and a query
+    that is not text, which ``encoding.check_target`` found)."""
+    problem = request.scope.get(QUERY_PROBLEM)
+    if problem is not None:
+        raise problem
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
