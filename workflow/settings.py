@@ -8,12 +8,37 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+import idna
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from congvan.states.deadlines import PROVINCE_DEFAULTS, RULES, TimeRules, WorkingHours
 from congvan.states.networks import Network, parse_networks
 from congvan.states.timeliness import FIRST_DAY, LAST_DAY, reckoned
+
+
+def _public_url(url: str) -> str:
+    """``url`` as certificates name it (their CRL is under it): an http(s) URL with a host
+    and a port that can be, its host in ASCII (a Vietnamese name written as its IDNA
+    A-label, as X.509 asks)."""
+    example = "e.g. https://congvan.example.vn"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"public_url must be an http(s) URL, {example}")
+    try:
+        parts.port  # noqa: B018 - reading it checks it (0 to 65535)
+    except ValueError:
+        raise ValueError(f"public_url names a port that cannot be, {example}") from None
+    if parts.username is not None or parts.password is not None or parts.fragment:
+        raise ValueError(f"public_url is a plain address, with no user or fragment, {example}")
+    if parts.netloc.isascii():
+        return url
+    try:
+        host = idna.encode(parts.hostname, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(f"public_url's host is not a domain name: {exc}") from None
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return parts._replace(netloc=netloc).geturl()
 
 
 def default_data_dir() -> Path:
@@ -148,6 +173,15 @@ class Settings(BaseSettings):
     max_content_length: int = Field(default=200_000, ge=10)
     max_page_size: int = Field(default=200, ge=1)
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_named(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            # Path("") is the current folder: a variable set empty would put the database
+            # wherever the command happens to run.
+            raise ValueError("data_dir is empty: name a folder, or leave it unset")
+        return value
+
     @model_validator(mode="after")
     def _days_off_or_working(self) -> Settings:
         outside = [d for d in (*self.extra_days_off, *self.extra_working_days) if not reckoned(d)]
@@ -156,11 +190,7 @@ class Settings(BaseSettings):
                 f"extra days must fall within {FIRST_DAY.year} to {LAST_DAY.year}: "
                 + ", ".join(d.isoformat() for d in outside[:5])
             )
-        if (
-            urlsplit(self.public_url).scheme not in ("http", "https")
-            or not urlsplit(self.public_url).netloc
-        ):
-            raise ValueError("public_url must be an http(s) URL, e.g. https://congvan.example.vn")
+        self.public_url = _public_url(self.public_url)
         both = set(self.extra_days_off) & set(self.extra_working_days)
         if both:
             days = ", ".join(sorted(d.isoformat() for d in both))

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from typing import BinaryIO
 
 import pytest
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
@@ -14,7 +19,7 @@ from congvan.actions.signing import pki
 from congvan.states.errors import InvalidInput
 from congvan.storage.clock import utcnow
 from congvan.storage.database import make_engine
-from congvan.workflow.cli import main
+from congvan.workflow.cli import files, main
 from congvan.workflow.cli.runtime import Store, runtime_for
 from congvan.workflow.cli.serving import _clock_agrees
 from congvan.workflow.settings import Settings
@@ -66,6 +71,17 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
         ({"CONGVAN_TIMER_RETRY_SECONDS": "nan"}, ["graph"], "invalid_input"),
         ({"CONGVAN_EXTRA_DAYS_OFF": '["2300-01-01"]'}, ["graph"], "invalid_input"),
         ({"CONGVAN_PUBLIC_URL": "javascript:alert(1)"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_PUBLIC_URL": "https://x.vn:99999"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_PUBLIC_URL": "https://u:secret@x.vn"}, ["graph"], "invalid_input"),
+        # Bytes that are not UTF-8 in a variable (handed on as lone surrogates): named, the
+        # value never said
+        ({"CONGVAN_DATA_DIR": "/tmp/\udcff\udcfe"}, ["graph"], "invalid_encoding"),
+        ({"CONGVAN_KEY_PASSPHRASE": "secret\udcff"}, ["graph"], "invalid_encoding"),
+        # A read where no database is: said, and nothing made there
+        ({}, ["--data-dir", str(tmp_path / "typo" / "a"), "agencies", "list"],
+         "database_not_migrated"),
+        ({"CONGVAN_DATABASE_URL": f"sqlite:///{tmp_path}/none/x.db"}, ["agencies", "list"],
+         "database_not_migrated"),
         ({"CONGVAN_DATABASE_URL": "postgresql://u:secret@[::1"}, ["migrate"], "invalid_input"),
         ({"CONGVAN_DATABASE_URL": "postgresql://u:secret@127.0.0.1:1/x"}, ["agencies", "list"],
          "database_unavailable"),
@@ -122,6 +138,7 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
         err = capsys.readouterr().err
         assert err.startswith(f"error [{code}]:"), (env, argv, err)
         assert "secret" not in err and "Traceback" not in err
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "none").exists()
 
 
 def test_the_store_is_stopped_when_the_command_fails(
@@ -326,3 +343,85 @@ def test_a_process_whose_clock_differs_from_the_databases_will_not_start(
         assert ("ahead of" if skew > 0 else "behind") in caught.value.message
     finally:
         engine.dispose()
+
+
+def test_a_vietnamese_public_url_is_named_as_certificates_name_it() -> None:
+    settings = Settings(public_url="https://congvan.thừathiênhuế.vn:8443/base")
+    assert settings.public_url == "https://congvan.xn--thathinhu-q4a4215f3oa.vn:8443/base"
+    assert settings.crl_url.startswith(settings.public_url)
+
+
+def test_a_data_dir_set_empty_is_refused_not_taken_for_the_current_folder(
+    tmp_path: Path, capsys: CaptureFixture[str], monkeypatch: MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CONGVAN_DATA_DIR", "")
+    assert main(["migrate"]) == 2
+    assert "data_dir is empty" in capsys.readouterr().err
+    assert [] == list(tmp_path.iterdir())
+
+
+class _FullDisk:
+    """A file on a disk with no room left: every write is refused."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.file, name)
+
+    def __enter__(self) -> _FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+
+def test_a_full_disk_is_said_in_one_line_and_leaves_nothing_half_done(
+    tmp_path: Path, capsys: CaptureFixture[str], monkeypatch: MonkeyPatch
+) -> None:
+    # Given an installation with its certification authority (one CRL published)
+    monkeypatch.setenv("CONGVAN_KEY_PASSPHRASE", "a passphrase for the test")
+    cli = ["--data-dir", str(tmp_path / "d")]
+    assert main([*cli, "migrate"]) == 0
+    assert main([*cli, "keys", "init-ca", "--name", "CA", "--organization", "UBND"]) == 0
+    settings = Settings(data_dir=tmp_path / "d")
+
+    def crls() -> int:
+        """The number the next CRL would take: one more for each published."""
+        with runtime_for(settings) as store, store.uow(readonly=True) as uow:
+            [root] = [c for c in uow.signatures.certificates() if c.kind == "root"]
+            return uow.signatures.next_crl_number(root.fingerprint)
+
+    published = crls()
+    capsys.readouterr()
+
+    # When a CRL is written to a disk with no room left
+    opened = os.fdopen
+    monkeypatch.setattr(files.os, "fdopen", lambda *a, **k: _FullDisk(opened(*a, **k)))
+    out = tmp_path / "ca.crl"
+    assert main([*cli, "keys", "crl", "--out", str(out)]) == 2
+
+    # Then it is said in one coded line; no file is left, and no new CRL was published
+    err = capsys.readouterr().err
+    assert err.startswith("error [unavailable]: Reading or writing failed: No space left")
+    assert "Traceback" not in err
+    assert [] == list(tmp_path.glob("*.crl")) + list(tmp_path.glob(".*.part"))
+    assert published == crls()
+
+
+def test_a_report_printed_to_a_full_disk_is_said_in_one_line() -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "congvan.workflow.cli", "graph"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert 2 == done.returncode, done.stderr
+    assert done.stderr.startswith("error [unavailable]: Reading or writing failed: No space")
+    assert "Traceback" not in done.stderr

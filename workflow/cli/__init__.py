@@ -11,6 +11,7 @@ letters) and graph.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -27,6 +28,7 @@ from congvan.states.errors import (
     DatabaseUnavailable,
     InvalidEncoding,
     InvalidInput,
+    Unavailable,
 )
 from congvan.storage.database import USABLE_URLS
 
@@ -100,12 +102,42 @@ def _check_arguments(args: argparse.Namespace) -> None:
                 ) from exc
 
 
+def _check_environment() -> None:
+    """Every ``CONGVAN_*`` variable is UTF-8 text (Python hands undecodable bytes on as
+    lone surrogates, which no file name, URL or passphrase can be). Its value is never
+    said: it may be a secret."""
+    for name, value in os.environ.items():
+        if not name.startswith("CONGVAN_"):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidEncoding(
+                f"The environment variable {name} is not UTF-8 text.",
+                field=name,
+                location="environment",
+            ) from exc
+
+
+def _flush_stdout() -> None:
+    """Write out what the command printed: a full disk under it is said now, in one coded
+    line, not as a traceback at exit; what could not be written then goes nowhere."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_arguments(args)
+        _check_environment()
         settings = settings_from(args)
         code: int = args.func(args, settings)
+        _flush_stdout()
         return code
     except KeyboardInterrupt:
         # Ctrl-C: what was committed stays, what was under way rolled back with it.
@@ -155,5 +187,12 @@ def _operator_error(exc: Exception) -> CongvanError | None:
     if isinstance(exc, OSError) and exc.filename is not None:
         return InvalidInput(
             f"{exc.strerror or exc}: {str(exc.filename)[:300]}", field="path", location="file"
+        )
+    if isinstance(exc, OSError) and exc.errno is not None:
+        # A write the system refused with no file named: a full disk, a quota, an I/O
+        # error. Nothing was kept of it (files are written whole or not at all).
+        return Unavailable(
+            f"Reading or writing failed: {exc.strerror or exc}; nothing was kept of it.",
+            errno=errno.errorcode.get(exc.errno, str(exc.errno)),
         )
     return None

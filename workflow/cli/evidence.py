@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from congvan.states.errors import InvalidInput
 
 from ..settings import Settings
-from .files import regular_file
+from .files import regular_file, written_whole
 from .runtime import Subparsers, runtime_for
 
 if TYPE_CHECKING:
@@ -90,24 +88,8 @@ def _export(document_id: str, output: str | None, digests_only: bool, settings: 
         keys = AgencyKeys(settings.passphrase, runtime.trust)
         agency = keys.require(uow, evidence.agency_id, now)
         roots = runtime.trust.roots()
-    if (path.exists() or path.is_symlink()) and not path.is_file():
-        # A device, a FIFO, a directory: renaming the bundle onto it would replace it
-        raise InvalidInput(
-            f"{path} is not a regular file; name a file for the bundle.",
-            field="output",
-            path=str(path),
-        )
-    # A new file of our own beside it (O_EXCL: never one planted there, nor a link's
-    # target), renamed onto the output once whole: no half bundle is ever left
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    temporary = Path(name)
-    try:
-        with os.fdopen(handle, "wb") as sink:
-            count = write_bundle(sink, evidence, now, agency)
-        temporary.replace(path)  # whole or not at all
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with written_whole(str(path), "bundle") as sink:
+        count = write_bundle(sink, evidence, now, agency)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     print(f"{path}: {count} members, sha256 {digest}")
     _warn_unless_verified(path, roots)

@@ -1,13 +1,20 @@
-"""Files a command is handed: read whole, but never past what such a file can hold.
+"""Files a command is handed: read whole, but never past what such a file can hold; and
+files it writes: whole or not at all.
 
 A certificate, a CRL or a directory file is read into memory to be parsed; a path that
 names a device (``/dev/zero``), a pipe or a mistaken multi-gigabyte file must end in a
-clear refusal, not in the machine's memory running out.
+clear refusal, not in the machine's memory running out. A bundle or a CRL is written
+beside its name and renamed onto it once whole, so a full disk leaves no half file.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from congvan.states.errors import InvalidInput, PayloadTooLarge
 
@@ -59,3 +66,39 @@ def read_text_bounded(name: str, what: str, max_bytes: int) -> str:
         return read_bounded(name, what, max_bytes).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"The {what} {name} is not UTF-8 text.", field=what) from exc
+
+
+@contextmanager
+def written_whole(name: str, what: str) -> Iterator[BinaryIO]:
+    """A file to write a ``what`` to, renamed onto ``name`` once the block ends well.
+
+    The bytes go to a new file of our own beside it (O_EXCL: never one planted there, nor
+    a link's target). A caller with more to do before the file counts (a commit) does it
+    last in the block, after ``flush``: a full disk says so before. On any failure the new
+    file is removed and ``name`` is left as it was.
+    """
+    path = Path(name)
+    if (path.exists() or path.is_symlink()) and not path.is_file():
+        # A device, a FIFO, a folder: renaming onto it would replace it
+        raise InvalidInput(
+            f"{name} is not a regular file; name a file for the {what}.",
+            field="output",
+            path=name[:300],
+        )
+    if not path.parent.is_dir():
+        raise InvalidInput(
+            f"The folder {path.parent} for the {what} does not exist.",
+            field="output",
+            path=name[:300],
+        )
+    handle, temporary_name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".part", dir=path.parent
+    )
+    temporary = Path(temporary_name)
+    try:
+        with os.fdopen(handle, "wb") as sink:
+            yield sink
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

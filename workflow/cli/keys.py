@@ -7,7 +7,6 @@ import ipaddress
 import os
 import sys
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -255,8 +254,11 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             der = keystore.publish_crl(
                 uow, passphrase=settings.ca_passphrase(), now=now, days=settings.crl_days
             )
-            uow.commit()
-            Path(args.out).write_bytes(der)
+            # Written before it is committed, kept once it is: a full disk publishes nothing
+            with files.written_whole(args.out, "CRL") as sink:
+                sink.write(der)
+                sink.flush()
+                uow.commit()
             print(f"CRL written to {args.out}")
             return 0
         uow.commit()

@@ -68,6 +68,7 @@ def open_store(settings: Settings) -> Store:
     from congvan.storage.database import make_engine
     from congvan.storage.schema import ensure_migrated
 
+    _refuse_missing_file(settings.db_url)
     db = make_engine(
         settings.db_url, synchronous=settings.sqlite_synchronous, pool_size=settings.db_pool_size
     )
@@ -77,6 +78,29 @@ def open_store(settings: Settings) -> Store:
         db.dispose()
         raise
     return Store(db, utcnow, TrustStore(settings.trust_path))
+
+
+def _refuse_missing_file(url: str) -> None:
+    """A SQLite database no file holds yet is not migrated: said as such, before opening
+    it would make the file and its folders (a command's mistyped --data-dir would leave
+    an empty database behind)."""
+    from sqlalchemy.engine import make_url
+
+    from congvan.states.errors import DatabaseNotReady
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return  # PostgreSQL, or what make_engine refuses in its own words
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return
+    path = Path(parsed.database)
+    if path.exists() or (path.parent.exists() and not path.parent.is_dir()):
+        return  # there, or a folder that is not one: said by opening it
+    raise DatabaseNotReady(
+        f"There is no database at {parsed.database}: run `congvan migrate` first (or name "
+        "the installation's folder with --data-dir).",
+        path=parsed.database[:300],
+    )
 
 
 @overload
