@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from . import escalation
 from . import explanation as x
 from .received import STATUS_LABEL
 from .timeliness import VIETNAM
@@ -89,11 +90,21 @@ def _left(f: Mapping[str, Any], lang: str) -> str:
     return f", in {span} ({working} of working time)"
 
 
+# How an attempt's error begins (actions/delivery.py, actions/messengers.py), in Vietnamese:
+# the rest is the system's own words (an exception, a peer's answer), quoted as they came.
+_ERROR_LEADS = {"not sent: ": "chưa gửi đi được: ", "no answer: ": "không nhận được trả lời: "}
+
+
 def _last(f: Mapping[str, Any], lang: str) -> str:
     if not f.get("last_outcome"):
         return ""
     error = f.get("last_error") or _outcome(f["last_outcome"], lang)
-    return f"; lần gửi trước: {error}" if lang == "vi" else f"; last attempt: {error}"
+    if lang != "vi":
+        return f"; last attempt: {error}"
+    for lead, said in _ERROR_LEADS.items():
+        if error.startswith(lead):
+            error = said + error.removeprefix(lead)
+    return f"; lần gửi trước: {error}"
 
 
 _Phrase = Callable[[Mapping[str, Any], str], str]
@@ -109,7 +120,10 @@ def _escalation(f: Mapping[str, Any], lang: str) -> str:
         return f"Cảnh báo “{kind}”{about} (cấp {f['level']}) đang mở từ {opened}, {who}."
     who = f"owned by {f['owner']}" if f.get("owner") else "nobody has claimed it yet"
     about = f" about the {_REQUEST_KIND.get(request, ('', request))[1]} request" if request else ""
-    return f"Escalation {f['kind']}{about} (level {f['level']}) open since {opened}, {who}."
+    described = escalation.KINDS.get(str(f["kind"]))
+    kind = described[0] if described else str(f["kind"])
+    level = f"{f['kind']}, level {f['level']}" if described else f"level {f['level']}"
+    return f"Escalation “{kind}”{about} ({level}) open since {opened}, {who}."
 
 
 def _done(vi: str, en: str) -> _Phrase:
@@ -169,8 +183,9 @@ def _answers(f: Mapping[str, Any], lang: str) -> str:
     since, who = moment(f["since"], lang), _names(f["recipients"])
     if lang == "vi":
         return f"Đã gửi yêu cầu {vi} (từ {since}); chờ trả lời (15 đồng ý / 16 từ chối) của: {who}."
+    article = "An" if en[:1] in "aeiou" else "A"
     return (
-        f"A {en} request is out (since {since}); waiting for the answer (15 agrees, "
+        f"{article} {en} request is out (since {since}); waiting for the answer (15 agrees, "
         f"16 refuses) of: {who}."
     )
 
@@ -288,10 +303,12 @@ PHRASES: dict[str, _Phrase] = {
         "Đã ký nhưng quá hạn phát hành ({due_at}) {late_by}.",
         "Signed but {late_by} past its send-by moment ({due_at}).",
     ),
-    x.AWAITING_DELIVERY: _both(
+    x.AWAITING_DELIVERY: lambda f, lang: _both(
         "Đã phát hành; chưa đến: {recipients} (trên {total} nơi nhận).",
-        "Sent; not yet delivered to: {recipients} (of {total} recipients).",
-    ),
+        "Sent; not yet delivered to: {recipients} (of {total} recipient"
+        + ("s" if f.get("total") != 1 else "")
+        + ").",
+    )(f, lang),
     x.AWAITING_ACKNOWLEDGEMENTS: _both(
         "Đã đến mọi nơi nhận; chờ vào sổ: {recipients}.",
         "Delivered to every recipient; waiting for registration by: {recipients}.",

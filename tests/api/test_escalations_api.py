@@ -4,6 +4,7 @@ Vietnam; the scheduler is run by the test after moving the clock."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import timedelta
 from typing import Any
@@ -197,6 +198,9 @@ def test_supervisors_handle_escalations_and_time_rules_from_the_cli(
     assert main([*cli, "escalations", "show", item["id"]]) == 0
     shown = capsys.readouterr().out
     assert "Đã nhắc văn thư" in shown and "resolve → resolved" in shown
+    # Every moment of every step in Vietnam time, as the rest of the CLI prints them
+    moments = re.findall(r'"\d{4}-\d\d-\d\dT[\d:.]+([+-]\d\d:\d\d|Z)"', shown)
+    assert moments and {"+07:00"} == set(moments)
     assert main([*cli, "escalations", "list", A]) == 0
     assert "no escalations" in capsys.readouterr().out
 

@@ -109,7 +109,7 @@ def test_demo_sends_the_sample_letter_between_two_installations(tmp_path: Path) 
     # The Sở Y tế never registers it: escalated at both ends, explained, mailed, resolved
     assert "province: escalation not_acknowledged for Sở Y tế tỉnh Thừa Thiên Huế" in out
     assert "Sở Y tế: its văn thư is reminded too" in out
-    assert "en: Escalation not_acknowledged (level 1) open since" in out
+    assert "(not_acknowledged, level 1) open since" in out
     assert (
         "e-mail to chanhvanphong@thuathienhue.gov.vn: [congvan] Đơn vị nhận chưa tiếp nhận" in out
     )

@@ -134,7 +134,9 @@ def test_a_late_delivery_opens_one_escalation_that_closes_itself_once_delivered(
         found = explain_row(uow, row, pair.sender.clock(), CALENDAR)
     [recipient] = found.recipients
     [said] = [sentence(f) for f in recipient.findings if f.code == "escalation_open"]
-    assert said["en"].startswith("Escalation not_delivered (level 1) open since")
+    assert said["en"].startswith(
+        "Escalation “not delivered to a recipient in time” (not_delivered, level 1) open since"
+    )
     assert "nobody has claimed it yet" in said["en"] and "chưa có ai nhận" in said["vi"]
 
     # When B's inbox is back and the letter is delivered

@@ -98,7 +98,8 @@ def test_a_failed_attempt_waits_for_its_retry_with_the_last_error() -> None:
     assert said["en"].startswith("Waiting for retry at 2026-11-30 10:00 ICT")
     assert "last attempt: not sent: ConnectError: [Errno 111] Connection refused" in said["en"]
     assert said["vi"].startswith("Đang chờ gửi lại lúc 10:00 ngày 30/11/2026 (giờ Việt Nam)")
-    assert "Connection refused" in said["vi"]
+    assert "chưa gửi đi được: ConnectError: [Errno 111] Connection refused" in said["vi"]
+    assert "not sent" not in said["vi"]  # our own words, in the sentence's language
     assert x.WAITING_FOR_RETRY == found.headline().code
 
 
@@ -317,7 +318,9 @@ def test_an_open_escalation_is_told_with_its_owner_and_level() -> None:
     assert [x.AWAITING_ACKNOWLEDGEMENTS, x.ESCALATION_OPEN] == [f.code for f in found.document]
     assert x.ESCALATION_OPEN == found.recipients[0].findings[-1].code
     said = sentence(found.recipients[0].findings[-1])
-    assert "owned by tp.nguyen" in said["en"] and "(level 2)" in said["en"]
+    assert "owned by tp.nguyen" in said["en"] and "(not_acknowledged, level 2)" in said["en"]
+    # named in words, as the Vietnamese is, beside its code
+    assert "“not registered by a recipient in time after it arrived”" in said["en"]
     assert "do tp.nguyen phụ trách" in said["vi"]
     assert x.ESCALATION_OPEN == found.headline().code
 
@@ -360,7 +363,7 @@ def test_an_open_escalation_about_a_recall_or_update_is_told_on_its_recipient() 
     )
     # And both languages say what the escalation is about
     said = sentence(recipient.findings[-1])
-    assert "delivery_failed about the recall request" in said["en"]
+    assert "“delivery to a recipient failed for good” about the recall request" in said["en"]
     assert "về yêu cầu thu hồi" in said["vi"] and "recall" not in said["vi"]
     assert "about the update request" in sentence(found.document[1])["en"]
     assert "về yêu cầu cập nhật" in sentence(found.document[1])["vi"]

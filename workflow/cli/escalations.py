@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 from typing import Any
 
 from congvan.actions.context import Actor
@@ -95,6 +96,18 @@ def _handler(uow: Any, agency_id: str, username: str) -> Actor:
     return Actor(name=f"{username}@{agency_id}", agency_id=agency_id, roles=roles)
 
 
+def _vietnam_time(value: object) -> object:
+    """A moment of a step (kept as ISO 8601, in UTC or Vietnam time) as the CLI prints every
+    moment: in Vietnam time; anything else as it is."""
+    if not isinstance(value, str) or len(value) < 20 or value[4:5] != "-":
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return value if moment.tzinfo is None else moment.astimezone(VIETNAM).isoformat()
+
+
 def cmd_escalations(args: argparse.Namespace, settings: Settings) -> int:
     from ..directory import existing_agency
 
@@ -134,7 +147,9 @@ def cmd_escalations(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  Cần làm: {todo_vi} — {todo_en}")
         for t in trail:
             at = t.at.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M")
-            extra = {k: v for k, v in t.payload.items() if k not in ("kind", "cause")}
+            extra = {
+                k: _vietnam_time(v) for k, v in t.payload.items() if k not in ("kind", "cause")
+            }
             print(f"  v{t.version} {at} {t.actor}: {t.event} → {t.to_state}  "
                   f"{json.dumps(extra, ensure_ascii=False)}")  # fmt: skip
         return 0
