@@ -60,6 +60,10 @@ ACKNOWLEDGED_BY_RECIPIENT = "acknowledged"
 COPY_RECALLED = "copy_recalled"  # the recipient agreed to a recall (15): its copy cancelled
 REFUSED_BY_RECIPIENT = "refused_by_recipient"
 FAILED_FOR_GOOD = "failed_for_good"
+# A recall or update sent to it: its answer is awaited, or it refused (16, its reason
+# said): the document stays in force there.
+ANSWER_AWAITED = "answer_awaited"
+REQUEST_DECLINED = "request_declined"
 
 # An escalation a supervisor owns (filled in from the escalation records).
 ESCALATION_OPEN = "escalation_open"
@@ -96,6 +100,8 @@ CODES = (
     COPY_RECALLED,
     REFUSED_BY_RECIPIENT,
     FAILED_FOR_GOOD,
+    ANSWER_AWAITED,
+    REQUEST_DECLINED,
     ESCALATION_OPEN,
 )
 
@@ -197,6 +203,16 @@ class AnswerAwaited:
 
 
 @dataclass(frozen=True)
+class RequestDeclined:
+    """A recipient refused the last recall or update (``kind``) sent to it (16)."""
+
+    kind: str
+    organ_id: str
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
 class CheckFacts:
     """A review check's result on the submitted revision."""
 
@@ -245,8 +261,10 @@ class Snapshot:
     # Recalled or replaced: when it was (the trail's moment; later events of its
     # dispatches move the row, not that moment).
     ended_at: datetime | None = None
-    # Recipients whose answer to a recall or update is awaited.
+    # Recipients whose answer to a recall or update is awaited, and those that refused
+    # the last one sent to them.
     answers_awaited: tuple[AnswerAwaited, ...] = ()
+    answers_declined: tuple[RequestDeclined, ...] = ()
     # An update of it was sent: what failed cannot be resent, only replaced.
     updated: bool = False
 
@@ -497,8 +515,23 @@ def _recipient(
         found.append(Finding(FAILED_FOR_GOOD, {**failed, "at": d.updated_at}, o, ended))
     if d.last_attempt is not None:
         found.append(Finding(LAST_ATTEMPT, _attempt_facts(d.last_attempt, d.attempts), o))
+    found += _answer(snapshot, o, ended)
     found += _escalations(snapshot, d.id, o)
     return RecipientExplanation(o, d.id, d.state, code, tuple(found))
+
+
+def _answer(snapshot: Snapshot, organ_id: str, ended: str | None) -> list[Finding]:
+    """The recipient's answer to a recall or update: awaited, or refused (16)."""
+    found = []
+    for awaited in snapshot.answers_awaited:
+        if awaited.organ_id == organ_id:
+            facts = {"kind": awaited.kind, "since": awaited.since}
+            found.append(Finding(ANSWER_AWAITED, facts, organ_id))
+    for declined in snapshot.answers_declined:
+        if declined.organ_id == organ_id:
+            facts = {"kind": declined.kind, "at": declined.at, "reason": declined.reason}
+            found.append(Finding(REQUEST_DECLINED, facts, organ_id, ended))
+    return found
 
 
 def _review(snapshot: Snapshot) -> Finding:
@@ -560,7 +593,13 @@ def _own_step(
         at = max(done, default=snapshot.updated_at)
         # Those that agreed to a recall since hold it no more (their 15 is theirs to show).
         gone = [d.organ_id for d in snapshot.dispatches if d.recalled]
-        facts = {"at": at, "open_escalations": len(snapshot.escalations), "recalled": gone}
+        facts = {
+            "at": at,
+            "open_escalations": len(snapshot.escalations),
+            "recalled": gone,
+            # Those that refused the last request sent to them (16) hold it in force.
+            "declined": [a.organ_id for a in snapshot.answers_declined],
+        }
         return Finding(COMPLETE, facts)
     if state in (doc.RECALLED, doc.REPLACED):
         ended = RECALLED_DONE if state == doc.RECALLED else REPLACED_DONE

@@ -148,13 +148,20 @@ def _complete(f: Mapping[str, Any], lang: str) -> str:
     text = _done(
         "Mọi nơi nhận đã vào sổ (xong lúc {at})", "Every recipient registered it (done at {at})"
     )(f, lang)
-    recalled = f.get("recalled") or []
-    if not recalled:
-        return text
-    who = _names(recalled)
-    if lang == "vi":
-        return f"{text} Đã đồng ý thu hồi (15), bản tại đó đã hủy: {who}."
-    return f"{text} Agreed to the recall (15), their copies cancelled: {who}."
+    recalled, declined = f.get("recalled") or [], f.get("declined") or []
+    if recalled:
+        who = _names(recalled)
+        if lang == "vi":
+            text += f" Đã đồng ý thu hồi (15), bản tại đó đã hủy: {who}."
+        else:
+            text += f" Agreed to the recall (15), their copies cancelled: {who}."
+    if declined:
+        who = _names(declined)
+        if lang == "vi":
+            text += f" Từ chối yêu cầu (16), văn bản vẫn còn hiệu lực tại: {who}."
+        else:
+            text += f" Refused the request (16), the document stays in force at: {who}."
+    return text
 
 
 def _acknowledged(f: Mapping[str, Any], lang: str) -> str:
@@ -382,6 +389,22 @@ PHRASES: dict[str, _Phrase] = {
     x.REFUSED_BY_RECIPIENT: _both(
         "Nơi nhận từ chối (02) lúc {at}: {reason}.",
         "The recipient refused it (02) at {at}: {reason}.",
+    ),
+    x.ANSWER_AWAITED: lambda f, lang: (
+        f"Chờ nơi nhận trả lời yêu cầu {_REQUEST_KIND.get(f['kind'], (f['kind'],))[0]} "
+        f"(15 đồng ý / 16 từ chối), gửi từ {moment(f['since'], lang)}."
+        if lang == "vi"
+        else f"Waiting for the recipient's answer to the "
+        f"{_REQUEST_KIND.get(f['kind'], ('', f['kind']))[1]} request (15 agrees, 16 refuses), "
+        f"sent at {moment(f['since'], lang)}."
+    ),
+    x.REQUEST_DECLINED: lambda f, lang: (
+        f"Nơi nhận từ chối yêu cầu {_REQUEST_KIND.get(f['kind'], (f['kind'],))[0]} (16) lúc "
+        f"{moment(f['at'], lang)}: {f['reason']}; văn bản vẫn còn hiệu lực tại đó."
+        if lang == "vi"
+        else f"The recipient refused the {_REQUEST_KIND.get(f['kind'], ('', f['kind']))[1]} "
+        f"request (16) at {moment(f['at'], lang)}: {f['reason']}; the document stays in "
+        "force there."
     ),
     x.FAILED_FOR_GOOD: _both(
         "Gửi không thành công sau {attempts} lần: {error}.",

@@ -17,13 +17,14 @@ from congvan.actions import notifications
 from congvan.actions.calendar import WorkingCalendar
 from congvan.actions.recalls import cancelled, request_kind, was_updated
 from congvan.states import explanation as x
-from congvan.states.dispatch import DELIVERED, PENDING, REJECTED, SENDING, TAKEN_CODES
+from congvan.states.dispatch import DECLINED, DELIVERED, PENDING, REJECTED, SENDING, TAKEN_CODES
 from congvan.states.errors import InvalidInput
 from congvan.states.phrasing import sentence
 from congvan.states.received import STATUS_LABEL
 from congvan.states.timeliness import VIETNAM, WorkingDays
 from congvan.storage.audit import timestamp
 from congvan.storage.clock import as_utc
+from congvan.storage.dispatches import DispatchRow
 from congvan.storage.documents import DocumentRow
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -175,10 +176,20 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
             x.CheckFacts(c.code, c.severity, c.status, c.cleared)
             for c in uow.checks.for_revision(doc_id, row.submitted_revision)
         )
-    awaited = []
-    for d in uow.dispatches.for_requests(doc_id):
+    awaited, declined = [], []
+    # Each recipient's last request (ids grow with time): an earlier one's answer is history.
+    last: dict[str, DispatchRow] = {}
+    for d in sorted(uow.dispatches.for_requests(doc_id), key=lambda r: r.id):
+        last[d.organ_id] = d
+    for d in last.values():
         if d.state in (PENDING, SENDING, DELIVERED):
             awaited.append(x.AnswerAwaited(request_kind(uow, d), d.organ_id, as_utc(d.updated_at)))
+        elif d.state == DECLINED:
+            said = [s.reason for s in statuses.get(d.id, []) if s.code == "16"]
+            reason = next((r for r in said if r), None) or d.last_error
+            declined.append(
+                x.RequestDeclined(request_kind(uow, d), d.organ_id, as_utc(d.updated_at), reason)
+            )
     return x.Snapshot(
         document_id=doc_id,
         state=row.state,
@@ -193,6 +204,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
         dispatches=tuple(dispatches),
         escalations=open_escalations(uow, doc_id),
         answers_awaited=tuple(awaited),
+        answers_declined=tuple(declined),
         updated=row.state == "failed" and was_updated(uow, doc_id),
         ended_at=_ended_at(uow, doc_id, row.state),
     )

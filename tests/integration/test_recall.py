@@ -37,6 +37,7 @@ from congvan.states.errors import (
     TransitionNotAllowed,
 )
 from congvan.states.escalation import texts as escalation_texts
+from congvan.states.phrasing import sentence
 from congvan.storage.ids import new_id
 from congvan.storage.stalls import stalled
 from congvan.workflow import directory
@@ -102,6 +103,17 @@ def get(runtime: Runtime, agency: str, path: str, role: str = "clerk") -> Any:
         response = client.get(path, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def explain(pair: Pair, doc: str) -> Any:
+    with pair.sender.uow(readonly=True) as uow:
+        return explain_row(uow, uow.documents.load(doc), pair.sender.clock(), CALENDAR)
+
+
+def answer_findings(pair: Pair, doc: str) -> list[str]:
+    """The codes explain gives the (one) recipient about a recall or update's answer."""
+    [recipient] = explain(pair, doc).recipients
+    return [f.code for f in recipient.findings if f.code in ("answer_awaited", "request_declined")]
 
 
 def state_at_b(pair: Pair, received_id: str) -> str:
@@ -267,10 +279,23 @@ def test_a_recipient_refusing_the_recall_keeps_the_document_in_force_and_says_wh
     pair.sender.engine.fire(doc, "recall", actor("signer"), data={"reason": "Gửi nhầm"})
     deliver(pair, doc)
 
+    # (while B has not answered, explain says so on B)
+    assert ["answer_awaited"] == answer_findings(pair, doc)
+
     # When B's clerk refuses without a reason, then with one
     with pytest.raises(InvalidInput):
         pair.receiver.engine.fire_on("received", received_id, "refuse_recall", actor("clerk", B))
     pair.answer(received_id, "refuse_recall", {"reason": "Văn bản đã được xử lý"})
+
+    # Then explain tells B's refusal (16) and its reason, escalation or not
+    [declined] = [
+        f for f in explain(pair, doc).recipients[0].findings if f.code == "request_declined"
+    ]
+    said = sentence(declined)
+    assert "(16)" in said["vi"] and "Văn bản đã được xử lý" in said["vi"]
+    assert "refused the recall request (16)" in said["en"] and "stays in force" in said["en"]
+    complete = sentence(explain(pair, doc).document[0])
+    assert "Refused the request (16), the document stays in force at: " + B in complete["en"]
 
     # Then B's document stays registered and handled as before
     assert state_at_b(pair, received_id) == "registered"
@@ -449,7 +474,7 @@ def test_an_open_escalation_about_a_recall_or_update_is_explained_as_an_alarm(
     [finding] = [f for f in recipient["findings"] if f["code"] == "escalation_open"]
     kind, words = ("recall", "thu hồi") if answer == "unanswered" else ("update", "cập nhật")
     assert (finding["alarm"], finding["facts"]["escalation_id"]) == (True, escalation.id)
-    assert f"{escalation.kind} about the {kind} request" in finding["en"]
+    assert f"about the {kind} request ({escalation.kind}, level 1)" in finding["en"]
     assert f"về yêu cầu {words}" in finding["vi"]
     assert view["headline"]["code"] == "escalation_open"
     assert "nothing is awaited" not in view["document"][0]["en"]
