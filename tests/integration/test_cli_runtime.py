@@ -115,6 +115,7 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
         ({}, ["escalations", "list", "000.00.00.H57", "--limit", "0"], "invalid_input"),
         ({}, ["escalations", "list", "000.00.00.H57", "--limit", "-5"], "invalid_input"),
         ({}, ["stuck", "--agency", "000.00.99.H57"], "not_found"),
+        ({}, ["keys", "list", "--agency", "000.00.99.H57"], "not_found"),
         ({}, ["stuck", "--agency", "bad agency"], "not_found"),
         ({}, ["notify", "dead-letters", "--agency", "000.00.99.H57"], "not_found"),
         ({}, ["notify", "list", "000.00.99.H57"], "not_found"),

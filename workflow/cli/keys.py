@@ -144,8 +144,15 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     with runtime_for(settings) as runtime, runtime.uow() as uow:
         now = runtime.clock()
         if args.action == "list":
+            known = args.agency is None or uow.agencies.agency(args.agency) is not None
+            if not known and uow.peers.get(args.agency) is None:
+                # Neither one of ours nor a peer: said, not listed as nothing
+                raise NotFound(f"No agency or peer {args.agency}.", agency_id=args.agency[:35])
             pinned = runtime.trust.fingerprints()
-            for row in uow.signatures.certificates(args.agency):
+            listed = uow.signatures.certificates(args.agency)
+            if not listed:
+                print("no certificates")
+            for row in listed:
                 state = _standing(row, now)
                 if row.kind == "root":
                     state += ", pinned" if row.fingerprint in pinned else ", NOT pinned"
