@@ -144,23 +144,19 @@ def _done(vi: str, en: str) -> _Phrase:
 
 def _complete(f: Mapping[str, Any], lang: str) -> str:
     """Every recipient holding it registered it; those that agreed to a recall since are
-    named, their copies cancelled."""
+    named, their copies cancelled, and those that refused the last request sent them."""
     text = _done(
         "Mọi nơi nhận đã vào sổ (xong lúc {at})", "Every recipient registered it (done at {at})"
     )(f, lang)
-    recalled, declined = f.get("recalled") or [], f.get("declined") or []
-    if recalled:
-        who = _names(recalled)
-        if lang == "vi":
-            text += f" Đã đồng ý thu hồi (15), bản tại đó đã hủy: {who}."
-        else:
-            text += f" Agreed to the recall (15), their copies cancelled: {who}."
-    if declined:
-        who = _names(declined)
-        if lang == "vi":
-            text += f" Từ chối yêu cầu (16), văn bản vẫn còn hiệu lực tại: {who}."
-        else:
-            text += f" Refused the request (16), the document stays in force at: {who}."
+    said = (
+        ("recalled", "Đã đồng ý thu hồi (15), bản tại đó đã hủy", "Agreed to the recall (15), "
+         "their copies cancelled"),
+        ("declined", "Từ chối yêu cầu (16), văn bản vẫn còn hiệu lực tại", "Refused the request "
+         "(16), the document stays in force at"),
+    )  # fmt: skip
+    for key, vi, en in said:
+        if f.get(key):
+            text += f" {vi if lang == 'vi' else en}: {_names(f[key])}."
     return text
 
 
@@ -195,6 +191,16 @@ def _answers(f: Mapping[str, Any], lang: str) -> str:
         f"{article} {en} request is out (since {since}); waiting for the answer (15 agrees, "
         f"16 refuses) of: {who}."
     )
+
+
+def _about_request(vi: str, en: str) -> _Phrase:
+    """As ``_both``, with ``{request}``: what the request asks (thu hồi, recall...)."""
+
+    def phrase(f: Mapping[str, Any], lang: str) -> str:
+        words = _REQUEST_KIND.get(str(f["kind"]), (str(f["kind"]), str(f["kind"])))
+        return _both(vi, en)({**f, "request": words[0 if lang == "vi" else 1]}, lang)
+
+    return phrase
 
 
 def _both(vi: str, en: str) -> _Phrase:
@@ -390,21 +396,16 @@ PHRASES: dict[str, _Phrase] = {
         "Nơi nhận từ chối (02) lúc {at}: {reason}.",
         "The recipient refused it (02) at {at}: {reason}.",
     ),
-    x.ANSWER_AWAITED: lambda f, lang: (
-        f"Chờ nơi nhận trả lời yêu cầu {_REQUEST_KIND.get(f['kind'], (f['kind'],))[0]} "
-        f"(15 đồng ý / 16 từ chối), gửi từ {moment(f['since'], lang)}."
-        if lang == "vi"
-        else f"Waiting for the recipient's answer to the "
-        f"{_REQUEST_KIND.get(f['kind'], ('', f['kind']))[1]} request (15 agrees, 16 refuses), "
-        f"sent at {moment(f['since'], lang)}."
+    x.ANSWER_AWAITED: _about_request(
+        "Chờ nơi nhận trả lời yêu cầu {request} (15 đồng ý / 16 từ chối), gửi từ {since}.",
+        "Waiting for the recipient's answer to the {request} request (15 agrees, 16 "
+        "refuses), sent at {since}.",
     ),
-    x.REQUEST_DECLINED: lambda f, lang: (
-        f"Nơi nhận từ chối yêu cầu {_REQUEST_KIND.get(f['kind'], (f['kind'],))[0]} (16) lúc "
-        f"{moment(f['at'], lang)}: {f['reason']}; văn bản vẫn còn hiệu lực tại đó."
-        if lang == "vi"
-        else f"The recipient refused the {_REQUEST_KIND.get(f['kind'], ('', f['kind']))[1]} "
-        f"request (16) at {moment(f['at'], lang)}: {f['reason']}; the document stays in "
-        "force there."
+    x.REQUEST_DECLINED: _about_request(
+        "Nơi nhận từ chối yêu cầu {request} (16) lúc {at}: {reason}; văn bản vẫn còn hiệu lực "
+        "tại đó.",
+        "The recipient refused the {request} request (16) at {at}: {reason}; the document "
+        "stays in force there.",
     ),
     x.FAILED_FOR_GOOD: _both(
         "Gửi không thành công sau {attempts} lần: {error}.",

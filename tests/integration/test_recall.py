@@ -113,7 +113,11 @@ def explain(pair: Pair, doc: str) -> Any:
 def answer_findings(pair: Pair, doc: str) -> list[str]:
     """The codes explain gives the (one) recipient about a recall or update's answer."""
     [recipient] = explain(pair, doc).recipients
-    return [f.code for f in recipient.findings if f.code in ("answer_awaited", "request_declined")]
+    found = [f for f in recipient.findings if f.code in ("answer_awaited", "request_declined")]
+    for finding in found:
+        said = sentence(finding)
+        assert "(15" in said["vi"] + said["en"] or "(16)" in said["vi"], said
+    return [f.code for f in found]
 
 
 def state_at_b(pair: Pair, received_id: str) -> str:
