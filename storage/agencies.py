@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from .locks import hold
+from .locks import hold, hold_agency
 from .prepared import Prepared
 from .tables import Agency, ApiToken, User
 
@@ -90,6 +90,12 @@ class TokenHolder:
 class AgencyRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+
+    def hold(self, agency_id: str) -> None:
+        """Hold the agency's place in the directory until the transaction ends
+        (``locks.hold_agency``): a check of whether it exists or who serves it, then a
+        write on it, is not undone by another at once."""
+        hold_agency(self.conn, agency_id)
 
     def add_agency(self, row: AgencyRow) -> None:
         self.conn.execute(insert(_agencies), [dataclasses.asdict(row)])

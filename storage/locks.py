@@ -24,3 +24,10 @@ def hold(conn: Connection, name: str) -> None:
         return
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     _HOLD.first(conn, {"key": key})
+
+
+def hold_agency(conn: Connection, agency_id: str) -> None:
+    """Hold the agency's place in the directory: whether it exists, and who serves it
+    (its users and keys here, or a peer entry naming another instance), is decided by one
+    transaction at a time."""
+    hold(conn, f"congvan.agency:{agency_id}")

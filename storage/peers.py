@@ -10,6 +10,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from congvan.states.errors import InvalidInput
 
 from .clock import as_utc
+from .locks import hold_agency
 from .prepared import Prepared
 from .tables import Peer as PeerRow
 
@@ -64,7 +65,9 @@ class PeerRepository:
 
     def refuse_served_elsewhere(self, agency_id: str, what: str) -> None:
         """InvalidInput when another instance serves the agency (it has a peer entry):
-        ``what`` (its users, its keys) would make this instance take it over."""
+        ``what`` (its users, its keys) would make this instance take it over. Holds the
+        agency (``locks.hold_agency``) so that no peer entry is added before ``what`` is."""
+        hold_agency(self.conn, agency_id)
         peer = self.get(agency_id)
         if peer is not None:
             raise InvalidInput(

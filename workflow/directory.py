@@ -151,6 +151,7 @@ def add_agency(
             value=abbreviation,
         )
     validate_numbering(numbering)
+    uow.agencies.hold(agency_id)  # two adding it at once: one adds, the other is told
     if uow.agencies.agency(agency_id) is not None:
         raise AlreadyExists(f"Agency {agency_id} already exists.", agency_id=agency_id)
     uow.agencies.add_agency(

@@ -150,6 +150,7 @@ def add_peer(
     concurrency = _bounded(concurrency, policy.PEER_CONCURRENCY_RANGE, "max_concurrency")
     certs = agency_certificates(certificates, agency_id) if certificates is not None else []
     issuers.require_pinned_chain(uow, trust, certs, "certificates")
+    uow.agencies.hold(agency_id)  # its users or key are not added here meanwhile
     agency_created = uow.agencies.agency(agency_id) is None
     if agency_created:
         add_agency(uow, agency_id, name, abbreviation, now)

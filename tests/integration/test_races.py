@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from congvan.states.errors import CongvanError
 from congvan.storage.unit_of_work import UnitOfWork
-from congvan.workflow import directory
+from congvan.workflow import directory, peers
 from congvan.workflow import notifications as managing
 from congvan.workflow.bootstrap import Runtime
 from tests.conftest import MakeRuntime
@@ -149,3 +149,58 @@ def test_a_change_of_number_series_waits_for_a_verdict_on_a_number(
 
     # Then the change of series is judged after it, on what it wrote
     assert ["verdict kept", "series changed"] == order
+
+
+def test_an_agency_added_by_several_at_once_is_added_once(make_runtime: MakeRuntime) -> None:
+    runtime = make_runtime()
+
+    def adding(uow: UnitOfWork) -> object:
+        return directory.add_agency(uow, A, "Ủy ban nhân dân tỉnh", "UBND", runtime.clock())
+
+    assert {"done": 1, "already_exists": 3} == at_once(runtime, [adding] * 4)
+
+
+def peer_entry(runtime: Runtime, agency_id: str = A) -> Callable[[UnitOfWork], object]:
+    return lambda uow: peers.add_peer(
+        uow,
+        agency_id,
+        name="Ủy ban nhân dân tỉnh",
+        abbreviation="UBND",
+        inbox_url="https://congvan.hue.gov.vn/v1/inbox",
+        certificates=None,
+        trust=runtime.trust,
+        now=runtime.clock(),
+    )
+
+
+def test_a_new_peer_added_by_several_at_once_is_one_agency_and_one_entry(
+    make_runtime: MakeRuntime,
+) -> None:
+    runtime = make_runtime()
+
+    # The first adds the agency and its entry, the others find them and update the entry
+    assert {"done": 4} == at_once(runtime, [peer_entry(runtime)] * 4)
+    with runtime.uow(readonly=True) as uow:
+        assert [A] == [p.agency_id for p in uow.peers.list()]
+        assert [A] == [a.id for a in uow.agencies.agencies()]
+
+
+def test_an_agency_given_a_peer_entry_and_a_user_at_once_is_served_in_one_place(
+    make_runtime: MakeRuntime,
+) -> None:
+    runtime = make_runtime()
+    for n in range(1, 6):
+        # Given an agency with neither users nor a peer entry
+        agency_id = f"000.00.00.H{n:02}"
+        add_agency(runtime, agency_id, "Ủy ban nhân dân tỉnh", "UBND")
+
+        def user(uow: UnitOfWork, agency_id: str = agency_id) -> object:
+            return directory.ensure_user(uow, agency_id, "nguyen.van.a", ["clerk"], runtime.clock())
+
+        # When one gives it a peer entry (served elsewhere) and another a user (served here)
+        outcomes = at_once(runtime, [peer_entry(runtime, agency_id), user])
+
+        # Then one is kept, the other refused
+        assert {"done": 1, "invalid_input": 1} == outcomes
+        with runtime.uow(readonly=True) as uow:
+            assert uow.agencies.has_users(agency_id) != (uow.peers.get(agency_id) is not None)
