@@ -14,6 +14,8 @@ algorithms, the form ``openssl cms -verify`` and every other verifier read the s
                           TSTInfo or any other kind of content the same key may sign
     signed attributes     each type once, with one value (RFC 5652 11: one content type,
                           one message digest, one signing time; none other repeats)
+    unsigned attributes   each type once; a signature timestamp holds one token, which
+                          meets every rule here itself, its content a TSTInfo
     digest                SHA-256, SHA-384 or SHA-512, listed in digestAlgorithms, which
                           lists nothing else
     signature algorithm   RSA PKCS#1 v1.5, RSA-PSS or ECDSA, hashing with that digest
@@ -72,25 +74,34 @@ _SIGNING_TIME_OID = asn1_cms.CMSAttributeType("signing_time").dump()
 def check_strict_cms(cms_der: bytes) -> None:
     """Refuse a CMS ContentInfo that is not strict DER with accepted algorithms."""
     der.check_der(cms_der)
+    _check_signed_data(cms_der, _DATA, "The signature is not a detached CMS signature")
+
+
+def check_strict_timestamp_token(token: bytes) -> None:
+    """The same rules for an RFC 3161 timestamp token, whose signed content is a TSTInfo:
+    a token is a CMS signature too, read by every verifier the same way or refused."""
+    der.check_der(token)
+    _check_signed_data(token, _TST_INFO, "The timestamp token is not a CMS signature")
+
+
+def _check_signed_data(encoded: bytes, content: str, not_one: str) -> None:
     try:
-        content_info = asn1_cms.ContentInfo.load(cms_der, strict=True)
+        content_info = asn1_cms.ContentInfo.load(encoded, strict=True)
         if content_info["content_type"].dotted != "1.2.840.113549.1.7.2":
-            raise SignatureMalformed(
-                "The signature is not a detached CMS signature: it is not a SignedData."
-            )
+            raise SignatureMalformed(f"{not_one}: it is not a SignedData.")
         signed_data = content_info["content"]
         _check_implicit_sets(signed_data)
         _check_certificates(signed_data)
         _check_algorithms(signed_data)
-        _check_content_type(signed_data)
-        _check_signed_attributes(signed_data["signer_infos"][0])
+        _check_content_type(signed_data, content)
+        signer_info = signed_data["signer_infos"][0]
+        _check_signed_attributes(signer_info)
+        _check_unsigned_attributes(signer_info)
     except (SignatureMalformed, WeakAlgorithm):
         raise
     # asn1crypto parses lazily and reports damage as whatever the value it met raises.
     except Exception as exc:  # any failure to read it means it is malformed
-        raise SignatureMalformed(
-            f"The signature is not a detached CMS signature: {exc}".split("\n")[0]
-        ) from exc
+        raise SignatureMalformed(f"{not_one}: {exc}".split("\n")[0]) from exc
 
 
 def check_strict_embedded_cms(contents: bytes) -> None:
@@ -323,14 +334,18 @@ def _check_algorithms(signed_data: asn1_cms.SignedData) -> None:
 
 
 _DATA = "1.2.840.113549.1.7.1"
+_TST_INFO = "1.2.840.113549.1.9.16.1.4"
+_TIMESTAMP_TOKEN = "1.2.840.113549.1.9.16.2.14"  # id-aa-signatureTimeStampToken
 
 
-def _check_content_type(signed_data: asn1_cms.SignedData) -> None:
-    """What is signed is data: the bytes it is checked against, nothing else."""
+def _check_content_type(signed_data: asn1_cms.SignedData, expected: str) -> None:
+    """What is signed is what it is checked as: data (the bytes it is checked against) for
+    a signature, a TSTInfo for a timestamp token; nothing else the same key may sign."""
     content_type = signed_data["encap_content_info"]["content_type"]
-    if content_type.dotted != _DATA:
+    if content_type.dotted != expected:
+        kind = "data" if expected == _DATA else "a TSTInfo"
         raise SignatureMalformed(
-            f"The signature signs {content_type.native} content, not data.",
+            f"The signature signs {content_type.native} content, not {kind}.",
             content_type=content_type.dotted,
         )
 
@@ -354,6 +369,35 @@ def _check_signed_attributes(signer_info: asn1_cms.SignerInfo) -> None:
                 "instead of one.",
                 attribute=name,
             )
+
+
+def _check_unsigned_attributes(signer_info: asn1_cms.SignerInfo) -> None:
+    """Each unsigned attribute once; a signature timestamp holds one token, itself strict.
+    Two tokens would let each verifier date the signature by the one it reads."""
+    attributes = signer_info["unsigned_attrs"]
+    seen: set[str] = set()
+    for attribute in [] if isinstance(attributes, core.Void) else attributes:
+        kind = attribute["type"]
+        name = kind.native if isinstance(kind.native, str) else kind.dotted
+        if kind.dotted in seen:
+            raise SignatureMalformed(
+                f"The signature's unsigned attributes give {name} twice.", attribute=name
+            )
+        seen.add(kind.dotted)
+        if kind.dotted != _TIMESTAMP_TOKEN:
+            continue
+        values = attribute["values"]
+        if len(values) != 1:
+            raise SignatureMalformed(
+                f"The signature's timestamp attribute holds {len(values)} tokens instead of one.",
+                attribute=name,
+            )
+        try:
+            check_strict_timestamp_token(values[0].dump())
+        except SignatureMalformed as exc:
+            raise SignatureMalformed(
+                f"The signature's timestamp token is refused: {exc.message}", attribute=name
+            ) from exc
 
 
 def _digest(algorithm: core.Sequence) -> str:

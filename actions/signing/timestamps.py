@@ -34,10 +34,11 @@ from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko.sign.validation.status import TimestampSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
-from congvan.states.errors import TimestampInvalid
+from congvan.states.errors import SignatureMalformed, TimestampInvalid, WeakAlgorithm
 
 from .certpath import anchors
 from .cms import asn1_cert
+from .strict import check_strict_timestamp_token
 
 DIGEST = "sha256"
 QUERY_TYPE = "application/timestamp-query"
@@ -182,17 +183,21 @@ def embedded_token(cms_der: bytes) -> bytes | None:
 
 
 def token_in(signer_info: asn1_cms.SignerInfo) -> bytes | None:
-    """The first signature timestamp token among a SignerInfo's unsigned attributes."""
+    """The signature timestamp token among a SignerInfo's unsigned attributes, or None;
+    ValueError when there are more (each verifier would read its own)."""
     attributes = signer_info["unsigned_attrs"]
     if isinstance(attributes, core.Void):
         return None
-    for attribute in attributes:
-        if attribute["type"].native == _TOKEN_ATTRIBUTE:
-            values = attribute["values"]
-            if len(values) != 1:
-                raise ValueError("a signature timestamp attribute must hold one token")
-            return bytes(values[0].dump())
-    return None
+    tokens = [
+        attribute["values"]
+        for attribute in attributes
+        if attribute["type"].native == _TOKEN_ATTRIBUTE
+    ]
+    if not tokens:
+        return None
+    if len(tokens) != 1 or len(tokens[0]) != 1:
+        raise ValueError("a signature carries one timestamp token")
+    return bytes(tokens[0][0].dump())
 
 
 def with_timestamp(cms_der: bytes, token: bytes) -> bytes:
@@ -253,6 +258,10 @@ async def async_verify_token(
     The TSA's certificate path is validated as of the token's genTime with the CRLs given
     (never the network). Raises ``TimestampInvalid``.
     """
+    try:
+        check_strict_timestamp_token(token)
+    except (SignatureMalformed, WeakAlgorithm) as exc:
+        raise TimestampInvalid(f"The timestamp token is malformed: {exc.message}") from exc
     try:
         content_info = asn1_cms.ContentInfo.load(token, strict=True)
         if content_info["content_type"].native != "signed_data":

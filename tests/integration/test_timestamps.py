@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from asn1crypto import cms as asn1_cms
 from asn1crypto import tsp
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -30,6 +31,7 @@ from congvan.actions.signing.timestamps import (
 from congvan.states.errors import (
     CertificateExpired,
     SignatureError,
+    SignatureMalformed,
     SigningTimeInvalid,
     TimestampInvalid,
 )
@@ -352,3 +354,54 @@ def test_a_token_proves_nothing_about_a_signature_time_in_the_future(pki: Pki) -
 
     with pytest.raises(TimestampInvalid):
         verify(MANIFEST, cms_der, pki, timestamp_token=token)
+
+
+# -- a token is a strict CMS signature, one to a signature ---------------------------------
+
+
+def with_unsigned(cms_der: bytes, values_per_attribute: list[list[bytes]]) -> bytes:
+    """The CMS with one signature timestamp attribute for each list of tokens given."""
+    content_info = asn1_cms.ContentInfo.load(cms_der)
+    signed_data = content_info["content"]
+    signer_info = signed_data["signer_infos"][0]
+    signer_info["unsigned_attrs"] = asn1_cms.CMSAttributes(
+        [
+            asn1_cms.CMSAttribute(
+                {
+                    "type": "signature_time_stamp_token",
+                    "values": [asn1_cms.ContentInfo.load(t) for t in tokens],
+                }
+            )
+            for tokens in values_per_attribute
+        ]
+    )
+    signed_data["signer_infos"] = asn1_cms.SignerInfos([signer_info])
+    content_info["content"] = signed_data
+    return bytes(content_info.dump(force=True))
+
+
+@pytest.mark.parametrize("shape", ["two attributes", "two tokens in one"])
+def test_a_signature_carrying_two_timestamps_is_malformed(
+    pki: Pki, tsa: LoopbackTsa, shape: str
+) -> None:
+    # Given a signature and two tokens over it (each verifier might date it by either)
+    cms_der = sign(pki.signer, pki)
+    first, second = stamp(tsa.url, cms_der), stamp(tsa.url, cms_der)
+    assert verify(MANIFEST, with_timestamp(cms_der, first), pki).timestamp == NOW
+    layout = [[first], [second]] if shape == "two attributes" else [[first, second]]
+
+    # When both travel in it, then it is refused, whichever way they are put
+    with pytest.raises(SignatureMalformed, match=r"twice|tokens instead of one"):
+        verify(MANIFEST, with_unsigned(cms_der, layout), pki)
+
+
+def test_a_token_not_in_distinguished_encoding_is_refused(pki: Pki, tsa: LoopbackTsa) -> None:
+    # Given a token whose outer length is written in a longer form than needed
+    cms_der = sign(pki.signer, pki)
+    token = stamp(tsa.url, cms_der)
+    assert token[1] == 0x82  # SEQUENCE, two length bytes
+    loose = token[:1] + b"\x83\x00" + token[2:]
+
+    # When it is given beside the signature, then it is refused
+    with pytest.raises(TimestampInvalid, match="malformed"):
+        verify(MANIFEST, cms_der, pki, timestamp_token=loose)
