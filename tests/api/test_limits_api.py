@@ -485,6 +485,53 @@ def test_a_form_part_giving_a_header_twice_is_refused(
     assert api.get("/v1/documents").json()["items"] == []
 
 
+@pytest.mark.parametrize(
+    ("headers", "repeated"),
+    [
+        # which name or file name counts differs from parser to parser
+        (b'filename="a.pdf"; name="other"', "Content-Disposition: name"),
+        (b'filename="a.pdf"; FILENAME="a.exe"', "Content-Disposition: filename"),
+        (b'filename="a.pdf";filename=a.exe', "Content-Disposition: filename"),
+        (
+            b'filename="a.pdf"\r\nContent-Type: text/plain; charset=utf-8; charset=latin-1',
+            "Content-Type: charset",
+        ),
+    ],
+)
+def test_a_form_part_giving_a_parameter_twice_is_refused(
+    api: Api, headers: bytes, repeated: str
+) -> None:
+    response = _post_multipart(_multipart(headers))(api, "")
+    details = assert_error(response, 422, "repeated_field")
+    assert (details["field"], details["location"]) == (repeated, "form part header")
+    assert api.get("/v1/documents").json()["items"] == []
+
+
+def test_a_semicolon_inside_a_quoted_file_name_is_no_second_parameter(api: Api) -> None:
+    response = _post_multipart(_multipart(b'filename="a;name=b.pdf"'))(api, "")
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("encoding", [b"base64", b"quoted-printable", b"x-gzip"])
+def test_a_form_part_in_a_transfer_encoding_is_refused(api: Api, encoding: bytes) -> None:
+    # Its bytes would be kept as their encoded text: refused, not stored as something else
+    body = _multipart(b'filename="a.pdf"\r\nContent-Transfer-Encoding: ' + encoding)
+    response = _post_multipart(body)(api, "")
+    details = assert_error(response, 422, "invalid_input")
+    assert (details["field"], details["location"]) == (
+        "Content-Transfer-Encoding",
+        "form part header",
+    )
+    assert api.get("/v1/documents").json()["items"] == []
+
+
+@pytest.mark.parametrize("encoding", [b"binary", b"8bit", b"7BIT"])
+def test_a_form_part_sent_as_it_is_may_say_so(api: Api, encoding: bytes) -> None:
+    body = _multipart(b'filename="a.pdf"\r\nContent-Transfer-Encoding: ' + encoding)
+    response = _post_multipart(body)(api, "")
+    assert response.status_code == 201, response.text
+
+
 @pytest.mark.parametrize("named", [b'filename=""', b"filename=", b'filename = ""'])
 def test_a_file_with_an_empty_name_is_told_to_name_it(api: Api, named: bytes) -> None:
     # A PDF's bytes sent as a file part with no name: not "not UTF-8 text", but what it lacks

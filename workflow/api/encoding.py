@@ -170,6 +170,30 @@ def _is_utf8(charset: bytes) -> bool:
         return False
 
 
+# What a part's Content-Transfer-Encoding may say: its bytes are the bytes meant.
+_IDENTITY = frozenset({b"binary", b"8bit", b"7bit"})
+# One parameter of a header (RFC 9110 5.6.6): ; name = token or "quoted string".
+_PARAMETER = re.compile(rb';\s*([^\s;=]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^;]*))?')
+
+
+def _parameters_once(header: str, value: bytes) -> None:
+    """Refuse a header giving a parameter twice (name, filename, charset): parsers
+    disagree on which one counts, so a filter in front would judge another file name or
+    field than the app."""
+    seen: set[bytes] = set()
+    for match in _PARAMETER.finditer(value):
+        parameter = match.group(1).lower()
+        if parameter in seen:
+            label = parameter.decode("latin-1")[:40]
+            raise RepeatedField(
+                f"A form part's header {header} gives its parameter {label} twice; it is "
+                "taken once.",
+                field=f"{header}: {label}",
+                location="form part header",
+            )
+        seen.add(parameter)
+
+
 class _FormCheck:
     """Feeds a multipart/form-data body through a parser of its own, part by part."""
 
@@ -215,6 +239,8 @@ class _FormCheck:
                 location="form part header",
             )
         self.named.add(name)
+        if name in (b"content-disposition", b"content-type"):
+            _parameters_once(name.decode("latin-1").title(), value)
         if name == b"content-disposition":
             # The part's name and file name: UTF-8, as browsers send them.
             _text(value, field="Content-Disposition", location="form part header")
@@ -223,6 +249,16 @@ class _FormCheck:
             raise InvalidEncoding(
                 "Text is read as UTF-8 only; a form part declares another charset.",
                 field="Content-Type",
+                location="form part header",
+            )
+        elif name == b"content-transfer-encoding" and value.strip().lower() not in _IDENTITY:
+            # RFC 7578 4.7: a form's parts are sent as they are; a part in base64 or
+            # quoted-printable would be stored as its encoded text, not what was meant.
+            raise InvalidInput(
+                "A form part is sent as it is: Content-Transfer-Encoding "
+                f"{value.decode('latin-1')[:40]!r} is not read (RFC 7578); send the bytes "
+                "themselves.",
+                field="Content-Transfer-Encoding",
                 location="form part header",
             )
         elif not value.isascii():
