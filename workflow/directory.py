@@ -333,6 +333,11 @@ def add_authority(
     if valid_until is not None and valid_until < valid_from:
         raise InvalidInput("valid_until is before valid_from.", field="valid_until")
     competence = competence_line(competence)
+    # Its lines made one, it is one line of text (no control or hidden characters, which
+    # would make a title no signer block could ever match, or one that reads as another).
+    problem = unstorable(competence, multi_line=False)
+    if problem is not None:
+        raise InvalidInput(f"competence {problem}.", field="competence")
     if len(competence) > _COMPETENCE_LENGTH:  # the API's bound, for every caller
         raise InvalidInput(
             f"competence is a signer block of {_COMPETENCE_LENGTH} characters at most.",

@@ -368,6 +368,19 @@ def test_a_signing_authority_is_granted_and_listed(tmp_path: Path) -> None:
     )  # fmt: skip
     assert long_block.returncode == 2, long_block.stdout + long_block.stderr
     assert long_block.stderr.startswith("error [invalid_input]: competence is a signer block")
+    # And so is one with characters that show nothing or are no text (the API refuses them)
+    for hidden in (
+        "KT. CHỦ\u200bTỊCH",
+        "KT. CHỦ TỊCH\u00ad",
+        "KT.\x01 CHỦ TỊCH",
+        "KT. CHỦ TỊCH\u202e",
+    ):
+        refused = congvan(
+            "authorities", "add", *agency, "--signer", "pct", "--doc-types", "CV",
+            "--competence", hidden, "--from", "2026-01-01", data_dir=tmp_path,
+        )  # fmt: skip
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert refused.stderr.startswith("error [invalid_input]: competence must not contain")
     assert congvan("authorities", "list", *agency, data_dir=tmp_path).stdout.split() == listed
 
 
