@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
@@ -94,6 +95,7 @@ def make_broker(url: str) -> dramatiq.Broker:
     elif url.startswith(("redis://", "rediss://", "unix://")):
         from dramatiq.brokers.redis import RedisBroker
 
+        _check_redis_url(url)
         broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
     else:
         raise InvalidInput(
@@ -104,6 +106,24 @@ def make_broker(url: str) -> dramatiq.Broker:
     for queue in QUEUES:
         broker.declare_queue(queue)
     return broker
+
+
+def _check_redis_url(url: str) -> None:
+    """Refuse a Redis URL no connection can be made from (a port past 65535, a broken
+    IPv6 address, a database that is no number), in words, never the URL (it may hold a
+    password)."""
+    from redis.connection import parse_url
+
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+        parts = urlsplit(url)
+        if parts.scheme != "unix" and parts.path.strip("/") and not parts.path[1:].isdigit():
+            raise ValueError("its path names a database by number, e.g. redis://host:6379/0")
+    except ValueError as exc:
+        raise InvalidInput(
+            f"CONGVAN_BROKER_URL is not a Redis URL that can be used: {exc}.",
+            field="broker_url",
+        ) from None
 
 
 @dataclass

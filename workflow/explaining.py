@@ -178,10 +178,10 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
         )
     awaited, declined = [], []
     # Each recipient's last request (ids grow with time): an earlier one's answer is history.
-    last: dict[str, DispatchRow] = {}
+    latest: dict[str, DispatchRow] = {}
     for d in sorted(uow.dispatches.for_requests(doc_id), key=lambda r: r.id):
-        last[d.organ_id] = d
-    for d in last.values():
+        latest[d.organ_id] = d
+    for d in latest.values():
         if d.state in (PENDING, SENDING, DELIVERED):
             awaited.append(x.AnswerAwaited(request_kind(uow, d), d.organ_id, as_utc(d.updated_at)))
         elif d.state == DECLINED:

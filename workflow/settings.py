@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from datetime import date, time
 from pathlib import Path
 from typing import Literal
@@ -17,28 +19,57 @@ from congvan.states.networks import Network, parse_networks
 from congvan.states.timeliness import FIRST_DAY, LAST_DAY, reckoned
 
 
-def _public_url(url: str) -> str:
-    """``url`` as certificates name it (their CRL is under it): an http(s) URL with a host
-    and a port that can be, its host in ASCII (a Vietnamese name written as its IDNA
-    A-label, as X.509 asks)."""
-    example = "e.g. https://congvan.example.vn"
-    parts = urlsplit(url)
+def _http_url(url: str, setting: str, example: str) -> str:
+    """``url`` as it is reached: an http(s) URL with a host and a port that can be, no
+    user, fragment, blank or control character, its host in ASCII (a Vietnamese name
+    written as its IDNA A-label, as X.509 and DNS ask)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # a bracket left open
+        raise ValueError(f"{setting} is not a URL ({exc}), {example}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"public_url must be an http(s) URL, {example}")
+        raise ValueError(f"{setting} must be an http(s) URL, {example}")
     try:
         parts.port  # noqa: B018 - reading it checks it (0 to 65535)
     except ValueError:
-        raise ValueError(f"public_url names a port that cannot be, {example}") from None
+        raise ValueError(f"{setting} names a port that cannot be, {example}") from None
     if parts.username is not None or parts.password is not None or parts.fragment:
-        raise ValueError(f"public_url is a plain address, with no user or fragment, {example}")
+        raise ValueError(f"{setting} is a plain address, with no user or fragment, {example}")
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise ValueError(f"{setting} holds a blank or a control character, {example}")
     if parts.netloc.isascii():
         return url
-    try:
-        host = idna.encode(parts.hostname, uts46=True).decode("ascii")
-    except idna.IDNAError as exc:
-        raise ValueError(f"public_url's host is not a domain name: {exc}") from None
+    host = _host_name(parts.hostname, setting)
     netloc = host if parts.port is None else f"{host}:{parts.port}"
     return parts._replace(netloc=netloc).geturl()
+
+
+# A host name in ASCII: labels of letters, digits, hyphens (and underscores, which some
+# internal names carry), joined by dots.
+_ASCII_HOST = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.(?!$)|$)")
+
+
+def _host_name(host: str, setting: str) -> str:
+    """``host`` as DNS is asked for it: an IP address, or a domain name in ASCII."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if host.isascii():
+        labels = host.rstrip(".").split(".")
+        if len(host) <= 253 and all(_ASCII_HOST.fullmatch(label) for label in labels):
+            return host
+        raise ValueError(f"{setting} is not a host name or IP address, e.g. mail.example.vn")
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(f"{setting}'s host is not a domain name: {exc}") from None
+
+
+def _public_url(url: str) -> str:
+    """``url`` as certificates name it (their CRL is under it)."""
+    return _http_url(url, "public_url", "e.g. https://congvan.example.vn")
 
 
 def default_data_dir() -> Path:
@@ -191,6 +222,10 @@ class Settings(BaseSettings):
                 + ", ".join(d.isoformat() for d in outside[:5])
             )
         self.public_url = _public_url(self.public_url)
+        # Set empty, either is unset (no timestamps; e-mail waits), as before it was read.
+        tsa_example = "e.g. https://tsa.example.vn/tsr"
+        self.tsa_url = _http_url(self.tsa_url, "tsa_url", tsa_example) if self.tsa_url else None
+        self.smtp_host = _host_name(self.smtp_host, "smtp_host") if self.smtp_host else None
         both = set(self.extra_days_off) & set(self.extra_working_days)
         if both:
             days = ", ".join(sorted(d.isoformat() for d in both))

@@ -73,6 +73,19 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
         ({"CONGVAN_PUBLIC_URL": "javascript:alert(1)"}, ["graph"], "invalid_input"),
         ({"CONGVAN_PUBLIC_URL": "https://x.vn:99999"}, ["graph"], "invalid_input"),
         ({"CONGVAN_PUBLIC_URL": "https://u:secret@x.vn"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_PUBLIC_URL": "https://[::1"}, ["graph"], "invalid_input"),
+        # A timestamp authority or mail server no connection could be made to
+        ({"CONGVAN_TSA_URL": "https://tsa.vn:99999/tsr"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_TSA_URL": "tsa.vn/tsr"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_TSA_URL": "https://tsa.vn/t sr"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_SMTP_HOST": "smtp://mail.vn"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_SMTP_HOST": "mail server.vn"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_SMTP_HOST": "mail..vn"}, ["graph"], "invalid_input"),
+        # A Redis URL no connection can be made from, said before any process starts
+        ({"CONGVAN_BROKER_URL": "redis://:secret@127.0.0.1:99999/0"}, ["worker"], "invalid_input"),
+        ({"CONGVAN_BROKER_URL": "redis://:secret@[::1/0"}, ["scheduler"], "invalid_input"),
+        ({"CONGVAN_BROKER_URL": "redis://:secret@h:port/0"}, ["worker"], "invalid_input"),
+        ({"CONGVAN_BROKER_URL": "redis://:secret@127.0.0.1/db"}, ["worker"], "invalid_input"),
         # Bytes that are not UTF-8 in a variable (handed on as lone surrogates): named, the
         # value never said
         ({"CONGVAN_DATA_DIR": "/tmp/\udcff\udcfe"}, ["graph"], "invalid_encoding"),
@@ -137,7 +150,9 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
             args = argv if argv[0] == "--data-dir" else ["--data-dir", str(tmp_path / "d"), *argv]
             assert main(args) == 2, (env, argv)
         err = capsys.readouterr().err
-        assert err.startswith(f"error [{code}]:"), (env, argv, err)
+        said = [line for line in err.splitlines() if not line.startswith('{"event": ')]
+        assert said[0].startswith(f"error [{code}]:"), (env, argv, err)  # past a process's logs
+        assert "secret" not in err and "Traceback" not in err, (env, argv, err)
         assert "secret" not in err and "Traceback" not in err
     assert not (tmp_path / "typo").exists() and not (tmp_path / "none").exists()
 
