@@ -30,6 +30,7 @@ time, digest and signature of such a CMS are byte for byte those of one that pas
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from asn1crypto import cms as asn1_cms
@@ -353,16 +354,7 @@ def _check_content_type(signed_data: asn1_cms.SignedData, expected: str) -> None
 def _check_signed_attributes(signer_info: asn1_cms.SignerInfo) -> None:
     """Each signed attribute once, with one value: a signer cannot claim two of anything
     (two signing times, say, one for each verifier that reads only the first or the last)."""
-    attributes = signer_info["signed_attrs"]
-    seen: set[str] = set()
-    for attribute in [] if isinstance(attributes, core.Void) else attributes:
-        kind = attribute["type"]
-        name = kind.native if isinstance(kind.native, str) else kind.dotted
-        if kind.dotted in seen:
-            raise SignatureMalformed(
-                f"The signature's signed attributes give {name} twice.", attribute=name
-            )
-        seen.add(kind.dotted)
+    for name, attribute in _attributes_once(signer_info, "signed_attrs", "signed"):
         if len(attribute["values"]) != 1:
             raise SignatureMalformed(
                 f"The signature's {name} attribute holds {len(attribute['values'])} values "
@@ -374,17 +366,8 @@ def _check_signed_attributes(signer_info: asn1_cms.SignerInfo) -> None:
 def _check_unsigned_attributes(signer_info: asn1_cms.SignerInfo) -> None:
     """Each unsigned attribute once; a signature timestamp holds one token, itself strict.
     Two tokens would let each verifier date the signature by the one it reads."""
-    attributes = signer_info["unsigned_attrs"]
-    seen: set[str] = set()
-    for attribute in [] if isinstance(attributes, core.Void) else attributes:
-        kind = attribute["type"]
-        name = kind.native if isinstance(kind.native, str) else kind.dotted
-        if kind.dotted in seen:
-            raise SignatureMalformed(
-                f"The signature's unsigned attributes give {name} twice.", attribute=name
-            )
-        seen.add(kind.dotted)
-        if kind.dotted != _TIMESTAMP_TOKEN:
+    for name, attribute in _attributes_once(signer_info, "unsigned_attrs", "unsigned"):
+        if attribute["type"].dotted != _TIMESTAMP_TOKEN:
             continue
         values = attribute["values"]
         if len(values) != 1:
@@ -398,6 +381,24 @@ def _check_unsigned_attributes(signer_info: asn1_cms.SignerInfo) -> None:
             raise SignatureMalformed(
                 f"The signature's timestamp token is refused: {exc.message}", attribute=name
             ) from exc
+
+
+def _attributes_once(
+    signer_info: asn1_cms.SignerInfo, key: str, kind: str
+) -> Iterator[tuple[str, asn1_cms.CMSAttribute]]:
+    """The SignerInfo's ``key`` attributes with their names; SignatureMalformed at the
+    first type given twice."""
+    attributes = signer_info[key]
+    seen: set[str] = set()
+    for attribute in [] if isinstance(attributes, core.Void) else attributes:
+        oid = attribute["type"]
+        name = oid.native if isinstance(oid.native, str) else oid.dotted
+        if oid.dotted in seen:
+            raise SignatureMalformed(
+                f"The signature's {kind} attributes give {name} twice.", attribute=name
+            )
+        seen.add(oid.dotted)
+        yield name, attribute
 
 
 def _digest(algorithm: core.Sequence) -> str:
