@@ -12,6 +12,8 @@ from contextlib import contextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
+from .api.wire import JsonErrorsH11Protocol
+
 
 def freeze_loaded() -> None:
     """Leave what this process has loaded so far out of the garbage collector's passes.
@@ -40,7 +42,14 @@ def serve_in_thread(
     yields the base URL."""
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            http=JsonErrorsH11Protocol,
+        )
     )
     thread = threading.Thread(target=server.run, name="congvan-api", daemon=True)
     thread.start()

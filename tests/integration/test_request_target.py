@@ -3,6 +3,7 @@ must accept the absolute form (``GET http://host/path``), as a proxy sends it.""
 
 from __future__ import annotations
 
+import json
 import socket
 from urllib.parse import urlsplit
 
@@ -33,3 +34,38 @@ def test_the_absolute_form_is_answered_as_the_path_it_names(runtime: Runtime, ta
     status = answer.split(b"\r\n", 1)[0]
     assert status == b"HTTP/1.1 200 OK", answer[:300]
     assert b'"status"' in answer
+
+
+def _raw(base: str, head: bytes) -> bytes:
+    host, port = urlsplit(base).hostname, urlsplit(base).port
+    with socket.create_connection((str(host), int(port or 80)), timeout=10) as conn:
+        conn.sendall(head)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /v1/documents?subject=a b HTTP/1.1\r\nHost: x\r\n\r\n",  # a raw space
+        "GET /v1/documents?subject=thư HTTP/1.1\r\nHost: x\r\n\r\n".encode(),  # raw UTF-8
+        b"GET /v1/health HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n",
+        b"GET /v1/health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",  # two hosts
+        b"BREW /v1/health HTCPCP/1.0\r\n\r\n",
+    ],
+)
+def test_a_request_the_server_cannot_read_is_answered_in_the_apis_error_shape(
+    runtime: Runtime, head: bytes
+) -> None:
+    # Refused by the HTTP parser before the app runs, it is still answered as the API answers
+    with serve_in_thread(create_app(runtime)) as base:
+        answer = _raw(base, head)
+    status, rest = answer.split(b"\r\n", 1)
+    headers, body = rest.split(b"\r\n\r\n", 1)
+    assert status == b"HTTP/1.1 400 Bad Request", answer[:300]
+    assert b"content-type: application/json" in headers.lower()
+    error = json.loads(body)
+    assert ("bad_request", {"location": "request"}) == (error["code"], error["details"])
+    assert error["message"]

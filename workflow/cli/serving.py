@@ -169,6 +169,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 "`congvan worker` and `congvan scheduler`)",
                 file=sys.stderr,
             )
+        from ..api.wire import JsonErrorsH11Protocol
+
         app = create_app(
             runtime,
             background=not args.no_workers,
@@ -181,6 +183,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             host=args.host or settings.host,
             port=args.port or settings.port,
             log_level="info",
+            http=JsonErrorsH11Protocol,
         )
     return 0
 
