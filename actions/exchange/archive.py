@@ -157,7 +157,7 @@ def open_archive(stream: BinaryIO, limits: Limits, small: Container[str]) -> Arc
     ``small`` names the members read whole into memory, bounded by ``max_metadata_size``.
     """
     digest, size = _digest(stream)
-    _check_end_record(stream, size, limits)
+    entries = _check_end_record(stream, size, limits)
     try:
         zip_file = zipfile.ZipFile(stream)
     except NotImplementedError as exc:  # a version needed to extract above zipfile's
@@ -169,6 +169,7 @@ def open_archive(stream: BinaryIO, limits: Limits, small: Container[str]) -> Arc
         raise MessageMalformed("The file is not a ZIP archive.", reason="not_a_zip") from exc
     try:
         _check_directory(zip_file, limits, small)
+        _check_count(zip_file, entries)
         _check_layout(stream, zip_file, size)
     except BaseException:
         zip_file.close()
@@ -190,20 +191,30 @@ _DIRECTORY_ENTRY_BYTES = 46 + 4 * 400 + 1024
 _MEMBER_BYTES = 30 + 46
 
 
-def _check_end_record(stream: BinaryIO, size: int, limits: Limits) -> None:
+def _check_end_record(stream: BinaryIO, size: int, limits: Limits) -> int | None:
     """Refuse an archive whose central directory holds more parts than ``limits`` take
     before ``zipfile`` reads it: it parses every entry first, and 700,000 empty ones in
     60 MiB cost seconds of CPU and hundreds of MiB. A record it cannot find is left to
-    ``zipfile`` to refuse."""
+    ``zipfile`` to refuse. Returns the number of parts the record counts."""
     tail = min(size, _END_RECORD.size + 0xFFFF)  # the record, then a comment of up to 64 KiB
     stream.seek(size - tail)
     data = stream.read(tail)
     stream.seek(0)
     at = data.rfind(_END_SIGNATURE)
     if at < 0 or len(data) - at < _END_RECORD.size:
-        return
-    fields = _END_RECORD.unpack_from(data, at)
-    entries, directory_bytes, directory_at, comment = fields[4], fields[5], fields[6], fields[7]
+        return None
+    _signature, disk, directory_disk, on_disk, entries, directory_bytes, directory_at, comment = (
+        _END_RECORD.unpack_from(data, at)
+    )
+    if disk or directory_disk or on_disk != entries:
+        # One archive on one disk: zipfile ignores these fields, unzip does not (it reads
+        # a split archive's parts, or refuses), so the two would read two archives.
+        raise MessageMalformed(
+            "The archive's end record speaks of more than one disk (a split archive), "
+            "which a package never is.",
+            reason="layout",
+            part="(end record)",
+        )
     locator = at - _ZIP64_LOCATOR_SIZE
     if locator >= 0 and data[locator : locator + 4] == _ZIP64_LOCATOR:
         # zipfile then reads the directory where the ZIP64 record says, other readers
@@ -238,6 +249,28 @@ def _check_end_record(stream: BinaryIO, size: int, limits: Limits) -> None:
             reason="too_many_parts",
             max_parts=limits.max_parts,
         )
+    return int(entries)
+
+
+def _check_count(zip_file: zipfile.ZipFile, entries: int | None) -> None:
+    """The directory holds as many parts as the end record counts, each on disk 0.
+    zipfile reads the directory by its size and never counts; unzip counts, and stops
+    (or reads another archive) where the two disagree."""
+    infos = zip_file.infolist()
+    if entries is not None and len(infos) != entries:
+        raise MessageMalformed(
+            f"The archive's end record counts {entries} parts, its directory holds {len(infos)}.",
+            reason="layout",
+            part="(end record)",
+        )
+    for info in infos:
+        if info.volume:
+            raise MessageMalformed(
+                "A part says it starts on another disk (a split archive), which a package "
+                "never is.",
+                reason="layout",
+                part=info.filename,
+            )
 
 
 def _digest(stream: BinaryIO) -> tuple[str, int]:

@@ -273,6 +273,38 @@ def test_a_comment_the_end_record_declares_is_refused() -> None:
     assert (error.reason, error.details["part"]) == ("comment", "(end record)")
 
 
+@pytest.mark.parametrize(
+    ("on_disk", "in_all", "disk", "directory_disk"),
+    # counts (``n``: as many as the directory holds) and disks, otherwise than it is
+    [("0", "0", 0, 0), ("1", "1", 0, 0), ("9", "9", 0, 0), ("n-1", "n", 0, 0),
+     ("n", "n-1", 0, 0), ("n", "n", 1, 1), ("n", "n", 0, 1)],
+)  # fmt: skip
+def test_an_end_record_at_odds_with_its_directory_is_refused(
+    on_disk: str, in_all: str, disk: int, directory_disk: int
+) -> None:
+    # zipfile reads the directory by its size and ignores these; unzip reads them, and
+    # finds another archive (or none) where the counts or disks say otherwise
+    data = bytearray(package())
+    n = len(zipfile.ZipFile(io.BytesIO(bytes(data))).infolist())
+    counts = [{"n": n, "n-1": n - 1}.get(c) or int(c) for c in (on_disk, in_all)]
+    end = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<4H", data, end + 4, disk, directory_disk, *counts)
+
+    error = refusal(bytes(data))
+
+    assert (error.reason, error.details["part"]) == ("layout", "(end record)")
+
+
+def test_a_part_starting_on_another_disk_is_refused() -> None:
+    data = bytearray(package())
+    first = data.find(b"PK\x01\x02")  # package.json's directory entry
+    struct.pack_into("<H", data, first + 34, 1)  # its disk number start
+
+    error = refusal(bytes(data))
+
+    assert (error.reason, error.details["part"]) == ("layout", "package.json")
+
+
 def _with_entry(change: Any) -> bytes:
     """A package whose package.json member's header (local and central) ``change`` set."""
     sink = io.BytesIO()
