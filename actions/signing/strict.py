@@ -98,6 +98,11 @@ def _check_signed_data(encoded: bytes, content: str, not_one: str) -> None:
         signer_info = signed_data["signer_infos"][0]
         _check_signed_attributes(signer_info)
         _check_unsigned_attributes(signer_info)
+        # asn1crypto reads lazily: read what a verifier reads, so that a value its type
+        # says is primitive but sent in pieces (a BER string the DER walk cannot tell from
+        # an explicit tag, say a subject key identifier) is refused here, as not DER.
+        signer_info["sid"].native  # noqa: B018
+        signer_info["signed_attrs"].native  # noqa: B018
     except (SignatureMalformed, WeakAlgorithm):
         raise
     # asn1crypto parses lazily and reports damage as whatever the value it met raises.

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from asn1crypto import algos
 from asn1crypto import cms as asn1_cms
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import (
@@ -569,3 +570,38 @@ def test_a_ca_certificate_cannot_sign_as_a_person(pki: Pki, usage: str) -> None:
     issued = issue(pki.root, ca_flag=usage == "ca", usage=key_usage(**flags))
     with pytest.raises(CertificateProfileInvalid):
         verify(MANIFEST, sign(issued, pki), pki)
+
+
+def with_key_identifier(der: bytes, who: Issued) -> bytes:
+    """``der`` naming its signer by subject key identifier (version 3), not issuer and
+    serial: nothing signed changes."""
+    content_info = asn1_cms.ContentInfo.load(der)
+    signed_data = content_info["content"]
+    signer_info = signed_data["signer_infos"][0]
+    identifier = x509.SubjectKeyIdentifier.from_public_key(who.cert.public_key()).digest
+    signer_info["version"] = "v3"
+    signer_info["sid"] = asn1_cms.SignerIdentifier(name="subject_key_identifier", value=identifier)
+    signed_data["version"] = "v3"
+    signed_data["signer_infos"] = asn1_cms.SignerInfos([signer_info])
+    content_info["content"] = signed_data
+    return bytes(content_info.dump())
+
+
+def test_a_key_identifier_sent_in_pieces_is_malformed(pki: Pki, good: bytes) -> None:
+    # Given a signature naming its signer by key identifier, strict as it is
+    named = with_key_identifier(good, pki.signer)
+    check_strict_cms(named)
+
+    # When the identifier ([0] IMPLICIT OCTET STRING) is sent constructed, in two pieces (BER)
+    root = tree(named)
+    sid = at(root, *SIGNER_INFO, 1)
+    assert (sid.identifier, sid.children) == (0x80, None)
+    half = len(sid.value) // 2
+    pieces = [Node(0x04, None, sid.value[:half]), Node(0x04, None, sid.value[half:])]
+    at(root, *SIGNER_INFO).children[1] = Node(0xA0, pieces)  # type: ignore[index]
+
+    # Then it is refused for its bytes, not for the signature (which no byte of it covers)
+    with pytest.raises(SignatureMalformed, match="primitive"):
+        check_strict_cms(root.encode())
+    with pytest.raises(SignatureMalformed):
+        verify(MANIFEST, root.encode(), pki)
