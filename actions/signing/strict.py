@@ -14,8 +14,10 @@ algorithms, the form ``openssl cms -verify`` and every other verifier read the s
                           TSTInfo or any other kind of content the same key may sign
     signed attributes     each type once, with one value (RFC 5652 11: one content type,
                           one message digest, one signing time; none other repeats)
-    unsigned attributes   each type once; a signature timestamp holds one token, which
-                          meets every rule here itself, its content a TSTInfo
+    unsigned attributes   each type once, a signature timestamp or CAdES long-term
+                          validation data (no countersignature, nothing unknown); a
+                          timestamp holds one token, which meets every rule here itself,
+                          its content a TSTInfo
     digest                SHA-256, SHA-384 or SHA-512, listed in digestAlgorithms, which
                           lists nothing else
     signature algorithm   RSA PKCS#1 v1.5, RSA-PSS or ECDSA, hashing with that digest
@@ -368,10 +370,37 @@ def _check_signed_attributes(signer_info: asn1_cms.SignerInfo) -> None:
             )
 
 
+# Unsigned attributes a signature may carry: its timestamp, which is verified, and the
+# validation data of a long-term CAdES signature (RFC 5126 6.2-6.3, ETSI EN 319 122-1
+# 5.5), which travels as evidence for later verifiers. Anything else (a countersignature,
+# which congvan does not verify, or bytes of an unknown kind) would travel in the package
+# and its evidence as if it said something, unread and signed by nobody.
+_UNSIGNED_TAKEN = frozenset(
+    {
+        _TIMESTAMP_TOKEN,
+        "1.2.840.113549.1.9.16.2.21",  # complete-certificate-references
+        "1.2.840.113549.1.9.16.2.22",  # complete-revocation-references
+        "1.2.840.113549.1.9.16.2.23",  # certificate-values
+        "1.2.840.113549.1.9.16.2.24",  # revocation-values
+        "1.2.840.113549.1.9.16.2.25",  # CAdES-C-time-stamp (escTimeStamp)
+        "1.2.840.113549.1.9.16.2.26",  # time-stamped-certs-crls-references
+        "0.4.0.1733.2.4",  # archive-time-stamp-v3
+        "0.4.0.1733.2.5",  # ats-hash-index
+    }
+)
+
+
 def _check_unsigned_attributes(signer_info: asn1_cms.SignerInfo) -> None:
-    """Each unsigned attribute once; a signature timestamp holds one token, itself strict.
-    Two tokens would let each verifier date the signature by the one it reads."""
+    """Each unsigned attribute once, of a kind taken; a signature timestamp holds one
+    token, itself strict. Two tokens would let each verifier date the signature by the one
+    it reads."""
     for name, attribute in _attributes_once(signer_info, "unsigned_attrs", "unsigned"):
+        if attribute["type"].dotted not in _UNSIGNED_TAKEN:
+            raise SignatureMalformed(
+                f"The signature carries an unsigned attribute congvan does not verify "
+                f"({name}): only a signature timestamp and long-term validation data.",
+                attribute=name,
+            )
         if attribute["type"].dotted != _TIMESTAMP_TOKEN:
             continue
         values = attribute["values"]

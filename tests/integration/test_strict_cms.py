@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from asn1crypto import algos
+from asn1crypto import algos, core
 from asn1crypto import cms as asn1_cms
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -605,3 +605,51 @@ def test_a_key_identifier_sent_in_pieces_is_malformed(pki: Pki, good: bytes) -> 
         check_strict_cms(root.encode())
     with pytest.raises(SignatureMalformed):
         verify(MANIFEST, root.encode(), pki)
+
+
+def with_unsigned(der: bytes, *attributes: asn1_cms.CMSAttribute) -> bytes:
+    """``der`` carrying ``attributes`` unsigned: nothing signed changes."""
+    content_info = asn1_cms.ContentInfo.load(der)
+    signed_data = content_info["content"]
+    signer_info = signed_data["signer_infos"][0]
+    signer_info["unsigned_attrs"] = asn1_cms.CMSAttributes(list(attributes))
+    signed_data["signer_infos"] = asn1_cms.SignerInfos([signer_info])
+    content_info["content"] = signed_data
+    return bytes(content_info.dump())
+
+
+def test_an_unsigned_attribute_congvan_does_not_verify_is_malformed(
+    pki: Pki, good: bytes, known: bool
+) -> None:
+    signer_info = asn1_cms.ContentInfo.load(good)["content"]["signer_infos"][0]
+    # A countersignature whose signature is zeros, and 30 KB of an unknown kind: both
+    # would travel in packages and evidence as if they said something
+    forged = asn1_cms.SignerInfo.load(signer_info.dump())
+    forged["signature"] = bytes(len(forged["signature"].native))
+    countersigned = with_unsigned(
+        good, asn1_cms.CMSAttribute({"type": "counter_signature", "values": [forged]})
+    )
+    unknown = with_unsigned(
+        good,
+        asn1_cms.CMSAttribute(
+            {"type": "1.3.6.1.4.1.99999.1", "values": [core.OctetString(b"\0" * 30_000)]}
+        ),
+    )
+    for upload in (countersigned, unknown):
+        refused = refusal(upload, pki, known=known)
+        assert SignatureMalformed is type(refused), refused.message
+        assert "unsigned attribute" in refused.message
+
+    # while long-term validation data (here the signer's certificate values) is taken
+    certificates = asn1_cms.ContentInfo.load(good)["content"]["certificates"]
+    values = core.SequenceOf(spec=asn1_cms.Certificate)
+    for choice in certificates:
+        values.append(choice.chosen)
+    carried = with_unsigned(
+        good,
+        asn1_cms.CMSAttribute(
+            {"type": "1.2.840.113549.1.9.16.2.23", "values": [core.Any.load(values.dump())]}
+        ),
+    )
+    verdict = verify(MANIFEST, carried, pki)
+    assert (verdict.intact, verdict.valid, verdict.trusted) == (True, True, True)
