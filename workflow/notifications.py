@@ -7,12 +7,13 @@ a route's secret never leaves: views say only whether one is set.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from email.errors import MessageError
 from email.headerregistry import Address
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -253,6 +254,28 @@ def shown_target(channel: str, target: str) -> str:
     return origin if target in (origin, f"{origin}/") else f"{origin}/…"
 
 
+# A receiver's answer begins its error with the HTTP status (``404: Cannot POST /hooks/…``).
+_ANSWERED = re.compile(r"(\d{3}): ")
+
+
+def _error_shown(channel: str, target: str, error: str) -> str:
+    """An attempt's error as those who see a webhook by its origin see it: the receiver's
+    answer (which may repeat the path it was posted to, token and all, in any form) by its
+    status alone, and the address, written any way, by its origin."""
+    if channel != "webhook":
+        return error
+    answered = _ANSWERED.match(error)
+    if answered:
+        return f"{answered.group(1)}: the receiver's answer is shown to operators"
+    origin = shown_target(channel, target)
+    parts = urlsplit(target)
+    hidden = [target, parts.path + (f"?{parts.query}" if parts.query else ""), parts.query]
+    for secret in sorted({h for h in hidden if len(h) > 1}, key=len, reverse=True):
+        for written in {secret, unquote(secret), quote(unquote(secret), safe="/")}:
+            error = error.replace(written, origin if secret == target else "…")
+    return error
+
+
 def notice_view(
     notice: NoticeRow, attempts: list[AttemptRow] | None = None, *, whole_target: bool = True
 ) -> dict[str, Any]:
@@ -262,7 +285,7 @@ def notice_view(
     target = notice.target if whole_target else shown_target(notice.channel, notice.target)
 
     def said(error: str) -> str:
-        return error if whole_target else error.replace(notice.target, target)
+        return error if whole_target else _error_shown(notice.channel, notice.target, error)
 
     view: dict[str, Any] = {
         "id": notice.id,
