@@ -198,7 +198,7 @@ class Anchoring(StagedJob[list[AnchorDraft]]):
             made[draft.agency_id] = sum(draft.heads)
             if not draft.bodies:
                 continue
-            latest = uow.anchors.latest(draft.agency_id)
+            latest = uow.anchors.latest(draft.agency_id, holding=True)
             if (0 if latest is None else latest.seq) != draft.after_seq:
                 raise RetryLater(f"agency {draft.agency_id} was anchored meanwhile")
             for offset, (body, signature, count) in enumerate(

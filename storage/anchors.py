@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, select
 
 from .clock import as_utc
+from .locks import hold
 from .tables import AuditAnchor, AuditEntry, chain_heads
 
 _anchors = AuditAnchor.__table__  # type: ignore[attr-defined]
@@ -46,7 +47,12 @@ class AnchorRepository:
     def add(self, row: AnchorRow) -> None:
         self.conn.execute(insert(_anchors), [dataclasses.asdict(row)])
 
-    def latest(self, agency_id: str) -> AnchorRow | None:
+    def latest(self, agency_id: str, *, holding: bool = False) -> AnchorRow | None:
+        """The agency's newest anchor; ``holding``: hold the agency's anchors until the
+        transaction ends, for the next one chained to it (two runs at once: the second
+        finds the first's)."""
+        if holding:
+            hold(self.conn, f"congvan.anchors:{agency_id}")
         row = self.conn.execute(
             select(*_COLUMNS)
             .where(_anchors.c.agency_id == agency_id)

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from congvan.states.certificates import CertificateDescription
 
+from .locks import hold
 from .prepared import Prepared
 from .tables import Certificate, RevocationList, Signature
 
@@ -194,6 +195,17 @@ _LATEST_SIGNATURE = Prepared(  # every delivery's claim runs it (see prepared.py
 class SignatureRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+
+    def hold_certificate(self, fingerprint: str) -> None:
+        """Hold the certificate's fingerprint until the transaction ends: whether it is
+        stored, then storing it, is one step for two callers at once (an import and a
+        trust of the same root, say)."""
+        hold(self.conn, f"congvan.certificate:{fingerprint}")
+
+    def hold_ca(self) -> None:
+        """Hold our certification authority until the transaction ends: one creates it,
+        and its CRLs are numbered (and list the revocations) one after another."""
+        hold(self.conn, "congvan.ca")
 
     # certificates ---------------------------------------------------------------------------
 

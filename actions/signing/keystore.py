@@ -90,11 +90,18 @@ def _store(
     *,
     agency_id: str | None = None,
     username: str | None = None,
+    kept_ok: bool = False,
 ) -> CertificateRow:
+    """Store the certificate (and its key, when issued here); ``AlreadyExists`` when it is
+    stored already, unless ``kept_ok`` (then the row kept)."""
     cert = issued.certificate if isinstance(issued, pki.Issued) else issued
     key_pem = issued.key_pem.decode() if isinstance(issued, pki.Issued) else ""
     fp = fingerprint(cert)
-    if uow.signatures.certificate(fp) is not None:
+    uow.signatures.hold_certificate(fp)
+    kept = uow.signatures.certificate(fp)
+    if kept is not None and kept_ok:
+        return kept
+    if kept is not None:
         raise AlreadyExists("This certificate is stored already.", fingerprint=fp)
     row = CertificateRow(
         id=new_id(),
@@ -160,6 +167,7 @@ def init_ca(
     valid_days: int = CA_VALID_DAYS,
 ) -> CertificateRow:
     """Create our certification authority, pin its root and publish its first CRL."""
+    uow.signatures.hold_ca()  # two at once: one creates it, the other is told
     if any(r.key_pem for r in uow.signatures.roots()):
         raise AlreadyExists("A certification authority exists already.")
     ca = pki.create_ca(
@@ -392,6 +400,7 @@ def publish_crl(uow: UnitOfWork, *, passphrase: str, now: datetime, days: int = 
 
     ``passphrase`` is the CA key's.
     """
+    uow.signatures.hold_ca()  # numbered one after another, each listing what was revoked
     row, ca = _ca(uow)
     ca_cert = ca.certificate
     revoked = []
@@ -447,8 +456,7 @@ def trust(
     for cert in certs:
         store.pin(cert)  # refuses anything but a CA certificate, before anything is kept
     for cert in certs:
-        if uow.signatures.certificate(fingerprint(cert)) is None:
-            _store(uow, "root", cert, now)
+        _store(uow, "root", cert, now, kept_ok=True)
     return certs
 
 

@@ -441,3 +441,30 @@ def test_a_report_printed_to_a_full_disk_is_said_in_one_line() -> None:
     assert 2 == done.returncode, done.stderr
     assert done.stderr.startswith("error [unavailable]: Reading or writing failed: No space")
     assert "Traceback" not in done.stderr
+
+
+def test_a_row_another_change_added_meanwhile_is_said_as_already_exists(
+    tmp_path: Path, capsys: CaptureFixture[str], monkeypatch: MonkeyPatch
+) -> None:
+    # Given a command whose insert meets the unique key of a row another process just added
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    from congvan.workflow import directory
+
+    def raced(*_args: object, **_kwargs: object) -> None:
+        orig = sqlite3.IntegrityError("UNIQUE constraint failed: agencies.id")
+        orig.sqlite_errorname = "SQLITE_CONSTRAINT_PRIMARYKEY"
+        raise sqlalchemy.exc.IntegrityError("INSERT INTO agencies ...", {}, orig)
+
+    assert main(["--data-dir", str(tmp_path), "migrate"]) == 0
+    monkeypatch.setattr(directory, "add_agency", raced)
+    capsys.readouterr()
+
+    # When it runs, then it says so in one coded line, not as a database that is down
+    code = main(["--data-dir", str(tmp_path), "agencies", "add", "000.00.00.H57",
+                 "--name", "UBND", "--abbreviation", "UBND"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error [already_exists]:"), err

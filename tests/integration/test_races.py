@@ -9,13 +9,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from congvan.actions.jobs import RetryLater
+from congvan.actions.signing import keystore, pki
 from congvan.states.errors import CongvanError
 from congvan.storage.unit_of_work import UnitOfWork
 from congvan.workflow import directory, peers
 from congvan.workflow import notifications as managing
 from congvan.workflow.bootstrap import Runtime
 from tests.conftest import MakeRuntime
-from tests.factories import add_agency
+from tests.factories import add_agency, create_document
 
 A = "000.00.00.H57"
 
@@ -204,3 +206,86 @@ def test_an_agency_given_a_peer_entry_and_a_user_at_once_is_served_in_one_place(
         assert {"done": 1, "invalid_input": 1} == outcomes
         with runtime.uow(readonly=True) as uow:
             assert uow.agencies.has_users(agency_id) != (uow.peers.get(agency_id) is not None)
+
+
+PASSPHRASE = "passphrase-123456"
+
+
+def test_our_certification_authority_made_by_several_at_once_is_one(
+    make_runtime: MakeRuntime,
+) -> None:
+    runtime = make_runtime()
+
+    def making(uow: UnitOfWork) -> object:
+        return keystore.init_ca(
+            uow, "CA", "UBND", passphrase=PASSPHRASE, now=runtime.clock(), store=runtime.trust
+        )
+
+    assert {"done": 1, "already_exists": 3} == at_once(runtime, [making] * 4)
+    with runtime.uow(readonly=True) as uow:
+        assert 1 == len([r for r in uow.signatures.roots() if r.key_pem])
+
+    # and its CRLs, published by several at once, are numbered one after another
+    def publishing(uow: UnitOfWork) -> object:
+        return keystore.publish_crl(uow, passphrase=PASSPHRASE, now=runtime.clock())
+
+    assert {"done": 4} == at_once(runtime, [publishing] * 4)
+
+
+def test_a_root_imported_or_trusted_by_several_at_once_is_kept_once(
+    make_runtime: MakeRuntime,
+) -> None:
+    runtime = make_runtime()
+    now = runtime.clock()
+    first, second = (
+        pki.create_ca(name, "UBND", passphrase=PASSPHRASE, valid_from=now, valid_days=365).cert_pem
+        for name in ("CA 1", "CA 2")
+    )
+
+    def importing(uow: UnitOfWork) -> object:
+        return keystore.import_certificate(uow, first, kind="root", now=now)
+
+    def trusting(uow: UnitOfWork) -> object:
+        return keystore.trust(uow, runtime.trust, second, now=now)
+
+    # An import is refused once it is kept; a trust (pinning what is kept) is done again
+    assert {"done": 1, "already_exists": 3} == at_once(runtime, [importing] * 4)
+    assert {"done": 4} == at_once(runtime, [trusting] * 4)
+
+
+def test_anchors_made_by_several_at_once_chain_one_after_another(
+    make_runtime: MakeRuntime,
+) -> None:
+    runtime = make_runtime(key_passphrase=PASSPHRASE)
+    add_agency(runtime, A, "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND")
+    with runtime.uow() as uow:
+        keystore.init_ca(
+            uow, "CA", "UBND", passphrase=PASSPHRASE, now=runtime.clock(), store=runtime.trust
+        )
+        keystore.issue_agency(
+            uow, A, passphrase=PASSPHRASE, crl_url="http://x/crl", now=runtime.clock()
+        )
+        uow.commit()
+    create_document(runtime)  # of A: a chain head to anchor
+    outcomes: Counter[str] = Counter()
+    barrier = threading.Barrier(3)
+
+    def anchoring() -> None:
+        barrier.wait()
+        try:
+            runtime.anchoring.anchor(runtime.uow, runtime.clock())
+            outcomes["done"] += 1
+        except RetryLater:
+            outcomes["retry_later"] += 1
+
+    threads = [threading.Thread(target=anchoring) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # One anchors; the others are told to run again (their bodies chain to an old head)
+    assert 3 == sum(outcomes.values()) and outcomes["done"] >= 1
+    with runtime.uow(readonly=True) as uow:
+        latest = uow.anchors.latest(A)
+    assert latest is not None and latest.seq >= 1

@@ -23,6 +23,7 @@ import pydantic_settings
 import sqlalchemy.exc
 
 from congvan.states.errors import (
+    AlreadyExists,
     CongvanError,
     DatabaseNotReady,
     DatabaseUnavailable,
@@ -30,7 +31,7 @@ from congvan.states.errors import (
     InvalidInput,
     Unavailable,
 )
-from congvan.storage.database import USABLE_URLS
+from congvan.storage.database import USABLE_URLS, duplicate_key
 
 from . import (
     audit,
@@ -180,6 +181,13 @@ def _operator_error(exc: Exception) -> CongvanError | None:
         # Not the URL itself: it may hold a password.
         return InvalidInput(
             f"The database URL is not one congvan can use: {USABLE_URLS}.", field="database_url"
+        )
+    if isinstance(exc, sqlalchemy.exc.IntegrityError) and duplicate_key(exc):
+        # Another command (or the server) added the same row between our look and our
+        # insert: nothing of this one was kept, as the API answers it.
+        return AlreadyExists(
+            "This would duplicate a record another change added meanwhile; nothing was "
+            "kept: run it again to see where things stand."
         )
     if isinstance(exc, sqlalchemy.exc.DBAPIError | ModuleNotFoundError):
         first = str(exc).split("\n")[0]
