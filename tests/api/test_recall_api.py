@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from congvan.states.errors import FieldTooLong
+from congvan.states.errors import FieldTooLong, InvalidInput
 from congvan.states.timeliness import in_vietnam
 from tests.api.conftest import Api, MakeApi, assert_error
 from tests.factories import MAIN_PDF, B, actor, pipeline
@@ -125,6 +125,23 @@ def test_a_reason_too_long_for_the_exchange_is_refused_however_it_comes(api: Api
     assert api.get(f"/v1/documents/{doc_id}").json()["replaced_by"] == []
     made = api.runtime.engine.create_replacement(supervisor, doc_id, "x" * 2000)
     assert made is not None
+
+
+@pytest.mark.parametrize("reason", ["Sai\u202eố liệu", "Sai\x1b[31m số", "a\x00b", "a\ud800b"])
+def test_a_reason_the_api_refuses_is_refused_however_it_comes(api: Api, reason: str) -> None:
+    # The engine is what the command line calls: a replacement's reason meets the rules of
+    # a recall's, which travel in its package
+    doc_id = issued(api)
+    supervisor = actor("supervisor")
+
+    for attempt in (
+        lambda: api.runtime.engine.create_replacement(supervisor, doc_id, reason),
+        lambda: api.runtime.engine.fire(doc_id, "recall", supervisor, data={"reason": reason}),
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            attempt()
+        assert refused.value.details["field"] == "reason"
+    assert api.get(f"/v1/documents/{doc_id}").json()["replaced_by"] == []
 
 
 @pytest.mark.parametrize(

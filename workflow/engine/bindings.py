@@ -204,15 +204,20 @@ def authorize_person(
 _MULTI_LINE_DATA = MULTI_LINE_FIELDS | {"text", "note"}
 
 
+def check_text(name: str, value: str, *, multi_line: bool) -> None:
+    """``value`` is text both databases keep and every reader shows, or InvalidInput."""
+    problem = unstorable(value, multi_line=multi_line)
+    if problem is not None:
+        raise InvalidInput(f"{name} {problem}.", field=name)
+
+
 def _check_text(data: Mapping[str, Any], within: str = "") -> None:
     """Every text a person gives an event, however it came (the API, the command line),
     is text both databases keep and every reader shows (``states.text.unstorable``)."""
     for key, value in data.items():
         name = f"{within}.{key}" if within else str(key)
         if isinstance(value, str):
-            problem = unstorable(value, multi_line=key in _MULTI_LINE_DATA)
-            if problem is not None:
-                raise InvalidInput(f"{name} {problem}.", field=name)
+            check_text(name, value, multi_line=key in _MULTI_LINE_DATA)
         elif isinstance(value, Mapping):
             _check_text(value, name)
 

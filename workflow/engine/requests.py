@@ -19,7 +19,7 @@ from congvan.states.text import has_visible_text, nfc
 from congvan.storage.dispatches import DispatchRow
 from congvan.storage.unit_of_work import UnitOfWork
 
-from .bindings import check_reason_length, load_document
+from .bindings import check_reason_length, check_text, load_document
 from .creating import Draft
 from .results import Expected, FireResult, matches
 
@@ -61,6 +61,7 @@ def replacement(
             "Replacing a document needs the role supervisor or signer.",
             needs=sorted(REPLACE_ROLES),
         )
+    check_text("reason", reason, multi_line=True)  # as a recall's or an update's reason
     reason = str(nfc(reason))
     if not has_visible_text(reason):
         raise InvalidInput("A replacement says why.", field="reason")
