@@ -8,6 +8,7 @@ and the CLI show what :func:`explanation_view` builds.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,6 +70,14 @@ MAX_OLDER_THAN = timedelta(days=366)
 _DURATION = TypeAdapter(timedelta)
 
 
+# An ISO 8601 duration of weeks, or of years, months, days and a time (hours, minutes,
+# seconds), each part at most once and in that order, a time with at least one part.
+_NUMBER = r"\d+(?:\.\d+)?"
+_ISO_DURATION = re.compile(
+    rf"P(?!$)(?:\d+W|(?:\d+Y)?(?:\d+M)?(?:\d+D)?(?:T(?=\d)(?:{_NUMBER}H)?(?:{_NUMBER}M)?(?:{_NUMBER}S)?)?)"
+)
+
+
 def parse_older_than(text: str | None) -> timedelta:
     """``PT2H``, ``P1D`` (ISO 8601) or whole seconds (``7200``), within the bounds."""
     if text is None:
@@ -79,12 +88,11 @@ def parse_older_than(text: str | None) -> timedelta:
         "max_seconds": int(MAX_OLDER_THAN.total_seconds()),
     }
     try:
-        value = (
-            timedelta(seconds=int(text))
-            if text.isascii() and text.isdigit()
-            else _DURATION.validate_python(text)
-        )
-    except (ValidationError, OverflowError) as exc:
+        if not (text.isascii() and (text.isdigit() or _ISO_DURATION.fullmatch(text))):
+            # pydantic reads PT1H1H as two hours and P1DT as a day: each part once, in order
+            raise ValueError(text)
+        value = timedelta(seconds=int(text)) if text.isdigit() else _DURATION.validate_python(text)
+    except (ValidationError, ValueError, OverflowError) as exc:
         too_large = isinstance(exc, OverflowError) or "too large" in str(exc)
         raise InvalidInput(
             "older_than is out of bounds: from 1 minute to 366 days."

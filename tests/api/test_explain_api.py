@@ -205,6 +205,16 @@ def test_bad_stuck_parameters_are_refused_by_name(
     assert field == details["field"]
 
 
+@pytest.mark.parametrize("older_than", ["PT1H1H", "PT30M1H", "P1DT", "PT1H1M1H", "P1D2H", "pt2h"])
+def test_a_threshold_giving_a_part_twice_or_out_of_order_is_not_a_duration(
+    api: Api, older_than: str
+) -> None:
+    # read leniently, PT1H1H would be two hours: refused, not guessed
+    answer = api.get("/v1/stuck", params={"older_than": older_than})
+    assert "older_than" == assert_error(answer, 422, "invalid_input")["field"]
+    assert "ISO 8601 duration" in answer.json()["message"]
+
+
 @pytest.mark.parametrize("older_than", ["PT1S", "P999999999Y", "P99999999999D", "P367D"])
 def test_the_threshold_is_bounded_and_says_its_bounds(api: Api, older_than: str) -> None:
     # A duration too long to hold is out of bounds too, not "not a duration"
