@@ -38,14 +38,13 @@ from .context import TransitionContext
 
 log = logging.getLogger("congvan.recalls")
 
-# A dispatch on its way: no attempt has settled where the document is.
-_GOING = frozenset({d.PENDING, d.SENDING})
-
 
 def on_its_way(uow: UnitOfWork, document_id: str) -> list[str]:
     """The recipients the document's sending is still on its way to (pending or
     sending): a request or replacement now would reach them before the document."""
-    return sorted(r.organ_id for r in uow.dispatches.for_document(document_id) if r.state in _GOING)
+    return sorted(
+        r.organ_id for r in uow.dispatches.for_document(document_id) if r.state in d.ON_ITS_WAY
+    )
 
 
 # -- the sending side ----------------------------------------------------------------------

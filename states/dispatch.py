@@ -85,6 +85,9 @@ STATUS_EVENTS = {
 ANSWERED = frozenset({AGREED, DECLINED})
 # Where a request's dispatch stands while its answer is still to come (one at a time).
 UNANSWERED = frozenset({PENDING, SENDING, DELIVERED})
+# Where a dispatch stands while the document is still on its way to its recipient: a
+# request or replacement now would arrive before it.
+ON_ITS_WAY = frozenset({PENDING, SENDING})
 
 # What a recipient reports from registering the document on (QCVN 102 03–06): each
 # says it was registered.

@@ -14,7 +14,7 @@ from congvan.actions.recalls import reached, was_updated
 from congvan.states import DOCUMENT, allowed_events, policy
 from congvan.states import dispatch as d
 from congvan.states.dispatch import REJECTED, recipient_status
-from congvan.states.document import ISSUED
+from congvan.states.document import DRAFT, ISSUED
 from congvan.states.policy import SECRECY, URGENCY
 from congvan.states.received import STATUS_LABEL
 from congvan.storage.audit import timestamp
@@ -47,20 +47,36 @@ def _failing(
     uow: UnitOfWork, row: DocumentRow, requests: list[dict[str, Any]], sending: list[DispatchRow]
 ) -> tuple[str, ...]:
     """The conditions known not to hold, from what the view reads anyway: a request while
-    a recipient's answer to the last one is awaited (one at a time); a resend with no
-    dispatch failed for good, or once an update changed what the package says; a request
-    when no recipient holds the document."""
+    a recipient's answer to the last one is awaited (one at a time), or while the document
+    is still on its way to one; a resend with no dispatch failed for good, or once an
+    update changed what the package says; a request when no recipient holds the document;
+    an approval of a revision not submitted."""
     failing = []
     if any(r["state"] in d.UNANSWERED for q in requests for r in q["recipients"]):
         failing.append("no_request_awaiting")
+    if row.state in ISSUED and any(x.state in d.ON_ITS_WAY for x in sending):
+        failing.append("nothing_under_way")
     if row.state in ISSUED and not reached(uow, row.id):
         failing.append("a_recipient_holds_it")
+    if row.state == DRAFT and row.submitted_revision != row.revision:
+        failing.append("checks_cleared")
     if row.state == "failed":
         if not any(x.state == d.FAILED for x in sending):
             failing.append("a_dispatch_failed")
         elif was_updated(uow, row.id):
             failing.append("never_updated")
     return tuple(failing)
+
+
+def _offered(
+    row: DocumentRow, requests: list[dict[str, Any]], sending: list[DispatchRow], uow: UnitOfWork
+) -> list[str]:
+    """The events offered: declared from the state, less those known to be refused; a
+    waiver is of a check of the revision in review, so none before it is submitted."""
+    events = allowed_events(DOCUMENT, row.state, failing=_failing(uow, row, requests, sending))
+    if row.state == DRAFT and row.submitted_revision != row.revision:
+        events = [e for e in events if e != "waive"]
+    return events
 
 
 def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
@@ -90,9 +106,7 @@ def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
         "due_date": row.due_date,
         "appointed_at": row.appointed_at,
         "created_by": row.created_by,
-        "allowed_events": allowed_events(
-            DOCUMENT, row.state, failing=_failing(uow, row, requests, sending)
-        ),
+        "allowed_events": _offered(row, requests, sending, uow),
         "recipients": [dataclasses.asdict(r) for r in uow.documents.recipients(doc_id)],
         "attachments": [dataclasses.asdict(a) for a in uow.documents.attachments(doc_id)],
         "dispatches": _with_recalls(

@@ -48,7 +48,8 @@ def test_create_records_the_metadata_and_files_and_answers_201(api: Api) -> None
         "competence": "KT. CHỦ TỊCH",
     }
     assert doc["recipients"] == LETTER["recipients"]
-    assert doc["allowed_events"] == ["approve", "edit", "reject", "submit", "waive"]
+    # (approving or waiving a check waits for its submission: not offered before)
+    assert doc["allowed_events"] == ["edit", "reject", "submit"]
     assert doc["created_by"] == f"clerk@{A}"
 
     # And each file is recorded with its digest, size, media type and role
@@ -840,3 +841,15 @@ def test_a_filter_given_empty_is_refused_not_guessed(api: Api, name: str) -> Non
     api.draft()
     details = assert_error(api.get("/v1/documents", params={name: ""}), 422, "invalid_input")
     assert name in json.dumps(details)
+
+
+def test_approving_and_waiving_are_offered_once_the_revision_is_submitted(api: Api) -> None:
+    doc_id = api.draft()["id"]
+    assert not {"approve", "waive"} & set(
+        api.get(f"/v1/documents/{doc_id}").json()["allowed_events"]
+    )
+
+    submitted = api.fire(doc_id, "submit")
+
+    assert submitted.status_code == 200, submitted.text
+    assert {"approve", "waive"} <= set(api.get(f"/v1/documents/{doc_id}").json()["allowed_events"])

@@ -96,6 +96,10 @@ def test_a_request_waits_while_a_dispatch_is_on_its_way(
     with two.sender.uow(readonly=True) as uow:
         assert uow.dispatches.for_requests(doc) == []
     assert document_row(two.sender, doc).subject != UPDATE["fields"]["subject"]
+    # and its view never offered it; once C failed for good, it does
+    assert event not in offered(two, doc)
+    c_fails_for_good(two, doc)
+    assert event in offered(two, doc)
 
 
 def test_once_c_failed_for_good_the_recall_goes_to_b_and_ends_the_document(
