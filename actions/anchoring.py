@@ -220,7 +220,9 @@ class Anchoring(StagedJob[list[AnchorDraft]]):
                     )
                 )
                 if self.timestamping is not None:
-                    self.timestamping.request(uow, "anchor", anchor_id, now)
+                    self.timestamping.request(
+                        uow, "anchor", anchor_id, now, agency_id=draft.agency_id
+                    )
                 log.info(
                     "audit anchored",
                     extra={"action": "audit.anchor", "agency": draft.agency_id, "seq": seq},
@@ -246,7 +248,8 @@ class Anchoring(StagedJob[list[AnchorDraft]]):
 
     def on_timer(self, uow: UnitOfWork, timer: DueTimer, now: datetime) -> None:
         """The anchor timer fired: queue the job and set the next timer (exactly one)."""
-        enqueue(uow, [new_job(JOB, now)], now + self.job_deadline)
+        # the installation's: it anchors every agency with a key
+        enqueue(uow, [new_job(JOB, now, agency_id=None)], now + self.job_deadline)
         uow.timers.cancel(AUDIT_ANCHOR, AUDIT_ANCHOR)
         if self.every is not None:
             self.ensure_timer(uow, now)

@@ -53,15 +53,18 @@ def new_job(
     action: str,
     now: datetime,
     *,
+    agency_id: str | None,
     document_id: str | None = None,
     queue: str = "default",
     payload: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The outbox row of a job to run ``action``: pending, never tried."""
+    """The outbox row of a job to run ``action`` for ``agency_id`` (None: the
+    installation's own work): pending, never tried."""
     return {
         "id": new_id(),
         "action": action,
         "document_id": document_id,
+        "agency_id": agency_id,
         "queue": queue,
         "status": PENDING,
         "attempts": 0,
@@ -71,7 +74,12 @@ def new_job(
 
 
 def deadline_timer(
-    job_id: str, document_id: str | None, due_at: datetime, *, backoff: bool = False
+    job_id: str,
+    document_id: str | None,
+    due_at: datetime,
+    *,
+    agency_id: str | None,
+    backoff: bool = False,
 ) -> dict[str, Any]:
     """The database timer that re-drives a job not confirmed done by ``due_at``.
 
@@ -83,6 +91,7 @@ def deadline_timer(
         "kind": JOB_DEADLINE,
         "ref_id": job_id,
         "document_id": document_id,
+        "agency_id": agency_id,
         "due_at": due_at,
     }
     if backoff:
@@ -93,7 +102,9 @@ def deadline_timer(
 def enqueue(uow: UnitOfWork, jobs: Sequence[dict[str, Any]], due_at: datetime) -> None:
     """Write ``jobs`` to the outbox, each with its deadline timer, in ``uow``'s transaction."""
     uow.outbox.add(list(jobs))
-    uow.timers.add([deadline_timer(j["id"], j["document_id"], due_at) for j in jobs])
+    uow.timers.add(
+        [deadline_timer(j["id"], j["document_id"], due_at, agency_id=j["agency_id"]) for j in jobs]
+    )
 
 
 class Busy(Exception):
@@ -241,7 +252,9 @@ class JobRunner:
                 return "skipped"
             uow.outbox.wait(job_id)
             due = now + busy.retry_in
-            uow.timers.reset(deadline_timer(job_id, job.document_id, due, backoff=True))
+            uow.timers.reset(
+                deadline_timer(job_id, job.document_id, due, agency_id=job.agency_id, backoff=True)
+            )
             uow.commit()
         log.info("job waits its turn", extra={"action": "job.busy", "job_id": job_id})
         return "waiting"
@@ -262,7 +275,9 @@ class JobRunner:
                     return self._finish(uow, job_id, now)
             lease = now + (self.policy(job.action).time_limit or self.deadline)
             uow.outbox.claim(job_id, lease)
-            uow.timers.reset(deadline_timer(job_id, job.document_id, lease))
+            uow.timers.reset(
+                deadline_timer(job_id, job.document_id, lease, agency_id=job.agency_id)
+            )
             uow.commit()
         return lease, action, work
 
@@ -350,7 +365,9 @@ class JobRunner:
         # Cancel and add, not reset: the scheduler deletes the timer that fired by its id
         # once this returns, and a reset keeps the id.
         uow.timers.cancel(JOB_DEADLINE, job.id)
-        uow.timers.add([deadline_timer(job.id, job.document_id, now + self.deadline)])
+        uow.timers.add(
+            [deadline_timer(job.id, job.document_id, now + self.deadline, agency_id=job.agency_id)]
+        )
 
     def _count_failure(
         self,
@@ -377,7 +394,13 @@ class JobRunner:
         else:
             uow.outbox.wait(job.id)
             wait = max(policy.backoff.after(attempts, random.random()), at_least or timedelta(0))
-            uow.timers.add([deadline_timer(job.id, job.document_id, now + wait, backoff=True)])
+            uow.timers.add(
+                [
+                    deadline_timer(
+                        job.id, job.document_id, now + wait, agency_id=job.agency_id, backoff=True
+                    )
+                ]
+            )
         # Its hook runs whichever step failed: claim (prepare) included, where the caller
         # had not yet been given the action.
         action = action or self.actions.get(job.action)

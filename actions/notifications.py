@@ -80,7 +80,11 @@ def queue_notifications(
     for route in routes:
         notice_id = new_id()
         job = new_job(
-            JOB, at, document_id=content.get("document_id"), payload={"notification_id": notice_id}
+            JOB,
+            at,
+            agency_id=agency_id,
+            document_id=content.get("document_id"),
+            payload={"notification_id": notice_id},
         )
         jobs.append(job)
         notices.append(
@@ -138,7 +142,13 @@ def retry(uow: UnitOfWork, notice_id: str, agency_id: str | None, now: datetime)
             state=notice.state,
             route=why,
         )
-    job = new_job(JOB, now, document_id=notice.document_id, payload={"notification_id": notice.id})
+    job = new_job(
+        JOB,
+        now,
+        agency_id=notice.agency_id,
+        document_id=notice.document_id,
+        payload={"notification_id": notice.id},
+    )
     uow.notifications.update(
         notice.id, state=PENDING, job_id=job["id"], last_error="", updated_at=now
     )

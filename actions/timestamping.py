@@ -87,8 +87,11 @@ class Timestamping(StagedJob[StampWork]):
         subject_id: str,
         now: datetime,
         document_id: str | None = None,
+        *,
+        agency_id: str | None,
     ) -> None:
-        """In the caller's transaction: a pending row and the job that will fill it."""
+        """In the caller's transaction: a pending row and the job that will fill it (work
+        of ``agency_id``, whose signature or anchor it stamps)."""
         if not self.configured:
             return
         if subject not in SUBJECTS:
@@ -104,7 +107,11 @@ class Timestamping(StagedJob[StampWork]):
             }
         )
         job = new_job(
-            JOB, now, document_id=document_id, payload={"subject": subject, "id": subject_id}
+            JOB,
+            now,
+            agency_id=agency_id,
+            document_id=document_id,
+            payload={"subject": subject, "id": subject_id},
         )
         enqueue(uow, [job], now + self.job_deadline)
 

@@ -104,7 +104,7 @@ def queue_rates(runtime: Runtime, n: int, routes: int, url: str) -> tuple[float,
     def bare() -> None:
         with runtime.uow() as uow:
             now = runtime.clock()
-            enqueue(uow, [new_job("bench_job", now) for _ in range(routes)], now)
+            enqueue(uow, [new_job("bench_job", now, agency_id=None) for _ in range(routes)], now)
             uow.commit()
 
     def queued() -> None:

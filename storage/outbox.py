@@ -14,10 +14,9 @@ from congvan.states import vocabulary
 
 from .clock import as_utc
 from .prepared import Prepared
-from .tables import Document, OutboxJob
+from .tables import OutboxJob
 
 _outbox = OutboxJob.__table__  # type: ignore[attr-defined]
-_documents = Document.__table__  # type: ignore[attr-defined]
 
 PENDING = vocabulary.JOB_PENDING
 ENQUEUED = vocabulary.JOB_ENQUEUED
@@ -42,6 +41,7 @@ _JOB_COLUMNS = (
     _c.status,
     _c.attempts,
     _c.lease_until,
+    _c.agency_id,
 )
 _get = select(*_JOB_COLUMNS).where(_by_id)
 _GET = Prepared(_get)
@@ -79,6 +79,7 @@ class Job:
     status: str
     attempts: int
     lease_until: datetime | None = None
+    agency_id: str | None = None
 
     def leased(self, now: datetime) -> bool:
         """Claimed by a worker whose lease has not ended."""
@@ -103,7 +104,7 @@ class Outlet(Protocol):
 
 
 def _job(row: Sequence[Any]) -> Job:
-    job_id, action, document_id, queue, payload, status, attempts, lease_until = row
+    job_id, action, document_id, queue, payload, status, attempts, lease_until, agency_id = row
     return Job(
         id=job_id,
         action=action,
@@ -113,6 +114,7 @@ def _job(row: Sequence[Any]) -> Job:
         status=status,
         attempts=attempts,
         lease_until=as_utc(lease_until) if lease_until is not None else None,
+        agency_id=agency_id,
     )
 
 
@@ -125,6 +127,7 @@ def _handed(row: dict[str, Any]) -> Job:
         payload=row.get("payload", {}),
         status=ENQUEUED,
         attempts=0,
+        agency_id=row.get("agency_id"),
     )
 
 
@@ -237,10 +240,8 @@ class OutboxRepository:
         return [_job(r) for r in rows]
 
     def counts(self, agency_id: str | None = None) -> dict[str, int]:
-        """Jobs by status; with ``agency_id``, only the jobs of that agency's documents."""
+        """Jobs by status; with ``agency_id``, only that agency's work."""
         query = select(_outbox.c.status, func.count()).group_by(_outbox.c.status)
         if agency_id is not None:
-            query = query.join(_documents, _documents.c.id == _outbox.c.document_id).where(
-                _documents.c.agency_id == agency_id
-            )
+            query = query.where(_outbox.c.agency_id == agency_id)
         return {status: int(n) for status, n in self.conn.execute(query)}

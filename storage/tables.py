@@ -455,6 +455,8 @@ class OutboxJob(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=36)
     action: str = Field(max_length=100)
     document_id: str | None = Field(default=None, index=True, max_length=36)
+    # The agency whose work it is (None: the installation's, such as anchors and CRLs).
+    agency_id: str | None = Field(default=None, max_length=35)
     queue: str = Field(default="default", max_length=50)
     payload: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(max_length=20)  # one of storage.outbox.STATUSES
@@ -484,6 +486,8 @@ class Timer(SQLModel, table=True):
     kind: str = Field(max_length=50)
     ref_id: str = Field(max_length=36)
     document_id: str | None = Field(default=None, max_length=36)
+    # The agency whose work it is (None: the installation's, such as anchors and CRLs).
+    agency_id: str | None = Field(default=None, max_length=35)
     due_at: datetime = Field(sa_column=_ts(nullable=False))
     payload: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
     # Failed firings: counted, the last error kept, and parked (never taken again until an

@@ -14,10 +14,9 @@ from congvan.states import vocabulary
 
 from .clock import as_utc
 from .prepared import Prepared
-from .tables import Document, Timer
+from .tables import Timer
 
 _timers = Timer.__table__  # type: ignore[attr-defined]
-_documents = Document.__table__  # type: ignore[attr-defined]
 # What every job's claim and record run, built once and run through Prepared (see
 # prepared.py).
 _INSERT = Prepared(insert(_timers))
@@ -107,12 +106,8 @@ _REMOVE = delete(_timers).where(_timers.c.id.in_(bindparam("ids", expanding=True
 
 
 def _of_agency(query: Select[Any], agency_id: str | None) -> Select[Any]:
-    """Narrow ``query`` to timers of ``agency_id``'s documents (None: all timers)."""
-    if agency_id is None:
-        return query
-    return query.join(_documents, _documents.c.id == _timers.c.document_id).where(
-        _documents.c.agency_id == agency_id
-    )
+    """Narrow ``query`` to timers of ``agency_id``'s work (None: all timers)."""
+    return query if agency_id is None else query.where(_timers.c.agency_id == agency_id)
 
 
 class TimerBusy(Exception):

@@ -53,8 +53,11 @@ def add_timer(
     document_id: str | None,
     due: datetime,
     payload: Mapping[str, Any] | None = None,
+    *,
+    agency_id: str,
 ) -> None:
-    """Write a timer of ``kind`` on ``ref_id``, due at ``due``, in this transaction."""
+    """Write a timer of ``kind`` on ``ref_id``, due at ``due``, in this transaction: work
+    of ``agency_id``."""
     uow.timers.add(
         [
             {
@@ -62,6 +65,7 @@ def add_timer(
                 "kind": kind,
                 "ref_id": ref_id,
                 "document_id": document_id,
+                "agency_id": agency_id,
                 "due_at": due,
                 "payload": dict(payload or {}),
             }

@@ -154,7 +154,7 @@ class Lifecycle(WatchBase):
                 uow.audit.append([entry])
         except IntegrityError:
             return None  # another transaction opened it first: one cause, one escalation
-        add_timer(uow, ESCALATION_RISE, escalation_id, document_id, rise_at)
+        add_timer(uow, ESCALATION_RISE, escalation_id, document_id, rise_at, agency_id=agency_id)
         opened = uow.escalations.get(escalation_id)
         assert opened is not None
         self._notify(uow, opened, now)
@@ -270,7 +270,7 @@ class Lifecycle(WatchBase):
         row = self._row(ctx)
         ctx.uow.escalations.set(row.id, snoozed_until=until)
         ctx.uow.timers.cancel(ESCALATION_WAKE, row.id)
-        add_timer(ctx.uow, ESCALATION_WAKE, row.id, row.document_id, until)
+        add_timer(ctx.uow, ESCALATION_WAKE, row.id, row.document_id, until, agency_id=row.agency_id)
         ctx.audit["until"] = until.isoformat()
 
     def end_snooze(self, ctx: TransitionContext) -> None:
@@ -356,6 +356,7 @@ class Lifecycle(WatchBase):
         job = new_job(
             "deliver_dispatches",
             ctx.now,
+            agency_id=head.agency_id,
             document_id=head.id,
             queue="urgent" if head.urgency > 0 else "default",
             payload={"dispatch_id": dispatch.id, "request_id": dispatch.request_id},

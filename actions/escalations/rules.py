@@ -130,7 +130,16 @@ class RuleTimers(Lifecycle):
                 change.now, "recall_answer", change.urgency
             )
             payload = {"received_id": received_id, "request_id": request_id}
-            self._arm(uow, e.RECALL_UNANSWERED, request_id, None, due, payload, cancel=False)
+            self._arm(
+                uow,
+                e.RECALL_UNANSWERED,
+                request_id,
+                None,
+                due,
+                payload,
+                agency_id=change.agency_id,
+                cancel=False,
+            )
         elif change.event in r.ANSWERING:
             # Answered: the requests of the document awaited are awaited no more.
             for request in uow.received.requests(received_id):
@@ -150,7 +159,16 @@ class RuleTimers(Lifecycle):
         due = self.deadlines(uow, agency_id).register_by(now, urgency, appointed_moment(appointed))
         payload = {"received_id": received_id}
         # Stored by this transaction: no timer watches it yet.
-        self._arm(uow, e.NOT_ACKNOWLEDGED, received_id, None, due, payload, cancel=False)
+        self._arm(
+            uow,
+            e.NOT_ACKNOWLEDGED,
+            received_id,
+            None,
+            due,
+            payload,
+            agency_id=agency_id,
+            cancel=False,
+        )
 
     @staticmethod
     def _appointed(uow: UnitOfWork, document_id: str | None, urgency: int) -> datetime | None:
@@ -165,7 +183,15 @@ class RuleTimers(Lifecycle):
             due = self.deadlines(uow, change.agency_id).send_by(
                 change.now, change.urgency, self._appointed(uow, document_id, change.urgency)
             )
-            self._arm(uow, e.NOT_SENT_IN_TIME, document_id, document_id, due, {})
+            self._arm(
+                uow,
+                e.NOT_SENT_IN_TIME,
+                document_id,
+                document_id,
+                due,
+                {},
+                agency_id=change.agency_id,
+            )
         if change.from_state == doc.SIGNED and change.to_state != doc.SIGNED:
             # Sent, or no longer to be sent (back to draft): why is the state it went to.
             why = change.to_state
@@ -190,7 +216,14 @@ class RuleTimers(Lifecycle):
                 if row.state == d.PENDING:
                     payload = {"dispatch_id": row.id}
                     self._arm(
-                        uow, e.NOT_DELIVERED, row.id, document_id, due, payload, cancel=cancel
+                        uow,
+                        e.NOT_DELIVERED,
+                        row.id,
+                        document_id,
+                        due,
+                        payload,
+                        agency_id=change.agency_id,
+                        cancel=cancel,
                     )
 
     def _dispatch(self, uow: UnitOfWork, change: Change) -> None:
@@ -233,7 +266,14 @@ class RuleTimers(Lifecycle):
             payload = {"dispatch_id": dispatch_id}
             # Its timer was cancelled just above, as delivery kept the rule before.
             self._arm(
-                uow, e.NOT_ACKNOWLEDGED, dispatch_id, change.document_id, due, payload, cancel=False
+                uow,
+                e.NOT_ACKNOWLEDGED,
+                dispatch_id,
+                change.document_id,
+                due,
+                payload,
+                agency_id=change.agency_id,
+                cancel=False,
             )
         if dest == d.FAILED:
             self.open_for_dispatch(
@@ -263,7 +303,15 @@ class RuleTimers(Lifecycle):
                 change.now, "recall_answer", change.urgency
             )
             payload = {"dispatch_id": dispatch_id, "request_id": request_id}
-            self._arm(uow, e.RECALL_UNANSWERED, dispatch_id, change.document_id, due, payload)
+            self._arm(
+                uow,
+                e.RECALL_UNANSWERED,
+                dispatch_id,
+                change.document_id,
+                due,
+                payload,
+                agency_id=change.agency_id,
+            )
         if dest not in REQUEST_ENDS:
             return
         self._settled(uow, change, dispatch_id, [(e.RECALL_UNANSWERED, "answered")])
@@ -305,6 +353,7 @@ class RuleTimers(Lifecycle):
         due: datetime,
         payload: Mapping[str, Any],
         *,
+        agency_id: str,
         cancel: bool = True,
     ) -> None:
         # One rule is watched on a subject at a time (a dispatch: delivery, then its
@@ -312,7 +361,15 @@ class RuleTimers(Lifecycle):
         # transaction cancelled it already.
         if cancel:
             uow.timers.cancel(RULE_DEADLINE, subject_id)
-        add_timer(uow, RULE_DEADLINE, subject_id, document_id, due, {"escalation": kind, **payload})
+        add_timer(
+            uow,
+            RULE_DEADLINE,
+            subject_id,
+            document_id,
+            due,
+            {"escalation": kind, **payload},
+            agency_id=agency_id,
+        )
 
     def _open_on_received(
         self,

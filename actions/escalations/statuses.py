@@ -90,6 +90,7 @@ class StatusWatch(Lifecycle):
         job = new_job(
             SEND_STATUS,
             ctx.now,
+            agency_id=row.agency_id,
             document_id=row.received_id,
             queue="urgent" if received is not None and received.urgency > 0 else "default",
             payload={**failed.payload, "escalation": row.id},

@@ -227,7 +227,9 @@ class Signing:
             ctx.audit["timestamp"] = verdict.timestamp.isoformat()
         elif mode == "server" and self.timestamping is not None and self.timestamping.configured:
             # Asked of the TSA after commit, never inside this transaction.
-            self.timestamping.request(uow, "signature", signature_id, ctx.now, document_id=doc_id)
+            self.timestamping.request(
+                uow, "signature", signature_id, ctx.now, document_id=doc_id, agency_id=doc.agency_id
+            )
             ctx.audit["timestamp"] = "requested"
 
     def _server_material(

@@ -11,7 +11,9 @@ from pydantic import SecretStr
 
 from congvan.states.policy import ROLES
 from congvan.storage.ids import new_id
-from tests.api.conftest import A, Api, B, assert_error
+from tests.api.conftest import A, Api, B, MakeApi, assert_error
+from tests.api.test_notifications_api import dead_letter
+from tests.factories import arrival, job_done
 
 # -- health and OpenAPI ------------------------------------------------------------------
 
@@ -154,6 +156,27 @@ def test_a_supervisor_sees_only_their_agencys_jobs_and_timers(api: Api) -> None:
     assert sum(metrics("operator", B)["jobs_by_status"].values()) >= 2  # type: ignore[union-attr]
 
 
+def test_a_supervisor_counts_the_agencys_received_documents_and_notifications_too(
+    make_api: MakeApi,
+) -> None:
+    # Given A's only work: a received document awaiting registration (its deadline timer)
+    # and a notification that could not be sent (its job, failed)
+    api = make_api(notify_max_attempts=1, jobs={"send_status": job_done})
+    api.runtime.engine.receive(arrival("msg-m-1", agency_id=A))
+    dead_letter(api)
+
+    # Then A's supervisor counts all of it, as the operator does; B's, none of it
+    of_a = api.get("/v1/metrics", role="supervisor").json()
+    everyone = api.get("/v1/metrics", role="operator").json()
+    of_b = api.get("/v1/metrics", role="supervisor", agency=B).json()
+    assert of_a["next_timer_due"] is not None
+    assert (of_a["jobs_by_status"], of_a["next_timer_due"]) == (
+        everyone["jobs_by_status"],
+        everyone["next_timer_due"],
+    )
+    assert (of_b["jobs_by_status"], of_b["next_timer_due"]) == ({}, None)
+
+
 def test_metrics_of_an_empty_installation(api: Api) -> None:
     body = api.get("/v1/metrics", role="operator").json()
     assert body == {
@@ -166,14 +189,14 @@ def test_metrics_of_an_empty_installation(api: Api) -> None:
 
 
 def test_metrics_count_parked_timers_for_whoever_may_see_them(api: Api) -> None:
-    # Given a timer parked for a document of agency A, and one of no document
+    # Given a timer parked for a document of agency A, and one of the installation's
     doc_id = api.draft()["id"]
     with api.runtime.uow() as uow:
-        for ref, document in (("of-a", doc_id), ("of-none", None)):
+        for ref, document, agency in (("of-a", doc_id, A), ("of-none", None, None)):
             timer_id = new_id()
             uow.timers.add(
                 [{"id": timer_id, "kind": "k", "ref_id": ref, "document_id": document,
-                  "due_at": api.runtime.clock()}]
+                  "agency_id": agency, "due_at": api.runtime.clock()}]
             )  # fmt: skip
             uow.timers.park(timer_id, 8, "RuntimeError: down", api.runtime.clock())
         uow.commit()

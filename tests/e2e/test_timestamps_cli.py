@@ -22,7 +22,9 @@ def stamp_signature(data_dir: Path, document_id: str, tsa_url: str) -> str:
         with runtime.uow() as uow:
             signature = uow.signatures.latest_signature(document_id)
             assert signature is not None
-            runtime.timestamping.request(uow, "signature", signature.id, runtime.clock())
+            runtime.timestamping.request(
+                uow, "signature", signature.id, runtime.clock(), agency_id=None
+            )
             uow.commit()
         with runtime.uow(readonly=True) as uow:
             jobs = [

@@ -22,7 +22,7 @@ from tests.conftest import MakeRuntime
 
 
 def queue(runtime: Runtime, kind: str, n: int = 1) -> list[str]:
-    jobs = [new_job(kind, runtime.clock()) for _ in range(n)]
+    jobs = [new_job(kind, runtime.clock(), agency_id=None) for _ in range(n)]
     with runtime.uow() as uow:
         enqueue(uow, jobs, runtime.clock() + timedelta(minutes=5))
         uow.commit()

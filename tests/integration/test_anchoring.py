@@ -305,7 +305,7 @@ def test_the_job_signs_with_no_transaction_open(
         return sign(drafts)
 
     monkeypatch.setattr(keyed.anchoring, "sign", watched)
-    job = new_job(JOB, clock())
+    job = new_job(JOB, clock(), agency_id=None)
     with keyed.uow() as uow:
         enqueue(uow, [job], clock() + keyed.anchoring.job_deadline)
         uow.commit()

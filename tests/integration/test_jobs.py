@@ -155,7 +155,7 @@ def test_a_reset_timer_is_due_anew_with_no_failures_counted(
     # When it is reset to a later time with a payload
     later = clock() + timedelta(minutes=7)
     with checking.uow() as uow:
-        reset = deadline_timer(job_id, doc, later, backoff=True)
+        reset = deadline_timer(job_id, doc, later, agency_id=None, backoff=True)
         uow.timers.reset(reset)
         uow.commit()
 
@@ -168,7 +168,7 @@ def test_a_reset_timer_is_due_anew_with_no_failures_counted(
     # And a reset of a timer that is not there adds it
     with checking.uow() as uow:
         uow.timers.cancel(JOB_DEADLINE, job_id)
-        uow.timers.reset(deadline_timer(job_id, doc, later))
+        uow.timers.reset(deadline_timer(job_id, doc, later, agency_id=None))
         uow.commit()
     [added] = timers(checking, doc)
     assert (added.ref_id, added.due_at, added.payload) == (job_id, later, {})
@@ -206,7 +206,11 @@ def test_only_a_job_that_queued_jobs_wakes_the_relay(
     def queues_one(ctx: JobContext) -> None:
         if ctx.job.payload.get("follow_up"):
             return
-        enqueue(ctx.uow, [new_job("follow_up", ctx.now, payload={"follow_up": True})], ctx.now)
+        enqueue(
+            ctx.uow,
+            [new_job("follow_up", ctx.now, payload={"follow_up": True}, agency_id=None)],
+            ctx.now,
+        )
 
     runtime = make_runtime(jobs={"run_review_checks": queues_one, "follow_up": queues_one})
     _doc, job_id = submit(runtime, make_document)
@@ -286,7 +290,7 @@ def test_jobs_of_a_rolled_back_savepoint_or_transaction_are_never_handed_over(
     seen = Handed(checking, monkeypatch)
     doc = make_document(checking)
     now = checking.clock()
-    kept, undone, dropped = (new_job("k", now, document_id=doc) for _ in range(3))
+    kept, undone, dropped = (new_job("k", now, document_id=doc, agency_id=None) for _ in range(3))
 
     # A savepoint rolled back takes its job with it; the rest of the transaction stays
     with checking.uow() as uow:
@@ -729,7 +733,7 @@ def test_a_commit_stands_when_the_stopped_relay_cannot_put_its_jobs_back(
     checking.start(workers=False, scheduler=False)
     doc = make_document(checking)
     now = checking.clock()
-    written = new_job("k", now, document_id=doc)
+    written = new_job("k", now, document_id=doc, agency_id=None)
     with checking.uow() as uow:
         enqueue(uow, [written], now)
         checking.relay.stop()

@@ -51,7 +51,7 @@ class Probe(StagedJob[str]):
 
 
 def queue(runtime: Runtime, what: str) -> str:
-    job = new_job("probe", runtime.clock(), payload={"what": what})
+    job = new_job("probe", runtime.clock(), payload={"what": what}, agency_id=None)
     with runtime.uow() as uow:
         enqueue(uow, [job], runtime.clock() + timedelta(seconds=DEADLINE))
         uow.commit()
@@ -317,7 +317,7 @@ def test_a_job_fires_the_events_its_outcome_implies_in_its_record_step(
     editor = Editor(fail_after_firing=fails)
     runtime = make_runtime(jobs={"editor": editor})  # type: ignore[dict-item]
     document_id = make_document(runtime)
-    job = new_job("editor", runtime.clock(), payload={"document_id": document_id})
+    job = new_job("editor", runtime.clock(), payload={"document_id": document_id}, agency_id=None)
     with runtime.uow() as uow:
         enqueue(uow, [job], runtime.clock() + timedelta(seconds=DEADLINE))
         uow.commit()

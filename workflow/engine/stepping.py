@@ -153,6 +153,7 @@ class Stepper:
                     new_job(
                         action,
                         now,
+                        agency_id=pending.head.agency_id,
                         document_id=pending.head.id,
                         queue=queue,
                         payload={**base, **item},
