@@ -213,12 +213,16 @@ def signed_text_problem(value: str, *, multi_line: bool) -> str | None:
 
 
 def printable(text: str, limit: int = 1000) -> str:
-    """``text`` from outside (a peer's or a mail server's answer, an error message) as a
-    line that can be stored and shown: control characters and lone surrogates written as
-    escapes (PostgreSQL refuses NUL in text), cut to ``limit`` characters."""
+    """``text`` from outside (a peer's or a mail server's answer, an error message, a
+    name in a certificate) as a line that can be stored and shown: control characters,
+    lone surrogates and characters that show nothing or reorder what follows (U+202E,
+    U+200B) written as escapes (PostgreSQL refuses NUL in text; a terminal obeys an
+    escape sequence), cut to ``limit`` characters."""
     out = []
     for ch in text[:limit]:
-        if unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\t":
+        if (unicodedata.category(ch) in ("Cc", "Cs") and ch not in "\t") or (
+            not ch.isascii() and _HIDDEN.match(ch)
+        ):
             out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
         else:
             out.append(ch)

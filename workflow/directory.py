@@ -210,6 +210,15 @@ def ensure_user(
         )
     username = one_line("A user name", "username", username, USERNAME_LENGTH)
     full_name = one_line("A full name", "full_name", full_name, _PERSON_TEXT_LENGTH)
+    if len(full_name.encode()) > _PERSON_TEXT_LENGTH:
+        # The common name of the person's certificate, which X.509 tools bound in bytes
+        raise FieldTooLong(
+            f"A full name is at most {_PERSON_TEXT_LENGTH} bytes of UTF-8 (a Vietnamese "
+            "letter takes 2 or 3): it is the common name of the person's certificate.",
+            field="full_name",
+            max_length=_PERSON_TEXT_LENGTH,
+            length=len(full_name.encode()),
+        )
     position = one_line("A position", "position", position, _PERSON_TEXT_LENGTH)
     user = uow.agencies.user(agency_id, username, holding=True)
     if user is not None:

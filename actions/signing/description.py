@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from congvan.states.certificates import CertificateDescription
 from congvan.states.errors import InvalidInput
+from congvan.states.text import printable
 
 from . import profiles
 
@@ -51,14 +52,16 @@ def describe(cert: x509.Certificate | asn1_x509.Certificate) -> CertificateDescr
     subject = parsed.subject.native
 
     def text(name: str) -> str:
+        # Names from outside (a root trusted, a peer's certificate) are kept and printed:
+        # any control or hidden character in them is written as its escape.
         value = subject.get(name, "")
-        return ", ".join(value) if isinstance(value, list) else str(value)
+        return printable(", ".join(value) if isinstance(value, list) else str(value))
 
     key_usage, is_ca = _constraints(parsed)
     return CertificateDescription(
         **{field: text(name) for field, name in _SUBJECT_FIELDS.items()},
         serial_number=format(parsed.serial_number, "x"),
-        issuer=parsed.issuer.human_friendly,
+        issuer=printable(parsed.issuer.human_friendly),
         sha256=parsed.sha256.hex(),
         not_before=parsed.not_valid_before,
         not_after=parsed.not_valid_after,

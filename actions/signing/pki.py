@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from congvan.states.errors import InvalidInput
+from congvan.states.text import nfc, unstorable
 from congvan.states.timeliness import LAST_DAY
 
 from . import keywrap, profiles
@@ -376,13 +377,36 @@ def _authority_key_id(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
+# X.520's upper bound of each name this module writes (RFC 5280 Appendix A: 64
+# characters), which cryptography checks of a common name in UTF-8 bytes: there a
+# Vietnamese letter takes 2 or 3.
+NAME_LENGTH = 64
+
+
 def _name(*attributes: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
-    names = [x509.NameAttribute(oid, value) for oid, value in attributes]
-    for attribute in names:
-        if not str(attribute.value).strip():
+    """A subject of these names, each one line of text as the API keeps it (NFC, no
+    control or hidden character) and within X.520's bound, or InvalidInput naming it."""
+    names = []
+    for oid, value in attributes:
+        field = oid._name
+        problem = unstorable(value, multi_line=False)
+        if problem is not None:
+            raise InvalidInput(f"The certificate's {field} {problem}.", field=field)
+        value = str(nfc(value.strip()))
+        if not value:
+            raise InvalidInput(f"The certificate's {field} must not be empty.", field=field)
+        in_bytes = oid == NameOID.COMMON_NAME
+        size = len(value.encode()) if in_bytes else len(value)
+        if size > NAME_LENGTH:
+            unit = "bytes of UTF-8 (a Vietnamese letter takes 2 or 3)" if in_bytes else "characters"
             raise InvalidInput(
-                f"The certificate field {attribute.rfc4514_attribute_name} must not be empty."
+                f"The certificate's {field} holds at most {NAME_LENGTH} {unit} (X.520); "
+                f"{value[:40]!r}... takes {size}.",
+                field=field,
+                max_length=NAME_LENGTH,
+                length=size,
             )
+        names.append(x509.NameAttribute(oid, value))
     return x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, COUNTRY), *names])
 
 

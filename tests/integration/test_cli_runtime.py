@@ -133,6 +133,15 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
         ({}, ["notify", "dead-letters", "--agency", "000.00.99.H57"], "not_found"),
         ({}, ["notify", "list", "000.00.99.H57"], "not_found"),
         ({}, ["timers", "retry", "ab\ncd"], "not_found"),
+        # Names for a certificate that no certificate can hold, or that a terminal obeys
+        *(
+            ({"CONGVAN_KEY_PASSPHRASE": "p" * 12},
+             ["keys", "init-ca", "--name", name, "--organization", organization], "invalid_input")
+            for name, organization in (
+                ("CA\x1b[31mRED", "UBND"), ("CA\u202eAC", "UBND"), ("CA", "U\u200bB"),
+                (" ", "UBND"), ("Thừa Thiên Huế " * 4, "UBND"),
+            )
+        ),
         # A device, read past what a file of its kind holds, is refused, not read for ever
         ({}, ["keys", "import", "/dev/zero", "--kind", "root"], "payload_too_large"),
         ({}, ["keys", "trust", "/dev/zero"], "payload_too_large"),
@@ -265,6 +274,16 @@ def test_a_user_is_named_in_one_line_of_bounded_text_or_refused(
         (["--user", "van\nthu"], "invalid_input"),
         (["--user", " vanthu"], "invalid_input"),
         (["--user", "pct", "--full-name", "Nguyễn " * 20], "field_too_long"),
+        # 53 letters, 72 bytes: more than a certificate's common name holds
+        (
+            [
+                "--user",
+                "pct",
+                "--full-name",
+                "Tôn Nữ Thị Hoàng Khuê Nguyễn Phước Thừa Thiên Huế Đà",
+            ],
+            "field_too_long",
+        ),
         (["--user", "pct", "--full-name", "Nguyễn Văn\u202e Phương"], "invalid_input"),
         (["--user", "pct", "--position", "P" * 65], "field_too_long"),
     ]
