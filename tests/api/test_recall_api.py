@@ -285,3 +285,39 @@ def test_a_read_is_not_told_unchanged_when_what_it_shows_changed_with_its_versio
     held = {**api.auth("supervisor"), "If-Match": before.headers["ETag"]}
     another = api.client.post(f"{path}/replace", headers=held, data={"reason": "Sai lần nữa"})
     assert another.status_code == 201, another.text
+
+
+def test_a_replacement_repeated_with_its_key_is_answered_as_the_first_whatever_came_since(
+    make_api_any_db: MakeApi,
+) -> None:
+    # Given A's sent letter, and its replacement drafted with a key and the version seen
+    api = make_api_any_db(**pipeline())
+    doc_id = issued(api)
+    seen = f'"{api.version(doc_id)}"'
+    headers = api.auth("supervisor", **{"Idempotency-Key": "rep-1", "If-Match": seen})
+    first = api.client.post(
+        f"/v1/documents/{doc_id}/replace", headers=headers, data={"reason": "Sai"}
+    )
+    assert first.status_code == 201, first.text
+
+    # When the original moves on (delivered: its version changes) and the client, whose
+    # answer was lost, sends the very same request again
+    for dispatch in api.get(f"/v1/documents/{doc_id}").json()["dispatches"]:
+        for event in ("start", "deliver"):
+            api.runtime.engine.fire_dispatch(dispatch["id"], event)
+    assert f'"{api.version(doc_id)}"' != seen
+    again = api.client.post(
+        f"/v1/documents/{doc_id}/replace", headers=headers, data={"reason": "Sai"}
+    )
+
+    # Then it is answered as the first was, and nothing more is drafted
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (201, "true")
+    assert again.content == first.content
+    assert [first.json()["id"]] == api.get(f"/v1/documents/{doc_id}").json()["replaced_by"]
+
+    # But the key with another If-Match is another request: refused, not replayed
+    other = api.auth("supervisor", **{"Idempotency-Key": "rep-1", "If-Match": '"1"'})
+    reused = api.client.post(
+        f"/v1/documents/{doc_id}/replace", headers=other, data={"reason": "Sai"}
+    )
+    assert_error(reused, 422, "idempotency_key_reused")

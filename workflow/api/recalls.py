@@ -163,7 +163,9 @@ async def replace_document(
     files = [await read_upload(f, role, settings.max_attachment_bytes) for role, f in uploads]
     parts = [[f["role"], f["filename"], f["media_type"], f["sha256"]] for f in files]
     idem = (
-        Idempotency.of(idempotency_key, "replace", document_id, reason, parts, by=principal.user_id)
+        Idempotency.of(
+            idempotency_key, "replace", document_id, expected, reason, parts, by=principal.user_id
+        )
         if idempotency_key
         else None
     )

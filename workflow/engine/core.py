@@ -170,6 +170,14 @@ class Engine:
         delivers it to the original's recipients as a replacement and marks the original
         replaced.
         """
+        if idempotency is not None and actor.agency_id is not None:
+            # A repeat is answered as the first was, whatever the original did since (its
+            # version moved on as its dispatches were delivered, say): judged again, it
+            # would be refused where the first was done.
+            with self.open_uow(readonly=True) as uow:
+                replayed = self._replay(uow, actor.agency_id, idempotency)
+            if replayed:
+                return {**replayed, "replayed": True}
         draft = replacement(self.open_uow, actor, document_id, reason, files, expected_version)
         return self._create(actor, draft, idempotency)
 
