@@ -15,13 +15,7 @@ from congvan.workflow.serving import serve_in_thread
 
 
 def _ask(base: str, target: str) -> bytes:
-    host, port = urlsplit(base).hostname, urlsplit(base).port
-    with socket.create_connection((str(host), int(port or 80)), timeout=10) as conn:
-        conn.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-        answer = b""
-        while chunk := conn.recv(65536):
-            answer += chunk
-    return answer
+    return _raw(base, f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
 
 
 @pytest.mark.parametrize(
