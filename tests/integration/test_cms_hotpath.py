@@ -341,7 +341,7 @@ def with_unsigned_attribute(cms_der: bytes) -> bytes:
     parsed = asn1_cms.ContentInfo.load(cms_der)
     signer_info = parsed["content"]["signer_infos"][0]
     signer_info["unsigned_attrs"] = asn1_cms.CMSAttributes(
-        [{"type": "counter_signature", "values": []}]
+        [{"type": "1.2.840.113549.1.9.16.2.23", "values": []}]  # CAdES certificate-values
     )
     return bytes(parsed.dump(force=True))
 
