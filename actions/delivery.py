@@ -294,7 +294,7 @@ class Delivery(StagedJob[Parcel]):
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             return Outcome(TRANSIENT, None, spent(), f"not sent: {type(exc).__name__}: {exc}")
-        except httpx.TransportError as exc:  # the request left; its answer did not come
+        except (httpx.TransportError, httpx.StreamError) as exc:  # it left; no answer came
             return Outcome(UNKNOWN, None, spent(), f"no answer: {type(exc).__name__}: {exc}")
         latency, status = spent(), response.status_code
         if status >= 500 or status in NOT_NOW:

@@ -40,7 +40,7 @@ from congvan.states.vocabulary import (
 )
 
 from .notices import ID_HEADER, KIND_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
-from .posting import retry_after, tls
+from .posting import bounded_post, retry_after, tls
 
 _RETRYABLE_STATUSES = frozenset({408, 429})
 
@@ -197,7 +197,9 @@ def post_webhook(
         with httpx.Client(
             transport=through, mounts=mounts, verify=tls(), timeout=timeout
         ) as client:
-            response = client.post(url, content=body, headers=headers)
+            # At most 1 MiB of the receiver's answer, inflated within that, in the time
+            # given for the whole of it (posting.bounded_post), as a peer's
+            response = bounded_post(client, url, timeout, {"content": body, "headers": headers})
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         if refused := _cause(
             exc, TargetRefused
@@ -211,7 +213,7 @@ def post_webhook(
         return Outcome(ATTEMPT_TRANSIENT, None, said)
     except httpx.ProxyError as exc:  # the proxy would not open the way: nothing left
         return _proxy_refused(str(exc))
-    except httpx.TransportError as exc:  # the request left; its answer did not come
+    except (httpx.TransportError, httpx.StreamError) as exc:  # it left; no answer came
         return Outcome(ATTEMPT_UNKNOWN, None, f"no answer: {type(exc).__name__}: {exc}")
     status = response.status_code
     if 200 <= status < 300:

@@ -17,6 +17,9 @@ import os
 import re
 import ssl
 import threading
+import time
+import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -74,8 +77,8 @@ def post(
     """
     if transport is not None:
         with httpx.Client(transport=transport, verify=tls(), timeout=timeout) as client:
-            return _bounded(client, url, timeout, request)
-    return _bounded(_pooled(), url, timeout, request)
+            return bounded_post(client, url, timeout, request)
+    return bounded_post(_pooled(), url, timeout, request)
 
 
 # The most of a peer's answer read: a receipt, a status answer or an error body is a few
@@ -83,25 +86,63 @@ def post(
 MAX_ANSWER_BYTES = 1 << 20
 
 
-def _bounded(
+def bounded_post(
     client: httpx.Client, url: str, timeout: float, request: dict[str, Any]
 ) -> httpx.Response:
-    """POST and read at most ``MAX_ANSWER_BYTES`` of the answer: a peer (or whatever
-    answers at its address) cannot make this process hold a body of any size. A longer
-    body is cut there, and so no receipt, refusal or status answer: it is tried again."""
-    with client.stream("POST", url, timeout=timeout, **request) as streamed:
+    """POST and read at most ``MAX_ANSWER_BYTES`` of the answer, within ``timeout`` for
+    the whole of it: a peer (or whatever answers at its address) cannot make this process
+    hold a body of any size, inflate a small one into gigabytes, or keep it reading a byte
+    at a time. A longer body is cut there, and so no receipt, refusal or status answer: it
+    is tried again; an answer still coming at the end of ``timeout`` is one whose outcome
+    is unknown (``httpx.ReadTimeout``)."""
+    deadline = time.monotonic() + timeout
+    headers = {**request.pop("headers", {}), "Accept-Encoding": "identity"}
+    with client.stream("POST", url, timeout=timeout, headers=headers, **request) as streamed:
+        coding = streamed.headers.get("Content-Encoding", "identity").strip().lower()
+        inflate = _inflater(coding)
         body = bytearray()
-        for chunk in streamed.iter_bytes():  # decoded, as .content would be
-            body += chunk
+        # As sent, decoded here within the bound; a test's transport may hand an answer
+        # made whole in memory, read (and decoded) already: taken as it is.
+        chunks = [streamed.content] if streamed.is_stream_consumed else streamed.iter_raw()
+        if streamed.is_stream_consumed:
+            inflate = _inflater("identity")
+        for chunk in chunks:
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout(
+                    f"the answer was still coming after {timeout:g} s", request=streamed.request
+                )
+            if inflate is None:  # a coding not asked for nor known: not read
+                continue
+            body += inflate(chunk, MAX_ANSWER_BYTES + 1 - len(body))
             if len(body) > MAX_ANSWER_BYTES:
                 del body[MAX_ANSWER_BYTES:]
                 break
     # The body is kept decoded and perhaps cut: its length and coding are not the wire's.
     dropped = (b"content-length", b"content-encoding", b"transfer-encoding")
-    headers = [(k, v) for k, v in streamed.headers.raw if k.lower() not in dropped]
+    kept = [(k, v) for k, v in streamed.headers.raw if k.lower() not in dropped]
     return httpx.Response(
-        streamed.status_code, headers=headers, content=bytes(body), request=streamed.request
+        streamed.status_code, headers=kept, content=bytes(body), request=streamed.request
     )
+
+
+def _inflater(coding: str) -> Callable[[bytes, int], bytes] | None:
+    """How to decode an answer sent in ``coding`` a chunk at a time, never more than the
+    room left; None for a coding not read (several at once, or one we did not ask for and
+    do not know: the answer then has no body, as one cut short)."""
+    if coding in ("", "identity"):
+        return lambda chunk, _room: chunk
+    if coding not in ("gzip", "x-gzip", "deflate"):
+        return None
+    # 16 + MAX_WBITS reads a gzip member; 32 + MAX_WBITS a zlib or gzip stream (deflate).
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS if "gzip" in coding else 32 + zlib.MAX_WBITS)
+
+    def inflate(chunk: bytes, room: int) -> bytes:
+        try:
+            return decoder.decompress(decoder.unconsumed_tail + chunk, max(room, 1))
+        except zlib.error:
+            return b""  # damaged: what was read stands, and is no receipt
+
+    return inflate
 
 
 def json_of(response: httpx.Response) -> Any:
@@ -164,9 +205,14 @@ def retry_after(value: str | None) -> timedelta | None:
         return None
     value = value.strip()
     if _SECONDS.fullmatch(value):
-        # Capped before it becomes a timedelta: a peer's 30 digits overflow one.
-        seconds = min(int(value), int(_MAX_RETRY_AFTER.total_seconds()))
-        return timedelta(seconds=max(seconds, 0))
+        if value.startswith("-"):
+            return timedelta(0)
+        # Capped before it becomes a number: a peer's 30 digits overflow a timedelta, and
+        # 5000 pass what Python converts at all.
+        digits = value.lstrip("0") or "0"
+        cap = int(_MAX_RETRY_AFTER.total_seconds())
+        seconds = cap if len(digits) > len(str(cap)) else min(int(digits), cap)
+        return timedelta(seconds=seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, OverflowError):

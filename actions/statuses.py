@@ -159,7 +159,7 @@ class StatusSending(StagedJob[Notice]):
         transport = local_transport_of(self.local) if work.url == LOCAL_STATUS else self.transport()
         try:
             response = post(transport, work.url, timeout=work.timeout, json=body)
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, httpx.StreamError) as exc:
             raise StatusNotSent(f"{type(exc).__name__}: {exc}") from exc
         status = response.status_code
         if status >= 500 or status in _NOT_NOW:

@@ -21,6 +21,10 @@ from congvan.actions.posting import retry_after as _retry_after
         ("9" * 30, timedelta(hours=6)),
         (" 120 ", timedelta(seconds=120)),
         ("-" + "9" * 30, timedelta(0)),
+        # past the digits Python turns into a number at all
+        ("9" * 5000, timedelta(hours=6)),
+        ("0" * 4990 + "60", timedelta(seconds=60)),
+        ("-" + "9" * 5000, timedelta(0)),
         ("+5", None),
         ("1_000", None),
         ("١٢٠", None),
