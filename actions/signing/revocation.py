@@ -98,21 +98,38 @@ def check_path(
         if entry is None:
             continue
         reason = _reason(entry)
-        if entry.revocation_date_utc <= at:
+        revoked_at = _in_force_from(entry)
+        if revoked_at <= at:
             raise CertificateRevoked(
-                revoked_at=entry.revocation_date_utc.isoformat(),
+                revoked_at=revoked_at.isoformat(),
                 reason=reason,
                 ca_revoked=cert is not path[0] and _is_ca(cert),
                 certificate=_name(cert),
+                **(
+                    {"listed_at": entry.revocation_date_utc.isoformat()}
+                    if revoked_at != entry.revocation_date_utc
+                    else {}
+                ),
                 **who,
             )
         later = later or LaterRevocation(
             serial_number=format(cert.serial_number, "x"),
             subject=_name(cert),
-            revoked_at=entry.revocation_date_utc,
+            revoked_at=revoked_at,
             reason=reason,
         )
     return later
+
+
+def _in_force_from(entry: x509.RevokedCertificate) -> datetime:
+    """From when a revocation counts: its date, or the invalidity date the entry gives
+    when earlier (RFC 5280 5.3.2: from then the key is known or suspected compromised, so
+    a signature made after it is no proof, even if the CA listed it later)."""
+    try:
+        invalid = entry.extensions.get_extension_for_class(x509.InvalidityDate).value
+    except x509.ExtensionNotFound:
+        return entry.revocation_date_utc
+    return min(entry.revocation_date_utc, invalid.invalidity_date_utc)
 
 
 def newest_crl(

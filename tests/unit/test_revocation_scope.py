@@ -162,3 +162,33 @@ def test_a_crl_with_an_entrys_critical_extension_not_read_is_not_kept() -> None:
         .sign(ROOT_KEY, hashes.SHA256())
     )
     assert "critical extension" in (revocation.partial(listed) or "")
+
+
+def test_a_revocation_counts_from_the_compromise_its_entry_dates() -> None:
+    # Given a signer listed at NOW - 1 h, whose key the entry says was compromised at
+    # NOW - 3 h (RFC 5280 invalidity date)
+    signer = leaf(0x61)
+    entry = (
+        x509.RevokedCertificateBuilder()
+        .serial_number(signer.serial_number)
+        .revocation_date(NOW - timedelta(hours=1))
+        .add_extension(x509.InvalidityDate(NOW - timedelta(hours=3)), critical=False)
+        .build()
+    )
+    listing = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ROOT.subject)
+        .last_update(NOW - timedelta(minutes=30))
+        .next_update(NOW + timedelta(days=7))
+        .add_extension(x509.CRLNumber(60), critical=False)
+        .add_revoked_certificate(entry)
+        .sign(ROOT_KEY, hashes.SHA256())
+    )
+
+    # Then a signature made after the compromise, though before the listing, is no proof
+    with pytest.raises(CertificateRevoked) as revoked:
+        revocation.check_path([signer, ROOT], [listing], NOW - timedelta(hours=2))
+    assert revoked.value.details["revoked_at"] == (NOW - timedelta(hours=3)).isoformat()
+    # while one made before the compromise stands, told of the revocation from then on
+    later = revocation.check_path([signer, ROOT], [listing], NOW - timedelta(hours=4))
+    assert later is not None and later.revoked_at == NOW - timedelta(hours=3)
