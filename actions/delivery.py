@@ -296,6 +296,11 @@ class Delivery(StagedJob[Parcel]):
             return Outcome(TRANSIENT, None, spent(), f"not sent: {type(exc).__name__}: {exc}")
         except (httpx.TransportError, httpx.StreamError) as exc:  # it left; no answer came
             return Outcome(UNKNOWN, None, spent(), f"no answer: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - whatever reading the answer raised
+            # The package may have arrived: an attempt of unknown outcome, recorded as one
+            # (with what was raised), never a job failure that leaves no attempt behind.
+            said = printable(f"no answer read: {type(exc).__name__}: {exc}")[:1000]
+            return Outcome(UNKNOWN, None, spent(), said)
         latency, status = spent(), response.status_code
         if status >= 500 or status in NOT_NOW:
             wait = retry_after(response.headers.get("Retry-After"))

@@ -249,6 +249,7 @@ class DispatchChecks:
                 expected_recipient=header.sender,
                 expected_from=header.recipient,
                 expected_message_id=header.message_id,
+                sent_at=header.sent_at,
                 now=claimed_moment(body, "at") or header.sent_at,
             )
         except CongvanError as exc:

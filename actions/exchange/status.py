@@ -154,15 +154,17 @@ def verify_status(
     now: datetime,
     expected_from: str | None = None,
     expected_message_id: str | None = None,
+    sent_at: datetime | None = None,
 ) -> Status:
     """Check a status message is signed by the agency it is ``from`` and is for us.
 
-    ``expected_from`` and ``expected_message_id``, when given, are the recipient and
-    message id of our dispatch it answers.
+    ``expected_from``, ``expected_message_id`` and ``sent_at``, when given, are the
+    recipient, message id and send time of our dispatch it answers (what it reports cannot
+    come before the package left).
     """
     status = _read(read_canonical(body, FORMAT))
     verdict = verify_body(body, cms, trust, agency_id=status.from_agency, at=now)
-    check_moment("at", status.at, signed_at=verdict.signing_time)
+    check_moment("at", status.at, signed_at=verdict.signing_time, not_before=sent_at)
     if status.to_agency != expected_recipient:
         raise Misaddressed(
             f"The status message is for {status.to_agency}, not {expected_recipient}.",

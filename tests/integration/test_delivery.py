@@ -968,6 +968,9 @@ def test_a_request_that_never_left_is_transient_one_that_left_is_outcome_unknown
         (httpx.ReadTimeout("no answer"), "unknown"),
         (httpx.WriteTimeout("half sent"), "unknown"),
         (httpx.RemoteProtocolError("connection reset"), "unknown"),
+        # whatever else reading the answer raises: the package may have arrived
+        (httpx.DecodingError("not the gzip it said"), "unknown"),
+        (ValueError("Exceeds the limit (4300 digits)"), "unknown"),
     ):
 
         def fails(_request: httpx.Request, error: Exception = error) -> httpx.Response:

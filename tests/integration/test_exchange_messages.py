@@ -316,6 +316,21 @@ def test_a_status_about_another_package_is_refused(world: World) -> None:
     assert (type(refused), refused.reason) == (MessageMismatch, "message_id")
 
 
+def test_a_status_dated_before_the_package_it_answers_was_sent_is_refused(world: World) -> None:
+    # Its "at" an hour before the package left, past any clock skew
+    sealed = status_by(world, at=NOW - timedelta(hours=1))
+
+    refused = status_refusal(world, sealed, sent_at=NOW - timedelta(minutes=10))
+
+    assert (type(refused), refused.reason) == (MessageMismatch, "moment")
+    # dated after it left, it is taken
+    status = verify_status(
+        sealed.body, sealed.cms, world.trust, expected_recipient=A, now=NOW,
+        sent_at=NOW - timedelta(hours=2),
+    )  # fmt: skip
+    assert status.code == "03"
+
+
 def world_sign(world: World, body: bytes, agency: str) -> bytes:
     """The agency's signature over a body its own module would not have made."""
     key = world.agencies[agency]
