@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,11 +78,18 @@ class TrustStore:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
         path = self.directory / f"{fingerprint(cert)}{SUFFIX}"
         if not path.exists():
-            temporary = path.with_suffix(".tmp")
-            temporary.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-            # Whatever the umask: only its owner may change what is trusted.
-            temporary.chmod(0o644)
-            os.replace(temporary, path)  # whole or not at all
+            # A temporary file of its own: two pinning the same root at once (threads or
+            # processes) never write, or move away, each other's.
+            handle, name = tempfile.mkstemp(dir=self.directory, prefix=".pin-", suffix=".tmp")
+            temporary = Path(name)
+            try:
+                with os.fdopen(handle, "wb") as file:
+                    file.write(cert.public_bytes(serialization.Encoding.PEM))
+                # Whatever the umask: only its owner may change what is trusted.
+                temporary.chmod(0o644)
+                os.replace(temporary, path)  # whole or not at all
+            finally:
+                temporary.unlink(missing_ok=True)
         with self._lock:
             self._seen = None
         return path
