@@ -19,7 +19,7 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,14 +98,16 @@ def bounded_post(
     deadline = time.monotonic() + timeout
     headers = {**request.pop("headers", {}), "Accept-Encoding": "identity"}
     with client.stream("POST", url, timeout=timeout, headers=headers, **request) as streamed:
-        coding = streamed.headers.get("Content-Encoding", "identity").strip().lower()
-        inflate = _inflater(coding)
-        body = bytearray()
         # As sent, decoded here within the bound; a test's transport may hand an answer
         # made whole in memory, read (and decoded) already: taken as it is.
-        chunks = [streamed.content] if streamed.is_stream_consumed else streamed.iter_raw()
+        chunks: Iterable[bytes]
         if streamed.is_stream_consumed:
-            inflate = _inflater("identity")
+            chunks, coding = [streamed.content], "identity"
+        else:
+            chunks = streamed.iter_raw()
+            coding = streamed.headers.get("Content-Encoding", "identity").strip().lower()
+        inflate = _inflater(coding)
+        body = bytearray()
         for chunk in chunks:
             if time.monotonic() > deadline:
                 raise httpx.ReadTimeout(

@@ -44,9 +44,9 @@ def _http_url(url: str, setting: str, example: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-# A host name in ASCII: labels of letters, digits, hyphens (and underscores, which some
-# internal names carry), joined by dots.
-_ASCII_HOST = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.(?!$)|$)")
+# A label of a host name in ASCII: letters, digits, hyphens (and underscores, which some
+# internal names carry), neither starting nor ending with a hyphen.
+_ASCII_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
 
 def _host_name(host: str, setting: str) -> str:
@@ -58,7 +58,7 @@ def _host_name(host: str, setting: str) -> str:
         pass
     if host.isascii():
         labels = host.rstrip(".").split(".")
-        if len(host) <= 253 and all(_ASCII_HOST.fullmatch(label) for label in labels):
+        if len(host) <= 253 and all(_ASCII_LABEL.fullmatch(label) for label in labels):
             return host
         raise ValueError(f"{setting} is not a host name or IP address, e.g. mail.example.vn")
     try:
