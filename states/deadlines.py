@@ -69,7 +69,13 @@ class WorkingHours:
         for i, (start, end) in enumerate(self.periods):
             if not start < end:
                 raise ValueError(f"period {start:%H:%M}-{end:%H:%M} ends before it starts")
-            if i and start <= last:
+            if i and start == last:
+                before = self.periods[i - 1][0]
+                raise ValueError(
+                    f"working periods {before:%H:%M}-{last:%H:%M} and {start:%H:%M}-{end:%H:%M} "
+                    f"touch: write them as one, {before:%H:%M}-{end:%H:%M}"
+                )
+            if i and start < last:
                 raise ValueError("working periods must be in order and not overlap")
             last = end
 
@@ -246,6 +252,12 @@ class TimeRules:
     send_cutoff: time = time(12, 0)
 
     def __post_init__(self) -> None:
+        if self.send_cutoff.tzinfo is not None:
+            # Combined with a date in Vietnam time, its offset would be dropped unseen.
+            raise RuleError(
+                "The send cut-off is a Vietnam clock time, without an offset.",
+                rule="send_cutoff",
+            )
         for rule in RULES:
             if rule not in self.minutes:
                 raise RuleError(f"rule {rule!r} has no values", rule=rule)

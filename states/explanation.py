@@ -326,14 +326,23 @@ def working_time_between(calendar: WorkingDays, start: datetime, end: datetime) 
     return max(deadlines.working_time_between(start, end, calendar, hours), timedelta(0))
 
 
-def _until(calendar: WorkingDays, now: datetime, due_at: datetime) -> dict[str, Any]:
-    """A due moment with what is left of it: calendar time and working time."""
+def _until(
+    calendar: WorkingDays, now: datetime, due_at: datetime, *, on_the_clock: bool = False
+) -> dict[str, Any]:
+    """A due moment with what is left of it: calendar time and working time (None for a
+    rule that runs on the clock, where working time says nothing of what is left)."""
     return {
         "due_at": due_at,
         "remaining": max(due_at - now, timedelta(0)),
-        "remaining_working": working_time_between(calendar, now, due_at),
+        "remaining_working": None if on_the_clock else working_time_between(calendar, now, due_at),
         "overdue": due_at <= now,
     }
+
+
+def _on_the_clock(rule: str, urgency: int) -> bool:
+    """An urgent document's send, deliver and register run on the clock, nights, weekends
+    and holidays included (states/deadlines.py)."""
+    return urgency >= 1 and rule in deadlines.ON_THE_CLOCK
 
 
 def _timer_of(snapshot: Snapshot, job_id: str) -> TimerFacts | None:
@@ -360,7 +369,12 @@ def _job_findings(
     if job.status == vocabulary.JOB_RUNNING:
         lease = job.lease_until
         if lease is not None and now < lease:
-            facts = {**base, **_until(calendar, now, lease), "lease_until": lease}
+            # A job's lease, retry and deadline are the machine's, on the clock.
+            facts = {
+                **base,
+                **_until(calendar, now, lease, on_the_clock=True),
+                "lease_until": lease,
+            }
             return [Finding(ATTEMPT_IN_PROGRESS, facts, organ_id)]
         facts = {**base, "lease_until": lease}
         if timer is not None:
@@ -369,12 +383,13 @@ def _job_findings(
     if timer is None:
         return [Finding(NOTHING_SCHEDULED, base, organ_id)]
     if job.status == vocabulary.JOB_WAITING or timer.backoff:
-        facts = {**base, **_until(calendar, now, timer.due_at)}
+        facts = {**base, **_until(calendar, now, timer.due_at, on_the_clock=True)}
         if last is not None:
             facts |= {"last_outcome": last.outcome, "last_error": last.error}
         return [Finding(WAITING_FOR_RETRY, facts, organ_id)]
     # pending or enqueued: a worker takes it soon; the deadline re-drives it otherwise.
-    return [Finding(JOB_QUEUED, {**base, **_until(calendar, now, timer.due_at)}, organ_id)]
+    queued = _until(calendar, now, timer.due_at, on_the_clock=True)
+    return [Finding(JOB_QUEUED, {**base, **queued}, organ_id)]
 
 
 def _live_job(snapshot: Snapshot, dispatch_id: str | None) -> JobFacts | None:
@@ -448,8 +463,10 @@ def _arrived_at(d: DispatchFacts) -> datetime:
     return d.updated_at
 
 
-# The rule a dispatch's deadline watches, by the escalation it opens: the step it awaits.
+# The rule a dispatch's deadline watches, by the escalation it opens: the step it awaits,
+# and the time rule that sets it.
 _RULE_STEPS = {"not_delivered": "01", "not_acknowledged": "03"}
+_RULE_OF = {"not_delivered": "deliver", "not_acknowledged": "register"}
 
 
 def _due_by(
@@ -465,7 +482,11 @@ def _due_by(
     if not due:
         return []
     first = min(due, key=lambda t: t.due_at)
-    facts = {"step": _RULE_STEPS[first.rule], **_until(calendar, now, first.due_at)}
+    clock = _on_the_clock(_RULE_OF[first.rule], snapshot.urgency)
+    facts = {
+        "step": _RULE_STEPS[first.rule],
+        **_until(calendar, now, first.due_at, on_the_clock=clock),
+    }
     return [Finding(DUE_BY, facts, d.organ_id)]
 
 
@@ -490,8 +511,11 @@ def _recipient(
             "since": since,
             "status_code": code,
             "waited": now - since,
-            # What the time rules count: a weekend or Tết is waiting, not lateness.
-            "waited_working": working_time_between(calendar, since, now),
+            # What the time rules count: a weekend or Tết is waiting, not lateness -- but
+            # for an urgent document, whose registration runs on the clock.
+            "waited_working": None
+            if _on_the_clock("register", snapshot.urgency)
+            else working_time_between(calendar, since, now),
         }
         found.append(Finding(AWAITING_ACKNOWLEDGEMENT, facts, o))
     if d.state in (PENDING, SENDING, DELIVERED):
@@ -567,7 +591,10 @@ def _own_step(
             return Finding(
                 SEND_OVERDUE, {"due_at": snapshot.send_by, "late_by": now - snapshot.send_by}
             )
-        return Finding(AWAITING_SENDING, _until(calendar, now, snapshot.send_by))
+        clock = _on_the_clock("send", snapshot.urgency)
+        return Finding(
+            AWAITING_SENDING, _until(calendar, now, snapshot.send_by, on_the_clock=clock)
+        )
     if snapshot.answers_awaited and state in doc.ISSUED:
         awaited = snapshot.answers_awaited
         return Finding(

@@ -84,6 +84,8 @@ def _left(f: Mapping[str, Any], lang: str) -> str:
     if f.get("overdue"):
         return ", đã đến hạn" if lang == "vi" else ", now due"
     span = duration(f["remaining"], lang)
+    if f.get("remaining_working") is None:  # a rule on the clock: working time says nothing
+        return f", còn {span}" if lang == "vi" else f", in {span}"
     working = duration(f["remaining_working"], lang, in_days=False)
     if lang == "vi":
         return f", còn {span} (thời gian làm việc còn lại: {working})"
@@ -239,6 +241,19 @@ def _due_by(f: Mapping[str, Any], lang: str) -> str:
     return f"The time rules want it to {step} by {at}{_left(f, lang)}."
 
 
+def _awaiting_acknowledgement(f: Mapping[str, Any], lang: str) -> str:
+    """How long a delivered copy has waited for registration: on the clock, and in working
+    time unless its registration runs on the clock (an urgent document)."""
+    on_clock = f.get("waited_working") is None
+    if lang == "vi":
+        text = "Đã đến nơi nhận lúc {since} (trạng thái {status_code}); chờ vào sổ (03) đã {waited}"
+        tail = "." if on_clock else " (thời gian làm việc: {waited_working})."
+    else:
+        text = "Delivered at {since} (status {status_code}); waiting {waited} for registration (03)"
+        tail = "." if on_clock else " ({waited_working} of working time)."
+    return _both(text + tail, text + tail)(f, lang)
+
+
 def _waiting_for_retry(f: Mapping[str, Any], lang: str) -> str:
     at = moment(f["due_at"], lang)
     if lang == "vi":
@@ -380,12 +395,7 @@ PHRASES: dict[str, _Phrase] = {
         "Waiting, yet no job or timer will move it on; an operator should look.",
     ),
     x.LAST_ATTEMPT: _last_attempt,
-    x.AWAITING_ACKNOWLEDGEMENT: _both(
-        "Đã đến nơi nhận lúc {since} (trạng thái {status_code}); chờ vào sổ (03) đã {waited} "
-        "(thời gian làm việc: {waited_working}).",
-        "Delivered at {since} (status {status_code}); waiting {waited} for registration (03) "
-        "({waited_working} of working time).",
-    ),
+    x.AWAITING_ACKNOWLEDGEMENT: lambda f, lang: _awaiting_acknowledgement(f, lang),
     x.DUE_BY: lambda f, lang: _due_by(f, lang),
     x.ACKNOWLEDGED_BY_RECIPIENT: lambda f, lang: _acknowledged(f, lang),
     x.COPY_RECALLED: _both(

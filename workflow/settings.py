@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from datetime import date, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from congvan.states.deadlines import PROVINCE_DEFAULTS, RULES, TimeRules, WorkingHours
 from congvan.states.networks import Network, parse_networks
-from congvan.states.timeliness import FIRST_DAY, LAST_DAY, reckoned
+from congvan.states.timeliness import FIRST_DAY, LAST_DAY, VIETNAM, reckoned
 
 
 def _http_url(url: str, setting: str, example: str) -> str:
@@ -81,6 +81,25 @@ def default_data_dir() -> Path:
 # setting is a mistake (and a date past year 9999 would stop every job).
 _DAY = 24 * 3600
 _WEEK = 7 * _DAY
+
+
+def _within_working_day(rules: TimeRules, hours: WorkingHours) -> None:
+    """The send cut-off and the registration grace fit the working day: a cut-off before
+    the day begins or after it ends would make every normal letter due outside working
+    time, and a grace as long as the day would never let one arrive early enough."""
+    begins, ends = hours.periods[0][0], hours.periods[-1][1]
+    if not begins <= rules.send_cutoff <= ends:
+        raise ValueError(
+            f"send_cutoff {rules.send_cutoff:%H:%M} falls outside the working day "
+            f"({hours}): the next working day's morning ends within it"
+        )
+    day_minutes = int(hours.per_day.total_seconds() // 60)
+    grace = rules.minutes["register_grace"]
+    if max(grace) >= day_minutes:
+        raise ValueError(
+            f"time rule register_grace ({', '.join(str(g) for g in grace)} minutes) must be "
+            f"shorter than the working day ({day_minutes} minutes of {hours})"
+        )
 
 
 class Settings(BaseSettings):
@@ -156,7 +175,8 @@ class Settings(BaseSettings):
     extra_days_off: list[date] = Field(default_factory=list)
     extra_working_days: list[date] = Field(default_factory=list)
     # "At the latest the morning of the next working day" (Decision 28/2018 Art. 6): the
-    # morning ends at this Vietnam time.
+    # morning ends at this Vietnam time (one written with an offset is read in Vietnam
+    # time); it falls within the working day (working_hours).
     send_cutoff: time = time(12, 0)
     # A document approved is signed within this many working days, or its signing is
     # flagged (states.timeliness.judge_signing); the law sets no figure.
@@ -213,6 +233,18 @@ class Settings(BaseSettings):
             raise ValueError("data_dir is empty: name a folder, or leave it unset")
         return value
 
+    @field_validator("send_cutoff", mode="after")
+    @classmethod
+    def _cutoff_in_vietnam_time(cls, value: time) -> time:
+        # A clock time with an offset ("05:00Z") is the Vietnam time it names (12:00):
+        # combined with a date in Vietnam time, its offset would otherwise be dropped.
+        if value.tzinfo is None:
+            return value
+        if value.utcoffset() is None:
+            raise ValueError("send_cutoff names a time zone without a fixed offset")
+        moment = datetime.combine(date(2000, 1, 3), value).astimezone(VIETNAM)
+        return moment.time()
+
     @model_validator(mode="after")
     def _days_off_or_working(self) -> Settings:
         outside = [d for d in (*self.extra_days_off, *self.extra_working_days) if not reckoned(d)]
@@ -230,8 +262,9 @@ class Settings(BaseSettings):
         if both:
             days = ", ".join(sorted(d.isoformat() for d in both))
             raise ValueError(f"days both in extra_days_off and extra_working_days: {days}")
-        self.province_rules()  # refuse rules and hours that cannot be, at startup
-        self.hours()
+        rules = self.province_rules()  # refuse rules and hours that cannot be, at startup
+        hours = self.hours()
+        _within_working_day(rules, hours)
         self.private_networks()
         return self
 

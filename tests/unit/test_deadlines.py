@@ -195,6 +195,36 @@ def test_working_hours_are_read_and_checked() -> None:
             WorkingHours.parse(bad)
 
 
+def test_working_periods_that_touch_are_told_to_be_written_as_one() -> None:
+    with pytest.raises(ValueError, match="touch: write them as one, 08:00-17:00"):
+        WorkingHours.parse("08:00-12:00,12:00-17:00")
+
+
+def test_a_send_cut_off_with_an_offset_is_refused_by_the_rules() -> None:
+    # Combined with a date in Vietnam time, its offset would be dropped unseen
+    with pytest.raises(RuleError, match="without an offset"):
+        TimeRules(send_cutoff=time(5, 0, tzinfo=UTC))
+
+
+def test_settings_read_a_cut_off_in_vietnam_time_and_keep_it_in_the_working_day() -> None:
+    from congvan.workflow.settings import Settings
+
+    # A clock time written with an offset is the Vietnam time it names
+    for written in ("05:00Z", "05:00+00:00", "12:00+07:00", "12:00"):
+        assert time(12, 0) == Settings(send_cutoff=written).send_cutoff, written
+    assert time(16, 0) == Settings(send_cutoff="16:00").send_cutoff
+    # One outside the working day would make every normal letter due outside it
+    for outside in ("07:59", "17:01", "18:00", "23:59", "00:00"):
+        with pytest.raises(ValueError, match="falls outside the working day"):
+            Settings(send_cutoff=outside)
+    assert time(7, 30) == Settings(send_cutoff="07:30", working_hours="07:30-11:30").send_cutoff
+    # A registration grace as long as the working day would never let a letter be early
+    with pytest.raises(ValueError, match="shorter than the working day"):
+        Settings(time_rules={"register_grace": [480, 60, 60, 30, 30]})
+    with pytest.raises(ValueError, match="shorter than the working day"):
+        Settings(working_hours="11:30-12:15")  # the default grace is 60 minutes
+
+
 def test_moments_without_a_time_zone_are_refused() -> None:
     with pytest.raises(ValueError, match="time zone"):
         add_working_time(datetime(2026, 1, 5, 9), timedelta(hours=1), CALENDAR)

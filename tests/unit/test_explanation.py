@@ -92,7 +92,7 @@ def test_a_failed_attempt_waits_for_its_retry_with_the_last_error() -> None:
     ] == codes(found)
     wait = found.recipients[0].findings[0]
     assert NOW + timedelta(seconds=30) == wait.facts["due_at"]
-    assert timedelta(seconds=30) == wait.facts["remaining_working"]
+    assert wait.facts["remaining_working"] is None  # a retry is on the clock
     assert "transient" == wait.facts["last_outcome"]
     said = sentence(wait)
     assert said["en"].startswith("Waiting for retry at 2026-11-30 10:00 ICT")
@@ -640,3 +640,41 @@ def test_an_attempt_after_a_resend_is_numbered_in_the_log_and_in_this_sending() 
     [last] = [f for f in x.explain(once, NOW, WEEKDAYS).all() if f.code == x.LAST_ATTEMPT]
     assert "since_resend" not in last.facts
     assert sentence(last)["en"].startswith("Attempt 1 at ")
+
+
+def test_an_urgent_documents_clock_rules_are_said_without_working_time() -> None:
+    # Given a khẩn letter delivered on the eve of Tết at 19:45, its registration due on
+    # the clock at 21:45 (nights and holidays count for an urgent document)
+    delivered = datetime(2026, 2, 13, 19, 45, tzinfo=VIETNAM)
+    due = delivered + timedelta(hours=2)
+    now = delivered + timedelta(minutes=30)
+    rule = x.TimerFacts(vocabulary.RULE_DEADLINE, "x1", due, rule="not_acknowledged")
+    urgent = replace(
+        SENT,
+        urgency=1,
+        dispatches=(dispatch("delivered", updated_at=delivered),),
+        timers=(rule,),
+    )
+    # When it is explained half an hour later
+    waiting, due_by = x.explain(urgent, now, WEEKDAYS).recipients[0].findings
+    # Then what is left and what was waited are clock time only: no "0 s of working time"
+    assert (x.AWAITING_ACKNOWLEDGEMENT, x.DUE_BY) == (waiting.code, due_by.code)
+    assert waiting.facts["waited_working"] is None
+    assert due_by.facts["remaining_working"] is None
+    assert timedelta(hours=1, minutes=30) == due_by.facts["remaining"]
+    for finding in (waiting, due_by):
+        said = sentence(finding)
+        assert "working time" not in said["en"] and "làm việc" not in said["vi"], said
+    assert sentence(due_by)["en"].endswith("by 2026-02-13 21:45 ICT, in 1 h 30 min.")
+    # And the same letter at normal urgency still counts working time (none left tonight)
+    normal = x.explain(replace(urgent, urgency=0), now, WEEKDAYS).recipients[0].findings
+    assert timedelta(0) == normal[1].facts["remaining_working"]
+    assert "0 s of working time" in sentence(normal[1])["en"]
+
+
+def test_an_urgent_document_awaiting_sending_counts_on_the_clock() -> None:
+    signed_at = datetime(2026, 11, 27, 17, 0, tzinfo=VIETNAM)  # a Friday
+    snapshot = replace(SENT, state="signed", urgency=2, send_by=signed_at + timedelta(hours=1))
+    step = x.explain(snapshot, signed_at, WEEKDAYS).document[0]
+    assert step.facts["remaining_working"] is None
+    assert sentence(step)["en"].endswith("in 1 h 00 min.")

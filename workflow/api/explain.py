@@ -43,7 +43,8 @@ class FindingOut(BaseModel):
     en: str
     facts: dict[str, Fact] = Field(
         description="What the sentence says, for programs: moments in Vietnam time, "
-        "spans (remaining, remaining_working, waited, late_by) in seconds"
+        "spans (remaining, remaining_working, waited, late_by) in seconds; working time "
+        "is null for a rule that runs on the clock (an urgent document's send, deliver, register)"
     )
 
 
