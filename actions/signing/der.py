@@ -23,6 +23,33 @@ _UTC_TIME_FORMAT = re.compile(rb"[0-9]{12}Z")
 _GENERALIZED_TIME_FORMAT = re.compile(rb"[0-9]{14}(\.[0-9]*[1-9])?Z")
 
 
+# What a parser library's failure to read a structure is said as: its own words name its
+# classes and offsets ("Error parsing asn1crypto.cms.ContentType - tag should have been 6").
+UNREADABLE = "its encoding cannot be read as the structure expected"
+
+
+def reading_failure(exc: BaseException) -> str:
+    """Why a structure could not be read, in our words: one of our checks' own messages
+    as it is (its first line); whatever a library raised from inside it, as ``UNREADABLE``."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    raised_in = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+    said = str(exc).split("\n")[0]
+    if raised_in.startswith("congvan."):
+        return said
+    # What went wrong, without the library's own names: "method should have been
+    # primitive, but constructed was found" is worth keeping.
+    detail = _PARSER_LEAD.sub("", said).strip()
+    if not detail or _DOTTED.search(detail) or len(detail) > 120:
+        return UNREADABLE
+    return f"{UNREADABLE} ({detail})"
+
+
+_PARSER_LEAD = re.compile(r"^Error parsing [\w.]+ - ")
+_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*){2,}")
+
+
 def check_der(encoded: bytes) -> None:
     """Refuse anything but exactly one DER element (all nested elements DER too)."""
     if element_size(encoded) != len(encoded):

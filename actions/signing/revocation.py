@@ -166,20 +166,30 @@ _READ = frozenset(
 _ENTRY_READ = frozenset({x509.CRLReason.oid, x509.InvalidityDate.oid})
 
 
-def partial(crl: x509.CertificateRevocationList) -> str | None:
-    """Why ``crl`` is not a complete CRL of its issuer's certificates, or None when it is:
-    a delta CRL, one whose issuing distribution point narrows its scope, one with a
-    critical extension not read here."""
+def _unusable(crl: x509.CertificateRevocationList) -> str | None:
+    """Why ``crl`` speaks for no certificate at all, or None: a delta CRL, or one with a
+    critical extension not read here, of its own or of any entry's (RFC 5280 §5.2, §5.3:
+    such a CRL MUST NOT be used, whichever certificate is looked up)."""
     for extension in crl.extensions:
         if extension.oid == x509.DeltaCRLIndicator.oid:
             return "a delta CRL (it lists only what changed since its base CRL)"
         if extension.critical and extension.oid not in _READ:
             return f"a critical extension not read here ({extension.oid.dotted_string})"
-    for entry in crl:  # an entry's critical extension not read (RFC 5280 §5.3): unusable
+    for entry in crl:
         for extension in entry.extensions:
             if extension.critical and extension.oid not in _ENTRY_READ:
                 oid = extension.oid.dotted_string
                 return f"a CRL with an entry's critical extension not read here ({oid})"
+    return None
+
+
+def partial(crl: x509.CertificateRevocationList) -> str | None:
+    """Why ``crl`` is not a complete CRL of its issuer's certificates, or None when it is:
+    a delta CRL, one whose issuing distribution point narrows its scope, one with a
+    critical extension not read here."""
+    unusable = _unusable(crl)
+    if unusable is not None:
+        return unusable
     try:
         point = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
     except x509.ExtensionNotFound:
@@ -202,11 +212,8 @@ def partial(crl: x509.CertificateRevocationList) -> str | None:
 def covers(crl: x509.CertificateRevocationList, cert: x509.Certificate) -> bool:
     """Whether ``crl`` speaks for ``cert`` (its issuer's): complete, or narrowed to a
     scope ``cert`` is in (its kind, the distribution point it names)."""
-    for extension in crl.extensions:
-        if extension.oid == x509.DeltaCRLIndicator.oid:
-            return False
-        if extension.critical and extension.oid not in _READ:
-            return False
+    if _unusable(crl) is not None:
+        return False
     try:
         point = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
     except x509.ExtensionNotFound:

@@ -26,6 +26,7 @@ from cryptography import x509
 from congvan.states.deadlines import Deadlines
 from congvan.states.errors import (
     CertificateRevoked,
+    FieldTooLong,
     InvalidInput,
     ManifestMismatch,
     SignatureError,
@@ -400,13 +401,20 @@ def _main_pdf(uow: UnitOfWork, document_id: str) -> AttachmentRow | None:
 
 
 def _decode(text: str, field: str, max_bytes: int) -> bytes:
+    """An upload's bytes: text that is not base64, or says nothing, is input malformed
+    (``invalid_input``), one too long ``field_too_long`` -- neither is a signature that
+    does not verify."""
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise SignatureError(f"The uploaded {field} is not valid base64.", field=field) from exc
-    if not data or len(data) > max_bytes:
-        raise SignatureError(
-            f"The uploaded {field} is empty or too large.", field=field, max_bytes=max_bytes
+        raise InvalidInput(f"The uploaded {field} is not valid base64.", field=field) from exc
+    if not data:
+        raise InvalidInput(f"The uploaded {field} is empty.", field=field)
+    if len(data) > max_bytes:
+        raise FieldTooLong(
+            f"The uploaded {field} is larger than {max_bytes} bytes.",
+            field=field,
+            max_bytes=max_bytes,
         )
     return data
 

@@ -109,7 +109,7 @@ def _check_signed_data(encoded: bytes, content: str, not_one: str) -> None:
         raise
     # asn1crypto parses lazily and reports damage as whatever the value it met raises.
     except Exception as exc:  # any failure to read it means it is malformed
-        raise SignatureMalformed(f"{not_one}: {exc}".split("\n")[0]) from exc
+        raise SignatureMalformed(f"{not_one}: {der.reading_failure(exc)}") from exc
 
 
 def check_strict_embedded_cms(contents: bytes) -> None:
@@ -368,6 +368,21 @@ def _check_signed_attributes(signer_info: asn1_cms.SignerInfo) -> None:
                 "instead of one.",
                 attribute=name,
             )
+        if name == "signing_time":
+            _check_signing_time_form(attribute["values"][0])
+
+
+def _check_signing_time_form(value: Any) -> None:
+    """RFC 5652 11.3: a signing time from 1950 through 2049 is a UTCTime, later or earlier
+    ones a GeneralizedTime -- one form for each moment, as DER wants one encoding."""
+    year = value.chosen.native.year
+    utc_years = 1950 <= year <= 2049
+    if (value.name == "utc_time") != utc_years:
+        wanted = "UTCTime" if utc_years else "GeneralizedTime"
+        raise SignatureMalformed(
+            f"The signature's signing time of {year} is not a {wanted} (RFC 5652 11.3).",
+            attribute="signing_time",
+        )
 
 
 # Unsigned attributes a signature may carry: its timestamp, which is verified, and the

@@ -38,6 +38,7 @@ from congvan.states.errors import SignatureMalformed, TimestampInvalid, WeakAlgo
 
 from .certpath import anchors
 from .cms import asn1_cert
+from .der import reading_failure
 from .strict import check_strict_timestamp_token
 
 DIGEST = "sha256"
@@ -112,7 +113,9 @@ class HttpxTimeStamper(TimeStamper):
             response: TimeStampResp = TimeStampResp.load(answer.content, strict=True)
             return response
         except (ValueError, TypeError) as exc:
-            raise TimestampUnavailable(f"the answer is not a TimeStampResp: {exc}") from exc
+            raise TimestampUnavailable(
+                f"the answer is not a TimeStampResp: {reading_failure(exc)}"
+            ) from exc
 
     async def async_request_token(self, signature_value: bytes) -> bytes:
         """A token over ``signature_value`` whose answer was granted and matches the request."""
@@ -162,7 +165,7 @@ def token_of_response(
         _check_imprint(info, imprint)
         return bytes(token.dump())
     except (ValueError, TypeError, KeyError) as exc:
-        raise TimestampUnavailable(f"the answer is malformed: {exc}") from exc
+        raise TimestampUnavailable(f"the answer is malformed: {reading_failure(exc)}") from exc
     except TimestampInvalid as exc:
         raise TimestampUnavailable(exc.message) from exc
 
@@ -270,7 +273,7 @@ async def async_verify_token(
         info = _tst_info(content_info)
         gen_time = info["gen_time"].native
     except (ValueError, TypeError, KeyError) as exc:
-        raise TimestampInvalid(f"The timestamp token is malformed: {exc}") from exc
+        raise TimestampInvalid(f"The timestamp token is malformed: {reading_failure(exc)}") from exc
     _check_imprint(info, imprint_of(signed_value))
     context = ValidationContext(
         trust_roots=anchors([asn1_cert(c) for c in trust_roots]),
@@ -289,7 +292,7 @@ async def async_verify_token(
     except SignatureValidationError as exc:
         raise TimestampInvalid(f"The timestamp token is malformed: {exc.failure_message}") from exc
     except (ValueError, TypeError, KeyError) as exc:
-        raise TimestampInvalid(f"The timestamp token is malformed: {exc}") from exc
+        raise TimestampInvalid(f"The timestamp token is malformed: {reading_failure(exc)}") from exc
     cert = status.signing_cert
     who = {"tsa": cert.subject.human_friendly, "gen_time": gen_time.isoformat()}
     if not (status.intact and status.valid):

@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.sign.validation import async_validate_detached_cms
 from pyhanko.sign.validation.errors import SignatureValidationError
 
+from congvan.actions.signing.der import reading_failure
 from congvan.actions.signing.hotpath import (
     ChainCache,
     cache_key,
@@ -218,7 +219,7 @@ async def _full_verdict(
         try:
             token = token_in(signer_info)
         except (ValueError, TypeError) as exc:
-            raise SignatureError(f"The signature is malformed: {exc}") from exc
+            raise SignatureError(f"The signature is malformed: {reading_failure(exc)}") from exc
         if token is not None:
             stamp = await async_verify_token(
                 token,
@@ -239,7 +240,7 @@ async def _full_verdict(
     except SignatureValidationError as exc:  # e.g. signing-certificate-v2 names another cert
         raise SignatureError(f"The signature is malformed: {exc.failure_message}") from exc
     except (ValueError, TypeError) as exc:  # asn1crypto parses lazily
-        raise SignatureError(f"The signature is malformed: {exc}") from exc
+        raise SignatureError(f"The signature is malformed: {reading_failure(exc)}") from exc
 
     cert = status.signing_cert
     signer = describe(cert)
@@ -402,7 +403,9 @@ def _detached_signed_data(cms_der: bytes) -> tuple[asn1_cms.SignedData, datetime
         signing_time = next(a for a in attrs if a["type"].native == "signing_time")
         return signed_data, signing_time["values"][0].native
     except (ValueError, TypeError, KeyError) as exc:
-        raise SignatureError(f"The signature is not a detached CMS signature: {exc}") from exc
+        raise SignatureError(
+            f"The signature is not a detached CMS signature: {reading_failure(exc)}"
+        ) from exc
 
 
 def _comparable(value: str) -> str:

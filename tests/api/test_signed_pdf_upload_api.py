@@ -349,8 +349,8 @@ def _another_signer(api: Api, doc_id: str, row: CertificateRow) -> Body:
 PDF_SIGNER = {"field": "signed_pdf", "signer": SIGNER_NAME}
 REFUSED_PDFS: dict[str, tuple[Callable[[Api, str, CertificateRow], Body], str, dict[str, Any]]] = {
     "without-cms": (_without_cms, "invalid_input", {"field": "cms"}),
-    "garbage-base64": (_garbage_base64, "signature_invalid", {"field": "signed_pdf"}),
-    "empty": (_empty, "signature_invalid", {"field": "signed_pdf"}),
+    "garbage-base64": (_garbage_base64, "invalid_input", {"field": "signed_pdf"}),
+    "empty": (_empty, "invalid_input", {"field": "signed_pdf"}),
     "unsigned-append": (_unsigned_append, "signature_invalid", {"field": "signed_pdf"}),
     "no-main-pdf": (_no_main_pdf, "invalid_input", {"field": "signed_pdf"}),
     "other-file": (_other_file, "manifest_mismatch", {"field": "signed_pdf"}),
@@ -428,7 +428,7 @@ def test_a_signed_pdf_larger_than_the_limit_is_refused(make_api: MakeApi) -> Non
     response = sign_with_pdf(api, doc_id, upload_body(api, doc_id, certificate, too_large))
 
     # Then it is refused as too large, and nothing is stored
-    details = assert_error(response, 422, "signature_invalid")
+    details = assert_error(response, 422, "field_too_long")
     assert (details["field"], details["max_bytes"]) == ("signed_pdf", limit)
     assert state_and_version(api, doc_id) == before
     assert signature_rows(api, doc_id) == []

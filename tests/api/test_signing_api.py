@@ -429,6 +429,11 @@ def _empty(api: Api, doc_id: str, row: CertificateRow) -> str:
     return ""
 
 
+def _too_large(api: Api, doc_id: str, row: CertificateRow) -> bytes:
+    # Within the field's length in base64, past the bytes a signature may take
+    return b"\x30" * (256 * 1024 + 1)
+
+
 def _garbage_der(api: Api, doc_id: str, row: CertificateRow) -> bytes:
     return b"0\x82 certainly not a CMS"
 
@@ -494,8 +499,10 @@ def _another_signers_certificate(api: Api, doc_id: str, row: CertificateRow) -> 
 
 
 REFUSED_UPLOADS: dict[str, tuple[Callable[[Api, str, CertificateRow], bytes | str], str]] = {
-    "garbage-base64": (_garbage_base64, "signature_invalid"),
-    "empty": (_empty, "signature_invalid"),
+    # Not a signature that fails to verify: input malformed, or too long
+    "garbage-base64": (_garbage_base64, "invalid_input"),
+    "empty": (_empty, "invalid_input"),
+    "too-large": (_too_large, "field_too_long"),
     "garbage-der": (_garbage_der, "signature_malformed"),
     "other-manifest": (_other_manifest, "manifest_mismatch"),
     "untrusted-ca": (_untrusted_ca, "chain_untrusted"),

@@ -448,6 +448,27 @@ def test_a_signed_attribute_given_twice_is_malformed(
     assert "signing_time" in refused.message
 
 
+def test_a_signing_time_of_this_century_as_a_generalized_time_is_malformed(
+    pki: Pki, good: bytes, known: bool
+) -> None:
+    # RFC 5652 11.3: 1950 through 2049 is a UTCTime; a GeneralizedTime is a second encoding
+    # of the same moment (openssl reads either)
+    oid = bytes(asn1_cms.CMSAttributeType("signing_time").dump())
+    now = datetime.now(UTC).replace(microsecond=0)
+    generalized = bytes(
+        asn1_cms.CMSAttribute(
+            {"type": "signing_time", "values": [asn1_cms.Time({"generalized_time": now})]}
+        ).dump()
+    )
+
+    def swap(attributes: list[bytes]) -> list[bytes]:
+        return [generalized if a[2 : 2 + len(oid)] == oid else a for a in attributes]
+
+    refused = refusal(with_attributes(good, pki.signer, swap), pki, known=known)
+    assert SignatureMalformed is type(refused), refused.message
+    assert "not a UTCTime" in refused.message
+
+
 def test_every_other_signed_attribute_given_twice_is_malformed(pki: Pki, good: bytes) -> None:
     attributes = [child.encode() for child in at(tree(good), *SIGNER_INFO, 3).children or ()]
     for twice in attributes:
@@ -653,3 +674,16 @@ def test_an_unsigned_attribute_congvan_does_not_verify_is_malformed(
     )
     verdict = verify(MANIFEST, carried, pki)
     assert (verdict.intact, verdict.valid, verdict.trusted) == (True, True, True)
+
+
+@pytest.mark.parametrize(
+    "upload",
+    [b"\x30\x03\x02\x01\x00", b"\x30\x03\x06\x01\x00"],
+    ids=["integer where the content type goes", "an empty object identifier"],
+)
+def test_a_refusal_says_why_in_its_own_words_never_the_parsers(pki: Pki, upload: bytes) -> None:
+    # A parser's message names its classes ("Error parsing asn1crypto.cms.ContentType")
+    refused = refusal(upload, pki, known=False)
+    assert isinstance(refused, SignatureError)
+    assert "asn1crypto" not in refused.message and "Error parsing" not in refused.message
+    assert "not a detached CMS signature" in refused.message or "malformed" in refused.message

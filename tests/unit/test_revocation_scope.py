@@ -162,6 +162,11 @@ def test_a_crl_with_an_entrys_critical_extension_not_read_is_not_kept() -> None:
         .sign(ROOT_KEY, hashes.SHA256())
     )
     assert "critical extension" in (revocation.partial(listed) or "")
+    # and wherever CRLs are read as they come (an evidence bundle's), it speaks for no
+    # certificate: not one it lists, nor one it does not (never "not revoked")
+    for cert in (leaf(5), leaf(6)):
+        assert not revocation.covers(listed, cert)
+        assert revocation.newest_crl(ROOT, [listed], covering=cert) is None
 
 
 def test_a_revocation_counts_from_the_compromise_its_entry_dates() -> None:
