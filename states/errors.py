@@ -315,7 +315,9 @@ class VersionConflict(Conflict):
 
     code = "version_conflict"
 
-    def __init__(self, expected: int | tuple[int, ...], current: int) -> None:
+    def __init__(
+        self, expected: int | tuple[int, ...], current: int, *, subject: str = "document"
+    ) -> None:
         if isinstance(expected, int):
             said = f"Expected version {expected}"
         elif expected:
@@ -326,7 +328,7 @@ class VersionConflict(Conflict):
                 'tag, W/"3", never matches)'
             )
         super().__init__(
-            f"{said} but the document is at version {current}.",
+            f"{said} but the {subject} is at version {current}.",
             expected_version=expected if isinstance(expected, int) else list(expected),
             current_version=current,
         )

@@ -122,6 +122,14 @@ def test_bad_steps_are_refused_with_their_codes(make_api: MakeApi) -> None:
     long = assert_error(post(api, escalation_id, "comment", text="x" * 4001), 422, "field_too_long")
     assert long == {"field": "text", "max_length": 4000, "length": 4001}
     assert_error(post(api, escalation_id, "claim", extra=1), 422, "invalid_input")
+    # A stale If-Match names what moved on: the escalation, not a document
+    stale = api.client.post(
+        f"/v1/escalations/{escalation_id}/events/comment",
+        headers={**api.auth("supervisor"), "If-Match": '"99"'},
+        json={"text": "late"},
+    )
+    assert_error(stale, 409, "version_conflict")
+    assert "but the escalation is at version" in stale.json()["message"], stale.text
     assert post(api, escalation_id, "resolve", outcome="no_action", reason="x").status_code == 200
     assert_error(post(api, escalation_id, "claim"), 409, "invalid_transition")
 

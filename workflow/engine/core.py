@@ -350,7 +350,8 @@ class Engine:
                         continue  # another transition came first: prepare again
                 # Overtaken every time: the version last prepared for is not the current one.
                 assert prepared is not None
-                raise VersionConflict(prepared.version, self._current_version(binding, subject_id))
+                current = self._current_version(binding, subject_id)
+                raise VersionConflict(prepared.version, current, subject=_versioned(binding))
             except VersionConflict:
                 if attempt == attempts - 1:
                     raise
@@ -382,7 +383,9 @@ class Engine:
             if keyed and actor.agency_id and (answer := self._replay(uow, actor.agency_id, keyed)):
                 return FireResult(**{**answer, "replayed": True})
             if expected_version is not None and not matches(expected_version, subject.head.version):
-                raise VersionConflict(expected_version, subject.head.version)
+                raise VersionConflict(
+                    expected_version, subject.head.version, subject=_versioned(binding)
+                )
             if prepared is not None and prepared.version != subject.head.version:
                 raise Stale
             self.fault("loaded")
@@ -520,3 +523,12 @@ class Engine:
     ) -> dict[str, Any] | None:
         """The answer stored with this key (one seam, so a test can make a twin race)."""
         return replay(uow, agency_id, idempotency)
+
+
+# What a machine's version counts, as a conflict names it: a dispatch moves with its
+# document's chain; the others hold their own.
+_VERSIONED = {"escalation": "escalation", "received": "received document"}
+
+
+def _versioned(binding: Binding) -> str:
+    return _VERSIONED.get(binding.spec.name, "document")
