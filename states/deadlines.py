@@ -293,14 +293,14 @@ class TimeRules:
             for level, value in items:
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise RuleError(
-                        f"Rule {rule!r} at level {level} must be whole working minutes.",
+                        f"Rule {rule!r} at level {level} must be whole minutes.",
                         rule=rule,
                         level=level,
                     )
                 if value > self.minutes[rule][level]:
                     raise RuleError(
                         f"Rule {rule!r} at level {level} may be at most "
-                        f"{self.minutes[rule][level]} working minutes, as the province sets it.",
+                        f"{self.minutes[rule][level]} minutes, as the province sets it.",
                         rule=rule,
                         level=level,
                         limit=self.minutes[rule][level],
@@ -336,6 +336,12 @@ class TimeRules:
                 floor = 0 if rule == "send" else 1
                 if isinstance(value, int) and not isinstance(value, bool) and value >= floor:
                     values[level] = min(value, self.minutes[rule][level])
+            # A level the agency tightened below the province's more urgent ones (set when
+            # the province gave those more) binds them too: a more urgent document is never
+            # given longer. ("send" at level 0 is the cut-off's, outside that order.)
+            first = 2 if rule == "send" else 1
+            for level in range(first, len(values)):
+                values[level] = min(values[level], values[level - 1])
             minutes[rule] = tuple(values)
         return replace(self, minutes=minutes)
 
@@ -367,7 +373,7 @@ def _check(rule: str, values: tuple[int, ...]) -> None:
     for level, value in enumerate(values):
         if not floor <= value <= _LONGEST:
             raise RuleError(
-                f"Rule {rule!r} at level {level} must be {floor} to {_LONGEST} working minutes.",
+                f"Rule {rule!r} at level {level} must be {floor} to {_LONGEST} minutes.",
                 rule=rule,
                 level=level,
             )

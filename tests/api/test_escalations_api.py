@@ -220,7 +220,11 @@ def test_supervisors_handle_escalations_and_time_rules_from_the_cli(
                  "--rules", '{"register": {"0": 9999}}']) == 2  # fmt: skip
     assert "[invalid_input]" in capsys.readouterr().err
     assert main([*cli, "time-rules", "show", A]) == 0
-    assert "(agency)" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "(agency)" in shown
+    # A normal document's send is the cut-off's; urgent ones' clock rules are said so
+    assert re.search(r"^send +cutoff ", shown, re.MULTILINE), shown
+    assert "run on the clock" in shown
 
 
 def test_an_agency_keeps_working_when_the_province_tightens_below_its_own_rules(

@@ -179,7 +179,7 @@ def test_an_agency_may_tighten_the_provinces_rules_but_not_loosen_them() -> None
         PROVINCE_DEFAULTS.tightened({"deliver": [30, 60, 30, 15, 15]})
     with pytest.raises(RuleError, match="urgency levels are 0 to 4"):
         PROVINCE_DEFAULTS.tightened({"deliver": {"7": 10}})
-    with pytest.raises(RuleError, match="whole working minutes"):
+    with pytest.raises(RuleError, match="whole minutes"):
         PROVINCE_DEFAULTS.tightened({"deliver": {"0": "soon"}})
     with pytest.raises(RuleError, match="must be 1 to"):
         PROVINCE_DEFAULTS.tightened({"deliver": {"4": 0}})
@@ -283,3 +283,13 @@ def test_an_appointed_time_past_what_vietnam_time_can_write_is_a_deadline_never_
     assert add_working_time(appointed, timedelta(hours=1), CALENDAR, HOURS) > due
     assert end_of_working_day(appointed, CALENDAR, HOURS) > due
     assert not in_working_time(appointed, CALENDAR, HOURS)
+
+
+def test_an_agency_rule_the_province_loosened_around_still_holds_in_order() -> None:
+    # Given an agency's normal deliver tightened to 100, under the province's 240 and above
+    # its khẩn 60; the province later gives khẩn 200 (its own order still holds)
+    kept = {"deliver": {"0": 100}}
+    assert (100, 60, 30, 15, 15) == PROVINCE_DEFAULTS.tightened(kept).minutes["deliver"]
+    loosened = TimeRules(minutes={**PROVINCE_DEFAULTS.minutes, "deliver": (240, 200, 30, 15, 15)})
+    # Then the agency's rules in force never stop on it: khẩn is no longer than normal
+    assert (100, 100, 30, 15, 15) == loosened.in_force(kept).minutes["deliver"]

@@ -195,8 +195,15 @@ def cmd_time_rules(args: argparse.Namespace, settings: Settings) -> int:
             overrides = uow.escalations.time_rules(args.agency)
         in_force = watch.rules.in_force(overrides)
     print(f"working hours {watch.hours}, send cut-off {in_force.send_cutoff:%H:%M}")
-    print("rule             thường  khẩn  thượng khẩn  hỏa tốc  hẹn giờ   (working minutes)")
+    print("rule             thường  khẩn  thượng khẩn  hỏa tốc  hẹn giờ   (minutes)")
     for rule, values in in_force.minutes.items():
         mark = "  (agency)" if rule in overrides else ""
-        print(f"{rule:<16} " + "  ".join(f"{v:>6}" for v in values) + mark)
+        # A normal document is sent by the cut-off, not by minutes
+        shown = ["cutoff" if rule == "send" and level == 0 else str(v) for level, v in
+                 enumerate(values)]  # fmt: skip
+        print(f"{rule:<16} " + "  ".join(f"{v:>6}" for v in shown) + mark)
+    print(
+        "minutes of working time; send, deliver and register of an urgent document "
+        "(khẩn and above) run on the clock, nights and holidays included"
+    )
     return 0
