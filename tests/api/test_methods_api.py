@@ -154,8 +154,31 @@ def test_a_read_naming_another_tag_is_answered_in_full(api: Api) -> None:
     headers = {**api.auth(), "If-None-Match": '"7", W/"8"'}
     got = api.client.get(path, headers=headers)
     assert got.status_code == 200 and got.json()["id"] == doc["id"]
-    # A tag list that is not one is not judged: the full answer
-    assert api.client.get(path, headers={**api.auth(), "If-None-Match": "1"}).status_code == 200
+
+
+
+@pytest.mark.parametrize("header", ["If-None-Match", "If-Match"])
+@pytest.mark.parametrize("value", ["1", "garbage", '"1', ",", ""])
+def test_a_condition_that_is_no_tag_list_is_refused_on_a_read_as_on_a_change(
+    api: Api, header: str, value: str
+) -> None:
+    # A client writing the version unquoted would otherwise get no check at all on a read
+    doc = api.draft()
+    path = f"/v1/documents/{doc['id']}"
+    got = api.client.get(path, headers={**api.auth(), header: value})
+    assert got.status_code == 422, got.text
+    assert got.json()["code"] == "invalid_input"
+    assert got.json()["details"] == {"field": header}
+    assert "id" not in got.json()
+    # HEAD says the same, with no body; a change with it is refused in the same words
+    assert api.client.head(path, headers={**api.auth(), header: value}).status_code == 422
+    if header == "If-Match":
+        changed = api.client.post(
+            f"{path}/events/submit", headers={**api.auth(), header: value}, json={}
+        )
+        assert changed.status_code == 422 and changed.json()["code"] == "invalid_input"
+    # Without a token, the token is what is refused first
+    assert api.client.get(path, headers={header: value}).status_code == 401
 
 
 @pytest.mark.parametrize(

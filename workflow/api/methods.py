@@ -46,7 +46,7 @@ def entity_tags(value: bytes) -> list[tuple[bool, bytes]] | None:
 
 def _failed_precondition(if_match: bytes, etag: bytes) -> bool:
     """Whether ``If-Match`` fails against the representation's ``etag`` (strong); a value
-    that is no list of tags is not evaluated (RFC 9110 13.1 allows it)."""
+    that is no list of tags is refused before it is asked (``_malformed``)."""
     if if_match.strip() == b"*":
         return False
     tags = entity_tags(if_match)
@@ -101,10 +101,11 @@ class HeadMiddleware:
             nonlocal dropping, ended
             if message["type"] == "http.response.start":
                 message = _judged(message, if_match, if_none_match)
-                dropping = head or message["status"] in (304, 412)
-                if message["status"] == 412:
+                dropping = head or message["status"] in (304, 412, 422)
+                if message["status"] in (412, 422):
+                    body = message.pop("congvan_body", _PRECONDITION_FAILED)
                     await send(message)
-                    await send({"type": "http.response.body", "body": _PRECONDITION_FAILED})
+                    await send({"type": "http.response.body", "body": b"" if head else body})
                     ended = True
                     return
                 await send(message)
@@ -153,8 +154,25 @@ _PRECONDITION_FAILED = json.dumps(
 ).encode()
 
 
+def _malformed(condition: bytes | None) -> bool:
+    """A condition given that is neither ``*`` nor a list of entity tags (``3`` unquoted,
+    an empty value): refused on a read as on a change, never silently not evaluated."""
+    return condition is not None and condition.strip() != b"*" and entity_tags(condition) is None
+
+
+def _condition_refused(name: str) -> bytes:
+    return json.dumps(
+        {
+            "code": "invalid_input",
+            "message": f'{name} takes the ETag as it was sent, quotes included, e.g. "3" (or *).',
+            "details": {"field": name},
+        }
+    ).encode()
+
+
 def _judged(start: Message, if_match: bytes | None, if_none_match: bytes | None) -> Message:
-    """The response start as the request's conditions make it: as it is, 304 or 412."""
+    """The response start as the request's conditions make it: as it is, 304, 412, or
+    422 for a condition that is no list of tags."""
     status = start["status"]
     if not 200 <= status < 300 or (if_match is None and if_none_match is None):
         return start
@@ -162,6 +180,18 @@ def _judged(start: Message, if_match: bytes | None, if_none_match: bytes | None)
     etag = next((v for k, v in headers if k == b"etag"), None)
     if etag is None:
         return start
+    for name, condition in (("If-Match", if_match), ("If-None-Match", if_none_match)):
+        if _malformed(condition):
+            body = _condition_refused(name)
+            return {
+                **start,
+                "status": 422,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+                "congvan_body": body,
+            }
     if if_match is not None and _failed_precondition(if_match, etag):
         return {
             **start,
