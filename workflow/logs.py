@@ -30,6 +30,9 @@ def redact_secrets(
     return event_dict
 
 
+_URL_LOGGERS = ("httpx", "httpcore")
+
+
 def configure_logging(
     level: str = "INFO", *, json: bool = True, stream: TextIO | None = None
 ) -> None:
@@ -57,6 +60,11 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # The HTTP client logs each request's whole URL (at INFO, and more at DEBUG): a
+    # webhook's path or query may hold its receiver's token. Our own lines say what was
+    # posted where, by origin; the client's say nothing below a warning, at any level.
+    for quiet in _URL_LOGGERS:
+        logging.getLogger(quiet).setLevel(logging.WARNING)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

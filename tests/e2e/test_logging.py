@@ -79,3 +79,20 @@ def test_requests_log_json_with_context_and_no_token(
     assert leak["api_token"] == "[redacted]"
     assert token not in err
     assert token[4:20] not in err
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_a_posts_url_never_reaches_the_log_at_any_level(level: str) -> None:
+    # A webhook's query may hold its receiver's token; the HTTP client logs every URL
+    import httpx
+
+    stream = io.StringIO()
+    configure_logging(level, json=True, stream=stream)
+    try:
+        answer = httpx.Response(200, text="ok")
+        with httpx.Client(transport=httpx.MockTransport(lambda _request: answer)) as client:
+            client.post("http://receiver.example.vn/hook?token=RECEIVER-TOKEN-42", content=b"x")
+    finally:
+        logging.getLogger().handlers.clear()
+        structlog.reset_defaults()
+    assert "RECEIVER-TOKEN-42" not in stream.getvalue()
