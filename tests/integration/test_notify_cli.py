@@ -137,3 +137,17 @@ def test_dead_letters_are_listed_shown_and_retried(
     assert "error [conflict]" in capsys.readouterr().err
     assert 0 == main([*cli, "notify", "dead-letters"])
     assert "no dead notifications" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("typed", [["--secret", "MY-SECRET-0123"], ["--secret=MY-SECRET-0123"]])
+def test_a_secret_typed_after_an_option_that_is_not_one_is_never_printed(
+    cli: list[str], capsys: CaptureFixture[str], typed: list[str]
+) -> None:
+    # --secret is not --secret-file abbreviated; what follows it may be the secret itself
+    hook = "https://hooks.example.vn/h"
+    with pytest.raises(SystemExit) as ended:
+        main([*cli, "notify", "add", "000.00.00.H57", "*", "webhook", hook, *typed])
+    assert ended.value.code == 2
+    said = capsys.readouterr()
+    assert "--secret" in said.err
+    assert "MY-SECRET-0123" not in said.err + said.out

@@ -16,6 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import alembic.util.exc
 import pydantic
@@ -67,8 +68,30 @@ GROUPS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with no option taken for a longer one it begins (``--secret`` read as
+    ``--secret-file``, the secret then printed as a file name not found), and words it
+    does not know told by their option names only: a value typed after a mistaken option
+    may be a secret. Sub-commands' parsers are of this class too (``add_subparsers``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        known, extras = self.parse_known_args(args, namespace)
+        if extras:
+            options = [word.split("=", 1)[0] for word in extras if word.startswith("-")]
+            values = len(extras) - len(options)
+            said = ", ".join(options) or "words"
+            if values:
+                said += f" ({values} value(s) after them, not shown)"
+            self.error(f"unrecognized arguments: {said}")
+        return known
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="congvan",
         description="Workflow engine for official electronic documents between state agencies.",
     )
