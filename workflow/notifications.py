@@ -249,9 +249,11 @@ def shown_target(channel: str, target: str) -> str:
     if channel != "webhook":
         return target
     parts = urlsplit(target)
-    origin = f"{parts.scheme}://{parts.hostname or ''}"
+    host = parts.hostname or ""
+    # An IPv6 literal keeps its brackets, or its port would read as part of it
+    origin = f"{parts.scheme}://{f'[{host}]' if ':' in host else host}"
     origin += f":{parts.port}" if parts.port else ""
-    return origin if target in (origin, f"{origin}/") else f"{origin}/…"
+    return origin if parts.path in ("", "/") and not parts.query else f"{origin}/…"
 
 
 # A receiver's answer begins its error with the HTTP status (``404: Cannot POST /hooks/…``).

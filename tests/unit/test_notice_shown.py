@@ -34,3 +34,18 @@ def test_the_origin_stays_and_a_mailbox_is_shown_whole() -> None:
     assert origin in _error_shown("webhook", TARGET, f"not sent: ConnectError: {TARGET}")
     said = "550 5.1.1 vanthu@hue.gov.vn: no such user"
     assert said == _error_shown("email", "vanthu@hue.gov.vn", said)
+
+
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        ("https://[2001:db8:1::5]:8443/hook?token=T", "https://[2001:db8:1::5]:8443/…"),
+        ("https://[2001:db8:1::5]/", "https://[2001:db8:1::5]"),
+        ("https://hooks.example.vn/?token=T", "https://hooks.example.vn/…"),
+        ("https://hooks.example.vn/", "https://hooks.example.vn"),
+    ],
+)
+def test_a_webhook_is_shown_by_an_origin_that_reads_as_one(target: str, shown: str) -> None:
+    # An IPv6 literal keeps its brackets (its port would read as part of it), and a query
+    # on the bare path is hidden as a path is
+    assert shown == shown_target("webhook", target)
