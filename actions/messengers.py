@@ -281,14 +281,22 @@ def compose(
 def send_mail(smtp: Smtp, message: email.message.EmailMessage) -> Outcome:
     """Send ``message`` through ``smtp``; SMTP 4xx is transient, 5xx permanent."""
     try:
-        with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout) as client:
+        with _Client(smtp.host, smtp.port, timeout=smtp.timeout) as client:
             client.ehlo()
             if smtp.starttls:
                 client.starttls(context=smtp.tls_context())
                 client.ehlo()
             if smtp.username:
                 client.login(smtp.username, smtp.password or "")
-            client.send_message(message)
+            try:
+                client.send_message(message)
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                if not _message_left(client):
+                    raise
+                # The whole message went; the server's answer to it did not come: it may
+                # have taken it (RFC 5321 4.1.1.4), so this is no failure to send again.
+                said = f"no answer to the message sent: {type(exc).__name__}: {exc}"
+                return Outcome(ATTEMPT_UNKNOWN, None, said)
     except smtplib.SMTPRecipientsRefused as exc:
         code, said = next(iter(exc.recipients.values()))
         return _replied(code, said)
@@ -301,6 +309,23 @@ def send_mail(smtp: Smtp, message: email.message.EmailMessage) -> Outcome:
     except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out, cut off
         return Outcome(ATTEMPT_TRANSIENT, None, f"{type(exc).__name__}: {exc}")
     return Outcome(ATTEMPT_DELIVERED, 250)
+
+
+def _message_left(client: smtplib.SMTP) -> bool:
+    """Whether the message's end (``<CRLF>.<CRLF>``) was sent before the connection failed:
+    ``smtplib`` sends it whole in ``data()``, then reads the answer."""
+    return isinstance(client, _Client) and client.sent_end
+
+
+class _Client(smtplib.SMTP):
+    """``smtplib.SMTP`` that remembers whether a message's end went out."""
+
+    sent_end = False
+
+    def send(self, s: bytes | str) -> None:
+        super().send(s)
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.sent_end = True
 
 
 def _replied(code: int, said: bytes | str) -> Outcome:

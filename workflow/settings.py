@@ -83,6 +83,18 @@ _DAY = 24 * 3600
 _WEEK = 7 * _DAY
 
 
+def _on_this_machine(host: str | None) -> bool:
+    """A host that is this machine: a loopback address or ``localhost``."""
+    if host is None:
+        return False
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _within_working_day(rules: TimeRules, hours: WorkingHours) -> None:
     """The send cut-off and the registration grace fit the working day: a cut-off before
     the day begins or after it ends would make every normal letter due outside working
@@ -258,6 +270,11 @@ class Settings(BaseSettings):
         tsa_example = "e.g. https://tsa.example.vn/tsr"
         self.tsa_url = _http_url(self.tsa_url, "tsa_url", tsa_example) if self.tsa_url else None
         self.smtp_host = _host_name(self.smtp_host, "smtp_host") if self.smtp_host else None
+        if self.smtp_username and not self.smtp_starttls and not _on_this_machine(self.smtp_host):
+            raise ValueError(
+                "smtp_username needs smtp_starttls: the password would cross the network in "
+                "clear (CONGVAN_SMTP_STARTTLS=true; a server on this machine is excepted)"
+            )
         both = set(self.extra_days_off) & set(self.extra_working_days)
         if both:
             days = ", ".join(sorted(d.isoformat() for d in both))

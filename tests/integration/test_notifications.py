@@ -753,3 +753,70 @@ def _post(
         networks=networks,
         transport=transport,
     )
+
+
+def _smtp_that_hangs_up(after: bytes) -> tuple[int, threading.Thread]:
+    """An SMTP server on a free port that answers each command, then closes the connection
+    once it has read ``after`` (the message's end, or the DATA command)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        with listener, listener.accept()[0] as conn:
+            conn.sendall(b"220 sink ESMTP\r\n")
+            seen, in_data = b"", False
+            while after not in seen:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                seen += chunk
+                if in_data or after in seen:
+                    continue
+                for line in chunk.split(b"\r\n")[:-1]:
+                    word = line[:4].upper()
+                    if word == b"DATA":
+                        in_data = True
+                        if after != b"DATA":
+                            conn.sendall(b"354 go on\r\n")
+                    elif word in (b"EHLO", b"HELO"):
+                        conn.sendall(b"250 sink\r\n")
+                    else:
+                        conn.sendall(b"250 ok\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return port, thread
+
+
+@pytest.mark.parametrize(
+    ("hangs_up_after", "outcome"),
+    [(b"\r\n.\r\n", "unknown"), (b"DATA", "transient")],
+    ids=["after the whole message", "before the message"],
+)
+def test_a_connection_lost_once_the_message_went_is_of_unknown_outcome(
+    hangs_up_after: bytes, outcome: str
+) -> None:
+    # The server may have taken a message whose end it read: not a failure to send again
+    # as if nothing left (RFC 5321 4.1.1.4); a connection lost before it is one
+    from email.message import EmailMessage
+
+    from congvan.actions.messengers import Smtp, send_mail
+
+    port, thread = _smtp_that_hangs_up(hangs_up_after)
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@hue.gov.vn", "b@hue.gov.vn", "s"
+    message.set_content("x")
+    sent = send_mail(Smtp("127.0.0.1", port, "a@hue.gov.vn", timeout=5), message)
+    thread.join(5)
+    assert outcome == sent.outcome, sent
+
+
+def test_an_smtp_password_is_never_sent_in_clear_to_another_machine() -> None:
+    from congvan.workflow.settings import Settings
+
+    with pytest.raises(ValueError, match="smtp_username needs smtp_starttls"):
+        Settings(smtp_host="mail.hue.gov.vn", smtp_username="relay", smtp_password="pw")
+    # With STARTTLS, or to a server on this machine, it is taken
+    Settings(smtp_host="mail.hue.gov.vn", smtp_username="relay", smtp_starttls=True)
+    for here in ("127.0.0.1", "localhost", "::1"):
+        Settings(smtp_host=here, smtp_username="relay", smtp_password="pw")
