@@ -156,7 +156,6 @@ def test_a_read_naming_another_tag_is_answered_in_full(api: Api) -> None:
     assert got.status_code == 200 and got.json()["id"] == doc["id"]
 
 
-
 @pytest.mark.parametrize("header", ["If-None-Match", "If-Match"])
 @pytest.mark.parametrize("value", ["1", "garbage", '"1', ",", ""])
 def test_a_condition_that_is_no_tag_list_is_refused_on_a_read_as_on_a_change(

@@ -1155,3 +1155,23 @@ def test_a_refusal_is_moot_once_the_document_is_replaced(
         assert (closed.state, closed.outcome) == ("closed", "cause_gone")
         [entry] = uow.audit.entries(refused.id, "close")
     assert entry.payload["reason"] == "replaced"
+
+
+def test_a_refused_recall_is_moot_once_the_recipient_returns_the_document(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B (not registered), recalled, and the recall refused (16)
+    doc, received = delivered(pair, make_document)
+    received_id = received.id
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    pair.answer(received_id, "refuse_recall", {"reason": "Cần giữ"})
+    with pair.sender.uow(readonly=True) as uow:
+        assert ["request_refused"] == [x.kind for x in uow.escalations.active_of_document(doc)]
+
+    # When B then returns the document itself (02)
+    pair.answer(received_id, "refuse", {"reason": "Không đúng thẩm quyền"})
+
+    # Then "the document stays in force there" is moot: only the refusal (02) is open
+    with pair.sender.uow(readonly=True) as uow:
+        assert ["refused_by_recipient"] == [x.kind for x in uow.escalations.active_of_document(doc)]
