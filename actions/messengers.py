@@ -295,8 +295,8 @@ def send_mail(smtp: Smtp, message: email.message.EmailMessage) -> Outcome:
                     raise
                 # The whole message went; the server's answer to it did not come: it may
                 # have taken it (RFC 5321 4.1.1.4), so this is no failure to send again.
-                said = f"no answer to the message sent: {type(exc).__name__}: {exc}"
-                return Outcome(ATTEMPT_UNKNOWN, None, said)
+                lost = f"no answer to the message sent: {type(exc).__name__}: {exc}"
+                return Outcome(ATTEMPT_UNKNOWN, None, lost)
     except smtplib.SMTPRecipientsRefused as exc:
         code, said = next(iter(exc.recipients.values()))
         return _replied(code, said)
@@ -322,7 +322,7 @@ class _Client(smtplib.SMTP):
 
     sent_end = False
 
-    def send(self, s: bytes | str) -> None:
+    def send(self, s: Any) -> None:
         super().send(s)
         if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
             self.sent_end = True

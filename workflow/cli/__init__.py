@@ -78,7 +78,7 @@ class _Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
-    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
         known, extras = self.parse_known_args(args, namespace)
         if extras:
             options = [word.split("=", 1)[0] for word in extras if word.startswith("-")]
