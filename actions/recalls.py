@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from congvan.states import dispatch as d
@@ -29,6 +29,7 @@ from congvan.states.machine import derive_document_state
 from congvan.states.received import ANSWER_CODE
 from congvan.states.text import calendar_day, has_visible_text, value_problem
 from congvan.states.timeliness import in_vietnam
+from congvan.storage.clock import as_utc
 from congvan.storage.dispatches import DispatchRow
 from congvan.storage.ids import new_id
 from congvan.storage.received import AGREED, AWAITING, REFUSED
@@ -166,6 +167,18 @@ def cancelled(uow: UnitOfWork, document_id: str) -> set[str]:
         for r in uow.dispatches.for_requests(document_id)
         if r.state == d.AGREED and request_kind(uow, r) == "recall"
     }
+
+
+def recall_agreed_at(uow: UnitOfWork, document_id: str, organ_id: str) -> datetime | None:
+    """When ``organ_id`` agreed to recall the document (its 15's own time), or None."""
+    agreed = [
+        as_utc(status.at)
+        for r in uow.dispatches.for_requests(document_id)
+        if r.organ_id == organ_id and r.state == d.AGREED and request_kind(uow, r) == "recall"
+        for status in uow.dispatches.statuses_of(r.id)
+        if status.code == ANSWER_CODE["agree_recall"]
+    ]
+    return min(agreed, default=None)
 
 
 def derived_state(uow: UnitOfWork, document_id: str) -> str:

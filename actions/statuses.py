@@ -137,7 +137,7 @@ class StatusSending(StagedJob[Notice]):
             url=LOCAL_STATUS if peer is None else status_url(peer.inbox_url),
             timeout=LOCAL_TIMEOUT_SECONDS if peer is None else float(peer.timeout_seconds),
             agency=self.keys.require(uow, received.agency_id, ctx.now),
-            at=ctx.now,
+            at=_made_at(uow, received.id, ctx.job.payload, event) or ctx.now,
         )
 
     def act(self, work: Notice) -> Answered:
@@ -230,3 +230,14 @@ def _taken(response: httpx.Response) -> bool:
         and isinstance(answer.get("dispatch_id"), str)
         and isinstance(answer.get("state"), str)
     )
+
+
+def _made_at(
+    uow: UnitOfWork, received_id: str, payload: Mapping[str, Any], event: str
+) -> datetime | None:
+    """When the transition the status reports was made (its audit entry, by the version
+    the job was queued at): a status sent late, after a retry, still says when the
+    recipient registered or assigned it -- before it agreed to a recall, say."""
+    version = payload.get("version")
+    found = [a.at for a in uow.audit.entries(received_id, event) if a.version == version]
+    return found[0] if found else None

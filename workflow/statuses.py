@@ -25,7 +25,7 @@ from congvan.actions.context import SYSTEM
 from congvan.actions.exchange.envelope import check_moment
 from congvan.actions.exchange.status import AGREED, DECLINED, verify_status
 from congvan.actions.exchange.status import FORMAT as STATUS_FORMAT
-from congvan.actions.recalls import cancelled
+from congvan.actions.recalls import recall_agreed_at
 from congvan.actions.signing import keystore
 from congvan.actions.signing.agencykeys import AgencyKeys
 from congvan.actions.signing.truststore import TrustStore
@@ -39,6 +39,7 @@ from congvan.states.errors import (
     TransitionNotAllowed,
 )
 from congvan.states.policy import is_organ_id
+from congvan.storage.clock import as_utc
 from congvan.storage.dispatches import StatusRow
 
 from .engine import Engine
@@ -149,15 +150,14 @@ class Statuses:
                 )
             kept = uow.dispatches.status_codes(dispatch.id)
             earlier = contradicted(kept, status.code)
-            if (
-                earlier is None
-                and status.code not in kept  # a repeat is answered as before
-                and not dispatch.request_id
-                and dispatch.organ_id in cancelled(uow, dispatch.document_id)
-            ):
-                # It agreed to the recall (15): its copy is cancelled there (Decree 30
-                # Art. 18), and nothing it reports of that copy since can be so.
-                earlier = RECALL_AGREED
+            if earlier is None and status.code not in kept and not dispatch.request_id:
+                # (a repeat is answered as before) It agreed to the recall (15): its copy
+                # is cancelled there (Decree 30 Art. 18), and nothing it reports of that
+                # copy since can be so. What it did before agreeing (registered it, say),
+                # reported late, is so: kept.
+                agreed = recall_agreed_at(uow, dispatch.document_id, dispatch.organ_id)
+                if agreed is not None and as_utc(status.at) > agreed:
+                    earlier = RECALL_AGREED
             if earlier is not None:
                 raise StatusContradicted(
                     f"Status {status.code} contradicts status {earlier} received before"

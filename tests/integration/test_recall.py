@@ -258,7 +258,9 @@ def test_nothing_is_taken_of_a_copy_its_recipient_cancelled_by_agreeing_to_the_r
     with pair.sender.uow(readonly=True) as uow:
         entries = len(uow.audit.chain(doc))
 
-    # When B's system reports on the copy it cancelled (handled, completed, refused)
+    # When B's system reports on the copy it cancelled (handled, completed, refused),
+    # after it agreed (one reported late, made before the agreement, is kept)
+    pair.receiver.clock.advance(minutes=1)
     reason = "Gửi nhầm cơ quan" if code == "02" else None
     status = pair.status_from_b(doc, code, description=f"status {code}", reason=reason)
     with pytest.raises(StatusContradicted) as refused:
@@ -1175,3 +1177,46 @@ def test_a_refused_recall_is_moot_once_the_recipient_returns_the_document(
     # Then "the document stays in force there" is moot: only the refusal (02) is open
     with pair.sender.uow(readonly=True) as uow:
         assert ["refused_by_recipient"] == [x.kind for x in uow.escalations.active_of_document(doc)]
+
+
+def _run_status_jobs(pair: Pair, jobs: list[str], *, up: bool) -> list[str]:
+    """Run B's status jobs with A's status route up (served now) or down."""
+    from congvan.storage.peers import Peer
+    from congvan.workflow.serving import serve_in_thread
+
+    with serve_in_thread(create_app(pair.sender)) as base:
+        with pair.receiver.uow() as uow:
+            now = pair.receiver.clock()
+            url = f"{base}/v1/inbox" if up else "http://127.0.0.1:9/v1/inbox"
+            uow.peers.put(Peer(A, url, "http", 30, 4, now, now))
+            uow.commit()
+        return [pair.receiver.runner.run(job) for job in jobs]
+
+
+def test_a_registration_reported_late_after_the_recipient_agreed_to_the_recall_is_kept(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter at B, recalled; B registers it while A's status route is down
+    doc, received = delivered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    pair.receiver.engine.fire_on("received", received.id, "register", actor("clerk", B))
+    [registered_job] = pair.status_jobs(received.id)
+    assert ["failed"] == _run_status_jobs(pair, [registered_job], up=False)
+    # and then agrees to the recall (15), which reaches A
+    pair.receiver.clock.advance(minutes=1)
+    pair.receiver.engine.fire_on("received", received.id, "agree_recall", actor("clerk", B))
+    answer_jobs = [j for j in pair.status_jobs(received.id) if j != registered_job]
+    assert ["done"] == _run_status_jobs(pair, answer_jobs, up=True)
+
+    # When the registration (03), made before the agreement, arrives late
+    pair.receiver.clock.advance(minutes=5)
+    assert ["done"] == _run_status_jobs(pair, [registered_job], up=True)
+
+    # Then A keeps it (B did register it), and B has nothing left to escalate
+    with pair.sender.uow(readonly=True) as uow:
+        [dispatch] = uow.dispatches.for_document(doc)
+        assert "03" in uow.dispatches.status_codes(dispatch.id)
+    with pair.receiver.uow(readonly=True) as uow:
+        kinds = uow.conn.execute(text("SELECT kind FROM escalations")).scalars().all()
+    assert "status_not_sent" not in kinds
