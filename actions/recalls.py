@@ -162,19 +162,24 @@ def reached(uow: UnitOfWork, document_id: str) -> list[DispatchRow]:
 
 def cancelled(uow: UnitOfWork, document_id: str) -> set[str]:
     """The recipients whose copy of the document is cancelled: they agreed to a recall."""
-    return {
-        r.organ_id
+    return {r.organ_id for r in _agreed_recalls(uow, document_id)}
+
+
+def _agreed_recalls(uow: UnitOfWork, document_id: str) -> list[DispatchRow]:
+    """The dispatches of the document's recalls that their recipients agreed to (15)."""
+    return [
+        r
         for r in uow.dispatches.for_requests(document_id)
         if r.state == d.AGREED and request_kind(uow, r) == "recall"
-    }
+    ]
 
 
 def recall_agreed_at(uow: UnitOfWork, document_id: str, organ_id: str) -> datetime | None:
     """When ``organ_id`` agreed to recall the document (its 15's own time), or None."""
     agreed = [
         as_utc(status.at)
-        for r in uow.dispatches.for_requests(document_id)
-        if r.organ_id == organ_id and r.state == d.AGREED and request_kind(uow, r) == "recall"
+        for r in _agreed_recalls(uow, document_id)
+        if r.organ_id == organ_id
         for status in uow.dispatches.statuses_of(r.id)
         if status.code == ANSWER_CODE["agree_recall"]
     ]

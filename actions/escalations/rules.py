@@ -280,7 +280,8 @@ class RuleTimers(Lifecycle):
                 uow, e.DELIVERY_FAILED, dispatch_id, change.now, change.now, detail=follows
             )
         if dest == d.REJECTED:
-            self._returned_after_refusal(uow, change, row)
+            if row is not None:
+                self._returned_after_refusal(uow, change, row.organ_id)
             error = change.data.get("error")
             if not error:  # what the transition kept of it, as it stands now
                 current = uow.dispatches.get(dispatch_id)
@@ -335,18 +336,13 @@ class RuleTimers(Lifecycle):
             detail["reason"] = reason
         self.open_for_dispatch(uow, kind, dispatch_id, change.now, change.now, detail=detail)
 
-    def _returned_after_refusal(
-        self, uow: UnitOfWork, change: Change, row: DispatchRow | None
-    ) -> None:
+    def _returned_after_refusal(self, uow: UnitOfWork, change: Change, organ_id: str) -> None:
         """The recipient returned the document (02) after refusing its recall (16): it no
         longer holds it in force, which is what the recall asked, so the refusal's
         escalation ("the document stays in force there") is moot."""
-        row = row or uow.dispatches.get(change.subject_id)
-        if row is None:
-            return
         for asked in uow.dispatches.for_requests(change.document_id):
             if (
-                asked.organ_id == row.organ_id
+                asked.organ_id == organ_id
                 and asked.state == d.DECLINED
                 and request_kind(uow, asked) == "recall"
             ):
