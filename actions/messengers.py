@@ -41,6 +41,7 @@ from congvan.states.vocabulary import (
 
 from .notices import ID_HEADER, KIND_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from .posting import bounded_post, retry_after, tls
+from .watchdog import watched_client
 
 _RETRYABLE_STATUSES = frozenset({408, 429})
 
@@ -194,8 +195,8 @@ def post_webhook(
     except (ValueError, ImportError) as exc:  # a proxy URL httpx cannot use
         return Outcome(ATTEMPT_TRANSIENT, None, printable(f"not sent: proxy: {exc}"))
     try:
-        with httpx.Client(
-            transport=through, mounts=mounts, verify=tls(), timeout=timeout
+        with watched_client(
+            httpx.Client(transport=through, mounts=mounts, verify=tls(), timeout=timeout)
         ) as client:
             # At most 1 MiB of the receiver's answer, inflated within that, in the time
             # given for the whole of it (posting.bounded_post), as a peer's

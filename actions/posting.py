@@ -31,6 +31,8 @@ import httpx
 
 from congvan.states.text import printable
 
+from .watchdog import watched_client, within
+
 # Answers that say "not now" rather than "never" (5xx too).
 NOT_NOW = frozenset({408, 425, 429})
 
@@ -62,7 +64,7 @@ def _pooled() -> httpx.Client:
         with _pools_lock:
             client = _pools.get(pid)
             if client is None:
-                client = _pools[pid] = httpx.Client(verify=tls())
+                client = _pools[pid] = watched_client(httpx.Client(verify=tls()))
                 atexit.register(client.close)  # its kept-alive connections, at the end
     return client
 
@@ -92,9 +94,30 @@ def bounded_post(
     """POST and read at most ``MAX_ANSWER_BYTES`` of the answer, within ``timeout`` for
     the whole of it: a peer (or whatever answers at its address) cannot make this process
     hold a body of any size, inflate a small one into gigabytes, or keep it reading a byte
-    at a time. A longer body is cut there, and so no receipt, refusal or status answer: it
-    is tried again; an answer still coming at the end of ``timeout`` is one whose outcome
-    is unknown (``httpx.ReadTimeout``)."""
+    at a time -- its head, its body, the TLS handshake before them, or its taking of the
+    request (``watchdog``). A longer body is cut there, and so no receipt, refusal or status
+    answer: it is tried again; an answer still coming at the end of ``timeout`` is one whose
+    outcome is unknown (``httpx.ReadTimeout``); a connection not made by then, nothing sent
+    (``httpx.ConnectTimeout``)."""
+    with within(timeout) as exchange:
+        try:
+            return _read_bounded(client, url, timeout, request)
+        except httpx.TransportError as exc:
+            if not exchange.cut:
+                raise
+            # Its sockets were shut at the deadline (watchdog): over the time, not broken.
+            if exchange.wrote:
+                raise httpx.ReadTimeout(
+                    f"no whole answer within {timeout:g} s", request=exc.request
+                ) from exc
+            raise httpx.ConnectTimeout(
+                f"not connected within {timeout:g} s", request=exc.request
+            ) from exc
+
+
+def _read_bounded(
+    client: httpx.Client, url: str, timeout: float, request: dict[str, Any]
+) -> httpx.Response:
     deadline = time.monotonic() + timeout
     headers = {**request.pop("headers", {}), "Accept-Encoding": "identity"}
     with client.stream("POST", url, timeout=timeout, headers=headers, **request) as streamed:

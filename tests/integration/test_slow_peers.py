@@ -1,0 +1,137 @@
+"""A post to a peer or a webhook is over within its time, however slowly the other side
+goes: httpx bounds each read and write, and a receiver keeping every one just inside that
+would otherwise hold a worker for as long as it liked."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from congvan.actions.messengers import post_webhook
+from congvan.actions.posting import post
+from congvan.states.networks import parse_networks
+
+TIMEOUT = 0.5  # the post's; each byte below comes well within it
+DRIP = 0.02  # seconds between the bytes a slow side sends or takes
+BODY = 16 << 20  # a package of 16 MiB, taken 64 KiB at a time: five seconds, at best
+
+
+def _answer_head() -> bytes:
+    return b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 200 + b"\r\nContent-Length: 2\r\n\r\nok"
+
+
+def _read_request(conn: socket.socket, *, slowly: bool = False) -> int:
+    """Read a request (``slowly``: 64 KiB at a time), and answer it when it came whole;
+    the bytes of its body read."""
+    seen = b""
+    while b"\r\n\r\n" not in seen:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return 0
+        seen += chunk
+    head, _, body = seen.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    read = len(body)
+    while read < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return read
+        read += len(chunk)
+        if slowly:
+            time.sleep(DRIP)
+    return read
+
+
+@contextlib.contextmanager
+def _serving(handle: Callable[[socket.socket], object]) -> Iterator[list[object]]:
+    """A server on a free port for one connection; what ``handle`` returned, after."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    result: list[object] = [listener.getsockname()[1]]
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                result.append(handle(conn))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield result
+    finally:
+        listener.close()
+        thread.join(timeout=30)
+
+
+def _head_a_byte_at_a_time(conn: socket.socket) -> int:
+    """Answer a byte at a time; how many of the answer's bytes went before the poster hung up."""
+    _read_request(conn)
+    answer = _answer_head()
+    for sent in range(len(answer)):
+        try:
+            conn.sendall(answer[sent : sent + 1])
+        except OSError:
+            return sent
+        time.sleep(DRIP)
+    return len(answer)
+
+
+def _taking_the_request_slowly(conn: socket.socket) -> int:
+    """Read the request 64 KiB at a time; how many of its bytes came before the poster hung
+    up (its answer sent when all came)."""
+    read = _read_request(conn, slowly=True)
+    if read == BODY:
+        conn.sendall(_answer_head())
+    return read
+
+
+@pytest.mark.parametrize(
+    ("receiver", "whole"),
+    [(_head_a_byte_at_a_time, len(_answer_head())), (_taking_the_request_slowly, BODY)],
+    ids=["answer's head a byte at a time", "taking the request slowly"],
+)
+def test_a_post_to_a_peer_is_over_within_its_time(
+    receiver: Callable[[socket.socket], int], whole: int
+) -> None:
+    url = "http://127.0.0.1:{}/v1/inbox"
+    with (
+        _serving(receiver) as served,
+        # Without a bound on the whole exchange, the receiver's 200 would come, in the end
+        pytest.raises(httpx.ReadTimeout, match=r"no whole answer within 0\.5 s"),
+    ):
+        post(None, url.format(served[0]), timeout=TIMEOUT, content=b"p" * BODY)
+    # The poster hung up with the exchange half done
+    assert 0 < served[1] < whole  # type: ignore[operator]
+    # and the connection it shut is not handed to the next post
+    with _serving(lambda conn: (_read_request(conn), conn.sendall(_answer_head()))) as again:
+        answer = post(None, url.format(again[0]), timeout=5, content=b"p")
+        assert (answer.status_code, answer.content) == (200, b"ok")
+
+
+def test_a_webhook_receiver_answering_a_byte_at_a_time_is_of_unknown_outcome() -> None:
+    with _serving(_head_a_byte_at_a_time) as served:
+        outcome = post_webhook(
+            f"http://127.0.0.1:{served[0]}/hook",
+            b"{}",
+            secret="s" * 32,
+            notice_id="n1",
+            kind="delivery_failed",
+            timestamp=0,
+            timeout=TIMEOUT,
+            networks=parse_networks(["127.0.0.0/8"]),
+        )
+    assert (outcome.outcome, outcome.error) == (
+        "unknown",
+        "no answer: ReadTimeout: no whole answer within 0.5 s",
+    )
+    assert served[1] < len(_answer_head())  # type: ignore[operator]
