@@ -16,15 +16,18 @@ from .errors import InvalidInput
 from .policy import INBOX_URL_MAX_LENGTH
 
 
-def validate_inbox_url(url: str, *, allow_http: bool = False, field: str = "inbox_url") -> str:
+def validate_inbox_url(
+    url: str, *, allow_http: bool = False, field: str = "inbox_url", path_shown: bool = True
+) -> str:
     """The inbox URL, when deliveries may go there: http(s), a host, no user-info or fragment.
 
     Plain http is refused (a package and its receipt would travel in clear) unless the host
-    is loopback or ``allow_http`` says the operator knows the network.
+    is loopback or ``allow_http`` says the operator knows the network. A refused URL is
+    echoed without what may be a secret (``echoed``; ``path_shown`` False: nor its path).
     """
 
     def refuse(why: str) -> InvalidInput:
-        return InvalidInput(f"{field} {why}", field=field, value=url[:100])
+        return InvalidInput(f"{field} {why}", field=field, value=echoed(url, path=path_shown)[:100])
 
     if not isinstance(url, str) or not url:
         raise InvalidInput(
@@ -69,6 +72,23 @@ def validate_inbox_url(url: str, *, allow_http: bool = False, field: str = "inbo
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def echoed(url: str, *, path: bool = True) -> str:
+    """``url`` as an error or a listing may show it: never a user name or password, a query
+    or a fragment (each may carry a token), and, with ``path`` False, no path either (a
+    webhook's often is one): ``https://hooks.example.vn/…``."""
+    try:
+        parts = urlsplit(url[:INBOX_URL_MAX_LENGTH])
+    except ValueError:
+        return url.partition("://")[0][:10] + "://…"
+    netloc = parts.netloc.rpartition("@")[2]
+    shown = f"{parts.scheme}://{'…@' if '@' in parts.netloc else ''}{netloc}"
+    if path:
+        shown += parts.path + ("?…" if parts.query else "") + ("#…" if parts.fragment else "")
+    elif parts.path not in ("", "/") or parts.query or parts.fragment:
+        shown += "/…"
+    return shown
 
 
 def _normalised(scheme: str, host: str, port: int | None, path: str, query: str) -> str:

@@ -18,7 +18,7 @@ from urllib.parse import quote, unquote, urlsplit
 from email_validator import EmailNotValidError, validate_email
 
 from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
-from congvan.states.inboxes import validate_inbox_url
+from congvan.states.inboxes import echoed, validate_inbox_url
 from congvan.states.networks import SETTING, Network, refused_host
 from congvan.states.vocabulary import (
     ESCALATION_KINDS,
@@ -153,14 +153,14 @@ def add_route(
             allowed=list(NOTIFICATION_CHANNELS),
         )
     if channel == NOTIFY_WEBHOOK:
-        target = validate_inbox_url(target, allow_http=allow_http, field="target")
+        target = validate_inbox_url(target, allow_http=allow_http, field="target", path_shown=False)
         refused = refused_host(urlsplit(target).hostname or "", networks)
         if refused is not None:
             raise InvalidInput(
                 f"target is at {refused}, a private address webhooks may not reach; the "
                 f"installation lists the networks they may in {SETTING}.",
                 field="target",
-                value=target[:100],
+                value=echoed(target, path=False)[:100],
             )
         secret = validate_secret(secret)
     else:
@@ -246,14 +246,7 @@ def route_view(route: RouteRow) -> dict[str, Any]:
 def shown_target(channel: str, target: str) -> str:
     """A webhook's address as those who may not read routes see it: its origin only (a
     path or query may carry the receiver's token). A mailbox is shown whole."""
-    if channel != "webhook":
-        return target
-    parts = urlsplit(target)
-    host = parts.hostname or ""
-    # An IPv6 literal keeps its brackets, or its port would read as part of it
-    origin = f"{parts.scheme}://{f'[{host}]' if ':' in host else host}"
-    origin += f":{parts.port}" if parts.port else ""
-    return origin if parts.path in ("", "/") and not parts.query else f"{origin}/…"
+    return echoed(target, path=False) if channel == "webhook" else target
 
 
 # A receiver's answer begins its error with the HTTP status (``404: Cannot POST /hooks/…``).

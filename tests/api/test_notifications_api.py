@@ -432,3 +432,25 @@ def test_a_secret_over_its_length_is_too_long_and_never_echoed(api: Api) -> None
     details = assert_error(response, 422, "field_too_long")
     assert (details["field"], details["max_length"], details["length"]) == ("secret", 256, 257)
     assert "xxxxxxxx" not in response.text
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://hook-user:hook-password@hooks.hue.gov.vn/congvan/hook-token",
+        "ftp://hooks.hue.gov.vn/services/hook-token?key=hook-password",
+        "https://hooks.hue.gov.vn/services/hook-token#hook-password",
+        "https://10.0.0.5/services/hook-token?key=hook-password",
+        "https://[::1/services/hook-token",
+    ],
+)
+def test_a_refused_webhook_is_echoed_by_its_origin_alone(make_api: MakeApi, target: str) -> None:
+    # A webhook's path, query and user-info may each be its receiver's token: an error
+    # answer (which logs and proxies may keep) shows none of them
+    strict = make_api(notify_private_networks=[])
+
+    answer = hook(strict, target=target)
+
+    details = assert_error(answer, 422, "invalid_input")
+    assert "target" == details["field"]
+    assert "hook-" not in answer.text, answer.text

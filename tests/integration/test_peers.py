@@ -694,3 +694,22 @@ def test_imported_roots_and_signers_are_held_to_their_kinds_rules(
     assert keystore.fingerprint(issued.certificate) == kept.fingerprint
     with pytest.raises(InvalidInput, match="only CA certificates"):
         imported(elsewhere.ca.cert_pem, "signer", agency_id=PEER)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:peer-password@congvan.quangtri.gov.vn/inbox",
+        "ftp://congvan.quangtri.gov.vn/inbox?key=peer-password",
+        "https://congvan.quangtri.gov.vn/inbox#peer-password",
+    ],
+)
+def test_a_refused_inbox_url_is_echoed_without_what_may_be_a_secret(
+    runtime: Runtime, url: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        add(runtime, inbox_url=url)
+
+    shown = caught.value.details["value"]
+    assert "peer-password" not in shown
+    assert shown.startswith(url.partition(":")[0] + "://") and "congvan.quangtri.gov.vn" in shown
