@@ -26,7 +26,9 @@ from congvan.states.vocabulary import (
     ATTEMPT_PERMANENT,
     ATTEMPT_TRANSIENT,
     ATTEMPT_UNKNOWN,
+    EVERY_KIND,
     NOTIFY_EMAIL,
+    RISEN_KIND,
 )
 from congvan.storage.clock import as_utc, utcnow
 from congvan.storage.ids import new_id
@@ -37,6 +39,7 @@ from congvan.storage.notifications import (
     SENT,
     AttemptRow,
     NoticeRow,
+    RouteRow,
 )
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -111,6 +114,20 @@ def queue_notifications(
     return len(notices)
 
 
+def _route_again(uow: UnitOfWork, notice: NoticeRow) -> RouteRow | None:
+    """The agency's route to the receiver of ``notice`` for its kind, every kind or (an
+    escalation risen to the leadership) the risen ones: an enabled one first."""
+    level = json.loads(notice.content).get("level")
+    risen = [RISEN_KIND] if isinstance(level, int) and level >= 2 else []
+    routes = uow.notifications
+    found = [
+        route
+        for kind in (notice.kind, EVERY_KIND, *risen)
+        if (route := routes.find_route(notice.agency_id, kind, notice.channel, notice.target))
+    ]
+    return next((route for route in found if route.enabled), found[0] if found else None)
+
+
 def _time(value: Any) -> datetime:
     if isinstance(value, datetime):
         return as_utc(value)
@@ -120,7 +137,9 @@ def _time(value: Any) -> datetime:
 
 
 def retry(uow: UnitOfWork, notice_id: str, agency_id: str | None, now: datetime) -> NoticeRow:
-    """A dead notification goes again: pending, with a new job and a fresh set of attempts.
+    """A dead or cancelled notification goes again: pending, with a new job and a fresh set
+    of attempts, through its route -- or, its route removed, through the agency's route of
+    its kind (or of every kind) to the same receiver, added since.
 
     With ``agency_id``, only that agency's (another's is not found). Its row is locked
     while it is judged: of two retries at once, the second finds it pending (409).
@@ -128,20 +147,23 @@ def retry(uow: UnitOfWork, notice_id: str, agency_id: str | None, now: datetime)
     notice = uow.notifications.get(notice_id, agency_id, for_update=True)
     if notice is None:
         raise NotFound("No such notification.", notification_id=notice_id[:36])
-    if notice.state != DEAD:
+    if notice.state not in (DEAD, CANCELLED):
         raise Conflict(
-            f"Only a dead notification can be retried; this one is {notice.state}.",
+            f"Only a dead or cancelled notification can be retried; this one is {notice.state}.",
             state=notice.state,
         )
-    route = uow.notifications.route(notice.route_id)
+    route = uow.notifications.route(notice.route_id) or _route_again(uow, notice)
     if route is None or not route.enabled:
         # Its job would cancel it unsent: said now, not as a retry that never goes.
         why = "removed" if route is None else "disabled"
         raise Conflict(
-            f"The notification's route is {why}: enable it (or route the kind again) first.",
+            f"The notification's route is {why}: enable it, or route its kind to the same "
+            f"{'webhook' if notice.channel != NOTIFY_EMAIL else 'mailbox'} again, first.",
             state=notice.state,
             route=why,
         )
+    if route.id != notice.route_id:
+        uow.notifications.update(notice.id, route_id=route.id)
     job = new_job(
         JOB,
         now,

@@ -650,6 +650,77 @@ def test_a_removed_route_cancels_what_it_had_queued(make_runtime: MakeRuntime) -
     )
 
 
+def test_a_notification_its_route_cancelled_goes_once_the_route_is_enabled_again(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    # Given a notification queued while its webhook's route was on, switched off before it went
+    receiver = Webhook(SECRET, clock)
+    with receiver.serving() as url:
+        runtime = make_runtime()
+        agencies(runtime)
+        made = route(runtime, target=url)
+        notify(runtime)
+        notice = one(runtime)
+        with runtime.uow() as uow:
+            managing.set_enabled(uow, made, A, False)
+            uow.commit()
+        assert "done" == run(runtime, notice)
+        assert (CANCELLED, "the route is disabled") == (
+            state(runtime, notice.id).state,
+            state(runtime, notice.id).last_error,
+        )
+        # When it is retried with its route still off: refused, saying what to do
+        with runtime.uow() as uow, pytest.raises(Conflict, match="route is disabled: enable it"):
+            retry(uow, notice.id, A, clock())
+
+        # And once the route is on again
+        with runtime.uow() as uow:
+            managing.set_enabled(uow, made, A, True)
+            retry(uow, notice.id, A, clock())
+            uow.commit()
+        assert "done" == run(runtime, notice)
+
+    # Then the escalation's notification was not lost: it went, once, with its own id
+    assert (SENT, [notice.id]) == (state(runtime, notice.id).state, receiver.ids)
+
+
+@pytest.mark.parametrize("kind", ["not_acknowledged", "*"])
+def test_a_dead_notification_its_route_removed_goes_through_the_receiver_routed_again(
+    make_runtime: MakeRuntime, clock: FrozenClock, kind: str
+) -> None:
+    # Given a dead notification whose route was then removed
+    runtime = make_runtime(notify_max_attempts=1)
+    agencies(runtime)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    made = route(runtime, target=url)
+    notify(runtime)
+    notice = one(runtime)
+    assert "failed" == run(runtime, notice)
+    with runtime.uow() as uow:
+        managing.remove_route(uow, made, A)
+        uow.commit()
+    with runtime.uow() as uow, pytest.raises(Conflict, match="route its kind to the same webhook"):
+        retry(uow, notice.id, A, clock())
+
+    # When the receiver is routed again (the kind, or every kind), with a new secret
+    receiver = Webhook("another-secret-0123456789abcdefghijk", clock)
+    with receiver.serving(port):
+        again = route(runtime, target=url, kind=kind, secret=receiver.secret)
+        with runtime.uow() as uow:
+            retried = retry(uow, notice.id, A, clock())
+            uow.commit()
+        assert "done" == run(runtime, notice)
+
+    # Then it goes through that route, signed with its secret
+    assert again == retried.route_id
+    assert (SENT, [notice.id], []) == (
+        state(runtime, notice.id).state,
+        receiver.ids,
+        receiver.refused,
+    )
+
+
 # -- secrets --------------------------------------------------------------------------------
 
 

@@ -63,7 +63,7 @@ else:
         "NoticeState",
         NOTIFICATION_STATES,
         "A notification's state: pending (queued or retrying), sent, dead (given up), "
-        "cancelled (its route went first).",
+        "cancelled (its route was disabled or removed first; it may be retried).",
     )
     AttemptOutcome = enum("AttemptOutcome", ATTEMPT_OUTCOMES, "How one attempt to send ended.")
 
@@ -317,7 +317,7 @@ def get_notice(notification_id: str, uow: ReadUowDep, principal: PrincipalDep) -
 
 @notices_router.post(
     "/{notification_id}/retry",
-    summary="Send a dead notification again (operator, supervisor)",
+    summary="Send a dead or cancelled notification again (operator, supervisor)",
     response_model=NoticeOut,
     responses=errors(404, 409),
 )

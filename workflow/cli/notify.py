@@ -56,7 +56,7 @@ def add_parser(sub: Subparsers) -> None:
     a.add_argument("--json", action="store_true", help="one JSON array instead of lines")
     a = nsub.add_parser("show", help="one notification with every attempt, as JSON")
     a.add_argument("notification_id", metavar="ID")
-    a = nsub.add_parser("retry", help="send a dead notification again")
+    a = nsub.add_parser("retry", help="send a dead or cancelled notification again")
     a.add_argument("notification_id", metavar="ID")
     p.set_defaults(func=cmd_notify)
 
