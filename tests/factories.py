@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import zipfile
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography import x509
 from sqlalchemy import select
 
 from congvan.actions.context import Actor, Effect, Guard, JobAction, JobContext, TransitionContext
 from congvan.actions.exchange.envelope import canonical
+from congvan.actions.signing import pki
 from congvan.states.policy import ROLES
 from congvan.storage.audit import AuditEvent, verify_chains
 from congvan.storage.documents import DocumentRow
@@ -336,3 +339,39 @@ def arrival(
         "receipt_cms": b"cms",
     }
     return Arrival(**{**facts, **changes})
+
+
+# -- a peer's certificate -------------------------------------------------------------------
+
+_ELSEWHERE_PASS = "another installation's passphrase"
+
+
+@functools.cache
+def _elsewhere_ca() -> pki.Issued:
+    """The CA of another installation (EC, valid 2020-2050): its agencies are our peers."""
+    return pki.create_ca(
+        "CA of another installation",
+        "Ủy ban nhân dân tỉnh Quảng Trị",
+        passphrase=_ELSEWHERE_PASS,
+        valid_from=datetime(2020, 1, 1, tzinfo=UTC),
+        valid_days=365 * 30,
+        key_type="ec",
+    )
+
+
+def peer_certificate(runtime: Runtime, agency_id: str, name: str = "Sở") -> bytes:
+    """An organisational certificate of ``agency_id`` (PEM) made by another installation's
+    CA, whose root ``runtime`` now trusts: what `congvan peers add --certificate` takes."""
+    ca = _elsewhere_ca()
+    runtime.trust.pin(x509.load_pem_x509_certificate(ca.cert_pem))
+    return pki.issue_agency_certificate(
+        ca,
+        _ELSEWHERE_PASS,
+        agency_id=agency_id,
+        agency_name=name,
+        passphrase=_ELSEWHERE_PASS,
+        valid_from=runtime.clock() - timedelta(days=1),
+        valid_days=730,
+        crl_url="http://127.0.0.1:8000/v1/pki/crl",
+        key_type="ec",
+    ).cert_pem

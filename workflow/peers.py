@@ -157,6 +157,14 @@ def add_peer(
     else:
         _refuse_our_own(uow, agency_id, now)
     fingerprints = _store_certificates(uow, certs, agency_id, now)
+    if not any(_verifiable(row, now) for row in uow.signatures.certificates(agency_id)):
+        raise InvalidInput(
+            f"certificates: agency {agency_id} holds no organisational certificate valid "
+            "now, so nothing it signs (a receipt, a status) could be verified: give one "
+            "(PEM, DER or PKCS#7; `congvan peers add --certificate`).",
+            field="certificates",
+            agency_id=agency_id,
+        )
     before = uow.peers.get(agency_id)
     peer = Peer(
         agency_id=agency_id,
@@ -386,11 +394,15 @@ def export_directory(
     return (text + "\n").encode("utf-8")
 
 
-def _ours(row: CertificateRow, now: datetime) -> bool:
-    """An organisational certificate of one of our agencies, usable now: its key is here."""
+def _verifiable(row: CertificateRow, now: datetime) -> bool:
+    """An organisational certificate of the agency that its signatures are verified by now."""
     return (
         row.kind == "agency"
-        and bool(row.key_pem)
         and row.revoked_at is None
         and as_utc(row.not_before) <= now < as_utc(row.not_after)
     )
+
+
+def _ours(row: CertificateRow, now: datetime) -> bool:
+    """An organisational certificate of one of our agencies, usable now: its key is here."""
+    return bool(row.key_pem) and _verifiable(row, now)

@@ -28,6 +28,7 @@ from congvan.workflow import directory, peers
 from congvan.workflow.bootstrap import Runtime
 from tests.conftest import Boot
 from tests.databases import Databases
+from tests.factories import peer_certificate
 
 PEER = "000.00.00.H58"  # Ủy ban nhân dân tỉnh Quảng Trị, served by another instance
 OTHER = "000.00.00.H59"
@@ -93,13 +94,14 @@ def add(runtime: Runtime, agency_id: str = PEER, **overrides: Any) -> peers.Peer
         "name": NAME,
         "abbreviation": "UBND",
         "inbox_url": INBOX,
-        "certificates": None,
         "trust": runtime.trust,
         "timeout": 30,
         "concurrency": 4,
         "now": runtime.clock(),
         **overrides,
     }
+    if "certificates" not in arguments:  # a peer is verified by one: another CA's, pinned here
+        arguments["certificates"] = peer_certificate(runtime, agency_id, NAME)
     with runtime.uow() as uow:
         added = peers.add_peer(uow, agency_id, **arguments)
         uow.commit()
@@ -713,3 +715,21 @@ def test_a_refused_inbox_url_is_echoed_without_what_may_be_a_secret(
     shown = caught.value.details["value"]
     assert "peer-password" not in shown
     assert shown.startswith(url.partition(":")[0] + "://") and "congvan.quangtri.gov.vn" in shown
+
+
+def test_a_peer_without_a_certificate_is_refused_as_its_signatures_could_not_be_verified(
+    runtime: Runtime, elsewhere: Elsewhere
+) -> None:
+    # A new peer with none: its receipts and statuses could never be verified
+    with pytest.raises(InvalidInput, match="no organisational certificate valid now") as caught:
+        add(runtime, certificates=None)
+
+    assert "certificates" == caught.value.details["field"]
+    assert [] == listed(runtime)
+    with runtime.uow() as uow:
+        assert uow.agencies.agency(PEER) is None
+
+    # One holding a certificate already has its inbox moved without giving it again
+    add(runtime, certificates=elsewhere.agency)
+    moved = "https://congvan2.quangtri.gov.vn/v1/inbox"
+    assert moved == add(runtime, certificates=None, inbox_url=moved).peer.inbox_url

@@ -17,7 +17,7 @@ from congvan.workflow import directory, peers
 from congvan.workflow import notifications as managing
 from congvan.workflow.bootstrap import Runtime
 from tests.conftest import MakeRuntime
-from tests.factories import add_agency, create_document
+from tests.factories import add_agency, create_document, peer_certificate
 
 A = "000.00.00.H57"
 
@@ -163,13 +163,14 @@ def test_an_agency_added_by_several_at_once_is_added_once(make_runtime: MakeRunt
 
 
 def peer_entry(runtime: Runtime, agency_id: str = A) -> Callable[[UnitOfWork], object]:
+    certificate = peer_certificate(runtime, agency_id)
     return lambda uow: peers.add_peer(
         uow,
         agency_id,
         name="Ủy ban nhân dân tỉnh",
         abbreviation="UBND",
         inbox_url="https://congvan.hue.gov.vn/v1/inbox",
-        certificates=None,
+        certificates=certificate,
         trust=runtime.trust,
         now=runtime.clock(),
     )

@@ -29,6 +29,7 @@ from tests.factories import (
     add_signature_row,
     document_row,
     job_done,
+    peer_certificate,
     sample_file,
 )
 
@@ -71,7 +72,7 @@ def _add_peers(runtime: Runtime, *organ_ids: str) -> None:
                 name=f"Sở {organ_id}",
                 abbreviation="SO",
                 inbox_url="https://congvan.example.vn/v1/inbox",
-                certificates=None,
+                certificates=peer_certificate(runtime, organ_id),
                 trust=runtime.trust,
                 now=runtime.clock(),
             )

@@ -29,7 +29,8 @@ def add_parser(sub: Subparsers) -> None:
     a.add_argument(
         "--certificate",
         metavar="FILE",
-        help="its organisational certificate(s): PEM, DER or PKCS#7",
+        help="its organisational certificate(s): PEM, DER or PKCS#7 (needed unless it holds "
+        "one valid now)",
     )
     a.add_argument(
         "--timeout",
