@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +64,7 @@ class PeerAdded:
     created: bool  # a new entry, not an update of the agency's one
     agency_created: bool  # the agency was not in the directory before
     certificates: tuple[str, ...]  # fingerprints of the certificates stored now
+    changed: bool = True  # False: the entry and its certificates were as given already
 
 
 def _bounded(value: int, bounds: tuple[int, int], field: str) -> int:
@@ -175,6 +176,9 @@ def add_peer(
         created_at=before.created_at if before else now,
         updated_at=now,
     )
+    if before is not None and not fingerprints and replace(before, updated_at=now) == peer:
+        # The same entry again (a directory file imported twice): nothing changed, nor its time
+        return PeerAdded(before, False, agency_created, fingerprints, changed=False)
     created = uow.peers.put(peer)
     return PeerAdded(peer, created, agency_created, fingerprints)
 

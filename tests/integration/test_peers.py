@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -464,11 +464,14 @@ def test_an_exported_directory_imports_into_another_database(
         agency = uow.agencies.agency(here)
         assert agency is not None and "Ủy ban nhân dân tỉnh Thừa Thiên Huế" == agency.name
 
-    # And importing it again changes nothing; importing it back here is refused
+    # And importing it again, a day later, changes nothing, not even the entry's time;
+    # importing it back here is refused
     with there.uow() as uow:
-        again = peers.import_directory(uow, data, there.clock(), trust=there.trust)
+        later = there.clock() + timedelta(days=1)
+        again = peers.import_directory(uow, data, later, trust=there.trust)
         uow.commit()
-    assert [()] == [a.certificates for a in again] and 1 == len(listed(there))
+    assert [((), False)] == [(a.certificates, a.changed) for a in again]
+    assert [Peer(here, url, "http", 30, 4, now, now)] == listed(there)
     with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
         peers.import_directory(uow, data, now, trust=runtime.trust)
     assert "served by this instance" in caught.value.message

@@ -162,7 +162,7 @@ def cmd_peers(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _said(done: PeerAdded) -> str:
-    verb = "added" if done.created else "updated"
+    verb = "added" if done.created else "updated" if done.changed else "unchanged"
     agency = " (new agency)" if done.agency_created else ""
     return (
         f"{verb} peer {done.peer.agency_id}{agency}: {done.peer.inbox_url}, "
