@@ -114,10 +114,14 @@ def _within_working_day(rules: TimeRules, hours: WorkingHours) -> None:
         )
 
 
+# Every setting is read from the environment variable of its name with this in front.
+ENV_PREFIX = "CONGVAN_"
+
+
 class Settings(BaseSettings):
     """congvan's configuration. With no variables set: SQLite + in-process workers."""
 
-    model_config = SettingsConfigDict(env_prefix="CONGVAN_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: SecretStr | None = None
@@ -341,3 +345,18 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.data_dir / 'congvan.db'}"
+
+
+def variable(field: str) -> str:
+    """The environment variable a setting is read from: ``CONGVAN_SMTP_HOST``."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+# A setting's name in a message: lower case with an underscore (``smtp_host``; not ``host``
+# or ``port``, which are words too).
+_NAMED = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+
+
+def variables_named(text: str) -> str:
+    """``text`` with each setting it names written as its environment variable."""
+    return _NAMED.sub(lambda m: variable(m[0]) if m[0] in Settings.model_fields else m[0], text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -425,3 +426,43 @@ def test_issuing_a_certificate_that_names_a_crl_on_this_machine_warns(tmp_path: 
     )
     assert again.returncode == 0, again.stderr
     assert "warning" not in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("environment", "named", "says"),
+    [
+        (
+            {"CONGVAN_WEBHOOK_TIMEOUT_SECONDS": "soon"},
+            ["CONGVAN_WEBHOOK_TIMEOUT_SECONDS"],
+            "number",
+        ),
+        (
+            {"CONGVAN_NOTIFY_PRIVATE_NETWORKS": '["10.0.0.0/8", "x"]'},
+            ["CONGVAN_NOTIFY_PRIVATE_NETWORKS"],
+            "'x' is not a network",
+        ),
+        (
+            {"CONGVAN_SMTP_HOST": "mail.example.vn", "CONGVAN_SMTP_USERNAME": "van.thu"},
+            ["CONGVAN_SMTP_USERNAME", "CONGVAN_SMTP_STARTTLS"],
+            "CONGVAN_SMTP_USERNAME needs CONGVAN_SMTP_STARTTLS",
+        ),
+    ],
+)
+def test_a_setting_that_is_not_valid_is_named_as_the_operator_sets_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    environment: dict[str, str],
+    named: list[str],
+    says: str,
+) -> None:
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+
+    assert 2 == main(["--data-dir", str(tmp_path), "peers", "list"])
+
+    first, details = capsys.readouterr().err.strip().splitlines()[-2:]
+    assert first.startswith("error [invalid_input]: A setting is not valid") and says in first
+    assert named == json.loads(details)["settings"]
+    # never the field's name in the program (smtp_username), which no variable is called
+    assert not re.search(r"(?<![A-Z_])[a-z]+_[a-z_]+", first.partition(": ")[2]), first

@@ -14,6 +14,7 @@ import argparse
 import errno
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -34,6 +35,7 @@ from congvan.states.errors import (
 )
 from congvan.storage.database import USABLE_URLS, duplicate_key
 
+from ..settings import ENV_PREFIX, Settings, variable, variables_named
 from . import (
     audit,
     directory,
@@ -183,16 +185,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _setting_named(ours: bool, loc: tuple[int | str, ...]) -> str:
+    """A setting as the operator writes it: ``CONGVAN_WEBHOOK_TIMEOUT_SECONDS``, an item of
+    a list after it (``CONGVAN_NOTIFY_PRIVATE_NETWORKS[1]``)."""
+    if not loc:
+        return "settings"
+    first, rest = str(loc[0]), "".join(f"[{part}]" for part in loc[1:])
+    return (variable(first) if ours and first in Settings.model_fields else first) + rest
+
+
 def _operator_error(exc: Exception) -> CongvanError | None:
     """What went wrong outside the program, as the operator can mend it: a setting, the
     database, a file. None for anything else."""
     if isinstance(exc, pydantic.ValidationError):
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
-        ]
+        ours = exc.title == Settings.__name__
+        problems, named = [], []
+        for e in exc.errors():
+            text = e["msg"].removeprefix("Value error, ")
+            text = variables_named(text) if ours else text
+            if e["loc"]:
+                named.append(_setting_named(ours, e["loc"]))
+                problems.append(f"{named[-1]}: {text}")
+            else:  # several settings judged together: the message names them
+                named += re.findall(rf"\b{ENV_PREFIX}[A-Z0-9_]+", text)
+                problems.append(text)
         return InvalidInput(
             "A setting is not valid (CONGVAN_* environment or option): " + "; ".join(problems),
             location="settings",
+            settings=list(dict.fromkeys(named)),
         )
     if isinstance(exc, pydantic_settings.SettingsError):
         return InvalidInput(f"A setting is not valid: {exc}", location="settings")
