@@ -75,7 +75,7 @@ def queue_notifications(
     content = render(kind, event, at)  # an unknown kind or a bad event fails the caller
     level = event.get("level")
     risen = isinstance(level, int) and not isinstance(level, bool) and level >= 2
-    routes = uow.notifications.matching(agency_id, kind, risen=risen)
+    routes = _one_per_receiver(uow.notifications.matching(agency_id, kind, risen=risen))
     if not routes:
         return 0
     text = json.dumps(content, ensure_ascii=False, sort_keys=True)
@@ -112,6 +112,16 @@ def queue_notifications(
     uow.notifications.add(notices)
     enqueue(uow, jobs, at + JOB_DEADLINE)
     return len(notices)
+
+
+def _one_per_receiver(routes: list[RouteRow]) -> list[RouteRow]:
+    """The routes (oldest first) with one for each receiver: a webhook, or a mailbox in any
+    case, routed both for the kind and for every kind (or the risen) gets the event once."""
+    kept: dict[tuple[str, str], RouteRow] = {}
+    for route in routes:
+        receiver = route.target.lower() if route.channel == NOTIFY_EMAIL else route.target
+        kept.setdefault((route.channel, receiver), route)
+    return list(kept.values())
 
 
 def _route_again(uow: UnitOfWork, notice: NoticeRow) -> RouteRow | None:

@@ -610,6 +610,29 @@ def test_only_the_agencys_enabled_routes_of_the_kind_or_every_kind_are_notified(
     assert 0 == notify(runtime, "crl_expiring", agency="000.00.99.H57")
 
 
+def test_a_receiver_routed_for_the_kind_and_for_every_kind_is_notified_once(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    # Given one webhook routed twice (its kind, every kind) and one mailbox, written two ways
+    receiver = Webhook(SECRET, clock)
+    with receiver.serving() as url:
+        runtime = make_runtime()
+        agencies(runtime)
+        first = route(runtime, kind="not_acknowledged", target=url)
+        route(runtime, kind="*", target=url)
+        route(runtime, kind="*", channel="email", target="van.thu@hue.gov.vn")
+        route(runtime, kind="risen", channel="email", target="Van.Thu@hue.gov.vn")
+
+        # When an escalation risen to the leadership is notified
+        assert 2 == notify(runtime, "not_acknowledged", level=2)
+        [hook] = [n for n in notices(runtime) if n.channel == "webhook"]
+        assert "done" == run(runtime, hook)
+
+    # Then each receiver has it once, through its oldest route
+    assert ([first], 1) == ([hook.route_id], len(receiver.ids))
+    assert ["van.thu@hue.gov.vn"] == [n.target for n in notices(runtime) if n.channel == "email"]
+
+
 def test_nothing_is_queued_when_the_transaction_rolls_back(make_runtime: MakeRuntime) -> None:
     runtime = make_runtime()
     agencies(runtime)
