@@ -19,6 +19,7 @@ Errors never quote a passphrase or a key. Certificates made elsewhere are read b
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -377,9 +378,11 @@ def _authority_key_id(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
-# X.520's upper bound of each name this module writes (RFC 5280 Appendix A: 64
-# characters), which cryptography checks of a common name in UTF-8 bytes: there a
-# Vietnamese letter takes 2 or 3.
+# X.520's upper bound of each name this module writes (RFC 5280 Appendix A: 64 characters;
+# ub-common-name, ub-organization-name...). cryptography holds a common name to 64 bytes of
+# UTF-8 instead, where a Vietnamese letter takes 2 or 3: "Sở Lao động - Thương binh và Xã
+# hội tỉnh Thừa Thiên Huế", 55 characters, takes 73. The name is written as X.520 bounds it
+# (the package's ``__init__`` quiets the warning cryptography gives each time it reads one).
 NAME_LENGTH = 64
 
 
@@ -395,18 +398,17 @@ def _name(*attributes: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
         value = str(nfc(value.strip()))
         if not value:
             raise InvalidInput(f"The certificate's {field} must not be empty.", field=field)
-        in_bytes = oid == NameOID.COMMON_NAME
-        size = len(value.encode()) if in_bytes else len(value)
-        if size > NAME_LENGTH:
-            unit = "bytes of UTF-8 (a Vietnamese letter takes 2 or 3)" if in_bytes else "characters"
+        if len(value) > NAME_LENGTH:
             raise InvalidInput(
-                f"The certificate's {field} holds at most {NAME_LENGTH} {unit} (X.520); "
-                f"{value[:40]!r}... takes {size}.",
+                f"The certificate's {field} holds at most {NAME_LENGTH} characters (X.520); "
+                f"{value[:40]!r}... takes {len(value)}.",
                 field=field,
                 max_length=NAME_LENGTH,
-                length=size,
+                length=len(value),
             )
-        names.append(x509.NameAttribute(oid, value))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            names.append(x509.NameAttribute(oid, value, _validate=False))
     return x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, COUNTRY), *names])
 
 

@@ -593,3 +593,64 @@ def test_a_certificate_never_outlives_its_ca_nor_the_days_reckoned_with(ca: Issu
     for days in (80_000, 10**12):
         with pytest.raises(InvalidInput, match="2199"):
             pki.create_ca("Root", "PKI", passphrase=CA_PASS, valid_from=T0, valid_days=days)
+
+
+def test_an_agency_named_in_64_vietnamese_characters_gets_its_certificate(
+    ca: Issued, tmp_path: Path
+) -> None:
+    # 55 characters, 73 bytes of UTF-8: within X.520's 64 characters
+    name = "Sở Lao động - Thương binh và Xã hội tỉnh Thừa Thiên Huế"
+    agency = pki.issue_agency_certificate(
+        ca,
+        CA_PASS,
+        agency_id=AGENCY_ID,
+        agency_name=name,
+        passphrase=KEY_PASS,
+        valid_from=T0,
+        valid_days=365,
+        crl_url=CRL_URL,
+    )
+
+    read = x509.load_pem_x509_certificate(agency.cert_pem)
+    assert [name] == [a.value for a in read.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    (tmp_path / "root.pem").write_bytes(ca.cert_pem)
+    (tmp_path / "agency.pem").write_bytes(agency.cert_pem)
+    shown = subprocess.run(
+        ["openssl", "x509", "-in", "agency.pem", "-noout", "-subject", "-nameopt", "utf8"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    assert f"CN={name}" in shown.stdout
+    verified = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-attime",
+            str(int(T0.timestamp()) + 60),
+            "agency.pem",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    assert 0 == verified.returncode, verified.stdout + verified.stderr
+
+    # 65 characters are more than X.520 allows: refused, saying so
+    with pytest.raises(InvalidInput, match="at most 64 characters"):
+        pki.issue_agency_certificate(
+            ca,
+            CA_PASS,
+            agency_id=AGENCY_ID,
+            agency_name="Ủ" * 65,
+            passphrase=KEY_PASS,
+            valid_from=T0,
+            valid_days=365,
+            crl_url=CRL_URL,
+        )
