@@ -15,6 +15,7 @@ installation allows.
 
 from __future__ import annotations
 
+import dataclasses
 import email.message
 import email.utils
 import smtplib
@@ -41,7 +42,7 @@ from congvan.states.vocabulary import (
 
 from .notices import ID_HEADER, KIND_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from .posting import bounded_post, retry_after, tls
-from .watchdog import watched_client
+from .watchdog import holding, watched_client, within
 
 _RETRYABLE_STATUSES = frozenset({408, 429})
 
@@ -279,8 +280,27 @@ def compose(
     return message
 
 
+# The whole of a message's exchange with the SMTP server takes at most this many times its
+# timeout, which bounds each of its steps (each read and write on the connection).
+SMTP_WHOLE = 3
+
+
 def send_mail(smtp: Smtp, message: email.message.EmailMessage) -> Outcome:
-    """Send ``message`` through ``smtp``; SMTP 4xx is transient, 5xx permanent."""
+    """Send ``message`` through ``smtp``; SMTP 4xx is transient, 5xx permanent.
+
+    The whole exchange is over within ``SMTP_WHOLE`` times the timeout: a server answering a
+    byte at a time, each within the timeout, does not hold the sending thread for longer."""
+    whole = smtp.timeout * SMTP_WHOLE
+    with within(whole) as exchange:
+        outcome = _send_mail(smtp, message)
+    if exchange.cut and outcome.outcome != ATTEMPT_DELIVERED:
+        return dataclasses.replace(
+            outcome, error=f"{outcome.error} (the exchange took longer than {whole:g} s)"
+        )
+    return outcome
+
+
+def _send_mail(smtp: Smtp, message: email.message.EmailMessage) -> Outcome:
     try:
         with _Client(smtp.host, smtp.port, timeout=smtp.timeout) as client:
             client.ehlo()
@@ -319,9 +339,20 @@ def _message_left(client: smtplib.SMTP) -> bool:
 
 
 class _Client(smtplib.SMTP):
-    """``smtplib.SMTP`` that remembers whether a message's end went out."""
+    """``smtplib.SMTP`` that remembers whether a message's end went out, and tells the
+    exchange (``watchdog``) of its connection."""
 
     sent_end = False
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]  # untyped
+        holding(sock)  # shut at the exchange's deadline (watchdog), the greeting's read too
+        return sock  # type: ignore[no-any-return]
+
+    def starttls(self, *args: Any, **kwargs: Any) -> Any:
+        answer = super().starttls(*args, **kwargs)
+        holding(self.sock)  # the same connection, now under TLS
+        return answer
 
     def send(self, s: Any) -> None:
         super().send(s)

@@ -1,4 +1,4 @@
-"""A post's whole exchange within its time, which httpx's timeouts do not bound.
+"""A post's whole exchange within its time, which httpx's (or smtplib's) timeouts do not bound.
 
 httpx (through httpcore) bounds each read and each write on a socket, not the exchange: a
 receiver sending its answer's head a byte at a time, each byte just before the read timeout,
@@ -95,6 +95,15 @@ def within(seconds: float) -> Iterator[Exchange]:
     finally:
         exchange.finish()
         _current.reset(token)
+
+
+def holding(sock: socket.socket | None) -> None:
+    """The post running in this thread (if any) uses ``sock``: shut at its deadline too.
+
+    For a client that is not httpx's (``smtplib``), told of each socket it opens."""
+    exchange = _current.get()
+    if exchange is not None:
+        exchange.uses(sock)
 
 
 class _Watchdog:

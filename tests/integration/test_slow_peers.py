@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from congvan.actions.messengers import post_webhook
+from congvan.actions.messengers import Smtp, compose, post_webhook, send_mail
 from congvan.actions.posting import post
 from congvan.states.networks import parse_networks
 
@@ -135,3 +135,27 @@ def test_a_webhook_receiver_answering_a_byte_at_a_time_is_of_unknown_outcome() -
         "no answer: ReadTimeout: no whole answer within 0.5 s",
     )
     assert served[1] < len(_answer_head())  # type: ignore[operator]
+
+
+def test_an_smtp_server_answering_a_byte_at_a_time_is_left_within_the_time() -> None:
+    # A server whose greeting comes a byte at a time, each well within the timeout
+    greeting = b"220 " + b"s" * 300 + b" ESMTP\r\n"
+
+    def greeting_a_byte_at_a_time(conn: socket.socket) -> int:
+        for sent in range(len(greeting)):
+            try:
+                conn.sendall(greeting[sent : sent + 1])
+            except OSError:
+                return sent
+            time.sleep(DRIP)
+        return len(greeting)
+
+    with _serving(greeting_a_byte_at_a_time) as served:
+        smtp = Smtp("127.0.0.1", served[0], "a@hue.gov.vn", timeout=TIMEOUT)
+        message = compose(smtp, "van.thu@hue.gov.vn", "Thử", "Nội dung", notice_id="n1")
+        outcome = send_mail(smtp, message)
+
+    # Then it was left at three times the timeout, nothing sent: tried again later
+    assert "transient" == outcome.outcome
+    assert outcome.error.endswith("(the exchange took longer than 1.5 s)"), outcome.error
+    assert served[1] < len(greeting)  # type: ignore[operator]
