@@ -1,6 +1,7 @@
-"""A post to a peer or a webhook is over within its time, however slowly the other side
-goes: httpx bounds each read and write, and a receiver keeping every one just inside that
-would otherwise hold a worker for as long as it liked."""
+"""A post to a peer, a webhook, an SMTP server or a timestamp authority is over within its
+time, however slowly the other side goes: httpx and smtplib bound each read and write, and
+a receiver keeping every one just inside that would otherwise hold a worker for as long as
+it liked."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from congvan.actions.messengers import Smtp, compose, post_webhook, send_mail
 from congvan.actions.posting import post
+from congvan.actions.signing.timestamps import TimestampUnavailable, request_token
 from congvan.states.networks import parse_networks
 
 TIMEOUT = 0.5  # the post's; each byte below comes well within it
@@ -159,3 +161,37 @@ def test_an_smtp_server_answering_a_byte_at_a_time_is_left_within_the_time() -> 
     assert "transient" == outcome.outcome
     assert outcome.error.endswith("(the exchange took longer than 1.5 s)"), outcome.error
     assert served[1] < len(greeting)  # type: ignore[operator]
+
+
+def test_a_timestamp_authority_answering_a_byte_at_a_time_is_given_up_within_the_time() -> None:
+    with (
+        _serving(_head_a_byte_at_a_time) as served,
+        pytest.raises(TimestampUnavailable, match=r"no whole answer within 0\.5 s"),
+    ):
+        request_token(f"http://127.0.0.1:{served[0]}/tsa", b"signature", timeout=TIMEOUT)
+    assert served[1] < len(_answer_head())  # type: ignore[operator]
+
+
+def test_a_timestamp_authority_answering_without_end_is_read_no_further_than_the_bound() -> None:
+    whole = 64 << 20
+
+    def answering_64_mib(conn: socket.socket) -> int:
+        _read_request(conn)
+        head = f"HTTP/1.1 200 OK\r\nContent-Length: {whole}\r\n\r\n".encode()
+        sent, chunk = 0, b"0" * 65536
+        try:
+            conn.sendall(head)
+            while sent < whole:
+                conn.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+        return sent
+
+    with (
+        _serving(answering_64_mib) as served,
+        pytest.raises(TimestampUnavailable, match="answer is too large"),
+    ):
+        request_token(f"http://127.0.0.1:{served[0]}/tsa", b"signature", timeout=30)
+    # It hung up with most of the answer unsent: none of it was held
+    assert served[1] < whole // 2  # type: ignore[operator]
