@@ -139,7 +139,7 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
              ["keys", "init-ca", "--name", name, "--organization", organization], "invalid_input")
             for name, organization in (
                 ("CA\x1b[31mRED", "UBND"), ("CA\u202eAC", "UBND"), ("CA", "U\u200bB"),
-                (" ", "UBND"), ("Thừa Thiên Huế " * 4, "UBND"),
+                (" ", "UBND"), ("Thừa Thiên Huế " * 5, "UBND"),
             )
         ),
         # A device, read past what a file of its kind holds, is refused, not read for ever
@@ -392,7 +392,7 @@ def test_a_data_dir_set_empty_is_refused_not_taken_for_the_current_folder(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CONGVAN_DATA_DIR", "")
     assert main(["migrate"]) == 2
-    assert "data_dir is empty" in capsys.readouterr().err
+    assert "CONGVAN_DATA_DIR is empty" in capsys.readouterr().err
     assert [] == list(tmp_path.iterdir())
 
 
