@@ -75,17 +75,21 @@ def _serving(handle: Callable[[socket.socket], object]) -> Iterator[list[object]
         thread.join(timeout=30)
 
 
-def _head_a_byte_at_a_time(conn: socket.socket) -> int:
-    """Answer a byte at a time; how many of the answer's bytes went before the poster hung up."""
-    _read_request(conn)
-    answer = _answer_head()
-    for sent in range(len(answer)):
+def _a_byte_at_a_time(conn: socket.socket, data: bytes) -> int:
+    """Send ``data`` a byte at a time; how many went before the other side hung up."""
+    for sent in range(len(data)):
         try:
-            conn.sendall(answer[sent : sent + 1])
+            conn.sendall(data[sent : sent + 1])
         except OSError:
             return sent
         time.sleep(DRIP)
-    return len(answer)
+    return len(data)
+
+
+def _head_a_byte_at_a_time(conn: socket.socket) -> int:
+    """Answer a byte at a time; how many of the answer's bytes went before the poster hung up."""
+    _read_request(conn)
+    return _a_byte_at_a_time(conn, _answer_head())
 
 
 def _taking_the_request_slowly(conn: socket.socket) -> int:
@@ -143,16 +147,7 @@ def test_an_smtp_server_answering_a_byte_at_a_time_is_left_within_the_time() -> 
     # A server whose greeting comes a byte at a time, each well within the timeout
     greeting = b"220 " + b"s" * 300 + b" ESMTP\r\n"
 
-    def greeting_a_byte_at_a_time(conn: socket.socket) -> int:
-        for sent in range(len(greeting)):
-            try:
-                conn.sendall(greeting[sent : sent + 1])
-            except OSError:
-                return sent
-            time.sleep(DRIP)
-        return len(greeting)
-
-    with _serving(greeting_a_byte_at_a_time) as served:
+    with _serving(lambda conn: _a_byte_at_a_time(conn, greeting)) as served:
         smtp = Smtp("127.0.0.1", served[0], "a@hue.gov.vn", timeout=TIMEOUT)
         message = compose(smtp, "van.thu@hue.gov.vn", "Thử", "Nội dung", notice_id="n1")
         outcome = send_mail(smtp, message)
