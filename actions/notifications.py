@@ -73,9 +73,9 @@ def queue_notifications(
     """
     at = _time(event.get("at"))
     content = render(kind, event, at)  # an unknown kind or a bad event fails the caller
-    level = event.get("level")
-    risen = isinstance(level, int) and not isinstance(level, bool) and level >= 2
-    routes = _one_per_receiver(uow.notifications.matching(agency_id, kind, risen=risen))
+    routes = _one_per_receiver(
+        uow.notifications.matching(agency_id, kind, risen=_risen(event.get("level")))
+    )
     if not routes:
         return 0
     text = json.dumps(content, ensure_ascii=False, sort_keys=True)
@@ -114,6 +114,11 @@ def queue_notifications(
     return len(notices)
 
 
+def _risen(level: Any) -> bool:
+    """An escalation of ``level`` has risen to the leadership (the second level)."""
+    return isinstance(level, int) and not isinstance(level, bool) and level >= 2
+
+
 def _one_per_receiver(routes: list[RouteRow]) -> list[RouteRow]:
     """The routes (oldest first) with one for each receiver: a webhook, or a mailbox in any
     case, routed both for the kind and for every kind (or the risen) gets the event once."""
@@ -127,8 +132,7 @@ def _one_per_receiver(routes: list[RouteRow]) -> list[RouteRow]:
 def _route_again(uow: UnitOfWork, notice: NoticeRow) -> RouteRow | None:
     """The agency's route to the receiver of ``notice`` for its kind, every kind or (an
     escalation risen to the leadership) the risen ones: an enabled one first."""
-    level = json.loads(notice.content).get("level")
-    risen = [RISEN_KIND] if isinstance(level, int) and level >= 2 else []
+    risen = [RISEN_KIND] if _risen(json.loads(notice.content).get("level")) else []
     routes = uow.notifications
     found = [
         route
