@@ -13,10 +13,8 @@ import atexit
 import email.utils
 import functools
 import json
-import os
 import re
 import ssl
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -31,6 +29,7 @@ import httpx
 
 from congvan.states.text import printable
 
+from .processes import PerProcess
 from .watchdog import watched_client, within
 
 # Answers that say "not now" rather than "never" (5xx too).
@@ -47,26 +46,18 @@ def tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-_pools: dict[int, httpx.Client] = {}
-_pools_lock = threading.Lock()
-
-
-def _pooled() -> httpx.Client:
-    """This process's client for posts to peers over the network, made on first use.
-
-    Its connections stay open between posts (HTTP keep-alive), so a peer posted to again
-    is not connected to anew each time: no TCP (and TLS) handshake on either side. httpx's
-    connection pool is shared by threads; a process started by fork makes its own.
-    """
-    pid = os.getpid()
-    client = _pools.get(pid)
-    if client is None:
-        with _pools_lock:
-            client = _pools.get(pid)
-            if client is None:
-                client = _pools[pid] = watched_client(httpx.Client(verify=tls()))
-                atexit.register(client.close)  # its kept-alive connections, at the end
+def _pool() -> httpx.Client:
+    """A client for posts to peers over the network (see :data:`_pooled`)."""
+    client = watched_client(httpx.Client(verify=tls()))
+    atexit.register(client.close)  # its kept-alive connections, at the end
     return client
+
+
+# This process's client for posts to peers over the network, made on first use. Its
+# connections stay open between posts (HTTP keep-alive), so a peer posted to again is not
+# connected to anew each time: no TCP (and TLS) handshake on either side. httpx's connection
+# pool is shared by threads; a process started by fork makes its own.
+_pooled = PerProcess(_pool)
 
 
 def post(
@@ -80,7 +71,7 @@ def post(
     if transport is not None:
         with httpx.Client(transport=transport, verify=tls(), timeout=timeout) as client:
             return bounded_post(client, url, timeout, request)
-    return bounded_post(_pooled(), url, timeout, request)
+    return bounded_post(_pooled.get(), url, timeout, request)
 
 
 # The most of a peer's answer read: a receipt, a status answer or an error body is a few

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
-import os
 import socket
 import ssl
 import threading
@@ -26,6 +25,8 @@ from typing import Any
 
 import httpcore
 import httpx
+
+from .processes import PerProcess
 
 # How late past its deadline a post may be cut: the watchdog wakes at most this often while
 # posts run, whatever their number (it does not wake for each).
@@ -89,7 +90,7 @@ def within(seconds: float) -> Iterator[Exchange]:
     """Run a post (in this thread) that must be over ``seconds`` from now."""
     exchange = Exchange(time.monotonic() + seconds)
     token = _current.set(exchange)
-    _watchdog().watch(exchange)
+    _watchdog.get().watch(exchange)
     try:
         yield exchange
     finally:
@@ -134,20 +135,9 @@ class _Watchdog:
                 exchange.expire()
 
 
-_watchdogs: dict[int, _Watchdog] = {}
-_watchdogs_lock = threading.Lock()
-
-
-def _watchdog() -> _Watchdog:
-    """This process's watchdog (a process started by fork starts its own)."""
-    pid = os.getpid()
-    found = _watchdogs.get(pid)
-    if found is None:
-        with _watchdogs_lock:
-            found = _watchdogs.get(pid)
-            if found is None:
-                found = _watchdogs[pid] = _Watchdog()
-    return found
+# This process's watchdog, its thread started on first use (a process started by fork
+# starts its own).
+_watchdog = PerProcess(_Watchdog)
 
 
 def _socket_of(stream: httpcore.NetworkStream) -> socket.socket | None:
