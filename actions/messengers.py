@@ -15,6 +15,7 @@ installation allows.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import email.message
 import email.utils
@@ -42,7 +43,7 @@ from congvan.states.vocabulary import (
 
 from .notices import ID_HEADER, KIND_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from .posting import bounded_post, retry_after, tls
-from .watchdog import holding, watched_client, within
+from .watchdog import addresses, holding, watched_client, within
 
 _RETRYABLE_STATUSES = frozenset({408, 429})
 
@@ -345,7 +346,15 @@ class _Client(smtplib.SMTP):
     sent_end = False
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = super()._get_socket(host, port, timeout)  # type: ignore[misc]  # untyped
+        # The name looked up within the exchange's time, then each address in turn.
+        found = addresses(host, port, timeout) or [host]
+        for address in found[:-1]:
+            with contextlib.suppress(OSError):
+                return self._connected(address, port, timeout)
+        return self._connected(found[-1], port, timeout)
+
+    def _connected(self, address: str, port: int, timeout: float) -> socket.socket:
+        sock = super()._get_socket(address, port, timeout)  # type: ignore[misc]  # untyped
         holding(sock)  # shut at the exchange's deadline (watchdog), the greeting's read too
         return sock  # type: ignore[no-any-return]
 

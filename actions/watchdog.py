@@ -8,12 +8,18 @@ the post using it; ``within(seconds)`` gives a post its deadline; one watchdog t
 process shuts down the sockets of a post still running at its deadline, which ends whatever
 read or write is waiting on them at once. The post then reads the broken exchange as what it
 is (``Exchange.cut``, ``Exchange.wrote``): nothing sent, or an answer that did not come.
+
+Before any socket, a host name is looked up (``getaddrinfo``), which no socket timeout bounds:
+a resolver that does not answer holds the caller for as long as its own timeouts and retries
+add up to. ``addresses`` looks a name up in a thread of its own and waits for it no longer
+than the post's time left.
 """
 
 from __future__ import annotations
 
 import contextlib
 import heapq
+import ipaddress
 import itertools
 import socket
 import ssl
@@ -107,6 +113,62 @@ def holding(sock: socket.socket | None) -> None:
         exchange.uses(sock)
 
 
+# Name lookups running at once, at most: a resolver that never answers holds a thread each.
+MAX_LOOKUPS = 16
+_lookups = threading.BoundedSemaphore(MAX_LOOKUPS)
+
+
+def addresses(host: str, port: int, timeout: float | None = None) -> list[str] | None:
+    """The addresses of ``host``, in the resolver's order, looked up within the time left
+    to the post running in this thread (and within ``timeout``); ``None`` when there is
+    nothing to bound: no post runs, or ``host`` is an address already.
+
+    Raises ``TimeoutError`` when the answer does not come in time, and what the resolver
+    raised (``socket.gaierror``: no such name; ``UnicodeError``: a name IDNA cannot write)."""
+    exchange = _current.get()
+    if exchange is None or _is_address(host):
+        return None
+    left = exchange.deadline - time.monotonic()
+    if timeout is not None:
+        left = min(left, timeout)
+    started = time.monotonic()
+    if not _lookups.acquire(timeout=max(left, 0)):
+        raise TimeoutError(f"{MAX_LOOKUPS} name lookups wait already; {host} not looked up")
+    lookup = _Lookup(host, port)
+    threading.Thread(target=lookup.run, name="congvan-name-lookup", daemon=True).start()
+    if not lookup.done.wait(max(left - (time.monotonic() - started), 0)):
+        raise TimeoutError(f"looking up {host} took longer than {round(max(left, 0), 1):g} s")
+    if lookup.error is not None:
+        raise lookup.error
+    return lookup.found
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.partition("%")[0])  # an IPv6 address may name its zone
+    except ValueError:
+        return False
+    return True
+
+
+class _Lookup:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.found: list[str] = []
+        self.error: Exception | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            found = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)
+            self.found = list(dict.fromkeys(str(entry[4][0]) for entry in found))
+        except Exception as exc:  # noqa: BLE001 -- the caller's to raise, in its own thread
+            self.error = exc
+        finally:
+            _lookups.release()
+            self.done.set()
+
+
 class _Watchdog:
     def __init__(self) -> None:
         self._wake = threading.Condition()
@@ -193,11 +255,30 @@ class _Backend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        return _Stream(
-            self._inner.connect_tcp(
-                host, port, timeout, local_address=local_address, socket_options=socket_options
+        try:
+            found = addresses(host, port, timeout)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(str(exc)) from exc
+        except (OSError, UnicodeError) as exc:  # the resolver's answer: no such name
+            raise httpcore.ConnectError(f"{host}: {exc}") from exc
+
+        def connect(address: str) -> httpcore.NetworkStream:
+            inner = self._inner
+            options = socket_options
+            return _Stream(
+                inner.connect_tcp(address, port, timeout, local_address, socket_options=options)
             )
-        )
+
+        if found is None:
+            return connect(host)
+        # Each address in turn, as socket.create_connection tries them.
+        failed: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for address in found:
+            try:
+                return connect(address)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failed = exc
+        raise failed or httpcore.ConnectError(f"{host}: no address")
 
     def connect_unix_socket(
         self,

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -190,3 +191,78 @@ def test_a_timestamp_authority_answering_without_end_is_read_no_further_than_the
         request_token(f"http://127.0.0.1:{served[0]}/tsa", b"signature", timeout=30)
     # It hung up with most of the answer unsent: none of it was held
     assert served[1] < whole // 2  # type: ignore[operator]
+
+
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[str] | None]]:
+    """Names looked up as the test says: its addresses, or (None) a resolver that does not
+    answer for 30 s and then knows no such name; any other name as the system does."""
+    names: dict[str, list[str] | None] = {}
+    answered = threading.Event()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in names:
+            return real(host, port, *args, **kwargs)
+        found = names[host]
+        if found is None:
+            answered.wait(30)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [a for ip in found for a in real(ip, port, *args, **kwargs)]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield names
+    answered.set()
+
+
+def test_a_peer_whose_name_is_not_looked_up_in_time_is_not_connected(
+    resolver: dict[str, list[str] | None],
+) -> None:
+    resolver["inbox.slow-dns.test"] = None
+    # Without a bound on the lookup, the resolver's "no such name" would come, in the end
+    with pytest.raises(
+        httpx.ConnectTimeout, match=r"looking up inbox\.slow-dns\.test took longer than 0\.5 s"
+    ):
+        post(None, "http://inbox.slow-dns.test:8080/v1/inbox", timeout=TIMEOUT, content=b"p")
+
+
+def test_a_webhook_and_an_smtp_server_whose_names_are_not_looked_up_in_time_are_tried_later(
+    resolver: dict[str, list[str] | None],
+) -> None:
+    resolver["hooks.slow-dns.test"] = resolver["mail.slow-dns.test"] = None
+    outcome = post_webhook(
+        "http://hooks.slow-dns.test/hook",
+        b"{}",
+        secret="s" * 32,
+        notice_id="n1",
+        kind="delivery_failed",
+        timestamp=0,
+        timeout=TIMEOUT,
+        networks=parse_networks(["127.0.0.0/8"]),
+    )
+    assert "transient" == outcome.outcome
+    assert "looking up hooks.slow-dns.test took longer than 0.5 s" in outcome.error
+
+    smtp = Smtp("mail.slow-dns.test", 25, "a@hue.gov.vn", timeout=TIMEOUT)
+    message = compose(smtp, "van.thu@hue.gov.vn", "Thử", "Nội dung", notice_id="n1")
+    outcome = send_mail(smtp, message)
+    assert "transient" == outcome.outcome
+    assert "looking up mail.slow-dns.test took longer than" in outcome.error, outcome.error
+
+
+def test_a_name_of_several_addresses_is_reached_at_the_one_that_answers(
+    resolver: dict[str, list[str] | None],
+) -> None:
+    # The first address refuses the connection (nothing listens on 127.0.0.2)
+    resolver["inbox.two.test"] = ["127.0.0.2", "127.0.0.1"]
+    with _serving(lambda conn: (_read_request(conn), conn.sendall(_answer_head()))) as served:
+        answer = post(None, f"http://inbox.two.test:{served[0]}/v1/inbox", timeout=5, content=b"p")
+    assert (answer.status_code, answer.content) == (200, b"ok")
+
+    resolver["mail.two.test"] = ["127.0.0.2", "127.0.0.1"]
+    with _serving(lambda conn: conn.sendall(b"554 no service\r\n")) as served:
+        smtp = Smtp("mail.two.test", served[0], "a@hue.gov.vn", timeout=5)
+        message = compose(smtp, "van.thu@hue.gov.vn", "Thử", "Nội dung", notice_id="n1")
+        outcome = send_mail(smtp, message)
+    # Its greeting came: it was reached (and refused the session, for good)
+    assert ("permanent", 554) == (outcome.outcome, outcome.status)
