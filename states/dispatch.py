@@ -106,6 +106,9 @@ def contradicted(reported: Iterable[str], code: str) -> str | None:
     return min((c for c in reported if _SAYS.get(c) == opposite), default=None)
 
 
+# A recipient that refused the document (QCVN 102's 02): at its inbox, or by its clerks.
+RECIPIENT_REFUSED = "02"
+
 # A recipient that agreed to a recall (QCVN 102's 15): its copy is cancelled there,
 # whatever it reported of it before (Decree 30 Art. 18).
 RECALL_AGREED = "15"
@@ -121,7 +124,7 @@ def recipient_status(state: str, reported: Iterable[str], *, recalled: bool = Fa
     if recalled:
         return RECALL_AGREED
     if state == REJECTED:
-        return "02"
+        return RECIPIENT_REFUSED
     if state not in ARRIVED:
         return None
     floor = "03" if state == ACKNOWLEDGED else "01"

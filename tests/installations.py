@@ -148,9 +148,10 @@ class Pair:
             uow.commit()
         return doc
 
-    def sent(self, make_document: Callable[..., str]) -> tuple[str, str]:
-        """A's signed letter to B, sent: the document and its one delivery job."""
-        doc = self.signed(make_document)
+    def sent(self, make_document: Callable[..., str], **fields: Any) -> tuple[str, str]:
+        """A's signed letter to B (with ``fields``), sent: the document and its one
+        delivery job."""
+        doc = self.signed(make_document, **fields)
         self.sender.engine.fire(doc, "send", actor("clerk"))
         [job] = self.jobs(doc)
         return doc, job

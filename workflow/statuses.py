@@ -29,7 +29,13 @@ from congvan.actions.recalls import recall_agreed_at
 from congvan.actions.signing import keystore
 from congvan.actions.signing.agencykeys import AgencyKeys
 from congvan.actions.signing.truststore import TrustStore
-from congvan.states.dispatch import RECALL_AGREED, STATUS_EVENTS, contradicted
+from congvan.states.dispatch import (
+    RECALL_AGREED,
+    RECIPIENT_REFUSED,
+    REJECTED,
+    STATUS_EVENTS,
+    contradicted,
+)
 from congvan.states.errors import (
     FormatUnsupported,
     MessageMalformed,
@@ -149,14 +155,27 @@ class Statuses:
                     found=status.code,
                 )
             kept = uow.dispatches.status_codes(dispatch.id)
+            if dispatch.state == REJECTED and RECIPIENT_REFUSED not in kept:
+                # Its inbox refused the package (the attempt's answer, no status message):
+                # the recipient holds nothing under this message id to report on.
+                raise StatusContradicted(
+                    f"Status {status.code} is about a package the recipient's inbox refused: "
+                    "it holds nothing to report on.",
+                    reason="refused_at_inbox",
+                    found=status.code,
+                    earlier=RECIPIENT_REFUSED,
+                )
             earlier = contradicted(kept, status.code)
             if earlier is None and status.code not in kept and not dispatch.request_id:
                 # (a repeat is answered as before) It agreed to the recall (15): its copy
                 # is cancelled there (Decree 30 Art. 18), and nothing it reports of that
                 # copy since can be so. What it did before agreeing (registered it, say),
-                # reported late, is so: kept.
+                # reported late, is so: kept -- but not a refusal (02), whenever dated: a
+                # recipient agrees to recall only a document it holds in force (its inbox
+                # refuses the recall of one it refused).
                 agreed = recall_agreed_at(uow, dispatch.document_id, dispatch.organ_id)
-                if agreed is not None and as_utc(status.at) > agreed:
+                refusal = status.code == RECIPIENT_REFUSED
+                if agreed is not None and (refusal or as_utc(status.at) > agreed):
                     earlier = RECALL_AGREED
             if earlier is not None:
                 raise StatusContradicted(

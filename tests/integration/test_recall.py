@@ -1220,3 +1220,77 @@ def test_a_registration_reported_late_after_the_recipient_agreed_to_the_recall_i
     with pair.receiver.uow(readonly=True) as uow:
         kinds = uow.conn.execute(text("SELECT kind FROM escalations")).scalars().all()
     assert "status_not_sent" not in kinds
+
+
+def test_a_refusal_dated_before_the_recipient_agreed_to_the_recall_is_refused(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    from congvan.actions.exchange.status import make_status
+
+    # Given A's letter delivered to B (not registered), recalled with B's agreement (15)
+    doc, received = delivered(pair, make_document)
+    before_agreeing = pair.receiver.clock()
+    pair.receiver.clock.advance(minutes=5)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    pair.answer(received.id, "agree_recall")
+    assert document_row(pair.sender, doc).state == "recalled"
+    with pair.sender.uow(readonly=True) as uow:
+        entries = len(uow.audit.chain(doc))
+        escalations = uow.escalations.active_of_document(doc)
+    with pair.receiver.uow(readonly=True) as uow:
+        b_key = pair.receiver.inbox.keys.require(uow, B, pair.receiver.clock())
+
+    # When B's agency signs a refusal (02) dated before it agreed
+    sent = pair.dispatch(doc)[0]
+    assert sent.message_id is not None
+    refusal = make_status(
+        message_id=sent.message_id, document_id=doc, to=A, code="02", description="refused",
+        reason="Không đúng thẩm quyền", at=before_agreeing, agency=b_key,
+    )  # fmt: skip
+    with pytest.raises(StatusContradicted) as refused:
+        pair.sender.statuses.accept(refusal.body, refusal.cms)
+
+    # Then it is refused: a recipient agrees to recall only a document it holds in force
+    assert refused.value.details == {"reason": "status_code", "found": "02", "earlier": "15"}
+    assert pair.dispatch(doc)[0].state == "delivered"
+    assert document_row(pair.sender, doc).state == "recalled"
+    with pair.sender.uow(readonly=True) as uow:
+        assert len(uow.audit.chain(doc)) == entries
+        assert uow.escalations.active_of_document(doc) == escalations
+
+
+def test_no_answer_is_taken_to_a_recall_the_recipients_inbox_refused(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    from congvan.actions.exchange.status import make_status
+
+    # Given A's letter refused at B, and its recall refused by B's inbox
+    doc, received = delivered(pair, make_document)
+    pair.receiver.engine.fire_on(
+        "received", received.id, "refuse", actor("clerk", B), data={"reason": "Sai thẩm quyền"}
+    )
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    with pair.sender.uow(readonly=True) as uow:
+        [request] = uow.dispatches.for_requests(doc)
+    assert request.state == "rejected" and request.message_id is not None
+    with pair.receiver.uow(readonly=True) as uow:
+        b_key = pair.receiver.inbox.keys.require(uow, B, pair.receiver.clock())
+
+    # When B's agency signs an answer (15, or 16) to that recall all the same
+    for code in ("15", "16"):
+        answer = make_status(
+            message_id=request.message_id, document_id=doc, to=A, code=code,
+            description="answer", reason="Không" if code == "16" else None,
+            at=pair.receiver.clock(), agency=b_key,
+        )  # fmt: skip
+        with pytest.raises(StatusContradicted) as refused:
+            pair.sender.statuses.accept(answer.body, answer.cms)
+        # Then it is refused, nothing kept: the recall stays refused, the letter in force
+        assert refused.value.details["reason"] == "refused_at_inbox"
+    with pair.sender.uow(readonly=True) as uow:
+        [request] = uow.dispatches.for_requests(doc)
+        assert request.state == "rejected"
+        assert uow.dispatches.status_codes(request.id) == []
+    assert document_row(pair.sender, doc).state != "recalled"

@@ -311,3 +311,38 @@ def test_a_status_claiming_a_moment_before_the_send_or_after_its_signing_is_refu
     assert (refused.value.reason, refused.value.details["member"]) == ("moment", "at")
     assert pair.dispatch(delivered)[0].state == "delivered"
     assert _kept(pair, delivered) == []
+
+
+@pytest.mark.parametrize("code", ["02", "03", "04"])
+def test_no_status_is_taken_about_a_package_the_recipients_inbox_refused(
+    pair: Pair, make_document: Callable[..., str], code: str
+) -> None:
+    # Given letter no. 5 delivered to B, and a second letter under the same number, which
+    # B's inbox refuses (duplicate_document): its dispatch is rejected, no status kept
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        first, job = pair.sent(make_document, number=5)
+        assert pair.sender.runner.run(job) == "done"
+        again, job = pair.sent(make_document, number=5)
+        assert pair.sender.runner.run(job) == "done"
+    refused_at_inbox, _ = pair.dispatch(again)
+    assert refused_at_inbox.state == "rejected"
+    with pair.sender.uow(readonly=True) as uow:
+        entries = len(uow.audit.chain(again))
+
+    # When B's agency signs a status about that package all the same
+    with pytest.raises(StatusContradicted) as refused:
+        pair.sender.statuses.accept(*_status(pair, again, code))
+
+    # Then it is refused (B holds nothing under that message id), and nothing is kept
+    assert refused.value.http_status == 409
+    assert refused.value.details == {
+        "reason": "refused_at_inbox",
+        "found": code,
+        "earlier": "02",
+    }
+    assert _kept(pair, again) == [] and pair.dispatch(again)[0].state == "rejected"
+    with pair.sender.uow(readonly=True) as uow:
+        assert len(uow.audit.chain(again)) == entries
+    # while the first letter's statuses are taken as ever
+    assert pair.sender.statuses.accept(*_status(pair, first, "03")).state == "acknowledged"
