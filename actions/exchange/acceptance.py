@@ -21,7 +21,8 @@
        the manifest's members: all of its      MessageMalformed (422) members, member
        format's and no other, each of its
        kind; one main file, a PDF, and         main_file, attachment_role
-       appendices
+       appendices; the issuing agency not      MessageMalformed (422) metadata
+       among its recipients
     5. the manifest is the sender's document   AgencyMismatch (403) manifest_agency
        and names us among its recipients       Misaddressed (403) not_a_recipient
        its metadata as a document's fields     MessageMalformed (422) metadata (details:
@@ -379,6 +380,14 @@ def _check_members(document: Mapping[str, Any]) -> None:
     if len(set(recipients)) != len(recipients):
         raise MessageMalformed(
             "The manifest names a recipient twice.", reason="member", member="recipients"
+        )
+    if document["agency_id"] in recipients:
+        # Review's metadata.agencies: an agency does not send a document to itself.
+        raise MessageMalformed(
+            "The manifest names the issuing agency among its recipients.",
+            reason="metadata",
+            field="recipients",
+            problem="names the issuing agency",
         )
     attachments = document["attachments"]
     if not isinstance(attachments, list) or not attachments:

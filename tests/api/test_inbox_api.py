@@ -51,11 +51,13 @@ class Sender:
         about: Original | None = None,
         sent_at: datetime | None = None,
         signed_at: datetime | None = None,
+        recipients: list[str] | None = None,
         **fields: Any,
     ) -> bytes:
         """A's package for ``recipient``, sealed with A's key held here or ``agency``; a
         recall of the document ``about`` names, when given; saying it was sent at
-        ``sent_at`` (its header still signed now, or at ``signed_at``), when given."""
+        ``sent_at`` (its header still signed now, or at ``signed_at``), when given; its
+        manifest naming ``recipients`` (else the one it is for)."""
         now = self.api.clock()
         attachment = {
             "role": "main",
@@ -65,7 +67,9 @@ class Sender:
             "sha256": hashlib.sha256(MAIN_PDF).hexdigest(),
         }
         document = {"id": "doc-1227", "revision": 1, "agency_id": A, **SAMPLE_FIELDS, **fields}
-        manifest = build_manifest({**document, "recipients": [recipient]}, [attachment])
+        manifest = build_manifest(
+            {**document, "recipients": recipients or [recipient]}, [attachment]
+        )
         with self.api.runtime.uow(readonly=True) as uow:
             held = self.api.runtime.inbox.keys.require(uow, A, now)
         agency = agency or held
@@ -466,3 +470,17 @@ def test_only_a_certificate_held_for_the_sender_speaks_for_it(sender: Sender) ->
         uow.signatures.add_certificate(unheld_row)
         uow.commit()
     assert deliver(api, sender.package(message_id="renewed", agency=unheld)).status_code == 201
+
+
+def test_a_document_its_issuing_agency_addressed_to_itself_is_refused(sender: Sender) -> None:
+    # Given A's packages whose signed manifest names A itself among its recipients: one
+    # for A, one for B (A and B both named), each under A's signatures
+    for message_id, recipient, named in (("self", A, [A]), ("both", B, [B, A])):
+        package = sender.package(message_id=message_id, recipient=recipient, recipients=named)
+        response = deliver(sender.api, package)
+
+        # Then each is refused as review refuses it (an agency does not send to itself)
+        body = assert_error(response, 422, "message_malformed")
+        assert (body["reason"], body["field"]) == ("metadata", "recipients")
+    for agency in (A, B):
+        assert sender.api.get("/v1/received", agency=agency).json()["items"] == []
