@@ -7,11 +7,13 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
 from .clock import as_utc
 from .locks import hold
+from .stored import Stored, WrongKind, altered
 from .tables import AuditAnchor, AuditEntry, chain_heads
 
 _anchors = AuditAnchor.__table__  # type: ignore[attr-defined]
@@ -36,6 +38,8 @@ class AnchorRow:
 ANCHOR_FIELDS = tuple(f.name for f in dataclasses.fields(AnchorRow))
 # Every column in AnchorRow's order, so that a row builds the record by position.
 _COLUMNS = tuple(_anchors.c[name] for name in ANCHOR_FIELDS)
+_STORED = Stored(_COLUMNS, AnchorRow)  # read to be verified
+_SEQ = ANCHOR_FIELDS.index("seq")
 
 
 class AnchorRepository:
@@ -73,19 +77,27 @@ class AnchorRepository:
 
     def of_agency(self, agency_id: str, batch: int = 200) -> Iterator[AnchorRow]:
         """Every anchor of the agency, oldest first, read in batches."""
-        last = -1
+        for anchor in self.as_stored(agency_id, batch):
+            if isinstance(anchor, WrongKind):
+                raise altered(f"anchor {anchor.row.get('seq')!r} of agency {agency_id}", anchor)
+            yield anchor
+
+    def as_stored(self, agency_id: str, batch: int = 200) -> Iterator[AnchorRow | WrongKind]:
+        """Every anchor of the agency, oldest first, as stored: one holding a value its
+        column cannot (SQL wrote it) is named, for a verification to report."""
+        seq = _anchors.c.seq
+        last: Any = None
         while True:
-            rows = self.conn.execute(
-                select(*_COLUMNS)
-                .where(_anchors.c.agency_id == agency_id, _anchors.c.seq > last)
-                .order_by(_anchors.c.seq)
-                .limit(batch)
-            ).all()
+            query = select(*_STORED.columns).where(_anchors.c.agency_id == agency_id)
+            if last is not None:
+                query = query.where(seq > last)
+            rows = self.conn.execute(query.order_by(seq).limit(batch)).all()
             if not rows:
                 return
-            for row in rows:
-                yield AnchorRow(*row)
-            last = rows[-1].seq
+            for raw in rows:
+                read = _STORED.read(self.conn.dialect, raw)
+                yield read if isinstance(read, WrongKind) else AnchorRow(*read)
+            last = rows[-1][_SEQ]
 
     def covering(
         self, agency_id: str, document_id: str, since: datetime | None = None

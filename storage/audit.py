@@ -15,6 +15,7 @@ from sqlalchemy import Connection, bindparam, insert, select
 
 from .clock import as_utc
 from .prepared import Prepared
+from .stored import Stored, WrongKind, altered
 from .tables import AuditEntry, chain_tables
 
 GENESIS = "0" * 64
@@ -210,6 +211,7 @@ EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(AuditEvent))
 # Every column in the record's order, so that a row builds the record by position.
 _ROW_COLUMNS = tuple(_audit.c[name] for name in AUDIT_FIELDS)
 _EVENT_COLUMNS = tuple(_audit.c[name] for name in EVENT_FIELDS)
+_STORED = Stored(_ROW_COLUMNS, AuditRow)  # read to be verified
 # Every send reads its signing entries (see prepared.py).
 _ENTRIES = Prepared(
     select(*_EVENT_COLUMNS)
@@ -246,9 +248,13 @@ class AuditRepository:
         return [_event(r) for r in rows]
 
     def chain(self, document_id: str) -> list[AuditRow]:
-        """A document's entries as stored, oldest first."""
-        query = select(*_ROW_COLUMNS).where(_audit.c.document_id == document_id)
-        return [_row(r) for r in self.conn.execute(query.order_by(_audit.c.version))]
+        """A document's entries as stored, oldest first (``Conflict`` for an entry holding
+        a value its column cannot: altered by SQL)."""
+        rows, wrong = _stored_chain(self.conn, document_id)
+        if wrong is not None:
+            version = wrong.row.get("version")
+            raise altered(f"audit entry {version!r} of document {document_id}", wrong)
+        return rows
 
     def append(self, entries: list[NewEntry]) -> None:
         if entries:
@@ -275,15 +281,35 @@ class ChainProblem:
     document_id: str
     version: int | None
     entry_id: int | None
-    problem: str  # altered | removed | reordered | truncated | missing
+    problem: str  # altered | removed | reordered | truncated | missing | headless
     detail: str
 
 
 def verify_document(conn: Connection, document_id: str, head: str) -> ChainProblem | None:
-    """Check one document's chain against its stored head; ``None`` when it verifies."""
-    query = select(*_ROW_COLUMNS).where(_audit.c.document_id == document_id)
-    rows = [_row(r) for r in conn.execute(query.order_by(_audit.c.version))]
+    """Check one document's chain against its stored head; ``None`` when it verifies.
+
+    An entry holding a value its column cannot (SQL wrote text into its moment, say) is
+    altered there, once the entries before it verify."""
+    rows, wrong = _stored_chain(conn, document_id)
+    if wrong is not None:
+        earlier = verify_entries(document_id, rows, None) if rows else None
+        where = (document_id, wrong.number("version"), wrong.number("id"))
+        detail = f"entry holds a value its column cannot: {wrong.column}"
+        return earlier or ChainProblem(*where, "altered", detail)
     return verify_entries(document_id, rows, head)
+
+
+def _stored_chain(conn: Connection, document_id: str) -> tuple[list[AuditRow], WrongKind | None]:
+    """A document's entries as stored, oldest first, up to the first holding a value its
+    column cannot (named, second)."""
+    query = select(*_STORED.columns).where(_audit.c.document_id == document_id)
+    rows: list[AuditRow] = []
+    for raw in conn.execute(query.order_by(_audit.c.version)):
+        read = _STORED.read(conn.dialect, raw)
+        if isinstance(read, WrongKind):
+            return rows, read
+        rows.append(_row(read))
+    return rows, None
 
 
 def verify_entries(
@@ -330,7 +356,8 @@ def verify_entries(
     if head is not None and prev != head:
         if head in hashes:
             return ChainProblem(document_id, None, None, "truncated", "entries after the head")
-        return ChainProblem(document_id, None, None, "truncated", "latest entries are missing")
+        detail = "it does not end at its document's head: latest entries missing, or rewritten"
+        return ChainProblem(document_id, None, None, "truncated", detail)
     return None
 
 
@@ -339,7 +366,8 @@ def verify_chains(
 ) -> Iterator[tuple[str, ChainProblem | None]]:
     """Verify every chain (or one), yielding ``(document_id, problem)``.
 
-    Outgoing and received documents and escalations each have their own chain.
+    Outgoing and received documents and escalations each have their own chain; entries
+    of none of them (its row deleted) are a chain ``headless``.
     """
     for table in chain_tables():
         c = table.c
@@ -351,3 +379,13 @@ def verify_chains(
             for doc_id, head in page:
                 yield doc_id, verify_document(conn, doc_id, head)
             last = page[-1][0]
+    # Entries whose document, received document or escalation is gone (its row deleted by
+    # SQL): a chain with no head is a document removed.
+    entries = _audit.c.document_id
+    headed = [entries.in_(select(table.c.id)) for table in chain_tables()]
+    orphans = select(entries).distinct().where(*(~h for h in headed)).order_by(entries)
+    if document_id is not None:
+        orphans = orphans.where(entries == document_id)
+    for (doc_id,) in conn.execute(orphans):
+        detail = "its document's row is gone: the entries have no head"
+        yield doc_id, ChainProblem(doc_id, None, None, "headless", detail)

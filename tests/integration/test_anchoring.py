@@ -20,6 +20,7 @@ from sqlalchemy import select, text
 from congvan.actions.anchoring import AUDIT_ANCHOR, JOB, AnchorDraft, verify_anchors
 from congvan.actions.jobs import RetryLater, enqueue, new_job
 from congvan.actions.signing import keystore
+from congvan.states.errors import Conflict
 from congvan.storage.audit import entry_hash, verify_chains
 from congvan.storage.clock import FrozenClock, as_utc
 from congvan.storage.tables import AuditEntry
@@ -394,3 +395,96 @@ def test_an_anchored_entry_deleted_is_named_and_hashes_are_read_in_batches(
         docs[3],
         "the entry is gone",
     )
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"])  # PostgreSQL checks each value's type
+@pytest.mark.parametrize(
+    ("change", "column"),
+    [
+        ("at = 'garbage'", "at"),
+        ("at = 12345", "at"),
+        ("payload = x'fffe00'", "payload"),
+        ("actor = x'41'", "actor"),  # a number SQLite would keep as text in a text column
+    ],
+)
+def test_an_entry_holding_what_its_column_cannot_is_altered_and_the_rest_still_checked(
+    keyed: Runtime, change: str, column: str
+) -> None:
+    # Given two documents, one of whose second entry SQL made something its column cannot
+    # hold (SQLite keeps whatever it is given)
+    doc_id, other = create_document(keyed), create_document(keyed)
+    edit(keyed, doc_id, "Huế")
+    edit(keyed, doc_id, "Đà Nẵng")
+    with keyed.uow() as uow:
+        uow.conn.execute(
+            text(f"UPDATE audit_entries SET {change} WHERE document_id = :d AND version = 2"),
+            {"d": doc_id},
+        )
+        uow.commit()
+
+    # Then the verifier says where, and checks every other chain
+    with keyed.uow(readonly=True) as uow:
+        found = dict(verify_chains(uow.conn))
+        assert found[other] is None
+        problem = found[doc_id]
+        assert problem is not None
+        assert (problem.problem, problem.version) == ("altered", 2)
+        assert problem.detail == f"entry holds a value its column cannot: {column}"
+        # and what needs the chain whole (an export) says so, in one clear error
+        with pytest.raises(Conflict, match=r"audit entry 2 of document .* altered by SQL"):
+            uow.audit.chain(doc_id)
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"])
+def test_an_entry_altered_before_the_one_of_the_wrong_kind_is_the_one_named(
+    keyed: Runtime,
+) -> None:
+    doc_id = create_document(keyed)
+    edit(keyed, doc_id, "Huế")
+    edit(keyed, doc_id, "Đà Nẵng")
+    with keyed.uow() as uow:
+        uow.conn.execute(text("UPDATE audit_entries SET actor = 'x' WHERE version = 2"))
+        uow.conn.execute(text("UPDATE audit_entries SET at = 'garbage' WHERE version = 3"))
+        uow.commit()
+    with keyed.uow(readonly=True) as uow:
+        problem = dict(verify_chains(uow.conn, doc_id))[doc_id]
+    assert problem is not None
+    assert (problem.problem, problem.version) == ("altered", 2)
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"])
+@pytest.mark.parametrize(
+    ("change", "column"), [("created_at = 'x'", "created_at"), ("heads = 'many'", "heads")]
+)
+def test_an_anchor_holding_what_its_column_cannot_is_altered_and_the_next_still_checked(
+    keyed: Runtime, clock: FrozenClock, change: str, column: str
+) -> None:
+    anchored_twice(keyed, clock)
+    with keyed.uow() as uow:
+        uow.conn.execute(text(f"UPDATE audit_anchors SET {change} WHERE seq = 1"))
+        uow.commit()
+
+    found = problems(keyed)
+
+    assert [(p.seq, p.problem) for p in found] == [(1, "altered")]
+    assert found[0].detail == f"the anchor's row holds a value its column cannot: {column}"
+
+
+def test_entries_whose_document_row_was_deleted_are_a_chain_with_no_head(
+    keyed: Runtime,
+) -> None:
+    # Given two documents, one of whose rows SQL deleted, its entries left
+    kept, gone = create_document(keyed), create_document(keyed)
+    with keyed.uow() as uow:
+        for table in ("recipients", "attachments", "check_results", "signatures", "documents"):
+            column = "id" if table == "documents" else "document_id"
+            uow.conn.execute(text(f"DELETE FROM {table} WHERE {column} = :d"), {"d": gone})
+        uow.commit()
+
+    # Then the verifier names it, as it does when asked about that document alone
+    with keyed.uow(readonly=True) as uow:
+        found = dict(verify_chains(uow.conn))
+        alone = dict(verify_chains(uow.conn, gone))
+    assert found[kept] is None
+    assert found[gone] is not None and found[gone].problem == "headless"
+    assert alone == {gone: found[gone]}

@@ -138,9 +138,9 @@ def _audit_verify(
             if problem is not None:
                 broken += 1
                 where = f"version {problem.version}" if problem.version else "its head"
+                entry = f" (entry {problem.entry_id})" if problem.entry_id is not None else ""
                 bar.write(
-                    f"BROKEN {doc_id}: {problem.problem} at {where} "
-                    f"(entry {problem.entry_id}): {problem.detail}",
+                    f"BROKEN {doc_id}: {problem.problem} at {where}{entry}: {problem.detail}",
                     file=sys.stdout,
                 )
         bar.close()
