@@ -19,6 +19,10 @@ DECLINED = "declined"
 # A recipient's reports of its handling (QCVN 102 04–06), recorded on the dispatch.
 PROGRESS_EVENTS = {"04": "report_assigned", "05": "report_processing", "06": "report_completed"}
 
+# Where a dispatch may be when its recipient's status message comes: under way (its
+# receipt not recorded yet), delivered, or failed with its outcome unknown.
+_HEARD_FROM = (SENDING, DELIVERED, FAILED)
+
 DISPATCH = MachineSpec(
     name="dispatch",
     states=(PENDING, SENDING, DELIVERED, ACKNOWLEDGED, REJECTED, FAILED, AGREED, DECLINED),
@@ -30,20 +34,22 @@ DISPATCH = MachineSpec(
         edge("retry", SENDING, PENDING, conditions=("attempts_left",)),
         edge("fail", SENDING, FAILED),
         # Status codes from the recipient (QCVN 102): 01 arrived, 03 registered, 02 refused.
+        # A status the recipient signed says the package arrived, even to a dispatch that
+        # failed: every answer to it lost (outcome unknown) until its attempts ran out.
         edge("deliver", SENDING, DELIVERED),
-        edge("acknowledge", (SENDING, DELIVERED), ACKNOWLEDGED),
-        edge("refuse", (SENDING, DELIVERED), REJECTED),
+        edge("acknowledge", _HEARD_FROM, ACKNOWLEDGED),
+        edge("refuse", _HEARD_FROM, REJECTED),
         # The recipient's answer to a recall or update (15 agrees, 16 refuses); only a
         # dispatch carrying such a request takes one.
-        edge("agree", (SENDING, DELIVERED), AGREED, conditions=("carries_request",)),
-        edge("decline", (SENDING, DELIVERED), DECLINED, conditions=("carries_request",)),
+        edge("agree", _HEARD_FROM, AGREED, conditions=("carries_request",)),
+        edge("decline", _HEARD_FROM, DECLINED, conditions=("carries_request",)),
         # The recipient reports its handling (04 assigned, 05 processing, 06 completed),
         # kept in the document's audit chain, so that an evidence bundle must hold each
         # status message the trail records. QCVN 102 registers (03) before it assigns: a
         # report that comes first (its 03 still on the way, or never sent by the
         # recipient's system) says the document was registered, and acknowledges it; an
         # acknowledged dispatch stays where it is (these are records, not ways out).
-        *(edge(event, (SENDING, DELIVERED), ACKNOWLEDGED) for event in PROGRESS_EVENTS.values()),
+        *(edge(event, _HEARD_FROM, ACKNOWLEDGED) for event in PROGRESS_EVENTS.values()),
         *(edge(event, ACKNOWLEDGED, ACKNOWLEDGED) for event in PROGRESS_EVENTS.values()),
         # Only as part of the document's resend (derived: never fired on its own), since a
         # dispatch resent alone would leave its document failed. A refusal stands: the

@@ -97,10 +97,11 @@ DOCUMENT = MachineSpec(
             actions=("deliver_dispatches",),
         ),
         # Derived from the dispatches; the engine fires these itself.
-        edge("delivered", SENT, DELIVERED, conditions=("all_delivered",), derived=True),
+        # A failed one too, once the recipient of a dispatch that failed tells it has it.
+        edge("delivered", (SENT, FAILED), DELIVERED, conditions=("all_delivered",), derived=True),
         edge(
             "acknowledged",
-            (SENT, DELIVERED),
+            (SENT, DELIVERED, FAILED),
             ACKNOWLEDGED,
             conditions=("all_acknowledged",),
             derived=True,

@@ -238,17 +238,28 @@ class RuleTimers(Lifecycle):
         # What an escalation closed here says is what happened: delivered, or the end
         # that makes its rule moot (failed, rejected). One whose dispatch then ended badly
         # is followed by the escalation of that end, which names it (its owner and notes
-        # stay in its trail).
+        # stay in its trail); a refusal that comes after the dispatch failed follows the
+        # failure's.
+        was_failed = change.from_state == d.FAILED
         followed = None
         if dest in d.GIVEN_UP:
-            followed = uow.escalations.active(
-                e.cause_key(e.NOT_DELIVERED, dispatch_id)
-            ) or uow.escalations.active(e.cause_key(e.NOT_ACKNOWLEDGED, dispatch_id))
+            ended = (e.DELIVERY_FAILED,) if was_failed else (e.NOT_DELIVERED, e.NOT_ACKNOWLEDGED)
+            followed = next(
+                (
+                    found
+                    for kind in ended
+                    if (found := uow.escalations.active(e.cause_key(kind, dispatch_id)))
+                ),
+                None,
+            )
         kept = []
         if dest in d.ARRIVED or dest in d.GIVEN_UP:
             kept.append((e.NOT_DELIVERED, "delivered" if dest in d.ARRIVED else dest))
         if dest in d.ARRIVED:
             kept.append((e.DELIVERY_FAILED, "delivered"))
+        if dest == d.REJECTED and was_failed:
+            # Its recipient refused what it got after all: no failure any more.
+            kept.append((e.DELIVERY_FAILED, dest))
         if dest in (d.ACKNOWLEDGED, d.REJECTED):
             kept.append((e.NOT_ACKNOWLEDGED, dest))
         if kept:

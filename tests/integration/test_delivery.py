@@ -26,6 +26,7 @@ from congvan.actions.exchange.receipts import make_receipt
 from congvan.actions.exchange.status import make_status
 from congvan.actions.signing import issuers, keystore
 from congvan.states.errors import MessageMismatch
+from congvan.storage.audit import verify_chains
 from congvan.storage.dispatches import DispatchRepository
 from congvan.storage.documents import DocumentRepository
 from congvan.storage.peers import Peer
@@ -208,6 +209,61 @@ def test_an_answer_lost_after_the_receiver_stored_it_is_one_document(
     assert [a.outcome for a in attempts] == ["unknown", "delivered"]
     [received] = pair.received()
     assert received.message_id == dispatch.message_id
+
+
+def _failed_with_every_answer_lost(pair: Pair, doc: str, job: str) -> None:
+    """Run ``job`` through a transport losing every answer until its attempts run out."""
+    pair.deliver_through(LosesTheAnswer)
+    while (outcome := pair.sender.runner.run(job)) == "failed":
+        pair.sender.clock.advance(minutes=30)  # past the backoff
+        pair.sender.scheduler.tick()
+    assert outcome == "done"
+    pair.deliver_through(lambda: None)
+
+
+@pytest.mark.parametrize(
+    ("event", "data", "dispatch", "document", "open_kinds"),
+    [
+        ("register", None, "acknowledged", "acknowledged", []),
+        ("refuse", {"reason": "Sai thẩm quyền"}, "rejected", "failed", ["refused_by_recipient"]),
+    ],
+    ids=["registered", "refused"],
+)
+def test_the_recipients_status_settles_a_dispatch_that_failed_with_its_outcome_unknown(
+    pair: Pair,
+    served: str,
+    make_document: Callable[..., str],
+    event: str,
+    data: dict[str, str] | None,
+    dispatch: str,
+    document: str,
+    open_kinds: list[str],
+) -> None:
+    # Given a delivery whose every answer was lost after B stored the package, until its
+    # attempts ran out: failed, and a supervisor warned of it
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    _failed_with_every_answer_lost(pair, doc, job)
+    failed, attempts = pair.dispatch(doc)
+    assert (failed.state, {a.outcome for a in attempts}) == ("failed", {"unknown"})
+    assert document_row(pair.sender, doc).state == "failed"
+    with pair.sender.uow(readonly=True) as uow:
+        [warned] = uow.escalations.active_of_document(doc)
+    assert warned.kind == "delivery_failed"
+
+    # When B's clerk registers (or refuses) the letter that did arrive, and says so
+    [received] = pair.received()
+    pair.answer(received.id, event, data)
+
+    # Then A believes B's signed status: the dispatch and the document move, the failure's
+    # escalation closes (a refusal's own follows it), and the trail holds
+    assert pair.dispatch(doc)[0].state == dispatch
+    assert document_row(pair.sender, doc).state == document
+    with pair.sender.uow(readonly=True) as uow:
+        active = uow.escalations.active_of_document(doc)
+        assert [a.kind for a in active] == open_kinds
+        assert all(a.detail.get("follows") == warned.id for a in active)
+        assert [p for _, p in verify_chains(uow.conn) if p is not None] == []
 
 
 class Watches(httpx.BaseTransport):

@@ -181,7 +181,11 @@ DOCUMENT_EVENTS = {
         ["acknowledged", "delivered", "failed", "recalled", "replaced"],
     ),
     doc.DELIVERED: (["recall", "update"], ["acknowledged", "failed", "recalled", "replaced"]),
-    doc.FAILED: (["recall", "resend", "update"], ["recalled", "replaced"]),
+    # a recipient of a dispatch that failed with its outcome unknown may say it has it
+    doc.FAILED: (
+        ["recall", "resend", "update"],
+        ["acknowledged", "delivered", "recalled", "replaced"],
+    ),
     doc.ACKNOWLEDGED: (["recall", "update"], ["recalled", "replaced"]),
     doc.RECALLED: ([], []),
     doc.REPLACED: ([], []),
@@ -198,7 +202,8 @@ DISPATCH_EVENTS = {
     d.DELIVERED: (sorted(["acknowledge", "agree", "decline", "refuse", *REPORTS]), []),
     d.ACKNOWLEDGED: (REPORTS, []),
     d.REJECTED: ([], []),  # a refusal stands
-    d.FAILED: ([], ["resend"]),
+    # its outcome unknown, the recipient's status may still come
+    d.FAILED: (sorted(["acknowledge", "agree", "decline", "refuse", *REPORTS]), ["resend"]),
     d.AGREED: ([], []),  # a recall's or update's answer stands
     d.DECLINED: ([], []),
 }
