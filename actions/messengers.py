@@ -312,6 +312,8 @@ def _send_mail(smtp: Smtp, message: email.message.EmailMessage) -> Outcome:
                 client.login(smtp.username, smtp.password or "")
             try:
                 client.send_message(message)
+            except smtplib.SMTPResponseException:
+                raise  # the server answered (the message, say): its code says what became of it
             except (smtplib.SMTPServerDisconnected, OSError) as exc:
                 if not _message_left(client):
                     raise

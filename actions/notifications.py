@@ -166,7 +166,9 @@ def retry(uow: UnitOfWork, notice_id: str, agency_id: str | None, now: datetime)
             f"Only a dead or cancelled notification can be retried; this one is {notice.state}.",
             state=notice.state,
         )
-    route = uow.notifications.route(notice.route_id) or _route_again(uow, notice)
+    route = uow.notifications.route(notice.route_id)
+    if route is None or not route.enabled:  # another route to the receiver, enabled first
+        route = _route_again(uow, notice) or route
     if route is None or not route.enabled:
         # Its job would cancel it unsent: said now, not as a retry that never goes.
         why = "removed" if route is None else "disabled"
@@ -282,13 +284,15 @@ class Notifying(StagedJob[Parcel]):
 
     def record(self, ctx: JobContext, work: Parcel, outcome: Any) -> None:
         assert isinstance(outcome, Outcome)
-        notice = _current(ctx)
+        notice = _current(ctx, cancelled_too=True)
         if notice is None:
             return
         self._attempt(ctx, notice, outcome.outcome, outcome.status, outcome.error, work.started_at)
         if outcome.outcome == ATTEMPT_DELIVERED:
             ctx.uow.notifications.update(notice.id, state=SENT, sent_at=ctx.now)
         self._log(notice, outcome.outcome, outcome.status)
+        if notice.state == CANCELLED:
+            return  # its route disabled or removed while the attempt was out: no other
         if outcome.outcome == ATTEMPT_PERMANENT or (
             outcome.retry and ctx.job.attempts + 1 >= self.max_attempts
         ):
@@ -297,14 +301,14 @@ class Notifying(StagedJob[Parcel]):
             raise RetryLater(_RECORDED + outcome.error, not_before=outcome.retry_after)
 
     def failed(self, ctx: JobContext, error: str, *, final: bool) -> None:
-        notice = _current(ctx)
+        notice = _current(ctx, cancelled_too=True)
         if notice is None:
             return
         if not error.startswith(_RECORDED):  # nothing logged this attempt yet
             # A crash of the outside step, or a worker gone: it may have left.
             self._attempt(ctx, notice, ATTEMPT_UNKNOWN, None, error, ctx.now)
             self._log(notice, ATTEMPT_UNKNOWN, None)
-        if final:
+        if final and notice.state != CANCELLED:
             self._dead(ctx, notice)
 
     @staticmethod
@@ -357,10 +361,12 @@ class Notifying(StagedJob[Parcel]):
         )
 
 
-def _current(ctx: JobContext) -> NoticeRow | None:
-    """The job's notification while it is pending under this job; None otherwise (locked,
-    as what the job writes of it depends on what it reads)."""
+def _current(ctx: JobContext, *, cancelled_too: bool = False) -> NoticeRow | None:
+    """The job's notification while it is pending under this job (``cancelled_too``: or
+    was cancelled under it, its attempt out); None otherwise (locked, as what the job
+    writes of it depends on what it reads)."""
     notice = ctx.uow.notifications.get(str(ctx.job.payload["notification_id"]), for_update=True)
-    if notice is None or notice.state != PENDING or notice.job_id != ctx.job.id:
+    states = (PENDING, CANCELLED) if cancelled_too else (PENDING,)
+    if notice is None or notice.state not in states or notice.job_id != ctx.job.id:
         return None
     return notice

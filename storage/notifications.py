@@ -188,6 +188,16 @@ class NotificationRepository:
         )
         return result.rowcount == 1
 
+    def cancel_queued(self, route_id: str, why: str, now: datetime) -> int:
+        """Cancel the route's notifications queued and not sent (pending); how many."""
+        c = _notices.c
+        result = self.conn.execute(
+            update(_notices)
+            .where(c.route_id == route_id, c.state == vocabulary.NOTICE_PENDING)
+            .values(state=vocabulary.NOTICE_CANCELLED, last_error=why, updated_at=now)
+        )
+        return int(result.rowcount)
+
     def remove_route(self, route_id: str, agency_id: str) -> bool:
         c = _routes.c
         result = self.conn.execute(

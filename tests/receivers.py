@@ -45,6 +45,8 @@ class Mailbox:
     messages: list[tuple[str, list[str], EmailMessage, bytes]] = field(default_factory=list)
     # Answer each RCPT with this reply instead of taking it (e.g. "451 4.3.0 try later").
     refuse_with: str | None = None
+    # Answer the message (the end of DATA) with this reply instead of taking it.
+    refuse_message_with: str | None = None
 
     async def handle_RCPT(
         self, server: SmtpServer, session: Session, envelope: Envelope, address: str, options: Any
@@ -55,6 +57,8 @@ class Mailbox:
         return "250 OK"
 
     async def handle_DATA(self, server: SmtpServer, session: Session, envelope: Envelope) -> str:
+        if self.refuse_message_with is not None:
+            return self.refuse_message_with
         raw = envelope.original_content or b""
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
@@ -135,11 +139,15 @@ class Webhook:
     taken: list[dict[str, Any]] = field(default_factory=list)  # verified bodies
     refused: list[str] = field(default_factory=list)  # why posts were refused
     ids: list[str] = field(default_factory=list)  # the notification id of every post
+    # Called as each post comes, before it is answered (the sender's attempt is out).
+    meanwhile: Callable[[], object] | None = None
 
     def app(self) -> Starlette:
         async def receive(request: Request) -> Response:
             body = await request.body()
             self.ids.append(request.headers.get(ID_HEADER, ""))
+            if self.meanwhile is not None:
+                self.meanwhile()
             verdict = verify(self.secret, request.headers, body, self.clock())
             if not verdict.valid:
                 self.refused.append(verdict.reason)

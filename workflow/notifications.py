@@ -198,17 +198,25 @@ def route_of(uow: UnitOfWork, route_id: str, agency_id: str) -> RouteRow:
     return route
 
 
-def remove_route(uow: UnitOfWork, route_id: str, agency_id: str) -> None:
-    """Remove the agency's route; notifications it queued and not yet sent are cancelled.
-    Of two removals at once, the second finds nothing to remove: not found."""
+def remove_route(uow: UnitOfWork, route_id: str, agency_id: str, now: datetime) -> None:
+    """Remove the agency's route; notifications it queued and not yet sent are cancelled
+    (one whose attempt is out is recorded as it went). Of two removals at once, the second
+    finds nothing to remove: not found."""
     route_of(uow, route_id, agency_id)
     if not uow.notifications.remove_route(route_id, agency_id):
         raise NotFound("No such notification route.", route_id=route_id[:36])
+    uow.notifications.cancel_queued(route_id, "the route was removed", now)
 
 
-def set_enabled(uow: UnitOfWork, route_id: str, agency_id: str, enabled: bool) -> RouteRow:
+def set_enabled(
+    uow: UnitOfWork, route_id: str, agency_id: str, enabled: bool, now: datetime
+) -> RouteRow:
+    """Switch the agency's route on or off; off, what it queued and not yet sent is
+    cancelled (retried by hand once it is on again)."""
     route_of(uow, route_id, agency_id)
     uow.notifications.set_enabled(route_id, agency_id, enabled)
+    if not enabled:
+        uow.notifications.cancel_queued(route_id, "the route is disabled", now)
     return route_of(uow, route_id, agency_id)
 
 

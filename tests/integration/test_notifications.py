@@ -191,6 +191,35 @@ def test_smtp_4xx_is_tried_again_and_5xx_is_dead_at_once(
     assert [] == mailbox.messages
 
 
+@pytest.mark.parametrize(
+    ("reply", "outcome", "state_after"),
+    [
+        ("554 5.7.1 Message rejected as spam", ("permanent", 554), DEAD),
+        ("451 4.7.1 Greylisted, try later", ("transient", 451), PENDING),
+    ],
+)
+def test_the_servers_answer_to_the_message_itself_is_its_outcome(
+    make_runtime: MakeRuntime, reply: str, outcome: tuple[str, int], state_after: str
+) -> None:
+    # Given an SMTP server that takes the envelope, then answers the message's end so
+    mailbox = Mailbox(refuse_message_with=reply)
+    with smtp_server(mailbox) as port:
+        runtime = make_runtime(smtp_host="127.0.0.1", smtp_port=port, notify_max_attempts=5)
+        agencies(runtime)
+        route(runtime, channel="email", target="van.thu@hue.gov.vn")
+        notify(runtime)
+        notice = one(runtime)
+
+        run(runtime, notice)
+
+    # Then its code is the attempt's: a refusal is no unknown outcome, to send again
+    assert [outcome] == attempts(runtime, notice.id)
+    assert (state_after, reply) == (
+        state(runtime, notice.id).state,
+        state(runtime, notice.id).last_error,
+    )
+
+
 def test_starttls_with_the_servers_certificate_pinned(
     make_runtime: MakeRuntime, tmp_path: Path
 ) -> None:
@@ -604,7 +633,7 @@ def test_only_the_agencys_enabled_routes_of_the_kind_or_every_kind_are_notified(
     assert [] == notices(runtime, B)
 
     with runtime.uow() as uow:
-        managing.set_enabled(uow, off, A, True)
+        managing.set_enabled(uow, off, A, True, runtime.clock())
         uow.commit()
     assert 2 == notify(runtime, "crl_expiring", document_id=None)
     assert 0 == notify(runtime, "crl_expiring", agency="000.00.99.H57")
@@ -661,7 +690,7 @@ def test_a_removed_route_cancels_what_it_had_queued(make_runtime: MakeRuntime) -
     made = route(runtime, channel="email", target="a1@hue.gov.vn")
     notify(runtime)
     with runtime.uow() as uow:
-        managing.remove_route(uow, made, A)
+        managing.remove_route(uow, made, A, runtime.clock())
         uow.commit()
 
     assert "done" == run(runtime, one(runtime))
@@ -685,7 +714,7 @@ def test_a_notification_its_route_cancelled_goes_once_the_route_is_enabled_again
         notify(runtime)
         notice = one(runtime)
         with runtime.uow() as uow:
-            managing.set_enabled(uow, made, A, False)
+            managing.set_enabled(uow, made, A, False, clock())
             uow.commit()
         assert "done" == run(runtime, notice)
         assert (CANCELLED, "the route is disabled") == (
@@ -698,13 +727,95 @@ def test_a_notification_its_route_cancelled_goes_once_the_route_is_enabled_again
 
         # And once the route is on again
         with runtime.uow() as uow:
-            managing.set_enabled(uow, made, A, True)
+            managing.set_enabled(uow, made, A, True, clock())
             retry(uow, notice.id, A, clock())
             uow.commit()
         assert "done" == run(runtime, notice)
 
     # Then the escalation's notification was not lost: it went, once, with its own id
     assert (SENT, [notice.id]) == (state(runtime, notice.id).state, receiver.ids)
+
+
+def test_a_disabled_route_cancels_what_it_queued_at_once_enabled_again_it_sends_nothing(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    receiver = Webhook(SECRET, clock)
+    with receiver.serving() as url:
+        runtime = make_runtime()
+        agencies(runtime)
+        made = route(runtime, target=url)
+        notify(runtime)
+        notice = one(runtime)
+        # When its route is switched off, and on again before its job ran
+        with runtime.uow() as uow:
+            managing.set_enabled(uow, made, A, False, clock())
+            uow.commit()
+        assert CANCELLED == state(runtime, notice.id).state  # at once, not when the job runs
+        with runtime.uow() as uow:
+            managing.set_enabled(uow, made, A, True, clock())
+            uow.commit()
+        assert "done" == run(runtime, notice)
+
+    # Then it was not sent: a cancelled notification goes only when retried by hand
+    assert (CANCELLED, []) == (state(runtime, notice.id).state, receiver.ids)
+
+
+def test_a_route_disabled_while_its_attempt_is_out_keeps_what_the_attempt_did(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    receiver = Webhook(SECRET, clock)
+    with receiver.serving() as url:
+        runtime = make_runtime()
+        agencies(runtime)
+        made = route(runtime, target=url)
+        notify(runtime)
+        notice = one(runtime)
+
+        def disable() -> None:
+            with runtime.uow() as uow:
+                managing.set_enabled(uow, made, A, False, clock())
+                uow.commit()
+
+        # When the route is switched off while the post is out, and the receiver takes it
+        receiver.meanwhile = disable
+        assert "done" == run(runtime, notice)
+
+    # Then the notification is what happened to it: sent, its attempt kept
+    assert (SENT, [("delivered", 200)]) == (
+        state(runtime, notice.id).state,
+        attempts(runtime, notice.id),
+    )
+
+
+def test_a_dead_notification_its_route_disabled_goes_through_every_kinds_route_to_it(
+    make_runtime: MakeRuntime, clock: FrozenClock
+) -> None:
+    # Given a dead notification, its route then disabled, and the same receiver routed for
+    # every kind (the kind itself cannot be routed twice to it)
+    receiver = Webhook(SECRET, clock)
+    with receiver.serving() as url:
+        runtime = make_runtime(notify_max_attempts=1)
+        agencies(runtime)
+        made = route(runtime, kind="not_acknowledged", target=url)
+        receiver.answer = 500
+        notify(runtime)
+        notice = one(runtime)
+        assert "failed" == run(runtime, notice)  # its one attempt: given up
+        assert DEAD == state(runtime, notice.id).state
+        with runtime.uow() as uow:
+            managing.set_enabled(uow, made, A, False, clock())
+            uow.commit()
+        every = route(runtime, kind="*", target=url)
+
+        # When it is retried, as the refusal's message says to
+        receiver.answer = 200
+        with runtime.uow() as uow:
+            retry(uow, notice.id, A, clock())
+            uow.commit()
+        assert "done" == run(runtime, notice)
+
+    # Then it went through the route enabled
+    assert (SENT, every) == (state(runtime, notice.id).state, state(runtime, notice.id).route_id)
 
 
 @pytest.mark.parametrize("kind", ["not_acknowledged", "*"])
@@ -721,7 +832,7 @@ def test_a_dead_notification_its_route_removed_goes_through_the_receiver_routed_
     notice = one(runtime)
     assert "failed" == run(runtime, notice)
     with runtime.uow() as uow:
-        managing.remove_route(uow, made, A)
+        managing.remove_route(uow, made, A, runtime.clock())
         uow.commit()
     with runtime.uow() as uow, pytest.raises(Conflict, match="route its kind to the same webhook"):
         retry(uow, notice.id, A, clock())

@@ -92,14 +92,14 @@ def test_a_route_removed_by_several_at_once_is_removed_by_one(make_runtime: Make
     def removing_too() -> None:
         try:
             with runtime.uow() as uow:
-                managing.remove_route(uow, route.id, A)
+                managing.remove_route(uow, route.id, A, runtime.clock())
                 uow.commit()
             second.append("done")
         except CongvanError as exc:
             second.append(exc.code)
 
     with runtime.uow() as uow:
-        managing.remove_route(uow, route.id, A)
+        managing.remove_route(uow, route.id, A, runtime.clock())
         other = threading.Thread(target=removing_too)
         other.start()
         time.sleep(0.3)  # (on PostgreSQL it has read the route and waits on its row)

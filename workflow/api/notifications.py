@@ -241,11 +241,11 @@ def get_route(route_id: str, uow: ReadUowDep, principal: PrincipalDep) -> dict[s
     responses=errors(404),
 )
 def patch_route(
-    route_id: str, body: RoutePatch, uow: WriteUowDep, principal: PrincipalDep
+    route_id: str, body: RoutePatch, uow: WriteUowDep, principal: PrincipalDep, clock: ClockDep
 ) -> dict[str, Any]:
     require(principal, ADMINS, "Changing a notification route")
     with uow:
-        route = managing.set_enabled(uow, route_id, principal.agency_id, body.enabled)
+        route = managing.set_enabled(uow, route_id, principal.agency_id, body.enabled, clock())
         uow.commit()
     return managing.route_view(route)
 
@@ -256,10 +256,12 @@ def patch_route(
     response_model=Removed,
     responses=errors(404),
 )
-def delete_route(route_id: str, uow: WriteUowDep, principal: PrincipalDep) -> dict[str, Any]:
+def delete_route(
+    route_id: str, uow: WriteUowDep, principal: PrincipalDep, clock: ClockDep
+) -> dict[str, Any]:
     require(principal, ADMINS, "Removing a notification route")
     with uow:
-        managing.remove_route(uow, route_id, principal.agency_id)
+        managing.remove_route(uow, route_id, principal.agency_id, clock())
         uow.commit()
     return {"id": route_id, "removed": True}
 

@@ -111,10 +111,12 @@ def cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
             found = uow.notifications.route(args.route_id)
             if found is None:
                 raise NotFound("No such notification route.", route_id=args.route_id[:36])
+            now = store.clock()
             if args.action == "remove":
-                managing.remove_route(uow, found.id, found.agency_id)
+                managing.remove_route(uow, found.id, found.agency_id, now)
             else:
-                managing.set_enabled(uow, found.id, found.agency_id, args.action == "enable")
+                on = args.action == "enable"
+                managing.set_enabled(uow, found.id, found.agency_id, on, now)
             uow.commit()
             print(f"route {found.id}: {args.action}d")
             return 0
