@@ -192,8 +192,32 @@ REFUSED_STARTS = [
     "2190-01-03T07:00:00+07:00",
     "1999-12-31T23:00:00+00:00",
     "0001-01-01T00:00:00+00:00",
+    "9999-12-31T23:59:59-01:00",  # in UTC, past the last year a moment can have
+    "0001-01-01T00:00:00+01:00",  # in UTC, before the first
     "soon",
 ]
+
+
+def test_the_demo_never_writes_into_the_installation_the_environment_names(
+    tmp_path: Path, monkeypatch: MonkeyPatch
+) -> None:
+    from congvan.storage.clock import MovableClock
+    from congvan.workflow.demo.run import install
+
+    # Given an operator's environment naming their installation's database and trust folder
+    theirs = tmp_path / "theirs"
+    monkeypatch.setenv("CONGVAN_DATABASE_URL", f"sqlite:///{theirs / 'congvan.db'}")
+    monkeypatch.setenv("CONGVAN_TRUST_DIR", str(theirs / "trust"))
+    monkeypatch.setenv("CONGVAN_DATA_DIR", str(theirs))
+
+    # When the demo makes one of its installations
+    ours = tmp_path / "demo" / "province"
+    runtime = install(ours, "demo passphrase 0123", 1, MovableClock(), 2)
+    runtime.stop()
+
+    # Then it is in the demo's folder, and nothing of the operator's was made
+    assert (ours / "congvan.db").exists()
+    assert not theirs.exists()
 
 
 @pytest.mark.parametrize("start", REFUSED_STARTS)

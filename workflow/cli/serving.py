@@ -73,7 +73,11 @@ def _moment(value: str) -> datetime:
     # Its certification authority is valid ten years on from the start, within the days
     # reckoned with (to the end of 2199).
     latest = LAST_DAY - timedelta(days=CA_VALID_DAYS)
-    if not FIRST_DEMO_DAY <= moment.astimezone(UTC).date() <= latest:
+    try:
+        day = moment.astimezone(UTC).date()
+    except OverflowError:  # a moment whose UTC falls outside years 1-9999
+        day = None
+    if day is None or not FIRST_DEMO_DAY <= day <= latest:
         raise argparse.ArgumentTypeError(
             f"the demo starts from {FIRST_DEMO_DAY} to {latest} (UTC): {value!r}"
         )

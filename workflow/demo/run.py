@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from congvan.actions.anchoring import verify_anchors
 from congvan.states.timeliness import VIETNAM
@@ -45,11 +46,28 @@ DEMO_SETTINGS = {
 }
 
 
+class _DemoSettings(Settings):
+    """The demo's own settings, whatever the environment holds: an operator's ``CONGVAN_*``
+    variables name their installation (its database, its trust folder), which the demo
+    must never write into."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 def install(
     data_dir: Path, passphrase: str, port: int, clock: MovableClock, smtp_port: int
 ) -> Runtime:
     """A fresh installation in ``data_dir``: its own SQLite database, keys and trust store."""
-    settings = Settings(
+    settings = _DemoSettings(
         data_dir=data_dir,
         key_passphrase=SecretStr(passphrase),
         public_url=f"http://127.0.0.1:{port}",
