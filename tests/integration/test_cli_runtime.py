@@ -95,6 +95,15 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
          "database_not_migrated"),
         ({"CONGVAN_DATABASE_URL": f"sqlite:///{tmp_path}/none/x.db"}, ["agencies", "list"],
          "database_not_migrated"),
+        # Commands that wire the whole runtime (its broker, its actors) as well
+        *(
+            ({}, ["--data-dir", str(tmp_path / "typo" / "b"), *argv], "database_not_migrated")
+            for argv in (
+                ["time-rules", "show", "000.00.00.H57"], ["audit", "anchor"],
+                ["escalations", "claim", "e1", "--user", "u"], ["worker"], ["scheduler"],
+                ["documents", "recall", "d1", "--reason", "r", "--as", "u"],
+            )
+        ),
         ({"CONGVAN_DATABASE_URL": "postgresql://u:secret@[::1"}, ["migrate"], "invalid_input"),
         ({"CONGVAN_DATABASE_URL": "postgresql://u:secret@127.0.0.1:1/x"}, ["agencies", "list"],
          "database_unavailable"),

@@ -118,6 +118,7 @@ def runtime_for(settings: Settings, *, wired: bool = False) -> AbstractContextMa
         return _stopping(open_store(settings))
     from ..bootstrap import bootstrap
 
+    _refuse_missing_file(settings.db_url)  # as open_store does: no empty database made
     return _stopping(bootstrap(settings))
 
 
