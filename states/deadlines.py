@@ -212,7 +212,8 @@ RULES: dict[str, str] = {
     "deliver": "a dispatch is delivered (01) within this much time of the send (working "
     "minutes; minutes on the clock for an urgent document)",
     "register": "an urgent received document is registered (03) within this many minutes on "
-    "the clock of its arrival (a normal one: the working day it arrives)",
+    "the clock of its arrival (a normal one: the working day it arrives, and within this many "
+    "working minutes when an agency sets fewer than the province)",
     "register_grace": "a document arriving in the last minutes of a working day may be "
     "registered the next working day",
     "recall_answer": "a recipient answers a recall, update or replacement (15/16) within",
@@ -455,6 +456,9 @@ class Deadlines:
             return _by_appointment(
                 min(end, self.after(arrived_at, "register", urgency)), urgency, appointed
             )
+        if self.rules.of("register", 0) < PROVINCE_DEFAULTS.of("register", 0):
+            # An agency's own, tighter rule for normal documents: its working minutes too.
+            return min(end, self.after(arrived_at, "register", 0))
         return end
 
     def remaining(self, now: datetime, due: datetime) -> timedelta:

@@ -109,6 +109,17 @@ def test_registration_is_due_the_same_working_day_or_the_next_late_in_the_day() 
     assert DEADLINES.register_by(vn(2026, 1, 6, 9), 3) == vn(2026, 1, 6, 9, 30)
 
 
+def test_an_agency_tightening_registration_of_normal_documents_has_its_working_minutes() -> None:
+    tight = TimeRules(minutes={**PROVINCE_DEFAULTS.minutes, "register": (60, 60, 60, 30, 30)})
+    deadlines = Deadlines(tight, CALENDAR, HOURS)
+    # Arrived Tuesday 09:00: due within 60 working minutes, not at the day's end
+    assert deadlines.register_by(vn(2026, 1, 6, 9), 0) == vn(2026, 1, 6, 10)
+    # Arrived Saturday: 60 working minutes into Monday
+    assert deadlines.register_by(vn(2026, 1, 10, 10), 0) == vn(2026, 1, 12, 9)
+    # Never later than the day's rule: arrived 16:30 (in the grace), still 60 working minutes
+    assert deadlines.register_by(vn(2026, 1, 6, 16, 30), 0) == vn(2026, 1, 7, 8, 30)
+
+
 def test_urgent_documents_wait_for_no_working_morning() -> None:
     # Decision 28/2018 Art. 6, Decree 30 Art. 18: sent right after signing, handled right
     # after receipt. Signed or arrived on a Friday evening, an urgent document is due that
