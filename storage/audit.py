@@ -11,12 +11,12 @@ from datetime import datetime
 from typing import Any
 
 import rfc8785
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from .clock import as_utc
 from .prepared import Prepared
 from .stored import Stored, WrongKind, altered
-from .tables import AuditEntry, chain_tables
+from .tables import AuditEntry, chain_heads, chain_tables
 
 GENESIS = "0" * 64
 _audit = AuditEntry.__table__  # type: ignore[attr-defined]
@@ -241,6 +241,11 @@ class AuditRepository:
     def verify(self, document_id: str | None = None) -> Iterator[tuple[str, ChainProblem | None]]:
         """Verify every document's chain (or one): ``(document_id, problem or None)``."""
         return verify_chains(self.conn, document_id)
+
+    def count_chains(self) -> int:
+        """How many chains there are: outgoing and received documents, escalations."""
+        heads = chain_heads()
+        return int(self.conn.execute(select(func.count()).select_from(heads)).scalar_one())
 
     def entries(self, document_id: str, event: str) -> list[AuditEvent]:
         """A document's entries of one event, oldest first."""

@@ -52,6 +52,34 @@ def test_commands_that_only_read_and_write_rows_never_build_a_broker(
     assert "error [invalid_input]: CONGVAN_BROKER_URL is memory://" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("db_kind", ["sqlite"])
+def test_parked_timers_are_listed_in_vietnam_time_as_every_other_moment(
+    db_url: str, tmp_path: Path, capsys: CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import create_engine, text
+
+    cli = ["--data-dir", str(tmp_path), "--database-url", db_url]
+    assert main([*cli, "migrate"]) == 0
+    parked = datetime(2026, 12, 4, 17, 30, tzinfo=UTC).replace(tzinfo=None)
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO timers (id, kind, ref_id, due_at, payload, attempts, parked_at, "
+                "last_error) VALUES ('t1', 'audit_anchor', 'audit_anchor', :at, '{}', 8, :at, 'x')"
+            ),
+            {"at": parked},
+        )
+    engine.dispose()
+    capsys.readouterr()
+
+    assert main([*cli, "timers", "parked"]) == 0
+
+    assert "2026-12-05T00:30:00+07:00" in capsys.readouterr().out
+
+
 def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
     tmp_path: Path, capsys: CaptureFixture[str], monkeypatch: MonkeyPatch
 ) -> None:

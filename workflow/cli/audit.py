@@ -130,7 +130,7 @@ def _audit_verify(
         )
         if document is not None and not document.strip():
             raise InvalidInput("The document id is empty.", field="document")
-        total = 1 if document else uow.documents.count()
+        total = 1 if document else uow.audit.count_chains()
         bar = progress_bar(total, "chain", progress)
         for doc_id, problem in uow.audit.verify(document):
             checked += 1
