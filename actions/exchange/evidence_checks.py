@@ -16,7 +16,7 @@ member they concern, and goes on after a failure so that one verdict lists every
                             with the files: it holds the main file's bytes)
     files                   each file against the manifest's size and SHA-256; with
                             the files left out ("digests"), none in the bundle
-                            (file_unexpected: index.json is not signed)
+                            (file_unexpected)
     dispatch AGENCY,        each dispatch's header, receipt and status messages
     receipt AGENCY,         (``evidence_dispatches``), against the manifest and the
     status AGENCY NN        message ids the audit trail recorded at ``send``; and all
@@ -136,6 +136,8 @@ class _Judge(ChainChecks):
         self.manifest: bytes | None = None
         self.cms = b""
         self.document: dict[str, Any] = {}
+        # Each member's size and SHA-256 as read (``members``): what later checks judge.
+        self.measured: dict[str, tuple[int, str] | None] = {}
 
     def run(self) -> None:
         self.members()
@@ -171,6 +173,7 @@ class _Judge(ChainChecks):
         for listed in bundle.index.members:
             name = listed.name
             measured = bundle.measure(name) if name in bundle.archive.members else None
+            self.measured[name] = measured
             if name not in bundle.archive.members:
                 self.report.fail("members", "member_missing", f"{name} is missing", name)
             elif measured is None:
@@ -381,8 +384,8 @@ class _Judge(ChainChecks):
     def files(self) -> None:
         attachments = self._attachments()
         if not self.bundle.index.files_included:
-            # index.json is not signed: a bundle saying "digests" must hold no file, or a
-            # forged one would stand unchecked beside the digests.
+            # A bundle saying "digests" must hold no file: a forged one would stand
+            # unchecked beside the digests.
             held = sorted(self.bundle.names("file"))
             if held:
                 self.report.fail(
@@ -408,8 +411,9 @@ class _Judge(ChainChecks):
                 )
                 problems += 1
                 continue
-            listed = self.bundle.listed[name]
-            if (listed.size, listed.sha256) != (attachment.get("size"), attachment.get("sha256")):
+            # The bytes as read (``members``), not what index.json says of them.
+            measured = self.measured.get(name)
+            if measured is None or measured != (attachment.get("size"), attachment.get("sha256")):
                 self.report.fail(
                     "files", "file_mismatch", f"{name} is not the file the manifest signs", name
                 )

@@ -565,6 +565,11 @@ TAMPERINGS: dict[
         lambda p: _relisted(p, _crl(p), b"not a CRL"),
         ("crl_unreadable", "trust/crls/"),
     ),
+    # its bytes changed, index.json not: the file is not the manifest's, beside member_digest
+    "a file's byte": (
+        lambda p: {**p, "files/1227-UBND-TDKT.pdf": _flip_last(p["files/1227-UBND-TDKT.pdf"])},
+        ("file_mismatch", "files/1227-UBND-TDKT.pdf"),
+    ),
     "files said left out, a forged one kept": (
         _files_said_left_out,
         ("file_unexpected", "files/1227-UBND-TDKT.pdf"),
