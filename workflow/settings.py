@@ -7,7 +7,7 @@ import os
 import re
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import idna
@@ -261,14 +261,25 @@ class Settings(BaseSettings):
         moment = datetime.combine(date(2000, 1, 3), value).astimezone(VIETNAM)
         return moment.time()
 
+    @field_validator("extra_days_off", "extra_working_days", mode="before")
+    @classmethod
+    def _days_written(cls, value: Any) -> Any:
+        """Days as JSON strings, ``"2027-04-30"``: a number is no day (pydantic would read
+        0 as 1970-01-01)."""
+        if isinstance(value, list) and not all(isinstance(d, str | date) for d in value):
+            raise ValueError('each day is written as a string, YYYY-MM-DD: ["2027-04-30"]')
+        return value
+
     @model_validator(mode="after")
     def _days_off_or_working(self) -> Settings:
-        outside = [d for d in (*self.extra_days_off, *self.extra_working_days) if not reckoned(d)]
-        if outside:
-            raise ValueError(
-                f"extra days must fall within {FIRST_DAY.year} to {LAST_DAY.year}: "
-                + ", ".join(d.isoformat() for d in outside[:5])
-            )
+        listed = {"extra_days_off": self.extra_days_off}
+        listed["extra_working_days"] = self.extra_working_days
+        for setting, chosen in listed.items():
+            if outside := [d for d in chosen if not reckoned(d)]:
+                raise ValueError(
+                    f"{setting} must fall within {FIRST_DAY.year} to {LAST_DAY.year}: "
+                    + ", ".join(d.isoformat() for d in outside[:5])
+                )
         self.public_url = _public_url(self.public_url)
         # Set empty, either is unset (no timestamps; e-mail waits), as before it was read.
         tsa_example = "e.g. https://tsa.example.vn/tsr"
@@ -283,9 +294,16 @@ class Settings(BaseSettings):
         if both:
             days = ", ".join(sorted(d.isoformat() for d in both))
             raise ValueError(f"days both in extra_days_off and extra_working_days: {days}")
-        rules = self.province_rules()  # refuse rules and hours that cannot be, at startup
-        hours = self.hours()
-        _within_working_day(rules, hours)
+        # Refuse rules and hours that cannot be, at startup, naming the setting.
+        rules = self.province_rules()
+        try:
+            hours = self.hours()
+        except ValueError as exc:
+            raise ValueError(f"working_hours: {exc}") from None
+        try:
+            _within_working_day(rules, hours)
+        except ValueError as exc:
+            raise ValueError(f"time_rules or working_hours: {exc}") from None
         self.private_networks()
         return self
 
@@ -301,8 +319,13 @@ class Settings(BaseSettings):
         minutes = {**PROVINCE_DEFAULTS.minutes, **{k: tuple(v) for k, v in self.time_rules.items()}}
         unknown = sorted(set(self.time_rules) - set(RULES))
         if unknown:
-            raise ValueError(f"unknown time rules: {', '.join(unknown)}; known: {', '.join(RULES)}")
-        return TimeRules(minutes=minutes, send_cutoff=self.send_cutoff)
+            raise ValueError(
+                f"time_rules: unknown rules {', '.join(unknown)}; known: {', '.join(RULES)}"
+            )
+        try:
+            return TimeRules(minutes=minutes, send_cutoff=self.send_cutoff)
+        except ValueError as exc:
+            raise ValueError(f"time_rules: {exc}") from None
 
     def hours(self) -> WorkingHours:
         return WorkingHours.parse(self.working_hours)

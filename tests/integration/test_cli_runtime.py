@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -50,6 +51,30 @@ def test_commands_that_only_read_and_write_rows_never_build_a_broker(
     # refuses the URL in one coded line
     assert main([*cli, "audit", "anchor"]) == 2
     assert "error [invalid_input]: CONGVAN_BROKER_URL is memory://" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("CONGVAN_WORKING_HOURS", "25:00-26:00", "hour must be in 0..23"),
+        ("CONGVAN_TIME_RULES", '{"bogus": [1]}', "unknown rules bogus"),
+        ("CONGVAN_TIME_RULES", '{"deliver": [1, 2, 3, 4, 5, 6]}', "one value per urgency"),
+        ("CONGVAN_EXTRA_DAYS_OFF", "2027-04-30", "not JSON"),
+        ("CONGVAN_EXTRA_DAYS_OFF", "[0]", "written as a string, YYYY-MM-DD"),
+        ("CONGVAN_EXTRA_WORKING_DAYS", '["2300-01-01"]', "must fall within 1900 to 2199"),
+    ],
+)
+def test_a_time_setting_that_cannot_be_is_named_by_its_variable(
+    name: str, value: str, said: str, capsys: CaptureFixture[str], monkeypatch: MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, value)
+
+    assert main(["graph"]) == 2
+
+    message, details = capsys.readouterr().err.splitlines()[:2]
+    assert message.startswith("error [invalid_input]: A setting is not valid") and said in message
+    assert f"{name}:" in message or f"{name} " in message
+    assert json.loads(details)["settings"] == [name]
 
 
 @pytest.mark.parametrize("db_kind", ["sqlite"])

@@ -215,7 +215,18 @@ def _operator_error(exc: Exception) -> CongvanError | None:
             settings=list(dict.fromkeys(named)),
         )
     if isinstance(exc, pydantic_settings.SettingsError):
-        return InvalidInput(f"A setting is not valid: {exc}", location="settings")
+        # A value pydantic-settings could not even decode (not JSON where a list or an
+        # object is read): named by its variable, as every other setting's problem is.
+        found = re.search(r'field "([a-z0-9_]+)"', str(exc))
+        if found is None or found[1] not in Settings.model_fields:
+            return InvalidInput(f"A setting is not valid: {exc}", location="settings")
+        name = variable(found[1])
+        return InvalidInput(
+            f"A setting is not valid (CONGVAN_* environment or option): {name}: not JSON, "
+            'which this setting is written in (a list, as ["2027-04-30"], or an object)',
+            location="settings",
+            settings=[name],
+        )
     if isinstance(exc, alembic.util.exc.CommandError):
         return DatabaseNotReady(
             f"The database is at a revision this version does not know: {exc}",
