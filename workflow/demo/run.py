@@ -7,7 +7,8 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 
 import httpx
@@ -82,6 +83,21 @@ def install(
     return bootstrap(settings, db=engine, clock=clock)
 
 
+# A demo begun this late in the day (Vietnam time) would date its letter one day and have
+# it reviewed the next, after midnight: it plays from the next morning instead.
+LATE_START = dt_time(23, 30)
+NEXT_MORNING = dt_time(7, 30)
+
+
+def morning_after_a_late_start(now: datetime) -> datetime | None:
+    """The next morning (Vietnam time) when ``now`` is too late in its day for the demo to
+    play before midnight; None when it is not."""
+    local = now.astimezone(VIETNAM)
+    if local.time() < LATE_START:
+        return None
+    return datetime.combine(local.date() + timedelta(days=1), NEXT_MORNING, VIETNAM)
+
+
 def run_demo(data_dir: Path | None = None, *, start: datetime | None = None) -> int:
     """Run the demo; non-zero exit when any step does not behave as it should.
 
@@ -103,6 +119,10 @@ def run_demo(data_dir: Path | None = None, *, start: datetime | None = None) -> 
     configure_logging("INFO", json=True, stream=log)
     # One clock for both, real time until the warning scenes move it forward.
     clock = MovableClock()
+    late = None if start is not None else morning_after_a_late_start(clock())
+    if late is not None:
+        print(f"(started late in the day: it plays from {late.isoformat()}, Vietnam time)")
+        start = late
     if start is not None:
         clock.advance(seconds=(start - clock()).total_seconds())
     mailbox = Mailbox()
