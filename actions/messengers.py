@@ -194,12 +194,13 @@ def post_webhook(
             mounts = proxied()
         else:
             through, mounts = transport, {}
-    except (ValueError, ImportError) as exc:  # a proxy URL httpx cannot use
+        client = watched_client(
+            httpx.Client(transport=through, mounts=mounts, verify=tls(), timeout=timeout)
+        )
+    except (ValueError, ImportError, httpx.InvalidURL) as exc:  # a proxy URL httpx cannot use
         return Outcome(ATTEMPT_TRANSIENT, None, printable(f"not sent: proxy: {exc}"))
     try:
-        with watched_client(
-            httpx.Client(transport=through, mounts=mounts, verify=tls(), timeout=timeout)
-        ) as client:
+        with client:
             # At most 1 MiB of the receiver's answer, inflated within that, in the time
             # given for the whole of it (posting.bounded_post), as a peer's
             response = bounded_post(client, url, timeout, {"content": body, "headers": headers})

@@ -402,6 +402,25 @@ def test_a_webhook_goes_through_the_proxy_https_proxy_names_which_decides(
     assert posted.error.startswith(f"not sent: the proxy answered {answer} "), posted
 
 
+def test_a_proxy_url_httpx_cannot_read_is_nothing_sent_its_password_never_said(
+    make_runtime: MakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxyuser:PROXYPW@[::1")
+    runtime = make_runtime(notify_max_attempts=3)
+    agencies(runtime)
+    route(runtime, target="https://hooks.hue.gov.vn/h")
+    notify(runtime)
+    notice = one(runtime)
+
+    run(runtime, notice)
+
+    # Nothing left: an attempt that failed before anything was sent, tried again later
+    [(outcome, status)] = attempts(runtime, notice.id)
+    assert (outcome, status) == ("transient", None)
+    assert "not sent: proxy" in state(runtime, notice.id).last_error
+    assert "PROXYPW" not in state(runtime, notice.id).last_error
+
+
 def test_a_post_through_the_proxy_reaches_what_a_direct_post_may_not(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
