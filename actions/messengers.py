@@ -373,7 +373,12 @@ class _Client(smtplib.SMTP):
 
 
 def _replied(code: int, said: bytes | str) -> Outcome:
-    text = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
+    if not 200 <= code <= 599 or isinstance(said, str):
+        # smtplib's own reading, not a code the server sent: a reply that is no SMTP (-1),
+        # or a line past its limit ("500 Line too long." is smtplib's): nothing it decided.
+        error = printable(f"the server's reply is not SMTP: {said!r}"[:300])
+        return Outcome(ATTEMPT_TRANSIENT, None, error)
+    text = said.decode("utf-8", "replace")
     error = printable(f"{code} {text}")
     if 400 <= code < 500:
         return Outcome(ATTEMPT_TRANSIENT, code, error)

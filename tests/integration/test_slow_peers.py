@@ -266,3 +266,19 @@ def test_a_name_of_several_addresses_is_reached_at_the_one_that_answers(
         outcome = send_mail(smtp, message)
     # Its greeting came: it was reached (and refused the session, for good)
     assert ("permanent", 554) == (outcome.outcome, outcome.status)
+
+
+@pytest.mark.parametrize(
+    "greeting",
+    [b"hello, this is no SMTP\r\n", b"220 " + b"x" * 9000 + b"\r\n"],
+    ids=["not a number", "a line past smtplib's limit"],
+)
+def test_an_smtp_reply_smtplib_cannot_read_is_no_code_of_the_servers(greeting: bytes) -> None:
+    with _serving(lambda conn: conn.sendall(greeting)) as served:
+        smtp = Smtp("127.0.0.1", served[0], "a@hue.gov.vn", timeout=5)
+        message = compose(smtp, "van.thu@hue.gov.vn", "Thử", "Nội dung", notice_id="n1")
+        outcome = send_mail(smtp, message)
+
+    # Then it is tried again later, with no status the server never sent
+    assert ("transient", None) == (outcome.outcome, outcome.status)
+    assert outcome.error.startswith("the server's reply is not SMTP")
