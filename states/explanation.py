@@ -191,6 +191,8 @@ class DispatchFacts:
     registered_at: datetime | None = None
     # Its recipient agreed to a recall (15): its copy is cancelled, nothing more comes.
     recalled: bool = False
+    # A supervisor sent the document to it again (resend), its attempts counted anew.
+    resent: bool = False
 
 
 @dataclass(frozen=True)
@@ -437,11 +439,13 @@ def _escalations(
     return found
 
 
-def _attempt_facts(last: AttemptFacts, this_sending: int) -> dict[str, Any]:
+def _attempt_facts(last: AttemptFacts, this_sending: int, resent: bool) -> dict[str, Any]:
     """The last attempt, numbered over the dispatch's life (as its log is); after a resend,
-    ``since_resend`` numbers it among this sending's attempts, as the dispatch counts them."""
+    ``since_resend`` numbers it among this sending's attempts, as the dispatch counts them.
+    (The log also keeps what no attempt counts: an attempt cut off and recorded late, the
+    receipt fetched again for a package the recipient's status had settled.)"""
     facts: dict[str, Any] = {}
-    if 0 < this_sending < last.attempt:
+    if resent and 0 < this_sending < last.attempt:
         facts["since_resend"] = this_sending
     return {
         **facts,
@@ -538,7 +542,7 @@ def _recipient(
         failed: dict[str, Any] = {"attempts": d.attempts, "error": d.last_error}
         found.append(Finding(FAILED_FOR_GOOD, {**failed, "at": d.updated_at}, o, ended))
     if d.last_attempt is not None:
-        found.append(Finding(LAST_ATTEMPT, _attempt_facts(d.last_attempt, d.attempts), o))
+        found.append(Finding(LAST_ATTEMPT, _attempt_facts(d.last_attempt, d.attempts, d.resent), o))
     found += _answer(snapshot, o, ended)
     found += _escalations(snapshot, d.id, o)
     return RecipientExplanation(o, d.id, d.state, code, tuple(found))

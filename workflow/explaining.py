@@ -23,7 +23,7 @@ from congvan.states.errors import InvalidInput
 from congvan.states.phrasing import sentence
 from congvan.states.received import STATUS_LABEL
 from congvan.states.timeliness import VIETNAM, WorkingDays
-from congvan.storage.audit import timestamp
+from congvan.storage.audit import AuditEvent, timestamp
 from congvan.storage.clock import as_utc
 from congvan.storage.dispatches import DispatchRow
 from congvan.storage.documents import DocumentRow
@@ -111,6 +111,12 @@ def _send_by(uow: UnitOfWork, document_id: str) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+def _resent_to(entry: AuditEvent) -> list[str]:
+    """The recipients a ``resend`` entry sent the document to again."""
+    listed = entry.payload.get("resent_to")
+    return [o for o in listed if isinstance(o, str)] if isinstance(listed, list) else []
+
+
 def _aware(at: datetime | None) -> datetime | None:
     return as_utc(at) if at is not None else None
 
@@ -121,6 +127,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
     statuses = uow.dispatches.statuses_by_dispatch(doc_id)
     attempts = uow.dispatches.last_attempts(doc_id)
     recalled = cancelled(uow, doc_id)
+    resent = {organ for entry in uow.audit.entries(doc_id, "resend") for organ in _resent_to(entry)}
     dispatches = []
     for d in uow.dispatches.for_document(doc_id):
         kept = statuses.get(d.id, [])
@@ -139,6 +146,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
                 refusal_reason=reason if reason or d.state != REJECTED else d.last_error,
                 registered_at=_aware(registered),
                 recalled=d.organ_id in recalled,
+                resent=d.organ_id in resent,
                 last_attempt=None
                 if last is None
                 else x.AttemptFacts(

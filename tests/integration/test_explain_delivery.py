@@ -16,7 +16,8 @@ from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.cli import main
 from congvan.workflow.serving import serve_in_thread
-from tests.installations import A, B, Pair
+from tests.factories import actor
+from tests.installations import A, B, Pair, serving_inbox
 
 DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
 
@@ -106,3 +107,28 @@ def test_the_command_refuses_what_it_cannot_explain(
     assert "error [invalid_input]" in capsys.readouterr().err
     assert main([*cli, "stuck", "--limit", "0"]) == 2
     assert "error [invalid_input]" in capsys.readouterr().err
+
+
+def test_the_last_attempt_after_a_resend_is_numbered_in_this_sending_too(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given a letter whose attempts ran out while B was down, resent by a supervisor once
+    # B is up, and delivered at its first attempt since
+    pair.point_b_at(DOWN)
+    doc, job = pair.sent(make_document)
+    while pair.sender.runner.run(job) == "failed":
+        pair.sender.clock.advance(minutes=30)
+        pair.sender.scheduler.tick()
+    assert pair.dispatch(doc)[0].state == "failed"
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        pair.sender.engine.fire(doc, "resend", actor("supervisor"), data={"reason": "B is up"})
+        [again] = pair.jobs(doc)
+        assert pair.sender.runner.run(again) == "done"
+
+    # Then its last attempt is told by both numbers: the log's and this sending's
+    [recipient] = _explain(pair, doc)["recipients"]
+    [last] = [f for f in recipient["findings"] if f["code"] == "last_attempt"]
+    attempts = pair.dispatch(doc)[1]
+    assert (last["facts"]["attempt"], last["facts"]["since_resend"]) == (len(attempts), 1)
+    assert "(1st since the resend)" in last["en"]

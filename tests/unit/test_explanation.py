@@ -627,7 +627,8 @@ def test_a_failure_after_an_update_asks_for_a_replacement_not_a_resend() -> None
 def test_an_attempt_after_a_resend_is_numbered_in_the_log_and_in_this_sending() -> None:
     # Given a dispatch delivered at its first attempt after a resend, its fifth in all
     fifth = replace(REFUSED_ATTEMPT, attempt=5, outcome="delivered", http_status=201, error="")
-    resent = replace(SENT, dispatches=(dispatch("delivered", attempts=1, last_attempt=fifth),))
+    again = dispatch("delivered", attempts=1, last_attempt=fifth, resent=True)
+    resent = replace(SENT, dispatches=(again,))
     # When it is explained
     [last] = [f for f in x.explain(resent, NOW, WEEKDAYS).all() if f.code == x.LAST_ATTEMPT]
     # Then both numbers are told: the log's and this sending's (as the dispatch counts)
@@ -640,6 +641,13 @@ def test_an_attempt_after_a_resend_is_numbered_in_the_log_and_in_this_sending() 
     [last] = [f for f in x.explain(once, NOW, WEEKDAYS).all() if f.code == x.LAST_ATTEMPT]
     assert "since_resend" not in last.facts
     assert sentence(last)["en"].startswith("Attempt 1 at ")
+    # nor one whose log holds more than its count without a resend (an attempt cut off and
+    # recorded late, a receipt fetched again once a status settled it)
+    logged = replace(REFUSED_ATTEMPT, attempt=2)
+    never = replace(SENT, dispatches=(dispatch("delivered", attempts=1, last_attempt=logged),))
+    [last] = [f for f in x.explain(never, NOW, WEEKDAYS).all() if f.code == x.LAST_ATTEMPT]
+    assert "since_resend" not in last.facts
+    assert sentence(last)["en"].startswith("Attempt 2 at ")
 
 
 def test_an_urgent_documents_clock_rules_are_said_without_working_time() -> None:
