@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -35,8 +36,16 @@ def known_revision(engine: Engine, revision: str) -> bool:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+    # Reading the revision is no migration: alembic's notes on opening its context ("Context
+    # impl PostgresqlImpl.") would stand before a process's own words, its refusal among them.
+    notes = logging.getLogger("alembic.runtime.migration")
+    level = notes.level
+    notes.setLevel(max(level, logging.WARNING))
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        notes.setLevel(level)
 
 
 def migrate(engine: Engine, revision: str = "head") -> str | None:

@@ -587,3 +587,19 @@ def test_a_demo_begun_late_in_the_day_plays_from_the_next_morning() -> None:
     # After, from the next morning: its letter dated and reviewed the same day (31/12 too)
     late = datetime(2026, 12, 31, 23, 59, 40, tzinfo=VIETNAM)
     assert morning_after_a_late_start(late) == datetime(2027, 1, 1, 7, 30, tzinfo=VIETNAM)
+
+
+def test_checking_the_schema_says_nothing_before_a_processs_own_words(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from congvan.storage.database import make_engine
+    from congvan.storage.schema import ensure_migrated, migrate
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        ensure_migrated(engine)
+    engine.dispose()
+
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []
