@@ -263,8 +263,7 @@ REFUSED_STARTS = [
 def test_the_demo_never_writes_into_the_installation_the_environment_names(
     tmp_path: Path, monkeypatch: MonkeyPatch
 ) -> None:
-    from congvan.storage.clock import MovableClock
-    from congvan.workflow.demo.run import install
+    from congvan.workflow.demo.run import _DemoSettings
 
     # Given an operator's environment naming their installation's database and trust folder
     theirs = tmp_path / "theirs"
@@ -272,14 +271,13 @@ def test_the_demo_never_writes_into_the_installation_the_environment_names(
     monkeypatch.setenv("CONGVAN_TRUST_DIR", str(theirs / "trust"))
     monkeypatch.setenv("CONGVAN_DATA_DIR", str(theirs))
 
-    # When the demo makes one of its installations
+    # When the demo makes the settings of one of its installations (as install() does)
     ours = tmp_path / "demo" / "province"
-    runtime = install(ours, "demo passphrase 0123", 1, MovableClock(), 2)
-    runtime.stop()
+    settings = _DemoSettings(data_dir=ours)
 
-    # Then it is in the demo's folder, and nothing of the operator's was made
-    assert (ours / "congvan.db").exists()
-    assert not theirs.exists()
+    # Then they are the demo folder's, whatever the environment says
+    assert settings.db_url == f"sqlite:///{ours / 'congvan.db'}"
+    assert settings.trust_path == ours / "trust"
 
 
 @pytest.mark.parametrize("start", REFUSED_STARTS)
