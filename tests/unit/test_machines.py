@@ -203,7 +203,7 @@ DISPATCH_EVENTS = {
     d.ACKNOWLEDGED: (REPORTS, []),
     d.REJECTED: ([], []),  # a refusal stands
     # its outcome unknown, the recipient's status may still come
-    d.FAILED: (sorted(["acknowledge", "agree", "decline", "refuse", *REPORTS]), ["resend"]),
+    d.FAILED: (sorted(["acknowledge", "refuse", *REPORTS]), ["resend"]),
     d.AGREED: ([], []),  # a recall's or update's answer stands
     d.DECLINED: ([], []),
 }
