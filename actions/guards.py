@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from congvan.states import dispatch
-from congvan.states.document import ACKNOWLEDGED, DELIVERED, FAILED
+from congvan.states.document import ACKNOWLEDGED, DELIVERED, FAILED, SENT
 from congvan.storage.dispatches import DispatchRow
 
 from .context import TransitionContext
@@ -26,6 +26,10 @@ def any_failed(ctx: TransitionContext) -> tuple[bool, str]:
     return _derived(ctx) == FAILED, "no recipient has failed for good"
 
 
+def none_given_up(ctx: TransitionContext) -> tuple[bool, str]:
+    return _derived(ctx) == SENT, "a recipient has failed for good or refused it"
+
+
 def a_dispatch_failed(ctx: TransitionContext) -> tuple[bool, str]:
     """Something to resend: a dispatch that ran out of attempts (a refusal stands)."""
     return dispatch.FAILED in ctx.uow.dispatches.states(ctx.document.id), (
@@ -45,6 +49,7 @@ GUARDS = {
     "all_delivered": all_delivered,
     "all_acknowledged": all_acknowledged,
     "any_failed": any_failed,
+    "none_given_up": none_given_up,
     "a_dispatch_failed": a_dispatch_failed,
     "attempts_left": attempts_left,
 }

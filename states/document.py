@@ -107,6 +107,9 @@ DOCUMENT = MachineSpec(
             derived=True,
         ),
         edge("failed", (SENT, DELIVERED), FAILED, conditions=("any_failed",), derived=True),
+        # Under way again: the recipient of the dispatch that failed says it has it while
+        # another is still on its way (nothing failed or refused any more).
+        edge("recovered", FAILED, SENT, conditions=("none_given_up",), derived=True),
         # A supervisor sends again to the recipients that failed (not those that refused),
         # the package sealed at send: not while a recall or update awaits its answers, nor
         # once an update changed what the package says.

@@ -157,7 +157,12 @@ def derive_document_state(dispatch_states: Iterable[str]) -> str:
 
 
 # Which derived event leads to each derived state.
-DERIVED_EVENT = {doc.FAILED: "failed", doc.ACKNOWLEDGED: "acknowledged", doc.DELIVERED: "delivered"}
+DERIVED_EVENT = {
+    doc.FAILED: "failed",
+    doc.ACKNOWLEDGED: "acknowledged",
+    doc.DELIVERED: "delivered",
+    doc.SENT: "recovered",
+}
 
 # The states in which a document's state is derived from its dispatches.
 DISPATCHED = frozenset({doc.SENT, doc.DELIVERED, doc.ACKNOWLEDGED, doc.FAILED})

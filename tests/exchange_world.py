@@ -93,7 +93,8 @@ class World:
             "revision": 1,
             "agency_id": agency_id,
             **SAMPLE_FIELDS,
-            "recipients": [B, C],
+            # An agency does not send a document to itself.
+            "recipients": [r for r in (B, C) if r != agency_id],
         }
         manifest = build_manifest(document, attachments)
         cms = sign_manifest(

@@ -563,6 +563,31 @@ def test_a_dispatch_out_of_attempts_fails_for_good(
     assert {} == chain_problems(sending)
 
 
+def test_a_failed_document_is_under_way_again_when_its_failed_recipient_says_it_has_it(
+    sending: Runtime, make_document: Callable[..., str]
+):
+    # Given a document whose first dispatch failed for good (its outcome unknown) while
+    # the second is still under way: the document failed
+    doc = make_document(sending)
+    first, second = send_document(sending, doc).values()
+    fire = sending.engine.fire_dispatch
+    fire(second, "start")
+    fire(first, "start")
+    fire(first, "retry", data={"error": "timeout"})
+    fire(first, "start")
+    assert ["failed"] == fire(first, "fail", data={"error": "timeout"}).derived
+
+    # When the first recipient's signed status says it registered it after all (03-06)
+    settled = fire(first, "report_completed")
+
+    # Then nothing has failed any more: the document is under way again, waiting for the
+    # second, and follows it to acknowledged
+    assert (["recovered"], "sent") == (settled.derived, document_row(sending, doc).state)
+    assert ["acknowledged"] == fire(second, "acknowledge").derived
+    assert "acknowledged" == document_row(sending, doc).state
+    assert {} == chain_problems(sending)
+
+
 def test_dispatch_events_are_checked_like_document_events(
     sending: Runtime, make_document: Callable[..., str]
 ):

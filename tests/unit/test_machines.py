@@ -184,7 +184,7 @@ DOCUMENT_EVENTS = {
     # a recipient of a dispatch that failed with its outcome unknown may say it has it
     doc.FAILED: (
         ["recall", "resend", "update"],
-        ["acknowledged", "delivered", "recalled", "replaced"],
+        ["acknowledged", "delivered", "recalled", "recovered", "replaced"],
     ),
     doc.ACKNOWLEDGED: (["recall", "update"], ["recalled", "replaced"]),
     doc.RECALLED: ([], []),
