@@ -463,6 +463,29 @@ def test_every_derived_state_has_a_derived_event_into_it() -> None:
         assert set(t.source) <= DISPATCHED
 
 
+# A sent document's own dispatches: an answer to a recall or update (agreed, declined)
+# is taken only by a dispatch carrying such a request.
+OWN_DISPATCH_STATES = sorted(set(DISPATCH.states) - {d.AGREED, d.DECLINED})
+
+
+def test_every_dispatch_event_leaves_its_document_where_its_dispatches_imply() -> None:
+    # Given any sent document of up to three recipients, in the state its dispatches imply
+    for size in (1, 2, 3):
+        for states in itertools.combinations_with_replacement(OWN_DISPATCH_STATES, size):
+            at = derive_document_state(states)
+            # When any one dispatch takes any event it may take on its own
+            for i, state in enumerate(states):
+                for t in DISPATCH.transitions:
+                    if t.derived or state not in t.source or "carries_request" in t.conditions:
+                        continue
+                    after = derive_document_state([*states[:i], t.dest, *states[i + 1 :]])
+                    # Then the document can follow: it is there, or a derived event leads
+                    # from where it is to where its dispatches now are
+                    assert after == at or DERIVED_EVENT.get(after) in allowed_events(
+                        DOCUMENT, at, include_derived=True
+                    ), f"{states}: {t.trigger} on {state} leaves a {at} document {after}"
+
+
 # -- who may fire what ---------------------------------------------------------------------
 
 
