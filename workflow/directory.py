@@ -7,19 +7,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from congvan.actions.checks.rules import (
-    COMPETENCE_PREFIXES,
-    KNOWN_DOC_TYPES,
-    competence_chain,
-    competence_line,
-    is_upper_group,
-)
 from congvan.states.errors import (
     AlreadyExists,
     FieldTooLong,
     InvalidInput,
     NotFound,
     NumberingConflict,
+)
+from congvan.states.format_rules import (
+    COMPETENCE_PREFIXES,
+    KNOWN_DOC_TYPES,
+    competence_chain,
+    competence_line,
+    is_upper_group,
 )
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, ROLES, is_organ_id
 from congvan.states.text import nfc, unstorable

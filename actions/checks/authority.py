@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from congvan.states.format_rules import competence_line, grants_competence
+
 from .registry import BLOCKING, CheckInput, Finding, check, fail, ok
-from .rules import competence_line, grants_competence
 
 
 @check(

@@ -4,19 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from congvan.states.policy import SECRECY, URGENCY, written_notation
-from congvan.states.text import calendar_day
-from congvan.states.timeliness import (
-    FIRST_DAY,
-    LAST_DAY,
-    VIETNAM,
-    is_urgent,
-    reckoned,
-    send_by_date,
-)
-
-from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
-from .rules import (
+from congvan.states.format_rules import (
     ACTING,
     COMPETENCE_PREFIXES,
     KNOWN_DOC_TYPES,
@@ -30,6 +18,18 @@ from .rules import (
     nfc,
     symbol_cased,
 )
+from congvan.states.policy import SECRECY, URGENCY, written_notation
+from congvan.states.text import calendar_day
+from congvan.states.timeliness import (
+    FIRST_DAY,
+    LAST_DAY,
+    VIETNAM,
+    is_urgent,
+    reckoned,
+    send_by_date,
+)
+
+from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 
 
 @check(

@@ -62,7 +62,6 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from congvan.actions.checks.rules import symbol_cased
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.manifest import ATTACHMENT_FIELDS, MANIFEST_MEMBERS, METADATA_FIELDS
 from congvan.actions.signing.manifest import FORMAT as MANIFEST_FORMAT
@@ -88,6 +87,7 @@ from congvan.states.fields import (
     SIGNED_WHEN_SET,
     SIGNED_WHEN_TRUE,
 )
+from congvan.states.format_rules import symbol_cased
 from congvan.states.policy import (
     APPOINTED_URGENCY,
     FILE_ROLES,

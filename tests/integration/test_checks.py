@@ -26,9 +26,9 @@ from sqlalchemy import select, update
 
 from congvan.actions.calendar import VIETNAM_CALENDAR, WorkingCalendar
 from congvan.actions.checks import CHECKS, Check, CheckInput, Finding
-from congvan.actions.checks.rules import KNOWN_DOC_TYPES
 from congvan.actions.signing.signedpdf import SIGNATURE_ROOM
 from congvan.states.errors import GuardFailed, InvalidInput
+from congvan.states.format_rules import KNOWN_DOC_TYPES
 from congvan.states.policy import URGENCY, is_organ_id, job_backoff_seconds
 from congvan.states.timeliness import DEFAULT_CUTOFF, VIETNAM
 from congvan.storage.checks import ERROR, FAILED, PASSED, StoredResult

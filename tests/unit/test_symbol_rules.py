@@ -21,7 +21,10 @@ from hypothesis import strategies as st
 
 from congvan.actions.checks import formatting
 from congvan.actions.checks.registry import Finding
-from congvan.actions.checks.rules import (
+from congvan.actions.exchange import acceptance
+from congvan.actions.signing.manifest import build_manifest
+from congvan.states.errors import MessageMalformed
+from congvan.states.format_rules import (
     COMPETENCE_CHAINS,
     COMPETENCE_PREFIXES,
     DOC_TYPES,
@@ -31,9 +34,6 @@ from congvan.actions.checks.rules import (
     grants_competence,
     is_upper_group,
 )
-from congvan.actions.exchange import acceptance
-from congvan.actions.signing.manifest import build_manifest
-from congvan.states.errors import MessageMalformed
 from congvan.storage.agencies import AgencyRow
 from congvan.storage.documents import DocumentRow
 

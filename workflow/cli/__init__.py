@@ -19,7 +19,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import alembic.util.exc
 import pydantic
 import pydantic_settings
 import sqlalchemy.exc
@@ -227,7 +226,10 @@ def _operator_error(exc: Exception) -> CongvanError | None:
             location="settings",
             settings=[name],
         )
-    if isinstance(exc, alembic.util.exc.CommandError):
+    # alembic is loaded by the commands that migrate or check the schema only; an error of
+    # its own comes from one of them.
+    alembic_errors = sys.modules.get("alembic.util.exc")
+    if alembic_errors is not None and isinstance(exc, alembic_errors.CommandError):
         return DatabaseNotReady(
             f"The database is at a revision this version does not know: {exc}",
         )

@@ -15,7 +15,6 @@ from sqlalchemy import text
 from congvan.states.errors import InvalidInput
 from congvan.states.timeliness import LAST_DAY
 
-from ..serving import freeze_loaded
 from ..settings import Settings
 from .runtime import Subparsers, runtime_for
 
@@ -180,6 +179,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             background=not args.no_workers,
             hand_off=args.no_workers and not runtime.embedded,
         )
+        from ..serving import freeze_loaded
+
         freeze_loaded()
         uvicorn.run(
             app,
@@ -241,6 +242,8 @@ def _run_apart(
         _keys_unlock(runtime)
         _clock_agrees(runtime)
         runtime.start(workers=workers, relay=relay, scheduler=scheduler, hand_off=hand_off)
+        from ..serving import freeze_loaded
+
         freeze_loaded()
         print(running)
         _wait_for_signal()
