@@ -296,7 +296,7 @@ def test_an_api_only_server_on_the_embedded_broker_says_where_its_work_waits(
 ) -> None:
     import uvicorn
 
-    from congvan.workflow.cli import serving
+    from congvan.workflow import serving
 
     served: list[object] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **_kw: served.append(app))
