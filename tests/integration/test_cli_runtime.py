@@ -228,6 +228,26 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
     assert not (tmp_path / "typo").exists() and not (tmp_path / "none").exists()
 
 
+@pytest.mark.parametrize("argv", [["migrate"], ["agencies", "list"]])
+def test_a_database_of_a_later_version_is_said_in_one_coded_line(
+    tmp_path: Path, capsys: CaptureFixture[str], argv: list[str]
+) -> None:
+    # Given a database a later version migrated, at a revision this one does not know
+    data = ["--data-dir", str(tmp_path)]
+    assert main([*data, "migrate"]) == 0
+    engine = make_engine(f"sqlite:///{tmp_path}/congvan.db")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'ffffffffffff'")
+    engine.dispose()
+    capsys.readouterr()
+
+    # When a command opens it, it says so in one coded line, never a traceback
+    assert main([*data, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error [database_not_migrated]:"), err
+    assert "does not know" in err and "Traceback" not in err
+
+
 def test_the_store_is_stopped_when_the_command_fails(
     db_url: str, tmp_path: Path, monkeypatch: MonkeyPatch
 ) -> None:
