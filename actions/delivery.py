@@ -21,6 +21,7 @@ outcome, HTTP status and latency, and the dispatch moves:
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import io
 import json
@@ -36,7 +37,7 @@ from typing import Any
 import httpx
 
 from congvan.states.dispatch import ACKNOWLEDGED, ANSWERED, REJECTED, STATUS_EVENTS
-from congvan.states.errors import CongvanError, GuardFailed
+from congvan.states.errors import CongvanError, GuardFailed, TransitionNotAllowed
 from congvan.states.text import printable
 from congvan.storage.dispatches import AttemptRow, DispatchRow
 from congvan.storage.unit_of_work import UnitOfWork
@@ -369,13 +370,15 @@ class Delivery(StagedJob[Parcel]):
             return
         if outcome.outcome == DELIVERED:
             fire(uow, "dispatch", work.dispatch_id, "deliver", actor=SYSTEM)
-            # A status message that came ahead of the receipt (its answer was lost).
+            # The status messages that came ahead of the receipt and the dispatch could not
+            # take then (an answer to a recall or update), each in turn, as the trail
+            # keeps them all.
             for status in uow.dispatches.statuses_of(work.dispatch_id):
                 event = STATUS_EVENTS.get(status.code)
                 if event is not None:
                     data = {"error": f"{status.code}: {status.reason}"} if status.reason else {}
-                    fire(uow, "dispatch", work.dispatch_id, event, actor=SYSTEM, data=data)
-                    break
+                    with contextlib.suppress(TransitionNotAllowed):
+                        fire(uow, "dispatch", work.dispatch_id, event, actor=SYSTEM, data=data)
             return
         if outcome.outcome == REFUSED:
             data = {"error": outcome.error}

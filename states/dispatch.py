@@ -20,8 +20,11 @@ DECLINED = "declined"
 PROGRESS_EVENTS = {"04": "report_assigned", "05": "report_processing", "06": "report_completed"}
 
 # Where a dispatch may be when its recipient's status message comes: under way (its
-# receipt not recorded yet), delivered, or failed with its outcome unknown.
-_HEARD_FROM = (SENDING, DELIVERED, FAILED)
+# receipt not recorded yet), waiting to be tried again after an attempt whose answer was
+# lost, delivered, or failed with its outcome unknown. The recipient signed that it has
+# the document: that settles it whatever became of our attempts (a later attempt only
+# fetches the receipt, the proof it arrived).
+_HEARD_FROM = (PENDING, SENDING, DELIVERED, FAILED)
 
 DISPATCH = MachineSpec(
     name="dispatch",

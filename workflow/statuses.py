@@ -204,8 +204,8 @@ class Statuses:
             event = STATUS_EVENTS.get(status.code)
             if new and event is not None:
                 data = {"error": f"{status.code}: {status.reason}"} if status.reason else {}
-                # Ahead of our receipt (its answer was lost, a retry is due): kept, and
-                # applied when the delivery records the receipt.
+                # Not taken by the dispatch's state (an answer to a recall or update
+                # ahead of our receipt): kept, and applied when the delivery records it.
                 with contextlib.suppress(TransitionNotAllowed):
                     engine.fire_on_within(
                         uow, "dispatch", dispatch.id, event, actor=SYSTEM, data=data

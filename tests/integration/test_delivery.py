@@ -211,6 +211,54 @@ def test_an_answer_lost_after_the_receiver_stored_it_is_one_document(
     assert received.message_id == dispatch.message_id
 
 
+@pytest.mark.parametrize(
+    ("event", "data", "settled", "document"),
+    [
+        ("register", None, "acknowledged", "acknowledged"),
+        ("refuse", {"reason": "Sai thẩm quyền"}, "rejected", "failed"),
+    ],
+    ids=["registered", "refused"],
+)
+def test_a_status_that_comes_between_attempts_settles_the_dispatch_at_once(
+    pair: Pair,
+    served: str,
+    make_document: Callable[..., str],
+    event: str,
+    data: dict[str, str] | None,
+    settled: str,
+    document: str,
+) -> None:
+    # Given a delivery whose first answer was lost after B stored the package: pending,
+    # its next attempt due
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    pair.deliver_through(LosesTheAnswer)
+    assert pair.sender.runner.run(job) == "failed"
+    assert pair.dispatch(doc)[0].state == "pending"
+
+    # When B's clerk registers (or refuses) it, and B's signed status comes meanwhile
+    [received] = pair.received()
+    pair.answer(received.id, event, data)
+
+    # Then the status settles the dispatch at once, and the document follows
+    assert pair.dispatch(doc)[0].state == settled
+    assert document_row(pair.sender, doc).state == document
+
+    # And every later attempt, its answer lost as well, moves nothing: the dispatch never
+    # fails for good, and no supervisor is told of a failure
+    while (outcome := pair.sender.runner.run(job)) == "failed":
+        pair.sender.clock.advance(minutes=30)  # past the backoff
+        pair.sender.scheduler.tick()
+    assert outcome == "done"
+    dispatch, attempts = pair.dispatch(doc)
+    assert dispatch.state == settled and len(attempts) > 1
+    assert document_row(pair.sender, doc).state == document
+    with pair.sender.uow(readonly=True) as uow:
+        kinds = [a.kind for a in uow.escalations.active_of_document(doc)]
+        assert "delivery_failed" not in kinds
+        assert [p for _, p in verify_chains(uow.conn) if p is not None] == []
+
+
 def _failed_with_every_answer_lost(pair: Pair, doc: str, job: str) -> None:
     """Run ``job`` through a transport losing every answer until its attempts run out."""
     pair.deliver_through(LosesTheAnswer)

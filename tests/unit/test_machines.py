@@ -194,7 +194,8 @@ DOCUMENT_EVENTS = {
 # (fired on the dispatch itself, fired only as part of the document's own transition)
 REPORTS = ["report_assigned", "report_completed", "report_processing"]  # 04–06, recorded
 DISPATCH_EVENTS = {
-    d.PENDING: (["start"], []),
+    # an attempt's answer lost, the recipient's status may come before the next one
+    d.PENDING: (sorted(["acknowledge", "refuse", "start", *REPORTS]), []),
     d.SENDING: (
         sorted(["acknowledge", "agree", "decline", "deliver", "fail", "refuse", "retry", *REPORTS]),
         [],
