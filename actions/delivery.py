@@ -376,8 +376,8 @@ class Delivery(StagedJob[Parcel]):
             for status in uow.dispatches.statuses_of(work.dispatch_id):
                 event = STATUS_EVENTS.get(status.code)
                 if event is not None:
-                    data = {"error": f"{status.code}: {status.reason}"} if status.reason else {}
                     with contextlib.suppress(TransitionNotAllowed):
+                        data = status.event_data()
                         fire(uow, "dispatch", work.dispatch_id, event, actor=SYSTEM, data=data)
             return
         if outcome.outcome == REFUSED:

@@ -75,6 +75,15 @@ class StatusRow:
     cms: bytes
     received_at: datetime
 
+    def event_data(self) -> dict[str, str]:
+        """What the dispatch's event records of it: its code (the trail keeps which
+        status message moved the dispatch, so that an evidence bundle must hold it) and,
+        when it gives one, its reason as the dispatch's error."""
+        return {
+            "status": self.code,
+            **({"error": f"{self.code}: {self.reason}"} if self.reason else {}),
+        }
+
 
 _STATUS_FIELDS = tuple(f.name for f in dataclasses.fields(StatusRow))
 _STATUS_COLUMNS = tuple(_statuses.c[name] for name in _STATUS_FIELDS)

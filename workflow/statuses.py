@@ -189,26 +189,23 @@ class Statuses:
                     found=status.code,
                     earlier=earlier,
                 )
-            new = uow.dispatches.keep_status(
-                StatusRow(
-                    dispatch_id=dispatch.id,
-                    code=status.code,
-                    reason=status.reason or "",
-                    at=status.at,
-                    body=body,
-                    cms=cms,
-                    received_at=now,
-                ),
-                kept,
+            row = StatusRow(
+                dispatch_id=dispatch.id,
+                code=status.code,
+                reason=status.reason or "",
+                at=status.at,
+                body=body,
+                cms=cms,
+                received_at=now,
             )
+            new = uow.dispatches.keep_status(row, kept)
             event = STATUS_EVENTS.get(status.code)
             if new and event is not None:
-                data = {"error": f"{status.code}: {status.reason}"} if status.reason else {}
                 # Not taken by the dispatch's state (an answer to a recall or update
                 # ahead of our receipt): kept, and applied when the delivery records it.
                 with contextlib.suppress(TransitionNotAllowed):
                     engine.fire_on_within(
-                        uow, "dispatch", dispatch.id, event, actor=SYSTEM, data=data
+                        uow, "dispatch", dispatch.id, event, actor=SYSTEM, data=row.event_data()
                     )
             state = (uow.dispatches.get(dispatch.id) or dispatch).state
             uow.commit()

@@ -524,21 +524,25 @@ class _Judge(ChainChecks):
     ) -> None:
         """Each of ``dispatches`` (their ids by recipient) has its folder under ``prefix``,
         holding the member ``wanted`` for each event the trail records of it (the event
-        ``once_arrived`` only when it was delivered)."""
+        ``once_arrived`` only when it was delivered or the trail says a status message
+        moved it)."""
         for recipient, dispatch_id in sorted(dispatches.items()):
             folder, item = f"{prefix}{recipient}/", f"{label} {recipient}"
             if folder not in folders:
                 detail = "the audit trail records the sending to it; the bundle holds none"
                 self.report.fail(item, "dispatch_missing", detail, folder)
                 continue
-            events = {
-                str(e["event"])
-                for e in self.entries
-                if e["payload"].get("dispatch_id") == dispatch_id
-            }
+            entries = [e for e in self.entries if e["payload"].get("dispatch_id") == dispatch_id]
+            events = {str(e["event"]) for e in entries}
+            # Moved by a status message, the trail says so (its code): then the message
+            # is wanted whether or not the dispatch was seen to arrive (one that failed,
+            # every answer lost, then refused by its recipient).
+            by_status = {str(e["event"]) for e in entries if e["payload"].get("status")}
             arrived = "dispatch.deliver" in events or self.bundle.has(folder + RECEIPT)
             for event, (name, what) in wanted.items():
-                needed = event in events and (arrived or event != once_arrived)
+                needed = event in events and (
+                    arrived or event != once_arrived or event in by_status
+                )
                 if needed and not self.bundle.has(folder + name):
                     detail = f"the audit trail records it {what}; {folder + name} is missing"
                     self.report.fail(item, "evidence_missing", detail, folder + name)

@@ -6,6 +6,7 @@ written from the sender's database and judged with nothing but its bytes and a r
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -40,6 +41,7 @@ from tests.factories import (
     sample_file,
 )
 from tests.installations import PASS, A, B, Pair, issue_keys, serving_inbox
+from tests.integration.test_delivery import _failed_with_every_answer_lost
 from tests.tools import verify_with_openssl
 
 STATUS = f"dispatches/{B}/status-03.json"
@@ -361,6 +363,42 @@ def test_a_report_of_handling_the_trail_records_cannot_be_dropped_from_the_bundl
     # But with the report dropped, the trail that records it says so
     cut = zipped(_dropped(members(bundle), assigned))
     assert ("evidence_missing", f"{assigned}json") in failures(judged(cut, pair))
+
+
+def test_a_refusal_that_settled_a_failed_dispatch_cannot_be_left_out_of_the_bundle(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter failed for good at B, every answer lost though B stored it; then
+    # B's clerk refused it, and B's signed 02 settled the dispatch
+    with serving_inbox(pair) as url:
+        pair.point_b_at(url)
+        doc, job = pair.sent(make_document)
+        _failed_with_every_answer_lost(pair, doc, job)
+        [received] = pair.received()
+        pair.answer(received.id, "refuse", {"reason": "Sai thẩm quyền"})
+    assert pair.dispatch(doc)[0].state == "rejected"
+    pair.sender.clock.advance(minutes=1)
+    pair.sender.anchoring.anchor(pair.sender.uow, pair.sender.clock())
+
+    # When A exports a bundle leaving that 02 out, its index signed over what is left
+    with pair.sender.uow(readonly=True) as uow:
+        evidence = gather(uow, pair.sender.trust, doc)
+    [sent_to_b] = [d for d in evidence.dispatches if d.recipient == B]
+    assert "02" in {s[0] for s in sent_to_b.statuses}
+    without = dataclasses.replace(
+        evidence,
+        dispatches=tuple(
+            dataclasses.replace(d, statuses=tuple(s for s in d.statuses if s[0] != "02"))
+            for d in evidence.dispatches
+        ),
+    )
+    sink = io.BytesIO()
+    write_bundle(sink, without, pair.sender.clock(), issuing_key(pair.sender))
+
+    # Then the trail, which says a status message refused it, says what is missing
+    missing = ("evidence_missing", f"dispatches/{B}/status-02.json")
+    assert missing in failures(judged(sink.getvalue(), pair))
+    assert missing not in failures(judged(export(pair, doc), pair))
 
 
 def _relisted(parts: dict[str, bytes], name: str, data: bytes) -> dict[str, bytes]:

@@ -32,7 +32,7 @@ from congvan.storage.unit_of_work import UnitOfWork
 from .results import FireResult
 
 # The members of an event's data its audit entry records.
-_RECORDED = ("reason", "replaced_by", "request_id")
+_RECORDED = ("reason", "replaced_by", "request_id", "status")
 
 # Points at which a test may inject a failure; each one must leave no trace.
 STEPS = ("loaded", "resolved", "effects", "audited", "advanced", "outboxed", "remembered")
@@ -127,8 +127,9 @@ class Stepper:
         self.fault("effects")
         pending.version += 1
         payload = {**(audit_extra or {}), **ctx.audit}
-        # What the trail keeps of the event's data: why, and what a consequence follows
-        # from (the replacement, the recall whose answers all agreed).
+        # What the trail keeps of the event's data: why, what a consequence follows from
+        # (the replacement, the recall whose answers all agreed), and the recipient's
+        # status message that moved a dispatch (its code).
         for key in _RECORDED:
             if key in data:
                 payload[key] = data[key]
