@@ -48,6 +48,37 @@ def on_its_way(uow: UnitOfWork, document_id: str) -> list[str]:
     )
 
 
+def outcome_unknown(uow: UnitOfWork, document_id: str) -> list[str]:
+    """The recipients whose dispatch failed for good after an attempt that may have
+    reached them (its answer lost, or not a receipt that verified): each may hold the
+    document, in force, and nothing says so yet. Its signed status may still come, and a
+    resend gets its receipt (the receiver answers a message it has with its first one)."""
+    return sorted(
+        r.organ_id
+        for r in uow.dispatches.for_document(document_id)
+        if r.state == d.FAILED
+        and any(a.outcome in d.MAY_HAVE_ARRIVED for a in uow.dispatches.attempts_of(r.id))
+    )
+
+
+def _unsettled(uow: UnitOfWork, document_id: str, what: str) -> str:
+    """Why ``what`` (a recall, an update, a replacement) cannot go now, or ""."""
+    going = on_its_way(uow, document_id)
+    if going:
+        return (
+            f"the document is still on its way to {', '.join(going)}: send {what} once "
+            "each of its dispatches has arrived or failed for good"
+        )
+    unknown = outcome_unknown(uow, document_id)
+    if unknown:
+        return (
+            f"the document may have reached {', '.join(unknown)}, whose dispatch failed "
+            f"with its outcome unknown: resend it first (its receipt, or the recipient's "
+            f"status, says whether it has it), then send {what}"
+        )
+    return ""
+
+
 # -- the sending side ----------------------------------------------------------------------
 
 
@@ -66,12 +97,10 @@ def no_request_awaiting(ctx: TransitionContext) -> tuple[bool, str]:
 def nothing_under_way(ctx: TransitionContext) -> tuple[bool, str]:
     """A recall or update goes to every recipient that has the document: none may still
     be waiting for an attempt or in one, or the document would arrive after the request,
-    in force there and never asked about."""
-    going = on_its_way(ctx.uow, ctx.document.id)
-    return not going, (
-        f"the document is still on its way to {', '.join(going)}: recall or update it once "
-        "each of its dispatches has arrived or failed for good"
-    )
+    in force there and never asked about; nor may one have failed with its outcome
+    unknown (it may hold the document, and would never be asked)."""
+    why = _unsettled(ctx.uow, ctx.document.id, "the recall or update")
+    return not why, why
 
 
 def a_recipient_holds_it(ctx: TransitionContext) -> tuple[bool, str]:
@@ -99,12 +128,9 @@ def original_settled(ctx: TransitionContext) -> tuple[bool, str]:
             f"the document it replaces is no longer in force ({state}): there is nothing "
             "left to replace (send a new document)"
         )
-    going = on_its_way(ctx.uow, row.replaces_id)
-    if going:
-        return False, (
-            f"the document it replaces is still on its way to {', '.join(going)}: send the "
-            "replacement once each of its dispatches has arrived or failed for good"
-        )
+    why = _unsettled(ctx.uow, row.replaces_id, "the replacement")
+    if why:
+        return False, f"of the document it replaces: {why}"
     # A recall or update of it on its way or awaiting its answers: replaced meanwhile,
     # it could never be answered (its recipients' copies no longer in force).
     asking = [

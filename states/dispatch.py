@@ -97,6 +97,10 @@ UNANSWERED = frozenset({PENDING, SENDING, DELIVERED})
 # Where a dispatch stands while the document is still on its way to its recipient: a
 # request or replacement now would arrive before it.
 ON_ITS_WAY = frozenset({PENDING, SENDING})
+# How a delivery attempt ended (actions/delivery.py) when its recipient may have the
+# package though no receipt was taken: the request left and its answer was lost, or the
+# answer was not a receipt that verified.
+MAY_HAVE_ARRIVED = frozenset({"unknown", "bad_receipt"})
 
 # What a recipient reports from registering the document on (QCVN 102 03–06): each
 # says it was registered.

@@ -17,6 +17,7 @@ from congvan.workflow.views import document_view
 from tests.databases import Databases
 from tests.factories import actor, document_row
 from tests.installations import PASS, SENDER_FAKES, B, Pair, link, serving_inbox
+from tests.integration.test_delivery import LosesTheAnswer
 from tests.integration.test_recall import sign
 
 C = "000.00.02.H57"  # a second recipient, served by B's installation
@@ -128,6 +129,49 @@ def test_once_c_failed_for_good_the_recall_goes_to_b_and_ends_the_document(
     assert document_row(two.sender, doc).state == "recalled"
     assert states(two, doc) == {B: "delivered", C: "failed"}
     assert open_escalations(two, doc) == []
+
+
+@pytest.mark.parametrize("request_kind", ["recall", "update", "replacement"])
+def test_a_request_waits_for_a_recipient_the_document_may_have_reached_unknown(
+    two: Pair, make_document: Callable[..., str], request_kind: str
+) -> None:
+    # Given A's letter delivered to B, and failed for good at C with every answer lost
+    # though C's inbox stored it: C may hold it in force, and nothing says so yet
+    doc = sent_and_c_down(two, make_document)
+    with serving_inbox(two) as inbox:
+        two.point_at(C, inbox)
+        two.deliver_through(LosesTheAnswer)
+        c_fails_for_good(two, doc)
+        two.deliver_through(lambda: None)
+        with two.sender.uow(readonly=True) as uow:
+            [c] = [r for r in uow.dispatches.for_document(doc) if r.organ_id == C]
+            assert "unknown" in {a.outcome for a in uow.dispatches.attempts_of(c.id)}
+
+        # When a supervisor recalls it, updates it or sends its replacement
+        def request() -> None:
+            if request_kind == "replacement":
+                replacement = signed_replacement(two, doc)
+                two.sender.engine.fire(replacement, "send", actor("clerk"))
+            else:
+                data = REQUESTS[request_kind]
+                two.sender.engine.fire(doc, request_kind, actor("supervisor"), data=data)
+
+        with pytest.raises(GuardFailed) as refused:
+            request()
+
+        # Then it waits, saying why: C would never be asked, or would hold both letters
+        [(guard, why)] = refused.value.details["reasons"].items()
+        assert guard in ("nothing_under_way", "original_settled")
+        assert f"may have reached {C}" in why and "resend it first" in why
+        assert states(two, doc) == {B: "delivered", C: "failed"}
+
+        # And once resent, C's receipt settles it, and the request goes to both
+        two.sender.engine.fire(doc, "resend", actor("supervisor"), data={"reason": "Xác minh"})
+        run_due(two, doc)
+        assert states(two, doc) == {B: "delivered", C: "delivered"}
+        with two.receiver.uow(readonly=True) as uow:
+            assert len(uow.received.page(C).items) == 1  # C stored it once
+        request()
 
 
 def offered(pair: Pair, doc: str) -> list[str]:
