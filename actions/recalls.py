@@ -61,18 +61,19 @@ def outcome_unknown(uow: UnitOfWork, document_id: str) -> list[str]:
     )
 
 
-def _unsettled(uow: UnitOfWork, document_id: str, what: str) -> str:
-    """Why ``what`` (a recall, an update, a replacement) cannot go now, or ""."""
+def _unsettled(uow: UnitOfWork, document_id: str, document: str, what: str) -> str:
+    """Why ``what`` (a recall, an update, a replacement) of ``document`` (as the reason
+    names it) cannot go now, or ""."""
     going = on_its_way(uow, document_id)
     if going:
         return (
-            f"the document is still on its way to {', '.join(going)}: send {what} once "
+            f"{document} is still on its way to {', '.join(going)}: send {what} once "
             "each of its dispatches has arrived or failed for good"
         )
     unknown = outcome_unknown(uow, document_id)
     if unknown:
         return (
-            f"the document may have reached {', '.join(unknown)}, whose dispatch failed "
+            f"{document} may have reached {', '.join(unknown)}, whose dispatch failed "
             f"with its outcome unknown: resend it first (its receipt, or the recipient's "
             f"status, says whether it has it), then send {what}"
         )
@@ -99,7 +100,7 @@ def nothing_under_way(ctx: TransitionContext) -> tuple[bool, str]:
     be waiting for an attempt or in one, or the document would arrive after the request,
     in force there and never asked about; nor may one have failed with its outcome
     unknown (it may hold the document, and would never be asked)."""
-    why = _unsettled(ctx.uow, ctx.document.id, "the recall or update")
+    why = _unsettled(ctx.uow, ctx.document.id, "the document", "the recall or update")
     return not why, why
 
 
@@ -128,9 +129,9 @@ def original_settled(ctx: TransitionContext) -> tuple[bool, str]:
             f"the document it replaces is no longer in force ({state}): there is nothing "
             "left to replace (send a new document)"
         )
-    why = _unsettled(ctx.uow, row.replaces_id, "the replacement")
+    why = _unsettled(ctx.uow, row.replaces_id, "the document it replaces", "the replacement")
     if why:
-        return False, f"of the document it replaces: {why}"
+        return False, why
     # A recall or update of it on its way or awaiting its answers: replaced meanwhile,
     # it could never be answered (its recipients' copies no longer in force).
     asking = [
