@@ -466,3 +466,23 @@ def test_a_setting_that_is_not_valid_is_named_as_the_operator_sets_it(
     assert named == json.loads(details)["settings"]
     # never the field's name in the program (smtp_username), which no variable is called
     assert not re.search(r"(?<![A-Z_])[a-z]+_[a-z_]+", first.partition(": ")[2]), first
+
+
+def test_a_variable_no_setting_reads_is_named_with_the_setting_meant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the database URL misspelt, another variable far from any setting, and a real one
+    monkeypatch.setenv("CONGVAN_DATABSE_URL", "postgresql://congvan@db/congvan")
+    monkeypatch.setenv("CONGVAN_ZZZ", "1")
+    monkeypatch.setenv("CONGVAN_LOG_LEVEL", "INFO")
+
+    # When a command runs: it runs (on the embedded default, as the variable is not read)
+    assert 0 == main(["--data-dir", str(tmp_path), "migrate"])
+
+    # Then each unread variable is named once, with the setting it was likely meant for
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warnings == [
+        "warning: CONGVAN_DATABSE_URL is not a setting congvan reads, it is ignored; "
+        "did you mean CONGVAN_DATABASE_URL?",
+        "warning: CONGVAN_ZZZ is not a setting congvan reads, it is ignored",
+    ]

@@ -11,6 +11,7 @@ letters) and graph.
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import json
 import os
@@ -142,6 +143,27 @@ def _check_environment() -> None:
                 field=name,
                 location="environment",
             ) from exc
+        _warn_if_unknown(name)
+
+
+# CONGVAN_* variables that are read but are not settings: the PKCS#12 password of
+# ``keys import`` and the benchmarks' own.
+_NOT_SETTINGS = frozenset(
+    {"CONGVAN_P12_PASSWORD", "CONGVAN_BENCH_PG_URL", "CONGVAN_BENCH_SPY_KEEP"}
+)
+
+
+def _warn_if_unknown(name: str) -> None:
+    """A ``CONGVAN_*`` variable no setting reads is said once on stderr, with the setting it
+    was likely meant for: a misspelt ``CONGVAN_DATABSE_URL`` would otherwise run on the
+    embedded SQLite file without a word."""
+    field = name.removeprefix(ENV_PREFIX).lower()
+    if field in Settings.model_fields or name in _NOT_SETTINGS:
+        return
+    known = [variable(f) for f in Settings.model_fields]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    print(f"warning: {name} is not a setting congvan reads, it is ignored{hint}", file=sys.stderr)
 
 
 def _flush_stdout() -> None:
