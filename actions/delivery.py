@@ -39,6 +39,7 @@ import httpx
 from congvan.states.dispatch import ACKNOWLEDGED, ANSWERED, REJECTED, STATUS_EVENTS
 from congvan.states.errors import CongvanError, GuardFailed, TransitionNotAllowed
 from congvan.states.text import printable
+from congvan.storage.clock import Clock, utcnow
 from congvan.storage.dispatches import AttemptRow, DispatchRow
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -119,10 +120,12 @@ class Delivery(StagedJob[Parcel]):
         trust: TrustStore,
         transport: Transport = lambda: None,
         *,
+        clock: Clock = utcnow,
         lease: timedelta = timedelta(minutes=11),
         turn: timedelta = timedelta(seconds=2),
     ) -> None:
         self.trust = trust
+        self.clock = clock  # when an answer came, which its receipt is judged at
         # Every wait on a peer ends well within the job's lease, so that a slow peer is
         # never taken for a dead worker.
         self.lease = lease
@@ -324,7 +327,9 @@ class Delivery(StagedJob[Parcel]):
                 expected_manifest_sha256=written.manifest_sha256,
                 expected_receiver=work.recipient,
                 expected_sender=work.sender,
-                now=work.started_at,  # the clock the job was claimed by
+                # As of the answer, not of the claim: a receipt is signed once the whole
+                # package has arrived, which on a slow line is minutes after it left.
+                now=self.clock(),
                 sent_at=work.sealed.sent_at,
             )
         except CongvanError as exc:

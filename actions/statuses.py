@@ -84,8 +84,9 @@ class Notice:
     reason: str | None
     url: str
     timeout: float
-    agency: AgencyKey
-    at: datetime
+    agency: AgencyKey  # valid at ``signed_at``
+    at: datetime  # when the recipient did what the status reports
+    signed_at: datetime  # the claim's moment: the message is signed as of now
 
 
 class StatusSending(StagedJob[Notice]):
@@ -138,6 +139,7 @@ class StatusSending(StagedJob[Notice]):
             timeout=LOCAL_TIMEOUT_SECONDS if peer is None else float(peer.timeout_seconds),
             agency=self.keys.require(uow, received.agency_id, ctx.now),
             at=_made_at(uow, received.id, ctx.job.payload, event) or ctx.now,
+            signed_at=ctx.now,
         )
 
     def act(self, work: Notice) -> Answered:
@@ -151,6 +153,7 @@ class StatusSending(StagedJob[Notice]):
             at=work.at,
             agency=work.agency,
             reason=work.reason,
+            signed_at=work.signed_at,
         )
         body = {
             "status": base64.b64encode(sealed.body).decode(),

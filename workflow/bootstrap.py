@@ -301,7 +301,8 @@ def bootstrap(
         warn_before=timedelta(hours=settings.crl_warn_hours),
         check_every=timedelta(minutes=settings.crl_check_minutes),
     )
-    delivery = Delivery(trust, lease=timedelta(seconds=settings.delivery_lease_seconds))
+    delivery_lease = timedelta(seconds=settings.delivery_lease_seconds)
+    delivery = Delivery(trust, clock=clock, lease=delivery_lease)
     status_sending = StatusSending(anchoring.keys)
     job_actions: dict[str, AnyJob] = {
         "run_review_checks": review.job,
@@ -327,7 +328,6 @@ def bootstrap(
         ),
         settings.delivery_retry_jitter,
     )
-    delivery_lease = timedelta(seconds=settings.delivery_lease_seconds)
     delivering = (deliver_actor.SPEC, deliver_actor.STATUS_SPEC)
     install_actors(
         broker,

@@ -260,10 +260,12 @@ class Members:
             moment = datetime.fromisoformat(value) if isinstance(value, str) else None
         except ValueError:
             moment = None
-        if moment is None or in_utc(moment) is None or not reckoned(moment):
+        # One moment, one way to write it, as ``iso`` does (a signed message is canonical):
+        # not a week date, the compact form, another offset, a fraction or a ``Z``.
+        if moment is None or in_utc(moment) is None or not reckoned(moment) or value != iso(moment):
             raise self._bad(
                 name,
-                "an ISO 8601 moment with its UTC offset, "
+                "a moment in UTC to the second, as 2026-01-05T08:06:00+00:00, "
                 f"in years {FIRST_DAY.year} to {LAST_DAY.year}",
             )
         return moment

@@ -124,8 +124,14 @@ def make_status(
     agency: AgencyKey,
     reason: str | None = None,
     staff: str | None = None,
+    signed_at: datetime | None = None,
 ) -> Sealed:
-    """A status message about package ``message_id``, signed by the receiving ``agency``."""
+    """A status message about package ``message_id``, signed by the receiving ``agency``.
+
+    ``at`` is when the recipient did what the status reports; ``signed_at`` (``at`` when
+    not given) is when the message is signed, with a key valid then: a status sent late,
+    after its agency's certificate was renewed, is signed now by the new key and still says
+    when the document was registered."""
     content = {
         "format": FORMAT,
         "message_id": message_id,
@@ -142,7 +148,7 @@ def make_status(
         _read(content)
     except MessageMalformed as exc:  # a message this module would refuse is never sent
         raise ValueError(exc.message) from exc
-    return seal(content, agency, at)
+    return seal(content, agency, at if signed_at is None else signed_at)
 
 
 def verify_status(

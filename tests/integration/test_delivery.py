@@ -211,6 +211,37 @@ def test_an_answer_lost_after_the_receiver_stored_it_is_one_document(
     assert received.message_id == dispatch.message_id
 
 
+class SlowLine(httpx.HTTPTransport):
+    """A line on which a package takes longer to go up than the clock skew allowed between
+    two signatures (a scanned decision of a few MiB on a poor link): the installations'
+    clock moves on while the body travels."""
+
+    def __init__(self, clock: Any, minutes: float) -> None:
+        super().__init__()
+        self.clock, self.minutes = clock, minutes
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.clock.advance(minutes=self.minutes)
+        return super().handle_request(request)
+
+
+def test_a_receipt_signed_when_a_slow_package_arrived_is_delivery(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given a package that takes six minutes to reach B, whose receipt is signed then
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    pair.deliver_through(lambda: SlowLine(pair.sender.clock, minutes=6))
+
+    # When it is delivered
+    assert pair.sender.runner.run(job) == "done"
+
+    # Then its receipt is judged as of its answer, not of the attempt's start: delivered
+    dispatch, attempts = pair.dispatch(doc)
+    assert [(a.outcome, a.error) for a in attempts] == [("delivered", "")]
+    assert dispatch.state == "delivered"
+
+
 @pytest.mark.parametrize(
     ("event", "data", "settled", "document"),
     [

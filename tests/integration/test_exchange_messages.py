@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -393,10 +393,11 @@ def test_offline_a_status_holds_only_under_the_root_bound_to_its_agency(world: W
     assert caught.value.details["reason"] == "chain_untrusted"
 
 
-def _resealed(world: World, sealed: Sealed, member: str, moment: datetime) -> Sealed:
-    """``sealed``'s body with ``member`` set to ``moment``, signed by B at NOW."""
+def _resealed(world: World, sealed: Sealed, member: str, moment: datetime | str) -> Sealed:
+    """``sealed``'s body with ``member`` set to ``moment`` (as ``iso`` writes it, or the
+    text given), signed by B at NOW."""
     content = json.loads(sealed.body)
-    content[member] = iso(moment)
+    content[member] = moment if isinstance(moment, str) else iso(moment)
     return seal(content, world.agencies[B], NOW)
 
 
@@ -463,3 +464,38 @@ def test_a_moment_outside_the_years_reckoned_with_is_malformed_wherever_it_is(
     with pytest.raises(MessageMalformed) as caught:
         verify_status(status.body, status.cms, world.trust, expected_recipient=A, now=NOW)
     assert caught.value.details["member"] == "at"
+
+
+_AT = NOW - timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        _AT.astimezone(timezone(timedelta(hours=7))).isoformat(),  # the same moment in Vietnam
+        iso(_AT).replace("+00:00", "Z"),
+        iso(_AT).replace("T", " "),
+        _AT.strftime("%Y%m%dT%H%M%SZ"),  # the compact form
+        _AT.strftime("%G-W%V-%uT%H:%M:%S+00:00"),  # a week date
+        iso(_AT).replace("+00:00", ".000+00:00"),
+        iso(_AT).replace("+00:00", ",5+00:00"),
+        iso(_AT).replace("+00:00", "+00"),
+    ],
+)
+def test_a_moment_written_otherwise_than_the_formats_write_it_is_malformed(
+    world: World, written: str
+) -> None:
+    # Given a receipt and a status signed by B, each with its moment written another way
+    # that a reader of ISO 8601 takes for the same moment (the bytes signed are canonical:
+    # one moment is written one way)
+    assert datetime.fromisoformat(written) == _AT.replace(microsecond=written.count(",5") * 500_000)
+    receipt = _resealed(world, receipt_by(world), "received_at", written)
+    status = _resealed(world, status_03_by_b(world), "at", written)
+
+    # Then each is refused as malformed, naming the member
+    refused = receipt_refusal(world, receipt, sent_at=NOW - timedelta(minutes=10))
+    assert (type(refused), refused.details["member"]) == (MessageMalformed, "received_at")
+    with pytest.raises(MessageMalformed) as caught:
+        verify_status(status.body, status.cms, world.trust, expected_recipient=A, now=NOW)
+    assert caught.value.details["member"] == "at"
+    assert "a moment in UTC to the second" in caught.value.message

@@ -5,15 +5,33 @@ renewed certificate is listed there."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 
+from congvan.actions.exchange.envelope import iso
 from congvan.actions.signing import keystore, pki
 from congvan.storage.ids import new_id
 from congvan.storage.peers import Peer
+from congvan.storage.signatures import CertificateRow
 from congvan.workflow.api.app import create_app
 from congvan.workflow.serving import serve_in_thread
 from tests.factories import actor, document_row
 from tests.installations import CRL_URL, NAMES, PASS, A, B, Pair, serving_inbox
+
+
+def _renew_b(pair: Pair) -> CertificateRow:
+    """B's organisational certificate renewed now (by the exchange CA A runs), held by B."""
+    now = pair.sender.clock()
+    with pair.sender.uow(readonly=True) as uow:
+        _row, ca = keystore._ca(uow)
+    issued = pki.issue_agency_certificate(
+        ca, PASS, agency_id=B, agency_name=NAMES[B], passphrase=PASS, valid_from=now,
+        valid_days=1095, crl_url=CRL_URL,
+    )  # fmt: skip
+    with pair.receiver.uow() as uow:
+        renewed = keystore._store(uow, "agency", issued, now, agency_id=B)
+        uow.commit()
+    return renewed
 
 
 def test_a_status_signed_under_a_renewal_not_yet_imported_waits_then_acknowledges(
@@ -28,16 +46,7 @@ def test_a_status_signed_under_a_renewal_not_yet_imported_waits_then_acknowledge
     # and B's organisational certificate renewed (by the exchange CA A runs), held by B
     # alone: A has not imported B's renewed directory entry
     pair.sender.clock.advance(minutes=5)
-    now = pair.sender.clock()
-    with pair.sender.uow(readonly=True) as uow:
-        _row, ca = keystore._ca(uow)
-    issued = pki.issue_agency_certificate(
-        ca, PASS, agency_id=B, agency_name=NAMES[B], passphrase=PASS, valid_from=now,
-        valid_days=1095, crl_url=CRL_URL,
-    )  # fmt: skip
-    with pair.receiver.uow() as uow:
-        renewed = keystore._store(uow, "agency", issued, now, agency_id=B)
-        uow.commit()
+    renewed = _renew_b(pair)
 
     with serve_in_thread(create_app(pair.sender)) as sender_base:
         with pair.receiver.uow() as uow:
@@ -64,3 +73,44 @@ def test_a_status_signed_under_a_renewal_not_yet_imported_waits_then_acknowledge
 
     # Then A's dispatch is acknowledged with B's 03
     assert document_row(pair.sender, doc).state == "acknowledged"
+
+
+def test_a_status_of_a_registration_before_a_renewal_is_signed_by_the_new_key_as_of_now(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B, and B's clerk registering it while A's status route
+    # cannot be reached
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        doc, job = pair.sent(make_document)
+        assert pair.sender.runner.run(job) == "done"
+    [received] = pair.received()
+    with pair.receiver.uow() as uow:
+        now = pair.receiver.clock()
+        uow.peers.put(Peer(A, "http://127.0.0.1:9/v1/inbox", "http", 5, 4, now, now))
+        uow.commit()
+    pair.receiver.engine.fire_on("received", received.id, "register", actor("clerk", B))
+    [status_job] = pair.status_jobs(received.id)
+    assert pair.receiver.runner.run(status_job) == "failed"
+    registered = pair.receiver.clock()
+
+    # When B's certificate is renewed an hour later (A lists it), and the 03 goes again
+    pair.sender.clock.advance(hours=1)
+    renewed = _renew_b(pair)
+    with pair.sender.uow() as uow:
+        uow.signatures.add_certificate(dataclasses.replace(renewed, id=new_id(), key_pem=""))
+        uow.commit()
+    pair.sender.clock.advance(hours=1)
+    with serve_in_thread(create_app(pair.sender)) as sender_base:
+        with pair.receiver.uow() as uow:
+            now = pair.receiver.clock()
+            uow.peers.put(Peer(A, f"{sender_base}/v1/inbox", "http", 5, 4, now, now))
+            uow.commit()
+        pair.receiver.scheduler.tick()
+        assert pair.receiver.runner.run(status_job) == "done"
+
+    # Then A took it (signed now, by the key valid now), and it still says when B registered
+    assert document_row(pair.sender, doc).state == "acknowledged"
+    with pair.sender.uow(readonly=True) as uow:
+        [[kept]] = uow.dispatches.statuses_by_dispatch(doc).values()
+    assert (kept.code, json.loads(kept.body)["at"]) == ("03", iso(registered))
