@@ -49,8 +49,10 @@ from congvan.states.errors import (
     TransitionNotAllowed,
 )
 from congvan.states.policy import notation
+from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
 from congvan.storage.received import Received
+from congvan.storage.unit_of_work import UnitOfWork
 
 from .engine import Engine
 from .engine.creating import Arrival
@@ -101,6 +103,7 @@ class Inbox:
                 request = uow.received.request_under(
                     header.recipient, header.sender, header.message_id
                 )
+                accepted_before = _took_its_manifest(uow, header)
             # The sender is authenticated first: whom we receive for is not told to a
             # caller who cannot sign as an agency of the directory.
             accepted = verify_package(
@@ -109,6 +112,7 @@ class Inbox:
                 expected_recipient=header.recipient,
                 now=now,
                 directory_lookup=lambda _sender: known,
+                accepted_before=accepted_before,
             )
             if signer is None:
                 raise Misaddressed(
@@ -277,3 +281,16 @@ def _same_package(first_sha256: str, accepted: Accepted, header: Header) -> None
             message_id=header.message_id,
             package_sha256=accepted.package_sha256,
         )
+
+
+def _took_its_manifest(uow: UnitOfWork, header: Header) -> datetime | None:
+    """When the document a recall or update names arrived here, if it brought the very
+    manifest this package carries (whatever else is wrong with the package is judged
+    after its signatures)."""
+    original = header.original
+    if header.business_type not in (RECALL, UPDATE) or original is None:
+        return None
+    found = uow.received.find(header.recipient, header.sender, original.message_id)
+    if found is None or found.manifest_sha256 != header.manifest_sha256:
+        return None
+    return as_utc(found.received_at)

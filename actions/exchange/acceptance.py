@@ -126,8 +126,16 @@ def verify_package(
     expected_recipient: str,
     now: datetime,
     directory_lookup: DirectoryLookup,
+    accepted_before: datetime | None = None,
 ) -> Accepted:
-    """Check ``package`` is from the agency it names, for ``expected_recipient``, intact."""
+    """Check ``package`` is from the agency it names, for ``expected_recipient``, intact.
+
+    ``accepted_before``: when this installation took the signed manifest the package
+    carries once already (a recall or update carries the document as received). Its
+    signer's signature is judged as of then, as it was: a certificate renewed and revoked
+    as superseded since does not make the document one its sender can no longer recall or
+    correct. The agency's signature, made now, is judged now.
+    """
     header = package.header
     if not directory_lookup(header.sender):
         # Known before its signature is read: an agency in no directory entry has no
@@ -163,7 +171,7 @@ def verify_package(
             package.signature,
             trust_roots=trust.roots,
             crls=trust.crls,
-            at=now,
+            at=now if accepted_before is None else accepted_before,
             expected_signer=_signer_named(package.manifest, header.sender),
             profile="signer",
         )

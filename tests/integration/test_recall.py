@@ -25,7 +25,7 @@ from congvan.actions.exchange.evidence import role_of, write_bundle
 from congvan.actions.exchange.evidence_checks import verify_bundle
 from congvan.actions.exchange.package import Original
 from congvan.actions.exchange.writing import assemble, seal_header
-from congvan.actions.signing import keystore
+from congvan.actions.signing import issuers, keystore
 from congvan.actions.signing.stored import as_signed, expected_signer, manifest_of
 from congvan.actions.signing.verification import verify_manifest_signature
 from congvan.states.errors import (
@@ -48,7 +48,7 @@ from congvan.workflow.explaining import explain_row, explanation_view
 from congvan.workflow.letters import sample_pdf
 from tests.exchange_world import members, zipped
 from tests.factories import SAMPLE_FIELDS, actor, document_row
-from tests.installations import A, B, Pair, serving_inbox
+from tests.installations import PASS, A, B, Pair, serving_inbox
 
 DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
 
@@ -513,6 +513,43 @@ def test_a_refused_recall_is_not_resent_from_its_escalation(
         "declined",
     )
     assert pair.jobs(doc) == []
+
+
+@pytest.mark.parametrize("reason", ["superseded", "cessation_of_operation"])
+def test_a_document_whose_signer_was_renewed_since_is_still_recalled_and_updated(
+    pair: Pair, served: str, make_document: Callable[..., str], reason: str
+) -> None:
+    # Given A's letter registered at B, then its signer's certificate revoked as replaced
+    # (a routine renewal) and the CRL saying so held on both sides
+    doc, received_id = registered(pair, make_document)
+    pair.sender.clock.advance(hours=1)
+    with pair.sender.uow() as uow:
+        now = pair.sender.clock()
+        keystore.revoke(
+            uow, keystore.fingerprint(pair.signer_cert), reason=reason, passphrase=PASS, now=now
+        )
+        crl = keystore.publish_crl(uow, passphrase=PASS, now=now)
+        uow.commit()
+    with pair.receiver.uow() as uow:
+        issuers.import_crl(uow, pair.receiver.trust, crl, now=pair.receiver.clock())
+        uow.commit()
+
+    # When A corrects its subject, then recalls it
+    fields = {"subject": "V/v khen thưởng (đính chính)"}
+    pair.sender.engine.fire(
+        doc, "update", actor("supervisor"), data={"reason": "Sai trích yếu", "fields": fields}
+    )
+    deliver(pair, doc)
+    pair.answer(received_id, "agree_update")
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+
+    # Then B's inbox took both, judging the signature it took the letter under as of then
+    with pair.receiver.uow(readonly=True) as uow:
+        assert [r.kind for r in uow.received.requests(received_id)] == ["update", "recall"]
+        assert uow.received.get(received_id).subject == fields["subject"]  # type: ignore[union-attr]
+    pair.answer(received_id, "agree_recall")
+    assert state_at_b(pair, received_id) == "recalled"
 
 
 def test_an_update_agreed_to_corrects_the_metadata_and_keeps_the_old_in_the_trail(
