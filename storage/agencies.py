@@ -145,6 +145,11 @@ class AgencyRepository:
         ).first()
         return UserRow(*row) if row else None
 
+    def user_roles(self, user_id: str) -> list[str]:
+        """The roles the user holds (none for no such user)."""
+        found = self.conn.execute(select(_users.c.roles).where(_users.c.id == user_id)).first()
+        return sorted(r for r in (found.roles if found else "").split(",") if r)
+
     def has_users(self, agency_id: str) -> bool:
         """Whether anyone acts for the agency here: then it is one of ours."""
         query = select(_users.c.id).where(_users.c.agency_id == agency_id).limit(1)
@@ -163,6 +168,7 @@ class AgencyRepository:
                 u.username,
                 u.agency_id,
                 u.roles,
+                t.roles.label("token_roles"),
                 u.full_name,
                 u.position,
                 t.expires_at,
@@ -177,7 +183,8 @@ class AgencyRepository:
             user_id=row.id,
             username=row.username,
             agency_id=row.agency_id,
-            roles=frozenset(r for r in row.roles.split(",") if r),
+            # The token's roles its user still holds: a clerk's token stays a clerk's
+            roles=frozenset(row.roles.split(",")) & frozenset(row.token_roles.split(",")) - {""},
             full_name=row.full_name,
             position=row.position,
         )

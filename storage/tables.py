@@ -100,6 +100,8 @@ class ApiToken(SQLModel, table=True):
     user_id: str = Field(foreign_key="users.id", index=True, max_length=36)
     token_hash: str = Field(unique=True, max_length=64)
     prefix: str = Field(max_length=16)
+    # comma-separated: the roles it was created with; it acts with those its user holds
+    roles: str = Field(max_length=200, sa_column_kwargs={"server_default": ""})
     created_at: datetime = Field(sa_column=_ts(nullable=False))
     expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

@@ -261,9 +261,15 @@ def token_prefix(token: str) -> str:
 
 
 def create_token(
-    uow: UnitOfWork, user_id: str, now: datetime, expires_in_days: int | None = None
+    uow: UnitOfWork,
+    user_id: str,
+    now: datetime,
+    expires_in_days: int | None = None,
+    roles: Iterable[str] | None = None,
 ) -> IssuedToken:
-    """A new token for the user; ``expires_in_days`` None never expires, else at least 1."""
+    """A new token for the user, bound to ``roles`` (None: every role the user holds now);
+    ``expires_in_days`` None never expires, else at least 1. The token acts with those of
+    its roles its user still holds: another role given to the user later is not its."""
     if expires_in_days is not None and not 1 <= expires_in_days <= 3650:
         # 0 used to mean "never" and a negative number made a token born expired.
         raise InvalidInput(
@@ -271,6 +277,13 @@ def create_token(
             "that does not expire.",
             field="expires_days",
             value=expires_in_days,
+        )
+    held = uow.agencies.user_roles(user_id)
+    bound = held if roles is None else validate_roles(roles)
+    if not set(bound) <= set(held):
+        raise InvalidInput(
+            f"The user does not hold the role {', '.join(sorted(set(bound) - set(held)))}.",
+            field="roles",
         )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     prefix = token_prefix(token)
@@ -280,6 +293,7 @@ def create_token(
             "user_id": user_id,
             "token_hash": hash_token(token),
             "prefix": prefix,
+            "roles": ",".join(sorted(bound)),
             "created_at": now,
             "expires_at": None
             if expires_in_days is None

@@ -11,9 +11,11 @@ import pytest
 from fastapi import FastAPI
 
 from congvan.states import DOCUMENT
+from congvan.states.errors import InvalidInput
 from congvan.states.policy import CREATE_ROLES, EVENT_ROLES, READ_ROLES, ROLES
 from congvan.storage.agencies import AgencyRepository
 from congvan.storage.clock import FrozenClock
+from congvan.workflow import directory
 from congvan.workflow.api.deps import get_clock
 from tests.api.conftest import MAIN_PDF, A, Api, B, assert_error, sha256
 
@@ -189,6 +191,34 @@ def test_a_revoked_token_is_refused_and_the_others_keep_working(api: Api) -> Non
     assert_error(response, 401, "unauthenticated")
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert api.get("/v1/documents").status_code == 200  # the clerk's first token
+
+
+def test_a_token_acts_with_the_roles_it_was_created_with_and_no_role_given_later(
+    api: Api,
+) -> None:
+    # Given a clerk's token for a user name, as `congvan tokens create --role clerk` makes it
+    with api.runtime.uow() as uow:
+        now = api.clock()
+        user = directory.ensure_user(uow, A, "van.thu", ["clerk"], now)
+        clerks = directory.create_token(uow, user, now, roles=["clerk"])
+        uow.commit()
+    as_clerk = {"Authorization": f"Bearer {clerks.token}"}
+    assert_error(api.client.get("/v1/metrics", headers=as_clerk), 403, "forbidden")
+
+    # When a supervisor's token is created for the same user name
+    with api.runtime.uow() as uow:
+        user = directory.ensure_user(uow, A, "van.thu", ["supervisor"], now)
+        supervisors = directory.create_token(uow, user, now, roles=["supervisor"])
+        uow.commit()
+
+    # Then that one is a supervisor's, and the clerk's token is still a clerk's only
+    as_supervisor = {"Authorization": f"Bearer {supervisors.token}"}
+    assert api.client.get("/v1/metrics", headers=as_supervisor).status_code == 200
+    assert_error(api.client.get("/v1/metrics", headers=as_clerk), 403, "forbidden")
+    assert api.client.get("/v1/documents", headers=as_clerk).status_code == 200
+    # and a token is never bound to a role its user does not hold
+    with api.runtime.uow() as uow, pytest.raises(InvalidInput, match="does not hold"):
+        directory.create_token(uow, user, now, roles=["reviewer"])
 
 
 def test_an_expired_token_is_refused_from_its_expiry_on(api: Api) -> None:

@@ -159,3 +159,44 @@ def test_a_database_holding_a_request_upgrades_through_the_tables_it_rebuilds(
         found = conn.execute(text("SELECT received_id FROM received_requests")).scalars()
         assert ["r-1"] == list(found)
     assert [] == drift(engine)
+
+
+def test_a_token_kept_from_before_its_roles_were_its_own_keeps_what_it_could_do(
+    engine: Engine,
+) -> None:
+    # Given a database at 0026 holding a clerk and reviewer's user and two tokens of it
+    migrate(engine, "0026")
+    now = "2026-12-02 01:00:00"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO agencies (id, name, abbreviation, created_at, numbering) "
+                "VALUES ('000.00.11.H57', 'Sở Nội vụ', 'SNV', :now, 'agency')"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO users (id, agency_id, username, full_name, position, roles, "
+                "created_at) VALUES ('u-1', '000.00.11.H57', 'van.thu', '', '', "
+                "'clerk,reviewer', :now)"
+            ),
+            {"now": now},
+        )
+        for n in (1, 2):
+            conn.execute(
+                text(
+                    "INSERT INTO api_tokens (id, user_id, token_hash, prefix, created_at) "
+                    f"VALUES ('t-{n}', 'u-1', 'h{n}', 'p{n}', :now)"
+                ),
+                {"now": now},
+            )
+
+    # When it is upgraded to the head revision
+    migrate(engine)
+
+    # Then each token is bound to the roles its user held
+    assert head_revision(engine) == current_revision(engine)
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT roles FROM api_tokens ORDER BY id")).scalars()
+        assert list(found) == ["clerk,reviewer", "clerk,reviewer"]

@@ -162,7 +162,7 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
             full_name=args.full_name,
             position=args.position,
         )
-        issued = create_token(uow, user_id, now, args.expires_days)
+        issued = create_token(uow, user_id, now, args.expires_days, roles=args.role)
         uow.commit()
     print(
         f"token for {username}@{args.agency} ({', '.join(args.role)}), prefix {issued.prefix} "
