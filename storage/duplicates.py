@@ -187,9 +187,21 @@ class DuplicateRepository:
         """Numbers that the agency's administrative documents hold under more than one
         symbol in one year, ``from_year`` on: what one series for all would repeat.
 
-        Held as ``same_number`` holds them: past review, or in review now.
+        Held as ``same_number`` holds them: past review, or in review now, unless its own
+        number check failed (a draft refused for its number holds none).
         """
         d = _documents.c
+        r = _check_results.c
+        number_refused = (
+            select(r.id)
+            .where(
+                r.document_id == d.id,
+                r.revision == d.revision,
+                r.code == NUMBER_CHECK,
+                r.status != "passed",
+            )
+            .exists()
+        )
         year = func.substr(d.issued_on, 1, 4)
         symbols = func.count(func.distinct(d.symbol))
         rows = self.conn.execute(
@@ -205,7 +217,10 @@ class DuplicateRepository:
                 d.legal_normative.is_(False),
                 d.number.is_not(None),
                 year >= from_year,
-                or_(d.state != DRAFT, d.submitted_revision == d.revision),
+                or_(
+                    d.state != DRAFT,
+                    and_(d.submitted_revision == d.revision, ~number_refused),
+                ),
             )
             # By the output name: PostgreSQL binds substr's arguments anew in GROUP BY.
             .group_by(literal_column("held_year"), d.number)

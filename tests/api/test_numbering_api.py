@@ -109,6 +109,23 @@ def test_last_years_numbers_and_abandoned_drafts_do_not_stand_in_the_way(api_any
     assert 200 == response.status_code, response.text
 
 
+def test_a_draft_refused_for_its_number_does_not_stand_in_the_way(api_any_db: Api) -> None:
+    api = api_any_db
+    # Given A in one series for all: 1227/UBND-TĐKT in review, then 1227/UBND-KT refused
+    # for repeating its number
+    in_review(api)
+    checks = submit_and_check(api, clean_letter(api, symbol="UBND-KT"))
+    assert checks["duplicates.number"]["status"] == "failed"
+
+    # When an operator moves A to a series per symbol by mistake, and back at once
+    assert 200 == change(api, "symbol").status_code
+    back = change(api, "agency")
+
+    # Then it is back: the refused draft holds no number, as it held none before
+    assert 200 == back.status_code, back.text
+    assert "agency" == series_of(api)
+
+
 def test_an_agency_is_added_with_its_series(api: Api) -> None:
     body = {"id": "000.00.31.H57", "name": "UBND thành phố Huế", "abbreviation": "UBND"}
 
