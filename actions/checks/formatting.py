@@ -54,12 +54,14 @@ def number_symbol(inp: CheckInput) -> Finding:
         )
     groups = symbol.split("-")
     agency_abbr = inp.agency.abbreviation if inp.agency else ""
+    # Two groups (Decree 30, Appendix I): a công văn's, the agency's abbreviation and the
+    # drafting unit's (or the field's); a named type's, the type's and the agency's.
     if doc_type == OFFICIAL_LETTER:
         expected = f"{agency_abbr}-<đơn vị soạn thảo>"
-        shape_ok = len(groups) >= 2 and groups[0] == agency_abbr
+        shape_ok = len(groups) == 2 and groups[0] == agency_abbr
     else:
         expected = f"{doc_type}-{agency_abbr}"
-        shape_ok = len(groups) >= 2 and groups[0] == doc_type and groups[1] == agency_abbr
+        shape_ok = groups == [doc_type, agency_abbr]
     # Every group in capitals (the agency's abbreviation too: an inbox refuses any other),
     # but the type's abbreviation as Decree 30 writes it (TTr, CTr, QyĐ)
     if not shape_ok or not symbol_cased(symbol, doc_type):
