@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -486,3 +487,23 @@ def test_a_variable_no_setting_reads_is_named_with_the_setting_meant(
         "did you mean CONGVAN_DATABASE_URL?",
         "warning: CONGVAN_ZZZ is not a setting congvan reads, it is ignored",
     ]
+
+
+def test_serve_on_an_address_it_cannot_listen_on_says_so_in_one_coded_line(
+    tmp_path: Path,
+) -> None:
+    # Given a migrated installation, and its port taken by another program
+    assert congvan("migrate", data_dir=tmp_path).returncode == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        # When it is served there, or on a host that is none of this machine's
+        in_use = congvan("serve", "--port", str(port), data_dir=tmp_path)
+    no_host = congvan("serve", "--host", "999.1.1.1", data_dir=tmp_path)
+
+    # Then each is refused at once (exit 2, one error line), not logged by the server
+    assert (in_use.returncode, no_host.returncode) == (2, 2), in_use.stderr + no_host.stderr
+    assert in_use.stderr.startswith(f"error [unavailable]: Cannot listen on 127.0.0.1:{port}:")
+    assert no_host.stderr.startswith("error [unavailable]: Cannot listen on 999.1.1.1:")

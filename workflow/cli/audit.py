@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from congvan.states.errors import InvalidInput, NotFound
+from congvan.states.errors import Conflict, InvalidInput, NotFound
 
 from ..settings import Settings
 from .runtime import Store, Subparsers, add_progress_option, progress_bar, runtime_for
@@ -61,9 +61,8 @@ def _audit_anchor(runtime: Runtime, agency: str | None) -> int:
 
     try:
         made = runtime.anchoring.anchor(runtime.uow, runtime.clock(), agency)
-    except RetryLater as exc:
-        print(f"{exc}: nothing was kept, run it again")
-        return 1
+    except RetryLater as exc:  # another anchor (a command, the timer) won the race
+        raise Conflict(f"{exc}: nothing was kept, run it again.") from None
     if agency is not None and not made:
         print(
             f"agency {agency} has no organisational certificate with a stored key "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
-from congvan.states.errors import InvalidInput
+from congvan.states.errors import InvalidInput, Unavailable
 from congvan.states.timeliness import LAST_DAY
 
 from ..settings import Settings
@@ -181,16 +182,33 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
         from ..serving import freeze_loaded
 
+        host = args.host or settings.host
+        port = settings.port if args.port is None else args.port  # 0: any free port
+        _can_listen(host, port)
         freeze_loaded()
         uvicorn.run(
             app,
             log_config=None,
-            host=args.host or settings.host,
-            port=args.port or settings.port,
+            host=host,
+            port=port,
             log_level="info",
             http=JsonErrorsH11Protocol,
         )
     return 0
+
+
+def _can_listen(host: str, port: int) -> None:
+    """Refuse at once, in one coded line, an address this machine cannot listen on (a
+    port in use, a host that is none of its own), which uvicorn would only log."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _name, address = found[0]
+        with socket.socket(family, kind, proto) as listener:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            listener.bind(address)
+    except (OSError, UnicodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise Unavailable(f"Cannot listen on {host}:{port}: {why}.", host=host, port=port) from None
 
 
 def _wait_for_signal() -> None:
