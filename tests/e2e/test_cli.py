@@ -507,3 +507,20 @@ def test_serve_on_an_address_it_cannot_listen_on_says_so_in_one_coded_line(
     assert (in_use.returncode, no_host.returncode) == (2, 2), in_use.stderr + no_host.stderr
     assert in_use.stderr.startswith(f"error [unavailable]: Cannot listen on 127.0.0.1:{port}:")
     assert no_host.stderr.startswith("error [unavailable]: Cannot listen on 999.1.1.1:")
+
+
+def test_a_demo_in_a_folder_holding_an_earlier_demo_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a folder an earlier demo ran in: its installations and its log
+    (tmp_path / "province").mkdir()
+    (tmp_path / "demo.log").write_text("the earlier run's log\n", encoding="utf-8")
+
+    # When the demo is run there again
+    code = main(["--data-dir", str(tmp_path), "demo"])
+
+    # Then it is refused at once, and the earlier run's log is kept
+    assert code == 2
+    assert "error [already_exists]:" in capsys.readouterr().err
+    assert (tmp_path / "demo.log").read_text(encoding="utf-8") == "the earlier run's log\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.log", "province"]

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from congvan.actions.anchoring import verify_anchors
+from congvan.states.errors import AlreadyExists
 from congvan.states.timeliness import VIETNAM
 from congvan.storage.clock import MovableClock
 from congvan.storage.database import make_engine
@@ -110,6 +111,15 @@ def run_demo(data_dir: Path | None = None, *, start: datetime | None = None) -> 
         tmp = tempfile.TemporaryDirectory(prefix="congvan-demo-")
         data_dir = Path(tmp.name)
     data_dir.mkdir(parents=True, exist_ok=True)
+    held = [data_dir / name for name in ("province", "recipients") if (data_dir / name).exists()]
+    if held:
+        # Its keys were locked by a passphrase of that run alone: a run there could only
+        # fail, after overwriting the earlier run's log. Said before anything is written.
+        raise AlreadyExists(
+            f"{data_dir} already holds a demo's installations: run it in an empty folder "
+            "(or without --data-dir, in a temporary one).",
+            path=str(data_dir),
+        )
     passphrase = secrets.token_urlsafe(24)  # this run's keys; never printed
     ports = {"province": free_port(), "recipients": free_port()}
     print(f"congvan demo — two installations, each with its embedded database, in {data_dir}")
