@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from .chains import ChainHeads, ChainStatements, advancing, heading
 from .clock import as_utc
 from .documents import decode_cursor, encode_cursor
+from .locks import hold
 from .prepared import Prepared
 from .tables import AgencyTimeRules, EscalationRow
 
@@ -184,8 +185,12 @@ class EscalationRepository(ChainHeads):
 
     # -- an agency's own time rules --------------------------------------------------------
 
-    def time_rules(self, agency_id: str) -> dict[str, Any]:
-        """The overrides an agency set (rule → five values); empty when it set none."""
+    def time_rules(self, agency_id: str, *, holding: bool = False) -> dict[str, Any]:
+        """The overrides an agency set (rule → five values); empty when it set none.
+        ``holding``: until the transaction ends, no other reads them holding (a change
+        made on what was read, judged against the tag its client read)."""
+        if holding:
+            hold(self.conn, f"congvan.time_rules:{agency_id}")
         row = _TIME_RULES.first(self.conn, {"agency_id": agency_id})
         return dict(json.loads(row[0])) if row and row[0] else {}
 

@@ -180,6 +180,42 @@ def test_an_agency_tightens_its_time_rules_and_may_not_loosen_them(api: Api) -> 
     assert_error(clerk, 403, "forbidden")
 
 
+def test_two_supervisors_setting_time_rules_on_what_they_read_do_not_erase_each_other(
+    api: Api,
+) -> None:
+    # Given two supervisors who read the agency's rules (no override yet), each with its tag
+    read = api.client.get("/v1/time-rules", headers=api.auth("supervisor"))
+    tag = read.headers["etag"]
+    assert api.client.get("/v1/time-rules", headers=api.auth("supervisor")).headers["etag"] == tag
+
+    # When the first tightens delivery on what it read, then the second escalation on it
+    first = api.client.put(
+        "/v1/time-rules",
+        headers={**api.auth("supervisor"), "If-Match": tag},
+        json={"rules": {"deliver": {"0": 120}}},
+    )
+    second = api.client.put(
+        "/v1/time-rules",
+        headers={**api.auth("supervisor"), "If-Match": tag},
+        json={"rules": {"escalate": {"0": 240}}},
+    )
+
+    # Then the first stands with a new tag, the second is told to read again, not applied
+    assert first.status_code == 200 and first.headers["etag"] != tag
+    assert assert_error(second, 412, "precondition_failed")["etag"] == first.headers["etag"]
+    now = api.client.get("/v1/time-rules", headers=api.auth("supervisor"))
+    assert now.json()["agency"] == {"deliver": [120, 60, 30, 15, 15]}
+    assert now.headers["etag"] == first.headers["etag"]
+    # and on what it reads now, the second's change (the whole set) goes through
+    again = api.client.put(
+        "/v1/time-rules",
+        headers={**api.auth("supervisor"), "If-Match": now.headers["etag"]},
+        json={"rules": {"deliver": {"0": 120}, "escalate": {"0": 240}}},
+    )
+    assert again.status_code == 200, again.text
+    assert sorted(again.json()["agency"]) == ["deliver", "escalate"]
+
+
 def test_supervisors_handle_escalations_and_time_rules_from_the_cli(
     make_api: MakeApi, tmp_path: Any, capsys: Any
 ) -> None:

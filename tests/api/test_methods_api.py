@@ -202,6 +202,36 @@ def test_a_read_asking_for_another_version_fails_its_precondition(
         assert got.headers["etag"] == f'"{version}"'
 
 
+@pytest.mark.parametrize(
+    ("header", "condition", "status"),
+    [
+        ("If-Match", '"zzz"', 412),
+        ("If-Match", '"3", "4"', 412),
+        ("If-Match", "*", 200),
+        ("If-None-Match", '"zzz"', 200),
+        ("If-None-Match", "*", 304),
+        ("If-Match", "3", 422),
+    ],
+)
+@pytest.mark.parametrize("path", ["/v1/documents", "/v1/metrics", "/v1/agencies"])
+def test_a_read_with_no_entity_tag_is_judged_as_having_none(
+    api: Api, path: str, header: str, condition: str, status: int
+) -> None:
+    # RFC 9110 13.1.1: a representation with no entity tag matches no tag an If-Match
+    # names (only *, it exists); 13.1.2: If-None-Match * fails (it exists), a tag holds
+    role = "supervisor" if path == "/v1/metrics" else "clerk"
+    assert "etag" not in api.client.get(path, headers=api.auth(role)).headers
+
+    got = api.client.get(path, headers={**api.auth(role), header: condition})
+
+    assert got.status_code == status, got.text
+    if status == 412:
+        assert got.json()["code"] == "precondition_failed"
+    assert api.client.head(path, headers={**api.auth(role), header: condition}).status_code == (
+        status
+    )
+
+
 def test_a_condition_on_a_read_that_fails_otherwise_changes_nothing(api: Api) -> None:
     # A missing document is 404 whatever the condition; no token is 401
     assert (

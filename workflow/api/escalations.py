@@ -7,6 +7,8 @@ outcome; every step is an entry of the escalation's own audit chain (``/trail``)
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from datetime import datetime
 from typing import Annotated, Any
@@ -18,7 +20,7 @@ from congvan.actions.escalations import notice
 from congvan.states import ESCALATION, allowed_events
 from congvan.states import escalation as e
 from congvan.states.deadlines import RULES
-from congvan.states.errors import InvalidInput, NotFound
+from congvan.states.errors import InvalidInput, NotFound, PreconditionFailed
 from congvan.states.policy import ESCALATION_HANDLERS, READ_ROLES
 from congvan.storage.escalations import Escalation
 
@@ -33,6 +35,7 @@ from .documents import (
     parse_if_match,
     subject_event,
 )
+from .methods import entity_tags
 from .outputs import AUTHENTICATED, Page, errors, sends, versioned_etag
 from .paging import MAX_CURSOR, check_limit
 from .schemas import TextModel
@@ -404,21 +407,49 @@ def _rules_view(
 
 
 @rules_router.get("", summary="The time rules in force for the caller's agency",
-                  response_model=TimeRulesOut)  # fmt: skip
+                  response_model=TimeRulesOut, responses=sends(200, "ETag"))  # fmt: skip
 def get_time_rules(
-    uow: ReadUowDep, principal: PrincipalDep, watch: WatchDep, settings: SettingsDep
+    uow: ReadUowDep,
+    principal: PrincipalDep,
+    watch: WatchDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> dict[str, Any]:
     require(principal, READ_ROLES, "Reading time rules")
     with uow:
         overrides = uow.escalations.time_rules(principal.agency_id)
+    response.headers["ETag"] = _rules_tag(overrides)
     return _rules_view(watch, settings, overrides)
+
+
+def _rules_tag(overrides: dict[str, Any]) -> str:
+    """The entity tag of an agency's rules: a digest of what it set."""
+    body = json.dumps(overrides, sort_keys=True, separators=(",", ":")).encode()
+    return f'"{hashlib.sha256(body).hexdigest()[:16]}"'
+
+
+def _check_rules_tag(if_match: str | None, current: str) -> None:
+    """``If-Match`` against the rules' tag (RFC 9110 13.1.1): absent or ``*`` holds."""
+    if if_match is None or if_match.strip() == "*":
+        return
+    tags = entity_tags(if_match.encode("latin-1", "replace"))
+    if tags is None:
+        raise InvalidInput(
+            "If-Match takes the ETag as it was sent, quotes included (or *).", field="If-Match"
+        )
+    if not any(not weak and tag.decode("latin-1") == current for weak, tag in tags):
+        raise PreconditionFailed(
+            "The agency's time rules changed since they were read: read them again (their "
+            "ETag) and retry.",
+            etag=current,
+        )
 
 
 @rules_router.put(
     "",
     summary="Tighten the province's time rules for the caller's agency (never loosen them)",
     response_model=TimeRulesOut,
-    responses=errors(400, 403),
+    responses={**errors(400, 403, 412), **sends(200, "ETag")},
 )
 def put_time_rules(
     body: TimeRulesIn,
@@ -427,15 +458,20 @@ def put_time_rules(
     watch: WatchDep,
     settings: SettingsDep,
     clock: ClockDep,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     require(principal, ESCALATION_HANDLERS, "Setting time rules")
     tightened = watch.check_rules(body.rules)
     overrides = {k: list(tightened.minutes[k]) for k in body.rules}
     with uow:
+        current = uow.escalations.time_rules(principal.agency_id, holding=True)
+        _check_rules_tag(if_match, _rules_tag(current))
         uow.escalations.set_time_rules(
             principal.agency_id, overrides, by=principal.username, at=clock()
         )
         uow.commit()
+    response.headers["ETag"] = _rules_tag(overrides)
     log.info(
         "time rules set",
         extra={

@@ -6,7 +6,7 @@ though ``GET`` is served there (RFC 9110 9.3.2: a server supporting GET supports
 and a 405 named in ``Allow`` only the methods of the first route whose path matched.
 A read that names an entity tag (``If-None-Match``, ``If-Match``) is answered by the tag
 the route sends (RFC 9110 13.1.1, 13.1.2): 304 with no body when the client holds it,
-412 when it asked for another.
+412 when it asked for another, or named one where the route sends none.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ class HeadMiddleware:
 
     Plain ASGI: the request runs as a GET (its token, its checks, its errors), and the
     body the app sends is dropped; ``Content-Length`` says what a GET would have sent.
-    A condition is judged when the route starts a 2xx answer carrying an ETag, before a
-    byte of its body is sent; any other answer goes as it is.
+    A condition is judged when the route starts a 2xx answer (by its ETag, or its lack of
+    one), before a byte of its body is sent; any other answer goes as it is.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -178,8 +178,6 @@ def _judged(start: Message, if_match: bytes | None, if_none_match: bytes | None)
         return start
     headers = start.get("headers", [])
     etag = next((v for k, v in headers if k == b"etag"), None)
-    if etag is None:
-        return start
     for name, condition in (("If-Match", if_match), ("If-None-Match", if_none_match)):
         if _malformed(condition):
             body = _condition_refused(name)
@@ -192,7 +190,11 @@ def _judged(start: Message, if_match: bytes | None, if_none_match: bytes | None)
                 ],
                 "congvan_body": body,
             }
-    if if_match is not None and _failed_precondition(if_match, etag):
+    # What a route sends with no entity tag has none an If-Match can name (RFC 9110
+    # 13.1.1: only * holds, it exists), and none an If-None-Match holds but * (13.1.2).
+    if if_match is not None and (
+        if_match.strip() != b"*" if etag is None else _failed_precondition(if_match, etag)
+    ):
         return {
             **start,
             "status": 412,
@@ -202,7 +204,9 @@ def _judged(start: Message, if_match: bytes | None, if_none_match: bytes | None)
                 *((k, v) for k, v in headers if k == b"etag"),
             ],
         }
-    if if_none_match is not None and _not_modified(if_none_match, etag):
+    if if_none_match is not None and (
+        if_none_match.strip() == b"*" if etag is None else _not_modified(if_none_match, etag)
+    ):
         kept = [(k, v) for k, v in headers if k in _KEPT_BY_304 or k.startswith(b"x-")]
         return {**start, "status": 304, "headers": kept}
     return start

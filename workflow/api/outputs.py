@@ -44,6 +44,7 @@ _ERROR_TEXT = {
     403: "The caller's roles do not allow this",
     404: "No such resource, or it belongs to another agency",
     409: "Not allowed in the current state, a stale version, or already there",
+    412: "If-Match names no entity tag of what is here now (read it again)",
     413: "The body or an attachment is larger than allowed",
     415: "The body is not of the media type the route takes",
     422: "The request is not valid",
