@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy.exc
 
-from congvan.workflow.cli import main
+from congvan.workflow.cli import _operator_error, main
 
 RECIPIENTS = (
     "Sở Nội vụ tỉnh Thừa Thiên Huế",
@@ -524,3 +525,33 @@ def test_a_demo_in_a_folder_holding_an_earlier_demo_is_refused_before_anything_i
     assert "error [already_exists]:" in capsys.readouterr().err
     assert (tmp_path / "demo.log").read_text(encoding="utf-8") == "the earlier run's log\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.log", "province"]
+
+
+def test_a_data_folder_that_is_a_file_is_said_to_be_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    afile = tmp_path / "congvan"
+    afile.write_text("not a folder\n", encoding="utf-8")
+
+    assert main(["--data-dir", str(afile), "peers", "list"]) == 2
+
+    said = capsys.readouterr().err
+    assert f"error [invalid_input]: {afile} is a file (or lies under one), not a folder." in said
+
+
+@pytest.mark.parametrize(
+    ("driver_said", "code", "says"),
+    [
+        ("database or disk is full", "unavailable", "The disk under the database is full"),
+        ("unable to open database file", "database_unavailable", "writable by this user"),
+        ("no such table: documents", "database_unavailable", "no such table: documents"),
+    ],
+)
+def test_what_the_database_driver_refused_is_said_as_the_operator_mends_it(
+    driver_said: str, code: str, says: str
+) -> None:
+    failed = sqlalchemy.exc.OperationalError("INSERT …", {}, sqlite3.OperationalError(driver_said))
+
+    error = _operator_error(failed)
+
+    assert error is not None and (error.code, says in error.message) == (code, True)

@@ -269,7 +269,34 @@ def _operator_error(exc: Exception) -> CongvanError | None:
         )
     if isinstance(exc, sqlalchemy.exc.DBAPIError | ModuleNotFoundError):
         first = str(exc).split("\n")[0]
+        if "database or disk is full" in first or getattr(
+            getattr(exc, "orig", None), "sqlstate", None
+        ) in ("53100", "53200"):
+            # SQLite's SQLITE_FULL, PostgreSQL's disk_full / out_of_memory: the
+            # transaction rolled back whole.
+            return Unavailable(
+                "The disk under the database is full: nothing of this command was kept; "
+                "free some space and run it again.",
+                errno="ENOSPC",
+            )
+        if "unable to open database file" in first:
+            return DatabaseUnavailable(
+                "SQLite cannot open the database file: its folder must exist and be "
+                "writable by this user (SQLite writes its -wal and -shm files beside the "
+                "database, even to read it)."
+            )
         return DatabaseUnavailable(f"The database cannot be used: {first}")
+    if (
+        isinstance(exc, FileExistsError | NotADirectoryError)
+        and exc.filename is not None
+        and not os.path.isdir(exc.filename)
+    ):
+        # A folder named where a file is (--data-dir, CONGVAN_TRUST_DIR)
+        return InvalidInput(
+            f"{str(exc.filename)[:300]} is a file (or lies under one), not a folder.",
+            field="path",
+            location="file",
+        )
     if isinstance(exc, OSError) and exc.filename is not None:
         return InvalidInput(
             f"{exc.strerror or exc}: {str(exc.filename)[:300]}", field="path", location="file"
