@@ -555,3 +555,18 @@ def test_what_the_database_driver_refused_is_said_as_the_operator_mends_it(
     error = _operator_error(failed)
 
     assert error is not None and (error.code, says in error.message) == (code, True)
+
+
+@pytest.mark.parametrize("command", ["worker", "scheduler"])
+def test_a_process_apart_on_the_embedded_broker_is_refused_in_one_line(
+    tmp_path: Path, command: str
+) -> None:
+    # Given a migrated installation on the embedded default (no CONGVAN_BROKER_URL)
+    assert congvan("migrate", data_dir=tmp_path).returncode == 0
+
+    done = congvan(command, data_dir=tmp_path)
+
+    # Then it is refused, saying where the work runs, with nothing logged before
+    assert done.returncode == 2
+    assert done.stderr.startswith("error [invalid_input]: With the embedded broker")
+    assert "congvan serve" in done.stderr and len(done.stderr.splitlines()) == 1

@@ -253,6 +253,8 @@ def _run_apart(
 ) -> int:
     """Run background threads in their own process until a signal; refused on the
     embedded broker, whose queues live inside ``congvan serve``."""
+    if settings.broker_url.get_secret_value().startswith("memory://"):  # before any log
+        raise InvalidInput(refusal)
     _configure_logs(settings)
     with runtime_for(settings, wired=True) as runtime:
         if runtime.embedded:
