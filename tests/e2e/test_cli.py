@@ -421,6 +421,13 @@ def test_issuing_a_certificate_that_names_a_crl_on_this_machine_warns(tmp_path: 
     assert issued.returncode == 0, issued.stderr
     assert "127.0.0.1" in issued.stderr and "CONGVAN_PUBLIC_URL" in issued.stderr
 
+    # But one refused (an agency not in the directory) is refused alone: nothing issued
+    refused = congvan(
+        "keys", "issue-agency", "--agency", "000.00.99.H57", data_dir=tmp_path, env=env
+    )
+    assert refused.returncode == 2 and refused.stderr.startswith("error ["), refused.stderr
+    assert "warning" not in refused.stderr
+
     # And with the address other agencies reach, nothing is said
     public = {**env, "CONGVAN_PUBLIC_URL": "https://congvan.thuathienhue.gov.vn"}
     again = congvan(

@@ -176,7 +176,6 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             )
             print(f"root pinned in {runtime.trust.directory}")
         elif args.action == "issue-signer":
-            _warn_if_crl_here(settings)
             row = keystore.issue_signer(
                 uow,
                 args.agency,
@@ -187,8 +186,8 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                 now=now,
                 valid_days=args.days,
             )
+            _warn_if_crl_here(settings)  # once issued: a refused one names nothing
         elif args.action == "issue-agency":
-            _warn_if_crl_here(settings)
             row = keystore.issue_agency(
                 uow,
                 args.agency,
@@ -197,6 +196,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                 crl_url=settings.crl_url,
                 now=now,
             )
+            _warn_if_crl_here(settings)
         elif args.action == "import":
             rows = keystore.import_certificate(
                 uow,
