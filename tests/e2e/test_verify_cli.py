@@ -212,10 +212,33 @@ def test_a_document_changed_in_sql_fails_with_manifest_mismatch(
 def test_an_unknown_or_unsigned_document_exits_2(installation: Installation) -> None:
     unknown = congvan("verify", "no-such-document", data_dir=installation.data_dir)
     assert unknown.returncode == 2, unknown.stdout + unknown.stderr
-    assert "error [not_found]: No document 'no-such-document'." in unknown.stderr
+    assert "error [not_found]: No file 'no-such-document' and no document" in unknown.stderr
+    # a path mistyped is said to be neither
+    mistyped = congvan("verify", "/no/such/letter.p7s", data_dir=installation.data_dir)
+    assert mistyped.returncode == 2
+    assert "No file '/no/such/letter.p7s' and no document with that id." in mistyped.stderr
     unsigned = congvan("verify", installation.draft, data_dir=installation.data_dir)
     assert unsigned.returncode == 2, unsigned.stdout + unsigned.stderr
     assert "error [invalid_input]" in unsigned.stderr and "is not signed" in unsigned.stderr
+
+
+def test_a_file_verify_does_not_read_is_said_what_to_do_with(
+    installation: Installation, tmp_path: Path
+) -> None:
+    # An evidence bundle given to verify: its own command is named
+    bundle = tmp_path / "ev.zip"
+    bundle.write_bytes(b"PK\x03\x04" + b"\0" * 60)
+    zipped = congvan("verify", str(bundle), data_dir=installation.data_dir)
+    assert zipped.returncode == 2
+    assert "is a ZIP archive" in zipped.stderr and "congvan evidence verify" in zipped.stderr
+    # A PDF with a --content it would not read: refused, not ignored
+    pdf = tmp_path / "letter.pdf"
+    pdf.write_bytes(b"%PDF-1.7\n%%EOF\n")
+    with_content = congvan(
+        "verify", str(pdf), "--content", "/no/such/manifest.json", data_dir=installation.data_dir
+    )
+    assert with_content.returncode == 2
+    assert "error [invalid_input]: --content names the manifest" in with_content.stderr
 
 
 @pytest.mark.parametrize(

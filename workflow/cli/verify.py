@@ -69,7 +69,9 @@ def _verify_document(document_id: str, runtime: Store) -> int:
         trust = keystore.trust_material(uow, runtime.trust, noting_ignored=True)
         doc = uow.documents.get(document_id)
         if doc is None:
-            raise NotFound(f"No document {document_id!r}.", document_id=document_id)
+            raise NotFound(
+                f"No file {document_id!r} and no document with that id.", document_id=document_id
+            )
         signature = uow.signatures.latest_signature(document_id)
         if signature is None:
             raise InvalidInput(
@@ -123,7 +125,19 @@ def _verify_file(path: Path, content: str | None, runtime: Store) -> int:
         f"checked at    {now.astimezone(VIETNAM).isoformat()} with {len(trust.roots)} "
         f"trusted root(s) and {len(trust.crls)} CRL(s)"
     )
+    if data.startswith(b"PK\x03\x04"):
+        raise InvalidInput(
+            f"{path} is a ZIP archive, not a signature: an evidence bundle is checked by "
+            "`congvan evidence verify BUNDLE`.",
+            field="target",
+        )
     if data.startswith(b"%PDF"):
+        if content is not None:
+            raise InvalidInput(
+                "--content names the manifest a detached CMS signature signed; a PDF holds "
+                "what its signature covers: leave it out.",
+                field="content",
+            )
         return _verify_pdf(path, data, trust, now, checked)
     if content is None:
         raise InvalidInput(
