@@ -112,6 +112,13 @@ class AgencyRepository:
             query = query.where(c.id > after)
         return [AgencyRow(*r) for r in self.conn.execute(query.order_by(c.id).limit(limit))]
 
+    def rename(self, agency_id: str, name: str, abbreviation: str) -> None:
+        self.conn.execute(
+            update(_agencies)
+            .where(_agencies.c.id == agency_id)
+            .values(name=name, abbreviation=abbreviation)
+        )
+
     def set_numbering(self, agency_id: str, numbering: str) -> bool:
         result = self.conn.execute(
             update(_agencies).where(_agencies.c.id == agency_id).values(numbering=numbering)

@@ -121,19 +121,8 @@ def set_numbering(uow: UnitOfWork, agency_id: str, numbering: str, now: datetime
     return before
 
 
-def add_agency(
-    uow: UnitOfWork,
-    agency_id: str,
-    name: str,
-    abbreviation: str,
-    now: datetime,
-    numbering: str = DEFAULT_NUMBERING,
-    *,
-    id_field: str = "agency_id",
-) -> None:
-    """Add an agency; ``id_field`` names its id as the caller was given it (the API's
-    body calls it ``id``)."""
-    validate_organ_id(agency_id, id_field)
+def agency_names(name: str, abbreviation: str) -> tuple[str, str]:
+    """An agency's name and abbreviation as kept, or refused."""
     if not name.strip() or not abbreviation.strip():
         raise InvalidInput("An agency needs a name and an abbreviation.")
     # Every way in (the API, the CLI, a directory file from another installation) comes
@@ -150,6 +139,23 @@ def add_agency(
             field="abbreviation",
             value=abbreviation,
         )
+    return name.strip(), abbreviation
+
+
+def add_agency(
+    uow: UnitOfWork,
+    agency_id: str,
+    name: str,
+    abbreviation: str,
+    now: datetime,
+    numbering: str = DEFAULT_NUMBERING,
+    *,
+    id_field: str = "agency_id",
+) -> None:
+    """Add an agency; ``id_field`` names its id as the caller was given it (the API's
+    body calls it ``id``)."""
+    validate_organ_id(agency_id, id_field)
+    name, abbreviation = agency_names(name, abbreviation)
     validate_numbering(numbering)
     uow.agencies.hold(agency_id)  # two adding it at once: one adds, the other is told
     if uow.agencies.agency(agency_id) is not None:
@@ -157,8 +163,8 @@ def add_agency(
     uow.agencies.add_agency(
         AgencyRow(
             id=agency_id,
-            name=name.strip(),
-            abbreviation=abbreviation.strip(),
+            name=name,
+            abbreviation=abbreviation,
             numbering=numbering,
             created_at=now,
         )

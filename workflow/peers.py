@@ -38,7 +38,7 @@ from congvan.storage.peers import Peer
 from congvan.storage.signatures import CertificateRow
 from congvan.storage.unit_of_work import UnitOfWork
 
-from .directory import add_agency, validate_organ_id
+from .directory import add_agency, agency_names, validate_organ_id
 
 FORMAT = "congvan-directory/1"
 MAX_DIRECTORY_BYTES = 16 * 1024 * 1024
@@ -137,7 +137,9 @@ def add_peer(
     ``certificates`` (PEM, DER or PKCS#7) are the agency's organisational certificates;
     each must be one, naming this agency and chaining to a root pinned in ``trust``, and
     is kept beside those held already.
-    ``name`` and ``abbreviation`` are used only for an agency not in the directory yet.
+    ``name`` and ``abbreviation`` name the agency: a new one, or one another instance
+    serves whose directory entry now names it otherwise (renamed, merged); left empty, an
+    agency in the directory keeps its own.
     """
     validate_organ_id(agency_id, "agency_id")
     url = validate_inbox_url(inbox_url, allow_http=allow_http)
@@ -152,11 +154,18 @@ def add_peer(
     certs = agency_certificates(certificates, agency_id) if certificates is not None else []
     issuers.require_pinned_chain(uow, trust, certs, "certificates")
     uow.agencies.hold(agency_id)  # its users or key are not added here meanwhile
-    agency_created = uow.agencies.agency(agency_id) is None
-    if agency_created:
+    kept = uow.agencies.agency(agency_id)
+    agency_created = kept is None
+    renamed = False
+    if kept is None:
         add_agency(uow, agency_id, name, abbreviation, now)
     else:
         _refuse_our_own(uow, agency_id, now)
+        if name.strip() or abbreviation.strip():
+            names = agency_names(name or kept.name, abbreviation or kept.abbreviation)
+            renamed = names != (kept.name, kept.abbreviation)
+            if renamed:
+                uow.agencies.rename(agency_id, *names)
     fingerprints = _store_certificates(uow, certs, agency_id, now)
     if not any(_verifiable(row, now) for row in uow.signatures.certificates(agency_id)):
         raise InvalidInput(
@@ -176,7 +185,12 @@ def add_peer(
         created_at=before.created_at if before else now,
         updated_at=now,
     )
-    if before is not None and not fingerprints and replace(before, updated_at=now) == peer:
+    if (
+        before is not None
+        and not fingerprints
+        and not renamed
+        and replace(before, updated_at=now) == peer
+    ):
         # The same entry again (a directory file imported twice): nothing changed, nor its time
         return PeerAdded(before, False, agency_created, fingerprints, changed=False)
     created = uow.peers.put(peer)

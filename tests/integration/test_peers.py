@@ -472,6 +472,21 @@ def test_an_exported_directory_imports_into_another_database(
         uow.commit()
     assert [((), False)] == [(a.certificates, a.changed) for a in again]
     assert [Peer(here, url, "http", 30, 4, now, now)] == listed(there)
+    # and one naming the agency otherwise (renamed, a new abbreviation) renames it there
+    renamed = json.loads(data)
+    renamed["agencies"][0].update(name="Ủy ban nhân dân thành phố Huế", abbreviation="UBNDTP")
+    with there.uow() as uow:
+        moved = peers.import_directory(uow, json.dumps(renamed).encode(), later, trust=there.trust)
+        uow.commit()
+    assert [True] == [a.changed for a in moved]
+    with there.uow(readonly=True) as uow:
+        agency = uow.agencies.agency(here)
+        assert agency is not None
+        assert (agency.name, agency.abbreviation) == ("Ủy ban nhân dân thành phố Huế", "UBNDTP")
+    # a name a directory would not take from a new agency is not taken from a known one
+    renamed["agencies"][0]["name"] = "Ủy ban\x00nhân dân"
+    with there.uow() as uow, pytest.raises(InvalidInput):
+        peers.import_directory(uow, json.dumps(renamed).encode(), later, trust=there.trust)
     with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
         peers.import_directory(uow, data, now, trust=runtime.trust)
     assert "served by this instance" in caught.value.message
