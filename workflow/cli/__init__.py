@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir",
         help="where the embedded database lives "
-        "(default: $CONGVAN_DATA_DIR or ~/.local/share/congvan)",
+        "(default: $CONGVAN_DATA_DIR, else $XDG_DATA_HOME/congvan or ~/.local/share/congvan)",
     )
     parser.add_argument("--database-url", help="overrides CONGVAN_DATABASE_URL")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
