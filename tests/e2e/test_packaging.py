@@ -57,8 +57,8 @@ def test_installs_into_a_fresh_virtual_environment(tmp_path: Path) -> None:
 def test_graph_command_prints_both_machines_from_their_data(tmp_path: Path) -> None:
     out = run(sys.executable, "-m", "congvan.workflow.cli", "graph", cwd=tmp_path)
     assert "stateDiagram-v2" in out
-    assert "signed --> sent: send" in out
-    assert "sending --> delivered: deliver" in out
+    assert "document_signed --> document_sent: send" in out
+    assert "dispatch_sending --> dispatch_delivered: deliver" in out
     dot = run(
         sys.executable,
         "-m",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 import subprocess
 from collections import Counter
+from xml.etree import ElementTree
 
 import pytest
 
 from congvan.states import MACHINES
-from congvan.states.graph import to_dot, to_mermaid
+from congvan.states.graph import all_to_dot, all_to_mermaid, to_dot, to_mermaid
 from congvan.states.spec import MachineSpec, Transition, edge
 from tests.tools import require
 
@@ -142,3 +143,40 @@ def test_a_derived_edge_is_drawn_dashed_and_a_plain_one_is_not() -> None:
         '"failed" -> "sent" [label="resend [a_dispatch_failed, no_request_awaiting, '
         'never_updated] / reset_failed_dispatches, deliver_dispatches"];'
     ) in dot
+
+
+def test_every_machine_is_one_graphviz_graph_each_in_its_box() -> None:
+    # `congvan graph --format dot | dot -Tsvg` makes one picture: one graph, a cluster each
+    text = all_to_dot(list(MACHINES.values()))
+    svg = subprocess.run(
+        [require("dot"), "-Tsvg"], input=text, text=True, check=True, capture_output=True
+    ).stdout
+    ElementTree.fromstring(svg)  # one document: a renderer reads one graph a file
+
+    assert text.count("digraph") == 1
+    for spec in MACHINES.values():
+        assert f'    subgraph "cluster_{spec.name}" {{' in text
+        drawn = Counter(
+            (src, dest, trigger)
+            for src, dest, trigger in re.findall(
+                rf'"{spec.name}\.(\w+)" -> "{spec.name}\.(\w+)" \[label="(\w+)', text
+            )
+        )
+        assert drawn == declared_edges(spec)
+        for state in spec.states:  # shown by its own name
+            assert f'"{spec.name}.{state}" [' in text and f'label="{state}"' in text
+
+
+def test_every_machine_is_one_mermaid_diagram_each_a_composite_state() -> None:
+    text = all_to_mermaid(list(MACHINES.values()))
+
+    assert text.count("stateDiagram-v2") == 1 and text.startswith("stateDiagram-v2\n")
+    assert text.count("{") == text.count("}") == len(MACHINES)
+    for spec in MACHINES.values():
+        p = f"{spec.name}_"
+        assert f"    state {spec.name} {{" in text
+        drawn = Counter(re.findall(rf"^        {p}(\w+) --> {p}(\w+): (\w+)", text, re.M))
+        assert drawn == declared_edges(spec)
+        assert f"        [*] --> {p}{spec.initial}" in text
+        for state in spec.states:
+            assert f'        state "{state}" as {p}{state}' in text

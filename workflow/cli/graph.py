@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from congvan.states import MACHINES
-from congvan.states.graph import to_dot, to_mermaid
+from congvan.states.graph import all_to_dot, all_to_mermaid, to_dot, to_mermaid
 
 from ..settings import Settings
 from .runtime import Subparsers
@@ -19,10 +19,11 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def cmd_graph(args: argparse.Namespace, _settings: Settings) -> int:
-    render = to_dot if args.format == "dot" else to_mermaid
-    names = list(MACHINES) if args.machine == "all" else [args.machine]
-    for name in names:
-        if args.format == "mermaid":
-            print(f"%% {name}")
-        print(render(MACHINES[name]))
+    # Every machine in one drawing (a renderer reads one graph a file), or the one named
+    if args.machine == "all":
+        every = list(MACHINES.values())
+        print(all_to_dot(every) if args.format == "dot" else all_to_mermaid(every), end="")
+    else:
+        render = to_dot if args.format == "dot" else to_mermaid
+        print(render(MACHINES[args.machine]), end="")
     return 0
