@@ -248,7 +248,12 @@ async def _full_verdict(
     if not status.valid:
         raise SignatureError("The signature does not verify with the signer's key.", **who)
     if not status.intact:
-        raise ManifestMismatch(**who)
+        # A manifest, a receipt, a status: what the signature covers, whichever it is
+        raise ManifestMismatch(
+            "The signed content no longer matches its signature: it was changed after "
+            "signing (a manifest, or a message an agency signed).",
+            **who,
+        )
     if not (status.trusted and status.trust_problem_indic is None):
         raise await path_error(status, signed_data, roots, crl_der, moment, who)
     later = check_path(status, crl_der, moment, signer, profile, who)
