@@ -360,7 +360,13 @@ def import_directory(
 
 def default_inbox_url(base: str) -> Callable[[str], str]:
     """Each agency's inbox under ``base``: ``{agency_id}`` in it is replaced, else
-    ``INBOX_PATH`` is appended."""
+    ``INBOX_PATH`` is appended. A brace naming anything else is refused (a placeholder
+    misspelt, ``{agency}``, would be exported as it is)."""
+    if "{" in base.replace("{agency_id}", "") or "}" in base.replace("{agency_id}", ""):
+        raise InvalidInput(
+            "The inbox URL base takes one placeholder, {agency_id}, and no other brace.",
+            field="inbox_url_base",
+        )
     if "{agency_id}" in base:
         return lambda agency_id: base.replace("{agency_id}", agency_id)
     return lambda agency_id: base.rstrip("/") + INBOX_PATH.format(agency_id=agency_id)

@@ -751,3 +751,14 @@ def test_a_peer_without_a_certificate_is_refused_as_its_signatures_could_not_be_
     add(runtime, certificates=elsewhere.agency)
     moved = "https://congvan2.quangtri.gov.vn/v1/inbox"
     assert moved == add(runtime, certificates=None, inbox_url=moved).peer.inbox_url
+
+
+@pytest.mark.parametrize("base", ["https://x.vn/{agency}/inbox", "https://x.vn/{agency_id}}/in"])
+def test_an_inbox_url_base_with_a_placeholder_misspelt_is_refused(base: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        peers.default_inbox_url(base)
+    assert refused.value.details["field"] == "inbox_url_base"
+    # the one placeholder it takes is replaced
+    assert peers.default_inbox_url("https://x.vn/{agency_id}/in")("000.00.11.H57") == (
+        "https://x.vn/000.00.11.H57/in"
+    )
