@@ -11,7 +11,8 @@ a write transaction but the last:
 2. sign the receipt (status 01) with the recipient's organisational key;
 3. store the received document with its first audit entry, unless the same package (same
    sender, same message id) was stored before: then the first receipt is the answer,
-   however often and however concurrently the package is delivered again; another
+   however often and however concurrently the package is delivered again (signed anew
+   by the key valid now when the agency's certificate was renewed since); another
    package under that message id is refused (``MessageIdReused``).
 
 A recall or an update (business types 1, 2) is not a new document: it must name one this
@@ -25,22 +26,27 @@ too; it is stored as a new document linked to it, which is marked replaced.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.exc import IntegrityError
 
 from congvan.actions.context import SYSTEM
 from congvan.actions.exchange.acceptance import Accepted, verify_package
 from congvan.actions.exchange.archive import Limits
+from congvan.actions.exchange.envelope import sign_body
 from congvan.actions.exchange.package import RECALL, REPLACE, UPDATE, Header, open_package
 from congvan.actions.exchange.receipts import make_receipt
 from congvan.actions.signing import keystore
 from congvan.actions.signing.agencykeys import AgencyKey, AgencyKeys
 from congvan.actions.signing.truststore import TrustStore
 from congvan.states.errors import (
+    AgencySignatureInvalid,
+    DocumentSignatureInvalid,
     GuardFailed,
     MessageIdReused,
     Misaddressed,
@@ -106,7 +112,8 @@ class Inbox:
                 accepted_before = _took_its_manifest(uow, header)
             # The sender is authenticated first: whom we receive for is not told to a
             # caller who cannot sign as an agency of the directory.
-            accepted = verify_package(
+            verifying = functools.partial(
+                verify_package,
                 package,
                 trust,
                 expected_recipient=header.recipient,
@@ -114,6 +121,16 @@ class Inbox:
                 directory_lookup=lambda _sender: known,
                 accepted_before=accepted_before,
             )
+            try:
+                accepted = verifying()
+            except (AgencySignatureInvalid, DocumentSignatureInvalid):
+                # These very bytes, taken here before (their first answer lost)? Then as
+                # they were judged then: a renewal since, on either side, refuses nothing.
+                with engine.open_uow(readonly=True) as uow:
+                    taken_at = _took_these_bytes(uow, header, package.sha256)
+                if taken_at is None:
+                    raise
+                accepted = verifying(taken_at=taken_at)
             if signer is None:
                 raise Misaddressed(
                     f"No agency {header.recipient} receives documents here.",
@@ -166,7 +183,7 @@ class Inbox:
             "package delivered again",
             extra={"action": "inbox.duplicate", "sender": header.sender, "document_id": doc.id},
         )
-        return Answer(first.receipt, first.receipt_cms, doc.id, False)
+        return _answered_again(first.receipt, first.receipt_cms, doc.id, signer, now)
 
     def _original(self, header: Header, *, replacement: bool = False) -> Received:
         """The received document a recall, update or replacement names: one this sender
@@ -212,7 +229,8 @@ class Inbox:
             first = uow.received.request_under(header.recipient, header.sender, header.message_id)
             if first is not None:
                 _same_package(first.package_sha256, accepted, header)
-                return Answer(*uow.received.request_receipt(first.id), first.received_id, False)
+                body, cms = uow.received.request_receipt(first.id)
+                return _answered_again(body, cms, first.received_id, signer, now)
             # A message id names one package from a sender: one that brought a document
             # is not a request's (its receipt and its 15/16 could not be told apart).
             brought = uow.received.find(header.recipient, header.sender, header.message_id)
@@ -258,7 +276,8 @@ class Inbox:
                 first = uow.received.request_by_message(original.id, header.message_id)
                 if first is None:
                     raise
-                return Answer(*uow.received.request_receipt(first.id), original.id, False)
+                body, cms = uow.received.request_receipt(first.id)
+                return _answered_again(body, cms, original.id, signer, now)
         log.info(
             "request received",
             extra={
@@ -269,6 +288,17 @@ class Inbox:
             },
         )
         return Answer(receipt.body, receipt.cms, original.id, True)
+
+
+def _answered_again(
+    receipt: bytes, cms: bytes, received_id: str, signer: AgencyKey, now: datetime
+) -> Answer:
+    """The first receipt, for a package delivered again: as it was signed, or, when the
+    agency's certificate was renewed since (the old one may be revoked as superseded,
+    which its sender would judge now), the same receipt signed now by the key valid now."""
+    if signer.cert.public_bytes(Encoding.DER) not in cms:
+        cms = sign_body(receipt, signer, now)
+    return Answer(receipt, cms, received_id, False)
 
 
 def _same_package(first_sha256: str, accepted: Accepted, header: Header) -> None:
@@ -294,3 +324,14 @@ def _took_its_manifest(uow: UnitOfWork, header: Header) -> datetime | None:
     if found is None or found.manifest_sha256 != header.manifest_sha256:
         return None
     return as_utc(found.received_at)
+
+
+def _took_these_bytes(uow: UnitOfWork, header: Header, sha256: str) -> datetime | None:
+    """When this very package (by its SHA-256) arrived here before, under its message id."""
+    if header.business_type in (RECALL, UPDATE):
+        request = uow.received.request_under(header.recipient, header.sender, header.message_id)
+        held = None if request is None else (request.package_sha256, request.received_at)
+    else:
+        found = uow.received.find(header.recipient, header.sender, header.message_id)
+        held = None if found is None else (found.package_sha256, found.received_at)
+    return as_utc(held[1]) if held is not None and held[0] == sha256 else None

@@ -127,6 +127,7 @@ def verify_package(
     now: datetime,
     directory_lookup: DirectoryLookup,
     accepted_before: datetime | None = None,
+    taken_at: datetime | None = None,
 ) -> Accepted:
     """Check ``package`` is from the agency it names, for ``expected_recipient``, intact.
 
@@ -135,6 +136,10 @@ def verify_package(
     signer's signature is judged as of then, as it was: a certificate renewed and revoked
     as superseded since does not make the document one its sender can no longer recall or
     correct. The agency's signature, made now, is judged now.
+
+    ``taken_at``: when this installation took these very bytes (the same package delivered
+    again, its first answer lost): both signatures are judged as of then, as they were, so
+    that a renewal since on either side does not refuse what is held already.
     """
     header = package.header
     if not directory_lookup(header.sender):
@@ -147,7 +152,11 @@ def verify_package(
             agency_id=header.sender,
         )
     agency = verify_body(
-        package.body, package.agency_signature, trust, agency_id=header.sender, at=now
+        package.body,
+        package.agency_signature,
+        trust,
+        agency_id=header.sender,
+        at=now if taken_at is None else taken_at,
     )
     # When it was sent is evidence (its receipt and statuses are bounded by it, a clerk
     # judges its timeliness by it): the agency signs the header as it sends it, so neither
@@ -171,7 +180,7 @@ def verify_package(
             package.signature,
             trust_roots=trust.roots,
             crls=trust.crls,
-            at=now if accepted_before is None else accepted_before,
+            at=taken_at or accepted_before or now,
             expected_signer=_signer_named(package.manifest, header.sender),
             profile="signer",
         )

@@ -153,9 +153,14 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
             ({}, ["--data-dir", str(tmp_path / "typo" / "b"), *argv], "database_not_migrated")
             for argv in (
                 ["time-rules", "show", "000.00.00.H57"], ["audit", "anchor"],
-                ["escalations", "claim", "e1", "--user", "u"], ["worker"], ["scheduler"],
+                ["escalations", "claim", "e1", "--user", "u"],
                 ["documents", "recall", "d1", "--reason", "r", "--as", "u"],
             )
+        ),
+        # A process apart on the embedded broker is refused before its database is asked
+        *(
+            ({}, ["--data-dir", str(tmp_path / "typo" / "b"), argv], "invalid_input")
+            for argv in ("worker", "scheduler")
         ),
         ({"CONGVAN_DATABASE_URL": "postgresql://u:secret@[::1"}, ["migrate"], "invalid_input"),
         ({"CONGVAN_DATABASE_URL": "postgresql://u:secret@127.0.0.1:1/x"}, ["agencies", "list"],

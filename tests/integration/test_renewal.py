@@ -8,8 +8,10 @@ import dataclasses
 import json
 from collections.abc import Callable
 
+import httpx
+
 from congvan.actions.exchange.envelope import iso
-from congvan.actions.signing import keystore, pki
+from congvan.actions.signing import issuers, keystore, pki
 from congvan.storage.ids import new_id
 from congvan.storage.peers import Peer
 from congvan.storage.signatures import CertificateRow
@@ -114,3 +116,88 @@ def test_a_status_of_a_registration_before_a_renewal_is_signed_by_the_new_key_as
     with pair.sender.uow(readonly=True) as uow:
         [[kept]] = uow.dispatches.statuses_by_dispatch(doc).values()
     assert (kept.code, json.loads(kept.body)["at"]) == ("03", iso(registered))
+
+
+class LosesTheAnswer(httpx.BaseTransport):
+    """Sends the request for real, then loses the answer (a reset after it arrived)."""
+
+    def __init__(self) -> None:
+        self.real = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.real.handle_request(request).read()
+        raise httpx.ReadError("connection reset by peer")
+
+
+def test_a_package_delivered_again_after_a_renewal_gets_its_receipt_signed_by_the_new_key(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter stored at B, its answer lost on the way back (outcome unknown)
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        doc, job = pair.sent(make_document)
+        pair.deliver_through(LosesTheAnswer)
+        assert pair.sender.runner.run(job) == "failed"
+        assert len(pair.received()) == 1
+
+        # When B's certificate is renewed and the old one revoked as superseded (A runs the
+        # CA and lists the new one), and A delivers the package again
+        with pair.receiver.uow(readonly=True) as uow:
+            [old] = [c for c in uow.signatures.certificates(B) if c.kind == "agency"]
+        pair.sender.clock.advance(minutes=30)
+        renewed = _renew_b(pair)
+        with pair.sender.uow() as uow:
+            keystore.revoke(
+                uow, old.fingerprint, reason="superseded", passphrase=PASS, now=pair.sender.clock()
+            )
+            uow.signatures.add_certificate(dataclasses.replace(renewed, id=new_id(), key_pem=""))
+            uow.commit()
+        pair.sender.clock.advance(hours=1)
+        pair.sender.scheduler.tick()
+        pair.deliver_through(lambda: None)
+        assert pair.sender.runner.run(job) == "done"
+
+    # Then B answered its first receipt, signed again by the key valid now: delivered, once
+    dispatch, attempts = pair.dispatch(doc)
+    assert [a.outcome for a in attempts] == ["unknown", "delivered"], attempts
+    assert dispatch.state == "delivered"
+    assert len(pair.received()) == 1
+
+
+def test_a_package_taken_before_is_taken_again_after_its_senders_renewal(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter stored at B, its answer lost on the way back (outcome unknown)
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        doc, job = pair.sent(make_document)
+        pair.deliver_through(LosesTheAnswer)
+        assert pair.sender.runner.run(job) == "failed"
+
+        # When A's organisational certificate is renewed and the one that sealed the package
+        # revoked as superseded (B holds the CRL and the new certificate), and A delivers
+        # the package again, as it was sealed
+        pair.sender.clock.advance(minutes=30)
+        with pair.sender.uow() as uow:
+            now = pair.sender.clock()
+            [old] = [c for c in uow.signatures.certificates(A) if c.kind == "agency"]
+            renewed = keystore.issue_agency(uow, A, passphrase=PASS, crl_url=CRL_URL, now=now)
+            crl = keystore.revoke(
+                uow, old.fingerprint, reason="superseded", passphrase=PASS, now=now
+            )
+            uow.commit()
+        with pair.receiver.uow() as uow:
+            uow.signatures.add_certificate(dataclasses.replace(renewed, id=new_id(), key_pem=""))
+            issuers.import_crl(uow, pair.receiver.trust, crl, now=pair.receiver.clock())
+            uow.commit()
+        pair.sender.clock.advance(hours=1)
+        pair.sender.scheduler.tick()
+        pair.deliver_through(lambda: None)
+        assert pair.sender.runner.run(job) == "done"
+
+    # Then B took these very bytes as it took them the first time: its first receipt,
+    # delivered, one document there
+    dispatch, attempts = pair.dispatch(doc)
+    assert [a.outcome for a in attempts] == ["unknown", "delivered"], attempts
+    assert dispatch.state == "delivered"
+    assert len(pair.received()) == 1
