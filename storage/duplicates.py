@@ -44,22 +44,24 @@ def _in_series(series: Series) -> list[ColumnElement[bool]]:
     return where
 
 
+def _number_checked(passed: bool) -> ColumnElement[bool]:
+    """Whether the document's number check of its current revision passed (or, ``passed``
+    False, ended otherwise)."""
+    d, r = _documents.c, _check_results.c
+    status = r.status == "passed" if passed else r.status != "passed"
+    return (
+        select(r.id)
+        .where(r.document_id == d.id, r.revision == d.revision, r.code == NUMBER_CHECK, status)
+        .exists()
+    )
+
+
 def _holds_a_number(exclude: str) -> ColumnElement[bool]:
     """A document past review holds its number; so does a draft in review now whose own
     number check passed (it came first), or that is older and not yet checked (two
     checked at once: the older wins). An abandoned draft holds nothing."""
     d = _documents.c
-    r = _check_results.c
-    passed_first = (
-        select(r.id)
-        .where(
-            r.document_id == d.id,
-            r.revision == d.revision,
-            r.code == NUMBER_CHECK,
-            r.status == "passed",
-        )
-        .exists()
-    )
+    passed_first = _number_checked(passed=True)
     in_review = d.submitted_revision == d.revision
     return or_(d.state != DRAFT, and_(in_review, or_(d.id < exclude, passed_first)))
 
@@ -191,17 +193,7 @@ class DuplicateRepository:
         number check failed (a draft refused for its number holds none).
         """
         d = _documents.c
-        r = _check_results.c
-        number_refused = (
-            select(r.id)
-            .where(
-                r.document_id == d.id,
-                r.revision == d.revision,
-                r.code == NUMBER_CHECK,
-                r.status != "passed",
-            )
-            .exists()
-        )
+        number_refused = _number_checked(passed=False)
         year = func.substr(d.issued_on, 1, 4)
         symbols = func.count(func.distinct(d.symbol))
         rows = self.conn.execute(
