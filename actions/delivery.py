@@ -35,12 +35,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.serialization import pkcs7
 
-from congvan.states.dispatch import ACKNOWLEDGED, ANSWERED, REJECTED, STATUS_EVENTS
+from congvan.states.dispatch import (
+    ACKNOWLEDGED,
+    ANSWERED,
+    MAY_HAVE_ARRIVED,
+    REJECTED,
+    STATUS_EVENTS,
+)
 from congvan.states.errors import CongvanError, GuardFailed, TransitionNotAllowed
 from congvan.states.text import printable
 from congvan.storage.clock import Clock, utcnow
-from congvan.storage.dispatches import AttemptRow, DispatchRow
+from congvan.storage.dispatches import AttemptRow, DispatchRow, SealedDispatch
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import SYSTEM, JobContext
@@ -54,10 +61,11 @@ from .exchange.local import (
 )
 from .exchange.package import Written
 from .exchange.receipts import verify_receipt
-from .exchange.writing import SealedHeader, assemble
+from .exchange.writing import SealedHeader, assemble, reseal_header
 from .jobs import Busy, RetryLater, StagedJob
 from .posting import NOT_NOW, answer_said, json_of, post, refusal_of, retry_after
 from .signing import keystore
+from .signing.agencykeys import AgencyKeys
 from .signing.truststore import TrustStore
 
 log = logging.getLogger("congvan.delivery")
@@ -121,11 +129,13 @@ class Delivery(StagedJob[Parcel]):
         transport: Transport = lambda: None,
         *,
         clock: Clock = utcnow,
+        keys: AgencyKeys | None = None,
         lease: timedelta = timedelta(minutes=11),
         turn: timedelta = timedelta(seconds=2),
     ) -> None:
         self.trust = trust
         self.clock = clock  # when an answer came, which its receipt is judged at
+        self.keys = keys  # to seal a package anew after a renewal (see _sealed_now)
         # Every wait on a peer ends well within the job's lease, so that a slow peer is
         # never taken for a dead worker.
         self.lease = lease
@@ -188,6 +198,8 @@ class Delivery(StagedJob[Parcel]):
         # Numbered over the dispatch's life: a resend gives it fresh attempts (its row's
         # count starts again), and the log keeps those before it.
         attempt = uow.dispatches.attempts_logged(dispatch_id) + 1
+        if not fetching:
+            sealed = self._sealed_now(uow, dispatch, sealed, head.agency_id, ctx.now)
         manifest = bytes(signature.manifest)
         files = {}
         for entry in json.loads(manifest)["attachments"]:
@@ -227,6 +239,35 @@ class Delivery(StagedJob[Parcel]):
             trust=keystore.trust_material(uow, self.trust, [dispatch.organ_id]),
             started_at=ctx.now,
         )
+
+    def _sealed_now(
+        self, uow: UnitOfWork, dispatch: DispatchRow, sealed: SealedDispatch, agency: str,
+        now: datetime,
+    ) -> SealedDispatch:  # fmt: skip
+        """The header as it goes on this attempt: sealed anew by the agency's certificate
+        valid now when the one that sealed it is not that any more (renewed, the old one
+        revoked as superseded) and no attempt so far may have reached the recipient.
+
+        The recipient judges the agency's signature as it takes a package, and holds
+        nothing under this message id yet: the old seal would be refused for good. A
+        package that may have arrived goes as it was sealed, the bytes the recipient took
+        (it answers them with its first receipt, judged as of when it took them).
+        """
+        if self.keys is None:
+            return sealed
+        current = uow.signatures.agency_fingerprint(agency, now)
+        if current is None or current in _certificates_in(sealed.header_cms):
+            return sealed
+        if any(a.outcome in MAY_HAVE_ARRIVED for a in uow.dispatches.attempts_of(dispatch.id)):
+            return sealed
+        fresh = reseal_header(sealed.header, self.keys.require(uow, agency, now), now)
+        resealed = SealedDispatch(fresh.message_id, fresh.header, fresh.agency_signature)
+        uow.dispatches.seal(dispatch.id, resealed)
+        log.info(
+            "package sealed anew by the agency's current certificate",
+            extra={"action": "delivery.resealed", "dispatch_id": dispatch.id},
+        )
+        return resealed
 
     def _interrupted(self, ctx: JobContext, dispatch: DispatchRow) -> bool:
         """An attempt began and was never recorded (its worker died; the lease ran out).
@@ -450,3 +491,9 @@ def _retry_or_fail(ctx: JobContext, dispatch_id: str, error: str) -> bool:
         ctx.events.fire_on_within(ctx.uow, "dispatch", dispatch_id, "fail", actor=SYSTEM, data=data)
         return False
     return True
+
+
+@functools.lru_cache(maxsize=256)
+def _certificates_in(cms: bytes) -> frozenset[str]:
+    """The fingerprints of the certificates a CMS carries (its signer's among them)."""
+    return frozenset(keystore.fingerprint(c) for c in pkcs7.load_der_pkcs7_certificates(cms))

@@ -302,7 +302,7 @@ def bootstrap(
         check_every=timedelta(minutes=settings.crl_check_minutes),
     )
     delivery_lease = timedelta(seconds=settings.delivery_lease_seconds)
-    delivery = Delivery(trust, clock=clock, lease=delivery_lease)
+    delivery = Delivery(trust, clock=clock, keys=anchoring.keys, lease=delivery_lease)
     status_sending = StatusSending(anchoring.keys)
     job_actions: dict[str, AnyJob] = {
         "run_review_checks": review.job,

@@ -186,6 +186,32 @@ def seal_header(
     )
 
 
+def reseal_header(header: bytes, agency: AgencyKey, sent_at: datetime) -> SealedHeader:
+    """The same ``package.json``, sent at ``sent_at`` and signed then by ``agency``.
+
+    For a package none of whose attempts may have reached its recipient, sealed by an
+    agency certificate that is no longer the one valid now (renewed, the old one revoked
+    as superseded): the recipient judges the agency's signature as it takes the package,
+    and holds nothing under its message id yet. Everything else the header says stays.
+    """
+    content = json.loads(header)
+    if content.get("sender") != agency.agency_id:
+        raise ValueError(f"the package is not {agency.agency_id}'s to seal")
+    content["sent_at"] = iso(sent_at)
+    body = canonical(content)
+    try:
+        read_header(json.loads(body))
+    except MessageMalformed as exc:
+        raise ValueError(exc.message) from exc
+    return SealedHeader(
+        str(content["message_id"]),
+        body,
+        sign_body(body, agency, sent_at),
+        str(content["manifest_sha256"]),
+        sent_at,
+    )
+
+
 def assemble(
     sink: IO[bytes],
     sealed: SealedHeader,

@@ -19,7 +19,8 @@ from congvan.workflow.api.app import create_app
 from congvan.workflow.serving import serve_in_thread
 from tests.factories import actor, document_row
 from tests.installations import CRL_URL, NAMES, PASS, A, B, Pair, serving_inbox
-from tests.integration.test_delivery import LosesTheAnswer
+from tests.integration.test_delivery import DOWN, LosesTheAnswer
+from tests.integration.test_evidence import export, failures, judged
 
 
 def _renew_b(pair: Pair) -> CertificateRow:
@@ -177,3 +178,50 @@ def test_a_package_whose_answer_was_lost_is_delivered_after_a_renewal_on_either_
     assert [a.outcome for a in attempts] == ["unknown", "delivered"], attempts
     assert dispatch.state == "delivered"
     assert len(pair.received()) == 1
+
+
+def _sealed(pair: Pair, doc: str) -> bytes:
+    dispatch, _ = pair.dispatch(doc)
+    with pair.sender.uow(readonly=True) as uow:
+        sealed = uow.dispatches.sealed(dispatch.id)
+    assert sealed is not None
+    return sealed.header_cms
+
+
+@pytest.mark.parametrize("failed_for_good", [False, True], ids=["retried", "resent"])
+def test_a_package_that_never_reached_its_recipient_is_sealed_anew_after_the_senders_renewal(
+    pair: Pair, make_document: Callable[..., str], failed_for_good: bool
+) -> None:
+    # Given A's letter to B, every attempt so far refused a connection (B is down), and
+    # left pending for its next attempt or failed for good
+    pair.point_b_at(DOWN)
+    doc, job = pair.sent(make_document)
+    runs = 3 if failed_for_good else 1
+    assert [pair.sender.runner.run(job) for _ in range(runs)][-1] in ("failed", "done")
+    first = _sealed(pair, doc)
+    message_id = pair.dispatch(doc)[0].message_id
+
+    # When A's certificate is renewed, the one that sealed the package revoked as
+    # superseded, and A delivers once B is back (a supervisor resending what failed)
+    pair.sender.clock.advance(minutes=30)
+    _sender_renewed(pair)
+    pair.sender.clock.advance(hours=1)
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        if failed_for_good:
+            pair.sender.engine.fire(doc, "resend", actor("supervisor"), data={"reason": "back"})
+            [job] = pair.jobs(doc)
+        assert pair.sender.runner.run(job) == "done"
+
+    # Then B never had the package: it goes sealed anew by the key valid now, under its
+    # own message id, and is delivered (not refused for a revoked certificate)
+    dispatch, attempts = pair.dispatch(doc)
+    assert (dispatch.state, attempts[-1].outcome) == ("delivered", "delivered"), attempts
+    assert dispatch.message_id == message_id
+    assert _sealed(pair, doc) != first
+    [taken] = pair.received()
+    assert taken.message_id == message_id
+    # And its evidence holds together: the header it went with, judged as of its sending
+    pair.sender.clock.advance(minutes=1)
+    pair.sender.anchoring.anchor(pair.sender.uow, pair.sender.clock())
+    assert failures(judged(export(pair, doc), pair)) == set()
