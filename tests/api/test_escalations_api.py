@@ -216,6 +216,31 @@ def test_two_supervisors_setting_time_rules_on_what_they_read_do_not_erase_each_
     assert sorted(again.json()["agency"]) == ["deliver", "escalate"]
 
 
+@pytest.mark.parametrize(
+    ("form", "status"),
+    [("*", 200), ('"other", {tag}', 200), ("W/{tag}", 412), ('"other"', 412), ("{bare}", 422)],
+    ids=["any", "a list naming it", "weak", "another", "unquoted"],
+)
+def test_time_rules_if_match_is_judged_as_rfc_9110_has_it(api: Api, form: str, status: int) -> None:
+    # Given the agency's rules as read, with their tag
+    tag = api.client.get("/v1/time-rules", headers=api.auth("supervisor")).headers["etag"]
+
+    # When a supervisor sets them under an If-Match of this form
+    put = api.client.put(
+        "/v1/time-rules",
+        headers={**api.auth("supervisor"), "If-Match": form.format(tag=tag, bare=tag.strip('"'))},
+        json={"rules": {"deliver": {"0": 120}}},
+    )
+
+    # Then it holds (any, or a list naming the tag), fails (a weak tag never matches
+    # strongly; another tag), or is not an If-Match at all
+    assert put.status_code == status, put.text
+    if status != 200:
+        assert (
+            api.client.get("/v1/time-rules", headers=api.auth("supervisor")).json()["agency"] == {}
+        )
+
+
 def test_supervisors_handle_escalations_and_time_rules_from_the_cli(
     make_api: MakeApi, tmp_path: Any, capsys: Any
 ) -> None:

@@ -35,7 +35,7 @@ from .documents import (
     parse_if_match,
     subject_event,
 )
-from .methods import entity_tags
+from .methods import entity_tags, failed_precondition
 from .outputs import AUTHENTICATED, Page, errors, sends, versioned_etag
 from .paging import MAX_CURSOR, check_limit
 from .schemas import TextModel
@@ -430,14 +430,14 @@ def _rules_tag(overrides: dict[str, Any]) -> str:
 
 def _check_rules_tag(if_match: str | None, current: str) -> None:
     """``If-Match`` against the rules' tag (RFC 9110 13.1.1): absent or ``*`` holds."""
-    if if_match is None or if_match.strip() == "*":
+    if if_match is None:
         return
-    tags = entity_tags(if_match.encode("latin-1", "replace"))
-    if tags is None:
+    value = if_match.encode("latin-1", "replace")
+    if value.strip() != b"*" and entity_tags(value) is None:
         raise InvalidInput(
             "If-Match takes the ETag as it was sent, quotes included (or *).", field="If-Match"
         )
-    if not any(not weak and tag.decode("latin-1") == current for weak, tag in tags):
+    if failed_precondition(value, current.encode("latin-1")):
         raise PreconditionFailed(
             "The agency's time rules changed since they were read: read them again (their "
             "ETag) and retry.",

@@ -44,7 +44,7 @@ def entity_tags(value: bytes) -> list[tuple[bool, bytes]] | None:
     return found or None
 
 
-def _failed_precondition(if_match: bytes, etag: bytes) -> bool:
+def failed_precondition(if_match: bytes, etag: bytes) -> bool:
     """Whether ``If-Match`` fails against the representation's ``etag`` (strong); a value
     that is no list of tags is refused before it is asked (``_malformed``)."""
     if if_match.strip() == b"*":
@@ -193,7 +193,7 @@ def _judged(start: Message, if_match: bytes | None, if_none_match: bytes | None)
     # What a route sends with no entity tag has none an If-Match can name (RFC 9110
     # 13.1.1: only * holds, it exists), and none an If-None-Match holds but * (13.1.2).
     if if_match is not None and (
-        if_match.strip() != b"*" if etag is None else _failed_precondition(if_match, etag)
+        if_match.strip() != b"*" if etag is None else failed_precondition(if_match, etag)
     ):
         return {
             **start,
