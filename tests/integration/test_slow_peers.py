@@ -114,9 +114,13 @@ def test_a_post_to_a_peer_is_over_within_its_time(
     with (
         _serving(receiver) as served,
         # Without a bound on the whole exchange, the receiver's 200 would come, in the end
-        pytest.raises(httpx.ReadTimeout, match=r"no whole answer within 0\.5 s"),
+        # (on a machine too loaded to run the receiver's thread for half a second, one
+        # write's own bound may come first: over in time as well)
+        pytest.raises((httpx.ReadTimeout, httpx.WriteTimeout)) as over,
     ):
         post(None, url.format(served[0]), timeout=TIMEOUT, content=b"p" * BODY)
+    if isinstance(over.value, httpx.ReadTimeout):
+        assert str(over.value) == "no whole answer within 0.5 s"
     # The poster hung up with the exchange half done
     assert 0 < served[1] < whole  # type: ignore[operator]
     # and the connection it shut is not handed to the next post
