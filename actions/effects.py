@@ -15,6 +15,7 @@ from congvan.storage.ids import new_id
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import TransitionContext
+from .recalls import holders_left_out
 
 
 def apply_edit(ctx: TransitionContext) -> None:
@@ -33,6 +34,19 @@ def apply_edit(ctx: TransitionContext) -> None:
         )
     ctx.uow.documents.set_fields(ctx.document.id, changed)
     recipients = ctx.data.get("recipients")
+    if recipients is not None and before.replaces_id:
+        left_out = holders_left_out(
+            ctx.uow, before.replaces_id, [r["organ_id"] for r in recipients]
+        )
+        if left_out:
+            raise InvalidInput(
+                f"{', '.join(left_out)} hold the document this one replaces: a replacement "
+                "goes to every recipient holding the original (it is replaced at both "
+                "ends), so they stay among its recipients.",
+                field="recipients",
+                left_out=left_out,
+                replaces=before.replaces_id,
+            )
     if recipients is not None:
         ctx.uow.documents.set_recipients(ctx.document.id, recipients)
         ctx.audit["recipients"] = [r["organ_id"] for r in recipients]

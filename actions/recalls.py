@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -132,6 +132,14 @@ def original_settled(ctx: TransitionContext) -> tuple[bool, str]:
     why = _unsettled(ctx.uow, row.replaces_id, "the document it replaces", "the replacement")
     if why:
         return False, why
+    recipients = [r.organ_id for r in ctx.uow.documents.recipients(row.id)]
+    left_out = holders_left_out(ctx.uow, row.replaces_id, recipients)
+    if left_out:
+        return False, (
+            f"{', '.join(left_out)} hold the document it replaces, in force, and the "
+            "replacement does not go to them: it would stand there unreplaced (return the "
+            "replacement to draft and add them back among its recipients)"
+        )
     # A recall or update of it on its way or awaiting its answers: replaced meanwhile,
     # it could never be answered (its recipients' copies no longer in force).
     asking = [
@@ -185,6 +193,13 @@ def reached(uow: UnitOfWork, document_id: str) -> list[DispatchRow]:
         for r in uow.dispatches.for_document(document_id)
         if r.state in d.ARRIVED and r.message_id and r.organ_id not in gone
     ]
+
+
+def holders_left_out(uow: UnitOfWork, original_id: str, organ_ids: Iterable[str]) -> list[str]:
+    """The recipients holding ``original_id`` in force that ``organ_ids`` (a replacement's
+    recipients) leave out: a replacement goes to each, so that the original is replaced
+    at both ends (Decree 30 Art. 17), never left in force where it was received."""
+    return sorted({r.organ_id for r in reached(uow, original_id)} - set(organ_ids))
 
 
 def cancelled(uow: UnitOfWork, document_id: str) -> set[str]:

@@ -263,6 +263,47 @@ def test_a_replacement_waits_while_its_original_is_on_its_way_and_not_once_it_is
     assert "recalled" in gone.value.details["reasons"]["original_settled"]
 
 
+def test_a_replacement_goes_to_every_recipient_holding_its_original(
+    two: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B, failed for good to C (down), and its replacement
+    doc = sent_and_c_down(two, make_document)
+    c_fails_for_good(two, doc)
+    engine = two.sender.engine
+    replacement = str(engine.create_replacement(actor("supervisor"), doc, "Sai nội dung")["id"])
+
+    # When a clerk edits its recipients to leave out B, which holds the original
+    to_c = {"fields": {"number": 99}, "recipients": [{"organ_id": C, "name": "Sở Y tế"}]}
+    with pytest.raises(InvalidInput) as refused:
+        engine.fire(replacement, "edit", actor("clerk"), data=to_c)
+
+    # Then it is refused, naming B, and nothing of the edit was kept
+    assert refused.value.details["left_out"] == [B]
+    assert {r["organ_id"] for r in document_view_of(two, replacement)["recipients"]} == {B, C}
+
+    # When C, which never got the original, is left out instead, and the replacement signed
+    to_b = {"fields": {"number": 99}, "recipients": [{"organ_id": B, "name": "Sở Nội vụ"}]}
+    engine.fire(replacement, "edit", actor("clerk"), data=to_b)
+    sign(two, replacement)
+    # and the original then reaches C after all (a supervisor resends it once C is back)
+    with serving_inbox(two) as inbox:
+        two.point_at(C, inbox)
+        engine.fire(doc, "resend", actor("supervisor"), data={"reason": "C is back"})
+        run_due(two, doc)
+    assert states(two, doc)[C] == "delivered"
+
+    # Then the replacement is not sent: C holds the original, which would stand there
+    with pytest.raises(GuardFailed) as held:
+        engine.fire(replacement, "send", actor("clerk"))
+    assert C in held.value.details["reasons"]["original_settled"]
+    assert document_row(two.sender, doc).state in ("sent", "delivered")
+
+
+def document_view_of(pair: Pair, doc: str) -> dict[str, Any]:
+    with pair.sender.uow(readonly=True) as uow:
+        return document_view(uow, uow.documents.load(doc))
+
+
 def _received_by(pair: Pair, organ: str) -> str:
     with pair.receiver.uow(readonly=True) as uow:
         [received] = uow.received.page(organ).items
