@@ -174,13 +174,14 @@ def verify_package(
             reason="recipient",
             recipient=header.recipient,
         )
+    signer_judged_at = taken_at or accepted_before or now
     try:
         signer = verify_manifest_signature(
             package.manifest,
             package.signature,
             trust_roots=trust.roots,
             crls=trust.crls,
-            at=taken_at or accepted_before or now,
+            at=signer_judged_at,
             expected_signer=_signer_named(package.manifest, header.sender),
             profile="signer",
         )
@@ -220,7 +221,8 @@ def verify_package(
             recipient=header.recipient,
         )
     _check_metadata(document)
-    signed_pdf = _check_signed_pdf(package, document, signer, trust, now)
+    # The signed PDF is the signer's too: judged as of when its signature was.
+    signed_pdf = _check_signed_pdf(package, document, signer, trust, signer_judged_at)
     return Accepted(
         header=header,
         manifest=package.manifest,

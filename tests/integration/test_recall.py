@@ -519,9 +519,13 @@ def test_a_refused_recall_is_not_resent_from_its_escalation(
 def test_a_document_whose_signer_was_renewed_since_is_still_recalled_and_updated(
     pair: Pair, served: str, make_document: Callable[..., str], reason: str
 ) -> None:
-    # Given A's letter registered at B, then its signer's certificate revoked as replaced
-    # (a routine renewal) and the CRL saying so held on both sides
-    doc, received_id = registered(pair, make_document)
+    # Given A's letter registered at B (its main PDF signed, as signing on the server
+    # does), then its signer's certificate revoked as replaced (a routine renewal) and
+    # the CRL saying so held on both sides
+    main = sample_pdf()
+    doc, received_id = registered(
+        pair, make_document, pdf=("1227.pdf", main), signed_pdf=pair.sign_pdf(main)
+    )
     pair.sender.clock.advance(hours=1)
     with pair.sender.uow() as uow:
         now = pair.sender.clock()
