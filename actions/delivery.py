@@ -40,7 +40,6 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from congvan.states.dispatch import (
     ACKNOWLEDGED,
     ANSWERED,
-    MAY_HAVE_ARRIVED,
     REJECTED,
     STATUS_EVENTS,
 )
@@ -246,20 +245,30 @@ class Delivery(StagedJob[Parcel]):
     ) -> SealedDispatch:  # fmt: skip
         """The header as it goes on this attempt: sealed anew by the agency's certificate
         valid now when the one that sealed it is not that any more (renewed, the old one
-        revoked as superseded) and no attempt so far may have reached the recipient.
+        revoked as superseded) and every attempt so far certainly left nothing with the
+        recipient (``_never_reached``).
 
         The recipient judges the agency's signature as it takes a package, and holds
         nothing under this message id yet: the old seal would be refused for good. A
         package that may have arrived goes as it was sealed, the bytes the recipient took
-        (it answers them with its first receipt, judged as of when it took them).
+        (it answers them with its first receipt, judged as of when it took them). With no
+        usable certificate at all (revoked, expired, not renewed yet), a package that never
+        reached its recipient waits: posted under its old seal it would be refused for good.
         """
         if self.keys is None:
             return sealed
         current = uow.signatures.agency_fingerprint(agency, now)
-        if current is None or current in _certificates_in(sealed.header_cms):
+        if current is not None and current in _certificates_in(sealed.header_cms):
             return sealed
-        if any(a.outcome in MAY_HAVE_ARRIVED for a in uow.dispatches.attempts_of(dispatch.id)):
+        if not all(_never_reached(a) for a in uow.dispatches.attempts_of(dispatch.id)):
             return sealed
+        if current is None:
+            raise CongvanError(
+                f"Agency {agency} has no usable organisational certificate to seal the "
+                "package with (revoked or expired): renew it (`congvan keys issue-agency`); "
+                "the package is sealed anew then.",
+                agency_id=agency,
+            )
         fresh = reseal_header(sealed.header, self.keys.require(uow, agency, now), now)
         resealed = SealedDispatch(fresh.message_id, fresh.header, fresh.agency_signature)
         uow.dispatches.seal(dispatch.id, resealed)
@@ -491,6 +500,16 @@ def _retry_or_fail(ctx: JobContext, dispatch_id: str, error: str) -> bool:
         ctx.events.fire_on_within(ctx.uow, "dispatch", dispatch_id, "fail", actor=SYSTEM, data=data)
         return False
     return True
+
+
+def _never_reached(attempt: AttemptRow) -> bool:
+    """Whether an attempt certainly left nothing with the recipient: no connection was
+    made, or it was turned away before its body was taken (408, 425, 429). A 5xx may come
+    from a gateway after the inbox took the package; an answer lost, or not a receipt,
+    may follow its arrival."""
+    return attempt.outcome == TRANSIENT and (
+        attempt.http_status is None or attempt.http_status in NOT_NOW
+    )
 
 
 @functools.lru_cache(maxsize=256)

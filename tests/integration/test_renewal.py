@@ -8,6 +8,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from congvan.actions.exchange.envelope import iso
@@ -149,17 +150,37 @@ def _sender_renewed(pair: Pair) -> None:
         uow.commit()
 
 
+class GatewayTimesOut(LosesTheAnswer):
+    """A gateway that hands the request on to the inbox, then answers 504 (its upstream
+    was slow to answer): the package arrived all the same."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.real.handle_request(request).read()
+        return httpx.Response(504, text="Gateway Time-out")
+
+
 @pytest.mark.parametrize(
-    "renewing", [_recipient_renewed, _sender_renewed], ids=["recipient", "sender"]
+    ("renewing", "losing", "lost"),
+    [
+        (_recipient_renewed, LosesTheAnswer, "unknown"),
+        (_sender_renewed, LosesTheAnswer, "unknown"),
+        (_sender_renewed, GatewayTimesOut, "transient"),
+    ],
+    ids=["recipient", "sender", "sender, a gateway's 504"],
 )
 def test_a_package_whose_answer_was_lost_is_delivered_after_a_renewal_on_either_side(
-    pair: Pair, make_document: Callable[..., str], renewing: Callable[[Pair], None]
+    pair: Pair,
+    make_document: Callable[..., str],
+    renewing: Callable[[Pair], None],
+    losing: type[httpx.BaseTransport],
+    lost: str,
 ) -> None:
-    # Given A's letter stored at B, its answer lost on the way back (outcome unknown)
+    # Given A's letter stored at B, its answer lost on the way back (outcome unknown; or a
+    # gateway's 5xx, which may come after the inbox took the package)
     with serving_inbox(pair) as inbox:
         pair.point_b_at(inbox)
         doc, job = pair.sent(make_document)
-        pair.deliver_through(LosesTheAnswer)
+        pair.deliver_through(losing)
         assert pair.sender.runner.run(job) == "failed"
         assert len(pair.received()) == 1
 
@@ -175,7 +196,7 @@ def test_a_package_whose_answer_was_lost_is_delivered_after_a_renewal_on_either_
     # Then B took these very bytes as it took them the first time and answered its first
     # receipt (signed again by the key valid now, when its own was renewed): delivered, once
     dispatch, attempts = pair.dispatch(doc)
-    assert [a.outcome for a in attempts] == ["unknown", "delivered"], attempts
+    assert [a.outcome for a in attempts] == [lost, "delivered"], attempts
     assert dispatch.state == "delivered"
     assert len(pair.received()) == 1
 
@@ -225,3 +246,48 @@ def test_a_package_that_never_reached_its_recipient_is_sealed_anew_after_the_sen
     pair.sender.clock.advance(minutes=1)
     pair.sender.anchoring.anchor(pair.sender.uow, pair.sender.clock())
     assert failures(judged(export(pair, doc), pair)) == set()
+
+
+def test_a_package_that_never_reached_its_recipient_waits_while_its_agency_has_no_key(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter to B, its first attempt refused a connection (B is down)
+    pair.point_b_at(DOWN)
+    doc, job = pair.sent(make_document)
+    assert pair.sender.runner.run(job) == "failed"
+
+    # When A's organisational key is compromised and revoked (B holds the CRL), and the
+    # next attempt comes once B is back, before A renewed its certificate
+    with pair.sender.uow() as uow:
+        now = pair.sender.clock()
+        [old] = [c for c in uow.signatures.certificates(A) if c.kind == "agency"]
+        crl = keystore.revoke(
+            uow, old.fingerprint, reason="key_compromise", passphrase=PASS, now=now
+        )
+        uow.commit()
+    with pair.receiver.uow() as uow:
+        issuers.import_crl(uow, pair.receiver.trust, crl, now=pair.receiver.clock())
+        uow.commit()
+    pair.sender.clock.advance(minutes=30)
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        assert pair.sender.runner.run(job) == "failed"
+
+        # Then nothing went under the revoked seal (B would refuse it for good): it waits
+        dispatch, attempts = pair.dispatch(doc)
+        assert (dispatch.state, [a.outcome for a in attempts]) == ("pending", ["transient"])
+        assert pair.received() == []
+
+        # and once A renewed its certificate (B holds it), it goes sealed anew
+        with pair.sender.uow() as uow:
+            renewed = keystore.issue_agency(
+                uow, A, passphrase=PASS, crl_url=CRL_URL, now=pair.sender.clock()
+            )
+            uow.commit()
+        with pair.receiver.uow() as uow:
+            uow.signatures.add_certificate(dataclasses.replace(renewed, id=new_id(), key_pem=""))
+            uow.commit()
+        pair.sender.clock.advance(minutes=5)
+        assert pair.sender.runner.run(job) == "done"
+    assert pair.dispatch(doc)[0].state == "delivered"
+    assert len(pair.received()) == 1
