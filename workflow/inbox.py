@@ -53,6 +53,7 @@ from congvan.states.errors import (
     OriginalUnknown,
     RequestAwaiting,
     TransitionNotAllowed,
+    Unavailable,
 )
 from congvan.states.policy import notation
 from congvan.storage.clock import as_utc
@@ -132,6 +133,18 @@ class Inbox:
                     raise
                 accepted = verifying(taken_at=taken_at)
             if signer is None:
+                with engine.open_uow(readonly=True) as uow:
+                    ours = _kept_a_key(uow, header.recipient)
+                if ours:
+                    # One of ours between a revocation and its renewal: not now, never "not
+                    # here" (a refusal the sender would keep for good).
+                    raise Unavailable(
+                        f"Agency {header.recipient} receives documents here but has no "
+                        "usable organisational certificate to sign its receipt with just "
+                        "now: try again later.",
+                        reason="receipt_key",
+                        recipient=header.recipient,
+                    )
                 raise Misaddressed(
                     f"No agency {header.recipient} receives documents here.",
                     reason="recipient",
@@ -324,6 +337,11 @@ def _took_its_manifest(uow: UnitOfWork, header: Header) -> datetime | None:
     if found is None or found.manifest_sha256 != header.manifest_sha256:
         return None
     return as_utc(found.received_at)
+
+
+def _kept_a_key(uow: UnitOfWork, agency_id: str) -> bool:
+    """Whether an organisational key of ``agency_id`` is held here, usable or not."""
+    return any(c.kind == "agency" and c.key_pem for c in uow.signatures.certificates(agency_id))
 
 
 def _took_these_bytes(uow: UnitOfWork, header: Header, sha256: str) -> datetime | None:

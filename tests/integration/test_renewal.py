@@ -291,3 +291,37 @@ def test_a_package_that_never_reached_its_recipient_waits_while_its_agency_has_n
         assert pair.sender.runner.run(job) == "done"
     assert pair.dispatch(doc)[0].state == "delivered"
     assert len(pair.received()) == 1
+
+
+def test_a_package_to_a_recipient_between_its_revocation_and_renewal_waits_for_it(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given B's organisational key revoked (compromised) and not renewed yet, at B
+    with pair.receiver.uow() as uow:
+        [old] = [c for c in uow.signatures.certificates(B) if c.kind == "agency"]
+        uow.signatures.revoke(old.fingerprint, pair.receiver.clock(), "key_compromise")
+        uow.commit()
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+
+        # When A delivers a letter to B
+        doc, job = pair.sent(make_document)
+        assert pair.sender.runner.run(job) == "failed"
+
+        # Then B cannot sign a receipt just now: a wait (503), not "no such agency here"
+        dispatch, attempts = pair.dispatch(doc)
+        assert (dispatch.state, attempts[0].outcome, attempts[0].http_status) == (
+            "pending",
+            "transient",
+            503,
+        ), attempts
+        assert "receipt_key" in attempts[0].error
+
+        # and once B renewed (A lists its new certificate), the next attempt delivers it
+        renewed = _renew_b(pair)
+        with pair.sender.uow() as uow:
+            uow.signatures.add_certificate(dataclasses.replace(renewed, id=new_id(), key_pem=""))
+            uow.commit()
+        pair.sender.clock.advance(minutes=5)
+        assert pair.sender.runner.run(job) == "done"
+    assert pair.dispatch(doc)[0].state == "delivered"
