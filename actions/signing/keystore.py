@@ -29,6 +29,7 @@ from congvan.storage.unit_of_work import UnitOfWork
 
 from . import keywrap, pki
 from .certfiles import import_certificates
+from .certpath import CLOCK_SKEW
 from .description import describe, owned_by
 from .issuers import issued_by, require_pinned_chain
 from .strict import check_key_strength
@@ -139,6 +140,13 @@ def _ca(uow: UnitOfWork) -> tuple[CertificateRow, pki.Issued]:
     return row, pki.Issued(cert_pem=row.cert_pem.encode(), key_pem=row.key_pem.encode())
 
 
+def _backdated(ca: CertificateRow, now: datetime) -> datetime:
+    """When a certificate issued ``now`` starts: the clock skew verifiers allow before now
+    (not before its CA), so that a peer whose clock is a few minutes behind ours does not
+    refuse what it signs at once as not yet valid (CAs commonly back-date so)."""
+    return max(now - CLOCK_SKEW, as_utc(ca.not_before))
+
+
 @contextmanager
 def _naming_the_ca_passphrase() -> Iterator[None]:
     """Name the CA passphrase setting when the CA key does not open."""
@@ -171,7 +179,11 @@ def init_ca(
     if any(r.key_pem for r in uow.signatures.roots()):
         raise AlreadyExists("A certification authority exists already.")
     ca = pki.create_ca(
-        name, organization, passphrase=passphrase, valid_from=now, valid_days=valid_days
+        name,
+        organization,
+        passphrase=passphrase,
+        valid_from=now - CLOCK_SKEW,  # as what it issues (_backdated)
+        valid_days=valid_days,
     )
     row = _store(uow, "root", ca, now)
     publish_crl(uow, passphrase=passphrase, now=now)
@@ -223,7 +235,7 @@ def issue_signer(
         raise InvalidInput(f"'{username}' is not a signer of {agency_id}.", field="username")
     if not user.full_name or not user.position:
         raise InvalidInput("The signer needs a full name and a position.", field="username")
-    _row, ca = _ca(uow)
+    row, ca = _ca(uow)
     _unlocks_the_kept_keys(uow, passphrase)
     issued = pki.issue_signer_certificate(
         ca,
@@ -234,7 +246,7 @@ def issue_signer(
         agency_name=agency.name,
         user_id=f"{username}@{agency_id}",
         passphrase=passphrase,
-        valid_from=valid_from or now,
+        valid_from=valid_from or _backdated(row, now),
         valid_days=valid_days,
         crl_url=crl_url,
     )
@@ -257,7 +269,7 @@ def issue_agency(
     if agency is None:
         raise NotFound(f"No agency {agency_id}.", agency_id=agency_id)
     uow.peers.refuse_served_elsewhere(agency_id, "its organisational key")
-    _row, ca = _ca(uow)
+    row, ca = _ca(uow)
     _unlocks_the_kept_keys(uow, passphrase)
     issued = pki.issue_agency_certificate(
         ca,
@@ -265,7 +277,7 @@ def issue_agency(
         agency_id=agency_id,
         agency_name=agency.name,
         passphrase=passphrase,
-        valid_from=now,
+        valid_from=_backdated(row, now),
         valid_days=valid_days,
         crl_url=crl_url,
     )

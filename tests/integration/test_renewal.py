@@ -7,19 +7,32 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 
 from congvan.actions.exchange.envelope import iso
 from congvan.actions.signing import issuers, keystore, pki
+from congvan.storage.clock import FrozenClock
 from congvan.storage.ids import new_id
 from congvan.storage.peers import Peer
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow.api.app import create_app
 from congvan.workflow.serving import serve_in_thread
+from tests.databases import Databases
 from tests.factories import actor, document_row
-from tests.installations import CRL_URL, NAMES, PASS, A, B, Pair, serving_inbox
+from tests.installations import (
+    CRL_URL,
+    NAMES,
+    PASS,
+    SENDER_FAKES,
+    A,
+    B,
+    Pair,
+    link,
+    serving_inbox,
+)
 from tests.integration.test_delivery import DOWN, LosesTheAnswer
 from tests.integration.test_evidence import export, failures, judged
 
@@ -325,3 +338,38 @@ def test_a_package_to_a_recipient_between_its_revocation_and_renewal_waits_for_i
         pair.sender.clock.advance(minutes=5)
         assert pair.sender.runner.run(job) == "done"
     assert pair.dispatch(doc)[0].state == "delivered"
+
+
+def test_a_letter_sealed_right_after_a_renewal_goes_to_a_recipient_whose_clock_is_behind(
+    boot: Any, databases: Databases, db_kind: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's clock two minutes ahead of B's (within the skew verifiers allow)
+    sender_clock, receiver_clock = FrozenClock(), FrozenClock()
+    sender_clock.advance(minutes=2)
+    sender = boot(
+        databases.new(db_kind).url, clock=sender_clock, key_passphrase=PASS,
+        dispatch_max_attempts=3, **SENDER_FAKES,
+    )  # fmt: skip
+    receiver = boot(databases.new(db_kind).url, clock=receiver_clock, key_passphrase=PASS)
+    pair = link(sender, receiver)
+    for clock in (sender_clock, receiver_clock):
+        clock.advance(days=1)
+
+    # When A renews its organisational certificate (B lists the new one) and at once
+    # sends a letter, sealed by it
+    with pair.sender.uow() as uow:
+        renewed = keystore.issue_agency(
+            uow, A, passphrase=PASS, crl_url=CRL_URL, now=pair.sender.clock()
+        )
+        uow.commit()
+    with pair.receiver.uow() as uow:
+        uow.signatures.add_certificate(dataclasses.replace(renewed, id=new_id(), key_pem=""))
+        uow.commit()
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        doc, job = pair.sent(make_document)
+        assert pair.sender.runner.run(job) == "done"
+
+    # Then B takes it: the certificate is not "not yet valid" by B's clock
+    dispatch, attempts = pair.dispatch(doc)
+    assert dispatch.state == "delivered", attempts
