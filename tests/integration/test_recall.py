@@ -43,6 +43,7 @@ from congvan.storage.stalls import stalled
 from congvan.workflow import directory
 from congvan.workflow.api.app import create_app
 from congvan.workflow.bootstrap import Runtime
+from congvan.workflow.engine.results import Idempotency
 from congvan.workflow.evidence import gather
 from congvan.workflow.explaining import explain_row, explanation_view
 from congvan.workflow.letters import sample_pdf
@@ -673,10 +674,19 @@ def test_a_replacement_sent_links_both_ways_and_marks_the_original_replaced_at_b
     # Given A's letter, with its main PDF, registered at B
     doc, received_id = registered(pair, make_document, pdf=("thu.pdf", sample_pdf("Thư")))
 
-    # When A's supervisor drafts its replacement (a clerk may not), corrects, signs, sends it
+    # When A's supervisor drafts its replacement (a clerk may not, nor replay its request
+    # under a token of the same person holding the clerk's role only), corrects, signs,
+    # sends it
     with pytest.raises(Forbidden):
         pair.sender.engine.create_replacement(actor("clerk"), doc, "Sai nội dung")
-    draft = pair.sender.engine.create_replacement(actor("supervisor"), doc, "Sai nội dung")
+    keyed = Idempotency.of("replace-1", doc, "Sai nội dung", by="pct")
+    draft = pair.sender.engine.create_replacement(
+        actor("supervisor", name="pct"), doc, "Sai nội dung", idempotency=keyed
+    )
+    with pytest.raises(Forbidden):
+        pair.sender.engine.create_replacement(
+            actor("clerk", name="pct"), doc, "Sai nội dung", idempotency=keyed
+        )
     replacement = draft["id"]
     assert (draft["state"], draft["replaces"], draft["number"]) == ("draft", doc, None)
     assert [r["organ_id"] for r in draft["recipients"]] == [B]

@@ -45,7 +45,7 @@ from .bindings import (
 )
 from .creating import Arrival, Draft, create_once, receive_once, refuse_repeat
 from .preparation import PREPARE_ROUNDS, Preparation, Prepared, Stale
-from .requests import answered, replacement
+from .requests import answered, may_replace, replacement
 from .results import Expected, FireResult, Idempotency, commit, matches, replay
 from .stepping import Pending, Stepper
 
@@ -170,6 +170,7 @@ class Engine:
         delivers it to the original's recipients as a replacement and marks the original
         replaced.
         """
+        may_replace(actor)
         if idempotency is not None and actor.agency_id is not None:
             # A repeat is answered as the first was, whatever the original did since (its
             # version moved on as its dispatches were delivered, say): judged again, it

@@ -42,6 +42,16 @@ def answered(uow: UnitOfWork, dispatch: DispatchRow, fire_within: FireWithin) ->
     return fire_within(uow, "document", dispatch.document_id, "recalled", data=data).jobs
 
 
+def may_replace(actor: Actor) -> None:
+    """Refuse an actor without a role that replaces documents (before any replay too: a
+    stored answer is only for a caller allowed to ask)."""
+    if not actor.is_system and not (actor.roles & REPLACE_ROLES):
+        raise Forbidden(
+            "Replacing a document needs the role supervisor or signer.",
+            needs=sorted(REPLACE_ROLES),
+        )
+
+
 def replacement(
     open_uow: Callable[..., UnitOfWork],
     actor: Actor,
@@ -56,11 +66,7 @@ def replacement(
     is a new document) and recipients, with ``files`` (None: the original's), and names
     the document it replaces.
     """
-    if not actor.is_system and not (actor.roles & REPLACE_ROLES):
-        raise Forbidden(
-            "Replacing a document needs the role supervisor or signer.",
-            needs=sorted(REPLACE_ROLES),
-        )
+    may_replace(actor)
     check_text("reason", reason, multi_line=True)  # as a recall's or an update's reason
     reason = str(nfc(reason))
     if not has_visible_text(reason):
