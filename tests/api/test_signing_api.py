@@ -32,6 +32,7 @@ from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.pades import verify_pdf
 from congvan.actions.signing.signing import Signing
 from congvan.states.errors import ManifestMismatch
+from congvan.storage.dispatches import SealedDispatch
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow import directory
 from tests.api.conftest import A, Api, B, MakeApi, assert_error
@@ -46,6 +47,7 @@ from tests.api.test_review_flow_api import (
     history,
     submit_and_check,
 )
+from tests.factories import does_nothing, holds, job_done
 from tests.tools import verify_with_openssl
 
 PASS = "correct horse battery staple 1227"
@@ -849,3 +851,37 @@ def test_a_signature_claiming_a_time_before_the_document_existed_is_refused(
     assert signature_rows(api, doc_id) == []
     # While one within the clock skew of its creation is taken
     assert 200 == sign(api, doc_id, signed_at(api.clock() - timedelta(minutes=4))).status_code
+
+
+def test_a_signature_stays_valid_in_the_api_after_an_update_corrected_the_metadata(
+    make_api: MakeApi,
+) -> None:
+    # Given a letter signed on the server for real, sent and delivered (sealing faked)
+    api = signing_api(
+        make_api,
+        guards={name: holds for name in ("signature_valid", "not_duplicate")},
+        effects={"seal_packages": does_nothing, "seal_requests": does_nothing},
+        jobs={"deliver_dispatches": job_done},
+    )
+    issue(api)
+    doc_id = reviewed_letter(api)
+    assert sign(api, doc_id).status_code == 200
+    assert api.fire(doc_id, "send", role="clerk").status_code == 200
+    with api.runtime.uow() as uow:
+        [dispatch] = uow.dispatches.for_document(doc_id)
+        uow.dispatches.set_state(dispatch.id, state="delivered", at=api.clock())
+        uow.dispatches.seal(dispatch.id, SealedDispatch("m-1227", b"{}", b""))  # (faked)
+        uow.commit()
+
+    # When a supervisor corrects its subject (cập nhật)
+    corrected = api.client.post(
+        f"/v1/documents/{doc_id}/update",
+        headers=api.auth("supervisor"),
+        json={"reason": "Sai trích yếu", "fields": {"subject": "V/v khen thưởng (đính chính)"}},
+    )
+    assert corrected.status_code == 200, corrected.text
+
+    # Then the API's verdict is the signature's, over the document as signed (as `congvan
+    # verify` has it), not "changed after signing"
+    verdict = api.get(f"/v1/documents/{doc_id}/signature").json()["verdict"]
+    assert verdict["ok"] is True, verdict

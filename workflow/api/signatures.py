@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from fastapi import APIRouter, Response
 
 from congvan.actions.signing import keystore
-from congvan.actions.signing.stored import manifest_of, verify_stored
+from congvan.actions.signing.stored import as_signed, manifest_of, verify_stored
 from congvan.actions.signing.verification import Verdict
 from congvan.actions.timestamping import timestamp_view
 from congvan.states.certificates import CertificateDescription
@@ -94,8 +94,10 @@ def get_signature(
             raise NotFound("The document is not signed.", document_id=document_id)
         try:
             trust = keystore.trust_material(uow, trust_store)
+            # As signed: an update's corrections since are taken back (as `verify` does).
+            signed = as_signed(uow, document_id, signature.manifest_sha256)
             verdict = verdict_view(
-                verify_stored(uow, signature, manifest_of(uow, document_id), doc, trust)
+                verify_stored(uow, signature, signed.manifest, signed.document, trust)
             )
         except CongvanError as exc:
             verdict = {"ok": False, **exc.to_dict()}  # a verdict, not an error of the call
