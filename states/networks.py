@@ -113,6 +113,13 @@ def _most_private(candidates: list[ipaddress.IPv4Address]) -> ipaddress.IPv4Addr
 _GLOBAL_UNICAST_IPV6 = ipaddress.IPv6Network("2000::/3")
 # Blocks in it set aside since Python 3.11's tables were made: documentation (RFC 9637).
 _SET_ASIDE_IPV6 = (ipaddress.IPv6Network("3fff::/20"),)
+# IPv4 blocks IANA's special-purpose registry (RFC 6890, 8190) has not globally reachable
+# that Python 3.11 counts as global: IETF protocol assignments (but for the two anycast
+# services in it, RFC 7723 and 8155) and the deprecated 6to4 relay anycast (RFC 7526).
+_SET_ASIDE_IPV4 = (ipaddress.IPv4Network("192.0.0.0/24"), ipaddress.IPv4Network("192.88.99.0/24"))
+_GLOBAL_IN_SET_ASIDE_IPV4 = frozenset(
+    {ipaddress.IPv4Address("192.0.0.9"), ipaddress.IPv4Address("192.0.0.10")}
+)
 
 
 def reachable(address: Address, allowed: Iterable[Network]) -> bool:
@@ -122,6 +129,12 @@ def reachable(address: Address, allowed: Iterable[Network]) -> bool:
         return True
     if isinstance(address, ipaddress.IPv6Address) and (
         address not in _GLOBAL_UNICAST_IPV6 or any(address in net for net in _SET_ASIDE_IPV6)
+    ):
+        return False
+    if (
+        isinstance(address, ipaddress.IPv4Address)
+        and any(address in net for net in _SET_ASIDE_IPV4)
+        and address not in _GLOBAL_IN_SET_ASIDE_IPV4
     ):
         return False
     return address.is_global and not address.is_multicast and not address.is_reserved

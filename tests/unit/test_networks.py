@@ -43,6 +43,11 @@ LOOPBACK = parse_networks(["127.0.0.0/8", "::1"])
         "5f00::1",
         "2001:db8::1",  # documentation
         "3fff::1",  # documentation too (RFC 9637)
+        # IPv4 blocks not globally reachable that Python 3.11 takes for global
+        "192.0.0.8",  # IETF protocol assignments (RFC 6890)
+        "192.0.0.100",
+        "192.0.0.170",  # NAT64 discovery (RFC 7050)
+        "192.88.99.1",  # the deprecated 6to4 relay anycast (RFC 7526)
     ],
 )
 def test_no_private_address_is_reachable_by_default(address: str) -> None:
@@ -53,7 +58,15 @@ def test_no_private_address_is_reachable_by_default(address: str) -> None:
 
 @pytest.mark.parametrize(
     "address",
-    ["203.113.131.1", "8.8.8.8", "2001:4860:4860::8888", "2606:4700::1111", "2a00:1450::1"],
+    [
+        "203.113.131.1",
+        "8.8.8.8",
+        "2001:4860:4860::8888",
+        "2606:4700::1111",
+        "2a00:1450::1",
+        "192.0.0.9",  # the two anycast services of 192.0.0.0/24 are global (RFC 7723, 8155)
+        "192.0.0.10",
+    ],
 )
 def test_global_addresses_are_reachable(address: str) -> None:
     parsed = address_of(address)
