@@ -516,6 +516,33 @@ def test_a_refused_recall_is_not_resent_from_its_escalation(
     assert pair.jobs(doc) == []
 
 
+def test_a_replacement_of_a_document_its_recipient_returned_meanwhile_is_taken_as_its_own(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B, whose clerk returns it (02) before A hears of it
+    doc, received = delivered(pair, make_document)
+    pair.receiver.engine.fire_on(
+        "received", received.id, "refuse", actor("clerk", B), data={"reason": "Sai nội dung"}
+    )
+
+    # When A, meanwhile, sends its replacement (sealed as one: A still has B holding it)
+    draft = pair.sender.engine.create_replacement(actor("supervisor"), doc, "Sai nội dung")
+    replacement = draft["id"]
+    pair.sender.engine.fire(replacement, "edit", actor("clerk"), data={"fields": {"number": 99}})
+    sign(pair, replacement)
+    pair.sender.engine.fire(replacement, "send", actor("clerk"))
+    deliver(pair, replacement)
+
+    # Then B takes the corrected letter, as it would had its 02 reached A first (a new
+    # document), and the one it returned stays returned
+    with pair.sender.uow(readonly=True) as uow:
+        [dispatch] = uow.dispatches.for_document(replacement)
+    assert dispatch.state == "delivered"
+    states = {r.id: r.state for r in pair.received()}
+    assert states.pop(received.id) == "refused"
+    assert list(states.values()) == ["received"]
+
+
 @pytest.mark.parametrize("reason", ["superseded", "cessation_of_operation"])
 def test_a_document_whose_signer_was_renewed_since_is_still_recalled_and_updated(
     pair: Pair, served: str, make_document: Callable[..., str], reason: str

@@ -27,7 +27,7 @@ from congvan.states.errors import (
     VersionConflict,
 )
 from congvan.states.policy import CREATE_ROLES
-from congvan.states.received import IN_FORCE
+from congvan.states.received import IN_FORCE, REFUSED
 from congvan.states.text import nfc
 from congvan.storage.clock import Clock
 from congvan.storage.database import rolled_back_for_another
@@ -212,6 +212,11 @@ class Engine:
                 # The replacement arrived: the document it replaces is replaced. One no
                 # longer in force (replaced by another, recalled) takes none: nothing is kept.
                 head = uow.received.head(replaced, for_update=True)
+                if head is not None and head.state == REFUSED:
+                    # Returned by us (02) while its sender sealed the replacement: the
+                    # replacement is a document of its own here, as it goes when our 02
+                    # reached the sender first (then it is sent as a new one).
+                    return
                 if head is None or head.state not in IN_FORCE:
                     raise OriginalUnknown(
                         "The document the replacement names is no longer in force here.",
