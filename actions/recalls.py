@@ -21,7 +21,10 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import pkcs7
+
 from congvan.states import dispatch as d
+from congvan.states.certificates import comparable
 from congvan.states.document import DELIVERED, ISSUED, UPDATABLE
 from congvan.states.errors import InvalidInput
 from congvan.states.fields import FIELDS, REQUIRED_AT_REVIEW
@@ -36,6 +39,8 @@ from congvan.storage.received import AGREED, AWAITING, REFUSED
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import TransitionContext
+from .signing.description import describe
+from .signing.keystore import fingerprint
 
 log = logging.getLogger("congvan.recalls")
 
@@ -307,6 +312,7 @@ def apply_update(ctx: TransitionContext) -> None:
         raise InvalidInput("The update changes nothing.", field="fields")
     if "issued_on" in changed:
         _check_redated(ctx, before.issued_on, changed["issued_on"])
+    _check_signer_named(ctx, changed)
     due = changed.get("due_date")
     if due:
         _check_due(ctx, due, changes.get("issued_on", before.issued_on))
@@ -322,6 +328,39 @@ def apply_update(ctx: TransitionContext) -> None:
     stored = {k: ("" if v is None and not FIELDS[k].nullable else v) for k, v in changed.items()}
     ctx.uow.documents.set_fields(ctx.document.id, stored)
     ctx.audit["changed"] = {k: {"from": getattr(before, k), "to": v} for k, v in changed.items()}
+
+
+_SIGNER_FIELDS = {"signer_name": "common_name", "signer_position": "title"}
+
+
+def _check_signer_named(ctx: TransitionContext, changed: Mapping[str, str | None]) -> None:
+    """An update corrects how the signer is written, never who signed: the certificate of
+    the document's signature still names what the corrected fields say (compared as the
+    verification compares them: case, spacing and Unicode form aside)."""
+    corrected = {k: v for k, v in changed.items() if k in _SIGNER_FIELDS}
+    signature = ctx.uow.signatures.latest_signature(ctx.document.id) if corrected else None
+    if signature is None:
+        return
+    certificate = next(
+        (
+            c
+            for c in pkcs7.load_der_pkcs7_certificates(bytes(signature.cms))
+            if fingerprint(c) == signature.certificate_fingerprint
+        ),
+        None,
+    )
+    if certificate is None:
+        return  # an unreadable signature: its verification says so
+    named = describe(certificate)
+    for field, value in corrected.items():
+        in_certificate = getattr(named, _SIGNER_FIELDS[field])
+        if comparable(value or "") != comparable(in_certificate):
+            raise InvalidInput(
+                f"An update corrects how the signer is written, not who signed: the "
+                f"signature's certificate names {in_certificate!r} as its {field}.",
+                field=f"fields.{field}",
+                certificate=in_certificate,
+            )
 
 
 def _check_redated(ctx: TransitionContext, issued_on: str | None, corrected: str | None) -> None:

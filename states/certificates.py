@@ -15,6 +15,7 @@ text; ``from_dict`` reads those too. Such a row names only the issuer's common n
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -88,3 +89,8 @@ class CertificateDescription:
 
 def _moment(value: datetime | str) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def comparable(value: str) -> str:
+    """A name as certificates and documents are compared: NFC, case and spacing aside."""
+    return " ".join(unicodedata.normalize("NFC", value).casefold().split())

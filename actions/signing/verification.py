@@ -29,7 +29,6 @@ order and raise the same errors.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,7 +52,7 @@ from congvan.actions.signing.hotpath import (
 )
 from congvan.actions.signing.strict import check_strict_cms, is_canonical
 from congvan.actions.signing.timestamps import Stamp, async_verify_token, token_in
-from congvan.states.certificates import CertificateDescription
+from congvan.states.certificates import CertificateDescription, comparable
 from congvan.states.errors import (
     ManifestMismatch,
     SignatureError,
@@ -320,7 +319,7 @@ def _check_expected_signer(
     differ = {
         name: {"expected": want, "certificate": named[name]}
         for name, want in expected_signer.items()
-        if _comparable(named[name]) != _comparable(want)
+        if comparable(named[name]) != comparable(want)
     }
     if differ:
         raise SignerMismatch(
@@ -411,7 +410,3 @@ def _detached_signed_data(cms_der: bytes) -> tuple[asn1_cms.SignedData, datetime
         raise SignatureError(
             f"The signature is not a detached CMS signature: {reading_failure(exc)}"
         ) from exc
-
-
-def _comparable(value: str) -> str:
-    return " ".join(unicodedata.normalize("NFC", value).casefold().split())

@@ -591,12 +591,19 @@ def test_an_update_agreed_to_corrects_the_metadata_and_keeps_the_old_in_the_trai
     doc, received_id = registered(pair, make_document)
     old_subject = document_row(pair.sender, doc).subject
 
-    # When A corrects its subject and signer's name, and B's clerk agrees
-    fields = {"subject": "V/v khen thưởng (đính chính)", "signer_name": "Trần Văn Bình"}
+    # When A corrects its subject and how its signer's name is written, and B's clerk agrees
+    fields = {"subject": "V/v khen thưởng (đính chính)", "signer_name": "NGUYỄN VĂN PHƯƠNG"}
     with pytest.raises(InvalidInput):  # a field an update does not correct
         pair.sender.engine.fire(
             doc, "update", actor("supervisor"), data={"reason": "x", "fields": {"number": 9}}
         )
+    for who in ({"signer_name": "Trần Văn Bình"}, {"signer_position": "CHỦ TỊCH"}):
+        # nor does it say another signed than the one the signature's certificate names
+        with pytest.raises(InvalidInput) as not_the_signer:
+            pair.sender.engine.fire(
+                doc, "update", actor("supervisor"), data={"reason": "x", "fields": who}
+            )
+        assert not_the_signer.value.details["field"] == f"fields.{next(iter(who))}"
     pair.sender.engine.fire(
         doc, "update", actor("supervisor"), data={"reason": "Sai trích yếu", "fields": fields}
     )
