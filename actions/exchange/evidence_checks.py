@@ -46,7 +46,7 @@ from cryptography import x509
 
 from congvan.actions.signing.certpath import CLOCK_SKEW
 from congvan.actions.signing.keystore import TrustMaterial
-from congvan.actions.signing.pades import verify_pdf
+from congvan.actions.signing.signedpdf import verify_signed_main
 from congvan.actions.signing.truststore import fingerprint
 from congvan.actions.signing.verification import verify_manifest_signature
 from congvan.states.dispatch import PROGRESS_EVENTS
@@ -71,6 +71,7 @@ from .evidence import (
 from .evidence_chain import ChainChecks
 from .evidence_dispatches import DispatchChecks, Request, Signed
 from .evidence_report import Report, revoked_later
+from .package import main_pdf
 
 
 def verify_bundle(
@@ -359,9 +360,9 @@ class _Judge(ChainChecks):
                 SIGNED_PDF,
             )
         elif pdf is not None:
-            self._signed_pdf(pdf, pdf_sha256, verdict.checked_at)
+            self._signed_pdf(pdf, pdf_sha256, verdict.checked_at, verdict.signer.sha256)
 
-    def _signed_pdf(self, pdf: bytes, recorded: str | None, at: datetime) -> None:
+    def _signed_pdf(self, pdf: bytes, recorded: str | None, at: datetime, signer: str) -> None:
         if hashlib.sha256(pdf).hexdigest() != recorded:
             self.report.fail(
                 "signed_pdf",
@@ -370,8 +371,20 @@ class _Judge(ChainChecks):
                 SIGNED_PDF,
             )
             return
+        main = main_pdf(self.document)
         try:
-            verify_pdf(pdf, trust_roots=self.trust.roots, crls=self.trust.crls, at=at)
+            # As the inbox holds it: the manifest's main PDF with one signature appended,
+            # by the manifest's signer, under the roots the issuing agency is held to.
+            if main is None or not self.bundle.has(FILES + main):
+                raise ManifestMismatch("The manifest names no main PDF in the bundle.")
+            verify_signed_main(
+                self.bundle.read(FILES + main),
+                pdf,
+                certificate=signer,
+                trust_roots=self.trust.roots_for(self.agency_id),
+                crls=self.trust.crls,
+                at=at,
+            )
         except CongvanError as exc:
             self.report.refused("signed_pdf", exc, SIGNED_PDF)
             return
