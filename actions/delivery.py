@@ -35,7 +35,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from congvan.states.dispatch import (
     ACKNOWLEDGED,
@@ -135,6 +136,7 @@ class Delivery(StagedJob[Parcel]):
         self.trust = trust
         self.clock = clock  # when an answer came, which its receipt is judged at
         self.keys = keys  # to seal a package anew after a renewal (see _sealed_now)
+        self._ders: dict[str, bytes] = {}
         # Every wait on a peer ends well within the job's lease, so that a slow peer is
         # never taken for a dead worker.
         self.lease = lease
@@ -258,8 +260,8 @@ class Delivery(StagedJob[Parcel]):
         if self.keys is None:
             return sealed
         current = uow.signatures.agency_fingerprint(agency, now)
-        if current is not None and current in _certificates_in(sealed.header_cms):
-            return sealed
+        if current is not None and self._der_of(uow, current) in sealed.header_cms:
+            return sealed  # a CMS carries its signer's certificate as it is (DER)
         if not all(_never_reached(a) for a in uow.dispatches.attempts_of(dispatch.id)):
             return sealed
         if current is None:
@@ -277,6 +279,19 @@ class Delivery(StagedJob[Parcel]):
             extra={"action": "delivery.resealed", "dispatch_id": dispatch.id},
         )
         return resealed
+
+    def _der_of(self, uow: UnitOfWork, fingerprint: str) -> bytes:
+        """The DER of a certificate held here, by its fingerprint (read once a process)."""
+        der = self._ders.get(fingerprint)
+        if der is None:
+            row = uow.signatures.certificate(fingerprint)
+            if row is None:
+                return b"\x00"  # never in a CMS
+            der = x509.load_pem_x509_certificate(row.cert_pem.encode()).public_bytes(
+                serialization.Encoding.DER
+            )
+            self._ders[fingerprint] = der
+        return der
 
     def _interrupted(self, ctx: JobContext, dispatch: DispatchRow) -> bool:
         """An attempt began and was never recorded (its worker died; the lease ran out).
@@ -510,9 +525,3 @@ def _never_reached(attempt: AttemptRow) -> bool:
     return attempt.outcome == TRANSIENT and (
         attempt.http_status is None or attempt.http_status in NOT_NOW
     )
-
-
-@functools.lru_cache(maxsize=256)
-def _certificates_in(cms: bytes) -> frozenset[str]:
-    """The fingerprints of the certificates a CMS carries (its signer's among them)."""
-    return frozenset(keystore.fingerprint(c) for c in pkcs7.load_der_pkcs7_certificates(cms))

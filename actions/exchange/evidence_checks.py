@@ -375,10 +375,11 @@ class _Judge(ChainChecks):
         try:
             # As the inbox holds it: the manifest's main PDF with one signature appended,
             # by the manifest's signer, under the roots the issuing agency is held to.
-            if main is None or not self.bundle.has(FILES + main):
+            main_bytes = None if main is None else self.bundle.read(FILES + main)
+            if main_bytes is None:
                 raise ManifestMismatch("The manifest names no main PDF in the bundle.")
             verify_signed_main(
-                self.bundle.read(FILES + main),
+                main_bytes,
                 pdf,
                 certificate=signer,
                 trust_roots=self.trust.roots_for(self.agency_id),
