@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, RootTransaction, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, InterfaceError, OperationalError
 
 from congvan.states.errors import InvalidInput
@@ -106,6 +106,16 @@ def duplicate_key(exc: BaseException) -> bool:
         getattr(orig, "sqlstate", None) == _UNIQUE_VIOLATION
         or getattr(orig, "sqlite_errorname", None) in _SQLITE_UNIQUE
     )
+
+
+# Query options a driver reads a secret from (libpq takes ``?password=``).
+_SECRET_OPTIONS = frozenset({"password", "sslpassword"})
+
+
+def shown_url(url: URL) -> str:
+    """The URL as it may be shown: its password masked, before the host and in its query."""
+    masked = {k: "***" for k in url.query if k.lower() in _SECRET_OPTIONS}
+    return url.update_query_dict(masked).render_as_string(hide_password=True)
 
 
 def is_sqlite(url: str) -> bool:

@@ -12,6 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from congvan.states.errors import DatabaseNotReady
+from congvan.storage.database import shown_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -59,7 +60,7 @@ def ensure_migrated(engine: Engine) -> None:
     current = current_revision(engine)
     head = head_revision(engine)
     if current != head:
-        url = engine.url.render_as_string(hide_password=True)
+        url = shown_url(engine.url)
         if current is not None and not known_revision(engine, current):
             raise DatabaseNotReady(
                 f"The database {url} is at revision {current}, which this version of "

@@ -47,7 +47,7 @@ from congvan.states.vocabulary import (
     RULE_DEADLINE,
 )
 from congvan.storage.clock import Clock, utcnow
-from congvan.storage.database import make_engine
+from congvan.storage.database import make_engine, shown_url
 from congvan.storage.schema import ensure_migrated
 from congvan.storage.timers import AUDIT_ANCHOR, CRL_CHECK, JOB_DEADLINE, DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
@@ -496,7 +496,7 @@ def notifying(settings: Settings) -> Notifying:
 def describe(runtime: Runtime) -> dict[str, Any]:
     """A safe summary of the configuration (no secrets)."""
     return {
-        "database": runtime.db.url.render_as_string(hide_password=True),
+        "database": shown_url(runtime.db.url),
         "broker": type(runtime.broker).__name__,
         "worker_threads": runtime.settings.worker_threads,
         "timestamp_authority": runtime.settings.tsa_url or None,

@@ -163,6 +163,11 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
             for argv in ("worker", "scheduler")
         ),
         ({"CONGVAN_DATABASE_URL": "postgresql://u:secret@[::1"}, ["migrate"], "invalid_input"),
+        # not a URL, for a command that opens the store without migrating it
+        *(
+            ({"CONGVAN_DATABASE_URL": "postgresql://u:secret@[::1/db"}, argv, "invalid_input")
+            for argv in (["peers", "list"], ["stuck"], ["timers", "parked"])
+        ),
         ({"CONGVAN_DATABASE_URL": "postgresql://u:secret@127.0.0.1:1/x"}, ["agencies", "list"],
          "database_unavailable"),
         # Another database or driver, SQLite in memory, an option its driver cannot take

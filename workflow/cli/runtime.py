@@ -85,10 +85,14 @@ def _refuse_missing_file(url: str) -> None:
     it would make the file and its folders (a command's mistyped --data-dir would leave
     an empty database behind)."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     from congvan.states.errors import DatabaseNotReady
 
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except (ValueError, ArgumentError):
+        return  # not a URL: make_engine says so, in its own words
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
         return  # PostgreSQL, or what make_engine refuses in its own words
     if parsed.database == ":memory:" or parsed.database.startswith("file:"):

@@ -85,12 +85,12 @@ def _moment(value: str) -> datetime:
 
 
 def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
-    from congvan.storage.database import make_engine
+    from congvan.storage.database import make_engine, shown_url
     from congvan.storage.schema import migrate
 
     engine = make_engine(settings.db_url, synchronous=settings.sqlite_synchronous)
     revision = migrate(engine)
-    print(f"database {engine.url.render_as_string(hide_password=True)} is at revision {revision}")
+    print(f"database {shown_url(engine.url)} is at revision {revision}")
     engine.dispose()
     return 0
 
