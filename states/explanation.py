@@ -193,6 +193,8 @@ class DispatchFacts:
     recalled: bool = False
     # A supervisor sent the document to it again (resend), its attempts counted anew.
     resent: bool = False
+    # When its receipt says the package arrived (a retry may have fetched it much later).
+    arrived_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -459,8 +461,10 @@ def _attempt_facts(last: AttemptFacts, this_sending: int, resent: bool) -> dict[
 
 
 def _arrived_at(d: DispatchFacts) -> datetime:
-    """When the package reached the recipient: its delivered attempt's end (the row's last
-    change may be later)."""
+    """When the package reached the recipient: as its receipt says, else its delivered
+    attempt's end (the row's last change may be later)."""
+    if d.arrived_at is not None:  # what the recipient's signed receipt says
+        return d.arrived_at
     last = d.last_attempt
     if last is not None and last.outcome == "delivered":  # the attempt's outcome
         return last.finished_at

@@ -16,9 +16,18 @@ from pydantic import TypeAdapter, ValidationError
 
 from congvan.actions import notifications
 from congvan.actions.calendar import WorkingCalendar
+from congvan.actions.exchange.receipts import received_at_of
 from congvan.actions.recalls import cancelled, request_kind, was_updated
 from congvan.states import explanation as x
-from congvan.states.dispatch import DECLINED, DELIVERED, PENDING, REJECTED, SENDING, TAKEN_CODES
+from congvan.states.dispatch import (
+    ARRIVED,
+    DECLINED,
+    DELIVERED,
+    PENDING,
+    REJECTED,
+    SENDING,
+    TAKEN_CODES,
+)
 from congvan.states.errors import InvalidInput
 from congvan.states.phrasing import sentence
 from congvan.states.received import STATUS_LABEL
@@ -121,6 +130,14 @@ def _aware(at: datetime | None) -> datetime | None:
     return as_utc(at) if at is not None else None
 
 
+def _arrival(uow: UnitOfWork, dispatch: DispatchRow) -> datetime | None:
+    """When its receipt says the package arrived, for a dispatch that has one."""
+    if dispatch.state not in ARRIVED:
+        return None
+    kept = uow.dispatches.receipt(dispatch.id)
+    return None if kept is None else received_at_of(kept[0])
+
+
 def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
     """What the database holds about the document now, as the explanation rules need it."""
     doc_id = row.id
@@ -147,6 +164,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
                 registered_at=_aware(registered),
                 recalled=d.organ_id in recalled,
                 resent=d.organ_id in resent,
+                arrived_at=_arrival(uow, d),
                 last_attempt=None
                 if last is None
                 else x.AttemptFacts(

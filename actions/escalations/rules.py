@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from congvan.actions.exchange.receipts import received_at_of
 from congvan.states import dispatch as d
 from congvan.states import document as doc
 from congvan.states import errors
@@ -26,6 +27,7 @@ from congvan.states.errors import InvalidInput
 from congvan.states.policy import APPOINTED_URGENCY
 from congvan.states.timeliness import appointed_moment
 from congvan.states.vocabulary import RULE_DEADLINE
+from congvan.storage.clock import as_utc
 from congvan.storage.dispatches import DispatchRow
 from congvan.storage.received import AWAITING
 from congvan.storage.timers import DueTimer
@@ -272,7 +274,7 @@ class RuleTimers(Lifecycle):
         if dest == d.DELIVERED and change.from_state != d.DELIVERED:
             appointed = self._appointed(uow, change.document_id, change.urgency)
             due = self.deadlines(uow, change.agency_id).register_by(
-                change.now, change.urgency, appointed
+                _arrived(uow, dispatch_id, change.now), change.urgency, appointed
             )
             payload = {"dispatch_id": dispatch_id}
             # Its timer was cancelled just above, as delivery kept the rule before.
@@ -392,7 +394,7 @@ class RuleTimers(Lifecycle):
             subject_id,
             document_id,
             due,
-            {"escalation": kind, **payload},
+            {"escalation": kind, **payload, "deadline": due.isoformat()},
             agency_id=agency_id,
         )
 
@@ -419,7 +421,7 @@ class RuleTimers(Lifecycle):
             subject_id=subject_id,
             agency_id=received.agency_id,
             urgency=received.urgency,
-            due_at=timer.due_at,
+            due_at=_deadline(timer),
             now=now,
             received_id=received.id,
             organ_id=received.sender_id,
@@ -440,6 +442,7 @@ class RuleTimers(Lifecycle):
     def on_deadline(self, uow: UnitOfWork, timer: DueTimer, now: datetime) -> None:
         """A watched rule's deadline passed: open its escalation if the rule is still broken."""
         kind = str(timer.payload["escalation"])
+        deadline = _deadline(timer)
         if "dispatch_id" in timer.payload:
             dispatch_id = str(timer.payload["dispatch_id"])
             row = uow.dispatches.get(dispatch_id)
@@ -457,7 +460,7 @@ class RuleTimers(Lifecycle):
                 and (bool(row.request_id) or head is None or head.state not in ENDED)
             )
             if broken:
-                self.open_for_dispatch(uow, kind, dispatch_id, timer.due_at, now)
+                self.open_for_dispatch(uow, kind, dispatch_id, deadline, now)
         elif "request_id" in timer.payload:  # a recall or update we owe an answer
             request = uow.received.request(str(timer.payload["request_id"]))
             if request is not None and request.state == AWAITING:
@@ -477,7 +480,22 @@ class RuleTimers(Lifecycle):
                     subject_id=head.id,
                     agency_id=head.agency_id,
                     urgency=head.urgency,
-                    due_at=timer.due_at,
+                    due_at=deadline,
                     now=now,
                     document_id=head.id,
                 )
+
+
+def _deadline(timer: DueTimer) -> datetime:
+    """The deadline a rule's timer watches (its due moment, unless it was taken again)."""
+    kept = timer.payload.get("deadline")
+    return datetime.fromisoformat(str(kept)) if kept else as_utc(timer.due_at)
+
+
+def _arrived(uow: UnitOfWork, dispatch_id: str, recorded: datetime) -> datetime:
+    """When a delivered package reached its recipient: what its receipt says (the
+    recipient's registration runs from then), not when we recorded it, which may be a
+    retry fetching the receipt of an answer lost hours before."""
+    kept = uow.dispatches.receipt(dispatch_id)
+    arrived = None if kept is None else received_at_of(kept[0])
+    return recorded if arrived is None else min(arrived, recorded)

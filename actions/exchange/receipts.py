@@ -44,7 +44,12 @@ from datetime import datetime
 
 from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.keystore import TrustMaterial
-from congvan.states.errors import AgencyMismatch, MessageMalformed, MessageMismatch
+from congvan.states.errors import (
+    AgencyMismatch,
+    CongvanError,
+    MessageMalformed,
+    MessageMismatch,
+)
 
 from .envelope import Members, Sealed, check_moment, iso, read_canonical, seal, verify_body
 
@@ -149,6 +154,15 @@ def verify_receipt(
                 expected=expected,
             )
     return replace(receipt, later_revocation=verdict.later_revocation)
+
+
+def received_at_of(body: bytes) -> datetime | None:
+    """When a receipt kept here (verified as it came) says its package arrived; None when
+    it is not one this format reads."""
+    try:
+        return _read(read_canonical(body, FORMAT)).received_at
+    except CongvanError:
+        return None
 
 
 def _read(content: Mapping[str, object]) -> Receipt:

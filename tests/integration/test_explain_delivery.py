@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import httpx
 from pytest import CaptureFixture
 
 from congvan.states.timeliness import VIETNAM
+from congvan.storage.clock import as_utc
 from congvan.storage.timers import JOB_DEADLINE
 from congvan.workflow import directory
 from congvan.workflow.api.app import create_app
@@ -18,6 +20,7 @@ from congvan.workflow.cli import main
 from congvan.workflow.serving import serve_in_thread
 from tests.factories import actor
 from tests.installations import A, B, Pair, serving_inbox
+from tests.integration.test_delivery import LosesTheAnswer
 
 DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
 
@@ -132,3 +135,40 @@ def test_the_last_attempt_after_a_resend_is_numbered_in_this_sending_too(
     attempts = pair.dispatch(doc)[1]
     assert (last["facts"]["attempt"], last["facts"]["since_resend"]) == (len(attempts), 1)
     assert "(1st since the resend)" in last["en"]
+
+
+def _registration_due(runtime: Runtime) -> str:
+    with runtime.uow(readonly=True) as uow:
+        [due] = [
+            t.due_at
+            for t in uow.timers.of_kind("rule_deadline")
+            if t.payload["escalation"] == "not_acknowledged"
+        ]
+    return due.astimezone(VIETNAM).strftime("%a %H:%M")
+
+
+def test_a_receipt_fetched_after_a_lost_answer_counts_from_when_the_package_arrived(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter taken by B on Monday at 15:05, its answer lost on the way back: B
+    # registers it the working day it arrived, by Monday 17:00
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        doc, job = pair.sent(make_document)
+        pair.deliver_through(LosesTheAnswer)
+        assert pair.sender.runner.run(job) == "failed"
+        [received] = pair.received()
+        assert _registration_due(pair.receiver) == "Mon 17:00"
+
+        # When A's retry fetches B's first receipt at 16:30, in the day's last hour
+        pair.sender.clock.advance(minutes=85)
+        pair.deliver_through(lambda: None)
+        assert pair.sender.runner.run(job) == "done"
+
+    # Then A watches the same registration deadline as B, counted from the arrival its
+    # receipt says, and its explanation says it was delivered then
+    assert _registration_due(pair.sender) == "Mon 17:00"
+    [recipient] = _explain(pair, doc)["recipients"]
+    [waiting] = [f for f in recipient["findings"] if f["code"] == "awaiting_acknowledgement"]
+    arrived = datetime.fromisoformat(waiting["facts"]["since"])
+    assert arrived == as_utc(received.received_at), waiting
