@@ -58,6 +58,14 @@ class DueTimer:
     last_error: str | None = None
     parked_at: datetime | None = None
 
+    @property
+    def deadline(self) -> datetime:
+        """The moment this timer watches: a rule's deadline, kept in its payload (the timer
+        fires once it has passed, and again later if its subject was busy); else its due
+        moment."""
+        kept = self.payload.get("deadline")
+        return datetime.fromisoformat(str(kept)) if kept else as_utc(self.due_at)
+
 
 # A DueTimer's columns, in its fields' order, so that a row builds it by position.
 _TIMER_COLUMNS = tuple(

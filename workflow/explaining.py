@@ -195,7 +195,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
         x.TimerFacts(
             kind=t.kind,
             ref_id=t.ref_id,
-            due_at=t.due_at,
+            due_at=t.deadline,
             backoff=t.payload.get("reason") == "backoff",
             attempts=t.attempts,
             last_error=t.last_error,

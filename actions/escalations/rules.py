@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from congvan.actions.exchange.receipts import received_at_of
@@ -27,7 +27,6 @@ from congvan.states.errors import InvalidInput
 from congvan.states.policy import APPOINTED_URGENCY
 from congvan.states.timeliness import appointed_moment
 from congvan.states.vocabulary import RULE_DEADLINE
-from congvan.storage.clock import as_utc
 from congvan.storage.dispatches import DispatchRow
 from congvan.storage.received import AWAITING
 from congvan.storage.timers import DueTimer
@@ -45,6 +44,9 @@ REQUEST_ENDS = d.ANSWERED | d.GIVEN_UP
 # Where a request's dispatch stands once its package reached the recipient.
 REQUEST_ARRIVED = d.ANSWERED | {d.DELIVERED}
 # What a document's own dispatch may warn of while it is under way, and a request's.
+# A deadline is kept by what happens at its very moment (as a send at ``send_by`` is on
+# time: states/timeliness.py), so a rule's timer fires only once it has passed.
+PASSED = timedelta(microseconds=1)
 _SENDING_KINDS = (e.NOT_DELIVERED, e.NOT_ACKNOWLEDGED, e.DELIVERY_FAILED)
 # Everything a document's own dispatch may warn of: its ends too (a refusal, 02, for the
 # recipient's reasons or a signature's), which a recall or a replacement makes moot.
@@ -393,7 +395,7 @@ class RuleTimers(Lifecycle):
             RULE_DEADLINE,
             subject_id,
             document_id,
-            due,
+            due + PASSED,
             {"escalation": kind, **payload, "deadline": due.isoformat()},
             agency_id=agency_id,
         )
@@ -421,7 +423,7 @@ class RuleTimers(Lifecycle):
             subject_id=subject_id,
             agency_id=received.agency_id,
             urgency=received.urgency,
-            due_at=_deadline(timer),
+            due_at=timer.deadline,
             now=now,
             received_id=received.id,
             organ_id=received.sender_id,
@@ -442,7 +444,7 @@ class RuleTimers(Lifecycle):
     def on_deadline(self, uow: UnitOfWork, timer: DueTimer, now: datetime) -> None:
         """A watched rule's deadline passed: open its escalation if the rule is still broken."""
         kind = str(timer.payload["escalation"])
-        deadline = _deadline(timer)
+        deadline = timer.deadline
         if "dispatch_id" in timer.payload:
             dispatch_id = str(timer.payload["dispatch_id"])
             row = uow.dispatches.get(dispatch_id)
@@ -484,12 +486,6 @@ class RuleTimers(Lifecycle):
                     now=now,
                     document_id=head.id,
                 )
-
-
-def _deadline(timer: DueTimer) -> datetime:
-    """The deadline a rule's timer watches (its due moment, unless it was taken again)."""
-    kept = timer.payload.get("deadline")
-    return datetime.fromisoformat(str(kept)) if kept else as_utc(timer.due_at)
 
 
 def _arrived(uow: UnitOfWork, dispatch_id: str, recorded: datetime) -> datetime:

@@ -101,7 +101,9 @@ def test_a_late_delivery_opens_one_escalation_that_closes_itself_once_delivered(
     # When the delivery rule's four working hours pass (sent Monday 15:05, Vietnam time)
     advance(pair.sender, hours=2)
     assert escalations(pair.sender) == []  # Monday 17:05: 1 h 55 of working time so far
-    advance(pair.sender, hours=17)  # Tuesday 12:05: past Tuesday 10:05
+    advance(pair.sender, hours=17)  # Tuesday 10:05: the deadline's very moment is in time
+    assert escalations(pair.sender) == []
+    advance(pair.sender, minutes=1)  # Tuesday 10:06: past it
 
     # Then one escalation is open on that dispatch, and the supervisors are told
     [late] = escalations(pair.sender)
@@ -163,7 +165,7 @@ def test_explain_says_by_when_a_recipient_must_have_it_and_register_it(
     def rule_due(doc: str) -> Any:
         with pair.sender.uow(readonly=True) as uow:
             [timer] = [t for t in uow.timers.for_document(doc) if t.kind == "rule_deadline"]
-        return timer.due_at
+        return timer.deadline
 
     # Given A's letter to B, whose inbox is down: its arrival (01) is awaited, by the rule
     pair.point_b_at(DOWN)
@@ -375,7 +377,7 @@ def test_a_late_delivery_that_then_fails_closes_saying_so_and_is_followed(
     pair.point_b_at(DOWN)
     _doc, job = pair.sent(make_document)
     assert pair.sender.runner.run(job) == "failed"
-    advance(pair.sender, hours=19)
+    advance(pair.sender, hours=19, minutes=1)  # Tuesday 10:06: past 10:05
     [late] = escalations(pair.sender)
     pair.sender.engine.fire_on("escalation", late.id, "claim", SUPERVISOR)
 
@@ -441,7 +443,7 @@ def test_one_delivery_closes_every_escalation_its_dispatch_had_open(
     assert pair.sender.runner.run(again) == "failed"
 
     # When the resent dispatch is late too: two causes open on one dispatch
-    advance(pair.sender, hours=19)
+    advance(pair.sender, hours=19, minutes=1)  # Tuesday 10:06: past 10:05
     opened = {e.kind: e for e in escalations(pair.sender) if e.active}
     assert set(opened) == {"delivery_failed", "not_delivered"}
 
@@ -589,7 +591,7 @@ def test_a_hoa_toc_hen_gio_letter_is_due_at_its_appointed_time_or_its_rule(
         rules = pair.sender.watch.deadlines(uow, A)
     due = datetime.fromisoformat(watched_until.format(sent_plus_5=soon)) if watched_until else None
     expected = due or rules.deliver_by(sent_at, 4)
-    assert expected == rule.due_at
+    assert expected == rule.deadline
     assert rule.payload["escalation"] == "not_delivered"
 
     # And once it passes undelivered, a critical escalation opens
@@ -604,7 +606,7 @@ def test_a_hoa_toc_hen_gio_letter_is_sent_and_registered_by_its_appointment(
     def rule_timers(runtime: Runtime, subject: str) -> dict[str, datetime]:
         with runtime.uow(readonly=True) as uow:
             return {
-                t.payload["escalation"]: t.due_at
+                t.payload["escalation"]: t.deadline
                 for t in uow.timers.for_document(subject)
                 if t.kind == "rule_deadline"
             }
@@ -631,7 +633,7 @@ def test_a_hoa_toc_hen_gio_letter_is_sent_and_registered_by_its_appointment(
             for t in uow.timers.of_kind("rule_deadline")
             if t.payload.get("received_id") == received.id
         ]
-    assert (register.payload["escalation"], register.due_at) == ("not_acknowledged", soon)
+    assert (register.payload["escalation"], register.deadline) == ("not_acknowledged", soon)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 
 from congvan.states.timeliness import VIETNAM
 from congvan.states.vocabulary import RULE_DEADLINE
-from congvan.storage.clock import MovableClock, as_utc
+from congvan.storage.clock import MovableClock
 
 from ..notifications import add_route
 from .cast import HEALTH, PROVINCE
@@ -149,7 +149,7 @@ def _registration_due(province: Installation, doc_id: str, organ_id: str) -> dat
     with province.runtime.uow(readonly=True) as uow:
         dispatches = {r.id for r in uow.dispatches.for_document(doc_id) if r.organ_id == organ_id}
         due = [
-            as_utc(t.due_at)
+            t.deadline
             for t in uow.timers.for_document(doc_id)
             if t.kind == RULE_DEADLINE
             and t.payload.get("escalation") == "not_acknowledged"
