@@ -45,6 +45,29 @@ def test_the_demo_plays_from_the_eve_of_tet(tmp_path: Path) -> None:
     assert re.search(r"the clock now reads 18:3\d 03/02/2027", done.stdout), done.stdout
 
 
+def test_the_demo_plays_from_its_first_start(tmp_path: Path) -> None:
+    # Its first day, before the signer's usual grant of authority (from 2021): granted
+    # from the letter's day then. Its folder named after the command, as users type it.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "congvan.workflow.cli",
+            "demo",
+            "--data-dir",
+            str(tmp_path),
+            "--start",
+            "2000-01-03T09:00:00+07:00",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "signs ['*'] from 2000-01-03" in done.stdout, done.stdout
+    assert (tmp_path / "province").is_dir()
+
+
 def test_the_demo_plays_from_its_last_start_to_the_end(tmp_path: Path) -> None:
     # Its CA is valid ten years, to the end of 2199, the last day reckoned with: signing
     # times are GeneralizedTime past 2049 and a package's ZIP dates stop at 2107

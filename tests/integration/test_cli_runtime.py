@@ -631,3 +631,26 @@ def test_checking_the_schema_says_nothing_before_a_processs_own_words(
     engine.dispose()
 
     assert [r.getMessage() for r in caplog.records if r.name.startswith("alembic")] == []
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "taken"),
+    [
+        (["--data-dir", "/a"], [], "/a"),
+        ([], ["--data-dir", "/b"], "/b"),
+        (["--data-dir", "/a"], ["--data-dir=/b"], "/b"),
+        ([], [], None),
+    ],
+)
+def test_the_installations_options_are_taken_before_or_after_the_command(
+    before: list[str], after: list[str], taken: str | None
+) -> None:
+    # Given the folder named before the command, after it (as `congvan demo --data-dir D`
+    # reads), both (the later one wins), or neither
+    from congvan.workflow.cli import build_parser
+
+    parser = build_parser()
+    for command in (["demo"], ["peers", "list"]):
+        args = parser.parse_args([*before, *command, *after])
+        # Then the command reads that folder, and the database URL stays unset
+        assert (args.data_dir, args.database_url) == (taken, None), command

@@ -74,11 +74,23 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with no option taken for a longer one it begins (``--secret`` read as
     ``--secret-file``, the secret then printed as a file name not found), and words it
     does not know told by their option names only: a value typed after a mistaken option
-    may be a secret. Sub-commands' parsers are of this class too (``add_subparsers``)."""
+    may be a secret. Sub-commands' parsers are of this class too (``add_subparsers``), and
+    each takes the installation's options as well, so that ``congvan demo --data-dir D``
+    is ``congvan --data-dir D demo``: given after the command, they override."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, root: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        # A sub-command's parser sets them only when they are given (SUPPRESS): left out,
+        # what was given before the command stands.
+        default = None if root else argparse.SUPPRESS
+        self.add_argument(
+            "--data-dir",
+            default=default,
+            help="where the embedded database lives (default: $CONGVAN_DATA_DIR, else "
+            "$XDG_DATA_HOME/congvan or ~/.local/share/congvan)",
+        )
+        self.add_argument("--database-url", default=default, help="overrides CONGVAN_DATABASE_URL")
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
         known, extras = self.parse_known_args(args, namespace)
@@ -96,13 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="congvan",
         description="Workflow engine for official electronic documents between state agencies.",
+        root=True,
     )
-    parser.add_argument(
-        "--data-dir",
-        help="where the embedded database lives "
-        "(default: $CONGVAN_DATA_DIR, else $XDG_DATA_HOME/congvan or ~/.local/share/congvan)",
-    )
-    parser.add_argument("--database-url", help="overrides CONGVAN_DATABASE_URL")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.add_parser(sub)
