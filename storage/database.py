@@ -32,7 +32,8 @@ def _option_refused(exc: Exception) -> InvalidInput:
 def normalise_url(url: str) -> str:
     """The database URL congvan connects with (psycopg 3 for ``postgresql://``), or
     InvalidInput: not a URL, another database or driver, SQLite in memory (each connection
-    would see a database of its own, gone with it), or options its driver cannot take."""
+    would see a database of its own, gone with it) or with options, or options its driver
+    cannot take."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:  # a bad port is a ValueError
@@ -53,6 +54,14 @@ def normalise_url(url: str) -> str:
         raise _unusable(
             "An SQLite database in memory would be a new, empty one on each connection and "
             "gone with the process: name its file, sqlite:///PATH."
+        )
+    if backend == "sqlite" and parsed.query:
+        # pysqlite takes a few and SQLAlchemy drops the rest with a warning (mode=ro
+        # would seem to open it read-only, and would not); congvan sets its own.
+        raise _unusable(
+            "An SQLite database URL takes no options (?...): congvan opens its file its own "
+            f"way (WAL, foreign keys, a 30 s lock wait). Name the file only: sqlite:///PATH; "
+            f"options given: {', '.join(sorted(parsed.query))[:200]}."
         )
     try:
         # The driver's options from the URL's query, as SQLAlchemy converts them.

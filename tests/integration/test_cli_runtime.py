@@ -181,6 +181,12 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
          "invalid_input"),
         ({"CONGVAN_DATABASE_URL": f"sqlite:///{tmp_path}/x.db?timeout=abc"}, ["migrate"],
          "invalid_input"),
+        # SQLite options SQLAlchemy would drop with a warning, or take to no good here
+        *(
+            ({"CONGVAN_DATABASE_URL": f"sqlite:///{tmp_path}/x.db?{query}"}, ["migrate"],
+             "invalid_input")
+            for query in ("mode=ro&bogus=1", "timeout=5", "uri=true&mode=ro")
+        ),
         ({"CONGVAN_DATABASE_URL": "postgresql://u:secret@127.0.0.1:1/x?bogus=1"}, ["migrate"],
          "invalid_input"),
         ({}, ["--data-dir", str(not_sqlite), "agencies", "list"], "database_unavailable"),
