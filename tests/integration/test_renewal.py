@@ -19,6 +19,7 @@ from congvan.storage.ids import new_id
 from congvan.storage.peers import Peer
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow.api.app import create_app
+from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.serving import serve_in_thread
 from tests.databases import Databases
 from tests.factories import actor, document_row
@@ -82,9 +83,7 @@ def test_a_status_signed_under_a_renewal_not_yet_imported_waits_then_acknowledge
         assert pair.status_jobs(received.id) == [status_job]
 
         # When A imports B's renewed certificate and B's job runs again
-        with pair.sender.uow() as uow:
-            uow.signatures.add_certificate(dataclasses.replace(renewed, id=new_id(), key_pem=""))
-            uow.commit()
+        _listed(pair.sender, renewed)
         pair.receiver.clock.advance(hours=1)
         pair.receiver.scheduler.tick()
         assert pair.receiver.runner.run(status_job) == "done"
@@ -114,10 +113,7 @@ def test_a_status_of_a_registration_before_a_renewal_is_signed_by_the_new_key_as
 
     # When B's certificate is renewed an hour later (A lists it), and the 03 goes again
     pair.sender.clock.advance(hours=1)
-    renewed = _renew_b(pair)
-    with pair.sender.uow() as uow:
-        uow.signatures.add_certificate(dataclasses.replace(renewed, id=new_id(), key_pem=""))
-        uow.commit()
+    _listed(pair.sender, _renew_b(pair))
     pair.sender.clock.advance(hours=1)
     with serve_in_thread(create_app(pair.sender)) as sender_base:
         with pair.receiver.uow() as uow:
@@ -134,33 +130,55 @@ def test_a_status_of_a_registration_before_a_renewal_is_signed_by_the_new_key_as
     assert (kept.code, json.loads(kept.body)["at"]) == ("03", iso(registered))
 
 
+def _listed(runtime: Runtime, certificate: CertificateRow) -> None:
+    """``certificate`` (another agency's) listed at ``runtime``, its key left behind."""
+    with runtime.uow() as uow:
+        uow.signatures.add_certificate(dataclasses.replace(certificate, id=new_id(), key_pem=""))
+        uow.commit()
+
+
+def _current(runtime: Runtime, agency_id: str) -> CertificateRow:
+    with runtime.uow(readonly=True) as uow:
+        [current] = [c for c in uow.signatures.certificates(agency_id) if c.kind == "agency"]
+    return current
+
+
+def _a_renews(pair: Pair) -> None:
+    """A's organisational certificate renewed; B lists the new one."""
+    with pair.sender.uow() as uow:
+        renewed = keystore.issue_agency(
+            uow, A, passphrase=PASS, crl_url=CRL_URL, now=pair.sender.clock()
+        )
+        uow.commit()
+    _listed(pair.receiver, renewed)
+
+
+def _a_revokes(pair: Pair, certificate: CertificateRow, reason: str) -> None:
+    """A certificate of the CA A runs revoked for ``reason``; B holds the CRL."""
+    with pair.sender.uow() as uow:
+        crl = keystore.revoke(
+            uow, certificate.fingerprint, reason=reason, passphrase=PASS, now=pair.sender.clock()
+        )
+        uow.commit()
+    with pair.receiver.uow() as uow:
+        issuers.import_crl(uow, pair.receiver.trust, crl, now=pair.receiver.clock())
+        uow.commit()
+
+
 def _recipient_renewed(pair: Pair) -> None:
     """B's certificate renewed and the old one revoked as superseded (A runs the CA, and
     lists the new one)."""
-    with pair.receiver.uow(readonly=True) as uow:
-        [old] = [c for c in uow.signatures.certificates(B) if c.kind == "agency"]
-    renewed = _renew_b(pair)
-    with pair.sender.uow() as uow:
-        keystore.revoke(
-            uow, old.fingerprint, reason="superseded", passphrase=PASS, now=pair.sender.clock()
-        )
-        uow.signatures.add_certificate(dataclasses.replace(renewed, id=new_id(), key_pem=""))
-        uow.commit()
+    old = _current(pair.receiver, B)
+    _listed(pair.sender, _renew_b(pair))
+    _a_revokes(pair, old, "superseded")
 
 
 def _sender_renewed(pair: Pair) -> None:
     """A's certificate renewed and the one that sealed its packages revoked as superseded
     (B holds the CRL and the new certificate)."""
-    with pair.sender.uow() as uow:
-        now = pair.sender.clock()
-        [old] = [c for c in uow.signatures.certificates(A) if c.kind == "agency"]
-        renewed = keystore.issue_agency(uow, A, passphrase=PASS, crl_url=CRL_URL, now=now)
-        crl = keystore.revoke(uow, old.fingerprint, reason="superseded", passphrase=PASS, now=now)
-        uow.commit()
-    with pair.receiver.uow() as uow:
-        uow.signatures.add_certificate(dataclasses.replace(renewed, id=new_id(), key_pem=""))
-        issuers.import_crl(uow, pair.receiver.trust, crl, now=pair.receiver.clock())
-        uow.commit()
+    old = _current(pair.sender, A)
+    _a_renews(pair)
+    _a_revokes(pair, old, "superseded")
 
 
 class GatewayTimesOut(LosesTheAnswer):
@@ -271,16 +289,7 @@ def test_a_package_that_never_reached_its_recipient_waits_while_its_agency_has_n
 
     # When A's organisational key is compromised and revoked (B holds the CRL), and the
     # next attempt comes once B is back, before A renewed its certificate
-    with pair.sender.uow() as uow:
-        now = pair.sender.clock()
-        [old] = [c for c in uow.signatures.certificates(A) if c.kind == "agency"]
-        crl = keystore.revoke(
-            uow, old.fingerprint, reason="key_compromise", passphrase=PASS, now=now
-        )
-        uow.commit()
-    with pair.receiver.uow() as uow:
-        issuers.import_crl(uow, pair.receiver.trust, crl, now=pair.receiver.clock())
-        uow.commit()
+    _a_revokes(pair, _current(pair.sender, A), "key_compromise")
     pair.sender.clock.advance(minutes=30)
     with serving_inbox(pair) as inbox:
         pair.point_b_at(inbox)
@@ -292,14 +301,7 @@ def test_a_package_that_never_reached_its_recipient_waits_while_its_agency_has_n
         assert pair.received() == []
 
         # and once A renewed its certificate (B holds it), it goes sealed anew
-        with pair.sender.uow() as uow:
-            renewed = keystore.issue_agency(
-                uow, A, passphrase=PASS, crl_url=CRL_URL, now=pair.sender.clock()
-            )
-            uow.commit()
-        with pair.receiver.uow() as uow:
-            uow.signatures.add_certificate(dataclasses.replace(renewed, id=new_id(), key_pem=""))
-            uow.commit()
+        _a_renews(pair)
         pair.sender.clock.advance(minutes=5)
         assert pair.sender.runner.run(job) == "done"
     assert pair.dispatch(doc)[0].state == "delivered"
@@ -331,10 +333,7 @@ def test_a_package_to_a_recipient_between_its_revocation_and_renewal_waits_for_i
         assert "receipt_key" in attempts[0].error
 
         # and once B renewed (A lists its new certificate), the next attempt delivers it
-        renewed = _renew_b(pair)
-        with pair.sender.uow() as uow:
-            uow.signatures.add_certificate(dataclasses.replace(renewed, id=new_id(), key_pem=""))
-            uow.commit()
+        _listed(pair.sender, _renew_b(pair))
         pair.sender.clock.advance(minutes=5)
         assert pair.sender.runner.run(job) == "done"
     assert pair.dispatch(doc)[0].state == "delivered"
@@ -357,14 +356,7 @@ def test_a_letter_sealed_right_after_a_renewal_goes_to_a_recipient_whose_clock_i
 
     # When A renews its organisational certificate (B lists the new one) and at once
     # sends a letter, sealed by it
-    with pair.sender.uow() as uow:
-        renewed = keystore.issue_agency(
-            uow, A, passphrase=PASS, crl_url=CRL_URL, now=pair.sender.clock()
-        )
-        uow.commit()
-    with pair.receiver.uow() as uow:
-        uow.signatures.add_certificate(dataclasses.replace(renewed, id=new_id(), key_pem=""))
-        uow.commit()
+    _a_renews(pair)
     with serving_inbox(pair) as inbox:
         pair.point_b_at(inbox)
         doc, job = pair.sent(make_document)
