@@ -19,7 +19,7 @@ from congvan.storage.dispatches import DispatchRow, SealedDispatch
 from congvan.storage.documents import DocumentRow
 from congvan.storage.ids import new_id
 
-from . import recalls
+from . import corrections, recalls
 from .context import TransitionContext
 from .exchange.local import served_here
 from .exchange.package import NEW, RECALL, REPLACE, UPDATE, Original
@@ -67,7 +67,7 @@ class Sending:
         reached = {r.organ_id: _original(row, r) for r in recalls.reached(uow, doc.id)}
         business_type = RECALL if ctx.event == "recall" else UPDATE
         changes = (
-            recalls.checked_changes(ctx.data.get("fields")) if business_type == UPDATE else None
+            corrections.checked_changes(ctx.data.get("fields")) if business_type == UPDATE else None
         )
         return self._seal(
             ctx,

@@ -17,7 +17,7 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ConfigDict, Field
 
-from congvan.actions.recalls import checked_changes
+from congvan.actions.corrections import checked_changes
 from congvan.states.document import UPDATABLE
 from congvan.states.errors import InvalidInput, TooManyAttachments
 from congvan.states.timeliness import in_vietnam
