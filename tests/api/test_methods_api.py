@@ -232,6 +232,53 @@ def test_a_read_with_no_entity_tag_is_judged_as_having_none(
     )
 
 
+@pytest.mark.parametrize("header", ["If-Match", "If-None-Match"])
+def test_a_read_refused_for_its_query_says_so_whatever_its_condition(api: Api, header: str) -> None:
+    # Given a read its route refuses (422: a state no document is in), asked with a
+    # condition; then the route's own refusal, whole: not another error's body
+    got = api.client.get("/v1/documents?state=bogus", headers={**api.auth(), header: '"x"'})
+    assert got.status_code == 422, got.text
+    assert got.json()["code"] == "invalid_input"
+    assert got.json()["details"]["field"] == "state"
+    assert int(got.headers["content-length"]) == len(got.content)
+
+
+@pytest.mark.parametrize("header", ["If-Match", "If-None-Match"])
+def test_a_condition_that_is_not_ascii_is_refused_as_every_header_read(
+    api: Api, header: str
+) -> None:
+    doc = api.draft()
+    got = api.client.get(
+        f"/v1/documents/{doc['id']}", headers={**api.auth(), header: '"\xe9"'.encode("latin-1")}
+    )
+    assert got.status_code == 422, got.text
+    assert (got.json()["code"], got.json()["details"]["field"]) == ("invalid_encoding", header)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data; boundary=OTHER; boundary=BOUND",
+        "application/json; charset=latin-1; charset=utf-8",
+        "application/json; charset=utf-8; CHARSET=utf-8",
+    ],
+)
+def test_a_request_media_type_giving_a_parameter_twice_is_refused(
+    api: Api, content_type: str
+) -> None:
+    # A filter in front taking the first boundary (or charset) would judge another body
+    before = api.client.get("/v1/documents", headers=api.auth()).json()
+    got = api.client.post(
+        "/v1/documents",
+        headers={**api.auth(), "Content-Type": content_type},
+        content=b'--BOUND\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n{}'
+        b"\r\n--BOUND--\r\n",
+    )
+    details = assert_error(got, 422, "repeated_field")
+    assert details["location"] == "header"
+    assert api.client.get("/v1/documents", headers=api.auth()).json() == before
+
+
 def test_a_condition_on_a_read_that_fails_otherwise_changes_nothing(api: Api) -> None:
     # A missing document is 404 whatever the condition; no token is 401
     assert (

@@ -63,3 +63,30 @@ def test_a_request_the_server_cannot_read_is_answered_in_the_apis_error_shape(
     error = json.loads(body)
     assert ("bad_request", {"location": "request"}) == (error["code"], error["details"])
     assert error["message"]
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+    ],
+)
+def test_a_body_framed_both_ways_is_refused_and_what_follows_is_never_read(
+    runtime: Runtime, framing: bytes
+) -> None:
+    # Given a request giving both Content-Length and Transfer-Encoding (a proxy in front
+    # may frame it by the one, the server by the other), a second request behind it
+    first = b"POST /v1/documents HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n0\r\n\r\n"
+    behind = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+    with serve_in_thread(create_app(runtime)) as base:
+        answer = _raw(base, first + behind)
+
+    # Then one answer, 400 in the API's shape, and the connection closed after it
+    # (RFC 9112 6.1): the bytes behind it are never taken for a request
+    assert answer.count(b"HTTP/1.1 ") == 1, answer[:600]
+    status, rest = answer.split(b"\r\n", 1)
+    headers, body = rest.split(b"\r\n\r\n", 1)
+    assert status == b"HTTP/1.1 400 Bad Request", answer[:300]
+    assert b"connection: close" in headers.lower()
+    assert json.loads(body)["code"] == "bad_request"

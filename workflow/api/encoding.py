@@ -34,6 +34,7 @@ READ_HEADERS = {
     b"content-type": "Content-Type",
     b"idempotency-key": "Idempotency-Key",
     b"if-match": "If-Match",
+    b"if-none-match": "If-None-Match",
 }
 _UTF8 = "utf-8"
 
@@ -134,6 +135,7 @@ def _check_headers(scope: Scope) -> None:
                 f"The header {header} is not ASCII text.", field=header, location="header"
             )
         if header == "Content-Type":
+            _parameters_once(header, value, "header")
             media_type, options = parse_options_header(value)
             charset = options.get(b"charset")
             # A charset speaks of text only: a package (application/zip; charset=binary,
@@ -176,20 +178,19 @@ _IDENTITY = frozenset({b"binary", b"8bit", b"7bit"})
 _PARAMETER = re.compile(rb';\s*([^\s;=]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^;]*))?')
 
 
-def _parameters_once(header: str, value: bytes) -> None:
-    """Refuse a header giving a parameter twice (name, filename, charset): parsers
-    disagree on which one counts, so a filter in front would judge another file name or
-    field than the app."""
+def _parameters_once(header: str, value: bytes, location: str = "form part header") -> None:
+    """Refuse a header giving a parameter twice (name, filename, charset; the request's
+    boundary or charset): parsers disagree on which one counts, so a filter in front would
+    judge another file name, field, part or text than the app."""
     seen: set[bytes] = set()
     for match in _PARAMETER.finditer(value):
         parameter = match.group(1).lower()
         if parameter in seen:
             label = parameter.decode("latin-1")[:40]
             raise RepeatedField(
-                f"A form part's header {header} gives its parameter {label} twice; it is "
-                "taken once.",
+                f"The {location} {header} gives its parameter {label} twice; give it once.",
                 field=f"{header}: {label}",
-                location="form part header",
+                location=location,
             )
         seen.add(parameter)
 

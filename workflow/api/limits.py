@@ -1,4 +1,5 @@
-"""A cap on request bodies, enforced while they stream in (Content-Length may lie)."""
+"""A cap on request bodies, enforced while they stream in (Content-Length may lie), and
+one way to tell where a body ends."""
 
 from __future__ import annotations
 
@@ -44,7 +45,11 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and b"transfer-encoding" in headers:
+            await _framed_twice(send)
+            return
         package = scope["path"] in _PACKAGE_PATHS
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(send, package)
@@ -94,3 +99,24 @@ class BodyLimitMiddleware:
         ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _framed_twice(send: Send) -> None:
+    """Refuse a request giving both Content-Length and Transfer-Encoding, and close the
+    connection (RFC 9112 6.1: a proxy in front may have framed it by the other one, and
+    what it took for the body would be read here as the next request: smuggled past it)."""
+    body = json.dumps(
+        error_body(
+            "bad_request",
+            "The request gives both Content-Length and Transfer-Encoding: its body ends in "
+            "one place or the other; send one of them.",
+            {"location": "header", "field": "Content-Length"},
+        )
+    ).encode()
+    headers: list[Any] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -101,9 +101,10 @@ class HeadMiddleware:
             nonlocal dropping, ended
             if message["type"] == "http.response.start":
                 message = _judged(message, if_match, if_none_match)
-                dropping = head or message["status"] in (304, 412, 422)
-                if message["status"] in (412, 422):
-                    body = message.pop("congvan_body", _PRECONDITION_FAILED)
+                dropping = head or message["status"] == 304
+                if "congvan_body" in message:  # a 412 or 422 of the conditions: its own body
+                    dropping = True  # (the route's)
+                    body = message.pop("congvan_body")
                     await send(message)
                     await send({"type": "http.response.body", "body": b"" if head else body})
                     ended = True
@@ -203,6 +204,7 @@ def _judged(start: Message, if_match: bytes | None, if_none_match: bytes | None)
                 (b"content-length", str(len(_PRECONDITION_FAILED)).encode()),
                 *((k, v) for k, v in headers if k == b"etag"),
             ],
+            "congvan_body": _PRECONDITION_FAILED,
         }
     if if_none_match is not None and (
         if_none_match.strip() == b"*" if etag is None else _not_modified(if_none_match, etag)
