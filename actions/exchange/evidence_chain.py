@@ -11,7 +11,7 @@ from typing import Any
 from congvan.actions.anchoring import FORMAT as ANCHOR_FORMAT
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.verification import verify_manifest_signature
-from congvan.states.errors import CongvanError
+from congvan.states.errors import CongvanError, MessageMalformed
 from congvan.storage.audit import verify_entries
 
 from .envelope import verify_body
@@ -45,11 +45,15 @@ class ChainChecks:
         """``index.p7s``: the issuing agency signed ``index.json`` (every member's digest,
         the chain's head) when it exported the bundle, so nothing was left out since."""
         index = self.bundle.index
-        cms = (
-            self.bundle.archive.read(INDEX_SIGNATURE)
-            if INDEX_SIGNATURE in self.bundle.archive.members
-            else None
-        )
+        cms = None
+        if INDEX_SIGNATURE in self.bundle.archive.members:
+            try:  # not listed (the index cannot list its own signature): read here
+                cms = self.bundle.archive.read(INDEX_SIGNATURE)
+            except MessageMalformed as exc:
+                self.bundle.damaged.add(INDEX_SIGNATURE)
+                reason = str(exc.details.get("reason") or exc.code)
+                self.report.fail("index", reason, offline(exc), INDEX_SIGNATURE)
+                return
         if cms is None:
             self.report.fail(
                 "index",

@@ -88,13 +88,20 @@ def verify_bundle(
     try:
         bundle = open_bundle(stream)
     except CongvanError as exc:
-        part = exc.details.get("part")
-        report.fail("bundle", str(exc.details.get("reason", exc.code)), exc.message, part)
+        _refused(report, exc)
         return report
     with bundle:
         report.sha256, report.document_id = bundle.sha256, bundle.index.document_id
-        _Judge(bundle, report, pinned, bound or {}).run()
+        try:
+            _Judge(bundle, report, pinned, bound or {}).run()
+        except CongvanError as exc:  # a member a check read past: a verdict all the same
+            _refused(report, exc)
     return report
+
+
+def _refused(report: Report, exc: CongvanError) -> None:
+    part = exc.details.get("part")
+    report.fail("bundle", str(exc.details.get("reason", exc.code)), exc.message, part)
 
 
 # Members checked only beside their folder's package.json: a receipt, a status message, an

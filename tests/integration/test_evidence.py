@@ -645,6 +645,13 @@ def test_every_tampering_fails_verification_naming_the_member(
     damaged = bytearray(bundle)
     damaged[bundle.index(parts["manifest.json"]) + 10] ^= 1
     assert ("member_damaged", "manifest.json") in failures(judged(bytes(damaged), pair))
+    # whichever it is, the index and its signature too: a verdict, never an error raised
+    for name, data in parts.items():
+        damaged = bytearray(bundle)
+        damaged[bundle.index(data) + len(data) // 2] ^= 1
+        report = judged(bytes(damaged), pair)
+        assert not report.verified, name
+        assert name in {m for _code, m in failures(report)}, (name, failures(report))
 
     # And a compressed bundle (a possible bomb) is refused before any member is read
     deflated = judged(zipped(parts, compression=zipfile.ZIP_DEFLATED), pair)
