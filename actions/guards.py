@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from congvan.states import dispatch
 from congvan.states.document import ACKNOWLEDGED, DELIVERED, FAILED, SENT
+from congvan.states.text import calendar_day
+from congvan.states.timeliness import in_vietnam
 from congvan.storage.dispatches import DispatchRow
 
 from .context import TransitionContext
@@ -45,7 +47,25 @@ def attempts_left(ctx: TransitionContext) -> tuple[bool, str]:
     return attempts < limit, "no attempts left"
 
 
+def dated_this_year(ctx: TransitionContext) -> tuple[bool, str]:
+    """Decree 30/2020 Art. 15: a document is numbered and dated in the year it is issued
+    (Vietnam time), as review's ``format.issue_year`` judged it when it was submitted. One
+    reviewed on 31 December and approved or signed on 2 January would issue a number of
+    a series already closed: it is returned, dated anew and numbered in this year's."""
+    issued_on = ctx.uow.documents.load(ctx.document.id).issued_on
+    try:
+        year = calendar_day(str(issued_on)).year if issued_on else None
+    except ValueError:
+        return True, ""  # unreadable: review's format checks refused it already
+    now = in_vietnam(ctx.now).year
+    return year in (None, now), (
+        f"it is dated {issued_on} and numbered in {year}'s series, and it is {now} now: "
+        "return it, date it and give it a number of this year (Decree 30, Art. 15)"
+    )
+
+
 GUARDS = {
+    "dated_this_year": dated_this_year,
     "all_delivered": all_delivered,
     "all_acknowledged": all_acknowledged,
     "any_failed": any_failed,

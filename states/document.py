@@ -66,7 +66,9 @@ DOCUMENT = MachineSpec(
         ),
         # A reviewer accepts a failed warning check, with a reason.
         edge("waive", DRAFT, DRAFT, effects=("waive_check",)),
-        edge("approve", DRAFT, REVIEWED, conditions=("checks_cleared",)),
+        # Approved and signed in the year it is dated and numbered (reviewed on 31
+        # December, it is not signed on 2 January under last year's number).
+        edge("approve", DRAFT, REVIEWED, conditions=("checks_cleared", "dated_this_year")),
         # A signed document not sent yet may be returned too (its signer's certificate
         # revoked since, say: ``send`` refuses it), and is then signed again.
         edge("reject", (DRAFT, REVIEWED, SIGNED), DRAFT, effects=("withdraw_submission",)),
@@ -74,7 +76,7 @@ DOCUMENT = MachineSpec(
             "sign",
             REVIEWED,
             SIGNED,
-            conditions=("signer_has_authority",),
+            conditions=("signer_has_authority", "dated_this_year"),
             effects=("attach_signature",),
         ),
         edge(

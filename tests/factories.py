@@ -86,7 +86,13 @@ def does_nothing(_ctx: TransitionContext) -> None:
 
 FAKE_GUARDS: dict[str, Guard] = {
     name: holds
-    for name in ("checks_cleared", "signer_has_authority", "signature_valid", "not_duplicate")
+    for name in (
+        "checks_cleared",
+        "dated_this_year",
+        "signer_has_authority",
+        "signature_valid",
+        "not_duplicate",
+    )
 }
 FAKE_EFFECTS: dict[str, Effect] = {"attach_signature": does_nothing, "seal_packages": does_nothing}
 

@@ -515,7 +515,10 @@ def test_sending_to_a_recipient_without_a_known_inbox_is_refused_and_changes_not
     make_api: MakeApi,
 ) -> None:
     # Given a signed document (fakes for the checks, the signature and its validity)
-    holds = {k: _holds for k in ("checks_cleared", "signer_has_authority", "signature_valid")}
+    holds = {
+        k: _holds
+        for k in ("checks_cleared", "dated_this_year", "signer_has_authority", "signature_valid")
+    }
     api = make_api(guards=holds, effects={"attach_signature": _records_a_signature})
     doc_id = api.draft()["id"]
     for step, by in [("approve", "reviewer"), ("sign", "signer")]:
@@ -548,7 +551,7 @@ def test_only_the_signer_the_document_names_signs_it(
     make_api: MakeApi, named: dict[str, str], reason: str
 ) -> None:
     # Given a reviewed document (a fake stands in for the review checks)
-    api = make_api(guards={"checks_cleared": _holds})
+    api = make_api(guards={"checks_cleared": _holds, "dated_this_year": _holds})
     doc_id = api.draft(**named)["id"]
     assert api.fire(doc_id, "approve", role="reviewer").status_code == 200
     version = api.version(doc_id)

@@ -83,7 +83,7 @@ def _signed_with_two_hours_to_send(ctx: TransitionContext) -> None:
 
 @pytest.fixture
 def signing_api(make_api: MakeApi) -> Api:
-    holds = {k: _holds for k in ("checks_cleared", "signer_has_authority")}
+    holds = {k: _holds for k in ("checks_cleared", "dated_this_year", "signer_has_authority")}
     return make_api(guards=holds, effects={"attach_signature": _signed_with_two_hours_to_send})
 
 

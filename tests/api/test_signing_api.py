@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -213,6 +213,41 @@ def assert_every_point_holds(signature: dict[str, Any], fingerprint: str) -> Non
 
 
 # -- signing on the server ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("approved", ["on 31 December", "on 2 January"])
+def test_a_letter_dated_last_year_is_neither_approved_nor_signed_in_the_new_one(
+    make_api: MakeApi, approved: str
+) -> None:
+    # Given letter 1301 dated and numbered 31/12/2025, checked clean that afternoon (and
+    # approved then, or not yet)
+    api = make_api(key_passphrase=PASS)
+    api.clock.now = datetime(2025, 12, 31, 8, 0, tzinfo=UTC)  # 15:00 in Viet Nam
+    api = signing_api(lambda **_: api)
+    issue(api)
+    doc_id = clean_letter(api, number=1301)
+    assert failed(submit_and_check(api, doc_id)) == set()
+    if approved == "on 31 December":
+        assert approve(api, doc_id).status_code == 200
+
+    # When the New Year comes (2 January 2026, 09:00) and it is approved or signed
+    api.clock.now = datetime(2026, 1, 2, 2, 0, tzinfo=UTC)
+    version = api.version(doc_id)
+    answer = approve(api, doc_id) if approved == "on 2 January" else sign(api, doc_id)
+
+    # Then it is refused, saying why: 2025's series is closed, nothing is written
+    details = assert_error(answer, 409, "guard_failed")
+    assert details["failed"] == ["dated_this_year"]
+    assert "numbered in 2025's series" in details["reasons"]["dated_this_year"]
+    assert api.version(doc_id) == version
+
+    # And returned, dated anew and checked again, it is approved and signed this year
+    assert api.fire(doc_id, "reject", role="reviewer", body={"reason": "Năm mới"}).is_success
+    edited = api.fire(doc_id, "edit", body={"fields": {"issued_on": "2026-01-02", "number": 1}})
+    assert edited.status_code == 200, edited.text
+    assert failed(submit_and_check(api, doc_id)) == set()
+    assert approve(api, doc_id).status_code == 200
+    assert sign(api, doc_id).status_code == 200
 
 
 def test_the_named_signer_signs_on_the_server_and_the_signature_verifies(

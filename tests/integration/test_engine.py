@@ -158,7 +158,7 @@ def test_an_event_needing_a_missing_capability_is_unavailable(
 ):
     # Given a signed document (fakes stand in for the review checks and the signature)
     runtime = make_runtime(
-        guards={"checks_cleared": holds, "signer_has_authority": holds},
+        guards={"checks_cleared": holds, "dated_this_year": holds, "signer_has_authority": holds},
         effects={"attach_signature": does_nothing},
     )
     doc = make_document(runtime)

@@ -74,7 +74,13 @@ from tests.factories import (
 )
 
 # Guards this installation does not provide for real; the walk decides their answers.
-FAKE_GUARDS = ("checks_cleared", "signer_has_authority", "signature_valid", "not_duplicate")
+FAKE_GUARDS = (
+    "checks_cleared",
+    "dated_this_year",
+    "signer_has_authority",
+    "signature_valid",
+    "not_duplicate",
+)
 # Guards that read the dispatches, and the state of the document each one asks for.
 DISPATCH_GUARDS = {
     "all_delivered": "delivered",
