@@ -18,7 +18,7 @@ from sqlalchemy import (
     select,
 )
 
-from congvan.states.document import DRAFT, ISSUED
+from congvan.states.document import DRAFT, ISSUED, RECALLED, REPLACED
 from congvan.states.policy import MAIN_FILE, Series
 
 from .locks import hold
@@ -66,6 +66,11 @@ def _holds_a_number(exclude: str) -> ColumnElement[bool]:
     return or_(d.state != DRAFT, and_(in_review, or_(d.id < exclude, passed_first)))
 
 
+# Documents sent hold their number for good: recalled or replaced too (review's
+# duplicates.number counts them so), as a number is never issued twice in a year.
+_HOLD_THEIR_NUMBER = (*ISSUED, RECALLED, REPLACED)
+
+
 @functools.cache
 def _sent_with_number(legal_normative: bool, doc_type: bool, symbol: bool) -> Prepared:
     """The query of ``sent_with_number`` for a series of this shape, built once.
@@ -87,7 +92,7 @@ def _sent_with_number(legal_normative: bool, doc_type: bool, symbol: bool) -> Pr
             *where,
             func.substr(d.issued_on, 1, 4) == bindparam("year"),
             d.id != bindparam("exclude"),
-            d.state.in_([bindparam(f"state_{i}", s) for i, s in enumerate(ISSUED)]),
+            d.state.in_([bindparam(f"state_{i}", s) for i, s in enumerate(_HOLD_THEIR_NUMBER)]),
         )
         .order_by(d.id)
         .limit(1)

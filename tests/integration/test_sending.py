@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from congvan.actions.context import Guard, TransitionContext
 from congvan.actions.exchange.envelope import verify_body
@@ -225,6 +226,35 @@ def test_a_send_asks_each_guard_once_and_a_refused_one_keeps_nothing(
     with runtime.uow(readonly=True) as uow:
         assert uow.documents.get(second).state == "signed"
         assert uow.dispatches.for_document(second) == []
+
+
+@pytest.mark.parametrize("ended", ["recalled", "replaced"])
+def test_a_number_sent_then_recalled_or_replaced_is_not_sent_again(
+    make_runtime: Callable[..., Runtime], make_document: Callable[..., str], ended: str
+) -> None:
+    # Given letter 121 sent, then recalled (or replaced) at every recipient, and another
+    # letter 121 of the same year signed meanwhile (its review raced the first one's)
+    guards = {k: v for k, v in FAKE_GUARDS.items() if k != "not_duplicate"}
+    runtime = sealing_runtime(make_runtime, guards)
+    _add_peers(runtime, RECIPIENTS[0])
+    to = [{"organ_id": RECIPIENTS[0], "name": "Sở Nội vụ"}]
+    first, second = (
+        _signed(runtime, make_document, number=121, recipients=to, files=[sample_file(data)])
+        for data in (b"%PDF-1.4 first", b"%PDF-1.4 second")
+    )
+    runtime.engine.fire(first, "send", actor("clerk"))
+    with runtime.uow() as uow:  # as a recall agreed by all, or a replacement sent, leaves it
+        uow.conn.execute(
+            text("UPDATE documents SET state = :state WHERE id = :id"),
+            {"state": ended, "id": first},
+        )
+        uow.commit()
+
+    # When the other letter 121 is sent, it is refused: its number was issued already
+    with pytest.raises(GuardFailed) as refused:
+        runtime.engine.fire(second, "send", actor("clerk"))
+    assert refused.value.details["failed"] == ["not_duplicate"]
+    assert first in refused.value.details["reasons"]["not_duplicate"]
 
 
 @pytest.mark.parametrize("repeat", ["number", "file"])
