@@ -13,7 +13,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from congvan.states.certificates import comparable
+from congvan.states.certificates import CertificateDescription, comparable
 from congvan.states.document import UPDATABLE
 from congvan.states.errors import InvalidInput
 from congvan.states.fields import FIELDS, REQUIRED_AT_REVIEW
@@ -86,37 +86,61 @@ def apply_update(ctx: TransitionContext) -> None:
     changed = {k: v for k, v in changes.items() if (getattr(before, k) or None) != v}
     if not changed:
         raise InvalidInput("The update changes nothing.", field="fields")
-    if "issued_on" in changed:
-        _check_redated(ctx, before.issued_on, changed["issued_on"])
-    _check_signer_named(ctx, changed)
-    due = changed.get("due_date")
-    if due:
-        _check_due(ctx, due, changes.get("issued_on", before.issued_on))
-    elif changed.get("issued_on") and changes.get("due_date", before.due_date):
-        # Redated past the due date it keeps: as wrong as a due date set before the date
-        kept = str(changes.get("due_date", before.due_date))
-        if calendar_day(kept) < calendar_day(str(changed["issued_on"])):
-            raise InvalidInput(
-                f"The date of issue {changed['issued_on']} would come after the due date "
-                f"{kept}: correct both.",
-                field="fields.issued_on",
-            )
+    check_corrected(
+        changed,
+        {"issued_on": before.issued_on, "due_date": before.due_date},
+        signer=_signer(ctx) if _SIGNER_FIELDS.keys() & changed.keys() else None,
+        signed_on=_signed_on(ctx) if "issued_on" in changed else None,
+        today=in_vietnam(ctx.now).date(),
+    )
     stored = {k: ("" if v is None and not FIELDS[k].nullable else v) for k, v in changed.items()}
     ctx.uow.documents.set_fields(ctx.document.id, stored)
     ctx.audit["changed"] = {k: {"from": getattr(before, k), "to": v} for k, v in changed.items()}
 
 
+def check_corrected(
+    changed: Mapping[str, str | None],
+    current: Mapping[str, str | None],
+    *,
+    signer: CertificateDescription | None,
+    signed_on: date | None,
+    today: date | None,
+) -> None:
+    """An update's ``changed`` fields, against the document as it stands (``current``:
+    its ``issued_on`` and ``due_date``): the signer as its signature's certificate
+    (``signer``) names them, the date of issue in its year and not after ``signed_on``,
+    a due date not before the date of issue (and, with ``today``, not gone). The sender
+    checks its own update so; the recipient checks what it is asked to agree to, as an
+    update corrects how a document is written, never who signed it or its year."""
+    issued_on = changed.get("issued_on", current.get("issued_on"))
+    if "issued_on" in changed:
+        _check_redated(current.get("issued_on"), changed["issued_on"], signed_on)
+    if signer is not None:
+        _check_signer_named(signer, changed)
+    due = changed.get("due_date")
+    if due:
+        _check_due(due, issued_on, today)
+    else:
+        # Redated past the due date it keeps: as wrong as a due date set before the date
+        kept = changed.get("due_date", current.get("due_date"))
+        redated = changed.get("issued_on")
+        if redated and kept and calendar_day(kept) < calendar_day(redated):
+            raise InvalidInput(
+                f"The date of issue {changed['issued_on']} would come after the due date "
+                f"{kept}: correct both.",
+                field="fields.issued_on",
+            )
+
+
 _SIGNER_FIELDS = {"signer_name": "common_name", "signer_position": "title"}
 
 
-def _check_signer_named(ctx: TransitionContext, changed: Mapping[str, str | None]) -> None:
-    """An update corrects how the signer is written, never who signed: the certificate of
-    the document's signature still names what the corrected fields say (compared as the
-    verification compares them: case, spacing and Unicode form aside)."""
-    corrected = {k: v for k, v in changed.items() if k in _SIGNER_FIELDS}
-    signature = ctx.uow.signatures.latest_signature(ctx.document.id) if corrected else None
+def _signer(ctx: TransitionContext) -> CertificateDescription | None:
+    """Who the document's signature's certificate names (None: no readable signature,
+    which its verification says)."""
+    signature = ctx.uow.signatures.latest_signature(ctx.document.id)
     if signature is None:
-        return
+        return None
     certificate = next(
         (
             c
@@ -125,10 +149,21 @@ def _check_signer_named(ctx: TransitionContext, changed: Mapping[str, str | None
         ),
         None,
     )
-    if certificate is None:
-        return  # an unreadable signature: its verification says so
-    named = describe(certificate)
-    for field, value in corrected.items():
+    return None if certificate is None else describe(certificate)
+
+
+def _signed_on(ctx: TransitionContext) -> date:
+    signings = ctx.uow.audit.entries(ctx.document.id, "sign")
+    return in_vietnam(signings[-1].at if signings else ctx.now).date()
+
+
+def _check_signer_named(named: CertificateDescription, changed: Mapping[str, str | None]) -> None:
+    """An update corrects how the signer is written, never who signed: the certificate of
+    the document's signature still names what the corrected fields say (compared as the
+    verification compares them: case, spacing and Unicode form aside)."""
+    for field, value in changed.items():
+        if field not in _SIGNER_FIELDS:
+            continue
         in_certificate = getattr(named, _SIGNER_FIELDS[field])
         if comparable(value or "") != comparable(in_certificate):
             raise InvalidInput(
@@ -139,7 +174,7 @@ def _check_signer_named(ctx: TransitionContext, changed: Mapping[str, str | None
             )
 
 
-def _check_redated(ctx: TransitionContext, issued_on: str | None, corrected: str | None) -> None:
+def _check_redated(issued_on: str | None, corrected: str | None, signed_on: date | None) -> None:
     """A corrected date of issue stays in its year (the number is the year's: moved to
     another, it would be free again in this one and taken twice in that one), and not
     after the document was signed."""
@@ -151,20 +186,19 @@ def _check_redated(ctx: TransitionContext, issued_on: str | None, corrected: str
             "is that year's (a document of another year is a replacement).",
             field="fields.issued_on",
         )
-    signings = ctx.uow.audit.entries(ctx.document.id, "sign")
-    signed_on = in_vietnam(signings[-1].at if signings else ctx.now).date()
-    if calendar_day(corrected) > signed_on:
+    if signed_on is not None and calendar_day(corrected) > signed_on:
         raise InvalidInput(
             f"The date of issue cannot come after the document was signed ({signed_on}).",
             field="fields.issued_on",
         )
 
 
-def _check_due(ctx: TransitionContext, due: str, issued_on: str | None) -> None:
+def _check_due(due: str, issued_on: str | None, today: date | None) -> None:
     """A corrected due date is still ahead (today counts) and not before the date of
     issue: review would flag either on a document, and a recipient has no use for a
     deadline already gone."""
-    _check_not_gone(due, in_vietnam(ctx.now).date())
+    if today is not None:
+        _check_not_gone(due, today)
     if issued_on and calendar_day(due) < calendar_day(issued_on):
         raise InvalidInput(
             f"The due date {due} comes before the date of issue {issued_on}.",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +37,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.exc import IntegrityError
 
 from congvan.actions.context import SYSTEM
+from congvan.actions.corrections import check_corrected
 from congvan.actions.exchange.acceptance import Accepted, verify_package
 from congvan.actions.exchange.archive import Limits
 from congvan.actions.exchange.envelope import sign_body
@@ -44,11 +46,14 @@ from congvan.actions.exchange.receipts import make_receipt
 from congvan.actions.signing import keystore
 from congvan.actions.signing.agencykeys import AgencyKey, AgencyKeys
 from congvan.actions.signing.truststore import TrustStore
+from congvan.states.document import UPDATABLE
 from congvan.states.errors import (
     AgencySignatureInvalid,
     DocumentSignatureInvalid,
     GuardFailed,
+    InvalidInput,
     MessageIdReused,
+    MessageMalformed,
     Misaddressed,
     OriginalUnknown,
     RequestAwaiting,
@@ -56,6 +61,7 @@ from congvan.states.errors import (
     Unavailable,
 )
 from congvan.states.policy import notation
+from congvan.states.timeliness import in_vietnam
 from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
 from congvan.storage.received import Received
@@ -237,6 +243,8 @@ class Inbox:
         """Keep a recall or update for our clerk to answer, once; answer its receipt."""
         header = accepted.header
         original = self._original(header)
+        if header.business_type == UPDATE:
+            _check_update(accepted, original)
         engine = self.engine
         with engine.open_uow(readonly=True) as uow:
             first = uow.received.request_under(header.recipient, header.sender, header.message_id)
@@ -312,6 +320,35 @@ def _answered_again(
     if signer.cert.public_bytes(Encoding.DER) not in cms:
         cms = sign_body(receipt, signer, now)
     return Answer(receipt, cms, received_id, False)
+
+
+def _check_update(accepted: Accepted, original: Received) -> None:
+    """What an update asks our clerk to agree to is held to what its sender's own update
+    is (actions/corrections.py): it corrects how the document is written, never who
+    signed it (the signer's certificate names the corrected signer) nor its year, and a
+    due date not before the date of issue. Refused for good (422): agreed, it would be
+    written to the document here."""
+    current: dict[str, str | None] = {name: accepted.document.get(name) for name in UPDATABLE}
+    current.update(json.loads(original.corrections))  # what our clerk agreed to before
+    changes = accepted.header.changes or {}
+    changed = {k: v for k, v in changes.items() if (current.get(k) or None) != v}
+    signer = accepted.signer
+    try:
+        check_corrected(
+            changed,
+            current,
+            signer=signer.signer,
+            signed_on=in_vietnam(signer.signing_time).date(),
+            today=None,  # gone by when it arrives (retries) is no reason to refuse it
+        )
+    except InvalidInput as exc:
+        field = str(exc.details.get("field") or "changes").removeprefix("fields.")
+        raise MessageMalformed(
+            f"The update cannot be taken: {exc.message}",
+            reason="correction",
+            member="changes",
+            field=field,
+        ) from exc
 
 
 def _same_package(first_sha256: str, accepted: Accepted, header: Header) -> None:

@@ -17,7 +17,7 @@ import rfc8785
 from cryptography import x509
 
 from congvan.actions.exchange.envelope import sign_body
-from congvan.actions.exchange.package import RECALL, Original
+from congvan.actions.exchange.package import RECALL, UPDATE, Original
 from congvan.actions.exchange.receipts import verify_receipt
 from congvan.actions.exchange.writing import assemble, seal_header
 from congvan.actions.signing import issuers, keystore, pki
@@ -52,12 +52,14 @@ class Sender:
         sent_at: datetime | None = None,
         signed_at: datetime | None = None,
         recipients: list[str] | None = None,
+        changes: dict[str, str | None] | None = None,
         **fields: Any,
     ) -> bytes:
         """A's package for ``recipient``, sealed with A's key held here or ``agency``; a
         recall of the document ``about`` names, when given; saying it was sent at
         ``sent_at`` (its header still signed now, or at ``signed_at``), when given; its
-        manifest naming ``recipients`` (else the one it is for)."""
+        manifest naming ``recipients`` (else the one it is for). With ``changes``, an
+        update of ``about`` correcting them, not a recall."""
         now = self.api.clock()
         attachment = {
             "role": "main",
@@ -87,7 +89,7 @@ class Sender:
             signature=cms,
             agency=agency,
             sent_at=sent_at or now,
-            **({} if about is None else {"business_type": RECALL, "reason": "Gửi nhầm"}),
+            **_request(about, changes),
             original=about,
         )
         if sent_at is not None:
@@ -97,6 +99,15 @@ class Sender:
         files = {attachment["filename"]: io.BytesIO(MAIN_PDF)}
         assemble(sink, sealed, manifest=manifest, signature=cms, files=files)
         return sink.getvalue()
+
+
+def _request(about: Original | None, changes: dict[str, str | None] | None) -> dict[str, Any]:
+    """The header members of a recall of ``about`` (an update with ``changes``)."""
+    if about is None:
+        return {}
+    if changes is None:
+        return {"business_type": RECALL, "reason": "Gửi nhầm"}
+    return {"business_type": UPDATE, "reason": "Sửa", "changes": changes}
 
 
 @pytest.fixture
@@ -484,3 +495,37 @@ def test_a_document_its_issuing_agency_addressed_to_itself_is_refused(sender: Se
         assert (body["reason"], body["field"]) == ("metadata", "recipients")
     for agency in (A, B):
         assert sender.api.get("/v1/received", agency=agency).json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"signer_name": "Lê Văn Tư"}, "signer_name"),  # another than the certificate names
+        ({"signer_position": "CHỦ TỊCH"}, "signer_position"),
+        ({"issued_on": "2019-02-06"}, "issued_on"),  # another year: the number is the year's
+        ({"due_date": "2020-01-01"}, "due_date"),  # before the date of issue (2021-02-06)
+    ],
+)
+def test_an_update_renaming_the_signer_or_redating_into_another_year_is_refused(
+    sender: Sender, changes: dict[str, str], field: str
+) -> None:
+    # Given A's letter received at B
+    assert deliver(sender.api, sender.package(message_id="orig")).status_code == 201
+    about = Original("orig", "doc-1227", SAMPLE_FIELDS["number"], SAMPLE_FIELDS["symbol"])
+
+    # When A's update asks B to write another signer, or another year, than the signed
+    # document has (a package of the right format, sealed by A)
+    answer = deliver(sender.api, sender.package(message_id="upd-1", about=about, changes=changes))
+
+    # Then B refuses it for good, as A's own update would have been refused, and keeps no
+    # request for its clerk to agree to
+    details = assert_error(answer, 422, "message_malformed")
+    assert (details["reason"], details["field"]) == ("correction", field)
+    [received] = sender.api.get("/v1/received", agency=B).json()["items"]
+    with sender.api.runtime.uow(readonly=True) as uow:
+        assert uow.received.requests(received["id"]) == []
+
+    # And an update correcting how the signer is written (case, spacing) is taken
+    written = {"signer_name": "nguyễn  văn phương"}
+    taken = deliver(sender.api, sender.package(message_id="upd-2", about=about, changes=written))
+    assert taken.status_code == 201, taken.text
