@@ -378,6 +378,24 @@ def test_a_process_that_signs_in_the_background_will_not_start_unable_to_unlock_
             assert line.startswith("error [invalid_input]:") and says in line, (command, err)
             assert "Traceback" not in err
 
+    # And so when its trust folder is mistyped (no root in it), or anyone may change it
+    # (a process that starts regardless fails here at once, instead of running on)
+    def started(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("started with a trust folder it cannot use")
+
+    monkeypatch.setattr("congvan.workflow.cli.serving._wait_for_signal", started)
+    monkeypatch.setattr("uvicorn.run", started)
+    monkeypatch.setenv("CONGVAN_KEY_PASSPHRASE", "đúng mật khẩu")
+    open_to_all = tmp_path / "d" / "trust"
+    open_to_all.chmod(0o777)
+    for folder, says in ((tmp_path / "trsut", "holds no root"), (open_to_all, "0777")):
+        monkeypatch.setenv("CONGVAN_TRUST_DIR", str(folder))
+        for command in ("serve", "worker", "scheduler"):
+            assert main([*data, command]) == 2, (command, folder)
+            err = capsys.readouterr().err
+            [line] = [x for x in err.splitlines() if x.startswith("error [")]
+            assert line.startswith("error [invalid_input]:") and says in line, (command, err)
+
 
 def test_a_user_is_named_in_one_line_of_bounded_text_or_refused(
     tmp_path: Path, capsys: CaptureFixture[str]

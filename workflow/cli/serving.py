@@ -122,6 +122,29 @@ def _keys_unlock(runtime: Runtime) -> None:
         ) from exc
 
 
+def _trust_usable(runtime: Runtime) -> None:
+    """Refuse to start a process that verifies in the background (receipts, status
+    messages, packages) when its trust folder cannot be used: every user of the machine
+    may change it (each job would fail on it), or it holds no root while this
+    installation has an organisational key (a CONGVAN_TRUST_DIR mistyped or a volume not
+    mounted: every receipt would not verify, and each delivery spend its attempts on
+    packages its recipients took)."""
+    roots = runtime.trust.roots()  # InvalidInput: a folder or file anyone may change
+    if roots:
+        return
+    with runtime.uow(readonly=True) as uow:
+        keyed = uow.signatures.an_agency_key() is not None
+    if keyed:
+        folder = runtime.settings.trust_path
+        raise InvalidInput(
+            f"The trust folder {folder} holds no root certificate, yet this installation "
+            "holds an organisational key: nothing it receives would verify. Name the folder "
+            "`keys init-ca` and `keys trust` wrote to (CONGVAN_TRUST_DIR, else DATA_DIR/trust).",
+            field="CONGVAN_TRUST_DIR",
+            path=str(folder),
+        )
+
+
 # The most a process's clock may differ from the database's: a quarter of the shortest
 # lease, and never more than this. Leases are set by a worker's clock and judged by the
 # scheduler's: a worker behind by more than its lease finds every attempt re-driven as
@@ -162,6 +185,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     _configure_logs(settings)
     with runtime_for(settings, wired=True) as runtime:
         _keys_unlock(runtime)  # the inbox signs receipts; its workers, statuses
+        _trust_usable(runtime)
         _clock_agrees(runtime)
         # API only: on Redis its jobs still go straight to the broker once committed; on
         # the embedded broker they wait in the table for the relay of `congvan serve`.
@@ -260,6 +284,7 @@ def _run_apart(
         if runtime.embedded:
             raise InvalidInput(refusal)
         _keys_unlock(runtime)
+        _trust_usable(runtime)
         _clock_agrees(runtime)
         runtime.start(workers=workers, relay=relay, scheduler=scheduler, hand_off=hand_off)
         from ..serving import freeze_loaded
