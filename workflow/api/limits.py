@@ -91,32 +91,30 @@ class BodyLimitMiddleware:
                 "The request body is larger than allowed.",
                 {"max_bytes": self.max_bytes},
             )
-        body = json.dumps(answer).encode()
-        headers: list[Any] = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await _answer_and_close(send, 413, answer)
 
 
 async def _framed_twice(send: Send) -> None:
     """Refuse a request giving both Content-Length and Transfer-Encoding, and close the
     connection (RFC 9112 6.1: a proxy in front may have framed it by the other one, and
     what it took for the body would be read here as the next request: smuggled past it)."""
-    body = json.dumps(
-        error_body(
-            "bad_request",
-            "The request gives both Content-Length and Transfer-Encoding: its body ends in "
-            "one place or the other; send one of them.",
-            {"location": "header", "field": "Content-Length"},
-        )
-    ).encode()
+    answer = error_body(
+        "bad_request",
+        "The request gives both Content-Length and Transfer-Encoding: its body ends in "
+        "one place or the other; send one of them.",
+        {"location": "header", "field": "Content-Length"},
+    )
+    await _answer_and_close(send, 400, answer)
+
+
+async def _answer_and_close(send: Send, status: int, answer: dict[str, Any]) -> None:
+    """Answer the error before the body was read, and close the connection (what is left
+    of the body would be read as the next request)."""
+    body = json.dumps(answer).encode()
     headers: list[Any] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"connection", b"close"),
     ]
-    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
