@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy.exc
 
 from congvan.workflow.cli import _operator_error, main
+from congvan.workflow.demo.client import wait_for
+from congvan.workflow.serving import free_port
 
 RECIPIENTS = (
     "Sở Nội vụ tỉnh Thừa Thiên Huế",
@@ -148,6 +152,39 @@ def test_demo_sends_the_sample_letter_between_two_installations(tmp_path: Path) 
     checked = re.findall(r"   (\d+) (chain|anchor)\(s\) checked, (\d+) broken", out)
     assert len(checked) == 4 and all(n != "0" and broken == "0" for n, _, broken in checked)
     assert "every step behaved as expected" in out
+
+
+def test_serve_stopped_by_sigterm_shuts_down_and_exits_0(tmp_path: Path) -> None:
+    # Given an installation served (as a supervisor such as systemd starts it)
+    assert congvan("migrate", data_dir=tmp_path).returncode == 0
+    port = free_port()
+    command = [sys.executable, "-m", "congvan.workflow.cli", "--data-dir", str(tmp_path)]
+    served = subprocess.Popen(
+        [*command, "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for("the API", lambda: _answers(f"http://127.0.0.1:{port}/v1/health"), 60)
+
+        # When the supervisor stops it (SIGTERM)
+        served.send_signal(signal.SIGTERM)
+        _out, err = served.communicate(timeout=60)
+    finally:
+        served.kill()
+
+    # Then it shuts down and says it ended well (0), as worker and scheduler do, not
+    # killed by the signal it was sent again (143)
+    assert served.returncode == 0, err[-2000:]
+    assert "Traceback" not in err
+
+
+def _answers(url: str) -> bool | None:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200 or None
+    except httpx.HTTPError:
+        return None
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:

@@ -210,15 +210,26 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port = settings.port if args.port is None else args.port  # 0: any free port
         _can_listen(host, port)
         freeze_loaded()
-        uvicorn.run(
-            app,
-            log_config=None,
-            host=host,
-            port=port,
-            log_level="info",
-            http=JsonErrorsH11Protocol,
-        )
+        # uvicorn stops cleanly on SIGTERM, then raises it again at itself: the default
+        # action would end the process there (exit 143, this installation left unclosed).
+        # Taken as the end of the run instead, as `worker` and `scheduler` take it.
+        stopped = signal.signal(signal.SIGTERM, _stopped)
+        try:
+            uvicorn.run(
+                app,
+                log_config=None,
+                host=host,
+                port=port,
+                log_level="info",
+                http=JsonErrorsH11Protocol,
+            )
+        finally:
+            signal.signal(signal.SIGTERM, stopped)
     return 0
+
+
+def _stopped(_signal: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _can_listen(host: str, port: int) -> None:
