@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from congvan.actions import notifications
 from congvan.actions.calendar import WorkingCalendar
-from congvan.actions.exchange.receipts import received_at_of
+from congvan.actions.exchange.receipts import arrived_at
 from congvan.actions.recalls import cancelled, request_kind, was_updated
 from congvan.states import explanation as x
 from congvan.states.dispatch import (
@@ -132,10 +132,7 @@ def _aware(at: datetime | None) -> datetime | None:
 
 def _arrival(uow: UnitOfWork, dispatch: DispatchRow) -> datetime | None:
     """When its receipt says the package arrived, for a dispatch that has one."""
-    if dispatch.state not in ARRIVED:
-        return None
-    kept = uow.dispatches.receipt(dispatch.id)
-    return None if kept is None else received_at_of(kept[0])
+    return arrived_at(uow, dispatch.id) if dispatch.state in ARRIVED else None
 
 
 def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:

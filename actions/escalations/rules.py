@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from congvan.actions.exchange.receipts import received_at_of
+from congvan.actions.exchange.receipts import arrived_at
 from congvan.states import dispatch as d
 from congvan.states import document as doc
 from congvan.states import errors
@@ -489,9 +489,7 @@ class RuleTimers(Lifecycle):
 
 
 def _arrived(uow: UnitOfWork, dispatch_id: str, recorded: datetime) -> datetime:
-    """When a delivered package reached its recipient: what its receipt says (the
-    recipient's registration runs from then), not when we recorded it, which may be a
-    retry fetching the receipt of an answer lost hours before."""
-    kept = uow.dispatches.receipt(dispatch_id)
-    arrived = None if kept is None else received_at_of(kept[0])
+    """When a delivered package reached its recipient (its registration runs from then),
+    not when we recorded it."""
+    arrived = arrived_at(uow, dispatch_id)
     return recorded if arrived is None else min(arrived, recorded)

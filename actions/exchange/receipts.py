@@ -50,6 +50,7 @@ from congvan.states.errors import (
     MessageMalformed,
     MessageMismatch,
 )
+from congvan.storage.unit_of_work import UnitOfWork
 
 from .envelope import Members, Sealed, check_moment, iso, read_canonical, seal, verify_body
 
@@ -156,11 +157,15 @@ def verify_receipt(
     return replace(receipt, later_revocation=verdict.later_revocation)
 
 
-def received_at_of(body: bytes) -> datetime | None:
-    """When a receipt kept here (verified as it came) says its package arrived; None when
-    it is not one this format reads."""
+def arrived_at(uow: UnitOfWork, dispatch_id: str) -> datetime | None:
+    """When the receipt kept for a dispatch (verified as it came) says its package
+    arrived; None with no receipt, or one this format does not read. A retry may have
+    fetched it long after: this, not when it was recorded, is when the recipient had it."""
+    kept = uow.dispatches.receipt(dispatch_id)
+    if kept is None:
+        return None
     try:
-        return _read(read_canonical(body, FORMAT)).received_at
+        return _read(read_canonical(kept[0], FORMAT)).received_at
     except CongvanError:
         return None
 
