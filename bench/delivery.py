@@ -122,6 +122,7 @@ from bench import sampling  # noqa: E402
 from bench.signing import raw_sign, raw_verifier  # noqa: E402
 from bench.transitions import RawPostgres, RawSqlite, memory_mb, setup_runtime  # noqa: E402
 from congvan.actions.signing import keywrap  # noqa: E402
+from congvan.states.timeliness import in_vietnam  # noqa: E402
 from congvan.storage.database import begin_readonly, make_engine  # noqa: E402
 from congvan.storage.schema import migrate  # noqa: E402
 from congvan.workflow.api.app import create_app  # noqa: E402
@@ -473,7 +474,10 @@ def prepare(s: Site, count: int, to: list[str]) -> list[str]:
         data = b"%PDF-1.4\n% bench " + str(s.made).encode() + b"\n"
         data += os.urandom(max(0, s.file_bytes - len(data)))
         main = sample_file(data, filename=f"bench-{s.made}.pdf")
-        docs.append(s.pair.signed(create_document, to, files=[main], number=s.made))
+        today = in_vietnam(s.pair.sender.clock()).date().isoformat()  # numbered this year
+        docs.append(
+            s.pair.signed(create_document, to, files=[main], number=s.made, issued_on=today)
+        )
     return docs
 
 
