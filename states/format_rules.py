@@ -76,8 +76,17 @@ def nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-def symbol_groups(symbol: str) -> list[str]:
-    return symbol.split("-")
+def symbol_shaped(symbol: str, doc_type: object, agency: str) -> bool:
+    """Whether ``symbol`` has Decree 30's two parts (Appendix I) around ``agency``'s
+    abbreviation, taken whole (it may have groups of its own: S-T): a công văn's, the
+    agency's then one group naming the drafting unit (or the field); any other type's, the
+    type's abbreviation then the agency's."""
+    if not agency:
+        return False
+    if doc_type == OFFICIAL_LETTER:
+        unit = symbol.removeprefix(f"{agency}-")
+        return unit != symbol and bool(unit) and "-" not in unit
+    return symbol == f"{doc_type}-{agency}"
 
 
 # The capitals of the Vietnamese alphabet (with F, J, W, Z), precomposed (NFC). Any other

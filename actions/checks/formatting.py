@@ -17,6 +17,7 @@ from congvan.states.format_rules import (
     is_deputy_of,
     nfc,
     symbol_cased,
+    symbol_shaped,
 )
 from congvan.states.policy import SECRECY, URGENCY, written_notation
 from congvan.states.text import calendar_day
@@ -52,16 +53,12 @@ def number_symbol(inp: CheckInput) -> Finding:
             field="symbol",
             value=symbol,
         )
-    groups = symbol.split("-")
     agency_abbr = inp.agency.abbreviation if inp.agency else ""
-    # Two groups (Decree 30, Appendix I): a công văn's, the agency's abbreviation and the
-    # drafting unit's (or the field's); a named type's, the type's and the agency's.
     if doc_type == OFFICIAL_LETTER:
         expected = f"{agency_abbr}-<đơn vị soạn thảo>"
-        shape_ok = len(groups) == 2 and groups[0] == agency_abbr
     else:
         expected = f"{doc_type}-{agency_abbr}"
-        shape_ok = groups == [doc_type, agency_abbr]
+    shape_ok = symbol_shaped(symbol, doc_type, agency_abbr)
     # Every group in capitals (the agency's abbreviation too: an inbox refuses any other),
     # but the type's abbreviation as Decree 30 writes it (TTr, CTr, QyĐ)
     if not shape_ok or not symbol_cased(symbol, doc_type):

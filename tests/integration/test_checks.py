@@ -965,6 +965,34 @@ def test_a_variant_of_the_letter(letters: Runtime, variant: Variant) -> None:
         assert_explained(finding)
 
 
+@pytest.mark.parametrize(
+    ("doc_type", "symbol", "passed"),
+    [
+        ("CV", "S-T-VP", True),
+        ("QĐ", "QĐ-S-T", True),
+        ("CV", "S-T", False),  # the agency's alone: no drafting unit
+        ("CV", "S-VP", False),  # a part of the agency's
+        ("CV", "S-T-VP-TH", False),  # two groups after the agency's
+        ("QĐ", "QĐ-S", False),
+        ("QĐ", "QĐ-S-T-VP", False),
+    ],
+)
+def test_an_agency_abbreviation_with_a_dash_is_one_part_of_the_symbol(
+    letters: Runtime, doc_type: str, symbol: str, passed: bool
+) -> None:
+    # Given an agency whose abbreviation has groups of its own, as the directory allows
+    with letters.uow() as uow:
+        directory.add_agency(uow, "000.00.95.H57", "Sở S-T", "S-T", letters.clock())
+        uow.commit()
+    document_id = write(letters, {"doc_type": doc_type, "symbol": symbol}, by="000.00.95.H57")
+
+    # When the number and symbol are checked
+    finding = run(letters, NUMBER_SYMBOL, document_id)
+
+    # Then the abbreviation is taken whole, not split at its dash
+    assert passed == finding.passed, finding
+
+
 def test_every_check_has_a_failing_variant() -> None:
     failing = {p.values[0].code for p in VARIANTS if not p.values[0].passed}
     duplicates = {"duplicates.number", "duplicates.main_file"}  # tested below, on SQL
