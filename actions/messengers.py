@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import email.message
 import email.utils
+import logging
 import smtplib
 import socket
 import ssl
@@ -44,6 +45,8 @@ from congvan.states.vocabulary import (
 from .notices import ID_HEADER, KIND_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from .posting import bounded_post, retry_after, tls
 from .watchdog import addresses, holding, watched_client, within
+
+log = logging.getLogger(__name__)
 
 _RETRYABLE_STATUSES = frozenset({408, 429})
 
@@ -123,9 +126,16 @@ class _Guarded(httpcore.NetworkBackend):
                 failed = exc
         if failed is not None:
             raise failed
+        # The addresses a name resolved to go to the operator's log, not into the error an
+        # agency's supervisor reads: a name in the URL must not tell them what our network
+        # calls by it.
+        log.info(
+            "webhook target refused",
+            extra={"action": "notify.refused", "host": host, "addresses": refused},
+        )
         raise TargetRefused(
-            f"{host} is at {', '.join(dict.fromkeys(refused))}, a private address webhooks "
-            f"may not reach ({SETTING} lists the networks they may)"
+            f"{host} is at a private address webhooks may not reach "
+            f"({SETTING} lists the networks they may)"
         )
 
     def connect_unix_socket(

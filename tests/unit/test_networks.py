@@ -207,3 +207,16 @@ def test_a_post_is_not_connected_to_an_address_carrying_a_private_ipv4(host: str
     # Then no connection is made: the address is refused as the IPv4 one it carries
     with client, pytest.raises(httpx.ConnectError, match="private address"):
         client.post(f"http://{host}:9/hook", content=b"{}")
+
+
+def test_a_refused_name_does_not_tell_the_address_it_resolved_to() -> None:
+    # Given the transport webhooks are posted through, allowing no private network
+    client = httpx.Client(transport=guarded_transport(()))
+    # When a post goes to a name this machine resolves to a private address
+    with client, pytest.raises(httpx.ConnectError) as refused:
+        client.post("http://localhost:9/hook", content=b"{}")
+    # Then it is refused, saying why, and not which address the name stands for here:
+    # the error is shown to the agency's supervisor, who is not told our network's names
+    said = str(refused.value)
+    assert "localhost is at a private address" in said
+    assert "127.0.0.1" not in said and "::1" not in said
