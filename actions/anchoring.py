@@ -332,6 +332,7 @@ def _check_anchor(
             bytes(anchor.cms),
             trust_roots=trust.roots,
             crls=trust.crls,
+            intermediates=trust.intermediates,
             at=at,
             expected_signer={"organizational_unit": agency_id},
             profile="agency",

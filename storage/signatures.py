@@ -141,7 +141,7 @@ _CRL_CACHE = _CrlCache()
 # What every verification and every signing by an agency reads, built once: building a
 # statement and its cache key costs more than SQLite takes to run it.
 # Every delivery, inbox and status message reads these (see prepared.py).
-_ROOT_FINGERPRINTS = Prepared(select(_certs.c.fingerprint).where(_certs.c.kind == "root"))
+_HELD_CAS = Prepared(select(_certs.c.fingerprint, _certs.c.cert_pem).where(_certs.c.kind == "root"))
 _newest_crl = (
     select(_crls.c.issuer_fingerprint, func.max(_crls.c.number).label("number"))
     .group_by(_crls.c.issuer_fingerprint)
@@ -230,9 +230,10 @@ class SignatureRepository:
         rows = self.conn.execute(select(*_CERTIFICATE_COLUMNS).where(_certs.c.kind == "root"))
         return [_certificate(r) for r in rows]
 
-    def root_fingerprints(self) -> list[str]:
-        """The fingerprints of the roots stored here (pinned or not)."""
-        return [str(row[0]) for row in _ROOT_FINGERPRINTS.all(self.conn, {})]
+    def held_cas(self) -> list[tuple[str, str]]:
+        """The CA certificates stored here, roots or intermediates, pinned or not:
+        (fingerprint, PEM) each."""
+        return [(str(fp), str(pem)) for fp, pem in _HELD_CAS.all(self.conn, {})]
 
     def signing_certificate(
         self, agency_id: str, username: str, at: datetime

@@ -181,6 +181,7 @@ def verify_package(
             package.signature,
             trust_roots=trust.roots,
             crls=trust.crls,
+            intermediates=trust.intermediates,
             at=signer_judged_at,
             expected_signer=_signer_named(package.manifest, header.sender),
             profile="signer",
@@ -499,6 +500,7 @@ def _check_signed_pdf(
             certificate=signer.signer.sha256,
             trust_roots=trust.roots,
             crls=trust.crls,
+            intermediates=trust.intermediates,
             at=now,
         )
     except RevocationUnknown as exc:

@@ -126,6 +126,7 @@ def verify_body(
             cms,
             trust_roots=trust.roots_for(agency_id),
             crls=trust.crls,
+            intermediates=trust.intermediates,
             at=at,
             expected_signer={"organizational_unit": agency_id},
             profile="agency",

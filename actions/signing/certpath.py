@@ -8,7 +8,7 @@ with the error a verdict raises.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -117,11 +117,17 @@ def anchors(roots: list[asn1_x509.Certificate]) -> list[CertTrustAnchor]:
 
 
 def validation_context(
-    roots: list[asn1_x509.Certificate], crls: list[bytes], at: datetime
+    roots: list[asn1_x509.Certificate],
+    crls: list[bytes],
+    at: datetime,
+    intermediates: Sequence[asn1_x509.Certificate] = (),
 ) -> ValidationContext:
+    """``intermediates``: CA certificates held here a path may pass through to a pinned
+    root when the signature does not carry them; they anchor nothing."""
     # One context per validation: it caches paths and revocation results.
     return ValidationContext(
         trust_roots=anchors(roots),  # asn1crypto objects: bytes crash despite the docstring
+        other_certs=list(intermediates),
         crls=crls,
         allow_fetching=False,
         revocation_mode="hard-fail",
@@ -138,6 +144,7 @@ async def path_error(
     crls: list[bytes],
     at: datetime,
     who: dict[str, str],
+    intermediates: Sequence[asn1_x509.Certificate] = (),
 ) -> SignatureError:
     """The error for a certificate path pyHanko did not accept."""
     indic = status.trust_problem_indic
@@ -158,7 +165,9 @@ async def path_error(
     # into a few indications and only logs the cause: validate the path again to learn it.
     others = [c.chosen for c in signed_data["certificates"] if c.name == "certificate"]
     validator = CertificateValidator(
-        status.signing_cert, others, validation_context=validation_context(roots, crls, at)
+        status.signing_cert,
+        others,
+        validation_context=validation_context(roots, crls, at, intermediates),
     )
     try:
         await validator.async_validate_path()

@@ -151,9 +151,13 @@ def trusted_signer(
 
 
 def cache_key(
-    certificates: bytes, roots: Iterable[x509.Certificate], crls: Iterable[bytes]
+    certificates: bytes,
+    roots: Iterable[x509.Certificate],
+    crls: Iterable[bytes],
+    intermediates: Iterable[x509.Certificate] = (),
 ) -> tuple[bytes, ...]:
-    """What a path verdict depends on besides the moment: certificates, roots, CRLs.
+    """What a path verdict depends on besides the moment: certificates, roots, CRLs, and
+    the CA certificates held here a path may pass through.
 
     A CRL read from the database comes with its digest taken (``storage.signatures.Crl``).
     """
@@ -163,6 +167,8 @@ def cache_key(
         *sorted(_fingerprint(root) for root in roots),
         b"crls",
         *sorted(getattr(crl, "sha256", None) or hashlib.sha256(crl).digest() for crl in crls),
+        b"cas",
+        *sorted(_fingerprint(ca) for ca in intermediates),
     )
 
 

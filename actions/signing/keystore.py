@@ -72,6 +72,11 @@ class TrustMaterial:
     # agencies speaks for them alone; an agency not named is judged against the roots
     # bound to none.
     bound: Mapping[str, frozenset[str]] | None = None
+    # The CA certificates held here but not pinned (an intermediate imported with
+    # ``keys import --kind root``): a path may pass through them to a pinned root when a
+    # signature does not carry them, as the directory checked when it took a certificate
+    # (``issuers.require_pinned_chain``). They anchor nothing.
+    intermediates: tuple[x509.Certificate, ...] = ()
 
     def roots_for(self, agency_id: str) -> list[x509.Certificate]:
         """The roots a certificate of ``agency_id`` must chain to."""
@@ -490,11 +495,30 @@ def trust_material(
     """
     pins = store.pinned()  # one look at the directory for both
     pinned = {p.fingerprint for p in pins}
-    ignored: tuple[str, ...] = ()
-    if noting_ignored:
-        ignored = tuple(fp for fp in uow.signatures.root_fingerprints() if fp not in pinned)
+    unpinned = [(fp, pem) for fp, pem in uow.signatures.held_cas() if fp not in pinned]
+    ignored = tuple(fp for fp, _ in unpinned) if noting_ignored else ()
+    intermediates = tuple(
+        ca for ca in (_held_ca(fp, pem) for fp, pem in unpinned) if ca.issuer != ca.subject
+    )
     roots = [p.certificate for p in pins]
     listed = {agency: uow.signatures.listed_fingerprints(agency) for agency in set(agencies)}
     return TrustMaterial(
-        roots=roots, crls=uow.signatures.latest_crls(), ignored=ignored, listed=listed
+        roots=roots,
+        crls=uow.signatures.latest_crls(),
+        ignored=ignored,
+        listed=listed,
+        intermediates=intermediates,
     )
+
+
+# Held CA certificates as parsed, by fingerprint: every verification reads them.
+_parsed_cas: dict[str, x509.Certificate] = {}
+
+
+def _held_ca(fp: str, pem: str) -> x509.Certificate:
+    cert = _parsed_cas.get(fp)
+    if cert is None:
+        if len(_parsed_cas) > 1024:
+            _parsed_cas.clear()
+        cert = _parsed_cas[fp] = x509.load_pem_x509_certificate(pem.encode())
+    return cert

@@ -314,6 +314,7 @@ async def async_verify_pdf(
     trust_roots: Sequence[x509.Certificate],
     crls: Iterable[x509.CertificateRevocationList | bytes],
     at: datetime,
+    intermediates: Sequence[x509.Certificate] = (),
 ) -> PdfVerdict:
     """Check every signature of ``pdf`` at ``at``; describe the last one.
 
@@ -322,6 +323,7 @@ async def async_verify_pdf(
     """
     crl_der = _check_arguments(crls, at, None)
     roots = [asn1_cert(c) for c in trust_roots]
+    cas = [asn1_cert(c) for c in intermediates]  # held here: a path may pass through them
     try:
         signatures = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
     except (PdfError, ValueError, KeyError, TypeError) as exc:
@@ -336,7 +338,7 @@ async def async_verify_pdf(
         try:
             status = await async_validate_pdf_signature(
                 embedded,
-                signer_validation_context=validation_context(roots, crl_der, at),
+                signer_validation_context=validation_context(roots, crl_der, at, cas),
                 key_usage_settings=SIGNER_KEY_USAGE,
             )
         except SignatureValidationError as exc:
@@ -361,7 +363,7 @@ async def async_verify_pdf(
         if not status.intact:
             raise ManifestMismatch("The signed bytes of the PDF were changed.", **who)
         if not (status.trusted and status.trust_problem_indic is None):
-            raise await path_error(status, embedded.signed_data, roots, crl_der, at, who)
+            raise await path_error(status, embedded.signed_data, roots, crl_der, at, who, cas)
         later = check_path(status, crl_der, at, signer, "signer", who)
 
         coverage = status.coverage
@@ -409,10 +411,13 @@ def verify_pdf(
     trust_roots: Sequence[x509.Certificate],
     crls: Iterable[x509.CertificateRevocationList | bytes],
     at: datetime,
+    intermediates: Sequence[x509.Certificate] = (),
 ) -> PdfVerdict:
     """Verify a signed PDF; see ``async_verify_pdf``. Not callable inside an event loop."""
     return run_sync(  # type: ignore[no-any-return]
-        async_verify_pdf(pdf, trust_roots=trust_roots, crls=crls, at=at)
+        async_verify_pdf(
+            pdf, trust_roots=trust_roots, crls=crls, at=at, intermediates=intermediates
+        )
     )
 
 

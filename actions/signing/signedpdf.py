@@ -39,6 +39,7 @@ def verify_signed_main(
     trust_roots: Sequence[x509.Certificate],
     crls: Iterable[x509.CertificateRevocationList | bytes],
     at: datetime,
+    intermediates: Sequence[x509.Certificate] = (),
 ) -> PdfVerdict:
     """Check ``signed`` is ``main`` plus one valid signature made with ``certificate``.
 
@@ -50,7 +51,9 @@ def verify_signed_main(
             "The signed PDF is not the document's main file with signatures appended.",
             main_sha256=hashlib.sha256(main).hexdigest(),
         )
-    verdict = verify_pdf(signed, trust_roots=trust_roots, crls=crls, at=at)
+    verdict = verify_pdf(
+        signed, trust_roots=trust_roots, crls=crls, at=at, intermediates=intermediates
+    )
     # After verifying, so a bad signature is named as such: the updates before it may
     # add that one signature and what it needs, nothing that is shown.
     check_only_a_signature_added(main, signed)

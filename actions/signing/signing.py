@@ -173,6 +173,7 @@ class Signing:
                 cms,
                 trust_roots=trust.roots,
                 crls=trust.crls,
+                intermediates=trust.intermediates,
                 at=ctx.now,
                 expected_signer=expected_signer(uow, doc),
             )
@@ -340,7 +341,13 @@ class Signing:
                     "The stored bytes of the signed PDF no longer match their digest.",
                     sha256=signature.signed_pdf_sha256,
                 )
-            verify_pdf(pdf, trust_roots=trust.roots, crls=trust.crls, at=verdict.checked_at)
+            verify_pdf(
+                pdf,
+                trust_roots=trust.roots,
+                crls=trust.crls,
+                at=verdict.checked_at,
+                intermediates=trust.intermediates,
+            )
         return True, ""
 
     def not_duplicate(self, ctx: TransitionContext) -> tuple[bool, str]:
@@ -437,6 +444,7 @@ def _keep_signed_pdf(
         certificate=certificate,
         trust_roots=trust.roots,
         crls=trust.crls,
+        intermediates=trust.intermediates,
         at=ctx.now,
     )
     digest = hashlib.sha256(signed).hexdigest()

@@ -107,6 +107,7 @@ def verify_stored(
         cms,
         trust_roots=trust.roots,
         crls=trust.crls,
+        intermediates=trust.intermediates,
         at=accepted,
         expected_signer=expected_signer(uow, doc),
         timestamp_token=stored_token(uow, "signature", signature.id),

@@ -120,6 +120,7 @@ async def async_verify_manifest_signature(
     expected_signer: Mapping[str, str] | None = None,
     profile: profiles.Profile = "signer",
     timestamp_token: bytes | None = None,
+    intermediates: Sequence[x509.Certificate] = (),
 ) -> Verdict:
     """Check that ``cms_der`` signs ``manifest`` by a trusted, unrevoked signer at ``at``.
 
@@ -132,9 +133,10 @@ async def async_verify_manifest_signature(
     """
     crl_der = _check_arguments(crls, at, expected_signer)
     check = (manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile)
-    if timestamp_token is None and (verdict := _quick_verdict(*check)) is not None:
-        return verdict
-    return await _slow_verdict(*check, timestamp_token)
+    quick = timestamp_token is None and _quick_verdict(*check, intermediates=intermediates)
+    if quick:
+        return quick
+    return await _slow_verdict(*check, timestamp_token, intermediates=intermediates)
 
 
 def verify_manifest_signature(
@@ -147,14 +149,17 @@ def verify_manifest_signature(
     expected_signer: Mapping[str, str] | None = None,
     profile: profiles.Profile = "signer",
     timestamp_token: bytes | None = None,
+    intermediates: Sequence[x509.Certificate] = (),
 ) -> Verdict:
     """Verify a detached signature; see ``async_verify_manifest_signature``."""
     outside_a_loop()
     crl_der = _check_arguments(crls, at, expected_signer)
     check = (manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile)
-    if timestamp_token is None and (verdict := _quick_verdict(*check)) is not None:
-        return verdict  # no event loop needed
-    return cast(Verdict, run_sync(_slow_verdict(*check, timestamp_token)))
+    quick = timestamp_token is None and _quick_verdict(*check, intermediates=intermediates)
+    if quick:
+        return quick  # no event loop needed
+    slow = _slow_verdict(*check, timestamp_token, intermediates=intermediates)
+    return cast(Verdict, run_sync(slow))
 
 
 async def _slow_verdict(
@@ -166,6 +171,8 @@ async def _slow_verdict(
     expected_signer: Mapping[str, str] | None,
     profile: profiles.Profile,
     token: bytes | None,
+    *,
+    intermediates: Sequence[x509.Certificate] = (),
 ) -> Verdict:
     """The verdict that needs an event loop: a token given beside the CMS, or a signer not seen.
 
@@ -177,14 +184,12 @@ async def _slow_verdict(
         signed_data, _signing_time = _detached_signed_data(cms_der)
         value = bytes(signed_data["signer_infos"][0]["signature"].native)
         stamp = await async_verify_token(token, value, trust_roots=trust_roots, crls=crl_der)
-        verdict = _quick_verdict(
-            manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile, stamp
-        )
+    checked = (manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile)
+    if stamp is not None:
+        verdict = _quick_verdict(*checked, stamp, intermediates=intermediates)
         if verdict is not None:
             return verdict
-    return await _full_verdict(
-        manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile, stamp
-    )
+    return await _full_verdict(*checked, stamp, intermediates=intermediates)
 
 
 def _check_arguments(
@@ -209,6 +214,8 @@ async def _full_verdict(
     expected_signer: Mapping[str, str] | None,
     profile: profiles.Profile = "signer",
     stamp: Stamp | None = None,
+    *,
+    intermediates: Sequence[x509.Certificate] = (),
 ) -> Verdict:
     """Verify through pyHanko, every point, and remember the signer when it passes."""
     check_strict_cms(cms_der)
@@ -227,13 +234,14 @@ async def _full_verdict(
                 crls=crl_der,
             )
     moment = at if stamp is None else stamp.gen_time
-    key = cache_key(signed_data["certificates"].dump(), trust_roots, crl_der)
+    key = cache_key(signed_data["certificates"].dump(), trust_roots, crl_der, intermediates)
     roots = [asn1_cert(c) for c in trust_roots]
+    cas = [asn1_cert(c) for c in intermediates]
     try:
         status = await async_validate_detached_cms(
             manifest,
             signed_data,
-            signer_validation_context=validation_context(roots, crl_der, moment),
+            signer_validation_context=validation_context(roots, crl_der, moment, cas),
             key_usage_settings=SIGNER_KEY_USAGE,
         )
     except SignatureValidationError as exc:  # e.g. signing-certificate-v2 names another cert
@@ -254,7 +262,7 @@ async def _full_verdict(
             **who,
         )
     if not (status.trusted and status.trust_problem_indic is None):
-        raise await path_error(status, signed_data, roots, crl_der, moment, who)
+        raise await path_error(status, signed_data, roots, crl_der, moment, who, cas)
     later = check_path(status, crl_der, moment, signer, profile, who)
     _check_against_stamp(signing_time, stamp, who)
     check_signing_time(signing_time, moment, cert, signer, who)
@@ -273,6 +281,8 @@ def _quick_verdict(
     expected_signer: Mapping[str, str] | None,
     profile: profiles.Profile = "signer",
     stamp: Stamp | None = None,
+    *,
+    intermediates: Sequence[x509.Certificate] = (),
 ) -> Verdict | None:
     """The verdict on a signer seen before (``hotpath``), or None to verify in full.
 
@@ -282,7 +292,9 @@ def _quick_verdict(
     if pieces is None:
         return None
     moment = at if stamp is None else stamp.gen_time
-    known = _trusted_signers.get(cache_key(pieces.certificates, trust_roots, crl_der))
+    known = _trusted_signers.get(
+        cache_key(pieces.certificates, trust_roots, crl_der, intermediates)
+    )
     quick = known and quick_verify(manifest, pieces, known, moment)
     if not quick or not is_canonical(cms_der, pieces):
         return None

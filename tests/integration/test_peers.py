@@ -14,7 +14,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from congvan.actions.signing import keystore, pki
+from congvan.actions.exchange.envelope import verify_body
+from congvan.actions.signing import issuers, keystore, pki
+from congvan.actions.signing.cms import sign_manifest
 from congvan.states.errors import (
     AlreadyExists,
     ChainUntrusted,
@@ -628,11 +630,11 @@ def test_a_peer_certificate_issued_by_an_intermediate_held_here_is_taken(
         valid_from=start,
         valid_days=730,
         crl_url=CRL_URL,
-    ).cert_pem
+    )
 
     # Then without the intermediate held here it chains to nothing pinned
     with pytest.raises(ChainUntrusted):
-        add(runtime, certificates=leaf)
+        add(runtime, certificates=leaf.cert_pem)
 
     # And with it held (stored, never pinned), it is taken, if the root allows a CA under
     # it (a root made with pathlen:0 anchors no path through one, as openssl judges it)
@@ -640,10 +642,37 @@ def test_a_peer_certificate_issued_by_an_intermediate_held_here_is_taken(
         keystore.import_certificate(uow, issuing.cert_pem, kind="root", now=runtime.clock())
         uow.commit()
     if taken:
-        assert 1 == len(add(runtime, certificates=leaf).certificates)
+        assert 1 == len(add(runtime, certificates=leaf.cert_pem).certificates)
     else:
         with pytest.raises(ChainUntrusted):
-            add(runtime, certificates=leaf)
+            add(runtime, certificates=leaf.cert_pem)
+        return
+
+    # And a message their agency signs is verified through the CA held here, though its
+    # signature carries no certificate but its own: what the directory took, an inbox takes
+    now = runtime.clock()
+    with runtime.uow() as uow:
+        for ca in (root, issuing):
+            crl = pki.make_crl(
+                ca, PASS, [], this_update=now - timedelta(hours=1),
+                next_update=now + timedelta(days=7), number=1,
+            )  # fmt: skip
+            issuers.import_crl(uow, runtime.trust, crl, now=now)
+        uow.commit()
+    with runtime.uow(readonly=True) as uow:
+        trust = keystore.trust_material(uow, runtime.trust, [PEER])
+    body = b'{"format":"status"}'
+    cms = sign_manifest(
+        body,
+        key=pki.load_private_key(leaf.key_pem, PASS),
+        cert=x509.load_pem_x509_certificate(leaf.cert_pem),
+        chain=[],
+        signing_time=now - timedelta(minutes=1),
+    )
+    for _ in range(2):  # in full, then as a signer seen before
+        assert (
+            PEER == verify_body(body, cms, trust, agency_id=PEER, at=now).signer.organizational_unit
+        )
 
 
 def test_imported_roots_and_signers_are_held_to_their_kinds_rules(

@@ -150,7 +150,13 @@ def _verify_file(path: Path, content: str | None, runtime: Store) -> int:
     profile, what = _signed_by(manifest)
     return report(
         lambda: verify_manifest_signature(
-            manifest, cms_der, trust_roots=trust.roots, crls=trust.crls, at=now, profile=profile
+            manifest,
+            cms_der,
+            trust_roots=trust.roots,
+            crls=trust.crls,
+            at=now,
+            profile=profile,
+            intermediates=trust.intermediates,
         ),
         cms_der,
         [f"signature     {path} (detached CMS, {len(cms_der)} bytes; {what})", checked],
@@ -189,7 +195,13 @@ def _verify_pdf(path: Path, data: bytes, trust: TrustMaterial, now: datetime, ch
     from congvan.actions.signing.pades import verify_pdf
 
     return report(
-        lambda: verify_pdf(data, trust_roots=trust.roots, crls=trust.crls, at=now),
+        lambda: verify_pdf(
+            data,
+            trust_roots=trust.roots,
+            crls=trust.crls,
+            at=now,
+            intermediates=trust.intermediates,
+        ),
         _last_pdf_cms(data),
         [f"signature     {path} (PDF, {len(data)} bytes; every signature is checked)", checked],
         [],
