@@ -74,6 +74,7 @@ def gather(
         ),
         roots=tuple(trust.roots),
         crls=tuple(trust.crls),
+        cas=trust.intermediates,
     )
 
 

@@ -38,6 +38,9 @@ An evidence bundle is a ZIP archive of stored members (never compressed, as a pa
     anchors/AGENCY/SEQ.p7s            anchor_signature    (``congvan-audit-anchor/1``)
     anchors/AGENCY/SEQ.tsr            anchor_timestamp    the TSA's token over one, if any
     trust/roots/SHA256.pem            root                the pinned roots at export
+    trust/cas/SHA256.pem              ca                  the CA certificates held at export
+                                                          (not pinned): a path may pass
+                                                          through one to a root; none anchors
     trust/crls/SHA256.crl             crl                 the newest CRL of every issuer (DER)
 
 ``index.p7s`` (not listed: it signs the list) is the issuing agency's detached CMS over
@@ -154,6 +157,7 @@ _PATTERNS = (
     (re.compile(rf"anchors/{_STEP}/\d+\.p7s"), "anchor_signature"),
     (re.compile(rf"anchors/{_STEP}/\d+\.tsr"), "anchor_timestamp"),
     (re.compile(r"trust/roots/[0-9a-f]{64}\.pem"), "root"),
+    (re.compile(r"trust/cas/[0-9a-f]{64}\.pem"), "ca"),
     (re.compile(r"trust/crls/[0-9a-f]{64}\.crl"), "crl"),
 )
 
@@ -210,6 +214,7 @@ class Evidence:
     anchors: tuple[AnchorEvidence, ...]
     roots: tuple[x509.Certificate, ...]
     crls: tuple[bytes, ...]
+    cas: tuple[x509.Certificate, ...] = ()  # held, not pinned: links of a path, no anchors
 
 
 def audit_body(document_id: str, entries: Sequence[NewEntry]) -> bytes:
@@ -250,6 +255,8 @@ def members_of(evidence: Evidence) -> Iterator[tuple[str, bytes]]:
             yield stem + ".tsr", anchor.token
     for root in evidence.roots:
         yield f"trust/roots/{fingerprint(root)}.pem", root.public_bytes(Encoding.PEM)
+    for ca in evidence.cas:
+        yield f"trust/cas/{fingerprint(ca)}.pem", ca.public_bytes(Encoding.PEM)
     for crl in evidence.crls:
         yield f"trust/crls/{hashlib.sha256(crl).hexdigest()}.crl", crl
 

@@ -196,6 +196,7 @@ class ChainChecks:
                 cms,
                 trust_roots=self.trust.roots_for(agency),
                 crls=self.trust.crls,
+                intermediates=self.trust.intermediates,
                 at=at,
                 expected_signer={"organizational_unit": agency},
                 profile="agency",

@@ -210,23 +210,31 @@ class _Judge(ChainChecks):
             count = len(bundle.index.members)
             self.report.holds("members", f"{count} members, each its listed size and SHA-256")
 
-    def roots(self) -> None:
-        shipped: list[x509.Certificate] = []
-        for name in self.bundle.names("root"):
+    def _certificates(self, role: str, folder: str) -> list[x509.Certificate]:
+        """The certificates of ``role`` the bundle ships, each named by its SHA-256."""
+        found: list[x509.Certificate] = []
+        for name in self.bundle.names(role):
             data = self.bundle.read(name)
             try:
                 cert = x509.load_pem_x509_certificate(data or b"")
             except ValueError:
                 self.report.fail(
-                    "trust", "root_unreadable", f"{name} is not a PEM certificate", name
+                    "trust", f"{role}_unreadable", f"{name} is not a PEM certificate", name
                 )
                 continue
-            if name != f"trust/roots/{fingerprint(cert)}.pem":
+            if name != f"trust/{folder}/{fingerprint(cert)}.pem":
                 self.report.fail(
-                    "trust", "root_misnamed", f"{name} holds another certificate", name
+                    "trust", f"{role}_misnamed", f"{name} holds another certificate", name
                 )
                 continue
-            shipped.append(cert)
+            found.append(cert)
+        return found
+
+    def roots(self) -> None:
+        shipped = self._certificates("root", "roots")
+        # The CAs held where it was exported: links a path may take to a root, whoever's
+        # roots judge it (they anchor nothing, so the bundle's own may be taken).
+        cas = tuple(self._certificates("ca", "cas"))
         crls = []
         for name in self.bundle.names("crl"):
             data = self.bundle.read(name)
@@ -255,7 +263,7 @@ class _Judge(ChainChecks):
             crls.append(data)
         shipped_fps = [fingerprint(c) for c in shipped]
         if self.pinned is None:
-            self.trust = TrustMaterial(roots=shipped, crls=crls)
+            self.trust = TrustMaterial(roots=shipped, crls=crls, intermediates=cas)
             self.report.trust_source, self.report.roots = "bundle", shipped_fps
             detail = (
                 f"{len(shipped)} root(s) shipped in the bundle and {len(crls)} CRL(s); no root "
@@ -263,7 +271,9 @@ class _Judge(ChainChecks):
                 "only that it is consistent"
             )
         else:
-            self.trust = TrustMaterial(roots=list(self.pinned), crls=crls, bound=self.bound)
+            self.trust = TrustMaterial(
+                roots=list(self.pinned), crls=crls, bound=self.bound, intermediates=cas
+            )
             pinned_fps = [fingerprint(c) for c in self.pinned]
             self.report.trust_source, self.report.roots = "pinned", pinned_fps
             shipped_too = [fp for fp in pinned_fps if fp in shipped_fps]
@@ -327,6 +337,7 @@ class _Judge(ChainChecks):
                 cms,
                 trust_roots=self.trust.roots_for(self.agency_id),
                 crls=self.trust.crls,
+                intermediates=self.trust.intermediates,
                 at=accepted["at"],
                 expected_signer=wanted,
                 timestamp_token=self.bundle.read(SIGNATURE_TOKEN),
@@ -391,6 +402,7 @@ class _Judge(ChainChecks):
                 certificate=signer,
                 trust_roots=self.trust.roots_for(self.agency_id),
                 crls=self.trust.crls,
+                intermediates=self.trust.intermediates,
                 at=at,
             )
         except CongvanError as exc:

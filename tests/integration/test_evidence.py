@@ -12,17 +12,18 @@ import io
 import json
 import zipfile
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import rfc8785
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from congvan.actions.exchange.evidence import role_of, write_bundle
-from congvan.actions.exchange.evidence_checks import verify_bundle
+from congvan.actions.exchange.evidence import open_bundle, role_of, write_bundle
+from congvan.actions.exchange.evidence_checks import _Judge, verify_bundle
 from congvan.actions.exchange.evidence_report import Report, anchoring_root
-from congvan.actions.signing import keystore
+from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.truststore import fingerprint
@@ -42,6 +43,8 @@ from tests.factories import (
 )
 from tests.installations import PASS, A, B, Pair, issue_keys, serving_inbox
 from tests.integration.test_delivery import _failed_with_every_answer_lost
+from tests.integration.test_peers import PASS as THEIR_PASS
+from tests.integration.test_peers import _issuing_ca
 from tests.tools import verify_with_openssl
 
 STATUS = f"dispatches/{B}/status-03.json"
@@ -148,6 +151,35 @@ def test_an_acknowledged_letters_bundle_verifies_offline_against_a_pinned_root(
     assert not any(
         name.startswith("files/") for name in members(export(pair, doc, with_files=False))
     )
+
+
+def test_a_ca_held_at_export_travels_as_a_link_of_paths_never_as_a_root(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter acknowledged, and a CA A's installation holds but does not pin (an
+    # intermediate of another party's root, imported with `keys import --kind root`)
+    doc = acknowledged(pair, make_document)
+    root = pki.create_ca(
+        "CA of Quảng Trị", "Ủy ban nhân dân tỉnh Quảng Trị", passphrase=THEIR_PASS,
+        valid_from=pair.sender.clock() - timedelta(days=30), valid_days=3650, path_length=1,
+    )  # fmt: skip
+    held = _issuing_ca(root)
+    with pair.sender.uow() as uow:
+        keystore.import_certificate(uow, held.cert_pem, kind="root", now=pair.sender.clock())
+        uow.commit()
+
+    # When its bundle is exported and opened to be judged
+    bundle = export(pair, doc)
+    ca = x509.load_pem_x509_certificate(held.cert_pem)
+    with open_bundle(io.BytesIO(bundle)) as opened:
+        judge = _Judge(opened, Report(), pair.sender.trust.roots(), {})
+        judge.roots()
+
+    # Then the CA travels in it, is taken as a link a path may pass through, not a root,
+    # and the bundle verifies as before
+    assert f"trust/cas/{fingerprint(ca)}.pem" in members(bundle)
+    assert (ca,) == judge.trust.intermediates and ca not in judge.trust.roots
+    assert judged(bundle, pair).verified
 
 
 def test_a_root_bound_to_an_agency_alone_speaks_for_it(
