@@ -339,7 +339,8 @@ def _until(
         "due_at": due_at,
         "remaining": max(due_at - now, timedelta(0)),
         "remaining_working": None if on_the_clock else working_time_between(calendar, now, due_at),
-        "overdue": due_at <= now,
+        # A deadline is kept by what happens at its very moment (rules.PASSED): past it, late.
+        "overdue": due_at < now,
     }
 
 
@@ -595,7 +596,7 @@ def _own_step(
     if state == doc.SIGNED:
         if snapshot.send_by is None:
             return Finding(AWAITING_SENDING, {"due_at": None})
-        if now >= snapshot.send_by:
+        if now > snapshot.send_by:  # sent at the very moment, it is in time
             return Finding(
                 SEND_OVERDUE, {"due_at": snapshot.send_by, "late_by": now - snapshot.send_by}
             )

@@ -232,6 +232,9 @@ def test_a_document_failed_by_refusals_alone_needs_a_replacement_not_a_resend() 
         ({"state": "signed"}, x.AWAITING_SENDING),
         ({"state": "signed", "send_by": NOW + timedelta(hours=2)}, x.AWAITING_SENDING),
         ({"state": "signed", "send_by": NOW - timedelta(hours=2)}, x.SEND_OVERDUE),
+        # at the very moment it is still in time, as the rule judges a send then
+        ({"state": "signed", "send_by": NOW}, x.AWAITING_SENDING),
+        ({"state": "signed", "send_by": NOW - timedelta(microseconds=1)}, x.SEND_OVERDUE),
         ({"state": "acknowledged"}, x.COMPLETE),
     ],
 )
@@ -678,6 +681,23 @@ def test_an_urgent_documents_clock_rules_are_said_without_working_time() -> None
     normal = x.explain(replace(urgent, urgency=0), now, WEEKDAYS).recipients[0].findings
     assert timedelta(0) == normal[1].facts["remaining_working"]
     assert "0 s of working time" in sentence(normal[1])["en"]
+
+
+def test_a_due_moment_is_overdue_only_once_it_has_passed() -> None:
+    # Given a recipient's registration due at ``due`` (a rule's deadline)
+    rule = x.TimerFacts(vocabulary.RULE_DEADLINE, "x1", NOW, rule="not_acknowledged")
+    waiting = replace(SENT, dispatches=(dispatch("delivered"),), timers=(rule,))
+
+    def overdue(at: datetime) -> bool:
+        [due_by] = [f for f in x.explain(waiting, at, WEEKDAYS).all() if f.code == x.DUE_BY]
+        return bool(due_by.facts["overdue"])
+
+    # Then at its very moment it is kept (a registration then is in time), past it late
+    assert (False, False, True) == (
+        overdue(NOW - timedelta(minutes=1)),
+        overdue(NOW),
+        overdue(NOW + timedelta(microseconds=1)),
+    )
 
 
 def test_an_urgent_document_awaiting_sending_counts_on_the_clock() -> None:
