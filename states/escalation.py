@@ -44,6 +44,21 @@ ESCALATION = MachineSpec(
             derived=True,
         ),
         edge("wake", SNOOZED, OPEN, effects=("end_snooze",), derived=True),
+        # Its cause came about again while it stood (a resend from it failed too): it is
+        # told again, and one put aside comes back.
+        *(
+            edge("recur", s, s, effects=("record_recurrence",), derived=True)
+            for s in (OPEN, CLAIMED)
+        ),
+        edge(
+            "recur",
+            SNOOZED,
+            CLAIMED,
+            conditions=("has_owner",),
+            effects=("end_snooze", "record_recurrence"),
+            derived=True,
+        ),
+        edge("recur", SNOOZED, OPEN, effects=("end_snooze", "record_recurrence"), derived=True),
         # Still open past its deadline: the agency's leadership is told (second level).
         *(edge("rise", s, s, effects=("rise_level",), derived=True) for s in ACTIVE),
         # A supervisor acts from it: resend, recall, contact the recipient.

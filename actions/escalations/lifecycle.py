@@ -58,6 +58,7 @@ class Lifecycle(WatchBase):
         now: datetime,
         *,
         detail: Mapping[str, Any] | None = None,
+        again: bool = False,
     ) -> Escalation | None:
         row = uow.dispatches.get(dispatch_id)
         if row is None:
@@ -77,6 +78,7 @@ class Lifecycle(WatchBase):
             dispatch_id=dispatch_id,
             organ_id=row.organ_id,
             detail=detail,
+            again=again,
         )
 
     def open(
@@ -94,10 +96,22 @@ class Lifecycle(WatchBase):
         received_id: str | None = None,
         organ_id: str = "",
         detail: Mapping[str, Any] | None = None,
+        again: bool = False,
     ) -> Escalation | None:
-        """Open an escalation of ``kind`` on ``subject_id``; None when one is open already."""
+        """Open an escalation of ``kind`` on ``subject_id``; None when one is open already.
+
+        With ``again`` (the cause came about anew: a dispatch resent from its escalation
+        failed once more), the one open already records it and tells of it again.
+        """
         key = e.cause_key(kind, subject_id)
-        if uow.escalations.active(key) is not None:
+        active = uow.escalations.active(key)
+        if active is not None:
+            if again:
+                assert self.events is not None
+                data = {"detail": dict(detail or {})}
+                self.events.fire_on_within(
+                    uow, "escalation", active.id, "recur", actor=SYSTEM, data=data
+                )
             return None
         escalation_id = new_id()
         severity = e.severity(kind, urgency)
@@ -229,6 +243,7 @@ class Lifecycle(WatchBase):
             "snooze_until": self.snooze_until,
             "end_snooze": self.end_snooze,
             "rise_level": self.rise_level,
+            "record_recurrence": self.record_recurrence,
             "take_action": self.take_action,
             "settle_escalation": self.settle,
         }
@@ -290,6 +305,14 @@ class Lifecycle(WatchBase):
         risen = ctx.uow.escalations.get(row.id)
         assert risen is not None
         self._notify(ctx.uow, risen, ctx.now)
+
+    def record_recurrence(self, ctx: TransitionContext) -> None:
+        """The cause again, in the trail (with what the rule said of it), and told again."""
+        detail = ctx.data.get("detail")
+        if detail:
+            ctx.audit["detail"] = dict(detail)
+        row = self._row(ctx)
+        self._notify(ctx.uow, row, ctx.now)
 
     def take_action(self, ctx: TransitionContext) -> None:
         action = _one_of(ctx.data.get("action"), e.ACTIONS, "action", "An escalation's action")

@@ -291,8 +291,15 @@ class RuleTimers(Lifecycle):
                 cancel=False,
             )
         if dest == d.FAILED:
+            # Failed anew after a resend while its escalation stands: told again there.
             self.open_for_dispatch(
-                uow, e.DELIVERY_FAILED, dispatch_id, change.now, change.now, detail=follows
+                uow,
+                e.DELIVERY_FAILED,
+                dispatch_id,
+                change.now,
+                change.now,
+                detail=follows,
+                again=True,
             )
         if dest == d.REJECTED:
             if row is not None:
@@ -349,7 +356,10 @@ class RuleTimers(Lifecycle):
             # document returned (02); its inbox refusing the package is a refusal (02).
             kind = e.REQUEST_REFUSED if dest == d.DECLINED else refusal_kind(reason)
             detail["reason"] = reason
-        self.open_for_dispatch(uow, kind, dispatch_id, change.now, change.now, detail=detail)
+        again = dest == d.FAILED  # failed anew after a resend while its escalation stands
+        self.open_for_dispatch(
+            uow, kind, dispatch_id, change.now, change.now, detail=detail, again=again
+        )
 
     def _returned_after_refusal(self, uow: UnitOfWork, change: Change, organ_id: str) -> None:
         """The recipient returned the document (02) after refusing its recall (16): it no

@@ -370,6 +370,32 @@ def test_a_failed_dispatch_escalates_at_once_and_a_supervisor_resends_from_it(
     assert chain_ok(pair.sender, closed.id) == ["open", "act", "close"]
 
 
+def test_a_resend_from_an_escalation_that_fails_again_is_told_again(
+    pair: Pair, make_document: Callable[..., str], notices: Notices
+) -> None:
+    # Given A's letter to B failed for good, and a supervisor resent it from its escalation
+    pair.point_b_at(DOWN)
+    doc, job = pair.sent(make_document)
+    assert [pair.sender.runner.run(job) for _ in range(3)] == ["failed", "failed", "done"]
+    [failed] = escalations(pair.sender)
+    resend_from(pair, failed, "thử lại")
+    told = len(notices.sent)
+
+    # When B is still down and the resent dispatch fails for good again
+    [again] = pair.jobs(doc)
+    assert [pair.sender.runner.run(again) for _ in range(3)] == ["failed", "failed", "done"]
+    assert pair.dispatch(doc)[0].state == "failed"
+
+    # Then the escalation it stands on records the failure and tells of it again (one
+    # cause, still one escalation, its owner kept)
+    [standing] = escalations(pair.sender)
+    assert (standing.id, standing.state, standing.owner) == (failed.id, "claimed", SUPERVISOR.name)
+    assert chain_ok(pair.sender, failed.id) == ["open", "act", "recur"]
+    assert [("delivery_failed", failed.id)] == [
+        (kind, event["escalation_id"]) for _, kind, event in notices.sent[told:]
+    ]
+
+
 def test_a_late_delivery_that_then_fails_closes_saying_so_and_is_followed(
     pair: Pair, make_document: Callable[..., str], notices: Notices
 ) -> None:

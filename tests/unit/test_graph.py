@@ -38,8 +38,10 @@ def declared_edges(spec: MachineSpec) -> Counter[tuple[str, str, str]]:
     return Counter((src, t.dest, t.trigger) for t in spec.transitions for src in t.source)
 
 
-def by_trigger(spec: MachineSpec) -> dict[str, Transition]:
-    return {t.trigger: t for t in spec.transitions}
+def by_edge(spec: MachineSpec) -> dict[tuple[str, str, str], Transition]:
+    """Each transition by its source, destination and trigger (one trigger may do
+    different things from different states)."""
+    return {(src, t.dest, t.trigger): t for t in spec.transitions for src in t.source}
 
 
 def assert_label_tells_the_edge(t: Transition, rest: str) -> None:
@@ -53,14 +55,14 @@ def assert_label_tells_the_edge(t: Transition, rest: str) -> None:
 def test_mermaid_draws_every_declared_edge_and_no_other(spec: MachineSpec) -> None:
     text = to_mermaid(spec)
     lines = text.splitlines()
-    edges = by_trigger(spec)
+    edges = by_edge(spec)
 
     drawn: Counter[tuple[str, str, str]] = Counter()
     for line in lines:
         if match := MERMAID_EDGE.match(line):
             src, dest, trigger, rest = match.groups()
             drawn[(src, dest, trigger)] += 1
-            assert_label_tells_the_edge(edges[trigger], rest)
+            assert_label_tells_the_edge(edges[(src, dest, trigger)], rest)
 
     assert drawn == declared_edges(spec)
     assert lines[0] == "stateDiagram-v2"
@@ -74,15 +76,15 @@ def test_mermaid_draws_every_declared_edge_and_no_other(spec: MachineSpec) -> No
 @pytest.mark.parametrize("spec", SPECS, ids=spec_id)
 def test_dot_draws_every_declared_edge_and_dashes_the_derived_ones(spec: MachineSpec) -> None:
     lines = to_dot(spec).splitlines()
-    edges = by_trigger(spec)
+    edges = by_edge(spec)
 
     drawn: Counter[tuple[str, str, str]] = Counter()
     for line in lines:
         if match := DOT_EDGE.match(line):
             src, dest, trigger, rest, dashed = match.groups()
             drawn[(src, dest, trigger)] += 1
-            assert_label_tells_the_edge(edges[trigger], rest)
-            assert bool(dashed) == edges[trigger].derived, line
+            assert_label_tells_the_edge(edges[(src, dest, trigger)], rest)
+            assert bool(dashed) == edges[(src, dest, trigger)].derived, line
 
     assert drawn == declared_edges(spec)
 
