@@ -38,6 +38,8 @@ from .lifecycle import Lifecycle
 
 # A document taken back or replaced: its dispatches await nothing more.
 ENDED = frozenset({doc.RECALLED, doc.REPLACED})
+# The document's events that send a request (a recall, an update) to its recipients.
+_REQUESTING = frozenset({"recall", "update"})
 # Where a recall's or update's dispatch ends: answered (15, 16), refused by the
 # recipient's inbox, or failed for good.
 REQUEST_ENDS = d.ANSWERED | d.GIVEN_UP
@@ -52,6 +54,7 @@ _SENDING_KINDS = (e.NOT_DELIVERED, e.NOT_ACKNOWLEDGED, e.DELIVERY_FAILED)
 # recipient's reasons or a signature's), which a recall or a replacement makes moot.
 _DISPATCH_KINDS = (*_SENDING_KINDS, e.REFUSED_BY_RECIPIENT, e.SIGNATURE_PROBLEM)
 _REQUEST_KINDS = (
+    e.NOT_DELIVERED,
     e.RECALL_UNANSWERED,
     e.REQUEST_REFUSED,
     e.REFUSED_BY_RECIPIENT,
@@ -210,25 +213,45 @@ class RuleTimers(Lifecycle):
                 self._settled(uow, change, row.id, [(kind, why) for kind in _DISPATCH_KINDS])
             for row in uow.dispatches.for_requests(document_id):
                 self._settled(uow, change, row.id, [(kind, why) for kind in _REQUEST_KINDS])
+        if change.event in _REQUESTING:
+            # A recall's or update's dispatches, made in this transaction: delivered like
+            # the document, within ``deliver``, then answered (``_request``).
+            made = [r for r in uow.dispatches.for_requests(document_id) if r.state == d.PENDING]
+            latest = max((r.request_id for r in made), default=None)
+            made = [r for r in made if r.request_id == latest]
+            self._arm_delivery(uow, change, document_id, made, cancel=False)
         if change.event in ("send", "resend"):
-            due = self.deadlines(uow, change.agency_id).deliver_by(
-                change.now, change.urgency, self._appointed(uow, document_id, change.urgency)
-            )
+            pending = [r for r in uow.dispatches.for_document(document_id) if r.state == d.PENDING]
             # A first send made its dispatches in this transaction: no timer watches them.
-            cancel = change.event != "send"
-            for row in uow.dispatches.for_document(document_id):
-                if row.state == d.PENDING:
-                    payload = {"dispatch_id": row.id}
-                    self._arm(
-                        uow,
-                        e.NOT_DELIVERED,
-                        row.id,
-                        document_id,
-                        due,
-                        payload,
-                        agency_id=change.agency_id,
-                        cancel=cancel,
-                    )
+            self._arm_delivery(uow, change, document_id, pending, cancel=change.event != "send")
+
+    def _arm_delivery(
+        self,
+        uow: UnitOfWork,
+        change: Change,
+        document_id: str,
+        rows: Sequence[DispatchRow],
+        *,
+        cancel: bool,
+    ) -> None:
+        """Watch ``rows`` (sent, or resent, now) until they arrive: the rule ``deliver``."""
+        if not rows:
+            return
+        due = self.deadlines(uow, change.agency_id).deliver_by(
+            change.now, change.urgency, self._appointed(uow, document_id, change.urgency)
+        )
+        for row in rows:
+            payload = {"dispatch_id": row.id}
+            self._arm(
+                uow,
+                e.NOT_DELIVERED,
+                row.id,
+                document_id,
+                due,
+                payload,
+                agency_id=change.agency_id,
+                cancel=cancel,
+            )
 
     def _dispatch(self, uow: UnitOfWork, change: Change) -> None:
         dispatch_id = change.subject_id
@@ -319,9 +342,16 @@ class RuleTimers(Lifecycle):
         within ``recall_answer``; every end but an agreement (15) escalates at once: a
         refusal (16), the recipient's inbox refusing the package, a failure."""
         dispatch_id, dest = change.subject_id, change.to_state
+        if dest == d.PENDING and change.from_state == d.FAILED:
+            # Resent from its escalation: watched again until it arrives.
+            row = change.row if isinstance(change.row, DispatchRow) else None
+            row = row or uow.dispatches.get(dispatch_id)
+            if row is not None:
+                self._arm_delivery(uow, change, row.document_id, [row], cancel=True)
         if dest in REQUEST_ARRIVED and change.from_state not in REQUEST_ARRIVED:
-            # Resent after it failed: it reached the recipient this time.
-            self._settled(uow, change, dispatch_id, [(e.DELIVERY_FAILED, "delivered")])
+            # It reached the recipient (resent after it failed, it did this time).
+            arrived = [(e.NOT_DELIVERED, "delivered"), (e.DELIVERY_FAILED, "delivered")]
+            self._settled(uow, change, dispatch_id, arrived)
         if dest == d.DELIVERED and change.from_state != d.DELIVERED:
             due = self.deadlines(uow, change.agency_id).after(
                 change.now, "recall_answer", change.urgency
@@ -338,7 +368,10 @@ class RuleTimers(Lifecycle):
             )
         if dest not in REQUEST_ENDS:
             return
-        self._settled(uow, change, dispatch_id, [(e.RECALL_UNANSWERED, "answered")])
+        moot = [(e.RECALL_UNANSWERED, "answered")]
+        if dest in d.GIVEN_UP:  # it never arrived: its delivery is awaited no more
+            moot.append((e.NOT_DELIVERED, dest))
+        self._settled(uow, change, dispatch_id, moot)
         if dest == d.AGREED:
             self._recalled_by(uow, change, dispatch_id)
             return

@@ -443,6 +443,40 @@ def test_a_recall_that_failed_is_resent_from_its_escalation_under_its_message_id
     assert state_at_b(pair, received_id) == "recalled"
 
 
+def test_a_recall_that_does_not_arrive_in_time_escalates_as_the_document_would(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B, then recalled while B's inbox is down: its first
+    # attempt fails, and the next waits (a worker stalled, the peer at its limit)
+    doc, received_id = registered(pair, make_document)
+    pair.point_b_at(DOWN)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    [job] = pair.jobs(doc)
+    assert pair.sender.runner.run(job) == "failed"
+
+    # When the rule ``deliver`` runs out with the recall still not there
+    pair.sender.clock.advance(days=2)  # type: ignore[attr-defined]
+    pair.sender.scheduler.run_due()
+
+    # Then it escalates on the recall's dispatch, as a document's own would
+    with pair.sender.uow(readonly=True) as uow:
+        [request] = uow.dispatches.for_requests(doc)
+        [late] = uow.escalations.active_of_document(doc)
+    assert (late.kind, late.dispatch_id) == ("not_delivered", request.id)
+
+    # And once B is back and the recall arrives, it closes itself: delivered
+    pair.point_b_at(served)
+    for again in pair.jobs(doc):
+        assert pair.sender.runner.run(again) == "done"
+    with pair.sender.uow(readonly=True) as uow:
+        closed = uow.escalations.get(late.id)
+        [entry] = uow.audit.entries(late.id, "close")
+    assert closed is not None and closed.state == "closed"
+    assert entry.payload["reason"] == "delivered"
+    pair.answer(received_id, "agree_recall")
+    assert document_row(pair.sender, doc).state == "recalled"
+
+
 def explained(pair: Pair, doc: str) -> dict[str, Any]:
     """A's explanation of ``doc`` now, as the API shows it."""
     with pair.sender.uow(readonly=True) as uow:
