@@ -203,7 +203,9 @@ class AnswerAwaited:
 
     kind: str
     organ_id: str
-    since: datetime
+    since: datetime  # when the request was sent
+    dispatch_id: str = ""  # the request's own dispatch to the recipient
+    arrived: bool = True  # its package reached the recipient (01): the answer is owed
 
 
 @dataclass(frozen=True)
@@ -474,19 +476,25 @@ def _arrived_at(d: DispatchFacts) -> datetime:
 
 # The rule a dispatch's deadline watches, by the escalation it opens: the step it awaits,
 # and the time rule that sets it.
-_RULE_STEPS = {"not_delivered": "01", "not_acknowledged": "03"}
-_RULE_OF = {"not_delivered": "deliver", "not_acknowledged": "register"}
+# A rule's next step of a recipient: the document's (01, 03), or its answer to a request.
+_RULE_STEPS = {"not_delivered": "01", "not_acknowledged": "03", "recall_unanswered": "15"}
+_RULE_OF = {
+    "not_delivered": "deliver",
+    "not_acknowledged": "register",
+    "recall_unanswered": "recall_answer",
+}
 
 
 def _due_by(
-    snapshot: Snapshot, d: DispatchFacts, now: datetime, calendar: WorkingDays
+    snapshot: Snapshot, dispatch_id: str, organ_id: str, now: datetime, calendar: WorkingDays
 ) -> list[Finding]:
-    """By when the time rules want this recipient's next step: the deadline its rule's
-    timer waits for (none once the rule is kept, or broken and escalated)."""
+    """By when the time rules want this recipient's next step on a dispatch (the
+    document's, or a request's): the deadline its rule's timer waits for (none once the
+    rule is kept, or broken and escalated)."""
     due = [
         t
         for t in snapshot.timers
-        if t.kind == vocabulary.RULE_DEADLINE and t.ref_id == d.id and t.rule in _RULE_STEPS
+        if t.kind == vocabulary.RULE_DEADLINE and t.ref_id == dispatch_id and t.rule in _RULE_STEPS
     ]
     if not due:
         return []
@@ -496,7 +504,7 @@ def _due_by(
         "step": _RULE_STEPS[first.rule],
         **_until(calendar, now, first.due_at, on_the_clock=clock),
     }
-    return [Finding(DUE_BY, facts, d.organ_id)]
+    return [Finding(DUE_BY, facts, organ_id)]
 
 
 def _recipient(
@@ -528,7 +536,7 @@ def _recipient(
         }
         found.append(Finding(AWAITING_ACKNOWLEDGEMENT, facts, o))
     if d.state in (PENDING, SENDING, DELIVERED):
-        found += _due_by(snapshot, d, now, calendar)
+        found += _due_by(snapshot, d.id, o, now, calendar)
     if d.recalled:
         found.append(Finding(COPY_RECALLED, {"status_code": code}, o))
     elif d.state == ACKNOWLEDGED:
@@ -548,18 +556,25 @@ def _recipient(
         found.append(Finding(FAILED_FOR_GOOD, {**failed, "at": d.updated_at}, o, ended))
     if d.last_attempt is not None:
         found.append(Finding(LAST_ATTEMPT, _attempt_facts(d.last_attempt, d.attempts, d.resent), o))
-    found += _answer(snapshot, o, ended)
+    found += _answer(snapshot, o, ended, now, calendar)
     found += _escalations(snapshot, d.id, o)
     return RecipientExplanation(o, d.id, d.state, code, tuple(found))
 
 
-def _answer(snapshot: Snapshot, organ_id: str, ended: str | None) -> list[Finding]:
-    """The recipient's answer to a recall or update: awaited, or refused (16)."""
+def _answer(
+    snapshot: Snapshot, organ_id: str, ended: str | None, now: datetime, calendar: WorkingDays
+) -> list[Finding]:
+    """The recipient's answer to a recall or update: awaited (once its request arrives,
+    and by when), or refused (16)."""
     found = []
     for awaited in snapshot.answers_awaited:
         if awaited.organ_id == organ_id:
-            facts = {"kind": awaited.kind, "since": awaited.since}
+            facts = {"kind": awaited.kind, "since": awaited.since, "arrived": awaited.arrived}
             found.append(Finding(ANSWER_AWAITED, facts, organ_id))
+            job = None if awaited.arrived else _live_job(snapshot, awaited.dispatch_id)
+            if job is not None:  # the request on its way: what its delivery is doing
+                found += _job_findings(snapshot, job, now, calendar, organ_id, None)
+            found += _due_by(snapshot, awaited.dispatch_id, organ_id, now, calendar)
     for declined in snapshot.answers_declined:
         if declined.organ_id == organ_id:
             facts = {"kind": declined.kind, "at": declined.at, "reason": declined.reason}

@@ -232,12 +232,33 @@ class _Facts(dict[str, str]):
         return "—" if value is None or value == "" else str(value)
 
 
+# A recall's or update's answer: owed once the request arrived, else awaited with it.
+_ANSWER_OWED = _about_request(
+    "Chờ nơi nhận trả lời yêu cầu {request} (15 đồng ý / 16 từ chối), gửi từ {since}.",
+    "Waiting for the recipient's answer to the {request} request (15 agrees, 16 "
+    "refuses), sent at {since}.",
+)
+_REQUEST_ON_ITS_WAY = _about_request(
+    "Yêu cầu {request} gửi từ {since} chưa đến nơi nhận; nơi nhận trả lời (15 đồng ý "
+    "/ 16 từ chối) khi nhận được.",
+    "The {request} request sent at {since} has not reached the recipient yet; it "
+    "answers (15 agrees, 16 refuses) once it has.",
+)
+
+_DUE_STEPS_VI = {
+    "01": "đến nơi nhận (01)",
+    "03": "được vào sổ (03)",
+    "15": "được nơi nhận trả lời (15/16)",
+}
+_DUE_STEPS_EN = {"01": "arrive (01)", "03": "be registered (03)", "15": "be answered (15/16)"}
+
+
 def _due_by(f: Mapping[str, Any], lang: str) -> str:
     at = moment(f["due_at"], lang)
     if lang == "vi":
-        step = "đến nơi nhận (01)" if f["step"] == "01" else "được vào sổ (03)"
+        step = _DUE_STEPS_VI[f["step"]]
         return f"Theo quy định thời gian, phải {step} trước {at}{_left(f, lang)}."
-    step = "arrive (01)" if f["step"] == "01" else "be registered (03)"
+    step = _DUE_STEPS_EN[f["step"]]
     return f"The time rules want it to {step} by {at}{_left(f, lang)}."
 
 
@@ -406,11 +427,9 @@ PHRASES: dict[str, _Phrase] = {
         "Nơi nhận từ chối (02) lúc {at}: {reason}.",
         "The recipient refused it (02) at {at}: {reason}.",
     ),
-    x.ANSWER_AWAITED: _about_request(
-        "Chờ nơi nhận trả lời yêu cầu {request} (15 đồng ý / 16 từ chối), gửi từ {since}.",
-        "Waiting for the recipient's answer to the {request} request (15 agrees, 16 "
-        "refuses), sent at {since}.",
-    ),
+    x.ANSWER_AWAITED: lambda f, lang: (
+        _ANSWER_OWED if f.get("arrived", True) else _REQUEST_ON_ITS_WAY
+    )(f, lang),
     x.REQUEST_DECLINED: _about_request(
         "Nơi nhận từ chối yêu cầu {request} (16) lúc {at}: {reason}; văn bản vẫn còn hiệu lực "
         "tại đó.",

@@ -212,9 +212,23 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
     latest: dict[str, DispatchRow] = {}
     for d in sorted(uow.dispatches.for_requests(doc_id), key=lambda r: r.id):
         latest[d.organ_id] = d
+    # When each request was sent: the recall's or update's own entry names it.
+    asked = {
+        str(entry.payload.get("request", {}).get("id")): entry.at
+        for event in ("recall", "update")
+        for entry in uow.audit.entries(doc_id, event)
+    }
     for d in latest.values():
         if d.state in (PENDING, SENDING, DELIVERED):
-            awaited.append(x.AnswerAwaited(request_kind(uow, d), d.organ_id, as_utc(d.updated_at)))
+            awaited.append(
+                x.AnswerAwaited(
+                    request_kind(uow, d),
+                    d.organ_id,
+                    asked.get(str(d.request_id)) or as_utc(d.updated_at),
+                    dispatch_id=d.id,
+                    arrived=d.state == DELIVERED,
+                )
+            )
         elif d.state == DECLINED:
             said = [s.reason for s in statuses.get(d.id, []) if s.code == "16"]
             reason = next((r for r in said if r), None) or d.last_error

@@ -477,6 +477,44 @@ def test_a_recall_that_does_not_arrive_in_time_escalates_as_the_document_would(
     assert document_row(pair.sender, doc).state == "recalled"
 
 
+def test_explain_says_when_a_request_went_whether_it_arrived_and_by_when_it_is_answered(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter registered at B, recalled while B's inbox is down
+    doc, _received_id = registered(pair, make_document)
+    pair.point_b_at(DOWN)
+    asked_at = pair.sender.clock()
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    [job] = pair.jobs(doc)
+    assert pair.sender.runner.run(job) == "failed"
+
+    def about_the_request() -> dict[str, Any]:
+        [recipient] = explain(pair, doc).recipients
+        return {f.code: f for f in recipient.findings}
+
+    # Then explain says it is on its way, since it was sent, and by when it must arrive
+    on_its_way = about_the_request()
+    awaited = on_its_way["answer_awaited"]
+    assert (awaited.facts["since"], awaited.facts["arrived"]) == (asked_at, False)
+    assert "has not reached the recipient yet" in sentence(awaited)["en"]
+    assert "waiting_for_retry" in on_its_way
+    assert on_its_way["due_by"].facts["step"] == "01"
+
+    # When it arrives an hour later
+    pair.sender.clock.advance(hours=1)  # type: ignore[attr-defined]
+    pair.point_b_at(served)
+    for again in pair.jobs(doc):
+        assert pair.sender.runner.run(again) == "done"
+
+    # Then its answer is awaited, still since it was sent (not since it arrived), and
+    # by the moment the rule recall_answer gives
+    arrived = about_the_request()
+    awaited, due = arrived["answer_awaited"], arrived["due_by"]
+    assert (awaited.facts["since"], awaited.facts["arrived"]) == (asked_at, True)
+    assert due.facts["step"] == "15" and due.facts["due_at"] > pair.sender.clock()
+    assert "be answered (15/16)" in sentence(due)["en"]
+
+
 def explained(pair: Pair, doc: str) -> dict[str, Any]:
     """A's explanation of ``doc`` now, as the API shows it."""
     with pair.sender.uow(readonly=True) as uow:
