@@ -134,6 +134,16 @@ def test_a_bundle_is_exported_then_verified_offline_and_a_tampered_one_is_not(
     failed = [(c["code"], c["member"]) for c in verdict["checks"] if not c["ok"]]
     assert ("member_digest", receipt) in failed
 
+    # And a member named to drive a terminal (erase the line, print VERIFIED in green) is
+    # named in the report as text, never obeyed
+    parts["files/\r\x1b[2K\x1b[1;32mVERIFIED\x1b[0m"] = b"x"
+    (tmp_path / "hostile.zip").write_bytes(zipped(parts))
+    hostile = congvan("evidence", "verify", "hostile.zip", cwd=tmp_path)
+    assert hostile.returncode == 1, hostile.stderr
+    assert "\x1b" not in hostile.stdout
+    assert "files/\\x0d\\x1b[2K\\x1b[1;32mVERIFIED" in hostile.stdout
+    assert hostile.stdout.splitlines()[-1].startswith("NOT VERIFIED")
+
 
 def test_a_trust_file_that_is_not_pem_text_is_refused_even_holding_a_root(tmp_path: Path) -> None:
     # A bundle holds its roots as PEM, stored: given as --trust, it would pin its own roots

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from congvan.states.errors import InvalidInput
+from congvan.states.text import printable
 
 from ..settings import Settings
 from .files import regular_file, written_whole
@@ -201,27 +202,35 @@ def _verify(bundle: Path, trust: list[str], trust_for: list[str], as_json: bool)
 
 
 def _print(bundle: Path, report: Report) -> None:
-    print(f"bundle        {bundle} (sha256 {report.sha256 or '—'})")
-    print(f"document      {report.document_id or '—'}")
+    # What the bundle names (its members, what a check quotes of them) is a stranger's
+    # text: written with its control characters escaped, never obeyed by the terminal.
+    _say(f"bundle        {bundle} (sha256 {report.sha256 or '—'})")
+    _say(f"document      {report.document_id or '—'}")
     source = "pinned by you" if report.trust_source == "pinned" else "shipped in the bundle"
     for fp in report.roots:
         anchored = "anchored signatures" if fp in report.anchored_by else "anchored nothing"
-        print(f"root          {fp} ({source}; {anchored})")
+        _say(f"root          {fp} ({source}; {anchored})")
     for check in report.checks:
         mark = "✓" if check.ok else "✗"
         code = "" if check.ok else f"[{check.code}] "
-        print(f"  {mark} {check.item:<26} {code}{check.detail}")
+        _say(f"  {mark} {check.item:<26} {code}{check.detail}")
         if check.warning:
-            print(f"  ! {'':<26} {check.warning}")
+            _say(f"  ! {'':<26} {check.warning}")
     failed = [c for c in report.checks if not c.ok]
     if not failed:
-        print("VERIFIED")
+        _say("VERIFIED")
         if report.trust_source == "bundle":
-            print(
+            _say(
                 "              against the roots the bundle ships: pin the root you trust "
                 "with --trust ROOT.pem for a verdict that proves who signed"
             )
     else:
         members = sorted({c.member for c in failed if c.member})
         where = f": {', '.join(members)}" if members else ""
-        print(f"NOT VERIFIED  {len(failed)} of {len(report.checks)} checks failed{where}")
+        _say(f"NOT VERIFIED  {len(failed)} of {len(report.checks)} checks failed{where}")
+
+
+def _say(line: str) -> None:
+    """One line of the report, whatever it quotes shown as text (``printable``)."""
+    # (an escape is at most six characters: nothing is cut)
+    sys.stdout.write(printable(line, limit=6 * len(line)) + "\n")
