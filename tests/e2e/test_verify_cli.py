@@ -241,6 +241,27 @@ def test_a_file_verify_does_not_read_is_said_what_to_do_with(
     assert "error [invalid_input]: --content names the manifest" in with_content.stderr
 
 
+def test_a_file_too_large_to_be_a_signature_or_a_manifest_is_refused_unread(
+    installation: Installation, tmp_path: Path
+) -> None:
+    # Given a "signed PDF" larger than a main file with its signatures can be, and a
+    # "manifest" of 17 MiB (sparse files: nothing is written)
+    pdf, manifest, cms = tmp_path / "huge.pdf", tmp_path / "huge.json", tmp_path / "s.p7s"
+    with pdf.open("wb") as file:
+        file.write(b"%PDF-1.7\n")
+        file.truncate(27 * 1024 * 1024)
+    with manifest.open("wb") as file:
+        file.truncate(17 * 1024 * 1024)
+    cms.write_bytes(b"0\x80")
+
+    # Then each is refused as too large, one coded line, before it is read whole
+    for args in ([str(pdf)], [str(cms), "--content", str(manifest)]):
+        done = congvan("verify", *args, data_dir=installation.data_dir)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "error [payload_too_large]" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize(
     "armour",
     [

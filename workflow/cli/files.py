@@ -24,6 +24,7 @@ MiB = 1024 * 1024
 CERTIFICATES = 16 * MiB
 CRL = 64 * MiB
 DIRECTORY = 16 * MiB
+MANIFEST = 16 * MiB  # what a detached signature signs: a manifest, a receipt, an index
 SECRET = 64 * 1024
 
 

@@ -11,7 +11,8 @@ from congvan.states import policy
 from congvan.states.errors import InvalidInput, NotFound
 
 from ..settings import Settings
-from .files import regular_file
+from . import files
+from .files import read_bounded, regular_file
 from .runtime import Store, Subparsers, runtime_for
 from .verdict import PDF_CHECKS, print_trust_notes, report
 
@@ -39,7 +40,12 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     target = Path(args.target)
     with runtime_for(settings) as runtime:  # verifying needs no key passphrase
         if args.content is not None or target.exists():
-            return _verify_file(regular_file(args.target, "signature file"), args.content, runtime)
+            from congvan.actions.signing.signedpdf import SIGNATURE_ROOM
+
+            # A signed PDF is at most a main file with its signatures; a CMS is far less.
+            most = settings.max_attachment_bytes + SIGNATURE_ROOM
+            path = regular_file(args.target, "signature file")
+            return _verify_file(path, args.content, runtime, most)
         return _verify_document(args.target, runtime)
 
 
@@ -109,14 +115,14 @@ def _verify_document(document_id: str, runtime: Store) -> int:
         )
 
 
-def _verify_file(path: Path, content: str | None, runtime: Store) -> int:
+def _verify_file(path: Path, content: str | None, runtime: Store, most: int) -> int:
     import hashlib
 
     from congvan.actions.signing import keystore
     from congvan.actions.signing.signing import VIETNAM
     from congvan.actions.signing.verification import verify_manifest_signature
 
-    data = path.read_bytes()
+    data = read_bounded(str(path), "signature file", most)
     now = runtime.clock()
     with runtime.uow(readonly=True) as uow:
         trust = keystore.trust_material(uow, runtime.trust, noting_ignored=True)
@@ -145,7 +151,7 @@ def _verify_file(path: Path, content: str | None, runtime: Store) -> int:
             field="content",
         )
     manifest_path = regular_file(content, "content")
-    manifest = manifest_path.read_bytes()
+    manifest = read_bounded(str(manifest_path), "content", files.MANIFEST)
     cms_der = _read_cms(data)
     profile, what = _signed_by(manifest)
     return report(
