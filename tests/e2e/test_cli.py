@@ -250,6 +250,14 @@ def test_audit_anchor_signs_heads_and_verify_catches_a_rewritten_anchor(tmp_path
     # Given an agency with an organisational certificate and one document
     env = {"CONGVAN_KEY_PASSPHRASE": "e2e anchor passphrase"}
     assert congvan("migrate", data_dir=tmp_path).returncode == 0
+    # (before it has a key, and for an agency not in the directory, one coded line each)
+    for args, said in (
+        ((), "error [invalid_input]: No agency has an organisational certificate"),
+        (("--agency", "000.00.99.H57"), "error [not_found]: No agency 000.00.99.H57"),
+    ):
+        refused = congvan("audit", "anchor", *args, data_dir=tmp_path, env=env)
+        assert (refused.returncode, refused.stdout) == (2, ""), refused.stdout
+        assert said in refused.stderr, refused.stderr
     for args in (
         ("agencies", "add", "000.00.00.H57", "--name", "UBND tỉnh", "--abbreviation", "UBND"),
         ("keys", "init-ca", "--name", "e2e CA", "--organization", "UBND tỉnh"),

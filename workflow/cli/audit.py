@@ -59,19 +59,21 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 def _audit_anchor(runtime: Runtime, agency: str | None) -> int:
     from congvan.actions.jobs import RetryLater
 
+    if agency is not None:
+        with runtime.uow(readonly=True) as uow:
+            if uow.agencies.agency(agency) is None:
+                raise NotFound(f"No agency {agency} in the directory.", field="agency")
     try:
         made = runtime.anchoring.anchor(runtime.uow, runtime.clock(), agency)
     except RetryLater as exc:  # another anchor (a command, the timer) won the race
         raise Conflict(f"{exc}: nothing was kept, run it again.") from None
-    if agency is not None and not made:
-        print(
-            f"agency {agency} has no organisational certificate with a stored key "
-            "(congvan keys issue-agency)"
-        )
-        return 2
     if not made:
-        print("no agency has an organisational certificate with a stored key")
-        return 2
+        whose = f"Agency {agency} has" if agency is not None else "No agency has"
+        raise InvalidInput(
+            f"{whose} an organisational certificate with a stored key to sign anchors "
+            "with: congvan keys issue-agency --agency AGENCY.",
+            field="agency",
+        )
     with runtime.uow(readonly=True) as uow:
         for agency_id, heads in sorted(made.items()):
             print(f"{agency_id}: {heads} head(s) anchored" if heads else f"{agency_id}: no change")
