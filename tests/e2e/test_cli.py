@@ -16,6 +16,7 @@ import httpx
 import pytest
 import sqlalchemy.exc
 
+from congvan.actions.signing import pki
 from congvan.workflow.cli import _operator_error, main
 from congvan.workflow.demo.client import wait_for
 from congvan.workflow.serving import free_port
@@ -44,9 +45,27 @@ def test_the_demo_plays_from_the_eve_of_tet(tmp_path: Path) -> None:
     # The day before Tết Đinh Mùi: the letter is khẩn, handled right after receipt, so its
     # registration falls due two hours on the clock after it arrives, that evening, not
     # after the break (a letter of no urgency would be due eight days on)
-    done = congvan("demo", "--start", "2027-02-03T16:30:00+07:00", data_dir=tmp_path)
+    passphrase = "the demo's own passphrase"
+    env = {"CONGVAN_KEY_PASSPHRASE": passphrase}
+    done = congvan("demo", "--start", "2027-02-03T16:30:00+07:00", data_dir=tmp_path, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"the clock now reads 18:3\d 03/02/2027", done.stdout), done.stdout
+
+    # And, CONGVAN_KEY_PASSPHRASE set, its keys are locked with it: commands that sign can
+    # use the folder it leaves, as it says (with how far its clock ran ahead)
+    assert "locked with CONGVAN_KEY_PASSPHRASE" in done.stdout
+    assert "Its clock ran ahead to 2027-02-0" in done.stdout
+    with sqlite3.connect(tmp_path / "province" / "congvan.db") as db:
+        keys = [
+            row[0] for row in db.execute("SELECT key_pem FROM certificates WHERE key_pem != ''")
+        ]
+    assert keys
+    for key_pem in keys:
+        pki.load_private_key(key_pem.encode(), passphrase)
+    # (one too short to lock keys with is refused before anything is written)
+    short = congvan("demo", data_dir=tmp_path / "short", env={"CONGVAN_KEY_PASSPHRASE": "short"})
+    assert short.returncode == 2 and "at least 12 characters" in short.stderr
+    assert not (tmp_path / "short" / "province").exists()
 
 
 def test_the_demo_plays_from_its_first_start(tmp_path: Path) -> None:

@@ -306,7 +306,9 @@ def _run_apart(
     return 0
 
 
-def cmd_demo(args: argparse.Namespace, _settings: Settings) -> int:
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from ..demo import run_demo
 
-    return run_demo(Path(args.data_dir) if args.data_dir else None, start=args.start)
+    given = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    return run_demo(data_dir, start=args.start, passphrase=given or None)

@@ -16,7 +16,8 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from congvan.actions.anchoring import verify_anchors
-from congvan.states.errors import AlreadyExists
+from congvan.actions.signing.pki import MIN_PASSPHRASE_CHARS
+from congvan.states.errors import AlreadyExists, InvalidInput
 from congvan.states.timeliness import VIETNAM
 from congvan.storage.clock import MovableClock
 from congvan.storage.database import make_engine
@@ -99,12 +100,25 @@ def morning_after_a_late_start(now: datetime) -> datetime | None:
     return datetime.combine(local.date() + timedelta(days=1), NEXT_MORNING, VIETNAM)
 
 
-def run_demo(data_dir: Path | None = None, *, start: datetime | None = None) -> int:
+def run_demo(
+    data_dir: Path | None = None,
+    *,
+    start: datetime | None = None,
+    passphrase: str | None = None,
+) -> int:
     """Run the demo; non-zero exit when any step does not behave as it should.
 
     ``start``: the moment the installations' clock reads as it begins (default: now), so
     that it plays the same whatever the hour (a late afternoon's letter is due the next
-    noon, and the warning scenes move the clock a day on)."""
+    noon, and the warning scenes move the clock a day on). ``passphrase``
+    (``CONGVAN_KEY_PASSPHRASE``): what its keys are locked with, so that commands that
+    sign can use its folder afterwards; none, one of this run alone, never shown."""
+    if passphrase is not None and len(passphrase) < MIN_PASSPHRASE_CHARS:
+        raise InvalidInput(
+            f"CONGVAN_KEY_PASSPHRASE locks the demo's keys: at least {MIN_PASSPHRASE_CHARS} "
+            "characters.",
+            field="CONGVAN_KEY_PASSPHRASE",
+        )
     started = time.monotonic()
     tmp = None
     if data_dir is None:
@@ -120,7 +134,8 @@ def run_demo(data_dir: Path | None = None, *, start: datetime | None = None) -> 
             "(or without --data-dir, in a temporary one).",
             path=str(data_dir),
         )
-    passphrase = secrets.token_urlsafe(24)  # this run's keys; never printed
+    kept = passphrase is not None
+    passphrase = passphrase or secrets.token_urlsafe(24)  # else this run's alone, never shown
     ports = {"province": free_port(), "recipients": free_port()}
     print(f"congvan demo — two installations, each with its embedded database, in {data_dir}")
     stack_smtp = ExitStack()  # the local SMTP sink the warnings are mailed to
@@ -190,6 +205,8 @@ def run_demo(data_dir: Path | None = None, *, start: datetime | None = None) -> 
             return 1
         took = time.monotonic() - started
         print(f"\nDemo finished in {took:.0f}s: every step behaved as expected.")
+        if tmp is None:
+            _say_what_stays(data_dir, clock(), kept=kept)
         return 0
     except DemoFailed as exc:
         print(f"\nDEMO FAILED: {exc}")
@@ -229,3 +246,21 @@ def audit(runtime: Runtime, name: str) -> int:
     for agency, seq, anchor_problem in bad:
         print(f"   BROKEN anchor {agency} {seq}: {anchor_problem}")
     return len(broken) + len(bad) + (0 if anchored else 1)
+
+
+def _say_what_stays(data_dir: Path, ended: datetime, *, kept: bool) -> None:
+    """What a person may do with the folder the demo leaves: its installations are
+    ``--data-dir DATA_DIR/province`` and ``/recipients``."""
+    print(f"Its installations stay in {data_dir}/province and {data_dir}/recipients.")
+    if kept:
+        print("Their keys are locked with CONGVAN_KEY_PASSPHRASE, as set for this run.")
+    else:
+        print(
+            "Their keys are locked with a passphrase of this run alone, never shown: commands "
+            "that sign (serve, evidence export) cannot use them; run the demo with "
+            "CONGVAN_KEY_PASSPHRASE set for ones they can."
+        )
+    print(
+        f"Its clock ran ahead to {ended.astimezone(VIETNAM):%Y-%m-%d %H:%M} (Vietnam time): "
+        "what it recorded is dated up to then."
+    )
