@@ -678,3 +678,29 @@ def test_the_installations_options_are_taken_before_or_after_the_command(
         args = parser.parse_args([*before, *command, *after])
         # Then the command reads that folder, and the database URL stays unset
         assert (args.data_dir, args.database_url) == (taken, None), command
+
+
+def test_every_commands_help_opens_with_what_it_does() -> None:
+    # Given every command and sub-command of the command line
+    import argparse
+
+    from congvan.workflow.cli import build_parser
+
+    def commands(
+        parser: argparse.ArgumentParser, path: str
+    ) -> list[tuple[str, argparse.ArgumentParser]]:
+        found = [(path, parser)]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    found += commands(child, f"{path} {name}")
+        return found
+
+    every = commands(build_parser(), "congvan")
+    # Then each one's --help says what it does, as one sentence, before its options
+    assert len(every) > 60
+    undescribed = [path for path, parser in every if not parser.description]
+    assert [] == undescribed
+    for path, parser in every:
+        assert parser.description is not None and parser.description.endswith("."), path
+        assert not parser.description.endswith(".."), path

@@ -81,6 +81,7 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, root: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _Commands)
         # A sub-command's parser sets them only when they are given (SUPPRESS): left out,
         # what was given before the command stands.
         default = None if root else argparse.SUPPRESS
@@ -102,6 +103,17 @@ class _Parser(argparse.ArgumentParser):
                 said += f" ({values} value(s) after them, not shown)"
             self.error(f"unrecognized arguments: {said}")
         return known
+
+
+class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Sub-commands whose ``--help`` opens with what the command does: the line the list
+    of commands gives it, unless the command says more."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        said = kwargs.get("help")
+        if said and not kwargs.get("description"):
+            kwargs["description"] = f"{said[:1].upper()}{said[1:].rstrip('.')}."
+        return super().add_parser(name, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
