@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 
 from congvan.states.errors import DatabaseNotReady
 from congvan.storage.database import shown_url
@@ -50,9 +50,37 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def migrate(engine: Engine, revision: str = "head") -> str | None:
-    """Apply migrations up to ``revision``; returns the revision now in force."""
+    """Apply migrations up to ``revision``; returns the revision now in force.
+
+    Refused (``DatabaseNotReady``) when a newer version made the database, or when it holds
+    congvan's tables with no record of their revision: no migration can be chosen then."""
+    current = current_revision(engine)
+    if current is not None:
+        _refuse_unknown(engine, current)
+    elif inspect(engine).has_table("agencies"):
+        raise DatabaseNotReady(
+            f"The database {shown_url(engine.url)} holds congvan's tables but no record of "
+            "their revision (its alembic_version table is empty or gone): which migrations "
+            "it had cannot be told; restore it from a backup, or write the revision back "
+            "(`alembic stamp`) if you know it.",
+            current=None,
+        )
     command.upgrade(alembic_config(engine), revision)
     return current_revision(engine)
+
+
+def _refuse_unknown(engine: Engine, current: str) -> None:
+    """A revision this version does not know: a newer one made the database."""
+    if known_revision(engine, current):
+        return
+    head = head_revision(engine)
+    raise DatabaseNotReady(
+        f"The database {shown_url(engine.url)} is at revision {current}, which this version "
+        f"of congvan does not know (it knows up to {head}): a newer version made it; run "
+        "that version (or a later one), never migrate it back with this one.",
+        current=current,
+        head=head,
+    )
 
 
 def ensure_migrated(engine: Engine) -> None:
@@ -61,14 +89,8 @@ def ensure_migrated(engine: Engine) -> None:
     head = head_revision(engine)
     if current != head:
         url = shown_url(engine.url)
-        if current is not None and not known_revision(engine, current):
-            raise DatabaseNotReady(
-                f"The database {url} is at revision {current}, which this version of "
-                f"congvan does not know (it knows up to {head}): a newer version made it; "
-                "run that version (or a later one), never migrate it back with this one.",
-                current=current,
-                head=head,
-            )
+        if current is not None:
+            _refuse_unknown(engine, current)
         raise DatabaseNotReady(
             f"The database {url} is at revision {current or 'none'}, not {head}: "
             "run `congvan migrate` first.",

@@ -106,10 +106,28 @@ def test_a_database_a_newer_version_made_is_said_to_be_so_not_sent_to_migrate(
 
     with pytest.raises(DatabaseNotReady) as refused:
         ensure_migrated(engine)
+    with pytest.raises(DatabaseNotReady) as migrating:
+        migrate(engine)
 
     assert "newer version" in refused.value.message
     assert "congvan migrate" not in refused.value.message
     assert refused.value.details["current"] == "9999_from_the_future"
+    # and `congvan migrate` itself says the same, not alembic's "Can't locate revision"
+    assert migrating.value.message == refused.value.message
+
+
+def test_tables_without_a_record_of_their_revision_are_not_migrated_over(
+    engine: Engine,
+) -> None:
+    # Given a database whose alembic_version lost its row (its tables all there)
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM alembic_version"))
+
+    # Then migrate refuses, saying why, rather than failing halfway ("table exists")
+    with pytest.raises(DatabaseNotReady) as refused:
+        migrate(engine)
+    assert "no record of their revision" in refused.value.message
 
 
 def test_an_older_database_is_sent_to_migrate(engine: Engine) -> None:
