@@ -56,6 +56,7 @@ class StampWork:
     signature_value: bytes
     roots: list[x509.Certificate]
     crls: list[bytes]
+    intermediates: tuple[x509.Certificate, ...] = ()
 
 
 class Timestamping(StagedJob[StampWork]):
@@ -133,6 +134,7 @@ class Timestamping(StagedJob[StampWork]):
             signature_value=signature_value(cms),
             roots=list(trust.roots),
             crls=list(trust.crls),
+            intermediates=trust.intermediates,
         )
 
     def act(self, work: StampWork) -> Stamp:
@@ -140,7 +142,13 @@ class Timestamping(StagedJob[StampWork]):
             work.url, work.signature_value, timeout=self.timeout, transport=self.transport
         )
         # A token we would later refuse is no timestamp: check it before keeping it.
-        return verify_token(token, work.signature_value, trust_roots=work.roots, crls=work.crls)
+        return verify_token(
+            token,
+            work.signature_value,
+            trust_roots=work.roots,
+            crls=work.crls,
+            intermediates=work.intermediates,
+        )
 
     def record(self, ctx: JobContext, work: StampWork, outcome: Stamp) -> None:
         ctx.uow.timestamps.stamped(

@@ -32,11 +32,10 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko.sign.validation.status import TimestampSignatureStatus
-from pyhanko_certvalidator import ValidationContext
 
 from congvan.states.errors import SignatureMalformed, TimestampInvalid, WeakAlgorithm
 
-from .certpath import anchors
+from .certpath import validation_context
 from .cms import asn1_cert
 from .der import reading_failure
 from .strict import check_strict_timestamp_token
@@ -277,11 +276,13 @@ async def async_verify_token(
     *,
     trust_roots: Sequence[x509.Certificate],
     crls: Iterable[x509.CertificateRevocationList | bytes],
+    intermediates: Sequence[x509.Certificate] = (),
 ) -> Stamp:
     """Check that ``token`` stamps ``signed_value`` and is signed by a trusted TSA.
 
     The TSA's certificate path is validated as of the token's genTime with the CRLs given
-    (never the network). Raises ``TimestampInvalid``.
+    (never the network), through the CAs held here (``intermediates``) when the token
+    does not carry them. Raises ``TimestampInvalid``.
     """
     try:
         check_strict_timestamp_token(token)
@@ -297,13 +298,11 @@ async def async_verify_token(
     except (ValueError, TypeError, KeyError) as exc:
         raise TimestampInvalid(f"The timestamp token is malformed: {reading_failure(exc)}") from exc
     _check_imprint(info, imprint_of(signed_value))
-    context = ValidationContext(
-        trust_roots=anchors([asn1_cert(c) for c in trust_roots]),
-        crls=[c if isinstance(c, bytes) else c.public_bytes(Encoding.DER) for c in crls],
-        allow_fetching=False,
-        revocation_mode="hard-fail",
-        moment=gen_time,
-        retroactive_revinfo=True,
+    context = validation_context(
+        [asn1_cert(c) for c in trust_roots],
+        [c if isinstance(c, bytes) else c.public_bytes(Encoding.DER) for c in crls],
+        gen_time,
+        [asn1_cert(c) for c in intermediates],
     )
     try:
         status = TimestampSignatureStatus(
@@ -341,12 +340,19 @@ def verify_token(
     *,
     trust_roots: Sequence[x509.Certificate],
     crls: Iterable[x509.CertificateRevocationList | bytes],
+    intermediates: Sequence[x509.Certificate] = (),
 ) -> Stamp:
     """Verify a token; see ``async_verify_token``. Not callable inside an event loop."""
     loop = asyncio.new_event_loop()
     try:
         return loop.run_until_complete(
-            async_verify_token(token, signed_value, trust_roots=trust_roots, crls=crls)
+            async_verify_token(
+                token,
+                signed_value,
+                trust_roots=trust_roots,
+                crls=crls,
+                intermediates=intermediates,
+            )
         )
     finally:
         loop.close()

@@ -183,7 +183,9 @@ async def _slow_verdict(
     if token is not None:
         signed_data, _signing_time = _detached_signed_data(cms_der)
         value = bytes(signed_data["signer_infos"][0]["signature"].native)
-        stamp = await async_verify_token(token, value, trust_roots=trust_roots, crls=crl_der)
+        stamp = await async_verify_token(
+            token, value, trust_roots=trust_roots, crls=crl_der, intermediates=intermediates
+        )
     checked = (manifest, cms_der, trust_roots, crl_der, at, expected_signer, profile)
     if stamp is not None:
         verdict = _quick_verdict(*checked, stamp, intermediates=intermediates)
@@ -232,6 +234,7 @@ async def _full_verdict(
                 bytes(signer_info["signature"].native),
                 trust_roots=trust_roots,
                 crls=crl_der,
+                intermediates=intermediates,
             )
     moment = at if stamp is None else stamp.gen_time
     key = cache_key(signed_data["certificates"].dump(), trust_roots, crl_der, intermediates)

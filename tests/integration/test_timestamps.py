@@ -45,7 +45,9 @@ from tests.integration.test_cms import (
     Pki,
     make_pki,
     make_root,
+    publish_crl,
     sign,
+    sub_ca,
     verify,
 )
 from tests.tools import verify_with_openssl
@@ -150,6 +152,27 @@ def test_a_token_from_a_tsa_nobody_trusts_is_invalid(pki: Pki) -> None:
     with pytest.raises(TimestampInvalid, match="trusted root") as raised:
         verify(MANIFEST, cms_der, pki, timestamp_token=token)
     assert "timestamp_invalid" == raised.value.code
+
+
+def test_a_tsa_a_ca_held_here_issued_is_trusted_through_it(pki: Pki) -> None:
+    # Given a TSA whose certificate a CA under the trusted root issued, its tokens carrying
+    # the TSA's certificate alone
+    issuing = sub_ca(pki.root)
+    material = issue_tsa(issuing.cert, issuing.key, now=NOW)
+    cms_der = sign(pki.signer, pki)
+    with start_tsa(material, lambda: NOW) as server:
+        token = stamp(server.url, cms_der)
+    crls = [pki.crl, publish_crl(issuing, [])]
+
+    # Then, that CA not held, the token chains to nothing trusted
+    with pytest.raises(TimestampInvalid, match="trusted root"):
+        verify(MANIFEST, cms_der, pki, timestamp_token=token, crls=crls)
+    # And held (a link of the path, never a root), the token dates the signature, as the
+    # signature's own path would pass through it
+    verdict = verify(
+        MANIFEST, cms_der, pki, timestamp_token=token, crls=crls, intermediates=[issuing.cert]
+    )
+    assert ("timestamp", NOW) == (verdict.time_source, verdict.timestamp)
 
 
 @pytest.mark.parametrize(
