@@ -19,6 +19,7 @@ from congvan.actions.calendar import WorkingCalendar
 from congvan.actions.exchange.receipts import arrived_at
 from congvan.actions.recalls import cancelled, request_kind, was_updated
 from congvan.states import explanation as x
+from congvan.states import snapshot as snap
 from congvan.states.dispatch import (
     ARRIVED,
     DECLINED,
@@ -49,13 +50,13 @@ def working_calendar(settings: Settings) -> WorkingCalendar:
     )
 
 
-def open_escalations(uow: UnitOfWork, document_id: str) -> tuple[x.EscalationFacts, ...]:
+def open_escalations(uow: UnitOfWork, document_id: str) -> tuple[snap.EscalationFacts, ...]:
     """The open escalations about the document, for its explanation: each becomes an
     ``escalation_open`` finding, on its recipient when it names a dispatch (the document's
     own, or one carrying a recall or update of it)."""
     requests = {d.id: d for d in uow.dispatches.for_requests(document_id)}
     return tuple(
-        x.EscalationFacts(
+        snap.EscalationFacts(
             id=e.id,
             kind=e.kind,
             level=e.level,
@@ -135,7 +136,7 @@ def _arrival(uow: UnitOfWork, dispatch: DispatchRow) -> datetime | None:
     return arrived_at(uow, dispatch.id) if dispatch.state in ARRIVED else None
 
 
-def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
+def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> snap.Snapshot:
     """What the database holds about the document now, as the explanation rules need it."""
     doc_id = row.id
     statuses = uow.dispatches.statuses_by_dispatch(doc_id)
@@ -149,7 +150,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
         reason = next((s.reason for s in kept if s.code == "02"), None)
         registered = min((s.received_at for s in kept if s.code in TAKEN_CODES), default=None)
         dispatches.append(
-            x.DispatchFacts(
+            snap.DispatchFacts(
                 id=d.id,
                 organ_id=d.organ_id,
                 state=d.state,
@@ -164,7 +165,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
                 arrived_at=_arrival(uow, d),
                 last_attempt=None
                 if last is None
-                else x.AttemptFacts(
+                else snap.AttemptFacts(
                     attempt=last.attempt,
                     finished_at=as_utc(last.finished_at),
                     outcome=last.outcome,
@@ -175,7 +176,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
             )
         )
     jobs = tuple(
-        x.JobFacts(
+        snap.JobFacts(
             id=j.id,
             action=j.action,
             status=j.status,
@@ -189,7 +190,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
         if j.action != notifications.JOB
     )
     timers = tuple(
-        x.TimerFacts(
+        snap.TimerFacts(
             kind=t.kind,
             ref_id=t.ref_id,
             due_at=t.deadline,
@@ -201,10 +202,10 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
         )
         for t in uow.timers.for_document(doc_id)
     )
-    checks: tuple[x.CheckFacts, ...] = ()
+    checks: tuple[snap.CheckFacts, ...] = ()
     if row.submitted_revision is not None:
         checks = tuple(
-            x.CheckFacts(c.code, c.severity, c.status, c.cleared)
+            snap.CheckFacts(c.code, c.severity, c.status, c.cleared)
             for c in uow.checks.for_revision(doc_id, row.submitted_revision)
         )
     awaited, declined = [], []
@@ -221,7 +222,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
     for d in latest.values():
         if d.state in (PENDING, SENDING, DELIVERED):
             awaited.append(
-                x.AnswerAwaited(
+                snap.AnswerAwaited(
                     request_kind(uow, d),
                     d.organ_id,
                     asked.get(str(d.request_id)) or as_utc(d.updated_at),
@@ -233,9 +234,9 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> x.Snapshot:
             said = [s.reason for s in statuses.get(d.id, []) if s.code == "16"]
             reason = next((r for r in said if r), None) or d.last_error
             declined.append(
-                x.RequestDeclined(request_kind(uow, d), d.organ_id, as_utc(d.updated_at), reason)
+                snap.RequestDeclined(request_kind(uow, d), d.organ_id, as_utc(d.updated_at), reason)
             )
-    return x.Snapshot(
+    return snap.Snapshot(
         document_id=doc_id,
         state=row.state,
         urgency=row.urgency,

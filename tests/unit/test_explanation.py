@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from congvan.states import explanation as x
+from congvan.states import snapshot as snap
 from congvan.states import vocabulary
 from congvan.states.phrasing import PHRASES, duration, moment, sentence
 from congvan.states.timeliness import VIETNAM
@@ -29,10 +30,10 @@ class Weekdays:
 WEEKDAYS = Weekdays()
 # Monday 30 November 2026, 10:00 in Viet Nam.
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
-SENT = x.Snapshot(document_id="d1", state="sent", urgency=0, updated_at=NOW - timedelta(hours=2))
+SENT = snap.Snapshot(document_id="d1", state="sent", urgency=0, updated_at=NOW - timedelta(hours=2))
 
 
-def dispatch(state: str = "pending", **overrides: object) -> x.DispatchFacts:
+def dispatch(state: str = "pending", **overrides: object) -> snap.DispatchFacts:
     fields: dict[str, object] = {
         "id": "x1",
         "organ_id": "000.00.01.H57",
@@ -41,10 +42,10 @@ def dispatch(state: str = "pending", **overrides: object) -> x.DispatchFacts:
         "last_error": "",
         "updated_at": NOW - timedelta(hours=1),
     }
-    return x.DispatchFacts(**{**fields, **overrides})  # type: ignore[arg-type]
+    return snap.DispatchFacts(**{**fields, **overrides})  # type: ignore[arg-type]
 
 
-def delivery_job(status: str, **overrides: object) -> x.JobFacts:
+def delivery_job(status: str, **overrides: object) -> snap.JobFacts:
     fields: dict[str, object] = {
         "id": "j1",
         "action": "deliver_dispatch",
@@ -52,14 +53,14 @@ def delivery_job(status: str, **overrides: object) -> x.JobFacts:
         "attempts": 1,
         "dispatch_id": "x1",
     }
-    return x.JobFacts(**{**fields, **overrides})  # type: ignore[arg-type]
+    return snap.JobFacts(**{**fields, **overrides})  # type: ignore[arg-type]
 
 
-def deadline(due_at: datetime, **overrides: object) -> x.TimerFacts:
-    return x.TimerFacts(vocabulary.JOB_DEADLINE, "j1", due_at, **overrides)  # type: ignore[arg-type]
+def deadline(due_at: datetime, **overrides: object) -> snap.TimerFacts:
+    return snap.TimerFacts(vocabulary.JOB_DEADLINE, "j1", due_at, **overrides)  # type: ignore[arg-type]
 
 
-REFUSED_ATTEMPT = x.AttemptFacts(
+REFUSED_ATTEMPT = snap.AttemptFacts(
     attempt=1,
     finished_at=NOW - timedelta(minutes=1),
     outcome="transient",
@@ -125,7 +126,7 @@ def test_a_failed_attempt_waits_for_its_retry_with_the_last_error() -> None:
     ],
 )
 def test_a_recipients_job_says_where_it_stands(
-    job: x.JobFacts, timer: x.TimerFacts | None, expected: str
+    job: snap.JobFacts, timer: snap.TimerFacts | None, expected: str
 ) -> None:
     snapshot = replace(
         SENT, dispatches=(dispatch("sending"),), jobs=(job,), timers=(timer,) if timer else ()
@@ -206,8 +207,8 @@ def test_a_document_failed_by_refusals_alone_needs_a_replacement_not_a_resend() 
                 "state": "draft",
                 "submitted_revision": 1,
                 "checks": (
-                    x.CheckFacts("signer_named", "blocking", "failed", cleared=False),
-                    x.CheckFacts("subject_length", "warning", "failed", cleared=False),
+                    snap.CheckFacts("signer_named", "blocking", "failed", cleared=False),
+                    snap.CheckFacts("subject_length", "warning", "failed", cleared=False),
                 ),
             },
             x.CHECKS_FAILING,
@@ -216,7 +217,7 @@ def test_a_document_failed_by_refusals_alone_needs_a_replacement_not_a_resend() 
             {
                 "state": "draft",
                 "submitted_revision": 1,
-                "checks": (x.CheckFacts("subject_length", "warning", "failed", cleared=False),),
+                "checks": (snap.CheckFacts("subject_length", "warning", "failed", cleared=False),),
             },
             x.CHECKS_AWAITING_WAIVER,
         ),
@@ -224,7 +225,7 @@ def test_a_document_failed_by_refusals_alone_needs_a_replacement_not_a_resend() 
             {
                 "state": "draft",
                 "submitted_revision": 1,
-                "checks": (x.CheckFacts("subject_length", "warning", "failed", cleared=True),),
+                "checks": (snap.CheckFacts("subject_length", "warning", "failed", cleared=True),),
             },
             x.AWAITING_APPROVAL,
         ),
@@ -269,7 +270,7 @@ def test_a_recalled_or_replaced_document_tells_when_it_became_so_not_when_its_ro
 
 
 def test_failing_checks_are_named() -> None:
-    checks = (x.CheckFacts("signer_named", "blocking", "failed", cleared=False),)
+    checks = (snap.CheckFacts("signer_named", "blocking", "failed", cleared=False),)
     snapshot = replace(SENT, state="draft", submitted_revision=2, checks=checks)
     failing = x.explain(snapshot, NOW, WEEKDAYS).document[0]
     assert (
@@ -312,8 +313,8 @@ def test_there_are_no_escalations_unless_the_snapshot_carries_them() -> None:
 def test_an_open_escalation_is_told_with_its_owner_and_level() -> None:
     # Given one escalation on the recipient and one on the document
     escalations = (
-        x.EscalationFacts("e1", "not_acknowledged", 2, "tp.nguyen", NOW, dispatch_id="x1"),
-        x.EscalationFacts("e2", "not_sent_in_time", 1, "vt.le", NOW),
+        snap.EscalationFacts("e1", "not_acknowledged", 2, "tp.nguyen", NOW, dispatch_id="x1"),
+        snap.EscalationFacts("e2", "not_sent_in_time", 1, "vt.le", NOW),
     )
     snapshot = replace(SENT, dispatches=(dispatch("delivered"),), escalations=escalations)
     found = x.explain(snapshot, NOW, WEEKDAYS)
@@ -332,11 +333,11 @@ def test_an_open_escalation_about_a_recall_or_update_is_told_on_its_recipient() 
     # Given a letter every recipient registered, whose recall failed to reach the first
     # and whose update a recipient that no longer has a dispatch listed refused
     escalations = (
-        x.EscalationFacts(
+        snap.EscalationFacts(
             "e1", "delivery_failed", 1, "", NOW, dispatch_id="r1",
             organ_id="000.00.01.H57", request_kind="recall",
         ),
-        x.EscalationFacts(
+        snap.EscalationFacts(
             "e2", "refused_by_recipient", 1, "vt.le", NOW, dispatch_id="r2",
             organ_id="000.00.09.H57", request_kind="update",
         ),
@@ -433,7 +434,7 @@ def test_a_wait_in_working_time_is_said_in_working_hours() -> None:
 
 def test_the_wait_for_registration_counts_from_the_delivery_not_the_rows_last_change() -> None:
     # Delivered two hours ago (its attempt's end); the row was written since
-    delivered = x.AttemptFacts(
+    delivered = snap.AttemptFacts(
         attempt=1,
         finished_at=NOW - timedelta(hours=2),
         outcome="delivered",
@@ -504,7 +505,7 @@ def test_a_recall_half_answered_says_whose_answer_is_awaited() -> None:
         SENT,
         state="delivered",
         dispatches=(dispatch("delivered"), dispatch("acknowledged", id="x2", organ_id="B2")),
-        answers_awaited=(x.AnswerAwaited("recall", "000.00.01.H57", NOW - timedelta(hours=1)),),
+        answers_awaited=(snap.AnswerAwaited("recall", "000.00.01.H57", NOW - timedelta(hours=1)),),
     )
 
     explained = x.explain(snapshot, NOW, WEEKDAYS)
@@ -659,7 +660,7 @@ def test_an_urgent_documents_clock_rules_are_said_without_working_time() -> None
     delivered = datetime(2026, 2, 13, 19, 45, tzinfo=VIETNAM)
     due = delivered + timedelta(hours=2)
     now = delivered + timedelta(minutes=30)
-    rule = x.TimerFacts(vocabulary.RULE_DEADLINE, "x1", due, rule="not_acknowledged")
+    rule = snap.TimerFacts(vocabulary.RULE_DEADLINE, "x1", due, rule="not_acknowledged")
     urgent = replace(
         SENT,
         urgency=1,
@@ -685,7 +686,7 @@ def test_an_urgent_documents_clock_rules_are_said_without_working_time() -> None
 
 def test_a_due_moment_is_overdue_only_once_it_has_passed() -> None:
     # Given a recipient's registration due at ``due`` (a rule's deadline)
-    rule = x.TimerFacts(vocabulary.RULE_DEADLINE, "x1", NOW, rule="not_acknowledged")
+    rule = snap.TimerFacts(vocabulary.RULE_DEADLINE, "x1", NOW, rule="not_acknowledged")
     waiting = replace(SENT, dispatches=(dispatch("delivered"),), timers=(rule,))
 
     def overdue(at: datetime) -> bool:
