@@ -32,6 +32,7 @@ from congvan.states.errors import (
     SignatureError,
     SigningTimeInvalid,
 )
+from congvan.states.format_rules import competence_line, grants_competence
 from congvan.states.policy import DEFAULT_NUMBERING, number_series
 from congvan.states.text import calendar_day
 from congvan.states.timeliness import (
@@ -111,13 +112,24 @@ class Signing:
         # Judged on the signing day as well as on the document's date: a back-dated
         # document cannot use an authority that has lapsed since.
         signing_day = ctx.now.astimezone(VIETNAM).date().isoformat()
+        # With the competence the document is signed under, as review judged it: revoking
+        # the grant of KT. leaves no signing as KT. under a grant of TUQ. kept.
+        competence = competence_line(doc.signer_competence or "")
         for label, on in (
             ("the document's date", doc.issued_on),
             ("the signing day", signing_day),
         ):
-            if on and not ctx.uow.authorities.holdings(doc.agency_id, username, doc.doc_type, on):
+            if not on:
+                continue
+            held = ctx.uow.authorities.holdings(doc.agency_id, username, doc.doc_type, on)
+            if not held:
                 return False, (
                     f"{username} holds no authority to sign {doc.doc_type} on {on} ({label})"
+                )
+            if not any(grants_competence(a.competence or "", competence) for a in held):
+                return False, (
+                    f"{username} holds no authority to sign {doc.doc_type} as {competence} on "
+                    f"{on} ({label})"
                 )
         return True, ""
 

@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -623,6 +623,38 @@ def test_an_authority_that_lapsed_before_the_signing_day_is_refused(make_api: Ma
     assert details["reasons"] == {
         "signer_has_authority": f"{SIGNER_USER} holds no authority to sign CV on 2026-01-06 "
         "(the signing day)"
+    }
+    assert state_and_version(api, doc_id) == before
+
+
+def test_the_grant_of_the_competence_the_letter_is_signed_under_is_the_one_that_counts(
+    make_api: MakeApi,
+) -> None:
+    # Given a letter signed "KT. CHỦ TỊCH", approved, whose signer also holds a grant to
+    # sign "TUQ. CHỦ TỊCH" (grants of two competences may stand at once)
+    api = signing_api(make_api)
+    issue(api)
+    doc_id = reviewed_letter(api)
+    with api.runtime.uow() as uow:
+        [kt] = uow.authorities.for_agency(A, SIGNER_USER)
+        directory.add_authority(
+            uow, A, SIGNER_USER, ["*"], "TUQ. CHỦ TỊCH", date(2020, 1, 1), None,
+            by="operator@" + A, now=api.clock(),
+        )  # fmt: skip
+        uow.commit()
+    before = state_and_version(api, doc_id)
+
+    # When the grant of KT. is revoked before the signing
+    with api.runtime.uow() as uow:
+        assert uow.authorities.revoke(kt.id, A, api.clock())
+        uow.commit()
+    response = sign(api, doc_id)
+
+    # Then the letter is not signed as KT. under the grant of TUQ.: refused, unsigned
+    details = assert_error(response, 409, "guard_failed")
+    assert details["reasons"] == {
+        "signer_has_authority": f"{SIGNER_USER} holds no authority to sign CV as KT. CHỦ TỊCH "
+        "on 2026-01-05 (the document's date)"
     }
     assert state_and_version(api, doc_id) == before
 
