@@ -112,8 +112,14 @@ def media_type(inp: CheckInput) -> Finding:
         allowed = {PDF} if a.role == MAIN_FILE else APPENDIX_TYPES
         if detected not in allowed:
             wrong.append({"filename": a.filename, "role": a.role, "detected": detected})
+        elif a.role == MAIN_FILE and a.media_type != PDF:
+            # Declared so in the manifest it is signed under: the PDF signature is made on
+            # a main file declared a PDF only, and an inbox takes no other main file.
+            wrong.append({"filename": a.filename, "role": a.role, "declared": a.media_type})
     if wrong:
-        names = ", ".join(f"{w['filename']} ({w['detected']})" for w in wrong)
+        names = ", ".join(
+            f"{w['filename']} ({w.get('detected') or 'declared ' + w['declared']})" for w in wrong
+        )
         return fail(
             f"Định dạng không được phép: {names}.", f"Types not allowed: {names}.", files=wrong
         )

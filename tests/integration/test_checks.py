@@ -687,6 +687,16 @@ VARIANTS = [
           files=lambda: [attachment(archive(("mimetype", "application/pdf")))],
           details={"files": [{"filename": MAIN_NAME, "role": "main",
                               "detected": "application/zip"}]}),
+    # a PDF signed as one only when declared one: a main file of another declared type
+    # would be signed without its PDF signature, then refused by every inbox
+    fails("main PDF declared as application/x-pdf", "attachments.media_type",
+          files=lambda: [main_pdf() | {"media_type": "application/x-pdf"}],
+          details={"files": [{"filename": MAIN_NAME, "role": "main",
+                              "declared": "application/x-pdf"}]}),
+    fails("main PDF declared as octet-stream", "attachments.media_type",
+          files=lambda: [main_pdf() | {"media_type": "application/octet-stream"}],
+          details={"files": [{"filename": MAIN_NAME, "role": "main",
+                              "declared": "application/octet-stream"}]}),
     fails("appendix is a Windows program", "attachments.media_type",
           files=lambda: [main_pdf(), appendix(b"MZ\x90\x00\x03" + bytes(200), "phu-luc.exe",
                                               media_type="application/octet-stream")],
