@@ -212,17 +212,33 @@ def _pdf_objects(data: bytes) -> Iterator[Any]:
             yield reader.get_object(ref)  # type: ignore[no-untyped-call]  # pyHanko untyped
 
 
+# What may follow a PDF's last end-of-file marker: line ends, spaces, NUL padding.
+_AFTER_THE_END = b" \t\r\n\x00\x0c"
+
+
 def _unsignable(data: bytes) -> str | None:
     """Why ``data`` cannot be signed, or None: the library that signs PDFs (pyHanko)
-    cannot read every object of it, or the signer's stamp has no room on its first page
-    (a page box absent, malformed or too small). pypdf reads leniently what pyHanko
-    refuses (a stream's /Length that is wrong), and shows a page whatever its box: such a
-    main file would pass review, then fail its signature."""
+    cannot read every object of it; it carries a signature already (the signer signs the
+    unsigned original: one made elsewhere, under a CA not trusted here, would fail the
+    signature's own check); bytes follow its end (another file appended, a ZIP say, that
+    the signature would cover and every recipient receive); or the signer's stamp has no
+    room on its first page (a page box absent, malformed or too small). pypdf reads
+    leniently what pyHanko refuses (a stream's /Length that is wrong), and shows a page
+    whatever its box: such a main file would pass review, then fail its signature."""
+    end = data.rfind(b"%%EOF")
+    trailing = len(data[end + 5 :].strip(_AFTER_THE_END)) if end >= 0 else 0
+    if trailing:
+        return f"cannot be signed: {trailing} bytes follow its end (%%EOF)"
     try:
         for _ in _pdf_objects(data):
             pass
+        signed = [
+            s.field_name for s in HankoReader(io.BytesIO(data), strict=False).embedded_signatures
+        ]
     except _UNREADABLE as exc:
         return f"cannot be signed: {exc}"[:200]
+    if signed:
+        return f"cannot be signed: it is signed already ({', '.join(signed)})"[:200]
     problem = stamp_problem(data)
     return None if problem is None else f"cannot be signed: {problem}"[:200]
 

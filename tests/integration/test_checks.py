@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 
 from congvan.actions.calendar import VIETNAM_CALENDAR, WorkingCalendar
 from congvan.actions.checks import CHECKS, Check, CheckInput, Finding
+from congvan.actions.signing import pades, pki
 from congvan.actions.signing.signedpdf import SIGNATURE_ROOM
 from congvan.states.errors import GuardFailed, InvalidInput
 from congvan.states.format_rules import KNOWN_DOC_TYPES
@@ -176,6 +177,38 @@ def attachment(
 
 def main_pdf(variant: str = "") -> dict[str, Any]:
     return attachment(letter_pdf(variant))
+
+
+def signed_elsewhere(pdf: bytes) -> bytes:
+    """``pdf`` signed already, by a signer of a CA this installation does not trust."""
+    secret = "another agency's CA passphrase"
+    start = CHECKED_AT - timedelta(days=30)
+    ca = pki.create_ca(
+        "CA khác", "Cơ quan khác", passphrase=secret, valid_from=start, valid_days=3650
+    )
+    issued = pki.issue_signer_certificate(
+        ca, secret, full_name="Trần Văn Khác", position="GIÁM ĐỐC", agency_id="000.00.77.H57",
+        agency_name="Cơ quan khác", user_id="khac", passphrase=secret, valid_from=start,
+        valid_days=365, crl_url="http://127.0.0.1:9/crl",
+    )  # fmt: skip
+    return pades.sign_pdf(
+        pdf,
+        key=pki.load_private_key(issued.key_pem, secret),
+        cert=issued.certificate,
+        chain=[ca.certificate],
+        signer_name="Trần Văn Khác",
+        position="GIÁM ĐỐC",
+        agency_name="Cơ quan khác",
+        signing_time=CHECKED_AT - timedelta(days=1),
+    )
+
+
+def with_a_zip_after_its_end(pdf: bytes) -> bytes:
+    """``pdf`` with a ZIP (holding a program) appended after its %%EOF: both at once."""
+    appended = io.BytesIO()
+    with zipfile.ZipFile(appended, "w") as archive:
+        archive.writestr("payload.exe", b"MZ\x90\x00" + bytes(64))
+    return pdf + appended.getvalue()
 
 
 def wrong_stream_length(pdf: bytes) -> bytes:
@@ -777,6 +810,16 @@ VARIANTS = [
           files=lambda: [attachment(wrong_stream_length(letter_pdf()))],
           details={"files": [{"filename": MAIN_NAME,
                               "problem": StartsWith("cannot be signed: ")}]}),
+    fails("main file signed already, elsewhere", "attachments.pdf",
+          files=lambda: [attachment(signed_elsewhere(letter_pdf()))],
+          details={"files": [{"filename": MAIN_NAME,
+                              "problem": StartsWith("cannot be signed: it is signed already")}]}),
+    fails("main file with a ZIP after its end (a polyglot)", "attachments.pdf",
+          files=lambda: [attachment(with_a_zip_after_its_end(letter_pdf()))],
+          details={"files": [{"filename": MAIN_NAME,
+                              "problem": StartsWith("cannot be signed: ")}]}),
+    passes("main file with line ends and padding after its end", "attachments.pdf",
+           files=lambda: [attachment(letter_pdf() + b"\r\n\x00\x00 \n")]),
     passes("appendix with a stream's length wrong (only the main file is signed)",
            "attachments.pdf",
            files=lambda: [main_pdf(), appendix(wrong_stream_length(letter_pdf()))]),
