@@ -246,3 +246,31 @@ def with_page_box(pdf: bytes, box: Sequence[float | str] | None) -> bytes:
         writer.update_container(pages)  # type: ignore[no-untyped-call]
 
     return _update(pdf, edit)
+
+
+def with_page_entries(
+    pdf: bytes,
+    *,
+    page: dict[str, Sequence[float] | int] | None = None,
+    pages: dict[str, Sequence[float] | int] | None = None,
+) -> bytes:
+    """Page 1's entries (a box: four numbers; /Rotate: a number) set as given, and those of
+    the page tree's root, which its pages inherit (ISO 32000 7.7.3.4)."""
+
+    def value(given: Sequence[float] | int) -> generic.PdfObject:
+        if isinstance(given, int):
+            return generic.NumberObject(given)
+        return generic.ArrayObject(generic.FloatObject(v) for v in given)
+
+    def edit(writer: IncrementalPdfFileWriter) -> None:
+        page_ref = writer.find_page_for_modification(0)[0]  # type: ignore[no-untyped-call]
+        first = page_ref.get_object()
+        for name, given in (page or {}).items():
+            first[pdf_name(name)] = value(given)
+        writer.mark_update(page_ref)  # type: ignore[no-untyped-call]
+        tree = writer.root["/Pages"]
+        for name, given in (pages or {}).items():
+            tree.get_object()[pdf_name(name)] = value(given)
+        writer.update_container(tree)  # type: ignore[no-untyped-call]
+
+    return _update(pdf, edit)

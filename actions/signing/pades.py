@@ -443,15 +443,42 @@ def _stamp_box(reader: PdfFileReader) -> Box:
 
 
 def _page_box(reader: PdfFileReader) -> Box:
-    """Page 1's CropBox, or MediaBox, inherited from its parents if need be."""
-    node = reader.find_page_for_modification(0)[0].get_object()  # type: ignore[no-untyped-call]
+    """What page 1 shows: its CropBox clipped to its MediaBox (ISO 32000 14.11.2), each
+    inherited from its parents if need be; ValueError when there is none, or when the page
+    is turned (its /Rotate), where the stamp would stand sideways on the page as shown."""
+    page = reader.find_page_for_modification(0)[0].get_object()  # type: ignore[no-untyped-call]
+    media = _inherited(page, "/MediaBox")
+    if media is None:
+        raise ValueError("page 1 has no MediaBox")
+    shown = _ordered(_rectangle(media, "/MediaBox"))
+    crop = _inherited(page, "/CropBox")
+    if crop is not None:
+        c = _ordered(_rectangle(crop, "/CropBox"))
+        shown = (max(shown[0], c[0]), max(shown[1], c[1]), min(shown[2], c[2]), min(shown[3], c[3]))
+        if shown[0] >= shown[2] or shown[1] >= shown[3]:
+            raise ValueError("page 1's /CropBox lies outside its /MediaBox: nothing is shown")
+    rotate = _inherited(page, "/Rotate")
+    if isinstance(rotate, generic.NumberObject) and int(rotate) % 360 != 0:
+        raise ValueError(
+            f"page 1 is turned (/Rotate {int(rotate)}): the signer's stamp would stand "
+            "sideways; save the letter with its pages upright"
+        )
+    return shown
+
+
+def _inherited(page: Any, name: str) -> Any:
+    """A page attribute, from the page or the nearest of its parents that has it."""
+    node = page
     while node is not None:
-        for name in ("/CropBox", "/MediaBox"):
-            if name in node:
-                x0, y0, x1, y1 = _rectangle(node[name], name)
-                return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+        if name in node:
+            return node[name]
         node = node.get_object()["/Parent"].get_object() if "/Parent" in node else None
-    raise ValueError("page 1 has no MediaBox")
+    return None
+
+
+def _ordered(box: Box) -> Box:
+    x0, y0, x1, y1 = box
+    return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
 
 def _rectangle(box: Any, name: str) -> Box:

@@ -26,7 +26,7 @@ from congvan.states.errors import (
     SignatureError,
 )
 from congvan.workflow.letters import sample_pdf
-from tests.pdf_edits import with_page_box
+from tests.pdf_edits import with_page_box, with_page_entries
 from tests.tools import require
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -185,6 +185,26 @@ def test_a_signed_letter_verifies_and_says_what_was_checked(
     assert POSITION == verdict.signer.title
     assert AGENCY == verdict.signer.organization
     assert AGENCY_ID == verdict.signer.organizational_unit
+
+
+def test_the_stamp_goes_where_page_one_is_shown_or_nowhere(letter: bytes) -> None:
+    # Given the letter (A4, its MediaBox on the page) with a CropBox its page tree gives it,
+    # showing the top of the page only
+    a4 = pades.default_box(letter)
+    top = with_page_entries(letter, pages={"/CropBox": [0, 300, 595.28, 841.89]})
+    # Then the stamp stands at the bottom right of what is shown, not under the crop
+    _, y0, x1, _ = pades.default_box(top)
+    assert (x1, y0) == pytest.approx((a4[2], 300 + a4[1]))
+    # And a CropBox larger than the page is clipped to it: the stamp stays on the page
+    larger = with_page_entries(letter, page={"/CropBox": [-100, -100, 2000, 2000]})
+    assert pades.default_box(larger) == pytest.approx(a4)
+    # But a CropBox beside the page shows nothing, and a turned page would show the
+    # stamp sideways: neither is signed (review says why)
+    beside = with_page_entries(letter, page={"/CropBox": [1000, 1000, 1600, 1900]})
+    turned = with_page_entries(letter, pages={"/Rotate": 90})
+    assert "outside its /MediaBox" in (pades.stamp_problem(beside) or "")
+    assert "/Rotate 90" in (pades.stamp_problem(turned) or "")
+    assert pades.stamp_problem(with_page_entries(letter, page={"/Rotate": 360})) is None
 
 
 def test_the_stamp_is_on_page_one_bottom_right_with_the_signers_details(
