@@ -839,6 +839,24 @@ def test_an_attachment_named_by_its_digest_in_upper_case_hex_is_the_same(api: Ap
     assert got.headers["etag"] == f'"{main["sha256"]}"'
 
 
+def test_a_text_attachment_is_served_as_uploaded_with_no_charset_made_up(api: Api) -> None:
+    # Given a text appendix uploaded as text/plain, its bytes in a legacy encoding
+    text = "Công văn".encode("cp1258")
+    files = [
+        ("main", ("thu.pdf", MAIN_PDF, "application/pdf")),
+        ("appendix", ("ghi-chu.txt", text, "text/plain")),
+    ]
+    response = api.create(files=files)
+    [kept] = [a for a in response.json()["attachments"] if a["role"] == "appendix"]
+
+    # When it is downloaded
+    got = api.get(f"/v1/documents/{response.json()['id']}/attachments/{kept['sha256']}")
+
+    # Then its type is the one it was uploaded with: no charset=utf-8 it never had
+    assert (got.status_code, got.content) == (200, text)
+    assert got.headers["content-type"] == kept["media_type"] == "text/plain"
+
+
 @pytest.mark.parametrize("name", ["doc_type", "state", "cursor", "created_after", "limit"])
 def test_a_filter_given_empty_is_refused_not_guessed(api: Api, name: str) -> None:
     api.draft()

@@ -277,6 +277,31 @@ def test_a_clerk_downloads_a_received_file_named_as_it_was_sent(
     assert got.headers["digest"] == f"sha-256={encoded}"  # RFC 3230: base64, not hex
 
 
+@pytest.mark.parametrize(
+    ("listed", "served"),
+    [
+        ("text/plain; charset=windows-1258", "text/plain; charset=windows-1258"),
+        ("text/plain", "text/plain"),  # no charset said: none is made up
+        ("Text/CSV; header=present", "text/csv; header=present"),
+        ("not a media type", "application/octet-stream"),
+    ],
+)
+def test_a_received_file_is_served_as_the_media_type_its_package_gives_it(
+    api: Api, listed: str, served: str
+) -> None:
+    # Given a received text appendix, in the encoding its sender wrote it in
+    text = "Công văn".encode("cp1258")
+    files = (*LETTER_FILES[:1], ("files/ghi-chu.txt", "appendix", listed, text))
+    doc = _received(api, files=files)
+
+    # When it is downloaded
+    got = api.get(f"/v1/received/{doc}/files/ghi-chu.txt")
+
+    # Then it comes with its own type and parameters, nothing added
+    assert (got.status_code, got.content) == (200, text)
+    assert got.headers["content-type"] == served
+
+
 def test_a_file_named_in_decomposed_unicode_is_the_same_file(api: Api) -> None:
     # A Mac writes "Phụ lục" decomposed (NFD): the same name, other code points
     doc = _received(api, files=LETTER_FILES)

@@ -29,7 +29,7 @@ from ..views import document_view, summary
 from .auth import PrincipalDep, actor_of, require
 from .bodies import JsonRoute, read_json
 from .deps import EngineDep, ReadUowDep, SettingsDep
-from .files import content_disposition, read_upload
+from .files import content_disposition, content_type, read_upload
 from .methods import entity_tags
 from .outputs import (
     AUTHENTICATED,
@@ -322,8 +322,8 @@ def get_attachment(
         )
     return Response(
         data,
-        media_type=match[0].media_type,
         headers={
+            **content_type(match[0].media_type),
             "Content-Disposition": content_disposition(match[0].filename),
             **digest_headers(sha256),
         },

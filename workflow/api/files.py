@@ -65,6 +65,17 @@ def media_type_of(declared: str | None, filename: str) -> str:
     return essence + (found.group(3) or "").rstrip()
 
 
+def content_type(kept: str) -> dict[str, str]:
+    """The Content-Type header a kept file is served with: its media type as kept, with
+    its parameters (a text's charset) and none added (Starlette would append
+    ``charset=utf-8`` to any ``text/*``, which nobody declared); one that is not a media
+    type (a peer's, say), ``application/octet-stream``."""
+    try:
+        return {"Content-Type": media_type_of(kept, "")}
+    except InvalidInput:
+        return {"Content-Type": "application/octet-stream"}
+
+
 async def read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[str, Any]:
     """An uploaded part as an attachment row: its bytes, digest, safe file name and type."""
     data = await upload.read(max_bytes + 1)

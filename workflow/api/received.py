@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import unicodedata
 from collections.abc import Collection, Iterator
 from datetime import datetime
@@ -48,7 +47,7 @@ from .documents import (
     parse_if_match,
     subject_event,
 )
-from .files import content_disposition
+from .files import content_disposition, content_type
 from .outputs import AUTHENTICATED, Page, binary, digest_headers, errors, sends, versioned_etag
 from .paging import MAX_CURSOR, check_limit
 from .schemas import TextModel
@@ -312,8 +311,8 @@ def get_received_file(
         raise NotFound("No such file.", received_id=received_id, name=name[:300])
     return StreamingResponse(
         _streamed(package, part),
-        media_type=_media_type(part.media_type),
         headers={
+            **content_type(part.media_type),
             "Content-Disposition": content_disposition(part.name.rsplit("/", 1)[-1]),
             # Its size as the package lists it (checked when the package was accepted):
             # streamed, it is still sent with its length, not in chunks.
@@ -395,13 +394,6 @@ def _streamed(package: Package, part: Part) -> Iterator[bytes]:
 
 
 # type/subtype, as a media type needs to be to go into a header as the sender wrote it.
-_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*", re.ASCII)
-
-
-def _media_type(given: str) -> str:
-    return given if _MEDIA_TYPE.fullmatch(given) else "application/octet-stream"
-
-
 @router.post(
     "/{received_id}/events/{event}",
     summary="Register, refuse (with a reason), assign, process or complete",
