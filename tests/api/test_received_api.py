@@ -284,6 +284,7 @@ def test_a_clerk_downloads_a_received_file_named_as_it_was_sent(
         ("text/plain", "text/plain"),  # no charset said: none is made up
         ("Text/CSV; header=present", "text/csv; header=present"),
         ("not a media type", "application/octet-stream"),
+        ('text/plain; name="ố"', "application/octet-stream"),  # no header carries it
     ],
 )
 def test_a_received_file_is_served_as_the_media_type_its_package_gives_it(

@@ -42,9 +42,12 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-# RFC 9110 8.3.1: type "/" subtype, each a token, then parameters (not kept).
+# RFC 9110 8.3.1: type "/" subtype, each a token, then parameters, each a token = a token
+# or a quoted string (5.6.4).
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_MEDIA_TYPE = re.compile(rf"\s*({_TOKEN})/({_TOKEN})\s*(;.*)?", re.DOTALL)
+_QUOTED = r'"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e]|\\[\t\x20-\x7e])*"'  # ASCII: a header's
+_PARAMETER = rf"[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED})"
+_MEDIA_TYPE = re.compile(rf"\s*({_TOKEN})/({_TOKEN})((?:{_PARAMETER})*)\s*")
 
 
 def media_type_of(declared: str | None, filename: str) -> str:
