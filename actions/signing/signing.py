@@ -25,7 +25,10 @@ from cryptography import x509
 
 from congvan.states.deadlines import Deadlines
 from congvan.states.errors import (
+    CertificateExpired,
+    CertificateNotYetValid,
     CertificateRevoked,
+    CongvanError,
     FieldTooLong,
     InvalidInput,
     ManifestMismatch,
@@ -256,13 +259,7 @@ class Signing:
         """The signer's key (unlocked), certificate and chain."""
         row = uow.signatures.signing_certificate(doc.agency_id, doc.signer_user, ctx.now)
         if row is None:
-            raise InvalidInput(
-                "No valid certificate with a stored key for this signer: issue one "
-                "(`congvan keys issue-signer`) or upload a signature made with the signer's "
-                "own token.",
-                field="cms",
-                signer=doc.signer_user,
-            )
+            raise _no_usable_key(uow, doc, ctx.now)
         key = self._keys.get(row.fingerprint)
         if key is None:
             # Unlocking runs the KDF (600,000 PBKDF2 rounds, about 200 ms) and checks the RSA
@@ -417,6 +414,38 @@ def _main_pdf(uow: UnitOfWork, document_id: str) -> AttachmentRow | None:
         if attachment.role == "main" and attachment.media_type == "application/pdf":
             return attachment
     return None
+
+
+def _no_usable_key(uow: UnitOfWork, doc: DocumentRow, now: datetime) -> CongvanError:
+    """Why the signer has no certificate with a stored key to sign with now: the newest
+    one kept is revoked, expired or not valid yet (its own error), or there is none."""
+    kept = [
+        r
+        for r in uow.signatures.certificates(doc.agency_id)
+        if r.kind == "signer" and r.username == doc.signer_user and r.key_pem
+    ]
+    newest = max(kept, key=lambda r: r.created_at, default=None)
+    who = {"signer": doc.signer_user, "sha256": newest.fingerprint if newest else None}
+    what = "issue a new one (`congvan keys issue-signer`) or upload a signature made with "
+    what += "the signer's own token"
+    if newest is None:
+        return InvalidInput(
+            f"No certificate with a stored key for this signer: {what}.",
+            field="cms",
+            signer=doc.signer_user,
+        )
+    if newest.revoked_at is not None:
+        return CertificateRevoked(f"The signer's stored certificate is revoked: {what}.", **who)
+    if as_utc(newest.not_after) < now:
+        return CertificateExpired(
+            f"The signer's stored certificate expired {as_utc(newest.not_after):%Y-%m-%d}: {what}.",
+            **who,
+        )
+    return CertificateNotYetValid(
+        f"The signer's stored certificate is valid from {as_utc(newest.not_before):%Y-%m-%d} "
+        f"only: sign then, or {what}.",
+        **who,
+    )
 
 
 def _decode(text: str, field: str, max_bytes: int) -> bytes:

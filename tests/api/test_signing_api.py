@@ -627,6 +627,42 @@ def test_an_authority_that_lapsed_before_the_signing_day_is_refused(make_api: Ma
     assert state_and_version(api, doc_id) == before
 
 
+@pytest.mark.parametrize(
+    ("why", "code"),
+    [
+        ("revoked", "certificate_revoked"),
+        ("expired", "certificate_expired"),
+        ("not_yet_valid", "certificate_not_yet_valid"),
+        ("none", "invalid_input"),
+    ],
+)
+def test_signing_on_the_server_says_why_the_signers_stored_certificate_cannot_sign(
+    make_api: MakeApi, why: str, code: str
+) -> None:
+    # Given an approved letter whose signer's only stored certificate cannot sign now
+    api = signing_api(make_api)
+    now = api.clock()
+    if why == "expired":
+        issue(api, valid_from=now - timedelta(days=10), valid_days=5)
+    elif why == "not_yet_valid":
+        issue(api, valid_from=now + timedelta(days=3))
+    elif why == "revoked":
+        row = issue(api)
+        with api.runtime.uow() as uow:
+            keystore.revoke(uow, row.fingerprint, reason="key_compromise", passphrase=PASS, now=now)
+            uow.commit()
+    doc_id = reviewed_letter(api)
+    before = state_and_version(api, doc_id)
+
+    # When the signer signs on the server
+    response = sign(api, doc_id)
+
+    # Then it is refused with the certificate's own reason, nothing written
+    assert_error(response, 422, code)
+    assert state_and_version(api, doc_id) == before
+    assert signature_rows(api, doc_id) == []
+
+
 def test_the_grant_of_the_competence_the_letter_is_signed_under_is_the_one_that_counts(
     make_api: MakeApi,
 ) -> None:
