@@ -30,6 +30,7 @@ from congvan.states.timeliness import (
     send_by_date,
 )
 
+from ..signing.pades import unshown
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 
 
@@ -197,6 +198,20 @@ def signer_block(inp: CheckInput) -> Finding:
             "The signer's name or position is missing.",
             field="signer_name" if not name else "signer_position",
         )
+    agency_name = inp.agency.name if inp.agency else ""
+    for field, text in (
+        ("signer_name", name),
+        ("signer_position", position),
+        ("agency", agency_name),
+    ):
+        if missing := unshown(text):
+            letters = " ".join(missing)
+            return fail(
+                f"Dấu chữ ký số không hiển thị được {letters}: hãy viết bằng chữ tiếng Việt.",
+                f"The signer's stamp cannot show {letters}: write it in Vietnamese letters.",
+                field=field,
+                characters=missing,
+            )
     if competence:
         chain = competence_chain(competence)
         if chain is None:

@@ -149,6 +149,23 @@ def _stamp_font_bytes() -> bytes:
     return resources.files("congvan.actions.signing").joinpath(STAMP_FONT).read_bytes()
 
 
+@cache
+def _stamp_font_characters() -> frozenset[int]:
+    """The code points the stamp's font draws."""
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(io.BytesIO(_stamp_font_bytes()))
+    return frozenset(font.getBestCmap() or {})
+
+
+def unshown(text: str) -> list[str]:
+    """The characters of ``text`` the signer's stamp cannot draw (a glyph its font lacks:
+    it would be left out of the stamp without a word), each once, in order."""
+    drawn = _stamp_font_characters()
+    nfc = unicodedata.normalize("NFC", text)
+    return list(dict.fromkeys(ch for ch in nfc if not ch.isspace() and ord(ch) not in drawn))
+
+
 @dataclass(frozen=True)
 class _StampFont(FontEngineFactory):
     """GlyphAccumulatorFactory over the packaged font's bytes (no file handle left open)."""
@@ -227,6 +244,14 @@ async def async_sign_pdf(
         agency_name=agency_name,
         signing_time=signing_time,
     )
+    missing = unshown(text)
+    if missing:
+        raise InvalidInput(
+            f"The signer's stamp cannot show {' '.join(missing)} (its font has no such "
+            "letters): the stamp would leave them out; write the name, position and agency "
+            "in Vietnamese letters.",
+            characters=missing,
+        )
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
         taken = {name for name, _value, _ref in fields.enumerate_sig_fields(writer.prev)}

@@ -432,6 +432,13 @@ VARIANTS = [
                    "signer_competence": nfd("KT. CHỦ TỊCH")}),
     fails("name missing", SIGNER_BLOCK, fields={"signer_name": ""},
           details={"field": "signer_name"}),
+    # letters the stamp's font lacks would be left out of the stamp without a word
+    fails("name in a letter the stamp cannot draw", SIGNER_BLOCK,
+          fields={"signer_name": "Nguyễn Văn 阮"},
+          details={"field": "signer_name", "characters": ["阮"]}),
+    fails("position with a symbol the stamp cannot draw", SIGNER_BLOCK,
+          fields={"signer_position": "PHÓ CHỦ TỊCH ★"},
+          details={"field": "signer_position", "characters": ["★"]}),
     fails("position missing", SIGNER_BLOCK, fields={"signer_position": " "},
           details={"field": "signer_position"}),
     fails("KT. by the head himself", SIGNER_BLOCK,

@@ -187,6 +187,17 @@ def test_a_signed_letter_verifies_and_says_what_was_checked(
     assert AGENCY_ID == verdict.signer.organizational_unit
 
 
+def test_a_stamp_with_letters_its_font_cannot_draw_is_refused_not_cut(
+    letter: bytes, test_pki: Pki
+) -> None:
+    # Vietnamese in every form is drawn; a letter of another script or a symbol is not
+    assert [] == pades.unshown("Nguyễn Văn Phương, PHÓ CHỦ TỊCH, Ủy ban nhân dân tỉnh Huế")
+    assert ["阮", "★"] == pades.unshown("Nguyễn 阮 ★ 阮")
+    # and signing refuses a stamp that would leave them out
+    with pytest.raises(InvalidInput, match="cannot show 阮"):
+        sign(letter, test_pki.signer, [test_pki.root], name="Nguyễn Văn 阮")
+
+
 def test_the_stamp_goes_where_page_one_is_shown_or_nowhere(letter: bytes) -> None:
     # Given the letter (A4, its MediaBox on the page) with a CropBox its page tree gives it,
     # showing the top of the page only
