@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from sqlalchemy import text
 
+from congvan.actions.checks.registry import CHECKS
 from congvan.actions.signing import issuers, keystore, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.states.errors import AlreadyExists, InvalidInput
@@ -626,12 +627,17 @@ def test_the_acceptance_time_and_signature_come_from_the_audit_trail_not_the_row
     assert "audit trail" in verdict["message"]
 
 
+@pytest.mark.parametrize("reviewed", ["by every check", "without attachments.pdf"])
 def test_a_main_pdf_already_signed_by_someone_untrusted_is_not_signed_on_the_server(
-    make_api: MakeApi,
+    make_api: MakeApi, reviewed: str
 ) -> None:
     # Given a letter whose main PDF already carries a signature in the signer's name, made
-    # with a certificate of a CA nobody pinned; the review passes it
-    api = signing_api(make_api)
+    # with a certificate of a CA nobody pinned
+    checks = None
+    if reviewed != "by every check":  # a review that let it pass: sign still refuses it
+        checks = [c for c in CHECKS if c.code != "attachments.pdf"]
+        assert len(checks) == len(CHECKS) - 1 > 10
+    api = signing_api(make_api, checks=checks)
     issue(api)
     ca_key, ca = _outside_ca(api)
     key, cert = certificate(api, signer_subject(api), ca.subject, ca_key)
@@ -649,6 +655,10 @@ def test_a_main_pdf_already_signed_by_someone_untrusted_is_not_signed_on_the_ser
     }
     files = [("main", ("1227.pdf", forged, "application/pdf"))]
     doc_id = api.draft(metadata=metadata, files=files)["id"]
+    if checks is None:
+        # Then review refuses it: the signer signs the unsigned original
+        assert failed(submit_and_check(api, doc_id)) == {"attachments.pdf"}
+        return
     assert failed(submit_and_check(api, doc_id)) == set()
     assert approve(api, doc_id).status_code == 200
     before = state_and_version(api, doc_id)
