@@ -203,10 +203,10 @@ def size(inp: CheckInput) -> Finding:
 _UNREADABLE = (PdfError, ValueError, KeyError, TypeError, AttributeError)
 
 
-def _pdf_objects(data: bytes) -> Iterator[Any]:
+def _pdf_objects(data: bytes, reader: HankoReader | None = None) -> Iterator[Any]:
     """Every object of every revision of ``data``, as pyHanko (the library that signs
     PDFs) reads it; raises one of ``_UNREADABLE`` on what it cannot read."""
-    reader = HankoReader(io.BytesIO(data), strict=False)
+    reader = reader or HankoReader(io.BytesIO(data), strict=False)
     for revision in range(reader.xrefs.total_revisions):
         for ref in reader.xrefs.explicit_refs_in_revision(revision):
             yield reader.get_object(ref)  # type: ignore[no-untyped-call]  # pyHanko untyped
@@ -230,11 +230,10 @@ def _unsignable(data: bytes) -> str | None:
     if trailing:
         return f"cannot be signed: {trailing} bytes follow its end (%%EOF)"
     try:
-        for _ in _pdf_objects(data):
+        reader = HankoReader(io.BytesIO(data), strict=False)
+        for _ in _pdf_objects(data, reader):
             pass
-        signed = [
-            s.field_name for s in HankoReader(io.BytesIO(data), strict=False).embedded_signatures
-        ]
+        signed = [s.field_name for s in reader.embedded_signatures]
     except _UNREADABLE as exc:
         return f"cannot be signed: {exc}"[:200]
     if signed:
