@@ -167,6 +167,7 @@ def verify_package(
         signed_at=agency.signing_time,
         not_before=agency.signing_time,
         since=("signed_at", "the agency signed the package"),
+        now=now,
     )
     if header.recipient != expected_recipient:
         raise Misaddressed(

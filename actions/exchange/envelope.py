@@ -175,11 +175,23 @@ def check_moment(
     signed_at: datetime | None = None,
     not_before: datetime | None = None,
     since: tuple[str, str] = ("sent_at", "the package it answers was sent"),
+    now: datetime | None = None,
 ) -> None:
     """A moment a signed message claims (a receipt's ``received_at``, a status's ``at``)
-    is evidence: it cannot come after the message was signed, nor before the package it
-    answers was sent (each within the clock skew verifiers allow). ``since`` names what
-    ``not_before`` is: its key in the error's details, and what it was."""
+    is evidence: it cannot come after the message was signed, nor after ``now`` (when it
+    is taken, or judged), nor before the package it answers was sent (each within the
+    clock skew verifiers allow, once: a signing time already at the skew's edge leaves
+    none for the moment beyond it). ``since`` names what ``not_before`` is: its key in the
+    error's details, and what it was."""
+    if now is not None and moment > now + CLOCK_SKEW:
+        raise MessageMismatch(
+            f"{name} is in the future: after this installation's clock by more than the "
+            "clock skew allowed.",
+            reason="moment",
+            member=name,
+            found=iso(moment),
+            now=iso(now),
+        )
     if signed_at is not None and moment > signed_at + CLOCK_SKEW:
         raise MessageMismatch(
             f"{name} is after the message was signed.",

@@ -6,6 +6,7 @@ verdict; the module docstring there lists every check).
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from typing import Any
 
 from congvan.actions.anchoring import FORMAT as ANCHOR_FORMAT
@@ -142,6 +143,22 @@ class ChainChecks:
             if all(payload.get(key, value) == value for key, value in wanted.items()):
                 return dict(entry)
         return None
+
+    def accepted_at(self, dispatch_id: str, event: str, status: str | None) -> datetime | None:
+        """When the trail records ``dispatch.EVENT`` of ``dispatch_id`` (moved by status
+        ``status`` when given): when this installation took the message that moved it,
+        the moment its signature was judged at. The first such entry, read as ``_event``
+        reads (anchored entries alone when one records it)."""
+        entries = [
+            e
+            for e in self.entries
+            if e["event"] == f"dispatch.{event}"
+            and e["payload"].get("dispatch_id") == dispatch_id
+            and (status is None or e["payload"].get("status") == status)
+        ]
+        anchored = [e for e in entries if e["version"] <= self.anchored]
+        chosen = (anchored or entries)[:1]
+        return chosen[0]["at"] if chosen else None
 
     def anchors(self) -> None:
         anchored = 0

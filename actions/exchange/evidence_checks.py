@@ -469,6 +469,7 @@ class _Judge(ChainChecks):
             return
         sent = self._event("send")
         recorded = (sent or {}).get("payload", {}).get("message_ids")
+        dispatches = (sent or {}).get("payload", {}).get("dispatches")
         signed = Signed(
             document_id=self.document_id,
             agency_id=self.agency_id,
@@ -476,7 +477,9 @@ class _Judge(ChainChecks):
             signature=self.cms,
             filenames=tuple(str(a.get("filename")) for a in self._attachments()),
             message_ids=recorded if isinstance(recorded, dict) else {},
+            dispatches=dispatches if isinstance(dispatches, dict) else {},
             trust=self.trust,
+            accepted_at=self.accepted_at,
         )
         checks = DispatchChecks(self.bundle, self.report, signed)
         for folder in folders:

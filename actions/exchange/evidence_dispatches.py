@@ -17,6 +17,12 @@ bundle proved (``Signed``):
                         to the issuing one, about the message id; of code NN and about
                         the document (status_mismatch)
 
+A receipt or status is judged as of when the audit trail records this installation took
+it (the event it moved the dispatch by), as it was judged then: a certificate renewed
+since the moment it claims does not refuse it, and a key compromised before it was taken
+does (whatever moment its holder wrote). One the trail does not record is judged as of
+the moment it claims, and the verdict says so.
+
 Under ``requests/REQUEST/AGENCY/``, a recall's or update's package is checked the same way
 against what the audit trail recorded of that request (``Request``): its business type and
 message id, and the original it names, the document's own package to that recipient
@@ -28,11 +34,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO, cast
 
 from congvan.actions.signing.keystore import TrustMaterial
+from congvan.states.dispatch import STATUS_EVENTS
 from congvan.states.errors import CongvanError
 
 from .envelope import read_canonical, verify_body
@@ -55,7 +63,11 @@ class Signed:
     signature: bytes
     filenames: tuple[str, ...]  # as the manifest lists them
     message_ids: Mapping[str, str]  # recorded in the audit trail at send, by recipient
+    dispatches: Mapping[str, str]  # their ids, recorded at send, by recipient
     trust: TrustMaterial
+    # When the trail records an event of a dispatch (its id, the event, the status code
+    # that moved it): the moment the message behind it was taken, and judged.
+    accepted_at: Callable[[str, str, str | None], datetime | None]
 
 
 @dataclass(frozen=True)
@@ -76,12 +88,15 @@ class DispatchChecks:
         self.report = report
         self.signed = signed
         self.request: Request | None = None  # the request whose package is being checked
+        self.dispatch_id: str | None = None  # the dispatch the trail records for the folder
 
     def check(self, folder: str, request: Request | None = None) -> None:
         """Check the dispatch under ``folder`` (``dispatches/AGENCY/``), or the package of
         ``request`` under it (``requests/REQUEST/AGENCY/``)."""
         recipient = folder.removesuffix("/").rsplit("/", 1)[1]
         self.request = request
+        recorded = self.signed.dispatches if request is None else request.dispatches
+        self.dispatch_id = recorded.get(recipient)
         item = f"dispatch {recipient}" if request is None else f"{request.kind} {recipient}"
         body = self.bundle.read(folder + "package.json")
         cms = self.bundle.read(folder + "agency.p7s")
@@ -190,6 +205,25 @@ class DispatchChecks:
                 stream.close()
         return written.sha256
 
+    def _judged_at(
+        self, body: bytes, key: str, header: Header, event: str | None, status: str | None
+    ) -> tuple[datetime, str]:
+        """The moment a receipt's or status's signature is judged at, and what it is: when
+        the trail records that this installation took it (the event it moved the dispatch
+        by), as it was judged then; else the moment it claims (``key``), which its signer
+        chose."""
+        taken = (
+            None
+            if self.dispatch_id is None or event is None
+            else self.signed.accepted_at(self.dispatch_id, event, status)
+        )
+        if taken is not None:
+            return taken, "its acceptance, as the audit trail records it"
+        claimed = claimed_moment(body, key)
+        if claimed is not None:
+            return claimed, f"the {key} it claims: the audit trail records no acceptance of it"
+        return header.sent_at, "the package's sending: it claims no moment"
+
     def _label(self, what: str, header: Header) -> str:
         kind = "" if self.request is None else f"{self.request.kind} "
         return f"{kind}{what} {header.recipient}"
@@ -205,6 +239,7 @@ class DispatchChecks:
             return
         package = self._package_sha256(folder, header)
         claimed = (json_object(body) or {}).get("package_sha256")
+        judged_at, when = self._judged_at(body, "received_at", header, "deliver", None)
         try:
             receipt = verify_receipt(
                 body,
@@ -215,7 +250,7 @@ class DispatchChecks:
                 expected_manifest_sha256=header.manifest_sha256,
                 expected_receiver=header.recipient,
                 expected_sender=header.sender,
-                now=claimed_moment(body, "received_at") or header.sent_at,
+                now=judged_at,
             )
         except CongvanError as exc:
             self.report.refused(item, exc, member)
@@ -226,8 +261,8 @@ class DispatchChecks:
         self.report.holds(
             item,
             f"status 01 signed by {receipt.recipient} at {receipt.received_at.isoformat()}, "
-            f"message id {receipt.message_id}; package {checked}"
-            f"{self.report.anchored(cms, self.signed.trust.roots)}",
+            f"message id {receipt.message_id}; package {checked}; checked as of "
+            f"{judged_at.isoformat()} ({when}){self.report.anchored(cms, self.signed.trust.roots)}",
             warning=revoked_later(receipt.later_revocation),
         )
 
@@ -241,6 +276,8 @@ class DispatchChecks:
                 item, "member_missing", "the status message or its signature is missing", member
             )
             return
+        event = STATUS_EVENTS.get(code)
+        judged_at, when = self._judged_at(body, "at", header, event, code)
         try:
             status = verify_status(
                 body,
@@ -250,7 +287,7 @@ class DispatchChecks:
                 expected_from=header.recipient,
                 expected_message_id=header.message_id,
                 sent_at=header.sent_at,
-                now=claimed_moment(body, "at") or header.sent_at,
+                now=judged_at,
             )
         except CongvanError as exc:
             self.report.refused(item, exc, member)
@@ -265,7 +302,8 @@ class DispatchChecks:
             return
         self.report.holds(
             item,
-            f"status {status.code} signed by {status.from_agency} at {status.at.isoformat()}"
+            f"status {status.code} signed by {status.from_agency} at {status.at.isoformat()}, "
+            f"checked as of {judged_at.isoformat()} ({when})"
             f"{self.report.anchored(cms, self.signed.trust.roots)}",
             warning=revoked_later(status.later_revocation),
         )

@@ -133,7 +133,11 @@ def verify_receipt(
     receipt = _read(read_canonical(body, FORMAT))
     verdict = verify_body(body, cms, trust, agency_id=receipt.recipient, at=now)
     check_moment(
-        "received_at", receipt.received_at, signed_at=verdict.signing_time, not_before=sent_at
+        "received_at",
+        receipt.received_at,
+        signed_at=verdict.signing_time,
+        not_before=sent_at,
+        now=now,
     )
     if receipt.recipient != expected_receiver:
         raise AgencyMismatch(

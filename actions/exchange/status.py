@@ -170,7 +170,7 @@ def verify_status(
     """
     status = _read(read_canonical(body, FORMAT))
     verdict = verify_body(body, cms, trust, agency_id=status.from_agency, at=now)
-    check_moment("at", status.at, signed_at=verdict.signing_time, not_before=sent_at)
+    check_moment("at", status.at, signed_at=verdict.signing_time, not_before=sent_at, now=now)
     if status.to_agency != expected_recipient:
         raise Misaddressed(
             f"The status message is for {status.to_agency}, not {expected_recipient}.",

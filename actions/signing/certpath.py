@@ -161,6 +161,7 @@ async def path_error(
                 **who,
             )
         return CertificateRevoked(**who)
+    judged = {"checked_at": at.isoformat()}
     # pyHanko folds untrusted, not-yet-valid, weak, missing or stale CRLs and CA problems
     # into a few indications and only logs the cause: validate the path again to learn it.
     others = [c.chosen for c in signed_data["certificates"] if c.name == "certificate"]
@@ -172,9 +173,9 @@ async def path_error(
     try:
         await validator.async_validate_path()
     except cv_errors.NotYetValidError as exc:
-        return CertificateNotYetValid(reason=exc.failure_msg, **who)
+        return CertificateNotYetValid(_not_yet(at), reason=exc.failure_msg, **judged, **who)
     except cv_errors.ExpiredError as exc:
-        return CertificateExpired(reason=exc.failure_msg, **who)
+        return CertificateExpired(_ran_out(at), reason=exc.failure_msg, **judged, **who)
     except cv_errors.RevokedError as exc:
         return CertificateRevoked(reason=exc.failure_msg, **who)
     except cv_errors.InsufficientRevinfoError as exc:  # no CRL, or a stale one
@@ -198,12 +199,25 @@ async def path_error(
     except cv_errors.ValidationError as exc:
         return ChainUntrusted("The certificate path is not valid.", reason=str(exc), **who)
     if indic is AdESIndeterminate.OUT_OF_BOUNDS_NO_POE:
-        return CertificateExpired(**who)
+        return CertificateExpired(_ran_out(at), **judged, **who)
     if indic is AdESIndeterminate.NO_CERTIFICATE_CHAIN_FOUND:
         return ChainUntrusted(**who)
     if indic is AdESIndeterminate.CHAIN_CONSTRAINTS_FAILURE:
         return KeyUsageInvalid(_KEY_USAGE_MESSAGE, **who)
     return SignatureError("The certificate path is not valid.", indication=str(indic), **who)
+
+
+def _ran_out(at: datetime) -> str:
+    return (
+        f"A certificate of the signature's path had expired at {at.isoformat()}, when it is judged."
+    )
+
+
+def _not_yet(at: datetime) -> str:
+    return (
+        f"A certificate of the signature's path was not yet valid at {at.isoformat()}, "
+        "when it is judged."
+    )
 
 
 def check_signing_time(

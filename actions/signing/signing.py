@@ -330,7 +330,8 @@ class Signing:
         if signature is None or signature.revision != doc.revision:
             return False, "the current revision is not signed"
         trust = keystore.trust_material(uow, self.trust)
-        verdict = verify_stored(uow, signature, manifest_of(uow, doc_id), doc, trust)
+        manifest = manifest_of(uow, doc_id)
+        verdict = verify_stored(uow, signature, manifest, doc, trust)
         later = verdict.later_revocation
         if later is not None:
             # The signature stands as of when it was made, but every recipient judges it as
@@ -343,6 +344,7 @@ class Signing:
                 revoked_at=later["revoked_at"],
                 revocation_reason=later.get("reason"),
             )
+        _valid_as_it_arrives(manifest, bytes(signature.cms), doc, uow, trust, ctx.now)
         if signature.signed_pdf_sha256:
             pdf = uow.documents.blob(signature.signed_pdf_sha256) or b""
             if hashlib.sha256(pdf).hexdigest() != signature.signed_pdf_sha256:
@@ -446,6 +448,48 @@ def _no_usable_key(uow: UnitOfWork, doc: DocumentRow, now: datetime) -> CongvanE
         f"only: sign then, or {what}.",
         **who,
     )
+
+
+def _valid_as_it_arrives(
+    manifest: bytes,
+    cms: bytes,
+    doc: DocumentRow,
+    uow: UnitOfWork,
+    trust: keystore.TrustMaterial,
+    now: datetime,
+) -> None:
+    """Refuse to send a signature whose certificates are out of their validity now.
+
+    It stands as of when it was made, but a package carries no timestamp: every recipient
+    judges it as it arrives, and a certificate on its path that ran out since (or not valid
+    yet, a clock set back) is refused by every inbox, for good. What else could fail now
+    (a CRL gone stale here) was judged at its acceptance, and each recipient judges it with
+    its own."""
+    try:
+        verify_manifest_signature(
+            manifest,
+            cms,
+            trust_roots=trust.roots,
+            crls=trust.crls,
+            intermediates=trust.intermediates,
+            at=now,
+            expected_signer=expected_signer(uow, doc),
+        )
+    except CertificateExpired as exc:
+        raise CertificateExpired(
+            "A certificate of the signature's path has run out since the document was "
+            f"signed ({exc.message}): its recipients judge it as it arrives and would refuse "
+            "it. Return the document (reject) and sign it again with a valid certificate.",
+            **exc.details,
+        ) from exc
+    except CertificateNotYetValid as exc:
+        raise CertificateNotYetValid(
+            "A certificate of the signature's path is not valid at this moment "
+            f"({exc.message}): its recipients judge it as it arrives and would refuse it.",
+            **exc.details,
+        ) from exc
+    except CongvanError:
+        pass  # judged at its acceptance (verify_stored); each recipient has its own CRLs
 
 
 def _decode(text: str, field: str, max_bytes: int) -> bytes:

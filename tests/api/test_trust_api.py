@@ -591,6 +591,26 @@ def test_a_letter_whose_signer_was_revoked_after_signing_is_not_sent_but_signed_
     assert_error(api.fire(doc_id, "send"), 422, "unknown_peer")
 
 
+def test_a_letter_whose_signers_certificate_ran_out_since_signing_is_not_sent(
+    make_api: MakeApi,
+) -> None:
+    # Given a letter signed on the server under a certificate valid for one more day
+    api = signing_api(make_api)
+    issue(api, valid_days=1)
+    doc_id = reviewed_letter(api)
+    assert 200 == sign(api, doc_id, None).status_code
+
+    # When send comes after it ran out (its signature stands as of its signing, but a
+    # package carries no timestamp: every recipient judges it as it arrives)
+    api.clock.advance(hours=25)
+    refused = api.fire(doc_id, "send")
+
+    # Then send refuses it, saying why and what to do, and nothing is sent
+    details = assert_error(refused, 422, "certificate_expired")
+    assert "sign it again" in refused.json()["message"] and details["checked_at"]
+    assert "signed" == state_and_version(api, doc_id)[0]
+
+
 def test_the_acceptance_time_and_signature_come_from_the_audit_trail_not_the_row(
     make_api: MakeApi,
 ) -> None:

@@ -18,12 +18,14 @@ from typing import Any
 
 import rfc8785
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from congvan.actions.exchange.evidence import open_bundle, role_of, write_bundle
 from congvan.actions.exchange.evidence_checks import _Judge, verify_bundle
 from congvan.actions.exchange.evidence_report import Report, anchoring_root
-from congvan.actions.signing import keystore, pki
+from congvan.actions.exchange.status import make_status
+from congvan.actions.signing import issuers, keystore, pki
 from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.truststore import fingerprint
@@ -376,6 +378,80 @@ def test_an_agency_key_revoked_later_is_said_beside_every_signature_it_made(
     assert report.verified
     warned = {c.item for c in report.checks if "revoked after that" in c.warning}
     assert warned == {f"receipt {B}", f"status {B} 03"}
+
+
+def test_a_status_signed_with_a_key_compromised_before_it_was_taken_fails_whatever_it_claims(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B
+    with serving_inbox(pair) as url:
+        pair.point_b_at(url)
+        doc, job = pair.sent(make_document)
+        assert pair.sender.runner.run(job) == "done"
+    dispatch, _ = pair.dispatch(doc)
+    sent = pair.sender.clock()
+    # and B's organisational key stolen two hours later, then used an hour after that to
+    # sign a 03 dated (and signed) ten minutes after the package left; A takes it, as no
+    # CRL lists the key yet
+    compromised = pair.sender.clock.advance(hours=2)
+    pair.sender.clock.advance(hours=1)
+    with pair.receiver.uow(readonly=True) as uow:
+        stolen = pair.receiver.inbox.keys.require(uow, B, pair.receiver.clock())
+    backdated = sent + timedelta(minutes=10)
+    forged = make_status(
+        message_id=dispatch.message_id, document_id=doc, to=A, code="03",
+        description="Đã vào sổ", at=backdated, signed_at=backdated, agency=stolen,
+    )  # fmt: skip
+    assert pair.sender.statuses.accept(forged.body, forged.cms).state == "acknowledged"
+    # When B's certificate is revoked for key compromise from the moment of the theft
+    # (RFC 5280's invalidity date), A holds that CRL, anchors and exports
+    revoked = pair.sender.clock.advance(hours=1)
+    _revoked_since(pair, B, compromised, revoked)
+    pair.sender.clock.advance(minutes=1)
+    pair.sender.anchoring.anchor(pair.sender.uow, pair.sender.clock())
+    report = judged(export(pair, doc), pair)
+
+    # Then the 03 is judged as of when A took it, which its trail records (after the theft),
+    # not the moment its signer wrote: it does not hold
+    assert not report.verified
+    assert ("certificate_revoked", f"dispatches/{B}/status-03.json") in failures(report)
+    # while the receipt, taken before the theft, stands (the revocation said beside it)
+    receipt = next(c for c in report.checks if c.item == f"receipt {B}")
+    assert receipt.ok and "its acceptance, as the audit trail records it" in receipt.detail
+    assert "revoked after that" in receipt.warning
+
+
+def _revoked_since(pair: Pair, agency: str, compromised: datetime, now: datetime) -> None:
+    """``agency``'s certificate revoked at ``now`` by the exchange CA A runs, for key
+    compromise since ``compromised`` (the CRL entry's invalidity date); both hold the CRL."""
+    with pair.sender.uow(readonly=True) as uow:
+        ca_row, ca = keystore._ca(uow)
+        [row] = [c for c in uow.signatures.certificates(agency) if c.kind == "agency"]
+        number = uow.signatures.next_crl_number(ca_row.fingerprint)
+    cert, key = pki._ca_material(ca, PASS)
+    entry = (
+        x509.RevokedCertificateBuilder()
+        .serial_number(x509.load_pem_x509_certificate(row.cert_pem.encode()).serial_number)
+        .revocation_date(now)
+        .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False)
+        .add_extension(x509.InvalidityDate(compromised), critical=False)
+        .build()
+    )
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(cert.subject)
+        .last_update(now)
+        .next_update(now + timedelta(days=7))
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(pki._authority_key_id(cert), critical=False)
+        .add_revoked_certificate(entry)
+        .sign(key, hashes.SHA256())
+        .public_bytes(Encoding.DER)
+    )
+    for runtime in (pair.sender, pair.receiver):
+        with runtime.uow() as uow:
+            issuers.import_crl(uow, runtime.trust, crl, now=runtime.clock())
+            uow.commit()
 
 
 def test_a_report_of_handling_the_trail_records_cannot_be_dropped_from_the_bundle(

@@ -442,6 +442,32 @@ def test_a_status_claiming_a_moment_after_its_signing_is_refused(
     assert (caught.value.reason, caught.value.details["member"]) == ("moment", "at")
 
 
+@pytest.mark.parametrize("member", ["received_at", "at"])
+def test_a_moment_ahead_of_the_clock_takes_the_clock_skew_once(world: World, member: str) -> None:
+    # Given a receipt and a status signed 4 minutes ahead of the verifier's clock (within
+    # the skew), each claiming a moment 5 minutes after that
+    made = receipt_by(world) if member == "received_at" else status_03_by_b(world)
+    content = json.loads(made.body)
+    content[member] = iso(NOW + timedelta(minutes=9))
+    sealed = seal(content, world.agencies[B], NOW + timedelta(minutes=4))
+
+    # Then each is refused: its moment lies past the skew of the clock it is taken by
+    if member == "received_at":
+        refused = receipt_refusal(world, sealed)
+    else:
+        refused = status_refusal(world, sealed)
+    assert (type(refused), refused.reason) == (MessageMismatch, "moment")
+    assert (refused.details["member"], refused.details["now"]) == (member, iso(NOW))
+
+    # and at 4 minutes ahead of the clock, within its skew, it is taken
+    content[member] = iso(NOW + timedelta(minutes=4))
+    sealed = seal(content, world.agencies[B], NOW + timedelta(minutes=4))
+    if member == "received_at":
+        assert check_receipt(world, sealed).received_at == NOW + timedelta(minutes=4)
+    else:
+        assert verify_status(sealed.body, sealed.cms, world.trust, expected_recipient=A, now=NOW)
+
+
 @pytest.mark.parametrize(
     "moment",
     [

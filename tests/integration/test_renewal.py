@@ -128,6 +128,9 @@ def test_a_status_of_a_registration_before_a_renewal_is_signed_by_the_new_key_as
     with pair.sender.uow(readonly=True) as uow:
         [[kept]] = uow.dispatches.statuses_by_dispatch(doc).values()
     assert (kept.code, json.loads(kept.body)["at"]) == ("03", iso(registered))
+    # and its evidence bundle judges it as A did, as of when A took it (its key was not
+    # valid yet at the moment it reports)
+    _bundle_verifies(pair, doc, "status", "03")
 
 
 def _listed(runtime: Runtime, certificate: CertificateRow) -> None:
@@ -230,6 +233,18 @@ def test_a_package_whose_answer_was_lost_is_delivered_after_a_renewal_on_either_
     assert [a.outcome for a in attempts] == [lost, "delivered"], attempts
     assert dispatch.state == "delivered"
     assert len(pair.received()) == 1
+    # and its evidence bundle judges the receipt as A did, as of the answer that brought it
+    _bundle_verifies(pair, doc, "receipt")
+
+
+def _bundle_verifies(pair: Pair, doc: str, *item: str) -> None:
+    """The document's bundle, anchored, verifies; ``item`` (its words) as of its acceptance."""
+    pair.sender.clock.advance(minutes=1)
+    pair.sender.anchoring.anchor(pair.sender.uow, pair.sender.clock())
+    report = judged(export(pair, doc), pair)
+    assert report.verified, failures(report)
+    [check] = [c for c in report.checks if c.item.split() == [item[0], B, *item[1:]]]
+    assert "its acceptance, as the audit trail records it" in check.detail
 
 
 def _sealed(pair: Pair, doc: str) -> bytes:
