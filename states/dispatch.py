@@ -43,9 +43,10 @@ DISPATCH = MachineSpec(
         edge("acknowledge", _HEARD_FROM, ACKNOWLEDGED),
         edge("refuse", _HEARD_FROM, REJECTED),
         # The recipient's answer to a recall or update (15 agrees, 16 refuses); only a
-        # dispatch carrying such a request takes one.
-        edge("agree", (SENDING, DELIVERED), AGREED, conditions=("carries_request",)),
-        edge("decline", (SENDING, DELIVERED), DECLINED, conditions=("carries_request",)),
+        # dispatch carrying such a request takes one. Signed by the recipient, it says the
+        # request arrived, as a status does of a package: wherever our attempts stand.
+        edge("agree", _HEARD_FROM, AGREED, conditions=("carries_request",)),
+        edge("decline", _HEARD_FROM, DECLINED, conditions=("carries_request",)),
         # The recipient reports its handling (04 assigned, 05 processing, 06 completed),
         # kept in the document's audit chain, so that an evidence bundle must hold each
         # status message the trail records. QCVN 102 registers (03) before it assigns: a

@@ -50,6 +50,7 @@ from congvan.workflow.letters import sample_pdf
 from tests.exchange_world import members, zipped
 from tests.factories import SAMPLE_FIELDS, actor, document_row
 from tests.installations import PASS, A, B, Pair, serving_inbox
+from tests.integration.test_delivery import _failed_with_every_answer_lost
 
 DOWN = "http://127.0.0.1:9/v1/inbox"  # the discard port: nothing listens there
 
@@ -441,6 +442,53 @@ def test_a_recall_that_failed_is_resent_from_its_escalation_under_its_message_id
     pair.answer(received_id, "agree_recall")
     assert document_row(pair.sender, doc).state == "recalled"
     assert state_at_b(pair, received_id) == "recalled"
+
+
+@pytest.mark.parametrize(
+    ("request_kind", "answer", "settled", "document", "open_kinds"),
+    [
+        ("recall", "agree_recall", "agreed", "recalled", []),
+        ("recall", "refuse_recall", "declined", "acknowledged", ["request_refused"]),
+        ("update", "agree_update", "agreed", "acknowledged", []),
+    ],
+)
+def test_a_request_whose_every_answer_was_lost_is_settled_by_the_recipients_answer(
+    pair: Pair,
+    served: str,
+    make_document: Callable[..., str],
+    request_kind: str,
+    answer: str,
+    settled: str,
+    document: str,
+    open_kinds: list[str],
+) -> None:
+    # Given A's letter registered at B, then recalled (or corrected): B's inbox took the
+    # request, but every answer to it was lost until its attempts ran out (outcome unknown)
+    doc, received_id = registered(pair, make_document)
+    data = {"reason": "Gửi nhầm"}
+    if request_kind == "update":
+        data = {**data, "fields": {"place": "Huế"}}  # type: ignore[dict-item]
+    pair.sender.engine.fire(doc, request_kind, actor("supervisor"), data=data)
+    [job] = pair.jobs(doc)
+    _failed_with_every_answer_lost(pair, doc, job)
+    with pair.sender.uow(readonly=True) as uow:
+        [failed] = uow.dispatches.for_requests(doc)
+        [warned] = uow.escalations.active_of_document(doc)
+    assert (failed.state, warned.kind) == ("failed", "delivery_failed")
+
+    # When B's clerk answers the request that did arrive, and says so (15 or 16)
+    pair.answer(received_id, answer, {"reason": "Đã xử lý xong"} if "refuse" in answer else None)
+
+    # Then A believes B's signed answer: the request's dispatch is answered, the document
+    # stands where every answer puts it, the failure's escalation closes (a refusal's own
+    # follows it), and nothing offers to ask again what B answered
+    with pair.sender.uow(readonly=True) as uow:
+        [answered] = uow.dispatches.for_requests(doc)
+        active = uow.escalations.active_of_document(doc)
+    assert (answered.id, answered.state) == (failed.id, settled)
+    assert document_row(pair.sender, doc).state == document
+    assert [a.kind for a in active] == open_kinds
+    assert answer_findings(pair, doc) == ([] if settled == "agreed" else ["request_declined"])
 
 
 def test_a_recall_that_does_not_arrive_in_time_escalates_as_the_document_would(

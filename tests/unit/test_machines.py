@@ -195,7 +195,8 @@ DOCUMENT_EVENTS = {
 REPORTS = ["report_assigned", "report_completed", "report_processing"]  # 04–06, recorded
 DISPATCH_EVENTS = {
     # an attempt's answer lost, the recipient's status may come before the next one
-    d.PENDING: (sorted(["acknowledge", "refuse", "start", *REPORTS]), []),
+    # (and a request's answer, 15 or 16, too)
+    d.PENDING: (sorted(["acknowledge", "agree", "decline", "refuse", "start", *REPORTS]), []),
     d.SENDING: (
         sorted(["acknowledge", "agree", "decline", "deliver", "fail", "refuse", "retry", *REPORTS]),
         [],
@@ -203,8 +204,8 @@ DISPATCH_EVENTS = {
     d.DELIVERED: (sorted(["acknowledge", "agree", "decline", "refuse", *REPORTS]), []),
     d.ACKNOWLEDGED: (REPORTS, []),
     d.REJECTED: ([], []),  # a refusal stands
-    # its outcome unknown, the recipient's status may still come
-    d.FAILED: (sorted(["acknowledge", "refuse", *REPORTS]), ["resend"]),
+    # its outcome unknown, the recipient's status (or answer) may still come
+    d.FAILED: (sorted(["acknowledge", "agree", "decline", "refuse", *REPORTS]), ["resend"]),
     d.AGREED: ([], []),  # a recall's or update's answer stands
     d.DECLINED: ([], []),
 }
