@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, exists, func, insert, or_, select, update
 
 from congvan.states.certificates import CertificateDescription
 
@@ -179,9 +179,22 @@ _USABLE = Prepared(
 _USABLE_FINGERPRINT = Prepared(  # what every signing by an agency asks first
     select(_certs.c.fingerprint).where(*_USABLE_WHERE).order_by(_certs.c.not_before.desc()).limit(1)
 )
+_keyed = Certificate.__table__.alias("keyed")  # type: ignore[attr-defined]
 _LISTED = Prepared(  # every verification of an exchange message runs it
     select(_certs.c.fingerprint).where(
-        _certs.c.agency_id == bindparam("agency_id"), _certs.c.kind == "agency"
+        _certs.c.agency_id == bindparam("agency_id"),
+        _certs.c.kind == "agency",
+        # An agency whose key is held here is ours: its messages are taken under its own
+        # certificates alone (a certificate stored without a key beside them, imported by
+        # mistake or by malice, names it and speaks for nobody).
+        or_(
+            _certs.c.key_pem != "",
+            ~exists().where(
+                _keyed.c.agency_id == bindparam("agency_id"),
+                _keyed.c.kind == "agency",
+                _keyed.c.key_pem != "",
+            ),
+        ),
     )
 )
 _LATEST_SIGNATURE = Prepared(  # every delivery's claim runs it (see prepared.py)

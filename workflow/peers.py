@@ -106,17 +106,6 @@ def _store_certificates(
     return tuple(stored)
 
 
-def _refuse_our_own(uow: UnitOfWork, agency_id: str, now: datetime) -> None:
-    """An agency with users or its organisational key here receives here, never at a peer."""
-    if uow.agencies.has_users(agency_id) or uow.signatures.agency_certificate(agency_id, now):
-        raise InvalidInput(
-            f"Agency {agency_id} is served by this instance (it has users or its key here); "
-            "a peer entry is for an agency another instance serves.",
-            field="agency_id",
-            agency_id=agency_id,
-        )
-
-
 def add_peer(
     uow: UnitOfWork,
     agency_id: str,
@@ -160,7 +149,13 @@ def add_peer(
     if kept is None:
         add_agency(uow, agency_id, name, abbreviation, now)
     else:
-        _refuse_our_own(uow, agency_id, now)
+        keystore.refuse_served_here(
+            uow,
+            agency_id,
+            now,
+            field="agency_id",
+            held="a peer entry is for an agency another instance serves",
+        )
         if name.strip() or abbreviation.strip():
             names = agency_names(name or kept.name, abbreviation or kept.abbreviation)
             renamed = names != (kept.name, kept.abbreviation)

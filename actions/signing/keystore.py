@@ -289,6 +289,20 @@ def issue_agency(
     return _store(uow, "agency", issued, now, agency_id=agency_id)
 
 
+def refuse_served_here(
+    uow: UnitOfWork, agency_id: str, now: datetime, *, field: str, held: str
+) -> None:
+    """Refuse what holds another installation's certificates for an agency this one
+    serves (it has users or its organisational key here); ``held`` says what it has."""
+    if uow.agencies.has_users(agency_id) or uow.signatures.agency_certificate(agency_id, now):
+        raise InvalidInput(
+            f"Agency {agency_id} is served by this instance (it has users or its key here): "
+            f"{held}.",
+            field=field,
+            agency_id=agency_id,
+        )
+
+
 def import_certificate(
     uow: UnitOfWork,
     data: bytes,
@@ -349,6 +363,16 @@ def import_certificate(
                     "An agency's certificate belongs to no user: leave out the user.",
                     field="user",
                 )
+            uow.agencies.hold(agency_id)  # its users or key are not added meanwhile
+            refuse_served_here(
+                uow,
+                agency_id,
+                now,
+                field="agency",
+                held="its organisational certificates are the ones made here with their "
+                "keys (`keys issue-agency`); one imported would let whoever holds its key "
+                "speak for it",
+            )
             if store is None:
                 raise TypeError("an agency's certificate is checked against the pinned roots")
             require_pinned_chain(uow, store, certs, "file")

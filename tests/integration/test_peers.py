@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from congvan.actions.exchange.envelope import verify_body
 from congvan.actions.signing import issuers, keystore, pki
+from congvan.actions.signing.certfiles import import_certificates
 from congvan.actions.signing.cms import sign_manifest
 from congvan.states.errors import (
     AlreadyExists,
@@ -328,6 +329,61 @@ def test_an_agency_of_ours_gets_no_peer_entry(runtime: Runtime) -> None:
         add(runtime)
 
     assert "served by this instance" in caught.value.message
+
+
+@pytest.mark.parametrize("served", ["a user", "its key"])
+def test_an_agency_of_ours_takes_no_certificate_made_elsewhere(
+    runtime: Runtime, elsewhere: Elsewhere, served: str
+) -> None:
+    # Given an agency served here (a user, or its organisational key)
+    now = runtime.clock()
+    with runtime.uow() as uow:
+        directory.add_agency(uow, PEER, NAME, "UBND", now)
+        if served == "a user":
+            directory.ensure_user(uow, PEER, "vanthu", ["clerk"], now)
+        else:
+            keystore.init_ca(uow, "CA", "UBND", passphrase=PASS, now=now, store=runtime.trust)
+            keystore.issue_agency(uow, PEER, passphrase=PASS, crl_url=CRL_URL, now=now)
+        uow.commit()
+
+    # When a certificate naming it, which another pinned CA made, is imported for it
+    with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
+        keystore.import_certificate(
+            uow, elsewhere.agency, kind="agency", now=now, agency_id=PEER, store=runtime.trust
+        )
+
+    # Then it is refused, as a peer entry for it is: its messages are its own key's alone
+    assert "served by this instance" in caught.value.message
+    assert caught.value.details["field"] == "agency"
+    with runtime.uow(readonly=True) as uow:
+        kept = [c for c in uow.signatures.certificates(PEER) if c.kind == "agency"]
+    assert all(c.key_pem for c in kept)
+
+
+def test_a_certificate_stored_without_its_key_speaks_for_no_agency_of_ours(
+    runtime: Runtime, elsewhere: Elsewhere
+) -> None:
+    # Given an agency of ours, its key held here, and a certificate naming it that another
+    # pinned CA made, stored beside it without a key (by an older version, by hand)
+    now = runtime.clock()
+    with runtime.uow() as uow:
+        directory.add_agency(uow, PEER, NAME, "UBND", now)
+        keystore.init_ca(uow, "CA", "UBND", passphrase=PASS, now=now, store=runtime.trust)
+        own = keystore.issue_agency(uow, PEER, passphrase=PASS, crl_url=CRL_URL, now=now)
+        [stored] = [
+            keystore._store(uow, "agency", c, now, agency_id=PEER)
+            for c in import_certificates(elsewhere.agency)
+        ]
+        uow.commit()
+
+    # Then its messages are taken under its own certificate alone
+    with runtime.uow(readonly=True) as uow:
+        listed = uow.signatures.listed_fingerprints(PEER)
+    assert listed == {own.fingerprint} and stored.fingerprint not in listed
+    # while a peer's, held without keys, are all taken
+    add(runtime, OTHER, certificates=elsewhere.other_agency)
+    with runtime.uow(readonly=True) as uow:
+        assert len(uow.signatures.listed_fingerprints(OTHER)) == 1
 
 
 def test_peer_for_an_id_no_agency_can_have_is_unknown(runtime: Runtime) -> None:
