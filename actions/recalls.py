@@ -109,6 +109,38 @@ def a_recipient_holds_it(ctx: TransitionContext) -> tuple[bool, str]:
     )
 
 
+# Where an update's dispatch leaves its recipient without the correction: it never arrived
+# (failed for good, or refused by its inbox), or the recipient refused it (16).
+_UNCORRECTED = frozenset({d.FAILED, d.REJECTED, d.DECLINED})
+
+
+def uncorrected(uow: UnitOfWork, document_id: str) -> list[str]:
+    """The recipients holding the document whose copy lacks an earlier update's
+    corrections: that update failed to reach them, or they refused it."""
+    holders = {r.organ_id for r in reached(uow, document_id)}
+    return sorted(
+        {
+            r.organ_id
+            for r in uow.dispatches.for_requests(document_id)
+            if r.state in _UNCORRECTED
+            and r.organ_id in holders
+            and request_kind(uow, r) == "update"
+        }
+    )
+
+
+def corrections_reached(ctx: TransitionContext) -> tuple[bool, str]:
+    """An update carries its own corrections alone: a recipient that did not take an
+    earlier one would take this one over the old values, its copy differing from ours
+    while the update shows agreed."""
+    left = uncorrected(ctx.uow, ctx.document.id)
+    return not left, (
+        f"an earlier update of the document did not correct the copy of {', '.join(left)} "
+        "(it failed to reach it, or was refused there): resend that update from its "
+        "escalation, or send a replacement, before correcting it again"
+    )
+
+
 def original_settled(ctx: TransitionContext) -> tuple[bool, str]:
     """A replacement goes out once the document it replaces stands still: in force (not
     recalled or replaced meanwhile: its recipients would refuse a replacement of it), and
@@ -371,6 +403,7 @@ GUARDS = {
     "nothing_under_way": nothing_under_way,
     "a_recipient_holds_it": a_recipient_holds_it,
     "never_updated": never_updated,
+    "corrections_reached": corrections_reached,
     "original_settled": original_settled,
     "carries_request": carries_request,
     "recall_agreed": recall_agreed,

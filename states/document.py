@@ -23,7 +23,9 @@ ISSUED = (SENT, DELIVERED, ACKNOWLEDGED, FAILED)
 # refuses (16); the document stays where it is meanwhile (a self-loop per issued state).
 # Not while a dispatch is still on its way: that recipient would get the document after
 # the request, in force and never asked; nor when no recipient holds it (each refused it,
-# never got it, or agreed to an earlier recall): there is nobody to ask.
+# never got it, or agreed to an earlier recall): there is nobody to ask. An update carries
+# its own corrections alone: not while a holder lacks an earlier one's (it failed to reach
+# it, or was refused there).
 REQUESTS = (
     *(
         edge(
@@ -41,7 +43,12 @@ REQUESTS = (
             "update",
             state,
             state,
-            conditions=("no_request_awaiting", "nothing_under_way", "a_recipient_holds_it"),
+            conditions=(
+                "no_request_awaiting",
+                "nothing_under_way",
+                "a_recipient_holds_it",
+                "corrections_reached",
+            ),
             effects=("apply_update", "open_request", "seal_requests"),
             actions=("deliver_dispatches",),
         )

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from typing import Any
 
-from congvan.actions.recalls import reached, was_updated
+from congvan.actions.recalls import reached, uncorrected, was_updated
 from congvan.states import DOCUMENT, allowed_events, policy
 from congvan.states import dispatch as d
 from congvan.states.dispatch import REJECTED, recipient_status
@@ -58,6 +58,16 @@ def _failing(
         failing.append("nothing_under_way")
     if row.state in ISSUED and not reached(uow, row.id):
         failing.append("a_recipient_holds_it")
+    if (
+        row.state in ISSUED
+        and any(
+            q["kind"] == "update" and r["state"] in (d.FAILED, REJECTED, d.DECLINED)
+            for q in requests
+            for r in q["recipients"]
+        )
+        and uncorrected(uow, row.id)
+    ):
+        failing.append("corrections_reached")
     if row.state == DRAFT and row.submitted_revision != row.revision:
         failing.append("checks_cleared")
     if row.state == "failed":

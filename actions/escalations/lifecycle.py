@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from congvan.states import document as doc
 from congvan.states import escalation as e
-from congvan.states.errors import InvalidInput
+from congvan.states.errors import Conflict, InvalidInput
 from congvan.states.policy import notation, written_notation
 from congvan.states.text import has_visible_text
 from congvan.states.vocabulary import ESCALATION_RISE, ESCALATION_WAKE
@@ -354,22 +354,23 @@ class Lifecycle(WatchBase):
         dispatch = uow.dispatches.get(about.id, for_update=True)
         assert head is not None and dispatch is not None
         if head.state in (doc.RECALLED, doc.REPLACED):
-            raise InvalidInput(
+            raise Conflict(
                 f"The document was {head.state}: its recall or update is not sent again.",
                 field="action",
+                state=head.state,
             )
         later = [
             r for r in uow.dispatches.for_requests(head.id) if r.request_id > dispatch.request_id
         ]
         if later:
-            raise InvalidInput(
+            raise Conflict(
                 "A later recall or update of the document was made: this one is not sent again.",
                 field="action",
                 request_id=later[0].request_id,
             )
         going = on_its_way(uow, head.id)
         if going:  # as for a new request: it would cover too few recipients
-            raise InvalidInput(
+            raise Conflict(
                 f"The document is still on its way to {', '.join(going)}: send the request "
                 "again once each of its dispatches has arrived or failed for good.",
                 field="action",

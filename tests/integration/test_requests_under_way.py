@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from congvan.states.errors import GuardFailed, InvalidInput
+from congvan.states.errors import Conflict, GuardFailed, InvalidInput
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.views import document_view
 from tests.databases import Databases
@@ -529,3 +529,96 @@ def test_a_replacement_sent_while_a_recall_of_its_original_commits_waits_for_it(
     assert outcomes == {"recall": "delivered", "send": "original_settled"}
     assert document_row(two.sender, doc).state == "delivered"
     assert document_row(two.sender, replacement).state == "signed"
+
+
+def _peer_url(pair: Pair, organ_id: str) -> str:
+    with pair.sender.uow(readonly=True) as uow:
+        peer = uow.peers.get(organ_id)
+    assert peer is not None
+    return peer.inbox_url
+
+
+def _request_states(pair: Pair, doc: str) -> dict[str, str]:
+    with pair.sender.uow(readonly=True) as uow:
+        return {r.organ_id: r.state for r in uow.dispatches.for_requests(doc)}
+
+
+@pytest.mark.parametrize("missed", ["failed", "declined"])
+def test_an_update_is_refused_while_a_holder_lacks_an_earlier_ones_corrections(
+    two: Pair, make_document: Callable[..., str], missed: str
+) -> None:
+    # Given A's letter delivered to B and C
+    two.point_at(C, _peer_url(two, B))
+    doc = two.signed(make_document, to=(B, C))
+    two.sender.engine.fire(doc, "send", actor("clerk"))
+    run_due(two, doc)
+    assert states(two, doc) == {B: "delivered", C: "delivered"}
+    # and an update of its subject that C's copy did not take: it never reached C (its
+    # inbox down past the last attempt), or C refused it (16); B agreed
+    if missed == "failed":
+        two.point_at(C, DOWN)
+    two.sender.engine.fire(doc, "update", actor("supervisor"), data=UPDATE)
+    run_due(two, doc)
+    if missed == "failed":
+        while _request_states(two, doc)[C] != "failed":
+            two.sender.clock.advance(hours=1)
+            two.sender.scheduler.tick()
+            run_due(two, doc)
+    [at_b] = two.received()
+    two.answer(at_b.id, "agree_update")
+    if missed == "declined":
+        with two.receiver.uow(readonly=True) as uow:
+            [at_c] = uow.received.page(C).items
+        two.answer(at_c.id, "refuse_update", {"reason": "Không đồng ý"}, agency=C)
+    assert _request_states(two, doc) == {B: "agreed", C: missed}
+    assert "update" not in offered(two, doc)  # its view knows the guard would refuse
+
+    # When a supervisor corrects another field
+    second = {"reason": "Sửa địa danh", "fields": {"place": "Huế"}}
+    with pytest.raises(GuardFailed) as refused:
+        two.sender.engine.fire(doc, "update", actor("supervisor"), data=second)
+
+    # Then it is refused, naming C: its copy would take the place and keep the old subject
+    reasons = refused.value.details["reasons"]
+    assert list(reasons) == ["corrections_reached"]
+    assert C in reasons["corrections_reached"] and B not in reasons["corrections_reached"]
+    # while a recall, which takes the whole document back, may go
+    assert "recall" in offered(two, doc)
+
+
+def test_an_update_that_failed_is_not_resent_once_a_recall_followed_it(
+    two: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B and C, an update that never reached C (its inbox
+    # down past the last attempt), then a recall of the letter
+    two.point_at(C, _peer_url(two, B))
+    doc = two.signed(make_document, to=(B, C))
+    two.sender.engine.fire(doc, "send", actor("clerk"))
+    run_due(two, doc)
+    two.point_at(C, DOWN)
+    two.sender.engine.fire(doc, "update", actor("supervisor"), data=UPDATE)
+    run_due(two, doc)
+    while _request_states(two, doc)[C] != "failed":
+        two.sender.clock.advance(hours=1)
+        two.sender.scheduler.tick()
+        run_due(two, doc)
+    [at_b] = two.received()
+    two.answer(at_b.id, "agree_update")
+    with two.sender.uow(readonly=True) as uow:
+        [failed] = [
+            e
+            for e in uow.escalations.active_of_document(doc)
+            if e.kind == "delivery_failed" and e.detail.get("request_id")
+        ]
+    two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+
+    # When a supervisor resends the update from its escalation
+    with pytest.raises(Conflict) as refused:
+        two.sender.engine.fire_on(
+            "escalation", failed.id, "act", actor("supervisor"),
+            data={"action": "resend", "reason": "C đã hoạt động lại"},
+        )  # fmt: skip
+
+    # Then it is refused as the document's state forbids it (409), naming the later request
+    assert (refused.value.http_status, refused.value.code) == (409, "conflict")
+    assert refused.value.details["request_id"] > failed.detail["request_id"]

@@ -568,14 +568,16 @@ def test_a_document_not_yet_sent_cannot_be_recalled() -> None:
 
 def test_one_request_at_a_time_and_only_when_every_recipient_agreed_is_it_recalled() -> None:
     # Neither while a request awaits its answers, nor while a dispatch is on its way, nor
-    # when no recipient holds the document
-    for event in ("recall", "update"):
+    # when no recipient holds the document; an update not while a holder lacks an earlier
+    # one's corrections
+    for event, more in (("recall", []), ("update", ["corrections_reached"])):
         with pytest.raises(GuardFailed) as caught:
             resolve(DOCUMENT, doc.ACKNOWLEDGED, event, always(False))
         assert caught.value.details["failed"] == [
             "no_request_awaiting",
             "nothing_under_way",
             "a_recipient_holds_it",
+            *more,
         ]
     with pytest.raises(GuardFailed):
         resolve(DOCUMENT, doc.ACKNOWLEDGED, "recalled", always(False))
