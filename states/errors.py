@@ -500,6 +500,13 @@ class VerificationDeferred(Unavailable):
     code = "verification_deferred"
 
 
+class ServerBusy(Unavailable):
+    """As many packages as the inbox reads at once are coming in: send again shortly."""
+
+    code = "server_busy"
+    http_status = 503
+
+
 class DatabaseUnavailable(Unavailable):
     """The database cannot be reached just now; nothing was changed. Try again later."""
 

@@ -232,6 +232,13 @@ class Settings(BaseSettings):
 
     # Input limits; each has its own error code when passed.
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    # A body that stops coming is dropped (408 request_timeout): no byte for this long, or,
+    # once it has taken this long, coming slower than ``body_min_bytes_per_second``.
+    body_idle_seconds: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
+    body_min_bytes_per_second: int = Field(default=8 * 1024, ge=0)
+    # Packages read by the inbox at once, from peers not yet proven (each may spill to a
+    # temporary file up to max_request_bytes); more are answered 503 server_busy.
+    inbox_concurrency: int = Field(default=16, ge=1, le=1024)
     max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
     max_attachments: int = Field(default=20, ge=1)
     max_recipients: int = Field(default=500, ge=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -68,9 +69,15 @@ def create_app(runtime: Runtime, *, background: bool = False, hand_off: bool = F
         redirect_slashes=False,
     )
     app.state.runtime = runtime
+    app.state.inbox_reading = threading.BoundedSemaphore(runtime.settings.inbox_concurrency)
     # The size limit is outside the encoding check: it counts bytes before the check reads them.
     app.add_middleware(EncodingMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=runtime.settings.max_request_bytes,
+        idle_seconds=runtime.settings.body_idle_seconds,
+        min_bytes_per_second=runtime.settings.body_min_bytes_per_second,
+    )
     app.add_middleware(HeadMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: the limit's own answers carry it
     install_error_handlers(app)

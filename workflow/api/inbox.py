@@ -8,11 +8,14 @@ large, 422 malformed or tampered) carries a ``reason`` the sender records as sta
 from __future__ import annotations
 
 import tempfile
+import threading
 from typing import Any, BinaryIO, cast
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
+
+from congvan.states.errors import ServerBusy
 
 from ..statuses import decoded
 from .bodies import JsonRoute, SmallJsonRoute
@@ -60,11 +63,21 @@ async def deliver(request: Request, inbox: InboxDep, response: Response) -> dict
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != PACKAGE_MEDIA_TYPE:
         raise HTTPException(415, f"A package is sent as {PACKAGE_MEDIA_TYPE}.")
-    with tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY) as spool:
-        async for chunk in request.stream():  # the body limit applies while it streams
-            spool.write(chunk)
-        spool.seek(0)
-        answer = await run_in_threadpool(inbox.accept, cast(BinaryIO, spool))
+    # Anybody may post here before a signature says who: so many at once, and no more,
+    # hold a connection and a temporary file (each a package's size at most).
+    reading: threading.BoundedSemaphore = request.app.state.inbox_reading
+    if not reading.acquire(blocking=False):
+        raise ServerBusy(
+            "This inbox is reading as many packages as it takes at once: send it again shortly."
+        )
+    try:
+        with tempfile.SpooledTemporaryFile(max_size=_IN_MEMORY) as spool:
+            async for chunk in request.stream():  # the body limit and pace apply as it streams
+                spool.write(chunk)
+            spool.seek(0)
+            answer = await run_in_threadpool(inbox.accept, cast(BinaryIO, spool))
+    finally:
+        reading.release()
     if not answer.stored:
         response.status_code = 200
         response.headers[REPLAYED] = "true"

@@ -1,9 +1,12 @@
-"""A cap on request bodies, enforced while they stream in (Content-Length may lie), and
-one way to tell where a body ends."""
+"""A cap on request bodies, enforced while they stream in (Content-Length may lie), a pace
+they must keep (one that stops coming would hold its connection, and the temporary file
+it spills to, for as long as its client likes), and one way to tell where a body ends."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -28,6 +31,17 @@ class BodyTooLarge(HTTPException):
             self.details = {"max_bytes": max_bytes}  # as the middleware's own answer has
 
 
+class BodyTimedOut(HTTPException):
+    """Raised from ``receive`` when a body stops coming: 408, the connection closed. A
+    peer delivering a package takes it as a failure to try again (it may be its link)."""
+
+    code = "request_timeout"
+
+    def __init__(self, details: dict[str, Any]) -> None:
+        super().__init__(408, "The request body stopped coming; send it again.")
+        self.details = details
+
+
 # Where a body is a peer's package: a 413 there refuses it for good, with the reason a
 # refusal gives (README, exchange formats), so that its sender records it as one.
 _PACKAGE_PATHS = frozenset({"/v1/inbox", "/v1/inbox/"})
@@ -35,11 +49,21 @@ _PACKAGE_PATHS = frozenset({"/v1/inbox", "/v1/inbox/"})
 
 class BodyLimitMiddleware:
     """Answer 413 ``payload_too_large`` once a body passes ``max_bytes`` (on the inbox,
-    ``package_too_large`` with reason ``total_too_large``: a refusal of the package)."""
+    ``package_too_large`` with reason ``total_too_large``: a refusal of the package), and
+    408 ``request_timeout`` once it stops coming: no byte for ``idle_seconds``, or, once
+    it has taken that long, fewer than ``min_bytes_per_second`` on average."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        idle_seconds: float = 30.0,
+        min_bytes_per_second: int = 0,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.idle_seconds = idle_seconds
+        self.min_rate = min_bytes_per_second
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,20 +80,46 @@ class BodyLimitMiddleware:
             return
         seen = 0
         started = False
+        complete = False  # the body is in: what the app waits for next is the client leaving
+        dropped = False  # the body stopped coming: the answer closes the connection
+        # A body the answer comes before, unread, would be read as the next request: the
+        # connection closes after it (RFC 9112 9.6), as after one that stopped coming.
+        has_body = (declared is not None and declared != b"0") or b"transfer-encoding" in headers
+        began = time.monotonic()
+
+        def drop(details: dict[str, Any]) -> BodyTimedOut:
+            nonlocal dropped
+            dropped = True
+            return BodyTimedOut({"received_bytes": seen, **details})
 
         async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete
+            if complete:
+                return await receive()
+            try:
+                async with asyncio.timeout(self.idle_seconds):
+                    message = await receive()
+            except TimeoutError:
+                raise drop({"idle_seconds": self.idle_seconds}) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     raise BodyTooLarge(self.max_bytes, package=package)
+                complete = not message.get("more_body", False)
+                taken = time.monotonic() - began
+                if not complete and taken > self.idle_seconds and seen < self.min_rate * taken:
+                    raise drop({"min_bytes_per_second": self.min_rate})
+            else:
+                complete = True
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if dropped or (has_body and not complete):
+                    headers = [h for h in message.get("headers", []) if h[0] != b"connection"]
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
             await send(message)
 
         try:
@@ -77,6 +127,10 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if not started:
                 await self._reject(send, package)
+        except BodyTimedOut as exc:
+            if not started:
+                answer = error_body(exc.code, str(exc.detail), exc.details)
+                await _answer_and_close(send, 408, answer)
 
     async def _reject(self, send: Send, package: bool) -> None:
         if package:
