@@ -112,6 +112,11 @@ _SUBMITTED_REVISION = Prepared(select(_c.submitted_revision).where(_by_id))
 _by_digest = _blobs.c.sha256 == bindparam("sha256")
 _BLOB = Prepared(select(_blobs.c.data).where(_by_digest))
 _BLOB_STORED = Prepared(select(_blobs.c.sha256).where(_by_digest))
+_BLOB_SIZE = Prepared(select(_blobs.c.size).where(_by_digest))
+# SQL counts from 1; substr takes a BLOB (SQLite) or a bytea (PostgreSQL) as it is.
+_BLOB_SLICE = Prepared(
+    select(func.substr(_blobs.c.data, bindparam("start"), bindparam("length"))).where(_by_digest)
+)
 # Two transactions storing the same new bytes at once (PostgreSQL runs them side by
 # side): the second finds them there, as the first did not.
 _PUT_BLOB = {
@@ -321,6 +326,18 @@ class DocumentRepository(ChainHeads):
     def blob(self, sha256: str) -> bytes | None:
         row = _BLOB.first(self.conn, {"sha256": sha256})
         return row[0] if row is not None else None
+
+    def blob_size(self, sha256: str) -> int | None:
+        """The size of the bytes stored under ``sha256``, None when none are."""
+        row = _BLOB_SIZE.first(self.conn, {"sha256": sha256})
+        return int(row[0]) if row is not None else None
+
+    def blob_slice(self, sha256: str, offset: int, length: int) -> bytes:
+        """``length`` bytes (fewer at the end) of those stored under ``sha256`` from
+        ``offset``: a large file is read a slice at a time, never whole."""
+        params = {"sha256": sha256, "start": offset + 1, "length": length}
+        row = _BLOB_SLICE.first(self.conn, params)
+        return bytes(row[0]) if row is not None and row[0] is not None else b""
 
     def add_attachments(self, document_id: str, files: Sequence[Mapping[str, Any]]) -> None:
         self._attachments.pop(document_id, None)

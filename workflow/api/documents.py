@@ -9,8 +9,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Header, Path, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Path, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 from pydantic import AfterValidator
 
 from congvan.states import DOCUMENT
@@ -22,15 +23,16 @@ from congvan.states.errors import (
 )
 from congvan.states.policy import READ_ROLES
 from congvan.storage.agencies import Principal
+from congvan.storage.blobreader import SLICE, slices, stored_bytes
 from congvan.storage.documents import decode_cursor, encode_cursor
 
 from ..engine import Engine, Expected, FireResult, Idempotency
 from ..views import document_view, summary
 from .auth import PrincipalDep, actor_of, require
 from .bodies import JsonRoute, read_json
-from .deps import EngineDep, ReadUowDep, SettingsDep
+from .deps import EngineDep, ReadUowDep, RuntimeDep, SettingsDep
 from .files import content_disposition, content_type, read_upload
-from .methods import entity_tags
+from .methods import entity_tags, head_only
 from .outputs import (
     AUTHENTICATED,
     DocumentOut,
@@ -304,7 +306,12 @@ def get_history(
     },
 )
 def get_attachment(
-    document_id: str, sha256: str, uow: ReadUowDep, principal: PrincipalDep
+    document_id: str,
+    sha256: str,
+    uow: ReadUowDep,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    request: Request,
 ) -> Response:
     require(principal, READ_ROLES, "Reading documents")
     sha256 = sha256.lower()  # hex in either case names the same digest
@@ -313,21 +320,32 @@ def get_attachment(
         match = [a for a in uow.documents.attachments(document_id) if a.sha256 == sha256]
         if not match:
             raise NotFound("No such attachment.", sha256=sha256)
-        data = uow.documents.blob(sha256) or b""
-    if hashlib.sha256(data).hexdigest() != sha256:
-        # Never serve changed bytes under the digest they were stored with.
+        size = uow.documents.blob_size(sha256) or 0
+        data = (uow.documents.blob(sha256) or b"") if size <= SLICE else None
+    # Never serve changed bytes under the digest they were stored with. A large file is
+    # hashed, then sent, a slice at a time: never held whole, by however many at once.
+    digest = hashlib.sha256()
+    if data is None:
+        for chunk in slices(stored_bytes(lambda: runtime.uow(readonly=True), sha256, size)):
+            digest.update(chunk)
+    else:
+        digest.update(data)
+    if digest.hexdigest() != sha256:
         raise ManifestMismatch(
             "The stored bytes of this attachment no longer match their SHA-256; it is not served.",
             sha256=sha256,
         )
-    return Response(
-        data,
-        headers={
-            **content_type(match[0].media_type),
-            "Content-Disposition": content_disposition(match[0].filename),
-            **digest_headers(sha256),
-        },
-    )
+    headers = {
+        **content_type(match[0].media_type),
+        "Content-Disposition": content_disposition(match[0].filename),
+        **digest_headers(sha256),
+    }
+    if data is not None:
+        return Response(data, headers=headers)
+    if head_only(request.scope):  # what a GET would send, unread a second time
+        return Response(b"", headers={**headers, "Content-Length": str(size)})
+    stream = stored_bytes(lambda: runtime.uow(readonly=True), sha256, size)
+    return StreamingResponse(slices(stream), headers={**headers, "Content-Length": str(size)})
 
 
 @router.post(

@@ -116,7 +116,17 @@ class HeadMiddleware:
                 ended = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-        await self.app({**scope, "method": "GET"}, receive, answer)
+        await self.app({**scope, "method": "GET", HEAD_ONLY: head}, receive, answer)
+
+
+# Set in the scope of a HEAD run as a GET: a route whose body is costly to make (a large
+# file read from the database) may leave it out, its headers saying what it would be.
+HEAD_ONLY = "congvan.head"
+
+
+def head_only(scope: Scope) -> bool:
+    """Whether the answer's body will be dropped (a HEAD)."""
+    return bool(scope.get(HEAD_ONLY))
 
 
 # Fields whose value is a list: several lines of one are that list (RFC 9110 5.3, 13.1.1).

@@ -8,14 +8,14 @@ under their file names, and the main PDF as the signer signed it, under ``signed
 
 from __future__ import annotations
 
-import io
 import json
 import unicodedata
 from collections.abc import Collection, Iterator
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, BinaryIO, Literal, cast
 
 from fastapi import APIRouter, Path, Query, Response
+from fastapi import Request as HttpRequest
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,13 +32,15 @@ from congvan.states.errors import (
 )
 from congvan.states.policy import READ_ROLES, written_notation
 from congvan.states.received import ANSWERING, STATUS_CODE
+from congvan.storage.blobreader import stored_bytes
 from congvan.storage.clock import as_utc
 from congvan.storage.received import AWAITING, Received, Request
 from congvan.storage.unit_of_work import UnitOfWork
 
+from ..bootstrap import Runtime
 from .auth import PrincipalDep, require
 from .bodies import JsonRoute
-from .deps import EngineDep, ReadUowDep, SettingsDep
+from .deps import EngineDep, ReadUowDep, RuntimeDep, SettingsDep
 from .documents import (
     IdempotencyKey,
     IfMatch,
@@ -48,6 +50,7 @@ from .documents import (
     subject_event,
 )
 from .files import content_disposition, content_type
+from .methods import head_only
 from .outputs import AUTHENTICATED, Page, binary, digest_headers, errors, sends, versioned_etag
 from .paging import MAX_CURSOR, check_limit
 from .schemas import TextModel
@@ -267,8 +270,9 @@ def get_received(
     uow: ReadUowDep,
     principal: PrincipalDep,
     response: Response,
+    runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    row, package = _open_stored(uow, principal, received_id)
+    row, package = _open_stored(uow, principal, received_id, runtime)
     with package:
         files = [_file_view(p) for p in package.header.parts if _file_name(p) is not None]
         signed = _signed_view(json.loads(package.manifest))
@@ -301,16 +305,23 @@ def get_received(
     },
 )
 def get_received_file(
-    received_id: str, name: str, uow: ReadUowDep, principal: PrincipalDep
+    received_id: str,
+    name: str,
+    uow: ReadUowDep,
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    request: HttpRequest,
 ) -> StreamingResponse:
-    _row, package = _open_stored(uow, principal, received_id)
+    _row, package = _open_stored(uow, principal, received_id, runtime)
     name = unicodedata.normalize("NFC", name)  # as names are kept (a Mac sends them NFD)
     part = next((p for p in package.header.parts if _file_name(p) == name), None)
     if part is None:
         package.close()
         raise NotFound("No such file.", received_id=received_id, name=name[:300])
+    if head_only(request.scope):  # its headers say what a GET would send
+        package.close()
     return StreamingResponse(
-        _streamed(package, part),
+        iter(()) if head_only(request.scope) else _streamed(package, part),
         headers={
             **content_type(part.media_type),
             "Content-Disposition": content_disposition(part.name.rsplit("/", 1)[-1]),
@@ -323,9 +334,10 @@ def get_received_file(
 
 
 def _open_stored(
-    uow: UnitOfWork, principal: PrincipalDep, received_id: str
+    uow: UnitOfWork, principal: PrincipalDep, received_id: str, runtime: Runtime
 ) -> tuple[Received, Package]:
-    """The caller's agency's received document and its package as stored, opened."""
+    """The caller's agency's received document and its package as stored, opened: read
+    a slice at a time (a package is up to tens of megabytes, and many read at once)."""
     require(principal, READ_ROLES, "Reading received documents")
     check_document_id(received_id, "received document", "received_id")
     with uow:
@@ -333,15 +345,15 @@ def _open_stored(
         # Another agency's received document answers exactly like a missing one.
         if row is None or row.agency_id != principal.agency_id:
             raise NotFound("No such received document.", received_id=received_id)
-        data = uow.documents.blob(row.package_sha256)
+        size = uow.documents.blob_size(row.package_sha256)
     # Never serve bytes other than those verified when the package arrived.
     changed = ManifestMismatch(
         "The stored package no longer matches its SHA-256; it is not served.",
         sha256=row.package_sha256,
     )
-    data = data or b""
+    stream = stored_bytes(lambda: runtime.uow(readonly=True), row.package_sha256, size or 0)
     try:
-        package = open_package(io.BytesIO(data), Limits.kept(len(data)))
+        package = open_package(cast(BinaryIO, stream), Limits.kept(size or 0))
     except ExchangeRefused as exc:
         raise changed from exc
     if package.sha256 != row.package_sha256:
