@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from congvan.states.errors import InvalidInput
+from congvan.states.escalation import RECEIVED_KINDS
 from congvan.states.policy import written_notation
 from congvan.states.timeliness import VIETNAM
 from congvan.states.vocabulary import ESCALATION_KINDS, KIND_WORDS
@@ -48,6 +49,10 @@ EVENT_TEXT: dict[str, int] = {
     "subject": 1000,
     "recipient_id": 35,
     "recipient_name": 300,
+    # (an escalation about a document that arrived here: whom it came from)
+    "received_id": 36,
+    "sender_id": 35,
+    "sender_name": 300,
     "what_to_do": 1000,
     "link": 500,
 }
@@ -83,9 +88,18 @@ def render(kind: str, event: Mapping[str, Any], at: datetime) -> dict[str, Any]:
     link = fields.get("link", "")
     if link and not link.startswith("/"):
         raise InvalidInput("The event's link is a path, e.g. /v1/documents/…", field="link")
-    fields["kind_words"] = KIND_WORDS[kind]
+    fields["kind_words"] = kind_words(kind, received="received_id" in fields)
     fields["at"] = at.isoformat()
     return fields
+
+
+def kind_words(kind: str, *, received: bool = False) -> str:
+    """The kind in Vietnamese words; about a document that arrived here (``received``),
+    as its own agency is told (its clerks must register it, not wait for someone to)."""
+    said = RECEIVED_KINDS.get(kind) if received else None
+    if said is None:
+        return KIND_WORDS[kind]
+    return said[1][:1].upper() + said[1][1:]
 
 
 # An escalation's severity (states/escalation.py) in the words of the e-mail's reader.
@@ -118,10 +132,11 @@ def email_text(content: Mapping[str, Any], base_url: str) -> str:
         lines.append(f"Số, ký hiệu văn bản: {content['number_symbol']}")
     if content.get("subject"):
         lines.append(f"Trích yếu: {content['subject']}")
-    if content.get("recipient_name") or content.get("recipient_id"):
-        name = content.get("recipient_name") or content["recipient_id"]
-        code = f" ({content['recipient_id']})" if content.get("recipient_id") else ""
-        lines.append(f"Đơn vị nhận: {name}{code}")
+    for role, label in (("recipient", "Đơn vị nhận"), ("sender", "Đơn vị gửi")):
+        if content.get(f"{role}_name") or content.get(f"{role}_id"):
+            name = content.get(f"{role}_name") or content[f"{role}_id"]
+            code = f" ({content[f'{role}_id']})" if content.get(f"{role}_id") else ""
+            lines.append(f"{label}: {name}{code}")
     lines += ["", f"Việc cần làm: {content['what_to_do']}"]
     if content.get("link"):
         lines.append(f"Xem chi tiết: {link_url(content, base_url)}")

@@ -304,6 +304,8 @@ def _escalations(
         }
         if e.request_kind is not None:
             facts["request_kind"] = e.request_kind
+        if e.snoozed_until is not None:
+            facts["snoozed_until"] = e.snoozed_until
         found.append(Finding(ESCALATION_OPEN, facts, organ_id or e.organ_id or None))
     return found
 

@@ -115,12 +115,17 @@ _Phrase = Callable[[Mapping[str, Any], str], str]
 def _escalation(f: Mapping[str, Any], lang: str) -> str:
     opened = moment(f["opened_at"], lang)
     request = f.get("request_kind")
+    aside = f.get("snoozed_until")
     if lang == "vi":
         who = f"do {f['owner']} phụ trách" if f.get("owner") else "chưa có ai nhận xử lý"
+        if aside:
+            who += f", tạm gác đến {moment(aside, lang)}"
         kind = KIND_WORDS.get(str(f["kind"]), str(f["kind"]))
         about = f" về yêu cầu {_REQUEST_KIND.get(request, (request,))[0]}" if request else ""
         return f"Cảnh báo “{kind}”{about} (cấp {f['level']}) đang mở từ {opened}, {who}."
     who = f"owned by {f['owner']}" if f.get("owner") else "nobody has claimed it yet"
+    if aside:
+        who += f", put aside (snoozed) until {moment(aside, lang)}"
     about = f" about the {_REQUEST_KIND.get(request, ('', request))[1]} request" if request else ""
     described = escalation.KINDS.get(str(f["kind"]))
     kind = described[0] if described else str(f["kind"])

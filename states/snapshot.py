@@ -125,6 +125,7 @@ class EscalationFacts:
     due_at: datetime | None = None
     organ_id: str = ""
     request_kind: str | None = None
+    snoozed_until: datetime | None = None  # put aside (snoozed) until then
 
 
 @dataclass(frozen=True)

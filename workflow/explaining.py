@@ -30,6 +30,7 @@ from congvan.states.dispatch import (
     TAKEN_CODES,
 )
 from congvan.states.errors import InvalidInput
+from congvan.states.escalation import SNOOZED
 from congvan.states.phrasing import sentence
 from congvan.states.received import STATUS_LABEL
 from congvan.states.timeliness import VIETNAM, WorkingDays
@@ -68,6 +69,7 @@ def open_escalations(uow: UnitOfWork, document_id: str) -> tuple[snap.Escalation
             request_kind=request_kind(uow, requests[e.dispatch_id])
             if e.dispatch_id in requests
             else None,
+            snoozed_until=e.snoozed_until if e.state == SNOOZED else None,
         )
         for e in uow.escalations.active_of_document(document_id)
     )

@@ -190,10 +190,12 @@ class Lifecycle(WatchBase):
         if self.notify is None:
             return
         told = notice(uow, escalation)
+        # About a document that arrived here, the other agency is the one it came from.
+        other = "sender_id" if escalation.received_id else "recipient_id"
         event = {
             **told,
             "what_to_do": f"{told['what_to_do_vi'][:1].upper()}{told['what_to_do_vi'][1:]}.",
-            "recipient_id": escalation.organ_id or None,
+            other: escalation.organ_id or None,
             "at": now.isoformat(),
         }
         self.notify(uow, agency_id=escalation.agency_id, kind=escalation.kind, event=event)
@@ -459,6 +461,9 @@ def notice(uow: UnitOfWork, escalation: Escalation) -> dict[str, Any]:
         if got is not None:
             event.update(number=got.number, symbol=got.symbol, subject=got.subject)
             event["number_symbol"] = notation(got.number, got.symbol) or None
+            sender = uow.agencies.agency(got.sender_id)
+            if sender is not None and sender.name:
+                event["sender_name"] = sender.name
     plain: dict[str, Any] = json.loads(json.dumps(event, default=str))
     return plain
 

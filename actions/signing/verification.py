@@ -243,7 +243,7 @@ async def _full_verdict(
     try:
         status = await async_validate_detached_cms(
             manifest,
-            signed_data,
+            _without_root_lookalikes(signed_data, roots),
             signer_validation_context=validation_context(roots, crl_der, moment, cas),
             key_usage_settings=SIGNER_KEY_USAGE,
         )
@@ -308,6 +308,34 @@ def _quick_verdict(
     check_signing_time(quick.signing_time, moment, quick.trusted, signer, who)
     _check_expected_signer(signer, expected_signer, who)
     return _verdict(quick.signing_time, at, signer, expected_signer, None, stamp)
+
+
+def _without_root_lookalikes(
+    signed_data: asn1_cms.SignedData, roots: Sequence[Any]
+) -> asn1_cms.SignedData:
+    """``signed_data`` less the certificates it carries under a pinned root's name that
+    are not that root: only the pinned root anchors a path under its name, and a copy
+    carried beside the signature that differs from it (a byte of its serial changed) would
+    be taken for a CA below it, its revocation then unknowable. What the signature signs
+    does not cover the certificates it carries: leaving one out changes no verdict but
+    that one."""
+    pinned = {bytes(r.subject.dump()): bytes(r.dump()) for r in roots}
+    carried = signed_data["certificates"]
+    if not isinstance(carried, asn1_cms.CertificateSet):
+        return signed_data
+    kept = [
+        choice
+        for choice in carried
+        if choice.name != "certificate"
+        or pinned.get(bytes(choice.chosen.subject.dump()), bytes(choice.chosen.dump()))
+        == bytes(choice.chosen.dump())
+    ]
+    if len(kept) == len(carried):
+        return signed_data
+    # (as it comes out of a ContentInfo, explicitly tagged: its bytes without the tag)
+    narrowed = asn1_cms.SignedData.load(signed_data.untag().dump())
+    narrowed["certificates"] = [asn1_cms.CertificateChoices.load(c.dump()) for c in kept]
+    return narrowed
 
 
 def _check_against_stamp(

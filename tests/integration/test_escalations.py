@@ -16,7 +16,7 @@ import pytest
 
 from congvan.actions.calendar import VIETNAM_CALENDAR as CALENDAR
 from congvan.actions.escalations import notice
-from congvan.actions.notices import email_subject, render
+from congvan.actions.notices import email_subject, email_text, render
 from congvan.actions.signing import issuers, keystore
 from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
 from congvan.states.phrasing import sentence
@@ -235,6 +235,33 @@ def test_a_recipient_that_does_not_register_is_escalated_at_both_ends(
     ]
 
 
+def test_a_recipients_own_reminder_names_the_sender_and_says_what_it_has_to_do(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B, whose clerks leave it unregistered past the day
+    reminded = Notices()
+    pair.receiver.watch.notify = reminded
+    pair.point_b_at(served)
+    _, job = pair.sent(make_document)
+    assert pair.sender.runner.run(job) == "done"
+    advance(pair.sender, hours=3)
+    pair.receiver.scheduler.run_due()
+
+    # When B's own reminder is told (an e-mail to B's văn thư, a webhook)
+    [(agency, kind, event)] = reminded.sent
+    content = render(kind, event, pair.receiver.clock())
+    mail = email_subject(content) + "\n" + email_text(content, "https://congvan.snv.example")
+
+    # Then it is B's to act on, in B's words: A is whom the letter came from
+    assert (agency, kind) == (B, "not_acknowledged")
+    assert (content.get("sender_id"), content.get("recipient_id")) == (A, None)
+    assert content["kind_words"] == "Văn bản đến chưa được vào sổ đúng hạn"
+    [said] = [line for line in mail.splitlines() if line.startswith("Đơn vị gửi: ")]
+    assert said.endswith(f"({A})") and said != f"Đơn vị gửi: {A} ({A})"  # named, with its code
+    assert "Đơn vị nhận" not in mail and "Đơn vị nhận chưa tiếp nhận" not in mail
+    assert "Vào sổ văn bản đến" in mail
+
+
 def test_a_late_send_closes_saying_the_letter_went_back_to_draft_when_it_did(
     pair: Pair, make_document: Callable[..., str]
 ) -> None:
@@ -286,11 +313,15 @@ def test_supervisors_claim_comment_snooze_and_resolve_and_it_rises_when_left_ope
     [snoozed] = escalations(pair.sender)
     assert (snoozed.state, snoozed.owner) == ("snoozed", SUPERVISOR.name)
     assert snoozed.snoozed_until is not None
+    # and the document's explanation says it is put aside, and until when
+    assert "put aside (snoozed) until" in _escalation_said(pair, doc)["en"]
+    assert "tạm gác đến" in _escalation_said(pair, doc)["vi"]
 
     # Then it wakes by itself, still owned, and left open past its own deadline it rises
     advance(pair.sender, hours=19)
     [woken] = escalations(pair.sender)
     assert (woken.state, woken.level, woken.snoozed_until) == ("claimed", 1, None)
+    assert "put aside" not in _escalation_said(pair, doc)["en"]
     # (Snoozed again and taken up before it wakes, it shows no snooze end either, and no
     # wake timer is left to fire)
     later = (pair.sender.clock() + timedelta(hours=2)).isoformat()
@@ -807,3 +838,11 @@ def test_two_first_saves_of_an_agencys_time_rules_at_once_both_succeed(
     assert failed == []
     with runtime.uow(readonly=True) as uow:
         assert {"deliver": [100]} == uow.escalations.time_rules(A)
+
+
+def _escalation_said(pair: Pair, doc: str) -> dict[str, str]:
+    """What the document's explanation says of its one open escalation."""
+    with pair.sender.uow(readonly=True) as uow:
+        found = explain_row(uow, uow.documents.load(doc), pair.sender.clock(), CALENDAR)
+    [said] = [sentence(f) for f in found.all() if f.code == "escalation_open"]
+    return said
