@@ -55,7 +55,8 @@
      ├── Unavailable (503)               unavailable
      │    ├── DatabaseUnavailable (503)   database_unavailable
      │    │    └── DatabaseNotReady (503) database_not_migrated
-     │    └── VerificationDeferred (503)  verification_deferred
+     │    ├── VerificationDeferred (503)  verification_deferred
+     │    └── ServerBusy (503)            server_busy
      └── ExchangeRefused (422)           exchange_refused
 
 Codes are part of the public contract: they never change once released. The whole tree

@@ -62,6 +62,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from congvan.actions.signing.certpath import ahead_of_clock
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.manifest import ATTACHMENT_FIELDS, MANIFEST_MEMBERS, METADATA_FIELDS
 from congvan.actions.signing.manifest import FORMAT as MANIFEST_FORMAT
@@ -98,7 +99,14 @@ from congvan.states.policy import (
 )
 from congvan.states.text import given, signed_text_problem, value_problem
 
-from .envelope import Members, check_moment, deferred, read_canonical, verify_body
+from .envelope import (
+    Members,
+    check_moment,
+    clock_ahead,
+    deferred,
+    read_canonical,
+    verify_body,
+)
 from .package import FILES, MANIFEST, SIGNED, Header, Package, Part, main_pdf
 
 # Whether an agency is one this system exchanges documents with (the directory).
@@ -190,6 +198,8 @@ def verify_package(
     except RevocationUnknown as exc:
         raise deferred(exc, header.sender) from exc
     except SignatureError as exc:
+        if ahead_of_clock(exc):
+            raise clock_ahead(exc, header.sender) from exc
         raise DocumentSignatureInvalid(
             f"The document's signature does not verify: {exc.message}", reason=exc.code
         ) from exc

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from congvan.actions.signing.agencykeys import AgencyKey
-from congvan.actions.signing.certpath import CLOCK_SKEW
+from congvan.actions.signing.certpath import CLOCK_SKEW, ahead_of_clock
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.verification import Verdict, verify_manifest_signature
 from congvan.states.errors import (
@@ -141,6 +141,8 @@ def verify_body(
             differences=exc.details.get("differences", {}),
         ) from exc
     except SignatureError as exc:
+        if ahead_of_clock(exc):
+            raise clock_ahead(exc, agency_id) from exc
         # What it signs is a message (a header, a receipt, a status, an index), not the
         # document's manifest: said so, under the same stable reason.
         why = (
@@ -183,15 +185,6 @@ def check_moment(
     clock skew verifiers allow, once: a signing time already at the skew's edge leaves
     none for the moment beyond it). ``since`` names what ``not_before`` is: its key in the
     error's details, and what it was."""
-    if now is not None and moment > now + CLOCK_SKEW:
-        raise MessageMismatch(
-            f"{name} is in the future: after this installation's clock by more than the "
-            "clock skew allowed.",
-            reason="moment",
-            member=name,
-            found=iso(moment),
-            now=iso(now),
-        )
     if signed_at is not None and moment > signed_at + CLOCK_SKEW:
         raise MessageMismatch(
             f"{name} is after the message was signed.",
@@ -199,6 +192,16 @@ def check_moment(
             member=name,
             found=iso(moment),
             signed_at=iso(signed_at),
+        )
+    if now is not None and moment > now + CLOCK_SKEW:
+        raise VerificationDeferred(
+            f"{name} lies ahead of this system's clock by more than the clock skew allowed: "
+            "one of the two clocks is wrong (send it again later; the operators set it "
+            "right).",
+            reason="clock_ahead",
+            member=name,
+            found=iso(moment),
+            now=iso(now),
         )
     if not_before is not None and moment < not_before - CLOCK_SKEW:
         key, what = since
@@ -219,6 +222,19 @@ def deferred(exc: RevocationUnknown, agency_id: str) -> VerificationDeferred:
         f"({exc.message}); send it again later.",
         reason=exc.code,
         agency_id=agency_id,
+    )
+
+
+def clock_ahead(exc: SignatureError, agency_id: str) -> VerificationDeferred:
+    """A signature made ahead of our clock, or under a certificate not valid yet by it:
+    the two clocks disagree, which a wait (or an operator) settles; never held against
+    the sender as a refusal of what it sent."""
+    return VerificationDeferred(
+        f"A signature of {agency_id}'s message lies ahead of this system's clock "
+        f"({exc.message}): one of the two clocks is wrong; send it again later.",
+        reason="clock_ahead",
+        agency_id=agency_id,
+        **{k: v for k, v in exc.details.items() if k in ("signing_time", "checked_at")},
     )
 
 

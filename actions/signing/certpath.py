@@ -220,6 +220,19 @@ def _not_yet(at: datetime) -> str:
     )
 
 
+# The reason a signing time in the verifier's future is given: between peers, a wait (or
+# an operator setting a clock right) settles it, never a refusal.
+AHEAD_OF_CLOCK = "ahead_of_clock"
+
+
+def ahead_of_clock(exc: Exception) -> bool:
+    """Whether ``exc`` says a signature lies ahead of the verifier's clock: made after the
+    moment of verification, or under a certificate not valid yet at it."""
+    return isinstance(exc, CertificateNotYetValid) or (
+        isinstance(exc, SigningTimeInvalid) and exc.details.get("reason") == AHEAD_OF_CLOCK
+    )
+
+
 def check_signing_time(
     signing_time: datetime,
     at: datetime,
@@ -231,6 +244,7 @@ def check_signing_time(
     if signing_time > at + CLOCK_SKEW:
         raise SigningTimeInvalid(
             "The signing time lies after the moment of verification.",
+            reason=AHEAD_OF_CLOCK,  # the signer's clock or ours is wrong
             signing_time=signing_time.isoformat(),
             checked_at=at.isoformat(),
             **who,

@@ -601,10 +601,13 @@ def test_dispatch_events_are_checked_like_document_events(
     with pytest.raises(NotFound):
         sending.engine.fire_dispatch("no-such-dispatch", "start", actor=SYSTEM)
 
-    # (a recipient's status may come between attempts: an answer lost, it has it)
+    # (a recipient's status, or its answer to a request, may come between attempts: an
+    # answer lost, it has it)
     assert {
         "start",
         "acknowledge",
+        "agree",
+        "decline",
         "refuse",
         "report_assigned",
         "report_processing",

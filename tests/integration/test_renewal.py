@@ -380,3 +380,42 @@ def test_a_letter_sealed_right_after_a_renewal_goes_to_a_recipient_whose_clock_i
     # Then B takes it: the certificate is not "not yet valid" by B's clock
     dispatch, attempts = pair.dispatch(doc)
     assert dispatch.state == "delivered", attempts
+
+
+def test_a_letter_to_a_recipient_whose_clock_is_far_behind_waits_and_is_never_refused(
+    boot: Any, databases: Databases, db_kind: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's clock ten minutes ahead of B's (past the skew verifiers allow)
+    sender_clock, receiver_clock = FrozenClock(), FrozenClock()
+    sender_clock.advance(minutes=10)
+    sender = boot(
+        databases.new(db_kind).url, clock=sender_clock, key_passphrase=PASS,
+        dispatch_max_attempts=3, **SENDER_FAKES,
+    )  # fmt: skip
+    receiver = boot(databases.new(db_kind).url, clock=receiver_clock, key_passphrase=PASS)
+    pair = link(sender, receiver)
+    for clock in (sender_clock, receiver_clock):
+        clock.advance(days=1)
+
+    # When A sends a letter: by B's clock it was signed (and sealed) ten minutes from now
+    with serving_inbox(pair) as inbox:
+        pair.point_b_at(inbox)
+        doc, job = pair.sent(make_document)
+        assert pair.sender.runner.run(job) == "failed"
+
+        # Then B refuses nothing: it puts the package off (503, the clocks disagree), and
+        # A tries again, the letter neither refused (02) nor failed
+        dispatch, [attempt] = pair.dispatch(doc)
+        assert (dispatch.state, attempt.outcome, attempt.http_status) == (
+            "pending", "transient", 503,
+        )  # fmt: skip
+        assert "clock_ahead" in attempt.error
+        assert pair.received() == []
+
+        # And once B's clock is set right (or the minutes have passed), it is delivered
+        receiver_clock.advance(minutes=10)
+        sender_clock.advance(minutes=10)
+        pair.sender.scheduler.tick()
+        assert pair.sender.runner.run(job) == "done"
+    assert pair.dispatch(doc)[0].state == "delivered"
+    assert len(pair.received()) == 1

@@ -61,6 +61,7 @@ FROZEN = {
     "UnknownPeer": ("unknown_peer", 422),
     "PreconditionFailed": ("precondition_failed", 412),
     "VerificationDeferred": ("verification_deferred", 503),
+    "ServerBusy": ("server_busy", 503),
     "Unavailable": ("unavailable", 503),
     "ActionUnavailable": ("action_unavailable", 501),
     "DatabaseUnavailable": ("database_unavailable", 503),
