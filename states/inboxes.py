@@ -17,7 +17,12 @@ from .policy import INBOX_URL_MAX_LENGTH
 
 
 def validate_inbox_url(
-    url: str, *, allow_http: bool = False, field: str = "inbox_url", path_shown: bool = True
+    url: str,
+    *,
+    allow_http: bool = False,
+    field: str = "inbox_url",
+    path_shown: bool = True,
+    path_required: bool = False,
 ) -> str:
     """The inbox URL, when deliveries may go there: http(s), a host, no user-info or fragment.
 
@@ -68,6 +73,12 @@ def validate_inbox_url(
             "must use https unless its host is loopback (an operator may allow plain http "
             "on a network it trusts, from the command line).",
         )
+    if path_required and parts.path in ("", "/"):
+        # A server's bare address: every delivery would be posted to / and answered 404.
+        raise refuse(
+            "names no path: give the inbox's whole URL, e.g. https://peer.example.vn/v1/inbox "
+            "(a congvan inbox is at /v1/inbox)."
+        )
     return _normalised(scheme, host, parts.port, parts.path, parts.query)
 
 
@@ -82,6 +93,12 @@ def echoed(url: str, *, path: bool = True) -> str:
         parts = urlsplit(url[:INBOX_URL_MAX_LENGTH])
     except ValueError:
         return url.partition("://")[0][:10] + "://…"
+    if not parts.netloc:  # no scheme, or none urlsplit knows: shown as typed, no query
+        typed = url[:INBOX_URL_MAX_LENGTH].split("#", 1)[0]
+        typed = typed.split("?", 1)[0] + ("?…" if "?" in typed else "")
+        if "@" in typed:
+            typed = "…@" + typed.rpartition("@")[2]
+        return typed if path else typed.split("/", 1)[0] + ("/…" if "/" in typed else "")
     netloc = parts.netloc.rpartition("@")[2]
     shown = f"{parts.scheme}://{'…@' if '@' in parts.netloc else ''}{netloc}"
     if path:

@@ -31,6 +31,21 @@ def redact_secrets(
 
 
 _URL_LOGGERS = ("httpx", "httpcore")
+# Libraries that narrate their own work at INFO (fontTools lists every glyph it keeps
+# when a stamp's font is subset, some thirty lines a signature): warnings only.
+_CHATTY_LOGGERS = ("fontTools",)
+# What a library adds to a record for a terminal's sake: uvicorn's ``color_message``, the
+# line again with ANSI colours, which a JSON line would carry as escapes.
+_FOR_TERMINALS = ("color_message",)
+
+
+def drop_terminal_copies(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Leave out what a record carries only for a terminal."""
+    for key in _FOR_TERMINALS:
+        event_dict.pop(key, None)
+    return event_dict
 
 
 def configure_logging(
@@ -43,6 +58,7 @@ def configure_logging(
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        drop_terminal_copies,
         redact_secrets,
     ]
     renderer: Any = (
@@ -63,7 +79,7 @@ def configure_logging(
     # The HTTP client logs each request's whole URL (at INFO, and more at DEBUG): a
     # webhook's path or query may hold its receiver's token. Our own lines say what was
     # posted where, by origin; the client's say nothing below a warning, at any level.
-    for quiet in _URL_LOGGERS:
+    for quiet in (*_URL_LOGGERS, *_CHATTY_LOGGERS):
         logging.getLogger(quiet).setLevel(logging.WARNING)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

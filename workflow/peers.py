@@ -131,7 +131,7 @@ def add_peer(
     agency in the directory keeps its own.
     """
     validate_organ_id(agency_id, "agency_id")
-    url = validate_inbox_url(inbox_url, allow_http=allow_http)
+    url = validate_inbox_url(inbox_url, allow_http=allow_http, path_required=True)
     if transport not in policy.PEER_TRANSPORTS:
         raise InvalidInput(
             f"transport is one of {', '.join(policy.PEER_TRANSPORTS)}.",
@@ -405,7 +405,9 @@ def export_directory(
                 "agency_id": agency_id,
                 "name": agency.name,
                 "abbreviation": agency.abbreviation,
-                "inbox_url": validate_inbox_url(inbox_url_for(agency_id), allow_http=allow_http),
+                "inbox_url": validate_inbox_url(
+                    inbox_url_for(agency_id), allow_http=allow_http, path_required=True
+                ),
                 "certificates": certs,
             }
         )

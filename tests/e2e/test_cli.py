@@ -567,8 +567,10 @@ def test_a_setting_that_is_not_valid_is_named_as_the_operator_sets_it(
 def test_a_variable_no_setting_reads_is_named_with_the_setting_meant(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given the database URL misspelt, another variable far from any setting, and a real one
+    # Given the database URL misspelt, the key's passphrase called a password, another
+    # variable far from any setting, and a real one
     monkeypatch.setenv("CONGVAN_DATABSE_URL", "postgresql://congvan@db/congvan")
+    monkeypatch.setenv("CONGVAN_KEY_PASSWORD", "not read")
     monkeypatch.setenv("CONGVAN_ZZZ", "1")
     monkeypatch.setenv("CONGVAN_LOG_LEVEL", "INFO")
 
@@ -580,6 +582,8 @@ def test_a_variable_no_setting_reads_is_named_with_the_setting_meant(
     assert warnings == [
         "warning: CONGVAN_DATABSE_URL is not a setting congvan reads, it is ignored; "
         "did you mean CONGVAN_DATABASE_URL?",
+        "warning: CONGVAN_KEY_PASSWORD is not a setting congvan reads, it is ignored; "
+        "did you mean CONGVAN_KEY_PASSPHRASE?",
         "warning: CONGVAN_ZZZ is not a setting congvan reads, it is ignored",
     ]
 
@@ -619,6 +623,23 @@ def test_a_demo_in_a_folder_holding_an_earlier_demo_is_refused_before_anything_i
     assert "error [already_exists]:" in capsys.readouterr().err
     assert (tmp_path / "demo.log").read_text(encoding="utf-8") == "the earlier run's log\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.log", "province"]
+
+
+def test_a_demo_in_a_folder_holding_anything_else_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a folder an installation runs from: its database and its trust folder
+    (tmp_path / "congvan.db").write_bytes(b"SQLite format 3\x00")
+    (tmp_path / "trust").mkdir()
+
+    # When the demo is told to run there
+    code = main(["--data-dir", str(tmp_path), "demo"])
+
+    # Then it is refused at once, naming what is there, and nothing is written beside it
+    assert code == 2
+    said = capsys.readouterr().err
+    assert "error [already_exists]:" in said and "is not empty" in said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["congvan.db", "trust"]
 
 
 def test_a_data_folder_that_is_a_file_is_said_to_be_one(

@@ -96,3 +96,17 @@ def test_a_posts_url_never_reaches_the_log_at_any_level(level: str) -> None:
         logging.getLogger().handlers.clear()
         structlog.reset_defaults()
     assert "RECEIVER-TOKEN-42" not in stream.getvalue()
+
+
+def test_a_librarys_chatter_and_terminal_colours_stay_out_of_the_log(
+    json_logs: io.StringIO,
+) -> None:
+    # fontTools narrates each glyph it keeps at INFO; uvicorn adds a coloured copy of its lines
+    logging.getLogger("fontTools.subset").info("Glyph names: ['.notdef', 'A', 'B']")
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]", 42, extra={"color_message": "\x1b[1mStarted\x1b[0m"}
+    )
+
+    lines = [json.loads(line) for line in json_logs.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == ["Started server process [42]"]
+    assert "color_message" not in lines[0]

@@ -211,6 +211,9 @@ def test_peers_are_listed_by_agency_id_whole_or_by_page(runtime: Runtime) -> Non
         ("https://congvan..quangtri.gov.vn/inbox", "a DNS name"),
         ("https://-congvan.quangtri.gov.vn/inbox", "a DNS name"),
         ("https://" + "a" * 64 + ".gov.vn/inbox", "a DNS name"),
+        # a server's bare address: every delivery would go to / (404)
+        ("https://congvan.quangtri.gov.vn", "names no path"),
+        ("http://127.0.0.1:18102/", "/v1/inbox"),
     ],
 )
 def test_an_inbox_url_deliveries_may_not_go_to_is_refused(
@@ -818,6 +821,26 @@ def test_a_refused_inbox_url_is_echoed_without_what_may_be_a_secret(
     shown = caught.value.details["value"]
     assert "peer-password" not in shown
     assert shown.startswith(url.partition(":")[0] + "://") and "congvan.quangtri.gov.vn" in shown
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("127.0.0.1:18102/v1/inbox", "127.0.0.1:18102/v1/inbox"),  # the scheme left out
+        (
+            "congvan.quangtri.gov.vn/v1/inbox?key=peer-password",
+            "congvan.quangtri.gov.vn/v1/inbox?…",
+        ),
+        ("vanthu:peer-password@congvan.quangtri.gov.vn/inbox", "…@congvan.quangtri.gov.vn/inbox"),
+    ],
+)
+def test_a_url_typed_without_its_scheme_is_echoed_as_typed(
+    runtime: Runtime, url: str, shown: str
+) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        add(runtime, inbox_url=url)
+
+    assert caught.value.details["value"] == shown
 
 
 def test_a_peer_without_a_certificate_is_refused_as_its_signatures_could_not_be_verified(

@@ -172,6 +172,17 @@ _NOT_SETTINGS = frozenset(
 )
 
 
+# Words an operator may use for what a setting names otherwise.
+_SAID_OTHERWISE = (
+    ("PASSWORD", "PASSPHRASE"),
+    ("PASSWD", "PASSPHRASE"),
+    ("PWD", "PASSPHRASE"),
+    ("DB_", "DATABASE_"),
+    ("FOLDER", "DIR"),
+    ("DIRECTORY", "DIR"),
+)
+
+
 def _warn_if_unknown(name: str) -> None:
     """A ``CONGVAN_*`` variable no setting reads is said once on stderr, with the setting it
     was likely meant for: a misspelt ``CONGVAN_DATABSE_URL`` would otherwise run on the
@@ -180,7 +191,16 @@ def _warn_if_unknown(name: str) -> None:
     if field in Settings.model_fields or name in _NOT_SETTINGS:
         return
     known = [variable(f) for f in Settings.model_fields]
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+    # Spelt as it was, or with a word people use for another (a key's "password" is its
+    # passphrase here): the closest setting to any of them.
+    spellings = [name, *(name.replace(a, b) for a, b in _SAID_OTHERWISE if a in name)]
+    scored = [
+        (difflib.SequenceMatcher(None, spelt, setting).ratio(), setting)
+        for spelt in spellings
+        for setting in known
+    ]
+    best = max(scored, default=(0.0, ""))
+    close = [best[1]] if best[0] >= 0.8 else []
     hint = f"; did you mean {close[0]}?" if close else ""
     print(f"warning: {name} is not a setting congvan reads, it is ignored{hint}", file=sys.stderr)
 

@@ -134,6 +134,15 @@ def run_demo(
             "(or without --data-dir, in a temporary one).",
             path=str(data_dir),
         )
+    if any(data_dir.iterdir()):
+        # Anything else there (an installation's own database and keys, say): the demo
+        # writes its two installations, their keys and its log beside it.
+        raise AlreadyExists(
+            f"{data_dir} is not empty: the demo runs in an empty folder (or without "
+            "--data-dir, in a temporary one), never beside what another holds there.",
+            path=str(data_dir),
+            found=sorted(p.name for p in data_dir.iterdir())[:10],
+        )
     kept = passphrase is not None
     passphrase = passphrase or secrets.token_urlsafe(24)  # else this run's alone, never shown
     ports = {"province": free_port(), "recipients": free_port()}
