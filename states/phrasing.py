@@ -459,8 +459,19 @@ _ENDED = {
 def sentence(finding: x.Finding) -> Sentence:
     """The finding in Vietnamese and in English."""
     phrase = PHRASES[finding.code]
-    said = {"vi": phrase(finding.facts, "vi"), "en": phrase(finding.facts, "en")}
+    said = {
+        "vi": _ended_once(phrase(finding.facts, "vi")),
+        "en": _ended_once(phrase(finding.facts, "en")),
+    }
     if finding.ended is not None:
         vi, en = _ENDED.get(finding.ended, (finding.ended, finding.ended))
         said = {"vi": f"{said['vi']} ({vi}.)", "en": f"{said['en']} ({en}: nothing is awaited.)"}
     return said
+
+
+def _ended_once(text: str) -> str:
+    """A sentence ending in a quoted message that ends itself (an error's own full stop,
+    a question): one stop, not two."""
+    if text.endswith(".") and not text.endswith("...") and text[-2:-1] in (".", "?", "!"):
+        return text[:-1]
+    return text

@@ -707,3 +707,15 @@ def test_an_urgent_document_awaiting_sending_counts_on_the_clock() -> None:
     step = x.explain(snapshot, signed_at, WEEKDAYS).document[0]
     assert step.facts["remaining_working"] is None
     assert sentence(step)["en"].endswith("in 1 h 00 min.")
+
+
+@pytest.mark.parametrize(
+    "error", ["The signing time lies after the moment of verification.", "Is it?"]
+)
+def test_a_sentence_ending_in_a_message_that_ends_itself_has_one_stop(error: str) -> None:
+    finding = x.Finding(x.FAILED_FOR_GOOD, {"attempts": 3, "error": error}, "000.00.01.H57")
+
+    said = sentence(finding)
+
+    assert said["en"].endswith(error) and said["vi"].endswith(error)
+    assert not said["en"].endswith(("..", "?."))
