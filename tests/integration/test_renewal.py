@@ -354,12 +354,13 @@ def test_a_package_to_a_recipient_between_its_revocation_and_renewal_waits_for_i
     assert pair.dispatch(doc)[0].state == "delivered"
 
 
-def test_a_letter_sealed_right_after_a_renewal_goes_to_a_recipient_whose_clock_is_behind(
-    boot: Any, databases: Databases, db_kind: str, make_document: Callable[..., str]
-) -> None:
-    # Given A's clock two minutes ahead of B's (within the skew verifiers allow)
+def _clocks_apart(
+    boot: Any, databases: Databases, db_kind: str, minutes: int
+) -> tuple[Pair, FrozenClock, FrozenClock]:
+    """A and B linked, A's clock ``minutes`` ahead of B's, both a day on: the pair and the
+    clocks (A's, B's)."""
     sender_clock, receiver_clock = FrozenClock(), FrozenClock()
-    sender_clock.advance(minutes=2)
+    sender_clock.advance(minutes=minutes)
     sender = boot(
         databases.new(db_kind).url, clock=sender_clock, key_passphrase=PASS,
         dispatch_max_attempts=3, **SENDER_FAKES,
@@ -368,6 +369,14 @@ def test_a_letter_sealed_right_after_a_renewal_goes_to_a_recipient_whose_clock_i
     pair = link(sender, receiver)
     for clock in (sender_clock, receiver_clock):
         clock.advance(days=1)
+    return pair, sender_clock, receiver_clock
+
+
+def test_a_letter_sealed_right_after_a_renewal_goes_to_a_recipient_whose_clock_is_behind(
+    boot: Any, databases: Databases, db_kind: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's clock two minutes ahead of B's (within the skew verifiers allow)
+    pair, _, _ = _clocks_apart(boot, databases, db_kind, 2)
 
     # When A renews its organisational certificate (B lists the new one) and at once
     # sends a letter, sealed by it
@@ -386,16 +395,7 @@ def test_a_letter_to_a_recipient_whose_clock_is_far_behind_waits_and_is_never_re
     boot: Any, databases: Databases, db_kind: str, make_document: Callable[..., str]
 ) -> None:
     # Given A's clock ten minutes ahead of B's (past the skew verifiers allow)
-    sender_clock, receiver_clock = FrozenClock(), FrozenClock()
-    sender_clock.advance(minutes=10)
-    sender = boot(
-        databases.new(db_kind).url, clock=sender_clock, key_passphrase=PASS,
-        dispatch_max_attempts=3, **SENDER_FAKES,
-    )  # fmt: skip
-    receiver = boot(databases.new(db_kind).url, clock=receiver_clock, key_passphrase=PASS)
-    pair = link(sender, receiver)
-    for clock in (sender_clock, receiver_clock):
-        clock.advance(days=1)
+    pair, sender_clock, receiver_clock = _clocks_apart(boot, databases, db_kind, 10)
 
     # When A sends a letter: by B's clock it was signed (and sealed) ten minutes from now
     with serving_inbox(pair) as inbox:

@@ -538,6 +538,13 @@ def _peer_url(pair: Pair, organ_id: str) -> str:
     return peer.inbox_url
 
 
+def _c_request_fails_for_good(pair: Pair, doc: str) -> None:
+    while _request_states(pair, doc)[C] != "failed":
+        pair.sender.clock.advance(hours=1)
+        pair.sender.scheduler.tick()
+        run_due(pair, doc)
+
+
 def _request_states(pair: Pair, doc: str) -> dict[str, str]:
     with pair.sender.uow(readonly=True) as uow:
         return {r.organ_id: r.state for r in uow.dispatches.for_requests(doc)}
@@ -560,10 +567,7 @@ def test_an_update_is_refused_while_a_holder_lacks_an_earlier_ones_corrections(
     two.sender.engine.fire(doc, "update", actor("supervisor"), data=UPDATE)
     run_due(two, doc)
     if missed == "failed":
-        while _request_states(two, doc)[C] != "failed":
-            two.sender.clock.advance(hours=1)
-            two.sender.scheduler.tick()
-            run_due(two, doc)
+        _c_request_fails_for_good(two, doc)
     [at_b] = two.received()
     two.answer(at_b.id, "agree_update")
     if missed == "declined":
@@ -598,10 +602,7 @@ def test_an_update_that_failed_is_not_resent_once_a_recall_followed_it(
     two.point_at(C, DOWN)
     two.sender.engine.fire(doc, "update", actor("supervisor"), data=UPDATE)
     run_due(two, doc)
-    while _request_states(two, doc)[C] != "failed":
-        two.sender.clock.advance(hours=1)
-        two.sender.scheduler.tick()
-        run_due(two, doc)
+    _c_request_fails_for_good(two, doc)
     [at_b] = two.received()
     two.answer(at_b.id, "agree_update")
     with two.sender.uow(readonly=True) as uow:
