@@ -443,6 +443,35 @@ class RuleTimers(Lifecycle):
             agency_id=agency_id,
         )
 
+    @staticmethod
+    def _recall_awaited(uow: UnitOfWork, row: DispatchRow | None) -> bool:
+        """Whether a recall of ``row``'s document awaits its recipient's answer."""
+        if row is None or row.request_id:
+            return False
+        return any(
+            asked.organ_id == row.organ_id
+            and asked.state in d.UNANSWERED
+            and request_kind(uow, asked) == "recall"
+            for asked in uow.dispatches.for_requests(row.document_id)
+        )
+
+    @staticmethod
+    def _put_off(uow: UnitOfWork, timer: DueTimer, due: datetime, agency_id: str) -> None:
+        """Watch ``timer``'s rule again at ``due``: still broken since its first deadline.
+
+        Cancel and add, not reset: the scheduler deletes the timer that fired by its id."""
+        uow.timers.cancel(RULE_DEADLINE, timer.ref_id)
+        payload = {**timer.payload, "deadline": timer.deadline.isoformat()}
+        add_timer(
+            uow,
+            RULE_DEADLINE,
+            timer.ref_id,
+            timer.document_id,
+            due + PASSED,
+            payload,
+            agency_id=agency_id,
+        )
+
     def _open_on_received(
         self,
         uow: UnitOfWork,
@@ -504,7 +533,13 @@ class RuleTimers(Lifecycle):
                 # A recalled or replaced document's own dispatches await nothing more.
                 and (bool(row.request_id) or head is None or head.state not in ENDED)
             )
-            if broken:
+            if broken and kind == e.NOT_ACKNOWLEDGED and self._recall_awaited(uow, row):
+                # Its recipient is asked to cancel it, not to register it: told once it
+                # answers (an agreement keeps the rule; a refusal leaves it in force).
+                assert row is not None and head is not None
+                due = self.deadlines(uow, head.agency_id).after(now, "recall_answer", head.urgency)
+                self._put_off(uow, timer, due, head.agency_id)
+            elif broken:
                 self.open_for_dispatch(uow, kind, dispatch_id, deadline, now)
         elif "request_id" in timer.payload:  # a recall or update we owe an answer
             request = uow.received.request(str(timer.payload["request_id"]))
@@ -515,6 +550,16 @@ class RuleTimers(Lifecycle):
                 )
         elif "received_id" in timer.payload:
             received_id = str(timer.payload["received_id"])
+            received = uow.received.get(received_id)
+            asked = [] if received is None else uow.received.requests(received_id)
+            if any(q.kind == "recall" and q.state == AWAITING for q in asked):
+                # Its sender asks that it be cancelled: our clerks answer that (its own
+                # rule) rather than register it; watched again once they have.
+                assert received is not None
+                rules = self.deadlines(uow, received.agency_id)
+                due = rules.after(now, "recall_answer", received.urgency)
+                self._put_off(uow, timer, due, received.agency_id)
+                return
             self._open_on_received(uow, kind, received_id, received_id, timer, now, waiting=True)
         elif timer.document_id is not None:
             head = uow.documents.head(timer.document_id)

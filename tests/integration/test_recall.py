@@ -1143,6 +1143,56 @@ def test_a_recalled_letter_is_no_longer_awaited_nor_warned_of(
         ]
 
 
+def _kinds(runtime: Runtime, *, document: str = "", received: str = "") -> list[str]:
+    with runtime.uow(readonly=True) as uow:
+        found = (
+            uow.escalations.active_of_document(document)
+            if document
+            else uow.escalations.active_of_received(received)
+        )
+    return sorted(x.kind for x in found)
+
+
+@pytest.mark.parametrize("answer", ["agree_recall", "refuse_recall"])
+def test_a_letter_recalled_before_it_was_registered_awaits_the_recalls_answer_not_its_registration(
+    pair: Pair, served: str, make_document: Callable[..., str], answer: str
+) -> None:
+    # Given A's letter delivered to B, not registered, and A's recall of it arrived at B
+    doc, received = delivered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+
+    # When the day it should have been registered by passes with the recall unanswered
+    for side in (pair.sender, pair.receiver):
+        side.clock.advance(days=3)
+        side.scheduler.tick()
+
+    # Then each side is told of the recall's answer only, not of a registration that the
+    # recall asks not to make (one escalation each, not two about the same letter)
+    assert _kinds(pair.sender, document=doc) == ["recall_unanswered"]
+    assert _kinds(pair.receiver, received=received.id) == ["recall_unanswered"]
+
+    # And once B answers: an agreement cancels the letter, and nothing more is awaited;
+    # a refusal keeps it in force at B, where it waits unregistered past its time still
+    data = {"reason": "Văn bản đã được thực hiện"} if answer.startswith("refuse") else {}
+    pair.answer(received.id, answer, data)
+    for side in (pair.sender, pair.receiver):
+        side.clock.advance(days=3)
+        side.scheduler.tick()
+    if answer == "agree_recall":
+        assert _kinds(pair.sender, document=doc) == []
+        assert _kinds(pair.receiver, received=received.id) == []
+    else:
+        assert _kinds(pair.sender, document=doc) == ["not_acknowledged", "request_refused"]
+        assert _kinds(pair.receiver, received=received.id) == ["not_acknowledged"]
+        with pair.sender.uow(readonly=True) as uow:
+            [late] = [
+                x for x in uow.escalations.active_of_document(doc) if x.kind == "not_acknowledged"
+            ]
+        # broken since the day it was due, not since it was looked at again
+        assert late.due_at < pair.sender.clock() - timedelta(days=3)
+
+
 class AnswerOvertakes(httpx.BaseTransport):
     """Delivers the recall for real, then lets B's answer 15 reach A before A records the
     receipt (B's clerk was quicker than A's worker)."""
