@@ -378,13 +378,28 @@ def test_a_process_that_signs_in_the_background_will_not_start_unable_to_unlock_
             assert line.startswith("error [invalid_input]:") and says in line, (command, err)
             assert "Traceback" not in err
 
-    # And so when its trust folder is mistyped (no root in it), or anyone may change it
-    # (a process that starts regardless fails here at once, instead of running on)
     def started(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("started with a trust folder it cannot use")
+        raise AssertionError("started although it cannot do its work")
 
     monkeypatch.setattr("congvan.workflow.cli.serving._wait_for_signal", started)
     monkeypatch.setattr("uvicorn.run", started)
+
+    # And so a process running the scheduler (which republishes the CRL with the CA key)
+    # when the CA key does not open with the CA's passphrase, naming that setting
+    monkeypatch.setenv("CONGVAN_KEY_PASSPHRASE", "đúng mật khẩu")
+    monkeypatch.setenv("CONGVAN_CA_KEY_PASSPHRASE", "sai mật khẩu CA")
+    for command, broker in (("serve", "memory://"), ("scheduler", "redis://127.0.0.1:1/0")):
+        monkeypatch.setenv("CONGVAN_BROKER_URL", broker)
+        assert main([*data, command]) == 2, command
+        err = capsys.readouterr().err
+        [line] = [x for x in err.splitlines() if x.startswith("error [")]
+        assert line.startswith("error [invalid_input]:"), (command, err)
+        assert "CONGVAN_CA_KEY_PASSPHRASE" in line and "CRL" in line, (command, err)
+    monkeypatch.delenv("CONGVAN_CA_KEY_PASSPHRASE")
+    monkeypatch.setenv("CONGVAN_BROKER_URL", "redis://127.0.0.1:1/0")
+
+    # And so when its trust folder is mistyped (no root in it), or anyone may change it
+    # (a process that starts regardless fails here at once, instead of running on)
     monkeypatch.setenv("CONGVAN_KEY_PASSPHRASE", "đúng mật khẩu")
     open_to_all = tmp_path / "d" / "trust"
     open_to_all.chmod(0o777)

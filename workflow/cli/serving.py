@@ -122,6 +122,28 @@ def _keys_unlock(runtime: Runtime) -> None:
         ) from exc
 
 
+def _ca_key_unlocks(runtime: Runtime) -> None:
+    """Refuse to start the scheduler, which republishes this installation's CRL before it
+    runs out, when the CA key kept here does not open: it would only log the failure each
+    time, until every verifier took our certificates as unverifiable for want of a CRL."""
+    from congvan.actions.signing import pki
+    from congvan.actions.signing.keywrap import KeyUndecryptable
+
+    with runtime.uow(readonly=True) as uow:
+        held = [r for r in uow.signatures.roots() if r.key_pem]
+    if not held:
+        return  # no CA here: nothing to republish
+    try:
+        pki.load_private_key(held[-1].key_pem.encode(), runtime.settings.ca_passphrase())
+    except KeyUndecryptable as exc:
+        raise InvalidInput(
+            "The CA private key kept here does not open, and the scheduler republishes its "
+            "CRL with it: set CONGVAN_CA_KEY_PASSPHRASE to the CA's passphrase (unset, "
+            "CONGVAN_KEY_PASSPHRASE is tried).",
+            field="CONGVAN_CA_KEY_PASSPHRASE",
+        ) from exc
+
+
 def _trust_usable(runtime: Runtime) -> None:
     """Refuse to start a process that verifies in the background (receipts, status
     messages, packages) when its trust folder cannot be used: every user of the machine
@@ -185,6 +207,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     _configure_logs(settings)
     with runtime_for(settings, wired=True) as runtime:
         _keys_unlock(runtime)  # the inbox signs receipts; its workers, statuses
+        if runtime.embedded and not args.no_workers:
+            _ca_key_unlocks(runtime)  # its scheduler republishes our CRL
         _trust_usable(runtime)
         _clock_agrees(runtime)
         # API only: on Redis its jobs still go straight to the broker once committed; on
@@ -295,6 +319,8 @@ def _run_apart(
         if runtime.embedded:
             raise InvalidInput(refusal)
         _keys_unlock(runtime)
+        if scheduler:
+            _ca_key_unlocks(runtime)
         _trust_usable(runtime)
         _clock_agrees(runtime)
         runtime.start(workers=workers, relay=relay, scheduler=scheduler, hand_off=hand_off)
