@@ -18,10 +18,11 @@ from congvan.states.fields import EDITABLE
 
 from .chains import ChainHeads, ChainStatements, advancing, heading, kept
 from .prepared import Prepared
-from .tables import Attachment, Blob, Document, Recipient
+from .tables import Agency, Attachment, Blob, Document, Recipient
 
 _documents = Document.__table__  # type: ignore[attr-defined]
 _recipients = Recipient.__table__  # type: ignore[attr-defined]
+_agencies = Agency.__table__  # type: ignore[attr-defined]
 _attachments = Attachment.__table__  # type: ignore[attr-defined]
 _blobs = Blob.__table__  # type: ignore[attr-defined]
 
@@ -292,8 +293,18 @@ class DocumentRepository(ChainHeads):
     # recipients -------------------------------------------------------------------------
 
     def set_recipients(self, document_id: str, recipients: Sequence[Mapping[str, str]]) -> None:
+        """The document's recipients, in order; one given by its identifier alone is named
+        as the directory names its agency (the name a package and every view show)."""
         self._recipients.pop(document_id, None)
         self.conn.execute(delete(_recipients).where(_recipients.c.document_id == document_id))
+        unnamed = {r["organ_id"] for r in recipients if not r.get("name", "").strip()}
+        if unnamed:
+            a = _agencies.c
+            named = dict(self.conn.execute(select(a.id, a.name).where(a.id.in_(unnamed))).all())
+            recipients = [
+                {**r, "name": named[r["organ_id"]]} if r["organ_id"] in named else r
+                for r in recipients
+            ]
         if recipients:
             self.conn.execute(
                 insert(_recipients),

@@ -36,6 +36,7 @@ from congvan.states.errors import (
     SigningTimeInvalid,
 )
 from congvan.states.format_rules import competence_line, grants_competence
+from congvan.states.phrasing import moment
 from congvan.states.policy import DEFAULT_NUMBERING, number_series
 from congvan.states.text import calendar_day
 from congvan.states.timeliness import (
@@ -438,14 +439,19 @@ def _no_usable_key(uow: UnitOfWork, doc: DocumentRow, now: datetime) -> CongvanE
         )
     if newest.revoked_at is not None:
         return CertificateRevoked(f"The signer's stored certificate is revoked: {what}.", **who)
+    # The moment to the minute, in Vietnam time as every moment told: a date alone (and
+    # UTC's) reads as "today" for a certificate valid from tonight.
     if as_utc(newest.not_after) < now:
         return CertificateExpired(
-            f"The signer's stored certificate expired {as_utc(newest.not_after):%Y-%m-%d}: {what}.",
+            f"The signer's stored certificate expired at {moment(as_utc(newest.not_after), 'en')}: "
+            f"{what}.",
+            not_after=as_utc(newest.not_after).isoformat(),
             **who,
         )
     return CertificateNotYetValid(
-        f"The signer's stored certificate is valid from {as_utc(newest.not_before):%Y-%m-%d} "
+        f"The signer's stored certificate is valid from {moment(as_utc(newest.not_before), 'en')} "
         f"only: sign then, or {what}.",
+        not_before=as_utc(newest.not_before).isoformat(),
         **who,
     )
 

@@ -585,6 +585,26 @@ def test_edit_changes_fields_and_recipients(api: Api) -> None:
     assert api.version(doc_id) == 2
 
 
+def test_a_recipient_given_by_its_identifier_alone_is_named_as_the_directory_names_it(
+    api: Api,
+) -> None:
+    # Given a letter to B (an agency of the directory) by its identifier alone, and to an
+    # agency by its identifier and the name the clerk typed
+    unknown = "000.00.31.H57"
+    recipients = [{"organ_id": B}, {"organ_id": unknown, "name": "UBND thành phố Huế"}]
+    doc = api.draft(recipients=recipients)
+
+    # Then B is named as the directory names it; the typed name is kept as typed
+    named = [(r["organ_id"], r["name"]) for r in doc["recipients"]]
+    assert named == [(B, "Sở Nội vụ"), (unknown, "UBND thành phố Huế")]
+
+    # And so when a draft's recipients are changed, by identifier alone too
+    response = api.fire(doc["id"], "edit", body={"recipients": [{"organ_id": B, "name": " "}]})
+    assert response.status_code == 200, response.text
+    after = api.get(f"/v1/documents/{doc['id']}").json()
+    assert [(r["organ_id"], r["name"]) for r in after["recipients"]] == [(B, "Sở Nội vụ")]
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -32,6 +32,7 @@ from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.pades import verify_pdf
 from congvan.actions.signing.signing import Signing
 from congvan.states.errors import ManifestMismatch
+from congvan.states.phrasing import moment
 from congvan.storage.dispatches import SealedDispatch
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow import directory
@@ -658,9 +659,16 @@ def test_signing_on_the_server_says_why_the_signers_stored_certificate_cannot_si
     response = sign(api, doc_id)
 
     # Then it is refused with the certificate's own reason, nothing written
-    assert_error(response, 422, code)
+    details = assert_error(response, 422, code)
     assert state_and_version(api, doc_id) == before
     assert signature_rows(api, doc_id) == []
+    # And the moment it starts or ended is told to the minute in Vietnam time, and given
+    # (a date alone, in UTC, reads as "today" for a certificate valid from tonight)
+    if why in ("expired", "not_yet_valid"):
+        bound = datetime.fromisoformat(details["not_after" if why == "expired" else "not_before"])
+        assert bound.tzinfo is not None
+        assert moment(bound, "en") in response.json()["message"]
+        assert "ICT" in response.json()["message"]
 
 
 def test_the_grant_of_the_competence_the_letter_is_signed_under_is_the_one_that_counts(
