@@ -401,7 +401,10 @@ def _recipient(
             else working_time_between(calendar, since, now),
         }
         found.append(Finding(AWAITING_ACKNOWLEDGEMENT, facts, o))
-    if d.state in (PENDING, SENDING, DELIVERED):
+    # A recall awaiting this recipient's answer asks it to cancel its copy, not to register
+    # it: the registration's time is not told meanwhile (nor escalated: rules.py).
+    recalling = any(a.kind == "recall" and a.organ_id == o for a in snapshot.answers_awaited)
+    if d.state in (PENDING, SENDING) or (d.state == DELIVERED and not recalling):
         found += _due_by(snapshot, d.id, o, now, calendar)
     if d.recalled:
         found.append(Finding(COPY_RECALLED, {"status_code": code}, o))

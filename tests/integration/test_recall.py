@@ -1171,6 +1171,11 @@ def test_a_letter_recalled_before_it_was_registered_awaits_the_recalls_answer_no
     # recall asks not to make (one escalation each, not two about the same letter)
     assert _kinds(pair.sender, document=doc) == ["recall_unanswered"]
     assert _kinds(pair.receiver, received=received.id) == ["recall_unanswered"]
+    # And explain does not say the registration is due meanwhile, only the recall's answer
+    [recipient] = explain(pair, doc).recipients
+    said = {f.code: f for f in recipient.findings}
+    assert "answer_awaited" in said
+    assert "due_by" not in said or said["due_by"].facts["step"] != "03", said["due_by"]
 
     # And once B answers: an agreement cancels the letter, and nothing more is awaited;
     # a refusal keeps it in force at B, where it waits unregistered past its time still
