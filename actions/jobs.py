@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from congvan.states.policy import JOB_BACKOFF, Backoff
 from congvan.states.text import printable
-from congvan.storage.clock import Clock
+from congvan.storage.clock import Clock, ClockWatch
 from congvan.storage.database import passing_trouble
 from congvan.storage.ids import new_id
 from congvan.storage.outbox import DONE, FAILED, PENDING, RUNNING, Job
@@ -26,6 +26,8 @@ log = logging.getLogger("congvan.jobs")
 # The actor for a job kind with no actor of its own (and for messages queued under the
 # one name all jobs had before each kind got its actor: workflow/actors).
 FALLBACK_ACTOR = "congvan_run_job"
+# How long a job waits when this machine's clock is off the database's (ClockWatch).
+CLOCK_OFF_WAIT = timedelta(seconds=30)
 QUEUES = ("urgent", "default")
 
 
@@ -185,8 +187,10 @@ class JobRunner:
         *,
         max_attempts: int,
         deadline_seconds: int = 300,
+        clock_watch: ClockWatch | None = None,
     ) -> None:
         self.open_uow = open_uow
+        self.clock_watch = clock_watch
         self.actions = actions
         self.clock = clock
         self.deadline = timedelta(seconds=deadline_seconds)
@@ -261,6 +265,14 @@ class JobRunner:
 
     def _take(self, job_id: str) -> str | tuple[datetime, AnyJob, Any]:
         with self.open_uow() as uow:
+            watch = self.clock_watch
+            if watch is not None and (off := watch.off(uow.timers.server_now)) is not None:
+                # A lease set by a clock stepped since the process started would be judged
+                # ended (or live) wrongly: the job waits its turn, no attempt counted.
+                raise Busy(
+                    f"this machine's clock is {off.total_seconds():+.0f} s off the database's",
+                    retry_in=CLOCK_OFF_WAIT,
+                )
             job = uow.outbox.get(job_id, for_update=True)
             now = self.clock()
             if job is None or job.status in (DONE, FAILED) or job.leased(now):

@@ -300,7 +300,8 @@ class DocumentRepository(ChainHeads):
         unnamed = {r["organ_id"] for r in recipients if not r.get("name", "").strip()}
         if unnamed:
             a = _agencies.c
-            named = dict(self.conn.execute(select(a.id, a.name).where(a.id.in_(unnamed))).all())
+            found = self.conn.execute(select(a.id, a.name).where(a.id.in_(unnamed))).all()
+            named: dict[str, str] = {str(i): str(n) for i, n in found}
             recipients = [
                 {**r, "name": named[r["organ_id"]]} if r["organ_id"] in named else r
                 for r in recipients

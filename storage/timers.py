@@ -8,7 +8,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from congvan.states import vocabulary
 
@@ -156,6 +166,13 @@ class TimerRepository:
         }
         if _RESET.rowcount(self.conn, params) == 0:
             self.add([timer])
+
+    def server_now(self) -> datetime | None:
+        """The database server's clock now (PostgreSQL); None for SQLite, a file read on
+        this machine by this machine's clock."""
+        if self.conn.dialect.name != "postgresql":
+            return None
+        return as_utc(self.conn.execute(text("SELECT clock_timestamp()")).scalar_one())
 
     def take_due(self, now: datetime, limit: int) -> list[DueTimer]:
         """Up to ``limit`` timers due by ``now``; the index on due_at keeps this O(due)."""

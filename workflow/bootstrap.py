@@ -46,7 +46,7 @@ from congvan.states.vocabulary import (
     ESCALATION_WAKE,
     RULE_DEADLINE,
 )
-from congvan.storage.clock import Clock, utcnow
+from congvan.storage.clock import Clock, ClockWatch, utcnow
 from congvan.storage.database import make_engine, shown_url
 from congvan.storage.schema import ensure_migrated
 from congvan.storage.timers import AUDIT_ANCHOR, CRL_CHECK, JOB_DEADLINE, DueTimer
@@ -314,12 +314,16 @@ def bootstrap(
         **JOBS,
         **(jobs or {}),
     }
+    # One per process: the scheduler and the workers wait while this machine's clock is
+    # off the database server's (a step since the process started).
+    clock_watch = ClockWatch(settings.clock_allowance())
     runner = JobRunner(
         open_uow,
         job_actions,
         clock,
         max_attempts=settings.job_max_attempts,
         deadline_seconds=settings.job_deadline_seconds,
+        clock_watch=clock_watch,
     )
     delivery_backoff = Backoff(
         timedelta(seconds=settings.delivery_retry_seconds),
@@ -365,6 +369,7 @@ def bootstrap(
         batch=settings.scheduler_batch,
         poll_seconds=settings.scheduler_poll_seconds,
         on_requeue=relay.kick,
+        clock_watch=clock_watch,
         handlers={
             JOB_DEADLINE: runner.on_deadline,
             AUDIT_ANCHOR: anchoring.on_timer,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from congvan.states.policy import Backoff
-from congvan.storage.clock import Clock
+from congvan.storage.clock import Clock, ClockWatch
 from congvan.storage.timers import JOB_DEADLINE, DueTimer, TimerBusy
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -42,9 +42,11 @@ class Scheduler:
         poll_seconds: float = 1.0,
         on_requeue: Callable[[], None] | None = None,
         handlers: Mapping[str, TimerHandler] | None = None,
+        clock_watch: ClockWatch | None = None,
     ) -> None:
         self.open_uow = open_uow
         self.clock = clock
+        self.clock_watch = clock_watch
         self.max_attempts = max_attempts
         self.retries = Backoff(
             timedelta(seconds=retry_seconds), timedelta(seconds=retry_cap_seconds)
@@ -61,10 +63,14 @@ class Scheduler:
 
         A handler that raises undoes only its own timer's work: the failure is counted on
         the timer's row, which is taken again after a backoff, or parked after
-        ``max_attempts``; the timers behind it fire all the same. Returns how many were taken.
+        ``max_attempts``; the timers behind it fire all the same. Returns how many were taken:
+        none while this machine's clock is off the database server's.
         """
         requeued = False
         with self.open_uow() as uow:
+            watch = self.clock_watch
+            if watch is not None and watch.off(uow.timers.server_now) is not None:
+                return 0  # a clock stepped since: every lease would look ended (ClockWatch)
             now = self.clock()
             due = uow.timers.take_due(now, self.batch)
             fired = self._fire_batch(uow, due, now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -355,6 +355,14 @@ class Settings(BaseSettings):
                 field="CONGVAN_KEY_PASSPHRASE",
             )
         return self.key_passphrase.get_secret_value()
+
+    def clock_allowance(self) -> timedelta:
+        """The most a process's clock may differ from the database server's: a quarter of
+        the shortest lease, and never more than 30 s. Leases are set by a worker's clock
+        and judged by the scheduler's: a worker behind by more than its lease finds every
+        attempt re-driven as interrupted, its receipts thrown away."""
+        shortest = min(self.job_deadline_seconds, self.delivery_lease_seconds)
+        return min(timedelta(seconds=30), timedelta(seconds=shortest / 4))
 
     def ca_passphrase(self) -> str:
         """The CA key's passphrase (else the key passphrase), or a clear error."""

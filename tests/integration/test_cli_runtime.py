@@ -516,7 +516,7 @@ def test_a_process_whose_clock_differs_from_the_databases_will_not_start(
     # Given a PostgreSQL server, and a process whose clock is ``skew`` seconds off it,
     # with jobs leased ``deadline`` seconds (a quarter of it allowed, 30 s at most)
     engine = make_engine(databases.new("postgres").url)
-    settings = SimpleNamespace(job_deadline_seconds=deadline, delivery_lease_seconds=660)
+    settings = Settings(job_deadline_seconds=deadline, delivery_lease_seconds=660)
     runtime = SimpleNamespace(
         db=engine, settings=settings, clock=lambda: utcnow() + timedelta(seconds=skew)
     )

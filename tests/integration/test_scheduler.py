@@ -12,9 +12,10 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pytest import CaptureFixture
+from pytest import CaptureFixture, LogCaptureFixture
 
-from congvan.storage.clock import FrozenClock
+from congvan.actions.jobs import JobRunner, enqueue, new_job
+from congvan.storage.clock import ClockWatch, FrozenClock, utcnow
 from congvan.storage.ids import new_id
 from congvan.storage.timers import DueTimer
 from congvan.storage.unit_of_work import UnitOfWork
@@ -250,3 +251,65 @@ def test_the_backoff_doubles_up_to_its_cap_however_many_attempts(runtime: Runtim
     scheduler = scheduler_of(runtime, Recorder())
     waits = [scheduler.backoff(n).total_seconds() for n in (1, 2, 3, 1000)]
     assert waits == [30, 50, 50, 50]
+
+
+class Stepped:
+    """This machine's clock, stepped ``by`` since the process started (an NTP step, a
+    virtual machine resumed)."""
+
+    def __init__(self, by: timedelta) -> None:
+        self.by = by
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.by
+
+
+def test_a_clock_stepped_since_start_neither_judges_nor_sets_a_lease_until_it_agrees(
+    runtime: Runtime, clock: FrozenClock, db_kind: str, caplog: LogCaptureFixture
+) -> None:
+    # Given due timers, a job to run, and this machine's clock stepped 10 minutes ahead
+    # of the database server's since the scheduler and the workers started
+    recorder = Recorder()
+    ids = seed(runtime, RECORDED, 3, clock())
+    with runtime.uow() as uow:
+        job = new_job("test_noop", clock(), agency_id=None)
+        enqueue(uow, [job], clock() + timedelta(minutes=5))
+        uow.commit()
+    wall = Stepped(timedelta(minutes=10))
+    watch = ClockWatch(timedelta(seconds=30), every=0, wall=wall)
+    scheduler = scheduler_of(runtime, recorder)
+    scheduler.clock_watch = watch
+    ran: list[str] = []
+    runner = JobRunner(
+        runtime.uow,
+        {"test_noop": lambda ctx: ran.append(ctx.job.id)},
+        clock,
+        max_attempts=3,
+        clock_watch=watch,
+    )
+
+    # When the scheduler ticks and a worker takes the job
+    fired = scheduler.run_due()
+    outcome = runner.run(job["id"])
+
+    # Then on PostgreSQL (whose server has a clock of its own) nothing is judged or run:
+    # no timer fired, the job waits its turn with no attempt counted, and it is said why
+    with runtime.uow(readonly=True) as uow:
+        left = [t.id for t in uow.timers.of_kind(RECORDED)]
+        attempts = uow.outbox.get(job["id"]).attempts  # type: ignore[union-attr]
+    if db_kind == "postgres":
+        assert (fired, outcome, ran, attempts) == (0, "waiting", [], 0)
+        assert sorted(left) == sorted(ids)
+        [said] = [r for r in caplog.records if r.__dict__.get("action") == "clock.off"]
+        assert "600 s ahead of the database server's" in said.getMessage()
+    else:  # SQLite is read by this machine's clock: there is nothing to disagree with
+        assert (fired, outcome, ran, left) == (3, "done", [job["id"]], [])
+        return
+
+    # And once the clock agrees again, everything goes on as before
+    wall.by = timedelta(0)
+    assert scheduler.run_due() == 3
+    clock.advance(minutes=1)  # past the turn the job waits
+    scheduler.run_due()
+    assert runner.run(job["id"]) == "done" and ran == [job["id"]]
+    assert any(r.__dict__.get("action") == "clock.agrees" for r in caplog.records)

@@ -167,21 +167,12 @@ def _trust_usable(runtime: Runtime) -> None:
         )
 
 
-# The most a process's clock may differ from the database's: a quarter of the shortest
-# lease, and never more than this. Leases are set by a worker's clock and judged by the
-# scheduler's: a worker behind by more than its lease finds every attempt re-driven as
-# interrupted, its receipts thrown away.
-CLOCK_SKEW_CAP = timedelta(seconds=30)
-
-
 def _clock_agrees(runtime: Runtime) -> None:
     """Refuse to start a process whose clock differs from the database server's by more
     than the leases allow (PostgreSQL; SQLite is read on this machine, by this clock)."""
     if runtime.db.dialect.name != "postgresql":
         return
-    settings = runtime.settings
-    shortest = min(settings.job_deadline_seconds, settings.delivery_lease_seconds)
-    allowed = min(CLOCK_SKEW_CAP, timedelta(seconds=shortest / 4))
+    allowed = runtime.settings.clock_allowance()
     before = runtime.clock()
     with runtime.db.connect() as conn:
         server = conn.execute(text("SELECT CURRENT_TIMESTAMP")).scalar_one()
