@@ -137,6 +137,10 @@ def make_engine(url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> 
     SQLite: WAL with ``synchronous=FULL`` (a committed transition survives power loss),
     foreign keys on, and ``BEGIN IMMEDIATE`` so that a writer takes the lock up front
     instead of failing on upgrade when another writer got there first.
+
+    A statement's parameters are never part of an error's text (``hide_parameters``):
+    a failed statement's values (a token's digest, a key, a letter's text) would reach
+    the log with its traceback.
     """
     url = normalise_url(url)
     if is_sqlite(url):
@@ -148,10 +152,11 @@ def make_engine(url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> 
             connect_args={"timeout": 30, "check_same_thread": False},
             pool_size=pool_size,
             max_overflow=pool_size,
+            hide_parameters=True,
         )
         _configure_sqlite(engine, synchronous)
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
     _ping_when_idle(engine)
     return engine
 

@@ -61,16 +61,21 @@ def configure_logging(
         drop_terminal_copies,
         redact_secrets,
     ]
-    renderer: Any = (
-        structlog.processors.JSONRenderer(ensure_ascii=False)
+    # A JSON line carries a record's exception as text, its traceback included (the
+    # console renderer lays it out itself); else it would be the repr of exc_info's tuple.
+    rendering: list[Any] = (
+        [
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ]
         if json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else [structlog.dev.ConsoleRenderer(colors=False)]
     )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
         )
     )
     root = logging.getLogger()

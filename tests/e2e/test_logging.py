@@ -112,3 +112,42 @@ def test_a_librarys_chatter_and_terminal_colours_stay_out_of_the_log(
     lines = [json.loads(line) for line in json_logs.getvalue().splitlines()]
     assert [line["event"] for line in lines] == ["Started server process [42]"]
     assert "color_message" not in lines[0]
+
+
+@pytest.mark.parametrize("origin", ["stdlib", "structlog"])
+def test_an_error_logged_with_its_exception_carries_its_traceback_as_text(
+    json_logs: io.StringIO, origin: str
+) -> None:
+    # Given an error a library (stdlib logging) or congvan (structlog) logs with its
+    # exception, as dramatiq's consumer and the scheduler's passes do
+    def fails() -> None:
+        raise RuntimeError("DB index is out of range")
+
+    try:
+        fails()
+    except RuntimeError:
+        if origin == "stdlib":
+            logging.getLogger("dramatiq.worker").critical("Consumer failed.", exc_info=True)
+        else:
+            structlog.get_logger("congvan.test").error("pass failed", exc_info=True)
+
+    # Then its JSON line holds the exception's message and where it was raised, as text
+    [line] = [json.loads(x) for x in json_logs.getvalue().splitlines()]
+    assert "exc_info" not in line
+    assert "RuntimeError: DB index is out of range" in line["exception"]
+    assert "in fails" in line["exception"] and "Traceback" in line["exception"]
+
+
+def test_a_failed_statements_values_never_reach_an_errors_text(tmp_path: Path) -> None:
+    # Given the engine congvan makes, and a statement that fails holding a secret value
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    secret = "a-webhook-secret-0123456789"
+    try:
+        with engine.connect() as conn, pytest.raises(Exception) as caught:
+            conn.exec_driver_sql("INSERT INTO no_such_table VALUES (?)", (secret,))
+    finally:
+        engine.dispose()
+
+    # Then the error says what failed, not with which values (its traceback is logged)
+    assert "no_such_table" in str(caught.value)
+    assert secret not in str(caught.value)
