@@ -279,26 +279,30 @@ class Inbox:
         event = f"request_{header.business_type}"
         try:
             engine.fire_on("received", original.id, event, SYSTEM, data=data)
-        except GuardFailed as exc:  # one request at a time: see recalls.no_answer_owed
-            raise RequestAwaiting(
-                "An earlier recall or update of this document still awaits our answer.",
-                reason="request_awaiting",
-                message_id=header.message_id,
-            ) from exc
-        except TransitionNotAllowed as exc:
-            raise OriginalUnknown(
-                f"The document is no longer in force here ({original.state}).",
-                reason="not_in_force",
-                message_id=header.message_id,
-                state=original.state,
-            ) from exc
-        except IntegrityError:  # the same package, delivered twice at once: the first won
+        except (GuardFailed, TransitionNotAllowed, IntegrityError) as exc:
+            # The same package delivered twice at once, the first kept since this one
+            # looked: its first receipt, whichever way the twin's transition failed
+            # (another request awaiting: this one; the row's key taken: this one).
             with engine.open_uow(readonly=True) as uow:
                 first = uow.received.request_by_message(original.id, header.message_id)
-                if first is None:
-                    raise
-                body, cms = uow.received.request_receipt(first.id)
-                return _answered_again(body, cms, original.id, signer, now)
+                if first is not None:
+                    _same_package(first.package_sha256, accepted, header)
+                    body, cms = uow.received.request_receipt(first.id)
+                    return _answered_again(body, cms, original.id, signer, now)
+            if isinstance(exc, GuardFailed):  # one request at a time: recalls.no_answer_owed
+                raise RequestAwaiting(
+                    "An earlier recall or update of this document still awaits our answer.",
+                    reason="request_awaiting",
+                    message_id=header.message_id,
+                ) from exc
+            if isinstance(exc, TransitionNotAllowed):
+                raise OriginalUnknown(
+                    f"The document is no longer in force here ({original.state}).",
+                    reason="not_in_force",
+                    message_id=header.message_id,
+                    state=original.state,
+                ) from exc
+            raise
         log.info(
             "request received",
             extra={

@@ -1198,6 +1198,58 @@ def test_a_letter_recalled_before_it_was_registered_awaits_the_recalls_answer_no
         assert late.due_at < pair.sender.clock() - timedelta(days=3)
 
 
+class TwiceAtOnce(httpx.BaseTransport):
+    """Delivers a package for real, and hands B's inbox the same bytes again as a twin
+    delivery would that looked for an earlier one before the first was kept (a proxy or
+    a retry racing the first post): its answer is kept in ``twin``."""
+
+    def __init__(self, pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.real = httpx.HTTPTransport()
+        self.pair, self.monkeypatch = pair, monkeypatch
+        self.twin: Any = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        from congvan.storage.received import ReceivedRepository
+
+        body = request.read()
+        response = self.real.handle_request(request)
+        with self.monkeypatch.context() as m:
+            m.setattr(ReceivedRepository, "request_under", lambda *_a, **_k: None)
+            self.twin = self.pair.receiver.inbox.accept(io.BytesIO(body))
+        return response
+
+
+@pytest.mark.parametrize("kind", ["recall", "update"])
+def test_a_recall_or_update_delivered_twice_at_once_is_answered_its_first_receipt(
+    pair: Pair,
+    served: str,
+    make_document: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    # Given A's letter registered at B, and A's recall (or update) of it posted to B's
+    # inbox twice at once
+    doc, received_id = registered(pair, make_document)
+    data: dict[str, Any] = {"reason": "Gửi nhầm"}
+    if kind == "update":
+        data = {"reason": "Sửa trích yếu", "fields": {"subject": "Về việc khác"}}
+    pair.sender.engine.fire(doc, kind, actor("supervisor"), data=data)
+    twice = TwiceAtOnce(pair, monkeypatch)
+    pair.deliver_through(lambda: twice)
+    deliver(pair, doc)
+
+    # Then the twin is answered with the first's receipt, not refused (which A would keep
+    # as the request refused for good, while B holds it)
+    assert twice.twin is not None and not twice.twin.stored
+    with pair.sender.uow(readonly=True) as uow:
+        [request] = uow.dispatches.for_requests(doc)
+        kept = uow.dispatches.receipt(request.id)
+    assert request.state == "delivered"
+    assert kept is not None and kept[0] == twice.twin.receipt
+    with pair.receiver.uow(readonly=True) as uow:
+        assert len(uow.received.requests(received_id)) == 1
+
+
 class AnswerOvertakes(httpx.BaseTransport):
     """Delivers the recall for real, then lets B's answer 15 reach A before A records the
     receipt (B's clerk was quicker than A's worker)."""
