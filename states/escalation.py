@@ -30,8 +30,14 @@ ESCALATION = MachineSpec(
     initial=OPEN,
     finals=(RESOLVED, CLOSED),
     transitions=(
-        # A supervisor takes it (or takes it over from another): they own it now.
-        edge("claim", (OPEN, CLAIMED, SNOOZED), CLAIMED, effects=("set_owner", "end_snooze")),
+        # A supervisor takes it (or, saying so, takes it over from another): they own it.
+        edge(
+            "claim",
+            (OPEN, CLAIMED, SNOOZED),
+            CLAIMED,
+            conditions=("not_held_by_another",),
+            effects=("set_owner", "end_snooze"),
+        ),
         *(edge("comment", s, s, effects=("record_comment",)) for s in ACTIVE),
         # Put aside until a moment, with a reason; it comes back by itself then.
         edge("snooze", (OPEN, CLAIMED, SNOOZED), SNOOZED, effects=("snooze_until",)),

@@ -77,6 +77,7 @@ ESCALATION_EVENT_ROLES: dict[str, frozenset[str]] = {
     event: ESCALATION_HANDLERS for event in ("claim", "comment", "snooze", "act", "resolve")
 }
 ESCALATION_EVENT_INPUTS: dict[str, frozenset[str]] = {
+    "claim": frozenset({"take_over"}),  # from the supervisor who holds it
     "comment": frozenset({"text"}),
     "snooze": frozenset({"until"}),
     "act": frozenset({"action", "note"}),

@@ -251,7 +251,7 @@ class Lifecycle(WatchBase):
         }
 
     def guards(self) -> dict[str, Callable[[TransitionContext], tuple[bool, str]]]:
-        return {"has_owner": self.has_owner}
+        return {"has_owner": self.has_owner, "not_held_by_another": self.not_held_by_another}
 
     def _row(self, ctx: TransitionContext) -> Escalation:
         found = ctx.uow.escalations.get(ctx.document.id)
@@ -261,6 +261,16 @@ class Lifecycle(WatchBase):
     def has_owner(self, ctx: TransitionContext) -> tuple[bool, str]:
         owner = self._row(ctx).owner
         return bool(owner), "" if owner else "nobody owns it"
+
+    def not_held_by_another(self, ctx: TransitionContext) -> tuple[bool, str]:
+        """A claim takes an escalation nobody holds, or one its claimer holds; one another
+        supervisor holds only when the claim says it takes it over (``take_over``; over
+        HTTP, an If-Match naming the version seen, owner and all): two supervisors
+        claiming at once are not both told they own it."""
+        owner = self._row(ctx).owner
+        if not owner or owner == ctx.actor.name or ctx.data.get("take_over") is True:
+            return True, ""
+        return False, f"{owner} holds it: claim it with take_over to take it over"
 
     def set_owner(self, ctx: TransitionContext) -> None:
         row = self._row(ctx)

@@ -95,6 +95,49 @@ def test_an_owner_typed_decomposed_finds_what_its_owner_claimed(make_api: MakeAp
         assert [i["id"] for i in listed.json()["items"]] == [item["id"]], typed
 
 
+def test_a_second_supervisor_claiming_at_once_is_refused_unless_taking_it_over(
+    make_api: MakeApi,
+) -> None:
+    # Given an escalation one supervisor claimed, and a second supervisor of the agency
+    api, _, item = late_letter(make_api)
+    path = f"/v1/escalations/{item['id']}"
+    tokens = {}
+    with api.runtime.uow() as uow:
+        for name in ("giamsat.mot", "giamsat.hai"):
+            user = directory.ensure_user(uow, A, name, ["supervisor"], api.clock())
+            tokens[name] = {
+                "Authorization": f"Bearer {directory.create_token(uow, user, api.clock()).token}"
+            }
+        uow.commit()
+    first = api.client.post(f"{path}/events/claim", headers=tokens["giamsat.mot"])
+    assert first.status_code == 200, first.text
+
+    # When the second claims it too (as two claiming at once do), then is told whose it is
+    second = api.client.post(f"{path}/events/claim", headers=tokens["giamsat.hai"])
+
+    # Then the second is refused, naming who holds it: only one is told it owns it
+    details = assert_error(second, 409, "guard_failed")
+    assert f"giamsat.mot@{A} holds it" in details["reasons"]["not_held_by_another"]
+    assert api.get(path, role="supervisor").json()["owner"] == f"giamsat.mot@{A}"
+    # (the holder claiming again is no take-over)
+    again = api.client.post(f"{path}/events/claim", headers=tokens["giamsat.mot"])
+    assert again.status_code == 200, again.text
+
+    # And it is taken over when the claim says so: take_over, or If-Match on the version seen
+    etag = api.get(path, role="supervisor").headers["ETag"]
+    took = api.client.post(
+        f"{path}/events/claim", headers={**tokens["giamsat.hai"], "If-Match": etag}
+    )
+    assert took.status_code == 200, took.text
+    back = api.client.post(
+        f"{path}/events/claim", headers=tokens["giamsat.mot"], json={"take_over": True}
+    )
+    assert back.status_code == 200, back.text
+    shown = api.get(path, role="supervisor").json()
+    assert shown["owner"] == f"giamsat.mot@{A}"
+    assert shown["trail"][-1]["payload"]["previous_owner"] == f"giamsat.hai@{A}"
+
+
 def test_bad_steps_are_refused_with_their_codes(make_api: MakeApi) -> None:
     api, _, item = late_letter(make_api)
     escalation_id = item["id"]
@@ -259,6 +302,15 @@ def test_supervisors_handle_escalations_and_time_rules_from_the_cli(
     assert main([*cli, "escalations", "claim", item["id"], "--user", "clerk"]) == 2
     assert "[forbidden]" in capsys.readouterr().err
     assert main([*cli, "escalations", "claim", item["id"], "--user", "supervisor"]) == 0
+    # Another supervisor takes it over only by saying so
+    with api.runtime.uow() as uow:
+        directory.ensure_user(uow, A, "giamsat.hai", ["supervisor"], api.clock())
+        uow.commit()
+    capsys.readouterr()
+    assert main([*cli, "escalations", "claim", item["id"], "--user", "giamsat.hai"]) == 2
+    assert "[guard_failed]" in capsys.readouterr().err
+    for user, over in (("giamsat.hai", ["--take-over"]), ("supervisor", ["--take-over"])):
+        assert main([*cli, "escalations", "claim", item["id"], "--user", user, *over]) == 0
     assert main([*cli, "escalations", "comment", item["id"], "--user", "supervisor",
                  "Đã nhắc văn thư"]) == 0  # fmt: skip
     assert main([*cli, "escalations", "resolve", item["id"], "--user", "supervisor",

@@ -49,6 +49,12 @@ def add_parser(sub: Subparsers) -> None:
         step.add_argument("id")
         step.add_argument("--user", required=True, help="who does it (a user of its agency)")
         step.add_argument("--reason")
+        if name == "claim":
+            step.add_argument(
+                "--take-over",
+                action="store_true",
+                help="take it from the supervisor who holds it",
+            )
         if name == "comment":
             step.add_argument("text")
         if name == "snooze":
@@ -159,6 +165,8 @@ def cmd_escalations(args: argparse.Namespace, settings: Settings) -> int:
             data[key] = getattr(args, key)
     if args.action == "act":
         data["action"] = args.what
+    if getattr(args, "take_over", False):
+        data["take_over"] = True
     with runtime_for(settings, wired=True) as runtime:
         with runtime.uow(readonly=True) as uow:
             target = uow.escalations.get(args.id)
