@@ -719,3 +719,29 @@ def test_every_commands_help_opens_with_what_it_does() -> None:
     for path, parser in every:
         assert parser.description is not None and parser.description.endswith("."), path
         assert not parser.description.endswith(".."), path
+
+
+def test_a_redis_that_refuses_the_broker_url_is_refused_at_start(
+    tmp_path: Path, monkeypatch: MonkeyPatch, capsys: CaptureFixture[str], redis_server: str
+) -> None:
+    # Given an installation, and a broker URL naming a database its Redis does not have
+    data = ["--data-dir", str(tmp_path / "d")]
+    assert main([*data, "migrate"]) == 0
+    capsys.readouterr()
+    host = redis_server.rsplit("/", 1)[0]
+    monkeypatch.setenv("CONGVAN_BROKER_URL", f"{host}/99")
+
+    def started(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("started on a broker that refuses it")
+
+    monkeypatch.setattr("congvan.workflow.cli.serving._wait_for_signal", started)
+    monkeypatch.setattr("uvicorn.run", started)
+    for command in ("worker", "scheduler", "serve"):
+        # When a process that uses the broker starts
+        assert main([*data, command]) == 2, command
+
+        # Then it refuses at once, saying what the server said, never the URL
+        err = capsys.readouterr().err
+        [line] = [x for x in err.splitlines() if x.startswith("error [")]
+        assert line.startswith("error [invalid_input]:") and "DB index" in line, (command, err)
+        assert "Traceback" not in err

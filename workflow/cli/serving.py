@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import socket
 import sys
@@ -18,6 +19,8 @@ from congvan.states.timeliness import LAST_DAY
 
 from ..settings import Settings
 from .runtime import Subparsers, runtime_for
+
+log = logging.getLogger("congvan.serving")
 
 if TYPE_CHECKING:
     from ..bootstrap import Runtime
@@ -144,6 +147,33 @@ def _ca_key_unlocks(runtime: Runtime) -> None:
         ) from exc
 
 
+def _broker_usable(runtime: Runtime) -> None:
+    """Refuse to start on a Redis that answers but refuses us (a database number it does
+    not have, a wrong password): every consumer would fail on it every few seconds, the
+    reason nowhere. One not reachable now is waited for, as when it goes down later."""
+    if runtime.embedded:
+        return
+    import redis
+
+    url = runtime.settings.broker_url.get_secret_value()
+    # A client of its own, bounded in time: an address that drops packets is not waited on.
+    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        client.ping()
+    except (redis.AuthenticationError, redis.ResponseError) as exc:
+        raise InvalidInput(
+            f"The Redis server of CONGVAN_BROKER_URL refuses this connection: {exc}",
+            field="broker_url",
+        ) from None
+    except redis.RedisError as exc:
+        log.warning(
+            "the broker is not reachable yet; its work waits for it",
+            extra={"action": "broker.unreachable", "error": str(exc)[:200]},
+        )
+    finally:
+        client.close()
+
+
 def _trust_usable(runtime: Runtime) -> None:
     """Refuse to start a process that verifies in the background (receipts, status
     messages, packages) when its trust folder cannot be used: every user of the machine
@@ -202,6 +232,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             _ca_key_unlocks(runtime)  # its scheduler republishes our CRL
         _trust_usable(runtime)
         _clock_agrees(runtime)
+        _broker_usable(runtime)
         # API only: on Redis its jobs still go straight to the broker once committed; on
         # the embedded broker they wait in the table for the relay of `congvan serve`.
         if args.no_workers and runtime.embedded:
@@ -314,6 +345,7 @@ def _run_apart(
             _ca_key_unlocks(runtime)
         _trust_usable(runtime)
         _clock_agrees(runtime)
+        _broker_usable(runtime)
         runtime.start(workers=workers, relay=relay, scheduler=scheduler, hand_off=hand_off)
         from ..serving import freeze_loaded
 
