@@ -453,7 +453,9 @@ def _answer(
 
 def _review(snapshot: Snapshot) -> Finding:
     """Where a draft stands in review."""
-    if snapshot.submitted_revision is None:
+    if snapshot.submitted_revision != snapshot.revision:
+        # Never submitted, or edited since it was: the checks of an earlier revision say
+        # nothing of this one, which is submitted before anyone may approve it.
         return Finding(AWAITING_SUBMISSION, {"revision": snapshot.revision})
     checks = snapshot.checks
     facts: dict[str, Any] = {"revision": snapshot.submitted_revision}

@@ -69,6 +69,14 @@ def test_a_draft_waits_for_its_submission_then_for_its_checks(api: Api) -> None:
     assert failing["alarm"] and failing["facts"]["checks"]
     assert all(code in failing["en"] for code in failing["facts"]["checks"])
 
+    # When the draft is edited after its checks ran: it waits for its new revision to be
+    # submitted (as approving it would say), not on the checks of the revision before
+    edited = api.fire(doc["id"], "edit", body={"fields": {"subject": "V/v sửa sau khi trình"}})
+    assert edited.status_code == 200, edited.text
+    view = explain(api, doc["id"])
+    assert ["awaiting_submission"] == codes(view)
+    assert view["document"][0]["en"] == "Draft (revision 3) not yet submitted for review."
+
 
 def _holds(_ctx: TransitionContext) -> tuple[bool, str]:
     return True, ""
