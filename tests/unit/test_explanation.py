@@ -271,7 +271,7 @@ def test_a_recalled_or_replaced_document_tells_when_it_became_so_not_when_its_ro
 
 def test_failing_checks_are_named() -> None:
     checks = (snap.CheckFacts("signer_named", "blocking", "failed", cleared=False),)
-    snapshot = replace(SENT, state="draft", submitted_revision=2, checks=checks)
+    snapshot = replace(SENT, state="draft", revision=2, submitted_revision=2, checks=checks)
     failing = x.explain(snapshot, NOW, WEEKDAYS).document[0]
     assert (
         "Blocking checks failed: signer_named; the draft must be corrected."
