@@ -151,13 +151,13 @@ class Review:
                 known=sorted(results),
             )
         if result.severity != "warning" or result.status != FAILED:
-            raise InvalidInput(
-                "Only a failed warning check can be approved; a blocking one is fixed by "
-                "editing the document.",
-                code=code,
-                severity=result.severity,
-                status=result.status,
+            said = (
+                f"Check {code} did not fail: there is nothing to accept."
+                if result.status == PASSED
+                else "Only a failed warning check can be accepted; a blocking one is fixed by "
+                "editing the document."
             )
+            raise InvalidInput(said, code=code, severity=result.severity, status=result.status)
         reason = str(ctx.data["reason"])
         by = ctx.actor.name
         if result.waived_by or not ctx.uow.checks.waive(

@@ -68,7 +68,14 @@ ESCALATION = MachineSpec(
         # Still open past its deadline: the agency's leadership is told (second level).
         *(edge("rise", s, s, effects=("rise_level",), derived=True) for s in ACTIVE),
         # A supervisor acts from it: resend, recall, contact the recipient.
-        edge("act", (OPEN, CLAIMED), CLAIMED, effects=("set_owner", "take_action")),
+        # (Taking it, as a claim does: one another supervisor holds, only saying so.)
+        edge(
+            "act",
+            (OPEN, CLAIMED),
+            CLAIMED,
+            conditions=("not_held_by_another",),
+            effects=("set_owner", "take_action"),
+        ),
         edge("resolve", ACTIVE, RESOLVED, effects=("settle_escalation",)),
         # Its cause disappeared (the late dispatch was delivered, the document was sent).
         edge("close", ACTIVE, CLOSED, effects=("settle_escalation",), derived=True),

@@ -80,7 +80,7 @@ ESCALATION_EVENT_INPUTS: dict[str, frozenset[str]] = {
     "claim": frozenset({"take_over"}),  # from the supervisor who holds it
     "comment": frozenset({"text"}),
     "snooze": frozenset({"until"}),
-    "act": frozenset({"action", "note"}),
+    "act": frozenset({"action", "note", "take_over"}),
     "resolve": frozenset({"outcome"}),
 }
 ESCALATION_REASON_REQUIRED = frozenset({"snooze", "act", "resolve"})

@@ -42,6 +42,11 @@ class StoredResult:
     waive_reason: str
 
     @property
+    def waivable(self) -> bool:
+        """A failed warning no reviewer has accepted yet: what a waiver takes."""
+        return self.status == FAILED and self.severity == WARNING and not self.waived_by
+
+    @property
     def cleared(self) -> bool:
         """Passed, or a failed warning a reviewer accepted."""
         if self.status == PASSED:

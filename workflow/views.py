@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from congvan.actions.recalls import reached, uncorrected, was_updated
@@ -18,6 +19,7 @@ from congvan.states.document import DRAFT, ISSUED
 from congvan.states.policy import SECRECY, URGENCY
 from congvan.states.received import STATUS_LABEL
 from congvan.storage.audit import timestamp
+from congvan.storage.checks import StoredResult
 from congvan.storage.dispatches import DispatchRow, StatusRow
 from congvan.storage.documents import DocumentRow
 from congvan.storage.unit_of_work import UnitOfWork
@@ -44,13 +46,18 @@ def summary(row: DocumentRow) -> dict[str, Any]:
 
 
 def _failing(
-    uow: UnitOfWork, row: DocumentRow, requests: list[dict[str, Any]], sending: list[DispatchRow]
+    uow: UnitOfWork,
+    row: DocumentRow,
+    requests: list[dict[str, Any]],
+    sending: list[DispatchRow],
+    review: Sequence[StoredResult],
 ) -> tuple[str, ...]:
     """The conditions known not to hold, from what the view reads anyway: a request while
     a recipient's answer to the last one is awaited (one at a time), or while the document
     is still on its way to one; a resend with no dispatch failed for good, or once an
     update changed what the package says; a request when no recipient holds the document;
-    an approval of a revision not submitted."""
+    an approval of a revision not submitted, or whose ``review`` (its checks' results) is
+    not finished or not cleared."""
     failing = []
     if any(r["state"] in d.UNANSWERED for q in requests for r in q["recipients"]):
         failing.append("no_request_awaiting")
@@ -68,7 +75,9 @@ def _failing(
         and uncorrected(uow, row.id)
     ):
         failing.append("corrections_reached")
-    if row.state == DRAFT and row.submitted_revision != row.revision:
+    if row.state == DRAFT and not (review and all(r.cleared for r in review)):
+        # Not submitted, its checks not run yet (the job records them all at once), or
+        # one not cleared: approve's guard refuses it.
         failing.append("checks_cleared")
     if row.state == "failed":
         if not any(x.state == d.FAILED for x in sending):
@@ -82,11 +91,22 @@ def _offered(
     row: DocumentRow, requests: list[dict[str, Any]], sending: list[DispatchRow], uow: UnitOfWork
 ) -> list[str]:
     """The events offered: declared from the state, less those known to be refused; a
-    waiver is of a check of the revision in review, so none before it is submitted."""
-    events = allowed_events(DOCUMENT, row.state, failing=_failing(uow, row, requests, sending))
-    if row.state == DRAFT and row.submitted_revision != row.revision:
+    waiver is of a failed warning check of the revision in review, none waived yet."""
+    review: Sequence[StoredResult] = ()
+    if row.state == DRAFT and row.submitted_revision == row.revision:
+        review = uow.checks.for_revision(row.id, row.revision)
+    failing = _failing(uow, row, requests, sending, review)
+    events = allowed_events(DOCUMENT, row.state, failing=failing)
+    if not any(r.waivable for r in review):
         events = [e for e in events if e != "waive"]
     return events
+
+
+def offered_events(uow: UnitOfWork, row: DocumentRow) -> list[str]:
+    """The events the document's view offers now (what an error naming them lists too)."""
+    statuses = uow.dispatches.statuses_by_dispatch(row.id)
+    requests = requests_view(uow, row.id, statuses)
+    return _offered(row, requests, uow.dispatches.for_document(row.id), uow)
 
 
 def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:

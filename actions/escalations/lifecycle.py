@@ -263,14 +263,14 @@ class Lifecycle(WatchBase):
         return bool(owner), "" if owner else "nobody owns it"
 
     def not_held_by_another(self, ctx: TransitionContext) -> tuple[bool, str]:
-        """A claim takes an escalation nobody holds, or one its claimer holds; one another
-        supervisor holds only when the claim says it takes it over (``take_over``; over
-        HTTP, an If-Match naming the version seen, owner and all): two supervisors
-        claiming at once are not both told they own it."""
+        """A claim (or an act, which takes it too) takes an escalation nobody holds, or one
+        its claimer holds; one another supervisor holds only when it says it takes it over
+        (``take_over``; over HTTP, an If-Match naming the version seen, owner and all): two
+        supervisors claiming at once are not both told they own it."""
         owner = self._row(ctx).owner
         if not owner or owner == ctx.actor.name or ctx.data.get("take_over") is True:
             return True, ""
-        return False, f"{owner} holds it: claim it with take_over to take it over"
+        return False, f"{owner} holds it: say take_over to take it over"
 
     def set_owner(self, ctx: TransitionContext) -> None:
         row = self._row(ctx)

@@ -137,6 +137,18 @@ def test_a_second_supervisor_claiming_at_once_is_refused_unless_taking_it_over(
     assert shown["owner"] == f"giamsat.mot@{A}"
     assert shown["trail"][-1]["payload"]["previous_owner"] == f"giamsat.hai@{A}"
 
+    # And acting from it, which takes it too, is held to the same: refused, then said
+    contact = {"action": "contact", "reason": "Đã gọi điện", "note": "0234 382 2222"}
+    acted = api.client.post(f"{path}/events/act", headers=tokens["giamsat.hai"], json=contact)
+    details = assert_error(acted, 409, "guard_failed")
+    assert f"giamsat.mot@{A} holds it" in details["reasons"]["not_held_by_another"]
+    assert api.get(path, role="supervisor").json()["owner"] == f"giamsat.mot@{A}"
+    acted = api.client.post(
+        f"{path}/events/act", headers=tokens["giamsat.hai"], json={**contact, "take_over": True}
+    )
+    assert acted.status_code == 200, acted.text
+    assert api.get(path, role="supervisor").json()["owner"] == f"giamsat.hai@{A}"
+
 
 def test_bad_steps_are_refused_with_their_codes(make_api: MakeApi) -> None:
     api, _, item = late_letter(make_api)

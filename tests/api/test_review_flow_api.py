@@ -435,6 +435,53 @@ def test_a_rejected_document_leaves_review_until_submitted_again(api: Api) -> No
     assert approve(api, doc_id).status_code == 200
 
 
+def offered(api: Api, doc_id: str) -> set[str]:
+    view = api.get(f"/v1/documents/{doc_id}").json()
+    return set(view["allowed_events"]) & {"approve", "waive"}
+
+
+def test_approve_and_waive_are_offered_only_when_the_engine_takes_them(api: Api) -> None:
+    # Given a letter dated a week ago (its timeliness warning fails), submitted: its
+    # checks not run yet, then run
+    api.clock.advance(days=10)
+    doc_id = clean_letter(api, issued_on=(today(api) - timedelta(days=7)).isoformat())
+    jobs = submit(api, doc_id)
+
+    # Then while the checks run, neither approve nor waive is offered (both refused)
+    assert offered(api, doc_id) == set()
+    assert refused_approval(api, doc_id).startswith("checks not finished")
+    # (and an error naming the events allowed names those the view offers)
+    details = assert_error(api.fire(doc_id, "send"), 409, "invalid_transition")
+    assert set(details["allowed"]) == set(api.get(f"/v1/documents/{doc_id}").json()[
+        "allowed_events"])  # fmt: skip
+    assert "approve" not in details["allowed"]
+
+    # When they ran: the failed warning may be accepted, the letter not approved yet
+    run_jobs(api, jobs)
+    assert offered(api, doc_id) == {"waive"}
+    assert refused_approval(api, doc_id) == "checks not cleared: format.timeliness"
+
+    # When a reviewer accepts it: approve is offered, and nothing is left to accept
+    waived = api.fire(
+        doc_id, "waive", role="reviewer", body={"code": "format.timeliness", "reason": "Đã rõ"}
+    )
+    assert waived.status_code == 200, waived.text
+    assert offered(api, doc_id) == {"approve"}
+    # (a warning that passed says so, not that only a failed warning is accepted)
+    passed = api.fire(
+        doc_id, "waive", role="reviewer", body={"code": "format.secrecy", "reason": "x"}
+    )
+    assert "did not fail" in passed.json()["message"]
+
+    # And once approved then returned, its checks no longer say it may be approved
+    assert approve(api, doc_id).status_code == 200
+    rejected = api.fire(doc_id, "reject", role="reviewer", body={"reason": "Cần xin ý kiến"})
+    assert rejected.status_code == 200, rejected.text
+    checks = api.get(f"/v1/documents/{doc_id}/checks", role="reviewer").json()
+    assert (checks["submitted_revision"], checks["cleared"]) == (None, False)
+    assert offered(api, doc_id) == set()
+
+
 # -- time rules: the working calendar and the morning's end --------------------------------
 
 # The app's clock starts on Monday 05/01/2026 at 15:00 in Vietnam; Friday 02/01/2026 is

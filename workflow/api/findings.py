@@ -99,7 +99,9 @@ class ChecksOut(BaseModel):
     submitted_revision: int | None
     results: list[CheckResult]
     pending: list[str] = Field(description="Codes of the checks not run on this revision yet")
-    cleared: bool
+    cleared: bool = Field(
+        description="Every check of the revision in review ran and is cleared: it may be approved"
+    )
 
 
 class CheckCounts(BaseModel):

@@ -79,9 +79,12 @@ def document_checks(
     with uow:
         row = load_visible(uow, document_id, principal.agency_id)
         view = results_view(uow.checks.for_revision(row.id, row.revision), checks)
+    # Cleared only for the revision in review: one returned (or edited) since is not.
+    in_review = row.submitted_revision == row.revision
     return {
         "document_id": document_id,
         "revision": row.revision,
         "submitted_revision": row.submitted_revision,
         **view,
+        "cleared": view["cleared"] and in_review,
     }
