@@ -327,6 +327,14 @@ def _sending(f: Mapping[str, Any], lang: str) -> str:
     return _due("Đã ký, phải phát hành trước {due_at}", "Signed; must be sent by {due_at}")(f, lang)
 
 
+# Said beside a failed secrecy check: a secret letter is not corrected into an open one.
+_SECRET = {
+    "vi": " Văn bản mật không gửi qua mạng (Luật Bảo vệ bí mật nhà nước; Quyết định "
+    "28/2018/QĐ-TTg): văn bản mật gửi bằng giấy.",
+    "en": " A document marked secret (mật) never goes by this channel (state secrets law; "
+    "Decision 28/2018/QĐ-TTg): it is sent on paper.",
+}
+
 PHRASES: dict[str, _Phrase] = {
     x.AWAITING_SUBMISSION: _both(
         "Dự thảo (bản {revision}) chưa được trình kiểm tra.",
@@ -336,9 +344,12 @@ PHRASES: dict[str, _Phrase] = {
         "Đang chạy các kiểm tra của bản {revision}.",
         "The review checks of revision {revision} are still running.",
     ),
-    x.CHECKS_FAILING: _both(
-        "Kiểm tra bắt buộc không đạt: {checks}; dự thảo cần sửa.",
-        "Blocking checks failed: {checks}; the draft must be corrected.",
+    x.CHECKS_FAILING: lambda f, lang: (
+        _both(
+            "Kiểm tra bắt buộc không đạt: {checks}; dự thảo cần sửa.",
+            "Blocking checks failed: {checks}; the draft must be corrected.",
+        )(f, lang)
+        + (_SECRET[lang] if "format.secrecy" in f.get("checks", ()) else "")
     ),
     x.CHECKS_AWAITING_WAIVER: _both(
         "Chờ người kiểm tra chấp nhận các cảnh báo: {checks}.",

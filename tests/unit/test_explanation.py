@@ -279,6 +279,22 @@ def test_failing_checks_are_named() -> None:
     )
 
 
+def test_a_secret_letter_is_told_it_never_goes_by_this_channel() -> None:
+    # Given a draft whose secrecy check failed (marked mật), beside another check
+    checks = (
+        snap.CheckFacts("format.secrecy", "blocking", "failed", cleared=False),
+        snap.CheckFacts("signer_named", "blocking", "failed", cleared=False),
+    )
+    snapshot = replace(SENT, state="draft", revision=2, submitted_revision=2, checks=checks)
+    said = sentence(x.explain(snapshot, NOW, WEEKDAYS).document[0])
+    # Then it is told that such a letter is sent on paper, not only to be corrected
+    assert "never goes by this channel" in said["en"] and "on paper" in said["en"]
+    assert "không gửi qua mạng" in said["vi"] and "bằng giấy" in said["vi"]
+    # (and a letter with no secrecy mark is not)
+    plain = replace(snapshot, checks=checks[1:])
+    assert "paper" not in sentence(x.explain(plain, NOW, WEEKDAYS).document[0])["en"]
+
+
 def test_a_send_by_moment_counts_working_time_only() -> None:
     # Given a document signed on Friday, to be sent by Monday noon (Vietnam time)
     friday_5pm = datetime(2026, 11, 27, 17, 0, tzinfo=VIETNAM)
