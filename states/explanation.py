@@ -409,13 +409,11 @@ def _recipient(
     if d.recalled:
         found.append(Finding(COPY_RECALLED, {"status_code": code}, o))
     elif d.state == ACKNOWLEDGED:
-        found.append(
-            Finding(
-                ACKNOWLEDGED_BY_RECIPIENT,
-                {"status_code": code, "at": d.registered_at or d.updated_at},
-                o,
-            )
-        )
+        registered = d.registered_at or d.updated_at
+        # The moment of the status told (06 a week after the 03), not the registration's.
+        said = [at for c, at in d.reported_at if c == code and at is not None]
+        facts = {"status_code": code, "at": said[-1] if said else registered}
+        found.append(Finding(ACKNOWLEDGED_BY_RECIPIENT, {**facts, "registered_at": registered}, o))
     elif d.state == REJECTED:
         reason = d.refusal_reason or d.last_error
         refused = {"reason": reason, "at": d.updated_at}

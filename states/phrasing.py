@@ -177,9 +177,13 @@ def _acknowledged(f: Mapping[str, Any], lang: str) -> str:
             return f"Nơi nhận đã trả lời yêu cầu thu hồi / cập nhật: trạng thái {status} lúc {at}."
         return f"The recipient answered the recall or update: status {status} at {at}."
     if code in ("04", "05", "06"):
+        registered = moment(f.get("registered_at") or f.get("at"), lang)
         if lang == "vi":
-            return f"Nơi nhận đã vào sổ; nay ở trạng thái {status} (lúc {at})."
-        return f"The recipient registered it; it is now at status {status} (at {at})."
+            return f"Nơi nhận đã vào sổ lúc {registered}; nay ở trạng thái {status} (từ {at})."
+        return (
+            f"The recipient registered it at {registered}; it is now at status {status} "
+            f"(since {at})."
+        )
     if lang == "vi":
         return f"Nơi nhận đã vào sổ (trạng thái {status}) lúc {at}."
     return f"The recipient registered it (status {status}) at {at}."

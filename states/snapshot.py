@@ -69,6 +69,8 @@ class DispatchFacts:
     # When it was first reported registered: its 03, or a handling report (04–06) ahead
     # of it, which acknowledges it too.
     registered_at: datetime | None = None
+    # When each code was last reported, in the order taken: (code, moment) pairs.
+    reported_at: tuple[tuple[str, datetime], ...] = ()
     # Its recipient agreed to a recall (15): its copy is cancelled, nothing more comes.
     recalled: bool = False
     # A supervisor sent the document to it again (resend), its attempts counted anew.

@@ -566,6 +566,26 @@ def test_a_recipients_last_word_is_named_as_it_is_in_one_language(
         assert "(trạng thái 03" not in said["vi"]
 
 
+def test_a_status_after_registration_is_told_at_its_own_moment() -> None:
+    # Given a recipient that registered the letter (03) a week before completing it (06)
+    registered, completed = NOW - timedelta(days=7), NOW - timedelta(hours=1)
+    facts = dispatch(
+        "acknowledged",
+        reported=("01", "03", "06"),
+        reported_at=(("01", registered), ("03", registered), ("06", completed)),
+        registered_at=registered,
+    )
+    snapshot = replace(SENT, state="acknowledged", dispatches=(facts,))
+    [recipient] = x.explain(snapshot, NOW, WEEKDAYS).recipients
+    [said] = [f for f in recipient.findings if f.code == x.ACKNOWLEDGED_BY_RECIPIENT]
+
+    # Then 06 is told with its own moment, and the registration with its own
+    assert (said.facts["status_code"], said.facts["at"]) == ("06", completed)
+    en = sentence(said)["en"]
+    assert f"registered it at {moment(registered, 'en')}" in en
+    assert f"now at status 06 (completed) (since {moment(completed, 'en')})" in en
+
+
 def test_an_open_escalation_is_named_in_vietnamese_words_in_the_vietnamese_sentence() -> None:
     opened = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
     said = _said(x.ESCALATION_OPEN, kind="not_acknowledged", level=2, opened_at=opened, owner=None)
