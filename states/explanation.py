@@ -411,7 +411,7 @@ def _recipient(
     elif d.state == ACKNOWLEDGED:
         registered = d.registered_at or d.updated_at
         # The moment of the status told (06 a week after the 03), not the registration's.
-        said = [at for c, at in d.reported_at if c == code and at is not None]
+        said = [at for c, at in d.reported_at if c == code]
         facts = {"status_code": code, "at": said[-1] if said else registered}
         found.append(Finding(ACKNOWLEDGED_BY_RECIPIENT, {**facts, "registered_at": registered}, o))
     elif d.state == REJECTED:

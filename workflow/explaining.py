@@ -160,7 +160,7 @@ def snapshot_of(uow: UnitOfWork, row: DocumentRow) -> snap.Snapshot:
                 last_error=d.last_error,
                 updated_at=as_utc(d.updated_at),
                 reported=tuple(s.code for s in kept),
-                reported_at=tuple((s.code, _aware(s.received_at)) for s in kept),
+                reported_at=tuple((s.code, as_utc(s.received_at)) for s in kept),
                 refusal_reason=reason if reason or d.state != REJECTED else d.last_error,
                 registered_at=_aware(registered),
                 recalled=d.organ_id in recalled,
