@@ -102,13 +102,6 @@ def _offered(
     return events
 
 
-def offered_events(uow: UnitOfWork, row: DocumentRow) -> list[str]:
-    """The events the document's view offers now (what an error naming them lists too)."""
-    statuses = uow.dispatches.statuses_by_dispatch(row.id)
-    requests = requests_view(uow, row.id, statuses)
-    return _offered(row, requests, uow.dispatches.for_document(row.id), uow)
-
-
 def document_view(uow: UnitOfWork, row: DocumentRow) -> dict[str, Any]:
     """Everything about a document, including what it waits for and until when."""
     doc_id = row.id

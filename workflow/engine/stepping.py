@@ -16,12 +16,7 @@ from congvan.actions.context import SYSTEM, Actor, Effect, Guard, TransitionCont
 from congvan.actions.jobs import enqueue, new_job
 from congvan.actions.recalls import derived_state
 from congvan.states import DOCUMENT
-from congvan.states.errors import (
-    ActionUnavailable,
-    TransitionNotAllowed,
-    UnknownEvent,
-    VersionConflict,
-)
+from congvan.states.errors import ActionUnavailable, VersionConflict
 from congvan.states.machine import (
     DERIVED_EVENT,
     DISPATCHED,
@@ -34,7 +29,6 @@ from congvan.storage.audit import NewEntry, make_entry
 from congvan.storage.chains import DocumentHead
 from congvan.storage.unit_of_work import UnitOfWork
 
-from ..views import offered_events
 from .results import FireResult
 
 # The members of an event's data its audit entry records.
@@ -125,15 +119,7 @@ class Stepper:
         def guard(name: str) -> tuple[bool, str]:
             return self.guards[name](ctx)
 
-        try:
-            step = resolve(spec, state, event, guard)
-        except (UnknownEvent, TransitionNotAllowed) as exc:
-            if spec is not DOCUMENT:
-                raise
-            # The events named as allowed are those the document's view offers, less
-            # those known to be refused (the machine declares more than a state takes).
-            offered = offered_events(uow, uow.documents.load(pending.head.id))
-            raise type(exc)(event, state, offered) from exc
+        step = resolve(spec, state, event, guard)
         self.fault("resolved")
         for name in step.edge.effects:
             self.effects[name](ctx)
