@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -156,4 +157,118 @@ def test_a_sqlite_begin_that_finds_the_lock_taken_fails_as_sqlalchemy_says(
             uow.commit()
     finally:
         holder.close()
+        engine.dispose()
+
+
+def _table(path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    return engine
+
+
+def _writes_without_busy_wait(engine: Engine, value: int) -> None:
+    """A write whose BEGIN IMMEDIATE would fail at once if the file were locked."""
+    with engine.connect() as conn:
+        conn.connection.driver_connection.execute("PRAGMA busy_timeout=0")
+        with conn.begin():
+            conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": value})
+
+
+def test_a_writer_of_this_process_waits_its_turn_and_gets_the_file_when_the_last_commits(
+    tmp_path: Path,
+) -> None:
+    # Given a write transaction open in this process, and two engines on the same file
+    path = tmp_path / "congvan.db"
+    engine, other = _table(path), make_engine(f"sqlite:///{path}")
+    waiting: list[Exception | None] = []
+    try:
+        first = UnitOfWork(engine).__enter__()
+        first.conn.execute(text("INSERT INTO t VALUES (1)"))
+        # When another thread writes, with SQLite's busy handler off: it waits for the
+        # first to end instead of finding the file locked
+        thread = threading.Thread(target=_run, args=(waiting, _writes_without_busy_wait, other, 2))
+        thread.start()
+        thread.join(0.2)
+        assert thread.is_alive() and not waiting
+        first.commit()
+        first.__exit__(None, None, None)
+        thread.join()
+
+        # Then both writes are there, neither refused
+        assert waiting == [None]
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT x FROM t ORDER BY x")).scalars().all() == [1, 2]
+    finally:
+        engine.dispose()
+        other.dispose()
+
+
+def _run(outcomes: list[Exception | None], function: Any, *args: Any) -> None:
+    try:
+        function(*args)
+        outcomes.append(None)
+    except Exception as exc:  # noqa: BLE001 -- whatever it was, the test shows it
+        outcomes.append(exc)
+
+
+@pytest.mark.parametrize("ending", ["rollback", "error", "invalidated", "closed"])
+def test_the_next_writer_gets_its_turn_however_the_last_transaction_ended(
+    tmp_path: Path, ending: str
+) -> None:
+    engine = _table(tmp_path / "congvan.db")
+    try:
+        # Given a write transaction that ends without a commit
+        conn = engine.connect()
+        conn.begin()
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+        if ending == "rollback":
+            conn.rollback()
+        elif ending == "error":
+            with pytest.raises(OperationalError):
+                conn.execute(text("INSERT INTO no_such_table VALUES (1)"))
+            conn.rollback()
+        elif ending == "invalidated":  # the pool drops the connection: no ROLLBACK is sent
+            conn.invalidate()
+        conn.close()
+        if ending == "closed":
+            engine.dispose()
+
+        # Then the file is free for the next writer of this process, who is let in at once
+        assert not database._writers_of(str(tmp_path / "congvan.db"))._lock.locked()
+        _writes_without_busy_wait(engine, 2)
+        with engine.connect() as check:
+            assert check.execute(text("SELECT x FROM t")).scalars().all() == [2]
+    finally:
+        engine.dispose()
+
+
+def test_a_begin_refused_by_another_process_lets_the_next_writer_in(tmp_path: Path) -> None:
+    # Given another process's write transaction on the file (here: a plain connection)
+    path = tmp_path / "congvan.db"
+    engine = _table(path)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        # When a writer of ours is refused ("database is locked")
+        with pytest.raises(OperationalError, match="locked"):
+            _writes_without_busy_wait(engine, 1)
+        holder.execute("ROLLBACK")
+        # Then the turn it took is given back: the next writer is not kept waiting
+        assert not database._writers_of(str(path))._lock.locked()
+        _writes_without_busy_wait(engine, 2)
+    finally:
+        holder.close()
+        engine.dispose()
+
+
+def test_a_reader_does_not_wait_for_this_process_writer(tmp_path: Path) -> None:
+    engine = _table(tmp_path / "congvan.db")
+    try:
+        with UnitOfWork(engine) as writer:
+            writer.conn.execute(text("INSERT INTO t VALUES (1)"))
+            with engine.connect() as conn, database.begin_readonly(conn):
+                assert conn.execute(text("SELECT count(*) FROM t")).scalar_one() == 0
+            writer.commit()
+    finally:
         engine.dispose()
