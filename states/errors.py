@@ -24,6 +24,7 @@
      │    └── Misaddressed (403)          misaddressed                [refusal]
      ├── NotFound (404)                  not_found
      ├── PreconditionFailed (412)        precondition_failed
+     ├── PreconditionRequired (428)      precondition_required
      ├── Conflict (409)                  conflict
      │    ├── TransitionNotAllowed (409)  invalid_transition
      │    ├── GuardFailed (409)           guard_failed
@@ -256,6 +257,14 @@ class PreconditionFailed(CongvanError):
 
     code = "precondition_failed"
     http_status = 412
+
+
+class PreconditionRequired(CongvanError):
+    """A change that replaces a whole set came without the If-Match that says which it
+    replaces (RFC 6585 3): nothing done."""
+
+    code = "precondition_required"
+    http_status = 428
 
 
 class Conflict(CongvanError):

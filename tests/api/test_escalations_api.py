@@ -214,7 +214,7 @@ def test_an_agency_tightens_its_time_rules_and_may_not_loosen_them(api: Api) -> 
 
     put = api.client.put(
         "/v1/time-rules",
-        headers=api.auth("supervisor"),
+        headers={**api.auth("supervisor"), "If-Match": "*"},
         json={"rules": {"deliver": {"0": 120}}},
     )
     assert put.status_code == 200, put.text
@@ -269,6 +269,27 @@ def test_two_supervisors_setting_time_rules_on_what_they_read_do_not_erase_each_
     )
     assert again.status_code == 200, again.text
     assert sorted(again.json()["agency"]) == ["deliver", "escalate"]
+
+
+def test_time_rules_set_without_saying_what_they_replace_are_refused(api: Api) -> None:
+    # Given the rules one supervisor set on what it read
+    tag = api.client.get("/v1/time-rules", headers=api.auth("supervisor")).headers["etag"]
+    first = api.client.put(
+        "/v1/time-rules",
+        headers={**api.auth("supervisor"), "If-Match": tag},
+        json={"rules": {"register": {"0": 300}}},
+    )
+    assert first.status_code == 200, first.text
+
+    # When another sets the whole set without an If-Match
+    blind = api.client.put(
+        "/v1/time-rules", headers=api.auth("supervisor"), json={"rules": {"escalate": {"0": 240}}}
+    )
+
+    # Then it is refused, told the tag to send, and the first's rules stand
+    assert assert_error(blind, 428, "precondition_required")["etag"] == first.headers["etag"]
+    assert "If-Match" in blind.json()["message"]
+    assert sorted(api.get("/v1/time-rules").json()["agency"]) == ["register"]
 
 
 @pytest.mark.parametrize(
@@ -357,7 +378,9 @@ def test_an_agency_keeps_working_when_the_province_tightens_below_its_own_rules(
 ) -> None:
     # Given the agency's deliver rule set at 120 working minutes, within the province's 240
     put = api.client.put(
-        "/v1/time-rules", headers=api.auth("supervisor"), json={"rules": {"deliver": {"0": 120}}}
+        "/v1/time-rules",
+        headers={**api.auth("supervisor"), "If-Match": "*"},
+        json={"rules": {"deliver": {"0": 120}}},
     )
     assert put.status_code == 200, put.text
 

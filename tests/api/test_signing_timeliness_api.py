@@ -74,7 +74,9 @@ def test_an_urgent_letter_goes_out_within_the_send_rule_of_its_signing(
     issue(api)
     if rules:
         saved = api.client.put(
-            "/v1/time-rules", headers=api.auth("supervisor"), json={"rules": rules}
+            "/v1/time-rules",
+            headers={**api.auth("supervisor"), "If-Match": "*"},
+            json={"rules": rules},
         )
         assert 200 == saved.status_code, saved.text
     doc_id = clean_letter(api, number=next(_urgent), urgency=urgency)

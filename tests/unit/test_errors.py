@@ -60,6 +60,7 @@ FROZEN = {
     "SignerMismatch": ("signer_mismatch", 422),
     "UnknownPeer": ("unknown_peer", 422),
     "PreconditionFailed": ("precondition_failed", 412),
+    "PreconditionRequired": ("precondition_required", 428),
     "VerificationDeferred": ("verification_deferred", 503),
     "ServerBusy": ("server_busy", 503),
     "Unavailable": ("unavailable", 503),

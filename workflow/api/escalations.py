@@ -20,7 +20,7 @@ from congvan.actions.escalations import notice
 from congvan.states import ESCALATION, allowed_events
 from congvan.states import escalation as e
 from congvan.states.deadlines import RULES
-from congvan.states.errors import InvalidInput, NotFound, PreconditionFailed
+from congvan.states.errors import InvalidInput, NotFound, PreconditionFailed, PreconditionRequired
 from congvan.states.policy import ESCALATION_HANDLERS, READ_ROLES
 from congvan.storage.escalations import Escalation
 
@@ -436,9 +436,17 @@ def _rules_tag(overrides: dict[str, Any]) -> str:
 
 
 def _check_rules_tag(if_match: str | None, current: str) -> None:
-    """``If-Match`` against the rules' tag (RFC 9110 13.1.1): absent or ``*`` holds."""
+    """``If-Match`` against the rules' tag (RFC 9110 13.1.1): ``*`` holds, absent is refused.
+
+    A ``PUT`` sets the whole set: without the tag of what it read, a supervisor would
+    erase what another set meanwhile (a lost update) without a word.
+    """
     if if_match is None:
-        return
+        raise PreconditionRequired(
+            "Setting time rules replaces the agency's whole set: send the ETag the GET "
+            "gave as If-Match (or * to replace whatever is set now).",
+            etag=current,
+        )
     value = if_match.encode("latin-1", "replace")
     if value.strip() != b"*" and entity_tags(value) is None:
         raise InvalidInput(
@@ -456,7 +464,7 @@ def _check_rules_tag(if_match: str | None, current: str) -> None:
     "",
     summary="Tighten the province's time rules for the caller's agency (never loosen them)",
     response_model=TimeRulesOut,
-    responses={**errors(400, 403, 412), **sends(200, "ETag")},
+    responses={**errors(400, 403, 412, 428), **sends(200, "ETag")},
 )
 def put_time_rules(
     body: TimeRulesIn,

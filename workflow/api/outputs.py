@@ -46,6 +46,7 @@ _ERROR_TEXT = {
     409: "Not allowed in the current state, a stale version, or already there",
     412: "If-Match names no entity tag of what is here now (read it again)",
     413: "The body or an attachment is larger than allowed",
+    428: "A change that replaces a whole set needs the If-Match of what it read",
     415: "The body is not of the media type the route takes",
     422: "The request is not valid",
     501: "The action this needs is not configured on this server",
