@@ -23,6 +23,9 @@ RESOLVED = "resolved"
 CLOSED = "closed"
 
 ACTIVE = (OPEN, CLAIMED, SNOOZED)
+# What only its holder does (anyone, while nobody holds it); another supervisor, only
+# saying it takes it over (``take_over``, or over HTTP an If-Match of the version seen).
+HOLDER_EVENTS = ("claim", "act", "snooze", "resolve")
 
 ESCALATION = MachineSpec(
     name="escalation",
@@ -40,7 +43,14 @@ ESCALATION = MachineSpec(
         ),
         *(edge("comment", s, s, effects=("record_comment",)) for s in ACTIVE),
         # Put aside until a moment, with a reason; it comes back by itself then.
-        edge("snooze", (OPEN, CLAIMED, SNOOZED), SNOOZED, effects=("snooze_until",)),
+        # (One another supervisor holds, only saying it takes it over, as a claim.)
+        edge(
+            "snooze",
+            (OPEN, CLAIMED, SNOOZED),
+            SNOOZED,
+            conditions=("not_held_by_another",),
+            effects=("take_from_holder", "snooze_until"),
+        ),
         edge(
             "wake",
             SNOOZED,
@@ -76,7 +86,13 @@ ESCALATION = MachineSpec(
             conditions=("not_held_by_another",),
             effects=("set_owner", "take_action"),
         ),
-        edge("resolve", ACTIVE, RESOLVED, effects=("settle_escalation",)),
+        edge(
+            "resolve",
+            ACTIVE,
+            RESOLVED,
+            conditions=("not_held_by_another",),
+            effects=("take_from_holder", "settle_escalation"),
+        ),
         # Its cause disappeared (the late dispatch was delivered, the document was sent).
         edge("close", ACTIVE, CLOSED, effects=("settle_escalation",), derived=True),
     ),

@@ -77,11 +77,12 @@ ESCALATION_EVENT_ROLES: dict[str, frozenset[str]] = {
     event: ESCALATION_HANDLERS for event in ("claim", "comment", "snooze", "act", "resolve")
 }
 ESCALATION_EVENT_INPUTS: dict[str, frozenset[str]] = {
-    "claim": frozenset({"take_over"}),  # from the supervisor who holds it
+    # take_over: from the supervisor who holds it (escalation.HOLDER_EVENTS)
+    "claim": frozenset({"take_over"}),
     "comment": frozenset({"text"}),
-    "snooze": frozenset({"until"}),
+    "snooze": frozenset({"until", "take_over"}),
     "act": frozenset({"action", "note", "take_over"}),
-    "resolve": frozenset({"outcome"}),
+    "resolve": frozenset({"outcome", "take_over"}),
 }
 ESCALATION_REASON_REQUIRED = frozenset({"snooze", "act", "resolve"})
 RECEIVED_EVENT_INPUTS: dict[str, frozenset[str]] = {}

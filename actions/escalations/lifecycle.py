@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from congvan.states import document as doc
 from congvan.states import escalation as e
 from congvan.states.errors import Conflict, InvalidInput
-from congvan.states.policy import notation, written_notation
+from congvan.states.policy import SIGNER, notation, written_notation
 from congvan.states.text import has_visible_text
 from congvan.states.vocabulary import ESCALATION_RISE, ESCALATION_WAKE
 from congvan.storage.audit import GENESIS, make_entry
@@ -241,6 +241,7 @@ class Lifecycle(WatchBase):
     def effects(self) -> dict[str, Callable[[TransitionContext], None]]:
         return {
             "set_owner": self.set_owner,
+            "take_from_holder": self.take_from_holder,
             "record_comment": self.record_comment,
             "snooze_until": self.snooze_until,
             "end_snooze": self.end_snooze,
@@ -263,12 +264,17 @@ class Lifecycle(WatchBase):
         return bool(owner), "" if owner else "nobody owns it"
 
     def not_held_by_another(self, ctx: TransitionContext) -> tuple[bool, str]:
-        """A claim (or an act, which takes it too) takes an escalation nobody holds, or one
-        its claimer holds; one another supervisor holds only when it says it takes it over
-        (``take_over``; over HTTP, an If-Match naming the version seen, owner and all): two
-        supervisors claiming at once are not both told they own it."""
-        owner = self._row(ctx).owner
+        """A claim, act, snooze or resolve (``HOLDER_EVENTS``) of an escalation nobody holds,
+        or one its actor holds; of one another supervisor holds only when it says it takes it
+        over (``take_over``; over HTTP, an If-Match naming the version seen, owner and all):
+        two supervisors claiming at once are not both told they own it, and nobody puts
+        aside or closes what another is working on without a word. Once it has risen to
+        the agency's leadership (second level), a leader takes it as theirs."""
+        row = self._row(ctx)
+        owner = row.owner
         if not owner or owner == ctx.actor.name or ctx.data.get("take_over") is True:
+            return True, ""
+        if row.level >= 2 and SIGNER in ctx.actor.roles:
             return True, ""
         return False, f"{owner} holds it: say take_over to take it over"
 
@@ -279,6 +285,13 @@ class Lifecycle(WatchBase):
             ctx.audit["owner"] = ctx.actor.name
             if row.owner:
                 ctx.audit["previous_owner"] = row.owner
+
+    def take_from_holder(self, ctx: TransitionContext) -> None:
+        """Put aside or resolved over its holder's head (a take-over): the one who did it owns
+        it now. One nobody holds stays so (a snoozed one wakes unowned)."""
+        row = self._row(ctx)
+        if row.owner and row.owner != ctx.actor.name:
+            self.set_owner(ctx)
 
     def record_comment(self, ctx: TransitionContext) -> None:
         text = ctx.data.get("text")

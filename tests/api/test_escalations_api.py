@@ -150,6 +150,49 @@ def test_a_second_supervisor_claiming_at_once_is_refused_unless_taking_it_over(
     assert api.get(path, role="supervisor").json()["owner"] == f"giamsat.hai@{A}"
 
 
+@pytest.mark.parametrize("event", ["snooze", "resolve"])
+def test_a_supervisor_does_not_put_aside_or_close_what_another_holds_without_saying_so(
+    make_api: MakeApi, event: str
+) -> None:
+    # Given an escalation one supervisor claimed, and a second supervisor of the agency
+    api, _, item = late_letter(make_api)
+    path = f"/v1/escalations/{item['id']}"
+    tokens = {}
+    with api.runtime.uow() as uow:
+        for name in ("giamsat.mot", "giamsat.hai"):
+            user = directory.ensure_user(uow, A, name, ["supervisor"], api.clock())
+            tokens[name] = {
+                "Authorization": f"Bearer {directory.create_token(uow, user, api.clock()).token}"
+            }
+        uow.commit()
+    assert api.client.post(f"{path}/events/claim", headers=tokens["giamsat.mot"]).is_success
+    body = (
+        {"until": (api.clock() + timedelta(days=2)).isoformat(), "reason": "Chờ Sở trả lời"}
+        if event == "snooze"
+        else {"outcome": "no_action", "reason": "Không cần làm gì"}
+    )
+
+    # When the second snoozes or resolves it without saying it takes it over
+    blind = api.client.post(f"{path}/events/{event}", headers=tokens["giamsat.hai"], json=body)
+
+    # Then it is refused, naming the holder, and stays as its holder left it
+    details = assert_error(blind, 409, "guard_failed")
+    assert f"giamsat.mot@{A} holds it" in details["reasons"]["not_held_by_another"]
+    shown = api.get(path, role="supervisor").json()
+    assert (shown["state"], shown["owner"]) == ("claimed", f"giamsat.mot@{A}")
+
+    # And saying so (If-Match of the version seen), it is done, and the second owns it
+    etag = api.get(path, role="supervisor").headers["ETag"]
+    said = api.client.post(
+        f"{path}/events/{event}", headers={**tokens["giamsat.hai"], "If-Match": etag}, json=body
+    )
+    assert said.status_code == 200, said.text
+    shown = api.get(path, role="supervisor").json()
+    assert shown["state"] == ("snoozed" if event == "snooze" else "resolved")
+    assert shown["owner"] == f"giamsat.hai@{A}"
+    assert shown["trail"][-1]["payload"]["previous_owner"] == f"giamsat.mot@{A}"
+
+
 def test_bad_steps_are_refused_with_their_codes(make_api: MakeApi) -> None:
     api, _, item = late_letter(make_api)
     escalation_id = item["id"]

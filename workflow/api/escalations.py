@@ -127,7 +127,10 @@ class EscalationEventIn(TextModel):
     outcome: EscalationResolution | None = Field(default=None, description="resolve: the outcome")
     take_over: bool | None = Field(
         default=None,
-        description="claim, act: take it from the supervisor who holds it (so does an If-Match)",
+        description=(
+            "claim, act, snooze, resolve: take it from the supervisor who holds it "
+            "(so does an If-Match)"
+        ),
     )
 
 
@@ -314,7 +317,7 @@ def fire_escalation_event(
     check_document_id(escalation_id, "escalation", "escalation_id")
     expected = parse_if_match(if_match)
     data = body.model_dump(exclude_none=True, mode="json") if body is not None else {}
-    if event in ("claim", "act") and expected is not None:
+    if event in e.HOLDER_EVENTS and expected is not None:
         # Taken knowing the version it takes, owner and all: a take-over if it is held.
         data.setdefault("take_over", True)
     result = fire_answering(

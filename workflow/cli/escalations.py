@@ -49,7 +49,7 @@ def add_parser(sub: Subparsers) -> None:
         step.add_argument("id")
         step.add_argument("--user", required=True, help="who does it (a user of its agency)")
         step.add_argument("--reason")
-        if name in ("claim", "act"):
+        if name in e.HOLDER_EVENTS:
             step.add_argument(
                 "--take-over",
                 action="store_true",
