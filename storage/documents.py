@@ -15,6 +15,7 @@ from sqlalchemy.exc import NoResultFound
 
 from congvan.states.errors import NotFound
 from congvan.states.fields import EDITABLE
+from congvan.states.text import has_visible_text
 
 from .chains import ChainHeads, ChainStatements, advancing, heading, kept
 from .prepared import Prepared
@@ -297,7 +298,7 @@ class DocumentRepository(ChainHeads):
         as the directory names its agency (the name a package and every view show)."""
         self._recipients.pop(document_id, None)
         self.conn.execute(delete(_recipients).where(_recipients.c.document_id == document_id))
-        unnamed = {r["organ_id"] for r in recipients if not r.get("name", "").strip()}
+        unnamed = {r["organ_id"] for r in recipients if not has_visible_text(r.get("name", ""))}
         if unnamed:
             a = _agencies.c
             found = self.conn.execute(select(a.id, a.name).where(a.id.in_(unnamed))).all()

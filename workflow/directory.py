@@ -22,7 +22,7 @@ from congvan.states.format_rules import (
     is_upper_group,
 )
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, ROLES, is_organ_id
-from congvan.states.text import nfc, unstorable
+from congvan.states.text import has_visible_text, nfc, unstorable
 from congvan.states.timeliness import FIRST_DAY, LAST_DAY, VIETNAM, reckoned
 from congvan.storage.agencies import AgencyRow, UserRow, hash_token
 from congvan.storage.authorities import AuthorityRow
@@ -123,7 +123,7 @@ def set_numbering(uow: UnitOfWork, agency_id: str, numbering: str, now: datetime
 
 def agency_names(name: str, abbreviation: str) -> tuple[str, str]:
     """An agency's name and abbreviation as kept, or refused."""
-    if not name.strip() or not abbreviation.strip():
+    if not has_visible_text(name) or not has_visible_text(abbreviation):
         raise InvalidInput("An agency needs a name and an abbreviation.")
     # Every way in (the API, the CLI, a directory file from another installation) comes
     # here: a name is printed in lists, letters and terminals, one line of plain text.

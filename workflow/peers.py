@@ -33,6 +33,7 @@ from congvan.states.errors import (
     UnknownPeer,
 )
 from congvan.states.inboxes import validate_inbox_url
+from congvan.states.text import has_visible_text
 from congvan.storage.clock import as_utc
 from congvan.storage.peers import Peer
 from congvan.storage.signatures import CertificateRow
@@ -235,7 +236,7 @@ def _entry_error(index: int, field: str, exc: CongvanError) -> CongvanError:
 
 def _entry_text(entry: Mapping[str, Any], index: int, field: str) -> str:
     value = entry.get(field)
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not has_visible_text(value):
         raise InvalidInput(
             f"agencies[{index}].{field}: a non-empty string is required.", index=index, field=field
         )

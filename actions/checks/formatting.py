@@ -20,7 +20,7 @@ from congvan.states.format_rules import (
     symbol_shaped,
 )
 from congvan.states.policy import SECRECY, URGENCY, written_notation
-from congvan.states.text import calendar_day
+from congvan.states.text import calendar_day, has_visible_text
 from congvan.states.timeliness import (
     FIRST_DAY,
     LAST_DAY,
@@ -81,7 +81,7 @@ def number_symbol(inp: CheckInput) -> Finding:
 )
 def place_date(inp: CheckInput) -> Finding:
     doc = inp.document
-    if not (doc.place or "").strip():
+    if not has_visible_text(doc.place or ""):
         return fail("Thiếu địa danh.", "The place is missing.", field="place")
     if not doc.issued_on:
         return fail("Thiếu ngày ban hành.", "The date is missing.", field="issued_on")

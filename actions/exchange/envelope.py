@@ -42,7 +42,12 @@ from congvan.states.errors import (
     VerificationDeferred,
 )
 from congvan.states.policy import EXCHANGE_ID_MAX_LENGTH, is_organ_id
-from congvan.states.text import MULTI_LINE_FIELDS, in_utc, signed_text_problem
+from congvan.states.text import (
+    MULTI_LINE_FIELDS,
+    has_visible_text,
+    in_utc,
+    signed_text_problem,
+)
 from congvan.states.timeliness import FIRST_DAY, LAST_DAY, reckoned
 from congvan.storage.audit import canonical_bytes
 
@@ -303,7 +308,7 @@ class Members:
         value = self.content[name]
         if value is None and not required:
             return None
-        if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
+        if not isinstance(value, str) or not has_visible_text(value) or len(value) > MAX_TEXT:
             raise self._bad(name, f"text of 1 to {MAX_TEXT} characters")
         # Stored as it came (it is signed): text both databases keep, line breaks only
         # where people write paragraphs.

@@ -382,3 +382,16 @@ def test_the_last_moment_reckoned_with_is_taken(api: Api) -> None:
     assert [d["id"] for d in filtered.json()["items"]] == [response.json()["id"]]
     too_late = {"created_before": "2200-01-01T00:00:00+07:00"}
     assert_error(api.get("/v1/documents", params=too_late), 422, "invalid_input")
+
+
+@pytest.mark.parametrize(
+    "blank", ["\u2800\u2800", " \u2800 ", "\u3164", "\u200b", "\u0301"], ids=repr
+)
+def test_an_agency_whose_name_shows_nothing_is_refused(api: Api, blank: str) -> None:
+    response = api.client.post(
+        "/v1/agencies",
+        headers=api.auth("operator"),
+        json={"id": "000.00.77.H57", "name": blank, "abbreviation": "STP"},
+    )
+    assert_error(response, 422, "invalid_input")
+    assert "000.00.77.H57" not in {a["id"] for a in api.get("/v1/agencies").json()["items"]}

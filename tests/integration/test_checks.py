@@ -372,6 +372,8 @@ VARIANTS = [
     passes("issued earlier", PLACE_DATE, fields={"issued_on": "2021-01-20"}),
     fails("place missing", PLACE_DATE, fields={"place": ""}, details={"field": "place"}),
     fails("place blank", PLACE_DATE, fields={"place": "   "}, details={"field": "place"}),
+    fails("place showing nothing", PLACE_DATE, fields={"place": "\u2800\u3164"},
+          details={"field": "place"}),
     fails("date missing", PLACE_DATE, fields={"issued_on": None}, details={"field": "issued_on"}),
     fails("dated tomorrow", PLACE_DATE, fields={"issued_on": "2021-02-07"},
           details={"field": "issued_on", "value": "2021-02-07", "today": ISSUED}),
