@@ -363,13 +363,18 @@ def test_a_detached_cms_file_verifies_against_its_manifest_only(
 def test_a_message_an_agency_signed_verifies_under_the_agency_profile(
     installation: Installation, tmp_path: Path
 ) -> None:
-    # Given the agency's organisational key, and a receipt it signed
+    # Given the agency's organisational key, and a receipt it signed (naming it)
     runtime = bootstrap(Settings(data_dir=installation.data_dir, key_passphrase=PASS))
+    other = "000.00.18.H57"
     try:
         now = runtime.clock()
         with runtime.uow() as uow:
-            row = keystore.issue_agency(
-                uow, AGENCY, passphrase=PASS, crl_url=runtime.settings.crl_url, now=now
+            directory.add_agency(uow, other, "Sở Tư pháp", "STP", now)
+            row, other_row = (
+                keystore.issue_agency(
+                    uow, agency, passphrase=PASS, crl_url=runtime.settings.crl_url, now=now
+                )
+                for agency in (AGENCY, other)
             )
             uow.commit()
         roots = runtime.trust.roots()
@@ -377,10 +382,20 @@ def test_a_message_an_agency_signed_verifies_under_the_agency_profile(
         runtime.stop()
     key = pki.load_private_key(row.key_pem.encode(), PASS)
     cert = x509.load_pem_x509_certificate(row.cert_pem.encode())
-    receipt = b'{"format":"congvan-receipt/1","message_id":"m-1","status":"01"}'
+    receipt = (
+        b'{"format":"congvan-receipt/1","message_id":"m-1","recipient":"'
+        + AGENCY.encode()
+        + b'","status":"01"}'
+    )
     cms = sign_manifest(receipt, key=key, cert=cert, chain=roots, signing_time=now)
     (tmp_path / "receipt.json").write_bytes(receipt)
     (tmp_path / "receipt.p7s").write_bytes(cms)
+    # and one the other agency of this installation signed (same root) in its name
+    other_key = pki.load_private_key(other_row.key_pem.encode(), PASS)
+    other_cert = x509.load_pem_x509_certificate(other_row.cert_pem.encode())
+    (tmp_path / "forged.p7s").write_bytes(
+        sign_manifest(receipt, key=other_key, cert=other_cert, chain=roots, signing_time=now)
+    )
     manifest = receipt.replace(b"congvan-receipt/1", b"congvan-manifest/1")
     (tmp_path / "manifest.json").write_bytes(manifest)
     (tmp_path / "manifest.p7s").write_bytes(
@@ -393,7 +408,16 @@ def test_a_message_an_agency_signed_verifies_under_the_agency_profile(
         data_dir=installation.data_dir,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "an agency's signature over congvan-receipt/1" in done.stdout
+    assert f"{AGENCY}'s signature over congvan-receipt/1" in done.stdout
+    assert "✓ signer matches" in done.stdout
+
+    # While the other agency's signature over it does not speak for the agency it names
+    done = congvan(
+        "verify", str(tmp_path / "forged.p7s"), "--content", str(tmp_path / "receipt.json"),
+        data_dir=installation.data_dir,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "✗ signer matches" in done.stdout
 
     # While a document's manifest signed with it is not: a manifest is a person's to sign
     done = congvan(

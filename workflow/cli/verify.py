@@ -153,15 +153,18 @@ def _verify_file(path: Path, content: str | None, runtime: Store, most: int) -> 
     manifest_path = regular_file(content, "content")
     manifest = read_bounded(str(manifest_path), "content", files.MANIFEST)
     cms_der = _read_cms(data)
-    profile, what = _signed_by(manifest)
+    profile, agency_id, what = _signed_by(manifest)
     return report(
         lambda: verify_manifest_signature(
             manifest,
             cms_der,
-            trust_roots=trust.roots,
+            # An agency's message speaks for the agency it names, under the roots that may
+            # (as the inbox, a receipt's sender and `evidence verify` hold it)
+            trust_roots=trust.roots if agency_id is None else trust.roots_for(agency_id),
             crls=trust.crls,
             at=now,
             profile=profile,
+            expected_signer=None if agency_id is None else {"organizational_unit": agency_id},
             intermediates=trust.intermediates,
         ),
         cms_der,
@@ -171,30 +174,39 @@ def _verify_file(path: Path, content: str | None, runtime: Store, most: int) -> 
 
 
 # What an agency signs with its organisational key (Decree 30 Art. 33), by the format the
-# content names: a package header, a receipt, a status message, a bundle's index, an anchor.
-_AGENCY_SIGNED = frozenset(
-    {
-        "congvan-package/1",
-        "congvan-receipt/1",
-        "congvan-status/1",
-        "congvan-evidence/2",
-        "congvan-audit-anchor/1",
-    }
-)
+# content names: a package header, a receipt, a status message, a bundle's index, an
+# anchor; and the field naming the agency that signs it.
+_AGENCY_SIGNED = {
+    "congvan-package/1": "sender",
+    "congvan-receipt/1": "recipient",
+    "congvan-status/1": "from",
+    "congvan-evidence/2": "agency_id",
+    "congvan-audit-anchor/1": "agency_id",
+}
 
 
-def _signed_by(content: bytes) -> tuple[Literal["signer", "agency"], str]:
-    """Whose certificate profile signs ``content``: an agency's for the messages and records
-    an agency signs, a person's (the signer's) for a document's manifest."""
+def _signed_by(content: bytes) -> tuple[Literal["signer", "agency"], str | None, str]:
+    """Whose certificate profile signs ``content``, and for an agency's, the agency it names
+    as its signer: an agency's for the messages and records an agency signs, a person's
+    (the signer's) for a document's manifest."""
     import json
 
     try:
-        named = json.loads(content).get("format")
+        parsed = json.loads(content)
+        named = parsed.get("format")
     except (ValueError, AttributeError, RecursionError):
-        named = None
-    if named in _AGENCY_SIGNED:
-        return "agency", f"an agency's signature over {named}"
-    return "signer", "a signer's signature over a manifest"
+        return "signer", None, "a signer's signature over a manifest"
+    if named not in _AGENCY_SIGNED:
+        return "signer", None, "a signer's signature over a manifest"
+    field = _AGENCY_SIGNED[named]
+    agency_id = parsed.get(field)
+    if not isinstance(agency_id, str) or not policy.is_organ_id(agency_id):
+        raise InvalidInput(
+            f"The content is {named}, whose {field!r} names the agency that signs it: it "
+            "names none.",
+            field="content",
+        )
+    return "agency", agency_id, f"{agency_id}'s signature over {named}"
 
 
 def _verify_pdf(path: Path, data: bytes, trust: TrustMaterial, now: datetime, checked: str) -> int:
