@@ -15,7 +15,7 @@ from congvan.actions.signing.verification import verify_manifest_signature
 from congvan.states.errors import CongvanError, MessageMalformed
 from congvan.storage.audit import verify_entries
 
-from .envelope import verify_body
+from .envelope import check_moment, verify_body
 from .evidence import (
     AUDIT,
     INDEX,
@@ -26,6 +26,19 @@ from .evidence import (
     read_audit,
 )
 from .evidence_report import Report, offline, revoked_later
+
+
+def signed_when_it_says(name: str, moment: datetime, signing_time: datetime | None) -> None:
+    """The index and each anchor are signed as they are made, at the moment they name
+    (revocation is judged as of it): a signature made earlier or later, beyond the clock
+    skew, is not of what it says (``MessageMismatch``, reason ``moment``)."""
+    check_moment(
+        name,
+        moment,
+        signed_at=signing_time,
+        not_before=signing_time,
+        since=("signed_at", "the agency signed it"),
+    )
 
 
 class ChainChecks:
@@ -68,6 +81,7 @@ class ChainChecks:
             verdict = verify_body(
                 index.raw, cms, self.trust, agency_id=self.agency_id, at=index.exported_at
             )
+            signed_when_it_says("exported_at", index.exported_at, verdict.signing_time)
         except CongvanError as exc:
             reason = str(exc.details.get("reason") or exc.code)
             self.report.fail("index", reason, offline(exc), INDEX_SIGNATURE)
@@ -219,6 +233,7 @@ class ChainChecks:
                 profile="agency",
                 timestamp_token=self.bundle.read(name.removesuffix("json") + "tsr"),
             )
+            signed_when_it_says("at", at, verdict.signing_time)
         except CongvanError as exc:
             self.report.refused(item, exc, name)
             return 0

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import rfc8785
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -283,6 +284,36 @@ def test_a_bundle_cut_short_or_relisted_fails_the_index_its_agency_signed(
     refused = judged(zipped(resigned), pair)
     assert any(c.item == "index" and not c.ok for c in refused.checks)
     assert not refused.verified
+
+
+@pytest.mark.parametrize("off", [timedelta(hours=-2), timedelta(minutes=-30)])
+def test_an_index_or_anchor_signed_at_another_moment_than_it_names_is_refused(
+    pair: Pair, make_document: Callable[..., str], off: timedelta
+) -> None:
+    # Given a bundle of a letter sent hours after the keys were issued, and the issuing
+    # agency's own key (an insider's re-signing)
+    pair.sender.clock.advance(hours=3)
+    parts = members(export(pair, acknowledged(pair, make_document)))
+    key = issuing_key(pair.sender)
+    exported = datetime.fromisoformat(json.loads(parts["index.json"])["exported_at"])
+    anchored = datetime.fromisoformat(json.loads(parts[ANCHOR])["at"])
+    # (signed at the moments they name, they hold)
+    same = {**parts, "index.p7s": key.sign(parts["index.json"], exported)}
+    assert judged(zipped(same), pair).verified
+
+    # When the index is signed, by that key, at another moment than its exported_at
+    index_off = {**parts, "index.p7s": key.sign(parts["index.json"], exported + off)}
+    # Then it is not the index exported then
+    assert ("moment", "index.p7s") in failures(judged(zipped(index_off), pair))
+
+    # When an anchor is signed at another moment than its at (the index re-signed to match)
+    signature = ANCHOR.removesuffix("json") + "p7s"
+    moved = _relisted(parts, signature, key.sign(parts[ANCHOR], anchored + off))
+    moved["index.p7s"] = key.sign(moved["index.json"], exported)
+    report = judged(zipped(moved), pair)
+    # Then that anchor does not hold
+    assert not report.verified
+    assert any(c.item == f"anchor {A} 1" and not c.ok for c in report.checks), report.checks
 
 
 def test_openssl_verifies_the_signer_and_agency_cms_in_a_bundle(
