@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import threading
 import time
 import types
@@ -152,7 +153,11 @@ def make_engine(url: str, *, synchronous: str = "FULL", pool_size: int = 10) -> 
             url,
             connect_args={"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
             pool_size=pool_size,
-            max_overflow=pool_size,
+            # Writers queue for the file holding a connection each (the API's threads, the
+            # workers, relay and scheduler): enough that a reader is never kept waiting for
+            # one behind them. A connection to a local file costs little to open and is
+            # closed once handed back beyond ``pool_size``.
+            max_overflow=max(pool_size, SQLITE_OVERFLOW),
             hide_parameters=True,
         )
         _configure_sqlite(engine, synchronous, _writers_of(database))
@@ -171,6 +176,9 @@ def _private_file(path: Path) -> None:
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
+
+# Connections to a SQLite file beyond the pool's, at most (see make_engine).
+SQLITE_OVERFLOW = 64
 
 # A pooled connection used less than this long ago answered then: taken as alive.
 PING_AFTER_IDLE_SECONDS = 1.0
@@ -212,7 +220,7 @@ def _configure_sqlite(engine: Engine, synchronous: str, writers: _Writers) -> No
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
         cursor.close()
 
     # BEGIN, COMMIT and ROLLBACK are the dialect's, not events': any Connection event makes
@@ -245,6 +253,8 @@ def _configure_sqlite(engine: Engine, synchronous: str, writers: _Writers) -> No
 
 # How long a writer waits for the write lock before SQLite says "database is locked".
 BUSY_TIMEOUT_SECONDS = 30
+# A writer queued longer than this (seconds) gives SQLite only what is left of that wait.
+_QUEUED = 0.5
 
 
 class _Writers:
@@ -273,12 +283,25 @@ class _Writers:
         if dbapi_connection.info.pop(_READONLY, False):
             driver.execute("BEGIN")
             return
-        # Not got in time (a thread writing twice at once, which SQLite refuses anyway):
-        # BEGIN IMMEDIATE waits in SQLite's busy handler and says the database is locked.
-        if self._lock.acquire(timeout=BUSY_TIMEOUT_SECONDS):
-            self._holder = driver
+        # One wait in all, here and in SQLite's busy handler (another process writing):
+        # what this one spent in the queue is taken off what SQLite may wait after it.
+        started = time.monotonic()
+        if not self._lock.acquire(timeout=BUSY_TIMEOUT_SECONDS):
+            # (a writer ahead of it waited that long for another process, or this thread
+            # writes twice at once): SQLite's own answer, as its busy handler would give
+            raise sqlite3.OperationalError("database is locked")
+        self._holder = driver
+        waited = time.monotonic() - started
         try:
-            driver.execute("BEGIN IMMEDIATE")
+            if waited < _QUEUED:
+                driver.execute("BEGIN IMMEDIATE")
+            else:
+                left = max(1, int((BUSY_TIMEOUT_SECONDS - waited) * 1000))
+                driver.execute(f"PRAGMA busy_timeout={left}")
+                try:
+                    driver.execute("BEGIN IMMEDIATE")
+                finally:
+                    driver.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
         except BaseException:
             self.done(driver)
             raise

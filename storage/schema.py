@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
 
 from congvan.states.errors import DatabaseNotReady
-from congvan.storage.database import shown_url
+from congvan.storage.database import begin_readonly, shown_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -43,7 +43,8 @@ def current_revision(engine: Engine) -> str | None:
     level = notes.level
     notes.setLevel(max(level, logging.WARNING))
     try:
-        with engine.connect() as conn:
+        # A reader: on SQLite, never queued behind the writers of the file
+        with engine.connect() as conn, begin_readonly(conn):
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         notes.setLevel(level)

@@ -6,13 +6,16 @@ database went away (or was replaced by an empty one) while the server ran.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
 
+from congvan.storage import database
 from congvan.workflow.api import create_app
 from congvan.workflow.serving import free_port
 from tests.api.conftest import Api, assert_error
@@ -98,3 +101,46 @@ def test_every_route_that_reads_the_database_declares_503(api: Api) -> None:
     assert [("get", "/v1/pki/roots")] == without  # the pinned roots are files, not rows
     answer = spec["paths"]["/v1/documents"]["get"]["responses"]["503"]
     assert "Retry-After" in answer["headers"]
+
+
+def test_a_database_another_process_writes_to_still_answers_reads_and_health(
+    client_for: MakeClient, databases: Databases
+) -> None:
+    # Given a server on a SQLite file another process holds a write transaction on
+    db = databases.new("sqlite")
+    client = client_for(db.url)
+    holder = sqlite3.connect(make_url(db.url).database, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        # When the health check and a read are asked: Then they answer, never queued
+        # behind the file's writers (WAL lets readers in beside the writer)
+        health = client.get("/v1/health")
+        assert health.status_code == 200, health.text
+        assert health.json()["database"] == "ok"
+        read = client.get("/v1/documents", headers={"Authorization": "Bearer unknown"})
+        assert_error(read, 401, "unauthenticated")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_every_connection_of_the_pool_taken_is_503_not_500(
+    client_for: MakeClient, databases: Databases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a server whose connections are all taken (writers queued behind another
+    # process would hold them), and a pool that waits for one only briefly
+    monkeypatch.setattr(database, "SQLITE_OVERFLOW", 0)
+    client = client_for(databases.new("sqlite").url)
+    engine = client.app.state.runtime.db  # type: ignore[attr-defined]
+    engine.pool._timeout = 0.05
+    taken = [engine.connect() for _ in range(engine.pool.size() + engine.pool._max_overflow)]
+    try:
+        # When a route needs one
+        answer = client.get("/v1/documents", headers={"Authorization": "Bearer unknown"})
+        # Then it is 503 database_unavailable (try again), with when to
+        details = assert_error(answer, 503, "database_unavailable")
+        assert details["reason"] == "pool_exhausted"
+        assert answer.headers["Retry-After"] == "10"
+    finally:
+        for conn in taken:
+            conn.close()

@@ -272,3 +272,34 @@ def test_a_reader_does_not_wait_for_this_process_writer(tmp_path: Path) -> None:
             writer.commit()
     finally:
         engine.dispose()
+
+
+def test_a_writer_queued_past_the_busy_timeout_is_told_the_database_is_locked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a write transaction of this process that stays open (as one waiting for
+    # another process's lock would), and a short busy timeout
+    monkeypatch.setattr(database, "BUSY_TIMEOUT_SECONDS", 0.2)
+    engine = _table(tmp_path / "congvan.db")
+    outcomes: list[Exception | None] = []
+    try:
+        with UnitOfWork(engine) as first:
+            first.conn.execute(text("INSERT INTO t VALUES (1)"))
+            # When another writer of this process waits its turn past that timeout
+            thread = threading.Thread(target=_run, args=(outcomes, _writes, engine, 2))
+            thread.start()
+            thread.join()
+            first.commit()
+        # Then it is told the database is locked (as SQLite says it), not let in to wait
+        # all over again in SQLite's busy handler; nothing it meant to write is there
+        [refused] = outcomes
+        assert isinstance(refused, OperationalError) and "locked" in str(refused)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT x FROM t")).scalars().all() == [1]
+    finally:
+        engine.dispose()
+
+
+def _writes(engine: Engine, value: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": value})

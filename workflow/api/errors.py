@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
@@ -170,6 +171,21 @@ def install_error_handlers(app: FastAPI) -> None:
             extra={"action": "api.database_unavailable", "code": mapped.code},
         )
         return await _congvan(request, mapped)
+
+    @app.exception_handler(PoolTimeout)
+    async def _no_connection(request: Request, _exc: PoolTimeout) -> ErrorResponse:
+        # Every connection of the pool stayed taken past its timeout (writers queued for a
+        # database another process holds): not now, nothing done; never a 500.
+        log.warning(
+            "database connections all in use",
+            extra={"action": "api.database_unavailable", "code": "pool_exhausted"},
+        )
+        busy = DatabaseUnavailable(
+            "Every connection to the database stayed in use: try again shortly; nothing "
+            "was changed.",
+            reason="pool_exhausted",
+        )
+        return await _congvan(request, busy)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> ErrorResponse:

@@ -12,6 +12,7 @@ from congvan.states.errors import DatabaseNotReady, Forbidden
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, OPERATOR, SUPERVISOR
 from congvan.storage.agencies import AgencyRow
 from congvan.storage.clock import as_utc
+from congvan.storage.database import begin_readonly
 from congvan.storage.schema import ensure_migrated
 
 from ..directory import add_agency, set_numbering
@@ -35,7 +36,7 @@ if set(get_args(Numbering)) != set(NUMBERING) or DEFAULT_NUMBERING != "agency":
     responses=errors(*STORED),
 )
 def health(runtime: RuntimeDep) -> dict[str, Any]:
-    with runtime.db.connect() as conn:
+    with runtime.db.connect() as conn, begin_readonly(conn):  # never queued behind writers
         conn.execute(text("SELECT 1"))
     try:
         ensure_migrated(runtime.db)
