@@ -375,6 +375,11 @@ class RuleTimers(Lifecycle):
         if dest == d.AGREED:
             self._recalled_by(uow, change, dispatch_id)
             return
+        if dest == d.REJECTED and self._returned(uow, change.document_id, dispatch_id):
+            # Its inbox refused the request because the recipient had returned the
+            # document (02) meanwhile: nothing there to recall or correct, and that
+            # return has its own escalation.
+            return
         detail = {"request_id": request_id}
         if dest == d.FAILED:
             kind = e.DELIVERY_FAILED
@@ -397,14 +402,28 @@ class RuleTimers(Lifecycle):
     def _returned_after_refusal(self, uow: UnitOfWork, change: Change, organ_id: str) -> None:
         """The recipient returned the document (02) after refusing its recall (16): it no
         longer holds it in force, which is what the recall asked, so the refusal's
-        escalation ("the document stays in force there") is moot."""
+        escalation ("the document stays in force there") is moot. So is the escalation of
+        a request its inbox refused because the return crossed it (the 02 told here after
+        the request's refusal)."""
         for asked in uow.dispatches.for_requests(change.document_id):
-            if (
-                asked.organ_id == organ_id
-                and asked.state == d.DECLINED
-                and request_kind(uow, asked) == "recall"
-            ):
+            if asked.organ_id != organ_id:
+                continue
+            if asked.state == d.DECLINED and request_kind(uow, asked) == "recall":
                 self._settled(uow, change, asked.id, [(e.REQUEST_REFUSED, d.REJECTED)])
+            elif asked.state == d.REJECTED:
+                moot = [
+                    (kind, "returned") for kind in (e.REFUSED_BY_RECIPIENT, e.SIGNATURE_PROBLEM)
+                ]
+                self._settled(uow, change, asked.id, moot)
+
+    @staticmethod
+    def _returned(uow: UnitOfWork, document_id: str, request_dispatch_id: str) -> bool:
+        """Whether the recipient of a request's dispatch returned the document itself (02)."""
+        asked = uow.dispatches.get(request_dispatch_id)
+        return asked is not None and any(
+            row.organ_id == asked.organ_id and not row.request_id and row.state == d.REJECTED
+            for row in uow.dispatches.for_document(document_id)
+        )
 
     def _recalled_by(self, uow: UnitOfWork, change: Change, request_dispatch_id: str) -> None:
         """A recipient agreed to a recall: its copy is cancelled, so its registration (or

@@ -39,6 +39,7 @@ from congvan.states.errors import (
 from congvan.states.escalation import texts as escalation_texts
 from congvan.states.phrasing import sentence
 from congvan.storage.ids import new_id
+from congvan.storage.peers import Peer
 from congvan.storage.stalls import stalled
 from congvan.workflow import directory
 from congvan.workflow.api.app import create_app
@@ -47,6 +48,7 @@ from congvan.workflow.engine.results import Idempotency
 from congvan.workflow.evidence import gather
 from congvan.workflow.explaining import explain_row, explanation_view
 from congvan.workflow.letters import sample_pdf
+from congvan.workflow.serving import serve_in_thread
 from tests.exchange_world import members, zipped
 from tests.factories import SAMPLE_FIELDS, actor, document_row
 from tests.installations import PASS, A, B, Pair, serving_inbox
@@ -386,6 +388,40 @@ def test_a_recall_the_recipients_inbox_refuses_escalates_at_once(
     assert escalation.detail["request_id"] == request.request_id
     assert "original_unknown" in escalation.detail["reason"]
     assert timers == []
+
+    # When B's return of the letter (02), which the recall crossed, then reaches A
+    assert _run_status_jobs(pair, pair.status_jobs(received.id), up=True) == ["done"]
+
+    # Then the recall's refusal is moot (B holds nothing to recall): its escalation closes,
+    # saying so, and the one left is that of the return itself
+    with pair.sender.uow(readonly=True) as uow:
+        [own] = [r for r in uow.dispatches.for_document(doc) if not r.request_id]
+        active = uow.escalations.active_of_document(doc)
+        moot = uow.escalations.get(escalation.id)
+    assert own.state == "rejected"
+    assert [(x.kind, x.dispatch_id) for x in active] == [("refused_by_recipient", own.id)]
+    assert moot is not None and moot.state == "closed"
+
+
+def test_a_recall_refused_by_an_inbox_after_the_return_crossed_it_opens_nothing_more(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B, recalled by A while B refuses it (02), the return
+    # told at A before the recall reaches B's inbox
+    doc, received = delivered(pair, make_document)
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    pair.answer(received.id, "refuse", {"reason": "Sai thẩm quyền"})
+
+    # When B's inbox then refuses the recall (the letter is not in force there)
+    deliver(pair, doc)
+
+    # Then the recall's dispatch ends refused, and the one escalation is the return's
+    with pair.sender.uow(readonly=True) as uow:
+        [request] = uow.dispatches.for_requests(doc)
+        [own] = [r for r in uow.dispatches.for_document(doc) if not r.request_id]
+        active = uow.escalations.active_of_document(doc)
+    assert (request.state, own.state) == ("rejected", "rejected")
+    assert [(x.kind, x.dispatch_id) for x in active] == [("refused_by_recipient", own.id)]
 
 
 def test_a_recall_that_failed_is_resent_from_its_escalation_under_its_message_id(
@@ -1493,8 +1529,6 @@ def test_a_refused_recall_is_moot_once_the_recipient_returns_the_document(
 
 def _run_status_jobs(pair: Pair, jobs: list[str], *, up: bool) -> list[str]:
     """Run B's status jobs with A's status route up (served now) or down."""
-    from congvan.storage.peers import Peer
-    from congvan.workflow.serving import serve_in_thread
 
     with serve_in_thread(create_app(pair.sender)) as base:
         with pair.receiver.uow() as uow:
