@@ -18,10 +18,11 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from congvan.states import dispatch as d
 from congvan.states import document as doc
 from congvan.states import escalation as e
 from congvan.states.errors import Conflict, InvalidInput
-from congvan.states.policy import SIGNER, notation, written_notation
+from congvan.states.policy import notation, written_notation
 from congvan.states.text import has_visible_text
 from congvan.states.vocabulary import ESCALATION_RISE, ESCALATION_WAKE
 from congvan.storage.audit import GENESIS, make_entry
@@ -42,6 +43,19 @@ log = logging.getLogger("congvan.escalations")
 
 # The longest a person may snooze an escalation.
 MAX_SNOOZE = timedelta(days=30)
+
+
+# Why a request's dispatch that did not fail is not sent again from its escalation.
+_NOT_RESENT = {
+    d.DECLINED: (
+        "The recipient refused this request (16) and keeps the document in force: the same "
+        "request would get the same answer. Contact the recipient, or replace the document."
+    ),
+    d.REJECTED: (
+        "The recipient's inbox refused this request: the same package would be refused "
+        "again. See its reason; contact the recipient, or replace the document."
+    ),
+}
 
 
 class Lifecycle(WatchBase):
@@ -268,13 +282,10 @@ class Lifecycle(WatchBase):
         or one its actor holds; of one another supervisor holds only when it says it takes it
         over (``take_over``; over HTTP, an If-Match naming the version seen, owner and all):
         two supervisors claiming at once are not both told they own it, and nobody puts
-        aside or closes what another is working on without a word. Once it has risen to
-        the agency's leadership (second level), a leader takes it as theirs."""
-        row = self._row(ctx)
-        owner = row.owner
+        aside or closes what another is working on without a word (a leader, once it rose
+        to the leadership, says so too: two leaders are two people as well)."""
+        owner = self._row(ctx).owner
         if not owner or owner == ctx.actor.name or ctx.data.get("take_over") is True:
-            return True, ""
-        if row.level >= 2 and SIGNER in ctx.actor.roles:
             return True, ""
         return False, f"{owner} holds it: say take_over to take it over"
 
@@ -401,7 +412,17 @@ class Lifecycle(WatchBase):
                 field="action",
                 recipients=going,
             )
-        resend_dispatch(uow, dispatch, ctx.now)  # a refusal stands: only a failed one
+        if dispatch.state != d.FAILED:  # a refusal stands: only a failed one goes again
+            raise Conflict(
+                _NOT_RESENT.get(
+                    dispatch.state,
+                    f"This request's dispatch is {dispatch.state}, not failed: only a failed "
+                    "one is sent again.",
+                ),
+                field="action",
+                state=dispatch.state,
+            )
+        resend_dispatch(uow, dispatch, ctx.now)
         job = new_job(
             "deliver_dispatches",
             ctx.now,

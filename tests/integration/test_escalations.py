@@ -18,7 +18,13 @@ from congvan.actions.calendar import VIETNAM_CALENDAR as CALENDAR
 from congvan.actions.escalations import notice
 from congvan.actions.notices import email_subject, email_text, render
 from congvan.actions.signing import issuers, keystore
-from congvan.states.errors import Forbidden, InvalidInput, NotFound, TransitionNotAllowed
+from congvan.states.errors import (
+    Forbidden,
+    GuardFailed,
+    InvalidInput,
+    NotFound,
+    TransitionNotAllowed,
+)
 from congvan.states.phrasing import sentence
 from congvan.storage.escalations import Escalation
 from congvan.storage.ids import new_id
@@ -343,13 +349,24 @@ def test_supervisors_claim_comment_snooze_and_resolve_and_it_rises_when_left_ope
 
     # When a leader resolves it with an outcome
     with pytest.raises(InvalidInput):
-        engine.fire_on("escalation", late.id, "resolve", LEADER, data={"reason": "xong"})
+        engine.fire_on(
+            "escalation", late.id, "resolve", LEADER, data={"reason": "xong", "take_over": True}
+        )
+    # (it is the supervisor's: the leader says it takes it over, as anyone would)
+    with pytest.raises(GuardFailed):
+        engine.fire_on(
+            "escalation",
+            late.id,
+            "resolve",
+            LEADER,
+            data={"outcome": "accepted", "reason": "chờ người ký về"},
+        )
     engine.fire_on(
         "escalation",
         late.id,
         "resolve",
         LEADER,
-        data={"outcome": "accepted", "reason": "chờ người ký về"},
+        data={"outcome": "accepted", "reason": "chờ người ký về", "take_over": True},
     )
 
     # Then it is resolved for good, every step in its chain
