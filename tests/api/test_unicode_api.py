@@ -148,9 +148,10 @@ def test_a_place_that_shows_nothing_is_not_given(api: Api) -> None:
     # Given a clean letter whose place is only a character that shows nothing
     doc_id = clean_letter(api, place=blank)
 
-    # Then review finds no place: the letter cannot pass as it is
+    # Then review finds no place, as the required fields and the place's own check see it:
+    # the letter cannot pass as it is
     checks = submit_and_check(api, doc_id)
-    assert failed(checks) == {"metadata.required"}
+    assert failed(checks) == {"metadata.required", "format.place_date"}
 
 
 def test_an_authoritys_competence_that_shows_other_than_it_reads_is_refused(api: Api) -> None:
