@@ -256,6 +256,13 @@ class Settings(BaseSettings):
             raise ValueError("data_dir is empty: name a folder, or leave it unset")
         return value
 
+    @field_validator("data_dir", "trust_dir", "smtp_ca_file", mode="after")
+    @classmethod
+    def _home_expanded(cls, value: Path | None) -> Path | None:
+        # A shell expands ~ in what it is typed; a unit file, a .env file or a quoted
+        # value does not: "~/congvan" is the user's folder, never a folder named "~".
+        return None if value is None else value.expanduser()
+
     @field_validator("send_cutoff", mode="after")
     @classmethod
     def _cutoff_in_vietnam_time(cls, value: time) -> time:

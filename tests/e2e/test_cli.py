@@ -658,6 +658,7 @@ def test_a_data_folder_that_is_a_file_is_said_to_be_one(
     ("driver_said", "code", "says"),
     [
         ("database or disk is full", "unavailable", "The disk under the database is full"),
+        ("disk I/O error", "unavailable", "probably full, or failing"),
         ("unable to open database file", "database_unavailable", "writable by this user"),
         ("no such table: documents", "database_unavailable", "no such table: documents"),
     ],
@@ -685,3 +686,55 @@ def test_a_process_apart_on_the_embedded_broker_is_refused_in_one_line(
     assert done.returncode == 2
     assert done.stderr.startswith("error [invalid_input]: With the embedded broker")
     assert "congvan serve" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_output_a_terminal_cannot_encode_is_escaped_not_a_traceback(tmp_path: Path) -> None:
+    # Given an agency with a Vietnamese name, and output in an encoding without Vietnamese
+    assert congvan("migrate", data_dir=tmp_path).returncode == 0
+    added = congvan(
+        "agencies", "add", "000.00.00.H57", "--name", "Ủy ban nhân dân tỉnh",
+        "--abbreviation", "UBND", data_dir=tmp_path,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+
+    command = [sys.executable, "-m", "congvan.workflow.cli", "--data-dir", str(tmp_path)]
+    listed = subprocess.run(
+        [*command, "agencies", "list"],
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "PYTHONIOENCODING": "cp1252"},
+    )
+
+    # Then what it cannot show comes as escapes, and the command succeeds
+    assert listed.returncode == 0, listed.stderr
+    assert b"Traceback" not in listed.stderr
+    assert "\\u1ee6y ban nhân dân" in listed.stdout.decode("cp1252")
+
+
+def test_a_data_folder_given_empty_is_refused_not_taken_as_the_default(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "congvan.workflow.cli", "--data-dir", "", "migrate"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "XDG_DATA_HOME": str(tmp_path / "default")},
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error [invalid_input]") and "empty" in done.stderr
+    assert not (tmp_path / "default").exists()
+
+
+def test_a_data_folder_under_home_written_with_a_tilde_is_the_home_folder(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "congvan.workflow.cli", "migrate"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(home), "CONGVAN_DATA_DIR": "~/congvan"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert (home / "congvan" / "congvan.db").exists()
+    assert not (tmp_path / "~").exists()

@@ -217,6 +217,7 @@ def _flush_stdout() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _printable_anywhere()
     args = build_parser().parse_args(argv)
     try:
         _check_arguments(args)
@@ -243,6 +244,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error.details:
             print(json.dumps(error.details, ensure_ascii=False), file=sys.stderr)
         return 2
+
+
+def _printable_anywhere() -> None:
+    """Output to a terminal or file whose encoding cannot hold Vietnamese (cp1252 on
+    Windows, a Latin-1 locale) shows what it cannot as escapes (\\u1ea1), never a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
 
 
 def _setting_named(ours: bool, loc: tuple[int | str, ...]) -> str:
@@ -314,9 +324,17 @@ def _operator_error(exc: Exception) -> CongvanError | None:
             # SQLite's SQLITE_FULL, PostgreSQL's disk_full / out_of_memory: the
             # transaction rolled back whole.
             return Unavailable(
-                "The disk under the database is full: nothing of this command was kept; "
-                "free some space and run it again.",
+                "The disk under the database is full: what this command was writing when "
+                "it filled was not kept; free some space and run it again.",
                 errno="ENOSPC",
+            )
+        if "disk I/O error" in first:
+            # SQLITE_IOERR: a write the disk refused, most often because it filled up
+            return Unavailable(
+                "SQLite could not write to the database's disk (disk I/O error): it is "
+                "probably full, or failing. What this command was writing was not kept; "
+                "check the free space (df) and the system log, then run it again.",
+                errno="EIO",
             )
         if "unable to open database file" in first:
             return DatabaseUnavailable(

@@ -36,9 +36,10 @@ _R = TypeVar("_R", bound=_Stoppable)
 def settings_from(args: argparse.Namespace) -> Settings:
     """The settings, with the global options' overrides."""
     overrides: dict[str, Any] = {}
-    if getattr(args, "data_dir", None):
-        overrides["data_dir"] = Path(args.data_dir)
-    if getattr(args, "database_url", None):
+    # Given, even empty (an unset variable in a script): judged as the settings judge it
+    if getattr(args, "data_dir", None) is not None:
+        overrides["data_dir"] = args.data_dir
+    if getattr(args, "database_url", None) is not None:
         overrides["database_url"] = args.database_url
     return Settings(**overrides)
 
