@@ -241,7 +241,11 @@ def load_private_key(key_pem: bytes, passphrase: Passphrase) -> PrivateKey:
             "The private key is not encrypted; keys are stored only as encrypted PKCS#8."
         ) from exc
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise keywrap.KeyUndecryptable() from exc
+        raise keywrap.KeyUndecryptable(
+            "The private key could not be decrypted: the passphrase is wrong (an "
+            "installation's keys open with CONGVAN_KEY_PASSPHRASE) or the key is damaged.",
+            setting="CONGVAN_KEY_PASSPHRASE",
+        ) from exc
     return signing_key(key)
 
 

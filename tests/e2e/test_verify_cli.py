@@ -239,6 +239,13 @@ def test_a_file_verify_does_not_read_is_said_what_to_do_with(
     )
     assert with_content.returncode == 2
     assert "error [invalid_input]: --content names the manifest" in with_content.stderr
+    # A file that is no signature at all (a text, say): told so, not asked for --content
+    text = tmp_path / "notes.txt"
+    text.write_text("Kính gửi các sở, ban, ngành\n", encoding="utf-8")
+    for extra in ([], ["--content", str(text)]):
+        plain = congvan("verify", str(text), *extra, data_dir=installation.data_dir)
+        assert plain.returncode == 2
+        assert "is not a signature file" in plain.stderr, plain.stderr
 
 
 def test_a_file_too_large_to_be_a_signature_or_a_manifest_is_refused_unread(

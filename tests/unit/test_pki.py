@@ -316,8 +316,11 @@ def test_unencrypted_or_garbage_keys_are_invalid_input(signer: Issued) -> None:
 
     with pytest.raises(InvalidInput, match="not encrypted"):
         pki.load_private_key(plain, KEY_PASS)
-    with pytest.raises(InvalidInput, match="could not be decrypted"):
+    with pytest.raises(InvalidInput, match="could not be decrypted") as wrong:
         pki.load_private_key(b"not a key", KEY_PASS)
+    # naming the setting that holds the passphrase, as the operator mends it
+    assert wrong.value.details["setting"] == "CONGVAN_KEY_PASSPHRASE"
+    assert "CONGVAN_KEY_PASSPHRASE" in wrong.value.message
 
 
 def test_encrypt_key_re_encrypts_under_a_new_passphrase(signer: Issued) -> None:

@@ -49,6 +49,14 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         return _verify_document(args.target, runtime)
 
 
+def _looks_like_cms(data: bytes) -> bool:
+    """Whether ``data`` could be a CMS signature at all: PEM armour, or DER's outer
+    SEQUENCE (what it holds is judged by the verification, with its own words)."""
+    from asn1crypto import pem
+
+    return pem.detect(data) or data[:1] == b"\x30"
+
+
 def _read_cms(data: bytes) -> bytes:
     """A CMS signature file as DER: DER as is, PEM (CMS or PKCS7 armour) decoded."""
     from asn1crypto import pem
@@ -145,6 +153,12 @@ def _verify_file(path: Path, content: str | None, runtime: Store, most: int) -> 
                 field="content",
             )
         return _verify_pdf(path, data, trust, now, checked)
+    if not _looks_like_cms(data):
+        raise InvalidInput(
+            f"{path} is not a signature file: verify takes a signed PDF, or a detached CMS "
+            "signature (DER, or PEM) with the content it signs (--content).",
+            field="target",
+        )
     if content is None:
         raise InvalidInput(
             "A detached CMS signature needs the signed manifest: --content MANIFEST.",

@@ -146,7 +146,8 @@ def run_demo(
     kept = passphrase is not None
     passphrase = passphrase or secrets.token_urlsafe(24)  # else this run's alone, never shown
     ports = {"province": free_port(), "recipients": free_port()}
-    print(f"congvan demo — two installations, each with its embedded database, in {data_dir}")
+    where = f"a temporary folder, {data_dir}, removed at the end" if tmp else str(data_dir)
+    print(f"congvan demo — two installations, each with its embedded database, in {where}")
     stack_smtp = ExitStack()  # the local SMTP sink the warnings are mailed to
     log = open(data_dir / "demo.log", "w", encoding="utf-8")  # noqa: SIM115 (closed below)
     # Their logs go to a file: the demo's failed attempts are logged, as they should be.
@@ -216,6 +217,11 @@ def run_demo(
         print(f"\nDemo finished in {took:.0f}s: every step behaved as expected.")
         if tmp is None:
             _say_what_stays(data_dir, clock(), kept=kept)
+        else:
+            print(
+                f"Its temporary folder {data_dir} is removed now; run it with --data-dir "
+                "FOLDER to keep its installations and look into them afterwards."
+            )
         return 0
     except DemoFailed as exc:
         print(f"\nDEMO FAILED: {exc}")
