@@ -738,3 +738,21 @@ def test_a_data_folder_under_home_written_with_a_tilde_is_the_home_folder(tmp_pa
     assert done.returncode == 0, done.stderr
     assert (home / "congvan" / "congvan.db").exists()
     assert not (tmp_path / "~").exists()
+
+
+def test_a_usage_mistake_is_said_as_every_error_is_with_the_command_meant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When a command is mistyped, or an option given a value it does not take
+    for argv, said in (
+        (["migrat"], "did you mean 'migrate'?"),
+        (["serve", "--port", "abc"], "congvan serve: argument --port"),
+    ):
+        with pytest.raises(SystemExit) as ended:
+            main(["--data-dir", str(tmp_path), *argv])
+        # Then it exits 2 with the usage of that command and one coded line saying what
+        err = capsys.readouterr().err
+        assert ended.value.code == 2
+        assert err.startswith("usage: congvan")
+        [line] = [x for x in err.splitlines() if x.startswith("error")]
+        assert line.startswith("error [invalid_input]: ") and said in line, err

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import pydantic
 import pydantic_settings
@@ -93,6 +93,13 @@ class _Parser(argparse.ArgumentParser):
         )
         self.add_argument("--database-url", default=default, help="overrides CONGVAN_DATABASE_URL")
 
+    def error(self, message: str) -> NoReturn:
+        """A usage mistake, said as every other error is (``error [invalid_input]: …``),
+        after the usage of the command it was made in, with the command meant when a
+        name was mistyped; exit 2, as argparse does."""
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error [invalid_input]: {self.prog}: {message}{_meant(message)}\n")
+
     def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
         known, extras = self.parse_known_args(args, namespace)
         if extras:
@@ -103,6 +110,17 @@ class _Parser(argparse.ArgumentParser):
                 said += f" ({values} value(s) after them, not shown)"
             self.error(f"unrecognized arguments: {said}")
         return known
+
+
+def _meant(message: str) -> str:
+    """ "; did you mean 'migrate'?" for argparse's "invalid choice: 'migrat' (choose from
+    …)", when one of the choices is close; else nothing."""
+    found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if found is None:
+        return ""
+    choices = re.findall(r"'([^']*)'", found.group(2))
+    close = difflib.get_close_matches(found.group(1), choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]

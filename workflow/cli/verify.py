@@ -153,18 +153,21 @@ def _verify_file(path: Path, content: str | None, runtime: Store, most: int) -> 
                 field="content",
             )
         return _verify_pdf(path, data, trust, now, checked)
-    if not _looks_like_cms(data):
-        raise InvalidInput(
-            f"{path} is not a signature file: verify takes a signed PDF, or a detached CMS "
-            "signature (DER, or PEM) with the content it signs (--content).",
-            field="target",
-        )
+    no_signature = InvalidInput(
+        f"{path} is not a signature file: verify takes a signed PDF, or a detached CMS "
+        "signature (DER, or PEM) with the content it signs (--content).",
+        field="target",
+    )
     if content is None:
+        if not _looks_like_cms(data):
+            raise no_signature
         raise InvalidInput(
             "A detached CMS signature needs the signed manifest: --content MANIFEST.",
             field="content",
         )
     manifest_path = regular_file(content, "content")
+    if not _looks_like_cms(data):
+        raise no_signature
     manifest = read_bounded(str(manifest_path), "content", files.MANIFEST)
     cms_der = _read_cms(data)
     profile, agency_id, what = _signed_by(manifest)
