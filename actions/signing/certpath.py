@@ -34,6 +34,7 @@ from congvan.states.errors import (
     SigningTimeInvalid,
     WeakAlgorithm,
 )
+from congvan.states.phrasing import moment
 
 from . import profiles, revocation
 
@@ -208,8 +209,10 @@ async def path_error(
 
 
 def _ran_out(at: datetime) -> str:
+    # The moment in Vietnam time, as every moment told (the details keep it in UTC)
     return (
-        f"A certificate of the signature's path had expired at {at.isoformat()}, when it is judged."
+        f"A certificate of the signature's path had expired at {moment(at, 'en')}, "
+        "when it is judged."
     )
 
 

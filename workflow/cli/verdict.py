@@ -78,6 +78,18 @@ def print_trust_notes(trust: TrustMaterial, store: TrustStore) -> None:
         )
 
 
+def _local(at: object) -> object:
+    """A moment as this command tells every other: in Vietnam time (ISO 8601, +07:00)."""
+    from congvan.actions.signing.signing import VIETNAM
+
+    if isinstance(at, str):
+        try:
+            at = datetime.fromisoformat(at)
+        except ValueError:
+            return at
+    return at.astimezone(VIETNAM).isoformat() if isinstance(at, datetime) else at
+
+
 def _print_points(checks: Sequence[str], marks: dict[str, str], notes: dict[str, str]) -> None:
     for point in sorted(checks, key=list(POINTS).index):
         label, meaning = POINTS[point]
@@ -159,8 +171,8 @@ def _print_signer(cms_der: bytes, verdict: Any) -> None:
         print(f"certificate   sha256 {signer.sha256}")
         print(
             f"              serial {signer.serial_number}, issued by "
-            f"{signer.issuer or '—'}, valid {signer.not_before.isoformat()} → "
-            f"{signer.not_after.isoformat()}"
+            f"{signer.issuer or '—'}, valid {signer.not_before.astimezone(VIETNAM).isoformat()}"
+            f" → {signer.not_after.astimezone(VIETNAM).isoformat()}"
         )
     if claimed is not None:
         print(
@@ -207,7 +219,7 @@ def report(
             print(
                 f"VERIFIED, BUT a certificate of the path ({later['subject']}, serial "
                 f"{later['serial_number']}) was revoked after this moment: on "
-                f"{later['revoked_at']}, reason {later['reason'] or 'not given'}"
+                f"{_local(later['revoked_at'])}, reason {later['reason'] or 'not given'}"
             )
         else:
             print("VERIFIED")
