@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -181,6 +182,9 @@ def test_a_signed_document_verifies_point_by_point_without_the_passphrase(
     assert f"sha256 {installation.fingerprint}" in done.stdout
     assert f"sha256 {installation.manifest_sha256} (signed)" in done.stdout
     assert "signing time  " in done.stdout
+    # Every moment in Vietnam time, the certificate's validity as the signing time
+    moments = re.findall(r"\d{4}-\d\d-\d\dT[\d:.]+([+-]\d\d:\d\d|Z)", done.stdout)
+    assert len(moments) >= 3 and set(moments) == {"+07:00"}, done.stdout
     assert_no_secret(done)
 
     # Having the passphrase in the environment changes nothing and leaks nothing
