@@ -197,6 +197,10 @@ def test_serve_stopped_by_sigterm_shuts_down_and_exits_0(tmp_path: Path) -> None
     # killed by the signal it was sent again (143)
     assert served.returncode == 0, err[-2000:]
     assert "Traceback" not in err
+    # (having said, as it started, what it serves: the database, its folder, the broker)
+    [started] = [json.loads(x) for x in err.splitlines() if '"serve.start"' in x]
+    assert started["data_dir"] == str(tmp_path) and started["broker"] == "embedded"
+    assert started["database"].endswith("congvan.db")
 
 
 def _answers(url: str) -> bool | None:

@@ -28,8 +28,12 @@ if TYPE_CHECKING:
 
 def add_parser(sub: Subparsers) -> None:
     p = sub.add_parser("serve", help="run the HTTP API (with workers on the embedded default)")
-    p.add_argument("--host")
-    p.add_argument("--port", type=_port)
+    p.add_argument("--host", help="the address to listen on (default: CONGVAN_HOST, 127.0.0.1)")
+    p.add_argument(
+        "--port",
+        type=_port,
+        help="the port to listen on (default: CONGVAN_PORT, 8000; 0: any free one, logged)",
+    )
     p.add_argument("--no-workers", action="store_true", help="API only")
     p.set_defaults(func=cmd_serve)
 
@@ -250,11 +254,25 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             background=not args.no_workers,
             hand_off=args.no_workers and not runtime.embedded,
         )
+        from sqlalchemy.engine import make_url
+
+        from congvan.storage.database import shown_url
+
         from ..serving import freeze_loaded
 
         host = args.host or settings.host
         port = settings.port if args.port is None else args.port  # 0: any free port
         _can_listen(host, port)
+        log.info(
+            "serving",
+            extra={
+                "action": "serve.start",
+                "database": shown_url(make_url(settings.db_url)),
+                "data_dir": str(settings.data_dir),
+                "broker": "embedded" if runtime.embedded else "redis",
+                "workers": not args.no_workers,
+            },
+        )
         freeze_loaded()
         # uvicorn stops cleanly on SIGTERM, then raises it again at itself: the default
         # action would end the process there (exit 143, this installation left unclosed).
