@@ -46,6 +46,7 @@ from cryptography import x509
 
 from congvan.actions.signing.certpath import CLOCK_SKEW
 from congvan.actions.signing.keystore import TrustMaterial
+from congvan.actions.signing.revocation import signed_by
 from congvan.actions.signing.signedpdf import verify_signed_main
 from congvan.actions.signing.truststore import fingerprint
 from congvan.actions.signing.verification import verify_manifest_signature
@@ -259,6 +260,13 @@ class _Judge(ChainChecks):
                     f"was exported ({exported.isoformat()})"
                 )
                 self.report.fail("trust", "crl_after_export", detail, name)
+                continue
+            known = [c for c in (*shipped, *cas, *(self.pinned or ())) if c.subject == crl.issuer]
+            if known and not any(signed_by(crl, c) for c in known):
+                # Never one its issuer made: a forgery, or the member was tampered with
+                # (ignored by the revocation checks, it would still be counted as used)
+                detail = f"{name} is not signed by its issuer, {crl.issuer.rfc4514_string()}"
+                self.report.fail("trust", "crl_invalid", detail, name)
                 continue
             crls.append(data)
         shipped_fps = [fingerprint(c) for c in shipped]

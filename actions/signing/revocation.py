@@ -144,7 +144,7 @@ def newest_crl(
         for c in crls
         if c.issuer == issuer.subject
         and (covering is None or covers(c, covering))
-        and _signed_by(c, issuer)
+        and signed_by(c, issuer)
     ]
     return max(signed, key=lambda c: (_number(c), c.last_update_utc), default=None)
 
@@ -242,7 +242,8 @@ def _distribution_points(cert: x509.Certificate) -> list[x509.DistributionPoint]
         return []
 
 
-def _signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+def signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
+    """Whether ``issuer``'s key made ``crl``'s signature."""
     key = issuer.public_key()
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
         return False

@@ -20,6 +20,7 @@ import pytest
 import rfc8785
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from congvan.actions.exchange.evidence import open_bundle, role_of, write_bundle
@@ -559,6 +560,22 @@ def _added(parts: dict[str, bytes], name: str, data: bytes) -> dict[str, bytes]:
     return {**parts, name: data, "index.json": rfc8785.dumps(index)}
 
 
+def _forged_crl(parts: dict[str, bytes]) -> dict[str, bytes]:
+    """The bundle's CRL replaced by one naming the same issuer, signed by another key."""
+    name = _crl(parts)
+    real = x509.load_der_x509_crl(parts[name])
+    forged = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(real.issuer)
+        .last_update(real.last_update_utc)
+        .next_update(real.next_update_utc or real.last_update_utc + timedelta(days=7))
+        .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+        .public_bytes(Encoding.DER)
+    )
+    kept = _dropped(parts, name)
+    return _added(kept, f"trust/crls/{hashlib.sha256(forged).hexdigest()}.crl", forged)
+
+
 def _crl(parts: dict[str, bytes]) -> str:
     return next(n for n in sorted(parts) if n.startswith("trust/crls/"))
 
@@ -742,6 +759,7 @@ TAMPERINGS: dict[
         lambda p: _relisted(p, _crl(p), b"not a CRL"),
         ("crl_unreadable", "trust/crls/"),
     ),
+    "a CRL its issuer did not sign": (_forged_crl, ("crl_invalid", "trust/crls/")),
     # its bytes changed, index.json not: the file is not the manifest's, beside member_digest
     "a file's byte": (
         lambda p: {**p, "files/1227-UBND-TDKT.pdf": _flip_last(p["files/1227-UBND-TDKT.pdf"])},
