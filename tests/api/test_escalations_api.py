@@ -95,20 +95,25 @@ def test_an_owner_typed_decomposed_finds_what_its_owner_claimed(make_api: MakeAp
         assert [i["id"] for i in listed.json()["items"]] == [item["id"]], typed
 
 
+def _supervisors(api: Api, *names: str) -> dict[str, dict[str, str]]:
+    """Supervisors of A by these names: each one's Authorization header."""
+    tokens = {}
+    with api.runtime.uow() as uow:
+        for name in names:
+            user = directory.ensure_user(uow, A, name, ["supervisor"], api.clock())
+            token = directory.create_token(uow, user, api.clock()).token
+            tokens[name] = {"Authorization": f"Bearer {token}"}
+        uow.commit()
+    return tokens
+
+
 def test_a_second_supervisor_claiming_at_once_is_refused_unless_taking_it_over(
     make_api: MakeApi,
 ) -> None:
     # Given an escalation one supervisor claimed, and a second supervisor of the agency
     api, _, item = late_letter(make_api)
     path = f"/v1/escalations/{item['id']}"
-    tokens = {}
-    with api.runtime.uow() as uow:
-        for name in ("giamsat.mot", "giamsat.hai"):
-            user = directory.ensure_user(uow, A, name, ["supervisor"], api.clock())
-            tokens[name] = {
-                "Authorization": f"Bearer {directory.create_token(uow, user, api.clock()).token}"
-            }
-        uow.commit()
+    tokens = _supervisors(api, "giamsat.mot", "giamsat.hai")
     first = api.client.post(f"{path}/events/claim", headers=tokens["giamsat.mot"])
     assert first.status_code == 200, first.text
 
@@ -157,14 +162,7 @@ def test_a_supervisor_does_not_put_aside_or_close_what_another_holds_without_say
     # Given an escalation one supervisor claimed, and a second supervisor of the agency
     api, _, item = late_letter(make_api)
     path = f"/v1/escalations/{item['id']}"
-    tokens = {}
-    with api.runtime.uow() as uow:
-        for name in ("giamsat.mot", "giamsat.hai"):
-            user = directory.ensure_user(uow, A, name, ["supervisor"], api.clock())
-            tokens[name] = {
-                "Authorization": f"Bearer {directory.create_token(uow, user, api.clock()).token}"
-            }
-        uow.commit()
+    tokens = _supervisors(api, "giamsat.mot", "giamsat.hai")
     assert api.client.post(f"{path}/events/claim", headers=tokens["giamsat.mot"]).is_success
     body = (
         {"until": (api.clock() + timedelta(days=2)).isoformat(), "reason": "Chờ Sở trả lời"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from congvan.states.certificates import CertificateDescription
@@ -80,14 +80,16 @@ def print_trust_notes(trust: TrustMaterial, store: TrustStore) -> None:
 
 def _local(at: object) -> object:
     """A moment as this command tells every other: in Vietnam time (ISO 8601, +07:00)."""
-    from congvan.actions.signing.signing import VIETNAM
+    from congvan.states.timeliness import in_vietnam
 
     if isinstance(at, str):
         try:
             at = datetime.fromisoformat(at)
         except ValueError:
             return at
-    return at.astimezone(VIETNAM).isoformat() if isinstance(at, datetime) else at
+    if not isinstance(at, datetime):
+        return at
+    return in_vietnam(at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()  # CRLs: UTC
 
 
 def _print_points(checks: Sequence[str], marks: dict[str, str], notes: dict[str, str]) -> None:
