@@ -12,7 +12,12 @@ from cryptography import x509
 
 from congvan.actions.signing.issuers import root_of
 from congvan.actions.signing.truststore import fingerprint
-from congvan.states.errors import AgencySignatureInvalid, CongvanError, VerificationDeferred
+from congvan.states.errors import (
+    AgencySignatureInvalid,
+    CongvanError,
+    RevocationUnknown,
+    VerificationDeferred,
+)
 
 from .evidence import FORMAT
 
@@ -82,14 +87,22 @@ class Report:
 
 def offline(exc: CongvanError) -> str:
     """What ``exc`` says, as said offline: a verification the wire would defer ("send it
-    again later") says what it lacks instead, as a wait means nothing to a bundle."""
+    again later") says what it lacks instead, as a wait means nothing to a bundle: the
+    issuer's CRL of the time, or, for a signature made after the moment it is judged at
+    (``clock_ahead``), that one of the two clocks was wrong."""
     cause = exc.__cause__
-    if isinstance(exc, VerificationDeferred) and isinstance(cause, CongvanError):
+    if not isinstance(exc, VerificationDeferred) or not isinstance(cause, CongvanError):
+        return str(exc.message)
+    if isinstance(cause, RevocationUnknown):
         return (
             f"{cause.message} Offline, nothing comes later: the bundle needs the "
             "issuer's CRL in force when it was signed."
         )
-    return str(exc.message)
+    return (
+        f"{cause.message} Offline, nothing comes later: the signature claims to have been "
+        "made after the moment it is judged at (its signer's clock, or the clock that "
+        "recorded its acceptance, was wrong)."
+    )
 
 
 def signature_code(exc: CongvanError) -> str:

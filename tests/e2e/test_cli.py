@@ -748,15 +748,22 @@ def test_a_usage_mistake_is_said_as_every_error_is_with_the_command_meant(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # When a command is mistyped, or an option given a value it does not take
-    for argv, said in (
-        (["migrat"], "did you mean 'migrate'?"),
-        (["serve", "--port", "abc"], "congvan serve: argument --port"),
+    for argv, usage, said in (
+        (["migrat"], "congvan [", "did you mean 'migrate'?"),
+        (["serve", "--port", "abc"], "congvan serve [", "congvan serve: argument --port"),
+        # an option a nested command does not take: that command's usage, not the top's
+        (
+            ["escalations", "snooze", "E1", "2026-12-06", "--user", "u", "--bogus", "v"],
+            "congvan escalations snooze [",
+            "congvan escalations snooze: unrecognized arguments: --bogus (1 value(s)",
+        ),
+        (["keys", "list", "--bogus"], "congvan keys list [", "unrecognized arguments: --bogus"),
     ):
         with pytest.raises(SystemExit) as ended:
             main(["--data-dir", str(tmp_path), *argv])
         # Then it exits 2 with the usage of that command and one coded line saying what
         err = capsys.readouterr().err
         assert ended.value.code == 2
-        assert err.startswith("usage: congvan")
+        assert err.startswith(f"usage: {usage}"), err
         [line] = [x for x in err.splitlines() if x.startswith("error")]
         assert line.startswith("error [invalid_input]: ") and said in line, err

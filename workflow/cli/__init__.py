@@ -70,6 +70,9 @@ GROUPS = (
 )
 
 
+_COMMAND_PARSER = "_command_parser"  # the parser of the command a line names, while parsing
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with no option taken for a longer one it begins (``--secret`` read as
     ``--secret-file``, the secret then printed as a file name not found), and words it
@@ -102,13 +105,15 @@ class _Parser(argparse.ArgumentParser):
 
     def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
         known, extras = self.parse_known_args(args, namespace)
+        # the command the words were typed for: its usage, not the top level's
+        parser = vars(known).pop(_COMMAND_PARSER, self)
         if extras:
             options = [word.split("=", 1)[0] for word in extras if word.startswith("-")]
             values = len(extras) - len(options)
             said = ", ".join(options) or "words"
             if values:
                 said += f" ({values} value(s) after them, not shown)"
-            self.error(f"unrecognized arguments: {said}")
+            parser.error(f"unrecognized arguments: {said}")
         return known
 
 
@@ -132,6 +137,12 @@ class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
         if said and not kwargs.get("description"):
             kwargs["description"] = f"{said[:1].upper()}{said[1:].rstrip('.')}."
         return super().add_parser(name, **kwargs)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        # the innermost command's parser is set first (in its own namespace, copied here)
+        if not hasattr(namespace, _COMMAND_PARSER):
+            setattr(namespace, _COMMAND_PARSER, self._name_parser_map[values[0]])
 
 
 def build_parser() -> argparse.ArgumentParser:
