@@ -3,6 +3,7 @@ import / import-crl / revoke / list, through the real command."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from congvan.actions.signing import pki
+from congvan.states.timeliness import VIETNAM
 from tests.e2e.test_cli import congvan
 
 PASS = {"CONGVAN_KEY_PASSPHRASE": "trust store passphrase 1227"}
@@ -76,6 +78,20 @@ def test_roots_are_trusted_only_when_pinned_in_the_trust_store(tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     [line] = [x for x in congvan("keys", "list", data_dir=data).stdout.splitlines() if "Old" in x]
     assert "expired, NOT pinned" in line, line
+
+    # Names longer than any other keep the columns aligned; the end date is Vietnam's
+    long = pki.create_ca(
+        "Root CA of the Government Cipher Committee (second generation)",
+        "Ban Cơ yếu Chính phủ", passphrase="outside passphrase",
+        valid_from=datetime.now(UTC) - timedelta(days=1), valid_days=30,
+    )  # fmt: skip
+    (tmp_path / "long.pem").write_bytes(long.cert_pem)
+    assert congvan("keys", "import", str(tmp_path / "long.pem"), "--kind", "root", data_dir=data)
+    listed = congvan("keys", "list", data_dir=data).stdout.splitlines()
+    ends = {re.search(r"\d\d/\d\d/\d{4}", x).start() for x in listed}  # type: ignore[union-attr]
+    assert len(listed) >= 3 and len(ends) == 1, listed
+    ending = long.certificate.not_valid_after_utc.astimezone(VIETNAM)
+    assert f"{ending:%d/%m/%Y}" in next(x for x in listed if "second generation" in x)
 
     # A leaf certificate can never be pinned as a root
     leaf = pki.issue_signer_certificate(

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from congvan.states.errors import InvalidInput, NotFound
+from congvan.states.timeliness import in_vietnam
+from congvan.storage.clock import as_utc
 
 from ..settings import Settings
 from . import files
@@ -152,14 +154,17 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             listed = uow.signatures.certificates(args.agency)
             if not listed:
                 print("no certificates")
+            # columns as wide as their longest entry: an agency's name may be long
+            kinds = max((len(row.kind) for row in listed), default=0)
+            names = max((len(row.subject.common_name) for row in listed), default=0)
             for row in listed:
                 state = _standing(row, now)
                 if row.kind == "root":
                     state += ", pinned" if row.fingerprint in pinned else ", NOT pinned"
                 print(
-                    f"{row.fingerprint[:16]}  {row.kind:<7} "
-                    f"{row.subject.common_name:<32} "
-                    f"{row.not_after:%Y-%m-%d}  {state}"
+                    f"{row.fingerprint[:16]}  {row.kind:<{kinds}}  "
+                    f"{row.subject.common_name:<{names}}  "
+                    f"{in_vietnam(as_utc(row.not_after)):%d/%m/%Y}  {state}"
                     f"{'  (key stored)' if row.key_pem else ''}"
                 )
             return 0
