@@ -251,15 +251,20 @@ def with_page_box(pdf: bytes, box: Sequence[float | str] | None) -> bytes:
 def with_page_entries(
     pdf: bytes,
     *,
-    page: dict[str, Sequence[float] | int] | None = None,
-    pages: dict[str, Sequence[float] | int] | None = None,
+    page: dict[str, Sequence[float] | float | str] | None = None,
+    pages: dict[str, Sequence[float] | float | str] | None = None,
 ) -> bytes:
-    """Page 1's entries (a box: four numbers; /Rotate: a number) set as given, and those of
-    the page tree's root, which its pages inherit (ISO 32000 7.7.3.4)."""
+    """Page 1's entries (a box: four numbers; /Rotate: an integer, a real, or a name as
+    a broken file may write it) set as given, and those of the page tree's root, which
+    its pages inherit (ISO 32000 7.7.3.4)."""
 
-    def value(given: Sequence[float] | int) -> generic.PdfObject:
+    def value(given: Sequence[float] | float | str) -> generic.PdfObject:
         if isinstance(given, int):
             return generic.NumberObject(given)
+        if isinstance(given, float):
+            return generic.FloatObject(given)
+        if isinstance(given, str):
+            return pdf_name(given)
         return generic.ArrayObject(generic.FloatObject(v) for v in given)
 
     def edit(writer: IncrementalPdfFileWriter) -> None:

@@ -273,16 +273,24 @@ def pdf_files(inp: CheckInput) -> Finding:
     return ok(pages=pages)
 
 
-# What a PDF may carry that acts when it is opened: scripts, programs launched, files
-# embedded, forms that post or import, multimedia that runs (ISO 32000-2 §12.6, §7.11.4,
-# §13.7). A letter carries none; a reader that honours them runs what the sender put in.
+# What a PDF may carry that acts when it is opened: scripts (3D ones too), programs
+# launched, files embedded or opened elsewhere (a /GoToR to \\host\share leaks the
+# reader's network credentials), forms that post or import, multimedia and 3D that run
+# (ISO 32000-2 §12.6, §7.11.4, §13.2, §13.6, §13.7). A letter carries none; a reader that
+# honours them runs what the sender put in. A link to a web page stays (it acts when its
+# reader clicks it), unless the file opens it by itself: what the catalog's /OpenAction
+# does other than show a page of the letter is active.
 _ACTIVE_KEYS = frozenset(
     {"/JavaScript", "/JS", "/AA", "/EmbeddedFiles", "/EF", "/RichMedia", "/XFA"}
+    | {"/OnInstantiate", "/3DA"}
 )
 _ACTIVE_ACTIONS = frozenset(
     {"/JavaScript", "/Launch", "/ImportData", "/SubmitForm", "/GoToE", "/RichMediaExecute"}
+    | {"/GoToR", "/Rendition", "/Sound", "/Movie", "/GoTo3DView"}
 )
 _ACTIVE_TYPES = frozenset({"/EmbeddedFile", "/RichMediaContent"})
+_ACTIVE_SUBTYPES = frozenset({"/3D", "/RichMedia", "/Movie", "/Sound", "/Screen"})
+_SHOWS_A_PAGE = "/GoTo"  # the one action an opening may take: to a page of the letter
 
 
 def active_parts(data: bytes) -> list[str]:
@@ -310,10 +318,35 @@ def _active_in(obj: dict[Any, Any]) -> set[str]:
                 found.add(str(item["/S"]))
             if str(item.get("/Type", "")) in _ACTIVE_TYPES:
                 found.add(str(item["/Type"]))
+            if str(item.get("/Subtype", "")) in _ACTIVE_SUBTYPES:
+                found.add(str(item["/Subtype"]))
+            if str(item.get("/Type", "")) == "/Catalog":
+                found |= _on_opening(item.get("/OpenAction"))
             pending += [v for v in item.values() if isinstance(v, dict | list)]
         elif isinstance(item, list):
             pending += [v for v in item if isinstance(v, dict | list)]
     return found
+
+
+def _on_opening(action: Any) -> set[str]:
+    """What the catalog's /OpenAction does when the file opens, other than show a page
+    of it (a destination, or /GoTo): ``/OpenAction`` and the action's type (``/URI``,
+    ``/Named``…), for it and the actions chained after it (/Next)."""
+    found: set[str] = set()
+    pending, seen = [action], 0
+    while pending and seen < _MAX_CHAINED:
+        item, seen = pending.pop(), seen + 1
+        if isinstance(item, list):
+            pending += [v for v in item if isinstance(v, dict)]  # /Next: one or many
+        elif isinstance(item, dict):
+            kind = str(item.get("/S", ""))
+            if kind != _SHOWS_A_PAGE:
+                found |= {"/OpenAction", kind or "/S?"}
+            pending.append(item.get("/Next"))
+    return found
+
+
+_MAX_CHAINED = 64  # actions followed after an opening one: a loop of /Next ends here
 
 
 @check(

@@ -483,9 +483,16 @@ def _page_box(reader: PdfFileReader) -> Box:
         if shown[0] >= shown[2] or shown[1] >= shown[3]:
             raise ValueError("page 1's /CropBox lies outside its /MediaBox: nothing is shown")
     rotate = _inherited(page, "/Rotate")
-    if isinstance(rotate, generic.NumberObject) and int(rotate) % 360 != 0:
+    if rotate is None:
+        return shown
+    # Written as an integer or as a real (90.0): readers turn the page for either
+    if not isinstance(rotate, generic.NumberObject | generic.FloatObject) or not math.isfinite(
+        rotate
+    ):
+        raise ValueError("page 1's /Rotate is not a number of degrees")
+    if float(rotate) % 360 != 0:
         raise ValueError(
-            f"page 1 is turned (/Rotate {int(rotate)}): the signer's stamp would stand "
+            f"page 1 is turned (/Rotate {float(rotate):g}): the signer's stamp would stand "
             "sideways; save the letter with its pages upright"
         )
     return shown

@@ -21,7 +21,14 @@ from typing import Any
 
 import pytest
 from pypdf import PdfReader, PdfWriter
-from pypdf.generic import DictionaryObject, NameObject, TextStringObject
+from pypdf.generic import (
+    ArrayObject,
+    DictionaryObject,
+    FloatObject,
+    NameObject,
+    NumberObject,
+    TextStringObject,
+)
 from sqlalchemy import select, update
 
 from congvan.actions.calendar import VIETNAM_CALENDAR, WorkingCalendar
@@ -230,19 +237,55 @@ def appendix(data: bytes, filename: str = APPENDIX_NAME, **kwargs: Any) -> dict[
 
 @functools.cache
 def active_pdf(how: str) -> bytes:
-    """Letter 1227 that acts when opened: a script, a launched program, an embedded .exe."""
+    """Letter 1227 that acts, or may act, when opened: what its catalog's /OpenAction does
+    (a script, a launched program, a web page, a menu command, a page of the letter), a
+    link annotation on page 1 (to a web page, or to a file on another machine), a 3D
+    annotation that runs when its page opens, or an embedded .exe."""
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(letter_pdf(how))))
-    root = writer._root_object
+    page = writer.pages[0].indirect_reference
+    opening: dict[str, Any] = {
+        "script": {"/S": NameObject("/JavaScript"), "/JS": TextStringObject("app.alert(1)")},
+        "Launch": {"/S": NameObject("/Launch"), "/F": TextStringObject("calc.exe")},
+        "web page": {"/S": NameObject("/URI"), "/URI": TextStringObject("http://x.example/t")},
+        "printing": {"/S": NameObject("/Named"), "/N": NameObject("/Print")},
+        "page 1": {"/S": NameObject("/GoTo"), "/D": ArrayObject([page, NameObject("/Fit")])},
+    }
+    annotations: dict[str, Any] = {
+        "link to a web page": {
+            "/Subtype": NameObject("/Link"),
+            "/A": DictionaryObject(
+                {
+                    NameObject("/S"): NameObject("/URI"),
+                    NameObject("/URI"): TextStringObject("https://x.example"),
+                }
+            ),
+        },
+        "link to another machine": {
+            "/Subtype": NameObject("/Link"),
+            "/A": DictionaryObject(
+                {
+                    NameObject("/S"): NameObject("/GoToR"),
+                    NameObject("/F"): TextStringObject("\\\\x.example\\share\\x.pdf"),
+                    NameObject("/D"): ArrayObject([NumberObject(0), NameObject("/Fit")]),
+                }
+            ),
+        },
+        "3D": {
+            "/Subtype": NameObject("/3D"),
+            "/3DA": DictionaryObject({NameObject("/A"): NameObject("/PO")}),
+        },
+    }
     if how == "embedded":
         writer.add_attachment("evil.exe", b"MZ\x90\x00" + bytes(60))
+    elif how in opening:
+        writer._root_object[NameObject("/OpenAction")] = DictionaryObject(
+            {NameObject(k): v for k, v in opening[how].items()}
+        )
     else:
-        action = {
-            NameObject("/S"): NameObject("/JavaScript" if how == "script" else "/" + how),
-            NameObject("/JS" if how == "script" else "/F"): TextStringObject(
-                "app.alert(1)" if how == "script" else "calc.exe"
-            ),
-        }
-        root[NameObject("/OpenAction")] = DictionaryObject(action)
+        entries = {"/Type": NameObject("/Annot"), **annotations[how]}
+        entries["/Rect"] = ArrayObject([FloatObject(v) for v in (50, 50, 150, 80)])
+        annotation = DictionaryObject({NameObject(k): v for k, v in entries.items()})
+        writer.pages[0][NameObject("/Annots")] = ArrayObject([writer._add_object(annotation)])
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
@@ -795,10 +838,31 @@ VARIANTS = [
     passes("a letter that only shows", "attachments.active_content"),
     fails("main file opening a script", "attachments.active_content",
           files=lambda: [attachment(active_pdf("script"))],
-          details={"files": [{"filename": MAIN_NAME, "found": ["/JS", "/JavaScript"]}]}),
+          details={"files": [{"filename": MAIN_NAME,
+                              "found": ["/JS", "/JavaScript", "/OpenAction"]}]}),
     fails("appendix launching a program", "attachments.active_content",
           files=lambda: [main_pdf(), appendix(active_pdf("Launch"))],
-          details={"files": [{"filename": APPENDIX_NAME, "found": ["/Launch"]}]}),
+          details={"files": [{"filename": APPENDIX_NAME, "found": ["/Launch", "/OpenAction"]}]}),
+    # what opens by itself when the file opens: a web page (the reader's address told to
+    # whoever serves it), the print dialog; a page of the letter is what opening is for
+    fails("main file opening a web page", "attachments.active_content",
+          files=lambda: [attachment(active_pdf("web page"))],
+          details={"files": [{"filename": MAIN_NAME, "found": ["/OpenAction", "/URI"]}]}),
+    fails("main file printing itself", "attachments.active_content",
+          files=lambda: [attachment(active_pdf("printing"))],
+          details={"files": [{"filename": MAIN_NAME, "found": ["/Named", "/OpenAction"]}]}),
+    passes("main file opening at page 1", "attachments.active_content",
+           files=lambda: [attachment(active_pdf("page 1"))]),
+    # a link its reader clicks to a web page stays; one to a file on another machine
+    # (\\host\share: the reader's network credentials sent to it) does not
+    passes("main file with a link to a web page", "attachments.active_content",
+           files=lambda: [attachment(active_pdf("link to a web page"))]),
+    fails("main file with a link to a file on another machine", "attachments.active_content",
+          files=lambda: [attachment(active_pdf("link to another machine"))],
+          details={"files": [{"filename": MAIN_NAME, "found": ["/GoToR"]}]}),
+    fails("appendix with 3D that runs as its page opens", "attachments.active_content",
+          files=lambda: [main_pdf(), appendix(active_pdf("3D"))],
+          details={"files": [{"filename": APPENDIX_NAME, "found": ["/3D", "/3DA"]}]}),
     fails("appendix embedding an .exe", "attachments.active_content",
           files=lambda: [main_pdf(), appendix(active_pdf("embedded"))],
           details={"files": [{"filename": APPENDIX_NAME,

@@ -216,6 +216,14 @@ def test_the_stamp_goes_where_page_one_is_shown_or_nowhere(letter: bytes) -> Non
     assert "outside its /MediaBox" in (pades.stamp_problem(beside) or "")
     assert "/Rotate 90" in (pades.stamp_problem(turned) or "")
     assert pades.stamp_problem(with_page_entries(letter, page={"/Rotate": 360})) is None
+    # However the turn is written: a real number, past a whole turn, backwards
+    for rotate, said in ((90.0, "/Rotate 90"), (450, "/Rotate 450"), (-270, "/Rotate -270")):
+        turned = with_page_entries(letter, page={"/Rotate": rotate})
+        assert said in (pades.stamp_problem(turned) or ""), rotate
+    assert pades.stamp_problem(with_page_entries(letter, page={"/Rotate": 720.0})) is None
+    # and a /Rotate that is no number is no page to stamp either
+    named = with_page_entries(letter, page={"/Rotate": "/Ninety"})
+    assert "/Rotate is not a number" in (pades.stamp_problem(named) or "")
 
 
 def test_the_stamp_is_on_page_one_bottom_right_with_the_signers_details(
