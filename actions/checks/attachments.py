@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import puremagic
-from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader as HankoReader
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
@@ -18,6 +18,7 @@ from pypdf.errors import PdfReadError
 from congvan.states.policy import MAIN_FILE, MAIN_FILE_TYPE
 
 from ..signing.pades import stamp_problem
+from ..signing.pdfchanges import UNREADABLE, page_leaves
 from ..signing.signedpdf import SIGNATURE_ROOM
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 
@@ -200,7 +201,11 @@ def size(inp: CheckInput) -> Finding:
 
 
 # What pyHanko raises on a PDF it cannot read.
-_UNREADABLE = (PdfError, ValueError, KeyError, TypeError, AttributeError)
+_UNREADABLE = UNREADABLE
+# The pages a main file may have: it is signed, and its signature checked, page by page,
+# while the installation's database waits (a decision with its annexes runs to a few
+# hundred; a scanned register belongs in an appendix).
+MAX_MAIN_PAGES = 2000
 
 
 def _pdf_objects(data: bytes, reader: HankoReader | None = None) -> Iterator[Any]:
@@ -220,7 +225,8 @@ def _unsignable(data: bytes) -> str | None:
     """Why ``data`` cannot be signed, or None: the library that signs PDFs (pyHanko)
     cannot read every object of it; it carries a signature already (the signer signs the
     unsigned original: one made elsewhere, under a CA not trusted here, would fail the
-    signature's own check); bytes follow its end (another file appended, a ZIP say, that
+    signature's own check); its page tree counts other than it holds, or holds more than
+    ``MAX_MAIN_PAGES``; bytes follow its end (another file appended, a ZIP say, that
     the signature would cover and every recipient receive); or the signer's stamp has no
     room on its first page (a page box absent, malformed or too small). pypdf reads
     leniently what pyHanko refuses (a stream's /Length that is wrong), and shows a page
@@ -234,10 +240,18 @@ def _unsignable(data: bytes) -> str | None:
         for _ in _pdf_objects(data, reader):
             pass
         signed = [s.field_name for s in reader.embedded_signatures]
+        pages = len(page_leaves(reader, most=MAX_MAIN_PAGES))
+        counted = reader.root["/Pages"].get("/Count")
+    except RecursionError:
+        return "cannot be signed: it nests objects deeper than a reader goes"
     except _UNREADABLE as exc:
         return f"cannot be signed: {exc}"[:200]
     if signed:
         return f"cannot be signed: it is signed already ({', '.join(signed)})"[:200]
+    if counted != pages:
+        # readers show as many pages as /Count says, or as the tree holds: not one letter
+        said = "no number of" if counted is None else counted
+        return f"cannot be signed: its page tree counts {said} pages but holds {pages}"[:200]
     problem = stamp_problem(data)
     return None if problem is None else f"cannot be signed: {problem}"[:200]
 
@@ -265,7 +279,7 @@ def pdf_files(inp: CheckInput) -> Finding:
                 bad.append({"filename": a.filename, "problem": "no pages"})
             elif a.role == MAIN_FILE and (problem := _unsignable(data)) is not None:
                 bad.append({"filename": a.filename, "problem": problem})
-        except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        except (PdfReadError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
             bad.append({"filename": a.filename, "problem": f"unreadable: {exc}"[:200]})
     if bad:
         names = ", ".join(f"{b['filename']} ({b['problem']})" for b in bad)
@@ -295,15 +309,20 @@ _SHOWS_A_PAGE = "/GoTo"  # the one action an opening may take: to a page of the 
 
 def active_parts(data: bytes) -> list[str]:
     """The active content ``data`` (a PDF) carries, by the name that marks it; [] when
-    none, or when the PDF cannot be read (``attachments.pdf`` says so)."""
+    none. ``unreadable`` too when an object of it cannot be read (a stream's length that
+    lies, an array nested past what a reader goes): what that part holds is not known,
+    so the file is not taken as harmless."""
     found: set[str] = set()
     try:
         for obj in _pdf_objects(data):
             if isinstance(obj, dict):
                 found |= _active_in(obj)
     except _UNREADABLE:
-        return []
+        found.add(UNREAD)
     return sorted(found)
+
+
+UNREAD = "unreadable"  # what active_parts says of a PDF it could not read through
 
 
 def _active_in(obj: dict[Any, Any]) -> set[str]:
@@ -335,15 +354,20 @@ def _on_opening(action: Any) -> set[str]:
     found: set[str] = set()
     pending, seen = [action], 0
     while pending and seen < _MAX_CHAINED:
-        item, seen = pending.pop(), seen + 1
-        if isinstance(item, list):
-            pending += [v for v in item if isinstance(v, dict)]  # /Next: one or many
-        elif isinstance(item, dict):
-            kind = str(item.get("/S", ""))
-            if kind != _SHOWS_A_PAGE:
-                found |= {"/OpenAction", kind or "/S?"}
-            pending.append(item.get("/Next"))
+        item, seen = _resolved(pending.pop()), seen + 1
+        if not isinstance(item, dict):
+            continue  # a destination (a page, a name): where the letter opens
+        kind = str(item.get("/S", ""))
+        if kind != _SHOWS_A_PAGE:
+            found |= {"/OpenAction", kind or "/S?"}
+        after = _resolved(item.get("/Next"))
+        pending += list(after) if isinstance(after, list) else [after]
     return found
+
+
+def _resolved(value: Any) -> Any:
+    """``value``, or what it refers to when it is a reference to an object of its own."""
+    return value.get_object() if isinstance(value, generic.IndirectObject) else value
 
 
 _MAX_CHAINED = 64  # actions followed after an opening one: a loop of /Next ends here

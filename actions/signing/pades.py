@@ -67,7 +67,6 @@ from pyhanko.pdf_utils import generic, layout
 from pyhanko.pdf_utils.font.api import FontEngineFactory
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
@@ -96,7 +95,7 @@ from .certpath import (
 )
 from .cms import DIGEST, SigningKey, asn1_cert, require_aware, run_sync, signer_for
 from .description import describe
-from .pdfchanges import MAX_WIDGET_SHARE
+from .pdfchanges import MAX_WIDGET_SHARE, UNREADABLE
 from .strict import check_strict_embedded_cms
 from .verification import _check_arguments
 
@@ -256,7 +255,7 @@ async def async_sign_pdf(
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
         taken = {name for name, _value, _ref in fields.enumerate_sig_fields(writer.prev)}
         box = box or _stamp_box(writer.prev)
-    except (PdfError, ValueError, KeyError, TypeError) as exc:
+    except UNREADABLE as exc:
         raise InvalidInput(f"The file is not a PDF that can be signed: {exc}") from exc
     if field_name is None:
         field_name = next(
@@ -351,7 +350,7 @@ async def async_verify_pdf(
     cas = [asn1_cert(c) for c in intermediates]  # held here: a path may pass through them
     try:
         signatures = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
-    except (PdfError, ValueError, KeyError, TypeError) as exc:
+    except UNREADABLE as exc:
         raise SignatureError(f"The file is not a readable PDF: {exc}") from exc
     if not signatures:
         raise SignatureError("The PDF carries no signature.")
@@ -371,7 +370,7 @@ async def async_verify_pdf(
                 f"The signature is malformed: {exc.failure_message}",
                 signature_field=embedded.field_name,
             ) from exc
-        except (PdfError, ValueError, TypeError, KeyError) as exc:
+        except UNREADABLE as exc:
             raise SignatureError(
                 f"The signature is malformed: {exc}", signature_field=embedded.field_name
             ) from exc
@@ -532,6 +531,6 @@ def stamp_problem(pdf: bytes) -> str | None:
     one, or one too small), or None: what review asks before the file reaches a signer."""
     try:
         default_box(pdf)
-    except (PdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except UNREADABLE as exc:
         return str(exc)
     return None

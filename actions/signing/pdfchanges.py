@@ -27,7 +27,7 @@ the widget's size is bounded here: at most ``MAX_WIDGET_SHARE`` of its page.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,10 @@ from congvan.states.errors import ManifestMismatch, PdfModified
 
 # A stamp of 250 x 50 pt is 2.5 % of an A4 page; a quarter leaves room for an image.
 MAX_WIDGET_SHARE = 0.25
+# What pyHanko raises on a PDF it cannot read: its own errors, and Python's for objects
+# not of the kind they should be or nested deeper than the interpreter goes (an array
+# inside an array 50,000 times).
+UNREADABLE = (PdfError, ValueError, KeyError, TypeError, AttributeError, RecursionError)
 # What a form created with the first signature may hold besides /Fields.
 _NEW_ACROFORM_KEYS = frozenset({"/Fields", "/SigFlags", "/DR", "/DA", "/Q"})
 # Signing needs a new field, its value, widget and appearance: FORM_FILLING at most.
@@ -82,9 +86,9 @@ def check_only_a_signature_added(original: bytes, signed: bytes) -> None:
         before = PdfFileReader(io.BytesIO(original), strict=False)
         after = PdfFileReader(io.BytesIO(signed), strict=False)
         base = _base_revision(before, after, len(original))
-        _check_widget(after, _new_signature(before, after, base))
+        _check_widget(before, after, _new_signature(before, after, base))
         _check_revisions(after, base)
-    except (PdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except UNREADABLE as exc:
         # SuspiciousModification is a ValueError, but _check_revisions names it itself.
         raise PdfModified(
             "The signed PDF could not be compared with the main file.", reason=str(exc)
@@ -148,14 +152,15 @@ def _new_signature(before: PdfFileReader, after: PdfFileReader, base: int) -> _S
     return _Signature(name, ref.reference)
 
 
-def _check_widget(after: PdfFileReader, signature: _Signature) -> None:
+def _check_widget(before: PdfFileReader, after: PdfFileReader, signature: _Signature) -> None:
     """Refuse a signature widget that covers more than its share of the page showing it."""
     field = signature.ref.get_object()
     if not isinstance(field, generic.DictionaryObject):
         raise PdfModified("The signature field is not a dictionary.")
     kids = field.get("/Kids")
     widgets = {signature.ref} if kids is None else {kid.reference for kid in kids}
-    for page in _pages(after):
+    # a signature adds no page: the walk stops past the main file's own
+    for page in page_leaves(after, most=len(page_leaves(before))):
         for annotation in page.get("/Annots", generic.ArrayObject()):
             ref = getattr(annotation, "reference", None)
             if ref not in widgets:
@@ -273,9 +278,39 @@ def _signature_fields(
     return {name: (value, ref) for name, value, ref in fields.enumerate_sig_fields(reader)}
 
 
-def _pages(reader: PdfFileReader) -> Iterator[generic.DictionaryObject]:
-    for index in range(int(reader.root["/Pages"]["/Count"])):
-        yield reader.find_page_for_modification(index)[0].get_object()  # type: ignore[no-untyped-call]
+def page_leaves(reader: PdfFileReader, most: int | None = None) -> list[generic.DictionaryObject]:
+    """The pages of ``reader``'s page tree, in order, walked once (ISO 32000 7.7.3.2).
+
+    Not by index (``find_page_for_modification(i)`` walks from the root each time: a
+    letter of thousands of pages took minutes), nor as many as the root's ``/Count``
+    claims, which a file may overstate; ValueError for a tree that loops, is not made of
+    dictionaries, nests deeper than ``_MAX_TREE_DEPTH``, or holds more than ``most``."""
+    leaves: list[generic.DictionaryObject] = []
+    seen: set[tuple[int, int]] = set()
+    pending: list[tuple[Any, int]] = [(reader.root.raw_get("/Pages"), 0)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, generic.IndirectObject):
+            ref = (node.idnum, node.generation)
+            if ref in seen:
+                raise ValueError("the page tree holds a node twice (a loop)")
+            seen.add(ref)
+            node = node.get_object()
+        if not isinstance(node, generic.DictionaryObject) or depth > _MAX_TREE_DEPTH:
+            raise ValueError("the page tree is not a tree of dictionaries")
+        kids = node.get("/Kids") if str(node.get("/Type", "")) != "/Page" else None
+        if kids is None:
+            leaves.append(node)
+            if most is not None and len(leaves) > most:
+                raise ValueError(f"the page tree holds more than {most} pages")
+        elif isinstance(kids, generic.ArrayObject):
+            pending += [(kids.raw_get(i), depth + 1) for i in reversed(range(len(kids)))]
+        else:
+            raise ValueError("the page tree's /Kids is not an array")
+    return leaves
+
+
+_MAX_TREE_DEPTH = 64  # levels of a page tree; writers balance theirs to a few
 
 
 def _page_box(page: generic.DictionaryObject) -> Any:

@@ -33,6 +33,7 @@ from sqlalchemy import select, update
 
 from congvan.actions.calendar import VIETNAM_CALENDAR, WorkingCalendar
 from congvan.actions.checks import CHECKS, Check, CheckInput, Finding
+from congvan.actions.checks.attachments import MAX_MAIN_PAGES
 from congvan.actions.signing import pades, pki
 from congvan.actions.signing.signedpdf import SIGNATURE_ROOM
 from congvan.states.errors import GuardFailed, InvalidInput
@@ -52,7 +53,7 @@ from congvan.workflow.letters import sample_pdf
 from tests.conftest import Boot, MakeRuntime
 from tests.databases import Databases
 from tests.factories import AGENCY_ID, AGENCY_NAME, SAMPLE_FIELDS, SAMPLE_RECIPIENTS, actor
-from tests.pdf_edits import with_page_box
+from tests.pdf_edits import with_page_box, with_page_entries
 
 CLERK = actor("clerk")
 REVIEWER = actor("reviewer")
@@ -278,9 +279,10 @@ def active_pdf(how: str) -> bytes:
     if how == "embedded":
         writer.add_attachment("evil.exe", b"MZ\x90\x00" + bytes(60))
     elif how in opening:
-        writer._root_object[NameObject("/OpenAction")] = DictionaryObject(
-            {NameObject(k): v for k, v in opening[how].items()}
-        )
+        action = DictionaryObject({NameObject(k): v for k, v in opening[how].items()})
+        # kept in the catalog, or as an object of its own, as writers do either
+        kept = writer._add_object(action) if how in ("web page", "page 1") else action
+        writer._root_object[NameObject("/OpenAction")] = kept
     else:
         entries = {"/Type": NameObject("/Annot"), **annotations[how]}
         entries["/Rect"] = ArrayObject([FloatObject(v) for v in (50, 50, 150, 80)])
@@ -289,6 +291,32 @@ def active_pdf(how: str) -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+@functools.cache
+def pages_pdf(count: int) -> bytes:
+    """A letter of ``count`` blank A4 pages."""
+    writer = PdfWriter()
+    for _ in range(count):
+        writer.add_blank_page(595, 842)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@functools.cache
+def deeply_nested_pdf(depth: int = 50_000) -> bytes:
+    """Letter 1227 with an update adding one object no page uses: an array ``depth`` deep."""
+    base = letter_pdf("nested")
+    trailer = PdfReader(io.BytesIO(base)).trailer
+    size, root = int(trailer["/Size"]), trailer.raw_get("/Root")
+    previous = int(base[base.rindex(b"startxref") + 9 :].split()[0])
+    added = f"{size} 0 obj\n".encode() + b"[" * depth + b"]" * depth + b"\nendobj\n"
+    xref = (
+        f"xref\n{size} 1\n{len(base):010d} 00000 n \ntrailer\n<< /Size {size + 1} "
+        f"/Root {root.idnum} 0 R /Prev {previous} >>\nstartxref\n{len(base) + len(added)}\n%%EOF\n"
+    )
+    return base + added + xref.encode()
 
 
 # -- the variants ------------------------------------------------------------------------
@@ -883,6 +911,29 @@ VARIANTS = [
           files=lambda: [attachment(wrong_stream_length(letter_pdf()))],
           details={"files": [{"filename": MAIN_NAME,
                               "problem": StartsWith("cannot be signed: ")}]}),
+    # a page tree that counts more pages than it holds: readers disagree on the letter
+    fails("main file whose page tree counts pages it does not hold", "attachments.pdf",
+          files=lambda: [attachment(with_page_entries(letter_pdf(), pages={"/Count": 5}))],
+          details={"files": [{"filename": MAIN_NAME, "problem":
+                              "cannot be signed: its page tree counts 5 pages but holds 2"}]}),
+    passes("main file of as many pages as a main file may have", "attachments.pdf",
+           files=lambda: [attachment(pages_pdf(MAX_MAIN_PAGES))]),
+    fails("main file of more pages than a main file may have", "attachments.pdf",
+          files=lambda: [attachment(pages_pdf(MAX_MAIN_PAGES + 1))],
+          details={"files": [{"filename": MAIN_NAME, "problem": "cannot be signed: the page "
+                              f"tree holds more than {MAX_MAIN_PAGES} pages"}]}),
+    # nested past what a reader goes: said, not a check that crashes (and is retried)
+    fails("main file nesting an array 50,000 deep", "attachments.pdf",
+          files=lambda: [attachment(deeply_nested_pdf())],
+          details={"files": [{"filename": MAIN_NAME, "problem": "cannot be signed: it nests "
+                              "objects deeper than a reader goes"}]}),
+    # what cannot be read through may hide what acts: not taken as harmless
+    fails("appendix nesting an array 50,000 deep", "attachments.active_content",
+          files=lambda: [main_pdf(), appendix(deeply_nested_pdf())],
+          details={"files": [{"filename": APPENDIX_NAME, "found": ["unreadable"]}]}),
+    fails("appendix with a stream's length wrong", "attachments.active_content",
+          files=lambda: [main_pdf(), appendix(wrong_stream_length(letter_pdf("phụ lục")))],
+          details={"files": [{"filename": APPENDIX_NAME, "found": ["unreadable"]}]}),
     fails("main file signed already, elsewhere", "attachments.pdf",
           files=lambda: [attachment(signed_elsewhere(letter_pdf()))],
           details={"files": [{"filename": MAIN_NAME,

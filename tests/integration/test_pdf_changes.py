@@ -8,6 +8,7 @@ signature, never what was changed before it.
 
 from __future__ import annotations
 
+import io
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pypdf import PdfWriter
 
 from congvan.actions.signing import pades, pki
-from congvan.actions.signing.pdfchanges import check_only_a_signature_added
+from congvan.actions.signing.pdfchanges import check_only_a_signature_added, page_leaves
 from congvan.states.errors import ManifestMismatch, PdfModified
 from congvan.workflow.letters import sample_pdf
 from tests.integration.test_pades import _tool
@@ -356,3 +359,53 @@ def test_pdfsig_cannot_see_a_page_painted_over_before_signing(
     (lines,) = pdfsig(stamp(paint_over(letter), keys.signer, keys), nss_db, tmp_path)
     assert "Total document signed" in lines
     assert "Signature Validation: Signature is Valid." in lines
+
+
+# -- the page tree -----------------------------------------------------------------------
+
+
+def test_the_widgets_page_is_found_in_one_walk_of_the_page_tree(
+    keys: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a letter of 300 pages, signed by a signer's tool on its last page
+    many = _blank_pages(300)
+    signed = token(many, keys.signer, keys, page=299)
+    # When the signed file is compared with it, pages are never looked up one by one
+    # from the root (a walk per page: minutes for a letter of thousands of pages)
+    looked_up = []
+    original = PdfFileReader.find_page_for_modification
+    monkeypatch.setattr(
+        PdfFileReader,
+        "find_page_for_modification",
+        lambda self, index: looked_up.append(index) or original(self, index),
+    )
+    check_only_a_signature_added(many, signed)
+    assert looked_up == []
+    # And the walk finds every page, in order, however the tree nests them
+    reader = PdfFileReader(io.BytesIO(signed), strict=False)
+    leaves = page_leaves(reader)
+    assert len(leaves) == 300
+    for index in (0, 1, 150, 299):
+        page = reader.find_page_for_modification(index)[0].get_object()
+        assert leaves[index] is page or leaves[index] == page, index
+
+
+def test_a_page_tree_that_loops_or_holds_more_than_asked_is_refused() -> None:
+    reader = PdfFileReader(io.BytesIO(_blank_pages(3)), strict=False)
+    with pytest.raises(ValueError, match="more than 2 pages"):
+        page_leaves(reader, most=2)
+    # a node listed twice in the tree (a loop, or one page shown twice) is no page tree
+    tree = reader.root["/Pages"]
+    kids = tree["/Kids"]
+    kids.append(kids.raw_get(0))
+    with pytest.raises(ValueError, match="twice"):
+        page_leaves(reader)
+
+
+def _blank_pages(count: int) -> bytes:
+    writer = PdfWriter()
+    for _ in range(count):
+        writer.add_blank_page(595, 842)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
