@@ -529,3 +529,26 @@ def test_an_update_renaming_the_signer_or_redating_into_another_year_is_refused(
     written = {"signer_name": "nguyễn  văn phương"}
     taken = deliver(sender.api, sender.package(message_id="upd-2", about=about, changes=written))
     assert taken.status_code == 201, taken.text
+
+
+def test_conditions_a_peer_sends_are_judged_though_it_sends_no_token(sender: Sender) -> None:
+    # The inbox and the status route take no token (their messages are signed), and a
+    # condition they cannot hold is refused there as anywhere: nothing is done
+    api = sender.api
+    for path, body, kind in (
+        ("/v1/inbox", sender.package(), "application/zip"),
+        ("/v1/status", b"{}", "application/json"),
+    ):
+        for header, value, status, code in (
+            ("If-Match", '"999"', 412, "precondition_failed"),
+            ("If-None-Match", "*", 412, "precondition_failed"),
+            ("Idempotency-Key", "k-1", 422, "invalid_input"),
+        ):
+            response = api.client.post(
+                path, content=body, headers={"Content-Type": kind, header: value}
+            )
+            assert_error(response, status, code)
+            assert response.json()["details"]["field"] == header, (path, header)
+    assert api.get("/v1/received", agency=B).json()["items"] == []
+    # and a package sent as it should be is taken
+    assert deliver(api, sender.package()).status_code == 201

@@ -32,6 +32,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from fastapi import Request, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPBearer
 
 from congvan.states.errors import InvalidInput, PreconditionFailed, RepeatedField
 
@@ -56,6 +57,9 @@ class _Takes:
     integers: frozenset[str]  # query parameters that are whole numbers
     moments: frozenset[str]  # query parameters that are moments
     body: bool = True  # whether it reads a body (its parameters, or the request itself)
+    # whether it takes a token (a bearer): the inbox and POST /v1/status take none, their
+    # messages are signed
+    token: bool = True
 
 
 def _is_list(annotation: Any) -> bool:
@@ -116,6 +120,7 @@ def _takes(route: APIRoute) -> _Takes:
         frozenset(moments),
         # A route handed the request itself may read its body (the inbox streams it).
         body=route.body_field is not None or route.dependant.request_param_name is not None,
+        token=any(isinstance(d.call, HTTPBearer) for d in _dependants(route.dependant)),
     )
 
 
@@ -230,8 +235,9 @@ async def check_parameters(request: Request) -> None:
     headers = {name.lower().encode("latin-1"): name for name in takes.headers}
     given = [headers[k] for k, _ in request.headers.raw if k in headers]
     _check(given, takes.headers, takes.lists, "header")
-    if request.method not in _SAFE and "authorization" in request.headers:
-        _check_conditions(request, takes)  # (without a token, its 401 comes first)
+    if request.method not in _SAFE and ("authorization" in request.headers or not takes.token):
+        # (a route that takes a token and is given none answers 401 first)
+        _check_conditions(request, takes)
     if request.method not in _SAFE and not takes.body and _carries_body(request):
         # (a body on a read has no meaning, RFC 9110 9.3.1, and is left unread)
         raise InvalidInput(
