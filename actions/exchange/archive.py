@@ -243,11 +243,15 @@ def _check_end_record(stream: BinaryIO, size: int, limits: Limits) -> int | None
         )
     # 0xFFFF entries or 0xFFFFFFFF bytes: the real counts are in a ZIP64 record, which
     # no package of this format's sizes needs.
+    # Judged before the directory is read: what the end record claims, said as a claim.
     if entries > limits.max_parts or directory_bytes > limits.max_parts * _DIRECTORY_ENTRY_BYTES:
         raise PackageTooLarge(
-            f"The archive has more than {limits.max_parts} members.",
+            f"The archive's end record counts {entries} members in a directory of "
+            f"{directory_bytes} bytes: more than the {limits.max_parts} members a package "
+            "may have.",
             reason="too_many_parts",
             max_parts=limits.max_parts,
+            counted=int(entries),
         )
     return int(entries)
 

@@ -625,6 +625,21 @@ def test_an_end_record_understating_its_entries_is_still_bounded_by_its_size() -
     assert (type(error), error.reason) == (PackageTooLarge, "too_many_parts")
 
 
+def test_an_end_record_overstating_its_entries_is_told_as_its_claim() -> None:
+    # Given 3 members whose end record claims 200
+    data = bytearray(_many_empty_members(3))
+    at = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<2H", data, at + 8, 200, 200)
+
+    error = refusal(bytes(data))
+
+    # Then it is refused before the directory is read, saying what the record claims
+    # (not that the archive has more members than it has)
+    assert (type(error), error.reason) == (PackageTooLarge, "too_many_parts")
+    assert "end record counts 200 members" in error.message
+    assert error.details["counted"] == 200
+
+
 @pytest.mark.parametrize(
     ("limits", "reason"),
     [
