@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from alembic import command
@@ -54,7 +58,46 @@ def migrate(engine: Engine, revision: str = "head") -> str | None:
     """Apply migrations up to ``revision``; returns the revision now in force.
 
     Refused (``DatabaseNotReady``) when a newer version made the database, or when it holds
-    congvan's tables with no record of their revision: no migration can be chosen then."""
+    congvan's tables with no record of their revision: no migration can be chosen then.
+    One at a time per database (``_one_at_a_time``): a second, started meanwhile (two
+    containers starting together), waits for the first, then finds what it left."""
+    with _one_at_a_time(engine):
+        return _migrate(engine, revision)
+
+
+# The PostgreSQL advisory lock a migration holds: "congvan" in ASCII, one key for all.
+MIGRATION_LOCK = 0x636F6E6776616E
+
+
+@contextlib.contextmanager
+def _one_at_a_time(engine: Engine) -> Iterator[None]:
+    """Hold the database's migration lock: on PostgreSQL a session advisory lock, on a
+    SQLite file an exclusive ``flock`` of the file (apart from the POSIX locks SQLite
+    takes on it, so its readers and writers never meet it). Between reading the revision
+    and writing the next, another migration would run the same steps again."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+            conn.commit()  # the lock is the session's: no transaction held open meanwhile
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+                conn.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    descriptor = os.open(database, os.O_RDWR | os.O_CREAT, 0o600)  # SQLite would create it
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # the flock goes with it
+
+
+def _migrate(engine: Engine, revision: str) -> str | None:
     current = current_revision(engine)
     if current is not None:
         _refuse_unknown(engine, current)

@@ -8,6 +8,8 @@ the migrated template the other tests copy), so it sees only what the migrations
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pprint import pformat
 from typing import Any
@@ -218,3 +220,27 @@ def test_a_token_kept_from_before_its_roles_were_its_own_keeps_what_it_could_do(
     with engine.connect() as conn:
         found = conn.execute(text("SELECT roles FROM api_tokens ORDER BY id")).scalars()
         assert list(found) == ["clerk,reviewer", "clerk,reviewer"]
+
+
+def test_two_migrations_at_once_both_end_at_the_head(empty_db_url: str) -> None:
+    # Given two processes migrating one empty database at once (containers that each run
+    # `congvan migrate` as they start)
+    command_line = [sys.executable, "-m", "congvan.workflow.cli"]
+    runs = [
+        subprocess.Popen(
+            [*command_line, "--database-url", empty_db_url, "migrate"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outcomes = [(run.wait(timeout=300), *run.communicate()) for run in runs]
+    # Then the second waits for the first and finds the schema at its revision: neither fails
+    assert [code for code, _out, _err in outcomes] == [0, 0], outcomes
+    engine = make_engine(empty_db_url)
+    try:
+        assert current_revision(engine) == head_revision(engine)
+        assert [] == drift(engine)
+    finally:
+        engine.dispose()
