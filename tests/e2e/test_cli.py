@@ -755,9 +755,12 @@ def test_a_usage_mistake_is_said_as_every_error_is_with_the_command_meant(
         (
             ["escalations", "snooze", "E1", "2026-12-06", "--user", "u", "--bogus", "v"],
             "congvan escalations snooze [",
-            "congvan escalations snooze: unrecognized arguments: --bogus (1 value(s)",
+            "congvan escalations snooze: unrecognized arguments: --bogus, 1 other word(s), not",
         ),
         (["keys", "list", "--bogus"], "congvan keys list [", "unrecognized arguments: --bogus"),
+        # words it takes none of: counted, wherever they stand, never shown
+        (["graph", "x1", "x2", "--bogus"], "congvan graph [", "arguments: --bogus, 2 other word"),
+        (["graph", "secret"], "congvan graph [", "unrecognized arguments: 1 other word(s), not"),
     ):
         with pytest.raises(SystemExit) as ended:
             main(["--data-dir", str(tmp_path), *argv])

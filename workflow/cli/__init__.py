@@ -108,12 +108,11 @@ class _Parser(argparse.ArgumentParser):
         # the command the words were typed for: its usage, not the top level's
         parser = vars(known).pop(_COMMAND_PARSER, self)
         if extras:
+            # options by their names; other words only counted: one may be a secret
             options = [word.split("=", 1)[0] for word in extras if word.startswith("-")]
-            values = len(extras) - len(options)
-            said = ", ".join(options) or "words"
-            if values:
-                said += f" ({values} value(s) after them, not shown)"
-            parser.error(f"unrecognized arguments: {said}")
+            words = len(extras) - len(options)
+            said = [*options, *([f"{words} other word(s), not shown"] if words else [])]
+            parser.error(f"unrecognized arguments: {', '.join(said)}")
         return known
 
 
