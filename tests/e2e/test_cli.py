@@ -744,6 +744,9 @@ def test_a_data_folder_under_home_written_with_a_tilde_is_the_home_folder(tmp_pa
     assert not (tmp_path / "~").exists()
 
 
+SNOOZE = ("escalations", "snooze", "E1", "2026-12-06", "--user", "u", "--reason", "r")
+
+
 def test_a_usage_mistake_is_said_as_every_error_is_with_the_command_meant(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -753,11 +756,17 @@ def test_a_usage_mistake_is_said_as_every_error_is_with_the_command_meant(
         (["serve", "--port", "abc"], "congvan serve [", "congvan serve: argument --port"),
         # an option a nested command does not take: that command's usage, not the top's
         (
-            ["escalations", "snooze", "E1", "2026-12-06", "--user", "u", "--bogus", "v"],
+            [*SNOOZE, "--bogus", "v"],
             "congvan escalations snooze [",
             "congvan escalations snooze: unrecognized arguments: --bogus, 1 other word(s), not",
         ),
         (["keys", "list", "--bogus"], "congvan keys list [", "unrecognized arguments: --bogus"),
+        # a reason the event needs is said needed by the command line itself (and its help)
+        (
+            ["escalations", "resolve", "E1", "contacted", "--user", "u"],
+            "congvan escalations resolve [",
+            "the following arguments are required: --reason",
+        ),
         # words it takes none of: counted, wherever they stand, never shown
         (["graph", "x1", "x2", "--bogus"], "congvan graph [", "arguments: --bogus, 2 other word"),
         (["graph", "secret"], "congvan graph [", "unrecognized arguments: 1 other word(s), not"),

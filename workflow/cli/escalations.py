@@ -14,7 +14,7 @@ from typing import Any
 from congvan.actions.context import Actor
 from congvan.states import escalation as e
 from congvan.states.errors import Forbidden, InvalidInput, NotFound
-from congvan.states.policy import ESCALATION_HANDLERS
+from congvan.states.policy import ESCALATION_HANDLERS, ESCALATION_REASON_REQUIRED
 from congvan.states.timeliness import VIETNAM
 from congvan.storage.escalations import Escalation
 
@@ -48,7 +48,8 @@ def add_parser(sub: Subparsers) -> None:
         step = esub.add_parser(name, help=helps)
         step.add_argument("id")
         step.add_argument("--user", required=True, help="who does it (a user of its agency)")
-        step.add_argument("--reason")
+        needed = name in ESCALATION_REASON_REQUIRED
+        step.add_argument("--reason", required=needed, help="why (needed)" if needed else "why")
         if name in e.HOLDER_EVENTS:
             step.add_argument(
                 "--take-over",
