@@ -4,6 +4,7 @@ Vietnam; the scheduler is run by the test after moving the clock."""
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from datetime import timedelta
@@ -396,6 +397,12 @@ def test_supervisors_handle_escalations_and_time_rules_from_the_cli(
     # Every moment of every step in Vietnam time, as the rest of the CLI prints them
     moments = re.findall(r'"\d{4}-\d\d-\d\dT[\d:.]+([+-]\d\d:\d\d|Z)"', shown)
     assert moments and {"+07:00"} == set(moments)
+    # and --json is what GET /v1/escalations/{id} answers: every step, ISO 8601 moments
+    assert main([*cli, "escalations", "show", item["id"], "--json"]) == 0
+    as_json = json.loads(capsys.readouterr().out)
+    answered = api.client.get(f"/v1/escalations/{item['id']}", headers=api.auth("supervisor"))
+    assert as_json == answered.json()
+    assert [t["event"] for t in as_json["trail"]][-2:] == ["comment", "resolve"]
     assert main([*cli, "escalations", "list", A]) == 0
     assert "no escalations" in capsys.readouterr().out
 

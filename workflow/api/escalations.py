@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from congvan.states import escalation as e
 from congvan.states.deadlines import RULES
 from congvan.states.errors import InvalidInput, NotFound, PreconditionFailed, PreconditionRequired
 from congvan.states.policy import ESCALATION_HANDLERS, READ_ROLES
+from congvan.storage.audit import AuditEvent
 from congvan.storage.escalations import Escalation
 
 from .auth import PrincipalDep, require
@@ -278,7 +280,14 @@ def get_escalation(
         if row is None or row.agency_id != principal.agency_id:
             raise NotFound("No such escalation.", escalation_id=escalation_id)
         trail = uow.audit.history(escalation_id)
-    view = {
+    view = escalation_detail(row, trail)
+    response.headers["ETag"] = versioned_etag(row.version, view)
+    return view
+
+
+def escalation_detail(row: Escalation, trail: Sequence[AuditEvent]) -> dict[str, Any]:
+    """An escalation with every step taken on it (``trail``): the API's and the CLI's."""
+    return {
         **escalation_view(row),
         "trail": [
             {
@@ -293,8 +302,6 @@ def get_escalation(
             for t in trail
         ],
     }
-    response.headers["ETag"] = versioned_etag(row.version, view)
-    return view
 
 
 @router.post(

@@ -144,9 +144,11 @@ def cmd_escalations(args: argparse.Namespace, settings: Settings) -> int:
             row = found
             trail = uow.audit.history(row.id)
         if args.json:
-            from ..api.escalations import escalation_view
+            from ..api.escalations import EscalationDetailOut, escalation_detail
 
-            print(json.dumps(escalation_view(row), ensure_ascii=False, indent=2, default=str))
+            # as GET /v1/escalations/{id} answers: every step, moments in ISO 8601
+            shown = EscalationDetailOut.model_validate(escalation_detail(row, trail))
+            print(json.dumps(shown.model_dump(mode="json"), ensure_ascii=False, indent=2))
             return 0
         en, vi, todo_en, todo_vi = e.texts(row.kind, row.received_id is not None)
         print(_line(row))
