@@ -38,7 +38,7 @@ ESCALATION = MachineSpec(
             "claim",
             (OPEN, CLAIMED, SNOOZED),
             CLAIMED,
-            conditions=("not_held_by_another",),
+            conditions=("not_held_by_another", "not_claimed_by_actor"),
             effects=("set_owner", "end_snooze"),
         ),
         *(edge("comment", s, s, effects=("record_comment",)) for s in ACTIVE),

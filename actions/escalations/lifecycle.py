@@ -266,7 +266,11 @@ class Lifecycle(WatchBase):
         }
 
     def guards(self) -> dict[str, Callable[[TransitionContext], tuple[bool, str]]]:
-        return {"has_owner": self.has_owner, "not_held_by_another": self.not_held_by_another}
+        return {
+            "has_owner": self.has_owner,
+            "not_held_by_another": self.not_held_by_another,
+            "not_claimed_by_actor": self.not_claimed_by_actor,
+        }
 
     def _row(self, ctx: TransitionContext) -> Escalation:
         found = ctx.uow.escalations.get(ctx.document.id)
@@ -288,6 +292,14 @@ class Lifecycle(WatchBase):
         if not owner or owner == ctx.actor.name or ctx.data.get("take_over") is True:
             return True, ""
         return False, f"{owner} holds it: say take_over to take it over"
+
+    def not_claimed_by_actor(self, ctx: TransitionContext) -> tuple[bool, str]:
+        """A claim of one its actor holds already (claimed, not put aside) changes nothing:
+        refused, not written as a step of the trail and a new version."""
+        row = self._row(ctx)
+        if row.state == e.CLAIMED and row.owner == ctx.actor.name:
+            return False, "you hold it already: there is nothing to claim"
+        return True, ""
 
     def set_owner(self, ctx: TransitionContext) -> None:
         row = self._row(ctx)

@@ -125,9 +125,13 @@ def test_a_second_supervisor_claiming_at_once_is_refused_unless_taking_it_over(
     details = assert_error(second, 409, "guard_failed")
     assert f"giamsat.mot@{A} holds it" in details["reasons"]["not_held_by_another"]
     assert api.get(path, role="supervisor").json()["owner"] == f"giamsat.mot@{A}"
-    # (the holder claiming again is no take-over)
+    # (the holder claiming again takes nothing over, and changes nothing: refused as such,
+    # no step written, the version as it was)
+    version = api.get(path, role="supervisor").json()["version"]
     again = api.client.post(f"{path}/events/claim", headers=tokens["giamsat.mot"])
-    assert again.status_code == 200, again.text
+    details = assert_error(again, 409, "guard_failed")
+    assert "you hold it already" in details["reasons"]["not_claimed_by_actor"]
+    assert api.get(path, role="supervisor").json()["version"] == version
 
     # And it is taken over when the claim says so: take_over, or If-Match on the version seen
     etag = api.get(path, role="supervisor").headers["ETag"]
