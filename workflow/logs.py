@@ -8,7 +8,10 @@ keys that name one are replaced before rendering.
 from __future__ import annotations
 
 import logging
+import math
 import sys
+import threading
+import time
 from collections.abc import MutableMapping
 from typing import Any, TextIO
 
@@ -48,6 +51,47 @@ def drop_terminal_copies(
     return event_dict
 
 
+class BrokerOutage(logging.Filter):
+    """dramatiq's consumers say a lost connection to the broker at CRITICAL, each thread
+    every few seconds, and each restart at INFO: an outage the worker rides out by
+    itself (work waits in the database, README) read as a disaster, a dozen lines a
+    second for as long as Redis is away. Said instead as a warning in plain words, once
+    a minute; whatever else a consumer says passes as it is."""
+
+    EVERY_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._said = -math.inf
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(_CONSUMERS):
+            return True
+        said = str(record.msg)
+        if said.startswith(_RESTARTING):
+            return False
+        if not said.startswith(_CONNECTION_LOST):
+            return True
+        now = time.monotonic()
+        with self._lock:
+            if now - self._said < self.EVERY_SECONDS:
+                return False
+            self._said = now
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg = (
+            "the broker is not reachable: this worker's jobs wait for it, and it tries "
+            "again every few seconds (said once a minute meanwhile): %s"
+        )
+        record.action = "broker.unreachable"
+        return True
+
+
+_CONSUMERS = "dramatiq.worker.ConsumerThread"
+_CONNECTION_LOST = "Consumer encountered a connection error"
+_RESTARTING = "Restarting consumer"
+
+
 def configure_logging(
     level: str = "INFO", *, json: bool = True, stream: TextIO | None = None
 ) -> None:
@@ -72,6 +116,7 @@ def configure_logging(
         else [structlog.dev.ConsoleRenderer(colors=False)]
     )
     handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(BrokerOutage())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

@@ -151,3 +151,26 @@ def test_a_failed_statements_values_never_reach_an_errors_text(tmp_path: Path) -
     # Then the error says what failed, not with which values (its traceback is logged)
     assert "no_such_table" in str(caught.value)
     assert secret not in str(caught.value)
+
+
+def test_a_broker_out_of_reach_is_one_warning_in_plain_words_not_a_stream_of_criticals(
+    json_logs: io.StringIO,
+) -> None:
+    # Given a worker's four consumers losing Redis, each saying so every few seconds
+    consumers = [logging.getLogger(f"dramatiq.worker.ConsumerThread(q{i})") for i in range(4)]
+    for _ in range(3):
+        for consumer in consumers:
+            consumer.critical(
+                "Consumer encountered a connection error: %s", "Error 111 connecting to Redis"
+            )
+            consumer.info("Restarting consumer in %0.2f seconds.", 3.0)
+    # and one failing otherwise, which stays as it is
+    consumers[0].critical("Consumer encountered an unexpected error.")
+
+    lines = [json.loads(line) for line in json_logs.getvalue().splitlines()]
+    # Then the outage is one warning that says what it means; the other error stands
+    assert [(line["level"], line.get("action")) for line in lines] == [
+        ("warning", "broker.unreachable"),
+        ("critical", None),
+    ]
+    assert "not reachable" in lines[0]["event"] and "Error 111" in lines[0]["event"]
