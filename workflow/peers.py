@@ -39,6 +39,7 @@ from congvan.storage.peers import Peer
 from congvan.storage.signatures import CertificateRow
 from congvan.storage.unit_of_work import UnitOfWork
 
+from .api.bodies import read_json
 from .directory import add_agency, agency_names, validate_organ_id
 
 FORMAT = "congvan-directory/1"
@@ -71,10 +72,16 @@ class PeerAdded:
 def _bounded(value: int, bounds: tuple[int, int], field: str) -> int:
     low, high = bounds
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        # (the value as the file or request wrote it: true, not Python's True)
+        shown = json.dumps(value, ensure_ascii=False) if _is_json(value) else str(value)
         raise InvalidInput(
-            f"{field} is a whole number from {low} to {high}.", field=field, value=str(value)[:20]
+            f"{field} is a whole number from {low} to {high}.", field=field, value=shown[:20]
         )
     return value
+
+
+def _is_json(value: object) -> bool:
+    return value is None or isinstance(value, bool | int | float | str | list | dict)
 
 
 def agency_certificates(data: bytes, agency_id: str) -> list[x509.Certificate]:
@@ -268,16 +275,32 @@ def _entry_certificates(entry: Mapping[str, Any], index: int) -> bytes:
     return "\n".join(value).encode("ascii", "replace")
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def read_directory(data: bytes) -> list[dict[str, Any]]:
     """The entries of a ``congvan-directory/1`` file, their shape checked (not their values)."""
     if len(data) > MAX_DIRECTORY_BYTES:
         raise PayloadTooLarge(
             f"A directory file is at most {MAX_DIRECTORY_BYTES} bytes.", field="file"
         )
+    # A byte order mark before the text, as Windows editors save UTF-8: not part of it
+    text = data.removeprefix(_BOM)
     try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise InvalidInput(f"The directory file is not UTF-8 JSON: {exc}.", field="file") from exc
+        document = read_json(text, where="directory file")  # a key given twice is refused
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"The directory file is not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).",
+            field="file",
+        ) from exc
+    except RecursionError as exc:
+        raise InvalidInput("The directory file nests too deep to read.", field="file") from exc
+    except CongvanError:
+        raise  # not UTF-8, a key given twice, too many values: said as such
+    except ValueError as exc:  # a number of thousands of digits: Python reads none so long
+        raise InvalidInput(
+            "A number in the directory file is too long to read.", field="file"
+        ) from exc
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise InvalidInput(
             f'A directory file is a JSON object with "format": "{FORMAT}".', field="format"

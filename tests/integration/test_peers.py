@@ -478,6 +478,35 @@ def test_a_file_that_is_not_a_directory_is_refused(runtime: Runtime, data: bytes
         peers.import_directory(uow, data, runtime.clock(), trust=runtime.trust)
 
 
+def test_a_directory_file_is_read_as_editors_write_it_and_refused_in_plain_words(
+    runtime: Runtime, elsewhere: Elsewhere
+) -> None:
+    data = directory_file(entry(PEER, elsewhere.agency))
+    # A byte order mark before the text (Windows editors save UTF-8 so): read as the text
+    with runtime.uow() as uow:
+        [added] = peers.import_directory(
+            uow, b"\xef\xbb\xbf" + data, runtime.clock(), trust=runtime.trust
+        )
+        assert added.peer.agency_id == PEER
+    for bad, code, said in (
+        # a key given twice: which one counts is not guessed
+        (b'{"format": "congvan-directory/1", "format": "x", "agencies": []}',
+         "repeated_field", "'format' appears more than once"),
+        # Python's own hints are no message for an operator
+        (data.replace(b'"agencies"', b'"n": ' + b"9" * 5000 + b', "agencies"', 1),
+         "invalid_input", "A number in the directory file is too long to read."),
+        (b'{"format": ', "invalid_input", "is not JSON: Expecting value (line 1, column 12)"),
+    ):  # fmt: skip
+        with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
+            peers.import_directory(uow, bad, runtime.clock(), trust=runtime.trust)
+        assert (caught.value.code, said in caught.value.message) == (code, True), caught.value
+    # and a value the file wrote is told as it wrote it: true, not Python's True
+    with runtime.uow() as uow, pytest.raises(InvalidInput) as caught:
+        flagged = directory_file({**entry(PEER, elsewhere.agency), "timeout_seconds": True})
+        peers.import_directory(uow, flagged, runtime.clock(), trust=runtime.trust)
+    assert caught.value.details["value"] == "true"
+
+
 def test_an_agency_listed_twice_is_refused(runtime: Runtime, elsewhere: Elsewhere) -> None:
     data = directory_file(entry(PEER, elsewhere.agency), entry(PEER, elsewhere.second_agency))
 
