@@ -298,6 +298,16 @@ class TimeRules:
                         rule=rule,
                         level=level,
                     )
+                if rule == "send" and level == 0 and value != 0:
+                    # (not minutes: a normal document goes out by the cut-off's clock time)
+                    raise RuleError(
+                        "Rule 'send' at level 0 is the send cut-off: a normal document goes "
+                        f"out by {self.send_cutoff:%H:%M} of the next working day, as the "
+                        "province sets it, and takes 0 here; tighten the urgent levels (1–4).",
+                        rule=rule,
+                        level=level,
+                        send_cutoff=f"{self.send_cutoff:%H:%M}",
+                    )
                 if value > self.minutes[rule][level]:
                     raise RuleError(
                         f"Rule {rule!r} at level {level} may be at most "

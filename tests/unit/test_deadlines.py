@@ -194,6 +194,13 @@ def test_an_agency_may_tighten_the_provinces_rules_but_not_loosen_them() -> None
         PROVINCE_DEFAULTS.tightened({"deliver": {"0": "soon"}})
     with pytest.raises(RuleError, match="must be 1 to"):
         PROVINCE_DEFAULTS.tightened({"deliver": {"4": 0}})
+    # "send" at level 0 is the cut-off (a clock time), not minutes: said so, not "at most 0"
+    with pytest.raises(RuleError, match="'send' at level 0 is the send cut-off") as caught:
+        PROVINCE_DEFAULTS.tightened({"send": [600, 60, 30, 15, 15]})
+    assert caught.value.details["send_cutoff"] == "12:00"
+    assert PROVINCE_DEFAULTS.tightened({"send": [0, 45, 30, 15, 15]}).of("send", 1) == timedelta(
+        minutes=45
+    )
 
 
 def test_working_hours_are_read_and_checked() -> None:
