@@ -10,7 +10,7 @@ in, and the moments carry their own time zone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any, Protocol
 
 # Dates and cut-offs on documents are Vietnamese: UTC+7 all year, no daylight saving.
@@ -44,6 +44,23 @@ def in_vietnam(moment: datetime) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("the moment must carry its time zone")
     return min(max(moment, _FIRST_MOMENT), _LAST_MOMENT).astimezone(VIETNAM)
+
+
+def shown_exactly(moment: datetime) -> str:
+    """``moment`` as every command and report writes one where it is evidence (verify,
+    explain, evidence bundles): ISO 8601 in Vietnam time, to the second. A moment without
+    an offset is UTC, as databases give stored ones back and CRLs carry theirs."""
+    return in_vietnam(_utc_unless_said(moment)).replace(microsecond=0).isoformat()
+
+
+def shown_on_the_clock(moment: datetime) -> str:
+    """``moment`` as every command writes one for people: the Vietnam clock time, then the
+    date, as Vietnamese writes them ("14:30 05/12/2026"). A moment without an offset is UTC."""
+    return in_vietnam(_utc_unless_said(moment)).strftime("%H:%M %d/%m/%Y")
+
+
+def _utc_unless_said(moment: datetime) -> datetime:
+    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
 
 
 def reckoned_day(day: date) -> date:

@@ -6,14 +6,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from congvan.states.timeliness import VIETNAM
+from congvan.states.timeliness import shown_on_the_clock
 
 
 def _when(moment: str | None) -> str:
     """An ISO moment in Vietnam time, to the minute, as clerks read it."""
     if not moment:
         return "—"
-    return datetime.fromisoformat(moment).astimezone(VIETNAM).strftime("%H:%M %d/%m/%Y")
+    return shown_on_the_clock(datetime.fromisoformat(moment))
 
 
 def document_lines(view: Mapping[str, Any]) -> list[str]:

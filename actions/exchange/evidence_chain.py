@@ -13,6 +13,7 @@ from congvan.actions.anchoring import FORMAT as ANCHOR_FORMAT
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.verification import verify_manifest_signature
 from congvan.states.errors import CongvanError, MessageMalformed
+from congvan.states.timeliness import shown_exactly
 from congvan.storage.audit import verify_entries
 
 from .envelope import check_moment, verify_body
@@ -101,7 +102,7 @@ class ChainChecks:
         self.report.holds(
             "index",
             f"{INDEX} signed by {verdict.signer.organizational_unit} at "
-            f"{index.exported_at.isoformat()}: every member listed, the chain ending at "
+            f"{shown_exactly(index.exported_at)}: every member listed, the chain ending at "
             f"version {version}{self._root(cms)}",
             warning=revoked_later(verdict.later_revocation),
         )
@@ -271,7 +272,7 @@ class ChainChecks:
         top = max((v for v, _h in signed), default=0)
         self.report.holds(
             item,
-            f"signs version {top} of the chain, at {at.isoformat()}{self._root(cms)}",
+            f"signs version {top} of the chain, at {shown_exactly(at)}{self._root(cms)}",
             warning=revoked_later(verdict.later_revocation),
         )
         return top

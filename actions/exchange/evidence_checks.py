@@ -53,6 +53,7 @@ from congvan.actions.signing.verification import verify_manifest_signature
 from congvan.states.dispatch import PROGRESS_EVENTS
 from congvan.states.errors import CongvanError, ManifestMismatch
 from congvan.states.received import STATUS_LABEL
+from congvan.states.timeliness import shown_exactly
 
 from .evidence import (
     DISPATCHES,
@@ -256,8 +257,8 @@ class _Judge(ChainChecks):
                 # Not the CRL the exporter held: one issued since would judge the signatures
                 # by what it says now (a later CRL may even leave a revocation out).
                 detail = (
-                    f"{name} was issued {crl.last_update_utc.isoformat()}, after the bundle "
-                    f"was exported ({exported.isoformat()})"
+                    f"{name} was issued {shown_exactly(crl.last_update_utc)}, after the bundle "
+                    f"was exported ({shown_exactly(exported)})"
                 )
                 self.report.fail("trust", "crl_after_export", detail, name)
                 continue
@@ -363,7 +364,7 @@ class _Judge(ChainChecks):
             "signature",
             f"{SIGNATURE} signs {MANIFEST}: {verdict.signer.common_name} "
             f"({verdict.signer.organizational_unit}), checked as of "
-            f"{verdict.checked_at.isoformat()} ({when}){self._root(cms)}",
+            f"{shown_exactly(verdict.checked_at)} ({when}){self._root(cms)}",
             warning=revoked_later(verdict.later_revocation),
         )
         pdf_sha256 = accepted["payload"].get("signed_pdf_sha256")

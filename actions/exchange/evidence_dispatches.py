@@ -42,6 +42,7 @@ from typing import BinaryIO, cast
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.states.dispatch import STATUS_EVENTS
 from congvan.states.errors import CongvanError
+from congvan.states.timeliness import shown_exactly
 
 from .envelope import read_canonical, verify_body
 from .evidence import FILES, SIGNED_PDF, Bundle, claimed_moment, json_object
@@ -166,7 +167,7 @@ class DispatchChecks:
         self.report.holds(
             item,
             f"package.json signed by {header.sender}, message id {header.message_id}, sent "
-            f"{header.sent_at.isoformat()}{self.report.anchored(cms, signed.trust.roots)}",
+            f"{shown_exactly(header.sent_at)}{self.report.anchored(cms, signed.trust.roots)}",
             warning=revoked_later(verdict.later_revocation),
         )
         return header
@@ -260,9 +261,10 @@ class DispatchChecks:
             checked = "not re-assembled (no files)" if self.request is None else "as received"
         self.report.holds(
             item,
-            f"status 01 signed by {receipt.recipient} at {receipt.received_at.isoformat()}, "
+            f"status 01 signed by {receipt.recipient} at {shown_exactly(receipt.received_at)}, "
             f"message id {receipt.message_id}; package {checked}; checked as of "
-            f"{judged_at.isoformat()} ({when}){self.report.anchored(cms, self.signed.trust.roots)}",
+            f"{shown_exactly(judged_at)} ({when})"
+            f"{self.report.anchored(cms, self.signed.trust.roots)}",
             warning=revoked_later(receipt.later_revocation),
         )
 
@@ -302,8 +304,8 @@ class DispatchChecks:
             return
         self.report.holds(
             item,
-            f"status {status.code} signed by {status.from_agency} at {status.at.isoformat()}, "
-            f"checked as of {judged_at.isoformat()} ({when})"
+            f"status {status.code} signed by {status.from_agency} at {shown_exactly(status.at)}, "
+            f"checked as of {shown_exactly(judged_at)} ({when})"
             f"{self.report.anchored(cms, self.signed.trust.roots)}",
             warning=revoked_later(status.later_revocation),
         )

@@ -15,7 +15,7 @@ from congvan.actions.context import Actor
 from congvan.states import escalation as e
 from congvan.states.errors import Forbidden, InvalidInput, NotFound
 from congvan.states.policy import ESCALATION_HANDLERS, ESCALATION_REASON_REQUIRED
-from congvan.states.timeliness import VIETNAM
+from congvan.states.timeliness import shown_exactly, shown_on_the_clock
 from congvan.storage.escalations import Escalation
 
 from ..settings import Settings
@@ -81,7 +81,7 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def _line(row: Escalation) -> str:
-    opened = row.opened_at.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M")
+    opened = shown_on_the_clock(row.opened_at)
     about = row.document_id or row.received_id or "-"
     owner = row.owner or "(nobody)"
     return (
@@ -112,7 +112,7 @@ def _vietnam_time(value: object) -> object:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return value
-    return value if moment.tzinfo is None else moment.astimezone(VIETNAM).isoformat()
+    return value if moment.tzinfo is None else shown_exactly(moment)
 
 
 def cmd_escalations(args: argparse.Namespace, settings: Settings) -> int:
@@ -155,7 +155,7 @@ def cmd_escalations(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  {vi} — {en}")
         print(f"  Cần làm: {todo_vi} — {todo_en}")
         for t in trail:
-            at = t.at.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M")
+            at = shown_on_the_clock(t.at)
             extra = {
                 k: _vietnam_time(v) for k, v in t.payload.items() if k not in ("kind", "cause")
             }

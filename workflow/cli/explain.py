@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 from typing import Any
 
 from congvan.states.errors import NotFound
+from congvan.states.timeliness import shown_on_the_clock
 
 from ..settings import Settings
 from .runtime import Subparsers, runtime_for
@@ -54,7 +56,8 @@ def _said(finding: dict[str, Any], lang: str) -> list[str]:
 
 def explanation_lines(view: dict[str, Any], lang: str) -> list[str]:
     """The explanation as text: the document's findings, then each recipient's."""
-    lines = [f"{view['notation'] or view['document_id']}  [{view['state']}]  at {view['at']}"]
+    at = shown_on_the_clock(datetime.fromisoformat(view["at"]))
+    lines = [f"{view['notation'] or view['document_id']}  [{view['state']}]  at {at}"]
     for finding in view["document"]:
         lines += [f"  {text}" for text in _said(finding, lang)]
     for r in view["recipients"]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from congvan.states.errors import NotFound
-from congvan.states.timeliness import VIETNAM
-from congvan.storage.clock import as_utc
+from congvan.states.timeliness import shown_exactly
 
 from ..settings import Settings
 from .runtime import Subparsers, runtime_for
@@ -37,7 +36,7 @@ def cmd_timers(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         parked = uow.timers.parked()
     for t in parked:
-        at = as_utc(t.parked_at).astimezone(VIETNAM).isoformat() if t.parked_at else ""
+        at = shown_exactly(t.parked_at) if t.parked_at else ""
         print(f"{t.id}  {t.kind:<14} {t.ref_id:<36} {at}  {t.attempts} attempts")
         print(f"    {t.last_error}")
     if not parked:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from congvan.states.certificates import CertificateDescription
@@ -80,7 +80,7 @@ def print_trust_notes(trust: TrustMaterial, store: TrustStore) -> None:
 
 def _local(at: object) -> object:
     """A moment as this command tells every other: in Vietnam time (ISO 8601, +07:00)."""
-    from congvan.states.timeliness import in_vietnam
+    from congvan.states.timeliness import shown_exactly
 
     if isinstance(at, str):
         try:
@@ -89,7 +89,7 @@ def _local(at: object) -> object:
             return at
     if not isinstance(at, datetime):
         return at
-    return in_vietnam(at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()  # CRLs: UTC
+    return shown_exactly(at)  # (a moment without an offset, as CRLs give it: UTC)
 
 
 def _print_points(checks: Sequence[str], marks: dict[str, str], notes: dict[str, str]) -> None:
@@ -154,7 +154,7 @@ def _signed_by(cms_der: bytes) -> tuple[CertificateDescription | None, datetime 
 
 
 def _print_signer(cms_der: bytes, verdict: Any) -> None:
-    from congvan.actions.signing.signing import VIETNAM
+    from congvan.states.timeliness import shown_exactly
 
     signer, claimed = _signed_by(cms_der)
     if verdict is not None:
@@ -173,17 +173,15 @@ def _print_signer(cms_der: bytes, verdict: Any) -> None:
         print(f"certificate   sha256 {signer.sha256}")
         print(
             f"              serial {signer.serial_number}, issued by "
-            f"{signer.issuer or '—'}, valid {signer.not_before.astimezone(VIETNAM).isoformat()}"
-            f" → {signer.not_after.astimezone(VIETNAM).isoformat()}"
+            f"{signer.issuer or '—'}, valid {shown_exactly(signer.not_before)}"
+            f" → {shown_exactly(signer.not_after)}"
         )
     if claimed is not None:
-        print(
-            f"signing time  {claimed.astimezone(VIETNAM).isoformat()} (time claimed by the signer)"
-        )
+        print(f"signing time  {shown_exactly(claimed)} (time claimed by the signer)")
     stamped = getattr(verdict, "timestamp", None)
     if stamped is not None:
         print(
-            f"timestamp     {stamped.astimezone(VIETNAM).isoformat()} by "
+            f"timestamp     {shown_exactly(stamped)} by "
             f"{verdict.timestamp_authority} (RFC 3161; the checks rest on this time)"
         )
     if verdict is not None and hasattr(verdict, "signature_count"):

@@ -74,10 +74,9 @@ def _verify_document(document_id: str, runtime: Store) -> int:
     import hashlib
 
     from congvan.actions.signing import keystore
-    from congvan.actions.signing.signing import VIETNAM
     from congvan.actions.signing.stored import as_signed, verify_stored
     from congvan.actions.timestamping import timestamp_view
-    from congvan.storage.clock import as_utc
+    from congvan.states.timeliness import shown_exactly
 
     with runtime.uow(readonly=True) as uow:
         trust = keystore.trust_material(uow, runtime.trust, noting_ignored=True)
@@ -98,7 +97,7 @@ def _verify_document(document_id: str, runtime: Store) -> int:
         cms_der = bytes(signature.cms)
         notation = policy.written_notation(doc.as_dict())
         current = hashlib.sha256(manifest).hexdigest()
-        accepted = as_utc(signature.created_at).astimezone(VIETNAM).isoformat()
+        accepted = shown_exactly(signature.created_at)
         header = [
             f"document      {document_id} {notation} ({doc.state}, revision {doc.revision})",
             f"signature     revision {signature.revision}, {signature.mode} mode, "
@@ -127,8 +126,8 @@ def _verify_file(path: Path, content: str | None, runtime: Store, most: int) -> 
     import hashlib
 
     from congvan.actions.signing import keystore
-    from congvan.actions.signing.signing import VIETNAM
     from congvan.actions.signing.verification import verify_manifest_signature
+    from congvan.states.timeliness import shown_exactly
 
     data = read_bounded(str(path), "signature file", most)
     now = runtime.clock()
@@ -136,7 +135,7 @@ def _verify_file(path: Path, content: str | None, runtime: Store, most: int) -> 
         trust = keystore.trust_material(uow, runtime.trust, noting_ignored=True)
     print_trust_notes(trust, runtime.trust)
     checked = (
-        f"checked at    {now.astimezone(VIETNAM).isoformat()} with {len(trust.roots)} "
+        f"checked at    {shown_exactly(now)} with {len(trust.roots)} "
         f"trusted root(s) and {len(trust.crls)} CRL(s)"
     )
     if data.startswith(b"PK\x03\x04"):
