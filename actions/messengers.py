@@ -275,6 +275,15 @@ class Smtp:
         return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
 
 
+def literal_header(text: str) -> str:
+    """``text`` (a notation, a trích yếu: typed by a clerk or a peer) as a header's value
+    that says just that. Python's e-mail package decodes an RFC 2047 encoded word in a
+    value it is given ("=?utf-8?q?x=0D=0ABcc:_a@b?="), a CR LF in it included, and writes
+    what it decoded: headers of the typist's choosing (Bcc, Reply-To). "=?" is written
+    "= ?" so that no encoded word begins, and line breaks are spaces."""
+    return " ".join(text.replace("=?", "= ?").split())
+
+
 def compose(
     smtp: Smtp, to: str, subject: str, text: str, *, notice_id: str
 ) -> email.message.EmailMessage:
@@ -282,7 +291,7 @@ def compose(
     message = email.message.EmailMessage()
     message["From"] = smtp.sender
     message["To"] = to
-    message["Subject"] = subject
+    message["Subject"] = literal_header(subject)
     message["Date"] = email.utils.formatdate(localtime=False, usegmt=True)
     domain = smtp.sender.rpartition("@")[2].strip(">") or "congvan"
     message["Message-ID"] = f"<{notice_id}@{domain}>"

@@ -282,6 +282,28 @@ def test_the_email_headers_travel_encoded_and_the_text_in_utf8() -> None:
     assert email_text(content, BASE) == text.replace("\r\n", "\n")
 
 
+@pytest.mark.parametrize("field", ["symbol", "subject"])
+def test_an_encoded_word_typed_into_a_document_writes_no_header(field: str) -> None:
+    # Given a symbol (or a trích yếu) holding an RFC 2047 encoded word with CR LF in it
+    typed = "=?utf-8?q?UBND=0D=0ABcc:_a@evil.example=0D=0AReply-To:_a@evil.example?="
+    given = (
+        {"number_symbol": f"99/{typed}"}
+        if field == "symbol"
+        else {"number_symbol": None, "subject": typed}
+    )
+    content = render("not_delivered", event(**given), AT)
+    smtp = Smtp(host="127.0.0.1", port=25, sender="congvan@ubnd.hue.gov.vn", timeout=5)
+
+    message = compose(smtp, "van.thu@snv.hue.gov.vn", email_subject(content), "x", notice_id="n1")
+
+    # Then the e-mail has the headers congvan wrote and no other: the text stays text
+    raw = message.as_bytes(policy=email.policy.SMTP)
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    written = {"From", "To", "Subject", "Date", "Message-ID", ID_HEADER, "MIME-Version"}
+    assert set(parsed.keys()) == written | {"Content-Type", "Content-Transfer-Encoding"}
+    assert "\n" not in parsed["Subject"] and "= ?utf-8?q?UBND=0D=0ABcc:" in parsed["Subject"]
+
+
 def test_the_smtp_password_is_never_in_its_repr() -> None:
     smtp = Smtp("mail", 587, "a@b.vn", 5, starttls=True, username="u", password="pw-secret")
 
