@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
@@ -186,8 +187,12 @@ def token_sign(
     page: int = 0,
     box: Box = (300.0, 60.0, 550.0, 110.0),
     field_name: str = "TokenSignature",
+    field_keys: Mapping[str, generic.PdfObject] | None = None,
 ) -> bytes:
-    """``pdf`` signed (PAdES B-B) with a visible widget at ``box`` on ``page``."""
+    """``pdf`` signed (PAdES B-B) with a visible widget at ``box`` on ``page``; with
+    ``field_keys``, the signature field (its widget) made in the signing revision with
+    those keys too, as a signer's tool may write them (an action, say)."""
+    spec = fields.SigFieldSpec(sig_field_name=field_name, on_page=page, box=box)  # type: ignore[arg-type]
     der = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
     signing_cert = asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
     signer = signers.SimpleSigner(
@@ -203,11 +208,19 @@ def token_sign(
         ),
         signer=signer,
         stamp_style=TextStampStyle(stamp_text="Ky boi: %(signer)s", background=None),
-        new_field_spec=fields.SigFieldSpec(sig_field_name=field_name, on_page=page, box=box),  # type: ignore[arg-type]
+        # (a field made with its keys beforehand, in the same revision, is filled)
+        new_field_spec=None if field_keys is not None else spec,
     )
 
     async def sign() -> bytes:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+        if field_keys is not None:
+            fields.append_signature_field(writer, spec)
+            ref = _field_named(writer, field_name)
+            field = ref.get_object()
+            for name, value in field_keys.items():
+                field[pdf_name(name)] = value
+            writer.mark_update(ref)  # type: ignore[no-untyped-call]
         session = pdf_signer.init_signing_session(writer)
         session.system_time = signing_time
         info = await session.perform_presign_validation(writer)
@@ -222,6 +235,14 @@ def token_sign(
         return output.getvalue()
 
     return asyncio.run(sign())
+
+
+def _field_named(writer: IncrementalPdfFileWriter, name: str) -> Any:
+    """The reference of the form's field called ``name``."""
+    for ref in writer.root["/AcroForm"].raw_get("/Fields").get_object():
+        if str(ref.get_object().get("/T")) == name:
+            return ref
+    raise LookupError(name)
 
 
 def with_page_box(pdf: bytes, box: Sequence[float | str] | None) -> bytes:

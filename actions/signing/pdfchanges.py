@@ -59,6 +59,8 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 
 from congvan.states.errors import ManifestMismatch, PdfModified
 
+from .pdfactive import active_in
+
 # A stamp of 250 x 50 pt is 2.5 % of an A4 page; a quarter leaves room for an image.
 MAX_WIDGET_SHARE = 0.25
 # What pyHanko raises on a PDF it cannot read: its own errors, and Python's for objects
@@ -87,6 +89,7 @@ def check_only_a_signature_added(original: bytes, signed: bytes) -> None:
         after = PdfFileReader(io.BytesIO(signed), strict=False)
         base = _base_revision(before, after, len(original))
         _check_widget(before, after, _new_signature(before, after, base))
+        _check_nothing_active_added(after, base)
         _check_revisions(after, base)
     except UNREADABLE as exc:
         # SuspiciousModification is a ValueError, but _check_revisions names it itself.
@@ -174,6 +177,28 @@ def _check_widget(before: PdfFileReader, after: PdfFileReader, signature: _Signa
                     widget_area=round(width * height),
                     page_area=round(page_width * page_height),
                     max_share=MAX_WIDGET_SHARE,
+                )
+
+
+def _check_nothing_active_added(after: PdfFileReader, base: int) -> None:
+    """Refuse an update after the main file that adds what acts (``pdfactive``: a script
+    run as page 1 opens, a program launched, a file opened on another machine), or an
+    action on an annotation (what clicking the stamp would do): a signature needs none,
+    and pyHanko's policy takes a new signature field's keys as form filling, whatever
+    they are."""
+    for revision in range(base + 1, after.xrefs.total_revisions):
+        for ref in after.xrefs.explicit_refs_in_revision(revision):
+            added = after.get_object(ref)  # type: ignore[no-untyped-call]
+            if not isinstance(added, generic.DictionaryObject):
+                continue
+            found = active_in(added)
+            if "/A" in added and str(added.get("/Type", "/Annot")) == "/Annot":
+                found.add("/A")
+            if found:
+                raise PdfModified(
+                    "The signed PDF adds what acts when it is opened or clicked.",
+                    revision=revision,
+                    found=sorted(found),
                 )
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.generic import pdf_name, pdf_string
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pypdf import PdfWriter
 
@@ -409,3 +411,37 @@ def _blank_pages(count: int) -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+# -- what a signature needs and no more ----------------------------------------------------
+
+
+def _action(kind: str, **entries: generic.PdfObject) -> generic.DictionaryObject:
+    return generic.DictionaryObject(
+        {pdf_name("/S"): pdf_name(kind), **{pdf_name(f"/{k}"): v for k, v in entries.items()}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("field_keys", "found"),
+    [
+        # a script run as page 1 opens, a program launched, a file on another machine
+        ({"/AA": generic.DictionaryObject({pdf_name("/PO"): _action("/JavaScript",
+          JS=pdf_string("app.alert(1)"))})}, ["/AA", "/JS", "/JavaScript"]),
+        ({"/A": _action("/Launch", F=pdf_string("cmd.exe"))}, ["/A", "/Launch"]),
+        ({"/A": _action("/GoToR", F=pdf_string("\\\\x.example\\share\\x.pdf"))},
+         ["/A", "/GoToR"]),
+        # and what clicking the stamp would open, whatever it is
+        ({"/A": _action("/URI", URI=pdf_string("https://x.example"))}, ["/A"]),
+    ],
+)  # fmt: skip
+def test_a_signature_field_that_acts_is_more_than_a_signature(
+    keys: Pki, letter: bytes, field_keys: dict[str, generic.PdfObject], found: list[str]
+) -> None:
+    # Given the letter signed by a signer's tool whose field carries an action
+    signed = token(letter, keys.signer, keys, field_keys=field_keys)
+    # Then it is refused, naming what acts
+    details = refused(letter, signed)
+    assert details["found"] == found
+    # while the same field without it is a signature
+    check_only_a_signature_added(letter, token(letter, keys.signer, keys, field_keys={}))
