@@ -188,10 +188,12 @@ def token_sign(
     box: Box = (300.0, 60.0, 550.0, 110.0),
     field_name: str = "TokenSignature",
     field_keys: Mapping[str, generic.PdfObject] | None = None,
+    listed: bool = True,
 ) -> bytes:
     """``pdf`` signed (PAdES B-B) with a visible widget at ``box`` on ``page``; with
     ``field_keys``, the signature field (its widget) made in the signing revision with
-    those keys too, as a signer's tool may write them (an action, say)."""
+    those keys too, as a signer's tool may write them (an action, say); not ``listed``,
+    its widget left out of the page's annotations (it names its page, /P, all the same)."""
     spec = fields.SigFieldSpec(sig_field_name=field_name, on_page=page, box=box)  # type: ignore[arg-type]
     der = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
     signing_cert = asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER))
@@ -221,6 +223,12 @@ def token_sign(
             for name, value in field_keys.items():
                 field[pdf_name(name)] = value
             writer.mark_update(ref)  # type: ignore[no-untyped-call]
+            if not listed:
+                page_ref = writer.find_page_for_modification(page)[0]  # type: ignore[no-untyped-call]
+                annotations = page_ref.get_object()["/Annots"]
+                kept = [a for a in annotations if getattr(a, "reference", None) != ref.reference]
+                page_ref.get_object()[pdf_name("/Annots")] = generic.ArrayObject(kept)
+                writer.mark_update(page_ref)  # type: ignore[no-untyped-call]
         session = pdf_signer.init_signing_session(writer)
         session.system_time = signing_time
         info = await session.perform_presign_validation(writer)

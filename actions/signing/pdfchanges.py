@@ -156,28 +156,43 @@ def _new_signature(before: PdfFileReader, after: PdfFileReader, base: int) -> _S
 
 
 def _check_widget(before: PdfFileReader, after: PdfFileReader, signature: _Signature) -> None:
-    """Refuse a signature widget that covers more than its share of the page showing it."""
+    """Refuse signature widgets that cover more than their share of the page showing them
+    (all of the field's on one page together: four of a fifth each cover it too), or one
+    with an area that no page lists (a reader that repairs forms shows it where it says)."""
     field = signature.ref.get_object()
     if not isinstance(field, generic.DictionaryObject):
         raise PdfModified("The signature field is not a dictionary.")
     kids = field.get("/Kids")
     widgets = {signature.ref} if kids is None else {kid.reference for kid in kids}
+    placed = set()
     # a signature adds no page: the walk stops past the main file's own
     for page in page_leaves(after, most=len(page_leaves(before))):
+        covered = 0.0
         for annotation in page.get("/Annots", generic.ArrayObject()):
             ref = getattr(annotation, "reference", None)
             if ref not in widgets:
                 continue
+            placed.add(ref)
             width, height = _size(annotation.get_object()["/Rect"])
-            page_width, page_height = _size(_page_box(page))
-            if width * height > MAX_WIDGET_SHARE * page_width * page_height:
-                raise PdfModified(
-                    "The signature's widget covers too much of its page.",
-                    signature_field=signature.field_name,
-                    widget_area=round(width * height),
-                    page_area=round(page_width * page_height),
-                    max_share=MAX_WIDGET_SHARE,
-                )
+            covered += width * height
+        page_width, page_height = _size(_page_box(page)) if covered else (0.0, 0.0)
+        if covered > MAX_WIDGET_SHARE * page_width * page_height:
+            raise PdfModified(
+                "The signature's widget covers too much of its page.",
+                signature_field=signature.field_name,
+                widget_area=round(covered),
+                page_area=round(page_width * page_height),
+                max_share=MAX_WIDGET_SHARE,
+            )
+    for ref in widgets - placed:
+        width, height = _size(ref.get_object().get("/Rect", (0, 0, 0, 0)))
+        if width * height > 0:
+            raise PdfModified(
+                "The signature's widget is listed on no page: a reader that repairs the "
+                "form would show it where it says, over the letter.",
+                signature_field=signature.field_name,
+                widget_area=round(width * height),
+            )
 
 
 def _check_nothing_active_added(after: PdfFileReader, base: int) -> None:

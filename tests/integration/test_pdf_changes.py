@@ -445,3 +445,16 @@ def test_a_signature_field_that_acts_is_more_than_a_signature(
     assert details["found"] == found
     # while the same field without it is a signature
     check_only_a_signature_added(letter, token(letter, keys.signer, keys, field_keys={}))
+
+
+def test_a_stamp_no_page_lists_is_measured_all_the_same(keys: Pki, letter: bytes) -> None:
+    # Given a signer's tool whose widget covers page 1 whole, left out of its annotations
+    whole = (0.0, 0.0, 595.0, 842.0)
+    signed = token(letter, keys.signer, keys, box=whole, field_keys={}, listed=False)
+    # Then it is refused: a reader that repairs the form would show it over the letter
+    details = refused(letter, signed)
+    assert details["widget_area"] == 595 * 842
+    # as is one of a stamp's size (no page shows it where it stands), which listed is one
+    small = (300.0, 60.0, 550.0, 110.0)
+    refused(letter, token(letter, keys.signer, keys, box=small, field_keys={}, listed=False))
+    check_only_a_signature_added(letter, token(letter, keys.signer, keys, box=small))
