@@ -352,6 +352,7 @@ def bootstrap(
             },
         ),
         default=runner.default,
+        threads=settings.worker_threads,
     )
     relay = Relay(
         open_uow,

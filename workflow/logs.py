@@ -56,7 +56,9 @@ class BrokerOutage(logging.Filter):
     every few seconds, and each restart at INFO: an outage the worker rides out by
     itself (work waits in the database, README) read as a disaster, a dozen lines a
     second for as long as Redis is away. Said instead as a warning in plain words, once
-    a minute; whatever else a consumer says passes as it is."""
+    a minute; whatever else a consumer says passes as it is. And a worker thread's
+    "Message … was skipped." is left out: a job whose kind has every slot taken is queued
+    again (``actors.middleware.Concurrency``), routine under load."""
 
     EVERY_SECONDS = 60.0
 
@@ -66,6 +68,9 @@ class BrokerOutage(logging.Filter):
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(_WORKERS) and record.msg == _SKIPPED:
+            # a message of a kind whose slots are all taken, queued again (Concurrency)
+            return False
         if not record.name.startswith(_CONSUMERS):
             return True
         said = str(record.msg)
@@ -88,6 +93,8 @@ class BrokerOutage(logging.Filter):
 
 
 _CONSUMERS = "dramatiq.worker.ConsumerThread"
+_WORKERS = "dramatiq.worker.WorkerThread"
+_SKIPPED = "Message %s was skipped."
 _CONNECTION_LOST = "Consumer encountered a connection error"
 _RESTARTING = "Restarting consumer"
 

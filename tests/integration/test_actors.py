@@ -145,6 +145,72 @@ def test_a_kinds_concurrency_caps_how_many_run_at_once(make_runtime: MakeRuntime
     assert one_at_a_time.peak == 1
 
 
+class Hangs(StagedJob[str]):
+    """An outside step that does not end until it is let go (a receiver never answering)."""
+
+    def __init__(self) -> None:
+        self.let_go = threading.Event()
+        self.started = threading.Semaphore(0)
+
+    def prepare(self, ctx: JobContext) -> str:
+        return ctx.job.id
+
+    def act(self, work: str) -> None:
+        self.started.release()
+        self.let_go.wait()
+
+    def record(self, ctx: JobContext, work: str, outcome: None) -> None:
+        return None
+
+
+class Quick(StagedJob[str]):
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+    def prepare(self, ctx: JobContext) -> str:
+        return ctx.job.id
+
+    def act(self, work: str) -> None:
+        self.done.set()
+
+    def record(self, ctx: JobContext, work: str, outcome: None) -> None:
+        return None
+
+
+def test_a_kind_whose_jobs_hang_never_takes_every_worker_thread(
+    make_runtime: MakeRuntime,
+) -> None:
+    # Given a kind allowed more at once than there are worker threads, whose jobs may hang
+    # and do (webhook receivers that never answer), and two worker threads
+    hangs, quick = Hangs(), Quick()
+    KNOWN_ACTORS["hanging_kind"] = ActorSpec("hanging_kind", concurrency=8, may_hang=True)
+    try:
+        runtime = make_runtime(
+            jobs={"hanging_kind": hangs, "quick_kind": quick},  # type: ignore[dict-item]
+            worker_threads=2,
+        )
+    finally:
+        del KNOWN_ACTORS["hanging_kind"]
+    hanging = queue(runtime, "hanging_kind", 3)
+    runtime.start(relay=False, scheduler=False)
+    runtime.relay.flush()
+    runtime.relay.drain()
+    assert hangs.started.acquire(timeout=30)  # one hangs now, in one thread
+    try:
+        # When a job of another kind comes meanwhile
+        queue(runtime, "quick_kind")
+        runtime.relay.flush()
+        runtime.relay.drain()
+        # Then it runs on the thread left to other kinds, while the others wait queued
+        assert quick.done.wait(timeout=30)
+        assert not hangs.started.acquire(timeout=0.5)  # never two of the hanging kind
+    finally:
+        hangs.let_go.set()
+    runtime.join()
+    with runtime.uow(readonly=True) as uow:
+        assert {uow.outbox.get(i).status for i in hanging} == {"done"}  # type: ignore[union-attr]
+
+
 @pytest.fixture
 def json_log() -> Iterator[io.StringIO]:
     stream = io.StringIO()

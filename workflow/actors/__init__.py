@@ -30,6 +30,9 @@ class ActorSpec:
     job: str
     policy: JobPolicy = field(default_factory=JobPolicy)
     concurrency: int = 4  # at most this many at once in one worker process
+    # its outside step may hang for long (a receiver that never answers): at most half
+    # the worker threads of a process run it, whatever ``concurrency`` says
+    may_hang: bool = False
 
     def tuned(self, *, backoff: Backoff, time_limit: timedelta) -> ActorSpec:
         """The same spec with its waits and time limit taken from configuration."""
@@ -42,20 +45,24 @@ def install(
     specs: Iterable[ActorSpec],
     *,
     default: JobPolicy,
+    threads: int = 4,
 ) -> dict[str, dramatiq.Actor[Any, Any]]:
     """Register the middleware and one actor per job kind on ``broker``.
 
-    ``default`` fills what a spec leaves unset (attempts, time limit) from the settings.
+    ``default`` fills what a spec leaves unset (attempts, time limit) from the settings;
+    ``threads``, the worker threads a process runs, bounds the kinds that ``may_hang``.
     The runner learns each kind's policy, so leases and retries follow the same numbers.
     """
     if not any(isinstance(m, JobLogContext) for m in broker.middleware):
         broker.add_middleware(JobLogContext())
-        broker.add_middleware(Concurrency())
+        broker.add_middleware(Concurrency(threads))
     actors: dict[str, dramatiq.Actor[Any, Any]] = {}
     for spec in specs:
         policy = spec.policy.filled_from(default)
         runner.policies[spec.job] = policy
-        actors[spec.job] = _actor(broker, runner, spec.job, policy, spec.concurrency)
+        actors[spec.job] = _actor(
+            broker, runner, spec.job, policy, spec.concurrency, may_hang=spec.may_hang
+        )
     # Messages for a kind no spec names, or queued by an earlier version under one name.
     actors[FALLBACK_ACTOR] = _actor(broker, runner, FALLBACK_ACTOR, default, 4)
     return actors
@@ -67,7 +74,13 @@ def specs_for(jobs: Iterable[str], known: Mapping[str, ActorSpec]) -> list[Actor
 
 
 def _actor(
-    broker: dramatiq.Broker, runner: JobRunner, name: str, policy: JobPolicy, concurrency: int
+    broker: dramatiq.Broker,
+    runner: JobRunner,
+    name: str,
+    policy: JobPolicy,
+    concurrency: int,
+    *,
+    may_hang: bool = False,
 ) -> dramatiq.Actor[Any, Any]:
     def run_job(job_id: str) -> None:
         runner.run(job_id)
@@ -85,5 +98,6 @@ def _actor(
             # scheduler may have given the job to another worker.
             "time_limit": int(policy.time_limit.total_seconds() * 1000) + 5_000,
             "concurrency": concurrency,
+            "may_hang": may_hang,
         },
     )

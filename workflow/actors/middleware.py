@@ -11,7 +11,7 @@ from typing import Any
 
 import dramatiq
 import structlog
-from dramatiq.middleware import Middleware
+from dramatiq.middleware import Middleware, SkipMessage
 
 _LOG_KEYS = ("job_id", "job_kind", "message_id")
 
@@ -41,30 +41,40 @@ class JobLogContext(Middleware):
 
 
 class Concurrency(Middleware):
-    """At most ``concurrency`` messages of one actor at once in this process.
+    """At most ``concurrency`` messages of one actor at once in this process; of a kind
+    whose outside step may hang (``may_hang``: a webhook receiver that never answers), at
+    most half the worker threads, so that other kinds always have threads.
 
-    A worker thread waits for a slot before processing; other actors' messages are not
-    held up by a busy kind beyond the threads it occupies.
+    A message of a kind whose slots are all taken does not wait in a worker thread (eight
+    webhook receivers that never answered held every thread, and reviews and deliveries
+    waited behind them): it goes back to the queue for ``AGAIN_MS`` and the thread takes
+    the next one. Its job was not claimed, so nothing is counted.
     """
 
-    def __init__(self) -> None:
+    AGAIN_MS = 500
+
+    def __init__(self, threads: int = 4) -> None:
+        self._half = max(1, threads // 2)
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._held: set[str] = set()
         self._lock = threading.Lock()
 
     @property
     def actor_options(self) -> set[str]:
-        return {"concurrency"}
+        return {"concurrency", "may_hang"}
 
     def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        limit = broker.get_actor(message.actor_name).options.get("concurrency")
+        options = broker.get_actor(message.actor_name).options
+        limit = options.get("concurrency")
         if not limit:
             return
+        if options.get("may_hang"):
+            limit = min(int(limit), self._half)
         with self._lock:
-            slots = self._slots.setdefault(
-                message.actor_name, threading.BoundedSemaphore(int(limit))
-            )
-        slots.acquire()
+            slots = self._slots.setdefault(message.actor_name, threading.BoundedSemaphore(limit))
+        if not slots.acquire(blocking=False):
+            broker.enqueue(message.copy(), delay=self.AGAIN_MS)
+            raise SkipMessage(f"every slot of {message.actor_name} is taken: queued again")
         with self._lock:
             self._held.add(message.message_id)
 
