@@ -83,7 +83,14 @@ def _cause(exc: BaseException, kind: type[_E]) -> _E | None:
 
 
 class TargetRefused(httpcore.ConnectError):
-    """The webhook's host is, or resolves to, an address webhooks may not reach."""
+    """The webhook's host is, or resolves to, an address webhooks may not reach. ``why``
+    says it of whatever the host is called: the name a route gives may reach the guard as
+    the address it resolved to (the watchdog looks names up first), which a supervisor
+    reading the error must not learn."""
+
+    def __init__(self, message: str, why: str = "") -> None:
+        super().__init__(message)
+        self.why = why
 
 
 class _Guarded(httpcore.NetworkBackend):
@@ -133,10 +140,11 @@ class _Guarded(httpcore.NetworkBackend):
             "webhook target refused",
             extra={"action": "notify.refused", "host": host, "addresses": refused},
         )
-        raise TargetRefused(
-            f"{host} is at a private address webhooks may not reach "
-            f"({SETTING} lists the networks they may)"
+        why = (
+            f"is at a private address webhooks may not reach ({SETTING} lists the networks "
+            "they may)"
         )
+        raise TargetRefused(f"{host} {why}", why=why)
 
     def connect_unix_socket(
         self,
@@ -218,7 +226,9 @@ def post_webhook(
         if refused := _cause(
             exc, TargetRefused
         ):  # the route's or the network's: no retry will change it
-            return Outcome(ATTEMPT_PERMANENT, None, printable(f"not sent: {refused}"))
+            # said of the route's own host name, never of the address it resolved to
+            said = f"{httpx.URL(url).host} {refused.why}" if refused.why else str(refused)
+            return Outcome(ATTEMPT_PERMANENT, None, printable(f"not sent: {said}"))
         said = printable(f"not sent: {type(exc).__name__}: {exc}")
         if _cause(
             exc, ssl.SSLCertVerificationError

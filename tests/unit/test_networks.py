@@ -7,7 +7,7 @@ import ipaddress
 import httpx
 import pytest
 
-from congvan.actions.messengers import guarded_transport
+from congvan.actions.messengers import guarded_transport, post_webhook
 from congvan.states.networks import address_of, parse_networks, reachable, refused_host
 from congvan.workflow.settings import Settings
 
@@ -220,3 +220,25 @@ def test_a_refused_name_does_not_tell_the_address_it_resolved_to() -> None:
     said = str(refused.value)
     assert "localhost is at a private address" in said
     assert "127.0.0.1" not in said and "::1" not in said
+
+
+def test_a_refused_name_is_recorded_by_its_name_through_the_watchdog_that_looks_it_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a webhook post as workers make it (the watchdog looks the name up first, then
+    # hands the guard the address), to a name this machine resolves to a private address
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    outcome = post_webhook(
+        "http://localhost:9/hook",
+        b"{}",
+        secret="s" * 32,
+        notice_id="n1",
+        kind="test",
+        timestamp=0,
+        timeout=5,
+    )
+    # Then the attempt's error, which the agency's supervisor reads, names the host only
+    assert outcome.outcome == "permanent"
+    assert "localhost is at a private address" in (outcome.error or "")
+    assert "127.0.0.1" not in (outcome.error or "") and "::1" not in (outcome.error or "")
