@@ -327,6 +327,12 @@ class RuleTimers(Lifecycle):
         if dest == d.REJECTED:
             if row is not None:
                 self._returned_after_refusal(uow, change, row.organ_id)
+            head = uow.documents.head(change.document_id)
+            if head is not None and head.state in ENDED:
+                # Returned (02) when the document was already replaced or taken back (the
+                # two crossed): nothing of it is in force to answer for; had the 02 come
+                # first, its escalation would have closed then, as moot.
+                return
             error = change.data.get("error")
             if not error:  # what the transition kept of it, as it stands now
                 current = uow.dispatches.get(dispatch_id)

@@ -697,6 +697,13 @@ def test_a_replacement_of_a_document_its_recipient_returned_meanwhile_is_taken_a
     assert states.pop(received.id) == "refused"
     assert list(states.values()) == ["received"]
 
+    # And when B's 02 reaches A at last, the original being replaced already, nothing of it
+    # is left to answer for: no escalation opens (had it come first, it would have closed)
+    assert ["done"] == _run_status_jobs(pair, pair.status_jobs(received.id), up=True)
+    with pair.sender.uow(readonly=True) as uow:
+        assert uow.dispatches.for_document(doc)[0].state == "rejected"
+        assert uow.escalations.active_of_document(doc) == []
+
 
 @pytest.mark.parametrize("reason", ["superseded", "cessation_of_operation"])
 def test_a_document_whose_signer_was_renewed_since_is_still_recalled_and_updated(
