@@ -204,12 +204,38 @@ def carries_request(ctx: TransitionContext) -> tuple[bool, str]:
 
 
 def recall_agreed(ctx: TransitionContext) -> tuple[bool, str]:
-    """Every recipient of the recall ``ctx.data["request_id"]`` agreed (15)."""
+    """The recall ``ctx.data["request_id"]`` is done with (``recall_complete``)."""
     request_id = str(ctx.data.get("request_id") or "")
-    rows = ctx.uow.dispatches.for_requests(ctx.document.id, request_id) if request_id else []
-    holds = bool(rows) and all(r.state == d.AGREED for r in rows)
-    holds = holds and request_kind(ctx.uow, rows[0]) == "recall"
+    holds = bool(request_id) and recall_complete(ctx.uow, ctx.document.id, request_id)
     return holds, "not every recipient agreed to the recall"
+
+
+def recall_complete(uow: UnitOfWork, document_id: str, request_id: str) -> bool:
+    """Every recipient of the recall ``request_id`` agreed to it (15), or turned it away
+    having returned the document (02) meanwhile: the two crossed, and it holds nothing a
+    recall would cancel; one agreed at least. (A return that comes before the recall
+    leaves that recipient out of it; one that crosses it ends the same.)"""
+    rows = uow.dispatches.for_requests(document_id, request_id)
+    if not rows or request_kind(uow, rows[0]) != "recall":
+        return False
+    returned = {
+        r.organ_id for r in uow.dispatches.for_document(document_id) if r.state == d.REJECTED
+    }
+    settled = all(
+        r.state == d.AGREED or (r.state not in d.UNANSWERED and r.organ_id in returned)
+        for r in rows
+    )
+    return settled and any(r.state == d.AGREED for r in rows)
+
+
+def latest_recall(uow: UnitOfWork, document_id: str) -> str | None:
+    """The request id of the document's latest recall (ids sort by creation), or None."""
+    recalls = [
+        r.request_id
+        for r in uow.dispatches.for_requests(document_id)
+        if r.request_id and request_kind(uow, r) == "recall"
+    ]
+    return max(recalls, default=None)
 
 
 def reached(uow: UnitOfWork, document_id: str) -> list[DispatchRow]:

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from congvan.states.errors import Conflict, GuardFailed, InvalidInput
+from congvan.states.errors import Conflict, GuardFailed, InvalidInput, TransitionNotAllowed
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.views import document_view
 from tests.databases import Databases
 from tests.factories import actor, document_row
 from tests.installations import PASS, SENDER_FAKES, B, Pair, link, serving_inbox
 from tests.integration.test_delivery import LosesTheAnswer
-from tests.integration.test_recall import sign
+from tests.integration.test_recall import _run_status_jobs, sign
 
 C = "000.00.02.H57"  # a second recipient, served by B's installation
 DOWN = "http://127.0.0.1:9/v1/inbox"  # nothing listens there
@@ -623,3 +623,41 @@ def test_an_update_that_failed_is_not_resent_once_a_recall_followed_it(
     # Then it is refused as the document's state forbids it (409), naming the later request
     assert (refused.value.http_status, refused.value.code) == (409, "conflict")
     assert refused.value.details["request_id"] > failed.detail["request_id"]
+
+
+@pytest.mark.parametrize("how", ["returned as the recall crossed it", "declined, then returned"])
+def test_a_recall_ends_the_document_once_its_holders_agreed_or_returned_it(
+    two: Pair, make_document: Callable[..., str], how: str
+) -> None:
+    # Given A's letter delivered to B and C (C's inbox served too)
+    with two.sender.uow(readonly=True) as uow:
+        two.point_at(C, uow.peers.get(B).inbox_url)  # type: ignore[union-attr]
+    doc = two.signed(make_document, to=(B, C))
+    two.sender.engine.fire(doc, "send", actor("clerk"))
+    run_due(two, doc)
+    of_b, of_c = _received_by(two, B), _received_by(two, C)
+    refusal = {"reason": "Không đúng thẩm quyền"}
+    if how == "returned as the recall crossed it":
+        # C returns it (02), its status held back while A recalls it from B and C: C's
+        # inbox turns the recall away (nothing of it in force there), B agrees
+        two.receiver.engine.fire_on("received", of_c, "refuse", actor("clerk", C), data=refusal)
+        held = two.status_jobs(of_c)
+        two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+        run_due(two, doc)
+        two.answer(of_b, "agree_recall", agency=B)
+        # When C's 02 reaches A at last
+        assert ["done"] == _run_status_jobs(two, held, up=True)
+    else:
+        # B agrees, C declines (16); when C then returns the document itself (02)
+        two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+        run_due(two, doc)
+        two.answer(of_b, "agree_recall", agency=B)
+        two.answer(of_c, "refuse_recall", {"reason": "Đã xử lý"}, agency=C)
+        two.answer(of_c, "refuse", refusal, agency=C)
+
+    # Then the letter is recalled, as it is when C's 02 comes before the recall: no
+    # recipient holds it in force; nothing is left open about it, and it is not replaced
+    assert document_row(two.sender, doc).state == "recalled"
+    assert open_escalations(two, doc) == []
+    with pytest.raises(TransitionNotAllowed):
+        signed_replacement(two, doc)

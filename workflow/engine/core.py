@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from congvan.actions.context import SYSTEM, Actor, Effect, Guard
 from congvan.actions.escalations import Change, Watch
 from congvan.states import DISPATCH, MACHINES
-from congvan.states.dispatch import ANSWERED
+from congvan.states.dispatch import ANSWERED, REJECTED
 from congvan.states.errors import (
     Forbidden,
     GuardFailed,
@@ -504,7 +504,8 @@ class Engine:
         # What the effects implied on other subjects, in this same transaction.
         for machine, subject_id, follow, follow_data in pending.follow:
             jobs += self.fire_on_within(uow, machine, subject_id, follow, data=follow_data).jobs
-        if binding.spec is DISPATCH and step.dest in ANSWERED:
+        if binding.spec is DISPATCH and (step.dest in ANSWERED or step.dest == REJECTED):
+            # (a refusal at the inbox, or the document returned, may complete a recall)
             jobs += answered(uow, subject.row, self.fire_on_within)
         return replace(result, jobs=jobs) if jobs != result.jobs else result
 

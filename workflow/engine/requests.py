@@ -7,9 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from congvan.actions.context import Actor
-from congvan.actions.recalls import recall_answered, request_kind
+from congvan.actions.recalls import latest_recall, recall_answered, recall_complete
 from congvan.states import DOCUMENT
-from congvan.states.dispatch import AGREED
 from congvan.states.document import ISSUED
 from congvan.states.errors import Forbidden, InvalidInput, TransitionNotAllowed, VersionConflict
 from congvan.states.fields import EDITABLE
@@ -28,17 +27,19 @@ FireWithin = Callable[..., FireResult]
 
 
 def answered(uow: UnitOfWork, dispatch: DispatchRow, fire_within: FireWithin) -> list[str]:
-    """A recipient answered a recall or update: once all did, disarm the answer timer,
-    and when every recipient agreed to a recall, the document is recalled."""
-    if not recall_answered(uow, dispatch.document_id, dispatch.request_id):
+    """A recipient answered a recall or update, or turned it away, or returned the
+    document itself (02): once the latest recall is done with (``recall_complete``:
+    every recipient agreed, or had returned the document as the two crossed), the
+    document is recalled."""
+    request_id = dispatch.request_id or latest_recall(uow, dispatch.document_id)
+    if not request_id or not recall_answered(uow, dispatch.document_id, request_id):
         return []
-    rows = uow.dispatches.for_requests(dispatch.document_id, dispatch.request_id)
-    if not all(r.state == AGREED for r in rows) or request_kind(uow, dispatch) != "recall":
+    if not recall_complete(uow, dispatch.document_id, request_id):
         return []
     head = uow.documents.head(dispatch.document_id)
     if head is None or "recalled" not in allowed_events(DOCUMENT, head.state, include_derived=True):
         return []
-    data = {"request_id": dispatch.request_id}
+    data = {"request_id": request_id}
     return fire_within(uow, "document", dispatch.document_id, "recalled", data=data).jobs
 
 
