@@ -69,7 +69,9 @@ def _on_opening(action: Any) -> set[str]:
 
 def _resolved(value: Any) -> Any:
     """``value``, or what it refers to when it is a reference to an object of its own."""
-    return value.get_object() if isinstance(value, generic.IndirectObject) else value
+    if isinstance(value, generic.IndirectObject):
+        return value.get_object()  # type: ignore[no-untyped-call]
+    return value
 
 
 _MAX_CHAINED = 64  # actions followed after an opening one: a loop of /Next ends here

@@ -185,7 +185,8 @@ def _check_widget(before: PdfFileReader, after: PdfFileReader, signature: _Signa
                 max_share=MAX_WIDGET_SHARE,
             )
     for ref in widgets - placed:
-        width, height = _size(ref.get_object().get("/Rect", (0, 0, 0, 0)))
+        widget: Any = ref.get_object()
+        width, height = _size(widget.get("/Rect", (0, 0, 0, 0)))
         if width * height > 0:
             raise PdfModified(
                 "The signature's widget is listed on no page: a reader that repairs the "
@@ -335,7 +336,7 @@ def page_leaves(reader: PdfFileReader, most: int | None = None) -> list[generic.
             if ref in seen:
                 raise ValueError("the page tree holds a node twice (a loop)")
             seen.add(ref)
-            node = node.get_object()
+            node = node.get_object()  # type: ignore[no-untyped-call]
         if not isinstance(node, generic.DictionaryObject) or depth > _MAX_TREE_DEPTH:
             raise ValueError("the page tree is not a tree of dictionaries")
         kids = node.get("/Kids") if str(node.get("/Type", "")) != "/Page" else None

@@ -106,7 +106,9 @@ class _Parser(argparse.ArgumentParser):
     def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
         known, extras = self.parse_known_args(args, namespace)
         # the command the words were typed for: its usage, not the top level's
-        parser = vars(known).pop(_COMMAND_PARSER, self)
+        parser = getattr(known, _COMMAND_PARSER, self)
+        if hasattr(known, _COMMAND_PARSER):
+            delattr(known, _COMMAND_PARSER)
         if extras:
             # options by their names; other words only counted: one may be a secret
             options = [word.split("=", 1)[0] for word in extras if word.startswith("-")]
