@@ -202,3 +202,16 @@ def test_a_path_that_is_no_file_is_refused_saying_what_it_is(tmp_path: Path) -> 
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert said in done.stderr and "error [" in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr
+
+
+def test_the_exports_warning_says_what_mends_it() -> None:
+    from congvan.workflow.cli.evidence import export_hint
+
+    # Entries after the last anchor: anchoring mends it
+    assert "congvan audit anchor" in export_hint({"unanchored"})
+    # A CRL or anchor dated after the clock's now (a demo's clock runs ahead): anchoring
+    # again would not, only time does
+    for codes in ({"crl_after_export"}, {"crl_after_export", "unanchored"}, {"clock_ahead"}):
+        said = export_hint(codes)
+        assert "audit anchor" not in said and "dated after this clock's now" in said, codes
+    assert export_hint({"hash_mismatch"}) == ""

@@ -97,11 +97,30 @@ def _export(document_id: str, output: str | None, digests_only: bool, settings: 
     return 0
 
 
+# Checks that fail when the records are dated after the moment of export.
+_AHEAD = frozenset({"crl_after_export", "clock_ahead"})
+
+
+def export_hint(codes: set[str]) -> str:
+    """What to do about a bundle that fails with ``codes``, said after them; or nothing."""
+    if codes & _AHEAD:
+        # (an anchor or CRL made after this clock's now, as a demo's clock runs ahead of
+        # real time: anchoring again changes nothing until the clock passes them)
+        return (
+            " (what it holds is dated after this clock's now, as a demo's clock runs ahead "
+            "of real time: export it again once the clock has passed them)"
+        )
+    if "unanchored" in codes:
+        return " (run `congvan audit anchor`, then export again)"
+    return ""
+
+
 def _warn_unless_verified(path: Path, roots: list[x509.Certificate]) -> None:
     """Say so when the bundle just written would not verify as it is, against this
     installation's roots: exported all the same (a dispute may need it as it stands), but
     its reader should not be the first to learn it. Entries after the last anchor are
-    the usual cause: `congvan audit anchor`, then export again."""
+    the usual cause: `congvan audit anchor`, then export again; records dated after the
+    clock's now (a demo's, which runs ahead) another, which only time mends."""
     from congvan.actions.exchange.evidence_checks import verify_bundle
 
     with path.open("rb") as stream:
@@ -110,11 +129,7 @@ def _warn_unless_verified(path: Path, roots: list[x509.Certificate]) -> None:
     if not failed:
         return
     codes = ", ".join(sorted({c.code or "failed" for c in failed}))
-    hint = (
-        " (run `congvan audit anchor`, then export again)"
-        if any(c.code == "unanchored" for c in failed)
-        else ""
-    )
+    hint = export_hint({c.code for c in failed})
     print(
         f"warning: {path} does not verify as it is against this installation's roots: "
         f"{codes}{hint}; `congvan evidence verify` says why",
