@@ -39,8 +39,8 @@ from congvan.storage.peers import Peer
 from congvan.storage.signatures import CertificateRow
 from congvan.storage.unit_of_work import UnitOfWork
 
-from .api.bodies import read_json
 from .directory import add_agency, agency_names, validate_organ_id
+from .jsontext import read_json
 
 FORMAT = "congvan-directory/1"
 MAX_DIRECTORY_BYTES = 16 * 1024 * 1024

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from congvan.workflow import directory
-from congvan.workflow.api.bodies import MAX_JSON_VALUES
+from congvan.workflow.jsontext import MAX_JSON_VALUES
 from tests.api.conftest import LETTER, A, Api, B, MakeApi, assert_error, sha256
 
 LIMITS = {

@@ -27,9 +27,10 @@ from congvan.storage.blobreader import SLICE, slices, stored_bytes
 from congvan.storage.documents import decode_cursor, encode_cursor
 
 from ..engine import Engine, Expected, FireResult, Idempotency
+from ..jsontext import read_json
 from ..views import document_view, summary
 from .auth import PrincipalDep, actor_of, require
-from .bodies import JsonRoute, read_json
+from .bodies import JsonRoute
 from .deps import EngineDep, ReadUowDep, RuntimeDep, SettingsDep
 from .files import content_disposition, content_type, read_upload
 from .methods import entity_tags, head_only
