@@ -1,7 +1,7 @@
 """Deadlines watched and escalations opened, owned and closed (states/escalation.py).
 
-- ``rules.py``: which time rules a transition starts watching or keeps, and whether a rule
-  whose deadline passed is broken.
+- ``rules.py``: which time rules a transition starts watching or keeps.
+- ``broken.py``: whether a rule whose deadline passed is broken (its escalation opens).
 - ``lifecycle.py``: how an escalation opens, is told, owned, snoozed, risen and closed.
 - ``trust.py``: which certificates and revocation lists running out escalate.
 - ``statuses.py``: a status message owed a sender and never given to it.
@@ -9,13 +9,14 @@
 """
 
 from .base import Notify
+from .broken import BrokenRules
 from .lifecycle import MAX_SNOOZE, notice
 from .rules import SIGNATURE_CODES, Change, RuleTimers, refusal_kind
 from .statuses import StatusWatch
 from .trust import TrustCheck
 
 
-class Watch(RuleTimers, TrustCheck, StatusWatch):
+class Watch(RuleTimers, BrokenRules, TrustCheck, StatusWatch):
     """Arms and cancels the time rules' timers, opens and closes escalations."""
 
 
