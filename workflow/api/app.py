@@ -24,6 +24,7 @@ from . import (
     review,
     signatures,
     system,
+    time_rules,
 )
 from .encoding import EncodingMiddleware
 from .errors import install_error_handlers
@@ -95,7 +96,7 @@ def create_app(runtime: Runtime, *, background: bool = False, hand_off: bool = F
     app.include_router(signatures.router)
     app.include_router(received.router)
     app.include_router(escalations.router)
-    app.include_router(escalations.rules_router)
+    app.include_router(time_rules.router)
     app.include_router(notifications.routes_router)
     app.include_router(notifications.notices_router)
     _publish_schemas(app, DocumentIn)
