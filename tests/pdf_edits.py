@@ -308,3 +308,32 @@ def with_page_entries(
         writer.update_container(tree)  # type: ignore[no-untyped-call]
 
     return _update(pdf, edit)
+
+
+def raw_pdf(objects: Mapping[int, str]) -> bytes:
+    """A PDF written as given, object by object (``1`` the catalog), with its xref table:
+    for shapes no writer makes (a page tree that lies or loops, names kept as objects)."""
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets: dict[int, int] = {}
+    for number in sorted(objects):
+        offsets[number] = len(out)
+        out += f"{number} 0 obj\n{objects[number]}\nendobj\n".encode("latin-1")
+    size, table = max(objects) + 1, len(out)
+    out += f"xref\n0 {size}\n0000000000 65535 f \n".encode()
+    for number in range(1, size):
+        out += (f"{offsets[number]:010d} 00000 n \n" if number in offsets else
+                "0000000000 00000 f \n").encode()  # fmt: skip
+    out += f"trailer\n<< /Size {size} /Root 1 0 R >>\nstartxref\n{table}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+RAW_TEXT = "<< /Length 44 >>\nstream\nBT /F1 24 Tf 72 700 Td (Cong van so 1) Tj ET\nendstream"
+RAW_FONT = "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+
+
+def raw_page(parent: int, extra: str = "") -> str:
+    """An A4 page of one line of text (objects 4 and 5), under ``parent``."""
+    return (
+        f"<< /Type /Page /Parent {parent} 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        f"/Resources << /Font << /F1 5 0 R >> >> {extra} >>"
+    )

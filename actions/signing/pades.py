@@ -95,7 +95,7 @@ from .certpath import (
 )
 from .cms import DIGEST, SigningKey, asn1_cert, require_aware, run_sync, signer_for
 from .description import describe
-from .pdfchanges import MAX_WIDGET_SHARE, UNREADABLE
+from .pdfchanges import MAX_WIDGET_SHARE, UNREADABLE, inherited
 from .strict import check_strict_embedded_cms
 from .verification import _check_arguments
 
@@ -471,17 +471,17 @@ def _page_box(reader: PdfFileReader) -> Box:
     inherited from its parents if need be; ValueError when there is none, or when the page
     is turned (its /Rotate), where the stamp would stand sideways on the page as shown."""
     page = reader.find_page_for_modification(0)[0].get_object()  # type: ignore[no-untyped-call]
-    media = _inherited(page, "/MediaBox")
+    media = inherited(page, "/MediaBox")
     if media is None:
         raise ValueError("page 1 has no MediaBox")
     shown = _ordered(_rectangle(media, "/MediaBox"))
-    crop = _inherited(page, "/CropBox")
+    crop = inherited(page, "/CropBox")
     if crop is not None:
         c = _ordered(_rectangle(crop, "/CropBox"))
         shown = (max(shown[0], c[0]), max(shown[1], c[1]), min(shown[2], c[2]), min(shown[3], c[3]))
         if shown[0] >= shown[2] or shown[1] >= shown[3]:
             raise ValueError("page 1's /CropBox lies outside its /MediaBox: nothing is shown")
-    rotate = _inherited(page, "/Rotate")
+    rotate = inherited(page, "/Rotate")
     if rotate is None:
         return shown
     # Written as an integer or as a real (90.0): readers turn the page for either
@@ -495,16 +495,6 @@ def _page_box(reader: PdfFileReader) -> Box:
             "sideways; save the letter with its pages upright"
         )
     return shown
-
-
-def _inherited(page: Any, name: str) -> Any:
-    """A page attribute, from the page or the nearest of its parents that has it."""
-    node = page
-    while node is not None:
-        if name in node:
-            return node[name]
-        node = node.get_object()["/Parent"].get_object() if "/Parent" in node else None
-    return None
 
 
 def _ordered(box: Box) -> Box:

@@ -28,20 +28,21 @@ _SHOWS_A_PAGE = "/GoTo"  # the one action an opening may take: to a page of the 
 
 
 def active_in(obj: dict[Any, Any]) -> set[str]:
-    """Active markers of one dictionary and of the dictionaries written inside it."""
+    """Active markers of one dictionary and of the dictionaries written inside it (a
+    name kept as an object of its own read as the name it is)."""
     found: set[str] = set()
     pending: list[Any] = [obj]
     while pending:
         item = pending.pop()
         if isinstance(item, dict):
             found |= {str(k) for k in item if str(k) in _ACTIVE_KEYS}
-            if str(item.get("/S", "")) in _ACTIVE_ACTIONS:
-                found.add(str(item["/S"]))
-            if str(item.get("/Type", "")) in _ACTIVE_TYPES:
-                found.add(str(item["/Type"]))
-            if str(item.get("/Subtype", "")) in _ACTIVE_SUBTYPES:
-                found.add(str(item["/Subtype"]))
-            if str(item.get("/Type", "")) == "/Catalog":
+            action, kind, subtype = (str(_resolved(item.get(k, ""))) for k in _NAMED)
+            found |= {action} & _ACTIVE_ACTIONS | {kind} & _ACTIVE_TYPES
+            found |= {subtype} & _ACTIVE_SUBTYPES
+            if action == "/URI" and not _web(item.get("/URI")):
+                found.add("/URI")  # file://host/share as a GoToR, or a scheme run locally
+            # the catalog, however it is marked (readers find it by the trailer's /Root)
+            if kind == "/Catalog" or "/Pages" in item:
                 found |= _on_opening(item.get("/OpenAction"))
             pending += [v for v in item.values() if isinstance(v, dict | list)]
         elif isinstance(item, list):
@@ -49,21 +50,35 @@ def active_in(obj: dict[Any, Any]) -> set[str]:
     return found
 
 
+_NAMED = ("/S", "/Type", "/Subtype")  # the names that say what a dictionary is
+_WEB = ("http://", "https://", "mailto:")  # what a link may open: a web page, a mail
+
+
+def _web(uri: Any) -> bool:
+    value = _resolved(uri)
+    text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return text.strip().lower().startswith(_WEB)
+
+
 def _on_opening(action: Any) -> set[str]:
     """What the catalog's /OpenAction does when the file opens, other than show a page
     of it (a destination, or /GoTo): ``/OpenAction`` and the action's type (``/URI``,
-    ``/Named``…), for it and the actions chained after it (/Next)."""
+    ``/Named``…), for it and the actions chained after it (/Next); a chain longer than
+    ``_MAX_CHAINED`` (or looping) is ``/Next`` itself: what it ends with is not known."""
     found: set[str] = set()
     pending, seen = [action], 0
-    while pending and seen < _MAX_CHAINED:
+    while pending:
+        if seen == _MAX_CHAINED:
+            return found | {"/OpenAction", "/Next"}
         item, seen = _resolved(pending.pop()), seen + 1
         if not isinstance(item, dict):
             continue  # a destination (a page, a name): where the letter opens
-        kind = str(item.get("/S", ""))
+        kind = str(_resolved(item.get("/S", "")))
         if kind != _SHOWS_A_PAGE:
             found |= {"/OpenAction", kind or "/S?"}
         after = _resolved(item.get("/Next"))
-        pending += list(after) if isinstance(after, list) else [after]
+        pending += [a for a in after if a is not None] if isinstance(after, list) else [after]
+        pending = [a for a in pending if a is not None]
     return found
 
 

@@ -27,6 +27,7 @@ the widget's size is bounded here: at most ``MAX_WIDGET_SHARE`` of its page.
 from __future__ import annotations
 
 import io
+import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -196,6 +197,10 @@ def _check_widget(before: PdfFileReader, after: PdfFileReader, signature: _Signa
             )
 
 
+# What only an annotation or a form field has (an action dictionary has none of them).
+_ANNOTATION = frozenset({"/Rect", "/Subtype", "/FT", "/P"})
+
+
 def _check_nothing_active_added(after: PdfFileReader, base: int) -> None:
     """Refuse an update after the main file that adds what acts (``pdfactive``: a script
     run as page 1 opens, a program launched, a file opened on another machine), or an
@@ -208,7 +213,7 @@ def _check_nothing_active_added(after: PdfFileReader, base: int) -> None:
             if not isinstance(added, generic.DictionaryObject):
                 continue
             found = active_in(added)
-            if "/A" in added and str(added.get("/Type", "/Annot")) == "/Annot":
+            if "/A" in added and _ANNOTATION & set(added):  # however its /Type is written
                 found.add("/A")
             if found:
                 raise PdfModified(
@@ -323,14 +328,18 @@ def page_leaves(reader: PdfFileReader, most: int | None = None) -> list[generic.
     """The pages of ``reader``'s page tree, in order, walked once (ISO 32000 7.7.3.2).
 
     Not by index (``find_page_for_modification(i)`` walks from the root each time: a
-    letter of thousands of pages took minutes), nor as many as the root's ``/Count``
-    claims, which a file may overstate; ValueError for a tree that loops, is not made of
-    dictionaries, nests deeper than ``_MAX_TREE_DEPTH``, or holds more than ``most``."""
+    letter of thousands of pages took minutes), nor as many as a ``/Count`` claims:
+    ValueError for a node whose ``/Count`` is not the pages under it (readers that skip
+    by it and readers that walk would show other pages: a page turned under a node
+    counting none), a tree that loops, is not made of dictionaries, nests deeper than
+    ``_MAX_TREE_DEPTH``, or holds more than ``most``."""
     leaves: list[generic.DictionaryObject] = []
     seen: set[tuple[int, int]] = set()
-    pending: list[tuple[Any, int]] = [(reader.root.raw_get("/Pages"), 0)]
+    # each inner node: (what its /Count says, the pages found under it, its parent's index)
+    inner: list[list[Any]] = []
+    pending: list[tuple[Any, int, int]] = [(reader.root.raw_get("/Pages"), 0, -1)]
     while pending:
-        node, depth = pending.pop()
+        node, depth, parent = pending.pop()
         if isinstance(node, generic.IndirectObject):
             ref = (node.idnum, node.generation)
             if ref in seen:
@@ -344,10 +353,22 @@ def page_leaves(reader: PdfFileReader, most: int | None = None) -> list[generic.
             leaves.append(node)
             if most is not None and len(leaves) > most:
                 raise ValueError(f"the page tree holds more than {most} pages")
+            while parent >= 0:
+                inner[parent][1] += 1
+                parent = inner[parent][2]
         elif isinstance(kids, generic.ArrayObject):
-            pending += [(kids.raw_get(i), depth + 1) for i in reversed(range(len(kids)))]
+            counted = node["/Count"] if "/Count" in node else None  # noqa: SIM401 (resolved)
+            inner.append([counted, 0, parent])
+            index = len(inner) - 1
+            pending += [(kids.raw_get(i), depth + 1, index) for i in reversed(range(len(kids)))]
         else:
             raise ValueError("the page tree's /Kids is not an array")
+    for index, (counted, held, _parent) in enumerate(inner):
+        number = isinstance(counted, numbers.Number) and not isinstance(counted, bool)
+        if not number or counted != held:
+            said = counted if number else "no number of"
+            whose = "its page tree" if index == 0 else "a node of its page tree"
+            raise ValueError(f"{whose} counts {said} pages but holds {held}")
     return leaves
 
 
@@ -355,14 +376,29 @@ _MAX_TREE_DEPTH = 64  # levels of a page tree; writers balance theirs to a few
 
 
 def _page_box(page: generic.DictionaryObject) -> Any:
+    box = inherited(page, "/CropBox", "/MediaBox")
+    if box is None:
+        raise ValueError("the widget's page has no MediaBox")
+    return box
+
+
+def inherited(page: Any, *names: str) -> Any:
+    """The first of ``names`` the page has, else the nearest of its parents has (ISO 32000
+    7.7.3.4), or None; ValueError for a /Parent chain longer than any tree nests (a loop:
+    it would be followed for ever) or not made of dictionaries."""
     node: Any = page
-    while node is not None:
-        for name in ("/CropBox", "/MediaBox"):
+    for _ in range(_MAX_TREE_DEPTH + 2):
+        if isinstance(node, generic.IndirectObject):
+            node = node.get_object()  # type: ignore[no-untyped-call]
+        if node is None:
+            return None
+        if not isinstance(node, generic.DictionaryObject):
+            raise ValueError("the page tree is not a tree of dictionaries")
+        for name in names:
             if name in node:
                 return node[name]
-        node = node.get("/Parent")
-        node = node.get_object() if node is not None else None
-    raise ValueError("the widget's page has no MediaBox")
+        node = node.raw_get("/Parent") if "/Parent" in node else None
+    raise ValueError("a page's /Parent chain loops")
 
 
 def _size(box: Any) -> tuple[float, float]:

@@ -549,6 +549,14 @@ def test_conditions_a_peer_sends_are_judged_though_it_sends_no_token(sender: Sen
             )
             assert_error(response, status, code)
             assert response.json()["details"]["field"] == header, (path, header)
+        # * among others, or given twice, is * all the same
+        for values in (['"x", *'], ["*", "*"], ['"x"', "*"]):
+            response = api.client.post(
+                path,
+                content=body,
+                headers=[("Content-Type", kind), *(("If-None-Match", v) for v in values)],
+            )
+            assert_error(response, 412, "precondition_failed")
     assert api.get("/v1/received", agency=B).json()["items"] == []
     # and a package sent as it should be is taken
     assert deliver(api, sender.package()).status_code == 201

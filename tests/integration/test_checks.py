@@ -53,7 +53,7 @@ from congvan.workflow.letters import sample_pdf
 from tests.conftest import Boot, MakeRuntime
 from tests.databases import Databases
 from tests.factories import AGENCY_ID, AGENCY_NAME, SAMPLE_FIELDS, SAMPLE_RECIPIENTS, actor
-from tests.pdf_edits import with_page_box, with_page_entries
+from tests.pdf_edits import RAW_FONT, RAW_TEXT, raw_page, raw_pdf, with_page_box, with_page_entries
 
 CLERK = actor("clerk")
 REVIEWER = actor("reviewer")
@@ -888,6 +888,37 @@ VARIANTS = [
     fails("main file with a link to a file on another machine", "attachments.active_content",
           files=lambda: [attachment(active_pdf("link to another machine"))],
           details={"files": [{"filename": MAIN_NAME, "found": ["/GoToR"]}]}),
+    # however the file marks what it is: a catalog without /Type (readers find it by the
+    # trailer), an action's type kept as an object of its own, a chain too long to follow
+    fails("main file whose unmarked catalog opens a web page", "attachments.active_content",
+          files=lambda: [attachment(raw_pdf({
+              1: "<< /Pages 2 0 R /OpenAction << /S /URI /URI (http://x.example/t) >> >>",
+              2: "<< /Type /Pages /Kids [3 0 R] /Count 1 >>", 3: raw_page(2),
+              4: RAW_TEXT, 5: RAW_FONT}))],
+          details={"files": [{"filename": MAIN_NAME, "found": ["/OpenAction", "/URI"]}]}),
+    fails("main file with a link whose action's type is an object", "attachments.active_content",
+          files=lambda: [attachment(raw_pdf({
+              1: "<< /Type /Catalog /Pages 2 0 R >>",
+              2: "<< /Type /Pages /Kids [3 0 R] /Count 1 >>", 4: RAW_TEXT, 5: RAW_FONT,
+              3: raw_page(2, "/Annots [<< /Type /Annot /Subtype /Link /Rect [72 600 300 650] "
+                             "/A << /S 9 0 R /F (cmd.exe) >> >>]"), 9: "/Launch"}))],
+          details={"files": [{"filename": MAIN_NAME, "found": ["/Launch"]}]}),
+    fails("main file whose opening chains 70 steps", "attachments.active_content",
+          files=lambda: [attachment(raw_pdf({
+              1: "<< /Type /Catalog /Pages 2 0 R /OpenAction 10 0 R >>",
+              2: "<< /Type /Pages /Kids [3 0 R] /Count 1 >>", 3: raw_page(2),
+              4: RAW_TEXT, 5: RAW_FONT,
+              **{10 + i: f"<< /S /GoTo /D [3 0 R /Fit] /Next {11 + i} 0 R >>" for i in range(70)},
+              80: "<< /S /Named /N /Print >>"}))],
+          details={"files": [{"filename": MAIN_NAME, "found": ["/Next", "/OpenAction"]}]}),
+    fails("main file with a link to a file on another machine by URI",
+          "attachments.active_content",
+          files=lambda: [attachment(raw_pdf({
+              1: "<< /Type /Catalog /Pages 2 0 R >>",
+              2: "<< /Type /Pages /Kids [3 0 R] /Count 1 >>", 4: RAW_TEXT, 5: RAW_FONT,
+              3: raw_page(2, "/Annots [<< /Type /Annot /Subtype /Link /Rect [72 600 300 650] "
+                             "/A << /S /URI /URI (file://///x.example/share/x.pdf) >> >>]")}))],
+          details={"files": [{"filename": MAIN_NAME, "found": ["/URI"]}]}),
     fails("appendix with 3D that runs as its page opens", "attachments.active_content",
           files=lambda: [main_pdf(), appendix(active_pdf("3D"))],
           details={"files": [{"filename": APPENDIX_NAME, "found": ["/3D", "/3DA"]}]}),
@@ -922,6 +953,26 @@ VARIANTS = [
           files=lambda: [attachment(pages_pdf(MAX_MAIN_PAGES + 1))],
           details={"files": [{"filename": MAIN_NAME, "problem": "cannot be signed: the page "
                               f"tree holds more than {MAX_MAIN_PAGES} pages"}]}),
+    # a node inside the tree that counts none of the (turned) page it holds: a reader
+    # skipping by /Count stamps page 2, one walking the tree shows page 1 turned
+    fails("main file whose page tree lies at an inner node", "attachments.pdf",
+          files=lambda: [attachment(raw_pdf({
+              1: "<< /Type /Catalog /Pages 2 0 R >>",
+              2: "<< /Type /Pages /Kids [6 0 R 8 0 R] /Count 2 >>",
+              6: "<< /Type /Pages /Parent 2 0 R /Kids [3 0 R] /Count 0 >>",
+              3: raw_page(6, "/Rotate 90"), 4: RAW_TEXT, 5: RAW_FONT,
+              8: "<< /Type /Pages /Parent 2 0 R /Kids [7 0 R] /Count 1 >>", 7: raw_page(8)}))],
+          details={"files": [{"filename": MAIN_NAME, "problem": "cannot be signed: a node of "
+                              "its page tree counts 0 pages but holds 1"}]}),
+    # a page whose /Parent loops: refused, never followed for ever
+    fails("main file whose first page's parents loop", "attachments.pdf",
+          files=lambda: [attachment(raw_pdf({
+              1: "<< /Type /Catalog /Pages 2 0 R >>",
+              2: "<< /Type /Pages /Kids [3 0 R] /Count 1 >>", 3: raw_page(6),
+              6: "<< /Type /Pages /Parent 6 0 R /Kids [3 0 R] /Count 1 >>",
+              4: RAW_TEXT, 5: RAW_FONT}))],
+          details={"files": [{"filename": MAIN_NAME,
+                              "problem": "cannot be signed: a page's /Parent chain loops"}]}),
     # nested past what a reader goes: said, not a check that crashes (and is retried)
     fails("main file nesting an array 50,000 deep", "attachments.pdf",
           files=lambda: [attachment(deeply_nested_pdf())],

@@ -431,8 +431,10 @@ def _action(kind: str, **entries: generic.PdfObject) -> generic.DictionaryObject
         ({"/A": _action("/Launch", F=pdf_string("cmd.exe"))}, ["/A", "/Launch"]),
         ({"/A": _action("/GoToR", F=pdf_string("\\\\x.example\\share\\x.pdf"))},
          ["/A", "/GoToR"]),
-        # and what clicking the stamp would open, whatever it is
+        # and what clicking the stamp would open, whatever it is, however its /Type reads
         ({"/A": _action("/URI", URI=pdf_string("https://x.example"))}, ["/A"]),
+        ({"/Type": pdf_name("/Widget"), "/A": _action("/Named", N=pdf_name("/Print"))},
+         ["/A"]),
     ],
 )  # fmt: skip
 def test_a_signature_field_that_acts_is_more_than_a_signature(

@@ -179,10 +179,13 @@ def _check_conditions(request: Request, takes: _Takes) -> None:
             field="Idempotency-Key",
             location="header",
         )
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is None:
+    given = request.headers.getlist("if-none-match")
+    if not given:
         return
-    if if_none_match.strip() == "*":
+    # (given twice, or as a list: RFC 9110 5.3 reads them as one list; * among them holds
+    # for whatever exists, as * alone)
+    if_none_match = ", ".join(given)
+    if any(tag.strip() == "*" for tag in if_none_match.split(",")):
         raise PreconditionFailed(
             "If-None-Match: * holds only where nothing is yet, and this exists: nothing was done.",
             field="If-None-Match",
