@@ -8,6 +8,7 @@ directly, not congvan's ``pades.sign_pdf``, with a widget on any page and a plai
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -28,6 +29,7 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pypdf import PdfWriter
 
 from congvan.actions.signing import pki
 
@@ -337,3 +339,14 @@ def raw_page(parent: int, extra: str = "") -> str:
         f"<< /Type /Page /Parent {parent} 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
         f"/Resources << /Font << /F1 5 0 R >> >> {extra} >>"
     )
+
+
+@functools.cache
+def blank_pages(count: int) -> bytes:
+    """A PDF of ``count`` blank A4 pages."""
+    writer = PdfWriter()
+    for _ in range(count):
+        writer.add_blank_page(595, 842)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -73,15 +73,11 @@ def _bounded(value: int, bounds: tuple[int, int], field: str) -> int:
     low, high = bounds
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         # (the value as the file or request wrote it: true, not Python's True)
-        shown = json.dumps(value, ensure_ascii=False) if _is_json(value) else str(value)
+        shown = json.dumps(value, ensure_ascii=False, default=str)
         raise InvalidInput(
             f"{field} is a whole number from {low} to {high}.", field=field, value=shown[:20]
         )
     return value
-
-
-def _is_json(value: object) -> bool:
-    return value is None or isinstance(value, bool | int | float | str | list | dict)
 
 
 def agency_certificates(data: bytes, agency_id: str) -> list[x509.Certificate]:

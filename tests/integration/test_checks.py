@@ -53,7 +53,15 @@ from congvan.workflow.letters import sample_pdf
 from tests.conftest import Boot, MakeRuntime
 from tests.databases import Databases
 from tests.factories import AGENCY_ID, AGENCY_NAME, SAMPLE_FIELDS, SAMPLE_RECIPIENTS, actor
-from tests.pdf_edits import RAW_FONT, RAW_TEXT, raw_page, raw_pdf, with_page_box, with_page_entries
+from tests.pdf_edits import (
+    RAW_FONT,
+    RAW_TEXT,
+    blank_pages,
+    raw_page,
+    raw_pdf,
+    with_page_box,
+    with_page_entries,
+)
 
 CLERK = actor("clerk")
 REVIEWER = actor("reviewer")
@@ -288,17 +296,6 @@ def active_pdf(how: str) -> bytes:
         entries["/Rect"] = ArrayObject([FloatObject(v) for v in (50, 50, 150, 80)])
         annotation = DictionaryObject({NameObject(k): v for k, v in entries.items()})
         writer.pages[0][NameObject("/Annots")] = ArrayObject([writer._add_object(annotation)])
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-@functools.cache
-def pages_pdf(count: int) -> bytes:
-    """A letter of ``count`` blank A4 pages."""
-    writer = PdfWriter()
-    for _ in range(count):
-        writer.add_blank_page(595, 842)
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
@@ -948,9 +945,9 @@ VARIANTS = [
           details={"files": [{"filename": MAIN_NAME, "problem":
                               "cannot be signed: its page tree counts 5 pages but holds 2"}]}),
     passes("main file of as many pages as a main file may have", "attachments.pdf",
-           files=lambda: [attachment(pages_pdf(MAX_MAIN_PAGES))]),
+           files=lambda: [attachment(blank_pages(MAX_MAIN_PAGES))]),
     fails("main file of more pages than a main file may have", "attachments.pdf",
-          files=lambda: [attachment(pages_pdf(MAX_MAIN_PAGES + 1))],
+          files=lambda: [attachment(blank_pages(MAX_MAIN_PAGES + 1))],
           details={"files": [{"filename": MAIN_NAME, "problem": "cannot be signed: the page "
                               f"tree holds more than {MAX_MAIN_PAGES} pages"}]}),
     # a node inside the tree that counts none of the (turned) page it holds: a reader

@@ -17,10 +17,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.generic import pdf_name, pdf_string
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pypdf import PdfWriter
 
 from congvan.actions.signing import pades, pki
 from congvan.actions.signing.pdfchanges import check_only_a_signature_added, page_leaves
@@ -30,6 +27,7 @@ from tests.integration.test_pades import _tool
 from tests.pdf_edits import (
     add_annotation,
     add_signature_field,
+    blank_pages,
     change_text_field,
     paint_over,
     token_sign,
@@ -370,7 +368,7 @@ def test_the_widgets_page_is_found_in_one_walk_of_the_page_tree(
     keys: Pki, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a letter of 300 pages, signed by a signer's tool on its last page
-    many = _blank_pages(300)
+    many = blank_pages(300)
     signed = token(many, keys.signer, keys, page=299)
     # When the signed file is compared with it, pages are never looked up one by one
     # from the root (a walk per page: minutes for a letter of thousands of pages)
@@ -393,7 +391,7 @@ def test_the_widgets_page_is_found_in_one_walk_of_the_page_tree(
 
 
 def test_a_page_tree_that_loops_or_holds_more_than_asked_is_refused() -> None:
-    reader = PdfFileReader(io.BytesIO(_blank_pages(3)), strict=False)
+    reader = PdfFileReader(io.BytesIO(blank_pages(3)), strict=False)
     with pytest.raises(ValueError, match="more than 2 pages"):
         page_leaves(reader, most=2)
     # a node listed twice in the tree (a loop, or one page shown twice) is no page tree
@@ -402,61 +400,3 @@ def test_a_page_tree_that_loops_or_holds_more_than_asked_is_refused() -> None:
     kids.append(kids.raw_get(0))
     with pytest.raises(ValueError, match="twice"):
         page_leaves(reader)
-
-
-def _blank_pages(count: int) -> bytes:
-    writer = PdfWriter()
-    for _ in range(count):
-        writer.add_blank_page(595, 842)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-# -- what a signature needs and no more ----------------------------------------------------
-
-
-def _action(kind: str, **entries: generic.PdfObject) -> generic.DictionaryObject:
-    return generic.DictionaryObject(
-        {pdf_name("/S"): pdf_name(kind), **{pdf_name(f"/{k}"): v for k, v in entries.items()}}
-    )
-
-
-@pytest.mark.parametrize(
-    ("field_keys", "found"),
-    [
-        # a script run as page 1 opens, a program launched, a file on another machine
-        ({"/AA": generic.DictionaryObject({pdf_name("/PO"): _action("/JavaScript",
-          JS=pdf_string("app.alert(1)"))})}, ["/AA", "/JS", "/JavaScript"]),
-        ({"/A": _action("/Launch", F=pdf_string("cmd.exe"))}, ["/A", "/Launch"]),
-        ({"/A": _action("/GoToR", F=pdf_string("\\\\x.example\\share\\x.pdf"))},
-         ["/A", "/GoToR"]),
-        # and what clicking the stamp would open, whatever it is, however its /Type reads
-        ({"/A": _action("/URI", URI=pdf_string("https://x.example"))}, ["/A"]),
-        ({"/Type": pdf_name("/Widget"), "/A": _action("/Named", N=pdf_name("/Print"))},
-         ["/A"]),
-    ],
-)  # fmt: skip
-def test_a_signature_field_that_acts_is_more_than_a_signature(
-    keys: Pki, letter: bytes, field_keys: dict[str, generic.PdfObject], found: list[str]
-) -> None:
-    # Given the letter signed by a signer's tool whose field carries an action
-    signed = token(letter, keys.signer, keys, field_keys=field_keys)
-    # Then it is refused, naming what acts
-    details = refused(letter, signed)
-    assert details["found"] == found
-    # while the same field without it is a signature
-    check_only_a_signature_added(letter, token(letter, keys.signer, keys, field_keys={}))
-
-
-def test_a_stamp_no_page_lists_is_measured_all_the_same(keys: Pki, letter: bytes) -> None:
-    # Given a signer's tool whose widget covers page 1 whole, left out of its annotations
-    whole = (0.0, 0.0, 595.0, 842.0)
-    signed = token(letter, keys.signer, keys, box=whole, field_keys={}, listed=False)
-    # Then it is refused: a reader that repairs the form would show it over the letter
-    details = refused(letter, signed)
-    assert details["widget_area"] == 595 * 842
-    # as is one of a stamp's size (no page shows it where it stands), which listed is one
-    small = (300.0, 60.0, 550.0, 110.0)
-    refused(letter, token(letter, keys.signer, keys, box=small, field_keys={}, listed=False))
-    check_only_a_signature_added(letter, token(letter, keys.signer, keys, box=small))

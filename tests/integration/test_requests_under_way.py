@@ -304,6 +304,17 @@ def document_view_of(pair: Pair, doc: str) -> dict[str, Any]:
         return document_view(uow, uow.documents.load(doc))
 
 
+def _delivered_to_b_and_c(pair: Pair, make_document: Callable[..., str]) -> tuple[str, str, str]:
+    """A's letter delivered to B and C, C's inbox served too: the document, and B's and
+    C's received documents."""
+    with pair.sender.uow(readonly=True) as uow:
+        pair.point_at(C, uow.peers.get(B).inbox_url)  # type: ignore[union-attr]
+    doc = pair.signed(make_document, to=(B, C))
+    pair.sender.engine.fire(doc, "send", actor("clerk"))
+    run_due(pair, doc)
+    return doc, _received_by(pair, B), _received_by(pair, C)
+
+
 def _received_by(pair: Pair, organ: str) -> str:
     with pair.receiver.uow(readonly=True) as uow:
         [received] = uow.received.page(organ).items
@@ -326,12 +337,7 @@ def test_a_second_recall_asks_only_those_still_holding_the_document(
 ) -> None:
     # Given A's letter delivered to B and C (C's inbox served too), recalled: B agreed
     # (its copy cancelled), C refused
-    with two.sender.uow(readonly=True) as uow:
-        two.point_at(C, uow.peers.get(B).inbox_url)  # type: ignore[union-attr]
-    doc = two.signed(make_document, to=(B, C))
-    two.sender.engine.fire(doc, "send", actor("clerk"))
-    run_due(two, doc)
-    of_b, of_c = _received_by(two, B), _received_by(two, C)
+    doc, of_b, of_c = _delivered_to_b_and_c(two, make_document)
     two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
     run_due(two, doc)
     two.answer(of_b, "agree_recall", agency=B)
@@ -630,12 +636,7 @@ def test_a_recall_ends_the_document_once_its_holders_agreed_or_returned_it(
     two: Pair, make_document: Callable[..., str], how: str
 ) -> None:
     # Given A's letter delivered to B and C (C's inbox served too)
-    with two.sender.uow(readonly=True) as uow:
-        two.point_at(C, uow.peers.get(B).inbox_url)  # type: ignore[union-attr]
-    doc = two.signed(make_document, to=(B, C))
-    two.sender.engine.fire(doc, "send", actor("clerk"))
-    run_due(two, doc)
-    of_b, of_c = _received_by(two, B), _received_by(two, C)
+    doc, of_b, of_c = _delivered_to_b_and_c(two, make_document)
     refusal = {"reason": "Không đúng thẩm quyền"}
     if how == "returned as the recall crossed it":
         # C returns it (02), its status held back while A recalls it from B and C: C's
