@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.generic import pdf_name, pdf_string
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from congvan.actions.signing import pades, pki
@@ -400,3 +402,52 @@ def test_a_page_tree_that_loops_or_holds_more_than_asked_is_refused() -> None:
     kids.append(kids.raw_get(0))
     with pytest.raises(ValueError, match="twice"):
         page_leaves(reader)
+
+
+# -- what a signature needs and no more ----------------------------------------------------
+
+
+def _action(kind: str, **entries: generic.PdfObject) -> generic.DictionaryObject:
+    return generic.DictionaryObject(
+        {pdf_name("/S"): pdf_name(kind), **{pdf_name(f"/{k}"): v for k, v in entries.items()}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("field_keys", "found"),
+    [
+        # a script run as page 1 opens, a program launched, a file on another machine
+        ({"/AA": generic.DictionaryObject({pdf_name("/PO"): _action("/JavaScript",
+          JS=pdf_string("app.alert(1)"))})}, ["/AA", "/JS", "/JavaScript"]),
+        ({"/A": _action("/Launch", F=pdf_string("cmd.exe"))}, ["/A", "/Launch"]),
+        ({"/A": _action("/GoToR", F=pdf_string("\\\\x.example\\share\\x.pdf"))},
+         ["/A", "/GoToR"]),
+        # and what clicking the stamp would open, whatever it is, however its /Type reads
+        ({"/A": _action("/URI", URI=pdf_string("https://x.example"))}, ["/A"]),
+        ({"/Type": pdf_name("/Widget"), "/A": _action("/Named", N=pdf_name("/Print"))},
+         ["/A"]),
+    ],
+)  # fmt: skip
+def test_a_signature_field_that_acts_is_more_than_a_signature(
+    keys: Pki, letter: bytes, field_keys: dict[str, generic.PdfObject], found: list[str]
+) -> None:
+    # Given the letter signed by a signer's tool whose field carries an action
+    signed = token(letter, keys.signer, keys, field_keys=field_keys)
+    # Then it is refused, naming what acts
+    details = refused(letter, signed)
+    assert details["found"] == found
+    # while the same field without it is a signature
+    check_only_a_signature_added(letter, token(letter, keys.signer, keys, field_keys={}))
+
+
+def test_a_stamp_no_page_lists_is_measured_all_the_same(keys: Pki, letter: bytes) -> None:
+    # Given a signer's tool whose widget covers page 1 whole, left out of its annotations
+    whole = (0.0, 0.0, 595.0, 842.0)
+    signed = token(letter, keys.signer, keys, box=whole, field_keys={}, listed=False)
+    # Then it is refused: a reader that repairs the form would show it over the letter
+    details = refused(letter, signed)
+    assert details["widget_area"] == 595 * 842
+    # as is one of a stamp's size (no page shows it where it stands), which listed is one
+    small = (300.0, 60.0, 550.0, 110.0)
+    refused(letter, token(letter, keys.signer, keys, box=small, field_keys={}, listed=False))
+    check_only_a_signature_added(letter, token(letter, keys.signer, keys, box=small))
