@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -56,9 +57,30 @@ def _stream(
 
 def paint_over(pdf: bytes, page: int = 0) -> bytes:
     """A white box over the page's upper half, with other words written on it."""
-    content = (
-        b"q 1 1 1 rg 0 421 595 421 re f Q BT /Helv 14 Tf 72 760 Td (Noi dung da bi thay doi) Tj ET"
+    return _draw(
+        pdf,
+        b"q 1 1 1 rg 0 421 595 421 re f Q " + _words(72, 760, "Noi dung da bi thay doi", 14),
+        page,
     )
+
+
+def written_at(pdf: bytes, x: float, y: float, text: str = "Trang 1", page: int = 0) -> bytes:
+    """Words written on ``page`` at (x, y), 10 pt: a footer, a page number."""
+    return _draw(pdf, _words(x, y, text, 10), page)
+
+
+def _words(x: float, y: float, text: str, size: int) -> bytes:
+    return f"BT /Helv {size} Tf {x} {y} Td ({text}) Tj ET".encode()
+
+
+_drawn = itertools.count(1)
+
+
+def _draw(pdf: bytes, content: bytes, page: int) -> bytes:
+    """``content`` (Helvetica as /Helv) drawn on ``page`` over what it shows, as an update
+    (the font named anew each time: a page's resources hold each name once)."""
+    name = f"/Helv{next(_drawn)}"
+    content = content.replace(b"/Helv ", f"{name} ".encode())
     font = generic.DictionaryObject(
         {
             pdf_name("/Type"): pdf_name("/Font"),
@@ -67,7 +89,7 @@ def paint_over(pdf: bytes, page: int = 0) -> bytes:
         }
     )
     resources = generic.DictionaryObject(
-        {pdf_name("/Font"): generic.DictionaryObject({pdf_name("/Helv"): font})}
+        {pdf_name("/Font"): generic.DictionaryObject({pdf_name(name): font})}
     )
 
     def edit(writer: IncrementalPdfFileWriter) -> None:
@@ -168,7 +190,7 @@ def change_text_field(pdf: bytes, name: str, value: str) -> bytes:
 
 
 def add_signature_field(
-    pdf: bytes, name: str, box: Box = (300.0, 120.0, 550.0, 170.0), page: int = 0
+    pdf: bytes, name: str, box: Box = (42.5, 4.0, 292.5, 54.0), page: int = 0
 ) -> bytes:
     """An empty signature field with a widget on ``page``: a place prepared for a signature."""
 
@@ -187,7 +209,7 @@ def token_sign(
     chain: Sequence[x509.Certificate],
     signing_time: datetime,
     page: int = 0,
-    box: Box = (300.0, 60.0, 550.0, 110.0),
+    box: Box = (302.78, 4.0, 552.78, 54.0),  # where the letter shows nothing
     field_name: str = "TokenSignature",
     field_keys: Mapping[str, generic.PdfObject] | None = None,
     listed: bool = True,

@@ -86,6 +86,7 @@ from congvan.states.errors import (
 )
 from congvan.states.timeliness import VIETNAM
 
+from . import pdfink
 from .certpath import (
     SIGNER_KEY_USAGE,
     check_path,
@@ -95,7 +96,7 @@ from .certpath import (
 )
 from .cms import DIGEST, SigningKey, asn1_cert, require_aware, run_sync, signer_for
 from .description import describe
-from .pdfchanges import MAX_WIDGET_SHARE, UNREADABLE, inherited
+from .pdfchanges import MAX_WIDGET_SHARE, UNREADABLE, inherited, page_leaves
 from .strict import check_strict_embedded_cms
 from .verification import _check_arguments
 
@@ -212,8 +213,24 @@ def stamp_text(*, signer_name: str, position: str, agency_name: str, signing_tim
 
 
 def default_box(pdf: bytes) -> Box:
-    """Where the signer's stamp goes on page 1: the bottom right corner, inside the margin."""
-    return _stamp_box(PdfFileReader(io.BytesIO(pdf), strict=False))
+    """Where the signer's stamp goes on page 1: inside the margin, in the first corner
+    where the page shows nothing (``pdfink``): bottom right, bottom left, top right, top
+    left. ValueError when every one of them would stand over the letter."""
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    boxes = _stamp_boxes(reader)
+    placements = [(0, box) for box in boxes]
+    try:
+        inked = {c.rect for c in pdfink.ink_under(pdf, placements, pages=len(page_leaves(reader)))}
+    except pdfink.Unrenderable as exc:
+        raise ValueError(str(exc)) from exc
+    for box in boxes:
+        if box not in inked:
+            return box
+    raise ValueError(
+        f"page 1 shows something in each corner where the signer's stamp may go "
+        f"({STAMP_WIDTH:g} x {STAMP_HEIGHT:g} pt inside the margin): the stamp would stand "
+        "over the letter; leave a corner blank"
+    )
 
 
 async def async_sign_pdf(
@@ -254,7 +271,7 @@ async def async_sign_pdf(
     try:
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
         taken = {name for name, _value, _ref in fields.enumerate_sig_fields(writer.prev)}
-        box = box or _stamp_box(writer.prev)
+        box = box or default_box(pdf)
     except UNREADABLE as exc:
         raise InvalidInput(f"The file is not a PDF that can be signed: {exc}") from exc
     if field_name is None:
@@ -448,7 +465,9 @@ def verify_pdf(
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _stamp_box(reader: PdfFileReader) -> Box:
+def _stamp_boxes(reader: PdfFileReader) -> list[Box]:
+    """Where the stamp may go on page 1, in order of preference: the corners, inside the
+    margin (right-aligned with the text, or left-aligned)."""
     x0, y0, x1, y1 = _page_box(reader)
     width, height = x1 - x0, y1 - y0
     # The stamp inside the page, and no more of it than a signature's widget may cover
@@ -462,8 +481,9 @@ def _stamp_box(reader: PdfFileReader) -> Box:
             f"page 1 ({width:g} x {height:g} pt) has no room for the signer's stamp "
             f"({STAMP_WIDTH:g} x {STAMP_HEIGHT:g} pt, at most {MAX_WIDGET_SHARE:.0%} of the page)"
         )
-    right = x1 - STAMP_RIGHT
-    return (right - STAMP_WIDTH, y0 + STAMP_BOTTOM, right, y0 + STAMP_BOTTOM + STAMP_HEIGHT)
+    right, left = x1 - STAMP_RIGHT - STAMP_WIDTH, x0 + STAMP_RIGHT
+    bottom, top = y0 + STAMP_BOTTOM, y1 - STAMP_BOTTOM - STAMP_HEIGHT
+    return [(x, y, x + STAMP_WIDTH, y + STAMP_HEIGHT) for y in (bottom, top) for x in (right, left)]
 
 
 def _page_box(reader: PdfFileReader) -> Box:

@@ -21,12 +21,14 @@ from pyHanko's default policy:
   fields (pyHanko only diffs after a first signature, when the form exists already).
 
 pyHanko judges a signature's widget appearance as form filling whatever it draws, so
-the widget's size is bounded here: at most ``MAX_WIDGET_SHARE`` of its page.
+the widget's size is bounded here, at most ``MAX_WIDGET_SHARE`` of its page, and it must
+stand where the main file's page shows nothing (``pdfink``).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -60,6 +62,7 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 
 from congvan.states.errors import ManifestMismatch, PdfModified
 
+from . import pdfink
 from .pdfactive import active_in
 
 # A stamp of 250 x 50 pt is 2.5 % of an A4 page; a quarter leaves room for an image.
@@ -89,7 +92,7 @@ def check_only_a_signature_added(original: bytes, signed: bytes) -> None:
         before = PdfFileReader(io.BytesIO(original), strict=False)
         after = PdfFileReader(io.BytesIO(signed), strict=False)
         base = _base_revision(before, after, len(original))
-        _check_widget(before, after, _new_signature(before, after, base))
+        _check_widget(original, before, after, _new_signature(before, after, base))
         _check_nothing_active_added(after, base)
         _check_revisions(after, base)
     except UNREADABLE as exc:
@@ -156,26 +159,35 @@ def _new_signature(before: PdfFileReader, after: PdfFileReader, base: int) -> _S
     return _Signature(name, ref.reference)
 
 
-def _check_widget(before: PdfFileReader, after: PdfFileReader, signature: _Signature) -> None:
+def _check_widget(
+    original: bytes, before: PdfFileReader, after: PdfFileReader, signature: _Signature
+) -> None:
     """Refuse signature widgets that cover more than their share of the page showing them
-    (all of the field's on one page together: four of a fifth each cover it too), or one
-    with an area that no page lists (a reader that repairs forms shows it where it says)."""
+    (all of the field's on one page together: four of a fifth each cover it too), one
+    with an area that no page lists (a reader that repairs forms shows it where it says),
+    or one standing over anything the main file's page shows (``pdfink``): its stamp
+    would hide the reviewed letter and show what its maker chose."""
     field = signature.ref.get_object()
     if not isinstance(field, generic.DictionaryObject):
         raise PdfModified("The signature field is not a dictionary.")
     kids = field.get("/Kids")
     widgets = {signature.ref} if kids is None else {kid.reference for kid in kids}
     placed = set()
+    shown: list[tuple[int, pdfink.Rect]] = []
     # a signature adds no page: the walk stops past the main file's own
-    for page in page_leaves(after, most=len(page_leaves(before))):
+    for index, page in enumerate(page_leaves(after, most=len(page_leaves(before)))):
         covered = 0.0
         for annotation in page.get("/Annots", generic.ArrayObject()):
             ref = getattr(annotation, "reference", None)
             if ref not in widgets:
                 continue
             placed.add(ref)
-            width, height = _size(annotation.get_object()["/Rect"])
+            placed_widget = annotation.get_object()
+            width, height = _size(placed_widget["/Rect"])
             covered += width * height
+            if width * height > 0:
+                _check_drawn_in_place(placed_widget, signature)
+                shown.append((index, _numbers(placed_widget["/Rect"])))
         page_width, page_height = _size(_page_box(page)) if covered else (0.0, 0.0)
         if covered > MAX_WIDGET_SHARE * page_width * page_height:
             raise PdfModified(
@@ -185,6 +197,7 @@ def _check_widget(before: PdfFileReader, after: PdfFileReader, signature: _Signa
                 page_area=round(page_width * page_height),
                 max_share=MAX_WIDGET_SHARE,
             )
+    _check_nothing_under(original, signature, shown, pages=len(page_leaves(before)))
     for ref in widgets - placed:
         widget: Any = ref.get_object()
         width, height = _size(widget.get("/Rect", (0, 0, 0, 0)))
@@ -195,6 +208,43 @@ def _check_widget(before: PdfFileReader, after: PdfFileReader, signature: _Signa
                 signature_field=signature.field_name,
                 widget_area=round(width * height),
             )
+
+
+def _check_drawn_in_place(widget: generic.DictionaryObject, signature: _Signature) -> None:
+    """Refuse a widget a reader draws beyond its /Rect: one that keeps its size as the page
+    is zoomed out (NoZoom) or stands upright on a turned page (NoRotate), its appearance
+    turned about its corner over the letter (ISO 32000 12.5.3)."""
+    flags = int(widget.get("/F", 0))
+    if flags & (_NO_ZOOM | _NO_ROTATE):
+        raise PdfModified(
+            "The signature's stamp is drawn apart from its page (NoZoom or NoRotate): a "
+            "reader would show it beyond its place, over the letter.",
+            signature_field=signature.field_name,
+            annotation_flags=flags,
+        )
+
+
+_NO_ZOOM, _NO_ROTATE = 8, 16  # annotation flags (ISO 32000 Table 165)
+
+
+def _check_nothing_under(
+    original: bytes, signature: _Signature, shown: list[tuple[int, pdfink.Rect]], *, pages: int
+) -> None:
+    try:
+        covering = pdfink.ink_under(original, shown, pages=pages)
+    except pdfink.Unrenderable as exc:
+        raise PdfModified(
+            "The signed PDF could not be compared with the main file.", reason=str(exc)
+        ) from exc
+    if covering:
+        first = covering[0]
+        raise PdfModified(
+            f"The signature's stamp stands over what page {first.page + 1} of the letter "
+            "shows: place it where the page is blank.",
+            signature_field=signature.field_name,
+            page=first.page + 1,
+            widget_rect=[round(v, 1) for v in first.rect],
+        )
 
 
 # What only an annotation or a form field has (an action dictionary has none of them).
@@ -401,8 +451,15 @@ def inherited(page: Any, *names: str) -> Any:
     raise ValueError("a page's /Parent chain loops")
 
 
-def _size(box: Any) -> tuple[float, float]:
+def _numbers(box: Any) -> tuple[float, float, float, float]:
     x0, y0, x1, y1 = (float(v) for v in box)
+    if not all(map(math.isfinite, (x0, y0, x1, y1))):
+        raise ValueError("a rectangle of the signed PDF is not four finite numbers")
+    return x0, y0, x1, y1
+
+
+def _size(box: Any) -> tuple[float, float]:
+    x0, y0, x1, y1 = _numbers(box)
     return abs(x1 - x0), abs(y1 - y0)
 
 

@@ -770,6 +770,16 @@ def test_a_usage_mistake_is_said_as_every_error_is_with_the_command_meant(
         # words it takes none of: counted, wherever they stand, never shown
         (["graph", "x1", "x2", "--bogus"], "congvan graph [", "arguments: --bogus, 2 other word"),
         (["graph", "secret"], "congvan graph [", "unrecognized arguments: 1 other word(s), not"),
+        # an option unknown where no command follows it: told, not the command missing
+        (["--bogus"], "congvan [", "congvan: unrecognized arguments: --bogus"),
+        (
+            ["peers", "--bogus=v"],
+            "congvan peers [",
+            "congvan peers: unrecognized arguments: --bogus",
+        ),
+        # but a command missing after known options, or after "--", is said missing
+        (["--"], "congvan [", "the following arguments are required: COMMAND"),
+        (["peers"], "congvan peers [", "the following arguments are required: action"),
     ):
         with pytest.raises(SystemExit) as ended:
             main(["--data-dir", str(tmp_path), *argv])

@@ -203,9 +203,10 @@ def test_the_stamp_goes_where_page_one_is_shown_or_nowhere(letter: bytes) -> Non
     # showing the top of the page only
     a4 = pades.default_box(letter)
     top = with_page_entries(letter, pages={"/CropBox": [0, 300, 595.28, 841.89]})
-    # Then the stamp stands at the bottom right of what is shown, not under the crop
-    _, y0, x1, _ = pades.default_box(top)
-    assert (x1, y0) == pytest.approx((a4[2], 300 + a4[1]))
+    # Then the stamp stands inside what is shown, not under the crop: at its top right,
+    # as its bottom right (y 304-354) shows the letter's text
+    _, _, x1, y1 = pades.default_box(top)
+    assert (x1, y1) == pytest.approx((a4[2], 841.89 - a4[1]))
     # And a CropBox larger than the page is clipped to it: the stamp stays on the page
     larger = with_page_entries(letter, page={"/CropBox": [-100, -100, 2000, 2000]})
     assert pades.default_box(larger) == pytest.approx(a4)

@@ -152,8 +152,9 @@ def test_a_signature_the_reviewed_file_already_carried_stays_and_one_is_added(
     # Given a reviewed file that was signed before review (the flow expected it)
     reviewed = stamp(letter, keys.other, keys)
 
-    # Then our signature after it is all that was added
-    check_only_a_signature_added(reviewed, token(reviewed, keys.signer, keys))
+    # Then our signature after it, its stamp beside the first, is all that was added
+    beside = (42.5, 4.0, 292.5, 54.0)
+    check_only_a_signature_added(reviewed, token(reviewed, keys.signer, keys, box=beside))
 
 
 def test_a_signature_added_to_a_file_with_a_filled_form_is_accepted(
@@ -448,6 +449,6 @@ def test_a_stamp_no_page_lists_is_measured_all_the_same(keys: Pki, letter: bytes
     details = refused(letter, signed)
     assert details["widget_area"] == 595 * 842
     # as is one of a stamp's size (no page shows it where it stands), which listed is one
-    small = (300.0, 60.0, 550.0, 110.0)
+    small = (302.78, 4.0, 552.78, 54.0)  # where page 1 shows nothing
     refused(letter, token(letter, keys.signer, keys, box=small, field_keys={}, listed=False))
     check_only_a_signature_added(letter, token(letter, keys.signer, keys, box=small))

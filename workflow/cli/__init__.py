@@ -96,10 +96,27 @@ class _Parser(argparse.ArgumentParser):
         )
         self.add_argument("--database-url", default=default, help="overrides CONGVAN_DATABASE_URL")
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        self._words = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
         """A usage mistake, said as every other error is (``error [invalid_input]: …``),
         after the usage of the command it was made in, with the command meant when a
-        name was mistyped; exit 2, as argparse does."""
+        name was mistyped; exit 2, as argparse does. An option this command does not know
+        is told before a command or value missing after it (``congvan --bogus``)."""
+        if message.startswith("the following arguments are required"):
+            words = list(getattr(self, "_words", ()))
+            words = words[: words.index("--")] if "--" in words else words  # then values
+            unknown = [
+                word.split("=", 1)[0]
+                for word in words
+                if word.startswith("-")
+                and word != "-"
+                and word.split("=", 1)[0] not in self._option_string_actions
+            ]
+            if unknown:
+                message = f"unrecognized arguments: {', '.join(unknown)}"
         self.print_usage(sys.stderr)
         self.exit(2, f"error [invalid_input]: {self.prog}: {message}{_meant(message)}\n")
 

@@ -1,0 +1,163 @@
+"""Whether a rectangle of a page shows anything: where a signature's stamp may stand.
+
+A stamp is a picture of its own, drawn over the page: one placed over the letter's text
+hides what was reviewed and shows what its maker chose (another number, another subject),
+and no rule of the PDF changes tells it from an honest stamp. So the page is looked at
+as a reader shows it: rendered by PDFium (``pypdfium2``, the engine of Chrome's viewer,
+built into its wheel: nothing to install), the main file's page without the new stamp,
+and the pixels under the stamp's rectangle counted. Text, a scan, a line, an image, an
+earlier signature's stamp: whatever is drawn there is ink; the paper, the commonest colour
+of the page whatever its tint, is not.
+
+PDFium is not safe to call from two threads at once: every call here holds one lock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pypdfium2 as pdfium
+
+Rect = tuple[float, float, float, float]
+
+# How finely a page is looked at: 1.5 pixels a point (108 dpi) shows every stroke of
+# 8 pt text; a page larger than A3 is looked at more coarsely, never past _MOST_PIXELS,
+# nor past _LONGEST_SIDE pixels along either side (a page 0.01 pt wide and 1e9 pt tall).
+_SCALE = 1.5
+_MOST_PIXELS = 6_000_000
+_LONGEST_SIDE = 20_000
+# The paper is the commonest colour of the page (white, cream, a scan's grey); a channel
+# further than _INK_FROM from the paper's is ink (grey text at 0.9, yellow on white), and
+# more than _SPECKS such channel values under a rectangle are what it covers: a speck of
+# dust on a scan is not.
+_INK_FROM = 24
+_SPECKS = 12
+
+_LOCK = threading.Lock()
+
+
+class Unrenderable(ValueError):
+    """PDFium could not open or draw the page."""
+
+
+@dataclass(frozen=True)
+class Covered:
+    """A rectangle of a page with ink under it."""
+
+    page: int  # from 0
+    rect: Rect
+    ink: int  # channel values darker than paper under it
+
+
+def ink_under(
+    pdf: bytes, placements: Sequence[tuple[int, Rect]], *, pages: int | None = None
+) -> list[Covered]:
+    """Which of ``placements`` (a page, from 0, and a rectangle in that page's default
+    user space, as an annotation's ``/Rect``) have something drawn under them on ``pdf``'s
+    pages as a reader shows them (annotations and form fields included). A pixel the
+    rectangle touches counts, however little of it: a stamp cut into strips thinner than
+    a pixel covers the text all the same. ``Unrenderable`` when PDFium cannot open ``pdf``
+    or that page, or when it finds another number of pages than ``pages`` (the caller's
+    reading of the page tree: the page looked at must be the page the stamp is on)."""
+    by_page: dict[int, list[Rect]] = {}
+    for page, rect in placements:
+        by_page.setdefault(page, []).append(rect)
+    found: list[Covered] = []
+    with _LOCK:
+        try:
+            document = pdfium.PdfDocument(pdf)
+            document.init_forms()  # else form fields (earlier signatures' stamps) are not drawn
+        except pdfium.PdfiumError as exc:
+            raise Unrenderable(f"the PDF cannot be drawn: {exc}") from exc
+        try:
+            if pages is not None and len(document) != pages:
+                raise Unrenderable(
+                    f"the PDF's page tree reads as {pages} pages and as {len(document)}: "
+                    "which page a stamp is on is not one answer"
+                )
+            for index, rects in sorted(by_page.items()):
+                if not 0 <= index < len(document):
+                    raise Unrenderable(f"the PDF has no page {index + 1}")
+                found += _ink_on_page(document[index], index, rects)
+        except (pdfium.PdfiumError, MemoryError) as exc:
+            raise Unrenderable(f"the PDF's page cannot be drawn: {exc!r}") from exc
+        finally:
+            document.close()
+    return found
+
+
+def _ink_on_page(page: pdfium.PdfPage, index: int, rects: list[Rect]) -> list[Covered]:
+    width, height = page.get_size()
+    if not (width > 0 and height > 0):
+        raise Unrenderable(f"page {index + 1} shows nothing (its size is {width} x {height})")
+    scale = min(
+        _SCALE, math.sqrt(_MOST_PIXELS / (width * height)), _LONGEST_SIDE / max(width, height)
+    )
+    bitmap = page.render(scale=scale, draw_annots=True, may_draw_forms=True, prefer_bgrx=False)
+    try:
+        to_pixels = _to_pixels(bitmap.get_posconv(page))
+        buffer = bytes(bitmap.buffer)
+        stride, channels = bitmap.stride, bitmap.n_channels
+        tables = _ink_tables(bitmap, buffer)
+        found = []
+        for rect in rects:
+            corners = [to_pixels(x, y) for x in (rect[0], rect[2]) for y in (rect[1], rect[3])]
+            xs = sorted(x for x, _y in corners)
+            ys = sorted(y for _x, y in corners)
+            # every pixel the rectangle touches, clipped to what the page shows
+            left, right = max(0, math.floor(xs[0])), min(bitmap.width, math.ceil(xs[-1]))
+            top, bottom = max(0, math.floor(ys[0])), min(bitmap.height, math.ceil(ys[-1]))
+            ink = 0
+            for row in range(top, bottom):
+                start = row * stride
+                pixels = buffer[start + left * channels : start + right * channels]
+                for channel, table in enumerate(tables):
+                    ink += pixels[channel::channels].translate(table).count(1)
+            if ink > _SPECKS:
+                found.append(Covered(index, rect, ink))
+        return found
+    finally:
+        bitmap.close()
+        page.close()
+
+
+def _to_pixels(where: Any) -> Callable[[float, float], tuple[float, float]]:
+    """Page coordinates to the bitmap's, in fractions of a pixel: PDFium's conversion
+    answers whole pixels (a rectangle thinner than one would cover none), so the affine
+    map it applies (scale, turn, offset) is read from three points far apart."""
+    ox, oy = where.to_bitmap(0, 0)
+    ax, ay = where.to_bitmap(_FAR, 0)
+    bx, by = where.to_bitmap(0, _FAR)
+    a, b = (ax - ox) / _FAR, (bx - ox) / _FAR
+    c, d = (ay - oy) / _FAR, (by - oy) / _FAR
+
+    def convert(x: float, y: float) -> tuple[float, float]:
+        return ox + a * x + b * y, oy + c * x + d * y
+
+    return convert
+
+
+_FAR = 100_000.0  # points: the whole-pixel rounding is then a millionth of a pixel a point
+
+
+def _ink_tables(bitmap: pdfium.PdfBitmap, buffer: bytes) -> list[bytes]:
+    """For each channel, a table marking (1) the values far from the paper's: the commonest
+    value of that channel among some 40,000 of the page's pixels, spread over it."""
+    width, height, stride = bitmap.width, bitmap.height, bitmap.stride
+    channels = bitmap.n_channels
+    step_rows = max(1, height // 200)
+    step = max(1, width // 200) * channels
+    tables = []
+    for channel in range(channels):
+        seen: Counter[int] = Counter()
+        for row in range(0, height, step_rows):
+            start = row * stride + channel
+            seen.update(buffer[start : start + width * channels : step])
+        paper = seen.most_common(1)[0][0]
+        tables.append(bytes(1 if abs(v - paper) > _INK_FROM else 0 for v in range(256)))
+    return tables

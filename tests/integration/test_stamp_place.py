@@ -1,0 +1,205 @@
+"""A signer's stamp stands where the letter's page shows nothing (``pdfink``).
+
+A stamp is a picture drawn over the page: over the letter's text it hides what was
+reviewed and shows what its maker chose. The letter (``sample_pdf``: text from y 74 pt up
+on page 1), a scanned letter (one image a page), a letter on tinted paper and a turned page
+are signed by a signer's own tool with its stamp in blank places and over what they show;
+and congvan's own stamp looks for a blank corner, or review says there is none.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fpdf import FPDF
+from PIL import Image, ImageDraw
+from pyhanko.pdf_utils.generic import NumberObject
+
+from congvan.actions.signing import pades, pdfink
+from congvan.actions.signing.pdfchanges import check_only_a_signature_added
+from congvan.workflow.letters import sample_pdf
+from tests.integration import test_pdf_changes
+from tests.integration.test_pdf_changes import Pki, refused, stamp, token
+from tests.pdf_edits import paint_over, with_page_entries, written_at
+
+BLANK = (302.78, 4.0, 552.78, 54.0)  # page 1's bottom right, inside the margin
+SUBJECT = (85.0, 600.0, 335.0, 650.0)  # over the letter's text
+
+keys = test_pdf_changes.keys  # the same signers and root
+
+
+@pytest.fixture(scope="module")
+def letter() -> bytes:
+    return sample_pdf()
+
+
+def scanned(*, text_rows: tuple[int, int] = (300, 1500), tint: int = 255) -> bytes:
+    """One A4 page that is a scan (150 dpi): paper of ``tint``, with a few specks of
+    dust in its margins, and black lines of "text" between the two pixel rows given."""
+    image = Image.new("RGB", (1240, 1754), (tint, tint, tint))
+    draw = ImageDraw.Draw(image)
+    for y in range(text_rows[0], text_rows[1], 40):
+        draw.rectangle((180, y, 1060, y + 18), fill=(20, 20, 20))
+    for x, y in ((700, 1700), (1100, 1690)):  # dust, each a pixel or two
+        draw.point([(x, y), (x + 1, y)], fill=(90, 90, 90))
+    pdf = FPDF(unit="pt", format="A4")
+    pdf.add_page()
+    pdf.image(image, x=0, y=0, w=595.28, h=841.89)
+    return bytes(pdf.output())
+
+
+def tinted(rgb: tuple[int, int, int], *, words: tuple[int, int, int] | None = None) -> bytes:
+    """An A4 page on paper of colour ``rgb`` (the whole page filled), text in its middle,
+    and with ``words`` a line of that colour where the stamp goes (``BLANK``)."""
+    pdf = FPDF(unit="pt", format="A4")
+    pdf.set_auto_page_break(False)  # the words go into the bottom margin
+    pdf.add_page()
+    pdf.set_fill_color(*rgb)
+    pdf.rect(0, 0, 595.28, 841.89, style="F")
+    pdf.set_font("helvetica", size=12)
+    pdf.set_xy(85, 300)
+    pdf.cell(text="So: 1227/UBND-TDKT")
+    if words is not None:
+        pdf.set_text_color(*words)
+        pdf.set_xy(320, 841.89 - 40)
+        pdf.cell(text="Kinh phi: 1.500.000.000 dong")
+    return bytes(pdf.output())
+
+
+# -- a signer's own tool -----------------------------------------------------------------
+
+
+def test_a_stamp_in_the_blank_margin_is_accepted(keys: Pki, letter: bytes) -> None:
+    check_only_a_signature_added(letter, token(letter, keys.signer, keys, box=BLANK))
+    # page 2 too, where its text ends (y 500 pt up is blank)
+    check_only_a_signature_added(
+        letter, token(letter, keys.signer, keys, box=(85.0, 300.0, 335.0, 350.0), page=1)
+    )
+
+
+@pytest.mark.parametrize(
+    ("box", "page"),
+    [
+        (SUBJECT, 0),  # a stamp of the usual size over the text
+        ((300.0, 60.0, 550.0, 110.0), 0),  # reaching up from the margin into the last lines
+        ((300.0, 116.0, 312.0, 128.0), 0),  # a patch of 12 pt: over one or two letters
+        ((335.0, 650.0, 85.0, 600.0), 0),  # its corners written the other way round
+        ((85.0, 700.0, 335.0, 750.0), 1),  # on page 2, over its text
+    ],
+)
+def test_a_stamp_over_what_the_letter_shows_is_refused(
+    keys: Pki, letter: bytes, box: tuple[float, float, float, float], page: int
+) -> None:
+    # Given the letter signed by a signer's tool whose stamp stands over its text
+    signed = token(letter, keys.signer, keys, box=box, page=page)
+    # Then it is refused, saying which page and where, as any change beyond a signature
+    details = refused(letter, signed)
+    assert details["page"] == page + 1
+    assert details["widget_rect"] == [round(v, 1) for v in box]
+
+
+def test_a_scanned_letters_text_is_ink_and_its_paper_and_dust_are_not(keys: Pki) -> None:
+    # Given a scanned letter: one image, its margins white but for specks of dust
+    scan = scanned()
+    # Then a stamp in its bottom margin, over the dust, is accepted
+    check_only_a_signature_added(scan, token(scan, keys.signer, keys, box=BLANK))
+    # But one over the scanned lines is refused, though the page is one picture
+    details = refused(scan, token(scan, keys.signer, keys, box=SUBJECT))
+    assert details["page"] == 1
+
+
+def test_tinted_paper_is_paper_and_a_pale_colour_on_it_is_ink(keys: Pki) -> None:
+    # Given a letter on cream paper, or on yellow: a stamp on the paper is accepted
+    for paper in ((252, 246, 228), (255, 230, 0)):
+        page = tinted(paper)
+        check_only_a_signature_added(page, token(page, keys.signer, keys, box=BLANK))
+    # and a scan's grey paper (a copy of a copy) is paper too
+    grey = scanned(tint=215)
+    check_only_a_signature_added(grey, token(grey, keys.signer, keys, box=BLANK))
+    # But words under the stamp are ink however pale: grey at 0.85, yellow, pale blue
+    for words in ((217, 217, 217), (255, 230, 0), (170, 200, 255), (255, 255, 160)):
+        page = tinted((255, 255, 255), words=words)
+        assert refused(page, token(page, keys.signer, keys, box=BLANK))["page"] == 1, words
+    # and on cream paper, dark words are
+    page = tinted((252, 246, 228), words=(60, 60, 60))
+    refused(page, token(page, keys.signer, keys, box=BLANK))
+
+
+def test_a_stamp_over_an_earlier_signatures_stamp_is_refused(keys: Pki, letter: bytes) -> None:
+    # Given a letter signed before review, its stamp in the bottom right corner (a form
+    # field's widget: drawn as the form is)
+    first = stamp(letter, keys.other, keys)
+    # Then a token's stamp over it is refused, one beside it accepted
+    refused(first, token(first, keys.signer, keys, box=BLANK))
+    beside = (42.5, 4.0, 292.5, 54.0)
+    check_only_a_signature_added(first, token(first, keys.signer, keys, box=beside))
+    # and congvan's own stamp goes beside it too
+    assert pades.default_box(first) == pytest.approx(beside)
+    check_only_a_signature_added(first, stamp(first, keys.signer, keys))
+
+
+@pytest.mark.parametrize("flags", [4 | 8, 4 | 16, 8 | 16])
+def test_a_stamp_drawn_apart_from_its_page_is_refused(keys: Pki, letter: bytes, flags: int) -> None:
+    # Given a token's stamp in the blank corner that keeps its size when the page is zoomed
+    # out (NoZoom) or stands upright on a turned page (NoRotate): a reader draws it turned
+    # about its corner, over the letter
+    turned = with_page_entries(letter, page={"/Rotate": 90})
+    signed = token(turned, keys.signer, keys, box=BLANK, field_keys={"/F": NumberObject(flags)})
+    # Then it is refused, naming its flags
+    assert refused(turned, signed)["annotation_flags"] == flags
+
+
+def test_a_turned_page_is_looked_at_as_a_reader_turns_it(keys: Pki, letter: bytes) -> None:
+    # Given page 1 turned a quarter (its /Rotate): a widget's /Rect stays in the page's
+    # own, unturned, coordinates
+    turned = with_page_entries(letter, page={"/Rotate": 90})
+    check_only_a_signature_added(turned, token(turned, keys.signer, keys, box=BLANK))
+    refused(turned, token(turned, keys.signer, keys, box=SUBJECT))
+
+
+# -- congvan's own stamp -----------------------------------------------------------------
+
+
+def test_the_server_stamp_takes_the_first_blank_corner(keys: Pki, letter: bytes) -> None:
+    # Given the letter with words written into page 1's bottom right corner (a footer)
+    footer = written_at(letter, 400, 20)
+    # Then the stamp goes to the bottom left, and the signed file passes its own check
+    x0, y0, _x1, _y1 = pades.default_box(footer)
+    assert (x0, y0) == pytest.approx((42.5, 4.0))
+    check_only_a_signature_added(footer, stamp(footer, keys.signer, keys))
+    # And in the letter as it is, the bottom right, blank, is taken
+    assert pades.default_box(letter) == pytest.approx(BLANK)
+
+
+def test_review_says_when_no_corner_is_blank(letter: bytes) -> None:
+    # Given page 1 with words in each of its four corners
+    full = letter
+    for x, y in ((400, 20), (60, 20), (400, 810), (60, 810)):
+        full = written_at(full, x, y)
+    # Then the stamp has no place: review says so, and signing refuses
+    assert "shows something in each corner" in (pades.stamp_problem(full) or "")
+    assert pades.stamp_problem(letter) is None
+
+
+def test_ink_under_looks_at_every_placement_and_refuses_what_it_cannot_draw(
+    letter: bytes,
+) -> None:
+    found = pdfink.ink_under(letter, [(0, BLANK), (0, SUBJECT), (1, SUBJECT)])
+    assert [(c.page, c.rect) for c in found] == [(0, SUBJECT), (1, SUBJECT)]
+    assert all(c.ink > 100 for c in found)
+    # a strip thinner than a pixel over a line of text covers it (a stamp may be cut into
+    # eighty of them, stacked): every pixel it touches counts
+    strip = (85.0, 121.01, 335.0, 121.06)
+    assert [c.rect for c in pdfink.ink_under(letter, [(0, strip)])] == [strip]
+    # the page looked at must be the page the stamp is on: as many pages, read both ways
+    with pytest.raises(pdfink.Unrenderable, match="reads as 3 pages and as 2"):
+        pdfink.ink_under(letter, [(0, BLANK)], pages=3)
+    # a page 0.01 pt wide and 1e9 pt tall is looked at through a bitmap of bounded size
+    needle = with_page_entries(letter, page={"/MediaBox": [0, 0, 0.01, 1e9]})
+    assert pdfink.ink_under(needle, [(0, (0.0, 0.0, 0.01, 10.0))]) == []
+    with pytest.raises(pdfink.Unrenderable, match="no page 3"):
+        pdfink.ink_under(letter, [(2, BLANK)])
+    with pytest.raises(pdfink.Unrenderable, match="cannot be drawn"):
+        pdfink.ink_under(b"%PDF-1.7\nnot a PDF at all", [(0, BLANK)])
+    # and painting over the upper half (white) leaves only the words written on it there
+    painted = paint_over(letter)
+    assert pdfink.ink_under(painted, [(0, (300.0, 500.0, 550.0, 550.0))]) == []
