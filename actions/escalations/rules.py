@@ -355,6 +355,7 @@ class RuleTimers(Lifecycle):
             # It reached the recipient (resent after it failed, it did this time).
             arrived = [(e.NOT_DELIVERED, "delivered"), (e.DELIVERY_FAILED, "delivered")]
             self._settled(uow, change, dispatch_id, arrived)
+            self._earlier_requests_answered(uow, change, dispatch_id, request_id)
         if dest == d.DELIVERED and change.from_state != d.DELIVERED:
             due = self.deadlines(uow, change.agency_id).after(
                 change.now, "recall_answer", change.urgency
@@ -464,6 +465,25 @@ class RuleTimers(Lifecycle):
             {"escalation": kind, **payload, "deadline": due.isoformat()},
             agency_id=agency_id,
         )
+
+    def _earlier_requests_answered(
+        self, uow: UnitOfWork, change: Change, dispatch_id: str, request_id: str
+    ) -> None:
+        """What an earlier request to this recipient warned of (it failed, was refused, or
+        is not answered) is this one's to answer now that it arrived: one warning a
+        recipient. An earlier one still on its way is watched on."""
+        row = change.row if isinstance(change.row, DispatchRow) else None
+        row = row or uow.dispatches.get(dispatch_id)
+        if row is None:
+            return
+        for earlier in uow.dispatches.for_requests(row.document_id):
+            if (
+                earlier.organ_id == row.organ_id
+                and earlier.request_id < request_id
+                and earlier.state not in d.ON_ITS_WAY
+            ):
+                kept = [(kind, "requested_again") for kind in _REQUEST_KINDS]
+                self._settled(uow, change, earlier.id, kept)
 
     def _settled(
         self, uow: UnitOfWork, change: Change, subject_id: str, kept: Sequence[tuple[str, str]]

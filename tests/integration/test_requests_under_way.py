@@ -462,6 +462,54 @@ def test_a_refused_recall_warns_no_more_once_a_later_one_recalled_the_document(
     assert open_escalations(two, doc) == []
 
 
+@pytest.mark.parametrize("first", ["refused", "failed"])
+def test_a_later_recall_takes_over_what_the_earlier_one_warned_of(
+    two: Pair, make_document: Callable[..., str], first: str
+) -> None:
+    # Given A's letter at B, and a recall of it that B refused (16), or that never reached
+    # B (its inbox down past every retry): an escalation opened for it
+    doc = two.signed(make_document, to=(B,))
+    two.sender.engine.fire(doc, "send", actor("clerk"))
+    run_due(two, doc)
+    with two.sender.uow(readonly=True) as uow:
+        inbox = uow.peers.get(B).inbox_url  # type: ignore[union-attr]
+    if first == "failed":
+        two.point_at(B, "http://127.0.0.1:9/v1/inbox")  # nothing listens there
+    two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    run_due(two, doc)
+    if first == "refused":
+        two.answer(_received_by(two, B), "refuse_recall", {"reason": "Đã xử lý"}, agency=B)
+    else:
+        while "failed" not in {r.state for r in _requests(two, doc)}:
+            two.sender.clock.advance(hours=1)
+            two.sender.scheduler.tick()
+            run_due(two, doc)
+        two.point_at(B, inbox)
+    warned = "request_refused" if first == "refused" else "delivery_failed"
+    assert open_escalations(two, doc) == [(warned, B)]
+
+    # When A recalls it again, and the recall reaches B
+    two.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Lần hai"})
+    run_due(two, doc)
+
+    # Then the first recall's warning is closed (the second one's answer is awaited, and
+    # watched on its own): not two warnings for one recipient
+    assert open_escalations(two, doc) == []
+    with two.sender.uow(readonly=True) as uow:
+        [closed] = [x for x in uow.escalations.of_document(doc) if x.kind == warned]
+        assert closed.state == "closed"
+        assert uow.timers.for_document(doc)  # the answer to the second recall is watched
+    # and when B agrees the letter is recalled, nothing left open
+    two.answer(_received_by(two, B), "agree_recall", agency=B)
+    assert document_row(two.sender, doc).state == "recalled"
+    assert open_escalations(two, doc) == []
+
+
+def _requests(pair: Pair, doc: str) -> list[Any]:
+    with pair.sender.uow(readonly=True) as uow:
+        return list(uow.dispatches.for_requests(doc))
+
+
 @pytest.mark.parametrize("registered_first", [True, False], ids=["then_agreed", "then_registered"])
 def test_a_partly_recalled_document_is_acknowledged_once_those_holding_it_registered(
     two: Pair, make_document: Callable[..., str], registered_first: bool
