@@ -69,6 +69,12 @@ def written_at(pdf: bytes, x: float, y: float, text: str = "Trang 1", page: int 
     return _draw(pdf, _words(x, y, text, 10), page)
 
 
+def filled(pdf: bytes, box: Box, grey: float = 0.0, page: int = 0) -> bytes:
+    """A rectangle filled in ``grey`` (0 black, 1 white) drawn on ``page``."""
+    x0, y0, x1, y1 = box
+    return _draw(pdf, f"q {grey} g {x0} {y0} {x1 - x0} {y1 - y0} re f Q".encode(), page)
+
+
 def _words(x: float, y: float, text: str, size: int) -> bytes:
     return f"BT /Helv {size} Tf {x} {y} Td ({text}) Tj ET".encode()
 
@@ -98,13 +104,21 @@ def _draw(pdf: bytes, content: bytes, page: int) -> bytes:
     return _update(pdf, edit)
 
 
-def add_annotation(pdf: bytes, subtype: str = "/Square", page: int = 0) -> bytes:
-    """An annotation that draws on the page: a filled square, or free text."""
+def add_annotation(
+    pdf: bytes,
+    subtype: str = "/Square",
+    page: int = 0,
+    *,
+    rect: Box = (72.0, 600.0, 520.0, 780.0),
+    appearance: bool = True,
+) -> bytes:
+    """An annotation that draws on the page: a filled square, or free text; without its
+    ``appearance`` stream, as readers that draw one from its entries (or none) see it."""
 
     def edit(writer: IncrementalPdfFileWriter) -> None:
         page_ref = writer.find_page_for_modification(page)[0]  # type: ignore[no-untyped-call]
-        rect = generic.ArrayObject(generic.FloatObject(v) for v in (72, 600, 520, 780))
-        appearance = _stream(
+        box = generic.ArrayObject(generic.FloatObject(v) for v in rect)
+        drawn = _stream(
             writer,
             b"q 1 1 1 rg 0 0 448 180 re f 0 g BT /Helv 14 Tf 10 90 Td (Da duyet) Tj ET Q",
             Type=pdf_name("/XObject"),
@@ -115,15 +129,16 @@ def add_annotation(pdf: bytes, subtype: str = "/Square", page: int = 0) -> bytes
             {
                 pdf_name("/Type"): pdf_name("/Annot"),
                 pdf_name("/Subtype"): pdf_name(subtype),
-                pdf_name("/Rect"): rect,
+                pdf_name("/Rect"): box,
                 pdf_name("/P"): page_ref,
                 pdf_name("/F"): generic.NumberObject(4),
                 pdf_name("/Contents"): pdf_string("Đã duyệt"),
                 pdf_name("/IC"): generic.ArrayObject([generic.FloatObject(1)] * 3),
                 pdf_name("/DA"): pdf_string("/Helv 14 Tf 0 g"),
-                pdf_name("/AP"): generic.DictionaryObject({pdf_name("/N"): appearance}),
             }
         )
+        if appearance:
+            annotation[pdf_name("/AP")] = generic.DictionaryObject({pdf_name("/N"): drawn})
         writer.register_annotation(page_ref, writer.add_object(annotation))  # type: ignore[no-untyped-call]
 
     return _update(pdf, edit)

@@ -32,6 +32,7 @@ import math
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from pyhanko.pdf_utils import generic
@@ -197,7 +198,9 @@ def _check_widget(
                 page_area=round(page_width * page_height),
                 max_share=MAX_WIDGET_SHARE,
             )
-    _check_nothing_under(original, signature, shown, pages=len(page_leaves(before)))
+    pages = page_leaves(before)
+    _check_no_annotation_under(pages, widgets, signature, shown)
+    _check_nothing_under(original, signature, shown, pages=len(pages))
     for ref in widgets - placed:
         widget: Any = ref.get_object()
         width, height = _size(widget.get("/Rect", (0, 0, 0, 0)))
@@ -225,6 +228,53 @@ def _check_drawn_in_place(widget: generic.DictionaryObject, signature: _Signatur
 
 
 _NO_ZOOM, _NO_ROTATE = 8, 16  # annotation flags (ISO 32000 Table 165)
+
+
+def _check_no_annotation_under(
+    pages: list[generic.DictionaryObject],
+    widgets: set[Any],
+    signature: _Signature,
+    shown: list[tuple[int, pdfink.Rect]],
+) -> None:
+    """Refuse a widget over an annotation the main file's page has (a stamp, a line, a
+    note, an earlier signature's widget), by their rectangles: one without an appearance
+    of its own is drawn by some readers and not by others, so not every drawing shows it.
+    Links and pop-ups (no ink of their own) and hidden annotations do not count."""
+    for index, rect in shown:
+        for annotation in pages[index].get("/Annots", generic.ArrayObject()):
+            if getattr(annotation, "reference", None) in widgets:
+                continue  # the field the signature fills, prepared in the main file
+            found = annotation.get_object()
+            if not isinstance(found, generic.DictionaryObject):
+                continue
+            subtype = str(found.get("/Subtype", ""))
+            if subtype in _INKLESS or int(found.get("/F", 0)) & _HIDDEN:
+                continue
+            try:
+                other = _numbers(found["/Rect"])
+            except (KeyError, ValueError, TypeError):
+                continue  # a rectangle no reader can place: nothing of it is shown
+            if _overlap(rect, other):
+                raise PdfModified(
+                    f"The signature's stamp stands over an annotation of page {index + 1} of "
+                    "the letter: place it where the page is blank.",
+                    signature_field=signature.field_name,
+                    page=index + 1,
+                    widget_rect=[round(v, 1) for v in rect],
+                    annotation=subtype or "unnamed",
+                )
+
+
+_INKLESS = frozenset({"/Link", "/Popup"})
+_HIDDEN = 2  # annotation flag (ISO 32000 Table 165)
+
+
+def _overlap(a: pdfink.Rect, b: pdfink.Rect) -> bool:
+    ax0, ax1 = sorted((a[0], a[2]))
+    ay0, ay1 = sorted((a[1], a[3]))
+    bx0, bx1 = sorted((b[0], b[2]))
+    by0, by1 = sorted((b[1], b[3]))
+    return min(ax1, bx1) > max(ax0, bx0) and min(ay1, by1) > max(ay0, by0)
 
 
 def _check_nothing_under(
@@ -398,7 +448,11 @@ def page_leaves(reader: PdfFileReader, most: int | None = None) -> list[generic.
             node = node.get_object()  # type: ignore[no-untyped-call]
         if not isinstance(node, generic.DictionaryObject) or depth > _MAX_TREE_DEPTH:
             raise ValueError("the page tree is not a tree of dictionaries")
-        kids = node.get("/Kids") if str(node.get("/Type", "")) != "/Page" else None
+        page = str(node.get("/Type", "")) == "/Page"
+        if page and "/Kids" in node:
+            # a page to some readers, the pages under it to others: not one letter
+            raise ValueError("a page of the page tree has pages under it (/Kids)")
+        kids = None if page else node.get("/Kids")
         if kids is None:
             leaves.append(node)
             if most is not None and len(leaves) > most:
@@ -452,7 +506,14 @@ def inherited(page: Any, *names: str) -> Any:
 
 
 def _numbers(box: Any) -> tuple[float, float, float, float]:
-    x0, y0, x1, y1 = (float(v) for v in box)
+    """A rectangle's four numbers; ValueError unless it is four finite PDF numbers: a
+    string that reads as a number here reads as 0 in a viewer (``(600)``), elsewhere."""
+    values = [box[i] for i in range(4)] if len(box) == 4 else []  # indexing resolves them
+    if len(values) != 4 or not all(
+        isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in values
+    ):
+        raise ValueError("a rectangle of the signed PDF is not four numbers")
+    x0, y0, x1, y1 = (float(v) for v in values)
     if not all(map(math.isfinite, (x0, y0, x1, y1))):
         raise ValueError("a rectangle of the signed PDF is not four finite numbers")
     return x0, y0, x1, y1

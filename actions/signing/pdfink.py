@@ -6,14 +6,15 @@ and no rule of the PDF changes tells it from an honest stamp. So the page is loo
 as a reader shows it: rendered by PDFium (``pypdfium2``, the engine of Chrome's viewer,
 built into its wheel: nothing to install), the main file's page without the new stamp,
 and the pixels under the stamp's rectangle counted. Text, a scan, a line, an image, an
-earlier signature's stamp: whatever is drawn there is ink; the paper, the commonest colour
-of the page whatever its tint, is not.
+earlier signature's stamp: whatever is drawn there is ink; the paper, the commonest light
+colour where the stamp goes whatever its tint, is not.
 
 PDFium is not safe to call from two threads at once: every call here holds one lock.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections import Counter
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 
 Rect = tuple[float, float, float, float]
 
@@ -31,12 +33,15 @@ Rect = tuple[float, float, float, float]
 _SCALE = 1.5
 _MOST_PIXELS = 6_000_000
 _LONGEST_SIDE = 20_000
-# The paper is the commonest colour of the page (white, cream, a scan's grey); a channel
-# further than _INK_FROM from the paper's is ink (grey text at 0.9, yellow on white), and
-# more than _SPECKS such channel values under a rectangle are what it covers: a speck of
-# dust on a scan is not.
+# The paper is the commonest colour where the stamp goes (white, cream, a scan's grey); a
+# pixel with a channel further than _INK_FROM from the paper's is ink (grey text at 0.9, yellow
+# on white), and more than _SPECKS pairs of neighbouring ink pixels under a rectangle are
+# what it covers (a full stop at 12 pt is four): a speck of dust on a scan is not.
 _INK_FROM = 24
-_SPECKS = 12
+_SPECKS = 3
+# The commonest colour where a stamp goes is its paper (a scan lit unevenly is darker on
+# one side than the other) if it is no darker than this (luma: yellow paper is light).
+_DARKEST_PAPER = 128
 
 _LOCK = threading.Lock()
 
@@ -51,7 +56,7 @@ class Covered:
 
     page: int  # from 0
     rect: Rect
-    ink: int  # channel values darker than paper under it
+    ink: int  # pairs of neighbouring ink pixels under it
 
 
 def ink_under(
@@ -92,38 +97,76 @@ def ink_under(
 
 
 def _ink_on_page(page: pdfium.PdfPage, index: int, rects: list[Rect]) -> list[Covered]:
-    width, height = page.get_size()
-    if not (width > 0 and height > 0):
-        raise Unrenderable(f"page {index + 1} shows nothing (its size is {width} x {height})")
-    scale = min(
-        _SCALE, math.sqrt(_MOST_PIXELS / (width * height)), _LONGEST_SIDE / max(width, height)
-    )
-    bitmap = page.render(scale=scale, draw_annots=True, may_draw_forms=True, prefer_bgrx=False)
+    """The page drawn as a screen shows it and as a printer prints it (content and
+    annotations that only print: a layer for print, a NoView annotation), each looked at."""
     try:
-        to_pixels = _to_pixels(bitmap.get_posconv(page))
-        buffer = bytes(bitmap.buffer)
-        stride, channels = bitmap.stride, bitmap.n_channels
-        tables = _ink_tables(bitmap, buffer)
-        found = []
-        for rect in rects:
-            corners = [to_pixels(x, y) for x in (rect[0], rect[2]) for y in (rect[1], rect[3])]
-            xs = sorted(x for x, _y in corners)
-            ys = sorted(y for _x, y in corners)
-            # every pixel the rectangle touches, clipped to what the page shows
-            left, right = max(0, math.floor(xs[0])), min(bitmap.width, math.ceil(xs[-1]))
-            top, bottom = max(0, math.floor(ys[0])), min(bitmap.height, math.ceil(ys[-1]))
-            ink = 0
-            for row in range(top, bottom):
-                start = row * stride
-                pixels = buffer[start + left * channels : start + right * channels]
-                for channel, table in enumerate(tables):
-                    ink += pixels[channel::channels].translate(table).count(1)
-            if ink > _SPECKS:
-                found.append(Covered(index, rect, ink))
-        return found
+        width, height = page.get_size()
+        if not (width > 0 and height > 0):
+            raise Unrenderable(f"page {index + 1} shows nothing (its size is {width} x {height})")
+        scale = min(
+            _SCALE, math.sqrt(_MOST_PIXELS / (width * height)), _LONGEST_SIDE / max(width, height)
+        )
+        ink = [0] * len(rects)
+        for flags in (0, pdfium_c.FPDF_PRINTING):
+            bitmap = page.render(
+                scale=scale,
+                draw_annots=True,
+                may_draw_forms=True,
+                prefer_bgrx=False,
+                extra_flags=flags,
+            )
+            try:
+                for n, found in enumerate(
+                    _ink_in(bitmap, _to_pixels(bitmap.get_posconv(page)), rects)
+                ):
+                    ink[n] = max(ink[n], found)
+            finally:
+                bitmap.close()
+        return [Covered(index, rect, n) for rect, n in zip(rects, ink, strict=True) if n > _SPECKS]
     finally:
-        bitmap.close()
         page.close()
+
+
+def _ink_in(
+    bitmap: pdfium.PdfBitmap,
+    to_pixels: Callable[[float, float], tuple[float, float]],
+    rects: list[Rect],
+) -> list[int]:
+    """For each rectangle, how many pairs of neighbouring pixels under it (side by side or
+    one above the other) are both ink: a stroke is, a scan's grain, a speck here and there,
+    seldom is."""
+    buffer = bytes(bitmap.buffer)
+    stride, channels = bitmap.stride, bitmap.n_channels
+    found = []
+    for rect in rects:
+        corners = [to_pixels(x, y) for x in (rect[0], rect[2]) for y in (rect[1], rect[3])]
+        xs = sorted(x for x, _y in corners)
+        ys = sorted(y for _x, y in corners)
+        # every pixel the rectangle touches, clipped to what the page shows
+        left, right = max(0, math.floor(xs[0])), min(bitmap.width, math.ceil(xs[-1]))
+        top, bottom = max(0, math.floor(ys[0])), min(bitmap.height, math.ceil(ys[-1]))
+        if left >= right or top >= bottom:
+            found.append(0)
+            continue
+        # The paper where the stamp goes (a scan lit unevenly is darker on one side), as
+        # long as it is paper, light: a dark block (a black box, white words on black)
+        # is covered whole.
+        paper = _paper(bitmap, buffer, (left, right, top, bottom))
+        if _lightness(paper) < _DARKEST_PAPER:
+            found.append((right - left) * (bottom - top))
+            continue
+        tables = [_far_from(value) for value in paper]
+        pairs, above = 0, 0
+        for row in range(top, bottom):
+            start = row * stride
+            pixels = buffer[start + left * channels : start + right * channels]
+            mask = 0  # a byte a pixel: 1 where any channel is ink
+            for channel, table in enumerate(tables):
+                mask |= int.from_bytes(pixels[channel::channels].translate(table), "big")
+            pairs += (mask & (mask >> 8)).bit_count() + (mask & above).bit_count()
+            above = mask
+        found.append(pairs)
+    return found
 
 
 def _to_pixels(where: Any) -> Callable[[float, float], tuple[float, float]]:
@@ -145,19 +188,35 @@ def _to_pixels(where: Any) -> Callable[[float, float], tuple[float, float]]:
 _FAR = 100_000.0  # points: the whole-pixel rounding is then a millionth of a pixel a point
 
 
-def _ink_tables(bitmap: pdfium.PdfBitmap, buffer: bytes) -> list[bytes]:
-    """For each channel, a table marking (1) the values far from the paper's: the commonest
-    value of that channel among some 40,000 of the page's pixels, spread over it."""
-    width, height, stride = bitmap.width, bitmap.height, bitmap.stride
-    channels = bitmap.n_channels
-    step_rows = max(1, height // 200)
-    step = max(1, width // 200) * channels
-    tables = []
+def _paper(
+    bitmap: pdfium.PdfBitmap, buffer: bytes, area: tuple[int, int, int, int]
+) -> tuple[int, ...]:
+    """The paper's colour in ``area`` (left, right, top, bottom, in pixels): for each
+    channel, the middle of the commonest band of values (8 wide: a scan's paper is grainy)
+    among some 40,000 of its pixels, spread over it."""
+    left, right, top, bottom = area
+    stride, channels = bitmap.stride, bitmap.n_channels
+    step_rows = max(1, (bottom - top) // 200)
+    step = max(1, (right - left) // 200) * channels
+    paper = []
     for channel in range(channels):
         seen: Counter[int] = Counter()
-        for row in range(0, height, step_rows):
-            start = row * stride + channel
-            seen.update(buffer[start : start + width * channels : step])
-        paper = seen.most_common(1)[0][0]
-        tables.append(bytes(1 if abs(v - paper) > _INK_FROM else 0 for v in range(256)))
-    return tables
+        for row in range(top, bottom, step_rows):
+            start = row * stride + left * channels + channel
+            seen.update(v >> 3 for v in buffer[start : start + (right - left) * channels : step])
+        paper.append(seen.most_common(1)[0][0] * 8 + 4)
+    return tuple(paper)
+
+
+def _lightness(colour: tuple[int, ...]) -> float:
+    """How light a pixel's colour is (ITU-R BT.601 luma); PDFium writes blue, green, red."""
+    if len(colour) < 3:
+        return float(colour[0])
+    blue, green, red = colour[:3]
+    return 0.114 * blue + 0.587 * green + 0.299 * red
+
+
+@functools.cache
+def _far_from(paper: int) -> bytes:
+    """A table marking (1) the values of a channel that are ink on paper of this value."""
+    return bytes(1 if abs(v - paper) > _INK_FROM + 4 else 0 for v in range(256))

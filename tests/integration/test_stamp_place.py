@@ -12,14 +12,28 @@ from __future__ import annotations
 import pytest
 from fpdf import FPDF
 from PIL import Image, ImageDraw
-from pyhanko.pdf_utils.generic import NumberObject
+from pyhanko.pdf_utils.generic import (
+    ArrayObject,
+    BooleanObject,
+    FloatObject,
+    NumberObject,
+    TextStringObject,
+)
 
-from congvan.actions.signing import pades, pdfink
+from congvan.actions.signing import pades, pdfchanges, pdfink
 from congvan.actions.signing.pdfchanges import check_only_a_signature_added
 from congvan.workflow.letters import sample_pdf
 from tests.integration import test_pdf_changes
 from tests.integration.test_pdf_changes import Pki, refused, stamp, token
-from tests.pdf_edits import paint_over, with_page_entries, written_at
+from tests.pdf_edits import (
+    RAW_FONT,
+    add_annotation,
+    filled,
+    paint_over,
+    raw_pdf,
+    with_page_entries,
+    written_at,
+)
 
 BLANK = (302.78, 4.0, 552.78, 54.0)  # page 1's bottom right, inside the margin
 SUBJECT = (85.0, 600.0, 335.0, 650.0)  # over the letter's text
@@ -32,10 +46,24 @@ def letter() -> bytes:
     return sample_pdf()
 
 
-def scanned(*, text_rows: tuple[int, int] = (300, 1500), tint: int = 255) -> bytes:
-    """One A4 page that is a scan (150 dpi): paper of ``tint``, with a few specks of
-    dust in its margins, and black lines of "text" between the two pixel rows given."""
+def scanned(
+    *,
+    text_rows: tuple[int, int] = (300, 1500),
+    tint: int = 255,
+    light: tuple[int, int] | None = None,
+    grain: float = 0.0,
+) -> bytes:
+    """One A4 page that is a scan (150 dpi): paper of ``tint`` (or lit unevenly, ``light``
+    from its left edge to its right, or grainy, ``grain`` its standard deviation), with a
+    few specks of dust in its margins, and black lines of "text" between the rows given."""
     image = Image.new("RGB", (1240, 1754), (tint, tint, tint))
+    if light is not None:
+        left, right = light
+        row = bytes(round(left + (right - left) * x / 1239) for x in range(1240))
+        image = Image.frombytes("L", (1240, 1), row).resize((1240, 1754)).convert("RGB")
+    if grain:
+        noise = Image.effect_noise((1240, 1754), grain)  # around 128
+        image = noise.point(lambda v: max(0, min(255, v - 128 + tint))).convert("RGB")
     draw = ImageDraw.Draw(image)
     for y in range(text_rows[0], text_rows[1], 40):
         draw.rectangle((180, y, 1060, y + 18), fill=(20, 20, 20))
@@ -154,6 +182,109 @@ def test_a_turned_page_is_looked_at_as_a_reader_turns_it(keys: Pki, letter: byte
     turned = with_page_entries(letter, page={"/Rotate": 90})
     check_only_a_signature_added(turned, token(turned, keys.signer, keys, box=BLANK))
     refused(turned, token(turned, keys.signer, keys, box=SUBJECT))
+
+
+def test_a_scan_lit_unevenly_or_grainy_is_paper_where_it_is_blank(keys: Pki) -> None:
+    # Given scans darker on one side than the other (a phone's), or grainy
+    for scan in (
+        scanned(light=(200, 250)),
+        scanned(light=(250, 200)),
+        scanned(tint=235, grain=6.0),
+    ):
+        # Then a stamp on their blank paper is accepted, one over their lines refused
+        check_only_a_signature_added(scan, token(scan, keys.signer, keys, box=BLANK))
+        refused(scan, token(scan, keys.signer, keys, box=SUBJECT))
+        # and congvan's own stamp finds the blank corner
+        assert pades.default_box(scan) == pytest.approx(BLANK)
+
+
+def test_a_block_of_colour_is_covered_whole(keys: Pki, letter: bytes) -> None:
+    # Given a black box, or white words on black, where the stamp goes
+    black = filled(letter, (290.0, 0.0, 570.0, 60.0))
+    refused(black, token(black, keys.signer, keys, box=BLANK))
+    words = written_at(black, 320.0, 30.0)  # (in black on black: the box is what shows)
+    refused(words, token(words, keys.signer, keys, box=BLANK))
+    # but a pale grey panel is paper
+    panel = filled(letter, (290.0, 0.0, 570.0, 60.0), grey=0.93)
+    check_only_a_signature_added(panel, token(panel, keys.signer, keys, box=BLANK))
+
+
+@pytest.mark.parametrize("subtype", ["/Line", "/Polygon", "/Stamp", "/Square"])
+def test_a_stamp_over_an_annotation_of_the_letter_is_refused_drawn_or_not(
+    keys: Pki, letter: bytes, subtype: str
+) -> None:
+    # Given the letter with an annotation where the stamp goes, without an appearance
+    # stream (PDFium draws none for a line or a stamp without one; other readers do)
+    noted = add_annotation(letter, subtype, rect=(320.0, 10.0, 500.0, 40.0), appearance=False)
+    # Then a stamp over it is refused, naming it, and one beside it is accepted
+    details = refused(noted, token(noted, keys.signer, keys, box=BLANK))
+    assert details["annotation"] == subtype
+    beside = (42.5, 4.0, 292.5, 54.0)
+    check_only_a_signature_added(noted, token(noted, keys.signer, keys, box=beside))
+
+
+def test_what_only_prints_is_looked_at_too(keys: Pki) -> None:
+    # Given a letter whose amount is in a layer shown when printed, hidden on screen
+    page = raw_pdf(
+        {
+            1: "<< /Type /Catalog /Pages 2 0 R /OCProperties << /OCGs [6 0 R] /D << /OFF "
+            "[6 0 R] /AS [<< /Event /Print /OCGs [6 0 R] /Category [/Print] >> << /Event "
+            "/View /OCGs [6 0 R] /Category [/View] >>] >> >> >>",
+            2: "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+            "/Resources << /Font << /F1 5 0 R >> /Properties << /oc1 6 0 R >> >> >>",
+            4: _stream(
+                "BT /F1 10 Tf 72 700 Td (So: 1227/UBND-TDKT) Tj ET "
+                "/OC /oc1 BDC BT /F1 24 Tf 320 20 Td (1.500.000) Tj ET EMC"
+            ),
+            5: RAW_FONT,
+            6: "<< /Type /OCG /Name (Print) /Usage << /Print << /PrintState /ON >> "
+            "/View << /ViewState /OFF >> >> >>",
+        }
+    )
+    # Then a stamp over it is refused: what a printer prints is what the letter shows too
+    refused(page, token(page, keys.signer, keys, box=BLANK))
+
+
+def test_a_rectangle_is_four_numbers_as_every_reader_reads_them() -> None:
+    # A widget's /Rect whose corner is written as text: (600) reads as 600 to a lenient
+    # parser and as 0 to PDFium and poppler, which draw the stamp over the letter; so
+    # a rectangle is four PDF numbers, or no rectangle (the signed file is refused)
+    n = NumberObject
+    assert pdfchanges._numbers(ArrayObject([n(1), FloatObject("2.5"), n(3), n(4)])) == (
+        1.0,
+        2.5,
+        3.0,
+        4.0,
+    )
+    for odd in (
+        [TextStringObject("600"), n(600), n(595), n(650)],
+        [n(0), n(0), n(595)],
+        [BooleanObject(True), n(0), n(595), n(650)],
+    ):
+        with pytest.raises(ValueError, match="not four numbers"):
+            pdfchanges._numbers(ArrayObject(odd))
+
+
+def test_a_page_with_pages_under_it_is_no_page(letter: bytes) -> None:
+    # Given a page tree whose page has /Kids (a page to pyHanko, its kids to PDFium)
+    tree = raw_pdf(
+        {
+            1: "<< /Type /Catalog /Pages 2 0 R >>",
+            2: "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: "<< /Type /Page /Parent 2 0 R /Kids [6 0 R] /Count 1 /MediaBox [0 0 595 842] "
+            "/Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+            4: _stream("BT /F1 12 Tf 72 700 Td (So: 1227/UBND-TDKT) Tj ET"),
+            5: RAW_FONT,
+            6: "<< /Type /Page /Parent 3 0 R /MediaBox [0 0 595 842] >>",
+        }
+    )
+    # Then review says it cannot be signed (the stamp's page would be one page or another)
+    assert "has pages under it" in (pades.stamp_problem(tree) or "")
+
+
+def _stream(content: str) -> str:
+    return f"<< /Length {len(content)} >>\nstream\n{content}\nendstream"
 
 
 # -- congvan's own stamp -----------------------------------------------------------------
