@@ -57,7 +57,7 @@ def _stream(
 
 def paint_over(pdf: bytes, page: int = 0) -> bytes:
     """A white box over the page's upper half, with other words written on it."""
-    return _draw(
+    return draw_on(
         pdf,
         b"q 1 1 1 rg 0 421 595 421 re f Q " + _words(72, 760, "Noi dung da bi thay doi", 14),
         page,
@@ -66,13 +66,13 @@ def paint_over(pdf: bytes, page: int = 0) -> bytes:
 
 def written_at(pdf: bytes, x: float, y: float, text: str = "Trang 1", page: int = 0) -> bytes:
     """Words written on ``page`` at (x, y), 10 pt: a footer, a page number."""
-    return _draw(pdf, _words(x, y, text, 10), page)
+    return draw_on(pdf, _words(x, y, text, 10), page)
 
 
 def filled(pdf: bytes, box: Box, grey: float = 0.0, page: int = 0) -> bytes:
     """A rectangle filled in ``grey`` (0 black, 1 white) drawn on ``page``."""
     x0, y0, x1, y1 = box
-    return _draw(pdf, f"q {grey} g {x0} {y0} {x1 - x0} {y1 - y0} re f Q".encode(), page)
+    return draw_on(pdf, f"q {grey} g {x0} {y0} {x1 - x0} {y1 - y0} re f Q".encode(), page)
 
 
 def _words(x: float, y: float, text: str, size: int) -> bytes:
@@ -82,7 +82,7 @@ def _words(x: float, y: float, text: str, size: int) -> bytes:
 _drawn = itertools.count(1)
 
 
-def _draw(pdf: bytes, content: bytes, page: int) -> bytes:
+def draw_on(pdf: bytes, content: bytes, page: int) -> bytes:
     """``content`` (Helvetica as /Helv) drawn on ``page`` over what it shows, as an update
     (the font named anew each time: a page's resources hold each name once)."""
     name = f"/Helv{next(_drawn)}"
@@ -111,9 +111,11 @@ def add_annotation(
     *,
     rect: Box = (72.0, 600.0, 520.0, 780.0),
     appearance: bool = True,
+    entries: Mapping[str, generic.PdfObject] | None = None,
 ) -> bytes:
     """An annotation that draws on the page: a filled square, or free text; without its
-    ``appearance`` stream, as readers that draw one from its entries (or none) see it."""
+    ``appearance`` stream, as readers that draw one from its entries (or none) see it;
+    with more ``entries`` (a line's /L, a polygon's /Vertices)."""
 
     def edit(writer: IncrementalPdfFileWriter) -> None:
         page_ref = writer.find_page_for_modification(page)[0]  # type: ignore[no-untyped-call]
@@ -139,6 +141,8 @@ def add_annotation(
         )
         if appearance:
             annotation[pdf_name("/AP")] = generic.DictionaryObject({pdf_name("/N"): drawn})
+        for name, value in (entries or {}).items():
+            annotation[pdf_name(name)] = value
         writer.register_annotation(page_ref, writer.add_object(annotation))  # type: ignore[no-untyped-call]
 
     return _update(pdf, edit)

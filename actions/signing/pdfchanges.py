@@ -178,7 +178,7 @@ def _check_widget(
     # a signature adds no page: the walk stops past the main file's own
     for index, page in enumerate(page_leaves(after, most=len(page_leaves(before)))):
         covered = 0.0
-        for annotation in page.get("/Annots", generic.ArrayObject()):
+        for annotation in _annotations(page):
             ref = getattr(annotation, "reference", None)
             if ref not in widgets:
                 continue
@@ -241,7 +241,7 @@ def _check_no_annotation_under(
     of its own is drawn by some readers and not by others, so not every drawing shows it.
     Links and pop-ups (no ink of their own) and hidden annotations do not count."""
     for index, rect in shown:
-        for annotation in pages[index].get("/Annots", generic.ArrayObject()):
+        for annotation in _annotations(pages[index]):
             if getattr(annotation, "reference", None) in widgets:
                 continue  # the field the signature fills, prepared in the main file
             found = annotation.get_object()
@@ -250,11 +250,8 @@ def _check_no_annotation_under(
             subtype = str(found.get("/Subtype", ""))
             if subtype in _INKLESS or int(found.get("/F", 0)) & _HIDDEN:
                 continue
-            try:
-                other = _numbers(found["/Rect"])
-            except (KeyError, ValueError, TypeError):
-                continue  # a rectangle no reader can place: nothing of it is shown
-            if _overlap(rect, other):
+            other = _drawn_area(found)
+            if other is not None and _overlap(rect, other):
                 raise PdfModified(
                     f"The signature's stamp stands over an annotation of page {index + 1} of "
                     "the letter: place it where the page is blank.",
@@ -265,6 +262,45 @@ def _check_no_annotation_under(
                 )
 
 
+def _annotations(page: generic.DictionaryObject) -> list[Any]:
+    """A page's annotations, its /Annots written in place or as an object of its own."""
+    found = page["/Annots"] if "/Annots" in page else None  # noqa: SIM401 (get does not resolve it)
+    return list(found) if isinstance(found, generic.ArrayObject) else []
+
+
+def _drawn_area(annotation: generic.DictionaryObject) -> pdfink.Rect | None:
+    """Where a reader may draw an annotation: its /Rect, and the points a line, a polygon,
+    an ink drawing, a callout or a text markup is drawn through without an appearance
+    (some readers draw from those, wherever the /Rect says), widened by _REACH for line
+    endings and captions; None when it has no place a reader could find."""
+    xs: list[float] = []
+    ys: list[float] = []
+    try:
+        x0, y0, x1, y1 = _numbers(annotation["/Rect"])
+        xs += [x0, x1]
+        ys += [y0, y1]
+    except (KeyError, ValueError, TypeError, IndexError):
+        pass
+    paths = [annotation[k] for k in ("/L", "/Vertices", "/CL", "/QuadPoints") if k in annotation]
+    if "/InkList" in annotation and isinstance(annotation["/InkList"], generic.ArrayObject):
+        paths += list(annotation["/InkList"])
+    reached = False
+    for path in paths:
+        if not isinstance(path, generic.ArrayObject):
+            continue
+        numbers = [float(v) for v in path if isinstance(v, int | float | Decimal)]
+        points = [(x, y) for x, y in zip(numbers[::2], numbers[1::2], strict=False)]
+        points = [(x, y) for x, y in points if math.isfinite(x) and math.isfinite(y)]
+        xs += [x for x, _y in points]
+        ys += [y for _x, y in points]
+        reached = reached or bool(points)
+    if not xs:
+        return None
+    reach = _REACH if reached else 0.0
+    return min(xs) - reach, min(ys) - reach, max(xs) + reach, max(ys) + reach
+
+
+_REACH = 12.0  # points beyond a drawn line's points: its endings, width and caption
 _INKLESS = frozenset({"/Link", "/Popup"})
 _HIDDEN = 2  # annotation flag (ISO 32000 Table 165)
 

@@ -7,7 +7,7 @@ as a reader shows it: rendered by PDFium (``pypdfium2``, the engine of Chrome's 
 built into its wheel: nothing to install), the main file's page without the new stamp,
 and the pixels under the stamp's rectangle counted. Text, a scan, a line, an image, an
 earlier signature's stamp: whatever is drawn there is ink; the paper, the commonest light
-colour where the stamp goes whatever its tint, is not.
+colour around each spot whatever its tint, is not.
 
 PDFium is not safe to call from two threads at once: every call here holds one lock.
 """
@@ -33,14 +33,14 @@ Rect = tuple[float, float, float, float]
 _SCALE = 1.5
 _MOST_PIXELS = 6_000_000
 _LONGEST_SIDE = 20_000
-# The paper is the commonest colour where the stamp goes (white, cream, a scan's grey); a
-# pixel with a channel further than _INK_FROM from the paper's is ink (grey text at 0.9, yellow
+# The paper is the commonest colour around (white, cream, a scan's grey: ``_ink_pairs``);
+# a pixel with a channel further than _INK_FROM from the paper's is ink (grey text at 0.9, yellow
 # on white), and more than _SPECKS pairs of neighbouring ink pixels under a rectangle are
 # what it covers (a full stop at 12 pt is four): a speck of dust on a scan is not.
 _INK_FROM = 24
 _SPECKS = 3
-# The commonest colour where a stamp goes is its paper (a scan lit unevenly is darker on
-# one side than the other) if it is no darker than this (luma: yellow paper is light).
+# The commonest colour of a tile of the page is its paper if it is no darker than this
+# (luma: yellow paper is light).
 _DARKEST_PAPER = 128
 
 _LOCK = threading.Lock()
@@ -136,7 +136,6 @@ def _ink_in(
     one above the other) are both ink: a stroke is, a scan's grain, a speck here and there,
     seldom is."""
     buffer = bytes(bitmap.buffer)
-    stride, channels = bitmap.stride, bitmap.n_channels
     found = []
     for rect in rects:
         corners = [to_pixels(x, y) for x in (rect[0], rect[2]) for y in (rect[1], rect[3])]
@@ -148,25 +147,62 @@ def _ink_in(
         if left >= right or top >= bottom:
             found.append(0)
             continue
-        # The paper where the stamp goes (a scan lit unevenly is darker on one side), as
-        # long as it is paper, light: a dark block (a black box, white words on black)
-        # is covered whole.
-        paper = _paper(bitmap, buffer, (left, right, top, bottom))
-        if _lightness(paper) < _DARKEST_PAPER:
-            found.append((right - left) * (bottom - top))
-            continue
-        tables = [_far_from(value) for value in paper]
-        pairs, above = 0, 0
-        for row in range(top, bottom):
+        found.append(_ink_pairs(bitmap, buffer, (left, right, top, bottom)))
+    return found
+
+
+def _ink_pairs(bitmap: pdfium.PdfBitmap, buffer: bytes, area: tuple[int, int, int, int]) -> int:
+    """Pairs of neighbouring ink pixels in ``area`` (left, right, top, bottom). The paper
+    is judged tile by tile (``_TILE`` pixels square): its commonest colour there, so that
+    white paper, a pale shaded band and a scan lit unevenly are each paper where they
+    are, and words on any of them ink; a tile whose commonest colour is dark (a black
+    box, a heavy stroke) is ink whole."""
+    left, right, top, bottom = area
+    stride, channels = bitmap.stride, bitmap.n_channels
+    pairs, above = 0, 0
+    for band in range(top, bottom, _TILE):
+        rows = range(band, min(band + _TILE, bottom))
+        tiles = []  # (start, end, per-channel tables, or None: ink whole)
+        for x in range(left, right, _TILE):
+            end = min(x + _TILE, right)
+            paper = tuple(
+                _commonest(
+                    b"".join(
+                        buffer[
+                            r * stride + x * channels + c : r * stride + end * channels : channels
+                        ]
+                        for r in rows
+                    )
+                )
+                for c in range(channels)
+            )
+            light = _lightness(paper) >= _DARKEST_PAPER
+            tiles.append((x, end, [_far_from(v) for v in paper] if light else None))
+        for row in rows:
             start = row * stride
-            pixels = buffer[start + left * channels : start + right * channels]
             mask = 0  # a byte a pixel: 1 where any channel is ink
-            for channel, table in enumerate(tables):
-                mask |= int.from_bytes(pixels[channel::channels].translate(table), "big")
+            for x, end, tables in tiles:
+                shift = 8 * (right - end)
+                if tables is None:
+                    mask |= int.from_bytes(b"\x01" * (end - x), "big") << shift
+                    continue
+                pixels = buffer[start + x * channels : start + end * channels]
+                for channel, table in enumerate(tables):
+                    ink = pixels[channel::channels].translate(table)
+                    mask |= int.from_bytes(ink, "big") << shift
             pairs += (mask & (mask >> 8)).bit_count() + (mask & above).bit_count()
             above = mask
-        found.append(pairs)
-    return found
+    return pairs
+
+
+def _commonest(values: bytes) -> int:
+    """The middle of the commonest band of ``values`` (8 wide: a scan's paper is grainy)."""
+    band, _count = Counter(values.translate(_BANDS)).most_common(1)[0]
+    return band * 8 + 4
+
+
+_BANDS = bytes(v >> 3 for v in range(256))
+_TILE = 16  # pixels: a tile of paper holds a letter's stroke or two, seldom more
 
 
 def _to_pixels(where: Any) -> Callable[[float, float], tuple[float, float]]:
@@ -186,26 +222,6 @@ def _to_pixels(where: Any) -> Callable[[float, float], tuple[float, float]]:
 
 
 _FAR = 100_000.0  # points: the whole-pixel rounding is then a millionth of a pixel a point
-
-
-def _paper(
-    bitmap: pdfium.PdfBitmap, buffer: bytes, area: tuple[int, int, int, int]
-) -> tuple[int, ...]:
-    """The paper's colour in ``area`` (left, right, top, bottom, in pixels): for each
-    channel, the middle of the commonest band of values (8 wide: a scan's paper is grainy)
-    among some 40,000 of its pixels, spread over it."""
-    left, right, top, bottom = area
-    stride, channels = bitmap.stride, bitmap.n_channels
-    step_rows = max(1, (bottom - top) // 200)
-    step = max(1, (right - left) // 200) * channels
-    paper = []
-    for channel in range(channels):
-        seen: Counter[int] = Counter()
-        for row in range(top, bottom, step_rows):
-            start = row * stride + left * channels + channel
-            seen.update(v >> 3 for v in buffer[start : start + (right - left) * channels : step])
-        paper.append(seen.most_common(1)[0][0] * 8 + 4)
-    return tuple(paper)
 
 
 def _lightness(colour: tuple[int, ...]) -> float:

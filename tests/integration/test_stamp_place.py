@@ -28,6 +28,7 @@ from tests.integration.test_pdf_changes import Pki, refused, stamp, token
 from tests.pdf_edits import (
     RAW_FONT,
     add_annotation,
+    draw_on,
     filled,
     paint_over,
     raw_pdf,
@@ -221,6 +222,60 @@ def test_a_stamp_over_an_annotation_of_the_letter_is_refused_drawn_or_not(
     assert details["annotation"] == subtype
     beside = (42.5, 4.0, 292.5, 54.0)
     check_only_a_signature_added(noted, token(noted, keys.signer, keys, box=beside))
+
+
+@pytest.mark.parametrize(
+    ("subtype", "where"),
+    [("/Line", "/L"), ("/Polygon", "/Vertices"), ("/PolyLine", "/Vertices")],
+)
+def test_an_annotation_is_where_its_points_are_not_only_its_rect(
+    keys: Pki, letter: bytes, subtype: str, where: str
+) -> None:
+    # Given a line or polygon whose /Rect is a speck at the top of the page but whose
+    # points (what readers draw it through, without an appearance) cross the stamp's place
+    points = ArrayObject(FloatObject(v) for v in (320, 20, 540, 40, 330, 45))
+    if subtype == "/Line":
+        points = ArrayObject(list(points)[:4])
+    noted = add_annotation(
+        letter, subtype, rect=(10.0, 830.0, 11.0, 831.0), appearance=False, entries={where: points}
+    )
+    # Then a stamp there is refused: the annotation is where it is drawn
+    assert refused(noted, token(noted, keys.signer, keys, box=BLANK))["annotation"] == subtype
+
+
+def test_pale_words_beside_a_shaded_band_are_ink(keys: Pki, letter: bytes) -> None:
+    # Given words in grey (0.8) on white, where the stamp goes, beside a pale shaded band
+    # that fills more of the stamp's place than the white does (a table's shading)
+    shaded = filled(letter, (302.0, 4.0, 560.0, 36.0), grey=0.89)
+    words = _draw_grey_words(shaded, 320.0, 42.0, grey=0.8)
+    # Then a stamp over them is refused: the band is paper there, the white is paper here
+    refused(words, token(words, keys.signer, keys, box=BLANK))
+    # and over the band alone, it is accepted
+    check_only_a_signature_added(shaded, token(shaded, keys.signer, keys, box=BLANK))
+
+
+def _draw_grey_words(pdf: bytes, x: float, y: float, grey: float) -> bytes:
+    return draw_on(pdf, f"{grey} g BT /Helv 9 Tf {x} {y} Td (Kinh phi 1.500.000) Tj ET".encode(), 0)
+
+
+def test_a_page_whose_annotations_are_an_object_of_their_own_is_signed(keys: Pki) -> None:
+    # Given a page whose /Annots is an indirect array (an annotation far from the stamp)
+    page = raw_pdf(
+        {
+            1: "<< /Type /Catalog /Pages 2 0 R >>",
+            2: "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+            "/Resources << /Font << /F1 5 0 R >> >> /Annots 7 0 R >>",
+            4: _stream("BT /F1 12 Tf 72 700 Td (So: 1227/UBND-TDKT) Tj ET"),
+            5: RAW_FONT,
+            6: "<< /Type /Annot /Subtype /Square /Rect [72 500 200 560] /F 4 >>",
+            7: "[6 0 R]",
+        }
+    )
+    # Then a stamp in the blank corner is accepted, and one over the square refused
+    check_only_a_signature_added(page, token(page, keys.signer, keys, box=BLANK))
+    over = (80.0, 510.0, 330.0, 560.0)
+    assert refused(page, token(page, keys.signer, keys, box=over))["annotation"] == "/Square"
 
 
 def test_what_only_prints_is_looked_at_too(keys: Pki) -> None:
