@@ -35,7 +35,7 @@ def verify_signed_main(
     main: bytes,
     signed: bytes,
     *,
-    certificate: str,
+    certificate: str | None,
     trust_roots: Sequence[x509.Certificate],
     crls: Iterable[x509.CertificateRevocationList | bytes],
     at: datetime,
@@ -44,7 +44,8 @@ def verify_signed_main(
     """Check ``signed`` is ``main`` plus one valid signature made with ``certificate``.
 
     ``certificate`` is the SHA-256 fingerprint of the certificate that signed the
-    manifest; the signatures are judged at ``at`` with ``crls`` (nothing is fetched).
+    manifest (None: any, the caller compares the verdict's signer itself); the
+    signatures are judged at ``at`` with ``crls`` (nothing is fetched).
     """
     if len(signed) <= len(main) or not signed.startswith(main):
         raise ManifestMismatch(
@@ -57,7 +58,7 @@ def verify_signed_main(
     # After verifying, so a bad signature is named as such: the updates before it may
     # add that one signature and what it needs, nothing that is shown.
     check_only_a_signature_added(main, signed)
-    if verdict.signer.sha256 != certificate:
+    if certificate is not None and verdict.signer.sha256 != certificate:
         raise SignerMismatch(
             "The PDF is signed with another certificate than the manifest.",
             manifest_certificate=certificate,

@@ -61,7 +61,7 @@ from ..timestamping import Timestamping, record_embedded
 from . import keystore, pki
 from .certpath import CLOCK_SKEW
 from .cms import sign_manifest
-from .pades import sign_pdf, verify_pdf
+from .pades import PdfVerdict, sign_pdf, verify_pdf
 from .signedpdf import SIGNATURE_ROOM, verify_signed_main
 from .stored import expected_signer, manifest_of, verify_stored
 from .truststore import TrustStore
@@ -72,11 +72,15 @@ MAX_CMS_BYTES = 256 * 1024
 
 @dataclass(frozen=True)
 class ServerSignature:
-    """What signing on the server made: the manifest signed, its CMS, the stamped PDF."""
+    """What signing on the server made: the manifest signed, its CMS, the stamped PDF;
+    and ``checked_pdf``, what was verified before the transaction: the main file's and
+    the signed PDF's SHA-256 and the fingerprint of the certificate that signed it (the
+    server's stamped PDF, or the one a signer's tool uploaded)."""
 
     manifest: bytes
     cms: bytes
     signed_pdf: bytes | None
+    checked_pdf: tuple[str, str, str] | None = None
 
 
 class Signing:
@@ -176,13 +180,14 @@ class Signing:
                 "A signed PDF is uploaded together with the signer's CMS (cms).", field="cms"
             )
         made_pdf: bytes | None = None  # the main PDF signed on the server, when it is
+        made = ctx.prepared.get("attach_signature")
+        checked = made.checked_pdf if made is not None else None  # verified beforehand
         if uploaded is not None:
             cms, mode = _decode(str(uploaded), "cms", MAX_CMS_BYTES), "upload"
         else:
-            made = ctx.prepared.get("attach_signature")
             if made is None or made.manifest != manifest:
                 made = self.sign_on_server(ctx)  # not prepared before the transaction
-            cms, mode, made_pdf = made.cms, "server", made.signed_pdf
+            cms, mode, made_pdf, checked = made.cms, "server", made.signed_pdf, made.checked_pdf
         with _naming_the_field("cms" if mode == "upload" else None):
             verdict = verify_manifest_signature(
                 manifest,
@@ -207,10 +212,12 @@ class Signing:
             # Verified as an uploaded one is: a main file carrying a signature of its own
             # (an untrusted one in the signer's name) would otherwise be stored, and the
             # letter could never be sent.
-            signed_pdf = _keep_signed_pdf(uow, doc_id, made_pdf, fingerprint, trust, ctx)
+            signed_pdf = _keep_signed_pdf(uow, doc_id, made_pdf, fingerprint, trust, ctx, checked)
         if mode == "upload" and ctx.data.get("signed_pdf") is not None:
             encoded = str(ctx.data["signed_pdf"])
-            signed_pdf = self._accept_signed_pdf(uow, doc, encoded, fingerprint, trust, ctx)
+            signed_pdf = self._accept_signed_pdf(
+                uow, doc, encoded, fingerprint, trust, ctx, checked
+            )
         signature_id = new_id()
         uow.signatures.add_signature(
             SignatureRow(
@@ -280,10 +287,12 @@ class Signing:
         """
         uow, doc_id = ctx.uow, ctx.document.id
         if ctx.data.get("cms") is not None:
-            return ServerSignature(b"", b"", None)  # an uploaded signature: nothing to make
+            # An uploaded signature: nothing to make, its signed PDF (if any) to verify
+            return ServerSignature(b"", b"", None, self._check_uploaded_pdf(ctx))
         doc = uow.documents.load(doc_id)
         manifest = manifest_of(uow, doc_id)
-        material = self._server_material(uow, doc, keystore.trust_material(uow, self.trust), ctx)
+        trust = keystore.trust_material(uow, self.trust)
+        material = self._server_material(uow, doc, trust, ctx)
         cms = sign_manifest(manifest, signing_time=ctx.now, **material)
         main = _main_pdf(uow, doc_id)
         data = uow.documents.blob(main.sha256) if main else None
@@ -298,7 +307,22 @@ class Signing:
             signing_time=ctx.now,
             **material,
         )
-        return ServerSignature(manifest, cms, signed)
+        certificate = keystore.fingerprint(material["cert"])
+        checked = _checked_pdf(main, data, signed, certificate, trust, ctx)
+        return ServerSignature(manifest, cms, signed, checked)
+
+    def _check_uploaded_pdf(self, ctx: TransitionContext) -> tuple[str, str, str] | None:
+        """The uploaded signed PDF verified against the main file (what ``_keep_signed_pdf``
+        would check in the transaction), with whichever certificate signed it: the
+        transaction's verification of the CMS then says whether that is the signer's."""
+        uow = ctx.uow
+        encoded, main = ctx.data.get("signed_pdf"), _main_pdf(uow, ctx.document.id)
+        if encoded is None or main is None:
+            return None
+        signed = _decode(str(encoded), "signed_pdf", self.max_pdf_bytes)
+        data = uow.documents.blob(main.sha256) or b""
+        trust = keystore.trust_material(uow, self.trust)
+        return _checked_pdf(main, data, signed, None, trust, ctx)
 
     def _accept_signed_pdf(
         self,
@@ -308,11 +332,12 @@ class Signing:
         certificate: str,
         trust: keystore.TrustMaterial,
         ctx: TransitionContext,
+        checked: tuple[str, str, str] | None = None,
     ) -> str:
         """Check an uploaded signed PDF against the main file and verify it; store it.
 
         ``certificate`` is the fingerprint of the manifest's signer; returns the PDF's
-        SHA-256.
+        SHA-256. ``checked``: what was verified before the transaction, if anything.
         """
         signed = _decode(encoded, "signed_pdf", self.max_pdf_bytes)
         main = _main_pdf(uow, doc.id)
@@ -321,7 +346,7 @@ class Signing:
                 "The document has no main PDF to carry a signature.", field="signed_pdf"
             )
         with _naming_the_field("signed_pdf"):
-            return _keep_signed_pdf(uow, doc.id, signed, certificate, trust, ctx)
+            return _keep_signed_pdf(uow, doc.id, signed, certificate, trust, ctx, checked)
 
     def signature_valid(self, ctx: TransitionContext) -> tuple[bool, str]:
         """Verify again before sending: same manifest, same trust, same signer."""
@@ -517,20 +542,32 @@ def _decode(text: str, field: str, max_bytes: int) -> bytes:
     return data
 
 
-def _keep_signed_pdf(
-    uow: UnitOfWork,
-    document_id: str,
+def _checked_pdf(
+    main: AttachmentRow | None,
+    data: bytes,
     signed: bytes,
-    certificate: str,
+    certificate: str | None,
     trust: keystore.TrustMaterial,
     ctx: TransitionContext,
-) -> str:
-    """Keep ``signed`` once it is the document's main PDF with one valid signature made
-    with ``certificate`` appended (``verify_signed_main``), whoever made it: the server
-    or the signer's token. Returns its SHA-256."""
-    main = _main_pdf(uow, document_id)
-    verify_signed_main(
-        bytes((uow.documents.blob(main.sha256) if main else None) or b""),
+) -> tuple[str, str, str] | None:
+    """A signed PDF verified as ``_keep_signed_pdf`` would, before the transaction (made
+    with ``certificate``, or None: any, the transaction's CMS says whose): what was
+    checked, for the transaction to know."""
+    if main is None:
+        return None
+    verdict = _verified(data, signed, certificate, trust, ctx)
+    return main.sha256, hashlib.sha256(signed).hexdigest(), verdict.signer.sha256
+
+
+def _verified(
+    main: bytes,
+    signed: bytes,
+    certificate: str | None,
+    trust: keystore.TrustMaterial,
+    ctx: TransitionContext,
+) -> PdfVerdict:
+    return verify_signed_main(
+        main,
         signed,
         certificate=certificate,
         trust_roots=trust.roots,
@@ -538,7 +575,31 @@ def _keep_signed_pdf(
         intermediates=trust.intermediates,
         at=ctx.now,
     )
+
+
+def _keep_signed_pdf(
+    uow: UnitOfWork,
+    document_id: str,
+    signed: bytes,
+    certificate: str,
+    trust: keystore.TrustMaterial,
+    ctx: TransitionContext,
+    checked: tuple[str, str, str] | None = None,
+) -> str:
+    """Keep ``signed`` once it is the document's main PDF with one valid signature made
+    with ``certificate`` appended (``verify_signed_main``), whoever made it: the server
+    or the signer's token. Returns its SHA-256.
+
+    The verification is the heavy part of signing (the PDF's signature, its changes, the
+    page under the stamp drawn): when ``checked`` says it was done before the transaction
+    for this main file, these bytes and this certificate, it is not done again while the
+    database waits (the CMS's verification in the transaction judges the certificate as
+    of now)."""
+    main = _main_pdf(uow, document_id)
     digest = hashlib.sha256(signed).hexdigest()
+    if main is None or checked != (main.sha256, digest, certificate):
+        data = (uow.documents.blob(main.sha256) if main else None) or b""
+        _verified(bytes(data), signed, certificate, trust, ctx)
     uow.documents.put_blob(digest, signed)
     ctx.audit["signed_pdf_sha256"] = digest
     return digest

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from collections.abc import Callable
 from itertools import count
 from typing import Any
 
+import httpx
 import pytest
+from sqlalchemy import text
 
+from congvan.actions.signing import signing as signing_module
 from congvan.workflow.letters import sample_pdf
 from tests.api.conftest import LETTER, Api, B, MakeApi, assert_error
 from tests.api.test_review_flow_api import (
@@ -42,6 +46,7 @@ from tests.api.test_signing_api import (
     key_and_cert,
     reviewed_letter,
     roots,
+    sign,
     signature_rows,
     signing_api,
     state_and_version,
@@ -88,6 +93,63 @@ def token_on(api: Api, row: Row, pdf: bytes, **kw: Any) -> bytes:
     """``pdf`` signed by another tool than congvan's, with the certificate of ``row``."""
     key, cert = key_and_cert(row)
     return token_sign(pdf, key=key, cert=cert, chain=roots(api), signing_time=api.clock(), **kw)
+
+
+@pytest.mark.parametrize("made_by", ["token", "server"])
+def test_a_signed_pdf_is_verified_before_the_transaction_so_others_commit_meanwhile(
+    make_api_any_db: MakeApi, monkeypatch: pytest.MonkeyPatch, made_by: str
+) -> None:
+    # Given a reviewed letter signed by the signer's own tool (or to be signed on the
+    # server), and the check of the signed PDF (its signature, its changes, the page under
+    # its stamp drawn) held open
+    api = signing_api(make_api_any_db)
+    row = issue(api)
+    doc_id = reviewed_letter(api)
+    other = api.draft()["id"]
+    body = (
+        upload_body(api, doc_id, row, token_pdf(api, row, main_file(api, doc_id)))
+        if made_by == "token"
+        else None
+    )
+    entered, release = threading.Event(), threading.Event()
+    real = signing_module.verify_signed_main
+    calls: list[int] = []
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        entered.set()
+        release.wait()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(signing_module, "verify_signed_main", held)
+    answers: list[httpx.Response] = []
+    signer = threading.Thread(
+        target=lambda: answers.append(
+            sign_with_pdf(api, doc_id, body) if body else sign(api, doc_id)
+        )
+    )
+    signer.start()
+    entered.wait()
+    try:
+        # When another transition runs meanwhile, it commits: no write lock is held
+        # (SQLite) and no row locked (PostgreSQL) while the PDF is checked
+        edited = api.fire(other, "edit", body={"fields": {"subject": "Về việc khác"}})
+        assert edited.status_code == 200, edited.text
+        if api.runtime.db.dialect.name == "postgresql":  # the letter's own row is free too
+            with api.runtime.db.connect() as conn:
+                lock = "SELECT id FROM documents WHERE id = :id FOR UPDATE NOWAIT"
+                assert conn.execute(text(lock), {"id": doc_id}).first() is not None
+                conn.rollback()
+    finally:
+        release.set()
+        signer.join()
+
+    # Then the letter is signed with that PDF, checked once (not again in the transaction)
+    assert answers[0].status_code == 200, answers[0].text
+    assert state_and_version(api, doc_id)[0] == "signed"
+    [stored] = signature_rows(api, doc_id)
+    assert stored["signed_pdf_sha256"]
+    assert calls == [1]
 
 
 # -- refused -----------------------------------------------------------------------------
