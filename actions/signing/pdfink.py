@@ -33,10 +33,11 @@ Rect = tuple[float, float, float, float]
 _SCALE = 1.5
 _MOST_PIXELS = 6_000_000
 _LONGEST_SIDE = 20_000
-# The paper is the commonest colour around (white, cream, a scan's grey: ``_ink_pairs``);
-# a pixel with a channel further than _INK_FROM from the paper's is ink (grey text at 0.9, yellow
-# on white), and more than _SPECKS pairs of neighbouring ink pixels under a rectangle are
-# what it covers (a full stop at 12 pt is four): a speck of dust on a scan is not.
+# The paper is the commonest colour around (white, cream, a scan's grey: ``_ink_pairs``),
+# judged in bands 8 values wide; a pixel with a channel further than _INK_FROM from its
+# band (28 from its middle) is ink (grey text at 0.85, yellow on white), and more than
+# _SPECKS pairs of neighbouring ink pixels under a rectangle are what it covers (a full
+# stop at 12 pt is four): a speck of dust on a scan is not.
 _INK_FROM = 24
 _SPECKS = 3
 # The commonest colour of a tile of the page is its paper if it is no darker than this

@@ -309,10 +309,11 @@ def test_the_agencys_reading_roles_read_the_checks(api: Api, role: str) -> None:
         "submitted_revision",
         "results",
         "pending",
+        "awaiting",
         "cleared",
     }
     assert (view["document_id"], view["revision"], view["submitted_revision"]) == (doc_id, 2, 2)
-    assert (view["pending"], view["cleared"]) == ([], True)
+    assert (view["pending"], view["awaiting"], view["cleared"]) == ([], None, True)
     assert sorted(r["code"] for r in view["results"]) == sorted(codes(api))
 
 
@@ -350,6 +351,8 @@ def test_a_draft_never_submitted_has_every_check_pending(api: Api) -> None:
 
     assert (view["revision"], view["submitted_revision"]) == (1, None)
     assert (view["results"], view["pending"], view["cleared"]) == ([], codes(api), False)
+    # and what they wait for is said: its submission (no check runs before)
+    assert view["awaiting"] == "submission"
 
 
 def test_each_result_carries_its_code_severity_status_and_bilingual_message(api: Api) -> None:
@@ -360,11 +363,12 @@ def test_each_result_carries_its_code_severity_status_and_bilingual_message(api:
     jobs = submit(api, doc_id)
     pending = checks_view(api, doc_id)
     assert (pending["results"], pending["pending"], pending["cleared"]) == ([], codes(api), False)
+    assert pending["awaiting"] == "checks"  # submitted: under way
     run_jobs(api, jobs)
 
     view = checks_view(api, doc_id)
 
-    assert (view["pending"], view["cleared"]) == ([], False)
+    assert (view["pending"], view["cleared"], view["awaiting"]) == ([], False, None)
     severities = {c.code: c.severity for c in api.runtime.review.checks}
     for result in view["results"]:
         assert result["severity"] == severities[result["code"]]
@@ -403,6 +407,7 @@ def test_after_an_edit_the_checks_are_those_of_the_new_revision(api: Api) -> Non
     view = checks_view(api, doc_id, role="clerk")
     assert (view["revision"], view["submitted_revision"]) == (3, 2)
     assert (view["results"], view["pending"], view["cleared"]) == ([], codes(api), False)
+    assert view["awaiting"] == "submission"  # edited: nothing runs until it is submitted
 
     # And once submitted (opening revision 4) and checked, the results are revision 4's
     run_jobs(api, submit(api, doc_id))

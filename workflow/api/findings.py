@@ -99,6 +99,11 @@ class ChecksOut(BaseModel):
     submitted_revision: int | None
     results: list[CheckResult]
     pending: list[str] = Field(description="Codes of the checks not run on this revision yet")
+    awaiting: Literal["submission", "checks"] | None = Field(
+        description="What the pending checks wait for: the revision's submission (a draft "
+        "never submitted, or edited since: no check runs until it is submitted), the checks "
+        "themselves (under way), or nothing (every check ran)"
+    )
     cleared: bool = Field(
         description="Every check of the revision in review ran and is cleared: it may be approved"
     )

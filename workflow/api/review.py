@@ -81,10 +81,12 @@ def document_checks(
         view = results_view(uow.checks.for_revision(row.id, row.revision), checks)
     # Cleared only for the revision in review: one returned (or edited) since is not.
     in_review = row.submitted_revision == row.revision
+    awaiting = None if not view["pending"] else "checks" if in_review else "submission"
     return {
         "document_id": document_id,
         "revision": row.revision,
         "submitted_revision": row.submitted_revision,
         **view,
+        "awaiting": awaiting,
         "cleared": view["cleared"] and in_review,
     }
