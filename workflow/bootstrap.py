@@ -405,7 +405,7 @@ def bootstrap(
             "withdraw_submission": review.withdraw_submission,
             "waive_check": review.waive_check,
             # Signing the PDF is a transition's heaviest work: done before its transaction.
-            "attach_signature": PreparedEffect(signing.attach_signature, signing.sign_on_server),
+            "attach_signature": PreparedEffect(signing.attach_signature, signing.prepare_signature),
             # So is sealing a package header per recipient with the agency's key.
             "seal_packages": PreparedEffect(sending.seal_packages, sending.prepare_seals),
             **watch.effects(),

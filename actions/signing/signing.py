@@ -30,6 +30,7 @@ from congvan.states.errors import (
     CertificateRevoked,
     CongvanError,
     FieldTooLong,
+    GuardFailed,
     InvalidInput,
     ManifestMismatch,
     SignatureError,
@@ -277,6 +278,16 @@ class Signing:
         cert = x509.load_pem_x509_certificate(row.cert_pem.encode())
         chain = [r for r in trust.roots if r.subject == cert.issuer]
         return {"key": key, "cert": cert, "chain": chain}
+
+    def prepare_signature(self, ctx: TransitionContext) -> ServerSignature:
+        """``attach_signature``'s preparer: the signature made (or the uploaded signed PDF
+        verified) before the write transaction, only for the one who may sign: another
+        signer's request unlocks no key in the named signer's name and spends nothing on
+        a PDF (the transaction's guard then says why it is refused)."""
+        ok, why = self.signer_has_authority(ctx)
+        if not ok:
+            raise GuardFailed("sign", ctx.document.state, ["signer_has_authority"], {"signer": why})
+        return self.sign_on_server(ctx)
 
     def sign_on_server(self, ctx: TransitionContext) -> ServerSignature:
         """Sign the manifest and stamp the main PDF (PAdES) with the signer's stored key.

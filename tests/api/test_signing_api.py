@@ -578,7 +578,7 @@ def test_an_upload_that_does_not_verify_is_refused_and_nothing_is_stored(
 
 @pytest.mark.parametrize("who", ["signer", OTHER_SIGNER])
 def test_another_signer_of_the_agency_cannot_sign_even_with_a_valid_signature(
-    signed_api: tuple[Api, CertificateRow], who: str
+    signed_api: tuple[Api, CertificateRow], who: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given an approved letter naming its signer, and another signer of the same agency
     # (the seeded one, or one with a certificate of their own)
@@ -587,6 +587,12 @@ def test_another_signer_of_the_agency_cannot_sign_even_with_a_valid_signature(
     issue(api, OTHER_SIGNER)
     doc_id = reviewed_letter(api)
     before = state_and_version(api, doc_id)
+    made: list[str] = []  # what the server makes or checks in the named signer's name
+    for name in ("sign_manifest", "sign_pdf", "verify_signed_main"):
+        real = getattr(signing_module, name)
+        monkeypatch.setattr(
+            signing_module, name, lambda *a, _n=name, _r=real, **k: made.append(_n) or _r(*a, **k)
+        )
 
     # When that other signer signs, on the server or with the named signer's good CMS
     for body in (None, {"cms": base64.b64encode(own_tool(api, doc_id, certificate)).decode()}):
@@ -600,6 +606,8 @@ def test_another_signer_of_the_agency_cannot_sign_even_with_a_valid_signature(
         }
     assert state_and_version(api, doc_id) == before
     assert signature_rows(api, doc_id) == []
+    # and nothing was made with the named signer's key, not even before the transaction
+    assert made == []
 
 
 def test_an_authority_that_lapsed_before_the_signing_day_is_refused(make_api: MakeApi) -> None:
