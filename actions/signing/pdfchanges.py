@@ -217,7 +217,7 @@ def _check_drawn_in_place(widget: generic.DictionaryObject, signature: _Signatur
     """Refuse a widget a reader draws beyond its /Rect: one that keeps its size as the page
     is zoomed out (NoZoom) or stands upright on a turned page (NoRotate), its appearance
     turned about its corner over the letter (ISO 32000 12.5.3)."""
-    flags = int(widget.get("/F", 0))
+    flags = _flags(widget)
     if flags & (_NO_ZOOM | _NO_ROTATE):
         raise PdfModified(
             "The signature's stamp is drawn apart from its page (NoZoom or NoRotate): a "
@@ -248,7 +248,7 @@ def _check_no_annotation_under(
             if not isinstance(found, generic.DictionaryObject):
                 continue
             subtype = str(found.get("/Subtype", ""))
-            if subtype in _INKLESS or int(found.get("/F", 0)) & _HIDDEN:
+            if subtype in _INKLESS or _flags(found) & _HIDDEN:
                 continue
             other = _drawn_area(found)
             if other is not None and _overlap(rect, other):
@@ -260,6 +260,15 @@ def _check_no_annotation_under(
                     widget_rect=[round(v, 1) for v in rect],
                     annotation=subtype or "unnamed",
                 )
+
+
+def _flags(annotation: generic.DictionaryObject) -> int:
+    """An annotation's flags, written in place or as an object of their own, as readers
+    take them: a real number's whole part (``20.0`` is NoRotate too), 0 for no number."""
+    flags = annotation["/F"] if "/F" in annotation else 0  # noqa: SIM401 (get does not resolve it)
+    if isinstance(flags, bool) or not isinstance(flags, int | float | Decimal):
+        return 0
+    return int(flags) if math.isfinite(flags) else 0
 
 
 def _annotations(page: generic.DictionaryObject) -> list[Any]:

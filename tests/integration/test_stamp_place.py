@@ -177,6 +177,28 @@ def test_a_stamp_drawn_apart_from_its_page_is_refused(keys: Pki, letter: bytes, 
     assert refused(turned, signed)["annotation_flags"] == flags
 
 
+def test_flags_are_read_as_readers_read_them(keys: Pki, letter: bytes) -> None:
+    # Given a token's stamp whose flags are a real number: NoRotate all the same
+    turned = with_page_entries(letter, page={"/Rotate": 90})
+    real = token(turned, keys.signer, keys, box=BLANK, field_keys={"/F": FloatObject("20.0")})
+    assert refused(turned, real)["annotation_flags"] == 20
+    # And a letter whose annotation keeps its flags as an object of their own (a square
+    # far from the stamp) is signed: they are read, not taken for a broken file
+    page = raw_pdf(
+        {
+            1: "<< /Type /Catalog /Pages 2 0 R >>",
+            2: "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+            "/Resources << /Font << /F1 5 0 R >> >> /Annots [6 0 R] >>",
+            4: _stream("BT /F1 12 Tf 72 700 Td (So: 1227/UBND-TDKT) Tj ET"),
+            5: RAW_FONT,
+            6: "<< /Type /Annot /Subtype /Square /Rect [72 500 200 560] /F 7 0 R >>",
+            7: "4",
+        }
+    )
+    check_only_a_signature_added(page, token(page, keys.signer, keys, box=BLANK))
+
+
 def test_a_turned_page_is_looked_at_as_a_reader_turns_it(keys: Pki, letter: bytes) -> None:
     # Given page 1 turned a quarter (its /Rotate): a widget's /Rect stays in the page's
     # own, unturned, coordinates
