@@ -18,7 +18,8 @@ from congvan.states.policy import MAIN_FILE, MAIN_FILE_TYPE
 
 from ..signing.pades import stamp_problem
 from ..signing.pdfactive import active_in
-from ..signing.pdfchanges import UNREADABLE, page_leaves
+from ..signing.pdfchanges import UNREADABLE
+from ..signing.pdfpages import page_leaves
 from ..signing.signedpdf import SIGNATURE_ROOM
 from .registry import BLOCKING, WARNING, CheckInput, Finding, check, fail, ok
 

@@ -96,7 +96,9 @@ from .certpath import (
 )
 from .cms import DIGEST, SigningKey, asn1_cert, require_aware, run_sync, signer_for
 from .description import describe
-from .pdfchanges import MAX_WIDGET_SHARE, UNREADABLE, inherited, page_leaves
+from .pdfchanges import UNREADABLE
+from .pdfpages import inherited, page_leaves
+from .pdfstamps import MAX_WIDGET_SHARE
 from .strict import check_strict_embedded_cms
 from .verification import _check_arguments
 

@@ -21,19 +21,14 @@ from pyHanko's default policy:
   fields (pyHanko only diffs after a first signature, when the form exists already).
 
 pyHanko judges a signature's widget appearance as form filling whatever it draws, so
-the widget's size is bounded here, at most ``MAX_WIDGET_SHARE`` of its page, and it must
-stand where the main file's page shows nothing (``pdfink``).
+where the widget stands is judged apart (``pdfstamps``): on no more than a share of its
+page, where the main file's page shows nothing.
 """
 
 from __future__ import annotations
 
 import io
-import math
-import numbers
 from collections.abc import Iterable
-from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfError
@@ -63,11 +58,10 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 
 from congvan.states.errors import ManifestMismatch, PdfModified
 
-from . import pdfink
 from .pdfactive import active_in
+from .pdfpages import page_leaves
+from .pdfstamps import SignatureField, check_stamps
 
-# A stamp of 250 x 50 pt is 2.5 % of an A4 page; a quarter leaves room for an image.
-MAX_WIDGET_SHARE = 0.25
 # What pyHanko raises on a PDF it cannot read: its own errors, and Python's for objects
 # not of the kind they should be or nested deeper than the interpreter goes (an array
 # inside an array 50,000 times).
@@ -93,7 +87,11 @@ def check_only_a_signature_added(original: bytes, signed: bytes) -> None:
         before = PdfFileReader(io.BytesIO(original), strict=False)
         after = PdfFileReader(io.BytesIO(signed), strict=False)
         base = _base_revision(before, after, len(original))
-        _check_widget(original, before, after, _new_signature(before, after, base))
+        signature = _new_signature(before, after, base)
+        # a signature adds no page: the walk stops past the main file's own
+        pages = page_leaves(before)
+        shown = page_leaves(after, most=len(pages))
+        check_stamps(original, signature, pages, shown)
         _check_nothing_active_added(after, base)
         _check_revisions(after, base)
     except UNREADABLE as exc:
@@ -126,7 +124,7 @@ def _base_revision(before: PdfFileReader, after: PdfFileReader, size: int) -> in
     return base
 
 
-def _new_signature(before: PdfFileReader, after: PdfFileReader, base: int) -> _Signature:
+def _new_signature(before: PdfFileReader, after: PdfFileReader, base: int) -> SignatureField:
     """The one signature added after the main file; raise unless there is exactly one."""
     # Signature fields, filled or not and whatever their /SubFilter: pyHanko's list of
     # signatures holds only those it can validate, and any field's widget shows a stamp.
@@ -157,189 +155,7 @@ def _new_signature(before: PdfFileReader, after: PdfFileReader, base: int) -> _S
             revision=signature.signed_revision,
             coverage=coverage.name,
         )
-    return _Signature(name, ref.reference)
-
-
-def _check_widget(
-    original: bytes, before: PdfFileReader, after: PdfFileReader, signature: _Signature
-) -> None:
-    """Refuse signature widgets that cover more than their share of the page showing them
-    (all of the field's on one page together: four of a fifth each cover it too), one
-    with an area that no page lists (a reader that repairs forms shows it where it says),
-    or one standing over anything the main file's page shows (``pdfink``): its stamp
-    would hide the reviewed letter and show what its maker chose."""
-    field = signature.ref.get_object()
-    if not isinstance(field, generic.DictionaryObject):
-        raise PdfModified("The signature field is not a dictionary.")
-    kids = field.get("/Kids")
-    widgets = {signature.ref} if kids is None else {kid.reference for kid in kids}
-    placed = set()
-    shown: list[tuple[int, pdfink.Rect]] = []
-    # a signature adds no page: the walk stops past the main file's own
-    for index, page in enumerate(page_leaves(after, most=len(page_leaves(before)))):
-        covered = 0.0
-        for annotation in _annotations(page):
-            ref = getattr(annotation, "reference", None)
-            if ref not in widgets:
-                continue
-            placed.add(ref)
-            placed_widget = annotation.get_object()
-            width, height = _size(placed_widget["/Rect"])
-            covered += width * height
-            if width * height > 0:
-                _check_drawn_in_place(placed_widget, signature)
-                shown.append((index, _numbers(placed_widget["/Rect"])))
-        page_width, page_height = _size(_page_box(page)) if covered else (0.0, 0.0)
-        if covered > MAX_WIDGET_SHARE * page_width * page_height:
-            raise PdfModified(
-                "The signature's widget covers too much of its page.",
-                signature_field=signature.field_name,
-                widget_area=round(covered),
-                page_area=round(page_width * page_height),
-                max_share=MAX_WIDGET_SHARE,
-            )
-    pages = page_leaves(before)
-    _check_no_annotation_under(pages, widgets, signature, shown)
-    _check_nothing_under(original, signature, shown, pages=len(pages))
-    for ref in widgets - placed:
-        widget: Any = ref.get_object()
-        width, height = _size(widget.get("/Rect", (0, 0, 0, 0)))
-        if width * height > 0:
-            raise PdfModified(
-                "The signature's widget is listed on no page: a reader that repairs the "
-                "form would show it where it says, over the letter.",
-                signature_field=signature.field_name,
-                widget_area=round(width * height),
-            )
-
-
-def _check_drawn_in_place(widget: generic.DictionaryObject, signature: _Signature) -> None:
-    """Refuse a widget a reader draws beyond its /Rect: one that keeps its size as the page
-    is zoomed out (NoZoom) or stands upright on a turned page (NoRotate), its appearance
-    turned about its corner over the letter (ISO 32000 12.5.3)."""
-    flags = _flags(widget)
-    if flags & (_NO_ZOOM | _NO_ROTATE):
-        raise PdfModified(
-            "The signature's stamp is drawn apart from its page (NoZoom or NoRotate): a "
-            "reader would show it beyond its place, over the letter.",
-            signature_field=signature.field_name,
-            annotation_flags=flags,
-        )
-
-
-_NO_ZOOM, _NO_ROTATE = 8, 16  # annotation flags (ISO 32000 Table 165)
-
-
-def _check_no_annotation_under(
-    pages: list[generic.DictionaryObject],
-    widgets: set[Any],
-    signature: _Signature,
-    shown: list[tuple[int, pdfink.Rect]],
-) -> None:
-    """Refuse a widget over an annotation the main file's page has (a stamp, a line, a
-    note, an earlier signature's widget), by their rectangles: one without an appearance
-    of its own is drawn by some readers and not by others, so not every drawing shows it.
-    Links and pop-ups (no ink of their own) and hidden annotations do not count."""
-    for index, rect in shown:
-        for annotation in _annotations(pages[index]):
-            if getattr(annotation, "reference", None) in widgets:
-                continue  # the field the signature fills, prepared in the main file
-            found = annotation.get_object()
-            if not isinstance(found, generic.DictionaryObject):
-                continue
-            subtype = str(found.get("/Subtype", ""))
-            if subtype in _INKLESS or _flags(found) & _HIDDEN:
-                continue
-            other = _drawn_area(found)
-            if other is not None and _overlap(rect, other):
-                raise PdfModified(
-                    f"The signature's stamp stands over an annotation of page {index + 1} of "
-                    "the letter: place it where the page is blank.",
-                    signature_field=signature.field_name,
-                    page=index + 1,
-                    widget_rect=[round(v, 1) for v in rect],
-                    annotation=subtype or "unnamed",
-                )
-
-
-def _flags(annotation: generic.DictionaryObject) -> int:
-    """An annotation's flags, written in place or as an object of their own, as readers
-    take them: a real number's whole part (``20.0`` is NoRotate too), 0 for no number."""
-    flags = annotation["/F"] if "/F" in annotation else 0  # noqa: SIM401 (get does not resolve it)
-    if isinstance(flags, bool) or not isinstance(flags, int | float | Decimal):
-        return 0
-    return int(flags) if math.isfinite(flags) else 0
-
-
-def _annotations(page: generic.DictionaryObject) -> list[Any]:
-    """A page's annotations, its /Annots written in place or as an object of its own."""
-    found = page["/Annots"] if "/Annots" in page else None  # noqa: SIM401 (get does not resolve it)
-    return list(found) if isinstance(found, generic.ArrayObject) else []
-
-
-def _drawn_area(annotation: generic.DictionaryObject) -> pdfink.Rect | None:
-    """Where a reader may draw an annotation: its /Rect, and the points a line, a polygon,
-    an ink drawing, a callout or a text markup is drawn through without an appearance
-    (some readers draw from those, wherever the /Rect says), widened by _REACH for line
-    endings and captions; None when it has no place a reader could find."""
-    xs: list[float] = []
-    ys: list[float] = []
-    try:
-        x0, y0, x1, y1 = _numbers(annotation["/Rect"])
-        xs += [x0, x1]
-        ys += [y0, y1]
-    except (KeyError, ValueError, TypeError, IndexError):
-        pass
-    paths = [annotation[k] for k in ("/L", "/Vertices", "/CL", "/QuadPoints") if k in annotation]
-    if "/InkList" in annotation and isinstance(annotation["/InkList"], generic.ArrayObject):
-        paths += list(annotation["/InkList"])
-    reached = False
-    for path in paths:
-        if not isinstance(path, generic.ArrayObject):
-            continue
-        numbers = [float(v) for v in path if isinstance(v, int | float | Decimal)]
-        points = [(x, y) for x, y in zip(numbers[::2], numbers[1::2], strict=False)]
-        points = [(x, y) for x, y in points if math.isfinite(x) and math.isfinite(y)]
-        xs += [x for x, _y in points]
-        ys += [y for _x, y in points]
-        reached = reached or bool(points)
-    if not xs:
-        return None
-    reach = _REACH if reached else 0.0
-    return min(xs) - reach, min(ys) - reach, max(xs) + reach, max(ys) + reach
-
-
-_REACH = 12.0  # points beyond a drawn line's points: its endings, width and caption
-_INKLESS = frozenset({"/Link", "/Popup"})
-_HIDDEN = 2  # annotation flag (ISO 32000 Table 165)
-
-
-def _overlap(a: pdfink.Rect, b: pdfink.Rect) -> bool:
-    ax0, ax1 = sorted((a[0], a[2]))
-    ay0, ay1 = sorted((a[1], a[3]))
-    bx0, bx1 = sorted((b[0], b[2]))
-    by0, by1 = sorted((b[1], b[3]))
-    return min(ax1, bx1) > max(ax0, bx0) and min(ay1, by1) > max(ay0, by0)
-
-
-def _check_nothing_under(
-    original: bytes, signature: _Signature, shown: list[tuple[int, pdfink.Rect]], *, pages: int
-) -> None:
-    try:
-        covering = pdfink.ink_under(original, shown, pages=pages)
-    except pdfink.Unrenderable as exc:
-        raise PdfModified(
-            "The signed PDF could not be compared with the main file.", reason=str(exc)
-        ) from exc
-    if covering:
-        first = covering[0]
-        raise PdfModified(
-            f"The signature's stamp stands over what page {first.page + 1} of the letter "
-            "shows: place it where the page is blank.",
-            signature_field=signature.field_name,
-            page=first.page + 1,
-            widget_rect=[round(v, 1) for v in first.rect],
-        )
+    return SignatureField(name, ref.reference)
 
 
 # What only an annotation or a form field has (an action dictionary has none of them).
@@ -456,117 +272,11 @@ SIGNING_ONLY_POLICY = StandardDiffPolicy(
 # -- helpers -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Signature:
-    field_name: str
-    ref: generic.Reference  # the signature field
-
-
 def _signature_fields(
     reader: PdfFileReader,
 ) -> dict[str, tuple[generic.PdfObject | None, generic.IndirectObject]]:
     """Every signature field by name: its value (``None`` when empty) and reference."""
     return {name: (value, ref) for name, value, ref in fields.enumerate_sig_fields(reader)}
-
-
-def page_leaves(reader: PdfFileReader, most: int | None = None) -> list[generic.DictionaryObject]:
-    """The pages of ``reader``'s page tree, in order, walked once (ISO 32000 7.7.3.2).
-
-    Not by index (``find_page_for_modification(i)`` walks from the root each time: a
-    letter of thousands of pages took minutes), nor as many as a ``/Count`` claims:
-    ValueError for a node whose ``/Count`` is not the pages under it (readers that skip
-    by it and readers that walk would show other pages: a page turned under a node
-    counting none), a tree that loops, is not made of dictionaries, nests deeper than
-    ``_MAX_TREE_DEPTH``, or holds more than ``most``."""
-    leaves: list[generic.DictionaryObject] = []
-    seen: set[tuple[int, int]] = set()
-    # each inner node: (what its /Count says, the pages found under it, its parent's index)
-    inner: list[list[Any]] = []
-    pending: list[tuple[Any, int, int]] = [(reader.root.raw_get("/Pages"), 0, -1)]
-    while pending:
-        node, depth, parent = pending.pop()
-        if isinstance(node, generic.IndirectObject):
-            ref = (node.idnum, node.generation)
-            if ref in seen:
-                raise ValueError("the page tree holds a node twice (a loop)")
-            seen.add(ref)
-            node = node.get_object()  # type: ignore[no-untyped-call]
-        if not isinstance(node, generic.DictionaryObject) or depth > _MAX_TREE_DEPTH:
-            raise ValueError("the page tree is not a tree of dictionaries")
-        page = str(node.get("/Type", "")) == "/Page"
-        if page and "/Kids" in node:
-            # a page to some readers, the pages under it to others: not one letter
-            raise ValueError("a page of the page tree has pages under it (/Kids)")
-        kids = None if page else node.get("/Kids")
-        if kids is None:
-            leaves.append(node)
-            if most is not None and len(leaves) > most:
-                raise ValueError(f"the page tree holds more than {most} pages")
-            while parent >= 0:
-                inner[parent][1] += 1
-                parent = inner[parent][2]
-        elif isinstance(kids, generic.ArrayObject):
-            counted = node["/Count"] if "/Count" in node else None  # noqa: SIM401 (resolved)
-            inner.append([counted, 0, parent])
-            index = len(inner) - 1
-            pending += [(kids.raw_get(i), depth + 1, index) for i in reversed(range(len(kids)))]
-        else:
-            raise ValueError("the page tree's /Kids is not an array")
-    for index, (counted, held, _parent) in enumerate(inner):
-        number = isinstance(counted, numbers.Number) and not isinstance(counted, bool)
-        if not number or counted != held:
-            said = counted if number else "no number of"
-            whose = "its page tree" if index == 0 else "a node of its page tree"
-            raise ValueError(f"{whose} counts {said} pages but holds {held}")
-    return leaves
-
-
-_MAX_TREE_DEPTH = 64  # levels of a page tree; writers balance theirs to a few
-
-
-def _page_box(page: generic.DictionaryObject) -> Any:
-    box = inherited(page, "/CropBox", "/MediaBox")
-    if box is None:
-        raise ValueError("the widget's page has no MediaBox")
-    return box
-
-
-def inherited(page: Any, *names: str) -> Any:
-    """The first of ``names`` the page has, else the nearest of its parents has (ISO 32000
-    7.7.3.4), or None; ValueError for a /Parent chain longer than any tree nests (a loop:
-    it would be followed for ever) or not made of dictionaries."""
-    node: Any = page
-    for _ in range(_MAX_TREE_DEPTH + 2):
-        if isinstance(node, generic.IndirectObject):
-            node = node.get_object()  # type: ignore[no-untyped-call]
-        if node is None:
-            return None
-        if not isinstance(node, generic.DictionaryObject):
-            raise ValueError("the page tree is not a tree of dictionaries")
-        for name in names:
-            if name in node:
-                return node[name]
-        node = node.raw_get("/Parent") if "/Parent" in node else None
-    raise ValueError("a page's /Parent chain loops")
-
-
-def _numbers(box: Any) -> tuple[float, float, float, float]:
-    """A rectangle's four numbers; ValueError unless it is four finite PDF numbers: a
-    string that reads as a number here reads as 0 in a viewer (``(600)``), elsewhere."""
-    values = [box[i] for i in range(4)] if len(box) == 4 else []  # indexing resolves them
-    if len(values) != 4 or not all(
-        isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in values
-    ):
-        raise ValueError("a rectangle of the signed PDF is not four numbers")
-    x0, y0, x1, y1 = (float(v) for v in values)
-    if not all(map(math.isfinite, (x0, y0, x1, y1))):
-        raise ValueError("a rectangle of the signed PDF is not four finite numbers")
-    return x0, y0, x1, y1
-
-
-def _size(box: Any) -> tuple[float, float]:
-    x0, y0, x1, y1 = _numbers(box)
-    return abs(x1 - x0), abs(y1 - y0)
 
 
 def _first_line(exc: Exception) -> str:

@@ -22,7 +22,8 @@ from pyhanko.pdf_utils.generic import pdf_name, pdf_string
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from congvan.actions.signing import pades, pki
-from congvan.actions.signing.pdfchanges import check_only_a_signature_added, page_leaves
+from congvan.actions.signing.pdfchanges import check_only_a_signature_added
+from congvan.actions.signing.pdfpages import page_leaves
 from congvan.states.errors import ManifestMismatch, PdfModified
 from congvan.workflow.letters import sample_pdf
 from tests.integration.test_pades import _tool

@@ -20,7 +20,7 @@ from pyhanko.pdf_utils.generic import (
     TextStringObject,
 )
 
-from congvan.actions.signing import pades, pdfchanges, pdfink
+from congvan.actions.signing import pades, pdfink, pdfstamps
 from congvan.actions.signing.pdfchanges import check_only_a_signature_added
 from congvan.workflow.letters import sample_pdf
 from tests.integration import test_pdf_changes
@@ -184,17 +184,9 @@ def test_flags_are_read_as_readers_read_them(keys: Pki, letter: bytes) -> None:
     assert refused(turned, real)["annotation_flags"] == 20
     # And a letter whose annotation keeps its flags as an object of their own (a square
     # far from the stamp) is signed: they are read, not taken for a broken file
-    page = raw_pdf(
-        {
-            1: "<< /Type /Catalog /Pages 2 0 R >>",
-            2: "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            3: "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
-            "/Resources << /Font << /F1 5 0 R >> >> /Annots [6 0 R] >>",
-            4: _stream("BT /F1 12 Tf 72 700 Td (So: 1227/UBND-TDKT) Tj ET"),
-            5: RAW_FONT,
-            6: "<< /Type /Annot /Subtype /Square /Rect [72 500 200 560] /F 7 0 R >>",
-            7: "4",
-        }
+    page = _one_page(
+        "/Annots [6 0 R]",
+        {6: "<< /Type /Annot /Subtype /Square /Rect [72 500 200 560] /F 7 0 R >>", 7: "4"},
     )
     check_only_a_signature_added(page, token(page, keys.signer, keys, box=BLANK))
 
@@ -282,17 +274,9 @@ def _draw_grey_words(pdf: bytes, x: float, y: float, grey: float) -> bytes:
 
 def test_a_page_whose_annotations_are_an_object_of_their_own_is_signed(keys: Pki) -> None:
     # Given a page whose /Annots is an indirect array (an annotation far from the stamp)
-    page = raw_pdf(
-        {
-            1: "<< /Type /Catalog /Pages 2 0 R >>",
-            2: "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            3: "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
-            "/Resources << /Font << /F1 5 0 R >> >> /Annots 7 0 R >>",
-            4: _stream("BT /F1 12 Tf 72 700 Td (So: 1227/UBND-TDKT) Tj ET"),
-            5: RAW_FONT,
-            6: "<< /Type /Annot /Subtype /Square /Rect [72 500 200 560] /F 4 >>",
-            7: "[6 0 R]",
-        }
+    page = _one_page(
+        "/Annots 7 0 R",
+        {6: "<< /Type /Annot /Subtype /Square /Rect [72 500 200 560] /F 4 >>", 7: "[6 0 R]"},
     )
     # Then a stamp in the blank corner is accepted, and one over the square refused
     check_only_a_signature_added(page, token(page, keys.signer, keys, box=BLANK))
@@ -328,7 +312,7 @@ def test_a_rectangle_is_four_numbers_as_every_reader_reads_them() -> None:
     # parser and as 0 to PDFium and poppler, which draw the stamp over the letter; so
     # a rectangle is four PDF numbers, or no rectangle (the signed file is refused)
     n = NumberObject
-    assert pdfchanges._numbers(ArrayObject([n(1), FloatObject("2.5"), n(3), n(4)])) == (
+    assert pdfstamps.rect_numbers(ArrayObject([n(1), FloatObject("2.5"), n(3), n(4)])) == (
         1.0,
         2.5,
         3.0,
@@ -340,7 +324,7 @@ def test_a_rectangle_is_four_numbers_as_every_reader_reads_them() -> None:
         [BooleanObject(True), n(0), n(595), n(650)],
     ):
         with pytest.raises(ValueError, match="not four numbers"):
-            pdfchanges._numbers(ArrayObject(odd))
+            pdfstamps.rect_numbers(ArrayObject(odd))
 
 
 def test_a_page_with_pages_under_it_is_no_page(letter: bytes) -> None:
@@ -358,6 +342,22 @@ def test_a_page_with_pages_under_it_is_no_page(letter: bytes) -> None:
     )
     # Then review says it cannot be signed (the stamp's page would be one page or another)
     assert "has pages under it" in (pades.stamp_problem(tree) or "")
+
+
+def _one_page(page: str = "", more: dict[int, str] | None = None) -> bytes:
+    """A letter of one A4 page and one line of text (objects 1-5), ``page`` more entries
+    of its page (object 3), and ``more`` objects from 6 on."""
+    return raw_pdf(
+        {
+            1: "<< /Type /Catalog /Pages 2 0 R >>",
+            2: "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+            f"/Resources << /Font << /F1 5 0 R >> >> {page} >>",
+            4: _stream("BT /F1 12 Tf 72 700 Td (So: 1227/UBND-TDKT) Tj ET"),
+            5: RAW_FONT,
+            **(more or {}),
+        }
+    )
 
 
 def _stream(content: str) -> str:
