@@ -51,8 +51,9 @@ def duration(span: timedelta | None, lang: str, *, in_days: bool = True) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     units = ("ngày", "giờ", "phút", "giây") if lang == "vi" else ("d", "h", "min", "s")
-    if days:
-        return f"{days} {units[0]} {hours} {units[1]}"
+    if days:  # minutes kept: "10 ngày 0 giờ" for 10 days and 25 minutes read as exact
+        text = f"{days} {units[0]} {hours} {units[1]}"
+        return f"{text} {minutes:02d} {units[2]}" if minutes else text
     if hours:
         return f"{hours} {units[1]} {minutes:02d} {units[2]}"
     if minutes:
@@ -153,7 +154,7 @@ def _complete(f: Mapping[str, Any], lang: str) -> str:
     """Every recipient holding it registered it; those that agreed to a recall since are
     named, their copies cancelled, and those that refused the last request sent them."""
     text = _done(
-        "Mọi nơi nhận đã vào sổ (xong lúc {at})", "Every recipient registered it (done at {at})"
+        "Mọi nơi nhận đã vào sổ, xong lúc {at}", "Every recipient registered it, done at {at}"
     )(f, lang)
     said = (
         ("recalled", "Đã đồng ý thu hồi (15), bản tại đó đã hủy", "Agreed to the recall (15), "
@@ -179,14 +180,11 @@ def _acknowledged(f: Mapping[str, Any], lang: str) -> str:
     if code in ("04", "05", "06"):
         registered = moment(f.get("registered_at") or f.get("at"), lang)
         if lang == "vi":
-            return f"Nơi nhận đã vào sổ lúc {registered}; nay ở trạng thái {status} (từ {at})."
-        return (
-            f"The recipient registered it at {registered}; it is now at status {status} "
-            f"(since {at})."
-        )
+            return f"Nơi nhận đã vào sổ lúc {registered}; từ {at} ở trạng thái {status}."
+        return f"The recipient registered it at {registered}; since {at} at status {status}."
     if lang == "vi":
-        return f"Nơi nhận đã vào sổ (trạng thái {status}) lúc {at}."
-    return f"The recipient registered it (status {status}) at {at}."
+        return f"Nơi nhận đã vào sổ lúc {at}: trạng thái {status}."
+    return f"The recipient registered it at {at}: status {status}."
 
 
 _REQUEST_KIND = {"recall": ("thu hồi", "recall"), "update": ("cập nhật", "update")}
@@ -276,10 +274,10 @@ def _awaiting_acknowledgement(f: Mapping[str, Any], lang: str) -> str:
     time unless its registration runs on the clock (an urgent document)."""
     on_clock = f.get("waited_working") is None
     if lang == "vi":
-        text = "Đã đến nơi nhận lúc {since} (trạng thái {status_code}); chờ vào sổ (03) đã {waited}"
+        text = "Đã đến nơi nhận lúc {since}, trạng thái {status_code}; chờ vào sổ (03) đã {waited}"
         tail = "." if on_clock else " (thời gian làm việc: {waited_working})."
     else:
-        text = "Delivered at {since} (status {status_code}); waiting {waited} for registration (03)"
+        text = "Delivered at {since}, status {status_code}; waiting {waited} for registration (03)"
         tail = "." if on_clock else " ({waited_working} of working time)."
     return _both(text + tail, text + tail)(f, lang)
 
@@ -399,12 +397,12 @@ PHRASES: dict[str, _Phrase] = {
     x.AWAITING_ANSWERS: lambda f, lang: _answers(f, lang),
     x.COMPLETE: lambda f, lang: _complete(f, lang),
     x.RECALLED_DONE: _done(
-        "Văn bản đã được thu hồi (lúc {at}): mọi nơi nhận đã có nó đều đồng ý",
-        "The document was recalled (at {at}): every recipient that had it agreed",
+        "Văn bản đã được thu hồi lúc {at}: mọi nơi nhận đã có nó đều đồng ý",
+        "The document was recalled at {at}: every recipient that had it agreed",
     ),
     x.REPLACED_DONE: _done(
-        "Văn bản đã bị thay thế bằng văn bản đính chính (lúc {at})",
-        "The document was replaced by a corrected one (at {at})",
+        "Văn bản đã bị thay thế bằng văn bản đính chính lúc {at}",
+        "The document was replaced by a corrected one at {at}",
     ),
     x.JOB_QUEUED: _due(
         "Việc {action} đang xếp hàng chờ xử lý, hạn xác nhận {due_at}",
@@ -440,8 +438,8 @@ PHRASES: dict[str, _Phrase] = {
     x.DUE_BY: lambda f, lang: _due_by(f, lang),
     x.ACKNOWLEDGED_BY_RECIPIENT: lambda f, lang: _acknowledged(f, lang),
     x.COPY_RECALLED: _both(
-        "Nơi nhận đã đồng ý thu hồi (trạng thái {status_code}): bản văn bản tại đó đã bị hủy.",
-        "The recipient agreed to the recall (status {status_code}): its copy is cancelled.",
+        "Nơi nhận đã đồng ý thu hồi, trạng thái {status_code}: bản văn bản tại đó đã bị hủy.",
+        "The recipient agreed to the recall, status {status_code}: its copy is cancelled.",
     ),
     x.REFUSED_BY_RECIPIENT: _both(
         "Nơi nhận từ chối (02) lúc {at}: {reason}.",

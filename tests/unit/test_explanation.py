@@ -414,6 +414,7 @@ def test_a_moment_without_its_zone_is_refused() -> None:
         (timedelta(minutes=5, seconds=3), "5 phút", "5 min"),
         (timedelta(hours=1, minutes=5), "1 giờ 05 phút", "1 h 05 min"),
         (timedelta(days=2, hours=3), "2 ngày 3 giờ", "2 d 3 h"),
+        (timedelta(days=10, minutes=25), "10 ngày 0 giờ 25 phút", "10 d 0 h 25 min"),
         (timedelta(seconds=-5), "0 giây", "0 s"),
     ],
 )
@@ -541,10 +542,10 @@ def _said(code: str, **facts: Any) -> dict[str, str]:
     [
         (
             "03",
-            "Nơi nhận đã vào sổ (trạng thái 03 (đã tiếp nhận, vào sổ))",
-            "registered it (status 03 (registered))",
+            "Nơi nhận đã vào sổ lúc 10:00 ngày 01/12/2026 (giờ Việt Nam): trạng thái 03 (đã",
+            "registered it at 2026-12-01 10:00 ICT: status 03 (registered).",
         ),
-        ("06", "nay ở trạng thái 06 (hoàn thành)", "now at status 06 (completed)"),
+        ("06", "ở trạng thái 06 (hoàn thành).", "at status 06 (completed)."),
         (
             "15",
             "đã trả lời yêu cầu thu hồi / cập nhật: trạng thái 15 (đồng ý",
@@ -563,7 +564,9 @@ def test_a_recipients_last_word_is_named_as_it_is_in_one_language(
     assert "registered" not in said["vi"] and "completed" not in said["vi"]
     assert "vào sổ" not in said["en"] and "hoàn thành" not in said["en"]
     if status != "03":  # completion and an answer to a recall are not registration (03)
-        assert "(trạng thái 03" not in said["vi"]
+        assert "trạng thái 03" not in said["vi"]
+    # and no status is told in brackets within brackets
+    assert "))" not in said["vi"] and "))" not in said["en"]
 
 
 def test_a_status_after_registration_is_told_at_its_own_moment() -> None:
@@ -583,7 +586,7 @@ def test_a_status_after_registration_is_told_at_its_own_moment() -> None:
     assert (said.facts["status_code"], said.facts["at"]) == ("06", completed)
     en = sentence(said)["en"]
     assert f"registered it at {moment(registered, 'en')}" in en
-    assert f"now at status 06 (completed) (since {moment(completed, 'en')})" in en
+    assert f"since {moment(completed, 'en')} at status 06 (completed)" in en
 
 
 def test_an_open_escalation_is_named_in_vietnamese_words_in_the_vietnamese_sentence() -> None:
