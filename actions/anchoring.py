@@ -151,7 +151,8 @@ class Anchoring(StagedJob[list[AnchorDraft]]):
             already = {tuple(h) for h in json.loads(previous.body)["heads"]}
         heads = [h for h in uow.anchors.heads_changed_since(agency_id, since) if h not in already]
         after = 0 if previous is None else previous.seq
-        link = GENESIS if previous is None else previous.body_sha256
+        # Its body's digest, not the column beside it (a bare column SQL can change).
+        link = GENESIS if previous is None else hashlib.sha256(bytes(previous.body)).hexdigest()
         bodies: list[bytes] = []
         counts: list[int] = []
         for start in range(0, len(heads), MAX_HEADS):
@@ -347,6 +348,9 @@ def _check_anchor(
         return problem("body", f"the signed body says anchor {content.get('seq')}")
     if content.get("previous") != previous:
         return problem("previous", "the anchor before this one was changed or replaced")
+    if anchor.body_sha256 != hashlib.sha256(body).hexdigest():
+        # The digest `audit anchor` prints, to be kept elsewhere for `--known`.
+        return problem("altered", "its stored SHA-256 is not its body's")
     heads = [
         (listed, version, head)
         for listed, version, head in content["heads"]

@@ -17,6 +17,10 @@ AGREED = "agreed"
 DECLINED = "declined"
 
 # A recipient's reports of its handling (QCVN 102 04–06), recorded on the dispatch.
+# A dispatch's entries are kept in its document's chain, named with this prefix
+# ("dispatch.delivered"); their states are the dispatch's, not the document's.
+AUDIT_PREFIX = "dispatch."
+
 PROGRESS_EVENTS = {"04": "report_assigned", "05": "report_processing", "06": "report_completed"}
 
 # Where a dispatch may be when its recipient's status message comes: under way (its

@@ -290,18 +290,37 @@ class ChainProblem:
     detail: str
 
 
-def verify_document(conn: Connection, document_id: str, head: str) -> ChainProblem | None:
+def verify_document(
+    conn: Connection,
+    document_id: str,
+    head: str,
+    at: tuple[str, int] | None = None,
+) -> ChainProblem | None:
     """Check one document's chain against its stored head; ``None`` when it verifies.
 
     An entry holding a value its column cannot (SQL wrote text into its moment, say) is
-    altered there, once the entries before it verify."""
+    altered there, once the entries before it verify. ``at``, the row's (state, version):
+    every move of a row writes an entry, so the row stands where its trail ends; a row
+    elsewhere was moved by SQL (its head hash left as it was)."""
     rows, wrong = _stored_chain(conn, document_id)
     if wrong is not None:
         earlier = verify_entries(document_id, rows, None) if rows else None
         where = (document_id, wrong.number("version"), wrong.number("id"))
         detail = f"entry holds a value its column cannot: {wrong.column}"
         return earlier or ChainProblem(*where, "altered", detail)
-    return verify_entries(document_id, rows, head)
+    problem = verify_entries(document_id, rows, head)
+    if problem is None and at is not None:
+        # (a subject keeping its entries in another's chain -- a dispatch in its
+        # document's -- names them "machine.event" and tells its own states there)
+        own = [r for r in rows if "." not in r.event]
+        ends = (own[-1].to_state if own else None, rows[-1].version)
+        if at != ends:
+            detail = (
+                f"its row says {at[0]} at version {at[1]}, its trail ends at {ends[0]}, "
+                f"version {ends[1]}: the row was moved outside a transition"
+            )
+            return ChainProblem(document_id, None, None, "altered", detail)
+    return problem
 
 
 def _stored_chain(conn: Connection, document_id: str) -> tuple[list[AuditRow], WrongKind | None]:
@@ -376,13 +395,13 @@ def verify_chains(
     """
     for table in chain_tables():
         c = table.c
-        query = select(c.id, c.audit_head).order_by(c.id)
+        query = select(c.id, c.audit_head, c.state, c.version).order_by(c.id)
         if document_id is not None:
             query = query.where(c.id == document_id)
         last = ""
         while page := conn.execute(query.where(c.id > last).limit(batch)).all():
-            for doc_id, head in page:
-                yield doc_id, verify_document(conn, doc_id, head)
+            for doc_id, head, state, version in page:
+                yield doc_id, verify_document(conn, doc_id, head, (state, version))
             last = page[-1][0]
     # Entries whose document, received document or escalation is gone (its row deleted by
     # SQL): a chain with no head is a document removed.

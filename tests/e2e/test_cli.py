@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -269,9 +270,43 @@ def test_operator_setup_and_audit_verify_catches_tampering(tmp_path: Path) -> No
     assert "altered at version 2" in done.stdout
 
 
+ANCHOR_ENV = {"CONGVAN_KEY_PASSPHRASE": "e2e anchor passphrase"}
+
+
+def _keyed_with_a_document(tmp_path: Path) -> str:
+    """An agency with an organisational certificate and one document (its id)."""
+    for args in (
+        ("agencies", "add", "000.00.00.H57", "--name", "UBND tỉnh", "--abbreviation", "UBND"),
+        ("keys", "init-ca", "--name", "e2e CA", "--organization", "UBND tỉnh"),
+        ("keys", "issue-agency", "--agency", "000.00.00.H57"),
+    ):
+        done = congvan(*args, data_dir=tmp_path, env=ANCHOR_ENV)
+        assert done.returncode == 0, done.stdout + done.stderr
+    from congvan.actions.context import Actor
+    from congvan.workflow.bootstrap import bootstrap
+    from congvan.workflow.settings import Settings
+
+    runtime = bootstrap(Settings(data_dir=tmp_path))
+    clerk = Actor("vanthu@000.00.00.H57", "000.00.00.H57", frozenset({"clerk"}))
+    created = runtime.engine.create_document(
+        clerk, {"doc_type": "CV", "subject": "V/v thử"}, [{"organ_id": "000.00.11.H57"}], []
+    )
+    runtime.stop()
+    return str(created["id"])
+
+
+def _latest_anchor(anchored: subprocess.CompletedProcess[str]) -> str:
+    """The AGENCY:SEQ:SHA256 line `audit anchor` printed."""
+    (receipt,) = [
+        line.split("latest anchor: ")[1]
+        for line in anchored.stdout.splitlines()
+        if "latest anchor: " in line
+    ]
+    return receipt
+
+
 def test_audit_anchor_signs_heads_and_verify_catches_a_rewritten_anchor(tmp_path: Path) -> None:
-    # Given an agency with an organisational certificate and one document
-    env = {"CONGVAN_KEY_PASSPHRASE": "e2e anchor passphrase"}
+    env = ANCHOR_ENV
     assert congvan("migrate", data_dir=tmp_path).returncode == 0
     # (before it has a key, and for an agency not in the directory, one coded line each)
     for args, said in (
@@ -281,23 +316,8 @@ def test_audit_anchor_signs_heads_and_verify_catches_a_rewritten_anchor(tmp_path
         refused = congvan("audit", "anchor", *args, data_dir=tmp_path, env=env)
         assert (refused.returncode, refused.stdout) == (2, ""), refused.stdout
         assert said in refused.stderr, refused.stderr
-    for args in (
-        ("agencies", "add", "000.00.00.H57", "--name", "UBND tỉnh", "--abbreviation", "UBND"),
-        ("keys", "init-ca", "--name", "e2e CA", "--organization", "UBND tỉnh"),
-        ("keys", "issue-agency", "--agency", "000.00.00.H57"),
-    ):
-        done = congvan(*args, data_dir=tmp_path, env=env)
-        assert done.returncode == 0, done.stdout + done.stderr
-    from congvan.actions.context import Actor
-    from congvan.workflow.bootstrap import bootstrap
-    from congvan.workflow.settings import Settings
-
-    runtime = bootstrap(Settings(data_dir=tmp_path))
-    clerk = Actor("vanthu@000.00.00.H57", "000.00.00.H57", frozenset({"clerk"}))
-    runtime.engine.create_document(
-        clerk, {"doc_type": "CV", "subject": "V/v thử"}, [{"organ_id": "000.00.11.H57"}], []
-    )
-    runtime.stop()
+    # Given an agency with an organisational certificate and one document
+    _keyed_with_a_document(tmp_path)
 
     # When the heads are anchored, twice
     first = congvan("audit", "anchor", data_dir=tmp_path, env=env)
@@ -307,11 +327,7 @@ def test_audit_anchor_signs_heads_and_verify_catches_a_rewritten_anchor(tmp_path
     assert first.returncode == 0, first.stdout + first.stderr
     assert "000.00.00.H57: 1 head(s) anchored" in first.stdout
     assert "000.00.00.H57: no change" in again.stdout
-    (receipt,) = [
-        line.split("latest anchor: ")[1]
-        for line in first.stdout.splitlines()
-        if "latest anchor: " in line
-    ]
+    receipt = _latest_anchor(first)
     assert receipt.startswith("000.00.00.H57:1:")
     verified = congvan("audit", "verify", "--known", receipt, data_dir=tmp_path)
     assert verified.returncode == 0, verified.stdout
@@ -335,6 +351,51 @@ def test_audit_anchor_signs_heads_and_verify_catches_a_rewritten_anchor(tmp_path
     assert "0 anchor(s) checked, 0 broken" in gone.stdout
     bad = congvan("audit", "verify", "--known", "nonsense", data_dir=tmp_path)
     assert bad.returncode != 0 and "AGENCY:SEQ:SHA256" in bad.stderr
+
+
+def test_verifying_one_chain_checks_the_anchors_whatever_agency_its_row_names(
+    tmp_path: Path,
+) -> None:
+    # Given an anchored document whose entry is then rewritten with fresh hashes (as one
+    # knowing the hash rule would), and its row moved to another agency, in SQL
+    assert congvan("migrate", data_dir=tmp_path).returncode == 0
+    doc = _keyed_with_a_document(tmp_path)
+    receipt = _latest_anchor(congvan("audit", "anchor", data_dir=tmp_path, env=ANCHOR_ENV))
+    from congvan.storage.audit import entry_hash
+
+    with sqlite3.connect(tmp_path / "congvan.db") as db:
+        row = db.execute(
+            "SELECT prev_hash, version, event, from_state, to_state, at, payload_digest "
+            "FROM audit_entries WHERE document_id = ?",
+            (doc,),
+        ).fetchone()
+        prev, version, event, from_state, to_state, at, payload_digest = row
+        forged = entry_hash(
+            prev_hash=prev, document_id=doc, version=version, actor="someone-else",
+            event=event, from_state=from_state, to_state=to_state,
+            at=datetime.fromisoformat(at).replace(tzinfo=UTC), payload_digest=payload_digest,
+        )  # fmt: skip
+        db.execute(
+            "UPDATE audit_entries SET actor = 'someone-else', hash = ? WHERE document_id = ?",
+            (forged, doc),
+        )
+        db.execute(
+            "UPDATE documents SET audit_head = ?, agency_id = '000.00.11.H57' WHERE id = ?",
+            (forged, doc),
+        )
+
+    # Then the chain alone verifies, and its anchor names the rewritten entry
+    done = congvan("audit", "verify", doc, data_dir=tmp_path)
+    assert done.returncode == 1, done.stdout
+    assert "1 chain(s) checked, 0 broken" in done.stdout
+    assert f"BROKEN anchor 1 of 000.00.00.H57: head for {doc} version 1" in done.stdout
+
+    # And an anchor's stored digest (what `audit anchor` prints) changed in SQL is named
+    with sqlite3.connect(tmp_path / "congvan.db") as db:
+        db.execute("UPDATE audit_anchors SET body_sha256 = '00' || substr(body_sha256, 3)")
+    moved = congvan("audit", "verify", "--known", receipt, data_dir=tmp_path)
+    assert "BROKEN anchor 1 of 000.00.00.H57: altered" in moved.stdout
+    assert "1 known anchor(s) checked, 0 broken" in moved.stdout  # the body is the one kept
 
 
 def test_an_agency_is_added_with_its_numbering_series(tmp_path: Path) -> None:

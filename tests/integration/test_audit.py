@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import ColumnElement, Connection, delete, update
 
 from congvan.storage.audit import ChainProblem, verify_chains
-from congvan.storage.tables import AuditEntry
+from congvan.storage.tables import AuditEntry, Document
 from congvan.workflow.bootstrap import Runtime
 from tests.factories import actor
 
@@ -175,3 +175,24 @@ def test_verification_pages_through_many_documents(
 
     assert docs == [d for d, _ in found]
     assert [docs[5]] == [d for d, problem in found if problem is not None]
+
+
+@pytest.mark.parametrize(
+    "moved",
+    [{"state": "signed"}, {"version": 2}, {"version": 9}, {"state": "reviewed", "version": 3}],
+    ids=["state", "version back", "version ahead", "both"],
+)
+def test_a_row_moved_outside_a_transition_is_named(
+    runtime: Runtime, documents: tuple[str, str], moved: dict[str, object]
+):
+    # Given a document whose row is moved by SQL, its audit head left as it was
+    doc, other = documents
+    table = Document.__table__  # type: ignore[attr-defined]
+    tamper(runtime, lambda c: c.execute(update(table).where(table.c.id == doc).values(**moved)))
+
+    # Then its chain is altered at its head, naming where the row and the trail stand
+    found = verify(runtime)
+    assert (None, "altered") == where(found[doc])
+    detail = found[doc].detail if found[doc] else ""
+    assert "its trail ends at draft, version 4" in detail
+    assert None is found[other]

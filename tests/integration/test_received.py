@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from congvan.actions.context import SYSTEM
 from congvan.states.errors import (
@@ -20,6 +21,7 @@ from congvan.states.errors import (
     TransitionNotAllowed,
 )
 from congvan.storage.clock import FrozenClock
+from congvan.storage.tables import ReceivedDocument
 from congvan.workflow.bootstrap import Runtime
 from tests.factories import (
     AGENCY_ID,
@@ -289,3 +291,21 @@ def engine_state(runtime: Runtime, received_id: str) -> str:
         found = uow.received.get(received_id)
         assert found is not None
         return found.state
+
+
+def test_a_received_documents_row_moved_by_sql_is_named_by_the_audit_check(
+    receiving: Runtime,
+) -> None:
+    # Given a received document registered (03), then put back to "received" by SQL
+    doc, _stored = receiving.engine.receive(arrival())
+    receiving.engine.fire_on("received", doc.id, "register", CLERK)
+    table = ReceivedDocument.__table__  # type: ignore[attr-defined]
+    with receiving.uow() as uow:
+        uow.conn.execute(update(table).where(table.c.id == doc.id).values(state="received"))
+        uow.commit()
+
+    # Then its chain is reported altered at its head: the trail never put it there
+    with receiving.uow(readonly=True) as uow:
+        [(chain, problem)] = list(uow.audit.verify(doc.id))
+    assert problem is not None and (chain, problem.problem) == (doc.id, "altered")
+    assert "its row says received at version 2, its trail ends at registered" in problem.detail

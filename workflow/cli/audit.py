@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from typing import TYPE_CHECKING
 
@@ -81,14 +82,13 @@ def _audit_anchor(runtime: Runtime, agency: str | None) -> int:
             if latest is not None:
                 # Kept outside this database, it lets `audit verify --known` notice the
                 # newest anchors deleted, which nothing inside the database can.
-                print(f"   latest anchor: {agency_id}:{latest.seq}:{latest.body_sha256}")
+                digest = hashlib.sha256(bytes(latest.body)).hexdigest()  # not the column's
+                print(f"   latest anchor: {agency_id}:{latest.seq}:{digest}")
     return 0
 
 
 def _check_known(uow: UnitOfWork, known: list[tuple[str, int, str]]) -> list[str]:
     """Problems with anchors recorded elsewhere, as report lines."""
-    import hashlib
-
     lines = []
     for agency_id, seq, digest in known:
         anchor = uow.anchors.get(agency_id, seq)
@@ -148,11 +148,10 @@ def _audit_verify(
         if document and checked == 0:
             raise NotFound(f"No document {document!r}.", document_id=document)
         anchors = bad_anchors = 0
-        agencies = uow.anchors.agencies_with_anchors()
-        if document:  # its agency's anchors, and of their heads only the document's
-            doc = uow.documents.get(document)
-            agencies = [a for a in agencies if doc and a == doc.agency_id]
-        for agency_id in agencies:
+        # With a document (outgoing, received or an escalation), every agency's anchors
+        # still, and of their heads only the document's: the agency its row names is a
+        # bare column SQL can change.
+        for agency_id in uow.anchors.agencies_with_anchors():
             for seq, anchor_problem in verify_anchors(uow, runtime.trust, agency_id, document):
                 anchors += 1
                 if anchor_problem is not None:

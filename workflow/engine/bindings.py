@@ -15,7 +15,7 @@ from typing import Any, Protocol, cast
 
 from congvan.actions.context import Actor
 from congvan.states import DISPATCH, DOCUMENT
-from congvan.states.dispatch import ARRIVED, DOCUMENT_DRIVEN
+from congvan.states.dispatch import ARRIVED, AUDIT_PREFIX, DOCUMENT_DRIVEN
 from congvan.states.errors import (
     FieldTooLong,
     Forbidden,
@@ -88,7 +88,11 @@ class Binding(Chain, Protocol):
         ...
 
     def audit(self, subject: Subject, event: str) -> tuple[str, dict[str, Any]]:
-        """The audit entry's event name and what it records about the subject."""
+        """The audit entry's event name and what it records about the subject.
+
+        A binding that keeps its entries in another's chain (``holds_chain`` False) names
+        them ``machine.event``: the audit check reads the chain's own state from the
+        entries without a dot."""
         ...
 
     def settle(
@@ -336,7 +340,10 @@ class DispatchBinding(DocumentChain):
         return {**data, "dispatch": subject.row, "max_attempts": self.max_attempts}
 
     def audit(self, subject: Subject, event: str) -> tuple[str, dict[str, Any]]:
-        return f"dispatch.{event}", {"dispatch_id": subject.id, "organ_id": subject.row.organ_id}
+        return f"{AUDIT_PREFIX}{event}", {
+            "dispatch_id": subject.id,
+            "organ_id": subject.row.organ_id,
+        }
 
     def settle(
         self,
