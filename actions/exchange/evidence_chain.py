@@ -6,10 +6,13 @@ verdict; the module docstring there lists every check).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from congvan.actions.anchoring import FORMAT as ANCHOR_FORMAT
+from congvan.actions.signing.certpath import AHEAD_OF_CLOCK
 from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.verification import verify_manifest_signature
 from congvan.states.errors import CongvanError, MessageMalformed
@@ -40,6 +43,22 @@ def signed_when_it_says(name: str, moment: datetime, signing_time: datetime | No
         not_before=signing_time,
         since=("signed_at", "the agency signed it"),
     )
+
+
+@contextmanager
+def as_stated(name: str, moment: datetime) -> Iterator[None]:
+    """Verification as of the moment a body states: a signature made after it is not
+    "ahead of the clock" (the clock is the body's own) but made later than it says
+    (``moment``, as one made before it is)."""
+    try:
+        yield
+    except CongvanError as exc:
+        signed = exc.details.get("signing_time")
+        later = exc.details.get("reason") in (AHEAD_OF_CLOCK, "clock_ahead")
+        if not (later and isinstance(signed, str)):
+            raise
+        signed_when_it_says(name, moment, datetime.fromisoformat(signed))
+        raise
 
 
 class ChainChecks:
@@ -79,9 +98,10 @@ class ChainChecks:
             )
             return
         try:
-            verdict = verify_body(
-                index.raw, cms, self.trust, agency_id=self.agency_id, at=index.exported_at
-            )
+            with as_stated("exported_at", index.exported_at):
+                verdict = verify_body(
+                    index.raw, cms, self.trust, agency_id=self.agency_id, at=index.exported_at
+                )
             signed_when_it_says("exported_at", index.exported_at, verdict.signing_time)
         except CongvanError as exc:
             reason = str(exc.details.get("reason") or exc.code)
@@ -223,17 +243,18 @@ class ChainChecks:
             )
             return 0
         try:
-            verdict = verify_manifest_signature(
-                body,
-                cms,
-                trust_roots=self.trust.roots_for(agency),
-                crls=self.trust.crls,
-                intermediates=self.trust.intermediates,
-                at=at,
-                expected_signer={"organizational_unit": agency},
-                profile="agency",
-                timestamp_token=self.bundle.read(name.removesuffix("json") + "tsr"),
-            )
+            with as_stated("at", at):
+                verdict = verify_manifest_signature(
+                    body,
+                    cms,
+                    trust_roots=self.trust.roots_for(agency),
+                    crls=self.trust.crls,
+                    intermediates=self.trust.intermediates,
+                    at=at,
+                    expected_signer={"organizational_unit": agency},
+                    profile="agency",
+                    timestamp_token=self.bundle.read(name.removesuffix("json") + "tsr"),
+                )
             signed_when_it_says("at", at, verdict.signing_time)
         except CongvanError as exc:
             self.report.refused(item, exc, name)

@@ -15,6 +15,7 @@ from congvan.actions.signing.truststore import fingerprint
 from congvan.states.errors import (
     AgencySignatureInvalid,
     CongvanError,
+    MessageMismatch,
     RevocationUnknown,
     VerificationDeferred,
 )
@@ -113,6 +114,8 @@ def signature_code(exc: CongvanError) -> str:
     the signature's code as the reason: unwrapped here."""
     if isinstance(exc, (AgencySignatureInvalid, VerificationDeferred)):
         return str(exc.details.get("reason") or exc.code)
+    if isinstance(exc, MessageMismatch) and exc.details.get("reason") == "moment":
+        return "moment"  # an anchor signed at another moment than its `at`, as the index
     return exc.code
 
 
