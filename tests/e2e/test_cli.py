@@ -850,3 +850,56 @@ def test_a_usage_mistake_is_said_as_every_error_is_with_the_command_meant(
         assert err.startswith(f"usage: {usage}"), err
         [line] = [x for x in err.splitlines() if x.startswith("error")]
         assert line.startswith("error [invalid_input]: ") and said in line, err
+
+
+def test_a_terminated_demo_ends_as_an_interrupted_one_and_removes_its_folder(
+    tmp_path: Path,
+) -> None:
+    # Given a demo running in a temporary folder (under a TMPDIR of the test's own)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "congvan.workflow.cli", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert demo.stdout is not None
+    for line in demo.stdout:  # its installations serving
+        if "API on" in line:
+            break
+
+    # When it is sent SIGTERM (a service manager stopping it, `timeout`, `kill`)
+    demo.send_signal(signal.SIGTERM)
+    _out, err = demo.communicate(timeout=120)
+
+    # Then it stops as Ctrl-C stops it, in one line, its temporary folder removed
+    assert (demo.returncode, err.strip().splitlines()[-1]) == (143, "terminated"), err
+    assert "Traceback" not in err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("congvan-demo-")] == []
+
+
+def test_an_interrupt_while_the_command_loads_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.abc
+
+    from congvan.workflow import cli, launch
+
+    class Interrupting(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, *_args: object) -> None:
+            if name == "congvan.workflow.cli":
+                raise KeyboardInterrupt
+
+    # Given Ctrl-C pressed while the command's modules load, or while its line is parsed
+    monkeypatch.delitem(sys.modules, "congvan.workflow.cli")
+    monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
+    # Then either ends in one line, exit 130
+    assert launch.main() == 130
+    monkeypatch.undo()
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["agencies", "list"]) == 130
+    assert capsys.readouterr().err.splitlines() == ["interrupted", "interrupted"]

@@ -199,6 +199,9 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
         ({}, ["audit", "verify", "--known", f"000.00.00.H57:{'9' * 30}:{'0' * 64}"],
          "invalid_input"),
         ({}, ["tokens", "revoke", "nope"], "not_found"),
+        # The demo makes its own installations: a database named for it is not taken
+        ({}, ["demo", "--database-url", f"sqlite:///{tmp_path}/demo.db"], "invalid_input"),
+        ({}, ["--database-url", f"sqlite:///{tmp_path}/demo.db", "demo"], "invalid_input"),
         ({}, ["tokens", "create", "--agency", "h37.02.02", "--role", "clerk"], "invalid_input"),
         ({}, ["time-rules", "show", "000.00.99.H57"], "not_found"),
         ({}, ["authorities", "list", "--agency", "000.00.99.H57"], "not_found"),

@@ -16,7 +16,9 @@ import errno
 import json
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -263,18 +265,43 @@ def _flush_stdout() -> None:
         raise
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program stands, so that it ends as Ctrl-C ends it: what
+    was committed stays, what was under way rolls back, temporary folders are removed
+    (the default action ends the process where it stands, leaving them)."""
+
+
+def _terminated(_signal: int, _frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    _printable_anywhere()
-    args = build_parser().parse_args(argv)
+    # (signals reach the main thread only; serve, worker and scheduler stop cleanly on
+    # SIGTERM in their own way, set while they run)
+    on_main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminated) if on_main else None
     try:
+        return _main(argv)
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    _printable_anywhere()
+    try:
+        args = build_parser().parse_args(argv)
         _check_arguments(args)
         _check_environment()
         settings = settings_from(args)
         code: int = args.func(args, settings)
         _flush_stdout()
         return code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         # Ctrl-C: what was committed stays, what was under way rolled back with it.
+        if isinstance(exc, Terminated):
+            print("terminated", file=sys.stderr)
+            return 143  # 128 + SIGTERM, as a shell reports it
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:

@@ -47,6 +47,14 @@ def add_parser(sub: Subparsers) -> None:
         func=cmd_migrate
     )
     p = sub.add_parser("demo", help="drive the sample letter 1227/UBND-TĐKT through the engine")
+    for action in p._actions:  # the installation's options, as the demo takes them
+        if action.dest == "data_dir":
+            action.help = (
+                "an empty folder to run in, its two installations kept there afterwards "
+                "(default: a temporary folder, removed at the end)"
+            )
+        elif action.dest == "database_url":
+            action.help = argparse.SUPPRESS  # it makes its own two (refused when given)
     p.add_argument(
         "--start",
         type=_moment,
@@ -375,6 +383,13 @@ def _run_apart(
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from ..demo import run_demo
+
+    if getattr(args, "database_url", None):
+        raise InvalidInput(
+            "The demo makes its own two installations, each with its SQLite database in "
+            "--data-dir (or a temporary folder): --database-url is not for it.",
+            field="database_url",
+        )
 
     given = settings.key_passphrase.get_secret_value() if settings.key_passphrase else None
     data_dir = Path(args.data_dir) if args.data_dir else None
