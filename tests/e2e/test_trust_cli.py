@@ -4,7 +4,7 @@ import / import-crl / revoke / list, through the real command."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from cryptography import x509
@@ -182,6 +182,9 @@ def test_another_cas_crl_is_imported_and_its_certificates_cannot_be_revoked_here
     assert done.returncode == 0, done.stderr
     assert "CRL 5 of" in done.stdout
     assert "1 revoked" in done.stdout
+    # (its next update as every command tells a moment to people: the Vietnam clock)
+    due = (now + timedelta(days=7)).astimezone(timezone(timedelta(hours=7)))
+    assert f"next update {due:%H:%M %d/%m/%Y}, Vietnam time" in done.stdout, done.stdout
     done = congvan("keys", "import-crl", str(crl(4)), data_dir=data)
     assert done.returncode == 2
     assert "already_exists" in done.stderr

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from congvan.states.errors import InvalidInput, NotFound
-from congvan.states.timeliness import in_vietnam
+from congvan.states.timeliness import in_vietnam, shown_on_the_clock
 from congvan.storage.clock import as_utc
 
 from ..settings import Settings
@@ -247,7 +247,9 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             uow.commit()
             print(
                 f"CRL {info['number']} of {info['issuer']} imported "
-                f"({info['revoked']} revoked; next update {info['next_update']})"
+                f"({info['revoked']} revoked; next update "
+                f"{shown_on_the_clock(datetime.fromisoformat(info['next_update']))}, "
+                "Vietnam time)"
             )
             return 0
         elif args.action == "revoke":
