@@ -142,6 +142,22 @@ def test_a_header_given_twice_is_refused(
     assert api.version(doc_id) == 1
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_two_tokens_are_refused_whichever_comes_first(api: Api, method: str) -> None:
+    # Given a valid token and another (garbage) one, in either order, on a read and a change
+    doc_id = api.draft()["id"]
+    valid = b"Bearer " + api.tokens[A]["clerk"].encode()
+    path = f"/v1/documents/{doc_id}" + ("/events/edit" if method == "POST" else "")
+    body = b'{"fields": {"place": "Hue"}}' if method == "POST" else b""
+    for pair in ([valid, b"Bearer garbage"], [b"Bearer garbage", valid]):
+        headers = [(b"authorization", value) for value in pair]
+        headers += [(b"content-type", b"application/json")] if body else []
+        # Then each is the same refusal, before either token is looked up
+        details = assert_error(api.raw(method, path, headers, body), 422, "repeated_field")
+        assert details == {"field": "Authorization", "location": "header", "count": 2}
+    assert api.version(doc_id) == 1
+
+
 @pytest.mark.parametrize(
     ("lines", "matched"),
     [([b'"9"', b'"1"'], True), ([b'"9"', b'"8"'], False), ([b'"1"', b'W/"1"'], True)],
@@ -202,3 +218,17 @@ def test_a_request_as_the_readme_shows_it_is_taken(api: Api) -> None:
         b'{"fields": {"place": "Hue"}}',
     )
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "position"), [(b"garbage", 0), (b'{"fields": {"place": "Hue"}', 27)]
+)
+def test_a_body_that_is_not_json_is_said_of_the_body_where_reading_stopped(
+    api: Api, body: bytes, position: int
+) -> None:
+    doc_id = api.draft()["id"]
+    details = assert_error(_event(api, doc_id, [], body), 422, "invalid_input")
+    [error] = details["errors"]
+    # (not a field named "0" or "27": the place in the text is its position)
+    assert (error["field"], error["type"], error["position"]) == ("body", "json_invalid", position)
+    assert api.version(doc_id) == 1

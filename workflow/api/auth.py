@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from congvan.actions.context import Actor
-from congvan.states.errors import Forbidden, Unauthenticated
+from congvan.states.errors import Forbidden, RepeatedField, Unauthenticated
 from congvan.storage.agencies import Principal, TokenHolder
 
 from .deps import ClockDep, ReadUowDep, runtime_of
@@ -22,6 +22,20 @@ _bearer = HTTPBearer(auto_error=False, description="An API token from `congvan t
 _NO_TOKEN = "Send an API token as `Authorization: Bearer <token>`."
 _NOT_VALID = "The API token is not valid, has expired or was revoked."
 _LONGEST_TOKEN = 200
+
+
+def _one_token(request: Request) -> None:
+    """Two Authorization headers are refused whichever comes first, before either is
+    looked up (the first alone was read: garbage then a token was 401, a token then
+    garbage 422)."""
+    count = sum(1 for name, _ in request.headers.raw if name.lower() == b"authorization")
+    if count > 1:
+        raise RepeatedField(
+            f"The header 'Authorization' is given {count} times; it is taken once.",
+            field="Authorization",
+            location="header",
+            count=count,
+        )
 
 
 def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
@@ -42,6 +56,7 @@ def get_principal(
     clock: ClockDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    _one_token(request)
     token = _token(credentials)
     held: tuple[str, TokenHolder] | None = request.scope.get(_HOLDER)
     holder: TokenHolder | None
@@ -81,6 +96,7 @@ async def refuse_unknown_token(request: Request) -> None:
     and parse a body of up to the request limit. The route's own check (``get_principal``,
     by the clock its dependencies give) takes the holder found here instead of looking the
     token up again."""
+    _one_token(request)
     token = _token(await _bearer(request))
     runtime = runtime_of(request)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -45,6 +45,23 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+
+def _said(error: Mapping[str, Any]) -> dict[str, Any]:
+    """One validation error as the API tells it: the field it is about, dotted; a body
+    that is not JSON is about the body, at the character its reading stopped (FastAPI
+    gives that position where a field would stand)."""
+    loc = tuple(error.get("loc", ()))
+    said: dict[str, Any] = {
+        "field": ".".join(str(p) for p in loc if p != "body"),
+        "problem": error.get("msg", ""),
+        "type": error.get("type", ""),
+    }
+    if said["type"] == "json_invalid":
+        said["field"] = "body"
+        if len(loc) == 2 and isinstance(loc[1], int):
+            said["position"] = loc[1]
+    return said
 
 
 def _too_long(found: Sequence[Any]) -> FieldTooLong | None:
@@ -193,14 +210,7 @@ def install_error_handlers(app: FastAPI) -> None:
         too_long = _too_long(found)
         if too_long is not None:  # as every other text over its limit is answered
             return ErrorResponse(too_long.to_dict(), status_code=too_long.http_status)
-        errors = [
-            {
-                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
-                "problem": e.get("msg", ""),
-                "type": e.get("type", ""),
-            }
-            for e in found[:MAX_ERRORS_SHOWN]
-        ]
+        errors = [_said(e) for e in found[:MAX_ERRORS_SHOWN]]
         details: dict[str, Any] = {"errors": errors}
         if len(found) > MAX_ERRORS_SHOWN:  # a body of 45,000 unknown keys: not 45,000 lines
             details["more_errors"] = len(found) - MAX_ERRORS_SHOWN

@@ -187,7 +187,8 @@ def _check_conditions(request: Request, takes: _Takes) -> None:
     if_none_match = ", ".join(given)
     if any(tag.strip() == "*" for tag in if_none_match.split(",")):
         raise PreconditionFailed(
-            "If-None-Match: * holds only where nothing is yet, and this exists: nothing was done.",
+            "If-None-Match: * asks that nothing exist yet, and this request changes "
+            "something that is already there (or is not there to change): nothing was done.",
             field="If-None-Match",
         )
     if "If-Match" in takes.headers:
