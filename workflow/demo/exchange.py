@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -310,6 +311,7 @@ def print_dispatches(demo: Demo, doc_id: str) -> None:
             if r["organ_id"] == d["organ_id"]
         }
         seen: list[str] = []  # what it reported of the document so far
+        lines: list[tuple[datetime, str]] = []  # told in the order they happened
         for e in history:
             dispatch_id = e["payload"].get("dispatch_id") if "dispatch." in e["event"] else None
             if dispatch_id != d["id"] and dispatch_id not in asked:
@@ -324,19 +326,19 @@ def print_dispatches(demo: Demo, doc_id: str) -> None:
                 code = reported_by.get(event) if event in ("agree", "decline") else None
                 what = f"{asked[dispatch_id][0]}:{event}"
             status = f"{code} {STATUS_LABEL[code]}" if code else ""
-            print(
-                f"      {clock_time(e['at'])}  {what:<15} {e['from_state']:>12} → "
-                f"{e['to_state']:<12} {status}"
-            )
+            line = f"{what:<16} {e['from_state']:>12} → {e['to_state']:<12} {status}"
+            lines.append((datetime.fromisoformat(e["at"]), line))
         for r in d["reported"]:
             reason = f": {r['reason']}" if r["reason"] else ""
             said = f"signed status message {r['code']} {r['label']}{reason}"
-            print(f"      {clock_time(r['at'])}  {said}")
+            lines.append((datetime.fromisoformat(r["at"]), said))
         for kind, r in asked.values():
             if r["status_code"] in ("15", "16"):
                 reason = f": {r['reason']}" if r["reason"] else ""
                 said = f"signed status message {r['status_code']} {r['status_label']}{reason}"
-                print(f"      {clock_time(r['updated_at'])}  {said} (to the {kind})")
+                lines.append((datetime.fromisoformat(r["updated_at"]), f"{said} (to the {kind})"))
+        for at, line in sorted(lines, key=lambda item: item[0]):  # (stable: same moment, as read)
+            print(f"      {clock_time(at)}  {line}")
     print(f"\n   {'recipient':<34} {'dispatch':<13} attempts  status (QCVN 102)")
     for d in view["dispatches"]:
         code = d["status_code"]

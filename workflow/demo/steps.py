@@ -250,6 +250,8 @@ def print_timeline(demo: Demo, doc_id: str) -> None:
         f"\nTimeline of {doc['notation']} — {doc['subject'][:60]}… "
         f"({doc['state']}, v{doc['version']}):"
     )
+    width = max((len(e["event"]) for e in history["items"]), default=0)
+    states = max((len(e["from_state"] or "—") for e in history["items"]), default=0)
     for e in history["items"]:
         payload = e["payload"]
         detail = (
@@ -261,6 +263,6 @@ def print_timeline(demo: Demo, doc_id: str) -> None:
             )
         )
         print(
-            f"   v{e['version']:<3} {clock_time(e['at'])}  {e['event']:<20} "
-            f"{e['from_state'] or '—':>9} → {e['to_state']:<12} {e['actor']:<26} {detail}"
+            f"   v{e['version']:<3} {clock_time(e['at'])}  {e['event']:<{width}} "
+            f"{e['from_state'] or '—':>{states}} → {e['to_state']:<12} {e['actor']:<26} {detail}"
         )
