@@ -8,3 +8,6 @@ import warnings
 warnings.filterwarnings(
     "ignore", message=r"Attribute's length must be >= 1 and <= 64", category=UserWarning
 )
+# pyHanko imports cryptography's DSA types, which cryptography 49 and later deprecate as
+# they load: said on every command, of a key type congvan never makes nor takes.
+warnings.filterwarnings("ignore", message=r"DSA is deprecated", category=UserWarning)
