@@ -114,16 +114,18 @@ def test_no_body_is_read_for_a_caller_without_a_valid_token(
     routes = _routes_reading_a_body_after_a_token(api.client.app)  # type: ignore[arg-type]
     assert ("POST", "/v1/documents", "multipart/form-data") in routes and len(routes) > 10
     for method, path, media_type in routes:
-        # (of the media type the route takes: judged first, that reads nothing)
+        # (of the media type the route takes, or of one it does not: the caller first)
         boundary = "; boundary=b" if media_type.startswith("multipart/") else ""
-        headers = {"Content-Type": media_type + boundary}
-        if authorization is not None:
-            headers["Authorization"] = authorization
-        for body in (b"{not json", b"[" + b"0," * 50_000 + b"0]"):
-            # When it is sent a body it would refuse to read, by a caller with no valid token
-            response = api.client.request(method, path, headers=headers, content=body)
-            # Then the caller is refused first: nothing of the body was read or parsed
-            assert_error(response, 401, "unauthenticated")
+        for content_type in (media_type + boundary, "text/plain"):
+            headers = {"Content-Type": content_type}
+            if authorization is not None:
+                headers["Authorization"] = authorization
+            for body in (b"{not json", b"[" + b"0," * 50_000 + b"0]"):
+                # When it is sent a body it would refuse to read, by a caller with no
+                # valid token
+                response = api.client.request(method, path, headers=headers, content=body)
+                # Then the caller is refused first: nothing of the body was read or parsed
+                assert_error(response, 401, "unauthenticated")
 
 
 @pytest.mark.parametrize("ended", ["revoked", "expired"])

@@ -133,14 +133,14 @@ class JsonRoute(APIRoute):
         authenticates = needs_principal(self.dependant)
 
         async def route_handler(request: Request) -> Response:
+            if authenticates:  # before a byte of the body is read or anything judged
+                await refuse_unknown_token(request)
             content_type = request.headers.get("content-type")
             if _has_body(request):
                 if takes_json and not is_json_media_type(content_type):
                     raise HTTPException(415, "The body is sent as application/json.")
                 if form_types is not None and _media_type(content_type) not in form_types:
                     raise HTTPException(415, f"The body is sent as {form_named}.")
-            if authenticates:  # before a byte of the body is read or a parameter judged
-                await refuse_unknown_token(request)
             wrapped = JsonRequest(request.scope, request.receive)
             wrapped.max_body = max_body
             return await handler(wrapped)
