@@ -119,6 +119,24 @@ def duplicate_key(exc: BaseException) -> bool:
     )
 
 
+# PostgreSQL's disk_full and out_of_memory (class 53, insufficient resources).
+_NO_ROOM = frozenset({"53100", "53200"})
+
+
+def disk_trouble(exc: BaseException) -> str | None:
+    """``disk_full`` when ``exc`` says the disk under the database filled (SQLite's
+    SQLITE_FULL, PostgreSQL's class 53), ``disk_io`` when SQLite's write to it failed
+    (SQLITE_IOERR: most often a full disk too); None for anything else. The transaction
+    rolled back whole either way."""
+    orig = getattr(exc, "orig", None)
+    first = str(orig if orig is not None else exc).split("\n")[0]
+    if "database or disk is full" in first or getattr(orig, "sqlstate", None) in _NO_ROOM:
+        return "disk_full"
+    if "disk I/O error" in first:
+        return "disk_io"
+    return None
+
+
 # Query options a driver reads a secret from (libpq takes ``?password=``).
 _SECRET_OPTIONS = frozenset({"password", "sslpassword"})
 

@@ -144,3 +144,30 @@ def test_every_connection_of_the_pool_taken_is_503_not_500(
     finally:
         for conn in taken:
             conn.close()
+
+
+def test_a_full_disk_is_said_as_such_and_reads_go_on(api: Api) -> None:
+    # Given a draft, then a database whose file may grow no further (SQLite answers
+    # SQLITE_FULL, "database or disk is full", as on a disk with no room left)
+    from sqlalchemy import event
+
+    doc_id = api.draft()["id"]
+    engine = api.runtime.db
+    if engine.dialect.name != "sqlite":
+        pytest.fail("the api fixture runs on SQLite")
+
+    @event.listens_for(engine, "connect")
+    def _no_room(dbapi_connection: Any, _record: Any) -> None:
+        pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    engine.dispose()  # every connection from now on is made so
+    # When a clerk writes (a new draft with a file of 1 MiB, past the pages left free)
+    big = b"%PDF-1.4\n" + b"%" * (1024 * 1024) + b"\n%%EOF\n"
+    answer = api.create(files=[("main", ("big.pdf", big, "application/pdf"))])
+    # Then it is 503 database_unavailable saying why, nothing kept, and reads still answer
+    details = assert_error(answer, 503, "database_unavailable")
+    assert details == {"reason": "disk_full"}
+    assert "disk is full" in answer.json()["message"]
+    listed = api.get("/v1/documents").json()["items"]
+    assert [doc_id] == [d["id"] for d in listed]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,13 +23,30 @@ from tests.factories import arrival, job_done
 def test_health_answers_without_a_token(api: Api) -> None:
     response = api.client.get("/v1/health")
     assert response.status_code == 200
-    assert response.json() == {
+    body = response.json()
+    free = body.pop("disk_free_bytes")
+    assert body == {
         "status": "ok",
         "database": "ok",
         "schema": "current",
         "broker": "embedded",
         "broker_status": "ok",
     }
+    # (the embedded database's disk: room left, as the file system counts it)
+    folder = Path(api.runtime.db.url.database).parent
+    assert isinstance(free, int) and abs(free - shutil.disk_usage(folder).free) < 2**30
+
+
+def test_health_says_degraded_when_the_databases_disk_has_no_room_for_a_request(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a disk with less room than one request may bring (writes would fail)
+    room = api.runtime.settings.max_request_bytes - 1
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=room))
+    # Then health says so: the API answers, writes will not
+    body = api.client.get("/v1/health").json()
+    assert (body["status"], body["database"], body["disk_free_bytes"]) == ("degraded", "ok", room)
 
 
 def test_health_says_degraded_while_the_broker_does_not_answer(

@@ -27,7 +27,7 @@ from congvan.states.errors import (
     PayloadTooLarge,
     TooManyAttachments,
 )
-from congvan.storage.database import duplicate_key
+from congvan.storage.database import disk_trouble, duplicate_key
 from congvan.storage.schema import ensure_migrated
 
 from .deps import runtime_of
@@ -153,6 +153,13 @@ def database_error(
     nothing (``None``: the statement itself was wrong, which is our bug)."""
     if duplicate_key(cause):
         return AlreadyExists("This would duplicate an existing record; it was added meanwhile.")
+    trouble = disk_trouble(cause)
+    if trouble is not None:  # the database answers reads; writes fail until space is freed
+        return DatabaseUnavailable(
+            "The database cannot write: its disk is full (or failing); nothing was "
+            "changed. Reads still work; the operator frees space.",
+            reason=trouble,
+        )
     try:
         ensure_migrated(runtime_of(request).db)
     except DatabaseNotReady as not_ready:  # its message names the database: not for clients
@@ -185,7 +192,11 @@ def install_error_handlers(app: FastAPI) -> None:
             return await _congvan(request, mapped)
         log.warning(
             "database unavailable",
-            extra={"action": "api.database_unavailable", "code": mapped.code},
+            extra={
+                "action": "api.database_unavailable",
+                "code": mapped.code,
+                "reason": mapped.details.get("reason"),
+            },
         )
         return await _congvan(request, mapped)
 

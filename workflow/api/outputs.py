@@ -332,9 +332,14 @@ class Revoked(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"] = Field(
-        description="degraded: the API answers, but background work waits (broker down)"
+        description="degraded: the API answers, but background work waits (broker down), "
+        "or the embedded database's disk has less room left than one request may bring"
     )
     database: Literal["ok"]
+    disk_free_bytes: int | None = Field(
+        description="Room left on the embedded (SQLite) database's disk; null on PostgreSQL, "
+        "whose disk is its server's"
+    )
     schema_: Literal["current", "outdated"] = Field(alias="schema")
     broker: Literal["embedded", "redis"]
     broker_status: Literal["ok", "unreachable"] = Field(

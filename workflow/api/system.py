@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 from fastapi import APIRouter
 from pydantic import ConfigDict, Field
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from congvan.states.errors import DatabaseNotReady, Forbidden
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, OPERATOR, SUPERVISOR
@@ -44,13 +46,27 @@ def health(runtime: RuntimeDep) -> dict[str, Any]:
     except DatabaseNotReady:
         schema = "outdated"
     answers = runtime.broker_answers()
+    free = _disk_free(runtime.db)
+    # (a full disk leaves reads answering and every write refused: said here, for monitoring)
+    roomy = free is None or free >= runtime.settings.max_request_bytes
     return {
-        "status": "ok" if answers else "degraded",
+        "status": "ok" if answers and roomy else "degraded",
         "database": "ok",
+        "disk_free_bytes": free,
         "schema": schema,
         "broker": "embedded" if runtime.embedded else "redis",
         "broker_status": "ok" if answers else "unreachable",
     }
+
+
+def _disk_free(engine: Engine) -> int | None:
+    """Bytes free on the disk of an embedded (SQLite file) database; None otherwise."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return None
+    try:
+        return shutil.disk_usage(Path(engine.url.database).parent).free
+    except OSError:
+        return None
 
 
 @router.get(

@@ -35,7 +35,7 @@ from congvan.states.errors import (
     InvalidInput,
     Unavailable,
 )
-from congvan.storage.database import USABLE_URLS, duplicate_key
+from congvan.storage.database import USABLE_URLS, disk_trouble, duplicate_key
 
 from ..settings import ENV_PREFIX, Settings, variable, variables_named
 from . import (
@@ -392,17 +392,14 @@ def _operator_error(exc: Exception) -> CongvanError | None:
         )
     if isinstance(exc, sqlalchemy.exc.DBAPIError | ModuleNotFoundError):
         first = str(exc).split("\n")[0]
-        if "database or disk is full" in first or getattr(
-            getattr(exc, "orig", None), "sqlstate", None
-        ) in ("53100", "53200"):
-            # SQLite's SQLITE_FULL, PostgreSQL's disk_full / out_of_memory: the
-            # transaction rolled back whole.
+        trouble = disk_trouble(exc)
+        if trouble == "disk_full":  # the transaction rolled back whole
             return Unavailable(
                 "The disk under the database is full: what this command was writing when "
                 "it filled was not kept; free some space and run it again.",
                 errno="ENOSPC",
             )
-        if "disk I/O error" in first:
+        if trouble == "disk_io":
             # SQLITE_IOERR: a write the disk refused, most often because it filled up
             return Unavailable(
                 "SQLite could not write to the database's disk (disk I/O error): it is "
