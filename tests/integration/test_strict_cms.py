@@ -550,13 +550,14 @@ def test_a_changed_copy_of_the_pinned_root_carried_beside_the_signature_is_no_ca
 ) -> None:
     # Given the signature with the copy of the root it carries changed in its issuer's name
     # (what the signature signs does not cover the certificates it carries): its country
-    # a NumericString, not a PrintableString; the same name as compared, other bytes
+    # a UTF8String, not a PrintableString; the same name as compared, other bytes (a
+    # NumericString, which holds digits only, cryptography 49 and later refuse to read)
     carried = asn1_cms.ContentInfo.load(good)["content"]["certificates"]
     [root_copy] = [c.chosen for c in carried if c.chosen.subject == c.chosen.issuer]
     der = bytes(root_copy.dump())
     issuer = bytes(root_copy["tbs_certificate"]["issuer"].dump())
     at = good.index(der) + der.index(issuer) + issuer.index(b"\x13\x02VN")
-    damaged = good[:at] + b"\x12" + good[at + 1 :]
+    damaged = good[:at] + b"\x0c" + good[at + 1 :]
     _trusted_signers.clear()
 
     # Then it verifies under the pinned root, as openssl says (taken for a CA below the
