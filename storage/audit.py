@@ -312,8 +312,8 @@ def verify_document(
     if problem is None and at is not None:
         # (a subject keeping its entries in another's chain -- a dispatch in its
         # document's -- names them "machine.event" and tells its own states there)
-        own = [r for r in rows if "." not in r.event]
-        ends = (own[-1].to_state if own else None, rows[-1].version)
+        own = next((r.to_state for r in reversed(rows) if "." not in r.event), None)
+        ends = (own, rows[-1].version)
         if at != ends:
             detail = (
                 f"its row says {at[0]} at version {at[1]}, its trail ends at {ends[0]}, "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
 from collections.abc import Callable
 from itertools import count
 from typing import Any
@@ -42,6 +41,7 @@ from tests.api.test_signed_pdf_upload_api import (
 from tests.api.test_signing_api import (
     OTHER_SIGNER,
     add_other_signer,
+    held_open,
     issue,
     key_and_cert,
     reviewed_letter,
@@ -111,26 +111,11 @@ def test_a_signed_pdf_is_verified_before_the_transaction_so_others_commit_meanwh
         if made_by == "token"
         else None
     )
-    entered, release = threading.Event(), threading.Event()
-    real = signing_module.verify_signed_main
-    calls: list[int] = []
 
-    def held(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        entered.set()
-        release.wait()
-        return real(*args, **kwargs)
+    def send() -> httpx.Response:
+        return sign_with_pdf(api, doc_id, body) if body else sign(api, doc_id)
 
-    monkeypatch.setattr(signing_module, "verify_signed_main", held)
-    answers: list[httpx.Response] = []
-    signer = threading.Thread(
-        target=lambda: answers.append(
-            sign_with_pdf(api, doc_id, body) if body else sign(api, doc_id)
-        )
-    )
-    signer.start()
-    entered.wait()
-    try:
+    with held_open(monkeypatch, signing_module, "verify_signed_main", send) as held:
         # When another transition runs meanwhile, it commits: no write lock is held
         # (SQLite) and no row locked (PostgreSQL) while the PDF is checked
         edited = api.fire(other, "edit", body={"fields": {"subject": "Về việc khác"}})
@@ -140,16 +125,13 @@ def test_a_signed_pdf_is_verified_before_the_transaction_so_others_commit_meanwh
                 lock = "SELECT id FROM documents WHERE id = :id FOR UPDATE NOWAIT"
                 assert conn.execute(text(lock), {"id": doc_id}).first() is not None
                 conn.rollback()
-    finally:
-        release.set()
-        signer.join()
 
     # Then the letter is signed with that PDF, checked once (not again in the transaction)
-    assert answers[0].status_code == 200, answers[0].text
+    assert held.answers[0].status_code == 200, held.answers[0].text
     assert state_and_version(api, doc_id)[0] == "signed"
     [stored] = signature_rows(api, doc_id)
     assert stored["signed_pdf_sha256"]
-    assert calls == [1]
+    assert held.calls == 1
 
 
 # -- refused -----------------------------------------------------------------------------

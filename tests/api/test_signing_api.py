@@ -12,7 +12,9 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
 from pathlib import Path
@@ -873,6 +875,43 @@ def published_crl(api: Api) -> x509.CertificateRevocationList:
     return x509.load_der_x509_crl(response.content)
 
 
+@dataclass
+class Held:
+    """What a request sent while a function was held open answered, and how often the
+    function was called."""
+
+    answers: list[httpx.Response] = field(default_factory=list)
+    calls: int = 0
+
+
+@contextmanager
+def held_open(
+    monkeypatch: pytest.MonkeyPatch, module: Any, name: str, send: Callable[[], httpx.Response]
+) -> Iterator[Held]:
+    """``send`` in a thread of its own, ``module.name`` held open once it is called: the
+    body of the ``with`` runs meanwhile; leaving it lets the call go on and waits for the
+    answer."""
+    entered, release = threading.Event(), threading.Event()
+    real = getattr(module, name)
+    held = Held()
+
+    def holding(*args: Any, **kwargs: Any) -> Any:
+        held.calls += 1
+        entered.set()
+        release.wait()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, holding)
+    sender = threading.Thread(target=lambda: held.answers.append(send()))
+    sender.start()
+    try:
+        assert entered.wait(120), f"{name} was never called"
+        yield held
+    finally:
+        release.set()
+        sender.join()
+
+
 def test_the_pdf_is_signed_before_the_transaction_so_others_commit_meanwhile(
     make_api_any_db: MakeApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -881,30 +920,15 @@ def test_the_pdf_is_signed_before_the_transaction_so_others_commit_meanwhile(
     issue(api)
     doc_id = reviewed_letter(api)
     other = api.draft()["id"]
-    entered, release = threading.Event(), threading.Event()
-    real_sign_pdf = signing_module.sign_pdf
-
-    def held_sign_pdf(data: bytes, **kwargs: Any) -> bytes:
-        entered.set()
-        release.wait()
-        return real_sign_pdf(data, **kwargs)
-
-    monkeypatch.setattr(signing_module, "sign_pdf", held_sign_pdf)
-    answers: list[httpx.Response] = []
-    signer = threading.Thread(target=lambda: answers.append(sign(api, doc_id)))
-    signer.start()
-    entered.wait()
-    try:
+    with held_open(monkeypatch, signing_module, "sign_pdf", lambda: sign(api, doc_id)) as held:
         # When another transition runs while the PDF is being signed, it commits: no
         # write lock is held (SQLite) and no row is locked (PostgreSQL) meanwhile
         edited = api.fire(other, "edit", body={"fields": {"subject": "Về việc khác"}})
         assert edited.status_code == 200, edited.text
         assert state_and_version(api, doc_id)[0] == "reviewed"
-    finally:
-        release.set()
-        signer.join()
 
     # Then the signing ends as ever: signed, with the stamped PDF stored
+    answers = held.answers
     assert answers[0].status_code == 200, answers[0].text
     assert state_and_version(api, doc_id)[0] == "signed"
     [row] = signature_rows(api, doc_id)
