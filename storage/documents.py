@@ -150,13 +150,18 @@ class Page:
     next_cursor: str | None
 
 
-def encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+def encode_cursor(last_id: str, listing: str) -> str:
+    """The cursor after ``last_id`` in ``listing`` (a list's name: its cursors are its own)."""
+    return base64.urlsafe_b64encode(f"{listing}/{last_id}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> str:
+def decode_cursor(cursor: str, listing: str) -> str:
+    """The id a cursor of ``listing`` names; ValueError for another list's cursor."""
     padded = cursor + "=" * (-len(cursor) % 4)
-    return base64.urlsafe_b64decode(padded.encode()).decode()
+    named, _, last_id = base64.urlsafe_b64decode(padded.encode()).decode().partition("/")
+    if named != listing:
+        raise ValueError(f"not a cursor of {listing}")
+    return last_id
 
 
 class DocumentRepository(ChainHeads):
@@ -285,11 +290,11 @@ class DocumentRepository(ChainHeads):
         if created_before:
             query = query.where(c.created_at < created_before)
         if cursor:
-            query = query.where(c.id < decode_cursor(cursor))
+            query = query.where(c.id < decode_cursor(cursor, "documents"))
         rows = self.conn.execute(query.order_by(c.id.desc()).limit(limit + 1)).all()
         items = [DocumentRow(*r) for r in rows[:limit]]
         more = len(rows) > limit
-        return Page(items, encode_cursor(items[-1].id) if more and items else None)
+        return Page(items, encode_cursor(items[-1].id, "documents") if more and items else None)
 
     # recipients -------------------------------------------------------------------------
 

@@ -177,11 +177,13 @@ class EscalationRepository(ChainHeads):
         if level is not None:
             query = query.where(_c.level == level)
         if cursor:
-            query = query.where(_c.id < decode_cursor(cursor))
+            query = query.where(_c.id < decode_cursor(cursor, "escalations"))
         rows = self.conn.execute(query.order_by(_c.id.desc()).limit(limit + 1)).all()
         items = [_row(r) for r in rows[:limit]]
         more = len(rows) > limit
-        return EscalationPage(items, encode_cursor(items[-1].id) if more and items else None)
+        return EscalationPage(
+            items, encode_cursor(items[-1].id, "escalations") if more and items else None
+        )
 
     # -- an agency's own time rules --------------------------------------------------------
 

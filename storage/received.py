@@ -344,8 +344,10 @@ class ReceivedRepository(ChainHeads):
         if sender_id:
             query = query.where(_c.sender_id == sender_id)
         if cursor:
-            query = query.where(_c.id < decode_cursor(cursor))
+            query = query.where(_c.id < decode_cursor(cursor, "received"))
         rows = self.conn.execute(query.order_by(_c.id.desc()).limit(limit + 1)).all()
         items = [Received(*r) for r in rows[:limit]]
         more = len(rows) > limit
-        return ReceivedPage(items, encode_cursor(items[-1].id) if more and items else None)
+        return ReceivedPage(
+            items, encode_cursor(items[-1].id, "received") if more and items else None
+        )

@@ -12,7 +12,18 @@ from fastapi import FastAPI
 
 from congvan.states import DOCUMENT
 from congvan.states.errors import InvalidInput
-from congvan.states.policy import CREATE_ROLES, EVENT_ROLES, READ_ROLES, ROLES
+from congvan.states.policy import (
+    CREATE_ROLES,
+    ESCALATION_EVENT_ROLES,
+    ESCALATION_HANDLERS,
+    EVENT_ROLES,
+    OPERATOR,
+    READ_ROLES,
+    RECEIVED_EVENT_ROLES,
+    REPLACE_ROLES,
+    ROLES,
+    SUPERVISOR,
+)
 from congvan.storage.agencies import AgencyRepository
 from congvan.storage.clock import FrozenClock
 from congvan.workflow import directory
@@ -126,6 +137,105 @@ def test_no_body_is_read_for_a_caller_without_a_valid_token(
                 response = api.client.request(method, path, headers=headers, content=body)
                 # Then the caller is refused first: nothing of the body was read or parsed
                 assert_error(response, 401, "unauthenticated")
+
+
+def _roles_of(path: str) -> dict[str, frozenset[str]]:
+    """The roles each route that takes a body gives its work to, by the policy's tables
+    (its events' roles where the path names an event): what the API must hold it to."""
+    fixed = {
+        "POST /v1/agencies": frozenset({OPERATOR}),
+        "PATCH /v1/agencies/x": frozenset({OPERATOR}),
+        "POST /v1/documents": CREATE_ROLES,
+        "POST /v1/documents/x/recall": EVENT_ROLES["recall"],
+        "POST /v1/documents/x/update": EVENT_ROLES["update"],
+        "POST /v1/documents/x/replace": REPLACE_ROLES,
+        "POST /v1/authorities": frozenset({OPERATOR, SUPERVISOR}),
+        "PUT /v1/time-rules": ESCALATION_HANDLERS,
+        "POST /v1/notification-routes": frozenset({OPERATOR}),
+        "PATCH /v1/notification-routes/x": frozenset({OPERATOR}),
+    }
+    by_event = {
+        "POST /v1/documents/x/events/": EVENT_ROLES,
+        "POST /v1/received/x/events/": RECEIVED_EVENT_ROLES,
+        "POST /v1/escalations/x/events/": ESCALATION_EVENT_ROLES,
+    }
+    if path in fixed:
+        return {path: fixed[path]}
+    prefix, _, event = path.rpartition("/")
+    return {path: by_event[prefix + "/"].get(event, frozenset())}  # none: the system's
+
+
+def _routes_with_a_body_and_events(app: FastAPI) -> list[tuple[str, str, str]]:
+    """As ``_routes_reading_a_body_after_a_token``, each event of an event route apart."""
+    routes = []
+    for path, operations in app.openapi()["paths"].items():
+        for method, operation in operations.items():
+            body = operation.get("requestBody")
+            if not body or {"HTTPBearer": []} not in operation.get("security", []):
+                continue
+            media_type = next(iter(body["content"]))
+            events = [
+                p["schema"]["enum"] for p in operation.get("parameters", []) if p["name"] == "event"
+            ]
+            concrete = re.sub(r"\{(?!event\})[^}]+\}", "x", path)
+            for event in events[0] if events else [None]:
+                named = concrete if event is None else concrete.replace("{event}", event)
+                routes.append((method.upper(), named, media_type))
+    return routes
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_caller_without_the_role_is_refused_before_the_body_is_read(api: Api, role: str) -> None:
+    # Given every route that takes a body (each event of an event route apart)
+    routes = _routes_with_a_body_and_events(api.client.app)  # type: ignore[arg-type]
+    assert len(routes) > 40
+    refused = 0
+    for method, path, media_type in routes:
+        allowed = _roles_of(f"{method} {path}")[f"{method} {path}"]
+        if role in allowed:
+            continue
+        if media_type.startswith("multipart/"):
+            content_type = media_type + "; boundary=b"
+            bodies = [b"--b\r\nbroken", b"--b--\r\n"]  # unreadable; no part it needs
+        else:
+            content_type = media_type
+            bodies = [b"{not json", b'{"bogus": [1], "reason": ""}', b"[" + b"0," * 50_000 + b"0]"]
+        for body in bodies:
+            # When a caller of a role it does not take sends it a body it would refuse
+            headers = api.auth(role, **{"Content-Type": content_type})
+            response = api.client.request(method, path, headers=headers, content=body)
+            # Then the caller is told of the role, not of the body (nothing of it read)
+            details = assert_error(response, 403, "forbidden")
+            assert set(details.get("needs", allowed)) == allowed, (method, path, details)
+            refused += 1
+    assert refused > 0
+
+
+def test_a_caller_with_the_role_still_hears_what_is_wrong_with_the_body(api: Api) -> None:
+    for role, method, path in [
+        (OPERATOR, "POST", "/v1/agencies"),
+        ("clerk", "POST", "/v1/documents/x/events/edit"),
+        (SUPERVISOR, "PUT", "/v1/time-rules"),
+    ]:
+        headers = api.auth(role, **{"Content-Type": "application/json"})
+        response = api.client.request(method, path, headers=headers, content=b"{not json")
+        assert_error(response, 422, "invalid_input")
+
+
+@pytest.mark.parametrize(
+    ("role", "path"),
+    [
+        ("reviewer", "/v1/notifications?state=bogus"),
+        ("clerk", "/v1/notification-routes?limit=0"),
+        (OPERATOR, "/v1/documents?limit=0&state=bogus"),
+        (OPERATOR, "/v1/escalations?cursor=%FF"),
+        ("clerk", "/v1/metrics?bogus=1"),
+    ],
+)
+def test_a_caller_without_the_role_is_refused_before_the_query_is_judged(
+    api: Api, role: str, path: str
+) -> None:
+    assert_error(api.get(path, role=role), 403, "forbidden")
 
 
 @pytest.mark.parametrize("ended", ["revoked", "expired"])
@@ -418,14 +528,25 @@ def test_another_agencys_document_reads_exactly_like_a_missing_one(api: Api, rol
 @pytest.mark.parametrize("role", ROLES)
 def test_another_agencys_document_takes_no_events(api: Api, role: str) -> None:
     theirs = api.draft(agency=A)["id"]
+    made_up = str(uuid.uuid4())
     for event in [*EVENT_ROLES, "bogus"]:
-        response = api.fire(
-            theirs, event, role=role, agency=B, body={"reason": "x"}, if_match='"1"', key=event
-        )
-        details = assert_error(response, 404, "not_found")
-        assert details == {"document_id": theirs}
-    # An edit without a body or If-Match is just as unknown
-    assert_error(api.fire(theirs, "edit", role=role, agency=B), 404, "not_found")
+        answers = [
+            api.fire(doc, event, role=role, agency=B, body={"reason": "x"}, if_match='"1"', key=k)
+            for doc, k in ((theirs, event), (made_up, event + "-made-up"))
+        ]
+        # A role the event does not take is told so, whoever's the document; a role it
+        # takes finds nothing: either way, exactly as for an id nobody made
+        if role in EVENT_ROLES.get(event, frozenset().union(*EVENT_ROLES.values())):
+            details = assert_error(answers[0], 404, "not_found")
+            assert details == {"document_id": theirs}
+            assert answers[1].json()["details"] == {"document_id": made_up}
+        else:
+            assert_error(answers[0], 403, "forbidden")
+            assert answers[0].json() == answers[1].json()
+        assert answers[0].status_code == answers[1].status_code
+    # An edit without a body or If-Match is just as unknown (to the role that edits)
+    if role in EVENT_ROLES["edit"]:
+        assert_error(api.fire(theirs, "edit", role=role, agency=B), 404, "not_found")
     # A's document did not move
     assert api.version(theirs) == 1
     history = api.get(f"/v1/documents/{theirs}/history").json()["items"]

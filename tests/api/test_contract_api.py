@@ -214,17 +214,43 @@ def test_every_error_status_is_declared_with_the_error_body(api: Api) -> None:
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             for status, answer in operation["responses"].items():
-                if status.startswith("2"):
+                if status.startswith(("2", "3")):  # a success, or 304 Not Modified
                     continue
                 schema = answer["content"]["application/json"]["schema"]
                 assert error_ref == schema["$ref"], (method, path, status)
             assert {"413", "422"} <= set(operation["responses"]), (method, path)
     fire = spec["paths"]["/v1/documents/{document_id}/events/{event}"]["post"]
-    assert {"400", "401", "403", "404", "409", "413", "415", "422", "501", "503"} == {
+    assert {"400", "401", "403", "404", "409", "412", "413", "415", "422", "501", "503"} == {
         s for s in fire["responses"] if not s.startswith("2")
     }
     event = next(p for p in fire["parameters"] if p["name"] == "event")
     assert list(DOCUMENT.events) == event["schema"]["enum"]
+
+
+def test_every_answer_to_a_condition_is_declared(api: Api) -> None:
+    # Given every operation of the OpenAPI document, on a document that exists
+    spec = api.client.get("/openapi.json").json()
+    doc = api.draft()
+    page_size = api.runtime.settings.max_page_size
+    seen = set()
+    for path, operations in spec["paths"].items():
+        url = re.sub(r"\{[^}]+\}", "x", path.replace("{document_id}", doc["id"]))
+        for method, operation in operations.items():
+            declared = set(operation["responses"])
+            names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+            if method == "get":
+                # (a read takes both conditions, and says so)
+                assert {"If-None-Match", "If-Match"} <= names, path
+            for condition in ({"If-None-Match": "*"}, {"If-Match": '"no-such-tag"'}):
+                # When it is asked with a condition (by a role it takes)
+                said = api.by_a_role_it_takes(method.upper(), url, condition)
+                # Then whatever it answers (304, 412, or its own answer) is declared
+                assert str(said.status_code) in declared, (method, path, condition, said.text)
+                seen.add(said.status_code)
+            limits = [p for p in operation.get("parameters", []) if p["name"] == "limit"]
+            # And a page's length is bounded as the server bounds it
+            assert all(p["schema"]["maximum"] == page_size for p in limits), path
+    assert {304, 412} <= seen
 
 
 def test_every_route_refusing_a_body_of_another_media_type_declares_415(api: Api) -> None:
@@ -237,13 +263,12 @@ def test_every_route_refusing_a_body_of_another_media_type_declares_415(api: Api
         if "requestBody" in operation
     ]
     assert len(reading) > 10
-    token = api.tokens[A]["clerk"]
     for method, path, operation in reading:
-        # When a body comes as text/plain from a caller with a valid token (the media type
-        # is judged before anything else but who calls)
+        # When a body comes as text/plain from a caller with a valid token of a role the
+        # route takes (the media type is judged before anything else but who calls)
         url = re.sub(r"\{[^}]+\}", "x", path)
-        headers = {"Content-Type": "text/plain", "Authorization": f"Bearer {token}"}
-        answer = api.client.request(method.upper(), url, content=b"{}", headers=headers)
+        headers = {"Content-Type": "text/plain"}
+        answer = api.by_a_role_it_takes(method.upper(), url, headers, content=b"{}")
         # Then the route answers 415 exactly where the document declares it
         declared = "415" in operation["responses"]
         assert (answer.status_code == 415) == declared, (method, path, answer.text)

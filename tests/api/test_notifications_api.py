@@ -454,3 +454,11 @@ def test_a_refused_webhook_is_echoed_by_its_origin_alone(make_api: MakeApi, targ
     details = assert_error(answer, 422, "invalid_input")
     assert "target" == details["field"]
     assert "hook-" not in answer.text, answer.text
+
+
+def test_a_new_route_says_where_it_is_read(api: Api) -> None:
+    made = hook(api)
+    assert made.status_code == 201, made.text
+    location = made.headers["Location"]
+    assert location == f"{ROUTES}/{made.json()['id']}"
+    assert api.get(location, role="operator").json() == made.json()

@@ -117,26 +117,28 @@ def test_agencies_page_through_the_directory(api_any_db: Api) -> None:
     assert _paged_in_sql(api, "/v1/agencies", "operator", "agencies")
 
 
-def _cursor(*key: Any) -> str:
+def _cursor(listing: str, *key: Any) -> str:
+    """A cursor as the server makes them: the list's route and a key."""
     import base64
     import json
 
-    text = json.dumps(list(key), ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps([listing, *key], ensure_ascii=False, separators=(",", ":"))
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def test_a_cursor_the_server_never_issued_is_refused_on_every_database(api_any_db: Api) -> None:
     api = api_any_db
     doc = api.draft()["id"]
+    history = "/v1/documents/{document_id}/history"
     for path, role, key in [
-        (f"/v1/documents/{doc}/history", "clerk", (2**63,)),
-        (f"/v1/documents/{doc}/history", "clerk", (-(2**63) - 1,)),
-        (f"/v1/documents/{doc}/history", "clerk", (2**31,)),
-        ("/v1/agencies", "operator", ("\u0000",)),
-        ("/v1/authorities", "supervisor", ("\u0000", "a", "b")),
-        ("/v1/review-queue", "reviewer", ("2026-01-01T00:00:00+00:00", "\u0000")),
-        ("/v1/review-queue", "reviewer", ("0001-01-01T00:00:00+05:00", "x")),
-        ("/v1/stuck", "supervisor", ("9999-12-31T23:59:59-05:00", "x")),
+        (f"/v1/documents/{doc}/history", "clerk", (history, 2**63)),
+        (f"/v1/documents/{doc}/history", "clerk", (history, -(2**63) - 1)),
+        (f"/v1/documents/{doc}/history", "clerk", (history, 2**31)),
+        ("/v1/agencies", "operator", ("/v1/agencies", "\u0000")),
+        ("/v1/authorities", "supervisor", ("/v1/authorities", "\u0000", "a", "b")),
+        ("/v1/review-queue", "reviewer", ("/v1/review-queue", "2026-01-01T00:00:00+00:00", "\0")),
+        ("/v1/review-queue", "reviewer", ("/v1/review-queue", "0001-01-01T00:00:00+05:00", "x")),
+        ("/v1/stuck", "supervisor", ("/v1/stuck", "9999-12-31T23:59:59-05:00", "x")),
     ]:
         response = api.get(path, role=role, params={"cursor": _cursor(*key)})
         assert (response.status_code, response.json()["code"]) == (422, "invalid_input"), (
@@ -144,3 +146,44 @@ def test_a_cursor_the_server_never_issued_is_refused_on_every_database(api_any_d
             key,
             response.text,
         )
+
+
+def test_a_list_takes_its_own_cursors_only(api: Api) -> None:
+    # Given a next_cursor from each of several lists (two documents, two agencies, a
+    # document's history of two entries)
+    first = api.draft()["id"]
+    api.draft()
+    edited = api.fire(first, "edit", body={"fields": {"place": "Huế"}}, if_match='"1"')
+    assert edited.status_code == 200, edited.text
+    issued = {
+        "/v1/documents": api.get("/v1/documents", params={"limit": 1}),
+        "/v1/agencies": api.get("/v1/agencies", role="operator", params={"limit": 1}),
+        "history": api.get(f"/v1/documents/{first}/history", params={"limit": 1}),
+    }
+    cursors = {name: answer.json()["next_cursor"] for name, answer in issued.items()}
+    assert all(cursors.values()), cursors
+    lists = [
+        ("/v1/documents", "clerk"),
+        ("/v1/received", "clerk"),
+        ("/v1/escalations", "supervisor"),
+        ("/v1/agencies", "operator"),
+        ("/v1/authorities", "supervisor"),
+        ("/v1/review-queue", "reviewer"),
+        ("/v1/stuck", "supervisor"),
+        ("/v1/notifications", "supervisor"),
+        ("/v1/notification-routes", "operator"),
+        (f"/v1/documents/{first}/history", "clerk"),
+    ]
+    for name, cursor in cursors.items():
+        for path, role in lists:
+            answer = api.get(path, role=role, params={"cursor": cursor})
+            if path == name or (name == "history" and path.endswith("/history")):
+                # When each list is given its own cursor, it goes on after it
+                assert answer.status_code == 200, (path, answer.text)
+            else:
+                # and another list's cursor is refused, not read as a key of its own
+                assert (answer.status_code, answer.json()["code"]) == (422, "invalid_input"), (
+                    name,
+                    path,
+                    answer.text,
+                )

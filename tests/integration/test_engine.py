@@ -220,6 +220,25 @@ def test_an_event_needs_its_role(runtime: Runtime, make_document: Callable[..., 
     assert 1 == document_row(runtime, doc).version
 
 
+def test_a_caller_without_the_role_is_told_so_before_what_is_wrong_with_the_data(
+    runtime: Runtime, make_document: Callable[..., str]
+):
+    doc = make_document(runtime)
+    # A reviewer's edit with data no event takes, a clerk's reject with a blank reason, a
+    # signer's approve with a reason far too long: each is first a matter of role
+    cases = [
+        ("edit", REVIEWER, {"fields": {"place": "Huế"}, "bogus": 1}),
+        ("reject", CLERK, {"reason": "\u200b"}),
+        ("approve", SIGNER, {"reason": "x" * 100_000}),
+        ("edit", SUPERVISOR, {"fields": {"place": "Hu\x00ế"}}),
+    ]
+    for event, who, data in cases:
+        with pytest.raises(Forbidden) as refused:
+            runtime.engine.fire(doc, event, who, data=data)
+        assert event == refused.value.details["event"]
+    assert 1 == document_row(runtime, doc).version
+
+
 def test_a_stale_version_conflicts_and_names_the_current_one(
     runtime: Runtime, make_document: Callable[..., str]
 ):

@@ -30,7 +30,7 @@ from .encoding import EncodingMiddleware
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 from .methods import HeadMiddleware
-from .outputs import header_specs
+from .outputs import declare_conditions, header_specs
 from .parameters import check_parameters
 from .requests import RequestIdMiddleware
 from .schemas import DocumentIn
@@ -99,13 +99,14 @@ def create_app(runtime: Runtime, *, background: bool = False, hand_off: bool = F
     app.include_router(time_rules.router)
     app.include_router(notifications.routes_router)
     app.include_router(notifications.notices_router)
-    _publish_schemas(app, DocumentIn)
+    _publish_schemas(app, runtime.settings.max_page_size, DocumentIn)
     return app
 
 
-def _publish_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
+def _publish_schemas(app: FastAPI, max_page_size: int, *models: type[BaseModel]) -> None:
     """Put ``models`` in the OpenAPI components (bodies a route reads by hand refer to them),
-    and the header every answer carries in every answer."""
+    the header every answer carries in every answer, what the conditional requests of
+    every route are answered (``declare_conditions``) and how long a page may be."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -121,11 +122,17 @@ def _publish_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
                     if "x-schema" in part:
                         ref = f"#/components/schemas/{part['x-schema']}"
                         schema["properties"][name] = {"$ref": ref}
-            for operation in (o for path in spec["paths"].values() for o in path.values()):
+            for method, operation in (
+                (m, o) for path in spec["paths"].values() for m, o in path.items()
+            ):
+                declare_conditions(method, operation)
                 for answer in operation["responses"].values():  # the middleware's headers
                     answer.setdefault("headers", {}).update(
                         header_specs("X-Request-ID", "X-Content-Type-Options")
                     )
+                for parameter in operation.get("parameters", []):
+                    if parameter["name"] == "limit" and parameter["in"] == "query":
+                        parameter["schema"]["maximum"] = max_page_size
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, Request
@@ -12,8 +13,10 @@ from starlette.concurrency import run_in_threadpool
 
 from congvan.actions.context import Actor
 from congvan.states.errors import Forbidden, RepeatedField, Unauthenticated
+from congvan.states.spec import MachineSpec
 from congvan.storage.agencies import Principal, TokenHolder
 
+from ..engine.bindings import refuse_role
 from .deps import ClockDep, ReadUowDep, runtime_of
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `congvan tokens create`.")
@@ -84,12 +87,73 @@ def require(principal: Principal, roles: frozenset[str], what: str) -> None:
         raise Forbidden(f"{what} needs the role {' or '.join(sorted(roles))}.", needs=sorted(roles))
 
 
+class Requires:
+    """The roles a route needs, as the dependency that gives it its caller.
+
+    A route's roles are judged before anything the caller sent: a route that reads a body
+    asks them before a byte of it is read (``JsonRoute``), and FastAPI resolves this
+    dependency before it judges the query. A caller without the role is told so (403),
+    not what is wrong with their request (422).
+    """
+
+    def __init__(self, roles: frozenset[str], what: str) -> None:
+        self.roles = roles
+        self.what = what
+
+    def judge(self, principal: Principal, path_params: Mapping[str, Any]) -> None:
+        require(principal, self.roles, self.what)
+
+    def __call__(self, request: Request, principal: PrincipalDep) -> Principal:
+        self.judge(principal, request.path_params)
+        return principal
+
+
+class Fires(Requires):
+    """A route that fires ``event`` (or the event its path names) on a machine: the roles
+    are the machine's for that event, judged as the engine judges them, before the body."""
+
+    def __init__(
+        self, spec: MachineSpec, roles: Mapping[str, frozenset[str]], event: str | None = None
+    ) -> None:
+        super().__init__(frozenset().union(*roles.values()), f"Events of {spec.name}")
+        self.spec = spec
+        self.by_event = roles
+        self.event = event
+
+    def judge(self, principal: Principal, path_params: Mapping[str, Any]) -> None:
+        event = self.event or str(path_params.get("event", ""))
+        refuse_role(self.spec, self.by_event, actor_of(principal), event)
+
+
+def fires(spec: MachineSpec, roles: Mapping[str, frozenset[str]], event: str | None = None) -> Any:
+    """``principal: Annotated[Principal, fires(DOCUMENT, EVENT_ROLES)]``."""
+    return Depends(Fires(spec, roles, event))
+
+
+def requires(roles: frozenset[str], what: str) -> Any:
+    """``principal: Annotated[Principal, requires(ROLES, "Reading documents")]``."""
+    return Depends(Requires(roles, what))
+
+
+def _dependencies(dependant: Dependant) -> list[Dependant]:
+    """Every dependency of a route, its dependencies' too."""
+    found = []
+    for d in dependant.dependencies:
+        found += [d, *_dependencies(d)]
+    return found
+
+
 def needs_principal(dependant: Dependant) -> bool:
     """Whether a route (its dependency tree) authenticates its caller by token."""
-    return any(d.call is get_principal or needs_principal(d) for d in dependant.dependencies)
+    return any(d.call is get_principal for d in _dependencies(dependant))
 
 
-async def refuse_unknown_token(request: Request) -> None:
+def role_checks(dependant: Dependant) -> list[Requires]:
+    """The roles a route (its dependency tree) needs of its caller."""
+    return [d.call for d in _dependencies(dependant) if isinstance(d.call, Requires)]
+
+
+async def refuse_unknown_token(request: Request) -> Principal:
     """Unauthenticated unless the request names a token of this installation, neither
     revoked nor expired (by the installation's clock): asked before the body of a route
     that authenticates is read, so that nobody without a valid token makes the server read
@@ -108,3 +172,4 @@ async def refuse_unknown_token(request: Request) -> None:
     if found is None or not found.valid_at(runtime.clock()):
         raise Unauthenticated(_NOT_VALID)
     request.scope[_HOLDER] = (token, found)
+    return found.principal

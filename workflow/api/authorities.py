@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from congvan.states.errors import NotFound
 from congvan.states.policy import OPERATOR, SUPERVISOR
+from congvan.storage.agencies import Principal
 from congvan.storage.authorities import AuthorityRow
 
 from ..directory import add_authority
-from .auth import PrincipalDep, require
+from .auth import requires
 from .bodies import JsonRoute
 from .deps import ClockDep, ReadUowDep, WriteUowDep
 from .outputs import AUTHENTICATED, AuthorityOut, AuthorityPage, Revoked, errors
@@ -67,8 +68,13 @@ def _key(row: AuthorityRow) -> tuple[str, str, str]:
 
 
 @router.get("", summary="The agency's signing authorities, by signer", response_model=AuthorityPage)
-def list_authorities(uow: ReadUowDep, principal: PrincipalDep, params: PagingDep) -> dict[str, Any]:
-    require(principal, MANAGERS | frozenset({"reviewer", "signer", "clerk"}), "Authorities")
+def list_authorities(
+    uow: ReadUowDep,
+    principal: Annotated[
+        Principal, requires(MANAGERS | frozenset({"reviewer", "signer", "clerk"}), "Authorities")
+    ],
+    params: PagingDep,
+) -> dict[str, Any]:
     at = paging(params, (str, str, str))
     with uow:
         rows = page(
@@ -91,9 +97,11 @@ def list_authorities(uow: ReadUowDep, principal: PrincipalDep, params: PagingDep
     responses=errors(400, 404, 409),
 )
 def create_authority(
-    body: AuthorityIn, uow: WriteUowDep, clock: ClockDep, principal: PrincipalDep
+    body: AuthorityIn,
+    uow: WriteUowDep,
+    clock: ClockDep,
+    principal: Annotated[Principal, requires(MANAGERS, "Granting signing authority")],
 ) -> dict[str, Any]:
-    require(principal, MANAGERS, "Granting signing authority")
     with uow:
         row = add_authority(
             uow,
@@ -117,9 +125,11 @@ def create_authority(
     responses=errors(404),
 )
 def revoke_authority(
-    authority_id: str, uow: WriteUowDep, clock: ClockDep, principal: PrincipalDep
+    authority_id: str,
+    uow: WriteUowDep,
+    clock: ClockDep,
+    principal: Annotated[Principal, requires(MANAGERS, "Revoking signing authority")],
 ) -> dict[str, Any]:
-    require(principal, MANAGERS, "Revoking signing authority")
     # An id no authority can have is not found: never cut it down to one that exists,
     # nor send PostgreSQL a NUL it refuses.
     known = len(authority_id) <= 36 and "\x00" not in authority_id

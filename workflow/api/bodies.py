@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from congvan.states.errors import InvalidInput
 
 from ..jsontext import read_json
-from .auth import needs_principal, refuse_unknown_token
+from .auth import needs_principal, refuse_unknown_token, role_checks
 from .limits import BodyTooLarge
 from .outputs import ErrorBody, errors
 
@@ -131,10 +131,13 @@ class JsonRoute(APIRoute):
         form_types = self._form_types()
         form_named = " or ".join(sorted(form_types or (), reverse=True))
         authenticates = needs_principal(self.dependant)
+        roles = role_checks(self.dependant)
 
         async def route_handler(request: Request) -> Response:
             if authenticates:  # before a byte of the body is read or anything judged
-                await refuse_unknown_token(request)
+                principal = await refuse_unknown_token(request)
+                for check in roles:
+                    check.judge(principal, request.path_params)
             content_type = request.headers.get("content-type")
             if _has_body(request):
                 if takes_json and not is_json_media_type(content_type):

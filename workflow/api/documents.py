@@ -21,7 +21,7 @@ from congvan.states.errors import (
     NotFound,
     TooManyAttachments,
 )
-from congvan.states.policy import READ_ROLES
+from congvan.states.policy import CREATE_ROLES, EVENT_ROLES, READ_ROLES
 from congvan.storage.agencies import Principal
 from congvan.storage.blobreader import SLICE, slices, stored_bytes
 from congvan.storage.documents import decode_cursor, encode_cursor
@@ -29,7 +29,7 @@ from congvan.storage.documents import decode_cursor, encode_cursor
 from ..engine import Engine, Expected, FireResult, Idempotency
 from ..jsontext import read_json
 from ..views import document_view, summary
-from .auth import PrincipalDep, actor_of, require
+from .auth import actor_of, fires, requires
 from .bodies import JsonRoute
 from .deps import EngineDep, ReadUowDep, RuntimeDep, SettingsDep
 from .files import content_disposition, content_type, read_upload
@@ -133,7 +133,7 @@ def parse_if_match(value: str | None) -> Expected | None:
 async def create_document(
     engine: EngineDep,
     settings: SettingsDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, requires(CREATE_ROLES, "Creating a document")],
     response: Response,
     metadata: Annotated[str, Form(json_schema_extra=_document_in)],
     main: Annotated[UploadFile | None, File(description="The main file (PDF)")] = None,
@@ -198,12 +198,12 @@ async def create_document(
 REPLAYED = "Idempotent-Replayed"
 
 
-def check_cursor(cursor: str) -> None:
-    """A cursor is exactly what ``next_cursor`` gave: an encoded document id."""
+def check_cursor(cursor: str, listing: str) -> None:
+    """A cursor is exactly what ``next_cursor`` of ``listing`` gave: an encoded id."""
     try:
-        last_id = decode_cursor(cursor)
-        valid = str(uuid.UUID(last_id)) == last_id and encode_cursor(last_id) == cursor
-    except ValueError:  # bad base64 or bytes that are not UTF-8
+        last_id = decode_cursor(cursor, listing)
+        valid = str(uuid.UUID(last_id)) == last_id and encode_cursor(last_id, listing) == cursor
+    except ValueError:  # bad base64, bytes that are not UTF-8, another list's cursor
         valid = False
     if not valid:
         raise InvalidInput("The cursor is not valid.", field="cursor")
@@ -215,7 +215,7 @@ def check_cursor(cursor: str) -> None:
 def list_documents(
     uow: ReadUowDep,
     settings: SettingsDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading documents")],
     state: Annotated[list[str] | None, Query(description="Filter by state (repeatable)")] = None,
     urgency: Annotated[int | None, Query(ge=0, le=4)] = None,
     doc_type: Annotated[str | None, Query(max_length=50)] = None,
@@ -224,12 +224,11 @@ def list_documents(
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR)] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> dict[str, Any]:
-    require(principal, READ_ROLES, "Reading documents")
     check_limit(limit, settings.max_page_size)
     if doc_type is not None and not doc_type.isprintable():
         raise InvalidInput("doc_type is not valid.", field="doc_type")
     if cursor is not None:
-        check_cursor(cursor)
+        check_cursor(cursor, "documents")
     unknown = [s for s in state or [] if s not in DOCUMENT.states]
     if unknown:
         raise InvalidInput(
@@ -259,9 +258,11 @@ def list_documents(
     responses={**errors(404), **sends(200, "ETag")},
 )
 def get_document(
-    document_id: str, uow: ReadUowDep, principal: PrincipalDep, response: Response
+    document_id: str,
+    uow: ReadUowDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading documents")],
+    response: Response,
 ) -> dict[str, Any]:
-    require(principal, READ_ROLES, "Reading documents")
     with uow:
         view = document_view(uow, load_visible(uow, document_id, principal.agency_id))
     response.headers["ETag"] = versioned_etag(view["version"], view)
@@ -276,9 +277,11 @@ def get_document(
     responses=errors(404),
 )
 def get_history(
-    document_id: str, uow: ReadUowDep, principal: PrincipalDep, params: PagingDep
+    document_id: str,
+    uow: ReadUowDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading documents")],
+    params: PagingDep,
 ) -> dict[str, Any]:
-    require(principal, READ_ROLES, "Reading documents")
     at = paging(params, (int,))
     with uow:
         load_visible(uow, document_id, principal.agency_id)
@@ -310,11 +313,10 @@ def get_attachment(
     document_id: str,
     sha256: str,
     uow: ReadUowDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading documents")],
     runtime: RuntimeDep,
     request: Request,
 ) -> Response:
-    require(principal, READ_ROLES, "Reading documents")
     sha256 = sha256.lower()  # hex in either case names the same digest
     with uow:
         load_visible(uow, document_id, principal.agency_id)
@@ -360,7 +362,7 @@ def fire_event(
     event: Annotated[str, Path(json_schema_extra={"enum": list(DOCUMENT.events)})],
     engine: EngineDep,
     settings: SettingsDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, fires(DOCUMENT, EVENT_ROLES)],
     response: Response,
     body: EventIn | None = None,
     if_match: IfMatch = None,

@@ -19,11 +19,12 @@ from congvan.actions.escalations import notice
 from congvan.states import ESCALATION, allowed_events
 from congvan.states import escalation as e
 from congvan.states.errors import InvalidInput, NotFound
-from congvan.states.policy import READ_ROLES
+from congvan.states.policy import ESCALATION_EVENT_ROLES, READ_ROLES
+from congvan.storage.agencies import Principal
 from congvan.storage.audit import AuditEvent
 from congvan.storage.escalations import Escalation
 
-from .auth import PrincipalDep, require
+from .auth import fires, requires
 from .bodies import JsonRoute
 from .deps import EngineDep, ReadUowDep, SettingsDep
 from .documents import (
@@ -220,7 +221,7 @@ def _check_values(name: str, given: list[str] | None, allowed: tuple[str, ...]) 
 def list_escalations(
     uow: ReadUowDep,
     settings: SettingsDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading escalations")],
     state: Annotated[
         list[str] | None, Query(description="Filter by state (repeatable); default: active")
     ] = None,
@@ -231,10 +232,9 @@ def list_escalations(
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR)] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> dict[str, Any]:
-    require(principal, READ_ROLES, "Reading escalations")
     check_limit(limit, settings.max_page_size)
     if cursor is not None:
-        check_cursor(cursor)
+        check_cursor(cursor, "escalations")
     states = _check_values("state", state, ESCALATION.states) or list(e.ACTIVE)
     kinds = _check_values("kind", kind, tuple(e.KINDS))
     if document is not None:
@@ -260,9 +260,11 @@ def list_escalations(
     responses={**errors(404), **sends(200, "ETag")},
 )
 def get_escalation(
-    escalation_id: str, uow: ReadUowDep, principal: PrincipalDep, response: Response
+    escalation_id: str,
+    uow: ReadUowDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading escalations")],
+    response: Response,
 ) -> dict[str, Any]:
-    require(principal, READ_ROLES, "Reading escalations")
     check_document_id(escalation_id, "escalation", "escalation_id")
     with uow:
         row = uow.escalations.get(escalation_id)
@@ -305,7 +307,7 @@ def fire_escalation_event(
     escalation_id: str,
     event: Annotated[str, Path(json_schema_extra={"enum": list(ESCALATION.events)})],
     engine: EngineDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, fires(ESCALATION, ESCALATION_EVENT_ROLES)],
     response: Response,
     body: EscalationEventIn | None = None,
     if_match: IfMatch = None,
@@ -365,9 +367,10 @@ class NoticeOut(BaseModel):
     responses=errors(404),
 )
 def escalation_notice(
-    escalation_id: str, uow: ReadUowDep, principal: PrincipalDep
+    escalation_id: str,
+    uow: ReadUowDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading escalations")],
 ) -> dict[str, Any]:
-    require(principal, READ_ROLES, "Reading escalations")
     check_document_id(escalation_id, "escalation", "escalation_id")
     with uow:
         row = uow.escalations.get(escalation_id)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from congvan.states import explanation as x
 from congvan.states.policy import READ_ROLES
+from congvan.storage.agencies import Principal
 from congvan.storage.stalls import stalled
 
 from ..explaining import (
@@ -19,7 +20,7 @@ from ..explaining import (
     stalled_view,
     working_calendar,
 )
-from .auth import PrincipalDep, require
+from .auth import requires
 from .bodies import JsonRoute
 from .deps import ClockDep, ReadUowDep, SettingsDep
 from .outputs import AUTHENTICATED, DocumentSummary, Moment, Page, errors
@@ -104,11 +105,10 @@ def _after(key: Key | None) -> tuple[datetime, str] | None:
 def explain_document(
     document_id: str,
     uow: ReadUowDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading documents")],
     clock: ClockDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:
-    require(principal, READ_ROLES, "Reading documents")
     now = clock()
     with uow:
         row = load_visible(uow, document_id, principal.agency_id)
@@ -123,7 +123,7 @@ def explain_document(
 )
 def list_stuck(
     uow: ReadUowDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading documents")],
     clock: ClockDep,
     settings: SettingsDep,
     params: PagingDep,
@@ -136,7 +136,6 @@ def list_stuck(
         ),
     ] = None,
 ) -> dict[str, Any]:
-    require(principal, READ_ROLES, "Reading documents")
     threshold = parse_older_than(older_than)
     at = paging(params, (str, str))
     now = clock()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from congvan.actions import notifications as notifying
@@ -22,10 +22,10 @@ from congvan.storage.agencies import Principal
 from congvan.storage.notifications import AttemptRow, NoticeRow, RouteRow
 
 from .. import notifications as managing
-from .auth import PrincipalDep, require
+from .auth import requires
 from .bodies import JsonRoute
 from .deps import ClockDep, ReadUowDep, RuntimeDep, SettingsDep, WriteUowDep
-from .outputs import AUTHENTICATED, Moment, Page, errors
+from .outputs import AUTHENTICATED, Moment, Page, errors, sends
 from .paging import PagingDep, page, paging
 from .schemas import TextModel
 from .vocabulary import enum
@@ -173,8 +173,11 @@ def _route_key(row: RouteRow) -> tuple[str, str]:
 @routes_router.get(
     "", summary="The agency's notification routes (operator)", response_model=RoutePage
 )
-def list_routes(uow: ReadUowDep, principal: PrincipalDep, params: PagingDep) -> dict[str, Any]:
-    require(principal, ADMINS, "Notification routes")
+def list_routes(
+    uow: ReadUowDep,
+    principal: Annotated[Principal, requires(ADMINS, "Notification routes")],
+    params: PagingDep,
+) -> dict[str, Any]:
     at = paging(params, (str, str))
     agency = principal.agency_id
     with uow:
@@ -195,16 +198,16 @@ def list_routes(uow: ReadUowDep, principal: PrincipalDep, params: PagingDep) -> 
     status_code=201,
     summary="Add a notification route (operator)",
     response_model=RouteOut,
-    responses=errors(404, 409),
+    responses={**errors(404, 409), **sends(201, "Location")},
 )
 def create_route(
     body: RouteIn,
+    response: Response,
     uow: WriteUowDep,
     clock: ClockDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, requires(ADMINS, "Adding a notification route")],
     settings: SettingsDep,
 ) -> dict[str, Any]:
-    require(principal, ADMINS, "Adding a notification route")
     with uow:
         route = managing.add_route(
             uow,
@@ -219,7 +222,9 @@ def create_route(
             networks=settings.private_networks(),
         )
         uow.commit()
-    return managing.route_view(route)
+    view = managing.route_view(route)
+    response.headers["Location"] = f"{routes_router.prefix}/{view['id']}"
+    return view
 
 
 @routes_router.get(
@@ -228,8 +233,11 @@ def create_route(
     response_model=RouteOut,
     responses=errors(404),
 )
-def get_route(route_id: str, uow: ReadUowDep, principal: PrincipalDep) -> dict[str, Any]:
-    require(principal, ADMINS, "Notification routes")
+def get_route(
+    route_id: str,
+    uow: ReadUowDep,
+    principal: Annotated[Principal, requires(ADMINS, "Notification routes")],
+) -> dict[str, Any]:
     with uow:
         return managing.route_view(managing.route_of(uow, route_id, principal.agency_id))
 
@@ -241,9 +249,12 @@ def get_route(route_id: str, uow: ReadUowDep, principal: PrincipalDep) -> dict[s
     responses=errors(404),
 )
 def patch_route(
-    route_id: str, body: RoutePatch, uow: WriteUowDep, principal: PrincipalDep, clock: ClockDep
+    route_id: str,
+    body: RoutePatch,
+    uow: WriteUowDep,
+    principal: Annotated[Principal, requires(ADMINS, "Changing a notification route")],
+    clock: ClockDep,
 ) -> dict[str, Any]:
-    require(principal, ADMINS, "Changing a notification route")
     with uow:
         route = managing.set_enabled(uow, route_id, principal.agency_id, body.enabled, clock())
         uow.commit()
@@ -257,9 +268,11 @@ def patch_route(
     responses=errors(404),
 )
 def delete_route(
-    route_id: str, uow: WriteUowDep, principal: PrincipalDep, clock: ClockDep
+    route_id: str,
+    uow: WriteUowDep,
+    principal: Annotated[Principal, requires(ADMINS, "Removing a notification route")],
+    clock: ClockDep,
 ) -> dict[str, Any]:
-    require(principal, ADMINS, "Removing a notification route")
     with uow:
         managing.remove_route(uow, route_id, principal.agency_id, clock())
         uow.commit()
@@ -284,11 +297,10 @@ def _notice(
 )
 def list_notices(
     uow: ReadUowDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, requires(WATCHERS, "Notifications")],
     params: PagingDep,
     state: Annotated[NoticeState | None, Query(description="Only those in this state")] = None,
 ) -> dict[str, Any]:
-    require(principal, WATCHERS, "Notifications")
     at = paging(params, (str,))
     with uow:
         rows = page(
@@ -310,8 +322,11 @@ def list_notices(
     response_model=NoticeOut,
     responses=errors(404),
 )
-def get_notice(notification_id: str, uow: ReadUowDep, principal: PrincipalDep) -> dict[str, Any]:
-    require(principal, WATCHERS, "Notifications")
+def get_notice(
+    notification_id: str,
+    uow: ReadUowDep,
+    principal: Annotated[Principal, requires(WATCHERS, "Notifications")],
+) -> dict[str, Any]:
     with uow:
         notice = managing.notice_of(uow, notification_id, principal.agency_id)
         return _notice(notice, principal, uow.notifications.attempts_of(notice.id))
@@ -327,10 +342,9 @@ def retry_notice(
     notification_id: str,
     uow: WriteUowDep,
     clock: ClockDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, requires(WATCHERS, "Retrying a notification")],
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
-    require(principal, WATCHERS, "Retrying a notification")
     with uow:
         managing.notice_of(uow, notification_id, principal.agency_id)
         notice = notifying.retry(uow, notification_id, principal.agency_id, clock())

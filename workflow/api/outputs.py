@@ -72,7 +72,7 @@ def _header(description: str, *, required: bool = True) -> dict[str, Any]:
 # Every header a route sets itself, as the OpenAPI document declares it.
 HEADERS: dict[str, dict[str, Any]] = {
     "ETag": _header("A document's version, e.g. \"3\": send it back as If-Match; a file's SHA-256"),
-    "Location": _header("Where the new document is read"),
+    "Location": _header("Where what was made is read"),
     "Idempotent-Replayed": _header(
         '"true" when this repeats the answer to an earlier request with the same Idempotency-Key',
         required=False,
@@ -93,6 +93,50 @@ _ERROR_HEADERS = {401: ("WWW-Authenticate",), 503: ("Retry-After",)}
 def header_specs(*names: str) -> dict[str, dict[str, Any]]:
     """The ``headers`` of an answer that sends ``names``."""
     return {n: HEADERS[n] for n in names}
+
+
+_CONDITIONS = {
+    "If-None-Match": "Entity tags the client holds (or *): 304 with no body when one is what a"
+    " GET would send now",
+    "If-Match": "Entity tags the client expects (or *): 412 when none is what a GET would send now",
+}
+
+
+def declare_conditions(method: str, operation: dict[str, Any]) -> None:
+    """Declare in ``operation`` (of the OpenAPI document) what ``methods.Conditional`` answers
+    to conditions: a read is judged by the tag it sends (304 Not Modified, 412), a change
+    that judges none refuses them (412)."""
+    answers = operation["responses"]
+    failed = {
+        "description": _ERROR_TEXT[412],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+    if method != "get":
+        answers.setdefault("412", failed)
+        return
+    # A read's 304 and 412 carry the tag it has now, where it has one (a list has none).
+    current = {"ETag": {**HEADERS["ETag"], "required": False}}
+    answers.setdefault("412", {**failed, "headers": current})
+    params = operation.setdefault("parameters", [])
+    given = {p["name"].lower() for p in params if p["in"] == "header"}
+    for name, description in _CONDITIONS.items():
+        if name.lower() not in given:
+            params.append(
+                {
+                    "name": name,
+                    "in": "header",
+                    "required": False,
+                    "description": description,
+                    "schema": {"type": "string"},
+                }
+            )
+    answers.setdefault(
+        "304",
+        {
+            "description": "Not Modified: what the client holds (If-None-Match) is current",
+            "headers": current,
+        },
+    )
 
 
 def sends(status: int, *names: str) -> dict[int | str, dict[str, Any]]:

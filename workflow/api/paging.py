@@ -1,7 +1,8 @@
 """One way to page through every list: ``?cursor=&limit=`` in, ``items`` and ``next_cursor`` out.
 
-A cursor is the sort key of the last item seen, as base64url JSON; the next page starts
-after it, so rows added or removed meanwhile never shift a page. The database sorts and
+A cursor is the list's name (its route's path) and the sort key of the last item seen, as
+base64url JSON: a list takes its own cursors only. The next page starts after it, so rows
+added or removed meanwhile never shift a page. The database sorts and
 cuts each page (keyset paging): a page costs the same however long the list is.
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 
 from congvan.states.errors import InvalidInput
 from congvan.states.text import in_utc, unstorable
@@ -36,26 +37,32 @@ class Paging:
 
     after: Key | None
     limit: int
+    listing: str  # the list's name: its route's path
 
 
-def encode_key(key: Key) -> str:
-    text = json.dumps(list(key), ensure_ascii=False, separators=(",", ":"))
+Params = tuple[str | None, int, str]  # cursor, limit, the list's name
+
+
+def encode_key(key: Key, listing: str) -> str:
+    text = json.dumps([listing, *key], ensure_ascii=False, separators=(",", ":"))
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def decode_key(cursor: str, types: Sequence[type]) -> Key:
-    """The key a cursor holds; :class:`InvalidInput` unless ``next_cursor`` made it."""
+def decode_key(cursor: str, types: Sequence[type], listing: str) -> Key:
+    """The key a cursor of ``listing`` holds; :class:`InvalidInput` unless its
+    ``next_cursor`` made it."""
     try:
         raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode())
-        key = json.loads(raw.decode())
+        named = json.loads(raw.decode())
     except (ValueError, RecursionError):  # bad base64, bytes that are not UTF-8, bad JSON
-        key = None
+        named = None
+    key = named[1:] if isinstance(named, list) and named[:1] == [listing] else None
     valid = (
-        isinstance(key, list)
+        key is not None
         and len(key) == len(types)
         and all(type(v) is t and _storable(v) for v, t in zip(key, types, strict=True))
     )
-    if not valid or encode_key(tuple(key)) != cursor:
+    if key is None or not valid or encode_key(tuple(key), listing) != cursor:
         raise InvalidInput("The cursor is not valid.", field="cursor")
     return tuple(key)
 
@@ -85,22 +92,24 @@ def check_limit(limit: int, max_page_size: int) -> None:
 
 
 async def _paging(
+    request: Request,
     settings: SettingsDep,
     cursor: Annotated[
         str | None, Query(max_length=MAX_CURSOR, description="next_cursor of the page before")
     ] = None,
     limit: Annotated[int, Query(ge=1, description="At most the server's max_page_size")] = 50,
-) -> tuple[str | None, int]:
+) -> Params:
     check_limit(limit, settings.max_page_size)
-    return cursor, limit
+    return cursor, limit, request.scope["route"].path
 
 
-PagingDep = Annotated[tuple[str | None, int], Depends(_paging)]
+PagingDep = Annotated[Params, Depends(_paging)]
 
 
-def paging(params: tuple[str | None, int], types: Sequence[type]) -> Paging:
-    cursor, limit = params
-    return Paging(decode_key(cursor, types) if cursor is not None else None, limit)
+def paging(params: Params, types: Sequence[type]) -> Paging:
+    cursor, limit, listing = params
+    after = decode_key(cursor, types, listing) if cursor is not None else None
+    return Paging(after, limit, listing)
 
 
 def page(
@@ -113,4 +122,4 @@ def page(
     rows = fetch(at.after, at.limit + 1)
     items = list(rows[: at.limit])
     more = len(rows) > at.limit
-    return {"items": items, "next_cursor": encode_key(key(items[-1])) if more else None}
+    return {"items": items, "next_cursor": encode_key(key(items[-1]), at.listing) if more else None}

@@ -18,12 +18,15 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ConfigDict, Field
 
 from congvan.actions.corrections import checked_changes
+from congvan.states import DOCUMENT
 from congvan.states.document import UPDATABLE
 from congvan.states.errors import InvalidInput, TooManyAttachments
+from congvan.states.policy import EVENT_ROLES, REPLACE_ROLES
 from congvan.states.timeliness import in_vietnam
+from congvan.storage.agencies import Principal
 
 from ..engine import Idempotency
-from .auth import PrincipalDep, actor_of
+from .auth import actor_of, fires, requires
 from .bodies import JsonRoute
 from .deps import EngineDep, SettingsDep
 from .documents import REPLAYED, IdempotencyKey, IfMatch, fire_answering, parse_if_match
@@ -86,7 +89,7 @@ def recall_document(
     document_id: str,
     body: RecallIn,
     engine: EngineDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, fires(DOCUMENT, EVENT_ROLES, "recall")],
     response: Response,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
@@ -108,7 +111,7 @@ def update_document(
     document_id: str,
     body: UpdateIn,
     engine: EngineDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, fires(DOCUMENT, EVENT_ROLES, "update")],
     response: Response,
     if_match: IfMatch = None,
     idempotency_key: IdempotencyKey = None,
@@ -135,7 +138,7 @@ async def replace_document(
     document_id: str,
     engine: EngineDep,
     settings: SettingsDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, requires(REPLACE_ROLES, "Replacing a document")],
     response: Response,
     reason: Annotated[str, Form(min_length=1, max_length=2000, description="Why")],
     main: Annotated[

@@ -30,15 +30,16 @@ from congvan.states.errors import (
     TransitionNotAllowed,
     UnknownEvent,
 )
-from congvan.states.policy import READ_ROLES, written_notation
+from congvan.states.policy import READ_ROLES, RECEIVED_EVENT_ROLES, written_notation
 from congvan.states.received import ANSWERING, STATUS_CODE
+from congvan.storage.agencies import Principal
 from congvan.storage.blobreader import stored_bytes
 from congvan.storage.clock import as_utc
 from congvan.storage.received import AWAITING, Received, Request
 from congvan.storage.unit_of_work import UnitOfWork
 
 from ..bootstrap import Runtime
-from .auth import PrincipalDep, require
+from .auth import PrincipalDep, fires, requires
 from .bodies import JsonRoute
 from .deps import EngineDep, ReadUowDep, RuntimeDep, SettingsDep
 from .documents import (
@@ -233,16 +234,15 @@ def request_view(request: Request) -> dict[str, Any]:
 def list_received(
     uow: ReadUowDep,
     settings: SettingsDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading received documents")],
     state: Annotated[list[str] | None, Query(description="Filter by state (repeatable)")] = None,
     sender: Annotated[str | None, Query(max_length=35, description="The sending agency")] = None,
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR)] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> dict[str, Any]:
-    require(principal, READ_ROLES, "Reading received documents")
     check_limit(limit, settings.max_page_size)
     if cursor is not None:
-        check_cursor(cursor)
+        check_cursor(cursor, "received")
     unknown = [s for s in state or [] if s not in RECEIVED_DOCUMENT.states]
     if unknown:
         raise InvalidInput(
@@ -268,7 +268,7 @@ def list_received(
 def get_received(
     received_id: str,
     uow: ReadUowDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading received documents")],
     response: Response,
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
@@ -308,7 +308,7 @@ def get_received_file(
     received_id: str,
     name: str,
     uow: ReadUowDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading received documents")],
     runtime: RuntimeDep,
     request: HttpRequest,
 ) -> StreamingResponse:
@@ -338,7 +338,6 @@ def _open_stored(
 ) -> tuple[Received, Package]:
     """The caller's agency's received document and its package as stored, opened: read
     a slice at a time (a package is up to tens of megabytes, and many read at once)."""
-    require(principal, READ_ROLES, "Reading received documents")
     check_document_id(received_id, "received document", "received_id")
     with uow:
         row = uow.received.get(received_id)
@@ -417,7 +416,7 @@ def fire_received_event(
     event: Annotated[str, Path(json_schema_extra={"enum": list(RECEIVED_DOCUMENT.events)})],
     engine: EngineDep,
     uow: ReadUowDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, fires(RECEIVED_DOCUMENT, RECEIVED_EVENT_ROLES)],
     response: Response,
     body: ReceivedEventIn | None = None,
     if_match: IfMatch = None,

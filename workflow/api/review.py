@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 
 from congvan.actions.review import results_view
 from congvan.states.policy import READ_ROLES, REVIEWER
+from congvan.storage.agencies import Principal
 from congvan.storage.audit import timestamp
 
 from ..views import summary
-from .auth import PrincipalDep, require
+from .auth import requires
 from .bodies import JsonRoute
 from .deps import ChecksDep, ReadUowDep
 from .findings import ChecksOut, QueuePage
@@ -30,9 +31,11 @@ router = APIRouter(
     response_model=QueuePage,
 )
 def review_queue(
-    uow: ReadUowDep, checks: ChecksDep, principal: PrincipalDep, params: PagingDep
+    uow: ReadUowDep,
+    checks: ChecksDep,
+    principal: Annotated[Principal, requires(frozenset({REVIEWER}), "The review queue")],
+    params: PagingDep,
 ) -> dict[str, Any]:
-    require(principal, frozenset({REVIEWER}), "The review queue")
     at = paging(params, (str, str))
     after = None
     if at.after is not None:
@@ -73,9 +76,11 @@ def review_queue(
     responses=errors(404),
 )
 def document_checks(
-    document_id: str, uow: ReadUowDep, checks: ChecksDep, principal: PrincipalDep
+    document_id: str,
+    uow: ReadUowDep,
+    checks: ChecksDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading documents")],
 ) -> dict[str, Any]:
-    require(principal, READ_ROLES, "Reading documents")
     with uow:
         row = load_visible(uow, document_id, principal.agency_id)
         view = results_view(uow.checks.for_revision(row.id, row.revision), checks)

@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -25,7 +25,7 @@ from congvan.storage.clock import as_utc
 from congvan.storage.signatures import SignatureRow
 from congvan.storage.unit_of_work import UnitOfWork
 
-from .auth import PrincipalDep, require
+from .auth import requires
 from .bodies import JsonRoute
 from .deps import ReadUowDep, TrustDep
 from .findings import Manifest, SignatureOut
@@ -64,8 +64,11 @@ def verdict_view(verdict: Verdict) -> dict[str, Any]:
         **_READ,
     },
 )
-def get_manifest(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -> Response:
-    require(principal, READ_ROLES, "Reading documents")
+def get_manifest(
+    document_id: str,
+    uow: ReadUowDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading documents")],
+) -> Response:
     with uow:
         load_visible(uow, document_id, principal.agency_id)
         manifest = manifest_of(uow, document_id)
@@ -84,9 +87,11 @@ def get_manifest(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -> 
     responses=_READ,
 )
 def get_signature(
-    document_id: str, uow: ReadUowDep, trust_store: TrustDep, principal: PrincipalDep
+    document_id: str,
+    uow: ReadUowDep,
+    trust_store: TrustDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading documents")],
 ) -> dict[str, Any]:
-    require(principal, READ_ROLES, "Reading documents")
     with uow:
         doc = load_visible(uow, document_id, principal.agency_id)
         signature = uow.signatures.latest_signature(document_id)
@@ -119,7 +124,6 @@ def get_signature(
 
 
 def _latest_signature(uow: UnitOfWork, principal: Principal, document_id: str) -> SignatureRow:
-    require(principal, READ_ROLES, "Reading documents")
     with uow:
         load_visible(uow, document_id, principal.agency_id)
         signature = uow.signatures.latest_signature(document_id)
@@ -141,7 +145,11 @@ def _latest_signature(uow: UnitOfWork, principal: Principal, document_id: str) -
         **_READ,
     },
 )
-def get_signed_manifest(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -> Response:
+def get_signed_manifest(
+    document_id: str,
+    uow: ReadUowDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading documents")],
+) -> Response:
     signature = _latest_signature(uow, principal, document_id)
     return Response(
         bytes(signature.manifest),
@@ -166,7 +174,11 @@ def get_signed_manifest(document_id: str, uow: ReadUowDep, principal: PrincipalD
         **_READ,
     },
 )
-def get_signature_cms(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -> Response:
+def get_signature_cms(
+    document_id: str,
+    uow: ReadUowDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading documents")],
+) -> Response:
     signature = _latest_signature(uow, principal, document_id)
     cms = bytes(signature.cms)
     return Response(
@@ -192,8 +204,11 @@ def get_signature_cms(document_id: str, uow: ReadUowDep, principal: PrincipalDep
         **_READ,
     },
 )
-def get_signed_pdf(document_id: str, uow: ReadUowDep, principal: PrincipalDep) -> Response:
-    require(principal, READ_ROLES, "Reading documents")
+def get_signed_pdf(
+    document_id: str,
+    uow: ReadUowDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading documents")],
+) -> Response:
     with uow:
         load_visible(uow, document_id, principal.agency_id)
         signature = uow.signatures.latest_signature(document_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from fastapi import APIRouter
 from pydantic import ConfigDict, Field
@@ -12,13 +12,13 @@ from sqlalchemy import Engine, text
 
 from congvan.states.errors import DatabaseNotReady, Forbidden
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, OPERATOR, SUPERVISOR
-from congvan.storage.agencies import AgencyRow
+from congvan.storage.agencies import AgencyRow, Principal
 from congvan.storage.clock import as_utc
 from congvan.storage.database import begin_readonly
 from congvan.storage.schema import ensure_migrated
 
 from ..directory import add_agency, set_numbering
-from .auth import PrincipalDep, require
+from .auth import PrincipalDep, requires
 from .bodies import JsonRoute
 from .deps import ClockDep, ReadUowDep, RuntimeDep, WriteUowDep
 from .outputs import AUTHENTICATED, STORED, AgencyOut, AgencyPage, Health, Metrics, errors
@@ -75,8 +75,10 @@ def _disk_free(engine: Engine) -> int | None:
     response_model=Metrics,
     responses=errors(*AUTHENTICATED),
 )
-def metrics(uow: ReadUowDep, principal: PrincipalDep) -> dict[str, Any]:
-    require(principal, frozenset({OPERATOR, SUPERVISOR}), "Metrics")
+def metrics(
+    uow: ReadUowDep,
+    principal: Annotated[Principal, requires(frozenset({OPERATOR, SUPERVISOR}), "Metrics")],
+) -> dict[str, Any]:
     # An operator sees the installation; a supervisor their own agency's documents, jobs and
     # timers only (installation-wide work such as anchors and CRLs is the operator's).
     agency = None if OPERATOR in principal.roles else principal.agency_id
@@ -147,9 +149,11 @@ def list_agencies(uow: ReadUowDep, principal: PrincipalDep, params: PagingDep) -
     responses=errors(*AUTHENTICATED, 400, 409),
 )
 def create_agency(
-    body: AgencyIn, uow: WriteUowDep, clock: ClockDep, principal: PrincipalDep
+    body: AgencyIn,
+    uow: WriteUowDep,
+    clock: ClockDep,
+    principal: Annotated[Principal, requires(frozenset({OPERATOR}), "Adding agencies")],
 ) -> dict[str, Any]:
-    require(principal, frozenset({OPERATOR}), "Adding agencies")
     with uow:
         add_agency(
             uow, body.id, body.name, body.abbreviation, clock(), body.numbering, id_field="id"
@@ -167,11 +171,14 @@ def create_agency(
     responses=errors(*AUTHENTICATED, 400, 404, 409),
 )
 def change_agency(
-    agency_id: str, body: AgencyChange, uow: WriteUowDep, clock: ClockDep, principal: PrincipalDep
+    agency_id: str,
+    body: AgencyChange,
+    uow: WriteUowDep,
+    clock: ClockDep,
+    principal: Annotated[Principal, requires(frozenset({OPERATOR}), "Changing agencies")],
 ) -> dict[str, Any]:
     """From now on; refused (409 numbering_conflict) while this year's numbers would repeat
     in the new series."""
-    require(principal, frozenset({OPERATOR}), "Changing agencies")
     if agency_id != principal.agency_id:  # an operator keeps their own agency's series only
         raise Forbidden(
             "An operator changes their own agency's number series only.",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from congvan.states.deadlines import RULES
 from congvan.states.errors import InvalidInput, PreconditionFailed, PreconditionRequired
 from congvan.states.policy import ESCALATION_HANDLERS, READ_ROLES
+from congvan.storage.agencies import Principal
 
-from .auth import PrincipalDep, require
+from .auth import requires
 from .bodies import JsonRoute
 from .deps import ClockDep, ReadUowDep, SettingsDep, WatchDep, WriteUowDep
 from .documents import IfMatch
@@ -71,12 +72,11 @@ def _rules_view(
                   response_model=TimeRulesOut, responses=sends(200, "ETag"))  # fmt: skip
 def get_time_rules(
     uow: ReadUowDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, requires(READ_ROLES, "Reading time rules")],
     watch: WatchDep,
     settings: SettingsDep,
     response: Response,
 ) -> dict[str, Any]:
-    require(principal, READ_ROLES, "Reading time rules")
     with uow:
         overrides = uow.escalations.time_rules(principal.agency_id)
     response.headers["ETag"] = _rules_tag(overrides)
@@ -123,14 +123,13 @@ def _check_rules_tag(if_match: str | None, current: str) -> None:
 def put_time_rules(
     body: TimeRulesIn,
     uow: WriteUowDep,
-    principal: PrincipalDep,
+    principal: Annotated[Principal, requires(ESCALATION_HANDLERS, "Setting time rules")],
     watch: WatchDep,
     settings: SettingsDep,
     clock: ClockDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> dict[str, Any]:
-    require(principal, ESCALATION_HANDLERS, "Setting time rules")
     tightened = watch.check_rules(body.rules)
     overrides = {k: list(tightened.minutes[k]) for k in body.rules}
     with uow:

@@ -153,22 +153,14 @@ def check_reason_length(reason: object) -> None:
         )
 
 
-def authorize_person(
-    spec: MachineSpec,
-    roles: Mapping[str, frozenset[str]],
-    inputs: Mapping[str, frozenset[str]],
-    reason_required: frozenset[str],
-    actor: Actor,
-    event: str,
-    data: Mapping[str, Any],
+def refuse_role(
+    spec: MachineSpec, roles: Mapping[str, frozenset[str]], actor: Actor, event: str
 ) -> None:
-    """Refuse a person without a role for ``event``, or data the event does not take."""
-    if event in reason_required and not has_visible_text(str(data.get("reason") or "")):
-        # Blank, or only invisible characters (a zero-width space is not a reason).
-        raise InvalidInput(f"Event {event!r} needs a reason.", event=event, field="reason")
-    check_reason_length(data.get("reason"))
-    if not actor.is_system:
-        _check_text(data)
+    """Refuse a person without a role for ``event`` of ``spec`` (the system fires any).
+
+    Judged before anything the person sent (a reason, the event's data, a request's body):
+    a caller without the role is told so, not what is wrong with what they sent.
+    """
     if actor.is_system:
         return
     if event not in spec.events:
@@ -191,6 +183,28 @@ def authorize_person(
             event=event,
             needs=sorted(allowed),
         )
+
+
+def authorize_person(
+    spec: MachineSpec,
+    roles: Mapping[str, frozenset[str]],
+    inputs: Mapping[str, frozenset[str]],
+    reason_required: frozenset[str],
+    actor: Actor,
+    event: str,
+    data: Mapping[str, Any],
+) -> None:
+    """Refuse a person without a role for ``event``, then data the event does not take."""
+    refuse_role(spec, roles, actor, event)
+    if event in reason_required and not has_visible_text(str(data.get("reason") or "")):
+        # Blank, or only invisible characters (a zero-width space is not a reason).
+        raise InvalidInput(f"Event {event!r} needs a reason.", event=event, field="reason")
+    check_reason_length(data.get("reason"))
+    if actor.is_system:
+        return
+    _check_text(data)
+    if event not in spec.events:
+        return  # the engine refuses it as a transition, with the events allowed
     takes = inputs.get(event, frozenset()) | {"reason"}
     unused = sorted(set(data) - takes)
     if unused:
