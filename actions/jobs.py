@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -28,6 +30,9 @@ log = logging.getLogger("congvan.jobs")
 FALLBACK_ACTOR = "congvan_run_job"
 # How long a job waits when this machine's clock is off the database's (ClockWatch).
 CLOCK_OFF_WAIT = timedelta(seconds=30)
+# Between two tries to keep what a job did while the database is away: the first soon, the
+# later ones at most this far apart (seconds).
+KEEP_FIRST_WAIT, KEEP_LONGEST_WAIT = 0.25, 5.0
 QUEUES = ("urgent", "default")
 
 
@@ -132,6 +137,7 @@ class RetryLater(Exception):
 
 
 Work = TypeVar("Work")
+Kept = TypeVar("Kept")
 
 
 class StagedJob(ABC, Generic[Work]):
@@ -199,6 +205,15 @@ class JobRunner:
         self.policies: dict[str, JobPolicy] = {}
         # The engine, for jobs that fire events (wired by bootstrap).
         self.events: Events | None = None
+        # Set when the process stops: a job waiting for the database to keep its outcome
+        # stops waiting (its lease's end takes it up again).
+        self.stopping = threading.Event()
+        # How long at most a job waits for the database to keep its outcome (never past
+        # its lease): after that its lease's end takes it up again.
+        self.keeping = self.deadline
+
+    def stop(self) -> None:
+        self.stopping.set()
 
     def _context(self, job: Job, uow: UnitOfWork, now: datetime) -> JobContext:
         return JobContext(job=job, uow=uow, now=now, open_uow=self.open_uow, events=self.events)
@@ -218,9 +233,15 @@ class JobRunner:
                 try:
                     outcome = action.act(work)  # no transaction open: see _claim
                 except Exception as exc:  # noqa: BLE001 - a failed outside step is an attempt
-                    self.record_failure(job_id, f"{type(exc).__name__}: {exc}", action, lease)
+                    error = f"{type(exc).__name__}: {exc}"
+                    self._keep(
+                        job_id, lease, lambda: self.record_failure(job_id, error, action, lease)
+                    )
                     return "failed"
-            return self._record(job_id, lease, action, work, outcome)
+            taken = action
+            return self._keep(
+                job_id, lease, lambda: self._record(job_id, lease, taken, work, outcome)
+            )
         except Exception as exc:  # noqa: BLE001 - every failure is recorded, none is lost
             trouble = passing_trouble(exc)
             try:
@@ -234,6 +255,35 @@ class JobRunner:
                     extra={"action": "job.put_off", "job_id": job_id, "error": str(exc)[:200]},
                 )
             return "failed"
+
+    def _keep(self, job_id: str, lease: datetime, step: Callable[[], Kept]) -> Kept:
+        """Run ``step``, the transaction that keeps what the job did (its outcome, or its
+        failure), again while the database is away for a while, until the job's lease ends.
+
+        What the outside step did (a package posted, a peer's answer) is kept as soon as the
+        database is back: left to the lease's end, a ten-second restart of the database held
+        a delivery for the whole delivery lease and logged its attempt as interrupted.
+        """
+        wait = KEEP_FIRST_WAIT
+        until = time.monotonic() + min(
+            (lease - self.clock()).total_seconds(), self.keeping.total_seconds()
+        )
+        while True:
+            try:
+                return step()
+            except Exception as exc:
+                trouble = passing_trouble(exc)
+                left = until - time.monotonic()
+                if trouble is None or left <= wait or self.stopping.is_set():
+                    raise
+                log.info(
+                    "job waits for the database to keep its outcome: %s",
+                    trouble,
+                    extra={"action": "job.keeping", "job_id": job_id, "retry_in": wait},
+                )
+                if self.stopping.wait(wait):
+                    raise
+                wait = min(wait * 2, KEEP_LONGEST_WAIT)
 
     def _claim(self, job_id: str) -> str | tuple[datetime, AnyJob, Any]:
         """Step 1, a short transaction: take the job, running, leased to this worker.

@@ -190,6 +190,7 @@ class Runtime:
         """
         load_years(self.clock().date())
         if workers and self.worker is None:
+            self.runner.stopping.clear()
             self.worker = dramatiq.Worker(
                 self.broker, worker_threads=self.settings.worker_threads, worker_timeout=100
             )
@@ -222,6 +223,7 @@ class Runtime:
         if "relay" in self._started:
             self.relay.stop()
         if self.worker is not None:
+            self.runner.stop()  # a job waiting for the database to keep its outcome stops
             self.worker.stop()
             self.worker = None
         self._started.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from congvan.actions.context import JobContext
 from congvan.actions.jobs import StagedJob, enqueue, new_job
 from congvan.storage.clock import FrozenClock
 from congvan.storage.database import passing_trouble
-from congvan.storage.outbox import DONE, FAILED, PENDING, RUNNING, OutboxRepository
+from congvan.storage.outbox import DONE, FAILED, PENDING, RUNNING, WAITING, OutboxRepository
 from congvan.storage.timers import TimerBusy
 from congvan.workflow.bootstrap import Runtime
 from tests.conftest import MakeRuntime
@@ -374,6 +375,74 @@ def test_a_deadline_whose_job_another_transaction_holds_is_looked_at_again_uncou
     assert status(runtime, job_id) == (PENDING, 1)
 
 
+@pytest.mark.parametrize("step", ["outcome", "failure"])
+def test_what_a_job_did_is_kept_once_the_database_is_back_not_at_its_leases_end(
+    make_runtime: MakeRuntime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    step: str,
+) -> None:  # fmt: skip
+    # Given a staged job whose outside step is done (or failed) while the database
+    # restarts: the transaction keeping it fails twice, then the database is back
+    caplog.set_level(logging.INFO, "congvan.jobs")
+    probe = Probe(failures=1 if step == "failure" else 0)
+    runtime = make_runtime(jobs={"probe": probe})  # type: ignore[dict-item]
+    probe.runtime = runtime
+    job_id = queue(runtime, "stamp")
+    runner = runtime.runner
+    keep = runner._record if step == "outcome" else runner.record_failure
+    tries: list[int] = []
+
+    def restarting(*args: Any, **kwargs: Any) -> Any:
+        tries.append(1)
+        if len(tries) <= 2:
+            raise OperationalError("UPDATE", {}, Exception("the database system is starting up"))
+        return keep(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_record" if step == "outcome" else "record_failure", restarting)
+
+    # When a worker runs it
+    said = runner.run(job_id)
+
+    # Then it kept what it did as soon as the database was back, in the same run: the
+    # outcome recorded and the job done, or the failure counted and the job waiting
+    assert len(tries) == 3
+    if step == "outcome":
+        assert (said, status(runtime, job_id)) == ("done", (DONE, 0))
+        assert ("record", "STAMP") in probe.seen
+    else:
+        assert (said, status(runtime, job_id)) == ("failed", (WAITING, 1))  # its backoff
+    waits = [r for r in caplog.records if r.getMessage().startswith("job waits for the database")]
+    assert len(waits) == 2 and not any(
+        r.getMessage().startswith("job put off") for r in caplog.records
+    )
+
+
+def test_a_job_waiting_for_the_database_stops_waiting_when_its_process_stops(
+    make_runtime: MakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a job whose outcome cannot be kept, the database away for good
+    probe = Probe()
+    runtime = make_runtime(jobs={"probe": probe})  # type: ignore[dict-item]
+    probe.runtime = runtime
+    job_id = queue(runtime, "stamp")
+    gone = OperationalError("UPDATE", {}, Exception("could not connect to server"))
+
+    def down(*_args: Any, **_kwargs: Any) -> None:
+        raise gone
+
+    monkeypatch.setattr(runtime.runner, "_record", down)
+    monkeypatch.setattr(runtime.runner, "record_failure", down)
+    # When the process stops while a worker waits
+    worker = threading.Thread(target=lambda: said.append(runtime.runner.run(job_id)))
+    said: list[str] = []
+    worker.start()
+    runtime.runner.stopping.wait(0.6)
+    runtime.runner.stop()
+    worker.join(timeout=30)
+    # Then the worker is free at once: the job left to its lease's end, as before
+    assert not worker.is_alive() and said == ["failed"]
+    assert status(runtime, job_id) == (RUNNING, 0)
+
+
 def test_a_job_whose_failure_cannot_be_recorded_while_the_database_is_away_is_put_off(
     make_runtime: MakeRuntime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -390,6 +459,7 @@ def test_a_job_whose_failure_cannot_be_recorded_while_the_database_is_away_is_pu
 
     monkeypatch.setattr(Probe, "act", down)
     monkeypatch.setattr(runtime.runner, "record_failure", down)
+    runtime.runner.keeping = timedelta(0)  # (it waits for the database no time at all)
 
     # When a worker runs it: a line saying so, no traceback, nothing raised to the broker
     assert runtime.runner.run(job_id) == "failed"
