@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,45 @@ _ROLLED_BACK_FOR_ANOTHER = frozenset({"40P01", "40001"})
 def rolled_back_for_another(exc: BaseException) -> bool:
     """Whether ``exc`` is the database undoing this transaction to let another proceed."""
     return getattr(getattr(exc, "orig", None), "sqlstate", None) in _ROLLED_BACK_FOR_ANOTHER
+
+
+# What a PostgreSQL server that is starting, stopping or recovering answers a connection:
+# it takes connections again by itself.
+_NOT_YET = (
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+)
+
+
+def not_up_yet(exc: BaseException) -> bool:
+    """Whether a connection failed because no PostgreSQL server takes connections at its
+    address now (nothing listening, a name not resolving yet, one starting or stopping),
+    rather than because the server refused this one (a wrong password, a role or database
+    it does not have: its FATAL answer), which waiting does not mend."""
+    if not isinstance(exc, OperationalError):
+        return False
+    said = str(exc.orig)
+    return "FATAL:" not in said or any(reason in said for reason in _NOT_YET)
+
+
+def wait_until_up(engine: Engine, said: Callable[[BaseException], None], every: float) -> None:
+    """Return once ``engine`` connects; while its server is not up yet (``not_up_yet``),
+    call ``said`` the first time and try again every ``every`` seconds, for as long as it
+    takes (a signal ends the wait). Any other failure is raised at once."""
+    told = False
+    while True:
+        try:
+            with engine.connect():
+                return
+        except OperationalError as exc:
+            if not not_up_yet(exc):
+                raise
+            if not told:
+                said(exc)
+                told = True
+            time.sleep(every)
 
 
 def passing_trouble(exc: BaseException) -> str | None:

@@ -56,8 +56,11 @@ def _reachable_by_others(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def start_postgres(tmpdir: Path | str, *, durable: bool = False) -> Iterator[str]:
-    """Run a throwaway PostgreSQL server; yields the URL of its ``postgres`` database.
+def start_postgres(
+    tmpdir: Path | str, *, durable: bool = False, port: int | None = None
+) -> Iterator[str]:
+    """Run a throwaway PostgreSQL server (on ``port``, else a free one); yields the URL of
+    its ``postgres`` database.
 
     Tests want speed: fsync, synchronous commit and full page writes are off. ``durable``
     keeps PostgreSQL's own defaults (all on), as a benchmark of a real deployment needs.
@@ -74,7 +77,7 @@ def start_postgres(tmpdir: Path | str, *, durable: bool = False) -> Iterator[str
         os.chmod(base, 0o755)
         shutil.chown(base, PG_USER, PG_USER)
         shutil.chown(sockets, PG_USER, PG_USER)
-    port = free_port()
+    port = port or free_port()
     pg_ctl = str(bindir / "pg_ctl")
     try:
         subprocess.run(

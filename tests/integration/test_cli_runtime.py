@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,11 +21,13 @@ from congvan.actions.signing import pki
 from congvan.states.errors import InvalidInput
 from congvan.storage.clock import utcnow
 from congvan.storage.database import make_engine
-from congvan.workflow.cli import files, main
+from congvan.workflow.cli import files, main, serving
 from congvan.workflow.cli.runtime import Store, runtime_for
-from congvan.workflow.cli.serving import _clock_agrees
+from congvan.workflow.cli.serving import _clock_agrees, _database_up
+from congvan.workflow.serving import free_port
 from congvan.workflow.settings import Settings
 from tests.databases import Databases
+from tests.servers import start_postgres
 
 
 def test_commands_that_only_read_and_write_rows_never_build_a_broker(
@@ -748,3 +751,48 @@ def test_a_redis_that_refuses_the_broker_url_is_refused_at_start(
         [line] = [x for x in err.splitlines() if x.startswith("error [")]
         assert line.startswith("error [invalid_input]:") and "DB index" in line, (command, err)
         assert "Traceback" not in err
+
+
+def test_a_process_waits_for_a_database_server_not_up_yet_and_goes_on_once_it_is(
+    tmp_path: Path,
+) -> None:
+    # Given the address of a PostgreSQL server that is not up yet (containers starting
+    # together)
+    port = free_port()
+    settings = Settings(
+        data_dir=tmp_path, database_url=f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    )
+    waited = threading.Event()
+    ended: list[BaseException | None] = []
+
+    def start() -> None:
+        try:
+            _database_up(settings)
+            ended.append(None)
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            ended.append(exc)
+
+    # When a process starts on it, it waits, saying so once...
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(serving, "DATABASE_WAIT_SECONDS", 0.1)
+        patch.setattr(serving.log, "warning", lambda *a, **k: waited.set())
+        thread = threading.Thread(target=start, daemon=True)
+        thread.start()
+        assert waited.wait(30) and thread.is_alive() and not ended
+        # ...and goes on as soon as the server takes connections
+        with start_postgres(tmp_path, port=port):
+            thread.join(timeout=60)
+    assert ended == [None]
+
+
+def test_a_database_server_that_refuses_the_process_is_said_at_once_never_waited_for(
+    postgres_server: str, tmp_path: Path, capsys: CaptureFixture[str], monkeypatch: MonkeyPatch
+) -> None:
+    # A database the server does not have, a role it does not know: its FATAL answer
+    base = postgres_server.rsplit("@", 1)[1].rsplit("/", 1)[0]
+    for url in (f"postgresql://postgres@{base}/no_such_db", f"postgresql://nobody@{base}/x"):
+        monkeypatch.setenv("CONGVAN_DATABASE_URL", url)
+        monkeypatch.setenv("CONGVAN_BROKER_URL", "redis://127.0.0.1:1/0")
+        assert main(["--data-dir", str(tmp_path), "scheduler"]) == 2
+        said = capsys.readouterr().err
+        assert "error [database_unavailable]" in said, said

@@ -21,6 +21,8 @@ from ..settings import Settings
 from .runtime import Subparsers, runtime_for
 
 log = logging.getLogger("congvan.serving")
+# Between two looks for a PostgreSQL server not up yet at start (seconds).
+DATABASE_WAIT_SECONDS = 2.0
 
 if TYPE_CHECKING:
     from ..bootstrap import Runtime
@@ -108,6 +110,28 @@ def cmd_migrate(_args: argparse.Namespace, settings: Settings) -> int:
     print(f"database {shown_url(engine.url)} is at revision {revision}")
     engine.dispose()
     return 0
+
+
+def _database_up(settings: Settings) -> None:
+    """Wait for a PostgreSQL server that takes no connections yet (containers starting
+    together, a database restarting), as for Redis: one warning, then on once it does. A
+    server that refuses us (a wrong password, no such database) is told at once."""
+    from congvan.storage.database import make_engine, wait_until_up
+
+    if not settings.db_url.startswith("postgresql"):
+        return  # SQLite: a file of this machine, there or not
+
+    def said(exc: BaseException) -> None:
+        log.warning(
+            "the database is not reachable yet; waiting for it",
+            extra={"action": "database.unreachable", "error": str(exc)[:300]},
+        )
+
+    engine = make_engine(settings.db_url, pool_size=1)
+    try:
+        wait_until_up(engine, said, every=DATABASE_WAIT_SECONDS)
+    finally:
+        engine.dispose()
 
 
 def _configure_logs(settings: Settings) -> None:
@@ -238,6 +262,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from ..api import create_app
 
     _configure_logs(settings)
+    _database_up(settings)
     with runtime_for(settings, wired=True) as runtime:
         _keys_unlock(runtime)  # the inbox signs receipts; its workers, statuses
         if runtime.embedded and not args.no_workers:
@@ -363,6 +388,7 @@ def _run_apart(
     if settings.broker_url.get_secret_value().startswith("memory://"):  # before any log
         raise InvalidInput(refusal)
     _configure_logs(settings)
+    _database_up(settings)
     with runtime_for(settings, wired=True) as runtime:
         if runtime.embedded:
             raise InvalidInput(refusal)
