@@ -36,7 +36,9 @@ def redact_secrets(
 _URL_LOGGERS = ("httpx", "httpcore")
 # Libraries that narrate their own work at INFO (fontTools lists every glyph it keeps
 # when a stamp's font is subset, some thirty lines a signature): warnings only.
-_CHATTY_LOGGERS = ("fontTools",)
+# fontTools names glyphs as a PDF is stamped; alembic says which plugins it set up each
+# time a process checks its schema at start.
+_CHATTY_LOGGERS = ("fontTools", "alembic")
 # What a library adds to a record for a terminal's sake: uvicorn's ``color_message``, the
 # line again with ANSI colours, which a JSON line would carry as escapes.
 _FOR_TERMINALS = ("color_message",)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -796,3 +797,24 @@ def test_a_database_server_that_refuses_the_process_is_said_at_once_never_waited
         assert main(["--data-dir", str(tmp_path), "scheduler"]) == 2
         said = capsys.readouterr().err
         assert "error [database_unavailable]" in said, said
+
+
+def test_a_crl_address_on_this_machine_is_said_as_it_came(
+    tmp_path: Path, capsys: CaptureFixture[str]
+) -> None:
+    from congvan.workflow.cli.keys import _warn_if_crl_here
+
+    _warn_if_crl_here(Settings(data_dir=tmp_path))  # unset: the default, on loopback
+    assert "set CONGVAN_PUBLIC_URL" in capsys.readouterr().err
+    _warn_if_crl_here(Settings(data_dir=tmp_path, public_url="http://127.0.0.1:9000"))
+    said = capsys.readouterr().err
+    assert "CONGVAN_PUBLIC_URL names this machine" in said and "set CONGVAN" not in said
+    _warn_if_crl_here(Settings(data_dir=tmp_path, public_url="https://congvan.example.vn"))
+    assert capsys.readouterr().err == ""
+
+
+def test_a_process_checking_its_schema_logs_no_line_of_alembics_own() -> None:
+    from congvan.workflow.logs import configure_logging
+
+    configure_logging("INFO", json=True)
+    assert not logging.getLogger("alembic.runtime.plugins").isEnabledFor(logging.INFO)

@@ -132,10 +132,15 @@ def _warn_if_crl_here(settings: Settings) -> None:
     except ValueError:
         loopback = False
     if loopback:
+        how = (
+            "CONGVAN_PUBLIC_URL names this machine"
+            if settings.public_url != type(settings).model_fields["public_url"].default
+            else "set CONGVAN_PUBLIC_URL to the address other agencies reach"
+        )
         print(
             f"warning: the certificate names {settings.crl_url} for its revocation list, an "
-            "address of this machine; set CONGVAN_PUBLIC_URL to the address other agencies "
-            "reach before issuing certificates that leave it",
+            f"address of this machine ({how}): other agencies would ask their own machine "
+            "for it; fine for certificates that never leave this one",
             file=sys.stderr,
         )
 
