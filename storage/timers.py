@@ -228,6 +228,17 @@ class TimerRepository:
         )
         return [_due(r) for r in rows]
 
+    def watching(self, kind: str, ref_ids: Sequence[str]) -> dict[str, DueTimer]:
+        """The timers of ``kind`` on each of ``ref_ids`` that has one, by its ref id."""
+        if not ref_ids:
+            return {}
+        rows = self.conn.execute(
+            select(*_TIMER_COLUMNS).where(
+                _timers.c.kind == kind, _timers.c.ref_id.in_(list(ref_ids))
+            )
+        )
+        return {t.ref_id: t for t in map(_due, rows)}
+
     def for_document(self, document_id: str) -> list[DueTimer]:
         rows = self.conn.execute(
             select(*_TIMER_COLUMNS)

@@ -1646,3 +1646,46 @@ def test_no_answer_is_taken_to_a_recall_the_recipients_inbox_refused(
         assert request.state == "rejected"
         assert uow.dispatches.status_codes(request.id) == []
     assert document_row(pair.sender, doc).state != "recalled"
+
+
+def test_a_received_document_says_what_it_waits_for_and_until_when(
+    pair: Pair, served: str, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter delivered to B, not registered yet
+    doc, received = delivered(pair, make_document)
+    path = f"/v1/received/{received.id}"
+    # Then B's view says it waits for a clerk to register (or return) it, by the rule's
+    # deadline, not overdue yet
+    [step] = get(pair.receiver, B, path)["waiting_for"]
+    assert (step["step"], step["events"], step["roles"]) == (
+        "register",
+        ["register", "refuse"],
+        ["clerk"],
+    )
+    due = datetime.fromisoformat(step["due_at"])
+    assert due > pair.receiver.clock() and step["overdue"] is False
+    # When the deadline passes and the rule's escalation opens (its timer is gone)
+    pair.receiver.clock.advance(seconds=(due - pair.receiver.clock()).total_seconds() + 600)
+    pair.receiver.scheduler.tick()
+    # Then the same deadline is told, overdue
+    [late] = get(pair.receiver, B, path)["waiting_for"]
+    assert (late["step"], datetime.fromisoformat(late["due_at"]), late["overdue"]) == (
+        "register",
+        due,
+        True,
+    )
+    # And once registered, then a recall of A's arrives: only its answer is awaited
+    pair.answer(received.id, "register")
+    assert get(pair.receiver, B, path)["waiting_for"] == []
+    pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
+    deliver(pair, doc)
+    [answer] = get(pair.receiver, B, path)["waiting_for"]
+    [request] = get(pair.receiver, B, path)["requests"]
+    assert (answer["step"], answer["events"], answer["request_id"]) == (
+        "answer_recall",
+        ["agree_recall", "refuse_recall"],
+        request["id"],
+    )
+    assert answer["due_at"] is not None and answer["overdue"] is False
+    pair.answer(received.id, "agree_recall")
+    assert get(pair.receiver, B, path)["waiting_for"] == []

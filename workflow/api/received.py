@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, BinaryIO, Literal, cast
 
@@ -30,8 +30,10 @@ from congvan.states.errors import (
     TransitionNotAllowed,
     UnknownEvent,
 )
+from congvan.states.escalation import NOT_ACKNOWLEDGED, RECALL_UNANSWERED, cause_key
 from congvan.states.policy import READ_ROLES, RECEIVED_EVENT_ROLES, written_notation
-from congvan.states.received import ANSWERING, STATUS_CODE
+from congvan.states.received import ANSWERING, RECEIVED, STATUS_CODE
+from congvan.states.vocabulary import RULE_DEADLINE
 from congvan.storage.agencies import Principal
 from congvan.storage.blobreader import stored_bytes
 from congvan.storage.clock import as_utc
@@ -41,7 +43,7 @@ from congvan.storage.unit_of_work import UnitOfWork
 from ..bootstrap import Runtime
 from .auth import PrincipalDep, fires, requires
 from .bodies import JsonRoute
-from .deps import EngineDep, ReadUowDep, RuntimeDep, SettingsDep
+from .deps import ClockDep, EngineDep, ReadUowDep, RuntimeDep, SettingsDep
 from .documents import (
     IdempotencyKey,
     IfMatch,
@@ -138,8 +140,24 @@ class ReceivedSignedOut(BaseModel):
     appointed_at: str | None = Field(description="A hỏa tốc hẹn giờ letter's appointed time")
 
 
+class ReceivedStepOut(BaseModel):
+    """A step our clerks owe a received document, and by when the time rules want it."""
+
+    step: Literal["register", "answer_recall", "answer_update"]
+    events: list[ReceivedEvent] = Field(description="What takes the step")
+    roles: list[str] = Field(description="Who may take it")
+    request_id: str | None = Field(description="The recall or update answered")
+    due_at: datetime | None = Field(description="By when (None: no rule watches it)")
+    overdue: bool
+
+
 class ReceivedDocumentOut(ReceivedOut):
     """A received document, with the files of its package."""
+
+    waiting_for: list[ReceivedStepOut] = Field(
+        description="What the document waits for here, and until when (nothing once it is"
+        " registered and no request of the sender's awaits an answer)"
+    )
 
     signed: ReceivedSignedOut = Field(description="What the sender signed (its manifest)")
     files: list[ReceivedFileOut]
@@ -212,6 +230,54 @@ def received_view(row: Received, awaiting: Collection[str] = ()) -> dict[str, An
     }
 
 
+def _dues(uow: UnitOfWork, row: Received, awaiting: Sequence[Request]) -> dict[str, datetime]:
+    """The deadline of each step ``row`` waits for, by the id its rule watches (the
+    received document's registration, each request's answer): its rule's timer while the
+    deadline is ahead, the escalation it opened once it has passed."""
+    causes = {row.id: cause_key(NOT_ACKNOWLEDGED, row.id)}
+    causes |= {q.id: cause_key(RECALL_UNANSWERED, q.id) for q in awaiting}
+    dues = {
+        escalation.active_key: escalation.due_at
+        for escalation in uow.escalations.active_among(list(causes.values()))
+        if escalation.due_at is not None
+    }
+    watched = uow.timers.watching(RULE_DEADLINE, list(causes))
+    found = {ref: dues[cause] for ref, cause in causes.items() if cause in dues}
+    return found | {ref: timer.deadline for ref, timer in watched.items()}
+
+
+def waiting_for(
+    row: Received, awaiting: Sequence[Request], dues: Mapping[str, datetime], now: datetime
+) -> list[dict[str, Any]]:
+    """The steps our clerks owe ``row``: its registration (or return) while it waits in
+    ``received`` (Decree 30 Art. 21: the same day), and an answer to each recall or update
+    of the sender's that awaits one; each by the deadline its rule keeps (``dues``)."""
+    steps: list[tuple[str, str | None, str]] = []
+    if row.state == RECEIVED:
+        steps.append(("register", None, row.id))
+    steps += [(f"answer_{q.kind}", q.id, q.id) for q in awaiting]
+    said = []
+    for step, request_id, watched_on in steps:
+        events = (
+            ["register", "refuse"]
+            if step == "register"
+            else sorted(ev for ev, kind in ANSWERING.items() if f"answer_{kind}" == step)
+        )
+        due = as_utc(dues[watched_on]) if watched_on in dues else None
+        roles = set().union(*(RECEIVED_EVENT_ROLES.get(ev, frozenset()) for ev in events))
+        said.append(
+            {
+                "step": step,
+                "events": events,
+                "roles": sorted(roles),
+                "request_id": request_id,
+                "due_at": due,
+                "overdue": due is not None and due <= now,
+            }
+        )
+    return said
+
+
 def request_view(request: Request) -> dict[str, Any]:
     return {
         "id": request.id,
@@ -271,6 +337,7 @@ def get_received(
     principal: Annotated[Principal, requires(READ_ROLES, "Reading received documents")],
     response: Response,
     runtime: RuntimeDep,
+    clock: ClockDep,
 ) -> dict[str, Any]:
     row, package = _open_stored(uow, principal, received_id, runtime)
     with package:
@@ -279,9 +346,12 @@ def get_received(
     with uow:
         stored = uow.received.requests(row.id)
         replaced_by = uow.received.replaced_by(row.id)
-    awaiting = {q.kind for q in stored if q.state == AWAITING}
+        open_ = [q for q in stored if q.state == AWAITING]
+        dues = _dues(uow, row, open_)
+    awaiting = {q.kind for q in open_}
     view = {
         **received_view(row, awaiting),
+        "waiting_for": waiting_for(row, open_, dues, clock()),
         "signed": signed,
         "files": files,
         "requests": [request_view(q) for q in stored],
