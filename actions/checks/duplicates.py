@@ -8,6 +8,7 @@ from congvan.storage.duplicates import NUMBER_CHECK
 from .registry import BLOCKING, CheckInput, Finding, check, fail, ok
 
 MAIN_FILE_CHECK = "duplicates.main_file"
+_VI = {"number": "số", "issued_on": "ngày ban hành"}
 
 
 def compares_documents(code: str) -> bool:
@@ -25,10 +26,15 @@ def compares_documents(code: str) -> bool:
 def same_number(inp: CheckInput) -> Finding:
     doc = inp.document
     if not doc.number or not doc.issued_on:
+        # Not a duplicate: what it would be compared by is missing (metadata.required
+        # names it too), said as such.
+        missing = "number" if not doc.number else "issued_on"
         return fail(
-            "Chưa có số hoặc ngày để đối chiếu trùng.",
-            "No number or date to compare against.",
-            field="number",
+            f"Chưa đối chiếu được số trùng: văn bản chưa có {_VI[missing]}.",
+            f"Whether the number is used already cannot be told: the document has no "
+            f"{missing} yet.",
+            field=missing,
+            missing=missing,
         )
     numbering = inp.agency.numbering if inp.agency else DEFAULT_NUMBERING
     series = number_series(numbering, doc.as_dict())

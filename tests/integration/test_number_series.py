@@ -114,3 +114,19 @@ def test_a_legal_normative_number_returns_the_next_year(runtime: Runtime, year: 
     finding = checked(runtime, {**DECISION, "issued_on": f"{year}-02-06"}, year)
 
     assert in_the_legal_normative_series() == finding
+
+
+@pytest.mark.parametrize("missing", ["number", "issued_on"])
+def test_a_number_with_nothing_to_compare_by_is_said_so_not_taken_for_a_duplicate(
+    runtime: Runtime, missing: str
+) -> None:
+    # Given a letter whose number, or whose issue date, is not written yet
+    fields = {**DECISION, "legal_normative": False, "symbol": "UBND-TĐKT", missing: None}
+
+    # When its number is checked
+    finding = checked(runtime, fields, f"thiếu {missing}")
+
+    # Then it does not pass, naming what is missing, and names no earlier document
+    assert (finding.passed, finding.details) == (False, {"field": missing, "missing": missing})
+    assert "used by" not in finding.en and missing in finding.en
+    assert_explained(finding)
