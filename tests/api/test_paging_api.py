@@ -129,7 +129,7 @@ def _cursor(listing: str, *key: Any) -> str:
 def test_a_cursor_the_server_never_issued_is_refused_on_every_database(api_any_db: Api) -> None:
     api = api_any_db
     doc = api.draft()["id"]
-    history = "/v1/documents/{document_id}/history"
+    history = f"/v1/documents/{doc}/history"
     for path, role, key in [
         (f"/v1/documents/{doc}/history", "clerk", (history, 2**63)),
         (f"/v1/documents/{doc}/history", "clerk", (history, -(2**63) - 1)),
@@ -152,7 +152,7 @@ def test_a_list_takes_its_own_cursors_only(api: Api) -> None:
     # Given a next_cursor from each of several lists (two documents, two agencies, a
     # document's history of two entries)
     first = api.draft()["id"]
-    api.draft()
+    other = api.draft()["id"]
     edited = api.fire(first, "edit", body={"fields": {"place": "Huế"}}, if_match='"1"')
     assert edited.status_code == 200, edited.text
     issued = {
@@ -173,11 +173,12 @@ def test_a_list_takes_its_own_cursors_only(api: Api) -> None:
         ("/v1/notifications", "supervisor"),
         ("/v1/notification-routes", "operator"),
         (f"/v1/documents/{first}/history", "clerk"),
+        (f"/v1/documents/{other}/history", "clerk"),  # another document's: another list
     ]
     for name, cursor in cursors.items():
         for path, role in lists:
             answer = api.get(path, role=role, params={"cursor": cursor})
-            if path == name or (name == "history" and path.endswith("/history")):
+            if path == name or (name == "history" and path.endswith(f"{first}/history")):
                 # When each list is given its own cursor, it goes on after it
                 assert answer.status_code == 200, (path, answer.text)
             else:

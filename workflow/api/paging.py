@@ -1,6 +1,6 @@
 """One way to page through every list: ``?cursor=&limit=`` in, ``items`` and ``next_cursor`` out.
 
-A cursor is the list's name (its route's path) and the sort key of the last item seen, as
+A cursor is the list's name (its path) and the sort key of the last item seen, as
 base64url JSON: a list takes its own cursors only. The next page starts after it, so rows
 added or removed meanwhile never shift a page. The database sorts and
 cuts each page (keyset paging): a page costs the same however long the list is.
@@ -37,7 +37,7 @@ class Paging:
 
     after: Key | None
     limit: int
-    listing: str  # the list's name: its route's path
+    listing: str  # the list's name: its path
 
 
 Params = tuple[str | None, int, str]  # cursor, limit, the list's name
@@ -100,7 +100,8 @@ async def _paging(
     limit: Annotated[int, Query(ge=1, description="At most the server's max_page_size")] = 50,
 ) -> Params:
     check_limit(limit, settings.max_page_size)
-    return cursor, limit, request.scope["route"].path
+    # The list's own path, ids and all: one document's history is not another's.
+    return cursor, limit, request.url.path
 
 
 PagingDep = Annotated[Params, Depends(_paging)]

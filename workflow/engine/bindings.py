@@ -176,7 +176,7 @@ def refuse_role(
         return
     allowed = roles.get(event)
     if allowed is None:
-        raise Forbidden(f"Event {event!r} is fired by the system only.", event=event)
+        raise Forbidden(f"Event {event!r} is fired by the system only.", event=event, needs=[])
     if not actor.roles & allowed:
         raise Forbidden(
             f"Event {event!r} needs the role {' or '.join(sorted(allowed))}.",
@@ -344,7 +344,7 @@ class DispatchBinding(DocumentChain):
         self, actor: Actor, event: str, data: Mapping[str, Any], subject: Subject | None
     ) -> None:
         if not actor.is_system:
-            raise Forbidden("Dispatch events are fired by the system.")
+            raise Forbidden("Dispatch events are fired by the system.", needs=[])
         if event in DOCUMENT_DRIVEN and subject is not None:
             raise TransitionNotAllowed(
                 event, subject.state, allowed_events(DISPATCH, subject.state)
