@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib import resources
 
 from fpdf import FPDF
@@ -46,5 +46,26 @@ def render_pdf(text: str, *, title: str = "", variant: str = "") -> bytes:
 
 
 def sample_pdf(variant: str = "") -> bytes:
-    """Letter 1227/UBND-TĐKT as a PDF."""
+    """Letter 1227/UBND-TĐKT as a PDF, as it was issued (06/02/2021, Nguyễn Thanh Bình)."""
     return render_pdf(sample_text(), title="1227/UBND-TĐKT", variant=variant)
+
+
+# What the sample letter prints as it was issued, which a re-issue replaces.
+_ISSUED = "ngày 06 tháng 02 năm 2021"
+_SIGNED_BY = "Nguyễn Thanh Bình"
+
+
+def written_date(day: date) -> str:
+    """``day`` as Decree 30 writes it on a document: a day below 10 and the months 1 and 2
+    with a leading zero (``ngày 06 tháng 02 năm 2021``, ``ngày 15 tháng 12 năm 2026``)."""
+    month = f"{day.month:02d}" if day.month < 3 else str(day.month)
+    return f"ngày {day.day:02d} tháng {month} năm {day.year}"
+
+
+def reissued_pdf(issued_on: date, signer_name: str, variant: str = "") -> bytes:
+    """Letter 1227/UBND-TĐKT issued again on ``issued_on`` and signed by ``signer_name``:
+    the PDF says what its metadata says (the demo re-issues it today, with its signer)."""
+    text = sample_text()
+    assert _ISSUED in text and _SIGNED_BY in text, "the sample letter changed"
+    text = text.replace(_ISSUED, written_date(issued_on)).replace(_SIGNED_BY, signer_name)
+    return render_pdf(text, title="1227/UBND-TĐKT", variant=variant)

@@ -25,7 +25,6 @@ from congvan.storage.schema import migrate
 
 from ..api import create_app
 from ..bootstrap import Runtime, bootstrap
-from ..letters import sample_pdf
 from ..logs import configure_logging
 from ..serving import free_port, serve_in_thread
 from ..settings import Settings
@@ -33,7 +32,14 @@ from .cast import letter_1227, set_up, set_up_recipients
 from .client import Demo, DemoFailed
 from .exchange import EXPECTED, Installation, exchange, meet, print_dispatches
 from .mailbox import Mailbox, smtp_sink
-from .steps import clean_letter, duplicate, format_error, print_timeline, refused_signatures
+from .steps import (
+    clean_letter,
+    duplicate,
+    format_error,
+    letter_pdf,
+    print_timeline,
+    refused_signatures,
+)
 from .warnings import recalled, unregistered
 
 # Short waits, so that retries and the last attempt play out in seconds: a failed delivery
@@ -194,14 +200,14 @@ def run_demo(
             )
             with ExitStack() as links:
                 down = meet(here, there, links)
-                first = clean_letter(demo, meta, sample_pdf())
+                first = clean_letter(demo, meta, letter_pdf(meta))
                 view = exchange(here, there, first, down)
                 unregistered(here, there, first, clock, mailbox)
                 recalled(here, there, first)
             # Issued on the day the clock reads now: the warning scenes moved it a day
             # on, past the first letter's time to be sent (its day's or the next noon).
             today = clock().astimezone(VIETNAM).date().isoformat()
-            second = format_error(demo, {**meta, "issued_on": today}, sample_pdf())
+            second = format_error(demo, {**meta, "issued_on": today})
             refused_signatures(demo, province, second, passphrase)
             third = duplicate(demo, meta, first)
             for doc_id in (first, second, third):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from cryptography import x509
@@ -13,11 +13,18 @@ from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.pades import sign_pdf
 from congvan.storage.signatures import CertificateRow
 
-from ..letters import sample_pdf
+from ..letters import reissued_pdf
 from .cast import PROVINCE, SIGNER, issue_signer
 from .client import Demo, DemoFailed, clock_time
 
 GRANTED_FROM = "2021-01-01"
+
+
+def letter_pdf(meta: dict[str, Any], variant: str = "") -> bytes:
+    """The letter's PDF as its metadata says: dated its day of issue, signed by its signer."""
+    return reissued_pdf(
+        date.fromisoformat(str(meta["issued_on"])), str(meta["signer_name"]), variant
+    )
 
 
 def clean_letter(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:
@@ -177,7 +184,7 @@ def refused_signatures(demo: Demo, runtime: Any, doc_id: str, passphrase: str) -
     )
 
 
-def format_error(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:
+def format_error(demo: Demo, meta: dict[str, Any]) -> str:
     demo.step(
         "A second letter with format errors: a space in the symbol, a deputy signing "
         "without 'KT.', a subject without 'V/v'"
@@ -189,7 +196,7 @@ def format_error(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:
         "signer_competence": "",
         "subject": "Đôn đốc gửi, nhận văn bản điện tử",
     }
-    doc_id = str(demo.create(bad, sample_pdf("1228"))["id"])
+    doc_id = str(demo.create(bad, letter_pdf(bad, "1228"))["id"])
     demo.fire("văn thư", doc_id, "submit")
     demo.show_checks(demo.checks(doc_id))
     refused = demo.fire("chuyên viên", doc_id, "approve", expect=409)
@@ -225,7 +232,7 @@ def format_error(demo: Demo, meta: dict[str, Any], pdf: bytes) -> str:
 def duplicate(demo: Demo, meta: dict[str, Any], first_id: str) -> str:
     demo.step("A third draft reuses number 1227/UBND-TĐKT this year: a duplicate")
     dup = {**meta, "subject": "V/v tăng cường gửi, nhận văn bản điện tử (bản sao)"}
-    doc_id = str(demo.create(dup, sample_pdf("bản sao"))["id"])
+    doc_id = str(demo.create(dup, letter_pdf(dup, "bản sao"))["id"])
     demo.fire("văn thư", doc_id, "submit")
     view = demo.checks(doc_id)
     demo.show_checks(view)
