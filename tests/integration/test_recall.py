@@ -1657,9 +1657,9 @@ def test_a_received_document_says_what_it_waits_for_and_until_when(
     # Then B's view says it waits for a clerk to register (or return) it, by the rule's
     # deadline, not overdue yet
     [step] = get(pair.receiver, B, path)["waiting_for"]
-    assert (step["step"], step["events"], step["roles"]) == (
+    assert (step["step"], sorted(step["events"]), step["roles"]) == (
         "register",
-        ["register", "refuse"],
+        ["refuse", "register"],
         ["clerk"],
     )
     due = datetime.fromisoformat(step["due_at"])
@@ -1674,11 +1674,20 @@ def test_a_received_document_says_what_it_waits_for_and_until_when(
         due,
         True,
     )
-    # And once registered, then a recall of A's arrives: only its answer is awaited
-    pair.answer(received.id, "register")
-    assert get(pair.receiver, B, path)["waiting_for"] == []
+    # And while a recall of A's awaits its answer too, the registration is taken by
+    # registering alone (no refusal is offered then), as the view offers
     pair.sender.engine.fire(doc, "recall", actor("supervisor"), data={"reason": "Gửi nhầm"})
     deliver(pair, doc)
+    view = get(pair.receiver, B, path)
+    register, answer = view["waiting_for"]
+    assert (register["step"], register["events"], answer["step"]) == (
+        "register",
+        ["register"],
+        "answer_recall",
+    )
+    assert set(register["events"] + answer["events"]) <= set(view["allowed_events"])
+    # And once registered, only the recall's answer is awaited
+    pair.answer(received.id, "register")
     [answer] = get(pair.receiver, B, path)["waiting_for"]
     [request] = get(pair.receiver, B, path)["requests"]
     assert (answer["step"], answer["events"], answer["request_id"]) == (

@@ -251,18 +251,18 @@ def waiting_for(
 ) -> list[dict[str, Any]]:
     """The steps our clerks owe ``row``: its registration (or return) while it waits in
     ``received`` (Decree 30 Art. 21: the same day), and an answer to each recall or update
-    of the sender's that awaits one; each by the deadline its rule keeps (``dues``)."""
-    steps: list[tuple[str, str | None, str]] = []
+    of the sender's that awaits one; each by the deadline its rule keeps (``dues``), taken
+    by the events the view offers for it (no refusal while a request awaits its answer)."""
+    offered = offered_events(row.state, {q.kind for q in awaiting})
+    steps: list[tuple[str, list[str], str | None, str]] = []
     if row.state == RECEIVED:
-        steps.append(("register", None, row.id))
-    steps += [(f"answer_{q.kind}", q.id, q.id) for q in awaiting]
+        registering = [ev for ev in offered if ev in ("register", "refuse")]
+        steps.append(("register", registering, None, row.id))
+    for q in awaiting:
+        answering = [ev for ev in offered if ANSWERING.get(ev) == q.kind]
+        steps.append((f"answer_{q.kind}", answering, q.id, q.id))
     said = []
-    for step, request_id, watched_on in steps:
-        events = (
-            ["register", "refuse"]
-            if step == "register"
-            else sorted(ev for ev, kind in ANSWERING.items() if f"answer_{kind}" == step)
-        )
+    for step, events, request_id, watched_on in steps:
         due = as_utc(dues[watched_on]) if watched_on in dues else None
         roles = set().union(*(RECEIVED_EVENT_ROLES.get(ev, frozenset()) for ev in events))
         said.append(
