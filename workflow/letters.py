@@ -53,6 +53,11 @@ def sample_pdf(variant: str = "") -> bytes:
 # What the sample letter prints as it was issued, which a re-issue replaces.
 _ISSUED = "ngày 06 tháng 02 năm 2021"
 _SIGNED_BY = "Nguyễn Thanh Bình"
+_NUMBERED = "Số: 1227 /UBND-TĐKT"
+_ABOUT = (
+    "V/v tăng cường gửi, nhận văn bản điện tử giữa các cơ quan hành chính nhà nước nhằm "
+    "phòng, chống dịch COVID-19"
+)
 
 
 def written_date(day: date) -> str:
@@ -62,10 +67,20 @@ def written_date(day: date) -> str:
     return f"ngày {day.day:02d} tháng {month} năm {day.year}"
 
 
-def reissued_pdf(issued_on: date, signer_name: str, variant: str = "") -> bytes:
-    """Letter 1227/UBND-TĐKT issued again on ``issued_on`` and signed by ``signer_name``:
-    the PDF says what its metadata says (the demo re-issues it today, with its signer)."""
+def reissued_pdf(
+    issued_on: date,
+    signer_name: str,
+    variant: str = "",
+    *,
+    notation: str = "1227/UBND-TĐKT",
+    subject: str | None = None,
+) -> bytes:
+    """Letter 1227/UBND-TĐKT issued again on ``issued_on`` and signed by ``signer_name``
+    (under ``notation``, about ``subject`` when given): the PDF says what its metadata says
+    (the demo re-issues it today, with its signer)."""
     text = sample_text()
-    assert _ISSUED in text and _SIGNED_BY in text, "the sample letter changed"
+    for printed in (_ISSUED, _SIGNED_BY, _NUMBERED, _ABOUT):
+        assert printed in text, "the sample letter changed"
     text = text.replace(_ISSUED, written_date(issued_on)).replace(_SIGNED_BY, signer_name)
-    return render_pdf(text, title="1227/UBND-TĐKT", variant=variant)
+    text = text.replace(_NUMBERED, f"Số: {notation}").replace(_ABOUT, subject or _ABOUT)
+    return render_pdf(text, title=notation, variant=variant)

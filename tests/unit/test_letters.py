@@ -38,3 +38,13 @@ def test_the_reissued_letter_prints_its_day_and_its_signer() -> None:
     # The letter as issued is kept as it was
     issued = text_of(sample_pdf())
     assert "ngày 06 tháng 02 năm 2021" in issued and "Nguyễn Thanh Bình" in issued
+
+
+def test_a_reissue_prints_the_notation_and_subject_it_is_given() -> None:
+    pdf = reissued_pdf(
+        date(2027, 1, 2), "Nguyễn Văn Phương", notation="1228/UBND-TĐKT", subject="V/v đôn đốc"
+    )
+    text = " ".join(text_of(pdf).split())
+    assert "Số: 1228/UBND-TĐKT" in text and "V/v đôn đốc" in text
+    assert "1227" not in text and "V/v tăng cường" not in text
+    assert "ngày 02 tháng 01 năm 2027" in text

@@ -11,6 +11,7 @@ from cryptography import x509
 from congvan.actions.signing import keystore, pki
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.pades import sign_pdf
+from congvan.states.policy import written_notation
 from congvan.storage.signatures import CertificateRow
 
 from ..letters import reissued_pdf
@@ -20,10 +21,15 @@ from .client import Demo, DemoFailed, clock_time
 GRANTED_FROM = "2021-01-01"
 
 
-def letter_pdf(meta: dict[str, Any], variant: str = "") -> bytes:
-    """The letter's PDF as its metadata says: dated its day of issue, signed by its signer."""
+def letter_pdf(meta: dict[str, Any], variant: str = "", notation: str | None = None) -> bytes:
+    """The letter's PDF as its metadata says: its notation (or ``notation``, where the
+    clerk mistyped it), subject, day of issue and signer."""
     return reissued_pdf(
-        date.fromisoformat(str(meta["issued_on"])), str(meta["signer_name"]), variant
+        date.fromisoformat(str(meta["issued_on"])),
+        str(meta["signer_name"]),
+        variant,
+        notation=notation or written_notation(meta),
+        subject=str(meta["subject"]),
     )
 
 
@@ -196,7 +202,8 @@ def format_error(demo: Demo, meta: dict[str, Any]) -> str:
         "signer_competence": "",
         "subject": "Đôn đốc gửi, nhận văn bản điện tử",
     }
-    doc_id = str(demo.create(bad, letter_pdf(bad, "1228"))["id"])
+    # (the file is right; the clerk mistyped its symbol into the metadata)
+    doc_id = str(demo.create(bad, letter_pdf(bad, "1228", notation="1228/UBND-TĐKT"))["id"])
     demo.fire("văn thư", doc_id, "submit")
     demo.show_checks(demo.checks(doc_id))
     refused = demo.fire("chuyên viên", doc_id, "approve", expect=409)
