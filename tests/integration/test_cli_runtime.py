@@ -791,6 +791,11 @@ def test_a_database_server_that_refuses_the_process_is_said_at_once_never_waited
 ) -> None:
     # A database the server does not have, a role it does not know: its FATAL answer
     base = postgres_server.rsplit("@", 1)[1].rsplit("/", 1)[0]
+
+    def waits(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("waited for a server that refused the process")
+
+    monkeypatch.setattr(serving.log, "warning", waits)  # fails here, never hangs
     for url in (f"postgresql://postgres@{base}/no_such_db", f"postgresql://nobody@{base}/x"):
         monkeypatch.setenv("CONGVAN_DATABASE_URL", url)
         monkeypatch.setenv("CONGVAN_BROKER_URL", "redis://127.0.0.1:1/0")

@@ -62,6 +62,15 @@ def queue(runtime: Runtime, what: str) -> str:
 DEADLINE = 300
 
 
+def raising(error: Exception) -> Callable[..., None]:
+    """A stand-in for a step that meets ``error`` however it is called."""
+
+    def step(*_args: Any, **_kwargs: Any) -> None:
+        raise error
+
+    return step
+
+
 def status(runtime: Runtime, job_id: str) -> tuple[str, int]:
     with runtime.uow(readonly=True) as uow:
         job = uow.outbox.get(job_id)
@@ -424,11 +433,7 @@ def test_a_job_waiting_for_the_database_stops_waiting_when_its_process_stops(
     runtime = make_runtime(jobs={"probe": probe})  # type: ignore[dict-item]
     probe.runtime = runtime
     job_id = queue(runtime, "stamp")
-    gone = OperationalError("UPDATE", {}, Exception("could not connect to server"))
-
-    def down(*_args: Any, **_kwargs: Any) -> None:
-        raise gone
-
+    down = raising(OperationalError("UPDATE", {}, Exception("could not connect to server")))
     monkeypatch.setattr(runtime.runner, "_record", down)
     monkeypatch.setattr(runtime.runner, "record_failure", down)
     # When the process stops while a worker waits
@@ -453,10 +458,7 @@ def test_a_job_whose_failure_cannot_be_recorded_while_the_database_is_away_is_pu
     probe.runtime = runtime
     job_id = queue(runtime, "stamp")
     gone = OperationalError("SELECT 1", {}, Exception("the database system is shutting down"))
-
-    def down(*_args: Any, **_kwargs: Any) -> None:
-        raise gone
-
+    down = raising(gone)
     monkeypatch.setattr(Probe, "act", down)
     monkeypatch.setattr(runtime.runner, "record_failure", down)
     runtime.runner.keeping = timedelta(0)  # (it waits for the database no time at all)
