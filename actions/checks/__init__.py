@@ -1,6 +1,6 @@
 """Review checks: small named units with a stable code, a severity and bilingual messages."""
 
-from . import attachments, authority, duplicates, formatting, metadata
+from . import attachments, authority, duplicates, formatting, metadata, printed
 from .registry import CHECKS, Check, CheckInput, Finding
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "duplicates",
     "formatting",
     "metadata",
+    "printed",
 ]

@@ -44,7 +44,8 @@ _SPECKS = 3
 # (luma: yellow paper is light).
 _DARKEST_PAPER = 128
 
-_LOCK = threading.Lock()
+# One lock for every call into PDFium in the process (it keeps global state)
+PDFIUM_LOCK = threading.Lock()
 
 
 class Unrenderable(ValueError):
@@ -74,7 +75,7 @@ def ink_under(
     for page, rect in placements:
         by_page.setdefault(page, []).append(rect)
     found: list[Covered] = []
-    with _LOCK:
+    with PDFIUM_LOCK:
         try:
             document = pdfium.PdfDocument(pdf)
             document.init_forms()  # else form fields (earlier signatures' stamps) are not drawn

@@ -16,7 +16,14 @@ import pytest
 
 from congvan.workflow import directory
 from tests.api.conftest import A, Api, B, assert_error
-from tests.api.test_review_flow_api import PDF, SIGNER_NAME, SIGNER_USER, run_jobs, submit, today
+from tests.api.test_review_flow_api import (
+    SIGNER_NAME,
+    SIGNER_USER,
+    printing,
+    run_jobs,
+    submit,
+    today,
+)
 
 ALL_ROLES = ["clerk", "reviewer", "signer", "supervisor", "operator"]
 MANAGERS = ["supervisor", "operator"]
@@ -79,7 +86,7 @@ def letter(api: Api, issued_on: date | None = None, **overrides: Any) -> str:
         "recipients": [{"organ_id": B, "name": "Sở Nội vụ tỉnh Thừa Thiên Huế"}],
         **overrides,
     }
-    files = [("main", ("1227.pdf", PDF, "application/pdf"))]
+    files = [("main", ("1227.pdf", printing(metadata), "application/pdf"))]
     return str(api.draft(metadata=metadata, files=files)["id"])
 
 

@@ -19,7 +19,6 @@ import pytest
 from sqlalchemy import text
 
 from congvan.actions.signing import signing as signing_module
-from congvan.workflow.letters import sample_pdf
 from tests.api.conftest import LETTER, Api, B, MakeApi, assert_error
 from tests.api.test_review_flow_api import (
     SIGNER_NAME,
@@ -28,6 +27,7 @@ from tests.api.test_review_flow_api import (
     approve,
     failed,
     history,
+    printing,
     submit_and_check,
     today,
 )
@@ -73,7 +73,6 @@ def signed_api(make_api: MakeApi) -> tuple[Api, Row]:
 def reviewed_form_letter(api: Api) -> str:
     """A reviewed letter whose main PDF has a filled text field (its number and symbol)."""
     add_signer(api)
-    pdf = with_text_field(sample_pdf(), "so_ky_hieu", "1227/UBND-TDKT")
     metadata = {
         **LETTER,
         "number": next(_numbers),
@@ -82,6 +81,7 @@ def reviewed_form_letter(api: Api) -> str:
         "signer_user": SIGNER_USER,
         "recipients": [{"organ_id": B, "name": "Sở Nội vụ tỉnh Thừa Thiên Huế"}],
     }
+    pdf = with_text_field(printing(metadata), "so_ky_hieu", "1227/UBND-TDKT")
     files = [("main", ("1227-UBND-TDKT.pdf", pdf, "application/pdf"))]
     doc_id = str(api.draft(metadata=metadata, files=files)["id"])
     assert failed(submit_and_check(api, doc_id)) == set()

@@ -8,6 +8,7 @@ Nothing runs in the background: each test runs the queued jobs itself.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -15,18 +16,19 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from congvan.states.policy import written_notation
 from congvan.storage.authorities import AuthorityRow
 from congvan.storage.ids import new_id
 from congvan.storage.unit_of_work import UnitOfWork
 from congvan.workflow import directory
-from congvan.workflow.letters import sample_pdf
+from congvan.workflow.letters import reissued_pdf
 from congvan.workflow.settings import Settings
 from tests.api.conftest import LETTER, A, Api, B, assert_error
 
 VIETNAM = timezone(timedelta(hours=7))
 SIGNER_USER = "nvphuong"
 SIGNER_NAME = "Nguyễn Văn Phương"
-PDF = sample_pdf()
+PDF = "application/pdf"
 
 
 def today(api: Api) -> date:
@@ -86,8 +88,29 @@ def clean_letter(api: Api, **overrides: Any) -> str:
         "recipients": [{"organ_id": B, "name": "Sở Nội vụ tỉnh Thừa Thiên Huế"}],
         **overrides,
     }
-    files = [("main", ("1227-UBND-TDKT.pdf", PDF, "application/pdf"))]
+    files = [("main", ("1227-UBND-TDKT.pdf", printing(metadata), PDF))]
     return str(api.draft(metadata=metadata, files=files)["id"])
+
+
+def printing(metadata: dict[str, Any]) -> bytes:
+    """Letter 1227 printing what ``metadata`` says: its notation, date, subject and signer
+    (what it leaves out or cannot be printed, as letter 1227 prints it)."""
+    number = metadata.get("number")
+    return _printing(
+        str(metadata.get("issued_on") or ""),
+        written_notation(metadata) if isinstance(number, int) else "1227/UBND-TĐKT",
+        str(metadata.get("subject") or LETTER["subject"]),
+        str(metadata.get("signer_name") or SIGNER_NAME),
+    )
+
+
+@functools.cache
+def _printing(issued_on: str, notation: str, subject: str, signer: str) -> bytes:
+    try:
+        day = date.fromisoformat(issued_on)
+    except ValueError:
+        day = date(2021, 2, 6)
+    return reissued_pdf(day, signer, notation=notation, subject=subject)
 
 
 def submit(api: Api, doc_id: str) -> list[str]:
@@ -582,3 +605,40 @@ def test_a_number_below_ten_is_shown_with_a_leading_zero(api: Api) -> None:
     manifest = api.get(f"/v1/documents/{doc_id}/manifest", role="reviewer")
     assert 200 == manifest.status_code, manifest.text
     assert 5 == json.loads(manifest.content)["number"]
+
+
+def test_a_letter_printing_another_number_than_its_metadata_is_flagged_until_they_agree(
+    api: Api,
+) -> None:
+    # Given a draft whose metadata says 1228 while its PDF prints 1227
+    add_signer(api)
+    metadata = {
+        **LETTER,
+        "number": 1228,
+        "issued_on": today(api).isoformat(),
+        "signer_name": SIGNER_NAME,
+        "signer_user": SIGNER_USER,
+        "recipients": [{"organ_id": B, "name": "Sở Nội vụ tỉnh Thừa Thiên Huế"}],
+    }
+    files = [("main", ("1227-UBND-TDKT.pdf", printing({**metadata, "number": 1227}), PDF))]
+    doc_id = str(api.draft(metadata=metadata, files=files)["id"])
+
+    # When it is submitted and checked
+    checks = submit_and_check(api, doc_id)
+
+    # Then format.printed fails as a warning naming the difference, and approve waits
+    assert failed(checks) == {"format.printed"}
+    printed = checks["format.printed"]
+    assert printed["severity"] == "warning"
+    assert printed["details"]["differences"] == [
+        {"field": "number", "printed": "1227/UBND-TĐKT", "document": "1228/UBND-TĐKT"}
+    ]
+    for said in printed["message"].values():
+        assert "1227/UBND-TĐKT" in said and "1228/UBND-TĐKT" in said
+    assert refused_approval(api, doc_id) == "checks not cleared: format.printed"
+
+    # And once the clerk corrects the number to the one printed, it passes and is approved
+    edited = api.fire(doc_id, "edit", body={"fields": {"number": 1227}})
+    assert edited.status_code == 200, edited.text
+    assert failed(submit_and_check(api, doc_id)) == set()
+    assert approve(api, doc_id).status_code == 200

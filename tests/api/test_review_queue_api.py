@@ -14,10 +14,10 @@ import pytest
 
 from tests.api.conftest import A, Api, B, assert_error
 from tests.api.test_review_flow_api import (
-    PDF,
     SIGNER_NAME,
     SIGNER_USER,
     add_signer,
+    printing,
     results,
     run_jobs,
     submit,
@@ -51,7 +51,7 @@ def letter(api: Api, number: int = 1227, *, agency: str = A, **overrides: Any) -
         **overrides,
     }
     # A different file per number: the same main file twice is a duplicate of its own.
-    files = [("main", (f"{number}.pdf", PDF, "application/pdf"))]
+    files = [("main", (f"{number}.pdf", printing(metadata), "application/pdf"))]
     return str(api.draft(agency=agency, metadata=metadata, files=files)["id"])
 
 

@@ -413,14 +413,15 @@ def test_a_signed_pdf_that_does_not_hold_is_refused_and_nothing_is_stored(
 
 
 def test_a_signed_pdf_larger_than_the_limit_is_refused(make_api: MakeApi) -> None:
-    # Given an installation whose attachments are at most the main file's size, so an
-    # uploaded signed PDF may be at most that plus 1 MiB
-    api = signing_api(make_api, max_attachment_bytes=len(sample_pdf()))
+    # Given an installation whose attachments are at most 64 kB (the main file is
+    # smaller), so an uploaded signed PDF may be at most that plus 1 MiB
+    api = signing_api(make_api, max_attachment_bytes=64_000)
     certificate = issue(api)
     doc_id = reviewed_letter(api)
     before = state_and_version(api, doc_id)
     original = main_file(api, doc_id)
-    limit = len(original) + 1024 * 1024
+    assert len(original) < 64_000
+    limit = 64_000 + 1024 * 1024
     signed = token_pdf(api, certificate, original)
     too_large = signed + b"%" * (limit + 1 - len(signed))
 

@@ -16,11 +16,11 @@ import pytest
 from tests.api.conftest import LETTER, Api, B, assert_error
 from tests.api.test_authorities_api import add_signer_user, grant, granted, listed
 from tests.api.test_review_flow_api import (
-    PDF,
     SIGNER_NAME,
     SIGNER_USER,
     approve,
     failed,
+    printing,
     submit_and_check,
     today,
 )
@@ -38,7 +38,7 @@ def letter(api: Api, **overrides: Any) -> str:
         "recipients": [{"organ_id": B, "name": "Sở Nội vụ tỉnh Thừa Thiên Huế"}],
         **overrides,
     }
-    files = [("main", ("1227-UBND-TDKT.pdf", PDF, "application/pdf"))]
+    files = [("main", ("1227-UBND-TDKT.pdf", printing(metadata), "application/pdf"))]
     return str(api.draft(metadata=metadata, files=files)["id"])
 
 

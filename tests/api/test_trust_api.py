@@ -31,7 +31,6 @@ from congvan.actions.signing.cms import sign_manifest
 from congvan.states.errors import AlreadyExists, InvalidInput
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow import cli
-from congvan.workflow.letters import sample_pdf
 from tests.api.conftest import LETTER, A, Api, B, MakeApi, assert_error
 from tests.api.test_review_flow_api import (
     SIGNER_NAME,
@@ -40,6 +39,7 @@ from tests.api.test_review_flow_api import (
     approve,
     failed,
     history,
+    printing,
     submit_and_check,
     today,
 )
@@ -661,9 +661,6 @@ def test_a_main_pdf_already_signed_by_someone_untrusted_is_not_signed_on_the_ser
     issue(api)
     ca_key, ca = _outside_ca(api)
     key, cert = certificate(api, signer_subject(api), ca.subject, ca_key)
-    forged = token_sign(
-        sample_pdf(), key=key, cert=cert, chain=[ca], signing_time=api.clock(), field_name="Old"
-    )
     add_signer(api)
     metadata = {
         **LETTER,
@@ -673,6 +670,14 @@ def test_a_main_pdf_already_signed_by_someone_untrusted_is_not_signed_on_the_ser
         "signer_user": SIGNER_USER,
         "recipients": [{"organ_id": B, "name": "Sở Nội vụ tỉnh Thừa Thiên Huế"}],
     }
+    forged = token_sign(
+        printing(metadata),
+        key=key,
+        cert=cert,
+        chain=[ca],
+        signing_time=api.clock(),
+        field_name="Old",
+    )
     files = [("main", ("1227.pdf", forged, "application/pdf"))]
     doc_id = api.draft(metadata=metadata, files=files)["id"]
     if checks is None:

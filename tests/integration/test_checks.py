@@ -17,9 +17,12 @@ import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from importlib import resources
 from typing import Any
 
 import pytest
+from fpdf import FPDF
+from fpdf.enums import TextMode
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import (
     ArrayObject,
@@ -49,7 +52,7 @@ from congvan.storage.tables import Agency, Document, OutboxJob
 from congvan.storage.timers import JOB_DEADLINE
 from congvan.workflow import directory
 from congvan.workflow.bootstrap import Runtime
-from congvan.workflow.letters import sample_pdf
+from congvan.workflow.letters import reissued_pdf, render_pdf, sample_pdf, sample_text
 from tests.conftest import Boot, MakeRuntime
 from tests.databases import Databases
 from tests.factories import AGENCY_ID, AGENCY_NAME, SAMPLE_FIELDS, SAMPLE_RECIPIENTS, actor
@@ -112,8 +115,77 @@ SUBJECT = FIELDS["subject"]
 
 @functools.cache
 def letter_pdf(variant: str = "") -> bytes:
-    """Letter 1227 rendered to a real two-page PDF (``variant`` makes distinct bytes)."""
-    return sample_pdf(variant)
+    """Letter 1227 rendered to a real two-page PDF, printing what its metadata says (its
+    signer's name: the letter as issued was signed by another); ``variant`` makes distinct
+    bytes."""
+    return reissued_pdf(TODAY, SIGNER_NAME, variant)
+
+
+def printing(
+    *, notation: str = "1227/UBND-TĐKT", signer: str = SIGNER_NAME
+) -> Callable[[], list[dict[str, Any]]]:
+    """Letter 1227 as its main file, printing ``notation`` and ``signer``."""
+    return lambda: [attachment(reissued_pdf(TODAY, signer, notation=notation))]
+
+
+def only_main(pdf: Callable[[], bytes]) -> Callable[[], list[dict[str, Any]]]:
+    return lambda: [attachment(pdf())]
+
+
+@functools.cache
+def drawn_pdf() -> bytes:
+    """A page with lines drawn and no text: what a scanner makes, as far as text goes."""
+    pdf = FPDF(format="A4")
+    pdf.add_page()
+    for y in range(30, 270, 8):
+        pdf.line(20, y, 190, y)
+    return bytes(pdf.output())
+
+
+@functools.cache
+def untitled_pdf() -> bytes:
+    """Letter 1227 without its national title and motto."""
+    text = sample_text().replace("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", "")
+    return render_pdf(text.replace("Nguyễn Thanh Bình", SIGNER_NAME))
+
+
+def hidden_text_pdf(hidden: str, shown: str) -> bytes:
+    """A page drawing ``hidden`` invisibly (as a scan's recognised text is) under ``shown``."""
+    pdf = FPDF(format="A4")
+    pdf.add_font("DejaVu", "", str(resources.files("congvan.workflow") / FONT))
+    pdf.set_font("DejaVu", "", 11)
+    pdf.add_page()
+    with pdf.local_context(text_mode=TextMode.INVISIBLE):
+        pdf.multi_cell(0, 6, hidden, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 6, shown, new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+FONT = "samples/fonts/DejaVuSans.ttf"
+
+
+@functools.cache
+def scan_with_text_pdf() -> bytes:
+    """A scan as a scanner's recognition leaves it: the letter's text drawn invisibly."""
+    return hidden_text_pdf(sample_text().replace("Nguyễn Thanh Bình", SIGNER_NAME), "")
+
+
+@functools.cache
+def hidden_number_pdf() -> bytes:
+    """Letter 1228 showing its own number, with 1227's header hidden above it."""
+    shown = (
+        sample_text().replace("Số: 1227 /", "Số: 1228/").replace("Nguyễn Thanh Bình", SIGNER_NAME)
+    )
+    return hidden_text_pdf("Số: 1227/UBND-TĐKT", shown)
+
+
+@functools.cache
+def legacy_font_pdf() -> bytes:
+    """Letter 1227 typed in a TCVN3 font: its text maps to Latin-1 letters, not Vietnamese."""
+    return render_pdf(
+        "Uû ban nh©n d©n tØnh\nCéng hßa x· héi chñ nghÜa ViÖt Nam\nSè: 1227/UBND-T§KT\n"
+        "Thõa Thiªn HuÕ, ngµy 06 th¸ng 02 n¨m 2021\nV/v t¨ng c­êng göi, nhËn v¨n b¶n ®iÖn tö"
+    )
 
 
 @functools.cache
@@ -382,6 +454,7 @@ NUMBER_SYMBOL = "format.number_symbol"
 CV_FORM = "UBND-<đơn vị soạn thảo>"
 PLACE_DATE = "format.place_date"
 SIGNER_BLOCK = "format.signer_block"
+PRINTED = "format.printed"
 AUTHORITY = "authority.signer"
 ON_THE_DAY = {"signer": SIGNER, "doc_type": "CV", "on": ISSUED}
 
@@ -1017,6 +1090,59 @@ VARIANTS = [
           files=lambda: [main_pdf(), appendix(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog")],
           details={"files": [{"filename": APPENDIX_NAME,
                               "problem": StartsWith("unreadable: ")}]}),
+    # -- what the main file prints
+    passes("the letter prints its metadata", PRINTED, details={"read": True}),
+    passes("leading zero printed", PRINTED, fields={"number": 5},
+           files=printing(notation="05/UBND-TĐKT")),
+    passes("no leading zero printed", PRINTED, fields={"number": 5},
+           files=printing(notation="5/UBND-TĐKT")),
+    passes("spaces and an en dash in the printed symbol", PRINTED,
+           files=printing(notation="1227 / UBND\u2013TĐKT")),
+    passes("legal normative: the year in the notation", PRINTED,
+           fields={"number": 12, "doc_type": "QĐ", "symbol": "QĐ-UBND", "legal_normative": True},
+           files=printing(notation="12/2021/QĐ-UBND")),
+    passes("the other tone placement (Hoà, Hòa)", PRINTED,
+           fields={"signer_name": "Lê Thị Hòa"}, files=printing(signer="Lê Thị Hoà")),
+    passes("metadata typed decomposed (NFD)", PRINTED,
+           fields={"subject": nfd(SUBJECT), "signer_name": nfd(SIGNER_NAME)}),
+    passes("a scan: no text to read", PRINTED, files=only_main(drawn_pdf),
+           details={"read": False, "reason": "no_text"}),
+    passes("a scan with its recognised text (drawn invisibly)", PRINTED,
+           files=only_main(scan_with_text_pdf), details={"read": False, "reason": "no_text"}),
+    passes("a file PDFium cannot open is another check's", PRINTED,
+           files=only_main(lambda: b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog"),
+           details={"read": False, "reason": "unreadable"}),
+    fails("another number printed", PRINTED, fields={"number": 1228},
+          details={"field": "number", "differences": [
+              {"field": "number", "printed": "1227/UBND-TĐKT", "document": "1228/UBND-TĐKT"}]}),
+    fails("another drafting unit printed", PRINTED, files=printing(notation="1227/UBND-VP"),
+          details={"differences": [
+              {"field": "number", "printed": "1227/UBND-VP", "document": "1227/UBND-TĐKT"}]}),
+    fails("legal normative: another year printed", PRINTED,
+          fields={"number": 12, "doc_type": "QĐ", "symbol": "QĐ-UBND", "legal_normative": True},
+          files=printing(notation="12/2020/QĐ-UBND"),
+          details={"differences": [{"field": "number", "printed": "12/2020/QĐ-UBND",
+                                    "document": "12/2021/QĐ-UBND"}]}),
+    fails("the number left blank", PRINTED, files=printing(notation="     /UBND-TĐKT"),
+          details={"differences": [
+              {"field": "number", "printed": None, "document": "1227/UBND-TĐKT"}]}),
+    fails("another date printed", PRINTED, fields={"issued_on": "2021-02-05"},
+          details={"field": "issued_on", "differences": [
+              {"field": "issued_on", "printed": "2021-02-06", "document": "2021-02-05"}]}),
+    fails("another place printed", PRINTED, fields={"place": "Đà Nẵng"},
+          details={"field": "place"}),
+    fails("another subject printed", PRINTED, fields={"subject": "V/v khen thưởng"},
+          details={"field": "subject"}),
+    fails("the letter as first issued: another signer", PRINTED,
+          files=only_main(sample_pdf), details={"differences": [
+              {"field": "signer_name", "printed": None, "document": SIGNER_NAME}]}),
+    fails("another number shown, the document's hidden", PRINTED,
+          files=only_main(hidden_number_pdf), details={"differences": [
+              {"field": "number", "printed": "1228/UBND-TĐKT", "document": "1227/UBND-TĐKT"}]}),
+    fails("no national title", PRINTED, files=only_main(untitled_pdf),
+          details={"differences": [{"field": "national_title", "printed": None}]}),
+    fails("text in a legacy font (TCVN3)", PRINTED, files=only_main(legacy_font_pdf),
+          details={"read": True, "reason": "unrecognised"}),
 ]
 # fmt: on
 
@@ -1685,12 +1811,12 @@ def test_an_edit_makes_earlier_results_stop_counting(runtime: Runtime) -> None:
     checked = revision(runtime, document_id)
     assert {PASSED} == {r.status for r in results(runtime, document_id, checked).values()}
 
-    # When the clerk corrects the subject
+    # When the clerk corrects the summary of its content
     runtime.engine.fire(
         document_id,
         "edit",
         CLERK,
-        data={"fields": {"subject": SUBJECT + " (sửa đổi)"}},
+        data={"fields": {"content": FIELDS["content"] + " (sửa đổi)"}},
     )
 
     # Then the revision went up and the passes of the checked one no longer clear it

@@ -1,0 +1,292 @@
+"""What the main file prints, held against what the document's metadata says.
+
+Decree 30/2020 gives a document one number, the same on paper and in its electronic copy
+(Art. 15), and sets what its first page prints (Art. 8, Appendix I): the national title,
+the number and symbol after "Số:", the place and date (``Thừa Thiên Huế, ngày 06 tháng 02
+năm 2021``), the subject; the signer's name closes the letter. The register, the package
+a recipient gets and its acknowledgements carry the metadata; a reader sees the PDF. A
+letter whose PDF says 1227 under metadata saying 1228 is two documents at once.
+
+The text is read as a reader's search finds it (PDFium's text layer, the engine of
+Chrome's viewer): what a font maps to Unicode, in the order it is drawn, leaving out text
+drawn to show nothing (a scan's recognised text, or words hidden under the letter). A scan
+is not judged. Text that shows none of what every letter prints is not Unicode as Decree
+30 asks (a legacy TCVN3 or VNI font, say): it cannot be held against anything. Text
+hidden otherwise (white on white, under a picture) is read: the check helps a reviewer,
+who reads the letter itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+
+from congvan.states.format_rules import nfc
+from congvan.states.policy import written_notation
+from congvan.states.text import has_visible_text
+
+from ..signing.pdfink import PDFIUM_LOCK
+from .registry import WARNING, CheckInput, Finding, check, fail, ok
+
+# How much is read: the first page whole, and the signer's name looked for on the pages
+# after it, up to these (a decision's annexes run long; the name closes the letter).
+_MOST_PAGES = 50
+_MOST_CHARS = 400_000
+# Fewer letters than this on the first page: a scan (a page number, a stamp's words).
+_FEWEST_LETTERS = 20
+# How deep forms (XObjects) drawing text are looked into.
+_DEPTH = 16
+
+# Hyphens and dashes as word processors write them, and spaces that are not spaces.
+_DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"), "-")
+_SPACES = dict.fromkeys(map(ord, "\u00a0\u2007\u202f\u3000\t\r"), " ")
+# Vietnamese writes a tone over either vowel of oa, oe, uy (hoà, hòa; thuỷ, thủy).
+_TONES = "\u0300\u0301\u0303\u0309\u0323"
+_TONE_ON_SECOND = re.compile(f"([ou])([aey])([{_TONES}])")
+
+_NATIONAL_TITLES = ("cộng hòa xã hội chủ nghĩa việt nam", "đảng cộng sản việt nam")
+# (on text as ``clean`` leaves it, in any case)
+_NUMBER = re.compile(
+    r"số\s*:\s*(\d*)\s*/\s*(?:(\d{4})\s*/\s*)?([^\s/-]+(?:\s*-\s*[^\s/-]+)*)", re.IGNORECASE
+)
+_PLACE_DATE = re.compile(
+    r"([^\n,:]{1,120}),\s*ngày\s+(\d{1,2})\s+tháng\s+(\d{1,2})\s+năm\s+(\d{4})",
+    re.IGNORECASE,
+)
+
+
+def clean(text: str) -> str:
+    """``text`` composed, with dashes and spaces as typed, no soft hyphen and no run of
+    spaces; line breaks kept."""
+    text = unicodedata.normalize("NFC", text.translate(_DASHES).translate(_SPACES))
+    return "\n".join(" ".join(line.split()) for line in text.replace("\u00ad", "").split("\n"))
+
+
+def fold(text: str) -> str:
+    """``text`` as compared: ``clean``, in one case, with one tone placement (``Hoà`` is
+    ``Hòa``)."""
+    text = unicodedata.normalize("NFD", clean(text).casefold())
+    return unicodedata.normalize("NFC", _TONE_ON_SECOND.sub(r"\1\3\2", text))
+
+
+def _flat(text: str) -> str:
+    return " ".join(fold(text).split())
+
+
+@dataclass(frozen=True)
+class PrintedText:
+    """The first page's text and the text of the pages after it (``clean``)."""
+
+    first: str
+    rest: str
+
+    @property
+    def everything(self) -> str:
+        return f"{self.first}\n{self.rest}"
+
+
+class Unread(Exception):
+    """The main file's text could not be read."""
+
+
+def read(pdf: bytes) -> PrintedText:
+    """The text ``pdf`` shows, ``clean``; ``Unread`` when PDFium cannot open it."""
+    with PDFIUM_LOCK:
+        try:
+            document = pdfium.PdfDocument(pdf)
+        except pdfium.PdfiumError as exc:
+            raise Unread(str(exc)) from exc
+        try:
+            texts, left = [], _MOST_CHARS
+            for index in range(min(len(document), _MOST_PAGES)):
+                if left <= 0:
+                    break
+                page = document[index]
+                try:
+                    text = _shown_text(page, left)
+                finally:
+                    page.close()
+                left -= len(text)
+                texts.append(clean(text))
+        except (pdfium.PdfiumError, MemoryError) as exc:
+            raise Unread(repr(exc)) from exc
+        finally:
+            document.close()
+    return PrintedText(texts[0] if texts else "", "\n".join(texts[1:]))
+
+
+# Text drawn in these modes shows nothing: a scan's recognised text, or text hidden under
+# the letter (``Tr 3``; ``Tr 7`` only clips).
+_UNSEEN = frozenset({pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE, pdfium_c.FPDF_TEXTRENDERMODE_CLIP})
+
+
+def _shown_text(page: pdfium.PdfPage, most: int) -> str:
+    """The text ``page`` shows, up to ``most`` characters, in the order it is drawn."""
+    unseen = {
+        ctypes.addressof(obj.raw.contents)
+        for obj in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_TEXT,), max_depth=_DEPTH)
+        if pdfium_c.FPDFTextObj_GetTextRenderMode(obj.raw) in _UNSEEN
+    }
+    textpage = page.get_textpage()
+    try:
+        count = min(textpage.count_chars(), most)
+        if not unseen:
+            return str(textpage.get_text_range(0, count))
+        shown = []
+        for index in range(count):  # only on a page with text that shows nothing
+            obj = pdfium_c.FPDFText_GetTextObject(textpage.raw, index)
+            if not obj or ctypes.addressof(obj.contents) not in unseen:
+                shown.append(chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, index)))
+        return "".join(shown)
+    finally:
+        textpage.close()
+
+
+@check(
+    "format.printed",
+    WARNING,
+    "Tệp chính in đúng số, ký hiệu, địa danh, ngày, trích yếu và người ký của văn bản",
+    "The main file prints the document's number, symbol, place, date, subject and signer",
+)
+def printed(inp: CheckInput) -> Finding:
+    mains = inp.main_files
+    if len(mains) != 1:
+        return ok(read=False, reason="main_file")  # attachments.main_file says so
+    try:
+        text = read(inp.content(mains[0].sha256))
+    except Unread:
+        return ok(read=False, reason="unreadable")  # attachments.pdf says why
+    if sum(c.isalpha() for c in text.first) < _FEWEST_LETTERS:
+        return ok(read=False, reason="no_text")  # a scan
+    differences = _differences(inp, text)
+    if differences is None:
+        return fail(
+            "Không đọc được nội dung trang đầu tệp chính (không có Quốc hiệu, số, ngày "
+            "tháng): văn bản phải dùng phông chữ Unicode (TCVN 6909:2001).",
+            "The main file's first page shows none of what a document prints (national "
+            "title, number, date) as text: a document is written in a Unicode font "
+            "(TCVN 6909:2001).",
+            read=True,
+            reason="unrecognised",
+        )
+    if differences:
+        vi = "; ".join(_said(d, "vi") for d in differences)
+        en = "; ".join(_said(d, "en") for d in differences)
+        return fail(
+            f"Tệp chính in khác thông tin văn bản: {vi}.",
+            f"The main file prints otherwise than the document says: {en}.",
+            read=True,
+            differences=differences,
+            field=differences[0]["field"],
+        )
+    return ok(read=True)
+
+
+_NAMES = {
+    "national_title": ("Quốc hiệu", "the national title"),
+    "number": ("số và ký hiệu", "number and symbol"),
+    "place": ("địa danh", "place"),
+    "issued_on": ("ngày ban hành", "date"),
+    "subject": ("trích yếu", "subject"),
+    "signer_name": ("họ tên người ký", "signer's name"),
+}
+
+
+def _said(difference: dict[str, Any], language: str) -> str:
+    name = _NAMES[difference["field"]][0 if language == "vi" else 1]
+    printed, document = difference.get("printed"), difference.get("document")
+    if printed is None and document is None:
+        return f"không in {name}" if language == "vi" else f"{name} not printed"
+    if printed is None:
+        return (
+            f"không thấy {name} '{document}'"
+            if language == "vi"
+            else f"{name} '{document}' not found"
+        )
+    if language == "vi":
+        return f"{name} in '{printed}', văn bản ghi '{document}'"
+    return f"{name} printed '{printed}', the document says '{document}'"
+
+
+def _differences(inp: CheckInput, text: PrintedText) -> list[dict[str, Any]] | None:
+    """What the text prints otherwise than the metadata; None when it shows nothing a
+    document prints (no national title, no number, no date: not Unicode text)."""
+    doc = inp.document
+    first = text.first
+    folded = fold(first)
+    titled = any(title in folded for title in _NATIONAL_TITLES)
+    number = _NUMBER.search(first)
+    place_date = _PLACE_DATE.search(first)
+    if not (titled or number or place_date):
+        return None
+    found: list[dict[str, Any]] = []
+    if not titled:
+        found.append({"field": "national_title", "printed": None})
+    if doc.number and doc.symbol:
+        said = written_notation(doc.as_dict())
+        if number is None or not number.group(1):
+            found.append({"field": "number", "printed": None, "document": said})
+        else:
+            year = int(number.group(2)) if number.group(2) else None
+            shown = _notation(int(number.group(1)), year, number.group(3))
+            if shown != _notation(doc.number, _year(doc), doc.symbol):
+                printed = "".join(number.group(0).split(":", 1)[1].split())
+                found.append({"field": "number", "printed": printed, "document": said})
+    if has_visible_text(doc.place or "") and doc.issued_on:
+        found += _place_and_date(doc.place, str(doc.issued_on), place_date)
+    subject = _flat(doc.subject or "")
+    if has_visible_text(subject) and subject not in _flat(first):
+        found.append({"field": "subject", "printed": None, "document": doc.subject})
+    signer = _flat(doc.signer_name or "")
+    if has_visible_text(signer) and signer not in _flat(text.everything):
+        found.append({"field": "signer_name", "printed": None, "document": doc.signer_name})
+    return found
+
+
+def _place_and_date(
+    place: str, issued_on: str, printed: re.Match[str] | None
+) -> list[dict[str, Any]]:
+    try:
+        issued = date.fromisoformat(issued_on)
+    except ValueError:
+        return []  # format.place_date says so
+    if printed is None:
+        return [
+            {"field": "place", "printed": None, "document": nfc(place)},
+            {"field": "issued_on", "printed": None, "document": issued.isoformat()},
+        ]
+    found: list[dict[str, Any]] = []
+    # The place ends what comes before the comma: a two-column header may run the number
+    # and the place into one line.
+    if not _flat(printed.group(1)).endswith(_flat(place)):
+        found.append(
+            {"field": "place", "printed": printed.group(1).strip(), "document": nfc(place)}
+        )
+    day, month, year = (int(printed.group(n)) for n in (2, 3, 4))
+    try:
+        shown = date(year, month, day).isoformat()
+    except ValueError:
+        shown = f"{year:04d}-{month:02d}-{day:02d}"
+    if shown != issued.isoformat():
+        found.append({"field": "issued_on", "printed": shown, "document": issued.isoformat()})
+    return found
+
+
+def _year(doc: Any) -> int | None:
+    """The year a legal normative document's notation carries (12/2026/QĐ-UBND)."""
+    if doc.legal_normative and doc.issued_on:
+        return int(str(doc.issued_on)[:4])
+    return None
+
+
+def _notation(number: int, year: int | None, symbol: str) -> str:
+    """One way of writing a notation, whatever the spaces, dashes, case or leading zero."""
+    symbol = "".join(fold(symbol).split())
+    return f"{number}/{year}/{symbol}" if year else f"{number}/{symbol}"
