@@ -9,8 +9,8 @@ letter whose PDF says 1227 under metadata saying 1228 is two documents at once.
 
 The text is read as a reader's search finds it (PDFium's text layer, the engine of
 Chrome's viewer): what a font maps to Unicode, in the order it is drawn, leaving out text
-drawn to show nothing (a scan's recognised text, or words hidden under the letter). A scan
-is not judged. Text that shows none of what every letter prints is not Unicode as Decree
+drawn to show nothing (a scan's recognised text, or words hidden under the letter) and, on
+the first page, text outside the page or too small to read. A scan is not judged. Text that shows none of what every letter prints is not Unicode as Decree
 30 asks (a legacy TCVN3 or VNI font, say): it cannot be held against anything. Text
 hidden otherwise (white on white, under a picture) is read: the check helps a reviewer,
 who reads the letter itself.
@@ -35,18 +35,27 @@ from congvan.states.text import has_visible_text
 from ..signing.pdfink import PDFIUM_LOCK
 from .registry import WARNING, CheckInput, Finding, check, fail, ok
 
-# How much is read: the first page whole, and the signer's name looked for on the pages
-# after it, up to these (a decision's annexes run long; the name closes the letter).
-_MOST_PAGES = 50
-_MOST_CHARS = 400_000
+# How much is read: the first page up to _MOST_FIRST letters (a letter's first page holds
+# a few thousand), and the signer's name looked for on the pages after it, up to these (a
+# decree's body runs long before its signature; the main file holds at most 2,000 pages).
+_MOST_FIRST = 20_000
+_MOST_PAGES = 2000
+_MOST_CHARS = 4_000_000
+# Letters drawn smaller than this (points, a letter's height) are not read: nobody does.
+_SMALLEST = 2.0
 # Fewer letters than this on the first page: a scan (a page number, a stamp's words).
 _FEWEST_LETTERS = 20
 # How deep forms (XObjects) drawing text are looked into.
-_DEPTH = 16
+_DEPTH = 64
 
 # Hyphens and dashes as word processors write them, and spaces that are not spaces.
 _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"), "-")
 _SPACES = dict.fromkeys(map(ord, "\u00a0\u2007\u202f\u3000\t\r"), " ")
+# Quotes as word processors turn them (“Xanh - Sạch - Đẹp”, H’Hen Niê).
+_QUOTES = {
+    **dict.fromkeys(map(ord, "\u2018\u2019\u201a\u201b\u2032"), "'"),
+    **dict.fromkeys(map(ord, "\u201c\u201d\u201e\u201f\u2033"), '"'),
+}
 # Vietnamese writes a tone over either vowel of oa, oe, uy (hoà, hòa; thuỷ, thủy).
 _TONES = "\u0300\u0301\u0303\u0309\u0323"
 _TONE_ON_SECOND = re.compile(f"([ou])([aey])([{_TONES}])")
@@ -56,16 +65,21 @@ _NATIONAL_TITLES = ("cộng hòa xã hội chủ nghĩa việt nam", "đảng c�
 _NUMBER = re.compile(
     r"số\s*:\s*(\d*)\s*/\s*(?:(\d{4})\s*/\s*)?([^\s/-]+(?:\s*-\s*[^\s/-]+)*)", re.IGNORECASE
 )
+# The place and date: the first "<place>, ngày … tháng … năm …" of the page, its blanks
+# left blank or dotted (a draft's, filled when it is issued) read as no date.
+_BLANK = r"[\s._…]*"
 _PLACE_DATE = re.compile(
-    r"([^\n,:]{1,120}),\s*ngày\s+(\d{1,2})\s+tháng\s+(\d{1,2})\s+năm\s+(\d{4})",
+    rf"([^\n:]{{1,120}}?),\s*ngày{_BLANK}(\d{{1,2}})?{_BLANK}tháng{_BLANK}(\d{{1,2}})?"
+    rf"{_BLANK}năm{_BLANK}(\d{{4}})?",
     re.IGNORECASE,
 )
 
 
 def clean(text: str) -> str:
-    """``text`` composed, with dashes and spaces as typed, no soft hyphen and no run of
-    spaces; line breaks kept."""
+    """``text`` composed, with dashes, spaces and quotes as typed, no soft hyphen and no
+    run of spaces; line breaks kept."""
     text = unicodedata.normalize("NFC", text.translate(_DASHES).translate(_SPACES))
+    text = text.translate(_QUOTES)
     return "\n".join(" ".join(line.split()) for line in text.replace("\u00ad", "").split("\n"))
 
 
@@ -82,44 +96,43 @@ def _flat(text: str) -> str:
 
 @dataclass(frozen=True)
 class PrintedText:
-    """The first page's text and the text of the pages after it (``clean``)."""
+    """The first page's text, and the pages' text as far as it was read (``clean``)."""
 
     first: str
-    rest: str
-
-    @property
-    def everything(self) -> str:
-        return f"{self.first}\n{self.rest}"
+    everything: str
 
 
 class Unread(Exception):
     """The main file's text could not be read."""
 
 
-def read(pdf: bytes) -> PrintedText:
-    """The text ``pdf`` shows, ``clean``; ``Unread`` when PDFium cannot open it."""
+def read(pdf: bytes, until: str = "") -> PrintedText:
+    """The text ``pdf`` shows, ``clean``: its first page, and the pages after it until
+    one shows ``until`` (folded, a whole word or more); ``Unread`` when PDFium cannot open
+    it."""
     with PDFIUM_LOCK:
         try:
             document = pdfium.PdfDocument(pdf)
         except pdfium.PdfiumError as exc:
             raise Unread(str(exc)) from exc
         try:
-            texts, left = [], _MOST_CHARS
+            texts: list[str] = []
+            left = _MOST_CHARS
             for index in range(min(len(document), _MOST_PAGES)):
-                if left <= 0:
-                    break
                 page = document[index]
                 try:
-                    text = _shown_text(page, left)
+                    text = clean(_first_page(page) if index == 0 else _shown_text(page, left))
                 finally:
                     page.close()
+                texts.append(text)
                 left -= len(text)
-                texts.append(clean(text))
+                if left <= 0 or (until and _holds(_flat(text), until)):
+                    break
         except (pdfium.PdfiumError, MemoryError) as exc:
             raise Unread(repr(exc)) from exc
         finally:
             document.close()
-    return PrintedText(texts[0] if texts else "", "\n".join(texts[1:]))
+    return PrintedText(texts[0] if texts else "", "\n".join(texts))
 
 
 # Text drawn in these modes shows nothing: a scan's recognised text, or text hidden under
@@ -127,8 +140,35 @@ def read(pdf: bytes) -> PrintedText:
 _UNSEEN = frozenset({pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE, pdfium_c.FPDF_TEXTRENDERMODE_CLIP})
 
 
+def _first_page(page: pdfium.PdfPage) -> str:
+    """The text the first page shows a reader, letter by letter: none drawn invisibly,
+    outside the page or too small to read (under ``_SMALLEST`` points)."""
+    left, bottom, right, top = page.get_bbox()
+    textpage = page.get_textpage()
+    raw, box, modes = textpage.raw, pdfium_c.FS_RECTF(), {}
+    shown = []
+    try:
+        for index in range(min(textpage.count_chars(), _MOST_FIRST)):
+            obj = pdfium_c.FPDFText_GetTextObject(raw, index)
+            if obj:  # else a line break or space PDFium adds
+                key = ctypes.addressof(obj.contents)
+                if key not in modes:
+                    modes[key] = pdfium_c.FPDFTextObj_GetTextRenderMode(obj)
+                if modes[key] in _UNSEEN or not pdfium_c.FPDFText_GetLooseCharBox(raw, index, box):
+                    continue
+                x, y = (box.left + box.right) / 2, (box.bottom + box.top) / 2
+                tall = abs(box.top - box.bottom)
+                if not (left <= x <= right and bottom <= y <= top) or tall < _SMALLEST:
+                    continue
+            shown.append(chr(pdfium_c.FPDFText_GetUnicode(raw, index)))
+    finally:
+        textpage.close()
+    return "".join(shown)
+
+
 def _shown_text(page: pdfium.PdfPage, most: int) -> str:
-    """The text ``page`` shows, up to ``most`` characters, in the order it is drawn."""
+    """The text ``page`` shows, up to ``most`` characters, in the order it is drawn, but
+    for text drawn invisibly (where the signer's name is looked for)."""
     unseen = {
         ctypes.addressof(obj.raw.contents)
         for obj in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_TEXT,), max_depth=_DEPTH)
@@ -149,6 +189,11 @@ def _shown_text(page: pdfium.PdfPage, most: int) -> str:
         textpage.close()
 
 
+def _holds(flat: str, words: str) -> bool:
+    """Whether ``flat`` holds ``words`` as whole words (``An`` is not in ``Anh``)."""
+    return re.search(rf"(?<!\w){re.escape(words)}(?!\w)", flat) is not None
+
+
 @check(
     "format.printed",
     WARNING,
@@ -160,7 +205,7 @@ def printed(inp: CheckInput) -> Finding:
     if len(mains) != 1:
         return ok(read=False, reason="main_file")  # attachments.main_file says so
     try:
-        text = read(inp.content(mains[0].sha256))
+        text = read(inp.content(mains[0].sha256), until=_flat(inp.document.signer_name or ""))
     except Unread:
         return ok(read=False, reason="unreadable")  # attachments.pdf says why
     if sum(c.isalpha() for c in text.first) < _FEWEST_LETTERS:
@@ -220,8 +265,8 @@ def _differences(inp: CheckInput, text: PrintedText) -> list[dict[str, Any]] | N
     document prints (no national title, no number, no date: not Unicode text)."""
     doc = inp.document
     first = text.first
-    folded = fold(first)
-    titled = any(title in folded for title in _NATIONAL_TITLES)
+    flat = _flat(first)
+    titled = any(_holds(flat, _flat(title)) for title in _NATIONAL_TITLES)
     number = _NUMBER.search(first)
     place_date = _PLACE_DATE.search(first)
     if not (titled or number or place_date):
@@ -240,18 +285,21 @@ def _differences(inp: CheckInput, text: PrintedText) -> list[dict[str, Any]] | N
                 printed = "".join(number.group(0).split(":", 1)[1].split())
                 found.append({"field": "number", "printed": printed, "document": said})
     if has_visible_text(doc.place or "") and doc.issued_on:
-        found += _place_and_date(doc.place, str(doc.issued_on), place_date)
+        found += _place_and_date(doc.place, str(doc.issued_on), place_date, number)
     subject = _flat(doc.subject or "")
-    if has_visible_text(subject) and subject not in _flat(first):
+    if has_visible_text(subject) and not _holds(flat, subject):
         found.append({"field": "subject", "printed": None, "document": doc.subject})
     signer = _flat(doc.signer_name or "")
-    if has_visible_text(signer) and signer not in _flat(text.everything):
+    if has_visible_text(signer) and not _holds(_flat(text.everything), signer):
         found.append({"field": "signer_name", "printed": None, "document": doc.signer_name})
     return found
 
 
 def _place_and_date(
-    place: str, issued_on: str, printed: re.Match[str] | None
+    place: str,
+    issued_on: str,
+    printed: re.Match[str] | None,
+    number: re.Match[str] | None,
 ) -> list[dict[str, Any]]:
     try:
         issued = date.fromisoformat(issued_on)
@@ -264,16 +312,21 @@ def _place_and_date(
         ]
     found: list[dict[str, Any]] = []
     # The place ends what comes before the comma: a two-column header may run the number
-    # and the place into one line.
-    if not _flat(printed.group(1)).endswith(_flat(place)):
-        found.append(
-            {"field": "place", "printed": printed.group(1).strip(), "document": nfc(place)}
-        )
-    day, month, year = (int(printed.group(n)) for n in (2, 3, 4))
-    try:
-        shown = date(year, month, day).isoformat()
-    except ValueError:
-        shown = f"{year:04d}-{month:02d}-{day:02d}"
+    # and the place into one line (what is shown of it starts after the number).
+    start = printed.start(1)
+    if number is not None and start <= number.end() < printed.end(1):
+        start = number.end()
+    shown_place = printed.string[start : printed.end(1)].strip()
+    if not re.search(rf"(?<!\w){re.escape(_flat(place))}$", _flat(shown_place)):
+        found.append({"field": "place", "printed": shown_place, "document": nfc(place)})
+    if None in printed.group(2, 3, 4):
+        shown: str | None = None
+    else:
+        day, month, year = (int(printed.group(n)) for n in (2, 3, 4))
+        try:
+            shown = date(year, month, day).isoformat()
+        except ValueError:
+            shown = f"{year:04d}-{month:02d}-{day:02d}"
     if shown != issued.isoformat():
         found.append({"field": "issued_on", "printed": shown, "document": issued.isoformat()})
     return found

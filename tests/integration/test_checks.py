@@ -164,6 +164,46 @@ def hidden_text_pdf(hidden: str, shown: str) -> bytes:
 FONT = "samples/fonts/DejaVuSans.ttf"
 
 
+def letter_printing(*changes: tuple[str, str]) -> Callable[[], list[dict[str, Any]]]:
+    """Letter 1227 as its main file, signed by its signer, with ``changes`` (old, new)
+    made to its text."""
+
+    def files() -> list[dict[str, Any]]:
+        text = sample_text().replace("Nguyễn Thanh Bình", SIGNER_NAME)
+        for old, new in changes:
+            assert old in text, old
+            text = text.replace(old, new)
+        return [attachment(render_pdf(text))]
+
+    return files
+
+
+@functools.cache
+def long_decree_pdf() -> bytes:
+    """Letter 1227 whose body runs to some 60 pages before its signer's name."""
+    body = "Điều khoản của nghị định, viết dài để văn bản kéo dài nhiều trang.\n" * 2400
+    text = sample_text().replace("Nguyễn Thanh Bình", SIGNER_NAME)
+    return render_pdf(text.replace("Nơi nhận:", body + "Nơi nhận:"))
+
+
+def unreadable_number_pdf(x: float, y: float, size: float) -> Callable[[], bytes]:
+    """Letter 1228 (its number shown), with 1227's header drawn at (``x``, ``y``) in
+    ``size`` points: outside the page, or too small for anyone to read."""
+
+    def pdf() -> bytes:
+        out = FPDF(format="A4")
+        out.add_font("DejaVu", "", str(resources.files("congvan.workflow") / FONT))
+        out.add_page()
+        out.set_font("DejaVu", "", size)
+        out.text(x, y, "Số: 1227/UBND-TĐKT")
+        out.set_font("DejaVu", "", 11)
+        text = sample_text().replace("Nguyễn Thanh Bình", SIGNER_NAME)
+        out.multi_cell(0, 6, text.replace("Số: 1227 /", "Số: 1228/").replace("**", ""))
+        return bytes(out.output())
+
+    return pdf
+
+
 @functools.cache
 def scan_with_text_pdf() -> bytes:
     """A scan as a scanner's recognition leaves it: the letter's text drawn invisibly."""
@@ -1139,6 +1179,35 @@ VARIANTS = [
     fails("another number shown, the document's hidden", PRINTED,
           files=only_main(hidden_number_pdf), details={"differences": [
               {"field": "number", "printed": "1228/UBND-TĐKT", "document": "1227/UBND-TĐKT"}]}),
+    passes("the national title wrapped over two lines", PRINTED,
+           files=letter_printing(("CHỦ NGHĨA VIỆT NAM", "CHỦ NGHĨA\nVIỆT NAM"))),
+    passes("curly quotes and apostrophes as a word processor turns them", PRINTED,
+           fields={"subject": SUBJECT + ' "Xanh - Sạch - Đẹp"', "signer_name": "H'Hen Niê"},
+           files=letter_printing(("COVID-19", "COVID-19 “Xanh - Sạch - Đẹp”"),
+                                 (SIGNER_NAME, "H’Hen Niê"))),
+    passes("the signer's name some 60 pages on", PRINTED, files=only_main(long_decree_pdf)),
+    passes("a place with a comma in it", PRINTED,
+           fields={"place": "Phường Vĩnh Ninh, Thừa Thiên Huế"},
+           files=letter_printing(("*Thừa", "*Phường Vĩnh Ninh, Thừa"))),
+    fails("another signer whose name holds the document's", PRINTED,
+          files=letter_printing((SIGNER_NAME, SIGNER_NAME + "h")),
+          details={"differences": [{"field": "signer_name", "printed": None,
+                                    "document": SIGNER_NAME}]}),
+    fails("a subject that ends inside a printed word", PRINTED,
+          fields={"subject": SUBJECT[:-1]}, details={"field": "subject"}),
+    fails("the date left blank, a date in the text below", PRINTED,
+          files=letter_printing(("ngày 06 tháng 02 năm 2021", "ngày ... tháng 02 năm 2021"),
+                                ("thành phố Huế:", "thành phố Huế, ngày 06 tháng 02 năm 2021:")),
+          details={"differences": [{"field": "issued_on", "printed": None,
+                                    "document": ISSUED}]}),
+    fails("the document's number drawn outside the page", PRINTED,
+          files=only_main(unreadable_number_pdf(-300, -300, 11)),
+          details={"differences": [{"field": "number", "printed": "1228/UBND-TĐKT",
+                                    "document": "1227/UBND-TĐKT"}]}),
+    fails("the document's number drawn too small to read", PRINTED,
+          files=only_main(unreadable_number_pdf(20, 15, 0.5)),
+          details={"differences": [{"field": "number", "printed": "1228/UBND-TĐKT",
+                                    "document": "1227/UBND-TĐKT"}]}),
     fails("no national title", PRINTED, files=only_main(untitled_pdf),
           details={"differences": [{"field": "national_title", "printed": None}]}),
     fails("text in a legacy font (TCVN3)", PRINTED, files=only_main(legacy_font_pdf),
