@@ -10,10 +10,10 @@ letter whose PDF says 1227 under metadata saying 1228 is two documents at once.
 The text is read as a reader's search finds it (PDFium's text layer, the engine of
 Chrome's viewer): what a font maps to Unicode, in the order it is drawn, leaving out text
 drawn to show nothing (a scan's recognised text, or words hidden under the letter) and, on
-the first page, text outside the page or too small to read. A scan is not judged. Text that shows none of what every letter prints is not Unicode as Decree
-30 asks (a legacy TCVN3 or VNI font, say): it cannot be held against anything. Text
-hidden otherwise (white on white, under a picture) is read: the check helps a reviewer,
-who reads the letter itself.
+the first page, text outside the page or too small to read. A scan is not judged. Text
+that shows none of what every letter prints is not Unicode as Decree 30 asks (a legacy
+TCVN3 or VNI font, say): it cannot be held against anything. Text hidden otherwise (white
+on white, under a picture) is read: the check helps a reviewer, who reads the letter.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def _flat(text: str) -> str:
 
 @dataclass(frozen=True)
 class PrintedText:
-    """The first page's text, and the pages' text as far as it was read (``clean``)."""
+    """The first page's text as a reader sees it, and the pages' text as far as it was
+    read (``clean``)."""
 
     first: str
     everything: str
@@ -116,12 +117,14 @@ def read(pdf: bytes, until: str = "") -> PrintedText:
         except pdfium.PdfiumError as exc:
             raise Unread(str(exc)) from exc
         try:
-            texts: list[str] = []
+            first, texts = "", []
             left = _MOST_CHARS
             for index in range(min(len(document), _MOST_PAGES)):
                 page = document[index]
                 try:
-                    text = clean(_first_page(page) if index == 0 else _shown_text(page, left))
+                    if index == 0:
+                        first = clean(_first_page(page))
+                    text = clean(_shown_text(page, left))
                 finally:
                     page.close()
                 texts.append(text)
@@ -132,7 +135,7 @@ def read(pdf: bytes, until: str = "") -> PrintedText:
             raise Unread(repr(exc)) from exc
         finally:
             document.close()
-    return PrintedText(texts[0] if texts else "", "\n".join(texts))
+    return PrintedText(first, "\n".join(texts))
 
 
 # Text drawn in these modes shows nothing: a scan's recognised text, or text hidden under
