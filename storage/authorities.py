@@ -56,6 +56,13 @@ class AuthorityRepository:
         )
         return result.rowcount == 1
 
+    def get(self, authority_id: str, agency_id: str) -> AuthorityRow | None:
+        """One of ``agency_id``'s authorities, revoked or not."""
+        c = _authorities.c
+        query = select(*_COLUMNS).where(c.id == authority_id, c.agency_id == agency_id)
+        row = self.conn.execute(query).first()
+        return None if row is None else AuthorityRow(*row)
+
     def for_agency(self, agency_id: str, signer: str | None = None) -> list[AuthorityRow]:
         c = _authorities.c
         query = select(*_COLUMNS).where(c.agency_id == agency_id)

@@ -123,6 +123,43 @@ def test_an_agency_sees_only_its_own_authorities(api: Api) -> None:
 
 def test_reading_authorities_needs_a_token(api: Api) -> None:
     assert_error(api.client.get("/v1/authorities"), 401, "unauthenticated")
+    assert_error(api.client.get("/v1/authorities/x"), 401, "unauthenticated")
+
+
+def test_a_granted_authority_is_read_where_its_location_says(api_any_db: Api) -> None:
+    # Given an authority granted, and then revoked
+    api = api_any_db
+    add_signer_user(api)
+    response = grant(api)
+    assert response.status_code == 201, response.text
+    location = response.headers["Location"]
+    assert location == f"/v1/authorities/{response.json()['id']}"
+
+    # Then every role of the agency reads it there, revoked or not
+    for role in ALL_ROLES:
+        read = api.get(location, role=role)
+        assert read.status_code == 200, read.text
+        assert read.json() == response.json()
+    assert revoke(api, response.json()["id"]).status_code == 200
+    assert api.get(location, role="clerk").json() == {**response.json(), "revoked": True}
+
+
+@pytest.mark.parametrize("made_up", ["0", "x" * 300, "a%00b"])
+def test_another_agencys_authority_reads_as_a_made_up_one(api_any_db: Api, made_up: str) -> None:
+    # Given an authority of A's
+    api = api_any_db
+    add_signer_user(api)
+    authority = granted(api)
+
+    # When B's supervisor reads it, and a made-up id
+    theirs = api.get(f"/v1/authorities/{authority['id']}", role="supervisor", agency=B)
+    unknown = api.get(f"/v1/authorities/{made_up}", role="supervisor", agency=B)
+
+    # Then both are not found alike
+    assert assert_error(theirs, 404, "not_found") == {"authority_id": authority["id"]}
+    assert assert_error(unknown, 404, "not_found") == {
+        "authority_id": made_up.replace("%00", "\x00")[:36]
+    }
 
 
 # -- granting ----------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def test_the_openapi_document_lists_every_v1_route(api: Api) -> None:
         "/v1/received/{received_id}/events/{event}": ["post"],
         "/v1/received/{received_id}/files/{name}": ["get"],
         "/v1/agencies": ["get", "post"],
-        "/v1/agencies/{agency_id}": ["patch"],
+        "/v1/agencies/{agency_id}": ["get", "patch"],
         "/v1/documents": ["get", "post"],
         "/v1/documents/{document_id}": ["get"],
         "/v1/documents/{document_id}/history": ["get"],
@@ -95,7 +95,7 @@ def test_the_openapi_document_lists_every_v1_route(api: Api) -> None:
         "/v1/documents/{document_id}/checks": ["get"],
         "/v1/review-queue": ["get"],
         "/v1/authorities": ["get", "post"],
-        "/v1/authorities/{authority_id}": ["delete"],
+        "/v1/authorities/{authority_id}": ["delete", "get"],
         "/v1/documents/{document_id}/manifest": ["get"],
         "/v1/documents/{document_id}/signature": ["get"],
         "/v1/documents/{document_id}/signature/manifest": ["get"],
@@ -252,6 +252,26 @@ def test_only_an_operator_adds_agencies(api: Api, role: str) -> None:
     details = assert_error(response, 403, "forbidden")
     assert details == {"needs": ["operator"]}
     assert len(api.get("/v1/agencies").json()["items"]) == 2
+
+
+def test_an_added_agency_is_read_where_its_location_says(api: Api) -> None:
+    # Given an agency an operator added
+    response = api.client.post("/v1/agencies", headers=api.auth("operator"), json=NEW_AGENCY)
+    assert response.status_code == 201, response.text
+
+    # Then its answer says where it is, and every role reads it there
+    assert response.headers["Location"] == f"/v1/agencies/{NEW_AGENCY['id']}"
+    for role in ROLES:
+        read = api.get(response.headers["Location"], role=role, agency=B)
+        assert read.status_code == 200, read.text
+        assert read.json() == response.json()
+    assert_error(api.client.get(response.headers["Location"]), 401, "unauthenticated")
+
+
+@pytest.mark.parametrize("agency_id", ["000.00.99.H57", "000.00.31.h57", "x" * 300, "A%00B"])
+def test_an_agency_not_in_the_directory_is_not_found(api_any_db: Api, agency_id: str) -> None:
+    details = assert_error(api_any_db.get(f"/v1/agencies/{agency_id}"), 404, "not_found")
+    assert details == {"agency_id": agency_id.replace("%00", "\x00")[:40]}
 
 
 def test_an_agency_is_added_once(api: Api) -> None:

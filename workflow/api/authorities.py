@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from congvan.states.errors import NotFound
@@ -17,7 +17,7 @@ from ..directory import add_authority
 from .auth import requires
 from .bodies import JsonRoute
 from .deps import ClockDep, ReadUowDep, WriteUowDep
-from .outputs import AUTHENTICATED, AuthorityOut, AuthorityPage, Revoked, errors
+from .outputs import AUTHENTICATED, AuthorityOut, AuthorityPage, Revoked, errors, sends
 from .paging import PagingDep, page, paging
 from .schemas import TextModel
 
@@ -28,6 +28,8 @@ router = APIRouter(
     route_class=JsonRoute,
 )
 MANAGERS = frozenset({SUPERVISOR, OPERATOR})
+# Who may read the agency's authorities.
+_READERS = MANAGERS | frozenset({"reviewer", "signer", "clerk"})
 
 
 class AuthorityIn(TextModel):
@@ -70,9 +72,7 @@ def _key(row: AuthorityRow) -> tuple[str, str, str]:
 @router.get("", summary="The agency's signing authorities, by signer", response_model=AuthorityPage)
 def list_authorities(
     uow: ReadUowDep,
-    principal: Annotated[
-        Principal, requires(MANAGERS | frozenset({"reviewer", "signer", "clerk"}), "Authorities")
-    ],
+    principal: Annotated[Principal, requires(_READERS, "Authorities")],
     params: PagingDep,
 ) -> dict[str, Any]:
     at = paging(params, (str, str, str))
@@ -94,10 +94,11 @@ def list_authorities(
     status_code=201,
     summary="Grant a signing authority (supervisor, operator)",
     response_model=AuthorityOut,
-    responses=errors(400, 404, 409),
+    responses={**errors(400, 404, 409), **sends(201, "Location")},
 )
 def create_authority(
     body: AuthorityIn,
+    response: Response,
     uow: WriteUowDep,
     clock: ClockDep,
     principal: Annotated[Principal, requires(MANAGERS, "Granting signing authority")],
@@ -115,7 +116,32 @@ def create_authority(
             now=clock(),
         )
         uow.commit()
+    response.headers["Location"] = f"{router.prefix}/{row.id}"
     return _view(row)
+
+
+@router.get(
+    "/{authority_id}",
+    summary="One of the agency's signing authorities, revoked or not",
+    response_model=AuthorityOut,
+    responses=errors(404),
+)
+def get_authority(
+    authority_id: str,
+    uow: ReadUowDep,
+    principal: Annotated[Principal, requires(_READERS, "Authorities")],
+) -> dict[str, Any]:
+    with uow:
+        row = _known(authority_id) and uow.authorities.get(authority_id, principal.agency_id)
+    if not row:
+        raise NotFound("No such authority.", authority_id=authority_id[:36])
+    return _view(row)
+
+
+def _known(authority_id: str) -> bool:
+    """Whether an authority could have this id: never cut one down to an id that exists,
+    nor send PostgreSQL a NUL it refuses."""
+    return len(authority_id) <= 36 and "\x00" not in authority_id
 
 
 @router.delete(
@@ -130,11 +156,10 @@ def revoke_authority(
     clock: ClockDep,
     principal: Annotated[Principal, requires(MANAGERS, "Revoking signing authority")],
 ) -> dict[str, Any]:
-    # An id no authority can have is not found: never cut it down to one that exists,
-    # nor send PostgreSQL a NUL it refuses.
-    known = len(authority_id) <= 36 and "\x00" not in authority_id
     with uow:
-        if not known or not uow.authorities.revoke(authority_id, principal.agency_id, clock()):
+        if not _known(authority_id) or not uow.authorities.revoke(
+            authority_id, principal.agency_id, clock()
+        ):
             raise NotFound("No such active authority.", authority_id=authority_id[:36])
         uow.commit()
     return {"id": authority_id, "revoked": True}

@@ -6,12 +6,12 @@ import shutil
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import ConfigDict, Field
 from sqlalchemy import Engine, text
 
-from congvan.states.errors import DatabaseNotReady, Forbidden
-from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, OPERATOR, SUPERVISOR
+from congvan.states.errors import DatabaseNotReady, Forbidden, NotFound
+from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, OPERATOR, SUPERVISOR, is_organ_id
 from congvan.storage.agencies import AgencyRow, Principal
 from congvan.storage.clock import as_utc
 from congvan.storage.database import begin_readonly
@@ -21,7 +21,16 @@ from ..directory import add_agency, set_numbering
 from .auth import PrincipalDep, requires
 from .bodies import JsonRoute
 from .deps import ClockDep, ReadUowDep, RuntimeDep, WriteUowDep
-from .outputs import AUTHENTICATED, STORED, AgencyOut, AgencyPage, Health, Metrics, errors
+from .outputs import (
+    AUTHENTICATED,
+    STORED,
+    AgencyOut,
+    AgencyPage,
+    Health,
+    Metrics,
+    errors,
+    sends,
+)
 from .paging import PagingDep, page, paging
 from .schemas import TextModel
 
@@ -146,10 +155,11 @@ def list_agencies(uow: ReadUowDep, principal: PrincipalDep, params: PagingDep) -
     status_code=201,
     summary="Add an agency (operator)",
     response_model=AgencyOut,
-    responses=errors(*AUTHENTICATED, 400, 409),
+    responses={**errors(*AUTHENTICATED, 400, 409), **sends(201, "Location")},
 )
 def create_agency(
     body: AgencyIn,
+    response: Response,
     uow: WriteUowDep,
     clock: ClockDep,
     principal: Annotated[Principal, requires(frozenset({OPERATOR}), "Adding agencies")],
@@ -161,6 +171,22 @@ def create_agency(
         row = uow.agencies.agency(body.id)
         uow.commit()
     assert row is not None
+    response.headers["Location"] = f"{router.prefix}/agencies/{row.id}"
+    return _agency_view(row)
+
+
+@router.get(
+    "/agencies/{agency_id}",
+    summary="One agency of the directory",
+    response_model=AgencyOut,
+    responses=errors(*AUTHENTICATED, 404),
+)
+def get_agency(agency_id: str, uow: ReadUowDep, principal: PrincipalDep) -> dict[str, Any]:
+    with uow:
+        # (an id no agency can have is not looked up: PostgreSQL refuses a NUL)
+        row = uow.agencies.agency(agency_id) if is_organ_id(agency_id) else None
+    if row is None:
+        raise NotFound("No such agency in the directory.", agency_id=agency_id[:40])
     return _agency_view(row)
 
 
