@@ -43,11 +43,13 @@ from congvan.workflow.letters import render_pdf, sample_text  # noqa: E402
 from congvan.workflow.settings import Settings  # noqa: E402
 
 AGENCY, PEER = "000.00.00.H57", "000.00.11.H57"
+SIGNER = "Nguyễn Văn Phương"
 
 
 def one_mib_pdf() -> bytes:
-    """The sample letter repeated (with numbered lines) until the PDF passes 1 MiB."""
-    text = sample_text()
+    """The sample letter repeated (with numbered lines) until the PDF passes 1 MiB, signed
+    by the signer its metadata names (whose name review finds on page 2)."""
+    text = sample_text().replace("Nguyễn Thanh Bình", SIGNER)
     copies = 40
     while True:
         body = "\n".join(f"{text}\n-- bản {i} --" for i in range(copies))
@@ -74,7 +76,7 @@ def engine_rate(data: bytes, documents: int, workdir: Path) -> tuple[float, int]
     with runtime.uow() as uow:
         add_agency(uow, AGENCY, "Ủy ban nhân dân tỉnh Thừa Thiên Huế", "UBND", now)
         add_agency(uow, PEER, "Sở Nội vụ tỉnh Thừa Thiên Huế", "SNV", now)
-        ensure_user(uow, AGENCY, "pct", ["signer"], now, full_name="Nguyễn Văn Phương")
+        ensure_user(uow, AGENCY, "pct", ["signer"], now, full_name=SIGNER)
         add_authority(
             uow,
             AGENCY,
@@ -98,7 +100,7 @@ def engine_rate(data: bytes, documents: int, workdir: Path) -> tuple[float, int]
             "subject": "V/v tăng cường gửi, nhận văn bản điện tử",
             "place": "Huế",
             "issued_on": today.isoformat(),
-            "signer_name": "Nguyễn Văn Phương",
+            "signer_name": SIGNER,
             "signer_position": "PHÓ CHỦ TỊCH",
             "signer_competence": "KT. CHỦ TỊCH",
             "signer_user": "pct",

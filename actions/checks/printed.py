@@ -36,11 +36,11 @@ from ..signing.pdfink import PDFIUM_LOCK
 from .registry import WARNING, CheckInput, Finding, check, fail, ok
 
 # How much is read: the first page up to _MOST_FIRST letters (a letter's first page holds
-# a few thousand), and the signer's name looked for on the pages after it, up to these (a
-# decree's body runs long before its signature; the main file holds at most 2,000 pages).
+# a few thousand), and the signer's name looked for on the pages up to these (a decree's
+# body runs long before its signature; annexes follow it).
 _MOST_FIRST = 20_000
-_MOST_PAGES = 2000
-_MOST_CHARS = 4_000_000
+_NAME_PAGES = 150
+_MOST_CHARS = 1_000_000
 # Letters drawn smaller than this (points, a letter's height) are not read: nobody does.
 _SMALLEST = 2.0
 # Fewer letters than this on the first page: a scan (a page number, a stamp's words).
@@ -96,46 +96,44 @@ def _flat(text: str) -> str:
 
 @dataclass(frozen=True)
 class PrintedText:
-    """The first page's text as a reader sees it, and the pages' text as far as it was
-    read (``clean``)."""
+    """The first page's text as a reader sees it (``clean``), and whether the pages show
+    the name looked for."""
 
     first: str
-    everything: str
+    named: bool
 
 
 class Unread(Exception):
     """The main file's text could not be read."""
 
 
-def read(pdf: bytes, until: str = "") -> PrintedText:
-    """The text ``pdf`` shows, ``clean``: its first page, and the pages after it until
-    one shows ``until`` (folded, a whole word or more); ``Unread`` when PDFium cannot open
-    it."""
+def read(pdf: bytes, name: str = "") -> PrintedText:
+    """The text ``pdf``'s first page shows, ``clean``, and whether its pages (its first
+    ``_NAME_PAGES``) show ``name`` (folded, whole words); ``Unread`` when PDFium cannot
+    open it."""
     with PDFIUM_LOCK:
         try:
             document = pdfium.PdfDocument(pdf)
         except pdfium.PdfiumError as exc:
             raise Unread(str(exc)) from exc
         try:
-            first, texts = "", []
-            left = _MOST_CHARS
-            for index in range(min(len(document), _MOST_PAGES)):
+            first, named, left = "", False, _MOST_CHARS
+            for index in range(min(len(document), _NAME_PAGES if name else 1)):
                 page = document[index]
                 try:
                     if index == 0:
                         first = clean(_first_page(page))
-                    text = clean(_shown_text(page, left))
+                    named, read_chars = _names(page, name, left) if name else (False, 0)
                 finally:
                     page.close()
-                texts.append(text)
-                left -= len(text)
-                if left <= 0 or (until and _holds(_flat(text), until)):
+                left -= read_chars
+                if named or left <= 0:
                     break
         except (pdfium.PdfiumError, MemoryError) as exc:
             raise Unread(repr(exc)) from exc
         finally:
             document.close()
-    return PrintedText(first, "\n".join(texts))
+    return PrintedText(first, named)
 
 
 # Text drawn in these modes shows nothing: a scan's recognised text, or text hidden under
@@ -169,25 +167,28 @@ def _first_page(page: pdfium.PdfPage) -> str:
     return "".join(shown)
 
 
-def _shown_text(page: pdfium.PdfPage, most: int) -> str:
-    """The text ``page`` shows, up to ``most`` characters, in the order it is drawn, but
-    for text drawn invisibly (where the signer's name is looked for)."""
-    unseen = {
-        ctypes.addressof(obj.raw.contents)
-        for obj in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_TEXT,), max_depth=_DEPTH)
-        if pdfium_c.FPDFTextObj_GetTextRenderMode(obj.raw) in _UNSEEN
-    }
+def _names(page: pdfium.PdfPage, name: str, most: int) -> tuple[bool, int]:
+    """Whether ``page`` shows ``name`` (in its first ``most`` characters), not counting
+    text drawn invisibly; and how many characters it read."""
     textpage = page.get_textpage()
     try:
         count = min(textpage.count_chars(), most)
+        if not _holds(_flat(clean(textpage.get_text_range(0, count))), name):
+            return False, count
+        # Found: shown, unless what shows it is drawn invisibly (looked at only here)
+        unseen = {
+            ctypes.addressof(obj.raw.contents)
+            for obj in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_TEXT,), max_depth=_DEPTH)
+            if pdfium_c.FPDFTextObj_GetTextRenderMode(obj.raw) in _UNSEEN
+        }
         if not unseen:
-            return str(textpage.get_text_range(0, count))
+            return True, count
         shown = []
-        for index in range(count):  # only on a page with text that shows nothing
+        for index in range(count):
             obj = pdfium_c.FPDFText_GetTextObject(textpage.raw, index)
             if not obj or ctypes.addressof(obj.contents) not in unseen:
                 shown.append(chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, index)))
-        return "".join(shown)
+        return _holds(_flat(clean("".join(shown))), name), count
     finally:
         textpage.close()
 
@@ -208,7 +209,7 @@ def printed(inp: CheckInput) -> Finding:
     if len(mains) != 1:
         return ok(read=False, reason="main_file")  # attachments.main_file says so
     try:
-        text = read(inp.content(mains[0].sha256), until=_flat(inp.document.signer_name or ""))
+        text = read(inp.content(mains[0].sha256), _flat(inp.document.signer_name or ""))
     except Unread:
         return ok(read=False, reason="unreadable")  # attachments.pdf says why
     if sum(c.isalpha() for c in text.first) < _FEWEST_LETTERS:
@@ -293,7 +294,7 @@ def _differences(inp: CheckInput, text: PrintedText) -> list[dict[str, Any]] | N
     if has_visible_text(subject) and not _holds(flat, subject):
         found.append({"field": "subject", "printed": None, "document": doc.subject})
     signer = _flat(doc.signer_name or "")
-    if has_visible_text(signer) and not _holds(_flat(text.everything), signer):
+    if has_visible_text(signer) and not text.named:
         found.append({"field": "signer_name", "printed": None, "document": doc.signer_name})
     return found
 
