@@ -220,6 +220,12 @@ def hidden_number_pdf() -> bytes:
 
 
 @functools.cache
+def hidden_signer_pdf() -> bytes:
+    """Letter 1227 signed by a name left out, the document's signer hidden under it."""
+    return hidden_text_pdf(SIGNER_NAME, sample_text().replace("Nguyễn Thanh Bình", ""))
+
+
+@functools.cache
 def legacy_font_pdf() -> bytes:
     """Letter 1227 typed in a TCVN3 font: its text maps to Latin-1 letters, not Vietnamese."""
     return render_pdf(
@@ -1208,6 +1214,9 @@ VARIANTS = [
           files=only_main(unreadable_number_pdf(20, 15, 0.5)),
           details={"differences": [{"field": "number", "printed": "1228/UBND-TĐKT",
                                     "document": "1227/UBND-TĐKT"}]}),
+    fails("the signer's name drawn invisibly alone", PRINTED,
+          files=only_main(hidden_signer_pdf), details={"differences": [
+              {"field": "signer_name", "printed": None, "document": SIGNER_NAME}]}),
     fails("no national title", PRINTED, files=only_main(untitled_pdf),
           details={"differences": [{"field": "national_title", "printed": None}]}),
     fails("text in a legacy font (TCVN3)", PRINTED, files=only_main(legacy_font_pdf),
