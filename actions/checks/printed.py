@@ -241,6 +241,7 @@ def printed(inp: CheckInput) -> Finding:
 _NAMES = {
     "national_title": ("Quốc hiệu", "the national title"),
     "number": ("số và ký hiệu", "number and symbol"),
+    "symbol": ("ký hiệu", "symbol"),
     "place": ("địa danh", "place"),
     "issued_on": ("ngày ban hành", "date"),
     "subject": ("trích yếu", "subject"),
@@ -287,7 +288,12 @@ def _differences(inp: CheckInput, text: PrintedText) -> list[dict[str, Any]] | N
             shown = _notation(int(number.group(1)), year, number.group(3))
             if shown != _notation(doc.number, _year(doc), doc.symbol):
                 printed = "".join(number.group(0).split(":", 1)[1].split())
-                found.append({"field": "number", "printed": printed, "document": said})
+                # the field to correct: the symbol when the number (and year) agree
+                same = _notation(int(number.group(1)), year, "") == _notation(
+                    doc.number, _year(doc), ""
+                )
+                field = "symbol" if same else "number"
+                found.append({"field": field, "printed": printed, "document": said})
     if has_visible_text(doc.place or "") and doc.issued_on:
         found += _place_and_date(doc.place, str(doc.issued_on), place_date, number)
     subject = _flat(doc.subject or "")

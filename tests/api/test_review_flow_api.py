@@ -642,3 +642,31 @@ def test_a_letter_printing_another_number_than_its_metadata_is_flagged_until_the
     assert edited.status_code == 200, edited.text
     assert failed(submit_and_check(api, doc_id)) == set()
     assert approve(api, doc_id).status_code == 200
+
+
+def test_approve_takes_the_version_the_checks_were_read_at(api: Api) -> None:
+    # Given a letter whose warning a reviewer read, then waived
+    doc_id = clean_letter(api, subject="Tăng cường gửi, nhận văn bản điện tử")
+    run_jobs(api, submit(api, doc_id))
+    read = api.get(f"/v1/documents/{doc_id}/checks", role="reviewer")
+    assert read.json()["version"] == api.version(doc_id)
+    body = {"code": "format.subject_prefix", "reason": "Đúng mẫu"}
+    assert api.fire(doc_id, "waive", role="reviewer", body=body).status_code == 200
+
+    # When it is approved on the checks as read before the waiver
+    stale = api.fire(doc_id, "approve", role="reviewer", if_match=read.headers["ETag"])
+
+    # Then that is a version conflict: the waiver came since
+    assert_error(stale, 409, "version_conflict")
+
+    # And the checks read again name the version (and ETag) approve takes
+    again = api.get(f"/v1/documents/{doc_id}/checks", role="reviewer")
+    assert again.json()["version"] == read.json()["version"] + 1
+    assert again.headers["ETag"] != read.headers["ETag"]
+    unchanged = api.client.get(
+        f"/v1/documents/{doc_id}/checks",
+        headers={**api.auth("reviewer"), "If-None-Match": again.headers["ETag"]},
+    )
+    assert unchanged.status_code == 304
+    approved = api.fire(doc_id, "approve", role="reviewer", if_match=again.headers["ETag"])
+    assert approved.status_code == 200, approved.text

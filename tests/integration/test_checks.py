@@ -1162,8 +1162,8 @@ VARIANTS = [
           details={"field": "number", "differences": [
               {"field": "number", "printed": "1227/UBND-TĐKT", "document": "1228/UBND-TĐKT"}]}),
     fails("another drafting unit printed", PRINTED, files=printing(notation="1227/UBND-VP"),
-          details={"differences": [
-              {"field": "number", "printed": "1227/UBND-VP", "document": "1227/UBND-TĐKT"}]}),
+          details={"field": "symbol", "differences": [
+              {"field": "symbol", "printed": "1227/UBND-VP", "document": "1227/UBND-TĐKT"}]}),
     fails("legal normative: another year printed", PRINTED,
           fields={"number": 12, "doc_type": "QĐ", "symbol": "QĐ-UBND", "legal_normative": True},
           files=printing(notation="12/2020/QĐ-UBND"),

@@ -95,6 +95,10 @@ class CheckResult(BaseModel):
 
 class ChecksOut(BaseModel):
     document_id: str
+    version: int = Field(
+        description="The document's version as these results were read: what approve (or "
+        "waive) names as If-Match, as the ETag does"
+    )
     revision: int
     submitted_revision: int | None
     results: list[CheckResult]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from congvan.actions.review import results_view
 from congvan.states.policy import READ_ROLES, REVIEWER
@@ -16,7 +16,7 @@ from .auth import requires
 from .bodies import JsonRoute
 from .deps import ChecksDep, ReadUowDep
 from .findings import ChecksOut, QueuePage
-from .outputs import AUTHENTICATED, errors
+from .outputs import AUTHENTICATED, errors, sends, versioned_etag
 from .paging import PagingDep, cursor_moment, page, paging
 from .views import load_visible
 
@@ -73,13 +73,14 @@ def review_queue(
     summary="Results of the review checks on the current revision",
     response_model=ChecksOut,
     response_model_exclude_unset=True,  # each result's details as the check wrote them
-    responses=errors(404),
+    responses={**errors(404), **sends(200, "ETag")},
 )
 def document_checks(
     document_id: str,
     uow: ReadUowDep,
     checks: ChecksDep,
     principal: Annotated[Principal, requires(READ_ROLES, "Reading documents")],
+    response: Response,
 ) -> dict[str, Any]:
     with uow:
         row = load_visible(uow, document_id, principal.agency_id)
@@ -87,11 +88,15 @@ def document_checks(
     # Cleared only for the revision in review: one returned (or edited) since is not.
     in_review = row.submitted_revision == row.revision
     awaiting = None if not view["pending"] else "checks" if in_review else "submission"
-    return {
+    body = {
         "document_id": document_id,
+        "version": row.version,
         "revision": row.revision,
         "submitted_revision": row.submitted_revision,
         **view,
         "awaiting": awaiting,
         "cleared": view["cleared"] and in_review,
     }
+    # approve takes it as If-Match: the document as these results were read, nothing newer
+    response.headers["ETag"] = versioned_etag(row.version, body)
+    return body
