@@ -19,17 +19,14 @@ import pytest
 from sqlalchemy import text
 
 from congvan.actions.signing import signing as signing_module
-from tests.api.conftest import LETTER, Api, B, MakeApi, assert_error
+from tests.api.conftest import Api, MakeApi, assert_error
 from tests.api.test_review_flow_api import (
-    SIGNER_NAME,
-    SIGNER_USER,
-    add_signer,
     approve,
+    clean_metadata,
     failed,
     history,
     printing,
     submit_and_check,
-    today,
 )
 from tests.api.test_signed_pdf_upload_api import (
     blob_stored,
@@ -72,15 +69,7 @@ def signed_api(make_api: MakeApi) -> tuple[Api, Row]:
 
 def reviewed_form_letter(api: Api) -> str:
     """A reviewed letter whose main PDF has a filled text field (its number and symbol)."""
-    add_signer(api)
-    metadata = {
-        **LETTER,
-        "number": next(_numbers),
-        "issued_on": today(api).isoformat(),
-        "signer_name": SIGNER_NAME,
-        "signer_user": SIGNER_USER,
-        "recipients": [{"organ_id": B, "name": "Sở Nội vụ tỉnh Thừa Thiên Huế"}],
-    }
+    metadata = clean_metadata(api, number=next(_numbers))
     pdf = with_text_field(printing(metadata), "so_ky_hieu", "1227/UBND-TDKT")
     files = [("main", ("1227-UBND-TDKT.pdf", pdf, "application/pdf"))]
     doc_id = str(api.draft(metadata=metadata, files=files)["id"])

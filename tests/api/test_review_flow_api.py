@@ -77,10 +77,11 @@ def add_signer(api: Api) -> None:
     api.tokens[A][SIGNER_USER] = token
 
 
-def clean_letter(api: Api, **overrides: Any) -> str:
-    """A draft of letter 1227/UBND-TĐKT that passes every check; returns its id."""
+def clean_metadata(api: Api, **overrides: Any) -> dict[str, Any]:
+    """The metadata of letter 1227/UBND-TĐKT that passes every check, dated today and
+    signed by the letter's signer (added to the app)."""
     add_signer(api)
-    metadata = {
+    return {
         **LETTER,
         "issued_on": today(api).isoformat(),
         "signer_name": SIGNER_NAME,
@@ -88,6 +89,11 @@ def clean_letter(api: Api, **overrides: Any) -> str:
         "recipients": [{"organ_id": B, "name": "Sở Nội vụ tỉnh Thừa Thiên Huế"}],
         **overrides,
     }
+
+
+def clean_letter(api: Api, **overrides: Any) -> str:
+    """A draft of letter 1227/UBND-TĐKT that passes every check; returns its id."""
+    metadata = clean_metadata(api, **overrides)
     files = [("main", ("1227-UBND-TDKT.pdf", printing(metadata), PDF))]
     return str(api.draft(metadata=metadata, files=files)["id"])
 
@@ -611,15 +617,7 @@ def test_a_letter_printing_another_number_than_its_metadata_is_flagged_until_the
     api: Api,
 ) -> None:
     # Given a draft whose metadata says 1228 while its PDF prints 1227
-    add_signer(api)
-    metadata = {
-        **LETTER,
-        "number": 1228,
-        "issued_on": today(api).isoformat(),
-        "signer_name": SIGNER_NAME,
-        "signer_user": SIGNER_USER,
-        "recipients": [{"organ_id": B, "name": "Sở Nội vụ tỉnh Thừa Thiên Huế"}],
-    }
+    metadata = clean_metadata(api, number=1228)
     files = [("main", ("1227-UBND-TDKT.pdf", printing({**metadata, "number": 1227}), PDF))]
     doc_id = str(api.draft(metadata=metadata, files=files)["id"])
 

@@ -31,17 +31,15 @@ from congvan.actions.signing.cms import sign_manifest
 from congvan.states.errors import AlreadyExists, InvalidInput
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow import cli
-from tests.api.conftest import LETTER, A, Api, B, MakeApi, assert_error
+from tests.api.conftest import A, Api, MakeApi, assert_error
 from tests.api.test_review_flow_api import (
-    SIGNER_NAME,
     SIGNER_USER,
-    add_signer,
     approve,
+    clean_metadata,
     failed,
     history,
     printing,
     submit_and_check,
-    today,
 )
 from tests.api.test_signing_api import (
     PASS,
@@ -661,15 +659,7 @@ def test_a_main_pdf_already_signed_by_someone_untrusted_is_not_signed_on_the_ser
     issue(api)
     ca_key, ca = _outside_ca(api)
     key, cert = certificate(api, signer_subject(api), ca.subject, ca_key)
-    add_signer(api)
-    metadata = {
-        **LETTER,
-        "number": 4242,
-        "issued_on": today(api).isoformat(),
-        "signer_name": SIGNER_NAME,
-        "signer_user": SIGNER_USER,
-        "recipients": [{"organ_id": B, "name": "Sở Nội vụ tỉnh Thừa Thiên Huế"}],
-    }
+    metadata = clean_metadata(api, number=4242)
     forged = token_sign(
         printing(metadata),
         key=key,
