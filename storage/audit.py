@@ -13,20 +13,13 @@ from typing import Any
 import rfc8785
 from sqlalchemy import Connection, bindparam, func, insert, select
 
-from congvan.states.dispatch import AUDIT_PREFIX, DISPATCH
-
 from .clock import as_utc
 from .prepared import Prepared
 from .stored import Stored, WrongKind, altered
-from .tables import AuditEntry, Dispatch, Document, chain_heads, chain_tables
+from .tables import AuditEntry, chain_heads, chain_tables
 
 GENESIS = "0" * 64
 _audit = AuditEntry.__table__  # type: ignore[attr-defined]
-_documents = Document.__table__  # type: ignore[attr-defined]
-_dispatches = Dispatch.__table__  # type: ignore[attr-defined]
-# A dispatch's entries in its document's chain, and where a dispatch starts.
-DISPATCH_ENTRY = AUDIT_PREFIX
-FIRST_DISPATCH_STATE = DISPATCH.initial
 _INSERT = Prepared(insert(_audit))  # built once, run through Prepared (see prepared.py)
 
 
@@ -302,15 +295,13 @@ def verify_document(
     document_id: str,
     head: str,
     at: tuple[str, int] | None = None,
-    dispatches: Mapping[str, tuple[str, str]] | None = None,
 ) -> ChainProblem | None:
     """Check one document's chain against its stored head; ``None`` when it verifies.
 
     An entry holding a value its column cannot (SQL wrote text into its moment, say) is
     altered there, once the entries before it verify. ``at``, the row's (state, version):
     every move of a row writes an entry, so the row stands where its trail ends; a row
-    elsewhere was moved by SQL (its head hash left as it was). ``dispatches``, an outgoing
-    document's (id → organ id, state), are held to their entries in its chain alike."""
+    elsewhere was moved by SQL (its head hash left as it was)."""
     rows, wrong = _stored_chain(conn, document_id)
     if wrong is not None:
         earlier = verify_entries(document_id, rows, None) if rows else None
@@ -329,45 +320,7 @@ def verify_document(
                 f"version {ends[1]}: the row was moved outside a transition"
             )
             return ChainProblem(document_id, None, None, "altered", detail)
-    if problem is None and dispatches is not None:
-        return _dispatches_moved(document_id, rows, dispatches)
     return problem
-
-
-def _dispatches_moved(
-    document_id: str, rows: Sequence[AuditRow], dispatches: Mapping[str, tuple[str, str]]
-) -> ChainProblem | None:
-    """The first of a document's dispatches whose row stands elsewhere than its entries
-    end (a dispatch starts pending, and each move writes a ``dispatch.`` entry naming it),
-    or that entries name and is gone."""
-    ends: dict[str, str] = {}
-    for row in rows:
-        if row.event.startswith(DISPATCH_ENTRY):
-            ends[str(json.loads(row.payload).get("dispatch_id"))] = row.to_state
-    for dispatch_id, (organ_id, state) in sorted(dispatches.items()):
-        trail = ends.get(dispatch_id, FIRST_DISPATCH_STATE)
-        if state != trail:
-            detail = (
-                f"its dispatch {dispatch_id} to {organ_id} says {state}, its trail ends at "
-                f"{trail}: the row was moved outside a transition"
-            )
-            return ChainProblem(document_id, None, None, "altered", detail)
-    if gone := sorted(set(ends) - set(dispatches)):
-        detail = f"its dispatch {gone[0]} is in its trail, and its row is gone"
-        return ChainProblem(document_id, None, None, "altered", detail)
-    return None
-
-
-def _dispatches_of(
-    conn: Connection, document_ids: list[str]
-) -> dict[str, dict[str, tuple[str, str]]]:
-    """The dispatches of these documents: document id → dispatch id → (organ id, state)."""
-    c = _dispatches.c
-    query = select(c.document_id, c.id, c.organ_id, c.state).where(c.document_id.in_(document_ids))
-    found: dict[str, dict[str, tuple[str, str]]] = {}
-    for document_id, dispatch_id, organ_id, state in conn.execute(query):
-        found.setdefault(document_id, {})[dispatch_id] = (organ_id, state)
-    return found
 
 
 def _stored_chain(conn: Connection, document_id: str) -> tuple[list[AuditRow], WrongKind | None]:
@@ -447,10 +400,8 @@ def verify_chains(
             query = query.where(c.id == document_id)
         last = ""
         while page := conn.execute(query.where(c.id > last).limit(batch)).all():
-            sent = _dispatches_of(conn, [r[0] for r in page]) if table is _documents else None
             for doc_id, head, state, version in page:
-                own = None if sent is None else sent.get(doc_id, {})
-                yield doc_id, verify_document(conn, doc_id, head, (state, version), own)
+                yield doc_id, verify_document(conn, doc_id, head, (state, version))
             last = page[-1][0]
     # Entries whose document, received document or escalation is gone (its row deleted by
     # SQL): a chain with no head is a document removed.
