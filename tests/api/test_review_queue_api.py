@@ -305,6 +305,7 @@ def test_the_agencys_reading_roles_read_the_checks(api: Api, role: str) -> None:
 
     assert set(view) == {
         "document_id",
+        "version",
         "revision",
         "submitted_revision",
         "results",
@@ -313,6 +314,7 @@ def test_the_agencys_reading_roles_read_the_checks(api: Api, role: str) -> None:
         "cleared",
     }
     assert (view["document_id"], view["revision"], view["submitted_revision"]) == (doc_id, 2, 2)
+    assert view["version"] == api.version(doc_id)
     assert (view["pending"], view["awaiting"], view["cleared"]) == ([], None, True)
     assert sorted(r["code"] for r in view["results"]) == sorted(codes(api))
 
