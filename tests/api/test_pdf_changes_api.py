@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable
-from itertools import count
 from typing import Any
 
 import httpx
@@ -25,6 +24,7 @@ from tests.api.test_review_flow_api import (
     clean_metadata,
     failed,
     history,
+    next_number,
     printing,
     submit_and_check,
 )
@@ -57,7 +57,6 @@ from tests.pdf_edits import (
 )
 
 Row = dict[str, Any]
-_numbers = count(1900)
 
 
 @pytest.fixture
@@ -69,7 +68,7 @@ def signed_api(make_api: MakeApi) -> tuple[Api, Row]:
 
 def reviewed_form_letter(api: Api) -> str:
     """A reviewed letter whose main PDF has a filled text field (its number and symbol)."""
-    metadata = clean_metadata(api, number=next(_numbers))
+    metadata = clean_metadata(api, number=next_number(api, 1900))
     pdf = with_text_field(printing(metadata), "so_ky_hieu", "1227/UBND-TDKT")
     files = [("main", ("1227-UBND-TDKT.pdf", pdf, "application/pdf"))]
     doc_id = str(api.draft(metadata=metadata, files=files)["id"])

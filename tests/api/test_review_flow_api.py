@@ -9,7 +9,9 @@ Nothing runs in the background: each test runs the queued jobs itself.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -89,6 +91,16 @@ def clean_metadata(api: Api, **overrides: Any) -> dict[str, Any]:
         "recipients": [{"organ_id": B, "name": "Sở Nội vụ tỉnh Thừa Thiên Huế"}],
         **overrides,
     }
+
+
+_numbers: dict[int, Iterator[int]] = {}
+
+
+def next_number(api: Api, first: int) -> int:
+    """A number from ``first`` on that no letter of this app took from here: numbers
+    repeat from app to app, so their letters' PDFs (rendered once per notation) serve
+    test after test."""
+    return next(_numbers.setdefault(id(api.runtime), itertools.count(first)))
 
 
 def clean_letter(api: Api, **overrides: Any) -> str:

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ from tests.api.test_review_flow_api import (
     failed,
     grant_signer,
     history,
+    next_number,
     submit_and_check,
 )
 from tests.factories import does_nothing, holds, job_done
@@ -116,12 +116,9 @@ def add_other_signer(api: Api) -> None:
         uow.commit()
 
 
-_numbers = count(1300)
-
-
 def reviewed_letter(api: Api) -> str:
     """A clean letter (its own number), submitted, checked and approved; returns its id."""
-    doc_id = clean_letter(api, number=next(_numbers))
+    doc_id = clean_letter(api, number=next_number(api, 1300))
     checks = submit_and_check(api, doc_id)
     assert failed(checks) == set(), json.dumps(checks, ensure_ascii=False, indent=1)
     approved = approve(api, doc_id)
