@@ -61,9 +61,10 @@ _TONES = "\u0300\u0301\u0303\u0309\u0323"
 _TONE_ON_SECOND = re.compile(f"([ou])([aey])([{_TONES}])")
 
 _NATIONAL_TITLES = ("cộng hòa xã hội chủ nghĩa việt nam", "đảng cộng sản việt nam")
-# (on text as ``clean`` leaves it, in any case)
+# (on text as ``clean`` leaves it, in any case; a number runs to 12 digits at most, a
+# longer run of digits reads as no number printed)
 _NUMBER = re.compile(
-    r"số\s*:\s*(\d*)\s*/\s*(?:(\d{4})\s*/\s*)?([^\s/-]+(?:\s*-\s*[^\s/-]+)*)", re.IGNORECASE
+    r"số\s*:\s*(\d{0,12})\s*/\s*(?:(\d{4})\s*/\s*)?([^\s/-]+(?:\s*-\s*[^\s/-]+)*)", re.IGNORECASE
 )
 # The place and date: the first "<place>, ngày … tháng … năm …" of the page, its blanks
 # left blank or dotted (a draft's, filled when it is issued) read as no date.

@@ -139,6 +139,25 @@ def test_a_content_length_that_understates_the_body_does_not_lift_the_limit(smal
     assert nothing_created(small)
 
 
+@pytest.mark.parametrize("declared", [b"9" * 5000, b"0" * 5000 + b"70000"])
+def test_a_content_length_of_thousands_of_digits_is_refused_as_too_large(
+    small: Api, declared: bytes
+) -> None:
+    token = small.tokens[A]["clerk"].encode()
+    response = small.raw(
+        "POST",
+        "/v1/documents",
+        [
+            (b"authorization", b"Bearer " + token),
+            (b"content-type", b"multipart/form-data; boundary=b"),
+            (b"content-length", declared),
+        ],
+        body=b"x" * 10,
+    )
+    assert_error(response, 413, "payload_too_large")
+    assert nothing_created(small)
+
+
 # -- attachments -------------------------------------------------------------------------
 
 

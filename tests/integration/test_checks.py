@@ -205,6 +205,22 @@ def unreadable_number_pdf(x: float, y: float, size: float) -> Callable[[], bytes
 
 
 @functools.cache
+def squeezed_number_pdf() -> bytes:
+    """Letter 1227 whose number is 5,000 digits squeezed onto one line (1% wide)."""
+    out = FPDF(format="A4")
+    out.add_font("DejaVu", "", str(resources.files("congvan.workflow") / FONT))
+    out.add_page()
+    out.set_font("DejaVu", "", 11)
+    out.set_stretching(1)
+    out.text(20, 20, "Số: " + "9" * 5000 + "/UBND-TĐKT")
+    out.set_stretching(100)
+    text = sample_text().replace("Nguyễn Thanh Bình", SIGNER_NAME)
+    out.set_y(30)
+    out.multi_cell(0, 6, text.replace("Số: 1227 /UBND-TĐKT", "").replace("**", ""))
+    return bytes(out.output())
+
+
+@functools.cache
 def scan_with_text_pdf() -> bytes:
     """A scan as a scanner's recognition leaves it: the letter's text drawn invisibly."""
     return hidden_text_pdf(sample_text().replace("Nguyễn Thanh Bình", SIGNER_NAME), "")
@@ -1217,6 +1233,9 @@ VARIANTS = [
     fails("the signer's name drawn invisibly alone", PRINTED,
           files=only_main(hidden_signer_pdf), details={"differences": [
               {"field": "signer_name", "printed": None, "document": SIGNER_NAME}]}),
+    fails("a number of 5,000 digits squeezed onto the line", PRINTED,
+          files=only_main(squeezed_number_pdf), details={"differences": [
+              {"field": "number", "printed": None, "document": "1227/UBND-TĐKT"}]}),
     fails("no national title", PRINTED, files=only_main(untitled_pdf),
           details={"differences": [{"field": "national_title", "printed": None}]}),
     fails("text in a legacy font (TCVN3)", PRINTED, files=only_main(legacy_font_pdf),

@@ -18,7 +18,7 @@ from congvan.states.errors import InvalidInput
 
 from ..jsontext import read_json
 from .auth import needs_principal, refuse_unknown_token, role_checks
-from .limits import BodyTooLarge
+from .limits import BodyTooLarge, declares_more
 from .outputs import ErrorBody, errors
 
 # A body larger than this is read in a worker thread, not on the event loop.
@@ -35,8 +35,7 @@ class JsonRequest(Request):
         limit = self.max_body
         if limit is None or hasattr(self, "_body"):
             return await super().body()
-        declared = self.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if declares_more(self.headers.get("content-length"), limit):
             raise BodyTooLarge(limit)
         chunks, size = [], 0
         async for chunk in self.stream():

@@ -15,6 +15,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .errors import error_body
 
 
+def declares_more(declared: str | bytes | None, limit: int) -> bool:
+    """Whether a ``Content-Length`` of ASCII digits says more than ``limit`` bytes (read by
+    its digits first: ``int`` refuses a text of thousands of them)."""
+    if declared is None or not (declared.isascii() and declared.isdigit()):
+        return False
+    digits = declared.decode("ascii") if isinstance(declared, bytes) else declared
+    digits = digits.lstrip("0")
+    return len(digits) > len(str(limit)) or int(digits or 0) > limit
+
+
 class BodyTooLarge(HTTPException):
     """Raised from ``receive``; an HTTPException so body parsers let it through. On the
     inbox it refuses the package (``package_too_large``, with its reason), as the
@@ -75,7 +85,7 @@ class BodyLimitMiddleware:
             await _framed_twice(send)
             return
         package = scope["path"] in _PACKAGE_PATHS
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declares_more(declared, self.max_bytes):
             await self._reject(send, package)
             return
         seen = 0
