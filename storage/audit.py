@@ -13,13 +13,18 @@ from typing import Any
 import rfc8785
 from sqlalchemy import Connection, bindparam, func, insert, select
 
+from congvan.states.dispatch import AUDIT_PREFIX, DISPATCH, FAILED
+
 from .clock import as_utc
 from .prepared import Prepared
 from .stored import Stored, WrongKind, altered
-from .tables import AuditEntry, chain_heads, chain_tables
+from .tables import AuditEntry, Dispatch, Document, EscalationRow, chain_heads, chain_tables
 
 GENESIS = "0" * 64
 _audit = AuditEntry.__table__  # type: ignore[attr-defined]
+_documents = Document.__table__  # type: ignore[attr-defined]
+_dispatches = Dispatch.__table__  # type: ignore[attr-defined]
+_escalations = EscalationRow.__table__  # type: ignore[attr-defined]
 _INSERT = Prepared(insert(_audit))  # built once, run through Prepared (see prepared.py)
 
 
@@ -290,18 +295,30 @@ class ChainProblem:
     detail: str
 
 
+@dataclass(frozen=True)
+class SentBy:
+    """An outgoing document's dispatches as their rows stand, to hold them to its chain:
+    id → (organ id, state); and, of each dispatch an escalation sent again, the moments
+    its escalation's chain records it."""
+
+    rows: Mapping[str, tuple[str, str]]
+    resent: Mapping[str, Sequence[datetime]]
+
+
 def verify_document(
     conn: Connection,
     document_id: str,
     head: str,
     at: tuple[str, int] | None = None,
+    sent: SentBy | None = None,
 ) -> ChainProblem | None:
     """Check one document's chain against its stored head; ``None`` when it verifies.
 
     An entry holding a value its column cannot (SQL wrote text into its moment, say) is
     altered there, once the entries before it verify. ``at``, the row's (state, version):
     every move of a row writes an entry, so the row stands where its trail ends; a row
-    elsewhere was moved by SQL (its head hash left as it was)."""
+    elsewhere was moved by SQL (its head hash left as it was). ``sent``, an outgoing
+    document's dispatches, are held to their trail alike (:func:`_dispatch_moved`)."""
     rows, wrong = _stored_chain(conn, document_id)
     if wrong is not None:
         earlier = verify_entries(document_id, rows, None) if rows else None
@@ -320,7 +337,70 @@ def verify_document(
                 f"version {ends[1]}: the row was moved outside a transition"
             )
             return ChainProblem(document_id, None, None, "altered", detail)
+    if problem is None and sent is not None:
+        return _dispatch_moved(document_id, rows, sent)
     return problem
+
+
+def _dispatch_moved(
+    document_id: str, rows: Sequence[AuditRow], sent: SentBy
+) -> ChainProblem | None:
+    """The first dispatch whose row stands elsewhere than its trail ends, or that its
+    trail names and is gone.
+
+    A dispatch starts pending and each of its moves is an entry of its document's chain
+    (``dispatch.<event>``, naming it), except one: a failed dispatch sent again goes back
+    to pending by its document's ``resend`` (naming its recipients, ``resent_to``) or by
+    an escalation's ``act resend`` (in the escalation's chain, naming the dispatch)."""
+    ends: dict[str, tuple[str, datetime]] = {}
+    for row in rows:
+        if row.event.startswith(AUDIT_PREFIX):
+            ends[str(json.loads(row.payload).get("dispatch_id"))] = (row.to_state, row.at)
+        elif row.event == "resend":
+            again = set(json.loads(row.payload).get("resent_to") or ())
+            for dispatch_id, (organ_id, _) in sent.rows.items():
+                if organ_id in again and ends.get(dispatch_id, ("",))[0] == FAILED:
+                    ends[dispatch_id] = (DISPATCH.initial, row.at)
+    for dispatch_id, (organ_id, state) in sorted(sent.rows.items()):
+        trail, since = ends.get(dispatch_id, (DISPATCH.initial, None))
+        if (
+            trail == FAILED
+            and state == DISPATCH.initial
+            and since is not None
+            and any(at >= since for at in sent.resent.get(dispatch_id, ()))
+        ):
+            continue  # sent again by its escalation
+        if state != trail:
+            detail = (
+                f"its dispatch {dispatch_id} to {organ_id} says {state}, its trail ends at "
+                f"{trail}: the row was moved outside a transition"
+            )
+            return ChainProblem(document_id, None, None, "altered", detail)
+    if gone := sorted(set(ends) - set(sent.rows)):
+        detail = f"its dispatch {gone[0]} is in its trail, and its row is gone"
+        return ChainProblem(document_id, None, None, "altered", detail)
+    return None
+
+
+def _sent_by(conn: Connection, document_ids: list[str]) -> dict[str, SentBy]:
+    """The dispatches of these documents, and the escalations' resends of them."""
+    c = _dispatches.c
+    rows: dict[str, dict[str, tuple[str, str]]] = {d: {} for d in document_ids}
+    query = select(c.document_id, c.id, c.organ_id, c.state).where(c.document_id.in_(document_ids))
+    for document_id, dispatch_id, organ_id, state in conn.execute(query):
+        rows[document_id][dispatch_id] = (organ_id, state)
+    escalated = select(_escalations.c.id).where(_escalations.c.document_id.in_(document_ids))
+    entries = select(_audit.c.at, _audit.c.payload).where(
+        _audit.c.document_id.in_(escalated), _audit.c.payload.contains('"resent"')
+    )
+    resent: dict[str, list[datetime]] = {}
+    for at, payload in conn.execute(entries):
+        named = json.loads(payload).get("resent")
+        if isinstance(named, dict) and isinstance(named.get("dispatch_id"), str):
+            resent.setdefault(named["dispatch_id"], []).append(as_utc(at))
+    return {
+        d: SentBy(rows[d], {k: resent[k] for k in rows[d] if k in resent}) for d in document_ids
+    }
 
 
 def _stored_chain(conn: Connection, document_id: str) -> tuple[list[AuditRow], WrongKind | None]:
@@ -400,8 +480,10 @@ def verify_chains(
             query = query.where(c.id == document_id)
         last = ""
         while page := conn.execute(query.where(c.id > last).limit(batch)).all():
+            sent = _sent_by(conn, [r[0] for r in page]) if table is _documents else {}
             for doc_id, head, state, version in page:
-                yield doc_id, verify_document(conn, doc_id, head, (state, version))
+                at = (state, version)
+                yield doc_id, verify_document(conn, doc_id, head, at, sent.get(doc_id))
             last = page[-1][0]
     # Entries whose document, received document or escalation is gone (its row deleted by
     # SQL): a chain with no head is a document removed.

@@ -95,6 +95,75 @@ def _read_as_bs_clerk(pair: Pair, served: str) -> httpx.Client:
     return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
 
 
+@pytest.mark.parametrize(
+    ("sql", "detail"),
+    [
+        (
+            "UPDATE dispatches SET state = 'acknowledged' WHERE id = :id",
+            "says acknowledged, its trail ends at delivered: the row was moved outside",
+        ),
+        ("DELETE FROM dispatches WHERE id = :id", "is in its trail, and its row is gone"),
+    ],
+)
+def test_a_dispatch_moved_or_removed_by_sql_breaks_its_documents_chain(
+    pair: Pair, served: str, make_document: Callable[..., str], sql: str, detail: str
+) -> None:
+    # Given A's letter delivered to B, its chain verifying
+    pair.point_b_at(served)
+    doc, job = pair.sent(make_document)
+    assert pair.sender.runner.run(job) == "done"
+    dispatch = pair.dispatch(doc)[0]
+    assert dispatch.state == "delivered"
+    with pair.sender.uow(readonly=True) as uow:
+        assert [p for _, p in verify_chains(uow.conn) if p is not None] == []
+
+    # When its dispatch row is moved (or deleted) by SQL, past every transition
+    with pair.sender.uow() as uow:
+        uow.conn.execute(
+            text("DELETE FROM dispatch_attempts WHERE dispatch_id = :id"), {"id": dispatch.id}
+        )
+        uow.conn.execute(
+            text("DELETE FROM dispatch_statuses WHERE dispatch_id = :id"), {"id": dispatch.id}
+        )
+        uow.conn.execute(text(sql), {"id": dispatch.id})
+        uow.commit()
+
+    # Then its document's chain is altered at its head, naming the dispatch
+    with pair.sender.uow(readonly=True) as uow:
+        problems = {d: p for d, p in verify_chains(uow.conn) if p is not None}
+    assert list(problems) == [doc]
+    assert (problems[doc].problem, problems[doc].version) == ("altered", None)
+    assert dispatch.id in problems[doc].detail and detail in problems[doc].detail
+
+
+def broken_chains(pair: Pair) -> dict[str, str]:
+    """The sender's chains that do not verify, with the first problem's detail."""
+    with pair.sender.uow(readonly=True) as uow:
+        return {d: p.detail for d, p in verify_chains(uow.conn) if p is not None}
+
+
+def test_a_failed_dispatch_put_back_to_pending_by_sql_breaks_its_documents_chain(
+    pair: Pair, make_document: Callable[..., str]
+) -> None:
+    # Given A's letter to B failed after its last attempt, its chain verifying
+    pair.point_b_at(DOWN)
+    doc, job = pair.sent(make_document)
+    assert [pair.sender.runner.run(job) for _ in range(3)] == ["failed", "failed", "done"]
+    dispatch, _ = pair.dispatch(doc)
+    assert dispatch.state == "failed" and broken_chains(pair) == {}
+
+    # When SQL puts it back to pending, as a resend would, with no resend
+    with pair.sender.uow() as uow:
+        uow.conn.execute(
+            text("UPDATE dispatches SET state = 'pending' WHERE id = :id"), {"id": dispatch.id}
+        )
+        uow.commit()
+
+    # Then its document's chain is altered, naming the dispatch
+    assert list(broken_chains(pair)) == [doc]
+    assert "says pending, its trail ends at failed" in broken_chains(pair)[doc]
+
+
 def test_a_letter_with_its_signed_pdf_is_delivered_and_read_by_the_receivers_clerk(
     pair: Pair, served: str, make_document: Callable[..., str]
 ) -> None:
@@ -549,6 +618,8 @@ def test_a_dispatch_failed_for_good_is_delivered_when_a_supervisor_resends(
 
     # When a supervisor resends it and the new delivery job runs
     pair.sender.engine.fire(doc, "resend", actor("supervisor"), data={"reason": "B is back"})
+    # (its chain holds the move back to pending: the resend's entry names B)
+    assert broken_chains(pair) == {}
     [again] = pair.jobs(doc)
     assert pair.sender.runner.run(again) == "done"
 

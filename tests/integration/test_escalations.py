@@ -32,7 +32,7 @@ from congvan.workflow import notifications as managing
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.explaining import explain_row
 from tests.databases import Databases
-from tests.factories import actor, add_agency, document_row
+from tests.factories import actor, add_agency, chain_problems, document_row
 from tests.installations import CRL_URL, PASS, A, B, Pair, make_pair, serving_inbox
 from tests.receivers import Mailbox, smtp_server
 
@@ -405,6 +405,8 @@ def test_a_failed_dispatch_escalates_at_once_and_a_supervisor_resends_from_it(
     # When B is back and a supervisor resends from the escalation
     pair.point_b_at(served)
     resend_from(pair, failed, "Sở Nội vụ đã khắc phục")
+    # (the dispatch back to pending is in the escalation's chain: every chain verifies)
+    assert chain_problems(pair.sender) == {}
     [again] = pair.jobs(doc)
     assert pair.sender.runner.run(again) == "done"
 

@@ -51,7 +51,7 @@ from congvan.workflow.explaining import explain_row, explanation_view
 from congvan.workflow.letters import sample_pdf
 from congvan.workflow.serving import serve_in_thread
 from tests.exchange_world import members, zipped
-from tests.factories import SAMPLE_FIELDS, actor, document_row
+from tests.factories import SAMPLE_FIELDS, actor, chain_problems, document_row
 from tests.installations import PASS, A, B, Pair, serving_inbox
 from tests.integration.test_delivery import _failed_with_every_answer_lost
 
@@ -460,6 +460,7 @@ def test_a_recall_that_failed_is_resent_from_its_escalation_under_its_message_id
         actor("supervisor", A),
         data={"action": "resend", "reason": "Sở Nội vụ đã khắc phục"},
     )
+    assert chain_problems(pair.sender) == {}  # the recall's dispatch moved by its escalation
     [again] = pair.jobs(doc)
     assert pair.sender.runner.run(again) == "done"
 
