@@ -4,24 +4,53 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
+from sqlalchemy.exc import SQLAlchemyError
 
 from congvan.states.errors import DatabaseNotReady
 from congvan.storage.database import begin_readonly, shown_url
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# (alembic is imported where a migration is read or run: every process checks the schema
+# as it starts, and /health on each call, by one query against the latest file's name)
 MIGRATIONS = Path(__file__).parent / "migrations"
+# A migration's file: its revision, four digits, then its purpose ("0027_tokens_….py").
+_MIGRATION_FILE = re.compile(r"(\d{4})_\w+\.py")
+
+
+@functools.cache
+def latest_file_revision() -> str:
+    """The revision of the latest migration, read from the files' names (each names its
+    revision first; tests hold this to alembic's own head)."""
+    names = (_MIGRATION_FILE.fullmatch(p.name) for p in (MIGRATIONS / "versions").iterdir())
+    return max(found.group(1) for found in names if found)
+
+
+def at_latest(engine: Engine) -> bool:
+    """Whether the database says it is at the latest revision, by one query; False for
+    anything else (no such table, another revision, two rows), which the full check
+    then tells apart."""
+    try:
+        with engine.connect() as conn, begin_readonly(conn):
+            found = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    except SQLAlchemyError:
+        return False
+    return [tuple(row) for row in found] == [(latest_file_revision(),)]
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -29,6 +58,8 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def head_revision(engine: Engine) -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     assert head is not None
     return head
@@ -36,11 +67,15 @@ def head_revision(engine: Engine) -> str:
 
 def known_revision(engine: Engine, revision: str) -> bool:
     """Whether ``revision`` is one of this version's migrations."""
+    from alembic.script import ScriptDirectory
+
     scripts = ScriptDirectory.from_config(alembic_config(engine))
     return any(script.revision == revision for script in scripts.walk_revisions())
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     # Reading the revision is no migration: alembic's notes on opening its context ("Context
     # impl PostgresqlImpl.") would stand before a process's own words, its refusal among them.
     notes = logging.getLogger("alembic.runtime.migration")
@@ -109,6 +144,8 @@ def _migrate(engine: Engine, revision: str) -> str | None:
             "(`alembic stamp`) if you know it.",
             current=None,
         )
+    from alembic import command
+
     command.upgrade(alembic_config(engine), revision)
     return current_revision(engine)
 
@@ -129,6 +166,8 @@ def _refuse_unknown(engine: Engine, current: str) -> None:
 
 def ensure_migrated(engine: Engine) -> None:
     """Raise :class:`DatabaseNotReady` unless the schema is at the latest revision."""
+    if at_latest(engine):
+        return
     current = current_revision(engine)
     head = head_revision(engine)
     if current != head:

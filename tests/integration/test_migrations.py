@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from pprint import pformat
 from typing import Any
 
@@ -18,15 +19,18 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 
 from congvan.states.errors import DatabaseNotReady
 from congvan.storage.database import make_engine
 from congvan.storage.schema import (
     alembic_config,
+    at_latest,
     current_revision,
     ensure_migrated,
     head_revision,
+    latest_file_revision,
     migrate,
 )
 from congvan.storage.tables import metadata
@@ -77,6 +81,26 @@ def test_the_migrations_build_the_schema_the_tables_declare(engine: Engine):
     assert head_revision(engine) == revision
     differences = drift(engine)
     assert [] == differences, "migrations and tables differ:\n" + pformat(differences)
+
+
+def test_the_latest_migration_files_name_is_alembics_head_and_each_names_its_revision(
+    engine: Engine,
+):
+    # Given the migrations, as alembic reads them
+    scripts = ScriptDirectory.from_config(alembic_config(engine))
+
+    # Then each file names its revision first, and the latest name is alembic's head (the
+    # quick check every process starts with reads it so)
+    for script in scripts.walk_revisions():
+        assert Path(str(script.path)).name.startswith(f"{script.revision}_"), script.path
+    assert latest_file_revision() == head_revision(engine)
+    # And a database at the head passes that quick check, one a revision behind does not
+    migrate(engine)
+    assert at_latest(engine)
+    command.downgrade(alembic_config(engine), "-1")
+    assert not at_latest(engine)
+    with pytest.raises(DatabaseNotReady, match="run `congvan migrate` first"):
+        ensure_migrated(engine)
 
 
 def test_downgrading_to_base_and_upgrading_again(engine: Engine):
