@@ -140,23 +140,42 @@ def read(pdf: bytes, name: str = "") -> PrintedText:
 # Text drawn in these modes shows nothing: a scan's recognised text, or text hidden under
 # the letter (``Tr 3``; ``Tr 7`` only clips).
 _UNSEEN = frozenset({pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE, pdfium_c.FPDF_TEXTRENDERMODE_CLIP})
+# Filled text (the usual mode) that shows nothing on a letter's white paper: white (each
+# component from this up), or fully transparent.
+_PAPER_WHITE = 245
+_FILLED = frozenset({pdfium_c.FPDF_TEXTRENDERMODE_FILL, pdfium_c.FPDF_TEXTRENDERMODE_FILL_CLIP})
+
+
+def _unseen(obj: Any) -> bool:
+    """Whether the text object ``obj`` (a raw FPDF_PAGEOBJECT) shows nothing to a reader:
+    drawn invisibly, or filled white or fully transparent."""
+    mode = pdfium_c.FPDFTextObj_GetTextRenderMode(obj)
+    if mode in _UNSEEN:
+        return True
+    if mode not in _FILLED:
+        return False  # outlined: its stroke shows (a stroke in white is left to be read)
+    r, g, b, a = (ctypes.c_uint() for _ in range(4))
+    if not pdfium_c.FPDFPageObj_GetFillColor(obj, r, g, b, a):
+        return False
+    return a.value == 0 or min(r.value, g.value, b.value) >= _PAPER_WHITE
 
 
 def _first_page(page: pdfium.PdfPage) -> str:
-    """The text the first page shows a reader, letter by letter: none drawn invisibly,
-    outside the page or too small to read (under ``_SMALLEST`` points)."""
+    """The text the first page shows a reader, letter by letter: none drawn invisibly (or
+    white, or transparent), outside the page or too small to read (under ``_SMALLEST``
+    points)."""
     left, bottom, right, top = page.get_bbox()
     textpage = page.get_textpage()
-    raw, box, modes = textpage.raw, pdfium_c.FS_RECTF(), {}
+    raw, box, unseen = textpage.raw, pdfium_c.FS_RECTF(), {}
     shown = []
     try:
         for index in range(min(textpage.count_chars(), _MOST_FIRST)):
             obj = pdfium_c.FPDFText_GetTextObject(raw, index)
             if obj:  # else a line break or space PDFium adds
                 key = ctypes.addressof(obj.contents)
-                if key not in modes:
-                    modes[key] = pdfium_c.FPDFTextObj_GetTextRenderMode(obj)
-                if modes[key] in _UNSEEN or not pdfium_c.FPDFText_GetLooseCharBox(raw, index, box):
+                if key not in unseen:
+                    unseen[key] = _unseen(obj)
+                if unseen[key] or not pdfium_c.FPDFText_GetLooseCharBox(raw, index, box):
                     continue
                 x, y = (box.left + box.right) / 2, (box.bottom + box.top) / 2
                 tall = abs(box.top - box.bottom)
@@ -170,7 +189,7 @@ def _first_page(page: pdfium.PdfPage) -> str:
 
 def _names(page: pdfium.PdfPage, name: str, most: int) -> tuple[bool, int]:
     """Whether ``page`` shows ``name`` (in its first ``most`` characters), not counting
-    text drawn invisibly; and how many characters it read."""
+    text drawn invisibly (or white, or transparent); and how many characters it read."""
     textpage = page.get_textpage()
     try:
         count = min(textpage.count_chars(), most)
@@ -180,7 +199,7 @@ def _names(page: pdfium.PdfPage, name: str, most: int) -> tuple[bool, int]:
         unseen = {
             ctypes.addressof(obj.raw.contents)
             for obj in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_TEXT,), max_depth=_DEPTH)
-            if pdfium_c.FPDFTextObj_GetTextRenderMode(obj.raw) in _UNSEEN
+            if _unseen(obj.raw)
         }
         if not unseen:
             return True, count

@@ -161,6 +161,42 @@ def hidden_text_pdf(hidden: str, shown: str) -> bytes:
     return bytes(pdf.output())
 
 
+def unseen_text_pdf(
+    hidden: str, shown: str, *, colour: tuple[int, int, int] = (255, 255, 255), opacity: float = 1
+) -> bytes:
+    """A page drawing ``hidden`` in ``colour`` at ``opacity`` (white, say: nothing on
+    white paper) above ``shown``, drawn in black."""
+    pdf = FPDF(format="A4")
+    pdf.add_font("DejaVu", "", str(resources.files("congvan.workflow") / FONT))
+    pdf.set_font("DejaVu", "", 11)
+    pdf.add_page()
+    with pdf.local_context(text_color=colour, fill_opacity=opacity):
+        pdf.multi_cell(0, 6, hidden, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 6, shown, new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+def letter_1228_under(**drawn: Any) -> Callable[[], bytes]:
+    """Letter 1228 showing its own number, 1227's header drawn above it as ``drawn`` says."""
+    shown = (
+        sample_text().replace("Số: 1227 /", "Số: 1228/").replace("Nguyễn Thanh Bình", SIGNER_NAME)
+    )
+    return functools.cache(lambda: unseen_text_pdf("Số: 1227/UBND-TĐKT", shown, **drawn))
+
+
+def signer_under(**drawn: Any) -> Callable[[], bytes]:
+    """Letter 1227 signed by a name left out, the document's signer drawn as ``drawn``."""
+    shown = sample_text().replace("Nguyễn Thanh Bình", "")
+    return functools.cache(lambda: unseen_text_pdf(SIGNER_NAME, shown, **drawn))
+
+
+def grey_letter_pdf() -> bytes:
+    """Letter 1227 printed in dark grey, its header in a light grey."""
+    text = sample_text().replace("Nguyễn Thanh Bình", SIGNER_NAME).replace("**", "")
+    header, body = text.split("V/v", 1)
+    return unseen_text_pdf(header, "V/v" + body, colour=(200, 200, 200))
+
+
 FONT = "samples/fonts/DejaVuSans.ttf"
 
 
@@ -1236,6 +1272,19 @@ VARIANTS = [
     fails("a number of 5,000 digits squeezed onto the line", PRINTED,
           files=only_main(squeezed_number_pdf), details={"differences": [
               {"field": "number", "printed": None, "document": "1227/UBND-TĐKT"}]}),
+    fails("the document's number printed white above another", PRINTED,
+          files=only_main(letter_1228_under()), details={"differences": [
+              {"field": "number", "printed": "1228/UBND-TĐKT", "document": "1227/UBND-TĐKT"}]}),
+    fails("the document's number printed fully transparent", PRINTED,
+          files=only_main(letter_1228_under(colour=(0, 0, 0), opacity=0)),
+          details={"differences": [{"field": "number", "printed": "1228/UBND-TĐKT",
+                                    "document": "1227/UBND-TĐKT"}]}),
+    fails("the signer's name printed white alone", PRINTED,
+          files=only_main(signer_under()), details={"differences": [
+              {"field": "signer_name", "printed": None, "document": SIGNER_NAME}]}),
+    passes("the signer's name printed faint but seen", PRINTED,
+           files=only_main(signer_under(colour=(0, 0, 0), opacity=0.4))),
+    passes("the letter's header in light grey", PRINTED, files=only_main(grey_letter_pdf)),
     fails("no national title", PRINTED, files=only_main(untitled_pdf),
           details={"differences": [{"field": "national_title", "printed": None}]}),
     fails("text in a legacy font (TCVN3)", PRINTED, files=only_main(legacy_font_pdf),
