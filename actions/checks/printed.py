@@ -168,6 +168,7 @@ def _first_page(page: pdfium.PdfPage) -> str:
     textpage = page.get_textpage()
     raw, box, unseen = textpage.raw, pdfium_c.FS_RECTF(), {}
     shown = []
+    before: tuple[float, float, float] | None = None  # the last letter's right, bottom, top
     try:
         for index in range(min(textpage.count_chars(), _MOST_FIRST)):
             obj = pdfium_c.FPDFText_GetTextObject(raw, index)
@@ -181,10 +182,28 @@ def _first_page(page: pdfium.PdfPage) -> str:
                 tall = abs(box.top - box.bottom)
                 if not (left <= x <= right and bottom <= y <= top) or tall < _SMALLEST:
                     continue
+                # Columns run into one line (a header's two cells, side by side): each
+                # column's text a line of its own
+                if before is not None and _next_column(before, box, tall):
+                    shown.append("\n")
+                before = (box.right, min(box.bottom, box.top), max(box.bottom, box.top))
             shown.append(chr(pdfium_c.FPDFText_GetUnicode(raw, index)))
     finally:
         textpage.close()
     return "".join(shown)
+
+
+# A gap wider than this many times a letter's height, on the same line, parts columns.
+_COLUMN_GAP = 3
+
+
+def _next_column(before: tuple[float, float, float], box: Any, tall: float) -> bool:
+    """Whether the letter in ``box`` stands in the next column of the line that ``before``
+    (the last letter's right, bottom and top) is on."""
+    right, low, high = before
+    bottom, top, left = float(box.bottom), float(box.top), float(box.left)
+    same_line = min(high, max(bottom, top)) > max(low, min(bottom, top))
+    return same_line and left - right > _COLUMN_GAP * tall
 
 
 def _names(page: pdfium.PdfPage, name: str, most: int) -> tuple[bool, int]:
@@ -317,12 +336,36 @@ def _differences(inp: CheckInput, text: PrintedText) -> list[dict[str, Any]] | N
     if has_visible_text(doc.place or "") and doc.issued_on:
         found += _place_and_date(doc.place, str(doc.issued_on), place_date, number)
     subject = _flat(doc.subject or "")
-    if has_visible_text(subject) and not _holds(flat, subject):
-        found.append({"field": "subject", "printed": None, "document": doc.subject})
+    if has_visible_text(subject):
+        if not _holds(flat, subject):
+            found.append({"field": "subject", "printed": None, "document": doc.subject})
+        elif (longer := _runs_on(first, subject)) is not None:
+            found.append({"field": "subject", "printed": longer, "document": nfc(doc.subject)})
     signer = _flat(doc.signer_name or "")
     if has_visible_text(signer) and not text.named:
         found.append({"field": "signer_name", "printed": None, "document": doc.signer_name})
     return found
+
+
+def _runs_on(first: str, subject: str) -> str | None:
+    """The subject printed, where each place printing the metadata's ``subject`` (folded)
+    prints more of it: words after it on its line, or a next line going on in lower case
+    (a wrapped sentence; the next part of a letter starts with a capital). None where one
+    place prints it whole: the metadata is the subject, not its start."""
+    lines = first.split("\n")
+    text = "\n".join(" ".join(fold(line).split()) for line in lines)
+    words = r"[ \n]".join(re.escape(word) for word in subject.split(" "))
+    longer = None
+    for found in re.finditer(rf"(?<!\w){words}(?!\w)", text):
+        start, end = text.count("\n", 0, found.start()), text.count("\n", 0, found.end())
+        on_its_line = text[found.end() :].split("\n", 1)[0]
+        last = end
+        while last + 1 < len(lines) and lines[last + 1].strip()[:1].islower():
+            last += 1
+        if not re.match(r" ?\w", on_its_line) and last == end:
+            return None
+        longer = longer or " ".join(line.strip() for line in lines[start : last + 1])
+    return longer
 
 
 def _place_and_date(

@@ -197,6 +197,45 @@ def grey_letter_pdf() -> bytes:
     return unseen_text_pdf(header, "V/v" + body, colour=(200, 200, 200))
 
 
+DATED = "Thừa Thiên Huế, ngày 06 tháng 02 năm 2021"
+SHORT_SUBJECT = "V/v khen thưởng"
+
+
+@functools.cache
+def table_header_pdf(subject: str = SUBJECT) -> bytes:
+    """Letter 1227 about ``subject`` with its header in two columns, row by row as a word
+    processor's table draws it: the number beside the place and date, the subject
+    wrapped in its cell (or, one line long, beside the place and date)."""
+    pdf = FPDF(format="A4")
+    pdf.add_font("DejaVu", "", str(resources.files("congvan.workflow") / FONT))
+    pdf.set_font("DejaVu", "", 10)
+    pdf.add_page()
+    rows = [
+        (
+            "ỦY BAN NHÂN DÂN TỈNH\nTHỪA THIÊN HUẾ",
+            "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM\nĐộc lập - Tự do",
+        ),
+        *(
+            [("Số: 1227/UBND-TĐKT", DATED), (subject, "")]
+            if subject == SUBJECT
+            else [("Số: 1227/UBND-TĐKT", ""), (subject, DATED)]
+        ),
+    ]
+    y = 20.0
+    for left, right in rows:
+        pdf.set_xy(15, y)
+        pdf.multi_cell(70, 5, left, align="C")
+        low = pdf.get_y()
+        pdf.set_xy(95, y)
+        pdf.multi_cell(100, 5, right, align="C")
+        y = max(low, pdf.get_y()) + 3
+    body = sample_text().split("Thực hiện", 1)[1].replace("**", "")
+    pdf.set_xy(20, y)
+    body = body.replace("Nguyễn Thanh Bình", SIGNER_NAME)
+    pdf.multi_cell(0, 5, "Kính gửi: UBND các huyện\nThực hiện" + body)
+    return bytes(pdf.output())
+
+
 FONT = "samples/fonts/DejaVuSans.ttf"
 
 
@@ -1285,6 +1324,25 @@ VARIANTS = [
     passes("the signer's name printed faint but seen", PRINTED,
            files=only_main(signer_under(colour=(0, 0, 0), opacity=0.4))),
     passes("the letter's header in light grey", PRINTED, files=only_main(grey_letter_pdf)),
+    fails("the subject's start alone", PRINTED,
+          fields={"subject": "V/v tăng cường gửi, nhận văn bản điện tử"},
+          details={"differences": [{"field": "subject", "printed": SUBJECT,
+                                    "document": "V/v tăng cường gửi, nhận văn bản điện tử"}]}),
+    fails("the subject cut where its printed line wraps", PRINTED,
+          fields={"subject": SUBJECT.split(" phòng,")[0]}, details={"field": "subject"}),
+    passes("a header in two columns, row by row", PRINTED, files=only_main(table_header_pdf)),
+    fails("a header in two columns, the subject cut where its cell wraps", PRINTED,
+          fields={"subject": "V/v tăng cường gửi, nhận văn bản"},
+          files=only_main(table_header_pdf), details={"differences": [
+              {"field": "subject", "printed": SUBJECT[:-len(" COVID-19")],
+               "document": "V/v tăng cường gửi, nhận văn bản"}]}),
+    passes("a header in two columns, a one-line subject beside the date", PRINTED,
+           fields={"subject": SHORT_SUBJECT},
+           files=only_main(lambda: table_header_pdf(SHORT_SUBJECT))),
+    fails("a header in two columns, another date beside the number", PRINTED,
+          fields={"issued_on": "2021-02-05"}, files=only_main(table_header_pdf),
+          details={"differences": [{"field": "issued_on", "printed": "2021-02-06",
+                                    "document": "2021-02-05"}]}),
     fails("no national title", PRINTED, files=only_main(untitled_pdf),
           details={"differences": [{"field": "national_title", "printed": None}]}),
     fails("text in a legacy font (TCVN3)", PRINTED, files=only_main(legacy_font_pdf),
