@@ -298,11 +298,13 @@ class ChainProblem:
 @dataclass(frozen=True)
 class SentBy:
     """An outgoing document's dispatches as their rows stand, to hold them to its chain:
-    id → (organ id, state); and, of each dispatch an escalation sent again, the moments
-    its escalation's chain records it."""
+    id → (organ id, state); of each dispatch an escalation sent again, the moments its
+    escalation's chain records it; and which are the sending's (a recall's or update's
+    dispatches are not the document's to resend)."""
 
     rows: Mapping[str, tuple[str, str]]
     resent: Mapping[str, Sequence[datetime]]
+    sending: frozenset[str] = frozenset()  # the sending's dispatches, not a request's
 
 
 def verify_document(
@@ -358,7 +360,8 @@ def _dispatch_moved(
             ends[str(json.loads(row.payload).get("dispatch_id"))] = (row.to_state, row.at)
         elif row.event == "resend":
             again = set(json.loads(row.payload).get("resent_to") or ())
-            for dispatch_id, (organ_id, _) in sent.rows.items():
+            for dispatch_id in sent.sending:
+                organ_id = sent.rows[dispatch_id][0]
                 if organ_id in again and ends.get(dispatch_id, ("",))[0] == FAILED:
                     ends[dispatch_id] = (DISPATCH.initial, row.at)
     for dispatch_id, (organ_id, state) in sorted(sent.rows.items()):
@@ -386,9 +389,14 @@ def _sent_by(conn: Connection, document_ids: list[str]) -> dict[str, SentBy]:
     """The dispatches of these documents, and the escalations' resends of them."""
     c = _dispatches.c
     rows: dict[str, dict[str, tuple[str, str]]] = {d: {} for d in document_ids}
-    query = select(c.document_id, c.id, c.organ_id, c.state).where(c.document_id.in_(document_ids))
-    for document_id, dispatch_id, organ_id, state in conn.execute(query):
+    sending: dict[str, set[str]] = {d: set() for d in document_ids}
+    query = select(c.document_id, c.id, c.organ_id, c.state, c.request_id).where(
+        c.document_id.in_(document_ids)
+    )
+    for document_id, dispatch_id, organ_id, state, request_id in conn.execute(query):
         rows[document_id][dispatch_id] = (organ_id, state)
+        if not request_id:
+            sending[document_id].add(dispatch_id)
     escalated = select(_escalations.c.id).where(_escalations.c.document_id.in_(document_ids))
     entries = select(_audit.c.at, _audit.c.payload).where(
         _audit.c.document_id.in_(escalated), _audit.c.payload.contains('"resent"')
@@ -399,7 +407,8 @@ def _sent_by(conn: Connection, document_ids: list[str]) -> dict[str, SentBy]:
         if isinstance(named, dict) and isinstance(named.get("dispatch_id"), str):
             resent.setdefault(named["dispatch_id"], []).append(as_utc(at))
     return {
-        d: SentBy(rows[d], {k: resent[k] for k in rows[d] if k in resent}) for d in document_ids
+        d: SentBy(rows[d], {k: resent[k] for k in rows[d] if k in resent}, frozenset(sending[d]))
+        for d in document_ids
     }
 
 

@@ -45,8 +45,6 @@ _MOST_CHARS = 1_000_000
 _SMALLEST = 2.0
 # Fewer letters than this on the first page: a scan (a page number, a stamp's words).
 _FEWEST_LETTERS = 20
-# How deep forms (XObjects) drawing text are looked into.
-_DEPTH = 64
 
 # Hyphens and dashes as word processors write them, and spaces that are not spaces.
 _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"), "-")
@@ -61,10 +59,11 @@ _TONES = "\u0300\u0301\u0303\u0309\u0323"
 _TONE_ON_SECOND = re.compile(f"([ou])([aey])([{_TONES}])")
 
 _NATIONAL_TITLES = ("cộng hòa xã hội chủ nghĩa việt nam", "đảng cộng sản việt nam")
-# (on text as ``clean`` leaves it, in any case; a number runs to 12 digits at most, a
-# longer run of digits reads as no number printed)
+# (on text as ``clean`` leaves it, in any case; the first "Số:" is the document's, its
+# number of ``_NUMBER_DIGITS`` at most: a longer run of digits reads as no number printed)
+_NUMBER_DIGITS = 12
 _NUMBER = re.compile(
-    r"số\s*:\s*(\d{0,12})\s*/\s*(?:(\d{4})\s*/\s*)?([^\s/-]+(?:\s*-\s*[^\s/-]+)*)", re.IGNORECASE
+    r"số\s*:\s*(\d*)\s*/\s*(?:(\d{4})\s*/\s*)?([^\s/-]+(?:\s*-\s*[^\s/-]+)*)", re.IGNORECASE
 )
 # The place and date: the first "<place>, ngày … tháng … năm …" of the page, its blanks
 # left blank or dotted (a draft's, filled when it is issued) read as no date.
@@ -123,7 +122,7 @@ def read(pdf: bytes, name: str = "") -> PrintedText:
                 page = document[index]
                 try:
                     if index == 0:
-                        first = clean(_first_page(page))
+                        first = clean(_shown(page, _MOST_FIRST))
                     named, read_chars = _names(page, name, left) if name else (False, 0)
                 finally:
                     page.close()
@@ -160,19 +159,20 @@ def _unseen(obj: Any) -> bool:
     return a.value == 0 or min(r.value, g.value, b.value) >= _PAPER_WHITE
 
 
-def _first_page(page: pdfium.PdfPage) -> str:
-    """The text the first page shows a reader, letter by letter: none drawn invisibly (or
-    white, or transparent), outside the page or too small to read (under ``_SMALLEST``
-    points)."""
+def _shown(page: pdfium.PdfPage, most: int) -> str:
+    """The text ``page`` shows a reader (of its first ``most`` characters), letter by
+    letter: none drawn invisibly (or white, or transparent), outside the page or too small
+    to read (under ``_SMALLEST`` points); the spaces and line breaks PDFium adds (a gap
+    drawn by moving the pen, not by a space) kept as they are."""
     left, bottom, right, top = page.get_bbox()
     textpage = page.get_textpage()
     raw, box, unseen = textpage.raw, pdfium_c.FS_RECTF(), {}
     shown = []
     before: tuple[float, float, float] | None = None  # the last letter's right, bottom, top
     try:
-        for index in range(min(textpage.count_chars(), _MOST_FIRST)):
+        for index in range(min(textpage.count_chars(), most)):
             obj = pdfium_c.FPDFText_GetTextObject(raw, index)
-            if obj:  # else a line break or space PDFium adds
+            if obj and pdfium_c.FPDFText_IsGenerated(raw, index) != 1:
                 key = ctypes.addressof(obj.contents)
                 if key not in unseen:
                     unseen[key] = _unseen(obj)
@@ -193,8 +193,9 @@ def _first_page(page: pdfium.PdfPage) -> str:
     return "".join(shown)
 
 
-# A gap wider than this many times a letter's height, on the same line, parts columns.
-_COLUMN_GAP = 3
+# A gap wider than this many times a letter's height, on the same line, parts columns
+# (a word space is a third of it; justified text stretches it to one at most).
+_COLUMN_GAP = 2
 
 
 def _next_column(before: tuple[float, float, float], box: Any, tall: float) -> bool:
@@ -207,29 +208,18 @@ def _next_column(before: tuple[float, float, float], box: Any, tall: float) -> b
 
 
 def _names(page: pdfium.PdfPage, name: str, most: int) -> tuple[bool, int]:
-    """Whether ``page`` shows ``name`` (in its first ``most`` characters), not counting
-    text drawn invisibly (or white, or transparent); and how many characters it read."""
+    """Whether ``page`` shows ``name`` (in its first ``most`` characters) as a reader sees
+    it (:func:`_shown`); and how many characters it read."""
     textpage = page.get_textpage()
     try:
         count = min(textpage.count_chars(), most)
-        if not _holds(_flat(clean(textpage.get_text_range(0, count))), name):
-            return False, count
-        # Found: shown, unless what shows it is drawn invisibly (looked at only here)
-        unseen = {
-            ctypes.addressof(obj.raw.contents)
-            for obj in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_TEXT,), max_depth=_DEPTH)
-            if _unseen(obj.raw)
-        }
-        if not unseen:
-            return True, count
-        shown = []
-        for index in range(count):
-            obj = pdfium_c.FPDFText_GetTextObject(textpage.raw, index)
-            if not obj or ctypes.addressof(obj.contents) not in unseen:
-                shown.append(chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, index)))
-        return _holds(_flat(clean("".join(shown))), name), count
+        everything = textpage.get_text_range(0, count)
     finally:
         textpage.close()
+    if not _holds(_flat(clean(everything)), name):
+        return False, count
+    # Found: shown, unless what shows it cannot be seen (looked at only here)
+    return _holds(_flat(clean(_shown(page, count))), name), count
 
 
 def _holds(flat: str, words: str) -> bool:
@@ -320,7 +310,7 @@ def _differences(inp: CheckInput, text: PrintedText) -> list[dict[str, Any]] | N
         found.append({"field": "national_title", "printed": None})
     if doc.number and doc.symbol:
         said = written_notation(doc.as_dict())
-        if number is None or not number.group(1):
+        if number is None or not 0 < len(number.group(1)) <= _NUMBER_DIGITS:
             found.append({"field": "number", "printed": None, "document": said})
         else:
             year = int(number.group(2)) if number.group(2) else None
@@ -348,24 +338,42 @@ def _differences(inp: CheckInput, text: PrintedText) -> list[dict[str, Any]] | N
 
 
 def _runs_on(first: str, subject: str) -> str | None:
-    """The subject printed, where each place printing the metadata's ``subject`` (folded)
-    prints more of it: words after it on its line, or a next line going on in lower case
-    (a wrapped sentence; the next part of a letter starts with a capital). None where one
-    place prints it whole: the metadata is the subject, not its start."""
+    """The subject printed, where the first place printing the metadata's ``subject``
+    (folded) prints more of it (:func:`_goes_on`); None where it prints it whole."""
     lines = first.split("\n")
     text = "\n".join(" ".join(fold(line).split()) for line in lines)
     words = r"[ \n]".join(re.escape(word) for word in subject.split(" "))
-    longer = None
-    for found in re.finditer(rf"(?<!\w){words}(?!\w)", text):
-        start, end = text.count("\n", 0, found.start()), text.count("\n", 0, found.end())
-        on_its_line = text[found.end() :].split("\n", 1)[0]
-        last = end
-        while last + 1 < len(lines) and lines[last + 1].strip()[:1].islower():
-            last += 1
-        if not re.match(r" ?\w", on_its_line) and last == end:
-            return None
-        longer = longer or " ".join(line.strip() for line in lines[start : last + 1])
-    return longer
+    found = re.search(rf"(?<!\w){words}(?!\w)", text)
+    if found is None:
+        return None
+    start, end = text.count("\n", 0, found.start()), text.count("\n", 0, found.end())
+    last = end
+    while last + 1 < len(lines) and _goes_on(lines[last + 1]):
+        last += 1
+    on_its_line = text[found.end() :].split("\n", 1)[0]
+    if last == end and not re.match(r" ?[^\s.;:!?]", on_its_line):
+        return None
+    return " ".join(line.strip() for line in lines[start : last + 1])
+
+
+# A line that starts a part of its own: a numbered item ("1.", "a)"), a dash, or words in
+# capitals alone (a title, "CHỦ TỊCH ỦY BAN NHÂN DÂN TỈNH").
+_NUMBERED = re.compile(r"(\d+|[a-zđ])[.)]\s", re.IGNORECASE)
+
+
+def _goes_on(line: str) -> bool:
+    """Whether ``line``, after a line ending a subject, goes on with its sentence: it
+    starts in lower case, with a figure, a quote or a bracket, or with a word in capitals
+    (COVID-19, UBND) that lower-case words follow; the next part of a letter starts with
+    a capitalised word ("Kính gửi", "Căn cứ"), a dash, a numbered item or a title."""
+    line = line.strip()
+    if not line or _NUMBERED.match(line):
+        return False
+    head = line[0]
+    if head.islower() or head.isdigit() or head in "\"'(“‘[":
+        return True
+    word = line.split()[0]
+    return word.isupper() and (len(line.split()) == 1 or not line.isupper())
 
 
 def _place_and_date(
@@ -390,7 +398,7 @@ def _place_and_date(
     if number is not None and start <= number.end() < printed.end(1):
         start = number.end()
     shown_place = printed.string[start : printed.end(1)].strip()
-    if not re.search(rf"(?<!\w){re.escape(_flat(place))}$", _flat(shown_place)):
+    if not _is_place(_flat(shown_place), _flat(place)):
         found.append({"field": "place", "printed": shown_place, "document": nfc(place)})
     if None in printed.group(2, 3, 4):
         shown: str | None = None
@@ -403,6 +411,21 @@ def _place_and_date(
     if shown != issued.isoformat():
         found.append({"field": "issued_on", "printed": shown, "document": issued.isoformat()})
     return found
+
+
+# What may end the text a header's other column runs into the place's line: a clause
+# (a subject's comma) or the national motto.
+_BEFORE_PLACE = re.compile(rf"(?:[,;]|{re.escape(_flat('Hạnh phúc'))})$")
+
+
+def _is_place(shown: str, place: str) -> bool:
+    """Whether the place line's text ``shown`` (folded) prints ``place``: the whole of it,
+    or the whole of what follows another column's text run into its line (``Huế`` is not
+    the place printed ``Thừa Thiên Huế``)."""
+    if shown == place:
+        return True
+    before = shown.removesuffix(place)
+    return before != shown and before.endswith(" ") and bool(_BEFORE_PLACE.search(before[:-1]))
 
 
 def _year(doc: Any) -> int | None:

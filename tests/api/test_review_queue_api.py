@@ -207,7 +207,7 @@ def test_an_edited_document_leaves_the_queue_and_returns_when_submitted_again(
 
     assert item(api, doc_id)["revision"] == 2
 
-    fire_ok(api, doc_id, "edit", body={"fields": {"place": "Huế"}})
+    fire_ok(api, doc_id, "edit", body={"fields": {"urgency": 1}})
     assert ids(api) == []
 
     jobs = submit(api, doc_id)
@@ -403,7 +403,7 @@ def test_after_an_edit_the_checks_are_those_of_the_new_revision(api: Api) -> Non
     run_jobs(api, submit(api, doc_id))
     assert checks_view(api, doc_id)["cleared"] is True
 
-    fire_ok(api, doc_id, "edit", body={"fields": {"place": "Huế"}})
+    fire_ok(api, doc_id, "edit", body={"fields": {"urgency": 1}})
 
     # Then revision 3 has every check pending: the submitted revision 2's results are not shown
     view = checks_view(api, doc_id, role="clerk")

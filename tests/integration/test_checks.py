@@ -157,7 +157,7 @@ def hidden_text_pdf(hidden: str, shown: str) -> bytes:
     pdf.add_page()
     with pdf.local_context(text_mode=TextMode.INVISIBLE):
         pdf.multi_cell(0, 6, hidden, new_x="LMARGIN", new_y="NEXT")
-    pdf.multi_cell(0, 6, shown, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 6, shown.replace("*", ""), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
 
@@ -172,7 +172,7 @@ def unseen_text_pdf(
     pdf.add_page()
     with pdf.local_context(text_color=colour, fill_opacity=opacity):
         pdf.multi_cell(0, 6, hidden, new_x="LMARGIN", new_y="NEXT")
-    pdf.multi_cell(0, 6, shown, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 6, shown.replace("*", ""), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
 
@@ -192,7 +192,7 @@ def signer_under(**drawn: Any) -> Callable[[], bytes]:
 
 def grey_letter_pdf() -> bytes:
     """Letter 1227 printed in dark grey, its header in a light grey."""
-    text = sample_text().replace("Nguyễn Thanh Bình", SIGNER_NAME).replace("**", "")
+    text = sample_text().replace("Nguyễn Thanh Bình", SIGNER_NAME).replace("*", "")
     header, body = text.split("V/v", 1)
     return unseen_text_pdf(header, "V/v" + body, colour=(200, 200, 200))
 
@@ -202,7 +202,7 @@ SHORT_SUBJECT = "V/v khen thưởng"
 
 
 @functools.cache
-def table_header_pdf(subject: str = SUBJECT) -> bytes:
+def table_header_pdf(subject: str = SUBJECT, align: str = "C") -> bytes:
     """Letter 1227 about ``subject`` with its header in two columns, row by row as a word
     processor's table draws it: the number beside the place and date, the subject
     wrapped in its cell (or, one line long, beside the place and date)."""
@@ -224,16 +224,30 @@ def table_header_pdf(subject: str = SUBJECT) -> bytes:
     y = 20.0
     for left, right in rows:
         pdf.set_xy(15, y)
-        pdf.multi_cell(70, 5, left, align="C")
+        pdf.multi_cell(70, 5, left, align=align)
         low = pdf.get_y()
         pdf.set_xy(95, y)
         pdf.multi_cell(100, 5, right, align="C")
         y = max(low, pdf.get_y()) + 3
-    body = sample_text().split("Thực hiện", 1)[1].replace("**", "")
+    body = sample_text().split("Thực hiện", 1)[1].replace("*", "")
     pdf.set_xy(20, y)
     body = body.replace("Nguyễn Thanh Bình", SIGNER_NAME)
     pdf.multi_cell(0, 5, "Kính gửi: UBND các huyện\nThực hiện" + body)
     return bytes(pdf.output())
+
+
+@functools.cache
+def tiny_signer_pdf() -> bytes:
+    """Letter 1227 as first issued (signed by another), the document's signer printed
+    at 1 pt in a corner."""
+    out = FPDF(format="A4")
+    out.add_font("DejaVu", "", str(resources.files("congvan.workflow") / FONT))
+    out.add_page()
+    out.set_font("DejaVu", "", 1)
+    out.text(5, 5, SIGNER_NAME)
+    out.set_font("DejaVu", "", 11)
+    out.multi_cell(0, 6, sample_text().replace("*", ""))
+    return bytes(out.output())
 
 
 FONT = "samples/fonts/DejaVuSans.ttf"
@@ -273,7 +287,7 @@ def unreadable_number_pdf(x: float, y: float, size: float) -> Callable[[], bytes
         out.text(x, y, "Số: 1227/UBND-TĐKT")
         out.set_font("DejaVu", "", 11)
         text = sample_text().replace("Nguyễn Thanh Bình", SIGNER_NAME)
-        out.multi_cell(0, 6, text.replace("Số: 1227 /", "Số: 1228/").replace("**", ""))
+        out.multi_cell(0, 6, text.replace("Số: 1227 /", "Số: 1228/").replace("*", ""))
         return bytes(out.output())
 
     return pdf
@@ -291,7 +305,7 @@ def squeezed_number_pdf() -> bytes:
     out.set_stretching(100)
     text = sample_text().replace("Nguyễn Thanh Bình", SIGNER_NAME)
     out.set_y(30)
-    out.multi_cell(0, 6, text.replace("Số: 1227 /UBND-TĐKT", "").replace("**", ""))
+    out.multi_cell(0, 6, text.replace("Số: 1227 /UBND-TĐKT", "").replace("*", ""))
     return bytes(out.output())
 
 
@@ -1334,7 +1348,7 @@ VARIANTS = [
     fails("a header in two columns, the subject cut where its cell wraps", PRINTED,
           fields={"subject": "V/v tăng cường gửi, nhận văn bản"},
           files=only_main(table_header_pdf), details={"differences": [
-              {"field": "subject", "printed": SUBJECT[:-len(" COVID-19")],
+              {"field": "subject", "printed": SUBJECT,
                "document": "V/v tăng cường gửi, nhận văn bản"}]}),
     passes("a header in two columns, a one-line subject beside the date", PRINTED,
            fields={"subject": SHORT_SUBJECT},
@@ -1343,6 +1357,33 @@ VARIANTS = [
           fields={"issued_on": "2021-02-05"}, files=only_main(table_header_pdf),
           details={"differences": [{"field": "issued_on", "printed": "2021-02-06",
                                     "document": "2021-02-05"}]}),
+    passes("a subject justified in its cell (its spaces drawn by moving the pen)", PRINTED,
+           files=only_main(lambda: table_header_pdf(align="J"))),
+    fails("a subject cut before a bracket on its line", PRINTED,
+          fields={"subject": "V/v khen thưởng"},
+          files=letter_printing((SUBJECT, "V/v khen thưởng (đợt 2)")),
+          details={"differences": [{"field": "subject", "printed": "V/v khen thưởng (đợt 2)",
+                                    "document": "V/v khen thưởng"}]}),
+    fails("a subject cut before its next line, which starts in capitals", PRINTED,
+          fields={"subject": "V/v phòng, chống dịch"},
+          files=letter_printing((SUBJECT, "V/v phòng, chống dịch\nCOVID-19 trên địa bàn")),
+          details={"differences": [{"field": "subject",
+                                    "printed": "V/v phòng, chống dịch COVID-19 trên địa bàn",
+                                    "document": "V/v phòng, chống dịch"}]}),
+    passes("a whole subject, a title in capitals on the next line", PRINTED,
+           fields={"subject": "V/v phòng, chống dịch"},
+           files=letter_printing((SUBJECT, "V/v phòng, chống dịch\nCHỈ THỊ KHẨN CẤP"))),
+    fails("a place printed longer than the document's", PRINTED, fields={"place": "Huế"},
+          details={"differences": [{"field": "place", "printed": "Thừa Thiên Huế",
+                                    "document": "Huế"}]}),
+    fails("a number of 13 digits, the document's notation further down", PRINTED,
+          files=letter_printing(("Số: 1227 /", "Số: 1234567890123/"),
+                                ("Thực hiện", "Số: 1227/UBND-TĐKT. Thực hiện")),
+          details={"differences": [{"field": "number", "printed": None,
+                                    "document": "1227/UBND-TĐKT"}]}),
+    fails("the signer's name printed at 1 pt, another signing", PRINTED,
+          files=only_main(tiny_signer_pdf), details={"differences": [
+              {"field": "signer_name", "printed": None, "document": SIGNER_NAME}]}),
     fails("no national title", PRINTED, files=only_main(untitled_pdf),
           details={"differences": [{"field": "national_title", "printed": None}]}),
     fails("text in a legacy font (TCVN3)", PRINTED, files=only_main(legacy_font_pdf),
