@@ -327,14 +327,27 @@ def _differences(inp: CheckInput, text: PrintedText) -> list[dict[str, Any]] | N
         found += _place_and_date(doc.place, str(doc.issued_on), place_date, number)
     subject = _flat(doc.subject or "")
     if has_visible_text(subject):
-        if not _holds(flat, subject):
+        about = _without_place_date(first, place_date, doc.place or "")
+        if not _holds(_flat(about), subject):
             found.append({"field": "subject", "printed": None, "document": doc.subject})
-        elif (longer := _runs_on(first, subject)) is not None:
+        elif (longer := _runs_on(about, subject)) is not None:
             found.append({"field": "subject", "printed": longer, "document": nfc(doc.subject)})
     signer = _flat(doc.signer_name or "")
     if has_visible_text(signer) and not text.named:
         found.append({"field": "signer_name", "printed": None, "document": doc.signer_name})
     return found
+
+
+def _without_place_date(first: str, printed: re.Match[str] | None, place: str) -> str:
+    """``first`` without its place and date line's place (as many words as ``place``
+    has) and date: a header drawing them on the line of the subject's first words (its
+    other column) leaves the subject whole."""
+    if printed is None:
+        return first
+    words = list(re.finditer(r"\S+", printed.group(1)))
+    count = max(1, len(place.split()))
+    start = printed.start(1) + (words[-count].start() if len(words) >= count else 0)
+    return first[:start] + first[printed.end() :]
 
 
 def _runs_on(first: str, subject: str) -> str | None:

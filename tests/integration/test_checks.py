@@ -237,6 +237,31 @@ def table_header_pdf(subject: str = SUBJECT, align: str = "C") -> bytes:
 
 
 @functools.cache
+def interleaved_header_pdf() -> bytes:
+    """Letter 1227 whose header is drawn line by line across both columns: the place and
+    date on the line of the subject's first words."""
+    out = FPDF(format="A4")
+    out.add_font("DejaVu", "", str(resources.files("congvan.workflow") / FONT))
+    out.add_page()
+    out.set_font("DejaVu", "", 10)
+    lines = [
+        (20, "ỦY BAN NHÂN DÂN TỈNH", "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"),
+        (25, "THỪA THIÊN HUẾ", "Độc lập - Tự do - Hạnh phúc"),
+        (32, "Số: 1227/UBND-TĐKT", ""),
+        (38, "V/v tăng cường gửi, nhận văn bản", DATED),
+        (43, "điện tử giữa các cơ quan hành chính nhà", ""),
+        (48, "nước nhằm phòng, chống dịch COVID-19", ""),
+    ]
+    for y, left, right in lines:
+        out.text(15, y, left)
+        out.text(105, y, right)
+    body = sample_text().split("Thực hiện", 1)[1].replace("*", "")
+    out.set_xy(20, 60)
+    out.multi_cell(0, 5, "Thực hiện" + body.replace("Nguyễn Thanh Bình", SIGNER_NAME))
+    return bytes(out.output())
+
+
+@functools.cache
 def tiny_signer_pdf() -> bytes:
     """Letter 1227 as first issued (signed by another), the document's signer printed
     at 1 pt in a corner."""
@@ -1384,6 +1409,8 @@ VARIANTS = [
     fails("the signer's name printed at 1 pt, another signing", PRINTED,
           files=only_main(tiny_signer_pdf), details={"differences": [
               {"field": "signer_name", "printed": None, "document": SIGNER_NAME}]}),
+    passes("a header drawing the date on the line of the subject's first words", PRINTED,
+           files=only_main(interleaved_header_pdf)),
     fails("no national title", PRINTED, files=only_main(untitled_pdf),
           details={"differences": [{"field": "national_title", "printed": None}]}),
     fails("text in a legacy font (TCVN3)", PRINTED, files=only_main(legacy_font_pdf),
