@@ -123,18 +123,19 @@ def test_json_python_cannot_read_is_invalid_input_on_every_json_route(
         assert assert_error(response, 422, "invalid_input") == {"field": "body"}, url
 
 
+def create_declaring(api: Api, length: bytes, body: bytes) -> httpx.Response:
+    """A clerk's create request whose ``Content-Length`` says ``length``, ``body`` sent."""
+    token = api.tokens[A]["clerk"].encode()
+    headers = [
+        (b"authorization", b"Bearer " + token),
+        (b"content-type", b"multipart/form-data; boundary=b"),
+        (b"content-length", length),
+    ]
+    return api.raw("POST", "/v1/documents", headers, body=body)
+
+
 def test_a_content_length_that_understates_the_body_does_not_lift_the_limit(small: Api) -> None:
-    token = small.tokens[A]["clerk"].encode()
-    response = small.raw(
-        "POST",
-        "/v1/documents",
-        [
-            (b"authorization", b"Bearer " + token),
-            (b"content-type", b"multipart/form-data; boundary=b"),
-            (b"content-length", b"10"),
-        ],
-        body=b"x" * 100_000,
-    )
+    response = create_declaring(small, b"10", b"x" * 100_000)
     assert_error(response, 413, "payload_too_large")
     assert nothing_created(small)
 
@@ -143,17 +144,7 @@ def test_a_content_length_that_understates_the_body_does_not_lift_the_limit(smal
 def test_a_content_length_of_thousands_of_digits_is_refused_as_too_large(
     small: Api, declared: bytes
 ) -> None:
-    token = small.tokens[A]["clerk"].encode()
-    response = small.raw(
-        "POST",
-        "/v1/documents",
-        [
-            (b"authorization", b"Bearer " + token),
-            (b"content-type", b"multipart/form-data; boundary=b"),
-            (b"content-length", declared),
-        ],
-        body=b"x" * 10,
-    )
+    response = create_declaring(small, declared, b"x" * 10)
     assert_error(response, 413, "payload_too_large")
     assert nothing_created(small)
 
