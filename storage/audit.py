@@ -304,7 +304,7 @@ class SentBy:
 
     rows: Mapping[str, tuple[str, str]]
     resent: Mapping[str, Sequence[datetime]]
-    sending: frozenset[str] = frozenset()  # the sending's dispatches, not a request's
+    sending: frozenset[str]  # the sending's dispatches, not a request's
 
 
 def verify_document(

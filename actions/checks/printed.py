@@ -120,11 +120,14 @@ def read(pdf: bytes, name: str = "") -> PrintedText:
             first, named, left = "", False, _MOST_CHARS
             for index in range(min(len(document), _NAME_PAGES if name else 1)):
                 page = document[index]
+                textpage = page.get_textpage()
                 try:
                     if index == 0:
-                        first = clean(_shown(page, _MOST_FIRST))
-                    named, read_chars = _names(page, name, left) if name else (False, 0)
+                        first = clean(_shown(page, textpage, _MOST_FIRST))
+                    found = _names(page, textpage, name, left) if name else (False, 0)
+                    named, read_chars = found
                 finally:
+                    textpage.close()
                     page.close()
                 left -= read_chars
                 if named or left <= 0:
@@ -159,37 +162,33 @@ def _unseen(obj: Any) -> bool:
     return a.value == 0 or min(r.value, g.value, b.value) >= _PAPER_WHITE
 
 
-def _shown(page: pdfium.PdfPage, most: int) -> str:
+def _shown(page: pdfium.PdfPage, textpage: pdfium.PdfTextPage, most: int) -> str:
     """The text ``page`` shows a reader (of its first ``most`` characters), letter by
     letter: none drawn invisibly (or white, or transparent), outside the page or too small
     to read (under ``_SMALLEST`` points); the spaces and line breaks PDFium adds (a gap
     drawn by moving the pen, not by a space) kept as they are."""
     left, bottom, right, top = page.get_bbox()
-    textpage = page.get_textpage()
     raw, box, unseen = textpage.raw, pdfium_c.FS_RECTF(), {}
     shown = []
     before: tuple[float, float, float] | None = None  # the last letter's right, bottom, top
-    try:
-        for index in range(min(textpage.count_chars(), most)):
-            obj = pdfium_c.FPDFText_GetTextObject(raw, index)
-            if obj and pdfium_c.FPDFText_IsGenerated(raw, index) != 1:
-                key = ctypes.addressof(obj.contents)
-                if key not in unseen:
-                    unseen[key] = _unseen(obj)
-                if unseen[key] or not pdfium_c.FPDFText_GetLooseCharBox(raw, index, box):
-                    continue
-                x, y = (box.left + box.right) / 2, (box.bottom + box.top) / 2
-                tall = abs(box.top - box.bottom)
-                if not (left <= x <= right and bottom <= y <= top) or tall < _SMALLEST:
-                    continue
-                # Columns run into one line (a header's two cells, side by side): each
-                # column's text a line of its own
-                if before is not None and _next_column(before, box, tall):
-                    shown.append("\n")
-                before = (box.right, min(box.bottom, box.top), max(box.bottom, box.top))
-            shown.append(chr(pdfium_c.FPDFText_GetUnicode(raw, index)))
-    finally:
-        textpage.close()
+    for index in range(min(textpage.count_chars(), most)):
+        obj = pdfium_c.FPDFText_GetTextObject(raw, index)
+        if obj and pdfium_c.FPDFText_IsGenerated(raw, index) != 1:
+            key = ctypes.addressof(obj.contents)
+            if key not in unseen:
+                unseen[key] = _unseen(obj)
+            if unseen[key] or not pdfium_c.FPDFText_GetLooseCharBox(raw, index, box):
+                continue
+            x, y = (box.left + box.right) / 2, (box.bottom + box.top) / 2
+            tall = abs(box.top - box.bottom)
+            if not (left <= x <= right and bottom <= y <= top) or tall < _SMALLEST:
+                continue
+            # Columns run into one line (a header's two cells, side by side): each
+            # column's text a line of its own
+            if before is not None and _next_column(before, box, tall):
+                shown.append("\n")
+            before = (box.right, min(box.bottom, box.top), max(box.bottom, box.top))
+        shown.append(chr(pdfium_c.FPDFText_GetUnicode(raw, index)))
     return "".join(shown)
 
 
@@ -207,19 +206,16 @@ def _next_column(before: tuple[float, float, float], box: Any, tall: float) -> b
     return same_line and left - right > _COLUMN_GAP * tall
 
 
-def _names(page: pdfium.PdfPage, name: str, most: int) -> tuple[bool, int]:
+def _names(
+    page: pdfium.PdfPage, textpage: pdfium.PdfTextPage, name: str, most: int
+) -> tuple[bool, int]:
     """Whether ``page`` shows ``name`` (in its first ``most`` characters) as a reader sees
     it (:func:`_shown`); and how many characters it read."""
-    textpage = page.get_textpage()
-    try:
-        count = min(textpage.count_chars(), most)
-        everything = textpage.get_text_range(0, count)
-    finally:
-        textpage.close()
-    if not _holds(_flat(clean(everything)), name):
+    count = min(textpage.count_chars(), most)
+    if not _holds(_flat(clean(textpage.get_text_range(0, count))), name):
         return False, count
     # Found: shown, unless what shows it cannot be seen (looked at only here)
-    return _holds(_flat(clean(_shown(page, count))), name), count
+    return _holds(_flat(clean(_shown(page, textpage, count))), name), count
 
 
 def _holds(flat: str, words: str) -> bool:
