@@ -357,7 +357,7 @@ def _runs_on(first: str, subject: str) -> str | None:
         return None
     start, end = text.count("\n", 0, found.start()), text.count("\n", 0, found.end())
     last = end
-    while last + 1 < len(lines) and _goes_on(lines[last + 1]):
+    while last + 1 < len(lines) and (_goes_on(lines[last + 1]) or _unended(lines[last])):
         last += 1
     on_its_line = text[found.end() :].split("\n", 1)[0]
     if last == end and not re.match(r" ?[^\s.;:!?]", on_its_line):
@@ -368,6 +368,22 @@ def _runs_on(first: str, subject: str) -> str | None:
 # A line that starts a part of its own: a numbered item ("1.", "a)"), a dash, or words in
 # capitals alone (a title, "CHỦ TỊCH ỦY BAN NHÂN DÂN TỈNH").
 _NUMBERED = re.compile(r"(\d+|[a-zđ])[.)]\s", re.IGNORECASE)
+
+
+# Words a phrase cannot end on: an administrative unit before its name ("tỉnh" then
+# "Thừa Thiên Huế"), a preposition or conjunction before what it joins.
+_UNENDED = frozenset(
+    {"tỉnh", "huyện", "quận", "xã", "phường", "trấn", "phố"}
+    | {"của", "cho", "tại", "và", "với", "về", "trên", "theo", "đối", "các", "những"}
+    | {"từ", "đến", "để", "trong", "thuộc", "giữa"}
+)
+
+
+def _unended(line: str) -> bool:
+    """Whether ``line`` ends on a word its sentence cannot end on (:data:`_UNENDED`), so
+    the next line goes on with it whatever its case: a place's name, a body's."""
+    words = fold(line).split()
+    return bool(words) and words[-1] in _UNENDED
 
 
 def _goes_on(line: str) -> bool:

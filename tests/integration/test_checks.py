@@ -1395,6 +1395,16 @@ VARIANTS = [
           details={"differences": [{"field": "subject",
                                     "printed": "V/v phòng, chống dịch COVID-19 trên địa bàn",
                                     "document": "V/v phòng, chống dịch"}]}),
+    fails("a subject cut before the name of its province on the next line", PRINTED,
+          fields={"subject": "V/v khen thưởng các tập thể của tỉnh"},
+          files=letter_printing(
+              (SUBJECT, "V/v khen thưởng các tập thể của tỉnh\nThừa Thiên Huế")),
+          details={"differences": [{
+              "field": "subject", "printed": "V/v khen thưởng các tập thể của tỉnh Thừa Thiên Huế",
+              "document": "V/v khen thưởng các tập thể của tỉnh"}]}),
+    passes("a whole subject, a name starting the next line", PRINTED,
+           fields={"subject": "V/v khen thưởng các tập thể"},
+           files=letter_printing((SUBJECT, "V/v khen thưởng các tập thể\nThừa Thiên Huế"))),
     passes("a whole subject, a title in capitals on the next line", PRINTED,
            fields={"subject": "V/v phòng, chống dịch"},
            files=letter_printing((SUBJECT, "V/v phòng, chống dịch\nCHỈ THỊ KHẨN CẤP"))),
