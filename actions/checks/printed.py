@@ -33,6 +33,7 @@ from congvan.states.policy import written_notation
 from congvan.states.text import has_visible_text
 
 from ..signing.pdfink import PDFIUM_LOCK
+from .covered import Covers, covers
 from .registry import WARNING, CheckInput, Finding, check, fail, ok
 
 # How much is read: the first page up to _MOST_FIRST letters (a letter's first page holds
@@ -164,13 +165,15 @@ def _unseen(obj: Any) -> bool:
 
 def _shown(page: pdfium.PdfPage, textpage: pdfium.PdfTextPage, most: int) -> str:
     """The text ``page`` shows a reader (of its first ``most`` characters), letter by
-    letter: none drawn invisibly (or white, or transparent), outside the page or too small
-    to read (under ``_SMALLEST`` points); the spaces and line breaks PDFium adds (a gap
+    letter: none drawn invisibly (or white, or transparent), hidden under what is painted
+    after it (:mod:`.covered`), outside the page or too small to read (under ``_SMALLEST``
+    points); the spaces and line breaks PDFium adds (a gap
     drawn by moving the pen, not by a space) kept as they are."""
     left, bottom, right, top = page.get_bbox()
     raw, box, unseen = textpage.raw, pdfium_c.FS_RECTF(), {}
     shown = []
     before: tuple[float, float, float] | None = None  # the last letter's right, bottom, top
+    painted: Covers | None = None  # what is painted over letters, walked when first asked
     for index in range(min(textpage.count_chars(), most)):
         obj = pdfium_c.FPDFText_GetTextObject(raw, index)
         if obj and pdfium_c.FPDFText_IsGenerated(raw, index) != 1:
@@ -178,6 +181,10 @@ def _shown(page: pdfium.PdfPage, textpage: pdfium.PdfTextPage, most: int) -> str
             if key not in unseen:
                 unseen[key] = _unseen(obj)
             if unseen[key] or not pdfium_c.FPDFText_GetLooseCharBox(raw, index, box):
+                continue
+            if painted is None:
+                painted = covers(page.pdf, page)
+            if painted.hides(obj, key, box):
                 continue
             x, y = (box.left + box.right) / 2, (box.bottom + box.top) / 2
             tall = abs(box.top - box.bottom)

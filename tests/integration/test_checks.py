@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from fpdf import FPDF
 from fpdf.enums import TextMode
+from PIL import Image, ImageDraw
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import (
     ArrayObject,
@@ -174,6 +175,48 @@ def unseen_text_pdf(
         pdf.multi_cell(0, 6, hidden, new_x="LMARGIN", new_y="NEXT")
     pdf.multi_cell(0, 6, shown.replace("*", ""), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def covered_text_pdf(hidden: str, shown: str, cover: str) -> bytes:
+    """A page drawing ``hidden`` in black, then over it ``cover``: a white box (``box``),
+    a black one (``black``), an opaque white picture (``picture``) or a seal's picture,
+    red ink on see-through pixels (``seal``); then ``shown`` below."""
+    pdf = FPDF(format="A4")
+    pdf.add_font("DejaVu", "", str(resources.files("congvan.workflow") / FONT))
+    pdf.set_font("DejaVu", "", 11)
+    pdf.add_page()
+    top = pdf.get_y()
+    pdf.multi_cell(0, 6, hidden, new_x="LMARGIN", new_y="NEXT")
+    height = pdf.get_y() - top + 2
+    if cover in ("box", "black"):
+        pdf.set_fill_color(*((255, 255, 255) if cover == "box" else (0, 0, 0)))
+        pdf.rect(5, top - 1, 200, height, style="F")
+    else:
+        mode, paper = ("RGB", (255, 255, 255)) if cover == "picture" else ("RGBA", (0, 0, 0, 0))
+        image = Image.new(mode, (400, 40), paper)
+        if cover == "seal":
+            ImageDraw.Draw(image).ellipse((150, 2, 250, 38), outline=(220, 0, 0, 255), width=3)
+        picture = io.BytesIO()
+        image.save(picture, "PNG")
+        pdf.image(picture, x=5, y=top - 1, w=200, h=height)
+    pdf.multi_cell(0, 6, shown.replace("*", ""), new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+def letter_1228_covered(cover: str) -> Callable[[], bytes]:
+    """Letter 1228 showing its own number, 1227's header drawn above it and ``cover``
+    painted over it."""
+    shown = (
+        sample_text().replace("Số: 1227 /", "Số: 1228/").replace("Nguyễn Thanh Bình", SIGNER_NAME)
+    )
+    return functools.cache(lambda: covered_text_pdf("Số: 1227/UBND-TĐKT", shown, cover))
+
+
+def signer_covered(cover: str) -> Callable[[], bytes]:
+    """Letter 1227 signed by a name left out, the document's signer drawn with ``cover``
+    painted over it."""
+    shown = sample_text().replace("Nguyễn Thanh Bình", "")
+    return functools.cache(lambda: covered_text_pdf(SIGNER_NAME, shown, cover))
 
 
 def letter_1228_under(**drawn: Any) -> Callable[[], bytes]:
@@ -1363,6 +1406,22 @@ VARIANTS = [
     passes("the signer's name printed faint but seen", PRINTED,
            files=only_main(signer_under(colour=(0, 0, 0), opacity=0.4))),
     passes("the letter's header in light grey", PRINTED, files=only_main(grey_letter_pdf)),
+    fails("the document's number under a white box, another printed", PRINTED,
+          files=only_main(letter_1228_covered("box")), details={"differences": [
+              {"field": "number", "printed": "1228/UBND-TĐKT", "document": "1227/UBND-TĐKT"}]}),
+    fails("the document's number blacked out, another printed", PRINTED,
+          files=only_main(letter_1228_covered("black")), details={"differences": [
+              {"field": "number", "printed": "1228/UBND-TĐKT", "document": "1227/UBND-TĐKT"}]}),
+    fails("the document's number under an opaque picture, another printed", PRINTED,
+          files=only_main(letter_1228_covered("picture")), details={"differences": [
+              {"field": "number", "printed": "1228/UBND-TĐKT", "document": "1227/UBND-TĐKT"}]}),
+    fails("the signer's name alone, under a white box", PRINTED,
+          files=only_main(signer_covered("box")), details={"differences": [
+              {"field": "signer_name", "printed": None, "document": SIGNER_NAME}]}),
+    passes("the signer's name under a seal's see-through picture", PRINTED,
+           files=only_main(signer_covered("seal"))),
+    passes("the document's number under a seal's see-through picture", PRINTED,
+           files=only_main(letter_1228_covered("seal"))),
     fails("the subject's start alone", PRINTED,
           fields={"subject": "V/v tăng cường gửi, nhận văn bản điện tử"},
           details={"differences": [{"field": "subject", "printed": SUBJECT,
