@@ -56,7 +56,6 @@ from __future__ import annotations
 import hashlib
 import stat
 import struct
-import unicodedata
 import zipfile
 from collections.abc import Container, Iterator
 from dataclasses import dataclass
@@ -65,7 +64,7 @@ from typing import IO, Any, BinaryIO
 
 from congvan.states.errors import MessageMalformed, PackageTooLarge
 
-from .names import safe_path
+from .names import folded_name, safe_path
 
 CHUNK = 1 << 16
 _UTF8_NAMES = 0x800
@@ -309,7 +308,7 @@ def _check_directory(zip_file: zipfile.ZipFile, limits: Limits, small: Container
                 reason="unsafe_name",
                 part=stored[:300],
             )
-        folded = unicodedata.normalize("NFC", name.casefold())
+        folded = folded_name(name)
         if folded in seen:
             raise MessageMalformed(
                 "Two parts have the same name.", reason="duplicate_name", part=name

@@ -37,7 +37,29 @@ def safe_step(step: str) -> bool:
         and not any(unicodedata.category(ch) == "Cc" for ch in step)
         and step == unicodedata.normalize("NFC", step)
         and portable_name(step)
+        and not _SEPARATOR_LOOKALIKES.intersection(step)
+        and _compatible(step)
     )
+
+
+# Characters that look like a separator, which NFKC keeps but a code page's best fit
+# writes as one: Windows hands a program that reads names in its ANSI code page ``/`` for
+# U+2215 or U+2044, ``\`` for U+2216 (and for ¥ in Japanese, ₩ in Korean).
+_SEPARATOR_LOOKALIKES = frozenset("\u2044\u2215\u2216\u2571\u2572\u29f5\u29f8\u29f9\u00a5\u20a9")
+
+
+def _compatible(step: str) -> bool:
+    """Whether ``step`` in its compatibility form (NFKC: what a system that folds
+    fullwidth and other look-alike characters keeps, ``..／a`` being ``../a``) is a plain
+    file name too."""
+    plain = unicodedata.normalize("NFKC", step)
+    return plain == step or safe_step(plain)
+
+
+def folded_name(name: str) -> str:
+    """``name`` as two names are compared to tell them apart: the same once case and
+    compatibility forms are folded (``A.pdf``, ``a.pdf`` and ``ａ.pdf`` are one name)."""
+    return unicodedata.normalize("NFKC", name.casefold())
 
 
 # What Windows refuses in a file name (besides separators and control characters), and the

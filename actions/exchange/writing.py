@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import unicodedata
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from congvan.states.policy import is_organ_id
 
 from .archive import CHUNK, stored_entry
 from .envelope import ID, canonical, iso, read_canonical, sign_body
-from .names import safe_step
+from .names import folded_name, safe_step
 from .package import (
     AGENCY_SIGNATURE,
     FILES,
@@ -267,7 +266,7 @@ def _check_file_names(names: list[str], given: set[str]) -> None:
     for name in names:
         if not safe_step(name):
             raise ValueError(f"the file name {name!r} cannot travel in a package")
-    folded = [unicodedata.normalize("NFC", n.casefold()) for n in names]
+    folded = [folded_name(n) for n in names]
     if len(set(folded)) != len(folded):
         raise ValueError("two files of the manifest have the same name (ignoring case)")
     if set(names) != given:

@@ -122,12 +122,14 @@ def test_two_files_of_the_same_bytes_are_refused_and_nothing_kept(
 
 @pytest.mark.parametrize(
     "names",
-    [("a.pdf", "a.pdf"), ("a.pdf", "A.PDF"), ("Phụ lục.pdf", "PHỤ LỤC.pdf"), ("ß.pdf", "SS.pdf")],
-)
+    [("a.pdf", "a.pdf"), ("a.pdf", "A.PDF"), ("Phụ lục.pdf", "PHỤ LỤC.pdf"), ("ß.pdf", "SS.pdf"),
+     ("a.pdf", "\uff41.pdf"), ("file.pdf", "\ufb01le.pdf")],
+)  # fmt: skip
 def test_two_files_named_alike_ignoring_case_are_refused_and_nothing_kept(
     api: Api, names: tuple[str, str]
 ) -> None:
-    # A package names each file once, ignoring case: such a draft could never be sent
+    # A package names each file once, ignoring case and look-alike letters (a fullwidth
+    # a, a ligature): such a draft could never be sent
     files = [
         ("main", (names[0], MAIN_PDF, "application/pdf")),
         ("appendix", (names[1], b"%PDF-1.4 other", "application/pdf")),
@@ -733,7 +735,8 @@ def test_a_file_name_that_names_no_file_is_refused(api: Api, sent: str) -> None:
 @pytest.mark.parametrize(
     "sent",
     ["Phụ lục.pdf.", "Quyết định: số 5.pdf", "Phụ lục.pdf:Zone.Identifier", "CON", "nul.pdf",
-     "COM1.txt", "a?.pdf", "a|b.pdf", "<a>.pdf"],
+     "COM1.txt", "a?.pdf", "a|b.pdf", "<a>.pdf", "..\uff0fPhụ lục.pdf", "Phụ lục 1\u22152.pdf",
+     "Phụ lục\uff1a 1.pdf"],
 )  # fmt: skip
 def test_a_file_name_no_recipients_system_could_keep_is_refused_at_once(
     api: Api, sent: str

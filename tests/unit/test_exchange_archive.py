@@ -93,7 +93,12 @@ def test_bytes_that_are_not_a_zip_are_refused() -> None:
 @pytest.mark.parametrize(
     "name",
     ["../package.json", "/etc/passwd", "files/../../x.pdf", "files\\x.pdf", "C:/x.pdf",
-     "files/./x.pdf", "files//x.pdf", "files/x\x7f.pdf", "files/", "files/ x.pdf"],
+     "files/./x.pdf", "files//x.pdf", "files/x\x7f.pdf", "files/", "files/ x.pdf",
+     # look-alikes that a system folding compatibility forms, or Windows' best fit into a
+     # code page, turns into separators, dots or forbidden characters
+     "files/..\uff0fevil.pdf", "files/a\u2215b.pdf", "files/a\u2044b.pdf",
+     "files/a\uff3cb.pdf", "files/a\u2216b.pdf", "files/\u2024\u2024", "files/a\uff1ab.pdf",
+     "files/CON\uff0epdf", "files/a\u00a5b.pdf"],
 )  # fmt: skip
 def test_a_name_that_is_not_a_plain_relative_path_is_refused(name: str) -> None:
     error = refusal(package(**{name: b"x"}))
@@ -117,6 +122,15 @@ def test_a_non_ascii_name_not_flagged_utf8_is_refused() -> None:
         struct.pack_into("<H", data, at + offset, flags & ~0x800)
 
     assert refusal(bytes(data)).reason == "unsafe_name"
+
+
+@pytest.mark.parametrize("second", ["FILES/A.PDF", "files/\uff41.pdf", "files/A\ufe52pdf"])
+def test_two_members_of_one_name_once_case_and_look_alikes_are_folded_are_refused(
+    second: str,
+) -> None:
+    data = package(**{"files/a.pdf": b"x", second: b"y"})
+
+    assert refusal(data).reason == "duplicate_name"
 
 
 @pytest.mark.parametrize("second", ["files/a.pdf", "FILES/A.PDF"])

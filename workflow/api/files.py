@@ -111,8 +111,8 @@ async def read_upload(upload: UploadFile, role: str, max_bytes: int) -> dict[str
         # Taken here, it could never travel: a recipient's system must write it as itself.
         raise InvalidInput(
             f"The {role} file's name {filename[:100]!r} is not one every recipient's system "
-            'can keep: leave out <>:"|?* and a trailing dot or space, and do not name a '
-            "device (CON, NUL, COM1…).",
+            'can keep: leave out <>:"|?*, what looks like a slash (／ ∕ ＼ ¥), a trailing '
+            "dot or space, and do not name a device (CON, NUL, COM1…).",
             field=role,
             filename=filename[:100],
         )

@@ -4,7 +4,6 @@ its first audit entry, in one transaction."""
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +12,7 @@ from typing import Any
 from pydantic_core import to_jsonable_python
 
 from congvan.actions.context import Actor
+from congvan.actions.exchange.names import folded_name
 from congvan.states import DOCUMENT, RECEIVED_DOCUMENT
 from congvan.states.errors import DocumentReceivedBefore, InvalidInput
 from congvan.states.policy import notation
@@ -39,14 +39,15 @@ class Draft:
     files: Sequence[Mapping[str, Any]]
 
     def __post_init__(self) -> None:
-        # A package names each file once, ignoring case (a recipient's disk may fold it):
+        # A package names each file once, ignoring case and compatibility forms (a
+        # recipient's disk may fold them):
         # a draft holding two such names could be reviewed and signed, never sent. And a
         # file is reached by its content (its download, a package's part): two files of
         # the same bytes would be one file under two names, the second never reachable.
         rules: tuple[tuple[Callable[[Mapping[str, Any]], str], str, str], ...] = (
-            (lambda f: unicodedata.normalize("NFC", str(f["filename"]).casefold()),
+            (lambda f: folded_name(str(f["filename"])),
              "same_filename", "Two files are named {0!r} and {1!r}: each file needs a name "
-             "of its own, ignoring case."),
+             "of its own, ignoring case and look-alike letters (ａ is a)."),
             (lambda f: str(f["sha256"]), "same_content",
              "The files {0!r} and {1!r} hold the same bytes: attach each file once."),
         )  # fmt: skip
