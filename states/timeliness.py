@@ -17,11 +17,13 @@ from typing import Any, Protocol
 VIETNAM = timezone(timedelta(hours=7), "ICT")
 
 # The days the engine reckons with. Every date and moment the API takes falls within them:
-# far enough inside Python's own limits (years 1 to 9999) that a moment converts to
-# Vietnam time and working days count on from any of them without running out of
-# calendar, and near enough that counting working time across all of them stays quick.
-FIRST_DAY = date(1900, 1, 1)
-LAST_DAY = date(2199, 12, 31)
+# the years whose days off the working calendar knows (the ``holidays`` package works out
+# Viet Nam's lunar holidays, Tết among them, for 1901 to 2100: a deadline counted in
+# working time on a day outside them would count Tết as work), well inside Python's own
+# limits (years 1 to 9999), so that a moment converts to Vietnam time and working days
+# count on from any of them without running out of calendar.
+FIRST_DAY = date(1901, 1, 1)
+LAST_DAY = date(2100, 12, 31)
 _FIRST_MOMENT = datetime.combine(FIRST_DAY, time.min, VIETNAM)
 _LAST_MOMENT = datetime.combine(LAST_DAY, time.max, VIETNAM)
 

@@ -356,11 +356,11 @@ def _builder(
     if valid_days <= 0:
         raise InvalidInput("A certificate must be valid for at least one day.")
     not_before = _utc(valid_from)
-    # The days the engine reckons with end in 2199 (states.timeliness.LAST_DAY).
+    # The days the engine reckons with end with states.timeliness.LAST_DAY.
     most = (_LAST_MOMENT - not_before).days
     if valid_days > most:
         raise InvalidInput(
-            f"A certificate is valid until 2199 at the latest: at most {most} days from "
+            f"A certificate is valid until {LAST_DAY.year} at the latest: at most {most} days from "
             f"{not_before:%Y-%m-%d}.",
             field="valid_days",
             max_days=most,

@@ -286,15 +286,15 @@ def test_a_route_switched_by_a_word_instead_of_true_or_false_is_refused(api: Api
     assert_error(patched, 422, "invalid_input")
 
 
-# Dates and moments past the years the engine reckons with (1900 to 2199, in Vietnam time):
+# Dates and moments past the years the engine reckons with (1901 to 2100, in Vietnam time):
 # the first the API took, and a send then crashed on converting it to Vietnam time.
 BEYOND = {
-    "issued_on": ["9999-12-31", "2200-01-01", "1899-12-31", "0001-01-01"],
-    "due_date": ["9999-12-31", "2200-01-01"],
+    "issued_on": ["9999-12-31", "2101-01-01", "1900-12-31", "0001-01-01"],
+    "due_date": ["9999-12-31", "2101-01-01"],
     "appointed_at": [
         "9999-12-31T17:00:00+00:00",
-        "2199-12-31T17:00:00+00:00",  # 2200-01-01 in Vietnam
-        "2199-12-31T23:00:00-05:00",
+        "2100-12-31T17:00:00+00:00",  # 2101-01-01 in Vietnam
+        "2100-12-31T23:00:00-05:00",
     ],
 }
 
@@ -324,7 +324,7 @@ def test_a_date_or_moment_beyond_the_years_reckoned_with_is_refused_where_it_ent
     for response in answers:
         details = assert_error(response, 422, "invalid_input")
         assert [e["field"].rsplit(".", 1)[-1] for e in details["errors"]] == [field]
-        assert "1900 to 2199" in details["errors"][0]["problem"]
+        assert "1901 to 2100" in details["errors"][0]["problem"]
     assert [d["id"] for d in api.get("/v1/documents").json()["items"]] == [doc["id"]]
     assert api.get(f"/v1/documents/{doc['id']}").json()[field] == doc[field]
 
@@ -348,7 +348,7 @@ def test_a_day_written_as_a_moment_is_refused_not_cut_to_its_date(
 @pytest.mark.parametrize(
     ("path", "role", "body"),
     [
-        ("/v1/authorities", "supervisor", {"signer": "x", "valid_from": "1899-12-31"}),
+        ("/v1/authorities", "supervisor", {"signer": "x", "valid_from": "1900-12-31"}),
         (
             "/v1/authorities",
             "supervisor",
@@ -367,20 +367,20 @@ def test_an_authority_or_a_snooze_beyond_the_years_reckoned_with_is_refused(
     details = assert_error(
         api.client.post(path, json=body, headers=api.auth(role)), 422, "invalid_input"
     )
-    assert "1900 to 2199" in str(details)
+    assert "1901 to 2100" in str(details)
 
 
 def test_the_last_moment_reckoned_with_is_taken(api: Api) -> None:
-    # Given the last day and the last moment of year 2199 in Vietnam time
+    # Given the last day and the last moment of year 2100 in Vietnam time
     response = api.create(
-        urgency=4, due_date="2199-12-31", appointed_at="2199-12-31T16:59:59+00:00"
+        urgency=4, due_date="2100-12-31", appointed_at="2100-12-31T16:59:59+00:00"
     )
     # Then a draft holds them
     assert response.status_code == 201, response.text
-    assert response.json()["due_date"] == "2199-12-31"
-    filtered = api.get("/v1/documents", params={"created_before": "2199-12-31T23:59:59+07:00"})
+    assert response.json()["due_date"] == "2100-12-31"
+    filtered = api.get("/v1/documents", params={"created_before": "2100-12-31T23:59:59+07:00"})
     assert [d["id"] for d in filtered.json()["items"]] == [response.json()["id"]]
-    too_late = {"created_before": "2200-01-01T00:00:00+07:00"}
+    too_late = {"created_before": "2101-01-01T00:00:00+07:00"}
     assert_error(api.get("/v1/documents", params=too_late), 422, "invalid_input")
 
 

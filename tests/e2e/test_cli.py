@@ -93,16 +93,16 @@ def test_the_demo_plays_from_its_first_start(tmp_path: Path) -> None:
 
 
 def test_the_demo_plays_from_its_last_start_to_the_end(tmp_path: Path) -> None:
-    # Its CA is valid ten years, to the end of 2199, the last day reckoned with: signing
-    # times are GeneralizedTime past 2049 and a package's ZIP dates stop at 2107
-    done = congvan("demo", "--start", "2190-01-02T23:00:00+00:00", data_dir=tmp_path)
+    # Its CA is valid ten years, to the end of 2100, the last day reckoned with: signing
+    # times are GeneralizedTime past 2049
+    done = congvan("demo", "--start", "2091-01-02T23:00:00+00:00", data_dir=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "the document is delivered: every recipient has it" in done.stdout
 
     # And a day later is refused before anything starts
-    late = congvan("demo", "--start", "2190-01-03T00:00:00+00:00", data_dir=tmp_path / "late")
+    late = congvan("demo", "--start", "2091-01-03T00:00:00+00:00", data_dir=tmp_path / "late")
     assert late.returncode == 2
-    assert "the demo starts from 2000-01-01 to 2190-01-02 (UTC)" in late.stderr
+    assert "the demo starts from 2000-01-01 to 2091-01-02 (UTC)" in late.stderr
 
 
 def test_demo_sends_the_sample_letter_between_two_installations(tmp_path: Path) -> None:
@@ -514,7 +514,7 @@ def test_a_signing_authority_is_granted_and_listed(tmp_path: Path) -> None:
         "--from", "0001-01-01", "--until", "0002-01-01", data_dir=tmp_path,
     )  # fmt: skip
     assert ancient.returncode == 2, ancient.stdout + ancient.stderr
-    assert "valid_from falls within the years 1900 to 2199" in ancient.stderr
+    assert "valid_from falls within the years 1901 to 2100" in ancient.stderr
 
     # And so is a competence longer than the API takes, and nothing more is granted
     long_block = congvan(

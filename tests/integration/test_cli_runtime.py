@@ -65,7 +65,7 @@ def test_commands_that_only_read_and_write_rows_never_build_a_broker(
         ("CONGVAN_TIME_RULES", '{"deliver": [1, 2, 3, 4, 5, 6]}', "one value per urgency"),
         ("CONGVAN_EXTRA_DAYS_OFF", "2027-04-30", "not JSON"),
         ("CONGVAN_EXTRA_DAYS_OFF", "[0]", "written as a string, YYYY-MM-DD"),
-        ("CONGVAN_EXTRA_WORKING_DAYS", '["2300-01-01"]', "must fall within 1900 to 2199"),
+        ("CONGVAN_EXTRA_WORKING_DAYS", '["2300-01-01"]', "must fall within 1901 to 2100"),
     ],
 )
 def test_a_time_setting_that_cannot_be_is_named_by_its_variable(
@@ -290,11 +290,11 @@ def test_the_store_is_stopped_when_the_command_fails(
     assert [store] == stopped
 
 
-# The years reckoned with end in 2199, and the demo's CA is valid ten years from its start
+# The years reckoned with end in 2100, and the demo's CA is valid ten years from its start
 REFUSED_STARTS = [
     "9999-12-31T23:59:00+07:00",
-    "2199-06-01T09:00:00+07:00",
-    "2190-01-03T07:00:00+07:00",
+    "2100-06-01T09:00:00+07:00",
+    "2091-01-03T07:00:00+07:00",
     "1999-12-31T23:00:00+00:00",
     "0001-01-01T00:00:00+00:00",
     "9999-12-31T23:59:59-01:00",  # in UTC, past the last year a moment can have

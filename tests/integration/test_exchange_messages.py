@@ -405,9 +405,9 @@ def _resealed(world: World, sealed: Sealed, member: str, moment: datetime | str)
     ("moment", "sent_at"),
     [
         (NOW + timedelta(hours=1), None),  # after it was signed
-        (datetime(2199, 12, 31, tzinfo=UTC), None),
+        (datetime(2100, 12, 31, tzinfo=UTC), None),
         (NOW - timedelta(days=730), NOW - timedelta(minutes=10)),  # before the package left
-        (datetime(1900, 1, 1, tzinfo=UTC), NOW - timedelta(minutes=10)),
+        (datetime(1901, 1, 1, tzinfo=UTC), NOW - timedelta(minutes=10)),
     ],
 )
 def test_a_receipt_claiming_an_impossible_moment_is_refused(
@@ -429,7 +429,7 @@ def test_a_receipt_received_within_the_clock_skew_of_its_signing_is_taken(world:
         )
 
 
-@pytest.mark.parametrize("moment", [NOW + timedelta(hours=2), datetime(2199, 1, 1, tzinfo=UTC)])
+@pytest.mark.parametrize("moment", [NOW + timedelta(hours=2), datetime(2100, 1, 1, tzinfo=UTC)])
 def test_a_status_claiming_a_moment_after_its_signing_is_refused(
     world: World, moment: datetime
 ) -> None:
@@ -474,15 +474,15 @@ def test_a_moment_ahead_of_the_clock_takes_the_clock_skew_once(world: World, mem
     "moment",
     [
         datetime(9999, 12, 31, tzinfo=UTC),
-        datetime(2200, 1, 1, tzinfo=UTC),
-        datetime(1899, 12, 31, 16, 59, tzinfo=UTC),  # 1899-12-31 23:59 in Vietnam
+        datetime(2101, 1, 1, tzinfo=UTC),
+        datetime(1900, 12, 31, 16, 59, tzinfo=UTC),  # 1900-12-31 23:59 in Vietnam
         datetime(1, 1, 2, tzinfo=UTC),
     ],
 )
 def test_a_moment_outside_the_years_reckoned_with_is_malformed_wherever_it_is(
     world: World, moment: datetime
 ) -> None:
-    # Given a receipt and a status signed by B, each claiming a moment outside 1900-2199
+    # Given a receipt and a status signed by B, each claiming a moment outside 1901-2100
     receipt = _resealed(world, receipt_by(world), "received_at", moment)
     status = _resealed(world, status_03_by_b(world), "at", moment)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import holidays
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from congvan.actions.calendar import VIETNAM_CALENDAR, WorkingCalendar
+from congvan.states.timeliness import FIRST_DAY, LAST_DAY
 
 # Holidays the Government announced, each with the days around it.
 TET_2025 = date(2025, 1, 29)  # Mùng một; off 25/01–02/02/2025
@@ -102,3 +104,15 @@ def test_the_next_working_day_skips_only_days_off(day: date) -> None:
 def test_tet_counts_no_working_days() -> None:
     # 24/01/2025 (Friday) to 03/02/2025: the whole Tết break, one working day after it
     assert 1 == VIETNAM_CALENDAR.working_days_between(date(2025, 1, 24), date(2025, 2, 3))
+
+
+@pytest.mark.parametrize("year", [FIRST_DAY.year, 2026, 2028, LAST_DAY.year])
+def test_every_year_reckoned_with_has_its_tet_off(year: int) -> None:
+    # The days reckoned with are the years whose days off the calendar knows: in each, the
+    # first day of the lunar year (a weekday falling on it) is a day off, and so are 30/4
+    # and 2/9 (a deadline counted across them does not count them as work)
+    known = holidays.country_holidays("VN", years=year)
+    tet = next(day for day, name in sorted(known.items()) if name == "Lunar New Year")
+    assert not VIETNAM_CALENDAR.is_working_day(tet)
+    for fixed in (date(year, 4, 30), date(year, 9, 2)):
+        assert fixed in known and not VIETNAM_CALENDAR.is_working_day(fixed)

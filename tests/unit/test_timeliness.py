@@ -266,7 +266,7 @@ def test_a_moment_at_the_edge_of_python_converts_to_the_nearest_end_of_the_range
     assert not reckoned(moment)
 
 
-@pytest.mark.parametrize("dated", [date.max, date(9999, 12, 31), date.min, date(1899, 12, 31)])
+@pytest.mark.parametrize("dated", [date.max, date(9999, 12, 31), date.min, date(1900, 12, 31)])
 @pytest.mark.parametrize("urgency", [0, 1])
 def test_a_document_dated_at_the_edge_of_python_is_judged_not_crashed(
     dated: date, urgency: int
@@ -286,7 +286,7 @@ def test_a_document_dated_at_the_edge_of_python_is_judged_not_crashed(
 
 def test_a_send_judged_against_a_send_by_at_the_edge_of_python_is_not_late() -> None:
     judged = judge_sending(vn(2026, 4, 24, 10), datetime.max.replace(tzinfo=UTC))
-    assert (judged["late"], judged["send_by"]) == (False, "2199-12-31T23:59:59.999999+07:00")
+    assert (judged["late"], judged["send_by"]) == (False, "2100-12-31T23:59:59.999999+07:00")
 
 
 @pytest.mark.parametrize(
@@ -296,11 +296,11 @@ def test_a_send_judged_against_a_send_by_at_the_edge_of_python_is_not_late() -> 
         (LAST_DAY, True),
         (FIRST_DAY - timedelta(days=1), False),
         (LAST_DAY + timedelta(days=1), False),
-        (datetime(2199, 12, 31, 16, 59, 59, tzinfo=UTC), True),  # 23:59:59 in Vietnam
-        (datetime(2199, 12, 31, 17, tzinfo=UTC), False),  # 2200-01-01 in Vietnam
-        (datetime(1899, 12, 31, 17, tzinfo=UTC), True),  # 1900-01-01 00:00 in Vietnam
-        (datetime(1899, 12, 31, 16, 59, tzinfo=UTC), False),
-        (datetime(2199, 12, 31, 23, 59), True),  # no offset: as written
+        (datetime(2100, 12, 31, 16, 59, 59, tzinfo=UTC), True),  # 23:59:59 in Vietnam
+        (datetime(2100, 12, 31, 17, tzinfo=UTC), False),  # 2101-01-01 in Vietnam
+        (datetime(1900, 12, 31, 17, tzinfo=UTC), True),  # 1901-01-01 00:00 in Vietnam
+        (datetime(1900, 12, 31, 16, 59, tzinfo=UTC), False),
+        (datetime(2100, 12, 31, 23, 59), True),  # no offset: as written
     ],
 )
 def test_the_range_reckoned_with_is_judged_in_vietnam_time(value: date, inside: bool) -> None:

@@ -35,7 +35,7 @@ _RECIPIENT_NAME_LENGTH: int = Recipient.__table__.c.name.type.length  # type: ig
 class TextModel(BaseModel):
     """A body whose strings are all text the databases can store, in NFC, without control
     characters (line breaks only in the multi-line fields, ``states.text``), and whose
-    dates and moments fall within the days the engine reckons with (years 1900 to 2199,
+    dates and moments fall within the days the engine reckons with (years 1901 to 2100,
     ``states.timeliness``), which the databases keep too.
 
     Every body the API reads is one (``tests/api/test_text_rules_api.py`` holds every
@@ -137,8 +137,8 @@ def form_body(model: type[_Model], raw: object, what: str) -> _Model:
 
 
 def storable_moment(value: datetime) -> datetime:
-    """``value``, if the engine can reckon with it: within years 1900 to 2199 in Vietnam
-    time (``2199-12-31T23:00:00-05:00`` is not), so it converts to Vietnam time and
+    """``value``, if the engine can reckon with it: within years 1901 to 2100 in Vietnam
+    time (``2100-12-31T23:00:00-05:00`` is not), so it converts to Vietnam time and
     deadlines count from it, and the databases keep it. A query parameter's validator."""
     if not reckoned(value):
         raise ValueError(f"{RECKONED} (Vietnam time)")
@@ -155,7 +155,7 @@ def storable_offset_moment(value: datetime) -> datetime:
 
 
 def storable_day(value: date) -> date:
-    """``value``, if it falls within the years the engine reckons with (1900 to 2199)."""
+    """``value``, if it falls within the years the engine reckons with (1901 to 2100)."""
     if not reckoned(value):
         raise ValueError(RECKONED)
     return value

@@ -88,7 +88,7 @@ def _moment(value: str) -> datetime:
     from congvan.actions.signing.keystore import CA_VALID_DAYS
 
     # Its certification authority is valid ten years on from the start, within the days
-    # reckoned with (to the end of 2199).
+    # reckoned with (to the end of 2100).
     latest = LAST_DAY - timedelta(days=CA_VALID_DAYS)
     try:
         day = moment.astimezone(UTC).date()
