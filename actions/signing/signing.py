@@ -64,7 +64,7 @@ from .certpath import CLOCK_SKEW
 from .cms import sign_manifest
 from .pades import PdfVerdict, sign_pdf, verify_pdf
 from .signedpdf import SIGNATURE_ROOM, verify_signed_main
-from .stored import expected_signer, manifest_of, verify_stored
+from .stored import expected_signer, hold_to_signer, manifest_of, verify_stored
 from .truststore import TrustStore
 from .verification import verify_manifest_signature
 
@@ -199,6 +199,7 @@ class Signing:
                 at=ctx.now,
                 expected_signer=expected_signer(uow, doc),
             )
+            hold_to_signer(uow, doc, verdict.signer)
         if verdict.signing_time < as_utc(doc.created_at) - CLOCK_SKEW:
             # A signer's tool writes the time it claims; it cannot predate what it signs.
             raise SigningTimeInvalid(

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError
+from congvan.states.certificates import CertificateDescription, comparable
+from congvan.states.errors import InvalidInput, ManifestMismatch, SignatureError, SignerMismatch
 from congvan.storage.documents import DocumentRow
 from congvan.storage.signatures import SignatureRow
 from congvan.storage.unit_of_work import UnitOfWork
@@ -83,6 +84,35 @@ def expected_signer(uow: UnitOfWork, doc: DocumentRow) -> dict[str, str]:
         "organization": agency.name if agency else "",
         "organizational_unit": doc.agency_id,
     }
+
+
+def hold_to_signer(uow: UnitOfWork, doc: DocumentRow, certificate: CertificateDescription) -> None:
+    """Refuse a certificate that is not the document's signer's own (``SignerMismatch``):
+    a name and a position are no one's alone (two people of an agency may share them).
+    Whose a certificate is: the user it is registered to here (``keys issue-signer``, or
+    a token's certificate by ``keys import --kind signer --user``); one registered to no
+    one is the signer's when its UID names them (``user@agency``, as this installation's
+    CA writes it)."""
+    own = f"{doc.signer_user}@{doc.agency_id}"
+    row = uow.signatures.certificate(certificate.sha256)
+    if row is not None and row.kind == "signer":
+        holder = f"{row.username}@{row.agency_id}"
+    else:
+        holder = certificate.user_id or ""
+    if comparable(holder) == comparable(own):
+        return
+    raise SignerMismatch(
+        (
+            f"The certificate is {holder}'s, not the document's signer's ({own}): "
+            if holder
+            else "The certificate is registered to no signer and names none (UID): "
+        )
+        + "a signer signs with a certificate of their own, registered to them "
+        "(congvan keys import --kind signer --user).",
+        differences={"user": {"expected": own, "certificate": holder or None}},
+        signer=certificate.common_name,
+        sha256=certificate.sha256,
+    )
 
 
 def verify_stored(

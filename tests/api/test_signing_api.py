@@ -543,6 +543,50 @@ def _another_signers_certificate(api: Api, doc_id: str, row: CertificateRow) -> 
     return own_tool(api, doc_id, issue(api, OTHER_SIGNER))
 
 
+def _namesakes_certificate(api: Api, doc_id: str, row: CertificateRow) -> bytes:
+    # Another signer of the agency of the same name and position, with a certificate
+    # registered to them: a name and a position are no one's alone
+    with api.runtime.uow() as uow:
+        directory.ensure_user(
+            uow, A, "namesake", ["signer"], api.clock(), full_name=SIGNER_NAME,
+            position="PHÓ CHỦ TỊCH",
+        )  # fmt: skip
+        uow.commit()
+    return own_tool(api, doc_id, issue(api, "namesake"))
+
+
+def unregistered_certificate(api: Api, user_id: str) -> tuple[pki.PrivateKey, x509.Certificate]:
+    """A certificate of the installation's CA in the named signer's name, position and
+    agency, with ``user_id`` as its UID, registered to no one here."""
+    with api.runtime.uow() as uow:
+        (root,) = [r for r in uow.signatures.roots() if r.key_pem]
+    issued = pki.issue_signer_certificate(
+        pki.Issued(cert_pem=root.cert_pem.encode(), key_pem=root.key_pem.encode()),
+        PASS,
+        full_name=SIGNER_NAME,
+        position="PHÓ CHỦ TỊCH",
+        agency_id=A,
+        agency_name="Ủy ban nhân dân tỉnh Thừa Thiên Huế",
+        user_id=user_id,
+        passphrase=PASS,
+        valid_from=api.clock() - timedelta(minutes=5),
+        valid_days=365,
+        crl_url=api.runtime.settings.crl_url,
+    )
+    return pki.load_private_key(issued.key_pem, PASS), issued.certificate
+
+
+def _unregistered(user_id: str) -> Callable[[Api, str, CertificateRow], bytes]:
+    def made(api: Api, doc_id: str, row: CertificateRow) -> bytes:
+        key, cert = unregistered_certificate(api, user_id)
+        manifest = manifest_of(api, doc_id)
+        return sign_manifest(
+            manifest, key=key, cert=cert, chain=roots(api), signing_time=api.clock()
+        )
+
+    return made
+
+
 REFUSED_UPLOADS: dict[str, tuple[Callable[[Api, str, CertificateRow], bytes | str], str]] = {
     # Not a signature that fails to verify: input malformed, or too long
     "garbage-base64": (_garbage_base64, "invalid_input"),
@@ -554,7 +598,46 @@ REFUSED_UPLOADS: dict[str, tuple[Callable[[Api, str, CertificateRow], bytes | st
     "revoked": (_revoked, "certificate_revoked"),
     "expired": (_expired, "certificate_expired"),
     "another-signer": (_another_signers_certificate, "signer_mismatch"),
+    "namesake": (_namesakes_certificate, "signer_mismatch"),
+    "unregistered-naming-another": (_unregistered(f"{OTHER_SIGNER}@{A}"), "signer_mismatch"),
+    "unregistered-naming-no-user": (_unregistered("CCCD:046090001234"), "signer_mismatch"),
 }
+
+
+def test_a_certificate_registered_to_no_one_that_names_the_signer_by_uid_is_theirs(
+    signed_api: tuple[Api, CertificateRow],
+) -> None:
+    # Given a certificate of the trusted CA naming the signer by their UID (user@agency),
+    # not registered here (issued elsewhere, by this CA's operator)
+    api, _ = signed_api
+    doc_id = reviewed_letter(api)
+
+    # When the signer uploads a CMS made with it, the signature is theirs
+    response = sign(api, doc_id, _unregistered(f"{SIGNER_USER}@{A}")(api, doc_id, _))
+    assert response.status_code == 200, response.text
+
+
+def test_a_tokens_certificate_registered_to_the_signer_is_theirs_whatever_its_uid(
+    signed_api: tuple[Api, CertificateRow],
+) -> None:
+    # Given a certificate naming its holder by a citizen's number (as a national CA writes
+    # the UID), registered to the signer here (keys import --kind signer --user)
+    api, _ = signed_api
+    doc_id = reviewed_letter(api)
+    key, cert = unregistered_certificate(api, "CCCD:046090001234")
+    with api.runtime.uow() as uow:
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        keystore.import_certificate(
+            uow, pem, kind="signer", now=api.clock(), agency_id=A, username=SIGNER_USER
+        )
+        uow.commit()
+    upload = sign_manifest(
+        manifest_of(api, doc_id), key=key, cert=cert, chain=roots(api), signing_time=api.clock()
+    )
+
+    # When the signer uploads a CMS made with it, the signature is theirs
+    response = sign(api, doc_id, upload)
+    assert response.status_code == 200, response.text
 
 
 @pytest.mark.parametrize("case", REFUSED_UPLOADS)
