@@ -103,10 +103,22 @@ def is_upper_group(group: str) -> bool:
     return bool(group) and all(ch in VIETNAMESE_CAPITALS or ch in _DIGITS for ch in group)
 
 
+# Agency abbreviations written in their own case by long practice: the Prime Minister's
+# (QĐ-TTg, CT-TTg, and a letter of the Prime Minister's 123/TTg-KTTH).
+AS_WRITTEN_AGENCIES = frozenset({"TTg"})
+
+
+def agency_group_cased(group: str) -> bool:
+    """Whether ``group`` is written as an agency's abbreviation is: capitals and digits,
+    or one of ``AS_WRITTEN_AGENCIES``."""
+    return is_upper_group(group) or group in AS_WRITTEN_AGENCIES
+
+
 def symbol_cased(symbol: str, doc_type: object) -> bool:
-    """Whether every group of ``symbol`` is capitals and digits (UBND, TĐKT, H57), but the
-    first when it is the abbreviation of the document's type, written as Decree 30 writes
-    it (TTr, CTr, QyĐ): what review asks of our symbols and an inbox of a peer's."""
+    """Whether every group of ``symbol`` is capitals and digits (UBND, TĐKT, H57) or an
+    agency's abbreviation written as practice writes it (TTg), but the first when it is
+    the abbreviation of the document's type, written as Decree 30 writes it (TTr, CTr,
+    QyĐ): what review asks of our symbols and an inbox of a peer's."""
     groups = symbol.split("-")
     as_written = (
         isinstance(doc_type, str)
@@ -114,7 +126,7 @@ def symbol_cased(symbol: str, doc_type: object) -> bool:
         and doc_type != OFFICIAL_LETTER
         and groups[0] == doc_type
     )
-    return all(is_upper_group(g) or (i == 0 and as_written) for i, g in enumerate(groups))
+    return all(agency_group_cased(g) or (i == 0 and as_written) for i, g in enumerate(groups))
 
 
 def competence_parts(competence: str) -> tuple[str, str] | None:

@@ -17,9 +17,9 @@ from congvan.states.errors import (
 from congvan.states.format_rules import (
     COMPETENCE_PREFIXES,
     KNOWN_DOC_TYPES,
+    agency_group_cased,
     competence_chain,
     competence_line,
-    is_upper_group,
 )
 from congvan.states.policy import DEFAULT_NUMBERING, NUMBERING, ROLES, is_organ_id
 from congvan.states.text import has_visible_text, nfc, unstorable
@@ -131,11 +131,12 @@ def agency_names(name: str, abbreviation: str) -> tuple[str, str]:
     abbreviation = one_line(
         "The agency's abbreviation", "abbreviation", abbreviation, _AGENCY_ABBREVIATION_LENGTH
     ).strip()
-    if not all(is_upper_group(group) for group in abbreviation.split("-")):
+    if not all(agency_group_cased(group) for group in abbreviation.split("-")):
         # It is a group of every symbol the agency issues: written in capitals (Decree 30
         # Appendix I), as review checks and as every peer's inbox requires of a symbol
         raise InvalidInput(
-            "An agency's abbreviation is in capitals and digits (UBND, SNV), groups joined by '-'.",
+            "An agency's abbreviation is in capitals and digits (UBND, SNV; TTg as practice "
+            "writes it), groups joined by '-'.",
             field="abbreviation",
             value=abbreviation,
         )

@@ -314,6 +314,7 @@ def test_an_agency_added_meanwhile_by_another_request_is_already_there(
         {**NEW_AGENCY, "abbreviation": "UBND TP"},
         {**NEW_AGENCY, "abbreviation": "UBND/TP"},
         {**NEW_AGENCY, "abbreviation": "-UBND"},
+        {**NEW_AGENCY, "abbreviation": "Ttg"},  # TTg alone is written as practice writes it
         {**NEW_AGENCY, "name": "Huế\x00"},
         {"id": NEW_AGENCY["id"], "name": "UBND"},
         {},
@@ -324,6 +325,13 @@ def test_a_malformed_agency_is_invalid_input(api: Api, body: object) -> None:
     response = api.client.post("/v1/agencies", headers=api.auth("operator"), json=body)
     assert_error(response, 422, "invalid_input")
     assert len(api.get("/v1/agencies").json()["items"]) == 2
+
+
+def test_the_prime_ministers_abbreviation_is_taken_as_practice_writes_it(api: Api) -> None:
+    body = {"id": "000.00.01.G01", "name": "Thủ tướng Chính phủ", "abbreviation": "TTg"}
+    response = api.client.post("/v1/agencies", headers=api.auth("operator"), json=body)
+    assert response.status_code == 201, response.text
+    assert response.json()["abbreviation"] == "TTg"
 
 
 def test_a_malformed_agency_id_is_named_as_the_body_names_it(api: Api) -> None:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from congvan.actions.checks import formatting
@@ -25,6 +25,7 @@ from congvan.actions.exchange import acceptance
 from congvan.actions.signing.manifest import build_manifest
 from congvan.states.errors import MessageMalformed
 from congvan.states.format_rules import (
+    AS_WRITTEN_AGENCIES,
     COMPETENCE_CHAINS,
     COMPETENCE_PREFIXES,
     DOC_TYPES,
@@ -146,6 +147,7 @@ def test_a_lower_case_letter_fails(
     doc_type, agency, symbol = case
     at = data.draw(positions(symbol, "upper"))
     broken = symbol[:at] + symbol[at].lower() + symbol[at + 1 :]
+    assume(not AS_WRITTEN_AGENCIES.intersection(broken.split("-")))  # TTG → TTg stands
 
     assert_refused(number_symbol(doc_type, agency, number, broken), broken)
 
@@ -244,6 +246,25 @@ def test_a_group_in_lower_case_fails_review_and_the_inbox_alike(
     with pytest.raises(MessageMalformed) as refused:
         acceptance._check_members(manifest)
     assert refused.value.details["field"] == "symbol"
+
+
+@pytest.mark.parametrize(
+    ("doc_type", "symbol"), [("QĐ", "QĐ-TTg"), ("CT", "CT-TTg"), (OFFICIAL_LETTER, "TTg-KTTH")]
+)
+def test_the_prime_ministers_abbreviation_stands_as_practice_writes_it(
+    doc_type: str, symbol: str
+) -> None:
+    # TTg, the Prime Minister's: the one agency abbreviation not in capitals alone
+    assert number_symbol(doc_type, "TTg", 5, symbol).passed
+    manifest = json.loads(
+        build_manifest(make_document(doc_type=doc_type, symbol=symbol), make_attachments())
+    )
+    acceptance._check_members(manifest)  # the inbox takes it as review does
+
+
+@pytest.mark.parametrize("symbol", ["QĐ-Ttg", "QĐ-ttg", "QĐ-tTg", "TTg-Kttn"])
+def test_another_case_of_the_prime_ministers_abbreviation_fails(symbol: str) -> None:
+    assert_refused(number_symbol("QĐ", "TTg", 5, symbol), symbol)
 
 
 # -- is_upper_group ----------------------------------------------------------------------
