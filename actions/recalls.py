@@ -142,39 +142,47 @@ def corrections_reached(ctx: TransitionContext) -> tuple[bool, str]:
 
 
 def original_settled(ctx: TransitionContext) -> tuple[bool, str]:
-    """A replacement goes out once the document it replaces stands still: in force (not
-    recalled or replaced meanwhile: its recipients would refuse a replacement of it), and
-    none of its dispatches on its way (that recipient would get it after the replacement,
-    both in force there)."""
-    row = ctx.uow.documents.load(ctx.document.id)
+    """A replacement goes out once the document it replaces stands still
+    (:func:`replacement_held`)."""
+    why = replacement_held(ctx.uow, ctx.document.id, lock=not ctx.uow.readonly)
+    return why is None, why or ""
+
+
+def replacement_held(uow: UnitOfWork, document_id: str, *, lock: bool = False) -> str | None:
+    """Why the replacement ``document_id`` cannot go out now, or None: the document it
+    replaces must stand in force (not recalled or replaced meanwhile: its recipients
+    would refuse a replacement of it), with none of its dispatches on its way (that
+    recipient would get it after the replacement, both in force there). ``lock``: the
+    original's row, as the guard holds it."""
+    row = uow.documents.load(document_id)
     if row.replaces_id is None:
-        return True, ""
+        return None
     # Locked: a recall or update of the original committing meanwhile would be replaced
     # under it, never answered (its recipients refuse the replacement while it awaits).
-    original = ctx.uow.documents.head(row.replaces_id, for_update=not ctx.uow.readonly)
+    original = uow.documents.head(row.replaces_id, for_update=lock)
     if original is None or original.state not in ISSUED:
         state = original.state if original is not None else "gone"
-        return False, (
+        return (
             f"the document it replaces is no longer in force ({state}): there is nothing "
             "left to replace (send a new document)"
         )
-    why = _unsettled(ctx.uow, row.replaces_id, "the document it replaces", "the replacement")
+    why = _unsettled(uow, row.replaces_id, "the document it replaces", "the replacement")
     if why:
-        return False, why
-    recipients = [r.organ_id for r in ctx.uow.documents.recipients(row.id)]
-    left_out = holders_left_out(ctx.uow, row.replaces_id, recipients)
+        return why
+    recipients = [r.organ_id for r in uow.documents.recipients(row.id)]
+    left_out = holders_left_out(uow, row.replaces_id, recipients)
     if left_out:
-        return False, (
+        return (
             f"{', '.join(left_out)} hold the document it replaces, in force, and the "
             "replacement does not go to them: it would stand there unreplaced (return the "
             "replacement to draft and add them back among its recipients)"
         )
     # A recall or update of it on its way or awaiting its answers: replaced meanwhile,
     # it could never be answered (its recipients' copies no longer in force).
-    asking = [
-        r for r in ctx.uow.dispatches.for_requests(row.replaces_id) if r.state in d.UNANSWERED
-    ]
-    return not asking, (
+    asking = [r for r in uow.dispatches.for_requests(row.replaces_id) if r.state in d.UNANSWERED]
+    if not asking:
+        return None
+    return (
         "a recall or update of the document it replaces still awaits its answers from "
         f"{', '.join(sorted({r.organ_id for r in asking}))}: send the replacement once "
         "each has answered"

@@ -11,11 +11,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from congvan.actions.recalls import reached, uncorrected, was_updated
+from congvan.actions.recalls import reached, replacement_held, uncorrected, was_updated
 from congvan.states import DOCUMENT, allowed_events, policy
 from congvan.states import dispatch as d
 from congvan.states.dispatch import REJECTED, recipient_status
-from congvan.states.document import DRAFT, ISSUED
+from congvan.states.document import DRAFT, ISSUED, SIGNED
 from congvan.states.policy import SECRECY, URGENCY
 from congvan.states.received import STATUS_LABEL
 from congvan.storage.audit import timestamp
@@ -56,6 +56,7 @@ def _failing(
     a recipient's answer to the last one is awaited (one at a time), or while the document
     is still on its way to one; a resend with no dispatch failed for good, or once an
     update changed what the package says; a request when no recipient holds the document;
+    a replacement's send while the document it replaces does not stand still;
     an approval of a revision not submitted, or whose ``review`` (its checks' results) is
     not finished or not cleared."""
     failing = []
@@ -75,6 +76,8 @@ def _failing(
         and uncorrected(uow, row.id)
     ):
         failing.append("corrections_reached")
+    if row.state == SIGNED and row.replaces_id and replacement_held(uow, row.id):
+        failing.append("original_settled")  # the replaced one recalled, or still asked
     if row.state == DRAFT and not (review and all(r.cleared for r in review)):
         # Not submitted, its checks not run yet (the job records them all at once), or
         # one not cleared: approve's guard refuses it.

@@ -686,6 +686,8 @@ def test_a_replacement_of_a_document_its_recipient_returned_meanwhile_is_taken_a
     replacement = draft["id"]
     pair.sender.engine.fire(replacement, "edit", actor("clerk"), data={"fields": {"number": 99}})
     sign(pair, replacement)
+    offered = get(pair.sender, A, f"/v1/documents/{replacement}")["allowed_events"]
+    assert offered == ["reject", "send"]  # the original stands still: the send is offered
     pair.sender.engine.fire(replacement, "send", actor("clerk"))
     deliver(pair, replacement)
 

@@ -261,6 +261,7 @@ def test_a_replacement_waits_while_its_original_is_on_its_way_and_not_once_it_is
     with pytest.raises(GuardFailed) as gone:
         engine.fire(replacement, "send", actor("clerk"))
     assert "recalled" in gone.value.details["reasons"]["original_settled"]
+    assert "send" not in document_view_of(two, replacement)["allowed_events"]
 
 
 def test_a_replacement_goes_to_every_recipient_holding_its_original(
@@ -375,9 +376,11 @@ def test_a_replacement_waits_for_the_answers_to_a_recall_of_its_original(
     with pytest.raises(GuardFailed) as refused:
         engine.fire(replacement, "send", actor("clerk"))
 
-    # Then it waits: the recall must be answered first (replaced, it never could be)
+    # Then it waits: the recall must be answered first (replaced, it never could be), and
+    # its view does not offer it
     assert "awaits its answers" in refused.value.details["reasons"]["original_settled"]
     assert document_row(two.sender, replacement).state == "signed"
+    assert document_view_of(two, replacement)["allowed_events"] == ["reject"]
     assert document_row(two.sender, doc).state not in ("replaced", "recalled")
 
 
