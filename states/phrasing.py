@@ -13,7 +13,7 @@ from typing import Any
 from . import escalation
 from . import explanation as x
 from .received import STATUS_LABEL
-from .timeliness import VIETNAM
+from .timeliness import in_vietnam, utc_unless_said
 from .vocabulary import KIND_WORDS
 
 Sentence = dict[str, str]
@@ -29,10 +29,11 @@ OUTCOMES = {
 
 
 def moment(at: datetime | None, lang: str) -> str:
-    """``at`` in Vietnam time: 14:05 30/11/2026 (vi) or 2026-11-30 14:05 ICT (en)."""
+    """``at`` in Vietnam time: 14:05 30/11/2026 (vi) or 2026-11-30 14:05 ICT (en); a
+    moment without an offset is UTC, as everywhere a moment is shown (``timeliness``)."""
     if at is None:
         return "—"
-    local = at.astimezone(VIETNAM)
+    local = in_vietnam(utc_unless_said(at))
     if lang == "vi":
         return local.strftime("%H:%M ngày %d/%m/%Y (giờ Việt Nam)")
     return local.strftime("%Y-%m-%d %H:%M ICT")

@@ -52,16 +52,17 @@ def shown_exactly(moment: datetime) -> str:
     """``moment`` as every command and report writes one where it is evidence (verify,
     explain, evidence bundles): ISO 8601 in Vietnam time, to the second. A moment without
     an offset is UTC, as databases give stored ones back and CRLs carry theirs."""
-    return in_vietnam(_utc_unless_said(moment)).replace(microsecond=0).isoformat()
+    return in_vietnam(utc_unless_said(moment)).replace(microsecond=0).isoformat()
 
 
 def shown_on_the_clock(moment: datetime) -> str:
     """``moment`` as every command writes one for people: the Vietnam clock time, then the
     date, as Vietnamese writes them ("14:30 05/12/2026"). A moment without an offset is UTC."""
-    return in_vietnam(_utc_unless_said(moment)).strftime("%H:%M %d/%m/%Y")
+    return in_vietnam(utc_unless_said(moment)).strftime("%H:%M %d/%m/%Y")
 
 
-def _utc_unless_said(moment: datetime) -> datetime:
+def utc_unless_said(moment: datetime) -> datetime:
+    """``moment``, UTC when it has no offset (as databases give stored ones back)."""
     return moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -483,6 +484,19 @@ def test_an_acknowledgement_is_dated_by_the_first_report_of_registration() -> No
 def test_moments_are_shown_in_vietnam_time() -> None:
     assert "2026-11-30 10:00 ICT" == moment(NOW, "en")
     assert "10:00 ngày 30/11/2026 (giờ Việt Nam)" == moment(NOW, "vi")
+
+
+def test_a_moment_without_its_offset_is_shown_as_utc_whatever_the_machines_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As a database gives a stored moment back: UTC, not the machine's local time
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert "2026-11-30 10:00 ICT" == moment(NOW.astimezone(UTC).replace(tzinfo=None), "en")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 moments = st.datetimes(
