@@ -119,8 +119,8 @@ def add_peer(
     inbox_url: str,
     certificates: bytes | None,
     trust: TrustStore,
-    timeout: int = policy.PEER_TIMEOUT_SECONDS,
-    concurrency: int = policy.PEER_CONCURRENCY,
+    timeout: int | None = None,
+    concurrency: int | None = None,
     now: datetime,
     allow_http: bool = False,
     transport: str = "http",
@@ -132,7 +132,8 @@ def add_peer(
     is kept beside those held already.
     ``name`` and ``abbreviation`` name the agency: a new one, or one another instance
     serves whose directory entry now names it otherwise (renamed, merged); left empty, an
-    agency in the directory keeps its own.
+    agency in the directory keeps its own. ``timeout`` and ``concurrency`` left out keep
+    the entry's own (an update changes what it names), or take the defaults.
     """
     validate_organ_id(agency_id, "agency_id")
     url = validate_inbox_url(inbox_url, allow_http=allow_http, path_required=True)
@@ -142,8 +143,10 @@ def add_peer(
             field="transport",
             allowed=list(policy.PEER_TRANSPORTS),
         )
-    timeout = _bounded(timeout, policy.PEER_TIMEOUT_RANGE, "timeout_seconds")
-    concurrency = _bounded(concurrency, policy.PEER_CONCURRENCY_RANGE, "max_concurrency")
+    if timeout is not None:
+        timeout = _bounded(timeout, policy.PEER_TIMEOUT_RANGE, "timeout_seconds")
+    if concurrency is not None:
+        concurrency = _bounded(concurrency, policy.PEER_CONCURRENCY_RANGE, "max_concurrency")
     certs = agency_certificates(certificates, agency_id) if certificates is not None else []
     issuers.require_pinned_chain(uow, trust, certs, "certificates")
     uow.agencies.hold(agency_id)  # its users or key are not added here meanwhile
@@ -175,6 +178,10 @@ def add_peer(
             agency_id=agency_id,
         )
     before = uow.peers.get(agency_id)
+    if timeout is None:
+        timeout = before.timeout_seconds if before else policy.PEER_TIMEOUT_SECONDS
+    if concurrency is None:
+        concurrency = before.max_concurrency if before else policy.PEER_CONCURRENCY
     peer = Peer(
         agency_id=agency_id,
         inbox_url=url,
@@ -359,8 +366,8 @@ def import_directory(
                     inbox_url=inbox_url,
                     certificates=certificates,
                     trust=trust,
-                    timeout=entry.get("timeout_seconds", policy.PEER_TIMEOUT_SECONDS),
-                    concurrency=entry.get("max_concurrency", policy.PEER_CONCURRENCY),
+                    timeout=entry.get("timeout_seconds"),  # left out: the entry's own
+                    concurrency=entry.get("max_concurrency"),
                     now=now,
                     allow_http=allow_http,
                 )

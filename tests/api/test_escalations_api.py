@@ -398,6 +398,9 @@ def test_supervisors_handle_escalations_and_time_rules_from_the_cli(
     assert main([*cli, "escalations", "show", item["id"]]) == 0
     shown = capsys.readouterr().out
     assert "Đã nhắc văn thư" in shown and "resolve → resolved" in shown
+    # each step's own moment, evidence: ISO 8601 to the second, in Vietnam time
+    steps = re.findall(r"^  v\d+ (\S+) ", shown, re.MULTILINE)
+    assert steps and all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", s) for s in steps)
     # Every moment of every step in Vietnam time, as the rest of the CLI prints them
     moments = re.findall(r'"\d{4}-\d\d-\d\dT[\d:.]+([+-]\d\d:\d\d|Z)"', shown)
     assert moments and {"+07:00"} == set(moments)

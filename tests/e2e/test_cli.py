@@ -670,6 +670,7 @@ def test_serve_on_an_address_it_cannot_listen_on_says_so_in_one_coded_line(
     # Then each is refused at once (exit 2, one error line), not logged by the server
     assert (in_use.returncode, no_host.returncode) == (2, 2), in_use.stderr + no_host.stderr
     assert in_use.stderr.startswith(f"error [unavailable]: Cannot listen on 127.0.0.1:{port}:")
+    assert "Choose another --port" in in_use.stderr  # and it says what to do
     assert no_host.stderr.startswith("error [unavailable]: Cannot listen on 999.1.1.1:")
 
 

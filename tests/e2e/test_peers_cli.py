@@ -118,6 +118,15 @@ def test_an_operator_adds_lists_and_removes_a_peer(tmp_path: Path) -> None:
         row["timeout_seconds"],
         row["max_concurrency"],
     )
+    # and an update naming its inbox alone keeps the timeout and concurrency it was given
+    code, out, err = add(data, "--inbox-url", "http://10.1.2.4/inbox", "--allow-http")
+    assert 0 == code, err
+    [row] = json.loads(congvan("peers", "list", "--json", data_dir=data).stdout)
+    assert ("http://10.1.2.4/inbox", 60, 4) == (
+        row["inbox_url"],
+        row["timeout_seconds"],
+        row["max_concurrency"],
+    )
 
     # Removed, the peer is gone but the agency and its certificate stay
     done = congvan("peers", "remove", PEER, data_dir=data)

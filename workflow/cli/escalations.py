@@ -155,7 +155,7 @@ def cmd_escalations(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  {vi} — {en}")
         print(f"  Cần làm: {todo_vi} — {todo_en}")
         for t in trail:
-            at = shown_on_the_clock(t.at)
+            at = shown_exactly(t.at)  # a step is evidence: to the second
             extra = {
                 k: _vietnam_time(v) for k, v in t.payload.items() if k not in ("kind", "cause")
             }

@@ -35,14 +35,14 @@ def add_parser(sub: Subparsers) -> None:
     a.add_argument(
         "--timeout",
         type=int,
-        default=policy.PEER_TIMEOUT_SECONDS,
-        help=f"seconds one delivery request may take (default {policy.PEER_TIMEOUT_SECONDS})",
+        help="seconds one delivery request may take (default: the entry's own, or "
+        f"{policy.PEER_TIMEOUT_SECONDS} for a new one)",
     )
     a.add_argument(
         "--concurrency",
         type=int,
-        default=policy.PEER_CONCURRENCY,
-        help=f"deliveries in flight to it at most (default {policy.PEER_CONCURRENCY})",
+        help="deliveries in flight to it at most (default: the entry's own, or "
+        f"{policy.PEER_CONCURRENCY} for a new one)",
     )
     a.add_argument(
         "--allow-http", action="store_true", help="accept a plain http URL to a non-loopback host"

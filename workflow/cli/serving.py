@@ -340,7 +340,12 @@ def _can_listen(host: str, port: int) -> None:
             listener.bind(address)
     except (OSError, UnicodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise Unavailable(f"Cannot listen on {host}:{port}: {why}.", host=host, port=port) from None
+        raise Unavailable(
+            f"Cannot listen on {host}:{port}: {why}. Choose another --port (0: any free one) "
+            "or --host.",
+            host=host,
+            port=port,
+        ) from None
 
 
 def _wait_for_signal() -> None:
