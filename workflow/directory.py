@@ -409,13 +409,14 @@ def add_authority(
             valid_from.isoformat(),
         ) and overlapping.valid_until == until
         raise AlreadyExists(
-            f"'{signer}' holds this authority already; revoke it before granting it anew."
+            f"'{signer}' holds this authority already ({overlapping.id}); revoke it before "
+            "granting it anew."
             if same
             else f"'{signer}' holds an authority for {overlapping.doc_types} from "
             f"{overlapping.valid_from}"
             + (f" to {overlapping.valid_until}" if overlapping.valid_until else "")
             + f" ({overlapping.competence or 'any competence'}) that overlaps this one: "
-            "revoke it, or grant types or days it does not cover.",
+            f"revoke it ({overlapping.id}), or grant types or days it does not cover.",
             authority_id=overlapping.id,
         )
     row = AuthorityRow(

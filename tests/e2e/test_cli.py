@@ -489,11 +489,11 @@ def test_a_signing_authority_is_granted_and_listed(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stdout + done.stderr
 
     # When the operator grants it authority over letters and decisions for 2026
-    granted = congvan(
-        "authorities", "add", *agency, "--signer", "pct", "--doc-types", "CV,QĐ",
-        "--competence", "KT. CHỦ TỊCH", "--from", "2026-01-01", "--until", "2026-12-31",
-        data_dir=tmp_path,
+    grant = (
+        *agency, "--signer", "pct", "--doc-types", "CV,QĐ", "--competence", "KT. CHỦ TỊCH",
+        "--from", "2026-01-01", "--until", "2026-12-31",
     )  # fmt: skip
+    granted = congvan("authorities", "add", *grant, data_dir=tmp_path)
 
     # Then the grant is printed, and the list shows it active
     assert granted.returncode == 0, granted.stdout + granted.stderr
@@ -537,6 +537,19 @@ def test_a_signing_authority_is_granted_and_listed(tmp_path: Path) -> None:
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert refused.stderr.startswith("error [invalid_input]: competence must not contain")
     assert congvan("authorities", "list", *agency, data_dir=tmp_path).stdout.split() == listed
+
+    # The same grant again is refused, naming the authority to revoke; revoked by the CLI,
+    # it is granted anew
+    again = congvan("authorities", "add", *grant, data_dir=tmp_path)
+    assert again.returncode == 2 and authority_id in again.stderr, again.stderr
+    revoked = congvan("authorities", "revoke", authority_id, *agency, data_dir=tmp_path)
+    assert (revoked.returncode, revoked.stdout) == (0, f"authority {authority_id} revoked\n")
+    assert congvan("authorities", "list", *agency, data_dir=tmp_path).stdout.split()[-1] == (
+        "revoked"
+    )
+    assert congvan("authorities", "add", *grant, data_dir=tmp_path).returncode == 0
+    gone = congvan("authorities", "revoke", authority_id, *agency, data_dir=tmp_path)
+    assert gone.returncode == 2 and "error [not_found]" in gone.stderr, gone.stderr
 
 
 def test_a_reader_that_goes_away_ends_the_command_without_a_traceback(

@@ -48,6 +48,9 @@ def add_parser(sub: Subparsers) -> None:
     a.add_argument("--until", dest="valid_until", help="YYYY-MM-DD (inclusive)")
     a = asub.add_parser("list", help="list an agency's authorities")
     a.add_argument("--agency", required=True)
+    a = asub.add_parser("revoke", help="revoke an agency's authority (its id, as list shows)")
+    a.add_argument("id")
+    a.add_argument("--agency", required=True)
     p.set_defaults(func=cmd_authorities)
 
     p = sub.add_parser("tokens", help="create or revoke API tokens")
@@ -124,6 +127,16 @@ def cmd_authorities(args: argparse.Namespace, settings: Settings) -> int:
                 f"authority {row.id}: {args.signer} signs {row.doc_types} for "
                 f"{args.agency} from {row.valid_from} until {row.valid_until or '—'}"
             )
+        elif args.action == "revoke":
+            existing_agency(uow, args.agency)
+            if not uow.authorities.revoke(args.id, args.agency, runtime.clock()):
+                raise NotFound(
+                    f"No active authority {args.id[:36]} of {args.agency}: `congvan authorities "
+                    "list` shows them.",
+                    authority_id=args.id[:36],
+                )
+            uow.commit()
+            print(f"authority {args.id} revoked")
         else:
             existing_agency(uow, args.agency)
             for a in uow.authorities.for_agency(args.agency):

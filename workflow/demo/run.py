@@ -283,5 +283,7 @@ def _say_what_stays(data_dir: Path, ended: datetime, *, kept: bool) -> None:
         )
     print(
         f"Its clock ran ahead to {ended.astimezone(VIETNAM):%Y-%m-%d %H:%M} (Vietnam time): "
-        "what it recorded is dated up to then."
+        "what it recorded is dated up to then, and an evidence bundle exported before then "
+        "holds CRLs and anchors made after its export (not verified): run the demo with "
+        "--start a day or more back for bundles that verify at once."
     )
