@@ -10,6 +10,7 @@ starts on Monday 05/01/2026 at 15:00 in Vietnam.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 
 from congvan.workflow.cli import main
 from congvan.workflow.settings import Settings
-from tests.api.conftest import Api, MakeApi
+from tests.api.conftest import A, Api, MakeApi
 from tests.api.test_review_flow_api import approve, clean_letter, failed, submit_and_check
 from tests.api.test_signing_api import issue, reviewed_letter, sign, signing_api
 
@@ -173,4 +174,32 @@ def test_congvan_documents_show_prints_the_judgment_as_made(
     assert "signed after 12:00 06/01/2026" in text and "by 27 hour(s), 1 working day(s)" in text
     assert "signed 2 working day(s) after review; at most 1" in text
     assert '"signed_long_after_review": true' in shown
+    assert "documents list --agency" in capsys.readouterr().err  # the missing one says how
+
+
+def test_congvan_documents_list_gives_the_ids_show_takes(
+    make_api: MakeApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a signed letter of agency A
+    api, doc_id = signed_after(make_api, 1)
+    cli = ["--data-dir", str(api.runtime.settings.data_dir), "--database-url",
+           api.runtime.settings.db_url, "documents", "list"]  # fmt: skip
+    capsys.readouterr()
+
+    # When an operator lists A's documents, all or signed ones, as text and as JSON
+    assert main([*cli, "--agency", A]) == 0
+    text = capsys.readouterr().out
+    assert main([*cli, "--agency", A, "--state", "signed", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+
+    # Then each line starts with the id `documents show` takes, and its notation and state
+    assert text.split()[:3] == [doc_id, api.get(f"/v1/documents/{doc_id}").json()["notation"],
+                                "signed"]  # fmt: skip
+    assert [d["id"] for d in listed] == [doc_id]
+    # and nothing for a state none is in, a state that is none, an agency that is none
+    assert main([*cli, "--agency", A, "--state", "sent"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main([*cli, "--agency", A, "--state", "posted"]) == 2
+    assert "[invalid_input]" in capsys.readouterr().err
+    assert main([*cli, "--agency", "000.00.99.H57"]) == 2
     assert "error [not_found]" in capsys.readouterr().err

@@ -16,6 +16,12 @@ from .runtime import Subparsers, runtime_for
 def add_parser(sub: Subparsers) -> None:
     p = sub.add_parser("documents", help="read documents; recall, update or replace a sent one")
     dsub = p.add_subparsers(dest="action", required=True)
+    d = dsub.add_parser("list", help="an agency's documents, newest first: id, notation, state")
+    d.add_argument("--agency", required=True, help="the agency's id")
+    d.add_argument("--state", action="append", default=[], help="only in this state (repeatable)")
+    d.add_argument("--limit", type=_limit, default=50, help="at most this many (1 to 500; 50)")
+    d.add_argument("--json", action="store_true", help="as GET /v1/documents lists them")
+    d.set_defaults(func=cmd_list)
     d = dsub.add_parser("show", help="a document, its signer and its signing's timeliness")
     d.add_argument("id", help="the document's id")
     d.add_argument("--json", action="store_true", help="the whole view, as GET returns it")
@@ -87,6 +93,44 @@ def _changes(given: list[str]) -> dict[str, str | None]:
     return changes
 
 
+def _limit(value: str) -> int:
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 500:
+        raise argparse.ArgumentTypeError(f"a limit is 1 to 500, not {value!r}")
+    return limit
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    """The agency's documents, newest first, one line each (their ids for ``show``)."""
+    from congvan.states.document import DOCUMENT
+
+    from ..directory import existing_agency
+    from ..views import summary
+
+    unknown = sorted(set(args.state) - set(DOCUMENT.states))
+    if unknown:
+        raise InvalidInput(
+            f"No state {', '.join(unknown)}: a document is {', '.join(DOCUMENT.states)}.",
+            field="state",
+        )
+    with runtime_for(settings) as runtime, runtime.uow(readonly=True) as uow:
+        existing_agency(uow, args.agency)
+        page = uow.documents.page(args.agency, states=args.state, limit=args.limit)
+    items = [summary(row) for row in page.items]
+    if args.json:
+        print(json.dumps(items, ensure_ascii=False, indent=2))
+        return 0
+    for item in items:
+        subject = " ".join(str(item["subject"]).split())
+        print(f"{item['id']}  {item['notation'] or '—':<22} {item['state']:<13} {subject}")
+    if page.next_cursor:
+        print(f"(more: --limit {min(args.limit * 2, 500)}, or GET /v1/documents pages them all)")
+    return 0
+
+
 def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
     from ..showing import document_lines
     from ..views import document_view
@@ -94,7 +138,10 @@ def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
     with runtime_for(settings) as runtime, runtime.uow(readonly=True) as uow:
         row = uow.documents.get(args.id)
         if row is None:
-            raise NotFound("No such document.", document_id=args.id)
+            raise NotFound(
+                "No such document: give its id, as `congvan documents list --agency …` shows.",
+                document_id=args.id,
+            )
         view = document_view(uow, row)
     if args.json:
         print(json.dumps(view, ensure_ascii=False, indent=2, default=str))
