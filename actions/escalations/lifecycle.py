@@ -291,7 +291,10 @@ class Lifecycle(WatchBase):
         owner = self._row(ctx).owner
         if not owner or owner == ctx.actor.name or ctx.data.get("take_over") is True:
             return True, ""
-        return False, f"{owner} holds it: say take_over to take it over"
+        return False, (
+            f"{owner} holds it: say you take it over (take_over: true over HTTP, --take-over "
+            "on the command line)"
+        )
 
     def not_claimed_by_actor(self, ctx: TransitionContext) -> tuple[bool, str]:
         """A claim of one its actor holds already (claimed, not put aside) changes nothing:

@@ -124,6 +124,7 @@ def test_a_second_supervisor_claiming_at_once_is_refused_unless_taking_it_over(
     # Then the second is refused, naming who holds it: only one is told it owns it
     details = assert_error(second, 409, "guard_failed")
     assert f"giamsat.mot@{A} holds it" in details["reasons"]["not_held_by_another"]
+    assert "--take-over" in details["reasons"]["not_held_by_another"]  # the CLI's word too
     assert api.get(path, role="supervisor").json()["owner"] == f"giamsat.mot@{A}"
     # (the holder claiming again takes nothing over, and changes nothing: refused as such,
     # no step written, the version as it was)
