@@ -311,7 +311,10 @@ def print_dispatches(demo: Demo, doc_id: str) -> None:
             if r["organ_id"] == d["organ_id"]
         }
         seen: list[str] = []  # what it reported of the document so far
-        lines: list[tuple[datetime, str]] = []  # told in the order they happened
+        # Told in the order they happened: by the second (a status message carries its
+        # moment to the second, our entries to the microsecond), and within one, what we
+        # did (a delivery) before what the recipient said, before what its word moved.
+        lines: list[tuple[datetime, int, str]] = []
         for e in history:
             dispatch_id = e["payload"].get("dispatch_id") if "dispatch." in e["event"] else None
             if dispatch_id != d["id"] and dispatch_id not in asked:
@@ -327,17 +330,21 @@ def print_dispatches(demo: Demo, doc_id: str) -> None:
                 what = f"{asked[dispatch_id][0]}:{event}"
             status = f"{code} {STATUS_LABEL[code]}" if code else ""
             line = f"{what:<16} {e['from_state']:>12} → {e['to_state']:<12} {status}"
-            lines.append((datetime.fromisoformat(e["at"]), line))
+            answered = event in reported_by or event in ("agree", "decline")
+            lines.append((datetime.fromisoformat(e["at"]), 2 if answered else 0, line))
         for r in d["reported"]:
             reason = f": {r['reason']}" if r["reason"] else ""
             said = f"signed status message {r['code']} {r['label']}{reason}"
-            lines.append((datetime.fromisoformat(r["at"]), said))
+            lines.append((datetime.fromisoformat(r["at"]), 1, said))
         for kind, r in asked.values():
             if r["status_code"] in ("15", "16"):
                 reason = f": {r['reason']}" if r["reason"] else ""
                 said = f"signed status message {r['status_code']} {r['status_label']}{reason}"
-                lines.append((datetime.fromisoformat(r["updated_at"]), f"{said} (to the {kind})"))
-        for at, line in sorted(lines, key=lambda item: item[0]):  # (stable: same moment, as read)
+                lines.append(
+                    (datetime.fromisoformat(r["updated_at"]), 1, f"{said} (to the {kind})")
+                )
+        ordered = sorted(lines, key=lambda item: (item[0].replace(microsecond=0), item[1]))
+        for at, _rank, line in ordered:  # (stable: same second and kind, as read)
             print(f"      {clock_time(at)}  {line}")
     print(f"\n   {'recipient':<34} {'dispatch':<13} attempts  status (QCVN 102)")
     for d in view["dispatches"]:
