@@ -490,8 +490,7 @@ class EngineWalk(RuleBasedStateMachine):
         """The engine's checks, in the engine's order."""
         if doc is None or (not who.is_system and who.agency_id != doc.agency_id):
             return refused(NotFound)
-        if event in REASON_REQUIRED and not str(payload.get("reason") or "").strip():
-            return refused(InvalidInput)
+        # The role is judged before anything the person sent (a reason among it)
         if (
             not who.is_system
             and event in DOCUMENT.events
@@ -504,6 +503,8 @@ class EngineWalk(RuleBasedStateMachine):
             and not who.roles & frozenset().union(*EVENT_ROLES.values())
         ):
             return refused(Forbidden)  # the state is told only to who fires events here
+        if event in REASON_REQUIRED and not str(payload.get("reason") or "").strip():
+            return refused(InvalidInput)
         if expected_version is not None and expected_version != doc.version:
             return refused(VersionConflict)
         edges = DOCUMENT.edges(event, doc.state)
