@@ -83,6 +83,14 @@ def place_date(inp: CheckInput) -> Finding:
     doc = inp.document
     if not has_visible_text(doc.place or ""):
         return fail("Thiếu địa danh.", "The place is missing.", field="place")
+    if not any(ch.isalpha() for ch in doc.place or ""):
+        # A place is the name of an administrative unit, not a blank to fill (".....")
+        return fail(
+            f"Địa danh '{doc.place}' không phải tên một đơn vị hành chính.",
+            f"The place '{doc.place}' names no administrative unit.",
+            field="place",
+            value=doc.place,
+        )
     if not doc.issued_on:
         return fail("Thiếu ngày ban hành.", "The date is missing.", field="issued_on")
     issued = _parse_date(doc.issued_on)
