@@ -50,9 +50,9 @@ class Covers:
     paints: list[_Paint] = field(default_factory=list)
     _over: dict[int, list[_Paint]] = field(default_factory=dict)
 
-    def hides(self, obj: Any, key: int, box: Any) -> bool:
-        """Whether the letter in ``box`` (its loose box), drawn by the text object ``obj``
-        (``key`` its address), is covered by an opaque paint drawn after it."""
+    def hides(self, key: int, box: Any) -> bool:
+        """Whether the letter in ``box`` (its loose box), drawn by the text object at
+        address ``key``, is covered by an opaque paint drawn after it."""
         over = self._over.get(key)
         if over is None:
             over = self._over[key] = self._painted_over(key)
@@ -129,8 +129,16 @@ def _paints_opaque(obj: Any, kind: int) -> bool:
     fill, stroke = ctypes.c_int(), ctypes.c_int()
     if not pdfium_c.FPDFPath_GetDrawMode(obj, fill, stroke) or fill.value == 0:
         return False  # lines alone (a table's borders, an underline)
+    colour = fill_colour(obj)
+    return colour is not None and colour[3] == 255
+
+
+def fill_colour(obj: Any) -> tuple[int, int, int, int] | None:
+    """The RGBA colour ``obj`` (a raw FPDF_PAGEOBJECT) fills with; None if PDFium tells none."""
     r, g, b, a = (ctypes.c_uint() for _ in range(4))
-    return bool(pdfium_c.FPDFPageObj_GetFillColor(obj, r, g, b, a)) and a.value == 255
+    if not pdfium_c.FPDFPageObj_GetFillColor(obj, r, g, b, a):
+        return None
+    return r.value, g.value, b.value, a.value
 
 
 def _opaque_picture(document: Any, page: Any, paint: _Paint) -> bool:

@@ -33,7 +33,7 @@ from congvan.states.policy import written_notation
 from congvan.states.text import has_visible_text
 
 from ..signing.pdfink import PDFIUM_LOCK
-from .covered import Covers, covers
+from .covered import Covers, covers, fill_colour
 from .registry import WARNING, CheckInput, Finding, check, fail, ok
 
 # How much is read: the first page up to _MOST_FIRST letters (a letter's first page holds
@@ -157,10 +157,11 @@ def _unseen(obj: Any) -> bool:
         return True
     if mode not in _FILLED:
         return False  # outlined: its stroke shows (a stroke in white is left to be read)
-    r, g, b, a = (ctypes.c_uint() for _ in range(4))
-    if not pdfium_c.FPDFPageObj_GetFillColor(obj, r, g, b, a):
+    colour = fill_colour(obj)
+    if colour is None:
         return False
-    return a.value == 0 or min(r.value, g.value, b.value) >= _PAPER_WHITE
+    r, g, b, a = colour
+    return a == 0 or min(r, g, b) >= _PAPER_WHITE
 
 
 def _shown(page: pdfium.PdfPage, textpage: pdfium.PdfTextPage, most: int) -> str:
@@ -184,7 +185,7 @@ def _shown(page: pdfium.PdfPage, textpage: pdfium.PdfTextPage, most: int) -> str
                 continue
             if painted is None:
                 painted = covers(page.pdf, page)
-            if painted.hides(obj, key, box):
+            if painted.hides(key, box):
                 continue
             x, y = (box.left + box.right) / 2, (box.bottom + box.top) / 2
             tall = abs(box.top - box.bottom)

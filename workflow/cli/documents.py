@@ -10,7 +10,7 @@ from congvan.states.document import UPDATABLE
 from congvan.states.errors import InvalidInput, NotFound
 
 from ..settings import Settings
-from .runtime import Subparsers, runtime_for
+from .runtime import Subparsers, runtime_for, whole_number
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -19,7 +19,12 @@ def add_parser(sub: Subparsers) -> None:
     d = dsub.add_parser("list", help="an agency's documents, newest first: id, notation, state")
     d.add_argument("--agency", required=True, help="the agency's id")
     d.add_argument("--state", action="append", default=[], help="only in this state (repeatable)")
-    d.add_argument("--limit", type=_limit, default=50, help="at most this many (1 to 500; 50)")
+    d.add_argument(
+        "--limit",
+        type=whole_number("a limit", 1, 500),
+        default=50,
+        help="at most this many (1 to 500; 50)",
+    )
     d.add_argument("--json", action="store_true", help="as GET /v1/documents lists them")
     d.set_defaults(func=cmd_list)
     d = dsub.add_parser("show", help="a document, its signer and its signing's timeliness")
@@ -91,16 +96,6 @@ def _changes(given: list[str]) -> dict[str, str | None]:
             raise InvalidInput(f"--set takes FIELD=VALUE, not {item!r}.", field="set")
         changes[name.strip()] = value or None
     return changes
-
-
-def _limit(value: str) -> int:
-    try:
-        limit = int(value)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= 500:
-        raise argparse.ArgumentTypeError(f"a limit is 1 to 500, not {value!r}")
-    return limit
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:

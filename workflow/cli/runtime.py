@@ -135,6 +135,22 @@ def _stopping(runtime: _R) -> Iterator[_R]:
         runtime.stop()
 
 
+def whole_number(what: str, low: int, high: int) -> Callable[[str], int]:
+    """An argument type: a whole number from ``low`` to ``high``, else a usage error
+    naming ``what`` ("a port is 0 to 65535, not 'x'")."""
+
+    def read(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = low - 1
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"{what} is {low} to {high}, not {value!r}")
+        return number
+
+    return read
+
+
 def add_progress_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress",

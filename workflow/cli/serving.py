@@ -18,7 +18,7 @@ from congvan.states.errors import InvalidInput, Unavailable
 from congvan.states.timeliness import LAST_DAY
 
 from ..settings import Settings
-from .runtime import Subparsers, runtime_for
+from .runtime import Subparsers, runtime_for, whole_number
 
 log = logging.getLogger("congvan.serving")
 # Between two looks for a PostgreSQL server not up yet at start (seconds).
@@ -65,14 +65,7 @@ def add_parser(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {value!r}")
-    return port
+_port = whole_number("a port", 0, 65535)
 
 
 FIRST_DEMO_DAY = date(2000, 1, 1)
