@@ -71,10 +71,14 @@ class Pair:
     numbers: Iterator[int] = dataclasses.field(default_factory=lambda: itertools.count(1227))
 
     def point_at(self, organ_id: str, url: str, concurrency: int = 4) -> None:
-        """The sender delivers ``organ_id``'s documents to ``url``."""
+        """The sender delivers ``organ_id``'s documents to ``url``.
+
+        The timeout is long: a loaded machine may take seconds to answer, and an attempt
+        timing out would leave its dispatch pending, outcome unknown, where a test expects
+        it delivered. No timeout is tested through this."""
         with self.sender.uow() as uow:
             now = self.sender.clock()
-            uow.peers.put(Peer(organ_id, url, "http", 5, concurrency, now, now))
+            uow.peers.put(Peer(organ_id, url, "http", 30, concurrency, now, now))
             uow.commit()
 
     def deliver_through(self, transport: Callable[[], httpx.BaseTransport | None]) -> None:

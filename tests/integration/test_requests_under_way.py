@@ -313,6 +313,14 @@ def _delivered_to_b_and_c(pair: Pair, make_document: Callable[..., str]) -> tupl
     doc = pair.signed(make_document, to=(B, C))
     pair.sender.engine.fire(doc, "send", actor("clerk"))
     run_due(pair, doc)
+    delivered = states(pair, doc)
+    with pair.sender.uow(readonly=True) as uow:
+        attempts = [
+            (r.organ_id, a.outcome, a.http_status, a.error)
+            for r in uow.dispatches.for_document(doc)
+            for a in uow.dispatches.attempts_of(r.id)
+        ]
+    assert delivered == {B: "delivered", C: "delivered"}, attempts
     return doc, _received_by(pair, B), _received_by(pair, C)
 
 
