@@ -12,7 +12,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -148,16 +148,62 @@ def configure_logging(
     )
 
 
-def pass_failed(logger: logging.Logger, what: str, exc: Exception) -> None:
-    """A background pass (``what``: relay, scheduler) ended by ``exc``; the next tries
-    again. What it gets past by itself (the database restarting, a transaction rolled
-    back for another) is a warning line; anything else is an error with its traceback."""
-    trouble = passing_trouble(exc)
-    if trouble is None:
-        logger.error(f"{what} pass failed", exc_info=exc, extra={"action": f"{what}.failed"})
-        return
-    logger.warning(
-        f"{what} pass put off: %s",
-        trouble,
-        extra={"action": f"{what}.put_off", "error": str(exc)[:200]},
-    )
+class Passes:
+    """How a background loop's passes (``what``: relay, scheduler) went, said in the log.
+
+    A pass ended by what the next gets past by itself (the database restarting or away, a
+    transaction rolled back for another) is a warning; anything else an error with its
+    traceback. Either is said when it starts, when what goes wrong changes, and at most
+    once a minute while it goes on, with the passes put off since: a loop polling twice a
+    second would write thousands of lines an hour of a database outage. The first pass
+    that goes through again says so, once.
+    """
+
+    EVERY_SECONDS = 60.0
+
+    def __init__(
+        self, logger: logging.Logger, what: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.logger = logger
+        self.what = what
+        self.clock = clock
+        self._said: tuple[str, float] | None = None  # what was said last, and when
+        self._since = 0.0  # when the passes began to fail
+        self._unsaid = 0  # failed passes not said since the last line
+
+    def failed(self, exc: Exception) -> None:
+        now = self.clock()
+        trouble = passing_trouble(exc)
+        what_went_wrong = trouble or f"{type(exc).__name__}: {exc}"[:200]
+        last = self._said
+        if last is not None and last[0] == what_went_wrong and now - last[1] < self.EVERY_SECONDS:
+            self._unsaid += 1
+            return
+        if last is None:
+            self._since = now
+        extra = {"passes_put_off": self._unsaid} if self._unsaid else {}
+        self._said, self._unsaid = (what_went_wrong, now), 0
+        if trouble is None:
+            self.logger.error(
+                f"{self.what} pass failed",
+                exc_info=exc,
+                extra={"action": f"{self.what}.failed", **extra},
+            )
+            return
+        self.logger.warning(
+            f"{self.what} pass put off: %s",
+            trouble,
+            extra={"action": f"{self.what}.put_off", "error": str(exc)[:200], **extra},
+        )
+
+    def passed(self) -> None:
+        if self._said is None:
+            return
+        self.logger.info(
+            f"{self.what} passes again",
+            extra={
+                "action": f"{self.what}.resumed",
+                "seconds_put_off": round(self.clock() - self._since, 1),
+            },
+        )
+        self._said, self._unsaid = None, 0

@@ -16,7 +16,7 @@ from congvan.storage.clock import Clock
 from congvan.storage.outbox import ENQUEUED, Job
 from congvan.storage.unit_of_work import UnitOfWork
 
-from .logs import pass_failed
+from .logs import Passes
 
 log = logging.getLogger("congvan.relay")
 
@@ -210,6 +210,7 @@ class Relay:
         # The table is read when told to, and every poll_seconds however busy the hand-over
         # keeps the loop (a job written by another process is found no later than that).
         next_poll = time.monotonic()
+        passes = Passes(log, "relay")
         while not self._stop.is_set():
             if self._polling:
                 self._wake.wait(max(0.0, next_poll - time.monotonic()))
@@ -226,4 +227,6 @@ class Relay:
                     next_poll = time.monotonic() + self.poll_seconds
                     self.drain()
             except Exception as exc:  # noqa: BLE001 - the next pass tries again
-                pass_failed(log, "relay", exc)
+                passes.failed(exc)
+            else:
+                passes.passed()

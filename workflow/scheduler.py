@@ -12,7 +12,7 @@ from congvan.storage.clock import Clock, ClockWatch
 from congvan.storage.timers import JOB_DEADLINE, DueTimer, TimerBusy
 from congvan.storage.unit_of_work import UnitOfWork
 
-from .logs import pass_failed
+from .logs import Passes
 
 log = logging.getLogger("congvan.scheduler")
 
@@ -159,8 +159,11 @@ class Scheduler:
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
+        passes = Passes(log, "scheduler")
         while not self._stop.wait(self.poll_seconds):
             try:
                 self.run_due()
             except Exception as exc:  # noqa: BLE001 - the next pass tries again
-                pass_failed(log, "scheduler", exc)
+                passes.failed(exc)
+            else:
+                passes.passed()

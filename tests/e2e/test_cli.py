@@ -204,6 +204,41 @@ def test_serve_stopped_by_sigterm_shuts_down_and_exits_0(tmp_path: Path) -> None
     assert started["database"].endswith("congvan.db")
 
 
+@pytest.mark.parametrize("command", [["serve", "--no-workers"], ["worker"], ["scheduler"]])
+def test_a_service_stopped_while_it_waits_for_its_database_exits_0(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # Given a service started on a PostgreSQL server that is not up (nothing listens),
+    # waiting for it
+    env = {
+        **os.environ,
+        "CONGVAN_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/congvan",
+        "CONGVAN_BROKER_URL": "redis://127.0.0.1:1/0",
+    }
+    log = tmp_path / "stderr"
+    with log.open("w") as err:
+        started = subprocess.Popen(
+            [sys.executable, "-m", "congvan.workflow.cli", "--data-dir", str(tmp_path), *command],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+        )
+        try:
+            said = "the database is not reachable yet"
+            wait_for("its wait", lambda: said in log.read_text() or None, 60)
+
+            # When its supervisor stops it (SIGTERM)
+            started.send_signal(signal.SIGTERM)
+            started.wait(timeout=60)
+        finally:
+            started.kill()
+
+    # Then it ends well (0), as it does when stopped running: to systemd or a container
+    # runtime, 143 is a failed stop
+    assert started.returncode == 0, log.read_text()[-2000:]
+    assert "Traceback" not in log.read_text()
+
+
 def _answers(url: str) -> bool | None:
     try:
         return httpx.get(url, timeout=2).status_code == 200 or None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -249,7 +251,25 @@ def _clock_agrees(runtime: Runtime) -> None:
         )
 
 
+@contextlib.contextmanager
+def _stopped_by_sigterm() -> Iterator[None]:
+    """SIGTERM is how a service (serve, worker, scheduler) is stopped: it ends the process
+    with status 0 wherever it stands, waiting for the database at start as much as
+    running (what was committed stays, what was under way rolls back), as a supervisor
+    (systemd, a container runtime) expects of a clean stop; not 143, a failure to it."""
+    before = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    with _stopped_by_sigterm():
+        return _serve(args, settings)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from ..api import create_app
@@ -301,9 +321,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
         freeze_loaded()
         # uvicorn stops cleanly on SIGTERM, then raises it again at itself: the default
-        # action would end the process there (exit 143, this installation left unclosed).
-        # Taken as the end of the run instead, as `worker` and `scheduler` take it.
-        stopped = signal.signal(signal.SIGTERM, _stopped)
+        # action would end the process there (exit 143, this installation left unclosed);
+        # the handler of _stopped_by_sigterm, set again, takes it as the end of the run.
         try:
             uvicorn.run(
                 app,
@@ -314,7 +333,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                 http=JsonErrorsH11Protocol,
             )
         finally:
-            signal.signal(signal.SIGTERM, stopped)
+            signal.signal(signal.SIGTERM, _stopped)
     return 0
 
 
@@ -385,6 +404,19 @@ def _run_apart(
     embedded broker, whose queues live inside ``congvan serve``."""
     if settings.broker_url.get_secret_value().startswith("memory://"):  # before any log
         raise InvalidInput(refusal)
+    with _stopped_by_sigterm():
+        return _apart(settings, running, workers, relay, scheduler, hand_off, refusal)
+
+
+def _apart(
+    settings: Settings,
+    running: str,
+    workers: bool,
+    relay: bool,
+    scheduler: bool,
+    hand_off: bool,
+    refusal: str,
+) -> int:
     _configure_logs(settings)
     _database_up(settings)
     with runtime_for(settings, wired=True) as runtime:
