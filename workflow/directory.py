@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -193,6 +194,7 @@ def one_line(what: str, field: str, text: str, longest: int) -> str:
 # A user's name as tokens and logs show it; a person's full name and position go into
 # their certificate, whose common name and title X.509 bounds to 64 characters.
 USERNAME_LENGTH, _PERSON_TEXT_LENGTH = 100, 64
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*", re.ASCII)
 
 
 def ensure_user(
@@ -228,6 +230,15 @@ def ensure_user(
         )
     position = one_line("A position", "position", position, _PERSON_TEXT_LENGTH)
     user = uow.agencies.user(agency_id, username, holding=True)
+    if user is None and not USERNAME.fullmatch(username):
+        # A new name: a login name of one script, which no other name can pass for (a
+        # Cyrillic "р" in "pct"), with no space or "@" (a certificate names its holder
+        # user@agency). A user kept from before the rule is still found by its name.
+        raise InvalidInput(
+            "A user name is made of ASCII letters, digits and . _ - (a login name such as "
+            f"nguyen.van.a), beginning with a letter or digit: {username[:100]!r}.",
+            field="username",
+        )
     if user is not None:
         merged = sorted(set(user.roles.split(",")) | set(roles))
         if merged != sorted(user.roles.split(",")):

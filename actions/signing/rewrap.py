@@ -57,6 +57,7 @@ def rewrap_keys(
         is_ca = row.kind == "root"
         old, new = (ca_passphrase, new_ca_passphrase) if is_ca else (passphrase, new_passphrase)
         if not force and new is None and keywrap.protection(row.key_pem.encode()).current:
+            _opened(row, old, is_ca)  # left as it is, and still said when it does not open
             unchanged += 1
             progress()
             continue
@@ -74,9 +75,20 @@ def rewrap_keys(
 
 def _rewrapped(row: CertificateRow, old: str, new: str, is_ca: bool) -> str:
     """The row's key re-encrypted under ``new``, checked to open again before it is kept."""
+    key = _opened(row, old, is_ca)
+    key_pem = pki.encrypt_key(key, new)
+    # A key that would not open again is lost for good: read it back before it replaces the old.
+    if _spki(pki.load_private_key(key_pem, new)) != _spki(key):
+        raise InvalidInput("A re-encrypted key did not read back the same; nothing was changed.")
+    return key_pem.decode()
+
+
+def _opened(row: CertificateRow, passphrase: str, is_ca: bool) -> pki.PrivateKey:
+    """The row's key, opened with ``passphrase``; refused, naming the setting, if it does
+    not open."""
     setting = "CONGVAN_CA_KEY_PASSPHRASE" if is_ca else "CONGVAN_KEY_PASSPHRASE"
     try:
-        key = pki.load_private_key(row.key_pem.encode(), old)
+        return pki.load_private_key(row.key_pem.encode(), passphrase)
     except keywrap.KeyUndecryptable as exc:
         raise keywrap.KeyUndecryptable(
             f"The {row.kind} key {row.fingerprint[:16]} could not be decrypted: check "
@@ -84,11 +96,6 @@ def _rewrapped(row: CertificateRow, old: str, new: str, is_ca: bool) -> str:
             field=setting,
             fingerprint=row.fingerprint[:16],
         ) from exc
-    key_pem = pki.encrypt_key(key, new)
-    # A key that would not open again is lost for good: read it back before it replaces the old.
-    if _spki(pki.load_private_key(key_pem, new)) != _spki(key):
-        raise InvalidInput("A re-encrypted key did not read back the same; nothing was changed.")
-    return key_pem.decode()
 
 
 def _spki(key: pki.PrivateKey) -> bytes:

@@ -127,6 +127,26 @@ def test_keys_at_the_current_cost_are_rewrapped_only_when_forced(runtime: Runtim
     assert not any(keys[k].key_pem in stored(runtime).values() for k in keys)
 
 
+@pytest.mark.parametrize("wrong", ["key", "ca"])
+def test_a_rewrap_with_nothing_to_redo_still_refuses_a_passphrase_that_opens_no_key(
+    runtime: Runtime, wrong: str
+) -> None:
+    # Given the keys, each already at today's cost
+    setup_keys(runtime)
+    before = stored(runtime)
+
+    # When a rewrap with nothing to redo is given a wrong passphrase (the keys' or the CA's)
+    passes = {"passphrase": KEY_PASS, "ca_passphrase": CA_PASS}
+    passes["ca_passphrase" if wrong == "ca" else "passphrase"] = "a passphrase of nothing here"
+    with runtime.uow() as uow, pytest.raises(keywrap.KeyUndecryptable) as caught:
+        rewrap_keys(uow, **passes)
+
+    # Then it is refused, naming the setting: not "left as they were", as if it were right
+    setting = "CONGVAN_CA_KEY_PASSPHRASE" if wrong == "ca" else "CONGVAN_KEY_PASSPHRASE"
+    assert setting in caught.value.message
+    assert before == stored(runtime)
+
+
 def test_rewrap_under_new_passphrases_signs_with_the_new_and_not_the_old(
     runtime: Runtime,
 ) -> None:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from congvan.states.errors import InvalidInput
 from congvan.workflow import cli, directory
@@ -108,3 +109,65 @@ def test_a_token_is_revoked_by_the_prefix_printed_with_it_or_by_itself(
     assert 0 == cli.main([*cli_args, "tokens", "revoke", second])  # the whole token
     assert 2 == cli.main([*cli_args, "tokens", "revoke", prefix])  # revoked already
     assert "prefix" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("user", ["", " pct", "a b", "рct", "pct@000.00.00.H57", "-x", "Lan…"])
+def test_a_new_user_is_named_by_a_login_name_no_other_can_pass_for(
+    runtime: Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str, user: str
+) -> None:
+    # Given an agency
+    add_agency(runtime)
+    cli_args = ["--data-dir", str(tmp_path), "--database-url", db_url]
+
+    # When a token is asked for a new user named by an empty name, a space, a Cyrillic
+    # look-alike of "pct", an "@" (a certificate names its holder user@agency)...
+    create = [*cli_args, "tokens", "create", "--agency", AGENCY_ID, "--role", "clerk"]
+    assert 2 == cli.main([*create, f"--user={user}"])
+
+    # Then it is refused, saying what a user name is made of, and no user or token is kept
+    assert "error [invalid_input]: A user name" in capsys.readouterr().err
+    with runtime.uow(readonly=True) as uow:
+        assert uow.conn.execute(text("SELECT count(*) FROM users")).scalar() == 0
+        assert uow.conn.execute(text("SELECT count(*) FROM api_tokens")).scalar() == 0
+
+
+def test_a_token_for_a_user_holding_other_roles_says_the_roles_it_adds(
+    runtime: Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    # Given a signer pct
+    add_agency(runtime)
+    cli_args = ["--data-dir", str(tmp_path), "--database-url", db_url]
+    create = [*cli_args, "tokens", "create", "--agency", AGENCY_ID, "--user", "pct"]
+    assert 0 == cli.main([*create, "--role", "signer"])
+    capsys.readouterr()
+
+    # When a clerk's token is made for pct, the role named twice
+    assert 0 == cli.main([*create, "--role", "clerk", "--role", "clerk"])
+
+    # Then the roles pct now holds are said, and the token is bound to the clerk's once
+    done = capsys.readouterr()
+    assert f"note: pct@{AGENCY_ID} held signer; now clerk, signer" in done.err
+    assert "(clerk), prefix" in done.out
+    with runtime.uow(readonly=True) as uow:
+        query = text("SELECT roles FROM api_tokens ORDER BY created_at, id")
+        assert ["clerk"] in [[r] for r in uow.conn.execute(query).scalars()]
+
+
+def test_a_token_that_cannot_be_shown_is_not_kept(
+    runtime: Runtime, tmp_path: Path, capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    # Given an agency, and an output that takes nothing (a full disk)
+    add_agency(runtime)
+    cli_args = ["--data-dir", str(tmp_path), "--database-url", db_url]
+    create = [*cli_args, "tokens", "create", "--agency", AGENCY_ID, "--role", "clerk"]
+    with open("/dev/full", "w") as full, pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.stdout", full)
+
+        # When a token is made
+        assert 2 == cli.main([*create, "--user", "vanthu"])
+
+    # Then it says nothing was kept, and no token nobody saw is kept
+    assert "nothing was kept" in capsys.readouterr().err
+    with runtime.uow(readonly=True) as uow:
+        assert uow.conn.execute(text("SELECT count(*) FROM api_tokens")).scalar() == 0
+        assert uow.agencies.user(AGENCY_ID, "vanthu") is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from congvan.states import policy
 from congvan.states.errors import InvalidInput, NotFound
@@ -150,7 +151,8 @@ def cmd_authorities(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
-    from ..directory import create_token, ensure_user, token_prefix
+    from ..directory import create_token, ensure_user, token_prefix, validate_roles
+    from . import _flush_stdout
 
     with runtime_for(settings) as runtime, runtime.uow() as uow:
         now = runtime.clock()
@@ -165,21 +167,34 @@ def cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
                 )
             print(f"revoked {count} token(s)")
             return 0
-        username = args.user or "-".join(args.role)
+        roles = validate_roles(args.role)  # each once, in order
+        username = "-".join(roles) if args.user is None else args.user
+        known = policy.is_organ_id(args.agency)  # else ensure_user says what is wrong
+        before = uow.agencies.user(args.agency, username) if known else None
         user_id = ensure_user(
             uow,
             args.agency,
             username,
-            args.role,
+            roles,
             now,
             full_name=args.full_name,
             position=args.position,
         )
-        issued = create_token(uow, user_id, now, args.expires_days, roles=args.role)
+        issued = create_token(uow, user_id, now, args.expires_days, roles=roles)
+        if before is not None and not set(roles) <= set(before.roles.split(",")):
+            held = sorted(set(before.roles.split(",")) | set(roles))
+            print(
+                f"note: {username}@{args.agency} held {before.roles.replace(',', ', ')}; "
+                f"now {', '.join(held)}",
+                file=sys.stderr,
+            )
+        # Shown before it is kept: a token nobody could read (the output a full disk, a
+        # closed pipe) is not kept either, as the error then says.
+        print(
+            f"token for {username}@{args.agency} ({', '.join(roles)}), prefix {issued.prefix} "
+            "(`congvan tokens revoke PREFIX`); shown only once:"
+        )
+        print(issued.token)
+        _flush_stdout()
         uow.commit()
-    print(
-        f"token for {username}@{args.agency} ({', '.join(args.role)}), prefix {issued.prefix} "
-        "(`congvan tokens revoke PREFIX`); shown only once:"
-    )
-    print(issued.token)
     return 0
