@@ -103,14 +103,14 @@ def _within_working_day(rules: TimeRules, hours: WorkingHours) -> None:
     if not begins <= rules.send_cutoff <= ends:
         raise ValueError(
             f"send_cutoff {rules.send_cutoff:%H:%M} falls outside the working day "
-            f"({hours}): the next working day's morning ends within it"
+            f"(working_hours {hours}): the next working day's morning ends within it"
         )
     day_minutes = int(hours.per_day.total_seconds() // 60)
     grace = rules.minutes["register_grace"]
     if max(grace) >= day_minutes:
         raise ValueError(
-            f"time rule register_grace ({', '.join(str(g) for g in grace)} minutes) must be "
-            f"shorter than the working day ({day_minutes} minutes of {hours})"
+            f"time_rules' register_grace ({', '.join(str(g) for g in grace)} minutes) must "
+            f"be shorter than the working day ({day_minutes} minutes of working_hours {hours})"
         )
 
 
@@ -314,10 +314,7 @@ class Settings(BaseSettings):
             hours = self.hours()
         except ValueError as exc:
             raise ValueError(f"working_hours: {exc}") from None
-        try:
-            _within_working_day(rules, hours)
-        except ValueError as exc:
-            raise ValueError(f"time_rules or working_hours: {exc}") from None
+        _within_working_day(rules, hours)  # its message names the settings at odds
         self.private_networks()
         return self
 

@@ -421,6 +421,13 @@ def test_supervisors_handle_escalations_and_time_rules_from_the_cli(
     assert main([*cli, "time-rules", "set", A, "--user", "supervisor",
                  "--rules", '{"register": {"0": 9999}}']) == 2  # fmt: skip
     assert "[invalid_input]" in capsys.readouterr().err
+    # a rule given twice (the last would win unseen), an agency not here (not its user)
+    assert main([*cli, "time-rules", "set", A, "--user", "supervisor", "--rules",
+                 '{"register": {"1": 50}, "register": {"1": 40}}']) == 2  # fmt: skip
+    assert "error [repeated_field]: The key 'register'" in capsys.readouterr().err
+    assert main([*cli, "time-rules", "set", "000.00.99.H57", "--user", "supervisor",
+                 "--rules", "{}"]) == 2  # fmt: skip
+    assert "error [not_found]: No agency 000.00.99.H57." in capsys.readouterr().err
     assert main([*cli, "time-rules", "show", A]) == 0
     shown = capsys.readouterr().out
     assert "(agency)" in shown

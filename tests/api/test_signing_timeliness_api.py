@@ -196,9 +196,9 @@ def test_congvan_documents_list_gives_the_ids_show_takes(
     assert text.split()[:3] == [doc_id, api.get(f"/v1/documents/{doc_id}").json()["notation"],
                                 "signed"]  # fmt: skip
     assert [d["id"] for d in listed] == [doc_id]
-    # and nothing for a state none is in, a state that is none, an agency that is none
+    # and none for a state none is in, a state that is none, an agency that is none
     assert main([*cli, "--agency", A, "--state", "sent"]) == 0
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr().out == "no documents in sent\n"
     assert main([*cli, "--agency", A, "--state", "posted"]) == 2
     assert "[invalid_input]" in capsys.readouterr().err
     assert main([*cli, "--agency", "000.00.99.H57"]) == 2

@@ -57,6 +57,34 @@ def test_commands_that_only_read_and_write_rows_never_build_a_broker(
     assert "error [invalid_input]: CONGVAN_BROKER_URL is memory://" in capsys.readouterr().err
 
 
+def test_a_list_with_nothing_in_it_says_so(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    # Given a new installation: its tables, one agency
+    data = ["--data-dir", str(tmp_path)]
+    assert main([*data, "migrate"]) == 0
+    capsys.readouterr()
+    lists = [
+        (["agencies", "list"], "no agencies: `congvan agencies add` adds one"),
+        (["peers", "list"], "no peers"),
+        (["notify", "list"], "no notification routes"),
+        (["keys", "list"], "no certificates"),
+        (["authorities", "list", "--agency", "000.00.00.H57"], "no signing authorities"),
+        (["documents", "list", "--agency", "000.00.00.H57"], "no documents"),
+        (["documents", "list", "--agency", "000.00.00.H57", "--state", "sent"],
+         "no documents in sent"),
+    ]  # fmt: skip
+    for argv, said in lists:
+        if argv[0] == "authorities":
+            agency = ["000.00.00.H57", "--name", "UBND", "--abbreviation", "UBND"]
+            assert main([*data, "agencies", "add", *agency]) == 0
+            capsys.readouterr()
+
+        # When each list is asked for
+        assert main([*data, *argv]) == 0
+
+        # Then it says it holds nothing, not a blank as if the command had done nothing
+        assert capsys.readouterr().out == f"{said}\n", argv
+
+
 @pytest.mark.parametrize(
     ("name", "value", "said"),
     [
@@ -554,6 +582,37 @@ def test_a_data_dir_set_empty_is_refused_not_taken_for_the_current_folder(
     assert main(["migrate"]) == 2
     assert "CONGVAN_DATA_DIR is empty" in capsys.readouterr().err
     assert [] == list(tmp_path.iterdir())
+    # The option given empty (an unset variable in a script) is named as the option
+    monkeypatch.delenv("CONGVAN_DATA_DIR")
+    for option in ("--data-dir", "--database-url"):
+        assert main([option, " ", "migrate"]) == 2
+        said = capsys.readouterr().err
+        assert f"error [invalid_input]: {option} is empty" in said and "CONGVAN_" not in said
+    assert [] == list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"CONGVAN_SEND_CUTOFF": "06:00"}, ["CONGVAN_SEND_CUTOFF", "CONGVAN_WORKING_HOURS"]),
+        (
+            {"CONGVAN_TIME_RULES": '{"register_grace": [600, 600, 600, 600, 600]}'},
+            ["CONGVAN_TIME_RULES", "CONGVAN_WORKING_HOURS"],
+        ),
+    ],
+)
+def test_settings_at_odds_with_the_working_day_are_named_and_no_other(
+    tmp_path: Path,
+    capsys: CaptureFixture[str],
+    monkeypatch: MonkeyPatch,
+    variables: dict[str, str],
+    named: list[str],
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert main(["--data-dir", str(tmp_path), "agencies", "list"]) == 2
+    said = capsys.readouterr().err
+    assert json.loads(said.splitlines()[-1])["settings"] == named, said
 
 
 class _FullDisk:

@@ -95,7 +95,10 @@ def cmd_agencies(args: argparse.Namespace, settings: Settings) -> int:
             uow.commit()
             print(f"agency {args.id} numbering: {before} → {args.numbering}")
         else:
-            for a in uow.agencies.agencies():
+            listed = uow.agencies.agencies()
+            if not listed:
+                print("no agencies: `congvan agencies add` adds one")
+            for a in listed:
                 print(f"{a.id:<20} {a.abbreviation:<10} {a.numbering:<7} {a.name}")
     return 0
 
@@ -133,14 +136,17 @@ def cmd_authorities(args: argparse.Namespace, settings: Settings) -> int:
             if not uow.authorities.revoke(args.id, args.agency, runtime.clock()):
                 raise NotFound(
                     f"No active authority {args.id[:36]} of {args.agency}: `congvan authorities "
-                    "list` shows them.",
+                    f"list --agency {args.agency}` shows them.",
                     authority_id=args.id[:36],
                 )
             uow.commit()
             print(f"authority {args.id} revoked")
         else:
             existing_agency(uow, args.agency)
-            for a in uow.authorities.for_agency(args.agency):
+            held = uow.authorities.for_agency(args.agency)
+            if not held:
+                print("no signing authorities")
+            for a in held:
                 state = "revoked" if a.revoked_at else "active"
                 print(
                     f"{a.id}  {a.signer:<20} {a.doc_types:<12} "

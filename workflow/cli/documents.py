@@ -118,6 +118,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(items, ensure_ascii=False, indent=2))
         return 0
+    if not items:
+        print(f"no documents{' in ' + ', '.join(args.state) if args.state else ''}")
     for item in items:
         subject = " ".join(str(item["subject"]).split())
         print(f"{item['id']}  {item['notation'] or '—':<22} {item['state']:<13} {subject}")

@@ -18,6 +18,7 @@ from congvan.states.policy import ESCALATION_HANDLERS, ESCALATION_REASON_REQUIRE
 from congvan.states.timeliness import shown_exactly, shown_on_the_clock
 from congvan.storage.escalations import Escalation
 
+from ..jsontext import read_json
 from ..settings import Settings
 from .runtime import Subparsers, runtime_for
 
@@ -91,6 +92,9 @@ def _line(row: Escalation) -> str:
 
 
 def _handler(uow: Any, agency_id: str, username: str) -> Actor:
+    from ..directory import existing_agency
+
+    existing_agency(uow, agency_id)  # an agency not here is said as such, not as its user
     user = uow.agencies.user(agency_id, username)
     if user is None:
         raise NotFound("No such user in that agency.", user=username, agency=agency_id)
@@ -188,7 +192,7 @@ def cmd_time_rules(args: argparse.Namespace, settings: Settings) -> int:
         watch = runtime.watch
         if args.action == "set":
             try:
-                overrides = json.loads(args.rules)
+                overrides = read_json(args.rules, where="--rules")  # each key once
             except (ValueError, RecursionError) as exc:  # a 5000-digit number is one
                 raise InvalidInput(f"--rules is not JSON: {exc}", field="rules") from None
             if not isinstance(overrides, dict):

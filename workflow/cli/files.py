@@ -87,6 +87,13 @@ def written_whole(name: str, what: str) -> Iterator[BinaryIO]:
             path=name[:300],
         )
     if not path.parent.is_dir():
+        above = next((p for p in path.parents if p.exists() or p.is_symlink()), None)
+        if above is not None and not above.is_dir():
+            raise InvalidInput(
+                f"{above} is a file, not a folder: the {what} cannot be written under it.",
+                field="output",
+                path=name[:300],
+            )
         raise InvalidInput(
             f"The folder {path.parent} for the {what} does not exist.",
             field="output",

@@ -104,6 +104,8 @@ def cmd_notify(args: argparse.Namespace, settings: Settings) -> int:
             views = [managing.route_view(r) for r in uow.notifications.routes(args.agency_id)]
             if args.json:
                 print(json.dumps(views, ensure_ascii=False, indent=2))
+            elif not views:
+                print("no notification routes")
             for view in [] if args.json else views:
                 print(f"{view['id']}  {_route_line(view)}")
             return 0

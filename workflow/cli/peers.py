@@ -102,6 +102,8 @@ def cmd_peers(args: argparse.Namespace, settings: Settings) -> int:
                 ]
                 print(json.dumps(rows, ensure_ascii=False, indent=2))
             else:
+                if not listed:
+                    print("no peers")
                 for p in listed:
                     print(
                         f"{p.agency_id:<20} {p.transport:<5} {p.timeout_seconds:>4}s "

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, TypeVar, overload
 
+from congvan.states.errors import InvalidInput
+
 from ..settings import Settings
 
 if TYPE_CHECKING:
@@ -36,7 +38,12 @@ _R = TypeVar("_R", bound=_Stoppable)
 def settings_from(args: argparse.Namespace) -> Settings:
     """The settings, with the global options' overrides."""
     overrides: dict[str, Any] = {}
-    # Given, even empty (an unset variable in a script): judged as the settings judge it
+    for option, given in (("--data-dir", "data_dir"), ("--database-url", "database_url")):
+        value = getattr(args, given, None)
+        if value is not None and not value.strip():  # an unset variable in a script
+            raise InvalidInput(
+                f"{option} is empty: name one, or leave the option out.", field=given
+            )
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = args.data_dir
     if getattr(args, "database_url", None) is not None:
