@@ -187,6 +187,10 @@ class Verified:
     reason: str = ""
 
 
+# Seconds since 1970 up to the year 33658: more digits are no moment a sender signs.
+MAX_TIMESTAMP_DIGITS = 12
+
+
 def verify(
     secret: str,
     headers: Mapping[str, str],
@@ -203,7 +207,15 @@ def verify(
     signature, stamp = headers.get(SIGNATURE_HEADER), headers.get(TIMESTAMP_HEADER)
     if not signature or not stamp:
         return Verified(False, "missing signature or timestamp")
-    if not (stamp.isascii() and stamp.isdigit()):  # int() takes "+1", "1_000", "١"
+    # As it was signed: decimal digits (int() takes "+1", "1_000", "١"), no leading zero
+    # (the signed text is the number's own), and few enough for a moment of this world
+    # (int() of thousands of digits raises, as anyone may send them).
+    if not (
+        stamp.isascii()
+        and stamp.isdigit()
+        and len(stamp) <= MAX_TIMESTAMP_DIGITS
+        and (stamp == "0" or not stamp.startswith("0"))
+    ):
         return Verified(False, "the timestamp is not a whole number of seconds")
     timestamp = int(stamp)
     # As bytes: compare_digest refuses str holding non-ASCII, which anyone can send.

@@ -318,8 +318,28 @@ def test_a_forged_signature_of_any_characters_is_refused_not_raised(signature: s
     assert not verdict.valid and "does not match" in verdict.reason
 
 
-@pytest.mark.parametrize("stamp", ["+1796123581", "1_796_123_581", "١٧٩٦١٢٣٥٨١", " 1796123581"])
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "+1796123581",
+        "1_796_123_581",
+        "١٧٩٦١٢٣٥٨١",
+        " 1796123581",
+        # more digits than int() converts (anyone may send them, no secret needed)
+        "9" * 5000,
+        "1" * 13,
+    ],
+)
 def test_a_timestamp_is_ascii_digits_only(stamp: str) -> None:
     body = b"{}"
     headers = {**headers_for(body, AT), TIMESTAMP_HEADER: stamp}
     assert "not a whole number" in verify(SECRET, headers, body, AT).reason
+
+
+def test_a_timestamp_is_the_text_that_was_signed_not_another_writing_of_it() -> None:
+    # A leading zero writes the same number; the receiver's check is of the text signed
+    body = b"{}"
+    signed = headers_for(body, AT)
+    headers = {**signed, TIMESTAMP_HEADER: "0" + signed[TIMESTAMP_HEADER]}
+    assert "not a whole number" in verify(SECRET, headers, body, AT).reason
+    assert verify(SECRET, signed, body, AT).valid
