@@ -15,11 +15,12 @@ text; ``from_dict`` reads those too. Such a row names only the issuer's common n
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
+
+from .text import one_tone_placement
 
 # Older names of fields, as rows stored before this shape spell them.
 FORMER_NAMES = {
@@ -92,5 +93,6 @@ def _moment(value: datetime | str) -> datetime:
 
 
 def comparable(value: str) -> str:
-    """A name as certificates and documents are compared: NFC, case and spacing aside."""
-    return " ".join(unicodedata.normalize("NFC", value).casefold().split())
+    """A name as certificates and documents are compared: NFC, case, spacing and the
+    vowel a tone is written over (``Hoà``, ``Hòa``) aside."""
+    return " ".join(one_tone_placement(value).casefold().split())

@@ -70,6 +70,19 @@ def nfc(value: object) -> object:
     return value
 
 
+# Vietnamese writes the tone of oa, oe, uy over either vowel (hoà, hòa; thuỷ, thủy).
+_TONES = "\u0300\u0301\u0303\u0309\u0323"
+_TONE_ON_SECOND = re.compile(f"([ouOU])([aeyAEY])([{_TONES}])")
+
+
+def one_tone_placement(text: str) -> str:
+    """``text`` in NFC with the tone of oa, oe, uy over their first vowel: the two
+    writings of one word (``Hoà``, ``Hòa``) as one, for comparing. (A tone over the second
+    vowel of a closed syllable, ``hoàn``, moves too: both sides of a comparison alike.)"""
+    decomposed = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", _TONE_ON_SECOND.sub(r"\1\3\2", decomposed))
+
+
 def has_visible_text(value: str) -> bool:
     """Whether ``value`` shows anything: a zero-width space, a BOM, a Hangul filler or
     a blank braille pattern is not a reason."""

@@ -20,7 +20,7 @@ from congvan.states.format_rules import (
     symbol_shaped,
 )
 from congvan.states.policy import SECRECY, URGENCY, written_notation
-from congvan.states.text import calendar_day, has_visible_text
+from congvan.states.text import calendar_day, has_visible_text, one_tone_placement
 from congvan.states.timeliness import (
     FIRST_DAY,
     LAST_DAY,
@@ -275,7 +275,8 @@ def signer_block(inp: CheckInput) -> Finding:
                 f"'{username}' is not a signer of the agency.",
                 field="signer_user",
             )
-        if user.full_name and nfc(user.full_name) != name:
+        # (one name, whichever vowel of oa, oe, uy the tone is written over)
+        if user.full_name and one_tone_placement(user.full_name) != one_tone_placement(name):
             return fail(
                 "Họ tên người ký khác với tài khoản người ký.",
                 "The signer's name differs from the signer's account.",

@@ -30,7 +30,7 @@ import pypdfium2.raw as pdfium_c
 
 from congvan.states.format_rules import nfc
 from congvan.states.policy import written_notation
-from congvan.states.text import has_visible_text
+from congvan.states.text import has_visible_text, one_tone_placement
 
 from ..signing.pdfink import PDFIUM_LOCK
 from .covered import Covers, covers, fill_colour
@@ -55,9 +55,6 @@ _QUOTES = {
     **dict.fromkeys(map(ord, "\u2018\u2019\u201a\u201b\u2032"), "'"),
     **dict.fromkeys(map(ord, "\u201c\u201d\u201e\u201f\u2033"), '"'),
 }
-# Vietnamese writes a tone over either vowel of oa, oe, uy (hoà, hòa; thuỷ, thủy).
-_TONES = "\u0300\u0301\u0303\u0309\u0323"
-_TONE_ON_SECOND = re.compile(f"([ou])([aey])([{_TONES}])")
 
 _NATIONAL_TITLES = ("cộng hòa xã hội chủ nghĩa việt nam", "đảng cộng sản việt nam")
 # (on text as ``clean`` leaves it, in any case; the first "Số:" is the document's, its
@@ -87,8 +84,7 @@ def clean(text: str) -> str:
 def fold(text: str) -> str:
     """``text`` as compared: ``clean``, in one case, with one tone placement (``Hoà`` is
     ``Hòa``)."""
-    text = unicodedata.normalize("NFD", clean(text).casefold())
-    return unicodedata.normalize("NFC", _TONE_ON_SECOND.sub(r"\1\3\2", text))
+    return one_tone_placement(clean(text).casefold())
 
 
 def _flat(text: str) -> str:

@@ -106,6 +106,7 @@ USERS = [
     (SIGNER, ["signer"], SIGNER_NAME, "PHÓ CHỦ TỊCH"),
     (CHAIRMAN, ["signer"], CHAIRMAN_NAME, "CHỦ TỊCH"),
     (CLERK_USER, ["clerk"], "Lê Thị Thu", "Văn thư"),
+    ("lthoa", ["signer"], "Lê Thị Hòa", "CHỦ TỊCH"),
 ]
 FIELDS: dict[str, Any] = {**SAMPLE_FIELDS, "signer_user": SIGNER}
 SUBJECT = FIELDS["subject"]
@@ -792,6 +793,13 @@ VARIANTS = [
     passes("signed by order without an account", SIGNER_BLOCK,
            fields={"signer_competence": "TL. CHỦ TỊCH", "signer_position": "CHÁNH VĂN PHÒNG",
                    "signer_name": "Trần Văn Bình", "signer_user": ""}),
+    passes("the account's name with the other tone placement (Hòa, Hoà)", SIGNER_BLOCK,
+           fields={"signer_competence": "", "signer_position": "CHỦ TỊCH",
+                   "signer_name": "Lê Thị Hoà", "signer_user": "lthoa"}),
+    fails("another name than the account's", SIGNER_BLOCK,
+          fields={"signer_competence": "", "signer_position": "CHỦ TỊCH",
+                  "signer_name": "Lê Thị Hoa", "signer_user": "lthoa"},
+          details={"field": "signer_name"}),
     passes("deputy position in mixed case", SIGNER_BLOCK,
            fields={"signer_position": "Phó Chủ tịch"}),
     passes("typed in decomposed Unicode", SIGNER_BLOCK,

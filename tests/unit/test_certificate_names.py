@@ -13,6 +13,7 @@ from cryptography.x509.oid import NameOID
 
 from congvan.actions.signing import pki
 from congvan.actions.signing.description import describe
+from congvan.states.certificates import comparable
 from congvan.states.errors import InvalidInput
 
 NOW = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
@@ -80,3 +81,20 @@ def test_a_name_of_64_bytes_is_taken_in_nfc() -> None:
         valid_days=30, key_type="ec",
     )  # fmt: skip
     assert describe(issued.certificate).common_name == name
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "same"),
+    [
+        ("Lê Thị Hòa", "Lê Thị Hoà", True),  # the tone over either vowel of oa
+        ("Nguyễn Thị Thủy", "NGUYỄN THỊ THUỶ", True),  # of uy, in any case
+        ("Trần Khỏe", "Trần  Khoẻ", True),  # of oe, spaced twice
+        ("Lê Thị Hòa", "Lê Thị Hoa", False),  # a tone is not a placement
+        ("Lê Thị Hòa", "Lê Thị Họa", False),
+        ("Phạm Thuế", "Phạm Thúê", False),  # uê: the tone stays over ê
+    ],
+)
+def test_names_compare_equal_whichever_vowel_the_tone_is_written_over(
+    one: str, other: str, same: bool
+) -> None:
+    assert (comparable(one) == comparable(other)) is same
