@@ -30,10 +30,12 @@ byte of any member is read:
     data; a ZIP64 end record (a second account
     of where the directory is, which no package
     of this format's sizes needs)
-    an extra field other than ZIP64's or the    MessageMalformed  extra_field (details:
-    usual times and owners (a Unicode path                        part, field: its id)
-    field names the member otherwise to
-    unzip than to zipfile), or a broken one
+    an extra field other than the usual times   MessageMalformed  extra_field (details:
+    and owners (a Unicode path field names the                    part, field: its id)
+    member otherwise to unzip than to zipfile;
+    ZIP64's sizes, a second account of them),
+    or one broken or holding more than its
+    values (unsigned bytes)
     a comment, the archive's or a member's:     MessageMalformed  comment
     text unzip shows that nothing signs
     a local header (or data descriptor) that    MessageMalformed  local_header (details:
@@ -85,8 +87,6 @@ _LOCAL_SIGNATURE = b"PK\x03\x04"
 # each of 4 bytes, or of 8 in a ZIP64 archive.
 _DESCRIPTOR_SIGNATURE = b"PK\x07\x08"
 _DESCRIPTORS = (struct.Struct("<3L"), struct.Struct("<L2Q"))
-_ZIP64_EXTRA = 0x0001  # its original size then its compressed size, 8 bytes each
-_IN_ZIP64 = 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -458,8 +458,6 @@ def _check_local_header(
         name: str | None = raw_name.decode("utf-8" if flags & _UTF8_NAMES else "cp437")
     except UnicodeDecodeError:
         name = None
-    if _IN_ZIP64 in (compressed, original):
-        original, compressed = _zip64_sizes(extra)
     said = {"crc": crc, "compressed_size": compressed, "size": original}
     meant = {"crc": info.CRC, "compressed_size": info.compress_size, "size": info.file_size}
     # With a data descriptor the local values are 0 (APPNOTE 4.4.4; some writers give the
@@ -480,41 +478,57 @@ def _check_local_header(
         )
 
 
-# Extra fields (APPNOTE 4.5, 4.6) that say nothing of a member's name or bytes: ZIP64's
-# sizes, NTFS and Unix times, Unix owners. Any other (Info-ZIP's Unicode path 0x7075 gives
-# unzip another name than zipfile reads, its Unicode comment 0x6375 unsigned text) is
-# refused, as an extra field that runs past its space.
-_HARMLESS_EXTRA = frozenset({_ZIP64_EXTRA, 0x000A, 0x000D, 0x5455, 0x7875})
+# Extra fields (APPNOTE 4.5, 4.6) that say nothing of a member's name or bytes, as
+# Info-ZIP's zip and Windows write them: NTFS times (32 bytes), PKWARE Unix times and
+# owners (12: the variable part, a link's target, refused), extended times (a flag byte
+# and up to three times of 4 bytes), Info-ZIP Unix owners (a version, then a length and
+# an id of at most 8 bytes for the owner, then for the group; none in a central entry).
+# Each holds what it says and no more: room for unsigned bytes is none. Any other is
+# refused: ZIP64's sizes (no package of this format's sizes needs them, and a second
+# account of a member's sizes is two readings of it), Info-ZIP's Unicode path 0x7075
+# (unzip's name for the member, not zipfile's), its Unicode comment 0x6375 (text that
+# nothing signs); and a field that runs past its space.
+_NTFS, _PKWARE_UNIX, _EXTENDED_TIMES, _INFOZIP_OWNERS = 0x000A, 0x000D, 0x5455, 0x7875
 _EXTRA_HEADER = struct.Struct("<2H")
+
+
+def _holds_what_it_says(kind: int, data: bytes) -> bool:
+    """Whether an extra field of a kind taken is whole, and nothing but its values."""
+    if kind == _NTFS:  # reserved, then attribute 1 (three times) of 24 bytes
+        return len(data) == 32 and data[4:8] == struct.pack("<2H", 1, 24)
+    if kind == _PKWARE_UNIX:
+        return len(data) == 12
+    if kind == _EXTENDED_TIMES:  # a time for each flag set, or the first alone (central)
+        if not data or data[0] & ~0b111:
+            return False
+        local, central = 4 * bin(data[0]).count("1"), 4 * (data[0] & 1)
+        return len(data) - 1 in (local, central)
+    if kind == _INFOZIP_OWNERS:
+        if not data:
+            return True
+        if len(data) < 3 or data[0] != 1 or data[1] > 8:
+            return False
+        gid_at = 2 + data[1]
+        return len(data) > gid_at and data[gid_at] <= 8 and len(data) == gid_at + 1 + data[gid_at]
+    return False
 
 
 def _check_extra(extra: bytes, part: str) -> None:
     at = 0
     while at < len(extra):
-        if at + _EXTRA_HEADER.size > len(extra):
-            kind, length = None, 0
-        else:
+        kind: int | None = None
+        if at + _EXTRA_HEADER.size <= len(extra):
             kind, length = _EXTRA_HEADER.unpack_from(extra, at)
+            data = extra[at + _EXTRA_HEADER.size : at + _EXTRA_HEADER.size + length]
             at += _EXTRA_HEADER.size + length
-        if kind not in _HARMLESS_EXTRA or at > len(extra):
+        if kind is None or at > len(extra) or not _holds_what_it_says(kind, data):
             raise MessageMalformed(
-                "A part carries an extra field that could name or read it otherwise.",
+                "A part carries an extra field that could name or read it otherwise, or "
+                "holds more than its values.",
                 reason="extra_field",
                 part=part,
                 field=None if kind is None else f"0x{kind:04x}",
             )
-
-
-def _zip64_sizes(extra: bytes) -> tuple[int | None, int | None]:
-    """The original and compressed sizes a local header's ZIP64 extra field gives."""
-    at = 0
-    while at + 4 <= len(extra):
-        kind, length = struct.unpack_from("<2H", extra, at)
-        if kind == _ZIP64_EXTRA and length >= 16 and at + 4 + length <= len(extra):
-            original, compressed = struct.unpack_from("<2Q", extra, at + 4)
-            return int(original), int(compressed)
-        at += 4 + length
-    return None, None
 
 
 def _descriptor_size(stream: BinaryIO, info: zipfile.ZipInfo, at: int, end_of_data: int) -> int:

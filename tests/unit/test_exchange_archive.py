@@ -361,6 +361,37 @@ def test_an_extra_field_that_could_name_or_read_a_member_otherwise_is_refused(
     assert error.details["field"] == field
 
 
+_NTFS_TIMES = struct.pack("<2HL2H3Q", 0x000A, 32, 0, 1, 24, 1, 2, 3)
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        # a usual field's id before bytes no signature covers
+        (struct.pack("<2HBL", 0x5455, 301, 1, 1612577700) + b"<script>" * 37, "0x5455"),
+        (struct.pack("<2HBL", 0x5455, 9, 1, 1612577700) + b"1234", "0x5455"),  # one time
+        (struct.pack("<2HBL", 0x5455, 5, 0x81, 1612577700), "0x5455"),  # an unused flag
+        (_NTFS_TIMES[:2] + struct.pack("<H", 40) + _NTFS_TIMES[4:] + b"HIDDEN!!", "0x000a"),
+        (struct.pack("<2HL2H3Q", 0x000A, 32, 0, 2, 24, 1, 2, 3), "0x000a"),  # another tag
+        (struct.pack("<2H2L2H", 0x000D, 20, 1, 2, 0, 0) + b"/etc/pwd", "0x000d"),  # a link
+        (struct.pack("<2H2BLBL", 0x7875, 12, 1, 4, 1000, 4, 1000) + b"x", "0x7875"),
+        (struct.pack("<2H2B", 0x7875, 16, 1, 9) + bytes(9) + struct.pack("<BL", 4, 0),
+         "0x7875"),  # an owner of 9 bytes
+        # ZIP64's sizes, a second account of them (here of a terabyte)
+        (struct.pack("<2H2Q", 0x0001, 16, 10**12, 10**12), "0x0001"),
+    ],
+    ids=["times+30000", "times+4", "times-flag", "ntfs+8", "ntfs-tag", "unix-link",
+         "owners+1", "owner-9-bytes", "zip64"],
+)  # fmt: skip
+def test_an_extra_field_holding_more_than_its_values_is_refused(extra: bytes, field: str) -> None:
+    def add(info: zipfile.ZipInfo) -> None:
+        info.extra = extra
+
+    error = refusal(_with_entry(add))
+
+    assert (error.reason, error.details["field"]) == ("extra_field", field)
+
+
 def test_an_extra_field_claiming_more_than_it_holds_is_refused() -> None:
     def add(info: zipfile.ZipInfo) -> None:
         info.extra = struct.pack("<2HL", 0x5455, 9, 0)
@@ -377,6 +408,18 @@ def test_the_usual_times_and_owners_in_extra_fields_are_taken() -> None:
 
     with open_package(io.BytesIO(_with_entry(add)), LIMITS) as opened:
         assert opened.manifest == b"{}"
+    # and as Windows and PKWARE write them: NTFS times, Unix times and owners
+    for extra in (
+        _NTFS_TIMES,
+        struct.pack("<2H2L2H", 0x000D, 12, 1, 2, 1000, 1000),
+        struct.pack("<2HB3L", 0x5455, 13, 7, 1, 2, 3) + struct.pack("<2H", 0x7875, 0),
+    ):
+
+        def given(info: zipfile.ZipInfo, extra: bytes = extra) -> None:
+            info.extra = extra
+
+        with open_package(io.BytesIO(_with_entry(given)), LIMITS) as opened:
+            assert opened.manifest == b"{}"
 
 
 @pytest.mark.parametrize(
