@@ -54,6 +54,7 @@ from congvan.actions.signing.strict import check_strict_cms, is_canonical
 from congvan.actions.signing.timestamps import Stamp, async_verify_token, token_in
 from congvan.states.certificates import CertificateDescription, comparable
 from congvan.states.errors import (
+    CertificateNotYetValid,
     ManifestMismatch,
     SignatureError,
     SignerMismatch,
@@ -265,7 +266,13 @@ async def _full_verdict(
             **who,
         )
     if not (status.trusted and status.trust_problem_indic is None):
-        raise await path_error(status, signed_data, roots, crl_der, moment, who, cas)
+        error = await path_error(status, signed_data, roots, crl_der, moment, who, cas)
+        if isinstance(error, CertificateNotYetValid):
+            # Not valid yet by our clock: the clocks disagree (a wait settles it) only if
+            # it was valid at the moment its signature claims; else that claim itself
+            # is refused, for good (a certificate valid ten days on, signed with today).
+            check_signing_time(signing_time, moment, cert, signer, who)
+        raise error
     later = check_path(status, crl_der, moment, signer, profile, who)
     _check_against_stamp(signing_time, stamp, who)
     check_signing_time(signing_time, moment, cert, signer, who)

@@ -93,7 +93,7 @@ def test_an_operator_adds_lists_and_removes_a_peer(tmp_path: Path) -> None:
     for name in ("person", "other"):
         code, _out, err = add(data, "--inbox-url", INBOX, "--certificate", str(files[name]))
         assert (2, True) == (code, "error [invalid_input]" in err), (name, err)
-    assert "" == congvan("peers", "list", data_dir=data).stdout
+    assert "no peers\n" == congvan("peers", "list", data_dir=data).stdout
 
     # Its organisational certificate is refused until the root that issued it is pinned
     code, _out, err = add(data, "--inbox-url", INBOX, "--certificate", str(files["agency"]))

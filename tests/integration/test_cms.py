@@ -24,6 +24,7 @@ from pyhanko.sign.signers import SimpleSigner
 from pyhanko.sign.signers.pdf_cms import CMSSignedAttributes
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from congvan.actions.signing.certpath import ahead_of_clock
 from congvan.actions.signing.cms import sign_manifest
 from congvan.actions.signing.manifest import build_manifest
 from congvan.actions.signing.verification import (
@@ -414,9 +415,25 @@ def test_an_expired_certificate_is_named(pki: Pki) -> None:
         verify(MANIFEST, sign(pki.expired, pki), pki)
 
 
-def test_a_certificate_not_yet_valid_is_named(pki: Pki) -> None:
-    with pytest.raises(CertificateNotYetValid):
+def test_a_certificate_not_yet_valid_at_its_own_signing_time_is_refused_so(pki: Pki) -> None:
+    # Valid ten days on, its signature made today: no clock reads that as valid, for good
+    with pytest.raises(SigningTimeInvalid, match="not yet valid at the claimed signing time"):
         verify(MANIFEST, sign(pki.not_yet_valid, pki), pki)
+    # Signed, as it claims, ten days on: by our clock the signature lies ahead of it
+    ahead = sign(pki.not_yet_valid, pki, at=NOW + 10 * DAY + timedelta(hours=1))
+    with pytest.raises(SigningTimeInvalid) as caught:
+        verify(MANIFEST, ahead, pki)
+    assert ahead_of_clock(caught.value)
+
+
+def test_a_certificate_valid_a_moment_ahead_of_our_clock_is_named_as_such(pki: Pki) -> None:
+    # Valid from two minutes on, signed (as it claims) three minutes on: within the skew
+    # allowed, but not valid yet by our clock; the clocks disagree, a wait settles it
+    soon = issue(pki.root, not_before=NOW + timedelta(minutes=2), not_after=NOW + 400 * DAY)
+    cms_der = sign(soon, pki, at=NOW + timedelta(minutes=3))
+    with pytest.raises(CertificateNotYetValid) as caught:
+        verify(MANIFEST, cms_der, pki, at=NOW)
+    assert ahead_of_clock(caught.value)
 
 
 def test_a_signing_time_before_the_certificate_was_valid_is_named(pki: Pki) -> None:
