@@ -85,3 +85,22 @@ def test_an_error_body_writes_what_json_cannot_carry_as_text() -> None:
     # What JSON carries as it is, is written as it is
     plain = {"code": "x", "message": "Sở Nội vụ", "details": {}}
     assert json.loads(ErrorResponse(plain).body) == plain
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{", b'{"status": 1, "status_cms": null}', b'{"status": "", "status_cms": "", "x": 1}'],
+    ids=["not-json", "types", "extra-key"],
+)
+def test_a_status_message_in_a_wrapper_its_format_never_has_is_refused_with_a_reason(
+    api: Api, body: bytes
+) -> None:
+    # When a peer posts a status message whose JSON wrapper is broken
+    answer = api.client.post(
+        "/v1/status", content=body, headers={"Content-Type": "application/json"}
+    )
+
+    # Then it is refused for good, saying why, as every refusal of a peer's message is (a
+    # 4xx naming no reason reads to its sender as another server's page, posted again)
+    details = assert_error(answer, 422, "message_malformed")
+    assert details["reason"] == "wrapper" and details["errors"]

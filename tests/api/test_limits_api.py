@@ -322,9 +322,11 @@ def test_a_body_of_many_unknown_keys_is_refused_naming_the_first_few(api: Api) -
     )
     status = api.client.post("/v1/status", headers=headers, content=f"{{{keys}}}".encode())
 
-    # Then each answer names the first 20 and counts the rest, not one line a key
-    for answer in (edit, status):
-        details = assert_error(answer, 422, "invalid_input")
+    # Then each answer names the first 20 and counts the rest, not one line a key (the
+    # status message's as a peer's message refused for good, with its reason)
+    for answer, code in ((edit, "invalid_input"), (status, "message_malformed")):
+        details = assert_error(answer, 422, code)
+        assert details.get("reason") == ("wrapper" if answer is status else None)
         assert len(details["errors"]) == 20
         assert details["more_errors"] >= 5_000 - 20
         assert len(answer.content) < 10_000

@@ -24,6 +24,7 @@ from congvan.states.errors import (
     DatabaseNotReady,
     DatabaseUnavailable,
     FieldTooLong,
+    MessageMalformed,
     PayloadTooLarge,
     TooManyAttachments,
 )
@@ -216,15 +217,27 @@ def install_error_handlers(app: FastAPI) -> None:
         return await _congvan(request, busy)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> ErrorResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> ErrorResponse:
         found = exc.errors()
         too_long = _too_long(found)
-        if too_long is not None:  # as every other text over its limit is answered
-            return ErrorResponse(too_long.to_dict(), status_code=too_long.http_status)
         errors = [_said(e) for e in found[:MAX_ERRORS_SHOWN]]
         details: dict[str, Any] = {"errors": errors}
         if len(found) > MAX_ERRORS_SHOWN:  # a body of 45,000 unknown keys: not 45,000 lines
             details["more_errors"] = len(found) - MAX_ERRORS_SHOWN
+        if "exchange" in getattr(request.scope.get("route"), "tags", ()):
+            # A peer's message in a wrapper its format never has: refused for good with a
+            # reason, as every refusal of a message is (a 4xx naming none reads to the
+            # sender as another server's page, and is posted again).
+            return await _congvan(
+                request,
+                MessageMalformed(
+                    "The message's JSON is not what its format sends.",
+                    reason="wrapper",
+                    **details,
+                ),
+            )
+        if too_long is not None:  # as every other text over its limit is answered
+            return ErrorResponse(too_long.to_dict(), status_code=too_long.http_status)
         return ErrorResponse(
             error_body("invalid_input", "The request is not valid.", details), status_code=422
         )
