@@ -33,8 +33,17 @@ _REORDERING = frozenset(
 # Every character that shows nothing of itself: format characters (Cf: the zero-width
 # ones, invisible operators U+2061-2064, the soft hyphen, tags U+E0000-E007F...) and
 # Unicode's default-ignorable ones (the grapheme joiner U+034F, variation selectors, the
-# Hangul fillers, the Mongolian vowel separator...). None belongs in a one-line field.
-_HIDDEN = regex.compile(r"[\p{Cf}\p{Default_Ignorable_Code_Point}]")
+# Hangul fillers, the Mongolian vowel separator...) and the blank braille pattern U+2800,
+# which shows as a space. None belongs in a one-line field.
+_HIDDEN = regex.compile(r"[\p{Cf}\p{Default_Ignorable_Code_Point}\u2800]")
+# Characters no reader can read, which a one-line field (a symbol, a place, a name: text
+# printed, signed and compared) must not hold either: private-use ones (a font's own
+# glyph, or none), unassigned ones and noncharacters (Cn), the object replacement
+# character U+FFFC, and U+FFFD, what a decoder leaves of a character it could not read.
+_UNREADABLE = regex.compile(r"[\p{Co}\p{Cn}\ufffc\ufffd]")
+_ONE_LINE_SUSPECT = regex.compile(
+    r"[\p{Cf}\p{Default_Ignorable_Code_Point}\u2800\p{Co}\p{Cn}\ufffc\ufffd]"
+)
 # Any character ``unstorable`` may object to in any field: control characters (category
 # Cc: U+0000 to U+001F, U+007F to U+009F), the separators, reordering, zero-width and
 # surrogate ones; in a one-line field, ``_HIDDEN`` too. Text holding none of them (nearly
@@ -110,7 +119,7 @@ def unstorable(value: str, *, multi_line: bool) -> str | None:
     the text is printed or signed (line breaks and tabs only where ``multi_line``).
     """
     if _SUSPECT.search(value) is None and (
-        multi_line or value.isascii() or _HIDDEN.search(value) is None
+        multi_line or value.isascii() or _ONE_LINE_SUSPECT.search(value) is None
     ):
         return None
     if "\x00" in value:
@@ -127,6 +136,12 @@ def unstorable(value: str, *, multi_line: bool) -> str | None:
         return (
             "must not contain characters that reorder or hide what it shows "
             f"({', '.join(deceptive[:5])})"
+        )
+    unreadable = [] if multi_line else [f"U+{ord(ch):04X}" for ch in _UNREADABLE.findall(value)]
+    if unreadable:
+        return (
+            "must not contain characters no reader can read: private-use, unassigned, "
+            f"replacement ones ({', '.join(unreadable[:5])})"
         )
     if not value.isascii():
         try:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import secrets
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+
+import regex
 
 from congvan.states.errors import (
     AlreadyExists,
@@ -194,7 +196,9 @@ def one_line(what: str, field: str, text: str, longest: int) -> str:
 # A user's name as tokens and logs show it; a person's full name and position go into
 # their certificate, whose common name and title X.509 bounds to 64 characters.
 USERNAME_LENGTH, _PERSON_TEXT_LENGTH = 100, 64
-USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*", re.ASCII)
+# Letters of the Latin alphabet, Vietnamese ones among them (thảo.nguyễn), in their
+# composed forms and no compatibility ones (a fullwidth ａ), ASCII digits, and . _ -.
+USERNAME = regex.compile(r"[\p{Latin}0-9][\p{Latin}0-9._-]*")
 
 
 def ensure_user(
@@ -230,13 +234,16 @@ def ensure_user(
         )
     position = one_line("A position", "position", position, _PERSON_TEXT_LENGTH)
     user = uow.agencies.user(agency_id, username, holding=True)
-    if user is None and not USERNAME.fullmatch(username):
-        # A new name: a login name of one script, which no other name can pass for (a
-        # Cyrillic "р" in "pct"), with no space or "@" (a certificate names its holder
+    if user is None and not (
+        USERNAME.fullmatch(username) and unicodedata.normalize("NFKC", username) == username
+    ):
+        # A new name: a login name of the Latin alphabet, which no other name can pass for
+        # (a Cyrillic "р" in "pct"), with no space or "@" (a certificate names its holder
         # user@agency). A user kept from before the rule is still found by its name.
         raise InvalidInput(
-            "A user name is made of ASCII letters, digits and . _ - (a login name such as "
-            f"nguyen.van.a), beginning with a letter or digit: {username[:100]!r}.",
+            "A user name is made of letters of the Latin alphabet (Vietnamese ones too), "
+            "digits 0-9 and . _ - (a login name such as nguyen.van.a or thảo.nguyễn), "
+            f"beginning with a letter or digit: {username[:100]!r}.",
             field="username",
         )
     if user is not None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from confusable_homoglyphs import confusables
+
 
 def safe_path(name: str) -> bool:
     """Whether ``name`` is a relative path of plain steps that no extraction can misplace."""
@@ -57,9 +59,22 @@ def _compatible(step: str) -> bool:
 
 
 def folded_name(name: str) -> str:
-    """``name`` as two names are compared to tell them apart: the same once case and
-    compatibility forms are folded (``A.pdf``, ``a.pdf`` and ``ａ.pdf`` are one name)."""
-    return unicodedata.normalize("NFKC", name.casefold())
+    """``name`` as two names are compared to tell them apart: the same once case,
+    compatibility forms and look-alike letters are folded (``A.pdf``, ``a.pdf``, ``ａ.pdf``
+    and ``а.pdf``, its ``а`` Cyrillic, are one name; so are ``Quyết định.pdf`` and
+    ``Quуết định.pdf``). A letter of another script that Unicode's confusables (UTS 39)
+    give as looking like a Latin one is read as that one; Vietnamese letters are Latin."""
+    folded = unicodedata.normalize("NFKC", name.casefold())
+    if folded.isascii():
+        return folded
+    found = confusables.is_confusable(folded, greedy=True, preferred_aliases=["latin"]) or ()
+    latin = {
+        each["character"]: next(
+            (g["c"] for g in each["homoglyphs"] if g["n"].startswith("LATIN ")), None
+        )
+        for each in found
+    }
+    return "".join(latin.get(ch) or ch for ch in folded)
 
 
 # What Windows refuses in a file name (besides separators and control characters), and the

@@ -123,7 +123,9 @@ def test_two_files_of_the_same_bytes_are_refused_and_nothing_kept(
 @pytest.mark.parametrize(
     "names",
     [("a.pdf", "a.pdf"), ("a.pdf", "A.PDF"), ("Phụ lục.pdf", "PHỤ LỤC.pdf"), ("ß.pdf", "SS.pdf"),
-     ("a.pdf", "\uff41.pdf"), ("file.pdf", "\ufb01le.pdf")],
+     ("a.pdf", "\uff41.pdf"), ("file.pdf", "\ufb01le.pdf"),
+     # a letter of another script that passes for a Latin one (Cyrillic а, у; Greek Ο)
+     ("a.pdf", "\u0430.pdf"), ("Quyết định.pdf", "Qu\u0443ết định.pdf"), ("O.pdf", "\u039f.pdf")],
 )  # fmt: skip
 def test_two_files_named_alike_ignoring_case_are_refused_and_nothing_kept(
     api: Api, names: tuple[str, str]

@@ -216,6 +216,21 @@ def test_a_moment_the_databases_cannot_keep_is_refused(api_any_db: Api, moment: 
     assert api_any_db.get("/v1/documents", params=in_range).status_code == 200
 
 
+def test_a_moment_past_the_microsecond_is_refused_not_cut(api: Api) -> None:
+    # A seventh decimal of a second and beyond would be dropped without a word: what is
+    # kept and signed would not be what was sent (the document's, a list's filter alike)
+    late = "2026-12-31T10:00:00.123456789+07:00"
+    details = assert_error(api.create(urgency=4, appointed_at=late), 422, "invalid_input")
+    assert "microsecond" in json.dumps(details)
+    assert api.get("/v1/documents").json()["items"] == []
+    listed = api.get("/v1/documents", params={"created_after": "2026-01-01T00:00:00.1234567Z"})
+    assert_error(listed, 422, "invalid_input")
+    # To the microsecond, it is kept as given
+    kept = api.create(urgency=4, appointed_at="2026-12-31T10:00:00.123456+07:00")
+    assert kept.status_code == 201, kept.text
+    assert kept.json()["appointed_at"] == "2026-12-31T10:00:00.123456+07:00"
+
+
 @pytest.mark.parametrize(
     ("field", "value"), [("number", True), ("number", "7"), ("number", 5.0), ("urgency", True)]
 )

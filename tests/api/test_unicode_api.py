@@ -92,11 +92,31 @@ def test_a_symbol_with_a_cyrillic_look_alike_fails_the_symbol_check(api: Api) ->
         ("symbol", "UBND-TĐKT\ufe0f"),
         ("signer_name", "Nguyễn\u180e Văn Phương"),
         ("place", "Thừa\u3164Thiên Huế"),
+        ("signer_name", "Nguyễn Thanh\u2800Bình"),  # the blank braille pattern: a space
     ],
 )
 def test_text_that_shows_other_than_it_reads_is_refused(api: Api, field: str, value: str) -> None:
     body = assert_error(api.create(**{field: value}), 422, "invalid_input")
     assert "reorder or hide" in json.dumps(body, ensure_ascii=False)
+    assert api.get("/v1/documents").json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("symbol", "UBND-T\ue000KT"),  # private use: a font's own glyph, or none
+        ("place", "Thừa Thiên\ufdd0Huế"),  # a noncharacter
+        ("signer_name", "Nguyễn Văn \U0010fffd"),
+        ("place", "Thừa Thiên \ufffc"),  # the object replacement character
+        ("signer_name", "Nguy\ufffdn Văn Phương"),  # what a decoder left of a letter
+        ("place", "Thừa Thiên \u0378"),  # unassigned
+    ],
+)
+def test_a_one_line_field_holding_a_character_no_reader_can_read_is_refused(
+    api: Api, field: str, value: str
+) -> None:
+    body = assert_error(api.create(**{field: value}), 422, "invalid_input")
+    assert "no reader can read" in json.dumps(body, ensure_ascii=False)
     assert api.get("/v1/documents").json()["items"] == []
 
 
@@ -143,15 +163,14 @@ def test_a_place_of_fillers_only_is_refused_at_once(api: Api, blank: str) -> Non
     assert_error(api.create(place=blank), 422, "invalid_input")
 
 
-def test_a_place_that_shows_nothing_is_not_given(api: Api) -> None:
+def test_a_place_that_shows_nothing_is_refused_at_once(api: Api) -> None:
     blank = "\u2800"  # the blank braille pattern: a symbol, shown as nothing
-    # Given a clean letter whose place is only a character that shows nothing
-    doc_id = clean_letter(api, place=blank)
+    # When a letter is made whose place is only a character that shows nothing
+    body = assert_error(api.create(place=blank), 422, "invalid_input")
 
-    # Then review finds no place, as the required fields and the place's own check see it:
-    # the letter cannot pass as it is
-    checks = submit_and_check(api, doc_id)
-    assert failed(checks) == {"metadata.required", "format.place_date"}
+    # Then it is refused as any character that hides what a one-line field shows
+    assert "U+2800" in json.dumps(body)
+    assert api.get("/v1/documents").json()["items"] == []
 
 
 def test_an_authoritys_competence_that_shows_other_than_it_reads_is_refused(api: Api) -> None:

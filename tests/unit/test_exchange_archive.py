@@ -124,7 +124,9 @@ def test_a_non_ascii_name_not_flagged_utf8_is_refused() -> None:
     assert refusal(bytes(data)).reason == "unsafe_name"
 
 
-@pytest.mark.parametrize("second", ["FILES/A.PDF", "files/\uff41.pdf", "files/A\ufe52pdf"])
+@pytest.mark.parametrize(
+    "second", ["FILES/A.PDF", "files/\uff41.pdf", "files/A\ufe52pdf", "files/\u0430.pdf"]
+)
 def test_two_members_of_one_name_once_case_and_look_alikes_are_folded_are_refused(
     second: str,
 ) -> None:

@@ -6,7 +6,6 @@ import hashlib
 import json
 import re
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Header, Path, Query, Request, Response, UploadFile
@@ -46,7 +45,14 @@ from .outputs import (
     versioned_etag,
 )
 from .paging import MAX_CURSOR, PagingDep, check_limit, page, paging
-from .schemas import DocumentIn, EventIn, check_limits, form_body, storable_offset_moment
+from .schemas import (
+    DocumentIn,
+    EventIn,
+    Moment,
+    check_limits,
+    form_body,
+    storable_offset_moment,
+)
 from .trail import HistoryPage
 from .views import check_document_id, load_visible
 
@@ -219,8 +225,8 @@ def list_documents(
     state: Annotated[list[str] | None, Query(description="Filter by state (repeatable)")] = None,
     urgency: Annotated[int | None, Query(ge=0, le=4)] = None,
     doc_type: Annotated[str | None, Query(max_length=50)] = None,
-    created_after: Annotated[datetime | None, AfterValidator(storable_offset_moment)] = None,
-    created_before: Annotated[datetime | None, AfterValidator(storable_offset_moment)] = None,
+    created_after: Annotated[Moment | None, AfterValidator(storable_offset_moment)] = None,
+    created_before: Annotated[Moment | None, AfterValidator(storable_offset_moment)] = None,
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR)] = None,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> dict[str, Any]:

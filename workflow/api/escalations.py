@@ -37,7 +37,7 @@ from .documents import (
 )
 from .outputs import AUTHENTICATED, Page, errors, sends, versioned_etag
 from .paging import MAX_CURSOR, check_limit
-from .schemas import TextModel
+from .schemas import Moment, TextModel
 from .views import check_document_id
 from .vocabulary import (
     EscalationAction,
@@ -114,7 +114,7 @@ class EscalationEventIn(TextModel):
 
     reason: str | None = Field(default=None, max_length=2000)
     text: str | None = Field(default=None, max_length=4000, description="comment: its text")
-    until: datetime | None = Field(default=None, description="snooze: until when (with offset)")
+    until: Moment | None = Field(default=None, description="snooze: until when (with offset)")
     action: EscalationAction | None = Field(default=None, description="act: what to do")
     note: str | None = Field(default=None, max_length=4000, description="act: how (contact)")
     outcome: EscalationResolution | None = Field(default=None, description="resolve: the outcome")

@@ -6,10 +6,11 @@ import functools
 import re
 import unicodedata
 from datetime import date, datetime
-from typing import Any, ClassVar, TypeVar, get_args
+from typing import Annotated, Any, ClassVar, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -145,6 +146,23 @@ def storable_moment(value: datetime) -> datetime:
     return value
 
 
+# A moment's fraction of a second, as ISO 8601 writes it (a comma is allowed).
+_FRACTION = re.compile(r"[T ]\d\d:?\d\d:?\d\d[.,](\d+)")
+
+
+def to_the_microsecond(value: Any) -> Any:
+    """A moment as given, if written to the microsecond at most: parsed, a seventh decimal
+    of a second and beyond would be dropped without a word (what is kept and signed would
+    not be what was sent). A validator before parsing, for every moment a client gives."""
+    if isinstance(value, str) and (found := _FRACTION.search(value)) and len(found[1]) > 6:
+        raise ValueError("is given to the microsecond at most (six decimals of a second)")
+    return value
+
+
+# A moment a client gives: to the microsecond at most.
+Moment = Annotated[datetime, BeforeValidator(to_the_microsecond)]
+
+
 def storable_offset_moment(value: datetime) -> datetime:
     """``value`` as ``storable_moment`` takes it, written with its offset: a moment without
     one names no moment (it was read as Vietnam time by one check and as UTC by the
@@ -214,7 +232,7 @@ class DocumentFields(TextModel):
     urgency: StrictInt | None = _described("urgency")
     secrecy: str | None = _described("secrecy")
     due_date: date | None = _described("due_date")
-    appointed_at: datetime | None = _described("appointed_at")
+    appointed_at: Moment | None = _described("appointed_at")
 
     @field_validator("urgency")
     @classmethod
