@@ -141,6 +141,27 @@ def test_two_files_named_alike_ignoring_case_are_refused_and_nothing_kept(
     assert api.get("/v1/documents").json()["items"] == []
 
 
+@pytest.mark.parametrize("length", [300, 3000], ids=["long", "past-the-parser"])
+def test_a_file_name_too_long_is_said_so_however_long(api: Api, length: int) -> None:
+    # A name of hundreds of characters, or of thousands (past the form parser's bound on
+    # a part's header line): the one refusal, never the parser's "invalid multipart data"
+    files = [("main", ("ả" * length + ".pdf", MAIN_PDF, "application/pdf"))]
+    details = assert_error(api.create(files=files), 422, "field_too_long")
+    assert (details["field"], details["max_length"]) == ("filename", 255)
+    assert api.get("/v1/documents").json()["items"] == []
+
+
+def test_a_form_part_of_too_many_header_lines_is_refused_as_such(api: Api) -> None:
+    lines = b"".join(b"X-Line-%d: v\r\n" % i for i in range(9))
+    body = (
+        b"--B\r\n" + lines + b'Content-Disposition: form-data; name="metadata"\r\n\r\n'
+        b"{}\r\n--B--\r\n"
+    )
+    headers = {**api.auth(), "Content-Type": "multipart/form-data; boundary=B"}
+    answer = api.client.post("/v1/documents", content=body, headers=headers)
+    assert assert_error(answer, 422, "invalid_input")["field"] == "part headers"
+
+
 def test_an_unknown_attachment_is_not_found(api: Api) -> None:
     doc_id = api.draft()["id"]
     for digest in [sha256(b"other"), "not-a-digest", "0" * 64]:

@@ -24,6 +24,7 @@ from congvan.states.errors import (
     DatabaseNotReady,
     DatabaseUnavailable,
     FieldTooLong,
+    InvalidInput,
     MessageMalformed,
     PayloadTooLarge,
     TooManyAttachments,
@@ -135,6 +136,19 @@ def _form_error(request: Request, cause: MultiPartException) -> CongvanError | N
     if "exceeded maximum size" in message:
         return PayloadTooLarge(
             "A part of the form is larger than allowed.", max_bytes=settings.max_request_bytes
+        )
+    parsing = str(cause.__cause__ or "")
+    if parsing.startswith("Maximum header size exceeded"):
+        # A header line of a part past the parser's bound (some 4 KiB): a file name of
+        # thousands of bytes, as one of hundreds is answered (255 characters at most)
+        return FieldTooLong(
+            "A header of a form part is too long: a file name is at most 255 characters.",
+            field="filename",
+            max_length=255,
+        )
+    if parsing.startswith("Maximum header count exceeded"):
+        return InvalidInput(
+            "A form part carries more header lines than a part needs.", field="part headers"
         )
     return None  # a malformed body (no boundary...): 400 bad_request, with the parser's words
 
