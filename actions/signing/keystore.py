@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from congvan.states.certificates import comparable
 from congvan.states.errors import (
     AlreadyExists,
     InvalidInput,
@@ -357,6 +358,8 @@ def import_certificate(
             )
         certs = leaves
         owned_by(certs, agency_id, kind)
+        for cert in certs:
+            _can_sign_now(cert, now)
         if kind == "agency":
             if username is not None:
                 raise InvalidInput(
@@ -376,13 +379,61 @@ def import_certificate(
             if store is None:
                 raise TypeError("an agency's certificate is checked against the pinned roots")
             require_pinned_chain(uow, store, certs, "file")
-        elif username is not None:
-            user = uow.agencies.user(agency_id, username)
-            if user is None:
-                raise NotFound(f"No user {username} in agency {agency_id}.", username=username)
-            if "signer" not in user.roles.split(","):  # as issue_signer holds it
-                raise InvalidInput(f"'{username}' is not a signer of {agency_id}.", field="user")
+        else:
+            if username is not None:
+                user = uow.agencies.user(agency_id, username)
+                if user is None:
+                    raise NotFound(f"No user {username} in agency {agency_id}.", username=username)
+                if "signer" not in user.roles.split(","):  # as issue_signer holds it
+                    raise InvalidInput(
+                        f"'{username}' is not a signer of {agency_id}.", field="user"
+                    )
+                _names_no_other_user(certs, f"{username}@{agency_id}")
+            if store is None:
+                raise TypeError("a signer's certificate is checked against the pinned roots")
+            # As an agency's: a certificate no signature could be taken under (its CA not
+            # pinned here) is refused now, not found out at the first verification.
+            require_pinned_chain(uow, store, certs, "file")
     return [_store(uow, kind, c, now, agency_id=agency_id, username=username) for c in certs]
+
+
+def _can_sign_now(cert: x509.Certificate, now: datetime) -> None:
+    """Refuse a certificate kept to sign with or to verify by that can do neither: run
+    out already, its key too weak, or itself signed with a broken hash (SHA-1, MD5),
+    as every verification would refuse a signature by it."""
+    fp = fingerprint(cert)
+    if cert.not_valid_after_utc <= now:
+        raise InvalidInput(
+            f"The certificate ran out at {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: it "
+            "signs nothing now.",
+            field="file",
+            sha256=fp,
+        )
+    try:
+        check_key_strength(cert, "The certificate", sha256=fp)
+    except WeakAlgorithm as exc:
+        raise InvalidInput(exc.message, field="file", **exc.details) from exc
+    hashed = cert.signature_hash_algorithm
+    if hashed is None or hashed.name not in ("sha256", "sha384", "sha512"):
+        raise InvalidInput(
+            f"The certificate is signed with {hashed.name if hashed else 'no hash'}: SHA-256, "
+            "SHA-384 or SHA-512 are accepted.",
+            field="file",
+            sha256=fp,
+        )
+
+
+def _names_no_other_user(certs: list[x509.Certificate], holder: str) -> None:
+    """Refuse a certificate registered to ``holder`` (user@agency) whose UID names another
+    user of ours: as our CA writes it, a UID of the form user@agency names its holder."""
+    for cert in certs:
+        uid = describe(cert).user_id
+        if "@" in uid and comparable(uid) != comparable(holder):
+            raise InvalidInput(
+                f"The certificate names {uid} as its holder, not {holder}.",
+                field="user",
+                sha256=fingerprint(cert),
+            )
 
 
 def revoke(

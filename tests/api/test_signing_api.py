@@ -628,7 +628,13 @@ def test_a_tokens_certificate_registered_to_the_signer_is_theirs_whatever_its_ui
     with api.runtime.uow() as uow:
         pem = cert.public_bytes(serialization.Encoding.PEM)
         keystore.import_certificate(
-            uow, pem, kind="signer", now=api.clock(), agency_id=A, username=SIGNER_USER
+            uow,
+            pem,
+            kind="signer",
+            now=api.clock(),
+            agency_id=A,
+            username=SIGNER_USER,
+            store=api.runtime.trust,
         )
         uow.commit()
     upload = sign_manifest(

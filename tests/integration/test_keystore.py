@@ -18,7 +18,7 @@ from sqlalchemy import event, text
 
 from congvan.actions.signing import issuers, keystore, pki
 from congvan.actions.signing.description import describe
-from congvan.states.errors import AlreadyExists, InvalidInput, NotFound
+from congvan.states.errors import AlreadyExists, CongvanError, InvalidInput, NotFound
 from congvan.storage.ids import new_id
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow import directory
@@ -407,3 +407,72 @@ def test_a_delta_or_partial_crl_is_not_kept_as_the_issuers_crl(runtime: Runtime)
     for extension, said in ((x509.DeltaCRLIndicator(50), "delta"), (scoped, "CA certificates")):
         with runtime.uow() as uow, pytest.raises(InvalidInput, match=said):
             issuers.import_crl(uow, runtime.trust, narrowed(extension), now=now)
+
+
+def test_a_signers_certificate_is_kept_only_if_a_signature_could_be_taken_under_it(
+    runtime: Runtime,
+) -> None:
+    # Given our CA, its signer pct, and a CA of the same name nobody pinned
+    setup_signer(runtime)
+    now = runtime.clock()
+    with runtime.uow() as uow:
+        [ca_row] = uow.signatures.roots()
+    ca = pki.Issued(ca_row.cert_pem.encode(), ca_row.key_pem.encode())
+    ca_key = pki.load_private_key(ca_row.key_pem.encode(), PASS)
+    unpinned = pki.create_ca(
+        "congvan test CA", "UBND tỉnh Thừa Thiên Huế", passphrase=PASS,
+        valid_from=now - timedelta(days=1), valid_days=365,
+    )  # fmt: skip
+
+    def signer(issuer: pki.Issued = ca, uid: str = f"pct@{AGENCY}", **terms: Any) -> bytes:
+        terms = {"valid_from": now - timedelta(days=1), "valid_days": 365, **terms}
+        issued = pki.issue_signer_certificate(
+            issuer, PASS, full_name="Nguyễn Văn Phương", position="Phó Chủ tịch",
+            agency_id=AGENCY, agency_name="UBND", user_id=uid, passphrase=PASS,
+            crl_url=CRL_URL, **terms,
+        )  # fmt: skip
+        return issued.cert_pem
+
+    good = x509.load_pem_x509_certificate(signer())
+
+    def rebuilt(key: Any, digest: Any) -> bytes:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(good.subject)
+            .issuer_name(good.issuer)
+            .public_key(key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(good.not_valid_before_utc)
+            .not_valid_after(good.not_valid_after_utc)
+        )
+        for extension in good.extensions:
+            if extension.oid not in (
+                x509.oid.ExtensionOID.SUBJECT_KEY_IDENTIFIER,
+                x509.oid.ExtensionOID.AUTHORITY_KEY_IDENTIFIER,
+            ):
+                builder = builder.add_extension(extension.value, extension.critical)
+        return builder.sign(ca_key, digest).public_bytes(serialization.Encoding.PEM)  # type: ignore[arg-type]
+
+    weak_key = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+    refused = [
+        (signer(unpinned), "does not chain to a pinned root"),
+        (signer(valid_from=now - timedelta(days=400), valid_days=30), "ran out"),
+        (rebuilt(weak_key, hashes.SHA256()), "1024 bits"),
+        (signer(uid=f"vanthu@{AGENCY}"), f"names vanthu@{AGENCY} as its holder, not pct@"),
+    ]
+    for data, message in refused:
+        # When each is imported as pct's
+        with runtime.uow() as uow, pytest.raises(CongvanError, match=message):
+            keystore.import_certificate(
+                uow, data, kind="signer", now=now, agency_id=AGENCY, username="pct",
+                store=runtime.trust,
+            )  # fmt: skip
+
+    # Then none is kept; one of our CA's, valid, strong and naming pct, is
+    with runtime.uow() as uow:
+        assert [r.kind for r in uow.signatures.certificates()] == ["root"]
+        keystore.import_certificate(
+            uow, signer(), kind="signer", now=now, agency_id=AGENCY, username="pct",
+            store=runtime.trust,
+        )  # fmt: skip
+        uow.commit()

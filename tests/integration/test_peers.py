@@ -768,13 +768,16 @@ def test_imported_roots_and_signers_are_held_to_their_kinds_rules(
 ) -> None:
     with runtime.uow() as uow:
         directory.add_agency(uow, PEER, NAME, "UBND", runtime.clock())
+        directory.ensure_user(uow, PEER, "ct", ["signer"], runtime.clock())
         directory.ensure_user(uow, PEER, "chutich", ["signer"], runtime.clock())
         directory.ensure_user(uow, PEER, "vanthu", ["clerk"], runtime.clock())
         uow.commit()
 
     def imported(data: bytes, kind: str, **named: str) -> list[CertificateRow]:
         with runtime.uow() as uow:
-            rows = keystore.import_certificate(uow, data, kind=kind, now=runtime.clock(), **named)
+            rows = keystore.import_certificate(
+                uow, data, kind=kind, now=runtime.clock(), store=runtime.trust, **named
+            )
             uow.commit()
         return rows
 
@@ -800,9 +803,12 @@ def test_imported_roots_and_signers_are_held_to_their_kinds_rules(
         assert [] == uow.signatures.certificates()
 
     [root] = imported(elsewhere.ca.cert_pem, "root")
-    [signer] = imported(elsewhere.person, "signer", agency_id=PEER, username="chutich")
     assert ("root", None) == (root.kind, root.agency_id)
-    assert ("signer", PEER, "chutich") == (signer.kind, signer.agency_id, signer.username)
+    # A signer's is registered to the user its UID names, when it names one of ours (ct@PEER)
+    with pytest.raises(InvalidInput, match="names ct@"):
+        imported(elsewhere.person, "signer", agency_id=PEER, username="chutich")
+    [signer] = imported(elsewhere.person, "signer", agency_id=PEER, username="ct")
+    assert ("signer", PEER, "ct") == (signer.kind, signer.agency_id, signer.username)
 
     # A PKCS#12 file as a token exports it, the key's certificate with its CA: the
     # certificate is kept, its chain is not; the CA alone is not a signer's
