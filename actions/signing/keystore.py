@@ -8,6 +8,7 @@ and signers' share another.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from .strict import check_key_strength
 from .truststore import TrustStore
 
 CRL_DAYS = 7
+log = logging.getLogger("congvan.keys")
+
 REASONS = {r.name: r for r in x509.ReasonFlags}
 # What our CA revokes for, once and for good: not removeFromCRL (RFC 5280 §5.3.1 keeps it to
 # delta CRLs, and in a full one verifiers such as openssl take the certificate as not
@@ -495,13 +498,23 @@ def publish_crl(uow: UnitOfWork, *, passphrase: str, now: datetime, days: int = 
     uow.signatures.hold_ca()  # numbered one after another, each listing what was revoked
     row, ca = _ca(uow)
     ca_cert = ca.certificate
-    revoked = []
+    listed: dict[int, tuple[int, datetime, x509.ReasonFlags | None]] = {}
     for r in uow.signatures.revoked():
         cert = x509.load_pem_x509_certificate(r.cert_pem.encode())
         if r.kind != "root" and r.revoked_at is not None and issued_by(cert, ca_cert):
-            revoked.append(
-                (cert.serial_number, as_utc(r.revoked_at), REASONS.get(r.revocation_reason))
+            at = as_utc(r.revoked_at)
+            listed[cert.serial_number] = (cert.serial_number, at, REASONS.get(r.revocation_reason))
+    # A revocation never leaves our CRLs: what the last one we signed lists, the next lists
+    # too, whatever the rows say now (a row un-revoked by SQL would else be published as
+    # good again, under our CA's signature).
+    for serial, entry in _last_signed_entries(uow, row.fingerprint, ca_cert).items():
+        if serial not in listed:
+            log.warning(
+                "a revocation the database no longer records is kept on the CRL",
+                extra={"action": "crl.revocation_kept", "serial": f"{serial:x}"},
             )
+            listed[serial] = entry
+    revoked = list(listed.values())
     number = uow.signatures.next_crl_number(row.fingerprint)
     der = pki.make_crl(
         ca,
@@ -521,6 +534,31 @@ def publish_crl(uow: UnitOfWork, *, passphrase: str, now: datetime, days: int = 
         }
     )
     return der
+
+
+def _last_signed_entries(
+    uow: UnitOfWork, issuer_fingerprint: str, ca_cert: x509.Certificate
+) -> dict[int, tuple[int, datetime, x509.ReasonFlags | None]]:
+    """What the newest CRL of ours that our CA's signature holds lists: serial → entry."""
+    rows = [
+        r for r in uow.signatures.latest_crl_rows() if r.issuer_fingerprint == issuer_fingerprint
+    ]
+    if not rows:
+        return {}
+    crl = x509.load_der_x509_crl(bytes(rows[0].der))
+    if not crl.is_signature_valid(ca_cert.public_key()):  # type: ignore[arg-type]
+        return {}  # not ours: it lists nothing we revoked
+    entries = {}
+    for entry in crl:
+        try:
+            reason: x509.ReasonFlags | None = entry.extensions.get_extension_for_class(
+                x509.CRLReason
+            ).value.reason
+        except x509.ExtensionNotFound:
+            reason = None
+        at = entry.revocation_date_utc
+        entries[entry.serial_number] = (entry.serial_number, at, reason)
+    return entries
 
 
 def trust(

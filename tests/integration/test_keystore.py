@@ -116,6 +116,40 @@ def test_a_signer_certificate_is_issued_revoked_and_listed_in_the_crl(
     assert "revoked" in done.stdout + done.stderr
 
 
+def test_a_revocation_never_leaves_our_crls_whatever_the_rows_say(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a signer certificate revoked (CRL 1 lists it)
+    setup_signer(runtime)
+    with runtime.uow() as uow:
+        signer = keystore.issue_signer(
+            uow, AGENCY, "pct", passphrase=PASS, crl_url=CRL_URL, now=runtime.clock()
+        )
+        keystore.revoke(
+            uow, signer.fingerprint, reason="key_compromise", passphrase=PASS, now=runtime.clock()
+        )
+        uow.commit()
+    serial = x509.load_pem_x509_certificate(pem(signer)).serial_number
+
+    # When its row is un-revoked by SQL, and the next CRL is published
+    with runtime.uow() as uow:
+        query = "UPDATE certificates SET revoked_at = NULL, revocation_reason = ''"
+        uow.conn.execute(text(query))
+        uow.commit()
+    runtime.clock.advance(minutes=1)
+    with runtime.uow() as uow:
+        der = keystore.publish_crl(uow, passphrase=PASS, now=runtime.clock())
+        uow.commit()
+
+    # Then our CA's signature does not make it good again: the next CRL lists it still, with
+    # its reason, and the operators are told why
+    entry = x509.load_der_x509_crl(der).get_revoked_certificate_by_serial_number(serial)
+    assert entry is not None
+    reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    assert reason == x509.ReasonFlags.key_compromise
+    assert "a revocation the database no longer records" in caplog.text
+
+
 def test_the_crls_in_force_are_looked_up_each_time_and_their_der_read_once(
     runtime: Runtime,
 ) -> None:
@@ -147,7 +181,8 @@ def test_the_crls_in_force_are_looked_up_each_time_and_their_der_read_once(
             uow.commit()
         assert newer != first
         assert in_force() == [newer]
-        assert len(der_reads) == 2
+        # (publishing read the CRL before it, whose revocations the next one keeps)
+        assert len(der_reads) == 3
     finally:
         event.remove(runtime.db, "before_cursor_execute", count)
 
