@@ -330,6 +330,14 @@ class SignatureRepository:
             update(_certs).where(_certs.c.fingerprint == fingerprint).values(key_pem=key_pem)
         )
 
+    def revoked_pems(self) -> list[tuple[str, str]]:
+        """(fingerprint, PEM) of each certificate revoked here: what every CRL of their
+        issuer must list."""
+        query = select(_certs.c.fingerprint, _certs.c.cert_pem).where(
+            _certs.c.revoked_at.is_not(None)
+        )
+        return [(str(fp), str(pem)) for fp, pem in self.conn.execute(query)]
+
     def revoked(self) -> list[CertificateRow]:
         """Certificates revoked so far; the CRL of their issuer lists them all."""
         query = select(*_CERTIFICATE_COLUMNS).where(_certs.c.revoked_at.is_not(None))

@@ -617,11 +617,70 @@ def trust_material(
     listed = {agency: uow.signatures.listed_fingerprints(agency) for agency in set(agencies)}
     return TrustMaterial(
         roots=roots,
-        crls=uow.signatures.latest_crls(),
+        crls=_omitting_none(uow, uow.signatures.latest_crls()),
         ignored=ignored,
         listed=listed,
         intermediates=intermediates,
     )
+
+
+def _omitting_none(uow: UnitOfWork, crls: list[bytes]) -> list[bytes]:
+    """The newest CRLs but any of our CA's that omits a certificate it revoked here: one
+    older than a revocation the rows record (a newer CRL removed by SQL, which would make
+    the revoked certificate good again). Taken as no CRL, a signature under our CA cannot
+    be judged for revocation (``revocation_unknown``) until ``keys crl`` publishes one
+    listing every revocation (which it does from the rows). Only our CA revokes here, and
+    each revocation publishes its CRL at once."""
+    revoked = uow.signatures.revoked_pems()
+    if not revoked:
+        return crls
+    ours = [_held_ca(r.fingerprint, r.cert_pem) for r in uow.signatures.roots() if r.key_pem]
+    certs = [
+        cert
+        for cert in (_held_ca(fp, pem) for fp, pem in revoked)
+        if any(cert.issuer == ca.subject for ca in ours)
+    ]
+    kept = []
+    for der in crls:
+        crl = _parsed_crl(der)
+        issuer = _key_id(crl.extensions)
+        omitted = [
+            c
+            for c in certs
+            if (_key_id(c.extensions) == issuer if issuer else c.issuer == crl.issuer)
+            and c.issuer == crl.issuer
+            and crl.get_revoked_certificate_by_serial_number(c.serial_number) is None
+        ]
+        if omitted:
+            log.warning(
+                "a CRL in force omits a revocation recorded here: no CRL of its issuer is "
+                "taken until `congvan keys crl` publishes one",
+                extra={"action": "crl.omits_revocation", "serial": f"{omitted[0].serial_number:x}"},
+            )
+            continue
+        kept.append(der)
+    return kept
+
+
+def _key_id(extensions: x509.Extensions) -> bytes | None:
+    """The authority key identifier a certificate or a CRL names its issuer by, if any."""
+    try:
+        return extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except x509.ExtensionNotFound:
+        return None
+
+
+# CRLs as parsed, by their bytes: every verification may look at them.
+_parsed_crls: dict[bytes, x509.CertificateRevocationList] = {}
+
+
+def _parsed_crl(der: bytes) -> x509.CertificateRevocationList:
+    crl = _parsed_crls.get(der)
+    if crl is None:
+        if len(_parsed_crls) > 64:
+            _parsed_crls.clear()
+        crl = _parsed_crls[der] = x509.load_der_x509_crl(der)
+    return crl
 
 
 # Held CA certificates as parsed, by fingerprint: every verification reads them.

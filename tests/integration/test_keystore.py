@@ -150,6 +150,45 @@ def test_a_revocation_never_leaves_our_crls_whatever_the_rows_say(
     assert "a revocation the database no longer records" in caplog.text
 
 
+def test_a_crl_older_than_a_revocation_recorded_here_is_not_taken(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a signer certificate issued under a first CRL, then revoked (a second lists it)
+    setup_signer(runtime)
+    with runtime.uow() as uow:
+        signer = keystore.issue_signer(
+            uow, AGENCY, "pct", passphrase=PASS, crl_url=CRL_URL, now=runtime.clock()
+        )
+        before = keystore.publish_crl(uow, passphrase=PASS, now=runtime.clock())
+        uow.commit()
+    runtime.clock.advance(minutes=1)
+    with runtime.uow() as uow:
+        keystore.revoke(
+            uow, signer.fingerprint, reason="key_compromise", passphrase=PASS, now=runtime.clock()
+        )
+        uow.commit()
+
+    # When the CRL listing it is deleted by SQL, the one before it in force again
+    with runtime.uow() as uow:
+        newest = "SELECT max(number) FROM revocation_lists"
+        uow.conn.execute(text(f"DELETE FROM revocation_lists WHERE number = ({newest})"))
+        uow.commit()
+        assert [bytes(c) for c in uow.signatures.latest_crls()] == [before]
+        crls = keystore.trust_material(uow, runtime.trust).crls
+
+    # Then that older CRL is not taken (the certificate would be good by it): no CRL of our
+    # CA is, so its certificates' revocation cannot be told, and the operators are told
+    assert crls == []
+    assert "omits a revocation recorded here" in caplog.text
+
+    # And once a CRL is published again (from the rows), it is in force
+    runtime.clock.advance(minutes=1)
+    with runtime.uow() as uow:
+        again = keystore.publish_crl(uow, passphrase=PASS, now=runtime.clock())
+        uow.commit()
+        assert [bytes(c) for c in keystore.trust_material(uow, runtime.trust).crls] == [again]
+
+
 def test_the_crls_in_force_are_looked_up_each_time_and_their_der_read_once(
     runtime: Runtime,
 ) -> None:
