@@ -404,18 +404,7 @@ def _can_sign_now(cert: x509.Certificate, now: datetime) -> None:
     """Refuse a certificate kept to sign with or to verify by that can do neither: run
     out already, its key too weak, or itself signed with a broken hash (SHA-1, MD5),
     as every verification would refuse a signature by it."""
-    fp = fingerprint(cert)
-    if cert.not_valid_after_utc <= now:
-        raise InvalidInput(
-            f"The certificate ran out at {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: it "
-            "signs nothing now.",
-            field="file",
-            sha256=fp,
-        )
-    try:
-        check_key_strength(cert, "The certificate", sha256=fp)
-    except WeakAlgorithm as exc:
-        raise InvalidInput(exc.message, field="file", **exc.details) from exc
+    fp = _in_force_and_strong(cert, now, "The certificate", "signs nothing now")
     hashed = cert.signature_hash_algorithm
     if hashed is None or hashed.name not in ("sha256", "sha384", "sha512"):
         raise InvalidInput(
@@ -424,6 +413,23 @@ def _can_sign_now(cert: x509.Certificate, now: datetime) -> None:
             field="file",
             sha256=fp,
         )
+
+
+def _in_force_and_strong(cert: x509.Certificate, now: datetime, what: str, idle: str) -> str:
+    """``cert``'s fingerprint; refused if it ran out by ``now`` (``idle`` says what it then
+    does) or its key is too weak to trust what it signs."""
+    fp = fingerprint(cert)
+    if cert.not_valid_after_utc <= now:
+        raise InvalidInput(
+            f"{what} ran out at {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: it {idle}.",
+            field="file",
+            sha256=fp,
+        )
+    try:
+        check_key_strength(cert, what, sha256=fp)
+    except WeakAlgorithm as exc:
+        raise InvalidInput(exc.message, field="file", **exc.details) from exc
+    return fp
 
 
 def _names_no_other_user(certs: list[x509.Certificate], holder: str) -> None:
@@ -571,18 +577,7 @@ def trust(
     """
     certs = import_certificates(data, password)
     for cert in certs:
-        fp = fingerprint(cert)
-        if cert.not_valid_after_utc <= now:
-            raise InvalidInput(
-                f"The root ran out at {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: it "
-                "anchors no signature now.",
-                field="file",
-                sha256=fp,
-            )
-        try:
-            check_key_strength(cert, "The root", sha256=fp)
-        except WeakAlgorithm as exc:
-            raise InvalidInput(exc.message, field="file", **exc.details) from exc
+        _in_force_and_strong(cert, now, "The root", "anchors no signature now")
     for cert in certs:
         store.pin(cert)  # refuses anything but a CA certificate, before anything is kept
     for cert in certs:

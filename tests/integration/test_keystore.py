@@ -116,19 +116,30 @@ def test_a_signer_certificate_is_issued_revoked_and_listed_in_the_crl(
     assert "revoked" in done.stdout + done.stderr
 
 
-def test_a_revocation_never_leaves_our_crls_whatever_the_rows_say(
-    runtime: Runtime, caplog: pytest.LogCaptureFixture
-) -> None:
-    # Given a signer certificate revoked (CRL 1 lists it)
+def revoked_signer(runtime: Runtime, *, crl_before: bool = False) -> CertificateRow:
+    """pct's certificate, issued by our CA and revoked (a CRL published before it, too)."""
     setup_signer(runtime)
     with runtime.uow() as uow:
         signer = keystore.issue_signer(
             uow, AGENCY, "pct", passphrase=PASS, crl_url=CRL_URL, now=runtime.clock()
         )
+        if crl_before:
+            keystore.publish_crl(uow, passphrase=PASS, now=runtime.clock())
+        uow.commit()
+    runtime.clock.advance(minutes=1)
+    with runtime.uow() as uow:
         keystore.revoke(
             uow, signer.fingerprint, reason="key_compromise", passphrase=PASS, now=runtime.clock()
         )
         uow.commit()
+    return signer
+
+
+def test_a_revocation_never_leaves_our_crls_whatever_the_rows_say(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a signer certificate revoked (CRL 1 lists it)
+    signer = revoked_signer(runtime)
     serial = x509.load_pem_x509_certificate(pem(signer)).serial_number
 
     # When its row is un-revoked by SQL, and the next CRL is published
@@ -154,19 +165,10 @@ def test_a_crl_older_than_a_revocation_recorded_here_is_not_taken(
     runtime: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given a signer certificate issued under a first CRL, then revoked (a second lists it)
-    setup_signer(runtime)
+    revoked_signer(runtime, crl_before=True)
     with runtime.uow() as uow:
-        signer = keystore.issue_signer(
-            uow, AGENCY, "pct", passphrase=PASS, crl_url=CRL_URL, now=runtime.clock()
-        )
-        before = keystore.publish_crl(uow, passphrase=PASS, now=runtime.clock())
-        uow.commit()
-    runtime.clock.advance(minutes=1)
-    with runtime.uow() as uow:
-        keystore.revoke(
-            uow, signer.fingerprint, reason="key_compromise", passphrase=PASS, now=runtime.clock()
-        )
-        uow.commit()
+        query = text("SELECT der FROM revocation_lists ORDER BY number")
+        *_, before, _listing = [bytes(der) for der in uow.conn.execute(query).scalars()]
 
     # When the CRL listing it is deleted by SQL, the one before it in force again
     with runtime.uow() as uow:
