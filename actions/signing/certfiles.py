@@ -59,6 +59,14 @@ def _read(data: bytes, password: Passphrase | None) -> list[x509.Certificate]:
     certs += [c.certificate for c in p12.additional_certs]
     if not certs:
         raise InvalidInput("The PKCS#12 file holds no certificate.")
+    key = p12.key
+    if key is not None and not any(same_public_key(key, c) for c in certs):  # type: ignore[arg-type]
+        # A token's export pairs its key with its certificate: a file whose key is of
+        # another is not what it says (its certificates are kept, its key never is).
+        raise InvalidInput(
+            "The PKCS#12 file's private key belongs to none of its certificates: export the "
+            "certificate with its own key, or give the certificate alone (PEM or DER)."
+        )
     return certs
 
 

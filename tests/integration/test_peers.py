@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from congvan.actions.exchange.envelope import verify_body
@@ -835,6 +836,16 @@ def test_imported_roots_and_signers_are_held_to_their_kinds_rules(
     )
     [kept] = imported(p12, "signer", agency_id=PEER, password="token password")
     assert keystore.fingerprint(issued.certificate) == kept.fingerprint
+    # one whose key is another's is not what it says: refused, nothing kept
+    others = pkcs12.serialize_key_and_certificates(
+        b"token",
+        ec.generate_private_key(ec.SECP256R1()),
+        None,  # (cryptography pairs a key with its own certificate only; openssl does not)
+        [issued.certificate, elsewhere.root],
+        serialization.BestAvailableEncryption(b"token password"),
+    )
+    with pytest.raises(InvalidInput, match="belongs to none of its certificates"):
+        imported(others, "signer", agency_id=PEER, password="token password")
     with pytest.raises(InvalidInput, match="only CA certificates"):
         imported(elsewhere.ca.cert_pem, "signer", agency_id=PEER)
 
