@@ -7,11 +7,13 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from congvan.actions.signing import pki
 from congvan.states.timeliness import VIETNAM
+from congvan.workflow.cli import main
 from tests.e2e.test_cli import congvan
 
 PASS = {"CONGVAN_KEY_PASSPHRASE": "trust store passphrase 1227"}
@@ -188,3 +190,25 @@ def test_another_cas_crl_is_imported_and_its_certificates_cannot_be_revoked_here
     done = congvan("keys", "import-crl", str(crl(4)), data_dir=data)
     assert done.returncode == 2
     assert "already_exists" in done.stderr
+
+
+def test_a_root_pinned_that_runs_out_soon_is_said_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given roots of elsewhere: one valid a year on, one running out in ten days
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert main([*data, "migrate"]) == 0
+    _ca, year = outside_ca(tmp_path)
+    soon = pki.create_ca(
+        "Root CA of elsewhere, old", "Ban Cơ yếu Chính phủ", passphrase="outside passphrase",
+        valid_from=datetime.now(UTC) - timedelta(days=355), valid_days=365,
+    )  # fmt: skip
+    (tmp_path / "soon.pem").write_bytes(soon.cert_pem)
+    capsys.readouterr()
+
+    # When each is pinned, the one running out is pinned with a warning naming when
+    assert main([*data, "keys", "trust", str(year)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main([*data, "keys", "trust", str(tmp_path / "soon.pem")]) == 0
+    said = capsys.readouterr().err
+    assert "warning: this root runs out in 9 day(s)" in said, said  # 9 days 23:59 and some

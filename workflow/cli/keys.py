@@ -6,7 +6,7 @@ import argparse
 import ipaddress
 import os
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -18,6 +18,9 @@ from ..settings import Settings
 from . import files
 from .files import read_bounded, read_text_bounded
 from .runtime import Subparsers, add_progress_option, progress_bar, runtime_for
+
+# A root pinned that runs out within this is said: its successor is pinned before then.
+ROOT_RUNS_OUT_SOON = timedelta(days=30)
 
 if TYPE_CHECKING:
     from congvan.storage.signatures import CertificateRow
@@ -237,6 +240,14 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
                 print(
                     f"trusted root {keystore.fingerprint(cert)} pinned in {runtime.trust.directory}"
                 )
+                left = cert.not_valid_after_utc - now
+                if left < ROOT_RUNS_OUT_SOON:
+                    print(
+                        f"warning: this root runs out in {max(left.days, 0)} day(s), at "
+                        f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: nothing under it "
+                        "verifies after that; pin its successor before then",
+                        file=sys.stderr,
+                    )
             return 0
         elif args.action == "untrust":
             if not runtime.trust.unpin(args.fingerprint):
