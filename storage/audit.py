@@ -18,13 +18,22 @@ from congvan.states.dispatch import AUDIT_PREFIX, DISPATCH, FAILED
 from .clock import as_utc
 from .prepared import Prepared
 from .stored import Stored, WrongKind, altered
-from .tables import AuditEntry, Dispatch, Document, EscalationRow, chain_heads, chain_tables
+from .tables import (
+    AuditEntry,
+    Dispatch,
+    Document,
+    EscalationRow,
+    Signature,
+    chain_heads,
+    chain_tables,
+)
 
 GENESIS = "0" * 64
 _audit = AuditEntry.__table__  # type: ignore[attr-defined]
 _documents = Document.__table__  # type: ignore[attr-defined]
 _dispatches = Dispatch.__table__  # type: ignore[attr-defined]
 _escalations = EscalationRow.__table__  # type: ignore[attr-defined]
+_signatures = Signature.__table__  # type: ignore[attr-defined]
 _INSERT = Prepared(insert(_audit))  # built once, run through Prepared (see prepared.py)
 
 
@@ -313,6 +322,7 @@ def verify_document(
     head: str,
     at: tuple[str, int] | None = None,
     sent: SentBy | None = None,
+    signed: Sequence[tuple[str, str, str]] = (),
 ) -> ChainProblem | None:
     """Check one document's chain against its stored head; ``None`` when it verifies.
 
@@ -340,8 +350,55 @@ def verify_document(
             )
             return ChainProblem(document_id, None, None, "altered", detail)
     if problem is None and sent is not None:
-        return _dispatch_moved(document_id, rows, sent)
+        problem = _dispatch_moved(document_id, rows, sent)
+    if problem is None and signed:
+        problem = _signature_swapped(document_id, rows, signed)
     return problem
+
+
+def _signature_swapped(
+    document_id: str, rows: Sequence[AuditRow], signed: Sequence[tuple[str, str, str]]
+) -> ChainProblem | None:
+    """The first signature row (id, manifest digest, CMS digest) that differs from what
+    the ``sign`` entry accepting it recorded, or that no entry accepted (written by SQL)."""
+    accepted: dict[str, dict[str, Any]] = {}
+    unnamed = False
+    for row in rows:
+        if row.event == "sign":
+            payload = json.loads(row.payload)
+            if isinstance(payload.get("signature_id"), str):
+                accepted[payload["signature_id"]] = payload
+            else:
+                unnamed = True  # an entry of before signatures were named: nothing to hold
+    for signature_id, manifest_sha256, cms_sha256 in signed:
+        entry = accepted.get(signature_id)
+        if entry is None:
+            if unnamed:
+                continue
+            detail = f"its signature {signature_id} was accepted by no entry of its trail"
+            return ChainProblem(document_id, None, None, "altered", detail)
+        kept = {"manifest_sha256": manifest_sha256, "cms_sha256": cms_sha256}
+        differ = [k for k, v in kept.items() if k in entry and entry[k] != v]
+        if differ:
+            detail = (
+                f"its signature {signature_id} is not the one its trail accepted "
+                f"({', '.join(differ)} differ): the row was changed outside a transition"
+            )
+            return ChainProblem(document_id, None, None, "altered", detail)
+    return None
+
+
+def _signed_by(conn: Connection, document_ids: list[str]) -> dict[str, list[tuple[str, str, str]]]:
+    """The signature rows of these documents: (id, manifest digest, CMS digest) each."""
+    c = _signatures.c
+    signed: dict[str, list[tuple[str, str, str]]] = {}
+    query = select(c.document_id, c.id, c.manifest_sha256, c.cms).where(
+        c.document_id.in_(document_ids)
+    )
+    for document_id, signature_id, manifest_sha256, cms in conn.execute(query):
+        digest_of = hashlib.sha256(bytes(cms)).hexdigest()
+        signed.setdefault(document_id, []).append((signature_id, manifest_sha256, digest_of))
+    return signed
 
 
 def _dispatch_moved(
@@ -489,10 +546,17 @@ def verify_chains(
             query = query.where(c.id == document_id)
         last = ""
         while page := conn.execute(query.where(c.id > last).limit(batch)).all():
-            sent = _sent_by(conn, [r[0] for r in page]) if table is _documents else {}
+            ids = [r[0] for r in page]
+            sent = _sent_by(conn, ids) if table is _documents else {}
+            signed = _signed_by(conn, ids) if table is _documents else {}
             for doc_id, head, state, version in page:
                 at = (state, version)
-                yield doc_id, verify_document(conn, doc_id, head, at, sent.get(doc_id))
+                yield (
+                    doc_id,
+                    verify_document(
+                        conn, doc_id, head, at, sent.get(doc_id), signed.get(doc_id, ())
+                    ),
+                )
             last = page[-1][0]
     # Entries whose document, received document or escalation is gone (its row deleted by
     # SQL): a chain with no head is a document removed.

@@ -34,6 +34,7 @@ from congvan.actions.signing.pades import verify_pdf
 from congvan.actions.signing.signing import Signing
 from congvan.states.errors import ManifestMismatch
 from congvan.states.phrasing import moment
+from congvan.storage.audit import verify_chains
 from congvan.storage.dispatches import SealedDispatch
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow import directory
@@ -1122,3 +1123,44 @@ def test_a_signature_stays_valid_in_the_api_after_an_update_corrected_the_metada
     # verify` has it), not "changed after signing"
     verdict = api.get(f"/v1/documents/{doc_id}/signature").json()["verdict"]
     assert verdict["ok"] is True, verdict
+
+
+@pytest.mark.parametrize(
+    ("sql", "detail"),
+    [
+        (
+            "UPDATE signatures SET cms = :other WHERE document_id = :doc",
+            "is not the one its trail accepted (cms_sha256 differ)",
+        ),
+        (
+            "INSERT INTO signatures (id, document_id, revision, manifest, manifest_sha256, "
+            "cms, mode, signer, certificate_fingerprint, signing_time, signed_pdf_sha256, "
+            "created_at) SELECT 'sql-made', document_id, revision, manifest, manifest_sha256, "
+            ":other, mode, signer, certificate_fingerprint, signing_time, signed_pdf_sha256, "
+            "created_at FROM signatures WHERE document_id = :doc",
+            "its signature sql-made was accepted by no entry of its trail",
+        ),
+    ],
+    ids=["swapped", "added"],
+)
+def test_a_signature_swapped_or_added_by_sql_breaks_its_documents_chain(
+    signed_api: tuple[Api, CertificateRow], sql: str, detail: str
+) -> None:
+    # Given a letter signed on the server, its chain verifying
+    api, _ = signed_api
+    doc = reviewed_letter(api)
+    assert sign(api, doc).status_code == 200
+    with api.runtime.uow(readonly=True) as uow:
+        assert [p for _, p in verify_chains(uow.conn) if p is not None] == []
+
+    # When a signature row is swapped for another CMS (or one added) by SQL
+    with api.runtime.uow() as uow:
+        uow.conn.execute(text(sql), {"doc": doc, "other": b"0\x80forged"})
+        uow.commit()
+
+    # Then its document's chain is altered, naming the signature
+    with api.runtime.uow(readonly=True) as uow:
+        problems = {d: p for d, p in verify_chains(uow.conn) if p is not None}
+    assert list(problems) == [doc]
+    assert problems[doc].problem == "altered"
+    assert detail in problems[doc].detail
