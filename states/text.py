@@ -35,15 +35,15 @@ _REORDERING = frozenset(
 # Unicode's default-ignorable ones (the grapheme joiner U+034F, variation selectors, the
 # Hangul fillers, the Mongolian vowel separator...) and the blank braille pattern U+2800,
 # which shows as a space. None belongs in a one-line field.
-_HIDDEN = regex.compile(r"[\p{Cf}\p{Default_Ignorable_Code_Point}\u2800]")
+_HIDDEN_CHARACTERS = r"\p{Cf}\p{Default_Ignorable_Code_Point}\u2800"
+_HIDDEN = regex.compile(f"[{_HIDDEN_CHARACTERS}]")
 # Characters no reader can read, which a one-line field (a symbol, a place, a name: text
 # printed, signed and compared) must not hold either: private-use ones (a font's own
 # glyph, or none), unassigned ones and noncharacters (Cn), the object replacement
 # character U+FFFC, and U+FFFD, what a decoder leaves of a character it could not read.
-_UNREADABLE = regex.compile(r"[\p{Co}\p{Cn}\ufffc\ufffd]")
-_ONE_LINE_SUSPECT = regex.compile(
-    r"[\p{Cf}\p{Default_Ignorable_Code_Point}\u2800\p{Co}\p{Cn}\ufffc\ufffd]"
-)
+_UNREADABLE_CHARACTERS = r"\p{Co}\p{Cn}\ufffc\ufffd"
+_UNREADABLE = regex.compile(f"[{_UNREADABLE_CHARACTERS}]")
+_ONE_LINE_SUSPECT = regex.compile(f"[{_HIDDEN_CHARACTERS}{_UNREADABLE_CHARACTERS}]")
 # Any character ``unstorable`` may object to in any field: control characters (category
 # Cc: U+0000 to U+001F, U+007F to U+009F), the separators, reordering, zero-width and
 # surrogate ones; in a one-line field, ``_HIDDEN`` too. Text holding none of them (nearly
