@@ -265,18 +265,11 @@ def _stopped_by_sigterm() -> Iterator[None]:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    with _stopped_by_sigterm():
-        return _serve(args, settings)
-
-
-def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from ..api import create_app
 
-    _configure_logs(settings)
-    _database_up(settings)
-    with runtime_for(settings, wired=True) as runtime:
+    with _stopped_by_sigterm(), _started(settings) as runtime:
         _keys_unlock(runtime)  # the inbox signs receipts; its workers, statuses
         if runtime.embedded and not args.no_workers:
             _ca_key_unlocks(runtime)  # its scheduler republishes our CRL
@@ -404,22 +397,7 @@ def _run_apart(
     embedded broker, whose queues live inside ``congvan serve``."""
     if settings.broker_url.get_secret_value().startswith("memory://"):  # before any log
         raise InvalidInput(refusal)
-    with _stopped_by_sigterm():
-        return _apart(settings, running, workers, relay, scheduler, hand_off, refusal)
-
-
-def _apart(
-    settings: Settings,
-    running: str,
-    workers: bool,
-    relay: bool,
-    scheduler: bool,
-    hand_off: bool,
-    refusal: str,
-) -> int:
-    _configure_logs(settings)
-    _database_up(settings)
-    with runtime_for(settings, wired=True) as runtime:
+    with _stopped_by_sigterm(), _started(settings) as runtime:
         if runtime.embedded:
             raise InvalidInput(refusal)
         _keys_unlock(runtime)
@@ -435,6 +413,15 @@ def _apart(
         print(running)
         _wait_for_signal()
     return 0
+
+
+@contextlib.contextmanager
+def _started(settings: Settings) -> Iterator[Runtime]:
+    """The process's logs set up, its database waited for, and its runtime built."""
+    _configure_logs(settings)
+    _database_up(settings)
+    with runtime_for(settings, wired=True) as runtime:
+        yield runtime
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
