@@ -29,7 +29,7 @@ from congvan.storage.ids import new_id
 from congvan.storage.signatures import CertificateRow
 from congvan.storage.unit_of_work import UnitOfWork
 
-from . import keywrap, pki
+from . import keywrap, ourcrls, pki
 from .certfiles import import_certificates
 from .certpath import CLOCK_SKEW
 from .description import describe, owned_by
@@ -513,7 +513,7 @@ def publish_crl(uow: UnitOfWork, *, passphrase: str, now: datetime, days: int = 
     # A revocation never leaves our CRLs: what the last one we signed lists, the next lists
     # too, whatever the rows say now (a row un-revoked by SQL would else be published as
     # good again, under our CA's signature).
-    for serial, entry in _last_signed_entries(uow, row.fingerprint, ca_cert).items():
+    for serial, entry in ourcrls.last_listed(uow, row.fingerprint, ca_cert).items():
         if serial not in listed:
             log.warning(
                 "a revocation the database no longer records is kept on the CRL",
@@ -540,31 +540,6 @@ def publish_crl(uow: UnitOfWork, *, passphrase: str, now: datetime, days: int = 
         }
     )
     return der
-
-
-def _last_signed_entries(
-    uow: UnitOfWork, issuer_fingerprint: str, ca_cert: x509.Certificate
-) -> dict[int, tuple[int, datetime, x509.ReasonFlags | None]]:
-    """What the newest CRL of ours that our CA's signature holds lists: serial → entry."""
-    rows = [
-        r for r in uow.signatures.latest_crl_rows() if r.issuer_fingerprint == issuer_fingerprint
-    ]
-    if not rows:
-        return {}
-    crl = x509.load_der_x509_crl(bytes(rows[0].der))
-    if not crl.is_signature_valid(ca_cert.public_key()):  # type: ignore[arg-type]
-        return {}  # not ours: it lists nothing we revoked
-    entries = {}
-    for entry in crl:
-        try:
-            reason: x509.ReasonFlags | None = entry.extensions.get_extension_for_class(
-                x509.CRLReason
-            ).value.reason
-        except x509.ExtensionNotFound:
-            reason = None
-        at = entry.revocation_date_utc
-        entries[entry.serial_number] = (entry.serial_number, at, reason)
-    return entries
 
 
 def trust(
@@ -612,70 +587,11 @@ def trust_material(
     listed = {agency: uow.signatures.listed_fingerprints(agency) for agency in set(agencies)}
     return TrustMaterial(
         roots=roots,
-        crls=_omitting_none(uow, uow.signatures.latest_crls()),
+        crls=ourcrls.believed(uow, uow.signatures.latest_crls(), _held_ca),
         ignored=ignored,
         listed=listed,
         intermediates=intermediates,
     )
-
-
-def _omitting_none(uow: UnitOfWork, crls: list[bytes]) -> list[bytes]:
-    """The newest CRLs but any of our CA's that omits a certificate it revoked here: one
-    older than a revocation the rows record (a newer CRL removed by SQL, which would make
-    the revoked certificate good again). Taken as no CRL, a signature under our CA cannot
-    be judged for revocation (``revocation_unknown``) until ``keys crl`` publishes one
-    listing every revocation (which it does from the rows). Only our CA revokes here, and
-    each revocation publishes its CRL at once."""
-    revoked = uow.signatures.revoked_pems()
-    if not revoked:
-        return crls
-    ours = [_held_ca(r.fingerprint, r.cert_pem) for r in uow.signatures.roots() if r.key_pem]
-    certs = [
-        cert
-        for cert in (_held_ca(fp, pem) for fp, pem in revoked)
-        if any(cert.issuer == ca.subject for ca in ours)
-    ]
-    kept = []
-    for der in crls:
-        crl = _parsed_crl(der)
-        issuer = _key_id(crl.extensions)
-        omitted = [
-            c
-            for c in certs
-            if (_key_id(c.extensions) == issuer if issuer else c.issuer == crl.issuer)
-            and c.issuer == crl.issuer
-            and crl.get_revoked_certificate_by_serial_number(c.serial_number) is None
-        ]
-        if omitted:
-            log.warning(
-                "a CRL in force omits a revocation recorded here: no CRL of its issuer is "
-                "taken until `congvan keys crl` publishes one",
-                extra={"action": "crl.omits_revocation", "serial": f"{omitted[0].serial_number:x}"},
-            )
-            continue
-        kept.append(der)
-    return kept
-
-
-def _key_id(extensions: x509.Extensions) -> bytes | None:
-    """The authority key identifier a certificate or a CRL names its issuer by, if any."""
-    try:
-        return extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
-    except x509.ExtensionNotFound:
-        return None
-
-
-# CRLs as parsed, by their bytes: every verification may look at them.
-_parsed_crls: dict[bytes, x509.CertificateRevocationList] = {}
-
-
-def _parsed_crl(der: bytes) -> x509.CertificateRevocationList:
-    crl = _parsed_crls.get(der)
-    if crl is None:
-        if len(_parsed_crls) > 64:
-            _parsed_crls.clear()
-        crl = _parsed_crls[der] = x509.load_der_x509_crl(der)
-    return crl
 
 
 # Held CA certificates as parsed, by fingerprint: every verification reads them.
