@@ -10,7 +10,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from asn1crypto import algos as asn1_algos
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy import select
 
 from congvan.actions.context import Actor, Effect, Guard, JobAction, JobContext, TransitionContext
@@ -381,3 +385,15 @@ def peer_certificate(runtime: Runtime, agency_id: str, name: str = "Sở") -> by
         crl_url="http://127.0.0.1:8000/v1/pki/crl",
         key_type="ec",
     ).cert_pem
+
+
+def signed_with_sha1(cert: x509.Certificate, ca_key: rsa.RSAPrivateKey) -> x509.Certificate:
+    """``cert`` signed again by ``ca_key`` with SHA-1 (cryptography signs no certificate with
+    it): what an old CA still issues, and what no signature here may rest on."""
+    parsed = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    algorithm = asn1_algos.SignedDigestAlgorithm({"algorithm": "sha1_rsa"})
+    parsed["tbs_certificate"]["signature"] = algorithm
+    parsed["signature_algorithm"] = algorithm
+    tbs = parsed["tbs_certificate"].dump(force=True)
+    parsed["signature_value"] = ca_key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())
+    return x509.load_der_x509_certificate(parsed.dump(force=True))

@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asn1crypto import algos as asn1_algos
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from sqlalchemy import text
 
@@ -53,6 +51,7 @@ from tests.api.test_signing_api import (
     signing_api,
     state_and_version,
 )
+from tests.factories import signed_with_sha1
 from tests.pdf_edits import token_sign
 from tests.tools import verify_with_openssl
 
@@ -183,16 +182,9 @@ def _agency_certificate(api: Api) -> Made:
 
 
 def _sha1_certificate(api: Api) -> Made:
-    # cryptography will not sign a certificate with SHA-1, so the signature is redone
     ca, ca_key = our_ca(api)
     key, cert = certificate(api, signer_subject(api), ca.subject, ca_key)
-    parsed = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
-    algorithm = {"algorithm": "sha1_rsa"}
-    parsed["tbs_certificate"]["signature"] = asn1_algos.SignedDigestAlgorithm(algorithm)
-    parsed["signature_algorithm"] = asn1_algos.SignedDigestAlgorithm(algorithm)
-    tbs = parsed["tbs_certificate"].dump(force=True)
-    parsed["signature_value"] = ca_key.sign(tbs, padding.PKCS1v15(), hashes.SHA1())
-    return Made(key, x509.load_der_x509_certificate(parsed.dump(force=True)), [ca])
+    return Made(key, signed_with_sha1(cert, ca_key), [ca])
 
 
 def _revoked_without_a_crl_pointer(api: Api) -> Made:

@@ -23,6 +23,7 @@ from congvan.storage.ids import new_id
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow import directory
 from congvan.workflow.bootstrap import Runtime
+from tests.factories import signed_with_sha1
 
 AGENCY = "000.00.00.H57"
 PASS = "correct horse battery staple"
@@ -530,11 +531,14 @@ def test_a_signers_certificate_is_kept_only_if_a_signature_could_be_taken_under_
         return builder.sign(ca_key, digest).public_bytes(serialization.Encoding.PEM)  # type: ignore[arg-type]
 
     weak_key = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+    assert isinstance(ca_key, rsa.RSAPrivateKey)
+    sha1_signed = signed_with_sha1(good, ca_key)
     refused = [
         (signer(unpinned), "does not chain to a pinned root"),
         (signer(valid_from=now - timedelta(days=400), valid_days=30), "ran out"),
         (rebuilt(weak_key, hashes.SHA256()), "1024 bits"),
         (signer(uid=f"vanthu@{AGENCY}"), f"names vanthu@{AGENCY} as its holder, not pct@"),
+        (sha1_signed.public_bytes(serialization.Encoding.PEM), "signed with sha1"),
     ]
     for data, message in refused:
         # When each is imported as pct's
