@@ -380,6 +380,15 @@ def _level(rule: str, key: Any) -> int:
 def _check(rule: str, values: tuple[int, ...]) -> None:
     if len(values) != len(URGENCY_LEVELS):
         raise RuleError(f"Rule {rule!r} needs one value per urgency level 0–4.", rule=rule)
+    if rule == "send" and values[0] != 0:
+        # (not minutes: a normal document goes out by the send cut-off's clock time)
+        raise RuleError(
+            "Rule 'send' at level 0 is the send cut-off: a normal document goes out by "
+            "the cut-off's clock time on the next working day, and takes 0 here; the "
+            "urgent levels (1–4) take minutes.",
+            rule=rule,
+            level=0,
+        )
     floor = 0 if rule == "send" else 1
     for level, value in enumerate(values):
         if not floor <= value <= _LONGEST:

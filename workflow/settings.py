@@ -97,13 +97,14 @@ def _on_this_machine(host: str | None) -> bool:
 
 def _within_working_day(rules: TimeRules, hours: WorkingHours) -> None:
     """The send cut-off and the registration grace fit the working day: a cut-off before
-    the day begins or after it ends would make every normal letter due outside working
-    time, and a grace as long as the day would never let one arrive early enough."""
-    begins, ends = hours.periods[0][0], hours.periods[-1][1]
-    if not begins <= rules.send_cutoff <= ends:
+    the day begins, after it ends or in a break between its periods (lunch) would make
+    every normal letter due outside working time, and a grace as long as the day would
+    never let one arrive early enough."""
+    if not any(begins <= rules.send_cutoff <= ends for begins, ends in hours.periods):
         raise ValueError(
-            f"send_cutoff {rules.send_cutoff:%H:%M} falls outside the working day "
-            f"(working_hours {hours}): the next working day's morning ends within it"
+            f"send_cutoff {rules.send_cutoff:%H:%M} falls outside working time "
+            f"(working_hours {hours}): it is a moment of a working period, by which a "
+            "normal document goes out on the next working day"
         )
     day_minutes = int(hours.per_day.total_seconds() // 60)
     grace = rules.minutes["register_grace"]

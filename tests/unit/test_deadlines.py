@@ -231,10 +231,13 @@ def test_settings_read_a_cut_off_in_vietnam_time_and_keep_it_in_the_working_day(
     for written in ("05:00Z", "05:00+00:00", "12:00+07:00", "12:00"):
         assert time(12, 0) == Settings(send_cutoff=written).send_cutoff, written
     assert time(16, 0) == Settings(send_cutoff="16:00").send_cutoff
-    # One outside the working day would make every normal letter due outside it
-    for outside in ("07:59", "17:01", "18:00", "23:59", "00:00"):
-        with pytest.raises(ValueError, match="falls outside the working day"):
+    # One outside working time (before, after, or in the lunch break between its periods)
+    # would make every normal letter due outside it
+    for outside in ("07:59", "12:01", "12:30", "12:59", "17:01", "18:00", "23:59", "00:00"):
+        with pytest.raises(ValueError, match="falls outside working time"):
             Settings(send_cutoff=outside)
+    for edge in ("08:00", "12:00", "13:00", "17:00"):  # a period's ends are its moments
+        assert time.fromisoformat(edge) == Settings(send_cutoff=edge).send_cutoff
     assert time(7, 30) == Settings(send_cutoff="07:30", working_hours="07:30-11:30").send_cutoff
     # A registration grace as long as the working day would never let a letter be early
     with pytest.raises(ValueError, match="shorter than the working day"):
@@ -248,6 +251,18 @@ def test_moments_without_a_time_zone_are_refused() -> None:
         add_working_time(datetime(2026, 1, 5, 9), timedelta(hours=1), CALENDAR)
     with pytest.raises(ValueError, match="negative"):
         add_working_time(vn(2026, 1, 5, 9), timedelta(hours=-1), CALENDAR)
+
+
+def test_the_provinces_send_rule_takes_no_minutes_for_a_normal_document() -> None:
+    from congvan.workflow.settings import Settings
+
+    # Level 0 of "send" is the cut-off's clock time: minutes there would be dropped unseen
+    with pytest.raises(ValueError, match="'send' at level 0 is the send cut-off"):
+        Settings(time_rules={"send": [30, 60, 30, 15, 15]}).province_rules()
+    with pytest.raises(RuleError, match="'send' at level 0 is the send cut-off"):
+        TimeRules(minutes={**PROVINCE_DEFAULTS.minutes, "send": (1, 60, 30, 15, 15)})
+    rules = Settings(time_rules={"send": [0, 60, 30, 15, 15]}).province_rules()
+    assert rules.minutes["send"] == (0, 60, 30, 15, 15)
 
 
 def test_rules_need_every_value_and_a_sane_range() -> None:
