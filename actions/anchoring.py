@@ -32,7 +32,8 @@ from typing import Any
 
 from congvan.states.errors import SignatureError
 from congvan.storage.anchors import AnchorRow
-from congvan.storage.audit import GENESIS, canonical_bytes
+from congvan.storage.audit import GENESIS
+from congvan.storage.canonical import canonical_bytes
 from congvan.storage.clock import as_utc
 from congvan.storage.ids import new_id
 from congvan.storage.signatures import CertificateRow

@@ -551,7 +551,7 @@ def check_rows(setup: Setup, fired: int) -> str:
     """One outbox row and one timer per engine transition, and every audit chain verifies."""
     from sqlalchemy import func, select
 
-    from congvan.storage.audit import verify_document
+    from congvan.storage.audit_checks import verify_document
     from congvan.storage.tables import OutboxJob, Timer
 
     docs = setup.engine_docs

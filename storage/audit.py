@@ -1,4 +1,5 @@
-"""The append-only, per-document hash chain of audit entries, and its verification."""
+"""The append-only, per-document hash chain of audit entries (storage/audit_checks.py
+verifies it)."""
 
 from __future__ import annotations
 
@@ -8,86 +9,22 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import rfc8785
 from sqlalchemy import Connection, bindparam, func, insert, select
 
-from congvan.states.dispatch import AUDIT_PREFIX, DISPATCH, FAILED
-
+from .canonical import canonical_json
 from .clock import as_utc
 from .prepared import Prepared
 from .stored import Stored, WrongKind, altered
-from .tables import (
-    AuditEntry,
-    Dispatch,
-    Document,
-    EscalationRow,
-    Signature,
-    chain_heads,
-    chain_tables,
-)
+from .tables import AuditEntry, chain_heads
+
+if TYPE_CHECKING:
+    from .audit_checks import ChainProblem
 
 GENESIS = "0" * 64
 _audit = AuditEntry.__table__  # type: ignore[attr-defined]
-_documents = Document.__table__  # type: ignore[attr-defined]
-_dispatches = Dispatch.__table__  # type: ignore[attr-defined]
-_escalations = EscalationRow.__table__  # type: ignore[attr-defined]
-_signatures = Signature.__table__  # type: ignore[attr-defined]
 _INSERT = Prepared(insert(_audit))  # built once, run through Prepared (see prepared.py)
-
-
-def canonical_json(value: Any) -> str:
-    """RFC 8785 (JCS) JSON, the one canonical form of everything congvan hashes or signs.
-
-    Entries hashed before JCS was adopted used ``json.dumps(sort_keys=True,
-    separators=(",", ":"), ensure_ascii=False)``; for what an entry's hash covers (text
-    and integers) the two write the same bytes, so old chains verify unchanged
-    (tests/unit/test_audit_hash.py proves it), and a payload's digest is taken over its
-    stored text, whatever wrote it. A value JSON cannot carry is refused, not stringified.
-    """
-    if _plain(value):
-        # Text, safe integers, booleans, null, lists and objects whose keys sort alike by
-        # UTF-16 code units and by code points: here JCS is exactly this, and the C encoder
-        # is several times faster than serialising in Python (every transition hashes twice).
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    try:
-        return rfc8785.dumps(value).decode("utf-8")
-    except rfc8785.CanonicalizationError as exc:
-        raise TypeError(f"not canonical JSON: {exc}") from exc
-
-
-def canonical_bytes(value: Any) -> bytes:
-    """``canonical_json`` as the UTF-8 bytes hashed or signed (a package's header, its
-    manifest, a receipt, a status, an anchor); TypeError for a value JSON cannot carry
-    exactly, a lone surrogate among them."""
-    try:
-        return canonical_json(value).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise TypeError(f"not canonical JSON: {exc}") from exc
-
-
-_SAFE_INTEGER = 2**53
-# The largest integer JSON carries exactly (RFC 8785 3.2.2.3; I-JSON): a version beyond
-# it is in no chain.
-MAX_SAFE_INTEGER = _SAFE_INTEGER - 1
-
-
-def _plain(value: Any) -> bool:
-    """Whether ``json.dumps(sort_keys=True)`` writes ``value`` as RFC 8785 does."""
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return bool(-_SAFE_INTEGER < value < _SAFE_INTEGER)
-    if kind is list or kind is tuple:
-        return all(_plain(item) for item in value)
-    if kind is dict:
-        return all(
-            type(key) is str and (key.isascii() or max(key) <= "\uffff") and _plain(item)
-            for key, item in value.items()
-        )
-    return False  # floats (JCS writes them as ECMAScript does) and anything else
 
 
 def digest(text: str) -> str:
@@ -254,6 +191,8 @@ class AuditRepository:
 
     def verify(self, document_id: str | None = None) -> Iterator[tuple[str, ChainProblem | None]]:
         """Verify every document's chain (or one): ``(document_id, problem or None)``."""
+        from .audit_checks import verify_chains  # (which reads chains through this module)
+
         return verify_chains(self.conn, document_id)
 
     def count_chains(self) -> int:
@@ -269,7 +208,7 @@ class AuditRepository:
     def chain(self, document_id: str) -> list[AuditRow]:
         """A document's entries as stored, oldest first (``Conflict`` for an entry holding
         a value its column cannot: altered by SQL)."""
-        rows, wrong = _stored_chain(self.conn, document_id)
+        rows, wrong = stored_chain(self.conn, document_id)
         if wrong is not None:
             version = wrong.row.get("version")
             raise altered(f"audit entry {version!r} of document {document_id}", wrong)
@@ -293,183 +232,7 @@ class AuditRepository:
         return [_event(r) for r in self.conn.execute(query)]
 
 
-@dataclass(frozen=True)
-class ChainProblem:
-    """The first point at which a document's chain stops verifying."""
-
-    document_id: str
-    version: int | None
-    entry_id: int | None
-    problem: str  # altered | removed | reordered | truncated | missing | headless
-    detail: str
-
-
-@dataclass(frozen=True)
-class SentBy:
-    """An outgoing document's dispatches as their rows stand, to hold them to its chain:
-    id → (organ id, state); of each dispatch an escalation sent again, the moments its
-    escalation's chain records it; and which are the sending's (a recall's or update's
-    dispatches are not the document's to resend)."""
-
-    rows: Mapping[str, tuple[str, str]]
-    resent: Mapping[str, Sequence[datetime]]
-    sending: frozenset[str]  # the sending's dispatches, not a request's
-
-
-def verify_document(
-    conn: Connection,
-    document_id: str,
-    head: str,
-    at: tuple[str, int] | None = None,
-    sent: SentBy | None = None,
-    signed: Sequence[tuple[str, str, str]] = (),
-) -> ChainProblem | None:
-    """Check one document's chain against its stored head; ``None`` when it verifies.
-
-    An entry holding a value its column cannot (SQL wrote text into its moment, say) is
-    altered there, once the entries before it verify. ``at``, the row's (state, version):
-    every move of a row writes an entry, so the row stands where its trail ends; a row
-    elsewhere was moved by SQL (its head hash left as it was). ``sent``, an outgoing
-    document's dispatches, are held to their trail alike (:func:`_dispatch_moved`)."""
-    rows, wrong = _stored_chain(conn, document_id)
-    if wrong is not None:
-        earlier = verify_entries(document_id, rows, None) if rows else None
-        where = (document_id, wrong.number("version"), wrong.number("id"))
-        detail = f"entry holds a value its column cannot: {wrong.column}"
-        return earlier or ChainProblem(*where, "altered", detail)
-    problem = verify_entries(document_id, rows, head)
-    if problem is None and at is not None:
-        # (a subject keeping its entries in another's chain -- a dispatch in its
-        # document's -- names them "machine.event" and tells its own states there)
-        own = next((r.to_state for r in reversed(rows) if "." not in r.event), None)
-        ends = (own, rows[-1].version)
-        if at != ends:
-            detail = (
-                f"its row says {at[0]} at version {at[1]}, its trail ends at {ends[0]}, "
-                f"version {ends[1]}: the row was moved outside a transition"
-            )
-            return ChainProblem(document_id, None, None, "altered", detail)
-    if problem is None and sent is not None:
-        problem = _dispatch_moved(document_id, rows, sent)
-    if problem is None and signed:
-        problem = _signature_swapped(document_id, rows, signed)
-    return problem
-
-
-def _signature_swapped(
-    document_id: str, rows: Sequence[AuditRow], signed: Sequence[tuple[str, str, str]]
-) -> ChainProblem | None:
-    """The first signature row (id, manifest digest, CMS digest) that differs from what
-    the ``sign`` entry accepting it recorded, or that no entry accepted (written by SQL)."""
-    accepted: dict[str, dict[str, Any]] = {}
-    unnamed = False
-    for row in rows:
-        if row.event == "sign":
-            payload = json.loads(row.payload)
-            if isinstance(payload.get("signature_id"), str):
-                accepted[payload["signature_id"]] = payload
-            else:
-                unnamed = True  # an entry of before signatures were named: nothing to hold
-    for signature_id, manifest_sha256, cms_sha256 in signed:
-        entry = accepted.get(signature_id)
-        if entry is None:
-            if unnamed:
-                continue
-            detail = f"its signature {signature_id} was accepted by no entry of its trail"
-            return ChainProblem(document_id, None, None, "altered", detail)
-        kept = {"manifest_sha256": manifest_sha256, "cms_sha256": cms_sha256}
-        differ = [k for k, v in kept.items() if k in entry and entry[k] != v]
-        if differ:
-            detail = (
-                f"its signature {signature_id} is not the one its trail accepted "
-                f"({', '.join(differ)} differ): the row was changed outside a transition"
-            )
-            return ChainProblem(document_id, None, None, "altered", detail)
-    return None
-
-
-def _signed_by(conn: Connection, document_ids: list[str]) -> dict[str, list[tuple[str, str, str]]]:
-    """The signature rows of these documents: (id, manifest digest, CMS digest) each."""
-    c = _signatures.c
-    signed: dict[str, list[tuple[str, str, str]]] = {}
-    query = select(c.document_id, c.id, c.manifest_sha256, c.cms).where(
-        c.document_id.in_(document_ids)
-    )
-    for document_id, signature_id, manifest_sha256, cms in conn.execute(query):
-        digest_of = hashlib.sha256(bytes(cms)).hexdigest()
-        signed.setdefault(document_id, []).append((signature_id, manifest_sha256, digest_of))
-    return signed
-
-
-def _dispatch_moved(
-    document_id: str, rows: Sequence[AuditRow], sent: SentBy
-) -> ChainProblem | None:
-    """The first dispatch whose row stands elsewhere than its trail ends, or that its
-    trail names and is gone.
-
-    A dispatch starts pending and each of its moves is an entry of its document's chain
-    (``dispatch.<event>``, naming it), except one: a failed dispatch sent again goes back
-    to pending by its document's ``resend`` (naming its recipients, ``resent_to``) or by
-    an escalation's ``act resend`` (in the escalation's chain, naming the dispatch)."""
-    ends: dict[str, tuple[str, datetime]] = {}
-    for row in rows:
-        if row.event.startswith(AUDIT_PREFIX):
-            ends[str(json.loads(row.payload).get("dispatch_id"))] = (row.to_state, row.at)
-        elif row.event == "resend":
-            again = set(json.loads(row.payload).get("resent_to") or ())
-            for dispatch_id in sent.sending:
-                organ_id = sent.rows[dispatch_id][0]
-                if organ_id in again and ends.get(dispatch_id, ("",))[0] == FAILED:
-                    ends[dispatch_id] = (DISPATCH.initial, row.at)
-    for dispatch_id, (organ_id, state) in sorted(sent.rows.items()):
-        trail, since = ends.get(dispatch_id, (DISPATCH.initial, None))
-        if (
-            trail == FAILED
-            and state == DISPATCH.initial
-            and since is not None
-            and any(at >= since for at in sent.resent.get(dispatch_id, ()))
-        ):
-            continue  # sent again by its escalation
-        if state != trail:
-            detail = (
-                f"its dispatch {dispatch_id} to {organ_id} says {state}, its trail ends at "
-                f"{trail}: the row was moved outside a transition"
-            )
-            return ChainProblem(document_id, None, None, "altered", detail)
-    if gone := sorted(set(ends) - set(sent.rows)):
-        detail = f"its dispatch {gone[0]} is in its trail, and its row is gone"
-        return ChainProblem(document_id, None, None, "altered", detail)
-    return None
-
-
-def _sent_by(conn: Connection, document_ids: list[str]) -> dict[str, SentBy]:
-    """The dispatches of these documents, and the escalations' resends of them."""
-    c = _dispatches.c
-    rows: dict[str, dict[str, tuple[str, str]]] = {d: {} for d in document_ids}
-    sending: dict[str, set[str]] = {d: set() for d in document_ids}
-    query = select(c.document_id, c.id, c.organ_id, c.state, c.request_id).where(
-        c.document_id.in_(document_ids)
-    )
-    for document_id, dispatch_id, organ_id, state, request_id in conn.execute(query):
-        rows[document_id][dispatch_id] = (organ_id, state)
-        if not request_id:
-            sending[document_id].add(dispatch_id)
-    escalated = select(_escalations.c.id).where(_escalations.c.document_id.in_(document_ids))
-    entries = select(_audit.c.at, _audit.c.payload).where(
-        _audit.c.document_id.in_(escalated), _audit.c.payload.contains('"resent"')
-    )
-    resent: dict[str, list[datetime]] = {}
-    for at, payload in conn.execute(entries):
-        named = json.loads(payload).get("resent")
-        if isinstance(named, dict) and isinstance(named.get("dispatch_id"), str):
-            resent.setdefault(named["dispatch_id"], []).append(as_utc(at))
-    return {
-        d: SentBy(rows[d], {k: resent[k] for k in rows[d] if k in resent}, frozenset(sending[d]))
-        for d in document_ids
-    }
-
-
-def _stored_chain(conn: Connection, document_id: str) -> tuple[list[AuditRow], WrongKind | None]:
+def stored_chain(conn: Connection, document_id: str) -> tuple[list[AuditRow], WrongKind | None]:
     """A document's entries as stored, oldest first, up to the first holding a value its
     column cannot (named, second)."""
     query = select(*_STORED.columns).where(_audit.c.document_id == document_id)
@@ -480,91 +243,3 @@ def _stored_chain(conn: Connection, document_id: str) -> tuple[list[AuditRow], W
             return rows, read
         rows.append(_row(read))
     return rows, None
-
-
-def verify_entries(
-    document_id: str, rows: Sequence[NewEntry], head: str | None
-) -> ChainProblem | None:
-    """Check a document's entries, oldest first, recomputing every hash; ``None`` when they
-    verify. ``head`` is the hash the chain must end at (``None``: wherever it ends).
-
-    Stored rows (``AuditRow``) carry their id; entries read from an evidence bundle do not.
-    """
-    if not rows:
-        return ChainProblem(document_id, None, None, "missing", "the document has no audit entries")
-    hashes = {r.hash for r in rows}
-    prev = GENESIS
-    for expected_version, row in enumerate(rows, start=1):
-        where = (document_id, row.version, getattr(row, "id", None))
-        if digest(row.payload) != row.payload_digest:
-            return ChainProblem(*where, "altered", "payload does not match its digest")
-        # Before the hash: an entry moved to another version no longer matches its hash
-        # (the hash covers the version), but it still names the entry it really followed.
-        if row.prev_hash != prev and row.prev_hash in hashes:
-            return ChainProblem(*where, "reordered", "entry follows a different entry")
-        try:
-            recomputed = entry_hash(
-                prev_hash=row.prev_hash,
-                document_id=row.document_id,
-                version=row.version,
-                actor=row.actor,
-                event=row.event,
-                from_state=row.from_state,
-                to_state=row.to_state,
-                at=row.at,
-                payload_digest=row.payload_digest,
-            )
-        except TypeError:  # a value no entry ever held (a version past JSON's integers)
-            return ChainProblem(*where, "altered", "entry holds a value JSON cannot carry")
-        if recomputed != row.hash:
-            return ChainProblem(*where, "altered", "entry does not match its hash")
-        if row.prev_hash != prev:
-            return ChainProblem(*where, "removed", "the entry before this one is missing")
-        if row.version != expected_version:
-            return ChainProblem(*where, "reordered", f"expected version {expected_version}")
-        prev = row.hash
-    if head is not None and prev != head:
-        if head in hashes:
-            return ChainProblem(document_id, None, None, "truncated", "entries after the head")
-        detail = "it does not end at its document's head: latest entries missing, or rewritten"
-        return ChainProblem(document_id, None, None, "truncated", detail)
-    return None
-
-
-def verify_chains(
-    conn: Connection, document_id: str | None = None, batch: int = 500
-) -> Iterator[tuple[str, ChainProblem | None]]:
-    """Verify every chain (or one), yielding ``(document_id, problem)``.
-
-    Outgoing and received documents and escalations each have their own chain; entries
-    of none of them (its row deleted) are a chain ``headless``.
-    """
-    for table in chain_tables():
-        c = table.c
-        query = select(c.id, c.audit_head, c.state, c.version).order_by(c.id)
-        if document_id is not None:
-            query = query.where(c.id == document_id)
-        last = ""
-        while page := conn.execute(query.where(c.id > last).limit(batch)).all():
-            ids = [r[0] for r in page]
-            sent = _sent_by(conn, ids) if table is _documents else {}
-            signed = _signed_by(conn, ids) if table is _documents else {}
-            for doc_id, head, state, version in page:
-                at = (state, version)
-                yield (
-                    doc_id,
-                    verify_document(
-                        conn, doc_id, head, at, sent.get(doc_id), signed.get(doc_id, ())
-                    ),
-                )
-            last = page[-1][0]
-    # Entries whose document, received document or escalation is gone (its row deleted by
-    # SQL): a chain with no head is a document removed.
-    entries = _audit.c.document_id
-    headed = [entries.in_(select(table.c.id)) for table in chain_tables()]
-    orphans = select(entries).distinct().where(*(~h for h in headed)).order_by(entries)
-    if document_id is not None:
-        orphans = orphans.where(entries == document_id)
-    for (doc_id,) in conn.execute(orphans):
-        detail = "its document's row is gone: the entries have no head"
-        yield doc_id, ChainProblem(doc_id, None, None, "headless", detail)

@@ -21,7 +21,8 @@ from congvan.actions.context import Actor, Effect, Guard, JobAction, JobContext,
 from congvan.actions.exchange.envelope import canonical
 from congvan.actions.signing import pki
 from congvan.states.policy import ROLES
-from congvan.storage.audit import AuditEvent, verify_chains
+from congvan.storage.audit import AuditEvent
+from congvan.storage.audit_checks import verify_chains
 from congvan.storage.documents import DocumentRow
 from congvan.storage.ids import new_id
 from congvan.storage.signatures import SignatureRow

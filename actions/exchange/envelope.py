@@ -49,7 +49,7 @@ from congvan.states.text import (
     signed_text_problem,
 )
 from congvan.states.timeliness import FIRST_DAY, LAST_DAY, reckoned
-from congvan.storage.audit import canonical_bytes
+from congvan.storage.canonical import canonical_bytes
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # Identifiers (message ids, document ids) are opaque but short and printable: as long as

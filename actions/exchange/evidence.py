@@ -86,7 +86,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from congvan.actions.signing.agencykeys import AgencyKey
 from congvan.actions.signing.truststore import fingerprint
 from congvan.states.errors import CongvanError, MessageMalformed
-from congvan.storage.audit import MAX_SAFE_INTEGER, NewEntry, timestamp
+from congvan.storage.audit import NewEntry, timestamp
+from congvan.storage.canonical import MAX_SAFE_INTEGER
 
 from .archive import Archive, Limits, open_archive, stored_entry
 from .envelope import SHA256_HEX, Members, canonical, iso, read_canonical, sign_body

@@ -17,7 +17,7 @@ from congvan.actions.signing.keystore import TrustMaterial
 from congvan.actions.signing.verification import verify_manifest_signature
 from congvan.states.errors import CongvanError, MessageMalformed
 from congvan.states.timeliness import shown_exactly
-from congvan.storage.audit import verify_entries
+from congvan.storage.audit_checks import verify_entries
 
 from .envelope import check_moment, verify_body
 from .evidence import (

@@ -44,7 +44,7 @@ from datetime import date, datetime
 from typing import Any
 
 from congvan.states.fields import SIGNED, SIGNED_WHEN_SET, SIGNED_WHEN_TRUE
-from congvan.storage.audit import canonical_bytes
+from congvan.storage.canonical import canonical_bytes
 
 FORMAT = "congvan-manifest/1"
 # The metadata every manifest names, null when missing (states.fields); the docstring

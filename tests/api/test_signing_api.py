@@ -34,7 +34,7 @@ from congvan.actions.signing.pades import verify_pdf
 from congvan.actions.signing.signing import Signing
 from congvan.states.errors import ManifestMismatch
 from congvan.states.phrasing import moment
-from congvan.storage.audit import verify_chains
+from congvan.storage.audit_checks import verify_chains
 from congvan.storage.dispatches import SealedDispatch
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow import directory

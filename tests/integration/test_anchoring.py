@@ -21,7 +21,8 @@ from congvan.actions.anchoring import AUDIT_ANCHOR, JOB, AnchorDraft, verify_anc
 from congvan.actions.jobs import RetryLater, enqueue, new_job
 from congvan.actions.signing import keystore
 from congvan.states.errors import Conflict
-from congvan.storage.audit import entry_hash, verify_chains
+from congvan.storage.audit import entry_hash
+from congvan.storage.audit_checks import verify_chains
 from congvan.storage.clock import FrozenClock, as_utc
 from congvan.storage.tables import AuditEntry
 from congvan.workflow.bootstrap import Runtime

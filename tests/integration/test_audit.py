@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import ColumnElement, Connection, delete, update
 
-from congvan.storage.audit import ChainProblem, verify_chains
+from congvan.storage.audit_checks import ChainProblem, verify_chains
 from congvan.storage.tables import AuditEntry, Document
 from congvan.workflow.bootstrap import Runtime
 from tests.factories import actor

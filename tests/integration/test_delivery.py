@@ -26,7 +26,7 @@ from congvan.actions.exchange.receipts import make_receipt
 from congvan.actions.exchange.status import make_status
 from congvan.actions.signing import issuers, keystore
 from congvan.states.errors import MessageMismatch
-from congvan.storage.audit import verify_chains
+from congvan.storage.audit_checks import verify_chains
 from congvan.storage.dispatches import DispatchRepository
 from congvan.storage.documents import DocumentRepository
 from congvan.storage.peers import Peer

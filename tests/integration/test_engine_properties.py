@@ -53,7 +53,8 @@ from congvan.states.errors import (
 from congvan.states.machine import DERIVED_EVENT, DISPATCHED, allowed_events, derive_document_state
 from congvan.states.policy import CREATE_ROLES, EVENT_ROLES, REASON_REQUIRED, ROLES
 from congvan.states.spec import MachineSpec
-from congvan.storage.audit import AuditEvent, verify_chains
+from congvan.storage.audit import AuditEvent
+from congvan.storage.audit_checks import verify_chains
 from congvan.storage.clock import FrozenClock
 from congvan.workflow.bootstrap import Runtime
 from congvan.workflow.engine import Engine, FireResult

@@ -24,7 +24,7 @@ from congvan.states.errors import (
     MessageMismatch,
     StatusContradicted,
 )
-from congvan.storage.audit import verify_chains
+from congvan.storage.audit_checks import verify_chains
 from congvan.workflow.api.app import create_app
 from tests.installations import A, B, Pair, serving_inbox
 

@@ -11,15 +11,8 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from congvan.storage.audit import (
-    GENESIS,
-    canonical_bytes,
-    canonical_json,
-    digest,
-    entry_hash,
-    make_entry,
-    timestamp,
-)
+from congvan.storage.audit import GENESIS, digest, entry_hash, make_entry, timestamp
+from congvan.storage.canonical import canonical_bytes, canonical_json
 
 AT = datetime(2026, 1, 5, 8, 30, 15, 123456, tzinfo=UTC)
 ICT = timezone(timedelta(hours=7))  # Vietnam's clock
