@@ -36,3 +36,17 @@ def test_a_file_is_written_whole_and_a_place_it_cannot_be_is_said(tmp_path: Path
     assert "is not a regular file" in refusal(tmp_path)
     assert (tmp_path / "afile").read_bytes() == b"kept"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "our.crl"]
+
+
+def test_a_folder_that_takes_no_new_file_is_named_not_the_file_we_would_have_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a folder that is there but takes no file (read-only, not ours, /proc)
+    def refused(*_args: object, **_kwargs: object) -> tuple[int, str]:
+        raise OSError(30, "Read-only file system", str(tmp_path / ".x.crl.abc.part"))
+
+    monkeypatch.setattr("congvan.workflow.cli.files.tempfile.mkstemp", refused)
+    # Then the folder is named, with why, and never our temporary file's name
+    said = refusal(tmp_path / "x.crl")
+    assert said == f"The CRL cannot be written in the folder {tmp_path}: Read-only file system."
+    assert ".part" not in said

@@ -99,9 +99,17 @@ def written_whole(name: str, what: str) -> Iterator[BinaryIO]:
             field="output",
             path=name[:300],
         )
-    handle, temporary_name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".part", dir=path.parent
-    )
+    try:
+        handle, temporary_name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".part", dir=path.parent
+        )
+    except OSError as exc:  # the folder takes no new file: read-only, not ours, /proc ...
+        raise InvalidInput(
+            f"The {what} cannot be written in the folder {path.parent}: "
+            f"{exc.strerror or type(exc).__name__}.",
+            field="output",
+            path=name[:300],
+        ) from None
     temporary = Path(temporary_name)
     try:
         with os.fdopen(handle, "wb") as sink:
