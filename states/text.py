@@ -7,6 +7,7 @@ import unicodedata
 from datetime import UTC, date, datetime
 
 import regex
+from confusable_homoglyphs import categories
 
 from .fields import MULTI_LINE, DocumentField
 from .timeliness import FIRST_DAY, LAST_DAY, reckoned
@@ -90,6 +91,21 @@ def one_tone_placement(text: str) -> str:
     vowel of a closed syllable, ``hoàn``, moves too: both sides of a comparison alike.)"""
     decomposed = unicodedata.normalize("NFD", text)
     return unicodedata.normalize("NFC", _TONE_ON_SECOND.sub(r"\1\3\2", decomposed))
+
+
+_WORD = regex.compile(r"\w+")
+_NO_SCRIPT = frozenset({"COMMON", "INHERITED"})  # digits, marks: of every script
+
+
+def mixed_script_word(text: str) -> str | None:
+    """The first word of ``text`` whose letters are of more than one script: a word of
+    Vietnamese with a Cyrillic or Greek look-alike in it (``Thiеn``), never written so.
+    A word wholly of another script (a foreign name, ``Москва``) is not one."""
+    for word in _WORD.findall(text):
+        scripts = {categories.alias(ch) for ch in word if ch.isalpha()} - _NO_SCRIPT
+        if len(scripts) > 1:
+            return word
+    return None
 
 
 def has_visible_text(value: str) -> bool:

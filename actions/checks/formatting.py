@@ -20,7 +20,12 @@ from congvan.states.format_rules import (
     symbol_shaped,
 )
 from congvan.states.policy import SECRECY, URGENCY, written_notation
-from congvan.states.text import calendar_day, has_visible_text, one_tone_placement
+from congvan.states.text import (
+    calendar_day,
+    has_visible_text,
+    mixed_script_word,
+    one_tone_placement,
+)
 from congvan.states.timeliness import (
     FIRST_DAY,
     LAST_DAY,
@@ -91,6 +96,8 @@ def place_date(inp: CheckInput) -> Finding:
             field="place",
             value=doc.place,
         )
+    if (mixed := _mixed_script("Địa danh", "The place", doc.place or "", "place")) is not None:
+        return mixed
     if not doc.issued_on:
         return fail("Thiếu ngày ban hành.", "The date is missing.", field="issued_on")
     issued = _parse_date(doc.issued_on)
@@ -169,7 +176,23 @@ def subject(inp: CheckInput) -> Finding:
             length=len(text),
             max_length=inp.max_subject_length,
         )
-    return ok()
+    return _mixed_script("Trích yếu", "The subject", text, "subject") or ok()
+
+
+def _mixed_script(vi: str, en: str, text: str, field: str) -> Finding | None:
+    """A failure naming the first word of ``text`` that mixes the letters of several
+    scripts (a Cyrillic ``е`` in ``Thiên``: a look-alike, never Vietnamese), if any."""
+    word = mixed_script_word(text)
+    if word is None:
+        return None
+    return fail(
+        f"{vi} có từ '{word}' lẫn chữ cái của bảng chữ khác (chữ giống chữ Latinh): "
+        "gõ lại bằng chữ tiếng Việt.",
+        f"{en} has the word '{word}' mixing letters of several scripts (look-alikes of "
+        "Latin letters): type it again in Vietnamese letters.",
+        field=field,
+        word=word,
+    )
 
 
 @check(
