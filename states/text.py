@@ -104,7 +104,7 @@ def mixed_script_word(text: str) -> str | None:
     for word in _WORD.findall(text):
         scripts = {categories.alias(ch) for ch in word if ch.isalpha()} - _NO_SCRIPT
         if len(scripts) > 1:
-            return word
+            return str(word)
     return None
 
 
