@@ -53,7 +53,7 @@ from __future__ import annotations
 import io
 import math
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -74,6 +74,7 @@ from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko.stamp import TextStampStyle
 
@@ -125,8 +126,18 @@ _CMS_OVERHEAD = 4096
 
 
 @dataclass(frozen=True)
+class PdfSigner:
+    """One signature of a PDF: its field, who signed, the time claimed (``/M``)."""
+
+    field_name: str
+    signer: CertificateDescription
+    signing_time: datetime | None
+
+
+@dataclass(frozen=True)
 class PdfVerdict:
-    """What was checked about the last signature of a PDF whose signatures all verified."""
+    """What was checked about the last signature of a PDF whose signatures all verified;
+    ``signed_by`` names each of them, in the order they were added."""
 
     intact: bool  # the signed byte ranges hash to the signed digest
     valid: bool  # the signature verifies with the certificate's key
@@ -141,6 +152,7 @@ class PdfVerdict:
     signature_count: int  # signatures in the file, all verified
     # A certificate of the last signature's path revoked after ``checked_at``.
     later_revocation: Mapping[str, str | None] | None = None
+    signed_by: tuple[PdfSigner, ...] = ()
 
 
 # -- signing ---------------------------------------------------------------------------
@@ -368,13 +380,22 @@ async def async_verify_pdf(
     roots = [asn1_cert(c) for c in trust_roots]
     cas = [asn1_cert(c) for c in intermediates]  # held here: a path may pass through them
     try:
-        signatures = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
+        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+        signatures = reader.embedded_signatures
+        removed = _signature_removed(reader, {s.field_name for s in signatures})
     except UNREADABLE as exc:
         raise SignatureError(f"The file is not a readable PDF: {exc}") from exc
+    if removed is not None:
+        raise PdfModified(
+            f"A revision after the signature in field {removed.field_name!r} took it off the "
+            "form: the PDF was changed after it was signed.",
+            **_who(removed),
+        )
     if not signatures:
         raise SignatureError("The PDF carries no signature.")
 
     verdict: PdfVerdict | None = None
+    signed_by: list[PdfSigner] = []
     for index, embedded in enumerate(signatures):
         last = index == len(signatures) - 1
         check_strict_embedded_cms(embedded.pkcs7_content)
@@ -429,6 +450,7 @@ async def async_verify_pdf(
         signing_time = embedded.self_reported_timestamp
         if signing_time is not None:
             check_signing_time(signing_time, at, cert, signer, who)
+        signed_by.append(PdfSigner(embedded.field_name, signer, signing_time))
 
         verdict = PdfVerdict(
             intact=True,
@@ -443,9 +465,50 @@ async def async_verify_pdf(
             signer=signer,
             signature_count=len(signatures),
             later_revocation=MappingProxyType(later.as_dict()) if later else None,
+            signed_by=tuple(signed_by),
         )
     assert verdict is not None
     return verdict
+
+
+def _earlier_signatures(reader: PdfFileReader) -> Iterator[EmbeddedPdfSignature]:
+    """The signatures the form of each earlier revision held, oldest revision first."""
+    for revision in range(reader.xrefs.total_revisions - 1):
+        resolver = reader.get_historical_resolver(revision)
+        for name, _value, ref in fields.enumerate_sig_fields(resolver, filled_status=True):
+            if ref is not None:
+                yield EmbeddedPdfSignature(reader, ref.get_object(), name)
+
+
+def _signature_removed(reader: PdfFileReader, kept: set[str]) -> EmbeddedPdfSignature | None:
+    """A signature an earlier revision held in a field the file's form no longer lists
+    (an update that rewrote ``/AcroForm /Fields``): its widget may still show its stamp
+    while the signature itself is no longer the form's."""
+    return next((e for e in _earlier_signatures(reader) if e.field_name not in kept), None)
+
+
+def signature_cms(pdf: bytes, field_name: str | None = None) -> bytes:
+    """The CMS of the signature in ``field_name`` (the last signature's when None), in the
+    file's form or one an earlier revision had: to name its signer, trusting nothing. Empty
+    when there is none or the file cannot be read."""
+    try:
+        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+        found = [s for s in reader.embedded_signatures if field_name in (None, s.field_name)]
+        if not found and field_name is not None:
+            found = [e for e in _earlier_signatures(reader) if e.field_name == field_name]
+        return bytes(found[-1].pkcs7_content) if found else b""
+    except (*UNREADABLE, OSError):
+        return b""
+
+
+def _who(embedded: EmbeddedPdfSignature) -> dict[str, str]:
+    """The signature field and, when readable, its signer, for an error's details."""
+    who = {"signature_field": embedded.field_name}
+    try:
+        signer = describe(embedded.signer_cert)
+    except UNREADABLE:
+        return who
+    return {"signer": signer.common_name or "", "serial_number": signer.serial_number, **who}
 
 
 def verify_pdf(

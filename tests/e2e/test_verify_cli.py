@@ -34,8 +34,10 @@ from congvan.workflow.cli import main
 from congvan.workflow.cli.verdict import failed_point
 from congvan.workflow.letters import sample_pdf
 from congvan.workflow.settings import Settings
+from tests.pdf_edits import token_sign, with_text_field
 
 AGENCY = "000.00.00.H57"
+OTHER = "000.00.00.H58"  # another agency of this installation
 AGENCY_NAME = "Ủy ban nhân dân tỉnh Thừa Thiên Huế"
 SIGNER_NAME, SIGNER_POSITION = "Nguyễn Văn Phương", "Phó Chủ tịch"
 PASS = "correct horse battery staple"
@@ -475,6 +477,65 @@ def test_a_signed_pdf_verifies_and_a_changed_one_does_not(
     done = congvan("verify", str(tmp_path / "appended.pdf"), data_dir=installation.data_dir)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "error [pdf_modified]" in done.stdout
+    assert "✗ only signatures added " in done.stdout
+    assert f"signer        {SIGNER_NAME}" in done.stdout
+
+
+def outside_signer(data_dir: Path) -> tuple[Any, x509.Certificate]:
+    """A signer of another agency (000.00.00.H58) under the same CA: trusted, not ours."""
+    runtime = bootstrap(Settings(data_dir=data_dir, key_passphrase=PASS))
+    try:
+        now = runtime.clock()
+        with runtime.uow() as uow:
+            directory.add_agency(uow, OTHER, "Ủy ban nhân dân tỉnh Quảng Trị", "UBND", now)
+            directory.ensure_user(
+                uow, OTHER, "ct", ["signer"], now, full_name="Võ Văn Hưng", position="Chủ tịch"
+            )
+            row = keystore.issue_signer(
+                uow, OTHER, "ct", passphrase=PASS, crl_url="http://127.0.0.1/crl", now=now
+            )
+            keystore.publish_crl(uow, passphrase=PASS, now=now)
+            uow.commit()
+    finally:
+        runtime.stop()
+    key = pki.load_private_key(row.key_pem.encode(), PASS)
+    return key, x509.load_pem_x509_certificate(row.cert_pem.encode())
+
+
+def test_each_signature_of_a_pdf_is_named_and_none_taken_for_the_documents_signer(
+    installation: Installation, tmp_path: Path
+) -> None:
+    # Given the letter signed by pct, then signed again by a signer of another agency
+    key, cert, roots = stored_signer(installation.data_dir)
+    signed = pades.sign_pdf(
+        sample_pdf("1227"), key=key, cert=cert, chain=roots, signer_name=SIGNER_NAME,
+        position=SIGNER_POSITION, agency_name=AGENCY_NAME, signing_time=datetime.now(UTC),
+    )  # fmt: skip
+    other_key, other_cert = outside_signer(installation.data_dir)
+    twice = token_sign(
+        signed, key=other_key, cert=other_cert, chain=roots, signing_time=datetime.now(UTC)
+    )
+    (tmp_path / "twice.pdf").write_bytes(twice)
+    # And the letter whose form a later update rewrote without its signature (its stamp
+    # still shown on page 1)
+    (tmp_path / "unlisted.pdf").write_bytes(with_text_field(signed, "ghi_chu", "Da xem"))
+
+    # Then both signatures verify, each is named in order, and the other agency's is told
+    done = congvan("verify", str(tmp_path / "twice.pdf"), data_dir=installation.data_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "signatures    2 in the file, each checked, in the order they were added" in out
+    first, second = out.index("-- signature 1 of 2"), out.index("-- signature 2 of 2")
+    assert out.index(f"signer        {SIGNER_NAME}", first) < second
+    assert out.index("signer        Võ Văn Hưng", second) > second
+    assert f"note          signature 2 was added by Ủy ban nhân dân tỉnh Quảng Trị ({OTHER})" in out
+
+    # And the rewritten form is a change after signing, naming whose signature it took off
+    done = congvan("verify", str(tmp_path / "unlisted.pdf"), data_dir=installation.data_dir)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "error [pdf_modified]: A revision after the signature in field 'Signature1'" in (
+        done.stdout
+    )
     assert "✗ only signatures added " in done.stdout
     assert f"signer        {SIGNER_NAME}" in done.stdout
 

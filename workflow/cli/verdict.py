@@ -153,23 +153,15 @@ def _signed_by(cms_der: bytes) -> tuple[CertificateDescription | None, datetime 
         return None, None
 
 
-def _print_signer(cms_der: bytes, verdict: Any) -> None:
+def _print_certificate(signer: CertificateDescription | None, claimed: datetime | None) -> None:
     from congvan.states.timeliness import shown_exactly
 
-    signer, claimed = _signed_by(cms_der)
-    if verdict is not None:
-        claimed = verdict.signing_time
-        if signer is None:  # a PDF: the verdict names the signer, in the same shape
-            signer = verdict.signer
     if signer is None:
         print("signer        (no readable signer certificate in the signature)")
     else:
-        agency = signer.organization or "—"
-        if signer.organizational_unit:
-            agency = f"{agency} ({signer.organizational_unit})"
         print(f"signer        {signer.common_name or '—'}")
         print(f"position      {signer.title or '—'}")
-        print(f"agency        {agency}")
+        print(f"agency        {_agency(signer)}")
         print(f"certificate   sha256 {signer.sha256}")
         print(
             f"              serial {signer.serial_number}, issued by "
@@ -178,6 +170,46 @@ def _print_signer(cms_der: bytes, verdict: Any) -> None:
         )
     if claimed is not None:
         print(f"signing time  {shown_exactly(claimed)} (time claimed by the signer)")
+
+
+def _agency(signer: CertificateDescription) -> str:
+    agency = signer.organization or "—"
+    return f"{agency} ({signer.organizational_unit})" if signer.organizational_unit else agency
+
+
+def _print_pdf_signers(verdict: Any) -> None:
+    """Each signature of a PDF signed more than once, first to last, and which of them an
+    agency other than the first signature's made: none is taken for the PDF's signer."""
+    signed_by = verdict.signed_by
+    print(
+        f"signatures    {len(signed_by)} in the file, each checked, in the order they were "
+        f"added; the last covers {verdict.coverage}"
+    )
+    for number, signature in enumerate(signed_by, start=1):
+        print(f"-- signature {number} of {len(signed_by)}, in field {signature.field_name}")
+        _print_certificate(signature.signer, signature.signing_time)
+    first = signed_by[0].signer
+    for number, signature in enumerate(signed_by[1:], start=2):
+        if signature.signer.organizational_unit != first.organizational_unit:
+            print(
+                f"note          signature {number} was added by {_agency(signature.signer)}, "
+                f"not by the agency of signature 1 ({_agency(first)}): it vouches for "
+                "what that agency signed, not for who issued the document"
+            )
+
+
+def _print_signer(cms_der: bytes, verdict: Any) -> None:
+    from congvan.states.timeliness import shown_exactly
+
+    if verdict is not None and len(getattr(verdict, "signed_by", ())) > 1:
+        _print_pdf_signers(verdict)
+        return
+    signer, claimed = _signed_by(cms_der)
+    if verdict is not None:
+        claimed = verdict.signing_time
+        if signer is None:  # a PDF: the verdict names the signer, in the same shape
+            signer = verdict.signer
+    _print_certificate(signer, claimed)
     stamped = getattr(verdict, "timestamp", None)
     if stamped is not None:
         print(
@@ -193,12 +225,17 @@ def _print_signer(cms_der: bytes, verdict: Any) -> None:
 
 def report(
     verify: Callable[[], Any],
-    cms_der: bytes,
+    cms_der: bytes | Callable[[str | None], bytes],
     header: Sequence[str],
     footer: Sequence[str],
     checks: Sequence[str] = CMS_CHECKS,
 ) -> int:
-    """Run a verification, print each point and who signed; 0 when it verifies, else 1."""
+    """Run a verification, print each point and who signed; 0 when it verifies, else 1.
+
+    ``cms_der`` is the signature, or for a file of several (a PDF) what gives the one in a
+    field (the one a failure names, else the last), to name its signer.
+    """
+    cms_of = cms_der if callable(cms_der) else (lambda _field: cms_der)
     from congvan.states.errors import SignatureError
 
     for text in header:
@@ -212,7 +249,8 @@ def report(
         if details:
             print(f"              {json.dumps(details, ensure_ascii=False, default=str)}")
         _print_points(checks, *_error_marks(exc, checks))
-        _print_signer(cms_der, None)
+        field = exc.details.get("signature_field")
+        _print_signer(cms_of(field if isinstance(field, str) else None), None)
     else:
         later = getattr(verdict, "later_revocation", None)
         if later:
@@ -224,7 +262,7 @@ def report(
         else:
             print("VERIFIED")
         _print_points(checks, *_verdict_marks(verdict, checks))
-        _print_signer(cms_der, verdict)
+        _print_signer(cms_of(None), verdict)
     for text in footer:
         print(text)
     return 1 if verdict is None else 0

@@ -226,7 +226,7 @@ def _signed_by(content: bytes) -> tuple[Literal["signer", "agency"], str | None,
 
 
 def _verify_pdf(path: Path, data: bytes, trust: TrustMaterial, now: datetime, checked: str) -> int:
-    from congvan.actions.signing.pades import verify_pdf
+    from congvan.actions.signing.pades import signature_cms, verify_pdf
 
     return report(
         lambda: verify_pdf(
@@ -236,21 +236,9 @@ def _verify_pdf(path: Path, data: bytes, trust: TrustMaterial, now: datetime, ch
             at=now,
             intermediates=trust.intermediates,
         ),
-        _last_pdf_cms(data),
+        # the signature a failure names (its field), else the last: to name its signer
+        lambda field: signature_cms(data, field),
         [f"signature     {path} (PDF, {len(data)} bytes; every signature is checked)", checked],
         [],
         PDF_CHECKS,
     )
-
-
-def _last_pdf_cms(data: bytes) -> bytes:
-    """The CMS of the PDF's last signature, to name its signer; empty if unreadable."""
-    import io
-
-    from pyhanko.pdf_utils.reader import PdfFileReader
-
-    try:
-        signatures = PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures
-        return bytes(signatures[-1].pkcs7_content) if signatures else b""
-    except Exception:  # noqa: BLE001 - display only; verify_pdf reports what is wrong
-        return b""
