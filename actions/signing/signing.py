@@ -252,8 +252,10 @@ class Signing:
         if verdict.timestamp is not None:  # an uploaded CMS that carries a valid token
             record_embedded(uow, signature_id, cms, verdict, ctx.now)
             ctx.audit["timestamp"] = verdict.timestamp.isoformat()
-        elif mode == "server" and self.timestamping is not None and self.timestamping.configured:
-            # Asked of the TSA after commit, never inside this transaction.
+        elif self.timestamping is not None and self.timestamping.configured:
+            # Asked of the TSA after commit, never inside this transaction: for ours and for
+            # an uploaded one alike (the time the signer's tool claims proves nothing once
+            # its key is revoked for a compromise; a token shows the signature was there).
             self.timestamping.request(
                 uow, "signature", signature_id, ctx.now, document_id=doc_id, agency_id=doc.agency_id
             )

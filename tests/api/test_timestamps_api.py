@@ -1,4 +1,5 @@
-"""Timestamps over HTTP: server signatures and anchors stamped after commit, uploads kept.
+"""Timestamps over HTTP: signatures (ours and uploaded ones) and anchors stamped after
+commit, an uploaded token kept.
 
 A timestamp authority runs on 127.0.0.1 (``tests.tsa``) with a certificate of the CA the
 key store made, on the test's clock. Nothing runs in the background: each test drives the
@@ -206,6 +207,33 @@ def test_an_uploaded_cms_carrying_a_token_is_verified_and_the_token_kept(
     assert "timestamp" == signature["verdict"]["time_source"]
     # and no job asks the TSA again for it
     assert [] == timestamp_jobs(api)
+
+
+def test_an_uploaded_cms_without_a_token_is_stamped_after_commit_as_ours_are(
+    make_api: MakeApi, tsa: LoopbackTsa
+) -> None:
+    # Given a signature made with the signer's own tool, with no token of its own
+    api = stamping_api(make_api, tsa)
+    row = issue(api)
+    doc_id = reviewed_letter(api)
+    cms = own_tool(api, doc_id, row)
+
+    # When it is uploaded, nothing is asked of the TSA in the transaction
+    assert 200 == sign(api, doc_id, cms=cms).status_code
+    assert [] == tsa.answered
+    assert "pending" == signature_of(api, doc_id)["timestamp"]["status"]
+    assert "requested" == history(api, doc_id)[-1]["payload"]["timestamp"]
+
+    # Then after commit its job stamps it, the CMS kept as it came, the token beside it
+    assert ["done"] == run_timestamp_jobs(api)
+    signature = signature_of(api, doc_id)
+    assert ("stamped", "tsa") == (
+        signature["timestamp"]["status"],
+        signature["timestamp"]["source"],
+    )
+    assert (True, "timestamp") == (signature["verdict"]["ok"], signature["verdict"]["time_source"])
+    (stored,) = signature_rows(api, doc_id)
+    assert cms == bytes(stored["cms"])
 
 
 def test_an_uploaded_cms_with_a_token_from_an_untrusted_tsa_is_refused(
