@@ -95,6 +95,18 @@ def _on_this_machine(host: str | None) -> bool:
         return False
 
 
+def _morning_end(hours: WorkingHours) -> time:
+    """The send cut-off when none is set: noon, the working morning's end (Decision 28: a
+    signed document goes out by the next working morning), or where the morning ends
+    before noon (``07:30-11:30,13:30-17:30``: 11:30); with no period before noon, the
+    first period's end."""
+    noon = time(12, 0)
+    if any(begins <= noon <= ends for begins, ends in hours.periods):
+        return noon
+    before = [ends for _begins, ends in hours.periods if ends <= noon]
+    return before[-1] if before else hours.periods[0][1]
+
+
 def _within_working_day(rules: TimeRules, hours: WorkingHours) -> None:
     """The send cut-off and the registration grace fit the working day: a cut-off before
     the day begins, after it ends or in a break between its periods (lunch) would make
@@ -193,7 +205,8 @@ class Settings(BaseSettings):
     extra_working_days: list[date] = Field(default_factory=list)
     # "At the latest the morning of the next working day" (Decision 28/2018 Art. 6): the
     # morning ends at this Vietnam time (one written with an offset is read in Vietnam
-    # time); it falls within the working day (working_hours).
+    # time); it is a moment of a working period (working_hours). Unset: noon, or where the
+    # working morning ends before it (_morning_end).
     send_cutoff: time = time(12, 0)
     # A document approved is signed within this many working days, or its signing is
     # flagged (states.timeliness.judge_signing); the law sets no figure.
@@ -310,11 +323,13 @@ class Settings(BaseSettings):
             days = ", ".join(sorted(d.isoformat() for d in both))
             raise ValueError(f"days both in extra_days_off and extra_working_days: {days}")
         # Refuse rules and hours that cannot be, at startup, naming the setting.
-        rules = self.province_rules()
         try:
             hours = self.hours()
         except ValueError as exc:
             raise ValueError(f"working_hours: {exc}") from None
+        if "send_cutoff" not in self.model_fields_set:
+            self.send_cutoff = _morning_end(hours)
+        rules = self.province_rules()
         _within_working_day(rules, hours)  # its message names the settings at odds
         self.private_networks()
         return self

@@ -220,6 +220,14 @@ class Signing:
             signed_pdf = self._accept_signed_pdf(
                 uow, doc, encoded, fingerprint, trust, ctx, checked
             )
+        elif mode == "upload" and _main_pdf(uow, doc_id) is not None:
+            # The document a recipient reads is its PDF: it shows who signed it (Decree 68
+            # Art. 29), as one signed on the server does with its stamp.
+            raise InvalidInput(
+                "An uploaded signature comes with the main PDF signed by the same "
+                "certificate (signed_pdf): the document shows its signature.",
+                field="signed_pdf",
+            )
         signature_id = new_id()
         uow.signatures.add_signature(
             SignatureRow(

@@ -122,7 +122,8 @@ def test_the_working_time_left_counts_the_installations_working_hours(
     make_api: MakeApi,
 ) -> None:
     # Given working hours of 07:30-11:30 and 13:30-17:30, and a letter signed on Monday
-    # 05/01/2026 at 15:00, to be sent by Tuesday noon
+    # 05/01/2026 at 15:00, to be sent by Tuesday's working morning's end (11:30, the cut-off
+    # unset: noon falls in the break)
     api = real_signing_api(make_api, working_hours="07:30-11:30,13:30-17:30")
     issue(api)
     doc_id = reviewed_letter(api)
@@ -133,7 +134,7 @@ def test_the_working_time_left_counts_the_installations_working_hours(
 
     # Then the working time left is Monday 15:00-17:30 and Tuesday 07:30-11:30: 6 h 30
     # (the default hours would say 6 h)
-    assert ("2026-01-06T12:00:00+07:00", 6.5 * 3600) == (
+    assert ("2026-01-06T11:30:00+07:00", 6.5 * 3600) == (
         facts["due_at"],
         facts["remaining_working"],
     )

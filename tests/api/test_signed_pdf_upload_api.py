@@ -17,11 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
 from sqlalchemy import text
 
-from congvan.actions.signing import keystore, pki
-from congvan.actions.signing.pades import sign_pdf, verify_pdf
+from congvan.actions.signing import keystore
+from congvan.actions.signing.pades import verify_pdf
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow.letters import sample_pdf
 from tests.api.conftest import A, Api, MakeApi, assert_error
@@ -33,6 +32,7 @@ from tests.api.test_signing_api import (
     assert_every_point_holds,
     issue,
     key_and_cert,
+    main_file,
     manifest_of,
     outsider_certificate,
     own_tool,
@@ -40,6 +40,7 @@ from tests.api.test_signing_api import (
     roots,
     signature_rows,
     signature_valid,
+    signed_by,
     signing_api,
     state_and_version,
 )
@@ -68,37 +69,6 @@ def main_attachment(api: Api, doc_id: str) -> dict[str, Any]:
     assert document.status_code == 200, document.text
     (main,) = [a for a in document.json()["attachments"] if a["role"] == "main"]
     return dict(main)
-
-
-def main_file(api: Api, doc_id: str) -> bytes:
-    """The main PDF as the signer's tool downloads it."""
-    sha = main_attachment(api, doc_id)["sha256"]
-    response = api.get(f"/v1/documents/{doc_id}/attachments/{sha}")
-    assert response.status_code == 200, response.text
-    assert hashlib.sha256(response.content).hexdigest() == sha
-    return bytes(response.content)
-
-
-def signed_by(
-    api: Api,
-    pdf: bytes,
-    key: pki.PrivateKey,
-    cert: x509.Certificate,
-    chain: list[x509.Certificate],
-) -> bytes:
-    """``pdf`` signed (PAdES, visible stamp) as a token holding ``key`` and ``cert`` would."""
-    return bytes(
-        sign_pdf(
-            pdf,
-            key=key,
-            cert=cert,
-            chain=chain,
-            signer_name=SIGNER_NAME,
-            position=POSITION,
-            agency_name=AGENCY_NAME,
-            signing_time=api.clock(),
-        )
-    )
 
 
 def token_pdf(api: Api, row: CertificateRow, pdf: bytes) -> bytes:
@@ -224,22 +194,23 @@ def test_a_pdf_signed_by_the_token_is_uploaded_with_the_cms_and_served(
     assert state_and_version(api, doc_id) == ("signed", version + 1)
 
 
-def test_without_a_signed_pdf_an_upload_stores_no_signed_pdf(
+def test_an_upload_without_the_signed_pdf_is_refused_and_nothing_is_kept(
     signed_api: tuple[Api, CertificateRow],
 ) -> None:
-    # Given an approved letter and a CMS from the signer's token
+    # Given an approved letter and a good CMS from the signer's token
     api, certificate = signed_api
     doc_id = reviewed_letter(api)
+    before = state_and_version(api, doc_id)
 
     # When the signer uploads the CMS alone
     response = sign_with_pdf(api, doc_id, {"cms": b64(own_tool(api, doc_id, certificate))})
 
-    # Then it is signed, with no signed PDF to serve
-    assert response.status_code == 200, response.text
-    assert api.get(f"/v1/documents/{doc_id}/signature").json()["signed_pdf_sha256"] is None
-    assert_error(api.get(f"/v1/documents/{doc_id}/signed-pdf"), 404, "not_found")
-    assert "signed_pdf_sha256" not in history(api, doc_id)[-1]["payload"]
-    assert signature_valid(api, doc_id) == (True, "")
+    # Then it is refused, naming the signed PDF: the document a recipient reads shows who
+    # signed it, as one signed on the server does (Decree 68 Art. 29)
+    details = assert_error(response, 422, "invalid_input")
+    assert details["field"] == "signed_pdf"
+    assert state_and_version(api, doc_id) == before
+    assert signature_rows(api, doc_id) == []
 
 
 # -- refusals ----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from congvan.actions.context import Actor, TransitionContext
 from congvan.actions.signing import keystore, pki
 from congvan.actions.signing import signing as signing_module
 from congvan.actions.signing.cms import sign_manifest
-from congvan.actions.signing.pades import verify_pdf
+from congvan.actions.signing.pades import sign_pdf, verify_pdf
 from congvan.actions.signing.signing import Signing
 from congvan.states.errors import ManifestMismatch
 from congvan.states.phrasing import moment
@@ -127,12 +127,59 @@ def reviewed_letter(api: Api) -> str:
     return doc_id
 
 
-def sign(api: Api, doc_id: str, cms: bytes | str | None = None, **kwargs: Any) -> httpx.Response:
-    """The named signer fires sign: on the server, or with ``cms`` (DER, or text as sent)."""
+def sign(
+    api: Api,
+    doc_id: str,
+    cms: bytes | str | None = None,
+    signed_pdf: bytes | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """The named signer fires sign: on the server, or with ``cms`` (DER, or text as sent)
+    and the main PDF its token signed (``signed_pdf``)."""
     body = None
     if cms is not None:
         body = {"cms": cms if isinstance(cms, str) else base64.b64encode(cms).decode()}
+        if signed_pdf is not None:
+            body["signed_pdf"] = base64.b64encode(signed_pdf).decode()
     return api.fire(doc_id, "sign", role=SIGNER_USER, body=body, **kwargs)
+
+
+def main_file(api: Api, doc_id: str) -> bytes:
+    """The main PDF as the signer's tool downloads it."""
+    document = api.get(f"/v1/documents/{doc_id}")
+    assert document.status_code == 200, document.text
+    (main,) = [a for a in document.json()["attachments"] if a["role"] == "main"]
+    response = api.get(f"/v1/documents/{doc_id}/attachments/{main['sha256']}")
+    assert response.status_code == 200, response.text
+    assert hashlib.sha256(response.content).hexdigest() == main["sha256"]
+    return bytes(response.content)
+
+
+def signed_by(
+    api: Api,
+    pdf: bytes,
+    key: pki.PrivateKey,
+    cert: x509.Certificate,
+    chain: list[x509.Certificate],
+) -> bytes:
+    """``pdf`` signed (PAdES, visible stamp) as a token holding ``key`` and ``cert`` would."""
+    return bytes(
+        sign_pdf(
+            pdf,
+            key=key,
+            cert=cert,
+            chain=chain,
+            signer_name=SIGNER_NAME,
+            position="PHÓ CHỦ TỊCH",
+            agency_name="Ủy ban nhân dân tỉnh Thừa Thiên Huế",
+            signing_time=api.clock(),
+        )
+    )
+
+
+def token_main(api: Api, doc_id: str, key: pki.PrivateKey, cert: x509.Certificate) -> bytes:
+    """The document's main PDF signed by the signer's token holding ``key`` and ``cert``."""
+    return signed_by(api, main_file(api, doc_id), key, cert, roots(api))
 
 
 def manifest_of(api: Api, doc_id: str) -> bytes:
@@ -451,8 +498,8 @@ def test_a_signature_made_with_the_signers_own_tool_is_uploaded(
     doc_id = reviewed_letter(api)
     upload = own_tool(api, doc_id, certificate)
 
-    # When the signer uploads it
-    response = sign(api, doc_id, upload)
+    # When the signer uploads it, with the main PDF the same token signed
+    response = sign(api, doc_id, upload, token_main(api, doc_id, *key_and_cert(certificate)))
 
     # Then it is accepted as it came, and verifies on every point
     assert response.status_code == 200, response.text
@@ -613,8 +660,13 @@ def test_a_certificate_registered_to_no_one_that_names_the_signer_by_uid_is_thei
     api, _ = signed_api
     doc_id = reviewed_letter(api)
 
+    key, cert = unregistered_certificate(api, f"{SIGNER_USER}@{A}")
+    upload = sign_manifest(
+        manifest_of(api, doc_id), key=key, cert=cert, chain=roots(api), signing_time=api.clock()
+    )
+
     # When the signer uploads a CMS made with it, the signature is theirs
-    response = sign(api, doc_id, _unregistered(f"{SIGNER_USER}@{A}")(api, doc_id, _))
+    response = sign(api, doc_id, upload, token_main(api, doc_id, key, cert))
     assert response.status_code == 200, response.text
 
 
@@ -643,7 +695,7 @@ def test_a_tokens_certificate_registered_to_the_signer_is_theirs_whatever_its_ui
     )
 
     # When the signer uploads a CMS made with it, the signature is theirs
-    response = sign(api, doc_id, upload)
+    response = sign(api, doc_id, upload, token_main(api, doc_id, key, cert))
     assert response.status_code == 200, response.text
 
 
@@ -1088,7 +1140,8 @@ def test_a_signature_claiming_a_time_before_the_document_existed_is_refused(
     assert details["field"] == "cms"
     assert signature_rows(api, doc_id) == []
     # While one within the clock skew of its creation is taken
-    assert 200 == sign(api, doc_id, signed_at(api.clock() - timedelta(minutes=4))).status_code
+    within = signed_at(api.clock() - timedelta(minutes=4))
+    assert 200 == sign(api, doc_id, within, token_main(api, doc_id, key, cert)).status_code
 
 
 def test_a_signature_stays_valid_in_the_api_after_an_update_corrected_the_metadata(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, settings
@@ -29,6 +30,7 @@ from tests.api.test_signing_api import (
     signature_rows,
     signing_api,
     state_and_version,
+    token_main,
 )
 from tests.integration.test_cms import Issued
 from tests.integration.test_strict_cms import (
@@ -63,8 +65,7 @@ class Upload:
 
     def __init__(self, api: Api, row: dict[str, Any], folder: Path) -> None:
         self.api, self.row = api, row
-        self.doc_id = reviewed_letter(api)
-        self.good = own_tool(api, self.doc_id, row)
+        self.letter(reviewed_letter(api))
         (folder / "manifest.json").write_bytes(manifest_of(api, self.doc_id))
         (folder / "ca.pem").write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in roots(api)))
         self.openssl = OpenSsl(folder)
@@ -73,10 +74,24 @@ class Upload:
         key, cert = key_and_cert(self.row)
         return Issued(key, cert)
 
+    def letter(self, doc_id: str) -> None:
+        """Upload to ``doc_id`` from now on: its good signature and its token-signed PDF."""
+        self.doc_id = doc_id
+        self.good = own_tool(self.api, doc_id, self.row)
+        self.pdf = token_main(self.api, doc_id, *key_and_cert(self.row))
+
+    def sign(self, cms_der: bytes, doc_id: str | None = None) -> httpx.Response:
+        """``cms_der`` uploaded to the letter (or ``doc_id``) with the main PDF signed."""
+        if doc_id is None:
+            return sign(self.api, self.doc_id, cms_der, self.pdf)
+        return sign(
+            self.api, doc_id, cms_der, token_main(self.api, doc_id, *key_and_cert(self.row))
+        )
+
     def refused(self, cms_der: bytes, code: str) -> None:
         """Uploading ``cms_der`` answers 422 with ``code`` and leaves the letter unsigned."""
         before = state_and_version(self.api, self.doc_id)
-        assert_error(sign(self.api, self.doc_id, cms_der), 422, code)
+        assert_error(self.sign(cms_der), 422, code)
         assert state_and_version(self.api, self.doc_id) == before
         assert signature_rows(self.api, self.doc_id) == []
         assert history(self.api, self.doc_id)[-1]["event"] == "approve"
@@ -107,7 +122,7 @@ def test_digest_algorithms_without_the_signers_digest_are_malformed(upload: Uplo
 def test_ber_is_malformed_even_from_a_known_signer(upload: Upload, form: str) -> None:
     # Given the signer known to the quick path, from a good signature of another letter
     other = reviewed_letter(upload.api)
-    assert sign(upload.api, other, own_tool(upload.api, other, upload.row)).status_code == 200
+    assert upload.sign(own_tool(upload.api, other, upload.row), other).status_code == 200
 
     # When its signature for this letter comes with a BER length (openssl reads BER)
     for path in [(), (*SIGNER_INFO, 5)]:
@@ -115,7 +130,7 @@ def test_ber_is_malformed_even_from_a_known_signer(upload: Upload, form: str) ->
 
         # Then it is malformed
         upload.refused(cms_der, "signature_malformed")
-    assert sign(upload.api, upload.doc_id, upload.good).status_code == 200
+    assert upload.sign(upload.good).status_code == 200
 
 
 def test_broken_der_inside_an_embedded_certificate_is_malformed(upload: Upload) -> None:
@@ -147,13 +162,12 @@ def test_a_damaged_upload_never_answers_500(upload: Upload, mutation: Mutation) 
         _trusted_signers.clear()
 
     # When it is uploaded
-    response = sign(upload.api, upload.doc_id, damaged)
+    response = upload.sign(damaged)
 
     # Then it is refused with a signature code, or accepted only as openssl accepts it
     if response.status_code == 200:
         assert upload.openssl.accepts(damaged), mutation
-        upload.doc_id = reviewed_letter(upload.api)  # the next example needs an unsigned one
-        upload.good = own_tool(upload.api, upload.doc_id, upload.row)
+        upload.letter(reviewed_letter(upload.api))  # the next example needs an unsigned one
         (upload.openssl.folder / "manifest.json").write_bytes(
             manifest_of(upload.api, upload.doc_id)
         )

@@ -50,6 +50,7 @@ from tests.api.test_signing_api import (
     signature_rows,
     signing_api,
     state_and_version,
+    token_main,
 )
 from tests.factories import signed_with_sha1
 from tests.pdf_edits import token_sign
@@ -281,7 +282,7 @@ def test_openssl_accepts_what_we_accept_with_the_crl_checked(
     )
 
     # Then both accept it, with the CRL checked
-    assert 200 == sign(api, doc_id, cms).status_code
+    assert 200 == sign(api, doc_id, cms, token_main(api, doc_id, key, cert)).status_code
     done = openssl_cms_verify(api, tmp_path, manifest, cms)
     assert done.returncode == 0, done.stderr
 

@@ -238,6 +238,16 @@ def test_settings_read_a_cut_off_in_vietnam_time_and_keep_it_in_the_working_day(
             Settings(send_cutoff=outside)
     for edge in ("08:00", "12:00", "13:00", "17:00"):  # a period's ends are its moments
         assert time.fromisoformat(edge) == Settings(send_cutoff=edge).send_cutoff
+    # Unset, it is noon, or the working morning's end when the hours end it before noon
+    for hours, cutoff in (
+        ("08:00-12:00,13:00-17:00", time(12)),
+        ("07:30-11:30,13:30-17:30", time(11, 30)),
+        ("08:00-17:00", time(12)),
+        ("13:00-17:00", time(17)),  # no morning: the first period's end
+    ):
+        assert cutoff == Settings(working_hours=hours).send_cutoff, hours
+    with pytest.raises(ValueError, match="falls outside working time"):
+        Settings(working_hours="07:30-11:30,13:30-17:30", send_cutoff="12:00")
     assert time(7, 30) == Settings(send_cutoff="07:30", working_hours="07:30-11:30").send_cutoff
     # A registration grace as long as the working day would never let a letter be early
     with pytest.raises(ValueError, match="shorter than the working day"):
