@@ -215,13 +215,14 @@ _STAMP_STYLE = TextStampStyle(
 
 
 def stamp_text(*, signer_name: str, position: str, agency_name: str, signing_time: datetime) -> str:
-    """The stamp's four lines, NFC-normalised, with the time in ISO 8601 at +07:00."""
+    """The stamp's four lines, NFC-normalised, with the time as people in Vietnam read it,
+    to the second, its offset said (``23:14:10 06/12/2026 +07:00``)."""
     require_aware(signing_time, "signing_time")
     text = STAMP_TEXT.format(
         name=" ".join(signer_name.split()),
         position=" ".join(position.split()),
         agency=" ".join(agency_name.split()),
-        time=signing_time.astimezone(VIETNAM).isoformat(timespec="seconds"),
+        time=signing_time.astimezone(VIETNAM).strftime("%H:%M:%S %d/%m/%Y +07:00"),
     )
     return unicodedata.normalize("NFC", text)
 
