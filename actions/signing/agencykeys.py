@@ -17,6 +17,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from congvan.states.errors import NotFound
+from congvan.states.phrasing import moment
+from congvan.storage.clock import as_utc
 from congvan.storage.signatures import CertificateRow
 from congvan.storage.unit_of_work import UnitOfWork
 
@@ -80,14 +82,11 @@ class AgencyKeys:
         return (agency_id, fingerprint, *(p.fingerprint for p in self.trust.pinned()))
 
     def require(self, uow: UnitOfWork, agency_id: str, at: datetime) -> AgencyKey:
-        """The agency's signer; a clear error when it has no organisational key."""
+        """The agency's signer; a clear error when it has no organisational key usable at
+        ``at``, saying why of the newest it keeps (revoked, expired, not valid yet)."""
         found = self.find(uow, agency_id, at)
         if found is None:
-            raise NotFound(
-                f"Agency {agency_id} has no usable organisational certificate with a key: "
-                "issue one with `congvan keys issue-agency`.",
-                agency_id=agency_id,
-            )
+            raise _no_usable_key(uow, agency_id, at)
         return found
 
     def signer(self, agency_id: str, certificate: CertificateRow) -> AgencyKey:
@@ -116,3 +115,33 @@ class AgencyKeys:
                 self._signers.clear()
             self._signers[made_from] = signer
         return signer
+
+
+def _no_usable_key(uow: UnitOfWork, agency_id: str, at: datetime) -> NotFound:
+    """Why the agency has no organisational key to sign with at ``at``: none kept, or the
+    newest kept revoked, run out, or valid only later (issued on a clock ahead of this
+    one's: a demo's, say)."""
+    kept = [r for r in uow.signatures.certificates(agency_id) if r.kind == "agency" and r.key_pem]
+    newest = max(kept, key=lambda r: r.created_at, default=None)
+    renew = "issue one valid now with `congvan keys issue-agency`"
+    if newest is None or (
+        newest.revoked_at is None and as_utc(newest.not_before) <= at <= as_utc(newest.not_after)
+    ):
+        return NotFound(
+            f"Agency {agency_id} has no usable organisational certificate with a key: {renew}.",
+            agency_id=agency_id,
+        )
+    whose = f"Agency {agency_id}'s organisational certificate"
+    details = {"agency_id": agency_id, "sha256": newest.fingerprint}
+    if newest.revoked_at is not None:
+        return NotFound(f"{whose} is revoked: {renew}.", **details)
+    if as_utc(newest.not_after) < at:
+        said = moment(as_utc(newest.not_after), "en")
+        return NotFound(f"{whose} expired at {said}: {renew}.", **details)
+    said = moment(as_utc(newest.not_before), "en")
+    return NotFound(
+        f"{whose} is valid from {said} only (issued on a clock ahead of this one's): wait "
+        f"until then, or {renew}.",
+        not_before=as_utc(newest.not_before).isoformat(),
+        **details,
+    )

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy.exc
 
 from congvan.actions.signing import pki
+from congvan.states.timeliness import VIETNAM
 from congvan.workflow.cli import _operator_error, main
 from congvan.workflow.demo.client import wait_for
 from congvan.workflow.serving import free_port
@@ -55,7 +56,7 @@ def test_the_demo_plays_from_the_eve_of_tet(tmp_path: Path) -> None:
     # And, CONGVAN_KEY_PASSPHRASE set, its keys are locked with it: commands that sign can
     # use the folder it leaves, as it says (with how far its clock ran ahead)
     assert "locked with CONGVAN_KEY_PASSPHRASE" in done.stdout
-    assert "Its clock ran ahead to 2027-02-0" in done.stdout
+    assert_clock_told(done.stdout, "2027-02-0")
     with sqlite3.connect(tmp_path / "province" / "congvan.db") as db:
         keys = [
             row[0] for row in db.execute("SELECT key_pem FROM certificates WHERE key_pem != ''")
@@ -67,6 +68,18 @@ def test_the_demo_plays_from_the_eve_of_tet(tmp_path: Path) -> None:
     short = congvan("demo", data_dir=tmp_path / "short", env={"CONGVAN_KEY_PASSPHRASE": "short"})
     assert short.returncode == 2 and "at least 12 characters" in short.stderr
     assert not (tmp_path / "short" / "province").exists()
+
+
+def assert_clock_told(out: str, day: str) -> None:
+    """The demo's last words on its clock: ahead of real time (bundles exported now do not
+    verify yet) or stopped before it (they verify at once), as it really is."""
+    told = re.search(r"Its clock (ran ahead to|stopped at) (\d{4}-\d\d-\d\d \d\d:\d\d)", out)
+    assert told is not None, out
+    assert told.group(2).startswith(day), told.group(0)
+    ended = datetime.strptime(told.group(2), "%Y-%m-%d %H:%M").replace(tzinfo=VIETNAM)
+    ahead = ended > datetime.now(UTC)
+    assert told.group(1) == ("ran ahead to" if ahead else "stopped at"), told.group(0)
+    assert ("exported from it verify at once" in out[told.start() :]) is not ahead
 
 
 def test_the_demo_plays_from_its_first_start(tmp_path: Path) -> None:
@@ -120,6 +133,8 @@ def test_demo_sends_the_sample_letter_between_two_installations(tmp_path: Path) 
     # The installations meet before the letter is reviewed: every recipient's inbox known
     assert out.index("The two installations meet") < out.index("review checks run")
     assert "0 not" in out[out.index("review checks run") :]
+    # Its clock stopped before real time: bundles from its folder verify at once, it says
+    assert_clock_told(out, "2026-12-0")
     # Two installations, each with its own database
     for name in ("province", "recipients"):
         assert (tmp_path / name / "congvan.db").is_file()
@@ -863,6 +878,17 @@ def test_a_usage_mistake_is_said_as_every_error_is_with_the_command_meant(
     # When a command is mistyped, or an option given a value it does not take
     for argv, usage, said in (
         (["migrat"], "congvan [", "did you mean 'migrate'?"),
+        # an option mistyped: the one meant, of that command's (its value never shown)
+        (
+            ["demo", "--strat", "x"],
+            "congvan demo [",
+            "--strat, 1 other word(s), not shown; did you mean '--start'?",
+        ),
+        (
+            ["tokens", "create", "--agncy", "x"],
+            "congvan tokens create [",
+            "did you mean '--agency'?",
+        ),
         (["serve", "--port", "abc"], "congvan serve [", "congvan serve: argument --port"),
         # an option a nested command does not take: that command's usage, not the top's
         (
@@ -899,6 +925,25 @@ def test_a_usage_mistake_is_said_as_every_error_is_with_the_command_meant(
         assert err.startswith(f"usage: {usage}"), err
         [line] = [x for x in err.splitlines() if x.startswith("error")]
         assert line.startswith("error [invalid_input]: ") and said in line, err
+
+
+def test_help_and_version_are_asked_as_other_commands_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `congvan help [COMMAND]` is `congvan [COMMAND] --help`, as git reads it
+    for argv, usage in (
+        (["help"], "usage: congvan ["),
+        (["help", "keys"], "usage: congvan keys ["),
+    ):
+        with pytest.raises(SystemExit) as ended:
+            main(argv)
+        assert ended.value.code == 0
+        assert capsys.readouterr().out.startswith(usage)
+    # and --version says the version installed
+    with pytest.raises(SystemExit) as ended:
+        main(["--version"])
+    assert ended.value.code == 0
+    assert re.fullmatch(r"congvan \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
 
 
 def test_a_terminated_demo_ends_as_an_interrupted_one_and_removes_its_folder(

@@ -708,18 +708,19 @@ def test_a_row_another_change_added_meanwhile_is_said_as_already_exists(
     assert err.startswith("error [already_exists]:"), err
 
 
-def test_a_demo_begun_late_in_the_day_plays_from_the_next_morning() -> None:
+def test_a_demo_begun_late_in_the_day_plays_from_that_morning() -> None:
     from datetime import datetime
 
     from congvan.states.timeliness import VIETNAM
-    from congvan.workflow.demo.run import morning_after_a_late_start
+    from congvan.workflow.demo.run import morning_of_a_late_start
 
     # Before the last half hour of a day (Vietnam time), it plays from now
-    assert morning_after_a_late_start(datetime(2026, 12, 31, 23, 29, tzinfo=VIETNAM)) is None
-    assert morning_after_a_late_start(datetime(2026, 12, 31, 9, 0, tzinfo=VIETNAM)) is None
-    # After, from the next morning: its letter dated and reviewed the same day (31/12 too)
+    assert morning_of_a_late_start(datetime(2026, 12, 31, 23, 29, tzinfo=VIETNAM)) is None
+    assert morning_of_a_late_start(datetime(2026, 12, 31, 9, 0, tzinfo=VIETNAM)) is None
+    # After, from that morning: its letter dated and reviewed the same day, and what it
+    # issues (certificates first) valid at once in real time, for commands run afterwards
     late = datetime(2026, 12, 31, 23, 59, 40, tzinfo=VIETNAM)
-    assert morning_after_a_late_start(late) == datetime(2027, 1, 1, 7, 30, tzinfo=VIETNAM)
+    assert morning_of_a_late_start(late) == datetime(2026, 12, 31, 7, 30, tzinfo=VIETNAM)
 
 
 def test_checking_the_schema_says_nothing_before_a_processs_own_words(

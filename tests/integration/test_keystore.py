@@ -556,3 +556,37 @@ def test_a_signers_certificate_is_kept_only_if_a_signature_could_be_taken_under_
             store=runtime.trust,
         )  # fmt: skip
         uow.commit()
+
+
+def test_an_agency_key_not_usable_says_why_of_its_newest_certificate(runtime: Runtime) -> None:
+    # Given the agency's organisational certificate, issued now
+    setup_signer(runtime)
+    now = runtime.clock()
+    keys = runtime.anchoring.keys
+    with runtime.uow() as uow:
+        row = keystore.issue_agency(uow, AGENCY, passphrase=PASS, crl_url=CRL_URL, now=now)
+        uow.commit()
+
+    def refusal(at: datetime) -> str:
+        with runtime.uow(readonly=True) as uow, pytest.raises(NotFound) as caught:
+            keys.require(uow, AGENCY, at)
+        return caught.value.message
+
+    # Then asked for a moment before it (a clock behind the one it was issued on), after
+    # it ran out, and once it is revoked, each is said, never "none" with a key kept
+    assert "is valid from" in refusal(now - timedelta(days=1))
+    assert "only (issued on a clock ahead of this one's)" in refusal(now - timedelta(days=1))
+    assert "expired at" in refusal(now + timedelta(days=4 * 365))
+    with runtime.uow() as uow:
+        keystore.revoke(uow, row.fingerprint, reason="superseded", passphrase=PASS, now=now)
+        uow.commit()
+    assert refusal(now + timedelta(minutes=1)).endswith(
+        "organisational certificate is revoked: issue one valid now with "
+        "`congvan keys issue-agency`."
+    )
+    # And an agency that never had one: none
+    with runtime.uow() as uow:
+        directory.add_agency(uow, "000.00.01.H57", "Sở Nội vụ", "SNV", now)
+        uow.commit()
+    with runtime.uow(readonly=True) as uow, pytest.raises(NotFound, match="has no usable"):
+        keys.require(uow, "000.00.01.H57", now)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import errno
+import importlib.metadata
 import json
 import os
 import re
@@ -119,6 +120,7 @@ class _Parser(argparse.ArgumentParser):
             ]
             if unknown:
                 message = f"unrecognized arguments: {', '.join(unknown)}"
+                message += _option_meant(self, unknown)
         self.print_usage(sys.stderr)
         self.exit(2, f"error [invalid_input]: {self.prog}: {message}{_meant(message)}\n")
 
@@ -133,8 +135,21 @@ class _Parser(argparse.ArgumentParser):
             options = [word.split("=", 1)[0] for word in extras if word.startswith("-")]
             words = len(extras) - len(options)
             said = [*options, *([f"{words} other word(s), not shown"] if words else [])]
-            parser.error(f"unrecognized arguments: {', '.join(said)}")
+            parser.error(
+                f"unrecognized arguments: {', '.join(said)}{_option_meant(parser, options)}"
+            )
         return known
+
+
+def _option_meant(parser: argparse.ArgumentParser, typed: list[str]) -> str:
+    """ "; did you mean '--start'?" for the first option typed that is close to one the
+    command takes (``--strat``); else nothing."""
+    known = [o for o in parser._option_string_actions if o.startswith("--")]
+    for option in typed:
+        close = difflib.get_close_matches(option, known, n=1)
+        if close:
+            return f"; did you mean {close[0]!r}?"
+    return ""
 
 
 def _meant(message: str) -> str:
@@ -165,16 +180,34 @@ class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
             setattr(namespace, _COMMAND_PARSER, self._name_parser_map[values[0]])
 
 
+def _help_asked(argv: Sequence[str]) -> list[str]:
+    """``congvan help [COMMAND …]`` as ``congvan [COMMAND …] --help``, as git reads it."""
+    words = list(argv)
+    if words[:1] == ["help"]:
+        return [*words[1:], "--help"]
+    return words
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="congvan",
         description="Workflow engine for official electronic documents between state agencies.",
         root=True,
     )
+    parser.add_argument("--version", action="version", version=f"congvan {_installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.add_parser(sub)
     return parser
+
+
+def _installed_version() -> str:
+    """The version of the package installed (its metadata), or ``unknown`` run from a
+    checkout that was never installed."""
+    try:
+        return importlib.metadata.version("congvan")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
@@ -290,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     _printable_anywhere()
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_help_asked(sys.argv[1:] if argv is None else argv))
         _check_arguments(args)
         _check_environment()
         settings = settings_from(args)

@@ -7,7 +7,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from datetime import time as dt_time
 from pathlib import Path
 
@@ -92,18 +92,20 @@ def install(
 
 
 # A demo begun this late in the day (Vietnam time) would date its letter one day and have
-# it reviewed the next, after midnight: it plays from the next morning instead.
+# it reviewed the next, after midnight: it plays from that morning instead.
 LATE_START = dt_time(23, 30)
-NEXT_MORNING = dt_time(7, 30)
+THIS_MORNING = dt_time(7, 30)
 
 
-def morning_after_a_late_start(now: datetime) -> datetime | None:
-    """The next morning (Vietnam time) when ``now`` is too late in its day for the demo to
-    play before midnight; None when it is not."""
+def morning_of_a_late_start(now: datetime) -> datetime | None:
+    """This morning (Vietnam time) when ``now`` is too late in its day for the demo to play
+    before midnight; None when it is not. (Played from this morning, not the next: what
+    it issues, certificates first, is valid at once in real time, for the commands run on
+    its folder afterwards.)"""
     local = now.astimezone(VIETNAM)
     if local.time() < LATE_START:
         return None
-    return datetime.combine(local.date() + timedelta(days=1), NEXT_MORNING, VIETNAM)
+    return datetime.combine(local.date(), THIS_MORNING, VIETNAM)
 
 
 def run_demo(
@@ -160,9 +162,9 @@ def run_demo(
     configure_logging("INFO", json=True, stream=log)
     # One clock for both, real time until the warning scenes move it forward.
     clock = MovableClock()
-    late = None if start is not None else morning_after_a_late_start(clock())
+    late = None if start is not None else morning_of_a_late_start(clock())
     if late is not None:
-        print(f"(started late in the day: it plays from {late.isoformat()}, Vietnam time)")
+        print(f"(started late in the day: it plays from this morning, {late.isoformat()})")
         start = late
     if start is not None:
         clock.advance(seconds=(start - clock()).total_seconds())
@@ -281,9 +283,16 @@ def _say_what_stays(data_dir: Path, ended: datetime, *, kept: bool) -> None:
             "that sign (serve, evidence export) cannot use them; run the demo with "
             "CONGVAN_KEY_PASSPHRASE set for ones they can."
         )
+    at = f"{ended.astimezone(VIETNAM):%Y-%m-%d %H:%M} (Vietnam time)"
+    if ended <= datetime.now(UTC):
+        print(
+            f"Its clock stopped at {at}, before real time: what it recorded is dated up to "
+            "then, and evidence bundles exported from it verify at once."
+        )
+        return
     print(
-        f"Its clock ran ahead to {ended.astimezone(VIETNAM):%Y-%m-%d %H:%M} (Vietnam time): "
-        "what it recorded is dated up to then, and an evidence bundle exported before then "
-        "holds CRLs and anchors made after its export (not verified): run the demo with "
-        "--start a day or more back for bundles that verify at once."
+        f"Its clock ran ahead to {at}: what it recorded is dated up to then, and an "
+        "evidence bundle exported before then holds CRLs and anchors made after its export "
+        "(not verified): run the demo with --start a day or more back for bundles that "
+        "verify at once."
     )
