@@ -21,9 +21,11 @@ failure, with the same errors as ``verification.verify_manifest_signature``:
     signed bytes changed     ManifestMismatch
     certificate path         CertificateRevoked, CertificateExpired,
                              CertificateNotYetValid, ChainUntrusted, KeyUsageInvalid
-    changed after signing    ManifestMismatch (the last signature must cover the whole
+    changed after signing    PdfModified (the last signature must cover the whole
                              file; an earlier one may only be followed by form filling
-                             and further signatures, as pyHanko's diff analysis judges)
+                             and further signatures, as pyHanko's diff analysis judges;
+                             a signature an earlier revision held that the form no
+                             longer holds, taken off or replaced, is checked first)
     signing time (/M)        SignatureError when after ``at``; CertificateExpired /
                              CertificateNotYetValid when outside the certificate's validity
 
@@ -383,13 +385,13 @@ async def async_verify_pdf(
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
         signatures = reader.embedded_signatures
-        removed = _signature_removed(reader, {s.field_name for s in signatures})
+        removed = _signature_removed(reader, {bytes(s.pkcs7_content) for s in signatures})
     except UNREADABLE as exc:
         raise SignatureError(f"The file is not a readable PDF: {exc}") from exc
     if removed is not None:
         raise PdfModified(
             f"A revision after the signature in field {removed.field_name!r} took it off the "
-            "form: the PDF was changed after it was signed.",
+            "form, or put another in its place: the PDF was changed after it was signed.",
             **_who(removed),
         )
     if not signatures:
@@ -481,11 +483,14 @@ def _earlier_signatures(reader: PdfFileReader) -> Iterator[EmbeddedPdfSignature]
                 yield EmbeddedPdfSignature(reader, ref.get_object(), name)
 
 
-def _signature_removed(reader: PdfFileReader, kept: set[str]) -> EmbeddedPdfSignature | None:
-    """A signature an earlier revision held in a field the file's form no longer lists
-    (an update that rewrote ``/AcroForm /Fields``): its widget may still show its stamp
-    while the signature itself is no longer the form's."""
-    return next((e for e in _earlier_signatures(reader) if e.field_name not in kept), None)
+def _signature_removed(reader: PdfFileReader, kept: set[bytes]) -> EmbeddedPdfSignature | None:
+    """A signature an earlier revision held that the file's form no longer holds (``kept``:
+    the CMS of each it holds): an update rewrote ``/AcroForm /Fields`` without it, or put
+    another signature in its field. Its widget may still show its stamp while the
+    signature itself is no longer the form's."""
+    return next(
+        (e for e in _earlier_signatures(reader) if bytes(e.pkcs7_content) not in kept), None
+    )
 
 
 def signature_cms(pdf: bytes, field_name: str | None = None) -> bytes:
