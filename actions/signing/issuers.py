@@ -31,9 +31,10 @@ def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes, *, now: datetime
 
     Its issuer must be a pinned root or a CA certificate we hold. It must be in force at
     ``now`` (not dated ahead of the clock skew, not run out), newer than the one held for
-    that issuer, and undo none of that one's revocations (RFC 5280 §3.3: an entry leaves
-    a CRL only when its certificate has expired, or was on hold). It must be a complete
-    CRL: not a delta, not narrowed by an issuing distribution point.
+    that issuer (the very one held, imported again, changes nothing: ``unchanged``), and
+    undo none of that one's revocations (RFC 5280 §3.3: an entry leaves a CRL only when its
+    certificate has expired, or was on hold). It must be a complete CRL: not a delta, not
+    narrowed by an issuing distribution point.
     """
     try:
         crl = (
@@ -85,17 +86,27 @@ def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes, *, now: datetime
         number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     except x509.ExtensionNotFound:
         number = held + 1
+    held_crl = next(
+        (r for r in uow.signatures.latest_crl_rows() if r.issuer_fingerprint == issuer_fp), None
+    )
+    der = crl.public_bytes(serialization.Encoding.DER)
+    info = {
+        "issuer": crl.issuer.rfc4514_string(),
+        "number": number,
+        "revoked": len(list(crl)),
+        "next_update": crl.next_update_utc.isoformat(),
+        "unchanged": False,
+    }
+    if held_crl is not None and number == held and bytes(held_crl.der) == der:
+        # The very CRL held: imported again (a scheduled import with nothing new)
+        return {**info, "unchanged": True}
     if number <= held:
         raise AlreadyExists(
             f"CRL {held} of this issuer is held already; this one is number {number}.",
             field="file",
         )
-    held_crl = next(
-        (r for r in uow.signatures.latest_crl_rows() if r.issuer_fingerprint == issuer_fp), None
-    )
     if held_crl is not None:
         _refuse_undone_revocations(uow, x509.load_der_x509_crl(held_crl.der), crl, issuer)
-    der = crl.public_bytes(serialization.Encoding.DER)
     uow.signatures.add_crl(
         {
             "issuer_fingerprint": issuer_fp,
@@ -105,12 +116,7 @@ def import_crl(uow: UnitOfWork, store: TrustStore, data: bytes, *, now: datetime
             "next_update": crl.next_update_utc,
         }
     )
-    return {
-        "issuer": crl.issuer.rfc4514_string(),
-        "number": number,
-        "revoked": len(list(crl)),
-        "next_update": crl.next_update_utc.isoformat(),
-    }
+    return info
 
 
 # Entries that may leave a later CRL: a hold released, or the removal itself.

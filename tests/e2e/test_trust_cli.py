@@ -190,6 +190,10 @@ def test_another_cas_crl_is_imported_and_its_certificates_cannot_be_revoked_here
     done = congvan("keys", "import-crl", str(crl(4)), data_dir=data)
     assert done.returncode == 2
     assert "already_exists" in done.stderr
+    # The very CRL held, imported again (a scheduled import with nothing new): unchanged
+    done = congvan("keys", "import-crl", str(tmp_path / "crl5.pem"), data_dir=data)
+    assert done.returncode == 0, done.stderr
+    assert "CRL 5 of" in done.stdout and "held already, unchanged" in done.stdout
 
 
 def test_a_root_pinned_that_runs_out_soon_is_said_so(

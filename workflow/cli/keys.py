@@ -262,7 +262,8 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             info = issuers.import_crl(uow, runtime.trust, data, now=now)
             uow.commit()
             print(
-                f"CRL {info['number']} of {info['issuer']} imported "
+                f"CRL {info['number']} of {info['issuer']} "
+                f"{'held already, unchanged' if info['unchanged'] else 'imported'} "
                 f"({info['revoked']} revoked; next update "
                 f"{shown_on_the_clock(datetime.fromisoformat(info['next_update']))}, "
                 "Vietnam time)"
