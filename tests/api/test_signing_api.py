@@ -177,6 +177,12 @@ def signed_by(
     )
 
 
+def upload_by_token(api: Api, doc_id: str, row: CertificateRow, cms: bytes) -> httpx.Response:
+    """``cms`` uploaded by the named signer, with the main PDF signed by the token holding
+    the key of ``row``."""
+    return sign(api, doc_id, cms, token_main(api, doc_id, *key_and_cert(row)))
+
+
 def token_main(api: Api, doc_id: str, key: pki.PrivateKey, cert: x509.Certificate) -> bytes:
     """The document's main PDF signed by the signer's token holding ``key`` and ``cert``."""
     return signed_by(api, main_file(api, doc_id), key, cert, roots(api))
@@ -499,7 +505,7 @@ def test_a_signature_made_with_the_signers_own_tool_is_uploaded(
     upload = own_tool(api, doc_id, certificate)
 
     # When the signer uploads it, with the main PDF the same token signed
-    response = sign(api, doc_id, upload, token_main(api, doc_id, *key_and_cert(certificate)))
+    response = upload_by_token(api, doc_id, certificate, upload)
 
     # Then it is accepted as it came, and verifies on every point
     assert response.status_code == 200, response.text

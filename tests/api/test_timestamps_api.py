@@ -31,13 +31,12 @@ from tests.api.test_signing_api import (
     PASS,
     history,
     issue,
-    key_and_cert,
     own_tool,
     reviewed_letter,
     sign,
     signature_rows,
     signing_api,
-    token_main,
+    upload_by_token,
 )
 from tests.tsa import LoopbackTsa, closed_port_url, issue_tsa, self_signed_ca, start_tsa
 
@@ -195,9 +194,7 @@ def test_an_uploaded_cms_carrying_a_token_is_verified_and_the_token_kept(
     uploaded = with_timestamp(cms, request_token(tsa.url, signature_value(cms), timeout=10))
 
     # When it is uploaded
-    assert (
-        200 == sign(api, doc_id, uploaded, token_main(api, doc_id, *key_and_cert(row))).status_code
-    )
+    assert 200 == upload_by_token(api, doc_id, row, uploaded).status_code
 
     # Then the CMS is kept as it came, its token recorded, and the verdict rests on it
     (stored,) = signature_rows(api, doc_id)
@@ -223,7 +220,7 @@ def test_an_uploaded_cms_without_a_token_is_stamped_after_commit_as_ours_are(
     cms = own_tool(api, doc_id, row)
 
     # When it is uploaded, nothing is asked of the TSA in the transaction
-    assert 200 == sign(api, doc_id, cms, token_main(api, doc_id, *key_and_cert(row))).status_code
+    assert 200 == upload_by_token(api, doc_id, row, cms).status_code
     assert [] == tsa.answered
     assert "pending" == signature_of(api, doc_id)["timestamp"]["status"]
     assert "requested" == history(api, doc_id)[-1]["payload"]["timestamp"]
