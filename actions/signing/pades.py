@@ -55,7 +55,7 @@ from __future__ import annotations
 import io
 import math
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -101,6 +101,7 @@ from .cms import DIGEST, SigningKey, asn1_cert, require_aware, run_sync, signer_
 from .description import describe
 from .pdfchanges import UNREADABLE
 from .pdfpages import inherited, page_leaves
+from .pdfsignatures import signature_removed
 from .pdfstamps import MAX_WIDGET_SHARE
 from .strict import check_strict_embedded_cms
 from .verification import _check_arguments
@@ -385,7 +386,7 @@ async def async_verify_pdf(
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
         signatures = reader.embedded_signatures
-        removed = _signature_removed(reader, {bytes(s.pkcs7_content) for s in signatures})
+        removed = signature_removed(reader, {bytes(s.pkcs7_content) for s in signatures})
     except UNREADABLE as exc:
         raise SignatureError(f"The file is not a readable PDF: {exc}") from exc
     if removed is not None:
@@ -472,39 +473,6 @@ async def async_verify_pdf(
         )
     assert verdict is not None
     return verdict
-
-
-def _earlier_signatures(reader: PdfFileReader) -> Iterator[EmbeddedPdfSignature]:
-    """The signatures the form of each earlier revision held, oldest revision first."""
-    for revision in range(reader.xrefs.total_revisions - 1):
-        resolver = reader.get_historical_resolver(revision)
-        for name, _value, ref in fields.enumerate_sig_fields(resolver, filled_status=True):
-            if ref is not None:
-                yield EmbeddedPdfSignature(reader, ref.get_object(), name)
-
-
-def _signature_removed(reader: PdfFileReader, kept: set[bytes]) -> EmbeddedPdfSignature | None:
-    """A signature an earlier revision held that the file's form no longer holds (``kept``:
-    the CMS of each it holds): an update rewrote ``/AcroForm /Fields`` without it, or put
-    another signature in its field. Its widget may still show its stamp while the
-    signature itself is no longer the form's."""
-    return next(
-        (e for e in _earlier_signatures(reader) if bytes(e.pkcs7_content) not in kept), None
-    )
-
-
-def signature_cms(pdf: bytes, field_name: str | None = None) -> bytes:
-    """The CMS of the signature in ``field_name`` (the last signature's when None), in the
-    file's form or one an earlier revision had: to name its signer, trusting nothing. Empty
-    when there is none or the file cannot be read."""
-    try:
-        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
-        found = [s for s in reader.embedded_signatures if field_name in (None, s.field_name)]
-        if not found and field_name is not None:
-            found = [e for e in _earlier_signatures(reader) if e.field_name == field_name]
-        return bytes(found[-1].pkcs7_content) if found else b""
-    except (*UNREADABLE, OSError):
-        return b""
 
 
 def _who(embedded: EmbeddedPdfSignature) -> dict[str, str]:

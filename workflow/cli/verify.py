@@ -226,7 +226,8 @@ def _signed_by(content: bytes) -> tuple[Literal["signer", "agency"], str | None,
 
 
 def _verify_pdf(path: Path, data: bytes, trust: TrustMaterial, now: datetime, checked: str) -> int:
-    from congvan.actions.signing.pades import signature_cms, verify_pdf
+    from congvan.actions.signing.pades import verify_pdf
+    from congvan.actions.signing.pdfsignatures import signature_cms
 
     return report(
         lambda: verify_pdf(
