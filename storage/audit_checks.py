@@ -16,6 +16,7 @@ from congvan.states.dispatch import AUDIT_PREFIX, DISPATCH, FAILED
 
 from .audit import GENESIS, AuditRow, NewEntry, digest, entry_hash, stored_chain
 from .clock import as_utc
+from .signed_fields import AsStored, as_stored, fields_moved
 from .tables import AuditEntry, Dispatch, Document, EscalationRow, Signature, chain_tables
 
 _audit = AuditEntry.__table__  # type: ignore[attr-defined]
@@ -54,7 +55,8 @@ def verify_document(
     head: str,
     at: tuple[str, int] | None = None,
     sent: SentBy | None = None,
-    signed: Sequence[tuple[str, str, str]] = (),
+    signed: Sequence[SignedRow] = (),
+    stored: AsStored | None = None,
 ) -> ChainProblem | None:
     """Check one document's chain against its stored head; ``None`` when it verifies.
 
@@ -62,7 +64,10 @@ def verify_document(
     altered there, once the entries before it verify. ``at``, the row's (state, version):
     every move of a row writes an entry, so the row stands where its trail ends; a row
     elsewhere was moved by SQL (its head hash left as it was). ``sent``, an outgoing
-    document's dispatches, are held to their trail alike (:func:`_dispatch_moved`)."""
+    document's dispatches, are held to their trail alike (:func:`_dispatch_moved`);
+    ``signed``, its signature rows, to the entries accepting them; ``stored``, what its
+    row says of what a signature covers, to the manifest its trail accepted
+    (``signed_fields``)."""
     rows, wrong = stored_chain(conn, document_id)
     if wrong is not None:
         earlier = verify_entries(document_id, rows, None) if rows else None
@@ -85,11 +90,26 @@ def verify_document(
         problem = _dispatch_moved(document_id, rows, sent)
     if problem is None and signed:
         problem = _signature_swapped(document_id, rows, signed)
+    if problem is None and stored is not None:
+        manifests = {s.id: s.manifest for s in signed}
+        if detail := fields_moved(rows, stored, manifests):
+            return ChainProblem(document_id, None, None, "altered", detail)
     return problem
 
 
+@dataclass(frozen=True)
+class SignedRow:
+    """A signature row as verification reads it: its manifest's digest as its column
+    says, its CMS's digest as computed, and the manifest itself."""
+
+    id: str
+    manifest_sha256: str
+    cms_sha256: str
+    manifest: bytes
+
+
 def _signature_swapped(
-    document_id: str, rows: Sequence[AuditRow], signed: Sequence[tuple[str, str, str]]
+    document_id: str, rows: Sequence[AuditRow], signed: Sequence[SignedRow]
 ) -> ChainProblem | None:
     """The first signature row (id, manifest digest, CMS digest) that differs from what
     the ``sign`` entry accepting it recorded, or that no entry accepted (written by SQL)."""
@@ -102,7 +122,8 @@ def _signature_swapped(
                 accepted[payload["signature_id"]] = payload
             else:
                 unnamed = True  # an entry of before signatures were named: nothing to hold
-    for signature_id, manifest_sha256, cms_sha256 in signed:
+    for row in signed:
+        signature_id, manifest_sha256, cms_sha256 = row.id, row.manifest_sha256, row.cms_sha256
         entry = accepted.get(signature_id)
         if entry is None:
             if unnamed:
@@ -120,16 +141,17 @@ def _signature_swapped(
     return None
 
 
-def _signed_by(conn: Connection, document_ids: list[str]) -> dict[str, list[tuple[str, str, str]]]:
-    """The signature rows of these documents: (id, manifest digest, CMS digest) each."""
+def _signed_by(conn: Connection, document_ids: list[str]) -> dict[str, list[SignedRow]]:
+    """The signature rows of these documents."""
     c = _signatures.c
-    signed: dict[str, list[tuple[str, str, str]]] = {}
-    query = select(c.document_id, c.id, c.manifest_sha256, c.cms).where(
+    signed: dict[str, list[SignedRow]] = {}
+    query = select(c.document_id, c.id, c.manifest_sha256, c.cms, c.manifest).where(
         c.document_id.in_(document_ids)
     )
-    for document_id, signature_id, manifest_sha256, cms in conn.execute(query):
+    for document_id, signature_id, manifest_sha256, cms, manifest in conn.execute(query):
         digest_of = hashlib.sha256(bytes(cms)).hexdigest()
-        signed.setdefault(document_id, []).append((signature_id, manifest_sha256, digest_of))
+        row = SignedRow(signature_id, manifest_sha256, digest_of, bytes(manifest))
+        signed.setdefault(document_id, []).append(row)
     return signed
 
 
@@ -268,12 +290,19 @@ def verify_chains(
             ids = [r[0] for r in page]
             sent = _sent_by(conn, ids) if table is _documents else {}
             signed = _signed_by(conn, ids) if table is _documents else {}
+            stored = as_stored(conn, ids) if table is _documents else {}
             for doc_id, head, state, version in page:
                 at = (state, version)
                 yield (
                     doc_id,
                     verify_document(
-                        conn, doc_id, head, at, sent.get(doc_id), signed.get(doc_id, ())
+                        conn,
+                        doc_id,
+                        head,
+                        at,
+                        sent.get(doc_id),
+                        signed.get(doc_id, ()),
+                        stored.get(doc_id),
                     ),
                 )
             last = page[-1][0]

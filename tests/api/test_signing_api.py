@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import text
 
-from congvan.actions.context import Actor, TransitionContext
+from congvan.actions.context import SYSTEM, Actor, TransitionContext
 from congvan.actions.signing import keystore, pki
 from congvan.actions.signing import signing as signing_module
 from congvan.actions.signing.cms import sign_manifest
@@ -1166,9 +1166,10 @@ def test_a_signature_stays_valid_in_the_api_after_an_update_corrected_the_metada
     assert api.fire(doc_id, "send", role="clerk").status_code == 200
     with api.runtime.uow() as uow:
         [dispatch] = uow.dispatches.for_document(doc_id)
-        uow.dispatches.set_state(dispatch.id, state="delivered", at=api.clock())
         uow.dispatches.seal(dispatch.id, SealedDispatch("m-1227", b"{}", b""))  # (faked)
         uow.commit()
+    for event in ("start", "deliver"):  # its moves through the engine, as a worker's are
+        api.runtime.engine.fire_on("dispatch", dispatch.id, event, SYSTEM)
 
     # When a supervisor corrects its subject (cập nhật)
     corrected = api.client.post(
@@ -1182,6 +1183,98 @@ def test_a_signature_stays_valid_in_the_api_after_an_update_corrected_the_metada
     # verify` has it), not "changed after signing"
     verdict = api.get(f"/v1/documents/{doc_id}/signature").json()["verdict"]
     assert verdict["ok"] is True, verdict
+    # and its chain verifies: the row says what was signed, corrected as its trail records
+    with api.runtime.uow(readonly=True) as uow:
+        assert [p for _, p in verify_chains(uow.conn) if p is not None] == []
+
+    # While the old subject written back by SQL (the correction undone) breaks it
+    with api.runtime.uow() as uow:
+        sql = "UPDATE documents SET subject = 'V/v khen thưởng' WHERE id = :doc"
+        uow.conn.execute(text(sql), {"doc": doc_id})
+        uow.commit()
+    with api.runtime.uow(readonly=True) as uow:
+        problems = {d: p for d, p in verify_chains(uow.conn) if p is not None}
+    assert list(problems) == [doc_id]
+    assert "its subject says 'V/v khen thưởng'" in problems[doc_id].detail
+    assert "V/v khen thưởng (đính chính)" in problems[doc_id].detail
+
+
+@pytest.mark.parametrize(
+    ("sql", "detail"),
+    [
+        ("UPDATE documents SET subject = 'V/v giả mạo' WHERE id = :doc", "its subject says"),
+        ("UPDATE documents SET number = number + 1 WHERE id = :doc", "its number says"),
+        ("UPDATE documents SET urgency = 3 WHERE id = :doc", "its urgency says 3"),
+        ("UPDATE documents SET due_date = '2030-01-01' WHERE id = :doc", "its due_date says"),
+        ("UPDATE documents SET signer_name = 'Ai Khác' WHERE id = :doc", "its signer_name says"),
+        (
+            "UPDATE documents SET legal_normative = 1 WHERE id = :doc",
+            "its legal_normative says True",
+        ),
+        (
+            "DELETE FROM recipients WHERE document_id = :doc AND position = 0",
+            "its recipients are",
+        ),
+        (
+            "UPDATE recipients SET organ_id = '000.00.99.H57' WHERE document_id = :doc",
+            "its recipients are 000.00.99.H57",
+        ),
+        (
+            "UPDATE signatures SET manifest = CAST(replace(CAST(manifest AS TEXT), "
+            "'UBND', 'UBNX') AS BLOB) WHERE document_id = :doc",
+            "covers another manifest than its trail accepted",
+        ),
+    ],
+    ids=[
+        "subject",
+        "number",
+        "urgency",
+        "due-date",
+        "signer",
+        "legal-normative",
+        "recipient-removed",
+        "recipient-changed",
+        "manifest",
+    ],
+)
+def test_a_signed_documents_row_changed_by_sql_breaks_its_chain(
+    signed_api: tuple[Api, CertificateRow], sql: str, detail: str
+) -> None:
+    # Given a letter signed on the server, its chain verifying
+    api, _ = signed_api
+    doc = reviewed_letter(api)
+    assert sign(api, doc).status_code == 200
+    with api.runtime.uow(readonly=True) as uow:
+        assert [p for _, p in verify_chains(uow.conn) if p is not None] == []
+
+    # When SQL changes what its row says of what was signed
+    with api.runtime.uow() as uow:
+        uow.conn.execute(text(sql), {"doc": doc})
+        uow.commit()
+
+    # Then its chain is altered there, naming what changed (`congvan audit verify` says it)
+    with api.runtime.uow(readonly=True) as uow:
+        problems = {d: p for d, p in verify_chains(uow.conn) if p is not None}
+    assert list(problems) == [doc]
+    assert problems[doc].problem == "altered"
+    assert detail in problems[doc].detail, problems[doc].detail
+
+
+def test_a_drafts_row_is_not_held_to_a_signature_it_no_longer_has(
+    signed_api: tuple[Api, CertificateRow],
+) -> None:
+    # Given a letter signed, then returned to draft and edited (as a clerk may)
+    api, _ = signed_api
+    doc = reviewed_letter(api)
+    assert sign(api, doc).status_code == 200
+    returned = api.fire(doc, "reject", role="reviewer", body={"reason": "Sửa trích yếu"})
+    assert returned.status_code == 200, returned.text
+    edited = api.fire(doc, "edit", body={"fields": {"subject": "V/v khen thưởng năm 2026"}})
+    assert edited.status_code == 200, edited.text
+
+    # Then its chain verifies: a draft says what its edits made it, not what was signed
+    with api.runtime.uow(readonly=True) as uow:
+        assert [p for _, p in verify_chains(uow.conn) if p is not None] == []
 
 
 @pytest.mark.parametrize(
