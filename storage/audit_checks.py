@@ -92,8 +92,8 @@ def verify_document(
         problem = _signature_swapped(document_id, rows, signed)
     if problem is None and stored is not None:
         manifests = {s.id: s.manifest for s in signed}
-        if detail := fields_moved(rows, stored, manifests):
-            return ChainProblem(document_id, None, None, "altered", detail)
+        if moved := fields_moved(rows, stored, manifests):
+            return ChainProblem(document_id, None, None, "altered", moved)
     return problem
 
 
@@ -122,15 +122,15 @@ def _signature_swapped(
                 accepted[payload["signature_id"]] = payload
             else:
                 unnamed = True  # an entry of before signatures were named: nothing to hold
-    for row in signed:
-        signature_id, manifest_sha256, cms_sha256 = row.id, row.manifest_sha256, row.cms_sha256
+    for held in signed:
+        signature_id = held.id
         entry = accepted.get(signature_id)
         if entry is None:
             if unnamed:
                 continue
             detail = f"its signature {signature_id} was accepted by no entry of its trail"
             return ChainProblem(document_id, None, None, "altered", detail)
-        kept = {"manifest_sha256": manifest_sha256, "cms_sha256": cms_sha256}
+        kept = {"manifest_sha256": held.manifest_sha256, "cms_sha256": held.cms_sha256}
         differ = [k for k, v in kept.items() if k in entry and entry[k] != v]
         if differ:
             detail = (
