@@ -41,6 +41,21 @@ APPENDIX_TYPES = frozenset(
 )
 
 ZIP = "application/zip"
+# The name endings of each type that may travel: a name is how a recipient's desktop opens
+# a file, so it says what the bytes are.
+EXTENSIONS = {
+    ".pdf": PDF,
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".odt": "application/vnd.oasis.opendocument.text",
+    ".ods": "application/vnd.oasis.opendocument.spreadsheet",
+    ".doc": "application/msword",
+    ".xls": "application/vnd.ms-excel",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".zip": ZIP,
+}
 # puremagic names every ZIP a Word document; Office Open XML packages differ by their parts.
 OOXML_PARTS = {
     "word/": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
@@ -75,6 +90,13 @@ def _zip_type(data: bytes) -> str:
             if any(name.startswith(prefix) for name in names):
                 return media_type
     return ZIP
+
+
+def named_type(filename: str) -> str | None:
+    """The type a file's name says it is, by its ending (None: an ending of no type that
+    may travel, or none)."""
+    stem, dot, ending = filename.rpartition(".")
+    return EXTENSIONS.get(f".{ending.lower()}") if dot and stem else None
 
 
 def detect(data: bytes) -> str:
@@ -118,10 +140,13 @@ def media_type(inp: CheckInput) -> Finding:
             # Declared so in the manifest it is signed under: the PDF signature is made on
             # a main file declared a PDF only, and an inbox takes no other main file.
             wrong.append({"filename": a.filename, "role": a.role, "declared": a.media_type})
+        elif a.role == MAIN_FILE and named_type(a.filename) != PDF:
+            # Named so: a recipient's desktop opens it by its name (a letter.exe would not
+            # open as the letter, or worse, as something else)
+            wrong.append({"filename": a.filename, "role": a.role, "named": "not .pdf"})
     if wrong:
-        names = ", ".join(
-            f"{w['filename']} ({w.get('detected') or 'declared ' + w['declared']})" for w in wrong
-        )
+        said = [w.get("detected") or w.get("named") or f"declared {w['declared']}" for w in wrong]
+        names = ", ".join(f"{w['filename']} ({why})" for w, why in zip(wrong, said, strict=True))
         return fail(
             f"Định dạng không được phép: {names}.", f"Types not allowed: {names}.", files=wrong
         )
@@ -131,21 +156,28 @@ def media_type(inp: CheckInput) -> Finding:
 @check(
     "attachments.declared_type",
     WARNING,
-    "Định dạng khai báo khớp nội dung tệp",
-    "Declared types match the bytes",
+    "Định dạng khai báo và tên tệp khớp nội dung tệp",
+    "Declared types and file names match the bytes",
 )
 def declared_type(inp: CheckInput) -> Finding:
     mismatched = []
     for a in inp.attachments:
         detected = inp.detected_type(a.sha256, detect)
-        if a.media_type != detected:
+        named = named_type(a.filename)
+        if a.media_type != detected or named != detected:
             mismatched.append(
-                {"filename": a.filename, "declared": a.media_type, "detected": detected}
+                {
+                    "filename": a.filename,
+                    "declared": a.media_type,
+                    "named": named,
+                    "detected": detected,
+                }
             )
     if mismatched:
+        names = ", ".join(f"{m['filename']} ({m['detected']})" for m in mismatched)
         return fail(
-            "Định dạng khai báo khác nội dung tệp.",
-            "Declared media types differ from the bytes.",
+            f"Định dạng khai báo hoặc đuôi tên tệp khác nội dung tệp: {names}.",
+            f"Declared media types or file name endings differ from the bytes: {names}.",
             files=mismatched,
         )
     return ok()

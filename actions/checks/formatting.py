@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from congvan.states.format_rules import (
@@ -98,6 +99,16 @@ def place_date(inp: CheckInput) -> Finding:
         )
     if (mixed := _mixed_script("Địa danh", "The place", doc.place or "", "place")) is not None:
         return mixed
+    if _DATED.search(nfc(doc.place or "")):
+        # The line is built from both: "<place>, ngày … tháng … năm …" said twice
+        return fail(
+            f"Địa danh '{doc.place}' có cả ngày tháng: chỉ ghi tên đơn vị hành chính, ngày "
+            "ban hành ghi ở issued_on.",
+            f"The place '{doc.place}' holds a date: give the administrative unit's name "
+            "alone, and the date as issued_on.",
+            field="place",
+            value=doc.place,
+        )
     if not doc.issued_on:
         return fail("Thiếu ngày ban hành.", "The date is missing.", field="issued_on")
     issued = _parse_date(doc.issued_on)
@@ -176,7 +187,45 @@ def subject(inp: CheckInput) -> Finding:
             length=len(text),
             max_length=inp.max_subject_length,
         )
+    if not _WORD.search(_LETTER_PREFIX.sub("", text, count=1)):
+        # "V/v ......", "- - -", "12345": a blank left to fill, no summary of anything
+        return fail(
+            f"Trích yếu '{text[:80]}' không nêu nội dung văn bản.",
+            f"The subject '{text[:80]}' says nothing of what the document is about.",
+            field="subject",
+            value=text[:200],
+        )
     return _mixed_script("Trích yếu", "The subject", text, "subject") or ok()
+
+
+# A word of two letters or more (of any script): what a summary is written in.
+_WORD = re.compile(r"[^\W\d_]{2,}")
+# "V/v" (về việc) opening an official letter's subject: no summary by itself.
+_LETTER_PREFIX = re.compile(r"^\s*v/v\b", re.IGNORECASE)
+# A date written into the place: "ngày 06 tháng 02 năm 2021", "06/02/2021".
+_DATED = re.compile(
+    r"\bngày\s*\d{1,2}\b|\btháng\s*\d{1,2}\b|\bnăm\s*\d{4}\b|\b\d{1,2}[/.-]\d{1,2}[/.-]\d{4}\b",
+    re.IGNORECASE,
+)
+
+
+@check(
+    "format.subject_case",
+    WARNING,
+    "Trích yếu viết chữ in thường",
+    "The subject is not written in capitals",
+)
+def subject_case(inp: CheckInput) -> Finding:
+    """Decree 30 Appendix I prints a subject in lower case (chữ in thường), as a sentence;
+    an abbreviation in it stays (UBND, COVID-19), a subject of capitals alone is a title."""
+    words = _WORD.findall(_LETTER_PREFIX.sub("", inp.document.subject or "", count=1))
+    if len(words) >= 3 and all(w.isupper() for w in words):
+        return fail(
+            "Trích yếu viết toàn chữ in hoa; Nghị định 30 trình bày trích yếu bằng chữ in thường.",
+            "The subject is written in capitals; Decree 30 writes a subject in lower case.",
+            field="subject",
+        )
+    return ok()
 
 
 def _mixed_script(vi: str, en: str, text: str, field: str) -> Finding | None:
@@ -274,6 +323,18 @@ def signer_block(inp: CheckInput) -> Finding:
                 field="signer_competence",
                 value=competence,
             )
+        for prefix, title in chain:
+            if prefix in ("TL.", "TUQ.") and title.casefold() == position.casefold():
+                # By the head's order (TL.), or authorised by the head (TUQ.): someone
+                # else than that head, who signs in their own right
+                return fail(
+                    f"'{prefix} {title}' do người khác ký thay lệnh/theo ủy quyền của "
+                    f"{title}; {title} ký với chức danh của mình.",
+                    f"'{prefix} {title}' is signed by someone else on the {title}'s "
+                    f"behalf; the {title} signs under their own title.",
+                    field="signer_competence",
+                    value=competence,
+                )
         head = next((title for prefix, title in chain if prefix == "KT."), None)
         if head is not None and not is_deputy_of(position, head):
             return fail(
