@@ -163,7 +163,8 @@ def _with_recalls(
     dispatches: list[dict[str, Any]], requests: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Each recipient's dispatch, at 15 where it agreed to a recall: its copy is cancelled
-    there, whatever it reported of it before (Decree 30 Art. 18)."""
+    there, whatever it reported of it before (Decree 30 Art. 18); with the updates it
+    refused or never got, whose corrections its copy lacks."""
     recalled = {
         r["organ_id"]
         for request in requests
@@ -171,10 +172,25 @@ def _with_recalls(
         for r in request["recipients"]
         if r["answer"] == "agreed"
     }
+    uncorrected: dict[str, list[dict[str, Any]]] = {}
+    for request in requests:
+        if request["kind"] != "update":
+            continue
+        for r in request["recipients"]:
+            if r["answer"] in ("refused", "undelivered"):
+                uncorrected.setdefault(r["organ_id"], []).append(
+                    {
+                        "request_id": request["id"],
+                        "answer": r["answer"],
+                        "reason": r["reason"],
+                        "fields": sorted(request["changes"] or {}),
+                    }
+                )
     for view in dispatches:
         if view["organ_id"] in recalled:
             view["status_code"] = d.RECALL_AGREED
             view["status_label"] = STATUS_LABEL[d.RECALL_AGREED]
+        view["uncorrected"] = uncorrected.get(view["organ_id"], [])
     return dispatches
 
 

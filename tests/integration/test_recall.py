@@ -810,6 +810,7 @@ def test_an_update_agreed_to_corrects_the_metadata_and_keeps_the_old_in_the_trai
         "agreed",
         fields,
     )
+    assert [d["uncorrected"] for d in sender_view["dispatches"]] == [[]]
     assert sender_view["state"] == "acknowledged"
 
 
@@ -1357,6 +1358,14 @@ def test_a_supervisor_recalls_from_the_escalation_of_a_refused_recall(
     with pair.sender.uow(readonly=True) as uow:
         [escalation] = uow.escalations.active_of_document(doc)
     assert escalation.kind == "request_refused"
+    # (A's document says V/v sửa đổi now, and its dispatch to B that B's copy does not)
+    sender_view = get(pair.sender, A, f"/v1/documents/{doc}")
+    [request] = sender_view["requests"]
+    [to_b] = sender_view["dispatches"]
+    assert to_b["uncorrected"] == [
+        {"request_id": request["id"], "answer": "refused", "reason": "Không đồng ý",
+         "fields": ["subject"]}
+    ]  # fmt: skip
 
     # When a supervisor acts from it: recall the document, with a reason
     acted = pair.sender.engine.fire_on(

@@ -204,6 +204,17 @@ class ReportedStatus(BaseModel):
     at: Moment = Field(description="When it happened, as the recipient says")
 
 
+class UncorrectedOut(BaseModel):
+    """An update a recipient's copy does not carry."""
+
+    request_id: str
+    answer: Literal["refused", "undelivered"] = Field(
+        description="Refused (16), or never delivered"
+    )
+    reason: str | None = Field(description="Why it was refused, as the recipient says")
+    fields: list[str] = Field(description="The fields the update corrected")
+
+
 class DispatchOut(BaseModel):
     """The document's sending to one recipient."""
 
@@ -218,6 +229,10 @@ class DispatchOut(BaseModel):
     status_label: str | None = Field(description="The status code in words")
     status_reason: str | None = Field(description="Why the recipient refused it (02)")
     reported: list[ReportedStatus] = Field(description="Its status messages, by code")
+    uncorrected: list[UncorrectedOut] = Field(
+        description="The updates (cập nhật) this recipient refused (16) or never got: its "
+        "copy keeps the values before them, whatever the document says now"
+    )
     attempts: int
     last_error: str | None
     updated_at: Moment
