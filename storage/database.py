@@ -267,6 +267,25 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError(f"a pooled connection failed its ping: {exc}") from exc
 
 
+# A SQLite file's tables, and whether congvan's migrations recorded their revision there.
+_WHOSE = (
+    "SELECT count(*), count(*) FILTER (WHERE name = 'alembic_version') FROM sqlite_master "
+    "WHERE type = 'table'"
+)
+
+
+def use_wal(engine: Engine) -> None:
+    """Put a SQLite database in WAL mode (written into the file: every connection then
+    uses it), outside any transaction, as a migration that made it ends."""
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute("PRAGMA journal_mode=WAL")  # type: ignore[union-attr]
+    finally:
+        raw.close()
+
+
 def _configure_sqlite(engine: Engine, synchronous: str, writers: _Writers) -> None:
     if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ValueError(f"unknown SQLite synchronous setting {synchronous!r}")
@@ -275,7 +294,12 @@ def _configure_sqlite(engine: Engine, synchronous: str, writers: _Writers) -> No
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL, a mode written into the file, for a new database or congvan's: another
+        # program's file is left as it is, byte for byte, by a command that reads it and
+        # refuses it (`migrate` refuses it too, or writes the mode once it made it).
+        tables, ours = cursor.execute(_WHOSE).fetchone()
+        if not tables or ours:
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")

@@ -16,7 +16,8 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from congvan.states.errors import DatabaseNotReady
-from congvan.storage.database import begin_readonly, shown_url
+from congvan.storage.database import begin_readonly, shown_url, use_wal
+from congvan.storage.tables import metadata
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -144,10 +145,24 @@ def _migrate(engine: Engine, revision: str) -> str | None:
             "(`alembic stamp`) if you know it.",
             current=None,
         )
+    elif clashing := _tables_not_made_here(engine):
+        raise DatabaseNotReady(
+            f"The database {shown_url(engine.url)} holds tables named as congvan's "
+            f"({', '.join(clashing[:5])}) and no record of a congvan revision: another "
+            "program's database; give congvan one of its own.",
+            current=None,
+        )
     from alembic import command
 
     command.upgrade(alembic_config(engine), revision)
+    use_wal(engine)
     return current_revision(engine)
+
+
+def _tables_not_made_here(engine: Engine) -> list[str]:
+    """Tables named as congvan's in a database with no congvan revision (sorted)."""
+    ours = set(metadata.tables)
+    return sorted(ours & set(inspect(engine).get_table_names()))
 
 
 def _refuse_unknown(engine: Engine, current: str) -> None:

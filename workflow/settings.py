@@ -6,6 +6,7 @@ import ipaddress
 import os
 import re
 from datetime import date, datetime, time, timedelta
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -19,6 +20,15 @@ from congvan.states.networks import Network, parse_networks
 from congvan.states.timeliness import FIRST_DAY, LAST_DAY, VIETNAM, reckoned
 
 
+def _mail_address(text: str) -> bool:
+    """Whether ``text`` is one mail address, bare or with a display name."""
+    if len(getaddresses([text])) != 1:
+        return False
+    _name, address = parseaddr(text)
+    local, at, host = address.rpartition("@")
+    return bool(at and local and host) and not any(ch.isspace() for ch in address)
+
+
 def _http_url(url: str, setting: str, example: str) -> str:
     """``url`` as it is reached: an http(s) URL with a host and a port that can be, no
     user, fragment, blank or control character, its host in ASCII (a Vietnamese name
@@ -30,9 +40,11 @@ def _http_url(url: str, setting: str, example: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{setting} must be an http(s) URL, {example}")
     try:
-        parts.port  # noqa: B018 - reading it checks it (0 to 65535)
+        port = parts.port  # reading it checks it (0 to 65535)
     except ValueError:
-        raise ValueError(f"{setting} names a port that cannot be, {example}") from None
+        port = 0
+    if port == 0:  # nothing is ever reached at port 0
+        raise ValueError(f"{setting} names a port that cannot be, {example}")
     if parts.username is not None or parts.password is not None or parts.fragment:
         raise ValueError(f"{setting} is a plain address, with no user or fragment, {example}")
     if any(ch.isspace() or not ch.isprintable() for ch in url):
@@ -245,11 +257,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
 
     # Input limits; each has its own error code when passed.
-    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=1 << 40)
     # A body that stops coming is dropped (408 request_timeout): no byte for this long, or,
     # once it has taken this long, coming slower than ``body_min_bytes_per_second``.
     body_idle_seconds: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
-    body_min_bytes_per_second: int = Field(default=8 * 1024, ge=0)
+    body_min_bytes_per_second: int = Field(default=8 * 1024, ge=0, le=1 << 30)
     # Packages read by the inbox at once, from peers not yet proven (each may spill to a
     # temporary file up to max_request_bytes); more are answered 503 server_busy.
     inbox_concurrency: int = Field(default=16, ge=1, le=1024)
@@ -259,7 +271,7 @@ class Settings(BaseSettings):
     max_text_length: int = Field(default=500, ge=10)
     max_subject_length: int = Field(default=1000, ge=10)
     max_content_length: int = Field(default=200_000, ge=10)
-    max_page_size: int = Field(default=200, ge=1)
+    max_page_size: int = Field(default=200, ge=1, le=10_000)
 
     @field_validator("data_dir", mode="before")
     @classmethod
@@ -313,6 +325,13 @@ class Settings(BaseSettings):
         tsa_example = "e.g. https://tsa.example.vn/tsr"
         self.tsa_url = _http_url(self.tsa_url, "tsa_url", tsa_example) if self.tsa_url else None
         self.smtp_host = _host_name(self.smtp_host, "smtp_host") if self.smtp_host else None
+        if not _mail_address(self.smtp_from):
+            raise ValueError(
+                f"smtp_from {self.smtp_from!r} is not a mail address (name@host, or "
+                "'Name <name@host>')"
+            )
+        if self.smtp_ca_file is not None and not self.smtp_ca_file.is_file():
+            raise ValueError(f"smtp_ca_file {self.smtp_ca_file} is not a file")
         if self.smtp_username and not self.smtp_starttls and not _on_this_machine(self.smtp_host):
             raise ValueError(
                 "smtp_username needs smtp_starttls: the password would cross the network in "

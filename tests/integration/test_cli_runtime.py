@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -163,6 +164,14 @@ def test_what_an_operator_can_mend_is_said_in_one_coded_line_never_a_traceback(
         ({"CONGVAN_TSA_URL": "https://tsa.vn:99999/tsr"}, ["graph"], "invalid_input"),
         ({"CONGVAN_TSA_URL": "tsa.vn/tsr"}, ["graph"], "invalid_input"),
         ({"CONGVAN_TSA_URL": "https://tsa.vn/t sr"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_TSA_URL": "http://tsa.vn:0/tsr"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_SMTP_FROM": "not an address"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_SMTP_FROM": "a@hue.vn, b@hue.vn"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_SMTP_CA_FILE": str(tmp_path / "no-ca.pem")}, ["graph"], "invalid_input"),
+        # Limits past what any request or page could be (a page size past SQLite's integers)
+        ({"CONGVAN_MAX_PAGE_SIZE": "99999999999999999999999"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_MAX_REQUEST_BYTES": "1e30"}, ["graph"], "invalid_input"),
+        ({"CONGVAN_BODY_MIN_BYTES_PER_SECOND": str(1 << 40)}, ["graph"], "invalid_input"),
         ({"CONGVAN_SMTP_HOST": "smtp://mail.vn"}, ["graph"], "invalid_input"),
         ({"CONGVAN_SMTP_HOST": "mail server.vn"}, ["graph"], "invalid_input"),
         ({"CONGVAN_SMTP_HOST": "mail..vn"}, ["graph"], "invalid_input"),
@@ -566,6 +575,30 @@ def test_a_process_whose_clock_differs_from_the_databases_will_not_start(
         assert ("ahead of" if skew > 0 else "behind") in caught.value.message
     finally:
         engine.dispose()
+
+
+def test_a_read_leaves_another_programs_database_file_as_it_was(
+    tmp_path: Path, capsys: CaptureFixture[str]
+) -> None:
+    # Given a data folder whose database file is another program's
+    path = tmp_path / "congvan.db"
+    with sqlite3.connect(path) as other:
+        other.execute("CREATE TABLE notes (x INTEGER)")
+    other.close()
+    before = path.read_bytes()
+
+    # When a command reads it
+    assert main(["--data-dir", str(tmp_path), "documents", "list", "--agency", "X"]) == 2
+
+    # Then it is refused, and the file is byte for byte as it was (no journal mode written)
+    assert "error [database_not_migrated]" in capsys.readouterr().err
+    assert path.read_bytes() == before
+    # While `migrate` beside it, in a database of congvan's own, makes it in WAL mode
+    own = tmp_path / "own"
+    assert main(["--data-dir", str(own), "migrate"]) == 0
+    with sqlite3.connect(own / "congvan.db") as made_here:
+        assert made_here.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    made_here.close()
 
 
 def test_a_vietnamese_public_url_is_named_as_certificates_name_it() -> None:

@@ -156,6 +156,29 @@ def test_tables_without_a_record_of_their_revision_are_not_migrated_over(
     assert "no record of their revision" in refused.value.message
 
 
+def test_another_programs_tables_named_as_ours_are_not_migrated_over(engine: Engine) -> None:
+    # Given a database another program made, with a table named as one of congvan's
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE documents (x INTEGER)"))
+
+    # Then migrate refuses, saying whose it is, rather than failing halfway ("table exists")
+    with pytest.raises(DatabaseNotReady) as refused:
+        migrate(engine)
+    assert "another program's database" in refused.value.message
+    assert "(documents)" in refused.value.message
+    assert table_names(engine) == {"documents"}
+
+
+def test_a_database_shared_with_another_programs_tables_is_migrated(engine: Engine) -> None:
+    # Given a database holding tables of another program, none named as congvan's
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE payroll (x INTEGER)"))
+
+    # Then congvan's tables are made beside them
+    migrate(engine)
+    assert {"payroll", "documents", "alembic_version"} <= table_names(engine)
+
+
 def test_an_older_database_is_sent_to_migrate(engine: Engine) -> None:
     migrate(engine, "0001")
     with pytest.raises(DatabaseNotReady) as refused:
