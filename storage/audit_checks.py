@@ -3,9 +3,10 @@ for (state and version, dispatches, signatures) held to what it recorded."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,11 +17,20 @@ from congvan.states.dispatch import AUDIT_PREFIX, DISPATCH, FAILED
 
 from .audit import GENESIS, AuditRow, NewEntry, digest, entry_hash, stored_chain
 from .clock import as_utc
-from .signed_fields import AsStored, as_stored, fields_moved
-from .tables import AuditEntry, Dispatch, Document, EscalationRow, Signature, chain_tables
+from .signed_fields import as_received, as_stored, fields_moved, received_moved
+from .tables import (
+    AuditEntry,
+    Dispatch,
+    Document,
+    EscalationRow,
+    ReceivedDocument,
+    Signature,
+    chain_tables,
+)
 
 _audit = AuditEntry.__table__  # type: ignore[attr-defined]
 _documents = Document.__table__  # type: ignore[attr-defined]
+_received = ReceivedDocument.__table__  # type: ignore[attr-defined]
 _dispatches = Dispatch.__table__  # type: ignore[attr-defined]
 _escalations = EscalationRow.__table__  # type: ignore[attr-defined]
 _signatures = Signature.__table__  # type: ignore[attr-defined]
@@ -56,7 +66,7 @@ def verify_document(
     at: tuple[str, int] | None = None,
     sent: SentBy | None = None,
     signed: Sequence[SignedRow] = (),
-    stored: AsStored | None = None,
+    held: Callable[[Sequence[AuditRow]], str | None] | None = None,
 ) -> ChainProblem | None:
     """Check one document's chain against its stored head; ``None`` when it verifies.
 
@@ -65,9 +75,9 @@ def verify_document(
     every move of a row writes an entry, so the row stands where its trail ends; a row
     elsewhere was moved by SQL (its head hash left as it was). ``sent``, an outgoing
     document's dispatches, are held to their trail alike (:func:`_dispatch_moved`);
-    ``signed``, its signature rows, to the entries accepting them; ``stored``, what its
-    row says of what a signature covers, to the manifest its trail accepted
-    (``signed_fields``)."""
+    ``signed``, its signature rows, to the entries accepting them; ``held`` says how the
+    row departs from what its trail and the manifest it accepted make it
+    (``signed_fields``), if it does."""
     rows, wrong = stored_chain(conn, document_id)
     if wrong is not None:
         earlier = verify_entries(document_id, rows, None) if rows else None
@@ -90,10 +100,8 @@ def verify_document(
         problem = _dispatch_moved(document_id, rows, sent)
     if problem is None and signed:
         problem = _signature_swapped(document_id, rows, signed)
-    if problem is None and stored is not None:
-        manifests = {s.id: s.manifest for s in signed}
-        if moved := fields_moved(rows, stored, manifests):
-            return ChainProblem(document_id, None, None, "altered", moved)
+    if problem is None and held is not None and (moved := held(rows)):
+        return ChainProblem(document_id, None, None, "altered", moved)
     return problem
 
 
@@ -223,6 +231,29 @@ def _sent_by(conn: Connection, document_ids: list[str]) -> dict[str, SentBy]:
     }
 
 
+def _held(
+    conn: Connection, table: Any, ids: list[str], signed: Mapping[str, Sequence[SignedRow]]
+) -> dict[str, Callable[[Sequence[AuditRow]], str | None]]:
+    """How each row of ``ids`` is held to what its trail and manifest make it: an outgoing
+    document past review to what its signature covers, a received one to the manifest it
+    arrived with (``signed_fields``)."""
+    if table is _documents:
+        return {
+            doc: functools.partial(
+                fields_moved,
+                stored=stored,
+                manifests={s.id: s.manifest for s in signed.get(doc, ())},
+            )
+            for doc, stored in as_stored(conn, ids).items()
+        }
+    if table is _received:
+        return {
+            doc: functools.partial(received_moved, stored=stored)
+            for doc, stored in as_received(conn, ids).items()
+        }
+    return {}
+
+
 def verify_entries(
     document_id: str, rows: Sequence[NewEntry], head: str | None
 ) -> ChainProblem | None:
@@ -290,7 +321,7 @@ def verify_chains(
             ids = [r[0] for r in page]
             sent = _sent_by(conn, ids) if table is _documents else {}
             signed = _signed_by(conn, ids) if table is _documents else {}
-            stored = as_stored(conn, ids) if table is _documents else {}
+            held = _held(conn, table, ids, signed)
             for doc_id, head, state, version in page:
                 at = (state, version)
                 yield (
@@ -302,7 +333,7 @@ def verify_chains(
                         at,
                         sent.get(doc_id),
                         signed.get(doc_id, ()),
-                        stored.get(doc_id),
+                        held.get(doc_id),
                     ),
                 )
             last = page[-1][0]

@@ -1,4 +1,5 @@
-"""Whether an outgoing document's row still says what its signature covers.
+"""Whether a document's row still says what was signed: an outgoing document's what its
+signature covers, a received document's what the manifest it arrived with says.
 
 Once signed, a document's metadata and recipients change only by an ``update`` (a
 correction sent to its recipients), whose audit entry keeps each field's value before and
@@ -7,6 +8,11 @@ digest), with the corrections recorded after it applied in order, is what the ro
 say; a value elsewhere was written by SQL, outside any transition. Drafts and reviewed
 documents change by edits, whose entries name the fields changed and not their values:
 their rows are held to their trail by state and version only.
+
+A received document's row is what its ``receive`` entry names (the sender, the message id,
+the package's and the manifest's digests) and the metadata that manifest gives, with the
+corrections of the updates its clerk agreed to (``agree_update``, each field's value
+before and after) applied in order.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from congvan.states.document import DRAFT, REVIEWED
 from congvan.states.fields import SIGNED, SIGNED_WHEN_SET, SIGNED_WHEN_TRUE
 
 from .audit import AuditRow
-from .tables import Document, Recipient
+from .tables import Document, ReceivedDocument, Recipient
 
 _documents = Document.__table__  # type: ignore[attr-defined]
+_received = ReceivedDocument.__table__  # type: ignore[attr-defined]
 _recipients = Recipient.__table__  # type: ignore[attr-defined]
 # The row's columns a manifest names: the issuing agency and the signed metadata.
 _COLUMNS = ("agency_id", *SIGNED, *SIGNED_WHEN_TRUE, *SIGNED_WHEN_SET)
@@ -105,6 +112,99 @@ def fields_moved(
             "transition"
         )
     return None
+
+
+# A received row's columns its receive entry names, by the entry's member.
+_ARRIVAL = {
+    "sender": "sender_id",
+    "message_id": "message_id",
+    "package_sha256": "package_sha256",
+    "manifest_sha256": "manifest_sha256",
+}
+# Its metadata columns, by the manifest's member they are taken from.
+_RECEIVED_FIELDS = {
+    "document_id": "sender_document_id",
+    "number": "number",
+    "symbol": "symbol",
+    "doc_type": "doc_type",
+    "subject": "subject",
+    "issued_on": "issued_on",
+    "urgency": "urgency",
+}
+# What an agreed update writes into the row's own columns; the rest go in ``corrections``.
+_CORRECTED_COLUMNS = ("subject", "issued_on")
+_RECEIVED_COLUMNS = (
+    "agency_id",
+    *_ARRIVAL.values(),
+    *_RECEIVED_FIELDS.values(),
+    "manifest",
+    "corrections",
+)
+
+
+def as_received(conn: Connection, document_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+    """The rows of those of ``document_ids`` that are received documents, by column."""
+    c = _received.c
+    query = select(c.id, *(c[name] for name in _RECEIVED_COLUMNS)).where(c.id.in_(document_ids))
+    return {
+        row[0]: dict(zip(_RECEIVED_COLUMNS, row[1:], strict=True)) for row in conn.execute(query)
+    }
+
+
+def received_moved(rows: Sequence[AuditRow], stored: Mapping[str, Any]) -> str | None:
+    """How a received document's row departs from its arrival and the manifest it came
+    with, corrected by the updates its clerk agreed to; ``None`` when it does not."""
+    arrived = next((r for r in rows if r.event == "receive"), None)
+    if arrived is None:
+        return None  # its trail is broken otherwise, and said so
+    entry = json.loads(arrived.payload)
+    for member, column in _ARRIVAL.items():
+        if member in entry and stored[column] != entry[member]:
+            return _moved(column, stored[column], entry[member], "its arrival recorded")
+    manifest = bytes(stored["manifest"])
+    if hashlib.sha256(manifest).hexdigest() != entry.get("manifest_sha256"):
+        return (
+            "its manifest is not the one it arrived with: the row was changed outside a transition"
+        )
+    try:
+        signed = json.loads(manifest)
+    except ValueError:
+        signed = None
+    if not isinstance(signed, dict):
+        return "its manifest is not a JSON object"
+    recipients = signed.get("recipients")
+    if isinstance(recipients, list) and stored["agency_id"] not in recipients:
+        return _moved("agency_id", stored["agency_id"], recipients, "its manifest addresses")
+    expected = {column: signed.get(member) for member, column in _RECEIVED_FIELDS.items()}
+    expected["urgency"] = int(expected["urgency"] or 0)
+    corrections: dict[str, Any] = {}
+    for row in rows:
+        if row.event != "agree_update":
+            continue
+        changed = json.loads(row.payload).get("changed")
+        for name, change in changed.items() if isinstance(changed, dict) else ():
+            if isinstance(change, dict):
+                corrections[name] = change.get("to")
+                if name in _CORRECTED_COLUMNS:
+                    expected[name] = change.get("to")
+    for column, value in expected.items():
+        if _plain(stored[column]) != _plain(value):
+            return _moved(column, stored[column], value, "the manifest it arrived with (and "
+                          "the corrections its trail records)")  # fmt: skip
+    try:
+        kept = json.loads(stored["corrections"] or "{}")
+    except ValueError:
+        kept = None
+    if kept != corrections:
+        return _moved("corrections", kept, corrections, "the updates its trail agreed to")
+    return None
+
+
+def _moved(column: str, found: Any, expected: Any, source: str) -> str:
+    return (
+        f"its {column} says {_shown(found)}, {source} says {_shown(expected)}: the row was "
+        "changed outside a transition"
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -332,18 +332,31 @@ def arrival(
     files: Sequence[PackedFile] = PACKED_FILES,
     **changes: Any,
 ) -> Arrival:
-    """A package from ``SENDER_ID`` as the inbox would store it once verified."""
-    manifest = b'{"format":"congvan-manifest/1"}'
+    """A package from ``SENDER_ID`` as the inbox would store it once verified: its
+    ``metadata`` what its manifest says (as the inbox reads it from there), unless a
+    ``manifest`` is given."""
+    document_id = changes.get("sender_document_id", f"doc-{message_id}")  # one per package
+    metadata = changes.get(
+        "metadata", {"number": 1227, "symbol": "UBND-TĐKT", "doc_type": "CV", "urgency": 0}
+    )
+    manifest = canonical(
+        {
+            "format": "congvan-manifest/1",
+            "document_id": document_id,
+            "recipients": [agency_id],
+            **metadata,
+        }
+    )
     package = packed(message_id, agency_id, manifest, files)
     facts: dict[str, Any] = {
         "id": new_id(),
         "agency_id": agency_id,
         "sender_id": SENDER_ID,
         "message_id": message_id,
-        "sender_document_id": f"doc-{message_id}",  # one document per package
+        "sender_document_id": document_id,
         "manifest": manifest,
         "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
-        "metadata": {"number": 1227, "symbol": "UBND-TĐKT", "doc_type": "CV", "urgency": 0},
+        "metadata": metadata,
         "package_sha256": hashlib.sha256(package).hexdigest(),
         "package": package,
         "receipt": b'{"status":"01"}',

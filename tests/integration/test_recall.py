@@ -802,6 +802,14 @@ def test_an_update_agreed_to_corrects_the_metadata_and_keeps_the_old_in_the_trai
     with pair.receiver.uow(readonly=True) as uow:
         [entry] = uow.audit.entries(received_id, "agree_update")
     assert entry.payload["changed"]["subject"] == {"from": old_subject, "to": fields["subject"]}
+    # (its row held to the manifest it arrived with, corrected as its trail records; the
+    # old subject written back by SQL is a chain altered)
+    assert chain_problems(pair.receiver) == {}
+    with pair.receiver.uow() as uow:
+        sql = "UPDATE received_documents SET subject = :old WHERE id = :id"
+        uow.conn.execute(text(sql), {"old": old_subject, "id": received_id})
+        uow.commit()
+    assert "its subject says" in chain_problems(pair.receiver)[received_id].detail
     # And A sees B agreed (15)
     sender_view = get(pair.sender, A, f"/v1/documents/{doc}")
     [request] = sender_view["requests"]

@@ -309,3 +309,38 @@ def test_a_received_documents_row_moved_by_sql_is_named_by_the_audit_check(
         [(chain, problem)] = list(uow.audit.verify(doc.id))
     assert problem is not None and (chain, problem.problem) == (doc.id, "altered")
     assert "its row says received at version 2, its trail ends at registered" in problem.detail
+
+
+@pytest.mark.parametrize(
+    ("values", "detail"),
+    [
+        ({"subject": "V/v giả mạo"}, "its subject says 'V/v giả mạo'"),
+        ({"number": 1228}, "its number says 1228"),
+        ({"urgency": 3}, "its urgency says 3"),
+        ({"sender_id": "000.00.99.H57"}, "its sender_id says '000.00.99.H57'"),
+        ({"corrections": '{"subject": "V/v khác"}'}, "its corrections says"),
+        ({"manifest": b'{"format":"congvan-manifest/1"}'}, "its manifest is not the one"),
+        ({"agency_id": OTHER_AGENCY_ID}, "its agency_id says"),
+    ],
+    ids=["subject", "number", "urgency", "sender", "corrections", "manifest", "agency"],
+)
+def test_a_received_documents_metadata_changed_by_sql_is_named_by_the_audit_check(
+    receiving: Runtime, values: dict[str, Any], detail: str
+) -> None:
+    # Given a received document registered, its chain verifying
+    doc, _stored = receiving.engine.receive(arrival(metadata={**LETTER, "subject": "V/v họp"}))
+    receiving.engine.fire_on("received", doc.id, "register", CLERK)
+    with receiving.uow(readonly=True) as uow:
+        assert [problem for _, problem in uow.audit.verify(doc.id)] == [None]
+
+    # When SQL changes what its row says the sender sent
+    table = ReceivedDocument.__table__  # type: ignore[attr-defined]
+    with receiving.uow() as uow:
+        uow.conn.execute(update(table).where(table.c.id == doc.id).values(**values))
+        uow.commit()
+
+    # Then its chain is altered at its head, naming what changed
+    with receiving.uow(readonly=True) as uow:
+        [(chain, problem)] = list(uow.audit.verify(doc.id))
+    assert problem is not None and (chain, problem.problem) == (doc.id, "altered")
+    assert detail in problem.detail, problem.detail
