@@ -82,11 +82,8 @@ def fields_moved(
             f"its signature {signature_id} covers another manifest than its trail accepted: "
             "the row was changed outside a transition"
         )
-    try:
-        signed = json.loads(manifest)
-    except ValueError:
-        signed = None
-    if not isinstance(signed, dict):
+    signed = _json_object(manifest)
+    if signed is None:
         return f"its signature {signature_id} has a manifest that is not a JSON object"
     expected: dict[str, Any] = {name: signed.get(name) for name in _COLUMNS}
     expected.update({name: bool(signed.get(name)) for name in SIGNED_WHEN_TRUE})
@@ -166,11 +163,8 @@ def received_moved(rows: Sequence[AuditRow], stored: Mapping[str, Any]) -> str |
         return (
             "its manifest is not the one it arrived with: the row was changed outside a transition"
         )
-    try:
-        signed = json.loads(manifest)
-    except ValueError:
-        signed = None
-    if not isinstance(signed, dict):
+    signed = _json_object(manifest)
+    if signed is None:
         return "its manifest is not a JSON object"
     recipients = signed.get("recipients")
     if isinstance(recipients, list) and stored["agency_id"] not in recipients:
@@ -198,6 +192,14 @@ def received_moved(rows: Sequence[AuditRow], stored: Mapping[str, Any]) -> str |
     if kept != corrections:
         return _moved("corrections", kept, corrections, "the updates its trail agreed to")
     return None
+
+
+def _json_object(text: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _moved(column: str, found: Any, expected: Any, source: str) -> str:

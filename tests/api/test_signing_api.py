@@ -1199,6 +1199,20 @@ def test_a_signature_stays_valid_in_the_api_after_an_update_corrected_the_metada
     assert "V/v khen thưởng (đính chính)" in problems[doc_id].detail
 
 
+def _signed_then(api: Api, sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A letter signed on the server (its chains verifying), then ``sql`` run on its
+    database (``:doc`` its id): the letter and the chains that no longer verify."""
+    doc = reviewed_letter(api)
+    assert sign(api, doc).status_code == 200
+    with api.runtime.uow(readonly=True) as uow:
+        assert [p for _, p in verify_chains(uow.conn) if p is not None] == []
+    with api.runtime.uow() as uow:
+        uow.conn.execute(text(sql), {"doc": doc, **params})
+        uow.commit()
+    with api.runtime.uow(readonly=True) as uow:
+        return doc, {d: p for d, p in verify_chains(uow.conn) if p is not None}
+
+
 @pytest.mark.parametrize(
     ("sql", "detail"),
     [
@@ -1240,21 +1254,12 @@ def test_a_signature_stays_valid_in_the_api_after_an_update_corrected_the_metada
 def test_a_signed_documents_row_changed_by_sql_breaks_its_chain(
     signed_api: tuple[Api, CertificateRow], sql: str, detail: str
 ) -> None:
-    # Given a letter signed on the server, its chain verifying
+    # Given a letter signed on the server, its chain verifying; when SQL changes what its
+    # row says of what was signed
     api, _ = signed_api
-    doc = reviewed_letter(api)
-    assert sign(api, doc).status_code == 200
-    with api.runtime.uow(readonly=True) as uow:
-        assert [p for _, p in verify_chains(uow.conn) if p is not None] == []
-
-    # When SQL changes what its row says of what was signed
-    with api.runtime.uow() as uow:
-        uow.conn.execute(text(sql), {"doc": doc})
-        uow.commit()
+    doc, problems = _signed_then(api, sql, {})
 
     # Then its chain is altered there, naming what changed (`congvan audit verify` says it)
-    with api.runtime.uow(readonly=True) as uow:
-        problems = {d: p for d, p in verify_chains(uow.conn) if p is not None}
     assert list(problems) == [doc]
     assert problems[doc].problem == "altered"
     assert detail in problems[doc].detail, problems[doc].detail
@@ -1298,21 +1303,12 @@ def test_a_drafts_row_is_not_held_to_a_signature_it_no_longer_has(
 def test_a_signature_swapped_or_added_by_sql_breaks_its_documents_chain(
     signed_api: tuple[Api, CertificateRow], sql: str, detail: str
 ) -> None:
-    # Given a letter signed on the server, its chain verifying
+    # Given a letter signed on the server, its chain verifying; when a signature row is
+    # swapped for another CMS (or one added) by SQL
     api, _ = signed_api
-    doc = reviewed_letter(api)
-    assert sign(api, doc).status_code == 200
-    with api.runtime.uow(readonly=True) as uow:
-        assert [p for _, p in verify_chains(uow.conn) if p is not None] == []
-
-    # When a signature row is swapped for another CMS (or one added) by SQL
-    with api.runtime.uow() as uow:
-        uow.conn.execute(text(sql), {"doc": doc, "other": b"0\x80forged"})
-        uow.commit()
+    doc, problems = _signed_then(api, sql, {"other": b"0\x80forged"})
 
     # Then its document's chain is altered, naming the signature
-    with api.runtime.uow(readonly=True) as uow:
-        problems = {d: p for d, p in verify_chains(uow.conn) if p is not None}
     assert list(problems) == [doc]
     assert problems[doc].problem == "altered"
     assert detail in problems[doc].detail
