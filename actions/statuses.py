@@ -26,12 +26,14 @@ import httpx
 
 from congvan.states.errors import CongvanError
 from congvan.states.received import ANSWER_CODE, RECEIVED_DOCUMENT, STATUS_CODE, STATUS_LABEL
-from congvan.states.text import printable
+from congvan.states.text import has_visible_text, printable
+from congvan.storage.audit import AuditEvent
 from congvan.storage.received import Received
 from congvan.storage.unit_of_work import UnitOfWork
 
 from .context import JobContext
 from .escalations.statuses import StatusWatch
+from .exchange.envelope import MAX_TEXT
 from .exchange.local import (
     LOCAL_STATUS,
     LOCAL_TIMEOUT_SECONDS,
@@ -87,6 +89,7 @@ class Notice:
     agency: AgencyKey  # valid at ``signed_at``
     at: datetime  # when the recipient did what the status reports
     signed_at: datetime  # the claim's moment: the message is signed as of now
+    staff: str | None = None  # who did it (QCVN 102's StaffInfo)
 
 
 class StatusSending(StagedJob[Notice]):
@@ -129,6 +132,7 @@ class StatusSending(StagedJob[Notice]):
             message_id, code = request.message_id, ANSWER_CODE[event]
             description = STATUS_LABEL[code]
             reason = request.answer_reason or None if code == "16" else None
+        made = _made(uow, received.id, ctx.job.payload, event)
         return Notice(
             received=received,
             message_id=message_id,
@@ -138,8 +142,9 @@ class StatusSending(StagedJob[Notice]):
             url=LOCAL_STATUS if peer is None else status_url(peer.inbox_url),
             timeout=LOCAL_TIMEOUT_SECONDS if peer is None else float(peer.timeout_seconds),
             agency=self.keys.require(uow, received.agency_id, ctx.now),
-            at=_made_at(uow, received.id, ctx.job.payload, event) or ctx.now,
+            at=made.at if made is not None else ctx.now,
             signed_at=ctx.now,
+            staff=_staff(uow, received.agency_id, made.actor) if made is not None else None,
         )
 
     def act(self, work: Notice) -> Answered:
@@ -154,6 +159,7 @@ class StatusSending(StagedJob[Notice]):
             agency=work.agency,
             reason=work.reason,
             signed_at=work.signed_at,
+            staff=work.staff,
         )
         body = {
             "status": base64.b64encode(sealed.body).decode(),
@@ -235,12 +241,25 @@ def _taken(response: httpx.Response) -> bool:
     )
 
 
-def _made_at(
+def _made(
     uow: UnitOfWork, received_id: str, payload: Mapping[str, Any], event: str
-) -> datetime | None:
-    """When the transition the status reports was made (its audit entry, by the version
-    the job was queued at): a status sent late, after a retry, still says when the
-    recipient registered or assigned it -- before it agreed to a recall, say."""
+) -> AuditEvent | None:
+    """The audit entry of the transition the status reports (by the version the job was
+    queued at): a status sent late, after a retry, still says when the recipient
+    registered or assigned it -- before it agreed to a recall, say -- and who did."""
     version = payload.get("version")
-    found = [a.at for a in uow.audit.entries(received_id, event) if a.version == version]
+    found = [a for a in uow.audit.entries(received_id, event) if a.version == version]
     return found[0] if found else None
+
+
+def _staff(uow: UnitOfWork, agency_id: str, actor: str) -> str | None:
+    """Who did what a status reports, as QCVN 102's StaffInfo names them: the person's
+    name and position among the agency's users (none for the system, or a user unnamed)."""
+    username, at, agency = actor.rpartition("@")
+    if not at or agency != agency_id:
+        return None
+    user = uow.agencies.user(agency_id, username)
+    if user is None or not has_visible_text(user.full_name):
+        return None
+    named = ", ".join(t.strip() for t in (user.full_name, user.position) if has_visible_text(t))
+    return named[:MAX_TEXT]

@@ -292,6 +292,7 @@ def dispatch_view(row: DispatchRow, statuses: list[StatusRow]) -> dict[str, Any]
                 "label": STATUS_LABEL[s.code],
                 "reason": s.reason or None,
                 "at": timestamp(s.at),
+                "staff": _staff_of(s.body),
             }
             for s in statuses
         ],
@@ -299,6 +300,15 @@ def dispatch_view(row: DispatchRow, statuses: list[StatusRow]) -> dict[str, Any]
         "last_error": row.last_error,
         "updated_at": timestamp(row.updated_at),
     }
+
+
+def _staff_of(body: bytes) -> str | None:
+    """Who the recipient says did what a status message reports (verified as it came)."""
+    try:
+        staff = json.loads(body).get("staff")
+    except (ValueError, AttributeError):
+        return None
+    return staff if isinstance(staff, str) else None
 
 
 def sending_timeliness(uow: UnitOfWork, document_id: str) -> dict[str, Any] | None:

@@ -851,10 +851,16 @@ def test_the_document_shows_each_recipients_progress_as_its_status_code(
     doc, job = pair.sent(make_document)
     assert sender_api.recipient(doc)["status_code"] is None
 
-    # When it arrives, B registers it, then B's leader assigns it
+    # When it arrives, B registers it (its clerk a user of B's, named), then B's leader
+    # assigns it (no user of that name at B: the system's, say)
     assert pair.sender.runner.run(job) == "done"
     arrived = sender_api.recipient(doc)
     [received] = pair.received()
+    with pair.receiver.uow() as uow:
+        now = pair.receiver.clock()
+        named = {"full_name": "Nguyễn Thị Lan", "position": "Văn thư"}
+        directory.ensure_user(uow, B, "clerk", ["clerk"], now, **named)
+        uow.commit()
     sender_api.b_does(received.id, "register", "clerk")
     registered = sender_api.recipient(doc)
     sender_api.b_does(received.id, "assign", "signer")
@@ -869,6 +875,9 @@ def test_the_document_shows_each_recipients_progress_as_its_status_code(
         "status_reason": None,
         "reported": ["03", "04"],
     }
+    # And each status names who did it there, when B knows them (QCVN 102's StaffInfo)
+    [dispatch] = sender_api.client.get(f"/v1/documents/{doc}").json()["dispatches"]
+    assert [r["staff"] for r in dispatch["reported"]] == ["Nguyễn Thị Lan, Văn thư", None]
 
 
 def test_a_status_message_from_another_agency_than_the_recipient_is_refused(

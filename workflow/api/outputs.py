@@ -202,6 +202,10 @@ class ReportedStatus(BaseModel):
     label: str
     reason: str | None = Field(description="Why it was refused (02)")
     at: Moment = Field(description="When it happened, as the recipient says")
+    staff: str | None = Field(
+        description="Who did it there (QCVN 102's StaffInfo: name and position), when the "
+        "recipient says"
+    )
 
 
 class UncorrectedOut(BaseModel):
