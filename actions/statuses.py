@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -262,4 +263,4 @@ def _staff(uow: UnitOfWork, agency_id: str, actor: str) -> str | None:
     if user is None or not has_visible_text(user.full_name):
         return None
     named = ", ".join(t.strip() for t in (user.full_name, user.position) if has_visible_text(t))
-    return named[:MAX_TEXT]
+    return unicodedata.normalize("NFC", named)[:MAX_TEXT]  # as the format has its text
