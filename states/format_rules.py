@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from .text import one_tone_placement
+
 # Document types and the abbreviation each puts in its symbol (Appendix III). A công văn
 # (CV) puts none: its symbol is agency + drafting unit, e.g. UBND-TĐKT.
 DOC_TYPES: dict[str, str] = {
@@ -177,7 +179,7 @@ def grants_competence(granted: str, written: str) -> bool:
     ``TM. ỦY BAN NHÂN DÂN`` / ``Q. CHỦ TỊCH``. An authority naming no competence covers any.
     """
     granted, written = competence_line(granted), competence_line(written)
-    if not granted or granted == written:
+    if not granted or _same_words(granted, written):
         return True
     chain = competence_chain(written)
     # In a stacked block (Appendix I) the upper line is the body's or the head's (TM., TL.)
@@ -185,7 +187,25 @@ def grants_competence(granted: str, written: str) -> bool:
     if chain is None or len(chain) < 2:
         return False
     prefix, title = chain[-1]
-    return granted == f"{prefix} {title}"
+    return _same_words(granted, f"{prefix} {title}")
+
+
+def _same_words(a: str, b: str) -> bool:
+    """The same words, whichever vowel of oa, oe, uy carries the tone (ỦY, UỶ)."""
+    return one_tone_placement(a) == one_tone_placement(b)
+
+
+def title_key(title: str) -> str:
+    """A title as compared: upper case, one tone placement, dots and runs of spaces as one
+    space (``CHỦ  TỊCH.`` is ``CHỦ TỊCH``)."""
+    return " ".join(one_tone_placement(title).upper().replace(".", " ").split())
+
+
+def same_office(position: str, title: str) -> bool:
+    """Whether ``position`` is the office ``title`` names, one naming it more fully than the
+    other (``CHỦ TỊCH UBND TỈNH`` holds ``CHỦ TỊCH``)."""
+    a, b = title_key(position), title_key(title)
+    return bool(a and b) and (a == b or a.startswith(b + " ") or b.startswith(a + " "))
 
 
 def is_deputy(position: str) -> bool:
@@ -196,7 +216,13 @@ def is_deputy(position: str) -> bool:
 
 
 def is_deputy_of(position: str, head: str) -> bool:
-    """Whether ``position`` is a deputy of ``head``: PHÓ CHỦ TỊCH (THƯỜNG TRỰC) of CHỦ TỊCH."""
-    upper = position.upper()
-    titles = (DEPUTY + head, *DEPUTY_TITLES.get(head, ()))
-    return any(upper == t or upper.startswith(t + " ") for t in titles)
+    """Whether ``position`` is a deputy of ``head``: PHÓ CHỦ TỊCH (THƯỜNG TRỰC) of CHỦ TỊCH;
+    of a head of two offices (``BỘ TRƯỞNG, CHỦ NHIỆM``), a deputy of either
+    (``PHÓ CHỦ NHIỆM``; ``THỨ TRƯỞNG, PHÓ CHỦ NHIỆM``)."""
+    heads = [h.strip() for h in head.split(",") if h.strip()]
+    for office in (p.strip().upper() for p in position.split(",")):
+        for one in heads:
+            titles = (DEPUTY + one, *DEPUTY_TITLES.get(one, ()))
+            if any(office == t or office.startswith(t + " ") for t in titles):
+                return True
+    return False

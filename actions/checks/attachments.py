@@ -99,12 +99,43 @@ def named_type(filename: str) -> str | None:
     return EXTENSIONS.get(f".{ending.lower()}") if dot and stem else None
 
 
+# An Office 97-2003 file (a compound file, MS-CFB) and the stream that says which.
+OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+OLE_STREAMS = {
+    "WordDocument".encode("utf-16-le"): "application/msword",
+    "Workbook".encode("utf-16-le"): "application/vnd.ms-excel",
+    "Book".encode("utf-16-le"): "application/vnd.ms-excel",  # Excel 5/95
+}
+# Other names clients give the same types (browsers on Windows, older mail programs).
+ALIASES = {
+    "application/x-zip-compressed": ZIP,
+    "application/x-zip": ZIP,
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "application/x-pdf": PDF,
+    "application/excel": "application/vnd.ms-excel",
+    "application/x-excel": "application/vnd.ms-excel",
+    "application/doc": "application/msword",
+}
+
+
+def _ole_type(data: bytes) -> str:
+    """Word or Excel 97-2003 by the stream the compound file holds (its directory names
+    it in UTF-16), or a compound file of another kind."""
+    for stream, media_type in OLE_STREAMS.items():
+        if stream + b"\x00\x00" in data:
+            return media_type
+    return "application/x-ole-storage"
+
+
 def detect(data: bytes) -> str:
     """The media type the bytes themselves show, whatever the client said."""
     if not data:
         return "application/x-empty"
     if data.startswith(b"PK\x03\x04"):
         return _zip_type(data)
+    if data.startswith(OLE):
+        return _ole_type(data)
     try:
         return str(puremagic.from_string(data, mime=True)) or "application/octet-stream"
     except puremagic.PureError:
@@ -164,7 +195,7 @@ def declared_type(inp: CheckInput) -> Finding:
     for a in inp.attachments:
         detected = inp.detected_type(a.sha256, detect)
         named = named_type(a.filename)
-        if a.media_type != detected or named != detected:
+        if ALIASES.get(a.media_type, a.media_type) != detected or named != detected:
             mismatched.append(
                 {
                     "filename": a.filename,

@@ -17,6 +17,7 @@ from congvan.states.format_rules import (
     is_deputy,
     is_deputy_of,
     nfc,
+    same_office,
     symbol_cased,
     symbol_shaped,
 )
@@ -200,11 +201,16 @@ def subject(inp: CheckInput) -> Finding:
 
 # A word of two letters or more (of any script): what a summary is written in.
 _WORD = re.compile(r"[^\W\d_]{2,}")
+# A Vietnamese vowel carrying a mark (breve, circumflex, horn, tone): a word written out.
+_MARKED_VOWEL = re.compile(r"[ĂÂÊÔƠƯÁÀẢÃẠẮẰẲẴẶẤẦẨẪẬÉÈẺẼẸẾỀỂỄỆÍÌỈĨỊÓÒỎÕỌỐỒỔỖỘỚỜỞỠỢÚÙỦŨỤỨỪỬỮỰÝỲỶỸỴ]")
 # "V/v" (về việc) opening an official letter's subject: no summary by itself.
 _LETTER_PREFIX = re.compile(r"^\s*v/v\b", re.IGNORECASE)
-# A date written into the place: "ngày 06 tháng 02 năm 2021", "06/02/2021".
+# A date written into the place: "ngày 06 tháng 02 năm 2021", "ngày…tháng…năm…" (the
+# line's blank), "06/02/2021", "6/2/21", "2021-02-06".
 _DATED = re.compile(
-    r"\bngày\s*\d{1,2}\b|\btháng\s*\d{1,2}\b|\bnăm\s*\d{4}\b|\b\d{1,2}[/.-]\d{1,2}[/.-]\d{4}\b",
+    r"\bngày\s*\d{1,2}(?!\d)|\btháng\s*\d{1,2}(?!\d)|\bnăm\s*\d{4}(?!\d)"
+    r"|\bngày\b.*\btháng\b"
+    r"|(?<!\d)\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})(?!\d)|(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)",
     re.IGNORECASE,
 )
 
@@ -219,7 +225,10 @@ def subject_case(inp: CheckInput) -> Finding:
     """Decree 30 Appendix I prints a subject in lower case (chữ in thường), as a sentence;
     an abbreviation in it stays (UBND, COVID-19), a subject of capitals alone is a title."""
     words = _WORD.findall(_LETTER_PREFIX.sub("", inp.document.subject or "", count=1))
-    if len(words) >= 3 and all(w.isupper() for w in words):
+    # Words written out in capitals (a vowel with a mark: TĂNG, CƯỜNG), not abbreviations
+    # (UBND, HĐND, BHXH): three or more, and most of the subject
+    capitals = [w for w in words if w.isupper() and _MARKED_VOWEL.search(w)]
+    if len(capitals) >= 3 and 3 * len(capitals) >= 2 * len(words):
         return fail(
             "Trích yếu viết toàn chữ in hoa; Nghị định 30 trình bày trích yếu bằng chữ in thường.",
             "The subject is written in capitals; Decree 30 writes a subject in lower case.",
@@ -324,7 +333,7 @@ def signer_block(inp: CheckInput) -> Finding:
                 value=competence,
             )
         for prefix, title in chain:
-            if prefix in ("TL.", "TUQ.") and title.casefold() == position.casefold():
+            if prefix in ("TL.", "TUQ.") and same_office(position, title):
                 # By the head's order (TL.), or authorised by the head (TUQ.): someone
                 # else than that head, who signs in their own right
                 return fail(

@@ -448,6 +448,14 @@ def word_document() -> bytes:
     return office_file(("word/document.xml", "<w:document/>"))
 
 
+def ole_file(stream: str) -> bytes:
+    """An Office 97-2003 file as far as its type shows: the compound file's signature and
+    a directory entry naming ``stream`` (in UTF-16, as the format writes names)."""
+    header = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(16) + b"\x3e\x00\x03\x00\xfe\xff"
+    entry = (stream.encode("utf-16-le") + b"\x00\x00").ljust(128, b"\x00")
+    return header.ljust(512, b"\x00") + entry.ljust(512, b"\x00")
+
+
 def spreadsheet() -> dict[str, Any]:
     """An Excel appendix, declared as what it is."""
     data = office_file(("xl/workbook.xml", "<workbook/>"))
@@ -750,6 +758,17 @@ VARIANTS = [
     fails("place with a date in figures", PLACE_DATE, fields={"place": "Huế 06/02/2021"},
           details={"field": "place"}),
     passes("place of a ward with a number", PLACE_DATE, fields={"place": "Phường 12"}),
+    *(
+        fails(f"place holding a date: {place!r}", PLACE_DATE, fields={"place": place},
+              details={"field": "place"})
+        for place in ("Huế, ngày…tháng…năm…", "Huế, 2021-02-06", "Huế, 6/2/21",
+                      "Huế,ngày06tháng02năm2021")
+    ),
+    *(
+        passes(f"place named with a word of the calendar: {place!r}", PLACE_DATE,
+               fields={"place": place})
+        for place in ("Năm Căn", "Ngã Năm", "Tháng Mười")
+    ),
     fails("date missing", PLACE_DATE, fields={"issued_on": None}, details={"field": "issued_on"}),
     fails("dated tomorrow", PLACE_DATE, fields={"issued_on": "2021-02-07"},
           details={"field": "issued_on", "value": "2021-02-07", "today": ISSUED}),
@@ -810,6 +829,11 @@ VARIANTS = [
            fields={"subject": "V/v UBND tỉnh phòng, chống COVID-19"}),
     passes("subject of one abbreviation", "format.subject_case",
            fields={"subject": "V/v BHXH TP"}),
+    passes("subject of abbreviations alone", "format.subject_case",
+           fields={"subject": "V/v UBND, HĐND, MTTQ"}),
+    fails("subject in capitals but for a word", "format.subject_case",
+          fields={"subject": "V/v BÁO CÁO TÌNH HÌNH KINH TẾ - XÃ HỘI năm 2026"},
+          details={"field": "subject"}),
     passes("decision needs no V/v", "format.subject_prefix",
            fields={"doc_type": "QĐ", "subject": "Về việc khen thưởng"}),
     fails("letter subject without V/v", "format.subject_prefix",
@@ -824,6 +848,18 @@ VARIANTS = [
               details={"field": "signer_competence", "value": f"{prefix} CHỦ TỊCH"})
         for prefix in ("TL.", "TUQ.")
     ),
+    *(
+        fails(f"the chairman, written {position!r}, signing TL. of himself", SIGNER_BLOCK,
+              fields={"signer_competence": "TL. CHỦ TỊCH", "signer_position": position},
+              details={"field": "signer_competence"})
+        for position in ("CHỦ TỊCH UBND TỈNH", "CHỦ  TỊCH.")
+    ),
+    passes("a deputy of a head of two offices", SIGNER_BLOCK,
+           fields={"signer_competence": "KT. BỘ TRƯỞNG, CHỦ NHIỆM",
+                   "signer_position": "PHÓ CHỦ NHIỆM", "signer_user": ""}),
+    passes("a deputy of both offices", SIGNER_BLOCK,
+           fields={"signer_competence": "KT. BỘ TRƯỞNG, CHỦ NHIỆM",
+                   "signer_position": "THỨ TRƯỞNG, PHÓ CHỦ NHIỆM", "signer_user": ""}),
     passes("chairman signs in his own name", SIGNER_BLOCK,
            fields={"signer_competence": "", "signer_position": "CHỦ TỊCH",
                    "signer_name": CHAIRMAN_NAME, "signer_user": CHAIRMAN}),
@@ -1086,6 +1122,9 @@ VARIANTS = [
                                   valid_from=date(2021, 1, 1)))),
     passes("competence typed in decomposed Unicode", AUTHORITY,
            fields={"signer_competence": nfd("KT. CHỦ TỊCH")}),
+    passes("the committee's name with the other tone placement (ỦY, UỶ)", AUTHORITY,
+           fields={"signer_competence": "TM. UỶ BAN NHÂN DÂN\nKT. CHỦ TỊCH"},
+           grants=(Grant(competence="TM. ỦY BAN NHÂN DÂN KT. CHỦ TỊCH"),)),
     fails("no signer named", AUTHORITY, fields={"signer_user": ""},
           details={"field": "signer_user"}),
     fails("signer holds no authority", AUTHORITY, grants=(), details=ON_THE_DAY),
@@ -1157,6 +1196,17 @@ VARIANTS = [
     ),
     passes("main PDF named in capitals", "attachments.media_type",
            files=lambda: [main_pdf() | {"filename": "1227.PDF"}]),
+    passes("Word 97-2003 and Excel 97-2003 appendices", "attachments.media_type",
+           files=lambda: [main_pdf(),
+                          appendix(ole_file("WordDocument"), "to-trinh.doc",
+                                   media_type="application/msword"),
+                          appendix(ole_file("Workbook"), "bang.xls",
+                                   media_type="application/vnd.ms-excel")]),
+    fails("a compound file of another kind", "attachments.media_type",
+          files=lambda: [main_pdf(), appendix(ole_file("Contents"), "ban-ve.doc",
+                                              media_type="application/msword")],
+          details={"files": [{"filename": "ban-ve.doc", "role": "appendix",
+                              "detected": "application/x-ole-storage"}]}),
     fails("appendix is a Windows program", "attachments.media_type",
           files=lambda: [main_pdf(), appendix(b"MZ\x90\x00\x03" + bytes(200), "phu-luc.exe",
                                               media_type="application/octet-stream")],
@@ -1191,6 +1241,9 @@ VARIANTS = [
     passes("zipped scans declared as ZIP", "attachments.declared_type",
            files=lambda: [main_pdf(), appendix(archive(("trang-1.png", "")), "ban-chup.zip",
                                                media_type="application/zip")]),
+    passes("zipped scans declared as browsers on Windows do", "attachments.declared_type",
+           files=lambda: [main_pdf(), appendix(archive(("trang-1.png", "")), "ban-chup.zip",
+                                               media_type="application/x-zip-compressed")]),
     fails("damaged spreadsheet", "attachments.declared_type",
           files=lambda: [main_pdf(), appendix(b"PK\x03\x04" + bytes(40), "bang.xlsx",
                                               media_type=XLSX)],
