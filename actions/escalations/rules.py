@@ -336,8 +336,11 @@ class RuleTimers(Lifecycle):
                 error = current.last_error if current else ""
             error = str(error)
             kind = refusal_kind(error)
+            # The recipient's refusal as given: a status 02's reason (kept on the dispatch
+            # after its code), or the inbox's refusal with its reason code
+            reason = error.removeprefix(f"{d.RECIPIENT_REFUSED}: ")
             self.open_for_dispatch(
-                uow, kind, dispatch_id, change.now, change.now, detail={"reason": error, **follows}
+                uow, kind, dispatch_id, change.now, change.now, detail={"reason": reason, **follows}
             )
 
     def _request(self, uow: UnitOfWork, change: Change, request_id: str) -> None:

@@ -411,6 +411,10 @@ def test_the_recipients_status_settles_a_dispatch_that_failed_with_its_outcome_u
         active = uow.escalations.active_of_document(doc)
         assert [a.kind for a in active] == open_kinds
         assert all(a.detail.get("follows") == warned.id for a in active)
+        # (a refusal's escalation says the recipient's reason as given, no code before it)
+        assert [a.detail.get("reason") for a in active] == [
+            (data or {}).get("reason") for _ in open_kinds
+        ]
         assert [p for _, p in verify_chains(uow.conn) if p is not None] == []
 
 
