@@ -17,9 +17,10 @@ from congvan.states.dispatch import AUDIT_PREFIX, DISPATCH, FAILED
 
 from .audit import GENESIS, AuditRow, NewEntry, digest, entry_hash, stored_chain
 from .clock import as_utc
-from .signed_fields import as_received, as_stored, fields_moved, received_moved
+from .signed_fields import as_received, as_stored, digest_of, fields_moved, received_moved
 from .tables import (
     AuditEntry,
+    Blob,
     Dispatch,
     Document,
     EscalationRow,
@@ -31,6 +32,7 @@ from .tables import (
 _audit = AuditEntry.__table__  # type: ignore[attr-defined]
 _documents = Document.__table__  # type: ignore[attr-defined]
 _received = ReceivedDocument.__table__  # type: ignore[attr-defined]
+_blobs = Blob.__table__  # type: ignore[attr-defined]
 _dispatches = Dispatch.__table__  # type: ignore[attr-defined]
 _escalations = EscalationRow.__table__  # type: ignore[attr-defined]
 _signatures = Signature.__table__  # type: ignore[attr-defined]
@@ -98,7 +100,7 @@ def verify_document(
             return ChainProblem(document_id, None, None, "altered", detail)
     if problem is None and sent is not None:
         problem = _dispatch_moved(document_id, rows, sent)
-    if problem is None and signed:
+    if problem is None:
         problem = _signature_swapped(document_id, rows, signed)
     if problem is None and held is not None and (moved := held(rows)):
         return ChainProblem(document_id, None, None, "altered", moved)
@@ -114,6 +116,12 @@ class SignedRow:
     manifest_sha256: str
     cms_sha256: str
     manifest: bytes
+    held_as_text: str | None = None  # a column SQL wrote text into, where bytes belong
+    # What the sign entry records of it too: its certificate, how it was made, its PDF.
+    certificate: str | None = None
+    mode: str | None = None
+    signed_pdf_sha256: str | None = None
+    signed_pdf_digest: str | None = None  # of the bytes stored under that name (None: none)
 
 
 def _signature_swapped(
@@ -132,20 +140,36 @@ def _signature_swapped(
                 unnamed = True  # an entry of before signatures were named: nothing to hold
     for held in signed:
         signature_id = held.id
+        if held.held_as_text:
+            detail = f"its signature {signature_id} holds text in {held.held_as_text}"
+            return ChainProblem(document_id, None, None, "altered", detail)
         entry = accepted.get(signature_id)
         if entry is None:
             if unnamed:
                 continue
             detail = f"its signature {signature_id} was accepted by no entry of its trail"
             return ChainProblem(document_id, None, None, "altered", detail)
-        kept = {"manifest_sha256": held.manifest_sha256, "cms_sha256": held.cms_sha256}
+        kept = {
+            "manifest_sha256": held.manifest_sha256,
+            "cms_sha256": held.cms_sha256,
+            "certificate": held.certificate,
+            "mode": held.mode,
+            "signed_pdf_sha256": held.signed_pdf_sha256,
+        }
         differ = [k for k, v in kept.items() if k in entry and entry[k] != v]
+        if held.signed_pdf_sha256 and held.signed_pdf_digest != held.signed_pdf_sha256:
+            what = "gone" if held.signed_pdf_digest is None else "not the bytes signed"
+            detail = f"its signature {signature_id}'s signed PDF is {what}"
+            return ChainProblem(document_id, None, None, "altered", detail)
         if differ:
             detail = (
                 f"its signature {signature_id} is not the one its trail accepted "
                 f"({', '.join(differ)} differ): the row was changed outside a transition"
             )
             return ChainProblem(document_id, None, None, "altered", detail)
+    if gone := sorted(set(accepted) - {held.id for held in signed}):
+        detail = f"its signature {gone[0]} is accepted by its trail, and its row is gone"
+        return ChainProblem(document_id, None, None, "altered", detail)
     return None
 
 
@@ -153,14 +177,36 @@ def _signed_by(conn: Connection, document_ids: list[str]) -> dict[str, list[Sign
     """The signature rows of these documents."""
     c = _signatures.c
     signed: dict[str, list[SignedRow]] = {}
-    query = select(c.document_id, c.id, c.manifest_sha256, c.cms, c.manifest).where(
-        c.document_id.in_(document_ids)
-    )
-    for document_id, signature_id, manifest_sha256, cms, manifest in conn.execute(query):
-        digest_of = hashlib.sha256(bytes(cms)).hexdigest()
-        row = SignedRow(signature_id, manifest_sha256, digest_of, bytes(manifest))
+    query = select(
+        c.document_id,
+        c.id,
+        c.manifest_sha256,
+        c.cms,
+        c.manifest,
+        c.certificate_fingerprint,
+        c.mode,
+        c.signed_pdf_sha256,
+        _blobs.c.data,
+    ).select_from(_signatures.outerjoin(_blobs, _blobs.c.sha256 == c.signed_pdf_sha256))
+    query = query.where(c.document_id.in_(document_ids))
+    for row_of in conn.execute(query):
+        document_id, signature_id, manifest_sha256, cms, manifest = row_of[:5]
+        certificate, mode, signed_pdf_sha256, pdf = row_of[5:]
+        texts = [name for name, v in (("cms", cms), ("manifest", manifest)) if not _is_blob(v)]
+        if texts:  # SQL wrote text where bytes belong: named, not a traceback
+            row = SignedRow(signature_id, manifest_sha256, "", b"", held_as_text=texts[0])
+        else:
+            cms_digest = hashlib.sha256(bytes(cms)).hexdigest()
+            row = SignedRow(
+                signature_id, manifest_sha256, cms_digest, bytes(manifest), None,
+                certificate, mode, signed_pdf_sha256, digest_of(pdf),
+            )  # fmt: skip
         signed.setdefault(document_id, []).append(row)
     return signed
+
+
+def _is_blob(value: Any) -> bool:
+    return isinstance(value, bytes | bytearray | memoryview)
 
 
 def _dispatch_moved(

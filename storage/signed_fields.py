@@ -30,9 +30,11 @@ from congvan.states.document import DRAFT, REVIEWED
 from congvan.states.fields import SIGNED, SIGNED_WHEN_SET, SIGNED_WHEN_TRUE
 
 from .audit import AuditRow
-from .tables import Document, ReceivedDocument, Recipient
+from .tables import Attachment, Blob, Document, ReceivedDocument, Recipient
 
 _documents = Document.__table__  # type: ignore[attr-defined]
+_attachments = Attachment.__table__  # type: ignore[attr-defined]
+_blobs = Blob.__table__  # type: ignore[attr-defined]
 _received = ReceivedDocument.__table__  # type: ignore[attr-defined]
 _recipients = Recipient.__table__  # type: ignore[attr-defined]
 # The row's columns a manifest names: the issuing agency and the signed metadata.
@@ -46,6 +48,9 @@ class AsStored:
 
     fields: Mapping[str, Any]  # the issuing agency and the signed metadata, by column
     recipients: tuple[str, ...]  # organ ids, in their order
+    # Its files, in their order: what the manifest names of each, and the digest of the
+    # bytes stored under its name (None: none stored).
+    files: tuple[tuple[dict[str, Any], str | None], ...] = ()
 
 
 def as_stored(conn: Connection, document_ids: Sequence[str]) -> dict[str, AsStored]:
@@ -60,7 +65,35 @@ def as_stored(conn: Connection, document_ids: Sequence[str]) -> dict[str, AsStor
     order = select(r.document_id, r.organ_id).where(r.document_id.in_(list(fields)))
     for doc, organ_id in conn.execute(order.order_by(r.document_id, r.position, r.id)):
         listed[doc].append(organ_id)
-    return {doc: AsStored(values, tuple(listed[doc])) for doc, values in fields.items()}
+    files: dict[str, list[tuple[dict[str, Any], str | None]]] = {doc: [] for doc in fields}
+    a, b = _attachments.c, _blobs.c
+    named = (a.role, a.filename, a.media_type, a.size, a.sha256)
+    query = (
+        select(a.document_id, *named, b.data)
+        .select_from(_attachments.outerjoin(_blobs, b.sha256 == a.sha256))
+        .where(a.document_id.in_(list(fields)))
+        .order_by(a.document_id, a.position, a.id)
+    )
+    for doc, *listing, data in conn.execute(query):
+        entry = dict(zip(_ATTACHMENT_MEMBERS, listing, strict=True))
+        files[doc].append((entry, digest_of(data)))
+    return {
+        doc: AsStored(values, tuple(listed[doc]), tuple(files[doc]))
+        for doc, values in fields.items()
+    }
+
+
+# A manifest's members of each file (actions/signing/manifest.py ATTACHMENT_FIELDS).
+_ATTACHMENT_MEMBERS = ("role", "filename", "media_type", "size", "sha256")
+
+
+def digest_of(data: Any) -> str | None:
+    """The SHA-256 of bytes stored (None: none stored; empty: text where bytes belong)."""
+    if data is None:
+        return None
+    if not isinstance(data, bytes | bytearray | memoryview):
+        return ""  # text where bytes belong: no file's digest
+    return hashlib.sha256(data).hexdigest()
 
 
 def fields_moved(
@@ -101,6 +134,8 @@ def fields_moved(
                 f"the corrections its trail records) says {_shown(expected[name])}: the row "
                 "was changed outside a transition"
             )
+    if problem := _files_moved(signed.get("attachments"), stored.files):
+        return problem
     named = signed.get("recipients")
     if isinstance(named, list) and tuple(named) != stored.recipients:
         return (
@@ -136,15 +171,27 @@ _RECEIVED_COLUMNS = (
     *_RECEIVED_FIELDS.values(),
     "manifest",
     "corrections",
+    "register_year",
+    "register_number",
+    "reason",
 )
 
 
 def as_received(conn: Connection, document_ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
     """The rows of those of ``document_ids`` that are received documents, by column."""
     c = _received.c
-    query = select(c.id, *(c[name] for name in _RECEIVED_COLUMNS)).where(c.id.in_(document_ids))
+    package = _blobs.c.data
+    query = (
+        select(c.id, *(c[name] for name in _RECEIVED_COLUMNS), package)
+        .select_from(_received.outerjoin(_blobs, _blobs.c.sha256 == c.package_sha256))
+        .where(c.id.in_(document_ids))
+    )
     return {
-        row[0]: dict(zip(_RECEIVED_COLUMNS, row[1:], strict=True)) for row in conn.execute(query)
+        row[0]: {
+            **dict(zip(_RECEIVED_COLUMNS, row[1:-1], strict=True)),
+            "package_digest": digest_of(row[-1]),
+        }
+        for row in conn.execute(query)
     }
 
 
@@ -158,6 +205,8 @@ def received_moved(rows: Sequence[AuditRow], stored: Mapping[str, Any]) -> str |
     for member, column in _ARRIVAL.items():
         if member in entry and stored[column] != entry[member]:
             return _moved(column, stored[column], entry[member], "its arrival recorded")
+    if not isinstance(stored["manifest"], bytes | bytearray | memoryview):
+        return "its manifest holds text, where the bytes it arrived with belong"
     manifest = bytes(stored["manifest"])
     if hashlib.sha256(manifest).hexdigest() != entry.get("manifest_sha256"):
         return (
@@ -191,6 +240,54 @@ def received_moved(rows: Sequence[AuditRow], stored: Mapping[str, Any]) -> str |
         kept = None
     if kept != corrections:
         return _moved("corrections", kept, corrections, "the updates its trail agreed to")
+    if stored["package_digest"] != stored["package_sha256"]:
+        what = "gone" if stored["package_digest"] is None else "not the bytes that arrived"
+        return f"its package (the files as they arrived) is {what}"
+    return _handled_moved(rows, stored)
+
+
+def _handled_moved(rows: Sequence[AuditRow], stored: Mapping[str, Any]) -> str | None:
+    """How a received row's incoming register number and refusal reason depart from what
+    its ``register`` and ``refuse`` entries recorded."""
+    register: Any = None
+    reason = ""
+    for row in rows:
+        if row.event == "register":
+            register = json.loads(row.payload).get("register")
+        elif row.event == "refuse":
+            reason = str(json.loads(row.payload).get("reason") or "")
+    if isinstance(register, dict):
+        numbered = {"year": stored["register_year"], "number": stored["register_number"]}
+        if numbered != register:
+            return _moved("incoming register entry", numbered, register, "its registration")
+    elif stored["register_number"] is not None:
+        return _moved("register_number", stored["register_number"], None, "its trail")
+    if (stored["reason"] or "") != reason:
+        return _moved("reason", stored["reason"], reason, "its refusal recorded")
+    return None
+
+
+def _files_moved(signed: Any, files: Sequence[tuple[dict[str, Any], str | None]]) -> str | None:
+    """How a document's files depart from those its manifest names: a file listed
+    otherwise, added or taken away, or its bytes gone or not those signed."""
+    if not isinstance(signed, list):
+        return None  # a manifest of another form: held by its digest alone
+    listed = [entry for entry, _digest in files]
+    if listed != signed:
+        shown = ", ".join(str(e.get("filename")) for e in listed) or "none"
+        named = ", ".join(str(e.get("filename")) for e in signed if isinstance(e, dict))
+        return (
+            f"its files are listed as {shown}, what was signed names {named or 'none'} "
+            "(or names them otherwise): they were changed outside a transition"
+        )
+    for entry, digest in files:
+        if digest is None:
+            return f"its file {entry['filename']} is gone: its bytes are stored no more"
+        if digest != entry["sha256"]:
+            return (
+                f"its file {entry['filename']} is not the bytes signed (their SHA-256 is "
+                f"{digest or 'of no bytes'}): they were changed outside a transition"
+            )
     return None
 
 

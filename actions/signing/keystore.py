@@ -587,7 +587,7 @@ def trust_material(
     listed = {agency: uow.signatures.listed_fingerprints(agency) for agency in set(agencies)}
     return TrustMaterial(
         roots=roots,
-        crls=ourcrls.believed(uow, uow.signatures.latest_crls(), _held_ca),
+        crls=ourcrls.believed(uow, ourcrls.readable(uow.signatures.latest_crls()), _held_ca),
         ignored=ignored,
         listed=listed,
         intermediates=intermediates,

@@ -98,6 +98,20 @@ def _key_id(extensions: x509.Extensions) -> bytes | None:
 _parsed_crls: dict[bytes, x509.CertificateRevocationList] = {}
 
 
+def readable(crls: list[bytes]) -> list[bytes]:
+    """The CRLs that parse; one damaged in the database (SQL, a bad disk) counts as no CRL,
+    so that what it would judge is ``revocation_unknown``, never a traceback."""
+    kept = []
+    for der in crls:
+        try:
+            _parsed_crl(der)
+        except (ValueError, TypeError):
+            log.warning("a stored CRL cannot be read: counted as none")
+            continue
+        kept.append(der)
+    return kept
+
+
 def _parsed_crl(der: bytes) -> x509.CertificateRevocationList:
     crl = _parsed_crls.get(der)
     if crl is None:

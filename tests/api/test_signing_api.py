@@ -1238,6 +1238,31 @@ def _signed_then(api: Api, sql: str, params: dict[str, Any]) -> tuple[str, dict[
             "'UBND', 'UBNX') AS BLOB) WHERE document_id = :doc",
             "covers another manifest than its trail accepted",
         ),
+        (
+            "UPDATE attachments SET filename = 'khac.pdf' WHERE document_id = :doc",
+            "its files are listed as khac.pdf",
+        ),
+        (
+            "UPDATE blobs SET data = CAST('%PDF-1.7 other' AS BLOB) WHERE sha256 = "
+            "(SELECT sha256 FROM attachments WHERE document_id = :doc AND role = 'main')",
+            "is not the bytes signed",
+        ),
+        (
+            "UPDATE blobs SET data = CAST('%PDF-1.7 other' AS BLOB) WHERE sha256 = "
+            "(SELECT signed_pdf_sha256 FROM signatures WHERE document_id = :doc)",
+            "signed PDF is not the bytes signed",
+        ),
+        ("DELETE FROM signatures WHERE document_id = :doc", "and its row is gone"),
+        (
+            "UPDATE signatures SET certificate_fingerprint = 'ab' || substr("
+            "certificate_fingerprint, 3) WHERE document_id = :doc",
+            "(certificate differ)",
+        ),
+        ("UPDATE signatures SET mode = 'upload' WHERE document_id = :doc", "(mode differ)"),
+        (
+            "UPDATE signatures SET manifest = CAST(manifest AS TEXT) WHERE document_id = :doc",
+            "holds text in manifest",
+        ),
     ],
     ids=[
         "subject",
@@ -1249,6 +1274,13 @@ def _signed_then(api: Api, sql: str, params: dict[str, Any]) -> tuple[str, dict[
         "recipient-removed",
         "recipient-changed",
         "manifest",
+        "file-renamed",
+        "file-bytes",
+        "signed-pdf-bytes",
+        "signature-deleted",
+        "certificate",
+        "mode",
+        "manifest-as-text",
     ],
 )
 def test_a_signed_documents_row_changed_by_sql_breaks_its_chain(

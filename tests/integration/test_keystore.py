@@ -19,6 +19,7 @@ from sqlalchemy import event, text
 from congvan.actions.signing import issuers, keystore, pki
 from congvan.actions.signing.description import describe
 from congvan.states.errors import AlreadyExists, CongvanError, InvalidInput, NotFound
+from congvan.storage import signatures as signatures_module
 from congvan.storage.ids import new_id
 from congvan.storage.signatures import CertificateRow
 from congvan.workflow import directory
@@ -227,6 +228,24 @@ def test_the_crls_in_force_are_looked_up_each_time_and_their_der_read_once(
         assert len(der_reads) == 3
     finally:
         event.remove(runtime.db, "before_cursor_execute", count)
+
+
+def test_a_crl_damaged_in_the_database_counts_as_none_not_a_traceback(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given our CA's CRL published, then its DER damaged by SQL (or a bad disk)
+    setup_signer(runtime)
+    with runtime.uow() as uow:
+        keystore.publish_crl(uow, passphrase=PASS, now=runtime.clock())
+        uow.commit()
+    with runtime.uow() as uow:
+        uow.conn.execute(text("UPDATE revocation_lists SET der = :junk"), {"junk": b"0\x82junk"})
+        uow.commit()
+    monkeypatch.setattr(signatures_module, "_CRL_CACHE", signatures_module._CrlCache())
+
+    # Then the trust material holds no CRL of it (what it judged is revocation_unknown)
+    with runtime.uow(readonly=True) as uow:
+        assert keystore.trust_material(uow, runtime.trust).crls == []
 
 
 def test_only_signers_with_a_name_and_position_get_certificates(runtime: Runtime) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from congvan.actions.context import SYSTEM
 from congvan.states.errors import (
@@ -321,8 +321,22 @@ def test_a_received_documents_row_moved_by_sql_is_named_by_the_audit_check(
         ({"corrections": '{"subject": "V/v khác"}'}, "its corrections says"),
         ({"manifest": b'{"format":"congvan-manifest/1"}'}, "its manifest is not the one"),
         ({"agency_id": OTHER_AGENCY_ID}, "its agency_id says"),
+        ({"register_number": 7}, "its incoming register entry says"),
+        ({"register_number": None, "register_year": None}, "its incoming register entry"),
+        ({"reason": "Lý do giả"}, "its reason says 'Lý do giả'"),
     ],
-    ids=["subject", "number", "urgency", "sender", "corrections", "manifest", "agency"],
+    ids=[
+        "subject",
+        "number",
+        "urgency",
+        "sender",
+        "corrections",
+        "manifest",
+        "agency",
+        "register-number",
+        "register-cleared",
+        "reason",
+    ],
 )
 def test_a_received_documents_metadata_changed_by_sql_is_named_by_the_audit_check(
     receiving: Runtime, values: dict[str, Any], detail: str
@@ -344,3 +358,46 @@ def test_a_received_documents_metadata_changed_by_sql_is_named_by_the_audit_chec
         [(chain, problem)] = list(uow.audit.verify(doc.id))
     assert problem is not None and (chain, problem.problem) == (doc.id, "altered")
     assert detail in problem.detail, problem.detail
+
+
+@pytest.mark.parametrize(
+    ("sql", "detail"),
+    [
+        ("UPDATE blobs SET data = :other WHERE sha256 = :package", "is not the"),
+        (
+            "DELETE FROM blobs WHERE sha256 = :package",
+            "its package (the files as they arrived) is gone",
+        ),
+    ],
+    ids=["changed", "deleted"],
+)
+def test_a_received_package_changed_or_removed_by_sql_is_named_by_the_audit_check(
+    receiving: Runtime, sql: str, detail: str
+) -> None:
+    # Given a received document, the package it arrived in stored with it
+    doc, _stored = receiving.engine.receive(arrival())
+
+    # When SQL changes or removes the package's bytes
+    with receiving.uow() as uow:
+        uow.conn.execute(text(sql), {"package": doc.package_sha256, "other": b"PK other"})
+        uow.commit()
+
+    # Then its chain is altered at its head: the files it holds are not those that came
+    with receiving.uow(readonly=True) as uow:
+        [(_chain, problem)] = list(uow.audit.verify(doc.id))
+    assert problem is not None and problem.problem == "altered"
+    assert detail in problem.detail, problem.detail
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"])  # PostgreSQL keeps a bytea column's type
+def test_text_written_where_a_received_manifest_belongs_is_named_not_a_traceback(
+    receiving: Runtime,
+) -> None:
+    doc, _stored = receiving.engine.receive(arrival())
+    with receiving.uow() as uow:
+        sql = "UPDATE received_documents SET manifest = CAST(manifest AS TEXT) WHERE id = :id"
+        uow.conn.execute(text(sql), {"id": doc.id})
+        uow.commit()
+    with receiving.uow(readonly=True) as uow:
+        [(_chain, problem)] = list(uow.audit.verify(doc.id))
+    assert problem is not None and "its manifest holds text" in problem.detail
