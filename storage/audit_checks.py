@@ -220,9 +220,17 @@ def _dispatch_moved(
     to pending by its document's ``resend`` (naming its recipients, ``resent_to``) or by
     an escalation's ``act resend`` (in the escalation's chain, naming the dispatch)."""
     ends: dict[str, tuple[str, datetime]] = {}
+    organs: dict[str, str] = {}  # who each dispatch goes to, as the trail names it
     for row in rows:
         if row.event.startswith(AUDIT_PREFIX):
-            ends[str(json.loads(row.payload).get("dispatch_id"))] = (row.to_state, row.at)
+            payload = json.loads(row.payload)
+            ends[str(payload.get("dispatch_id"))] = (row.to_state, row.at)
+            if isinstance(payload.get("organ_id"), str):
+                organs[str(payload.get("dispatch_id"))] = payload["organ_id"]
+        elif row.event == "send":
+            named = json.loads(row.payload).get("dispatches")
+            if isinstance(named, dict):
+                organs.update({str(d): str(o) for o, d in named.items()})
         elif row.event == "resend":
             again = set(json.loads(row.payload).get("resent_to") or ())
             for dispatch_id in sent.sending:
@@ -230,6 +238,12 @@ def _dispatch_moved(
                 if organ_id in again and ends.get(dispatch_id, ("",))[0] == FAILED:
                     ends[dispatch_id] = (DISPATCH.initial, row.at)
     for dispatch_id, (organ_id, state) in sorted(sent.rows.items()):
+        if organs.get(dispatch_id, organ_id) != organ_id:
+            detail = (
+                f"its dispatch {dispatch_id} says it goes to {organ_id}, its trail to "
+                f"{organs[dispatch_id]}: the row was changed outside a transition"
+            )
+            return ChainProblem(document_id, None, None, "altered", detail)
         trail, since = ends.get(dispatch_id, (DISPATCH.initial, None))
         if (
             trail == FAILED

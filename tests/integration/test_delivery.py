@@ -38,6 +38,7 @@ from congvan.workflow.serving import serve_in_thread
 from tests.exchange_world import members
 from tests.factories import (
     actor,
+    chain_problems,
     document_row,
 )
 from tests.installations import PASS, A, B, Pair, serving_inbox
@@ -882,6 +883,15 @@ def test_the_document_shows_each_recipients_progress_as_its_status_code(
     # And each status names who did it there, when B knows them (QCVN 102's StaffInfo)
     [dispatch] = sender_api.client.get(f"/v1/documents/{doc}").json()["dispatches"]
     assert [r["staff"] for r in dispatch["reported"]] == ["Nguyễn Thị Lan, Văn thư", None]
+
+    # And its dispatch is held to whom its trail sent it: moved to another agency by SQL,
+    # its document's chain is altered
+    assert chain_problems(pair.sender) == {}
+    with pair.sender.uow() as uow:
+        sql = "UPDATE dispatches SET organ_id = '000.00.99.H57' WHERE document_id = :doc"
+        uow.conn.execute(text(sql), {"doc": doc})
+        uow.commit()
+    assert "says it goes to 000.00.99.H57" in chain_problems(pair.sender)[doc].detail
 
 
 def test_a_status_message_from_another_agency_than_the_recipient_is_refused(
